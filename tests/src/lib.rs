@@ -1,0 +1,1 @@
+//! Cross-crate tests: UI tests, conformance and fault injection live in `tests/tests/`.

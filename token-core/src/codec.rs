@@ -1,0 +1,264 @@
+//! The codec traits `#[token_endpoint]` implements, and the one driver that turns an HTTP
+//! answer into a `TokenSet` or a classified error.
+//!
+//! Codecs do no I/O: they map between endpoint types and `http::Request<Vec<u8>>` /
+//! `http::Response<Vec<u8>>`, in both directions, so the client and the server side (the
+//! issuer, the sandbox, an Alipay+ MPP) share one definition.
+
+use std::time::Duration;
+
+use http::{HeaderMap, StatusCode};
+use time::OffsetDateTime;
+
+use crate::error::{EndpointError, ErrorKind, ProviderError};
+use crate::secret::{AccessToken, AuthCode, RefreshToken};
+use crate::token_set::{Extras, TokenSet};
+
+/// Where the values of a client-side request come from: the provider config and the
+/// session's current secrets.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct RequestContext<'a, C: ?Sized> {
+    /// The provider's configuration (base URL, client id, partner id, keys...).
+    pub config: &'a C,
+    /// The session's current refresh token.
+    pub refresh_token: Option<&'a RefreshToken>,
+    /// The session's current access token (Paymentsgate sends it on refresh).
+    pub access_token: Option<&'a AccessToken>,
+    /// An application-level token another endpoint needs (Maya's app token).
+    pub app_token: Option<&'a AccessToken>,
+    /// An authorization code being exchanged.
+    pub auth_code: Option<&'a AuthCode>,
+    /// The PKCE code verifier that goes with `auth_code`.
+    pub code_verifier: Option<&'a str>,
+}
+
+impl<'a, C: ?Sized> RequestContext<'a, C> {
+    /// A context with only the config.
+    pub fn new(config: &'a C) -> Self {
+        Self {
+            config,
+            refresh_token: None,
+            access_token: None,
+            app_token: None,
+            auth_code: None,
+            code_verifier: None,
+        }
+    }
+
+    /// A context for refreshing `set`: its refresh and access tokens.
+    pub fn for_refresh<X>(config: &'a C, set: &'a TokenSet<X>) -> Self {
+        Self {
+            refresh_token: set.refresh_token.as_ref(),
+            access_token: Some(&set.access_token),
+            ..Self::new(config)
+        }
+    }
+
+    /// Sets the app token.
+    pub fn with_app_token(mut self, token: &'a AccessToken) -> Self {
+        self.app_token = Some(token);
+        self
+    }
+
+    /// Sets the authorization code (and PKCE verifier).
+    pub fn with_auth_code(mut self, code: &'a AuthCode, verifier: Option<&'a str>) -> Self {
+        self.auth_code = Some(code);
+        self.code_verifier = verifier;
+        self
+    }
+
+    /// The refresh token, or an error saying the session has none.
+    pub fn refresh_token(&self) -> Result<&'a RefreshToken, EndpointError> {
+        self.refresh_token.ok_or_else(|| missing("refresh token"))
+    }
+
+    /// The access token, or an error saying the session has none.
+    pub fn access_token(&self) -> Result<&'a AccessToken, EndpointError> {
+        self.access_token.ok_or_else(|| missing("access token"))
+    }
+
+    /// The app token, or an error saying none was given.
+    pub fn app_token(&self) -> Result<&'a AccessToken, EndpointError> {
+        self.app_token.ok_or_else(|| missing("app token"))
+    }
+
+    /// The authorization code, or an error saying none was given.
+    pub fn auth_code(&self) -> Result<&'a AuthCode, EndpointError> {
+        self.auth_code.ok_or_else(|| missing("authorization code"))
+    }
+}
+
+fn missing(what: &str) -> EndpointError {
+    EndpointError::Encode(format!("the request needs a {what} and the session has none"))
+}
+
+/// Builds a request from a [`RequestContext`].
+pub trait FromContext<C: ?Sized>: Sized {
+    /// Builds the request.
+    fn from_context(cx: &RequestContext<'_, C>) -> Result<Self, EndpointError>;
+}
+
+/// A failure to read a request on the server side; answered with the provider's own
+/// "invalid request" error.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid request: {0}")]
+pub struct RequestError(pub String);
+
+/// One endpoint: a request type tied to its token answer and error answer.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a token endpoint",
+    note = "annotate the request struct with `#[token_endpoint(post = \"/path\", response = ..., error = ...)]`"
+)]
+pub trait Endpoint: Sized {
+    /// The success answer.
+    type Response: TokenResponse;
+    /// The error answer.
+    type Error: ErrorResponse;
+    /// The HTTP method.
+    const METHOD: http::Method;
+    /// The path, relative to the provider's base URL.
+    const PATH: &'static str;
+
+    /// Client side: encodes the request against `base_url`.
+    fn encode_request(&self, base_url: &url::Url) -> Result<http::Request<Vec<u8>>, EndpointError>;
+
+    /// Server side: decodes a request the client encoded.
+    fn decode_request(request: &http::Request<Vec<u8>>) -> Result<Self, RequestError>;
+
+    /// The raw secrets this request carries, so an error body echoing one can be scrubbed.
+    fn secrets(&self) -> Vec<&str> {
+        Vec::new()
+    }
+}
+
+/// The success answer of an endpoint.
+pub trait TokenResponse: Sized {
+    /// The typed extras the answer carries.
+    type Extras: Extras;
+
+    /// Reads the answer body (JSON, whatever its content type).
+    fn decode_body(body: &[u8]) -> Result<Self, String>;
+    /// Writes the answer body (server side).
+    fn encode_body(&self) -> Vec<u8>;
+    /// Converts to a token set, expiry made absolute against `now`.
+    fn into_token_set(self, now: OffsetDateTime) -> Result<TokenSet<Self::Extras>, String>;
+    /// Converts from a token set, expiry made relative to `now` where the format needs it
+    /// (server side).
+    fn from_token_set(set: &TokenSet<Self::Extras>, now: OffsetDateTime) -> Self;
+}
+
+/// The error answer of an endpoint, and how each of its codes is classified.
+pub trait ErrorResponse: Sized {
+    /// Reads an error answer; `None` when the body is not one. Called for every status,
+    /// because some providers answer errors with 200 (a result envelope, an RFC 6749 error).
+    fn decode_error(status: StatusCode, body: &[u8]) -> Option<Self>;
+    /// The provider's code.
+    fn code(&self) -> String;
+    /// The provider's message.
+    fn message(&self) -> Option<String>;
+    /// The classification of this answer arriving with `status`.
+    fn kind(&self, status: StatusCode) -> ErrorKind;
+    /// Writes the answer (server side): status and body.
+    fn encode_error(&self) -> (StatusCode, Vec<u8>);
+}
+
+/// Client side: turns an HTTP answer into a token set or a classified error.
+///
+/// An error body the endpoint recognises wins, whatever the status; then 5xx and 429 are
+/// transient (with `Retry-After`), any other non-2xx is classified by its status, and a 2xx
+/// that cannot be read is `OutcomeUnknown` (the provider may already have rotated).
+pub fn decode_response<E: Endpoint>(
+    response: &http::Response<Vec<u8>>,
+    now: OffsetDateTime,
+    known_secrets: &[&str],
+) -> Result<TokenSet<<E::Response as TokenResponse>::Extras>, EndpointError> {
+    let status = response.status();
+    let body = response.body();
+    let retry_after = retry_after(response.headers(), now);
+    if let Some(error) = E::Error::decode_error(status, body) {
+        let mut kind = error.kind(status);
+        // A server failure is not a verdict on the token, whatever code it carries.
+        if (status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS)
+            && kind != ErrorKind::OutcomeUnknown
+        {
+            kind = ErrorKind::Transient;
+        }
+        let message = error
+            .message()
+            .map(|m| crate::redact::scrub_body(m.as_bytes(), known_secrets));
+        return Err(ProviderError {
+            kind,
+            status,
+            code: error.code(),
+            message,
+            retry_after,
+        }
+        .into());
+    }
+    if !status.is_success() {
+        let kind = ErrorKind::from_status(status);
+        if kind == ErrorKind::Transient {
+            return Err(ProviderError::new(kind, status, status.as_u16().to_string())
+                .with_message(crate::redact::scrub_body(body, known_secrets))
+                .with_retry_after(retry_after)
+                .into());
+        }
+        return Err(EndpointError::parse(status, "unexpected HTTP status", body, known_secrets));
+    }
+    let decoded = E::Response::decode_body(body)
+        .map_err(|reason| EndpointError::parse(status, reason, body, known_secrets))?;
+    decoded
+        .into_token_set(now)
+        .map_err(|reason| EndpointError::parse(status, reason, body, known_secrets))
+}
+
+/// Server side: encodes a success answer.
+pub fn encode_response<R: TokenResponse>(response: &R) -> http::Response<Vec<u8>> {
+    json_response(StatusCode::OK, response.encode_body())
+}
+
+/// Server side: encodes an error answer.
+pub fn encode_error<R: ErrorResponse>(error: &R) -> http::Response<Vec<u8>> {
+    let (status, body) = error.encode_error();
+    json_response(status, body)
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> http::Response<Vec<u8>> {
+    let mut response = http::Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Reads `Retry-After` as seconds or an HTTP date.
+pub fn retry_after(headers: &HeaderMap, now: OffsetDateTime) -> Option<Duration> {
+    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    let at = OffsetDateTime::from(at);
+    Some(Duration::try_from(at - now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let now = datetime!(2026-01-01 00:00 UTC);
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(7)));
+        headers.insert(http::header::RETRY_AFTER, "Thu, 01 Jan 2026 00:00:30 GMT".parse().unwrap());
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(30)));
+        headers.insert(http::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&headers, now), None);
+    }
+}

@@ -1,0 +1,352 @@
+//! Errors, and the one classification that decides what the manager does with each.
+//!
+//! Deciding *what kind* of failure something is lives here ([`ErrorKind`]); deciding *when* to
+//! retry lives in the manager's backoff policy.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+
+/// What a failure means for the session, and so what the manager does with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The refresh token is invalid or expired: stop, and tell the application, which may
+    /// need to send the user through authorization again.
+    ReauthRequired,
+    /// 5xx, 429, a connection that could not be made: back off and retry.
+    Transient,
+    /// The request was sent but its answer was lost or unreadable (Alipay+ status `U`): the
+    /// provider may have rotated. Retried with the same refresh token only inside the
+    /// provider's reuse window.
+    OutcomeUnknown,
+    /// The client itself is wrong: bad client credentials, signature, configuration.
+    Misconfigured,
+    /// Any other definitive refusal. Never retried.
+    Rejected,
+}
+
+impl ErrorKind {
+    /// The snake_case name (`reauth_required`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReauthRequired => "reauth_required",
+            Self::Transient => "transient",
+            Self::OutcomeUnknown => "outcome_unknown",
+            Self::Misconfigured => "misconfigured",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    /// The kind an HTTP status implies when the body says nothing more useful.
+    pub fn from_status(status: StatusCode) -> Self {
+        match status.as_u16() {
+            408 | 425 | 429 => Self::Transient,
+            s if s >= 500 => Self::Transient,
+            s if (200..300).contains(&s) => Self::OutcomeUnknown,
+            _ => Self::Rejected,
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A provider's decoded error answer: its own code and message, classified.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}: provider answered HTTP {status} `{code}`{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+#[non_exhaustive]
+pub struct ProviderError {
+    /// What the manager does about it.
+    pub kind: ErrorKind,
+    /// The HTTP status of the answer (200 for a result envelope).
+    pub status: StatusCode,
+    /// The provider's own error code (`invalid_grant`, `INVALID_REFRESH_TOKEN`).
+    pub code: String,
+    /// The provider's message, with any secret removed.
+    pub message: Option<String>,
+    /// How long the provider asked us to wait (`Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl ProviderError {
+    /// A provider error with no message and no `Retry-After`.
+    pub fn new(kind: ErrorKind, status: StatusCode, code: impl Into<String>) -> Self {
+        Self { kind, status, code: code.into(), message: None, retry_after: None }
+    }
+
+    /// Sets the message.
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
+    /// Sets the `Retry-After` delay.
+    pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+}
+
+/// A failure of one endpoint call before transport or after it: encoding the request,
+/// the provider's error answer, or an answer that could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EndpointError {
+    /// The provider answered with an error.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// The provider's answer could not be read (malformed JSON, an HTML page, a missing
+    /// field, a wrongly typed field). A 2xx we cannot read is `OutcomeUnknown`: the provider
+    /// may have rotated.
+    #[error("{kind}: could not read the provider's answer (HTTP {status}): {reason}")]
+    Parse {
+        /// What the manager does about it.
+        kind: ErrorKind,
+        /// The HTTP status of the answer.
+        status: StatusCode,
+        /// What was wrong.
+        reason: String,
+        /// The raw body, cut and with secrets removed (see [`crate::redact::scrub_body`]).
+        body: String,
+    },
+    /// The request could not be built (a config value that is not a valid header, ...).
+    #[error("misconfigured: could not encode the request: {0}")]
+    Encode(String),
+    /// A signature on the answer did not verify.
+    #[error("misconfigured: the answer's signature did not verify: {0}")]
+    Signature(String),
+}
+
+impl EndpointError {
+    /// The classification.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Provider(e) => e.kind,
+            Self::Parse { kind, .. } => *kind,
+            Self::Encode(_) | Self::Signature(_) => ErrorKind::Misconfigured,
+        }
+    }
+
+    /// A parse failure classified by the status it came with.
+    pub fn parse(status: StatusCode, reason: impl fmt::Display, body: &[u8], known_secrets: &[&str]) -> Self {
+        Self::Parse {
+            kind: ErrorKind::from_status(status),
+            status,
+            reason: reason.to_string(),
+            body: crate::redact::scrub_body(body, known_secrets),
+        }
+    }
+}
+
+/// A failure to exchange bytes with the provider.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}: transport: {message}")]
+#[non_exhaustive]
+pub struct TransportError {
+    /// `Transient` when the request surely never reached the provider (connect refused),
+    /// `OutcomeUnknown` once it may have.
+    pub kind: ErrorKind,
+    /// What happened, without URL or secret.
+    pub message: String,
+}
+
+impl TransportError {
+    /// The request never left: safe to retry.
+    pub fn not_sent(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Transient, message: message.into() }
+    }
+
+    /// The request may have been processed; its answer is lost.
+    pub fn answer_lost(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::OutcomeUnknown, message: message.into() }
+    }
+}
+
+/// A token store failed.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Compare-and-swap lost: the record is not at the expected version.
+    #[error("store: version conflict (expected {expected:?}, found {found:?})")]
+    Conflict {
+        /// The version the writer expected (`None`: absent).
+        expected: Option<u64>,
+        /// The version found (`None`: absent).
+        found: Option<u64>,
+    },
+    /// A stored record could not be read back.
+    #[error("store: corrupt record: {0}")]
+    Corrupt(String),
+    /// The backend failed (I/O, database unreachable).
+    #[error("store: {message}")]
+    Backend {
+        /// What failed, without secrets.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl StoreError {
+    /// A backend failure wrapping `source`.
+    pub fn backend(message: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend { message: message.into(), source: Some(Arc::new(source)) }
+    }
+}
+
+/// What the application needs to restore a session that can no longer be refreshed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reauth {
+    /// The session that needs authorization.
+    pub session: String,
+    /// The provider's code, when it gave one (`invalid_grant`, `EXPIRED_REFRESH_TOKEN`).
+    pub code: Option<String>,
+    /// Why, in words, without secrets.
+    pub reason: String,
+    /// Where to send the user (Maya Connect's authorize URL), when the provider has one.
+    pub authorize_url: Option<String>,
+}
+
+impl Reauth {
+    /// A re-auth signal for `session`.
+    pub fn new(session: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { session: session.into(), code: None, reason: reason.into(), authorize_url: None }
+    }
+}
+
+impl fmt::Display for Reauth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "session `{}` must be authorized again: {}", self.session, self.reason)?;
+        if let Some(code) = &self.code {
+            write!(f, " (`{code}`)")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every error the library returns.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An endpoint call failed: the provider's error, or an unreadable answer.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// Bytes could not be exchanged with the provider.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The session's refresh token is dead; it was removed from the store.
+    #[error("reauth_required: {0}")]
+    ReauthRequired(Reauth),
+    /// No tokens are stored for the session and the provider cannot obtain any without a user.
+    #[error("reauth_required: no tokens for session `{session}`")]
+    NoTokens {
+        /// The session.
+        session: String,
+        /// Where to send the user, when the provider has one.
+        authorize_url: Option<String>,
+    },
+    /// The token store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Retrying stopped at its attempt or time bound; the last failure is inside.
+    #[error("gave up after {attempts} attempts: {last}")]
+    RetriesExhausted {
+        /// How many calls were made.
+        attempts: u32,
+        /// The last failure.
+        last: Box<Error>,
+    },
+    /// The library or provider was set up wrongly.
+    #[error("misconfigured: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// The classification that decides what the manager and the application do.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Endpoint(e) => e.kind(),
+            Self::Transport(e) => e.kind,
+            Self::ReauthRequired(_) | Self::NoTokens { .. } => ErrorKind::ReauthRequired,
+            Self::Store(_) => ErrorKind::Transient,
+            Self::RetriesExhausted { last, .. } => last.kind(),
+            Self::Config(_) => ErrorKind::Misconfigured,
+        }
+    }
+
+    /// How long the provider asked to wait before the next attempt, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Endpoint(EndpointError::Provider(e)) => e.retry_after,
+            Self::RetriesExhausted { last, .. } => last.retry_after(),
+            _ => None,
+        }
+    }
+
+    /// The provider's own error code, if the provider gave one.
+    pub fn provider_code(&self) -> Option<&str> {
+        match self {
+            Self::Endpoint(EndpointError::Provider(e)) => Some(&e.code),
+            Self::ReauthRequired(r) => r.code.as_deref(),
+            Self::RetriesExhausted { last, .. } => last.provider_code(),
+            _ => None,
+        }
+    }
+
+    /// The re-auth signal, when this error is one.
+    pub fn reauth(&self) -> Option<&Reauth> {
+        match self {
+            Self::ReauthRequired(r) => Some(r),
+            Self::RetriesExhausted { last, .. } => last.reauth(),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_alone_classifies_conservatively() {
+        assert_eq!(ErrorKind::from_status(StatusCode::SERVICE_UNAVAILABLE), ErrorKind::Transient);
+        assert_eq!(ErrorKind::from_status(StatusCode::TOO_MANY_REQUESTS), ErrorKind::Transient);
+        assert_eq!(ErrorKind::from_status(StatusCode::BAD_REQUEST), ErrorKind::Rejected);
+        assert_eq!(ErrorKind::from_status(StatusCode::UNAUTHORIZED), ErrorKind::Rejected);
+        assert_eq!(ErrorKind::from_status(StatusCode::OK), ErrorKind::OutcomeUnknown);
+    }
+
+    #[test]
+    fn parse_errors_keep_a_scrubbed_body() {
+        let err = EndpointError::parse(
+            StatusCode::OK,
+            "missing field `access_token`",
+            br#"{"refresh_token":"RT-LEAK","oops":1}"#,
+            &[],
+        );
+        assert_eq!(err.kind(), ErrorKind::OutcomeUnknown);
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("RT-LEAK"), "{shown}");
+        assert!(shown.contains("oops"));
+    }
+
+    #[test]
+    fn nested_errors_keep_kind_code_and_retry_after() {
+        let provider = ProviderError::new(ErrorKind::Transient, StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            .with_retry_after(Some(Duration::from_secs(7)));
+        let err = Error::RetriesExhausted { attempts: 3, last: Box::new(EndpointError::from(provider).into()) };
+        assert_eq!(err.kind(), ErrorKind::Transient);
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(err.provider_code(), Some("rate_limited"));
+        assert_eq!(err.to_string(), "gave up after 3 attempts: transient: provider answered HTTP 429 Too Many Requests `rate_limited`");
+    }
+}

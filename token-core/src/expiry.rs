@@ -1,0 +1,237 @@
+//! Turning whatever a provider sends about expiry into absolute instants.
+//!
+//! Providers send `expires_in` seconds (a number, a string or null), UNIX seconds, RFC 3339
+//! with an offset, or nothing but a JWT whose `exp` claim says it. All become `OffsetDateTime`.
+
+use std::fmt;
+
+use base64::Engine as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+
+/// Lifetime in seconds from the moment of the response, as `expires_in` carries it.
+///
+/// Deserializes from a number (`3600`, `3600.0`), a numeric string (`"3600"`) or `null`
+/// (no lifetime given). Serializes as a number, or `null`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExpiresIn(pub Option<u64>);
+
+impl ExpiresIn {
+    /// The absolute instant `now + self`, if a lifetime was given.
+    pub fn at(self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        self.0.map(|secs| now + Duration::seconds(secs.min(i64::MAX as u64) as i64))
+    }
+
+    /// The lifetime left from `now` until `at`, rounded down, zero if already past.
+    pub fn until(at: OffsetDateTime, now: OffsetDateTime) -> Self {
+        Self(Some((at - now).whole_seconds().max(0) as u64))
+    }
+}
+
+impl Serialize for ExpiresIn {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(secs) => serializer.serialize_u64(secs),
+            None => serializer.serialize_none(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ExpiresIn {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match NumberOrString::deserialize(deserializer)? {
+            NumberOrString::Null => Ok(Self(None)),
+            other => other.seconds().map(|s| Self(Some(s))).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// An absolute instant sent as UNIX seconds (a number or a numeric string).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnixTime(pub OffsetDateTime);
+
+impl Serialize for UnixTime {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i64(self.0.unix_timestamp())
+    }
+}
+
+impl<'de> Deserialize<'de> for UnixTime {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let secs = NumberOrString::deserialize(deserializer)?
+            .seconds()
+            .map_err(serde::de::Error::custom)?;
+        from_unix(secs as i64).map(Self).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An absolute instant sent as RFC 3339 / ISO 8601 with an offset
+/// (`2022-06-06T12:12:12+08:00`). The offset is kept, so it serializes back as it came.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Iso8601(pub OffsetDateTime);
+
+impl Serialize for Iso8601 {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let text = self.0.format(&Rfc3339).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(&text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Iso8601 {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_rfc3339(&text).map(Self).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses RFC 3339 / ISO 8601 with an offset.
+pub fn parse_rfc3339(text: &str) -> Result<OffsetDateTime, ExpiryError> {
+    OffsetDateTime::parse(text.trim(), &Rfc3339).map_err(|_| ExpiryError::NotRfc3339)
+}
+
+/// Formats an instant as RFC 3339 (`2022-06-06T04:12:12Z` for UTC).
+pub fn format_rfc3339(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+/// The instant of `secs` UNIX seconds.
+pub fn from_unix(secs: i64) -> Result<OffsetDateTime, ExpiryError> {
+    OffsetDateTime::from_unix_timestamp(secs).map_err(|_| ExpiryError::OutOfRange)
+}
+
+/// The `exp` claim of a JWT, read without verifying the signature.
+///
+/// Only for scheduling a refresh of one's own token: never trust an unverified claim for
+/// anything else. Returns `None` when the value is not a JWT or has no numeric `exp`.
+pub fn jwt_exp(token: &str) -> Option<OffsetDateTime> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    #[derive(Deserialize)]
+    struct Claims {
+        exp: Option<serde_json::Value>,
+    }
+    let claims: Claims = serde_json::from_slice(&bytes).ok()?;
+    let secs = match claims.exp? {
+        serde_json::Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64))?,
+        serde_json::Value::String(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    from_unix(secs).ok()
+}
+
+/// Why an expiry value could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExpiryError {
+    /// Not a number of seconds (negative, fractional nonsense, or not numeric text).
+    #[error("expected a whole number of seconds")]
+    NotSeconds,
+    /// Not RFC 3339 / ISO 8601 with an offset.
+    #[error("expected an RFC 3339 / ISO 8601 date-time with an offset")]
+    NotRfc3339,
+    /// Outside the representable range of date-times.
+    #[error("date-time out of range")]
+    OutOfRange,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrString {
+    Null,
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl NumberOrString {
+    fn seconds(self) -> Result<u64, ExpiryError> {
+        match self {
+            Self::Unsigned(n) => Ok(n),
+            Self::Signed(n) => u64::try_from(n).map_err(|_| ExpiryError::NotSeconds),
+            Self::Null => Err(ExpiryError::NotSeconds),
+            Self::Float(f) if f.is_finite() && f >= 0.0 && f < u64::MAX as f64 => Ok(f as u64),
+            Self::Float(_) => Err(ExpiryError::NotSeconds),
+            Self::Text(text) => {
+                let text = text.trim();
+                text.parse::<u64>()
+                    .ok()
+                    .or_else(|| {
+                        text.parse::<f64>()
+                            .ok()
+                            .filter(|f| f.is_finite() && *f >= 0.0 && *f < u64::MAX as f64)
+                            .map(|f| f as u64)
+                    })
+                    .ok_or(ExpiryError::NotSeconds)
+            }
+        }
+    }
+}
+
+impl fmt::Display for ExpiresIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(secs) => write!(f, "{secs}s"),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn expires_in_accepts_number_string_and_null() {
+        let parse = |s: &str| serde_json::from_str::<ExpiresIn>(s);
+        assert_eq!(parse("3600").unwrap(), ExpiresIn(Some(3600)));
+        assert_eq!(parse("3600.0").unwrap(), ExpiresIn(Some(3600)));
+        assert_eq!(parse(r#""3600""#).unwrap(), ExpiresIn(Some(3600)));
+        assert_eq!(parse(r#"" 86400 ""#).unwrap(), ExpiresIn(Some(86400)));
+        assert_eq!(parse("null").unwrap(), ExpiresIn(None));
+        assert!(parse("-5").is_err());
+        assert!(parse(r#""soon""#).is_err());
+        assert!(parse("{}").is_err());
+    }
+
+    #[test]
+    fn expires_in_is_relative_to_now() {
+        let now = datetime!(2026-01-01 00:00 UTC);
+        assert_eq!(ExpiresIn(Some(60)).at(now), Some(datetime!(2026-01-01 00:01 UTC)));
+        assert_eq!(ExpiresIn(None).at(now), None);
+        assert_eq!(ExpiresIn::until(now, datetime!(2026-01-01 00:05 UTC)), ExpiresIn(Some(0)));
+    }
+
+    #[test]
+    fn unix_seconds_from_number_or_string() {
+        let a: UnixTime = serde_json::from_str("1700000000").unwrap();
+        let b: UnixTime = serde_json::from_str(r#""1700000000""#).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.0.unix_timestamp(), 1_700_000_000);
+        assert_eq!(serde_json::to_string(&a).unwrap(), "1700000000");
+    }
+
+    #[test]
+    fn iso8601_keeps_the_offset() {
+        let at: Iso8601 = serde_json::from_str(r#""2022-06-06T12:12:12+08:00""#).unwrap();
+        assert_eq!(at.0, datetime!(2022-06-06 04:12:12 UTC));
+        assert_eq!(serde_json::to_string(&at).unwrap(), r#""2022-06-06T12:12:12+08:00""#);
+        assert!(serde_json::from_str::<Iso8601>(r#""2022-06-06 12:12""#).is_err());
+    }
+
+    #[test]
+    fn jwt_exp_is_read_without_verification() {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(br#"{"sub":"acct","exp":1700003600}"#);
+        let jwt = format!("eyJhbGciOiJIUzI1NiJ9.{payload}.sig");
+        assert_eq!(jwt_exp(&jwt).unwrap().unix_timestamp(), 1_700_003_600);
+        assert_eq!(jwt_exp("not-a-jwt"), None);
+        assert_eq!(jwt_exp("a.!!!.c"), None);
+        let no_exp = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"sub":1}"#);
+        assert_eq!(jwt_exp(&format!("a.{no_exp}.c")), None);
+    }
+}

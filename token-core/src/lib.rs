@@ -1,0 +1,43 @@
+//! Typed token refresh for payment providers.
+//!
+//! `token-core` holds everything providers share: [secrets](secret) that redact themselves,
+//! [`TokenSet`] with absolute expiry, the [codec traits](codec) that `#[token_endpoint]`
+//! implements, the [`Provider`] trait, [token stores](store), the refresh-and-retry
+//! [`TokenManager`], the server-side [issuer](issuer), and (feature `sandbox`) a loopback
+//! [sandbox](sandbox) of any provider.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod clock;
+pub mod codec;
+pub mod error;
+pub mod expiry;
+pub mod provider;
+pub mod redact;
+pub mod secret;
+pub mod store;
+pub mod token_set;
+pub mod transport;
+
+pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
+pub use codec::{Endpoint, ErrorResponse, FromContext, RequestContext, TokenResponse};
+pub use error::{EndpointError, Error, ErrorKind, ProviderError, Reauth, StoreError, TransportError};
+pub use provider::{CallContext, Provider, Signer};
+pub use secret::{AccessToken, AuthCode, ClientSecret, RefreshToken};
+pub use store::{MemoryStore, SessionKey, TokenStore};
+pub use token_set::{Extras, NoExtras, StoredTokenSet, TokenSet};
+pub use transport::{HttpClient, ReqwestClient};
+
+/// What generated code needs; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use async_trait::async_trait;
+    pub use http;
+    pub use serde;
+    pub use serde_json;
+    pub use serde_urlencoded;
+    pub use time;
+    pub use url;
+    pub use uuid;
+}

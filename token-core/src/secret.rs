@@ -1,0 +1,178 @@
+//! Secret values (tokens, codes, client secrets) that redact themselves.
+//!
+//! `Debug` and `Display` never print the value; the only way to read it is an explicit
+//! [`expose_secret`](AccessToken::expose_secret) call, so a secret cannot reach a log by accident.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
+/// The text every secret prints instead of its value.
+pub const REDACTED: &str = "[redacted]";
+
+macro_rules! secret_type {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        ///
+        /// `Debug` and `Display` print a redacted form; cloning is cheap (the value is shared).
+        /// Serializing writes the raw value, because stores and codecs must transmit it.
+        #[derive(Clone, PartialEq, Eq, Hash)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            /// Wraps a raw value.
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(Arc::from(value.into()))
+            }
+
+            /// The raw value. Call this only where the value must be transmitted or stored.
+            pub fn expose_secret(&self) -> &str {
+                &self.0
+            }
+
+            /// A short, stable, non-reversible tag of the value (8 hex digits of its SHA-256),
+            /// safe for logs: it tells two values apart without revealing either.
+            pub fn fingerprint(&self) -> Fingerprint {
+                Fingerprint::of(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), REDACTED)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(REDACTED)
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(value: String) -> Self {
+                Self::new(value)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(value: &str) -> Self {
+                Self::new(value)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                String::deserialize(deserializer).map(Self::new)
+            }
+        }
+
+        impl crate::redact::Secret for $name {
+            fn expose_secret(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+secret_type!(
+    /// A bearer access token.
+    AccessToken
+);
+secret_type!(
+    /// A refresh token. Providers that rotate invalidate it once it has been used.
+    RefreshToken
+);
+secret_type!(
+    /// A one-time authorization code.
+    AuthCode
+);
+secret_type!(
+    /// A client secret, account key or password used to authenticate the client itself.
+    ClientSecret
+);
+
+/// A log-safe tag of a secret: the first 8 hex digits of its SHA-256.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint([u8; 4]);
+
+impl Fingerprint {
+    fn of(value: &str) -> Self {
+        let digest = Sha256::digest(value.as_bytes());
+        Self([digest[0], digest[1], digest[2], digest[3]])
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_never_show_the_value() {
+        let values = [
+            format!("{:?}", AccessToken::new("at-SECRET")),
+            format!("{}", AccessToken::new("at-SECRET")),
+            format!("{:?}", RefreshToken::new("rt-SECRET")),
+            format!("{}", RefreshToken::new("rt-SECRET")),
+            format!("{:?}", AuthCode::new("code-SECRET")),
+            format!("{}", AuthCode::new("code-SECRET")),
+            format!("{:?}", ClientSecret::new("cs-SECRET")),
+            format!("{}", ClientSecret::new("cs-SECRET")),
+            format!("{:#?}", Some(AccessToken::new("at-SECRET"))),
+        ];
+        for shown in values {
+            assert!(!shown.contains("SECRET"), "{shown}");
+            assert!(shown.contains(REDACTED), "{shown}");
+        }
+        assert_eq!(format!("{:?}", AccessToken::new("x")), "AccessToken([redacted])");
+    }
+
+    #[test]
+    fn expose_secret_and_serde_carry_the_raw_value() {
+        let token = RefreshToken::new("rt-1");
+        assert_eq!(token.expose_secret(), "rt-1");
+        assert_eq!(serde_json::to_string(&token).unwrap(), r#""rt-1""#);
+        let back: RefreshToken = serde_json::from_str(r#""rt-1""#).unwrap();
+        assert_eq!(back, token);
+    }
+
+    #[test]
+    fn fingerprint_tells_values_apart_without_revealing_them() {
+        let a = AccessToken::new("aaaa-secret");
+        let b = AccessToken::new("bbbb-secret");
+        assert_eq!(a.fingerprint(), AccessToken::new("aaaa-secret").fingerprint());
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        let shown = a.fingerprint().to_string();
+        assert_eq!(shown.len(), 8);
+        assert!(!shown.contains("secret"));
+    }
+
+    #[test]
+    fn a_token_that_is_not_a_string_is_a_serde_error() {
+        assert!(serde_json::from_str::<AccessToken>("42").is_err());
+        assert!(serde_json::from_str::<AccessToken>("{}").is_err());
+    }
+}

@@ -1,0 +1,124 @@
+//! The in-process store: the default, and the one to use when one process owns its sessions.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+
+use super::{SessionKey, TokenStore, Version, Versioned};
+use crate::error::StoreError;
+use crate::token_set::StoredTokenSet;
+
+/// Keeps token sets in memory. Cheap, and gone when the process ends.
+///
+/// ```
+/// # tokio_test_block_on(async {
+/// use token_core::store::{MemoryStore, SessionKey, TokenStore};
+/// use token_core::{AccessToken, TokenSet};
+/// let store = MemoryStore::new();
+/// let key = SessionKey::new("vaultist", "customer-1");
+/// let set = TokenSet::<serde_json::Value>::new(AccessToken::new("at")).to_stored().unwrap();
+/// let v1 = store.save(&key, &set, None).await.unwrap();
+/// assert!(store.save(&key, &set, None).await.is_err()); // not at the expected version
+/// store.save(&key, &set, Some(v1)).await.unwrap();
+/// # });
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    records: Mutex<HashMap<SessionKey, Versioned<StoredTokenSet>>>,
+    // One counter for all keys: versions then never repeat, even after a delete.
+    next_version: AtomicU64,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many sessions are stored.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no session is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionKey, Versioned<StoredTokenSet>>> {
+        // A panic elsewhere while holding the lock cannot leave a record half-written
+        // (records are replaced whole), so the data stays good.
+        self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemoryStore {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> {
+        Ok(self.lock().get(key).cloned())
+    }
+
+    async fn save(&self, key: &SessionKey, set: &StoredTokenSet, expected: Option<Version>) -> Result<Version, StoreError> {
+        let mut records = self.lock();
+        let found = records.get(key).map(|r| r.version);
+        if found != expected {
+            return Err(StoreError::Conflict { expected, found });
+        }
+        let version = self.next_version.fetch_add(1, Ordering::Relaxed) + 1;
+        records.insert(key.clone(), Versioned { version, value: set.clone() });
+        Ok(version)
+    }
+
+    async fn delete(&self, key: &SessionKey, expected: Option<Version>) -> Result<bool, StoreError> {
+        let mut records = self.lock();
+        match (records.get(key).map(|r| r.version), expected) {
+            (None, _) => Ok(false),
+            (Some(found), Some(expected)) if found != expected => {
+                Err(StoreError::Conflict { expected: Some(expected), found: Some(found) })
+            }
+            _ => Ok(records.remove(key).is_some()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AccessToken, TokenSet};
+
+    fn set(token: &str) -> StoredTokenSet {
+        TokenSet::<serde_json::Value>::new(AccessToken::new(token)).to_stored().unwrap()
+    }
+
+    #[tokio::test]
+    async fn save_is_compare_and_swap() {
+        let store = MemoryStore::new();
+        let key = SessionKey::new("p", "s");
+        let v1 = store.save(&key, &set("a"), None).await.unwrap();
+        let err = store.save(&key, &set("b"), None).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { expected: None, found: Some(v) } if v == v1));
+        let v2 = store.save(&key, &set("b"), Some(v1)).await.unwrap();
+        assert!(v2 > v1);
+        assert!(store.save(&key, &set("c"), Some(v1)).await.is_err(), "stale version must lose");
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!((loaded.version, loaded.value.access_token.expose_secret()), (v2, "b"));
+    }
+
+    #[tokio::test]
+    async fn versions_never_repeat_after_delete() {
+        let store = MemoryStore::new();
+        let key = SessionKey::new("p", "s");
+        let v1 = store.save(&key, &set("a"), None).await.unwrap();
+        assert!(store.delete(&key, Some(v1)).await.unwrap());
+        assert!(!store.delete(&key, None).await.unwrap());
+        let v2 = store.save(&key, &set("b"), None).await.unwrap();
+        assert_ne!(v1, v2);
+        assert!(store.delete(&key, Some(v1)).await.is_err(), "delete at a stale version must lose");
+        assert_eq!(store.len(), 1);
+    }
+}

@@ -1,0 +1,133 @@
+//! Token stores: versioned records keyed by (provider, session), saved by compare-and-swap.
+//!
+//! [`MemoryStore`] is the default; [`FileStore`] survives restarts. Stores shared by several
+//! processes also grant leases, so one replica refreshes a session at a time.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::token_set::StoredTokenSet;
+
+mod file;
+mod memory;
+
+pub use file::FileStore;
+pub use memory::MemoryStore;
+
+/// Identifies one session of one provider.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey {
+    provider: Arc<str>,
+    session: Arc<str>,
+}
+
+impl SessionKey {
+    /// The key of `session` under `provider`.
+    pub fn new(provider: impl Into<Arc<str>>, session: impl Into<Arc<str>>) -> Self {
+        Self { provider: provider.into(), session: session.into() }
+    }
+
+    /// The provider's name.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// The session's name.
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+}
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionKey({}/{})", self.provider, self.session)
+    }
+}
+
+impl fmt::Display for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.provider, self.session)
+    }
+}
+
+/// A record's version: strictly increasing for a key, never reused after a delete.
+pub type Version = u64;
+
+/// A stored value with its version.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Versioned<T> {
+    /// The version to pass as `expected` to the next save.
+    pub version: Version,
+    /// The value.
+    pub value: T,
+}
+
+/// The outcome of asking for a session's refresh lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lease {
+    /// This holder may refresh until the lease expires or is released.
+    Acquired,
+    /// Another holder is refreshing; wait for a new version, or for the lease to lapse.
+    HeldByOther {
+        /// How long until the other holder's lease lapses.
+        remaining: Duration,
+    },
+}
+
+/// Versioned, compare-and-swap storage of token sets.
+///
+/// Implement it for another backend by honouring three rules: `save` writes only when the
+/// record is at `expected` (`None`: absent) and returns the new version; versions never
+/// repeat for a key; `load` after a successful `save` returns what was saved.
+#[async_trait]
+pub trait TokenStore: Send + Sync + 'static {
+    /// The record of `key`, if any.
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredTokenSet>>, StoreError>;
+
+    /// Writes `set` if the record is at `expected`; returns the new version, or
+    /// [`StoreError::Conflict`].
+    async fn save(&self, key: &SessionKey, set: &StoredTokenSet, expected: Option<Version>) -> Result<Version, StoreError>;
+
+    /// Removes the record if it is at `expected` (`None`: whatever its version). Returns
+    /// whether a record was removed.
+    async fn delete(&self, key: &SessionKey, expected: Option<Version>) -> Result<bool, StoreError>;
+
+    /// Asks for the exclusive right to refresh `key` for `ttl`. Stores used by one process
+    /// grant it at once (the manager already runs one refresh per session in a process).
+    async fn acquire_lease(&self, key: &SessionKey, holder: &str, ttl: Duration) -> Result<Lease, StoreError> {
+        let _ = (key, holder, ttl);
+        Ok(Lease::Acquired)
+    }
+
+    /// Gives the lease back early.
+    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        let _ = (key, holder);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> {
+        (**self).load(key).await
+    }
+    async fn save(&self, key: &SessionKey, set: &StoredTokenSet, expected: Option<Version>) -> Result<Version, StoreError> {
+        (**self).save(key, set, expected).await
+    }
+    async fn delete(&self, key: &SessionKey, expected: Option<Version>) -> Result<bool, StoreError> {
+        (**self).delete(key, expected).await
+    }
+    async fn acquire_lease(&self, key: &SessionKey, holder: &str, ttl: Duration) -> Result<Lease, StoreError> {
+        (**self).acquire_lease(key, holder, ttl).await
+    }
+    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        (**self).release_lease(key, holder).await
+    }
+}
+
+const _: Option<&dyn TokenStore> = None;

@@ -1,0 +1,119 @@
+//! Moving bytes: the [`HttpClient`] trait the manager calls, and its reqwest implementation
+//! with a body-size limit, timeouts, and no redirects.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::{ErrorKind, TransportError};
+
+/// Sends one request and reads its whole answer.
+///
+/// Errors say whether the request may have reached the provider: `Transient` when it surely
+/// did not (connection refused), `OutcomeUnknown` when it may have.
+#[async_trait]
+pub trait HttpClient: Send + Sync + 'static {
+    /// Sends `request` and reads the answer.
+    async fn send(&self, request: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, TransportError>;
+}
+
+#[async_trait]
+impl<T: HttpClient + ?Sized> HttpClient for Arc<T> {
+    async fn send(&self, request: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, TransportError> {
+        (**self).send(request).await
+    }
+}
+
+const _: Option<&dyn HttpClient> = None;
+
+/// The default largest answer body read: 1 MiB. Token answers are a few hundred bytes.
+pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+
+/// [`HttpClient`] over reqwest. Follows no redirect (a token endpoint has no business
+/// redirecting, and a redirect must never carry credentials elsewhere), reads at most
+/// [`DEFAULT_MAX_BODY`] bytes, and times out after 30 s.
+#[derive(Clone, Debug)]
+pub struct ReqwestClient {
+    client: reqwest::Client,
+    max_body: usize,
+}
+
+impl ReqwestClient {
+    /// A client with the defaults above.
+    pub fn new() -> Result<Self, crate::Error> {
+        Self::with_timeout(Some(Duration::from_secs(30)))
+    }
+
+    /// A client with the given overall timeout per call (`None`: no timeout, for tests on
+    /// tokio's paused clock).
+    pub fn with_timeout(timeout: Option<Duration>) -> Result<Self, crate::Error> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("token-core/", env!("CARGO_PKG_VERSION")));
+        if let Some(timeout) = timeout {
+            builder = builder.timeout(timeout).connect_timeout(timeout.min(Duration::from_secs(10)));
+        }
+        let client = builder
+            .build()
+            .map_err(|e| crate::Error::Config(format!("could not build the HTTP client: {}", e.without_url())))?;
+        Ok(Self { client, max_body: DEFAULT_MAX_BODY })
+    }
+
+    /// Wraps a configured reqwest client (its redirect policy is the caller's choice).
+    pub fn from_client(client: reqwest::Client) -> Self {
+        Self { client, max_body: DEFAULT_MAX_BODY }
+    }
+
+    /// Sets the largest answer body read; a larger one is a [`TransportError`].
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+}
+
+#[async_trait]
+impl HttpClient for ReqwestClient {
+    async fn send(&self, request: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, TransportError> {
+        let request = reqwest::Request::try_from(request.map(reqwest::Body::from))
+            .map_err(|e| TransportError { kind: ErrorKind::Misconfigured, message: e.without_url().to_string() })?;
+        let mut response = self.client.execute(request).await.map_err(classify)?;
+        let status = response.status();
+        let mut builder = http::Response::builder().status(status).version(response.version());
+        if let Some(headers) = builder.headers_mut() {
+            *headers = std::mem::take(response.headers_mut());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| read_failed(status, e))? {
+            if body.len() + chunk.len() > self.max_body {
+                return Err(TransportError {
+                    kind: ErrorKind::from_status(status),
+                    message: format!("answer body exceeds {} bytes (HTTP {status})", self.max_body),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        builder
+            .body(body)
+            .map_err(|e| TransportError::answer_lost(format!("unreadable answer: {e}")))
+    }
+}
+
+fn classify(error: reqwest::Error) -> TransportError {
+    let (connect, builder) = (error.is_connect(), error.is_builder());
+    let message = error.without_url().to_string();
+    if connect {
+        TransportError::not_sent(message)
+    } else if builder {
+        TransportError { kind: ErrorKind::Misconfigured, message }
+    } else {
+        TransportError::answer_lost(message)
+    }
+}
+
+fn read_failed(status: http::StatusCode, error: reqwest::Error) -> TransportError {
+    TransportError {
+        kind: ErrorKind::from_status(status),
+        message: format!("answer lost while reading (HTTP {status}): {}", error.without_url()),
+    }
+}

@@ -1,0 +1,1 @@
+//! `#[token_endpoint]`: derives a provider endpoint's codecs and error mapping.
