@@ -19,6 +19,8 @@ pub mod secret;
 pub mod store;
 pub mod token_set;
 pub mod transport;
+pub mod manager;
+pub mod middleware;
 
 pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use codec::{Endpoint, ErrorResponse, FromContext, RequestContext, TokenResponse};
@@ -28,6 +30,9 @@ pub use secret::{AccessToken, AuthCode, ClientSecret, RefreshToken};
 pub use store::{MemoryStore, SessionKey, TokenStore};
 pub use token_set::{Extras, NoExtras, StoredTokenSet, TokenSet};
 pub use transport::{HttpClient, ReqwestClient};
+pub use manager::{Event, ManagerConfig, RetryPolicy, TokenManager};
+pub use middleware::BearerAuth;
+pub use store::FileStore;
 
 /// What generated code needs; not a public API.
 #[doc(hidden)]

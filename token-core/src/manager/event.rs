@@ -1,0 +1,74 @@
+//! What the manager reports: refreshes, rotations, re-auth and failures. No event holds a
+//! secret, so events can be logged as they are.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::error::{ErrorKind, Reauth};
+use crate::store::Version;
+
+/// Something that happened to a session.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A new set was obtained and is in use.
+    Refreshed {
+        /// The session.
+        session: Arc<str>,
+        /// The provider sent a new refresh token (the old one is dead).
+        rotated: bool,
+        /// The set was issued anew (client credentials, account key) rather than refreshed.
+        issued: bool,
+        /// When the new access token expires.
+        access_expires_at: Option<OffsetDateTime>,
+        /// The stored version, `None` when saving failed (see [`Event::PersistFailed`]).
+        version: Option<Version>,
+    },
+    /// Another process refreshed the session; its newer stored set was taken.
+    Adopted {
+        /// The session.
+        session: Arc<str>,
+        /// The stored version taken.
+        version: Version,
+    },
+    /// The session can no longer be refreshed; its set was removed. Reported once.
+    ReauthRequired(Reauth),
+    /// A refresh failed; the session keeps its current set.
+    RefreshFailed {
+        /// The session.
+        session: Arc<str>,
+        /// The classification.
+        kind: ErrorKind,
+        /// What failed, without secrets.
+        error: String,
+    },
+    /// A new set could not be saved; it is kept in memory and the save is retried.
+    PersistFailed {
+        /// The session.
+        session: Arc<str>,
+        /// What failed, without secrets.
+        error: String,
+    },
+    /// A set whose save had failed is now saved.
+    Persisted {
+        /// The session.
+        session: Arc<str>,
+        /// The stored version.
+        version: Version,
+    },
+}
+
+impl Event {
+    /// The session the event is about.
+    pub fn session(&self) -> &str {
+        match self {
+            Self::Refreshed { session, .. }
+            | Self::Adopted { session, .. }
+            | Self::RefreshFailed { session, .. }
+            | Self::PersistFailed { session, .. }
+            | Self::Persisted { session, .. } => session,
+            Self::ReauthRequired(reauth) => &reauth.session,
+        }
+    }
+}

@@ -1,0 +1,611 @@
+//! Manager behaviour against a scripted in-memory provider, on tokio's paused clock.
+
+use std::collections::VecDeque;
+use std::sync::Mutex as StdMutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use async_trait::async_trait;
+use http::StatusCode;
+use time::macros::datetime;
+use tokio::sync::Semaphore;
+
+use super::*;
+use crate::clock::TokioClock;
+use crate::error::{EndpointError, ProviderError, TransportError};
+use crate::secret::RefreshToken;
+use crate::store::Versioned;
+use crate::token_set::{NoExtras, StoredTokenSet};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// What the fake provider does on its next call instead of answering normally.
+enum Step {
+    Fail(Error),
+    /// Rotate, then lose the answer (as if the connection dropped).
+    LoseAfterRotate,
+}
+
+/// A provider that rotates on every refresh and keeps the previous answer for its reuse
+/// window, like the issuer.
+struct Fake {
+    clock: Arc<dyn Clock>,
+    calls: AtomicU32,
+    issues: AtomicU32,
+    presented: StdMutex<Vec<String>>,
+    script: StdMutex<VecDeque<Step>>,
+    live: StdMutex<String>,
+    /// (old refresh token, its successor, when rotated)
+    previous: StdMutex<Option<(String, TokenSet, OffsetDateTime)>>,
+    generation: AtomicU32,
+    reuse_window: Duration,
+    can_issue: bool,
+    gate: Option<Arc<Semaphore>>,
+}
+
+impl Fake {
+    fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            calls: AtomicU32::new(0),
+            issues: AtomicU32::new(0),
+            presented: StdMutex::new(Vec::new()),
+            script: StdMutex::new(VecDeque::new()),
+            live: StdMutex::new("rt-0".into()),
+            previous: StdMutex::new(None),
+            generation: AtomicU32::new(0),
+            reuse_window: Duration::from_secs(300),
+            can_issue: false,
+            gate: None,
+        }
+    }
+
+    fn then(&self, step: Step) -> &Self {
+        self.script.lock().unwrap().push_back(step);
+        self
+    }
+
+    fn mint(&self) -> TokenSet {
+        let n = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        TokenSet::new(AccessToken::new(format!("at-{n}")))
+            .with_refresh_token(RefreshToken::new(format!("rt-{n}")))
+            .with_access_expires_at(self.clock.now() + HOUR)
+    }
+
+    fn rotate(&self, presented: &str) -> Result<TokenSet, Error> {
+        let mut live = self.live.lock().unwrap();
+        if *live == presented {
+            let next = self.mint();
+            *self.previous.lock().unwrap() = Some((presented.to_owned(), next.clone(), self.clock.now()));
+            *live = next.refresh_token.as_ref().unwrap().expose_secret().to_owned();
+            return Ok(next);
+        }
+        if let Some((old, successor, at)) = &*self.previous.lock().unwrap() {
+            if old == presented && self.clock.now() - *at < self.reuse_window {
+                return Ok(successor.clone());
+            }
+        }
+        Err(invalid_grant())
+    }
+}
+
+fn invalid_grant() -> Error {
+    EndpointError::from(
+        ProviderError::new(ErrorKind::ReauthRequired, StatusCode::BAD_REQUEST, "invalid_grant")
+            .with_message("Refresh token has expired or is invalid."),
+    )
+    .into()
+}
+
+fn unavailable(retry_after: Option<Duration>) -> Error {
+    EndpointError::from(
+        ProviderError::new(ErrorKind::Transient, StatusCode::SERVICE_UNAVAILABLE, "503").with_retry_after(retry_after),
+    )
+    .into()
+}
+
+#[async_trait]
+impl Provider for Arc<Fake> {
+    type Extras = NoExtras;
+
+    fn name(&self) -> &str {
+        "fake"
+    }
+
+    fn reuse_window(&self) -> Duration {
+        self.reuse_window
+    }
+
+    async fn refresh(&self, _cx: &CallContext, current: &TokenSet) -> Result<TokenSet, Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let presented = current.refresh_token.as_ref().unwrap().expose_secret().to_owned();
+        self.presented.lock().unwrap().push(presented.clone());
+        if let Some(gate) = &self.gate {
+            let _permit = gate.acquire().await.unwrap();
+        }
+        let step = self.script.lock().unwrap().pop_front();
+        match step {
+            Some(Step::Fail(error)) => Err(error),
+            Some(Step::LoseAfterRotate) => {
+                self.rotate(&presented)?;
+                Err(TransportError::answer_lost("connection closed before the answer").into())
+            }
+            None => self.rotate(&presented),
+        }
+    }
+
+    fn can_issue(&self) -> bool {
+        self.can_issue
+    }
+
+    async fn issue(&self, _cx: &CallContext) -> Result<TokenSet, Error> {
+        self.issues.fetch_add(1, Ordering::SeqCst);
+        let set = self.mint();
+        *self.live.lock().unwrap() = set.refresh_token.as_ref().unwrap().expose_secret().to_owned();
+        Ok(set)
+    }
+
+    fn authorize_url(&self, session: &str) -> Option<String> {
+        Some(format!("https://auth.example/authorize?state={session}"))
+    }
+}
+
+/// A transport that must never be used: the fake provider does no I/O.
+struct NoTransport;
+
+#[async_trait]
+impl HttpClient for NoTransport {
+    async fn send(&self, _: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, crate::TransportError> {
+        unreachable!("the fake provider makes no HTTP calls")
+    }
+}
+
+struct Harness {
+    fake: Arc<Fake>,
+    manager: TokenManager<Arc<Fake>>,
+    store: Arc<MemoryStore>,
+    clock: TokioClock,
+    events: broadcast::Receiver<Event>,
+}
+
+fn harness(configure: impl FnOnce(&mut Fake)) -> Harness {
+    let clock = TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));
+    let mut fake = Fake::new(Arc::new(clock));
+    configure(&mut fake);
+    let fake = Arc::new(fake);
+    let store = Arc::new(MemoryStore::new());
+    let manager = TokenManager::builder(fake.clone())
+        .shared_store(store.clone())
+        .client(NoTransport)
+        .clock(Arc::new(clock))
+        .config(
+            ManagerConfig::default()
+                .with_refresh_skew(Duration::from_secs(60), Duration::ZERO)
+                .with_retry(RetryPolicy::default().with_backoff(Duration::from_millis(100), Duration::from_secs(2))),
+        )
+        .build()
+        .unwrap();
+    let events = manager.subscribe();
+    Harness { fake, manager, store, clock, events }
+}
+
+impl Harness {
+    /// Seeds the session with `rt-0`, its access token expiring `expires_in` from now.
+    async fn seed(&self, session: &str, expires_in: Duration) {
+        let set = TokenSet::new(AccessToken::new("at-0"))
+            .with_refresh_token(RefreshToken::new("rt-0"))
+            .with_access_expires_at(self.clock.now() + expires_in);
+        self.manager.insert(session, set).await.unwrap();
+    }
+
+    fn calls(&self) -> u32 {
+        self.fake.calls.load(Ordering::SeqCst)
+    }
+
+    fn drain(&mut self) -> Vec<Event> {
+        let mut events = Vec::new();
+        while let Ok(event) = self.events.try_recv() {
+            events.push(event);
+        }
+        events
+    }
+
+    async fn stored(&self, session: &str) -> Option<Versioned<StoredTokenSet>> {
+        self.store.load(&SessionKey::new("fake", session)).await.unwrap()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fresh_token_is_served_without_refresh() {
+    let h = harness(|_| {});
+    h.seed("s", HOUR).await;
+    for _ in 0..10 {
+        assert_eq!(h.manager.access_token("s").await.unwrap().expose_secret(), "at-0");
+    }
+    assert_eq!(h.calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_callers_on_an_expired_token_share_one_refresh() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::from_secs(10)).await;
+    tokio::time::advance(Duration::from_secs(11)).await;
+    let tasks: Vec<_> = (0..1000)
+        .map(|_| {
+            let manager = h.manager.clone();
+            tokio::spawn(async move { manager.access_token("s").await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().expose_secret(), "at-1");
+    }
+    assert_eq!(h.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn near_expiry_callers_keep_the_current_token_while_one_background_refresh_runs() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::from_secs(300)).await;
+    tokio::time::advance(Duration::from_secs(250)).await; // inside the 60 s skew
+    for _ in 0..50 {
+        assert_eq!(h.manager.access_token("s").await.unwrap().expose_secret(), "at-0");
+    }
+    // Let the background refresh finish.
+    tokio::task::yield_now().await;
+    let mut rounds = 0;
+    while h.manager.access_token("s").await.unwrap().expose_secret() == "at-0" {
+        rounds += 1;
+        assert!(rounds < 100, "background refresh never landed");
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(h.manager.access_token("s").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(h.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_first_caller_does_not_fail_the_rest() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    h.seed("s", Duration::from_secs(1)).await;
+    tokio::time::advance(Duration::from_secs(2)).await;
+
+    let first = {
+        let manager = h.manager.clone();
+        tokio::spawn(async move { manager.access_token("s").await })
+    };
+    // Wait until the refresh is in the provider, then cancel the caller that started it.
+    while h.calls() == 0 {
+        tokio::task::yield_now().await;
+    }
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+
+    let second = {
+        let manager = h.manager.clone();
+        tokio::spawn(async move { manager.access_token("s").await })
+    };
+    gate.add_permits(1);
+    assert_eq!(second.await.unwrap().unwrap().expose_secret(), "at-1");
+    assert_eq!(h.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_answer_inside_the_reuse_window_recovers_without_reauth() {
+    let mut h = harness(|_| {});
+    h.fake.then(Step::LoseAfterRotate);
+    h.seed("s", Duration::ZERO).await;
+    let token = h.manager.access_token("s").await.unwrap();
+    assert_eq!(token.expose_secret(), "at-1", "the retry got the pair the provider had already issued");
+    assert_eq!(h.calls(), 2);
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0", "rt-0"]);
+    assert!(!h.drain().iter().any(|e| matches!(e, Event::ReauthRequired(_))));
+    let stored = h.stored("s").await.unwrap();
+    assert_eq!(stored.value.refresh_token.unwrap().expose_secret(), "rt-1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_answer_without_a_reuse_window_is_surfaced_and_the_set_kept() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    h.fake.then(Step::LoseAfterRotate);
+    h.seed("s", Duration::ZERO).await;
+    let error = h.manager.access_token("s").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::OutcomeUnknown);
+    assert_eq!(h.calls(), 1, "the same refresh token is not sent again outside the window");
+    assert!(h.stored("s").await.is_some(), "an unknown outcome is no reason to drop the set");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rotated_refresh_token_is_never_sent_again() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::ZERO).await;
+    for round in 1..=5u32 {
+        let token = h.manager.access_token("s").await.unwrap();
+        assert_eq!(token.expose_secret(), format!("at-{round}"));
+        tokio::time::advance(HOUR).await;
+    }
+    let presented = h.fake.presented.lock().unwrap().clone();
+    assert_eq!(presented, ["rt-0", "rt-1", "rt-2", "rt-3", "rt-4"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transient_failure_is_retried_with_backoff_honouring_retry_after() {
+    let h = harness(|_| {});
+    h.fake.then(Step::Fail(unavailable(None))).then(Step::Fail(unavailable(Some(Duration::from_secs(7)))));
+    h.seed("s", Duration::ZERO).await;
+    let started = tokio::time::Instant::now();
+    assert_eq!(h.manager.access_token("s").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(h.calls(), 3);
+    assert!(started.elapsed() >= Duration::from_secs(7), "Retry-After was not honoured: {:?}", started.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_retries_stop_at_the_attempt_bound() {
+    let h = harness(|_| {});
+    for _ in 0..10 {
+        h.fake.then(Step::Fail(unavailable(None)));
+    }
+    h.seed("s", Duration::ZERO).await;
+    let error = h.manager.access_token("s").await.unwrap_err();
+    assert!(matches!(error, Error::RetriesExhausted { attempts: 4, .. }), "{error}");
+    assert_eq!(error.kind(), ErrorKind::Transient);
+    assert_eq!(h.calls(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalid_grant_is_not_retried_and_signals_reauth_once() {
+    let mut h = harness(|_| {});
+    h.fake.then(Step::Fail(invalid_grant()));
+    h.seed("s", Duration::ZERO).await;
+    let error = h.manager.access_token("s").await.unwrap_err();
+    let reauth = error.reauth().expect("a re-auth signal");
+    assert_eq!(reauth.code.as_deref(), Some("invalid_grant"));
+    assert_eq!(reauth.authorize_url.as_deref(), Some("https://auth.example/authorize?state=s"));
+    assert_eq!(h.calls(), 1);
+    assert!(h.stored("s").await.is_none(), "the dead set is removed");
+
+    // Later callers get the same signal with no further call and no second event.
+    for _ in 0..3 {
+        assert_eq!(h.manager.access_token("s").await.unwrap_err().kind(), ErrorKind::ReauthRequired);
+    }
+    assert_eq!(h.calls(), 1);
+    let reauths = h.drain().into_iter().filter(|e| matches!(e, Event::ReauthRequired(_))).count();
+    assert_eq!(reauths, 1);
+
+    // New tokens from the application end the re-auth state.
+    h.seed("s", HOUR).await;
+    assert_eq!(h.manager.access_token("s").await.unwrap().expose_secret(), "at-0");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rotated_set_is_saved_before_callers_see_it() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::ZERO).await;
+    let before = h.stored("s").await.unwrap().version;
+    let token = h.manager.access_token("s").await.unwrap();
+    let stored = h.stored("s").await.unwrap();
+    assert!(stored.version > before);
+    assert_eq!(stored.value.access_token, token);
+    assert_eq!(stored.value.refresh_token.unwrap().expose_secret(), "rt-1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_is_loaded_from_the_store_on_first_use() {
+    let h = harness(|_| {});
+    let set = TokenSet::<NoExtras>::new(AccessToken::new("at-stored"))
+        .with_access_expires_at(h.clock.now() + HOUR)
+        .to_stored()
+        .unwrap();
+    h.store.save(&SessionKey::new("fake", "s"), &set, None).await.unwrap();
+    assert_eq!(h.manager.access_token("s").await.unwrap().expose_secret(), "at-stored");
+    let missing = h.manager.access_token("nobody").await.unwrap_err();
+    assert!(matches!(missing, Error::NoTokens { .. }), "{missing}");
+    assert_eq!(missing.kind(), ErrorKind::ReauthRequired);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_token_about_to_expire_is_refreshed_while_in_use() {
+    let h = harness(|_| {});
+    let set = TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(h.clock.now() + HOUR)
+        .with_refresh_expires_at(h.clock.now() + Duration::from_secs(900));
+    h.manager.insert("s", set).await.unwrap();
+    assert_eq!(h.manager.access_token("s").await.unwrap().expose_secret(), "at-0");
+    assert_eq!(h.calls(), 0);
+    tokio::time::advance(Duration::from_secs(400)).await; // within 600 s of refresh expiry
+    h.manager.access_token("s").await.unwrap();
+    let mut rounds = 0;
+    while h.calls() == 0 {
+        rounds += 1;
+        assert!(rounds < 100);
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(h.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_refresh_token_signals_reauth_without_a_call() {
+    let h = harness(|_| {});
+    let set = TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(h.clock.now() + Duration::from_secs(10))
+        .with_refresh_expires_at(h.clock.now() + Duration::from_secs(10));
+    h.manager.insert("s", set).await.unwrap();
+    tokio::time::advance(Duration::from_secs(20)).await;
+    assert_eq!(h.manager.access_token("s").await.unwrap_err().kind(), ErrorKind::ReauthRequired);
+    assert_eq!(h.calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_that_can_issue_issues_instead_of_asking_for_reauth() {
+    let mut h = harness(|fake| fake.can_issue = true);
+    // No tokens yet: issued.
+    assert_eq!(h.manager.access_token("svc").await.unwrap().expose_secret(), "at-1");
+    // Refresh refused: issued again, no re-auth.
+    h.fake.then(Step::Fail(invalid_grant()));
+    tokio::time::advance(HOUR).await;
+    assert_eq!(h.manager.access_token("svc").await.unwrap().expose_secret(), "at-2");
+    assert_eq!(h.fake.issues.load(Ordering::SeqCst), 2);
+    assert!(!h.drain().iter().any(|e| matches!(e, Event::ReauthRequired(_))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_401_refreshes_once_unless_the_token_was_already_replaced() {
+    let h = harness(|_| {});
+    h.seed("s", HOUR).await;
+    let old = h.manager.access_token("s").await.unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (manager, old) = (h.manager.clone(), old.clone());
+            tokio::spawn(async move { manager.refresh_rejected("s", &old).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().expose_secret(), "at-1");
+    }
+    // A late report about the old token does not refresh again.
+    assert_eq!(h.manager.refresh_rejected("s", &old).await.unwrap().expose_secret(), "at-1");
+    assert_eq!(h.calls(), 1);
+}
+
+/// Fails `save` while `failing` is set.
+struct FlakyStore {
+    inner: MemoryStore,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl TokenStore for FlakyStore {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> {
+        self.inner.load(key).await
+    }
+    async fn save(&self, key: &SessionKey, set: &StoredTokenSet, expected: Option<Version>) -> Result<Version, StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend { message: "disk full".into(), source: None });
+        }
+        self.inner.save(key, set, expected).await
+    }
+    async fn delete(&self, key: &SessionKey, expected: Option<Version>) -> Result<bool, StoreError> {
+        self.inner.delete(key, expected).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_save_keeps_the_new_set_in_use_and_saves_it_later() {
+    let clock = TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));
+    let fake = Arc::new(Fake::new(Arc::new(clock)));
+    let store = Arc::new(FlakyStore { inner: MemoryStore::new(), failing: false.into() });
+    let manager = TokenManager::builder(fake.clone())
+        .shared_store(store.clone())
+        .client(NoTransport)
+        .clock(Arc::new(clock))
+        .build()
+        .unwrap();
+    let mut events = manager.subscribe();
+    let set = TokenSet::new(AccessToken::new("at-0")).with_refresh_token(RefreshToken::new("rt-0"));
+    manager.insert("s", set.with_access_expires_at(clock.now())).await.unwrap();
+
+    store.failing.store(true, Ordering::SeqCst);
+    assert_eq!(manager.access_token("s").await.unwrap().expose_secret(), "at-1");
+    assert!(matches!(events.recv().await.unwrap(), Event::PersistFailed { .. }));
+    assert!(matches!(events.recv().await.unwrap(), Event::Refreshed { version: None, .. }));
+    // The rotated set is what callers get, never the dead one.
+    assert_eq!(manager.access_token("s").await.unwrap().expose_secret(), "at-1");
+
+    store.failing.store(false, Ordering::SeqCst);
+    let persisted = tokio::time::timeout(Duration::from_secs(600), events.recv()).await.unwrap().unwrap();
+    assert!(matches!(persisted, Event::Persisted { .. }), "{persisted:?}");
+    let stored = store.inner.load(&SessionKey::new("fake", "s")).await.unwrap().unwrap();
+    assert_eq!(stored.value.refresh_token.unwrap().expose_secret(), "rt-1");
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+}
+
+/// Reports the lease as held by another process until `releases` polls have passed, and
+/// writes that process's refreshed set meanwhile.
+struct BusyReplicaStore {
+    inner: MemoryStore,
+    polls: AtomicU32,
+}
+
+#[async_trait]
+impl TokenStore for BusyReplicaStore {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> {
+        self.inner.load(key).await
+    }
+    async fn save(&self, key: &SessionKey, set: &StoredTokenSet, expected: Option<Version>) -> Result<Version, StoreError> {
+        self.inner.save(key, set, expected).await
+    }
+    async fn delete(&self, key: &SessionKey, expected: Option<Version>) -> Result<bool, StoreError> {
+        self.inner.delete(key, expected).await
+    }
+    async fn acquire_lease(&self, key: &SessionKey, _holder: &str, _ttl: Duration) -> Result<Lease, StoreError> {
+        if self.polls.fetch_add(1, Ordering::SeqCst) == 0 {
+            // The other replica refreshes while holding the lease.
+            let current = self.inner.load(key).await?.unwrap();
+            let other = TokenSet::<NoExtras>::new(AccessToken::new("at-other"))
+                .with_refresh_token(RefreshToken::new("rt-other"))
+                .with_access_expires_at(datetime!(2026-01-01 02:00 UTC))
+                .to_stored()
+                .unwrap();
+            self.inner.save(key, &other, Some(current.version)).await?;
+            return Ok(Lease::HeldByOther { remaining: Duration::from_secs(5) });
+        }
+        Ok(Lease::Acquired)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_waiting_on_the_lease_adopts_the_other_replicas_set() {
+    let clock = TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));
+    let fake = Arc::new(Fake::new(Arc::new(clock)));
+    let store = Arc::new(BusyReplicaStore { inner: MemoryStore::new(), polls: AtomicU32::new(0) });
+    let manager = TokenManager::builder(fake.clone())
+        .shared_store(store.clone())
+        .client(NoTransport)
+        .clock(Arc::new(clock))
+        .build()
+        .unwrap();
+    let set = TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(clock.now());
+    manager.insert("s", set).await.unwrap();
+    assert_eq!(manager.access_token("s").await.unwrap().expose_secret(), "at-other");
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 0, "no refresh with a refresh token another replica used");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_fast_path_takes_no_lock() {
+    let h = harness(|_| {});
+    h.seed("s", HOUR).await;
+    h.manager.access_token("s").await.unwrap();
+    // Hold the session's only lock; a fresh token must still be served.
+    let session = h.manager.inner.session("s");
+    let _held = session.flight_slot();
+    let token = tokio::time::timeout(Duration::from_secs(1), h.manager.access_token("s")).await;
+    assert_eq!(token.expect("fast path blocked on a lock").unwrap().expose_secret(), "at-0");
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_and_errors_never_contain_a_secret() {
+    let mut h = harness(|_| {});
+    h.fake
+        .then(Step::Fail(unavailable(None)))
+        .then(Step::LoseAfterRotate);
+    h.seed("s", Duration::ZERO).await;
+    h.manager.access_token("s").await.unwrap();
+    tokio::time::advance(HOUR).await;
+    h.fake.then(Step::Fail(invalid_grant()));
+    let error = h.manager.access_token("s").await.unwrap_err();
+    let mut shown = vec![format!("{error}"), format!("{error:?}"), format!("{:?}", h.manager)];
+    for event in h.drain() {
+        shown.push(format!("{event:?}"));
+    }
+    let generations = h.fake.generation.load(Ordering::SeqCst);
+    for text in &shown {
+        for n in 0..=generations {
+            for secret in [format!("at-{n}"), format!("rt-{n}")] {
+                assert!(!text.contains(&secret), "{secret} leaked in {text}");
+            }
+        }
+    }
+    assert!(shown.len() > 3);
+}
