@@ -584,8 +584,29 @@ async fn the_fast_path_takes_no_lock() {
     assert_eq!(token.expect("fast path blocked on a lock").unwrap().expose_secret(), "at-0");
 }
 
+/// Collects everything `tracing` writes, at every level.
+#[derive(Clone, Default)]
+struct Captured(Arc<StdMutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test(start_paused = true)]
-async fn events_and_errors_never_contain_a_secret() {
+async fn events_errors_and_logs_never_contain_a_secret() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
     let mut h = harness(|_| {});
     h.fake
         .then(Step::Fail(unavailable(None)))
@@ -599,6 +620,9 @@ async fn events_and_errors_never_contain_a_secret() {
     for event in h.drain() {
         shown.push(format!("{event:?}"));
     }
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("token_refresh") && logs.contains("re-authorization required"), "{logs}");
+    shown.push(logs);
     let generations = h.fake.generation.load(Ordering::SeqCst);
     for text in &shown {
         for n in 0..=generations {
