@@ -232,6 +232,13 @@ impl<P: Provider> TokenManager<P> {
         &self.inner.store
     }
 
+    /// A context for a provider's own calls outside refresh (an authorization-code exchange),
+    /// through this manager's transport and clock. Insert what they obtain with
+    /// [`insert`](Self::insert).
+    pub fn call_context(&self, session: &str) -> CallContext {
+        CallContext::new(self.inner.client.clone(), self.inner.clock.clone(), session)
+    }
+
     /// Receives every [`Event`] from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
@@ -657,16 +664,13 @@ impl<P: Provider> Inner<P> {
         let can_issue = self.provider.can_issue();
         let refreshable = current.filter(|c| c.refresh_token.is_some());
         let mut issuing = refreshable.is_none();
-        if let Some(set) = refreshable {
-            if set.refresh_expired(cx.now()) {
-                if !can_issue {
-                    return Err(Error::ReauthRequired(Reauth {
-                        code: None,
-                        ..Reauth::new(cx.session(), "the refresh token has expired")
-                    }));
-                }
-                issuing = true;
+        if let Some(set) = refreshable
+            && set.refresh_expired(cx.now())
+        {
+            if !can_issue {
+                return Err(Error::ReauthRequired(Reauth::new(cx.session(), "the refresh token has expired")));
             }
+            issuing = true;
         }
         if issuing && !can_issue {
             return Err(Error::ReauthRequired(Reauth::new(cx.session(), "the session has no refresh token")));

@@ -1,13 +1,942 @@
-//! PLACEHOLDER: replaced by the FileStore implementation.
-use super::*;
+//! The file store: one JSON record per session in a private directory, replaced atomically.
+//!
+//! Layout of the directory (created `0700` on unix):
+//!
+//! - `<sha256>.json`: one record per session key, `0600`, holding
+//!   `{"version": u64, "provider": .., "session": .., "set": StoredTokenSet}`. The name is the
+//!   hex SHA-256 of the (length-prefixed) provider and session, so any key is a safe file
+//!   name and no key can name a path outside the directory.
+//! - `.<sha256>.<uuid>.tmp`: a record being written. Loads never read these; a crash can
+//!   leave one behind, and [`FileStore::open`] removes such leftovers.
+//! - `.lock`: taken exclusively (an OS file lock) around every read-check-write, so
+//!   compare-and-swap holds across processes sharing the directory. It also holds the
+//!   directory's version counter (see [`FileStore`]).
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{SessionKey, TokenStore, Version, Versioned};
+use crate::error::StoreError;
 use crate::token_set::StoredTokenSet;
-use super::Versioned;
-/// A store in one directory (in progress).
-#[derive(Debug)]
-pub struct FileStore;
+
+/// The lock file, which also holds the directory's version counter.
+const LOCK_FILE: &str = ".lock";
+/// The extension of record files.
+const RECORD_SUFFIX: &str = ".json";
+/// The extension of records being written.
+const TEMP_SUFFIX: &str = ".tmp";
+/// A record larger than this is not one of ours.
+const MAX_RECORD_BYTES: u64 = 1 << 20;
+/// Domain separation for record file names.
+const NAME_DOMAIN: &[u8] = b"token-core/file-store/v1\0";
+
+/// Keeps token sets in a directory, one file per session, so they survive restarts and can
+/// be shared by several processes on one machine.
+///
+/// Every `save` is compare-and-swap under two locks: a mutex inside the store (tasks of one
+/// process) and an exclusive OS lock on the directory's lock file (other processes). A record
+/// is written to a private temporary file, synced, renamed over the old record and the
+/// directory synced, so a crash leaves either the old or the new record, never a mix. Blocking
+/// file work runs on Tokio's blocking pool. Loads take no lock. Leases use the trait's
+/// default (granted at once). Never remove the `.lock` file while stores use the directory.
+///
+/// **Versions.** A new version is `max(previous + 1, counter + 1, now)`, where `previous`
+/// is the version being replaced (none after a delete), `counter` is the highest version the
+/// directory has issued (kept in its lock file, updated before the record is written) and
+/// `now` is the current UNIX time in nanoseconds. Versions therefore strictly increase for a
+/// key and never repeat after a delete; the clock term keeps this true even if the counter is
+/// lost (the directory wiped and recreated), unless the system clock also went backwards.
+///
+/// A record that cannot be read back is [`StoreError::Corrupt`], whose message never holds
+/// the file's content. `delete(key, None)` removes even a corrupt record, so it can be cleared.
+///
+/// ```
+/// # tokio_test_block_on(async {
+/// use token_core::store::{FileStore, SessionKey, TokenStore};
+/// use token_core::{AccessToken, TokenSet};
+/// # let unique = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+/// let dir = std::env::temp_dir().join(format!("token-core-doc-{}-{unique}", std::process::id()));
+/// let store = FileStore::open(&dir).unwrap();
+/// let key = SessionKey::new("vaultist", "customer-1");
+/// let set = TokenSet::<serde_json::Value>::new(AccessToken::new("at")).to_stored().unwrap();
+/// let v1 = store.save(&key, &set, None).await.unwrap();
+/// assert!(store.save(&key, &set, None).await.is_err()); // not at the expected version
+///
+/// // Another store over the same directory (another process, a restart) sees the record.
+/// let reopened = FileStore::open(&dir).unwrap();
+/// assert_eq!(reopened.load(&key).await.unwrap().unwrap().version, v1);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # });
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+pub struct FileStore {
+    dir: Arc<Path>,
+    // Serializes this store's writers. The OS lock alone would not: locks taken through one
+    // process's handles may not exclude each other on every platform. The guard is moved
+    // into the blocking task, so a cancelled caller cannot release it while a write runs.
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileStore").field("dir", &self.dir).finish()
+    }
+}
+
+impl FileStore {
+    /// Opens the store in `dir`, creating the directory (`0700` on unix) if it is absent.
+    ///
+    /// An existing directory keeps its permissions. Temporary files left by a crashed writer
+    /// are removed when no other process is writing at that moment.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = std::path::absolute(dir.as_ref()).map_err(|e| {
+            StoreError::backend(
+                format!("file store: cannot resolve {}", dir.as_ref().display()),
+                e,
+            )
+        })?;
+        create_private_dir(&dir)?;
+        let lock = open_lock_file(&dir)?;
+        let locked = os_try_lock(&lock).map_err(|e| {
+            StoreError::backend(format!("file store: cannot lock {}", dir.display()), e)
+        })?;
+        if locked {
+            // Temporary files are only created under this lock: every one now is a leftover.
+            remove_stray_temp_files(&dir);
+            let _ = os_unlock(&lock);
+        }
+        Ok(Self {
+            dir: dir.into(),
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    /// The directory the records live in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Runs `f` on the blocking pool while holding this store's writer mutex.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Path) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let guard = Arc::clone(&self.writer).lock_owned().await;
+        let dir = Arc::clone(&self.dir);
+        blocking(move || {
+            let _guard = guard;
+            f(&dir)
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl TokenStore for FileStore {
-    async fn load(&self, _key: &SessionKey) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> { Ok(None) }
-    async fn save(&self, _key: &SessionKey, _set: &StoredTokenSet, _expected: Option<Version>) -> Result<Version, StoreError> { Ok(0) }
-    async fn delete(&self, _key: &SessionKey, _expected: Option<Version>) -> Result<bool, StoreError> { Ok(false) }
+    async fn load(
+        &self,
+        key: &SessionKey,
+    ) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> {
+        // No lock: records are replaced by rename, so a reader sees a whole old or new record.
+        let dir = Arc::clone(&self.dir);
+        let key = key.clone();
+        let record = blocking(move || read_record(&dir, &key)).await?;
+        Ok(record.map(|r| Versioned {
+            version: r.version,
+            value: r.set,
+        }))
+    }
+
+    async fn save(
+        &self,
+        key: &SessionKey,
+        set: &StoredTokenSet,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        let key = key.clone();
+        let set = set.clone();
+        self.write(move |dir| {
+            let lock = DirLock::acquire(dir)?;
+            let found = read_record(dir, &key)?.map(|r| r.version);
+            if found != expected {
+                return Err(StoreError::Conflict { expected, found });
+            }
+            let version = next_version(found, lock.counter())?;
+            lock.set_counter(version)?;
+            let record = RecordRef {
+                version,
+                provider: key.provider(),
+                session: key.session(),
+                set: &set,
+            };
+            let bytes = serde_json::to_vec_pretty(&record).map_err(|e| {
+                StoreError::backend(format!("file store: cannot encode the record of {key}"), e)
+            })?;
+            write_atomically(dir, &record_stem(&key), &bytes)?;
+            Ok(version)
+        })
+        .await
+    }
+
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
+        let key = key.clone();
+        self.write(move |dir| {
+            let lock = DirLock::acquire(dir)?;
+            match (read_record(dir, &key), expected) {
+                (Ok(None), _) => return Ok(false),
+                (Ok(Some(record)), expected) => {
+                    if let Some(expected) = expected
+                        && record.version != expected
+                    {
+                        return Err(StoreError::Conflict {
+                            expected: Some(expected),
+                            found: Some(record.version),
+                        });
+                    }
+                    // Keep the counter ahead of every version this directory ever held, even
+                    // one written while the counter was lost.
+                    if record.version > lock.counter() {
+                        lock.set_counter(record.version)?;
+                    }
+                }
+                // A corrupt record has no version to compare, but may be removed unconditionally.
+                (Err(StoreError::Corrupt(_)), None) => {}
+                (Err(e), _) => return Err(e),
+            }
+            let path = record_path(dir, &key);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => {
+                    return Err(StoreError::backend(
+                        format!("file store: cannot remove the record of {key}"),
+                        e,
+                    ));
+                }
+            }
+            sync_dir(dir)?;
+            Ok(true)
+        })
+        .await
+    }
+}
+
+/// A record as written.
+#[derive(Serialize)]
+struct RecordRef<'a> {
+    version: Version,
+    provider: &'a str,
+    session: &'a str,
+    set: &'a StoredTokenSet,
+}
+
+/// A record as read.
+#[derive(Deserialize)]
+struct Record {
+    version: Version,
+    provider: String,
+    session: String,
+    set: StoredTokenSet,
+}
+
+/// Runs blocking file work on Tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::backend("file store: the blocking I/O task failed", e))?
+}
+
+/// The hex SHA-256 naming `key`'s record. Lengths are hashed too, so (`a/b`, `c`) and
+/// (`a`, `b/c`) name different files.
+fn record_stem(key: &SessionKey) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(NAME_DOMAIN);
+    hasher.update((key.provider().len() as u64).to_be_bytes());
+    hasher.update(key.provider().as_bytes());
+    hasher.update((key.session().len() as u64).to_be_bytes());
+    hasher.update(key.session().as_bytes());
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn record_path(dir: &Path, key: &SessionKey) -> PathBuf {
+    dir.join(format!("{}{RECORD_SUFFIX}", record_stem(key)))
+}
+
+/// Reads and checks `key`'s record: `None` if there is none.
+fn read_record(dir: &Path, key: &SessionKey) -> Result<Option<Record>, StoreError> {
+    let stem = record_stem(key);
+    let path = dir.join(format!("{stem}{RECORD_SUFFIX}"));
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(StoreError::backend(
+                format!("file store: cannot open the record of {key}"),
+                e,
+            ));
+        }
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_RECORD_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| {
+            StoreError::backend(format!("file store: cannot read the record of {key}"), e)
+        })?;
+    if bytes.len() as u64 > MAX_RECORD_BYTES {
+        return Err(StoreError::Corrupt(format!(
+            "the record of {key} (file {stem}{RECORD_SUFFIX}) is larger than {MAX_RECORD_BYTES} bytes"
+        )));
+    }
+    // serde_json's messages may quote the offending value (a token), so only the category
+    // and position of the failure are kept.
+    let record: Record = serde_json::from_slice(&bytes).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Syntax => "is not valid JSON",
+            serde_json::error::Category::Eof => "is truncated",
+            serde_json::error::Category::Data => "does not have the shape of a record",
+            serde_json::error::Category::Io => "could not be read",
+        };
+        StoreError::Corrupt(format!(
+            "the record of {key} (file {stem}{RECORD_SUFFIX}) {what} (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    if record.provider != key.provider() || record.session != key.session() {
+        return Err(StoreError::Corrupt(format!(
+            "file {stem}{RECORD_SUFFIX} holds the record of another session than {key}"
+        )));
+    }
+    Ok(Some(record))
+}
+
+/// The version that replaces `found`, given the directory's `counter` (see [`FileStore`]).
+fn next_version(found: Option<Version>, counter: Version) -> Result<Version, StoreError> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|d| u64::try_from(d.as_nanos()).ok())
+        .unwrap_or(0);
+    let after_found = match found {
+        Some(found) => found.checked_add(1),
+        None => Some(1),
+    };
+    match (after_found, counter.checked_add(1)) {
+        (Some(a), Some(b)) => Ok(a.max(b).max(now)),
+        _ => Err(StoreError::Backend {
+            message: "file store: versions are exhausted".into(),
+            source: None,
+        }),
+    }
+}
+
+/// The exclusive OS lock on the directory, released when dropped.
+struct DirLock {
+    file: File,
+}
+
+impl DirLock {
+    fn acquire(dir: &Path) -> Result<Self, StoreError> {
+        let file = open_lock_file(dir)?;
+        os_lock(&file).map_err(|e| {
+            StoreError::backend(format!("file store: cannot lock {}", dir.display()), e)
+        })?;
+        Ok(Self { file })
+    }
+
+    /// The highest version the directory has issued; 0 when unknown (the clock term of
+    /// [`next_version`] then still keeps versions from repeating).
+    fn counter(&self) -> Version {
+        let mut text = String::new();
+        let read = (&self.file)
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| (&self.file).take(64).read_to_string(&mut text));
+        match read {
+            Ok(_) if text.trim().is_empty() => 0,
+            Ok(_) => text.trim().parse().unwrap_or_else(|_| {
+                tracing::warn!(
+                    "file store: the version counter is unreadable; relying on the clock"
+                );
+                0
+            }),
+            Err(error) => {
+                tracing::warn!(%error, "file store: cannot read the version counter; relying on the clock");
+                0
+            }
+        }
+    }
+
+    fn set_counter(&self, version: Version) -> Result<(), StoreError> {
+        let text = format!("{version:020}\n");
+        let mut file = &self.file;
+        file.seek(SeekFrom::Start(0))
+            .and_then(|_| file.write_all(text.as_bytes()))
+            .and_then(|()| file.set_len(text.len() as u64))
+            .and_then(|()| file.sync_data())
+            .map_err(|e| StoreError::backend("file store: cannot write the version counter", e))
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        // Closing the file releases the lock too; unlocking first just makes it prompt.
+        let _ = os_unlock(&self.file);
+    }
+}
+
+// `File::lock` and its siblings are stable since Rust 1.89, above the workspace's declared
+// `rust-version` (1.88): that declaration must be raised to 1.89 for this module. Every use
+// goes through these three functions so the exception stays in one place.
+
+/// Takes the exclusive OS lock on `file`, waiting for other holders.
+#[allow(clippy::incompatible_msrv)]
+fn os_lock(file: &File) -> io::Result<()> {
+    file.lock()
+}
+
+/// Takes the exclusive OS lock on `file` if it is free; `false` if another holder has it.
+#[allow(clippy::incompatible_msrv)]
+fn os_try_lock(file: &File) -> io::Result<bool> {
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// Releases the OS lock on `file`.
+#[allow(clippy::incompatible_msrv)]
+fn os_unlock(file: &File) -> io::Result<()> {
+    file.unlock()
+}
+
+fn open_lock_file(dir: &Path) -> Result<File, StoreError> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    private_mode(&mut options);
+    options.open(dir.join(LOCK_FILE)).map_err(|e| {
+        StoreError::backend(
+            format!("file store: cannot open the lock file in {}", dir.display()),
+            e,
+        )
+    })
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| StoreError::backend(format!("file store: cannot create {}", dir.display()), e))
+}
+
+/// Makes files created through `options` readable and writable by their owner only.
+fn private_mode(options: &mut OpenOptions) {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(options, 0o600);
+    #[cfg(not(unix))]
+    let _ = options;
+}
+
+/// A new, private temporary file for the record `stem`, next to it.
+fn create_temp_file(dir: &Path, stem: &str) -> io::Result<(PathBuf, File)> {
+    let path = dir.join(format!(
+        ".{stem}.{}{TEMP_SUFFIX}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    private_mode(&mut options);
+    let file = options.open(&path)?;
+    Ok((path, file))
+}
+
+/// Replaces the record `stem` with `bytes`: temporary file, fsync, rename, directory fsync.
+fn write_atomically(dir: &Path, stem: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    let fail = |step: &str, e: io::Error| {
+        StoreError::backend(format!("file store: cannot {step} in {}", dir.display()), e)
+    };
+    let (temp, mut file) =
+        create_temp_file(dir, stem).map_err(|e| fail("create a temporary file", e))?;
+    let written = file
+        .write_all(bytes)
+        .map_err(|e| fail("write a temporary file", e))
+        .and_then(|()| {
+            file.sync_all()
+                .map_err(|e| fail("sync a temporary file", e))
+        });
+    drop(file);
+    let renamed = written.and_then(|()| {
+        fs::rename(&temp, dir.join(format!("{stem}{RECORD_SUFFIX}")))
+            .map_err(|e| fail("replace a record", e))
+    });
+    if let Err(e) = renamed {
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
+    sync_dir(dir)
+}
+
+/// Makes renames and removals in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| {
+            StoreError::backend(format!("file store: cannot sync {}", dir.display()), e)
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Whether `name` is one of this store's temporary files.
+fn is_temp_file_name(name: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|rest| rest.strip_suffix(TEMP_SUFFIX))
+        .and_then(|rest| rest.split_once('.'))
+        .is_some_and(|(stem, _)| stem.len() == 64 && stem.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Best effort: removes temporary files left by crashed writers. Call under the lock.
+fn remove_stray_temp_files(dir: &Path) {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) => {
+            tracing::debug!(%error, "file store: cannot list the directory to clean up");
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_str().is_some_and(is_temp_file_name)
+            && let Err(error) = fs::remove_file(entry.path())
+        {
+            tracing::debug!(%error, "file store: cannot remove a stray temporary file");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    use tempfile::TempDir;
+
+    use super::*;
+    use crate::{AccessToken, RefreshToken, TokenSet};
+
+    fn set(token: &str) -> StoredTokenSet {
+        TokenSet::<serde_json::Value>::new(AccessToken::new(token))
+            .with_refresh_token(RefreshToken::new(format!("rt-{token}")))
+            .to_stored()
+            .unwrap()
+    }
+
+    fn access(loaded: &Option<Versioned<StoredTokenSet>>) -> Option<(Version, String)> {
+        loaded
+            .as_ref()
+            .map(|v| (v.version, v.value.access_token.expose_secret().to_owned()))
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn save_is_compare_and_swap_and_stale_versions_lose() {
+        let tmp = TempDir::new().unwrap();
+        let store = FileStore::open(tmp.path()).unwrap();
+        let key = SessionKey::new("p", "s");
+        assert!(store.load(&key).await.unwrap().is_none());
+
+        let v1 = store.save(&key, &set("a"), None).await.unwrap();
+        let err = store.save(&key, &set("b"), None).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Conflict { expected: None, found: Some(v) } if v == v1),
+            "{err:?}"
+        );
+        let err = store.save(&key, &set("b"), Some(v1 + 1)).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Conflict { found: Some(v), .. } if v == v1),
+            "{err:?}"
+        );
+
+        let v2 = store.save(&key, &set("b"), Some(v1)).await.unwrap();
+        assert!(v2 > v1);
+        let err = store.save(&key, &set("c"), Some(v1)).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Conflict { expected: Some(e), found: Some(f) } if e == v1 && f == v2)
+        );
+        let err = store.delete(&key, Some(v1)).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Conflict { .. }),
+            "a stale delete must lose: {err:?}"
+        );
+
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!(loaded.version, v2);
+        assert_eq!(loaded.value, set("b"));
+        // An absent record stays absent whatever the expected version.
+        assert!(
+            !store
+                .delete(&SessionKey::new("p", "other"), Some(v2))
+                .await
+                .unwrap()
+        );
+        assert!(store.delete(&key, Some(v2)).await.unwrap());
+        assert!(store.load(&key).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_reopened_store_loads_what_was_saved() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("nested").join("tokens");
+        let key = SessionKey::new("vaultist", "customer-1");
+        let saved = TokenSet::<serde_json::Value>::new(AccessToken::new("at-1"))
+            .with_refresh_token(RefreshToken::new("rt-1"))
+            .with_access_expires_at(time::macros::datetime!(2030-01-01 00:00 UTC))
+            .with_token_type("Bearer")
+            .with_extras(serde_json::json!({ "user_id": 42 }));
+        let version = {
+            let store = FileStore::open(&dir).unwrap();
+            store.save(&key, &saved, None).await.unwrap()
+        };
+
+        let store = FileStore::open(&dir).unwrap();
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!(
+            loaded,
+            Versioned {
+                version,
+                value: saved
+            }
+        );
+        assert!(store.save(&key, &set("b"), Some(version)).await.unwrap() > version);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn records_temp_files_and_lock_are_0600_and_the_directory_0700() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("store");
+        let store = FileStore::open(&dir).unwrap();
+        let key = SessionKey::new("p", "s");
+        let v1 = store.save(&key, &set("a"), None).await.unwrap();
+        store.save(&key, &set("b"), Some(v1)).await.unwrap();
+
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&record_path(&dir, &key)), 0o600);
+        assert_eq!(mode(&dir.join(LOCK_FILE)), 0o600);
+        let (temp, _file) = create_temp_file(&dir, &record_stem(&key)).unwrap();
+        assert_eq!(mode(&temp), 0o600);
+        assert!(is_temp_file_name(
+            temp.file_name().unwrap().to_str().unwrap()
+        ));
+    }
+
+    #[tokio::test]
+    async fn leftover_temp_files_do_not_affect_load_and_are_cleaned_on_open() {
+        let tmp = TempDir::new().unwrap();
+        let store = FileStore::open(tmp.path()).unwrap();
+        let key = SessionKey::new("p", "s");
+        let v1 = store.save(&key, &set("good"), None).await.unwrap();
+
+        // A writer that crashed mid-write of a newer record, and one that left garbage.
+        let stem = record_stem(&key);
+        let partial = tmp.path().join(format!(".{stem}.{}.tmp", "0".repeat(32)));
+        fs::write(
+            &partial,
+            format!(
+                r#"{{"version": {}, "provider": "p", "session": "s", "set": {{"access_tok"#,
+                v1 + 1
+            ),
+        )
+        .unwrap();
+        let garbage = tmp.path().join(format!(".{stem}.{}.tmp", "1".repeat(32)));
+        fs::write(&garbage, [0xff, 0x00, 0x13, 0x37]).unwrap();
+        let unrelated = tmp.path().join("notes.tmp");
+        fs::write(&unrelated, "not ours").unwrap();
+
+        assert_eq!(
+            access(&store.load(&key).await.unwrap()),
+            Some((v1, "good".into()))
+        );
+        let v2 = store.save(&key, &set("next"), Some(v1)).await.unwrap();
+        assert_eq!(
+            access(&store.load(&key).await.unwrap()),
+            Some((v2, "next".into()))
+        );
+        assert!(
+            partial.exists() && garbage.exists(),
+            "a running store leaves them alone"
+        );
+
+        let reopened = FileStore::open(tmp.path()).unwrap();
+        assert!(
+            !partial.exists() && !garbage.exists(),
+            "open removes leftovers"
+        );
+        assert!(unrelated.exists(), "files that are not ours stay");
+        assert_eq!(
+            access(&reopened.load(&key).await.unwrap()),
+            Some((v2, "next".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_record_is_corrupt_without_leaking_its_content() {
+        let tmp = TempDir::new().unwrap();
+        let store = FileStore::open(tmp.path()).unwrap();
+        let key = SessionKey::new("p", "s");
+        let path = record_path(tmp.path(), &key);
+        let planted = [
+            ("SECRET-not-json", "SECRET-not-json {{{".to_owned()),
+            ("SECRET-truncated", r#"{"version": 1, "provider": "p", "session": "s", "set": {"access_token": "SECRET-truncated"#.to_owned()),
+            ("SECRET-version", r#"{"version": "SECRET-version", "provider": "p", "session": "s", "set": {}}"#.to_owned()),
+            ("987654321", r#"{"version": 1, "provider": "p", "session": "s", "set": {"access_token": 987654321}}"#.to_owned()),
+            ("SECRET-array", r#"{"version": 1, "provider": "p", "session": "s", "set": {"access_token": ["SECRET-array"]}}"#.to_owned()),
+            ("SECRET-missing", r#"{"version": 1, "provider": "p", "session": "s", "set": {"refresh_token": "SECRET-missing"}}"#.to_owned()),
+            (
+                "SECRET-other-key",
+                r#"{"version": 1, "provider": "p", "session": "t", "set": {"access_token": "SECRET-other-key"}}"#.to_owned(),
+            ),
+            ("SECRET-huge", format!("\"SECRET-huge{}\"", "x".repeat(MAX_RECORD_BYTES as usize))),
+        ];
+        for (secret, content) in planted {
+            fs::write(&path, &content).unwrap();
+            let errors = [
+                store.load(&key).await.unwrap_err(),
+                store.save(&key, &set("new"), Some(1)).await.unwrap_err(),
+                store.delete(&key, Some(1)).await.unwrap_err(),
+            ];
+            for err in errors {
+                assert!(matches!(err, StoreError::Corrupt(_)), "{secret}: {err:?}");
+                let shown = format!("{err} {err:?}");
+                assert!(!shown.contains(secret), "{shown}");
+                assert!(shown.contains("p/s"), "names the session: {shown}");
+            }
+            assert_eq!(
+                fs::read_to_string(&path).unwrap(),
+                content,
+                "a failed save leaves the file alone"
+            );
+        }
+        // An unconditional delete clears a corrupt record.
+        assert!(store.delete(&key, None).await.unwrap());
+        assert!(store.load(&key).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn versions_never_repeat_after_delete() {
+        let tmp = TempDir::new().unwrap();
+        let key = SessionKey::new("p", "s");
+        let mut seen = HashSet::new();
+        let mut last = 0;
+        for round in 0..3 {
+            // A new store each round: the counter lives in the directory, not the process.
+            let store = FileStore::open(tmp.path()).unwrap();
+            let v1 = store.save(&key, &set("a"), None).await.unwrap();
+            let v2 = store.save(&key, &set("b"), Some(v1)).await.unwrap();
+            assert!(last < v1 && v1 < v2, "round {round}: {last} {v1} {v2}");
+            assert!(
+                seen.insert(v1) && seen.insert(v2),
+                "round {round}: a version repeated"
+            );
+            assert!(store.delete(&key, Some(v2)).await.unwrap());
+            assert!(!store.delete(&key, None).await.unwrap());
+            let err = store.delete(&key, Some(v2)).await;
+            assert!(matches!(err, Ok(false)), "{err:?}");
+            last = v2;
+        }
+        // Even when the counter is lost, the clock keeps versions new.
+        fs::remove_file(tmp.path().join(LOCK_FILE)).unwrap();
+        let store = FileStore::open(tmp.path()).unwrap();
+        let v = store.save(&key, &set("c"), None).await.unwrap();
+        assert!(v > last && !seen.contains(&v));
+        // A corrupt counter is not fatal either.
+        fs::write(tmp.path().join(LOCK_FILE), "garbage").unwrap();
+        let w = store.save(&key, &set("d"), Some(v)).await.unwrap();
+        assert!(w > v);
+    }
+
+    #[test]
+    fn next_version_takes_the_largest_candidate() {
+        assert_eq!(next_version(Some(u64::MAX - 2), 0).unwrap(), u64::MAX - 1);
+        assert_eq!(next_version(None, u64::MAX - 2).unwrap(), u64::MAX - 1);
+        assert!(
+            next_version(None, 5).unwrap() > 1_000_000_000_000_000_000,
+            "the clock term"
+        );
+        assert!(next_version(Some(u64::MAX), 0).is_err());
+        assert!(next_version(None, u64::MAX).is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_stores_racing_on_one_directory_let_exactly_one_cas_win() {
+        let tmp = TempDir::new().unwrap();
+        // Two instances stand in for two processes: they share nothing but the directory.
+        let a = Arc::new(FileStore::open(tmp.path()).unwrap());
+        let b = Arc::new(FileStore::open(tmp.path()).unwrap());
+        let key = SessionKey::new("p", "s");
+        let v0 = a.save(&key, &set("start"), None).await.unwrap();
+
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..50 {
+            let store = if i % 2 == 0 {
+                Arc::clone(&a)
+            } else {
+                Arc::clone(&b)
+            };
+            let key = key.clone();
+            tasks.spawn(
+                async move { (i, store.save(&key, &set(&format!("t{i}")), Some(v0)).await) },
+            );
+        }
+        let mut winners = Vec::new();
+        let mut losers = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined.unwrap() {
+                (i, Ok(version)) => winners.push((i, version)),
+                (_, Err(StoreError::Conflict { expected, found })) => {
+                    assert_eq!(expected, Some(v0));
+                    losers.push(found);
+                }
+                (_, Err(e)) => panic!("unexpected error: {e:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "{winners:?}");
+        let (winner, version) = winners[0];
+        assert!(
+            losers.iter().all(|found| *found == Some(version)),
+            "{losers:?}"
+        );
+        for store in [&a, &b] {
+            assert_eq!(
+                access(&store.load(&key).await.unwrap()),
+                Some((version, format!("t{winner}")))
+            );
+        }
+        assert!(
+            names(tmp.path()).iter().all(|n| !n.ends_with(TEMP_SUFFIX)),
+            "no temporary file left"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn save_waits_for_another_process_holding_the_directory_lock() {
+        let tmp = TempDir::new().unwrap();
+        let store = Arc::new(FileStore::open(tmp.path()).unwrap());
+        let key = SessionKey::new("p", "s");
+        let other = File::options()
+            .read(true)
+            .write(true)
+            .open(tmp.path().join(LOCK_FILE))
+            .unwrap();
+        os_lock(&other).unwrap();
+
+        let save = tokio::spawn({
+            let (store, key) = (Arc::clone(&store), key.clone());
+            async move { store.save(&key, &set("a"), None).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!save.is_finished(), "save must wait for the lock");
+        assert!(
+            store.load(&key).await.unwrap().is_none(),
+            "loads do not wait"
+        );
+        os_unlock(&other).unwrap();
+        let version = tokio::time::timeout(Duration::from_secs(10), save)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            access(&store.load(&key).await.unwrap()),
+            Some((version, "a".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn keys_with_odd_characters_stay_inside_the_directory() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("store");
+        let store = FileStore::open(&dir).unwrap();
+        let keys = [
+            SessionKey::new("../x", "../../y"),
+            SessionKey::new("a/b", "c"),
+            SessionKey::new("a", "b/c"),
+            SessionKey::new("/etc", "passwd"),
+            SessionKey::new("..", "."),
+            SessionKey::new("", ""),
+            SessionKey::new("ünï", "çødé 😀\\\0\n"),
+            SessionKey::new("p", "x".repeat(4096)),
+        ];
+        for (i, key) in keys.iter().enumerate() {
+            store.save(key, &set(&format!("t{i}")), None).await.unwrap();
+        }
+        for (i, key) in keys.iter().enumerate() {
+            let loaded = store.load(key).await.unwrap().unwrap();
+            assert_eq!(
+                loaded.value.access_token.expose_secret(),
+                format!("t{i}"),
+                "{key:?}"
+            );
+        }
+        assert_eq!(
+            names(tmp.path()),
+            ["store"],
+            "nothing written outside the directory"
+        );
+        let files = names(&dir);
+        assert_eq!(files.len(), keys.len() + 1, "{files:?}");
+        for name in files.iter().filter(|n| *n != LOCK_FILE) {
+            let stem = name.strip_suffix(RECORD_SUFFIX).unwrap();
+            assert!(
+                stem.len() == 64 && stem.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_shows_the_directory_only() {
+        let tmp = TempDir::new().unwrap();
+        let store = FileStore::open(tmp.path()).unwrap();
+        let shown = format!("{store:?}");
+        assert_eq!(shown, format!("FileStore {{ dir: {:?} }}", tmp.path()));
+    }
 }
