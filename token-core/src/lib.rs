@@ -3,8 +3,8 @@
 //! `token-core` holds everything providers share: [secrets](secret) that redact themselves,
 //! [`TokenSet`] with absolute expiry, the [codec traits](codec) that `#[token_endpoint]`
 //! implements, the [`Provider`] trait, [token stores](store), the refresh-and-retry
-//! [`TokenManager`], the server-side [issuer](issuer), and (feature `sandbox`) a loopback
-//! [sandbox](sandbox) of any provider.
+//! [`TokenManager`], the server-side [issuer], and (feature `sandbox`) a loopback
+//! sandbox of any provider.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -13,8 +13,12 @@ pub mod clock;
 pub mod codec;
 pub mod error;
 pub mod expiry;
+pub mod issuer;
 pub mod provider;
 pub mod redact;
+#[cfg(feature = "sandbox")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sandbox")))]
+pub mod sandbox;
 pub mod secret;
 pub mod store;
 pub mod token_set;
@@ -25,7 +29,10 @@ pub mod middleware;
 pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use codec::{Endpoint, ErrorResponse, FromContext, RequestContext, TokenResponse};
 pub use error::{EndpointError, Error, ErrorKind, ProviderError, Reauth, StoreError, TransportError};
+pub use issuer::{Issuer, IssuerConfig, IssuerError, IssuerStore, MemoryIssuerStore};
 pub use provider::{CallContext, Provider, Signer};
+#[cfg(feature = "sandbox")]
+pub use sandbox::{RunningSandbox, Sandbox};
 pub use secret::{AccessToken, AuthCode, ClientSecret, RefreshToken};
 pub use store::{MemoryStore, SessionKey, TokenStore};
 pub use token_set::{Extras, NoExtras, StoredTokenSet, TokenSet};

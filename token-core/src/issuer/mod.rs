@@ -1,0 +1,654 @@
+//! The server side of token refresh: issue token pairs, rotate them on refresh, authenticate
+//! access tokens, revoke. A wallet (an Alipay+ MPP answering applyToken) runs it for real; the
+//! sandbox (feature `sandbox`) runs it for tests.
+//!
+//! Tokens are random and stored only as SHA-256 hashes behind the [`IssuerStore`] trait, whose
+//! one atomic [`rotate`](IssuerStore::rotate) makes concurrent refreshes with the same refresh
+//! token agree on one successor. Within the configured reuse window the old refresh token
+//! answers that same successor again (a client whose answer was lost can recover); after it,
+//! or once the successor itself was rotated, the old token is dead.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use token_core::ManualClock;
+//! use token_core::issuer::{Issuer, IssuerConfig, IssuerError, MemoryIssuerStore};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), IssuerError> {
+//! let clock = ManualClock::default();
+//! let config = IssuerConfig::default().with_reuse_window(Duration::from_secs(300));
+//! let issuer = Issuer::new(Arc::new(MemoryIssuerStore::new()), Arc::new(clock.clone()), config);
+//!
+//! let first = issuer.issue("customer-1", serde_json::json!({})).await?;
+//! let refresh = first.tokens.refresh_token.clone().expect("the issuer always issues one");
+//! let second = issuer.refresh(refresh.expose_secret()).await?;
+//! // The answer was lost? The same refresh token answers the same pair for 5 minutes.
+//! assert_eq!(issuer.refresh(refresh.expose_secret()).await?.tokens, second.tokens);
+//! // The old access token died with the rotation.
+//! assert!(issuer.authenticate(first.tokens.access_token.expose_secret()).await.is_err());
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod memory;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::clock::Clock;
+use crate::error::StoreError;
+use crate::secret::{AccessToken, RefreshToken};
+use crate::token_set::{StoredTokenSet, TokenSet};
+
+pub use memory::MemoryIssuerStore;
+
+/// Issues, rotates, authenticates and revokes token pairs over an [`IssuerStore`].
+#[derive(Clone)]
+pub struct Issuer {
+    store: Arc<dyn IssuerStore>,
+    clock: Arc<dyn Clock>,
+    config: IssuerConfig,
+}
+
+impl fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Issuer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Issuer {
+    /// An issuer over `store`, reading the time from `clock`.
+    pub fn new(store: Arc<dyn IssuerStore>, clock: Arc<dyn Clock>, config: IssuerConfig) -> Self {
+        Self {
+            store,
+            clock,
+            config,
+        }
+    }
+
+    /// An issuer over a fresh [`MemoryIssuerStore`].
+    pub fn in_memory(clock: Arc<dyn Clock>, config: IssuerConfig) -> Self {
+        Self::new(Arc::new(MemoryIssuerStore::new()), clock, config)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &IssuerConfig {
+        &self.config
+    }
+
+    /// The clock every expiry is checked against.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn IssuerStore> {
+        &self.store
+    }
+
+    /// Issues a new pair for `subject`, carrying `extras` (Alipay+ `customerId`...) in the
+    /// token set and in every successor.
+    pub async fn issue(
+        &self,
+        subject: impl Into<String>,
+        extras: serde_json::Value,
+    ) -> Result<Issued, IssuerError> {
+        let now = self.clock.now();
+        let minted = self.mint(subject.into(), extras, now);
+        let issued = Issued {
+            subject: minted.record.subject.clone(),
+            tokens: minted.tokens,
+            reused: false,
+        };
+        self.store.insert(minted.record).await?;
+        Ok(issued)
+    }
+
+    /// Rotates: checks `refresh_token`, issues the successor pair and invalidates the old
+    /// access and refresh token at once.
+    ///
+    /// Presented again within the reuse window, the old refresh token answers exactly the
+    /// same successor ([`Issued::reused`] is then `true`), as long as that successor has not
+    /// been rotated or revoked itself; otherwise it is [`IssuerError::UsedRefreshToken`].
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Issued, IssuerError> {
+        let now = self.clock.now();
+        let presented = TokenHash::of(refresh_token);
+        let mint = |old: &PairRecord| self.mint(old.subject.clone(), old.extras.clone(), now);
+        let rotation = Rotation {
+            presented: &presented,
+            now,
+            reuse_window: self.config.reuse_window,
+            mint: &mint,
+        };
+        match self.store.rotate(rotation).await? {
+            RotateOutcome::Rotated { subject, tokens } => Ok(Issued {
+                subject,
+                tokens,
+                reused: false,
+            }),
+            RotateOutcome::Reused { subject, tokens } => Ok(Issued {
+                subject,
+                tokens,
+                reused: true,
+            }),
+            RotateOutcome::Rejected(rejection) => Err(match rejection {
+                RotateRejection::Unknown | RotateRejection::Revoked => {
+                    IssuerError::InvalidRefreshToken
+                }
+                RotateRejection::Expired => IssuerError::ExpiredRefreshToken,
+                RotateRejection::Used => IssuerError::UsedRefreshToken,
+            }),
+        }
+    }
+
+    /// Checks an access token presented to a protected API.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Grant, IssuerError> {
+        let now = self.clock.now();
+        let record = self
+            .store
+            .find_by_access(&TokenHash::of(access_token))
+            .await?
+            .ok_or(IssuerError::InvalidAccessToken)?;
+        if !matches!(record.state, PairState::Active) {
+            return Err(IssuerError::InvalidAccessToken);
+        }
+        if record.access_expires_at <= now {
+            return Err(IssuerError::ExpiredAccessToken);
+        }
+        Ok(Grant {
+            subject: record.subject,
+            extras: record.extras,
+            issued_at: record.issued_at,
+            access_expires_at: record.access_expires_at,
+        })
+    }
+
+    /// Revokes the pair that `token` (its access or its refresh token) belongs to. Returns
+    /// whether a live pair was revoked; an unknown token is not an error (RFC 7009).
+    pub async fn revoke(&self, token: &str) -> Result<bool, IssuerError> {
+        let now = self.clock.now();
+        Ok(self.store.revoke(&TokenHash::of(token), now).await?)
+    }
+
+    /// Revokes every live pair of `subject` (a logout everywhere); returns how many.
+    pub async fn revoke_subject(&self, subject: &str) -> Result<usize, IssuerError> {
+        let now = self.clock.now();
+        Ok(self.store.revoke_subject(subject, now).await?)
+    }
+
+    fn mint(&self, subject: String, extras: serde_json::Value, now: OffsetDateTime) -> Minted {
+        // Whole seconds: what a client computes from `expires_in` or a JWT `exp` is then
+        // never later than what the issuer enforces.
+        let now = now.replace_nanosecond(0).unwrap_or(now);
+        let access_expires_at = now + self.config.access_ttl;
+        let refresh_expires_at = self.config.refresh_ttl.map(|ttl| now + ttl);
+        let access = match self.config.access_format {
+            AccessTokenFormat::Opaque => format!("at_{}", random_token()),
+            AccessTokenFormat::UnsignedJwt => unsigned_jwt(&subject, now, access_expires_at),
+        };
+        let refresh = format!("rt_{}", random_token());
+        let record = PairRecord {
+            subject,
+            access_hash: TokenHash::of(&access),
+            refresh_hash: TokenHash::of(&refresh),
+            issued_at: now,
+            access_expires_at,
+            refresh_expires_at,
+            extras: extras.clone(),
+            state: PairState::Active,
+        };
+        let mut tokens: StoredTokenSet = TokenSet::new(AccessToken::new(access))
+            .with_refresh_token(RefreshToken::new(refresh))
+            .with_access_expires_at(access_expires_at)
+            .with_token_type(self.config.token_type.clone())
+            .with_extras(extras);
+        tokens.refresh_expires_at = refresh_expires_at;
+        Minted { record, tokens }
+    }
+}
+
+/// How an [`Issuer`] issues: lifetimes, reuse window and access token format.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IssuerConfig {
+    /// How long an access token lives. Default 3600 s.
+    pub access_ttl: Duration,
+    /// How long a refresh token lives from its issue (each rotation issues a new one);
+    /// `None`: until rotated or revoked. Default 30 days.
+    pub refresh_ttl: Option<Duration>,
+    /// How long after a rotation the old refresh token answers the same successor again.
+    /// Default zero (no reuse); Alipay+ recommends 5 minutes.
+    pub reuse_window: Duration,
+    /// The access token format. Default [`AccessTokenFormat::Opaque`].
+    pub access_format: AccessTokenFormat,
+    /// The token type issued sets carry. Default `Bearer`.
+    pub token_type: String,
+}
+
+impl Default for IssuerConfig {
+    fn default() -> Self {
+        Self {
+            access_ttl: Duration::from_secs(3600),
+            refresh_ttl: Some(Duration::from_secs(30 * 24 * 3600)),
+            reuse_window: Duration::ZERO,
+            access_format: AccessTokenFormat::Opaque,
+            token_type: "Bearer".to_owned(),
+        }
+    }
+}
+
+impl IssuerConfig {
+    /// Sets the access token lifetime.
+    pub fn with_access_ttl(mut self, ttl: Duration) -> Self {
+        self.access_ttl = ttl;
+        self
+    }
+
+    /// Sets the refresh token lifetime (`None`: no expiry).
+    pub fn with_refresh_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.refresh_ttl = ttl;
+        self
+    }
+
+    /// Sets the reuse window.
+    pub fn with_reuse_window(mut self, window: Duration) -> Self {
+        self.reuse_window = window;
+        self
+    }
+
+    /// Sets the access token format.
+    pub fn with_access_format(mut self, format: AccessTokenFormat) -> Self {
+        self.access_format = format;
+        self
+    }
+
+    /// Sets the token type.
+    pub fn with_token_type(mut self, token_type: impl Into<String>) -> Self {
+        self.token_type = token_type.into();
+        self
+    }
+}
+
+/// What an access token looks like.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AccessTokenFormat {
+    /// `at_` and 43 random URL-safe characters.
+    #[default]
+    Opaque,
+    /// A JWT with `alg: none` carrying `sub`, `iat`, `exp` and a random `jti`, for clients
+    /// that read expiry from `exp` (Paymentsgate). Unsigned: for sandboxes only; the issuer
+    /// still checks it against its store like an opaque token.
+    UnsignedJwt,
+}
+
+/// A pair that was just issued (or, within the reuse window, issued again).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Issued {
+    /// Whom the pair was issued to.
+    pub subject: String,
+    /// The tokens with absolute expiries, the token type and the subject's extras.
+    pub tokens: StoredTokenSet,
+    /// `true` when the old refresh token was presented again within the reuse window and
+    /// this is the successor issued before.
+    pub reused: bool,
+}
+
+/// What an access token grants: the result of [`Issuer::authenticate`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Grant {
+    /// Whom the token was issued to.
+    pub subject: String,
+    /// The extras given when the session was issued.
+    pub extras: serde_json::Value,
+    /// When this pair was issued.
+    pub issued_at: OffsetDateTime,
+    /// When the access token expires.
+    pub access_expires_at: OffsetDateTime,
+}
+
+/// Why the issuer refused. Messages never contain a token.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssuerError {
+    /// The refresh token is unknown or revoked.
+    #[error("the refresh token is invalid")]
+    InvalidRefreshToken,
+    /// The refresh token was already used for a rotation, outside the reuse window or with a
+    /// successor that has been rotated itself (Alipay+ `USED_REFRESH_TOKEN`).
+    #[error("the refresh token was already used")]
+    UsedRefreshToken,
+    /// The refresh token has expired.
+    #[error("the refresh token has expired")]
+    ExpiredRefreshToken,
+    /// The access token is unknown, rotated away or revoked.
+    #[error("the access token is invalid")]
+    InvalidAccessToken,
+    /// The access token has expired.
+    #[error("the access token has expired")]
+    ExpiredAccessToken,
+    /// The issuer's store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl IssuerError {
+    /// Whether the refresh token is dead for good (invalid, used or expired): the client
+    /// must obtain a new pair another way.
+    pub fn is_refresh_rejection(&self) -> bool {
+        matches!(
+            self,
+            Self::InvalidRefreshToken | Self::UsedRefreshToken | Self::ExpiredRefreshToken
+        )
+    }
+
+    /// Whether the access token is not accepted (invalid or expired).
+    pub fn is_access_rejection(&self) -> bool {
+        matches!(self, Self::InvalidAccessToken | Self::ExpiredAccessToken)
+    }
+}
+
+/// The SHA-256 of a token: what stores keep instead of the token. `Debug` shows 8 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    /// The hash of `token`.
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// A hash read back from storage.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The 32 bytes, for storage.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// All 64 lowercase hex digits, for storage as text.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenHash(")?;
+        for byte in &self.0[..4] {
+            write!(f, "{byte:02x}")?;
+        }
+        write!(f, "..)")
+    }
+}
+
+/// One issued pair as a store keeps it: hashes, never tokens (except a successor's tokens
+/// kept for the reuse window, see [`Reuse`]). Stores build it back from their rows, so it is
+/// not `#[non_exhaustive]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PairRecord {
+    /// Whom the pair was issued to.
+    pub subject: String,
+    /// The hash of the access token.
+    pub access_hash: TokenHash,
+    /// The hash of the refresh token.
+    pub refresh_hash: TokenHash,
+    /// When the pair was issued.
+    pub issued_at: OffsetDateTime,
+    /// When the access token expires.
+    pub access_expires_at: OffsetDateTime,
+    /// When the refresh token expires (`None`: never).
+    pub refresh_expires_at: Option<OffsetDateTime>,
+    /// Extras carried into every successor.
+    pub extras: serde_json::Value,
+    /// Live, replaced by a successor, or revoked.
+    pub state: PairState,
+}
+
+impl PairRecord {
+    /// What a rotation presenting this record's refresh token does at `now`. `successor` is
+    /// the record that replaced this one, if it was replaced and the store still has it.
+    ///
+    /// Stores call this inside their atomic [`IssuerStore::rotate`], so every store applies
+    /// the same rules.
+    pub fn verdict(&self, successor: Option<&PairRecord>, now: OffsetDateTime) -> RotateVerdict {
+        match &self.state {
+            PairState::Active => {
+                if self.refresh_expires_at.is_some_and(|at| at <= now) {
+                    RotateVerdict::Reject(RotateRejection::Expired)
+                } else {
+                    RotateVerdict::Rotate
+                }
+            }
+            PairState::Replaced { reuse, .. } => match (reuse, successor) {
+                (Some(reuse), Some(successor))
+                    if now < reuse.until && matches!(successor.state, PairState::Active) =>
+                {
+                    RotateVerdict::Reuse(reuse.tokens.clone())
+                }
+                _ => RotateVerdict::Reject(RotateRejection::Used),
+            },
+            PairState::Revoked { .. } => RotateVerdict::Reject(RotateRejection::Revoked),
+        }
+    }
+
+    /// Marks this record replaced by `successor` at `now`, keeping the successor's tokens
+    /// until `now + reuse_window` when the window is not zero.
+    pub fn replace_with(
+        &mut self,
+        successor: &Minted,
+        now: OffsetDateTime,
+        reuse_window: Duration,
+    ) {
+        let reuse = (!reuse_window.is_zero()).then(|| Reuse {
+            until: now + reuse_window,
+            tokens: successor.tokens.clone(),
+        });
+        self.state = PairState::Replaced {
+            at: now,
+            successor: successor.record.refresh_hash,
+            reuse,
+        };
+    }
+
+    /// Whether a store may forget this record at `now`: no token of it can be accepted any
+    /// more and no reuse answer is pending.
+    pub fn is_dead(&self, now: OffsetDateTime) -> bool {
+        let refresh_dead = self.refresh_expires_at.is_some_and(|at| at <= now);
+        match &self.state {
+            PairState::Active => refresh_dead && self.access_expires_at <= now,
+            PairState::Replaced { reuse, .. } => reuse.as_ref().is_none_or(|r| r.until <= now),
+            PairState::Revoked { .. } => true,
+        }
+    }
+}
+
+/// The life cycle of a pair.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum PairState {
+    /// Both tokens may be used (until they expire).
+    Active,
+    /// Rotated away: neither token is accepted, except the refresh token within the reuse
+    /// window.
+    Replaced {
+        /// When it was rotated.
+        at: OffsetDateTime,
+        /// The refresh token hash of the successor pair.
+        successor: TokenHash,
+        /// What the old refresh token answers within the reuse window.
+        reuse: Option<Reuse>,
+    },
+    /// Revoked: nothing is accepted.
+    Revoked {
+        /// When it was revoked.
+        at: OffsetDateTime,
+    },
+}
+
+/// The successor pair kept, as issued, for the reuse window: answering "the same pair again"
+/// needs the tokens themselves. A store should drop it once `until` has passed (see
+/// [`PairRecord::is_dead`]) and may encrypt it at rest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reuse {
+    /// The end of the reuse window.
+    pub until: OffsetDateTime,
+    /// The successor as it was issued.
+    pub tokens: StoredTokenSet,
+}
+
+/// A freshly generated pair: the record to store and the tokens to hand out.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Minted {
+    /// The record (hashes only).
+    pub record: PairRecord,
+    /// The tokens.
+    pub tokens: StoredTokenSet,
+}
+
+/// One refresh presented to [`IssuerStore::rotate`].
+#[non_exhaustive]
+pub struct Rotation<'a> {
+    /// The hash of the presented refresh token.
+    pub presented: &'a TokenHash,
+    /// The issuer's current time.
+    pub now: OffsetDateTime,
+    /// The issuer's reuse window.
+    pub reuse_window: Duration,
+    /// Generates the successor of the given record; call it at most once, only when the
+    /// verdict is [`RotateVerdict::Rotate`].
+    pub mint: &'a (dyn Fn(&PairRecord) -> Minted + Send + Sync),
+}
+
+impl fmt::Debug for Rotation<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rotation")
+            .field("presented", self.presented)
+            .field("now", &self.now)
+            .field("reuse_window", &self.reuse_window)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`PairRecord::verdict`] decided.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum RotateVerdict {
+    /// Mint the successor, store it, and mark the record replaced.
+    Rotate,
+    /// Answer this successor again; change nothing.
+    Reuse(StoredTokenSet),
+    /// Refuse.
+    Reject(RotateRejection),
+}
+
+/// What a store's [`rotate`](IssuerStore::rotate) did.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum RotateOutcome {
+    /// The successor was minted and stored; the old pair is replaced.
+    Rotated {
+        /// The subject.
+        subject: String,
+        /// The successor's tokens.
+        tokens: StoredTokenSet,
+    },
+    /// Within the reuse window: the successor issued before.
+    Reused {
+        /// The subject.
+        subject: String,
+        /// The successor's tokens.
+        tokens: StoredTokenSet,
+    },
+    /// Refused.
+    Rejected(RotateRejection),
+}
+
+/// Why a rotation was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RotateRejection {
+    /// No pair has this refresh token.
+    Unknown,
+    /// The refresh token has expired.
+    Expired,
+    /// The refresh token was already rotated (outside the reuse window, or its successor
+    /// moved on).
+    Used,
+    /// The pair was revoked.
+    Revoked,
+}
+
+/// Where an [`Issuer`] keeps its pairs, keyed by token hashes.
+///
+/// Implementations must make [`rotate`](Self::rotate) atomic (a mutex, a database
+/// transaction with a row lock): two concurrent rotations with the same refresh token must
+/// both see the outcome of one of them. The rules themselves are in
+/// [`PairRecord::verdict`] and [`PairRecord::replace_with`].
+#[async_trait]
+pub trait IssuerStore: Send + Sync + 'static {
+    /// Stores a newly issued pair.
+    async fn insert(&self, record: PairRecord) -> Result<(), StoreError>;
+
+    /// The pair whose access token has this hash.
+    async fn find_by_access(&self, access: &TokenHash) -> Result<Option<PairRecord>, StoreError>;
+
+    /// The pair whose refresh token has this hash.
+    async fn find_by_refresh(&self, refresh: &TokenHash) -> Result<Option<PairRecord>, StoreError>;
+
+    /// Atomically: finds the pair of `rotation.presented`, asks [`PairRecord::verdict`]
+    /// (with the successor record, if replaced), and on [`RotateVerdict::Rotate`] mints the
+    /// successor, stores it and marks the old pair [replaced](PairRecord::replace_with).
+    async fn rotate(&self, rotation: Rotation<'_>) -> Result<RotateOutcome, StoreError>;
+
+    /// Revokes the live pair whose access or refresh token has this hash; returns whether one
+    /// was revoked.
+    async fn revoke(&self, token: &TokenHash, at: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// Revokes every live pair of `subject`; returns how many.
+    async fn revoke_subject(&self, subject: &str, at: OffsetDateTime) -> Result<usize, StoreError>;
+
+    /// Forgets the records that are [dead](PairRecord::is_dead) at `now`; returns how many.
+    async fn purge(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+        let _ = now;
+        Ok(0)
+    }
+}
+
+const _: Option<&dyn IssuerStore> = None;
+
+/// 32 random bytes, base64url without padding (43 characters).
+fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn unsigned_jwt(subject: &str, now: OffsetDateTime, expires_at: OffsetDateTime) -> String {
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = engine.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let claims = serde_json::json!({
+        "sub": subject,
+        "iat": now.unix_timestamp(),
+        "exp": expires_at.unix_timestamp(),
+        "jti": random_token(),
+    });
+    let payload = engine.encode(claims.to_string());
+    format!("{header}.{payload}.")
+}
+
+#[cfg(test)]
+mod tests;

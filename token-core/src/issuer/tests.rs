@@ -1,0 +1,394 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::macros::datetime;
+
+use super::*;
+use crate::clock::ManualClock;
+
+const WINDOW: Duration = Duration::from_secs(300);
+
+fn issuer_with(config: IssuerConfig) -> (Issuer, ManualClock, Arc<MemoryIssuerStore>) {
+    let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
+    let store = Arc::new(MemoryIssuerStore::new());
+    let issuer = Issuer::new(store.clone(), Arc::new(clock.clone()), config);
+    (issuer, clock, store)
+}
+
+fn issuer() -> (Issuer, ManualClock, Arc<MemoryIssuerStore>) {
+    issuer_with(IssuerConfig::default().with_reuse_window(WINDOW))
+}
+
+fn access(issued: &Issued) -> String {
+    issued.tokens.access_token.expose_secret().to_owned()
+}
+
+fn refresh(issued: &Issued) -> String {
+    issued
+        .tokens
+        .refresh_token
+        .as_ref()
+        .map(|t| t.expose_secret().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn issue_gives_prefixed_random_tokens_with_absolute_expiry() {
+    let (issuer, _clock, _store) = issuer();
+    let a = issuer
+        .issue("alice", serde_json::json!({"customerId": "c-1"}))
+        .await
+        .unwrap();
+    let b = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    assert!(access(&a).starts_with("at_") && refresh(&a).starts_with("rt_"));
+    assert_ne!(access(&a), access(&b));
+    assert_ne!(refresh(&a), refresh(&b));
+    assert_eq!(a.subject, "alice");
+    assert_eq!(
+        a.tokens.access_expires_at,
+        Some(datetime!(2026-01-01 01:00 UTC))
+    );
+    assert_eq!(
+        a.tokens.refresh_expires_at,
+        Some(datetime!(2026-01-31 00:00 UTC))
+    );
+    assert_eq!(a.tokens.token_type.as_deref(), Some("Bearer"));
+    assert_eq!(a.tokens.extras["customerId"], "c-1");
+    let grant = issuer.authenticate(&access(&a)).await.unwrap();
+    assert_eq!(grant.subject, "alice");
+    assert_eq!(grant.extras["customerId"], "c-1");
+}
+
+#[tokio::test]
+async fn rotation_invalidates_the_old_pair_at_once() {
+    let (issuer, _clock, _store) = issuer_with(IssuerConfig::default());
+    let first = issuer
+        .issue("alice", serde_json::json!({"customerId": "c-1"}))
+        .await
+        .unwrap();
+    let second = issuer.refresh(&refresh(&first)).await.unwrap();
+    assert!(!second.reused);
+    assert_eq!(second.subject, "alice");
+    assert_eq!(
+        second.tokens.extras["customerId"], "c-1",
+        "extras follow the rotation"
+    );
+    assert_ne!(access(&second), access(&first));
+    assert_ne!(refresh(&second), refresh(&first));
+
+    assert!(matches!(
+        issuer.authenticate(&access(&first)).await,
+        Err(IssuerError::InvalidAccessToken)
+    ));
+    assert!(matches!(
+        issuer.refresh(&refresh(&first)).await,
+        Err(IssuerError::UsedRefreshToken)
+    ));
+    assert_eq!(
+        issuer.authenticate(&access(&second)).await.unwrap().subject,
+        "alice"
+    );
+    assert!(issuer.refresh(&refresh(&second)).await.is_ok());
+}
+
+#[tokio::test]
+async fn unknown_tokens_are_invalid() {
+    let (issuer, _clock, _store) = issuer();
+    assert!(matches!(
+        issuer.refresh("rt_nope").await,
+        Err(IssuerError::InvalidRefreshToken)
+    ));
+    assert!(matches!(
+        issuer.authenticate("at_nope").await,
+        Err(IssuerError::InvalidAccessToken)
+    ));
+    // An access token is not a refresh token, nor the other way round.
+    let issued = issuer
+        .issue("alice", serde_json::Value::Null)
+        .await
+        .unwrap();
+    assert!(matches!(
+        issuer.refresh(&access(&issued)).await,
+        Err(IssuerError::InvalidRefreshToken)
+    ));
+    assert!(matches!(
+        issuer.authenticate(&refresh(&issued)).await,
+        Err(IssuerError::InvalidAccessToken)
+    ));
+}
+
+#[tokio::test]
+async fn reuse_window_returns_the_identical_pair_and_stops_after_the_window() {
+    let (issuer, clock, _store) = issuer();
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    clock.advance(time::Duration::seconds(10));
+    let second = issuer.refresh(&refresh(&first)).await.unwrap();
+
+    clock.advance(time::Duration::seconds(299));
+    let again = issuer.refresh(&refresh(&first)).await.unwrap();
+    assert!(again.reused);
+    assert_eq!(
+        again.tokens, second.tokens,
+        "same tokens and same absolute expiries"
+    );
+    assert_eq!(again.subject, "alice");
+    // Reuse does not resurrect the old access token.
+    assert!(issuer.authenticate(&access(&first)).await.is_err());
+
+    clock.advance(time::Duration::seconds(1));
+    assert!(matches!(
+        issuer.refresh(&refresh(&first)).await,
+        Err(IssuerError::UsedRefreshToken)
+    ));
+    // The successor is unaffected.
+    assert!(issuer.authenticate(&access(&second)).await.is_ok());
+}
+
+#[tokio::test]
+async fn reuse_stops_once_the_successor_was_rotated_or_revoked() {
+    let (issuer, _clock, _store) = issuer();
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    let second = issuer.refresh(&refresh(&first)).await.unwrap();
+    let third = issuer.refresh(&refresh(&second)).await.unwrap();
+    assert!(!third.reused);
+    assert!(matches!(
+        issuer.refresh(&refresh(&first)).await,
+        Err(IssuerError::UsedRefreshToken)
+    ));
+    // `second` may still be reused (its successor `third` is live)...
+    assert_eq!(
+        issuer.refresh(&refresh(&second)).await.unwrap().tokens,
+        third.tokens
+    );
+    // ...until `third` is revoked.
+    assert!(issuer.revoke(&access(&third)).await.unwrap());
+    assert!(matches!(
+        issuer.refresh(&refresh(&second)).await,
+        Err(IssuerError::UsedRefreshToken)
+    ));
+}
+
+#[tokio::test]
+async fn a_zero_window_never_reuses() {
+    let (issuer, _clock, _store) = issuer_with(IssuerConfig::default());
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    issuer.refresh(&refresh(&first)).await.unwrap();
+    assert!(matches!(
+        issuer.refresh(&refresh(&first)).await,
+        Err(IssuerError::UsedRefreshToken)
+    ));
+}
+
+#[tokio::test]
+async fn access_tokens_expire_against_the_clock() {
+    let (issuer, clock, _store) =
+        issuer_with(IssuerConfig::default().with_access_ttl(Duration::from_secs(60)));
+    let issued = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    clock.advance(time::Duration::seconds(59));
+    assert!(issuer.authenticate(&access(&issued)).await.is_ok());
+    clock.advance(time::Duration::seconds(1));
+    assert!(matches!(
+        issuer.authenticate(&access(&issued)).await,
+        Err(IssuerError::ExpiredAccessToken)
+    ));
+    // An expired access token is what refresh is for.
+    let next = issuer.refresh(&refresh(&issued)).await.unwrap();
+    assert!(issuer.authenticate(&access(&next)).await.is_ok());
+}
+
+#[tokio::test]
+async fn refresh_tokens_expire_against_the_clock() {
+    let (issuer, clock, _store) =
+        issuer_with(IssuerConfig::default().with_refresh_ttl(Some(Duration::from_secs(600))));
+    let issued = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    assert_eq!(
+        issued.tokens.refresh_expires_at,
+        Some(datetime!(2026-01-01 00:10 UTC))
+    );
+    clock.advance(time::Duration::seconds(600));
+    assert!(matches!(
+        issuer.refresh(&refresh(&issued)).await,
+        Err(IssuerError::ExpiredRefreshToken)
+    ));
+    assert!(IssuerError::ExpiredRefreshToken.is_refresh_rejection());
+
+    // Without a refresh lifetime, refresh tokens live until used.
+    let (issuer, clock, _store) = issuer_with(IssuerConfig::default().with_refresh_ttl(None));
+    let issued = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    assert_eq!(issued.tokens.refresh_expires_at, None);
+    clock.advance(time::Duration::days(3650));
+    assert!(issuer.refresh(&refresh(&issued)).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_refreshes_with_the_same_token_get_the_same_successor() {
+    let (issuer, _clock, store) = issuer();
+    let issuer = Arc::new(issuer);
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    let token = Arc::new(refresh(&first));
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let (issuer, token) = (issuer.clone(), token.clone());
+            tokio::spawn(async move { issuer.refresh(&token).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap().unwrap());
+    }
+    let rotated: Vec<_> = answers.iter().filter(|a| !a.reused).collect();
+    assert_eq!(rotated.len(), 1, "exactly one rotation");
+    assert!(answers.iter().all(|a| a.tokens == rotated[0].tokens));
+    assert_eq!(store.len(), 2, "one successor stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_refreshes_without_a_window_rotate_exactly_once() {
+    let (issuer, _clock, store) = issuer_with(IssuerConfig::default());
+    let issuer = Arc::new(issuer);
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    let token = Arc::new(refresh(&first));
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let (issuer, token) = (issuer.clone(), token.clone());
+            tokio::spawn(async move { issuer.refresh(&token).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => assert!(matches!(e, IssuerError::UsedRefreshToken), "{e}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(store.len(), 2);
+}
+
+#[tokio::test]
+async fn revoke_kills_a_pair_by_either_token_and_by_subject() {
+    let (issuer, _clock, _store) = issuer();
+    let a = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    assert!(issuer.revoke(&refresh(&a)).await.unwrap());
+    assert!(
+        !issuer.revoke(&refresh(&a)).await.unwrap(),
+        "already revoked"
+    );
+    assert!(!issuer.revoke("rt_unknown").await.unwrap());
+    assert!(matches!(
+        issuer.authenticate(&access(&a)).await,
+        Err(IssuerError::InvalidAccessToken)
+    ));
+    assert!(matches!(
+        issuer.refresh(&refresh(&a)).await,
+        Err(IssuerError::InvalidRefreshToken)
+    ));
+
+    let b = issuer.issue("bob", serde_json::json!({})).await.unwrap();
+    let c = issuer.issue("bob", serde_json::json!({})).await.unwrap();
+    let d = issuer.issue("carol", serde_json::json!({})).await.unwrap();
+    assert_eq!(issuer.revoke_subject("bob").await.unwrap(), 2);
+    assert!(issuer.authenticate(&access(&b)).await.is_err());
+    assert!(issuer.authenticate(&access(&c)).await.is_err());
+    assert!(issuer.authenticate(&access(&d)).await.is_ok());
+}
+
+#[tokio::test]
+async fn purge_forgets_dead_records_only() {
+    let (issuer, clock, store) = issuer_with(
+        IssuerConfig::default()
+            .with_reuse_window(WINDOW)
+            .with_refresh_ttl(Some(Duration::from_secs(86_400))),
+    );
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    let second = issuer.refresh(&refresh(&first)).await.unwrap();
+    let now = clock.now();
+    assert_eq!(
+        store.purge(now).await.unwrap(),
+        0,
+        "the reuse answer is pending"
+    );
+    clock.advance(time::Duration::seconds(300));
+    assert_eq!(store.purge(clock.now()).await.unwrap(), 1);
+    assert!(issuer.authenticate(&access(&second)).await.is_ok());
+    clock.advance(time::Duration::days(2));
+    assert_eq!(store.purge(clock.now()).await.unwrap(), 1);
+    assert!(store.is_empty());
+}
+
+#[tokio::test]
+async fn unsigned_jwt_access_tokens_carry_exp_and_sub() {
+    let (issuer, _clock, _store) =
+        issuer_with(IssuerConfig::default().with_access_format(AccessTokenFormat::UnsignedJwt));
+    let issued = issuer.issue("acct-7", serde_json::json!({})).await.unwrap();
+    let token = access(&issued);
+    assert_eq!(token.split('.').count(), 3);
+    assert_eq!(
+        crate::expiry::jwt_exp(&token),
+        issued.tokens.access_expires_at
+    );
+    let payload = token.split('.').nth(1).unwrap_or_default();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["sub"], "acct-7");
+    assert!(issuer.authenticate(&token).await.is_ok());
+    // Two tokens issued in the same second still differ (random `jti`).
+    let other = issuer.issue("acct-7", serde_json::json!({})).await.unwrap();
+    assert_ne!(access(&other), token);
+}
+
+#[tokio::test]
+async fn errors_and_debug_never_contain_a_token() {
+    let (issuer, clock, store) = issuer_with(
+        IssuerConfig::default()
+            .with_reuse_window(WINDOW)
+            .with_access_ttl(Duration::from_secs(1))
+            .with_refresh_ttl(Some(Duration::from_secs(10))),
+    );
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    let second = issuer.refresh(&refresh(&first)).await.unwrap();
+    let secrets = [
+        access(&first),
+        refresh(&first),
+        access(&second),
+        refresh(&second),
+    ];
+
+    let mut shown = vec![
+        format!("{first:?}"),
+        format!("{second:?}"),
+        format!("{issuer:?}"),
+        format!("{store:?}"),
+    ];
+    let record = store
+        .find_by_refresh(&TokenHash::of(&refresh(&first)))
+        .await
+        .unwrap();
+    shown.push(format!("{record:?}"));
+    clock.advance(time::Duration::seconds(5));
+    for error in [
+        issuer.refresh("rt_unknown").await.err(),
+        issuer.authenticate(&access(&first)).await.err(),
+        issuer.authenticate(&access(&second)).await.err(),
+    ] {
+        let error = error.expect("each of these fails");
+        shown.push(format!("{error} {error:?}"));
+    }
+    clock.advance(time::Duration::seconds(600));
+    let error = issuer.refresh(&refresh(&second)).await.err();
+    shown.push(format!("{error:?}"));
+    let error = issuer.refresh(&refresh(&first)).await.err();
+    shown.push(format!("{error:?}"));
+
+    for text in &shown {
+        for secret in &secrets {
+            assert!(!text.contains(secret.as_str()), "{text}");
+            // Not even the random part without its prefix.
+            assert!(!text.contains(&secret[3..]), "{text}");
+        }
+    }
+}

@@ -1,0 +1,613 @@
+//! A loopback sandbox of any provider: its endpoints served on 127.0.0.1 (port from the OS)
+//! over the [issuer](crate::issuer), with a controllable clock, call counters and fault
+//! injection, for tests, examples and benchmarks.
+//!
+//! Routes are [`Handler`]s over `http` types; provider crates register their own. Until they
+//! do, the sandbox serves a plain RFC 6749 token endpoint ([`oauth`]) and a protected API
+//! under `/api/`. [`RunningSandbox::client`] calls the same handlers in process, with the
+//! same counters and faults and no socket, so tests can run on tokio's paused clock.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use token_core::sandbox::{Failure, Sandbox};
+//! use token_core::sandbox::oauth::RefreshGrant;
+//! use token_core::{CallContext, ErrorKind};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let sandbox = Sandbox::builder().build().start().await?;
+//! let first = sandbox.issue("customer-1").await?;
+//! let refresh = first.refresh_token.clone().expect("the issuer always issues one");
+//!
+//! let cx = CallContext::new(sandbox.client(), sandbox.clock().clone(), "customer-1");
+//! sandbox.fail_next("/token", 1, Failure::service_unavailable().with_retry_after(1));
+//! let error = cx.call(&sandbox.base_url(), &RefreshGrant::new(refresh.clone())).await.unwrap_err();
+//! assert_eq!(error.kind(), ErrorKind::Transient);
+//!
+//! let second = cx.call(&sandbox.base_url(), &RefreshGrant::new(refresh)).await?;
+//! assert_ne!(second.access_token, first.access_token);
+//! assert_eq!(sandbox.calls("/token"), 2);
+//! # Ok(())
+//! # }
+//! ```
+
+mod faults;
+pub mod oauth;
+mod server;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::{HeaderValue, Method, StatusCode};
+use time::OffsetDateTime;
+
+use crate::clock::{Clock, SystemClock};
+use crate::issuer::{Issuer, IssuerConfig, IssuerError, IssuerStore, MemoryIssuerStore};
+use crate::token_set::StoredTokenSet;
+use crate::transport::HttpClient;
+
+pub use faults::Failure;
+
+/// The default largest request body: 64 KiB. A larger one is answered 413.
+pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
+
+/// One route's behaviour: turns a request into an answer, with the sandbox's issuer and
+/// clock at hand.
+///
+/// Closures `Fn(http::Request<Vec<u8>>, SandboxContext) -> impl Future<Output =
+/// http::Response<Vec<u8>>>` are handlers:
+///
+/// ```
+/// use token_core::sandbox::{Sandbox, SandboxContext, json_response};
+///
+/// let sandbox = Sandbox::builder().route(
+///     http::Method::GET,
+///     "/whoami",
+///     |_request: http::Request<Vec<u8>>, cx: SandboxContext| async move {
+///         json_response(http::StatusCode::OK, &serde_json::json!({"now": cx.now().unix_timestamp()}))
+///     },
+/// );
+/// ```
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// Answers `request`. The URI is in origin form (`/token?x=1`), as a server sees it.
+    async fn handle(
+        &self,
+        request: http::Request<Vec<u8>>,
+        cx: &SandboxContext,
+    ) -> http::Response<Vec<u8>>;
+}
+
+#[async_trait]
+impl<F, Fut> Handler for F
+where
+    F: Fn(http::Request<Vec<u8>>, SandboxContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = http::Response<Vec<u8>>> + Send + 'static,
+{
+    async fn handle(
+        &self,
+        request: http::Request<Vec<u8>>,
+        cx: &SandboxContext,
+    ) -> http::Response<Vec<u8>> {
+        self(request, cx.clone()).await
+    }
+}
+
+const _: Option<&dyn Handler> = None;
+
+/// What a [`Handler`] works with: the sandbox's issuer and clock. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SandboxContext {
+    issuer: Arc<Issuer>,
+    clock: Arc<dyn Clock>,
+}
+
+impl SandboxContext {
+    /// The issuer.
+    pub fn issuer(&self) -> &Issuer {
+        &self.issuer
+    }
+
+    /// The clock (the issuer's).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The current time.
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+}
+
+/// A JSON answer with `Content-Type: application/json`.
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> http::Response<Vec<u8>> {
+    let mut response = http::Response::new(body.to_string().into_bytes());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A sandbox ready to [`start`](Self::start). Built with [`Sandbox::builder`].
+pub struct Sandbox {
+    builder: SandboxBuilder,
+}
+
+impl fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("builder", &self.builder)
+            .finish()
+    }
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::builder().build()
+    }
+}
+
+impl Sandbox {
+    /// A builder with the defaults: [`SystemClock`], the default [`IssuerConfig`] over a
+    /// [`MemoryIssuerStore`], the built-in `/token` and `/api/` routes, 64 KiB bodies.
+    pub fn builder() -> SandboxBuilder {
+        SandboxBuilder {
+            clock: None,
+            issuer_config: IssuerConfig::default(),
+            issuer_store: None,
+            routes: Vec::new(),
+            oauth_routes: true,
+            api_routes: true,
+            max_body: DEFAULT_MAX_BODY,
+        }
+    }
+
+    /// Binds 127.0.0.1 on a port chosen by the OS and starts serving in a background task.
+    pub async fn start(self) -> Result<RunningSandbox, SandboxError> {
+        let SandboxBuilder {
+            clock,
+            issuer_config,
+            issuer_store,
+            mut routes,
+            oauth_routes,
+            api_routes,
+            max_body,
+        } = self.builder;
+        let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let store = issuer_store.unwrap_or_else(|| Arc::new(MemoryIssuerStore::new()));
+        let issuer = Arc::new(Issuer::new(store, clock.clone(), issuer_config));
+        // Registered routes come first, so a provider may replace a built-in one.
+        if oauth_routes {
+            routes.push(Route::new(
+                Some(Method::POST),
+                oauth::TOKEN_PATH,
+                oauth::TokenHandler,
+            ));
+        }
+        if api_routes {
+            routes.push(Route::new(None, "/api/*", oauth::ApiHandler));
+        }
+        let shared = Arc::new(Shared {
+            cx: SandboxContext { issuer, clock },
+            routes,
+            max_body,
+            calls: Mutex::new(HashMap::new()),
+            total: AtomicU64::new(0),
+            faults: Mutex::new(faults::FaultTable::default()),
+            stopped: AtomicBool::new(false),
+        });
+        let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(|source| SandboxError::Bind { source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| SandboxError::Bind { source })?;
+        let base_url =
+            url::Url::parse(&format!("http://{addr}/")).map_err(|e| SandboxError::Bind {
+                source: std::io::Error::other(e),
+            })?;
+        let task = tokio::spawn(server::serve(listener, shared.clone()));
+        Ok(RunningSandbox {
+            shared,
+            addr,
+            base_url,
+            task,
+        })
+    }
+}
+
+/// Configures a [`Sandbox`].
+pub struct SandboxBuilder {
+    clock: Option<Arc<dyn Clock>>,
+    issuer_config: IssuerConfig,
+    issuer_store: Option<Arc<dyn IssuerStore>>,
+    routes: Vec<Route>,
+    oauth_routes: bool,
+    api_routes: bool,
+    max_body: usize,
+}
+
+impl fmt::Debug for SandboxBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SandboxBuilder")
+            .field("clock", &self.clock)
+            .field("issuer_config", &self.issuer_config)
+            .field("routes", &self.routes)
+            .field("oauth_routes", &self.oauth_routes)
+            .field("api_routes", &self.api_routes)
+            .field("max_body", &self.max_body)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SandboxBuilder {
+    /// The clock of the issuer and of every handler (default [`SystemClock`]). Pass a
+    /// [`ManualClock`](crate::ManualClock) (keep a clone to move it) or a
+    /// [`TokioClock`](crate::TokioClock) on tokio's paused clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The issuer's configuration (lifetimes, reuse window, token format).
+    pub fn issuer_config(mut self, config: IssuerConfig) -> Self {
+        self.issuer_config = config;
+        self
+    }
+
+    /// The issuer's store (default a fresh [`MemoryIssuerStore`]).
+    pub fn issuer_store(mut self, store: Arc<dyn IssuerStore>) -> Self {
+        self.issuer_store = Some(store);
+        self
+    }
+
+    /// Serves `handler` for `method` on `path`. A path ending in `/*` matches every path
+    /// under it (`/api/*` matches `/api/x/y`). Routes registered here win over the built-in
+    /// ones, and earlier ones over later ones.
+    pub fn route(mut self, method: Method, path: &str, handler: impl Handler) -> Self {
+        self.routes.push(Route::new(Some(method), path, handler));
+        self
+    }
+
+    /// Serves `handler` for every method on `path` (see [`route`](Self::route)).
+    pub fn route_any(mut self, path: &str, handler: impl Handler) -> Self {
+        self.routes.push(Route::new(None, path, handler));
+        self
+    }
+
+    /// Whether to serve the built-in RFC 6749 `POST /token` (default `true`).
+    pub fn oauth_routes(mut self, enabled: bool) -> Self {
+        self.oauth_routes = enabled;
+        self
+    }
+
+    /// Whether to serve the built-in protected API under `/api/` (default `true`).
+    pub fn api_routes(mut self, enabled: bool) -> Self {
+        self.api_routes = enabled;
+        self
+    }
+
+    /// The largest request body accepted; larger ones are answered 413 without calling the
+    /// handler.
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// The sandbox.
+    pub fn build(self) -> Sandbox {
+        Sandbox { builder: self }
+    }
+
+    /// Builds and [starts](Sandbox::start).
+    pub async fn start(self) -> Result<RunningSandbox, SandboxError> {
+        self.build().start().await
+    }
+}
+
+/// A sandbox serving on 127.0.0.1. Stops when dropped or [shut down](Self::shutdown).
+pub struct RunningSandbox {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    base_url: url::Url,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl fmt::Debug for RunningSandbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunningSandbox")
+            .field("addr", &self.addr)
+            .field("total_calls", &self.total_calls())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningSandbox {
+    /// `http://127.0.0.1:<port>/`.
+    pub fn base_url(&self) -> url::Url {
+        self.base_url.clone()
+    }
+
+    /// `path` on this sandbox (`/token` gives `http://127.0.0.1:<port>/token`).
+    pub fn url(&self, path: &str) -> url::Url {
+        self.base_url
+            .join(path.trim_start_matches('/'))
+            .unwrap_or_else(|_| self.base_url.clone())
+    }
+
+    /// The socket address served.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The issuer behind every route.
+    pub fn issuer(&self) -> &Issuer {
+        &self.shared.cx.issuer
+    }
+
+    /// The clock of the issuer and the handlers.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.shared.cx.clock
+    }
+
+    /// What handlers get.
+    pub fn context(&self) -> &SandboxContext {
+        &self.shared.cx
+    }
+
+    /// Issues a first pair for `subject` (no extras): the tokens a test hands to a client.
+    pub async fn issue(&self, subject: &str) -> Result<StoredTokenSet, IssuerError> {
+        self.issue_with(subject, serde_json::json!({})).await
+    }
+
+    /// Issues a first pair for `subject` carrying `extras`.
+    pub async fn issue_with(
+        &self,
+        subject: &str,
+        extras: serde_json::Value,
+    ) -> Result<StoredTokenSet, IssuerError> {
+        Ok(self.issuer().issue(subject, extras).await?.tokens)
+    }
+
+    /// How many requests arrived for `path` (faulted ones included), over the socket and in
+    /// process.
+    pub fn calls(&self, path: &str) -> u64 {
+        self.shared.calls().get(path).copied().unwrap_or(0)
+    }
+
+    /// How many requests arrived in all.
+    pub fn total_calls(&self) -> u64 {
+        self.shared.total.load(Ordering::SeqCst)
+    }
+
+    /// Sets every counter to zero.
+    pub fn reset_calls(&self) {
+        self.shared.calls().clear();
+        self.shared.total.store(0, Ordering::SeqCst);
+    }
+
+    /// The next `times` calls to `path` get `failure` and their handler does not run.
+    /// Queued after the failures already pending for `path`.
+    pub fn fail_next(&self, path: &str, times: u32, failure: Failure) {
+        self.shared.faults().fail_next(path, times, failure);
+    }
+
+    /// The next `times` calls to `path` wait `delay` (a tokio sleep) before anything else.
+    pub fn delay_next(&self, path: &str, times: u32, delay: Duration) {
+        self.shared.faults().delay_next(path, times, delay);
+    }
+
+    /// For the next `times` calls to `path` whose handler runs, the answer is lost: the
+    /// connection is closed without a response (in process: a
+    /// [`TransportError::answer_lost`](crate::TransportError::answer_lost)). The handler's
+    /// effects (a rotation) stay.
+    pub fn drop_next(&self, path: &str, times: u32) {
+        self.shared.faults().drop_next(path, times);
+    }
+
+    /// Whether any fault is pending for `path`.
+    pub fn faults_pending(&self, path: &str) -> bool {
+        self.shared.faults().pending(path)
+    }
+
+    /// Removes every pending fault.
+    pub fn clear_faults(&self) {
+        self.shared.faults().clear();
+    }
+
+    /// An [`HttpClient`] that calls the handlers in process: same routes, counters and faults,
+    /// no socket, so it runs on tokio's paused clock. Requests may use any host; only the
+    /// path and query are used.
+    pub fn client(&self) -> Arc<dyn HttpClient> {
+        Arc::new(server::InProcessClient::new(self.shared.clone()))
+    }
+
+    /// Stops serving: the listener closes and open connections are dropped. In-process
+    /// clients answer [`TransportError::not_sent`](crate::TransportError::not_sent) from now on.
+    pub async fn shutdown(mut self) {
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        self.task.abort();
+        // Wait for the task so the port is released when this returns; the result is the
+        // cancellation just caused.
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for RunningSandbox {
+    fn drop(&mut self) {
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        self.task.abort();
+    }
+}
+
+/// Why a sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SandboxError {
+    /// 127.0.0.1 could not be bound.
+    #[error("sandbox: could not listen on 127.0.0.1: {source}")]
+    Bind {
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+struct Route {
+    method: Option<Method>,
+    pattern: Pattern,
+    handler: Arc<dyn Handler>,
+}
+
+impl fmt::Debug for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let method = self.method.as_ref().map_or("*", Method::as_str);
+        match &self.pattern {
+            Pattern::Exact(path) => write!(f, "{method} {path}"),
+            Pattern::Prefix(prefix) => write!(f, "{method} {prefix}*"),
+        }
+    }
+}
+
+enum Pattern {
+    Exact(String),
+    /// Matches the prefix (which ends with `/`) followed by anything.
+    Prefix(String),
+}
+
+impl Route {
+    fn new(method: Option<Method>, path: &str, handler: impl Handler) -> Self {
+        let pattern = match path.strip_suffix('*') {
+            Some(prefix) if prefix.ends_with('/') => Pattern::Prefix(prefix.to_owned()),
+            _ => Pattern::Exact(path.to_owned()),
+        };
+        Self {
+            method,
+            pattern,
+            handler: Arc::new(handler),
+        }
+    }
+
+    fn matches_path(&self, path: &str) -> bool {
+        match &self.pattern {
+            Pattern::Exact(exact) => exact == path,
+            Pattern::Prefix(prefix) => path.starts_with(prefix.as_str()),
+        }
+    }
+}
+
+/// What the framework does with one call after the handler.
+pub(crate) enum Outcome {
+    Respond(http::Response<Vec<u8>>),
+    /// Close the connection without answering.
+    Drop,
+}
+
+/// State shared by the server task, the in-process clients and [`RunningSandbox`].
+pub(crate) struct Shared {
+    cx: SandboxContext,
+    routes: Vec<Route>,
+    max_body: usize,
+    calls: Mutex<HashMap<String, u64>>,
+    total: AtomicU64,
+    faults: Mutex<faults::FaultTable>,
+    stopped: AtomicBool,
+}
+
+impl Shared {
+    fn calls(&self) -> MutexGuard<'_, HashMap<String, u64>> {
+        // Counters stay meaningful after a panic elsewhere: every update is one increment.
+        self.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn faults(&self) -> MutexGuard<'_, faults::FaultTable> {
+        self.faults.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn max_body(&self) -> usize {
+        self.max_body
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    fn count(&self, path: &str) {
+        self.total.fetch_add(1, Ordering::SeqCst);
+        *self.calls().entry(path.to_owned()).or_insert(0) += 1;
+    }
+
+    /// A request whose body exceeded the limit: counted, answered 413, no handler.
+    pub(crate) fn too_large(&self, path: &str) -> http::Response<Vec<u8>> {
+        self.count(path);
+        json_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &serde_json::json!({"error": "invalid_request", "error_description": "request body too large"}),
+        )
+    }
+
+    /// Counts the call, applies its faults and runs the matching handler.
+    pub(crate) async fn dispatch(&self, request: http::Request<Vec<u8>>) -> Outcome {
+        let path = request.uri().path().to_owned();
+        self.count(&path);
+        let before = self.faults().before_call(&path);
+        if let Some(delay) = before.delay {
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(failure) = before.failure {
+            return Outcome::Respond(failure.to_response());
+        }
+        let response = self.route(request).await;
+        if self.faults().drop_after_call(&path) {
+            return Outcome::Drop;
+        }
+        Outcome::Respond(response)
+    }
+
+    async fn route(&self, request: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
+        let path = request.uri().path();
+        let mut allowed: Vec<&str> = Vec::new();
+        let mut found = None;
+        for route in self.routes.iter().filter(|r| r.matches_path(path)) {
+            match &route.method {
+                None => {
+                    found = Some(route);
+                    break;
+                }
+                Some(method) if method == request.method() => {
+                    found = Some(route);
+                    break;
+                }
+                Some(method) => allowed.push(method.as_str()),
+            }
+        }
+        if let Some(route) = found {
+            return route.handler.handle(request, &self.cx).await;
+        }
+        if allowed.is_empty() {
+            return json_response(
+                StatusCode::NOT_FOUND,
+                &serde_json::json!({"error": "not_found", "error_description": "no such route in the sandbox"}),
+            );
+        }
+        let mut response = json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &serde_json::json!({"error": "method_not_allowed"}),
+        );
+        if let Ok(allow) = HeaderValue::try_from(allowed.join(", ")) {
+            response.headers_mut().insert(http::header::ALLOW, allow);
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,152 @@
+//! The two ways into a sandbox's handlers: hyper 1 over a loopback TCP listener, and an
+//! in-process [`HttpClient`] that skips the socket.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use super::{Outcome, Shared};
+use crate::error::TransportError;
+use crate::transport::HttpClient;
+
+/// Accepts connections until the task is aborted; dropping the `JoinSet` then aborts every
+/// connection task with it.
+pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(serve_connection(stream, shared.clone()));
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::debug!(%error, "sandbox: accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
+    let service = service_fn(move |request| {
+        let shared = shared.clone();
+        async move { answer(&shared, request).await }
+    });
+    // An error here is a client going away or a dropped answer: nothing to report.
+    let _ = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+/// Returned to hyper to close the connection without writing a response.
+#[derive(Debug)]
+struct DropConnection;
+
+impl fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the sandbox dropped the connection (fault injection)")
+    }
+}
+
+impl std::error::Error for DropConnection {}
+
+async fn answer(
+    shared: &Shared,
+    request: http::Request<Incoming>,
+) -> Result<http::Response<Full<Bytes>>, DropConnection> {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > shared.max_body() as u64) {
+        return Ok(to_hyper(shared.too_large(&path)));
+    }
+    let body = match Limited::new(body, shared.max_body()).collect().await {
+        Ok(collected) => collected.to_bytes().to_vec(),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            return Ok(to_hyper(shared.too_large(&path)));
+        }
+        // The client went away mid-body.
+        Err(_) => return Err(DropConnection),
+    };
+    match shared
+        .dispatch(http::Request::from_parts(parts, body))
+        .await
+    {
+        Outcome::Respond(response) => Ok(to_hyper(response)),
+        Outcome::Drop => Err(DropConnection),
+    }
+}
+
+fn to_hyper(response: http::Response<Vec<u8>>) -> http::Response<Full<Bytes>> {
+    response.map(|body| Full::new(Bytes::from(body)))
+}
+
+/// The in-process transport of [`RunningSandbox::client`](super::RunningSandbox::client).
+pub(super) struct InProcessClient {
+    shared: Arc<Shared>,
+}
+
+impl InProcessClient {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+#[async_trait]
+impl HttpClient for InProcessClient {
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
+        if self.shared.is_stopped() {
+            return Err(TransportError::not_sent("the sandbox has stopped"));
+        }
+        let request = origin_form(request);
+        if request.body().len() > self.shared.max_body() {
+            return Ok(self.shared.too_large(request.uri().path()));
+        }
+        match self.shared.dispatch(request).await {
+            Outcome::Respond(response) => Ok(response),
+            Outcome::Drop => Err(TransportError::answer_lost(
+                "the connection was closed before an answer arrived",
+            )),
+        }
+    }
+}
+
+/// What a server sees: the path and query as the URI, the authority in `Host`.
+fn origin_form(request: http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {
+    let (mut parts, body) = request.into_parts();
+    if let Some(authority) = parts.uri.authority()
+        && !parts.headers.contains_key(http::header::HOST)
+        && let Ok(host) = http::HeaderValue::try_from(authority.as_str())
+    {
+        parts.headers.insert(http::header::HOST, host);
+    }
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    if let Ok(uri) = http::Uri::try_from(path) {
+        parts.uri = uri;
+    }
+    http::Request::from_parts(parts, body)
+}

@@ -1,0 +1,524 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use time::macros::datetime;
+
+use super::oauth::{ClientCredentialsGrant, RefreshGrant, TokenAnswer};
+use super::*;
+use crate::clock::ManualClock;
+use crate::codec::{Endpoint, TokenResponse as _, decode_response};
+use crate::error::{EndpointError, Error, ErrorKind};
+use crate::provider::CallContext;
+use crate::secret::RefreshToken;
+use crate::transport::ReqwestClient;
+
+const WINDOW: Duration = Duration::from_secs(300);
+
+async fn sandbox() -> (RunningSandbox, ManualClock) {
+    let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
+    let running = Sandbox::builder()
+        .clock(Arc::new(clock.clone()))
+        .issuer_config(IssuerConfig::default().with_reuse_window(WINDOW))
+        .start()
+        .await
+        .unwrap();
+    (running, clock)
+}
+
+fn socket_client() -> Arc<dyn HttpClient> {
+    Arc::new(ReqwestClient::new().unwrap())
+}
+
+fn context(running: &RunningSandbox, client: Arc<dyn HttpClient>) -> CallContext {
+    CallContext::new(client, running.clock().clone(), "alice")
+}
+
+fn refresh_of(set: &StoredTokenSet) -> RefreshToken {
+    set.refresh_token
+        .clone()
+        .expect("the issuer always issues one")
+}
+
+fn get(running: &RunningSandbox, path: &str, token: Option<&str>) -> http::Request<Vec<u8>> {
+    let mut request = http::Request::builder()
+        .method(Method::GET)
+        .uri(running.url(path).as_str());
+    if let Some(token) = token {
+        request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    request.body(Vec::new()).unwrap()
+}
+
+fn json(response: &http::Response<Vec<u8>>) -> serde_json::Value {
+    serde_json::from_slice(response.body()).unwrap_or_default()
+}
+
+/// Both transports: the real socket and the in-process client.
+fn transports(running: &RunningSandbox) -> [(&'static str, Arc<dyn HttpClient>); 2] {
+    [
+        ("socket", socket_client()),
+        ("in-process", running.client()),
+    ]
+}
+
+#[tokio::test]
+async fn refresh_round_trip_over_the_socket_counts_calls() {
+    let (running, _clock) = sandbox().await;
+    assert_eq!(running.addr().ip(), std::net::Ipv4Addr::LOCALHOST);
+    let first = running.issue("alice").await.unwrap();
+    let cx = context(&running, socket_client());
+
+    let second = cx
+        .call(&running.base_url(), &RefreshGrant::new(refresh_of(&first)))
+        .await
+        .unwrap();
+    assert_ne!(second.access_token, first.access_token);
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert_eq!(second.token_type.as_deref(), Some("Bearer"));
+    assert_eq!(
+        second.access_expires_at,
+        Some(datetime!(2026-01-01 01:00 UTC))
+    );
+    assert_eq!(
+        second.refresh_expires_at,
+        Some(datetime!(2026-01-31 00:00 UTC))
+    );
+    let grant = running
+        .issuer()
+        .authenticate(second.access_token.expose_secret())
+        .await
+        .unwrap();
+    assert_eq!(grant.subject, "alice");
+    assert_eq!(running.calls("/token"), 1);
+    assert_eq!(running.calls("/other"), 0);
+    assert_eq!(running.total_calls(), 1);
+
+    // The rotated refresh token is the one that works next.
+    let third = cx
+        .call(
+            &running.base_url(),
+            &RefreshGrant::new(refresh_of(&second.to_stored().unwrap())),
+        )
+        .await
+        .unwrap();
+    assert_ne!(third.access_token, second.access_token);
+    assert_eq!(running.calls("/token"), 2);
+    running.reset_calls();
+    assert_eq!((running.calls("/token"), running.total_calls()), (0, 0));
+}
+
+#[tokio::test]
+async fn client_credentials_issue_for_the_client_id() {
+    let (running, _clock) = sandbox().await;
+    for (name, client) in transports(&running) {
+        let cx = context(&running, client);
+        let grant = ClientCredentialsGrant::new("app-1", Some("secret".into()));
+        let set = cx.call(&running.base_url(), &grant).await.unwrap();
+        let subject = running
+            .issuer()
+            .authenticate(set.access_token.expose_secret())
+            .await
+            .unwrap()
+            .subject;
+        assert_eq!(subject, "app-1", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn token_endpoint_errors_follow_rfc_6749() {
+    let (running, _clock) = sandbox().await;
+    for (name, client) in transports(&running) {
+        let cx = context(&running, client.clone());
+        let error = cx
+            .call(&running.base_url(), &RefreshGrant::new("rt_unknown".into()))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ReauthRequired, "{name}: {error}");
+        assert_eq!(error.provider_code(), Some("invalid_grant"), "{name}");
+
+        let raw = |body: &'static str| {
+            http::Request::builder()
+                .method(Method::POST)
+                .uri(running.url("/token").as_str())
+                .header(
+                    http::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(body.as_bytes().to_vec())
+                .unwrap()
+        };
+        for (body, status, code) in [
+            (
+                "grant_type=password&username=a",
+                400,
+                "unsupported_grant_type",
+            ),
+            ("refresh_token=rt_1", 400, "invalid_request"),
+            ("grant_type=refresh_token", 400, "invalid_request"),
+            ("grant_type=client_credentials", 401, "invalid_client"),
+        ] {
+            let response = client.send(raw(body)).await.unwrap();
+            assert_eq!(response.status(), status, "{name}: {body}");
+            assert_eq!(json(&response)["error"], code, "{name}: {body}");
+        }
+
+        let response = client.send(get(&running, "/token", None)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{name}");
+        assert_eq!(response.headers()[http::header::ALLOW], "POST");
+        let response = client.send(get(&running, "/nowhere", None)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_refresh_token_is_invalid_grant() {
+    let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
+    let running = Sandbox::builder()
+        .clock(Arc::new(clock.clone()))
+        .issuer_config(IssuerConfig::default().with_refresh_ttl(Some(Duration::from_secs(60))))
+        .start()
+        .await
+        .unwrap();
+    let first = running.issue("alice").await.unwrap();
+    clock.advance(time::Duration::seconds(61));
+    let error = context(&running, socket_client())
+        .call(&running.base_url(), &RefreshGrant::new(refresh_of(&first)))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+    let shown = format!("{error} {error:?}");
+    assert!(shown.contains("expired"), "{shown}");
+    assert!(
+        !shown.contains(refresh_of(&first).expose_secret()),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn fail_next_answers_503_with_retry_after_without_calling_the_handler() {
+    let (running, _clock) = sandbox().await;
+    for (name, client) in transports(&running) {
+        let first = running.issue("alice").await.unwrap();
+        running.fail_next(
+            "/token",
+            2,
+            Failure::service_unavailable().with_retry_after(2),
+        );
+        let request = RefreshGrant::new(refresh_of(&first));
+        for _ in 0..2 {
+            let response = client
+                .send(request.encode_request(&running.base_url()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{name}");
+            let error =
+                decode_response::<RefreshGrant>(&response, running.clock().now(), &[]).unwrap_err();
+            let EndpointError::Provider(error) = error else {
+                panic!("{name}: expected a provider error, got {error:?}");
+            };
+            assert_eq!(error.kind, ErrorKind::Transient, "{name}");
+            assert_eq!(error.retry_after, Some(Duration::from_secs(2)), "{name}");
+        }
+        assert!(!running.faults_pending("/token"));
+        // The handler never ran: nothing rotated, the first pair is still live.
+        assert!(
+            running
+                .issuer()
+                .authenticate(first.access_token.expose_secret())
+                .await
+                .is_ok(),
+            "{name}"
+        );
+        let set = context(&running, client)
+            .call(&running.base_url(), &request)
+            .await
+            .unwrap();
+        assert_ne!(set.access_token, first.access_token, "{name}");
+    }
+    assert_eq!(running.calls("/token"), 6);
+}
+
+#[tokio::test]
+async fn a_dropped_answer_after_rotation_is_outcome_unknown_and_recoverable_in_the_window() {
+    let (running, _clock) = sandbox().await;
+    for (name, client) in transports(&running) {
+        running.reset_calls();
+        let first = running.issue("alice").await.unwrap();
+        let cx = context(&running, client);
+        let grant = RefreshGrant::new(refresh_of(&first));
+        running.drop_next("/token", 1);
+
+        let error = cx.call(&running.base_url(), &grant).await.unwrap_err();
+        let Error::Transport(transport) = &error else {
+            panic!("{name}: expected a transport error, got {error:?}");
+        };
+        assert_eq!(transport.kind, ErrorKind::OutcomeUnknown, "{name}: {error}");
+
+        // The issuer did rotate: the old access token is dead...
+        assert!(
+            running
+                .issuer()
+                .authenticate(first.access_token.expose_secret())
+                .await
+                .is_err(),
+            "{name}"
+        );
+        // ...and, within the window, the old refresh token answers the same pair each time.
+        let again = cx.call(&running.base_url(), &grant).await.unwrap();
+        let and_again = cx.call(&running.base_url(), &grant).await.unwrap();
+        assert_eq!(again.access_token, and_again.access_token, "{name}");
+        assert_eq!(again.refresh_token, and_again.refresh_token, "{name}");
+        assert!(
+            running
+                .issuer()
+                .authenticate(again.access_token.expose_secret())
+                .await
+                .is_ok(),
+            "{name}"
+        );
+        assert_eq!(running.calls("/token"), 3, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_delay_longer_than_the_client_timeout_is_outcome_unknown() {
+    let (running, _clock) = sandbox().await;
+    let first = running.issue("alice").await.unwrap();
+    let client: Arc<dyn HttpClient> =
+        Arc::new(ReqwestClient::with_timeout(Some(Duration::from_millis(200))).unwrap());
+    running.delay_next("/token", 1, Duration::from_secs(30));
+    let error = context(&running, client.clone())
+        .call(&running.base_url(), &RefreshGrant::new(refresh_of(&first)))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{error}");
+    assert_eq!(running.calls("/token"), 1);
+
+    // The delay was consumed: the next call answers at once (on a fresh pair).
+    let second = running.issue("alice").await.unwrap();
+    let set = context(&running, client)
+        .call(&running.base_url(), &RefreshGrant::new(refresh_of(&second)))
+        .await
+        .unwrap();
+    assert_ne!(set.access_token, second.access_token);
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn api_routes_accept_valid_bearer_tokens_only() {
+    let (running, clock) = sandbox().await;
+    for (name, client) in transports(&running) {
+        let set = running.issue("alice").await.unwrap();
+        let token = set.access_token.expose_secret();
+
+        let response = client
+            .send(get(&running, "/api/profile", Some(token)))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{name}");
+        let body = json(&response);
+        assert_eq!(body["ok"], true);
+        assert_eq!(body["subject"], "alice");
+        assert_eq!(body["path"], "/api/profile");
+
+        let mut post = get(&running, "/api/payments/1", Some(token));
+        *post.method_mut() = Method::POST;
+        assert_eq!(
+            client.send(post).await.unwrap().status(),
+            StatusCode::OK,
+            "{name}"
+        );
+
+        let response = client
+            .send(get(&running, "/api/profile", None))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{name}");
+        let challenge = response.headers()[http::header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
+        assert!(challenge.starts_with("Bearer"), "{challenge}");
+
+        let response = client
+            .send(get(&running, "/api/profile", Some("at_forged")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{name}");
+        let challenge = response.headers()[http::header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
+        assert!(
+            challenge.contains(r#"error="invalid_token""#),
+            "{challenge}"
+        );
+
+        clock.advance(time::Duration::hours(1));
+        let response = client
+            .send(get(&running, "/api/profile", Some(token)))
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{name}: expired"
+        );
+        assert!(!String::from_utf8_lossy(response.body()).contains(token));
+    }
+    assert_eq!(running.calls("/api/profile"), 8);
+    assert_eq!(running.calls("/api/payments/1"), 2);
+}
+
+#[tokio::test]
+async fn registered_routes_win_and_built_in_routes_can_be_turned_off() {
+    let running = Sandbox::builder()
+        .api_routes(false)
+        .route(
+            Method::POST,
+            "/token",
+            |_request: http::Request<Vec<u8>>, _cx: SandboxContext| async {
+                json_response(
+                    StatusCode::IM_A_TEAPOT,
+                    &serde_json::json!({"teapot": true}),
+                )
+            },
+        )
+        .route_any(
+            "/v1/*",
+            |request: http::Request<Vec<u8>>, cx: SandboxContext| async move {
+                let issued = cx
+                    .issuer()
+                    .issue("from-handler", serde_json::json!({}))
+                    .await;
+                json_response(
+                    StatusCode::OK,
+                    &serde_json::json!({"path": request.uri().path(), "issued": issued.is_ok()}),
+                )
+            },
+        )
+        .start()
+        .await
+        .unwrap();
+    for (name, client) in transports(&running) {
+        let mut post = get(&running, "/token", None);
+        *post.method_mut() = Method::POST;
+        assert_eq!(
+            client.send(post).await.unwrap().status(),
+            StatusCode::IM_A_TEAPOT,
+            "{name}"
+        );
+        let response = client
+            .send(get(&running, "/v1/auth/token?x=1", None))
+            .await
+            .unwrap();
+        assert_eq!(json(&response)["path"], "/v1/auth/token", "{name}");
+        assert_eq!(json(&response)["issued"], true, "{name}");
+        let response = client
+            .send(get(&running, "/api/profile", None))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{name}");
+    }
+    assert_eq!(running.calls("/v1/auth/token"), 2);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_answered_413_without_the_handler() {
+    let running = Sandbox::builder().max_body(1024).start().await.unwrap();
+    for (name, client) in transports(&running) {
+        let request = http::Request::builder()
+            .method(Method::POST)
+            .uri(running.url("/token").as_str())
+            .body(vec![b'a'; 4096])
+            .unwrap();
+        let response = client.send(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE, "{name}");
+    }
+    assert_eq!(running.calls("/token"), 2);
+}
+
+#[tokio::test]
+async fn shutdown_stops_both_transports() {
+    let (running, _clock) = sandbox().await;
+    let in_process = running.client();
+    let url = running.url("/api/x");
+    running.shutdown().await;
+    let request = || {
+        http::Request::builder()
+            .uri(url.as_str())
+            .body(Vec::new())
+            .unwrap()
+    };
+    let error = socket_client().send(request()).await.unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Transient, "{error}");
+    let error = in_process.send(request()).await.unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Transient, "{error}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_in_process_client_runs_faults_on_the_paused_clock() {
+    let clock = crate::clock::TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));
+    let running = Sandbox::builder()
+        .clock(Arc::new(clock))
+        .issuer_config(IssuerConfig::default().with_reuse_window(WINDOW))
+        .start()
+        .await
+        .unwrap();
+    let first = running.issue("alice").await.unwrap();
+    let cx = context(&running, running.client());
+    let grant = RefreshGrant::new(refresh_of(&first));
+
+    running.delay_next("/token", 1, Duration::from_secs(45));
+    running.fail_next("/token", 1, Failure::new(StatusCode::BAD_GATEWAY));
+    let started = tokio::time::Instant::now();
+    let error = cx.call(&running.base_url(), &grant).await.unwrap_err();
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(45),
+        "a virtual delay"
+    );
+    assert_eq!(error.kind(), ErrorKind::Transient);
+
+    // A timeout shorter than the delay gives up while the handler has not run yet.
+    running.delay_next("/token", 1, Duration::from_secs(60));
+    let timed_out =
+        tokio::time::timeout(Duration::from_secs(5), cx.call(&running.base_url(), &grant)).await;
+    assert!(timed_out.is_err());
+
+    let set = cx.call(&running.base_url(), &grant).await.unwrap();
+    // The answer's expiry is relative to the sandbox clock, which moved 50 s.
+    assert_eq!(
+        set.access_expires_at,
+        Some(datetime!(2026-01-01 01:00:50 UTC))
+    );
+    assert_eq!(running.calls("/token"), 3);
+}
+
+#[tokio::test]
+async fn the_in_process_client_accepts_origin_form_and_absolute_uris() {
+    let (running, _clock) = sandbox().await;
+    let set = running.issue("alice").await.unwrap();
+    let client = running.client();
+    for uri in ["/api/me?x=1", "http://provider.example/api/me?x=1"] {
+        let request = http::Request::builder()
+            .uri(uri)
+            .header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", set.access_token.expose_secret()),
+            )
+            .body(Vec::new())
+            .unwrap();
+        let response = client.send(request).await.unwrap();
+        assert_eq!(json(&response)["path"], "/api/me", "{uri}");
+    }
+    assert_eq!(running.calls("/api/me"), 2);
+}
+
+#[test]
+fn the_token_answer_is_what_the_client_codec_expects() {
+    assert_eq!(<RefreshGrant as Endpoint>::PATH, oauth::TOKEN_PATH);
+    let answer = TokenAnswer::decode_body(
+        br#"{"access_token":"a","token_type":"Bearer","expires_in":3600,"refresh_token":"r"}"#,
+    );
+    assert!(answer.is_ok());
+}
