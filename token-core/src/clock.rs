@@ -52,7 +52,10 @@ impl TokioClock {
 
     /// Anchors at `wall`.
     pub fn starting_at(wall: OffsetDateTime) -> Self {
-        Self { wall, start: tokio::time::Instant::now() }
+        Self {
+            wall,
+            start: tokio::time::Instant::now(),
+        }
     }
 }
 
@@ -77,7 +80,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock stopped at `at`.
     pub fn new(at: OffsetDateTime) -> Self {
-        Self { unix_nanos: Arc::new(AtomicI64::new(to_nanos(at))) }
+        Self {
+            unix_nanos: Arc::new(AtomicI64::new(to_nanos(at))),
+        }
     }
 
     /// Moves the clock forward (or back, with a negative duration).

@@ -90,7 +90,9 @@ impl<'a, C: ?Sized> RequestContext<'a, C> {
 }
 
 fn missing(what: &str) -> EndpointError {
-    EndpointError::Encode(format!("the request needs a {what} and the session has none"))
+    EndpointError::Encode(format!(
+        "the request needs a {what} and the session has none"
+    ))
 }
 
 /// Builds a request from a [`RequestContext`].
@@ -199,12 +201,19 @@ pub fn decode_response<E: Endpoint>(
     if !status.is_success() {
         let kind = ErrorKind::from_status(status);
         if kind == ErrorKind::Transient {
-            return Err(ProviderError::new(kind, status, status.as_u16().to_string())
-                .with_message(crate::redact::scrub_body(body, known_secrets))
-                .with_retry_after(retry_after)
-                .into());
+            return Err(
+                ProviderError::new(kind, status, status.as_u16().to_string())
+                    .with_message(crate::redact::scrub_body(body, known_secrets))
+                    .with_retry_after(retry_after)
+                    .into(),
+            );
         }
-        return Err(EndpointError::parse(status, "unexpected HTTP status", body, known_secrets));
+        return Err(EndpointError::parse(
+            status,
+            "unexpected HTTP status",
+            body,
+            known_secrets,
+        ));
     }
     let decoded = E::Response::decode_body(body)
         .map_err(|reason| EndpointError::parse(status, reason, body, known_secrets))?;
@@ -236,7 +245,11 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> http::Response<Vec<u8>> {
 
 /// Reads `Retry-After` as seconds or an HTTP date.
 pub fn retry_after(headers: &HeaderMap, now: OffsetDateTime) -> Option<Duration> {
-    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
@@ -256,7 +269,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(http::header::RETRY_AFTER, "7".parse().unwrap());
         assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(7)));
-        headers.insert(http::header::RETRY_AFTER, "Thu, 01 Jan 2026 00:00:30 GMT".parse().unwrap());
+        headers.insert(
+            http::header::RETRY_AFTER,
+            "Thu, 01 Jan 2026 00:00:30 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(30)));
         headers.insert(http::header::RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&headers, now), None);

@@ -78,7 +78,13 @@ pub struct ProviderError {
 impl ProviderError {
     /// A provider error with no message and no `Retry-After`.
     pub fn new(kind: ErrorKind, status: StatusCode, code: impl Into<String>) -> Self {
-        Self { kind, status, code: code.into(), message: None, retry_after: None }
+        Self {
+            kind,
+            status,
+            code: code.into(),
+            message: None,
+            retry_after: None,
+        }
     }
 
     /// Sets the message.
@@ -135,7 +141,12 @@ impl EndpointError {
     }
 
     /// A parse failure classified by the status it came with.
-    pub fn parse(status: StatusCode, reason: impl fmt::Display, body: &[u8], known_secrets: &[&str]) -> Self {
+    pub fn parse(
+        status: StatusCode,
+        reason: impl fmt::Display,
+        body: &[u8],
+        known_secrets: &[&str],
+    ) -> Self {
         Self::Parse {
             kind: ErrorKind::from_status(status),
             status,
@@ -160,12 +171,18 @@ pub struct TransportError {
 impl TransportError {
     /// The request never left: safe to retry.
     pub fn not_sent(message: impl Into<String>) -> Self {
-        Self { kind: ErrorKind::Transient, message: message.into() }
+        Self {
+            kind: ErrorKind::Transient,
+            message: message.into(),
+        }
     }
 
     /// The request may have been processed; its answer is lost.
     pub fn answer_lost(message: impl Into<String>) -> Self {
-        Self { kind: ErrorKind::OutcomeUnknown, message: message.into() }
+        Self {
+            kind: ErrorKind::OutcomeUnknown,
+            message: message.into(),
+        }
     }
 }
 
@@ -197,8 +214,14 @@ pub enum StoreError {
 
 impl StoreError {
     /// A backend failure wrapping `source`.
-    pub fn backend(message: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self::Backend { message: message.into(), source: Some(Arc::new(source)) }
+    pub fn backend(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Backend {
+            message: message.into(),
+            source: Some(Arc::new(source)),
+        }
     }
 }
 
@@ -219,13 +242,22 @@ pub struct Reauth {
 impl Reauth {
     /// A re-auth signal for `session`.
     pub fn new(session: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { session: session.into(), code: None, reason: reason.into(), authorize_url: None }
+        Self {
+            session: session.into(),
+            code: None,
+            reason: reason.into(),
+            authorize_url: None,
+        }
     }
 }
 
 impl fmt::Display for Reauth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "session `{}` must be authorized again: {}", self.session, self.reason)?;
+        write!(
+            f,
+            "session `{}` must be authorized again: {}",
+            self.session, self.reason
+        )?;
         if let Some(code) = &self.code {
             write!(f, " (`{code}`)")?;
         }
@@ -318,11 +350,26 @@ mod tests {
 
     #[test]
     fn status_alone_classifies_conservatively() {
-        assert_eq!(ErrorKind::from_status(StatusCode::SERVICE_UNAVAILABLE), ErrorKind::Transient);
-        assert_eq!(ErrorKind::from_status(StatusCode::TOO_MANY_REQUESTS), ErrorKind::Transient);
-        assert_eq!(ErrorKind::from_status(StatusCode::BAD_REQUEST), ErrorKind::Rejected);
-        assert_eq!(ErrorKind::from_status(StatusCode::UNAUTHORIZED), ErrorKind::Rejected);
-        assert_eq!(ErrorKind::from_status(StatusCode::OK), ErrorKind::OutcomeUnknown);
+        assert_eq!(
+            ErrorKind::from_status(StatusCode::SERVICE_UNAVAILABLE),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            ErrorKind::from_status(StatusCode::TOO_MANY_REQUESTS),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            ErrorKind::from_status(StatusCode::BAD_REQUEST),
+            ErrorKind::Rejected
+        );
+        assert_eq!(
+            ErrorKind::from_status(StatusCode::UNAUTHORIZED),
+            ErrorKind::Rejected
+        );
+        assert_eq!(
+            ErrorKind::from_status(StatusCode::OK),
+            ErrorKind::OutcomeUnknown
+        );
     }
 
     #[test]
@@ -341,12 +388,22 @@ mod tests {
 
     #[test]
     fn nested_errors_keep_kind_code_and_retry_after() {
-        let provider = ProviderError::new(ErrorKind::Transient, StatusCode::TOO_MANY_REQUESTS, "rate_limited")
-            .with_retry_after(Some(Duration::from_secs(7)));
-        let err = Error::RetriesExhausted { attempts: 3, last: Box::new(EndpointError::from(provider).into()) };
+        let provider = ProviderError::new(
+            ErrorKind::Transient,
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+        )
+        .with_retry_after(Some(Duration::from_secs(7)));
+        let err = Error::RetriesExhausted {
+            attempts: 3,
+            last: Box::new(EndpointError::from(provider).into()),
+        };
         assert_eq!(err.kind(), ErrorKind::Transient);
         assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
         assert_eq!(err.provider_code(), Some("rate_limited"));
-        assert_eq!(err.to_string(), "gave up after 3 attempts: transient: provider answered HTTP 429 Too Many Requests `rate_limited`");
+        assert_eq!(
+            err.to_string(),
+            "gave up after 3 attempts: transient: provider answered HTTP 429 Too Many Requests `rate_limited`"
+        );
     }
 }

@@ -20,7 +20,8 @@ pub struct ExpiresIn(pub Option<u64>);
 impl ExpiresIn {
     /// The absolute instant `now + self`, if a lifetime was given.
     pub fn at(self, now: OffsetDateTime) -> Option<OffsetDateTime> {
-        self.0.map(|secs| now + Duration::seconds(secs.min(i64::MAX as u64) as i64))
+        self.0
+            .map(|secs| now + Duration::seconds(secs.min(i64::MAX as u64) as i64))
     }
 
     /// The lifetime left from `now` until `at`, rounded down, zero if already past.
@@ -42,7 +43,10 @@ impl<'de> Deserialize<'de> for ExpiresIn {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         match NumberOrString::deserialize(deserializer)? {
             NumberOrString::Null => Ok(Self(None)),
-            other => other.seconds().map(|s| Self(Some(s))).map_err(serde::de::Error::custom),
+            other => other
+                .seconds()
+                .map(|s| Self(Some(s)))
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -62,7 +66,9 @@ impl<'de> Deserialize<'de> for UnixTime {
         let secs = NumberOrString::deserialize(deserializer)?
             .seconds()
             .map_err(serde::de::Error::custom)?;
-        from_unix(secs as i64).map(Self).map_err(serde::de::Error::custom)
+        from_unix(secs as i64)
+            .map(Self)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -81,7 +87,9 @@ impl Serialize for Iso8601 {
 impl<'de> Deserialize<'de> for Iso8601 {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        parse_rfc3339(&text).map(Self).map_err(serde::de::Error::custom)
+        parse_rfc3339(&text)
+            .map(Self)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -92,7 +100,8 @@ pub fn parse_rfc3339(text: &str) -> Result<OffsetDateTime, ExpiryError> {
 
 /// Formats an instant as RFC 3339 (`2022-06-06T04:12:12Z` for UTC).
 pub fn format_rfc3339(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339).unwrap_or_else(|_| at.unix_timestamp().to_string())
+    at.format(&Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }
 
 /// The instant of `secs` UNIX seconds.
@@ -201,9 +210,15 @@ mod tests {
     #[test]
     fn expires_in_is_relative_to_now() {
         let now = datetime!(2026-01-01 00:00 UTC);
-        assert_eq!(ExpiresIn(Some(60)).at(now), Some(datetime!(2026-01-01 00:01 UTC)));
+        assert_eq!(
+            ExpiresIn(Some(60)).at(now),
+            Some(datetime!(2026-01-01 00:01 UTC))
+        );
         assert_eq!(ExpiresIn(None).at(now), None);
-        assert_eq!(ExpiresIn::until(now, datetime!(2026-01-01 00:05 UTC)), ExpiresIn(Some(0)));
+        assert_eq!(
+            ExpiresIn::until(now, datetime!(2026-01-01 00:05 UTC)),
+            ExpiresIn(Some(0))
+        );
     }
 
     #[test]
@@ -219,7 +234,10 @@ mod tests {
     fn iso8601_keeps_the_offset() {
         let at: Iso8601 = serde_json::from_str(r#""2022-06-06T12:12:12+08:00""#).unwrap();
         assert_eq!(at.0, datetime!(2022-06-06 04:12:12 UTC));
-        assert_eq!(serde_json::to_string(&at).unwrap(), r#""2022-06-06T12:12:12+08:00""#);
+        assert_eq!(
+            serde_json::to_string(&at).unwrap(),
+            r#""2022-06-06T12:12:12+08:00""#
+        );
         assert!(serde_json::from_str::<Iso8601>(r#""2022-06-06 12:12""#).is_err());
     }
 

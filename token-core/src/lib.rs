@@ -14,6 +14,8 @@ pub mod codec;
 pub mod error;
 pub mod expiry;
 pub mod issuer;
+pub mod manager;
+pub mod middleware;
 pub mod provider;
 pub mod redact;
 #[cfg(feature = "sandbox")]
@@ -23,23 +25,23 @@ pub mod secret;
 pub mod store;
 pub mod token_set;
 pub mod transport;
-pub mod manager;
-pub mod middleware;
 
 pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use codec::{Endpoint, ErrorResponse, FromContext, RequestContext, TokenResponse};
-pub use error::{EndpointError, Error, ErrorKind, ProviderError, Reauth, StoreError, TransportError};
+pub use error::{
+    EndpointError, Error, ErrorKind, ProviderError, Reauth, StoreError, TransportError,
+};
 pub use issuer::{Issuer, IssuerConfig, IssuerError, IssuerStore, MemoryIssuerStore};
+pub use manager::{Event, ManagerConfig, RetryPolicy, TokenManager};
+pub use middleware::BearerAuth;
 pub use provider::{CallContext, Provider, Signer};
 #[cfg(feature = "sandbox")]
 pub use sandbox::{RunningSandbox, Sandbox};
 pub use secret::{AccessToken, AuthCode, ClientSecret, RefreshToken};
+pub use store::FileStore;
 pub use store::{MemoryStore, SessionKey, TokenStore};
 pub use token_set::{Extras, NoExtras, StoredTokenSet, TokenSet};
 pub use transport::{HttpClient, ReqwestClient};
-pub use manager::{Event, ManagerConfig, RetryPolicy, TokenManager};
-pub use middleware::BearerAuth;
-pub use store::FileStore;
 
 /// What generated code needs; not a public API.
 #[doc(hidden)]

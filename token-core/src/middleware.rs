@@ -37,13 +37,19 @@ pub struct BearerAuth<P: Provider> {
 impl<P: Provider> BearerAuth<P> {
     /// Authenticates every request as `session` (unless a request carries [`Session`]).
     pub fn new(manager: TokenManager<P>, session: impl Into<Arc<str>>) -> Self {
-        Self { manager, session: Some(session.into()) }
+        Self {
+            manager,
+            session: Some(session.into()),
+        }
     }
 
     /// Authenticates each request as the [`Session`] in its extensions; a request without
     /// one fails.
     pub fn per_request(manager: TokenManager<P>) -> Self {
-        Self { manager, session: None }
+        Self {
+            manager,
+            session: None,
+        }
     }
 }
 
@@ -64,7 +70,12 @@ pub struct NoResend;
 
 #[async_trait]
 impl<P: Provider> Middleware for BearerAuth<P> {
-    async fn handle(&self, mut request: Request, extensions: &mut Extensions, next: Next<'_>) -> reqwest_middleware::Result<Response> {
+    async fn handle(
+        &self,
+        mut request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
         let session = match (extensions.get::<Session>(), &self.session) {
             (Some(Session(name)), _) | (None, Some(name)) => name.clone(),
             (None, None) => {
@@ -73,8 +84,16 @@ impl<P: Provider> Middleware for BearerAuth<P> {
                 )));
             }
         };
-        let token = self.manager.access_token(&session).await.map_err(reqwest_middleware::Error::middleware)?;
-        let resend = if extensions.get::<NoResend>().is_some() { None } else { request.try_clone() };
+        let token = self
+            .manager
+            .access_token(&session)
+            .await
+            .map_err(reqwest_middleware::Error::middleware)?;
+        let resend = if extensions.get::<NoResend>().is_some() {
+            None
+        } else {
+            request.try_clone()
+        };
         set_bearer(&mut request, &token)?;
         let response = next.clone().run(request, extensions).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
@@ -95,11 +114,12 @@ impl<P: Provider> Middleware for BearerAuth<P> {
 }
 
 fn set_bearer(request: &mut Request, token: &AccessToken) -> reqwest_middleware::Result<()> {
-    let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose_secret())).map_err(|_| {
-        reqwest_middleware::Error::middleware(crate::Error::Config(
-            "the access token is not a valid header value".into(),
-        ))
-    })?;
+    let mut value =
+        HeaderValue::try_from(format!("Bearer {}", token.expose_secret())).map_err(|_| {
+            reqwest_middleware::Error::middleware(crate::Error::Config(
+                "the access token is not a valid header value".into(),
+            ))
+        })?;
     value.set_sensitive(true);
     request.headers_mut().insert(AUTHORIZATION, value);
     Ok(())

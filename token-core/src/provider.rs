@@ -34,7 +34,11 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Refreshes `current` (which has not been merged: the manager keeps the previous refresh
     /// token when the answer carries none).
-    async fn refresh(&self, cx: &CallContext, current: &TokenSet<Self::Extras>) -> Result<TokenSet<Self::Extras>, Error>;
+    async fn refresh(
+        &self,
+        cx: &CallContext,
+        current: &TokenSet<Self::Extras>,
+    ) -> Result<TokenSet<Self::Extras>, Error>;
 
     /// Whether [`issue`](Self::issue) can obtain a set with no user (client credentials,
     /// an account key). The manager then issues instead of asking for re-authorization.
@@ -45,7 +49,10 @@ pub trait Provider: Send + Sync + 'static {
     /// Obtains a new set with no user involved.
     async fn issue(&self, cx: &CallContext) -> Result<TokenSet<Self::Extras>, Error> {
         let _ = cx;
-        Err(Error::Config(format!("provider `{}` cannot obtain tokens without a user", self.name())))
+        Err(Error::Config(format!(
+            "provider `{}` cannot obtain tokens without a user",
+            self.name()
+        )))
     }
 
     /// Where to send the user of `session` to authorize again, if the provider has such a URL.
@@ -58,9 +65,17 @@ pub trait Provider: Send + Sync + 'static {
 /// Signs requests and verifies answers (Alipay+ RSA256).
 pub trait Signer: Send + Sync {
     /// Adds the signature headers to `request`.
-    fn sign(&self, request: &mut http::Request<Vec<u8>>, now: OffsetDateTime) -> Result<(), EndpointError>;
+    fn sign(
+        &self,
+        request: &mut http::Request<Vec<u8>>,
+        now: OffsetDateTime,
+    ) -> Result<(), EndpointError>;
     /// Checks the answer's signature.
-    fn verify(&self, request: &http::Request<Vec<u8>>, response: &http::Response<Vec<u8>>) -> Result<(), EndpointError> {
+    fn verify(
+        &self,
+        request: &http::Request<Vec<u8>>,
+        response: &http::Response<Vec<u8>>,
+    ) -> Result<(), EndpointError> {
         let _ = (request, response);
         Ok(())
     }
@@ -76,14 +91,24 @@ pub struct CallContext {
 
 impl std::fmt::Debug for CallContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallContext").field("session", &self.session).finish_non_exhaustive()
+        f.debug_struct("CallContext")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
     }
 }
 
 impl CallContext {
     /// A context for `session`.
-    pub fn new(client: Arc<dyn HttpClient>, clock: Arc<dyn Clock>, session: impl Into<Arc<str>>) -> Self {
-        Self { client, clock, session: session.into() }
+    pub fn new(
+        client: Arc<dyn HttpClient>,
+        clock: Arc<dyn Clock>,
+        session: impl Into<Arc<str>>,
+    ) -> Self {
+        Self {
+            client,
+            clock,
+            session: session.into(),
+        }
     }
 
     /// The session the call is for.
@@ -107,7 +132,10 @@ impl CallContext {
     }
 
     /// Sends a raw request.
-    pub async fn send(&self, request: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, TransportError> {
+    pub async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
         self.client.send(request).await
     }
 
@@ -145,7 +173,11 @@ impl CallContext {
         if let (Some(signer), Some(request)) = (signer, retained.as_ref()) {
             signer.verify(request, &response)?;
         }
-        Ok(decode_response::<E>(&response, self.now(), &endpoint.secrets())?)
+        Ok(decode_response::<E>(
+            &response,
+            self.now(),
+            &endpoint.secrets(),
+        )?)
     }
 }
 

@@ -79,9 +79,13 @@ mod tests {
 
     #[test]
     fn token_like_json_values_are_scrubbed() {
-        let body = br#"{"access_token":"AT-1","nested":{"refreshToken":"RT-1"},"expires_in":"soon"}"#;
+        let body =
+            br#"{"access_token":"AT-1","nested":{"refreshToken":"RT-1"},"expires_in":"soon"}"#;
         let shown = scrub_body(body, &[]);
-        assert!(!shown.contains("AT-1") && !shown.contains("RT-1"), "{shown}");
+        assert!(
+            !shown.contains("AT-1") && !shown.contains("RT-1"),
+            "{shown}"
+        );
         assert!(shown.contains("soon"));
     }
 

@@ -147,7 +147,10 @@ mod tests {
             assert!(!shown.contains("SECRET"), "{shown}");
             assert!(shown.contains(REDACTED), "{shown}");
         }
-        assert_eq!(format!("{:?}", AccessToken::new("x")), "AccessToken([redacted])");
+        assert_eq!(
+            format!("{:?}", AccessToken::new("x")),
+            "AccessToken([redacted])"
+        );
     }
 
     #[test]
@@ -163,7 +166,10 @@ mod tests {
     fn fingerprint_tells_values_apart_without_revealing_them() {
         let a = AccessToken::new("aaaa-secret");
         let b = AccessToken::new("bbbb-secret");
-        assert_eq!(a.fingerprint(), AccessToken::new("aaaa-secret").fingerprint());
+        assert_eq!(
+            a.fingerprint(),
+            AccessToken::new("aaaa-secret").fingerprint()
+        );
         assert_ne!(a.fingerprint(), b.fingerprint());
         let shown = a.fingerprint().to_string();
         assert_eq!(shown.len(), 8);

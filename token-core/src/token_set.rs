@@ -189,7 +189,10 @@ mod tests {
             .with_refresh_expires_at(datetime!(2030-01-01 00:00 UTC));
         let new = TokenSet::new("at-2".into()).or_previous(&old);
         assert_eq!(new.refresh_token, Some("rt-1".into()));
-        assert_eq!(new.refresh_expires_at, Some(datetime!(2030-01-01 00:00 UTC)));
+        assert_eq!(
+            new.refresh_expires_at,
+            Some(datetime!(2030-01-01 00:00 UTC))
+        );
         assert!(!new.rotated_from(&old));
         let rotated = TokenSet::new("at-3".into())
             .with_refresh_token("rt-3".into())
@@ -201,11 +204,14 @@ mod tests {
     fn stored_form_round_trips_typed_extras() {
         let set = TokenSet::new("at".into())
             .with_access_expires_at(datetime!(2026-01-01 00:00 +08:00))
-            .with_extras(CustomerExtras { customer_id: Some("c-1".into()) });
+            .with_extras(CustomerExtras {
+                customer_id: Some("c-1".into()),
+            });
         let stored = set.to_stored().unwrap();
         assert_eq!(stored.extras["customerId"], "c-1");
         let json = serde_json::to_string(&stored).unwrap();
-        let back = TokenSet::<CustomerExtras>::from_stored(serde_json::from_str(&json).unwrap()).unwrap();
+        let back =
+            TokenSet::<CustomerExtras>::from_stored(serde_json::from_str(&json).unwrap()).unwrap();
         assert_eq!(back, set);
     }
 

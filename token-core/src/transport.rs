@@ -15,12 +15,18 @@ use crate::error::{ErrorKind, TransportError};
 #[async_trait]
 pub trait HttpClient: Send + Sync + 'static {
     /// Sends `request` and reads the answer.
-    async fn send(&self, request: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, TransportError>;
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, TransportError>;
 }
 
 #[async_trait]
 impl<T: HttpClient + ?Sized> HttpClient for Arc<T> {
-    async fn send(&self, request: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, TransportError> {
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
         (**self).send(request).await
     }
 }
@@ -52,17 +58,28 @@ impl ReqwestClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("token-core/", env!("CARGO_PKG_VERSION")));
         if let Some(timeout) = timeout {
-            builder = builder.timeout(timeout).connect_timeout(timeout.min(Duration::from_secs(10)));
+            builder = builder
+                .timeout(timeout)
+                .connect_timeout(timeout.min(Duration::from_secs(10)));
         }
-        let client = builder
-            .build()
-            .map_err(|e| crate::Error::Config(format!("could not build the HTTP client: {}", e.without_url())))?;
-        Ok(Self { client, max_body: DEFAULT_MAX_BODY })
+        let client = builder.build().map_err(|e| {
+            crate::Error::Config(format!(
+                "could not build the HTTP client: {}",
+                e.without_url()
+            ))
+        })?;
+        Ok(Self {
+            client,
+            max_body: DEFAULT_MAX_BODY,
+        })
     }
 
     /// Wraps a configured reqwest client (its redirect policy is the caller's choice).
     pub fn from_client(client: reqwest::Client) -> Self {
-        Self { client, max_body: DEFAULT_MAX_BODY }
+        Self {
+            client,
+            max_body: DEFAULT_MAX_BODY,
+        }
     }
 
     /// Sets the largest answer body read; a larger one is a [`TransportError`].
@@ -74,12 +91,22 @@ impl ReqwestClient {
 
 #[async_trait]
 impl HttpClient for ReqwestClient {
-    async fn send(&self, request: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, TransportError> {
-        let request = reqwest::Request::try_from(request.map(reqwest::Body::from))
-            .map_err(|e| TransportError { kind: ErrorKind::Misconfigured, message: e.without_url().to_string() })?;
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
+        let request =
+            reqwest::Request::try_from(request.map(reqwest::Body::from)).map_err(|e| {
+                TransportError {
+                    kind: ErrorKind::Misconfigured,
+                    message: e.without_url().to_string(),
+                }
+            })?;
         let mut response = self.client.execute(request).await.map_err(classify)?;
         let status = response.status();
-        let mut builder = http::Response::builder().status(status).version(response.version());
+        let mut builder = http::Response::builder()
+            .status(status)
+            .version(response.version());
         if let Some(headers) = builder.headers_mut() {
             *headers = std::mem::take(response.headers_mut());
         }
@@ -88,7 +115,10 @@ impl HttpClient for ReqwestClient {
             if body.len() + chunk.len() > self.max_body {
                 return Err(TransportError {
                     kind: ErrorKind::from_status(status),
-                    message: format!("answer body exceeds {} bytes (HTTP {status})", self.max_body),
+                    message: format!(
+                        "answer body exceeds {} bytes (HTTP {status})",
+                        self.max_body
+                    ),
                 });
             }
             body.extend_from_slice(&chunk);
@@ -105,7 +135,10 @@ fn classify(error: reqwest::Error) -> TransportError {
     if connect {
         TransportError::not_sent(message)
     } else if builder {
-        TransportError { kind: ErrorKind::Misconfigured, message }
+        TransportError {
+            kind: ErrorKind::Misconfigured,
+            message,
+        }
     } else {
         TransportError::answer_lost(message)
     }
@@ -114,6 +147,9 @@ fn classify(error: reqwest::Error) -> TransportError {
 fn read_failed(status: http::StatusCode, error: reqwest::Error) -> TransportError {
     TransportError {
         kind: ErrorKind::from_status(status),
-        message: format!("answer lost while reading (HTTP {status}): {}", error.without_url()),
+        message: format!(
+            "answer lost while reading (HTTP {status}): {}",
+            error.without_url()
+        ),
     }
 }

@@ -196,7 +196,9 @@ pub struct TokenManager<P: Provider> {
 
 impl<P: Provider> Clone for TokenManager<P> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone() }
+        Self {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -267,9 +269,16 @@ impl<P: Provider> TokenManager<P> {
     /// Reports that the provider's API refused `rejected` (HTTP 401) and returns a token to
     /// try again with: the current one if another caller already replaced `rejected`,
     /// otherwise a refreshed one.
-    pub async fn refresh_rejected(&self, session: &str, rejected: &AccessToken) -> Result<AccessToken, Error> {
+    pub async fn refresh_rejected(
+        &self,
+        session: &str,
+        rejected: &AccessToken,
+    ) -> Result<AccessToken, Error> {
         let session = self.inner.session(session);
-        let outcome = self.inner.flight(&session, Reason::Rejected(rejected.clone())).await?;
+        let outcome = self
+            .inner
+            .flight(&session, Reason::Rejected(rejected.clone()))
+            .await?;
         Ok(outcome.set.access_token.clone())
     }
 
@@ -279,8 +288,16 @@ impl<P: Provider> TokenManager<P> {
     pub async fn insert(&self, session: &str, set: TokenSet<P::Extras>) -> Result<(), Error> {
         let session = self.inner.session(session);
         let stored = to_stored(&set)?;
-        let existing = self.inner.store.load(&session.key).await?.map(|r| r.version);
-        let version = self.inner.save_authoritative(&session.key, &stored, existing).await?;
+        let existing = self
+            .inner
+            .store
+            .load(&session.key)
+            .await?
+            .map(|r| r.version);
+        let version = self
+            .inner
+            .save_authoritative(&session.key, &stored, existing)
+            .await?;
         let current = self.inner.current_from(set, Some(version), true);
         session.publish(State::Ready(Arc::new(current)));
         Ok(())
@@ -375,7 +392,9 @@ impl<X> Session<X> {
 
     fn flight_slot(&self) -> MutexGuard<'_, Option<watch::Receiver<Option<Outcome<X>>>>> {
         // The slot holds a receiver only; a panic cannot leave it inconsistent.
-        self.flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -425,18 +444,36 @@ impl<P: Provider> Inner<P> {
             .clone()
     }
 
-    fn current_from(&self, set: TokenSet<P::Extras>, version: Option<Version>, saved: bool) -> Current<P::Extras> {
+    fn current_from(
+        &self,
+        set: TokenSet<P::Extras>,
+        version: Option<Version>,
+        saved: bool,
+    ) -> Current<P::Extras> {
         let refresh_at = self.schedule(&set);
-        Current { set, version, saved, refresh_at }
+        Current {
+            set,
+            version,
+            saved,
+            refresh_at,
+        }
     }
 
     /// When to refresh `set` ahead of expiry: before the access token expires (skew plus a
     /// random jitter), and before the refresh token does.
     fn schedule(&self, set: &TokenSet<P::Extras>) -> Option<OffsetDateTime> {
         let jitter = self.config.skew_jitter.as_millis() as u64;
-        let jitter = Duration::from_millis(if jitter == 0 { 0 } else { rand::rng().random_range(0..=jitter) });
-        let access = set.access_expires_at.map(|at| at - self.config.refresh_skew - jitter);
-        let refresh = set.refresh_expires_at.map(|at| at - self.config.refresh_token_skew);
+        let jitter = Duration::from_millis(if jitter == 0 {
+            0
+        } else {
+            rand::rng().random_range(0..=jitter)
+        });
+        let access = set
+            .access_expires_at
+            .map(|at| at - self.config.refresh_skew - jitter);
+        let refresh = set
+            .refresh_expires_at
+            .map(|at| at - self.config.refresh_token_skew);
         match (access, refresh) {
             (Some(a), Some(r)) => Some(a.min(r)),
             (a, r) => a.or(r),
@@ -451,7 +488,11 @@ impl<P: Provider> Inner<P> {
     }
 
     /// Joins the refresh under way for `session`, or starts one in its own task.
-    fn start_flight(self: &Arc<Self>, session: &Arc<Session<P::Extras>>, reason: Reason) -> watch::Receiver<Option<Outcome<P::Extras>>> {
+    fn start_flight(
+        self: &Arc<Self>,
+        session: &Arc<Session<P::Extras>>,
+        reason: Reason,
+    ) -> watch::Receiver<Option<Outcome<P::Extras>>> {
         let mut slot = session.flight_slot();
         if let Some(running) = slot.as_ref() {
             return running.clone();
@@ -480,18 +521,30 @@ impl<P: Provider> Inner<P> {
         rx
     }
 
-    async fn flight(self: &Arc<Self>, session: &Arc<Session<P::Extras>>, reason: Reason) -> Outcome<P::Extras> {
+    async fn flight(
+        self: &Arc<Self>,
+        session: &Arc<Session<P::Extras>>,
+        reason: Reason,
+    ) -> Outcome<P::Extras> {
         let mut rx = self.start_flight(session, reason);
         let outcome = match rx.wait_for(Option::is_some).await {
             Ok(outcome) => outcome.clone(),
             Err(_) => None,
         };
-        outcome.unwrap_or_else(|| Err(Error::Config("the refresh task ended without an answer".into())))
+        outcome.unwrap_or_else(|| {
+            Err(Error::Config(
+                "the refresh task ended without an answer".into(),
+            ))
+        })
     }
 
     /// One refresh, start to end: load, lease, re-read, call the provider with retries,
     /// persist, publish.
-    async fn run(self: &Arc<Self>, session: &Arc<Session<P::Extras>>, reason: Reason) -> Outcome<P::Extras> {
+    async fn run(
+        self: &Arc<Self>,
+        session: &Arc<Session<P::Extras>>,
+        reason: Reason,
+    ) -> Outcome<P::Extras> {
         let state = match session.state.load_full() {
             Some(state) => state,
             None => {
@@ -503,7 +556,9 @@ impl<P: Provider> Inner<P> {
         let now = self.clock.now();
         let current = match &*state {
             State::Dead(reauth) => return Err(Error::ReauthRequired(reauth.clone())),
-            State::Ready(current) if reason.satisfied_by(current, now) => return Ok(current.clone()),
+            State::Ready(current) if reason.satisfied_by(current, now) => {
+                return Ok(current.clone());
+            }
             State::Ready(current) => Some(current.clone()),
             State::Absent if self.provider.can_issue() => None,
             State::Absent => return Err(self.no_tokens(session)),
@@ -542,7 +597,11 @@ impl<P: Provider> Inner<P> {
         let started = tokio::time::Instant::now();
         let mut polls = 0u32;
         loop {
-            match self.store.acquire_lease(&session.key, &self.holder, self.config.lease_ttl).await? {
+            match self
+                .store
+                .acquire_lease(&session.key, &self.holder, self.config.lease_ttl)
+                .await?
+            {
                 Lease::Acquired => break,
                 Lease::HeldByOther { remaining } => {
                     polls += 1;
@@ -552,7 +611,12 @@ impl<P: Provider> Inner<P> {
                             source: None,
                         }));
                     }
-                    let wait = self.config.retry.backoff(polls, None).min(remaining).max(Duration::from_millis(10));
+                    let wait = self
+                        .config
+                        .retry
+                        .backoff(polls, None)
+                        .min(remaining)
+                        .max(Duration::from_millis(10));
                     tokio::time::sleep(wait).await;
                     if let Some(adopted) = self.adopt_newer(session, current.as_ref()).await? {
                         if reason.satisfied_by(&adopted, self.clock.now()) {
@@ -589,14 +653,26 @@ impl<P: Provider> Inner<P> {
         if current.is_some_and(|c| c.version == Some(record.version)) {
             return Ok(None);
         }
-        let adopted = Arc::new(self.current_from(from_stored(record.value)?, Some(record.version), true));
+        let adopted =
+            Arc::new(self.current_from(from_stored(record.value)?, Some(record.version), true));
         session.publish(State::Ready(adopted.clone()));
-        self.emit(Event::Adopted { session: session.name.clone(), version: record.version });
+        self.emit(Event::Adopted {
+            session: session.name.clone(),
+            version: record.version,
+        });
         Ok(Some(adopted))
     }
 
-    async fn refresh_held(self: &Arc<Self>, session: &Arc<Session<P::Extras>>, current: Option<Arc<Current<P::Extras>>>) -> Outcome<P::Extras> {
-        let cx = CallContext::new(self.client.clone(), self.clock.clone(), session.name.clone());
+    async fn refresh_held(
+        self: &Arc<Self>,
+        session: &Arc<Session<P::Extras>>,
+        current: Option<Arc<Current<P::Extras>>>,
+    ) -> Outcome<P::Extras> {
+        let cx = CallContext::new(
+            self.client.clone(),
+            self.clock.clone(),
+            session.name.clone(),
+        );
         match self.obtain(&cx, current.as_deref().map(|c| &c.set)).await {
             Ok((set, issued)) => {
                 let rotated = current.as_ref().is_some_and(|c| set.rotated_from(&c.set));
@@ -659,7 +735,11 @@ impl<P: Provider> Inner<P> {
 
     /// Calls the provider until it answers, retrying transient failures, and lost answers
     /// inside the reuse window. Returns the new set and whether it was issued anew.
-    async fn obtain(&self, cx: &CallContext, current: Option<&TokenSet<P::Extras>>) -> Result<(TokenSet<P::Extras>, bool), Error> {
+    async fn obtain(
+        &self,
+        cx: &CallContext,
+        current: Option<&TokenSet<P::Extras>>,
+    ) -> Result<(TokenSet<P::Extras>, bool), Error> {
         let policy = &self.config.retry;
         let can_issue = self.provider.can_issue();
         let refreshable = current.filter(|c| c.refresh_token.is_some());
@@ -668,19 +748,29 @@ impl<P: Provider> Inner<P> {
             && set.refresh_expired(cx.now())
         {
             if !can_issue {
-                return Err(Error::ReauthRequired(Reauth::new(cx.session(), "the refresh token has expired")));
+                return Err(Error::ReauthRequired(Reauth::new(
+                    cx.session(),
+                    "the refresh token has expired",
+                )));
             }
             issuing = true;
         }
         if issuing && !can_issue {
-            return Err(Error::ReauthRequired(Reauth::new(cx.session(), "the session has no refresh token")));
+            return Err(Error::ReauthRequired(Reauth::new(
+                cx.session(),
+                "the session has no refresh token",
+            )));
         }
         let mut started = tokio::time::Instant::now();
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             let result = match (issuing, refreshable) {
-                (false, Some(set)) => self.provider.refresh(cx, set).await.map(|new| new.or_previous(set)),
+                (false, Some(set)) => self
+                    .provider
+                    .refresh(cx, set)
+                    .await
+                    .map(|new| new.or_previous(set)),
                 _ => self.provider.issue(cx).await,
             };
             let error = match result {
@@ -693,9 +783,15 @@ impl<P: Provider> Inner<P> {
                 ErrorKind::Transient => true,
                 // Issuing again is always safe; refreshing again only while the provider
                 // still answers the same refresh token with the same pair.
-                ErrorKind::OutcomeUnknown => issuing || started.elapsed() + policy.backoff(attempt, None) < self.provider.reuse_window(),
+                ErrorKind::OutcomeUnknown => {
+                    issuing
+                        || started.elapsed() + policy.backoff(attempt, None)
+                            < self.provider.reuse_window()
+                }
                 ErrorKind::ReauthRequired if !issuing && can_issue => {
-                    tracing::info!("refresh refused; issuing a new set with the provider's credentials");
+                    tracing::info!(
+                        "refresh refused; issuing a new set with the provider's credentials"
+                    );
                     issuing = true;
                     attempt = 0;
                     started = tokio::time::Instant::now();
@@ -708,7 +804,10 @@ impl<P: Provider> Inner<P> {
             }
             let wait = policy.backoff(attempt, error.retry_after());
             if attempt >= policy.max_attempts || started.elapsed() + wait > policy.deadline {
-                return Err(Error::RetriesExhausted { attempts: attempt, last: Box::new(error) });
+                return Err(Error::RetriesExhausted {
+                    attempts: attempt,
+                    last: Box::new(error),
+                });
             }
             tokio::time::sleep(wait).await;
         }
@@ -716,7 +815,12 @@ impl<P: Provider> Inner<P> {
 
     /// Saves a new set before anyone uses it. When the save fails the set is kept anyway
     /// (the provider has already invalidated the old one) and marked unsaved.
-    async fn persist(&self, session: &Session<P::Extras>, set: TokenSet<P::Extras>, base: Option<Version>) -> Current<P::Extras> {
+    async fn persist(
+        &self,
+        session: &Session<P::Extras>,
+        set: TokenSet<P::Extras>,
+        base: Option<Version>,
+    ) -> Current<P::Extras> {
         let saved = match to_stored(&set) {
             Ok(stored) => self.save_authoritative(&session.key, &stored, base).await,
             Err(error) => Err(error),
@@ -725,7 +829,10 @@ impl<P: Provider> Inner<P> {
             Ok(version) => self.current_from(set, Some(version), true),
             Err(error) => {
                 tracing::error!(%error, "could not save the new token set; keeping it in memory");
-                self.emit(Event::PersistFailed { session: session.name.clone(), error: error.to_string() });
+                self.emit(Event::PersistFailed {
+                    session: session.name.clone(),
+                    error: error.to_string(),
+                });
                 self.current_from(set, base, false)
             }
         }
@@ -733,7 +840,12 @@ impl<P: Provider> Inner<P> {
 
     /// Saves a set this process knows to be the newest (it just came from the provider, or
     /// from the application): on a version conflict it overwrites what it finds.
-    async fn save_authoritative(&self, key: &SessionKey, stored: &crate::StoredTokenSet, base: Option<Version>) -> Result<Version, Error> {
+    async fn save_authoritative(
+        &self,
+        key: &SessionKey,
+        stored: &crate::StoredTokenSet,
+        base: Option<Version>,
+    ) -> Result<Version, Error> {
         let mut expected = base;
         for _ in 0..3 {
             match self.store.save(key, stored, expected).await {
@@ -742,12 +854,22 @@ impl<P: Provider> Inner<P> {
                 Err(error) => return Err(error.into()),
             }
         }
-        Err(StoreError::Conflict { expected, found: None }.into())
+        Err(StoreError::Conflict {
+            expected,
+            found: None,
+        }
+        .into())
     }
 
-    fn spawn_save_retry(self: Arc<Self>, session: Arc<Session<P::Extras>>, unsaved: Arc<Current<P::Extras>>) {
+    fn spawn_save_retry(
+        self: Arc<Self>,
+        session: Arc<Session<P::Extras>>,
+        unsaved: Arc<Current<P::Extras>>,
+    ) {
         tokio::spawn(async move {
-            let Ok(stored) = to_stored(&unsaved.set) else { return };
+            let Ok(stored) = to_stored(&unsaved.set) else {
+                return;
+            };
             for attempt in 1..=self.config.save_retries {
                 tokio::time::sleep(self.config.retry.backoff(attempt, None)).await;
                 let still_current = matches!(
@@ -757,7 +879,10 @@ impl<P: Provider> Inner<P> {
                 if !still_current {
                     return;
                 }
-                match self.save_authoritative(&session.key, &stored, unsaved.version).await {
+                match self
+                    .save_authoritative(&session.key, &stored, unsaved.version)
+                    .await
+                {
                     Ok(version) => {
                         let saved = Arc::new(Current {
                             set: unsaved.set.clone(),
@@ -772,10 +897,15 @@ impl<P: Provider> Inner<P> {
                             }
                             _ => state.clone(),
                         });
-                        self.emit(Event::Persisted { session: session.name.clone(), version });
+                        self.emit(Event::Persisted {
+                            session: session.name.clone(),
+                            version,
+                        });
                         return;
                     }
-                    Err(error) => tracing::warn!(attempt, %error, "saving the token set failed again"),
+                    Err(error) => {
+                        tracing::warn!(attempt, %error, "saving the token set failed again")
+                    }
                 }
             }
         });
@@ -784,7 +914,9 @@ impl<P: Provider> Inner<P> {
     fn reauth_for(&self, session: &Session<P::Extras>, error: &Error) -> Reauth {
         if let Some(reauth) = error.reauth() {
             let mut reauth = reauth.clone();
-            reauth.authorize_url = reauth.authorize_url.or_else(|| self.provider.authorize_url(&session.name));
+            reauth.authorize_url = reauth
+                .authorize_url
+                .or_else(|| self.provider.authorize_url(&session.name));
             return reauth;
         }
         Reauth {
@@ -811,12 +943,17 @@ enum LeaseTaken<X> {
 }
 
 fn to_stored<X: crate::Extras>(set: &TokenSet<X>) -> Result<crate::StoredTokenSet, Error> {
-    set.to_stored()
-        .map_err(|e| Error::Config(format!("the provider's extras could not be serialized: {e}")))
+    set.to_stored().map_err(|e| {
+        Error::Config(format!(
+            "the provider's extras could not be serialized: {e}"
+        ))
+    })
 }
 
 fn from_stored<X: crate::Extras>(stored: crate::StoredTokenSet) -> Result<TokenSet<X>, Error> {
-    TokenSet::from_stored(stored).map_err(|e| StoreError::Corrupt(format!("stored extras do not fit this provider: {e}")).into())
+    TokenSet::from_stored(stored).map_err(|e| {
+        StoreError::Corrupt(format!("stored extras do not fit this provider: {e}")).into()
+    })
 }
 
 #[cfg(test)]

@@ -35,7 +35,10 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// A policy that never retries.
     pub fn never() -> Self {
-        Self { max_attempts: 1, ..Self::default() }
+        Self {
+            max_attempts: 1,
+            ..Self::default()
+        }
     }
 
     /// Sets the attempt bound.
@@ -80,15 +83,25 @@ mod tests {
 
     #[test]
     fn backoff_grows_is_capped_and_honours_retry_after() {
-        let policy = RetryPolicy::default().with_backoff(Duration::from_millis(100), Duration::from_secs(1));
+        let policy =
+            RetryPolicy::default().with_backoff(Duration::from_millis(100), Duration::from_secs(1));
         for _ in 0..100 {
             let first = policy.backoff(1, None);
-            assert!((Duration::from_millis(50)..=Duration::from_millis(100)).contains(&first), "{first:?}");
+            assert!(
+                (Duration::from_millis(50)..=Duration::from_millis(100)).contains(&first),
+                "{first:?}"
+            );
             let third = policy.backoff(3, None);
-            assert!((Duration::from_millis(200)..=Duration::from_millis(400)).contains(&third), "{third:?}");
+            assert!(
+                (Duration::from_millis(200)..=Duration::from_millis(400)).contains(&third),
+                "{third:?}"
+            );
             let capped = policy.backoff(30, None);
             assert!(capped <= Duration::from_secs(1), "{capped:?}");
         }
-        assert_eq!(policy.backoff(1, Some(Duration::from_secs(7))), Duration::from_secs(7));
+        assert_eq!(
+            policy.backoff(1, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
     }
 }

@@ -75,8 +75,14 @@ impl Fake {
         let mut live = self.live.lock().unwrap();
         if *live == presented {
             let next = self.mint();
-            *self.previous.lock().unwrap() = Some((presented.to_owned(), next.clone(), self.clock.now()));
-            *live = next.refresh_token.as_ref().unwrap().expose_secret().to_owned();
+            *self.previous.lock().unwrap() =
+                Some((presented.to_owned(), next.clone(), self.clock.now()));
+            *live = next
+                .refresh_token
+                .as_ref()
+                .unwrap()
+                .expose_secret()
+                .to_owned();
             return Ok(next);
         }
         if let Some((old, successor, at)) = &*self.previous.lock().unwrap()
@@ -91,15 +97,20 @@ impl Fake {
 
 fn invalid_grant() -> Error {
     EndpointError::from(
-        ProviderError::new(ErrorKind::ReauthRequired, StatusCode::BAD_REQUEST, "invalid_grant")
-            .with_message("Refresh token has expired or is invalid."),
+        ProviderError::new(
+            ErrorKind::ReauthRequired,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        )
+        .with_message("Refresh token has expired or is invalid."),
     )
     .into()
 }
 
 fn unavailable(retry_after: Option<Duration>) -> Error {
     EndpointError::from(
-        ProviderError::new(ErrorKind::Transient, StatusCode::SERVICE_UNAVAILABLE, "503").with_retry_after(retry_after),
+        ProviderError::new(ErrorKind::Transient, StatusCode::SERVICE_UNAVAILABLE, "503")
+            .with_retry_after(retry_after),
     )
     .into()
 }
@@ -118,7 +129,12 @@ impl Provider for Arc<Fake> {
 
     async fn refresh(&self, _cx: &CallContext, current: &TokenSet) -> Result<TokenSet, Error> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        let presented = current.refresh_token.as_ref().unwrap().expose_secret().to_owned();
+        let presented = current
+            .refresh_token
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .to_owned();
         self.presented.lock().unwrap().push(presented.clone());
         if let Some(gate) = &self.gate {
             let _permit = gate.acquire().await.unwrap();
@@ -141,7 +157,12 @@ impl Provider for Arc<Fake> {
     async fn issue(&self, _cx: &CallContext) -> Result<TokenSet, Error> {
         self.issues.fetch_add(1, Ordering::SeqCst);
         let set = self.mint();
-        *self.live.lock().unwrap() = set.refresh_token.as_ref().unwrap().expose_secret().to_owned();
+        *self.live.lock().unwrap() = set
+            .refresh_token
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .to_owned();
         Ok(set)
     }
 
@@ -155,7 +176,10 @@ struct NoTransport;
 
 #[async_trait]
 impl HttpClient for NoTransport {
-    async fn send(&self, _: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, crate::TransportError> {
+    async fn send(
+        &self,
+        _: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, crate::TransportError> {
         unreachable!("the fake provider makes no HTTP calls")
     }
 }
@@ -181,12 +205,21 @@ fn harness(configure: impl FnOnce(&mut Fake)) -> Harness {
         .config(
             ManagerConfig::default()
                 .with_refresh_skew(Duration::from_secs(60), Duration::ZERO)
-                .with_retry(RetryPolicy::default().with_backoff(Duration::from_millis(100), Duration::from_secs(2))),
+                .with_retry(
+                    RetryPolicy::default()
+                        .with_backoff(Duration::from_millis(100), Duration::from_secs(2)),
+                ),
         )
         .build()
         .unwrap();
     let events = manager.subscribe();
-    Harness { fake, manager, store, clock, events }
+    Harness {
+        fake,
+        manager,
+        store,
+        clock,
+        events,
+    }
 }
 
 impl Harness {
@@ -211,7 +244,10 @@ impl Harness {
     }
 
     async fn stored(&self, session: &str) -> Option<Versioned<StoredTokenSet>> {
-        self.store.load(&SessionKey::new("fake", session)).await.unwrap()
+        self.store
+            .load(&SessionKey::new("fake", session))
+            .await
+            .unwrap()
     }
 }
 
@@ -220,7 +256,10 @@ async fn a_fresh_token_is_served_without_refresh() {
     let h = harness(|_| {});
     h.seed("s", HOUR).await;
     for _ in 0..10 {
-        assert_eq!(h.manager.access_token("s").await.unwrap().expose_secret(), "at-0");
+        assert_eq!(
+            h.manager.access_token("s").await.unwrap().expose_secret(),
+            "at-0"
+        );
     }
     assert_eq!(h.calls(), 0);
 }
@@ -248,7 +287,10 @@ async fn near_expiry_callers_keep_the_current_token_while_one_background_refresh
     h.seed("s", Duration::from_secs(300)).await;
     tokio::time::advance(Duration::from_secs(250)).await; // inside the 60 s skew
     for _ in 0..50 {
-        assert_eq!(h.manager.access_token("s").await.unwrap().expose_secret(), "at-0");
+        assert_eq!(
+            h.manager.access_token("s").await.unwrap().expose_secret(),
+            "at-0"
+        );
     }
     // Let the background refresh finish.
     tokio::task::yield_now().await;
@@ -258,7 +300,10 @@ async fn near_expiry_callers_keep_the_current_token_while_one_background_refresh
         assert!(rounds < 100, "background refresh never landed");
         tokio::task::yield_now().await;
     }
-    assert_eq!(h.manager.access_token("s").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
     assert_eq!(h.calls(), 1);
 }
 
@@ -295,10 +340,18 @@ async fn a_lost_answer_inside_the_reuse_window_recovers_without_reauth() {
     h.fake.then(Step::LoseAfterRotate);
     h.seed("s", Duration::ZERO).await;
     let token = h.manager.access_token("s").await.unwrap();
-    assert_eq!(token.expose_secret(), "at-1", "the retry got the pair the provider had already issued");
+    assert_eq!(
+        token.expose_secret(),
+        "at-1",
+        "the retry got the pair the provider had already issued"
+    );
     assert_eq!(h.calls(), 2);
     assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0", "rt-0"]);
-    assert!(!h.drain().iter().any(|e| matches!(e, Event::ReauthRequired(_))));
+    assert!(
+        !h.drain()
+            .iter()
+            .any(|e| matches!(e, Event::ReauthRequired(_)))
+    );
     let stored = h.stored("s").await.unwrap();
     assert_eq!(stored.value.refresh_token.unwrap().expose_secret(), "rt-1");
 }
@@ -310,8 +363,15 @@ async fn a_lost_answer_without_a_reuse_window_is_surfaced_and_the_set_kept() {
     h.seed("s", Duration::ZERO).await;
     let error = h.manager.access_token("s").await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::OutcomeUnknown);
-    assert_eq!(h.calls(), 1, "the same refresh token is not sent again outside the window");
-    assert!(h.stored("s").await.is_some(), "an unknown outcome is no reason to drop the set");
+    assert_eq!(
+        h.calls(),
+        1,
+        "the same refresh token is not sent again outside the window"
+    );
+    assert!(
+        h.stored("s").await.is_some(),
+        "an unknown outcome is no reason to drop the set"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -330,12 +390,21 @@ async fn a_rotated_refresh_token_is_never_sent_again() {
 #[tokio::test(start_paused = true)]
 async fn a_transient_failure_is_retried_with_backoff_honouring_retry_after() {
     let h = harness(|_| {});
-    h.fake.then(Step::Fail(unavailable(None))).then(Step::Fail(unavailable(Some(Duration::from_secs(7)))));
+    h.fake
+        .then(Step::Fail(unavailable(None)))
+        .then(Step::Fail(unavailable(Some(Duration::from_secs(7)))));
     h.seed("s", Duration::ZERO).await;
     let started = tokio::time::Instant::now();
-    assert_eq!(h.manager.access_token("s").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
     assert_eq!(h.calls(), 3);
-    assert!(started.elapsed() >= Duration::from_secs(7), "Retry-After was not honoured: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(7),
+        "Retry-After was not honoured: {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -346,7 +415,10 @@ async fn transient_retries_stop_at_the_attempt_bound() {
     }
     h.seed("s", Duration::ZERO).await;
     let error = h.manager.access_token("s").await.unwrap_err();
-    assert!(matches!(error, Error::RetriesExhausted { attempts: 4, .. }), "{error}");
+    assert!(
+        matches!(error, Error::RetriesExhausted { attempts: 4, .. }),
+        "{error}"
+    );
     assert_eq!(error.kind(), ErrorKind::Transient);
     assert_eq!(h.calls(), 4);
 }
@@ -359,21 +431,34 @@ async fn invalid_grant_is_not_retried_and_signals_reauth_once() {
     let error = h.manager.access_token("s").await.unwrap_err();
     let reauth = error.reauth().expect("a re-auth signal");
     assert_eq!(reauth.code.as_deref(), Some("invalid_grant"));
-    assert_eq!(reauth.authorize_url.as_deref(), Some("https://auth.example/authorize?state=s"));
+    assert_eq!(
+        reauth.authorize_url.as_deref(),
+        Some("https://auth.example/authorize?state=s")
+    );
     assert_eq!(h.calls(), 1);
     assert!(h.stored("s").await.is_none(), "the dead set is removed");
 
     // Later callers get the same signal with no further call and no second event.
     for _ in 0..3 {
-        assert_eq!(h.manager.access_token("s").await.unwrap_err().kind(), ErrorKind::ReauthRequired);
+        assert_eq!(
+            h.manager.access_token("s").await.unwrap_err().kind(),
+            ErrorKind::ReauthRequired
+        );
     }
     assert_eq!(h.calls(), 1);
-    let reauths = h.drain().into_iter().filter(|e| matches!(e, Event::ReauthRequired(_))).count();
+    let reauths = h
+        .drain()
+        .into_iter()
+        .filter(|e| matches!(e, Event::ReauthRequired(_)))
+        .count();
     assert_eq!(reauths, 1);
 
     // New tokens from the application end the re-auth state.
     h.seed("s", HOUR).await;
-    assert_eq!(h.manager.access_token("s").await.unwrap().expose_secret(), "at-0");
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-0"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -395,8 +480,14 @@ async fn a_session_is_loaded_from_the_store_on_first_use() {
         .with_access_expires_at(h.clock.now() + HOUR)
         .to_stored()
         .unwrap();
-    h.store.save(&SessionKey::new("fake", "s"), &set, None).await.unwrap();
-    assert_eq!(h.manager.access_token("s").await.unwrap().expose_secret(), "at-stored");
+    h.store
+        .save(&SessionKey::new("fake", "s"), &set, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-stored"
+    );
     let missing = h.manager.access_token("nobody").await.unwrap_err();
     assert!(matches!(missing, Error::NoTokens { .. }), "{missing}");
     assert_eq!(missing.kind(), ErrorKind::ReauthRequired);
@@ -410,7 +501,10 @@ async fn a_refresh_token_about_to_expire_is_refreshed_while_in_use() {
         .with_access_expires_at(h.clock.now() + HOUR)
         .with_refresh_expires_at(h.clock.now() + Duration::from_secs(900));
     h.manager.insert("s", set).await.unwrap();
-    assert_eq!(h.manager.access_token("s").await.unwrap().expose_secret(), "at-0");
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-0"
+    );
     assert_eq!(h.calls(), 0);
     tokio::time::advance(Duration::from_secs(400)).await; // within 600 s of refresh expiry
     h.manager.access_token("s").await.unwrap();
@@ -432,7 +526,10 @@ async fn an_expired_refresh_token_signals_reauth_without_a_call() {
         .with_refresh_expires_at(h.clock.now() + Duration::from_secs(10));
     h.manager.insert("s", set).await.unwrap();
     tokio::time::advance(Duration::from_secs(20)).await;
-    assert_eq!(h.manager.access_token("s").await.unwrap_err().kind(), ErrorKind::ReauthRequired);
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap_err().kind(),
+        ErrorKind::ReauthRequired
+    );
     assert_eq!(h.calls(), 0);
 }
 
@@ -440,13 +537,23 @@ async fn an_expired_refresh_token_signals_reauth_without_a_call() {
 async fn a_provider_that_can_issue_issues_instead_of_asking_for_reauth() {
     let mut h = harness(|fake| fake.can_issue = true);
     // No tokens yet: issued.
-    assert_eq!(h.manager.access_token("svc").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(
+        h.manager.access_token("svc").await.unwrap().expose_secret(),
+        "at-1"
+    );
     // Refresh refused: issued again, no re-auth.
     h.fake.then(Step::Fail(invalid_grant()));
     tokio::time::advance(HOUR).await;
-    assert_eq!(h.manager.access_token("svc").await.unwrap().expose_secret(), "at-2");
+    assert_eq!(
+        h.manager.access_token("svc").await.unwrap().expose_secret(),
+        "at-2"
+    );
     assert_eq!(h.fake.issues.load(Ordering::SeqCst), 2);
-    assert!(!h.drain().iter().any(|e| matches!(e, Event::ReauthRequired(_))));
+    assert!(
+        !h.drain()
+            .iter()
+            .any(|e| matches!(e, Event::ReauthRequired(_)))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -464,7 +571,14 @@ async fn a_401_refreshes_once_unless_the_token_was_already_replaced() {
         assert_eq!(task.await.unwrap().unwrap().expose_secret(), "at-1");
     }
     // A late report about the old token does not refresh again.
-    assert_eq!(h.manager.refresh_rejected("s", &old).await.unwrap().expose_secret(), "at-1");
+    assert_eq!(
+        h.manager
+            .refresh_rejected("s", &old)
+            .await
+            .unwrap()
+            .expose_secret(),
+        "at-1"
+    );
     assert_eq!(h.calls(), 1);
 }
 
@@ -476,16 +590,31 @@ struct FlakyStore {
 
 #[async_trait]
 impl TokenStore for FlakyStore {
-    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> {
+    async fn load(
+        &self,
+        key: &SessionKey,
+    ) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> {
         self.inner.load(key).await
     }
-    async fn save(&self, key: &SessionKey, set: &StoredTokenSet, expected: Option<Version>) -> Result<Version, StoreError> {
+    async fn save(
+        &self,
+        key: &SessionKey,
+        set: &StoredTokenSet,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
         if self.failing.load(Ordering::SeqCst) {
-            return Err(StoreError::Backend { message: "disk full".into(), source: None });
+            return Err(StoreError::Backend {
+                message: "disk full".into(),
+                source: None,
+            });
         }
         self.inner.save(key, set, expected).await
     }
-    async fn delete(&self, key: &SessionKey, expected: Option<Version>) -> Result<bool, StoreError> {
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
         self.inner.delete(key, expected).await
     }
 }
@@ -494,7 +623,10 @@ impl TokenStore for FlakyStore {
 async fn a_failed_save_keeps_the_new_set_in_use_and_saves_it_later() {
     let clock = TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));
     let fake = Arc::new(Fake::new(Arc::new(clock)));
-    let store = Arc::new(FlakyStore { inner: MemoryStore::new(), failing: false.into() });
+    let store = Arc::new(FlakyStore {
+        inner: MemoryStore::new(),
+        failing: false.into(),
+    });
     let manager = TokenManager::builder(fake.clone())
         .shared_store(store.clone())
         .client(NoTransport)
@@ -503,19 +635,45 @@ async fn a_failed_save_keeps_the_new_set_in_use_and_saves_it_later() {
         .unwrap();
     let mut events = manager.subscribe();
     let set = TokenSet::new(AccessToken::new("at-0")).with_refresh_token(RefreshToken::new("rt-0"));
-    manager.insert("s", set.with_access_expires_at(clock.now())).await.unwrap();
+    manager
+        .insert("s", set.with_access_expires_at(clock.now()))
+        .await
+        .unwrap();
 
     store.failing.store(true, Ordering::SeqCst);
-    assert_eq!(manager.access_token("s").await.unwrap().expose_secret(), "at-1");
-    assert!(matches!(events.recv().await.unwrap(), Event::PersistFailed { .. }));
-    assert!(matches!(events.recv().await.unwrap(), Event::Refreshed { version: None, .. }));
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    assert!(matches!(
+        events.recv().await.unwrap(),
+        Event::PersistFailed { .. }
+    ));
+    assert!(matches!(
+        events.recv().await.unwrap(),
+        Event::Refreshed { version: None, .. }
+    ));
     // The rotated set is what callers get, never the dead one.
-    assert_eq!(manager.access_token("s").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
 
     store.failing.store(false, Ordering::SeqCst);
-    let persisted = tokio::time::timeout(Duration::from_secs(600), events.recv()).await.unwrap().unwrap();
-    assert!(matches!(persisted, Event::Persisted { .. }), "{persisted:?}");
-    let stored = store.inner.load(&SessionKey::new("fake", "s")).await.unwrap().unwrap();
+    let persisted = tokio::time::timeout(Duration::from_secs(600), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(persisted, Event::Persisted { .. }),
+        "{persisted:?}"
+    );
+    let stored = store
+        .inner
+        .load(&SessionKey::new("fake", "s"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.value.refresh_token.unwrap().expose_secret(), "rt-1");
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
 }
@@ -529,16 +687,33 @@ struct BusyReplicaStore {
 
 #[async_trait]
 impl TokenStore for BusyReplicaStore {
-    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> {
+    async fn load(
+        &self,
+        key: &SessionKey,
+    ) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> {
         self.inner.load(key).await
     }
-    async fn save(&self, key: &SessionKey, set: &StoredTokenSet, expected: Option<Version>) -> Result<Version, StoreError> {
+    async fn save(
+        &self,
+        key: &SessionKey,
+        set: &StoredTokenSet,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
         self.inner.save(key, set, expected).await
     }
-    async fn delete(&self, key: &SessionKey, expected: Option<Version>) -> Result<bool, StoreError> {
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
         self.inner.delete(key, expected).await
     }
-    async fn acquire_lease(&self, key: &SessionKey, _holder: &str, _ttl: Duration) -> Result<Lease, StoreError> {
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        _holder: &str,
+        _ttl: Duration,
+    ) -> Result<Lease, StoreError> {
         if self.polls.fetch_add(1, Ordering::SeqCst) == 0 {
             // The other replica refreshes while holding the lease.
             let current = self.inner.load(key).await?.unwrap();
@@ -548,7 +723,9 @@ impl TokenStore for BusyReplicaStore {
                 .to_stored()
                 .unwrap();
             self.inner.save(key, &other, Some(current.version)).await?;
-            return Ok(Lease::HeldByOther { remaining: Duration::from_secs(5) });
+            return Ok(Lease::HeldByOther {
+                remaining: Duration::from_secs(5),
+            });
         }
         Ok(Lease::Acquired)
     }
@@ -558,7 +735,10 @@ impl TokenStore for BusyReplicaStore {
 async fn a_replica_waiting_on_the_lease_adopts_the_other_replicas_set() {
     let clock = TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));
     let fake = Arc::new(Fake::new(Arc::new(clock)));
-    let store = Arc::new(BusyReplicaStore { inner: MemoryStore::new(), polls: AtomicU32::new(0) });
+    let store = Arc::new(BusyReplicaStore {
+        inner: MemoryStore::new(),
+        polls: AtomicU32::new(0),
+    });
     let manager = TokenManager::builder(fake.clone())
         .shared_store(store.clone())
         .client(NoTransport)
@@ -569,8 +749,15 @@ async fn a_replica_waiting_on_the_lease_adopts_the_other_replicas_set() {
         .with_refresh_token(RefreshToken::new("rt-0"))
         .with_access_expires_at(clock.now());
     manager.insert("s", set).await.unwrap();
-    assert_eq!(manager.access_token("s").await.unwrap().expose_secret(), "at-other");
-    assert_eq!(fake.calls.load(Ordering::SeqCst), 0, "no refresh with a refresh token another replica used");
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-other"
+    );
+    assert_eq!(
+        fake.calls.load(Ordering::SeqCst),
+        0,
+        "no refresh with a refresh token another replica used"
+    );
 }
 
 // Holding the lock across the await is the point: the fast path must not need it.
@@ -584,7 +771,13 @@ async fn the_fast_path_takes_no_lock() {
     let session = h.manager.inner.session("s");
     let _held = session.flight_slot();
     let token = tokio::time::timeout(Duration::from_secs(1), h.manager.access_token("s")).await;
-    assert_eq!(token.expect("fast path blocked on a lock").unwrap().expose_secret(), "at-0");
+    assert_eq!(
+        token
+            .expect("fast path blocked on a lock")
+            .unwrap()
+            .expose_secret(),
+        "at-0"
+    );
 }
 
 /// Collects everything `tracing` writes, at every level.
@@ -619,12 +812,19 @@ async fn events_errors_and_logs_never_contain_a_secret() {
     tokio::time::advance(HOUR).await;
     h.fake.then(Step::Fail(invalid_grant()));
     let error = h.manager.access_token("s").await.unwrap_err();
-    let mut shown = vec![format!("{error}"), format!("{error:?}"), format!("{:?}", h.manager)];
+    let mut shown = vec![
+        format!("{error}"),
+        format!("{error:?}"),
+        format!("{:?}", h.manager),
+    ];
     for event in h.drain() {
         shown.push(format!("{event:?}"));
     }
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("token_refresh") && logs.contains("re-authorization required"), "{logs}");
+    assert!(
+        logs.contains("token_refresh") && logs.contains("re-authorization required"),
+        "{logs}"
+    );
     shown.push(logs);
     let generations = h.fake.generation.load(Ordering::SeqCst);
     for text in &shown {

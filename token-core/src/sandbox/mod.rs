@@ -33,6 +33,7 @@
 
 mod faults;
 pub mod oauth;
+mod provider;
 mod server;
 
 use std::collections::HashMap;
@@ -53,6 +54,7 @@ use crate::token_set::StoredTokenSet;
 use crate::transport::HttpClient;
 
 pub use faults::Failure;
+pub use provider::SandboxOAuth;
 
 /// The default largest request body: 64 KiB. A larger one is answered 413.
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;

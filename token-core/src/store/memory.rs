@@ -53,34 +53,55 @@ impl MemoryStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionKey, Versioned<StoredTokenSet>>> {
         // A panic elsewhere while holding the lock cannot leave a record half-written
         // (records are replaced whole), so the data stays good.
-        self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.records
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 #[async_trait]
 impl TokenStore for MemoryStore {
-    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> {
+    async fn load(
+        &self,
+        key: &SessionKey,
+    ) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> {
         Ok(self.lock().get(key).cloned())
     }
 
-    async fn save(&self, key: &SessionKey, set: &StoredTokenSet, expected: Option<Version>) -> Result<Version, StoreError> {
+    async fn save(
+        &self,
+        key: &SessionKey,
+        set: &StoredTokenSet,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
         let mut records = self.lock();
         let found = records.get(key).map(|r| r.version);
         if found != expected {
             return Err(StoreError::Conflict { expected, found });
         }
         let version = self.next_version.fetch_add(1, Ordering::Relaxed) + 1;
-        records.insert(key.clone(), Versioned { version, value: set.clone() });
+        records.insert(
+            key.clone(),
+            Versioned {
+                version,
+                value: set.clone(),
+            },
+        );
         Ok(version)
     }
 
-    async fn delete(&self, key: &SessionKey, expected: Option<Version>) -> Result<bool, StoreError> {
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
         let mut records = self.lock();
         match (records.get(key).map(|r| r.version), expected) {
             (None, _) => Ok(false),
-            (Some(found), Some(expected)) if found != expected => {
-                Err(StoreError::Conflict { expected: Some(expected), found: Some(found) })
-            }
+            (Some(found), Some(expected)) if found != expected => Err(StoreError::Conflict {
+                expected: Some(expected),
+                found: Some(found),
+            }),
             _ => Ok(records.remove(key).is_some()),
         }
     }
@@ -92,7 +113,9 @@ mod tests {
     use crate::{AccessToken, TokenSet};
 
     fn set(token: &str) -> StoredTokenSet {
-        TokenSet::<serde_json::Value>::new(AccessToken::new(token)).to_stored().unwrap()
+        TokenSet::<serde_json::Value>::new(AccessToken::new(token))
+            .to_stored()
+            .unwrap()
     }
 
     #[tokio::test]
@@ -104,9 +127,15 @@ mod tests {
         assert!(matches!(err, StoreError::Conflict { expected: None, found: Some(v) } if v == v1));
         let v2 = store.save(&key, &set("b"), Some(v1)).await.unwrap();
         assert!(v2 > v1);
-        assert!(store.save(&key, &set("c"), Some(v1)).await.is_err(), "stale version must lose");
+        assert!(
+            store.save(&key, &set("c"), Some(v1)).await.is_err(),
+            "stale version must lose"
+        );
         let loaded = store.load(&key).await.unwrap().unwrap();
-        assert_eq!((loaded.version, loaded.value.access_token.expose_secret()), (v2, "b"));
+        assert_eq!(
+            (loaded.version, loaded.value.access_token.expose_secret()),
+            (v2, "b")
+        );
     }
 
     #[tokio::test]
@@ -118,7 +147,10 @@ mod tests {
         assert!(!store.delete(&key, None).await.unwrap());
         let v2 = store.save(&key, &set("b"), None).await.unwrap();
         assert_ne!(v1, v2);
-        assert!(store.delete(&key, Some(v1)).await.is_err(), "delete at a stale version must lose");
+        assert!(
+            store.delete(&key, Some(v1)).await.is_err(),
+            "delete at a stale version must lose"
+        );
         assert_eq!(store.len(), 1);
     }
 }

@@ -28,7 +28,10 @@ pub struct SessionKey {
 impl SessionKey {
     /// The key of `session` under `provider`.
     pub fn new(provider: impl Into<Arc<str>>, session: impl Into<Arc<str>>) -> Self {
-        Self { provider: provider.into(), session: session.into() }
+        Self {
+            provider: provider.into(),
+            session: session.into(),
+        }
     }
 
     /// The provider's name.
@@ -87,19 +90,31 @@ pub enum Lease {
 #[async_trait]
 pub trait TokenStore: Send + Sync + 'static {
     /// The record of `key`, if any.
-    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredTokenSet>>, StoreError>;
+    async fn load(&self, key: &SessionKey)
+    -> Result<Option<Versioned<StoredTokenSet>>, StoreError>;
 
     /// Writes `set` if the record is at `expected`; returns the new version, or
     /// [`StoreError::Conflict`].
-    async fn save(&self, key: &SessionKey, set: &StoredTokenSet, expected: Option<Version>) -> Result<Version, StoreError>;
+    async fn save(
+        &self,
+        key: &SessionKey,
+        set: &StoredTokenSet,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError>;
 
     /// Removes the record if it is at `expected` (`None`: whatever its version). Returns
     /// whether a record was removed.
-    async fn delete(&self, key: &SessionKey, expected: Option<Version>) -> Result<bool, StoreError>;
+    async fn delete(&self, key: &SessionKey, expected: Option<Version>)
+    -> Result<bool, StoreError>;
 
     /// Asks for the exclusive right to refresh `key` for `ttl`. Stores used by one process
     /// grant it at once (the manager already runs one refresh per session in a process).
-    async fn acquire_lease(&self, key: &SessionKey, holder: &str, ttl: Duration) -> Result<Lease, StoreError> {
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
         let _ = (key, holder, ttl);
         Ok(Lease::Acquired)
     }
@@ -113,16 +128,33 @@ pub trait TokenStore: Send + Sync + 'static {
 
 #[async_trait]
 impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
-    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> {
+    async fn load(
+        &self,
+        key: &SessionKey,
+    ) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> {
         (**self).load(key).await
     }
-    async fn save(&self, key: &SessionKey, set: &StoredTokenSet, expected: Option<Version>) -> Result<Version, StoreError> {
+    async fn save(
+        &self,
+        key: &SessionKey,
+        set: &StoredTokenSet,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
         (**self).save(key, set, expected).await
     }
-    async fn delete(&self, key: &SessionKey, expected: Option<Version>) -> Result<bool, StoreError> {
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
         (**self).delete(key, expected).await
     }
-    async fn acquire_lease(&self, key: &SessionKey, holder: &str, ttl: Duration) -> Result<Lease, StoreError> {
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
         (**self).acquire_lease(key, holder, ttl).await
     }
     async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {

@@ -1,0 +1,334 @@
+//! The manager and the middleware against the sandbox: call counts as evidence.
+//!
+//! Tests that only need time use the in-process client on tokio's paused clock; the
+//! middleware tests use the real loopback server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use time::macros::datetime;
+use token_core::issuer::IssuerConfig;
+use token_core::middleware::{BearerAuth, NoResend};
+use token_core::sandbox::{Failure, RunningSandbox, Sandbox, SandboxOAuth, oauth::TOKEN_PATH};
+use token_core::{
+    Clock, ErrorKind, Event, ManagerConfig, ManualClock, RetryPolicy, TokenManager, TokenSet,
+    TokioClock,
+};
+
+const REUSE: Duration = Duration::from_secs(300);
+
+async fn sandbox(clock: Arc<dyn Clock>, reuse: Duration) -> RunningSandbox {
+    Sandbox::builder()
+        .clock(clock)
+        .issuer_config(IssuerConfig::default().with_reuse_window(reuse))
+        .start()
+        .await
+        .unwrap()
+}
+
+fn config() -> ManagerConfig {
+    ManagerConfig::default()
+        .with_refresh_skew(Duration::from_secs(60), Duration::from_secs(10))
+        .with_retry(
+            RetryPolicy::default().with_backoff(Duration::from_millis(200), Duration::from_secs(5)),
+        )
+}
+
+/// A manager on the in-process client, with `session` seeded from the issuer.
+async fn manager(
+    sandbox: &RunningSandbox,
+    clock: Arc<dyn Clock>,
+    session: &str,
+) -> TokenManager<SandboxOAuth> {
+    let provider = SandboxOAuth::new(sandbox.base_url())
+        .with_reuse_window(sandbox.issuer().config().reuse_window);
+    let manager = TokenManager::builder(provider)
+        .shared_client(sandbox.client())
+        .clock(clock)
+        .config(config())
+        .build()
+        .unwrap();
+    let first = sandbox.issue(session).await.unwrap();
+    manager
+        .insert(session, TokenSet::from_stored(first).unwrap())
+        .await
+        .unwrap();
+    manager
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_callers_on_an_expired_token_cause_one_refresh_call() {
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)));
+    let sandbox = sandbox(clock.clone(), REUSE).await;
+    let manager = manager(&sandbox, clock, "herd").await;
+    tokio::time::advance(Duration::from_secs(3601)).await;
+
+    let callers: Vec<_> = (0..1000)
+        .map(|_| {
+            let manager = manager.clone();
+            tokio::spawn(async move { manager.access_token("herd").await })
+        })
+        .collect();
+    let mut tokens = std::collections::HashSet::new();
+    for caller in callers {
+        tokens.insert(caller.await.unwrap().unwrap().expose_secret().to_owned());
+    }
+    assert_eq!(tokens.len(), 1, "every caller got the same new token");
+    assert_eq!(sandbox.calls(TOKEN_PATH), 1);
+    let token = tokens.into_iter().next().unwrap();
+    assert!(
+        sandbox.issuer().authenticate(&token).await.is_ok(),
+        "the issuer accepts the new token"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_refresh_answer_inside_the_reuse_window_recovers_without_reauth() {
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)));
+    let sandbox = sandbox(clock.clone(), REUSE).await;
+    let manager = manager(&sandbox, clock, "s").await;
+    let mut events = manager.subscribe();
+    tokio::time::advance(Duration::from_secs(3601)).await;
+
+    sandbox.drop_next(TOKEN_PATH, 1);
+    let token = manager.access_token("s").await.unwrap();
+    assert_eq!(
+        sandbox.calls(TOKEN_PATH),
+        2,
+        "one lost answer, one retry with the same refresh token"
+    );
+    assert!(
+        sandbox
+            .issuer()
+            .authenticate(token.expose_secret())
+            .await
+            .is_ok()
+    );
+    while let Ok(event) = events.try_recv() {
+        assert!(!matches!(event, Event::ReauthRequired(_)), "{event:?}");
+    }
+    // The recovered pair refreshes normally afterwards: the rotation was followed.
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    manager.access_token("s").await.unwrap();
+    assert_eq!(sandbox.calls(TOKEN_PATH), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_refresh_answer_without_a_reuse_window_is_outcome_unknown_then_reauth() {
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)));
+    let sandbox = sandbox(clock.clone(), Duration::ZERO).await;
+    let manager = manager(&sandbox, clock, "s").await;
+    tokio::time::advance(Duration::from_secs(3601)).await;
+
+    sandbox.drop_next(TOKEN_PATH, 1);
+    let error = manager.access_token("s").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::OutcomeUnknown);
+    assert_eq!(sandbox.calls(TOKEN_PATH), 1);
+    // The provider did rotate: the next attempt learns the refresh token is dead.
+    let error = manager.access_token("s").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+    assert_eq!(error.provider_code(), Some("invalid_grant"));
+    assert!(
+        error
+            .reauth()
+            .unwrap()
+            .authorize_url
+            .as_deref()
+            .unwrap()
+            .contains("state=s")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_5xx_then_success_is_retried_and_invalid_grant_is_not() {
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)));
+    let sandbox = sandbox(clock.clone(), REUSE).await;
+    let manager = manager(&sandbox, clock, "s").await;
+    tokio::time::advance(Duration::from_secs(3601)).await;
+
+    sandbox.fail_next(
+        TOKEN_PATH,
+        2,
+        Failure::service_unavailable().with_retry_after(3),
+    );
+    let started = tokio::time::Instant::now();
+    manager.access_token("s").await.unwrap();
+    assert_eq!(sandbox.calls(TOKEN_PATH), 3);
+    assert!(
+        started.elapsed() >= Duration::from_secs(6),
+        "Retry-After honoured: {:?}",
+        started.elapsed()
+    );
+
+    // Revoke the session at the provider: the next refresh is refused, once.
+    let current = manager.token_set("s").await.unwrap();
+    sandbox
+        .issuer()
+        .revoke(current.refresh_token.unwrap().expose_secret())
+        .await
+        .unwrap();
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    let error = manager.access_token("s").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+    assert_eq!(sandbox.calls(TOKEN_PATH), 4);
+    assert_eq!(
+        manager.access_token("s").await.unwrap_err().kind(),
+        ErrorKind::ReauthRequired
+    );
+    assert_eq!(
+        sandbox.calls(TOKEN_PATH),
+        4,
+        "a dead session is not refreshed again"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn twenty_rotations_in_a_row_never_reuse_a_refresh_token() {
+    // No reuse window: a refresh token sent twice would be refused and force re-auth.
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)));
+    let sandbox = sandbox(clock.clone(), Duration::ZERO).await;
+    let manager = manager(&sandbox, clock, "s").await;
+    let mut seen = std::collections::HashSet::new();
+    for round in 1..=20 {
+        tokio::time::advance(Duration::from_secs(3601)).await;
+        let set = manager.token_set("s").await.unwrap();
+        assert!(
+            seen.insert(set.refresh_token.unwrap().expose_secret().to_owned()),
+            "round {round}"
+        );
+        assert_eq!(sandbox.calls(TOKEN_PATH), round);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_credentials_provider_issues_its_first_set() {
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)));
+    let sandbox = sandbox(clock.clone(), Duration::ZERO).await;
+    let provider = SandboxOAuth::new(sandbox.base_url()).with_client_credentials("app-1");
+    let manager = TokenManager::builder(provider)
+        .shared_client(sandbox.client())
+        .clock(clock)
+        .build()
+        .unwrap();
+    let token = manager.access_token("app").await.unwrap();
+    let grant = sandbox
+        .issuer()
+        .authenticate(token.expose_secret())
+        .await
+        .unwrap();
+    assert_eq!(grant.subject, "app-1");
+    assert_eq!(sandbox.calls(TOKEN_PATH), 1);
+}
+
+/// A sandbox on a manual clock, so the provider can expire an access token the client still
+/// believes fresh (clock skew, early revocation).
+async fn api_sandbox() -> (RunningSandbox, ManualClock) {
+    let clock = ManualClock::default();
+    let sandbox = Sandbox::builder()
+        .clock(Arc::new(clock.clone()))
+        .start()
+        .await
+        .unwrap();
+    (sandbox, clock)
+}
+
+/// The middleware over the real loopback server; the manager keeps the system clock.
+async fn api_client(
+    sandbox: &RunningSandbox,
+    session: &str,
+) -> (
+    reqwest_middleware::ClientWithMiddleware,
+    TokenManager<SandboxOAuth>,
+) {
+    let provider = SandboxOAuth::new(sandbox.base_url());
+    let manager = TokenManager::builder(provider).build().unwrap();
+    let first = sandbox.issue(session).await.unwrap();
+    manager
+        .insert(session, TokenSet::from_stored(first).unwrap())
+        .await
+        .unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(BearerAuth::new(manager.clone(), session))
+        .build();
+    (client, manager)
+}
+
+#[tokio::test]
+async fn the_middleware_sends_the_bearer_token_and_answers_a_401_with_one_refresh_and_one_resend() {
+    let (sandbox, provider_clock) = api_sandbox().await;
+    let (client, manager) = api_client(&sandbox, "m").await;
+    let api = sandbox.url("/api/balance");
+
+    assert_eq!(
+        client.get(api.clone()).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(sandbox.calls(TOKEN_PATH), 0);
+
+    // The provider expires the access token early: the API answers 401 once, the
+    // middleware refreshes and resends.
+    let old = manager.access_token("m").await.unwrap();
+    provider_clock.advance(time::Duration::seconds(3601));
+    let response = client.get(api.clone()).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(sandbox.calls(TOKEN_PATH), 1);
+    assert_eq!(sandbox.calls("/api/balance"), 3);
+    assert_ne!(manager.access_token("m").await.unwrap(), old);
+}
+
+#[tokio::test]
+async fn concurrent_401s_share_one_refresh() {
+    let (sandbox, provider_clock) = api_sandbox().await;
+    let (client, _manager) = api_client(&sandbox, "m").await;
+    provider_clock.advance(time::Duration::seconds(3601));
+    let requests: Vec<_> = (0..20)
+        .map(|_| {
+            let (client, url) = (client.clone(), sandbox.url("/api/x"));
+            tokio::spawn(async move { client.get(url).send().await.unwrap().status() })
+        })
+        .collect();
+    for request in requests {
+        assert_eq!(request.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(sandbox.calls(TOKEN_PATH), 1);
+}
+
+#[tokio::test]
+async fn a_request_marked_no_resend_gets_the_401_back_and_no_refresh() {
+    let (sandbox, provider_clock) = api_sandbox().await;
+    let (client, _manager) = api_client(&sandbox, "m").await;
+    provider_clock.advance(time::Duration::seconds(3601));
+    let response = client
+        .post(sandbox.url("/api/payments"))
+        .with_extension(NoResend)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(sandbox.calls("/api/payments"), 1);
+    assert_eq!(sandbox.calls(TOKEN_PATH), 0);
+}
+
+#[tokio::test]
+async fn a_dead_session_surfaces_reauth_through_the_middleware() {
+    let (sandbox, _) = api_sandbox().await;
+    let (client, manager) = api_client(&sandbox, "m").await;
+    let set = manager.token_set("m").await.unwrap();
+    sandbox
+        .issuer()
+        .revoke(set.refresh_token.unwrap().expose_secret())
+        .await
+        .unwrap();
+    sandbox
+        .issuer()
+        .revoke(set.access_token.expose_secret())
+        .await
+        .unwrap();
+    let error = client.get(sandbox.url("/api/x")).send().await.unwrap_err();
+    let shown = format!("{error} {error:?}");
+    assert!(shown.contains("reauth_required"), "{shown}");
+    assert!(!shown.contains(set.access_token.expose_secret()));
+    assert_eq!(sandbox.calls(TOKEN_PATH), 1);
+}
