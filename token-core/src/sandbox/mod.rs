@@ -32,6 +32,7 @@
 //! ```
 
 mod faults;
+pub mod endpoint;
 pub mod oauth;
 mod provider;
 mod server;

@@ -1,0 +1,187 @@
+//! Serving a provider's `#[token_endpoint]` definitions over the issuer, so a provider's
+//! sandbox is its client definitions read the other way round.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{Handler, SandboxContext};
+use crate::codec::{Endpoint, RequestError, TokenResponse, encode_error, encode_response};
+use crate::issuer::{Issued, IssuerError};
+use crate::token_set::TokenSet;
+
+/// Why a grant was refused; the provider turns it into its own error answer.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The request could not be read (a missing field, a wrong constant).
+    BadRequest(RequestError),
+    /// The issuer refused (an invalid or expired refresh token...).
+    Issuer(IssuerError),
+}
+
+type Grant<E> = dyn Fn(E, SandboxContext) -> Pin<Box<dyn Future<Output = Result<Issued, Refusal>> + Send>>
+    + Send
+    + Sync;
+
+/// A [`Handler`] for endpoint `E`: decodes the request with `E`'s own definition, runs the
+/// grant, and answers with `E`'s response or error encoding.
+///
+/// ```
+/// use token_core::sandbox::{Sandbox, oauth::{RefreshGrant, OAuthErrorAnswer}};
+/// use token_core::sandbox::endpoint::{ServeEndpoint, Refusal};
+///
+/// let refresh = ServeEndpoint::<RefreshGrant>::refresh(
+///     |grant| grant.refresh_token.clone(),
+///     |refusal| match refusal {
+///         Refusal::BadRequest(e) => OAuthErrorAnswer::invalid_request(e.0),
+///         Refusal::Issuer(e) => OAuthErrorAnswer::from_issuer(&e),
+///         _ => OAuthErrorAnswer::server_error("unexpected"),
+///     },
+/// );
+/// let sandbox = Sandbox::builder().oauth_routes(false).route(http::Method::POST, "/oauth/token", refresh);
+/// ```
+pub struct ServeEndpoint<E: Endpoint> {
+    grant: Arc<Grant<E>>,
+    refuse: Arc<dyn Fn(Refusal) -> E::Error + Send + Sync>,
+    _endpoint: PhantomData<fn() -> E>,
+}
+
+impl<E> ServeEndpoint<E>
+where
+    E: Endpoint + Send + 'static,
+{
+    /// Serves `E` with `grant` deciding what to issue.
+    pub fn new<F, Fut>(
+        grant: F,
+        refuse: impl Fn(Refusal) -> E::Error + Send + Sync + 'static,
+    ) -> Self
+    where
+        F: Fn(E, SandboxContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Issued, Refusal>> + Send + 'static,
+    {
+        Self {
+            grant: Arc::new(move |endpoint, cx| Box::pin(grant(endpoint, cx))),
+            refuse: Arc::new(refuse),
+            _endpoint: PhantomData,
+        }
+    }
+
+    /// Serves a refresh endpoint: the issuer rotates the refresh token `token_of` reads
+    /// from the request.
+    pub fn refresh(
+        token_of: impl Fn(&E) -> crate::RefreshToken + Send + Sync + 'static,
+        refuse: impl Fn(Refusal) -> E::Error + Send + Sync + 'static,
+    ) -> Self {
+        let token_of = Arc::new(token_of);
+        Self::new(
+            move |endpoint: E, cx: SandboxContext| {
+                let token = token_of(&endpoint);
+                async move {
+                    cx.issuer()
+                        .refresh(token.expose_secret())
+                        .await
+                        .map_err(Refusal::Issuer)
+                }
+            },
+            refuse,
+        )
+    }
+}
+
+#[async_trait]
+impl<E> Handler for ServeEndpoint<E>
+where
+    E: Endpoint + Send + 'static,
+    E::Error: Send,
+{
+    async fn handle(
+        &self,
+        request: http::Request<Vec<u8>>,
+        cx: &SandboxContext,
+    ) -> http::Response<Vec<u8>> {
+        let endpoint = match E::decode_request(&request) {
+            Ok(endpoint) => endpoint,
+            Err(error) => return encode_error(&(self.refuse)(Refusal::BadRequest(error))),
+        };
+        let issued = match (self.grant)(endpoint, cx.clone()).await {
+            Ok(issued) => issued,
+            Err(refusal) => return encode_error(&(self.refuse)(refusal)),
+        };
+        match TokenSet::<<E::Response as TokenResponse>::Extras>::from_stored(issued.tokens) {
+            Ok(set) => encode_response(&E::Response::from_token_set(&set, cx.now())),
+            Err(error) => {
+                let error = RequestError(format!(
+                    "the issued extras do not fit the response: {error}"
+                ));
+                encode_error(&(self.refuse)(Refusal::BadRequest(error)))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::Sandbox;
+    use crate::sandbox::oauth::{OAuthErrorAnswer, RefreshGrant};
+    use crate::{CallContext, ErrorKind, RefreshToken, SystemClock};
+
+    fn refuse(refusal: Refusal) -> OAuthErrorAnswer {
+        match refusal {
+            Refusal::BadRequest(e) => OAuthErrorAnswer::invalid_request(e.0),
+            Refusal::Issuer(e) => OAuthErrorAnswer::from_issuer(&e),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_definition_is_served_over_the_issuer() {
+        let sandbox = Sandbox::builder()
+            .oauth_routes(false)
+            .route(
+                http::Method::POST,
+                "/token",
+                ServeEndpoint::<RefreshGrant>::refresh(|grant| grant.refresh_token.clone(), refuse),
+            )
+            .start()
+            .await
+            .unwrap();
+        let first = sandbox.issue("alice").await.unwrap();
+        let cx = CallContext::new(sandbox.client(), Arc::new(SystemClock), "alice");
+        let refreshed = cx
+            .call(
+                &sandbox.base_url(),
+                &RefreshGrant::new(first.refresh_token.clone().unwrap()),
+            )
+            .await
+            .unwrap();
+        assert_ne!(refreshed.refresh_token, first.refresh_token);
+        assert!(
+            sandbox
+                .issuer()
+                .authenticate(refreshed.access_token.expose_secret())
+                .await
+                .is_ok()
+        );
+
+        let error = cx
+            .call(
+                &sandbox.base_url(),
+                &RefreshGrant::new(RefreshToken::new("rt_unknown")),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+        assert_eq!(error.provider_code(), Some("invalid_grant"));
+
+        let mut request = http::Request::new(b"grant_type=refresh_token".to_vec());
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = sandbox.url("/token").as_str().parse().unwrap();
+        let answer = sandbox.client().send(request).await.unwrap();
+        assert_eq!(answer.status(), 400);
+        assert!(String::from_utf8_lossy(answer.body()).contains("invalid_request"));
+    }
+}
