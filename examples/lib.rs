@@ -1,0 +1,1 @@
+//! Runnable examples of the token-refresh workspace: see the `[[example]]` targets.
