@@ -14,6 +14,7 @@ pub mod codec;
 pub mod error;
 pub mod expiry;
 pub mod issuer;
+mod macro_support;
 pub mod manager;
 pub mod middleware;
 pub mod provider;
@@ -40,12 +41,15 @@ pub use sandbox::{RunningSandbox, Sandbox};
 pub use secret::{AccessToken, AuthCode, ClientSecret, RefreshToken};
 pub use store::FileStore;
 pub use store::{MemoryStore, SessionKey, TokenStore};
+#[doc = include_str!("token_endpoint.md")]
+pub use token_macros::token_endpoint;
 pub use token_set::{Extras, NoExtras, StoredTokenSet, TokenSet};
 pub use transport::{HttpClient, ReqwestClient};
 
 /// What generated code needs; not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::macro_support::*;
     pub use async_trait::async_trait;
     pub use http;
     pub use serde;

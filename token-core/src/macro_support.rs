@@ -1,0 +1,796 @@
+//! Runtime support for the code `#[token_endpoint]` generates, re-exported from `__private`.
+//! Not a public API: names and signatures change with the macro.
+#![allow(missing_docs)]
+
+use base64::Engine as _;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+pub use crate::codec::{
+    Endpoint, ErrorResponse, FromContext, RequestContext, RequestError, TokenResponse,
+};
+pub use crate::error::{EndpointError, ErrorKind};
+pub use crate::expiry::{ExpiresIn, Iso8601, UnixTime, jwt_exp};
+pub use crate::secret::{AccessToken, AuthCode, ClientSecret, RefreshToken};
+pub use crate::token_set::{NoExtras, TokenSet};
+
+/// The body format of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFormat {
+    Json,
+    Form,
+}
+
+/// Where a text value travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum At {
+    Header,
+    Query,
+    /// A form body field.
+    Form,
+    /// `Authorization: Bearer <value>`.
+    Bearer,
+    /// The user half of `Authorization: Basic`.
+    BasicUser,
+    /// The password half of `Authorization: Basic`.
+    BasicPassword,
+}
+
+/// A value that travels as text: a header, a query parameter, a form field, a credential.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot travel as text in a header, query parameter, form field or `Authorization`",
+    label = "this field's type",
+    note = "use `String`, an integer, `bool`, `uuid::Uuid` or a token type (`AccessToken`, `RefreshToken`, `AuthCode`, `ClientSecret`); put other types in a JSON body"
+)]
+pub trait TextValue: Sized {
+    fn to_text(&self) -> String;
+    fn from_text(text: &str) -> Option<Self>;
+}
+
+impl TextValue for String {
+    fn to_text(&self) -> String {
+        self.clone()
+    }
+    fn from_text(text: &str) -> Option<Self> {
+        Some(text.to_owned())
+    }
+}
+
+macro_rules! parsed_text {
+    ($($ty:ty),*) => {$(
+        impl TextValue for $ty {
+            fn to_text(&self) -> String {
+                self.to_string()
+            }
+            fn from_text(text: &str) -> Option<Self> {
+                text.trim().parse().ok()
+            }
+        }
+    )*};
+}
+parsed_text!(
+    bool,
+    u8,
+    u16,
+    u32,
+    u64,
+    i8,
+    i16,
+    i32,
+    i64,
+    usize,
+    uuid::Uuid
+);
+
+macro_rules! secret_text {
+    ($($ty:ty),*) => {$(
+        impl TextValue for $ty {
+            fn to_text(&self) -> String {
+                self.expose_secret().to_owned()
+            }
+            fn from_text(text: &str) -> Option<Self> {
+                Some(Self::new(text))
+            }
+        }
+        impl AsSecret for $ty {
+            fn collect_secrets<'a>(&'a self, out: &mut Vec<&'a str>) {
+                out.push(self.expose_secret());
+            }
+        }
+    )*};
+}
+secret_text!(AccessToken, RefreshToken, AuthCode, ClientSecret);
+
+/// A request field whose raw value must be scrubbed from error bodies.
+pub trait AsSecret {
+    fn collect_secrets<'a>(&'a self, out: &mut Vec<&'a str>);
+}
+
+impl AsSecret for String {
+    fn collect_secrets<'a>(&'a self, out: &mut Vec<&'a str>) {
+        out.push(self);
+    }
+}
+
+impl<T: AsSecret> AsSecret for Option<T> {
+    fn collect_secrets<'a>(&'a self, out: &mut Vec<&'a str>) {
+        if let Some(value) = self {
+            value.collect_secrets(out);
+        }
+    }
+}
+
+/// Client side: assembles a request field by field.
+pub struct RequestWriter {
+    method: http::Method,
+    path: &'static str,
+    format: BodyFormat,
+    headers: Vec<(&'static str, String)>,
+    query: Vec<(&'static str, String)>,
+    json: Map<String, Value>,
+    form: Vec<(&'static str, String)>,
+    bearer: Option<String>,
+    basic: (Option<String>, Option<String>),
+    error: Option<EndpointError>,
+}
+
+impl RequestWriter {
+    pub fn new(method: http::Method, path: &'static str, format: BodyFormat) -> Self {
+        Self {
+            method,
+            path,
+            format,
+            headers: Vec::new(),
+            query: Vec::new(),
+            json: Map::new(),
+            form: Vec::new(),
+            bearer: None,
+            basic: (None, None),
+            error: None,
+        }
+    }
+
+    /// A constant: `header(...)`, `query(...)` or `body(...)` (`at == None`) on the item.
+    pub fn constant(&mut self, at: Option<At>, name: &'static str, value: &'static str) {
+        match at {
+            Some(at) => self.put_text(at, name, value.to_owned()),
+            None if self.format == BodyFormat::Json => {
+                insert_path(&mut self.json, name, Value::from(value))
+            }
+            None => self.form.push((name, value.to_owned())),
+        }
+    }
+
+    /// A field that travels as text.
+    pub fn text<T: TextValue>(&mut self, at: At, name: &'static str, value: &T) {
+        self.put_text(at, name, value.to_text());
+    }
+
+    fn put_text(&mut self, at: At, name: &'static str, value: String) {
+        match at {
+            At::Header => self.headers.push((name, value)),
+            At::Query => self.query.push((name, value)),
+            At::Form => self.form.push((name, value)),
+            At::Bearer => self.bearer = Some(value),
+            At::BasicUser => self.basic.0 = Some(value),
+            At::BasicPassword => self.basic.1 = Some(value),
+        }
+    }
+
+    /// A JSON body field.
+    pub fn json<T: Serialize>(&mut self, name: &'static str, value: &T) {
+        match serde_json::to_value(value) {
+            Ok(value) => {
+                self.json.insert(name.to_owned(), value);
+            }
+            Err(_) => {
+                self.error.get_or_insert_with(|| {
+                    EndpointError::Encode(format!(
+                        "body field `{name}` could not be written as JSON"
+                    ))
+                });
+            }
+        }
+    }
+
+    pub fn finish(self, base_url: &url::Url) -> Result<http::Request<Vec<u8>>, EndpointError> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let mut url = url::Url::parse(&format!(
+            "{}{}",
+            base_url.as_str().trim_end_matches('/'),
+            self.path
+        ))
+        .map_err(|e| EndpointError::Encode(format!("invalid endpoint URL: {e}")))?;
+        if !self.query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(self.query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        let mut builder = http::Request::builder()
+            .method(self.method)
+            .uri(url.as_str())
+            .header(http::header::ACCEPT, "application/json");
+        let body = match self.format {
+            BodyFormat::Json if !self.json.is_empty() => {
+                builder = builder.header(http::header::CONTENT_TYPE, "application/json");
+                serde_json::to_vec(&Value::Object(self.json)).map_err(|e| {
+                    EndpointError::Encode(format!("could not write the JSON body: {e}"))
+                })?
+            }
+            BodyFormat::Form if !self.form.is_empty() => {
+                builder = builder.header(
+                    http::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                );
+                serde_urlencoded::to_string(&self.form)
+                    .map_err(|e| {
+                        EndpointError::Encode(format!("could not write the form body: {e}"))
+                    })?
+                    .into_bytes()
+            }
+            _ => Vec::new(),
+        };
+        for (name, value) in &self.headers {
+            let value = http::HeaderValue::from_str(value).map_err(|_| {
+                EndpointError::Encode(format!(
+                    "the value of header `{name}` is not valid header text"
+                ))
+            })?;
+            builder = builder.header(*name, value);
+        }
+        let authorization = match (self.bearer, self.basic) {
+            (Some(token), _) => Some(format!("Bearer {token}")),
+            (None, (Some(user), Some(password))) => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+            )),
+            _ => None,
+        };
+        if let Some(authorization) = authorization {
+            let mut value = http::HeaderValue::from_str(&authorization).map_err(|_| {
+                EndpointError::Encode("the credential is not valid header text".into())
+            })?;
+            value.set_sensitive(true);
+            builder = builder.header(http::header::AUTHORIZATION, value);
+        }
+        builder
+            .body(body)
+            .map_err(|e| EndpointError::Encode(format!("could not build the request: {e}")))
+    }
+}
+
+/// Server side: reads a request field by field.
+pub struct RequestReader<'r> {
+    request: &'r http::Request<Vec<u8>>,
+    format: BodyFormat,
+    json: Map<String, Value>,
+    form: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+}
+
+impl<'r> RequestReader<'r> {
+    pub fn new(
+        request: &'r http::Request<Vec<u8>>,
+        method: http::Method,
+        format: BodyFormat,
+    ) -> Result<Self, RequestError> {
+        if request.method() != method {
+            return Err(RequestError(format!(
+                "expected method {method}, got {}",
+                request.method()
+            )));
+        }
+        let body = request.body();
+        let blank = body.iter().all(u8::is_ascii_whitespace);
+        let mut json = Map::new();
+        let mut form = Vec::new();
+        match format {
+            BodyFormat::Json if !blank => match serde_json::from_slice::<Value>(body) {
+                Ok(Value::Object(map)) => json = map,
+                _ => return Err(RequestError("the body is not a JSON object".into())),
+            },
+            BodyFormat::Form if !blank => {
+                form = serde_urlencoded::from_bytes(body)
+                    .map_err(|_| RequestError("the body is not a form".into()))?;
+            }
+            _ => {}
+        }
+        let query = request
+            .uri()
+            .query()
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            request,
+            format,
+            json,
+            form,
+            query,
+        })
+    }
+
+    fn raw(&self, at: At, name: &str) -> Result<Option<String>, RequestError> {
+        let header = |name: &str| -> Result<Option<String>, RequestError> {
+            match self.request.headers().get(name) {
+                None => Ok(None),
+                Some(value) => value
+                    .to_str()
+                    .map(|v| Some(v.trim().to_owned()))
+                    .map_err(|_| RequestError(format!("header `{name}` is not text"))),
+            }
+        };
+        let find = |pairs: &[(String, String)]| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        Ok(match at {
+            At::Header => header(name)?,
+            At::Query => find(&self.query),
+            At::Form => find(&self.form).filter(|v| !v.is_empty()),
+            At::Bearer => {
+                let Some(value) = header(http::header::AUTHORIZATION.as_str())? else {
+                    return Ok(None);
+                };
+                let token = value
+                    .split_once(' ')
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                    .map(|(_, token)| token.trim().to_owned());
+                Some(
+                    token.ok_or_else(|| {
+                        RequestError("`Authorization` is not a bearer token".into())
+                    })?,
+                )
+            }
+            At::BasicUser | At::BasicPassword => {
+                let Some(value) = header(http::header::AUTHORIZATION.as_str())? else {
+                    return Ok(None);
+                };
+                let (user, password) = basic_credentials(&value)
+                    .ok_or_else(|| RequestError("`Authorization` is not HTTP Basic".into()))?;
+                Some(if at == At::BasicUser { user } else { password })
+            }
+        })
+    }
+
+    /// A required text field.
+    pub fn text<T: TextValue>(&self, at: At, name: &str) -> Result<T, RequestError> {
+        self.text_opt(at, name)?
+            .ok_or_else(|| RequestError(format!("missing {}", describe(at, name))))
+    }
+
+    /// An optional text field.
+    pub fn text_opt<T: TextValue>(&self, at: At, name: &str) -> Result<Option<T>, RequestError> {
+        match self.raw(at, name)? {
+            None => Ok(None),
+            Some(raw) => T::from_text(&raw).map(Some).ok_or_else(|| {
+                RequestError(format!("{} has an invalid value", describe(at, name)))
+            }),
+        }
+    }
+
+    /// A required JSON body field.
+    pub fn json<T: DeserializeOwned>(&self, name: &str) -> Result<T, RequestError> {
+        self.json_opt(name)?
+            .ok_or_else(|| RequestError(format!("missing body field `{name}`")))
+    }
+
+    /// An optional JSON body field (absent or `null`).
+    pub fn json_opt<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, RequestError> {
+        match self.json.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => serde_json::from_value(value.clone())
+                .map(Some)
+                .map_err(|_| RequestError(format!("body field `{name}` has an invalid value"))),
+        }
+    }
+
+    /// Checks a constant: `at == None` is the body.
+    pub fn expect(&self, at: Option<At>, name: &str, expected: &str) -> Result<(), RequestError> {
+        let found = match at {
+            Some(at) => self.raw(at, name)?,
+            None if self.format == BodyFormat::Form => self.raw(At::Form, name)?,
+            None => get_path(&self.json, name).and_then(|v| v.as_str().map(str::to_owned)),
+        };
+        match found {
+            Some(found) if found == expected => Ok(()),
+            Some(_) => Err(RequestError(format!(
+                "{} must be `{expected}`",
+                describe_constant(at, name)
+            ))),
+            None => Err(RequestError(format!(
+                "missing {}",
+                describe_constant(at, name)
+            ))),
+        }
+    }
+}
+
+fn describe(at: At, name: &str) -> String {
+    match at {
+        At::Header => format!("header `{name}`"),
+        At::Query => format!("query parameter `{name}`"),
+        At::Form => format!("body field `{name}`"),
+        At::Bearer => "bearer `Authorization`".into(),
+        At::BasicUser | At::BasicPassword => "HTTP Basic `Authorization`".into(),
+    }
+}
+
+fn describe_constant(at: Option<At>, name: &str) -> String {
+    at.map(|at| describe(at, name))
+        .unwrap_or_else(|| format!("body field `{name}`"))
+}
+
+fn basic_credentials(value: &str) -> Option<(String, String)> {
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// Inserts `value` at a dotted path (`result.resultStatus`), creating objects on the way.
+pub fn insert_path(map: &mut Map<String, Value>, path: &str, value: Value) {
+    match path.split_once('.') {
+        None => {
+            map.insert(path.to_owned(), value);
+        }
+        Some((head, rest)) => {
+            let child = map
+                .entry(head.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !child.is_object() {
+                *child = Value::Object(Map::new());
+            }
+            if let Value::Object(child) = child {
+                insert_path(child, rest, value);
+            }
+        }
+    }
+}
+
+fn get_path<'v>(map: &'v Map<String, Value>, path: &str) -> Option<&'v Value> {
+    match path.split_once('.') {
+        None => map.get(path),
+        Some((head, rest)) => match map.get(head)? {
+            Value::Object(child) => get_path(child, rest),
+            _ => None,
+        },
+    }
+}
+
+// ---- FromContext sources -------------------------------------------------------------
+
+/// A required value from the context, converted into the field's type.
+pub fn required<T: ?Sized + ToOwned, U: From<T::Owned>>(
+    value: Option<&T>,
+    what: &str,
+) -> Result<U, EndpointError> {
+    value.map(|v| U::from(v.to_owned())).ok_or_else(|| {
+        EndpointError::Encode(format!(
+            "the request needs a {what} and the session has none"
+        ))
+    })
+}
+
+/// An optional value from the context, converted into the field's type.
+pub fn optional<T: ?Sized + ToOwned, U: From<T::Owned>>(value: Option<&T>) -> Option<U> {
+    value.map(|v| U::from(v.to_owned()))
+}
+
+/// A fresh UUIDv4 (Maya's `Request-Reference-No`).
+pub fn fresh_uuid<U: From<String>>() -> U {
+    U::from(uuid::Uuid::new_v4().to_string())
+}
+
+// ---- responses and errors ------------------------------------------------------------
+
+/// Reads a JSON body whatever its content type; the reason never quotes the body's strings
+/// (they may be secrets).
+pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| unquote(&e.to_string()))
+}
+
+fn unquote(message: &str) -> String {
+    // serde_json quotes offending string values (`invalid type: string "..."`); field names
+    // are in backticks and survive.
+    let mut out = String::with_capacity(message.len());
+    let mut inside = false;
+    for ch in message.chars() {
+        if ch == '"' {
+            if !inside {
+                out.push_str("\"…\"");
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// Writes `value` as JSON, inside `envelope` if given, plus constant fields at dotted paths.
+pub fn encode_json<T: Serialize>(
+    value: &T,
+    envelope: Option<&str>,
+    constants: &[(&str, &str)],
+) -> Vec<u8> {
+    if constants.is_empty() {
+        // Straight from the struct, so fields keep their declared order.
+        let inner = serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec());
+        let Some(envelope) = envelope else {
+            return inner;
+        };
+        let mut out = b"{".to_vec();
+        out.extend(serde_json::to_vec(envelope).unwrap_or_default());
+        out.push(b':');
+        out.extend(inner);
+        out.push(b'}');
+        return out;
+    }
+    let mut value = serde_json::to_value(value).unwrap_or(Value::Null);
+    if let Some(envelope) = envelope {
+        let mut outer = Map::new();
+        outer.insert(envelope.to_owned(), value);
+        value = Value::Object(outer);
+    }
+    if !constants.is_empty() {
+        if !value.is_object() {
+            value = Value::Object(Map::new());
+        }
+        if let Value::Object(map) = &mut value {
+            for (path, constant) in constants {
+                insert_path(map, path, Value::from(*constant));
+            }
+        }
+    }
+    serde_json::to_vec(&value).unwrap_or_default()
+}
+
+/// Reads an error answer (inside `envelope` if given); `None` when the body is not one.
+pub fn decode_error_json<T: DeserializeOwned>(body: &[u8], envelope: Option<&str>) -> Option<T> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let value = match envelope {
+        Some(envelope) => value.get(envelope)?.clone(),
+        None => value,
+    };
+    if !value.is_object() {
+        return None;
+    }
+    serde_json::from_value(value).ok()
+}
+
+/// A result envelope's status `S`: the answer is a success, not an error.
+pub fn is_success(result_status: Option<String>) -> bool {
+    result_status.is_some_and(|s| s.trim().eq_ignore_ascii_case("S"))
+}
+
+/// The kind of an error answer: `U` is unknown outcome; then the code's own kind; then the
+/// endpoint's status mapping; then a definitive refusal for an error on a 2xx, or the
+/// status's default.
+pub fn classify(
+    result_status: Option<String>,
+    code_kind: Option<ErrorKind>,
+    on_status: &[(u16, ErrorKind)],
+    status: http::StatusCode,
+) -> ErrorKind {
+    if result_status.is_some_and(|s| s.trim().eq_ignore_ascii_case("U")) {
+        return ErrorKind::OutcomeUnknown;
+    }
+    if let Some(kind) = code_kind {
+        return kind;
+    }
+    if let Some((_, kind)) = on_status.iter().find(|(s, _)| *s == status.as_u16()) {
+        return *kind;
+    }
+    if status.is_success() {
+        ErrorKind::Rejected
+    } else {
+        ErrorKind::from_status(status)
+    }
+}
+
+/// The status an error answer is sent with: its own field, its code's, the endpoint default.
+pub fn error_status(field: Option<u16>, code: Option<u16>, default: u16) -> http::StatusCode {
+    http::StatusCode::from_u16(field.or(code).unwrap_or(default))
+        .unwrap_or(http::StatusCode::BAD_REQUEST)
+}
+
+/// An error code: a generated enum with a catch-all, or a plain `String`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an error code",
+    label = "the `#[token(code)]` field's type",
+    note = "use `String`, or an enum annotated `#[token_endpoint(error_code)]`"
+)]
+pub trait ErrorCode: Sized {
+    fn as_code(&self) -> String;
+    fn from_code(code: &str) -> Self;
+    /// The kind this code means, if it decides one.
+    fn kind(&self) -> Option<ErrorKind>;
+    /// The HTTP status this code is sent with (server side), if it has one.
+    fn status(&self) -> Option<u16>;
+}
+
+impl ErrorCode for String {
+    fn as_code(&self) -> String {
+        self.clone()
+    }
+    fn from_code(code: &str) -> Self {
+        code.to_owned()
+    }
+    fn kind(&self) -> Option<ErrorKind> {
+        None
+    }
+    fn status(&self) -> Option<u16> {
+        None
+    }
+}
+
+pub fn serialize_code<C: ErrorCode, S: serde::Serializer>(
+    code: &C,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&code.as_code())
+}
+
+pub fn deserialize_code<'de, C: ErrorCode, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<C, D::Error> {
+    let code = <String as serde::Deserialize>::deserialize(deserializer)?;
+    Ok(C::from_code(&code))
+}
+
+/// A text field that may be absent: `String` or `Option<String>`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a text field",
+    label = "expected `String` or `Option<String>`"
+)]
+pub trait TextSlot {
+    fn get_text(&self) -> Option<String>;
+    fn from_text(text: Option<String>) -> Self;
+}
+
+impl TextSlot for String {
+    fn get_text(&self) -> Option<String> {
+        Some(self.clone())
+    }
+    fn from_text(text: Option<String>) -> Self {
+        text.unwrap_or_default()
+    }
+}
+
+impl TextSlot for Option<String> {
+    fn get_text(&self) -> Option<String> {
+        self.clone()
+    }
+    fn from_text(text: Option<String>) -> Self {
+        text
+    }
+}
+
+/// An HTTP status carried in an error body (Paymentsgate `statusCode`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an HTTP status field",
+    label = "expected an integer or `Option` of one"
+)]
+pub trait StatusField {
+    fn get_status(&self) -> Option<u16>;
+}
+
+macro_rules! status_field {
+    ($($ty:ty),*) => {$(
+        impl StatusField for $ty {
+            fn get_status(&self) -> Option<u16> {
+                u16::try_from(*self).ok()
+            }
+        }
+        impl StatusField for Option<$ty> {
+            fn get_status(&self) -> Option<u16> {
+                self.and_then(|s| u16::try_from(s).ok())
+            }
+        }
+    )*};
+}
+status_field!(u16, u32, u64, i32, i64);
+
+/// An expiry as a provider sends it: relative seconds, UNIX time or ISO 8601.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an expiry",
+    label = "expected `ExpiresIn`, `UnixTime`, `Iso8601` or `Option` of one",
+    note = "these types are in `token_core::expiry`"
+)]
+pub trait ExpiryField {
+    fn instant(&self, now: OffsetDateTime) -> Option<OffsetDateTime>;
+    fn from_instant(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Self;
+}
+
+impl ExpiryField for ExpiresIn {
+    fn instant(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        self.at(now)
+    }
+    fn from_instant(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Self {
+        at.map(|at| ExpiresIn::until(at, now)).unwrap_or_default()
+    }
+}
+
+impl ExpiryField for UnixTime {
+    fn instant(&self, _: OffsetDateTime) -> Option<OffsetDateTime> {
+        Some(self.0)
+    }
+    fn from_instant(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Self {
+        Self(at.unwrap_or(now))
+    }
+}
+
+impl ExpiryField for Iso8601 {
+    fn instant(&self, _: OffsetDateTime) -> Option<OffsetDateTime> {
+        Some(self.0)
+    }
+    fn from_instant(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Self {
+        Self(at.unwrap_or(now))
+    }
+}
+
+impl<T: ExpiryField> ExpiryField for Option<T> {
+    fn instant(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        self.as_ref().and_then(|t| t.instant(now))
+    }
+    fn from_instant(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Self {
+        at.map(|at| T::from_instant(Some(at), now))
+    }
+}
+
+/// The access token's expiry: the field's, else (with `jwt_expiry`) the JWT `exp` claim.
+pub fn access_expiry(
+    field: Option<OffsetDateTime>,
+    token: &AccessToken,
+    jwt: bool,
+) -> Option<OffsetDateTime> {
+    field.or_else(|| {
+        if jwt {
+            jwt_exp(token.expose_secret())
+        } else {
+            None
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_reasons_never_quote_body_strings() {
+        let reason = decode_json::<Map<String, Value>>(br#""RT-SECRET""#).unwrap_err();
+        assert!(!reason.contains("RT-SECRET"), "{reason}");
+    }
+
+    #[test]
+    fn constants_nest_at_dotted_paths() {
+        let body = encode_json(
+            &Map::new(),
+            None,
+            &[
+                ("result.resultStatus", "S"),
+                ("result.resultCode", "SUCCESS"),
+            ],
+        );
+        assert_eq!(
+            body,
+            br#"{"result":{"resultCode":"SUCCESS","resultStatus":"S"}}"#
+        );
+    }
+}

@@ -1,0 +1,624 @@
+//! Parsing the attribute vocabulary: `#[token_endpoint(...)]` on the item and `#[token(...)]`
+//! on its fields and variants, into typed values that keep their tokens for spans.
+//!
+//! Every problem is pushed to [`Errors`] and parsing goes on, so one build shows them all.
+
+use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
+use syn::punctuated::Punctuated;
+use syn::{Expr, Ident, Lit, LitInt, LitStr, Member, Meta, Token, Type};
+
+use crate::case::{RULES, RenameRule};
+use crate::symbol::{self, Form, Place};
+
+/// The error collector: every phase pushes here, expansion reads the combination.
+#[derive(Default)]
+pub struct Errors(Vec<syn::Error>);
+
+impl Errors {
+    pub fn push(&mut self, error: syn::Error) {
+        self.0.push(error);
+    }
+
+    pub fn at(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
+        self.0.push(syn::Error::new_spanned(tokens, message));
+    }
+
+    pub fn span(&mut self, span: Span, message: impl std::fmt::Display) {
+        self.0.push(syn::Error::new(span, message));
+    }
+
+    pub fn finish(self) -> Option<syn::Error> {
+        self.0.into_iter().reduce(|mut all, e| {
+            all.combine(e);
+            all
+        })
+    }
+}
+
+/// A value with the key that introduced it (for spans).
+#[derive(Clone)]
+pub struct Keyed<T> {
+    pub key: Ident,
+    pub value: T,
+}
+
+/// A constant `header(name = "...", value = "...")`, `body(...)` or `query(...)`.
+pub struct Constant {
+    pub name: LitStr,
+    pub value: LitStr,
+}
+
+/// `on_status(status = 401, kind = reauth_required)`.
+pub struct OnStatus {
+    pub status: u16,
+    pub kind: Ident,
+}
+
+/// Where a request field's value comes from in `FromContext`.
+#[derive(Clone)]
+pub enum Source {
+    /// `refresh_token`, `access_token`, `app_token`, `auth_code`, `code_verifier`, `uuid`.
+    Named(Ident),
+    /// `config.a.b`
+    Config(Vec<Member>),
+}
+
+/// The item-level attribute.
+pub struct TopAttrs {
+    pub place: Place,
+    pub method: Option<(Ident, LitStr)>,
+    pub json: Option<Ident>,
+    pub form: Option<Ident>,
+    pub response: Option<Keyed<Type>>,
+    pub error: Option<Keyed<Type>>,
+    pub config: Option<Keyed<Type>>,
+    pub extras: Option<Keyed<Type>>,
+    pub rename_all: Option<RenameRule>,
+    pub jwt_expiry: bool,
+    pub envelope: Option<LitStr>,
+    pub status: Option<u16>,
+    pub headers: Vec<Constant>,
+    pub bodies: Vec<Constant>,
+    pub queries: Vec<Constant>,
+    pub on_status: Vec<OnStatus>,
+}
+
+/// `#[token(...)]` on a field.
+#[derive(Default)]
+pub struct FieldAttrs {
+    /// The role keys (`body`, `header`, `access_token`, `code`...); validation wants one.
+    pub role: Option<Ident>,
+    pub rename: Option<LitStr>,
+    pub from: Option<Keyed<Source>>,
+}
+
+/// `#[token(...)]` on a variant.
+#[derive(Default)]
+pub struct VariantAttrs {
+    pub code: Option<LitStr>,
+    pub kind: Option<Ident>,
+    pub status: Option<u16>,
+    pub other: Option<Ident>,
+}
+
+/// One `key`, `key = value` or `key(...)` entry.
+struct Entry {
+    key: Ident,
+    meta: Meta,
+}
+
+fn entries(tokens: TokenStream, errors: &mut Errors) -> Vec<Entry> {
+    let parser = Punctuated::<Meta, Token![,]>::parse_terminated;
+    let metas = match syn::parse::Parser::parse2(parser, tokens) {
+        Ok(metas) => metas,
+        Err(e) => {
+            errors.push(e);
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for meta in metas {
+        match meta.path().get_ident() {
+            Some(key) => out.push(Entry {
+                key: key.clone(),
+                meta,
+            }),
+            None => errors.at(
+                meta.path(),
+                "expected a single key such as `rename`, not a path",
+            ),
+        }
+    }
+    out
+}
+
+fn form_of(meta: &Meta) -> Vec<Form> {
+    match meta {
+        Meta::Path(_) => vec![Form::Flag],
+        Meta::List(_) => vec![Form::List],
+        Meta::NameValue(nv) => match &nv.value {
+            Expr::Lit(lit) => match &lit.lit {
+                Lit::Str(_) => vec![Form::Str],
+                Lit::Int(_) => vec![Form::Int],
+                _ => vec![],
+            },
+            Expr::Path(_) => vec![Form::Path, Form::Source],
+            Expr::Field(_) => vec![Form::Source],
+            _ => vec![],
+        },
+    }
+}
+
+/// Checks that `entry` is a known key, allowed in `place`, in a form it takes. Returns the
+/// form when it is.
+fn check(entry: &Entry, place: Place, what: &str, errors: &mut Errors) -> Option<Form> {
+    let name = entry.key.to_string();
+    let allowed = symbol::forms_in(&name, place);
+    if allowed.is_empty() {
+        let elsewhere = symbol::places_of(&name);
+        if elsewhere.is_empty() {
+            errors.at(
+                &entry.key,
+                format!(
+                    "unknown {what} attribute `{name}`, expected one of {}",
+                    symbol::expected_in(place)
+                ),
+            );
+        } else {
+            let wheres: Vec<&str> = elsewhere.iter().map(|p| p.describe()).collect();
+            errors.at(
+                &entry.key,
+                format!(
+                    "`{name}` is not allowed {}; it belongs {}",
+                    place.describe(),
+                    wheres.join(", or ")
+                ),
+            );
+        }
+        return None;
+    }
+    let found = form_of(&entry.meta);
+    match allowed.iter().find(|f| found.contains(f)) {
+        Some(form) => Some(*form),
+        None => {
+            let forms: Vec<String> = allowed.iter().map(|f| f.example(&name)).collect();
+            errors.at(
+                &entry.meta,
+                format!("`{name}` is written {}", forms.join(" or ")),
+            );
+            None
+        }
+    }
+}
+
+fn value_of(meta: &Meta) -> Option<&Expr> {
+    match meta {
+        Meta::NameValue(nv) => Some(&nv.value),
+        _ => None,
+    }
+}
+
+fn lit_str(meta: &Meta) -> Option<LitStr> {
+    match value_of(meta) {
+        Some(Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(s), ..
+        })) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn lit_int(meta: &Meta) -> Option<LitInt> {
+    match value_of(meta) {
+        Some(Expr::Lit(syn::ExprLit {
+            lit: Lit::Int(i), ..
+        })) => Some(i.clone()),
+        _ => None,
+    }
+}
+
+fn path_type(meta: &Meta, errors: &mut Errors) -> Option<Type> {
+    let expr = value_of(meta)?;
+    match syn::parse2::<Type>(expr.to_token_stream()) {
+        Ok(ty) => Some(ty),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    }
+}
+
+fn http_status(lit: &LitInt, errors: &mut Errors) -> Option<u16> {
+    match lit.base10_parse::<u16>() {
+        Ok(status) if (100..=599).contains(&status) => Some(status),
+        _ => {
+            errors.at(lit, "expected an HTTP status between 100 and 599");
+            None
+        }
+    }
+}
+
+fn error_kind(meta: &Meta, errors: &mut Errors) -> Option<Ident> {
+    let ident = match value_of(meta) {
+        Some(Expr::Path(p)) => p.path.get_ident().cloned(),
+        _ => None,
+    };
+    match ident {
+        Some(ident) if symbol::KINDS.iter().any(|(k, _)| ident == k) => Some(ident),
+        _ => {
+            let names: Vec<&str> = symbol::KINDS.iter().map(|(k, _)| *k).collect();
+            let at = value_of(meta)
+                .map(|v| v.to_token_stream())
+                .unwrap_or_else(|| meta.to_token_stream());
+            errors.at(
+                at,
+                format!(
+                    "unknown error kind, expected one of {}",
+                    symbol::list(&names)
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn rename_rule(meta: &Meta, errors: &mut Errors) -> Option<RenameRule> {
+    let lit = lit_str(meta)?;
+    match RenameRule::parse(&lit.value()) {
+        Some(rule) => Some(rule),
+        None => {
+            let names: Vec<&str> = RULES.iter().map(|(n, _)| *n).collect();
+            errors.at(
+                &lit,
+                format!(
+                    "unknown casing `{}`, expected one of {}",
+                    lit.value(),
+                    symbol::list(&names)
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn source(meta: &Meta, errors: &mut Errors) -> Option<Source> {
+    let expr = value_of(meta)?;
+    let names: Vec<&str> = symbol::SOURCES.to_vec();
+    let fail = |errors: &mut Errors| {
+        errors.at(
+            expr,
+            format!(
+                "unknown value source, expected one of {}",
+                symbol::list(&names)
+            ),
+        );
+        None
+    };
+    match expr {
+        Expr::Path(p) => match p.path.get_ident() {
+            Some(ident) if symbol::SOURCES.iter().any(|s| ident == s) => {
+                Some(Source::Named(ident.clone()))
+            }
+            _ => fail(errors),
+        },
+        Expr::Field(_) => {
+            let mut members = Vec::new();
+            let mut current = expr;
+            while let Expr::Field(field) = current {
+                members.push(field.member.clone());
+                current = &field.base;
+            }
+            members.reverse();
+            match current {
+                Expr::Path(p) if p.path.is_ident("config") => Some(Source::Config(members)),
+                _ => fail(errors),
+            }
+        }
+        _ => fail(errors),
+    }
+}
+
+/// Marks `key` seen; reports a duplicate at the second one.
+fn once(seen: &mut Vec<String>, key: &Ident, errors: &mut Errors) -> bool {
+    let name = key.to_string();
+    if seen.contains(&name) {
+        errors.at(key, format!("duplicate `{name}`"));
+        false
+    } else {
+        seen.push(name);
+        true
+    }
+}
+
+/// Parses the `#[token_endpoint(...)]` arguments. `None` when the item kind cannot be told.
+pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
+    let entries = entries(args, errors);
+    // The item kind first: it decides which keys are allowed.
+    let mut kind: Option<(Place, Ident)> = None;
+    for entry in &entries {
+        let name = entry.key.to_string();
+        let this = match (&entry.meta, name.as_str()) {
+            (Meta::Path(_), "response") => Place::Response,
+            (Meta::Path(_), "error") => Place::Error,
+            (Meta::Path(_), "error_code") => Place::ErrorCode,
+            (Meta::Path(_), "extras") => Place::Extras,
+            (Meta::NameValue(_), "post" | "get" | "put") => Place::Request,
+            _ => continue,
+        };
+        match &kind {
+            None => kind = Some((this, entry.key.clone())),
+            Some((first, key)) if *first != this => {
+                errors.at(
+                    &entry.key,
+                    format!("`{name}` conflicts with `{key}`: an item is one of a request, `response`, `error`, `extras` or `error_code`"),
+                );
+                // Every other key would be judged against the wrong kind: stop here.
+                return None;
+            }
+            Some(_) => {}
+        }
+    }
+    let Some((place, _)) = kind else {
+        errors.span(
+            Span::call_site(),
+            "expected the item kind: `post = \"/path\"` (or `get`, `put`) for a request struct, \
+             `response`, `error`, `extras`, or `error_code` (on an enum)",
+        );
+        return None;
+    };
+    let mut top = TopAttrs {
+        place,
+        method: None,
+        json: None,
+        form: None,
+        response: None,
+        error: None,
+        config: None,
+        extras: None,
+        rename_all: None,
+        jwt_expiry: false,
+        envelope: None,
+        status: None,
+        headers: Vec::new(),
+        bodies: Vec::new(),
+        queries: Vec::new(),
+        on_status: Vec::new(),
+    };
+    let mut seen = Vec::new();
+    for entry in &entries {
+        let Some(form) = check(entry, place, "token_endpoint", errors) else {
+            continue;
+        };
+        let name = entry.key.to_string();
+        let repeatable = form == Form::List;
+        if !repeatable && !once(&mut seen, &entry.key, errors) {
+            continue;
+        }
+        let meta = &entry.meta;
+        match (name.as_str(), form) {
+            ("post" | "get" | "put", _) => {
+                if let Some((first, _)) = &top.method {
+                    errors.at(
+                        &entry.key,
+                        format!("`{name}` conflicts with `{first}`: a request has one method"),
+                    );
+                } else if let Some(path) = lit_str(meta) {
+                    top.method = Some((entry.key.clone(), path));
+                }
+            }
+            ("json" | "form", _) => {
+                if let Some(first) = top.json.as_ref().or(top.form.as_ref()) {
+                    errors.at(
+                        &entry.key,
+                        format!("`{name}` conflicts with `{first}`: a request has one body format"),
+                    );
+                } else if name == "json" {
+                    top.json = Some(entry.key.clone());
+                } else {
+                    top.form = Some(entry.key.clone());
+                }
+            }
+            ("response", Form::Path) => {
+                top.response = path_type(meta, errors).map(|value| Keyed {
+                    key: entry.key.clone(),
+                    value,
+                })
+            }
+            ("error", Form::Path) => {
+                top.error = path_type(meta, errors).map(|value| Keyed {
+                    key: entry.key.clone(),
+                    value,
+                })
+            }
+            ("config", _) => {
+                top.config = path_type(meta, errors).map(|value| Keyed {
+                    key: entry.key.clone(),
+                    value,
+                })
+            }
+            ("extras", _) => {
+                top.extras = path_type(meta, errors).map(|value| Keyed {
+                    key: entry.key.clone(),
+                    value,
+                })
+            }
+            ("rename_all", _) => top.rename_all = rename_rule(meta, errors),
+            ("jwt_expiry", _) => top.jwt_expiry = true,
+            ("envelope", _) => top.envelope = lit_str(meta),
+            ("status", _) => top.status = lit_int(meta).and_then(|lit| http_status(&lit, errors)),
+            ("header" | "body" | "query", Form::List) => {
+                if let Some(constant) = constant(meta, &name, errors) {
+                    match name.as_str() {
+                        "header" => top.headers.push(constant),
+                        "body" => top.bodies.push(constant),
+                        _ => top.queries.push(constant),
+                    }
+                }
+            }
+            ("on_status", _) => {
+                if let Some(on) = on_status(meta, errors) {
+                    top.on_status.push(on);
+                }
+            }
+            // Kind markers (`response`, `error`, `error_code` flags) carry nothing more.
+            _ => {}
+        }
+    }
+    Some(top)
+}
+
+fn sub_entries(meta: &Meta, errors: &mut Errors) -> Vec<Entry> {
+    match meta {
+        Meta::List(list) => entries(list.tokens.clone(), errors),
+        _ => Vec::new(),
+    }
+}
+
+fn constant(meta: &Meta, kind: &str, errors: &mut Errors) -> Option<Constant> {
+    let mut name = None;
+    let mut value = None;
+    let mut seen = Vec::new();
+    for entry in sub_entries(meta, errors) {
+        let key = entry.key.to_string();
+        if !symbol::CONSTANT_KEYS.contains(&key.as_str()) {
+            errors.at(
+                &entry.key,
+                format!(
+                    "unknown `{kind}(...)` key `{key}`, expected one of {}",
+                    symbol::list(symbol::CONSTANT_KEYS)
+                ),
+            );
+            continue;
+        }
+        if !once(&mut seen, &entry.key, errors) {
+            continue;
+        }
+        match lit_str(&entry.meta) {
+            Some(lit) if key == "name" => name = Some(lit),
+            Some(lit) => value = Some(lit),
+            None => errors.at(&entry.meta, format!("`{key}` is written `{key} = \"...\"`")),
+        }
+    }
+    match (name, value) {
+        (Some(name), Some(value)) => Some(Constant { name, value }),
+        _ => {
+            errors.at(
+                meta,
+                format!("`{kind}(...)` needs both `name = \"...\"` and `value = \"...\"`"),
+            );
+            None
+        }
+    }
+}
+
+fn on_status(meta: &Meta, errors: &mut Errors) -> Option<OnStatus> {
+    let mut status = None;
+    let mut kind = None;
+    let mut seen = Vec::new();
+    for entry in sub_entries(meta, errors) {
+        let key = entry.key.to_string();
+        if !symbol::ON_STATUS_KEYS.contains(&key.as_str()) {
+            errors.at(
+                &entry.key,
+                format!(
+                    "unknown `on_status(...)` key `{key}`, expected one of {}",
+                    symbol::list(symbol::ON_STATUS_KEYS)
+                ),
+            );
+            continue;
+        }
+        if !once(&mut seen, &entry.key, errors) {
+            continue;
+        }
+        if key == "status" {
+            match lit_int(&entry.meta) {
+                Some(lit) => status = http_status(&lit, errors),
+                None => errors.at(&entry.meta, "`status` is written `status = <integer>`"),
+            }
+        } else {
+            kind = error_kind(&entry.meta, errors);
+        }
+    }
+    match (status, kind) {
+        (Some(status), Some(kind)) => Some(OnStatus { status, kind }),
+        _ => {
+            errors.at(
+                meta,
+                "`on_status(...)` needs `status = <integer>` and `kind = <error kind>`",
+            );
+            None
+        }
+    }
+}
+
+fn token_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> Vec<Entry> {
+    let mut out = Vec::new();
+    for attr in attrs.iter().filter(|a| a.path().is_ident("token")) {
+        match &attr.meta {
+            Meta::List(list) => out.extend(entries(list.tokens.clone(), errors)),
+            other => errors.at(other, "expected `#[token(...)]`"),
+        }
+    }
+    out
+}
+
+/// Parses `#[token(...)]` on a field of an item of kind `place`.
+pub fn parse_field(attrs: &[syn::Attribute], place: Place, errors: &mut Errors) -> FieldAttrs {
+    let mut out = FieldAttrs::default();
+    let mut seen = Vec::new();
+    for entry in token_attrs(attrs, errors) {
+        let Some(form) = check(&entry, place, "field", errors) else {
+            continue;
+        };
+        if !once(&mut seen, &entry.key, errors) {
+            continue;
+        }
+        let name = entry.key.to_string();
+        match (name.as_str(), form) {
+            ("rename", _) => out.rename = lit_str(&entry.meta),
+            ("from", _) => {
+                out.from = source(&entry.meta, errors).map(|value| Keyed {
+                    key: entry.key.clone(),
+                    value,
+                })
+            }
+            (_, Form::Flag) => match &out.role {
+                Some(first) => errors.at(
+                    &entry.key,
+                    format!("`{name}` conflicts with `{first}`: a field has one role"),
+                ),
+                None => out.role = Some(entry.key.clone()),
+            },
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Parses `#[token(...)]` on a variant of an error-code enum.
+pub fn parse_variant(attrs: &[syn::Attribute], errors: &mut Errors) -> VariantAttrs {
+    let mut out = VariantAttrs::default();
+    let mut seen = Vec::new();
+    for entry in token_attrs(attrs, errors) {
+        if check(&entry, Place::Variant, "variant", errors).is_none()
+            || !once(&mut seen, &entry.key, errors)
+        {
+            continue;
+        }
+        match entry.key.to_string().as_str() {
+            "code" => out.code = lit_str(&entry.meta),
+            "kind" => out.kind = error_kind(&entry.meta, errors),
+            "status" => out.status = lit_int(&entry.meta).and_then(|lit| http_status(&lit, errors)),
+            _ => out.other = Some(entry.key.clone()),
+        }
+    }
+    out
+}
+
+/// Reports `#[token(...)]` where it has no meaning (on an item, or any `token` attribute
+/// on a kind that takes none).
+pub fn reject_token_attrs(attrs: &[syn::Attribute], why: &str, errors: &mut Errors) {
+    for attr in attrs.iter().filter(|a| a.path().is_ident("token")) {
+        errors.at(attr, why);
+    }
+}

@@ -1,0 +1,548 @@
+//! Code generation from a checked model. Nothing here can fail: every rule was checked in
+//! `valid.rs`. Generated paths are `::core`, `::std` and `::token_core::__private` only.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Ident, LitStr};
+
+use crate::ast::{Field, Model};
+use crate::attr::Source;
+use crate::symbol::{KINDS, Place};
+
+fn private() -> TokenStream {
+    quote!(::token_core::__private)
+}
+
+/// The item, its helper attributes removed, plus the trait impls.
+pub fn expand(model: &Model) -> TokenStream {
+    let mut item = strip(model.item);
+    let imp = match model.top.place {
+        Place::Request => request(model),
+        Place::Response => {
+            add_serde(&mut item, model, true);
+            response(model)
+        }
+        Place::Error => {
+            add_serde(&mut item, model, false);
+            error(model)
+        }
+        Place::Extras => {
+            add_serde(&mut item, model, true);
+            quote!()
+        }
+        _ => error_code(model),
+    };
+    quote!(#item #imp)
+}
+
+/// The item with every `#[token(...)]` removed: what is emitted beside `compile_error!`.
+pub fn strip(item: &syn::Item) -> syn::Item {
+    let mut item = item.clone();
+    let keep = |a: &syn::Attribute| !a.path().is_ident("token");
+    match &mut item {
+        syn::Item::Struct(s) => {
+            s.attrs.retain(keep);
+            for field in s.fields.iter_mut() {
+                field.attrs.retain(keep);
+            }
+        }
+        syn::Item::Enum(e) => {
+            e.attrs.retain(keep);
+            for variant in e.variants.iter_mut() {
+                variant.attrs.retain(keep);
+                for field in variant.fields.iter_mut() {
+                    field.attrs.retain(keep);
+                }
+            }
+        }
+        _ => {}
+    }
+    item
+}
+
+/// Serde derives on response and error structs, with each field's wire name.
+fn add_serde(item: &mut syn::Item, model: &Model, default_unannotated: bool) {
+    let syn::Item::Struct(s) = item else { return };
+    let p = private();
+    let derive: syn::Attribute =
+        syn::parse_quote!(#[derive(#p::serde::Serialize, #p::serde::Deserialize)]);
+    let krate: syn::Attribute =
+        syn::parse_quote!(#[serde(crate = "::token_core::__private::serde")]);
+    s.attrs.insert(0, krate);
+    s.attrs.insert(0, derive);
+    for (field, model_field) in s.fields.iter_mut().zip(&model.fields) {
+        let wire = &model_field.wire;
+        field
+            .attrs
+            .push(syn::parse_quote!(#[serde(rename = #wire)]));
+        if model_field.optional {
+            field.attrs.push(syn::parse_quote!(
+                #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
+            ));
+        } else if default_unannotated && model_field.attrs.role.is_none() {
+            field.attrs.push(syn::parse_quote!(#[serde(default)]));
+        }
+    }
+}
+
+fn role_of<'m, 'a>(model: &'m Model<'a>, role: &str) -> Option<&'m Field<'a>> {
+    model
+        .fields
+        .iter()
+        .find(|f| f.role().as_deref() == Some(role))
+}
+
+fn kind_path(kind: &Ident) -> TokenStream {
+    let p = private();
+    let variant = KINDS
+        .iter()
+        .find(|(k, _)| kind == k)
+        .map(|(_, v)| *v)
+        .unwrap_or("Rejected");
+    let variant = Ident::new(variant, kind.span());
+    quote!(#p::ErrorKind::#variant)
+}
+
+fn some_or_none(value: Option<TokenStream>) -> TokenStream {
+    match value {
+        Some(value) => quote!(::core::option::Option::Some(#value)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+// ---- requests ------------------------------------------------------------------------
+
+fn request(model: &Model) -> TokenStream {
+    let p = private();
+    let top = &model.top;
+    let ident = model.ident;
+    let (method, path) = match &top.method {
+        Some((method, path)) => (method.to_string().to_uppercase(), path.clone()),
+        None => ("POST".to_owned(), LitStr::new("/", Span::call_site())),
+    };
+    let method = Ident::new(&method, Span::call_site());
+    let format = if top.form.is_some() {
+        quote!(#p::BodyFormat::Form)
+    } else {
+        quote!(#p::BodyFormat::Json)
+    };
+    let json = top.form.is_none();
+    let response = top.response.as_ref().map(|r| &r.value);
+    let error = top.error.as_ref().map(|e| &e.value);
+
+    let mut writes = Vec::new();
+    let mut checks = Vec::new();
+    for (at, constants) in [
+        (
+            quote!(::core::option::Option::Some(#p::At::Header)),
+            &top.headers,
+        ),
+        (
+            quote!(::core::option::Option::Some(#p::At::Query)),
+            &top.queries,
+        ),
+        (quote!(::core::option::Option::None), &top.bodies),
+    ] {
+        for c in constants {
+            let (name, value) = (&c.name, &c.value);
+            writes.push(quote!(__w.constant(#at, #name, #value);));
+            checks.push(quote!(__r.expect(#at, #name, #value)?;));
+        }
+    }
+    let mut reads = Vec::new();
+    let mut secrets = Vec::new();
+    for field in &model.fields {
+        let role = field.role().unwrap_or_else(|| "body".to_owned());
+        let f = field.ident;
+        let wire = &field.wire;
+        let span = field.ty.span();
+        let at = match role.as_str() {
+            "header" => Some(quote!(#p::At::Header)),
+            "query" => Some(quote!(#p::At::Query)),
+            "bearer" => Some(quote!(#p::At::Bearer)),
+            "basic_user" => Some(quote!(#p::At::BasicUser)),
+            "basic_password" => Some(quote!(#p::At::BasicPassword)),
+            _ if json => None,
+            _ => Some(quote!(#p::At::Form)),
+        };
+        let (write, read) = match &at {
+            Some(at) => (
+                quote_spanned!(span=> __w.text(#at, #wire, __v);),
+                if field.optional {
+                    quote_spanned!(span=> __r.text_opt(#at, #wire)?)
+                } else {
+                    quote_spanned!(span=> __r.text(#at, #wire)?)
+                },
+            ),
+            None => (
+                quote_spanned!(span=> __w.json(#wire, __v);),
+                if field.optional {
+                    quote_spanned!(span=> __r.json_opt(#wire)?)
+                } else {
+                    quote_spanned!(span=> __r.json(#wire)?)
+                },
+            ),
+        };
+        writes.push(if field.optional {
+            quote!(if let ::core::option::Option::Some(__v) = &self.#f { #write })
+        } else {
+            quote!({ let __v = &self.#f; #write })
+        });
+        reads.push(quote!(#f: #read));
+        let secret_source = matches!(
+            &field.attrs.from,
+            Some(from) if matches!(&from.value, Source::Named(n) if n != "uuid")
+        );
+        if secret_source || matches!(role.as_str(), "bearer" | "basic_password") {
+            secrets.push(quote_spanned!(span=> #p::AsSecret::collect_secrets(&self.#f, &mut __s);));
+        }
+    }
+    let secrets = if secrets.is_empty() {
+        quote!()
+    } else {
+        quote! {
+            fn secrets(&self) -> ::std::vec::Vec<&str> {
+                let mut __s = ::std::vec::Vec::new();
+                #(#secrets)*
+                __s
+            }
+        }
+    };
+    let from_context = from_context(model);
+    quote! {
+        impl #p::Endpoint for #ident {
+            type Response = #response;
+            type Error = #error;
+            const METHOD: #p::http::Method = #p::http::Method::#method;
+            const PATH: &'static str = #path;
+
+            fn encode_request(
+                &self,
+                base_url: &#p::url::Url,
+            ) -> ::core::result::Result<#p::http::Request<::std::vec::Vec<u8>>, #p::EndpointError> {
+                let mut __w = #p::RequestWriter::new(Self::METHOD, Self::PATH, #format);
+                #(#writes)*
+                __w.finish(base_url)
+            }
+
+            fn decode_request(
+                request: &#p::http::Request<::std::vec::Vec<u8>>,
+            ) -> ::core::result::Result<Self, #p::RequestError> {
+                let __r = #p::RequestReader::new(request, Self::METHOD, #format)?;
+                #(#checks)*
+                ::core::result::Result::Ok(Self { #(#reads,)* })
+            }
+
+            #secrets
+        }
+        #from_context
+    }
+}
+
+/// `FromContext`, when every field says where its value comes from.
+fn from_context(model: &Model) -> TokenStream {
+    let p = private();
+    let ident = model.ident;
+    let mut inits = Vec::new();
+    for field in &model.fields {
+        let Some(from) = &field.attrs.from else {
+            return quote!();
+        };
+        let f = field.ident;
+        let span = field.ty.span();
+        let value = match &from.value {
+            Source::Named(name) if name == "uuid" => {
+                let fresh = quote_spanned!(span=> #p::fresh_uuid());
+                if field.optional {
+                    some_or_none(Some(fresh))
+                } else {
+                    fresh
+                }
+            }
+            Source::Named(name) => {
+                let what = name.to_string().replace('_', " ");
+                if field.optional {
+                    quote_spanned!(span=> #p::optional(__cx.#name))
+                } else {
+                    quote_spanned!(span=> #p::required(__cx.#name, #what)?)
+                }
+            }
+            Source::Config(members) => quote_spanned! {span=>
+                ::core::convert::Into::into(::core::clone::Clone::clone(&__cx.config #(.#members)*))
+            },
+        };
+        inits.push(quote!(#f: #value));
+    }
+    let (generics, config) = match &model.top.config {
+        Some(config) => (quote!(), config.value.clone()),
+        None => {
+            let c = format_ident!("__C");
+            (quote!(<#c: ?::core::marker::Sized>), syn::parse_quote!(#c))
+        }
+    };
+    quote! {
+        impl #generics #p::FromContext<#config> for #ident {
+            fn from_context(
+                __cx: &#p::RequestContext<'_, #config>,
+            ) -> ::core::result::Result<Self, #p::EndpointError> {
+                ::core::result::Result::Ok(Self { #(#inits,)* })
+            }
+        }
+    }
+}
+
+// ---- responses -----------------------------------------------------------------------
+
+fn response(model: &Model) -> TokenStream {
+    let p = private();
+    let ident = model.ident;
+    let extras = match &model.top.extras {
+        Some(extras) => {
+            let ty = &extras.value;
+            quote!(#ty)
+        }
+        None => quote!(#p::NoExtras),
+    };
+    let constants = model.top.bodies.iter().map(|c| {
+        let (name, value) = (&c.name, &c.value);
+        quote!((#name, #value))
+    });
+    let jwt = model.top.jwt_expiry;
+
+    let mut into = Vec::new();
+    let mut from = Vec::new();
+    let access = role_of(model, "access_token");
+    if let Some(field) = access {
+        let f = field.ident;
+        from.push(
+            quote_spanned!(field.ty.span()=> #f: ::core::clone::Clone::clone(&__set.access_token)),
+        );
+    }
+    let access_init = match access {
+        Some(field) => {
+            let f = field.ident;
+            quote_spanned!(field.ty.span()=> #p::TokenSet::<Self::Extras>::new(self.#f))
+        }
+        None => quote!(::core::unreachable!()),
+    };
+    let expiry_instant = match role_of(model, "expiry") {
+        Some(field) => {
+            let f = field.ident;
+            {
+                let ty = field.ty;
+                quote_spanned!(ty.span()=> <#ty as #p::ExpiryField>::instant(&self.#f, __now))
+            }
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    into.push(quote!(__set.access_expires_at = #p::access_expiry(#expiry_instant, &__set.access_token, #jwt);));
+    for field in &model.fields {
+        let f = field.ident;
+        let ty = field.ty;
+        let span = ty.span();
+        match field.role().as_deref() {
+            Some("access_token") => {}
+            Some("refresh_token") => {
+                into.push(quote_spanned!(span=> __set.refresh_token = self.#f;));
+                from.push(
+                    quote_spanned!(span=> #f: ::core::clone::Clone::clone(&__set.refresh_token)),
+                );
+            }
+            Some("expiry") => {
+                from.push(quote_spanned!(span=> #f: <#ty as #p::ExpiryField>::from_instant(__set.access_expires_at, __now)));
+            }
+            Some("refresh_expiry") => {
+                into.push(quote_spanned!(span=> __set.refresh_expires_at = <#ty as #p::ExpiryField>::instant(&self.#f, __now);));
+                from.push(quote_spanned!(span=> #f: <#ty as #p::ExpiryField>::from_instant(__set.refresh_expires_at, __now)));
+            }
+            Some(role @ ("token_type" | "scope")) => {
+                let slot = Ident::new(role, Span::call_site());
+                into.push(
+                    quote_spanned!(span=> __set.#slot = <#ty as #p::TextSlot>::get_text(&self.#f);),
+                );
+                from.push(quote_spanned!(span=>
+                    #f: <#ty as #p::TextSlot>::from_text(::core::clone::Clone::clone(&__set.#slot))));
+            }
+            Some("extra") => {
+                into.push(quote_spanned!(span=> __set.extras.#f = self.#f;));
+                from.push(quote_spanned!(span=> #f: ::core::clone::Clone::clone(&__set.extras.#f)));
+            }
+            _ => from.push(quote_spanned!(span=> #f: ::core::default::Default::default())),
+        }
+    }
+    quote! {
+        impl #p::TokenResponse for #ident {
+            type Extras = #extras;
+
+            fn decode_body(body: &[u8]) -> ::core::result::Result<Self, ::std::string::String> {
+                #p::decode_json(body)
+            }
+
+            fn encode_body(&self) -> ::std::vec::Vec<u8> {
+                #p::encode_json(self, ::core::option::Option::None, &[#(#constants),*])
+            }
+
+            fn into_token_set(
+                self,
+                __now: #p::time::OffsetDateTime,
+            ) -> ::core::result::Result<#p::TokenSet<Self::Extras>, ::std::string::String> {
+                let mut __set = #access_init;
+                #(#into)*
+                ::core::result::Result::Ok(__set)
+            }
+
+            fn from_token_set(
+                __set: &#p::TokenSet<Self::Extras>,
+                __now: #p::time::OffsetDateTime,
+            ) -> Self {
+                Self { #(#from,)* }
+            }
+        }
+    }
+}
+
+// ---- errors --------------------------------------------------------------------------
+
+fn error(model: &Model) -> TokenStream {
+    let p = private();
+    let ident = model.ident;
+    let field = |role: &str| role_of(model, role);
+    let envelope = some_or_none(model.top.envelope.as_ref().map(|e| quote!(#e)));
+    let code = |method: TokenStream| match field("code") {
+        Some(f) => {
+            let (i, ty) = (f.ident, f.ty);
+            quote_spanned!(ty.span()=> <#ty as #p::ErrorCode>::#method(&self.#i))
+        }
+        None => quote!(::core::unreachable!()),
+    };
+    let (as_code, code_kind, code_status) = (
+        code(quote!(as_code)),
+        code(quote!(kind)),
+        code(quote!(status)),
+    );
+    let text = |role: &str, on: TokenStream| match field(role) {
+        Some(f) => {
+            let (i, ty) = (f.ident, f.ty);
+            quote_spanned!(ty.span()=> <#ty as #p::TextSlot>::get_text(&#on.#i))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let result_status_of_decoded = text("result_status", quote!(__e));
+    let result_status = text("result_status", quote!(self));
+    let message = text("message", quote!(self));
+    let status_field = match field("http_status") {
+        Some(f) => {
+            let (i, ty) = (f.ident, f.ty);
+            quote_spanned!(ty.span()=> <#ty as #p::StatusField>::get_status(&self.#i))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let default_status = model.top.status.unwrap_or(if model.top.envelope.is_some() {
+        200
+    } else {
+        400
+    });
+    let on_status = model.top.on_status.iter().map(|on| {
+        let status = on.status;
+        let kind = kind_path(&on.kind);
+        quote!((#status, #kind))
+    });
+    quote! {
+        impl #p::ErrorResponse for #ident {
+            fn decode_error(
+                __status: #p::http::StatusCode,
+                body: &[u8],
+            ) -> ::core::option::Option<Self> {
+                let __e: Self = #p::decode_error_json(body, #envelope)?;
+                if #p::is_success(#result_status_of_decoded) {
+                    return ::core::option::Option::None;
+                }
+                ::core::option::Option::Some(__e)
+            }
+
+            fn code(&self) -> ::std::string::String {
+                #as_code
+            }
+
+            fn message(&self) -> ::core::option::Option<::std::string::String> {
+                #message
+            }
+
+            fn kind(&self, status: #p::http::StatusCode) -> #p::ErrorKind {
+                #p::classify(#result_status, #code_kind, &[#(#on_status),*], status)
+            }
+
+            fn encode_error(&self) -> (#p::http::StatusCode, ::std::vec::Vec<u8>) {
+                (
+                    #p::error_status(#status_field, #code_status, #default_status),
+                    #p::encode_json(self, #envelope, &[]),
+                )
+            }
+        }
+    }
+}
+
+fn error_code(model: &Model) -> TokenStream {
+    let p = private();
+    let ident = model.ident;
+    let mut as_code = Vec::new();
+    let mut from_code = Vec::new();
+    let mut kinds = Vec::new();
+    let mut statuses = Vec::new();
+    let mut other = None;
+    for variant in &model.variants {
+        let v = &variant.original.ident;
+        let kind = some_or_none(variant.attrs.kind.as_ref().map(kind_path));
+        let status = some_or_none(variant.attrs.status.map(|s| quote!(#s)));
+        if variant.attrs.other.is_some() {
+            as_code.push(quote!(Self::#v(__c) => ::std::string::ToString::to_string(__c)));
+            kinds.push(quote!(Self::#v(_) => #kind));
+            statuses.push(quote!(Self::#v(_) => #status));
+            other = Some(v);
+        } else {
+            let code = &variant.code;
+            as_code.push(quote!(Self::#v => ::core::convert::From::from(#code)));
+            from_code.push(quote!(#code => Self::#v));
+            kinds.push(quote!(Self::#v => #kind));
+            statuses.push(quote!(Self::#v => #status));
+        }
+    }
+    let fallback = match other {
+        Some(v) => quote!(__other => Self::#v(::core::convert::From::from(__other))),
+        None => quote!(_ => ::core::unreachable!()),
+    };
+    quote! {
+        impl #p::ErrorCode for #ident {
+            fn as_code(&self) -> ::std::string::String {
+                match self { #(#as_code,)* }
+            }
+            fn from_code(code: &str) -> Self {
+                match code { #(#from_code,)* #fallback }
+            }
+            fn kind(&self) -> ::core::option::Option<#p::ErrorKind> {
+                match self { #(#kinds,)* }
+            }
+            fn status(&self) -> ::core::option::Option<u16> {
+                match self { #(#statuses,)* }
+            }
+        }
+
+        impl #p::serde::Serialize for #ident {
+            fn serialize<__S: #p::serde::Serializer>(
+                &self,
+                serializer: __S,
+            ) -> ::core::result::Result<__S::Ok, __S::Error> {
+                #p::serialize_code(self, serializer)
+            }
+        }
+
+        impl<'de> #p::serde::Deserialize<'de> for #ident {
+            fn deserialize<__D: #p::serde::Deserializer<'de>>(
+                deserializer: __D,
+            ) -> ::core::result::Result<Self, __D::Error> {
+                #p::deserialize_code(deserializer)
+            }
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The attribute vocabulary, declared once: every key, the form it takes, and where it may
+//! appear. Parsing, placement errors and "expected one of" lists all read these tables.
+
+/// The syntactic form a key takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// `key`
+    Flag,
+    /// `key = "text"`
+    Str,
+    /// `key = 123`
+    Int,
+    /// `key = Type` or `key = ident`
+    Path,
+    /// `key = source` (`refresh_token`, `config.field`, ...)
+    Source,
+    /// `key(...)`
+    List,
+}
+
+impl Form {
+    /// How the form is written, for error messages.
+    pub fn example(self, key: &str) -> String {
+        match self {
+            Form::Flag => format!("`{key}`"),
+            Form::Str => format!("`{key} = \"...\"`"),
+            Form::Int => format!("`{key} = <integer>`"),
+            Form::Path => format!("`{key} = <path>`"),
+            Form::Source => format!("`{key} = <source>`"),
+            Form::List => format!("`{key}(...)`"),
+        }
+    }
+}
+
+/// Where an attribute key is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// `#[token_endpoint(post = "...", ...)]` on a request struct.
+    Request,
+    /// `#[token_endpoint(response, ...)]` on a response struct.
+    Response,
+    /// `#[token_endpoint(error, ...)]` on an error struct.
+    Error,
+    /// `#[token_endpoint(error_code, ...)]` on an error-code enum.
+    ErrorCode,
+    /// `#[token_endpoint(extras, ...)]` on a typed extras struct.
+    Extras,
+    /// `#[token(...)]` on a field of a request struct.
+    RequestField,
+    /// `#[token(...)]` on a field of a response struct.
+    ResponseField,
+    /// `#[token(...)]` on a field of an error struct.
+    ErrorField,
+    /// `#[token(...)]` on a variant of an error-code enum.
+    Variant,
+    /// `#[token(...)]` on a field of an extras struct.
+    ExtrasField,
+}
+
+impl Place {
+    /// Where this is, in words that name the attribute to use.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Place::Request => "on a request struct (`#[token_endpoint(post = \"/path\", ...)]`)",
+            Place::Response => "on a response struct (`#[token_endpoint(response, ...)]`)",
+            Place::Error => "on an error struct (`#[token_endpoint(error, ...)]`)",
+            Place::ErrorCode => "on an error-code enum (`#[token_endpoint(error_code, ...)]`)",
+            Place::Extras => "on an extras struct (`#[token_endpoint(extras, ...)]`)",
+            Place::ExtrasField => "in `#[token(...)]` on a field of an extras struct",
+            Place::RequestField => "in `#[token(...)]` on a field of a request struct",
+            Place::ResponseField => "in `#[token(...)]` on a field of a response struct",
+            Place::ErrorField => "in `#[token(...)]` on a field of an error struct",
+            Place::Variant => "in `#[token(...)]` on a variant of an error-code enum",
+        }
+    }
+}
+
+/// Every key: name, form, place.
+pub const KEYS: &[(&str, Form, Place)] = &[
+    // request struct
+    ("post", Form::Str, Place::Request),
+    ("get", Form::Str, Place::Request),
+    ("put", Form::Str, Place::Request),
+    ("json", Form::Flag, Place::Request),
+    ("form", Form::Flag, Place::Request),
+    ("response", Form::Path, Place::Request),
+    ("error", Form::Path, Place::Request),
+    ("config", Form::Path, Place::Request),
+    ("rename_all", Form::Str, Place::Request),
+    ("header", Form::List, Place::Request),
+    ("body", Form::List, Place::Request),
+    ("query", Form::List, Place::Request),
+    // response struct
+    ("response", Form::Flag, Place::Response),
+    ("rename_all", Form::Str, Place::Response),
+    ("extras", Form::Path, Place::Response),
+    ("jwt_expiry", Form::Flag, Place::Response),
+    ("body", Form::List, Place::Response),
+    // error struct
+    ("error", Form::Flag, Place::Error),
+    ("rename_all", Form::Str, Place::Error),
+    ("envelope", Form::Str, Place::Error),
+    ("status", Form::Int, Place::Error),
+    ("on_status", Form::List, Place::Error),
+    // error-code enum
+    ("error_code", Form::Flag, Place::ErrorCode),
+    ("rename_all", Form::Str, Place::ErrorCode),
+    // extras struct
+    ("extras", Form::Flag, Place::Extras),
+    ("rename_all", Form::Str, Place::Extras),
+    ("rename", Form::Str, Place::ExtrasField),
+    // request fields
+    ("body", Form::Flag, Place::RequestField),
+    ("header", Form::Flag, Place::RequestField),
+    ("query", Form::Flag, Place::RequestField),
+    ("bearer", Form::Flag, Place::RequestField),
+    ("basic_user", Form::Flag, Place::RequestField),
+    ("basic_password", Form::Flag, Place::RequestField),
+    ("rename", Form::Str, Place::RequestField),
+    ("from", Form::Source, Place::RequestField),
+    // response fields
+    ("access_token", Form::Flag, Place::ResponseField),
+    ("refresh_token", Form::Flag, Place::ResponseField),
+    ("expiry", Form::Flag, Place::ResponseField),
+    ("refresh_expiry", Form::Flag, Place::ResponseField),
+    ("token_type", Form::Flag, Place::ResponseField),
+    ("scope", Form::Flag, Place::ResponseField),
+    ("extra", Form::Flag, Place::ResponseField),
+    ("rename", Form::Str, Place::ResponseField),
+    // error fields
+    ("code", Form::Flag, Place::ErrorField),
+    ("message", Form::Flag, Place::ErrorField),
+    ("result_status", Form::Flag, Place::ErrorField),
+    ("http_status", Form::Flag, Place::ErrorField),
+    ("rename", Form::Str, Place::ErrorField),
+    // error-code variants
+    ("code", Form::Str, Place::Variant),
+    ("kind", Form::Path, Place::Variant),
+    ("status", Form::Int, Place::Variant),
+    ("other", Form::Flag, Place::Variant),
+];
+
+/// Keys inside `header(...)`, `body(...)`, `query(...)` constants.
+pub const CONSTANT_KEYS: &[&str] = &["name", "value"];
+/// Keys inside `on_status(...)`.
+pub const ON_STATUS_KEYS: &[&str] = &["status", "kind"];
+
+/// The error kinds a code or status maps to.
+pub const KINDS: &[(&str, &str)] = &[
+    ("reauth_required", "ReauthRequired"),
+    ("transient", "Transient"),
+    ("outcome_unknown", "OutcomeUnknown"),
+    ("misconfigured", "Misconfigured"),
+    ("rejected", "Rejected"),
+];
+
+/// Where a request field's value comes from in `FromContext`.
+pub const SOURCES: &[&str] = &[
+    "refresh_token",
+    "access_token",
+    "app_token",
+    "auth_code",
+    "code_verifier",
+    "uuid",
+    "config.<field>",
+];
+
+/// The forms `key` takes in `place`, if any.
+pub fn forms_in(key: &str, place: Place) -> Vec<Form> {
+    KEYS.iter()
+        .filter(|(k, _, p)| *k == key && *p == place)
+        .map(|(_, f, _)| *f)
+        .collect()
+}
+
+/// The places `key` is allowed in.
+pub fn places_of(key: &str) -> Vec<Place> {
+    let mut places: Vec<Place> = Vec::new();
+    for (k, _, p) in KEYS {
+        if *k == key && !places.contains(p) {
+            places.push(*p);
+        }
+    }
+    places
+}
+
+/// "`a`, `b`, `c`": the keys allowed in `place`.
+pub fn expected_in(place: Place) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for (k, _, p) in KEYS {
+        if *p == place && !names.contains(k) {
+            names.push(k);
+        }
+    }
+    list(&names)
+}
+
+/// "`a`, `b`, `c`".
+pub fn list(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,300 @@
+//! Rules that involve several attributes: one access-token field, a body format, a config
+//! type for `config.*` sources, a catch-all error code... Each error points at its token.
+
+use proc_macro2::Span;
+
+use crate::ast::{Field, Model};
+use crate::attr::{Errors, Source};
+use crate::symbol::Place;
+
+pub fn check(model: &Model, errors: &mut Errors) {
+    match model.top.place {
+        Place::Request => request(model, errors),
+        Place::Response => response(model, errors),
+        Place::Error => error(model, errors),
+        Place::Extras => {}
+        _ => error_code(model, errors),
+    }
+}
+
+fn request(model: &Model, errors: &mut Errors) {
+    let top = &model.top;
+    if let Some((_, path)) = &top.method
+        && !path.value().starts_with('/')
+    {
+        errors.at(
+            path,
+            "the path starts with `/`, relative to the provider's base URL",
+        );
+    }
+    if top.response.is_none() {
+        errors.at(model.ident, "missing `response = Type` in `#[token_endpoint(...)]`: the token answer of this request");
+    }
+    if top.error.is_none() {
+        errors.at(
+            model.ident,
+            "missing `error = Type` in `#[token_endpoint(...)]`: the error answer of this request",
+        );
+    }
+    for constant in top.headers.iter() {
+        header_name(&constant.name, errors);
+    }
+    let mut wires: Vec<(String, String, &Field)> = Vec::new();
+    let mut singles: Vec<(String, &Field)> = Vec::new();
+    for field in &model.fields {
+        let role = field.role().unwrap_or_else(|| "body".to_owned());
+        match role.as_str() {
+            "body" | "header" | "query" => {
+                if role == "header" {
+                    if let Some(rename) = &field.attrs.rename {
+                        header_name(rename, errors);
+                    } else if !is_header_name(&field.wire) {
+                        errors.at(
+                            field.ident,
+                            format!(
+                                "`{}` is not a valid header name; add `rename = \"...\"`",
+                                field.wire
+                            ),
+                        );
+                    }
+                }
+                if let Some((_, _, first)) = wires
+                    .iter()
+                    .find(|(r, w, _)| *r == role && *w == field.wire)
+                {
+                    errors.at(
+                        field.ident,
+                        format!(
+                            "`{}` and `{}` both go to {role} `{}`",
+                            first.ident, field.ident, field.wire
+                        ),
+                    );
+                }
+                wires.push((role, field.wire.clone(), field));
+            }
+            _ => {
+                if let Some(rename) = &field.attrs.rename {
+                    errors.at(
+                        rename,
+                        format!("`rename` has no meaning on a `{role}` field"),
+                    );
+                }
+                if let Some((_, first)) = singles.iter().find(|(r, _)| *r == role) {
+                    errors.span(
+                        field
+                            .attrs
+                            .role
+                            .as_ref()
+                            .map(|r| r.span())
+                            .unwrap_or_else(Span::call_site),
+                        format!(
+                            "duplicate `{role}`: field `{}` already has this role",
+                            first.ident
+                        ),
+                    );
+                }
+                singles.push((role, field));
+            }
+        }
+        if let Some(from) = &field.attrs.from
+            && matches!(from.value, Source::Config(_))
+            && top.config.is_none()
+        {
+            errors.at(
+                &from.key,
+                "`from = config.*` needs the config type: add `config = Type` to `#[token_endpoint(...)]`",
+            );
+        }
+    }
+    let has = |role: &str| singles.iter().find(|(r, _)| r == role).map(|(_, f)| *f);
+    match (has("basic_user"), has("basic_password")) {
+        (Some(user), None) => errors.at(
+            user.ident,
+            "`basic_user` needs a `basic_password` field for HTTP Basic",
+        ),
+        (None, Some(password)) => errors.at(
+            password.ident,
+            "`basic_password` needs a `basic_user` field for HTTP Basic",
+        ),
+        _ => {}
+    }
+    if let (Some(_), Some(password)) = (has("bearer"), has("basic_password")) {
+        errors.at(
+            password.ident,
+            "`bearer` and HTTP Basic both set `Authorization`: keep one",
+        );
+    }
+}
+
+fn response(model: &Model, errors: &mut Errors) {
+    let mut access = None;
+    let mut seen: Vec<(String, &Field)> = Vec::new();
+    let mut extra = None;
+    for field in &model.fields {
+        let Some(role) = field.role() else { continue };
+        if role == "extra" {
+            extra.get_or_insert(field);
+            continue;
+        }
+        if let Some((_, first)) = seen.iter().find(|(r, _)| *r == role) {
+            errors.span(
+                field
+                    .attrs
+                    .role
+                    .as_ref()
+                    .map(|r| r.span())
+                    .unwrap_or_else(Span::call_site),
+                format!(
+                    "duplicate `{role}`: field `{}` already has this role",
+                    first.ident
+                ),
+            );
+            continue;
+        }
+        match role.as_str() {
+            "access_token" => {
+                access = Some(field);
+                if field.optional {
+                    errors.at(field.ty, "the access-token field is required: write `AccessToken`, not `Option<...>`");
+                }
+            }
+            "refresh_token" if !field.optional => errors.at(
+                field.ty,
+                "the refresh-token field is `Option<RefreshToken>`: an answer without one keeps the previous token",
+            ),
+            _ => {}
+        }
+        seen.push((role, field));
+    }
+    if access.is_none() {
+        errors.at(
+            model.ident,
+            "a response needs one `#[token(access_token)]` field",
+        );
+    }
+    if let (Some(field), None) = (extra, &model.top.extras) {
+        errors.span(
+            field.attrs.role.as_ref().map(|r| r.span()).unwrap_or_else(Span::call_site),
+            "`extra` fields go to the extras type: add `extras = Type` to `#[token_endpoint(response, ...)]`",
+        );
+    }
+    for constant in &model.top.bodies {
+        if constant.name.value().split('.').any(str::is_empty) {
+            errors.at(
+                &constant.name,
+                "expected a field name or a dotted path such as `result.resultStatus`",
+            );
+        }
+    }
+}
+
+fn error(model: &Model, errors: &mut Errors) {
+    let mut seen: Vec<(String, &Field)> = Vec::new();
+    for field in &model.fields {
+        let Some(role) = field.role() else { continue };
+        if let Some((_, first)) = seen.iter().find(|(r, _)| *r == role) {
+            errors.span(
+                field
+                    .attrs
+                    .role
+                    .as_ref()
+                    .map(|r| r.span())
+                    .unwrap_or_else(Span::call_site),
+                format!(
+                    "duplicate `{role}`: field `{}` already has this role",
+                    first.ident
+                ),
+            );
+            continue;
+        }
+        if role == "code" && field.optional {
+            errors.at(
+                field.ty,
+                "the code field is required: an answer without a code is not this error",
+            );
+        }
+        seen.push((role, field));
+    }
+    if !seen.iter().any(|(r, _)| r == "code") {
+        errors.at(
+            model.ident,
+            "an error needs one `#[token(code)]` field: the provider's error code",
+        );
+    }
+    if model.top.envelope.is_some() && !seen.iter().any(|(r, _)| r == "result_status") {
+        errors.at(
+            model.ident,
+            "an `envelope` error needs a `#[token(result_status)]` field: it tells a success (`S`) from a failure",
+        );
+    }
+    if let Some(envelope) = &model.top.envelope
+        && envelope.value().is_empty()
+    {
+        errors.at(
+            envelope,
+            "the envelope is the name of the object holding the result, such as `result`",
+        );
+    }
+}
+
+fn error_code(model: &Model, errors: &mut Errors) {
+    let mut other = None;
+    let mut codes: Vec<(&str, &syn::Ident)> = Vec::new();
+    for variant in &model.variants {
+        let v = variant.original;
+        if let Some(key) = &variant.attrs.other {
+            if let Some(first) = other.replace(&v.ident) {
+                errors.at(
+                    key,
+                    format!("duplicate catch-all: `{first}` is already `other`"),
+                );
+            }
+            let one_field = matches!(&v.fields, syn::Fields::Unnamed(f) if f.unnamed.len() == 1);
+            if !one_field {
+                errors.at(
+                    v,
+                    "the catch-all variant holds the code: write `Other(String)`",
+                );
+            }
+            if let Some(code) = &variant.attrs.code {
+                errors.at(
+                    code,
+                    "the catch-all variant takes every other code; it has no `code`",
+                );
+            }
+            continue;
+        }
+        if !matches!(v.fields, syn::Fields::Unit) {
+            errors.at(
+                &v.fields,
+                "error-code variants are unit variants, except the `#[token(other)]` catch-all",
+            );
+        }
+        if let Some((_, first)) = codes.iter().find(|(c, _)| *c == variant.code) {
+            errors.at(v, format!("code `{}` is already `{first}`", variant.code));
+        }
+        codes.push((&variant.code, &v.ident));
+    }
+    if other.is_none() {
+        errors.at(
+            model.ident,
+            "an error-code enum needs a catch-all variant: `#[token(other)] Other(String)`",
+        );
+    }
+}
+
+fn header_name(lit: &syn::LitStr, errors: &mut Errors) {
+    if !is_header_name(&lit.value()) {
+        errors.at(
+            lit,
+            format!("`{}` is not a valid HTTP header name", lit.value()),
+        );
+    }
+}
+
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
