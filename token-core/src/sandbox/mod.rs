@@ -31,8 +31,8 @@
 //! # }
 //! ```
 
-mod faults;
 pub mod endpoint;
+mod faults;
 pub mod oauth;
 mod provider;
 mod server;
