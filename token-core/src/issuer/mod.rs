@@ -32,6 +32,9 @@
 //! ```
 
 pub mod memory;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 
 use std::fmt;
 use std::sync::Arc;
@@ -48,6 +51,9 @@ use crate::secret::{AccessToken, RefreshToken};
 use crate::token_set::{StoredTokenSet, TokenSet};
 
 pub use memory::MemoryIssuerStore;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::PostgresIssuerStore;
 
 /// Issues, rotates, authenticates and revokes token pairs over an [`IssuerStore`].
 #[derive(Clone)]

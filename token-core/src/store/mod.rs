@@ -14,9 +14,17 @@ use crate::token_set::StoredTokenSet;
 
 mod file;
 mod memory;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 
 pub use file::FileStore;
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::{
+    DEFAULT_SCHEMA, PostgresDatabase, PostgresDatabaseBuilder, PostgresStore,
+    TOKEN_STORE_SCHEMA_VERSION,
+};
 
 /// Identifies one session of one provider.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

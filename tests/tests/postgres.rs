@@ -1,0 +1,542 @@
+//! The PostgreSQL token store across processes: single refresh among replicas, a replica
+//! killed mid-refresh, and the database going away mid-run.
+//!
+//! They need a server: `TOKEN_TEST_POSTGRES_URL` (`.ci/run` starts one, see
+//! `.ci/postgres.sh`). Without it they are skipped with a message, unless
+//! `TOKEN_TEST_REQUIRE_POSTGRES=1`, which makes them fail instead. Each test works in a schema
+//! of its own, so they run in parallel.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use token_core::issuer::TokenHash;
+use token_core::sandbox::{RunningSandbox, Sandbox, SandboxOAuth};
+use token_core::store::{PostgresDatabase, PostgresStore, SessionKey, TokenStore};
+use token_core::{Error, ErrorKind, StoreError, StoredTokenSet, TokenManager};
+
+/// The test database's URL, or `None` (with a visible message) when the test should skip.
+fn test_url(test: &str) -> Option<String> {
+    match std::env::var("TOKEN_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var("TOKEN_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!("TOKEN_TEST_REQUIRE_POSTGRES=1 but TOKEN_TEST_POSTGRES_URL is not set");
+            }
+            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                format!("{test}: skipped: TOKEN_TEST_POSTGRES_URL not set\n").as_bytes(),
+            );
+            None
+        }
+    }
+}
+
+fn unique_schema() -> String {
+    let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
+    format!("tc_it_{}_{}", std::process::id(), nanos)
+}
+
+fn database(url: &str, schema: &str) -> PostgresDatabase {
+    PostgresDatabase::builder(url)
+        .unwrap()
+        .schema(schema)
+        .max_connections(4)
+        .operation_timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap()
+}
+
+async fn drop_schema(url: &str, schema: &str) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+    drop(client);
+    let _ = connection.await;
+}
+
+fn fingerprint(token: &str) -> String {
+    TokenHash::of(token).to_hex()[..16].to_owned()
+}
+
+/// A first set from the sandbox, whose access token the clients believe has expired.
+async fn expired_set(sandbox: &RunningSandbox, subject: &str) -> StoredTokenSet {
+    let mut set = sandbox.issue(subject).await.unwrap();
+    set.access_expires_at = Some(OffsetDateTime::now_utc() - time::Duration::minutes(1));
+    set
+}
+
+/// Replicas (`pg_replica` processes) and their stdout lines, killed when dropped.
+struct Replicas {
+    children: Vec<(Child, Option<ChildStdin>)>,
+    lines: mpsc::Receiver<(usize, String)>,
+    seen: Vec<Vec<String>>,
+}
+
+impl Replicas {
+    fn spawn(count: usize, args: &[(&str, String)]) -> Self {
+        let (tx, lines) = mpsc::channel();
+        let mut children = Vec::new();
+        for index in 0..count {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_pg_replica"));
+            for (name, value) in args {
+                command.arg(format!("--{name}")).arg(value);
+            }
+            let mut child = command
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("spawn pg_replica");
+            let stdout = child.stdout.take().unwrap();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if tx.send((index, line)).is_err() {
+                        break;
+                    }
+                }
+            });
+            let stdin = child.stdin.take();
+            children.push((child, stdin));
+        }
+        Self {
+            children,
+            lines,
+            seen: vec![Vec::new(); count],
+        }
+    }
+
+    /// Waits (bounded) for the next line; returns which replica said it.
+    fn next_line(&mut self, bound: Duration) -> Option<(usize, String)> {
+        // Blocking: give this worker's tasks (the sandbox's) to another thread meanwhile.
+        let (index, line) = tokio::task::block_in_place(|| self.lines.recv_timeout(bound)).ok()?;
+        self.seen[index].push(line.clone());
+        Some((index, line))
+    }
+
+    /// Waits until every replica in `which` said `line`.
+    fn wait_all(&mut self, which: &[usize], line: &str, bound: Duration) {
+        let deadline = Instant::now() + bound;
+        while !which
+            .iter()
+            .all(|&i| self.seen[i].iter().any(|l| l == line))
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                self.next_line(left).is_some(),
+                "replicas {which:?} did not all say `{line}` within {bound:?}: {:?}",
+                self.seen
+            );
+        }
+    }
+
+    fn go(&mut self) {
+        for (_, stdin) in &mut self.children {
+            let stdin = stdin.as_mut().expect("stdin is open");
+            stdin.write_all(b"go\n").unwrap();
+            stdin.flush().unwrap();
+        }
+    }
+
+    /// Waits (bounded) for replica `index` to exit; its exit code.
+    fn wait_exit(&mut self, index: usize, bound: Duration) -> i32 {
+        let deadline = Instant::now() + bound;
+        loop {
+            if let Some(status) = self.children[index].0.try_wait().unwrap() {
+                // Collect what it said before exiting.
+                while self.next_line(Duration::from_millis(200)).is_some() {}
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replica {index} did not finish within {bound:?}: {:?}",
+                self.seen[index]
+            );
+            tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(50)));
+        }
+    }
+
+    fn final_line(&self, index: usize) -> String {
+        self.seen[index]
+            .iter()
+            .find(|l| l.starts_with("final "))
+            .cloned()
+            .unwrap_or_else(|| {
+                panic!(
+                    "replica {index} printed no final set: {:?}",
+                    self.seen[index]
+                )
+            })
+    }
+}
+
+impl Drop for Replicas {
+    fn drop(&mut self) {
+        for (child, stdin) in &mut self.children {
+            stdin.take();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Four replicas, many tasks each, one session whose access token has expired: exactly one
+/// refresh reaches the provider, and every task of every process ends with the same new set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_processes_refresh_an_expired_session_exactly_once() {
+    let Some(url) = test_url("four_processes_refresh_an_expired_session_exactly_once") else {
+        return;
+    };
+    const PROCESSES: usize = 4;
+    const TASKS: usize = 40;
+    let schema = unique_schema();
+    let store = PostgresStore::open(&database(&url, &schema)).await.unwrap();
+    let sandbox = Sandbox::builder().start().await.unwrap();
+    let initial = expired_set(&sandbox, "customer-1").await;
+    let key = SessionKey::new("sandbox-oauth", "customer-1");
+    let v0 = store.save(&key, &initial, None).await.unwrap();
+    // The refresh takes a moment, so the replicas surely meet at the lease.
+    sandbox.delay_next("/token", 1, Duration::from_millis(800));
+
+    let mut replicas = Replicas::spawn(
+        PROCESSES,
+        &[
+            ("db", url.clone()),
+            ("schema", schema.clone()),
+            ("base-url", sandbox.base_url().to_string()),
+            ("session", "customer-1".to_owned()),
+            ("tasks", TASKS.to_string()),
+            ("lease-ttl-ms", "10000".to_owned()),
+        ],
+    );
+    let all: Vec<usize> = (0..PROCESSES).collect();
+    replicas.wait_all(&all, "ready", Duration::from_secs(60));
+    replicas.go();
+    for index in 0..PROCESSES {
+        let code = replicas.wait_exit(index, Duration::from_secs(60));
+        assert_eq!(code, 0, "replica {index}: {:?}", replicas.seen[index]);
+        assert!(
+            replicas.seen[index].contains(&format!("tasks ok={TASKS} err=0 distinct=1")),
+            "replica {index}: {:?}",
+            replicas.seen[index]
+        );
+    }
+
+    assert_eq!(
+        sandbox.calls("/token"),
+        1,
+        "exactly one refresh for all processes"
+    );
+    let waited = (0..PROCESSES)
+        .filter(|&i| replicas.seen[i].iter().any(|l| l == "lease waiting"))
+        .count();
+    let took = (0..PROCESSES)
+        .filter(|&i| replicas.seen[i].iter().any(|l| l == "lease acquired"))
+        .count();
+    eprintln!("{took} replica(s) took the lease, {waited} waited for another's");
+    assert!(
+        waited >= 1,
+        "the replicas never met at the lease: {:?}",
+        replicas.seen
+    );
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert!(stored.version > v0);
+    let new_access = stored.value.access_token.expose_secret();
+    assert_ne!(new_access, initial.access_token.expose_secret());
+    let expected = format!(
+        "final {} {}",
+        fingerprint(new_access),
+        fingerprint(stored.value.refresh_token.as_ref().unwrap().expose_secret())
+    );
+    for index in 0..PROCESSES {
+        assert_eq!(replicas.final_line(index), expected, "replica {index}");
+    }
+    sandbox.issuer().authenticate(new_access).await.unwrap();
+    drop(replicas);
+    drop_schema(&url, &schema).await;
+}
+
+/// A replica killed (SIGKILL) while it holds the lease and waits for the provider's answer:
+/// the others wait for its lease to lapse, one refreshes with the refresh token still stored,
+/// and no token is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_mid_refresh_loses_no_token() {
+    let Some(url) = test_url("a_replica_killed_mid_refresh_loses_no_token") else {
+        return;
+    };
+    const PROCESSES: usize = 4;
+    let schema = unique_schema();
+    let store = PostgresStore::open(&database(&url, &schema)).await.unwrap();
+    let sandbox = Sandbox::builder().start().await.unwrap();
+    let initial = expired_set(&sandbox, "customer-2").await;
+    let key = SessionKey::new("sandbox-oauth", "customer-2");
+    store.save(&key, &initial, None).await.unwrap();
+    // The first refresh hangs (before the issuer sees it): its replica is killed meanwhile.
+    sandbox.delay_next("/token", 1, Duration::from_secs(120));
+
+    let mut replicas = Replicas::spawn(
+        PROCESSES,
+        &[
+            ("db", url.clone()),
+            ("schema", schema.clone()),
+            ("base-url", sandbox.base_url().to_string()),
+            ("session", "customer-2".to_owned()),
+            ("tasks", "16".to_owned()),
+            ("lease-ttl-ms", "3000".to_owned()),
+        ],
+    );
+    let all: Vec<usize> = (0..PROCESSES).collect();
+    replicas.wait_all(&all, "ready", Duration::from_secs(60));
+    replicas.go();
+
+    // Find the replica holding the lease, and wait until its refresh is in the sandbox.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let victim = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match replicas.next_line(left) {
+            Some((index, line)) if line == "lease acquired" => break index,
+            Some(_) => {}
+            None => panic!("no replica took the lease: {:?}", replicas.seen),
+        }
+    };
+    for _ in 0..400 {
+        if sandbox.calls("/token") >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        sandbox.calls("/token"),
+        1,
+        "the victim's refresh is in flight"
+    );
+    replicas.children[victim].0.kill().unwrap(); // SIGKILL
+    let status = replicas.children[victim].0.wait().unwrap();
+    assert_eq!(status.code(), None, "killed by a signal");
+    let killed_at = Instant::now();
+
+    let survivors: Vec<usize> = all.iter().copied().filter(|&i| i != victim).collect();
+    for &index in &survivors {
+        let code = replicas.wait_exit(index, Duration::from_secs(60));
+        assert_eq!(code, 0, "replica {index}: {:?}", replicas.seen[index]);
+        assert!(
+            replicas.seen[index].contains(&"tasks ok=16 err=0 distinct=1".to_owned()),
+            "replica {index}: {:?}",
+            replicas.seen[index]
+        );
+    }
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(30),
+        "the survivors carried on once the lease lapsed"
+    );
+    // The killed call plus exactly one more, by a survivor after the lease lapsed.
+    assert_eq!(sandbox.calls("/token"), 2);
+    let stored = store.load(&key).await.unwrap().unwrap();
+    let access = stored.value.access_token.expose_secret();
+    let refresh = stored.value.refresh_token.as_ref().unwrap().expose_secret();
+    assert_ne!(access, initial.access_token.expose_secret());
+    let expected = format!("final {} {}", fingerprint(access), fingerprint(refresh));
+    for &index in &survivors {
+        assert_eq!(replicas.final_line(index), expected, "replica {index}");
+    }
+    // Nothing was lost: the stored access token works and the stored refresh token refreshes.
+    sandbox.issuer().authenticate(access).await.unwrap();
+    sandbox.issuer().refresh(refresh).await.unwrap();
+    drop(replicas);
+    drop_schema(&url, &schema).await;
+}
+
+/// A loopback TCP proxy in front of the database that can cut every connection and refuse
+/// new ones: the database "going away" for this test only.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    up: Arc<AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let task = {
+            let up = up.clone();
+            let cut = cut.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((mut inbound, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    if !up.load(Ordering::SeqCst) {
+                        drop(inbound);
+                        continue;
+                    }
+                    let mut cut = cut.subscribe();
+                    let upstream = upstream.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await
+                        else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            _ = cut.changed() => {}
+                        }
+                    });
+                }
+            })
+        };
+        Self {
+            addr,
+            up,
+            cut,
+            task,
+        }
+    }
+
+    fn down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The database goes away mid-run: every store call and the manager fail with typed,
+/// secret-free errors; when it comes back, the same store and manager carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_going_away_gives_typed_errors_and_the_store_recovers() {
+    let test = "the_database_going_away_gives_typed_errors_and_the_store_recovers";
+    let Some(url) = test_url(test) else {
+        return;
+    };
+    let mut through_proxy = url::Url::parse(&url).unwrap();
+    let Some(host) = through_proxy.host_str().map(str::to_owned) else {
+        eprintln!("{test}: skipped: TOKEN_TEST_POSTGRES_URL has no TCP host to proxy");
+        return;
+    };
+    let upstream = format!("{host}:{}", through_proxy.port().unwrap_or(5432));
+    let proxy = Proxy::start(upstream).await;
+    through_proxy.set_host(Some("127.0.0.1")).unwrap();
+    through_proxy.set_port(Some(proxy.addr.port())).unwrap();
+    const PASSWORD: &str = "pw-must-not-leak-7f3a";
+    if through_proxy.password().is_none() {
+        // The test server trusts local connections; the password is only there to be hidden.
+        through_proxy.set_password(Some(PASSWORD)).unwrap();
+    }
+    let password = through_proxy.password().unwrap().to_owned();
+
+    let schema = unique_schema();
+    let db = database(through_proxy.as_str(), &schema);
+    let store = PostgresStore::open(&db).await.unwrap();
+    let sandbox = Sandbox::builder().start().await.unwrap();
+    let manager = TokenManager::builder(SandboxOAuth::new(sandbox.base_url()))
+        .store(store.clone())
+        .build()
+        .unwrap();
+    let first = sandbox.issue("customer-3").await.unwrap();
+    manager
+        .insert(
+            "customer-3",
+            token_core::TokenSet::from_stored(first).unwrap(),
+        )
+        .await
+        .unwrap();
+    let key = SessionKey::new("sandbox-oauth", "customer-3");
+    let v1 = store.load(&key).await.unwrap().unwrap().version;
+
+    proxy.down();
+    let mut shown = String::new();
+    let check = |error: &StoreError, shown: &mut String| {
+        assert!(matches!(error, StoreError::Backend { .. }), "{error:?}");
+        let mut text = format!("{error} {error:?}");
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            text.push_str(&format!(" {cause} {cause:?}"));
+            source = cause.source();
+        }
+        shown.push_str(&text);
+    };
+    check(&store.load(&key).await.unwrap_err(), &mut shown);
+    check(
+        &store
+            .save(&key, &sandbox.issue("other").await.unwrap(), Some(v1))
+            .await
+            .unwrap_err(),
+        &mut shown,
+    );
+    check(
+        &store
+            .acquire_lease(&key, "me", Duration::from_secs(5))
+            .await
+            .unwrap_err(),
+        &mut shown,
+    );
+    check(&store.delete(&key, Some(v1)).await.unwrap_err(), &mut shown);
+    let error = manager.refresh_now("customer-3").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Transient, "{error}");
+    assert!(
+        matches!(error, Error::Store(StoreError::Backend { .. })),
+        "{error:?}"
+    );
+    shown.push_str(&format!("{error} {error:?}"));
+    assert!(!shown.contains(&password), "a password leaked: {shown}");
+    assert!(
+        !shown.contains("rt_") && !shown.contains("at_"),
+        "a token leaked: {shown}"
+    );
+    assert_eq!(
+        sandbox.calls("/token"),
+        0,
+        "nothing refreshed without the lease"
+    );
+
+    // The database comes back: the same store reconnects, the manager carries on.
+    proxy.restore();
+    let mut recovered = None;
+    for _ in 0..100 {
+        match store.load(&key).await {
+            Ok(record) => {
+                recovered = record;
+                break;
+            }
+            Err(StoreError::Backend { .. }) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        recovered.expect("the store recovered").version,
+        v1,
+        "nothing lost"
+    );
+    let token = manager.refresh_now("customer-3").await.unwrap();
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert!(stored.version > v1);
+    assert_eq!(stored.value.access_token, token);
+    assert_eq!(sandbox.calls("/token"), 1);
+    drop(manager);
+    drop(store);
+    drop_schema(&url, &schema).await;
+}

@@ -1,0 +1,689 @@
+//! [`PostgresIssuerStore`]: the issuer's pairs in PostgreSQL, so every replica of a wallet
+//! (an Alipay+ MPP answering applyToken) shares rotation and the reuse window.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use super::{
+    IssuerStore, PairRecord, PairState, Reuse, RotateOutcome, RotateRejection, RotateVerdict,
+    Rotation, TokenHash,
+};
+use crate::error::StoreError;
+use crate::store::PostgresDatabase;
+use crate::store::postgres::db_error;
+use crate::token_set::StoredTokenSet;
+
+/// The schema version [`PostgresIssuerStore`] migrates its table to.
+pub const ISSUER_SCHEMA_VERSION: i32 = 1;
+
+/// An [`IssuerStore`] in PostgreSQL, shared by several issuer replicas.
+///
+/// One row per issued pair in `issuer_pairs`, in the [`PostgresDatabase`]'s schema (created
+/// or migrated by [`open`](Self::open); its version is the `issuer` row of
+/// `token_core_schema`):
+///
+/// ```sql
+/// CREATE TABLE issuer_pairs (
+///     refresh_hash       bytea PRIMARY KEY,     -- SHA-256 of the refresh token
+///     access_hash        bytea NOT NULL UNIQUE, -- SHA-256 of the access token
+///     subject            text NOT NULL,
+///     issued_at          timestamptz NOT NULL,
+///     access_expires_at  timestamptz NOT NULL,
+///     refresh_expires_at timestamptz,
+///     extras             jsonb NOT NULL,
+///     state              text NOT NULL,         -- 'active', 'replaced' or 'revoked'
+///     state_at           timestamptz,           -- when replaced or revoked
+///     successor          bytea,                 -- replaced: the successor's refresh_hash
+///     reuse_until        timestamptz,           -- replaced: end of the reuse window
+///     reuse_tokens       jsonb);                -- replaced: the successor as issued
+/// ```
+///
+/// Tokens are kept only as hashes, except a successor's tokens for the reuse window (needed
+/// to answer the same pair again; [`purge`](IssuerStore::purge) removes them with the row).
+/// [`rotate`](IssuerStore::rotate) runs in one transaction that locks the presented pair's
+/// row (`SELECT ... FOR UPDATE`) and its successor's (`FOR SHARE`), so concurrent rotations
+/// with one refresh token, on any replica, agree on one successor. Times are kept to the
+/// microsecond.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use token_core::issuer::{Issuer, IssuerConfig, PostgresIssuerStore};
+/// use token_core::store::PostgresDatabase;
+/// use token_core::SystemClock;
+///
+/// let db = PostgresDatabase::builder("postgresql://wallet@127.0.0.1:5432/wallet")?.build()?;
+/// let store = PostgresIssuerStore::open(&db).await?;
+/// let config = IssuerConfig::default().with_reuse_window(std::time::Duration::from_secs(300));
+/// let issuer = Issuer::new(Arc::new(store), Arc::new(SystemClock), config);
+/// let issued = issuer.issue("customer-1", serde_json::json!({"customerId": "c-1"})).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresIssuerStore {
+    db: PostgresDatabase,
+    sql: Arc<Sql>,
+}
+
+impl fmt::Debug for PostgresIssuerStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresIssuerStore")
+            .field("db", &self.db)
+            .finish()
+    }
+}
+
+const COLUMNS: &str = "subject, access_hash, refresh_hash, issued_at, access_expires_at, \
+     refresh_expires_at, extras, state, state_at, successor, reuse_until, reuse_tokens";
+
+struct Sql {
+    insert: String,
+    by_access: String,
+    by_refresh: String,
+    lock_refresh: String,
+    share_refresh: String,
+    set_state: String,
+    revoke: String,
+    revoke_subject: String,
+    purge: String,
+}
+
+impl Sql {
+    fn new(db: &PostgresDatabase) -> Self {
+        let pairs = db.table("issuer_pairs");
+        Self {
+            insert: format!(
+                "INSERT INTO {pairs} ({COLUMNS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ),
+            by_access: format!("SELECT {COLUMNS} FROM {pairs} WHERE access_hash = $1"),
+            by_refresh: format!("SELECT {COLUMNS} FROM {pairs} WHERE refresh_hash = $1"),
+            lock_refresh: format!(
+                "SELECT {COLUMNS} FROM {pairs} WHERE refresh_hash = $1 FOR UPDATE"
+            ),
+            share_refresh: format!(
+                "SELECT {COLUMNS} FROM {pairs} WHERE refresh_hash = $1 FOR SHARE"
+            ),
+            set_state: format!(
+                "UPDATE {pairs}
+                 SET state = $2, state_at = $3, successor = $4, reuse_until = $5, reuse_tokens = $6
+                 WHERE refresh_hash = $1"
+            ),
+            revoke: format!(
+                "UPDATE {pairs}
+                 SET state = 'revoked', state_at = $2, successor = NULL, reuse_until = NULL,
+                     reuse_tokens = NULL
+                 WHERE (refresh_hash = $1 OR access_hash = $1) AND state = 'active'"
+            ),
+            revoke_subject: format!(
+                "UPDATE {pairs}
+                 SET state = 'revoked', state_at = $2, successor = NULL, reuse_until = NULL,
+                     reuse_tokens = NULL
+                 WHERE subject = $1 AND state = 'active'"
+            ),
+            // The same rule as `PairRecord::is_dead`.
+            purge: format!(
+                "DELETE FROM {pairs}
+                 WHERE state = 'revoked'
+                    OR (state = 'replaced' AND (reuse_until IS NULL OR reuse_until <= $1))
+                    OR (state = 'active' AND refresh_expires_at <= $1 AND access_expires_at <= $1)"
+            ),
+        }
+    }
+}
+
+fn migrations(db: &PostgresDatabase) -> Vec<String> {
+    let pairs = db.table("issuer_pairs");
+    vec![format!(
+        "CREATE TABLE {pairs} (
+             refresh_hash       bytea PRIMARY KEY,
+             access_hash        bytea NOT NULL UNIQUE,
+             subject            text NOT NULL,
+             issued_at          timestamptz NOT NULL,
+             access_expires_at  timestamptz NOT NULL,
+             refresh_expires_at timestamptz,
+             extras             jsonb NOT NULL,
+             state              text NOT NULL CHECK (state IN ('active', 'replaced', 'revoked')),
+             state_at           timestamptz,
+             successor          bytea,
+             reuse_until        timestamptz,
+             reuse_tokens       jsonb);
+         CREATE INDEX issuer_pairs_live_subject ON {pairs} (subject) WHERE state = 'active';"
+    )]
+}
+
+impl PostgresIssuerStore {
+    /// Opens the store in `db`'s schema, creating or migrating its table first.
+    pub async fn open(db: &PostgresDatabase) -> Result<Self, StoreError> {
+        db.migrate("issuer", &migrations(db)).await?;
+        Ok(Self {
+            db: db.clone(),
+            sql: Arc::new(Sql::new(db)),
+        })
+    }
+
+    /// The database.
+    pub fn database(&self) -> &PostgresDatabase {
+        &self.db
+    }
+
+    async fn find(
+        &self,
+        sql: &str,
+        hash: &TokenHash,
+        what: &str,
+    ) -> Result<Option<PairRecord>, StoreError> {
+        self.db
+            .bounded(what, async {
+                let mut conn = self.db.conn().await?;
+                let row = conn
+                    .client()
+                    .query_opt(sql, &[&hash.as_bytes().as_slice()])
+                    .await
+                    .map_err(|e| db_error(what, &e))?;
+                conn.done();
+                row.as_ref().map(record_of).transpose()
+            })
+            .await
+    }
+}
+
+/// The state columns of a record: state, state_at, successor, reuse_until, reuse_tokens.
+struct StateColumns {
+    state: &'static str,
+    at: Option<OffsetDateTime>,
+    successor: Option<Vec<u8>>,
+    reuse_until: Option<OffsetDateTime>,
+    reuse_tokens: Option<serde_json::Value>,
+}
+
+impl StateColumns {
+    fn of(state: &PairState) -> Result<Self, StoreError> {
+        Ok(match state {
+            PairState::Active => Self {
+                state: "active",
+                at: None,
+                successor: None,
+                reuse_until: None,
+                reuse_tokens: None,
+            },
+            PairState::Replaced {
+                at,
+                successor,
+                reuse,
+            } => Self {
+                state: "replaced",
+                at: Some(*at),
+                successor: Some(successor.as_bytes().to_vec()),
+                reuse_until: reuse.as_ref().map(|r| r.until),
+                reuse_tokens: reuse
+                    .as_ref()
+                    .map(|r| serde_json::to_value(&r.tokens))
+                    .transpose()
+                    .map_err(|e| StoreError::Backend {
+                        message: "postgres issuer: cannot encode the successor's tokens".to_owned(),
+                        source: Some(Arc::new(e)),
+                    })?,
+            },
+            PairState::Revoked { at } => Self {
+                state: "revoked",
+                at: Some(*at),
+                successor: None,
+                reuse_until: None,
+                reuse_tokens: None,
+            },
+        })
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("postgres issuer: {what}"))
+}
+
+fn hash_of(bytes: Vec<u8>, what: &str) -> Result<TokenHash, StoreError> {
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| corrupt(&format!("{what} is not a SHA-256 hash")))?;
+    Ok(TokenHash::from_bytes(bytes))
+}
+
+fn record_of(row: &Row) -> Result<PairRecord, StoreError> {
+    let get = |e: tokio_postgres::Error| db_error("read a pair", &e);
+    let state: String = row.try_get("state").map_err(get)?;
+    let at: Option<OffsetDateTime> = row.try_get("state_at").map_err(get)?;
+    let state = match state.as_str() {
+        "active" => PairState::Active,
+        "replaced" => {
+            let successor: Option<Vec<u8>> = row.try_get("successor").map_err(get)?;
+            let until: Option<OffsetDateTime> = row.try_get("reuse_until").map_err(get)?;
+            let tokens: Option<serde_json::Value> = row.try_get("reuse_tokens").map_err(get)?;
+            let reuse = match (until, tokens) {
+                (Some(until), Some(tokens)) => Some(Reuse {
+                    until,
+                    // serde's message may quote a token: name only the kind of problem.
+                    tokens: serde_json::from_value::<StoredTokenSet>(tokens).map_err(|e| {
+                        corrupt(&format!(
+                            "reuse_tokens is not a token set ({:?} error)",
+                            e.classify()
+                        ))
+                    })?,
+                }),
+                _ => None,
+            };
+            PairState::Replaced {
+                at: at.ok_or_else(|| corrupt("a replaced pair has no state_at"))?,
+                successor: hash_of(
+                    successor.ok_or_else(|| corrupt("a replaced pair has no successor"))?,
+                    "successor",
+                )?,
+                reuse,
+            }
+        }
+        "revoked" => PairState::Revoked {
+            at: at.ok_or_else(|| corrupt("a revoked pair has no state_at"))?,
+        },
+        _ => return Err(corrupt("unknown state")),
+    };
+    Ok(PairRecord {
+        subject: row.try_get("subject").map_err(get)?,
+        access_hash: hash_of(row.try_get("access_hash").map_err(get)?, "access_hash")?,
+        refresh_hash: hash_of(row.try_get("refresh_hash").map_err(get)?, "refresh_hash")?,
+        issued_at: row.try_get("issued_at").map_err(get)?,
+        access_expires_at: row.try_get("access_expires_at").map_err(get)?,
+        refresh_expires_at: row.try_get("refresh_expires_at").map_err(get)?,
+        extras: row.try_get("extras").map_err(get)?,
+        state,
+    })
+}
+
+/// Inserts `record` through `client` (a connection or a transaction).
+async fn insert_record(
+    client: &impl tokio_postgres::GenericClient,
+    sql: &str,
+    record: &PairRecord,
+) -> Result<(), StoreError> {
+    let state = StateColumns::of(&record.state)?;
+    let access = record.access_hash.as_bytes().as_slice();
+    let refresh = record.refresh_hash.as_bytes().as_slice();
+    let params: [&(dyn ToSql + Sync); 12] = [
+        &record.subject,
+        &access,
+        &refresh,
+        &record.issued_at,
+        &record.access_expires_at,
+        &record.refresh_expires_at,
+        &record.extras,
+        &state.state,
+        &state.at,
+        &state.successor,
+        &state.reuse_until,
+        &state.reuse_tokens,
+    ];
+    client
+        .execute(sql, &params)
+        .await
+        .map_err(|e| db_error("insert a pair", &e))?;
+    Ok(())
+}
+
+#[async_trait]
+impl IssuerStore for PostgresIssuerStore {
+    async fn insert(&self, record: PairRecord) -> Result<(), StoreError> {
+        self.db
+            .bounded("insert a pair", async {
+                let mut conn = self.db.conn().await?;
+                insert_record(conn.client(), &self.sql.insert, &record).await?;
+                conn.done();
+                Ok(())
+            })
+            .await
+    }
+
+    async fn find_by_access(&self, access: &TokenHash) -> Result<Option<PairRecord>, StoreError> {
+        self.find(&self.sql.by_access, access, "find a pair by access token")
+            .await
+    }
+
+    async fn find_by_refresh(&self, refresh: &TokenHash) -> Result<Option<PairRecord>, StoreError> {
+        self.find(
+            &self.sql.by_refresh,
+            refresh,
+            "find a pair by refresh token",
+        )
+        .await
+    }
+
+    async fn rotate(&self, rotation: Rotation<'_>) -> Result<RotateOutcome, StoreError> {
+        let what = "rotate";
+        self.db
+            .bounded(what, async {
+                let mut conn = self.db.conn().await?;
+                let tx = conn
+                    .client()
+                    .transaction()
+                    .await
+                    .map_err(|e| db_error(what, &e))?;
+                let presented = rotation.presented.as_bytes().as_slice();
+                let Some(row) = tx
+                    .query_opt(&self.sql.lock_refresh, &[&presented])
+                    .await
+                    .map_err(|e| db_error(what, &e))?
+                else {
+                    tx.commit().await.map_err(|e| db_error(what, &e))?;
+                    conn.done();
+                    return Ok(RotateOutcome::Rejected(RotateRejection::Unknown));
+                };
+                let mut current = record_of(&row)?;
+                let successor = match &current.state {
+                    PairState::Replaced { successor, .. } => tx
+                        .query_opt(&self.sql.share_refresh, &[&successor.as_bytes().as_slice()])
+                        .await
+                        .map_err(|e| db_error(what, &e))?
+                        .as_ref()
+                        .map(record_of)
+                        .transpose()?,
+                    _ => None,
+                };
+                let outcome = match current.verdict(successor.as_ref(), rotation.now) {
+                    RotateVerdict::Reject(rejection) => RotateOutcome::Rejected(rejection),
+                    RotateVerdict::Reuse(tokens) => RotateOutcome::Reused {
+                        subject: current.subject.clone(),
+                        tokens,
+                    },
+                    RotateVerdict::Rotate => {
+                        let minted = (rotation.mint)(&current);
+                        insert_record(&tx, &self.sql.insert, &minted.record).await?;
+                        current.replace_with(&minted, rotation.now, rotation.reuse_window);
+                        let state = StateColumns::of(&current.state)?;
+                        tx.execute(
+                            &self.sql.set_state,
+                            &[
+                                &presented,
+                                &state.state,
+                                &state.at,
+                                &state.successor,
+                                &state.reuse_until,
+                                &state.reuse_tokens,
+                            ],
+                        )
+                        .await
+                        .map_err(|e| db_error(what, &e))?;
+                        RotateOutcome::Rotated {
+                            subject: current.subject.clone(),
+                            tokens: minted.tokens,
+                        }
+                    }
+                };
+                tx.commit().await.map_err(|e| db_error(what, &e))?;
+                conn.done();
+                Ok(outcome)
+            })
+            .await
+    }
+
+    async fn revoke(&self, token: &TokenHash, at: OffsetDateTime) -> Result<bool, StoreError> {
+        self.db
+            .bounded("revoke", async {
+                let mut conn = self.db.conn().await?;
+                let rows = conn
+                    .client()
+                    .execute(&self.sql.revoke, &[&token.as_bytes().as_slice(), &at])
+                    .await
+                    .map_err(|e| db_error("revoke", &e))?;
+                conn.done();
+                Ok(rows > 0)
+            })
+            .await
+    }
+
+    async fn revoke_subject(&self, subject: &str, at: OffsetDateTime) -> Result<usize, StoreError> {
+        self.db
+            .bounded("revoke a subject", async {
+                let mut conn = self.db.conn().await?;
+                let rows = conn
+                    .client()
+                    .execute(&self.sql.revoke_subject, &[&subject, &at])
+                    .await
+                    .map_err(|e| db_error("revoke a subject", &e))?;
+                conn.done();
+                Ok(usize::try_from(rows).unwrap_or(usize::MAX))
+            })
+            .await
+    }
+
+    async fn purge(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+        self.db
+            .bounded("purge", async {
+                let mut conn = self.db.conn().await?;
+                let rows = conn
+                    .client()
+                    .execute(&self.sql.purge, &[&now])
+                    .await
+                    .map_err(|e| db_error("purge", &e))?;
+                conn.done();
+                Ok(usize::try_from(rows).unwrap_or(usize::MAX))
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::issuer::{Issued, Issuer, IssuerConfig, IssuerError};
+    use crate::store::postgres::tests::{drop_schema, test_db, test_url};
+
+    const WINDOW: Duration = Duration::from_secs(300);
+
+    /// Two issuers over two pools on one schema: two replicas of a wallet.
+    async fn replicas(
+        url: &str,
+        window: Duration,
+    ) -> (Issuer, Issuer, ManualClock, PostgresDatabase) {
+        let db = test_db(url, "token-core-test-issuer");
+        let other = PostgresDatabase::builder(url)
+            .unwrap()
+            .schema(db.schema())
+            .max_connections(4)
+            .build()
+            .unwrap();
+        let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
+        let config = IssuerConfig::default().with_reuse_window(window);
+        let a = Issuer::new(
+            Arc::new(PostgresIssuerStore::open(&db).await.unwrap()),
+            Arc::new(clock.clone()),
+            config.clone(),
+        );
+        let b = Issuer::new(
+            Arc::new(PostgresIssuerStore::open(&other).await.unwrap()),
+            Arc::new(clock.clone()),
+            config,
+        );
+        (a, b, clock, db)
+    }
+
+    fn refresh(issued: &Issued) -> String {
+        issued
+            .tokens
+            .refresh_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned())
+            .unwrap_or_default()
+    }
+
+    fn access(issued: &Issued) -> String {
+        issued.tokens.access_token.expose_secret().to_owned()
+    }
+
+    #[tokio::test]
+    async fn records_round_trip_and_rotation_follows_the_issuer_rules() {
+        let Some(url) = test_url("records_round_trip_and_rotation_follows_the_issuer_rules") else {
+            return;
+        };
+        let (a, b, clock, db) = replicas(&url, WINDOW).await;
+        let first = a
+            .issue("alice", serde_json::json!({"customerId": "c-1"}))
+            .await
+            .unwrap();
+        // What one replica stored, the other reads back identically.
+        let stored = b
+            .store()
+            .find_by_refresh(&TokenHash::of(&refresh(&first)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.subject, "alice");
+        assert_eq!(stored.extras["customerId"], "c-1");
+        assert_eq!(stored.state, PairState::Active);
+        assert_eq!(
+            Some(stored.access_expires_at),
+            first.tokens.access_expires_at
+        );
+        assert_eq!(
+            b.store()
+                .find_by_access(&TokenHash::of(&access(&first)))
+                .await
+                .unwrap(),
+            Some(stored)
+        );
+        assert_eq!(
+            b.authenticate(&access(&first)).await.unwrap().subject,
+            "alice"
+        );
+
+        // Rotate on one replica; the other answers the same successor within the window.
+        let second = a.refresh(&refresh(&first)).await.unwrap();
+        assert!(!second.reused);
+        assert_eq!(second.tokens.extras["customerId"], "c-1");
+        let again = b.refresh(&refresh(&first)).await.unwrap();
+        assert!(again.reused);
+        assert_eq!(again.tokens, second.tokens);
+        assert!(matches!(
+            b.authenticate(&access(&first)).await,
+            Err(IssuerError::InvalidAccessToken)
+        ));
+        b.authenticate(&access(&second)).await.unwrap();
+
+        // After the window the old token is used; once the successor rotates, too.
+        clock.advance(time::Duration::try_from(WINDOW + Duration::from_secs(1)).unwrap());
+        assert!(matches!(
+            a.refresh(&refresh(&first)).await,
+            Err(IssuerError::UsedRefreshToken)
+        ));
+        let third = b.refresh(&refresh(&second)).await.unwrap();
+        assert!(matches!(
+            a.refresh(&refresh(&second))
+                .await
+                .map(|i| i.tokens == third.tokens),
+            Ok(true)
+        ));
+        assert!(matches!(
+            a.refresh("rt_unknown").await,
+            Err(IssuerError::InvalidRefreshToken)
+        ));
+
+        // Revocation by either token and by subject; expiry of refresh tokens.
+        assert!(a.revoke(&access(&third)).await.unwrap());
+        assert!(!b.revoke(&refresh(&third)).await.unwrap());
+        assert!(matches!(
+            b.refresh(&refresh(&third)).await,
+            Err(IssuerError::InvalidRefreshToken)
+        ));
+        let x = a.issue("bob", serde_json::json!({})).await.unwrap();
+        let _y = a.issue("bob", serde_json::json!({})).await.unwrap();
+        assert_eq!(b.revoke_subject("bob").await.unwrap(), 2);
+        assert!(b.refresh(&refresh(&x)).await.is_err());
+        let old = a.issue("carol", serde_json::json!({})).await.unwrap();
+        clock.advance(time::Duration::days(31));
+        assert!(matches!(
+            b.refresh(&refresh(&old)).await,
+            Err(IssuerError::ExpiredRefreshToken)
+        ));
+
+        // Purge forgets every dead record and keeps the rest.
+        let live = a.issue("dave", serde_json::json!({})).await.unwrap();
+        let purged = a.store().purge(crate::Clock::now(&clock)).await.unwrap();
+        assert!(purged >= 6, "{purged}");
+        assert!(
+            b.store()
+                .find_by_refresh(&TokenHash::of(&refresh(&live)))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            b.store()
+                .find_by_refresh(&TokenHash::of(&refresh(&first)))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        drop_schema(&db).await;
+    }
+
+    #[tokio::test]
+    async fn concurrent_refreshes_on_two_replicas_agree_on_one_successor() {
+        let Some(url) = test_url("concurrent_refreshes_on_two_replicas_agree_on_one_successor")
+        else {
+            return;
+        };
+        let (a, b, _clock, db) = replicas(&url, WINDOW).await;
+        let first = a.issue("alice", serde_json::json!({})).await.unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..16 {
+            let issuer = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let token = refresh(&first);
+            tasks.spawn(async move { issuer.refresh(&token).await });
+        }
+        let mut answers = Vec::new();
+        while let Some(result) = tasks.join_next().await {
+            answers.push(result.unwrap().unwrap());
+        }
+        assert_eq!(
+            answers.iter().filter(|i| !i.reused).count(),
+            1,
+            "one rotation"
+        );
+        assert!(
+            answers.iter().all(|i| i.tokens == answers[0].tokens),
+            "one successor"
+        );
+        drop_schema(&db).await;
+    }
+
+    #[tokio::test]
+    async fn without_a_window_concurrent_refreshes_rotate_exactly_once() {
+        let Some(url) = test_url("without_a_window_concurrent_refreshes_rotate_exactly_once")
+        else {
+            return;
+        };
+        let (a, b, _clock, db) = replicas(&url, Duration::ZERO).await;
+        let first = a.issue("alice", serde_json::json!({})).await.unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..16 {
+            let issuer = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let token = refresh(&first);
+            tasks.spawn(async move { issuer.refresh(&token).await });
+        }
+        let (mut ok, mut used) = (0, 0);
+        while let Some(result) = tasks.join_next().await {
+            match result.unwrap() {
+                Ok(_) => ok += 1,
+                Err(IssuerError::UsedRefreshToken) => used += 1,
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        assert_eq!((ok, used), (1, 15));
+        drop_schema(&db).await;
+    }
+}
