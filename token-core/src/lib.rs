@@ -17,6 +17,7 @@ pub mod issuer;
 mod macro_support;
 pub mod manager;
 pub mod middleware;
+pub mod pkce;
 pub mod provider;
 pub mod redact;
 #[cfg(feature = "sandbox")]
@@ -35,6 +36,7 @@ pub use error::{
 pub use issuer::{Issuer, IssuerConfig, IssuerError, IssuerStore, MemoryIssuerStore};
 pub use manager::{Event, ManagerConfig, RetryPolicy, TokenManager};
 pub use middleware::BearerAuth;
+pub use pkce::PkceVerifier;
 pub use provider::{CallContext, Provider, Signer};
 #[cfg(feature = "sandbox")]
 pub use sandbox::{RunningSandbox, Sandbox};

@@ -1,0 +1,245 @@
+//! The MPP side of applyToken: what a wallet runs when Alipay+ asks it for tokens, over the
+//! token-core [`Issuer`], with the same definitions the client uses.
+//!
+//! As the seed describes it: the request's signature is verified; `REFRESH_TOKEN` checks the
+//! refresh token (invalid: `F INVALID_REFRESH_TOKEN`; expired: `F EXPIRED_REFRESH_TOKEN`),
+//! issues a new pair and invalidates the old one, and answers the same refresh token again
+//! with the same pair for the issuer's reuse window (give it 5 minutes:
+//! [`IssuerConfig::with_reuse_window`](token_core::IssuerConfig::with_reuse_window));
+//! `AUTHORIZATION_CODE` exchanges a single-use code minted by [`Mpp::authorize`]. Every answer
+//! is signed.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use token_core::codec::{Endpoint, encode_error, encode_response};
+use token_core::issuer::{Issued, IssuerError, TokenHash};
+use token_core::{AuthCode, Issuer, TokenResponse, TokenSet};
+
+use crate::endpoints::{
+    AlipayCode, AlipayError, AlipayExtras, ApplyToken, ApplyTokenByCode, ApplyTokenResult,
+};
+use crate::signature::Rsa256Signer;
+
+/// An MPP's applyToken service.
+///
+/// ```
+/// # #[cfg(feature = "sandbox")] mod example {
+/// # use std::sync::Arc;
+/// # use token_core::{Issuer, IssuerConfig, SystemClock};
+/// use token_provider_alipayplus::mpp::Mpp;
+/// use token_provider_alipayplus::signature::Rsa256Signer;
+/// # use token_provider_alipayplus::sandbox::{CLIENT_PUBLIC_KEY, MPP_PRIVATE_KEY};
+///
+/// # async fn serve(request: http::Request<Vec<u8>>) -> Result<(), Box<dyn std::error::Error>> {
+/// // The MPP signs with its own key and verifies Alipay+'s requests with Alipay+'s key.
+/// let signer = Rsa256Signer::from_pem("client-id", 1, MPP_PRIVATE_KEY, CLIENT_PUBLIC_KEY)?;
+/// let mpp = Mpp::new(signer).with_psp_id("102208800000000001");
+/// let issuer = Issuer::in_memory(Arc::new(SystemClock),
+///     IssuerConfig::default().with_reuse_window(std::time::Duration::from_secs(300)));
+/// let answer: http::Response<Vec<u8>> = mpp.answer(&issuer, &request).await;
+/// # Ok(()) }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Mpp {
+    signer: Rsa256Signer,
+    psp_id: Option<String>,
+    code_ttl: Duration,
+    codes: Mutex<HashMap<TokenHash, CodeGrant>>,
+}
+
+#[derive(Debug)]
+struct CodeGrant {
+    subject: String,
+    extras: AlipayExtras,
+    expires_at: OffsetDateTime,
+}
+
+/// `pspId` is at most 64 characters.
+const MAX_PSP_ID: usize = 64;
+
+impl Mpp {
+    /// An MPP that verifies requests and signs answers with `signer`; authorization codes
+    /// live 10 minutes.
+    pub fn new(signer: Rsa256Signer) -> Self {
+        Self {
+            signer,
+            psp_id: None,
+            code_ttl: Duration::from_secs(600),
+            codes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Accepts only requests for `psp_id`.
+    pub fn with_psp_id(mut self, psp_id: impl Into<String>) -> Self {
+        self.psp_id = Some(psp_id.into());
+        self
+    }
+
+    /// Sets how long an authorization code can wait for its exchange.
+    pub fn with_code_ttl(mut self, ttl: Duration) -> Self {
+        self.code_ttl = ttl;
+        self
+    }
+
+    /// Records the consent of `subject` and returns a single-use authorization code for it;
+    /// the pair it is exchanged for carries `extras`.
+    pub fn authorize(&self, subject: &str, extras: AlipayExtras, now: OffsetDateTime) -> AuthCode {
+        let code = AuthCode::new(format!("ac_{}", uuid::Uuid::new_v4().simple()));
+        self.codes().insert(
+            TokenHash::of(code.expose_secret()),
+            CodeGrant {
+                subject: subject.to_owned(),
+                extras,
+                expires_at: now + self.code_ttl,
+            },
+        );
+        code
+    }
+
+    /// Answers an applyToken request, signed.
+    pub async fn answer(
+        &self,
+        issuer: &Issuer,
+        request: &http::Request<Vec<u8>>,
+    ) -> http::Response<Vec<u8>> {
+        let now = issuer.clock().now();
+        let outcome = match self.signer.verify_request(request) {
+            Err(error) => Err(AlipayError::failed(
+                AlipayCode::InvalidSignature,
+                error.to_string(),
+            )),
+            Ok(()) => self.process(issuer, request, now).await,
+        };
+        let response = match outcome {
+            Ok(issued) => match TokenSet::<AlipayExtras>::from_stored(issued.tokens) {
+                Ok(set) => encode_response(&ApplyTokenResult::from_token_set(&set, now)),
+                Err(_) => encode_error(&AlipayError::unknown(
+                    AlipayCode::UnknownException,
+                    "stored extras are not Alipay+ extras",
+                )),
+            },
+            Err(error) => encode_error(&error),
+        };
+        self.signed(request, response, now)
+    }
+
+    /// Answers `request` with `error`, signed: for refusals of the MPP's own (risk control,
+    /// maintenance).
+    pub fn answer_error(
+        &self,
+        request: &http::Request<Vec<u8>>,
+        error: &AlipayError,
+        now: OffsetDateTime,
+    ) -> http::Response<Vec<u8>> {
+        self.signed(request, encode_error(error), now)
+    }
+
+    async fn process(
+        &self,
+        issuer: &Issuer,
+        request: &http::Request<Vec<u8>>,
+        now: OffsetDateTime,
+    ) -> Result<Issued, AlipayError> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Grant {
+            grant_type: Option<String>,
+        }
+        let grant = serde_json::from_slice::<Grant>(request.body())
+            .ok()
+            .and_then(|g| g.grant_type);
+        match grant.as_deref() {
+            Some("REFRESH_TOKEN") => {
+                let apply = ApplyToken::decode_request(request).map_err(param_illegal)?;
+                self.check_psp(&apply.psp_id)?;
+                issuer
+                    .refresh(apply.refresh_token.expose_secret())
+                    .await
+                    .map_err(refresh_refusal)
+            }
+            Some("AUTHORIZATION_CODE") => {
+                let apply = ApplyTokenByCode::decode_request(request).map_err(param_illegal)?;
+                self.check_psp(&apply.psp_id)?;
+                let grant = self.take_code(&apply.auth_code, now)?;
+                let extras = serde_json::to_value(&grant.extras)
+                    .map_err(|_| AlipayError::unknown(AlipayCode::UnknownException, "extras"))?;
+                issuer
+                    .issue(grant.subject, extras)
+                    .await
+                    .map_err(|_| AlipayError::unknown(AlipayCode::UnknownException, "try again"))
+            }
+            _ => Err(AlipayError::failed(
+                AlipayCode::ParamIllegal,
+                "grantType must be AUTHORIZATION_CODE or REFRESH_TOKEN",
+            )),
+        }
+    }
+
+    fn check_psp(&self, psp_id: &str) -> Result<(), AlipayError> {
+        let known = self.psp_id.as_deref().is_none_or(|p| p == psp_id);
+        if psp_id.is_empty() || psp_id.len() > MAX_PSP_ID || !known {
+            return Err(AlipayError::failed(
+                AlipayCode::ParamIllegal,
+                "pspId is not this MPP's",
+            ));
+        }
+        Ok(())
+    }
+
+    fn take_code(&self, code: &AuthCode, now: OffsetDateTime) -> Result<CodeGrant, AlipayError> {
+        let grant = self
+            .codes()
+            .remove(&TokenHash::of(code.expose_secret()))
+            .ok_or_else(|| {
+                AlipayError::failed(AlipayCode::InvalidAuthCode, "the authCode is invalid")
+            })?;
+        if grant.expires_at <= now {
+            return Err(AlipayError::failed(
+                AlipayCode::ExpiredAuthCode,
+                "the authCode has expired",
+            ));
+        }
+        Ok(grant)
+    }
+
+    fn signed(
+        &self,
+        request: &http::Request<Vec<u8>>,
+        mut response: http::Response<Vec<u8>>,
+        now: OffsetDateTime,
+    ) -> http::Response<Vec<u8>> {
+        if let Err(error) = self.signer.sign_response(request, &mut response, now) {
+            tracing::error!(%error, "could not sign the applyToken answer");
+        }
+        response
+    }
+
+    fn codes(&self) -> MutexGuard<'_, HashMap<TokenHash, CodeGrant>> {
+        // One insert or remove per lock: never left half-updated.
+        self.codes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn param_illegal(error: token_core::codec::RequestError) -> AlipayError {
+    AlipayError::failed(AlipayCode::ParamIllegal, error.0)
+}
+
+/// The seed's codes: invalid (unknown, revoked, already used) is `INVALID_REFRESH_TOKEN`,
+/// expired is `EXPIRED_REFRESH_TOKEN`; a failure of the MPP itself is `U`.
+fn refresh_refusal(error: IssuerError) -> AlipayError {
+    match error {
+        IssuerError::ExpiredRefreshToken => AlipayError::failed(
+            AlipayCode::ExpiredRefreshToken,
+            "the refresh token has expired",
+        ),
+        error if error.is_refresh_rejection() => AlipayError::failed(
+            AlipayCode::InvalidRefreshToken,
+            "the refresh token is invalid",
+        ),
+        _ => AlipayError::unknown(AlipayCode::UnknownException, "try again"),
+    }
+}

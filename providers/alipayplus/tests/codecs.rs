@@ -1,0 +1,394 @@
+//! applyToken against the seed's literal samples, the result envelope, the config keys, and
+//! RSA256 signatures checked against the `openssl` command line in both directions.
+
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use time::macros::datetime;
+use token_core::codec::{decode_response, encode_error, encode_response};
+use token_core::{
+    AccessToken, AuthCode, Endpoint, EndpointError, ErrorKind, ErrorResponse, FromContext,
+    RefreshToken, RequestContext, Signer, TokenResponse, TokenSet,
+};
+use token_provider_alipayplus::signature::{self, Rsa256Signer};
+use token_provider_alipayplus::{
+    AlipayCode, AlipayError, AlipayExtras, AlipayPlusConfig, ApplyToken, ApplyTokenByCode,
+    ApplyTokenResult,
+};
+
+const SEED_REQUEST: &str = r#"{
+"acquirerId":"102218800000000001",
+"pspId":"102208800000000001",
+"refreshToken": "2810100334F62CBC577F468AAC87CFC6C9107811",
+"grantType": "REFRESH_TOKEN"
+}"#;
+const SEED_RESPONSE: &str = r#"{
+"result": {
+"resultCode": "SUCCESS",
+"resultMessage": "success",
+"resultStatus": "S"
+},
+"accessToken": "281010033AB2F588D14B43238637264FCA5AAF35",
+"accessTokenExpiryTime": "2022-06-06T12:12:12+08:00",
+"refreshToken": "2810100334F62CBC577F468AAC87CFC6C9107811",
+"refreshTokenExpiryTime": "2022-06-08T12:12:12+08:00",
+"customerId":"2789808900000000000000001",
+"userLoginId":"62-***2736"
+}"#;
+
+fn config() -> AlipayPlusConfig {
+    serde_json::from_value(json!({
+        "client_id": "CLIENT",
+        "psp_id": "102208800000000001",
+        "acquirer_id": "102218800000000001",
+        "private_key": "unused here",
+        "server_public_key": "unused here"
+    }))
+    .unwrap()
+}
+
+fn json_of(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap()
+}
+
+fn answer(body: &str) -> http::Response<Vec<u8>> {
+    http::Response::new(body.as_bytes().to_vec())
+}
+
+fn now() -> time::OffsetDateTime {
+    datetime!(2022-06-06 00:00 UTC)
+}
+
+#[test]
+fn refresh_request_is_the_seed_request_and_the_mpp_reads_it_back() {
+    let config = config();
+    let session = TokenSet::<AlipayExtras>::new(AccessToken::new("at")).with_refresh_token(
+        RefreshToken::new("2810100334F62CBC577F468AAC87CFC6C9107811"),
+    );
+    let apply = ApplyToken::from_context(&RequestContext::for_refresh(&config, &session)).unwrap();
+    let request = apply.encode_request(&config.base_url).unwrap();
+    assert_eq!(
+        request.uri(),
+        "https://open-sea-global.alipayplus.com/aps/api/v1/authorizations/applyToken"
+    );
+    assert_eq!(json_of(request.body()), json_of(SEED_REQUEST.as_bytes()));
+    let seed = http::Request::post("/aps/api/v1/authorizations/applyToken")
+        .body(SEED_REQUEST.as_bytes().to_vec())
+        .unwrap();
+    assert_eq!(ApplyToken::decode_request(&seed).unwrap(), apply);
+}
+
+#[test]
+fn auth_code_request_has_exactly_the_seed_fields_and_omits_absent_ones() {
+    let mut config = config();
+    config.acquirer_id = None;
+    let code = AuthCode::new("code-1");
+    let apply =
+        ApplyTokenByCode::from_context(&RequestContext::new(&config).with_auth_code(&code, None))
+            .unwrap();
+    let request = apply.encode_request(&config.base_url).unwrap();
+    assert_eq!(
+        json_of(request.body()),
+        json!({"pspId": "102208800000000001", "authCode": "code-1", "grantType": "AUTHORIZATION_CODE"})
+    );
+    assert_eq!(ApplyTokenByCode::decode_request(&request).unwrap(), apply);
+    // The refresh grant is not an auth-code grant, and null counts as absent.
+    let seed = http::Request::post("/")
+        .body(SEED_REQUEST.as_bytes().to_vec())
+        .unwrap();
+    assert!(
+        ApplyTokenByCode::decode_request(&seed)
+            .unwrap_err()
+            .0
+            .contains("grantType")
+    );
+    let with_null =
+        br#"{"acquirerId":null,"pspId":"p","authCode":"c","grantType":"AUTHORIZATION_CODE"}"#;
+    let request = http::Request::post("/").body(with_null.to_vec()).unwrap();
+    assert_eq!(
+        ApplyTokenByCode::decode_request(&request)
+            .unwrap()
+            .acquirer_id,
+        None
+    );
+}
+
+#[test]
+fn seed_response_decodes_with_offsets_and_extras_and_encodes_back() {
+    let set = decode_response::<ApplyToken>(&answer(SEED_RESPONSE), now(), &[]).unwrap();
+    assert_eq!(
+        set.access_token.expose_secret(),
+        "281010033AB2F588D14B43238637264FCA5AAF35"
+    );
+    assert_eq!(
+        set.access_expires_at,
+        Some(datetime!(2022-06-06 12:12:12 +08:00))
+    );
+    assert_eq!(
+        set.refresh_expires_at,
+        Some(datetime!(2022-06-08 04:12:12 UTC))
+    );
+    assert_eq!(
+        set.extras,
+        AlipayExtras {
+            customer_id: Some("2789808900000000000000001".into()),
+            user_login_id: Some("62-***2736".into()),
+        }
+    );
+    let sent = encode_response(&ApplyTokenResult::from_token_set(&set, now()));
+    assert_eq!(sent.status(), 200);
+    assert_eq!(json_of(sent.body()), json_of(SEED_RESPONSE.as_bytes()));
+}
+
+#[test]
+fn the_result_envelope_is_classified_by_status_and_code() {
+    let cases = [
+        ("F", "INVALID_REFRESH_TOKEN", ErrorKind::ReauthRequired),
+        ("F", "EXPIRED_REFRESH_TOKEN", ErrorKind::ReauthRequired),
+        ("F", "USED_REFRESH_TOKEN", ErrorKind::ReauthRequired),
+        ("F", "INVALID_AUTH_CODE", ErrorKind::ReauthRequired),
+        ("F", "EXPIRED_AUTH_CODE", ErrorKind::ReauthRequired),
+        ("F", "INVALID_SIGNATURE", ErrorKind::Misconfigured),
+        ("F", "PARAM_ILLEGAL", ErrorKind::Misconfigured),
+        ("F", "PROCESS_FAIL", ErrorKind::Rejected),
+        ("F", "SOMETHING_NEW", ErrorKind::Rejected),
+        ("U", "UNKNOWN_EXCEPTION", ErrorKind::OutcomeUnknown),
+        ("U", "PROCESS_FAIL", ErrorKind::OutcomeUnknown),
+        (
+            "U",
+            "REQUEST_TRAFFIC_EXCEED_LIMIT",
+            ErrorKind::OutcomeUnknown,
+        ),
+    ];
+    for (status, code, kind) in cases {
+        let body =
+            json!({"result": {"resultStatus": status, "resultCode": code, "resultMessage": "m"}});
+        match decode_response::<ApplyToken>(&answer(&body.to_string()), now(), &[]) {
+            Err(EndpointError::Provider(error)) => {
+                assert_eq!((error.code.as_str(), error.kind), (code, kind), "{status}");
+                assert_eq!(error.status, 200);
+            }
+            other => panic!("{code}: {other:?}"),
+        }
+    }
+    assert!(AlipayError::decode_error(http::StatusCode::OK, SEED_RESPONSE.as_bytes()).is_none());
+    let expired = AlipayError::failed(AlipayCode::ExpiredRefreshToken, "expired");
+    let sent = encode_error(&expired);
+    assert_eq!(sent.status(), 200);
+    assert_eq!(
+        json_of(sent.body()),
+        json!({"result": {"resultCode": "EXPIRED_REFRESH_TOKEN", "resultStatus": "F", "resultMessage": "expired"}})
+    );
+}
+
+#[test]
+fn config_needs_exactly_one_source_per_key_and_refuses_unknown_keys() {
+    let both: AlipayPlusConfig = serde_json::from_value(json!({
+        "client_id": "c", "psp_id": "p",
+        "private_key": "k", "private_key_file": "/k.pem", "server_public_key": "p"
+    }))
+    .unwrap();
+    assert!(
+        both.signer()
+            .unwrap_err()
+            .to_string()
+            .contains("private_key")
+    );
+    assert!(
+        serde_json::from_value::<AlipayPlusConfig>(
+            json!({"client_id": "c", "psp_id": "p", "pspid": "x"})
+        )
+        .is_err()
+    );
+    assert!(
+        !format!("{both:?}").contains("\"k\""),
+        "the private key is redacted"
+    );
+}
+
+// ---- RSA256 against openssl -----------------------------------------------------------------
+
+fn openssl(dir: &Path, args: &[&str]) -> Option<std::process::Output> {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .ok()?;
+    Some(output)
+}
+
+/// A fresh PKCS#8 key pair made by openssl, or `None` (with a message) without openssl.
+fn openssl_keys(dir: &Path) -> Option<(String, String)> {
+    let made = openssl(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "key.pem",
+        ],
+    );
+    if !made.is_some_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: the `openssl` command line is not available");
+        return None;
+    }
+    let public = openssl(
+        dir,
+        &["pkey", "-in", "key.pem", "-pubout", "-out", "pub.pem"],
+    )
+    .unwrap();
+    assert!(public.status.success());
+    Some((
+        std::fs::read_to_string(dir.join("key.pem")).unwrap(),
+        std::fs::read_to_string(dir.join("pub.pem")).unwrap(),
+    ))
+}
+
+fn signature_bytes(header: &str) -> Vec<u8> {
+    let value = header.split("signature=").nth(1).unwrap();
+    let base64 = percent_encoding::percent_decode_str(value)
+        .decode_utf8()
+        .unwrap();
+    base64::engine::general_purpose::STANDARD
+        .decode(base64.as_bytes())
+        .unwrap()
+}
+
+#[test]
+fn our_request_signature_verifies_with_openssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((key, public)) = openssl_keys(dir.path()) else {
+        return;
+    };
+    let signer = Rsa256Signer::from_pem("CLIENT", 2, &key, &public).unwrap();
+    let mut request = http::Request::post(
+        "https://open-sea-global.alipayplus.com/aps/api/v1/authorizations/applyToken",
+    )
+    .body(SEED_REQUEST.as_bytes().to_vec())
+    .unwrap();
+    let content = signer
+        .sign_request(&mut request, datetime!(2022-06-06 12:12:12 +08:00))
+        .unwrap();
+    assert_eq!(request.headers()["Client-Id"], "CLIENT");
+    assert_eq!(
+        request.headers()["Request-Time"],
+        "2022-06-06T12:12:12+08:00"
+    );
+    assert_eq!(
+        request.headers()["content-type"],
+        "application/json; charset=UTF-8"
+    );
+    let header = request.headers()["Signature"].to_str().unwrap();
+    assert!(
+        header.starts_with("algorithm=RSA256, keyVersion=2, signature="),
+        "{header}"
+    );
+    assert!(
+        !header.contains('+') && !header.contains('/'),
+        "URL-encoded: {header}"
+    );
+    let mut expected =
+        b"POST /aps/api/v1/authorizations/applyToken\nCLIENT.2022-06-06T12:12:12+08:00.".to_vec();
+    expected.extend_from_slice(SEED_REQUEST.as_bytes());
+    assert_eq!(content, expected);
+
+    std::fs::write(dir.path().join("content"), &content).unwrap();
+    std::fs::write(dir.path().join("sig"), signature_bytes(header)).unwrap();
+    let verified = openssl(
+        dir.path(),
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            "pub.pem",
+            "-signature",
+            "sig",
+            "content",
+        ],
+    )
+    .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
+    assert!(String::from_utf8_lossy(&verified.stdout).contains("Verified OK"));
+
+    // And a tampered body does not.
+    std::fs::write(dir.path().join("content"), [&content[..], b" "].concat()).unwrap();
+    let tampered = openssl(
+        dir.path(),
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            "pub.pem",
+            "-signature",
+            "sig",
+            "content",
+        ],
+    )
+    .unwrap();
+    assert!(!tampered.status.success());
+}
+
+#[test]
+fn an_openssl_response_signature_verifies_with_ours() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((key, public)) = openssl_keys(dir.path()) else {
+        return;
+    };
+    let signer = Rsa256Signer::from_pem("CLIENT", 1, &key, &public).unwrap();
+    let request = http::Request::post(
+        "https://open-sea-global.alipayplus.com/aps/api/v1/authorizations/applyToken",
+    )
+    .body(SEED_REQUEST.as_bytes().to_vec())
+    .unwrap();
+    let time = "2022-06-06T12:12:13+08:00";
+    let content = signature::content(
+        request.method(),
+        request.uri(),
+        "CLIENT",
+        time,
+        SEED_RESPONSE.as_bytes(),
+    );
+    std::fs::write(dir.path().join("content"), &content).unwrap();
+    let signed = openssl(
+        dir.path(),
+        &[
+            "dgst", "-sha256", "-sign", "key.pem", "-out", "sig", "content",
+        ],
+    )
+    .unwrap();
+    assert!(signed.status.success());
+    let sig = base64::engine::general_purpose::STANDARD
+        .encode(std::fs::read(dir.path().join("sig")).unwrap());
+    let sig =
+        percent_encoding::utf8_percent_encode(&sig, percent_encoding::NON_ALPHANUMERIC).to_string();
+
+    let response = |body: &str| {
+        http::Response::builder()
+            .header("Client-Id", "CLIENT")
+            .header("Response-Time", time)
+            .header(
+                "Signature",
+                format!("algorithm=RSA256, keyVersion=1, signature={sig}"),
+            )
+            .body(body.as_bytes().to_vec())
+            .unwrap()
+    };
+    signer.verify(&request, &response(SEED_RESPONSE)).unwrap();
+    let forged = SEED_RESPONSE.replace("281010033AB2F588", "999999999AB2F588");
+    let error = signer.verify(&request, &response(&forged)).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Misconfigured);
+    // An unsigned 2xx is refused; an unsigned 503 is left to the codec.
+    assert!(signer.verify(&request, &answer(SEED_RESPONSE)).is_err());
+    let mut unavailable = answer("busy");
+    *unavailable.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+    assert!(signer.verify(&request, &unavailable).is_ok());
+}

@@ -1,0 +1,360 @@
+//! `TokenManager<AlipayPlus>` against the sandbox MPP on tokio's paused clock: client and MPP
+//! sign and verify each other; call counts are the evidence.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::macros::datetime;
+use token_core::issuer::IssuerConfig;
+use token_core::sandbox::{Failure, RunningSandbox, Sandbox};
+use token_core::{
+    CallContext, Clock, ErrorKind, Event, ManagerConfig, RetryPolicy, SessionKey, TokenManager,
+    TokenSet, TokioClock,
+};
+use token_provider_alipayplus::sandbox::{
+    AlipayPlusSandbox, CLIENT_PRIVATE_KEY, CLIENT_PUBLIC_KEY, MPP_PRIVATE_KEY,
+};
+use token_provider_alipayplus::{
+    AlipayExtras, AlipayPlus, AlipayPlusConfig, ApplyToken, ApplyTokenByCode,
+};
+
+const APPLY: &str = "/aps/api/v1/authorizations/applyToken";
+
+struct World {
+    mpp: AlipayPlusSandbox,
+    sandbox: RunningSandbox,
+    manager: TokenManager<AlipayPlus>,
+}
+
+fn extras(customer: &str) -> AlipayExtras {
+    AlipayExtras {
+        customer_id: Some(customer.into()),
+        user_login_id: Some("62-***2736".into()),
+    }
+}
+
+async fn world_with(
+    issuer: IssuerConfig,
+    tweak: impl FnOnce(AlipayPlusConfig) -> AlipayPlusConfig,
+) -> World {
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)));
+    let mpp = AlipayPlusSandbox::new();
+    let sandbox = mpp
+        .routes(
+            Sandbox::builder()
+                .clock(clock.clone())
+                .issuer_config(issuer),
+        )
+        .start()
+        .await
+        .unwrap();
+    let config = tweak(mpp.config(&sandbox).with_authorize_url(
+        url::Url::parse("https://merchant.example/alipayplus/consent").unwrap(),
+    ));
+    let manager = TokenManager::builder(AlipayPlus::new(config).unwrap())
+        .shared_client(sandbox.client())
+        .clock(clock)
+        .config(
+            ManagerConfig::default()
+                .with_refresh_skew(Duration::from_secs(60), Duration::from_secs(10))
+                .with_retry(
+                    RetryPolicy::default()
+                        .with_backoff(Duration::from_millis(200), Duration::from_secs(5)),
+                ),
+        )
+        .build()
+        .unwrap();
+    World {
+        mpp,
+        sandbox,
+        manager,
+    }
+}
+
+async fn world() -> World {
+    world_with(AlipayPlusSandbox::issuer_config(), |c| c).await
+}
+
+impl World {
+    /// The user consents at the MPP; the client exchanges the code and keeps the tokens.
+    async fn user(&self, session: &str) -> TokenSet<AlipayExtras> {
+        let code = self.mpp.authorize(&self.sandbox, session, extras(session));
+        let set = self
+            .manager
+            .provider()
+            .apply_token_by_code(&self.manager.call_context(session), &code)
+            .await
+            .unwrap();
+        self.manager.insert(session, set.clone()).await.unwrap();
+        set
+    }
+
+    async fn accepted(&self, token: &token_core::AccessToken) -> bool {
+        self.sandbox
+            .issuer()
+            .authenticate(token.expose_secret())
+            .await
+            .is_ok()
+    }
+
+    fn cx(&self) -> CallContext {
+        self.manager.call_context("direct")
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_auth_code_gives_the_first_tokens_with_extras_once() {
+    let world = world().await;
+    let code = world
+        .mpp
+        .authorize(&world.sandbox, "alice", extras("cust-alice"));
+    let provider = world.manager.provider();
+    let set = provider
+        .apply_token_by_code(&world.cx(), &code)
+        .await
+        .unwrap();
+    assert!(world.accepted(&set.access_token).await);
+    assert_eq!(set.extras, extras("cust-alice"));
+    assert!(
+        set.refresh_expires_at.is_some(),
+        "the MPP sends refreshTokenExpiryTime"
+    );
+
+    let again = provider
+        .apply_token_by_code(&world.cx(), &code)
+        .await
+        .unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::ReauthRequired);
+    assert_eq!(again.provider_code(), Some("INVALID_AUTH_CODE"));
+    let late = world
+        .mpp
+        .authorize(&world.sandbox, "bob", AlipayExtras::default());
+    tokio::time::advance(Duration::from_secs(601)).await;
+    let expired = provider
+        .apply_token_by_code(&world.cx(), &late)
+        .await
+        .unwrap_err();
+    assert_eq!(expired.provider_code(), Some("EXPIRED_AUTH_CODE"));
+    assert_eq!(world.sandbox.calls(APPLY), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn refresh_rotates_keeps_the_customer_and_invalidates_the_old_pair() {
+    let world = world().await;
+    let first = world.user("alice").await;
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    let second = world.manager.token_set("alice").await.unwrap();
+    assert_ne!(second.access_token, first.access_token);
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert_eq!(second.extras, extras("alice"));
+    assert!(world.accepted(&second.access_token).await);
+    assert!(!world.accepted(&first.access_token).await);
+    assert_eq!(
+        world.sandbox.calls(APPLY),
+        2,
+        "the code exchange and one refresh"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn near_expiry_the_current_token_is_served_while_one_refresh_runs() {
+    let world = world().await;
+    let first = world.user("alice").await;
+    tokio::time::advance(Duration::from_secs(3600 - 30)).await;
+    assert_eq!(
+        world.manager.access_token("alice").await.unwrap(),
+        first.access_token
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(world.sandbox.calls(APPLY), 2);
+    assert_ne!(
+        world.manager.access_token("alice").await.unwrap(),
+        first.access_token
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_5xx_and_a_429_with_retry_after_are_retried() {
+    let world = world().await;
+    world.user("alice").await;
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    world
+        .sandbox
+        .fail_next(APPLY, 1, Failure::service_unavailable());
+    world.sandbox.fail_next(
+        APPLY,
+        1,
+        Failure::new(http::StatusCode::TOO_MANY_REQUESTS).with_retry_after(7),
+    );
+    let started = tokio::time::Instant::now();
+    let token = world.manager.access_token("alice").await.unwrap();
+    assert!(world.accepted(&token).await);
+    assert_eq!(world.sandbox.calls(APPLY), 1 + 3);
+    assert!(
+        started.elapsed() >= Duration::from_secs(7),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_u_answer_is_retried_with_the_same_refresh_token() {
+    let world = world().await;
+    world.user("alice").await;
+    let mut events = world.manager.subscribe();
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    // The MPP rotates, then answers U: only the same request again can recover the pair.
+    world.mpp.answer_unknown_next(1);
+    let token = world.manager.access_token("alice").await.unwrap();
+    assert!(world.accepted(&token).await, "the pair the MPP had issued");
+    assert_eq!(world.sandbox.calls(APPLY), 1 + 2);
+    while let Ok(event) = events.try_recv() {
+        assert!(!matches!(event, Event::ReauthRequired(_)), "{event:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_answer_is_recovered_inside_the_reuse_window() {
+    let world = world().await;
+    world.user("alice").await;
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    world.sandbox.drop_next(APPLY, 1);
+    let token = world.manager.access_token("alice").await.unwrap();
+    assert!(world.accepted(&token).await);
+    assert_eq!(world.sandbox.calls(APPLY), 1 + 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_mpp_answers_a_used_refresh_token_the_same_for_five_minutes_then_invalid() {
+    let world = world().await;
+    let first = world.user("alice").await;
+    let config = world.manager.provider().config();
+    let apply = ApplyToken {
+        acquirer_id: config.acquirer_id.clone(),
+        psp_id: config.psp_id.clone(),
+        refresh_token: first.refresh_token.clone().unwrap(),
+    };
+    let signer = config.signer().unwrap();
+    let base = world.sandbox.base_url();
+    let new = world
+        .cx()
+        .call_signed(&base, &apply, &signer)
+        .await
+        .unwrap();
+    assert!(
+        !world.accepted(&first.access_token).await,
+        "the old pair is invalid"
+    );
+    tokio::time::advance(Duration::from_secs(240)).await;
+    let again = world
+        .cx()
+        .call_signed(&base, &apply, &signer)
+        .await
+        .unwrap();
+    assert_eq!(again.access_token, new.access_token);
+    assert_eq!(again.refresh_token, new.refresh_token);
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let late = world
+        .cx()
+        .call_signed(&base, &apply, &signer)
+        .await
+        .unwrap_err();
+    assert_eq!(late.provider_code(), Some("INVALID_REFRESH_TOKEN"));
+    assert_eq!(late.kind(), ErrorKind::ReauthRequired);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_refresh_token_is_reauth_with_the_authorize_url() {
+    let issuer =
+        AlipayPlusSandbox::issuer_config().with_refresh_ttl(Some(Duration::from_secs(1800)));
+    let world = world_with(issuer, |c| c).await;
+    // A client that did not keep the refresh expiry learns it from the MPP.
+    let mut set = world.user("alice").await;
+    set.refresh_expires_at = None;
+    world.manager.insert("alice", set).await.unwrap();
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    let error = world.manager.access_token("alice").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+    assert_eq!(error.provider_code(), Some("EXPIRED_REFRESH_TOKEN"));
+    assert_eq!(
+        error.reauth().unwrap().authorize_url.as_deref(),
+        Some("https://merchant.example/alipayplus/consent?state=alice")
+    );
+    assert_eq!(world.sandbox.calls(APPLY), 2);
+
+    // One that kept it does not even ask.
+    world.user("bob").await;
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    let error = world.manager.access_token("bob").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+    assert_eq!(world.sandbox.calls(APPLY), 3, "only bob's code exchange");
+}
+
+#[tokio::test(start_paused = true)]
+async fn wrong_keys_are_misconfigured_in_both_directions_and_keep_the_session() {
+    // The client signs with a key the MPP does not know.
+    let world = world_with(AlipayPlusSandbox::issuer_config(), |mut c| {
+        c.private_key = Some(token_core::ClientSecret::new(MPP_PRIVATE_KEY));
+        c
+    })
+    .await;
+    let code = world
+        .mpp
+        .authorize(&world.sandbox, "alice", AlipayExtras::default());
+    let error = world
+        .manager
+        .provider()
+        .apply_token_by_code(&world.cx(), &code)
+        .await
+        .unwrap_err();
+    assert_eq!(error.provider_code(), Some("INVALID_SIGNATURE"));
+    assert_eq!(error.kind(), ErrorKind::Misconfigured);
+
+    // The client expects another server key: the MPP's answer does not verify.
+    let world = world_with(AlipayPlusSandbox::issuer_config(), |mut c| {
+        c.server_public_key = Some(CLIENT_PUBLIC_KEY.into());
+        c
+    })
+    .await;
+    let code = world
+        .mpp
+        .authorize(&world.sandbox, "alice", AlipayExtras::default());
+    let config = world.manager.provider().config();
+    let apply = ApplyTokenByCode {
+        acquirer_id: None,
+        psp_id: config.psp_id.clone(),
+        auth_code: code,
+    };
+    let error = world
+        .cx()
+        .call_signed(&world.sandbox.base_url(), &apply, &config.signer().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Misconfigured);
+    assert!(error.to_string().contains("signature"), "{error}");
+    assert!(!CLIENT_PRIVATE_KEY.is_empty());
+
+    // A session whose refresh meets a misconfiguration is kept, not dropped.
+    let right = world_with(AlipayPlusSandbox::issuer_config(), |c| c).await;
+    let set = right.user("carol").await;
+    world.manager.insert("carol", set).await.unwrap();
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    assert_eq!(
+        world
+            .manager
+            .access_token("carol")
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Misconfigured
+    );
+    assert!(
+        world
+            .manager
+            .store()
+            .load(&SessionKey::new("alipayplus", "carol"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

@@ -1,0 +1,159 @@
+//! The partner's Maya configuration, read from JSON (keys in the crate docs), and the two
+//! things derived from it: the authorize URL and the refresh token's expiry.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use time::OffsetDateTime;
+use token_core::{ClientSecret, TokenSet};
+
+/// A partner's Maya settings. See the crate docs for the JSON keys.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct MayaConfig {
+    /// Maya Connect client id.
+    pub client_id: String,
+    /// Maya Connect client secret.
+    pub client_secret: ClientSecret,
+    /// Maya Connect's base URL (`{connect_url}/token`).
+    pub connect_url: url::Url,
+    /// The Mini App API host (`{api_url}/tokens`).
+    #[serde(default = "default_api_url")]
+    pub api_url: url::Url,
+    /// Which customer refresh shape to use.
+    #[serde(default)]
+    pub refresh: RefreshShape,
+    /// Maya Connect's authorize endpoint (default `{connect_url}/authorize`).
+    #[serde(default)]
+    pub authorize_url: Option<url::Url>,
+    /// The redirect URI added to the authorize URL.
+    #[serde(default)]
+    pub redirect_uri: Option<String>,
+    /// The scope requested with the app token and added to the authorize URL.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// The customer refresh token's lifetime, which Maya does not send.
+    #[serde(default)]
+    pub refresh_token_lifetime_secs: Option<u64>,
+    /// How long Maya answers a used refresh token again with the same pair.
+    #[serde(default)]
+    pub reuse_window_secs: u64,
+}
+
+/// The customer refresh call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshShape {
+    /// Mini App `POST {api_url}/tokens` with the app token as bearer (developers.maya.ph).
+    #[default]
+    MiniApp,
+    /// `grant_type=refresh_token` at `{connect_url}/token` (the forum answer).
+    #[serde(rename = "oauth")]
+    OAuth,
+}
+
+fn default_api_url() -> url::Url {
+    url::Url::parse("https://op-sandbox.paymaya.com").expect("a valid constant URL")
+}
+
+impl MayaConfig {
+    /// A config with the required keys and every default.
+    pub fn new(
+        client_id: impl Into<String>,
+        client_secret: ClientSecret,
+        connect_url: url::Url,
+    ) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret,
+            connect_url,
+            api_url: default_api_url(),
+            refresh: RefreshShape::default(),
+            authorize_url: None,
+            redirect_uri: None,
+            scope: None,
+            refresh_token_lifetime_secs: None,
+            reuse_window_secs: 0,
+        }
+    }
+
+    /// Sets the Mini App API host.
+    pub fn with_api_url(mut self, url: url::Url) -> Self {
+        self.api_url = url;
+        self
+    }
+
+    /// Sets the customer refresh shape.
+    pub fn with_refresh(mut self, shape: RefreshShape) -> Self {
+        self.refresh = shape;
+        self
+    }
+
+    /// Sets the customer refresh token's lifetime.
+    pub fn with_refresh_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.refresh_token_lifetime_secs = Some(lifetime.as_secs());
+        self
+    }
+
+    /// Sets the reuse window.
+    pub fn with_reuse_window(mut self, window: Duration) -> Self {
+        self.reuse_window_secs = window.as_secs();
+        self
+    }
+
+    /// Sets the redirect URI of the authorize URL.
+    pub fn with_redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.redirect_uri = Some(uri.into());
+        self
+    }
+
+    /// Where the customer of `session` authorizes again: Maya Connect's authorize endpoint
+    /// with `response_type=code`, `client_id`, `redirect_uri` and `scope` when set, and the
+    /// session as `state`.
+    pub fn authorize_url_for(&self, session: &str) -> Option<url::Url> {
+        let mut url = match &self.authorize_url {
+            Some(url) => url.clone(),
+            None => url::Url::parse(&format!(
+                "{}/authorize",
+                self.connect_url.as_str().trim_end_matches('/')
+            ))
+            .ok()?,
+        };
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("response_type", "code");
+            query.append_pair("client_id", &self.client_id);
+            if let Some(redirect) = &self.redirect_uri {
+                query.append_pair("redirect_uri", redirect);
+            }
+            if let Some(scope) = &self.scope {
+                query.append_pair("scope", scope);
+            }
+            query.append_pair("state", session);
+        }
+        Some(url)
+    }
+
+    /// Gives a newly received refresh token its expiry from `refresh_token_lifetime_secs`,
+    /// when Maya did not send one. A refresh token that did not change keeps the expiry it had
+    /// in `previous`.
+    pub fn stamp_refresh_expiry<X: token_core::Extras>(
+        &self,
+        mut set: TokenSet<X>,
+        previous: Option<&TokenSet<X>>,
+        now: OffsetDateTime,
+    ) -> TokenSet<X> {
+        if set.refresh_expires_at.is_some() || set.refresh_token.is_none() {
+            return set;
+        }
+        if let Some(previous) = previous.filter(|p| p.refresh_token == set.refresh_token) {
+            set.refresh_expires_at = previous.refresh_expires_at;
+            return set;
+        }
+        if let Some(secs) = self.refresh_token_lifetime_secs {
+            set.refresh_expires_at = Some(now + Duration::from_secs(secs));
+        }
+        set
+    }
+}

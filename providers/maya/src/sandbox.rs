@@ -1,0 +1,215 @@
+//! Maya on the token-core sandbox: Maya Connect's token endpoint (client credentials and the
+//! refresh-token grant) and the Mini App `POST /tokens`, served from the crate's own
+//! definitions over the sandbox's issuer; plus the Session URL POST Maya would send.
+//!
+//! ```
+//! use token_core::ClientSecret;
+//! use token_core::sandbox::Sandbox;
+//! use token_provider_maya::sandbox::MayaSandbox;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let maya = MayaSandbox::new("partner-1", ClientSecret::new("s3cret"));
+//! let sandbox = maya.routes(Sandbox::builder()).start().await?;
+//! let config = maya.config(&sandbox); // points at the sandbox
+//! assert_eq!(config.api_url, sandbox.base_url());
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+
+use http::Method;
+use time::OffsetDateTime;
+use token_core::codec::{Endpoint, TokenResponse, encode_error};
+use token_core::issuer::IssuerError;
+use token_core::sandbox::endpoint::{Refusal, ServeEndpoint};
+use token_core::sandbox::{Handler, RunningSandbox, SandboxBuilder, SandboxContext};
+use token_core::{ClientSecret, TokenSet};
+
+use crate::config::MayaConfig;
+use crate::endpoints::{
+    ConnectRefresh, CreateAppToken, MayaCode, MayaError, MayaTokens, MiniAppRefresh,
+};
+
+/// The prefix of the subject the sandbox issues app tokens to; `/tokens` accepts only those.
+const APP_SUBJECT: &str = "app:";
+
+/// Maya's endpoints for one partner client.
+#[derive(Clone, Debug)]
+pub struct MayaSandbox {
+    client_id: String,
+    client_secret: ClientSecret,
+}
+
+impl MayaSandbox {
+    /// A sandbox Maya that knows the client `client_id` with `client_secret`.
+    pub fn new(client_id: impl Into<String>, client_secret: ClientSecret) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret,
+        }
+    }
+
+    /// Registers `POST /token` (Maya Connect) and `POST /tokens` (Mini App) on `builder`, in
+    /// place of the sandbox's built-in RFC 6749 route.
+    pub fn routes(&self, builder: SandboxBuilder) -> SandboxBuilder {
+        builder
+            .oauth_routes(false)
+            .route(Method::POST, CreateAppToken::PATH, self.connect_handler())
+            .route(Method::POST, MiniAppRefresh::PATH, mini_app_handler())
+    }
+
+    /// A config for this client pointing both hosts at `sandbox`.
+    pub fn config(&self, sandbox: &RunningSandbox) -> MayaConfig {
+        MayaConfig::new(
+            self.client_id.clone(),
+            self.client_secret.clone(),
+            sandbox.base_url(),
+        )
+        .with_api_url(sandbox.base_url())
+    }
+
+    /// Maya Connect's token endpoint: dispatches on `grant_type`, checks the client's Basic
+    /// credentials, then serves [`CreateAppToken`] or [`ConnectRefresh`].
+    fn connect_handler(&self) -> impl Handler {
+        let client = Arc::new(self.clone());
+        let app = ServeEndpoint::<CreateAppToken>::new(
+            |grant: CreateAppToken, cx: SandboxContext| async move {
+                let subject = format!("{APP_SUBJECT}{}", grant.client_id);
+                cx.issuer()
+                    .issue(subject, serde_json::json!({}))
+                    .await
+                    .map_err(Refusal::Issuer)
+            },
+            refuse,
+        );
+        let refresh =
+            ServeEndpoint::<ConnectRefresh>::refresh(|grant| grant.refresh_token.clone(), refuse);
+        let (app, refresh) = (Arc::new(app), Arc::new(refresh));
+        move |request: http::Request<Vec<u8>>, cx: SandboxContext| {
+            let (client, app, refresh) = (client.clone(), app.clone(), refresh.clone());
+            async move {
+                #[derive(serde::Deserialize)]
+                struct GrantType {
+                    grant_type: Option<String>,
+                }
+                let grant_type = serde_urlencoded::from_bytes::<GrantType>(request.body())
+                    .ok()
+                    .and_then(|g| g.grant_type);
+                let credentials = match grant_type.as_deref() {
+                    Some("client_credentials") => CreateAppToken::decode_request(&request)
+                        .map(|g| (g.client_id, g.client_secret)),
+                    Some("refresh_token") => ConnectRefresh::decode_request(&request)
+                        .map(|g| (g.client_id, g.client_secret)),
+                    None | Some("") => {
+                        return encode_error(&MayaError::new(
+                            MayaCode::InvalidRequest,
+                            "Missing grant type.",
+                        ));
+                    }
+                    Some(other) => {
+                        return encode_error(&MayaError::new(
+                            MayaCode::UnsupportedGrantType,
+                            format!("Unsupported grant type: {other}"),
+                        ));
+                    }
+                };
+                match credentials {
+                    Ok((id, secret))
+                        if id == client.client_id && secret == client.client_secret => {}
+                    Ok(_) => {
+                        return encode_error(&MayaError::new(
+                            MayaCode::InvalidClient,
+                            "Bad client credentials.",
+                        ));
+                    }
+                    Err(error) => return encode_error(&refuse(Refusal::BadRequest(error))),
+                }
+                match grant_type.as_deref() {
+                    Some("client_credentials") => app.handle(request, &cx).await,
+                    _ => refresh.handle(request, &cx).await,
+                }
+            }
+        }
+    }
+}
+
+/// Mini App `POST /tokens`: the reference must be a UUID and the bearer a live app token.
+fn mini_app_handler() -> impl Handler {
+    ServeEndpoint::<MiniAppRefresh>::new(
+        |refresh: MiniAppRefresh, cx: SandboxContext| async move {
+            if uuid::Uuid::parse_str(&refresh.request_reference_no).is_err() {
+                return Err(Refusal::BadRequest(token_core::codec::RequestError(
+                    "Request-Reference-No must be a UUID".into(),
+                )));
+            }
+            let app = cx
+                .issuer()
+                .authenticate(refresh.app_token.expose_secret())
+                .await
+                .map_err(Refusal::Issuer)?;
+            if !app.subject.starts_with(APP_SUBJECT) {
+                return Err(Refusal::Issuer(IssuerError::InvalidAccessToken));
+            }
+            cx.issuer()
+                .refresh(refresh.refresh_token.expose_secret())
+                .await
+                .map_err(Refusal::Issuer)
+        },
+        refuse,
+    )
+}
+
+/// Maya's answer to each refusal.
+fn refuse(refusal: Refusal) -> MayaError {
+    match refusal {
+        Refusal::BadRequest(error) => MayaError::new(MayaCode::InvalidRequest, error.0),
+        Refusal::Issuer(error) if error.is_refresh_rejection() => {
+            MayaError::new(MayaCode::InvalidToken, "Invalid refresh token.")
+        }
+        Refusal::Issuer(error) if error.is_access_rejection() => {
+            MayaError::new(MayaCode::InvalidClient, "Invalid or expired app token.")
+        }
+        _ => MayaError::new(MayaCode::ServerError, "Internal error."),
+    }
+}
+
+/// The POST Maya sends to a partner's Session URL `uri` with a customer's `tokens`: a fresh
+/// `Request-Reference-No` and `{"accessToken", "refreshToken", "expiresAt"}`.
+pub fn session_url_post(
+    uri: &str,
+    tokens: &TokenSet,
+    now: OffsetDateTime,
+) -> http::Request<Vec<u8>> {
+    let mut request = http::Request::new(MayaTokens::from_token_set(tokens, now).encode_body());
+    *request.method_mut() = Method::POST;
+    if let Ok(uri) = uri.parse() {
+        *request.uri_mut() = uri;
+    }
+    let headers = request.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    if let Ok(reference) = http::HeaderValue::try_from(uuid::Uuid::new_v4().to_string()) {
+        headers.insert("Request-Reference-No", reference);
+    }
+    request
+}
+
+/// Issues a first pair for the customer `subject` on `sandbox` and returns the Session URL
+/// POST carrying it (as Maya would send it after the customer logged in).
+pub async fn new_customer(
+    sandbox: &RunningSandbox,
+    subject: &str,
+    session_url: &str,
+) -> Result<http::Request<Vec<u8>>, IssuerError> {
+    let issued = sandbox.issue(subject).await?;
+    let tokens = TokenSet::from_stored(issued)
+        .map_err(|e| IssuerError::Store(token_core::StoreError::Corrupt(e.to_string())))?;
+    Ok(session_url_post(
+        session_url,
+        &tokens,
+        sandbox.clock().now(),
+    ))
+}

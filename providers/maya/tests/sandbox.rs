@@ -1,0 +1,466 @@
+//! `TokenManager<Maya>` against Maya's sandbox on tokio's paused clock: the Session URL, the
+//! app token, both refresh shapes, faults and re-auth, with call counts as evidence.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::macros::datetime;
+use token_core::issuer::IssuerConfig;
+use token_core::sandbox::{Failure, RunningSandbox, Sandbox};
+use token_core::{
+    ClientSecret, Clock, ErrorKind, Event, ManagerConfig, RetryPolicy, TokenManager, TokioClock,
+};
+use token_provider_maya::sandbox::{MayaSandbox, new_customer};
+use token_provider_maya::{
+    APP_SESSION, Maya, MayaConfig, RedeemError, RefreshShape, SessionReceiver,
+};
+
+const CLIENT: &str = "partner-1";
+const SECRET: &str = "partner-secret";
+const SESSION_URL: &str = "https://partner.example/maya/session";
+/// Maya Connect's token endpoint (app token, OAuth-shaped refresh) and the Mini App refresh.
+const CONNECT: &str = "/token";
+const TOKENS: &str = "/tokens";
+
+struct World {
+    sandbox: RunningSandbox,
+    manager: TokenManager<Maya>,
+    receiver: SessionReceiver,
+}
+
+struct Setup {
+    shape: RefreshShape,
+    reuse: Duration,
+    issuer: IssuerConfig,
+    lifetime: Option<Duration>,
+    secret: &'static str,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            shape: RefreshShape::MiniApp,
+            reuse: Duration::ZERO,
+            issuer: IssuerConfig::default(),
+            lifetime: None,
+            secret: SECRET,
+        }
+    }
+}
+
+async fn world(setup: Setup) -> World {
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)));
+    let maya = MayaSandbox::new(CLIENT, ClientSecret::new(SECRET));
+    let sandbox = maya
+        .routes(
+            Sandbox::builder()
+                .clock(clock.clone())
+                .issuer_config(setup.issuer.with_reuse_window(setup.reuse)),
+        )
+        .start()
+        .await
+        .unwrap();
+    let mut config = MayaConfig::new(CLIENT, ClientSecret::new(setup.secret), sandbox.base_url())
+        .with_api_url(maya.config(&sandbox).api_url)
+        .with_refresh(setup.shape)
+        .with_reuse_window(setup.reuse)
+        .with_redirect_uri("https://partner.example/maya/callback");
+    if let Some(lifetime) = setup.lifetime {
+        config = config.with_refresh_token_lifetime(lifetime);
+    }
+    let provider = Maya::from_config(config, sandbox.client(), clock.clone()).unwrap();
+    let manager = TokenManager::builder(provider)
+        .shared_client(sandbox.client())
+        .clock(clock)
+        .config(
+            ManagerConfig::default()
+                .with_refresh_skew(Duration::from_secs(60), Duration::from_secs(10))
+                .with_retry(
+                    RetryPolicy::default()
+                        .with_backoff(Duration::from_millis(200), Duration::from_secs(5)),
+                ),
+        )
+        .build()
+        .unwrap();
+    let receiver = SessionReceiver::new(manager.clone());
+    World {
+        sandbox,
+        manager,
+        receiver,
+    }
+}
+
+impl World {
+    /// Maya POSTs a new customer's tokens to the Session URL; returns the `sessionId`.
+    async fn maya_posts_session(&self, subject: &str) -> String {
+        let post = new_customer(&self.sandbox, subject, SESSION_URL)
+            .await
+            .unwrap();
+        let answer = self.receiver.receive(post).await;
+        assert_eq!(answer.status(), 200);
+        let body: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
+        body["sessionId"].as_str().unwrap().to_owned()
+    }
+
+    /// A customer logged in and the front-end redeemed the sessionId for `user`.
+    async fn customer(&self, user: &str) {
+        let session_id = self.maya_posts_session(user).await;
+        self.receiver.redeem(&session_id, user).await.unwrap();
+    }
+
+    async fn accepted(&self, token: &token_core::AccessToken) -> bool {
+        self.sandbox
+            .issuer()
+            .authenticate(token.expose_secret())
+            .await
+            .is_ok()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn session_url_tokens_are_redeemed_once_then_refreshed_with_the_app_token() {
+    let world = world(Setup::default()).await;
+    let session_id = world.maya_posts_session("alice").await;
+    assert!(session_id.len() <= 255);
+    assert_eq!(
+        uuid::Uuid::parse_str(&session_id)
+            .unwrap()
+            .get_version_num(),
+        4
+    );
+
+    let received = world
+        .receiver
+        .redeem(&session_id, "user-alice")
+        .await
+        .unwrap();
+    assert!(matches!(
+        world.receiver.redeem(&session_id, "mallory").await,
+        Err(RedeemError::AlreadyUsed)
+    ));
+    let first = world.manager.access_token("user-alice").await.unwrap();
+    assert_eq!(first, received.access_token);
+    assert!(
+        world.manager.token_set(&session_id).await.is_err(),
+        "the tokens moved away from the sessionId"
+    );
+    assert_eq!(
+        world.sandbox.total_calls(),
+        0,
+        "no call until a refresh is due"
+    );
+
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    let second = world.manager.access_token("user-alice").await.unwrap();
+    assert_ne!(second, first);
+    assert!(world.accepted(&second).await);
+    assert!(!world.accepted(&first).await, "the old pair is invalid");
+    assert_eq!(world.sandbox.calls(TOKENS), 1);
+    assert_eq!(world.sandbox.calls(CONNECT), 1, "one app token");
+    let rotated = world.manager.token_set("user-alice").await.unwrap();
+    assert_ne!(rotated.refresh_token, received.refresh_token, "rotated");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_app_token_is_shared_and_renewed_when_it_expires() {
+    let world = world(Setup::default()).await;
+    world.customer("alice").await;
+    world.customer("bob").await;
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    world.manager.access_token("alice").await.unwrap();
+    world.manager.access_token("bob").await.unwrap();
+    assert_eq!(world.sandbox.calls(TOKENS), 2);
+    assert_eq!(
+        world.sandbox.calls(CONNECT),
+        1,
+        "both refreshes used one app token"
+    );
+
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    world.manager.access_token("alice").await.unwrap();
+    assert_eq!(world.sandbox.calls(TOKENS), 3);
+    assert_eq!(
+        world.sandbox.calls(CONNECT),
+        2,
+        "the expired app token was replaced"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_app_token_is_renewed_and_the_refresh_sent_again() {
+    let world = world(Setup::default()).await;
+    world.customer("alice").await;
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    let app = world
+        .manager
+        .provider()
+        .app_tokens()
+        .access_token(APP_SESSION)
+        .await
+        .unwrap();
+    world
+        .sandbox
+        .issuer()
+        .revoke(app.expose_secret())
+        .await
+        .unwrap();
+
+    let token = world.manager.access_token("alice").await.unwrap();
+    assert!(world.accepted(&token).await);
+    assert_eq!(
+        world.sandbox.calls(TOKENS),
+        2,
+        "401, then the same refresh again"
+    );
+    assert_eq!(world.sandbox.calls(CONNECT), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn near_expiry_the_current_token_is_served_while_one_refresh_runs() {
+    let world = world(Setup::default()).await;
+    world.customer("alice").await;
+    let first = world.manager.access_token("alice").await.unwrap();
+    tokio::time::advance(Duration::from_secs(3600 - 30)).await;
+    assert_eq!(world.manager.access_token("alice").await.unwrap(), first);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(world.sandbox.calls(TOKENS), 1, "a proactive refresh ran");
+    let next = world.manager.access_token("alice").await.unwrap();
+    assert_ne!(next, first);
+    assert_eq!(world.sandbox.calls(TOKENS), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_5xx_and_a_429_with_retry_after_are_retried() {
+    let world = world(Setup::default()).await;
+    world.customer("alice").await;
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    world
+        .sandbox
+        .fail_next(TOKENS, 1, Failure::service_unavailable());
+    world.sandbox.fail_next(
+        TOKENS,
+        1,
+        Failure::new(http::StatusCode::TOO_MANY_REQUESTS).with_retry_after(7),
+    );
+    let started = tokio::time::Instant::now();
+    let token = world.manager.access_token("alice").await.unwrap();
+    assert!(world.accepted(&token).await);
+    assert_eq!(world.sandbox.calls(TOKENS), 3);
+    assert!(
+        started.elapsed() >= Duration::from_secs(7),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_answer_inside_the_reuse_window_recovers() {
+    let world = world(Setup {
+        reuse: Duration::from_secs(300),
+        ..Setup::default()
+    })
+    .await;
+    world.customer("alice").await;
+    let mut events = world.manager.subscribe();
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    world.sandbox.drop_next(TOKENS, 1);
+    let token = world.manager.access_token("alice").await.unwrap();
+    assert!(world.accepted(&token).await);
+    assert_eq!(
+        world.sandbox.calls(TOKENS),
+        2,
+        "lost, then the same refresh token again"
+    );
+    while let Ok(event) = events.try_recv() {
+        assert!(!matches!(event, Event::ReauthRequired(_)), "{event:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_answer_without_a_reuse_window_is_not_retried() {
+    let world = world(Setup::default()).await;
+    world.customer("alice").await;
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    world.sandbox.drop_next(TOKENS, 1);
+    let error = world.manager.access_token("alice").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::OutcomeUnknown);
+    assert_eq!(world.sandbox.calls(TOKENS), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_refresh_token_signals_reauth_with_the_authorize_url() {
+    // Maya does not say when the refresh token expires: the client learns it from Maya.
+    let world = world(Setup {
+        issuer: IssuerConfig::default().with_refresh_ttl(Some(Duration::from_secs(1800))),
+        ..Setup::default()
+    })
+    .await;
+    world.customer("user-7").await;
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    let error = world.manager.access_token("user-7").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+    assert_eq!(error.provider_code(), Some("invalid_token"));
+    let url = url::Url::parse(error.reauth().unwrap().authorize_url.as_deref().unwrap()).unwrap();
+    assert_eq!(url.path(), "/authorize");
+    let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(query["client_id"], CLIENT);
+    assert_eq!(query["state"], "user-7");
+    assert_eq!(
+        query["redirect_uri"],
+        "https://partner.example/maya/callback"
+    );
+    assert_eq!(world.sandbox.calls(TOKENS), 1);
+    assert_eq!(
+        world
+            .manager
+            .access_token("user-7")
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::ReauthRequired
+    );
+    assert_eq!(
+        world.sandbox.calls(TOKENS),
+        1,
+        "a dead session is not refreshed again"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_known_refresh_token_lifetime_is_watched_on_both_tokens() {
+    let world = world(Setup {
+        issuer: IssuerConfig::default().with_refresh_ttl(Some(Duration::from_secs(1800))),
+        lifetime: Some(Duration::from_secs(1800)),
+        ..Setup::default()
+    })
+    .await;
+    let started = world.sandbox.clock().now();
+    world.customer("alice").await;
+    let set = world.manager.token_set("alice").await.unwrap();
+    assert_eq!(
+        set.refresh_expires_at,
+        Some(started + Duration::from_secs(1800))
+    );
+
+    // In use 20 minutes later: the access token is fresh but the refresh token is close to
+    // expiry, so the manager refreshes ahead of it.
+    tokio::time::advance(Duration::from_secs(1300)).await;
+    world.manager.access_token("alice").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(world.sandbox.calls(TOKENS), 1);
+    let renewed = world.manager.token_set("alice").await.unwrap();
+    assert!(renewed.refresh_expires_at.unwrap() > set.refresh_expires_at.unwrap());
+
+    // Idle past both expiries: re-auth without calling Maya.
+    tokio::time::advance(Duration::from_secs(3700)).await;
+    let error = world.manager.access_token("alice").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+    assert!(error.reauth().unwrap().authorize_url.is_some());
+    assert_eq!(world.sandbox.calls(TOKENS), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_oauth_shaped_refresh_goes_to_maya_connect() {
+    let world = world(Setup {
+        shape: RefreshShape::OAuth,
+        ..Setup::default()
+    })
+    .await;
+    world.customer("alice").await;
+    let first = world.manager.access_token("alice").await.unwrap();
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    let second = world.manager.access_token("alice").await.unwrap();
+    assert_ne!(second, first);
+    assert!(world.accepted(&second).await);
+    assert_eq!(world.sandbox.calls(CONNECT), 1, "grant_type=refresh_token");
+    assert_eq!(world.sandbox.calls(TOKENS), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_client_credentials_are_misconfigured_and_keep_the_session() {
+    for shape in [RefreshShape::MiniApp, RefreshShape::OAuth] {
+        let world = world(Setup {
+            shape,
+            secret: "wrong",
+            ..Setup::default()
+        })
+        .await;
+        world.customer("alice").await;
+        tokio::time::advance(Duration::from_secs(3601)).await;
+        let error = world.manager.access_token("alice").await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Misconfigured, "{shape:?}: {error}");
+        assert_eq!(error.provider_code(), Some("invalid_client"));
+        assert_eq!(world.sandbox.calls(CONNECT), 1, "{shape:?}: not retried");
+        assert!(
+            world
+                .manager
+                .store()
+                .load(&token_core::SessionKey::new("maya", "alice"))
+                .await
+                .unwrap()
+                .is_some(),
+            "{shape:?}: the customer's tokens are kept"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_receiver_refuses_what_is_not_a_maya_session_post() {
+    let world = world(Setup::default()).await;
+    let post = new_customer(&world.sandbox, "alice", SESSION_URL)
+        .await
+        .unwrap();
+    let reference = post.headers()["Request-Reference-No"].clone();
+
+    let mut get = http::Request::new(Vec::new());
+    *get.method_mut() = http::Method::GET;
+    assert_eq!(world.receiver.receive(get).await.status(), 405);
+
+    let mut no_reference = http::Request::new(post.body().clone());
+    *no_reference.method_mut() = http::Method::POST;
+    let answer = world.receiver.receive(no_reference).await;
+    assert_eq!(answer.status(), 400);
+    assert!(String::from_utf8_lossy(answer.body()).contains("invalid_request"));
+
+    let mut not_tokens = http::Request::new(br#"{"accessToken":1}"#.to_vec());
+    *not_tokens.method_mut() = http::Method::POST;
+    not_tokens
+        .headers_mut()
+        .insert("Request-Reference-No", reference.clone());
+    assert_eq!(world.receiver.receive(not_tokens).await.status(), 400);
+
+    // Maya sending the same POST again (our answer was lost) gets the same sessionId.
+    let again = {
+        let mut again = http::Request::new(post.body().clone());
+        *again.method_mut() = http::Method::POST;
+        *again.headers_mut() = post.headers().clone();
+        again
+    };
+    let first = world.receiver.receive(post).await;
+    let second = world.receiver.receive(again).await;
+    assert_eq!(first.body(), second.body());
+    let id: serde_json::Value = serde_json::from_slice(first.body()).unwrap();
+    let id = id["sessionId"].as_str().unwrap();
+    assert!(matches!(
+        world.receiver.redeem("not-a-session", "u").await,
+        Err(RedeemError::Unknown)
+    ));
+    world.receiver.redeem(id, id).await.unwrap();
+    assert!(
+        world.manager.access_token(id).await.is_ok(),
+        "bound under its own id"
+    );
+    assert!(matches!(
+        world.receiver.redeem(id, "u").await,
+        Err(RedeemError::AlreadyUsed)
+    ));
+
+    // A sessionId nobody redeems in time is refused.
+    let late = world.maya_posts_session("bob").await;
+    tokio::time::advance(Duration::from_secs(601)).await;
+    assert!(matches!(
+        world.receiver.redeem(&late, "u").await,
+        Err(RedeemError::Expired)
+    ));
+    assert_eq!(world.sandbox.total_calls(), 0);
+}

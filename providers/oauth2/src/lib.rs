@@ -1,0 +1,94 @@
+//! Generic OAuth 2.0 (RFC 6749) tokens for [`token_core`]: refresh a session, obtain tokens
+//! with no user (`client_credentials`), and exchange an authorization code (with PKCE).
+//!
+//! - **Grants**, each one `#[token_endpoint]` definition on `POST {base_url}/token`, form
+//!   encoded: [`RefreshTokenGrant`] (section 6), [`ClientCredentialsGrant`] (section 4.4) and
+//!   [`AuthorizationCodeGrant`] (section 4.1.3, with the RFC 7636 `code_verifier`).
+//! - **Client authentication** by HTTP Basic or in the body (`client_auth`); a client without
+//!   a secret (a public client) sends only `client_id` in the body.
+//! - **Tolerant decoding** of what real servers send ([`OAuthTokens`], [`OAuthError`]):
+//!   `expires_in` as a number, a numeric string or `null` (then the JWT `exp` claim of the
+//!   access token, if it is a JWT); Keycloak's `refresh_expires_in`; any 2xx (201 Created
+//!   too) and any content type (`text/plain` JSON); an `{"error"}` body on HTTP 200 is an
+//!   error; an answer without `refresh_token` keeps the previous one.
+//! - **Errors** ([`OAuthCode`]): `invalid_grant` and `invalid_token` mean re-authorization;
+//!   `invalid_client`, `unauthorized_client` and `unsupported_grant_type` are a
+//!   misconfiguration; `temporarily_unavailable`, `server_error`, 5xx and 429 are retried;
+//!   everything else is a definitive refusal.
+//! - **The provider** ([`OAuth2`]) ties them together for the
+//!   [`TokenManager`](token_core::TokenManager): it refreshes, issues by
+//!   `client_credentials` when the config allows it, builds authorization URLs with a PKCE
+//!   challenge ([`OAuth2::authorization_request`]) and exchanges the code that comes back
+//!   ([`OAuth2::exchange_code`]).
+//!
+//! The token endpoint is `{base_url}/token`: give the token endpoint's URL without its last
+//! `/token` segment (`https://oauth2.googleapis.com`, `https://tenant.auth0.com/oauth`,
+//! Keycloak's `https://id.example/realms/main/protocol/openid-connect`).
+//!
+//! # Configuration
+//!
+//! [`OAuth2Config`] reads from JSON (unknown keys are refused):
+//!
+//! | key | type | meaning |
+//! |---|---|---|
+//! | `client_id` | string, required | the client id |
+//! | `client_secret` | string, optional | the client secret; without it the client is public and sends only `client_id` in the body |
+//! | `client_auth` | `"basic"` (default) or `"body"` | where a confidential client sends its id and secret: HTTP Basic, or `client_id`/`client_secret` form fields |
+//! | `scope` | string, optional | space-separated scopes, sent with every grant and in the authorization URL |
+//! | `redirect_uri` | string, optional | sent with the authorization code exchange and in the authorization URL |
+//! | `authorize_url` | URL, optional | the authorization endpoint; needed for [`OAuth2::authorization_request`] and the re-auth signal's URL |
+//! | `client_credentials` | bool, default `false` | let the manager obtain tokens with `client_credentials` when a session has none or its refresh is refused (for service accounts only: a user's session would become the client's) |
+//! | `reuse_window_secs` | integer, default 0 | how long the server answers a used refresh token again with the same pair; a refresh whose answer was lost is retried only inside it |
+//! | `name` | string, default `"oauth2"` | the provider name stores key sessions under; give each server its own |
+//!
+//! ```
+//! use token_provider_oauth2::{ClientAuth, OAuth2Config};
+//!
+//! let config: OAuth2Config = serde_json::from_str(r#"{
+//!     "client_id": "app-1",
+//!     "client_secret": "s3cret",
+//!     "client_auth": "body",
+//!     "scope": "payments:read payments:write",
+//!     "reuse_window_secs": 300
+//! }"#)?;
+//! assert_eq!(config.client_auth, ClientAuth::Body);
+//! assert!(!format!("{config:?}").contains("s3cret"));
+//! assert!(serde_json::from_str::<OAuth2Config>(r#"{"client_id": "a", "scopes": "x"}"#).is_err());
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+//!
+//! Refreshing a session through the manager:
+//!
+//! ```no_run
+//! use token_core::{RefreshToken, TokenManager, TokenSet};
+//! use token_provider_oauth2::{OAuth2, OAuth2Config};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config: OAuth2Config = serde_json::from_str(r#"{"client_id": "app-1", "client_secret": "s3cret"}"#)?;
+//! let provider = OAuth2::new("https://id.example/oauth".parse()?, config);
+//! let manager = TokenManager::builder(provider).build()?;
+//! manager
+//!     .insert("customer-7", TokenSet::new("".into()).with_refresh_token(RefreshToken::new("rt-from-login")))
+//!     .await?;
+//! // The stored access token's expiry is unknown: refresh now rather than trust it.
+//! let token = manager.refresh_now("customer-7").await?;
+//! # let _ = token;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod config;
+mod endpoints;
+mod provider;
+#[cfg(feature = "sandbox")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sandbox")))]
+pub mod sandbox;
+
+pub use config::{Client, ClientAuth, OAuth2Config};
+pub use endpoints::{
+    AuthorizationCodeGrant, ClientCredentialsGrant, OAuthCode, OAuthError, OAuthTokens,
+    RefreshTokenGrant, TOKEN_PATH,
+};
+pub use provider::{AuthorizationRequest, OAuth2};

@@ -1,0 +1,190 @@
+//! [`OAuth2`]: the grants tied together for the manager, plus the authorization-code flow
+//! the application drives.
+
+use std::time::Duration;
+
+use token_core::__private::async_trait;
+use token_core::__private::url::Url;
+use token_core::pkce::{PkceVerifier, S256};
+use token_core::{
+    AuthCode, CallContext, Error, FromContext, NoExtras, Provider, RequestContext, TokenSet,
+};
+
+use crate::config::{Client, OAuth2Config};
+use crate::endpoints::{AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant};
+
+/// A generic OAuth 2.0 server: refresh, `client_credentials` and the authorization code
+/// exchange against `{base_url}/token`.
+///
+/// ```
+/// use token_provider_oauth2::{OAuth2, OAuth2Config};
+/// use token_core::Provider;
+///
+/// let config = OAuth2Config { reuse_window_secs: 300, ..OAuth2Config::new("app") };
+/// let provider = OAuth2::new("https://id.example/oauth".parse().unwrap(), config);
+/// assert_eq!(provider.name(), "oauth2");
+/// assert_eq!(provider.reuse_window().as_secs(), 300);
+/// assert!(!provider.can_issue());
+/// ```
+#[derive(Clone, Debug)]
+pub struct OAuth2 {
+    base_url: Url,
+    config: OAuth2Config,
+    client: Client,
+}
+
+/// An authorization URL to send the user to, with the PKCE verifier to keep until the code
+/// comes back (then pass it to [`OAuth2::exchange_code`]).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct AuthorizationRequest {
+    /// Where to send the user.
+    pub url: Url,
+    /// The `state` the callback must carry back.
+    pub state: String,
+    /// The PKCE code verifier; its S256 challenge is in `url`.
+    pub verifier: PkceVerifier,
+}
+
+impl OAuth2 {
+    /// A provider for the server whose token endpoint is `{base_url}/token`.
+    pub fn new(base_url: Url, config: OAuth2Config) -> Self {
+        let client = config.client();
+        Self {
+            base_url,
+            config,
+            client,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OAuth2Config {
+        &self.config
+    }
+
+    /// The base URL.
+    pub fn base_url(&self) -> &Url {
+        &self.base_url
+    }
+
+    /// An authorization URL (`response_type=code`, the client id, redirect URI, scope,
+    /// `state` and an S256 PKCE challenge) with the verifier that goes with it. Fails when
+    /// the config has no valid `authorize_url`.
+    ///
+    /// ```
+    /// use token_provider_oauth2::{OAuth2, OAuth2Config};
+    ///
+    /// let config = OAuth2Config {
+    ///     authorize_url: Some("https://id.example/authorize".into()),
+    ///     redirect_uri: Some("https://app.example/cb".into()),
+    ///     ..OAuth2Config::new("spa")
+    /// };
+    /// let provider = OAuth2::new("https://id.example".parse().unwrap(), config);
+    /// let request = provider.authorization_request("s-1").unwrap();
+    /// let query: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
+    /// assert!(query.contains(&("code_challenge".into(), request.verifier.challenge())));
+    /// assert!(query.contains(&("code_challenge_method".into(), "S256".into())));
+    /// assert!(query.contains(&("state".into(), "s-1".into())));
+    /// ```
+    pub fn authorization_request(&self, state: &str) -> Result<AuthorizationRequest, Error> {
+        let verifier = PkceVerifier::generate();
+        let mut url = self.plain_authorize_url(state)?;
+        url.query_pairs_mut()
+            .append_pair("code_challenge", &verifier.challenge())
+            .append_pair("code_challenge_method", S256);
+        Ok(AuthorizationRequest {
+            url,
+            state: state.to_owned(),
+            verifier,
+        })
+    }
+
+    /// Exchanges an authorization code (and its PKCE verifier, if the authorization request
+    /// had a challenge) for a token set; store it with
+    /// [`TokenManager::insert`](token_core::TokenManager::insert). Use the manager's
+    /// [`call_context`](token_core::TokenManager::call_context) so the call shares its transport.
+    ///
+    /// ```no_run
+    /// # async fn run(manager: token_core::TokenManager<token_provider_oauth2::OAuth2>,
+    /// #              request: token_provider_oauth2::AuthorizationRequest) -> Result<(), token_core::Error> {
+    /// // The callback brought `?code=...&state=...`; `request` is what the redirect was built from.
+    /// let code = token_core::AuthCode::new("code-from-callback");
+    /// let cx = manager.call_context(&request.state);
+    /// let set = manager.provider().exchange_code(&cx, &code, Some(&request.verifier)).await?;
+    /// manager.insert(&request.state, set).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn exchange_code(
+        &self,
+        cx: &CallContext,
+        code: &AuthCode,
+        verifier: Option<&PkceVerifier>,
+    ) -> Result<TokenSet, Error> {
+        let context = RequestContext::new(&self.client)
+            .with_auth_code(code, verifier.map(PkceVerifier::expose_secret));
+        let grant = AuthorizationCodeGrant::from_context(&context)?;
+        cx.call(&self.base_url, &grant).await
+    }
+
+    fn plain_authorize_url(&self, state: &str) -> Result<Url, Error> {
+        let configured =
+            self.config.authorize_url.as_deref().ok_or_else(|| {
+                Error::Config("the oauth2 config has no `authorize_url`".to_owned())
+            })?;
+        let mut url = Url::parse(configured)
+            .map_err(|e| Error::Config(format!("the oauth2 `authorize_url` is not a URL: {e}")))?;
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("response_type", "code")
+                .append_pair("client_id", &self.config.client_id);
+            if let Some(redirect_uri) = &self.config.redirect_uri {
+                query.append_pair("redirect_uri", redirect_uri);
+            }
+            if let Some(scope) = &self.config.scope {
+                query.append_pair("scope", scope);
+            }
+            query.append_pair("state", state);
+        }
+        Ok(url)
+    }
+}
+
+#[async_trait]
+impl Provider for OAuth2 {
+    type Extras = NoExtras;
+
+    fn name(&self) -> &str {
+        self.config.name.as_deref().unwrap_or("oauth2")
+    }
+
+    fn reuse_window(&self) -> Duration {
+        Duration::from_secs(self.config.reuse_window_secs)
+    }
+
+    async fn refresh(&self, cx: &CallContext, current: &TokenSet) -> Result<TokenSet, Error> {
+        let grant =
+            RefreshTokenGrant::from_context(&RequestContext::for_refresh(&self.client, current))?;
+        cx.call(&self.base_url, &grant).await
+    }
+
+    fn can_issue(&self) -> bool {
+        self.config.client_credentials
+    }
+
+    async fn issue(&self, cx: &CallContext) -> Result<TokenSet, Error> {
+        if !self.config.client_credentials {
+            return Err(Error::Config(
+                "the oauth2 config does not allow `client_credentials`".to_owned(),
+            ));
+        }
+        let grant = ClientCredentialsGrant::from_context(&RequestContext::new(&self.client))?;
+        cx.call(&self.base_url, &grant).await
+    }
+
+    /// The authorization URL with `state` = the session (no PKCE: the manager cannot keep a
+    /// verifier for the application; use [`OAuth2::authorization_request`] for that).
+    fn authorize_url(&self, session: &str) -> Option<String> {
+        self.plain_authorize_url(session).ok().map(String::from)
+    }
+}

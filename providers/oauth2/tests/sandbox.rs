@@ -1,0 +1,426 @@
+//! The manager drives the OAuth 2.0 provider against its sandbox on tokio's paused clock:
+//! first tokens (PKCE code exchange, client credentials), proactive refresh, rotation, faults
+//! and re-auth, with the sandbox's call counts as evidence.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use serde_json::json;
+use time::macros::datetime;
+use token_core::issuer::IssuerConfig;
+use token_core::sandbox::{Failure, RunningSandbox, Sandbox, json_response};
+use token_core::{
+    AuthCode, Clock, ErrorKind, Event, ManagerConfig, Provider, RetryPolicy, TokenManager,
+    TokenSet, TokioClock,
+};
+use token_provider_oauth2::sandbox::AUTHORIZE_PATH;
+use token_provider_oauth2::{OAuth2, OAuth2Config, TOKEN_PATH};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn clock() -> Arc<dyn Clock> {
+    Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)))
+}
+
+async fn sandbox(clock: &Arc<dyn Clock>, issuer: IssuerConfig) -> RunningSandbox {
+    token_provider_oauth2::sandbox::start(clock.clone(), issuer)
+        .await
+        .unwrap()
+}
+
+fn config() -> OAuth2Config {
+    OAuth2Config {
+        client_secret: Some("s3cret".into()),
+        ..OAuth2Config::new("app-1")
+    }
+}
+
+fn manager(
+    sandbox: &RunningSandbox,
+    clock: &Arc<dyn Clock>,
+    config: OAuth2Config,
+) -> TokenManager<OAuth2> {
+    TokenManager::builder(OAuth2::new(sandbox.base_url(), config))
+        .shared_client(sandbox.client())
+        .clock(clock.clone())
+        .config(
+            ManagerConfig::default()
+                .with_refresh_skew(Duration::from_secs(60), Duration::from_secs(10))
+                .with_retry(
+                    RetryPolicy::default()
+                        .with_backoff(Duration::from_millis(200), Duration::from_secs(5)),
+                ),
+        )
+        .build()
+        .unwrap()
+}
+
+/// A manager whose `session` holds a pair the sandbox issued (as after a login).
+async fn seeded(
+    sandbox: &RunningSandbox,
+    clock: &Arc<dyn Clock>,
+    config: OAuth2Config,
+    session: &str,
+) -> (TokenManager<OAuth2>, TokenSet) {
+    let manager = manager(sandbox, clock, config);
+    let first = TokenSet::from_stored(sandbox.issue(session).await.unwrap()).unwrap();
+    manager.insert(session, first.clone()).await.unwrap();
+    (manager, first)
+}
+
+fn no_reauth_events(events: &mut tokio::sync::broadcast::Receiver<Event>) {
+    while let Ok(event) = events.try_recv() {
+        assert!(!matches!(event, Event::ReauthRequired(_)), "{event:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_tokens_come_from_an_authorization_code_with_pkce() {
+    let clock = clock();
+    let sandbox = sandbox(&clock, IssuerConfig::default()).await;
+    let config = OAuth2Config {
+        authorize_url: Some(sandbox.url(AUTHORIZE_PATH).to_string()),
+        redirect_uri: Some("https://app.example/callback".into()),
+        scope: Some("payments".into()),
+        ..config()
+    };
+    let manager = manager(&sandbox, &clock, config);
+    let provider = manager.provider();
+
+    // The user follows the authorization URL; the sandbox approves and redirects back.
+    let authorization = provider.authorization_request("alice").unwrap();
+    let callback_code = authorize(&sandbox, &authorization.url).await;
+
+    let cx = manager.call_context("alice");
+    let set = provider
+        .exchange_code(&cx, &callback_code, Some(&authorization.verifier))
+        .await
+        .unwrap();
+    manager.insert("alice", set).await.unwrap();
+    let token = manager.access_token("alice").await.unwrap();
+    let grant = sandbox
+        .issuer()
+        .authenticate(token.expose_secret())
+        .await
+        .unwrap();
+    assert_eq!(grant.subject, "sandbox-user");
+    assert_eq!(sandbox.calls(TOKEN_PATH), 1);
+
+    // A code is single use.
+    let error = provider
+        .exchange_code(&cx, &callback_code, Some(&authorization.verifier))
+        .await
+        .unwrap_err();
+    assert_eq!(error.provider_code(), Some("invalid_grant"));
+    // And it only works with the verifier whose challenge the authorization request carried.
+    let other = provider.authorization_request("alice").unwrap();
+    let stolen_code = authorize(&sandbox, &other.url).await;
+    let error = provider
+        .exchange_code(&cx, &stolen_code, Some(&authorization.verifier))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+    assert_eq!(sandbox.calls(TOKEN_PATH), 3);
+}
+
+/// Follows an authorization URL as a browser would; returns the code of the redirect.
+async fn authorize(sandbox: &RunningSandbox, url: &token_core::__private::url::Url) -> AuthCode {
+    let mut request = http::Request::new(Vec::new());
+    *request.uri_mut() = url.as_str().parse().unwrap();
+    let answer = sandbox.client().send(request).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::FOUND);
+    let location: token_core::__private::url::Url = answer.headers()["location"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        location
+            .as_str()
+            .starts_with("https://app.example/callback?")
+    );
+    let query: std::collections::HashMap<String, String> =
+        location.query_pairs().into_owned().collect();
+    assert_eq!(query["state"], "alice");
+    AuthCode::new(query["code"].clone())
+}
+
+#[tokio::test(start_paused = true)]
+async fn client_credentials_issue_the_first_set_and_replace_a_refused_one_without_reauth() {
+    let clock = clock();
+    let sandbox = sandbox(&clock, IssuerConfig::default()).await;
+    let config = OAuth2Config {
+        client_credentials: true,
+        ..config()
+    };
+    let manager = manager(&sandbox, &clock, config);
+    let mut events = manager.subscribe();
+    let token = manager.access_token("service").await.unwrap();
+    let grant = sandbox
+        .issuer()
+        .authenticate(token.expose_secret())
+        .await
+        .unwrap();
+    assert_eq!(grant.subject, "app-1");
+    assert_eq!(sandbox.calls(TOKEN_PATH), 1);
+
+    // The server forgets the pair: the refresh is refused and a new set is issued.
+    let set = manager.token_set("service").await.unwrap();
+    sandbox
+        .issuer()
+        .revoke(set.refresh_token.unwrap().expose_secret())
+        .await
+        .unwrap();
+    tokio::time::advance(HOUR).await;
+    let token = manager.access_token("service").await.unwrap();
+    assert!(
+        sandbox
+            .issuer()
+            .authenticate(token.expose_secret())
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        sandbox.calls(TOKEN_PATH),
+        3,
+        "issue, refused refresh, issue"
+    );
+    no_reauth_events(&mut events);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_near_expiry_is_refreshed_in_the_background() {
+    let clock = clock();
+    let sandbox = sandbox(&clock, IssuerConfig::default()).await;
+    let (manager, first) = seeded(&sandbox, &clock, config(), "s").await;
+    let mut events = manager.subscribe();
+    tokio::time::advance(HOUR - Duration::from_secs(30)).await;
+
+    // Still valid: the caller gets it at once, and one refresh starts behind it.
+    let token = manager.access_token("s").await.unwrap();
+    assert_eq!(token, first.access_token);
+    let event = events.recv().await.unwrap();
+    assert!(
+        matches!(
+            event,
+            Event::Refreshed {
+                rotated: true,
+                issued: false,
+                ..
+            }
+        ),
+        "{event:?}"
+    );
+    assert_eq!(sandbox.calls(TOKEN_PATH), 1);
+    let fresh = manager.access_token("s").await.unwrap();
+    assert_ne!(fresh, first.access_token);
+    assert!(
+        sandbox
+            .issuer()
+            .authenticate(fresh.expose_secret())
+            .await
+            .is_ok()
+    );
+    assert_eq!(sandbox.calls(TOKEN_PATH), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_refresh_rotates_and_the_used_refresh_token_dies() {
+    let clock = clock();
+    let sandbox = sandbox(&clock, IssuerConfig::default()).await;
+    let (manager, first) = seeded(&sandbox, &clock, config(), "s").await;
+    let mut previous = first.refresh_token.unwrap();
+    for round in 1..=5 {
+        tokio::time::advance(HOUR).await;
+        let set = manager.token_set("s").await.unwrap();
+        let current = set.refresh_token.unwrap();
+        assert_ne!(current, previous, "round {round}");
+        assert!(
+            sandbox
+                .issuer()
+                .refresh(previous.expose_secret())
+                .await
+                .is_err()
+        );
+        assert_eq!(sandbox.calls(TOKEN_PATH), round);
+        previous = current;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_5xx_is_retried() {
+    let clock = clock();
+    let sandbox = sandbox(&clock, IssuerConfig::default()).await;
+    let (manager, first) = seeded(&sandbox, &clock, config(), "s").await;
+    tokio::time::advance(HOUR).await;
+    sandbox.fail_next(TOKEN_PATH, 1, Failure::service_unavailable());
+    let token = manager.access_token("s").await.unwrap();
+    assert_ne!(token, first.access_token);
+    assert_eq!(sandbox.calls(TOKEN_PATH), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_waits_for_its_retry_after() {
+    let clock = clock();
+    let sandbox = sandbox(&clock, IssuerConfig::default()).await;
+    let (manager, _) = seeded(&sandbox, &clock, config(), "s").await;
+    tokio::time::advance(HOUR).await;
+    sandbox.fail_next(
+        TOKEN_PATH,
+        1,
+        Failure::new(StatusCode::TOO_MANY_REQUESTS)
+            .with_retry_after(7)
+            .with_json(&json!({"error": "slow_down"})),
+    );
+    let started = tokio::time::Instant::now();
+    manager.access_token("s").await.unwrap();
+    assert_eq!(sandbox.calls(TOKEN_PATH), 2);
+    assert!(
+        started.elapsed() >= Duration::from_secs(7),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_answer_inside_the_declared_reuse_window_recovers() {
+    let clock = clock();
+    let window = Duration::from_secs(300);
+    let sandbox = sandbox(&clock, IssuerConfig::default().with_reuse_window(window)).await;
+    let config = OAuth2Config {
+        reuse_window_secs: 300,
+        ..config()
+    };
+    let (manager, _) = seeded(&sandbox, &clock, config, "s").await;
+    let mut events = manager.subscribe();
+    tokio::time::advance(HOUR).await;
+    sandbox.drop_next(TOKEN_PATH, 1);
+    let token = manager.access_token("s").await.unwrap();
+    assert_eq!(
+        sandbox.calls(TOKEN_PATH),
+        2,
+        "the lost call and one retry with the same refresh token"
+    );
+    assert!(
+        sandbox
+            .issuer()
+            .authenticate(token.expose_secret())
+            .await
+            .is_ok()
+    );
+    no_reauth_events(&mut events);
+    // The recovered pair is the live one: the next refresh works.
+    tokio::time::advance(HOUR).await;
+    manager.access_token("s").await.unwrap();
+    assert_eq!(sandbox.calls(TOKEN_PATH), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_answer_without_a_reuse_window_is_not_retried_blindly() {
+    let clock = clock();
+    let sandbox = sandbox(&clock, IssuerConfig::default()).await;
+    let (manager, _) = seeded(&sandbox, &clock, config(), "s").await;
+    tokio::time::advance(HOUR).await;
+    sandbox.drop_next(TOKEN_PATH, 1);
+    let error = manager.access_token("s").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::OutcomeUnknown);
+    assert_eq!(sandbox.calls(TOKEN_PATH), 1);
+    // The server did rotate: the old refresh token is now refused.
+    let error = manager.access_token("s").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+    assert_eq!(sandbox.calls(TOKEN_PATH), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_refresh_token_asks_for_reauth_with_the_authorize_url() {
+    let clock = clock();
+    let issuer = IssuerConfig::default().with_refresh_ttl(Some(2 * HOUR));
+    let sandbox = sandbox(&clock, issuer).await;
+    let config = OAuth2Config {
+        authorize_url: Some("https://id.example/authorize".into()),
+        ..config()
+    };
+    let manager = manager(&sandbox, &clock, config);
+    let mut events = manager.subscribe();
+    // The client is not told when the refresh token expires: the server's answer decides.
+    let mut first = TokenSet::from_stored(sandbox.issue("s").await.unwrap()).unwrap();
+    first.refresh_expires_at = None;
+    manager.insert("s", first).await.unwrap();
+    tokio::time::advance(3 * HOUR).await;
+
+    let error = manager.access_token("s").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+    assert_eq!(error.provider_code(), Some("invalid_grant"));
+    let url = error.reauth().unwrap().authorize_url.clone().unwrap();
+    assert!(url.starts_with("https://id.example/authorize?response_type=code&client_id=app-1"));
+    assert!(url.ends_with("state=s"));
+    assert!(matches!(
+        events.recv().await.unwrap(),
+        Event::ReauthRequired(_)
+    ));
+    assert_eq!(sandbox.calls(TOKEN_PATH), 1);
+    // The dead session is not refreshed again.
+    assert_eq!(
+        manager.access_token("s").await.unwrap_err().kind(),
+        ErrorKind::ReauthRequired
+    );
+    assert_eq!(sandbox.calls(TOKEN_PATH), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_known_refresh_expiry_asks_for_reauth_without_a_call() {
+    let clock = clock();
+    let issuer = IssuerConfig::default().with_refresh_ttl(Some(2 * HOUR));
+    let sandbox = sandbox(&clock, issuer).await;
+    let (manager, first) = seeded(&sandbox, &clock, config(), "s").await;
+    assert!(first.refresh_expires_at.is_some());
+    tokio::time::advance(3 * HOUR).await;
+    let error = manager.access_token("s").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+    assert_eq!(sandbox.calls(TOKEN_PATH), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_without_refresh_token_keeps_the_previous_one() {
+    // A server that answers 201 Created, as text/plain, with no refresh token and a string
+    // lifetime.
+    let clock = clock();
+    let sandbox = Sandbox::builder()
+        .clock(clock.clone())
+        .oauth_routes(false)
+        .route(http::Method::POST, TOKEN_PATH, |_request, _cx| async {
+            let mut answer = json_response(
+                StatusCode::CREATED,
+                &json!({"access_token": "at-2", "expires_in": "600", "token_type": "bearer"}),
+            );
+            answer
+                .headers_mut()
+                .insert("content-type", "text/plain".parse().unwrap());
+            answer
+        })
+        .start()
+        .await
+        .unwrap();
+    let manager = manager(&sandbox, &clock, config());
+    let first = TokenSet::new("at-1".into())
+        .with_refresh_token("rt-1".into())
+        .with_access_expires_at(clock.now() + time::Duration::minutes(1));
+    manager.insert("s", first).await.unwrap();
+    tokio::time::advance(Duration::from_secs(61)).await;
+
+    let set = manager.token_set("s").await.unwrap();
+    assert_eq!(set.access_token.expose_secret(), "at-2");
+    assert_eq!(set.refresh_token.unwrap().expose_secret(), "rt-1");
+    assert_eq!(
+        set.access_expires_at,
+        Some(clock.now() + time::Duration::minutes(10))
+    );
+    assert_eq!(sandbox.calls(TOKEN_PATH), 1);
+    assert_eq!(manager.provider().name(), "oauth2");
+}

@@ -1,0 +1,98 @@
+//! [`Paymentsgate`]: issue and refresh tied together for the manager, and its config.
+
+use token_core::__private::async_trait;
+use token_core::__private::serde::{Deserialize, Serialize};
+use token_core::__private::url::Url;
+use token_core::{
+    CallContext, ClientSecret, Error, FromContext, NoExtras, Provider, RequestContext, TokenSet,
+};
+
+use crate::endpoints::{IssueServiceToken, RefreshServiceToken};
+
+/// A Paymentsgate service account. See the crate docs for the JSON keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(crate = "token_core::__private::serde", deny_unknown_fields)]
+pub struct PaymentsgateConfig {
+    /// The service account id.
+    pub account_id: String,
+    /// The Base64 of the account's PEM public key.
+    pub public_key: ClientSecret,
+    /// Whether the refresh call carries `Authorization: Bearer <access token>`.
+    #[serde(default = "yes")]
+    pub refresh_bearer: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl PaymentsgateConfig {
+    /// An account, refreshing with the bearer header as documented.
+    pub fn new(account_id: impl Into<String>, public_key: impl Into<String>) -> Self {
+        Self {
+            account_id: account_id.into(),
+            public_key: ClientSecret::new(public_key),
+            refresh_bearer: true,
+        }
+    }
+}
+
+/// Paymentsgate at `base_url`: issues with the account credentials and refreshes; the
+/// manager issues anew when a refresh is refused.
+///
+/// ```
+/// use token_core::Provider;
+/// use token_provider_paymentsgate::{Paymentsgate, PaymentsgateConfig};
+///
+/// let provider = Paymentsgate::new(
+///     "https://secure.sandbox.paymentsgate.io".parse().unwrap(),
+///     PaymentsgateConfig::new("acct-1", "key"),
+/// );
+/// assert_eq!(provider.name(), "paymentsgate");
+/// assert!(provider.can_issue());
+/// ```
+#[derive(Clone, Debug)]
+pub struct Paymentsgate {
+    base_url: Url,
+    config: PaymentsgateConfig,
+}
+
+impl Paymentsgate {
+    /// The provider for the API at `base_url`.
+    pub fn new(base_url: Url, config: PaymentsgateConfig) -> Self {
+        Self { base_url, config }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PaymentsgateConfig {
+        &self.config
+    }
+}
+
+#[async_trait]
+impl Provider for Paymentsgate {
+    type Extras = NoExtras;
+
+    fn name(&self) -> &str {
+        "paymentsgate"
+    }
+
+    async fn refresh(&self, cx: &CallContext, current: &TokenSet) -> Result<TokenSet, Error> {
+        let mut context = RequestContext::for_refresh(&self.config, current);
+        // No bearer when turned off, or when the session has no access token to send.
+        if !self.config.refresh_bearer || current.access_token.expose_secret().is_empty() {
+            context.access_token = None;
+        }
+        let refresh = RefreshServiceToken::from_context(&context)?;
+        cx.call(&self.base_url, &refresh).await
+    }
+
+    fn can_issue(&self) -> bool {
+        true
+    }
+
+    async fn issue(&self, cx: &CallContext) -> Result<TokenSet, Error> {
+        let issue = IssueServiceToken::from_context(&RequestContext::new(&self.config))?;
+        cx.call(&self.base_url, &issue).await
+    }
+}

@@ -1,0 +1,318 @@
+//! The manager drives Paymentsgate against its sandbox on tokio's paused clock: first tokens
+//! are issued, refreshed ahead of expiry and rotated; faults are retried; and a refused
+//! refresh (an expired refresh token, a lost answer) is answered by issuing anew with the
+//! account credentials, never by a re-auth signal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use serde_json::json;
+use time::macros::datetime;
+use token_core::expiry::jwt_exp;
+use token_core::issuer::IssuerConfig;
+use token_core::sandbox::{Failure, RunningSandbox};
+use token_core::{Clock, ErrorKind, Event, ManagerConfig, RetryPolicy, TokenManager, TokioClock};
+use token_provider_paymentsgate::{
+    ISSUE_PATH, Paymentsgate, PaymentsgateConfig, REFRESH_PATH, sandbox,
+};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn clock() -> Arc<dyn Clock> {
+    Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)))
+}
+
+fn account() -> PaymentsgateConfig {
+    PaymentsgateConfig::new("acct-1", "LS0tLS1CRUdJTiBQVUJMSUMgS0VZLS0tLS0K")
+}
+
+async fn start(clock: &Arc<dyn Clock>, issuer: IssuerConfig) -> RunningSandbox {
+    sandbox::start(clock.clone(), issuer, &account())
+        .await
+        .unwrap()
+}
+
+fn manager(
+    sandbox: &RunningSandbox,
+    clock: &Arc<dyn Clock>,
+    config: PaymentsgateConfig,
+) -> TokenManager<Paymentsgate> {
+    TokenManager::builder(Paymentsgate::new(sandbox.base_url(), config))
+        .shared_client(sandbox.client())
+        .clock(clock.clone())
+        .config(
+            ManagerConfig::default()
+                .with_refresh_skew(Duration::from_secs(60), Duration::from_secs(10))
+                .with_retry(
+                    RetryPolicy::default()
+                        .with_backoff(Duration::from_millis(200), Duration::from_secs(5)),
+                ),
+        )
+        .build()
+        .unwrap()
+}
+
+fn drain(events: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<Event> {
+    std::iter::from_fn(|| events.try_recv().ok()).collect()
+}
+
+fn no_reauth(events: &[Event]) {
+    for event in events {
+        assert!(!matches!(event, Event::ReauthRequired(_)), "{event:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_set_is_issued_with_the_account_credentials() {
+    let clock = clock();
+    let sandbox = start(&clock, sandbox::issuer_config()).await;
+    let manager = manager(&sandbox, &clock, account());
+    let token = manager.access_token("service").await.unwrap();
+    let grant = sandbox
+        .issuer()
+        .authenticate(token.expose_secret())
+        .await
+        .unwrap();
+    assert_eq!(grant.subject, "acct-1");
+    assert_eq!(
+        (sandbox.calls(ISSUE_PATH), sandbox.calls(REFRESH_PATH)),
+        (1, 0)
+    );
+    // The access token is a JWT whose `exp` agrees with `expires_in`.
+    let set = manager.token_set("service").await.unwrap();
+    assert_eq!(jwt_exp(token.expose_secret()), set.access_expires_at);
+    assert_eq!(
+        set.access_expires_at,
+        Some(clock.now() + time::Duration::hours(1))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn wrong_account_credentials_are_a_misconfiguration_and_not_retried() {
+    let clock = clock();
+    let sandbox = start(&clock, sandbox::issuer_config()).await;
+    let wrong = PaymentsgateConfig::new("acct-1", "d3Jvbmc=");
+    let error = manager(&sandbox, &clock, wrong)
+        .access_token("service")
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Misconfigured);
+    assert_eq!(error.provider_code(), Some("Unauthorized"));
+    assert_eq!(sandbox.calls(ISSUE_PATH), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_near_expiry_is_refreshed_in_the_background_with_and_without_the_bearer() {
+    for refresh_bearer in [true, false] {
+        let clock = clock();
+        let sandbox = start(&clock, sandbox::issuer_config()).await;
+        let config = PaymentsgateConfig {
+            refresh_bearer,
+            ..account()
+        };
+        let manager = manager(&sandbox, &clock, config);
+        let first = manager.access_token("service").await.unwrap();
+        let mut events = manager.subscribe();
+        tokio::time::advance(HOUR - Duration::from_secs(30)).await;
+
+        assert_eq!(manager.access_token("service").await.unwrap(), first);
+        let event = events.recv().await.unwrap();
+        assert!(
+            matches!(
+                event,
+                Event::Refreshed {
+                    rotated: true,
+                    issued: false,
+                    ..
+                }
+            ),
+            "{event:?}"
+        );
+        let fresh = manager.access_token("service").await.unwrap();
+        assert_ne!(fresh, first);
+        assert!(
+            sandbox
+                .issuer()
+                .authenticate(fresh.expose_secret())
+                .await
+                .is_ok()
+        );
+        assert_eq!(
+            (sandbox.calls(ISSUE_PATH), sandbox.calls(REFRESH_PATH)),
+            (1, 1)
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_refresh_rotates_and_the_used_refresh_token_dies() {
+    let clock = clock();
+    let sandbox = start(&clock, sandbox::issuer_config()).await;
+    let manager = manager(&sandbox, &clock, account());
+    let mut previous = manager
+        .token_set("service")
+        .await
+        .unwrap()
+        .refresh_token
+        .unwrap();
+    for round in 1..=5 {
+        tokio::time::advance(HOUR).await;
+        let current = manager
+            .token_set("service")
+            .await
+            .unwrap()
+            .refresh_token
+            .unwrap();
+        assert_ne!(current, previous);
+        assert!(
+            sandbox
+                .issuer()
+                .refresh(previous.expose_secret())
+                .await
+                .is_err()
+        );
+        assert_eq!(sandbox.calls(REFRESH_PATH), round);
+        previous = current;
+    }
+    assert_eq!(sandbox.calls(ISSUE_PATH), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_5xx_is_retried() {
+    let clock = clock();
+    let sandbox = start(&clock, sandbox::issuer_config()).await;
+    let manager = manager(&sandbox, &clock, account());
+    let first = manager.access_token("service").await.unwrap();
+    tokio::time::advance(HOUR).await;
+    sandbox.fail_next(
+        REFRESH_PATH,
+        1,
+        Failure::new(StatusCode::BAD_GATEWAY).with_json(&json!({
+            "error": "Bad Gateway", "message": "upstream", "statusCode": 502
+        })),
+    );
+    assert_ne!(manager.access_token("service").await.unwrap(), first);
+    assert_eq!(sandbox.calls(REFRESH_PATH), 2);
+    assert_eq!(sandbox.calls(ISSUE_PATH), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_waits_for_its_retry_after() {
+    let clock = clock();
+    let sandbox = start(&clock, sandbox::issuer_config()).await;
+    let manager = manager(&sandbox, &clock, account());
+    manager.access_token("service").await.unwrap();
+    tokio::time::advance(HOUR).await;
+    sandbox.fail_next(
+        REFRESH_PATH,
+        1,
+        Failure::new(StatusCode::TOO_MANY_REQUESTS)
+            .with_retry_after(9)
+            .with_json(&json!({
+                "error": "Too Many Requests", "message": "rate limited", "statusCode": 429
+            })),
+    );
+    let started = tokio::time::Instant::now();
+    manager.access_token("service").await.unwrap();
+    assert_eq!(sandbox.calls(REFRESH_PATH), 2);
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_403_is_a_misconfiguration_and_not_retried() {
+    let clock = clock();
+    let sandbox = start(&clock, sandbox::issuer_config()).await;
+    let manager = manager(&sandbox, &clock, account());
+    manager.access_token("service").await.unwrap();
+    tokio::time::advance(HOUR).await;
+    sandbox.fail_next(
+        REFRESH_PATH,
+        1,
+        Failure::new(StatusCode::FORBIDDEN).with_json(&json!({
+            "error": "Forbidden", "message": "account disabled", "statusCode": 403
+        })),
+    );
+    let error = manager.access_token("service").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Misconfigured);
+    assert_eq!(
+        (sandbox.calls(ISSUE_PATH), sandbox.calls(REFRESH_PATH)),
+        (1, 1)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_refresh_answer_is_not_retried_and_the_next_attempt_issues_anew() {
+    let clock = clock();
+    let sandbox = start(&clock, sandbox::issuer_config()).await;
+    let manager = manager(&sandbox, &clock, account());
+    let mut events = manager.subscribe();
+    manager.access_token("service").await.unwrap();
+    tokio::time::advance(HOUR).await;
+
+    sandbox.drop_next(REFRESH_PATH, 1);
+    let error = manager.access_token("service").await.unwrap_err();
+    assert_eq!(
+        error.kind(),
+        ErrorKind::OutcomeUnknown,
+        "Paymentsgate declares no reuse window"
+    );
+    assert_eq!(sandbox.calls(REFRESH_PATH), 1);
+    // The sandbox did rotate: the old refresh token is refused (401), and the account
+    // credentials obtain a new pair.
+    let token = manager.access_token("service").await.unwrap();
+    assert!(
+        sandbox
+            .issuer()
+            .authenticate(token.expose_secret())
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        (sandbox.calls(ISSUE_PATH), sandbox.calls(REFRESH_PATH)),
+        (2, 2)
+    );
+    no_reauth(&drain(&mut events));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_refresh_token_is_replaced_by_issuing_without_reauth() {
+    let clock = clock();
+    let issuer = sandbox::issuer_config().with_refresh_ttl(Some(2 * HOUR));
+    let sandbox = start(&clock, issuer).await;
+    let manager = manager(&sandbox, &clock, account());
+    manager.access_token("service").await.unwrap();
+    let mut events = manager.subscribe();
+    tokio::time::advance(3 * HOUR).await;
+
+    let token = manager.access_token("service").await.unwrap();
+    assert!(
+        sandbox
+            .issuer()
+            .authenticate(token.expose_secret())
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        (sandbox.calls(ISSUE_PATH), sandbox.calls(REFRESH_PATH)),
+        (2, 1),
+        "one refused refresh, then one issue"
+    );
+    let events = drain(&mut events);
+    no_reauth(&events);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Refreshed { issued: true, .. })),
+        "{events:?}"
+    );
+}

@@ -1,0 +1,261 @@
+//! The manager drives Vault.ist (v3 and v2) against its sandbox on tokio's paused clock:
+//! proactive refresh, rotation, faults, a lost answer and an expired refresh token (re-auth),
+//! with the sandbox's call counts as evidence.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use serde_json::json;
+use time::macros::datetime;
+use token_core::issuer::IssuerConfig;
+use token_core::sandbox::{Failure, RunningSandbox};
+use token_core::{
+    Clock, ErrorKind, Event, ManagerConfig, RetryPolicy, TokenManager, TokenSet, TokioClock,
+};
+use token_provider_vaultist::{
+    ApiVersion, REFRESH_PATH, Vaultist, VaultistConfig, VaultistExtras, sandbox,
+};
+
+const HOUR: Duration = Duration::from_secs(3600);
+const USER: &str = "usr:b06d9aaa-4310-4c0d-9e5343c1b35";
+
+fn clock() -> Arc<dyn Clock> {
+    Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)))
+}
+
+async fn start(
+    clock: &Arc<dyn Clock>,
+    issuer: IssuerConfig,
+    merchant: Option<&str>,
+) -> RunningSandbox {
+    sandbox::start(clock.clone(), issuer, merchant)
+        .await
+        .unwrap()
+}
+
+/// A manager whose `session` holds a pair the sandbox issued (as after Vault.ist's login).
+async fn seeded(
+    sandbox: &RunningSandbox,
+    clock: &Arc<dyn Clock>,
+    config: VaultistConfig,
+) -> (TokenManager<Vaultist>, TokenSet<VaultistExtras>) {
+    let manager = TokenManager::builder(Vaultist::new(sandbox.base_url(), config))
+        .shared_client(sandbox.client())
+        .clock(clock.clone())
+        .config(
+            ManagerConfig::default()
+                .with_refresh_skew(Duration::from_secs(60), Duration::from_secs(10))
+                .with_retry(
+                    RetryPolicy::default()
+                        .with_backoff(Duration::from_millis(200), Duration::from_secs(5)),
+                ),
+        )
+        .build()
+        .unwrap();
+    let mut first = TokenSet::from_stored(
+        sandbox
+            .issue_with("partner", json!({"user_id": USER}))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    // Vault.ist does not tell when a refresh token expires: its answer decides.
+    first.refresh_expires_at = None;
+    manager.insert("partner", first.clone()).await.unwrap();
+    (manager, first)
+}
+
+fn v2() -> VaultistConfig {
+    VaultistConfig::new(42).with_api_version(ApiVersion::V2)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_near_expiry_is_refreshed_in_the_background_in_both_versions() {
+    for config in [VaultistConfig::new(42), v2()] {
+        let clock = clock();
+        let sandbox = start(&clock, sandbox::issuer_config(), None).await;
+        let (manager, first) = seeded(&sandbox, &clock, config.clone()).await;
+        let mut events = manager.subscribe();
+        tokio::time::advance(HOUR - Duration::from_secs(30)).await;
+
+        assert_eq!(
+            manager.access_token("partner").await.unwrap(),
+            first.access_token
+        );
+        let event = events.recv().await.unwrap();
+        assert!(
+            matches!(event, Event::Refreshed { rotated: true, .. }),
+            "{event:?}"
+        );
+        let set = manager.token_set("partner").await.unwrap();
+        assert_ne!(set.access_token, first.access_token);
+        assert!(
+            sandbox
+                .issuer()
+                .authenticate(set.access_token.expose_secret())
+                .await
+                .is_ok()
+        );
+        assert_eq!(
+            set.extras.user_id.as_deref(),
+            Some(USER),
+            "{:?}",
+            config.api_version
+        );
+        assert_eq!(sandbox.calls(REFRESH_PATH), 1);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn v2_sessions_of_24_hours_rotate_on_every_refresh() {
+    let clock = clock();
+    let issuer = sandbox::issuer_config().with_access_ttl(24 * HOUR);
+    let sandbox = start(&clock, issuer, None).await;
+    let (manager, first) = seeded(&sandbox, &clock, v2()).await;
+    assert_eq!(
+        first.access_expires_at,
+        Some(clock.now() + time::Duration::hours(24))
+    );
+    let mut previous = first.refresh_token.unwrap();
+    for round in 1..=4 {
+        tokio::time::advance(24 * HOUR).await;
+        let set = manager.token_set("partner").await.unwrap();
+        assert_eq!(
+            set.access_expires_at,
+            Some(clock.now() + time::Duration::hours(24))
+        );
+        let current = set.refresh_token.unwrap();
+        assert_ne!(current, previous);
+        assert!(
+            sandbox
+                .issuer()
+                .refresh(previous.expose_secret())
+                .await
+                .is_err()
+        );
+        assert_eq!(sandbox.calls(REFRESH_PATH), round);
+        previous = current;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_merchant_header_is_sent_when_configured() {
+    let clock = clock();
+    let sandbox = start(&clock, sandbox::issuer_config(), Some("m-1")).await;
+    let (manager, _) = seeded(
+        &sandbox,
+        &clock,
+        VaultistConfig::new(42).with_merchant_id("m-1"),
+    )
+    .await;
+    tokio::time::advance(HOUR).await;
+    manager.access_token("partner").await.unwrap();
+
+    // Without it, the sandbox host answers its generic error: a definitive refusal.
+    let (manager, _) = seeded(&sandbox, &clock, VaultistConfig::new(42)).await;
+    tokio::time::advance(HOUR).await;
+    let error = manager.access_token("partner").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Rejected);
+    assert_eq!(error.provider_code(), Some("COMMON"));
+    assert_eq!(sandbox.calls(REFRESH_PATH), 2, "a refusal is not retried");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_5xx_is_retried() {
+    let clock = clock();
+    let sandbox = start(&clock, sandbox::issuer_config(), None).await;
+    let (manager, first) = seeded(&sandbox, &clock, VaultistConfig::new(42)).await;
+    tokio::time::advance(HOUR).await;
+    sandbox.fail_next(
+        REFRESH_PATH,
+        2,
+        Failure::new(StatusCode::INTERNAL_SERVER_ERROR),
+    );
+    assert_ne!(
+        manager.access_token("partner").await.unwrap(),
+        first.access_token
+    );
+    assert_eq!(sandbox.calls(REFRESH_PATH), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_waits_for_its_retry_after() {
+    let clock = clock();
+    let sandbox = start(&clock, sandbox::issuer_config(), None).await;
+    let (manager, _) = seeded(&sandbox, &clock, v2()).await;
+    tokio::time::advance(HOUR).await;
+    sandbox.fail_next(
+        REFRESH_PATH,
+        1,
+        Failure::new(StatusCode::TOO_MANY_REQUESTS)
+            .with_retry_after(5)
+            .with_json(
+                &json!({"status": "TOO_MANY_REQUESTS", "message": "slow down", "errors": []}),
+            ),
+    );
+    let started = tokio::time::Instant::now();
+    manager.access_token("partner").await.unwrap();
+    assert_eq!(sandbox.calls(REFRESH_PATH), 2);
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_answer_is_outcome_unknown_then_the_rotated_token_needs_reauth() {
+    // Vault.ist declares no reuse window: the same refresh token is not sent again blindly.
+    let clock = clock();
+    let sandbox = start(&clock, sandbox::issuer_config(), None).await;
+    let (manager, _) = seeded(&sandbox, &clock, VaultistConfig::new(42)).await;
+    tokio::time::advance(HOUR).await;
+    sandbox.drop_next(REFRESH_PATH, 1);
+    let error = manager.access_token("partner").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::OutcomeUnknown);
+    assert_eq!(sandbox.calls(REFRESH_PATH), 1);
+    let error = manager.access_token("partner").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+    assert_eq!(error.provider_code(), Some("invalid_grant"));
+    assert_eq!(sandbox.calls(REFRESH_PATH), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_refresh_token_is_a_reauth_signal_in_both_versions() {
+    for (config, code) in [
+        (VaultistConfig::new(42), "invalid_grant"),
+        (v2(), "UNAUTHORIZED"),
+    ] {
+        let clock = clock();
+        let issuer = sandbox::issuer_config().with_refresh_ttl(Some(2 * HOUR));
+        let sandbox = start(&clock, issuer, None).await;
+        let (manager, _) = seeded(&sandbox, &clock, config).await;
+        let mut events = manager.subscribe();
+        tokio::time::advance(3 * HOUR).await;
+
+        let error = manager.access_token("partner").await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+        assert_eq!(error.provider_code(), Some(code));
+        let Event::ReauthRequired(reauth) = events.recv().await.unwrap() else {
+            panic!("expected a re-auth event");
+        };
+        assert_eq!(reauth.session, "partner");
+        assert_eq!(reauth.code.as_deref(), Some(code));
+        assert_eq!(sandbox.calls(REFRESH_PATH), 1);
+        assert_eq!(
+            manager.access_token("partner").await.unwrap_err().kind(),
+            ErrorKind::ReauthRequired
+        );
+        assert_eq!(
+            sandbox.calls(REFRESH_PATH),
+            1,
+            "a dead session is not refreshed again"
+        );
+    }
+}
