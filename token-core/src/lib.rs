@@ -28,6 +28,9 @@ pub mod store;
 pub mod token_set;
 pub mod transport;
 
+/// The attribute `Provider` (and `TokenStore`, `HttpClient`, `Signer`) impls take: the traits
+/// have async methods and are used as trait objects.
+pub use async_trait::async_trait;
 pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use codec::{Endpoint, ErrorResponse, FromContext, RequestContext, TokenResponse};
 pub use error::{
