@@ -13,10 +13,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use token_core::codec::Endpoint;
 use token_core::expiry::parse_rfc3339;
 use token_core::issuer::IssuerConfig;
-use token_core::sandbox::{Failure, RunningSandbox};
-use token_core::{SystemClock, TokenSet};
+use token_core::sandbox::{Failure, RunningSandbox, Sandbox};
+use token_core::{ClientSecret, SystemClock, TokenSet};
+use token_provider_alipayplus::ApplyToken;
+use token_provider_alipayplus::sandbox::AlipayPlusSandbox;
+use token_provider_maya::sandbox::MayaSandbox;
+use token_provider_maya::{CreateAppToken, MiniAppRefresh};
 use token_provider_paymentsgate::PaymentsgateConfig;
 
 struct Case {
@@ -208,6 +213,120 @@ async fn vaultist_v3_and_v2_refresh_and_v2_reports_its_extras() {
         (line["kind"].as_str(), line["code"].as_str()),
         (Some("reauth_required"), Some("UNAUTHORIZED"))
     );
+}
+
+#[tokio::test]
+async fn maya_gets_an_app_token_refreshes_at_the_mini_app_and_reports_a_dead_refresh_token() {
+    let maya = MayaSandbox::new("partner-1", ClientSecret::new("partner-secret"));
+    let sandbox = maya.routes(Sandbox::builder()).start().await.unwrap();
+    let first = sandbox.issue("customer-1").await.unwrap();
+    let case = Case::new();
+    let config = case.config(json!({
+        "client_id": "partner-1",
+        "client_secret": "partner-secret",
+        "connect_url": sandbox.base_url(),
+        "refresh_token_lifetime_secs": 2_592_000,
+    }));
+    let rt = refresh_token_of(&first);
+
+    let (code, line) = run(args("maya", &sandbox, &config, &rt)).await;
+    assert_eq!(code, 0, "{line}");
+    assert_eq!(line["ok"], true);
+    assert_eq!(line["access_token"], "***");
+    assert_eq!(line["refresh_token"], "***");
+    assert!(parse_rfc3339(line["access_expires_at"].as_str().unwrap()).is_ok());
+    // Maya does not send it: the configured lifetime stamps it.
+    assert!(parse_rfc3339(line["refresh_expires_at"].as_str().unwrap()).is_ok());
+    assert_eq!(line["extras"], json!({}));
+    assert!(!line.to_string().contains(&rt));
+    // The app token from Maya Connect (`--base-url` is the Mini App host, the config's
+    // `connect_url` Maya Connect), then the customer refresh at `/tokens`.
+    assert_eq!(sandbox.calls(CreateAppToken::PATH), 1);
+    assert_eq!(sandbox.calls(MiniAppRefresh::PATH), 1);
+
+    // The refresh token was rotated away: the customer must log in again.
+    let (code, line) = run(args("maya", &sandbox, &config, &rt)).await;
+    assert_eq!(code, 2, "{line}");
+    assert_eq!(
+        line,
+        json!({"ok": false, "kind": "reauth_required", "code": "invalid_token", "message": line["message"]})
+    );
+    assert!(!line["message"].as_str().unwrap().contains(&rt));
+
+    // A wrong client secret is the partner's misconfiguration, not the customer's.
+    let config = case.config(json!({
+        "client_id": "partner-1",
+        "client_secret": "not-the-secret",
+        "connect_url": sandbox.base_url(),
+    }));
+    let live = refresh_token_of(&sandbox.issue("customer-2").await.unwrap());
+    let (code, line) = run(args("maya", &sandbox, &config, &live)).await;
+    assert_eq!(code, 2, "{line}");
+    assert_eq!(
+        (line["kind"].as_str(), line["code"].as_str()),
+        (Some("misconfigured"), Some("invalid_client"))
+    );
+    assert!(!line["message"].as_str().unwrap().contains("not-the-secret"));
+}
+
+fn alipayplus_config(case: &Case, server_public_key: &str) -> PathBuf {
+    use token_provider_alipayplus::sandbox::{ACQUIRER_ID, CLIENT_ID, CLIENT_PRIVATE_KEY, PSP_ID};
+    case.config(json!({
+        "client_id": CLIENT_ID,
+        "psp_id": PSP_ID,
+        "acquirer_id": ACQUIRER_ID,
+        "private_key": CLIENT_PRIVATE_KEY,
+        "server_public_key": server_public_key,
+    }))
+}
+
+#[tokio::test]
+async fn alipayplus_refreshes_signed_reports_its_extras_and_a_dead_refresh_token() {
+    use token_provider_alipayplus::sandbox::{CLIENT_PUBLIC_KEY, MPP_PUBLIC_KEY};
+    let mpp = AlipayPlusSandbox::new();
+    let sandbox = mpp
+        .routes(Sandbox::builder().issuer_config(AlipayPlusSandbox::issuer_config()))
+        .start()
+        .await
+        .unwrap();
+    let first = sandbox
+        .issue_with(
+            "user-1",
+            json!({"customerId": "2088000000000001", "userLoginId": "62-***2736"}),
+        )
+        .await
+        .unwrap();
+    let case = Case::new();
+    let config = alipayplus_config(&case, MPP_PUBLIC_KEY);
+    let rt = refresh_token_of(&first);
+
+    let (code, line) = run(args("alipayplus", &sandbox, &config, &rt)).await;
+    assert_eq!(code, 0, "{line}");
+    assert_eq!(line["ok"], true);
+    assert_eq!(line["access_token"], "***");
+    assert_eq!(line["refresh_token"], "***");
+    assert!(parse_rfc3339(line["access_expires_at"].as_str().unwrap()).is_ok());
+    assert!(parse_rfc3339(line["refresh_expires_at"].as_str().unwrap()).is_ok());
+    assert_eq!(
+        line["extras"],
+        json!({"customerId": "2088000000000001", "userLoginId": "62-***2736"})
+    );
+    assert!(!line.to_string().contains(&rt));
+    assert_eq!(sandbox.calls(ApplyToken::PATH), 1);
+
+    // A refresh token the MPP does not know: re-authorization.
+    let (code, line) = run(args("alipayplus", &sandbox, &config, "rt_unknown")).await;
+    assert_eq!(code, 2, "{line}");
+    assert_eq!(
+        line,
+        json!({"ok": false, "kind": "reauth_required", "code": "INVALID_REFRESH_TOKEN", "message": line["message"]})
+    );
+
+    // The wrong server key: the signed answer cannot be verified.
+    let config = alipayplus_config(&case, CLIENT_PUBLIC_KEY);
+    let (code, line) = run(args("alipayplus", &sandbox, &config, &rt)).await;
+    assert_eq!(code, 2, "{line}");
+    assert_eq!(line["kind"], "misconfigured");
 }
 
 #[tokio::test]

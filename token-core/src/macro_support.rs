@@ -122,6 +122,41 @@ impl<T: AsSecret> AsSecret for Option<T> {
     }
 }
 
+/// A secret type: a request field of this type is a secret whatever its role or source (a
+/// config's `ClientSecret` in the body, a hand-set `AuthCode`...).
+pub trait SecretType: AsSecret {}
+
+impl SecretType for AccessToken {}
+impl SecretType for RefreshToken {}
+impl SecretType for AuthCode {}
+impl SecretType for ClientSecret {}
+impl<T: SecretType> SecretType for Option<T> {}
+
+/// Collects a field's secrets when its type is a [`SecretType`], and nothing otherwise
+/// (autoref specialization: the generated code calls
+/// `(&SecretProbe(&self.field)).collect_if_secret(&mut out)` with both traits in scope;
+/// [`IsSecret`] on `SecretProbe<T>` wins when `T: SecretType`, else [`NotSecret`] on
+/// `&SecretProbe<T>` applies).
+pub struct SecretProbe<'a, T: ?Sized>(pub &'a T);
+
+pub trait IsSecret<'a> {
+    fn collect_if_secret(&self, out: &mut Vec<&'a str>);
+}
+
+impl<'a, T: SecretType + ?Sized> IsSecret<'a> for SecretProbe<'a, T> {
+    fn collect_if_secret(&self, out: &mut Vec<&'a str>) {
+        self.0.collect_secrets(out);
+    }
+}
+
+pub trait NotSecret<'a> {
+    fn collect_if_secret(&self, out: &mut Vec<&'a str>);
+}
+
+impl<'a, T: ?Sized> NotSecret<'a> for &SecretProbe<'a, T> {
+    fn collect_if_secret(&self, _out: &mut Vec<&'a str>) {}
+}
+
 /// Client side: assembles a request field by field.
 pub struct RequestWriter {
     method: http::Method,
@@ -243,10 +278,7 @@ impl RequestWriter {
         }
         let authorization = match (self.bearer, self.basic) {
             (Some(token), _) => Some(format!("Bearer {token}")),
-            (None, (Some(user), Some(password))) => Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-            )),
+            (None, (Some(user), Some(password))) => Some(basic_authorization(&user, &password)),
             _ => None,
         };
         if let Some(authorization) = authorization {
@@ -429,6 +461,20 @@ fn describe_constant(at: Option<At>, name: &str) -> String {
         .unwrap_or_else(|| format!("body field `{name}`"))
 }
 
+/// `Basic base64(user ":" password)`, each part form-urlencoded first (RFC 6749 section
+/// 2.3.1), so a `:` in the user, or any non-ASCII text, survives the trip.
+fn basic_authorization(user: &str, password: &str) -> String {
+    let encode =
+        |part: &str| url::form_urlencoded::byte_serialize(part.as_bytes()).collect::<String>();
+    let credentials = format!("{}:{}", encode(user), encode(password));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    )
+}
+
+/// Reverses [`basic_authorization`]: Base64, split at the first `:`, then form-urldecode
+/// each part (`+` is a space, `%XX` a byte).
 fn basic_credentials(value: &str) -> Option<(String, String)> {
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -439,7 +485,14 @@ fn basic_credentials(value: &str) -> Option<(String, String)> {
         .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (user, password) = text.split_once(':')?;
-    Some((user.to_owned(), password.to_owned()))
+    let decode = |part: &str| {
+        let spaced = part.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8()
+            .ok()
+            .map(|text| text.into_owned())
+    };
+    Some((decode(user)?, decode(password)?))
 }
 
 /// Inserts `value` at a dotted path (`result.resultStatus`), creating objects on the way.

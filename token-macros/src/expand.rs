@@ -194,8 +194,20 @@ fn request(model: &Model) -> TokenStream {
             &field.attrs.from,
             Some(from) if matches!(&from.value, Source::Named(n) if n != "uuid")
         );
+        let fresh_uuid = matches!(
+            &field.attrs.from,
+            Some(from) if matches!(&from.value, Source::Named(n) if n == "uuid")
+        );
         if secret_source || matches!(role.as_str(), "bearer" | "basic_password") {
             secrets.push(quote_spanned!(span=> #p::AsSecret::collect_secrets(&self.#f, &mut __s);));
+        } else if !fresh_uuid {
+            // Any other field (a config's `ClientSecret`, a hand-set token) is a secret when
+            // its type is one.
+            secrets.push(quote! {{
+                #[allow(unused_imports)]
+                use #p::{IsSecret as _, NotSecret as _};
+                (&#p::SecretProbe(&self.#f)).collect_if_secret(&mut __s);
+            }});
         }
     }
     let secrets = if secrets.is_empty() {

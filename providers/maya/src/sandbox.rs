@@ -34,6 +34,9 @@ use crate::endpoints::{
 /// The prefix of the subject the sandbox issues app tokens to; `/tokens` accepts only those.
 const APP_SUBJECT: &str = "app:";
 
+/// The Mini App refusal of a bearer that is a live token but not an app token.
+const NOT_AN_APP_TOKEN: &str = "not_an_app_token";
+
 /// Maya's endpoints for one partner client.
 #[derive(Clone, Debug)]
 pub struct MayaSandbox {
@@ -149,7 +152,11 @@ fn mini_app_handler() -> impl Handler {
                 .await
                 .map_err(Refusal::Issuer)?;
             if !app.subject.starts_with(APP_SUBJECT) {
-                return Err(Refusal::Issuer(IssuerError::InvalidAccessToken));
+                // A live token, but a customer's: only the partner app's may refresh.
+                return Err(Refusal::custom(
+                    NOT_AN_APP_TOKEN,
+                    "Invalid or expired app token.",
+                ));
             }
             cx.issuer()
                 .refresh(refresh.refresh_token.expose_secret())
@@ -169,6 +176,9 @@ fn refuse(refusal: Refusal) -> MayaError {
         }
         Refusal::Issuer(error) if error.is_access_rejection() => {
             MayaError::new(MayaCode::InvalidClient, "Invalid or expired app token.")
+        }
+        Refusal::Custom { code, message } if code == NOT_AN_APP_TOKEN => {
+            MayaError::new(MayaCode::InvalidClient, message)
         }
         _ => MayaError::new(MayaCode::ServerError, "Internal error."),
     }

@@ -37,7 +37,7 @@ use token_core::__private::url::{Url, form_urlencoded};
 use token_core::__private::uuid::Uuid;
 use token_core::Clock;
 use token_core::codec::{Endpoint, RequestError, encode_error};
-use token_core::issuer::{IssuerConfig, IssuerError};
+use token_core::issuer::IssuerConfig;
 use token_core::pkce::{S256, challenge_s256};
 use token_core::sandbox::endpoint::{Refusal, ServeEndpoint};
 use token_core::sandbox::{
@@ -92,9 +92,12 @@ pub fn routes(builder: SandboxBuilder) -> SandboxBuilder {
         move |grant: AuthorizationCodeGrant, cx: SandboxContext| {
             let subject = redeem.redeem(&grant);
             async move {
-                // The issuer's "invalid refresh token" stands for an unusable code here;
-                // `refuse_code` words it as such.
-                let subject = subject.ok_or(Refusal::Issuer(IssuerError::InvalidRefreshToken))?;
+                let subject = subject.ok_or_else(|| {
+                    Refusal::custom(
+                        "invalid_code",
+                        "the authorization code is invalid or used, or the code verifier or redirect URI does not match",
+                    )
+                })?;
                 cx.issuer()
                     .issue(subject, json!({}))
                     .await
@@ -129,10 +132,9 @@ fn refuse_refresh(refusal: Refusal) -> OAuthError {
 
 fn refuse_code(refusal: Refusal) -> OAuthError {
     match refusal {
-        Refusal::Issuer(error) if error.is_refresh_rejection() => OAuthError::new(
-            OAuthCode::InvalidGrant,
-            "the authorization code is invalid or used, or the code verifier or redirect URI does not match",
-        ),
+        Refusal::Custom { code, message } if code == "invalid_code" => {
+            OAuthError::new(OAuthCode::InvalidGrant, message)
+        }
         other => refuse_refresh(other),
     }
 }

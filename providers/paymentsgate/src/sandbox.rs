@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use token_core::__private::http::Method;
 use token_core::__private::serde_json::json;
-use token_core::issuer::{AccessTokenFormat, IssuerConfig, IssuerError};
+use token_core::issuer::{AccessTokenFormat, IssuerConfig};
 use token_core::sandbox::endpoint::{Refusal, ServeEndpoint};
 use token_core::sandbox::{RunningSandbox, Sandbox, SandboxBuilder, SandboxContext, SandboxError};
 use token_core::{ClientSecret, Clock};
@@ -68,9 +68,10 @@ pub fn routes(builder: SandboxBuilder, account: &PaymentsgateConfig) -> SandboxB
             let known = known_account(&expected, &issue.account_id, &issue.public_key);
             async move {
                 if !known {
-                    // The issuer's "invalid access token" stands for unknown credentials
-                    // here; `refuse_issue` words it as such.
-                    return Err(Refusal::Issuer(IssuerError::InvalidAccessToken));
+                    return Err(Refusal::custom(
+                        "unknown_account",
+                        "unknown account or public key",
+                    ));
                 }
                 cx.issuer()
                     .issue(issue.account_id, json!({}))
@@ -96,8 +97,8 @@ fn known_account(expected: &(String, ClientSecret), id: &str, key: &ClientSecret
 fn refuse_issue(refusal: Refusal) -> IssueError {
     match refusal {
         Refusal::BadRequest(error) => IssueError::new(400, "Bad Request", error.0),
-        Refusal::Issuer(error) if error.is_access_rejection() => {
-            IssueError::new(401, "Unauthorized", "unknown account or public key")
+        Refusal::Custom { code, message } if code == "unknown_account" => {
+            IssueError::new(401, "Unauthorized", message)
         }
         _ => IssueError::new(500, "Internal Server Error", "the issuer failed"),
     }

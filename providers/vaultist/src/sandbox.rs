@@ -94,6 +94,9 @@ pub fn routes(builder: SandboxBuilder, merchant_id: Option<&str>) -> SandboxBuil
     builder.route(Method::POST, REFRESH_PATH, Versions { v3, v2 })
 }
 
+/// The handler's refusal of a request whose `X-Merchant-ID` is not the configured one.
+const UNKNOWN_MERCHANT: &str = "unknown_merchant";
+
 async fn rotate(
     expected: Option<String>,
     sent: Option<String>,
@@ -101,9 +104,7 @@ async fn rotate(
     cx: SandboxContext,
 ) -> Result<token_core::issuer::Issued, Refusal> {
     if expected.is_some() && expected != sent {
-        // The issuer's "invalid access token" stands for an unknown merchant here; the
-        // refusals word it as such.
-        return Err(Refusal::Issuer(IssuerError::InvalidAccessToken));
+        return Err(Refusal::custom(UNKNOWN_MERCHANT, "Merchant not found"));
     }
     cx.issuer()
         .refresh(refresh_token.expose_secret())
@@ -118,10 +119,10 @@ fn refuse_v3(refusal: Refusal) -> VaultistError {
             VaultistCode::InvalidGrant,
             "Refresh token has expired or is invalid.",
         ),
-        Refusal::Issuer(error) if error.is_access_rejection() => VaultistError {
+        Refusal::Custom { code, message } if code == UNKNOWN_MERCHANT => VaultistError {
             error: VaultistCode::Common,
             error_description: None,
-            message: Some("Merchant not found".into()),
+            message: Some(message),
             error_id: Some(Uuid::new_v4().to_string()),
             system_id: Some("vault-sandbox".into()),
         },
@@ -141,8 +142,8 @@ fn refuse_v2(refusal: Refusal) -> VaultistV2Error {
         Refusal::Issuer(error) if error.is_refresh_rejection() => {
             VaultistV2Error::new(VaultistV2Status::Unauthorized, "The Token is invalid")
         }
-        Refusal::Issuer(error) if error.is_access_rejection() => {
-            VaultistV2Error::new(VaultistV2Status::BadRequest, "Merchant not found")
+        Refusal::Custom { code, message } if code == UNKNOWN_MERCHANT => {
+            VaultistV2Error::new(VaultistV2Status::BadRequest, message)
         }
         _ => VaultistV2Error::new(
             VaultistV2Status::Other("INTERNAL_SERVER_ERROR".into()),

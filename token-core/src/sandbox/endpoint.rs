@@ -21,6 +21,32 @@ pub enum Refusal {
     BadRequest(RequestError),
     /// The issuer refused (an invalid or expired refresh token...).
     Issuer(IssuerError),
+    /// The handler refused by a rule of its own (a bad authorization code, unknown account
+    /// credentials, a wrong merchant id): `code` names the rule for the provider's answer,
+    /// `message` words it.
+    Custom {
+        /// The rule, as the handler names it (`"invalid_code"`, `"unknown_account"`...).
+        code: String,
+        /// What went wrong, for the answer's message.
+        message: String,
+    },
+}
+
+impl Refusal {
+    /// A [`Refusal::Custom`] for the handler's rule `code`.
+    ///
+    /// ```
+    /// use token_core::sandbox::endpoint::Refusal;
+    ///
+    /// let refusal = Refusal::custom("unknown_account", "unknown account or public key");
+    /// assert!(matches!(&refusal, Refusal::Custom { code, .. } if code == "unknown_account"));
+    /// ```
+    pub fn custom(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Custom {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
 }
 
 type Grant<E> = dyn Fn(E, SandboxContext) -> Pin<Box<dyn Future<Output = Result<Issued, Refusal>> + Send>>
@@ -134,6 +160,10 @@ mod tests {
         match refusal {
             Refusal::BadRequest(e) => OAuthErrorAnswer::invalid_request(e.0),
             Refusal::Issuer(e) => OAuthErrorAnswer::from_issuer(&e),
+            Refusal::Custom { code, message } if code == "invalid_client" => {
+                OAuthErrorAnswer::invalid_client(message)
+            }
+            Refusal::Custom { message, .. } => OAuthErrorAnswer::invalid_request(message),
         }
     }
 
@@ -183,5 +213,48 @@ mod tests {
         let answer = sandbox.client().send(request).await.unwrap();
         assert_eq!(answer.status(), 400);
         assert!(String::from_utf8_lossy(answer.body()).contains("invalid_request"));
+    }
+
+    #[tokio::test]
+    async fn a_grant_refusing_by_its_own_rule_is_answered_by_the_provider() {
+        let sandbox = Sandbox::builder()
+            .oauth_routes(false)
+            .route(
+                http::Method::POST,
+                "/token",
+                ServeEndpoint::<RefreshGrant>::new(
+                    |grant: RefreshGrant, _cx: SandboxContext| async move {
+                        Err::<Issued, _>(match grant.refresh_token.expose_secret() {
+                            "rt_client" => {
+                                Refusal::custom("invalid_client", "unknown client app-9")
+                            }
+                            _ => Refusal::custom("house_rule", "refresh on weekdays only"),
+                        })
+                    },
+                    refuse,
+                ),
+            )
+            .start()
+            .await
+            .unwrap();
+        let cx = CallContext::new(sandbox.client(), Arc::new(SystemClock), "alice");
+        let call = |token: &'static str| {
+            let (cx, url) = (cx.clone(), sandbox.base_url());
+            async move {
+                cx.call(&url, &RefreshGrant::new(RefreshToken::new(token)))
+                    .await
+                    .unwrap_err()
+            }
+        };
+        let error = call("rt_client").await;
+        assert_eq!(error.kind(), ErrorKind::Misconfigured);
+        assert_eq!(error.provider_code(), Some("invalid_client"));
+        assert!(
+            error.to_string().contains("unknown client app-9"),
+            "{error}"
+        );
+        let error = call("rt_other").await;
+        assert_eq!(error.provider_code(), Some("invalid_request"));
+        assert!(error.to_string().contains("weekdays only"), "{error}");
     }
 }
