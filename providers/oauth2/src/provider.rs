@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use token_core::__private::async_trait;
 use token_core::__private::url::Url;
+use token_core::async_trait;
 use token_core::pkce::{PkceVerifier, S256};
 use token_core::{
     AuthCode, CallContext, Error, FromContext, NoExtras, Provider, RequestContext, TokenSet,

@@ -147,7 +147,7 @@ struct TokenRoute {
     authorization_code: ServeEndpoint<AuthorizationCodeGrant>,
 }
 
-#[token_core::__private::async_trait]
+#[token_core::async_trait]
 impl Handler for TokenRoute {
     async fn handle(
         &self,

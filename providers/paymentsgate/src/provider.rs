@@ -1,8 +1,8 @@
 //! [`Paymentsgate`]: issue and refresh tied together for the manager, and its config.
 
-use token_core::__private::async_trait;
 use token_core::__private::serde::{Deserialize, Serialize};
 use token_core::__private::url::Url;
+use token_core::async_trait;
 use token_core::{
     CallContext, ClientSecret, Error, FromContext, NoExtras, Provider, RequestContext, TokenSet,
 };

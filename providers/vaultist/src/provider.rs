@@ -1,8 +1,8 @@
 //! [`Vaultist`]: the refresh of the configured API version, for the manager, and its config.
 
-use token_core::__private::async_trait;
 use token_core::__private::serde::{Deserialize, Serialize};
 use token_core::__private::url::Url;
+use token_core::async_trait;
 use token_core::{CallContext, Error, FromContext, Provider, RequestContext, TokenSet};
 
 use crate::endpoints::{RefreshV2, RefreshV3, VaultistExtras};

@@ -159,7 +159,7 @@ struct Versions {
     v2: ServeEndpoint<RefreshV2>,
 }
 
-#[token_core::__private::async_trait]
+#[token_core::async_trait]
 impl Handler for Versions {
     async fn handle(
         &self,
