@@ -19,9 +19,14 @@ pub struct ExpiresIn(pub Option<u64>);
 
 impl ExpiresIn {
     /// The absolute instant `now + self`, if a lifetime was given.
+    ///
+    /// A lifetime beyond the last representable instant (a provider's nonsense) ends there,
+    /// rather than overflowing.
     pub fn at(self, now: OffsetDateTime) -> Option<OffsetDateTime> {
-        self.0
-            .map(|secs| now + Duration::seconds(secs.min(i64::MAX as u64) as i64))
+        self.0.map(|secs| {
+            now.checked_add(Duration::seconds(secs.min(i64::MAX as u64) as i64))
+                .unwrap_or_else(|| time::PrimitiveDateTime::MAX.assume_utc())
+        })
     }
 
     /// The lifetime left from `now` until `at`, rounded down, zero if already past.
@@ -66,7 +71,10 @@ impl<'de> Deserialize<'de> for UnixTime {
         let secs = NumberOrString::deserialize(deserializer)?
             .seconds()
             .map_err(serde::de::Error::custom)?;
-        from_unix(secs as i64)
+        // Beyond `i64` is out of range, not a wrapped (past) instant.
+        i64::try_from(secs)
+            .map_err(|_| ExpiryError::OutOfRange)
+            .and_then(from_unix)
             .map(Self)
             .map_err(serde::de::Error::custom)
     }
@@ -215,6 +223,11 @@ mod tests {
             Some(datetime!(2026-01-01 00:01 UTC))
         );
         assert_eq!(ExpiresIn(None).at(now), None);
+        // Nonsense lifetimes saturate instead of overflowing.
+        let far = ExpiresIn(Some(u64::MAX)).at(now).unwrap();
+        assert!(far > now + Duration::days(365 * 1000));
+        assert!(far.format(&Rfc3339).is_ok(), "stores can still write it");
+        assert!(ExpiresIn(Some(i64::MAX as u64)).at(now).is_some());
         assert_eq!(
             ExpiresIn::until(now, datetime!(2026-01-01 00:05 UTC)),
             ExpiresIn(Some(0))
@@ -228,6 +241,8 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.0.unix_timestamp(), 1_700_000_000);
         assert_eq!(serde_json::to_string(&a).unwrap(), "1700000000");
+        // Past `i64` is an error, not a wrapped instant in 1969.
+        assert!(serde_json::from_str::<UnixTime>("18446744073709551615").is_err());
     }
 
     #[test]

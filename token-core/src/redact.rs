@@ -39,7 +39,9 @@ pub fn scrub_body(body: &[u8], known: &[&str]) -> String {
             scrub_json(&mut value);
             value.to_string()
         }
-        Err(_) => String::from_utf8_lossy(body).into_owned(),
+        // Not JSON (truncated, HTML, a form): token-like `key: value` and `key=value` pairs
+        // are still masked, so a cut-off answer cannot show the token it carried.
+        Err(_) => scrub_text(&String::from_utf8_lossy(body)),
     };
     for secret in known.iter().filter(|s| s.len() >= 4) {
         text = text.replace(secret, crate::secret::REDACTED);
@@ -54,6 +56,50 @@ pub fn scrub_body(body: &[u8], known: &[&str]) -> String {
         text.push_str("...");
     }
     text
+}
+
+/// Masks the value after every token-like key followed by `:` or `=` (quoted or not, up to
+/// its closing quote, or to the next delimiter, or to the end of a cut-off text).
+fn scrub_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find([':', '=']) {
+        let (before, after) = rest.split_at(at);
+        out.push_str(before);
+        out.push_str(&after[..1]);
+        rest = &after[1..];
+        let key = before
+            .trim_end_matches(|c: char| c.is_whitespace() || c == '"' || c == '\\')
+            .rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if !SECRET_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        let value = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '\\');
+        out.push_str(&rest[..rest.len() - value.len()]);
+        let (quoted, value) = match value.strip_prefix('"') {
+            Some(inner) => (true, inner),
+            None => (false, value),
+        };
+        let end = if quoted {
+            value.find(['"', '\\']).unwrap_or(value.len())
+        } else {
+            value
+                .find(|c: char| c.is_whitespace() || "&,;}<\"'".contains(c))
+                .unwrap_or(value.len())
+        };
+        if quoted {
+            out.push('"');
+        }
+        if end > 0 {
+            out.push_str(crate::secret::REDACTED);
+        }
+        rest = &value[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn scrub_json(value: &mut serde_json::Value) {
@@ -95,6 +141,28 @@ mod tests {
         let shown = scrub_body(body, &["RT-SECRET-9"]);
         assert!(!shown.contains("RT-SECRET-9"), "{shown}");
         assert!(shown.contains("<html>"));
+    }
+
+    #[test]
+    fn token_like_values_are_scrubbed_from_text_that_is_not_json() {
+        for body in [
+            &br#"{"access_token":"AT-CUT-OFF-1","expires_in":36"#[..],
+            br#"{"refreshToken" : "RT-CUT-OFF-2"#,
+            b"access_token=AT-FORM-3&token_type=bearer&expires_in=60",
+            br#"<html>{\"access_token\":\"AT-ESCAPED-4\"}</html>"#,
+        ] {
+            let shown = scrub_body(body, &[]);
+            assert!(
+                !shown.contains("CUT-OFF") && !shown.contains("FORM") && !shown.contains("ESCAPED"),
+                "{shown}"
+            );
+            assert!(shown.contains(crate::secret::REDACTED), "{shown}");
+        }
+        let shown = scrub_body(b"<html>error: bad gateway, code=502 at 10:30</html>", &[]);
+        assert_eq!(
+            shown,
+            "<html>error: bad gateway, code=[redacted] at 10:30</html>"
+        );
     }
 
     #[test]

@@ -1,0 +1,336 @@
+//! Security: the bearer token never follows a redirect to another origin, the token endpoint
+//! follows no redirect at all, and no secret shows in a log line, a `Debug`, an error or an
+//! event. (The fault matrix runs the same leak check on every row of every provider.)
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{HeaderValue, StatusCode, header::LOCATION};
+use token_core::middleware::BearerAuth;
+use token_core::sandbox::oauth::TOKEN_PATH;
+use token_core::sandbox::{Failure, RunningSandbox, Sandbox, SandboxContext, json_response};
+use token_core::{
+    AccessToken, ClientSecret, ErrorKind, ManualClock, RefreshToken, ReqwestClient, TokenManager,
+    TokenSet,
+};
+
+use support::{Env, LogBuffer, RigClock, Subject, Transport, leaked, lock};
+
+/// What a capturing server saw: the `Authorization` header of each request (`None`: absent).
+type Seen = Arc<Mutex<Vec<Option<String>>>>;
+
+/// A second loopback server (another port: another origin) that records what it is sent.
+async fn capturing_server() -> (RunningSandbox, Seen) {
+    let seen: Seen = Arc::default();
+    let record = seen.clone();
+    let sandbox = Sandbox::builder()
+        .oauth_routes(false)
+        .api_routes(false)
+        .route_any(
+            "/capture",
+            move |request: http::Request<Vec<u8>>, _cx: SandboxContext| {
+                let record = record.clone();
+                async move {
+                    let auth = request
+                        .headers()
+                        .get(http::header::AUTHORIZATION)
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+                    let body = String::from_utf8_lossy(request.body()).into_owned();
+                    lock(&record).push(auth.or_else(|| (!body.is_empty()).then_some(body)));
+                    json_response(StatusCode::OK, &serde_json::json!({"captured": true}))
+                }
+            },
+        )
+        .start()
+        .await
+        .expect("the capturing server starts");
+    (sandbox, seen)
+}
+
+/// A redirect to `to`.
+fn redirect(to: &url::Url) -> http::Response<Vec<u8>> {
+    let mut response = http::Response::new(Vec::new());
+    *response.status_mut() = StatusCode::FOUND;
+    response.headers_mut().insert(
+        LOCATION,
+        HeaderValue::from_str(to.as_str()).expect("a URL is a header value"),
+    );
+    response
+}
+
+#[tokio::test]
+async fn the_bearer_token_is_not_sent_to_another_origin_after_a_redirect() {
+    let (other, seen) = capturing_server().await;
+    let elsewhere = other.url("/capture");
+    let same_origin = Arc::new(Mutex::new(None::<url::Url>));
+    let target = same_origin.clone();
+    let sandbox = Sandbox::builder()
+        .route_any(
+            "/api/elsewhere",
+            move |_r: http::Request<Vec<u8>>, _cx: SandboxContext| {
+                let to = elsewhere.clone();
+                async move { redirect(&to) }
+            },
+        )
+        .route_any(
+            "/api/here",
+            move |_r: http::Request<Vec<u8>>, _cx: SandboxContext| {
+                let to = lock(&target).clone().expect("set before use");
+                async move { redirect(&to) }
+            },
+        )
+        .start()
+        .await
+        .expect("the sandbox starts");
+    *lock(&same_origin) = Some(sandbox.url("/api/balance"));
+
+    let manager = TokenManager::builder(token_core::sandbox::SandboxOAuth::new(sandbox.base_url()))
+        .build()
+        .expect("builds");
+    let first = sandbox.issue("m").await.expect("issues");
+    let token = first.access_token.clone();
+    manager
+        .insert("m", TokenSet::from_stored(first).expect("fits"))
+        .await
+        .expect("inserts");
+    // reqwest's default policy follows redirects; the middleware must not defeat its
+    // stripping of credentials on a cross-origin hop.
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(BearerAuth::new(manager.clone(), "m"))
+        .build();
+
+    // Control: a same-origin redirect keeps the header (the protected API answers 200).
+    let response = client
+        .get(sandbox.url("/api/here"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::OK, "same-origin redirect");
+    assert_eq!(sandbox.calls("/api/balance"), 1);
+
+    // Control: sent to the capturing server directly, the header is there.
+    let response = client
+        .get(other.url("/capture"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    let direct = lock(&seen).pop().flatten().expect("the header was sent");
+    assert!(direct.contains(token.expose_secret()));
+
+    // The redirect to another origin (same host, another port) arrives without it.
+    let response = client
+        .get(sandbox.url("/api/elsewhere"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(sandbox.calls("/api/elsewhere"), 1);
+    let seen = lock(&seen).clone();
+    assert_eq!(seen, vec![None], "the other origin got: {seen:?}");
+    assert_eq!(sandbox.calls(TOKEN_PATH), 0);
+}
+
+#[tokio::test]
+async fn the_token_endpoint_follows_no_redirect_so_the_refresh_token_stays_home() {
+    let (other, seen) = capturing_server().await;
+    let clock = ManualClock::default();
+    let env = Env::new(
+        RigClock::Manual(clock.clone()),
+        Duration::ZERO,
+        Transport::Socket(Duration::from_secs(5)),
+    );
+    let rig = support::CoreOAuth.start(&env).await;
+    let seeded = rig.seed("s").await;
+    clock.advance(time::Duration::seconds(3601));
+    rig.sandbox().fail_next(
+        TOKEN_PATH,
+        1,
+        Failure::new(StatusCode::TEMPORARY_REDIRECT).with_header(
+            LOCATION,
+            HeaderValue::from_str(other.url("/capture").as_str()).expect("a header value"),
+        ),
+    );
+    let error = rig
+        .access_token("s")
+        .await
+        .expect_err("a redirect is no answer");
+    assert_eq!(error.kind(), ErrorKind::Rejected, "{error}");
+    assert!(
+        lock(&seen).is_empty(),
+        "the refresh was forwarded: {seen:?}"
+    );
+    assert_eq!(rig.sandbox().calls(TOKEN_PATH), 1, "no retry of a 3xx");
+    // Nothing lost: the stored set still refreshes once the endpoint behaves.
+    assert_eq!(
+        rig.stored("s").await.map(|s| s.refresh_token),
+        Some(seeded.refresh_token)
+    );
+    rig.access_token("s").await.expect("refreshes afterwards");
+
+    // The transport on its own: a 3xx comes back as it is.
+    let client = ReqwestClient::new().expect("builds");
+    let request = http::Request::post(rig.sandbox().url(TOKEN_PATH).as_str())
+        .body(b"grant_type=refresh_token&refresh_token=rt_x".to_vec())
+        .expect("a request");
+    rig.sandbox().fail_next(
+        TOKEN_PATH,
+        1,
+        Failure::new(StatusCode::MOVED_PERMANENTLY).with_header(
+            LOCATION,
+            HeaderValue::from_str(other.url("/capture").as_str()).expect("a header value"),
+        ),
+    );
+    let answer = token_core::HttpClient::send(&client, request)
+        .await
+        .expect("an answer");
+    assert_eq!(answer.status(), StatusCode::MOVED_PERMANENTLY);
+    assert!(lock(&seen).is_empty());
+}
+
+/// The middleware's whole path, 401 and resend included, logged at TRACE by every crate:
+/// no token in any line, event or error.
+#[test]
+fn the_middleware_logs_no_token() {
+    let logs = LogBuffer::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let secrets = tracing::subscriber::with_default(support::capture(&logs), || {
+        runtime.block_on(async {
+            let clock = ManualClock::default();
+            let env = Env::new(
+                RigClock::Manual(clock.clone()),
+                Duration::ZERO,
+                Transport::Socket(Duration::from_secs(5)),
+            );
+            let sandbox = Sandbox::builder()
+                .clock(env.clock.clock())
+                .issuer_store(env.issuer_store.clone())
+                .start()
+                .await
+                .expect("starts");
+            let provider = token_core::sandbox::SandboxOAuth::new(sandbox.base_url());
+            // The manager's clock stays behind: the API refuses a token the manager thinks
+            // fresh, and the middleware refreshes and resends.
+            let manager = TokenManager::builder(provider)
+                .shared_store(env.store.clone())
+                .build()
+                .expect("builds");
+            let first = sandbox.issue("m").await.expect("issues");
+            let mut secrets = vec![
+                first.access_token.expose_secret().to_owned(),
+                first
+                    .refresh_token
+                    .clone()
+                    .expect("rt")
+                    .expose_secret()
+                    .to_owned(),
+            ];
+            manager
+                .insert("m", TokenSet::from_stored(first).expect("fits"))
+                .await
+                .expect("inserts");
+            let mut events = manager.subscribe();
+            let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+                .with(BearerAuth::new(manager.clone(), "m"))
+                .build();
+            let ok = client
+                .get(sandbox.url("/api/a"))
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(ok.status(), StatusCode::OK);
+            clock.advance(time::Duration::seconds(3601));
+            let resent = client
+                .get(sandbox.url("/api/b"))
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(resent.status(), StatusCode::OK);
+            assert_eq!(sandbox.calls(TOKEN_PATH), 1);
+            // Revoked at the provider: the error that comes back shows no token either.
+            let set = manager.token_set("m").await.expect("a set");
+            sandbox
+                .issuer()
+                .revoke(set.access_token.expose_secret())
+                .await
+                .expect("revokes");
+            let error = client
+                .get(sandbox.url("/api/c"))
+                .send()
+                .await
+                .expect_err("re-auth");
+            let mut shown = vec![format!("{error} {error:?}"), format!("{manager:?}")];
+            while let Ok(event) = events.try_recv() {
+                shown.push(format!("{event:?}"));
+            }
+            secrets.extend(lock(&env.issuer_store.minted).iter().cloned());
+            (secrets, shown)
+        })
+    });
+    let (secrets, mut shown) = secrets;
+    shown.push(logs.text());
+    assert!(
+        logs.text().contains("refreshed"),
+        "the capture works: {}",
+        logs.text()
+    );
+    for text in &shown {
+        assert_eq!(leaked(text, &secrets), None, "in: {text}");
+    }
+}
+
+/// Every type that holds a secret prints it redacted.
+#[test]
+fn debug_and_display_never_show_a_secret() {
+    const AT: &str = "at_DebugCanary0123456789";
+    const RT: &str = "rt_DebugCanary0123456789";
+    const CS: &str = "cs_DebugCanary0123456789";
+    let set: TokenSet = TokenSet::new(AccessToken::new(AT))
+        .with_refresh_token(RefreshToken::new(RT))
+        .with_token_type("Bearer");
+    let stored = set.to_stored().expect("stores");
+    let oauth2 = token_provider_oauth2::OAuth2Config {
+        client_secret: Some(ClientSecret::new(CS)),
+        ..token_provider_oauth2::OAuth2Config::new("app")
+    };
+    let maya = token_provider_maya::MayaConfig::new(
+        "partner",
+        ClientSecret::new(CS),
+        "https://connect.example/".parse().expect("a URL"),
+    );
+    let mut alipay = token_provider_alipayplus::AlipayPlusConfig::new(
+        "client",
+        "psp",
+        token_provider_alipayplus::sandbox::CLIENT_PRIVATE_KEY,
+        token_provider_alipayplus::sandbox::MPP_PUBLIC_KEY,
+    );
+    alipay.authorize_url = None;
+    let paymentsgate = token_provider_paymentsgate::PaymentsgateConfig::new("acct", CS);
+    let key_line = token_provider_alipayplus::sandbox::CLIENT_PRIVATE_KEY
+        .lines()
+        .nth(1)
+        .expect("a PEM body line")
+        .to_owned();
+    let shown = [
+        format!("{set:?} {stored:?}"),
+        format!(
+            "{} {}",
+            set.access_token,
+            set.refresh_token.clone().expect("rt")
+        ),
+        format!("{oauth2:?}"),
+        format!("{maya:?}"),
+        format!("{alipay:?}"),
+        format!("{paymentsgate:?}"),
+        format!("{:?}", ClientSecret::new(CS)),
+    ];
+    let secrets = [AT.to_owned(), RT.to_owned(), CS.to_owned(), key_line];
+    for text in &shown {
+        assert_eq!(leaked(text, &secrets), None, "in: {text}");
+    }
+}
