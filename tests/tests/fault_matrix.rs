@@ -262,6 +262,8 @@ fn run_row(subject: &dyn Subject, row: &Row) -> Result<(), String> {
     let logs = LogBuffer::default();
     // A current-thread runtime: every task, the sandbox's included, logs into `logs`.
     tracing::subscriber::with_default(support::capture(&logs), || {
+        // Callsites first hit on another test's thread cached "never": ask again.
+        tracing::callsite::rebuild_interest_cache();
         runtime.block_on(run_row_async(subject, row, &logs))
     })
 }

@@ -200,6 +200,8 @@ fn the_middleware_logs_no_token() {
         .build()
         .expect("a runtime");
     let secrets = tracing::subscriber::with_default(support::capture(&logs), || {
+        // Callsites first hit on another test's thread cached "never": ask again.
+        tracing::callsite::rebuild_interest_cache();
         runtime.block_on(async {
             let clock = ManualClock::default();
             let env = Env::new(

@@ -250,7 +250,23 @@ impl<P: Provider> TokenManager<P> {
     ///
     /// Near expiry, one background refresh starts and the current token is returned.
     pub async fn access_token(&self, session: &str) -> Result<AccessToken, Error> {
+        if let Some(token) = self.fresh_token(session) {
+            return Ok(token);
+        }
         Ok(self.current(session).await?.set.access_token.clone())
+    }
+
+    /// The hot path: a fresh token read through the map's guard and the cell's guard, with
+    /// no lock and no reference count touched but the token's own.
+    fn fresh_token(&self, name: &str) -> Option<AccessToken> {
+        let sessions = self.inner.sessions.pin();
+        let state = sessions.get(name)?.state.load();
+        match state.as_deref()? {
+            State::Ready(current) if current.fresh(self.inner.clock.now()) => {
+                Some(current.set.access_token.clone())
+            }
+            _ => None,
+        }
     }
 
     /// The whole current set of `session` (extras included), refreshing first if needed.

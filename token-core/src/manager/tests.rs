@@ -803,6 +803,9 @@ async fn events_errors_and_logs_never_contain_a_secret() {
         .with_writer(move || writer.clone())
         .finish();
     let _logging = tracing::subscriber::set_default(subscriber);
+    // Callsites first hit by a concurrent test (with no subscriber) cached "never"; ask again
+    // now that this thread has one.
+    tracing::callsite::rebuild_interest_cache();
     let mut h = harness(|_| {});
     h.fake
         .then(Step::Fail(unavailable(None)))
