@@ -123,23 +123,16 @@ impl Rsa256Signer {
         request: &mut http::Request<Vec<u8>>,
         now: OffsetDateTime,
     ) -> Result<Vec<u8>, EndpointError> {
-        let time = format_time(now)?;
-        let content = content(
+        let (content, stamp) = self.signed(
+            REQUEST_TIME,
             request.method(),
             request.uri(),
-            &self.client_id,
-            &time,
             request.body(),
-        );
-        let signature = self.signature_header(&content)?;
-        let headers = request.headers_mut();
-        headers.insert(CLIENT_ID, header(&self.client_id)?);
-        headers.insert(REQUEST_TIME, header(&time)?);
-        headers.insert(SIGNATURE, signature);
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static(CONTENT_TYPE),
-        );
+            now,
+        )?;
+        for (name, value) in stamp {
+            request.headers_mut().insert(name, value);
+        }
         Ok(content)
     }
 
@@ -151,23 +144,16 @@ impl Rsa256Signer {
         response: &mut http::Response<Vec<u8>>,
         now: OffsetDateTime,
     ) -> Result<(), EndpointError> {
-        let time = format_time(now)?;
-        let content = content(
+        let (_, stamp) = self.signed(
+            RESPONSE_TIME,
             request.method(),
             request.uri(),
-            &self.client_id,
-            &time,
             response.body(),
-        );
-        let signature = self.signature_header(&content)?;
-        let headers = response.headers_mut();
-        headers.insert(CLIENT_ID, header(&self.client_id)?);
-        headers.insert(RESPONSE_TIME, header(&time)?);
-        headers.insert(SIGNATURE, signature);
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static(CONTENT_TYPE),
-        );
+            now,
+        )?;
+        for (name, value) in stamp {
+            response.headers_mut().insert(name, value);
+        }
         Ok(())
     }
 
@@ -195,6 +181,28 @@ impl Rsa256Signer {
             RESPONSE_TIME,
             response.body(),
         )
+    }
+
+    /// The content a message signs and the headers that carry its signature (`Client-Id`, the
+    /// time under `time_header`, `Signature`, the content type): one rule for requests and
+    /// responses.
+    fn signed(
+        &self,
+        time_header: &'static str,
+        method: &http::Method,
+        uri: &http::Uri,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<(Vec<u8>, [(&'static str, HeaderValue); 4]), EndpointError> {
+        let time = format_time(now)?;
+        let content = content(method, uri, &self.client_id, &time, body);
+        let stamp = [
+            (CLIENT_ID, header(&self.client_id)?),
+            (time_header, header(&time)?),
+            (SIGNATURE, self.signature_header(&content)?),
+            ("content-type", HeaderValue::from_static(CONTENT_TYPE)),
+        ];
+        Ok((content, stamp))
     }
 
     fn signature_header(&self, content: &[u8]) -> Result<HeaderValue, EndpointError> {
