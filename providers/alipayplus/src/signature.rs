@@ -193,7 +193,7 @@ impl Rsa256Signer {
         uri: &http::Uri,
         body: &[u8],
         now: OffsetDateTime,
-    ) -> Result<(Vec<u8>, [(&'static str, HeaderValue); 4]), EndpointError> {
+    ) -> Result<(Vec<u8>, SignatureHeaders), EndpointError> {
         let time = format_time(now)?;
         let content = content(method, uri, &self.client_id, &time, body);
         let stamp = [
@@ -268,6 +268,9 @@ impl Signer for Rsa256Signer {
         self.verify_response(request, response)
     }
 }
+
+/// `Client-Id`, the time, `Signature` and the content type of one signed message.
+type SignatureHeaders = [(&'static str, HeaderValue); 4];
 
 /// `<METHOD> <Request-URI>\n<Client-Id>.<Time>.<Body>`.
 pub fn content(
