@@ -780,13 +780,24 @@ async fn the_fast_path_takes_no_lock() {
     );
 }
 
-/// Collects everything `tracing` writes, at every level.
+/// Collects everything `tracing` writes on this thread, at every level.
 #[derive(Clone, Default)]
 struct Captured(Arc<StdMutex<Vec<u8>>>);
 
-impl std::io::Write for Captured {
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes into the capture of the current thread, if it has one.
+struct ThreadWriter;
+
+impl std::io::Write for ThreadWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CAPTURE.with(|slot| {
+            if let Some(captured) = &*slot.borrow() {
+                captured.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -794,18 +805,28 @@ impl std::io::Write for Captured {
     }
 }
 
+/// Captures this thread's `tracing` output. The subscriber is global (a thread-local default
+/// races with callsite interest cached by concurrent tests), and routes each line to the
+/// capture of the thread that wrote it: a current-thread runtime keeps a test's spawned
+/// tasks on its thread.
+fn capture_logs() -> Captured {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(|| ThreadWriter)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in these tests");
+    });
+    let captured = Captured::default();
+    CAPTURE.with(|slot| *slot.borrow_mut() = Some(captured.clone()));
+    captured
+}
+
 #[tokio::test(start_paused = true)]
 async fn events_errors_and_logs_never_contain_a_secret() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
-    // Callsites first hit by a concurrent test (with no subscriber) cached "never"; ask again
-    // now that this thread has one.
-    tracing::callsite::rebuild_interest_cache();
+    let captured = capture_logs();
     let mut h = harness(|_| {});
     h.fake
         .then(Step::Fail(unavailable(None)))
