@@ -600,7 +600,7 @@ async fn sessions_store() -> BenchResult {
     for name in &names {
         let key = SessionKey::new(provider.clone(), name.as_str());
         store
-            .save(&key, &tokens.set(now), None)
+            .save(&key, &tokens.set(now).into(), None)
             .await
             .map_err(err)?;
     }

@@ -206,7 +206,10 @@ async fn four_processes_refresh_an_expired_session_exactly_once() {
     let sandbox = Sandbox::builder().start().await.unwrap();
     let initial = expired_set(&sandbox, "customer-1").await;
     let key = SessionKey::new("sandbox-oauth", "customer-1");
-    let v0 = store.save(&key, &initial, None).await.unwrap();
+    let v0 = store
+        .save(&key, &initial.clone().into(), None)
+        .await
+        .unwrap();
     // The refresh takes a moment, so the replicas surely meet at the lease.
     sandbox.delay_next("/token", 1, Duration::from_millis(800));
 
@@ -253,12 +256,21 @@ async fn four_processes_refresh_an_expired_session_exactly_once() {
     );
     let stored = store.load(&key).await.unwrap().unwrap();
     assert!(stored.version > v0);
-    let new_access = stored.value.access_token.expose_secret();
+    let new_access = stored.value.tokens().unwrap().access_token.expose_secret();
     assert_ne!(new_access, initial.access_token.expose_secret());
     let expected = format!(
         "final {} {}",
         fingerprint(new_access),
-        fingerprint(stored.value.refresh_token.as_ref().unwrap().expose_secret())
+        fingerprint(
+            stored
+                .value
+                .tokens()
+                .unwrap()
+                .refresh_token
+                .as_ref()
+                .unwrap()
+                .expose_secret()
+        )
     );
     for index in 0..PROCESSES {
         assert_eq!(replicas.final_line(index), expected, "replica {index}");
@@ -282,7 +294,10 @@ async fn a_replica_killed_mid_refresh_loses_no_token() {
     let sandbox = Sandbox::builder().start().await.unwrap();
     let initial = expired_set(&sandbox, "customer-2").await;
     let key = SessionKey::new("sandbox-oauth", "customer-2");
-    store.save(&key, &initial, None).await.unwrap();
+    store
+        .save(&key, &initial.clone().into(), None)
+        .await
+        .unwrap();
     // The first refresh hangs (before the issuer sees it): its replica is killed meanwhile.
     sandbox.delay_next("/token", 1, Duration::from_secs(120));
 
@@ -344,8 +359,15 @@ async fn a_replica_killed_mid_refresh_loses_no_token() {
     // The killed call plus exactly one more, by a survivor after the lease lapsed.
     assert_eq!(sandbox.calls("/token"), 2);
     let stored = store.load(&key).await.unwrap().unwrap();
-    let access = stored.value.access_token.expose_secret();
-    let refresh = stored.value.refresh_token.as_ref().unwrap().expose_secret();
+    let access = stored.value.tokens().unwrap().access_token.expose_secret();
+    let refresh = stored
+        .value
+        .tokens()
+        .unwrap()
+        .refresh_token
+        .as_ref()
+        .unwrap()
+        .expose_secret();
     assert_ne!(access, initial.access_token.expose_secret());
     let expected = format!("final {} {}", fingerprint(access), fingerprint(refresh));
     for &index in &survivors {
@@ -482,7 +504,11 @@ async fn the_database_going_away_gives_typed_errors_and_the_store_recovers() {
     check(&store.load(&key).await.unwrap_err(), &mut shown);
     check(
         &store
-            .save(&key, &sandbox.issue("other").await.unwrap(), Some(v1))
+            .save(
+                &key,
+                &sandbox.issue("other").await.unwrap().into(),
+                Some(v1),
+            )
             .await
             .unwrap_err(),
         &mut shown,
@@ -534,7 +560,7 @@ async fn the_database_going_away_gives_typed_errors_and_the_store_recovers() {
     let token = manager.refresh_now("customer-3").await.unwrap();
     let stored = store.load(&key).await.unwrap().unwrap();
     assert!(stored.version > v1);
-    assert_eq!(stored.value.access_token, token);
+    assert_eq!(stored.value.tokens().unwrap().access_token, token);
     assert_eq!(sandbox.calls("/token"), 1);
     drop(manager);
     drop(store);

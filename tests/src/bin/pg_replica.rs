@@ -22,9 +22,10 @@ use async_trait::async_trait;
 use token_core::issuer::TokenHash;
 use token_core::sandbox::SandboxOAuth;
 use token_core::store::{
-    Lease, PostgresDatabase, PostgresStore, SessionKey, TokenStore, Version, Versioned,
+    Lease, PostgresDatabase, PostgresStore, SessionKey, StoredRecord, TokenStore, Version,
+    Versioned,
 };
-use token_core::{ManagerConfig, StoreError, StoredTokenSet, TokenManager};
+use token_core::{ManagerConfig, StoreError, TokenManager};
 
 /// The longest a replica runs before giving up.
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -45,20 +46,17 @@ struct Announcing(PostgresStore);
 
 #[async_trait]
 impl TokenStore for Announcing {
-    async fn load(
-        &self,
-        key: &SessionKey,
-    ) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
         self.0.load(key).await
     }
 
     async fn save(
         &self,
         key: &SessionKey,
-        set: &StoredTokenSet,
+        record: &StoredRecord,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
-        self.0.save(key, set, expected).await
+        self.0.save(key, record, expected).await
     }
 
     async fn delete(

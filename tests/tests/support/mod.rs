@@ -15,7 +15,9 @@ use token_core::issuer::{
     Rotation, TokenHash,
 };
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox};
-use token_core::store::{Lease, MemoryStore, SessionKey, TokenStore, Version, Versioned};
+use token_core::store::{
+    Lease, MemoryStore, SessionKey, StoredRecord, TokenStore, Version, Versioned,
+};
 use token_core::{
     AccessToken, Clock, Error, Event, HttpClient, ManagerConfig, ManualClock, Provider,
     ReqwestClient, RetryPolicy, StoreError, StoredTokenSet, TokenManager, TokenSet,
@@ -139,23 +141,20 @@ pub struct RecordingStore {
 
 #[async_trait]
 impl TokenStore for RecordingStore {
-    async fn load(
-        &self,
-        key: &SessionKey,
-    ) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
         self.inner.load(key).await
     }
 
     async fn save(
         &self,
         key: &SessionKey,
-        set: &StoredTokenSet,
+        record: &StoredRecord,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
-        if let Some(refresh) = &set.refresh_token {
+        if let Some(refresh) = record.tokens().and_then(|set| set.refresh_token.as_ref()) {
             lock(&self.saved_refresh).insert(TokenHash::of(refresh.expose_secret()));
         }
-        self.inner.save(key, set, expected).await
+        self.inner.save(key, record, expected).await
     }
 
     async fn delete(
@@ -389,7 +388,7 @@ impl<P: Provider> Rig for ManagedRig<P> {
             .load(&key)
             .await
             .expect("the memory store loads")
-            .map(|r| r.value)
+            .and_then(|r| r.value.into_tokens())
     }
 
     fn debug(&self) -> String {

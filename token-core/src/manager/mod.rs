@@ -23,7 +23,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, ErrorKind, Reauth, StoreError};
 use crate::provider::{CallContext, Provider};
 use crate::secret::AccessToken;
-use crate::store::{Lease, MemoryStore, SessionKey, TokenStore, Version};
+use crate::store::{
+    Lease, MemoryStore, ReauthVerdict, SessionKey, StoredRecord, TokenStore, Version,
+};
 use crate::token_set::TokenSet;
 use crate::transport::{HttpClient, ReqwestClient};
 
@@ -593,10 +595,13 @@ impl<P: Provider> Inner<P> {
 
     async fn load_state(&self, session: &Session<P::Extras>) -> Result<State<P::Extras>, Error> {
         Ok(match self.store.load(&session.key).await? {
-            Some(record) => {
-                let set = from_stored(record.value)?;
-                State::Ready(Arc::new(self.current_from(set, Some(record.version), true)))
-            }
+            Some(record) => match record.value {
+                StoredRecord::Tokens(set) => {
+                    let set = from_stored(set)?;
+                    State::Ready(Arc::new(self.current_from(set, Some(record.version), true)))
+                }
+                StoredRecord::Reauth(verdict) => State::Dead(self.reauth_from(session, verdict)),
+            },
             None => State::Absent,
         })
     }
@@ -669,8 +674,15 @@ impl<P: Provider> Inner<P> {
         if current.is_some_and(|c| c.version == Some(record.version)) {
             return Ok(None);
         }
-        let adopted =
-            Arc::new(self.current_from(from_stored(record.value)?, Some(record.version), true));
+        let set = match record.value {
+            StoredRecord::Tokens(set) => set,
+            StoredRecord::Reauth(verdict) => {
+                let reauth = self.reauth_from(session, verdict);
+                session.publish(State::Dead(reauth.clone()));
+                return Err(Error::ReauthRequired(reauth));
+            }
+        };
+        let adopted = Arc::new(self.current_from(from_stored(set)?, Some(record.version), true));
         session.publish(State::Ready(adopted.clone()));
         self.emit(Event::Adopted {
             session: session.name.clone(),
@@ -712,8 +724,17 @@ impl<P: Provider> Inner<P> {
             Err(error) if error.kind() == ErrorKind::ReauthRequired => {
                 let reauth = self.reauth_for(session, &error);
                 let version = current.as_ref().and_then(|c| c.version);
-                if let Err(store_error) = self.store.delete(&session.key, version).await {
-                    tracing::warn!(error = %store_error, "could not remove the dead token set");
+                let verdict = ReauthVerdict::new(
+                    reauth.code.clone(),
+                    reauth.reason.clone(),
+                    self.clock.now(),
+                );
+                if let Err(store_error) = self
+                    .store
+                    .save(&session.key, &verdict.into(), version)
+                    .await
+                {
+                    tracing::warn!(error = %store_error, "could not record the re-auth verdict");
                 }
                 session.publish(State::Dead(reauth.clone()));
                 tracing::warn!(reason = %reauth.reason, "re-authorization required");
@@ -859,7 +880,7 @@ impl<P: Provider> Inner<P> {
     async fn save_authoritative(
         &self,
         key: &SessionKey,
-        stored: &crate::StoredTokenSet,
+        stored: &StoredRecord,
         base: Option<Version>,
     ) -> Result<Version, Error> {
         let mut expected = base;
@@ -943,6 +964,15 @@ impl<P: Provider> Inner<P> {
         }
     }
 
+    fn reauth_from(&self, session: &Session<P::Extras>, verdict: ReauthVerdict) -> Reauth {
+        Reauth {
+            session: session.name.to_string(),
+            code: verdict.code,
+            reason: verdict.reason,
+            authorize_url: self.provider.authorize_url(&session.name),
+        }
+    }
+
     fn no_tokens(&self, session: &Session<P::Extras>) -> Error {
         Error::NoTokens {
             session: session.name.to_string(),
@@ -958,8 +988,8 @@ enum LeaseTaken<X> {
     Held(Option<Arc<Current<X>>>),
 }
 
-fn to_stored<X: crate::Extras>(set: &TokenSet<X>) -> Result<crate::StoredTokenSet, Error> {
-    set.to_stored().map_err(|e| {
+fn to_stored<X: crate::Extras>(set: &TokenSet<X>) -> Result<StoredRecord, Error> {
+    set.to_stored().map(StoredRecord::from).map_err(|e| {
         Error::Config(format!(
             "the provider's extras could not be serialized: {e}"
         ))

@@ -13,6 +13,7 @@ use super::*;
 use crate::clock::TokioClock;
 use crate::error::{EndpointError, ProviderError, TransportError};
 use crate::secret::RefreshToken;
+use crate::store::StoredRecord;
 use crate::store::Versioned;
 use crate::token_set::{NoExtras, StoredTokenSet};
 
@@ -243,11 +244,20 @@ impl Harness {
         events
     }
 
-    async fn stored(&self, session: &str) -> Option<Versioned<StoredTokenSet>> {
+    async fn stored(&self, session: &str) -> Option<Versioned<StoredRecord>> {
         self.store
             .load(&SessionKey::new("fake", session))
             .await
             .unwrap()
+    }
+
+    /// The stored tokens of `session`, `None` when it has none (absent, or a re-auth verdict).
+    async fn stored_tokens(&self, session: &str) -> Option<Versioned<StoredTokenSet>> {
+        let record = self.stored(session).await?;
+        Some(Versioned {
+            version: record.version,
+            value: record.value.into_tokens()?,
+        })
     }
 }
 
@@ -353,7 +363,17 @@ async fn a_lost_answer_inside_the_reuse_window_recovers_without_reauth() {
             .any(|e| matches!(e, Event::ReauthRequired(_)))
     );
     let stored = h.stored("s").await.unwrap();
-    assert_eq!(stored.value.refresh_token.unwrap().expose_secret(), "rt-1");
+    assert_eq!(
+        stored
+            .value
+            .tokens()
+            .unwrap()
+            .refresh_token
+            .as_ref()
+            .unwrap()
+            .expose_secret(),
+        "rt-1"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -436,7 +456,17 @@ async fn invalid_grant_is_not_retried_and_signals_reauth_once() {
         Some("https://auth.example/authorize?state=s")
     );
     assert_eq!(h.calls(), 1);
-    assert!(h.stored("s").await.is_none(), "the dead set is removed");
+    let verdict = h.stored("s").await.expect("the verdict is recorded");
+    assert_eq!(
+        verdict
+            .value
+            .reauth()
+            .expect("a re-auth record")
+            .code
+            .as_deref(),
+        Some("invalid_grant")
+    );
+    assert!(h.stored_tokens("s").await.is_none(), "the dead set is gone");
 
     // Later callers get the same signal with no further call and no second event.
     for _ in 0..3 {
@@ -469,8 +499,18 @@ async fn a_rotated_set_is_saved_before_callers_see_it() {
     let token = h.manager.access_token("s").await.unwrap();
     let stored = h.stored("s").await.unwrap();
     assert!(stored.version > before);
-    assert_eq!(stored.value.access_token, token);
-    assert_eq!(stored.value.refresh_token.unwrap().expose_secret(), "rt-1");
+    assert_eq!(stored.value.tokens().unwrap().access_token, token);
+    assert_eq!(
+        stored
+            .value
+            .tokens()
+            .unwrap()
+            .refresh_token
+            .as_ref()
+            .unwrap()
+            .expose_secret(),
+        "rt-1"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -481,7 +521,7 @@ async fn a_session_is_loaded_from_the_store_on_first_use() {
         .to_stored()
         .unwrap();
     h.store
-        .save(&SessionKey::new("fake", "s"), &set, None)
+        .save(&SessionKey::new("fake", "s"), &set.into(), None)
         .await
         .unwrap();
     assert_eq!(
@@ -590,16 +630,13 @@ struct FlakyStore {
 
 #[async_trait]
 impl TokenStore for FlakyStore {
-    async fn load(
-        &self,
-        key: &SessionKey,
-    ) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
         self.inner.load(key).await
     }
     async fn save(
         &self,
         key: &SessionKey,
-        set: &StoredTokenSet,
+        record: &StoredRecord,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
         if self.failing.load(Ordering::SeqCst) {
@@ -608,7 +645,7 @@ impl TokenStore for FlakyStore {
                 source: None,
             });
         }
-        self.inner.save(key, set, expected).await
+        self.inner.save(key, record, expected).await
     }
     async fn delete(
         &self,
@@ -674,7 +711,17 @@ async fn a_failed_save_keeps_the_new_set_in_use_and_saves_it_later() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(stored.value.refresh_token.unwrap().expose_secret(), "rt-1");
+    assert_eq!(
+        stored
+            .value
+            .tokens()
+            .unwrap()
+            .refresh_token
+            .as_ref()
+            .unwrap()
+            .expose_secret(),
+        "rt-1"
+    );
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
 }
 
@@ -687,19 +734,16 @@ struct BusyReplicaStore {
 
 #[async_trait]
 impl TokenStore for BusyReplicaStore {
-    async fn load(
-        &self,
-        key: &SessionKey,
-    ) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
         self.inner.load(key).await
     }
     async fn save(
         &self,
         key: &SessionKey,
-        set: &StoredTokenSet,
+        record: &StoredRecord,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
-        self.inner.save(key, set, expected).await
+        self.inner.save(key, record, expected).await
     }
     async fn delete(
         &self,
@@ -722,7 +766,9 @@ impl TokenStore for BusyReplicaStore {
                 .with_access_expires_at(datetime!(2026-01-01 02:00 UTC))
                 .to_stored()
                 .unwrap();
-            self.inner.save(key, &other, Some(current.version)).await?;
+            self.inner
+                .save(key, &other.into(), Some(current.version))
+                .await?;
             return Ok(Lease::HeldByOther {
                 remaining: Duration::from_secs(5),
             });

@@ -3,7 +3,7 @@
 //! Layout of the directory (created `0700` on unix):
 //!
 //! - `<sha256>.json`: one record per session key, `0600`, holding
-//!   `{"version": u64, "provider": .., "session": .., "set": StoredTokenSet}`. The name is the
+//!   `{"version": u64, "provider": .., "session": .., "record": StoredRecord}`. The name is the
 //!   hex SHA-256 of the (length-prefixed) provider and session, so any key is a safe file
 //!   name and no key can name a path outside the directory.
 //! - `.<sha256>.<uuid>.tmp`: a record being written. Loads never read these; a crash can
@@ -23,9 +23,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{SessionKey, TokenStore, Version, Versioned};
+use super::{SessionKey, StoredRecord, TokenStore, Version, Versioned};
 use crate::error::StoreError;
-use crate::token_set::StoredTokenSet;
 
 /// The lock file, which also holds the directory's version counter.
 const LOCK_FILE: &str = ".lock";
@@ -66,7 +65,7 @@ const NAME_DOMAIN: &[u8] = b"token-core/file-store/v1\0";
 /// let dir = std::env::temp_dir().join(format!("token-core-doc-{}-{unique}", std::process::id()));
 /// let store = FileStore::open(&dir).unwrap();
 /// let key = SessionKey::new("vaultist", "customer-1");
-/// let set = TokenSet::<serde_json::Value>::new(AccessToken::new("at")).to_stored().unwrap();
+/// let set = TokenSet::<serde_json::Value>::new(AccessToken::new("at")).to_stored().unwrap().into();
 /// let v1 = store.save(&key, &set, None).await.unwrap();
 /// assert!(store.save(&key, &set, None).await.is_err()); // not at the expected version
 ///
@@ -143,28 +142,25 @@ impl FileStore {
 
 #[async_trait]
 impl TokenStore for FileStore {
-    async fn load(
-        &self,
-        key: &SessionKey,
-    ) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
         // No lock: records are replaced by rename, so a reader sees a whole old or new record.
         let dir = Arc::clone(&self.dir);
         let key = key.clone();
         let record = blocking(move || read_record(&dir, &key)).await?;
         Ok(record.map(|r| Versioned {
             version: r.version,
-            value: r.set,
+            value: r.record,
         }))
     }
 
     async fn save(
         &self,
         key: &SessionKey,
-        set: &StoredTokenSet,
+        record: &StoredRecord,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
         let key = key.clone();
-        let set = set.clone();
+        let value = record.clone();
         self.write(move |dir| {
             let lock = DirLock::acquire(dir)?;
             let found = read_record(dir, &key)?.map(|r| r.version);
@@ -177,7 +173,7 @@ impl TokenStore for FileStore {
                 version,
                 provider: key.provider(),
                 session: key.session(),
-                set: &set,
+                record: &value,
             };
             let bytes = serde_json::to_vec_pretty(&record).map_err(|e| {
                 StoreError::backend(format!("file store: cannot encode the record of {key}"), e)
@@ -241,7 +237,7 @@ struct RecordRef<'a> {
     version: Version,
     provider: &'a str,
     session: &'a str,
-    set: &'a StoredTokenSet,
+    record: &'a StoredRecord,
 }
 
 /// A record as read.
@@ -250,7 +246,7 @@ struct Record {
     version: Version,
     provider: String,
     session: String,
-    set: StoredTokenSet,
+    record: StoredRecord,
 }
 
 /// Runs blocking file work on Tokio's blocking pool.
@@ -551,17 +547,26 @@ mod tests {
     use super::*;
     use crate::{AccessToken, RefreshToken, TokenSet};
 
-    fn set(token: &str) -> StoredTokenSet {
+    fn set(token: &str) -> StoredRecord {
         TokenSet::<serde_json::Value>::new(AccessToken::new(token))
             .with_refresh_token(RefreshToken::new(format!("rt-{token}")))
             .to_stored()
             .unwrap()
+            .into()
     }
 
-    fn access(loaded: &Option<Versioned<StoredTokenSet>>) -> Option<(Version, String)> {
-        loaded
-            .as_ref()
-            .map(|v| (v.version, v.value.access_token.expose_secret().to_owned()))
+    fn access(loaded: &Option<Versioned<StoredRecord>>) -> Option<(Version, String)> {
+        loaded.as_ref().map(|v| {
+            (
+                v.version,
+                v.value
+                    .tokens()
+                    .unwrap()
+                    .access_token
+                    .expose_secret()
+                    .to_owned(),
+            )
+        })
     }
 
     fn names(dir: &Path) -> Vec<String> {
@@ -627,7 +632,8 @@ mod tests {
             .with_refresh_token(RefreshToken::new("rt-1"))
             .with_access_expires_at(time::macros::datetime!(2030-01-01 00:00 UTC))
             .with_token_type("Bearer")
-            .with_extras(serde_json::json!({ "user_id": 42 }));
+            .with_extras(serde_json::json!({ "user_id": 42 }))
+            .into();
         let version = {
             let store = FileStore::open(&dir).unwrap();
             store.save(&key, &saved, None).await.unwrap()
@@ -681,7 +687,7 @@ mod tests {
         fs::write(
             &partial,
             format!(
-                r#"{{"version": {}, "provider": "p", "session": "s", "set": {{"access_tok"#,
+                r#"{{"version": {}, "provider": "p", "session": "s", "record": {{"kind": "tokens", "access_tok"#,
                 v1 + 1
             ),
         )
@@ -725,14 +731,14 @@ mod tests {
         let path = record_path(tmp.path(), &key);
         let planted = [
             ("SECRET-not-json", "SECRET-not-json {{{".to_owned()),
-            ("SECRET-truncated", r#"{"version": 1, "provider": "p", "session": "s", "set": {"access_token": "SECRET-truncated"#.to_owned()),
-            ("SECRET-version", r#"{"version": "SECRET-version", "provider": "p", "session": "s", "set": {}}"#.to_owned()),
-            ("987654321", r#"{"version": 1, "provider": "p", "session": "s", "set": {"access_token": 987654321}}"#.to_owned()),
-            ("SECRET-array", r#"{"version": 1, "provider": "p", "session": "s", "set": {"access_token": ["SECRET-array"]}}"#.to_owned()),
-            ("SECRET-missing", r#"{"version": 1, "provider": "p", "session": "s", "set": {"refresh_token": "SECRET-missing"}}"#.to_owned()),
+            ("SECRET-truncated", r#"{"version": 1, "provider": "p", "session": "s", "record": {"kind": "tokens", "access_token": "SECRET-truncated"#.to_owned()),
+            ("SECRET-version", r#"{"version": "SECRET-version", "provider": "p", "session": "s", "record": {}}"#.to_owned()),
+            ("987654321", r#"{"version": 1, "provider": "p", "session": "s", "record": {"kind": "tokens", "access_token": 987654321}}"#.to_owned()),
+            ("SECRET-array", r#"{"version": 1, "provider": "p", "session": "s", "record": {"kind": "tokens", "access_token": ["SECRET-array"]}}"#.to_owned()),
+            ("SECRET-missing", r#"{"version": 1, "provider": "p", "session": "s", "record": {"kind": "tokens", "refresh_token": "SECRET-missing"}}"#.to_owned()),
             (
                 "SECRET-other-key",
-                r#"{"version": 1, "provider": "p", "session": "t", "set": {"access_token": "SECRET-other-key"}}"#.to_owned(),
+                r#"{"version": 1, "provider": "p", "session": "t", "record": {"kind": "tokens", "access_token": "SECRET-other-key"}}"#.to_owned(),
             ),
             ("SECRET-huge", format!("\"SECRET-huge{}\"", "x".repeat(MAX_RECORD_BYTES as usize))),
         ];
@@ -911,7 +917,7 @@ mod tests {
         for (i, key) in keys.iter().enumerate() {
             let loaded = store.load(key).await.unwrap().unwrap();
             assert_eq!(
-                loaded.value.access_token.expose_secret(),
+                loaded.value.tokens().unwrap().access_token.expose_secret(),
                 format!("t{i}"),
                 "{key:?}"
             );

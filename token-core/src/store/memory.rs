@@ -6,9 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
-use super::{SessionKey, TokenStore, Version, Versioned};
+use super::{SessionKey, StoredRecord, TokenStore, Version, Versioned};
 use crate::error::StoreError;
-use crate::token_set::StoredTokenSet;
 
 /// Keeps token sets in memory. Cheap, and gone when the process ends.
 ///
@@ -18,7 +17,7 @@ use crate::token_set::StoredTokenSet;
 /// use token_core::{AccessToken, TokenSet};
 /// let store = MemoryStore::new();
 /// let key = SessionKey::new("vaultist", "customer-1");
-/// let set = TokenSet::<serde_json::Value>::new(AccessToken::new("at")).to_stored().unwrap();
+/// let set = TokenSet::<serde_json::Value>::new(AccessToken::new("at")).to_stored().unwrap().into();
 /// let v1 = store.save(&key, &set, None).await.unwrap();
 /// assert!(store.save(&key, &set, None).await.is_err()); // not at the expected version
 /// store.save(&key, &set, Some(v1)).await.unwrap();
@@ -29,7 +28,7 @@ use crate::token_set::StoredTokenSet;
 /// ```
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    records: Mutex<HashMap<SessionKey, Versioned<StoredTokenSet>>>,
+    records: Mutex<HashMap<SessionKey, Versioned<StoredRecord>>>,
     // One counter for all keys: versions then never repeat, even after a delete.
     next_version: AtomicU64,
 }
@@ -50,7 +49,7 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionKey, Versioned<StoredTokenSet>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionKey, Versioned<StoredRecord>>> {
         // A panic elsewhere while holding the lock cannot leave a record half-written
         // (records are replaced whole), so the data stays good.
         self.records
@@ -61,17 +60,14 @@ impl MemoryStore {
 
 #[async_trait]
 impl TokenStore for MemoryStore {
-    async fn load(
-        &self,
-        key: &SessionKey,
-    ) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
         Ok(self.lock().get(key).cloned())
     }
 
     async fn save(
         &self,
         key: &SessionKey,
-        set: &StoredTokenSet,
+        record: &StoredRecord,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
         let mut records = self.lock();
@@ -84,7 +80,7 @@ impl TokenStore for MemoryStore {
             key.clone(),
             Versioned {
                 version,
-                value: set.clone(),
+                value: record.clone(),
             },
         );
         Ok(version)
@@ -112,10 +108,11 @@ mod tests {
     use super::*;
     use crate::{AccessToken, TokenSet};
 
-    fn set(token: &str) -> StoredTokenSet {
+    fn set(token: &str) -> StoredRecord {
         TokenSet::<serde_json::Value>::new(AccessToken::new(token))
             .to_stored()
             .unwrap()
+            .into()
     }
 
     #[tokio::test]
@@ -133,7 +130,10 @@ mod tests {
         );
         let loaded = store.load(&key).await.unwrap().unwrap();
         assert_eq!(
-            (loaded.version, loaded.value.access_token.expose_secret()),
+            (
+                loaded.version,
+                loaded.value.tokens().unwrap().access_token.expose_secret()
+            ),
             (v2, "b")
         );
     }

@@ -10,12 +10,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::StoreError;
-use crate::token_set::StoredTokenSet;
-
 mod file;
 mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+mod record;
 
 pub use file::FileStore;
 pub use memory::MemoryStore;
@@ -25,6 +24,7 @@ pub use postgres::{
     DEFAULT_SCHEMA, PostgresDatabase, PostgresDatabaseBuilder, PostgresStore,
     TOKEN_STORE_SCHEMA_VERSION,
 };
+pub use record::{ReauthVerdict, StoredRecord};
 
 /// Identifies one session of one provider.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -90,7 +90,8 @@ pub enum Lease {
     },
 }
 
-/// Versioned, compare-and-swap storage of token sets.
+/// Versioned, compare-and-swap storage of session records ([`StoredRecord`]: tokens, or a
+/// re-auth verdict).
 ///
 /// Implement it for another backend by honouring three rules: `save` writes only when the
 /// record is at `expected` (`None`: absent) and returns the new version; versions never
@@ -98,15 +99,14 @@ pub enum Lease {
 #[async_trait]
 pub trait TokenStore: Send + Sync + 'static {
     /// The record of `key`, if any.
-    async fn load(&self, key: &SessionKey)
-    -> Result<Option<Versioned<StoredTokenSet>>, StoreError>;
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError>;
 
-    /// Writes `set` if the record is at `expected`; returns the new version, or
+    /// Writes `record` if the stored one is at `expected`; returns the new version, or
     /// [`StoreError::Conflict`].
     async fn save(
         &self,
         key: &SessionKey,
-        set: &StoredTokenSet,
+        record: &StoredRecord,
         expected: Option<Version>,
     ) -> Result<Version, StoreError>;
 
@@ -136,19 +136,16 @@ pub trait TokenStore: Send + Sync + 'static {
 
 #[async_trait]
 impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
-    async fn load(
-        &self,
-        key: &SessionKey,
-    ) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
         (**self).load(key).await
     }
     async fn save(
         &self,
         key: &SessionKey,
-        set: &StoredTokenSet,
+        record: &StoredRecord,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
-        (**self).save(key, set, expected).await
+        (**self).save(key, record, expected).await
     }
     async fn delete(
         &self,

@@ -14,15 +14,14 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, NoTls, Socket};
 
-use super::{Lease, SessionKey, TokenStore, Version, Versioned};
+use super::{Lease, SessionKey, StoredRecord, TokenStore, Version, Versioned};
 use crate::error::StoreError;
-use crate::token_set::StoredTokenSet;
 
 /// The schema used when none is configured.
 pub const DEFAULT_SCHEMA: &str = "token_core";
 
 /// The schema version [`PostgresStore`] migrates its tables to.
-pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 1;
+pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 2;
 
 const DEFAULT_MAX_CONNECTIONS: usize = 8;
 const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -496,7 +495,7 @@ pub(crate) fn db_error(what: &str, error: &tokio_postgres::Error) -> StoreError 
 ///     provider   text NOT NULL,
 ///     session    text NOT NULL,
 ///     version    bigint NOT NULL,
-///     token_set  jsonb NOT NULL,           -- a StoredTokenSet, tokens in the clear
+///     record     jsonb NOT NULL,           -- a StoredRecord, tokens in the clear
 ///     updated_at timestamptz NOT NULL DEFAULT now(),
 ///     PRIMARY KEY (provider, session));
 /// CREATE TABLE token_leases (
@@ -551,16 +550,16 @@ impl Sql {
         let next_version = format!("nextval('{}')", db.table("token_set_versions"));
         let key = "provider = $1 AND session = $2";
         Self {
-            load: format!("SELECT version, token_set FROM {sets} WHERE {key}"),
+            load: format!("SELECT version, record FROM {sets} WHERE {key}"),
             version_of: format!("SELECT version FROM {sets} WHERE {key}"),
             insert: format!(
-                "INSERT INTO {sets} (provider, session, version, token_set)
+                "INSERT INTO {sets} (provider, session, version, record)
                  VALUES ($1, $2, {next_version}, $3)
                  ON CONFLICT (provider, session) DO NOTHING
                  RETURNING version"
             ),
             update: format!(
-                "UPDATE {sets} SET version = {next_version}, token_set = $3, updated_at = now()
+                "UPDATE {sets} SET version = {next_version}, record = $3, updated_at = now()
                  WHERE {key} AND version = $4
                  RETURNING version"
             ),
@@ -590,8 +589,9 @@ fn migrations(db: &PostgresDatabase) -> Vec<String> {
     let versions = db.table("token_set_versions");
     let sets = db.table("token_sets");
     let leases = db.table("token_leases");
-    vec![format!(
-        "CREATE SEQUENCE {versions} AS bigint;
+    vec![
+        format!(
+            "CREATE SEQUENCE {versions} AS bigint;
          CREATE TABLE {sets} (
              provider   text NOT NULL,
              session    text NOT NULL,
@@ -605,7 +605,14 @@ fn migrations(db: &PostgresDatabase) -> Vec<String> {
              holder     text NOT NULL,
              expires_at timestamptz NOT NULL,
              PRIMARY KEY (provider, session));"
-    )]
+        ),
+        // 2: a record is tokens or a re-auth verdict, tagged by `kind`.
+        format!(
+            "ALTER TABLE {sets} RENAME COLUMN token_set TO record;
+             UPDATE {sets} SET record = jsonb_build_object('kind', 'tokens') || record
+                 WHERE NOT record ? 'kind';"
+        ),
+    ]
 }
 
 impl PostgresStore {
@@ -665,10 +672,7 @@ fn lease_seconds(ttl: Duration) -> f64 {
 
 #[async_trait]
 impl TokenStore for PostgresStore {
-    async fn load(
-        &self,
-        key: &SessionKey,
-    ) -> Result<Option<Versioned<StoredTokenSet>>, StoreError> {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
         self.db
             .bounded("load", async {
                 let mut conn = self.db.conn().await?;
@@ -684,7 +688,7 @@ impl TokenStore for PostgresStore {
                 // serde's message may quote a value: name only the kind of problem.
                 let value = serde_json::from_value(value).map_err(|e| {
                     StoreError::Corrupt(format!(
-                        "postgres: the record of {key} is not a token set ({:?} error)",
+                        "postgres: the record of {key} is not a session record ({:?} error)",
                         e.classify()
                     ))
                 })?;
@@ -696,11 +700,11 @@ impl TokenStore for PostgresStore {
     async fn save(
         &self,
         key: &SessionKey,
-        set: &StoredTokenSet,
+        record: &StoredRecord,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
-        let value = serde_json::to_value(set).map_err(|e| StoreError::Backend {
-            message: format!("postgres: cannot encode the token set of {key}"),
+        let value = serde_json::to_value(record).map_err(|e| StoreError::Backend {
+            message: format!("postgres: cannot encode the record of {key}"),
             source: Some(Arc::new(e)),
         })?;
         self.db
@@ -896,11 +900,12 @@ pub(crate) mod tests {
         .await;
     }
 
-    fn set(token: &str) -> StoredTokenSet {
+    fn set(token: &str) -> StoredRecord {
         TokenSet::<serde_json::Value>::new(AccessToken::new(token))
             .with_refresh_token(RefreshToken::new(format!("rt-{token}")))
             .to_stored()
             .unwrap()
+            .into()
     }
 
     #[tokio::test]
@@ -1158,7 +1163,7 @@ pub(crate) mod tests {
         admin(
             &db,
             &format!(
-                "INSERT INTO {} (provider, session, version, token_set)
+                "INSERT INTO {} (provider, session, version, record)
                  VALUES ('p', 'corrupt', 1, '{{\"access_token\": 42, \"x\": \"LEAKME\"}}')",
                 db.table("token_sets")
             ),

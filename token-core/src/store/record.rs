@@ -1,0 +1,122 @@
+//! What a store keeps for one session: its tokens, or the verdict that ended it.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::token_set::StoredTokenSet;
+
+/// A session's stored record.
+///
+/// A session whose refresh token the provider refused is not deleted but kept as
+/// [`StoredRecord::Reauth`]: every process sharing the store then sees the verdict on its
+/// next load, sends no second refresh with the dead token and reports no second re-auth.
+/// Inserting new tokens (a save over the verdict) ends it.
+///
+/// Serialized as JSON with a `kind` tag (`"tokens"` or `"reauth"`) beside the fields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StoredRecord {
+    /// The session's current tokens.
+    Tokens(StoredTokenSet),
+    /// The provider refused the session's newest refresh token; new tokens must be obtained
+    /// from the user (an authorization) and inserted.
+    Reauth(ReauthVerdict),
+}
+
+impl StoredRecord {
+    /// The tokens, unless the record is a re-auth verdict.
+    pub fn tokens(&self) -> Option<&StoredTokenSet> {
+        match self {
+            Self::Tokens(set) => Some(set),
+            Self::Reauth(_) => None,
+        }
+    }
+
+    /// The tokens, unless the record is a re-auth verdict.
+    pub fn into_tokens(self) -> Option<StoredTokenSet> {
+        match self {
+            Self::Tokens(set) => Some(set),
+            Self::Reauth(_) => None,
+        }
+    }
+
+    /// The verdict, if the record is one.
+    pub fn reauth(&self) -> Option<&ReauthVerdict> {
+        match self {
+            Self::Reauth(verdict) => Some(verdict),
+            Self::Tokens(_) => None,
+        }
+    }
+}
+
+impl From<StoredTokenSet> for StoredRecord {
+    fn from(set: StoredTokenSet) -> Self {
+        Self::Tokens(set)
+    }
+}
+
+impl From<ReauthVerdict> for StoredRecord {
+    fn from(verdict: ReauthVerdict) -> Self {
+        Self::Reauth(verdict)
+    }
+}
+
+/// Why and when a session was declared dead. Holds no secret: the reason is the scrubbed
+/// error text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ReauthVerdict {
+    /// The provider's error code, if it sent one.
+    pub code: Option<String>,
+    /// What the provider answered, without secrets.
+    pub reason: String,
+    /// When the verdict was reached.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+impl ReauthVerdict {
+    /// A verdict reached `at`.
+    pub fn new(code: Option<String>, reason: impl Into<String>, at: OffsetDateTime) -> Self {
+        Self {
+            code,
+            reason: reason.into(),
+            at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AccessToken, TokenSet};
+    use time::macros::datetime;
+
+    #[test]
+    fn both_kinds_round_trip_through_json_with_a_tag() {
+        let tokens: StoredRecord = TokenSet::<serde_json::Value>::new(AccessToken::new("at"))
+            .to_stored()
+            .unwrap()
+            .into();
+        let json = serde_json::to_value(&tokens).unwrap();
+        assert_eq!(json["kind"], "tokens");
+        assert_eq!(
+            serde_json::from_value::<StoredRecord>(json).unwrap(),
+            tokens
+        );
+
+        let verdict: StoredRecord = ReauthVerdict::new(
+            Some("invalid_grant".into()),
+            "refused",
+            datetime!(2026-01-01 00:00 UTC),
+        )
+        .into();
+        let json = serde_json::to_value(&verdict).unwrap();
+        assert_eq!(json["kind"], "reauth");
+        assert_eq!(json["code"], "invalid_grant");
+        let back: StoredRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back, verdict);
+        assert!(back.tokens().is_none() && back.reauth().is_some());
+    }
+}
