@@ -275,7 +275,7 @@ pub enum Error {
     /// Bytes could not be exchanged with the provider.
     #[error(transparent)]
     Transport(#[from] TransportError),
-    /// The session's refresh token is dead; it was removed from the store.
+    /// The session's refresh token is dead; the verdict is recorded in the store.
     #[error("reauth_required: {0}")]
     ReauthRequired(Reauth),
     /// No tokens are stored for the session and the provider cannot obtain any without a user.
@@ -300,6 +300,25 @@ pub enum Error {
     /// The library or provider was set up wrongly.
     #[error("misconfigured: {0}")]
     Config(String),
+    /// The provider asked to wait (`Retry-After`) and the wait is not over; no call was made.
+    #[error("the provider asked to wait; {} ms left", remaining.as_millis())]
+    CoolingDown {
+        /// How long until the provider may be called again.
+        remaining: Duration,
+    },
+    /// The refresh ended without an answer (it panicked, or its task was cancelled); the next
+    /// call starts a new one.
+    #[error("the refresh was aborted: {0}")]
+    RefreshAborted(String),
+    /// The manager is shutting down and starts no new refresh.
+    #[error("the token manager is shutting down")]
+    ShuttingDown,
+    /// [`shutdown`](crate::TokenManager::shutdown) ran out of time with work still in flight.
+    #[error("shutdown timed out with {pending} task(s) still running")]
+    ShutdownTimedOut {
+        /// Refreshes and saves still running.
+        pending: usize,
+    },
 }
 
 impl Error {
@@ -312,6 +331,10 @@ impl Error {
             Self::Store(_) => ErrorKind::Transient,
             Self::RetriesExhausted { last, .. } => last.kind(),
             Self::Config(_) => ErrorKind::Misconfigured,
+            Self::CoolingDown { .. }
+            | Self::RefreshAborted(_)
+            | Self::ShuttingDown
+            | Self::ShutdownTimedOut { .. } => ErrorKind::Transient,
         }
     }
 
@@ -320,6 +343,7 @@ impl Error {
         match self {
             Self::Endpoint(EndpointError::Provider(e)) => e.retry_after,
             Self::RetriesExhausted { last, .. } => last.retry_after(),
+            Self::CoolingDown { remaining } => Some(*remaining),
             _ => None,
         }
     }
