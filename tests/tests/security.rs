@@ -261,11 +261,16 @@ fn the_middleware_logs_no_token() {
                 .revoke(set.access_token.expose_secret())
                 .await
                 .expect("revokes");
-            let error = client
+            // The token in use came from a 401-driven refresh: a 401 for it is returned as
+            // is (an API refusing every token must not rotate the session per request).
+            let refused = client
                 .get(sandbox.url("/api/c"))
                 .send()
                 .await
-                .expect_err("re-auth");
+                .expect("the API's answer");
+            assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(sandbox.calls(TOKEN_PATH), 1, "no refresh for that 401");
+            let error = manager.refresh_now("m").await.expect_err("re-auth");
             let mut shown = vec![format!("{error} {error:?}"), format!("{manager:?}")];
             while let Ok(event) = events.try_recv() {
                 shown.push(format!("{event:?}"));
