@@ -186,13 +186,14 @@ pub fn decode_response<E: Endpoint>(
         {
             kind = ErrorKind::Transient;
         }
+        // Both are the provider's text and may echo a secret of the request, whole or in part.
         let message = error
             .message()
             .map(|m| crate::redact::scrub_body(m.as_bytes(), known_secrets));
         return Err(ProviderError {
             kind,
             status,
-            code: error.code(),
+            code: crate::redact::scrub_secrets(&error.code(), known_secrets),
             message,
             retry_after,
         }

@@ -67,7 +67,8 @@ pub struct ProviderError {
     pub kind: ErrorKind,
     /// The HTTP status of the answer (200 for a result envelope).
     pub status: StatusCode,
-    /// The provider's own error code (`invalid_grant`, `INVALID_REFRESH_TOKEN`).
+    /// The provider's own error code (`invalid_grant`, `INVALID_REFRESH_TOKEN`), with any
+    /// echo of the request's secrets removed.
     pub code: String,
     /// The provider's message, with any secret removed.
     pub message: Option<String>,
@@ -150,7 +151,8 @@ impl EndpointError {
         Self::Parse {
             kind: ErrorKind::from_status(status),
             status,
-            reason: reason.to_string(),
+            // A decoder's reason may quote a key or value of the answer.
+            reason: crate::redact::scrub_secrets(&reason.to_string(), known_secrets),
             body: crate::redact::scrub_body(body, known_secrets),
         }
     }
