@@ -189,3 +189,242 @@ fn a_secret_shorter_than_a_partial_echo_is_still_redacted_whole() {
     assert!(text.contains("[redacted] is dead"), "{text}");
     assert!(!text.contains("rt-77"), "{text}");
 }
+
+// ---- an odd expiry never costs the tokens ----------------------------------------------
+
+fn success(expiry: &str) -> String {
+    format!(
+        r#"{{"access_token":"at-new","refresh_token":"rt-new","expires_in":{expiry},"refresh_expires_in":600}}"#
+    )
+}
+
+#[test]
+fn an_odd_expires_in_keeps_the_new_pair_with_an_unknown_expiry() {
+    for expiry in [
+        "-5",
+        "1e300",
+        "-1e300",
+        r#""NaN""#,
+        r#""inf""#,
+        r#""soon""#,
+        "true",
+        "{}",
+        "[60]",
+        "18446744073709551616",
+    ] {
+        let set =
+            decode(200, &success(expiry)).unwrap_or_else(|e| panic!("expires_in {expiry}: {e}"));
+        assert_eq!(set.access_token.expose_secret(), "at-new", "{expiry}");
+        assert_eq!(
+            set.refresh_token.as_ref().map(RefreshToken::expose_secret),
+            Some("rt-new"),
+            "{expiry}"
+        );
+        assert_eq!(set.access_expires_at, None, "{expiry}");
+        // The other expiry is still read.
+        assert_eq!(
+            set.refresh_expires_at,
+            Some(now() + time::Duration::seconds(600)),
+            "{expiry}"
+        );
+    }
+}
+
+#[test]
+fn an_odd_refresh_expiry_keeps_the_new_pair() {
+    let body = r#"{"access_token":"at-new","refresh_token":"rt-new","expires_in":60,"refresh_expires_in":"NaN"}"#;
+    let set = decode(200, body).unwrap();
+    assert_eq!(set.refresh_token.unwrap().expose_secret(), "rt-new");
+    assert_eq!(set.refresh_expires_at, None);
+    assert_eq!(
+        set.access_expires_at,
+        Some(now() + time::Duration::seconds(60))
+    );
+}
+
+#[test]
+fn an_odd_unix_expiry_keeps_the_new_pair() {
+    for expiry in [
+        "-62135596801000",
+        "18446744073709551615",
+        "1e300",
+        r#""NaN""#,
+        r#""2026-03-01""#,
+        "null",
+    ] {
+        let body =
+            format!(r#"{{"accessToken":"at-new","refreshToken":"rt-new","expiresAt":{expiry}}}"#);
+        let refresh =
+            UnixRefresh::from_context(&RequestContext::for_refresh(&(), &session())).unwrap();
+        let set = decode_response::<UnixRefresh>(&answer(200, &body), now(), &refresh.secrets())
+            .unwrap_or_else(|e| panic!("expiresAt {expiry}: {e}"));
+        assert_eq!(set.access_token.expose_secret(), "at-new", "{expiry}");
+        assert_eq!(
+            set.refresh_token.unwrap().expose_secret(),
+            "rt-new",
+            "{expiry}"
+        );
+        assert_eq!(set.access_expires_at, None, "{expiry}");
+    }
+}
+
+#[test]
+fn duplicate_keys_keep_the_new_pair_and_the_last_value_wins() {
+    let body = r#"{"access_token":"at-first","expires_in":30,"access_token":"at-new","refresh_token":"rt-new","expires_in":60}"#;
+    let set = decode(200, body).unwrap();
+    assert_eq!(set.access_token.expose_secret(), "at-new");
+    assert_eq!(set.refresh_token.unwrap().expose_secret(), "rt-new");
+    assert_eq!(
+        set.access_expires_at,
+        Some(now() + time::Duration::seconds(60))
+    );
+}
+
+#[test]
+fn a_missing_or_non_string_access_token_is_still_a_parse_error() {
+    for body in [
+        r#"{"refresh_token":"rt-new","expires_in":60}"#,
+        r#"{"access_token":42,"refresh_token":"rt-new","expires_in":60}"#,
+        r#"{"access_token":null,"refresh_token":"rt-new"}"#,
+        r#"["at-new"]"#,
+    ] {
+        let error = decode(200, body).unwrap_err();
+        assert!(
+            matches!(error, EndpointError::Parse { .. }),
+            "{body}: {error}"
+        );
+        assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{body}");
+        assert!(!shown(&error).contains("rt-new"), "{}", shown(&error));
+    }
+}
+
+#[test]
+fn an_odd_expiry_is_reported_by_field_name_in_a_warning() {
+    let logs = capture_warnings(|| {
+        decode(200, &success(r#""NaN""#)).unwrap();
+    });
+    assert!(logs.contains("expires_in"), "{logs}");
+    assert!(logs.contains("WARN"), "{logs}");
+    assert!(
+        !logs.contains("at-new") && !logs.contains("rt-new"),
+        "{logs}"
+    );
+}
+
+// ---- zero lifetimes ---------------------------------------------------------------------
+
+#[test]
+fn refresh_expires_in_zero_means_the_refresh_token_does_not_expire() {
+    let body = r#"{"access_token":"at-new","refresh_token":"rt-offline","expires_in":300,"refresh_expires_in":0}"#;
+    let set = decode(200, body).unwrap();
+    assert_eq!(set.refresh_expires_at, None);
+    assert_eq!(
+        set.access_expires_at,
+        Some(now() + time::Duration::seconds(300))
+    );
+}
+
+#[test]
+fn expires_in_zero_still_means_the_access_token_expires_now() {
+    let body = r#"{"access_token":"at-new","expires_in":0}"#;
+    assert_eq!(decode(200, body).unwrap().access_expires_at, Some(now()));
+}
+
+// ---- extreme values never panic -------------------------------------------------------
+
+fn jwt(exp: &str) -> String {
+    use base64::Engine as _;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!(r#"{{"sub":"acct","exp":{exp}}}"#));
+    format!("eyJhbGciOiJIUzI1NiJ9.{payload}.sig")
+}
+
+#[test]
+fn a_jwt_exp_at_the_edges_of_time_is_unknown_or_bounded_never_a_panic() {
+    for exp in [
+        i64::MIN.to_string(),
+        i64::MAX.to_string(),
+        u64::MAX.to_string(),
+        "1e300".into(),
+        "-1e300".into(),
+        // Years -9999 and +9999.
+        "-377705116800".into(),
+        "253402300799".into(),
+        "-1".into(),
+    ] {
+        let body = format!(
+            r#"{{"access_token":"{}","refresh_token":"rt-new"}}"#,
+            jwt(&exp)
+        );
+        let set = decode(200, &body).unwrap_or_else(|e| panic!("exp {exp}: {e}"));
+        assert_eq!(set.refresh_token.unwrap().expose_secret(), "rt-new");
+        if let Some(at) = set.access_expires_at {
+            // Whatever is kept leaves room for the manager's arithmetic either side.
+            let year = time::Duration::days(366);
+            assert!(at.checked_add(year * 100).is_some(), "exp {exp}: {at}");
+            assert!(at.checked_sub(year * 100).is_some(), "exp {exp}: {at}");
+        }
+    }
+    // A sane past `exp` is kept as it is: the token has expired.
+    let body = format!(r#"{{"access_token":"{}"}}"#, jwt("1700000000"));
+    assert_eq!(
+        decode(200, &body).unwrap().access_expires_at,
+        Some(datetime!(2023-11-14 22:13:20 UTC))
+    );
+}
+
+#[test]
+fn extreme_lifetimes_leave_room_for_arithmetic() {
+    for expiry in [
+        u64::MAX.to_string(),
+        i64::MAX.to_string(),
+        (i64::MAX as u64 + 1).to_string(),
+        "1.7e19".into(),
+    ] {
+        let set = decode(200, &success(&expiry)).unwrap();
+        let at = set
+            .access_expires_at
+            .expect("a huge lifetime is far away, not unknown");
+        assert!(
+            at > now() + time::Duration::days(365 * 1000),
+            "{expiry}: {at}"
+        );
+        assert!(
+            at.checked_add(time::Duration::days(366 * 100)).is_some(),
+            "{expiry}: {at}"
+        );
+    }
+}
+
+// ---- helpers -------------------------------------------------------------------------
+
+/// Runs `f` with a subscriber that records WARN lines, and returns them.
+fn capture_warnings(f: impl FnOnce()) -> String {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        // A callsite first hit by a concurrent test before this subscriber existed was
+        // cached as uninteresting: recompute with this subscriber in place.
+        tracing::callsite::rebuild_interest_cache();
+        f()
+    });
+    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    logs
+}
