@@ -244,19 +244,26 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> http::Response<Vec<u8>> {
     response
 }
 
-/// Reads `Retry-After` as seconds or an HTTP date.
+/// The longest `Retry-After` honoured: one day. A longer one (`18446744073709551615`) is
+/// read as this, so that adding it to any instant cannot overflow.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Reads `Retry-After` as seconds or an HTTP date, at most [`MAX_RETRY_AFTER`].
 pub fn retry_after(headers: &HeaderMap, now: OffsetDateTime) -> Option<Duration> {
     let value = headers
         .get(http::header::RETRY_AFTER)?
         .to_str()
         .ok()?
         .trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Too many digits for a `u64` is still a (very long) delay.
+        let secs = value.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     }
     let at = httpdate::parse_http_date(value).ok()?;
     let at = OffsetDateTime::from(at);
-    Some(Duration::try_from(at - now).unwrap_or(Duration::ZERO))
+    let delay = Duration::try_from(at - now).unwrap_or(Duration::ZERO);
+    Some(delay.min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -277,5 +284,29 @@ mod tests {
         assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(30)));
         headers.insert(http::header::RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&headers, now), None);
+    }
+
+    #[test]
+    fn retry_after_is_clamped_to_a_day() {
+        let now = datetime!(2026-01-01 00:00 UTC);
+        let mut headers = HeaderMap::new();
+        for value in [
+            "18446744073709551615",
+            "340282366920938463463374607431768211456",
+            "86401",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            headers.insert(http::header::RETRY_AFTER, value.parse().unwrap());
+            assert_eq!(retry_after(&headers, now), Some(MAX_RETRY_AFTER), "{value}");
+        }
+        headers.insert(http::header::RETRY_AFTER, "86400".parse().unwrap());
+        assert_eq!(retry_after(&headers, now), Some(MAX_RETRY_AFTER));
+        headers.insert(http::header::RETRY_AFTER, "-5".parse().unwrap());
+        assert_eq!(retry_after(&headers, now), None);
+        headers.insert(
+            http::header::RETRY_AFTER,
+            "Thu, 01 Jan 1970 00:00:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers, now), Some(Duration::ZERO));
     }
 }

@@ -396,6 +396,31 @@ fn extreme_lifetimes_leave_room_for_arithmetic() {
     }
 }
 
+// ---- Retry-After never overflows -------------------------------------------------------
+
+#[test]
+fn a_huge_retry_after_is_clamped() {
+    let mut response = answer(503, "overloaded");
+    for value in ["18446744073709551615", "99999999999999999999999", "86401"] {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, value.parse().unwrap());
+        let refresh = refresh();
+        let error = Error::from(
+            decode_response::<Refresh>(&response, now(), &refresh.secrets()).unwrap_err(),
+        );
+        assert_eq!(error.kind(), ErrorKind::Transient, "{value}");
+        assert_eq!(
+            error.retry_after(),
+            Some(std::time::Duration::from_secs(24 * 60 * 60)),
+            "{value}"
+        );
+        // The clamped delay can be added to any instant.
+        let _ = std::time::Instant::now() + error.retry_after().unwrap();
+        let _ = now() + error.retry_after().unwrap();
+    }
+}
+
 // ---- helpers -------------------------------------------------------------------------
 
 /// Runs `f` with a subscriber that records WARN lines, and returns them.
