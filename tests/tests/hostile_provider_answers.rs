@@ -1,7 +1,8 @@
 //! The real provider crates' refresh endpoints against hostile or odd answers built from
 //! their seeds: an odd expiry or a duplicate key never costs a rotated pair, Keycloak's
-//! `refresh_expires_in: 0` is "no refresh expiry", and a refresh token echoed (whole or in
-//! part) in an error answer shows nowhere.
+//! `refresh_expires_in: 0` is "no refresh expiry", a token with a control character is
+//! refused by field name, and a refresh token echoed (whole or in part) in an error answer
+//! shows nowhere.
 
 use http::StatusCode;
 use time::macros::datetime;
@@ -207,6 +208,45 @@ fn keycloak_refresh_expires_in_zero_means_no_refresh_expiry() {
     // The access token's zero stays "expires now": the manager handles that answer.
     let set = decode::<RefreshTokenGrant>(&OAUTH2.replace("EXPIRY", "0")).unwrap();
     assert_eq!(set.access_expires_at, Some(now()));
+}
+
+#[test]
+fn a_token_with_a_control_character_is_refused_by_every_provider() {
+    fn refused<E: Endpoint>(name: &str, body: &str, field: &str) {
+        let error = decode::<E>(body).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{name}");
+        let shown = format!("{error} {error:?}");
+        assert!(
+            shown.contains(&format!("the {field} token contains a control character")),
+            "{name}: {shown}"
+        );
+        assert!(!shown.contains("SECRETPART"), "{name}: {shown}");
+    }
+    refused::<RefreshTokenGrant>(
+        "oauth2",
+        r#"{"access_token":"at-SECRETPART\r\nX-Evil: 1","refresh_token":"rt-1","expires_in":60}"#,
+        "access",
+    );
+    refused::<RefreshV3>(
+        "vaultist",
+        r#"{"access_token":"at-1","refresh_token":"rt-SECRETPART\u0000","expires_in":60}"#,
+        "refresh",
+    );
+    refused::<MiniAppRefresh>(
+        "maya",
+        r#"{"accessToken":"at-SECRETPART\n","refreshToken":"rt-2","expiresAt":1767229200}"#,
+        "access",
+    );
+    refused::<ApplyToken>(
+        "alipay+",
+        &ALIPAY
+            .replace("EXPIRY", r#""2022-06-06T12:12:12+08:00""#)
+            .replace(
+                "2810100334F62CBC577F468AAC87CFC6C9107811",
+                "SECRETPART\\r2810100334F62CBC577F468AAC87CFC6C9107811",
+            ),
+        "refresh",
+    );
 }
 
 // ---- echoes of the refresh token in error answers -----------------------------------------

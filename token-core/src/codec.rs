@@ -169,7 +169,10 @@ pub trait ErrorResponse: Sized {
 ///
 /// An error body the endpoint recognises wins, whatever the status; then 5xx and 429 are
 /// transient (with `Retry-After`), any other non-2xx is classified by its status, and a 2xx
-/// that cannot be read is `OutcomeUnknown` (the provider may already have rotated).
+/// that cannot be read is `OutcomeUnknown` (the provider may already have rotated). So is a
+/// 2xx whose access or refresh token contains an ASCII control character (CR, LF, NUL...):
+/// such a token cannot be sent in a header. Every provider-supplied text in an error is
+/// scrubbed of `known_secrets`, whole or in part (see [`crate::redact::scrub_secrets`]).
 pub fn decode_response<E: Endpoint>(
     response: &http::Response<Vec<u8>>,
     now: OffsetDateTime,
@@ -218,9 +221,34 @@ pub fn decode_response<E: Endpoint>(
     }
     let decoded = E::Response::decode_body(body)
         .map_err(|reason| EndpointError::parse(status, reason, body, known_secrets))?;
-    decoded
+    let set = decoded
         .into_token_set(now)
-        .map_err(|reason| EndpointError::parse(status, reason, body, known_secrets))
+        .map_err(|reason| EndpointError::parse(status, reason, body, known_secrets))?;
+    // A token that cannot travel in a header would be cached and fail every API call.
+    let unusable = [
+        (
+            "access",
+            Some(&set.access_token).map(AccessToken::expose_secret),
+        ),
+        (
+            "refresh",
+            set.refresh_token.as_ref().map(RefreshToken::expose_secret),
+        ),
+    ]
+    .into_iter()
+    .find(|(_, token)| token.is_some_and(|t| t.chars().any(|c| c.is_ascii_control())));
+    if let Some((field, _)) = unusable {
+        let mut secrets = known_secrets.to_vec();
+        secrets.push(set.access_token.expose_secret());
+        secrets.extend(set.refresh_token.as_ref().map(RefreshToken::expose_secret));
+        return Err(EndpointError::parse(
+            status,
+            format!("the {field} token contains a control character"),
+            body,
+            &secrets,
+        ));
+    }
+    Ok(set)
 }
 
 /// Server side: encodes a success answer.

@@ -421,6 +421,49 @@ fn a_huge_retry_after_is_clamped() {
     }
 }
 
+// ---- control characters ----------------------------------------------------------------
+
+#[test]
+fn a_token_with_a_control_character_is_refused_naming_the_field_not_the_value() {
+    for (field, body) in [
+        (
+            "access",
+            r#"{"access_token":"at-\r\nX-Injected: 1","refresh_token":"rt-new"}"#,
+        ),
+        (
+            "access",
+            r#"{"access_token":"at-new\u0000","refresh_token":"rt-new"}"#,
+        ),
+        (
+            "refresh",
+            r#"{"access_token":"at-new","refresh_token":"rt-\nnew-secret"}"#,
+        ),
+        (
+            "refresh",
+            r#"{"access_token":"at-new","refresh_token":"rt-\u007fnew-secret"}"#,
+        ),
+        (
+            "access",
+            r#"{"access_token":"at-\tnew","refresh_token":"rt-new"}"#,
+        ),
+    ] {
+        let error = decode(200, body).unwrap_err();
+        assert!(
+            matches!(error, EndpointError::Parse { .. }),
+            "{body}: {error}"
+        );
+        assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{body}");
+        let text = shown(&error);
+        assert!(
+            text.contains(&format!("the {field} token contains a control character")),
+            "{text}"
+        );
+        for value in ["Injected", "at-new", "rt-new", "new-secret"] {
+            assert!(!text.contains(value), "{value} in {text}");
+        }
+    }
+}
+
 // ---- helpers -------------------------------------------------------------------------
 
 /// Runs `f` with a subscriber that records WARN lines, and returns them.
