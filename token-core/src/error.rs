@@ -186,6 +186,22 @@ impl TransportError {
             message: message.into(),
         }
     }
+
+    /// The answer came from another origin than the request's (a redirect the HTTP client
+    /// followed): `Misconfigured`, never read as the provider's answer, so never taken for
+    /// the provider's verdict on the token. Names the two origins (scheme, host and port:
+    /// no path, query or credentials).
+    pub fn cross_origin(requested: &url::Origin, answered_by: &url::Origin) -> Self {
+        Self {
+            kind: ErrorKind::Misconfigured,
+            message: format!(
+                "the answer came from {} after a redirect from {}; a token call must stay at \
+                 its origin, so the answer was not read",
+                answered_by.ascii_serialization(),
+                requested.ascii_serialization()
+            ),
+        }
+    }
 }
 
 /// A token store failed.
