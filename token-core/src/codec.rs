@@ -226,10 +226,7 @@ pub fn decode_response<E: Endpoint>(
         .map_err(|reason| EndpointError::parse(status, reason, body, known_secrets))?;
     // A token that cannot travel in a header would be cached and fail every API call.
     let unusable = [
-        (
-            "access",
-            Some(&set.access_token).map(AccessToken::expose_secret),
-        ),
+        ("access", Some(set.access_token.expose_secret())),
         (
             "refresh",
             set.refresh_token.as_ref().map(RefreshToken::expose_secret),

@@ -571,14 +571,15 @@ pub fn decode_answer_json<T: DeserializeOwned>(
         return Err("expected a JSON object".into());
     };
     for (name, reads) in expiry_fields {
-        if let Some(field) = map.get_mut(*name) {
-            if !field.is_null() && !reads(field) {
-                tracing::warn!(
-                    field = *name,
-                    "the provider's answer has an invalid expiry in `{name}`; the tokens are kept and this expiry is treated as unknown"
-                );
-                *field = Value::Null;
-            }
+        if let Some(field) = map.get_mut(*name)
+            && !field.is_null()
+            && !reads(field)
+        {
+            tracing::warn!(
+                field = *name,
+                "the provider's answer has an invalid expiry in `{name}`; the tokens are kept and this expiry is treated as unknown"
+            );
+            *field = Value::Null;
         }
     }
     serde_json::from_value(value).map_err(|e| unquote(&e.to_string()))

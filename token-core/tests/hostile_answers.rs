@@ -493,6 +493,5 @@ fn capture_warnings(f: impl FnOnce()) -> String {
         tracing::callsite::rebuild_interest_cache();
         f()
     });
-    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-    logs
+    String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
 }
