@@ -67,7 +67,8 @@ pub struct ProviderError {
     pub kind: ErrorKind,
     /// The HTTP status of the answer (200 for a result envelope).
     pub status: StatusCode,
-    /// The provider's own error code (`invalid_grant`, `INVALID_REFRESH_TOKEN`).
+    /// The provider's own error code (`invalid_grant`, `INVALID_REFRESH_TOKEN`), with any
+    /// echo of the request's secrets removed.
     pub code: String,
     /// The provider's message, with any secret removed.
     pub message: Option<String>,
@@ -150,7 +151,8 @@ impl EndpointError {
         Self::Parse {
             kind: ErrorKind::from_status(status),
             status,
-            reason: reason.to_string(),
+            // A decoder's reason may quote a key or value of the answer.
+            reason: crate::redact::scrub_secrets(&reason.to_string(), known_secrets),
             body: crate::redact::scrub_body(body, known_secrets),
         }
     }
@@ -182,6 +184,22 @@ impl TransportError {
         Self {
             kind: ErrorKind::OutcomeUnknown,
             message: message.into(),
+        }
+    }
+
+    /// The answer came from another origin than the request's (a redirect the HTTP client
+    /// followed): `Misconfigured`, never read as the provider's answer, so never taken for
+    /// the provider's verdict on the token. Names the two origins (scheme, host and port:
+    /// no path, query or credentials).
+    pub fn cross_origin(requested: &url::Origin, answered_by: &url::Origin) -> Self {
+        Self {
+            kind: ErrorKind::Misconfigured,
+            message: format!(
+                "the answer came from {} after a redirect from {}; a token call must stay at \
+                 its origin, so the answer was not read",
+                answered_by.ascii_serialization(),
+                requested.ascii_serialization()
+            ),
         }
     }
 }

@@ -228,3 +228,23 @@ fn config_keys_are_read_from_json_and_unknown_ones_refused() {
     }));
     assert!(typo.unwrap_err().to_string().contains("refersh"));
 }
+
+#[test]
+fn a_configured_refresh_lifetime_too_long_for_the_calendar_saturates() {
+    let now = datetime!(2026-01-01 00:00 UTC);
+    for secs in [u64::MAX, i64::MAX as u64, 1 << 40] {
+        let config = config().with_refresh_token_lifetime(std::time::Duration::from_secs(secs));
+        let set = config.stamp_refresh_expiry(session(), None, now);
+        assert_eq!(
+            set.refresh_expires_at,
+            Some(token_core::expiry::LATEST),
+            "{secs}"
+        );
+    }
+    let config = config().with_refresh_token_lifetime(std::time::Duration::from_secs(86400));
+    let set = config.stamp_refresh_expiry(session(), None, now);
+    assert_eq!(
+        set.refresh_expires_at,
+        Some(datetime!(2026-01-02 00:00 UTC))
+    );
+}
