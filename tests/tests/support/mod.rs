@@ -1,10 +1,9 @@
 //! What the fault matrix, the soak and the security tests share: one [`Subject`] per provider
 //! (its sandbox and a manager over it), recording stores that see every token and every
-//! refusal, and a `tracing` capture.
+//! refusal, and a `tracing` capture ([`logs`]).
 #![allow(dead_code)]
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -178,44 +177,7 @@ impl TokenStore for RecordingStore {
 
 // ---- tracing capture ----------------------------------------------------------------------
 
-/// A `tracing` writer into memory.
-#[derive(Clone, Default)]
-pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl LogBuffer {
-    /// Everything written so far.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&lock(&self.0)).into_owned()
-    }
-}
-
-impl Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        lock(&self.0).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
-    type Writer = LogBuffer;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-/// A subscriber writing every event at every level, with every span field, into `buffer`.
-pub fn capture(buffer: &LogBuffer) -> impl tracing::Subscriber + Send + Sync + use<> {
-    tracing_subscriber::fmt()
-        .with_writer(buffer.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish()
-}
+pub mod logs;
 
 /// The first `secret` (of at least 8 characters) found in `text`, if any.
 pub fn leaked<'a>(text: &str, secrets: impl IntoIterator<Item = &'a String>) -> Option<String> {
