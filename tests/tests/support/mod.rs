@@ -1,6 +1,6 @@
 //! What the fault matrix, the soak and the security tests share: one [`Subject`] per provider
 //! (its sandbox and a manager over it), recording stores that see every token and every
-//! refusal, and a `tracing` capture ([`logs`]).
+//! refusal, a `tracing` capture ([`logs`]), and the PostgreSQL test database ([`pg`]).
 #![allow(dead_code)]
 
 use std::collections::HashSet;
@@ -178,6 +178,7 @@ impl TokenStore for RecordingStore {
 // ---- tracing capture ----------------------------------------------------------------------
 
 pub mod logs;
+pub mod pg;
 
 /// The first `secret` (of at least 8 characters) found in `text`, if any.
 pub fn leaked<'a>(text: &str, secrets: impl IntoIterator<Item = &'a String>) -> Option<String> {
