@@ -129,11 +129,26 @@ impl IssuerStore for RecordingIssuerStore {
 }
 
 /// The manager's store, recording the hash of every refresh token it was asked to keep.
-#[derive(Default)]
 pub struct RecordingStore {
-    inner: MemoryStore,
+    inner: Arc<dyn TokenStore>,
     /// Hashes of every refresh token ever saved.
     pub saved_refresh: Mutex<HashSet<TokenHash>>,
+}
+
+impl Default for RecordingStore {
+    fn default() -> Self {
+        Self::over(Arc::new(MemoryStore::new()))
+    }
+}
+
+impl RecordingStore {
+    /// Records what the manager saves into `inner`.
+    pub fn over(inner: Arc<dyn TokenStore>) -> Self {
+        Self {
+            inner,
+            saved_refresh: Mutex::default(),
+        }
+    }
 }
 
 #[async_trait]
@@ -173,9 +188,13 @@ impl TokenStore for RecordingStore {
     ) -> Result<Lease, StoreError> {
         self.inner.acquire_lease(key, holder, ttl).await
     }
+
+    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        self.inner.release_lease(key, holder).await
+    }
 }
 
-// ---- tracing capture ----------------------------------------------------------------------
+// ---- tracing capture, the PostgreSQL test database, leak checks ---------------------------
 
 pub mod logs;
 pub mod pg;
@@ -351,7 +370,7 @@ impl<P: Provider> Rig for ManagedRig<P> {
         self.store
             .load(&key)
             .await
-            .expect("the memory store loads")
+            .expect("the store loads")
             .map(|r| r.value)
     }
 
