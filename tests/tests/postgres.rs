@@ -428,6 +428,11 @@ async fn the_database_going_away_gives_typed_errors_and_the_store_recovers() {
     let mut shown = String::new();
     let check = |error: &StoreError, shown: &mut String| {
         assert!(matches!(error, StoreError::Backend { .. }), "{error:?}");
+        // Positive control: the text searched below is the store's account of the failure.
+        assert!(
+            error.to_string().starts_with("store: postgres: "),
+            "{error}"
+        );
         let mut text = format!("{error} {error:?}");
         let mut source = std::error::Error::source(error);
         while let Some(cause) = source {
@@ -459,6 +464,8 @@ async fn the_database_going_away_gives_typed_errors_and_the_store_recovers() {
         "{error:?}"
     );
     shown.push_str(&format!("{error} {error:?}"));
+    // The password looked for is there to be found, in the URL the store was given.
+    assert!(password.len() >= 8 && through_proxy.as_str().contains(&password));
     assert!(!shown.contains(&password), "a password leaked: {shown}");
     assert!(
         !shown.contains("rt_") && !shown.contains("at_"),
