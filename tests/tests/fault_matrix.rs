@@ -11,7 +11,9 @@
 //!   an event, and nothing left in the store): never a silent loss;
 //! - no token value (seeded, minted by the issuer, or planted in a faulty answer) appears in
 //!   the captured `tracing` output, the error's `Display`/`Debug`, any event, or the
-//!   manager's `Debug`.
+//!   manager's `Debug`; and first, that these are there and are the row's: the refresh span's
+//!   `call failed` line and the outcome's line, the outcome's event, an error naming its kind
+//!   (captured by `support::logs`, which cannot miss a line of the row's runtime).
 //!
 //! In-process rows run on tokio's paused clock; the timeout, body-limit and connection rows
 //! use a real `ReqwestClient` over the loopback socket.
