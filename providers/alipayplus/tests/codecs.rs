@@ -202,9 +202,14 @@ fn config_needs_exactly_one_source_per_key_and_refuses_unknown_keys() {
         )
         .is_err()
     );
+    let shown = format!("{both:?}");
     assert!(
-        !format!("{both:?}").contains("\"k\""),
-        "the private key is redacted"
+        shown.contains("private_key: Some(ClientSecret([redacted]))"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("\"k\""),
+        "the private key is redacted: {shown}"
     );
 }
 
