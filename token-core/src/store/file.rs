@@ -55,6 +55,14 @@ const NAME_DOMAIN: &[u8] = b"token-core/file-store/v1\0";
 /// file work runs on Tokio's blocking pool. Loads take no lock. Never remove the `.lock` file
 /// while stores use the directory.
 ///
+/// **A private directory.** Whoever can write to the directory can replace tokens, so
+/// [`open`](Self::open) refuses (on unix) a directory that another user owns or that group
+/// or others may write to. Every file of the store is opened without following symbolic
+/// links: a link planted as the lock file or a record is [`StoreError::Insecure`] (and its
+/// target is never written); one planted as a lease is replaced like any unreadable lease.
+/// The directory's ancestors are not checked: keep it under one that only its user (or
+/// root) can change, such as `/var/lib/<app>`.
+///
 /// **Leases.** [`acquire_lease`](TokenStore::acquire_lease) reads, checks and writes the
 /// session's lease file under the same OS lock, so one holder at a time refreshes a session
 /// across every process on the machine: it grants the lease if there is none, if it lapsed,
@@ -118,8 +126,12 @@ impl fmt::Debug for FileStore {
 impl FileStore {
     /// Opens the store in `dir`, creating the directory (`0700` on unix) if it is absent.
     ///
-    /// An existing directory keeps its permissions. Temporary files left by a crashed writer
-    /// are removed when no other process is writing at that moment.
+    /// On unix, `dir` is resolved once through any symbolic links, and the directory it names
+    /// must belong to this process's user and be writable by nobody else (`chmod 700`, or
+    /// `0750`/`0755` if others must list it); otherwise, or if its `.lock` file is a symbolic
+    /// link, this is [`StoreError::Insecure`], whose message says what to fix. An existing
+    /// directory is never changed. Temporary files left by a crashed writer are removed when
+    /// no other process is writing at that moment.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with_clock(dir, Arc::new(SystemClock))
     }
@@ -137,6 +149,7 @@ impl FileStore {
             )
         })?;
         create_private_dir(&dir)?;
+        let dir = resolve_private_dir(&dir)?;
         let lock = open_lock_file(&dir)?;
         let locked = os_try_lock(&lock).map_err(|e| {
             StoreError::backend(format!("file store: cannot lock {}", dir.display()), e)
@@ -461,9 +474,16 @@ fn record_path(dir: &Path, key: &SessionKey) -> PathBuf {
 fn read_record(dir: &Path, key: &SessionKey) -> Result<Option<Record>, StoreError> {
     let stem = record_stem(key);
     let path = dir.join(format!("{stem}{RECORD_SUFFIX}"));
-    let file = match File::open(&path) {
+    let file = match open_for_reading(&path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(_) if is_symlink(&path) => {
+            return Err(StoreError::Insecure(format!(
+                "the record of {key} (file {}) is a symbolic link, which this store never \
+                 creates and does not follow; remove it, and find out who planted it",
+                path.display()
+            )));
+        }
         Err(e) => {
             return Err(StoreError::backend(
                 format!("file store: cannot open the record of {key}"),
@@ -605,21 +625,69 @@ fn os_unlock(file: &File) -> io::Result<()> {
     file.unlock()
 }
 
-/// Opens an existing file of the store for reading.
+/// Opens an existing file of the store for reading, never through a symbolic link.
 fn open_for_reading(path: &Path) -> io::Result<File> {
-    File::open(path)
+    let mut options = OpenOptions::new();
+    options.read(true);
+    no_follow(&mut options);
+    options.open(path)
 }
 
 fn open_lock_file(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join(LOCK_FILE);
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
     private_mode(&mut options);
-    options.open(dir.join(LOCK_FILE)).map_err(|e| {
-        StoreError::backend(
-            format!("file store: cannot open the lock file in {}", dir.display()),
-            e,
-        )
+    no_follow(&mut options);
+    options.open(&path).map_err(|e| {
+        if is_symlink(&path) {
+            // Following it would let whoever planted it choose a file for us to overwrite.
+            StoreError::Insecure(format!(
+                "the lock file {} is a symbolic link, which this store never creates and \
+                 does not follow; remove it, and find out who planted it",
+                path.display()
+            ))
+        } else {
+            StoreError::backend(
+                format!("file store: cannot open the lock file in {}", dir.display()),
+                e,
+            )
+        }
     })
+}
+
+/// Makes `options` fail on a symbolic link in the last component of the path (unix; the
+/// error code differs between systems, so callers ask [`is_symlink`] why it failed).
+fn no_follow(options: &mut OpenOptions) {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        options,
+        rustix::fs::OFlags::NOFOLLOW.bits() as i32,
+    );
+    #[cfg(not(unix))]
+    let _ = options;
+}
+
+fn is_symlink(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// The directory `dir` resolved (unix: through any symbolic links, once, so the store keeps
+/// using that directory whatever the links later point at), refused unless it is private.
+fn resolve_private_dir(dir: &Path) -> Result<PathBuf, StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let cannot = |what: &str, e| {
+            StoreError::backend(format!("file store: cannot {what} {}", dir.display()), e)
+        };
+        let resolved = fs::canonicalize(dir).map_err(|e| cannot("resolve", e))?;
+        let meta = fs::metadata(&resolved).map_err(|e| cannot("inspect", e))?;
+        check_private_dir(&resolved, meta.mode(), meta.uid(), current_uid())?;
+        Ok(resolved)
+    }
+    #[cfg(not(unix))]
+    Ok(dir.to_owned())
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
@@ -630,6 +698,35 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     builder
         .create(dir)
         .map_err(|e| StoreError::backend(format!("file store: cannot create {}", dir.display()), e))
+}
+
+/// The user this process acts as.
+#[cfg(unix)]
+fn current_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Refuses a directory (of `mode` and `owner`) that another user than `me` could change.
+#[cfg(unix)]
+fn check_private_dir(dir: &Path, mode: u32, owner: u32, me: u32) -> Result<(), StoreError> {
+    let shown = dir.display();
+    if owner != me {
+        return Err(StoreError::Insecure(format!(
+            "the file store directory {shown} is owned by uid {owner}, not by this process's \
+             user (uid {me}); use a directory this user owns (or `chown {me} {shown}`)"
+        )));
+    }
+    let writers = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (true, true) => "group and others",
+        (true, false) => "group",
+        (false, true) => "others",
+        (false, false) => return Ok(()),
+    };
+    Err(StoreError::Insecure(format!(
+        "the file store directory {shown} is writable by {writers} (mode {:o}), who could \
+         replace its files; run `chmod 700 {shown}`",
+        mode & 0o7777
+    )))
 }
 
 /// Makes files created through `options` readable and writable by their owner only.
@@ -649,6 +746,7 @@ fn create_temp_file(dir: &Path, stem: &str) -> io::Result<(PathBuf, File)> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     private_mode(&mut options);
+    no_follow(&mut options);
     let file = options.open(&path)?;
     Ok((path, file))
 }
@@ -1453,11 +1551,183 @@ mod tests {
         os_unlock(&second).unwrap();
     }
 
+    /// Asserts `result` is [`StoreError::Insecure`] with a message that has every word of
+    /// `says`.
+    #[cfg(unix)]
+    fn assert_insecure<T: fmt::Debug>(result: Result<T, StoreError>, says: &[&str]) {
+        match result {
+            Err(StoreError::Insecure(message)) => {
+                for word in says {
+                    assert!(message.contains(word), "{word:?} not in {message:?}");
+                }
+            }
+            other => panic!("expected an unsafe-location error, got {other:?}"),
+        }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_planted_lock_symlink_is_refused_and_its_target_untouched() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("store");
+        let outside = tmp.path().join("precious");
+        fs::write(&outside, "precious content").unwrap();
+        let key = SessionKey::new("p", "s");
+
+        // Planted before the store is opened.
+        fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join(LOCK_FILE)).unwrap();
+        assert_insecure(
+            FileStore::open(&dir),
+            &[LOCK_FILE, "symbolic link", "remove"],
+        );
+
+        // Planted while a store uses the directory: every write refuses it.
+        fs::remove_file(dir.join(LOCK_FILE)).unwrap();
+        let store = FileStore::open(&dir).unwrap();
+        fs::remove_file(dir.join(LOCK_FILE)).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join(LOCK_FILE)).unwrap();
+        assert_insecure(store.save(&key, &set("a"), None).await, &[LOCK_FILE]);
+        assert_insecure(store.delete(&key, None).await, &[LOCK_FILE]);
+        let ttl = Duration::from_secs(30);
+        assert_insecure(store.acquire_lease(&key, "a", ttl).await, &[LOCK_FILE]);
+        assert_insecure(store.release_lease(&key, "a").await, &[LOCK_FILE]);
+        assert_eq!(fs::read_to_string(&outside).unwrap(), "precious content");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_planted_record_symlink_is_refused_and_its_target_untouched() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("store");
+        let store = FileStore::open(&dir).unwrap();
+        let key = SessionKey::new("p", "s");
+        // A record elsewhere, well formed, that a planted link would make ours.
+        let elsewhere = tmp.path().join("elsewhere");
+        let other = FileStore::open(&elsewhere).unwrap();
+        other.save(&key, &set("planted"), None).await.unwrap();
+        let outside = record_path(&elsewhere, &key);
+        let content = fs::read(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, record_path(&dir, &key)).unwrap();
+
+        assert_insecure(store.load(&key).await, &["symbolic link", "p/s", "remove"]);
+        assert_insecure(store.save(&key, &set("a"), None).await, &["symbolic link"]);
+        assert_insecure(store.delete(&key, None).await, &["symbolic link"]);
+        assert_eq!(fs::read(&outside).unwrap(), content);
+        assert!(
+            fs::symlink_metadata(record_path(&dir, &key))
+                .unwrap()
+                .is_symlink()
+        );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_planted_lease_symlink_is_replaced_not_followed() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("store");
+        let store = FileStore::open(&dir).unwrap();
+        let key = SessionKey::new("p", "s");
+        let outside = tmp.path().join("precious");
+        fs::write(&outside, "precious content").unwrap();
+        std::os::unix::fs::symlink(&outside, lease_path(&dir, &key)).unwrap();
+
+        let ttl = Duration::from_secs(30);
+        assert_eq!(
+            store.acquire_lease(&key, "a", ttl).await.unwrap(),
+            Lease::Acquired
+        );
+        assert!(
+            !fs::symlink_metadata(lease_path(&dir, &key))
+                .unwrap()
+                .is_symlink()
+        );
+        assert!(matches!(
+            store.acquire_lease(&key, "b", ttl).await.unwrap(),
+            Lease::HeldByOther { .. }
+        ));
+        assert_eq!(fs::read_to_string(&outside).unwrap(), "precious content");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_directory_others_may_write_to_is_refused_and_a_private_one_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = TempDir::new().unwrap();
+        for mode in [0o777, 0o770, 0o707, 0o722] {
+            let dir = tmp.path().join(format!("{mode:o}"));
+            fs::create_dir(&dir).unwrap();
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+            assert_insecure(FileStore::open(&dir), &["writable", "chmod 700"]);
+            assert!(names(&dir).is_empty(), "{mode:o}: nothing written");
+            let kept = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+            assert_eq!(
+                kept, mode,
+                "the directory is not changed behind the user's back"
+            );
+        }
+        for mode in [0o700, 0o750, 0o755] {
+            let dir = tmp.path().join(format!("{mode:o}"));
+            fs::create_dir(&dir).unwrap();
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+            let store = FileStore::open(&dir).unwrap();
+            store
+                .save(&SessionKey::new("p", "s"), &set("a"), None)
+                .await
+                .unwrap();
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_of_another_user_is_refused() {
+        let me = current_uid();
+        assert!(check_private_dir(Path::new("/d"), 0o700, me, me).is_ok());
+        let err = check_private_dir(Path::new("/d"), 0o700, me.wrapping_add(1), me);
+        assert_insecure(err, &["/d", "owned by", "chown"]);
+        let err = check_private_dir(Path::new("/d"), 0o777, me, me);
+        assert_insecure(err, &["/d", "writable by group and others", "chmod 700 /d"]);
+        let err = check_private_dir(Path::new("/d"), 0o720, me, me);
+        assert_insecure(err, &["writable by group", "chmod 700 /d"]);
+
+        // As root, make the real thing: a directory that belongs to somebody else.
+        if me == 0 {
+            let tmp = TempDir::new().unwrap();
+            let dir = tmp.path().join("theirs");
+            fs::create_dir(&dir).unwrap();
+            std::os::unix::fs::chown(&dir, Some(65534), None).unwrap();
+            assert_insecure(FileStore::open(&dir), &["owned by", "65534"]);
+        }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_symlinked_directory_path_is_resolved_and_checked() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = TempDir::new().unwrap();
+        let real = tmp.path().join("real");
+        let link = tmp.path().join("link");
+        fs::create_dir(&real).unwrap();
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+
+        let store = FileStore::open(&link).unwrap();
+        assert_eq!(store.dir(), fs::canonicalize(&real).unwrap());
+        let key = SessionKey::new("p", "s");
+        store.save(&key, &set("a"), None).await.unwrap();
+        assert!(record_path(&real, &key).exists());
+
+        // What the link points at must be private too.
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o777)).unwrap();
+        assert_insecure(FileStore::open(&link), &["writable", "chmod 700"]);
+    }
+
     #[test]
     fn debug_shows_the_directory_only() {
         let tmp = TempDir::new().unwrap();
         let store = FileStore::open(tmp.path()).unwrap();
         let shown = format!("{store:?}");
-        assert_eq!(shown, format!("FileStore {{ dir: {:?} }}", tmp.path()));
+        let dir = fs::canonicalize(tmp.path()).unwrap();
+        assert_eq!(shown, format!("FileStore {{ dir: {dir:?} }}"));
     }
 }
