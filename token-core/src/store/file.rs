@@ -1,4 +1,6 @@
-//! The file store: one JSON record per session in a private directory, replaced atomically.
+//! The file store: one JSON record per session in a private directory, replaced atomically,
+//! with compare-and-swap saves and refresh leases that hold across the processes of one
+//! machine (not across machines, nor on a network filesystem).
 //!
 //! Layout of the directory (created `0700` on unix):
 //!
@@ -47,6 +49,15 @@ const NAME_DOMAIN: &[u8] = b"token-core/file-store/v1\0";
 
 /// Keeps token sets in a directory, one file per session, so they survive restarts and can
 /// be shared by several processes on one machine.
+///
+/// **What it guarantees across processes.** Processes (and stores) sharing the directory on
+/// one machine see one history per session: a `save` wins only at the version it expected,
+/// versions never repeat, and a session's refresh lease has one holder at a time, so
+/// managers in several processes refresh a session once, not once each. A process killed at
+/// any point leaves a whole record (old or new) and a lease that lapses after its ttl. It is
+/// **not** for several machines, nor for a directory on a network filesystem (NFS, SMB,
+/// cloud drives): their file locks and renames are not reliably exclusive or atomic, and
+/// leases would compare different machines' clocks. Use the PostgreSQL store there.
 ///
 /// Every `save` is compare-and-swap under two locks: a mutex inside the store (tasks of one
 /// process) and an exclusive OS lock on the directory's lock file (other processes). A record
