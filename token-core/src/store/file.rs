@@ -698,7 +698,9 @@ fn resolve_private_dir(dir: &Path) -> Result<PathBuf, StoreError> {
         Ok(resolved)
     }
     #[cfg(not(unix))]
-    Ok(dir.to_owned())
+    {
+        Ok(dir.to_owned())
+    }
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
