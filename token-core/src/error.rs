@@ -219,6 +219,11 @@ pub enum StoreError {
     /// A stored record could not be read back.
     #[error("store: corrupt record: {0}")]
     Corrupt(String),
+    /// The store's location is not private to this process's user, so it was not used: a
+    /// directory that others may write to or that another user owns, or a symbolic link
+    /// where the store keeps a file. The message says what is wrong and how to fix it.
+    #[error("store: unsafe location: {0}")]
+    Insecure(String),
     /// The backend failed (I/O, database unreachable).
     #[error("store: {message}")]
     Backend {

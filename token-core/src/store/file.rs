@@ -1,4 +1,6 @@
-//! The file store: one JSON record per session in a private directory, replaced atomically.
+//! The file store: one JSON record per session in a private directory, replaced atomically,
+//! with compare-and-swap saves and refresh leases that hold across the processes of one
+//! machine (not across machines, nor on a network filesystem).
 //!
 //! Layout of the directory (created `0700` on unix):
 //!
@@ -6,46 +8,84 @@
 //!   `{"version": u64, "provider": .., "session": .., "record": StoredRecord}`. The name is the
 //!   hex SHA-256 of the (length-prefixed) provider and session, so any key is a safe file
 //!   name and no key can name a path outside the directory.
-//! - `.<sha256>.<uuid>.tmp`: a record being written. Loads never read these; a crash can
-//!   leave one behind, and [`FileStore::open`] removes such leftovers.
-//! - `.lock`: taken exclusively (an OS file lock) around every read-check-write, so
-//!   compare-and-swap holds across processes sharing the directory. It also holds the
-//!   directory's version counter (see [`FileStore`]).
+//! - `<sha256>.lease`: the session's refresh lease while someone holds it, `0600`, holding
+//!   `{"holder": .., "expires_at_unix_nanos": u64, "ttl_nanos": u64}` (the system clock).
+//!   Released leases are removed; one left by a killed process lapses at its expiry.
+//! - `.<sha256>.<uuid>.tmp`: a record or lease being written. Loads never read these; a crash
+//!   can leave one behind, and [`FileStore::open`] removes such leftovers.
+//! - `.lock`: taken exclusively (an OS file lock) around every read-check-write of a record
+//!   or a lease, so compare-and-swap and leases hold across processes sharing the directory.
+//!   It also holds the directory's version counter (see [`FileStore`]).
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{SessionKey, StoredRecord, TokenStore, Version, Versioned};
+use super::{Lease, SessionKey, StoredRecord, TokenStore, Version, Versioned};
+use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
 
 /// The lock file, which also holds the directory's version counter.
 const LOCK_FILE: &str = ".lock";
 /// The extension of record files.
 const RECORD_SUFFIX: &str = ".json";
-/// The extension of records being written.
+/// The extension of refresh leases.
+const LEASE_SUFFIX: &str = ".lease";
+/// The extension of records and leases being written.
 const TEMP_SUFFIX: &str = ".tmp";
 /// A record larger than this is not one of ours.
 const MAX_RECORD_BYTES: u64 = 1 << 20;
+/// A lease larger than this is not one of ours.
+const MAX_LEASE_BYTES: u64 = 64 << 10;
 /// Domain separation for record file names.
 const NAME_DOMAIN: &[u8] = b"token-core/file-store/v1\0";
 
 /// Keeps token sets in a directory, one file per session, so they survive restarts and can
 /// be shared by several processes on one machine.
 ///
+/// **What it guarantees across processes.** Processes (and stores) sharing the directory on
+/// one machine see one history per session: a `save` wins only at the version it expected,
+/// versions never repeat, and a session's refresh lease has one holder at a time, so
+/// managers in several processes refresh a session once, not once each. A process killed at
+/// any point leaves a whole record (old or new) and a lease that lapses after its ttl. It is
+/// **not** for several machines, nor for a directory on a network filesystem (NFS, SMB,
+/// cloud drives): their file locks and renames are not reliably exclusive or atomic, and
+/// leases would compare different machines' clocks. Use the PostgreSQL store there.
+///
 /// Every `save` is compare-and-swap under two locks: a mutex inside the store (tasks of one
 /// process) and an exclusive OS lock on the directory's lock file (other processes). A record
 /// is written to a private temporary file, synced, renamed over the old record and the
 /// directory synced, so a crash leaves either the old or the new record, never a mix. Blocking
-/// file work runs on Tokio's blocking pool. Loads take no lock. Leases use the trait's
-/// default (granted at once). Never remove the `.lock` file while stores use the directory.
+/// file work runs on Tokio's blocking pool. Loads take no lock. Never remove the `.lock` file
+/// while stores use the directory.
+///
+/// **A private directory.** Whoever can write to the directory can replace tokens, so
+/// [`open`](Self::open) refuses (on unix) a directory that another user owns or that group
+/// or others may write to. Every file of the store is opened without following symbolic
+/// links: a link planted as the lock file or a record is [`StoreError::Insecure`] (and its
+/// target is never written); one planted as a lease is replaced like any unreadable lease.
+/// The directory's ancestors are not checked: keep it under one that only its user (or
+/// root) can change, such as `/var/lib/<app>`.
+///
+/// **Leases.** [`acquire_lease`](TokenStore::acquire_lease) reads, checks and writes the
+/// session's lease file under the same OS lock, so one holder at a time refreshes a session
+/// across every process on the machine: it grants the lease if there is none, if it lapsed,
+/// or if `holder` already holds it (then it renews it for `ttl` from now, which is how a
+/// manager keeps it while a refresh runs); otherwise it answers [`Lease::HeldByOther`] with
+/// the time left. [`release_lease`](TokenStore::release_lease) removes it only for its
+/// holder. A process killed while holding a lease leaves it to lapse after its ttl. A lease
+/// file that cannot be read (torn, foreign) counts as lapsed and is replaced. Expiry is the
+/// system clock's, which every process on one machine shares; if that clock goes back, a
+/// lease still lapses at most its ttl after it is next looked at. `delete` removes a lapsed
+/// lease with the record, but keeps a live one until its holder releases it or it lapses,
+/// as the PostgreSQL store does.
 ///
 /// **Versions.** A new version is `max(previous + 1, counter + 1, now)`, where `previous`
 /// is the version being replaced (none after a delete), `counter` is the highest version the
@@ -84,6 +124,8 @@ pub struct FileStore {
     // process's handles may not exclude each other on every platform. The guard is moved
     // into the blocking task, so a cancelled caller cannot release it while a write runs.
     writer: Arc<tokio::sync::Mutex<()>>,
+    // When leases lapse. The system clock, except in tests that move time themselves.
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for FileStore {
@@ -95,9 +137,22 @@ impl fmt::Debug for FileStore {
 impl FileStore {
     /// Opens the store in `dir`, creating the directory (`0700` on unix) if it is absent.
     ///
-    /// An existing directory keeps its permissions. Temporary files left by a crashed writer
-    /// are removed when no other process is writing at that moment.
+    /// On unix, `dir` is resolved once through any symbolic links, and the directory it names
+    /// must belong to this process's user and be writable by nobody else (`chmod 700`, or
+    /// `0750`/`0755` if others must list it); otherwise, or if its `.lock` file is a symbolic
+    /// link, this is [`StoreError::Insecure`], whose message says what to fix. An existing
+    /// directory is never changed. Temporary files left by a crashed writer are removed when
+    /// no other process is writing at that moment.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with_clock(dir, Arc::new(SystemClock))
+    }
+
+    /// [`open`](Self::open), with leases timed by `clock` instead of the system clock.
+    /// Every process sharing the directory must use the same clock, so only tests use this.
+    pub(crate) fn open_with_clock(
+        dir: impl AsRef<Path>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
         let dir = std::path::absolute(dir.as_ref()).map_err(|e| {
             StoreError::backend(
                 format!("file store: cannot resolve {}", dir.as_ref().display()),
@@ -105,6 +160,7 @@ impl FileStore {
             )
         })?;
         create_private_dir(&dir)?;
+        let dir = resolve_private_dir(&dir)?;
         let lock = open_lock_file(&dir)?;
         let locked = os_try_lock(&lock).map_err(|e| {
             StoreError::backend(format!("file store: cannot lock {}", dir.display()), e)
@@ -117,6 +173,7 @@ impl FileStore {
         Ok(Self {
             dir: dir.into(),
             writer: Arc::new(tokio::sync::Mutex::new(())),
+            clock,
         })
     }
 
@@ -178,7 +235,7 @@ impl TokenStore for FileStore {
             let bytes = serde_json::to_vec_pretty(&record).map_err(|e| {
                 StoreError::backend(format!("file store: cannot encode the record of {key}"), e)
             })?;
-            write_atomically(dir, &record_stem(&key), &bytes)?;
+            replace_file(dir, &record_stem(&key), RECORD_SUFFIX, &bytes, Durable::Yes)?;
             Ok(version)
         })
         .await
@@ -190,6 +247,7 @@ impl TokenStore for FileStore {
         expected: Option<Version>,
     ) -> Result<bool, StoreError> {
         let key = key.clone();
+        let clock = Arc::clone(&self.clock);
         self.write(move |dir| {
             let lock = DirLock::acquire(dir)?;
             match (read_record(dir, &key), expected) {
@@ -224,10 +282,155 @@ impl TokenStore for FileStore {
                     ));
                 }
             }
+            // A lease outlives its session only while its holder may still be refreshing
+            // (as in the PostgreSQL store); a lapsed one is garbage.
+            remove_lapsed_lease(dir, &key, unix_nanos(clock.now()));
             sync_dir(dir)?;
             Ok(true)
         })
         .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        let key = key.clone();
+        let holder = holder.to_owned();
+        let clock = Arc::clone(&self.clock);
+        let ttl = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
+        self.write(move |dir| {
+            let _lock = DirLock::acquire(dir)?;
+            // Read under the lock: time spent waiting for it must not shorten the lease.
+            let now = unix_nanos(clock.now());
+            if let Some(held) = read_lease(dir, &key)
+                && held.holder != holder
+                && held.expires_at_unix_nanos > now
+            {
+                let mut remaining = held.expires_at_unix_nanos - now;
+                if remaining > held.ttl_nanos {
+                    // The clock went back: the lease lasts at most its ttl from now, so an
+                    // odd clock cannot keep a session locked for the size of the jump.
+                    remaining = held.ttl_nanos;
+                    write_lease(dir, &key, &held.holder, now, held.ttl_nanos)?;
+                }
+                return Ok(Lease::HeldByOther {
+                    remaining: Duration::from_nanos(remaining),
+                });
+            }
+            write_lease(dir, &key, &holder, now, ttl)?;
+            Ok(Lease::Acquired)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        let key = key.clone();
+        let holder = holder.to_owned();
+        self.write(move |dir| {
+            let _lock = DirLock::acquire(dir)?;
+            if read_lease(dir, &key).is_some_and(|held| held.holder == holder) {
+                remove_if_present(&lease_path(dir, &key)).map_err(|e| {
+                    StoreError::backend(
+                        format!("file store: cannot remove the refresh lease of {key}"),
+                        e,
+                    )
+                })?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// A refresh lease as stored in `<sha256>.lease`.
+#[derive(Serialize, Deserialize)]
+struct LeaseRecord {
+    holder: String,
+    /// When the lease lapses, in UNIX nanoseconds of the system clock.
+    expires_at_unix_nanos: u64,
+    /// The ttl it was taken for, which bounds what is left of it if the clock goes back.
+    ttl_nanos: u64,
+}
+
+/// The lease of `key`; `None` if there is none or it cannot be read (a crash mid-write, a
+/// stranger's file): such a lease counts as lapsed and the next holder replaces it.
+fn read_lease(dir: &Path, key: &SessionKey) -> Option<LeaseRecord> {
+    let path = lease_path(dir, key);
+    let unreadable = |why: &dyn fmt::Display| {
+        tracing::warn!(
+            session = %key,
+            "file store: the refresh lease of {key} {why}; treating it as lapsed"
+        );
+        None
+    };
+    let file = match open_for_reading(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) => return unreadable(&format_args!("cannot be opened ({e})")),
+    };
+    let mut bytes = Vec::new();
+    if let Err(e) = file.take(MAX_LEASE_BYTES + 1).read_to_end(&mut bytes) {
+        return unreadable(&format_args!("cannot be read ({e})"));
+    }
+    if bytes.len() as u64 > MAX_LEASE_BYTES {
+        return unreadable(&"is too large");
+    }
+    match serde_json::from_slice(&bytes) {
+        Ok(lease) => Some(lease),
+        // Not the parser's message: it could quote the file, which is not ours to show.
+        Err(_) => unreadable(&"is not a lease"),
+    }
+}
+
+/// Gives `key`'s lease to `holder` until `now + ttl`.
+fn write_lease(
+    dir: &Path,
+    key: &SessionKey,
+    holder: &str,
+    now: u64,
+    ttl: u64,
+) -> Result<(), StoreError> {
+    let lease = LeaseRecord {
+        holder: holder.to_owned(),
+        expires_at_unix_nanos: now.saturating_add(ttl),
+        ttl_nanos: ttl,
+    };
+    let bytes = serde_json::to_vec(&lease).map_err(|e| {
+        StoreError::backend(
+            format!("file store: cannot encode the refresh lease of {key}"),
+            e,
+        )
+    })?;
+    // Not synced: after a machine crash no holder is left for the lease to protect.
+    replace_file(dir, &record_stem(key), LEASE_SUFFIX, &bytes, Durable::No)
+}
+
+/// Best effort: removes `key`'s lease if it lapsed by `now` (or cannot be read).
+fn remove_lapsed_lease(dir: &Path, key: &SessionKey, now: u64) {
+    if read_lease(dir, key).is_some_and(|held| held.expires_at_unix_nanos > now) {
+        return;
+    }
+    if let Err(error) = remove_if_present(&lease_path(dir, key)) {
+        tracing::debug!(%error, "file store: cannot remove a lapsed refresh lease");
+    }
+}
+
+fn lease_path(dir: &Path, key: &SessionKey) -> PathBuf {
+    dir.join(format!("{}{LEASE_SUFFIX}", record_stem(key)))
+}
+
+/// `at` in UNIX nanoseconds, clamped to what a `u64` holds (1970 to 2554).
+fn unix_nanos(at: time::OffsetDateTime) -> u64 {
+    u64::try_from(at.unix_timestamp_nanos().max(0)).unwrap_or(u64::MAX)
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 
@@ -282,9 +485,16 @@ fn record_path(dir: &Path, key: &SessionKey) -> PathBuf {
 fn read_record(dir: &Path, key: &SessionKey) -> Result<Option<Record>, StoreError> {
     let stem = record_stem(key);
     let path = dir.join(format!("{stem}{RECORD_SUFFIX}"));
-    let file = match File::open(&path) {
+    let file = match open_for_reading(&path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(_) if is_symlink(&path) => {
+            return Err(StoreError::Insecure(format!(
+                "the record of {key} (file {}) is a symbolic link, which this store never \
+                 creates and does not follow; remove it, and find out who planted it",
+                path.display()
+            )));
+        }
         Err(e) => {
             return Err(StoreError::backend(
                 format!("file store: cannot open the record of {key}"),
@@ -426,16 +636,71 @@ fn os_unlock(file: &File) -> io::Result<()> {
     file.unlock()
 }
 
+/// Opens an existing file of the store for reading, never through a symbolic link.
+fn open_for_reading(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    no_follow(&mut options);
+    options.open(path)
+}
+
 fn open_lock_file(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join(LOCK_FILE);
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
     private_mode(&mut options);
-    options.open(dir.join(LOCK_FILE)).map_err(|e| {
-        StoreError::backend(
-            format!("file store: cannot open the lock file in {}", dir.display()),
-            e,
-        )
+    no_follow(&mut options);
+    options.open(&path).map_err(|e| {
+        if is_symlink(&path) {
+            // Following it would let whoever planted it choose a file for us to overwrite.
+            StoreError::Insecure(format!(
+                "the lock file {} is a symbolic link, which this store never creates and \
+                 does not follow; remove it, and find out who planted it",
+                path.display()
+            ))
+        } else {
+            StoreError::backend(
+                format!("file store: cannot open the lock file in {}", dir.display()),
+                e,
+            )
+        }
     })
+}
+
+/// Makes `options` fail on a symbolic link in the last component of the path (unix; the
+/// error code differs between systems, so callers ask [`is_symlink`] why it failed).
+fn no_follow(options: &mut OpenOptions) {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        options,
+        rustix::fs::OFlags::NOFOLLOW.bits() as i32,
+    );
+    #[cfg(not(unix))]
+    let _ = options;
+}
+
+fn is_symlink(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// The directory `dir` resolved (unix: through any symbolic links, once, so the store keeps
+/// using that directory whatever the links later point at), refused unless it is private.
+fn resolve_private_dir(dir: &Path) -> Result<PathBuf, StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let cannot = |what: &str, e| {
+            StoreError::backend(format!("file store: cannot {what} {}", dir.display()), e)
+        };
+        let resolved = fs::canonicalize(dir).map_err(|e| cannot("resolve", e))?;
+        let meta = fs::metadata(&resolved).map_err(|e| cannot("inspect", e))?;
+        check_private_dir(&resolved, meta.mode(), meta.uid(), current_uid())?;
+        Ok(resolved)
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(dir.to_owned())
+    }
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
@@ -446,6 +711,35 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     builder
         .create(dir)
         .map_err(|e| StoreError::backend(format!("file store: cannot create {}", dir.display()), e))
+}
+
+/// The user this process acts as.
+#[cfg(unix)]
+fn current_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Refuses a directory (of `mode` and `owner`) that another user than `me` could change.
+#[cfg(unix)]
+fn check_private_dir(dir: &Path, mode: u32, owner: u32, me: u32) -> Result<(), StoreError> {
+    let shown = dir.display();
+    if owner != me {
+        return Err(StoreError::Insecure(format!(
+            "the file store directory {shown} is owned by uid {owner}, not by this process's \
+             user (uid {me}); use a directory this user owns (or `chown {me} {shown}`)"
+        )));
+    }
+    let writers = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (true, true) => "group and others",
+        (true, false) => "group",
+        (false, true) => "others",
+        (false, false) => return Ok(()),
+    };
+    Err(StoreError::Insecure(format!(
+        "the file store directory {shown} is writable by {writers} (mode {:o}), who could \
+         replace its files; run `chmod 700 {shown}`",
+        mode & 0o7777
+    )))
 }
 
 /// Makes files created through `options` readable and writable by their owner only.
@@ -465,12 +759,27 @@ fn create_temp_file(dir: &Path, stem: &str) -> io::Result<(PathBuf, File)> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     private_mode(&mut options);
+    no_follow(&mut options);
     let file = options.open(&path)?;
     Ok((path, file))
 }
 
-/// Replaces the record `stem` with `bytes`: temporary file, fsync, rename, directory fsync.
-fn write_atomically(dir: &Path, stem: &str, bytes: &[u8]) -> Result<(), StoreError> {
+/// Whether a replaced file must survive a machine crash.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Durable {
+    Yes,
+    No,
+}
+
+/// Replaces the file `<stem><suffix>` with `bytes`: temporary file, rename, and when
+/// `durable`, an fsync of the file before the rename and of the directory after it.
+fn replace_file(
+    dir: &Path,
+    stem: &str,
+    suffix: &str,
+    bytes: &[u8],
+    durable: Durable,
+) -> Result<(), StoreError> {
     let fail = |step: &str, e: io::Error| {
         StoreError::backend(format!("file store: cannot {step} in {}", dir.display()), e)
     };
@@ -479,20 +788,25 @@ fn write_atomically(dir: &Path, stem: &str, bytes: &[u8]) -> Result<(), StoreErr
     let written = file
         .write_all(bytes)
         .map_err(|e| fail("write a temporary file", e))
-        .and_then(|()| {
-            file.sync_all()
-                .map_err(|e| fail("sync a temporary file", e))
+        .and_then(|()| match durable {
+            Durable::Yes => file
+                .sync_all()
+                .map_err(|e| fail("sync a temporary file", e)),
+            Durable::No => Ok(()),
         });
     drop(file);
     let renamed = written.and_then(|()| {
-        fs::rename(&temp, dir.join(format!("{stem}{RECORD_SUFFIX}")))
-            .map_err(|e| fail("replace a record", e))
+        fs::rename(&temp, dir.join(format!("{stem}{suffix}")))
+            .map_err(|e| fail("replace a file", e))
     });
     if let Err(e) = renamed {
         let _ = fs::remove_file(&temp);
         return Err(e);
     }
-    sync_dir(dir)
+    match durable {
+        Durable::Yes => sync_dir(dir),
+        Durable::No => Ok(()),
+    }
 }
 
 /// Makes renames and removals in `dir` durable.
@@ -545,6 +859,7 @@ mod tests {
     use tempfile::TempDir;
 
     use super::*;
+    use crate::ManualClock;
     use crate::{AccessToken, RefreshToken, TokenSet};
 
     fn set(token: &str) -> StoredRecord {
@@ -938,11 +1253,494 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_lease_excludes_another_store_on_the_directory_until_released() {
+        let tmp = TempDir::new().unwrap();
+        // Two instances stand in for two processes: each takes the directory's OS lock
+        // through its own open file description (see `os_locks_through_two_opens_exclude_each_other`).
+        let a = FileStore::open(tmp.path()).unwrap();
+        let b = FileStore::open(tmp.path()).unwrap();
+        let key = SessionKey::new("p", "s");
+        let ttl = Duration::from_secs(30);
+
+        assert_eq!(
+            a.acquire_lease(&key, "a", ttl).await.unwrap(),
+            Lease::Acquired
+        );
+        match b.acquire_lease(&key, "b", ttl).await.unwrap() {
+            Lease::HeldByOther { remaining } => {
+                assert!(remaining <= ttl && remaining > ttl / 2, "{remaining:?}")
+            }
+            other => panic!("b must wait for a: {other:?}"),
+        }
+        // Another session's lease is independent.
+        let other = SessionKey::new("p", "t");
+        assert_eq!(
+            b.acquire_lease(&other, "b", ttl).await.unwrap(),
+            Lease::Acquired
+        );
+        // Only the holder can release it.
+        b.release_lease(&key, "b").await.unwrap();
+        assert!(matches!(
+            b.acquire_lease(&key, "b", ttl).await.unwrap(),
+            Lease::HeldByOther { .. }
+        ));
+        a.release_lease(&key, "a").await.unwrap();
+        assert_eq!(
+            b.acquire_lease(&key, "b", ttl).await.unwrap(),
+            Lease::Acquired
+        );
+        assert!(matches!(
+            a.acquire_lease(&key, "a", ttl).await.unwrap(),
+            Lease::HeldByOther { .. }
+        ));
+    }
+
+    fn advance(clock: &ManualClock, by: Duration) {
+        clock.advance(time::Duration::try_from(by).unwrap());
+    }
+
+    /// Two stores on one directory whose leases follow `clock`.
+    fn two_stores_with(clock: &ManualClock, dir: &Path) -> (FileStore, FileStore) {
+        let open = || FileStore::open_with_clock(dir, Arc::new(clock.clone())).unwrap();
+        (open(), open())
+    }
+
+    #[tokio::test]
+    async fn the_holder_renews_its_lease_and_a_lapsed_one_is_taken_over() {
+        let tmp = TempDir::new().unwrap();
+        let clock = ManualClock::default();
+        let (a, b) = two_stores_with(&clock, tmp.path());
+        let key = SessionKey::new("p", "s");
+        let ttl = Duration::from_secs(30);
+
+        assert_eq!(
+            a.acquire_lease(&key, "a", ttl).await.unwrap(),
+            Lease::Acquired
+        );
+        advance(&clock, Duration::from_secs(20));
+        assert_eq!(
+            b.acquire_lease(&key, "b", ttl).await.unwrap(),
+            Lease::HeldByOther {
+                remaining: Duration::from_secs(10)
+            }
+        );
+        // A heartbeat: the holder asks again and the lease runs a full ttl from now.
+        assert_eq!(
+            a.acquire_lease(&key, "a", ttl).await.unwrap(),
+            Lease::Acquired
+        );
+        advance(&clock, Duration::from_secs(20));
+        assert_eq!(
+            b.acquire_lease(&key, "b", ttl).await.unwrap(),
+            Lease::HeldByOther {
+                remaining: Duration::from_secs(10)
+            },
+            "renewed at 20 s for 30 s"
+        );
+        // The holder stops renewing (it crashed): at its expiry the lease is free.
+        advance(&clock, Duration::from_secs(10));
+        assert_eq!(
+            b.acquire_lease(&key, "b", ttl).await.unwrap(),
+            Lease::Acquired
+        );
+        // The old holder's renewal now says it lost the lease, and its release is a no-op.
+        assert_eq!(
+            a.acquire_lease(&key, "a", ttl).await.unwrap(),
+            Lease::HeldByOther { remaining: ttl }
+        );
+        a.release_lease(&key, "a").await.unwrap();
+        assert!(matches!(
+            a.acquire_lease(&key, "a", ttl).await.unwrap(),
+            Lease::HeldByOther { .. }
+        ));
+        b.release_lease(&key, "b").await.unwrap();
+        assert!(
+            !lease_path(tmp.path(), &key).exists(),
+            "a released lease leaves no file"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_lease_is_taken_over_and_replaced() {
+        let tmp = TempDir::new().unwrap();
+        let store = FileStore::open(tmp.path()).unwrap();
+        let key = SessionKey::new("p", "s");
+        let ttl = Duration::from_secs(30);
+        let path = lease_path(tmp.path(), &key);
+        let planted: [&[u8]; 5] = [
+            b"",
+            b"{\"holder\": \"other\", \"expires_at_unix_n",
+            b"{\"holder\": 7, \"expires_at_unix_nanos\": 1, \"ttl_nanos\": 1}",
+            &[0xff, 0x00, 0x13, 0x37],
+            &[b' '; MAX_LEASE_BYTES as usize + 1],
+        ];
+        for content in planted {
+            fs::write(&path, content).unwrap();
+            assert_eq!(
+                store.acquire_lease(&key, "a", ttl).await.unwrap(),
+                Lease::Acquired
+            );
+            // Replaced by a real lease: another holder is now kept out.
+            assert!(matches!(
+                store.acquire_lease(&key, "b", ttl).await.unwrap(),
+                Lease::HeldByOther { .. }
+            ));
+            store.release_lease(&key, "a").await.unwrap();
+        }
+        // A lease far in the future, left by a clock that has since gone back, lasts at
+        // most its own ttl from now.
+        fs::write(
+            &path,
+            format!(
+                r#"{{"holder": "other", "expires_at_unix_nanos": {}, "ttl_nanos": 30000000000}}"#,
+                u64::MAX
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            store.acquire_lease(&key, "a", ttl).await.unwrap(),
+            Lease::HeldByOther { remaining: ttl }
+        );
+        let clock = ManualClock::default();
+        advance(&clock, ttl);
+        let later = FileStore::open_with_clock(tmp.path(), Arc::new(clock)).unwrap();
+        assert_eq!(
+            later.acquire_lease(&key, "a", ttl).await.unwrap(),
+            Lease::Acquired
+        );
+    }
+
+    #[tokio::test]
+    async fn delete_removes_a_lapsed_lease_and_keeps_a_live_one() {
+        let tmp = TempDir::new().unwrap();
+        let clock = ManualClock::default();
+        let (a, b) = two_stores_with(&clock, tmp.path());
+        let ttl = Duration::from_secs(30);
+        let (live, lapsed) = (SessionKey::new("p", "live"), SessionKey::new("p", "lapsed"));
+        for key in [&live, &lapsed] {
+            a.save(key, &set("a"), None).await.unwrap();
+        }
+        assert_eq!(
+            a.acquire_lease(&lapsed, "a", ttl).await.unwrap(),
+            Lease::Acquired
+        );
+        advance(&clock, ttl);
+        assert_eq!(
+            a.acquire_lease(&live, "a", ttl).await.unwrap(),
+            Lease::Acquired
+        );
+
+        assert!(b.delete(&lapsed, None).await.unwrap());
+        assert!(b.delete(&live, None).await.unwrap());
+        assert!(!lease_path(tmp.path(), &lapsed).exists());
+        // Its holder may still be refreshing the deleted session: it keeps the lease (as in
+        // the PostgreSQL store) until it releases it or it lapses.
+        assert!(matches!(
+            b.acquire_lease(&live, "b", ttl).await.unwrap(),
+            Lease::HeldByOther { .. }
+        ));
+        a.release_lease(&live, "a").await.unwrap();
+        assert_eq!(names(tmp.path()), [LOCK_FILE]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_lease_requests_on_two_stores_have_exactly_one_winner() {
+        let tmp = TempDir::new().unwrap();
+        let stores = [
+            Arc::new(FileStore::open(tmp.path()).unwrap()),
+            Arc::new(FileStore::open(tmp.path()).unwrap()),
+        ];
+        let key = SessionKey::new("p", "s");
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..40 {
+            let (store, key) = (Arc::clone(&stores[i % 2]), key.clone());
+            tasks.spawn(async move {
+                let holder = format!("h{i}");
+                let ttl = Duration::from_secs(30);
+                store.acquire_lease(&key, &holder, ttl).await.unwrap()
+            });
+        }
+        let mut acquired = 0;
+        while let Some(lease) = tasks.join_next().await {
+            match lease.unwrap() {
+                Lease::Acquired => acquired += 1,
+                Lease::HeldByOther { remaining } => {
+                    assert!(remaining <= Duration::from_secs(30))
+                }
+            }
+        }
+        assert_eq!(acquired, 1);
+    }
+
+    /// Set in the child process of `a_lease_holds_across_processes_and_lapses_after_a_kill`.
+    const CHILD_DIR_VAR: &str = "TOKEN_CORE_FILE_LEASE_CHILD_DIR";
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_lease_holds_across_processes_and_lapses_after_a_kill() {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+
+        let tmp = TempDir::new().unwrap();
+        // This test binary again, running only `lease_holder_child_process`.
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "store::file::tests::lease_holder_child_process"])
+            .args(["--ignored", "--nocapture", "--test-threads=1"])
+            .env(CHILD_DIR_VAR, tmp.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut lines = stdout.lines();
+        // libtest may print the test's name on the same line first.
+        let said = lines
+            .by_ref()
+            .map(Result::unwrap)
+            .find_map(|line| Some(line.split_once("lease-child: ")?.1.to_owned()))
+            .expect("the child reports");
+        assert_eq!(said, "acquired");
+
+        let clock = ManualClock::default();
+        let store = FileStore::open_with_clock(tmp.path(), Arc::new(clock.clone())).unwrap();
+        let key = SessionKey::new("p", "s");
+        let ttl = Duration::from_secs(60);
+        let held = store.acquire_lease(&key, "parent", ttl).await.unwrap();
+        assert!(
+            matches!(held, Lease::HeldByOther { remaining } if remaining > ttl / 2 && remaining <= ttl),
+            "{held:?}"
+        );
+        // SIGKILL: the child releases nothing, and its lease stays until it lapses.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(matches!(
+            store.acquire_lease(&key, "parent", ttl).await.unwrap(),
+            Lease::HeldByOther { .. }
+        ));
+        advance(&clock, ttl);
+        assert_eq!(
+            store.acquire_lease(&key, "parent", ttl).await.unwrap(),
+            Lease::Acquired
+        );
+    }
+
+    /// The other process of `a_lease_holds_across_processes_and_lapses_after_a_kill`: takes
+    /// the lease on the system clock, says so, and waits to be killed (or for its parent to
+    /// go away, which closes stdin).
+    #[test]
+    #[ignore = "run by a_lease_holds_across_processes_and_lapses_after_a_kill"]
+    fn lease_holder_child_process() {
+        let Some(dir) = std::env::var_os(CHILD_DIR_VAR) else {
+            return;
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let store = FileStore::open(&dir).unwrap();
+        let key = SessionKey::new("p", "s");
+        let lease = runtime
+            .block_on(store.acquire_lease(&key, "child", Duration::from_secs(60)))
+            .unwrap();
+        assert_eq!(lease, Lease::Acquired);
+        println!("\nlease-child: acquired");
+        let _ = io::stdin().read_to_end(&mut Vec::new());
+    }
+
+    #[test]
+    fn os_locks_through_two_opens_exclude_each_other() {
+        // `File::lock` is `flock(2)` on unix and `LockFileEx` on Windows: both lock per open
+        // file description (handle), not per process. So two opens in one process exclude
+        // each other as two processes would, and tests with two `FileStore`s on a directory
+        // (each `DirLock` opens the lock file anew) exercise the cross-process exclusion.
+        let tmp = TempDir::new().unwrap();
+        let _store = FileStore::open(tmp.path()).unwrap();
+        let first = open_lock_file(tmp.path()).unwrap();
+        let second = open_lock_file(tmp.path()).unwrap();
+        os_lock(&first).unwrap();
+        assert!(!os_try_lock(&second).unwrap(), "the second open must wait");
+        os_unlock(&first).unwrap();
+        assert!(os_try_lock(&second).unwrap());
+        os_unlock(&second).unwrap();
+    }
+
+    /// Asserts `result` is [`StoreError::Insecure`] with a message that has every word of
+    /// `says`.
+    #[cfg(unix)]
+    fn assert_insecure<T: fmt::Debug>(result: Result<T, StoreError>, says: &[&str]) {
+        match result {
+            Err(StoreError::Insecure(message)) => {
+                for word in says {
+                    assert!(message.contains(word), "{word:?} not in {message:?}");
+                }
+            }
+            other => panic!("expected an unsafe-location error, got {other:?}"),
+        }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_planted_lock_symlink_is_refused_and_its_target_untouched() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("store");
+        let outside = tmp.path().join("precious");
+        fs::write(&outside, "precious content").unwrap();
+        let key = SessionKey::new("p", "s");
+
+        // Planted before the store is opened.
+        fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join(LOCK_FILE)).unwrap();
+        assert_insecure(
+            FileStore::open(&dir),
+            &[LOCK_FILE, "symbolic link", "remove"],
+        );
+
+        // Planted while a store uses the directory: every write refuses it.
+        fs::remove_file(dir.join(LOCK_FILE)).unwrap();
+        let store = FileStore::open(&dir).unwrap();
+        fs::remove_file(dir.join(LOCK_FILE)).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join(LOCK_FILE)).unwrap();
+        assert_insecure(store.save(&key, &set("a"), None).await, &[LOCK_FILE]);
+        assert_insecure(store.delete(&key, None).await, &[LOCK_FILE]);
+        let ttl = Duration::from_secs(30);
+        assert_insecure(store.acquire_lease(&key, "a", ttl).await, &[LOCK_FILE]);
+        assert_insecure(store.release_lease(&key, "a").await, &[LOCK_FILE]);
+        assert_eq!(fs::read_to_string(&outside).unwrap(), "precious content");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_planted_record_symlink_is_refused_and_its_target_untouched() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("store");
+        let store = FileStore::open(&dir).unwrap();
+        let key = SessionKey::new("p", "s");
+        // A record elsewhere, well formed, that a planted link would make ours.
+        let elsewhere = tmp.path().join("elsewhere");
+        let other = FileStore::open(&elsewhere).unwrap();
+        other.save(&key, &set("planted"), None).await.unwrap();
+        let outside = record_path(&elsewhere, &key);
+        let content = fs::read(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, record_path(&dir, &key)).unwrap();
+
+        assert_insecure(store.load(&key).await, &["symbolic link", "p/s", "remove"]);
+        assert_insecure(store.save(&key, &set("a"), None).await, &["symbolic link"]);
+        assert_insecure(store.delete(&key, None).await, &["symbolic link"]);
+        assert_eq!(fs::read(&outside).unwrap(), content);
+        assert!(
+            fs::symlink_metadata(record_path(&dir, &key))
+                .unwrap()
+                .is_symlink()
+        );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_planted_lease_symlink_is_replaced_not_followed() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("store");
+        let store = FileStore::open(&dir).unwrap();
+        let key = SessionKey::new("p", "s");
+        let outside = tmp.path().join("precious");
+        fs::write(&outside, "precious content").unwrap();
+        std::os::unix::fs::symlink(&outside, lease_path(&dir, &key)).unwrap();
+
+        let ttl = Duration::from_secs(30);
+        assert_eq!(
+            store.acquire_lease(&key, "a", ttl).await.unwrap(),
+            Lease::Acquired
+        );
+        assert!(
+            !fs::symlink_metadata(lease_path(&dir, &key))
+                .unwrap()
+                .is_symlink()
+        );
+        assert!(matches!(
+            store.acquire_lease(&key, "b", ttl).await.unwrap(),
+            Lease::HeldByOther { .. }
+        ));
+        assert_eq!(fs::read_to_string(&outside).unwrap(), "precious content");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_directory_others_may_write_to_is_refused_and_a_private_one_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = TempDir::new().unwrap();
+        for mode in [0o777, 0o770, 0o707, 0o722] {
+            let dir = tmp.path().join(format!("{mode:o}"));
+            fs::create_dir(&dir).unwrap();
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+            assert_insecure(FileStore::open(&dir), &["writable", "chmod 700"]);
+            assert!(names(&dir).is_empty(), "{mode:o}: nothing written");
+            let kept = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+            assert_eq!(
+                kept, mode,
+                "the directory is not changed behind the user's back"
+            );
+        }
+        for mode in [0o700, 0o750, 0o755] {
+            let dir = tmp.path().join(format!("{mode:o}"));
+            fs::create_dir(&dir).unwrap();
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+            let store = FileStore::open(&dir).unwrap();
+            store
+                .save(&SessionKey::new("p", "s"), &set("a"), None)
+                .await
+                .unwrap();
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_of_another_user_is_refused() {
+        let me = current_uid();
+        assert!(check_private_dir(Path::new("/d"), 0o700, me, me).is_ok());
+        let err = check_private_dir(Path::new("/d"), 0o700, me.wrapping_add(1), me);
+        assert_insecure(err, &["/d", "owned by", "chown"]);
+        let err = check_private_dir(Path::new("/d"), 0o777, me, me);
+        assert_insecure(err, &["/d", "writable by group and others", "chmod 700 /d"]);
+        let err = check_private_dir(Path::new("/d"), 0o720, me, me);
+        assert_insecure(err, &["writable by group", "chmod 700 /d"]);
+
+        // As root, make the real thing: a directory that belongs to somebody else.
+        if me == 0 {
+            let tmp = TempDir::new().unwrap();
+            let dir = tmp.path().join("theirs");
+            fs::create_dir(&dir).unwrap();
+            std::os::unix::fs::chown(&dir, Some(65534), None).unwrap();
+            assert_insecure(FileStore::open(&dir), &["owned by", "65534"]);
+        }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_symlinked_directory_path_is_resolved_and_checked() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = TempDir::new().unwrap();
+        let real = tmp.path().join("real");
+        let link = tmp.path().join("link");
+        fs::create_dir(&real).unwrap();
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+
+        let store = FileStore::open(&link).unwrap();
+        assert_eq!(store.dir(), fs::canonicalize(&real).unwrap());
+        let key = SessionKey::new("p", "s");
+        store.save(&key, &set("a"), None).await.unwrap();
+        assert!(record_path(&real, &key).exists());
+
+        // What the link points at must be private too.
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o777)).unwrap();
+        assert_insecure(FileStore::open(&link), &["writable", "chmod 700"]);
+    }
+
     #[test]
     fn debug_shows_the_directory_only() {
         let tmp = TempDir::new().unwrap();
         let store = FileStore::open(tmp.path()).unwrap();
         let shown = format!("{store:?}");
-        assert_eq!(shown, format!("FileStore {{ dir: {:?} }}", tmp.path()));
+        let dir = fs::canonicalize(tmp.path()).unwrap();
+        assert_eq!(shown, format!("FileStore {{ dir: {dir:?} }}"));
     }
 }

@@ -115,8 +115,14 @@ pub trait TokenStore: Send + Sync + 'static {
     async fn delete(&self, key: &SessionKey, expected: Option<Version>)
     -> Result<bool, StoreError>;
 
-    /// Asks for the exclusive right to refresh `key` for `ttl`. Stores used by one process
-    /// grant it at once (the manager already runs one refresh per session in a process).
+    /// Asks for the exclusive right to refresh `key` for `ttl`.
+    ///
+    /// A store shared by several processes grants it when nobody holds it, when it lapsed,
+    /// or when `holder` already holds it: then it renews it, to `ttl` from now, so a holder
+    /// calls this again as a heartbeat while its refresh runs, and
+    /// [`HeldByOther`](Lease::HeldByOther) in answer to a renewal means the lease was lost.
+    /// Stores used by one process grant it at once (the manager already runs one refresh
+    /// per session in a process).
     async fn acquire_lease(
         &self,
         key: &SessionKey,
@@ -127,7 +133,7 @@ pub trait TokenStore: Send + Sync + 'static {
         Ok(Lease::Acquired)
     }
 
-    /// Gives the lease back early.
+    /// Gives the lease back early; does nothing unless `holder` holds it.
     async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
         let _ = (key, holder);
         Ok(())
