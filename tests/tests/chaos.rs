@@ -664,12 +664,17 @@ fn schedule(rng: &mut StdRng, postgres: bool) -> Vec<(Duration, Action)> {
 }
 
 /// Runs one scenario; returns its report and whether every invariant held.
-async fn scenario(name: &str, backend: Backend, store: Arc<dyn TokenStore>) -> (String, bool) {
+async fn scenario(
+    name: &str,
+    test: &str,
+    backend: Backend,
+    store: Arc<dyn TokenStore>,
+) -> (String, bool) {
     let seed = seed();
     let mut rng = StdRng::seed_from_u64(seed);
     let started = Instant::now();
     report(&format!(
-        "chaos[{name}]: seed {seed} (replay: CHAOS_SEED={seed} cargo test -p tests --all-features --test chaos)\n"
+        "chaos[{name}]: seed {seed} (replay: CHAOS_SEED={seed} cargo test -p tests --all-features --test chaos -- {test})\n"
     ));
 
     let ledger = Arc::new(Ledger::default());
@@ -774,13 +779,16 @@ async fn scenario(name: &str, backend: Backend, store: Arc<dyn TokenStore>) -> (
                 injected.short_failures += 2;
             }
             Action::Revoke => {
+                // Before the call: no refusal of the revoked pair can come earlier.
+                let at = Instant::now();
                 let revoked = sandbox
                     .issuer()
                     .revoke_subject(&format!("{REVOKED}/g0"))
                     .await
                     .unwrap();
-                assert!(revoked >= 1, "the revoked session had a live pair");
-                injected.revoked = Some(Instant::now());
+                if revoked > 0 {
+                    injected.revoked = Some(at);
+                }
             }
             Action::InsertRace => {
                 // A refresh of the session is under way (the issuer has rotated, its answer
@@ -1259,7 +1267,13 @@ async fn chaos_file_store() {
     let _one = ONE_AT_A_TIME.lock().await;
     let dir = temp_dir();
     let store: Arc<dyn TokenStore> = Arc::new(FileStore::open(&dir).unwrap());
-    let (text, ok) = scenario("file", Backend::File { dir: dir.clone() }, store).await;
+    let (text, ok) = scenario(
+        "file",
+        "chaos_file_store",
+        Backend::File { dir: dir.clone() },
+        store,
+    )
+    .await;
     report(&text);
     let _ = std::fs::remove_dir_all(&dir);
     assert!(ok, "{text}");
@@ -1322,7 +1336,7 @@ async fn chaos_postgres_store() {
         schema: schema.clone(),
         proxy,
     };
-    let (text, ok) = scenario("postgres", backend, store).await;
+    let (text, ok) = scenario("postgres", "chaos_postgres_store", backend, store).await;
     report(&text);
     drop_schema(&url, &schema).await;
     assert!(ok, "{text}");
