@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p examples --example bench -- all
 //! cargo run --release -p examples --example bench -- access-token | middleware | herd | sessions | decode
+//! TOKEN_TEST_POSTGRES_URL=postgresql://... cargo run --release -p examples --example bench -- postgres
 //! ```
 //!
 //! - `access-token`: `TokenManager::access_token` on a fresh token, ns per call on 1 and on 16
@@ -16,6 +17,11 @@
 //!   (`/proc/self/statm`), and the lookup time. Each part runs in a child process so one
 //!   part's freed memory does not hide the next part's growth.
 //! - `decode`: `codec::decode_response` of each provider's seed answer, ns per response.
+//! - `postgres`: `PostgresStore` round trips against the server at `TOKEN_TEST_POSTGRES_URL`
+//!   (`source .ci/postgres.sh && postgres_start` starts one on 127.0.0.1): `save` of a new
+//!   session, `load`, compare-and-swap `save`, `acquire_lease` and `release_lease`, each µs per
+//!   call (p50/p99) on one task, then calls per second on 16 tasks. Skipped, with a message,
+//!   without the variable. Not part of `all`: it needs the server.
 //!
 //! A debug build runs the same code on a hundredth of the work, so CI can build and even run
 //! it quickly; its numbers mean nothing.
@@ -32,7 +38,10 @@ use token_core::codec::{Endpoint, decode_response};
 use token_core::middleware::BearerAuth;
 use token_core::sandbox::oauth::{RefreshGrant, TOKEN_PATH};
 use token_core::sandbox::{Sandbox, SandboxOAuth};
-use token_core::store::{MemoryStore, SessionKey, TokenStore};
+use token_core::store::{
+    Lease, MemoryStore, PostgresDatabase, PostgresStore, SessionKey, StoredRecord, TokenStore,
+    Version,
+};
 use token_core::{AccessToken, ManualClock, RefreshToken, StoredTokenSet, TokenManager, TokenSet};
 
 /// Counts live heap bytes, so the sessions benchmark measures exactly what it keeps.
@@ -121,11 +130,12 @@ fn main() -> ExitCode {
             decode();
             Ok(())
         }
+        "postgres" => runtime.block_on(postgres()),
         "sessions" => Ok(()),
         "sessions-store" => runtime.block_on(sessions_store()),
         "sessions-manager" => runtime.block_on(sessions_manager()),
         other => Err(format!(
-            "unknown benchmark `{other}`: all, access-token, middleware, herd, sessions, decode"
+            "unknown benchmark `{other}`: all, access-token, middleware, herd, sessions, decode, postgres"
         )),
     };
     // The sessions parts run in child processes (after the others, on a quieter heap).
@@ -678,6 +688,163 @@ async fn sessions_manager() -> BenchResult {
         ns_per(started.elapsed(), order.len())
     );
     Ok(())
+}
+
+// ---- postgres -------------------------------------------------------------------------------
+
+/// Concurrent tasks of the throughput part (the pool has as many connections).
+const PG_TASKS: usize = 16;
+
+async fn postgres() -> BenchResult {
+    let Ok(url) = std::env::var("TOKEN_TEST_POSTGRES_URL") else {
+        println!(
+            "\n## PostgresStore: skipped: TOKEN_TEST_POSTGRES_URL is not set \
+             (`source .ci/postgres.sh && postgres_start` starts a server on 127.0.0.1)"
+        );
+        return Ok(());
+    };
+    let schema = format!("bench_{}", std::process::id());
+    let db = PostgresDatabase::builder(&url)
+        .map_err(err)?
+        .schema(&schema)
+        .max_connections(PG_TASKS)
+        .application_name("bench")
+        .build()
+        .map_err(err)?;
+    let store = PostgresStore::open(&db).await.map_err(err)?;
+    let result = postgres_round_trips(&store).await;
+    drop_schema(&url, &schema).await?;
+    result
+}
+
+async fn postgres_round_trips(store: &PostgresStore) -> BenchResult {
+    let n = scaled(2_000);
+    let now = time::OffsetDateTime::now_utc();
+    let mut tokens = TokenGen(0x9E37_79B9_7F4A_7C16);
+    let keys: Vec<SessionKey> = session_names(n)
+        .into_iter()
+        .map(|name| SessionKey::new("bench", name))
+        .collect();
+    let sets: Vec<StoredRecord> = (0..n).map(|_| tokens.set(now).into()).collect();
+    // Warm the pool's connection and the server's plans.
+    let warm = SessionKey::new("bench", "warm-up");
+    for _ in 0..50 {
+        black_box(store.load(&warm).await.map_err(err)?);
+    }
+
+    println!(
+        "\n## PostgresStore round trips, {n} sessions (loopback server, one task; µs per call)"
+    );
+    let mut versions: Vec<Version> = Vec::with_capacity(n);
+    let mut insert = Vec::with_capacity(n);
+    for (key, set) in keys.iter().zip(&sets) {
+        let started = Instant::now();
+        versions.push(store.save(key, set, None).await.map_err(err)?);
+        insert.push(started.elapsed());
+    }
+    let order = lookup_order(n, n);
+    let mut load = Vec::with_capacity(n);
+    for &i in &order {
+        let started = Instant::now();
+        let record = store.load(&keys[i]).await.map_err(err)?.ok_or("missing")?;
+        load.push(started.elapsed());
+        if record.version != versions[i] {
+            return Err(format!("{} loaded at another version", keys[i]));
+        }
+    }
+    let mut update = Vec::with_capacity(n);
+    for &i in &order {
+        let started = Instant::now();
+        versions[i] = store
+            .save(&keys[i], &sets[i], Some(versions[i]))
+            .await
+            .map_err(err)?;
+        update.push(started.elapsed());
+    }
+    let (mut acquire, mut release) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for &i in &order {
+        let started = Instant::now();
+        let lease = store
+            .acquire_lease(&keys[i], "bench", Duration::from_secs(30))
+            .await
+            .map_err(err)?;
+        acquire.push(started.elapsed());
+        if !matches!(lease, Lease::Acquired) {
+            return Err(format!("{}: the lease was not granted: {lease:?}", keys[i]));
+        }
+        let started = Instant::now();
+        store.release_lease(&keys[i], "bench").await.map_err(err)?;
+        release.push(started.elapsed());
+    }
+    for (what, mut times) in [
+        ("save, a new session (INSERT)", insert),
+        ("load (random session)", load),
+        ("save at the loaded version (compare and swap)", update),
+        ("acquire_lease", acquire),
+        ("release_lease", release),
+    ] {
+        times.sort_unstable();
+        let mean = times.iter().sum::<Duration>() / times.len() as u32;
+        println!(
+            "{what:<46} mean {:>7.1} µs | p50 {:>7.1} µs | p99 {:>7.1} µs",
+            us(mean),
+            us(percentile(&times, 0.50)),
+            us(percentile(&times, 0.99)),
+        );
+    }
+
+    // Throughput: PG_TASKS tasks, each on its own slice of the sessions.
+    let store = Arc::new(store.clone());
+    let per_task = n / PG_TASKS;
+    let keys = Arc::new(keys);
+    let sets = Arc::new(sets);
+    let mut line = format!("{PG_TASKS} tasks, {per_task} calls each:");
+    for cas in [false, true] {
+        let started = Instant::now();
+        let handles: Vec<_> = (0..PG_TASKS)
+            .map(|t| {
+                let (store, keys, sets) = (store.clone(), keys.clone(), sets.clone());
+                tokio::spawn(async move {
+                    for i in t * per_task..(t + 1) * per_task {
+                        let record = store.load(&keys[i]).await?.ok_or_else(|| {
+                            token_core::StoreError::Corrupt(format!("{} is missing", keys[i]))
+                        })?;
+                        if cas {
+                            store.save(&keys[i], &sets[i], Some(record.version)).await?;
+                        }
+                    }
+                    Ok::<_, token_core::StoreError>(())
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.await.map_err(err)?.map_err(err)?;
+        }
+        let rate = (PG_TASKS * per_task) as f64 / started.elapsed().as_secs_f64();
+        let what = if cas { "load + CAS save" } else { "load" };
+        line.push_str(&format!(" {what} {rate:>7.0}/s |"));
+    }
+    println!("{}", line.trim_end_matches(" |"));
+    Ok(())
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Removes the benchmark's schema (the store has no call for it).
+async fn drop_schema(url: &str, schema: &str) -> BenchResult {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(err)?;
+    let connection = tokio::spawn(connection);
+    let dropped = client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await
+        .map_err(err);
+    drop(client);
+    let _ = connection.await;
+    dropped
 }
 
 // ---- decode ---------------------------------------------------------------------------------

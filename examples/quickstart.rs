@@ -269,6 +269,12 @@ async fn run() -> Result<String, String> {
         ),
     )?;
 
+    // A normal exit: refreshes still under way finish and are saved first.
+    manager
+        .shutdown(Duration::from_secs(5))
+        .await
+        .map_err(|e| format!("shutdown: {e}"))?;
+
     Ok(format!(
         "{} of 8 steps behaved as described; the sandbox saw {} refresh calls and {} API calls.",
         steps.done.len(),

@@ -11,7 +11,9 @@
 //!   an event, and nothing left in the store): never a silent loss;
 //! - no token value (seeded, minted by the issuer, or planted in a faulty answer) appears in
 //!   the captured `tracing` output, the error's `Display`/`Debug`, any event, or the
-//!   manager's `Debug`.
+//!   manager's `Debug`; and first, that these are there and are the row's: the refresh span's
+//!   `call failed` line and the outcome's line, the outcome's event, an error naming its kind
+//!   (captured by `support::logs`, which cannot miss a line of the row's runtime).
 //!
 //! In-process rows run on tokio's paused clock; the timeout, body-limit and connection rows
 //! use a real `ReqwestClient` over the loopback socket.
@@ -28,7 +30,8 @@ use time::macros::datetime;
 use token_core::sandbox::{Failure, RunningSandbox};
 use token_core::{Error, ErrorKind, Event, ManualClock, TokioClock};
 
-use support::{Env, LogBuffer, RigClock, SESSION, Subject, Transport, leaked, lock};
+use support::logs::{Captured, has_line};
+use support::{Env, RigClock, SESSION, Subject, Transport, leaked, lock};
 
 /// The client timeout of the socket rows: long enough for a loaded CI machine to answer an
 /// undelayed call in a debug build, short beside the 30 s delay of the timeout rows.
@@ -218,6 +221,7 @@ fn now_or_never<F: std::future::Future>(future: F) -> F::Output {
 
 #[test]
 fn every_provider_under_every_fault() {
+    support::logs::install();
     let mut failures = Vec::new();
     let mut ran = 0;
     for subject in support::subjects() {
@@ -254,21 +258,15 @@ fn every_provider_under_every_fault() {
 
 fn run_row(subject: &dyn Subject, row: &Row) -> Result<(), String> {
     let paused = row.transport == Transport::InProcess;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(paused)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let logs = LogBuffer::default();
-    // A current-thread runtime: every task, the sandbox's included, logs into `logs`.
-    tracing::subscriber::with_default(support::capture(&logs), || {
-        // Callsites first hit on another test's thread cached "never": ask again.
-        tracing::callsite::rebuild_interest_cache();
-        runtime.block_on(run_row_async(subject, row, &logs))
-    })
+    let runtime = Captured::new(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(paused),
+    );
+    runtime.block_on(run_row_async(subject, row, &runtime))
 }
 
-async fn run_row_async(subject: &dyn Subject, row: &Row, logs: &LogBuffer) -> Result<(), String> {
+async fn run_row_async(subject: &dyn Subject, row: &Row, logs: &Captured) -> Result<(), String> {
     let start = datetime!(2026-01-01 00:00 UTC);
     let clock = match row.transport {
         Transport::InProcess => RigClock::Tokio(Arc::new(TokioClock::starting_at(start))),
@@ -334,6 +332,10 @@ async fn run_row_async(subject: &dyn Subject, row: &Row, logs: &LogBuffer) -> Re
     if took < row.at_least {
         return Err(format!("took {took:?}, less than {:?}", row.at_least));
     }
+    // What the call was told and logged, before the aftermath adds its own.
+    let events = lock(&env.events).clone();
+    let logged = logs.text();
+    expected_shown(row.expect, &result, &events, &logged)?;
     // Nothing lost on the way: the store holds a set, the seeded one or a newer one.
     if rig.stored(SESSION).await.is_none() && row.after != After::Reauth {
         return Err("the store lost the session".into());
@@ -343,9 +345,14 @@ async fn run_row_async(subject: &dyn Subject, row: &Row, logs: &LogBuffer) -> Re
     rig.sandbox().reset_calls();
     check_after(rig.as_ref(), row, &env, &clock).await?;
 
-    // No secret shown anywhere.
+    // No secret shown anywhere: in every log line (the refresh's, checked above, and the
+    // aftermath's), the manager's and sandbox's `Debug`, any event, the error.
+    let debug = rig.debug();
+    if !debug.contains("TokenManager") {
+        return Err(format!("the Debug inspected is not the manager's: {debug}"));
+    }
     shown.push(logs.text());
-    shown.push(rig.debug());
+    shown.push(debug);
     for event in lock(&env.events).iter() {
         shown.push(format!("{event:?}"));
     }
@@ -358,12 +365,74 @@ async fn run_row_async(subject: &dyn Subject, row: &Row, logs: &LogBuffer) -> Re
             .map(|t| t.expose_secret().to_owned()),
     );
     secrets.push(CANARY.to_owned());
+    // The seeded pair and the canary at least, each long enough for `leaked` to look for.
+    if secrets.iter().filter(|s| s.len() >= 8).count() < 3 {
+        return Err(format!("too few secrets to look for: {}", secrets.len()));
+    }
     for text in &shown {
         if let Some(secret) = leaked(text, &secrets) {
             let at = text.find(&secret).unwrap_or(0);
             let context = &text[at.saturating_sub(120)..(at + secret.len() + 40).min(text.len())];
             return Err(format!("a token was shown: ...{context}..."));
         }
+    }
+    Ok(())
+}
+
+/// The positive control of the leak check: the call's error, events and log lines are there,
+/// and they are the ones of this row's outcome, so "no secret in them" means something.
+fn expected_shown(
+    expect: Expect,
+    result: &Result<token_core::AccessToken, Error>,
+    events: &[Event],
+    logged: &str,
+) -> Result<(), String> {
+    let in_refresh = |parts: &[&str]| {
+        let mut parts = parts.to_vec();
+        parts.extend(["token_refresh{", "session=customer-7"]);
+        has_line(logged, &parts)
+    };
+    // Every row's fault makes at least one call fail.
+    if !in_refresh(&["call failed", "attempt=1"]) {
+        return Err(format!(
+            "no `call failed` line in the refresh span was captured:\n{logged}"
+        ));
+    }
+    let ours = |session: &str| session == SESSION;
+    let (line, event): (Vec<String>, bool) = match expect {
+        Expect::Token => (
+            vec!["token set refreshed".into()],
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Refreshed { session, .. } if ours(session))),
+        ),
+        Expect::Error(ReauthRequired) => (
+            vec!["re-authorization required".into()],
+            events
+                .iter()
+                .any(|e| matches!(e, Event::ReauthRequired(r) if ours(&r.session))),
+        ),
+        Expect::Error(kind) => (
+            vec!["refresh failed".into(), format!("kind={kind}")],
+            events.iter().any(|e| {
+                matches!(e, Event::RefreshFailed { session, kind: k, error }
+                    if ours(session) && *k == kind && error.contains(kind.as_str()))
+            }),
+        ),
+    };
+    let line: Vec<&str> = line.iter().map(String::as_str).collect();
+    if !in_refresh(&line) {
+        return Err(format!(
+            "no {line:?} line in the refresh span was captured:\n{logged}"
+        ));
+    }
+    if !event {
+        return Err(format!("no event of the outcome {expect:?}: {events:?}"));
+    }
+    if let (Err(error), Expect::Error(kind)) = (result, expect)
+        && !error.to_string().contains(kind.as_str())
+    {
+        return Err(format!("the error does not name its kind {kind}: {error}"));
     }
     Ok(())
 }

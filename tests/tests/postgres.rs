@@ -2,9 +2,11 @@
 //! killed mid-refresh, and the database going away mid-run.
 //!
 //! They need a server: `TOKEN_TEST_POSTGRES_URL` (`.ci/run` starts one, see
-//! `.ci/postgres.sh`). Without it they are skipped with a message, unless
-//! `TOKEN_TEST_REQUIRE_POSTGRES=1`, which makes them fail instead. Each test works in a schema
-//! of its own, so they run in parallel.
+//! `.ci/postgres.sh`). Without it they are skipped with a message, except in CI (`CI=true` or
+//! `TOKEN_TEST_REQUIRE_POSTGRES=1`), where they fail instead ([`support::pg::test_url`]). Each
+//! test works in a schema of its own, so they run in parallel.
+
+mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -16,55 +18,10 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use token_core::issuer::TokenHash;
 use token_core::sandbox::{RunningSandbox, Sandbox, SandboxOAuth};
-use token_core::store::{PostgresDatabase, PostgresStore, SessionKey, TokenStore};
+use token_core::store::{PostgresStore, SessionKey, TokenStore};
 use token_core::{Error, ErrorKind, StoreError, StoredTokenSet, TokenManager};
 
-/// The test database's URL, or `None` (with a visible message) when the test should skip.
-fn test_url(test: &str) -> Option<String> {
-    match std::env::var("TOKEN_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            if std::env::var("TOKEN_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                panic!("TOKEN_TEST_REQUIRE_POSTGRES=1 but TOKEN_TEST_POSTGRES_URL is not set");
-            }
-            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
-            let _ = std::io::Write::write_all(
-                &mut std::io::stderr(),
-                format!("{test}: skipped: TOKEN_TEST_POSTGRES_URL not set\n").as_bytes(),
-            );
-            None
-        }
-    }
-}
-
-fn unique_schema() -> String {
-    let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
-    format!("tc_it_{}_{}", std::process::id(), nanos)
-}
-
-fn database(url: &str, schema: &str) -> PostgresDatabase {
-    PostgresDatabase::builder(url)
-        .unwrap()
-        .schema(schema)
-        .max_connections(4)
-        .operation_timeout(Duration::from_secs(5))
-        .connect_timeout(Duration::from_secs(2))
-        .build()
-        .unwrap()
-}
-
-async fn drop_schema(url: &str, schema: &str) {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let connection = tokio::spawn(connection);
-    client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-        .await
-        .unwrap();
-    drop(client);
-    let _ = connection.await;
-}
+use support::pg::{database, drop_schema, test_url, unique_schema};
 
 fn fingerprint(token: &str) -> String {
     TokenHash::of(token).to_hex()[..16].to_owned()
@@ -493,6 +450,11 @@ async fn the_database_going_away_gives_typed_errors_and_the_store_recovers() {
     let mut shown = String::new();
     let check = |error: &StoreError, shown: &mut String| {
         assert!(matches!(error, StoreError::Backend { .. }), "{error:?}");
+        // Positive control: the text searched below is the store's account of the failure.
+        assert!(
+            error.to_string().starts_with("store: postgres: "),
+            "{error}"
+        );
         let mut text = format!("{error} {error:?}");
         let mut source = std::error::Error::source(error);
         while let Some(cause) = source {
@@ -528,6 +490,8 @@ async fn the_database_going_away_gives_typed_errors_and_the_store_recovers() {
         "{error:?}"
     );
     shown.push_str(&format!("{error} {error:?}"));
+    // The password looked for is there to be found, in the URL the store was given.
+    assert!(password.len() >= 8 && through_proxy.as_str().contains(&password));
     assert!(!shown.contains(&password), "a password leaked: {shown}");
     assert!(
         !shown.contains("rt_") && !shown.contains("at_"),

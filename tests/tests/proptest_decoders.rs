@@ -75,6 +75,11 @@ fn check<E: Endpoint>(
                 );
             }
             let shown = format!("{error} {error:?}");
+            // Positive control: the text searched is the error's own account of this failure.
+            prop_assert!(
+                shown.contains(kind.as_str()),
+                "the error does not name its kind {kind}: {shown}"
+            );
             for secret in secrets {
                 prop_assert!(!shown.contains(secret.as_str()), "shown: {shown}");
             }
@@ -265,6 +270,28 @@ macro_rules! decoders {
                     &[],
                 );
                 assert!(set.is_ok(), "{set:?}");
+            }
+
+            /// The leak property's positive control: the seed answer's tokens under an HTTP
+            /// 503 give an error that names the status, and not the tokens.
+            #[test]
+            fn a_503_with_the_seed_answer_names_the_status_and_no_token() {
+                let secrets: Vec<String> =
+                    sample_secrets().into_iter().filter(|s| s.len() >= 8).collect();
+                assert!(secrets.len() >= 2, "the sample's tokens: {secrets:?}");
+                let body = serde_json::to_vec(&sample()).expect("JSON");
+                let error = decode_response::<$endpoint>(
+                    &answer(503, body, true),
+                    datetime!(2022-06-06 00:00 UTC),
+                    &[],
+                )
+                .expect_err("a 503 is no token set");
+                let shown = format!("{error} {error:?}");
+                assert_eq!(error.kind(), ErrorKind::Transient, "{shown}");
+                assert!(shown.contains("503"), "{shown}");
+                for secret in &secrets {
+                    assert!(!shown.contains(secret.as_str()), "{secret} in: {shown}");
+                }
             }
 
             proptest! {

@@ -12,11 +12,12 @@ use token_core::middleware::BearerAuth;
 use token_core::sandbox::oauth::TOKEN_PATH;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox, SandboxContext, json_response};
 use token_core::{
-    AccessToken, ClientSecret, ErrorKind, ManualClock, RefreshToken, ReqwestClient, TokenManager,
-    TokenSet,
+    AccessToken, ClientSecret, ErrorKind, Event, ManualClock, RefreshToken, ReqwestClient,
+    TokenManager, TokenSet,
 };
 
-use support::{Env, LogBuffer, RigClock, Subject, Transport, leaked, lock};
+use support::logs::{Captured, has_line};
+use support::{Env, RigClock, Subject, Transport, leaked, lock};
 
 /// What a capturing server saw: the `Authorization` header of each request (`None`: absent).
 type Seen = Arc<Mutex<Vec<Option<String>>>>;
@@ -62,6 +63,7 @@ fn redirect(to: &url::Url) -> http::Response<Vec<u8>> {
 
 #[tokio::test]
 async fn the_bearer_token_is_not_sent_to_another_origin_after_a_redirect() {
+    support::logs::install();
     let (other, seen) = capturing_server().await;
     let elsewhere = other.url("/capture");
     let same_origin = Arc::new(Mutex::new(None::<url::Url>));
@@ -135,6 +137,7 @@ async fn the_bearer_token_is_not_sent_to_another_origin_after_a_redirect() {
 
 #[tokio::test]
 async fn the_token_endpoint_follows_no_redirect_so_the_refresh_token_stays_home() {
+    support::logs::install();
     let (other, seen) = capturing_server().await;
     let clock = ManualClock::default();
     let env = Env::new(
@@ -191,104 +194,188 @@ async fn the_token_endpoint_follows_no_redirect_so_the_refresh_token_stays_home(
 }
 
 /// The middleware's whole path, 401 and resend included, logged at TRACE by every crate:
-/// no token in any line, event or error.
+/// the lines of the refresh, of the resend and of the re-auth are captured, and no token is in
+/// any of them, nor in an event or the error.
 #[test]
 fn the_middleware_logs_no_token() {
-    let logs = LogBuffer::default();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let secrets = tracing::subscriber::with_default(support::capture(&logs), || {
-        // Callsites first hit on another test's thread cached "never": ask again.
-        tracing::callsite::rebuild_interest_cache();
-        runtime.block_on(async {
-            let clock = ManualClock::default();
-            let env = Env::new(
-                RigClock::Manual(clock.clone()),
-                Duration::ZERO,
-                Transport::Socket(Duration::from_secs(5)),
-            );
-            let sandbox = Sandbox::builder()
-                .clock(env.clock.clock())
-                .issuer_store(env.issuer_store.clone())
-                .start()
-                .await
-                .expect("starts");
-            let provider = token_core::sandbox::SandboxOAuth::new(sandbox.base_url());
-            // The manager's clock stays behind: the API refuses a token the manager thinks
-            // fresh, and the middleware refreshes and resends.
-            let manager = TokenManager::builder(provider)
-                .shared_store(env.store.clone())
-                .build()
-                .expect("builds");
-            let first = sandbox.issue("m").await.expect("issues");
-            let mut secrets = vec![
-                first.access_token.expose_secret().to_owned(),
-                first
-                    .refresh_token
-                    .clone()
-                    .expect("rt")
-                    .expose_secret()
-                    .to_owned(),
-            ];
-            manager
-                .insert("m", TokenSet::from_stored(first).expect("fits"))
-                .await
-                .expect("inserts");
-            let mut events = manager.subscribe();
-            let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-                .with(BearerAuth::new(manager.clone(), "m"))
-                .build();
-            let ok = client
-                .get(sandbox.url("/api/a"))
-                .send()
-                .await
-                .expect("sent");
-            assert_eq!(ok.status(), StatusCode::OK);
-            clock.advance(time::Duration::seconds(3601));
-            let resent = client
-                .get(sandbox.url("/api/b"))
-                .send()
-                .await
-                .expect("sent");
-            assert_eq!(resent.status(), StatusCode::OK);
-            assert_eq!(sandbox.calls(TOKEN_PATH), 1);
-            // Revoked at the provider: the error that comes back shows no token either.
-            let set = manager.token_set("m").await.expect("a set");
-            sandbox
-                .issuer()
-                .revoke(set.access_token.expose_secret())
-                .await
-                .expect("revokes");
-            let error = client
-                .get(sandbox.url("/api/c"))
-                .send()
-                .await
-                .expect_err("re-auth");
-            let mut shown = vec![format!("{error} {error:?}"), format!("{manager:?}")];
-            while let Ok(event) = events.try_recv() {
-                shown.push(format!("{event:?}"));
-            }
-            secrets.extend(lock(&env.issuer_store.minted).iter().cloned());
-            (secrets, shown)
-        })
+    let runtime = Captured::new(tokio::runtime::Builder::new_current_thread().enable_all());
+    let (secrets, shown) = runtime.block_on(async {
+        let clock = ManualClock::default();
+        let env = Env::new(
+            RigClock::Manual(clock.clone()),
+            Duration::ZERO,
+            Transport::Socket(Duration::from_secs(5)),
+        );
+        let sandbox = Sandbox::builder()
+            .clock(env.clock.clock())
+            .issuer_store(env.issuer_store.clone())
+            .start()
+            .await
+            .expect("starts");
+        let provider = token_core::sandbox::SandboxOAuth::new(sandbox.base_url());
+        // The manager's clock stays behind: the API refuses a token the manager thinks
+        // fresh, and the middleware refreshes and resends.
+        let manager = TokenManager::builder(provider)
+            .shared_store(env.store.clone())
+            .build()
+            .expect("builds");
+        let first = sandbox.issue("m").await.expect("issues");
+        let mut secrets = vec![
+            first.access_token.expose_secret().to_owned(),
+            first
+                .refresh_token
+                .clone()
+                .expect("rt")
+                .expose_secret()
+                .to_owned(),
+        ];
+        manager
+            .insert("m", TokenSet::from_stored(first).expect("fits"))
+            .await
+            .expect("inserts");
+        let mut events = manager.subscribe();
+        let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(BearerAuth::new(manager.clone(), "m"))
+            .build();
+        let ok = client
+            .get(sandbox.url("/api/a"))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(ok.status(), StatusCode::OK);
+        clock.advance(time::Duration::seconds(3601));
+        let resent = client
+            .get(sandbox.url("/api/b"))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(resent.status(), StatusCode::OK);
+        assert_eq!(sandbox.calls(TOKEN_PATH), 1);
+        // Revoked at the provider: the error that comes back shows no token either.
+        let set = manager.token_set("m").await.expect("a set");
+        sandbox
+            .issuer()
+            .revoke(set.access_token.expose_secret())
+            .await
+            .expect("revokes");
+        // The token in use came from a 401-driven refresh: a 401 for it is returned as
+        // is (an API refusing every token must not rotate the session per request).
+        let refused = client
+            .get(sandbox.url("/api/c"))
+            .send()
+            .await
+            .expect("the API's answer");
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(sandbox.calls(TOKEN_PATH), 1, "no refresh for that 401");
+        let error = manager.refresh_now("m").await.expect_err("re-auth");
+        let error = format!("{error} {error:?}");
+        assert!(
+            error.contains("reauth_required"),
+            "the error inspected: {error}"
+        );
+        let debug = format!("{manager:?}");
+        assert!(
+            debug.contains("TokenManager"),
+            "the Debug inspected: {debug}"
+        );
+        let mut received = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            received.push(event);
+        }
+        assert!(
+            received
+                .iter()
+                .any(|e| matches!(e, Event::Refreshed { .. }))
+                && received
+                    .iter()
+                    .any(|e| matches!(e, Event::ReauthRequired(_))),
+            "the events inspected: {received:?}"
+        );
+        let mut shown = vec![error, debug];
+        shown.extend(received.iter().map(|event| format!("{event:?}")));
+        secrets.extend(lock(&env.issuer_store.minted).iter().cloned());
+        (secrets, shown)
     });
-    let (secrets, mut shown) = secrets;
-    shown.push(logs.text());
-    assert!(
-        logs.text().contains("refreshed"),
-        "the capture works: {}",
-        logs.text()
-    );
-    for text in &shown {
+    let logs = runtime.text();
+    for line in [
+        &[
+            "session=m",
+            "API refused the access token; refreshing and resending once",
+        ][..],
+        &["token_refresh{", "session=m", "token set refreshed"],
+        &["token_refresh{", "session=m", "re-authorization required"],
+    ] {
+        assert!(has_line(&logs, line), "no line with {line:?} in:\n{logs}");
+    }
+    // The first pair, its successor, and the issuer's answers.
+    assert!(secrets.len() >= 3, "secrets: {}", secrets.len());
+    for text in shown.iter().chain([&logs]) {
         assert_eq!(leaked(text, &secrets), None, "in: {text}");
+    }
+}
+
+/// The capture itself: lines written on a capture's runtime, on the calling thread, on its
+/// workers and on its blocking threads, all arrive, and none of another capture's, while
+/// several captures run at once and first reach the same callsites together. (A thread-local
+/// default, the former mechanism, misses the worker and blocking-thread lines every time.)
+#[test]
+fn a_capture_holds_every_line_of_its_runtime_and_no_other() {
+    const CAPTURES: usize = 4;
+    const ROUNDS: usize = 50;
+    let start = Arc::new(std::sync::Barrier::new(CAPTURES));
+    let threads: Vec<_> = (0..CAPTURES)
+        .map(|n| {
+            let start = start.clone();
+            std::thread::spawn(move || {
+                let mut builder = if n % 2 == 0 {
+                    tokio::runtime::Builder::new_current_thread()
+                } else {
+                    let mut builder = tokio::runtime::Builder::new_multi_thread();
+                    builder.worker_threads(2);
+                    builder
+                };
+                let runtime = Captured::new(builder.enable_all());
+                start.wait();
+                runtime.block_on(async move {
+                    for round in 0..ROUNDS {
+                        tracing::trace!(capture = n, round, "line on the caller");
+                        tokio::spawn(async move {
+                            tracing::trace!(capture = n, round, "line in a task");
+                        })
+                        .await
+                        .expect("the task ran");
+                        tokio::task::spawn_blocking(move || {
+                            tracing::trace!(capture = n, round, "line on a blocking thread");
+                        })
+                        .await
+                        .expect("the blocking call ran");
+                    }
+                });
+                runtime.text()
+            })
+        })
+        .collect();
+    for (n, thread) in threads.into_iter().enumerate() {
+        let logs = thread.join().expect("the capture thread finished");
+        for place in ["on the caller", "in a task", "on a blocking thread"] {
+            let ours = logs
+                .lines()
+                .filter(|l| l.contains(place) && l.contains(&format!("capture={n} ")))
+                .count();
+            assert_eq!(ours, ROUNDS, "capture {n}, lines {place}:\n{logs}");
+        }
+        let foreign = logs
+            .lines()
+            .filter(|l| l.contains("capture=") && !l.contains(&format!("capture={n} ")))
+            .count();
+        assert_eq!(foreign, 0, "capture {n} holds another's lines:\n{logs}");
     }
 }
 
 /// Every type that holds a secret prints it redacted.
 #[test]
 fn debug_and_display_never_show_a_secret() {
+    support::logs::install();
     const AT: &str = "at_DebugCanary0123456789";
     const RT: &str = "rt_DebugCanary0123456789";
     const CS: &str = "cs_DebugCanary0123456789";
@@ -318,21 +405,30 @@ fn debug_and_display_never_show_a_secret() {
         .nth(1)
         .expect("a PEM body line")
         .to_owned();
+    // Each text with the number of secrets it holds: each must show as a redaction mark.
     let shown = [
-        format!("{set:?} {stored:?}"),
-        format!(
-            "{} {}",
-            set.access_token,
-            set.refresh_token.clone().expect("rt")
+        (4, format!("{set:?} {stored:?}")),
+        (
+            2,
+            format!(
+                "{} {}",
+                set.access_token,
+                set.refresh_token.clone().expect("rt")
+            ),
         ),
-        format!("{oauth2:?}"),
-        format!("{maya:?}"),
-        format!("{alipay:?}"),
-        format!("{paymentsgate:?}"),
-        format!("{:?}", ClientSecret::new(CS)),
+        (1, format!("{oauth2:?}")),
+        (1, format!("{maya:?}")),
+        (1, format!("{alipay:?}")),
+        (1, format!("{paymentsgate:?}")),
+        (1, format!("{:?}", ClientSecret::new(CS))),
     ];
     let secrets = [AT.to_owned(), RT.to_owned(), CS.to_owned(), key_line];
-    for text in &shown {
+    for (held, text) in &shown {
+        assert_eq!(
+            text.matches("[redacted]").count(),
+            *held,
+            "each secret shows as redacted: {text}"
+        );
         assert_eq!(leaked(text, &secrets), None, "in: {text}");
     }
 }

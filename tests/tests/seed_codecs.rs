@@ -897,7 +897,9 @@ fn maya_invalid_token_echoing_the_secret_is_scrubbed() {
         &refresh.secrets(),
     ));
     assert_eq!(error.kind, ErrorKind::ReauthRequired);
-    assert!(!error.message.unwrap().contains("rt-LEAKED"));
+    let message = error.message.expect("the provider's message is kept");
+    assert!(message.contains("Invalid refresh token"), "{message}");
+    assert!(!message.contains("rt-LEAKED"), "{message}");
     let client = r#"{"error":"invalid_client","error_description":"Bad client credentials."}"#;
     assert_eq!(
         provider_error(decode_response::<MayaConnectRefresh>(

@@ -20,13 +20,20 @@
 //!   injected lost answer); a client that had stored the successor and still sent the old
 //!   token would be a burned token;
 //! - no unknown refresh token was ever presented, and revoked ones only for revoked sessions.
+//!
+//! Each check is paired with its positive control (refreshes were reported, revocations were
+//! refused and signalled, stored tokens were there to check). The soak runs once more over
+//! `PostgresStore` when the test database is there (`support::pg`; CI always), bounded to a few
+//! seconds: the same invariants, every store call a round trip to the database.
 
 mod support;
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use http::StatusCode;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -34,9 +41,12 @@ use serde_json::json;
 use time::macros::datetime;
 use token_core::issuer::{RotateRejection, TokenHash};
 use token_core::sandbox::Failure;
-use token_core::{ErrorKind, Event, TokioClock};
+use token_core::store::{
+    Lease, PostgresStore, SessionKey, StoredRecord, TokenStore, Version, Versioned,
+};
+use token_core::{ErrorKind, Event, StoreError, TokioClock};
 
-use support::{Env, RigClock, Subject, Transport, lock};
+use support::{Env, RecordingStore, RigClock, Subject, Transport, lock};
 
 const REUSE: Duration = Duration::from_secs(300);
 const DEFAULT_SEED: u64 = 0x50A4_2026;
@@ -67,6 +77,17 @@ struct Tally {
 }
 
 async fn soak(subject: &dyn Subject, sessions: usize, cycles: usize) {
+    soak_over(subject, Arc::default(), sessions, cycles).await;
+}
+
+/// The soak, the manager's store recorded over `store`. Returns how many refreshed sets the
+/// manager saved (the `Refreshed` events with a stored version).
+async fn soak_over(
+    subject: &dyn Subject,
+    store: Arc<RecordingStore>,
+    sessions: usize,
+    cycles: usize,
+) -> u64 {
     let seed = seed();
     let mut rng = StdRng::seed_from_u64(seed);
     let clock = RigClock::Tokio(Arc::new(TokioClock::starting_at(
@@ -77,7 +98,8 @@ async fn soak(subject: &dyn Subject, sessions: usize, cycles: usize) {
     } else {
         Duration::ZERO
     };
-    let env = Env::new(clock.clone(), reuse, Transport::InProcess);
+    let mut env = Env::new(clock.clone(), reuse, Transport::InProcess);
+    env.store = store;
     let rig: Arc<dyn support::Rig> = Arc::from(subject.start(&env).await);
     let names: Vec<String> = (0..sessions).map(|i| format!("customer-{i:04}")).collect();
     for name in &names {
@@ -174,10 +196,12 @@ async fn soak(subject: &dyn Subject, sessions: usize, cycles: usize) {
     }
 
     // Every session's stored refresh token is accepted by the issuer.
+    let mut accepted = 0;
     for name in &names {
         if revoked.contains(name) {
             continue;
         }
+        accepted += 1;
         let stored = rig
             .stored(name)
             .await
@@ -195,8 +219,20 @@ async fn soak(subject: &dyn Subject, sessions: usize, cycles: usize) {
             });
     }
 
+    assert!(
+        accepted > 0,
+        "{}: no stored refresh token left to check",
+        subject.name()
+    );
+
     // Re-auth signals carry the provider's reason.
     let events = lock(&env.events).clone();
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Refreshed { .. })),
+        "{}: the manager reported no refresh: {} events",
+        subject.name(),
+        events.len()
+    );
     let mut told: HashMap<String, u64> = HashMap::new();
     for event in &events {
         if let Event::ReauthRequired(reauth) = event {
@@ -238,6 +274,24 @@ async fn soak(subject: &dyn Subject, sessions: usize, cycles: usize) {
         }
         *explained.entry(subject_name).or_default() += 1;
     }
+    // The checks above saw the refusals they are about: each revocation was refused later, and
+    // (a provider that cannot issue anew) told its session to re-authorize.
+    if tally.revoked > 0 {
+        assert!(
+            refusals
+                .iter()
+                .any(|r| matches!(r.rejection, RotateRejection::Revoked)),
+            "{}: {} revocations, yet the issuer refused no revoked token",
+            subject.name(),
+            tally.revoked
+        );
+        assert!(
+            subject.can_issue() || !told.is_empty(),
+            "{}: {} revocations, yet no re-auth was signalled",
+            subject.name(),
+            tally.revoked
+        );
+    }
     for (session, times) in &told {
         assert!(
             explained.get(session).copied().unwrap_or(0) >= *times,
@@ -263,6 +317,18 @@ async fn soak(subject: &dyn Subject, sessions: usize, cycles: usize) {
         rotated as usize >= sessions * cycles / 2,
         "too few refreshes to mean much"
     );
+    events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Refreshed {
+                    version: Some(_),
+                    ..
+                }
+            )
+        })
+        .count() as u64
 }
 
 /// One random fault on the refresh path.
@@ -315,6 +381,123 @@ macro_rules! soak_test {
 }
 
 soak_test!(soak_token_core_sandbox_oauth, support::CoreOAuth, 200, 30);
+
+/// The soak once over `PostgresStore` (token-core's own provider and sandbox), with the same
+/// invariants: every load, save, lease and delete is a round trip to the test database.
+/// Bounded: 100 sessions, 20 cycles (a few seconds).
+#[test]
+fn soak_token_core_sandbox_oauth_over_postgres() {
+    let Some(url) = support::pg::test_url("soak_token_core_sandbox_oauth_over_postgres") else {
+        return;
+    };
+    let schema = support::pg::unique_schema();
+    let database = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let store = database.block_on(async {
+        PostgresStore::open(&support::pg::database(&url, &schema))
+            .await
+            .expect("the test database is reachable")
+    });
+    let store = RealTime {
+        store: Arc::new(store),
+        database: database.handle().clone(),
+    };
+    const SESSIONS: usize = 100;
+    let saved = runtime().block_on(soak_over(
+        &support::CoreOAuth,
+        Arc::new(RecordingStore::over(Arc::new(store))),
+        SESSIONS,
+        20,
+    ));
+    // The soak's sets were in the database: every session has its row (the re-authorized ones
+    // logged in again), and every seed and every saved refresh took a version.
+    let (rows, versions) = database.block_on(async {
+        let count = format!("SELECT count(*) FROM \"{schema}\".token_sets");
+        let last = format!("SELECT last_value FROM \"{schema}\".token_set_versions");
+        (
+            support::pg::scalar(&url, &count).await,
+            support::pg::scalar(&url, &last).await,
+        )
+    });
+    assert_eq!(rows, SESSIONS as i64, "rows in {schema}.token_sets");
+    assert!(
+        versions >= (SESSIONS as u64 + saved) as i64,
+        "{versions} versions for {SESSIONS} seeds and {saved} saved refreshes"
+    );
+    database.block_on(support::pg::drop_schema(&url, &schema));
+}
+
+/// A store whose calls run on a real-time runtime of their own, each waited for from a blocking
+/// thread of the soak's runtime: tokio does not let its paused clock jump ahead while a
+/// blocking task runs, so neither the soak's timers nor the store's operation timeout fire
+/// early while the database answers.
+struct RealTime {
+    store: Arc<PostgresStore>,
+    database: tokio::runtime::Handle,
+}
+
+impl RealTime {
+    async fn call<T, F>(&self, call: impl FnOnce(Arc<PostgresStore>) -> F + Send + 'static) -> T
+    where
+        F: Future<Output = T>,
+        T: Send + 'static,
+    {
+        let (store, database) = (self.store.clone(), self.database.clone());
+        tokio::task::spawn_blocking(move || database.block_on(call(store)))
+            .await
+            .expect("the store call did not panic")
+    }
+}
+
+#[async_trait]
+impl TokenStore for RealTime {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        let key = key.clone();
+        self.call(move |store| async move { store.load(&key).await })
+            .await
+    }
+
+    async fn save(
+        &self,
+        key: &SessionKey,
+        set: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        let (key, set) = (key.clone(), set.clone());
+        self.call(move |store| async move { store.save(&key, &set, expected).await })
+            .await
+    }
+
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
+        let key = key.clone();
+        self.call(move |store| async move { store.delete(&key, expected).await })
+            .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        let (key, holder) = (key.clone(), holder.to_owned());
+        self.call(move |store| async move { store.acquire_lease(&key, &holder, ttl).await })
+            .await
+    }
+
+    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        let (key, holder) = (key.clone(), holder.to_owned());
+        self.call(move |store| async move { store.release_lease(&key, &holder).await })
+            .await
+    }
+}
 soak_test!(soak_oauth2, support::OAuth2, 200, 30);
 soak_test!(soak_maya, support::Maya, 200, 30);
 soak_test!(soak_paymentsgate, support::Paymentsgate, 200, 30);

@@ -169,7 +169,10 @@ pub trait ErrorResponse: Sized {
 ///
 /// An error body the endpoint recognises wins, whatever the status; then 5xx and 429 are
 /// transient (with `Retry-After`), any other non-2xx is classified by its status, and a 2xx
-/// that cannot be read is `OutcomeUnknown` (the provider may already have rotated).
+/// that cannot be read is `OutcomeUnknown` (the provider may already have rotated). So is a
+/// 2xx whose access or refresh token contains an ASCII control character (CR, LF, NUL...):
+/// such a token cannot be sent in a header. Every provider-supplied text in an error is
+/// scrubbed of `known_secrets`, whole or in part (see [`crate::redact::scrub_secrets`]).
 pub fn decode_response<E: Endpoint>(
     response: &http::Response<Vec<u8>>,
     now: OffsetDateTime,
@@ -186,13 +189,14 @@ pub fn decode_response<E: Endpoint>(
         {
             kind = ErrorKind::Transient;
         }
+        // Both are the provider's text and may echo a secret of the request, whole or in part.
         let message = error
             .message()
             .map(|m| crate::redact::scrub_body(m.as_bytes(), known_secrets));
         return Err(ProviderError {
             kind,
             status,
-            code: error.code(),
+            code: crate::redact::scrub_secrets(&error.code(), known_secrets),
             message,
             retry_after,
         }
@@ -217,9 +221,31 @@ pub fn decode_response<E: Endpoint>(
     }
     let decoded = E::Response::decode_body(body)
         .map_err(|reason| EndpointError::parse(status, reason, body, known_secrets))?;
-    decoded
+    let set = decoded
         .into_token_set(now)
-        .map_err(|reason| EndpointError::parse(status, reason, body, known_secrets))
+        .map_err(|reason| EndpointError::parse(status, reason, body, known_secrets))?;
+    // A token that cannot travel in a header would be cached and fail every API call.
+    let unusable = [
+        ("access", Some(set.access_token.expose_secret())),
+        (
+            "refresh",
+            set.refresh_token.as_ref().map(RefreshToken::expose_secret),
+        ),
+    ]
+    .into_iter()
+    .find(|(_, token)| token.is_some_and(|t| t.chars().any(|c| c.is_ascii_control())));
+    if let Some((field, _)) = unusable {
+        let mut secrets = known_secrets.to_vec();
+        secrets.push(set.access_token.expose_secret());
+        secrets.extend(set.refresh_token.as_ref().map(RefreshToken::expose_secret));
+        return Err(EndpointError::parse(
+            status,
+            format!("the {field} token contains a control character"),
+            body,
+            &secrets,
+        ));
+    }
+    Ok(set)
 }
 
 /// Server side: encodes a success answer.
@@ -243,19 +269,26 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> http::Response<Vec<u8>> {
     response
 }
 
-/// Reads `Retry-After` as seconds or an HTTP date.
+/// The longest `Retry-After` honoured: one day. A longer one (`18446744073709551615`) is
+/// read as this, so that adding it to any instant cannot overflow.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Reads `Retry-After` as seconds or an HTTP date, at most [`MAX_RETRY_AFTER`].
 pub fn retry_after(headers: &HeaderMap, now: OffsetDateTime) -> Option<Duration> {
     let value = headers
         .get(http::header::RETRY_AFTER)?
         .to_str()
         .ok()?
         .trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Too many digits for a `u64` is still a (very long) delay.
+        let secs = value.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     }
     let at = httpdate::parse_http_date(value).ok()?;
     let at = OffsetDateTime::from(at);
-    Some(Duration::try_from(at - now).unwrap_or(Duration::ZERO))
+    let delay = Duration::try_from(at - now).unwrap_or(Duration::ZERO);
+    Some(delay.min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -276,5 +309,29 @@ mod tests {
         assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(30)));
         headers.insert(http::header::RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&headers, now), None);
+    }
+
+    #[test]
+    fn retry_after_is_clamped_to_a_day() {
+        let now = datetime!(2026-01-01 00:00 UTC);
+        let mut headers = HeaderMap::new();
+        for value in [
+            "18446744073709551615",
+            "340282366920938463463374607431768211456",
+            "86401",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            headers.insert(http::header::RETRY_AFTER, value.parse().unwrap());
+            assert_eq!(retry_after(&headers, now), Some(MAX_RETRY_AFTER), "{value}");
+        }
+        headers.insert(http::header::RETRY_AFTER, "86400".parse().unwrap());
+        assert_eq!(retry_after(&headers, now), Some(MAX_RETRY_AFTER));
+        headers.insert(http::header::RETRY_AFTER, "-5".parse().unwrap());
+        assert_eq!(retry_after(&headers, now), None);
+        headers.insert(
+            http::header::RETRY_AFTER,
+            "Thu, 01 Jan 1970 00:00:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers, now), Some(Duration::ZERO));
     }
 }

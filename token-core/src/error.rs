@@ -67,7 +67,8 @@ pub struct ProviderError {
     pub kind: ErrorKind,
     /// The HTTP status of the answer (200 for a result envelope).
     pub status: StatusCode,
-    /// The provider's own error code (`invalid_grant`, `INVALID_REFRESH_TOKEN`).
+    /// The provider's own error code (`invalid_grant`, `INVALID_REFRESH_TOKEN`), with any
+    /// echo of the request's secrets removed.
     pub code: String,
     /// The provider's message, with any secret removed.
     pub message: Option<String>,
@@ -150,7 +151,8 @@ impl EndpointError {
         Self::Parse {
             kind: ErrorKind::from_status(status),
             status,
-            reason: reason.to_string(),
+            // A decoder's reason may quote a key or value of the answer.
+            reason: crate::redact::scrub_secrets(&reason.to_string(), known_secrets),
             body: crate::redact::scrub_body(body, known_secrets),
         }
     }
@@ -182,6 +184,22 @@ impl TransportError {
         Self {
             kind: ErrorKind::OutcomeUnknown,
             message: message.into(),
+        }
+    }
+
+    /// The answer came from another origin than the request's (a redirect the HTTP client
+    /// followed): `Misconfigured`, never read as the provider's answer, so never taken for
+    /// the provider's verdict on the token. Names the two origins (scheme, host and port:
+    /// no path, query or credentials).
+    pub fn cross_origin(requested: &url::Origin, answered_by: &url::Origin) -> Self {
+        Self {
+            kind: ErrorKind::Misconfigured,
+            message: format!(
+                "the answer came from {} after a redirect from {}; a token call must stay at \
+                 its origin, so the answer was not read",
+                answered_by.ascii_serialization(),
+                requested.ascii_serialization()
+            ),
         }
     }
 }
@@ -275,7 +293,7 @@ pub enum Error {
     /// Bytes could not be exchanged with the provider.
     #[error(transparent)]
     Transport(#[from] TransportError),
-    /// The session's refresh token is dead; it was removed from the store.
+    /// The session's refresh token is dead; the verdict is recorded in the store.
     #[error("reauth_required: {0}")]
     ReauthRequired(Reauth),
     /// No tokens are stored for the session and the provider cannot obtain any without a user.
@@ -300,6 +318,25 @@ pub enum Error {
     /// The library or provider was set up wrongly.
     #[error("misconfigured: {0}")]
     Config(String),
+    /// The provider asked to wait (`Retry-After`) and the wait is not over; no call was made.
+    #[error("the provider asked to wait; {} ms left", remaining.as_millis())]
+    CoolingDown {
+        /// How long until the provider may be called again.
+        remaining: Duration,
+    },
+    /// The refresh ended without an answer (it panicked, or its task was cancelled); the next
+    /// call starts a new one.
+    #[error("the refresh was aborted: {0}")]
+    RefreshAborted(String),
+    /// The manager is shutting down and starts no new refresh.
+    #[error("the token manager is shutting down")]
+    ShuttingDown,
+    /// [`shutdown`](crate::TokenManager::shutdown) ran out of time with work still in flight.
+    #[error("shutdown timed out with {pending} task(s) still running")]
+    ShutdownTimedOut {
+        /// Refreshes and saves still running.
+        pending: usize,
+    },
 }
 
 impl Error {
@@ -312,6 +349,10 @@ impl Error {
             Self::Store(_) => ErrorKind::Transient,
             Self::RetriesExhausted { last, .. } => last.kind(),
             Self::Config(_) => ErrorKind::Misconfigured,
+            Self::CoolingDown { .. }
+            | Self::RefreshAborted(_)
+            | Self::ShuttingDown
+            | Self::ShutdownTimedOut { .. } => ErrorKind::Transient,
         }
     }
 
@@ -320,6 +361,7 @@ impl Error {
         match self {
             Self::Endpoint(EndpointError::Provider(e)) => e.retry_after,
             Self::RetriesExhausted { last, .. } => last.retry_after(),
+            Self::CoolingDown { remaining } => Some(*remaining),
             _ => None,
         }
     }

@@ -1,7 +1,9 @@
 //! Turning whatever a provider sends about expiry into absolute instants.
 //!
 //! Providers send `expires_in` seconds (a number, a string or null), UNIX seconds, RFC 3339
-//! with an offset, or nothing but a JWT whose `exp` claim says it. All become `OffsetDateTime`.
+//! with an offset, or nothing but a JWT whose `exp` claim says it. All become `OffsetDateTime`,
+//! inside [`EARLIEST`]..=[`LATEST`] so that no skew or lifetime added or subtracted later can
+//! overflow.
 
 use std::fmt;
 
@@ -9,6 +11,35 @@ use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
+
+/// The earliest expiry instant a provider's answer can give: the UNIX epoch. An instant
+/// before it (a JWT `exp` of year -9999) is nonsense, read as "expiry unknown".
+pub const EARLIEST: OffsetDateTime = OffsetDateTime::UNIX_EPOCH;
+
+/// The latest expiry instant a provider's answer can give: a lifetime beyond it ends there.
+/// A thousand years below the last representable instant, so that adding any sane duration
+/// to an expiry cannot overflow.
+pub const LATEST: OffsetDateTime = time::macros::datetime!(9000-01-01 00:00 UTC);
+
+/// An instant a provider sent, made safe for arithmetic: `None` before [`EARLIEST`], capped
+/// at [`LATEST`].
+///
+/// ```
+/// use token_core::expiry::{LATEST, plausible};
+/// use time::macros::datetime;
+///
+/// let at = datetime!(2026-01-01 00:00 UTC);
+/// assert_eq!(plausible(at), Some(at));
+/// assert_eq!(plausible(datetime!(-9999-01-01 00:00 UTC)), None);
+/// assert_eq!(plausible(datetime!(9999-12-31 23:59 UTC)), Some(LATEST));
+/// ```
+pub fn plausible(at: OffsetDateTime) -> Option<OffsetDateTime> {
+    if at < EARLIEST {
+        None
+    } else {
+        Some(at.min(LATEST))
+    }
+}
 
 /// Lifetime in seconds from the moment of the response, as `expires_in` carries it.
 ///
@@ -20,12 +51,14 @@ pub struct ExpiresIn(pub Option<u64>);
 impl ExpiresIn {
     /// The absolute instant `now + self`, if a lifetime was given.
     ///
-    /// A lifetime beyond the last representable instant (a provider's nonsense) ends there,
-    /// rather than overflowing.
+    /// A lifetime beyond [`LATEST`] (a provider's nonsense) ends there, rather than
+    /// overflowing.
     pub fn at(self, now: OffsetDateTime) -> Option<OffsetDateTime> {
         self.0.map(|secs| {
-            now.checked_add(Duration::seconds(secs.min(i64::MAX as u64) as i64))
-                .unwrap_or_else(|| time::PrimitiveDateTime::MAX.assume_utc())
+            i64::try_from(secs)
+                .ok()
+                .and_then(|secs| now.checked_add(Duration::seconds(secs)))
+                .map_or(LATEST, |at| at.min(LATEST))
         })
     }
 
@@ -120,7 +153,9 @@ pub fn from_unix(secs: i64) -> Result<OffsetDateTime, ExpiryError> {
 /// The `exp` claim of a JWT, read without verifying the signature.
 ///
 /// Only for scheduling a refresh of one's own token: never trust an unverified claim for
-/// anything else. Returns `None` when the value is not a JWT or has no numeric `exp`.
+/// anything else. Returns `None` when the value is not a JWT or has no numeric `exp`, or an
+/// `exp` before the UNIX epoch; an `exp` beyond [`LATEST`] is capped there (see
+/// [`plausible`]).
 pub fn jwt_exp(token: &str) -> Option<OffsetDateTime> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -136,7 +171,7 @@ pub fn jwt_exp(token: &str) -> Option<OffsetDateTime> {
         serde_json::Value::String(s) => s.trim().parse().ok()?,
         _ => return None,
     };
-    from_unix(secs).ok()
+    from_unix(secs).ok().and_then(plausible)
 }
 
 /// Why an expiry value could not be read.
@@ -223,11 +258,19 @@ mod tests {
             Some(datetime!(2026-01-01 00:01 UTC))
         );
         assert_eq!(ExpiresIn(None).at(now), None);
-        // Nonsense lifetimes saturate instead of overflowing.
-        let far = ExpiresIn(Some(u64::MAX)).at(now).unwrap();
-        assert!(far > now + Duration::days(365 * 1000));
-        assert!(far.format(&Rfc3339).is_ok(), "stores can still write it");
-        assert!(ExpiresIn(Some(i64::MAX as u64)).at(now).is_some());
+        // Nonsense lifetimes saturate instead of overflowing, and leave room for more
+        // arithmetic.
+        for secs in [u64::MAX, i64::MAX as u64, i64::MAX as u64 + 1, 1 << 40] {
+            let far = ExpiresIn(Some(secs)).at(now).unwrap();
+            assert_eq!(far, LATEST, "{secs}");
+            assert!(far > now + Duration::days(365 * 1000));
+            assert!(far.format(&Rfc3339).is_ok(), "stores can still write it");
+            assert!(far.checked_add(Duration::days(366 * 100)).is_some());
+        }
+        assert_eq!(
+            ExpiresIn(Some(u64::MAX)).at(time::PrimitiveDateTime::MAX.assume_utc()),
+            Some(LATEST)
+        );
         assert_eq!(
             ExpiresIn::until(now, datetime!(2026-01-01 00:05 UTC)),
             ExpiresIn(Some(0))
@@ -266,5 +309,33 @@ mod tests {
         assert_eq!(jwt_exp("a.!!!.c"), None);
         let no_exp = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"sub":1}"#);
         assert_eq!(jwt_exp(&format!("a.{no_exp}.c")), None);
+    }
+
+    #[test]
+    fn jwt_exp_at_the_edges_of_time_is_unknown_or_capped() {
+        let jwt = |exp: &str| {
+            let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(format!(r#"{{"exp":{exp}}}"#));
+            format!("h.{payload}.s")
+        };
+        for exp in [
+            i64::MIN.to_string(),
+            "-377705116800".into(),
+            "-1".into(),
+            "-1e300".into(),
+        ] {
+            assert_eq!(jwt_exp(&jwt(&exp)), None, "{exp}");
+        }
+        for exp in [
+            "253402300799".to_string(),
+            i64::MAX.to_string(),
+            u64::MAX.to_string(),
+            "1e300".into(),
+        ] {
+            let at = jwt_exp(&jwt(&exp));
+            assert!(at.is_none() || at == Some(LATEST), "{exp}: {at:?}");
+        }
+        assert_eq!(jwt_exp(&jwt("253402300799")), Some(LATEST));
+        assert_eq!(jwt_exp(&jwt("0")), Some(EARLIEST));
     }
 }

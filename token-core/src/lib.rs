@@ -37,7 +37,7 @@ pub use error::{
     EndpointError, Error, ErrorKind, ProviderError, Reauth, StoreError, TransportError,
 };
 pub use issuer::{Issuer, IssuerConfig, IssuerError, IssuerStore, MemoryIssuerStore};
-pub use manager::{Event, ManagerConfig, RetryPolicy, TokenManager};
+pub use manager::{Event, ExpiryNote, ManagerConfig, RetryPolicy, TokenManager};
 pub use middleware::BearerAuth;
 pub use pkce::PkceVerifier;
 pub use provider::{CallContext, Provider, Signer};

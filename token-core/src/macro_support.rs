@@ -557,6 +557,66 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     serde_json::from_slice(body).map_err(|e| unquote(&e.to_string()))
 }
 
+/// Reads a success answer so that no odd field other than the tokens costs the tokens: the
+/// body must be a JSON object (whatever its content type); a duplicate key is resolved by its
+/// last value; an expiry field its type cannot read (`-5`, `1e300`, `"NaN"`, an object) is
+/// read as `null` (an unknown expiry), with a warning naming the field, never its value.
+/// The reason of an error never quotes the body's strings.
+pub fn decode_answer_json<T: DeserializeOwned>(
+    body: &[u8],
+    expiry_fields: &[(&str, ReadsAs)],
+) -> Result<T, String> {
+    let mut value: Value = decode_json(body)?;
+    let Value::Object(map) = &mut value else {
+        return Err("expected a JSON object".into());
+    };
+    for (name, reads) in expiry_fields {
+        if let Some(field) = map.get_mut(*name)
+            && !field.is_null()
+            && !reads(field)
+        {
+            tracing::warn!(
+                field = *name,
+                "the provider's answer has an invalid expiry in `{name}`; the tokens are kept and this expiry is treated as unknown"
+            );
+            *field = Value::Null;
+        }
+    }
+    serde_json::from_value(value).map_err(|e| unquote(&e.to_string()))
+}
+
+/// Whether a JSON value reads as some field type: [`reads_as::<T>`](reads_as).
+pub type ReadsAs = fn(&Value) -> bool;
+
+/// Whether `value` reads as a `T`.
+pub fn reads_as<T: DeserializeOwned>(value: &Value) -> bool {
+    T::deserialize(value).is_ok()
+}
+
+/// An expiry instant read from the field `name`, kept inside
+/// [`EARLIEST`](crate::expiry::EARLIEST)..=[`LATEST`](crate::expiry::LATEST) so that later
+/// arithmetic cannot overflow; a warning names the field when its instant was out of range.
+pub fn bounded_expiry(at: Option<OffsetDateTime>, name: &str) -> Option<OffsetDateTime> {
+    bounded(at, name)
+}
+
+fn bounded(at: Option<OffsetDateTime>, name: &str) -> Option<OffsetDateTime> {
+    let at = at?;
+    let kept = crate::expiry::plausible(at);
+    if kept != Some(at) {
+        tracing::warn!(
+            field = name,
+            "the provider's answer has an out-of-range expiry in `{name}`; it is treated as {}",
+            if kept.is_some() {
+                "the latest expiry"
+            } else {
+                "unknown"
+            }
+        );
+    }
+    kept
+}
+
 fn unquote(message: &str) -> String {
     // serde_json quotes offending string values (`invalid type: string "..."`); field names
     // are in backticks and survive.
@@ -768,11 +828,23 @@ status_field!(u16, u32, u64, i32, i64);
 pub trait ExpiryField {
     fn instant(&self, now: OffsetDateTime) -> Option<OffsetDateTime>;
     fn from_instant(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Self;
+    /// The instant as a refresh token's expiry: like [`instant`](Self::instant), except
+    /// that a relative lifetime of zero seconds means the refresh token does not expire
+    /// (Keycloak's `refresh_expires_in: 0` for offline tokens).
+    fn refresh_instant(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        self.instant(now)
+    }
 }
 
 impl ExpiryField for ExpiresIn {
     fn instant(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
         self.at(now)
+    }
+    fn refresh_instant(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        match self.0 {
+            Some(0) => None,
+            _ => self.at(now),
+        }
     }
     fn from_instant(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Self {
         at.map(|at| ExpiresIn::until(at, now)).unwrap_or_default()
@@ -804,9 +876,13 @@ impl<T: ExpiryField> ExpiryField for Option<T> {
     fn from_instant(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Self {
         at.map(|at| T::from_instant(Some(at), now))
     }
+    fn refresh_instant(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        self.as_ref().and_then(|t| t.refresh_instant(now))
+    }
 }
 
-/// The access token's expiry: the field's, else (with `jwt_expiry`) the JWT `exp` claim.
+/// The access token's expiry: the field's, else (with `jwt_expiry`) the JWT `exp` claim
+/// (kept in range by [`jwt_exp`]).
 pub fn access_expiry(
     field: Option<OffsetDateTime>,
     token: &AccessToken,

@@ -108,6 +108,11 @@ impl<P: Provider> Middleware for BearerAuth<P> {
             .refresh_rejected(&session, &token)
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
+        if fresh == token {
+            // The token was itself obtained after a 401: the API refuses more than the
+            // token. Its answer stands; nothing is resent.
+            return Ok(response);
+        }
         set_bearer(&mut again, &fresh)?;
         next.run(again, extensions).await
     }

@@ -1,7 +1,10 @@
-//! Removing secrets from text that may be shown: raw response bodies kept in parse errors.
+//! Removing secrets from text that may be shown: raw response bodies kept in parse errors,
+//! and the codes and messages of a provider's error answers.
 //!
 //! A provider's broken answer is worth keeping for diagnosis, but it may echo a token back
-//! (Maya's `invalid_token` message does). Bodies are cut to a bound and scrubbed first.
+//! (Maya's `invalid_token` message does), whole or in part, in any field. Bodies are cut to a
+//! bound and scrubbed first; every other provider-supplied text goes through
+//! [`scrub_secrets`].
 
 /// A value that must never be shown; implemented by every secret type.
 pub trait Secret {
@@ -11,6 +14,14 @@ pub trait Secret {
 
 /// How much of a raw body a parse error keeps.
 pub const MAX_KEPT_BODY: usize = 1024;
+
+/// The shortest part of a known secret that is redacted where it appears: any run of this
+/// many consecutive bytes of a secret (a partial echo) is removed, not only the whole value.
+pub const MIN_ECHO: usize = 8;
+
+/// Known secrets shorter than this are not looked for at all: replacing every `rt` in a text
+/// would hide everything and protect nothing.
+const MIN_SECRET: usize = 4;
 
 /// JSON keys whose string values are always treated as secrets, whatever the provider.
 const SECRET_KEYS: &[&str] = &[
@@ -31,8 +42,9 @@ const SECRET_KEYS: &[&str] = &[
     "assertion",
 ];
 
-/// A body made safe to show: at most [`MAX_KEPT_BODY`] bytes, every `known` secret replaced,
-/// and the string values of token-like JSON keys replaced.
+/// A body made safe to show: at most [`MAX_KEPT_BODY`] bytes, every `known` secret replaced
+/// (whole or in part, see [`scrub_secrets`]), and the string values of token-like JSON keys
+/// replaced.
 pub fn scrub_body(body: &[u8], known: &[&str]) -> String {
     let mut text = match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(mut value) => {
@@ -43,9 +55,7 @@ pub fn scrub_body(body: &[u8], known: &[&str]) -> String {
         // are still masked, so a cut-off answer cannot show the token it carried.
         Err(_) => scrub_text(&String::from_utf8_lossy(body)),
     };
-    for secret in known.iter().filter(|s| s.len() >= 4) {
-        text = text.replace(secret, crate::secret::REDACTED);
-    }
+    text = scrub_secrets(&text, known);
     // Scrub before cutting, so a secret straddling the cut cannot survive half-visible.
     if text.len() > MAX_KEPT_BODY {
         let mut end = MAX_KEPT_BODY;
@@ -56,6 +66,91 @@ pub fn scrub_body(body: &[u8], known: &[&str]) -> String {
         text.push_str("...");
     }
     text
+}
+
+/// `text` with every echo of a `known` secret replaced by the redaction marker: any run of
+/// [`MIN_ECHO`] or more consecutive bytes of a secret (so a token echoed whole, cut, or
+/// wrapped in other text), its form-urlencoded spelling too, and whole occurrences of a
+/// secret shorter than that (from 4 bytes).
+///
+/// Linear in the text: every [`MIN_ECHO`]-byte window of the text is looked up among the
+/// windows of the secrets (a few dozen per token).
+///
+/// ```
+/// use token_core::redact::scrub_secrets;
+///
+/// let token = "rt-9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4";
+/// assert_eq!(scrub_secrets(token, &[token]), "[redacted]");
+/// assert_eq!(
+///     scrub_secrets("invalid_grant: rt-9f8e7d6c5b4a3f2e1d0c9b8a is dead", &[token]),
+///     "invalid_grant: [redacted] is dead"
+/// );
+/// assert_eq!(scrub_secrets("invalid_grant", &[token]), "invalid_grant");
+/// ```
+pub fn scrub_secrets(text: &str, known: &[&str]) -> String {
+    let bytes = text.as_bytes();
+    let mut masked = vec![false; bytes.len()];
+    let mut windows: Vec<u64> = Vec::new();
+    let mut encoded = Vec::new();
+    for secret in known {
+        let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        if form != *secret {
+            encoded.push(form);
+        }
+    }
+    for secret in known
+        .iter()
+        .copied()
+        .chain(encoded.iter().map(String::as_str))
+    {
+        let secret = secret.as_bytes();
+        if secret.len() >= MIN_ECHO {
+            windows.extend(secret.windows(MIN_ECHO).map(window_key));
+        } else if secret.len() >= MIN_SECRET {
+            let mut from = 0;
+            while let Some(at) = find(&bytes[from..], secret) {
+                masked[from + at..from + at + secret.len()].fill(true);
+                from += at + 1;
+            }
+        }
+    }
+    windows.sort_unstable();
+    windows.dedup();
+    if !windows.is_empty() {
+        for (at, window) in bytes.windows(MIN_ECHO).enumerate() {
+            if windows.binary_search(&window_key(window)).is_ok() {
+                masked[at..at + MIN_ECHO].fill(true);
+            }
+        }
+    }
+    if !masked.contains(&true) {
+        return text.to_owned();
+    }
+    // Whole characters only: a masked byte hides the character it belongs to.
+    let mut out = String::with_capacity(text.len());
+    let mut in_run = false;
+    for (at, ch) in text.char_indices() {
+        if masked[at..at + ch.len_utf8()].contains(&true) {
+            if !in_run {
+                out.push_str(crate::secret::REDACTED);
+                in_run = true;
+            }
+        } else {
+            out.push(ch);
+            in_run = false;
+        }
+    }
+    out
+}
+
+fn window_key(window: &[u8]) -> u64 {
+    let mut key = [0; MIN_ECHO];
+    key.copy_from_slice(window);
+    u64::from_le_bytes(key)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Masks the value after every token-like key followed by `:` or `=` (quoted or not, up to
@@ -163,6 +258,42 @@ mod tests {
             shown,
             "<html>error: bad gateway, code=[redacted] at 10:30</html>"
         );
+    }
+
+    #[test]
+    fn partial_echoes_of_a_known_secret_are_scrubbed() {
+        let token = "rt-9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4";
+        for start in 0..=token.len() - MIN_ECHO {
+            for end in start + MIN_ECHO..=token.len() {
+                let text = format!("code {} here", &token[start..end]);
+                assert_eq!(
+                    scrub_secrets(&text, &[token]),
+                    "code [redacted] here",
+                    "{start}..{end}"
+                );
+            }
+        }
+        // Seven characters are not an echo: ordinary text must survive.
+        let text = format!("code {} here", &token[3..10]);
+        assert_eq!(scrub_secrets(&text, &[token]), text);
+    }
+
+    #[test]
+    fn scrubbing_keeps_other_text_and_whole_characters() {
+        let token = "tok-ünïcödé-0123456789";
+        let text = format!("é {} ü, invalid_grant", &token[..13]);
+        let shown = scrub_secrets(&text, &[token, "", "ab"]);
+        assert_eq!(shown, "é [redacted] ü, invalid_grant");
+        assert_eq!(scrub_secrets("invalid_grant", &[token]), "invalid_grant");
+        assert_eq!(scrub_secrets("", &[token]), "");
+    }
+
+    #[test]
+    fn a_form_encoded_echo_is_scrubbed() {
+        let token = "rt_a+b/c=0123456789";
+        let shown = scrub_secrets("refresh_token=rt_a%2Bb%2Fc%3D0123456789&x=1", &[token]);
+        assert!(!shown.contains("0123456789"), "{shown}");
+        assert!(shown.ends_with("&x=1"), "{shown}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Moving bytes: the [`HttpClient`] trait the manager calls, and its reqwest implementation
-//! with a body-size limit, timeouts, and no redirects.
+//! with a body-size limit, timeouts, and no answer read from another origin.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +39,11 @@ pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 /// [`HttpClient`] over reqwest. Follows no redirect (a token endpoint has no business
 /// redirecting, and a redirect must never carry credentials elsewhere), reads at most
 /// [`DEFAULT_MAX_BODY`] bytes, and times out after 30 s.
+///
+/// Whatever client it wraps, an answer that comes from another origin (scheme, host, port)
+/// than the request's is refused with [`TransportError::cross_origin`] and its body is never
+/// read; and request bodies are sent so that they cannot be replayed, so even a client that
+/// follows redirects does not resend a body (the refresh token) on a 307 or 308.
 #[derive(Clone, Debug)]
 pub struct ReqwestClient {
     client: reqwest::Client,
@@ -74,7 +79,22 @@ impl ReqwestClient {
         })
     }
 
-    /// Wraps a configured reqwest client (its redirect policy is the caller's choice).
+    /// Wraps a configured reqwest client.
+    ///
+    /// Build it with `.redirect(reqwest::redirect::Policy::none())`, as [`new`](Self::new)
+    /// does: reqwest cannot change a built client's redirect policy. Whatever its policy,
+    /// token calls stay at their origin:
+    ///
+    /// - a body is never resent: the 307 or 308 that would forward it (and the refresh token
+    ///   in it) is returned as it is, and [`codec::decode_response`](crate::codec::decode_response)
+    ///   reads it as a refusal (`Rejected`), not as the provider's verdict on the token;
+    /// - a redirect the client follows without the body (301, 302, 303 become a `GET`) to
+    ///   another origin ends in [`TransportError::cross_origin`] (`Misconfigured`), and that
+    ///   origin's answer is never read as a token answer.
+    ///
+    /// A client that follows redirects still sends the request's headers, minus
+    /// `Authorization` (reqwest drops it across origins), on such a `GET`: with such a
+    /// client, do not put a secret in another header.
     pub fn from_client(client: reqwest::Client) -> Self {
         Self {
             client,
@@ -95,14 +115,21 @@ impl HttpClient for ReqwestClient {
         &self,
         request: http::Request<Vec<u8>>,
     ) -> Result<http::Response<Vec<u8>>, TransportError> {
-        let request =
-            reqwest::Request::try_from(request.map(reqwest::Body::from)).map_err(|e| {
-                TransportError {
-                    kind: ErrorKind::Misconfigured,
-                    message: e.without_url().to_string(),
-                }
-            })?;
+        // A body that cannot be cloned is never replayed by a redirect-following client (a
+        // 307 or 308 comes back as it is); its exact length is still sent as Content-Length.
+        let request = reqwest::Request::try_from(
+            request.map(|body| reqwest::Body::wrap(reqwest::Body::from(body))),
+        )
+        .map_err(|e| TransportError {
+            kind: ErrorKind::Misconfigured,
+            message: e.without_url().to_string(),
+        })?;
+        let origin = request.url().origin();
         let mut response = self.client.execute(request).await.map_err(classify)?;
+        let answered_by = response.url().origin();
+        if answered_by != origin {
+            return Err(TransportError::cross_origin(&origin, &answered_by));
+        }
         let status = response.status();
         let mut builder = http::Response::builder()
             .status(status)

@@ -340,14 +340,20 @@ fn response(model: &Model) -> TokenStream {
     };
     let expiry_instant = match role_of(model, "expiry") {
         Some(field) => {
-            let f = field.ident;
-            {
-                let ty = field.ty;
-                quote_spanned!(ty.span()=> <#ty as #p::ExpiryField>::instant(&self.#f, __now))
-            }
+            let (f, ty, wire) = (field.ident, field.ty, &field.wire);
+            quote_spanned!(ty.span()=> #p::bounded_expiry(<#ty as #p::ExpiryField>::instant(&self.#f, __now), #wire))
         }
         None => quote!(::core::option::Option::None),
     };
+    // Expiry fields are read leniently: an odd value there must not cost the tokens.
+    let expiry_fields = model
+        .fields
+        .iter()
+        .filter(|f| matches!(f.role().as_deref(), Some("expiry" | "refresh_expiry")))
+        .map(|f| {
+            let (ty, wire) = (f.ty, &f.wire);
+            quote_spanned!(ty.span()=> (#wire, #p::reads_as::<#ty> as #p::ReadsAs))
+        });
     into.push(quote!(__set.access_expires_at = #p::access_expiry(#expiry_instant, &__set.access_token, #jwt);));
     for field in &model.fields {
         let f = field.ident;
@@ -365,7 +371,8 @@ fn response(model: &Model) -> TokenStream {
                 from.push(quote_spanned!(span=> #f: <#ty as #p::ExpiryField>::from_instant(__set.access_expires_at, __now)));
             }
             Some("refresh_expiry") => {
-                into.push(quote_spanned!(span=> __set.refresh_expires_at = <#ty as #p::ExpiryField>::instant(&self.#f, __now);));
+                let wire = &field.wire;
+                into.push(quote_spanned!(span=> __set.refresh_expires_at = #p::bounded_expiry(<#ty as #p::ExpiryField>::refresh_instant(&self.#f, __now), #wire);));
                 from.push(quote_spanned!(span=> #f: <#ty as #p::ExpiryField>::from_instant(__set.refresh_expires_at, __now)));
             }
             Some(role @ ("token_type" | "scope")) => {
@@ -388,7 +395,7 @@ fn response(model: &Model) -> TokenStream {
             type Extras = #extras;
 
             fn decode_body(body: &[u8]) -> ::core::result::Result<Self, ::std::string::String> {
-                #p::decode_json(body)
+                #p::decode_answer_json(body, &[#(#expiry_fields),*])
             }
 
             fn encode_body(&self) -> ::std::vec::Vec<u8> {

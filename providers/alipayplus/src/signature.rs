@@ -231,8 +231,9 @@ impl Rsa256Signer {
         };
         let client_id = text(CLIENT_ID)?;
         if client_id != self.client_id {
+            // The value received is the peer's text: not quoted in an error.
             return Err(EndpointError::Signature(format!(
-                "`Client-Id` is `{client_id}`, expected `{}`",
+                "`Client-Id` is not the expected `{}`",
                 self.client_id
             )));
         }

@@ -202,9 +202,14 @@ fn config_needs_exactly_one_source_per_key_and_refuses_unknown_keys() {
         )
         .is_err()
     );
+    let shown = format!("{both:?}");
     assert!(
-        !format!("{both:?}").contains("\"k\""),
-        "the private key is redacted"
+        shown.contains("private_key: Some(ClientSecret([redacted]))"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("\"k\""),
+        "the private key is redacted: {shown}"
     );
 }
 
@@ -391,4 +396,33 @@ fn an_openssl_response_signature_verifies_with_ours() {
     let mut unavailable = answer("busy");
     *unavailable.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
     assert!(signer.verify(&request, &unavailable).is_ok());
+}
+
+#[cfg(feature = "sandbox")]
+#[test]
+fn a_client_id_answered_by_the_peer_is_not_quoted_in_the_signature_error() {
+    use token_provider_alipayplus::sandbox::{CLIENT_PRIVATE_KEY, MPP_PUBLIC_KEY};
+    let signer = Rsa256Signer::from_pem("CLIENT", 1, CLIENT_PRIVATE_KEY, MPP_PUBLIC_KEY).unwrap();
+    let request = http::Request::post(
+        "https://open-sea-global.alipayplus.com/aps/api/v1/authorizations/applyToken",
+    )
+    .body(SEED_REQUEST.as_bytes().to_vec())
+    .unwrap();
+    let echoed = "2810100334F62CBC577F468AAC87CFC6C9107811";
+    let response = http::Response::builder()
+        .header("Client-Id", echoed)
+        .header("Response-Time", "2022-06-06T12:12:13+08:00")
+        .header(
+            "Signature",
+            "algorithm=RSA256, keyVersion=1, signature=AAAA",
+        )
+        .body(SEED_RESPONSE.as_bytes().to_vec())
+        .unwrap();
+    let error = signer.verify(&request, &response).unwrap_err();
+    let shown = format!("{error} {error:?}");
+    assert!(
+        shown.contains("`Client-Id` is not the expected `CLIENT`"),
+        "{shown}"
+    );
+    assert!(!shown.contains(echoed), "{shown}");
 }

@@ -152,7 +152,8 @@ impl MayaConfig {
             return set;
         }
         if let Some(secs) = self.refresh_token_lifetime_secs {
-            set.refresh_expires_at = Some(now + Duration::from_secs(secs));
+            // Saturating: a lifetime too long for the calendar must not panic a refresh.
+            set.refresh_expires_at = token_core::expiry::ExpiresIn(Some(secs)).at(now);
         }
         set
     }

@@ -64,7 +64,9 @@
 //!     "https://connect.example/oauth/authorize?response_type=code&client_id=partner-1\
 //!      &redirect_uri=https%3A%2F%2Fpartner.example%2Fmaya%2Fcallback&state=customer-7",
 //! );
-//! assert!(!format!("{config:?}").contains("s3cret"));
+//! let shown = format!("{config:?}");
+//! assert!(shown.contains("client_secret: ClientSecret([redacted])"), "{shown}");
+//! assert!(!shown.contains("s3cret"));
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 #![forbid(unsafe_code)]

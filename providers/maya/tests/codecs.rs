@@ -178,7 +178,11 @@ fn an_invalid_token_message_echoing_the_refresh_token_is_scrubbed() {
         &refresh.secrets(),
     ));
     assert_eq!(error.kind, ErrorKind::ReauthRequired);
-    assert!(!error.to_string().contains("rt-LEAKED-42"), "{error}");
+    // The text still names the failure, with the token cut out of it.
+    let shown = error.to_string();
+    assert!(shown.contains("invalid_token"), "{shown}");
+    assert!(shown.contains("Invalid refresh token"), "{shown}");
+    assert!(!shown.contains("rt-LEAKED-42"), "{shown}");
 }
 
 #[test]
@@ -227,4 +231,24 @@ fn config_keys_are_read_from_json_and_unknown_ones_refused() {
         "refersh": "oauth"
     }));
     assert!(typo.unwrap_err().to_string().contains("refersh"));
+}
+
+#[test]
+fn a_configured_refresh_lifetime_too_long_for_the_calendar_saturates() {
+    let now = datetime!(2026-01-01 00:00 UTC);
+    for secs in [u64::MAX, i64::MAX as u64, 1 << 40] {
+        let config = config().with_refresh_token_lifetime(std::time::Duration::from_secs(secs));
+        let set = config.stamp_refresh_expiry(session(), None, now);
+        assert_eq!(
+            set.refresh_expires_at,
+            Some(token_core::expiry::LATEST),
+            "{secs}"
+        );
+    }
+    let config = config().with_refresh_token_lifetime(std::time::Duration::from_secs(86400));
+    let set = config.stamp_refresh_expiry(session(), None, now);
+    assert_eq!(
+        set.refresh_expires_at,
+        Some(datetime!(2026-01-02 00:00 UTC))
+    );
 }

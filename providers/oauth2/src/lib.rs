@@ -52,7 +52,9 @@
 //!     "reuse_window_secs": 300
 //! }"#)?;
 //! assert_eq!(config.client_auth, ClientAuth::Body);
-//! assert!(!format!("{config:?}").contains("s3cret"));
+//! let shown = format!("{config:?}");
+//! assert!(shown.contains("client_secret: Some(ClientSecret([redacted]))"), "{shown}");
+//! assert!(!shown.contains("s3cret"));
 //! assert!(serde_json::from_str::<OAuth2Config>(r#"{"client_id": "a", "scopes": "x"}"#).is_err());
 //! # Ok::<(), serde_json::Error>(())
 //! ```

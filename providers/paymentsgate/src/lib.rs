@@ -39,7 +39,9 @@
 //!     "public_key": "LS0tLS1CRUdJTiBQVUJMSUMgS0VZLS0tLS0K"
 //! }"#)?;
 //! assert!(config.refresh_bearer);
-//! assert!(!format!("{config:?}").contains("LS0t"));
+//! let shown = format!("{config:?}");
+//! assert!(shown.contains("public_key: ClientSecret([redacted])"), "{shown}");
+//! assert!(!shown.contains("LS0t"));
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 //!

@@ -1,10 +1,9 @@
 //! What the fault matrix, the soak and the security tests share: one [`Subject`] per provider
 //! (its sandbox and a manager over it), recording stores that see every token and every
-//! refusal, and a `tracing` capture.
+//! refusal, a `tracing` capture ([`logs`]), and the PostgreSQL test database ([`pg`]).
 #![allow(dead_code)]
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -132,11 +131,26 @@ impl IssuerStore for RecordingIssuerStore {
 }
 
 /// The manager's store, recording the hash of every refresh token it was asked to keep.
-#[derive(Default)]
 pub struct RecordingStore {
-    inner: MemoryStore,
+    inner: Arc<dyn TokenStore>,
     /// Hashes of every refresh token ever saved.
     pub saved_refresh: Mutex<HashSet<TokenHash>>,
+}
+
+impl Default for RecordingStore {
+    fn default() -> Self {
+        Self::over(Arc::new(MemoryStore::new()))
+    }
+}
+
+impl RecordingStore {
+    /// Records what the manager saves into `inner`.
+    pub fn over(inner: Arc<dyn TokenStore>) -> Self {
+        Self {
+            inner,
+            saved_refresh: Mutex::default(),
+        }
+    }
 }
 
 #[async_trait]
@@ -173,48 +187,16 @@ impl TokenStore for RecordingStore {
     ) -> Result<Lease, StoreError> {
         self.inner.acquire_lease(key, holder, ttl).await
     }
-}
 
-// ---- tracing capture ----------------------------------------------------------------------
-
-/// A `tracing` writer into memory.
-#[derive(Clone, Default)]
-pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl LogBuffer {
-    /// Everything written so far.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&lock(&self.0)).into_owned()
+    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        self.inner.release_lease(key, holder).await
     }
 }
 
-impl Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        lock(&self.0).extend_from_slice(buf);
-        Ok(buf.len())
-    }
+// ---- tracing capture, the PostgreSQL test database, leak checks ---------------------------
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
-    type Writer = LogBuffer;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-/// A subscriber writing every event at every level, with every span field, into `buffer`.
-pub fn capture(buffer: &LogBuffer) -> impl tracing::Subscriber + Send + Sync + use<> {
-    tracing_subscriber::fmt()
-        .with_writer(buffer.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish()
-}
+pub mod logs;
+pub mod pg;
 
 /// The first `secret` (of at least 8 characters) found in `text`, if any.
 pub fn leaked<'a>(text: &str, secrets: impl IntoIterator<Item = &'a String>) -> Option<String> {
@@ -387,7 +369,7 @@ impl<P: Provider> Rig for ManagedRig<P> {
         self.store
             .load(&key)
             .await
-            .expect("the memory store loads")
+            .expect("the store loads")
             .and_then(|r| r.value.into_tokens())
     }
 

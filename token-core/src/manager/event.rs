@@ -57,6 +57,36 @@ pub enum Event {
         /// The stored version.
         version: Version,
     },
+    /// The provider's answer had an odd expiry; the tokens were kept and the expiry
+    /// adjusted as the note says.
+    ExpiryAdjusted {
+        /// The session.
+        session: Arc<str>,
+        /// What was odd.
+        note: ExpiryNote,
+    },
+}
+
+/// What was odd about the expiry of a provider's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExpiryNote {
+    /// No access-token expiry (none sent, or one that could not be read): the configured
+    /// default lifetime applies, if any.
+    Unknown,
+    /// The access token was already expired, or expires within the refresh skew, on
+    /// arrival: it is used, and the next refresh waits the minimum interval.
+    AlreadyExpired,
+}
+
+impl ExpiryNote {
+    /// A short name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::AlreadyExpired => "already_expired",
+        }
+    }
 }
 
 impl Event {
@@ -67,8 +97,22 @@ impl Event {
             | Self::Adopted { session, .. }
             | Self::RefreshFailed { session, .. }
             | Self::PersistFailed { session, .. }
-            | Self::Persisted { session, .. } => session,
+            | Self::Persisted { session, .. }
+            | Self::ExpiryAdjusted { session, .. } => session,
             Self::ReauthRequired(reauth) => &reauth.session,
+        }
+    }
+
+    /// A short name of the event's kind, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Refreshed { .. } => "refreshed",
+            Self::Adopted { .. } => "adopted",
+            Self::ReauthRequired(_) => "reauth_required",
+            Self::RefreshFailed { .. } => "refresh_failed",
+            Self::PersistFailed { .. } => "persist_failed",
+            Self::Persisted { .. } => "persisted",
+            Self::ExpiryAdjusted { .. } => "expiry_adjusted",
         }
     }
 }

@@ -3,100 +3,44 @@
 //!
 //! The fast path of [`TokenManager::access_token`] is a lock-free map lookup
 //! ([`papaya`]) and an atomic load ([`arc_swap`]); locks and I/O are only on the slow path.
+//!
+//! One concern per module: [`config`](ManagerConfig) (settings), `session` (a session's
+//! state in memory, its generation), `flight` (one refresh per session, cleared on every
+//! exit path), `lease` (the cross-process lease and re-reads), `refresh` (one refresh and
+//! what its outcome means), `persist` (saving, and saving again), `retry` (backoff and the
+//! retry decision), `event` (what is reported).
 
+mod config;
 mod event;
+mod flight;
+mod lease;
+mod persist;
+mod refresh;
 mod retry;
+mod session;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
 use rand::Rng;
 use time::OffsetDateTime;
-use tokio::sync::{broadcast, watch};
-use tracing::Instrument;
+use tokio::sync::broadcast;
+use tokio_util::task::TaskTracker;
 
-pub use event::Event;
+pub use config::ManagerConfig;
+pub use event::{Event, ExpiryNote};
 pub use retry::RetryPolicy;
 
 use crate::clock::{Clock, SystemClock};
-use crate::error::{Error, ErrorKind, Reauth, StoreError};
+use crate::error::{Error, Reauth, StoreError};
 use crate::provider::{CallContext, Provider};
 use crate::secret::AccessToken;
-use crate::store::{
-    Lease, MemoryStore, ReauthVerdict, SessionKey, StoredRecord, TokenStore, Version,
-};
+use crate::store::{MemoryStore, ReauthVerdict, SessionKey, StoredRecord, TokenStore};
 use crate::token_set::TokenSet;
 use crate::transport::{HttpClient, ReqwestClient};
-
-/// When to refresh, how to retry, how long a cross-process lease lasts.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ManagerConfig {
-    /// Refresh this long before the access token expires.
-    pub refresh_skew: Duration,
-    /// Refresh up to this much earlier again, chosen at random per token set, so sessions
-    /// issued together do not all refresh in the same instant.
-    pub skew_jitter: Duration,
-    /// Refresh this long before the refresh token expires, if the session is in use then.
-    pub refresh_token_skew: Duration,
-    /// Backoff and bounds for retrying a failed refresh.
-    pub retry: RetryPolicy,
-    /// How long a refresh lease is held in a store shared by several processes.
-    pub lease_ttl: Duration,
-    /// After a failed ahead-of-expiry refresh, wait this long before trying again (the
-    /// current token is still valid meanwhile).
-    pub failure_cooldown: Duration,
-    /// How many times a set whose save failed is saved again in the background.
-    pub save_retries: u32,
-}
-
-impl Default for ManagerConfig {
-    fn default() -> Self {
-        Self {
-            refresh_skew: Duration::from_secs(60),
-            skew_jitter: Duration::from_secs(30),
-            refresh_token_skew: Duration::from_secs(600),
-            retry: RetryPolicy::default(),
-            lease_ttl: Duration::from_secs(30),
-            failure_cooldown: Duration::from_secs(5),
-            save_retries: 8,
-        }
-    }
-}
-
-impl ManagerConfig {
-    /// Sets the skew and its jitter.
-    pub fn with_refresh_skew(mut self, skew: Duration, jitter: Duration) -> Self {
-        self.refresh_skew = skew;
-        self.skew_jitter = jitter;
-        self
-    }
-
-    /// Sets how long before refresh-token expiry a session in use is refreshed.
-    pub fn with_refresh_token_skew(mut self, skew: Duration) -> Self {
-        self.refresh_token_skew = skew;
-        self
-    }
-
-    /// Sets the retry policy.
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
-        self
-    }
-
-    /// Sets the lease length.
-    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
-        self.lease_ttl = ttl;
-        self
-    }
-
-    /// Sets the cooldown after a failed ahead-of-expiry refresh.
-    pub fn with_failure_cooldown(mut self, cooldown: Duration) -> Self {
-        self.failure_cooldown = cooldown;
-        self
-    }
-}
+use session::{Current, Reason, Session, State, earlier, later};
 
 type Hook = Arc<dyn Fn(&Event) + Send + Sync>;
 
@@ -147,7 +91,8 @@ impl<P: Provider> TokenManagerBuilder<P> {
         self
     }
 
-    /// A callback run for every [`Event`], in the task where it happened. Keep it short.
+    /// A callback run for every [`Event`], in the task where it happened. Keep it short. A
+    /// panic in it is caught and logged; it never stops a refresh.
     pub fn on_event(mut self, hook: impl Fn(&Event) + Send + Sync + 'static) -> Self {
         self.hook = Some(Arc::new(hook));
         self
@@ -171,6 +116,9 @@ impl<P: Provider> TokenManagerBuilder<P> {
                 events,
                 hook: self.hook,
                 holder: uuid::Uuid::new_v4().to_string(),
+                tasks: TaskTracker::new(),
+                closing: AtomicBool::new(false),
+                cooldown: Mutex::new(None),
             }),
         })
     }
@@ -302,9 +250,11 @@ impl<P: Provider> TokenManager<P> {
 
     /// Stores tokens obtained outside the manager (an authorization-code exchange, Maya's
     /// session URL) as the session's current set, replacing whatever it had, and ends a
-    /// re-auth state.
+    /// re-auth state. It wins over any refresh of the session already under way: that
+    /// refresh's result (or verdict) is dropped.
     pub async fn insert(&self, session: &str, set: TokenSet<P::Extras>) -> Result<(), Error> {
         let session = self.inner.session(session);
+        let generation = session.next_generation();
         let stored = to_stored(&set)?;
         let existing = self
             .inner
@@ -317,16 +267,35 @@ impl<P: Provider> TokenManager<P> {
             .save_authoritative(&session.key, &stored, existing)
             .await?;
         let current = self.inner.current_from(set, Some(version), true);
-        session.publish(State::Ready(Arc::new(current)));
+        // A later insert wins over this one in memory as it did in the store.
+        session.publish_if(generation, State::Ready(Arc::new(current)));
         Ok(())
     }
 
     /// Forgets `session`: removes its set from the store and from memory.
     pub async fn remove(&self, session: &str) -> Result<(), Error> {
         let session = self.inner.session(session);
+        let generation = session.next_generation();
         self.inner.store.delete(&session.key, None).await?;
-        session.publish(State::Absent);
+        session.publish_if(generation, State::Absent);
         Ok(())
+    }
+
+    /// Stops starting refreshes and waits, up to `within`, for those under way and for
+    /// the background saves of sets whose save had failed, so that a normal exit loses no
+    /// token the provider already rotated. Afterwards fresh tokens are still served, but
+    /// every call that needs a refresh fails with [`Error::ShuttingDown`].
+    ///
+    /// Returns [`Error::ShutdownTimedOut`] if work was still running at the deadline.
+    pub async fn shutdown(&self, within: Duration) -> Result<(), Error> {
+        self.inner.closing.store(true, Ordering::SeqCst);
+        self.inner.tasks.close();
+        match tokio::time::timeout(within, self.inner.tasks.wait()).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(Error::ShutdownTimedOut {
+                pending: self.inner.tasks.len(),
+            }),
+        }
     }
 
     async fn current(&self, name: &str) -> Result<Arc<Current<P::Extras>>, Error> {
@@ -339,44 +308,15 @@ impl<P: Provider> TokenManager<P> {
                     drop(self.inner.start_flight(&session, Reason::Proactive));
                     return Ok(current.clone());
                 }
-                State::Dead(reauth) => return Err(Error::ReauthRequired(reauth.clone())),
+                State::Dead {
+                    reauth, checked_at, ..
+                } if now < later(*checked_at, self.inner.config.failure_cooldown) => {
+                    return Err(Error::ReauthRequired(reauth.clone()));
+                }
                 _ => {}
             }
         }
         self.inner.flight(&session, Reason::Needed).await
-    }
-}
-
-/// Why a refresh was started; decides whether the state found when it runs already
-/// satisfies it.
-#[derive(Clone, Debug)]
-enum Reason {
-    /// A caller found the token near expiry but still valid.
-    Proactive,
-    /// A caller has no usable token (none loaded, or expired).
-    Needed,
-    /// The API refused this token.
-    Rejected(AccessToken),
-    /// The application asked.
-    Forced,
-}
-
-impl Reason {
-    fn as_str(&self) -> &'static str {
-        match self {
-            Self::Proactive => "proactive",
-            Self::Needed => "needed",
-            Self::Rejected(_) => "rejected",
-            Self::Forced => "forced",
-        }
-    }
-
-    fn satisfied_by<X>(&self, current: &Current<X>, now: OffsetDateTime) -> bool {
-        match self {
-            Self::Proactive | Self::Needed => current.fresh(now),
-            Self::Rejected(token) => current.set.access_token != *token,
-            Self::Forced => false,
-        }
     }
 }
 
@@ -389,58 +329,13 @@ struct Inner<P: Provider> {
     sessions: papaya::HashMap<Arc<str>, Arc<Session<P::Extras>>>,
     events: broadcast::Sender<Event>,
     hook: Option<Hook>,
+    /// This manager's name in the store's leases.
     holder: String,
-}
-
-type Outcome<X> = Result<Arc<Current<X>>, Error>;
-
-struct Session<X> {
-    key: SessionKey,
-    name: Arc<str>,
-    /// `None` until loaded from the store.
-    state: ArcSwapOption<State<X>>,
-    /// The refresh under way, if any. Locked only on the slow path.
-    flight: Mutex<Option<watch::Receiver<Option<Outcome<X>>>>>,
-}
-
-impl<X> Session<X> {
-    fn publish(&self, state: State<X>) {
-        self.state.store(Some(Arc::new(state)));
-    }
-
-    fn flight_slot(&self) -> MutexGuard<'_, Option<watch::Receiver<Option<Outcome<X>>>>> {
-        // The slot holds a receiver only; a panic cannot leave it inconsistent.
-        self.flight
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-enum State<X> {
-    /// The store has no set for the session.
-    Absent,
-    Ready(Arc<Current<X>>),
-    /// Re-auth was signalled; nothing is refreshed until new tokens are inserted.
-    Dead(Reauth),
-}
-
-struct Current<X> {
-    set: TokenSet<X>,
-    /// The store version this set is at (or, unsaved, the version it replaces).
-    version: Option<Version>,
-    saved: bool,
-    /// When to refresh ahead of expiry; `None`: only when refused or forced.
-    refresh_at: Option<OffsetDateTime>,
-}
-
-impl<X> Current<X> {
-    fn fresh(&self, now: OffsetDateTime) -> bool {
-        self.refresh_at.is_none_or(|at| now < at) && self.usable(now)
-    }
-
-    fn usable(&self, now: OffsetDateTime) -> bool {
-        self.set.access_expires_at.is_none_or(|at| now < at)
-    }
+    /// Refreshes and background saves, waited for by `shutdown`.
+    tasks: TaskTracker,
+    closing: AtomicBool,
+    /// No issuing call (a grant of the client's own) before this instant.
+    cooldown: Mutex<Option<OffsetDateTime>>,
 }
 
 impl<P: Provider> Inner<P> {
@@ -452,35 +347,51 @@ impl<P: Provider> Inner<P> {
         let name: Arc<str> = Arc::from(name);
         sessions
             .get_or_insert_with(name.clone(), || {
-                Arc::new(Session {
-                    key: SessionKey::new(self.provider.name(), name.clone()),
+                Arc::new(Session::new(
+                    SessionKey::new(self.provider.name(), name.clone()),
                     name,
-                    state: ArcSwapOption::empty(),
-                    flight: Mutex::new(None),
-                })
+                ))
             })
             .clone()
+    }
+
+    fn closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    fn cooldown_left(&self, now: OffsetDateTime) -> Option<Duration> {
+        let until = (*self.cooldown.lock().unwrap_or_else(|p| p.into_inner()))?;
+        Duration::try_from(until - now)
+            .ok()
+            .filter(|d| !d.is_zero())
+    }
+
+    fn cool_down(&self, until: OffsetDateTime) {
+        let mut cooldown = self.cooldown.lock().unwrap_or_else(|p| p.into_inner());
+        *cooldown = Some(cooldown.map_or(until, |at| at.max(until)));
     }
 
     fn current_from(
         &self,
         set: TokenSet<P::Extras>,
-        version: Option<Version>,
+        version: Option<crate::store::Version>,
         saved: bool,
     ) -> Current<P::Extras> {
         let refresh_at = self.schedule(&set);
         Current {
+            usable_until: set.access_expires_at,
             set,
             version,
             saved,
             refresh_at,
+            after_rejection: false,
         }
     }
 
     /// When to refresh `set` ahead of expiry: before the access token expires (skew plus a
     /// random jitter), and before the refresh token does.
     fn schedule(&self, set: &TokenSet<P::Extras>) -> Option<OffsetDateTime> {
-        let jitter = self.config.skew_jitter.as_millis() as u64;
+        let jitter = u64::try_from(self.config.skew_jitter.as_millis()).unwrap_or(u64::MAX);
         let jitter = Duration::from_millis(if jitter == 0 {
             0
         } else {
@@ -488,464 +399,25 @@ impl<P: Provider> Inner<P> {
         });
         let access = set
             .access_expires_at
-            .map(|at| at - self.config.refresh_skew - jitter);
+            .map(|at| earlier(earlier(at, self.config.refresh_skew), jitter));
         let refresh = set
             .refresh_expires_at
-            .map(|at| at - self.config.refresh_token_skew);
+            .map(|at| earlier(at, self.config.refresh_token_skew));
         match (access, refresh) {
             (Some(a), Some(r)) => Some(a.min(r)),
             (a, r) => a.or(r),
         }
     }
 
+    /// Reports `event` to the hook and the subscribers. A panicking hook is caught and
+    /// logged: it must not take the refresh down with it.
     fn emit(&self, event: Event) {
-        if let Some(hook) = &self.hook {
-            hook(&event);
+        if let Some(hook) = &self.hook
+            && catch_unwind(AssertUnwindSafe(|| hook(&event))).is_err()
+        {
+            tracing::error!(event = event.name(), "the on_event hook panicked; ignored");
         }
         let _ = self.events.send(event);
-    }
-
-    /// Joins the refresh under way for `session`, or starts one in its own task.
-    fn start_flight(
-        self: &Arc<Self>,
-        session: &Arc<Session<P::Extras>>,
-        reason: Reason,
-    ) -> watch::Receiver<Option<Outcome<P::Extras>>> {
-        let mut slot = session.flight_slot();
-        if let Some(running) = slot.as_ref() {
-            return running.clone();
-        }
-        let (tx, rx) = watch::channel(None);
-        *slot = Some(rx.clone());
-        drop(slot);
-        let inner = self.clone();
-        let session = session.clone();
-        let span = tracing::info_span!(
-            "token_refresh",
-            provider = %self.provider.name(),
-            session = %session.name,
-            reason = reason.as_str(),
-        );
-        tokio::spawn(
-            async move {
-                let outcome = inner.run(&session, reason).await;
-                // The new state is published inside `run`; free the slot before waking the
-                // waiters, so a caller that finds no flight also finds the new state.
-                session.flight_slot().take();
-                let _ = tx.send(Some(outcome));
-            }
-            .instrument(span),
-        );
-        rx
-    }
-
-    async fn flight(
-        self: &Arc<Self>,
-        session: &Arc<Session<P::Extras>>,
-        reason: Reason,
-    ) -> Outcome<P::Extras> {
-        let mut rx = self.start_flight(session, reason);
-        let outcome = match rx.wait_for(Option::is_some).await {
-            Ok(outcome) => outcome.clone(),
-            Err(_) => None,
-        };
-        outcome.unwrap_or_else(|| {
-            Err(Error::Config(
-                "the refresh task ended without an answer".into(),
-            ))
-        })
-    }
-
-    /// One refresh, start to end: load, lease, re-read, call the provider with retries,
-    /// persist, publish.
-    async fn run(
-        self: &Arc<Self>,
-        session: &Arc<Session<P::Extras>>,
-        reason: Reason,
-    ) -> Outcome<P::Extras> {
-        let state = match session.state.load_full() {
-            Some(state) => state,
-            None => {
-                let state = Arc::new(self.load_state(session).await?);
-                session.state.store(Some(state.clone()));
-                state
-            }
-        };
-        let now = self.clock.now();
-        let current = match &*state {
-            State::Dead(reauth) => return Err(Error::ReauthRequired(reauth.clone())),
-            State::Ready(current) if reason.satisfied_by(current, now) => {
-                return Ok(current.clone());
-            }
-            State::Ready(current) => Some(current.clone()),
-            State::Absent if self.provider.can_issue() => None,
-            State::Absent => return Err(self.no_tokens(session)),
-        };
-
-        let current = match self.take_lease(session, current, &reason).await? {
-            LeaseTaken::Settled(current) => return Ok(current),
-            LeaseTaken::Held(current) => current,
-        };
-        let outcome = self.refresh_held(session, current).await;
-        if let Err(error) = self.store.release_lease(&session.key, &self.holder).await {
-            tracing::warn!(%error, "could not release the refresh lease; it will lapse");
-        }
-        outcome
-    }
-
-    async fn load_state(&self, session: &Session<P::Extras>) -> Result<State<P::Extras>, Error> {
-        Ok(match self.store.load(&session.key).await? {
-            Some(record) => match record.value {
-                StoredRecord::Tokens(set) => {
-                    let set = from_stored(set)?;
-                    State::Ready(Arc::new(self.current_from(set, Some(record.version), true)))
-                }
-                StoredRecord::Reauth(verdict) => State::Dead(self.reauth_from(session, verdict)),
-            },
-            None => State::Absent,
-        })
-    }
-
-    /// Takes the store's refresh lease, waiting while another process holds it; then
-    /// re-reads the store, since the other process may have refreshed meanwhile (a replica
-    /// must never refresh with a refresh token another one already used).
-    async fn take_lease(
-        &self,
-        session: &Session<P::Extras>,
-        mut current: Option<Arc<Current<P::Extras>>>,
-        reason: &Reason,
-    ) -> Result<LeaseTaken<P::Extras>, Error> {
-        let started = tokio::time::Instant::now();
-        let mut polls = 0u32;
-        loop {
-            match self
-                .store
-                .acquire_lease(&session.key, &self.holder, self.config.lease_ttl)
-                .await?
-            {
-                Lease::Acquired => break,
-                Lease::HeldByOther { remaining } => {
-                    polls += 1;
-                    if started.elapsed() > self.config.lease_ttl * 2 {
-                        return Err(Error::Store(StoreError::Backend {
-                            message: "another process held the refresh lease too long".into(),
-                            source: None,
-                        }));
-                    }
-                    let wait = self
-                        .config
-                        .retry
-                        .backoff(polls, None)
-                        .min(remaining)
-                        .max(Duration::from_millis(10));
-                    tokio::time::sleep(wait).await;
-                    if let Some(adopted) = self.adopt_newer(session, current.as_ref()).await? {
-                        if reason.satisfied_by(&adopted, self.clock.now()) {
-                            return Ok(LeaseTaken::Settled(adopted));
-                        }
-                        current = Some(adopted);
-                    }
-                }
-            }
-        }
-        if let Some(adopted) = self.adopt_newer(session, current.as_ref()).await? {
-            if reason.satisfied_by(&adopted, self.clock.now()) {
-                let _ = self.store.release_lease(&session.key, &self.holder).await;
-                return Ok(LeaseTaken::Settled(adopted));
-            }
-            current = Some(adopted);
-        }
-        Ok(LeaseTaken::Held(current))
-    }
-
-    /// Takes the stored set if another writer replaced ours.
-    async fn adopt_newer(
-        &self,
-        session: &Session<P::Extras>,
-        current: Option<&Arc<Current<P::Extras>>>,
-    ) -> Result<Option<Arc<Current<P::Extras>>>, Error> {
-        // An unsaved set is newer than anything stored: keep it.
-        if current.is_some_and(|c| !c.saved) {
-            return Ok(None);
-        }
-        let Some(record) = self.store.load(&session.key).await? else {
-            return Ok(None);
-        };
-        if current.is_some_and(|c| c.version == Some(record.version)) {
-            return Ok(None);
-        }
-        let set = match record.value {
-            StoredRecord::Tokens(set) => set,
-            StoredRecord::Reauth(verdict) => {
-                let reauth = self.reauth_from(session, verdict);
-                session.publish(State::Dead(reauth.clone()));
-                return Err(Error::ReauthRequired(reauth));
-            }
-        };
-        let adopted = Arc::new(self.current_from(from_stored(set)?, Some(record.version), true));
-        session.publish(State::Ready(adopted.clone()));
-        self.emit(Event::Adopted {
-            session: session.name.clone(),
-            version: record.version,
-        });
-        Ok(Some(adopted))
-    }
-
-    async fn refresh_held(
-        self: &Arc<Self>,
-        session: &Arc<Session<P::Extras>>,
-        current: Option<Arc<Current<P::Extras>>>,
-    ) -> Outcome<P::Extras> {
-        let cx = CallContext::new(
-            self.client.clone(),
-            self.clock.clone(),
-            session.name.clone(),
-        );
-        match self.obtain(&cx, current.as_deref().map(|c| &c.set)).await {
-            Ok((set, issued)) => {
-                let rotated = current.as_ref().is_some_and(|c| set.rotated_from(&c.set));
-                let base = current.as_ref().and_then(|c| c.version);
-                let next = self.persist(session, set, base).await;
-                let next = Arc::new(next);
-                session.publish(State::Ready(next.clone()));
-                tracing::info!(rotated, issued, saved = next.saved, "token set refreshed");
-                self.emit(Event::Refreshed {
-                    session: session.name.clone(),
-                    rotated,
-                    issued,
-                    access_expires_at: next.set.access_expires_at,
-                    version: next.saved.then_some(next.version).flatten(),
-                });
-                if !next.saved {
-                    self.clone().spawn_save_retry(session.clone(), next.clone());
-                }
-                Ok(next)
-            }
-            Err(error) if error.kind() == ErrorKind::ReauthRequired => {
-                let reauth = self.reauth_for(session, &error);
-                let version = current.as_ref().and_then(|c| c.version);
-                let verdict = ReauthVerdict::new(
-                    reauth.code.clone(),
-                    reauth.reason.clone(),
-                    self.clock.now(),
-                );
-                if let Err(store_error) = self
-                    .store
-                    .save(&session.key, &verdict.into(), version)
-                    .await
-                {
-                    tracing::warn!(error = %store_error, "could not record the re-auth verdict");
-                }
-                session.publish(State::Dead(reauth.clone()));
-                tracing::warn!(reason = %reauth.reason, "re-authorization required");
-                self.emit(Event::ReauthRequired(reauth.clone()));
-                Err(Error::ReauthRequired(reauth))
-            }
-            Err(error) => {
-                tracing::warn!(kind = %error.kind(), %error, "refresh failed");
-                self.emit(Event::RefreshFailed {
-                    session: session.name.clone(),
-                    kind: error.kind(),
-                    error: error.to_string(),
-                });
-                if let Some(current) = current {
-                    // Still valid: keep it, and hold off the next ahead-of-expiry attempt.
-                    let now = self.clock.now();
-                    if current.usable(now) {
-                        let retry_at = now + self.config.failure_cooldown;
-                        let refresh_at = match current.set.access_expires_at {
-                            Some(expires) => retry_at.min(expires),
-                            None => retry_at,
-                        };
-                        session.publish(State::Ready(Arc::new(Current {
-                            set: current.set.clone(),
-                            version: current.version,
-                            saved: current.saved,
-                            refresh_at: Some(refresh_at),
-                        })));
-                    }
-                }
-                Err(error)
-            }
-        }
-    }
-
-    /// Calls the provider until it answers, retrying transient failures, and lost answers
-    /// inside the reuse window. Returns the new set and whether it was issued anew.
-    async fn obtain(
-        &self,
-        cx: &CallContext,
-        current: Option<&TokenSet<P::Extras>>,
-    ) -> Result<(TokenSet<P::Extras>, bool), Error> {
-        let policy = &self.config.retry;
-        let can_issue = self.provider.can_issue();
-        let refreshable = current.filter(|c| c.refresh_token.is_some());
-        let mut issuing = refreshable.is_none();
-        if let Some(set) = refreshable
-            && set.refresh_expired(cx.now())
-        {
-            if !can_issue {
-                return Err(Error::ReauthRequired(Reauth::new(
-                    cx.session(),
-                    "the refresh token has expired",
-                )));
-            }
-            issuing = true;
-        }
-        if issuing && !can_issue {
-            return Err(Error::ReauthRequired(Reauth::new(
-                cx.session(),
-                "the session has no refresh token",
-            )));
-        }
-        let mut started = tokio::time::Instant::now();
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let result = match (issuing, refreshable) {
-                (false, Some(set)) => self
-                    .provider
-                    .refresh(cx, set)
-                    .await
-                    .map(|new| new.or_previous(set)),
-                _ => self.provider.issue(cx).await,
-            };
-            let error = match result {
-                Ok(set) => return Ok((set, issuing)),
-                Err(error) => error,
-            };
-            let kind = error.kind();
-            tracing::debug!(attempt, %kind, issuing, "call failed");
-            let retryable = match kind {
-                ErrorKind::Transient => true,
-                // Issuing again is always safe; refreshing again only while the provider
-                // still answers the same refresh token with the same pair.
-                ErrorKind::OutcomeUnknown => {
-                    issuing
-                        || started.elapsed() + policy.backoff(attempt, None)
-                            < self.provider.reuse_window()
-                }
-                ErrorKind::ReauthRequired if !issuing && can_issue => {
-                    tracing::info!(
-                        "refresh refused; issuing a new set with the provider's credentials"
-                    );
-                    issuing = true;
-                    attempt = 0;
-                    started = tokio::time::Instant::now();
-                    continue;
-                }
-                _ => false,
-            };
-            if !retryable {
-                return Err(error);
-            }
-            let wait = policy.backoff(attempt, error.retry_after());
-            if attempt >= policy.max_attempts || started.elapsed() + wait > policy.deadline {
-                return Err(Error::RetriesExhausted {
-                    attempts: attempt,
-                    last: Box::new(error),
-                });
-            }
-            tokio::time::sleep(wait).await;
-        }
-    }
-
-    /// Saves a new set before anyone uses it. When the save fails the set is kept anyway
-    /// (the provider has already invalidated the old one) and marked unsaved.
-    async fn persist(
-        &self,
-        session: &Session<P::Extras>,
-        set: TokenSet<P::Extras>,
-        base: Option<Version>,
-    ) -> Current<P::Extras> {
-        let saved = match to_stored(&set) {
-            Ok(stored) => self.save_authoritative(&session.key, &stored, base).await,
-            Err(error) => Err(error),
-        };
-        match saved {
-            Ok(version) => self.current_from(set, Some(version), true),
-            Err(error) => {
-                tracing::error!(%error, "could not save the new token set; keeping it in memory");
-                self.emit(Event::PersistFailed {
-                    session: session.name.clone(),
-                    error: error.to_string(),
-                });
-                self.current_from(set, base, false)
-            }
-        }
-    }
-
-    /// Saves a set this process knows to be the newest (it just came from the provider, or
-    /// from the application): on a version conflict it overwrites what it finds.
-    async fn save_authoritative(
-        &self,
-        key: &SessionKey,
-        stored: &StoredRecord,
-        base: Option<Version>,
-    ) -> Result<Version, Error> {
-        let mut expected = base;
-        for _ in 0..3 {
-            match self.store.save(key, stored, expected).await {
-                Ok(version) => return Ok(version),
-                Err(StoreError::Conflict { found, .. }) => expected = found,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(StoreError::Conflict {
-            expected,
-            found: None,
-        }
-        .into())
-    }
-
-    fn spawn_save_retry(
-        self: Arc<Self>,
-        session: Arc<Session<P::Extras>>,
-        unsaved: Arc<Current<P::Extras>>,
-    ) {
-        tokio::spawn(async move {
-            let Ok(stored) = to_stored(&unsaved.set) else {
-                return;
-            };
-            for attempt in 1..=self.config.save_retries {
-                tokio::time::sleep(self.config.retry.backoff(attempt, None)).await;
-                let still_current = matches!(
-                    session.state.load().as_deref(),
-                    Some(State::Ready(current)) if Arc::ptr_eq(current, &unsaved)
-                );
-                if !still_current {
-                    return;
-                }
-                match self
-                    .save_authoritative(&session.key, &stored, unsaved.version)
-                    .await
-                {
-                    Ok(version) => {
-                        let saved = Arc::new(Current {
-                            set: unsaved.set.clone(),
-                            version: Some(version),
-                            saved: true,
-                            refresh_at: unsaved.refresh_at,
-                        });
-                        // Publish only if nothing replaced the set while saving.
-                        session.state.rcu(|state| match state.as_deref() {
-                            Some(State::Ready(current)) if Arc::ptr_eq(current, &unsaved) => {
-                                Some(Arc::new(State::Ready(saved.clone())))
-                            }
-                            _ => state.clone(),
-                        });
-                        self.emit(Event::Persisted {
-                            session: session.name.clone(),
-                            version,
-                        });
-                        return;
-                    }
-                    Err(error) => {
-                        tracing::warn!(attempt, %error, "saving the token set failed again")
-                    }
-                }
-            }
-        });
     }
 
     fn reauth_for(&self, session: &Session<P::Extras>, error: &Error) -> Reauth {
@@ -979,13 +451,6 @@ impl<P: Provider> Inner<P> {
             authorize_url: self.provider.authorize_url(&session.name),
         }
     }
-}
-
-enum LeaseTaken<X> {
-    /// Another process refreshed meanwhile; nothing left to do.
-    Settled(Arc<Current<X>>),
-    /// The lease is ours; refresh from this set.
-    Held(Option<Arc<Current<X>>>),
 }
 
 fn to_stored<X: crate::Extras>(set: &TokenSet<X>) -> Result<StoredRecord, Error> {

@@ -1,11 +1,13 @@
 //! When to try again: exponential backoff with jitter, bounded by attempts and a deadline.
 //!
-//! Whether a failure is worth retrying is decided by its [`ErrorKind`](crate::ErrorKind);
-//! this module only decides how long to wait.
+//! Whether a failure is worth another call is decided by its [`ErrorKind`] in one pure
+//! function ([`decide`]); the policy decides how long to wait.
 
 use std::time::Duration;
 
 use rand::Rng;
+
+use crate::error::ErrorKind;
 
 /// Backoff and bounds for retrying a refresh.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,9 +79,69 @@ impl RetryPolicy {
     }
 }
 
+/// What to do after a failed call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Call again after the backoff (if the attempt and time bounds allow).
+    Retry,
+    /// The refresh token was refused, but the provider can issue a new set with the
+    /// client's own credentials: do that.
+    Issue,
+    /// Stop: the failure is the answer.
+    GiveUp,
+}
+
+/// Whether a failure of `kind` is worth another call: transient failures always; a lost
+/// answer when issuing (always safe) or while the next call would still fall inside the
+/// provider's reuse window (the provider then answers the same refresh token with the same
+/// pair); a refused refresh token by issuing anew when the provider can. Nothing else: 4xx
+/// answers are verdicts.
+pub(crate) fn decide(
+    kind: ErrorKind,
+    issuing: bool,
+    can_issue: bool,
+    next_call_at: Duration,
+    reuse_window: Duration,
+) -> Decision {
+    match kind {
+        ErrorKind::Transient => Decision::Retry,
+        ErrorKind::OutcomeUnknown if issuing || next_call_at < reuse_window => Decision::Retry,
+        ErrorKind::ReauthRequired if !issuing && can_issue => Decision::Issue,
+        _ => Decision::GiveUp,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_retry_decision_table() {
+        use Decision::*;
+        use ErrorKind::*;
+        let s = Duration::from_secs;
+        // (kind, issuing, can_issue, next call at, reuse window) -> decision
+        let table = [
+            (Transient, false, false, s(1), s(0), Retry),
+            (Transient, true, true, s(100), s(0), Retry),
+            (OutcomeUnknown, false, false, s(1), s(0), GiveUp),
+            (OutcomeUnknown, false, false, s(1), s(300), Retry),
+            (OutcomeUnknown, false, false, s(300), s(300), GiveUp),
+            (OutcomeUnknown, true, true, s(1), s(0), Retry),
+            (ReauthRequired, false, false, s(1), s(300), GiveUp),
+            (ReauthRequired, false, true, s(1), s(0), Issue),
+            (ReauthRequired, true, true, s(1), s(0), GiveUp),
+            (Misconfigured, false, true, s(1), s(300), GiveUp),
+            (Rejected, false, true, s(1), s(300), GiveUp),
+        ];
+        for (kind, issuing, can_issue, at, window, expected) in table {
+            assert_eq!(
+                decide(kind, issuing, can_issue, at, window),
+                expected,
+                "{kind:?} issuing={issuing} can_issue={can_issue} at={at:?} window={window:?}"
+            );
+        }
+    }
 
     #[test]
     fn backoff_grows_is_capped_and_honours_retry_after() {

@@ -11,10 +11,9 @@ use tokio::sync::Semaphore;
 
 use super::*;
 use crate::clock::TokioClock;
-use crate::error::{EndpointError, ProviderError, TransportError};
+use crate::error::{EndpointError, ErrorKind, ProviderError, TransportError};
 use crate::secret::RefreshToken;
-use crate::store::StoredRecord;
-use crate::store::Versioned;
+use crate::store::{Lease, StoredRecord, Version, Versioned};
 use crate::token_set::{NoExtras, StoredTokenSet};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -24,6 +23,12 @@ enum Step {
     Fail(Error),
     /// Rotate, then lose the answer (as if the connection dropped).
     LoseAfterRotate,
+    /// Panic inside the refresh.
+    Panic,
+    /// Rotate, answering an access token that has already expired.
+    AnswerExpired,
+    /// Rotate, answering no access-token expiry.
+    AnswerWithoutExpiry,
 }
 
 /// A provider that rotates on every refresh and keeps the previous answer for its reuse
@@ -146,6 +151,17 @@ impl Provider for Arc<Fake> {
             Some(Step::LoseAfterRotate) => {
                 self.rotate(&presented)?;
                 Err(TransportError::answer_lost("connection closed before the answer").into())
+            }
+            Some(Step::Panic) => panic!("the provider's code panicked"),
+            Some(Step::AnswerExpired) => {
+                let mut set = self.rotate(&presented)?;
+                set.access_expires_at = Some(self.clock.now() - Duration::from_secs(1));
+                Ok(set)
+            }
+            Some(Step::AnswerWithoutExpiry) => {
+                let mut set = self.rotate(&presented)?;
+                set.access_expires_at = None;
+                Ok(set)
             }
             None => self.rotate(&presented),
         }
@@ -558,19 +574,30 @@ async fn a_refresh_token_about_to_expire_is_refreshed_while_in_use() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_expired_refresh_token_signals_reauth_without_a_call() {
+async fn a_refresh_token_past_its_local_expiry_is_still_tried_once() {
     let h = harness(|_| {});
     let set = TokenSet::new(AccessToken::new("at-0"))
         .with_refresh_token(RefreshToken::new("rt-0"))
         .with_access_expires_at(h.clock.now() + Duration::from_secs(10))
         .with_refresh_expires_at(h.clock.now() + Duration::from_secs(10));
-    h.manager.insert("s", set).await.unwrap();
+    h.manager.insert("s", set.clone()).await.unwrap();
+    // A clock jump (or a wrong expiry) is not a verdict: the provider decides.
+    tokio::time::advance(Duration::from_secs(30 * 24 * 3600)).await;
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    assert_eq!(h.calls(), 1);
+
+    // When the provider refuses it, that is the verdict.
+    h.manager.insert("t", set).await.unwrap();
+    h.fake.then(Step::Fail(invalid_grant()));
     tokio::time::advance(Duration::from_secs(20)).await;
     assert_eq!(
-        h.manager.access_token("s").await.unwrap_err().kind(),
+        h.manager.access_token("t").await.unwrap_err().kind(),
         ErrorKind::ReauthRequired
     );
-    assert_eq!(h.calls(), 0);
+    assert_eq!(h.calls(), 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -905,4 +932,486 @@ async fn events_errors_and_logs_never_contain_a_secret() {
         }
     }
     assert!(shown.len() > 3);
+}
+
+// --- Faults: panics, overflows, races with insert, throttling, shutdown, several managers ---
+
+fn manager_over(h: &Harness, store: Arc<dyn TokenStore>) -> TokenManager<Arc<Fake>> {
+    TokenManager::builder(h.fake.clone())
+        .shared_store(store)
+        .client(NoTransport)
+        .clock(Arc::new(h.clock))
+        .config(
+            ManagerConfig::default()
+                .with_refresh_skew(Duration::from_secs(60), Duration::ZERO)
+                .with_retry(RetryPolicy::never()),
+        )
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_refresh_is_an_error_for_its_callers_and_the_next_call_refreshes() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::ZERO).await;
+    h.fake.then(Step::Panic);
+    let error = h.manager.access_token("s").await.unwrap_err();
+    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    assert_eq!(error.kind(), ErrorKind::Transient);
+    // The slot was cleared: a new refresh runs, and works.
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    assert_eq!(h.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_huge_retry_after_late_in_a_refresh_neither_panics_nor_wedges_the_session() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::ZERO).await;
+    h.fake
+        .then(Step::Fail(unavailable(Some(Duration::from_secs(2)))))
+        .then(Step::Fail(unavailable(Some(Duration::from_secs(u64::MAX)))));
+    let error = h.manager.access_token("s").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Transient, "{error:?}");
+    assert_eq!(h.calls(), 2);
+    // Remembered (capped at an hour), then the session refreshes again.
+    let cooling = h.manager.access_token("s").await.unwrap_err();
+    let Error::CoolingDown { remaining } = cooling else {
+        panic!("{cooling:?}")
+    };
+    assert!(remaining <= Duration::from_secs(3600), "{remaining:?}");
+    assert_eq!(h.calls(), 2);
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_jwt_style_expiry_near_the_end_of_time_does_not_panic() {
+    let h = harness(|_| {});
+    let set = TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(datetime!(-9999-01-01 00:00 UTC))
+        .with_refresh_expires_at(datetime!(-9999-01-01 00:00 UTC));
+    h.manager.insert("s", set).await.unwrap();
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    let far = TokenSet::new(AccessToken::new("at-far"))
+        .with_access_expires_at(datetime!(9999-12-31 23:59 UTC));
+    h.manager.insert("t", far).await.unwrap();
+    assert_eq!(
+        h.manager.access_token("t").await.unwrap().expose_secret(),
+        "at-far"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_hook_is_caught_and_never_fatal() {
+    let clock = TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));
+    let fake = Arc::new(Fake::new(Arc::new(clock)));
+    let panicked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = panicked.clone();
+    let manager = TokenManager::builder(fake.clone())
+        .client(NoTransport)
+        .clock(Arc::new(clock))
+        .on_event(move |_| {
+            if !flag.swap(true, Ordering::SeqCst) {
+                panic!("the application's hook panicked");
+            }
+        })
+        .build()
+        .unwrap();
+    let set = TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(clock.now());
+    manager.insert("s", set).await.unwrap();
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    assert!(panicked.load(Ordering::SeqCst), "the hook ran and panicked");
+    assert_eq!(
+        manager.refresh_now("s").await.unwrap().expose_secret(),
+        "at-2"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_remembered_between_callers() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::ZERO).await;
+    let too_many = EndpointError::from(
+        ProviderError::new(ErrorKind::Transient, StatusCode::TOO_MANY_REQUESTS, "429")
+            .with_retry_after(Some(Duration::from_secs(120))),
+    );
+    h.fake.then(Step::Fail(too_many.into()));
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap_err().kind(),
+        ErrorKind::Transient
+    );
+    for _ in 0..100 {
+        let error = h.manager.access_token("s").await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Transient);
+        assert!(
+            error
+                .retry_after()
+                .is_some_and(|left| left <= Duration::from_secs(120)),
+            "{error:?}"
+        );
+    }
+    assert_eq!(h.calls(), 1, "callers are answered from the cooldown");
+    tokio::time::advance(Duration::from_secs(121)).await;
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    assert_eq!(h.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_already_expired_is_used_and_refreshes_are_spaced() {
+    let mut h = harness(|_| {});
+    h.seed("s", Duration::ZERO).await;
+    h.fake.then(Step::AnswerExpired).then(Step::AnswerExpired);
+    for _ in 0..100 {
+        assert_eq!(
+            h.manager.access_token("s").await.unwrap().expose_secret(),
+            "at-1"
+        );
+    }
+    assert_eq!(h.calls(), 1);
+    assert!(h.drain().iter().any(|e| matches!(
+        e,
+        Event::ExpiryAdjusted {
+            note: ExpiryNote::AlreadyExpired,
+            ..
+        }
+    )));
+    tokio::time::advance(ManagerConfig::default().min_refresh_interval).await;
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-2"
+    );
+    assert_eq!(h.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_without_expiry_gets_the_default_lifetime_and_an_event() {
+    let clock = TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));
+    let fake = Arc::new(Fake::new(Arc::new(clock)));
+    let manager = TokenManager::builder(fake.clone())
+        .client(NoTransport)
+        .clock(Arc::new(clock))
+        .config(ManagerConfig::default().with_default_access_lifetime(Some(HOUR)))
+        .build()
+        .unwrap();
+    let mut events = manager.subscribe();
+    manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(clock.now()),
+        )
+        .await
+        .unwrap();
+    fake.then(Step::AnswerWithoutExpiry);
+    let set = manager.token_set("s").await.unwrap();
+    assert_eq!(
+        set.access_token.expose_secret(),
+        "at-1",
+        "the tokens are kept"
+    );
+    assert_eq!(set.access_expires_at, Some(clock.now() + HOUR));
+    let mut notes = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let Event::ExpiryAdjusted { note, .. } = event {
+            notes.push(note);
+        }
+    }
+    assert_eq!(notes, [ExpiryNote::Unknown]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_insert_wins_over_a_refresh_under_way() {
+    for refused in [false, true] {
+        let gate = Arc::new(Semaphore::new(0));
+        let mut h = harness(|fake| {
+            fake.gate = Some(gate.clone());
+            fake.reuse_window = Duration::ZERO;
+        });
+        h.seed("s", Duration::ZERO).await;
+        if refused {
+            h.fake.then(Step::Fail(invalid_grant()));
+        }
+        let manager = h.manager.clone();
+        let waiting = tokio::spawn(async move { manager.access_token("s").await });
+        while h.calls() == 0 {
+            tokio::task::yield_now().await;
+        }
+        // The user logs in again while the refresh is at the provider.
+        let inserted = TokenSet::new(AccessToken::new("at-login"))
+            .with_refresh_token(RefreshToken::new("rt-login"))
+            .with_access_expires_at(h.clock.now() + HOUR);
+        h.manager.insert("s", inserted).await.unwrap();
+        gate.add_permits(1);
+        let answered = waiting.await.unwrap().unwrap();
+        assert_eq!(answered.expose_secret(), "at-login", "refused={refused}");
+        assert_eq!(
+            h.manager.access_token("s").await.unwrap().expose_secret(),
+            "at-login"
+        );
+        let stored = h.stored_tokens("s").await.unwrap();
+        assert_eq!(stored.value.access_token.expose_secret(), "at-login");
+        assert!(
+            !h.drain()
+                .iter()
+                .any(|e| matches!(e, Event::ReauthRequired(_))),
+            "refused={refused}: no re-auth for the replaced tokens"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_waits_for_the_refresh_in_flight_and_saves_it() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    h.seed("s", Duration::ZERO).await;
+    let manager = h.manager.clone();
+    let waiting = tokio::spawn(async move { manager.access_token("s").await });
+    while h.calls() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let manager = h.manager.clone();
+    let shutting = tokio::spawn(async move { manager.shutdown(Duration::from_secs(30)).await });
+    tokio::task::yield_now().await;
+    assert!(!shutting.is_finished(), "shutdown waits for the refresh");
+    gate.add_permits(10);
+    shutting.await.unwrap().unwrap();
+    assert_eq!(waiting.await.unwrap().unwrap().expose_secret(), "at-1");
+    let stored = h.stored_tokens("s").await.unwrap();
+    assert_eq!(
+        stored.value.refresh_token.unwrap().expose_secret(),
+        "rt-1",
+        "the rotated pair is saved"
+    );
+    // No new refresh after shutdown; fresh tokens are still served.
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    assert!(matches!(
+        h.manager.refresh_now("s").await,
+        Err(Error::ShuttingDown)
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_reports_work_still_running_at_its_deadline() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    h.seed("s", Duration::ZERO).await;
+    let manager = h.manager.clone();
+    let _waiting = tokio::spawn(async move { manager.access_token("s").await });
+    while h.calls() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let error = h
+        .manager
+        .shutdown(Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::ShutdownTimedOut { pending: 1 }),
+        "{error:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_verdict_is_recorded_once_and_another_manager_sends_nothing_more() {
+    let mut h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    h.seed("s", HOUR).await;
+    let store: Arc<dyn TokenStore> = h.store.clone();
+    let other = manager_over(&h, store.clone());
+    let mut other_events = other.subscribe();
+    // The other manager has the set cached before the verdict.
+    assert_eq!(
+        other.access_token("s").await.unwrap().expose_secret(),
+        "at-0"
+    );
+    h.fake.then(Step::Fail(invalid_grant()));
+    tokio::time::advance(HOUR).await;
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap_err().kind(),
+        ErrorKind::ReauthRequired
+    );
+    assert_eq!(h.calls(), 1);
+    // The other manager sees the verdict in the store: no provider call, no event.
+    assert_eq!(
+        other.access_token("s").await.unwrap_err().kind(),
+        ErrorKind::ReauthRequired
+    );
+    let third = manager_over(&h, store);
+    assert_eq!(
+        third.access_token("s").await.unwrap_err().kind(),
+        ErrorKind::ReauthRequired
+    );
+    assert_eq!(h.calls(), 1, "the dead token is not spent again");
+    assert_eq!(
+        h.drain()
+            .iter()
+            .filter(|e| matches!(e, Event::ReauthRequired(_)))
+            .count(),
+        1
+    );
+    while let Ok(event) = other_events.try_recv() {
+        assert!(!matches!(event, Event::ReauthRequired(_)), "{event:?}");
+    }
+    // A login inserted through one manager ends the verdict for the others too.
+    other
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-login"))
+                .with_refresh_token(RefreshToken::new("rt-login"))
+                .with_access_expires_at(h.clock.now() + HOUR),
+        )
+        .await
+        .unwrap();
+    tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-login"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_token_is_no_verdict_when_the_store_holds_a_newer_pair() {
+    let gate = Arc::new(Semaphore::new(0));
+    let mut h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    h.seed("s", Duration::ZERO).await;
+    let manager = h.manager.clone();
+    let first = tokio::spawn(async move { manager.access_token("s").await });
+    while h.calls() == 0 {
+        tokio::task::yield_now().await;
+    }
+    // Another process (no shared lease here) refreshes the same token first and saves.
+    let other = manager_over(&h, h.store.clone());
+    let second = tokio::spawn(async move { other.access_token("s").await });
+    while h.calls() < 2 {
+        tokio::task::yield_now().await;
+    }
+    gate.add_permits(1);
+    let second_token = second.await.unwrap().unwrap();
+    gate.add_permits(1);
+    let first_token = first.await.unwrap().unwrap();
+    assert_eq!(
+        first_token, second_token,
+        "the newer stored pair is adopted"
+    );
+    assert!(
+        !h.drain()
+            .iter()
+            .any(|e| matches!(e, Event::ReauthRequired(_))),
+        "no false re-auth"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_api_that_refuses_every_token_rotates_it_once() {
+    let h = harness(|_| {});
+    h.seed("s", HOUR).await;
+    let token = h.manager.access_token("s").await.unwrap();
+    let fresh = h.manager.refresh_rejected("s", &token).await.unwrap();
+    assert_eq!(fresh.expose_secret(), "at-1");
+    for _ in 0..20 {
+        let again = h.manager.refresh_rejected("s", &fresh).await.unwrap();
+        assert_eq!(
+            again, fresh,
+            "a token obtained after a 401 is not refreshed for a 401"
+        );
+    }
+    assert_eq!(h.calls(), 1);
+    // The next natural refresh allows one 401-driven refresh again.
+    let forced = h.manager.refresh_now("s").await.unwrap();
+    let after = h.manager.refresh_rejected("s", &forced).await.unwrap();
+    assert_ne!(after, forced);
+    assert_eq!(h.calls(), 3);
+}
+
+/// Grants the lease once, then reports it taken by another holder.
+struct LeaseLostStore {
+    inner: MemoryStore,
+    grants: AtomicU32,
+}
+
+#[async_trait]
+impl TokenStore for LeaseLostStore {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        self.inner.load(key).await
+    }
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        self.inner.save(key, record, expected).await
+    }
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
+        self.inner.delete(key, expected).await
+    }
+    async fn acquire_lease(
+        &self,
+        _key: &SessionKey,
+        _holder: &str,
+        _ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        if self.grants.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Ok(Lease::Acquired);
+        }
+        Ok(Lease::HeldByOther {
+            remaining: Duration::from_secs(5),
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_refresh_token_is_sent_after_the_lease_was_lost() {
+    let h = harness(|_| {});
+    let store = Arc::new(LeaseLostStore {
+        inner: MemoryStore::new(),
+        grants: AtomicU32::new(0),
+    });
+    let manager = TokenManager::builder(h.fake.clone())
+        .shared_store(store.clone())
+        .client(NoTransport)
+        .clock(Arc::new(h.clock))
+        .build()
+        .unwrap();
+    manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(h.clock.now()),
+        )
+        .await
+        .unwrap();
+    h.fake.then(Step::Fail(unavailable(None)));
+    let error = manager.access_token("s").await.unwrap_err();
+    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    assert_eq!(h.calls(), 1, "the retry is not sent without the lease");
 }

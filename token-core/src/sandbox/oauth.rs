@@ -240,7 +240,14 @@ impl TokenResponse for TokenAnswer {
     type Extras = NoExtras;
 
     fn decode_body(body: &[u8]) -> Result<Self, String> {
-        serde_json::from_slice(body).map_err(|e| e.to_string())
+        use crate::macro_support::{ReadsAs, decode_answer_json, reads_as};
+        decode_answer_json(
+            body,
+            &[
+                ("expires_in", reads_as::<ExpiresIn> as ReadsAs),
+                ("refresh_expires_in", reads_as::<ExpiresIn>),
+            ],
+        )
     }
 
     fn encode_body(&self) -> Vec<u8> {
@@ -248,14 +255,16 @@ impl TokenResponse for TokenAnswer {
     }
 
     fn into_token_set(self, now: OffsetDateTime) -> Result<TokenSet<NoExtras>, String> {
-        let access_expires_at = self
-            .expires_in
-            .at(now)
+        use crate::macro_support::{ExpiryField as _, bounded_expiry};
+        let access_expires_at = bounded_expiry(self.expires_in.instant(now), "expires_in")
             .or_else(|| jwt_exp(self.access_token.expose_secret()));
         let mut set = TokenSet::new(self.access_token);
         set.access_expires_at = access_expires_at;
         set.refresh_token = self.refresh_token;
-        set.refresh_expires_at = self.refresh_expires_in.at(now);
+        set.refresh_expires_at = bounded_expiry(
+            self.refresh_expires_in.refresh_instant(now),
+            "refresh_expires_in",
+        );
         set.token_type = self.token_type;
         set.scope = self.scope;
         Ok(set)

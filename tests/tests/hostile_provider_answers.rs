@@ -1,0 +1,345 @@
+//! The real provider crates' refresh endpoints against hostile or odd answers built from
+//! their seeds: an odd expiry or a duplicate key never costs a rotated pair, Keycloak's
+//! `refresh_expires_in: 0` is "no refresh expiry", a token with a control character is
+//! refused by field name, and a refresh token echoed (whole or in part) in an error answer
+//! shows nowhere.
+
+use http::StatusCode;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use token_core::codec::{Endpoint, FromContext, RequestContext, decode_response};
+use token_core::{
+    AccessToken, ClientSecret, EndpointError, Error, ErrorKind, RefreshToken, TokenSet,
+};
+use token_provider_alipayplus::ApplyToken;
+use token_provider_maya::{ConnectRefresh, MiniAppRefresh};
+use token_provider_oauth2::{OAuth2Config, RefreshTokenGrant};
+use token_provider_paymentsgate::RefreshServiceToken;
+use token_provider_vaultist::{RefreshV2, RefreshV3};
+
+// Seeds (see each provider crate's tests), with the expiry written as a placeholder.
+const OAUTH2: &str = r#"{"access_token":"2YotnFZFEjr1zCsicMWpAA","token_type":"example","expires_in":EXPIRY,"refresh_token":"tGzv3JOkF0XG5Qx2TlKWIA","example_parameter":"example_value"}"#;
+const KEYCLOAK: &str = r#"{"access_token":"2YotnFZFEjr1zCsicMWpAA","expires_in":300,"refresh_expires_in":EXPIRY,"refresh_token":"tGzv3JOkF0XG5Qx2TlKWIA","token_type":"Bearer"}"#;
+const VAULTIST_V3: &str = r#"{"access_token":"eyJhbGciOiJIUzI1NiIsIn...","refresh_token":"dGhpcyBpcyBhIHJlZnJlc2h...","expires_in":EXPIRY,"token_type":"Bearer"}"#;
+const VAULTIST_V2: &str = r#"{"access_token":"eyJraWQiOiJmODAyNjg0OC1mNTJkLTRmY","token_type":"Bearer","refresh_token":"eyJraWQiOiJmFGGghrwghhnEGFGrehrnjdf7653kFZ_uusa3WYE","scope":"accounts:read","expires_in":EXPIRY,"user_id":"usr:b06d9aaa-4310-4c0d-9e5343c1b35"}"#;
+const PAYMENTSGATE: &str = r#"{"access_token":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...","refresh_token":"8xLOxBatCN8fDrMHtkX1uDgeHxWxhoJDl...","expires_in":EXPIRY}"#;
+const MAYA_MINI_APP: &str = r#"{"accessToken":"at-2","refreshToken":"rt-2","expiresAt":EXPIRY}"#;
+const MAYA_CONNECT: &str =
+    r#"{"access_token":"at-3","refresh_token":"rt-3","expires_in":EXPIRY,"token_type":"Bearer"}"#;
+const ALIPAY: &str = r#"{"result":{"resultCode":"SUCCESS","resultMessage":"success","resultStatus":"S"},"accessToken":"281010033AB2F588D14B43238637264FCA5AAF35","accessTokenExpiryTime":EXPIRY,"refreshToken":"2810100334F62CBC577F468AAC87CFC6C9107811","refreshTokenExpiryTime":"2022-06-08T12:12:12+08:00","customerId":"2789808900000000000000001","userLoginId":"62-***2736"}"#;
+
+/// Values no expiry type reads, whatever its format.
+const ODD: &[&str] = &[
+    "-5",
+    "1e300",
+    r#""NaN""#,
+    r#""-5""#,
+    "true",
+    "{}",
+    "[3600]",
+    r#""2022-13-45T99:00:00+08:00""#,
+    "-62135596801000",
+];
+
+fn now() -> OffsetDateTime {
+    datetime!(2026-01-01 00:00 UTC)
+}
+
+fn answer(status: u16, body: &str) -> http::Response<Vec<u8>> {
+    let mut response = http::Response::new(body.as_bytes().to_vec());
+    *response.status_mut() = StatusCode::from_u16(status).unwrap();
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        "application/json".parse().unwrap(),
+    );
+    response
+}
+
+/// Decodes a 200 answer; extras as JSON so that every provider's set has one type.
+fn decode<E: Endpoint>(body: &str) -> Result<TokenSet<serde_json::Value>, EndpointError> {
+    decode_response::<E>(&answer(200, body), now(), &[]).map(|set| set.to_stored().unwrap())
+}
+
+fn pair(set: &TokenSet<serde_json::Value>) -> (&str, Option<&str>) {
+    (
+        set.access_token.expose_secret(),
+        set.refresh_token.as_ref().map(RefreshToken::expose_secret),
+    )
+}
+
+/// Decodes `seed` with `EXPIRY` replaced by each odd value; the pair must survive with an
+/// unknown access expiry. With `good` in its place the expiry is read (the control).
+fn odd_expiries_keep_the_pair<E: Endpoint>(
+    name: &str,
+    seed: &str,
+    good: &str,
+    (access, refresh): (&str, &str),
+) {
+    let good = decode::<E>(&seed.replace("EXPIRY", good))
+        .unwrap_or_else(|e| panic!("{name}: the control answer decodes: {e}"));
+    assert_eq!(pair(&good), (access, Some(refresh)), "{name}: control");
+    assert!(
+        good.access_expires_at.is_some(),
+        "{name}: control has an expiry"
+    );
+    for odd in ODD {
+        let body = seed.replace("EXPIRY", odd);
+        let set = decode::<E>(&body).unwrap_or_else(|e| panic!("{name} with {odd}: {e}"));
+        assert_eq!(pair(&set), (access, Some(refresh)), "{name} with {odd}");
+        assert_eq!(set.access_expires_at, None, "{name} with {odd}");
+        assert_eq!(set.extras, good.extras, "{name} with {odd}: extras kept");
+    }
+}
+
+#[test]
+fn an_odd_expiry_keeps_the_rotated_pair_in_every_provider() {
+    odd_expiries_keep_the_pair::<RefreshTokenGrant>(
+        "oauth2",
+        OAUTH2,
+        "3600",
+        ("2YotnFZFEjr1zCsicMWpAA", "tGzv3JOkF0XG5Qx2TlKWIA"),
+    );
+    odd_expiries_keep_the_pair::<RefreshV3>(
+        "vaultist v3",
+        VAULTIST_V3,
+        "3600",
+        ("eyJhbGciOiJIUzI1NiIsIn...", "dGhpcyBpcyBhIHJlZnJlc2h..."),
+    );
+    odd_expiries_keep_the_pair::<RefreshV2>(
+        "vaultist v2",
+        VAULTIST_V2,
+        "86400",
+        (
+            "eyJraWQiOiJmODAyNjg0OC1mNTJkLTRmY",
+            "eyJraWQiOiJmFGGghrwghhnEGFGrehrnjdf7653kFZ_uusa3WYE",
+        ),
+    );
+    odd_expiries_keep_the_pair::<RefreshServiceToken>(
+        "paymentsgate",
+        PAYMENTSGATE,
+        r#""3600""#,
+        (
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...",
+            "8xLOxBatCN8fDrMHtkX1uDgeHxWxhoJDl...",
+        ),
+    );
+    odd_expiries_keep_the_pair::<MiniAppRefresh>(
+        "maya mini app",
+        MAYA_MINI_APP,
+        "1767229200",
+        ("at-2", "rt-2"),
+    );
+    odd_expiries_keep_the_pair::<ConnectRefresh>(
+        "maya connect",
+        MAYA_CONNECT,
+        "3600",
+        ("at-3", "rt-3"),
+    );
+    odd_expiries_keep_the_pair::<ApplyToken>(
+        "alipay+",
+        ALIPAY,
+        r#""2022-06-06T12:12:12+08:00""#,
+        (
+            "281010033AB2F588D14B43238637264FCA5AAF35",
+            "2810100334F62CBC577F468AAC87CFC6C9107811",
+        ),
+    );
+}
+
+#[test]
+fn an_odd_refresh_expiry_keeps_the_rotated_pair() {
+    for odd in ODD {
+        let set = decode::<RefreshTokenGrant>(&KEYCLOAK.replace("EXPIRY", odd)).unwrap();
+        assert_eq!(pair(&set).1, Some("tGzv3JOkF0XG5Qx2TlKWIA"), "{odd}");
+        assert_eq!(set.refresh_expires_at, None, "{odd}");
+        assert_eq!(set.access_expires_at, Some(now() + Duration::seconds(300)));
+        let alipay = ALIPAY
+            .replace("EXPIRY", r#""2022-06-06T12:12:12+08:00""#)
+            .replace(r#""2022-06-08T12:12:12+08:00""#, odd);
+        let set = decode::<ApplyToken>(&alipay).unwrap();
+        assert_eq!(
+            pair(&set).1,
+            Some("2810100334F62CBC577F468AAC87CFC6C9107811"),
+            "{odd}"
+        );
+        assert_eq!(set.refresh_expires_at, None, "{odd}");
+    }
+}
+
+#[test]
+fn duplicate_keys_keep_the_rotated_pair_and_the_last_value_wins() {
+    let oauth2 = r#"{"access_token":"at-old","expires_in":60,"refresh_token":"rt-old","access_token":"at-new","expires_in":120,"refresh_token":"rt-new","token_type":"Bearer","token_type":"bearer"}"#;
+    let set = decode::<RefreshTokenGrant>(oauth2).unwrap();
+    assert_eq!(pair(&set), ("at-new", Some("rt-new")));
+    assert_eq!(set.access_expires_at, Some(now() + Duration::seconds(120)));
+    assert_eq!(set.token_type.as_deref(), Some("bearer"));
+
+    let maya = r#"{"accessToken":"at-new","expiresAt":1767229200,"refreshToken":"rt-new","expiresAt":1767232800}"#;
+    let set = decode::<MiniAppRefresh>(maya).unwrap();
+    assert_eq!(pair(&set), ("at-new", Some("rt-new")));
+    assert_eq!(set.access_expires_at, Some(datetime!(2026-01-01 02:00 UTC)));
+
+    let vaultist = VAULTIST_V2
+        .replace("EXPIRY", "86400")
+        .replace(r#""user_id":"#, r#""user_id":"usr:first","user_id":"#);
+    let set = decode::<RefreshV2>(&vaultist).unwrap();
+    assert_eq!(set.extras["user_id"], "usr:b06d9aaa-4310-4c0d-9e5343c1b35");
+
+    let alipay = ALIPAY
+        .replace("EXPIRY", r#""2022-06-06T12:12:12+08:00""#)
+        .replace(
+            r#""customerId":"#,
+            r#""accessToken":"at-dup","customerId":"#,
+        );
+    let set = decode::<ApplyToken>(&alipay).unwrap();
+    assert_eq!(pair(&set).0, "at-dup");
+}
+
+#[test]
+fn keycloak_refresh_expires_in_zero_means_no_refresh_expiry() {
+    let set = decode::<RefreshTokenGrant>(&KEYCLOAK.replace("EXPIRY", "0")).unwrap();
+    assert_eq!(set.refresh_expires_at, None);
+    assert_eq!(pair(&set).1, Some("tGzv3JOkF0XG5Qx2TlKWIA"));
+    let set = decode::<RefreshTokenGrant>(&KEYCLOAK.replace("EXPIRY", "1800")).unwrap();
+    assert_eq!(
+        set.refresh_expires_at,
+        Some(now() + Duration::seconds(1800))
+    );
+    // The access token's zero stays "expires now": the manager handles that answer.
+    let set = decode::<RefreshTokenGrant>(&OAUTH2.replace("EXPIRY", "0")).unwrap();
+    assert_eq!(set.access_expires_at, Some(now()));
+}
+
+#[test]
+fn a_token_with_a_control_character_is_refused_by_every_provider() {
+    fn refused<E: Endpoint>(name: &str, body: &str, field: &str) {
+        let error = decode::<E>(body).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{name}");
+        let shown = format!("{error} {error:?}");
+        assert!(
+            shown.contains(&format!("the {field} token contains a control character")),
+            "{name}: {shown}"
+        );
+        assert!(!shown.contains("SECRETPART"), "{name}: {shown}");
+    }
+    refused::<RefreshTokenGrant>(
+        "oauth2",
+        r#"{"access_token":"at-SECRETPART\r\nX-Evil: 1","refresh_token":"rt-1","expires_in":60}"#,
+        "access",
+    );
+    refused::<RefreshV3>(
+        "vaultist",
+        r#"{"access_token":"at-1","refresh_token":"rt-SECRETPART\u0000","expires_in":60}"#,
+        "refresh",
+    );
+    refused::<MiniAppRefresh>(
+        "maya",
+        r#"{"accessToken":"at-SECRETPART\n","refreshToken":"rt-2","expiresAt":1767229200}"#,
+        "access",
+    );
+    refused::<ApplyToken>(
+        "alipay+",
+        &ALIPAY
+            .replace("EXPIRY", r#""2022-06-06T12:12:12+08:00""#)
+            .replace(
+                "2810100334F62CBC577F468AAC87CFC6C9107811",
+                "SECRETPART\\r2810100334F62CBC577F468AAC87CFC6C9107811",
+            ),
+        "refresh",
+    );
+}
+
+// ---- echoes of the refresh token in error answers -----------------------------------------
+
+/// 34 characters, as in the probe that found the leak.
+const ECHOED: &str = "rt-9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4";
+
+fn assert_no_echo(text: &str) {
+    assert!(!text.is_empty());
+    for start in 0..=ECHOED.len() - 8 {
+        let run = &ECHOED[start..start + 8];
+        assert!(
+            !text.contains(run),
+            "`{run}` of the refresh token in {text}"
+        );
+    }
+}
+
+fn shown(error: EndpointError) -> String {
+    let error = Error::from(error);
+    format!("{error}\n{error:?}")
+}
+
+#[test]
+fn an_echoed_refresh_token_shows_nowhere_in_the_oauth2_providers_errors() {
+    let config = OAuth2Config {
+        client_secret: Some(ClientSecret::new("cs-0123456789abcdef")),
+        ..OAuth2Config::new("app")
+    };
+    let client = config.client();
+    let session: TokenSet =
+        TokenSet::new(AccessToken::new("at")).with_refresh_token(RefreshToken::new(ECHOED));
+    let grant =
+        RefreshTokenGrant::from_context(&RequestContext::for_refresh(&client, &session)).unwrap();
+    let secrets = grant.secrets();
+    assert!(secrets.contains(&ECHOED));
+    let part = &ECHOED[5..29];
+    for (status, body, expect) in [
+        (
+            400,
+            format!(r#"{{"error":"{ECHOED}","error_description":"bad"}}"#),
+            "`[redacted]`: bad",
+        ),
+        (
+            400,
+            format!(r#"{{"error":"x{part}","error_description":"token {part} expired"}}"#),
+            "`x[redacted]`: token [redacted] expired",
+        ),
+        (
+            200,
+            format!(r#"{{"error":"invalid_grant","error_description":"{part}"}}"#),
+            "`invalid_grant`: [redacted]",
+        ),
+        (
+            502,
+            format!("<html>upstream refused {part}</html>"),
+            "<html>upstream refused [redacted]</html>",
+        ),
+        (
+            200,
+            format!("refresh_token={part}; oops"),
+            "[redacted]; oops",
+        ),
+    ] {
+        let error = decode_response::<RefreshTokenGrant>(&answer(status, &body), now(), &secrets)
+            .unwrap_err();
+        let text = shown(error);
+        assert!(text.contains(expect), "{status} {body}: {text}");
+        assert_no_echo(&text);
+    }
+}
+
+#[test]
+fn an_echoed_refresh_token_shows_nowhere_in_a_result_envelope_error() {
+    let part = &ECHOED[2..26];
+    let body = format!(
+        r#"{{"result":{{"resultStatus":"F","resultCode":"{part}","resultMessage":"refresh token {ECHOED} is invalid"}}}}"#
+    );
+    let error = decode_response::<ApplyToken>(&answer(200, &body), now(), &[ECHOED]).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Rejected);
+    let text = shown(error);
+    assert!(
+        text.contains("refresh token [redacted] is invalid"),
+        "{text}"
+    );
+    assert_no_echo(&text);
+
+    let v2 = format!(
+        r#"{{"status":"UNAUTHORIZED","message":"The Token {part} has expired","traceId":"t","errors":[]}}"#
+    );
+    let error = decode_response::<RefreshV2>(&answer(401, &v2), now(), &[ECHOED]).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+    let text = shown(error);
+    assert!(text.contains("The Token [redacted] has expired"), "{text}");
+    assert_no_echo(&text);
+}

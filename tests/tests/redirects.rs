@@ -1,0 +1,283 @@
+//! Token calls stay at their origin whatever reqwest client `ReqwestClient` wraps: a client
+//! that follows redirects never resends the refresh token's body on a 307 or 308, and an
+//! answer from another origin (after a 301, 302 or 303) is a transport error, never read as
+//! the provider's answer. So another origin's `invalid_grant` cannot end a session.
+
+use std::sync::{Arc, Mutex};
+
+use http::{HeaderValue, StatusCode, header::LOCATION};
+use token_core::sandbox::oauth::TOKEN_PATH;
+use token_core::sandbox::{Failure, RunningSandbox, Sandbox, SandboxContext, json_response};
+use token_core::{
+    AccessToken, ClientSecret, ErrorKind, HttpClient, RefreshToken, ReqwestClient, TokenManager,
+    TokenSet,
+};
+use token_provider_oauth2::{OAuth2, OAuth2Config};
+
+const REFRESH_TOKEN: &str = "rt-redirect-0123456789abcdef";
+const CLIENT_SECRET: &str = "cs-redirect-fedcba9876543210";
+
+/// One request the other origin saw.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: http::Method,
+    /// Every header and the body, as text: where a secret would show.
+    text: String,
+    content_length: Option<String>,
+    chunked: bool,
+}
+
+type Log = Arc<Mutex<Vec<Seen>>>;
+
+/// Another origin (another loopback port) whose token route answers `invalid_grant` to
+/// anything, and records what it is sent.
+async fn other_origin() -> (RunningSandbox, Log) {
+    let log: Log = Arc::default();
+    let record = log.clone();
+    let sandbox = Sandbox::builder()
+        .oauth_routes(false)
+        .api_routes(false)
+        .route_any(
+            TOKEN_PATH,
+            move |request: http::Request<Vec<u8>>, _cx: SandboxContext| {
+                let record = record.clone();
+                async move {
+                    let headers = request.headers();
+                    let mut text = format!("{} {}\n", request.method(), request.uri());
+                    for (name, value) in headers {
+                        text.push_str(&format!(
+                            "{name}: {}\n",
+                            String::from_utf8_lossy(value.as_bytes())
+                        ));
+                    }
+                    text.push_str(&String::from_utf8_lossy(request.body()));
+                    record.lock().unwrap().push(Seen {
+                        method: request.method().clone(),
+                        text,
+                        content_length: headers
+                            .get(http::header::CONTENT_LENGTH)
+                            .map(|v| v.to_str().unwrap().to_owned()),
+                        chunked: headers.contains_key(http::header::TRANSFER_ENCODING),
+                    });
+                    json_response(
+                        StatusCode::BAD_REQUEST,
+                        &serde_json::json!({"error": "invalid_grant"}),
+                    )
+                }
+            },
+        )
+        .start()
+        .await
+        .expect("the other origin starts");
+    (sandbox, log)
+}
+
+/// The provider's token endpoint, answering the next calls with `status` to `to`.
+async fn redirecting_endpoint(status: StatusCode, to: &url::Url, times: u32) -> RunningSandbox {
+    let sandbox = Sandbox::builder()
+        .start()
+        .await
+        .expect("the sandbox starts");
+    sandbox.fail_next(
+        TOKEN_PATH,
+        times,
+        Failure::new(status).with_header(
+            LOCATION,
+            HeaderValue::from_str(to.as_str()).expect("a URL is a header value"),
+        ),
+    );
+    sandbox
+}
+
+fn following_client() -> ReqwestClient {
+    ReqwestClient::from_client(
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .expect("builds"),
+    )
+}
+
+fn refresh_request(url: &url::Url) -> http::Request<Vec<u8>> {
+    http::Request::post(url.as_str())
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .header(
+            http::header::AUTHORIZATION,
+            format!("Basic {CLIENT_SECRET}"),
+        )
+        .body(format!("grant_type=refresh_token&refresh_token={REFRESH_TOKEN}").into_bytes())
+        .expect("a request")
+}
+
+fn assert_no_secret(text: &str) {
+    assert!(!text.is_empty());
+    for secret in [
+        REFRESH_TOKEN,
+        CLIENT_SECRET,
+        "0123456789abcdef",
+        "fedcba9876543210",
+    ] {
+        assert!(!text.contains(secret), "`{secret}` in {text}");
+    }
+}
+
+#[tokio::test]
+async fn a_following_client_never_resends_the_body_on_307_or_308() {
+    let (other, seen) = other_origin().await;
+    for status in [
+        StatusCode::TEMPORARY_REDIRECT,
+        StatusCode::PERMANENT_REDIRECT,
+    ] {
+        let endpoint = redirecting_endpoint(status, &other.url(TOKEN_PATH), 1).await;
+        let answer = following_client()
+            .send(refresh_request(&endpoint.url(TOKEN_PATH)))
+            .await
+            .expect("the redirect itself is the answer");
+        assert_eq!(answer.status(), status);
+        assert_eq!(endpoint.calls(TOKEN_PATH), 1, "{status}");
+        assert!(seen.lock().unwrap().is_empty(), "{status}: {seen:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_answer_from_another_origin_is_a_transport_error_never_read() {
+    let (other, seen) = other_origin().await;
+    for status in [
+        StatusCode::MOVED_PERMANENTLY,
+        StatusCode::FOUND,
+        StatusCode::SEE_OTHER,
+    ] {
+        seen.lock().unwrap().clear();
+        let endpoint = redirecting_endpoint(status, &other.url(TOKEN_PATH), 1).await;
+        let error = following_client()
+            .send(refresh_request(&endpoint.url(TOKEN_PATH)))
+            .await
+            .expect_err("another origin's answer is refused");
+        assert_eq!(error.kind, ErrorKind::Misconfigured, "{status}: {error}");
+        let shown = format!("{error} {error:?}");
+        assert!(
+            shown.contains(other.base_url().as_str().trim_end_matches('/')),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("invalid_grant"),
+            "the body was read: {shown}"
+        );
+        assert_no_secret(&shown);
+        // reqwest turned the POST into a GET without the body, and dropped `Authorization`.
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1, "{status}: {seen:?}");
+        assert_eq!(seen[0].method, http::Method::GET, "{status}");
+        assert!(seen[0].text.contains("GET /token"), "{:?}", seen[0]);
+        assert_no_secret(&seen[0].text);
+    }
+}
+
+#[tokio::test]
+async fn the_default_client_follows_no_redirect() {
+    let (other, seen) = other_origin().await;
+    for status in [StatusCode::FOUND, StatusCode::TEMPORARY_REDIRECT] {
+        let endpoint = redirecting_endpoint(status, &other.url(TOKEN_PATH), 1).await;
+        let answer = ReqwestClient::new()
+            .expect("builds")
+            .send(refresh_request(&endpoint.url(TOKEN_PATH)))
+            .await
+            .expect("the redirect itself is the answer");
+        assert_eq!(answer.status(), status);
+    }
+    assert!(seen.lock().unwrap().is_empty(), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_body_that_is_never_replayed_is_still_sent_with_its_length() {
+    let (other, seen) = other_origin().await;
+    let request = refresh_request(&other.url(TOKEN_PATH));
+    let length = request.body().len().to_string();
+    let answer = following_client().send(request).await.expect("an answer");
+    assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].content_length.as_deref(), Some(length.as_str()));
+    assert!(!seen[0].chunked, "{:?}", seen[0]);
+    assert!(
+        seen[0]
+            .text
+            .ends_with(&format!("refresh_token={REFRESH_TOKEN}"))
+    );
+}
+
+fn manager(base_url: url::Url, client: ReqwestClient) -> TokenManager<OAuth2> {
+    let config = OAuth2Config {
+        client_secret: Some(ClientSecret::new(CLIENT_SECRET)),
+        ..OAuth2Config::new("app")
+    };
+    TokenManager::builder(OAuth2::new(base_url, config))
+        .client(client)
+        .build()
+        .expect("the manager builds")
+}
+
+fn session() -> TokenSet {
+    TokenSet::new(AccessToken::new("at-still-valid"))
+        .with_refresh_token(RefreshToken::new(REFRESH_TOKEN))
+        .with_access_expires_at(time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+}
+
+#[tokio::test]
+async fn another_origins_invalid_grant_never_ends_the_session() {
+    let (other, seen) = other_origin().await;
+
+    // Control: the other origin's answer, read as the provider's, would end the session.
+    let direct = manager(other.base_url(), following_client());
+    direct.insert("s", session()).await.expect("inserts");
+    let error = direct.refresh_now("s").await.expect_err("invalid_grant");
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired, "{error}");
+    seen.lock().unwrap().clear();
+
+    for status in [
+        StatusCode::MOVED_PERMANENTLY,
+        StatusCode::FOUND,
+        StatusCode::SEE_OTHER,
+        StatusCode::TEMPORARY_REDIRECT,
+        StatusCode::PERMANENT_REDIRECT,
+    ] {
+        let endpoint = redirecting_endpoint(status, &other.url(TOKEN_PATH), 10).await;
+        let manager = manager(endpoint.base_url(), following_client());
+        manager.insert("s", session()).await.expect("inserts");
+        let error = manager.refresh_now("s").await.expect_err("no answer");
+        assert!(
+            matches!(error.kind(), ErrorKind::Misconfigured | ErrorKind::Rejected),
+            "{status}: {error}"
+        );
+        assert!(error.reauth().is_none(), "{status}: {error}");
+        let shown = format!("{error} {error:?}");
+        assert!(
+            shown.contains(&status.as_u16().to_string()) || shown.contains("origin"),
+            "{shown}"
+        );
+        assert_no_secret(&shown);
+        // The session is intact: same refresh token, and its access token is still served.
+        let kept = manager.token_set("s").await.expect("the session is kept");
+        assert_eq!(
+            kept.refresh_token.as_ref().map(RefreshToken::expose_secret),
+            Some(REFRESH_TOKEN),
+            "{status}"
+        );
+        assert_eq!(
+            manager
+                .access_token("s")
+                .await
+                .expect("served")
+                .expose_secret(),
+            "at-still-valid"
+        );
+        // The refresh token never reached the other origin; at most a bodiless GET did.
+        for request in seen.lock().unwrap().drain(..) {
+            assert_eq!(request.method, http::Method::GET, "{status}: {request:?}");
+            assert_no_secret(&request.text);
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The manager's settings: when to refresh, how to retry, how long a lease lasts.
+
+use std::time::Duration;
+
+use super::RetryPolicy;
+
+/// When to refresh, how to retry, how long a cross-process lease lasts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ManagerConfig {
+    /// Refresh this long before the access token expires.
+    pub refresh_skew: Duration,
+    /// Refresh up to this much earlier again, chosen at random per token set, so sessions
+    /// issued together do not all refresh in the same instant.
+    pub skew_jitter: Duration,
+    /// Refresh this long before the refresh token expires, if the session is in use then.
+    pub refresh_token_skew: Duration,
+    /// Backoff and bounds for retrying a failed refresh.
+    pub retry: RetryPolicy,
+    /// How long a refresh lease is held in a store shared by several processes. The holder
+    /// renews it every third of this while its refresh runs, and until the new set is saved.
+    pub lease_ttl: Duration,
+    /// After a failed ahead-of-expiry refresh, wait this long before trying again (the
+    /// current token is still valid meanwhile). Also how often a session declared dead is
+    /// looked up in the store again (another process may have inserted new tokens).
+    pub failure_cooldown: Duration,
+    /// The shortest time between two refreshes of a session whose provider answers with a
+    /// token that is already expired (or expires within the skew): the answer is used, and
+    /// the next refresh waits this long instead of following at once.
+    pub min_refresh_interval: Duration,
+    /// The access-token lifetime assumed when the provider's answer gives none (or one that
+    /// cannot be read); `None`: such a token is used until the API refuses it.
+    pub default_access_lifetime: Option<Duration>,
+    /// How many times a set whose save failed is saved again in the background (while its
+    /// lease is kept).
+    pub save_retries: u32,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        Self {
+            refresh_skew: Duration::from_secs(60),
+            skew_jitter: Duration::from_secs(30),
+            refresh_token_skew: Duration::from_secs(600),
+            retry: RetryPolicy::default(),
+            lease_ttl: Duration::from_secs(30),
+            failure_cooldown: Duration::from_secs(5),
+            min_refresh_interval: Duration::from_secs(10),
+            default_access_lifetime: None,
+            save_retries: 30,
+        }
+    }
+}
+
+impl ManagerConfig {
+    /// Sets the skew and its jitter.
+    pub fn with_refresh_skew(mut self, skew: Duration, jitter: Duration) -> Self {
+        self.refresh_skew = skew;
+        self.skew_jitter = jitter;
+        self
+    }
+
+    /// Sets how long before refresh-token expiry a session in use is refreshed.
+    pub fn with_refresh_token_skew(mut self, skew: Duration) -> Self {
+        self.refresh_token_skew = skew;
+        self
+    }
+
+    /// Sets the retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets the lease length (at least one second).
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Sets the cooldown after a failed ahead-of-expiry refresh.
+    pub fn with_failure_cooldown(mut self, cooldown: Duration) -> Self {
+        self.failure_cooldown = cooldown;
+        self
+    }
+
+    /// Sets the shortest time between refreshes answered with an already expired token.
+    pub fn with_min_refresh_interval(mut self, interval: Duration) -> Self {
+        self.min_refresh_interval = interval;
+        self
+    }
+
+    /// Sets the lifetime assumed for an access token whose expiry the provider did not give.
+    pub fn with_default_access_lifetime(mut self, lifetime: Option<Duration>) -> Self {
+        self.default_access_lifetime = lifetime;
+        self
+    }
+
+    /// Sets how many times a failed save is retried in the background.
+    pub fn with_save_retries(mut self, retries: u32) -> Self {
+        self.save_retries = retries;
+        self
+    }
+
+    /// How often a held lease is renewed.
+    pub(super) fn heartbeat(&self) -> Duration {
+        (self.lease_ttl / 3).max(Duration::from_millis(100))
+    }
+}

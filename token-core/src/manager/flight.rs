@@ -1,0 +1,115 @@
+//! Single flight: at most one refresh per session in this process, run in its own task so
+//! a cancelled caller never cancels it for the others, and cleared on every exit path.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use super::Inner;
+use super::session::{Flight, Outcome, Reason, Session};
+use crate::error::Error;
+use crate::provider::Provider;
+
+static NEXT_FLIGHT: AtomicU64 = AtomicU64::new(1);
+
+/// Owns a flight's answer channel. Dropped without an answer (the refresh panicked, or its
+/// task was cancelled at shutdown) it frees the slot and answers the waiters with
+/// [`Error::RefreshAborted`], so the next call starts a new refresh.
+struct FlightGuard<X> {
+    session: Arc<Session<X>>,
+    id: u64,
+    tx: Option<watch::Sender<Option<Outcome<X>>>>,
+}
+
+impl<X> FlightGuard<X> {
+    fn finish(mut self, outcome: Outcome<X>) {
+        self.answer(outcome);
+    }
+
+    fn answer(&mut self, outcome: Outcome<X>) {
+        // Free the slot before waking the waiters, so a caller that finds no flight also
+        // finds the new state.
+        {
+            let mut slot = self.session.flight_slot();
+            if slot.as_ref().is_some_and(|flight| flight.id == self.id) {
+                slot.take();
+            }
+        }
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Some(outcome));
+        }
+    }
+}
+
+impl<X> Drop for FlightGuard<X> {
+    fn drop(&mut self) {
+        if self.tx.is_some() {
+            tracing::error!("the refresh ended without an answer (a panic or a cancelled task)");
+            self.answer(Err(Error::RefreshAborted(
+                "the refresh task panicked or was cancelled".into(),
+            )));
+        }
+    }
+}
+
+impl<P: Provider> Inner<P> {
+    /// Joins the refresh under way for `session`, or starts one in its own task.
+    pub(super) fn start_flight(
+        self: &Arc<Self>,
+        session: &Arc<Session<P::Extras>>,
+        reason: Reason,
+    ) -> watch::Receiver<Option<Outcome<P::Extras>>> {
+        let mut slot = session.flight_slot();
+        if let Some(running) = slot.as_ref() {
+            return running.rx.clone();
+        }
+        if self.closing() {
+            return watch::channel(Some(Err(Error::ShuttingDown))).1;
+        }
+        let id = NEXT_FLIGHT.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = watch::channel(None);
+        *slot = Some(Flight { id, rx: rx.clone() });
+        drop(slot);
+        let guard = FlightGuard {
+            session: session.clone(),
+            id,
+            tx: Some(tx),
+        };
+        let inner = self.clone();
+        let session = session.clone();
+        let span = tracing::info_span!(
+            "token_refresh",
+            provider = %self.provider.name(),
+            session = %session.name,
+            reason = reason.as_str(),
+        );
+        self.tasks.spawn(
+            async move {
+                let outcome = inner.run(&session, reason).await;
+                guard.finish(outcome);
+            }
+            .instrument(span),
+        );
+        rx
+    }
+
+    /// Starts or joins a refresh and waits for its answer.
+    pub(super) async fn flight(
+        self: &Arc<Self>,
+        session: &Arc<Session<P::Extras>>,
+        reason: Reason,
+    ) -> Outcome<P::Extras> {
+        let mut rx = self.start_flight(session, reason);
+        let outcome = match rx.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome.clone(),
+            Err(_) => None,
+        };
+        outcome.unwrap_or_else(|| {
+            Err(Error::RefreshAborted(
+                "the refresh task ended without an answer".into(),
+            ))
+        })
+    }
+}

@@ -1,0 +1,198 @@
+//! The cross-process lease: taken before a refresh, the store re-read after taking it,
+//! renewed while the refresh runs, and checked before a refresh token is spent.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::session::{Current, Reason, Session, State};
+use super::{Event, Inner, from_stored};
+use crate::error::{Error, StoreError};
+use crate::provider::Provider;
+use crate::store::{Lease, StoredRecord};
+
+pub(super) enum LeaseTaken<X> {
+    /// Another process refreshed meanwhile; nothing left to do.
+    Settled(Arc<Current<X>>),
+    /// The lease is ours; refresh from this set.
+    Held(Option<Arc<Current<X>>>),
+}
+
+/// What the store holds, compared with what this process holds.
+pub(super) enum Stored<X> {
+    /// The same version (or nothing newer).
+    Unchanged,
+    /// Newer tokens, now published.
+    Tokens(Arc<Current<X>>),
+    /// A re-auth verdict another process recorded, now published.
+    Dead(Error),
+}
+
+/// Set by the heartbeat when a renewal found the lease taken by another holder.
+#[derive(Default)]
+pub(super) struct LeaseWatch {
+    lost: AtomicBool,
+}
+
+impl LeaseWatch {
+    pub(super) fn lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+}
+
+impl<P: Provider> Inner<P> {
+    /// Takes the store's refresh lease, waiting while another process holds it; then
+    /// re-reads the store, since the other process may have refreshed meanwhile (a replica
+    /// must never refresh with a refresh token another one already used).
+    pub(super) async fn take_lease(
+        &self,
+        session: &Session<P::Extras>,
+        generation: u64,
+        mut current: Option<Arc<Current<P::Extras>>>,
+        reason: &Reason,
+    ) -> Result<LeaseTaken<P::Extras>, Error> {
+        let started = tokio::time::Instant::now();
+        let mut polls = 0u32;
+        loop {
+            match self
+                .store
+                .acquire_lease(&session.key, &self.holder, self.config.lease_ttl)
+                .await?
+            {
+                Lease::Acquired => break,
+                Lease::HeldByOther { remaining } => {
+                    polls += 1;
+                    if started.elapsed() > self.config.lease_ttl.saturating_mul(2) {
+                        return Err(Error::Store(StoreError::Backend {
+                            message: "another process held the refresh lease too long".into(),
+                            source: None,
+                        }));
+                    }
+                    let wait = self
+                        .config
+                        .retry
+                        .backoff(polls, None)
+                        .min(remaining)
+                        .max(Duration::from_millis(10));
+                    tokio::time::sleep(wait).await;
+                    match self
+                        .read_newer(session, generation, current.as_ref())
+                        .await?
+                    {
+                        Stored::Unchanged => {}
+                        Stored::Dead(error) => return Err(error),
+                        Stored::Tokens(adopted) => {
+                            if reason.satisfied_by(&adopted, self.clock.now()) {
+                                return Ok(LeaseTaken::Settled(adopted));
+                            }
+                            current = Some(adopted);
+                        }
+                    }
+                }
+            }
+        }
+        let newer = match self.read_newer(session, generation, current.as_ref()).await {
+            Ok(newer) => newer,
+            Err(error) => {
+                self.release(session).await;
+                return Err(error);
+            }
+        };
+        match newer {
+            Stored::Unchanged => {}
+            Stored::Dead(error) => {
+                self.release(session).await;
+                return Err(error);
+            }
+            Stored::Tokens(adopted) => {
+                if reason.satisfied_by(&adopted, self.clock.now()) {
+                    self.release(session).await;
+                    return Ok(LeaseTaken::Settled(adopted));
+                }
+                current = Some(adopted);
+            }
+        }
+        Ok(LeaseTaken::Held(current))
+    }
+
+    /// Looks at the store and takes what another writer put there since `current`.
+    pub(super) async fn read_newer(
+        &self,
+        session: &Session<P::Extras>,
+        generation: u64,
+        current: Option<&Arc<Current<P::Extras>>>,
+    ) -> Result<Stored<P::Extras>, Error> {
+        // An unsaved set is newer than anything stored: keep it.
+        if current.is_some_and(|c| !c.saved) {
+            return Ok(Stored::Unchanged);
+        }
+        let Some(record) = self.store.load(&session.key).await? else {
+            return Ok(Stored::Unchanged);
+        };
+        if current.is_some_and(|c| c.version == Some(record.version)) {
+            return Ok(Stored::Unchanged);
+        }
+        match record.value {
+            StoredRecord::Tokens(set) => {
+                let adopted =
+                    Arc::new(self.current_from(from_stored(set)?, Some(record.version), true));
+                if session.publish_if(generation, State::Ready(adopted.clone())) {
+                    self.emit(Event::Adopted {
+                        session: session.name.clone(),
+                        version: record.version,
+                    });
+                }
+                Ok(Stored::Tokens(adopted))
+            }
+            StoredRecord::Reauth(verdict) => {
+                // Another process reached and reported the verdict: no second event.
+                let reauth = self.reauth_from(session, verdict);
+                session.publish_if(
+                    generation,
+                    State::Dead {
+                        reauth: reauth.clone(),
+                        version: Some(record.version),
+                        checked_at: self.clock.now(),
+                    },
+                );
+                Ok(Stored::Dead(Error::ReauthRequired(reauth)))
+            }
+        }
+    }
+
+    /// Renews the lease; `false` when another holder has it (ours lapsed and was taken).
+    /// A store that cannot be reached counts as still held: nobody else can take it there
+    /// either, and the lease lapses on its own if this process dies.
+    pub(super) async fn renew(&self, session: &Session<P::Extras>) -> bool {
+        match self
+            .store
+            .acquire_lease(&session.key, &self.holder, self.config.lease_ttl)
+            .await
+        {
+            Ok(Lease::Acquired) => true,
+            Ok(_) => false,
+            Err(error) => {
+                tracing::warn!(%error, "could not renew the refresh lease");
+                true
+            }
+        }
+    }
+
+    /// Renews the lease every third of its length until dropped; notes when it was lost.
+    pub(super) async fn heartbeat(&self, session: &Session<P::Extras>, watch: &LeaseWatch) {
+        loop {
+            tokio::time::sleep(self.config.heartbeat()).await;
+            if !self.renew(session).await {
+                tracing::warn!("the refresh lease was taken by another process");
+                watch.lost.store(true, Ordering::SeqCst);
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    pub(super) async fn release(&self, session: &Session<P::Extras>) {
+        if let Err(error) = self.store.release_lease(&session.key, &self.holder).await {
+            tracing::warn!(%error, "could not release the refresh lease; it will lapse");
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Persistence: a new set is saved before anyone uses it; one that cannot be saved is kept
+//! in memory, with its lease, and saved again in the background.
+
+use std::sync::Arc;
+
+use super::session::{Current, Session, State};
+use super::{Event, Inner, to_stored};
+use crate::error::{Error, StoreError};
+use crate::provider::Provider;
+use crate::store::{SessionKey, StoredRecord, Version, Versioned};
+use crate::token_set::TokenSet;
+
+/// What became of a refreshed set.
+pub(super) enum Persisted {
+    /// Saved at this version.
+    Saved(Version),
+    /// The store moved past the version the refresh started from, to tokens written by
+    /// someone with the last word (an `insert`): keep theirs.
+    Superseded(Versioned<StoredRecord>),
+    /// Not saved (the store failed); kept in memory.
+    Failed(Error),
+}
+
+impl<P: Provider> Inner<P> {
+    /// Saves a set just obtained from the provider, replacing the version it was refreshed
+    /// from. A re-auth verdict found in its place is overwritten (the provider has just
+    /// answered, so the session lives); newer tokens are not.
+    pub(super) async fn persist(
+        &self,
+        key: &SessionKey,
+        set: &TokenSet<P::Extras>,
+        base: Option<Version>,
+    ) -> Persisted {
+        let record = match to_stored(set) {
+            Ok(record) => record,
+            Err(error) => return Persisted::Failed(error),
+        };
+        let mut expected = base;
+        for _ in 0..3 {
+            match self.store.save(key, &record, expected).await {
+                Ok(version) => return Persisted::Saved(version),
+                Err(StoreError::Conflict { .. }) => match self.store.load(key).await {
+                    Ok(Some(found)) if found.value.tokens().is_some() => {
+                        return Persisted::Superseded(found);
+                    }
+                    Ok(found) => expected = found.map(|f| f.version),
+                    Err(error) => return Persisted::Failed(error.into()),
+                },
+                Err(error) => return Persisted::Failed(error.into()),
+            }
+        }
+        Persisted::Failed(
+            StoreError::Conflict {
+                expected,
+                found: None,
+            }
+            .into(),
+        )
+    }
+
+    /// Saves a set the application handed over (it has the last word): on a version
+    /// conflict it overwrites what it finds.
+    pub(super) async fn save_authoritative(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        base: Option<Version>,
+    ) -> Result<Version, Error> {
+        let mut expected = base;
+        for _ in 0..3 {
+            match self.store.save(key, record, expected).await {
+                Ok(version) => return Ok(version),
+                Err(StoreError::Conflict { found, .. }) => expected = found,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(StoreError::Conflict {
+            expected,
+            found: None,
+        }
+        .into())
+    }
+
+    /// Saves `unsaved` again in the background, keeping the refresh lease (renewed before
+    /// every attempt) until it is saved, so no other process refreshes with the refresh
+    /// token this one already spent. Releases the lease at the end.
+    pub(super) fn spawn_save_retry(
+        self: Arc<Self>,
+        session: Arc<Session<P::Extras>>,
+        generation: u64,
+        unsaved: Arc<Current<P::Extras>>,
+    ) {
+        let inner = self.clone();
+        self.tasks.spawn(async move {
+            inner.save_retry(&session, generation, &unsaved).await;
+            inner.release(&session).await;
+        });
+    }
+
+    async fn save_retry(
+        &self,
+        session: &Session<P::Extras>,
+        generation: u64,
+        unsaved: &Arc<Current<P::Extras>>,
+    ) {
+        for attempt in 1..=self.config.save_retries {
+            let wait = self
+                .config
+                .retry
+                .backoff(attempt, None)
+                .min(self.config.heartbeat());
+            tokio::time::sleep(wait).await;
+            let still_current = matches!(
+                session.state.load().as_deref(),
+                Some(State::Ready(current)) if Arc::ptr_eq(current, unsaved)
+            );
+            if !still_current {
+                return;
+            }
+            if !self.renew(session).await {
+                tracing::error!(
+                    "the refresh lease was lost before the new token set could be saved"
+                );
+            }
+            match self
+                .persist(&session.key, &unsaved.set, unsaved.version)
+                .await
+            {
+                Persisted::Saved(version) => {
+                    let saved = Arc::new(Current {
+                        set: unsaved.set.clone(),
+                        version: Some(version),
+                        saved: true,
+                        refresh_at: unsaved.refresh_at,
+                        usable_until: unsaved.usable_until,
+                        after_rejection: unsaved.after_rejection,
+                    });
+                    // Publish only if nothing replaced the set while saving.
+                    session.state.rcu(|state| match state.as_deref() {
+                        Some(State::Ready(current)) if Arc::ptr_eq(current, unsaved) => {
+                            Some(Arc::new(State::Ready(saved.clone())))
+                        }
+                        _ => state.clone(),
+                    });
+                    self.emit(Event::Persisted {
+                        session: session.name.clone(),
+                        version,
+                    });
+                    return;
+                }
+                Persisted::Superseded(found) => {
+                    if let Some(set) = found.value.into_tokens()
+                        && let Ok(set) = super::from_stored(set)
+                    {
+                        let adopted = Arc::new(self.current_from(set, Some(found.version), true));
+                        if session.publish_if(generation, State::Ready(adopted)) {
+                            self.emit(Event::Adopted {
+                                session: session.name.clone(),
+                                version: found.version,
+                            });
+                        }
+                    }
+                    return;
+                }
+                Persisted::Failed(error) => {
+                    tracing::warn!(attempt, %error, "saving the token set failed again");
+                }
+            }
+        }
+        tracing::error!("gave up saving the new token set; it is kept in memory only");
+    }
+}

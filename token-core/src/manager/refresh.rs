@@ -1,0 +1,458 @@
+//! One refresh, start to end: load, lease, re-read, call the provider with retries,
+//! persist, publish; and what each failure means for the session.
+
+use std::sync::Arc;
+
+use super::lease::{LeaseTaken, LeaseWatch, Stored};
+use super::persist::Persisted;
+use super::session::{Current, Outcome, Reason, Session, State, later};
+use super::{Event, ExpiryNote, Inner, from_stored, retry};
+use crate::error::StoreError;
+use crate::error::{Error, ErrorKind};
+use crate::provider::{CallContext, Provider};
+use crate::store::{ReauthVerdict, StoredRecord};
+use crate::token_set::TokenSet;
+
+/// The longest `Retry-After` remembered between calls.
+const MAX_COOLDOWN: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl<P: Provider> Inner<P> {
+    pub(super) async fn run(
+        self: &Arc<Self>,
+        session: &Arc<Session<P::Extras>>,
+        reason: Reason,
+    ) -> Outcome<P::Extras> {
+        let generation = session.generation();
+        let now = self.clock.now();
+        let state = match session.state.load_full() {
+            Some(state) => state,
+            None => {
+                let state = self.load_state(session).await?;
+                session.publish_if(generation, state);
+                session
+                    .state
+                    .load_full()
+                    .unwrap_or_else(|| Arc::new(State::Absent))
+            }
+        };
+        let current = match &*state {
+            State::Dead {
+                reauth,
+                version,
+                checked_at,
+            } => {
+                // Another process may have inserted new tokens since: look again, now and
+                // then, without calling the provider.
+                if now < later(*checked_at, self.config.failure_cooldown) {
+                    return Err(Error::ReauthRequired(reauth.clone()));
+                }
+                match self.store.load(&session.key).await? {
+                    Some(record) if Some(record.version) != *version => {
+                        let state = self.state_from(session, record)?;
+                        session.publish_if(generation, state);
+                        return Box::pin(self.run(session, reason)).await;
+                    }
+                    _ => {
+                        session.publish_if(
+                            generation,
+                            State::Dead {
+                                reauth: reauth.clone(),
+                                version: *version,
+                                checked_at: now,
+                            },
+                        );
+                        return Err(Error::ReauthRequired(reauth.clone()));
+                    }
+                }
+            }
+            State::Ready(current) if reason.satisfied_by(current, now) => {
+                return Ok(current.clone());
+            }
+            State::Ready(current) => Some(current.clone()),
+            State::Absent if self.provider.can_issue() => None,
+            State::Absent => return Err(self.no_tokens(session)),
+        };
+        if let Some(remaining) = session
+            .cooldown_left(now)
+            .or_else(|| self.cooldown_left(now).filter(|_| current.is_none()))
+        {
+            return Err(Error::CoolingDown { remaining });
+        }
+
+        let current = match self
+            .take_lease(session, generation, current, &reason)
+            .await?
+        {
+            LeaseTaken::Settled(current) => return Ok(current),
+            LeaseTaken::Held(current) => current,
+        };
+        let watch = LeaseWatch::default();
+        let work = self.refresh_held(session, generation, current, &reason, &watch);
+        tokio::pin!(work);
+        let (outcome, keep_lease) = tokio::select! {
+            biased;
+            done = &mut work => done,
+            () = self.heartbeat(session, &watch) => unreachable!("the heartbeat never ends"),
+        };
+        if !keep_lease {
+            self.release(session).await;
+        }
+        outcome
+    }
+
+    pub(super) async fn load_state(
+        &self,
+        session: &Session<P::Extras>,
+    ) -> Result<State<P::Extras>, Error> {
+        match self.store.load(&session.key).await? {
+            Some(record) => self.state_from(session, record),
+            None => Ok(State::Absent),
+        }
+    }
+
+    fn state_from(
+        &self,
+        session: &Session<P::Extras>,
+        record: crate::store::Versioned<StoredRecord>,
+    ) -> Result<State<P::Extras>, Error> {
+        Ok(match record.value {
+            StoredRecord::Tokens(set) => State::Ready(Arc::new(self.current_from(
+                from_stored(set)?,
+                Some(record.version),
+                true,
+            ))),
+            StoredRecord::Reauth(verdict) => State::Dead {
+                reauth: self.reauth_from(session, verdict),
+                version: Some(record.version),
+                checked_at: self.clock.now(),
+            },
+        })
+    }
+
+    /// The refresh proper, with the lease held. Returns the outcome and whether the lease
+    /// must be kept (a new set that could not be saved keeps it until it is).
+    async fn refresh_held(
+        self: &Arc<Self>,
+        session: &Arc<Session<P::Extras>>,
+        generation: u64,
+        current: Option<Arc<Current<P::Extras>>>,
+        reason: &Reason,
+        watch: &LeaseWatch,
+    ) -> (Outcome<P::Extras>, bool) {
+        let cx = CallContext::new(
+            self.client.clone(),
+            self.clock.clone(),
+            session.name.clone(),
+        );
+        let result = self
+            .obtain(&cx, session, current.as_deref().map(|c| &c.set), watch)
+            .await;
+        match result {
+            Ok((set, issued)) => {
+                self.refreshed(session, generation, current, reason, set, issued)
+                    .await
+            }
+            Err(error) if error.kind() == ErrorKind::ReauthRequired => (
+                self.refused(session, generation, current.as_ref(), error)
+                    .await,
+                false,
+            ),
+            Err(error) => (self.failed(session, generation, current, error), false),
+        }
+    }
+
+    async fn refreshed(
+        self: &Arc<Self>,
+        session: &Arc<Session<P::Extras>>,
+        generation: u64,
+        current: Option<Arc<Current<P::Extras>>>,
+        reason: &Reason,
+        mut set: TokenSet<P::Extras>,
+        issued: bool,
+    ) -> (Outcome<P::Extras>, bool) {
+        let now = self.clock.now();
+        let mut notes = Vec::new();
+        if set.access_expires_at.is_none() {
+            notes.push(ExpiryNote::Unknown);
+            if let Some(lifetime) = self.config.default_access_lifetime {
+                set.access_expires_at = Some(later(now, lifetime));
+            }
+        }
+        let rotated = current.as_ref().is_some_and(|c| set.rotated_from(&c.set));
+        let base = current.as_ref().and_then(|c| c.version);
+        let (version, saved, failure) = match self.persist(&session.key, &set, base).await {
+            Persisted::Saved(version) => (Some(version), true, None),
+            Persisted::Superseded(found) => {
+                // An insert replaced the set meanwhile: it has the last word.
+                let adopted = found
+                    .value
+                    .into_tokens()
+                    .ok_or_else(|| {
+                        StoreError::Corrupt("a superseding record without tokens".into())
+                    })
+                    .map_err(Error::from)
+                    .and_then(from_stored)
+                    .map(|set| Arc::new(self.current_from(set, Some(found.version), true)));
+                if let Ok(adopted) = &adopted
+                    && session.publish_if(generation, State::Ready(adopted.clone()))
+                {
+                    self.emit(Event::Adopted {
+                        session: session.name.clone(),
+                        version: found.version,
+                    });
+                }
+                return (self.after_insert(session, adopted), false);
+            }
+            Persisted::Failed(error) => (base, false, Some(error)),
+        };
+        let mut next = self.current_from(set, version, saved);
+        next.after_rejection = matches!(reason, Reason::Rejected(_));
+        // Refreshes of one session are spaced by at least the minimum interval, whatever
+        // the answer's expiries say.
+        let earliest = later(now, self.config.min_refresh_interval);
+        next.refresh_at = next.refresh_at.map(|at| at.max(earliest));
+        if next
+            .set
+            .access_expires_at
+            .is_some_and(|at| at <= later(now, self.config.refresh_skew))
+        {
+            // Already expired (or within the skew) on arrival: used all the same, for a
+            // short while if need be, rather than refreshed again at once.
+            notes.push(ExpiryNote::AlreadyExpired);
+            next.usable_until = next.usable_until.map(|at| at.max(earliest));
+        }
+        let next = Arc::new(next);
+        if !session.publish_if(generation, State::Ready(next.clone())) {
+            // An insert replaced the session while the provider answered: it wins, and the
+            // answer (for the replaced tokens) is dropped.
+            tracing::info!("the session was replaced during the refresh; its result is dropped");
+            return (self.after_insert(session, Ok(next)), false);
+        }
+        if let Some(error) = &failure {
+            tracing::error!(%error, "could not save the new token set; keeping it in memory");
+            self.emit(Event::PersistFailed {
+                session: session.name.clone(),
+                error: error.to_string(),
+            });
+        }
+        tracing::info!(rotated, issued, saved, "token set refreshed");
+        self.emit(Event::Refreshed {
+            session: session.name.clone(),
+            rotated,
+            issued,
+            access_expires_at: next.set.access_expires_at,
+            version: saved.then_some(version).flatten(),
+        });
+        for note in notes {
+            tracing::warn!(note = note.as_str(), "the provider's expiry was adjusted");
+            self.emit(Event::ExpiryAdjusted {
+                session: session.name.clone(),
+                note,
+            });
+        }
+        if !saved {
+            self.clone()
+                .spawn_save_retry(session.clone(), generation, next.clone());
+            return (Ok(next), true);
+        }
+        (Ok(next), false)
+    }
+
+    /// The state an insert left, for the callers of a refresh it overtook.
+    fn after_insert(
+        &self,
+        session: &Session<P::Extras>,
+        fallback: Outcome<P::Extras>,
+    ) -> Outcome<P::Extras> {
+        match session.state.load().as_deref() {
+            Some(State::Ready(current)) => Ok(current.clone()),
+            Some(State::Dead { reauth, .. }) => Err(Error::ReauthRequired(reauth.clone())),
+            _ => fallback,
+        }
+    }
+
+    /// The provider refused the refresh token. The verdict is reached only if that token is
+    /// still the newest one: the store is read first, and what another process or an
+    /// insert put there is taken instead.
+    async fn refused(
+        &self,
+        session: &Session<P::Extras>,
+        generation: u64,
+        current: Option<&Arc<Current<P::Extras>>>,
+        error: Error,
+    ) -> Outcome<P::Extras> {
+        if session.generation() != generation {
+            return self.after_insert(session, Err(error));
+        }
+        match self.read_newer(session, generation, current).await {
+            Ok(Stored::Tokens(adopted)) => return Ok(adopted),
+            Ok(Stored::Dead(dead)) => return Err(dead),
+            Ok(Stored::Unchanged) => {}
+            Err(store_error) => {
+                // The store cannot say whether someone else holds a newer pair: no verdict
+                // yet, the next call looks again.
+                tracing::warn!(error = %store_error, "the refresh token was refused and the store cannot be read");
+                return Err(store_error);
+            }
+        }
+        let reauth = self.reauth_for(session, &error);
+        let version = current.and_then(|c| c.version);
+        let verdict =
+            ReauthVerdict::new(reauth.code.clone(), reauth.reason.clone(), self.clock.now());
+        let recorded = match self
+            .store
+            .save(&session.key, &verdict.into(), version)
+            .await
+        {
+            Ok(version) => Some(version),
+            Err(StoreError::Conflict { .. }) => {
+                // Written meanwhile: take it instead.
+                return match self.read_newer(session, generation, current).await {
+                    Ok(Stored::Tokens(adopted)) => Ok(adopted),
+                    Ok(Stored::Dead(dead)) => Err(dead),
+                    Ok(Stored::Unchanged) => Err(error),
+                    Err(store_error) => Err(store_error),
+                };
+            }
+            Err(store_error) => {
+                tracing::warn!(error = %store_error, "could not record the re-auth verdict");
+                None
+            }
+        };
+        let dead = State::Dead {
+            reauth: reauth.clone(),
+            version: recorded,
+            checked_at: self.clock.now(),
+        };
+        if !session.publish_if(generation, dead) {
+            return self.after_insert(session, Err(Error::ReauthRequired(reauth)));
+        }
+        tracing::warn!(reason = %reauth.reason, "re-authorization required");
+        self.emit(Event::ReauthRequired(reauth.clone()));
+        Err(Error::ReauthRequired(reauth))
+    }
+
+    fn failed(
+        &self,
+        session: &Session<P::Extras>,
+        generation: u64,
+        current: Option<Arc<Current<P::Extras>>>,
+        error: Error,
+    ) -> Outcome<P::Extras> {
+        tracing::warn!(kind = %error.kind(), %error, "refresh failed");
+        self.emit(Event::RefreshFailed {
+            session: session.name.clone(),
+            kind: error.kind(),
+            error: error.to_string(),
+        });
+        if let Some(current) = current {
+            // Still valid: keep it, and hold off the next ahead-of-expiry attempt.
+            let now = self.clock.now();
+            if current.usable(now) {
+                let retry_at = later(now, self.config.failure_cooldown);
+                session.publish_if(
+                    generation,
+                    State::Ready(Arc::new(current.retry_at(retry_at))),
+                );
+            }
+        }
+        Err(error)
+    }
+
+    /// Calls the provider until it answers, retrying transient failures, and lost answers
+    /// inside the reuse window. Returns the new set and whether it was issued anew.
+    async fn obtain(
+        &self,
+        cx: &CallContext,
+        session: &Session<P::Extras>,
+        current: Option<&TokenSet<P::Extras>>,
+        watch: &LeaseWatch,
+    ) -> Result<(TokenSet<P::Extras>, bool), Error> {
+        let policy = &self.config.retry;
+        let can_issue = self.provider.can_issue();
+        // A refresh token past its local expiry is still tried once: the provider decides
+        // (a clock may be wrong, and some providers send 0 for "never").
+        let refreshable = current.filter(|c| c.refresh_token.is_some());
+        let mut issuing = refreshable.is_none();
+        if issuing && !can_issue {
+            return Err(Error::ReauthRequired(crate::error::Reauth::new(
+                cx.session(),
+                "the session has no refresh token",
+            )));
+        }
+        let mut started = tokio::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            if attempt > 1 && (watch.lost() || !self.renew(session).await) {
+                // Another process may be refreshing with the same token now: stop, and let
+                // the next call take the lease and read the store again.
+                return Err(Error::RefreshAborted(
+                    "the refresh lease was lost; the store is read again before the next attempt"
+                        .into(),
+                ));
+            }
+            let result = match (issuing, refreshable) {
+                (false, Some(set)) => self
+                    .provider
+                    .refresh(cx, set)
+                    .await
+                    .map(|new| new.or_previous(set)),
+                _ => self.provider.issue(cx).await,
+            };
+            let error = match result {
+                Ok(set) => return Ok((set, issuing)),
+                Err(error) => error,
+            };
+            let kind = error.kind();
+            tracing::debug!(attempt, %kind, issuing, "call failed");
+            let wait = policy.backoff(attempt, error.retry_after());
+            let next_call_at = started.elapsed().saturating_add(wait);
+            match retry::decide(
+                kind,
+                issuing,
+                can_issue,
+                next_call_at,
+                self.provider.reuse_window(),
+            ) {
+                retry::Decision::Issue => {
+                    tracing::info!(
+                        "refresh refused; issuing a new set with the provider's credentials"
+                    );
+                    issuing = true;
+                    attempt = 0;
+                    started = tokio::time::Instant::now();
+                    continue;
+                }
+                retry::Decision::GiveUp => {
+                    self.note_cooldown(session, &error, issuing);
+                    return Err(error);
+                }
+                retry::Decision::Retry => {}
+            }
+            if attempt >= policy.max_attempts || next_call_at > policy.deadline {
+                self.note_cooldown(session, &error, issuing);
+                return Err(Error::RetriesExhausted {
+                    attempts: attempt,
+                    last: Box::new(error),
+                });
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Remembers the provider's `Retry-After` beyond this refresh: for the session, and for
+    /// the whole client when the call was a grant of the client's own (issuing).
+    fn note_cooldown(&self, session: &Session<P::Extras>, error: &Error, issuing: bool) {
+        let Some(wait) = error.retry_after() else {
+            return;
+        };
+        // A provider asking for more than an hour is taken at an hour: a typo in its
+        // header must not silence a session for days.
+        let until = later(self.clock.now(), wait.min(MAX_COOLDOWN));
+        session.cool_down(until);
+        if issuing {
+            self.cool_down(until);
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! One session's state in memory: its current set (or verdict), its generation and the
+//! slot of the refresh under way.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use crate::error::{Error, Reauth};
+use crate::secret::AccessToken;
+use crate::store::{SessionKey, Version};
+use crate::token_set::TokenSet;
+
+pub(super) type Outcome<X> = Result<Arc<Current<X>>, Error>;
+
+/// The refresh under way: its id (so only its own guard clears the slot) and its answer.
+pub(super) struct Flight<X> {
+    pub(super) id: u64,
+    pub(super) rx: watch::Receiver<Option<Outcome<X>>>,
+}
+
+pub(super) struct Session<X> {
+    pub(super) key: SessionKey,
+    pub(super) name: Arc<str>,
+    /// `None` until loaded from the store.
+    pub(super) state: ArcSwapOption<State<X>>,
+    /// Bumped by every `insert` and `remove`; a refresh publishes only into the generation
+    /// it started in. The lock also orders publications.
+    generation: Mutex<u64>,
+    /// The refresh under way, if any. Locked only on the slow path.
+    flight: Mutex<Option<Flight<X>>>,
+    /// No provider call before this instant (the provider's `Retry-After`).
+    cooldown: Mutex<Option<OffsetDateTime>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every value behind these locks is replaced whole; a panic cannot leave one half-set.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<X> Session<X> {
+    pub(super) fn new(key: SessionKey, name: Arc<str>) -> Self {
+        Self {
+            key,
+            name,
+            state: ArcSwapOption::empty(),
+            generation: Mutex::new(0),
+            flight: Mutex::new(None),
+            cooldown: Mutex::new(None),
+        }
+    }
+
+    pub(super) fn generation(&self) -> u64 {
+        *lock(&self.generation)
+    }
+
+    /// Starts a new generation (an insert or a remove): refreshes started before it publish
+    /// nothing.
+    pub(super) fn next_generation(&self) -> u64 {
+        let mut generation = lock(&self.generation);
+        *generation += 1;
+        *generation
+    }
+
+    /// Publishes `state` if the session is still at `generation`.
+    pub(super) fn publish_if(&self, generation: u64, state: State<X>) -> bool {
+        let current = lock(&self.generation);
+        if *current != generation {
+            return false;
+        }
+        self.state.store(Some(Arc::new(state)));
+        true
+    }
+
+    pub(super) fn flight_slot(&self) -> MutexGuard<'_, Option<Flight<X>>> {
+        lock(&self.flight)
+    }
+
+    /// How long the provider asked to wait still, if it did.
+    pub(super) fn cooldown_left(&self, now: OffsetDateTime) -> Option<Duration> {
+        let until = (*lock(&self.cooldown))?;
+        Duration::try_from(until - now)
+            .ok()
+            .filter(|d| !d.is_zero())
+    }
+
+    pub(super) fn cool_down(&self, until: OffsetDateTime) {
+        let mut cooldown = lock(&self.cooldown);
+        *cooldown = Some(cooldown.map_or(until, |at| at.max(until)));
+    }
+}
+
+pub(super) enum State<X> {
+    /// The store has no set for the session.
+    Absent,
+    Ready(Arc<Current<X>>),
+    /// Re-auth was signalled; nothing is refreshed until new tokens are inserted (here or,
+    /// seen on a later look at the store, by another process).
+    Dead {
+        reauth: Reauth,
+        /// The store version holding the verdict, if it was recorded.
+        version: Option<Version>,
+        /// When the store was last looked at.
+        checked_at: OffsetDateTime,
+    },
+}
+
+pub(super) struct Current<X> {
+    pub(super) set: TokenSet<X>,
+    /// The store version this set is at (or, unsaved, the version it replaces).
+    pub(super) version: Option<Version>,
+    pub(super) saved: bool,
+    /// When to refresh ahead of expiry; `None`: only when refused or forced.
+    pub(super) refresh_at: Option<OffsetDateTime>,
+    /// Until when the access token is handed out: its expiry, or a short grace for a set
+    /// that arrived already expired.
+    pub(super) usable_until: Option<OffsetDateTime>,
+    /// Obtained by a refresh after the API refused the previous token: a refusal of this
+    /// one too is not refreshed again (an API that refuses everything must not rotate the
+    /// session on every request).
+    pub(super) after_rejection: bool,
+}
+
+impl<X: Clone> Current<X> {
+    pub(super) fn fresh(&self, now: OffsetDateTime) -> bool {
+        self.refresh_at.is_none_or(|at| now < at) && self.usable(now)
+    }
+
+    pub(super) fn usable(&self, now: OffsetDateTime) -> bool {
+        self.usable_until.is_none_or(|at| now < at)
+    }
+
+    /// The same set, to be refreshed again no earlier than `at`.
+    pub(super) fn retry_at(&self, at: OffsetDateTime) -> Self {
+        Self {
+            set: self.set.clone(),
+            version: self.version,
+            saved: self.saved,
+            refresh_at: Some(match self.usable_until {
+                Some(until) => at.min(until),
+                None => at,
+            }),
+            usable_until: self.usable_until,
+            after_rejection: self.after_rejection,
+        }
+    }
+}
+
+/// Why a refresh was started; decides whether the state found when it runs already
+/// satisfies it.
+#[derive(Clone, Debug)]
+pub(super) enum Reason {
+    /// A caller found the token near expiry but still valid.
+    Proactive,
+    /// A caller has no usable token (none loaded, or expired).
+    Needed,
+    /// The API refused this token.
+    Rejected(AccessToken),
+    /// The application asked.
+    Forced,
+}
+
+impl Reason {
+    pub(super) fn as_str(&self) -> &'static str {
+        match self {
+            Self::Proactive => "proactive",
+            Self::Needed => "needed",
+            Self::Rejected(_) => "rejected",
+            Self::Forced => "forced",
+        }
+    }
+
+    pub(super) fn satisfied_by<X: Clone>(&self, current: &Current<X>, now: OffsetDateTime) -> bool {
+        match self {
+            Self::Proactive | Self::Needed => current.fresh(now),
+            Self::Rejected(token) => current.set.access_token != *token || current.after_rejection,
+            Self::Forced => false,
+        }
+    }
+}
+
+/// The latest representable instant: what "now plus a huge duration" saturates to.
+const FAR_FUTURE: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+/// The earliest representable instant.
+const FAR_PAST: OffsetDateTime = time::macros::datetime!(-9999-01-01 00:00 UTC);
+
+/// `at + by`, saturating instead of overflowing.
+pub(super) fn later(at: OffsetDateTime, by: Duration) -> OffsetDateTime {
+    time::Duration::try_from(by)
+        .ok()
+        .and_then(|by| at.checked_add(by))
+        .unwrap_or(FAR_FUTURE)
+}
+
+/// `at - by`, saturating instead of overflowing.
+pub(super) fn earlier(at: OffsetDateTime, by: Duration) -> OffsetDateTime {
+    time::Duration::try_from(by)
+        .ok()
+        .and_then(|by| at.checked_sub(by))
+        .unwrap_or(FAR_PAST)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn instant_arithmetic_saturates() {
+        let now = datetime!(2026-01-01 00:00 UTC);
+        assert_eq!(later(now, Duration::MAX), FAR_FUTURE);
+        assert_eq!(later(now, Duration::from_secs(u64::MAX)), FAR_FUTURE);
+        assert_eq!(earlier(FAR_PAST, Duration::from_secs(60)), FAR_PAST);
+        assert_eq!(earlier(now, Duration::MAX), FAR_PAST);
+        assert_eq!(
+            later(now, Duration::from_secs(60)),
+            datetime!(2026-01-01 00:01 UTC)
+        );
+    }
+}

@@ -1,0 +1,497 @@
+//! What the client side does with hostile or odd provider answers, through the code
+//! `#[token_endpoint]` generates and `codec::decode_response`:
+//!
+//! - provider-supplied text (the error code, the message, a raw body) never shows a known
+//!   secret, whole or in part (any run of 8 or more of its characters);
+//! - an odd expiry (negative, huge, `"NaN"`, the wrong type) or a duplicate key never costs
+//!   the tokens of a success answer: the expiry becomes unknown, with a warning;
+//! - `refresh_expires_in: 0` is "no refresh expiry", `expires_in: 0` stays "expires now";
+//! - extreme instants and `Retry-After` values never panic;
+//! - a token carrying a control character is refused, naming the field, never the value.
+
+use http::StatusCode;
+use time::OffsetDateTime;
+use time::macros::datetime;
+use token_core::codec::{Endpoint, FromContext, RequestContext, decode_response};
+use token_core::expiry::{ExpiresIn, UnixTime};
+use token_core::{
+    AccessToken, EndpointError, Error, ErrorKind, RefreshToken, TokenSet, token_endpoint,
+};
+
+#[token_endpoint(response, jwt_expiry)]
+#[derive(Debug)]
+pub struct Tokens {
+    #[token(access_token)]
+    pub access_token: AccessToken,
+    #[token(refresh_token)]
+    pub refresh_token: Option<RefreshToken>,
+    #[token(expiry)]
+    pub expires_in: Option<ExpiresIn>,
+    #[token(refresh_expiry)]
+    pub refresh_expires_in: Option<ExpiresIn>,
+}
+
+#[token_endpoint(response, rename_all = "camelCase")]
+#[derive(Debug)]
+pub struct UnixTokens {
+    #[token(access_token)]
+    pub access_token: AccessToken,
+    #[token(refresh_token)]
+    pub refresh_token: Option<RefreshToken>,
+    #[token(expiry)]
+    pub expires_at: Option<UnixTime>,
+}
+
+#[token_endpoint(error)]
+#[derive(Debug)]
+pub struct Failure {
+    #[token(code)]
+    pub error: String,
+    #[token(message)]
+    pub error_description: Option<String>,
+}
+
+#[token_endpoint(post = "/token", form, response = Tokens, error = Failure,
+                 body(name = "grant_type", value = "refresh_token"))]
+#[derive(Debug)]
+pub struct Refresh {
+    #[token(from = refresh_token)]
+    pub refresh_token: RefreshToken,
+}
+
+#[token_endpoint(post = "/token", json, response = UnixTokens, error = Failure)]
+#[derive(Debug)]
+pub struct UnixRefresh {
+    #[token(from = refresh_token)]
+    pub refresh_token: RefreshToken,
+}
+
+/// 34 characters, as in the issue's probe.
+const REFRESH_TOKEN: &str = "rt-9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4";
+
+fn now() -> OffsetDateTime {
+    datetime!(2026-03-01 12:00 UTC)
+}
+
+fn session() -> TokenSet {
+    TokenSet::new(AccessToken::new("at-current"))
+        .with_refresh_token(RefreshToken::new(REFRESH_TOKEN))
+}
+
+fn refresh() -> Refresh {
+    Refresh::from_context(&RequestContext::for_refresh(&(), &session())).unwrap()
+}
+
+fn answer(status: u16, body: &str) -> http::Response<Vec<u8>> {
+    let mut response = http::Response::new(body.as_bytes().to_vec());
+    *response.status_mut() = StatusCode::from_u16(status).unwrap();
+    response
+}
+
+fn decode(status: u16, body: &str) -> Result<TokenSet, EndpointError> {
+    let refresh = refresh();
+    decode_response::<Refresh>(&answer(status, body), now(), &refresh.secrets())
+}
+
+/// Every way an error is shown: `Display` and `Debug` of the endpoint error and of the
+/// library error it becomes.
+fn shown(error: &EndpointError) -> String {
+    let wrapped = Error::from(error.clone());
+    format!("{error}\n{error:?}\n{wrapped}\n{wrapped:?}")
+}
+
+fn assert_no_echo(text: &str) {
+    assert_eq!(REFRESH_TOKEN.len(), 34);
+    for start in 0..=REFRESH_TOKEN.len() - 8 {
+        let run = &REFRESH_TOKEN[start..start + 8];
+        assert!(
+            !text.contains(run),
+            "`{run}` of the refresh token shows in {text}"
+        );
+    }
+}
+
+// ---- provider-supplied text is scrubbed ------------------------------------------------
+
+#[test]
+fn a_refresh_token_echoed_whole_in_the_error_code_is_redacted() {
+    let error = decode(400, &format!(r#"{{"error":"{REFRESH_TOKEN}"}}"#)).unwrap_err();
+    let text = shown(&error);
+    // Positive control: this is the provider's answer, shown.
+    assert!(text.contains("HTTP 400"), "{text}");
+    assert!(text.contains("[redacted]"), "{text}");
+    assert_no_echo(&text);
+    let Error::Endpoint(EndpointError::Provider(provider)) = Error::from(error) else {
+        panic!("a provider error")
+    };
+    assert_eq!(provider.code, "[redacted]");
+}
+
+#[test]
+fn a_partly_echoed_refresh_token_in_code_and_message_is_redacted() {
+    // 24 of the 34 characters, from the middle, in both the code and the message.
+    let part = &REFRESH_TOKEN[6..30];
+    let body =
+        format!(r#"{{"error":"bad_{part}","error_description":"token {part}... is not valid"}}"#);
+    let error = decode(400, &body).unwrap_err();
+    let text = shown(&error);
+    assert!(text.contains("bad_[redacted]"), "{text}");
+    assert!(text.contains("token [redacted]... is not valid"), "{text}");
+    assert_no_echo(&text);
+}
+
+#[test]
+fn a_refresh_token_echoed_in_a_body_that_is_not_json_is_redacted() {
+    let part = &REFRESH_TOKEN[3..27];
+    for status in [200, 400, 502] {
+        let body = format!("<html><p>refresh {part} rejected</p><p>{REFRESH_TOKEN}</p></html>");
+        let error = decode(status, &body).unwrap_err();
+        let text = shown(&error);
+        assert!(
+            text.contains("<html><p>refresh [redacted] rejected"),
+            "{status}: {text}"
+        );
+        assert_no_echo(&text);
+    }
+}
+
+#[test]
+fn a_legitimate_error_code_is_untouched() {
+    let error = decode(
+        400,
+        r#"{"error":"invalid_grant","error_description":"refresh token expired"}"#,
+    )
+    .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Rejected);
+    let Error::Endpoint(EndpointError::Provider(provider)) = Error::from(error.clone()) else {
+        panic!("a provider error")
+    };
+    assert_eq!(provider.code, "invalid_grant");
+    assert_eq!(provider.message.as_deref(), Some("refresh token expired"));
+    assert!(shown(&error).contains("`invalid_grant`: refresh token expired"));
+}
+
+#[test]
+fn a_secret_shorter_than_a_partial_echo_is_still_redacted_whole() {
+    let session: TokenSet =
+        TokenSet::new(AccessToken::new("at")).with_refresh_token(RefreshToken::new("rt-77"));
+    let refresh = Refresh::from_context(&RequestContext::for_refresh(&(), &session)).unwrap();
+    let error = decode_response::<Refresh>(
+        &answer(
+            400,
+            r#"{"error":"rt-77","error_description":"rt-77 is dead"}"#,
+        ),
+        now(),
+        &refresh.secrets(),
+    )
+    .unwrap_err();
+    let text = shown(&error);
+    assert!(text.contains("[redacted] is dead"), "{text}");
+    assert!(!text.contains("rt-77"), "{text}");
+}
+
+// ---- an odd expiry never costs the tokens ----------------------------------------------
+
+fn success(expiry: &str) -> String {
+    format!(
+        r#"{{"access_token":"at-new","refresh_token":"rt-new","expires_in":{expiry},"refresh_expires_in":600}}"#
+    )
+}
+
+#[test]
+fn an_odd_expires_in_keeps_the_new_pair_with_an_unknown_expiry() {
+    for expiry in [
+        "-5",
+        "1e300",
+        "-1e300",
+        r#""NaN""#,
+        r#""inf""#,
+        r#""soon""#,
+        "true",
+        "{}",
+        "[60]",
+        "18446744073709551616",
+    ] {
+        let set =
+            decode(200, &success(expiry)).unwrap_or_else(|e| panic!("expires_in {expiry}: {e}"));
+        assert_eq!(set.access_token.expose_secret(), "at-new", "{expiry}");
+        assert_eq!(
+            set.refresh_token.as_ref().map(RefreshToken::expose_secret),
+            Some("rt-new"),
+            "{expiry}"
+        );
+        assert_eq!(set.access_expires_at, None, "{expiry}");
+        // The other expiry is still read.
+        assert_eq!(
+            set.refresh_expires_at,
+            Some(now() + time::Duration::seconds(600)),
+            "{expiry}"
+        );
+    }
+}
+
+#[test]
+fn an_odd_refresh_expiry_keeps_the_new_pair() {
+    let body = r#"{"access_token":"at-new","refresh_token":"rt-new","expires_in":60,"refresh_expires_in":"NaN"}"#;
+    let set = decode(200, body).unwrap();
+    assert_eq!(set.refresh_token.unwrap().expose_secret(), "rt-new");
+    assert_eq!(set.refresh_expires_at, None);
+    assert_eq!(
+        set.access_expires_at,
+        Some(now() + time::Duration::seconds(60))
+    );
+}
+
+#[test]
+fn an_odd_unix_expiry_keeps_the_new_pair() {
+    for expiry in [
+        "-62135596801000",
+        "18446744073709551615",
+        "1e300",
+        r#""NaN""#,
+        r#""2026-03-01""#,
+        "null",
+    ] {
+        let body =
+            format!(r#"{{"accessToken":"at-new","refreshToken":"rt-new","expiresAt":{expiry}}}"#);
+        let refresh =
+            UnixRefresh::from_context(&RequestContext::for_refresh(&(), &session())).unwrap();
+        let set = decode_response::<UnixRefresh>(&answer(200, &body), now(), &refresh.secrets())
+            .unwrap_or_else(|e| panic!("expiresAt {expiry}: {e}"));
+        assert_eq!(set.access_token.expose_secret(), "at-new", "{expiry}");
+        assert_eq!(
+            set.refresh_token.unwrap().expose_secret(),
+            "rt-new",
+            "{expiry}"
+        );
+        assert_eq!(set.access_expires_at, None, "{expiry}");
+    }
+}
+
+#[test]
+fn duplicate_keys_keep_the_new_pair_and_the_last_value_wins() {
+    let body = r#"{"access_token":"at-first","expires_in":30,"access_token":"at-new","refresh_token":"rt-new","expires_in":60}"#;
+    let set = decode(200, body).unwrap();
+    assert_eq!(set.access_token.expose_secret(), "at-new");
+    assert_eq!(set.refresh_token.unwrap().expose_secret(), "rt-new");
+    assert_eq!(
+        set.access_expires_at,
+        Some(now() + time::Duration::seconds(60))
+    );
+}
+
+#[test]
+fn a_missing_or_non_string_access_token_is_still_a_parse_error() {
+    for body in [
+        r#"{"refresh_token":"rt-new","expires_in":60}"#,
+        r#"{"access_token":42,"refresh_token":"rt-new","expires_in":60}"#,
+        r#"{"access_token":null,"refresh_token":"rt-new"}"#,
+        r#"["at-new"]"#,
+    ] {
+        let error = decode(200, body).unwrap_err();
+        assert!(
+            matches!(error, EndpointError::Parse { .. }),
+            "{body}: {error}"
+        );
+        assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{body}");
+        assert!(!shown(&error).contains("rt-new"), "{}", shown(&error));
+    }
+}
+
+#[test]
+fn an_odd_expiry_is_reported_by_field_name_in_a_warning() {
+    let logs = capture_warnings(|| {
+        decode(200, &success(r#""NaN""#)).unwrap();
+    });
+    assert!(logs.contains("expires_in"), "{logs}");
+    assert!(logs.contains("WARN"), "{logs}");
+    assert!(
+        !logs.contains("at-new") && !logs.contains("rt-new"),
+        "{logs}"
+    );
+}
+
+// ---- zero lifetimes ---------------------------------------------------------------------
+
+#[test]
+fn refresh_expires_in_zero_means_the_refresh_token_does_not_expire() {
+    let body = r#"{"access_token":"at-new","refresh_token":"rt-offline","expires_in":300,"refresh_expires_in":0}"#;
+    let set = decode(200, body).unwrap();
+    assert_eq!(set.refresh_expires_at, None);
+    assert_eq!(
+        set.access_expires_at,
+        Some(now() + time::Duration::seconds(300))
+    );
+}
+
+#[test]
+fn expires_in_zero_still_means_the_access_token_expires_now() {
+    let body = r#"{"access_token":"at-new","expires_in":0}"#;
+    assert_eq!(decode(200, body).unwrap().access_expires_at, Some(now()));
+}
+
+// ---- extreme values never panic -------------------------------------------------------
+
+fn jwt(exp: &str) -> String {
+    use base64::Engine as _;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!(r#"{{"sub":"acct","exp":{exp}}}"#));
+    format!("eyJhbGciOiJIUzI1NiJ9.{payload}.sig")
+}
+
+#[test]
+fn a_jwt_exp_at_the_edges_of_time_is_unknown_or_bounded_never_a_panic() {
+    for exp in [
+        i64::MIN.to_string(),
+        i64::MAX.to_string(),
+        u64::MAX.to_string(),
+        "1e300".into(),
+        "-1e300".into(),
+        // Years -9999 and +9999.
+        "-377705116800".into(),
+        "253402300799".into(),
+        "-1".into(),
+    ] {
+        let body = format!(
+            r#"{{"access_token":"{}","refresh_token":"rt-new"}}"#,
+            jwt(&exp)
+        );
+        let set = decode(200, &body).unwrap_or_else(|e| panic!("exp {exp}: {e}"));
+        assert_eq!(set.refresh_token.unwrap().expose_secret(), "rt-new");
+        if let Some(at) = set.access_expires_at {
+            // Whatever is kept leaves room for the manager's arithmetic either side.
+            let year = time::Duration::days(366);
+            assert!(at.checked_add(year * 100).is_some(), "exp {exp}: {at}");
+            assert!(at.checked_sub(year * 100).is_some(), "exp {exp}: {at}");
+        }
+    }
+    // A sane past `exp` is kept as it is: the token has expired.
+    let body = format!(r#"{{"access_token":"{}"}}"#, jwt("1700000000"));
+    assert_eq!(
+        decode(200, &body).unwrap().access_expires_at,
+        Some(datetime!(2023-11-14 22:13:20 UTC))
+    );
+}
+
+#[test]
+fn extreme_lifetimes_leave_room_for_arithmetic() {
+    for expiry in [
+        u64::MAX.to_string(),
+        i64::MAX.to_string(),
+        (i64::MAX as u64 + 1).to_string(),
+        "1.7e19".into(),
+    ] {
+        let set = decode(200, &success(&expiry)).unwrap();
+        let at = set
+            .access_expires_at
+            .expect("a huge lifetime is far away, not unknown");
+        assert!(
+            at > now() + time::Duration::days(365 * 1000),
+            "{expiry}: {at}"
+        );
+        assert!(
+            at.checked_add(time::Duration::days(366 * 100)).is_some(),
+            "{expiry}: {at}"
+        );
+    }
+}
+
+// ---- Retry-After never overflows -------------------------------------------------------
+
+#[test]
+fn a_huge_retry_after_is_clamped() {
+    let mut response = answer(503, "overloaded");
+    for value in ["18446744073709551615", "99999999999999999999999", "86401"] {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, value.parse().unwrap());
+        let refresh = refresh();
+        let error = Error::from(
+            decode_response::<Refresh>(&response, now(), &refresh.secrets()).unwrap_err(),
+        );
+        assert_eq!(error.kind(), ErrorKind::Transient, "{value}");
+        assert_eq!(
+            error.retry_after(),
+            Some(std::time::Duration::from_secs(24 * 60 * 60)),
+            "{value}"
+        );
+        // The clamped delay can be added to any instant.
+        let _ = std::time::Instant::now() + error.retry_after().unwrap();
+        let _ = now() + error.retry_after().unwrap();
+    }
+}
+
+// ---- control characters ----------------------------------------------------------------
+
+#[test]
+fn a_token_with_a_control_character_is_refused_naming_the_field_not_the_value() {
+    for (field, body) in [
+        (
+            "access",
+            r#"{"access_token":"at-\r\nX-Injected: 1","refresh_token":"rt-new"}"#,
+        ),
+        (
+            "access",
+            r#"{"access_token":"at-new\u0000","refresh_token":"rt-new"}"#,
+        ),
+        (
+            "refresh",
+            r#"{"access_token":"at-new","refresh_token":"rt-\nnew-secret"}"#,
+        ),
+        (
+            "refresh",
+            r#"{"access_token":"at-new","refresh_token":"rt-\u007fnew-secret"}"#,
+        ),
+        (
+            "access",
+            r#"{"access_token":"at-\tnew","refresh_token":"rt-new"}"#,
+        ),
+    ] {
+        let error = decode(200, body).unwrap_err();
+        assert!(
+            matches!(error, EndpointError::Parse { .. }),
+            "{body}: {error}"
+        );
+        assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{body}");
+        let text = shown(&error);
+        assert!(
+            text.contains(&format!("the {field} token contains a control character")),
+            "{text}"
+        );
+        for value in ["Injected", "at-new", "rt-new", "new-secret"] {
+            assert!(!text.contains(value), "{value} in {text}");
+        }
+    }
+}
+
+// ---- helpers -------------------------------------------------------------------------
+
+/// Runs `f` with a subscriber that records WARN lines, and returns them.
+fn capture_warnings(f: impl FnOnce()) -> String {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        // A callsite first hit by a concurrent test before this subscriber existed was
+        // cached as uninteresting: recompute with this subscriber in place.
+        tracing::callsite::rebuild_interest_cache();
+        f()
+    });
+    String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+}
