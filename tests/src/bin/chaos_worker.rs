@@ -25,7 +25,7 @@
 //! refreshed-now S ok|err KIND     inserted S SUBJECT ok|err KIND MESSAGE
 //! calls S ok=N err=N              live S ok|no LASTKIND    (calls since `mark`)
 //! stopping                                               (callers gone, about to drain)
-//! shutdown ok|err KIND|skipped
+//! shutdown ok|err KIND MESSAGE
 //! final S tokens V FP|verdict V|absent|error KIND          (the store after shutdown)
 //! bye
 //! ```
@@ -65,19 +65,6 @@ fn fingerprint(token: &str) -> String {
 /// A one-line error text (messages hold no secret; newlines would break the protocol).
 fn one_line(error: &Error) -> String {
     error.to_string().replace(['\n', '\r'], " ")
-}
-
-/// The graceful shutdown of the manager.
-///
-/// `TokenManager::shutdown(within)` (stop new refreshes, wait for those in flight up to
-/// `within`, persist their results) comes with the manager rework; until it is on main this
-/// returns `None` and the worker exits without draining, as an application would today.
-async fn shutdown_manager(
-    manager: &TokenManager<SandboxOAuth>,
-    within: Duration,
-) -> Option<Result<(), Error>> {
-    let _ = (manager, within);
-    None
 }
 
 /// A small seeded generator (xorshift64*), so a `CHAOS_SEED` reproduces the call pattern.
@@ -425,10 +412,14 @@ async fn run(args: &HashMap<String, String>) -> i32 {
     side_tasks.abort_all();
     while side_tasks.join_next().await.is_some() {}
     say("stopping");
-    match shutdown_manager(&manager, SHUTDOWN_WITHIN).await {
-        None => say("shutdown skipped"),
-        Some(Ok(())) => say("shutdown ok"),
-        Some(Err(error)) => say(&format!("shutdown err {}", error.kind())),
+    // The graceful shutdown: no new refresh, those in flight finished and persisted.
+    match manager.shutdown(SHUTDOWN_WITHIN).await {
+        Ok(()) => say("shutdown ok"),
+        Err(error) => say(&format!(
+            "shutdown err {} {}",
+            error.kind(),
+            one_line(&error)
+        )),
     }
     {
         let all = stats.lock().unwrap_or_else(|p| p.into_inner());
