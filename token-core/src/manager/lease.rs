@@ -53,13 +53,14 @@ impl<P: Provider> Inner<P> {
     ) -> Result<LeaseTaken<P::Extras>, Error> {
         let started = tokio::time::Instant::now();
         let mut polls = 0u32;
-        loop {
+        let taken_over = loop {
             match self
                 .store
                 .acquire_lease(&session.key, &self.holder, self.config.lease_ttl)
                 .await?
             {
-                Lease::Acquired => break,
+                Lease::Acquired => break false,
+                Lease::TakenOver => break true,
                 Lease::HeldByOther { remaining } => {
                     polls += 1;
                     if started.elapsed() > self.config.lease_ttl.saturating_mul(2) {
@@ -90,6 +91,18 @@ impl<P: Provider> Inner<P> {
                     }
                 }
             }
+        };
+        if taken_over {
+            tracing::warn!(
+                "took over a refresh lease that lapsed unreleased; waiting for its holder's save"
+            );
+            if let Some(settled) = self
+                .await_lapsed_holder(session, generation, &mut current, reason)
+                .await?
+            {
+                self.release(session).await;
+                return Ok(LeaseTaken::Settled(settled));
+            }
         }
         let newer = match self.read_newer(session, generation, current.as_ref()).await {
             Ok(newer) => newer,
@@ -113,6 +126,45 @@ impl<P: Provider> Inner<P> {
             }
         }
         Ok(LeaseTaken::Held(current))
+    }
+
+    /// After taking over a lapsed lease: the previous holder may have spent the stored
+    /// refresh token and still be trying to save what it got (its store was unreachable
+    /// longer than its lease). Spending the same token now would be refused, so watch the
+    /// store for up to one lease length, keeping the lease, and take what appears.
+    async fn await_lapsed_holder(
+        &self,
+        session: &Session<P::Extras>,
+        generation: u64,
+        current: &mut Option<Arc<Current<P::Extras>>>,
+        reason: &Reason,
+    ) -> Result<Option<Arc<Current<P::Extras>>>, Error> {
+        let started = tokio::time::Instant::now();
+        let poll = (self.config.lease_ttl / 6).max(Duration::from_millis(50));
+        while started.elapsed() < self.config.lease_ttl {
+            tokio::time::sleep(poll).await;
+            match self.read_newer(session, generation, current.as_ref()).await {
+                Ok(Stored::Unchanged) => {}
+                Ok(Stored::Tokens(adopted)) => {
+                    if reason.satisfied_by(&adopted, self.clock.now()) {
+                        return Ok(Some(adopted));
+                    }
+                    *current = Some(adopted);
+                    return Ok(None);
+                }
+                Ok(Stored::Dead(error)) => {
+                    self.release(session).await;
+                    return Err(error);
+                }
+                Err(error) => tracing::warn!(%error, "could not read the store"),
+            }
+            if !self.renew(session).await {
+                return Err(Error::RefreshAborted(
+                    "the refresh lease was taken by another process".into(),
+                ));
+            }
+        }
+        Ok(None)
     }
 
     /// Looks at the store and takes what another writer put there since `current`.

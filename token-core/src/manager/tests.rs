@@ -1415,3 +1415,84 @@ async fn no_refresh_token_is_sent_after_the_lease_was_lost() {
     assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
     assert_eq!(h.calls(), 1, "the retry is not sent without the lease");
 }
+
+/// Reports the lease as taken over from a lapsed holder; while the manager waits, that
+/// holder's save lands.
+struct LapsedHolderStore {
+    inner: MemoryStore,
+    requests: AtomicU32,
+}
+
+#[async_trait]
+impl TokenStore for LapsedHolderStore {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        self.inner.load(key).await
+    }
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        self.inner.save(key, record, expected).await
+    }
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
+        self.inner.delete(key, expected).await
+    }
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        _holder: &str,
+        _ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        match self.requests.fetch_add(1, Ordering::SeqCst) {
+            0 => Ok(Lease::TakenOver),
+            1 => {
+                // The lapsed holder gets its database back and saves what it refreshed.
+                let current = self.inner.load(key).await?.unwrap();
+                let theirs = TokenSet::<NoExtras>::new(AccessToken::new("at-theirs"))
+                    .with_refresh_token(RefreshToken::new("rt-theirs"))
+                    .with_access_expires_at(datetime!(2026-01-01 02:00 UTC))
+                    .to_stored()
+                    .unwrap();
+                self.inner
+                    .save(key, &theirs.into(), Some(current.version))
+                    .await?;
+                Ok(Lease::Acquired)
+            }
+            _ => Ok(Lease::Acquired),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_taken_over_from_a_lapsed_holder_waits_for_its_save_instead_of_spending() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let store = Arc::new(LapsedHolderStore {
+        inner: MemoryStore::new(),
+        requests: AtomicU32::new(0),
+    });
+    let manager = manager_over(&h, store.clone());
+    manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(h.clock.now()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-theirs"
+    );
+    assert_eq!(
+        h.calls(),
+        0,
+        "the token the lapsed holder spent is not sent again"
+    );
+}

@@ -305,7 +305,8 @@ impl TokenStore for FileStore {
             let _lock = DirLock::acquire(dir)?;
             // Read under the lock: time spent waiting for it must not shorten the lease.
             let now = unix_nanos(clock.now());
-            if let Some(held) = read_lease(dir, &key)
+            let held = read_lease(dir, &key);
+            if let Some(held) = &held
                 && held.holder != holder
                 && held.expires_at_unix_nanos > now
             {
@@ -321,7 +322,13 @@ impl TokenStore for FileStore {
                 });
             }
             write_lease(dir, &key, &holder, now, ttl)?;
-            Ok(Lease::Acquired)
+            // Another holder's lease still on file lapsed instead of being released.
+            let taken_over = held.is_some_and(|held| held.holder != holder);
+            Ok(if taken_over {
+                Lease::TakenOver
+            } else {
+                Lease::Acquired
+            })
         })
         .await
     }
@@ -1338,11 +1345,12 @@ mod tests {
             },
             "renewed at 20 s for 30 s"
         );
-        // The holder stops renewing (it crashed): at its expiry the lease is free.
+        // The holder stops renewing (it crashed): at its expiry the lease is taken over, and
+        // said so (the crashed holder may have spent the refresh token).
         advance(&clock, Duration::from_secs(10));
         assert_eq!(
             b.acquire_lease(&key, "b", ttl).await.unwrap(),
-            Lease::Acquired
+            Lease::TakenOver
         );
         // The old holder's renewal now says it lost the lease, and its release is a no-op.
         assert_eq!(
@@ -1407,7 +1415,7 @@ mod tests {
         let later = FileStore::open_with_clock(tmp.path(), Arc::new(clock)).unwrap();
         assert_eq!(
             later.acquire_lease(&key, "a", ttl).await.unwrap(),
-            Lease::Acquired
+            Lease::TakenOver
         );
     }
 
@@ -1468,6 +1476,7 @@ mod tests {
                 Lease::HeldByOther { remaining } => {
                     assert!(remaining <= Duration::from_secs(30))
                 }
+                Lease::TakenOver => panic!("nobody held the lease before"),
             }
         }
         assert_eq!(acquired, 1);
@@ -1521,7 +1530,7 @@ mod tests {
         advance(&clock, ttl);
         assert_eq!(
             store.acquire_lease(&key, "parent", ttl).await.unwrap(),
-            Lease::Acquired
+            Lease::TakenOver
         );
     }
 

@@ -83,6 +83,11 @@ pub struct Versioned<T> {
 pub enum Lease {
     /// This holder may refresh until the lease expires or is released.
     Acquired,
+    /// Granted, but over another holder's lease that lapsed instead of being released: that
+    /// holder may have sent the stored refresh token and not saved what it got yet (it
+    /// died, or lost the store for longer than its lease). The manager waits up to one lease
+    /// length for such a save to appear before it refreshes.
+    TakenOver,
     /// Another holder is refreshing; wait for a new version, or for the lease to lapse.
     HeldByOther {
         /// How long until the other holder's lease lapses.

@@ -568,7 +568,8 @@ impl Sql {
             // One statement: take the lease if free, lapsed or ours; otherwise read how long
             // the other holder keeps it (the outer SELECT sees the row as it was before).
             acquire: format!(
-                "WITH taken AS (
+                "WITH old AS (SELECT holder FROM {leases} WHERE {key}),
+                 taken AS (
                      INSERT INTO {leases} AS l (provider, session, holder, expires_at)
                      VALUES ($1, $2, $3, clock_timestamp() + make_interval(secs => $4))
                      ON CONFLICT (provider, session) DO UPDATE
@@ -578,7 +579,8 @@ impl Sql {
                  SELECT EXISTS (SELECT 1 FROM taken),
                         (SELECT GREATEST(0, EXTRACT(EPOCH FROM expires_at - clock_timestamp())
                                               * 1000000)::bigint
-                         FROM {leases} WHERE {key})"
+                         FROM {leases} WHERE {key}),
+                        EXISTS (SELECT 1 FROM old WHERE holder <> $3)"
             ),
             release: format!("DELETE FROM {leases} WHERE {key} AND holder = $3"),
         }
@@ -817,7 +819,15 @@ impl TokenStore for PostgresStore {
                     .try_get(0)
                     .map_err(|e| db_error("acquire the lease", &e))?;
                 if acquired {
-                    return Ok(Lease::Acquired);
+                    // Another holder's row was there: its lease lapsed unreleased.
+                    let taken_over: bool = row
+                        .try_get(2)
+                        .map_err(|e| db_error("acquire the lease", &e))?;
+                    return Ok(if taken_over {
+                        Lease::TakenOver
+                    } else {
+                        Lease::Acquired
+                    });
                 }
                 // No row in the statement's snapshot: another holder took it just now.
                 let remaining: Option<i64> = row
@@ -1064,7 +1074,8 @@ pub(crate) mod tests {
             polls += 1;
             assert!(polls <= 200, "the lease never lapsed");
             match store.acquire_lease(&crashed, "alive", ttl).await.unwrap() {
-                Lease::Acquired => break,
+                Lease::Acquired => panic!("the dead holder's lapsed lease is taken over"),
+                Lease::TakenOver => break,
                 Lease::HeldByOther { remaining } => {
                     assert!(remaining <= ttl);
                     tokio::time::sleep(remaining.min(Duration::from_millis(50))).await;
