@@ -713,7 +713,7 @@ async fn postgres() -> BenchResult {
         .map_err(err)?;
     let store = PostgresStore::open(&db).await.map_err(err)?;
     let result = postgres_round_trips(&store).await;
-    drop_schema(&url, &schema).await?;
+    examples::drop_schema(&url, &schema).await.map_err(err)?;
     result
 }
 
@@ -830,21 +830,6 @@ async fn postgres_round_trips(store: &PostgresStore) -> BenchResult {
 
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
-}
-
-/// Removes the benchmark's schema (the store has no call for it).
-async fn drop_schema(url: &str, schema: &str) -> BenchResult {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .map_err(err)?;
-    let connection = tokio::spawn(connection);
-    let dropped = client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-        .await
-        .map_err(err);
-    drop(client);
-    let _ = connection.await;
-    dropped
 }
 
 // ---- decode ---------------------------------------------------------------------------------

@@ -16,10 +16,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::MethodRouter;
 
-use crate::receiver::SessionReceiver;
-
-/// The largest Session URL body read: Maya's three tokens fit many times over.
-const MAX_BODY: usize = 64 * 1024;
+use crate::receiver::{MAX_BODY, SessionReceiver, too_large};
 
 /// A route (every method: the receiver answers 405 itself) serving `receiver`.
 pub fn session_url<S>(receiver: Arc<SessionReceiver>) -> MethodRouter<S>
@@ -34,11 +31,8 @@ pub async fn handle(State(receiver): State<Arc<SessionReceiver>>, request: Reque
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(body) => body.to_vec(),
-        Err(_) => {
-            let mut answer = Response::new(Body::from("request body too large or unreadable"));
-            *answer.status_mut() = http::StatusCode::PAYLOAD_TOO_LARGE;
-            return answer;
-        }
+        // Read no further than the receiver would accept.
+        Err(_) => return too_large().map(Body::from),
     };
     let answer = receiver
         .receive(http::Request::from_parts(parts, body))

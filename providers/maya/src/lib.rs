@@ -17,8 +17,10 @@
 //! - **First tokens** are not obtained by the partner: Maya POSTs them to the partner's Session
 //!   URL. [`SessionReceiver`] validates that POST, stores the tokens under a new single-use
 //!   `sessionId` and answers `{"sessionId"}`; the partner's front-end then
-//!   [redeems](SessionReceiver::redeem) the `sessionId` once. An axum adapter is behind the
-//!   `axum` feature.
+//!   [redeems](SessionReceiver::redeem) the `sessionId` once. The receiver keeps its records
+//!   in the manager's store beside the tokens, so replicas sharing a `PostgresStore` can take
+//!   the POST on one and the redemption on another. An axum adapter is behind the `axum`
+//!   feature.
 //! - **Errors** ([`MayaCode`]): `invalid_token` and `invalid_grant` mean re-authorization,
 //!   and the re-auth signal carries the Maya Connect authorize URL built from the config;
 //!   `invalid_client` is a misconfiguration; `invalid_request` and `unsupported_grant_type`
@@ -90,4 +92,4 @@ pub use endpoints::{
     MiniAppRefresh,
 };
 pub use provider::{APP_SESSION, Maya, MayaApp};
-pub use receiver::{RedeemError, SessionReceiver};
+pub use receiver::{RedeemError, SESSION_URL_NAMESPACE, SessionReceiver};

@@ -3,13 +3,15 @@
 use std::sync::Arc;
 
 use time::macros::datetime;
-use token_core::{AccessToken, ClientSecret, ManualClock, RefreshToken, TokenManager, TokenSet};
+use token_core::{
+    AccessToken, ClientSecret, ManualClock, MemoryStore, RefreshToken, TokenManager, TokenSet,
+};
 use token_provider_maya::sandbox::session_url_post;
 use token_provider_maya::{Maya, MayaConfig, SessionReceiver};
 use tower::ServiceExt as _;
 
-#[tokio::test]
-async fn the_axum_route_stores_the_tokens_and_answers_a_session_id() {
+/// A manager over `store` that never calls Maya (nothing expires in these tests).
+fn manager(store: Arc<MemoryStore>) -> TokenManager<Maya> {
     let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
     let config = MayaConfig::new(
         "client",
@@ -18,11 +20,17 @@ async fn the_axum_route_stores_the_tokens_and_answers_a_session_id() {
     );
     let client = Arc::new(token_core::ReqwestClient::new().unwrap());
     let maya = Maya::from_config(config, client.clone(), clock.clone()).unwrap();
-    let manager = TokenManager::builder(maya)
+    TokenManager::builder(maya)
+        .shared_store(store)
         .shared_client(client)
-        .clock(clock.clone())
+        .clock(clock)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_axum_route_stores_the_tokens_and_answers_a_session_id() {
+    let manager = manager(Arc::new(MemoryStore::new()));
     let receiver = Arc::new(SessionReceiver::new(manager.clone()));
     let app = axum::Router::new().route(
         "/maya/session",
@@ -58,4 +66,35 @@ async fn the_axum_route_stores_the_tokens_and_answers_a_session_id() {
         .body(axum::body::Body::empty())
         .unwrap();
     assert_eq!(app.oneshot(get).await.unwrap().status(), 405);
+}
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_refused_unread_and_stores_nothing() {
+    let store = Arc::new(MemoryStore::new());
+    let manager = manager(store.clone());
+    let app = axum::Router::new().route(
+        "/maya/session",
+        token_provider_maya::axum::session_url(Arc::new(SessionReceiver::new(manager))),
+    );
+    let tokens =
+        TokenSet::new(AccessToken::new("at-1")).with_refresh_token(RefreshToken::new("rt-1"));
+    let post = session_url_post("/maya/session", &tokens, datetime!(2026-01-01 00:00 UTC));
+
+    let (parts, tokens_body) = post.into_parts();
+    let mut padded: serde_json::Value = serde_json::from_slice(&tokens_body).unwrap();
+    padded["padding"] = "x".repeat(64 * 1024).into();
+    let padded = serde_json::to_vec(&padded).unwrap();
+    let request = http::Request::from_parts(parts.clone(), axum::body::Body::from(padded));
+    let answer = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(answer.status(), 413);
+    let body = axum::body::to_bytes(answer.into_body(), 1024)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("invalid_request"));
+    assert!(store.is_empty(), "nothing stored");
+
+    // The positive control: the same POST without the padding is stored.
+    let request = http::Request::from_parts(parts, axum::body::Body::from(tokens_body));
+    assert_eq!(app.oneshot(request).await.unwrap().status(), 200);
+    assert!(!store.is_empty());
 }

@@ -351,12 +351,17 @@ async fn a_known_refresh_token_lifetime_is_watched_on_both_tokens() {
     let renewed = world.manager.token_set("alice").await.unwrap();
     assert!(renewed.refresh_expires_at.unwrap() > set.refresh_expires_at.unwrap());
 
-    // Idle past both expiries: re-auth without calling Maya.
+    // Idle past both expiries: the refresh token is tried once (a local expiry is no
+    // verdict: a clock can be wrong), Maya refuses it, and that is the re-auth.
     tokio::time::advance(Duration::from_secs(3700)).await;
     let error = world.manager.access_token("alice").await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::ReauthRequired);
     assert!(error.reauth().unwrap().authorize_url.is_some());
-    assert_eq!(world.sandbox.calls(TOKENS), 1);
+    assert_eq!(world.sandbox.calls(TOKENS), 2);
+    // Said once: no further call.
+    let again = world.manager.access_token("alice").await.unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::ReauthRequired);
+    assert_eq!(world.sandbox.calls(TOKENS), 2);
 }
 
 #[tokio::test(start_paused = true)]

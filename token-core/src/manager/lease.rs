@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::session::{Current, Reason, Session, State};
-use super::{Event, Inner, from_stored};
+use super::{Event, Inner, from_stored, not_a_session};
 use crate::error::{Error, StoreError};
 use crate::provider::Provider;
 use crate::store::{Lease, StoredRecord};
@@ -209,6 +209,7 @@ impl<P: Provider> Inner<P> {
                 );
                 Ok(Stored::Dead(Error::ReauthRequired(reauth)))
             }
+            StoredRecord::Coordination { .. } => Err(not_a_session(&session.key)),
         }
     }
 

@@ -461,6 +461,11 @@ fn to_stored<X: crate::Extras>(set: &TokenSet<X>) -> Result<StoredRecord, Error>
     })
 }
 
+/// What finding another component's coordination record under a session's key is.
+fn not_a_session(key: &SessionKey) -> Error {
+    StoreError::Corrupt(format!("{key} holds a coordination record, not a session")).into()
+}
+
 fn from_stored<X: crate::Extras>(stored: crate::StoredTokenSet) -> Result<TokenSet<X>, Error> {
     TokenSet::from_stored(stored).map_err(|e| {
         StoreError::Corrupt(format!("stored extras do not fit this provider: {e}")).into()

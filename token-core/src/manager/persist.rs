@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::session::{Current, Session, State};
-use super::{Event, Inner, to_stored};
+use super::{Event, Inner, not_a_session, to_stored};
 use crate::error::{Error, StoreError};
 use crate::provider::Provider;
 use crate::store::{SessionKey, StoredRecord, Version, Versioned};
@@ -42,6 +42,9 @@ impl<P: Provider> Inner<P> {
                 Err(StoreError::Conflict { .. }) => match self.store.load(key).await {
                     Ok(Some(found)) if found.value.tokens().is_some() => {
                         return Persisted::Superseded(found);
+                    }
+                    Ok(Some(found)) if found.value.as_coordination().is_some() => {
+                        return Persisted::Failed(not_a_session(key));
                     }
                     Ok(found) => expected = found.map(|f| f.version),
                     Err(error) => return Persisted::Failed(error.into()),

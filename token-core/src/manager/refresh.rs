@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::lease::{LeaseTaken, LeaseWatch, Stored};
 use super::persist::Persisted;
 use super::session::{Current, Outcome, Reason, Session, State, later};
-use super::{Event, ExpiryNote, Inner, from_stored, retry};
+use super::{Event, ExpiryNote, Inner, from_stored, not_a_session, retry};
 use crate::error::StoreError;
 use crate::error::{Error, ErrorKind};
 use crate::provider::{CallContext, Provider};
@@ -126,6 +126,7 @@ impl<P: Provider> Inner<P> {
                 version: Some(record.version),
                 checked_at: self.clock.now(),
             },
+            StoredRecord::Coordination { .. } => return Err(not_a_session(&session.key)),
         })
     }
 

@@ -1496,3 +1496,66 @@ async fn a_lease_taken_over_from_a_lapsed_holder_waits_for_its_save_instead_of_s
         "the token the lapsed holder spent is not sent again"
     );
 }
+
+/// Another component's record under a session's key is a typed corruption wherever the
+/// manager meets it (first load, re-read after the lease, save conflict), never a panic, and
+/// the manager never writes over it with a refresh.
+#[tokio::test(start_paused = true)]
+async fn a_coordination_record_under_a_session_key_is_corrupt_not_a_session() {
+    let corrupt = |result: Result<AccessToken, Error>| {
+        let error = result.unwrap_err();
+        assert!(
+            matches!(&error, Error::Store(StoreError::Corrupt(m)) if m.contains("coordination")),
+            "{error:?}"
+        );
+    };
+    let record = StoredRecord::coordination(serde_json::json!({"state": "pending"}));
+    let key = |session: &str| SessionKey::new("fake", session);
+
+    // First load.
+    let h = harness(|_| {});
+    h.store.save(&key("loaded"), &record, None).await.unwrap();
+    corrupt(h.manager.access_token("loaded").await);
+
+    // The re-read after taking the lease.
+    h.seed("reread", Duration::from_secs(1)).await;
+    let seeded = h.stored("reread").await.unwrap().version;
+    h.store
+        .save(&key("reread"), &record, Some(seeded))
+        .await
+        .unwrap();
+    tokio::time::advance(Duration::from_secs(2)).await;
+    corrupt(h.manager.access_token("reread").await);
+    assert_eq!(
+        h.calls(),
+        0,
+        "no refresh from a record that is not a session"
+    );
+
+    // A save that finds it in place of the set it refreshed.
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    h.seed("saved", Duration::from_secs(1)).await;
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let refresh = {
+        let manager = h.manager.clone();
+        tokio::spawn(async move { manager.access_token("saved").await })
+    };
+    while h.calls() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let seeded = h.stored("saved").await.unwrap().version;
+    h.store
+        .save(&key("saved"), &record, Some(seeded))
+        .await
+        .unwrap();
+    gate.add_permits(100);
+    // The provider already rotated: the new token is served, as for any failed save.
+    assert_eq!(refresh.await.unwrap().unwrap().expose_secret(), "at-1");
+    h.manager.shutdown(Duration::from_secs(600)).await.unwrap();
+    assert_eq!(
+        h.stored("saved").await.unwrap().value,
+        record,
+        "the coordination record is not overwritten"
+    );
+}

@@ -95,8 +95,8 @@ pub enum Lease {
     },
 }
 
-/// Versioned, compare-and-swap storage of session records ([`StoredRecord`]: tokens, or a
-/// re-auth verdict).
+/// Versioned, compare-and-swap storage of session records ([`StoredRecord`]: tokens, a
+/// re-auth verdict, or another component's coordination record).
 ///
 /// Implement it for another backend by honouring three rules: `save` writes only when the
 /// record is at `expected` (`None`: absent) and returns the new version; versions never

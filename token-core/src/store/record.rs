@@ -1,4 +1,5 @@
-//! What a store keeps for one session: its tokens, or the verdict that ended it.
+//! What a store keeps under one key: a session's tokens or the verdict that ended it, or a
+//! small coordination record of another component sharing the store.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -12,7 +13,14 @@ use crate::token_set::StoredTokenSet;
 /// next load, sends no second refresh with the dead token and reports no second re-auth.
 /// Inserting new tokens (a save over the verdict) ends it.
 ///
-/// Serialized as JSON with a `kind` tag (`"tokens"` or `"reauth"`) beside the fields.
+/// A component that must coordinate replicas through the same store (the Maya Session URL
+/// receiver's pending sessions, say) keeps its own small records here as
+/// [`StoredRecord::Coordination`], under a provider namespace of its own; the
+/// [`TokenManager`](crate::TokenManager) never reads one as a session, and finding one under a
+/// session's key is [`StoreError::Corrupt`](crate::StoreError::Corrupt).
+///
+/// Serialized as JSON with a `kind` tag (`"tokens"`, `"reauth"` or `"coordination"`) beside
+/// the fields.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -22,6 +30,13 @@ pub enum StoredRecord {
     /// The provider refused the session's newest refresh token; new tokens must be obtained
     /// from the user (an authorization) and inserted.
     Reauth(ReauthVerdict),
+    /// Another component's coordination record, kept beside the tokens under its own
+    /// provider namespace; never a session.
+    Coordination {
+        /// The component's own JSON, any shape (nested under `value`, so its keys never meet
+        /// the `kind` tag).
+        value: serde_json::Value,
+    },
 }
 
 impl StoredRecord {
@@ -29,7 +44,7 @@ impl StoredRecord {
     pub fn tokens(&self) -> Option<&StoredTokenSet> {
         match self {
             Self::Tokens(set) => Some(set),
-            Self::Reauth(_) => None,
+            Self::Reauth(_) | Self::Coordination { .. } => None,
         }
     }
 
@@ -37,7 +52,7 @@ impl StoredRecord {
     pub fn into_tokens(self) -> Option<StoredTokenSet> {
         match self {
             Self::Tokens(set) => Some(set),
-            Self::Reauth(_) => None,
+            Self::Reauth(_) | Self::Coordination { .. } => None,
         }
     }
 
@@ -45,7 +60,36 @@ impl StoredRecord {
     pub fn reauth(&self) -> Option<&ReauthVerdict> {
         match self {
             Self::Reauth(verdict) => Some(verdict),
-            Self::Tokens(_) => None,
+            Self::Tokens(_) | Self::Coordination { .. } => None,
+        }
+    }
+
+    /// A coordination record of another component.
+    ///
+    /// ```
+    /// use token_core::store::StoredRecord;
+    ///
+    /// let record = StoredRecord::coordination(serde_json::json!({"state": "pending"}));
+    /// assert_eq!(record.as_coordination().unwrap()["state"], "pending");
+    /// assert!(record.tokens().is_none() && record.reauth().is_none());
+    /// ```
+    pub fn coordination(value: serde_json::Value) -> Self {
+        Self::Coordination { value }
+    }
+
+    /// The coordination record's JSON, if the record is one.
+    pub fn as_coordination(&self) -> Option<&serde_json::Value> {
+        match self {
+            Self::Coordination { value } => Some(value),
+            Self::Tokens(_) | Self::Reauth(_) => None,
+        }
+    }
+
+    /// The coordination record's JSON, if the record is one.
+    pub fn into_coordination(self) -> Option<serde_json::Value> {
+        match self {
+            Self::Coordination { value } => Some(value),
+            Self::Tokens(_) | Self::Reauth(_) => None,
         }
     }
 }
@@ -118,5 +162,24 @@ mod tests {
         let back: StoredRecord = serde_json::from_value(json).unwrap();
         assert_eq!(back, verdict);
         assert!(back.tokens().is_none() && back.reauth().is_some());
+    }
+
+    #[test]
+    fn a_coordination_record_round_trips_whatever_its_keys_and_shape() {
+        for value in [
+            serde_json::json!({"sessionId": "s-1", "kind": "not the tag", "n": [1, 2]}),
+            serde_json::json!("a bare string"),
+            serde_json::json!(null),
+        ] {
+            let record = StoredRecord::coordination(value.clone());
+            let json = serde_json::to_value(&record).unwrap();
+            assert_eq!(json["kind"], "coordination", "{json}");
+            assert_eq!(json["value"], value);
+            let back: StoredRecord = serde_json::from_value(json).unwrap();
+            assert_eq!(back, record);
+            assert_eq!(back.as_coordination(), Some(&value));
+            assert!(back.tokens().is_none() && back.reauth().is_none());
+            assert_eq!(back.into_coordination(), Some(value));
+        }
     }
 }

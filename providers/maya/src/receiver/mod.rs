@@ -1,0 +1,474 @@
+//! The Session URL receiver: Maya POSTs a customer's first tokens to the partner, which keeps
+//! them under a new single-use `sessionId` that its front-end redeems once.
+//!
+//! Framework-agnostic over `http` types; see [`crate::axum`] (feature `axum`) for an adapter.
+//! Its own records live in the manager's store beside the tokens (`records`).
+
+mod records;
+
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use time::OffsetDateTime;
+use token_core::codec::{TokenResponse, encode_error};
+use token_core::store::SessionKey;
+use token_core::{Error, Provider as _, StoreError, TokenManager, TokenSet};
+
+use crate::endpoints::{MayaCode, MayaError, MayaTokens};
+use crate::provider::Maya;
+use records::{Claim, Claimed, Records, Remembered, Session, State};
+
+pub use records::SESSION_URL_NAMESPACE;
+
+/// The header Maya sends with the Session URL POST.
+const REFERENCE: &str = "Request-Reference-No";
+/// Maya's limit for `sessionId`, which also bounds what we accept as a reference number.
+const MAX_LEN: usize = 255;
+/// The largest Session URL body accepted: Maya's three tokens fit many times over.
+pub(crate) const MAX_BODY: usize = 64 * 1024;
+
+/// Receives Maya's Session URL POST and hands the tokens over to the partner's user session.
+///
+/// One "use" of a `sessionId` is its [redemption](Self::redeem): the partner's front-end
+/// (to which Maya passes the `sessionId`) asks the back-end to bind it to the user's own
+/// session, which moves the tokens from under the `sessionId` to the partner's session key.
+/// A second redemption, or one after [`redeem_within`](Self::with_redeem_within), is
+/// refused, so a `sessionId` that leaked from a URL or a log is worth nothing.
+///
+/// Handling of Maya's POST ([`receive`](Self::receive)):
+/// - only `POST`, with a `Request-Reference-No` of 1 to 255 visible ASCII characters, a body
+///   of at most 64 KiB `{"accessToken", "refreshToken", "expiresAt"}` (read with
+///   [`MayaTokens`]) and tokens free of control characters; anything else is answered 4xx
+///   `{"error": "invalid_request", ...}` and stores nothing;
+/// - the tokens are inserted in the [`TokenManager<Maya>`] under a new UUIDv4 `sessionId`,
+///   then answered 200 `{"sessionId": "..."}`;
+/// - the same `Request-Reference-No` again (Maya retrying after losing our answer) gets the
+///   same `sessionId` while it is unredeemed, and 409 once redeemed.
+///
+/// **Several replicas.** Which reference claimed which `sessionId`, and whether a session is
+/// pending or redeemed, is kept in the manager's own store ([`TokenManager::store`]) beside
+/// the tokens, as [coordination records](token_core::store::StoredRecord::Coordination)
+/// under the provider namespace [`SESSION_URL_NAMESPACE`]. Give every replica a manager over
+/// one shared store (a `PostgresStore`; a `FileStore` directory for processes on one
+/// machine) and any replica can take Maya's POST and any other the redemption. Across the
+/// replicas sharing the store:
+/// - a reference is claimed atomically (a compare-and-swap save that expects no record), so
+///   the same reference POSTed to two replicas at once, or retried on another one after a
+///   lost answer, yields one session and the same `sessionId` in every answer; a replica
+///   that finds the claim completes whatever the claimer had not stored yet;
+/// - a redemption moves the session from pending to redeemed by compare-and-swap, so exactly
+///   one of several concurrent redemptions wins; if moving the tokens then fails, the session
+///   is pending again and can be redeemed once more;
+/// - every session is remembered for twice [`redeem_within`](Self::with_redeem_within), so
+///   that Maya's retry still gets its `sessionId`, then forgotten by whichever replica
+///   receives the next POST or is asked to redeem it: its records are deleted, and the
+///   tokens of a session never redeemed are removed through the manager;
+/// - deadlines are read from each replica's manager clock, so keep the replicas' clocks in
+///   step (NTP) to well within `redeem_within`.
+///
+/// With the default [`MemoryStore`](token_core::MemoryStore) all of this holds inside one
+/// process only.
+///
+/// ```
+/// # async fn run(manager: token_core::TokenManager<token_provider_maya::Maya>,
+/// #              request: http::Request<Vec<u8>>) -> Result<(), token_provider_maya::RedeemError> {
+/// use token_provider_maya::SessionReceiver;
+///
+/// let receiver = SessionReceiver::new(manager.clone());
+/// // Maya's POST to the Session URL:
+/// let answer = receiver.receive(request).await; // 200 {"sessionId": "…"}
+/// # let session_id = String::new();
+/// // Later the front-end sends `sessionId` to the back-end, which binds it to its user:
+/// receiver.redeem(&session_id, "user-42").await?;
+/// let token = manager.access_token("user-42").await;
+/// # Ok(()) }
+/// ```
+///
+/// Two replicas, each with its own manager over the one shared store:
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use token_core::{TokenManager, store::TokenStore};
+/// # use token_provider_maya::{Maya, SessionReceiver};
+/// # async fn run(maya_on_a: Maya, maya_on_b: Maya, store: Arc<dyn TokenStore>,
+/// #              request: http::Request<Vec<u8>>) -> Result<(), Box<dyn std::error::Error>> {
+/// // `store`: a PostgresStore (feature `postgres` of token-core) every replica opens.
+/// let replica = |maya| TokenManager::builder(maya).shared_store(store.clone()).build();
+/// let on_a = SessionReceiver::new(replica(maya_on_a)?);
+/// let on_b = SessionReceiver::new(replica(maya_on_b)?);
+/// let answer = on_a.receive(request).await; // Maya's POST reached replica A
+/// # let session_id = String::new();
+/// on_b.redeem(&session_id, "user-42").await?; // the front-end's call reached replica B
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct SessionReceiver {
+    manager: TokenManager<Maya>,
+    records: Records,
+    redeem_within: Duration,
+}
+
+/// Why a `sessionId` could not be redeemed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedeemError {
+    /// No tokens were received under this `sessionId` (or it lapsed and was forgotten).
+    #[error("unknown sessionId")]
+    Unknown,
+    /// The `sessionId` was redeemed before: it is single use.
+    #[error("the sessionId was already used")]
+    AlreadyUsed,
+    /// The `sessionId` was not redeemed in time.
+    #[error("the sessionId has expired")]
+    Expired,
+    /// The tokens could not be moved to the partner's session (store failure); the
+    /// `sessionId` can be redeemed again.
+    #[error(transparent)]
+    Tokens(#[from] Error),
+    /// The receiver's own records could not be read or written (a store failure).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What became of a valid POST.
+enum Opened {
+    /// The reference's session, pending: answer its `sessionId`.
+    Pending(String),
+    /// The reference's session was redeemed already.
+    Redeemed,
+}
+
+impl SessionReceiver {
+    /// A receiver storing through `manager`, its records in the manager's store; a
+    /// `sessionId` must be redeemed within 10 minutes.
+    pub fn new(manager: TokenManager<Maya>) -> Self {
+        Self {
+            records: Records::new(manager.store().clone()),
+            manager,
+            redeem_within: Duration::from_secs(600),
+        }
+    }
+
+    /// Sets how long a `sessionId` can wait for its redemption. Give every replica the same.
+    pub fn with_redeem_within(mut self, within: Duration) -> Self {
+        self.redeem_within = within;
+        self
+    }
+
+    /// The manager the tokens go to.
+    pub fn manager(&self) -> &TokenManager<Maya> {
+        &self.manager
+    }
+
+    /// Answers Maya's Session URL POST (see the type's docs).
+    pub async fn receive(&self, request: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
+        if request.method() != Method::POST {
+            let mut answer = refuse(StatusCode::METHOD_NOT_ALLOWED, "only POST is accepted");
+            answer
+                .headers_mut()
+                .insert(http::header::ALLOW, http::HeaderValue::from_static("POST"));
+            return answer;
+        }
+        if request.body().len() > MAX_BODY {
+            return too_large();
+        }
+        let Some(reference) = reference_of(&request) else {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "missing or invalid Request-Reference-No",
+            );
+        };
+        let now = self.now();
+        let set = match tokens_of(request.body(), now) {
+            Ok(set) => set,
+            Err(reason) => return refuse(StatusCode::BAD_REQUEST, &reason),
+        };
+        let set = self
+            .manager
+            .provider()
+            .config()
+            .stamp_refresh_expiry(set, None, now);
+
+        self.forget_lapsed(now).await;
+        match self.open(&reference, set, now).await {
+            Ok(Opened::Pending(session_id)) => {
+                tracing::info!("Maya session received");
+                session_answer(&session_id)
+            }
+            Ok(Opened::Redeemed) => {
+                refuse(StatusCode::CONFLICT, "this Request-Reference-No was used")
+            }
+            Err(error) => {
+                // Maya tries again; the retry finds the claim and completes the session.
+                tracing::error!(%error, "could not store the tokens Maya sent");
+                refuse(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "could not store the tokens",
+                )
+            }
+        }
+    }
+
+    /// Redeems `session_id` once: moves its tokens to the partner's session `bind_to` (the
+    /// same name keeps them where they are) and returns them.
+    pub async fn redeem(&self, session_id: &str, bind_to: &str) -> Result<TokenSet, RedeemError> {
+        if session_id.is_empty() || session_id.len() > MAX_LEN {
+            return Err(RedeemError::Unknown);
+        }
+        let now = self.now();
+        // Loops only when another replica's redemption failed and put the session back.
+        for _ in 0..3 {
+            let found = self
+                .records
+                .session(session_id)
+                .await?
+                .ok_or(RedeemError::Unknown)?;
+            let session = found.value;
+            if session.state == State::Redeemed {
+                return Err(RedeemError::AlreadyUsed);
+            }
+            if lapsed(session.received_at, self.redeem_within, now) {
+                if lapsed(session.received_at, self.keep(), now) {
+                    self.forget_all(&[Remembered {
+                        session_id: session_id.to_owned(),
+                        reference: session.reference.clone(),
+                        received_at: session.received_at,
+                    }])
+                    .await;
+                }
+                return Err(RedeemError::Expired);
+            }
+            let redeemed = Session {
+                state: State::Redeemed,
+                bound_to: Some(bind_to.to_owned()),
+                ..session.clone()
+            };
+            let version = match self
+                .records
+                .swap_session(session_id, &redeemed, found.version)
+                .await
+            {
+                Ok(version) => version,
+                // Another replica moved it first: look again.
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            };
+            return match self.bind(session_id, bind_to).await {
+                Ok(set) => Ok(set),
+                Err(error) => {
+                    let pending = Session::pending(&session.reference, session.received_at);
+                    if let Err(error) = self
+                        .records
+                        .swap_session(session_id, &pending, version)
+                        .await
+                    {
+                        tracing::error!(%error, "a failed Maya redemption could not be undone");
+                    }
+                    Err(error.into())
+                }
+            };
+        }
+        Err(RedeemError::AlreadyUsed)
+    }
+
+    /// Claims `reference` for a new session, or finds the session that claimed it, and makes
+    /// sure that session is complete in the store.
+    async fn open(
+        &self,
+        reference: &str,
+        set: TokenSet,
+        now: OffsetDateTime,
+    ) -> Result<Opened, Error> {
+        // Twice at most: a lapsed claim is forgotten and the reference claimed anew.
+        for _ in 0..2 {
+            let ours = Claim {
+                session_id: uuid::Uuid::new_v4().to_string(),
+                received_at: now,
+            };
+            let claim = match self.records.claim(reference, &ours).await? {
+                Claimed::Ours => ours,
+                Claimed::Before(theirs) if lapsed(theirs.received_at, self.keep(), now) => {
+                    self.forget_all(&[Remembered {
+                        session_id: theirs.session_id,
+                        reference: reference.to_owned(),
+                        received_at: theirs.received_at,
+                    }])
+                    .await;
+                    continue;
+                }
+                Claimed::Before(theirs) => theirs,
+            };
+            return self.complete(reference, claim, set).await;
+        }
+        Err(StoreError::Backend {
+            message: "the Request-Reference-No's old session could not be forgotten".into(),
+            source: None,
+        }
+        .into())
+    }
+
+    /// Stores whatever of the claimed session is not in the store yet: its index entry, its
+    /// pending record, its tokens. Whoever finds a claim does this too, since the replica
+    /// that claimed may have died midway; the tokens of a retry are Maya's same tokens.
+    async fn complete(
+        &self,
+        reference: &str,
+        claim: Claim,
+        set: TokenSet,
+    ) -> Result<Opened, Error> {
+        self.records
+            .remember(&Remembered {
+                session_id: claim.session_id.clone(),
+                reference: reference.to_owned(),
+                received_at: claim.received_at,
+            })
+            .await?;
+        let session = self
+            .records
+            .open(
+                &claim.session_id,
+                &Session::pending(reference, claim.received_at),
+            )
+            .await?;
+        if session.value.state == State::Redeemed {
+            return Ok(Opened::Redeemed);
+        }
+        let tokens = SessionKey::new(self.manager.provider().name(), claim.session_id.as_str());
+        if self.manager.store().load(&tokens).await?.is_none() {
+            self.manager.insert(&claim.session_id, set).await?;
+        }
+        Ok(Opened::Pending(claim.session_id))
+    }
+
+    async fn bind(&self, session_id: &str, bind_to: &str) -> Result<TokenSet, Error> {
+        let set = self.manager.token_set(session_id).await?;
+        if bind_to != session_id {
+            self.manager.insert(bind_to, set.clone()).await?;
+            self.manager.remove(session_id).await?;
+        }
+        Ok(set)
+    }
+
+    /// Forgets every remembered session older than twice `redeem_within`. Failures are
+    /// logged: the next POST tries again.
+    async fn forget_lapsed(&self, now: OffsetDateTime) {
+        let lapsed: Vec<Remembered> = match self.records.remembered().await {
+            Ok(remembered) => remembered
+                .into_iter()
+                .filter(|r| lapsed(r.received_at, self.keep(), now))
+                .collect(),
+            Err(error) => {
+                tracing::warn!(%error, "could not read the Maya sessions to forget");
+                return;
+            }
+        };
+        self.forget_all(&lapsed).await;
+    }
+
+    async fn forget_all(&self, lapsed: &[Remembered]) {
+        let mut forgotten = Vec::new();
+        for entry in lapsed {
+            match self.forget(entry).await {
+                Ok(true) => forgotten.push(entry.session_id.clone()),
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "could not forget a lapsed Maya session"),
+            }
+        }
+        if let Err(error) = self.records.forget(&forgotten).await {
+            tracing::warn!(%error, "could not update the index of Maya sessions");
+        }
+    }
+
+    /// Forgets one lapsed session: its tokens unless a redemption bound them under its own
+    /// id, then its claim and its record. `false` when its record moved on meanwhile.
+    async fn forget(&self, entry: &Remembered) -> Result<bool, Error> {
+        let session = self.records.session(&entry.session_id).await?;
+        if let Some(found) = &session
+            && found.value.tokens_unowned(&entry.session_id)
+        {
+            // Never redeemed (or a stray copy): the tokens have no owner.
+            self.manager.remove(&entry.session_id).await?;
+        }
+        self.records
+            .release_claim(&entry.reference, &entry.session_id)
+            .await?;
+        match session {
+            Some(found) => Ok(self
+                .records
+                .delete_session(&entry.session_id, found.version)
+                .await?),
+            None => Ok(true),
+        }
+    }
+
+    /// How long a session is remembered: twice `redeem_within`, for Maya's retries.
+    fn keep(&self) -> Duration {
+        self.redeem_within.saturating_mul(2)
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.manager.call_context("").now()
+    }
+}
+
+/// Whether `within` has passed since `since`; never, if the sum is past the calendar.
+fn lapsed(since: OffsetDateTime, within: Duration, now: OffsetDateTime) -> bool {
+    time::Duration::try_from(within)
+        .ok()
+        .and_then(|within| since.checked_add(within))
+        .is_some_and(|deadline| now >= deadline)
+}
+
+/// Reads Maya's body into a token set, or says (without quoting a token) why not.
+fn tokens_of(body: &[u8], now: OffsetDateTime) -> Result<TokenSet, String> {
+    let set = MayaTokens::decode_body(body)?.into_token_set(now)?;
+    let Some(refresh) = &set.refresh_token else {
+        return Err("missing refreshToken".into());
+    };
+    // A token that cannot travel in a header would fail every refresh and API call.
+    for (field, token) in [
+        ("accessToken", set.access_token.expose_secret()),
+        ("refreshToken", refresh.expose_secret()),
+    ] {
+        if token.chars().any(|c| c.is_ascii_control()) {
+            return Err(format!("{field} contains a control character"));
+        }
+    }
+    Ok(set)
+}
+
+fn reference_of<B>(request: &http::Request<B>) -> Option<String> {
+    let value = request.headers().get(REFERENCE)?.to_str().ok()?.trim();
+    let valid =
+        !value.is_empty() && value.len() <= MAX_LEN && value.bytes().all(|b| b.is_ascii_graphic());
+    valid.then(|| value.to_owned())
+}
+
+fn session_answer(session_id: &str) -> http::Response<Vec<u8>> {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Answer<'a> {
+        session_id: &'a str,
+    }
+    let body = serde_json::to_vec(&Answer { session_id }).unwrap_or_default();
+    let mut answer = http::Response::new(body);
+    answer.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    answer
+}
+
+/// The answer to a body larger than [`MAX_BODY`].
+pub(crate) fn too_large() -> http::Response<Vec<u8>> {
+    refuse(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "the request body is too large",
+    )
+}
+
+fn refuse(status: StatusCode, description: &str) -> http::Response<Vec<u8>> {
+    let mut answer = encode_error(&MayaError::new(MayaCode::InvalidRequest, description));
+    *answer.status_mut() = status;
+    answer
+}

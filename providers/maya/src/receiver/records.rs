@@ -1,0 +1,372 @@
+//! The receiver's bookkeeping, kept in the manager's store beside the tokens: which
+//! `Request-Reference-No` claimed which `sessionId`, whether that session is pending or
+//! redeemed, and the index of sessions still remembered.
+//!
+//! Every record is a [`StoredRecord::Coordination`] under the [`SESSION_URL_NAMESPACE`] provider, so the
+//! replicas sharing a store see the same records, and its compare-and-swap settles their races.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use token_core::StoreError;
+use token_core::store::{SessionKey, StoredRecord, TokenStore, Version, Versioned};
+
+/// The provider namespace of the [`SessionReceiver`](super::SessionReceiver)'s records in the
+/// manager's store (the manager's own sessions are under `maya`): `ref:{Request-Reference-No}`,
+/// `id:{sessionId}` and one `index`.
+///
+/// ```
+/// use token_core::store::SessionKey;
+/// // The key of the claim of Maya's `Request-Reference-No: 6f1c…`:
+/// let claim = SessionKey::new(token_provider_maya::SESSION_URL_NAMESPACE, "ref:6f1c…");
+/// assert_eq!(claim.to_string(), "maya/session-url/ref:6f1c…");
+/// ```
+pub const SESSION_URL_NAMESPACE: &str = "maya/session-url";
+/// The index's key in [`SESSION_URL_NAMESPACE`]; claims are `ref:…` and sessions `id:…`, so no
+/// reference or `sessionId` can name it.
+const INDEX: &str = "index";
+/// How often a compare-and-swap that keeps losing to other writers is tried.
+const CAS_ATTEMPTS: usize = 16;
+
+/// `ref:{reference}`: the reference's claim, written once by the first replica to see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct Claim {
+    pub session_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+}
+
+/// `id:{sessionId}`: the session's state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct Session {
+    pub reference: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+    pub state: State,
+    /// The partner's session the tokens were moved to, once redeemed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_to: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum State {
+    Pending,
+    Redeemed,
+}
+
+/// One entry of the index: enough to forget the session and its claim when it lapses, even
+/// if its other records were never written (a replica that died midway).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct Remembered {
+    pub session_id: String,
+    pub reference: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Index {
+    sessions: Vec<Remembered>,
+}
+
+impl Session {
+    pub(super) fn pending(reference: &str, received_at: OffsetDateTime) -> Self {
+        Self {
+            reference: reference.to_owned(),
+            received_at,
+            state: State::Pending,
+            bound_to: None,
+        }
+    }
+
+    /// Whether the tokens still under the `sessionId` belong to nobody: never redeemed, or
+    /// redeemed to another session (whatever is left under the id is a stray copy).
+    pub(super) fn tokens_unowned(&self, session_id: &str) -> bool {
+        match self.state {
+            State::Pending => true,
+            State::Redeemed => self.bound_to.as_deref().is_some_and(|to| to != session_id),
+        }
+    }
+}
+
+/// What [`Records::claim`] found.
+pub(super) enum Claimed {
+    /// This call wrote the claim.
+    Ours,
+    /// The reference was claimed before (by another replica, or by Maya's earlier try).
+    Before(Claim),
+}
+
+/// The receiver's records in one store.
+#[derive(Clone)]
+pub(super) struct Records {
+    store: Arc<dyn TokenStore>,
+}
+
+impl std::fmt::Debug for Records {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Records")
+            .field("namespace", &SESSION_URL_NAMESPACE)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Records {
+    pub(super) fn new(store: Arc<dyn TokenStore>) -> Self {
+        Self { store }
+    }
+
+    /// Claims `reference` for `claim` atomically (a save that expects no record): exactly one
+    /// caller across replicas gets [`Claimed::Ours`].
+    pub(super) async fn claim(
+        &self,
+        reference: &str,
+        claim: &Claim,
+    ) -> Result<Claimed, StoreError> {
+        let key = claim_key(reference);
+        for _ in 0..CAS_ATTEMPTS {
+            match self.save(&key, claim, None).await {
+                Ok(_) => return Ok(Claimed::Ours),
+                Err(StoreError::Conflict { .. }) => {}
+                Err(error) => return Err(error),
+            }
+            // Gone again between the save and the load (forgotten): claim once more.
+            if let Some(found) = self.load::<Claim>(&key).await? {
+                return Ok(Claimed::Before(found.value));
+            }
+        }
+        Err(busy(&key))
+    }
+
+    /// Removes `reference`'s claim if it still names `session_id`.
+    pub(super) async fn release_claim(
+        &self,
+        reference: &str,
+        session_id: &str,
+    ) -> Result<(), StoreError> {
+        let key = claim_key(reference);
+        match self.load::<Claim>(&key).await? {
+            Some(found) if found.value.session_id == session_id => {
+                self.delete(&key, found.version).await.map(drop)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The session's record.
+    pub(super) async fn session(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<Versioned<Session>>, StoreError> {
+        self.load(&session_key(session_id)).await
+    }
+
+    /// Writes `pending` as the session's record unless it has one; returns the record there.
+    pub(super) async fn open(
+        &self,
+        session_id: &str,
+        pending: &Session,
+    ) -> Result<Versioned<Session>, StoreError> {
+        let key = session_key(session_id);
+        for _ in 0..CAS_ATTEMPTS {
+            match self.save(&key, pending, None).await {
+                Ok(version) => {
+                    return Ok(Versioned {
+                        version,
+                        value: pending.clone(),
+                    });
+                }
+                Err(StoreError::Conflict { .. }) => {}
+                Err(error) => return Err(error),
+            }
+            if let Some(found) = self.load(&key).await? {
+                return Ok(found);
+            }
+        }
+        Err(busy(&key))
+    }
+
+    /// Replaces the session's record at `expected` with `next` (compare-and-swap).
+    pub(super) async fn swap_session(
+        &self,
+        session_id: &str,
+        next: &Session,
+        expected: Version,
+    ) -> Result<Version, StoreError> {
+        self.save(&session_key(session_id), next, Some(expected))
+            .await
+    }
+
+    /// Deletes the session's record if it is still at `expected`; `false` if it moved on.
+    pub(super) async fn delete_session(
+        &self,
+        session_id: &str,
+        expected: Version,
+    ) -> Result<bool, StoreError> {
+        self.delete(&session_key(session_id), expected).await
+    }
+
+    /// Every session the index remembers.
+    pub(super) async fn remembered(&self) -> Result<Vec<Remembered>, StoreError> {
+        Ok(self
+            .load::<Index>(&index_key())
+            .await?
+            .map(|index| index.value.sessions)
+            .unwrap_or_default())
+    }
+
+    /// Adds `entry` to the index, unless it is there already.
+    pub(super) async fn remember(&self, entry: &Remembered) -> Result<(), StoreError> {
+        self.update_index(|sessions| {
+            if sessions.iter().any(|s| s.session_id == entry.session_id) {
+                return false;
+            }
+            sessions.push(entry.clone());
+            true
+        })
+        .await
+    }
+
+    /// Takes `session_ids` out of the index.
+    pub(super) async fn forget(&self, session_ids: &[String]) -> Result<(), StoreError> {
+        if session_ids.is_empty() {
+            return Ok(());
+        }
+        self.update_index(|sessions| {
+            let before = sessions.len();
+            sessions.retain(|s| !session_ids.contains(&s.session_id));
+            sessions.len() != before
+        })
+        .await
+    }
+
+    /// Applies `change` (which says whether it changed anything) to the index by
+    /// compare-and-swap, loading it again after every lost race. An empty index is deleted,
+    /// so a receiver with nothing to remember leaves nothing in the store.
+    async fn update_index(
+        &self,
+        change: impl Fn(&mut Vec<Remembered>) -> bool,
+    ) -> Result<(), StoreError> {
+        let key = index_key();
+        for _ in 0..CAS_ATTEMPTS {
+            let found = self.load::<Index>(&key).await?;
+            let version = found.as_ref().map(|f| f.version);
+            let mut index = found.map(|f| f.value).unwrap_or_default();
+            if !change(&mut index.sessions) {
+                return Ok(());
+            }
+            let written = match version {
+                Some(version) if index.sessions.is_empty() => self.delete(&key, version).await,
+                _ => self.save(&key, &index, version).await.map(|_| true),
+            };
+            match written {
+                Ok(true) => return Ok(()),
+                Ok(false) | Err(StoreError::Conflict { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Err(busy(&key))
+    }
+
+    async fn load<T: DeserializeOwned>(
+        &self,
+        key: &SessionKey,
+    ) -> Result<Option<Versioned<T>>, StoreError> {
+        let Some(found) = self.store.load(key).await? else {
+            return Ok(None);
+        };
+        let value = found
+            .value
+            .into_coordination()
+            .and_then(|value| serde_json::from_value(value).ok())
+            // serde's message could quote a value: name the key only.
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("{key} is not a Session URL receiver record"))
+            })?;
+        Ok(Some(Versioned {
+            version: found.version,
+            value,
+        }))
+    }
+
+    async fn save<T: Serialize>(
+        &self,
+        key: &SessionKey,
+        value: &T,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        let value = serde_json::to_value(value)
+            .map_err(|e| StoreError::backend(format!("cannot encode {key}"), e))?;
+        self.store
+            .save(key, &StoredRecord::coordination(value), expected)
+            .await
+    }
+
+    /// Deletes `key` if it is at `expected`; `false` if it moved on or is gone.
+    async fn delete(&self, key: &SessionKey, expected: Version) -> Result<bool, StoreError> {
+        match self.store.delete(key, Some(expected)).await {
+            Err(StoreError::Conflict { .. }) => Ok(false),
+            deleted => deleted,
+        }
+    }
+}
+
+fn claim_key(reference: &str) -> SessionKey {
+    SessionKey::new(SESSION_URL_NAMESPACE, format!("ref:{reference}"))
+}
+
+fn session_key(session_id: &str) -> SessionKey {
+    SessionKey::new(SESSION_URL_NAMESPACE, format!("id:{session_id}"))
+}
+
+fn index_key() -> SessionKey {
+    SessionKey::new(SESSION_URL_NAMESPACE, INDEX)
+}
+
+/// A compare-and-swap that lost [`CAS_ATTEMPTS`] times in a row.
+fn busy(key: &SessionKey) -> StoreError {
+    StoreError::Backend {
+        message: format!("{key}: too many concurrent writers, try again"),
+        source: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn records_keep_their_json_shape() {
+        let at = datetime!(2026-01-01 00:00:00.5 UTC);
+        let session = Session {
+            bound_to: Some("user-1".into()),
+            state: State::Redeemed,
+            ..Session::pending("ref-1", at)
+        };
+        let json = serde_json::to_value(&session).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"reference": "ref-1", "receivedAt": "2026-01-01T00:00:00.5Z",
+                               "state": "redeemed", "boundTo": "user-1"})
+        );
+        assert_eq!(serde_json::from_value::<Session>(json).unwrap(), session);
+        let claim = Claim {
+            session_id: "s-1".into(),
+            received_at: at,
+        };
+        let json = serde_json::to_value(&claim).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"sessionId": "s-1", "receivedAt": "2026-01-01T00:00:00.5Z"})
+        );
+        assert_eq!(serde_json::from_value::<Claim>(json).unwrap(), claim);
+    }
+}
