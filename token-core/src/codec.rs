@@ -182,13 +182,8 @@ pub fn decode_response<E: Endpoint>(
     let body = response.body();
     let retry_after = retry_after(response.headers(), now);
     if let Some(error) = E::Error::decode_error(status, body) {
-        let mut kind = error.kind(status);
-        // A server failure is not a verdict on the token, whatever code it carries.
-        if (status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS)
-            && kind != ErrorKind::OutcomeUnknown
-        {
-            kind = ErrorKind::Transient;
-        }
+        // The endpoint's own reading of its error, then the rules every answer obeys.
+        let kind = classify_answer(status, None, Some(error.kind(status)), &[]);
         // Both are the provider's text and may echo a secret of the request, whole or in part.
         let message = error
             .message()
@@ -248,6 +243,47 @@ pub fn decode_response<E: Endpoint>(
     Ok(set)
 }
 
+/// The kind of an error answer: the one place where an answer's status, its result
+/// envelope and its provider code decide what the manager does (the generated error codecs
+/// and [`decode_response`] both call it). In order:
+///
+/// 1. a result envelope's `U` (or a code that means "unknown outcome"): `OutcomeUnknown`;
+/// 2. 5xx and 429: `Transient`, whatever code the body carries (a server failure is not a
+///    verdict on the token);
+/// 3. the provider code's own kind (`invalid_grant`: `ReauthRequired`);
+/// 4. the endpoint's declared kind for this status;
+/// 5. an error on a 2xx: `Rejected`; otherwise the status's default
+///    ([`ErrorKind::from_status`]).
+///
+/// What the manager then does with the kind (retry, issue anew, give up, inside or outside
+/// the reuse window) is decided by one pure function as well, in the manager's retry module.
+pub fn classify_answer(
+    status: StatusCode,
+    result_status: Option<&str>,
+    code_kind: Option<ErrorKind>,
+    on_status: &[(u16, ErrorKind)],
+) -> ErrorKind {
+    if result_status.is_some_and(|s| s.trim().eq_ignore_ascii_case("U"))
+        || code_kind == Some(ErrorKind::OutcomeUnknown)
+    {
+        return ErrorKind::OutcomeUnknown;
+    }
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        return ErrorKind::Transient;
+    }
+    if let Some(kind) = code_kind {
+        return kind;
+    }
+    if let Some((_, kind)) = on_status.iter().find(|(s, _)| *s == status.as_u16()) {
+        return *kind;
+    }
+    if status.is_success() {
+        ErrorKind::Rejected
+    } else {
+        ErrorKind::from_status(status)
+    }
+}
+
 /// Server side: encodes a success answer.
 pub fn encode_response<R: TokenResponse>(response: &R) -> http::Response<Vec<u8>> {
     json_response(StatusCode::OK, response.encode_body())
@@ -294,6 +330,39 @@ pub fn retry_after(headers: &HeaderMap, now: OffsetDateTime) -> Option<Duration>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_classification_table() {
+        use ErrorKind::*;
+        let declared = [(401, ReauthRequired), (403, Misconfigured)];
+        // (status, result status, code's kind, expected)
+        let table: &[(u16, Option<&str>, Option<ErrorKind>, ErrorKind)] = &[
+            (200, Some("U"), None, OutcomeUnknown),
+            (200, Some(" u "), Some(ReauthRequired), OutcomeUnknown),
+            (503, Some("U"), None, OutcomeUnknown),
+            (503, None, Some(OutcomeUnknown), OutcomeUnknown),
+            (503, None, Some(ReauthRequired), Transient),
+            (500, None, None, Transient),
+            (429, None, Some(Rejected), Transient),
+            (400, None, Some(ReauthRequired), ReauthRequired),
+            (200, Some("F"), Some(ReauthRequired), ReauthRequired),
+            (401, None, None, ReauthRequired),
+            (403, None, None, Misconfigured),
+            (403, None, Some(Rejected), Rejected),
+            (200, Some("F"), None, Rejected),
+            (200, None, None, Rejected),
+            (400, None, None, Rejected),
+            (408, None, None, Transient),
+        ];
+        for &(status, result, code, expected) in table {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_eq!(
+                classify_answer(status, result, code, &declared),
+                expected,
+                "{status} {result:?} {code:?}"
+            );
+        }
+    }
     use time::macros::datetime;
 
     #[test]

@@ -691,29 +691,14 @@ pub fn is_success(result_status: Option<String>) -> bool {
     result_status.is_some_and(|s| s.trim().eq_ignore_ascii_case("S"))
 }
 
-/// The kind of an error answer: `U` is unknown outcome; then the code's own kind; then the
-/// endpoint's status mapping; then a definitive refusal for an error on a 2xx, or the
-/// status's default.
+/// The kind of an error answer, by [`crate::codec::classify_answer`].
 pub fn classify(
     result_status: Option<String>,
     code_kind: Option<ErrorKind>,
     on_status: &[(u16, ErrorKind)],
     status: http::StatusCode,
 ) -> ErrorKind {
-    if result_status.is_some_and(|s| s.trim().eq_ignore_ascii_case("U")) {
-        return ErrorKind::OutcomeUnknown;
-    }
-    if let Some(kind) = code_kind {
-        return kind;
-    }
-    if let Some((_, kind)) = on_status.iter().find(|(s, _)| *s == status.as_u16()) {
-        return *kind;
-    }
-    if status.is_success() {
-        ErrorKind::Rejected
-    } else {
-        ErrorKind::from_status(status)
-    }
+    crate::codec::classify_answer(status, result_status.as_deref(), code_kind, on_status)
 }
 
 /// The status an error answer is sent with: its own field, its code's, the endpoint default.

@@ -63,7 +63,16 @@ impl<P: Provider> Inner<P> {
                 Lease::TakenOver => break true,
                 Lease::HeldByOther { remaining } => {
                     polls += 1;
-                    if started.elapsed() > self.config.lease_ttl.saturating_mul(2) {
+                    // A holder may keep the lease (renewing it) for as long as its refresh
+                    // may retry, and one that died leaves it for a lease length, after
+                    // which its successor waits another one for a save: past all that,
+                    // something is wrong.
+                    let patience = self
+                        .config
+                        .retry
+                        .deadline
+                        .saturating_add(self.config.lease_ttl.saturating_mul(3));
+                    if started.elapsed() > patience {
                         return Err(Error::Store(StoreError::Backend {
                             message: "another process held the refresh lease too long".into(),
                             source: None,
