@@ -125,7 +125,12 @@ async fn a_lost_refresh_answer_without_a_reuse_window_is_outcome_unknown_then_re
     let error = manager.access_token("s").await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::OutcomeUnknown);
     assert_eq!(sandbox.calls(TOKEN_PATH), 1);
-    // The provider did rotate: the next attempt learns the refresh token is dead.
+    // Callers meanwhile get the same answer without a call (a failing provider is not
+    // hammered); after the failure cooldown the next attempt learns the token is dead.
+    let again = manager.access_token("s").await.unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::OutcomeUnknown);
+    assert_eq!(sandbox.calls(TOKEN_PATH), 1);
+    tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
     let error = manager.access_token("s").await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::ReauthRequired);
     assert_eq!(error.provider_code(), Some("invalid_grant"));

@@ -32,7 +32,8 @@ pub enum Event {
         /// The stored version taken.
         version: Version,
     },
-    /// The session can no longer be refreshed; its set was removed. Reported once.
+    /// The session can no longer be refreshed; the verdict replaced its set in the store.
+    /// Reported once, by the process that reached it.
     ReauthRequired(Reauth),
     /// A refresh failed; the session keeps its current set.
     RefreshFailed {

@@ -26,6 +26,18 @@ pub(super) enum Stored<X> {
     Tokens(Arc<Current<X>>),
     /// A re-auth verdict another process recorded, now published.
     Dead(Error),
+    /// The session was removed (here or by another process): nothing to refresh.
+    Removed(Error),
+}
+
+/// What a renewal found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Renewal {
+    Held,
+    /// Taken by another holder (ours lapsed).
+    Lost,
+    /// The store could not be asked.
+    Unknown,
 }
 
 /// Set by the heartbeat when a renewal found the lease taken by another holder.
@@ -90,7 +102,7 @@ impl<P: Provider> Inner<P> {
                         .await?
                     {
                         Stored::Unchanged => {}
-                        Stored::Dead(error) => return Err(error),
+                        Stored::Dead(error) | Stored::Removed(error) => return Err(error),
                         Stored::Tokens(adopted) => {
                             if reason.satisfied_by(&adopted, self.clock.now()) {
                                 return Ok(LeaseTaken::Settled(adopted));
@@ -101,6 +113,7 @@ impl<P: Provider> Inner<P> {
                 }
             }
         };
+        session.lease_taken();
         if taken_over {
             tracing::warn!(
                 "took over a refresh lease that lapsed unreleased; waiting for its holder's save"
@@ -122,7 +135,7 @@ impl<P: Provider> Inner<P> {
         };
         match newer {
             Stored::Unchanged => {}
-            Stored::Dead(error) => {
+            Stored::Dead(error) | Stored::Removed(error) => {
                 self.release(session).await;
                 return Err(error);
             }
@@ -161,13 +174,14 @@ impl<P: Provider> Inner<P> {
                     *current = Some(adopted);
                     return Ok(None);
                 }
-                Ok(Stored::Dead(error)) => {
+                Ok(Stored::Dead(error)) | Ok(Stored::Removed(error)) => {
                     self.release(session).await;
                     return Err(error);
                 }
                 Err(error) => tracing::warn!(%error, "could not read the store"),
             }
-            if !self.renew(session).await {
+            if self.renew(session).await == Renewal::Lost {
+                self.release(session).await;
                 return Err(Error::RefreshAborted(
                     "the refresh lease was taken by another process".into(),
                 ));
@@ -183,13 +197,22 @@ impl<P: Provider> Inner<P> {
         generation: u64,
         current: Option<&Arc<Current<P::Extras>>>,
     ) -> Result<Stored<P::Extras>, Error> {
-        // An unsaved set is newer than anything stored: keep it.
-        if current.is_some_and(|c| !c.saved) {
-            return Ok(Stored::Unchanged);
-        }
         let Some(record) = self.store.load(&session.key).await? else {
+            // Gone from the store although this process had it there: removed.
+            if let Some(version) = current.and_then(|c| c.version) {
+                tracing::info!(version, "the session was removed from the store");
+                session.publish_if(
+                    generation,
+                    State::Absent {
+                        checked_at: self.clock.now(),
+                    },
+                );
+                return Ok(Stored::Removed(self.no_tokens(session)));
+            }
             return Ok(Stored::Unchanged);
         };
+        // The version this process's set is at (saved), or replaces (unsaved): anything
+        // else was written by someone else since.
         if current.is_some_and(|c| c.version == Some(record.version)) {
             return Ok(Stored::Unchanged);
         }
@@ -222,37 +245,48 @@ impl<P: Provider> Inner<P> {
         }
     }
 
-    /// Renews the lease; `false` when another holder has it (ours lapsed and was taken).
-    /// A store that cannot be reached counts as still held: nobody else can take it there
-    /// either, and the lease lapses on its own if this process dies.
-    pub(super) async fn renew(&self, session: &Session<P::Extras>) -> bool {
+    /// Renews the lease.
+    pub(super) async fn renew(&self, session: &Session<P::Extras>) -> Renewal {
         match self
             .store
             .acquire_lease(&session.key, &self.holder, self.config.lease_ttl)
             .await
         {
-            Ok(Lease::Acquired) => true,
-            Ok(_) => false,
+            Ok(Lease::Acquired) => Renewal::Held,
+            // Another holder has it, or had it (ours lapsed meanwhile).
+            Ok(_) => Renewal::Lost,
             Err(error) => {
                 tracing::warn!(%error, "could not renew the refresh lease");
-                true
+                Renewal::Unknown
             }
         }
     }
 
-    /// Renews the lease every third of its length until dropped; notes when it was lost.
+    /// Renews the lease every third of its length until dropped; notes when it was lost,
+    /// or when it may have lapsed because the store could not be reached for two thirds of
+    /// its length (another process reaching the store may have taken it then).
     pub(super) async fn heartbeat(&self, session: &Session<P::Extras>, watch: &LeaseWatch) {
+        let mut last_held = tokio::time::Instant::now();
+        let unsure_after = self.config.lease_ttl * 2 / 3;
         loop {
             tokio::time::sleep(self.config.heartbeat()).await;
-            if !self.renew(session).await {
-                tracing::warn!("the refresh lease was taken by another process");
-                watch.lost.store(true, Ordering::SeqCst);
-                return std::future::pending().await;
+            match self.renew(session).await {
+                Renewal::Held => last_held = tokio::time::Instant::now(),
+                Renewal::Unknown if last_held.elapsed() < unsure_after => {}
+                Renewal::Unknown | Renewal::Lost => {
+                    tracing::warn!("the refresh lease was lost, or may have lapsed");
+                    watch.lost.store(true, Ordering::SeqCst);
+                    return std::future::pending().await;
+                }
             }
         }
     }
 
+    /// Gives the lease back once its last user in this process is done with it.
     pub(super) async fn release(&self, session: &Session<P::Extras>) {
+        if !session.lease_given_back() {
+            return;
+        }
         if let Err(error) = self.store.release_lease(&session.key, &self.holder).await {
             tracing::warn!(%error, "could not release the refresh lease; it will lapse");
         }

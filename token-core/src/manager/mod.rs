@@ -98,8 +98,14 @@ impl<P: Provider> TokenManagerBuilder<P> {
         self
     }
 
-    /// Builds the manager.
+    /// Builds the manager. A lease shorter than a second is refused: it would lapse before
+    /// a refresh could use it.
     pub fn build(self) -> Result<TokenManager<P>, Error> {
+        if self.config.lease_ttl < Duration::from_secs(1) {
+            return Err(Error::Config(
+                "ManagerConfig::lease_ttl must be at least one second".into(),
+            ));
+        }
         let client = match self.client {
             Some(client) => client,
             None => Arc::new(ReqwestClient::new()?),
@@ -254,8 +260,10 @@ impl<P: Provider> TokenManager<P> {
     /// refresh's result (or verdict) is dropped.
     pub async fn insert(&self, session: &str, set: TokenSet<P::Extras>) -> Result<(), Error> {
         let session = self.inner.session(session);
-        let generation = session.next_generation();
         let stored = to_stored(&set)?;
+        // Inserts and removes of one session run one at a time, and no refresh starts
+        // meanwhile; one that started before publishes nothing over this.
+        let _writing = session.writer.lock().await;
         let existing = self
             .inner
             .store
@@ -267,17 +275,20 @@ impl<P: Provider> TokenManager<P> {
             .save_authoritative(&session.key, &stored, existing)
             .await?;
         let current = self.inner.current_from(set, Some(version), true);
-        // A later insert wins over this one in memory as it did in the store.
-        session.publish_if(generation, State::Ready(Arc::new(current)));
+        session.replace(State::Ready(Arc::new(current)));
         Ok(())
     }
 
-    /// Forgets `session`: removes its set from the store and from memory.
+    /// Forgets `session`: removes its set from the store and from memory. A refresh under
+    /// way neither brings it back nor reports on it.
     pub async fn remove(&self, session: &str) -> Result<(), Error> {
         let session = self.inner.session(session);
-        let generation = session.next_generation();
+        let _writing = session.writer.lock().await;
         self.inner.store.delete(&session.key, None).await?;
-        session.publish_if(generation, State::Absent);
+        session.replace(State::Absent {
+            checked_at: self.inner.clock.now(),
+        });
+        self.inner.sessions.pin().remove(&*session.name);
         Ok(())
     }
 
@@ -312,6 +323,12 @@ impl<P: Provider> TokenManager<P> {
                     reauth, checked_at, ..
                 } if now < later(*checked_at, self.inner.config.failure_cooldown) => {
                     return Err(Error::ReauthRequired(reauth.clone()));
+                }
+                State::Absent { checked_at }
+                    if !self.inner.provider.can_issue()
+                        && now < later(*checked_at, self.inner.config.failure_cooldown) =>
+                {
+                    return Err(self.inner.no_tokens(&session));
                 }
                 _ => {}
             }
@@ -397,12 +414,19 @@ impl<P: Provider> Inner<P> {
         } else {
             rand::rng().random_range(0..=jitter)
         });
+        // A skew longer than half the token's remaining life would refresh it at once, and
+        // again after every answer: take at most half.
+        let now = self.clock.now();
+        let at_most_half = |at: OffsetDateTime, skew: Duration| {
+            let half = Duration::try_from(at - now).unwrap_or(Duration::ZERO) / 2;
+            earlier(at, skew.min(half))
+        };
         let access = set
             .access_expires_at
-            .map(|at| earlier(earlier(at, self.config.refresh_skew), jitter));
+            .map(|at| at_most_half(at, self.config.refresh_skew.saturating_add(jitter)));
         let refresh = set
             .refresh_expires_at
-            .map(|at| earlier(at, self.config.refresh_token_skew));
+            .map(|at| at_most_half(at, self.config.refresh_token_skew));
         match (access, refresh) {
             (Some(a), Some(r)) => Some(a.min(r)),
             (a, r) => a.or(r),
@@ -454,9 +478,11 @@ impl<P: Provider> Inner<P> {
 }
 
 fn to_stored<X: crate::Extras>(set: &TokenSet<X>) -> Result<StoredRecord, Error> {
+    // serde's message may quote a value (an extra can be personal data): name its kind only.
     set.to_stored().map(StoredRecord::from).map_err(|e| {
         Error::Config(format!(
-            "the provider's extras could not be serialized: {e}"
+            "the provider's extras could not be serialized ({:?} error)",
+            e.classify()
         ))
     })
 }
@@ -468,7 +494,11 @@ fn not_a_session(key: &SessionKey) -> Error {
 
 fn from_stored<X: crate::Extras>(stored: crate::StoredTokenSet) -> Result<TokenSet<X>, Error> {
     TokenSet::from_stored(stored).map_err(|e| {
-        StoreError::Corrupt(format!("stored extras do not fit this provider: {e}")).into()
+        StoreError::Corrupt(format!(
+            "stored extras do not fit this provider ({:?} error)",
+            e.classify()
+        ))
+        .into()
     })
 }
 

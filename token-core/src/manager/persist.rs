@@ -17,6 +17,8 @@ pub(super) enum Persisted {
     /// The store moved past the version the refresh started from, to tokens written by
     /// someone with the last word (an `insert`): keep theirs.
     Superseded(Versioned<StoredRecord>),
+    /// The session was removed from the store meanwhile: the set is dropped, not saved.
+    Removed,
     /// Not saved (the store failed); kept in memory.
     Failed(Error),
 }
@@ -46,6 +48,8 @@ impl<P: Provider> Inner<P> {
                     Ok(Some(found)) if found.value.as_coordination().is_some() => {
                         return Persisted::Failed(not_a_session(key));
                     }
+                    // Removed since the refresh started: a refresh must not bring it back.
+                    Ok(None) if base.is_some() => return Persisted::Removed,
                     Ok(found) => expected = found.map(|f| f.version),
                     Err(error) => return Persisted::Failed(error.into()),
                 },
@@ -106,7 +110,12 @@ impl<P: Provider> Inner<P> {
         generation: u64,
         unsaved: &Arc<Current<P::Extras>>,
     ) {
-        for attempt in 1..=self.config.save_retries {
+        // Until saved, superseded or removed: this set is the only copy of a pair the
+        // provider has already rotated to. `shutdown` waits for it (and says so if it must
+        // stop first).
+        let mut attempt = 0u32;
+        loop {
+            attempt = attempt.saturating_add(1);
             let wait = self
                 .config
                 .retry
@@ -120,56 +129,95 @@ impl<P: Provider> Inner<P> {
             if !still_current {
                 return;
             }
-            if !self.renew(session).await {
+            if self.renew(session).await == super::lease::Renewal::Lost {
                 tracing::error!(
                     "the refresh lease was lost before the new token set could be saved"
                 );
             }
-            match self
-                .persist(&session.key, &unsaved.set, unsaved.version)
-                .await
-            {
-                Persisted::Saved(version) => {
-                    let saved = Arc::new(Current {
-                        set: unsaved.set.clone(),
-                        version: Some(version),
-                        saved: true,
-                        refresh_at: unsaved.refresh_at,
-                        usable_until: unsaved.usable_until,
-                        after_rejection: unsaved.after_rejection,
-                    });
-                    // Publish only if nothing replaced the set while saving.
-                    session.state.rcu(|state| match state.as_deref() {
-                        Some(State::Ready(current)) if Arc::ptr_eq(current, unsaved) => {
-                            Some(Arc::new(State::Ready(saved.clone())))
-                        }
-                        _ => state.clone(),
-                    });
-                    self.emit(Event::Persisted {
-                        session: session.name.clone(),
-                        version,
-                    });
+            match self.save_unsaved(session, generation, unsaved).await {
+                Ok(_) => return,
+                Err(Error::NoTokens { .. }) => return,
+                Err(error @ Error::Store(StoreError::Corrupt(_))) => {
+                    // Another kind of record sits under the key: saving again cannot help.
+                    tracing::error!(%error, "the new token set cannot be saved; kept in memory");
                     return;
                 }
-                Persisted::Superseded(found) => {
-                    if let Some(set) = found.value.into_tokens()
-                        && let Ok(set) = super::from_stored(set)
-                    {
-                        let adopted = Arc::new(self.current_from(set, Some(found.version), true));
-                        if session.publish_if(generation, State::Ready(adopted)) {
-                            self.emit(Event::Adopted {
-                                session: session.name.clone(),
-                                version: found.version,
-                            });
-                        }
-                    }
-                    return;
-                }
-                Persisted::Failed(error) => {
+                Err(error) => {
                     tracing::warn!(attempt, %error, "saving the token set failed again");
+                    if self.config.save_retries > 0
+                        && attempt.is_multiple_of(self.config.save_retries)
+                    {
+                        self.emit(Event::PersistFailed {
+                            session: session.name.clone(),
+                            error: error.to_string(),
+                        });
+                    }
                 }
             }
         }
-        tracing::error!("gave up saving the new token set; it is kept in memory only");
+    }
+
+    /// Saves a set whose save had failed, replacing the version it was refreshed from, and
+    /// publishes the saved set (or what superseded it).
+    pub(super) async fn save_unsaved(
+        &self,
+        session: &Session<P::Extras>,
+        generation: u64,
+        unsaved: &Arc<Current<P::Extras>>,
+    ) -> Result<Arc<Current<P::Extras>>, Error> {
+        match self
+            .persist(&session.key, &unsaved.set, unsaved.version)
+            .await
+        {
+            Persisted::Saved(version) => {
+                let saved = Arc::new(Current {
+                    set: unsaved.set.clone(),
+                    version: Some(version),
+                    saved: true,
+                    refresh_at: unsaved.refresh_at,
+                    usable_until: unsaved.usable_until,
+                    after_rejection: unsaved.after_rejection,
+                });
+                session.publish_refreshed(generation, Some(unsaved), State::Ready(saved.clone()));
+                self.emit(Event::Persisted {
+                    session: session.name.clone(),
+                    version,
+                });
+                Ok(saved)
+            }
+            Persisted::Superseded(found) => {
+                let version = found.version;
+                let set = found
+                    .value
+                    .into_tokens()
+                    .ok_or_else(|| {
+                        Error::from(StoreError::Corrupt("a record without tokens".into()))
+                    })
+                    .and_then(super::from_stored)?;
+                let adopted = Arc::new(self.current_from(set, Some(version), true));
+                if session.publish_refreshed(
+                    generation,
+                    Some(unsaved),
+                    State::Ready(adopted.clone()),
+                ) {
+                    self.emit(Event::Adopted {
+                        session: session.name.clone(),
+                        version,
+                    });
+                }
+                Ok(adopted)
+            }
+            Persisted::Removed => {
+                session.publish_refreshed(
+                    generation,
+                    Some(unsaved),
+                    State::Absent {
+                        checked_at: self.clock.now(),
+                    },
+                );
+                Err(self.no_tokens(session))
+            }
+            Persisted::Failed(error) => Err(error),
+        }
     }
 }

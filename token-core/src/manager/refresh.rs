@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::lease::{LeaseTaken, LeaseWatch, Stored};
 use super::persist::Persisted;
-use super::session::{Current, Outcome, Reason, Session, State, later};
+use super::session::{Current, MAX_COOLDOWN, Outcome, Reason, Session, State, later};
 use super::{Event, ExpiryNote, Inner, from_stored, not_a_session, retry};
 use crate::error::StoreError;
 use crate::error::{Error, ErrorKind};
@@ -13,26 +13,52 @@ use crate::provider::{CallContext, Provider};
 use crate::store::{ReauthVerdict, StoredRecord};
 use crate::token_set::TokenSet;
 
-/// The longest `Retry-After` remembered between calls.
-const MAX_COOLDOWN: std::time::Duration = std::time::Duration::from_secs(3600);
-
 impl<P: Provider> Inner<P> {
     pub(super) async fn run(
         self: &Arc<Self>,
         session: &Arc<Session<P::Extras>>,
         reason: Reason,
     ) -> Outcome<P::Extras> {
-        let generation = session.generation();
+        let outcome = self.run_once(session, reason).await;
+        if let Err(error) = &outcome {
+            // Answer the next callers with this failure for a while rather than calling the
+            // provider (or the store) again once per caller. Verdicts and waits the provider
+            // asked for are kept in the state and the cooldown already.
+            let remembered = !matches!(
+                error,
+                Error::ReauthRequired(_)
+                    | Error::NoTokens { .. }
+                    | Error::CoolingDown { .. }
+                    | Error::ShuttingDown
+            );
+            if remembered {
+                let until = later(self.clock.now(), self.config.failure_cooldown);
+                session.remember_failure(until, error.clone());
+            }
+        }
+        outcome
+    }
+
+    async fn run_once(
+        self: &Arc<Self>,
+        session: &Arc<Session<P::Extras>>,
+        reason: Reason,
+    ) -> Outcome<P::Extras> {
+        // Wait out an insert or remove under way, then start in the generation it left.
+        let generation = {
+            let _writing = session.writer.lock().await;
+            session.generation()
+        };
         let now = self.clock.now();
         let state = match session.state.load_full() {
             Some(state) => state,
             None => {
                 let state = self.load_state(session).await?;
                 session.publish_if(generation, state);
-                session
-                    .state
-                    .load_full()
-                    .unwrap_or_else(|| Arc::new(State::Absent))
+                match session.state.load_full() {
+                    Some(state) => state,
+                    None => return Err(self.no_tokens(session)),
+                }
             }
         };
         let current = match &*state {
@@ -43,14 +69,14 @@ impl<P: Provider> Inner<P> {
             } => {
                 // Another process may have inserted new tokens since: look again, now and
                 // then, without calling the provider.
-                if now < later(*checked_at, self.config.failure_cooldown) {
+                if now < later(*checked_at, self.config.failure_cooldown) && *checked_at <= now {
                     return Err(Error::ReauthRequired(reauth.clone()));
                 }
                 match self.store.load(&session.key).await? {
                     Some(record) if Some(record.version) != *version => {
                         let state = self.state_from(session, record)?;
                         session.publish_if(generation, state);
-                        return Box::pin(self.run(session, reason)).await;
+                        return Box::pin(self.run_once(session, reason)).await;
                     }
                     _ => {
                         session.publish_if(
@@ -65,18 +91,39 @@ impl<P: Provider> Inner<P> {
                     }
                 }
             }
+            State::Absent { checked_at }
+                if now >= later(*checked_at, self.config.failure_cooldown) || *checked_at > now =>
+            {
+                // Another process may have inserted the session since: look again.
+                let state = self.load_state(session).await?;
+                let found = !matches!(state, State::Absent { .. });
+                session.publish_if(generation, state);
+                if found {
+                    return Box::pin(self.run_once(session, reason)).await;
+                }
+                if !self.provider.can_issue() {
+                    return Err(self.no_tokens(session));
+                }
+                None
+            }
             State::Ready(current) if reason.satisfied_by(current, now) => {
                 return Ok(current.clone());
             }
             State::Ready(current) => Some(current.clone()),
-            State::Absent if self.provider.can_issue() => None,
-            State::Absent => return Err(self.no_tokens(session)),
+            State::Absent { .. } if self.provider.can_issue() => None,
+            State::Absent { .. } => return Err(self.no_tokens(session)),
         };
+        let issuing = current
+            .as_ref()
+            .is_none_or(|c| c.set.refresh_token.is_none());
         if let Some(remaining) = session
             .cooldown_left(now)
-            .or_else(|| self.cooldown_left(now).filter(|_| current.is_none()))
+            .or_else(|| self.cooldown_left(now).filter(|_| issuing))
         {
             return Err(Error::CoolingDown { remaining });
+        }
+        if let Some(error) = session.recent_failure(now) {
+            return Err(error);
         }
 
         let current = match self
@@ -85,6 +132,21 @@ impl<P: Provider> Inner<P> {
         {
             LeaseTaken::Settled(current) => return Ok(current),
             LeaseTaken::Held(current) => current,
+        };
+        // A set whose save failed is saved before its refresh token is spent again: the
+        // next pair must replace it in the store, or another process would find the old
+        // one there and spend a token that is already spent.
+        let current = match current {
+            Some(unsaved) if !unsaved.saved => {
+                match self.save_unsaved(session, generation, &unsaved).await {
+                    Ok(saved) => Some(saved),
+                    Err(error) => {
+                        self.release(session).await;
+                        return Err(error);
+                    }
+                }
+            }
+            current => current,
         };
         let watch = LeaseWatch::default();
         let work = self.refresh_held(session, generation, current, &reason, &watch);
@@ -106,7 +168,9 @@ impl<P: Provider> Inner<P> {
     ) -> Result<State<P::Extras>, Error> {
         match self.store.load(&session.key).await? {
             Some(record) => self.state_from(session, record),
-            None => Ok(State::Absent),
+            None => Ok(State::Absent {
+                checked_at: self.clock.now(),
+            }),
         }
     }
 
@@ -204,6 +268,16 @@ impl<P: Provider> Inner<P> {
                 }
                 return (self.after_insert(session, adopted), false);
             }
+            Persisted::Removed => {
+                // Removed while the provider answered: the answer is dropped, not saved.
+                session.publish_if(
+                    generation,
+                    State::Absent {
+                        checked_at: self.clock.now(),
+                    },
+                );
+                return (Err(self.no_tokens(session)), false);
+            }
             Persisted::Failed(error) => (base, false, Some(error)),
         };
         let mut next = self.current_from(set, version, saved);
@@ -212,18 +286,14 @@ impl<P: Provider> Inner<P> {
         // the answer's expiries say.
         let earliest = later(now, self.config.min_refresh_interval);
         next.refresh_at = next.refresh_at.map(|at| at.max(earliest));
-        if next
-            .set
-            .access_expires_at
-            .is_some_and(|at| at <= later(now, self.config.refresh_skew))
-        {
-            // Already expired (or within the skew) on arrival: used all the same, for a
-            // short while if need be, rather than refreshed again at once.
+        if next.set.access_expires_at.is_some_and(|at| at <= now) {
+            // Already expired on arrival: used all the same, for a short while, rather than
+            // refreshed again at once.
             notes.push(ExpiryNote::AlreadyExpired);
             next.usable_until = next.usable_until.map(|at| at.max(earliest));
         }
         let next = Arc::new(next);
-        if !session.publish_if(generation, State::Ready(next.clone())) {
+        if !session.publish_refreshed(generation, current.as_ref(), State::Ready(next.clone())) {
             // An insert replaced the session while the provider answered: it wins, and the
             // answer (for the replaced tokens) is dropped.
             tracing::info!("the session was replaced during the refresh; its result is dropped");
@@ -287,7 +357,7 @@ impl<P: Provider> Inner<P> {
         }
         match self.read_newer(session, generation, current).await {
             Ok(Stored::Tokens(adopted)) => return Ok(adopted),
-            Ok(Stored::Dead(dead)) => return Err(dead),
+            Ok(Stored::Dead(dead) | Stored::Removed(dead)) => return Err(dead),
             Ok(Stored::Unchanged) => {}
             Err(store_error) => {
                 // The store cannot say whether someone else holds a newer pair: no verdict
@@ -310,7 +380,7 @@ impl<P: Provider> Inner<P> {
                 // Written meanwhile: take it instead.
                 return match self.read_newer(session, generation, current).await {
                     Ok(Stored::Tokens(adopted)) => Ok(adopted),
-                    Ok(Stored::Dead(dead)) => Err(dead),
+                    Ok(Stored::Dead(dead) | Stored::Removed(dead)) => Err(dead),
                     Ok(Stored::Unchanged) => Err(error),
                     Err(store_error) => Err(store_error),
                 };
@@ -322,7 +392,9 @@ impl<P: Provider> Inner<P> {
         };
         let dead = State::Dead {
             reauth: reauth.clone(),
-            version: recorded,
+            // Not recorded: the refused version, so a later look at the store does not
+            // take the dead token back for a live one.
+            version: recorded.or(version),
             checked_at: self.clock.now(),
         };
         if !session.publish_if(generation, dead) {
@@ -385,7 +457,9 @@ impl<P: Provider> Inner<P> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            if attempt > 1 && (watch.lost() || !self.renew(session).await) {
+            if attempt > 1
+                && (watch.lost() || self.renew(session).await == super::lease::Renewal::Lost)
+            {
                 // Another process may be refreshing with the same token now: stop, and let
                 // the next call take the lease and read the store again.
                 return Err(Error::RefreshAborted(

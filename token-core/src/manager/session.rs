@@ -33,6 +33,15 @@ pub(super) struct Session<X> {
     flight: Mutex<Option<Flight<X>>>,
     /// No provider call before this instant (the provider's `Retry-After`).
     cooldown: Mutex<Option<OffsetDateTime>>,
+    /// The last failure, answered again until the instant it holds instead of calling the
+    /// provider (or the store) once per caller.
+    failure: Mutex<Option<(OffsetDateTime, Error)>>,
+    /// Held by `insert` and `remove` for their whole write, and briefly by a refresh as it
+    /// starts: a refresh never starts from a state an insert is about to replace.
+    pub(super) writer: tokio::sync::Mutex<()>,
+    /// How many users in this process hold the session's store lease (a refresh, and a
+    /// background save that keeps it until its set is saved): it is released at zero.
+    lease_users: Mutex<usize>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -51,19 +60,14 @@ impl<X> Session<X> {
             generation: Mutex::new(0),
             flight: Mutex::new(None),
             cooldown: Mutex::new(None),
+            failure: Mutex::new(None),
+            writer: tokio::sync::Mutex::new(()),
+            lease_users: Mutex::new(0),
         }
     }
 
     pub(super) fn generation(&self) -> u64 {
         *lock(&self.generation)
-    }
-
-    /// Starts a new generation (an insert or a remove): refreshes started before it publish
-    /// nothing.
-    pub(super) fn next_generation(&self) -> u64 {
-        let mut generation = lock(&self.generation);
-        *generation += 1;
-        *generation
     }
 
     /// Publishes `state` if the session is still at `generation`.
@@ -76,6 +80,61 @@ impl<X> Session<X> {
         true
     }
 
+    /// Publishes a refreshed set if the session is still at `generation`, or still holds
+    /// exactly the set the refresh started from (an insert that failed, or has not published
+    /// yet and will publish over this).
+    pub(super) fn publish_refreshed(
+        &self,
+        generation: u64,
+        started_from: Option<&Arc<Current<X>>>,
+        state: State<X>,
+    ) -> bool {
+        let current = lock(&self.generation);
+        let unchanged = match (self.state.load().as_deref(), started_from) {
+            (Some(State::Ready(now)), Some(from)) => Arc::ptr_eq(now, from),
+            _ => false,
+        };
+        if *current != generation && !unchanged {
+            return false;
+        }
+        self.state.store(Some(Arc::new(state)));
+        true
+    }
+
+    /// Starts a new generation and publishes its state (an insert or a remove, after its
+    /// store write).
+    pub(super) fn replace(&self, state: State<X>) {
+        let mut generation = lock(&self.generation);
+        *generation += 1;
+        self.state.store(Some(Arc::new(state)));
+        *lock(&self.cooldown) = None;
+        *lock(&self.failure) = None;
+    }
+
+    /// The failure to answer again, while it is recent.
+    pub(super) fn recent_failure(&self, now: OffsetDateTime) -> Option<Error> {
+        lock(&self.failure)
+            .as_ref()
+            .filter(|(until, _)| now < *until)
+            .map(|(_, error)| error.clone())
+    }
+
+    pub(super) fn remember_failure(&self, until: OffsetDateTime, error: Error) {
+        *lock(&self.failure) = Some((until, error));
+    }
+
+    /// Counts a new user of the store lease.
+    pub(super) fn lease_taken(&self) {
+        *lock(&self.lease_users) += 1;
+    }
+
+    /// Counts a user gone; `true` when it was the last one (the lease is to be released).
+    pub(super) fn lease_given_back(&self) -> bool {
+        let mut users = lock(&self.lease_users);
+        *users = users.saturating_sub(1);
+        *users == 0
+    }
+
     pub(super) fn flight_slot(&self) -> MutexGuard<'_, Option<Flight<X>>> {
         lock(&self.flight)
     }
@@ -83,9 +142,11 @@ impl<X> Session<X> {
     /// How long the provider asked to wait still, if it did.
     pub(super) fn cooldown_left(&self, now: OffsetDateTime) -> Option<Duration> {
         let until = (*lock(&self.cooldown))?;
+        // Bounded, so a clock stepped back cannot stretch it.
         Duration::try_from(until - now)
             .ok()
             .filter(|d| !d.is_zero())
+            .map(|d| d.min(MAX_COOLDOWN))
     }
 
     pub(super) fn cool_down(&self, until: OffsetDateTime) {
@@ -95,14 +156,18 @@ impl<X> Session<X> {
 }
 
 pub(super) enum State<X> {
-    /// The store has no set for the session.
-    Absent,
+    /// The store had no set for the session when last looked at.
+    Absent {
+        /// When the store was last looked at (another process may insert meanwhile).
+        checked_at: OffsetDateTime,
+    },
     Ready(Arc<Current<X>>),
     /// Re-auth was signalled; nothing is refreshed until new tokens are inserted (here or,
     /// seen on a later look at the store, by another process).
     Dead {
         reauth: Reauth,
-        /// The store version holding the verdict, if it was recorded.
+        /// The store version holding the verdict, or (if it could not be recorded) the
+        /// version whose refresh token was refused: anything else in the store is newer.
         version: Option<Version>,
         /// When the store was last looked at.
         checked_at: OffsetDateTime,
@@ -182,6 +247,9 @@ impl Reason {
         }
     }
 }
+
+/// The longest wait remembered from a provider's `Retry-After`.
+pub(super) const MAX_COOLDOWN: Duration = Duration::from_secs(3600);
 
 /// The latest representable instant: what "now plus a huge duration" saturates to.
 const FAR_FUTURE: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59 UTC);

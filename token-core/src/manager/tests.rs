@@ -562,7 +562,11 @@ async fn a_refresh_token_about_to_expire_is_refreshed_while_in_use() {
         "at-0"
     );
     assert_eq!(h.calls(), 0);
-    tokio::time::advance(Duration::from_secs(400)).await; // within 600 s of refresh expiry
+    // The skew (600 s) is longer than half the refresh token's life: half is taken.
+    tokio::time::advance(Duration::from_secs(400)).await;
+    h.manager.access_token("s").await.unwrap();
+    assert_eq!(h.calls(), 0, "not yet at half of the refresh token's life");
+    tokio::time::advance(Duration::from_secs(60)).await;
     h.manager.access_token("s").await.unwrap();
     let mut rounds = 0;
     while h.calls() == 0 {
@@ -1558,4 +1562,245 @@ async fn a_coordination_record_under_a_session_key_is_corrupt_not_a_session() {
         record,
         "the coordination record is not overwritten"
     );
+}
+
+// --- Found in review: removes, unsaved sets, absent sessions, unrecorded verdicts ---
+
+fn flaky_manager(h: &Harness) -> (TokenManager<Arc<Fake>>, Arc<FlakyStore>) {
+    let store = Arc::new(FlakyStore {
+        inner: MemoryStore::new(),
+        failing: false.into(),
+    });
+    (manager_over(h, store.clone()), store)
+}
+
+fn login(h: &Harness) -> TokenSet {
+    TokenSet::new(AccessToken::new("at-login"))
+        .with_refresh_token(RefreshToken::new("rt-login"))
+        .with_access_expires_at(h.clock.now() + HOUR)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_remove_during_a_refresh_is_not_undone_by_it() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    h.seed("s", Duration::ZERO).await;
+    let manager = h.manager.clone();
+    let refreshing = tokio::spawn(async move { manager.access_token("s").await });
+    while h.calls() == 0 {
+        tokio::task::yield_now().await;
+    }
+    h.manager.remove("s").await.unwrap();
+    gate.add_permits(1);
+    let answered = refreshing.await.unwrap();
+    assert!(
+        matches!(answered, Err(Error::NoTokens { .. })),
+        "{answered:?}"
+    );
+    assert!(
+        h.stored("s").await.is_none(),
+        "the removed session stays removed"
+    );
+    assert!(matches!(
+        h.manager.access_token("s").await,
+        Err(Error::NoTokens { .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_removed_by_another_manager_is_not_refreshed_back() {
+    let h = harness(|_| {});
+    h.seed("s", HOUR).await;
+    let other = manager_over(&h, h.store.clone());
+    assert_eq!(
+        other.access_token("s").await.unwrap().expose_secret(),
+        "at-0"
+    );
+    h.manager.remove("s").await.unwrap();
+    tokio::time::advance(HOUR).await;
+    assert!(matches!(
+        other.access_token("s").await,
+        Err(Error::NoTokens { .. })
+    ));
+    assert_eq!(h.calls(), 0, "the removed session's token is not spent");
+    assert!(h.stored("s").await.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_absent_here_is_found_once_another_manager_inserts_it() {
+    let h = harness(|_| {});
+    let other = manager_over(&h, h.store.clone());
+    assert!(matches!(
+        other.access_token("s").await,
+        Err(Error::NoTokens { .. })
+    ));
+    h.manager.insert("s", login(&h)).await.unwrap();
+    tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+    assert_eq!(
+        other.access_token("s").await.unwrap().expose_secret(),
+        "at-login"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_set_whose_save_failed_is_saved_before_its_token_is_spent_again() {
+    let h = harness(|_| {});
+    let (manager, store) = flaky_manager(&h);
+    manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(h.clock.now()),
+        )
+        .await
+        .unwrap();
+    store.failing.store(true, Ordering::SeqCst);
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    store.failing.store(false, Ordering::SeqCst);
+    // Refreshed again at once (before the background save ran): at-1's pair is saved
+    // first, then replaced by at-2's, and nothing drops the newest pair.
+    assert_eq!(
+        manager.refresh_now("s").await.unwrap().expose_secret(),
+        "at-2"
+    );
+    manager.shutdown(Duration::from_secs(600)).await.unwrap();
+    let stored = store
+        .inner
+        .load(&SessionKey::new("fake", "s"))
+        .await
+        .unwrap()
+        .unwrap();
+    let tokens = stored.value.tokens().unwrap();
+    assert_eq!(tokens.access_token.expose_secret(), "at-2");
+    assert_eq!(
+        tokens.refresh_token.as_ref().unwrap().expose_secret(),
+        "rt-2"
+    );
+    assert_eq!(h.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unsaved_set_gives_way_to_tokens_another_process_inserted() {
+    let h = harness(|_| {});
+    let (manager, store) = flaky_manager(&h);
+    manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(h.clock.now()),
+        )
+        .await
+        .unwrap();
+    store.failing.store(true, Ordering::SeqCst);
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    // Another process inserts the user's new login in the store.
+    let key = SessionKey::new("fake", "s");
+    let found = store.inner.load(&key).await.unwrap().unwrap().version;
+    store
+        .inner
+        .save(&key, &login(&h).to_stored().unwrap().into(), Some(found))
+        .await
+        .unwrap();
+    store.failing.store(false, Ordering::SeqCst);
+    manager.shutdown(Duration::from_secs(600)).await.unwrap();
+    let stored = store
+        .inner
+        .load(&SessionKey::new("fake", "s"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.value.tokens().unwrap().access_token.expose_secret(),
+        "at-login",
+        "the background save does not overwrite the insert"
+    );
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-login"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_verdict_that_could_not_be_recorded_does_not_revive_the_dead_token() {
+    let mut h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let (manager, store) = flaky_manager(&h);
+    let mut events = manager.subscribe();
+    manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(h.clock.now()),
+        )
+        .await
+        .unwrap();
+    h.fake.then(Step::Fail(invalid_grant()));
+    store.failing.store(true, Ordering::SeqCst);
+    assert_eq!(
+        manager.access_token("s").await.unwrap_err().kind(),
+        ErrorKind::ReauthRequired
+    );
+    for _ in 0..3 {
+        tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+        assert_eq!(
+            manager.access_token("s").await.unwrap_err().kind(),
+            ErrorKind::ReauthRequired
+        );
+    }
+    assert_eq!(h.calls(), 1, "the dead token is not sent again");
+    let mut reauths = 0;
+    while let Ok(event) = events.try_recv() {
+        reauths += usize::from(matches!(event, Event::ReauthRequired(_)));
+    }
+    assert_eq!(reauths, 1);
+    let _ = h.drain();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_provider_is_asked_once_per_cooldown_when_the_token_has_expired() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::ZERO).await;
+    let refused = EndpointError::from(ProviderError::new(
+        ErrorKind::Rejected,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    ));
+    for _ in 0..3 {
+        h.fake.then(Step::Fail(refused.clone().into()));
+    }
+    for _ in 0..50 {
+        assert_eq!(
+            h.manager.access_token("s").await.unwrap_err().kind(),
+            ErrorKind::Rejected
+        );
+    }
+    assert_eq!(h.calls(), 1);
+    tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap_err().kind(),
+        ErrorKind::Rejected
+    );
+    assert_eq!(h.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_shorter_than_a_second_is_refused_at_build() {
+    let h = harness(|_| {});
+    let config = ManagerConfig {
+        lease_ttl: Duration::from_millis(10),
+        ..ManagerConfig::default()
+    };
+    let built = TokenManager::builder(h.fake.clone())
+        .client(NoTransport)
+        .config(config)
+        .build();
+    assert!(matches!(built, Err(Error::Config(_))));
 }
