@@ -422,6 +422,9 @@ impl Rig {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for text in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if std::env::var_os("CHAOS_TRACE").is_some() {
+                        report(&format!("[w{index}] {text}"));
+                    }
                     let line = Line {
                         worker: index,
                         at: Instant::now(),

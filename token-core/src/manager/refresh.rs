@@ -19,7 +19,12 @@ impl<P: Provider> Inner<P> {
         session: &Arc<Session<P::Extras>>,
         reason: Reason,
     ) -> Outcome<P::Extras> {
-        let outcome = self.run_once(session, reason).await;
+        let mut replayed = false;
+        let outcome = self.run_once(session, reason, &mut replayed).await;
+        if replayed {
+            // A remembered failure answered again: not remembered anew, so it lapses.
+            return outcome;
+        }
         if let Err(error) = &outcome {
             // Answer the next callers with this failure for a while rather than calling the
             // provider (or the store) again once per caller. Verdicts and waits the provider
@@ -43,6 +48,7 @@ impl<P: Provider> Inner<P> {
         self: &Arc<Self>,
         session: &Arc<Session<P::Extras>>,
         reason: Reason,
+        replayed: &mut bool,
     ) -> Outcome<P::Extras> {
         // Wait out an insert or remove under way, then start in the generation it left.
         let generation = {
@@ -76,7 +82,7 @@ impl<P: Provider> Inner<P> {
                     Some(record) if Some(record.version) != *version => {
                         let state = self.state_from(session, record)?;
                         session.publish_if(generation, state);
-                        return Box::pin(self.run_once(session, reason)).await;
+                        return Box::pin(self.run_once(session, reason, replayed)).await;
                     }
                     _ => {
                         session.publish_if(
@@ -99,7 +105,7 @@ impl<P: Provider> Inner<P> {
                 let found = !matches!(state, State::Absent { .. });
                 session.publish_if(generation, state);
                 if found {
-                    return Box::pin(self.run_once(session, reason)).await;
+                    return Box::pin(self.run_once(session, reason, replayed)).await;
                 }
                 if !self.provider.can_issue() {
                     return Err(self.no_tokens(session));
@@ -123,6 +129,7 @@ impl<P: Provider> Inner<P> {
             return Err(Error::CoolingDown { remaining });
         }
         if let Some(error) = session.recent_failure(now) {
+            *replayed = true;
             return Err(error);
         }
 

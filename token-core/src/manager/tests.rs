@@ -1789,6 +1789,17 @@ async fn a_failing_provider_is_asked_once_per_cooldown_when_the_token_has_expire
         ErrorKind::Rejected
     );
     assert_eq!(h.calls(), 2);
+    // Callers that keep calling do not keep the remembered failure alive: it lapses, the
+    // provider is asked again, and its answer (now a token) is served.
+    for _ in 0..12 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let _ = h.manager.access_token("s").await;
+    }
+    assert_eq!(h.calls(), 4);
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
 }
 
 #[tokio::test(start_paused = true)]
