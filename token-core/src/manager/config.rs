@@ -31,9 +31,12 @@ pub struct ManagerConfig {
     /// The access-token lifetime assumed when the provider's answer gives none (or one that
     /// cannot be read); `None`: such a token is used until the API refuses it.
     pub default_access_lifetime: Option<Duration>,
-    /// How many times a set whose save failed is saved again in the background (while its
-    /// lease is kept).
+    /// After this many failed attempts to save a set in the background, `PersistFailed` is
+    /// reported again (the attempts go on, the lease kept, until the set is saved).
     pub save_retries: u32,
+    /// The longest one provider call may take, whatever the transport's own timeouts; past
+    /// it the call's outcome is unknown (the provider may have rotated).
+    pub call_timeout: Duration,
 }
 
 impl Default for ManagerConfig {
@@ -48,6 +51,7 @@ impl Default for ManagerConfig {
             min_refresh_interval: Duration::from_secs(10),
             default_access_lifetime: None,
             save_retries: 30,
+            call_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -99,6 +103,12 @@ impl ManagerConfig {
     /// Sets how many times a failed save is retried in the background.
     pub fn with_save_retries(mut self, retries: u32) -> Self {
         self.save_retries = retries;
+        self
+    }
+
+    /// Sets the longest time one provider call may take.
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
         self
     }
 

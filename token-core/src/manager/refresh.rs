@@ -27,14 +27,13 @@ impl<P: Provider> Inner<P> {
         }
         if let Err(error) = &outcome {
             // Answer the next callers with this failure for a while rather than calling the
-            // provider (or the store) again once per caller. Verdicts and waits the provider
-            // asked for are kept in the state and the cooldown already.
-            let remembered = !matches!(
+            // provider again once per caller.
+            // Only the provider's failures: a store that failed is asked again at once (it
+            // has its own timeouts), and a verdict or a wait the provider asked for is kept
+            // in the state and the cooldown already.
+            let remembered = matches!(
                 error,
-                Error::ReauthRequired(_)
-                    | Error::NoTokens { .. }
-                    | Error::CoolingDown { .. }
-                    | Error::ShuttingDown
+                Error::Endpoint(_) | Error::Transport(_) | Error::RetriesExhausted { .. }
             );
             if remembered {
                 let until = later(self.clock.now(), self.config.failure_cooldown);
@@ -474,13 +473,25 @@ impl<P: Provider> Inner<P> {
                         .into(),
                 ));
             }
-            let result = match (issuing, refreshable) {
-                (false, Some(set)) => self
-                    .provider
-                    .refresh(cx, set)
-                    .await
-                    .map(|new| new.or_previous(set)),
-                _ => self.provider.issue(cx).await,
+            let call = async {
+                match (issuing, refreshable) {
+                    (false, Some(set)) => self
+                        .provider
+                        .refresh(cx, set)
+                        .await
+                        .map(|new| new.or_previous(set)),
+                    _ => self.provider.issue(cx).await,
+                }
+            };
+            // Whatever the transport, no call holds the refresh (and its lease) for ever. The
+            // request may have been processed: its outcome is unknown.
+            let result = match tokio::time::timeout(self.config.call_timeout, call).await {
+                Ok(result) => result,
+                Err(_) => Err(crate::error::TransportError::answer_lost(format!(
+                    "the provider did not answer within {} s",
+                    self.config.call_timeout.as_secs()
+                ))
+                .into()),
             };
             let error = match result {
                 Ok(set) => return Ok((set, issuing)),

@@ -29,6 +29,8 @@ enum Step {
     AnswerExpired,
     /// Rotate, answering no access-token expiry.
     AnswerWithoutExpiry,
+    /// Never answer.
+    Hang,
 }
 
 /// A provider that rotates on every refresh and keeps the previous answer for its reuse
@@ -153,6 +155,7 @@ impl Provider for Arc<Fake> {
                 Err(TransportError::answer_lost("connection closed before the answer").into())
             }
             Some(Step::Panic) => panic!("the provider's code panicked"),
+            Some(Step::Hang) => std::future::pending().await,
             Some(Step::AnswerExpired) => {
                 let mut set = self.rotate(&presented)?;
                 set.access_expires_at = Some(self.clock.now() - Duration::from_secs(1));
@@ -1301,14 +1304,25 @@ async fn a_refused_token_is_no_verdict_when_the_store_holds_a_newer_pair() {
         fake.gate = Some(gate.clone());
         fake.reuse_window = Duration::ZERO;
     });
-    h.seed("s", Duration::ZERO).await;
-    let manager = h.manager.clone();
+    // A store without leases, so both managers refresh the same token.
+    let (first_manager, store) = flaky_manager(&h);
+    let mut events = first_manager.subscribe();
+    first_manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(h.clock.now()),
+        )
+        .await
+        .unwrap();
+    let manager = first_manager.clone();
     let first = tokio::spawn(async move { manager.access_token("s").await });
     while h.calls() == 0 {
         tokio::task::yield_now().await;
     }
-    // Another process (no shared lease here) refreshes the same token first and saves.
-    let other = manager_over(&h, h.store.clone());
+    // Another process refreshes the same token first and saves.
+    let other = manager_over(&h, store);
     let second = tokio::spawn(async move { other.access_token("s").await });
     while h.calls() < 2 {
         tokio::task::yield_now().await;
@@ -1321,12 +1335,13 @@ async fn a_refused_token_is_no_verdict_when_the_store_holds_a_newer_pair() {
         first_token, second_token,
         "the newer stored pair is adopted"
     );
-    assert!(
-        !h.drain()
-            .iter()
-            .any(|e| matches!(e, Event::ReauthRequired(_))),
-        "no false re-auth"
-    );
+    while let Ok(event) = events.try_recv() {
+        assert!(
+            !matches!(event, Event::ReauthRequired(_)),
+            "no false re-auth"
+        );
+    }
+    let _ = h.drain();
 }
 
 #[tokio::test(start_paused = true)]
@@ -1814,4 +1829,20 @@ async fn a_lease_shorter_than_a_second_is_refused_at_build() {
         .config(config)
         .build();
     assert!(matches!(built, Err(Error::Config(_))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_call_that_never_answers_ends_at_the_call_timeout() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    h.seed("s", Duration::ZERO).await;
+    h.fake.then(Step::Hang);
+    let started = tokio::time::Instant::now();
+    let error = h.manager.access_token("s").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{error:?}");
+    assert_eq!(started.elapsed(), ManagerConfig::default().call_timeout);
+    assert_eq!(
+        h.calls(),
+        1,
+        "a lost answer is not retried outside the reuse window"
+    );
 }

@@ -6,10 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
-use super::{SessionKey, StoredRecord, TokenStore, Version, Versioned};
+use std::time::Duration;
+
+use super::{Lease, SessionKey, StoredRecord, TokenStore, Version, Versioned};
 use crate::error::StoreError;
 
-/// Keeps token sets in memory. Cheap, and gone when the process ends.
+/// Keeps token sets in memory. Cheap, and gone when the process ends. Managers sharing one
+/// `MemoryStore` (through `Arc`) also share its refresh leases, so they refresh a session
+/// one at a time as managers of several processes do over a shared store.
 ///
 /// ```
 /// # tokio_test_block_on(async {
@@ -31,6 +35,8 @@ pub struct MemoryStore {
     records: Mutex<HashMap<SessionKey, Versioned<StoredRecord>>>,
     // One counter for all keys: versions then never repeat, even after a delete.
     next_version: AtomicU64,
+    /// Refresh leases, for several managers sharing this store in one process.
+    leases: Mutex<HashMap<SessionKey, (String, tokio::time::Instant)>>,
 }
 
 impl MemoryStore {
@@ -101,6 +107,38 @@ impl TokenStore for MemoryStore {
             _ => Ok(records.remove(key).is_some()),
         }
     }
+
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        let now = tokio::time::Instant::now();
+        let until = now
+            .checked_add(ttl)
+            .unwrap_or(now + Duration::from_secs(86_400 * 365));
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        let lease = match leases.get(key) {
+            Some((other, expires)) if other != holder && *expires > now => {
+                return Ok(Lease::HeldByOther {
+                    remaining: *expires - now,
+                });
+            }
+            Some((other, _)) if other != holder => Lease::TakenOver,
+            _ => Lease::Acquired,
+        };
+        leases.insert(key.clone(), (holder.to_owned(), until));
+        Ok(lease)
+    }
+
+    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        if leases.get(key).is_some_and(|(held, _)| held == holder) {
+            leases.remove(key);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -152,5 +190,52 @@ mod tests {
             "delete at a stale version must lose"
         );
         assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn leases_exclude_other_holders_renew_and_lapse() {
+        let store = MemoryStore::new();
+        let key = SessionKey::new("p", "s");
+        let ttl = Duration::from_secs(30);
+        assert_eq!(
+            store.acquire_lease(&key, "a", ttl).await.unwrap(),
+            Lease::Acquired
+        );
+        assert_eq!(
+            store.acquire_lease(&key, "b", ttl).await.unwrap(),
+            Lease::HeldByOther { remaining: ttl }
+        );
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert_eq!(
+            store.acquire_lease(&key, "a", ttl).await.unwrap(),
+            Lease::Acquired
+        );
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert_eq!(
+            store.acquire_lease(&key, "b", ttl).await.unwrap(),
+            Lease::HeldByOther {
+                remaining: Duration::from_secs(10)
+            },
+            "renewed at 20 s"
+        );
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(
+            store.acquire_lease(&key, "b", ttl).await.unwrap(),
+            Lease::TakenOver,
+            "lapsed unreleased"
+        );
+        store.release_lease(&key, "a").await.unwrap();
+        assert!(
+            matches!(
+                store.acquire_lease(&key, "a", ttl).await.unwrap(),
+                Lease::HeldByOther { .. }
+            ),
+            "only the holder releases"
+        );
+        store.release_lease(&key, "b").await.unwrap();
+        assert_eq!(
+            store.acquire_lease(&key, "a", ttl).await.unwrap(),
+            Lease::Acquired
+        );
     }
 }
