@@ -343,3 +343,199 @@ fn an_echoed_refresh_token_shows_nowhere_in_a_result_envelope_error() {
     assert!(text.contains("The Token [redacted] has expired"), "{text}");
     assert_no_echo(&text);
 }
+
+// ---- codes on HTTP 200, answer envelopes, millisecond expiries (issue 12) -------------
+
+mod declared {
+    use token_core::expiry::{ExpiresIn, UnixMillisText};
+    use token_core::{AccessToken, RefreshToken, token_endpoint};
+
+    /// Integer codes, as WeChat sends them on HTTP 200 (`{"errcode": 40030, ...}`).
+    #[token_endpoint(error_code)]
+    #[derive(Debug, PartialEq)]
+    pub enum WalletCode {
+        #[token(code = 105002, kind = reauth_required)]
+        RefreshTokenExpired,
+        #[token(code = -1, kind = transient)]
+        Busy,
+        #[token(code = 40013, kind = misconfigured)]
+        BadAppId,
+        #[token(other)]
+        Other(String),
+    }
+
+    #[token_endpoint(error, success_codes(0))]
+    pub struct WalletError {
+        #[token(code)]
+        pub code: WalletCode,
+        #[token(message)]
+        pub message: Option<String>,
+    }
+
+    #[token_endpoint(
+        response,
+        envelope = "data",
+        body(name = "code", value = 0),
+        body(name = "message", value = "success")
+    )]
+    pub struct WalletTokens {
+        #[token(access_token)]
+        pub access_token: AccessToken,
+        #[token(refresh_token)]
+        pub refresh_token: Option<RefreshToken>,
+        #[token(expiry)]
+        pub expires_in: Option<ExpiresIn>,
+    }
+
+    #[token_endpoint(post = "/token", response = WalletTokens, error = WalletError)]
+    pub struct WalletRefresh {
+        #[token(from = refresh_token)]
+        pub refresh_token: RefreshToken,
+    }
+
+    /// RFC 6749 errors beside a success answer that carries `"error": ""`.
+    #[token_endpoint(error, success_codes(""))]
+    pub struct PlainError {
+        #[token(code)]
+        pub error: String,
+    }
+
+    #[token_endpoint(response)]
+    pub struct PlainTokens {
+        #[token(access_token)]
+        pub access_token: AccessToken,
+        #[token(expiry)]
+        pub issued_at: Option<UnixMillisText>,
+        pub error: Option<String>,
+    }
+
+    #[token_endpoint(post = "/token", response = PlainTokens, error = PlainError)]
+    pub struct PlainRefresh {
+        #[token(from = refresh_token)]
+        pub refresh_token: RefreshToken,
+    }
+}
+
+#[test]
+fn a_success_answer_carrying_an_empty_error_is_a_success() {
+    let set = decode::<declared::PlainRefresh>(
+        r#"{"access_token":"at","error":"","issued_at":"1278448832702"}"#,
+    )
+    .unwrap();
+    assert_eq!(set.access_token.expose_secret(), "at");
+    assert_eq!(
+        set.access_expires_at,
+        Some(datetime!(2010-07-06 20:40:32.702 UTC))
+    );
+    // `null` is no code either; a real one is the provider's error.
+    assert!(decode::<declared::PlainRefresh>(r#"{"access_token":"at","error":null}"#).is_ok());
+    let error = decode::<declared::PlainRefresh>(r#"{"error":"invalid_grant"}"#).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Rejected);
+}
+
+#[test]
+fn an_error_code_on_http_200_is_classified_by_its_code() {
+    let error =
+        decode::<declared::WalletRefresh>(r#"{"code":105002,"message":"refresh token expired"}"#)
+            .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired, "{error}");
+    let EndpointError::Provider(provider) = error else {
+        panic!("a provider error")
+    };
+    assert_eq!(provider.code, "105002");
+    assert_eq!(provider.message.as_deref(), Some("refresh token expired"));
+    // The same code as a string, a negative code, an unknown one.
+    for (body, kind) in [
+        (r#"{"code":"105002"}"#, ErrorKind::ReauthRequired),
+        (r#"{"code":-1,"message":"busy"}"#, ErrorKind::Transient),
+        (r#"{"code":40013}"#, ErrorKind::Misconfigured),
+        (r#"{"code":777}"#, ErrorKind::Rejected),
+    ] {
+        assert_eq!(
+            decode::<declared::WalletRefresh>(body).unwrap_err().kind(),
+            kind,
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn an_enveloped_success_with_its_success_code_round_trips() {
+    use token_core::codec::TokenResponse;
+    let body = r#"{"code":0,"message":"success","data":{"access_token":"at","refresh_token":"rt","expires_in":7200}}"#;
+    let set = decode::<declared::WalletRefresh>(body).unwrap();
+    assert_eq!(pair(&set), ("at", Some("rt")));
+    assert_eq!(set.access_expires_at, Some(now() + Duration::seconds(7200)));
+    // `"0"` is the success code too.
+    assert!(
+        decode::<declared::WalletRefresh>(&body.replace(r#""code":0"#, r#""code":"0""#)).is_ok()
+    );
+    // The server side writes the envelope and the success code.
+    let typed = declared::WalletTokens::decode_body(body.as_bytes())
+        .unwrap()
+        .into_token_set(now())
+        .unwrap();
+    let written = declared::WalletTokens::from_token_set(&typed, now()).encode_body();
+    let json = |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).unwrap();
+    assert_eq!(json(&written), json(body.as_bytes()));
+    // And an error written by the server is read back as the same error.
+    use token_core::codec::ErrorResponse;
+    let error = declared::WalletError {
+        code: declared::WalletCode::RefreshTokenExpired,
+        message: None,
+    };
+    let (status, bytes) = error.encode_error();
+    assert_eq!(json(&bytes), serde_json::json!({"code": 105002}));
+    let back = declared::WalletError::decode_error(status, &bytes).unwrap();
+    assert_eq!(back.code, declared::WalletCode::RefreshTokenExpired);
+}
+
+#[test]
+fn hostile_codes_and_envelopes_give_typed_errors_and_never_cost_a_success() {
+    let tokens = r#""data":{"access_token":"at","refresh_token":"rt"}"#;
+    // A code of no code type, or a huge one, is not this error: the tokens are read.
+    for code in [
+        "true",
+        "{}",
+        "[0]",
+        "1.5",
+        "1e400000000",
+        "99999999999999999999999",
+    ] {
+        let body = format!(r#"{{"code":{code},{tokens}}}"#);
+        match decode::<declared::WalletRefresh>(&body) {
+            Ok(set) => assert_eq!(pair(&set), ("at", Some("rt")), "{code}"),
+            // `1e400000000` is not JSON at all.
+            Err(e) => assert!(matches!(e, EndpointError::Parse { .. }), "{code}: {e}"),
+        }
+    }
+    // A missing envelope, or one that is not an object: a parse error that keeps the body.
+    for body in [
+        r#"{"code":0,"access_token":"at"}"#,
+        r#"{"code":0,"data":"at"}"#,
+        r#"{"code":0,"data":null}"#,
+        r#"{"code":0,"data":[{"access_token":"at"}]}"#,
+        r#"[{"code":0}]"#,
+    ] {
+        let error = decode::<declared::WalletRefresh>(body).unwrap_err();
+        let EndpointError::Parse { kind, .. } = &error else {
+            panic!("{body}: {error}")
+        };
+        assert_eq!(*kind, ErrorKind::OutcomeUnknown, "{body}");
+    }
+    // An odd expiry inside the envelope keeps the pair.
+    let set = decode::<declared::WalletRefresh>(
+        r#"{"code":0,"data":{"access_token":"at","refresh_token":"rt","expires_in":"NaN"}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        (pair(&set), set.access_expires_at),
+        (("at", Some("rt")), None)
+    );
+    // A huge millisecond expiry is unknown, not a lost pair.
+    let set = decode::<declared::PlainRefresh>(
+        r#"{"access_token":"at","issued_at":"99999999999999999999"}"#,
+    )
+    .unwrap();
+    assert_eq!(set.access_expires_at, None);
+}

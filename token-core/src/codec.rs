@@ -139,6 +139,12 @@ pub trait TokenResponse: Sized {
     /// The typed extras the answer carries.
     type Extras: Extras;
 
+    /// The dotted paths, from the top of the answer, of every field this answer declares
+    /// (`data.access_token` under an envelope, constants such as `code`). A request checks at
+    /// compile time that none of them is its error's code field unless that error tells a
+    /// success code from an error code.
+    const ANSWER_PATHS: &'static [&'static str] = &[];
+
     /// Reads the answer body (JSON, whatever its content type).
     fn decode_body(body: &[u8]) -> Result<Self, String>;
     /// Writes the answer body (server side).
@@ -152,6 +158,14 @@ pub trait TokenResponse: Sized {
 
 /// The error answer of an endpoint, and how each of its codes is classified.
 pub trait ErrorResponse: Sized {
+    /// The dotted path of the field holding the provider's code (`errcode`,
+    /// `result.resultCode`), if the answer has one.
+    const CODE_PATH: Option<&'static str> = None;
+    /// Whether the answer tells a success from an error by its content (a result status, or
+    /// declared success codes), so that a success answer carrying the code field is not
+    /// read as an error.
+    const SUCCESS_RULE: bool = false;
+
     /// Reads an error answer; `None` when the body is not one. Called for every status,
     /// because some providers answer errors with 200 (a result envelope, an RFC 6749 error).
     fn decode_error(status: StatusCode, body: &[u8]) -> Option<Self>;

@@ -1,9 +1,9 @@
 //! Turning whatever a provider sends about expiry into absolute instants.
 //!
-//! Providers send `expires_in` seconds (a number, a string or null), UNIX seconds, RFC 3339
-//! with an offset, or nothing but a JWT whose `exp` claim says it. All become `OffsetDateTime`,
-//! inside [`EARLIEST`]..=[`LATEST`] so that no skew or lifetime added or subtracted later can
-//! overflow.
+//! Providers send `expires_in` seconds (a number, a string or null), UNIX seconds or
+//! milliseconds, RFC 3339 with an offset, or nothing but a JWT whose `exp` claim says it. All
+//! become `OffsetDateTime`, inside [`EARLIEST`]..=[`LATEST`] so that no skew or lifetime
+//! added or subtracted later can overflow.
 
 use std::fmt;
 
@@ -111,6 +111,59 @@ impl<'de> Deserialize<'de> for UnixTime {
             .map(Self)
             .map_err(serde::de::Error::custom)
     }
+}
+
+/// An absolute instant sent as UNIX milliseconds: a number (`1278448832702`) or a numeric
+/// string (`"1278448832702"`, Salesforce's `issued_at`). Serializes as a number; see
+/// [`UnixMillisText`] for a provider that writes a string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnixMillis(pub OffsetDateTime);
+
+/// Like [`UnixMillis`] (reads a number or a numeric string), but serializes as a string of
+/// digits, so a sandbox writes the answer the way the provider does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnixMillisText(pub OffsetDateTime);
+
+impl Serialize for UnixMillis {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i64(unix_millis(self.0))
+    }
+}
+
+impl Serialize for UnixMillisText {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&unix_millis(self.0).to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for UnixMillis {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        read_millis(deserializer).map(Self)
+    }
+}
+
+impl<'de> Deserialize<'de> for UnixMillisText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        read_millis(deserializer).map(Self)
+    }
+}
+
+/// Whole milliseconds since the UNIX epoch (saturating; every instant a provider's answer
+/// can give fits).
+fn unix_millis(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn read_millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<OffsetDateTime, D::Error> {
+    let millis = NumberOrString::deserialize(deserializer)?
+        .seconds()
+        .map_err(serde::de::Error::custom)?;
+    // Beyond `i64` is out of range, not a wrapped (past) instant.
+    i64::try_from(millis)
+        .ok()
+        .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
+        .ok_or(ExpiryError::OutOfRange)
+        .map_err(serde::de::Error::custom)
 }
 
 /// An absolute instant sent as RFC 3339 / ISO 8601 with an offset
@@ -286,6 +339,21 @@ mod tests {
         assert_eq!(serde_json::to_string(&a).unwrap(), "1700000000");
         // Past `i64` is an error, not a wrapped instant in 1969.
         assert!(serde_json::from_str::<UnixTime>("18446744073709551615").is_err());
+    }
+
+    #[test]
+    fn unix_millis_from_number_or_string() {
+        let a: UnixMillis = serde_json::from_str("1278448832702").unwrap();
+        let b: UnixMillis = serde_json::from_str(r#""1278448832702""#).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.0, datetime!(2010-07-06 20:40:32.702 UTC));
+        assert_eq!(serde_json::to_string(&a).unwrap(), "1278448832702");
+        let text: UnixMillisText = serde_json::from_str("1278448832702").unwrap();
+        assert_eq!(text.0, a.0);
+        assert_eq!(serde_json::to_string(&text).unwrap(), r#""1278448832702""#);
+        for odd in ["-1", "18446744073709551615", r#""soon""#, "{}", "null"] {
+            assert!(serde_json::from_str::<UnixMillis>(odd).is_err(), "{odd}");
+        }
     }
 
     #[test]

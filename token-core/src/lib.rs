@@ -36,7 +36,9 @@ pub use codec::{Endpoint, ErrorResponse, FromContext, RequestContext, TokenRespo
 pub use error::{
     EndpointError, Error, ErrorKind, ProviderError, Reauth, StoreError, TransportError,
 };
-pub use issuer::{Issuer, IssuerConfig, IssuerError, IssuerStore, MemoryIssuerStore};
+pub use issuer::{
+    Issuer, IssuerConfig, IssuerError, IssuerStore, MemoryIssuerStore, RefreshRotation,
+};
 pub use manager::{Event, ExpiryNote, ManagerConfig, RetryPolicy, TokenManager};
 pub use middleware::BearerAuth;
 pub use pkce::PkceVerifier;

@@ -12,7 +12,7 @@ pub use crate::codec::{
     Endpoint, ErrorResponse, FromContext, RequestContext, RequestError, TokenResponse,
 };
 pub use crate::error::{EndpointError, ErrorKind};
-pub use crate::expiry::{ExpiresIn, Iso8601, UnixTime, jwt_exp};
+pub use crate::expiry::{ExpiresIn, Iso8601, UnixMillis, UnixMillisText, UnixTime, jwt_exp};
 pub use crate::secret::{AccessToken, AuthCode, ClientSecret, RefreshToken};
 pub use crate::token_set::{NoExtras, TokenSet};
 
@@ -558,15 +558,27 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
 }
 
 /// Reads a success answer so that no odd field other than the tokens costs the tokens: the
-/// body must be a JSON object (whatever its content type); a duplicate key is resolved by its
-/// last value; an expiry field its type cannot read (`-5`, `1e300`, `"NaN"`, an object) is
-/// read as `null` (an unknown expiry), with a warning naming the field, never its value.
-/// The reason of an error never quotes the body's strings.
+/// body must be a JSON object (whatever its content type), and so must the object under
+/// `envelope` when one is declared (`{"code":0,"data":{...}}`); a duplicate key is resolved
+/// by its last value; an expiry field its type cannot read (`-5`, `1e300`, `"NaN"`, an
+/// object) is read as `null` (an unknown expiry), with a warning naming the field, never its
+/// value. The reason of an error never quotes the body's strings.
 pub fn decode_answer_json<T: DeserializeOwned>(
     body: &[u8],
+    envelope: Option<&str>,
     expiry_fields: &[(&str, ReadsAs)],
 ) -> Result<T, String> {
     let mut value: Value = decode_json(body)?;
+    if let Some(envelope) = envelope {
+        let Value::Object(outer) = &mut value else {
+            return Err("expected a JSON object".into());
+        };
+        value = match outer.remove(envelope) {
+            Some(inner @ Value::Object(_)) => inner,
+            Some(_) => return Err(format!("expected a JSON object in `{envelope}`")),
+            None => return Err(format!("the answer has no `{envelope}` object")),
+        };
+    }
     let Value::Object(map) = &mut value else {
         return Err("expected a JSON object".into());
     };
@@ -635,11 +647,12 @@ fn unquote(message: &str) -> String {
     out
 }
 
-/// Writes `value` as JSON, inside `envelope` if given, plus constant fields at dotted paths.
+/// Writes `value` as JSON, inside `envelope` if given, plus constant fields at dotted paths
+/// (from the top of the answer, outside the envelope).
 pub fn encode_json<T: Serialize>(
     value: &T,
     envelope: Option<&str>,
-    constants: &[(&str, &str)],
+    constants: &[(&str, Value)],
 ) -> Vec<u8> {
     if constants.is_empty() {
         // Straight from the struct, so fields keep their declared order.
@@ -666,7 +679,7 @@ pub fn encode_json<T: Serialize>(
         }
         if let Value::Object(map) = &mut value {
             for (path, constant) in constants {
-                insert_path(map, path, Value::from(*constant));
+                insert_path(map, path, constant.clone());
             }
         }
     }
@@ -674,16 +687,72 @@ pub fn encode_json<T: Serialize>(
 }
 
 /// Reads an error answer (inside `envelope` if given); `None` when the body is not one.
-pub fn decode_error_json<T: DeserializeOwned>(body: &[u8], envelope: Option<&str>) -> Option<T> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    let value = match envelope {
-        Some(envelope) => value.get(envelope)?.clone(),
-        None => value,
+///
+/// The code under `code_field` decides first: absent, `null`, `""` or one of
+/// `success_codes` (compared as text, so `0` matches `0` and `"0"`) is not an error, whatever
+/// else the body holds (`{"error": "", "access_token": ...}`, `{"code": 0, "data": ...}`).
+pub fn decode_error_json<T: DeserializeOwned>(
+    body: &[u8],
+    envelope: Option<&str>,
+    code_field: &str,
+    success_codes: &[&str],
+) -> Option<T> {
+    let mut value: Value = serde_json::from_slice(body).ok()?;
+    if let Some(envelope) = envelope {
+        value = value.get_mut(envelope)?.take();
+    }
+    let code = value.as_object_mut()?.get_mut(code_field)?;
+    let text = match code {
+        Value::Null => return None,
+        Value::String(text) => text.clone(),
+        // Only whole numbers are codes (`1.5`, `1e30` are not).
+        Value::Number(number) if number.is_i64() || number.is_u64() => number.to_string(),
+        // A code of no type a code has: the body is not this error.
+        _ => return None,
     };
-    if !value.is_object() {
+    if text.is_empty() || success_codes.contains(&text.as_str()) {
         return None;
     }
+    // Every code type reads text: `String` and the generated enums alike.
+    *code = Value::String(text);
     serde_json::from_value(value).ok()
+}
+
+/// Whether the success answer `R` declares, at the top of the answer, the field that holds
+/// the error `E`'s code while `E` has no rule telling a success code from an error code:
+/// then every success answer carrying that field would be read as an error. Evaluated at
+/// compile time for each request, which names both.
+pub const fn code_field_trap<R: TokenResponse, E: ErrorResponse>() -> bool {
+    let Some(code) = E::CODE_PATH else {
+        return false;
+    };
+    if E::SUCCESS_RULE {
+        return false;
+    }
+    let paths = R::ANSWER_PATHS;
+    let mut i = 0;
+    while i < paths.len() {
+        if same_text(paths[i], code) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+const fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// A result envelope's status `S`: the answer is a success, not an error.
@@ -711,9 +780,12 @@ pub fn error_status(field: Option<u16>, code: Option<u16>, default: u16) -> http
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an error code",
     label = "the `#[token(code)]` field's type",
-    note = "use `String`, or an enum annotated `#[token_endpoint(error_code)]`"
+    note = "use `String`, or an enum annotated `#[token_endpoint(error_code)]` (its codes may be integers: `#[token(code = 40030)]`)"
 )]
 pub trait ErrorCode: Sized {
+    /// Whether the code is written as a JSON number (`{"errcode": 40030}`). Any code is read
+    /// from a string or an integer.
+    const NUMERIC: bool = false;
     fn as_code(&self) -> String;
     fn from_code(code: &str) -> Self;
     /// The kind this code means, if it decides one.
@@ -741,14 +813,30 @@ pub fn serialize_code<C: ErrorCode, S: serde::Serializer>(
     code: &C,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&code.as_code())
+    let text = code.as_code();
+    match text.parse::<i64>() {
+        Ok(number) if C::NUMERIC => serializer.serialize_i64(number),
+        _ => serializer.serialize_str(&text),
+    }
 }
 
+/// Reads a code written as a string or an integer; any other JSON type is not a code.
 pub fn deserialize_code<'de, C: ErrorCode, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<C, D::Error> {
-    let code = <String as serde::Deserialize>::deserialize(deserializer)?;
-    Ok(C::from_code(&code))
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Code {
+        Text(String),
+        Signed(i64),
+        Unsigned(u64),
+    }
+    let text = match <Code as serde::Deserialize>::deserialize(deserializer)? {
+        Code::Text(text) => text,
+        Code::Signed(n) => n.to_string(),
+        Code::Unsigned(n) => n.to_string(),
+    };
+    Ok(C::from_code(&text))
 }
 
 /// A text field that may be absent: `String` or `Option<String>`.
@@ -804,10 +892,11 @@ macro_rules! status_field {
 }
 status_field!(u16, u32, u64, i32, i64);
 
-/// An expiry as a provider sends it: relative seconds, UNIX time or ISO 8601.
+/// An expiry as a provider sends it: relative seconds, UNIX seconds or milliseconds, or ISO
+/// 8601.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an expiry",
-    label = "expected `ExpiresIn`, `UnixTime`, `Iso8601` or `Option` of one",
+    label = "expected `ExpiresIn`, `UnixTime`, `UnixMillis`, `UnixMillisText`, `Iso8601` or `Option` of one",
     note = "these types are in `token_core::expiry`"
 )]
 pub trait ExpiryField {
@@ -836,23 +925,20 @@ impl ExpiryField for ExpiresIn {
     }
 }
 
-impl ExpiryField for UnixTime {
-    fn instant(&self, _: OffsetDateTime) -> Option<OffsetDateTime> {
-        Some(self.0)
-    }
-    fn from_instant(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Self {
-        Self(at.unwrap_or(now))
-    }
+/// The absolute forms: the instant as sent.
+macro_rules! absolute_expiry {
+    ($($ty:ty),*) => {$(
+        impl ExpiryField for $ty {
+            fn instant(&self, _: OffsetDateTime) -> Option<OffsetDateTime> {
+                Some(self.0)
+            }
+            fn from_instant(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Self {
+                Self(at.unwrap_or(now))
+            }
+        }
+    )*};
 }
-
-impl ExpiryField for Iso8601 {
-    fn instant(&self, _: OffsetDateTime) -> Option<OffsetDateTime> {
-        Some(self.0)
-    }
-    fn from_instant(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Self {
-        Self(at.unwrap_or(now))
-    }
-}
+absolute_expiry!(UnixTime, Iso8601, UnixMillis, UnixMillisText);
 
 impl<T: ExpiryField> ExpiryField for Option<T> {
     fn instant(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
@@ -898,8 +984,8 @@ mod tests {
             &Map::new(),
             None,
             &[
-                ("result.resultStatus", "S"),
-                ("result.resultCode", "SUCCESS"),
+                ("result.resultStatus", Value::from("S")),
+                ("result.resultCode", Value::from("SUCCESS")),
             ],
         );
         assert_eq!(

@@ -207,6 +207,46 @@ async fn twenty_rotations_in_a_row_never_reuse_a_refresh_token() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_provider_that_keeps_its_refresh_token_refreshes_with_it_again_and_again() {
+    use token_core::issuer::RefreshRotation;
+    for rotation in [RefreshRotation::KeepAndResend, RefreshRotation::KeepUnsent] {
+        let clock: Arc<dyn Clock> =
+            Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)));
+        let sandbox = Sandbox::builder()
+            .clock(clock.clone())
+            .issuer_config(IssuerConfig::default().with_refresh_rotation(rotation))
+            .start()
+            .await
+            .unwrap();
+        let manager = manager(&sandbox, clock, "s").await;
+        let first = manager.token_set("s").await.unwrap();
+        let kept = first.refresh_token.clone().unwrap();
+        let mut accesses = std::collections::HashSet::new();
+        for round in 1..=5 {
+            tokio::time::advance(Duration::from_secs(3601)).await;
+            let set = manager.token_set("s").await.unwrap();
+            assert_eq!(
+                set.refresh_token.as_ref(),
+                Some(&kept),
+                "{rotation:?} {round}"
+            );
+            assert!(
+                accesses.insert(set.access_token.expose_secret().to_owned()),
+                "{rotation:?} round {round}: a new access token"
+            );
+            assert_eq!(sandbox.calls(TOKEN_PATH), round);
+            assert!(
+                sandbox
+                    .issuer()
+                    .authenticate(set.access_token.expose_secret())
+                    .await
+                    .is_ok()
+            );
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_client_credentials_provider_issues_its_first_set() {
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)));
     let sandbox = sandbox(clock.clone(), Duration::ZERO).await;

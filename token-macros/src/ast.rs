@@ -33,8 +33,18 @@ impl Field<'_> {
 pub struct Variant<'a> {
     pub original: &'a syn::Variant,
     pub attrs: VariantAttrs,
-    /// The provider's code: `code = "..."`, else `rename_all` applied to the variant name.
+    /// The provider's code: `code = "..."` or `code = 40030`, else `rename_all` applied to
+    /// the variant name.
     pub code: String,
+}
+
+impl Model<'_> {
+    /// Whether an error-code enum's codes are integers (`#[token(code = 40030)]`).
+    pub fn numeric_codes(&self) -> bool {
+        self.variants
+            .iter()
+            .any(|v| v.attrs.code.as_ref().is_some_and(|c| c.numeric))
+    }
 }
 
 /// Builds the model; `None` when the item is not something the macro can read at all.
@@ -105,7 +115,7 @@ pub fn build<'a>(item: &'a syn::Item, top: TopAttrs, errors: &mut Errors) -> Opt
             for variant in &e.variants {
                 let attrs = attr::parse_variant(&variant.attrs, errors);
                 let code = match (&attrs.code, model.top.rename_all) {
-                    (Some(code), _) => code.value(),
+                    (Some(code), _) => code.text.clone(),
                     (None, Some(rule)) => rule.apply_to_variant(&variant.ident.to_string()),
                     (None, None) => variant.ident.to_string(),
                 };

@@ -43,10 +43,22 @@ pub struct Keyed<T> {
     pub value: T,
 }
 
-/// A constant `header(name = "...", value = "...")`, `body(...)` or `query(...)`.
+/// A constant `header(name = "...", value = "...")`, `body(...)` or `query(...)`; a
+/// response's `body(...)` constant may be an integer (`value = 0`).
 pub struct Constant {
     pub name: LitStr,
-    pub value: LitStr,
+    pub value: Code,
+}
+
+/// A code or constant written as a string or an integer literal, as its text on the wire.
+#[derive(Clone)]
+pub struct Code {
+    /// The text: the string, or the integer in decimal (`-1`, `40030`).
+    pub text: String,
+    /// Whether it was written as an integer.
+    pub numeric: bool,
+    /// The literal, for spans.
+    pub tokens: TokenStream,
 }
 
 /// `on_status(status = 401, kind = reauth_required)`.
@@ -78,6 +90,8 @@ pub struct TopAttrs {
     pub jwt_expiry: bool,
     pub envelope: Option<LitStr>,
     pub status: Option<u16>,
+    /// `success_codes(...)` on an error: the codes that mean success.
+    pub success_codes: Option<Keyed<Vec<Code>>>,
     pub headers: Vec<Constant>,
     pub bodies: Vec<Constant>,
     pub queries: Vec<Constant>,
@@ -96,7 +110,7 @@ pub struct FieldAttrs {
 /// `#[token(...)]` on a variant.
 #[derive(Default)]
 pub struct VariantAttrs {
-    pub code: Option<LitStr>,
+    pub code: Option<Code>,
     pub kind: Option<Ident>,
     pub status: Option<u16>,
     pub other: Option<Ident>,
@@ -143,6 +157,20 @@ fn form_of(meta: &Meta) -> Vec<Form> {
                 Lit::Int(_) => vec![Form::Int],
                 _ => vec![],
             },
+            Expr::Unary(syn::ExprUnary {
+                op: syn::UnOp::Neg(_),
+                expr,
+                ..
+            }) if matches!(
+                &**expr,
+                Expr::Lit(syn::ExprLit {
+                    lit: Lit::Int(_),
+                    ..
+                })
+            ) =>
+            {
+                vec![Form::Int]
+            }
             Expr::Path(_) => vec![Form::Path, Form::Source],
             Expr::Field(_) => vec![Form::Source],
             _ => vec![],
@@ -223,6 +251,93 @@ fn path_type(meta: &Meta, errors: &mut Errors) -> Option<Type> {
         Ok(ty) => Some(ty),
         Err(e) => {
             errors.push(e);
+            None
+        }
+    }
+}
+
+/// A code written `"text"`, `123` or `-1`; `None` (and an error at `expr`) otherwise.
+fn code(expr: &Expr, errors: &mut Errors) -> Option<Code> {
+    let tokens = expr.to_token_stream();
+    let integer = |lit: &LitInt, negative: bool, errors: &mut Errors| {
+        let text = if negative {
+            format!("-{}", lit.base10_digits())
+        } else {
+            lit.base10_digits().to_owned()
+        };
+        match text.parse::<i64>() {
+            Ok(n) => Some(n.to_string()),
+            Err(_) => {
+                errors.at(expr, "an integer code fits in an `i64`");
+                None
+            }
+        }
+    };
+    let (text, numeric) = match expr {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(s), ..
+        }) => (s.value(), false),
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Int(i), ..
+        }) => (integer(i, false, errors)?, true),
+        Expr::Unary(syn::ExprUnary {
+            op: syn::UnOp::Neg(_),
+            expr: inner,
+            ..
+        }) => match &**inner {
+            Expr::Lit(syn::ExprLit {
+                lit: Lit::Int(i), ..
+            }) => (integer(i, true, errors)?, true),
+            _ => return code_error(expr, errors),
+        },
+        _ => return code_error(expr, errors),
+    };
+    Some(Code {
+        text,
+        numeric,
+        tokens,
+    })
+}
+
+fn code_error(expr: &Expr, errors: &mut Errors) -> Option<Code> {
+    errors.at(
+        expr,
+        "expected a code: a string or an integer, such as `0`, `-1` or `\"0\"`",
+    );
+    None
+}
+
+/// `success_codes(0, "0", "SUCCESS")`: at least one code.
+fn success_codes(meta: &Meta, errors: &mut Errors) -> Option<Vec<Code>> {
+    let Meta::List(list) = meta else { return None };
+    let parser = Punctuated::<Expr, Token![,]>::parse_terminated;
+    let exprs = match syn::parse::Parser::parse2(parser, list.tokens.clone()) {
+        Ok(exprs) => exprs,
+        Err(e) => {
+            errors.push(e);
+            return None;
+        }
+    };
+    if exprs.is_empty() {
+        errors.at(
+            meta,
+            "`success_codes(...)` lists the codes that mean success, such as `success_codes(0)`",
+        );
+        return None;
+    }
+    let codes: Vec<Option<Code>> = exprs.iter().map(|e| code(e, errors)).collect();
+    codes.into_iter().collect()
+}
+
+/// An HTTP status written `status = <integer>`; an error at the value otherwise.
+fn status_value(meta: &Meta, errors: &mut Errors) -> Option<u16> {
+    match lit_int(meta) {
+        Some(lit) => http_status(&lit, errors),
+        None => {
+            errors.at(
+                value_of(meta).map_or_else(|| meta.to_token_stream(), |v| v.to_token_stream()),
+                "expected an HTTP status between 100 and 599",
+            );
             None
         }
     }
@@ -379,6 +494,7 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
         jwt_expiry: false,
         envelope: None,
         status: None,
+        success_codes: None,
         headers: Vec::new(),
         bodies: Vec::new(),
         queries: Vec::new(),
@@ -445,9 +561,21 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
             ("rename_all", _) => top.rename_all = rename_rule(meta, errors),
             ("jwt_expiry", _) => top.jwt_expiry = true,
             ("envelope", _) => top.envelope = lit_str(meta),
-            ("status", _) => top.status = lit_int(meta).and_then(|lit| http_status(&lit, errors)),
+            ("status", _) => top.status = status_value(meta, errors),
+            ("success_codes", _) => {
+                if top.success_codes.is_some() {
+                    errors.at(&entry.key, "duplicate `success_codes`");
+                } else if let Some(codes) = success_codes(meta, errors) {
+                    top.success_codes = Some(Keyed {
+                        key: entry.key.clone(),
+                        value: codes,
+                    });
+                }
+            }
             ("header" | "body" | "query", Form::List) => {
-                if let Some(constant) = constant(meta, &name, errors) {
+                // Only an answer's JSON body takes integer constants (`"code": 0`).
+                let integers = place == Place::Response;
+                if let Some(constant) = constant(meta, &name, integers, errors) {
                     match name.as_str() {
                         "header" => top.headers.push(constant),
                         "body" => top.bodies.push(constant),
@@ -474,7 +602,7 @@ fn sub_entries(meta: &Meta, errors: &mut Errors) -> Vec<Entry> {
     }
 }
 
-fn constant(meta: &Meta, kind: &str, errors: &mut Errors) -> Option<Constant> {
+fn constant(meta: &Meta, kind: &str, integers: bool, errors: &mut Errors) -> Option<Constant> {
     let mut name = None;
     let mut value = None;
     let mut seen = Vec::new();
@@ -493,14 +621,27 @@ fn constant(meta: &Meta, kind: &str, errors: &mut Errors) -> Option<Constant> {
         if !once(&mut seen, &entry.key, errors) {
             continue;
         }
-        match lit_str(&entry.meta) {
-            Some(lit) if key == "name" => name = Some(lit),
-            Some(lit) => value = Some(lit),
-            None => errors.at(&entry.meta, format!("`{key}` is written `{key} = \"...\"`")),
+        match (lit_str(&entry.meta), key.as_str()) {
+            (Some(lit), "name") => name = Some(lit),
+            (_, "value") if integers && value_of(&entry.meta).is_some() => {
+                if let Some(expr) = value_of(&entry.meta) {
+                    value = code(expr, errors);
+                }
+            }
+            (Some(lit), _) => {
+                value = Some(Code {
+                    text: lit.value(),
+                    numeric: false,
+                    tokens: lit.to_token_stream(),
+                })
+            }
+            (None, _) => errors.at(&entry.meta, format!("`{key}` is written `{key} = \"...\"`")),
         }
     }
     match (name, value) {
         (Some(name), Some(value)) => Some(Constant { name, value }),
+        // A key written wrongly was reported where it stands.
+        _ if seen.len() == symbol::CONSTANT_KEYS.len() => None,
         _ => {
             errors.at(
                 meta,
@@ -531,10 +672,7 @@ fn on_status(meta: &Meta, errors: &mut Errors) -> Option<OnStatus> {
             continue;
         }
         if key == "status" {
-            match lit_int(&entry.meta) {
-                Some(lit) => status = http_status(&lit, errors),
-                None => errors.at(&entry.meta, "`status` is written `status = <integer>`"),
-            }
+            status = status_value(&entry.meta, errors);
         } else {
             kind = error_kind(&entry.meta, errors);
         }
@@ -606,9 +744,9 @@ pub fn parse_variant(attrs: &[syn::Attribute], errors: &mut Errors) -> VariantAt
             continue;
         }
         match entry.key.to_string().as_str() {
-            "code" => out.code = lit_str(&entry.meta),
+            "code" => out.code = value_of(&entry.meta).and_then(|e| code(e, errors)),
             "kind" => out.kind = error_kind(&entry.meta, errors),
-            "status" => out.status = lit_int(&entry.meta).and_then(|lit| http_status(&lit, errors)),
+            "status" => out.status = status_value(&entry.meta, errors),
             _ => out.other = Some(entry.key.clone()),
         }
     }

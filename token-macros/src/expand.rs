@@ -7,7 +7,7 @@ use syn::spanned::Spanned;
 use syn::{Ident, LitStr};
 
 use crate::ast::{Field, Model};
-use crate::attr::Source;
+use crate::attr::{Code, Source};
 use crate::symbol::{KINDS, Place};
 
 fn private() -> TokenStream {
@@ -104,6 +104,18 @@ fn kind_path(kind: &Ident) -> TokenStream {
     quote!(#p::ErrorKind::#variant)
 }
 
+/// A constant as a `serde_json::Value`: a string, or an `i64`.
+fn json_value(code: &Code) -> TokenStream {
+    let p = private();
+    if code.numeric {
+        let number = code.text.parse::<i64>().unwrap_or_default();
+        quote!(<#p::serde_json::Value as ::core::convert::From<i64>>::from(#number))
+    } else {
+        let text = &code.text;
+        quote!(<#p::serde_json::Value as ::core::convert::From<&str>>::from(#text))
+    }
+}
+
 fn some_or_none(value: Option<TokenStream>) -> TokenStream {
     match value {
         Some(value) => quote!(::core::option::Option::Some(#value)),
@@ -145,7 +157,7 @@ fn request(model: &Model) -> TokenStream {
         (quote!(::core::option::Option::None), &top.bodies),
     ] {
         for c in constants {
-            let (name, value) = (&c.name, &c.value);
+            let (name, value) = (&c.name, &c.value.text);
             writes.push(quote!(__w.constant(#at, #name, #value);));
             checks.push(quote!(__r.expect(#at, #name, #value)?;));
         }
@@ -222,6 +234,18 @@ fn request(model: &Model) -> TokenStream {
         }
     };
     let from_context = from_context(model);
+    // A success answer that declares its error's code field, with no rule telling a success
+    // code from an error code, would be read as that error: refuse to compile.
+    let trap = match (response, error) {
+        (Some(response), Some(error)) => quote_spanned! {response.span()=>
+            const _: () = if #p::code_field_trap::<#response, #error>() {
+                ::core::panic!(
+                    "the response declares the field that holds its error's code, and the error does not say which codes mean success: every success answer carrying that field would be read as an error. Add `success_codes(...)` to the error's `#[token_endpoint(error, ...)]` (`\"\"`, `null` and an absent code are always a success)"
+                )
+            };
+        },
+        _ => quote!(),
+    };
     quote! {
         impl #p::Endpoint for #ident {
             type Response = #response;
@@ -248,6 +272,7 @@ fn request(model: &Model) -> TokenStream {
 
             #secrets
         }
+        #trap
         #from_context
     }
 }
@@ -317,9 +342,21 @@ fn response(model: &Model) -> TokenStream {
         None => quote!(#p::NoExtras),
     };
     let constants = model.top.bodies.iter().map(|c| {
-        let (name, value) = (&c.name, &c.value);
+        let name = &c.name;
+        let value = json_value(&c.value);
         quote!((#name, #value))
     });
+    let envelope = model.top.envelope.as_ref().map(LitStr::value);
+    let answer_paths = model
+        .fields
+        .iter()
+        .map(|f| match &envelope {
+            Some(envelope) => format!("{envelope}.{}", f.wire),
+            None => f.wire.clone(),
+        })
+        .chain(model.top.bodies.iter().map(|c| c.name.value()))
+        .collect::<Vec<_>>();
+    let envelope = some_or_none(envelope.map(|e| quote!(#e)));
     let jwt = model.top.jwt_expiry;
 
     let mut into = Vec::new();
@@ -393,13 +430,14 @@ fn response(model: &Model) -> TokenStream {
     quote! {
         impl #p::TokenResponse for #ident {
             type Extras = #extras;
+            const ANSWER_PATHS: &'static [&'static str] = &[#(#answer_paths),*];
 
             fn decode_body(body: &[u8]) -> ::core::result::Result<Self, ::std::string::String> {
-                #p::decode_answer_json(body, &[#(#expiry_fields),*])
+                #p::decode_answer_json(body, #envelope, &[#(#expiry_fields),*])
             }
 
             fn encode_body(&self) -> ::std::vec::Vec<u8> {
-                #p::encode_json(self, ::core::option::Option::None, &[#(#constants),*])
+                #p::encode_json(self, #envelope, &[#(#constants),*])
             }
 
             fn into_token_set(
@@ -467,13 +505,29 @@ fn error(model: &Model) -> TokenStream {
         let kind = kind_path(&on.kind);
         quote!((#status, #kind))
     });
+    let code_wire = field("code").map(|f| f.wire.clone()).unwrap_or_default();
+    let code_path = match &model.top.envelope {
+        Some(envelope) => format!("{}.{code_wire}", envelope.value()),
+        None => code_wire.clone(),
+    };
+    let success_codes = model
+        .top
+        .success_codes
+        .iter()
+        .flat_map(|codes| codes.value.iter().map(|c| &c.text));
+    let success_rule = model.top.success_codes.is_some() || field("result_status").is_some();
     quote! {
         impl #p::ErrorResponse for #ident {
+            const CODE_PATH: ::core::option::Option<&'static str> =
+                ::core::option::Option::Some(#code_path);
+            const SUCCESS_RULE: bool = #success_rule;
+
             fn decode_error(
                 __status: #p::http::StatusCode,
                 body: &[u8],
             ) -> ::core::option::Option<Self> {
-                let __e: Self = #p::decode_error_json(body, #envelope)?;
+                let __e: Self =
+                    #p::decode_error_json(body, #envelope, #code_wire, &[#(#success_codes),*])?;
                 if #p::is_success(#result_status_of_decoded) {
                     return ::core::option::Option::None;
                 }
@@ -531,8 +585,10 @@ fn error_code(model: &Model) -> TokenStream {
         Some(v) => quote!(__other => Self::#v(::core::convert::From::from(__other))),
         None => quote!(_ => ::core::unreachable!()),
     };
+    let numeric = model.numeric_codes();
     quote! {
         impl #p::ErrorCode for #ident {
+            const NUMERIC: bool = #numeric;
             fn as_code(&self) -> ::std::string::String {
                 match self { #(#as_code,)* }
             }

@@ -8,7 +8,7 @@ pub enum Form {
     Flag,
     /// `key = "text"`
     Str,
-    /// `key = 123`
+    /// `key = 123` (or `key = -1`)
     Int,
     /// `key = Type` or `key = ident`
     Path,
@@ -95,6 +95,7 @@ pub const KEYS: &[(&str, Form, Place)] = &[
     ("rename_all", Form::Str, Place::Response),
     ("extras", Form::Path, Place::Response),
     ("jwt_expiry", Form::Flag, Place::Response),
+    ("envelope", Form::Str, Place::Response),
     ("body", Form::List, Place::Response),
     // error struct
     ("error", Form::Flag, Place::Error),
@@ -102,6 +103,7 @@ pub const KEYS: &[(&str, Form, Place)] = &[
     ("envelope", Form::Str, Place::Error),
     ("status", Form::Int, Place::Error),
     ("on_status", Form::List, Place::Error),
+    ("success_codes", Form::List, Place::Error),
     // error-code enum
     ("error_code", Form::Flag, Place::ErrorCode),
     ("rename_all", Form::Str, Place::ErrorCode),
@@ -135,6 +137,7 @@ pub const KEYS: &[(&str, Form, Place)] = &[
     ("rename", Form::Str, Place::ErrorField),
     // error-code variants
     ("code", Form::Str, Place::Variant),
+    ("code", Form::Int, Place::Variant),
     ("kind", Form::Path, Place::Variant),
     ("status", Form::Int, Place::Variant),
     ("other", Form::Flag, Place::Variant),

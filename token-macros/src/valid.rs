@@ -178,6 +178,15 @@ fn response(model: &Model, errors: &mut Errors) {
             "`extra` fields go to the extras type: add `extras = Type` to `#[token_endpoint(response, ...)]`",
         );
     }
+    if let Some(envelope) = &model.top.envelope {
+        let name = envelope.value();
+        if name.is_empty() || name.contains('.') {
+            errors.at(
+                envelope,
+                "the envelope is the name of the object holding the tokens, such as `data`",
+            );
+        }
+    }
     for constant in &model.top.bodies {
         if constant.name.value().split('.').any(str::is_empty) {
             errors.at(
@@ -258,16 +267,30 @@ fn error_code(model: &Model, errors: &mut Errors) {
             }
             if let Some(code) = &variant.attrs.code {
                 errors.at(
-                    code,
+                    &code.tokens,
                     "the catch-all variant takes every other code; it has no `code`",
                 );
             }
             continue;
         }
+        if let Some(code) = &variant.attrs.code
+            && code.numeric != model.numeric_codes()
+        {
+            errors.at(
+                &code.tokens,
+                "the codes of one enum are all integers or all strings: write this code as an integer, or every other one as a string",
+            );
+        }
         if !matches!(v.fields, syn::Fields::Unit) {
             errors.at(
                 &v.fields,
                 "error-code variants are unit variants, except the `#[token(other)]` catch-all",
+            );
+        }
+        if model.numeric_codes() && variant.attrs.code.is_none() {
+            errors.at(
+                &v.ident,
+                "the codes of this enum are integers: give this variant one with `#[token(code = ...)]`",
             );
         }
         if let Some((_, first)) = codes.iter().find(|(c, _)| *c == variant.code) {

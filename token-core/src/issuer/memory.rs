@@ -107,7 +107,10 @@ impl IssuerStore for MemoryIssuerStore {
             RotateVerdict::Rotate => {
                 let minted = (rotation.mint)(current);
                 let subject = current.subject.clone();
-                if let Some(current) = inner.records.get_mut(rotation.presented) {
+                if current.is_kept_by(&minted) {
+                    let old_access = current.access_hash;
+                    inner.by_access.remove(&old_access);
+                } else if let Some(current) = inner.records.get_mut(rotation.presented) {
                     current.replace_with(&minted, rotation.now, rotation.reuse_window);
                 }
                 inner.insert(minted.record);

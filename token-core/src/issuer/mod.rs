@@ -128,7 +128,10 @@ impl Issuer {
     pub async fn refresh(&self, refresh_token: &str) -> Result<Issued, IssuerError> {
         let now = self.clock.now();
         let presented = TokenHash::of(refresh_token);
-        let mint = |old: &PairRecord| self.mint(old.subject.clone(), old.extras.clone(), now);
+        let mint = |old: &PairRecord| match self.config.refresh_rotation {
+            RefreshRotation::Rotate => self.mint(old.subject.clone(), old.extras.clone(), now),
+            keep => self.renew_access(old, refresh_token, keep, now),
+        };
         let rotation = Rotation {
             presented: &presented,
             now,
@@ -192,16 +195,48 @@ impl Issuer {
     }
 
     fn mint(&self, subject: String, extras: serde_json::Value, now: OffsetDateTime) -> Minted {
-        // Whole seconds: what a client computes from `expires_in` or a JWT `exp` is then
-        // never later than what the issuer enforces.
-        let now = now.replace_nanosecond(0).unwrap_or(now);
+        let refresh_expires_at = self.config.refresh_ttl.map(|ttl| whole(now) + ttl);
+        let refresh = format!("rt_{}", random_token());
+        self.mint_with(subject, extras, refresh, refresh_expires_at, now)
+    }
+
+    /// The successor of `old` when refresh tokens are kept: a new access token beside the
+    /// same refresh token (its expiry unchanged), which the answer carries again or leaves out.
+    fn renew_access(
+        &self,
+        old: &PairRecord,
+        refresh_token: &str,
+        keep: RefreshRotation,
+        now: OffsetDateTime,
+    ) -> Minted {
+        let mut minted = self.mint_with(
+            old.subject.clone(),
+            old.extras.clone(),
+            refresh_token.to_owned(),
+            old.refresh_expires_at,
+            now,
+        );
+        if keep == RefreshRotation::KeepUnsent {
+            minted.tokens.refresh_token = None;
+            minted.tokens.refresh_expires_at = None;
+        }
+        minted
+    }
+
+    fn mint_with(
+        &self,
+        subject: String,
+        extras: serde_json::Value,
+        refresh: String,
+        refresh_expires_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Minted {
+        let now = whole(now);
         let access_expires_at = now + self.config.access_ttl;
-        let refresh_expires_at = self.config.refresh_ttl.map(|ttl| now + ttl);
         let access = match self.config.access_format {
             AccessTokenFormat::Opaque => format!("at_{}", random_token()),
             AccessTokenFormat::UnsignedJwt => unsigned_jwt(&subject, now, access_expires_at),
         };
-        let refresh = format!("rt_{}", random_token());
         let record = PairRecord {
             subject,
             access_hash: TokenHash::of(&access),
@@ -222,7 +257,30 @@ impl Issuer {
     }
 }
 
-/// How an [`Issuer`] issues: lifetimes, reuse window and access token format.
+/// Whole seconds: what a client computes from `expires_in` or a JWT `exp` is then never later
+/// than what the issuer enforces.
+fn whole(now: OffsetDateTime) -> OffsetDateTime {
+    now.replace_nanosecond(0).unwrap_or(now)
+}
+
+/// What a refresh does to the refresh token.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefreshRotation {
+    /// Each refresh issues a new refresh token and retires the presented one (with the
+    /// reuse window).
+    #[default]
+    Rotate,
+    /// The refresh token is kept (its expiry unchanged) and the answer carries it again
+    /// (WeChat's `refresh_token`).
+    KeepAndResend,
+    /// The refresh token is kept and the answer leaves it out (Salesforce, Google): the
+    /// client keeps the one it has.
+    KeepUnsent,
+}
+
+/// How an [`Issuer`] issues: lifetimes, reuse window, refresh rotation and access token
+/// format.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct IssuerConfig {
@@ -238,6 +296,9 @@ pub struct IssuerConfig {
     pub access_format: AccessTokenFormat,
     /// The token type issued sets carry. Default `Bearer`.
     pub token_type: String,
+    /// Whether a refresh rotates the refresh token or keeps it. Default
+    /// [`RefreshRotation::Rotate`].
+    pub refresh_rotation: RefreshRotation,
 }
 
 impl Default for IssuerConfig {
@@ -248,6 +309,7 @@ impl Default for IssuerConfig {
             reuse_window: Duration::ZERO,
             access_format: AccessTokenFormat::Opaque,
             token_type: "Bearer".to_owned(),
+            refresh_rotation: RefreshRotation::Rotate,
         }
     }
 }
@@ -274,6 +336,32 @@ impl IssuerConfig {
     /// Sets the access token format.
     pub fn with_access_format(mut self, format: AccessTokenFormat) -> Self {
         self.access_format = format;
+        self
+    }
+
+    /// Sets whether a refresh rotates the refresh token or keeps it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use token_core::ManualClock;
+    /// use token_core::issuer::{Issuer, IssuerConfig, IssuerError, RefreshRotation};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), IssuerError> {
+    /// let config = IssuerConfig::default().with_refresh_rotation(RefreshRotation::KeepUnsent);
+    /// let issuer = Issuer::in_memory(Arc::new(ManualClock::default()), config);
+    /// let first = issuer.issue("customer-1", serde_json::json!({})).await?;
+    /// let refresh = first.tokens.refresh_token.clone().expect("issued with one");
+    /// let second = issuer.refresh(refresh.expose_secret()).await?;
+    /// assert_eq!(second.tokens.refresh_token, None); // left out of the answer...
+    /// let third = issuer.refresh(refresh.expose_secret()).await?; // ...and still good
+    /// assert_ne!(third.tokens.access_token, second.tokens.access_token);
+    /// assert!(issuer.authenticate(second.tokens.access_token.expose_secret()).await.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_refresh_rotation(mut self, rotation: RefreshRotation) -> Self {
+        self.refresh_rotation = rotation;
         self
     }
 
@@ -451,6 +539,14 @@ impl PairRecord {
         }
     }
 
+    /// Whether `successor` keeps this record's refresh token (an issuer configured with
+    /// [`RefreshRotation::KeepAndResend`] or [`KeepUnsent`](RefreshRotation::KeepUnsent)):
+    /// then a store's [`rotate`](IssuerStore::rotate) replaces this record by the successor
+    /// in place (the new access token, the old one forgotten) instead of marking it replaced.
+    pub fn is_kept_by(&self, successor: &Minted) -> bool {
+        self.refresh_hash == successor.record.refresh_hash
+    }
+
     /// Marks this record replaced by `successor` at `now`, keeping the successor's tokens
     /// until `now + reuse_window` when the window is not zero.
     pub fn replace_with(
@@ -618,7 +714,9 @@ pub trait IssuerStore: Send + Sync + 'static {
 
     /// Atomically: finds the pair of `rotation.presented`, asks [`PairRecord::verdict`]
     /// (with the successor record, if replaced), and on [`RotateVerdict::Rotate`] mints the
-    /// successor, stores it and marks the old pair [replaced](PairRecord::replace_with).
+    /// successor, stores it and marks the old pair [replaced](PairRecord::replace_with);
+    /// or, when the successor [keeps](PairRecord::is_kept_by) the refresh token, stores the
+    /// successor in the old pair's place (the old access token no longer found).
     async fn rotate(&self, rotation: Rotation<'_>) -> Result<RotateOutcome, StoreError>;
 
     /// Revokes the live pair whose access or refresh token has this hash; returns whether one

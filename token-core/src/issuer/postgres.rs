@@ -88,6 +88,7 @@ struct Sql {
     lock_refresh: String,
     share_refresh: String,
     set_state: String,
+    renew_access: String,
     revoke: String,
     revoke_subject: String,
     purge: String,
@@ -112,6 +113,11 @@ impl Sql {
             set_state: format!(
                 "UPDATE {pairs}
                  SET state = $2, state_at = $3, successor = $4, reuse_until = $5, reuse_tokens = $6
+                 WHERE refresh_hash = $1"
+            ),
+            renew_access: format!(
+                "UPDATE {pairs}
+                 SET access_hash = $2, issued_at = $3, access_expires_at = $4
                  WHERE refresh_hash = $1"
             ),
             revoke: format!(
@@ -397,6 +403,26 @@ impl IssuerStore for PostgresIssuerStore {
                     },
                     RotateVerdict::Rotate => {
                         let minted = (rotation.mint)(&current);
+                        if current.is_kept_by(&minted) {
+                            let access = minted.record.access_hash.as_bytes().as_slice();
+                            tx.execute(
+                                &self.sql.renew_access,
+                                &[
+                                    &presented,
+                                    &access,
+                                    &minted.record.issued_at,
+                                    &minted.record.access_expires_at,
+                                ],
+                            )
+                            .await
+                            .map_err(|e| db_error(what, &e))?;
+                            tx.commit().await.map_err(|e| db_error(what, &e))?;
+                            conn.done();
+                            return Ok(RotateOutcome::Rotated {
+                                subject: current.subject.clone(),
+                                tokens: minted.tokens,
+                            });
+                        }
                         insert_record(&tx, &self.sql.insert, &minted.record).await?;
                         current.replace_with(&minted, rotation.now, rotation.reuse_window);
                         let state = StateColumns::of(&current.state)?;

@@ -392,3 +392,41 @@ async fn errors_and_debug_never_contain_a_token() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_kept_refresh_token_renews_the_access_token_and_keeps_its_expiry() {
+    let config = IssuerConfig::default().with_refresh_rotation(RefreshRotation::KeepAndResend);
+    let (issuer, clock, store) = issuer_with(config);
+    let first = issuer
+        .issue("c", serde_json::json!({"k": 1}))
+        .await
+        .unwrap();
+    clock.advance(time::Duration::seconds(60));
+    let second = issuer.refresh(&refresh(&first)).await.unwrap();
+    assert_eq!(
+        refresh(&second),
+        refresh(&first),
+        "the same refresh token, sent again"
+    );
+    assert_eq!(
+        second.tokens.refresh_expires_at, first.tokens.refresh_expires_at,
+        "a kept refresh token keeps its expiry"
+    );
+    assert_ne!(access(&second), access(&first));
+    assert!(second.tokens.access_expires_at > first.tokens.access_expires_at);
+    assert!(issuer.authenticate(&access(&first)).await.is_err());
+    assert_eq!(
+        issuer.authenticate(&access(&second)).await.unwrap().extras,
+        serde_json::json!({"k": 1})
+    );
+    let third = issuer.refresh(&refresh(&first)).await.unwrap();
+    assert!(!third.reused);
+    assert!(issuer.authenticate(&access(&second)).await.is_err());
+    assert_eq!(store.len(), 1, "one record, replaced in place");
+    // Revocation and expiry still end it.
+    assert!(issuer.revoke(&refresh(&first)).await.unwrap());
+    assert!(matches!(
+        issuer.refresh(&refresh(&first)).await,
+        Err(IssuerError::InvalidRefreshToken)
+    ));
+}

@@ -243,6 +243,7 @@ impl TokenResponse for TokenAnswer {
         use crate::macro_support::{ReadsAs, decode_answer_json, reads_as};
         decode_answer_json(
             body,
+            None,
             &[
                 ("expires_in", reads_as::<ExpiresIn> as ReadsAs),
                 ("refresh_expires_in", reads_as::<ExpiresIn>),
