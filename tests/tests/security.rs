@@ -171,6 +171,8 @@ async fn the_token_endpoint_follows_no_redirect_so_the_refresh_token_stays_home(
         rig.stored("s").await.map(|s| s.refresh_token),
         Some(seeded.refresh_token)
     );
+    // After the failure cooldown (callers meanwhile get the same answer without a call).
+    clock.advance(time::Duration::seconds(6));
     rig.access_token("s").await.expect("refreshes afterwards");
 
     // The transport on its own: a 3xx comes back as it is.

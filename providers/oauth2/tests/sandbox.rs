@@ -331,6 +331,8 @@ async fn a_lost_answer_without_a_reuse_window_is_not_retried_blindly() {
     let error = manager.access_token("s").await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::OutcomeUnknown);
     assert_eq!(sandbox.calls(TOKEN_PATH), 1);
+    // Callers get the same answer for the failure cooldown; then the next attempt runs.
+    tokio::time::advance(token_core::ManagerConfig::default().failure_cooldown).await;
     // The server did rotate: the old refresh token is now refused.
     let error = manager.access_token("s").await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::ReauthRequired);
@@ -374,7 +376,7 @@ async fn an_expired_refresh_token_asks_for_reauth_with_the_authorize_url() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_known_refresh_expiry_asks_for_reauth_without_a_call() {
+async fn a_known_refresh_expiry_is_tried_once_and_the_refusal_is_the_verdict() {
     let clock = clock();
     let issuer = IssuerConfig::default().with_refresh_ttl(Some(2 * HOUR));
     let sandbox = sandbox(&clock, issuer).await;
@@ -383,7 +385,10 @@ async fn a_known_refresh_expiry_asks_for_reauth_without_a_call() {
     tokio::time::advance(3 * HOUR).await;
     let error = manager.access_token("s").await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::ReauthRequired);
-    assert_eq!(sandbox.calls(TOKEN_PATH), 0);
+    assert_eq!(sandbox.calls(TOKEN_PATH), 1, "one try: the server decides");
+    let again = manager.access_token("s").await.unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::ReauthRequired);
+    assert_eq!(sandbox.calls(TOKEN_PATH), 1, "and the verdict is kept");
 }
 
 #[tokio::test(start_paused = true)]

@@ -267,6 +267,8 @@ async fn a_lost_refresh_answer_is_not_retried_and_the_next_attempt_issues_anew()
         "Paymentsgate declares no reuse window"
     );
     assert_eq!(sandbox.calls(REFRESH_PATH), 1);
+    // Callers get the same answer for the failure cooldown; then the next attempt runs.
+    tokio::time::advance(token_core::ManagerConfig::default().failure_cooldown).await;
     // The sandbox did rotate: the old refresh token is refused (401), and the account
     // credentials obtain a new pair.
     let token = manager.access_token("service").await.unwrap();

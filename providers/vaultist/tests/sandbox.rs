@@ -220,6 +220,8 @@ async fn a_lost_answer_is_outcome_unknown_then_the_rotated_token_needs_reauth() 
     let error = manager.access_token("partner").await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::OutcomeUnknown);
     assert_eq!(sandbox.calls(REFRESH_PATH), 1);
+    // Callers get the same answer for the failure cooldown; then the next attempt runs.
+    tokio::time::advance(token_core::ManagerConfig::default().failure_cooldown).await;
     let error = manager.access_token("partner").await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::ReauthRequired);
     assert_eq!(error.provider_code(), Some("invalid_grant"));
