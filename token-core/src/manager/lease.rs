@@ -40,15 +40,23 @@ pub(super) enum Renewal {
     Unknown,
 }
 
-/// Set by the heartbeat when a renewal found the lease taken by another holder.
+/// Between a refresh and its heartbeat: the heartbeat notes when the lease was lost, the
+/// refresh says when it is done.
 #[derive(Default)]
 pub(super) struct LeaseWatch {
     lost: AtomicBool,
+    done: tokio::sync::Notify,
 }
 
 impl LeaseWatch {
     pub(super) fn lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Ends the heartbeat (after the renewal it may be making).
+    pub(super) fn stop(&self) {
+        // A stored permit if the heartbeat is not waiting yet: no wake-up is lost.
+        self.done.notify_one();
     }
 }
 
@@ -262,21 +270,25 @@ impl<P: Provider> Inner<P> {
         }
     }
 
-    /// Renews the lease every third of its length until dropped; notes when it was lost,
+    /// Renews the lease every third of its length until stopped; notes when it was lost,
     /// or when it may have lapsed because the store could not be reached for two thirds of
     /// its length (another process reaching the store may have taken it then).
     pub(super) async fn heartbeat(&self, session: &Session<P::Extras>, watch: &LeaseWatch) {
         let mut last_held = tokio::time::Instant::now();
         let unsure_after = self.config.lease_ttl * 2 / 3;
         loop {
-            tokio::time::sleep(self.config.heartbeat()).await;
+            tokio::select! {
+                biased;
+                () = watch.done.notified() => return,
+                () = tokio::time::sleep(self.config.heartbeat()) => {}
+            }
             match self.renew(session).await {
                 Renewal::Held => last_held = tokio::time::Instant::now(),
                 Renewal::Unknown if last_held.elapsed() < unsure_after => {}
                 Renewal::Unknown | Renewal::Lost => {
                     tracing::warn!("the refresh lease was lost, or may have lapsed");
                     watch.lost.store(true, Ordering::SeqCst);
-                    return std::future::pending().await;
+                    return watch.done.notified().await;
                 }
             }
         }

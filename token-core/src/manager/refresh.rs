@@ -155,13 +155,16 @@ impl<P: Provider> Inner<P> {
             current => current,
         };
         let watch = LeaseWatch::default();
-        let work = self.refresh_held(session, generation, current, &reason, &watch);
-        tokio::pin!(work);
-        let (outcome, keep_lease) = tokio::select! {
-            biased;
-            done = &mut work => done,
-            () = self.heartbeat(session, &watch) => unreachable!("the heartbeat never ends"),
+        let work = async {
+            let done = self
+                .refresh_held(session, generation, current, &reason, &watch)
+                .await;
+            watch.stop();
+            done
         };
+        // The heartbeat is stopped and awaited, not dropped: a renewal still in flight could
+        // otherwise reach the store after the release below and hold the lease again.
+        let ((outcome, keep_lease), ()) = tokio::join!(work, self.heartbeat(session, &watch));
         if !keep_lease {
             self.release(session).await;
         }
