@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use token_core::expiry::format_rfc3339;
 use token_core::sandbox::Sandbox;
-use token_core::{AuthCode, ManualClock, RefreshToken, TokenManager, TokenSet};
+use token_core::{AuthCode, ManualClock, RefreshToken, TokenManager};
 use token_provider_alipayplus::sandbox::AlipayPlusSandbox;
 use token_provider_alipayplus::{AlipayExtras, AlipayPlus, AlipayPlusConfig};
 
@@ -56,9 +56,9 @@ async fn real_host(path: &str) -> Result<(), Failure> {
             set
         }
         (None, Some(refresh)) => {
-            let session = TokenSet::new("".into()).with_refresh_token(RefreshToken::new(refresh));
-            manager.insert("user", session).await?;
-            manager.refresh_now("user").await?;
+            manager
+                .insert_refresh_token("user", RefreshToken::new(refresh))
+                .await?;
             println!("refreshed");
             manager.token_set("user").await?
         }

@@ -26,9 +26,7 @@ use std::time::Duration;
 use token_core::expiry::format_rfc3339;
 use token_core::sandbox::{RunningSandbox, Sandbox};
 use token_core::store::{FileStore, PostgresDatabase, PostgresStore, TokenStore};
-use token_core::{
-    ClientSecret, Clock, IssuerConfig, ManualClock, RefreshToken, TokenManager, TokenSet,
-};
+use token_core::{ClientSecret, Clock, IssuerConfig, ManualClock, RefreshToken, TokenManager};
 use token_provider_maya::sandbox::{MayaSandbox, new_customer};
 use token_provider_maya::{APP_SESSION, Maya, MayaConfig, RedeemError, SessionReceiver};
 
@@ -63,9 +61,9 @@ async fn real_host(path: &str, refresh_token: Option<String>) -> Result<(), Fail
         return Ok(());
     };
     let manager = TokenManager::builder(maya).shared_client(client).build()?;
-    let session = TokenSet::new("".into()).with_refresh_token(RefreshToken::new(refresh_token));
-    manager.insert("customer", session).await?;
-    manager.refresh_now("customer").await?;
+    manager
+        .insert_refresh_token("customer", RefreshToken::new(refresh_token))
+        .await?;
     let set = manager.token_set("customer").await?;
     println!(
         "customer refreshed; access token expires at {}",

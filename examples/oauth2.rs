@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use token_core::expiry::format_rfc3339;
 use token_core::issuer::IssuerConfig;
-use token_core::{AuthCode, RefreshToken, SystemClock, TokenManager, TokenSet};
+use token_core::{AuthCode, RefreshToken, SystemClock, TokenManager};
 use token_provider_oauth2::sandbox::AUTHORIZE_PATH;
 use token_provider_oauth2::{OAuth2, OAuth2Config, TOKEN_PATH};
 
@@ -43,9 +43,9 @@ async fn main() -> ExitCode {
 async fn real_server(base: &str, config: &str, refresh: String) -> Result<(), Failure> {
     let config: OAuth2Config = serde_json::from_str(&std::fs::read_to_string(config)?)?;
     let manager = TokenManager::builder(OAuth2::new(base.parse()?, config)).build()?;
-    let session = TokenSet::new("".into()).with_refresh_token(RefreshToken::new(refresh));
-    manager.insert("example", session).await?;
-    manager.refresh_now("example").await?;
+    manager
+        .insert_refresh_token("example", RefreshToken::new(refresh))
+        .await?;
     let set = manager.token_set("example").await?;
     println!(
         "refreshed: access token expires at {}, refresh token {}",

@@ -54,9 +54,9 @@ async fn real_host(
     let base = env("VAULTIST_BASE_URL")
         .unwrap_or_else(|| "https://api.vault.sandbox.testessential.net".into());
     let manager = TokenManager::builder(Vaultist::new(base.parse()?, config)).build()?;
-    let session = TokenSet::new("".into()).with_refresh_token(RefreshToken::new(refresh));
-    manager.insert("partner", session).await?;
-    manager.refresh_now("partner").await?;
+    manager
+        .insert_refresh_token("partner", RefreshToken::new(refresh))
+        .await?;
     let set = manager.token_set("partner").await?;
     println!(
         "refreshed: access token expires at {}, user {:?}",

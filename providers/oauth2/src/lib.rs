@@ -62,18 +62,16 @@
 //! Refreshing a session through the manager:
 //!
 //! ```no_run
-//! use token_core::{RefreshToken, TokenManager, TokenSet};
+//! use token_core::{RefreshToken, TokenManager};
 //! use token_provider_oauth2::{OAuth2, OAuth2Config};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config: OAuth2Config = serde_json::from_str(r#"{"client_id": "app-1", "client_secret": "s3cret"}"#)?;
 //! let provider = OAuth2::new("https://id.example/oauth".parse()?, config);
 //! let manager = TokenManager::builder(provider).build()?;
-//! manager
-//!     .insert("customer-7", TokenSet::new("".into()).with_refresh_token(RefreshToken::new("rt-from-login")))
+//! let token = manager
+//!     .insert_refresh_token("customer-7", RefreshToken::new("rt-from-login"))
 //!     .await?;
-//! // The stored access token's expiry is unknown: refresh now rather than trust it.
-//! let token = manager.refresh_now("customer-7").await?;
 //! # let _ = token;
 //! # Ok(()) }
 //! ```

@@ -39,7 +39,7 @@
 //! ```
 //!
 //! ```no_run
-//! use token_core::{RefreshToken, TokenManager, TokenSet};
+//! use token_core::{RefreshToken, TokenManager};
 //! use token_provider_vaultist::{Vaultist, VaultistConfig};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -49,10 +49,9 @@
 //! );
 //! let manager = TokenManager::builder(provider).build()?;
 //! // Tokens from Vault.ist's login, stored once; the manager refreshes from then on.
-//! manager
-//!     .insert("partner", TokenSet::new("".into()).with_refresh_token(RefreshToken::new("rt-from-login")))
+//! let token = manager
+//!     .insert_refresh_token("partner", RefreshToken::new("rt-from-login"))
 //!     .await?;
-//! let token = manager.refresh_now("partner").await?;
 //! # let _ = token;
 //! # Ok(()) }
 //! ```

@@ -261,3 +261,43 @@ async fn an_expired_refresh_token_is_a_reauth_signal_in_both_versions() {
         );
     }
 }
+
+/// The README's short example, run: a manager started from the refresh token of a login
+/// serves a real access token on the first call, and keeps serving it without a second
+/// refresh.
+#[tokio::test(start_paused = true)]
+async fn the_readme_example_serves_a_real_token_from_the_first_call() {
+    let clock = clock();
+    let sandbox = start(&clock, sandbox::issuer_config(), None).await;
+    let manager = TokenManager::builder(Vaultist::new(sandbox.base_url(), VaultistConfig::new(42)))
+        .shared_client(sandbox.client())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    // Vault.ist's login, as the partner's dashboard hands it over.
+    let login = sandbox
+        .issue_with("partner-42", json!({"user_id": USER}))
+        .await
+        .unwrap();
+    let refresh_token = login.refresh_token.clone().unwrap();
+
+    let first = manager
+        .insert_refresh_token("partner-42", refresh_token)
+        .await
+        .unwrap();
+    let token = manager.access_token("partner-42").await.unwrap();
+    assert!(
+        !token.expose_secret().is_empty(),
+        "a real token, not an empty one"
+    );
+    assert_eq!(token, first);
+    sandbox
+        .issuer()
+        .authenticate(token.expose_secret())
+        .await
+        .expect("the provider accepts it");
+    assert_eq!(sandbox.calls(REFRESH_PATH), 1);
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert_eq!(manager.access_token("partner-42").await.unwrap(), token);
+    assert_eq!(sandbox.calls(REFRESH_PATH), 1);
+}

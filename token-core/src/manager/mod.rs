@@ -36,7 +36,7 @@ pub use retry::RetryPolicy;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Reauth, StoreError};
 use crate::provider::{CallContext, Provider};
-use crate::secret::AccessToken;
+use crate::secret::{AccessToken, RefreshToken};
 use crate::store::{MemoryStore, ReauthVerdict, SessionKey, StoredRecord, TokenStore};
 use crate::token_set::TokenSet;
 use crate::transport::{HttpClient, ReqwestClient};
@@ -228,6 +228,33 @@ impl<P: Provider> TokenManager<P> {
     /// The whole current set of `session` (extras included), refreshing first if needed.
     pub async fn token_set(&self, session: &str) -> Result<TokenSet<P::Extras>, Error> {
         Ok(self.current(session).await?.set.clone())
+    }
+
+    /// Starts `session` from a refresh token alone (what a login or a partner's dashboard
+    /// hands over): stores it, like [`insert`](Self::insert), and refreshes at once, so a
+    /// refresh token the provider refuses is known now, not at the first API call. Returns
+    /// the first access token.
+    ///
+    /// ```no_run
+    /// # async fn run<P: token_core::Provider>(manager: token_core::TokenManager<P>)
+    /// # -> Result<(), token_core::Error> {
+    /// use token_core::RefreshToken;
+    /// let first = manager
+    ///     .insert_refresh_token("partner-42", RefreshToken::new("rt-from-login"))
+    ///     .await?;
+    /// # let _ = first; Ok(()) }
+    /// ```
+    pub async fn insert_refresh_token(
+        &self,
+        session: &str,
+        refresh_token: RefreshToken,
+    ) -> Result<AccessToken, Error> {
+        // No access token yet: an empty one that has always expired, never served.
+        let set = TokenSet::new(AccessToken::new(""))
+            .with_refresh_token(refresh_token)
+            .with_access_expires_at(OffsetDateTime::UNIX_EPOCH);
+        self.insert(session, set).await?;
+        self.refresh_now(session).await
     }
 
     /// Refreshes now, whatever the expiry, unless a refresh is already under way (whose

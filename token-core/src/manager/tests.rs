@@ -1846,3 +1846,24 @@ async fn a_provider_call_that_never_answers_ends_at_the_call_timeout() {
         "a lost answer is not retried outside the reuse window"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_session_started_from_a_refresh_token_alone_serves_a_real_token_at_once() {
+    let h = harness(|_| {});
+    let first = h
+        .manager
+        .insert_refresh_token("s", RefreshToken::new("rt-0"))
+        .await
+        .unwrap();
+    assert_eq!(first.expose_secret(), "at-1");
+    assert_eq!(h.manager.access_token("s").await.unwrap(), first);
+    assert_eq!(h.calls(), 1);
+    // A refresh token the provider refuses is known at once.
+    h.fake.then(Step::Fail(invalid_grant()));
+    let refused = h
+        .manager
+        .insert_refresh_token("t", RefreshToken::new("rt-unknown"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::ReauthRequired);
+}
