@@ -10,8 +10,6 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +20,7 @@ use token_core::store::{PostgresStore, SessionKey, TokenStore};
 use token_core::{Error, ErrorKind, StoreError, StoredTokenSet, TokenManager};
 
 use support::pg::{database, drop_schema, test_url, unique_schema};
+use support::proxy::Proxy;
 
 fn fingerprint(token: &str) -> String {
     TokenHash::of(token).to_hex()[..16].to_owned()
@@ -335,72 +334,6 @@ async fn a_replica_killed_mid_refresh_loses_no_token() {
     sandbox.issuer().refresh(refresh).await.unwrap();
     drop(replicas);
     drop_schema(&url, &schema).await;
-}
-
-/// A loopback TCP proxy in front of the database that can cut every connection and refuse
-/// new ones: the database "going away" for this test only.
-struct Proxy {
-    addr: std::net::SocketAddr,
-    up: Arc<AtomicBool>,
-    cut: tokio::sync::watch::Sender<u64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(upstream: String) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let up = Arc::new(AtomicBool::new(true));
-        let (cut, _) = tokio::sync::watch::channel(0u64);
-        let task = {
-            let up = up.clone();
-            let cut = cut.clone();
-            tokio::spawn(async move {
-                loop {
-                    let Ok((mut inbound, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    if !up.load(Ordering::SeqCst) {
-                        drop(inbound);
-                        continue;
-                    }
-                    let mut cut = cut.subscribe();
-                    let upstream = upstream.clone();
-                    tokio::spawn(async move {
-                        let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await
-                        else {
-                            return;
-                        };
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                            _ = cut.changed() => {}
-                        }
-                    });
-                }
-            })
-        };
-        Self {
-            addr,
-            up,
-            cut,
-            task,
-        }
-    }
-
-    fn down(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        self.cut.send_modify(|generation| *generation += 1);
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// The database goes away mid-run: every store call and the manager fail with typed,

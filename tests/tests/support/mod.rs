@@ -197,6 +197,7 @@ impl TokenStore for RecordingStore {
 
 pub mod logs;
 pub mod pg;
+pub mod proxy;
 
 /// The first `secret` (of at least 8 characters) found in `text`, if any.
 pub fn leaked<'a>(text: &str, secrets: impl IntoIterator<Item = &'a String>) -> Option<String> {
