@@ -656,6 +656,75 @@ async fn a_401_refreshes_once_unless_the_token_was_already_replaced() {
     assert_eq!(h.calls(), 1);
 }
 
+/// A `MemoryStore` whose lease answers a test scripts: the n-th request gets `answers[n]`
+/// (the last one repeats), and request `plant.0` first writes `plant.1` over the session's
+/// record, as another process whose refresh lands then.
+struct ScriptedLeases {
+    inner: MemoryStore,
+    requests: AtomicU32,
+    answers: Vec<Lease>,
+    plant: Option<(u32, StoredRecord)>,
+}
+
+impl ScriptedLeases {
+    fn new(answers: impl IntoIterator<Item = Lease>, plant: Option<(u32, StoredRecord)>) -> Self {
+        Self {
+            inner: MemoryStore::new(),
+            requests: AtomicU32::new(0),
+            answers: answers.into_iter().collect(),
+            plant,
+        }
+    }
+}
+
+/// What another replica saved after refreshing: `access`, with its refresh token.
+fn other_replicas_set(access: &str) -> StoredRecord {
+    TokenSet::<NoExtras>::new(AccessToken::new(access))
+        .with_refresh_token(RefreshToken::new(access.replace("at-", "rt-")))
+        .with_access_expires_at(datetime!(2026-01-01 02:00 UTC))
+        .to_stored()
+        .unwrap()
+        .into()
+}
+
+#[async_trait]
+impl TokenStore for ScriptedLeases {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        self.inner.load(key).await
+    }
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        self.inner.save(key, record, expected).await
+    }
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
+        self.inner.delete(key, expected).await
+    }
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        _holder: &str,
+        _ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        let request = self.requests.fetch_add(1, Ordering::SeqCst);
+        if let Some((at, record)) = &self.plant
+            && *at == request
+        {
+            let current = self.inner.load(key).await?.map(|r| r.version);
+            self.inner.save(key, record, current).await?;
+        }
+        let last = self.answers.len().saturating_sub(1);
+        Ok(self.answers[(request as usize).min(last)].clone())
+    }
+}
+
 /// Fails `save` while `failing` is set.
 struct FlakyStore {
     inner: MemoryStore,
@@ -759,66 +828,20 @@ async fn a_failed_save_keeps_the_new_set_in_use_and_saves_it_later() {
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
 }
 
-/// Reports the lease as held by another process until `releases` polls have passed, and
-/// writes that process's refreshed set meanwhile.
-struct BusyReplicaStore {
-    inner: MemoryStore,
-    polls: AtomicU32,
-}
-
-#[async_trait]
-impl TokenStore for BusyReplicaStore {
-    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
-        self.inner.load(key).await
-    }
-    async fn save(
-        &self,
-        key: &SessionKey,
-        record: &StoredRecord,
-        expected: Option<Version>,
-    ) -> Result<Version, StoreError> {
-        self.inner.save(key, record, expected).await
-    }
-    async fn delete(
-        &self,
-        key: &SessionKey,
-        expected: Option<Version>,
-    ) -> Result<bool, StoreError> {
-        self.inner.delete(key, expected).await
-    }
-    async fn acquire_lease(
-        &self,
-        key: &SessionKey,
-        _holder: &str,
-        _ttl: Duration,
-    ) -> Result<Lease, StoreError> {
-        if self.polls.fetch_add(1, Ordering::SeqCst) == 0 {
-            // The other replica refreshes while holding the lease.
-            let current = self.inner.load(key).await?.unwrap();
-            let other = TokenSet::<NoExtras>::new(AccessToken::new("at-other"))
-                .with_refresh_token(RefreshToken::new("rt-other"))
-                .with_access_expires_at(datetime!(2026-01-01 02:00 UTC))
-                .to_stored()
-                .unwrap();
-            self.inner
-                .save(key, &other.into(), Some(current.version))
-                .await?;
-            return Ok(Lease::HeldByOther {
-                remaining: Duration::from_secs(5),
-            });
-        }
-        Ok(Lease::Acquired)
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_replica_waiting_on_the_lease_adopts_the_other_replicas_set() {
     let clock = TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));
     let fake = Arc::new(Fake::new(Arc::new(clock)));
-    let store = Arc::new(BusyReplicaStore {
-        inner: MemoryStore::new(),
-        polls: AtomicU32::new(0),
-    });
+    // Held by another replica, which refreshes meanwhile; then free.
+    let store = Arc::new(ScriptedLeases::new(
+        [
+            Lease::HeldByOther {
+                remaining: Duration::from_secs(5),
+            },
+            Lease::Acquired,
+        ],
+        Some((0, other_replicas_set("at-other"))),
+    ));
     let manager = TokenManager::builder(fake.clone())
         .shared_store(store.clone())
         .client(NoTransport)
@@ -1366,54 +1389,19 @@ async fn an_api_that_refuses_every_token_rotates_it_once() {
     assert_eq!(h.calls(), 3);
 }
 
-/// Grants the lease once, then reports it taken by another holder.
-struct LeaseLostStore {
-    inner: MemoryStore,
-    grants: AtomicU32,
-}
-
-#[async_trait]
-impl TokenStore for LeaseLostStore {
-    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
-        self.inner.load(key).await
-    }
-    async fn save(
-        &self,
-        key: &SessionKey,
-        record: &StoredRecord,
-        expected: Option<Version>,
-    ) -> Result<Version, StoreError> {
-        self.inner.save(key, record, expected).await
-    }
-    async fn delete(
-        &self,
-        key: &SessionKey,
-        expected: Option<Version>,
-    ) -> Result<bool, StoreError> {
-        self.inner.delete(key, expected).await
-    }
-    async fn acquire_lease(
-        &self,
-        _key: &SessionKey,
-        _holder: &str,
-        _ttl: Duration,
-    ) -> Result<Lease, StoreError> {
-        if self.grants.fetch_add(1, Ordering::SeqCst) == 0 {
-            return Ok(Lease::Acquired);
-        }
-        Ok(Lease::HeldByOther {
-            remaining: Duration::from_secs(5),
-        })
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn no_refresh_token_is_sent_after_the_lease_was_lost() {
     let h = harness(|_| {});
-    let store = Arc::new(LeaseLostStore {
-        inner: MemoryStore::new(),
-        grants: AtomicU32::new(0),
-    });
+    // Granted once, then taken by another holder.
+    let store = Arc::new(ScriptedLeases::new(
+        [
+            Lease::Acquired,
+            Lease::HeldByOther {
+                remaining: Duration::from_secs(5),
+            },
+        ],
+        None,
+    ));
     let manager = TokenManager::builder(h.fake.clone())
         .shared_store(store.clone())
         .client(NoTransport)
@@ -1435,66 +1423,14 @@ async fn no_refresh_token_is_sent_after_the_lease_was_lost() {
     assert_eq!(h.calls(), 1, "the retry is not sent without the lease");
 }
 
-/// Reports the lease as taken over from a lapsed holder; while the manager waits, that
-/// holder's save lands.
-struct LapsedHolderStore {
-    inner: MemoryStore,
-    requests: AtomicU32,
-}
-
-#[async_trait]
-impl TokenStore for LapsedHolderStore {
-    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
-        self.inner.load(key).await
-    }
-    async fn save(
-        &self,
-        key: &SessionKey,
-        record: &StoredRecord,
-        expected: Option<Version>,
-    ) -> Result<Version, StoreError> {
-        self.inner.save(key, record, expected).await
-    }
-    async fn delete(
-        &self,
-        key: &SessionKey,
-        expected: Option<Version>,
-    ) -> Result<bool, StoreError> {
-        self.inner.delete(key, expected).await
-    }
-    async fn acquire_lease(
-        &self,
-        key: &SessionKey,
-        _holder: &str,
-        _ttl: Duration,
-    ) -> Result<Lease, StoreError> {
-        match self.requests.fetch_add(1, Ordering::SeqCst) {
-            0 => Ok(Lease::TakenOver),
-            1 => {
-                // The lapsed holder gets its database back and saves what it refreshed.
-                let current = self.inner.load(key).await?.unwrap();
-                let theirs = TokenSet::<NoExtras>::new(AccessToken::new("at-theirs"))
-                    .with_refresh_token(RefreshToken::new("rt-theirs"))
-                    .with_access_expires_at(datetime!(2026-01-01 02:00 UTC))
-                    .to_stored()
-                    .unwrap();
-                self.inner
-                    .save(key, &theirs.into(), Some(current.version))
-                    .await?;
-                Ok(Lease::Acquired)
-            }
-            _ => Ok(Lease::Acquired),
-        }
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_lease_taken_over_from_a_lapsed_holder_waits_for_its_save_instead_of_spending() {
     let h = harness(|fake| fake.reuse_window = Duration::ZERO);
-    let store = Arc::new(LapsedHolderStore {
-        inner: MemoryStore::new(),
-        requests: AtomicU32::new(0),
-    });
+    // Taken over from a lapsed holder, whose save lands while the manager waits.
+    let store = Arc::new(ScriptedLeases::new(
+        [Lease::TakenOver, Lease::Acquired],
+        Some((1, other_replicas_set("at-theirs"))),
+    ));
     let manager = manager_over(&h, store.clone());
     manager
         .insert(
