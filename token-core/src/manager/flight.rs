@@ -101,7 +101,22 @@ impl<P: Provider> Inner<P> {
         session: &Arc<Session<P::Extras>>,
         reason: Reason,
     ) -> Outcome<P::Extras> {
-        let mut rx = self.start_flight(session, reason);
+        let outcome = self.wait(self.start_flight(session, reason.clone())).await;
+        // A refusal of the very token a refresh under way (started for another reason) has
+        // just produced is not answered by that refresh: run one of our own, once.
+        if let (Reason::Rejected(rejected), Ok(current)) = (&reason, &outcome)
+            && current.set.access_token == *rejected
+            && !current.after_rejection
+        {
+            return self.wait(self.start_flight(session, reason)).await;
+        }
+        outcome
+    }
+
+    async fn wait(
+        &self,
+        mut rx: watch::Receiver<Option<Outcome<P::Extras>>>,
+    ) -> Outcome<P::Extras> {
         let outcome = match rx.wait_for(Option::is_some).await {
             Ok(outcome) => outcome.clone(),
             Err(_) => None,

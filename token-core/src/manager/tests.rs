@@ -255,6 +255,17 @@ impl Harness {
         self.fake.calls.load(Ordering::SeqCst)
     }
 
+    /// Lets the other tasks run until the provider has been called `n` times (bounded).
+    async fn until_calls(&self, n: u32) {
+        for _ in 0..10_000 {
+            if self.calls() >= n {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the provider was called {} times, not {n}", self.calls());
+    }
+
     fn drain(&mut self) -> Vec<Event> {
         let mut events = Vec::new();
         while let Ok(event) = self.events.try_recv() {
@@ -348,9 +359,7 @@ async fn a_cancelled_first_caller_does_not_fail_the_rest() {
         tokio::spawn(async move { manager.access_token("s").await })
     };
     // Wait until the refresh is in the provider, then cancel the caller that started it.
-    while h.calls() == 0 {
-        tokio::task::yield_now().await;
-    }
+    h.until_calls(1).await;
     first.abort();
     assert!(first.await.unwrap_err().is_cancelled());
 
@@ -1182,9 +1191,7 @@ async fn an_insert_wins_over_a_refresh_under_way() {
         }
         let manager = h.manager.clone();
         let waiting = tokio::spawn(async move { manager.access_token("s").await });
-        while h.calls() == 0 {
-            tokio::task::yield_now().await;
-        }
+        h.until_calls(1).await;
         // The user logs in again while the refresh is at the provider.
         let inserted = TokenSet::new(AccessToken::new("at-login"))
             .with_refresh_token(RefreshToken::new("rt-login"))
@@ -1215,9 +1222,7 @@ async fn shutdown_waits_for_the_refresh_in_flight_and_saves_it() {
     h.seed("s", Duration::ZERO).await;
     let manager = h.manager.clone();
     let waiting = tokio::spawn(async move { manager.access_token("s").await });
-    while h.calls() == 0 {
-        tokio::task::yield_now().await;
-    }
+    h.until_calls(1).await;
     let manager = h.manager.clone();
     let shutting = tokio::spawn(async move { manager.shutdown(Duration::from_secs(30)).await });
     tokio::task::yield_now().await;
@@ -1249,9 +1254,7 @@ async fn shutdown_reports_work_still_running_at_its_deadline() {
     h.seed("s", Duration::ZERO).await;
     let manager = h.manager.clone();
     let _waiting = tokio::spawn(async move { manager.access_token("s").await });
-    while h.calls() == 0 {
-        tokio::task::yield_now().await;
-    }
+    h.until_calls(1).await;
     let error = h
         .manager
         .shutdown(Duration::from_secs(1))
@@ -1341,15 +1344,11 @@ async fn a_refused_token_is_no_verdict_when_the_store_holds_a_newer_pair() {
         .unwrap();
     let manager = first_manager.clone();
     let first = tokio::spawn(async move { manager.access_token("s").await });
-    while h.calls() == 0 {
-        tokio::task::yield_now().await;
-    }
+    h.until_calls(1).await;
     // Another process refreshes the same token first and saves.
     let other = manager_over(&h, store);
     let second = tokio::spawn(async move { other.access_token("s").await });
-    while h.calls() < 2 {
-        tokio::task::yield_now().await;
-    }
+    h.until_calls(2).await;
     gate.add_permits(1);
     let second_token = second.await.unwrap().unwrap();
     gate.add_permits(1);
@@ -1496,9 +1495,7 @@ async fn a_coordination_record_under_a_session_key_is_corrupt_not_a_session() {
         let manager = h.manager.clone();
         tokio::spawn(async move { manager.access_token("saved").await })
     };
-    while h.calls() == 0 {
-        tokio::task::yield_now().await;
-    }
+    h.until_calls(1).await;
     let seeded = h.stored("saved").await.unwrap().version;
     h.store
         .save(&key("saved"), &record, Some(seeded))
@@ -1538,9 +1535,7 @@ async fn a_remove_during_a_refresh_is_not_undone_by_it() {
     h.seed("s", Duration::ZERO).await;
     let manager = h.manager.clone();
     let refreshing = tokio::spawn(async move { manager.access_token("s").await });
-    while h.calls() == 0 {
-        tokio::task::yield_now().await;
-    }
+    h.until_calls(1).await;
     h.manager.remove("s").await.unwrap();
     gate.add_permits(1);
     let answered = refreshing.await.unwrap();
@@ -1802,4 +1797,93 @@ async fn a_session_started_from_a_refresh_token_alone_serves_a_real_token_at_onc
         .await
         .unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::ReauthRequired);
+}
+
+/// A `MemoryStore` whose lease release waits for a permit: a refresh that has published its
+/// result is still in its flight slot meanwhile.
+struct SlowRelease {
+    inner: MemoryStore,
+    gate: Semaphore,
+}
+
+#[async_trait]
+impl TokenStore for SlowRelease {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        self.inner.load(key).await
+    }
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        self.inner.save(key, record, expected).await
+    }
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
+        self.inner.delete(key, expected).await
+    }
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        self.inner.acquire_lease(key, holder, ttl).await
+    }
+    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        let _permit = self.gate.acquire().await.unwrap();
+        self.inner.release_lease(key, holder).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_of_the_token_a_running_refresh_just_produced_gets_a_refresh_of_its_own() {
+    let h = harness(|_| {});
+    let store = Arc::new(SlowRelease {
+        inner: MemoryStore::new(),
+        gate: Semaphore::new(0),
+    });
+    let manager = manager_over(&h, store.clone());
+    manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(h.clock.now() + Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+    // Near expiry: a proactive refresh runs in the background and publishes at-1, but is
+    // still releasing its lease.
+    tokio::time::advance(Duration::from_secs(20)).await;
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-0"
+    );
+    let mut fresh = None;
+    for _ in 0..1000 {
+        let token = manager.access_token("s").await.unwrap();
+        if token.expose_secret() == "at-1" {
+            fresh = Some(token);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let fresh = fresh.expect("the proactive refresh published at-1");
+    assert_eq!(h.calls(), 1);
+    // The API refuses at-1 while that refresh is still in its slot.
+    let rejecting = {
+        let manager = manager.clone();
+        let fresh = fresh.clone();
+        tokio::spawn(async move { manager.refresh_rejected("s", &fresh).await })
+    };
+    tokio::task::yield_now().await;
+    store.gate.add_permits(10);
+    let answer = rejecting.await.unwrap().unwrap();
+    assert_ne!(answer, fresh, "not the refused token back");
+    assert_eq!(h.calls(), 2);
 }
