@@ -20,8 +20,8 @@ mod retry;
 mod session;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
@@ -124,7 +124,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
                 holder: uuid::Uuid::new_v4().to_string(),
                 tasks: TaskTracker::new(),
                 closing: AtomicBool::new(false),
-                cooldown: Mutex::new(None),
+                cooldown: session::Cooldown::default(),
             }),
         })
     }
@@ -379,7 +379,7 @@ struct Inner<P: Provider> {
     tasks: TaskTracker,
     closing: AtomicBool,
     /// No issuing call (a grant of the client's own) before this instant.
-    cooldown: Mutex<Option<OffsetDateTime>>,
+    cooldown: session::Cooldown,
 }
 
 impl<P: Provider> Inner<P> {
@@ -401,18 +401,6 @@ impl<P: Provider> Inner<P> {
 
     fn closing(&self) -> bool {
         self.closing.load(Ordering::SeqCst)
-    }
-
-    fn cooldown_left(&self, now: OffsetDateTime) -> Option<Duration> {
-        let until = (*self.cooldown.lock().unwrap_or_else(|p| p.into_inner()))?;
-        Duration::try_from(until - now)
-            .ok()
-            .filter(|d| !d.is_zero())
-    }
-
-    fn cool_down(&self, until: OffsetDateTime) {
-        let mut cooldown = self.cooldown.lock().unwrap_or_else(|p| p.into_inner());
-        *cooldown = Some(cooldown.map_or(until, |at| at.max(until)));
     }
 
     fn current_from(

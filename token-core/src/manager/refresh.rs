@@ -122,8 +122,9 @@ impl<P: Provider> Inner<P> {
             .as_ref()
             .is_none_or(|c| c.set.refresh_token.is_none());
         if let Some(remaining) = session
-            .cooldown_left(now)
-            .or_else(|| self.cooldown_left(now).filter(|_| issuing))
+            .cooldown
+            .left(now)
+            .or_else(|| self.cooldown.left(now).filter(|_| issuing))
         {
             return Err(Error::CoolingDown { remaining });
         }
@@ -546,9 +547,9 @@ impl<P: Provider> Inner<P> {
         // A provider asking for more than an hour is taken at an hour: a typo in its
         // header must not silence a session for days.
         let until = later(self.clock.now(), wait.min(MAX_COOLDOWN));
-        session.cool_down(until);
+        session.cooldown.extend(until);
         if issuing {
-            self.cool_down(until);
+            self.cooldown.extend(until);
         }
     }
 }

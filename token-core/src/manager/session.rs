@@ -31,8 +31,8 @@ pub(super) struct Session<X> {
     generation: Mutex<u64>,
     /// The refresh under way, if any. Locked only on the slow path.
     flight: Mutex<Option<Flight<X>>>,
-    /// No provider call before this instant (the provider's `Retry-After`).
-    cooldown: Mutex<Option<OffsetDateTime>>,
+    /// The provider's `Retry-After` for this session.
+    pub(super) cooldown: Cooldown,
     /// The last failure, answered again until the instant it holds instead of calling the
     /// provider (or the store) once per caller.
     failure: Mutex<Option<(OffsetDateTime, Error)>>,
@@ -59,7 +59,7 @@ impl<X> Session<X> {
             state: ArcSwapOption::empty(),
             generation: Mutex::new(0),
             flight: Mutex::new(None),
-            cooldown: Mutex::new(None),
+            cooldown: Cooldown::default(),
             failure: Mutex::new(None),
             writer: tokio::sync::Mutex::new(()),
             lease_users: Mutex::new(0),
@@ -107,7 +107,7 @@ impl<X> Session<X> {
         let mut generation = lock(&self.generation);
         *generation += 1;
         self.state.store(Some(Arc::new(state)));
-        *lock(&self.cooldown) = None;
+        self.cooldown.clear();
         *lock(&self.failure) = None;
     }
 
@@ -138,20 +138,32 @@ impl<X> Session<X> {
     pub(super) fn flight_slot(&self) -> MutexGuard<'_, Option<Flight<X>>> {
         lock(&self.flight)
     }
+}
 
-    /// How long the provider asked to wait still, if it did.
-    pub(super) fn cooldown_left(&self, now: OffsetDateTime) -> Option<Duration> {
-        let until = (*lock(&self.cooldown))?;
-        // Bounded, so a clock stepped back cannot stretch it.
+/// No provider call before an instant: the provider's `Retry-After`, for a session or for
+/// the whole client.
+#[derive(Default)]
+pub(super) struct Cooldown(Mutex<Option<OffsetDateTime>>);
+
+impl Cooldown {
+    /// How long the provider asked to wait still, if it did; bounded, so a clock stepped
+    /// back cannot stretch it.
+    pub(super) fn left(&self, now: OffsetDateTime) -> Option<Duration> {
+        let until = (*lock(&self.0))?;
         Duration::try_from(until - now)
             .ok()
             .filter(|d| !d.is_zero())
             .map(|d| d.min(MAX_COOLDOWN))
     }
 
-    pub(super) fn cool_down(&self, until: OffsetDateTime) {
-        let mut cooldown = lock(&self.cooldown);
+    /// Waits until `until` at least.
+    pub(super) fn extend(&self, until: OffsetDateTime) {
+        let mut cooldown = lock(&self.0);
         *cooldown = Some(cooldown.map_or(until, |at| at.max(until)));
+    }
+
+    pub(super) fn clear(&self) {
+        *lock(&self.0) = None;
     }
 }
 
