@@ -1,10 +1,79 @@
-//! Typed token refresh for payment providers.
+//! The shared core of typed token refresh for payment providers.
 //!
-//! `token-core` holds everything providers share: [secrets](secret) that redact themselves,
-//! [`TokenSet`] with absolute expiry, the [codec traits](codec) that `#[token_endpoint]`
-//! implements, the [`Provider`] trait, [token stores](store), the refresh-and-retry
-//! [`TokenManager`], the server-side [issuer], and (feature `sandbox`) a loopback
-//! sandbox of any provider.
+//! A provider crate (`token-provider-oauth2`, `-paymentsgate`, `-vaultist`, `-maya`,
+//! `-alipayplus`, or one of your own) is a few annotated structs; this crate turns them into
+//! a client that keeps each session's access token fresh: one refresh per session however
+//! many callers and processes ask, the rotated pair persisted before use, transient failures
+//! retried, a dead refresh token reported once, and no secret in any log, `Debug` or error.
+//!
+//! ```
+//! use token_core::{
+//!     AccessToken, CallContext, Error, MemoryStore, NoExtras, Provider, RefreshToken,
+//!     TokenManager, TokenSet, async_trait,
+//! };
+//!
+//! /// A provider written by hand; provider crates derive this from `#[token_endpoint]` items.
+//! struct Counter(std::sync::atomic::AtomicU32);
+//!
+//! #[async_trait]
+//! impl Provider for Counter {
+//!     type Extras = NoExtras;
+//!     fn name(&self) -> &str {
+//!         "counter"
+//!     }
+//!     async fn refresh(&self, cx: &CallContext, _current: &TokenSet) -> Result<TokenSet, Error> {
+//!         let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+//!         Ok(TokenSet::new(AccessToken::new(format!("at-{n}")))
+//!             .with_refresh_token(RefreshToken::new(format!("rt-{n}")))
+//!             .with_access_expires_at(cx.now() + time::Duration::hours(1)))
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Error> {
+//! let manager = TokenManager::builder(Counter(0.into())).store(MemoryStore::new()).build()?;
+//! // The refresh token from a login: the manager refreshes at once...
+//! manager.insert_refresh_token("customer-1", RefreshToken::new("rt-0")).await?;
+//! // ...and serves the fresh token without a call until it nears its expiry.
+//! let token = manager.access_token("customer-1").await?;
+//! assert_eq!(token.expose_secret(), "at-1");
+//! assert_eq!(format!("{token:?}"), "AccessToken([redacted])");
+//! # Ok(()) }
+//! ```
+//!
+//! # The layers
+//!
+//! One refresh travels down these layers and its answer back up:
+//!
+//! | layer | where | what it does |
+//! |---|---|---|
+//! | definitions | [`token_endpoint`] | request, response, error and error-code items of a provider, declared |
+//! | codecs | [`codec`], [`expiry`] | the traits the macro implements; the one classifier of an answer's [`ErrorKind`] |
+//! | transport | [`transport`], [`provider`] | [`HttpClient`] (reqwest by default), [`CallContext::call`], [`Signer`] |
+//! | manager | [`manager`] | [`TokenManager`]: single flight, proactive refresh, retries, leases, events |
+//! | stores | [`store`] | [`MemoryStore`], [`FileStore`], `PostgresStore`: compare-and-swap and leases |
+//! | middleware | [`middleware`] | [`BearerAuth`]: the bearer header on every call, one refresh after a 401 |
+//! | server | [`issuer`] | [`Issuer`]: the token issuing side, for wallets that serve refresh themselves |
+//! | sandbox | `sandbox` | a loopback server of any provider from its definitions, with fault injection |
+//!
+//! Secrets ([`AccessToken`], [`RefreshToken`], [`ClientSecret`], [`AuthCode`]) redact
+//! themselves in `Debug`; [`redact`] scrubs them from provider text.
+//!
+//! # Features
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `sandbox` | no | `sandbox`: serve any provider's endpoints on 127.0.0.1 over the issuer, with faults |
+//! | `postgres` | no | `PostgresStore` and `PostgresIssuerStore`, for several replicas |
+//!
+//! # Provider crates
+//!
+//! | crate | provider |
+//! |---|---|
+//! | `token-provider-oauth2` | any RFC 6749 server: refresh, authorization code with PKCE, client credentials |
+//! | `token-provider-paymentsgate` | Paymentsgate service tokens |
+//! | `token-provider-vaultist` | Vault.ist v3 and v2 |
+//! | `token-provider-maya` | Maya Mini App and Maya Connect, with the Session URL receiver |
+//! | `token-provider-alipayplus` | Alipay+ `applyToken`, RSA256 signatures, and the MPP side |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
