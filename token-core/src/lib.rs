@@ -51,7 +51,7 @@
 //! | transport | [`transport`], [`provider`] | [`HttpClient`] (reqwest by default), [`CallContext::call`], [`Signer`] |
 //! | manager | [`manager`] | [`TokenManager`]: single flight, proactive refresh, retries, leases, events |
 //! | stores | [`store`] | [`MemoryStore`], [`FileStore`], `PostgresStore`: compare-and-swap and leases |
-//! | middleware | [`middleware`] | [`BearerAuth`]: the bearer header on every call, one refresh after a 401 |
+//! | middleware | [`middleware`], `tower` | [`BearerAuth`] (reqwest-middleware) and `tower::BearerLayer`: the bearer header on every call, one refresh after a 401 |
 //! | server | [`issuer`] | [`Issuer`]: the token issuing side, for wallets that serve refresh themselves |
 //! | sandbox | `sandbox` | a loopback server of any provider from its definitions, with fault injection |
 //!
@@ -64,6 +64,7 @@
 //! |---|---|---|
 //! | `sandbox` | no | `sandbox`: serve any provider's endpoints on 127.0.0.1 over the issuer, with faults |
 //! | `postgres` | no | `PostgresStore` and `PostgresIssuerStore`, for several replicas |
+//! | `tower` | no | `tower::BearerLayer`: the bearer token for any tower HTTP client (hyper-util, tonic) |
 //!
 //! # Provider crates
 //!
@@ -95,6 +96,9 @@ pub mod sandbox;
 pub mod secret;
 pub mod store;
 pub mod token_set;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 pub mod transport;
 
 /// The attribute `Provider` (and `TokenStore`, `HttpClient`, `Signer`) impls take: the traits

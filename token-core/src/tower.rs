@@ -1,0 +1,267 @@
+//! A tower [`Layer`] that adds the session's bearer token to every request of any tower HTTP
+//! client (hyper-util's `Client`, tonic channels, axum's test clients), and after a 401
+//! refreshes once and, when the body can be cloned, resends once.
+//!
+//! The reqwest-middleware equivalent is [`BearerAuth`](crate::middleware::BearerAuth).
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+//! use token_core::tower::BearerLayer;
+//! # use token_core::{AccessToken, CallContext, Error, MemoryStore, NoExtras, Provider, TokenManager, TokenSet, async_trait};
+//! # struct Fixed;
+//! # #[async_trait] impl Provider for Fixed {
+//! #     type Extras = NoExtras;
+//! #     fn name(&self) -> &str { "fixed" }
+//! #     async fn refresh(&self, _: &CallContext, _: &TokenSet) -> Result<TokenSet, Error> { unreachable!() }
+//! # }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let manager = TokenManager::builder(Fixed).store(MemoryStore::new()).build()?;
+//! manager.insert("customer-1", TokenSet::new(AccessToken::new("at-1"))).await?;
+//!
+//! // Any `Service<http::Request<B>>`: here one that echoes the header it was sent.
+//! let api = service_fn(|request: http::Request<String>| async move {
+//!     let auth = request.headers()["authorization"].to_str().unwrap().to_owned();
+//!     Ok::<_, Infallible>(http::Response::new(auth))
+//! });
+//! let mut client = ServiceBuilder::new()
+//!     .layer(BearerLayer::new(manager, "customer-1"))
+//!     .service(api);
+//! let response = client.ready().await?.call(http::Request::new(String::new())).await?;
+//! assert_eq!(response.body(), "Bearer at-1");
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderValue, StatusCode, header::AUTHORIZATION};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::error::Error;
+use crate::manager::TokenManager;
+use crate::middleware::{NoResend, Session};
+use crate::provider::Provider;
+use crate::secret::AccessToken;
+
+/// Whether a request can be sent again after a 401: [`Resend`] for bodies that can be cloned
+/// (`String`, `Full<Bytes>`, `Vec<u8>`), [`RefreshOnly`] for any body.
+pub trait ResendPolicy<B>: Clone + Send + Sync + 'static {
+    /// A copy of `request` to resend, or `None` to return the 401 as it is.
+    fn copy(&self, request: &http::Request<B>) -> Option<http::Request<B>>;
+}
+
+/// Resends a request after a 401 with a fresh token, once; its body is cloned before the
+/// first send. A request carrying [`NoResend`] in its extensions is not resent.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Resend;
+
+impl<B: Clone> ResendPolicy<B> for Resend {
+    fn copy(&self, request: &http::Request<B>) -> Option<http::Request<B>> {
+        if request.extensions().get::<NoResend>().is_some() {
+            return None;
+        }
+        let mut copy = http::Request::new(request.body().clone());
+        *copy.method_mut() = request.method().clone();
+        *copy.uri_mut() = request.uri().clone();
+        *copy.version_mut() = request.version();
+        *copy.headers_mut() = request.headers().clone();
+        if let Some(session) = request.extensions().get::<Session>() {
+            copy.extensions_mut().insert(session.clone());
+        }
+        Some(copy)
+    }
+}
+
+/// Never resends: after a 401 the token is refreshed for the next request and the 401 is
+/// returned. For streaming bodies (tonic, hyper's `Incoming`) that cannot be sent twice.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RefreshOnly;
+
+impl<B> ResendPolicy<B> for RefreshOnly {
+    fn copy(&self, _: &http::Request<B>) -> Option<http::Request<B>> {
+        None
+    }
+}
+
+/// The [`Layer`] that wraps a service in [`BearerService`].
+pub struct BearerLayer<P: Provider, R = Resend> {
+    manager: TokenManager<P>,
+    session: Option<Arc<str>>,
+    policy: R,
+}
+
+impl<P: Provider, R: Clone> Clone for BearerLayer<P, R> {
+    fn clone(&self) -> Self {
+        Self {
+            manager: self.manager.clone(),
+            session: self.session.clone(),
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+impl<P: Provider> BearerLayer<P> {
+    /// Authenticates every request as `session` (unless a request carries [`Session`] in its
+    /// extensions), resending after a 401.
+    pub fn new(manager: TokenManager<P>, session: impl Into<Arc<str>>) -> Self {
+        Self {
+            manager,
+            session: Some(session.into()),
+            policy: Resend,
+        }
+    }
+
+    /// Authenticates each request as the [`Session`] in its extensions; a request without
+    /// one fails with [`Error::Config`].
+    pub fn per_request(manager: TokenManager<P>) -> Self {
+        Self {
+            manager,
+            session: None,
+            policy: Resend,
+        }
+    }
+}
+
+impl<P: Provider, R> BearerLayer<P, R> {
+    /// Sets what happens after a 401: [`Resend`] (the default) or [`RefreshOnly`].
+    pub fn resend<Q>(self, policy: Q) -> BearerLayer<P, Q> {
+        BearerLayer {
+            manager: self.manager,
+            session: self.session,
+            policy,
+        }
+    }
+}
+
+impl<P: Provider, R: Clone, S> Layer<S> for BearerLayer<P, R> {
+    type Service = BearerService<P, S, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BearerService {
+            manager: self.manager.clone(),
+            session: self.session.clone(),
+            policy: self.policy.clone(),
+            inner,
+        }
+    }
+}
+
+/// Adds `Authorization: Bearer <token>` from a [`TokenManager`] to every request of `S`.
+pub struct BearerService<P: Provider, S, R = Resend> {
+    manager: TokenManager<P>,
+    session: Option<Arc<str>>,
+    policy: R,
+    inner: S,
+}
+
+impl<P: Provider, S: Clone, R: Clone> Clone for BearerService<P, S, R> {
+    fn clone(&self) -> Self {
+        Self {
+            manager: self.manager.clone(),
+            session: self.session.clone(),
+            policy: self.policy.clone(),
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// What a [`BearerService`] fails with: the token could not be had, or the inner service
+/// failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BearerError<E> {
+    /// No token: the manager's error (re-auth, a transient provider failure, ...).
+    #[error("no access token: {0}")]
+    Token(#[source] Error),
+    /// The inner service's error.
+    #[error(transparent)]
+    Inner(E),
+}
+
+/// The future of a [`BearerService`] call.
+pub type BearerFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, BearerError<E>>> + Send>>;
+
+impl<P, S, R, B, RB> Service<http::Request<B>> for BearerService<P, S, R>
+where
+    P: Provider,
+    S: Service<http::Request<B>, Response = http::Response<RB>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Send,
+    R: ResendPolicy<B>,
+    B: Send + 'static,
+    RB: Send + 'static,
+{
+    type Response = http::Response<RB>;
+    type Error = BearerError<S::Error>;
+    type Future = BearerFuture<Self::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(BearerError::Inner)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // The inner service was made ready for this call: take it, and leave a fresh clone
+        // (tower's rule for services called from a boxed future).
+        let fresh = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, fresh);
+        let manager = self.manager.clone();
+        let session = request
+            .extensions()
+            .get::<Session>()
+            .map(|Session(name)| name.clone())
+            .or_else(|| self.session.clone());
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let session = session.ok_or_else(|| {
+                BearerError::Token(Error::Config(
+                    "BearerLayer::per_request needs a Session extension on the request".into(),
+                ))
+            })?;
+            let token = manager
+                .access_token(&session)
+                .await
+                .map_err(BearerError::Token)?;
+            let again = policy.copy(&request);
+            request
+                .headers_mut()
+                .insert(AUTHORIZATION, bearer(&token).map_err(BearerError::Token)?);
+            let response = inner.call(request).await.map_err(BearerError::Inner)?;
+            if response.status() != StatusCode::UNAUTHORIZED {
+                return Ok(response);
+            }
+            tracing::debug!(session = %session, "API refused the access token; refreshing");
+            let fresh = manager
+                .refresh_rejected(&session, &token)
+                .await
+                .map_err(BearerError::Token)?;
+            let Some(mut again) = again else {
+                return Ok(response);
+            };
+            if fresh == token {
+                // A token obtained after a 401 refused again: the API refuses more than the
+                // token, and its answer stands.
+                return Ok(response);
+            }
+            again
+                .headers_mut()
+                .insert(AUTHORIZATION, bearer(&fresh).map_err(BearerError::Token)?);
+            // The inner service was ready for the first call only; wait for it again.
+            std::future::poll_fn(|cx| inner.poll_ready(cx))
+                .await
+                .map_err(BearerError::Inner)?;
+            inner.call(again).await.map_err(BearerError::Inner)
+        })
+    }
+}
+
+/// `Bearer <token>`, marked sensitive (HTTP/2 never indexes it, `Debug` hides it).
+pub(crate) fn bearer(token: &AccessToken) -> Result<HeaderValue, Error> {
+    let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose_secret()))
+        .map_err(|_| Error::Config("the access token is not a valid header value".into()))?;
+    value.set_sensitive(true);
+    Ok(value)
+}

@@ -1,0 +1,320 @@
+//! `tower::BearerLayer` in front of a hyper-util client talking to a loopback API, and in
+//! front of a plain tower service: the bearer header, one refresh and one resend after a
+//! 401, `RefreshOnly`, `NoResend`, per-request sessions, and no token in errors.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::StatusCode;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use token_core::middleware::{NoResend, Session};
+use token_core::tower::{BearerError, BearerLayer, RefreshOnly};
+use token_core::{
+    AccessToken, CallContext, Error, MemoryStore, NoExtras, Provider, RefreshToken, TokenManager,
+    TokenSet, async_trait,
+};
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+
+/// Issues `at-1`, `at-2`, ... and tells the API which token it accepts.
+struct Issuing {
+    refreshes: AtomicU32,
+    accepted: Arc<Mutex<String>>,
+}
+
+#[async_trait]
+impl Provider for Issuing {
+    type Extras = NoExtras;
+
+    fn name(&self) -> &str {
+        "issuing"
+    }
+
+    async fn refresh(&self, cx: &CallContext, _: &TokenSet) -> Result<TokenSet, Error> {
+        let n = self.refreshes.fetch_add(1, Ordering::SeqCst) + 1;
+        let token = format!("at-{n}");
+        *self.accepted.lock().unwrap() = token.clone();
+        Ok(TokenSet::new(AccessToken::new(token))
+            .with_refresh_token(RefreshToken::new(format!("rt-{n}")))
+            .with_access_expires_at(cx.now() + time::Duration::hours(1)))
+    }
+}
+
+struct Harness {
+    manager: TokenManager<Issuing>,
+    accepted: Arc<Mutex<String>>,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        let accepted = Arc::new(Mutex::new("at-0".to_owned()));
+        let provider = Issuing {
+            refreshes: AtomicU32::new(0),
+            accepted: accepted.clone(),
+        };
+        let manager = TokenManager::builder(provider)
+            .store(MemoryStore::new())
+            .build()
+            .unwrap();
+        let fresh = TokenSet::new(AccessToken::new("at-0"))
+            .with_refresh_token(RefreshToken::new("rt-0"))
+            .with_access_expires_at(time::OffsetDateTime::now_utc() + time::Duration::hours(1));
+        manager.insert("s", fresh).await.unwrap();
+        Self { manager, accepted }
+    }
+
+    fn refreshes(&self) -> u32 {
+        self.manager.provider().refreshes.load(Ordering::SeqCst)
+    }
+
+    /// The API refuses the current token from now on (it was revoked).
+    fn revoke(&self) {
+        *self.accepted.lock().unwrap() = "revoked".to_owned();
+    }
+
+    /// An API answering 200 with the body it was sent for the accepted token, else 401;
+    /// `calls` counts its requests.
+    fn api(
+        &self,
+        calls: Arc<AtomicU32>,
+    ) -> impl Service<
+        http::Request<String>,
+        Response = http::Response<String>,
+        Error = Infallible,
+        Future = impl Send,
+    > + Clone
+    + Send
+    + 'static {
+        let accepted = self.accepted.clone();
+        service_fn(move |request: http::Request<String>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let expected = format!("Bearer {}", accepted.lock().unwrap());
+            let ok = request.headers().get("authorization").map(|v| v.as_bytes())
+                == Some(expected.as_bytes());
+            let status = if ok {
+                StatusCode::OK
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            let mut response = http::Response::new(request.into_body());
+            *response.status_mut() = status;
+            async move { Ok::<_, Infallible>(response) }
+        })
+    }
+}
+
+async fn send<S, B>(client: &mut S, request: http::Request<B>) -> Result<S::Response, S::Error>
+where
+    S: Service<http::Request<B>>,
+{
+    client.ready().await?.call(request).await
+}
+
+fn post(body: &str) -> http::Request<String> {
+    http::Request::post("http://api.test/pay")
+        .body(body.to_owned())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn adds_the_bearer_token_as_a_sensitive_header() {
+    let h = Harness::new().await;
+    let seen = Arc::new(Mutex::new(None));
+    let record = seen.clone();
+    let api = service_fn(move |request: http::Request<String>| {
+        *record.lock().unwrap() = request.headers().get("authorization").cloned();
+        async { Ok::<_, Infallible>(http::Response::new(String::new())) }
+    });
+    let mut client = ServiceBuilder::new()
+        .layer(BearerLayer::new(h.manager.clone(), "s"))
+        .service(api);
+    send(&mut client, post("")).await.unwrap();
+    let header = seen
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("an Authorization header");
+    assert_eq!(header, "Bearer at-0");
+    assert!(header.is_sensitive());
+    assert!(!format!("{header:?}").contains("at-0"));
+    assert_eq!(h.refreshes(), 0);
+}
+
+#[tokio::test]
+async fn a_401_refreshes_once_and_resends_once_with_the_same_body() {
+    let h = Harness::new().await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let mut client = ServiceBuilder::new()
+        .layer(BearerLayer::new(h.manager.clone(), "s"))
+        .service(h.api(calls.clone()));
+    h.revoke();
+    let response = send(&mut client, post("amount=5")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.body(), "amount=5");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the first send and one resend"
+    );
+    assert_eq!(h.refreshes(), 1);
+}
+
+#[tokio::test]
+async fn a_401_for_a_token_obtained_after_a_401_stands() {
+    let h = Harness::new().await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let refusing = service_fn({
+        let calls = calls.clone();
+        move |_: http::Request<String>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let mut response = http::Response::new(String::new());
+            *response.status_mut() = StatusCode::UNAUTHORIZED;
+            async { Ok::<_, Infallible>(response) }
+        }
+    });
+    let mut client = ServiceBuilder::new()
+        .layer(BearerLayer::new(h.manager.clone(), "s"))
+        .service(refusing);
+    for _ in 0..2 {
+        let response = send(&mut client, post("")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    // First call: send, refresh, resend. Second: the new token is refused again, and the
+    // manager does not refresh a token it obtained for a 401 a second time.
+    assert_eq!(h.refreshes(), 1);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn refresh_only_returns_the_401_and_the_next_request_has_the_new_token() {
+    let h = Harness::new().await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let mut client = ServiceBuilder::new()
+        .layer(BearerLayer::new(h.manager.clone(), "s").resend(RefreshOnly))
+        .service(h.api(calls.clone()));
+    h.revoke();
+    let first = send(&mut client, post("")).await.unwrap();
+    assert_eq!(first.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(h.refreshes(), 1, "refreshed for the next request");
+    let second = send(&mut client, post("")).await.unwrap();
+    assert_eq!(second.status(), StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn no_resend_is_honoured() {
+    let h = Harness::new().await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let mut client = ServiceBuilder::new()
+        .layer(BearerLayer::new(h.manager.clone(), "s"))
+        .service(h.api(calls.clone()));
+    h.revoke();
+    let mut request = post("pay once");
+    request.extensions_mut().insert(NoResend);
+    let response = send(&mut client, request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(h.refreshes(), 1);
+}
+
+#[tokio::test]
+async fn per_request_sessions_come_from_the_extension() {
+    let h = Harness::new().await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let mut client = ServiceBuilder::new()
+        .layer(BearerLayer::per_request(h.manager.clone()))
+        .service(h.api(calls.clone()));
+    let mut request = post("");
+    request.extensions_mut().insert(Session::new("s"));
+    let response = send(&mut client, request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let error = send(&mut client, post("")).await.unwrap_err();
+    assert!(
+        matches!(error, BearerError::Token(Error::Config(_))),
+        "{error:?}"
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "nothing sent without a session"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_session_fails_without_a_call_and_without_a_token_in_the_error() {
+    let h = Harness::new().await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let mut client = ServiceBuilder::new()
+        .layer(BearerLayer::new(h.manager.clone(), "nobody"))
+        .service(h.api(calls.clone()));
+    let error = send(&mut client, post("")).await.unwrap_err();
+    assert!(matches!(error, BearerError::Token(_)), "{error:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    let text = format!("{error} {error:?}");
+    assert!(!text.contains("at-0") && !text.contains("rt-0"), "{text}");
+}
+
+/// A loopback API on hyper: 200 for the accepted token, else 401.
+async fn loopback_api(accepted: Arc<Mutex<String>>, calls: Arc<AtomicU32>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        // Bounded: the test's runtime ends with the test.
+        while let Ok((stream, _)) = listener.accept().await {
+            let accepted = accepted.clone();
+            let calls = calls.clone();
+            let service =
+                hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    let expected = format!("Bearer {}", accepted.lock().unwrap());
+                    let ok = request.headers().get("authorization").map(|v| v.as_bytes())
+                        == Some(expected.as_bytes());
+                    async move {
+                        let body = request.into_body().collect().await?.to_bytes();
+                        let mut response = http::Response::new(Full::new(body));
+                        if !ok {
+                            *response.status_mut() = StatusCode::UNAUTHORIZED;
+                        }
+                        Ok::<_, hyper::Error>(response)
+                    }
+                });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    format!("http://{address}/pay")
+}
+
+#[tokio::test]
+async fn works_in_front_of_a_hyper_util_client() {
+    let h = Harness::new().await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let url = loopback_api(h.accepted.clone(), calls.clone()).await;
+    let hyper_client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut client = ServiceBuilder::new()
+        .layer(BearerLayer::new(h.manager.clone(), "s"))
+        .service(hyper_client);
+
+    let request = |body: &'static str| {
+        http::Request::post(url.as_str())
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap()
+    };
+    let response = send(&mut client, request("one")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    h.revoke();
+    let response = send(&mut client, request("two")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "two", "the resend carried the same body");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(h.refreshes(), 1);
+}
