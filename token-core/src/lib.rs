@@ -64,6 +64,7 @@
 //! |---|---|---|
 //! | `sandbox` | no | `sandbox`: serve any provider's endpoints on 127.0.0.1 over the issuer, with faults |
 //! | `postgres` | no | `PostgresStore` and `PostgresIssuerStore`, for several replicas |
+//! | `metrics` | no | `metrics`: refreshes, failures by kind, re-auths and refresh latency through the `metrics` facade |
 //! | `tower` | no | `tower::BearerLayer`: the bearer token for any tower HTTP client (hyper-util, tonic) |
 //!
 //! # Provider crates
@@ -86,6 +87,9 @@ pub mod expiry;
 pub mod issuer;
 mod macro_support;
 pub mod manager;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 pub mod middleware;
 pub mod pkce;
 pub mod provider;

@@ -451,6 +451,8 @@ impl<P: Provider> Inner<P> {
     /// Reports `event` to the hook and the subscribers. A panicking hook is caught and
     /// logged: it must not take the refresh down with it.
     fn emit(&self, event: Event) {
+        #[cfg(feature = "metrics")]
+        crate::metrics::record(self.provider.name(), &event);
         if let Some(hook) = &self.hook
             && catch_unwind(AssertUnwindSafe(|| hook(&event))).is_err()
         {

@@ -219,9 +219,13 @@ impl<P: Provider> Inner<P> {
             self.clock.clone(),
             session.name.clone(),
         );
+        #[cfg(feature = "metrics")]
+        let started = std::time::Instant::now();
         let result = self
             .obtain(&cx, session, current.as_deref().map(|c| &c.set), watch)
             .await;
+        #[cfg(feature = "metrics")]
+        crate::metrics::record_refresh(self.provider.name(), started.elapsed(), result.is_ok());
         match result {
             Ok((set, issued)) => {
                 self.refreshed(session, generation, current, reason, set, issued)

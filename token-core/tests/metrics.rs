@@ -1,0 +1,126 @@
+//! The `metrics` feature: refreshes, failures by kind, re-auths and refresh latency reach an
+//! installed recorder, labelled by provider and never by session or token.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use http::StatusCode;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use token_core::metrics::{FAILURES, REAUTHS, REFRESH_SECONDS, REFRESHES};
+use token_core::{
+    AccessToken, CallContext, EndpointError, Error, ErrorKind, ManagerConfig, MemoryStore,
+    NoExtras, Provider, ProviderError, RefreshToken, RetryPolicy, TokenManager, TokenSet,
+    async_trait,
+};
+
+/// Answers each refresh with the next scripted result.
+struct Scripted(Mutex<VecDeque<Result<&'static str, ErrorKind>>>);
+
+#[async_trait]
+impl Provider for Scripted {
+    type Extras = NoExtras;
+
+    fn name(&self) -> &str {
+        "scripted"
+    }
+
+    async fn refresh(&self, cx: &CallContext, _: &TokenSet) -> Result<TokenSet, Error> {
+        match self
+            .0
+            .lock()
+            .unwrap()
+            .pop_front()
+            .expect("a scripted answer")
+        {
+            Ok(token) => Ok(TokenSet::new(AccessToken::new(token))
+                .with_refresh_token(RefreshToken::new("secret-rt-next"))
+                .with_access_expires_at(cx.now() + time::Duration::hours(1))),
+            Err(kind) => Err(EndpointError::from(ProviderError::new(
+                kind,
+                StatusCode::BAD_REQUEST,
+                "scripted",
+            ))
+            .into()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn refreshes_failures_and_reauths_are_counted_by_provider() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorder
+        .install()
+        .expect("the only recorder of this test binary");
+
+    let script = [
+        Ok("secret-at-1"),
+        Err(ErrorKind::Misconfigured),
+        Err(ErrorKind::ReauthRequired),
+    ];
+    let manager = TokenManager::builder(Scripted(Mutex::new(script.into())))
+        .store(MemoryStore::new())
+        .config(
+            ManagerConfig::default()
+                .with_retry(RetryPolicy::never())
+                .with_failure_cooldown(Duration::ZERO)
+                .with_min_refresh_interval(Duration::ZERO),
+        )
+        .build()
+        .unwrap();
+    for session in ["session-a", "session-b", "session-c"] {
+        let set = TokenSet::new(AccessToken::new("secret-at-0"))
+            .with_refresh_token(RefreshToken::new("secret-rt-0"));
+        manager.insert(session, set).await.unwrap();
+    }
+    manager.refresh_now("session-a").await.unwrap();
+    let error = manager.refresh_now("session-b").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Misconfigured);
+    let error = manager.refresh_now("session-c").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+
+    let mut seen = Vec::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let key = key.key();
+        let mut labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        labels.sort();
+        let text = format!("{} {labels:?} {value:?}", key.name());
+        assert!(
+            !text.contains("session-") && !text.contains("secret-"),
+            "{text}"
+        );
+        seen.push((key.name().to_owned(), labels, value));
+    }
+    let find = |name: &str, labels: &[&str]| {
+        seen.iter()
+            .find(|(n, l, _)| n == name && l.iter().map(String::as_str).eq(labels.iter().copied()))
+            .map(|(_, _, value)| value)
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in {seen:?}"))
+    };
+    assert_eq!(
+        find(REFRESHES, &["outcome=refreshed", "provider=scripted"]),
+        &DebugValue::Counter(1)
+    );
+    assert_eq!(
+        find(FAILURES, &["kind=misconfigured", "provider=scripted"]),
+        &DebugValue::Counter(1)
+    );
+    assert_eq!(
+        find(REAUTHS, &["provider=scripted"]),
+        &DebugValue::Counter(1)
+    );
+    let DebugValue::Histogram(ok) = find(REFRESH_SECONDS, &["provider=scripted", "result=ok"])
+    else {
+        panic!("a histogram")
+    };
+    let DebugValue::Histogram(failed) =
+        find(REFRESH_SECONDS, &["provider=scripted", "result=error"])
+    else {
+        panic!("a histogram")
+    };
+    assert_eq!((ok.len(), failed.len()), (1, 2));
+}
