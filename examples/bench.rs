@@ -36,11 +36,11 @@ use std::time::{Duration, Instant};
 
 use token_core::codec::{Endpoint, decode_response};
 use token_core::middleware::BearerAuth;
+use token_core::postgres::PostgresDatabase;
 use token_core::sandbox::oauth::{RefreshGrant, TOKEN_PATH};
 use token_core::sandbox::{Sandbox, SandboxOAuth};
 use token_core::store::{
-    Lease, MemoryStore, PostgresDatabase, PostgresStore, SessionKey, StoredRecord, TokenStore,
-    Version,
+    Lease, MemoryStore, PostgresStore, SessionKey, StoredRecord, TokenStore, Version,
 };
 use token_core::{AccessToken, ManualClock, RefreshToken, StoredTokenSet, TokenManager, TokenSet};
 

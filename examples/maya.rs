@@ -24,8 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use token_core::expiry::format_rfc3339;
+use token_core::postgres::PostgresDatabase;
 use token_core::sandbox::{RunningSandbox, Sandbox};
-use token_core::store::{FileStore, PostgresDatabase, PostgresStore, TokenStore};
+use token_core::store::{FileStore, PostgresStore, TokenStore};
 use token_core::{ClientSecret, Clock, IssuerConfig, ManualClock, RefreshToken, TokenManager};
 use token_provider_maya::sandbox::{MayaSandbox, new_customer};
 use token_provider_maya::{APP_SESSION, Maya, MayaConfig, RedeemError, SessionReceiver};

@@ -59,9 +59,10 @@ use token_core::issuer::{
     IssuerStore, MemoryIssuerStore, PairRecord, PairState, RotateOutcome, RotateRejection,
     Rotation, TokenHash,
 };
+use token_core::postgres::PostgresDatabase;
 use token_core::sandbox::oauth::{RefreshGrant, TokenHandler};
 use token_core::sandbox::{Failure, Handler, Sandbox, SandboxContext};
-use token_core::store::{PostgresDatabase, PostgresStore, SessionKey, StoredRecord};
+use token_core::store::{PostgresStore, SessionKey, StoredRecord};
 use token_core::{FileStore, IssuerConfig, StoreError, TokenStore};
 
 /// How many worker processes (`CHAOS_WORKERS` overrides, 1 to 8).

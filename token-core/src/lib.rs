@@ -92,6 +92,9 @@ pub mod manager;
 pub mod metrics;
 pub mod middleware;
 pub mod pkce;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 pub mod provider;
 pub mod redact;
 #[cfg(feature = "sandbox")]

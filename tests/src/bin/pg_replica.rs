@@ -20,10 +20,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use token_core::issuer::TokenHash;
+use token_core::postgres::PostgresDatabase;
 use token_core::sandbox::SandboxOAuth;
 use token_core::store::{
-    Lease, PostgresDatabase, PostgresStore, SessionKey, StoredRecord, TokenStore, Version,
-    Versioned,
+    Lease, PostgresStore, SessionKey, StoredRecord, TokenStore, Version, Versioned,
 };
 use token_core::{ManagerConfig, StoreError, TokenManager};
 

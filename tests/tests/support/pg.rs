@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use token_core::store::PostgresDatabase;
+use token_core::postgres::PostgresDatabase;
 
 /// The test database's URL, or `None` (with a message on stderr) when `test` should skip.
 pub fn test_url(test: &str) -> Option<String> {

@@ -14,8 +14,7 @@ use super::{
     Rotation, TokenHash,
 };
 use crate::error::StoreError;
-use crate::store::PostgresDatabase;
-use crate::store::postgres::db_error;
+use crate::postgres::{DbResult, PostgresDatabase};
 use crate::token_set::StoredTokenSet;
 
 /// The schema version [`PostgresIssuerStore`] migrates its table to.
@@ -54,7 +53,7 @@ pub const ISSUER_SCHEMA_VERSION: i32 = 1;
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::sync::Arc;
 /// use token_core::issuer::{Issuer, IssuerConfig, PostgresIssuerStore};
-/// use token_core::store::PostgresDatabase;
+/// use token_core::postgres::PostgresDatabase;
 /// use token_core::SystemClock;
 ///
 /// let db = PostgresDatabase::builder("postgresql://wallet@127.0.0.1:5432/wallet")?.build()?;
@@ -185,14 +184,11 @@ impl PostgresIssuerStore {
         what: &str,
     ) -> Result<Option<PairRecord>, StoreError> {
         self.db
-            .bounded(what, async {
-                let mut conn = self.db.conn().await?;
-                let row = conn
-                    .client()
+            .run(what, async |client| {
+                let row = client
                     .query_opt(sql, &[&hash.as_bytes().as_slice()])
                     .await
-                    .map_err(|e| db_error(what, &e))?;
-                conn.done();
+                    .db(what)?;
                 row.as_ref().map(record_of).transpose()
             })
             .await
@@ -259,15 +255,15 @@ fn hash_of(bytes: Vec<u8>, what: &str) -> Result<TokenHash, StoreError> {
 }
 
 fn record_of(row: &Row) -> Result<PairRecord, StoreError> {
-    let get = |e: tokio_postgres::Error| db_error("read a pair", &e);
-    let state: String = row.try_get("state").map_err(get)?;
-    let at: Option<OffsetDateTime> = row.try_get("state_at").map_err(get)?;
+    const READ: &str = "read a pair";
+    let state: String = row.try_get("state").db(READ)?;
+    let at: Option<OffsetDateTime> = row.try_get("state_at").db(READ)?;
     let state = match state.as_str() {
         "active" => PairState::Active,
         "replaced" => {
-            let successor: Option<Vec<u8>> = row.try_get("successor").map_err(get)?;
-            let until: Option<OffsetDateTime> = row.try_get("reuse_until").map_err(get)?;
-            let tokens: Option<serde_json::Value> = row.try_get("reuse_tokens").map_err(get)?;
+            let successor: Option<Vec<u8>> = row.try_get("successor").db(READ)?;
+            let until: Option<OffsetDateTime> = row.try_get("reuse_until").db(READ)?;
+            let tokens: Option<serde_json::Value> = row.try_get("reuse_tokens").db(READ)?;
             let reuse = match (until, tokens) {
                 (Some(until), Some(tokens)) => Some(Reuse {
                     until,
@@ -296,20 +292,20 @@ fn record_of(row: &Row) -> Result<PairRecord, StoreError> {
         _ => return Err(corrupt("unknown state")),
     };
     Ok(PairRecord {
-        subject: row.try_get("subject").map_err(get)?,
-        access_hash: hash_of(row.try_get("access_hash").map_err(get)?, "access_hash")?,
-        refresh_hash: hash_of(row.try_get("refresh_hash").map_err(get)?, "refresh_hash")?,
-        issued_at: row.try_get("issued_at").map_err(get)?,
-        access_expires_at: row.try_get("access_expires_at").map_err(get)?,
-        refresh_expires_at: row.try_get("refresh_expires_at").map_err(get)?,
-        extras: row.try_get("extras").map_err(get)?,
+        subject: row.try_get("subject").db(READ)?,
+        access_hash: hash_of(row.try_get("access_hash").db(READ)?, "access_hash")?,
+        refresh_hash: hash_of(row.try_get("refresh_hash").db(READ)?, "refresh_hash")?,
+        issued_at: row.try_get("issued_at").db(READ)?,
+        access_expires_at: row.try_get("access_expires_at").db(READ)?,
+        refresh_expires_at: row.try_get("refresh_expires_at").db(READ)?,
+        extras: row.try_get("extras").db(READ)?,
         state,
     })
 }
 
 /// Inserts `record` through `client` (a connection or a transaction).
 async fn insert_record(
-    client: &impl tokio_postgres::GenericClient,
+    client: &impl deadpool_postgres::GenericClient,
     sql: &str,
     record: &PairRecord,
 ) -> Result<(), StoreError> {
@@ -330,10 +326,7 @@ async fn insert_record(
         &state.reuse_until,
         &state.reuse_tokens,
     ];
-    client
-        .execute(sql, &params)
-        .await
-        .map_err(|e| db_error("insert a pair", &e))?;
+    client.execute(sql, &params).await.db("insert a pair")?;
     Ok(())
 }
 
@@ -341,10 +334,8 @@ async fn insert_record(
 impl IssuerStore for PostgresIssuerStore {
     async fn insert(&self, record: PairRecord) -> Result<(), StoreError> {
         self.db
-            .bounded("insert a pair", async {
-                let mut conn = self.db.conn().await?;
-                insert_record(conn.client(), &self.sql.insert, &record).await?;
-                conn.done();
+            .run("insert a pair", async |client| {
+                insert_record(client, &self.sql.insert, &record).await?;
                 Ok(())
             })
             .await
@@ -367,21 +358,15 @@ impl IssuerStore for PostgresIssuerStore {
     async fn rotate(&self, rotation: Rotation<'_>) -> Result<RotateOutcome, StoreError> {
         let what = "rotate";
         self.db
-            .bounded(what, async {
-                let mut conn = self.db.conn().await?;
-                let tx = conn
-                    .client()
-                    .transaction()
-                    .await
-                    .map_err(|e| db_error(what, &e))?;
+            .run(what, async |client| {
+                let tx = client.transaction().await.db(what)?;
                 let presented = rotation.presented.as_bytes().as_slice();
                 let Some(row) = tx
                     .query_opt(&self.sql.lock_refresh, &[&presented])
                     .await
-                    .map_err(|e| db_error(what, &e))?
+                    .db(what)?
                 else {
-                    tx.commit().await.map_err(|e| db_error(what, &e))?;
-                    conn.done();
+                    tx.commit().await.db(what)?;
                     return Ok(RotateOutcome::Rejected(RotateRejection::Unknown));
                 };
                 let mut current = record_of(&row)?;
@@ -389,7 +374,7 @@ impl IssuerStore for PostgresIssuerStore {
                     PairState::Replaced { successor, .. } => tx
                         .query_opt(&self.sql.share_refresh, &[&successor.as_bytes().as_slice()])
                         .await
-                        .map_err(|e| db_error(what, &e))?
+                        .db(what)?
                         .as_ref()
                         .map(record_of)
                         .transpose()?,
@@ -415,9 +400,8 @@ impl IssuerStore for PostgresIssuerStore {
                                 ],
                             )
                             .await
-                            .map_err(|e| db_error(what, &e))?;
-                            tx.commit().await.map_err(|e| db_error(what, &e))?;
-                            conn.done();
+                            .db(what)?;
+                            tx.commit().await.db(what)?;
                             return Ok(RotateOutcome::Rotated {
                                 subject: current.subject.clone(),
                                 tokens: minted.tokens,
@@ -438,15 +422,14 @@ impl IssuerStore for PostgresIssuerStore {
                             ],
                         )
                         .await
-                        .map_err(|e| db_error(what, &e))?;
+                        .db(what)?;
                         RotateOutcome::Rotated {
                             subject: current.subject.clone(),
                             tokens: minted.tokens,
                         }
                     }
                 };
-                tx.commit().await.map_err(|e| db_error(what, &e))?;
-                conn.done();
+                tx.commit().await.db(what)?;
                 Ok(outcome)
             })
             .await
@@ -454,14 +437,11 @@ impl IssuerStore for PostgresIssuerStore {
 
     async fn revoke(&self, token: &TokenHash, at: OffsetDateTime) -> Result<bool, StoreError> {
         self.db
-            .bounded("revoke", async {
-                let mut conn = self.db.conn().await?;
-                let rows = conn
-                    .client()
+            .run("revoke", async |client| {
+                let rows = client
                     .execute(&self.sql.revoke, &[&token.as_bytes().as_slice(), &at])
                     .await
-                    .map_err(|e| db_error("revoke", &e))?;
-                conn.done();
+                    .db("revoke")?;
                 Ok(rows > 0)
             })
             .await
@@ -469,14 +449,11 @@ impl IssuerStore for PostgresIssuerStore {
 
     async fn revoke_subject(&self, subject: &str, at: OffsetDateTime) -> Result<usize, StoreError> {
         self.db
-            .bounded("revoke a subject", async {
-                let mut conn = self.db.conn().await?;
-                let rows = conn
-                    .client()
+            .run("revoke a subject", async |client| {
+                let rows = client
                     .execute(&self.sql.revoke_subject, &[&subject, &at])
                     .await
-                    .map_err(|e| db_error("revoke a subject", &e))?;
-                conn.done();
+                    .db("revoke a subject")?;
                 Ok(usize::try_from(rows).unwrap_or(usize::MAX))
             })
             .await
@@ -484,14 +461,8 @@ impl IssuerStore for PostgresIssuerStore {
 
     async fn purge(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
         self.db
-            .bounded("purge", async {
-                let mut conn = self.db.conn().await?;
-                let rows = conn
-                    .client()
-                    .execute(&self.sql.purge, &[&now])
-                    .await
-                    .map_err(|e| db_error("purge", &e))?;
-                conn.done();
+            .run("purge", async |client| {
+                let rows = client.execute(&self.sql.purge, &[&now]).await.db("purge")?;
                 Ok(usize::try_from(rows).unwrap_or(usize::MAX))
             })
             .await
@@ -506,7 +477,7 @@ mod tests {
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::issuer::{Issued, Issuer, IssuerConfig, IssuerError};
+    use crate::issuer::{Issued, Issuer, IssuerConfig, IssuerError, RefreshRotation};
     use crate::store::postgres::tests::{drop_schema, test_db, test_url};
 
     const WINDOW: Duration = Duration::from_secs(300);
@@ -516,6 +487,13 @@ mod tests {
         url: &str,
         window: Duration,
     ) -> (Issuer, Issuer, ManualClock, PostgresDatabase) {
+        replicas_with(url, IssuerConfig::default().with_reuse_window(window)).await
+    }
+
+    async fn replicas_with(
+        url: &str,
+        config: IssuerConfig,
+    ) -> (Issuer, Issuer, ManualClock, PostgresDatabase) {
         let db = test_db(url, "token-core-test-issuer");
         let other = PostgresDatabase::builder(url)
             .unwrap()
@@ -524,7 +502,6 @@ mod tests {
             .build()
             .unwrap();
         let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
-        let config = IssuerConfig::default().with_reuse_window(window);
         let a = Issuer::new(
             Arc::new(PostgresIssuerStore::open(&db).await.unwrap()),
             Arc::new(clock.clone()),
@@ -711,5 +688,72 @@ mod tests {
         }
         assert_eq!((ok, used), (1, 15));
         drop_schema(&db).await;
+    }
+
+    #[tokio::test]
+    async fn a_kept_refresh_token_renews_the_access_token_in_place_on_every_replica() {
+        let Some(url) =
+            test_url("a_kept_refresh_token_renews_the_access_token_in_place_on_every_replica")
+        else {
+            return;
+        };
+        let config = IssuerConfig::default().with_refresh_rotation(RefreshRotation::KeepAndResend);
+        let (a, b, clock, db) = replicas_with(&url, config).await;
+        let first = a.issue("alice", serde_json::json!({"k": 1})).await.unwrap();
+        clock.advance(time::Duration::seconds(60));
+        let second = b.refresh(&refresh(&first)).await.unwrap();
+        assert_eq!(refresh(&second), refresh(&first), "the same refresh token");
+        assert_eq!(
+            second.tokens.refresh_expires_at,
+            first.tokens.refresh_expires_at
+        );
+        assert_ne!(access(&second), access(&first));
+        assert!(a.authenticate(&access(&first)).await.is_err());
+        assert_eq!(
+            a.authenticate(&access(&second)).await.unwrap().extras,
+            serde_json::json!({"k": 1})
+        );
+        // Concurrent refreshes with the kept token all succeed; one record, renewed in place.
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..8 {
+            let issuer = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let token = refresh(&first);
+            tasks.spawn(async move { issuer.refresh(&token).await });
+        }
+        let mut last = Vec::new();
+        while let Some(result) = tasks.join_next().await {
+            last.push(access(&result.unwrap().unwrap()));
+        }
+        let live = futures_count(&a, &last).await;
+        assert_eq!(live, 1, "exactly the latest access token is valid");
+        let rows: i64 = db
+            .run("count", async |client| {
+                client
+                    .query_one(
+                        &format!("SELECT count(*) FROM {}", db.table("issuer_pairs")),
+                        &[],
+                    )
+                    .await
+                    .db("count")
+            })
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 1, "one record, replaced in place");
+        assert!(b.revoke(&refresh(&first)).await.unwrap());
+        assert!(matches!(
+            a.refresh(&refresh(&first)).await,
+            Err(IssuerError::InvalidRefreshToken)
+        ));
+        drop_schema(&db).await;
+    }
+
+    /// How many of `tokens` the issuer still accepts.
+    async fn futures_count(issuer: &Issuer, tokens: &[String]) -> usize {
+        let mut live = 0;
+        for token in tokens {
+            live += usize::from(issuer.authenticate(token).await.is_ok());
+        }
+        live
     }
 }

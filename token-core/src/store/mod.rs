@@ -20,10 +20,7 @@ pub use file::FileStore;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use postgres::{
-    DEFAULT_SCHEMA, PostgresDatabase, PostgresDatabaseBuilder, PostgresStore,
-    TOKEN_STORE_SCHEMA_VERSION,
-};
+pub use postgres::{PostgresStore, TOKEN_STORE_SCHEMA_VERSION};
 pub use record::{ReauthVerdict, StoredRecord};
 
 /// Identifies one session of one provider.

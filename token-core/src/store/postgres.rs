@@ -4,466 +4,17 @@
 //! See [`PostgresStore`] for the tables.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
-use tokio_postgres::{Client, NoTls, Socket};
 
 use super::{Lease, SessionKey, StoredRecord, TokenStore, Version, Versioned};
 use crate::error::StoreError;
-
-/// The schema used when none is configured.
-pub const DEFAULT_SCHEMA: &str = "token_core";
+use crate::postgres::{DbResult, PostgresDatabase};
 
 /// The schema version [`PostgresStore`] migrates its tables to.
 pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 2;
-
-const DEFAULT_MAX_CONNECTIONS: usize = 8;
-const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const DEFAULT_APPLICATION_NAME: &str = "token-core";
-
-type ConnectFuture = Pin<Box<dyn Future<Output = Result<Client, tokio_postgres::Error>> + Send>>;
-type Connector = Arc<dyn Fn(tokio_postgres::Config) -> ConnectFuture + Send + Sync>;
-
-/// A PostgreSQL database as token-core uses it: a connection URL, a schema and a small pool
-/// of connections. Cheap to clone; clones share the pool. Give one to [`PostgresStore::open`]
-/// and, on a wallet, to [`PostgresIssuerStore::open`](crate::issuer::PostgresIssuerStore::open).
-///
-/// Connections are made lazily, at most [`max_connections`](PostgresDatabaseBuilder::max_connections)
-/// at once. A connection that failed in any way is closed rather than reused, so after the
-/// database went away and came back the next operation simply connects again. Every
-/// operation is bounded by the [operation timeout](PostgresDatabaseBuilder::operation_timeout).
-/// Error messages never contain the connection's password.
-#[derive(Clone)]
-pub struct PostgresDatabase {
-    pool: Arc<Pool>,
-}
-
-impl fmt::Debug for PostgresDatabase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PostgresDatabase")
-            .field("schema", &self.pool.schema)
-            .field("max_connections", &self.pool.max_connections)
-            .field("operation_timeout", &self.pool.operation_timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Configures a [`PostgresDatabase`]. Made by [`PostgresDatabase::builder`].
-pub struct PostgresDatabaseBuilder {
-    config: tokio_postgres::Config,
-    schema: String,
-    max_connections: usize,
-    operation_timeout: Duration,
-    connector: Connector,
-}
-
-impl fmt::Debug for PostgresDatabaseBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // tokio-postgres' `Config` redacts the password in `Debug`.
-        f.debug_struct("PostgresDatabaseBuilder")
-            .field("config", &self.config)
-            .field("schema", &self.schema)
-            .field("max_connections", &self.max_connections)
-            .field("operation_timeout", &self.operation_timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-impl PostgresDatabase {
-    /// Starts configuring a database from a libpq-style URL or key-value string
-    /// (`postgresql://user:password@127.0.0.1:5432/db`). Nothing connects yet.
-    ///
-    /// ```
-    /// use token_core::store::PostgresDatabase;
-    /// let db = PostgresDatabase::builder("postgresql://app:secret@127.0.0.1:5432/app")
-    ///     .unwrap()
-    ///     .schema("tokens")
-    ///     .max_connections(4)
-    ///     .build()
-    ///     .unwrap();
-    /// assert_eq!(db.schema(), "tokens");
-    /// assert!(!format!("{db:?}").contains("secret"));
-    /// assert!(PostgresDatabase::builder("postgresql://x:secret@[bad").unwrap_err().to_string().find("secret").is_none());
-    /// ```
-    pub fn builder(url: &str) -> Result<PostgresDatabaseBuilder, StoreError> {
-        let config: tokio_postgres::Config = url.parse().map_err(|_| StoreError::Backend {
-            // The parser's own message may quote the string, password included.
-            message: "postgres: the connection string is not valid".to_owned(),
-            source: None,
-        })?;
-        Ok(Self::builder_from_config(config))
-    }
-
-    /// Starts configuring a database from a tokio-postgres `Config`.
-    pub fn builder_from_config(mut config: tokio_postgres::Config) -> PostgresDatabaseBuilder {
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name(DEFAULT_APPLICATION_NAME);
-        }
-        PostgresDatabaseBuilder {
-            config,
-            schema: DEFAULT_SCHEMA.to_owned(),
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
-            connector: Arc::new(|config| connect_with(config, NoTls)),
-        }
-    }
-
-    /// The schema the tables live in.
-    pub fn schema(&self) -> &str {
-        &self.pool.schema
-    }
-
-    /// How many connections are open and idle in the pool right now.
-    pub fn idle_connections(&self) -> usize {
-        self.pool.idle().len()
-    }
-
-    /// Takes a connection: an idle one that is still open, or a new one.
-    pub(crate) async fn conn(&self) -> Result<Conn, StoreError> {
-        let permit = Arc::clone(&self.pool.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| StoreError::Backend {
-                message: "postgres: the connection pool is closed".to_owned(),
-                source: None,
-            })?;
-        let idle = loop {
-            let Some(client) = self.pool.idle().pop() else {
-                break None;
-            };
-            if !client.is_closed() {
-                break Some(client);
-            }
-        };
-        let client = match idle {
-            Some(client) => client,
-            None => (self.pool.connector)(self.pool.config.clone())
-                .await
-                .map_err(|e| db_error("connect", &e))?,
-        };
-        Ok(Conn {
-            client: Some(client),
-            pool: Arc::clone(&self.pool),
-            _permit: permit,
-        })
-    }
-
-    /// Runs `operation` within the operation timeout. A connection it holds when the time is
-    /// up is dropped (closed), never reused.
-    pub(crate) async fn bounded<T>(
-        &self,
-        what: &str,
-        operation: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.pool.operation_timeout, operation).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::Backend {
-                message: format!(
-                    "postgres: {what}: no answer within {:?}",
-                    self.pool.operation_timeout
-                ),
-                source: None,
-            }),
-        }
-    }
-
-    /// `name` in this database's schema, quoted: `"schema".name`.
-    pub(crate) fn table(&self, name: &str) -> String {
-        format!("\"{}\".{name}", self.pool.schema)
-    }
-
-    /// Brings `component`'s tables to `migrations.len()`: step `i` (0-based) migrates from
-    /// version `i` to `i + 1`. Runs in one transaction under an advisory lock per schema, so
-    /// concurrent openers migrate once.
-    pub(crate) async fn migrate(
-        &self,
-        component: &str,
-        migrations: &[String],
-    ) -> Result<(), StoreError> {
-        let target = i32::try_from(migrations.len()).unwrap_or(i32::MAX);
-        self.bounded("migrate", async {
-            let mut conn = self.conn().await?;
-            let tx = conn
-                .client()
-                .transaction()
-                .await
-                .map_err(|e| db_error("migrate", &e))?;
-            let lock_key = format!("token-core:{}", self.pool.schema);
-            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock_key])
-                .await
-                .map_err(|e| db_error("migrate: lock", &e))?;
-            let exists = tx
-                .query_opt(
-                    "SELECT 1 FROM pg_namespace WHERE nspname = $1",
-                    &[&self.pool.schema],
-                )
-                .await
-                .map_err(|e| db_error("migrate: find the schema", &e))?
-                .is_some();
-            if !exists {
-                tx.batch_execute(&format!("CREATE SCHEMA \"{}\"", self.pool.schema))
-                    .await
-                    .map_err(|e| db_error("migrate: create the schema", &e))?;
-            }
-            let versions = self.table("token_core_schema");
-            tx.batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {versions} (
-                    component   text PRIMARY KEY,
-                    version     integer NOT NULL,
-                    migrated_at timestamptz NOT NULL DEFAULT now())"
-            ))
-            .await
-            .map_err(|e| db_error("migrate: create the schema version table", &e))?;
-            let current: i32 = tx
-                .query_opt(
-                    &format!("SELECT version FROM {versions} WHERE component = $1"),
-                    &[&component],
-                )
-                .await
-                .map_err(|e| db_error("migrate: read the schema version", &e))?
-                .map(|row| row.try_get(0))
-                .transpose()
-                .map_err(|e| db_error("migrate: read the schema version", &e))?
-                .unwrap_or(0);
-            if current > target {
-                return Err(StoreError::Backend {
-                    message: format!(
-                        "postgres: the `{component}` tables are at schema version {current}, \
-                         newer than this library's {target}; upgrade token-core"
-                    ),
-                    source: None,
-                });
-            }
-            for (step, sql) in migrations.iter().enumerate().skip(current.max(0) as usize) {
-                tx.batch_execute(sql).await.map_err(|e| {
-                    db_error(
-                        &format!("migrate `{component}` to version {}", step + 1),
-                        &e,
-                    )
-                })?;
-            }
-            if current < target {
-                tx.execute(
-                    &format!(
-                        "INSERT INTO {versions} (component, version) VALUES ($1, $2)
-                         ON CONFLICT (component)
-                         DO UPDATE SET version = EXCLUDED.version, migrated_at = now()"
-                    ),
-                    &[&component, &target],
-                )
-                .await
-                .map_err(|e| db_error("migrate: record the schema version", &e))?;
-            }
-            tx.commit()
-                .await
-                .map_err(|e| db_error("migrate: commit", &e))?;
-            conn.done();
-            Ok(())
-        })
-        .await
-    }
-}
-
-impl PostgresDatabaseBuilder {
-    /// The schema for every table (default [`DEFAULT_SCHEMA`]): an ASCII letter or `_`, then
-    /// letters, digits or `_`, at most 63 characters. Created if absent.
-    pub fn schema(mut self, schema: impl Into<String>) -> Self {
-        self.schema = schema.into();
-        self
-    }
-
-    /// The most connections open at once (default 8, at least 1).
-    pub fn max_connections(mut self, max: usize) -> Self {
-        self.max_connections = max.max(1);
-        self
-    }
-
-    /// How long one operation (connecting included) may take before it fails with
-    /// [`StoreError::Backend`] (default 10 s).
-    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
-        self.operation_timeout = timeout;
-        self
-    }
-
-    /// How long making one connection may take (default 5 s, or the URL's `connect_timeout`).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.config.connect_timeout(timeout);
-        self
-    }
-
-    /// The `application_name` the server shows for these connections (default
-    /// `token-core`, or the URL's).
-    pub fn application_name(mut self, name: impl Into<String>) -> Self {
-        self.config.application_name(name);
-        self
-    }
-
-    /// Connects through TLS with `tls` (a tokio-postgres TLS connector such as
-    /// `postgres-native-tls` or `tokio-postgres-rustls`) instead of in the clear.
-    pub fn tls<T>(mut self, tls: T) -> Self
-    where
-        T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
-        T::Stream: Send + 'static,
-        T::TlsConnect: Send,
-        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
-    {
-        self.connector = Arc::new(move |config| connect_with(config, tls.clone()));
-        self
-    }
-
-    /// The database. Fails only on an invalid schema name; nothing connects yet.
-    pub fn build(self) -> Result<PostgresDatabase, StoreError> {
-        if !valid_identifier(&self.schema) {
-            return Err(StoreError::Backend {
-                message: format!(
-                    "postgres: `{}` is not a schema name token-core accepts \
-                     ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters)",
-                    self.schema
-                ),
-                source: None,
-            });
-        }
-        Ok(PostgresDatabase {
-            pool: Arc::new(Pool {
-                config: self.config,
-                schema: self.schema,
-                max_connections: self.max_connections,
-                operation_timeout: self.operation_timeout,
-                connector: self.connector,
-                idle: Mutex::new(Vec::new()),
-                permits: Arc::new(Semaphore::new(self.max_connections)),
-            }),
-        })
-    }
-}
-
-fn connect_with<T>(config: tokio_postgres::Config, tls: T) -> ConnectFuture
-where
-    T: MakeTlsConnect<Socket> + Send + 'static,
-    T::Stream: Send + 'static,
-    T::TlsConnect: Send,
-    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
-{
-    Box::pin(async move {
-        let (client, connection) = config.connect(tls).await?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(error = %DatabaseError::of(&error), "postgres connection ended");
-            }
-        });
-        Ok(client)
-    })
-}
-
-fn valid_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && name.len() <= 63
-}
-
-struct Pool {
-    config: tokio_postgres::Config,
-    schema: String,
-    max_connections: usize,
-    operation_timeout: Duration,
-    connector: Connector,
-    idle: Mutex<Vec<Client>>,
-    permits: Arc<Semaphore>,
-}
-
-impl Pool {
-    fn idle(&self) -> MutexGuard<'_, Vec<Client>> {
-        // The vector is only pushed and popped: a panic cannot leave it inconsistent.
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// A connection taken from the pool. Back to the pool only through [`Conn::done`]; dropped
-/// otherwise (an error, a timeout, a cancelled caller), which closes it, so a connection in
-/// an unknown state (mid-transaction) is never reused.
-pub(crate) struct Conn {
-    client: Option<Client>,
-    pool: Arc<Pool>,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Conn {
-    /// The client.
-    pub(crate) fn client(&mut self) -> &mut Client {
-        self.client
-            .as_mut()
-            .expect("a connection has its client until `done` consumes it")
-    }
-
-    /// The operation finished cleanly: the connection may be reused.
-    pub(crate) fn done(mut self) {
-        if let Some(client) = self.client.take()
-            && !client.is_closed()
-        {
-            self.pool.idle().push(client);
-        }
-    }
-}
-
-/// What a database failure says, without anything that could hold a secret: the driver's
-/// kind of failure, the SQLSTATE and the server's primary message (never its `DETAIL`, which
-/// can quote a row), or the I/O error.
-#[derive(Clone, Debug)]
-pub(crate) struct DatabaseError {
-    text: String,
-    connection_lost: bool,
-}
-
-impl DatabaseError {
-    pub(crate) fn of(error: &tokio_postgres::Error) -> Self {
-        let text = if let Some(db) = error.as_db_error() {
-            format!("{} {}: {}", db.code().code(), db.severity(), db.message())
-        } else {
-            let kind = error.to_string();
-            let io = std::error::Error::source(error)
-                .and_then(|s| s.downcast_ref::<std::io::Error>())
-                .map(|io| format!(": {io}"))
-                .unwrap_or_default();
-            format!("{kind}{io}")
-        };
-        Self {
-            text,
-            connection_lost: error.is_closed(),
-        }
-    }
-}
-
-impl fmt::Display for DatabaseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)?;
-        if self.connection_lost && !self.text.contains("connection closed") {
-            f.write_str(" (connection closed)")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for DatabaseError {}
-
-/// A [`StoreError::Backend`] for a failed database call.
-pub(crate) fn db_error(what: &str, error: &tokio_postgres::Error) -> StoreError {
-    let cause = DatabaseError::of(error);
-    StoreError::Backend {
-        message: format!("postgres: {what}: {cause}"),
-        source: Some(Arc::new(cause)),
-    }
-}
 
 /// Keeps token sets in PostgreSQL, so several replicas of a service share every session,
 /// with a refresh lease per session so exactly one replica refreshes it at a time.
@@ -480,7 +31,7 @@ pub(crate) fn db_error(what: &str, error: &tokio_postgres::Error) -> StoreError 
 /// [`TokenManager`](crate::TokenManager) re-reads the session after taking the lease and
 /// adopts a newer version instead of refreshing with a stale refresh token.
 ///
-/// **Tables**, in one schema (`token_core` unless [configured](PostgresDatabaseBuilder::schema)),
+/// **Tables**, in one schema (`token_core` unless [configured](crate::postgres::PostgresDatabaseBuilder::schema)),
 /// created and migrated by [`open`](Self::open) under a transaction-scoped advisory lock, so
 /// replicas starting together migrate once; `token_core_schema` records each component's
 /// schema version, and a newer version than this library knows is refused:
@@ -511,7 +62,8 @@ pub(crate) fn db_error(what: &str, error: &tokio_postgres::Error) -> StoreError 
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), token_core::StoreError> {
-/// use token_core::store::{PostgresDatabase, PostgresStore, SessionKey, TokenStore};
+/// use token_core::postgres::PostgresDatabase;
+/// use token_core::store::{PostgresStore, SessionKey, TokenStore};
 /// let db = PostgresDatabase::builder("postgresql://app@127.0.0.1:5432/app")?.build()?;
 /// let store = PostgresStore::open(&db).await?; // creates or migrates the tables
 /// let key = SessionKey::new("vaultist", "customer-1");
@@ -638,16 +190,16 @@ impl PostgresStore {
         &self.db
     }
 
+    /// The version stored for `key` now: what a compare-and-swap that lost found.
     async fn found(
         &self,
-        conn: &mut Conn,
+        client: &mut deadpool_postgres::Client,
         key: &SessionKey,
     ) -> Result<Option<Version>, StoreError> {
-        let row = conn
-            .client()
+        let row = client
             .query_opt(&self.sql.version_of, &[&key.provider(), &key.session()])
             .await
-            .map_err(|e| db_error("read the version", &e))?;
+            .db("read the version")?;
         row.map(|row| version_of(&row, 0, key)).transpose()
     }
 }
@@ -657,9 +209,7 @@ fn version_of(
     column: usize,
     key: &SessionKey,
 ) -> Result<Version, StoreError> {
-    let version: i64 = row
-        .try_get(column)
-        .map_err(|e| db_error("read the version", &e))?;
+    let version: i64 = row.try_get(column).db("read the version")?;
     Version::try_from(version).map_err(|_| {
         StoreError::Corrupt(format!(
             "postgres: the record of {key} has a negative version"
@@ -675,28 +225,26 @@ fn lease_seconds(ttl: Duration) -> f64 {
 #[async_trait]
 impl TokenStore for PostgresStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
-        self.db
-            .bounded("load", async {
-                let mut conn = self.db.conn().await?;
-                let row = conn
-                    .client()
+        let row = self
+            .db
+            .run("load", async |client| {
+                client
                     .query_opt(&self.sql.load, &[&key.provider(), &key.session()])
                     .await
-                    .map_err(|e| db_error("load", &e))?;
-                conn.done();
-                let Some(row) = row else { return Ok(None) };
-                let version = version_of(&row, 0, key)?;
-                let value: serde_json::Value = row.try_get(1).map_err(|e| db_error("load", &e))?;
-                // serde's message may quote a value: name only the kind of problem.
-                let value = serde_json::from_value(value).map_err(|e| {
-                    StoreError::Corrupt(format!(
-                        "postgres: the record of {key} is not a session record ({:?} error)",
-                        e.classify()
-                    ))
-                })?;
-                Ok(Some(Versioned { version, value }))
+                    .db("load")
             })
-            .await
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let version = version_of(&row, 0, key)?;
+        let value: serde_json::Value = row.try_get(1).db("load")?;
+        // serde's message may quote a value: name only the kind of problem.
+        let value = serde_json::from_value(value).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "postgres: the record of {key} is not a session record ({:?} error)",
+                e.classify()
+            ))
+        })?;
+        Ok(Some(Versioned { version, value }))
     }
 
     async fn save(
@@ -709,46 +257,30 @@ impl TokenStore for PostgresStore {
             message: format!("postgres: cannot encode the record of {key}"),
             source: Some(Arc::new(e)),
         })?;
+        let (provider, session) = (key.provider(), key.session());
         self.db
-            .bounded("save", async {
-                let mut conn = self.db.conn().await?;
-                let (provider, session) = (key.provider(), key.session());
-                let result = match expected {
-                    None => {
-                        let row = conn
-                            .client()
-                            .query_opt(&self.sql.insert, &[&provider, &session, &value])
+            .run("save", async |client| {
+                let row = match expected {
+                    None => client
+                        .query_opt(&self.sql.insert, &[&provider, &session, &value])
+                        .await
+                        .db("save")?,
+                    // A version beyond i64 was never issued here: it cannot match.
+                    Some(version) => match i64::try_from(version) {
+                        Ok(at) => client
+                            .query_opt(&self.sql.update, &[&provider, &session, &value, &at])
                             .await
-                            .map_err(|e| db_error("save", &e))?;
-                        match row {
-                            Some(row) => Ok(version_of(&row, 0, key)?),
-                            None => Err(StoreError::Conflict {
-                                expected,
-                                found: self.found(&mut conn, key).await?,
-                            }),
-                        }
-                    }
-                    Some(version) => {
-                        // A version beyond i64 was never issued here: it cannot match.
-                        let row = match i64::try_from(version) {
-                            Ok(at) => conn
-                                .client()
-                                .query_opt(&self.sql.update, &[&provider, &session, &value, &at])
-                                .await
-                                .map_err(|e| db_error("save", &e))?,
-                            Err(_) => None,
-                        };
-                        match row {
-                            Some(row) => Ok(version_of(&row, 0, key)?),
-                            None => Err(StoreError::Conflict {
-                                expected,
-                                found: self.found(&mut conn, key).await?,
-                            }),
-                        }
-                    }
+                            .db("save")?,
+                        Err(_) => None,
+                    },
                 };
-                conn.done();
-                result
+                match row {
+                    Some(row) => version_of(&row, 0, key),
+                    None => Err(StoreError::Conflict {
+                        expected,
+                        found: self.found(client, key).await?,
+                    }),
+                }
             })
             .await
     }
@@ -758,40 +290,30 @@ impl TokenStore for PostgresStore {
         key: &SessionKey,
         expected: Option<Version>,
     ) -> Result<bool, StoreError> {
+        let (provider, session) = (key.provider(), key.session());
         self.db
-            .bounded("delete", async {
-                let mut conn = self.db.conn().await?;
-                let (provider, session) = (key.provider(), key.session());
-                let result = match expected {
-                    None => {
-                        let rows = conn
-                            .client()
-                            .execute(&self.sql.delete_any, &[&provider, &session])
-                            .await
-                            .map_err(|e| db_error("delete", &e))?;
-                        Ok(rows > 0)
-                    }
-                    Some(version) => {
-                        let rows = match i64::try_from(version) {
-                            Ok(at) => conn
-                                .client()
-                                .execute(&self.sql.delete_at, &[&provider, &session, &at])
-                                .await
-                                .map_err(|e| db_error("delete", &e))?,
-                            Err(_) => 0,
-                        };
-                        if rows > 0 {
-                            Ok(true)
-                        } else {
-                            match self.found(&mut conn, key).await? {
-                                None => Ok(false),
-                                found => Err(StoreError::Conflict { expected, found }),
-                            }
-                        }
-                    }
+            .run("delete", async |client| {
+                let Some(version) = expected else {
+                    let rows = client
+                        .execute(&self.sql.delete_any, &[&provider, &session])
+                        .await
+                        .db("delete")?;
+                    return Ok(rows > 0);
                 };
-                conn.done();
-                result
+                let rows = match i64::try_from(version) {
+                    Ok(at) => client
+                        .execute(&self.sql.delete_at, &[&provider, &session, &at])
+                        .await
+                        .db("delete")?,
+                    Err(_) => 0,
+                };
+                if rows > 0 {
+                    return Ok(true);
+                }
+                match self.found(client, key).await? {
+                    None => Ok(false),
+                    found => Err(StoreError::Conflict { expected, found }),
+                }
             })
             .await
     }
@@ -802,58 +324,50 @@ impl TokenStore for PostgresStore {
         holder: &str,
         ttl: Duration,
     ) -> Result<Lease, StoreError> {
+        let what = "acquire the lease";
         let seconds = lease_seconds(ttl);
-        self.db
-            .bounded("acquire the lease", async {
-                let mut conn = self.db.conn().await?;
-                let row = conn
-                    .client()
+        let row = self
+            .db
+            .run(what, async |client| {
+                client
                     .query_one(
                         &self.sql.acquire,
                         &[&key.provider(), &key.session(), &holder, &seconds],
                     )
                     .await
-                    .map_err(|e| db_error("acquire the lease", &e))?;
-                conn.done();
-                let acquired: bool = row
-                    .try_get(0)
-                    .map_err(|e| db_error("acquire the lease", &e))?;
-                if acquired {
-                    // Another holder's row was there: its lease lapsed unreleased.
-                    let taken_over: bool = row
-                        .try_get(2)
-                        .map_err(|e| db_error("acquire the lease", &e))?;
-                    return Ok(if taken_over {
-                        Lease::TakenOver
-                    } else {
-                        Lease::Acquired
-                    });
-                }
-                // No row in the statement's snapshot: another holder took it just now.
-                let remaining: Option<i64> = row
-                    .try_get(1)
-                    .map_err(|e| db_error("acquire the lease", &e))?;
-                let remaining = remaining.map_or(ttl, |micros| {
-                    Duration::from_micros(u64::try_from(micros).unwrap_or(0))
-                });
-                Ok(Lease::HeldByOther { remaining })
+                    .db(what)
             })
-            .await
+            .await?;
+        let acquired: bool = row.try_get(0).db(what)?;
+        if acquired {
+            // Another holder's row was there: its lease lapsed unreleased.
+            let taken_over: bool = row.try_get(2).db(what)?;
+            return Ok(if taken_over {
+                Lease::TakenOver
+            } else {
+                Lease::Acquired
+            });
+        }
+        // No row in the statement's snapshot: another holder took it just now.
+        let remaining: Option<i64> = row.try_get(1).db(what)?;
+        let remaining = remaining.map_or(ttl, |micros| {
+            Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+        });
+        Ok(Lease::HeldByOther { remaining })
     }
 
     async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        let what = "release the lease";
         self.db
-            .bounded("release the lease", async {
-                let mut conn = self.db.conn().await?;
-                conn.client()
+            .run(what, async |client| {
+                client
                     .execute(
                         &self.sql.release,
                         &[&key.provider(), &key.session(), &holder],
                     )
                     .await
-                    .map_err(|e| db_error("release the lease", &e))?;
-                conn.done();
-                Ok(())
+                    .db(what)
+                    .map(drop)
             })
             .await
     }
@@ -896,11 +410,7 @@ pub(crate) mod tests {
             .unwrap()
     }
 
-    pub(crate) async fn admin(db: &PostgresDatabase, sql: &str) {
-        let mut conn = db.conn().await.unwrap();
-        conn.client().batch_execute(sql).await.unwrap();
-        conn.done();
-    }
+    pub(crate) use crate::postgres::tests::admin;
 
     pub(crate) async fn drop_schema(db: &PostgresDatabase) {
         admin(
@@ -1132,32 +642,27 @@ pub(crate) mod tests {
         while let Some(result) = opens.join_next().await {
             result.unwrap().unwrap();
         }
-        let mut conn = db.conn().await.unwrap();
-        let version: i32 = conn
-            .client()
-            .query_one(
-                &format!(
-                    "SELECT version FROM {} WHERE component = 'token_store'",
-                    db.table("token_core_schema")
-                ),
-                &[],
-            )
+        let versions = db.table("token_core_schema");
+        let version: i32 = db
+            .run("read", async |client| {
+                client
+                    .query_one(
+                        &format!("SELECT version FROM {versions} WHERE component = 'token_store'"),
+                        &[],
+                    )
+                    .await
+                    .db("read")
+            })
             .await
             .unwrap()
             .get(0);
         assert_eq!(version, TOKEN_STORE_SCHEMA_VERSION);
         // A schema from a newer library is refused, not damaged.
-        conn.client()
-            .execute(
-                &format!(
-                    "UPDATE {} SET version = 99 WHERE component = 'token_store'",
-                    db.table("token_core_schema")
-                ),
-                &[],
-            )
-            .await
-            .unwrap();
-        conn.done();
+        admin(
+            &db,
+            &format!("UPDATE {versions} SET version = 99 WHERE component = 'token_store'"),
+        )
+        .await;
         let err = PostgresStore::open(&db).await.unwrap_err();
         assert!(err.to_string().contains("newer"), "{err}");
         drop_schema(&db).await;
@@ -1207,14 +712,11 @@ pub(crate) mod tests {
         let slow = {
             let db = db.clone();
             tokio::spawn(async move {
-                db.bounded("sleep", async {
-                    let mut conn = db.conn().await?;
-                    conn.client()
+                db.run("sleep", async |client| {
+                    client
                         .batch_execute("SELECT pg_sleep(30)")
                         .await
-                        .map_err(|e| db_error("sleep", &e))?;
-                    conn.done();
-                    Ok(())
+                        .db("sleep")
                 })
                 .await
             })
@@ -1222,17 +724,19 @@ pub(crate) mod tests {
         let killer = test_db_same_schema(&url, &db);
         let mut killed = 0;
         for _ in 0..100 {
-            let mut conn = killer.conn().await.unwrap();
-            let row = conn
-                .client()
-                .query_one(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-                     WHERE application_name = $1 AND state = 'active'",
-                    &[&app],
-                )
+            let row = killer
+                .run("kill", async |client| {
+                    client
+                        .query_one(
+                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                             WHERE application_name = $1 AND state = 'active'",
+                            &[&app],
+                        )
+                        .await
+                        .db("kill")
+                })
                 .await
                 .unwrap();
-            conn.done();
             killed = row.get::<_, i64>(0);
             if killed > 0 {
                 break;
@@ -1245,15 +749,19 @@ pub(crate) mod tests {
         assert!(err.to_string().contains("postgres: sleep: 57P01"), "{err}");
 
         // Kill the idle ones too; the next calls connect again.
-        let mut conn = killer.conn().await.unwrap();
-        conn.client()
-            .execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-                &[&app],
-            )
+        killer
+            .run("kill", async |client| {
+                client
+                    .execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                         WHERE application_name = $1",
+                        &[&app],
+                    )
+                    .await
+                    .db("kill")
+            })
             .await
             .unwrap();
-        conn.done();
         let mut loaded = None;
         for _ in 0..3 {
             match store.load(&key).await {
@@ -1299,5 +807,78 @@ pub(crate) mod tests {
                 .build()
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn an_applications_own_pool_serves_the_store_and_the_application() {
+        let Some(url) = test_url("an_applications_own_pool_serves_the_store_and_the_application")
+        else {
+            return;
+        };
+        let mut config = deadpool_postgres::Config::new();
+        config.url = Some(url.clone());
+        let pool = config
+            .create_pool(
+                Some(deadpool_postgres::Runtime::Tokio1),
+                tokio_postgres::NoTls,
+            )
+            .unwrap();
+        let schema = format!("tc_test_{}", uuid::Uuid::new_v4().simple());
+        let db = PostgresDatabase::from_pool(pool.clone())
+            .with_schema(schema)
+            .unwrap();
+        let store = PostgresStore::open(&db).await.unwrap();
+        let key = SessionKey::new("p", "shared-pool");
+        let version = store.save(&key, &set("a"), None).await.unwrap();
+        assert_eq!(store.load(&key).await.unwrap().unwrap().version, version);
+        // The application keeps using its pool, and sees the store's table through it.
+        let app = pool.get().await.unwrap();
+        let rows: i64 = app
+            .query_one(
+                &format!("SELECT count(*) FROM {}", db.table("token_sets")),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 1);
+        drop(app);
+        drop_schema(&db).await;
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_statement_failed_is_closed_not_reused() {
+        let Some(url) = test_url("a_connection_whose_statement_failed_is_closed_not_reused") else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-discard");
+        let store = PostgresStore::open(&db).await.unwrap();
+        store.load(&SessionKey::new("p", "warm")).await.unwrap();
+        let open = db.pool().status().size;
+        assert!(open >= 1);
+        // A transaction left open by a failed statement must not reach the next caller.
+        let err = db
+            .run("fail", async |client| {
+                client.batch_execute("BEGIN").await.db("begin")?;
+                client
+                    .batch_execute("SELECT no_such_column")
+                    .await
+                    .db("fail")
+            })
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("postgres: fail: 42703"), "{err}");
+        assert_eq!(
+            db.pool().status().size,
+            open - 1,
+            "the connection was closed"
+        );
+        // On the reused connection this would fail: "current transaction is aborted".
+        db.run("probe", async |client| {
+            client.batch_execute("SELECT 1").await.db("probe")
+        })
+        .await
+        .unwrap();
+        drop_schema(&db).await;
     }
 }

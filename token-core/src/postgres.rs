@@ -1,0 +1,501 @@
+//! PostgreSQL as token-core uses it (feature `postgres`): a [`PostgresDatabase`] (a
+//! `deadpool-postgres` pool, a schema and an operation timeout) shared by the
+//! [`PostgresStore`](crate::store::PostgresStore) and the
+//! [`PostgresIssuerStore`](crate::issuer::PostgresIssuerStore), and the one place that runs
+//! their statements: within the timeout, errors mapped without secrets, and a connection in
+//! an unknown state never reused.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::Socket;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+
+use crate::error::StoreError;
+
+pub use deadpool_postgres;
+
+/// The schema used when none is configured.
+pub const DEFAULT_SCHEMA: &str = "token_core";
+
+const DEFAULT_MAX_CONNECTIONS: usize = 8;
+const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_APPLICATION_NAME: &str = "token-core";
+
+/// A PostgreSQL database as token-core uses it: a pool of connections, a schema and an
+/// operation timeout. Cheap to clone; clones share the pool. Give one to
+/// [`PostgresStore::open`](crate::store::PostgresStore::open) and, on a wallet, to
+/// [`PostgresIssuerStore::open`](crate::issuer::PostgresIssuerStore::open).
+///
+/// Made from a URL ([`builder`](Self::builder): a pool of its own, connected lazily) or from
+/// the application's own `deadpool-postgres` pool ([`from_pool`](Self::from_pool)). A
+/// connection whose operation failed or timed out is closed rather than returned to the
+/// pool, so after the database went away and came back the next operation simply connects
+/// again. Every operation, waiting for a connection included, is bounded by the
+/// [operation timeout](Self::with_operation_timeout). Error messages never contain the
+/// connection's password.
+#[derive(Clone)]
+pub struct PostgresDatabase {
+    inner: Arc<Database>,
+}
+
+struct Database {
+    pool: Pool,
+    schema: String,
+    operation_timeout: Duration,
+}
+
+impl fmt::Debug for PostgresDatabase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresDatabase")
+            .field("schema", &self.inner.schema)
+            .field("max_connections", &self.inner.pool.status().max_size)
+            .field("operation_timeout", &self.inner.operation_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`PostgresDatabase`] with a pool of its own. Made by
+/// [`PostgresDatabase::builder`].
+pub struct PostgresDatabaseBuilder {
+    config: tokio_postgres::Config,
+    schema: String,
+    max_connections: usize,
+    operation_timeout: Duration,
+    manager: Option<Manager>,
+}
+
+impl fmt::Debug for PostgresDatabaseBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // tokio-postgres' `Config` redacts the password in `Debug`.
+        f.debug_struct("PostgresDatabaseBuilder")
+            .field("config", &self.config)
+            .field("schema", &self.schema)
+            .field("max_connections", &self.max_connections)
+            .field("operation_timeout", &self.operation_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresDatabase {
+    /// Starts configuring a database from a libpq-style URL or key-value string
+    /// (`postgresql://user:password@127.0.0.1:5432/db`). Nothing connects yet.
+    ///
+    /// ```
+    /// use token_core::postgres::PostgresDatabase;
+    /// let db = PostgresDatabase::builder("postgresql://app:secret@127.0.0.1:5432/app")
+    ///     .unwrap()
+    ///     .schema("tokens")
+    ///     .max_connections(4)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(db.schema(), "tokens");
+    /// assert!(!format!("{db:?}").contains("secret"));
+    /// assert!(PostgresDatabase::builder("postgresql://x:secret@[bad").unwrap_err().to_string().find("secret").is_none());
+    /// ```
+    pub fn builder(url: &str) -> Result<PostgresDatabaseBuilder, StoreError> {
+        let config: tokio_postgres::Config = url.parse().map_err(|_| StoreError::Backend {
+            // The parser's own message may quote the string, password included.
+            message: "postgres: the connection string is not valid".to_owned(),
+            source: None,
+        })?;
+        Ok(Self::builder_from_config(config))
+    }
+
+    /// Starts configuring a database from a tokio-postgres `Config`.
+    pub fn builder_from_config(mut config: tokio_postgres::Config) -> PostgresDatabaseBuilder {
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name(DEFAULT_APPLICATION_NAME);
+        }
+        PostgresDatabaseBuilder {
+            config,
+            schema: DEFAULT_SCHEMA.to_owned(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+            manager: None,
+        }
+    }
+
+    /// A database over the application's own `deadpool-postgres` pool, in the default
+    /// schema with the default operation timeout (10 s). Its connections are shared with the
+    /// rest of the application; token-core's statements name their schema, so the pool's
+    /// `search_path` does not matter.
+    ///
+    /// ```
+    /// use token_core::postgres::{PostgresDatabase, deadpool_postgres};
+    /// let mut config = deadpool_postgres::Config::new();
+    /// config.url = Some("postgresql://app@127.0.0.1:5432/app".into());
+    /// let pool = config
+    ///     .create_pool(Some(deadpool_postgres::Runtime::Tokio1), tokio_postgres::NoTls)
+    ///     .unwrap();
+    /// let db = PostgresDatabase::from_pool(pool).with_schema("tokens").unwrap();
+    /// assert_eq!(db.schema(), "tokens");
+    /// ```
+    pub fn from_pool(pool: Pool) -> Self {
+        Self {
+            inner: Arc::new(Database {
+                pool,
+                schema: DEFAULT_SCHEMA.to_owned(),
+                operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+            }),
+        }
+    }
+
+    /// The same pool with its tables in `schema`: an ASCII letter or `_`, then letters,
+    /// digits or `_`, at most 63 characters. Created if absent.
+    pub fn with_schema(self, schema: impl Into<String>) -> Result<Self, StoreError> {
+        let schema = schema.into();
+        if !valid_identifier(&schema) {
+            return Err(StoreError::Backend {
+                message: format!(
+                    "postgres: `{schema}` is not a schema name token-core accepts \
+                     ([A-Za-z_][A-Za-z0-9_]*, at most 63 characters)"
+                ),
+                source: None,
+            });
+        }
+        Ok(self.rebuilt(|db| db.schema = schema))
+    }
+
+    /// How long one operation (waiting for and making a connection included) may take
+    /// before it fails with [`StoreError::Backend`] (default 10 s).
+    pub fn with_operation_timeout(self, timeout: Duration) -> Self {
+        self.rebuilt(|db| db.operation_timeout = timeout)
+    }
+
+    fn rebuilt(self, change: impl FnOnce(&mut Database)) -> Self {
+        let mut db = Database {
+            pool: self.inner.pool.clone(),
+            schema: self.inner.schema.clone(),
+            operation_timeout: self.inner.operation_timeout,
+        };
+        change(&mut db);
+        Self {
+            inner: Arc::new(db),
+        }
+    }
+
+    /// The schema the tables live in.
+    pub fn schema(&self) -> &str {
+        &self.inner.schema
+    }
+
+    /// The pool (to run the application's own statements on the same connections).
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// How many connections are open and idle in the pool right now.
+    pub fn idle_connections(&self) -> usize {
+        self.inner.pool.status().available
+    }
+
+    /// Runs `operation` on a connection of the pool, within the operation timeout. The
+    /// connection goes back to the pool only when `operation` succeeded or failed with
+    /// something other than [`StoreError::Backend`] (a conflict, a corrupt record); after a
+    /// database error or the timeout it is closed, so a connection in an unknown state
+    /// (mid-transaction, a statement in flight) is never reused.
+    pub(crate) async fn run<T>(
+        &self,
+        what: &str,
+        operation: impl AsyncFnOnce(&mut deadpool_postgres::Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let deadline = tokio::time::Instant::now() + self.inner.operation_timeout;
+        let timed_out = || StoreError::Backend {
+            message: format!(
+                "postgres: {what}: no answer within {:?}",
+                self.inner.operation_timeout
+            ),
+            source: None,
+        };
+        let mut client = tokio::time::timeout_at(deadline, self.inner.pool.get())
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|e| pool_error(what, e))?;
+        let result = tokio::time::timeout_at(deadline, operation(&mut client))
+            .await
+            .unwrap_or_else(|_| Err(timed_out()));
+        if matches!(result, Err(StoreError::Backend { .. })) {
+            drop(deadpool_postgres::Object::take(client));
+        }
+        result
+    }
+
+    /// `name` in this database's schema, quoted: `"schema".name`.
+    pub(crate) fn table(&self, name: &str) -> String {
+        format!("\"{}\".{name}", self.inner.schema)
+    }
+
+    /// Brings `component`'s tables to `migrations.len()`: step `i` (0-based) migrates from
+    /// version `i` to `i + 1`. Runs in one transaction under an advisory lock per schema, so
+    /// concurrent openers migrate once.
+    pub(crate) async fn migrate(
+        &self,
+        component: &str,
+        migrations: &[String],
+    ) -> Result<(), StoreError> {
+        let target = i32::try_from(migrations.len()).unwrap_or(i32::MAX);
+        let schema = &self.inner.schema;
+        self.run("migrate", async |client| {
+            let tx = client.transaction().await.db("migrate")?;
+            let lock_key = format!("token-core:{schema}");
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock_key])
+                .await
+                .db("migrate: lock")?;
+            let exists = tx
+                .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[schema])
+                .await
+                .db("migrate: find the schema")?
+                .is_some();
+            if !exists {
+                tx.batch_execute(&format!("CREATE SCHEMA \"{schema}\""))
+                    .await
+                    .db("migrate: create the schema")?;
+            }
+            let versions = self.table("token_core_schema");
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {versions} (
+                    component   text PRIMARY KEY,
+                    version     integer NOT NULL,
+                    migrated_at timestamptz NOT NULL DEFAULT now())"
+            ))
+            .await
+            .db("migrate: create the schema version table")?;
+            let current: i32 = tx
+                .query_opt(
+                    &format!("SELECT version FROM {versions} WHERE component = $1"),
+                    &[&component],
+                )
+                .await
+                .db("migrate: read the schema version")?
+                .map(|row| row.try_get(0))
+                .transpose()
+                .db("migrate: read the schema version")?
+                .unwrap_or(0);
+            if current > target {
+                return Err(StoreError::Backend {
+                    message: format!(
+                        "postgres: the `{component}` tables are at schema version {current}, \
+                         newer than this library's {target}; upgrade token-core"
+                    ),
+                    source: None,
+                });
+            }
+            for (step, sql) in migrations.iter().enumerate().skip(current.max(0) as usize) {
+                tx.batch_execute(sql)
+                    .await
+                    .db(&format!("migrate `{component}` to version {}", step + 1))?;
+            }
+            if current < target {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO {versions} (component, version) VALUES ($1, $2)
+                         ON CONFLICT (component)
+                         DO UPDATE SET version = EXCLUDED.version, migrated_at = now()"
+                    ),
+                    &[&component, &target],
+                )
+                .await
+                .db("migrate: record the schema version")?;
+            }
+            tx.commit().await.db("migrate: commit")
+        })
+        .await
+    }
+}
+
+impl PostgresDatabaseBuilder {
+    /// The schema for every table (default [`DEFAULT_SCHEMA`]): an ASCII letter or `_`, then
+    /// letters, digits or `_`, at most 63 characters. Created if absent.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// The most connections open at once (default 8, at least 1).
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// How long one operation (waiting for and making a connection included) may take
+    /// before it fails with [`StoreError::Backend`] (default 10 s).
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
+    /// How long making one connection may take (default 5 s, or the URL's `connect_timeout`).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout(timeout);
+        self
+    }
+
+    /// The `application_name` the server shows for these connections (default
+    /// `token-core`, or the URL's).
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.config.application_name(name);
+        self
+    }
+
+    /// Connects through TLS with `tls` (a tokio-postgres TLS connector such as
+    /// `postgres-native-tls` or `tokio-postgres-rustls`) instead of in the clear.
+    pub fn tls<T>(mut self, tls: T) -> Self
+    where
+        T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+        T::Stream: Send + Sync + 'static,
+        T::TlsConnect: Send + Sync,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        self.manager = Some(Manager::from_config(
+            self.config.clone(),
+            tls,
+            manager_config(),
+        ));
+        self
+    }
+
+    /// The database. Fails only on an invalid schema name; nothing connects yet.
+    pub fn build(self) -> Result<PostgresDatabase, StoreError> {
+        let manager = self.manager.unwrap_or_else(|| {
+            Manager::from_config(self.config, tokio_postgres::NoTls, manager_config())
+        });
+        let pool = Pool::builder(manager)
+            .max_size(self.max_connections)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Backend {
+                message: format!("postgres: cannot make the connection pool: {e}"),
+                source: None,
+            })?;
+        PostgresDatabase::from_pool(pool)
+            .with_schema(self.schema)
+            .map(|db| db.with_operation_timeout(self.operation_timeout))
+    }
+}
+
+/// A connection is checked for being open before reuse; one that failed was closed.
+fn manager_config() -> ManagerConfig {
+    ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    }
+}
+
+fn valid_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 63
+}
+
+/// What a database failure says, without anything that could hold a secret: the driver's
+/// kind of failure, the SQLSTATE and the server's primary message (never its `DETAIL`, which
+/// can quote a row), or the I/O error.
+#[derive(Clone, Debug)]
+pub(crate) struct DatabaseError {
+    text: String,
+    connection_lost: bool,
+}
+
+impl DatabaseError {
+    pub(crate) fn of(error: &tokio_postgres::Error) -> Self {
+        let text = if let Some(db) = error.as_db_error() {
+            format!("{} {}: {}", db.code().code(), db.severity(), db.message())
+        } else {
+            let kind = error.to_string();
+            let io = std::error::Error::source(error)
+                .and_then(|s| s.downcast_ref::<std::io::Error>())
+                .map(|io| format!(": {io}"))
+                .unwrap_or_default();
+            format!("{kind}{io}")
+        };
+        Self {
+            text,
+            connection_lost: error.is_closed(),
+        }
+    }
+}
+
+impl fmt::Display for DatabaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)?;
+        if self.connection_lost && !self.text.contains("connection closed") {
+            f.write_str(" (connection closed)")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DatabaseError {}
+
+/// Maps a database call's error to [`StoreError::Backend`], naming what failed:
+/// `client.query_opt(..).await.db("load")?`.
+pub(crate) trait DbResult<T> {
+    /// The value, or a [`StoreError::Backend`] for `what`.
+    fn db(self, what: &str) -> Result<T, StoreError>;
+}
+
+impl<T> DbResult<T> for Result<T, tokio_postgres::Error> {
+    fn db(self, what: &str) -> Result<T, StoreError> {
+        self.map_err(|error| backend(what, &error))
+    }
+}
+
+fn backend(what: &str, error: &tokio_postgres::Error) -> StoreError {
+    let cause = DatabaseError::of(error);
+    StoreError::Backend {
+        message: format!("postgres: {what}: {cause}"),
+        source: Some(Arc::new(cause)),
+    }
+}
+
+/// A connection could not be had from the pool: the database refused or could not be
+/// reached (the cause as [`DatabaseError`]), or the pool is closed.
+fn pool_error(what: &str, error: deadpool_postgres::PoolError) -> StoreError {
+    let message = match error {
+        deadpool_postgres::PoolError::Backend(error) => {
+            return backend(&format!("{what}: connect"), &error);
+        }
+        deadpool_postgres::PoolError::Closed => "the connection pool is closed".to_owned(),
+        other => format!("no connection: {other}"),
+    };
+    StoreError::Backend {
+        message: format!("postgres: {what}: {message}"),
+        source: None,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Runs `sql` as one batch (test setup and teardown).
+    pub(crate) async fn admin(db: &PostgresDatabase, sql: &str) {
+        db.run("admin", async |client| {
+            client.batch_execute(sql).await.db("admin")
+        })
+        .await
+        .unwrap();
+    }
+
+    #[test]
+    fn schema_names_are_checked() {
+        let db = |schema: &str| {
+            PostgresDatabase::builder("postgresql://app@127.0.0.1/app")
+                .unwrap()
+                .schema(schema)
+                .build()
+        };
+        assert!(db("tokens_1").is_ok());
+        assert!(db("_t").is_ok());
+        for bad in ["", "1tokens", "a-b", "a\"; DROP", &"x".repeat(64)] {
+            assert!(db(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+}
