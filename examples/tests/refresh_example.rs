@@ -270,19 +270,19 @@ async fn maya_gets_an_app_token_refreshes_at_the_mini_app_and_reports_a_dead_ref
 }
 
 fn alipayplus_config(case: &Case, server_public_key: &str) -> PathBuf {
-    use token_provider_alipayplus::sandbox::{ACQUIRER_ID, CLIENT_ID, CLIENT_PRIVATE_KEY, PSP_ID};
+    use token_provider_alipayplus::sandbox::{ACQUIRER_ID, CLIENT_ID, PSP_ID, client_private_key};
     case.config(json!({
         "client_id": CLIENT_ID,
         "psp_id": PSP_ID,
         "acquirer_id": ACQUIRER_ID,
-        "private_key": CLIENT_PRIVATE_KEY,
+        "private_key": client_private_key(),
         "server_public_key": server_public_key,
     }))
 }
 
 #[tokio::test]
 async fn alipayplus_refreshes_signed_reports_its_extras_and_a_dead_refresh_token() {
-    use token_provider_alipayplus::sandbox::{CLIENT_PUBLIC_KEY, MPP_PUBLIC_KEY};
+    use token_provider_alipayplus::sandbox::{client_public_key, mpp_public_key};
     let mpp = AlipayPlusSandbox::new();
     let sandbox = mpp
         .routes(Sandbox::builder().issuer_config(AlipayPlusSandbox::issuer_config()))
@@ -297,7 +297,7 @@ async fn alipayplus_refreshes_signed_reports_its_extras_and_a_dead_refresh_token
         .await
         .unwrap();
     let case = Case::new();
-    let config = alipayplus_config(&case, MPP_PUBLIC_KEY);
+    let config = alipayplus_config(&case, mpp_public_key());
     let rt = refresh_token_of(&first);
 
     let (code, line) = run(args("alipayplus", &sandbox, &config, &rt)).await;
@@ -323,7 +323,7 @@ async fn alipayplus_refreshes_signed_reports_its_extras_and_a_dead_refresh_token
     );
 
     // The wrong server key: the signed answer cannot be verified.
-    let config = alipayplus_config(&case, CLIENT_PUBLIC_KEY);
+    let config = alipayplus_config(&case, client_public_key());
     let (code, line) = run(args("alipayplus", &sandbox, &config, &rt)).await;
     assert_eq!(code, 2, "{line}");
     assert_eq!(line["kind"], "misconfigured");

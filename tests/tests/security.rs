@@ -397,12 +397,12 @@ fn debug_and_display_never_show_a_secret() {
     let mut alipay = token_provider_alipayplus::AlipayPlusConfig::new(
         "client",
         "psp",
-        token_provider_alipayplus::sandbox::CLIENT_PRIVATE_KEY,
-        token_provider_alipayplus::sandbox::MPP_PUBLIC_KEY,
+        token_provider_alipayplus::sandbox::client_private_key(),
+        token_provider_alipayplus::sandbox::mpp_public_key(),
     );
     alipay.authorize_url = None;
     let paymentsgate = token_provider_paymentsgate::PaymentsgateConfig::new("acct", CS);
-    let key_line = token_provider_alipayplus::sandbox::CLIENT_PRIVATE_KEY
+    let key_line = token_provider_alipayplus::sandbox::client_private_key()
         .lines()
         .nth(1)
         .expect("a PEM body line")

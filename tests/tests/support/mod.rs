@@ -622,7 +622,7 @@ impl Subject for AlipayPlus {
 
     /// The MPP signs every 2xx answer; the client refuses an unsigned one as misconfigured.
     fn seal(&self, failure: Failure) -> Failure {
-        use token_provider_alipayplus::sandbox::{CLIENT_ID, CLIENT_PUBLIC_KEY, MPP_PRIVATE_KEY};
+        use token_provider_alipayplus::sandbox::{CLIENT_ID, client_public_key, mpp_private_key};
         let mut response = failure.to_response();
         if !response.status().is_success() {
             return failure;
@@ -630,8 +630,8 @@ impl Subject for AlipayPlus {
         let signer = token_provider_alipayplus::signature::Rsa256Signer::from_pem(
             CLIENT_ID,
             1,
-            MPP_PRIVATE_KEY,
-            CLIENT_PUBLIC_KEY,
+            mpp_private_key(),
+            client_public_key(),
         )
         .expect("the sandbox keys");
         let request = http::Request::post(APPLY_TOKEN)
