@@ -42,17 +42,22 @@ impl Case {
     }
 }
 
+/// The command line for `provider` on `sandbox` (for `oauth2`, `--base-url` is the token URL).
 fn args(
     provider: &str,
     sandbox: &RunningSandbox,
     config: &Path,
     refresh_token: &str,
 ) -> Vec<String> {
+    let base_url = match provider {
+        "oauth2" => sandbox.url(token_provider_oauth2::TOKEN_PATH),
+        _ => sandbox.base_url(),
+    };
     [
         "--provider",
         provider,
         "--base-url",
-        sandbox.base_url().as_str(),
+        base_url.as_str(),
         "--config",
         config.to_str().unwrap(),
         "--refresh-token",
@@ -414,6 +419,30 @@ async fn bad_arguments_exit_64_with_the_usage() {
     }
 }
 
+#[tokio::test]
+async fn help_prints_the_usage_and_the_options_on_stdout_and_exits_0() {
+    for help in [
+        &["--help"][..],
+        &["-h"],
+        &["--provider", "oauth2", "--help"],
+    ] {
+        let outcome = refresh::run(help.iter().map(|a| a.to_string()).collect()).await;
+        assert_eq!(outcome.code, 0, "{help:?}");
+        assert!(outcome.stderr.is_none());
+        let text = outcome.stdout.unwrap();
+        assert!(text.starts_with(refresh::USAGE), "{text}");
+        for option in [
+            "--base-url",
+            "--config",
+            "--refresh-token",
+            "--reveal",
+            "--help",
+        ] {
+            assert!(text.contains(option), "{option} in {text}");
+        }
+    }
+}
+
 /// The example binary, when `cargo test` built it beside this test.
 fn example_binary() -> Option<PathBuf> {
     let deps = std::env::current_exe().ok()?.parent()?.to_path_buf();
@@ -468,4 +497,8 @@ async fn the_built_binary_prints_one_line_and_exits_with_its_code() {
     let output = run(vec!["--provider".into()]).await.unwrap();
     assert_eq!(output.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&output.stderr).contains("usage: refresh"));
+    let output = run(vec!["--help".into()]).await.unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("usage: refresh"));
+    assert!(output.stderr.is_empty());
 }

@@ -511,12 +511,14 @@ impl Subject for OAuth2 {
         .start()
         .await
         .expect("the sandbox starts");
-        let config = token_provider_oauth2::OAuth2Config {
-            client_secret: Some("s3cret-client".into()),
-            reuse_window_secs: env.reuse.as_secs(),
-            ..token_provider_oauth2::OAuth2Config::new("app-1")
-        };
-        let provider = token_provider_oauth2::OAuth2::new(env.base_url(&sandbox), config);
+        let token_url = env
+            .base_url(&sandbox)
+            .join(token_provider_oauth2::TOKEN_PATH.trim_start_matches('/'))
+            .expect("a token URL");
+        let config = token_provider_oauth2::OAuth2Config::new("app-1", token_url)
+            .with_client_secret("s3cret-client".into())
+            .with_reuse_window(env.reuse);
+        let provider = token_provider_oauth2::OAuth2::new(config);
         rig(env, sandbox, provider, json!({}))
     }
 }
