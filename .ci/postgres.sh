@@ -1,8 +1,10 @@
 # shellcheck shell=bash
 # A throwaway PostgreSQL server for the tests of the PostgreSQL token store (issue 7).
 #
-# Sourced by .ci/run (or by hand: `source .ci/postgres.sh && postgres_start`). postgres_start
-# installs the Debian package `postgresql` if no server binaries are found, creates a cluster
+# Sourced by .ci/run (or by hand: `source .ci/postgres.sh && postgres_start`). postgres_install
+# installs the Debian package `postgresql` if no server binaries are found (the tests then
+# start throwaway servers of their own, see token-core/src/store/postgres_test_server.rs);
+# postgres_start (for the benchmark) also does that, and creates a cluster
 # in a new temporary directory owned by an unprivileged user (the server refuses to run as
 # root), starts it on a free port listening on 127.0.0.1 only (its unix socket in the
 # temporary directory), exports
@@ -36,15 +38,21 @@ postgres_port_busy() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# Prints the server binaries' directory, installing the Debian package postgresql first if
+# there is none.
+postgres_install() {
+    if ! postgres_bindir; then
+        echo "postgres: no server binaries found; installing the Debian package postgresql" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >&2
+        apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+        postgres_bindir || { echo "postgres: initdb not found after installing" >&2; return 1; }
+    fi
+}
+
 postgres_start() {
     local bindir attempt port
-    if ! bindir=$(postgres_bindir); then
-        echo "postgres: no server binaries found; installing the Debian package postgresql"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends postgresql >/dev/null
-        bindir=$(postgres_bindir) || { echo "postgres: initdb not found after installing" >&2; return 1; }
-    fi
+    bindir=$(postgres_install) || return 1
     TOKEN_PG_BINDIR=$bindir
 
     if [ "$(id -u)" -eq 0 ]; then

@@ -6,8 +6,8 @@
 //! verifier, and refreshes twice, printing each step.
 //!
 //! Against a real server, set all of:
-//! - `OAUTH2_BASE_URL`: the token endpoint's URL without its final `/token`;
-//! - `OAUTH2_CONFIG`: a file with the `OAuth2Config` JSON (see the crate docs);
+//! - `OAUTH2_CONFIG`: a file with the `OAuth2Config` JSON (see the crate docs), its
+//!   `token_url` the server's token endpoint;
 //! - `OAUTH2_REFRESH_TOKEN`: a refresh token obtained by logging in;
 //!
 //! and the example refreshes once and prints the new expiry (never the tokens).
@@ -25,10 +25,9 @@ type Failure = Box<dyn std::error::Error>;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let real =
-        ["OAUTH2_BASE_URL", "OAUTH2_CONFIG", "OAUTH2_REFRESH_TOKEN"].map(|k| std::env::var(k).ok());
+    let real = ["OAUTH2_CONFIG", "OAUTH2_REFRESH_TOKEN"].map(|k| std::env::var(k).ok());
     let result = match real {
-        [Some(base), Some(config), Some(refresh)] => real_server(&base, &config, refresh).await,
+        [Some(config), Some(refresh)] => real_server(&config, refresh).await,
         _ => sandbox().await,
     };
     match result {
@@ -40,9 +39,9 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn real_server(base: &str, config: &str, refresh: String) -> Result<(), Failure> {
+async fn real_server(config: &str, refresh: String) -> Result<(), Failure> {
     let config: OAuth2Config = serde_json::from_str(&std::fs::read_to_string(config)?)?;
-    let manager = TokenManager::builder(OAuth2::new(base.parse()?, config)).build()?;
+    let manager = TokenManager::builder(OAuth2::new(config)).build()?;
     manager
         .insert_refresh_token("example", RefreshToken::new(refresh))
         .await?;
@@ -64,14 +63,12 @@ async fn sandbox() -> Result<(), Failure> {
     let sandbox =
         token_provider_oauth2::sandbox::start(Arc::new(SystemClock), IssuerConfig::default())
             .await?;
-    let config = OAuth2Config {
-        client_secret: Some("s3cret".into()),
-        authorize_url: Some(sandbox.url(AUTHORIZE_PATH).to_string()),
-        redirect_uri: Some("https://app.example/callback".into()),
-        scope: Some("payments".into()),
-        ..OAuth2Config::new("app-1")
-    };
-    let manager = TokenManager::builder(OAuth2::new(sandbox.base_url(), config))
+    let config = OAuth2Config::new("app-1", sandbox.url(TOKEN_PATH))
+        .with_client_secret("s3cret".into())
+        .with_authorize_url(sandbox.url(AUTHORIZE_PATH))
+        .with_redirect_uri("https://app.example/callback")
+        .with_scope("payments");
+    let manager = TokenManager::builder(OAuth2::new(config))
         .shared_client(sandbox.client())
         .build()?;
 

@@ -6,10 +6,10 @@
 //!     --refresh-token T [--access-token T] [--reveal]
 //! ```
 //!
-//! - `NAME`: `oauth2`, `paymentsgate`, `vaultist` or `vaultist-v2` (`vaultist` with
-//!   `api_version` forced to `v2`), `maya` (`--base-url` is the Mini App host; the app token
-//!   comes from the config's `connect_url`) or `alipayplus` (`--base-url` is the applyToken
-//!   host).
+//! - `NAME`: `oauth2` (`--base-url` is the token endpoint's full URL; it sets the config's
+//!   `token_url`), `paymentsgate`, `vaultist` or `vaultist-v2` (`vaultist` with `api_version`
+//!   forced to `v2`), `maya` (`--base-url` is the Mini App host; the app token comes from the
+//!   config's `connect_url`) or `alipayplus` (`--base-url` is the applyToken host).
 //! - `FILE.json`: the provider's config type as JSON; its keys are documented in the
 //!   provider crate's docs (`OAuth2Config`, `PaymentsgateConfig`, `VaultistConfig`,
 //!   `MayaConfig`, `AlipayPlusConfig`).
@@ -21,10 +21,11 @@
 //! tokens themselves with `--reveal`). Failure, exit 2: `{"ok":false,"kind":"reauth_required",
 //! "code":"invalid_grant","message":"..."}` with `kind` one of `reauth_required`, `transient`,
 //! `outcome_unknown`, `misconfigured`, `rejected` (a config file that cannot be read is
-//! `misconfigured`). Bad arguments: a usage message on stderr, exit 64.
+//! `misconfigured`). `--help` or `-h`: the usage and these options on stdout, exit 0. Bad
+//! arguments: the usage on stderr, exit 64.
 //!
-//! Adding a provider (`maya`, `alipayplus`) is one arm in `dispatch`: build the provider from
-//! `args.base_url` and `args.config()` and hand it to `refresh`.
+//! Adding a provider is one arm in `dispatch`: build the provider from `args.base_url` and
+//! `args.config()` and hand it to `refresh`.
 
 use std::process::ExitCode;
 
@@ -42,6 +43,22 @@ use token_provider_vaultist::{ApiVersion, Vaultist, VaultistConfig};
 pub const USAGE: &str = "usage: refresh --provider \
 oauth2|paymentsgate|vaultist|vaultist-v2|maya|alipayplus \
 --base-url URL --config FILE.json --refresh-token T [--access-token T] [--reveal]";
+
+/// What `--help` prints: the usage and what each option means.
+pub const HELP: &str = "\
+Refreshes a provider's tokens once through the TokenManager and prints one JSON line.
+
+Options:
+  --provider NAME       oauth2, paymentsgate, vaultist, vaultist-v2, maya or alipayplus
+  --base-url URL        the provider's host; for oauth2 the token endpoint's full URL,
+                        for maya the Mini App host, for alipayplus the applyToken host
+  --config FILE.json    the provider's config as JSON (keys: the provider crate's docs)
+  --refresh-token T     the refresh token to use
+  --access-token T      the current access token, for providers that send it on refresh
+  --reveal              print the new tokens instead of ***
+  -h, --help            this text
+
+Exit codes: 0 refreshed, 2 failed (the JSON line says why), 64 bad arguments.";
 
 /// The session the one-off refresh is stored under (in memory only).
 const SESSION: &str = "refresh-example";
@@ -61,9 +78,9 @@ async fn main() -> ExitCode {
 /// What the command prints and its exit code.
 #[derive(Debug)]
 pub struct Outcome {
-    /// 0 refreshed, 2 failed, 64 bad arguments.
+    /// 0 refreshed (or `--help`), 2 failed, 64 bad arguments.
     pub code: u8,
-    /// The JSON line.
+    /// The JSON line, or the help text.
     pub stdout: Option<String>,
     /// The usage message.
     pub stderr: Option<String>,
@@ -71,6 +88,13 @@ pub struct Outcome {
 
 /// Runs the command with `args` (without the program name).
 pub async fn run(args: Vec<String>) -> Outcome {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        return Outcome {
+            code: 0,
+            stdout: Some(format!("{USAGE}\n\n{HELP}")),
+            stderr: None,
+        };
+    }
     let args = match Args::parse(&args) {
         Ok(args) => args,
         Err(problem) => return usage(&problem),
@@ -89,7 +113,14 @@ pub async fn run(args: Vec<String>) -> Outcome {
 async fn dispatch(args: &Args) -> Result<Value, Outcome> {
     let base = args.base_url.clone();
     match args.provider.as_str() {
-        "oauth2" => refresh(OAuth2::new(base, args.config()?), args).await,
+        "oauth2" => {
+            // `--base-url` is the token URL: it sets the config's `token_url`.
+            let mut config = args.config_json()?;
+            if let Some(keys) = config.as_object_mut() {
+                keys.insert("token_url".into(), base.as_str().into());
+            }
+            refresh(OAuth2::new(args.fit(config)?), args).await
+        }
         "paymentsgate" => refresh(Paymentsgate::new(base, args.config()?), args).await,
         "vaultist" => refresh(Vaultist::new(base, args.config()?), args).await,
         "vaultist-v2" => {
@@ -224,6 +255,11 @@ impl Args {
     /// Reads the provider's config type from the `--config` file; a file that cannot be
     /// read or does not fit is a `misconfigured` failure.
     pub fn config<C: DeserializeOwned>(&self) -> Result<C, Outcome> {
+        self.fit(self.config_json()?)
+    }
+
+    /// The `--config` file as JSON.
+    pub fn config_json(&self) -> Result<Value, Outcome> {
         let shown = self.config.display();
         let text = std::fs::read_to_string(&self.config).map_err(|e| {
             failure(&Error::Config(format!(
@@ -232,7 +268,17 @@ impl Args {
         })?;
         serde_json::from_str(&text).map_err(|e| {
             failure(&Error::Config(format!(
-                "the config file {shown} does not fit: {e}"
+                "the config file {shown} is not JSON: {e}"
+            )))
+        })
+    }
+
+    /// `config` read as the provider's config type.
+    pub fn fit<C: DeserializeOwned>(&self, config: Value) -> Result<C, Outcome> {
+        serde_json::from_value(config).map_err(|e| {
+            failure(&Error::Config(format!(
+                "the config file {} does not fit: {e}",
+                self.config.display()
             )))
         })
     }

@@ -42,17 +42,22 @@ impl Case {
     }
 }
 
+/// The command line for `provider` on `sandbox` (for `oauth2`, `--base-url` is the token URL).
 fn args(
     provider: &str,
     sandbox: &RunningSandbox,
     config: &Path,
     refresh_token: &str,
 ) -> Vec<String> {
+    let base_url = match provider {
+        "oauth2" => sandbox.url(token_provider_oauth2::TOKEN_PATH),
+        _ => sandbox.base_url(),
+    };
     [
         "--provider",
         provider,
         "--base-url",
-        sandbox.base_url().as_str(),
+        base_url.as_str(),
         "--config",
         config.to_str().unwrap(),
         "--refresh-token",
@@ -270,19 +275,19 @@ async fn maya_gets_an_app_token_refreshes_at_the_mini_app_and_reports_a_dead_ref
 }
 
 fn alipayplus_config(case: &Case, server_public_key: &str) -> PathBuf {
-    use token_provider_alipayplus::sandbox::{ACQUIRER_ID, CLIENT_ID, CLIENT_PRIVATE_KEY, PSP_ID};
+    use token_provider_alipayplus::sandbox::{ACQUIRER_ID, CLIENT_ID, PSP_ID, client_private_key};
     case.config(json!({
         "client_id": CLIENT_ID,
         "psp_id": PSP_ID,
         "acquirer_id": ACQUIRER_ID,
-        "private_key": CLIENT_PRIVATE_KEY,
+        "private_key": client_private_key(),
         "server_public_key": server_public_key,
     }))
 }
 
 #[tokio::test]
 async fn alipayplus_refreshes_signed_reports_its_extras_and_a_dead_refresh_token() {
-    use token_provider_alipayplus::sandbox::{CLIENT_PUBLIC_KEY, MPP_PUBLIC_KEY};
+    use token_provider_alipayplus::sandbox::{client_public_key, mpp_public_key};
     let mpp = AlipayPlusSandbox::new();
     let sandbox = mpp
         .routes(Sandbox::builder().issuer_config(AlipayPlusSandbox::issuer_config()))
@@ -297,7 +302,7 @@ async fn alipayplus_refreshes_signed_reports_its_extras_and_a_dead_refresh_token
         .await
         .unwrap();
     let case = Case::new();
-    let config = alipayplus_config(&case, MPP_PUBLIC_KEY);
+    let config = alipayplus_config(&case, mpp_public_key());
     let rt = refresh_token_of(&first);
 
     let (code, line) = run(args("alipayplus", &sandbox, &config, &rt)).await;
@@ -323,7 +328,7 @@ async fn alipayplus_refreshes_signed_reports_its_extras_and_a_dead_refresh_token
     );
 
     // The wrong server key: the signed answer cannot be verified.
-    let config = alipayplus_config(&case, CLIENT_PUBLIC_KEY);
+    let config = alipayplus_config(&case, client_public_key());
     let (code, line) = run(args("alipayplus", &sandbox, &config, &rt)).await;
     assert_eq!(code, 2, "{line}");
     assert_eq!(line["kind"], "misconfigured");
@@ -414,6 +419,30 @@ async fn bad_arguments_exit_64_with_the_usage() {
     }
 }
 
+#[tokio::test]
+async fn help_prints_the_usage_and_the_options_on_stdout_and_exits_0() {
+    for help in [
+        &["--help"][..],
+        &["-h"],
+        &["--provider", "oauth2", "--help"],
+    ] {
+        let outcome = refresh::run(help.iter().map(|a| a.to_string()).collect()).await;
+        assert_eq!(outcome.code, 0, "{help:?}");
+        assert!(outcome.stderr.is_none());
+        let text = outcome.stdout.unwrap();
+        assert!(text.starts_with(refresh::USAGE), "{text}");
+        for option in [
+            "--base-url",
+            "--config",
+            "--refresh-token",
+            "--reveal",
+            "--help",
+        ] {
+            assert!(text.contains(option), "{option} in {text}");
+        }
+    }
+}
+
 /// The example binary, when `cargo test` built it beside this test.
 fn example_binary() -> Option<PathBuf> {
     let deps = std::env::current_exe().ok()?.parent()?.to_path_buf();
@@ -468,4 +497,8 @@ async fn the_built_binary_prints_one_line_and_exits_with_its_code() {
     let output = run(vec!["--provider".into()]).await.unwrap();
     assert_eq!(output.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&output.stderr).contains("usage: refresh"));
+    let output = run(vec!["--help".into()]).await.unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("usage: refresh"));
+    assert!(output.stderr.is_empty());
 }

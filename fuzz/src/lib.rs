@@ -214,12 +214,12 @@ fn ready<F: std::future::Future>(future: F) -> F::Output {
 /// Every answer must be signed so that the client verifies it.
 pub fn mpp_answer(data: &[u8]) {
     use token_provider_alipayplus::sandbox::{
-        AlipayPlusSandbox, CLIENT_ID, CLIENT_PRIVATE_KEY, MPP_PUBLIC_KEY, PSP_ID,
+        AlipayPlusSandbox, CLIENT_ID, client_private_key, mpp_public_key, PSP_ID,
     };
     use token_provider_alipayplus::{ApplyToken, Rsa256Signer};
     // Keys are parsed once: RSA key checks would otherwise dominate every run.
     static CLIENT: std::sync::LazyLock<Rsa256Signer> = std::sync::LazyLock::new(|| {
-        Rsa256Signer::from_pem(CLIENT_ID, 1, CLIENT_PRIVATE_KEY, MPP_PUBLIC_KEY)
+        Rsa256Signer::from_pem(CLIENT_ID, 1, client_private_key(), mpp_public_key())
             .expect("the sandbox keys")
     });
     static MPP: std::sync::LazyLock<AlipayPlusSandbox> =

@@ -36,8 +36,9 @@
 //! or `none`) injects only some fault families, and `CHAOS_WORKERS=N` changes the number of
 //! processes, to tell which fault breaks which invariant.
 //!
-//! PostgreSQL: `TOKEN_TEST_POSTGRES_URL` (see `.ci/postgres.sh`); without it the PostgreSQL
-//! scenario is skipped with a message, unless `TOKEN_TEST_REQUIRE_POSTGRES=1`.
+//! PostgreSQL: `TOKEN_TEST_POSTGRES_URL`, or else a throwaway server started from the
+//! PostgreSQL server binaries (see `support/pg.rs`); without either the PostgreSQL scenario
+//! is skipped with a message, unless `TOKEN_TEST_REQUIRE_POSTGRES=1`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -48,8 +49,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+#[path = "../../token-core/src/store/postgres_test_server.rs"]
+mod postgres_test_server;
 #[path = "support/proxy.rs"]
 mod proxy;
+use postgres_test_server::test_url;
 use proxy::Proxy;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -1218,22 +1222,6 @@ async fn chaos_file_store() {
     report(&text);
     let _ = std::fs::remove_dir_all(&dir);
     assert!(ok, "{text}");
-}
-
-/// The test database's URL, or `None` (with a visible message) when the test should skip.
-fn test_url(test: &str) -> Option<String> {
-    match std::env::var("TOKEN_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            if std::env::var("TOKEN_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                panic!("TOKEN_TEST_REQUIRE_POSTGRES=1 but TOKEN_TEST_POSTGRES_URL is not set");
-            }
-            report(&format!(
-                "{test}: skipped: TOKEN_TEST_POSTGRES_URL not set\n"
-            ));
-            None
-        }
-    }
 }
 
 async fn drop_schema(url: &str, schema: &str) {

@@ -272,10 +272,8 @@ fn shown(error: EndpointError) -> String {
 
 #[test]
 fn an_echoed_refresh_token_shows_nowhere_in_the_oauth2_providers_errors() {
-    let config = OAuth2Config {
-        client_secret: Some(ClientSecret::new("cs-0123456789abcdef")),
-        ..OAuth2Config::new("app")
-    };
+    let config = OAuth2Config::new("app", "https://id.example/token".parse().unwrap())
+        .with_client_secret(ClientSecret::new("cs-0123456789abcdef"));
     let client = config.client();
     let session: TokenSet =
         TokenSet::new(AccessToken::new("at")).with_refresh_token(RefreshToken::new(ECHOED));

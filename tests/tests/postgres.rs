@@ -1,10 +1,10 @@
 //! The PostgreSQL token store across processes: single refresh among replicas, a replica
 //! killed mid-refresh, and the database going away mid-run.
 //!
-//! They need a server: `TOKEN_TEST_POSTGRES_URL` (`.ci/run` starts one, see
-//! `.ci/postgres.sh`). Without it they are skipped with a message, except in CI (`CI=true` or
-//! `TOKEN_TEST_REQUIRE_POSTGRES=1`), where they fail instead ([`support::pg::test_url`]). Each
-//! test works in a schema of its own, so they run in parallel.
+//! They need a server: `TOKEN_TEST_POSTGRES_URL`, or else the throwaway server this binary
+//! starts from the PostgreSQL server binaries ([`support::pg::test_url`]). Without either they
+//! are skipped with a message, except in CI (`CI=true` or `TOKEN_TEST_REQUIRE_POSTGRES=1`),
+//! where they fail instead. Each test works in a schema of its own, so they run in parallel.
 
 mod support;
 

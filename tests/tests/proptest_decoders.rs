@@ -397,8 +397,8 @@ fn alipay_request() -> token_provider_alipayplus::ApplyToken {
     let config = token_provider_alipayplus::AlipayPlusConfig::new(
         token_provider_alipayplus::sandbox::CLIENT_ID,
         token_provider_alipayplus::sandbox::PSP_ID,
-        token_provider_alipayplus::sandbox::CLIENT_PRIVATE_KEY,
-        token_provider_alipayplus::sandbox::MPP_PUBLIC_KEY,
+        token_provider_alipayplus::sandbox::client_private_key(),
+        token_provider_alipayplus::sandbox::mpp_public_key(),
     );
     let cx = token_core::RequestContext::for_refresh(&config, &set);
     <token_provider_alipayplus::ApplyToken as token_core::FromContext<_>>::from_context(&cx)

@@ -209,12 +209,14 @@ async fn a_body_that_is_never_replayed_is_still_sent_with_its_length() {
     );
 }
 
+/// A manager of an OAuth 2.0 client whose token endpoint is `{base_url}/token`.
 fn manager(base_url: url::Url, client: ReqwestClient) -> TokenManager<OAuth2> {
-    let config = OAuth2Config {
-        client_secret: Some(ClientSecret::new(CLIENT_SECRET)),
-        ..OAuth2Config::new("app")
-    };
-    TokenManager::builder(OAuth2::new(base_url, config))
+    let token_url = base_url
+        .join(TOKEN_PATH.trim_start_matches('/'))
+        .expect("a token URL");
+    let config =
+        OAuth2Config::new("app", token_url).with_client_secret(ClientSecret::new(CLIENT_SECRET));
+    TokenManager::builder(OAuth2::new(config))
         .client(client)
         .build()
         .expect("the manager builds")

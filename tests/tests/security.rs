@@ -385,10 +385,11 @@ fn debug_and_display_never_show_a_secret() {
         .with_refresh_token(RefreshToken::new(RT))
         .with_token_type("Bearer");
     let stored = set.to_stored().expect("stores");
-    let oauth2 = token_provider_oauth2::OAuth2Config {
-        client_secret: Some(ClientSecret::new(CS)),
-        ..token_provider_oauth2::OAuth2Config::new("app")
-    };
+    let oauth2 = token_provider_oauth2::OAuth2Config::new(
+        "app",
+        "https://id.example/token".parse().expect("a URL"),
+    )
+    .with_client_secret(ClientSecret::new(CS));
     let maya = token_provider_maya::MayaConfig::new(
         "partner",
         ClientSecret::new(CS),
@@ -397,12 +398,12 @@ fn debug_and_display_never_show_a_secret() {
     let mut alipay = token_provider_alipayplus::AlipayPlusConfig::new(
         "client",
         "psp",
-        token_provider_alipayplus::sandbox::CLIENT_PRIVATE_KEY,
-        token_provider_alipayplus::sandbox::MPP_PUBLIC_KEY,
+        token_provider_alipayplus::sandbox::client_private_key(),
+        token_provider_alipayplus::sandbox::mpp_public_key(),
     );
     alipay.authorize_url = None;
     let paymentsgate = token_provider_paymentsgate::PaymentsgateConfig::new("acct", CS);
-    let key_line = token_provider_alipayplus::sandbox::CLIENT_PRIVATE_KEY
+    let key_line = token_provider_alipayplus::sandbox::client_private_key()
         .lines()
         .nth(1)
         .expect("a PEM body line")

@@ -31,11 +31,11 @@ use crate::signature::Rsa256Signer;
 /// # use token_core::{Issuer, IssuerConfig, SystemClock};
 /// use token_provider_alipayplus::mpp::Mpp;
 /// use token_provider_alipayplus::signature::Rsa256Signer;
-/// # use token_provider_alipayplus::sandbox::{CLIENT_PUBLIC_KEY, MPP_PRIVATE_KEY};
+/// # use token_provider_alipayplus::sandbox::{client_public_key, mpp_private_key};
 ///
 /// # async fn serve(request: http::Request<Vec<u8>>) -> Result<(), Box<dyn std::error::Error>> {
 /// // The MPP signs with its own key and verifies Alipay+'s requests with Alipay+'s key.
-/// let signer = Rsa256Signer::from_pem("client-id", 1, MPP_PRIVATE_KEY, CLIENT_PUBLIC_KEY)?;
+/// let signer = Rsa256Signer::from_pem("client-id", 1, mpp_private_key(), client_public_key())?;
 /// let mpp = Mpp::new(signer).with_psp_id("102208800000000001");
 /// let issuer = Issuer::in_memory(Arc::new(SystemClock),
 ///     IssuerConfig::default().with_reuse_window(std::time::Duration::from_secs(300)));

@@ -1,8 +1,9 @@
 //! Alipay+ applyToken on the token-core sandbox: the [`Mpp`] answering with the sandbox's
-//! issuer, with fixed sandbox keys so client and MPP verify each other, and a fault that
-//! answers `U` after processing.
+//! issuer, with sandbox keys so client and MPP verify each other, and a fault that answers `U`
+//! after processing.
 //!
-//! The keys below are published test keys: never use them outside a sandbox.
+//! The sandbox keys are RSA-2048 pairs made at first use in each process ([`client_private_key`]
+//! and the functions beside it); no private key is shipped with this crate.
 //!
 //! ```
 //! use token_core::sandbox::Sandbox;
@@ -20,9 +21,14 @@
 //! # Ok(()) }
 //! ```
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::signature::KeyPair as _;
+use base64::Engine as _;
 
 use http::Method;
 use token_core::codec::Endpoint;
@@ -34,14 +40,67 @@ use crate::endpoints::{AlipayCode, AlipayError, AlipayExtras, ApplyToken};
 use crate::mpp::Mpp;
 use crate::signature::Rsa256Signer;
 
-/// The sandbox client's PKCS#8 private key (test key).
-pub const CLIENT_PRIVATE_KEY: &str = include_str!("sandbox_keys/client.key.pem");
-/// The sandbox client's public key.
-pub const CLIENT_PUBLIC_KEY: &str = include_str!("sandbox_keys/client.pub.pem");
-/// The sandbox MPP's PKCS#8 private key (test key).
-pub const MPP_PRIVATE_KEY: &str = include_str!("sandbox_keys/mpp.key.pem");
-/// The sandbox MPP's public key.
-pub const MPP_PUBLIC_KEY: &str = include_str!("sandbox_keys/mpp.pub.pem");
+/// The sandbox client's PKCS#8 private key, PEM (made for this process).
+pub fn client_private_key() -> &'static str {
+    &KEYS.client.private
+}
+
+/// The sandbox client's public key (SubjectPublicKeyInfo), PEM.
+pub fn client_public_key() -> &'static str {
+    &KEYS.client.public
+}
+
+/// The sandbox MPP's PKCS#8 private key, PEM (made for this process).
+pub fn mpp_private_key() -> &'static str {
+    &KEYS.mpp.private
+}
+
+/// The sandbox MPP's public key (SubjectPublicKeyInfo), PEM.
+pub fn mpp_public_key() -> &'static str {
+    &KEYS.mpp.public
+}
+
+struct SandboxKeys {
+    client: PemPair,
+    mpp: PemPair,
+}
+
+struct PemPair {
+    private: String,
+    public: String,
+}
+
+static KEYS: LazyLock<SandboxKeys> = LazyLock::new(|| SandboxKeys {
+    client: PemPair::generate(),
+    mpp: PemPair::generate(),
+});
+
+impl PemPair {
+    fn generate() -> Self {
+        let pair = KeyPair::generate(KeySize::Rsa2048).expect("RSA-2048 key generation works");
+        let private = pair.as_der().expect("a new key encodes as PKCS#8");
+        let public = pair
+            .public_key()
+            .as_der()
+            .expect("a public key encodes as SPKI");
+        Self {
+            private: pem("PRIVATE KEY", private.as_ref()),
+            public: pem("PUBLIC KEY", public.as_ref()),
+        }
+    }
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let base64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut text = format!("-----BEGIN {label}-----\n");
+    for line in base64.as_bytes().chunks(64) {
+        text.push_str(std::str::from_utf8(line).expect("Base64 is ASCII"));
+        text.push('\n');
+    }
+    text.push_str(&format!("-----END {label}-----\n"));
+    text
+}
+
 /// The sandbox `Client-Id`.
 pub const CLIENT_ID: &str = "SANDBOX_5Y60382Z2VX";
 /// The sandbox `pspId` (the seed's).
@@ -65,7 +124,7 @@ impl Default for AlipayPlusSandbox {
 impl AlipayPlusSandbox {
     /// An MPP with the sandbox keys, accepting [`PSP_ID`].
     pub fn new() -> Self {
-        let signer = Rsa256Signer::from_pem(CLIENT_ID, 1, MPP_PRIVATE_KEY, CLIENT_PUBLIC_KEY)
+        let signer = Rsa256Signer::from_pem(CLIENT_ID, 1, mpp_private_key(), client_public_key())
             .expect("the sandbox keys are valid");
         Self {
             mpp: Arc::new(Mpp::new(signer).with_psp_id(PSP_ID)),
@@ -106,7 +165,7 @@ impl AlipayPlusSandbox {
 
     /// The client's config for `sandbox`: the sandbox client's key, the MPP's public key.
     pub fn config(&self, sandbox: &RunningSandbox) -> AlipayPlusConfig {
-        AlipayPlusConfig::new(CLIENT_ID, PSP_ID, CLIENT_PRIVATE_KEY, MPP_PUBLIC_KEY)
+        AlipayPlusConfig::new(CLIENT_ID, PSP_ID, client_private_key(), mpp_public_key())
             .with_base_url(sandbox.base_url())
             .with_acquirer_id(ACQUIRER_ID)
     }

@@ -4,16 +4,21 @@
 //! the `Request-Time` header of a request and the `Response-Time` header of a response; the
 //! signature is SHA256withRSA (PKCS#1 v1.5) with a PKCS#8 key, Base64, then URL-encoded, sent as
 //! `Signature: algorithm=RSA256, keyVersion=<n>, signature=<value>`.
+//!
+//! The RSA work is done by [`aws-lc-rs`](https://docs.rs/aws-lc-rs) (constant-time; the same
+//! library rustls uses); keys are given as PEM, DER, or the bare Base64 of the DER that
+//! Alipay+'s portal shows, so no key type of another crate is part of this API.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use http::HeaderValue;
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
-use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::sha2::Sha256;
-use rsa::signature::{RandomizedSigner, SignatureEncoding, Verifier};
-use rsa::{RsaPrivateKey, RsaPublicKey};
+use std::sync::Arc;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair,
+};
 use time::OffsetDateTime;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
@@ -35,12 +40,28 @@ const TIME_FORMAT: &[BorrowedFormatItem<'static>] = format_description!(
     "[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory]:[offset_minute]"
 );
 
-/// A key that could not be read.
+/// A key that could not be read. It names the key and why, never a byte of it.
 #[derive(Debug, thiserror::Error)]
 #[error("{what}: {reason}")]
 pub struct KeyError {
     what: &'static str,
     reason: String,
+}
+
+impl KeyError {
+    fn private(reason: impl Into<String>) -> Self {
+        Self {
+            what: "the RSA private key (PKCS#8) could not be read",
+            reason: reason.into(),
+        }
+    }
+
+    fn public(reason: impl Into<String>) -> Self {
+        Self {
+            what: "the peer's RSA public key (SubjectPublicKeyInfo) could not be read",
+            reason: reason.into(),
+        }
+    }
 }
 
 /// Signs outgoing messages with one party's private key and verifies incoming ones with the
@@ -53,7 +74,7 @@ pub struct KeyError {
 /// ```
 /// # #[cfg(feature = "sandbox")] {
 /// use token_provider_alipayplus::signature::Rsa256Signer;
-/// # let (key, peer) = (token_provider_alipayplus::sandbox::CLIENT_PRIVATE_KEY, token_provider_alipayplus::sandbox::MPP_PUBLIC_KEY);
+/// # let (key, peer) = (token_provider_alipayplus::sandbox::client_private_key(), token_provider_alipayplus::sandbox::mpp_public_key());
 /// let signer = Rsa256Signer::from_pem("2022010123456789", 1, key, peer)?;
 /// let mut request = http::Request::new(br#"{"pspId":"p"}"#.to_vec());
 /// *request.method_mut() = http::Method::POST;
@@ -68,8 +89,8 @@ pub struct KeyError {
 pub struct Rsa256Signer {
     client_id: String,
     key_version: u32,
-    own: SigningKey<Sha256>,
-    peer: VerifyingKey<Sha256>,
+    own: Arc<RsaKeyPair>,
+    peer: Arc<ParsedPublicKey>,
 }
 
 impl std::fmt::Debug for Rsa256Signer {
@@ -83,32 +104,42 @@ impl std::fmt::Debug for Rsa256Signer {
 
 impl Rsa256Signer {
     /// A signer for `client_id` with its own PKCS#8 private key and the peer's public key
-    /// (SubjectPublicKeyInfo). Each is PEM, or the bare Base64 of the DER as Alipay+'s portal
-    /// shows keys.
+    /// (SubjectPublicKeyInfo). Each is PEM (`-----BEGIN PRIVATE KEY-----`, `-----BEGIN PUBLIC
+    /// KEY-----`), or the bare Base64 of the DER as Alipay+'s portal shows keys. PKCS#1 keys
+    /// (`-----BEGIN RSA PRIVATE KEY-----`, `-----BEGIN RSA PUBLIC KEY-----`) are read too.
+    /// Keys from 2048 to 8192 bits are accepted.
     pub fn from_pem(
         client_id: impl Into<String>,
         key_version: u32,
         private_key: &str,
         peer_public_key: &str,
     ) -> Result<Self, KeyError> {
-        let own = read_private_key(private_key)?;
-        let peer = read_public_key(peer_public_key)?;
-        Ok(Self::new(client_id, key_version, own, peer))
+        let own =
+            der_of(private_key, "PRIVATE KEY", "RSA PRIVATE KEY").map_err(KeyError::private)?;
+        let peer =
+            der_of(peer_public_key, "PUBLIC KEY", "RSA PUBLIC KEY").map_err(KeyError::public)?;
+        Self::from_der(client_id, key_version, &own, &peer)
     }
 
-    /// A signer from keys already read.
-    pub fn new(
+    /// A signer from DER: its own private key (PKCS#8, or PKCS#1 `RSAPrivateKey`) and the
+    /// peer's public key (SubjectPublicKeyInfo, or PKCS#1 `RSAPublicKey`).
+    pub fn from_der(
         client_id: impl Into<String>,
         key_version: u32,
-        private_key: RsaPrivateKey,
-        peer_public_key: RsaPublicKey,
-    ) -> Self {
-        Self {
+        private_key: &[u8],
+        peer_public_key: &[u8],
+    ) -> Result<Self, KeyError> {
+        let own = RsaKeyPair::from_pkcs8(private_key)
+            .or_else(|pkcs8| RsaKeyPair::from_der(private_key).map_err(|_| pkcs8))
+            .map_err(|e| KeyError::private(e.to_string()))?;
+        let peer = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, peer_public_key)
+            .map_err(|e| KeyError::public(e.to_string()))?;
+        Ok(Self {
             client_id: client_id.into(),
             key_version,
-            own: SigningKey::new(private_key),
-            peer: VerifyingKey::new(peer_public_key),
-        }
+            own: Arc::new(own),
+            peer: Arc::new(peer),
+        })
     }
 
     /// The `Client-Id` this signer sends and expects.
@@ -206,8 +237,16 @@ impl Rsa256Signer {
     }
 
     fn signature_header(&self, content: &[u8]) -> Result<HeaderValue, EndpointError> {
-        let signature = self.own.sign_with_rng(&mut rsa::rand_core::OsRng, content);
-        let encoded = STANDARD.encode(signature.to_bytes());
+        let mut signature = vec![0; self.own.public_modulus_len()];
+        self.own
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                content,
+                &mut signature,
+            )
+            .map_err(|_| EndpointError::Encode("the RSA256 signature could not be made".into()))?;
+        let encoded = STANDARD.encode(signature);
         header(&format!(
             "algorithm=RSA256, keyVersion={}, signature={}",
             self.key_version,
@@ -241,7 +280,7 @@ impl Rsa256Signer {
         let signature = signature_of(text(SIGNATURE)?)?;
         let content = content(method, uri, client_id, time, body);
         self.peer
-            .verify(&content, &signature)
+            .verify_sig(&content, &signature)
             .map_err(|_| EndpointError::Signature("the RSA256 signature does not match".into()))
     }
 }
@@ -288,7 +327,7 @@ pub fn content(
 }
 
 /// Reads the signature out of `algorithm=RSA256, keyVersion=N, signature=<url-encoded base64>`.
-fn signature_of(header: &str) -> Result<Signature, EndpointError> {
+fn signature_of(header: &str) -> Result<Vec<u8>, EndpointError> {
     let mut algorithm = None;
     let mut value = None;
     for part in header.split(',') {
@@ -308,11 +347,9 @@ fn signature_of(header: &str) -> Result<Signature, EndpointError> {
     let base64 = percent_decode_str(value)
         .decode_utf8()
         .map_err(|_| EndpointError::Signature("the signature is not URL-encoded text".into()))?;
-    let bytes = STANDARD
+    STANDARD
         .decode(base64.as_bytes())
-        .map_err(|_| EndpointError::Signature("the signature is not Base64".into()))?;
-    Signature::try_from(bytes.as_slice())
-        .map_err(|_| EndpointError::Signature("the signature has the wrong length".into()))
+        .map_err(|_| EndpointError::Signature("the signature is not Base64".into()))
 }
 
 /// Formats `at` for `Request-Time` / `Response-Time`.
@@ -326,36 +363,38 @@ fn header(value: &str) -> Result<HeaderValue, EndpointError> {
         .map_err(|_| EndpointError::Encode("a signature header is not a valid header".into()))
 }
 
-fn read_private_key(text: &str) -> Result<RsaPrivateKey, KeyError> {
-    let failed = |reason: String| KeyError {
-        what: "the RSA private key (PKCS#8) could not be read",
-        reason,
+/// The DER inside `text`: a PEM block labelled `label` or `pkcs1_label`, or bare Base64 (the
+/// whole text). The reasons never quote the text, which may be a private key.
+fn der_of(text: &str, label: &str, pkcs1_label: &str) -> Result<Vec<u8>, String> {
+    let body = match text.find("-----BEGIN ") {
+        None => text,
+        Some(start) => {
+            let rest = &text[start + "-----BEGIN ".len()..];
+            let (found, rest) = rest
+                .split_once("-----")
+                .ok_or("the PEM `-----BEGIN` line is not closed")?;
+            if found != label && found != pkcs1_label {
+                // A label is capitals and spaces; anything else is not quoted (it may be key
+                // material from a text whose `-----BEGIN` line is broken).
+                let plain =
+                    found.len() <= 40 && found.bytes().all(|b| b.is_ascii_uppercase() || b == b' ');
+                let found = if plain { found } else { "(malformed)" };
+                return Err(format!(
+                    "a PEM `{found}` block, expected `{label}` or `{pkcs1_label}`"
+                ));
+            }
+            let end = format!("-----END {found}-----");
+            let (body, _) = rest
+                .split_once(&end)
+                .ok_or_else(|| format!("the PEM block has no `{end}` line"))?;
+            body
+        }
     };
-    if text.contains("-----BEGIN") {
-        RsaPrivateKey::from_pkcs8_pem(text).map_err(|e| failed(e.to_string()))
-    } else {
-        let der = STANDARD
-            .decode(strip_whitespace(text))
-            .map_err(|e| failed(e.to_string()))?;
-        RsaPrivateKey::from_pkcs8_der(&der).map_err(|e| failed(e.to_string()))
+    let base64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    if base64.is_empty() {
+        return Err("the key is empty".into());
     }
-}
-
-fn read_public_key(text: &str) -> Result<RsaPublicKey, KeyError> {
-    let failed = |reason: String| KeyError {
-        what: "the peer's RSA public key could not be read",
-        reason,
-    };
-    if text.contains("-----BEGIN") {
-        RsaPublicKey::from_public_key_pem(text).map_err(|e| failed(e.to_string()))
-    } else {
-        let der = STANDARD
-            .decode(strip_whitespace(text))
-            .map_err(|e| failed(e.to_string()))?;
-        RsaPublicKey::from_public_key_der(&der).map_err(|e| failed(e.to_string()))
-    }
-}
-
-fn strip_whitespace(text: &str) -> String {
-    text.chars().filter(|c| !c.is_whitespace()).collect()
+    STANDARD
+        .decode(base64)
+        .map_err(|_| "neither PEM nor Base64".into())
 }

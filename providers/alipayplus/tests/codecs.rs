@@ -401,8 +401,9 @@ fn an_openssl_response_signature_verifies_with_ours() {
 #[cfg(feature = "sandbox")]
 #[test]
 fn a_client_id_answered_by_the_peer_is_not_quoted_in_the_signature_error() {
-    use token_provider_alipayplus::sandbox::{CLIENT_PRIVATE_KEY, MPP_PUBLIC_KEY};
-    let signer = Rsa256Signer::from_pem("CLIENT", 1, CLIENT_PRIVATE_KEY, MPP_PUBLIC_KEY).unwrap();
+    use token_provider_alipayplus::sandbox::{client_private_key, mpp_public_key};
+    let signer =
+        Rsa256Signer::from_pem("CLIENT", 1, client_private_key(), mpp_public_key()).unwrap();
     let request = http::Request::post(
         "https://open-sea-global.alipayplus.com/aps/api/v1/authorizations/applyToken",
     )
@@ -425,4 +426,93 @@ fn a_client_id_answered_by_the_peer_is_not_quoted_in_the_signature_error() {
         "{shown}"
     );
     assert!(!shown.contains(echoed), "{shown}");
+}
+
+/// openssl's key as PEM, as DER, and as the bare Base64 of the DER that Alipay+'s portal
+/// shows: the three sign the same bytes (PKCS#1 v1.5 is deterministic) and verify each other.
+#[test]
+fn keys_read_from_pem_der_and_bare_base64_sign_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((key, public)) = openssl_keys(dir.path()) else {
+        return;
+    };
+    let der = |pem: &str| {
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap()
+    };
+    let bare = |pem: &str| {
+        pem.lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let signers = [
+        Rsa256Signer::from_pem("CLIENT", 1, &key, &public).unwrap(),
+        Rsa256Signer::from_der("CLIENT", 1, &der(&key), &der(&public)).unwrap(),
+        Rsa256Signer::from_pem("CLIENT", 1, &bare(&key), &bare(&public)).unwrap(),
+    ];
+    let signed: Vec<_> = signers
+        .iter()
+        .map(|signer| {
+            let mut request =
+                http::Request::post("https://x.example/aps/api/v1/authorizations/applyToken")
+                    .body(SEED_REQUEST.as_bytes().to_vec())
+                    .unwrap();
+            signer
+                .sign_request(&mut request, datetime!(2022-06-06 12:12:12 +08:00))
+                .unwrap();
+            request
+        })
+        .collect();
+    for request in &signed {
+        assert_eq!(
+            request.headers()["Signature"],
+            signed[0].headers()["Signature"]
+        );
+        // The request's own signature verifies with the public key (here: the same pair).
+        for signer in &signers {
+            signer.verify_request(request).unwrap();
+        }
+    }
+}
+
+/// Neither a signer's `Debug` nor a key error shows any part of a private key.
+#[test]
+fn private_keys_never_show_in_debug_or_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((key, public)) = openssl_keys(dir.path()) else {
+        return;
+    };
+    let body_lines: Vec<&str> = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    let signer = Rsa256Signer::from_pem("CLIENT", 1, &key, &public).unwrap();
+    let mut shown = vec![format!("{signer:?}")];
+    // Broken keys: a truncated body, a body with a stray character, a key given as the
+    // public one, a PEM block whose BEGIN line is broken.
+    let truncated = key.replace(body_lines[3], "");
+    let stray = key.replace(body_lines[3], &format!("{}!", &body_lines[3][1..]));
+    let broken_begin = key.replace("-----BEGIN PRIVATE KEY-----\n", "-----BEGIN ");
+    for (private, peer) in [
+        (truncated.as_str(), public.as_str()),
+        (stray.as_str(), public.as_str()),
+        (broken_begin.as_str(), public.as_str()),
+        (public.as_str(), public.as_str()),
+        (key.as_str(), key.as_str()),
+    ] {
+        let error = Rsa256Signer::from_pem("CLIENT", 1, private, peer).unwrap_err();
+        shown.push(format!("{error} / {error:?}"));
+        let config = AlipayPlusConfig::new("CLIENT", "PSP", private, peer);
+        let error = token_provider_alipayplus::AlipayPlus::new(config).unwrap_err();
+        shown.push(format!("{error} / {error:?}"));
+    }
+    for text in &shown {
+        for line in &body_lines {
+            for piece in line.as_bytes().chunks(16) {
+                let piece = std::str::from_utf8(piece).unwrap();
+                assert!(!text.contains(piece), "key material in {text}");
+            }
+        }
+    }
+    assert!(shown[0].contains("CLIENT"), "{}", shown[0]);
 }

@@ -12,7 +12,7 @@ use token_core::{
     TokenSet, TokioClock,
 };
 use token_provider_alipayplus::sandbox::{
-    AlipayPlusSandbox, CLIENT_PRIVATE_KEY, CLIENT_PUBLIC_KEY, MPP_PRIVATE_KEY,
+    AlipayPlusSandbox, client_private_key, client_public_key, mpp_private_key,
 };
 use token_provider_alipayplus::{
     AlipayExtras, AlipayPlus, AlipayPlusConfig, ApplyToken, ApplyTokenByCode,
@@ -299,7 +299,7 @@ async fn an_expired_refresh_token_is_reauth_with_the_authorize_url() {
 async fn wrong_keys_are_misconfigured_in_both_directions_and_keep_the_session() {
     // The client signs with a key the MPP does not know.
     let world = world_with(AlipayPlusSandbox::issuer_config(), |mut c| {
-        c.private_key = Some(token_core::ClientSecret::new(MPP_PRIVATE_KEY));
+        c.private_key = Some(token_core::ClientSecret::new(mpp_private_key()));
         c
     })
     .await;
@@ -317,7 +317,7 @@ async fn wrong_keys_are_misconfigured_in_both_directions_and_keep_the_session() 
 
     // The client expects another server key: the MPP's answer does not verify.
     let world = world_with(AlipayPlusSandbox::issuer_config(), |mut c| {
-        c.server_public_key = Some(CLIENT_PUBLIC_KEY.into());
+        c.server_public_key = Some(client_public_key().into());
         c
     })
     .await;
@@ -337,7 +337,7 @@ async fn wrong_keys_are_misconfigured_in_both_directions_and_keep_the_session() 
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Misconfigured);
     assert!(error.to_string().contains("signature"), "{error}");
-    assert!(!CLIENT_PRIVATE_KEY.is_empty());
+    assert!(!client_private_key().is_empty());
 
     // A session whose refresh meets a misconfiguration is kept, not dropped.
     let right = world_with(AlipayPlusSandbox::issuer_config(), |c| c).await;

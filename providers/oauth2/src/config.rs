@@ -1,28 +1,35 @@
 //! The provider's configuration as an integrator writes it (JSON), and the client identity
 //! as the grants put it on the wire.
 
+use std::time::Duration;
+
 use token_core::__private::serde::{Deserialize, Serialize};
 use token_core::ClientSecret;
+use url::Url;
 
-/// How a generic OAuth 2.0 client identifies itself and what it asks for. See the crate docs
-/// for the JSON keys.
+/// A generic OAuth 2.0 client: the server's endpoints, how the client identifies itself and
+/// what it asks for. See the crate docs for the JSON keys.
 ///
 /// ```
 /// use token_provider_oauth2::{ClientAuth, OAuth2Config};
 /// use token_core::ClientSecret;
 ///
-/// let config = OAuth2Config {
-///     client_secret: Some(ClientSecret::new("s3cret")),
-///     scope: Some("read".into()),
-///     ..OAuth2Config::new("app-1")
-/// };
+/// let config = OAuth2Config::new("app-1", "https://github.com/login/oauth/access_token".parse()?)
+///     .with_client_secret(ClientSecret::new("s3cret"))
+///     .with_scope("read");
 /// assert_eq!(config.client_auth, ClientAuth::Basic);
+/// assert_eq!(config.token_url.path(), "/login/oauth/access_token");
+/// # Ok::<(), url::ParseError>(())
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(crate = "token_core::__private::serde", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct OAuth2Config {
     /// The client id.
     pub client_id: String,
+    /// The token endpoint, a full URL (`https://oauth2.googleapis.com/token`,
+    /// `https://github.com/login/oauth/access_token`): every grant is posted here.
+    pub token_url: Url,
     /// The client secret; `None` for a public client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<ClientSecret>,
@@ -35,9 +42,10 @@ pub struct OAuth2Config {
     /// The redirect URI registered for the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_uri: Option<String>,
-    /// The authorization endpoint (a full URL).
+    /// The authorization endpoint (a full URL), for the authorization code flow and the
+    /// re-auth signal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub authorize_url: Option<String>,
+    pub authorize_url: Option<Url>,
     /// Whether the manager may obtain tokens with `client_credentials` (service accounts).
     #[serde(default)]
     pub client_credentials: bool,
@@ -50,12 +58,69 @@ pub struct OAuth2Config {
 }
 
 impl OAuth2Config {
-    /// A public client `client_id` with every other key at its default.
-    pub fn new(client_id: impl Into<String>) -> Self {
+    /// A public client `client_id` of the server whose token endpoint is `token_url`, with
+    /// every other key at its default.
+    pub fn new(client_id: impl Into<String>, token_url: Url) -> Self {
         Self {
             client_id: client_id.into(),
-            ..Self::default()
+            token_url,
+            client_secret: None,
+            client_auth: ClientAuth::default(),
+            scope: None,
+            redirect_uri: None,
+            authorize_url: None,
+            client_credentials: false,
+            reuse_window_secs: 0,
+            name: None,
         }
+    }
+
+    /// Makes the client confidential, with `secret`.
+    pub fn with_client_secret(mut self, secret: ClientSecret) -> Self {
+        self.client_secret = Some(secret);
+        self
+    }
+
+    /// Sets where a confidential client sends its credentials.
+    pub fn with_client_auth(mut self, client_auth: ClientAuth) -> Self {
+        self.client_auth = client_auth;
+        self
+    }
+
+    /// Sets the space-separated scopes.
+    pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// Sets the redirect URI.
+    pub fn with_redirect_uri(mut self, redirect_uri: impl Into<String>) -> Self {
+        self.redirect_uri = Some(redirect_uri.into());
+        self
+    }
+
+    /// Sets the authorization endpoint.
+    pub fn with_authorize_url(mut self, authorize_url: Url) -> Self {
+        self.authorize_url = Some(authorize_url);
+        self
+    }
+
+    /// Lets the manager obtain tokens with `client_credentials` (service accounts only).
+    pub fn with_client_credentials(mut self, allowed: bool) -> Self {
+        self.client_credentials = allowed;
+        self
+    }
+
+    /// Sets the server's reuse window for a used refresh token.
+    pub fn with_reuse_window(mut self, window: Duration) -> Self {
+        self.reuse_window_secs = window.as_secs();
+        self
+    }
+
+    /// Sets the provider name sessions are stored under.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
     }
 
     /// The client identity placed where `client_auth` says, with the scope and redirect URI:
@@ -65,15 +130,17 @@ impl OAuth2Config {
     /// use token_provider_oauth2::{ClientAuth, OAuth2Config};
     /// use token_core::ClientSecret;
     ///
-    /// let basic = OAuth2Config { client_secret: Some(ClientSecret::new("s")), ..OAuth2Config::new("app") };
+    /// let token_url: url::Url = "https://id.example/token".parse()?;
+    /// let basic = OAuth2Config::new("app", token_url.clone()).with_client_secret(ClientSecret::new("s"));
     /// assert_eq!(basic.client().basic_user.as_deref(), Some("app"));
     /// assert_eq!(basic.client().client_id, None);
-    /// let body = OAuth2Config { client_auth: ClientAuth::Body, ..basic.clone() };
+    /// let body = basic.clone().with_client_auth(ClientAuth::Body);
     /// assert_eq!(body.client().client_id.as_deref(), Some("app"));
     /// assert_eq!(body.client().basic_user, None);
-    /// let public = OAuth2Config::new("spa");
+    /// let public = OAuth2Config::new("spa", token_url);
     /// assert_eq!(public.client().client_id.as_deref(), Some("spa"));
     /// assert_eq!(public.client().client_secret, None);
+    /// # Ok::<(), url::ParseError>(())
     /// ```
     pub fn client(&self) -> Client {
         let (basic, body) = match (&self.client_secret, self.client_auth) {

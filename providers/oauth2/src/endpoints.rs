@@ -7,7 +7,8 @@ use token_core::{AccessToken, AuthCode, ClientSecret, RefreshToken, token_endpoi
 
 use crate::config::Client;
 
-/// The token endpoint's path, relative to the base URL.
+/// The path the grants are defined at, and the sandbox serves them at; a client posts them
+/// to its configured [`token_url`](crate::OAuth2Config::token_url) instead.
 pub const TOKEN_PATH: &str = <RefreshTokenGrant as Endpoint>::PATH;
 
 /// `grant_type=refresh_token` (RFC 6749 section 6), with the client's credentials where the
@@ -17,7 +18,8 @@ pub const TOKEN_PATH: &str = <RefreshTokenGrant as Endpoint>::PATH;
 /// use token_core::{AccessToken, ClientSecret, Endpoint, FromContext, RefreshToken, RequestContext, TokenSet};
 /// use token_provider_oauth2::{OAuth2Config, RefreshTokenGrant};
 ///
-/// let config = OAuth2Config { client_secret: Some(ClientSecret::new("secret")), ..OAuth2Config::new("app") };
+/// let config = OAuth2Config::new("app", "https://id.example/oauth/token".parse()?)
+///     .with_client_secret(ClientSecret::new("secret"));
 /// let session: TokenSet = TokenSet::new(AccessToken::new("at")).with_refresh_token(RefreshToken::new("rt"));
 /// let client = config.client();
 /// let grant = RefreshTokenGrant::from_context(&RequestContext::for_refresh(&client, &session))?;
@@ -57,12 +59,10 @@ pub struct RefreshTokenGrant {
 /// use token_core::{ClientSecret, Endpoint, FromContext, RequestContext};
 /// use token_provider_oauth2::{ClientAuth, ClientCredentialsGrant, OAuth2Config};
 ///
-/// let config = OAuth2Config {
-///     client_secret: Some(ClientSecret::new("secret")),
-///     client_auth: ClientAuth::Body,
-///     scope: Some("payments".into()),
-///     ..OAuth2Config::new("app")
-/// };
+/// let config = OAuth2Config::new("app", "https://id.example/token".parse()?)
+///     .with_client_secret(ClientSecret::new("secret"))
+///     .with_client_auth(ClientAuth::Body)
+///     .with_scope("payments");
 /// let grant = ClientCredentialsGrant::from_context(&RequestContext::new(&config.client()))?;
 /// let request = grant.encode_request(&"https://id.example".parse()?)?;
 /// assert!(request.headers().get("authorization").is_none());
@@ -100,7 +100,8 @@ pub struct ClientCredentialsGrant {
 /// use token_core::{AuthCode, Endpoint, FromContext, RequestContext};
 /// use token_provider_oauth2::{AuthorizationCodeGrant, OAuth2Config};
 ///
-/// let config = OAuth2Config { redirect_uri: Some("https://app.example/cb".into()), ..OAuth2Config::new("spa") };
+/// let config = OAuth2Config::new("spa", "https://id.example/token".parse()?)
+///     .with_redirect_uri("https://app.example/cb");
 /// let client = config.client();
 /// let code = AuthCode::new("c-1");
 /// let cx = RequestContext::new(&client).with_auth_code(&code, Some("verifier"));

@@ -1,8 +1,8 @@
 //! Generic OAuth 2.0 (RFC 6749) tokens for [`token_core`]: refresh a session, obtain tokens
 //! with no user (`client_credentials`), and exchange an authorization code (with PKCE).
 //!
-//! - **Grants**, each one `#[token_endpoint]` definition on `POST {base_url}/token`, form
-//!   encoded: [`RefreshTokenGrant`] (section 6), [`ClientCredentialsGrant`] (section 4.4) and
+//! - **Grants**, each one `#[token_endpoint]` definition posted to the configured token URL,
+//!   form encoded: [`RefreshTokenGrant`] (section 6), [`ClientCredentialsGrant`] (section 4.4) and
 //!   [`AuthorizationCodeGrant`] (section 4.1.3, with the RFC 7636 `code_verifier`).
 //! - **Client authentication** by HTTP Basic or in the body (`client_auth`); a client without
 //!   a secret (a public client) sends only `client_id` in the body.
@@ -21,9 +21,10 @@
 //!   challenge ([`OAuth2::authorization_request`]) and exchanges the code that comes back
 //!   ([`OAuth2::exchange_code`]).
 //!
-//! The token endpoint is `{base_url}/token`: give the token endpoint's URL without its last
-//! `/token` segment (`https://oauth2.googleapis.com`, `https://tenant.auth0.com/oauth`,
-//! Keycloak's `https://id.example/realms/main/protocol/openid-connect`).
+//! The token endpoint is given as a full URL, whatever its path:
+//! `https://oauth2.googleapis.com/token`, `https://tenant.auth0.com/oauth/token`, Keycloak's
+//! `https://id.example/realms/main/protocol/openid-connect/token`, GitHub's
+//! `https://github.com/login/oauth/access_token`.
 //!
 //! # Configuration
 //!
@@ -32,6 +33,7 @@
 //! | key | type | meaning |
 //! |---|---|---|
 //! | `client_id` | string, required | the client id |
+//! | `token_url` | URL, required | the token endpoint every grant is posted to |
 //! | `client_secret` | string, optional | the client secret; without it the client is public and sends only `client_id` in the body |
 //! | `client_auth` | `"basic"` (default) or `"body"` | where a confidential client sends its id and secret: HTTP Basic, or `client_id`/`client_secret` form fields |
 //! | `scope` | string, optional | space-separated scopes, sent with every grant and in the authorization URL |
@@ -46,6 +48,8 @@
 //!
 //! let config: OAuth2Config = serde_json::from_str(r#"{
 //!     "client_id": "app-1",
+//!     "token_url": "https://github.com/login/oauth/access_token",
+//!     "authorize_url": "https://github.com/login/oauth/authorize",
 //!     "client_secret": "s3cret",
 //!     "client_auth": "body",
 //!     "scope": "payments:read payments:write",
@@ -55,7 +59,10 @@
 //! let shown = format!("{config:?}");
 //! assert!(shown.contains("client_secret: Some(ClientSecret([redacted]))"), "{shown}");
 //! assert!(!shown.contains("s3cret"));
-//! assert!(serde_json::from_str::<OAuth2Config>(r#"{"client_id": "a", "scopes": "x"}"#).is_err());
+//! let json = |text: &str| serde_json::from_str::<OAuth2Config>(text);
+//! assert!(json(r#"{"client_id": "a", "token_url": "https://id.example/token", "scopes": "x"}"#).is_err());
+//! assert!(json(r#"{"client_id": "a"}"#).is_err(), "the token URL is required");
+//! assert!(json(r#"{"client_id": "a", "token_url": "/token"}"#).is_err(), "and absolute");
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 //!
@@ -66,8 +73,12 @@
 //! use token_provider_oauth2::{OAuth2, OAuth2Config};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let config: OAuth2Config = serde_json::from_str(r#"{"client_id": "app-1", "client_secret": "s3cret"}"#)?;
-//! let provider = OAuth2::new("https://id.example/oauth".parse()?, config);
+//! let config: OAuth2Config = serde_json::from_str(r#"{
+//!     "client_id": "app-1",
+//!     "client_secret": "s3cret",
+//!     "token_url": "https://id.example/oauth/token"
+//! }"#)?;
+//! let provider = OAuth2::new(config);
 //! let manager = TokenManager::builder(provider).build()?;
 //! let token = manager
 //!     .insert_refresh_token("customer-7", RefreshToken::new("rt-from-login"))

@@ -3,32 +3,36 @@
 
 use std::time::Duration;
 
-use token_core::__private::url::Url;
+use token_core::__private::http;
 use token_core::async_trait;
+use token_core::codec::{Endpoint, TokenResponse, decode_response};
 use token_core::pkce::{PkceVerifier, S256};
 use token_core::{
     AuthCode, CallContext, Error, FromContext, NoExtras, Provider, RequestContext, TokenSet,
 };
+use url::Url;
 
 use crate::config::{Client, OAuth2Config};
 use crate::endpoints::{AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant};
 
 /// A generic OAuth 2.0 server: refresh, `client_credentials` and the authorization code
-/// exchange against `{base_url}/token`.
+/// exchange, each posted to the config's `token_url`.
 ///
 /// ```
+/// use std::time::Duration;
 /// use token_provider_oauth2::{OAuth2, OAuth2Config};
 /// use token_core::Provider;
 ///
-/// let config = OAuth2Config { reuse_window_secs: 300, ..OAuth2Config::new("app") };
-/// let provider = OAuth2::new("https://id.example/oauth".parse().unwrap(), config);
+/// let config = OAuth2Config::new("app", "https://id.example/oauth/token".parse()?)
+///     .with_reuse_window(Duration::from_secs(300));
+/// let provider = OAuth2::new(config);
 /// assert_eq!(provider.name(), "oauth2");
 /// assert_eq!(provider.reuse_window().as_secs(), 300);
 /// assert!(!provider.can_issue());
+/// # Ok::<(), url::ParseError>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct OAuth2 {
-    base_url: Url,
     config: OAuth2Config,
     client: Client,
 }
@@ -47,14 +51,10 @@ pub struct AuthorizationRequest {
 }
 
 impl OAuth2 {
-    /// A provider for the server whose token endpoint is `{base_url}/token`.
-    pub fn new(base_url: Url, config: OAuth2Config) -> Self {
+    /// A provider for the server and client `config` describes.
+    pub fn new(config: OAuth2Config) -> Self {
         let client = config.client();
-        Self {
-            base_url,
-            config,
-            client,
-        }
+        Self { config, client }
     }
 
     /// The configuration.
@@ -62,29 +62,28 @@ impl OAuth2 {
         &self.config
     }
 
-    /// The base URL.
-    pub fn base_url(&self) -> &Url {
-        &self.base_url
+    /// The token endpoint every grant is posted to.
+    pub fn token_url(&self) -> &Url {
+        &self.config.token_url
     }
 
     /// An authorization URL (`response_type=code`, the client id, redirect URI, scope,
     /// `state` and an S256 PKCE challenge) with the verifier that goes with it. Fails when
-    /// the config has no valid `authorize_url`.
+    /// the config has no `authorize_url`.
     ///
     /// ```
     /// use token_provider_oauth2::{OAuth2, OAuth2Config};
     ///
-    /// let config = OAuth2Config {
-    ///     authorize_url: Some("https://id.example/authorize".into()),
-    ///     redirect_uri: Some("https://app.example/cb".into()),
-    ///     ..OAuth2Config::new("spa")
-    /// };
-    /// let provider = OAuth2::new("https://id.example".parse().unwrap(), config);
+    /// let config = OAuth2Config::new("spa", "https://id.example/token".parse()?)
+    ///     .with_authorize_url("https://id.example/authorize".parse()?)
+    ///     .with_redirect_uri("https://app.example/cb");
+    /// let provider = OAuth2::new(config);
     /// let request = provider.authorization_request("s-1").unwrap();
     /// let query: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
     /// assert!(query.contains(&("code_challenge".into(), request.verifier.challenge())));
     /// assert!(query.contains(&("code_challenge_method".into(), "S256".into())));
     /// assert!(query.contains(&("state".into(), "s-1".into())));
+    /// # Ok::<(), url::ParseError>(())
     /// ```
     pub fn authorization_request(&self, state: &str) -> Result<AuthorizationRequest, Error> {
         let verifier = PkceVerifier::generate();
@@ -123,16 +122,28 @@ impl OAuth2 {
         let context = RequestContext::new(&self.client)
             .with_auth_code(code, verifier.map(PkceVerifier::expose_secret));
         let grant = AuthorizationCodeGrant::from_context(&context)?;
-        cx.call(&self.base_url, &grant).await
+        self.post(cx, &grant).await
+    }
+
+    /// Posts `grant` to the token URL as it is configured (the grant's own path, `/token`,
+    /// is the sandbox's; a real server's token URL is whatever it says).
+    async fn post<E: Endpoint>(
+        &self,
+        cx: &CallContext,
+        grant: &E,
+    ) -> Result<TokenSet<<E::Response as TokenResponse>::Extras>, Error> {
+        let mut request = grant.encode_request(&self.config.token_url)?;
+        *request.uri_mut() = http::Uri::try_from(self.config.token_url.as_str())
+            .map_err(|_| Error::Config("the oauth2 `token_url` is not a request URI".to_owned()))?;
+        let response = cx.send(request).await?;
+        Ok(decode_response::<E>(&response, cx.now(), &grant.secrets())?)
     }
 
     fn plain_authorize_url(&self, state: &str) -> Result<Url, Error> {
-        let configured =
-            self.config.authorize_url.as_deref().ok_or_else(|| {
+        let mut url =
+            self.config.authorize_url.clone().ok_or_else(|| {
                 Error::Config("the oauth2 config has no `authorize_url`".to_owned())
             })?;
-        let mut url = Url::parse(configured)
-            .map_err(|e| Error::Config(format!("the oauth2 `authorize_url` is not a URL: {e}")))?;
         {
             let mut query = url.query_pairs_mut();
             query
@@ -165,7 +176,7 @@ impl Provider for OAuth2 {
     async fn refresh(&self, cx: &CallContext, current: &TokenSet) -> Result<TokenSet, Error> {
         let grant =
             RefreshTokenGrant::from_context(&RequestContext::for_refresh(&self.client, current))?;
-        cx.call(&self.base_url, &grant).await
+        self.post(cx, &grant).await
     }
 
     fn can_issue(&self) -> bool {
@@ -179,7 +190,7 @@ impl Provider for OAuth2 {
             ));
         }
         let grant = ClientCredentialsGrant::from_context(&RequestContext::new(&self.client))?;
-        cx.call(&self.base_url, &grant).await
+        self.post(cx, &grant).await
     }
 
     /// The authorization URL with `state` = the session (no PKCE: the manager cannot keep a

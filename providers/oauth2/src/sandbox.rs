@@ -10,16 +10,19 @@
 //!   `sandbox-user`), and redirects (302) to `redirect_uri` with `code` and `state`; without
 //!   a `redirect_uri` it answers `{"code", "state"}`.
 //!
+//! [`routes_at`] serves the same at other paths (GitHub's `/login/oauth/access_token`, say);
+//! [`config`] is a client's config for a running sandbox.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use token_core::{CallContext, SystemClock, issuer::IssuerConfig};
-//! use token_provider_oauth2::{OAuth2, OAuth2Config, TOKEN_PATH};
+//! use token_provider_oauth2::{OAuth2, TOKEN_PATH};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let sandbox = token_provider_oauth2::sandbox::start(Arc::new(SystemClock), IssuerConfig::default()).await?;
-//! let config = OAuth2Config { client_credentials: true, ..OAuth2Config::new("app-1") };
-//! let provider = OAuth2::new(sandbox.base_url(), config);
+//! let config = token_provider_oauth2::sandbox::config(&sandbox, "app-1").with_client_credentials(true);
+//! let provider = OAuth2::new(config);
 //! let cx = CallContext::new(sandbox.client(), sandbox.clock().clone(), "app");
 //! use token_core::Provider as _;
 //! let set = provider.issue(&cx).await?;
@@ -44,6 +47,7 @@ use token_core::sandbox::{
     Handler, RunningSandbox, Sandbox, SandboxBuilder, SandboxContext, SandboxError, json_response,
 };
 
+use crate::config::OAuth2Config;
 use crate::endpoints::{
     AuthorizationCodeGrant, ClientCredentialsGrant, OAuthCode, OAuthError, RefreshTokenGrant,
     TOKEN_PATH,
@@ -68,8 +72,25 @@ pub async fn start(
     .await
 }
 
+/// The config of a public client `client_id` of `sandbox`: its token URL ([`TOKEN_PATH`]) and
+/// authorize URL ([`AUTHORIZE_PATH`]).
+pub fn config(sandbox: &RunningSandbox, client_id: impl Into<String>) -> OAuth2Config {
+    OAuth2Config::new(client_id, sandbox.url(TOKEN_PATH))
+        .with_authorize_url(sandbox.url(AUTHORIZE_PATH))
+}
+
 /// Registers `POST /token` and `GET /authorize` on `builder`.
 pub fn routes(builder: SandboxBuilder) -> SandboxBuilder {
+    routes_at(builder, TOKEN_PATH, AUTHORIZE_PATH)
+}
+
+/// Registers the token endpoint at `token_path` and the authorization endpoint at
+/// `authorize_path` on `builder` (a server whose paths are not `/token` and `/authorize`).
+pub fn routes_at(
+    builder: SandboxBuilder,
+    token_path: &str,
+    authorize_path: &str,
+) -> SandboxBuilder {
     let codes = Codes::default();
     let refresh = ServeEndpoint::<RefreshTokenGrant>::refresh(
         |grant| grant.refresh_token.clone(),
@@ -116,8 +137,8 @@ pub fn routes(builder: SandboxBuilder) -> SandboxBuilder {
         async move { answer }
     };
     builder
-        .route(Method::POST, TOKEN_PATH, token)
-        .route(Method::GET, AUTHORIZE_PATH, authorize)
+        .route(Method::POST, token_path, token)
+        .route(Method::GET, authorize_path, authorize)
 }
 
 fn refuse_refresh(refusal: Refusal) -> OAuthError {

@@ -36,11 +36,9 @@ fn now() -> OffsetDateTime {
 }
 
 fn rfc_client() -> OAuth2Config {
-    OAuth2Config {
-        client_secret: Some(ClientSecret::new("gX1fBat3bV")),
-        redirect_uri: Some("https://client.example.com/cb".into()),
-        ..OAuth2Config::new("s6BhdRkqt3")
-    }
+    OAuth2Config::new("s6BhdRkqt3", base().join("token").unwrap())
+        .with_client_secret(ClientSecret::new("gX1fBat3bV"))
+        .with_redirect_uri("https://client.example.com/cb")
 }
 
 fn base() -> token_core::__private::url::Url {
@@ -125,11 +123,9 @@ fn the_server_side_reads_the_section_6_request() {
 
 #[test]
 fn client_auth_in_the_body_moves_both_credentials_into_the_form() {
-    let config = OAuth2Config {
-        client_auth: ClientAuth::Body,
-        scope: Some("read write".into()),
-        ..rfc_client()
-    };
+    let config = rfc_client()
+        .with_client_auth(ClientAuth::Body)
+        .with_scope("read write");
     let session: TokenSet =
         TokenSet::new(AccessToken::new("at")).with_refresh_token(RefreshToken::new("rt"));
     let client = config.client();
@@ -147,7 +143,7 @@ fn client_auth_in_the_body_moves_both_credentials_into_the_form() {
 
 #[test]
 fn a_public_client_sends_only_its_id() {
-    let client = OAuth2Config::new("spa").client();
+    let client = OAuth2Config::new("spa", base()).client();
     let grant = ClientCredentialsGrant::from_context(&RequestContext::new(&client)).unwrap();
     let request = grant.encode_request(&base()).unwrap();
     assert!(request.headers().get("authorization").is_none());

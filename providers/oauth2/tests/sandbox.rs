@@ -29,11 +29,9 @@ async fn sandbox(clock: &Arc<dyn Clock>, issuer: IssuerConfig) -> RunningSandbox
         .unwrap()
 }
 
-fn config() -> OAuth2Config {
-    OAuth2Config {
-        client_secret: Some("s3cret".into()),
-        ..OAuth2Config::new("app-1")
-    }
+/// A confidential client of `sandbox`.
+fn config(sandbox: &RunningSandbox) -> OAuth2Config {
+    token_provider_oauth2::sandbox::config(sandbox, "app-1").with_client_secret("s3cret".into())
 }
 
 fn manager(
@@ -41,7 +39,7 @@ fn manager(
     clock: &Arc<dyn Clock>,
     config: OAuth2Config,
 ) -> TokenManager<OAuth2> {
-    TokenManager::builder(OAuth2::new(sandbox.base_url(), config))
+    TokenManager::builder(OAuth2::new(config))
         .shared_client(sandbox.client())
         .clock(clock.clone())
         .config(
@@ -79,12 +77,10 @@ fn no_reauth_events(events: &mut tokio::sync::broadcast::Receiver<Event>) {
 async fn first_tokens_come_from_an_authorization_code_with_pkce() {
     let clock = clock();
     let sandbox = sandbox(&clock, IssuerConfig::default()).await;
-    let config = OAuth2Config {
-        authorize_url: Some(sandbox.url(AUTHORIZE_PATH).to_string()),
-        redirect_uri: Some("https://app.example/callback".into()),
-        scope: Some("payments".into()),
-        ..config()
-    };
+    let config = config(&sandbox)
+        .with_redirect_uri("https://app.example/callback")
+        .with_scope("payments");
+    assert_eq!(config.authorize_url, Some(sandbox.url(AUTHORIZE_PATH)));
     let manager = manager(&sandbox, &clock, config);
     let provider = manager.provider();
 
@@ -150,10 +146,7 @@ async fn authorize(sandbox: &RunningSandbox, url: &token_core::__private::url::U
 async fn client_credentials_issue_the_first_set_and_replace_a_refused_one_without_reauth() {
     let clock = clock();
     let sandbox = sandbox(&clock, IssuerConfig::default()).await;
-    let config = OAuth2Config {
-        client_credentials: true,
-        ..config()
-    };
+    let config = config(&sandbox).with_client_credentials(true);
     let manager = manager(&sandbox, &clock, config);
     let mut events = manager.subscribe();
     let token = manager.access_token("service").await.unwrap();
@@ -189,11 +182,71 @@ async fn client_credentials_issue_the_first_set_and_replace_a_refused_one_withou
     no_reauth_events(&mut events);
 }
 
+/// A server whose endpoints are not `/token` and `/authorize` (GitHub's paths): every grant
+/// goes to the configured token URL, and the authorization URL is the configured one.
+#[tokio::test(start_paused = true)]
+async fn grants_go_to_a_token_url_whose_path_is_not_token() {
+    const GITHUB_TOKEN: &str = "/login/oauth/access_token";
+    const GITHUB_AUTHORIZE: &str = "/login/oauth/authorize";
+    let clock = clock();
+    let sandbox = token_provider_oauth2::sandbox::routes_at(
+        Sandbox::builder().clock(clock.clone()).oauth_routes(false),
+        GITHUB_TOKEN,
+        GITHUB_AUTHORIZE,
+    )
+    .start()
+    .await
+    .unwrap();
+    let config = OAuth2Config::new("app-1", sandbox.url(GITHUB_TOKEN))
+        .with_client_secret("s3cret".into())
+        .with_authorize_url(sandbox.url(GITHUB_AUTHORIZE))
+        .with_redirect_uri("https://app.example/callback")
+        .with_client_credentials(true);
+    let manager = manager(&sandbox, &clock, config);
+    let provider = manager.provider();
+    assert_eq!(provider.token_url().path(), GITHUB_TOKEN);
+
+    // The authorization code flow, on GitHub's paths.
+    let authorization = provider.authorization_request("alice").unwrap();
+    assert_eq!(authorization.url.path(), GITHUB_AUTHORIZE);
+    let code = authorize(&sandbox, &authorization.url).await;
+    let set = provider
+        .exchange_code(
+            &manager.call_context("alice"),
+            &code,
+            Some(&authorization.verifier),
+        )
+        .await
+        .unwrap();
+    manager.insert("alice", set.clone()).await.unwrap();
+
+    // A refresh, and a client_credentials issue.
+    tokio::time::advance(HOUR).await;
+    let refreshed = manager.access_token("alice").await.unwrap();
+    assert_ne!(refreshed, set.access_token);
+    let service = manager.access_token("service").await.unwrap();
+    for token in [&refreshed, &service] {
+        assert!(
+            sandbox
+                .issuer()
+                .authenticate(token.expose_secret())
+                .await
+                .is_ok()
+        );
+    }
+    assert_eq!(
+        sandbox.calls(GITHUB_TOKEN),
+        3,
+        "code, refresh, client_credentials"
+    );
+    assert_eq!(sandbox.calls(TOKEN_PATH), 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_token_near_expiry_is_refreshed_in_the_background() {
     let clock = clock();
     let sandbox = sandbox(&clock, IssuerConfig::default()).await;
-    let (manager, first) = seeded(&sandbox, &clock, config(), "s").await;
+    let (manager, first) = seeded(&sandbox, &clock, config(&sandbox), "s").await;
     let mut events = manager.subscribe();
     tokio::time::advance(HOUR - Duration::from_secs(30)).await;
 
@@ -229,7 +282,7 @@ async fn a_token_near_expiry_is_refreshed_in_the_background() {
 async fn every_refresh_rotates_and_the_used_refresh_token_dies() {
     let clock = clock();
     let sandbox = sandbox(&clock, IssuerConfig::default()).await;
-    let (manager, first) = seeded(&sandbox, &clock, config(), "s").await;
+    let (manager, first) = seeded(&sandbox, &clock, config(&sandbox), "s").await;
     let mut previous = first.refresh_token.unwrap();
     for round in 1..=5 {
         tokio::time::advance(HOUR).await;
@@ -252,7 +305,7 @@ async fn every_refresh_rotates_and_the_used_refresh_token_dies() {
 async fn a_5xx_is_retried() {
     let clock = clock();
     let sandbox = sandbox(&clock, IssuerConfig::default()).await;
-    let (manager, first) = seeded(&sandbox, &clock, config(), "s").await;
+    let (manager, first) = seeded(&sandbox, &clock, config(&sandbox), "s").await;
     tokio::time::advance(HOUR).await;
     sandbox.fail_next(TOKEN_PATH, 1, Failure::service_unavailable());
     let token = manager.access_token("s").await.unwrap();
@@ -264,7 +317,7 @@ async fn a_5xx_is_retried() {
 async fn a_429_waits_for_its_retry_after() {
     let clock = clock();
     let sandbox = sandbox(&clock, IssuerConfig::default()).await;
-    let (manager, _) = seeded(&sandbox, &clock, config(), "s").await;
+    let (manager, _) = seeded(&sandbox, &clock, config(&sandbox), "s").await;
     tokio::time::advance(HOUR).await;
     sandbox.fail_next(
         TOKEN_PATH,
@@ -293,10 +346,7 @@ async fn a_lost_answer_inside_the_declared_reuse_window_recovers() {
     let clock = clock();
     let window = Duration::from_secs(300);
     let sandbox = sandbox(&clock, IssuerConfig::default().with_reuse_window(window)).await;
-    let config = OAuth2Config {
-        reuse_window_secs: 300,
-        ..config()
-    };
+    let config = config(&sandbox).with_reuse_window(Duration::from_secs(300));
     let (manager, _) = seeded(&sandbox, &clock, config, "s").await;
     let mut events = manager.subscribe();
     tokio::time::advance(HOUR).await;
@@ -325,7 +375,7 @@ async fn a_lost_answer_inside_the_declared_reuse_window_recovers() {
 async fn a_lost_answer_without_a_reuse_window_is_not_retried_blindly() {
     let clock = clock();
     let sandbox = sandbox(&clock, IssuerConfig::default()).await;
-    let (manager, _) = seeded(&sandbox, &clock, config(), "s").await;
+    let (manager, _) = seeded(&sandbox, &clock, config(&sandbox), "s").await;
     tokio::time::advance(HOUR).await;
     sandbox.drop_next(TOKEN_PATH, 1);
     let error = manager.access_token("s").await.unwrap_err();
@@ -344,10 +394,8 @@ async fn an_expired_refresh_token_asks_for_reauth_with_the_authorize_url() {
     let clock = clock();
     let issuer = IssuerConfig::default().with_refresh_ttl(Some(2 * HOUR));
     let sandbox = sandbox(&clock, issuer).await;
-    let config = OAuth2Config {
-        authorize_url: Some("https://id.example/authorize".into()),
-        ..config()
-    };
+    let config =
+        config(&sandbox).with_authorize_url("https://id.example/authorize".parse().unwrap());
     let manager = manager(&sandbox, &clock, config);
     let mut events = manager.subscribe();
     // The client is not told when the refresh token expires: the server's answer decides.
@@ -380,7 +428,7 @@ async fn a_known_refresh_expiry_is_tried_once_and_the_refusal_is_the_verdict() {
     let clock = clock();
     let issuer = IssuerConfig::default().with_refresh_ttl(Some(2 * HOUR));
     let sandbox = sandbox(&clock, issuer).await;
-    let (manager, first) = seeded(&sandbox, &clock, config(), "s").await;
+    let (manager, first) = seeded(&sandbox, &clock, config(&sandbox), "s").await;
     assert!(first.refresh_expires_at.is_some());
     tokio::time::advance(3 * HOUR).await;
     let error = manager.access_token("s").await.unwrap_err();
@@ -412,7 +460,7 @@ async fn an_answer_without_refresh_token_keeps_the_previous_one() {
         .start()
         .await
         .unwrap();
-    let manager = manager(&sandbox, &clock, config());
+    let manager = manager(&sandbox, &clock, config(&sandbox));
     let first = TokenSet::new("at-1".into())
         .with_refresh_token("rt-1".into())
         .with_access_expires_at(clock.now() + time::Duration::minutes(1));

@@ -511,12 +511,14 @@ impl Subject for OAuth2 {
         .start()
         .await
         .expect("the sandbox starts");
-        let config = token_provider_oauth2::OAuth2Config {
-            client_secret: Some("s3cret-client".into()),
-            reuse_window_secs: env.reuse.as_secs(),
-            ..token_provider_oauth2::OAuth2Config::new("app-1")
-        };
-        let provider = token_provider_oauth2::OAuth2::new(env.base_url(&sandbox), config);
+        let token_url = env
+            .base_url(&sandbox)
+            .join(token_provider_oauth2::TOKEN_PATH.trim_start_matches('/'))
+            .expect("a token URL");
+        let config = token_provider_oauth2::OAuth2Config::new("app-1", token_url)
+            .with_client_secret("s3cret-client".into())
+            .with_reuse_window(env.reuse);
+        let provider = token_provider_oauth2::OAuth2::new(config);
         rig(env, sandbox, provider, json!({}))
     }
 }
@@ -622,7 +624,7 @@ impl Subject for AlipayPlus {
 
     /// The MPP signs every 2xx answer; the client refuses an unsigned one as misconfigured.
     fn seal(&self, failure: Failure) -> Failure {
-        use token_provider_alipayplus::sandbox::{CLIENT_ID, CLIENT_PUBLIC_KEY, MPP_PRIVATE_KEY};
+        use token_provider_alipayplus::sandbox::{CLIENT_ID, client_public_key, mpp_private_key};
         let mut response = failure.to_response();
         if !response.status().is_success() {
             return failure;
@@ -630,8 +632,8 @@ impl Subject for AlipayPlus {
         let signer = token_provider_alipayplus::signature::Rsa256Signer::from_pem(
             CLIENT_ID,
             1,
-            MPP_PRIVATE_KEY,
-            CLIENT_PUBLIC_KEY,
+            mpp_private_key(),
+            client_public_key(),
         )
         .expect("the sandbox keys");
         let request = http::Request::post(APPLY_TOKEN)

@@ -1,38 +1,22 @@
-//! The PostgreSQL test database: `TOKEN_TEST_POSTGRES_URL`, set by `.ci/postgres.sh`, which
-//! starts a throwaway server on 127.0.0.1. Each test works in a schema of its own.
+//! The PostgreSQL test database: `TOKEN_TEST_POSTGRES_URL`, or else a throwaway server that
+//! this test binary starts (once) from the PostgreSQL server binaries and stops when it exits
+//! ([`test_url`], shared with token-core's own tests). Each test works in a schema of its own.
 //!
-//! Without a URL a test skips with a visible message, except in CI (`CI=true`, or
-//! `TOKEN_TEST_REQUIRE_POSTGRES=1` as `.ci/run` sets), where it fails: CI cannot pass by not
-//! running them. A URL that leads nowhere fails the test everywhere.
+//! Without a URL and without server binaries a test skips (a banner says so once), except
+//! in CI (`CI=true`, or `TOKEN_TEST_REQUIRE_POSTGRES=1` as `.ci/run` sets), where it fails:
+//! CI cannot pass by not running them. A URL that leads nowhere fails the test everywhere.
 
 use std::time::Duration;
 
 use time::OffsetDateTime;
 use token_core::postgres::PostgresDatabase;
 
-/// The test database's URL, or `None` (with a message on stderr) when `test` should skip.
+#[path = "../../../token-core/src/store/postgres_test_server.rs"]
+mod server;
+
+/// The test database's URL, or `None` when `test` should skip (see the module docs).
 pub fn test_url(test: &str) -> Option<String> {
-    match std::env::var("TOKEN_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            let required = std::env::var("TOKEN_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1");
-            let ci = matches!(std::env::var("CI").as_deref(), Ok("true" | "1"));
-            if required || ci {
-                panic!(
-                    "{test}: TOKEN_TEST_POSTGRES_URL is not set, and PostgreSQL tests must run \
-                     here (CI={:?}, TOKEN_TEST_REQUIRE_POSTGRES={:?}); see .ci/postgres.sh",
-                    std::env::var("CI").ok(),
-                    std::env::var("TOKEN_TEST_REQUIRE_POSTGRES").ok()
-                );
-            }
-            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
-            let _ = std::io::Write::write_all(
-                &mut std::io::stderr(),
-                format!("{test}: skipped: TOKEN_TEST_POSTGRES_URL not set\n").as_bytes(),
-            );
-            None
-        }
-    }
+    server::test_url(test)
 }
 
 /// A schema name no other test run uses.

@@ -14,6 +14,8 @@ mod file;
 mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+#[cfg(all(test, feature = "postgres"))]
+pub(crate) mod postgres_test_server;
 mod record;
 
 pub use file::FileStore;

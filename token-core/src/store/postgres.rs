@@ -378,24 +378,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::{AccessToken, RefreshToken, TokenSet};
 
-    /// The test database's URL, or `None` (with a visible message) when the tests should
-    /// skip. Panics when `TOKEN_TEST_REQUIRE_POSTGRES=1` and no URL is set, so CI cannot skip.
-    pub(crate) fn test_url(test: &str) -> Option<String> {
-        match std::env::var("TOKEN_TEST_POSTGRES_URL") {
-            Ok(url) if !url.is_empty() => Some(url),
-            _ => {
-                if std::env::var("TOKEN_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                    panic!("TOKEN_TEST_REQUIRE_POSTGRES=1 but TOKEN_TEST_POSTGRES_URL is not set");
-                }
-                // Straight to stderr: the test harness captures `eprintln!` of passing tests.
-                let _ = std::io::Write::write_all(
-                    &mut std::io::stderr(),
-                    format!("{test}: skipped: TOKEN_TEST_POSTGRES_URL not set\n").as_bytes(),
-                );
-                None
-            }
-        }
-    }
+    pub(crate) use crate::store::postgres_test_server::test_url;
 
     /// A database on a schema of its own, dropped by [`drop_schema`].
     pub(crate) fn test_db(url: &str, application_name: &str) -> PostgresDatabase {
