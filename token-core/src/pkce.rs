@@ -18,7 +18,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use rand::RngCore as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
@@ -37,8 +36,7 @@ pub struct PkceVerifier(Arc<str>);
 impl PkceVerifier {
     /// A fresh verifier: 32 random bytes, Base64url without padding (43 characters).
     pub fn generate() -> Self {
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
+        let bytes: [u8; 32] = crate::random::bytes();
         Self(Arc::from(
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
         ))

@@ -737,7 +737,7 @@ const _: Option<&dyn IssuerStore> = None;
 
 /// 32 random bytes, base64url without padding (43 characters).
 fn random_token() -> String {
-    let bytes: [u8; 32] = rand::random();
+    let bytes: [u8; 32] = crate::random::bytes();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 

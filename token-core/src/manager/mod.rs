@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rand::Rng;
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 use tokio_util::task::TaskTracker;
@@ -423,12 +422,7 @@ impl<P: Provider> Inner<P> {
     /// When to refresh `set` ahead of expiry: before the access token expires (skew plus a
     /// random jitter), and before the refresh token does.
     fn schedule(&self, set: &TokenSet<P::Extras>) -> Option<OffsetDateTime> {
-        let jitter = u64::try_from(self.config.skew_jitter.as_millis()).unwrap_or(u64::MAX);
-        let jitter = Duration::from_millis(if jitter == 0 {
-            0
-        } else {
-            rand::rng().random_range(0..=jitter)
-        });
+        let jitter = crate::random::up_to(self.config.skew_jitter);
         // A skew longer than half the token's remaining life would refresh it at once, and
         // again after every answer: take at most half.
         let now = self.clock.now();

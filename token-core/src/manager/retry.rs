@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use rand::Rng;
-
 use crate::error::ErrorKind;
 
 /// Backoff and bounds for retrying a refresh.
@@ -71,7 +69,7 @@ impl RetryPolicy {
             .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
             .min(self.max_backoff);
         let half = exp / 2;
-        let jittered = half + rand::rng().random_range(Duration::ZERO..=half);
+        let jittered = half + crate::random::up_to(half);
         match retry_after {
             Some(asked) if asked > jittered => asked,
             _ => jittered,
