@@ -32,10 +32,9 @@ async fn main() -> ExitCode {
         (Some(account), Some(key)) => {
             let base = env("PAYMENTSGATE_BASE_URL")
                 .unwrap_or_else(|| "https://secure.sandbox.paymentsgate.io".into());
-            let config = PaymentsgateConfig {
-                refresh_bearer: env("PAYMENTSGATE_REFRESH_BEARER").as_deref() != Some("false"),
-                ..PaymentsgateConfig::new(account, key)
-            };
+            let config = PaymentsgateConfig::new(account, key).with_refresh_bearer(
+                env("PAYMENTSGATE_REFRESH_BEARER").as_deref() != Some("false"),
+            );
             real_host(&base, config).await
         }
         _ => in_sandbox().await,

@@ -83,6 +83,7 @@ pub struct ApplyTokenResult {
 /// marked; a `U` status is outcome-unknown whatever the code).
 #[token_endpoint(error_code, rename_all = "SCREAMING_SNAKE_CASE")]
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum AlipayCode {
     /// The refresh token is invalid (or expired): the user must authorize again.
     #[token(kind = reauth_required)]

@@ -118,6 +118,7 @@ pub struct ConnectTokens {
 /// Maya Connect's error codes and what each means for the session.
 #[token_endpoint(error_code, rename_all = "snake_case")]
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum MayaCode {
     /// 400 `Invalid refresh token: <token>.`: the customer must authorize again.
     #[token(kind = reauth_required)]

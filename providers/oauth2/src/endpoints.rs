@@ -181,6 +181,7 @@ pub struct OAuthTokens {
 /// RFC 6749 section 5.2 error codes, and what each means for the session.
 #[token_endpoint(error_code, rename_all = "snake_case")]
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OAuthCode {
     /// The refresh token or code is invalid, expired, revoked or used.
     #[token(kind = reauth_required)]

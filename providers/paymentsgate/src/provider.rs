@@ -12,6 +12,7 @@ use crate::endpoints::{IssueServiceToken, RefreshServiceToken};
 /// A Paymentsgate service account. See the crate docs for the JSON keys.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(crate = "token_core::__private::serde", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PaymentsgateConfig {
     /// The service account id.
     pub account_id: String,
@@ -34,6 +35,13 @@ impl PaymentsgateConfig {
             public_key: ClientSecret::new(public_key),
             refresh_bearer: true,
         }
+    }
+
+    /// Sets whether the refresh call carries `Authorization: Bearer <access token>` (the
+    /// official Node and PHP clients send none).
+    pub fn with_refresh_bearer(mut self, refresh_bearer: bool) -> Self {
+        self.refresh_bearer = refresh_bearer;
+        self
     }
 }
 

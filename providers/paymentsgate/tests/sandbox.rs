@@ -107,10 +107,7 @@ async fn a_token_near_expiry_is_refreshed_in_the_background_with_and_without_the
     for refresh_bearer in [true, false] {
         let clock = clock();
         let sandbox = start(&clock, sandbox::issuer_config()).await;
-        let config = PaymentsgateConfig {
-            refresh_bearer,
-            ..account()
-        };
+        let config = account().with_refresh_bearer(refresh_bearer);
         let manager = manager(&sandbox, &clock, config);
         let first = manager.access_token("service").await.unwrap();
         let mut events = manager.subscribe();

@@ -107,6 +107,7 @@ pub struct VaultistTokens {
 /// v3 error codes.
 #[token_endpoint(error_code, rename_all = "snake_case")]
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VaultistCode {
     /// "Refresh token has expired or is invalid."
     #[token(kind = reauth_required)]

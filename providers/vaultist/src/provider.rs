@@ -10,6 +10,7 @@ use crate::endpoints::{RefreshV2, RefreshV3, VaultistExtras};
 /// A Vault.ist partner. See the crate docs for the JSON keys.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(crate = "token_core::__private::serde", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct VaultistConfig {
     /// The partner id (the v3 `partnerId` header).
     pub partner_id: i32,
