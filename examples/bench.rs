@@ -2,20 +2,30 @@
 //!
 //! ```text
 //! cargo run --release -p examples --example bench -- all
-//! cargo run --release -p examples --example bench -- access-token | middleware | herd | sessions | decode
+//! cargo run --release -p examples --example bench -- access-token | scale | memory | insert | middleware | herd | decode
 //! TOKEN_TEST_POSTGRES_URL=postgresql://... cargo run --release -p examples --example bench -- postgres
 //! ```
 //!
-//! - `access-token`: `TokenManager::access_token` on a fresh token, ns per call on 1 and on 16
-//!   tasks, beside a `Mutex<HashMap>` and an `RwLock<HashMap>` cache in the same run.
-//! - `middleware`: requests per second through `BearerAuth` and through plain reqwest (the
-//!   same bearer header set by hand) to the same loopback sandbox `/api/` route, and the ratio.
+//! Every timed part runs its contenders interleaved (A, B, C, A, B, C, ...) for several
+//! rounds and prints the median round of each, as CPU time per operation (the process's CPU
+//! clock, all threads, so a busy neighbour on the machine does not count) and wall time per
+//! operation. The 1-minute load average is printed with each part.
+//!
+//! - `access-token`: `access_token` by name on a fresh token, one hot session among 1,000, on
+//!   1, 2 and 16 tasks, beside a `Mutex<HashMap<String, AccessToken>>`, a bare papaya map and
+//!   the floor (an `AtomicU64` load plus an `Arc` clone).
+//! - `scale`: `access_token` of a random session among 100,000 and 1,000,000, beside a
+//!   `Mutex<HashMap>` and a bare papaya map of the same names.
+//! - `memory`: 1,000,000 sessions in a manager and its `MemoryStore`, in the store alone and
+//!   in a plain `HashMap<Box<str>, Record>`: live heap bytes and live allocations per session
+//!   (a counting allocator), each in a child process of its own.
+//! - `insert`: `insert` of an existing session beside a `Mutex<HashMap>` insert.
+//! - `middleware`: `BearerAuth`'s own work per request (a chain that answers without the
+//!   network, beside the same chain with a static header), then requests to a minimal
+//!   loopback HTTP server through `BearerAuth` and through raw reqwest with a static header:
+//!   p50 latency and throughput at concurrency 1 and 16.
 //! - `herd`: 10,000 concurrent callers on an expired token over the loopback socket: the
 //!   refresh calls the sandbox saw (must be 1) and the callers' p50/p99 wait.
-//! - `sessions`: 1,000,000 sessions in a `MemoryStore`, then in a manager (its cache and its
-//!   store): live heap bytes per session (a counting allocator), RSS growth per session
-//!   (`/proc/self/statm`), and the lookup time. Each part runs in a child process so one
-//!   part's freed memory does not hide the next part's growth.
 //! - `decode`: `codec::decode_response` of each provider's seed answer, ns per response.
 //! - `postgres`: `PostgresStore` round trips against the server at `TOKEN_TEST_POSTGRES_URL`
 //!   (`source .ci/postgres.sh && postgres_start` starts one on 127.0.0.1): `save` of a new
@@ -28,10 +38,11 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
+use std::future::Future;
 use std::hint::black_box;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use token_core::codec::{Endpoint, decode_response};
@@ -44,18 +55,21 @@ use token_core::store::{
 };
 use token_core::{AccessToken, ManualClock, RefreshToken, StoredTokenSet, TokenManager, TokenSet};
 
-/// Counts live heap bytes, so the sessions benchmark measures exactly what it keeps.
+/// Counts live heap bytes and live allocations, so the memory part measures exactly what
+/// each structure keeps.
 struct CountingAlloc;
 
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+static LIVE_ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
-// SAFETY: every call forwards to `System` with the same arguments; the counter only observes.
+// SAFETY: every call forwards to `System` with the same arguments; the counters only observe.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded as is.
         let ptr = unsafe { System.alloc(layout) };
         if !ptr.is_null() {
             LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+            LIVE_ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
         ptr
     }
@@ -65,6 +79,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
         let ptr = unsafe { System.alloc_zeroed(layout) };
         if !ptr.is_null() {
             LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+            LIVE_ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
         ptr
     }
@@ -73,6 +88,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
         // SAFETY: forwarded as is.
         unsafe { System.dealloc(ptr, layout) };
         LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        LIVE_ALLOCS.fetch_sub(1, Ordering::Relaxed);
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -96,7 +112,12 @@ fn scaled(n: usize) -> usize {
     (n / DEBUG_DIVISOR).max(1)
 }
 
+/// Rounds of each interleaved comparison; the median round is printed.
+const ROUNDS: usize = 5;
+
 type BenchResult = Result<(), String>;
+
+const GROUPS: &str = "all, access-token, scale, memory, insert, middleware, herd, decode, postgres";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -118,12 +139,14 @@ fn main() -> ExitCode {
     let result = match which {
         "all" => runtime.block_on(async {
             access_token().await?;
+            insert().await?;
             middleware().await?;
             herd().await?;
             decode();
             Ok(())
         }),
         "access-token" => runtime.block_on(access_token()),
+        "insert" => runtime.block_on(insert()),
         "middleware" => runtime.block_on(middleware()),
         "herd" => runtime.block_on(herd()),
         "decode" => {
@@ -131,16 +154,17 @@ fn main() -> ExitCode {
             Ok(())
         }
         "postgres" => runtime.block_on(postgres()),
-        "sessions" => Ok(()),
-        "sessions-store" => runtime.block_on(sessions_store()),
-        "sessions-manager" => runtime.block_on(sessions_manager()),
-        other => Err(format!(
-            "unknown benchmark `{other}`: all, access-token, middleware, herd, sessions, decode, postgres"
-        )),
+        "scale" | "memory" => Ok(()),
+        "scale-child" => runtime.block_on(scale_child(&args)),
+        "memory-child" => runtime.block_on(memory_child(&args)),
+        other => Err(format!("unknown benchmark `{other}`: {GROUPS}")),
     };
-    // The sessions parts run in child processes (after the others, on a quieter heap).
+    // The parts with a million sessions run in child processes (after the others, on a
+    // quieter heap), so one part's freed memory does not hide the next part's growth.
     let result = result.and_then(|()| match which {
-        "all" | "sessions" => sessions(),
+        "all" => scale().and_then(|()| memory()),
+        "scale" => scale(),
+        "memory" => memory(),
         _ => Ok(()),
     });
     match result {
@@ -154,16 +178,101 @@ fn main() -> ExitCode {
 
 // ---- helpers --------------------------------------------------------------------------------
 
-fn ns_per(elapsed: Duration, n: usize) -> f64 {
-    elapsed.as_nanos() as f64 / n as f64
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
     let rank = ((sorted.len() as f64) * p).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ns_per(elapsed: Duration, n: usize) -> f64 {
+    elapsed.as_nanos() as f64 / n as f64
+}
+
+/// The CPU time this process has used, all threads.
+#[cfg(unix)]
+fn cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// Elsewhere: wall time since the first call (the numbers are then wall time twice).
+#[cfg(not(unix))]
+fn cpu_time() -> Duration {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed()
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+/// One round of one contender: CPU and wall time per operation, in ns.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sample {
+    cpu: f64,
+    wall: f64,
+}
+
+/// Runs `work` (which performs `ops` operations) and times it.
+async fn timed<F: Future<Output = BenchResult>>(ops: usize, work: F) -> Result<Sample, String> {
+    let (wall, cpu) = (Instant::now(), cpu_time());
+    work.await?;
+    let (cpu, wall) = (cpu_time() - cpu, wall.elapsed());
+    Ok(Sample {
+        cpu: cpu.as_nanos() as f64 / ops as f64,
+        wall: wall.as_nanos() as f64 / ops as f64,
+    })
+}
+
+/// The rounds of each contender, in the order they were added.
+#[derive(Default)]
+struct Table {
+    rows: Vec<(String, Vec<Sample>)>,
+}
+
+impl Table {
+    fn add(&mut self, name: &str, sample: Sample) {
+        match self.rows.iter_mut().find(|(n, _)| n == name) {
+            Some((_, samples)) => samples.push(sample),
+            None => self.rows.push((name.to_owned(), vec![sample])),
+        }
+    }
+
+    /// The median round of `name`.
+    fn median(&self, name: &str) -> Sample {
+        let Some((_, samples)) = self.rows.iter().find(|(n, _)| n == name) else {
+            return Sample::default();
+        };
+        let mut cpu: Vec<f64> = samples.iter().map(|s| s.cpu).collect();
+        let mut wall: Vec<f64> = samples.iter().map(|s| s.wall).collect();
+        cpu.sort_by(f64::total_cmp);
+        wall.sort_by(f64::total_cmp);
+        Sample {
+            cpu: cpu[cpu.len() / 2],
+            wall: wall[wall.len() / 2],
+        }
+    }
+
+    /// One line per contender: median CPU and wall ns per operation, and the CPU ratio to
+    /// `baseline`.
+    fn print(&self, baseline: &str) {
+        let base = self.median(baseline).cpu;
+        for (name, samples) in &self.rows {
+            let m = self.median(name);
+            println!(
+                "  {name:<44} cpu {:>8.1} ns | wall {:>8.1} ns | {:>5.2}x {baseline} (median of {})",
+                m.cpu,
+                m.wall,
+                m.cpu / base,
+                samples.len()
+            );
+        }
+    }
 }
 
 /// Token-like values of realistic length (the issuer's are 46 characters).
@@ -198,6 +307,9 @@ impl TokenGen {
     }
 }
 
+/// The length of the tokens `TokenGen` makes.
+const TOKEN_LEN: usize = 46;
+
 fn unused_provider() -> Result<SandboxOAuth, String> {
     // Nothing listens here: the benchmarks that use it never refresh.
     let url = url_parse("http://127.0.0.1:9/")?;
@@ -212,240 +324,579 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-// ---- access_token ---------------------------------------------------------------------------
-
-/// The two baselines: a cache of access tokens behind one lock.
-trait Cache: Send + Sync + 'static {
-    fn get(&self, session: &str) -> Option<AccessToken>;
+fn session_names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("customer-{i:07}")).collect()
 }
 
-impl Cache for Mutex<HashMap<Arc<str>, AccessToken>> {
-    fn get(&self, session: &str) -> Option<AccessToken> {
-        self.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(session)
-            .cloned()
-    }
+/// Positions to look up, spread over the whole key space.
+fn lookup_order(n: usize, lookups: usize) -> Vec<usize> {
+    let mut tokens = TokenGen(0xD1B5_4A32_D192_ED03);
+    (0..lookups)
+        .map(|_| (tokens.next_u64() % n as u64) as usize)
+        .collect()
 }
 
-impl Cache for RwLock<HashMap<Arc<str>, AccessToken>> {
-    fn get(&self, session: &str) -> Option<AccessToken> {
-        self.read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(session)
-            .cloned()
-    }
-}
-
-const SESSIONS_IN_CACHE: usize = 1_000;
-const HOT: &str = "customer-500";
-
-async fn access_token() -> BenchResult {
+/// A manager (with its default `MemoryStore`) holding a fresh set for each of `names`.
+async fn manager_with(
+    names: &[String],
+    tokens: &mut TokenGen,
+) -> Result<(TokenManager<SandboxOAuth>, Vec<AccessToken>), String> {
     let now = time::OffsetDateTime::now_utc();
     let manager = TokenManager::builder(unused_provider()?)
         .build()
         .map_err(err)?;
-    let mut tokens = TokenGen(0x9E37_79B9_7F4A_7C15);
-    let mut map = HashMap::new();
-    for i in 0..SESSIONS_IN_CACHE {
-        let name = format!("customer-{i}");
+    let mut access = Vec::with_capacity(names.len());
+    for name in names {
         let set = tokens.set(now);
-        map.insert(Arc::<str>::from(name.as_str()), set.access_token.clone());
+        access.push(set.access_token.clone());
         let set = TokenSet::from_stored(set).map_err(err)?;
-        manager.insert(&name, set).await.map_err(err)?;
+        manager.insert(name, set).await.map_err(err)?;
     }
-    let mutex: Arc<Mutex<HashMap<Arc<str>, AccessToken>>> = Arc::new(Mutex::new(map.clone()));
-    let rwlock: Arc<RwLock<HashMap<Arc<str>, AccessToken>>> = Arc::new(RwLock::new(map));
+    Ok((manager, access))
+}
+
+/// Runs a child process of this bench with `args`.
+fn child(args: &[&str]) -> BenchResult {
+    let exe = std::env::current_exe().map_err(err)?;
+    let status = std::process::Command::new(&exe)
+        .args(args)
+        .status()
+        .map_err(err)?;
+    if !status.success() {
+        return Err(format!("`{}` failed: {status}", args.join(" ")));
+    }
+    Ok(())
+}
+
+// ---- access_token ---------------------------------------------------------------------------
+
+/// Something that hands out a session's access token: the manager and its baselines.
+trait Lookup: Clone + Send + Sync + 'static {
+    fn get<'a>(&'a self, session: &'a str)
+    -> impl Future<Output = Option<AccessToken>> + Send + 'a;
+}
+
+#[derive(Clone)]
+struct ByName(TokenManager<SandboxOAuth>);
+
+impl Lookup for ByName {
+    async fn get(&self, session: &str) -> Option<AccessToken> {
+        self.0.access_token(session).await.ok()
+    }
+}
+
+#[derive(Clone)]
+struct Handle(token_core::SessionHandle<SandboxOAuth>);
+
+impl Lookup for Handle {
+    async fn get(&self, _: &str) -> Option<AccessToken> {
+        self.0.access_token().await.ok()
+    }
+}
+
+/// The cache a user would write in five minutes.
+#[derive(Clone)]
+struct MutexMap(Arc<Mutex<HashMap<String, AccessToken>>>);
+
+impl Lookup for MutexMap {
+    async fn get(&self, session: &str) -> Option<AccessToken> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(session)
+            .cloned()
+    }
+}
+
+/// A bare papaya map of the same names, filled with `insert`.
+#[derive(Clone)]
+struct Papaya(Arc<papaya::HashMap<String, AccessToken>>);
+
+impl Lookup for Papaya {
+    async fn get(&self, session: &str) -> Option<AccessToken> {
+        self.0.pin().get(session).cloned()
+    }
+}
+
+/// The floor of a fresh-token read: one atomic load (the expiry) and one `Arc` clone.
+#[derive(Clone)]
+struct Floor(Arc<(AtomicU64, AccessToken)>);
+
+impl Lookup for Floor {
+    async fn get(&self, _: &str) -> Option<AccessToken> {
+        (self.0.0.load(Ordering::Acquire) > 1).then(|| self.0.1.clone())
+    }
+}
+
+/// `tasks` tasks, each calling `lookup.get(session)` `per_task` times.
+async fn hammer<L: Lookup>(
+    lookup: &L,
+    session: &'static str,
+    tasks: usize,
+    per_task: usize,
+) -> Result<Sample, String> {
+    timed(tasks * per_task, async {
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let lookup = lookup.clone();
+                tokio::spawn(async move {
+                    for _ in 0..per_task {
+                        if black_box(lookup.get(black_box(session)).await).is_none() {
+                            return Err("missing".to_owned());
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.await.map_err(err)??;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// The same random sessions looked up one after another, on one task.
+async fn lookups<L: Lookup>(
+    lookup: &L,
+    names: &[String],
+    order: &[usize],
+) -> Result<Sample, String> {
+    timed(order.len(), async {
+        for &i in order {
+            if black_box(lookup.get(black_box(&names[i])).await).is_none() {
+                return Err(format!("{} missing", names[i]));
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+const SESSIONS_IN_CACHE: usize = 1_000;
+const HOT: &str = "customer-0000500";
+
+async fn access_token() -> BenchResult {
+    let names = session_names(SESSIONS_IN_CACHE);
+    let mut tokens = TokenGen(0x9E37_79B9_7F4A_7C15);
+    let (manager, access) = manager_with(&names, &mut tokens).await?;
+    let map: HashMap<String, AccessToken> = names.iter().cloned().zip(access).collect();
+    let papaya = papaya::HashMap::new();
+    for (name, token) in &map {
+        papaya.pin().insert(name.clone(), token.clone());
+    }
+    let hot = map.get(HOT).ok_or("no hot session")?.clone();
+    let floor = Floor(Arc::new((AtomicU64::new(u64::MAX), hot)));
+    let by_name = ByName(manager.clone());
+    let handle = Handle(manager.session(HOT));
+    let mutex = MutexMap(Arc::new(Mutex::new(map)));
+    let papaya = Papaya(Arc::new(papaya));
 
     println!(
-        "\n## access_token() on a fresh token (one hot session among {SESSIONS_IN_CACHE}; ns per call, wall time / calls)"
+        "\n## access_token() on a fresh token, one hot session among {SESSIONS_IN_CACHE} (load {})",
+        load_average()
     );
-    for tasks in [1usize, 16] {
-        let per_task = scaled(if tasks == 1 { 4_000_000 } else { 500_000 });
-        // Warm up, then run each contender twice, alternating, and keep the better run.
-        let mut best = [f64::MAX; 3];
-        for _round in 0..2 {
-            best[0] = best[0].min(run_manager(&manager, tasks, per_task).await?);
-            best[1] = best[1].min(run_cache(mutex.clone(), tasks, per_task).await?);
-            best[2] = best[2].min(run_cache(rwlock.clone(), tasks, per_task).await?);
+    for tasks in [1usize, 2, 16] {
+        let per_task = scaled(2_000_000) / tasks;
+        let mut table = Table::default();
+        // A warm-up round, not kept.
+        hammer(&by_name, HOT, tasks, per_task / 10 + 1).await?;
+        for _ in 0..ROUNDS {
+            table.add(
+                "TokenManager::access_token (by name)",
+                hammer(&by_name, HOT, tasks, per_task).await?,
+            );
+            table.add(
+                "Mutex<HashMap<String, AccessToken>>",
+                hammer(&mutex, HOT, tasks, per_task).await?,
+            );
+            table.add(
+                "papaya::HashMap get (bare)",
+                hammer(&papaya, HOT, tasks, per_task).await?,
+            );
+            table.add(
+                "floor: AtomicU64 load + Arc clone",
+                hammer(&floor, HOT, tasks, per_task).await?,
+            );
+            table.add(
+                "SessionHandle::access_token",
+                hammer(&handle, HOT, tasks, per_task).await?,
+            );
         }
+        println!("{tasks} task(s), {per_task} calls each:");
+        table.print("Mutex<HashMap<String, AccessToken>>");
         println!(
-            "{tasks:>2} task(s), {per_task} calls each: TokenManager {:>7.1} ns | Mutex<HashMap> {:>7.1} ns | RwLock<HashMap> {:>7.1} ns",
-            best[0], best[1], best[2]
+            "  SessionHandle / floor: {:.2}x",
+            table.median("SessionHandle::access_token").cpu
+                / table.median("floor: AtomicU64 load + Arc clone").cpu
         );
     }
-    // Where the manager's time goes: it reads the clock on every call (to compare expiry),
-    // and looks the session up in a papaya map.
-    let n = scaled(4_000_000);
-    let clock = token_core::SystemClock;
-    let started = Instant::now();
-    for _ in 0..n {
-        black_box(token_core::Clock::now(black_box(&clock)));
-    }
-    let clock_ns = ns_per(started.elapsed(), n);
-    let map: papaya::HashMap<Arc<str>, AccessToken> = papaya::HashMap::new();
-    for (name, token) in mutex.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        map.pin().insert(name.clone(), token.clone());
-    }
-    let started = Instant::now();
-    for _ in 0..n {
-        black_box(map.pin().get(black_box(HOT)).cloned());
-    }
-    let papaya_ns = ns_per(started.elapsed(), n);
+    // Where a call's time went before: the clock.
+    let n = scaled(2_000_000);
+    let clock: Arc<dyn token_core::Clock> = Arc::new(token_core::SystemClock);
+    let sample = timed(n, async {
+        for _ in 0..n {
+            black_box(black_box(&clock).now());
+        }
+        Ok(())
+    })
+    .await?;
     println!(
-        "breakdown, 1 task: SystemClock::now() {clock_ns:.1} ns | papaya get + clone {papaya_ns:.1} ns"
+        "  SystemClock::now() through Arc<dyn Clock>: cpu {:.1} ns",
+        sample.cpu
+    );
+    let sample = timed(n, async {
+        for _ in 0..n {
+            black_box(black_box(&clock).now_nanos_at_least());
+        }
+        Ok(())
+    })
+    .await?;
+    println!(
+        "  SystemClock::now_nanos_at_least() through Arc<dyn Clock> (the fast path's): cpu {:.1} ns",
+        sample.cpu
     );
     Ok(())
 }
 
-async fn run_manager(
-    manager: &TokenManager<SandboxOAuth>,
-    tasks: usize,
-    per_task: usize,
-) -> Result<f64, String> {
-    let started = Instant::now();
-    let handles: Vec<_> = (0..tasks)
-        .map(|_| {
-            let manager = manager.clone();
-            tokio::spawn(async move {
-                for _ in 0..per_task {
-                    black_box(manager.access_token(black_box(HOT)).await?);
-                }
-                Ok::<_, token_core::Error>(())
-            })
-        })
-        .collect();
-    for handle in handles {
-        handle.await.map_err(err)?.map_err(err)?;
+// ---- scale ----------------------------------------------------------------------------------
+
+fn scale() -> BenchResult {
+    for n in [100_000usize, 1_000_000] {
+        child(&["scale-child", &scaled(n).to_string()])?;
     }
-    Ok(ns_per(started.elapsed(), tasks * per_task))
+    Ok(())
 }
 
-async fn run_cache<C: Cache>(cache: Arc<C>, tasks: usize, per_task: usize) -> Result<f64, String> {
-    let started = Instant::now();
-    let handles: Vec<_> = (0..tasks)
-        .map(|_| {
-            let cache = cache.clone();
-            tokio::spawn(async move {
-                for _ in 0..per_task {
-                    // An `async` boundary like the manager's, so both pay the same.
-                    let token = async { cache.get(black_box(HOT)) }.await;
-                    black_box(token.ok_or("missing")?);
-                }
-                Ok::<_, &'static str>(())
-            })
-        })
-        .collect();
-    for handle in handles {
-        handle.await.map_err(err)?.map_err(err)?;
+async fn scale_child(args: &[String]) -> BenchResult {
+    let n: usize = args
+        .get(1)
+        .and_then(|n| n.parse().ok())
+        .ok_or("scale-child needs a session count")?;
+    let names = session_names(n);
+    let mut tokens = TokenGen(0x0123_4567_89AB_CDEF);
+    let (manager, access) = manager_with(&names, &mut tokens).await?;
+    let map: HashMap<String, AccessToken> = names.iter().cloned().zip(access).collect();
+    let papaya = papaya::HashMap::new();
+    for (name, token) in &map {
+        papaya.pin().insert(name.clone(), token.clone());
     }
-    Ok(ns_per(started.elapsed(), tasks * per_task))
+    let by_name = ByName(manager.clone());
+    let mutex = MutexMap(Arc::new(Mutex::new(map)));
+    let papaya = Papaya(Arc::new(papaya));
+    let order = lookup_order(n, scaled(1_000_000).min(n));
+
+    println!(
+        "\n## access_token() of a random session among {n}, one task, {} lookups per round (load {})",
+        order.len(),
+        load_average()
+    );
+    let mut table = Table::default();
+    for _ in 0..ROUNDS {
+        table.add(
+            "TokenManager::access_token (by name)",
+            lookups(&by_name, &names, &order).await?,
+        );
+        table.add(
+            "Mutex<HashMap<String, AccessToken>>",
+            lookups(&mutex, &names, &order).await?,
+        );
+        table.add(
+            "papaya::HashMap get (bare)",
+            lookups(&papaya, &names, &order).await?,
+        );
+    }
+    table.print("Mutex<HashMap<String, AccessToken>>");
+    let manager = table.median("TokenManager::access_token (by name)").cpu;
+    println!(
+        "  TokenManager / bare papaya get: {:.2}x",
+        manager / table.median("papaya::HashMap get (bare)").cpu
+    );
+    Ok(())
+}
+
+// ---- insert ---------------------------------------------------------------------------------
+
+async fn insert() -> BenchResult {
+    let names = session_names(SESSIONS_IN_CACHE);
+    let mut tokens = TokenGen(0x5151_7A7A_0101_FEFE);
+    let (manager, _) = manager_with(&names, &mut tokens).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let sets: Vec<TokenSet<serde_json::Value>> =
+        (0..names.len()).map(|_| tokens.set(now)).collect();
+    let mutex: Mutex<HashMap<String, TokenSet<serde_json::Value>>> =
+        Mutex::new(names.iter().cloned().zip(sets.iter().cloned()).collect());
+    let order = lookup_order(names.len(), scaled(200_000));
+
+    println!(
+        "\n## insert of an existing session, among {SESSIONS_IN_CACHE}, one task, {} inserts per round (load {})",
+        order.len(),
+        load_average()
+    );
+    let mut table = Table::default();
+    for _ in 0..ROUNDS {
+        let sample = timed(order.len(), async {
+            for &i in &order {
+                let set = TokenSet::from_stored(sets[i].clone()).map_err(err)?;
+                manager.insert(&names[i], set).await.map_err(err)?;
+            }
+            Ok(())
+        })
+        .await?;
+        table.add("TokenManager::insert (and its MemoryStore)", sample);
+        let sample = timed(order.len(), async {
+            for &i in &order {
+                let set = TokenSet::from_stored(sets[i].clone()).map_err(err)?;
+                let old = mutex
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(names[i].clone(), set);
+                drop(black_box(old));
+            }
+            Ok(())
+        })
+        .await?;
+        table.add("Mutex<HashMap<String, TokenSet>> insert", sample);
+    }
+    table.print("Mutex<HashMap<String, TokenSet>> insert");
+    Ok(())
 }
 
 // ---- middleware -----------------------------------------------------------------------------
 
-async fn middleware() -> BenchResult {
-    let sandbox = Sandbox::builder().start().await.map_err(err)?;
-    let first = sandbox.issue("bench").await.map_err(err)?;
-    let token = first.access_token.expose_secret().to_owned();
-    let manager = TokenManager::builder(SandboxOAuth::new(sandbox.base_url()))
-        .build()
-        .map_err(err)?;
-    manager
-        .insert("bench", TokenSet::from_stored(first).map_err(err)?)
+/// The end of a chain that answers 200 at once, without the network: what is left of a
+/// request's cost is the middleware's own.
+struct Answer;
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for Answer {
+    async fn handle(
+        &self,
+        request: reqwest::Request,
+        _: &mut http::Extensions,
+        _: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        if !request.headers().contains_key(http::header::AUTHORIZATION) {
+            return Err(reqwest_middleware::Error::middleware(
+                std::io::Error::other("no Authorization header"),
+            ));
+        }
+        Ok(reqwest::Response::from(http::Response::new("")))
+    }
+}
+
+/// A minimal HTTP/1.1 server on 127.0.0.1: answers every request `200 OK` with a two-byte
+/// body, keeping the connection.
+async fn minimal_server() -> Result<url::Url, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(err)?;
+    let address = listener.local_addr().map_err(err)?;
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = Vec::with_capacity(4096);
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(read) = socket.read(&mut chunk).await else {
+                        return;
+                    };
+                    if read == 0 || buffer.len() > 1 << 20 {
+                        return;
+                    }
+                    buffer.extend_from_slice(&chunk[..read]);
+                    // Requests without a body: one answer per blank line.
+                    while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buffer.drain(..end + 4);
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if socket.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    url_parse(&format!("http://{address}/api/balance"))
+}
+
+async fn middleware() -> BenchResult {
+    let names = [String::from("bench")];
+    let mut tokens = TokenGen(0xABCD_EF01_2345_6789);
+    let (manager, access) = manager_with(&names, &mut tokens).await?;
+    let static_header = {
+        let mut value =
+            http::HeaderValue::try_from(format!("Bearer {}", access[0].expose_secret()))
+                .map_err(err)?;
+        value.set_sensitive(true);
+        value
+    };
+
+    // BearerAuth's own work: two chains that end in `Answer`.
+    let with_auth = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(BearerAuth::new(manager.clone(), "bench"))
+        .with(Answer)
+        .build();
+    let without = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(Answer)
+        .build();
+    let url = url_parse("http://127.0.0.1:9/api/balance")?;
+    let n = scaled(200_000);
+    println!(
+        "\n## BearerAuth's own work: a chain that answers without the network, one task, {n} requests per round (load {})",
+        load_average()
+    );
+    let mut table = Table::default();
+    for _ in 0..ROUNDS {
+        let sample = timed(n, async {
+            for _ in 0..n {
+                let response = with_auth.get(url.clone()).send().await.map_err(err)?;
+                black_box(response);
+            }
+            Ok(())
+        })
+        .await?;
+        table.add("BearerAuth + answer", sample);
+        let sample = timed(n, async {
+            for _ in 0..n {
+                let response = without
+                    .get(url.clone())
+                    .header(http::header::AUTHORIZATION, static_header.clone())
+                    .send()
+                    .await
+                    .map_err(err)?;
+                black_box(response);
+            }
+            Ok(())
+        })
+        .await?;
+        table.add("static header + answer", sample);
+    }
+    table.print("static header + answer");
+    println!(
+        "  BearerAuth's own work: {:.0} ns of CPU per request",
+        table.median("BearerAuth + answer").cpu - table.median("static header + answer").cpu
+    );
+
+    // Against a minimal loopback server.
+    let url = minimal_server().await?;
     let plain = reqwest::Client::new();
     let through = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(BearerAuth::new(manager.clone(), "bench"))
         .build();
-    let url = sandbox.url("/api/balance");
-    const CONCURRENCY: usize = 16;
-    let total = scaled(20_000);
-    let per_task = total / CONCURRENCY;
-
-    println!(
-        "\n## BearerAuth middleware vs plain reqwest, loopback sandbox GET /api/balance, {CONCURRENCY} concurrent, {} requests per run",
-        per_task * CONCURRENCY
-    );
-    // Warm both connection pools.
-    let warm = per_task.min(200);
-    run_plain(&plain, &url, &token, CONCURRENCY, warm).await?;
-    run_through(&through, &url, CONCURRENCY, warm).await?;
-    let (mut best_plain, mut best_through) = (0f64, 0f64);
-    for _round in 0..3 {
-        best_plain = best_plain.max(run_plain(&plain, &url, &token, CONCURRENCY, per_task).await?);
-        best_through = best_through.max(run_through(&through, &url, CONCURRENCY, per_task).await?);
-    }
-    println!(
-        "plain reqwest {best_plain:>8.0} req/s | through BearerAuth {best_through:>8.0} req/s | ratio {:.3} (best of 3 alternating runs)",
-        best_through / best_plain
-    );
-    if sandbox.calls(TOKEN_PATH) != 0 {
-        return Err("the middleware refreshed a fresh token".into());
+    for concurrency in [1usize, 16] {
+        let per_task = scaled(if concurrency == 1 { 5_000 } else { 20_000 }) / concurrency;
+        // Warm both connection pools.
+        send_all(
+            &Client::Plain(plain.clone(), static_header.clone()),
+            &url,
+            concurrency,
+            50,
+        )
+        .await?;
+        send_all(&Client::Through(through.clone()), &url, concurrency, 50).await?;
+        let (mut plain_runs, mut through_runs) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            plain_runs.push(
+                send_all(
+                    &Client::Plain(plain.clone(), static_header.clone()),
+                    &url,
+                    concurrency,
+                    per_task,
+                )
+                .await?,
+            );
+            through_runs.push(
+                send_all(
+                    &Client::Through(through.clone()),
+                    &url,
+                    concurrency,
+                    per_task,
+                )
+                .await?,
+            );
+        }
+        let median = |runs: &mut Vec<(Duration, f64)>| {
+            runs.sort_by(|a, b| a.1.total_cmp(&b.1));
+            runs[runs.len() / 2]
+        };
+        let (plain_p50, plain_rate) = median(&mut plain_runs);
+        let (through_p50, through_rate) = median(&mut through_runs);
+        println!(
+            "minimal loopback server, concurrency {concurrency}, {} requests per round (load {}):",
+            per_task * concurrency,
+            load_average()
+        );
+        println!(
+            "  raw reqwest, static header   p50 {:>6.1} µs | {plain_rate:>8.0} req/s",
+            us(plain_p50)
+        );
+        println!(
+            "  through BearerAuth           p50 {:>6.1} µs | {through_rate:>8.0} req/s | p50 {:+.2} µs, throughput {:.3}x (median of {ROUNDS})",
+            us(through_p50),
+            us(through_p50) - us(plain_p50),
+            through_rate / plain_rate
+        );
     }
     Ok(())
 }
 
-async fn run_plain(
-    client: &reqwest::Client,
-    url: &url::Url,
-    token: &str,
-    concurrency: usize,
-    per_task: usize,
-) -> Result<f64, String> {
-    let started = Instant::now();
-    let handles: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (client, url, token) = (client.clone(), url.clone(), token.to_owned());
-            tokio::spawn(async move {
-                for _ in 0..per_task {
-                    let response = client.get(url.clone()).bearer_auth(&token).send().await?;
-                    if !response.status().is_success() {
-                        return Ok(Some(response.status()));
-                    }
-                    black_box(response.bytes().await?);
-                }
-                Ok::<_, reqwest::Error>(None)
-            })
-        })
-        .collect();
-    for handle in handles {
-        if let Some(status) = handle.await.map_err(err)?.map_err(err)? {
-            return Err(format!("plain request answered {status}"));
-        }
-    }
-    Ok((concurrency * per_task) as f64 / started.elapsed().as_secs_f64())
+#[derive(Clone)]
+enum Client {
+    Plain(reqwest::Client, http::HeaderValue),
+    Through(reqwest_middleware::ClientWithMiddleware),
 }
 
-async fn run_through(
-    client: &reqwest_middleware::ClientWithMiddleware,
+impl Client {
+    async fn get(&self, url: &url::Url) -> Result<reqwest::Response, String> {
+        match self {
+            Self::Plain(client, header) => client
+                .get(url.clone())
+                .header(http::header::AUTHORIZATION, header.clone())
+                .send()
+                .await
+                .map_err(err),
+            Self::Through(client) => client.get(url.clone()).send().await.map_err(err),
+        }
+    }
+}
+
+/// `concurrency` tasks sending `per_task` requests each: the p50 latency of a request and
+/// the requests per second.
+async fn send_all(
+    client: &Client,
     url: &url::Url,
     concurrency: usize,
     per_task: usize,
-) -> Result<f64, String> {
+) -> Result<(Duration, f64), String> {
     let started = Instant::now();
     let handles: Vec<_> = (0..concurrency)
         .map(|_| {
             let (client, url) = (client.clone(), url.clone());
             tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(per_task);
                 for _ in 0..per_task {
-                    let response = client.get(url.clone()).send().await.map_err(err)?;
+                    let sent = Instant::now();
+                    let response = client.get(&url).await?;
                     if !response.status().is_success() {
-                        return Ok(Some(response.status()));
+                        return Err(format!("answered {}", response.status()));
                     }
                     black_box(response.bytes().await.map_err(err)?);
+                    latencies.push(sent.elapsed());
                 }
-                Ok::<_, String>(None)
+                Ok::<_, String>(latencies)
             })
         })
         .collect();
+    let mut latencies = Vec::with_capacity(concurrency * per_task);
     for handle in handles {
-        if let Some(status) = handle.await.map_err(err)?? {
-            return Err(format!("request through the middleware answered {status}"));
-        }
+        latencies.extend(handle.await.map_err(err)??);
     }
-    Ok((concurrency * per_task) as f64 / started.elapsed().as_secs_f64())
+    let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    Ok((percentile(&latencies, 0.5), rate))
 }
 
 // ---- herd -----------------------------------------------------------------------------------
@@ -537,19 +988,16 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-// ---- sessions -------------------------------------------------------------------------------
+// ---- memory ---------------------------------------------------------------------------------
 
-fn sessions() -> BenchResult {
-    let exe = std::env::current_exe().map_err(err)?;
-    println!("\n## sessions held in memory (each part in its own process)");
-    for part in ["sessions-store", "sessions-manager"] {
-        let status = std::process::Command::new(&exe)
-            .arg(part)
-            .status()
-            .map_err(err)?;
-        if !status.success() {
-            return Err(format!("`{part}` failed: {status}"));
-        }
+fn memory() -> BenchResult {
+    let n = scaled(1_000_000);
+    println!(
+        "\n## memory: {n} sessions, two {TOKEN_LEN}-character tokens each (each part in its own process; load {})",
+        load_average()
+    );
+    for part in ["manager", "store", "baseline"] {
+        child(&["memory-child", part, &n.to_string()])?;
     }
     Ok(())
 }
@@ -563,6 +1011,7 @@ fn rss_bytes() -> Option<usize> {
 
 struct Footprint {
     live: usize,
+    allocs: usize,
     rss: Option<usize>,
 }
 
@@ -570,123 +1019,94 @@ impl Footprint {
     fn now() -> Self {
         Self {
             live: LIVE_BYTES.load(Ordering::Relaxed),
+            allocs: LIVE_ALLOCS.load(Ordering::Relaxed),
             rss: rss_bytes(),
         }
     }
 
     fn per_session_since(&self, before: &Footprint, n: usize) -> String {
         let live = self.live.saturating_sub(before.live) as f64 / n as f64;
+        let allocs = self.allocs.saturating_sub(before.allocs) as f64 / n as f64;
         let rss = match (self.rss, before.rss) {
             (Some(after), Some(before)) => {
                 format!("{:.0}", after.saturating_sub(before) as f64 / n as f64)
             }
             _ => "n/a".into(),
         };
-        format!("{live:.0} B live heap, {rss} B RSS growth")
+        format!(
+            "{live:>5.0} B live heap ({:>4.0} B beyond the token bytes), {allocs:>4.1} allocations, {rss:>5} B RSS growth per session",
+            live - (2 * TOKEN_LEN) as f64
+        )
     }
 }
 
-fn session_names(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("customer-{i:07}")).collect()
+/// The compact record a user would keep: the two tokens, both expiries and a version.
+#[allow(dead_code)]
+struct Record {
+    access_token: AccessToken,
+    refresh_token: RefreshToken,
+    access_expires_at: i64,
+    refresh_expires_at: i64,
+    version: u64,
 }
 
-/// Positions to look up, spread over the whole key space.
-fn lookup_order(n: usize, lookups: usize) -> Vec<usize> {
-    let mut tokens = TokenGen(0xD1B5_4A32_D192_ED03);
-    (0..lookups)
-        .map(|_| (tokens.next_u64() % n as u64) as usize)
-        .collect()
-}
-
-async fn sessions_store() -> BenchResult {
-    let n = scaled(1_000_000);
-    let now = time::OffsetDateTime::now_utc();
+async fn memory_child(args: &[String]) -> BenchResult {
+    let part = args.get(1).map(String::as_str).unwrap_or("");
+    let n: usize = args
+        .get(2)
+        .and_then(|n| n.parse().ok())
+        .ok_or("memory-child needs a part and a session count")?;
     let names = session_names(n);
-    let mut tokens = TokenGen(0x0123_4567_89AB_CDEF);
-    let provider: Arc<str> = Arc::from("bench");
-    let before = Footprint::now();
-    let store = MemoryStore::new();
-    let filling = Instant::now();
-    for name in &names {
-        let key = SessionKey::new(provider.clone(), name.as_str());
-        store
-            .save(&key, &tokens.set(now).into(), None)
-            .await
-            .map_err(err)?;
-    }
-    let fill = filling.elapsed();
-    let after = Footprint::now();
-
-    let order = lookup_order(n, scaled(1_000_000));
-    let keys: Vec<SessionKey> = order
-        .iter()
-        .map(|&i| SessionKey::new(provider.clone(), names[i].as_str()))
-        .collect();
-    let started = Instant::now();
-    for key in &keys {
-        black_box(
-            store
-                .load(black_box(key))
-                .await
-                .map_err(err)?
-                .ok_or("missing")?,
-        );
-    }
-    let lookup = ns_per(started.elapsed(), keys.len());
-    println!(
-        "MemoryStore, {n} sessions: {} per session | save {:.0} ns/session | load (random key, clones the record) {lookup:.0} ns",
-        after.per_session_since(&before, n),
-        ns_per(fill, n),
-    );
-    Ok(())
-}
-
-async fn sessions_manager() -> BenchResult {
-    let n = scaled(1_000_000);
     let now = time::OffsetDateTime::now_utc();
-    let names = session_names(n);
+    // The tokens are made while counting (they are kept) and subtracted in the report.
     let mut tokens = TokenGen(0x0123_4567_89AB_CDEF);
-    let before = Footprint::now();
-    let manager = TokenManager::builder(unused_provider()?)
-        .build()
-        .map_err(err)?;
-    let filling = Instant::now();
-    for name in &names {
-        let set = TokenSet::from_stored(tokens.set(now)).map_err(err)?;
-        manager.insert(name, set).await.map_err(err)?;
-    }
-    let fill = filling.elapsed();
-    let after = Footprint::now();
-
-    let order = lookup_order(n, scaled(1_000_000));
-    let started = Instant::now();
-    for &i in &order {
-        black_box(
-            manager
-                .access_token(black_box(&names[i]))
-                .await
-                .map_err(err)?,
-        );
-    }
-    let lookup = ns_per(started.elapsed(), order.len());
-    println!(
-        "TokenManager (cache + its MemoryStore), {n} sessions: {} per session | insert {:.0} ns/session | access_token (random session) {lookup:.0} ns",
-        after.per_session_since(&before, n),
-        ns_per(fill, n),
-    );
-    // The same random lookups in a bare papaya map of the same names, for comparison.
-    let map: papaya::HashMap<Arc<str>, u64> = papaya::HashMap::new();
-    for (i, name) in names.iter().enumerate() {
-        map.pin().insert(Arc::from(name.as_str()), i as u64);
-    }
-    let started = Instant::now();
-    for &i in &order {
-        black_box(map.pin().get(black_box(names[i].as_str())).copied());
-    }
-    println!(
-        "breakdown: a bare papaya::HashMap<Arc<str>, u64> of the same {n} names, random get {:.0} ns",
-        ns_per(started.elapsed(), order.len())
-    );
+    let mut sets = std::iter::repeat_with(move || tokens.set(now));
+    let (what, footprint, before) = match part {
+        "manager" => {
+            let before = Footprint::now();
+            let manager = TokenManager::builder(unused_provider()?)
+                .build()
+                .map_err(err)?;
+            for (name, set) in names.iter().zip(&mut sets) {
+                let set = TokenSet::from_stored(set).map_err(err)?;
+                manager.insert(name, set).await.map_err(err)?;
+            }
+            let after = Footprint::now();
+            black_box(&manager);
+            ("TokenManager (cache + its MemoryStore)", after, before)
+        }
+        "store" => {
+            let provider: Arc<str> = Arc::from("bench");
+            let before = Footprint::now();
+            let store = MemoryStore::new();
+            for (name, set) in names.iter().zip(&mut sets) {
+                let key = SessionKey::new(provider.clone(), name.as_str());
+                store.save(&key, &set.into(), None).await.map_err(err)?;
+            }
+            let after = Footprint::now();
+            black_box(&store);
+            ("MemoryStore alone", after, before)
+        }
+        "baseline" => {
+            let before = Footprint::now();
+            let mut map: HashMap<Box<str>, Record> = HashMap::new();
+            for (name, set) in names.iter().zip(&mut sets) {
+                let record = Record {
+                    access_token: set.access_token,
+                    refresh_token: set.refresh_token.ok_or("no refresh token")?,
+                    access_expires_at: set.access_expires_at.map_or(0, |at| at.unix_timestamp()),
+                    refresh_expires_at: set.refresh_expires_at.map_or(0, |at| at.unix_timestamp()),
+                    version: 1,
+                };
+                map.insert(name.as_str().into(), record);
+            }
+            let after = Footprint::now();
+            black_box(&map);
+            ("HashMap<Box<str>, Record> (baseline)", after, before)
+        }
+        other => return Err(format!("unknown memory part `{other}`")),
+    };
+    println!("  {what:<40} {}", footprint.per_session_since(&before, n));
     Ok(())
 }
 

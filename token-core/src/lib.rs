@@ -120,7 +120,7 @@ pub use error::{
 pub use issuer::{
     Issuer, IssuerConfig, IssuerError, IssuerStore, MemoryIssuerStore, RefreshRotation,
 };
-pub use manager::{Event, ExpiryNote, ManagerConfig, RetryPolicy, TokenManager};
+pub use manager::{Event, ExpiryNote, ManagerConfig, RetryPolicy, SessionHandle, TokenManager};
 pub use middleware::BearerAuth;
 pub use pkce::PkceVerifier;
 pub use provider::{CallContext, Provider, Signer};

@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use http::{Extensions, HeaderValue, StatusCode, header::AUTHORIZATION};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 
-use crate::manager::TokenManager;
+use crate::manager::{SessionHandle, TokenManager};
 use crate::provider::Provider;
 use crate::secret::AccessToken;
 
@@ -30,16 +31,36 @@ use crate::secret::AccessToken;
 /// # Ok(()) }
 /// ```
 pub struct BearerAuth<P: Provider> {
-    manager: TokenManager<P>,
-    session: Option<Arc<str>>,
+    target: Target<P>,
+    /// The `Authorization` value of the last token sent, built once per token.
+    header: ArcSwapOption<Bearer>,
+}
+
+enum Target<P: Provider> {
+    /// One session, looked up once.
+    One(SessionHandle<P>),
+    /// The [`Session`] in each request's extensions.
+    PerRequest(TokenManager<P>),
+}
+
+/// A token and its `Authorization` value.
+struct Bearer {
+    token: AccessToken,
+    value: HeaderValue,
 }
 
 impl<P: Provider> BearerAuth<P> {
     /// Authenticates every request as `session` (unless a request carries [`Session`]).
     pub fn new(manager: TokenManager<P>, session: impl Into<Arc<str>>) -> Self {
+        Self::for_session(manager.session(&session.into()))
+    }
+
+    /// Authenticates every request as the handle's session (unless a request carries
+    /// [`Session`]).
+    pub fn for_session(session: SessionHandle<P>) -> Self {
         Self {
-            manager,
-            session: Some(session.into()),
+            target: Target::One(session),
+            header: ArcSwapOption::empty(),
         }
     }
 
@@ -47,9 +68,32 @@ impl<P: Provider> BearerAuth<P> {
     /// one fails.
     pub fn per_request(manager: TokenManager<P>) -> Self {
         Self {
-            manager,
-            session: None,
+            target: Target::PerRequest(manager),
+            header: ArcSwapOption::empty(),
         }
+    }
+
+    fn manager(&self) -> &TokenManager<P> {
+        match &self.target {
+            Target::One(handle) => handle.manager(),
+            Target::PerRequest(manager) => manager,
+        }
+    }
+
+    /// The `Authorization` value for `token`: the last one built if it was for the same
+    /// token (the usual case: a token serves many requests), else a new one.
+    fn header(&self, token: &AccessToken) -> reqwest_middleware::Result<HeaderValue> {
+        if let Some(last) = &*self.header.load()
+            && last.token == *token
+        {
+            return Ok(last.value.clone());
+        }
+        let value = bearer_value(token)?;
+        self.header.store(Some(Arc::new(Bearer {
+            token: token.clone(),
+            value: value.clone(),
+        })));
+        Ok(value)
     }
 }
 
@@ -76,25 +120,24 @@ impl<P: Provider> Middleware for BearerAuth<P> {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let session = match (extensions.get::<Session>(), &self.session) {
-            (Some(Session(name)), _) | (None, Some(name)) => name.clone(),
-            (None, None) => {
+        let token = match (extensions.get::<Session>(), &self.target) {
+            (Some(Session(name)), _) => self.manager().access_token(name).await,
+            (None, Target::One(handle)) => handle.access_token().await,
+            (None, Target::PerRequest(_)) => {
                 return Err(reqwest_middleware::Error::middleware(crate::Error::Config(
                     "BearerAuth::per_request needs a Session extension on the request".into(),
                 )));
             }
-        };
-        let token = self
-            .manager
-            .access_token(&session)
-            .await
-            .map_err(reqwest_middleware::Error::middleware)?;
+        }
+        .map_err(reqwest_middleware::Error::middleware)?;
         let resend = if extensions.get::<NoResend>().is_some() {
             None
         } else {
             request.try_clone()
         };
-        set_bearer(&mut request, &token)?;
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, self.header(&token)?);
         let response = next.clone().run(request, extensions).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
@@ -102,23 +145,32 @@ impl<P: Provider> Middleware for BearerAuth<P> {
         let Some(mut again) = resend else {
             return Ok(response);
         };
-        tracing::debug!(session = %session, "API refused the access token; refreshing and resending once");
-        let fresh = self
-            .manager
-            .refresh_rejected(&session, &token)
-            .await
-            .map_err(reqwest_middleware::Error::middleware)?;
+        let fresh = match (extensions.get::<Session>(), &self.target) {
+            (Some(Session(name)), _) => {
+                tracing::debug!(session = %name, "API refused the access token; refreshing and resending once");
+                self.manager().refresh_rejected(name, &token).await
+            }
+            (None, Target::One(handle)) => {
+                tracing::debug!(session = handle.name(), "API refused the access token; refreshing and resending once");
+                handle.refresh_rejected(&token).await
+            }
+            (None, Target::PerRequest(_)) => return Ok(response),
+        }
+        .map_err(reqwest_middleware::Error::middleware)?;
         if fresh == token {
             // The token was itself obtained after a 401: the API refuses more than the
             // token. Its answer stands; nothing is resent.
             return Ok(response);
         }
-        set_bearer(&mut again, &fresh)?;
+        again
+            .headers_mut()
+            .insert(AUTHORIZATION, self.header(&fresh)?);
         next.run(again, extensions).await
     }
 }
 
-fn set_bearer(request: &mut Request, token: &AccessToken) -> reqwest_middleware::Result<()> {
+/// `Bearer <token>`, marked sensitive (kept out of `Debug` and HPACK tables).
+fn bearer_value(token: &AccessToken) -> reqwest_middleware::Result<HeaderValue> {
     let mut value =
         HeaderValue::try_from(format!("Bearer {}", token.expose_secret())).map_err(|_| {
             reqwest_middleware::Error::middleware(crate::Error::Config(
@@ -126,6 +178,5 @@ fn set_bearer(request: &mut Request, token: &AccessToken) -> reqwest_middleware:
             ))
         })?;
     value.set_sensitive(true);
-    request.headers_mut().insert(AUTHORIZATION, value);
-    Ok(())
+    Ok(value)
 }

@@ -13,6 +13,7 @@
 mod config;
 mod event;
 mod flight;
+mod handle;
 mod lease;
 mod persist;
 mod refresh;
@@ -30,6 +31,7 @@ use tokio_util::task::TaskTracker;
 
 pub use config::ManagerConfig;
 pub use event::{Event, ExpiryNote};
+pub use handle::SessionHandle;
 pub use retry::RetryPolicy;
 
 use crate::clock::{Clock, SystemClock};
@@ -117,7 +119,12 @@ impl<P: Provider> TokenManagerBuilder<P> {
                 client,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 config: self.config,
-                sessions: papaya::HashMap::new(),
+                // Blocking resizes: an incremental one is only helped along by inserts, and
+                // sessions are added through `get_or_insert_with`, so the old tables would
+                // stay in every lookup's probe for ever.
+                sessions: papaya::HashMap::builder()
+                    .resize_mode(papaya::ResizeMode::Blocking)
+                    .build(),
                 events,
                 hook: self.hook,
                 holder: uuid::Uuid::new_v4().to_string(),
@@ -212,16 +219,10 @@ impl<P: Provider> TokenManager<P> {
     }
 
     /// The hot path: a fresh token read through the map's guard and the cell's guard, with
-    /// no lock and no reference count touched but the token's own.
+    /// no lock, no reference count touched but the token's own, and no exact clock read.
     fn fresh_token(&self, name: &str) -> Option<AccessToken> {
-        let sessions = self.inner.sessions.pin();
-        let state = sessions.get(name)?.state.load();
-        match state.as_deref()? {
-            State::Ready(current) if current.fresh(self.inner.clock.now()) => {
-                Some(current.set.access_token.clone())
-            }
-            _ => None,
-        }
+        let at_least = self.inner.clock.now_nanos_at_least();
+        self.inner.sessions.pin().get(name)?.fresh_token(at_least)
     }
 
     /// The whole current set of `session` (extras included), refreshing first if needed.
@@ -416,7 +417,9 @@ impl<P: Provider> Inner<P> {
             saved,
             refresh_at,
             after_rejection: false,
+            fresh_until: 0,
         }
+        .sealed()
     }
 
     /// When to refresh `set` ahead of expiry: before the access token expires (skew plus a

@@ -177,6 +177,7 @@ impl<P: Provider> Inner<P> {
                     refresh_at: unsaved.refresh_at,
                     usable_until: unsaved.usable_until,
                     after_rejection: unsaved.after_rejection,
+                    fresh_until: unsaved.fresh_until,
                 });
                 session.publish_refreshed(generation, Some(unsaved), State::Ready(saved.clone()));
                 self.emit(Event::Persisted {

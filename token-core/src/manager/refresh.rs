@@ -306,7 +306,7 @@ impl<P: Provider> Inner<P> {
             notes.push(ExpiryNote::AlreadyExpired);
             next.usable_until = next.usable_until.map(|at| at.max(earliest));
         }
-        let next = Arc::new(next);
+        let next = Arc::new(next.sealed());
         if !session.publish_refreshed(generation, current.as_ref(), State::Ready(next.clone())) {
             // An insert replaced the session while the provider answered: it wins, and the
             // answer (for the replaced tokens) is dropped.

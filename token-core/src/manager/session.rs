@@ -8,6 +8,7 @@ use arc_swap::ArcSwapOption;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
+use crate::clock::unix_nanos;
 use crate::error::{Error, Reauth};
 use crate::secret::AccessToken;
 use crate::store::{SessionKey, Version};
@@ -63,6 +64,20 @@ impl<X> Session<X> {
             failure: Mutex::new(None),
             writer: tokio::sync::Mutex::new(()),
             lease_users: Mutex::new(0),
+        }
+    }
+
+    /// The access token, if the state is a set that is fresh at any instant up to
+    /// `at_least`: no lock, no reference count touched but the token's own.
+    pub(super) fn fresh_token(&self, at_least: i64) -> Option<AccessToken>
+    where
+        X: Clone,
+    {
+        match self.state.load().as_deref()? {
+            State::Ready(current) if current.fresh_at(at_least) => {
+                Some(current.set.access_token.clone())
+            }
+            _ => None,
         }
     }
 
@@ -200,11 +215,29 @@ pub(super) struct Current<X> {
     /// one too is not refreshed again (an API that refuses everything must not rotate the
     /// session on every request).
     pub(super) after_rejection: bool,
+    /// The earlier of `refresh_at` and `usable_until` in Unix nanoseconds, for the fast
+    /// path: fresh while the clock reads earlier. Set by [`sealed`](Self::sealed) whenever
+    /// either changes.
+    pub(super) fresh_until: i64,
 }
 
 impl<X: Clone> Current<X> {
+    /// Computes `fresh_until` from `refresh_at` and `usable_until`.
+    pub(super) fn sealed(mut self) -> Self {
+        let nanos = |at: Option<OffsetDateTime>| at.map_or(i64::MAX, unix_nanos);
+        self.fresh_until = nanos(self.refresh_at).min(nanos(self.usable_until));
+        self
+    }
+
     pub(super) fn fresh(&self, now: OffsetDateTime) -> bool {
         self.refresh_at.is_none_or(|at| now < at) && self.usable(now)
+    }
+
+    /// The fast path's check: fresh at any instant up to `at_least` (a reading of
+    /// [`Clock::now_nanos_at_least`](crate::Clock::now_nanos_at_least)). `false` only
+    /// means "ask [`fresh`](Self::fresh)".
+    pub(super) fn fresh_at(&self, at_least: i64) -> bool {
+        at_least < self.fresh_until
     }
 
     pub(super) fn usable(&self, now: OffsetDateTime) -> bool {
@@ -223,7 +256,9 @@ impl<X: Clone> Current<X> {
             }),
             usable_until: self.usable_until,
             after_rejection: self.after_rejection,
+            fresh_until: 0,
         }
+        .sealed()
     }
 }
 

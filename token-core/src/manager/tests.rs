@@ -10,7 +10,7 @@ use time::macros::datetime;
 use tokio::sync::Semaphore;
 
 use super::*;
-use crate::clock::TokioClock;
+use crate::clock::{ManualClock, TokioClock};
 use crate::error::{EndpointError, ErrorKind, ProviderError, TransportError};
 use crate::secret::RefreshToken;
 use crate::store::{Lease, StoredRecord, Version, Versioned};
@@ -1886,4 +1886,115 @@ async fn a_refusal_of_the_token_a_running_refresh_just_produced_gets_a_refresh_o
     let answer = rejecting.await.unwrap().unwrap();
     assert_ne!(answer, fresh, "not the refused token back");
     assert_eq!(h.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_herd_of_10000_with_half_cancelled_mid_refresh_gets_one_refresh_and_one_token() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    h.seed("s", Duration::from_secs(1)).await;
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let callers: Vec<_> = (0..10_000)
+        .map(|_| {
+            let manager = h.manager.clone();
+            tokio::spawn(async move { manager.access_token("s").await })
+        })
+        .collect();
+    // The refresh is in the provider: cancel every other caller, then let it answer.
+    h.until_calls(1).await;
+    for caller in callers.iter().step_by(2) {
+        caller.abort();
+    }
+    gate.add_permits(1);
+    let mut answered = 0;
+    for (i, caller) in callers.into_iter().enumerate() {
+        match caller.await {
+            Ok(token) => {
+                assert_eq!(token.unwrap().expose_secret(), "at-1");
+                answered += 1;
+            }
+            Err(e) => assert!(e.is_cancelled() && i % 2 == 0, "caller {i}: {e}"),
+        }
+    }
+    assert!(answered >= 5_000, "{answered} answered");
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    assert_eq!(h.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_fast_path_goes_stale_exactly_at_the_refresh_instant_of_a_test_clock() {
+    let start = datetime!(2026-01-01 00:00 UTC);
+    let clock = ManualClock::new(start);
+    let manager = TokenManager::builder(Arc::new(Fake::new(Arc::new(clock.clone()))))
+        .client(NoTransport)
+        .clock(Arc::new(clock.clone()))
+        .config(ManagerConfig::default().with_refresh_skew(Duration::from_secs(60), Duration::ZERO))
+        .build()
+        .unwrap();
+    let set = TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(start + Duration::from_secs(600));
+    manager.insert("s", set).await.unwrap();
+    let handle = manager.session("s");
+    // Refresh instant: 600 s - 60 s of skew.
+    clock.set(start + Duration::from_secs(540) - time::Duration::nanoseconds(1));
+    assert!(manager.fresh_token("s").is_some());
+    assert!(handle.fresh_token().is_some());
+    clock.set(start + Duration::from_secs(540));
+    assert!(manager.fresh_token("s").is_none());
+    assert!(handle.fresh_token().is_none());
+    // A clock stepped back makes it fresh again, as the exact check would.
+    clock.set(start);
+    assert!(manager.fresh_token("s").is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_handle_has_the_by_name_calls_semantics() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::from_secs(300)).await;
+    let handle = h.manager.session("s");
+    assert_eq!(handle.name(), "s");
+    assert!(!format!("{handle:?}").contains("at-0"));
+    assert_eq!(handle.access_token().await.unwrap().expose_secret(), "at-0");
+    assert_eq!(h.calls(), 0);
+    // Expired: one refresh, shared with the by-name callers.
+    tokio::time::advance(Duration::from_secs(301)).await;
+    let (a, b) = tokio::join!(handle.access_token(), h.manager.access_token("s"));
+    assert_eq!(a.unwrap().expose_secret(), "at-1");
+    assert_eq!(b.unwrap().expose_secret(), "at-1");
+    assert_eq!(h.calls(), 1);
+    // A new generation from `insert` is seen by the handle.
+    let inserted = TokenSet::new(AccessToken::new("at-inserted"))
+        .with_refresh_token(RefreshToken::new("rt-inserted"))
+        .with_access_expires_at(h.clock.now() + HOUR);
+    h.manager.insert("s", inserted.clone()).await.unwrap();
+    assert_eq!(
+        handle.access_token().await.unwrap().expose_secret(),
+        "at-inserted"
+    );
+    // Removed: the handle errors like the by-name call.
+    h.manager.remove("s").await.unwrap();
+    let by_handle = handle.access_token().await.unwrap_err();
+    let by_name = h.manager.access_token("s").await.unwrap_err();
+    assert_eq!(by_handle.kind(), by_name.kind());
+    assert!(matches!(by_handle, Error::NoTokens { .. }), "{by_handle:?}");
+    // Inserted again (a new session in the map): the old handle still follows the name.
+    h.manager.insert("s", inserted).await.unwrap();
+    assert_eq!(
+        handle.access_token().await.unwrap().expose_secret(),
+        "at-inserted"
+    );
+    assert_eq!(
+        h.manager
+            .session("s")
+            .access_token()
+            .await
+            .unwrap()
+            .expose_secret(),
+        "at-inserted"
+    );
+    assert_eq!(h.calls(), 1);
 }

@@ -1,0 +1,94 @@
+//! A handle on one session, looked up once: its fresh-token read skips the map.
+
+use std::sync::Arc;
+
+use super::TokenManager;
+use super::session::Session;
+use crate::error::Error;
+use crate::provider::Provider;
+use crate::secret::AccessToken;
+
+/// One session of a [`TokenManager`], looked up once ([`TokenManager::session`]).
+///
+/// Its [`access_token`](Self::access_token) reads a fresh token straight from the session
+/// (an atomic load and the token's reference count, no map lookup) and otherwise does
+/// exactly what [`TokenManager::access_token`] does for the session's name: one refresh
+/// at a time, a proactive refresh near expiry, the set of the latest
+/// [`insert`](TokenManager::insert), and the by-name call's error once the session was
+/// [`remove`](TokenManager::remove)d. Cheap to clone; hold one per session you call often
+/// ([`BearerAuth`](crate::BearerAuth) does).
+///
+/// ```no_run
+/// # async fn run<P: token_core::Provider>(manager: token_core::TokenManager<P>)
+/// # -> Result<(), token_core::Error> {
+/// let customer = manager.session("customer-42");
+/// let token = customer.access_token().await?;
+/// # let _ = token; Ok(()) }
+/// ```
+pub struct SessionHandle<P: Provider> {
+    manager: TokenManager<P>,
+    session: Arc<Session<P::Extras>>,
+}
+
+impl<P: Provider> Clone for SessionHandle<P> {
+    fn clone(&self) -> Self {
+        Self {
+            manager: self.manager.clone(),
+            session: self.session.clone(),
+        }
+    }
+}
+
+impl<P: Provider> std::fmt::Debug for SessionHandle<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionHandle")
+            .field("provider", &self.manager.inner.provider.name())
+            .field("session", &&*self.session.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Provider> TokenManager<P> {
+    /// A handle on `session`, for callers that use one session often: see
+    /// [`SessionHandle`].
+    pub fn session(&self, session: &str) -> SessionHandle<P> {
+        SessionHandle {
+            manager: self.clone(),
+            session: self.inner.session(session),
+        }
+    }
+}
+
+impl<P: Provider> SessionHandle<P> {
+    /// The session's name.
+    pub fn name(&self) -> &str {
+        &self.session.name
+    }
+
+    /// The manager.
+    pub fn manager(&self) -> &TokenManager<P> {
+        &self.manager
+    }
+
+    /// A valid access token, as [`TokenManager::access_token`] gives for this session.
+    pub async fn access_token(&self) -> Result<AccessToken, Error> {
+        if let Some(token) = self.fresh_token() {
+            return Ok(token);
+        }
+        // Everything else by name: after a `remove`, the name leads to the session's new
+        // state, not to this handle's old one.
+        self.manager.access_token(&self.session.name).await
+    }
+
+    /// As [`TokenManager::refresh_rejected`] for this session.
+    pub async fn refresh_rejected(&self, rejected: &AccessToken) -> Result<AccessToken, Error> {
+        self.manager
+            .refresh_rejected(&self.session.name, rejected)
+            .await
+    }
+
+    pub(super) fn fresh_token(&self) -> Option<AccessToken> {
+        self.session
+            .fresh_token(self.manager.inner.clock.now_nanos_at_least())
+    }
+}
