@@ -151,7 +151,7 @@ impl<P: Provider> Middleware for BearerAuth<P> {
                 self.manager().refresh_rejected(name, &token).await
             }
             (None, Target::One(handle)) => {
-                tracing::debug!(session = handle.name(), "API refused the access token; refreshing and resending once");
+                tracing::debug!(session = %handle.name(), "API refused the access token; refreshing and resending once");
                 handle.refresh_rejected(&token).await
             }
             (None, Target::PerRequest(_)) => return Ok(response),
