@@ -62,7 +62,14 @@
 //!
 //! | feature | default | adds |
 //! |---|---|---|
-//! | `sandbox` | no | `sandbox`: serve any provider's endpoints on 127.0.0.1 over the issuer, with faults |
+//! | `reqwest` | yes | `ReqwestClient`, the manager's HTTP client unless another [`HttpClient`] is given |
+//! | `middleware` | yes | `middleware::BearerAuth` for reqwest-middleware clients |
+//! | `rustls` | yes | TLS by rustls with aws-lc-rs (needs cmake and a C compiler to build) |
+//! | `rustls-ring` | no | TLS by rustls with ring, installed as rustls' process default; with `default-features = false` no aws-lc |
+//! | `native-tls` | no | TLS by the platform's library (OpenSSL on Linux) |
+//! | `http2` | no | HTTP/2 in `ReqwestClient` (token endpoints answer HTTP/1.1) |
+//! | `server` | no | `issuer`: the token issuing side a wallet serves refresh from |
+//! | `sandbox` | no | `sandbox` (and `server`): serve any provider's endpoints on 127.0.0.1 over the issuer, with faults |
 //! | `postgres` | no | `PostgresStore` and `PostgresIssuerStore`, for several replicas |
 //! | `metrics` | no | `metrics`: refreshes, failures by kind, re-auths and refresh latency through the `metrics` facade |
 //! | `tower` | no | `tower::BearerLayer`: the bearer token for any tower HTTP client (hyper-util, tonic) |
@@ -84,6 +91,8 @@ pub mod clock;
 pub mod codec;
 pub mod error;
 pub mod expiry;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod issuer;
 mod macro_support;
 pub mod manager;
@@ -117,10 +126,12 @@ pub use codec::{Endpoint, ErrorResponse, FromContext, RequestContext, TokenRespo
 pub use error::{
     EndpointError, Error, ErrorKind, ProviderError, Reauth, StoreError, TransportError,
 };
+#[cfg(feature = "server")]
 pub use issuer::{
     Issuer, IssuerConfig, IssuerError, IssuerStore, MemoryIssuerStore, RefreshRotation,
 };
 pub use manager::{Event, ExpiryNote, ManagerConfig, RetryPolicy, SessionHandle, TokenManager};
+#[cfg(feature = "middleware")]
 pub use middleware::BearerAuth;
 pub use pkce::PkceVerifier;
 pub use provider::{CallContext, Provider, Signer};
@@ -132,7 +143,9 @@ pub use store::{MemoryStore, SessionKey, TokenStore};
 #[doc = include_str!("token_endpoint.md")]
 pub use token_macros::token_endpoint;
 pub use token_set::{Extras, NoExtras, StoredTokenSet, TokenSet};
-pub use transport::{HttpClient, ReqwestClient};
+#[cfg(feature = "reqwest")]
+pub use transport::ReqwestClient;
+pub use transport::HttpClient;
 
 /// What generated code needs; not a public API.
 #[doc(hidden)]

@@ -1,18 +1,28 @@
-//! A reqwest-middleware [`Middleware`] that sends the session's bearer token, and after a
-//! 401 refreshes once and resends once.
+//! The request extensions that choose a session ([`Session`]) and forbid a resend
+//! ([`NoResend`]), and (feature `middleware`) `BearerAuth`: a reqwest-middleware `Middleware`
+//! that sends the session's bearer token, and after a 401 refreshes once and resends once.
 
 use std::sync::Arc;
 
+#[cfg(feature = "middleware")]
 use arc_swap::ArcSwapOption;
+#[cfg(feature = "middleware")]
 use async_trait::async_trait;
+#[cfg(feature = "middleware")]
 use http::{Extensions, HeaderValue, StatusCode, header::AUTHORIZATION};
+#[cfg(feature = "middleware")]
 use reqwest::{Request, Response};
+#[cfg(feature = "middleware")]
 use reqwest_middleware::{Middleware, Next};
 
+#[cfg(feature = "middleware")]
 use crate::manager::{SessionHandle, TokenManager};
+#[cfg(feature = "middleware")]
 use crate::provider::Provider;
+#[cfg(feature = "middleware")]
 use crate::secret::AccessToken;
 
+#[cfg(feature = "middleware")]
 /// Adds `Authorization: Bearer <token>` from a [`TokenManager`].
 ///
 /// After a 401 it asks the manager for a new token (which refreshes only if no other caller
@@ -36,6 +46,7 @@ pub struct BearerAuth<P: Provider> {
     header: ArcSwapOption<Bearer>,
 }
 
+#[cfg(feature = "middleware")]
 enum Target<P: Provider> {
     /// One session, looked up once.
     One(SessionHandle<P>),
@@ -43,12 +54,14 @@ enum Target<P: Provider> {
     PerRequest(TokenManager<P>),
 }
 
+#[cfg(feature = "middleware")]
 /// A token and its `Authorization` value.
 struct Bearer {
     token: AccessToken,
     value: HeaderValue,
 }
 
+#[cfg(feature = "middleware")]
 impl<P: Provider> BearerAuth<P> {
     /// Authenticates every request as `session` (unless a request carries [`Session`]).
     pub fn new(manager: TokenManager<P>, session: impl Into<Arc<str>>) -> Self {
@@ -112,6 +125,7 @@ impl Session {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoResend;
 
+#[cfg(feature = "middleware")]
 #[async_trait]
 impl<P: Provider> Middleware for BearerAuth<P> {
     async fn handle(
@@ -169,6 +183,7 @@ impl<P: Provider> Middleware for BearerAuth<P> {
     }
 }
 
+#[cfg(feature = "middleware")]
 /// `Bearer <token>`, marked sensitive (kept out of `Debug` and HPACK tables).
 fn bearer_value(token: &AccessToken) -> reqwest_middleware::Result<HeaderValue> {
     let mut value =

@@ -2,11 +2,14 @@
 //! with a body-size limit, timeouts, and no answer read from another origin.
 
 use std::sync::Arc;
+#[cfg(feature = "reqwest")]
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::error::{ErrorKind, TransportError};
+#[cfg(feature = "reqwest")]
+use crate::error::ErrorKind;
+use crate::error::TransportError;
 
 /// Sends one request and reads its whole answer.
 ///
@@ -36,6 +39,7 @@ const _: Option<&dyn HttpClient> = None;
 /// The default largest answer body read: 1 MiB. Token answers are a few hundred bytes.
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 
+#[cfg(feature = "reqwest")]
 /// [`HttpClient`] over reqwest. Follows no redirect (a token endpoint has no business
 /// redirecting, and a redirect must never carry credentials elsewhere), reads at most
 /// [`DEFAULT_MAX_BODY`] bytes, and times out after 30 s.
@@ -50,6 +54,7 @@ pub struct ReqwestClient {
     max_body: usize,
 }
 
+#[cfg(feature = "reqwest")]
 impl ReqwestClient {
     /// A client with the defaults above.
     pub fn new() -> Result<Self, crate::Error> {
@@ -59,6 +64,12 @@ impl ReqwestClient {
     /// A client with the given overall timeout per call (`None`: no timeout, for tests on
     /// tokio's paused clock).
     pub fn with_timeout(timeout: Option<Duration>) -> Result<Self, crate::Error> {
+        #[cfg(feature = "rustls-ring")]
+        {
+            // reqwest's rustls without a provider uses the process default: ring, unless
+            // the application installed one already (then that one stays).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("token-core/", env!("CARGO_PKG_VERSION")));
@@ -109,6 +120,7 @@ impl ReqwestClient {
     }
 }
 
+#[cfg(feature = "reqwest")]
 #[async_trait]
 impl HttpClient for ReqwestClient {
     async fn send(
@@ -156,6 +168,7 @@ impl HttpClient for ReqwestClient {
     }
 }
 
+#[cfg(feature = "reqwest")]
 fn classify(error: reqwest::Error) -> TransportError {
     let (connect, builder) = (error.is_connect(), error.is_builder());
     let message = error.without_url().to_string();
@@ -171,6 +184,7 @@ fn classify(error: reqwest::Error) -> TransportError {
     }
 }
 
+#[cfg(feature = "reqwest")]
 fn read_failed(status: http::StatusCode, error: reqwest::Error) -> TransportError {
     TransportError {
         kind: ErrorKind::from_status(status),

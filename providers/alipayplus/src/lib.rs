@@ -57,6 +57,8 @@
 
 mod config;
 mod endpoints;
+#[cfg(feature = "mpp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mpp")))]
 pub mod mpp;
 mod provider;
 #[cfg(feature = "sandbox")]

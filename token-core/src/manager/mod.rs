@@ -40,7 +40,7 @@ use crate::provider::{CallContext, Provider};
 use crate::secret::{AccessToken, RefreshToken};
 use crate::store::{MemoryStore, ReauthVerdict, SessionKey, StoredRecord, TokenStore};
 use crate::token_set::TokenSet;
-use crate::transport::{HttpClient, ReqwestClient};
+use crate::transport::HttpClient;
 use session::{Current, Reason, Session, State, earlier, later};
 
 type Hook = Arc<dyn Fn(&Event) + Send + Sync>;
@@ -68,7 +68,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
         self
     }
 
-    /// The transport (default: [`ReqwestClient::new`]).
+    /// The transport (default, with the `reqwest` feature: [`ReqwestClient::new`](crate::ReqwestClient::new)).
     pub fn client(mut self, client: impl HttpClient) -> Self {
         self.client = Some(Arc::new(client));
         self
@@ -109,7 +109,16 @@ impl<P: Provider> TokenManagerBuilder<P> {
         }
         let client = match self.client {
             Some(client) => client,
-            None => Arc::new(ReqwestClient::new()?),
+            #[cfg(feature = "reqwest")]
+            None => Arc::new(crate::transport::ReqwestClient::new()?),
+            #[cfg(not(feature = "reqwest"))]
+            None => {
+                return Err(Error::Config(
+                    "no HTTP client: give one with TokenManagerBuilder::client, or enable \
+                     token-core's `reqwest` feature"
+                        .into(),
+                ));
+            }
         };
         let (events, _) = broadcast::channel(1024);
         Ok(TokenManager {
