@@ -595,16 +595,17 @@ pub fn timestamp<T: TextValue>(
 )]
 pub trait SigningKey {
     fn key(&self) -> &ClientSecret;
+    /// The server side's key, which the decoded request holds.
+    fn from_key(key: &ClientSecret) -> Self;
 }
 
 impl SigningKey for ClientSecret {
     fn key(&self) -> &ClientSecret {
         self
     }
-}
-
-pub fn signing_key_of<K: SigningKey>(key: &K) -> &ClientSecret {
-    key.key()
+    fn from_key(key: &ClientSecret) -> Self {
+        key.clone()
+    }
 }
 
 /// Client side: signs the encoded request with its declared signature.

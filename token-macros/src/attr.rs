@@ -533,8 +533,11 @@ pub fn signature(key: &Ident, meta: &Meta, errors: &mut Errors) -> Signature {
         into: None,
     };
     let mut seen = Vec::new();
+    // An unknown algorithm is reported where it stands, not again as a missing one.
+    let mut named_algorithm = false;
     for entry in sub_entries(meta, errors) {
         let name = entry.key.to_string();
+        named_algorithm |= matches!(entry.meta, Meta::Path(_));
         let algorithm = symbol::SIGN_ALGORITHMS
             .iter()
             .find(|(n, _)| *n == name)
@@ -613,7 +616,7 @@ pub fn signature(key: &Ident, meta: &Meta, errors: &mut Errors) -> Signature {
     }
     let missing: Vec<&str> = [
         (
-            out.algorithm.is_none(),
+            !named_algorithm,
             "an algorithm (`hmac_sha256` or `rsa_sha256`)",
         ),
         (

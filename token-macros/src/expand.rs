@@ -173,10 +173,9 @@ fn request(model: &Model) -> TokenStream {
         let span = field.ty.span();
         if role == "signing_key" {
             // Never on the wire: the server side holds the key it verified with.
-            reads.push(
-                quote_spanned!(span=> #f: ::core::clone::Clone::clone(#p::signing_key_of(__key))),
-            );
-            secrets.push(quote_spanned!(span=> #p::AsSecret::collect_secrets(#p::signing_key_of(&self.#f), &mut __s);));
+            let ty = field.ty;
+            reads.push(quote_spanned!(span=> #f: <#ty as #p::SigningKey>::from_key(__key)));
+            secrets.push(quote_spanned!(span=> #p::AsSecret::collect_secrets(<#ty as #p::SigningKey>::key(&self.#f), &mut __s);));
             continue;
         }
         let at = match role.as_str() {
@@ -245,17 +244,20 @@ fn request(model: &Model) -> TokenStream {
     let signing_key = model
         .fields
         .iter()
-        .find(|f| f.role().as_deref() == Some("signing_key"))
-        .map(|f| f.ident);
+        .find(|f| f.role().as_deref() == Some("signing_key"));
     let (signature, encode, decode) = match (&top.signature, signing_key) {
         (Some(sign), Some(key)) => {
             let declared = signature(model, sign);
             (
                 quote!(const SIGNATURE: ::core::option::Option<#p::RequestSignature> = ::core::option::Option::Some(#declared);),
-                quote! {
-                    let mut __request = __w.finish(base_url)?;
-                    #p::sign_request(Self::SIGNATURE, &mut __request, #p::signing_key_of(&self.#key))?;
-                    ::core::result::Result::Ok(__request)
+                {
+                    let (f, ty) = (key.ident, key.ty);
+                    let key = quote_spanned!(ty.span()=> <#ty as #p::SigningKey>::key(&self.#f));
+                    quote! {
+                        let mut __request = __w.finish(base_url)?;
+                        #p::sign_request(Self::SIGNATURE, &mut __request, #key)?;
+                        ::core::result::Result::Ok(__request)
+                    }
                 },
                 quote! {
                     fn decode_request(
@@ -338,7 +340,7 @@ fn signature(model: &Model, sign: &Signature) -> TokenStream {
     };
     let rsa_check = match &sign.algorithm {
         Some((Algorithm::RsaSha256, ident)) => quote_spanned! {ident.span()=>
-            const _: () = ::core::assert!(#p::sign::RSA_ENABLED, "`sign(rsa_sha256, ...)` needs token-core's `rsa` feature: `token-core = { ..., features = [\"rsa\"] }`");
+            const _: () = ::core::assert!(#p::sign::RSA_ENABLED, "`sign(rsa_sha256, ...)` needs token-core's `rsa` feature: `token-core = {{ ..., features = [\"rsa\"] }}`");
         },
         _ => quote!(),
     };

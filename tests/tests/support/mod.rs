@@ -796,13 +796,11 @@ impl Subject for Lazada {
         // The matrix lets an access token of one hour expire (Lazada's last 30 days).
         let issuer = token_provider_lazada::sandbox::issuer_config()
             .with_access_ttl(std::time::Duration::from_secs(3600));
-        let sandbox = token_provider_lazada::sandbox::routes(
-            builder(env, issuer).oauth_routes(false),
-            &app,
-        )
-        .start()
-        .await
-        .expect("the sandbox starts");
+        let sandbox =
+            token_provider_lazada::sandbox::routes(builder(env, issuer).oauth_routes(false), &app)
+                .start()
+                .await
+                .expect("the sandbox starts");
         let provider = token_provider_lazada::Lazada::new(env.base_url(&sandbox), app);
         rig(env, sandbox, provider, json!({}))
     }
