@@ -502,3 +502,32 @@ async fn the_built_binary_prints_one_line_and_exits_with_its_code() {
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("usage: refresh"));
     assert!(output.stderr.is_empty());
 }
+
+#[tokio::test]
+async fn lazada_refreshes_signed_and_a_wrong_secret_is_a_misconfiguration() {
+    let app = token_provider_lazada::LazadaConfig::new("123456", "helloworld");
+    let sandbox = token_provider_lazada::sandbox::start(
+        Arc::new(SystemClock),
+        token_provider_lazada::sandbox::issuer_config(),
+        &app,
+    )
+    .await
+    .unwrap();
+    let case = Case::new();
+    let first = sandbox.issue("seller").await.unwrap();
+    let config = case.config(json!({"app_key": "123456", "app_secret": "helloworld"}));
+    let (code, line) = run(args("lazada", &sandbox, &config, &refresh_token_of(&first))).await;
+    assert_eq!(code, 0, "{line}");
+    assert_eq!(line["refresh_token"], "***");
+    assert_eq!(sandbox.calls(token_provider_lazada::REFRESH_PATH), 1);
+
+    let wrong = case.config(json!({"app_key": "123456", "app_secret": "not-the-secret"}));
+    let second = sandbox.issue("seller").await.unwrap();
+    let (code, line) = run(args("lazada", &sandbox, &wrong, &refresh_token_of(&second))).await;
+    assert_eq!(code, 2);
+    assert_eq!(
+        (line["kind"].as_str(), line["code"].as_str()),
+        (Some("misconfigured"), Some("IncompleteSignature"))
+    );
+    assert!(!line.to_string().contains("not-the-secret"), "{line}");
+}

@@ -384,7 +384,7 @@ fn maya_request() -> token_provider_maya::MiniAppRefresh {
     let set: TokenSet =
         TokenSet::new(token_core::AccessToken::new("at")).with_refresh_token(refresh_token());
     let app = token_core::AccessToken::new("app-token");
-    let cx = token_core::RequestContext::for_refresh(&config, &set).with_app_token(&app);
+    let cx = token_core::RequestContext::for_refresh(&config, &set).with_value("app_token", &app);
     <token_provider_maya::MiniAppRefresh as token_core::FromContext<_>>::from_context(&cx)
         .expect("builds")
 }

@@ -769,7 +769,7 @@ fn alipay_result_envelope_on_200_is_an_error_by_status() {
 pub struct MayaRefresh {
     #[token(header, rename = "Request-Reference-No", from = uuid)]
     pub request_reference_no: String,
-    #[token(bearer, from = app_token)]
+    #[token(bearer, from = value("app_token"))]
     pub app_token: AccessToken,
     #[token(from = refresh_token)]
     pub refresh_token: RefreshToken,
@@ -813,7 +813,7 @@ fn maya_mini_app_refresh_sends_a_fresh_reference_and_the_app_token() {
     let session = TokenSet::<token_core::NoExtras>::new(AccessToken::new("customer-at"))
         .with_refresh_token("customer-rt".into());
     let app = AccessToken::new("app-token");
-    let cx = RequestContext::for_refresh(&(), &session).with_app_token(&app);
+    let cx = RequestContext::for_refresh(&(), &session).with_value("app_token", &app);
     let first = MayaRefresh::from_context(&cx).unwrap();
     let second = MayaRefresh::from_context(&cx).unwrap();
     assert_ne!(first.request_reference_no, second.request_reference_no);
@@ -834,7 +834,7 @@ fn maya_mini_app_refresh_sends_a_fresh_reference_and_the_app_token() {
         MayaRefresh::from_context(&without_app)
             .unwrap_err()
             .to_string()
-            .contains("app token")
+            .contains("`app_token`")
     );
 }
 

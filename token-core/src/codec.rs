@@ -5,6 +5,7 @@
 //! `http::Response<Vec<u8>>`, in both directions, so the client and the server side (the
 //! issuer, the sandbox, an Alipay+ MPP) share one definition.
 
+use std::any::Any;
 use std::time::Duration;
 
 use http::{HeaderMap, StatusCode};
@@ -12,11 +13,25 @@ use time::OffsetDateTime;
 
 use crate::error::{EndpointError, ErrorKind, ProviderError};
 use crate::secret::{AccessToken, AuthCode, RefreshToken};
+use crate::sign::{RequestSignature, SignatureError};
 use crate::token_set::{Extras, TokenSet};
 
-/// Where the values of a client-side request come from: the provider config and the
-/// session's current secrets.
-#[derive(Debug)]
+/// Where the values of a client-side request come from: the provider config, the session's
+/// current secrets and typed extras, values the provider adds by name, and the time.
+///
+/// ```
+/// use time::macros::datetime;
+/// use token_core::{AccessToken, RefreshToken, RequestContext, TokenSet};
+///
+/// let session: TokenSet = TokenSet::new(AccessToken::new("at")).with_refresh_token(RefreshToken::new("rt"));
+/// let app = AccessToken::new("app");
+/// let cx = RequestContext::for_refresh(&(), &session)
+///     .with_value("app_token", &app)
+///     .with_now(datetime!(2024-01-01 00:00 UTC));
+/// assert_eq!(cx.value::<AccessToken>("app_token"), Some(&app));
+/// assert_eq!(cx.value::<String>("app_token"), None); // another type
+/// assert!(format!("{cx:?}").contains("app_token") && !format!("{cx:?}").contains("\"app\""));
+/// ```
 #[non_exhaustive]
 pub struct RequestContext<'a, C: ?Sized> {
     /// The provider's configuration (base URL, client id, partner id, keys...).
@@ -25,12 +40,34 @@ pub struct RequestContext<'a, C: ?Sized> {
     pub refresh_token: Option<&'a RefreshToken>,
     /// The session's current access token (Paymentsgate sends it on refresh).
     pub access_token: Option<&'a AccessToken>,
-    /// An application-level token another endpoint needs (Maya's app token).
-    pub app_token: Option<&'a AccessToken>,
     /// An authorization code being exchanged.
     pub auth_code: Option<&'a AuthCode>,
     /// The PKCE code verifier that goes with `auth_code`.
     pub code_verifier: Option<&'a str>,
+    /// The current time, from the manager's clock ([`CallContext::now`](crate::CallContext::now)):
+    /// what `from = now_unix`, `now_unix_ms` and `now_rfc3339` read.
+    pub now: Option<OffsetDateTime>,
+    /// The session's typed extras, what `from = extras.field` reads.
+    extras: Option<&'a (dyn Any + Send + Sync)>,
+    /// Values the provider adds by name (Maya's app token), what `from = value("name")`
+    /// reads.
+    values: Vec<(&'static str, &'a (dyn Any + Send + Sync))>,
+}
+
+impl<C: ?Sized> std::fmt::Debug for RequestContext<'_, C> {
+    /// Names only: every value here may be a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.values.iter().map(|(name, _)| *name).collect();
+        f.debug_struct("RequestContext")
+            .field("refresh_token", &self.refresh_token)
+            .field("access_token", &self.access_token)
+            .field("auth_code", &self.auth_code)
+            .field("code_verifier", &self.code_verifier.map(|_| "[redacted]"))
+            .field("now", &self.now)
+            .field("extras", &self.extras.is_some())
+            .field("values", &names)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a, C: ?Sized> RequestContext<'a, C> {
@@ -40,25 +77,50 @@ impl<'a, C: ?Sized> RequestContext<'a, C> {
             config,
             refresh_token: None,
             access_token: None,
-            app_token: None,
             auth_code: None,
             code_verifier: None,
+            now: None,
+            extras: None,
+            values: Vec::new(),
         }
     }
 
-    /// A context for refreshing `set`: its refresh and access tokens.
-    pub fn for_refresh<X>(config: &'a C, set: &'a TokenSet<X>) -> Self {
+    /// A context for refreshing `set`: its refresh and access tokens, and its extras.
+    pub fn for_refresh<X: Extras>(config: &'a C, set: &'a TokenSet<X>) -> Self {
         Self {
             refresh_token: set.refresh_token.as_ref(),
             access_token: Some(&set.access_token),
+            extras: Some(&set.extras),
             ..Self::new(config)
         }
     }
 
-    /// Sets the app token.
-    pub fn with_app_token(mut self, token: &'a AccessToken) -> Self {
-        self.app_token = Some(token);
+    /// Sets the current time (pass [`CallContext::now`](crate::CallContext::now), so tests
+    /// control it).
+    pub fn with_now(mut self, now: OffsetDateTime) -> Self {
+        self.now = Some(now);
         self
+    }
+
+    /// Adds a value the provider's requests read with `from = value("name")`.
+    pub fn with_value<T: Any + Send + Sync>(mut self, name: &'static str, value: &'a T) -> Self {
+        self.values.push((name, value));
+        self
+    }
+
+    /// The value added under `name`, if it is a `T`.
+    pub fn value<T: Any>(&self, name: &str) -> Option<&'a T> {
+        self.values
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, value)| (*value as &dyn Any).downcast_ref())
+    }
+
+    /// The session's extras, if they are an `X`.
+    pub fn extras<X: Any>(&self) -> Option<&'a X> {
+        self.extras
+            .and_then(|extras| (extras as &dyn Any).downcast_ref())
     }
 
     /// Sets the authorization code (and PKCE verifier).
@@ -76,11 +138,6 @@ impl<'a, C: ?Sized> RequestContext<'a, C> {
     /// The access token, or an error saying the session has none.
     pub fn access_token(&self) -> Result<&'a AccessToken, EndpointError> {
         self.access_token.ok_or_else(|| missing("access token"))
-    }
-
-    /// The app token, or an error saying none was given.
-    pub fn app_token(&self) -> Result<&'a AccessToken, EndpointError> {
-        self.app_token.ok_or_else(|| missing("app token"))
     }
 
     /// The authorization code, or an error saying none was given.
@@ -107,6 +164,21 @@ pub trait FromContext<C: ?Sized>: Sized {
 #[error("invalid request: {0}")]
 pub struct RequestError(pub String);
 
+/// A failure to read a signed request on the server side
+/// ([`Endpoint::decode_signed_request`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignedRequestError {
+    /// The request could not be read (a missing field, a wrong constant): answered with the
+    /// provider's "invalid request" error.
+    #[error(transparent)]
+    Invalid(#[from] RequestError),
+    /// The signature is missing or wrong: answered with the provider's "bad signature"
+    /// error.
+    #[error(transparent)]
+    BadSignature(#[from] SignatureError),
+}
+
 /// One endpoint: a request type tied to its token answer and error answer.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a token endpoint",
@@ -121,12 +193,30 @@ pub trait Endpoint: Sized {
     const METHOD: http::Method;
     /// The path, relative to the provider's base URL.
     const PATH: &'static str;
+    /// The request's declared signature (`sign(...)`), which
+    /// [`encode_request`](Self::encode_request) adds and
+    /// [`decode_signed_request`](Self::decode_signed_request) checks.
+    const SIGNATURE: Option<RequestSignature> = None;
 
     /// Client side: encodes the request against `base_url`.
     fn encode_request(&self, base_url: &url::Url) -> Result<http::Request<Vec<u8>>, EndpointError>;
 
-    /// Server side: decodes a request the client encoded.
+    /// Server side: decodes a request the client encoded. A signed request is refused here,
+    /// since checking it needs its key: decode it with
+    /// [`decode_signed_request`](Self::decode_signed_request).
     fn decode_request(request: &http::Request<Vec<u8>>) -> Result<Self, RequestError>;
+
+    /// Server side: checks the request's declared signature with `key` (the shared secret
+    /// for HMAC, the client's public key for RSA), in constant time, then decodes it; the
+    /// `signing_key` field holds `key`. A request with no declared signature is decoded as
+    /// by [`decode_request`](Self::decode_request).
+    fn decode_signed_request(
+        request: &http::Request<Vec<u8>>,
+        key: &crate::ClientSecret,
+    ) -> Result<Self, SignedRequestError> {
+        let _ = key;
+        Ok(Self::decode_request(request)?)
+    }
 
     /// The raw secrets this request carries, so an error body echoing one can be scrubbed.
     fn secrets(&self) -> Vec<&str> {

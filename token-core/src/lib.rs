@@ -111,6 +111,7 @@ pub mod redact;
 #[cfg_attr(docsrs, doc(cfg(feature = "sandbox")))]
 pub mod sandbox;
 pub mod secret;
+pub mod sign;
 pub mod store;
 pub mod token_set;
 #[cfg(feature = "tower")]

@@ -9,11 +9,13 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 pub use crate::codec::{
-    Endpoint, ErrorResponse, FromContext, RequestContext, RequestError, TokenResponse,
+    Endpoint, ErrorResponse, FromContext, RequestContext, RequestError, SignedRequestError,
+    TokenResponse,
 };
 pub use crate::error::{EndpointError, ErrorKind};
 pub use crate::expiry::{ExpiresIn, Iso8601, UnixMillis, UnixMillisText, UnixTime, jwt_exp};
 pub use crate::secret::{AccessToken, AuthCode, ClientSecret, RefreshToken};
+pub use crate::sign::{self, RequestSignature};
 pub use crate::token_set::{NoExtras, TokenSet};
 
 /// The body format of a request.
@@ -542,6 +544,97 @@ pub fn required<T: ?Sized + ToOwned, U: From<T::Owned>>(
 /// An optional value from the context, converted into the field's type.
 pub fn optional<T: ?Sized + ToOwned, U: From<T::Owned>>(value: Option<&T>) -> Option<U> {
     value.map(|v| U::from(v.to_owned()))
+}
+
+/// The error of a source the context lacks (`what` names it).
+pub fn missing_source(what: &str) -> EndpointError {
+    EndpointError::Encode(format!(
+        "the request needs a {what} and the session has none"
+    ))
+}
+
+/// How a `now_*` source writes the time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeFormat {
+    UnixSeconds,
+    UnixMillis,
+    Rfc3339,
+}
+
+/// The context's time as the field `what` takes it; an error naming the field when the
+/// context has no time (`RequestContext::with_now`).
+pub fn timestamp<T: TextValue>(
+    now: Option<OffsetDateTime>,
+    format: TimeFormat,
+    what: &str,
+) -> Result<T, EndpointError> {
+    let now = now.ok_or_else(|| {
+        EndpointError::Encode(format!(
+            "the request needs the current time for `{what}`: build its context `with_now(cx.now())`"
+        ))
+    })?;
+    let text = match format {
+        TimeFormat::UnixSeconds => now.unix_timestamp().to_string(),
+        TimeFormat::UnixMillis => (now.unix_timestamp_nanos() / 1_000_000).to_string(),
+        TimeFormat::Rfc3339 => now
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|_| {
+                EndpointError::Encode(format!("the time for `{what}` cannot be written"))
+            })?,
+    };
+    T::from_text(&text).ok_or_else(|| {
+        EndpointError::Encode(format!("the time for `{what}` does not fit its type"))
+    })
+}
+
+/// The key of a request's declared signature.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a signing key",
+    label = "the `signing_key` field's type",
+    note = "a signing key is a `ClientSecret`: the HMAC secret, or the PKCS#8 RSA private key (PEM or Base64 DER)"
+)]
+pub trait SigningKey {
+    fn key(&self) -> &ClientSecret;
+    /// The server side's key, which the decoded request holds.
+    fn from_key(key: &ClientSecret) -> Self;
+}
+
+impl SigningKey for ClientSecret {
+    fn key(&self) -> &ClientSecret {
+        self
+    }
+    fn from_key(key: &ClientSecret) -> Self {
+        key.clone()
+    }
+}
+
+/// Client side: signs the encoded request with its declared signature.
+pub fn sign_request(
+    signature: Option<RequestSignature>,
+    request: &mut http::Request<Vec<u8>>,
+    key: &ClientSecret,
+) -> Result<(), EndpointError> {
+    match signature {
+        Some(signature) => signature.sign(request, key),
+        None => Ok(()),
+    }
+}
+
+/// Server side: checks the request's declared signature.
+pub fn verify_request(
+    signature: Option<RequestSignature>,
+    request: &http::Request<Vec<u8>>,
+    key: &ClientSecret,
+) -> Result<(), crate::sign::SignatureError> {
+    match signature {
+        Some(signature) => signature.verify(request, key),
+        None => Ok(()),
+    }
+}
+
+/// What `decode_request` answers for a signed request.
+pub fn unverified() -> RequestError {
+    RequestError("the request is signed: decode it with `decode_signed_request` and its key".into())
 }
 
 /// A fresh UUIDv4 (Maya's `Request-Reference-No`).

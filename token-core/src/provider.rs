@@ -62,7 +62,38 @@ pub trait Provider: Send + Sync + 'static {
     }
 }
 
-/// Signs requests and verifies answers (Alipay+ RSA256).
+/// Signs requests and verifies answers: the open extension point for schemes that a
+/// declared `sign(...)` ([`crate::sign`]) cannot describe, such as Alipay+'s RSA256 over
+/// `<METHOD> <URI>\n<Client-Id>.<Request-Time>.<Body>` with a structured `Signature` header
+/// and signed answers. Pass one to [`CallContext::call_signed`].
+///
+/// A signer may change anything in the encoded request: add headers, or query parameters
+/// (rebuild the URI), or rewrite the body. `now` is the manager's clock.
+///
+/// ```
+/// use time::OffsetDateTime;
+/// use token_core::{EndpointError, Signer};
+///
+/// /// Adds `ts=<UNIX seconds>` to the query, and an `X-Sign` header over the query.
+/// struct QuerySigner;
+///
+/// impl Signer for QuerySigner {
+///     fn sign(&self, request: &mut http::Request<Vec<u8>>, now: OffsetDateTime) -> Result<(), EndpointError> {
+///         let uri = request.uri().to_string();
+///         let joined = if uri.contains('?') { '&' } else { '?' };
+///         let uri = format!("{uri}{joined}ts={}", now.unix_timestamp());
+///         *request.uri_mut() = uri.parse().map_err(|_| EndpointError::Encode("bad URI".into()))?;
+///         let mac = token_core::sign::hmac_sha256(b"secret", request.uri().query().unwrap_or("").as_bytes());
+///         request.headers_mut().insert("X-Sign", mac.iter().map(|b| format!("{b:02x}")).collect::<String>().parse().unwrap());
+///         Ok(())
+///     }
+/// }
+///
+/// let mut request = http::Request::post("https://api.example/token?a=1").body(Vec::new()).unwrap();
+/// QuerySigner.sign(&mut request, OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(7)).unwrap();
+/// assert_eq!(request.uri(), "https://api.example/token?a=1&ts=7");
+/// assert_eq!(request.headers()["X-Sign"].len(), 64);
+/// ```
 pub trait Signer: Send + Sync {
     /// Adds the signature headers to `request`.
     fn sign(

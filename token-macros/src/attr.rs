@@ -28,6 +28,10 @@ impl Errors {
         self.0.push(syn::Error::new(span, message));
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn finish(self) -> Option<syn::Error> {
         self.0.into_iter().reduce(|mut all, e| {
             all.combine(e);
@@ -70,10 +74,67 @@ pub struct OnStatus {
 /// Where a request field's value comes from in `FromContext`.
 #[derive(Clone)]
 pub enum Source {
-    /// `refresh_token`, `access_token`, `app_token`, `auth_code`, `code_verifier`, `uuid`.
-    Named(Ident),
+    /// `refresh_token`, `access_token`, `auth_code`, `code_verifier`: the session's secrets.
+    Session(Ident),
+    /// `uuid`: a fresh UUIDv4.
+    Uuid,
+    /// `now_unix`, `now_unix_ms`, `now_rfc3339`: the context's clock.
+    Now(Timestamp),
     /// `config.a.b`
     Config(Vec<Member>),
+    /// `extras.a`: the session's typed extras.
+    Extras(Vec<Member>),
+    /// `value("name")`: a value the provider adds to the context.
+    Value(LitStr),
+}
+
+/// How a `now_*` source writes the time.
+#[derive(Clone, Copy)]
+pub enum Timestamp {
+    UnixSeconds,
+    UnixMillis,
+    Rfc3339,
+}
+
+/// `sign(...)` on a request: the declared signature.
+pub struct Signature {
+    /// The `sign` key, for spans.
+    pub key: Ident,
+    pub algorithm: Option<(Algorithm, Ident)>,
+    pub parts: Vec<(SignPart, Ident)>,
+    pub separator: Option<LitStr>,
+    pub encoding: Option<(SignEncoding, Ident)>,
+    pub into: Option<(SlotKind, LitStr)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    HmacSha256,
+    RsaSha256,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SignPart {
+    Method,
+    Path,
+    Timestamp,
+    SortedParams,
+    Body,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SignEncoding {
+    HexLower,
+    HexUpper,
+    Base64,
+}
+
+/// Where a signature (or a timestamp) travels.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SlotKind {
+    Query,
+    Body,
+    Header,
 }
 
 /// The item-level attribute.
@@ -96,6 +157,8 @@ pub struct TopAttrs {
     pub bodies: Vec<Constant>,
     pub queries: Vec<Constant>,
     pub on_status: Vec<OnStatus>,
+    /// `sign(...)` on a request.
+    pub signature: Option<Signature>,
 }
 
 /// `#[token(...)]` on a field.
@@ -172,7 +235,7 @@ fn form_of(meta: &Meta) -> Vec<Form> {
                 vec![Form::Int]
             }
             Expr::Path(_) => vec![Form::Path, Form::Source],
-            Expr::Field(_) => vec![Form::Source],
+            Expr::Field(_) | Expr::Call(_) => vec![Form::Source],
             _ => vec![],
         },
     }
@@ -410,9 +473,31 @@ fn source(meta: &Meta, errors: &mut Errors) -> Option<Source> {
         None
     };
     match expr {
-        Expr::Path(p) => match p.path.get_ident() {
-            Some(ident) if symbol::SOURCES.iter().any(|s| ident == s) => {
-                Some(Source::Named(ident.clone()))
+        Expr::Path(p) => {
+            let Some(ident) = p.path.get_ident() else {
+                return fail(errors);
+            };
+            let source = match ident.to_string().as_str() {
+                "refresh_token" | "access_token" | "auth_code" | "code_verifier" => {
+                    Source::Session(ident.clone())
+                }
+                "uuid" => Source::Uuid,
+                "now_unix" => Source::Now(Timestamp::UnixSeconds),
+                "now_unix_ms" => Source::Now(Timestamp::UnixMillis),
+                "now_rfc3339" => Source::Now(Timestamp::Rfc3339),
+                _ => return fail(errors),
+            };
+            Some(source)
+        }
+        Expr::Call(call) => match (&*call.func, call.args.first()) {
+            (
+                Expr::Path(f),
+                Some(Expr::Lit(syn::ExprLit {
+                    lit: Lit::Str(name),
+                    ..
+                })),
+            ) if f.path.is_ident("value") && call.args.len() == 1 => {
+                Some(Source::Value(name.clone()))
             }
             _ => fail(errors),
         },
@@ -426,11 +511,196 @@ fn source(meta: &Meta, errors: &mut Errors) -> Option<Source> {
             members.reverse();
             match current {
                 Expr::Path(p) if p.path.is_ident("config") => Some(Source::Config(members)),
+                Expr::Path(p) if p.path.is_ident("extras") && members.len() == 1 => {
+                    Some(Source::Extras(members))
+                }
                 _ => fail(errors),
             }
         }
         _ => fail(errors),
     }
+}
+
+/// `sign(hmac_sha256, over(path, sorted_params), encoding = hex_upper, into = query("sign"))`.
+/// Every mistake is reported where it stands; what is missing is reported at `sign`.
+pub fn signature(key: &Ident, meta: &Meta, errors: &mut Errors) -> Signature {
+    let mut out = Signature {
+        key: key.clone(),
+        algorithm: None,
+        parts: Vec::new(),
+        separator: None,
+        encoding: None,
+        into: None,
+    };
+    let mut seen = Vec::new();
+    // An unknown algorithm is reported where it stands, not again as a missing one.
+    let mut named_algorithm = false;
+    for entry in sub_entries(meta, errors) {
+        let name = entry.key.to_string();
+        named_algorithm |= matches!(entry.meta, Meta::Path(_));
+        let algorithm = symbol::SIGN_ALGORITHMS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, a)| *a);
+        match (&entry.meta, name.as_str()) {
+            (Meta::Path(_), _) => match (algorithm, &out.algorithm) {
+                (Some(_), Some((_, first))) => errors.at(
+                    &entry.key,
+                    format!("`{name}` conflicts with `{first}`: a signature has one algorithm"),
+                ),
+                (Some(algorithm), None) => out.algorithm = Some((algorithm, entry.key.clone())),
+                (None, _) => errors.at(
+                    &entry.key,
+                    format!(
+                        "unknown signature algorithm `{name}`, expected one of {}",
+                        symbol::list(
+                            &symbol::SIGN_ALGORITHMS
+                                .iter()
+                                .map(|(n, _)| *n)
+                                .collect::<Vec<_>>()
+                        )
+                    ),
+                ),
+            },
+            (_, "over" | "encoding" | "into" | "separator")
+                if !once(&mut seen, &entry.key, errors) => {}
+            (Meta::List(list), "over") => out.parts = sign_parts(list, errors),
+            (Meta::NameValue(_), "encoding") => {
+                let ident = match value_of(&entry.meta) {
+                    Some(Expr::Path(p)) => p.path.get_ident().cloned(),
+                    _ => None,
+                };
+                let found = ident.as_ref().and_then(|i| {
+                    symbol::SIGN_ENCODINGS
+                        .iter()
+                        .find(|(n, _)| i == n)
+                        .map(|(_, e)| *e)
+                });
+                match (found, ident) {
+                    (Some(encoding), Some(ident)) => out.encoding = Some((encoding, ident)),
+                    _ => errors.at(
+                        value_of(&entry.meta)
+                            .map(|v| v.to_token_stream())
+                            .unwrap_or_default(),
+                        format!(
+                            "unknown signature encoding, expected one of {}",
+                            symbol::list(
+                                &symbol::SIGN_ENCODINGS
+                                    .iter()
+                                    .map(|(n, _)| *n)
+                                    .collect::<Vec<_>>()
+                            )
+                        ),
+                    ),
+                }
+            }
+            (Meta::NameValue(_), "separator") => match lit_str(&entry.meta) {
+                Some(lit) => out.separator = Some(lit),
+                None => errors.at(&entry.meta, "`separator` is written `separator = \"...\"`"),
+            },
+            (Meta::NameValue(_), "into") => out.into = slot(value_of(&entry.meta), errors),
+            _ => errors.at(
+                &entry.key,
+                format!(
+                    "unknown `sign(...)` key `{name}`, expected an algorithm ({}) or one of {}",
+                    symbol::list(
+                        &symbol::SIGN_ALGORITHMS
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                    ),
+                    symbol::list(symbol::SIGN_KEYS)
+                ),
+            ),
+        }
+    }
+    let missing: Vec<&str> = [
+        (
+            !named_algorithm,
+            "an algorithm (`hmac_sha256` or `rsa_sha256`)",
+        ),
+        (
+            out.parts.is_empty() && !seen.iter().any(|k| k == "over"),
+            "`over(...)`, the signed parts",
+        ),
+        (
+            out.into.is_none() && !seen.iter().any(|k| k == "into"),
+            "`into = query(\"...\")` (or `body`, `header`), where the signature goes",
+        ),
+    ]
+    .into_iter()
+    .filter(|(missing, _)| *missing)
+    .map(|(_, what)| what)
+    .collect();
+    if !missing.is_empty() {
+        errors.at(key, format!("`sign(...)` needs {}", missing.join(", ")));
+    }
+    out
+}
+
+fn sign_parts(list: &syn::MetaList, errors: &mut Errors) -> Vec<(SignPart, Ident)> {
+    let parser = Punctuated::<Ident, Token![,]>::parse_terminated;
+    let idents = match syn::parse::Parser::parse2(parser, list.tokens.clone()) {
+        Ok(idents) => idents,
+        Err(e) => {
+            errors.push(e);
+            return Vec::new();
+        }
+    };
+    let names: Vec<&str> = symbol::SIGN_PARTS.iter().map(|(n, _)| *n).collect();
+    let mut out: Vec<(SignPart, Ident)> = Vec::new();
+    for ident in idents {
+        match symbol::SIGN_PARTS.iter().find(|(n, _)| ident == n) {
+            Some(_) if out.iter().any(|(_, i)| *i == ident) => {
+                errors.at(&ident, format!("duplicate signed part `{ident}`"))
+            }
+            Some((_, part)) => out.push((*part, ident)),
+            None => errors.at(
+                &ident,
+                format!(
+                    "unknown signed part `{ident}`, expected one of {}",
+                    symbol::list(&names)
+                ),
+            ),
+        }
+    }
+    if out.is_empty() && errors.is_empty() {
+        errors.at(
+            list,
+            "`over(...)` lists the signed parts, such as `over(path, sorted_params)`",
+        );
+    }
+    out
+}
+
+/// `query("sign")`, `body("sign")` or `header("X-Sign")`.
+fn slot(expr: Option<&Expr>, errors: &mut Errors) -> Option<(SlotKind, LitStr)> {
+    let expr = expr?;
+    if let Expr::Call(call) = expr
+        && let Expr::Path(f) = &*call.func
+        && let (
+            Some(Expr::Lit(syn::ExprLit {
+                lit: Lit::Str(name),
+                ..
+            })),
+            1,
+        ) = (call.args.first(), call.args.len())
+    {
+        let kind = match f.path.get_ident().map(Ident::to_string).as_deref() {
+            Some("query") => Some(SlotKind::Query),
+            Some("body") => Some(SlotKind::Body),
+            Some("header") => Some(SlotKind::Header),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            return Some((kind, name.clone()));
+        }
+    }
+    errors.at(
+        expr,
+        "expected where the signature goes: `query(\"name\")`, `body(\"name\")` or `header(\"name\")`",
+    );
+    None
 }
 
 /// Marks `key` seen; reports a duplicate at the second one.
@@ -499,6 +769,7 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
         bodies: Vec::new(),
         queries: Vec::new(),
         on_status: Vec::new(),
+        signature: None,
     };
     let mut seen = Vec::new();
     for entry in &entries {
@@ -586,6 +857,16 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
             ("on_status", _) => {
                 if let Some(on) = on_status(meta, errors) {
                     top.on_status.push(on);
+                }
+            }
+            ("sign", _) => {
+                if top.signature.is_some() {
+                    errors.at(
+                        &entry.key,
+                        "duplicate `sign(...)`: a request has one signature",
+                    );
+                } else {
+                    top.signature = Some(crate::attr::signature(&entry.key, meta, errors));
                 }
             }
             // Kind markers (`response`, `error`, `error_code` flags) carry nothing more.

@@ -7,7 +7,9 @@ use syn::spanned::Spanned;
 use syn::{Ident, LitStr};
 
 use crate::ast::{Field, Model};
-use crate::attr::{Code, Source};
+use crate::attr::{
+    Algorithm, Code, SignEncoding, SignPart, Signature, SlotKind, Source, Timestamp,
+};
 use crate::symbol::{KINDS, Place};
 
 fn private() -> TokenStream {
@@ -169,6 +171,13 @@ fn request(model: &Model) -> TokenStream {
         let f = field.ident;
         let wire = &field.wire;
         let span = field.ty.span();
+        if role == "signing_key" {
+            // Never on the wire: the server side holds the key it verified with.
+            let ty = field.ty;
+            reads.push(quote_spanned!(span=> #f: <#ty as #p::SigningKey>::from_key(__key)));
+            secrets.push(quote_spanned!(span=> #p::AsSecret::collect_secrets(<#ty as #p::SigningKey>::key(&self.#f), &mut __s);));
+            continue;
+        }
         let at = match role.as_str() {
             "header" => Some(quote!(#p::At::Header)),
             "query" => Some(quote!(#p::At::Query)),
@@ -202,19 +211,17 @@ fn request(model: &Model) -> TokenStream {
             quote!({ let __v = &self.#f; #write })
         });
         reads.push(quote!(#f: #read));
-        let secret_source = matches!(
-            &field.attrs.from,
-            Some(from) if matches!(&from.value, Source::Named(n) if n != "uuid")
-        );
-        let fresh_uuid = matches!(
-            &field.attrs.from,
-            Some(from) if matches!(&from.value, Source::Named(n) if n == "uuid")
-        );
-        if secret_source || matches!(role.as_str(), "bearer" | "basic_password") {
+        let source = field.attrs.from.as_ref().map(|from| &from.value);
+        let (session, fresh) = match source {
+            Some(Source::Session(_)) => (true, false),
+            Some(Source::Uuid | Source::Now(..)) => (false, true),
+            Some(Source::Config(_) | Source::Extras(_) | Source::Value(_)) | None => (false, false),
+        };
+        if session || matches!(role.as_str(), "bearer" | "basic_password") {
             secrets.push(quote_spanned!(span=> #p::AsSecret::collect_secrets(&self.#f, &mut __s);));
-        } else if !fresh_uuid {
-            // Any other field (a config's `ClientSecret`, a hand-set token) is a secret when
-            // its type is one.
+        } else if !fresh {
+            // Any other field (a config's `ClientSecret`, a hand-set token, a provider's
+            // context value) is a secret when its type is one.
             secrets.push(quote! {{
                 #[allow(unused_imports)]
                 use #p::{IsSecret as _, NotSecret as _};
@@ -234,6 +241,57 @@ fn request(model: &Model) -> TokenStream {
         }
     };
     let from_context = from_context(model);
+    let signing_key = model
+        .fields
+        .iter()
+        .find(|f| f.role().as_deref() == Some("signing_key"));
+    let (signature, encode, decode) = match (&top.signature, signing_key) {
+        (Some(sign), Some(key)) => {
+            let declared = signature(model, sign);
+            (
+                quote!(const SIGNATURE: ::core::option::Option<#p::RequestSignature> = ::core::option::Option::Some(#declared);),
+                {
+                    let (f, ty) = (key.ident, key.ty);
+                    let key = quote_spanned!(ty.span()=> <#ty as #p::SigningKey>::key(&self.#f));
+                    quote! {
+                        let mut __request = __w.finish(base_url)?;
+                        #p::sign_request(Self::SIGNATURE, &mut __request, #key)?;
+                        ::core::result::Result::Ok(__request)
+                    }
+                },
+                quote! {
+                    fn decode_request(
+                        _request: &#p::http::Request<::std::vec::Vec<u8>>,
+                    ) -> ::core::result::Result<Self, #p::RequestError> {
+                        ::core::result::Result::Err(#p::unverified())
+                    }
+
+                    fn decode_signed_request(
+                        request: &#p::http::Request<::std::vec::Vec<u8>>,
+                        __key: &#p::ClientSecret,
+                    ) -> ::core::result::Result<Self, #p::SignedRequestError> {
+                        #p::verify_request(Self::SIGNATURE, request, __key)?;
+                        let __r = #p::RequestReader::new(request, Self::METHOD, #format)?;
+                        #(#checks)*
+                        ::core::result::Result::Ok(Self { #(#reads,)* })
+                    }
+                },
+            )
+        }
+        _ => (
+            quote!(),
+            quote!(__w.finish(base_url)),
+            quote! {
+                fn decode_request(
+                    request: &#p::http::Request<::std::vec::Vec<u8>>,
+                ) -> ::core::result::Result<Self, #p::RequestError> {
+                    let __r = #p::RequestReader::new(request, Self::METHOD, #format)?;
+                    #(#checks)*
+                    ::core::result::Result::Ok(Self { #(#reads,)* })
+                }
+            },
+        ),
+    };
     // A success answer that declares its error's code field, with no rule telling a success
     // code from an error code, would be read as that error: refuse to compile.
     let trap = match (response, error) {
@@ -252,6 +310,7 @@ fn request(model: &Model) -> TokenStream {
             type Error = #error;
             const METHOD: #p::http::Method = #p::http::Method::#method;
             const PATH: &'static str = #path;
+            #signature
 
             fn encode_request(
                 &self,
@@ -259,22 +318,77 @@ fn request(model: &Model) -> TokenStream {
             ) -> ::core::result::Result<#p::http::Request<::std::vec::Vec<u8>>, #p::EndpointError> {
                 let mut __w = #p::RequestWriter::new(Self::METHOD, Self::PATH, #format);
                 #(#writes)*
-                __w.finish(base_url)
+                #encode
             }
 
-            fn decode_request(
-                request: &#p::http::Request<::std::vec::Vec<u8>>,
-            ) -> ::core::result::Result<Self, #p::RequestError> {
-                let __r = #p::RequestReader::new(request, Self::METHOD, #format)?;
-                #(#checks)*
-                ::core::result::Result::Ok(Self { #(#reads,)* })
-            }
+            #decode
 
             #secrets
         }
         #trap
         #from_context
     }
+}
+
+/// The `RequestSignature` a `sign(...)` declares, as a constant expression; with
+/// `rsa_sha256`, a compile-time check that token-core's `rsa` feature is on.
+fn signature(model: &Model, sign: &Signature) -> TokenStream {
+    let p = private();
+    let algorithm = match sign.algorithm.as_ref().map(|(a, _)| *a) {
+        Some(Algorithm::RsaSha256) => quote!(#p::sign::Algorithm::RsaSha256),
+        Some(Algorithm::HmacSha256) | None => quote!(#p::sign::Algorithm::HmacSha256),
+    };
+    let rsa_check = match &sign.algorithm {
+        Some((Algorithm::RsaSha256, ident)) => quote_spanned! {ident.span()=>
+            const _: () = ::core::assert!(#p::sign::RSA_ENABLED, "`sign(rsa_sha256, ...)` needs token-core's `rsa` feature: `token-core = {{ ..., features = [\"rsa\"] }}`");
+        },
+        _ => quote!(),
+    };
+    let parts = sign.parts.iter().map(|(part, _)| match part {
+        SignPart::Method => quote!(#p::sign::Part::Method),
+        SignPart::Path => quote!(#p::sign::Part::Path),
+        SignPart::Timestamp => quote!(#p::sign::Part::Timestamp),
+        SignPart::SortedParams => quote!(#p::sign::Part::SortedParams),
+        SignPart::Body => quote!(#p::sign::Part::Body),
+    });
+    let default = match sign.algorithm.as_ref().map(|(a, _)| *a) {
+        Some(Algorithm::RsaSha256) => SignEncoding::Base64,
+        _ => SignEncoding::HexLower,
+    };
+    let encoding = match sign.encoding.as_ref().map_or(default, |(e, _)| *e) {
+        SignEncoding::HexLower => quote!(#p::sign::Encoding::HexLower),
+        SignEncoding::HexUpper => quote!(#p::sign::Encoding::HexUpper),
+        SignEncoding::Base64 => quote!(#p::sign::Encoding::Base64),
+    };
+    let slot = |kind: SlotKind, name: &str| match kind {
+        SlotKind::Query => quote!(#p::sign::Slot::Query(#name)),
+        SlotKind::Body => quote!(#p::sign::Slot::Body(#name)),
+        SlotKind::Header => quote!(#p::sign::Slot::Header(#name)),
+    };
+    let into = match &sign.into {
+        Some((kind, name)) => slot(*kind, &name.value()),
+        None => slot(SlotKind::Query, "sign"),
+    };
+    let separator = sign.separator.as_ref().map(|s| quote!(.with_separator(#s)));
+    let timestamp = model
+        .fields
+        .iter()
+        .find(|f| matches!(&f.attrs.from, Some(from) if matches!(from.value, Source::Now(..))))
+        .filter(|_| sign.parts.iter().any(|(p, _)| *p == SignPart::Timestamp))
+        .map(|f| {
+            let kind = match f.role().as_deref() {
+                Some("header") => SlotKind::Header,
+                Some("query") => SlotKind::Query,
+                _ => SlotKind::Body,
+            };
+            let slot = slot(kind, &f.wire);
+            quote!(.with_timestamp(#slot))
+        });
+    quote! {{
+        #rsa_check
+        #p::RequestSignature::new(#algorithm, Self::PATH, &[#(#parts),*], #encoding, #into)
+            #separator #timestamp
+    }}
 }
 
 /// `FromContext`, when every field says where its value comes from.
@@ -288,8 +402,10 @@ fn from_context(model: &Model) -> TokenStream {
         };
         let f = field.ident;
         let span = field.ty.span();
+        let inner = crate::ast::option_inner(field.ty).unwrap_or(field.ty);
+        let what = field.wire.as_str();
         let value = match &from.value {
-            Source::Named(name) if name == "uuid" => {
+            Source::Uuid => {
                 let fresh = quote_spanned!(span=> #p::fresh_uuid());
                 if field.optional {
                     some_or_none(Some(fresh))
@@ -297,12 +413,48 @@ fn from_context(model: &Model) -> TokenStream {
                     fresh
                 }
             }
-            Source::Named(name) => {
+            Source::Now(format) => {
+                let format = match format {
+                    Timestamp::UnixSeconds => quote!(#p::TimeFormat::UnixSeconds),
+                    Timestamp::UnixMillis => quote!(#p::TimeFormat::UnixMillis),
+                    Timestamp::Rfc3339 => quote!(#p::TimeFormat::Rfc3339),
+                };
+                let now = quote_spanned!(span=> #p::timestamp::<#inner>(__cx.now, #format, #what)?);
+                if field.optional {
+                    some_or_none(Some(now))
+                } else {
+                    now
+                }
+            }
+            Source::Session(name) => {
                 let what = name.to_string().replace('_', " ");
                 if field.optional {
                     quote_spanned!(span=> #p::optional(__cx.#name))
                 } else {
                     quote_spanned!(span=> #p::required(__cx.#name, #what)?)
+                }
+            }
+            Source::Value(name) => {
+                let what = format!("context value `{}`", name.value());
+                if field.optional {
+                    quote_spanned!(span=> #p::optional(__cx.value::<#inner>(#name)))
+                } else {
+                    quote_spanned!(span=> #p::required(__cx.value::<#inner>(#name), #what)?)
+                }
+            }
+            Source::Extras(members) => {
+                let extras = model.top.extras.as_ref().map(|e| e.value.clone());
+                let absent = if field.optional {
+                    quote!(::core::option::Option::None)
+                } else {
+                    let what = format!("session extra `{}`", quote!(#(#members).*));
+                    quote!(return ::core::result::Result::Err(#p::missing_source(#what)))
+                };
+                quote_spanned! {span=>
+                    match __cx.extras::<#extras>() {
+                        ::core::option::Option::Some(__x) => ::core::convert::Into::into(::core::clone::Clone::clone(&__x #(.#members)*)),
+                        ::core::option::Option::None => #absent,
+                    }
                 }
             }
             Source::Config(members) => quote_spanned! {span=>

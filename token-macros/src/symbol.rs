@@ -1,6 +1,8 @@
 //! The attribute vocabulary, declared once: every key, the form it takes, and where it may
 //! appear. Parsing, placement errors and "expected one of" lists all read these tables.
 
+use crate::attr::{Algorithm, SignEncoding, SignPart};
+
 /// The syntactic form a key takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Form {
@@ -90,6 +92,8 @@ pub const KEYS: &[(&str, Form, Place)] = &[
     ("header", Form::List, Place::Request),
     ("body", Form::List, Place::Request),
     ("query", Form::List, Place::Request),
+    ("sign", Form::List, Place::Request),
+    ("extras", Form::Path, Place::Request),
     // response struct
     ("response", Form::Flag, Place::Response),
     ("rename_all", Form::Str, Place::Response),
@@ -120,6 +124,7 @@ pub const KEYS: &[(&str, Form, Place)] = &[
     ("basic_password", Form::Flag, Place::RequestField),
     ("rename", Form::Str, Place::RequestField),
     ("from", Form::Source, Place::RequestField),
+    ("signing_key", Form::Flag, Place::RequestField),
     // response fields
     ("access_token", Form::Flag, Place::ResponseField),
     ("refresh_token", Form::Flag, Place::ResponseField),
@@ -161,11 +166,37 @@ pub const KINDS: &[(&str, &str)] = &[
 pub const SOURCES: &[&str] = &[
     "refresh_token",
     "access_token",
-    "app_token",
     "auth_code",
     "code_verifier",
     "uuid",
+    "now_unix",
+    "now_unix_ms",
+    "now_rfc3339",
     "config.<field>",
+    "extras.<field>",
+    "value(\"<name>\")",
+];
+
+/// The algorithms of `sign(...)`.
+pub const SIGN_ALGORITHMS: &[(&str, Algorithm)] = &[
+    ("hmac_sha256", Algorithm::HmacSha256),
+    ("rsa_sha256", Algorithm::RsaSha256),
+];
+/// The other keys of `sign(...)`.
+pub const SIGN_KEYS: &[&str] = &["over", "encoding", "into", "separator"];
+/// The parts `over(...)` lists.
+pub const SIGN_PARTS: &[(&str, SignPart)] = &[
+    ("method", SignPart::Method),
+    ("path", SignPart::Path),
+    ("timestamp", SignPart::Timestamp),
+    ("sorted_params", SignPart::SortedParams),
+    ("body", SignPart::Body),
+];
+/// The encodings of a signature.
+pub const SIGN_ENCODINGS: &[(&str, SignEncoding)] = &[
+    ("hex_lower", SignEncoding::HexLower),
+    ("hex_upper", SignEncoding::HexUpper),
+    ("base64", SignEncoding::Base64),
 ];
 
 /// The forms `key` takes in `place`, if any.

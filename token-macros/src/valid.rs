@@ -4,7 +4,7 @@
 use proc_macro2::Span;
 
 use crate::ast::{Field, Model};
-use crate::attr::{Errors, Source};
+use crate::attr::{Algorithm, Errors, SignEncoding, SignPart, SlotKind, Source};
 use crate::symbol::Place;
 
 pub fn check(model: &Model, errors: &mut Errors) {
@@ -105,7 +105,17 @@ fn request(model: &Model, errors: &mut Errors) {
                 "`from = config.*` needs the config type: add `config = Type` to `#[token_endpoint(...)]`",
             );
         }
+        if let Some(from) = &field.attrs.from
+            && matches!(from.value, Source::Extras(_))
+            && top.extras.is_none()
+        {
+            errors.at(
+                &from.key,
+                "`from = extras.*` needs the session's extras type: add `extras = Type` to `#[token_endpoint(...)]`",
+            );
+        }
     }
+    signature(model, &singles, errors);
     let has = |role: &str| singles.iter().find(|(r, _)| r == role).map(|(_, f)| *f);
     match (has("basic_user"), has("basic_password")) {
         (Some(user), None) => errors.at(
@@ -123,6 +133,87 @@ fn request(model: &Model, errors: &mut Errors) {
             password.ident,
             "`bearer` and HTTP Basic both set `Authorization`: keep one",
         );
+    }
+}
+
+/// `sign(...)` and its `signing_key` field go together; a signed timestamp needs one `now_*`
+/// field; the signature's slot is not also a field's.
+fn signature(model: &Model, singles: &[(String, &Field)], errors: &mut Errors) {
+    let key = singles
+        .iter()
+        .find(|(r, _)| r == "signing_key")
+        .map(|(_, f)| *f);
+    let Some(sign) = &model.top.signature else {
+        if let Some(field) = key {
+            errors.span(
+                field.attrs.role.as_ref().map(|r| r.span()).unwrap_or_else(Span::call_site),
+                "a `signing_key` field is the key of the request's signature: add `sign(...)` to `#[token_endpoint(...)]`",
+            );
+        }
+        return;
+    };
+    if key.is_none() {
+        errors.at(
+            &sign.key,
+            "`sign(...)` needs its key: a field `#[token(signing_key, from = config.<secret>)]` of type `ClientSecret`",
+        );
+    }
+    if let (Some((Algorithm::RsaSha256, _)), Some((encoding, ident))) =
+        (&sign.algorithm, &sign.encoding)
+        && *encoding != SignEncoding::Base64
+    {
+        errors.at(
+            ident,
+            "an RSA-SHA256 signature is written `encoding = base64`",
+        );
+    }
+    let clocks: Vec<&Field> = model
+        .fields
+        .iter()
+        .filter(|f| matches!(&f.attrs.from, Some(from) if matches!(from.value, Source::Now(..))))
+        .collect();
+    if let Some((_, part)) = sign.parts.iter().find(|(p, _)| *p == SignPart::Timestamp) {
+        match clocks.as_slice() {
+            [one] if !matches!(one.role().as_deref(), None | Some("body" | "header" | "query")) => {
+                errors.at(one.ident, "the signed timestamp travels in the body, a header or the query")
+            }
+            [_] => {}
+            [] => errors.at(
+                part,
+                "`timestamp` signs the request's time: add a field `#[token(from = now_unix)]` (or `now_unix_ms`, `now_rfc3339`)",
+            ),
+            [_, second, ..] => errors.at(
+                second.ident,
+                "a signed `timestamp` reads one `now_*` field; this request has several",
+            ),
+        }
+    }
+    if let Some((kind, name)) = &sign.into {
+        if *kind == SlotKind::Body
+            && let Some((_, part)) = sign.parts.iter().find(|(p, _)| *p == SignPart::Body)
+        {
+            errors.at(part, "a signature that goes in the body cannot cover the body: put it in a header or the query");
+        }
+        if *kind == SlotKind::Header {
+            header_name(name, errors);
+        }
+        let role = match kind {
+            SlotKind::Query => "query",
+            SlotKind::Header => "header",
+            SlotKind::Body => "body",
+        };
+        let clash = model.fields.iter().find(|f| {
+            f.role().unwrap_or_else(|| "body".to_owned()) == role && f.wire == name.value()
+        });
+        if let Some(field) = clash {
+            errors.at(
+                name,
+                format!(
+                    "field `{}` already goes to {role} `{}`",
+                    field.ident, field.wire
+                ),
+            );
+        }
     }
 }
 

@@ -52,7 +52,7 @@ pub struct MiniAppRefresh {
     #[token(header, rename = "Request-Reference-No", from = uuid)]
     pub request_reference_no: String,
     /// The partner app's token (not the customer's).
-    #[token(bearer, from = app_token)]
+    #[token(bearer, from = value("app_token"))]
     pub app_token: AccessToken,
     /// The customer's refresh token.
     #[token(from = refresh_token)]

@@ -125,7 +125,8 @@ impl Maya {
         current: &TokenSet,
         app_token: &AccessToken,
     ) -> Result<TokenSet, Error> {
-        let context = RequestContext::for_refresh(&*self.config, current).with_app_token(app_token);
+        let context =
+            RequestContext::for_refresh(&*self.config, current).with_value("app_token", app_token);
         let refresh = MiniAppRefresh::from_context(&context)?;
         cx.call(&self.config.api_url, &refresh).await
     }

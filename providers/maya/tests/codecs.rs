@@ -45,7 +45,7 @@ fn mini_app_refresh_carries_a_fresh_uuid_the_app_token_and_the_refresh_token() {
     let config = config();
     let session = session();
     let app = AccessToken::new("app-token");
-    let cx = RequestContext::for_refresh(&config, &session).with_app_token(&app);
+    let cx = RequestContext::for_refresh(&config, &session).with_value("app_token", &app);
     let first = MiniAppRefresh::from_context(&cx).unwrap();
     let second = MiniAppRefresh::from_context(&cx).unwrap();
     assert_ne!(first.request_reference_no, second.request_reference_no);
@@ -69,7 +69,7 @@ fn mini_app_refresh_carries_a_fresh_uuid_the_app_token_and_the_refresh_token() {
         MiniAppRefresh::from_context(&RequestContext::for_refresh(&config, &session))
             .unwrap_err()
             .to_string()
-            .contains("app token")
+            .contains("`app_token`")
     );
 }
 

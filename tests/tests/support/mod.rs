@@ -753,6 +753,61 @@ impl Subject for Vaultist {
     }
 }
 
+/// `token-provider-lazada`: the HMAC-SHA256 signed refresh, verified by its sandbox.
+pub struct Lazada;
+
+#[async_trait]
+impl Subject for Lazada {
+    fn name(&self) -> &'static str {
+        "lazada"
+    }
+
+    fn refresh_path(&self) -> &'static str {
+        token_provider_lazada::REFRESH_PATH
+    }
+
+    fn success_sample(&self) -> Value {
+        // The refresh reference's sample, as JSON.
+        json!({
+            "code": "0",
+            "expires_in": 10,
+            "country": "sg",
+            "account_platform": "seller_center",
+            "access_token": "50000601c30atpedfgu3LVvik87Ixlsvle3mSoB7701ceb156fPunYZ43GBg",
+            "account": "xxx@126.com",
+            "refresh_expires_in": 60,
+            "refresh_token": "500016000300bwa2WteaQyfwBMnPxurcA0mXGhQdTt18356663CfcDTYpWoi",
+            "request_id": "0ba2887315178178017221014",
+        })
+    }
+
+    fn access_pointer(&self) -> &'static str {
+        "/access_token"
+    }
+
+    fn expiry_pointer(&self) -> &'static str {
+        "/expires_in"
+    }
+
+    fn reuse_configurable(&self) -> bool {
+        false
+    }
+
+    async fn start(&self, env: &Env) -> Box<dyn Rig> {
+        let app = token_provider_lazada::LazadaConfig::new("123456", "helloworld");
+        // The matrix lets an access token of one hour expire (Lazada's last 30 days).
+        let issuer = token_provider_lazada::sandbox::issuer_config()
+            .with_access_ttl(std::time::Duration::from_secs(3600));
+        let sandbox =
+            token_provider_lazada::sandbox::routes(builder(env, issuer).oauth_routes(false), &app)
+                .start()
+                .await
+                .expect("the sandbox starts");
+        let provider = token_provider_lazada::Lazada::new(env.base_url(&sandbox), app);
+        rig(env, sandbox, provider, json!({}))
+    }
+}
+
 /// Every provider the matrix covers.
 pub fn subjects() -> Vec<Box<dyn Subject>> {
     vec![
@@ -762,5 +817,6 @@ pub fn subjects() -> Vec<Box<dyn Subject>> {
         Box::new(AlipayPlus),
         Box::new(Paymentsgate),
         Box::new(Vaultist),
+        Box::new(Lazada),
     ]
 }

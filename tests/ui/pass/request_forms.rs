@@ -49,7 +49,7 @@ pub struct Introspect {
 
 #[token_endpoint(put = "/session", json, response = Tokens, error = Failure, rename_all = "PascalCase")]
 pub struct PutSession {
-    #[token(bearer, from = app_token)]
+    #[token(bearer, from = value("app_token"))]
     pub app_token: AccessToken,
     pub refresh_token: Option<RefreshToken>,
     pub labels: Vec<String>,

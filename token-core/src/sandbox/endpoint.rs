@@ -9,8 +9,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{Handler, SandboxContext};
-use crate::codec::{Endpoint, RequestError, TokenResponse, encode_error, encode_response};
+use crate::codec::{
+    Endpoint, RequestError, SignedRequestError, TokenResponse, encode_error, encode_response,
+};
 use crate::issuer::{Issued, IssuerError};
+use crate::secret::ClientSecret;
+use crate::sign::SignatureError;
 use crate::token_set::TokenSet;
 
 /// Why a grant was refused; the provider turns it into its own error answer.
@@ -19,6 +23,9 @@ use crate::token_set::TokenSet;
 pub enum Refusal {
     /// The request could not be read (a missing field, a wrong constant).
     BadRequest(RequestError),
+    /// The request's declared signature is missing or wrong (see
+    /// [`ServeEndpoint::verify_with`]).
+    BadSignature(SignatureError),
     /// The issuer refused (an invalid or expired refresh token...).
     Issuer(IssuerError),
     /// The handler refused by a rule of its own (a bad authorization code, unknown account
@@ -73,6 +80,7 @@ type Grant<E> = dyn Fn(E, SandboxContext) -> Pin<Box<dyn Future<Output = Result<
 pub struct ServeEndpoint<E: Endpoint> {
     grant: Arc<Grant<E>>,
     refuse: Arc<dyn Fn(Refusal) -> E::Error + Send + Sync>,
+    key: Option<ClientSecret>,
     _endpoint: PhantomData<fn() -> E>,
 }
 
@@ -92,8 +100,18 @@ where
         Self {
             grant: Arc::new(move |endpoint, cx| Box::pin(grant(endpoint, cx))),
             refuse: Arc::new(refuse),
+            key: None,
             _endpoint: PhantomData,
         }
+    }
+
+    /// Checks each request's declared signature (`sign(...)`) with `key` (the shared secret
+    /// for HMAC, the client's public key for RSA) before the grant runs; a missing or wrong
+    /// signature is refused with [`Refusal::BadSignature`]. Without a key, a signed endpoint
+    /// refuses every request as unreadable.
+    pub fn verify_with(mut self, key: ClientSecret) -> Self {
+        self.key = Some(key);
+        self
     }
 
     /// Serves a refresh endpoint: the issuer rotates the refresh token `token_of` reads
@@ -129,9 +147,18 @@ where
         request: http::Request<Vec<u8>>,
         cx: &SandboxContext,
     ) -> http::Response<Vec<u8>> {
-        let endpoint = match E::decode_request(&request) {
+        let decoded = match &self.key {
+            Some(key) => E::decode_signed_request(&request, key),
+            None => E::decode_request(&request).map_err(SignedRequestError::from),
+        };
+        let endpoint = match decoded {
             Ok(endpoint) => endpoint,
-            Err(error) => return encode_error(&(self.refuse)(Refusal::BadRequest(error))),
+            Err(SignedRequestError::Invalid(error)) => {
+                return encode_error(&(self.refuse)(Refusal::BadRequest(error)));
+            }
+            Err(SignedRequestError::BadSignature(error)) => {
+                return encode_error(&(self.refuse)(Refusal::BadSignature(error)));
+            }
         };
         let issued = match (self.grant)(endpoint, cx.clone()).await {
             Ok(issued) => issued,
@@ -159,6 +186,7 @@ mod tests {
     fn refuse(refusal: Refusal) -> OAuthErrorAnswer {
         match refusal {
             Refusal::BadRequest(e) => OAuthErrorAnswer::invalid_request(e.0),
+            Refusal::BadSignature(e) => OAuthErrorAnswer::invalid_client(e.to_string()),
             Refusal::Issuer(e) => OAuthErrorAnswer::from_issuer(&e),
             Refusal::Custom { code, message } if code == "invalid_client" => {
                 OAuthErrorAnswer::invalid_client(message)

@@ -1,0 +1,24 @@
+//! [`LazadaConfig`]: the app's key and secret, as the Lazada Open Platform console shows them.
+
+use serde::Deserialize;
+use token_core::ClientSecret;
+
+/// A Lazada Open Platform app. See the crate docs for the JSON keys.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LazadaConfig {
+    /// The App Key, sent as `app_key`.
+    pub app_key: String,
+    /// The App Secret: the key of every request's HMAC-SHA256 `sign`, never sent.
+    pub app_secret: ClientSecret,
+}
+
+impl LazadaConfig {
+    /// An app with its key and secret.
+    pub fn new(app_key: impl Into<String>, app_secret: impl Into<String>) -> Self {
+        Self {
+            app_key: app_key.into(),
+            app_secret: ClientSecret::new(app_secret),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Lazada's refresh on the token-core sandbox, served from the same definition the client
+//! uses: the sandbox checks every request's `sign` with the app secret and its `app_key`,
+//! then rotates the pair. A bad signature is answered `IncompleteSignature`, another app key
+//! `InvalidAppKey`, a dead refresh token `IllegalRefreshToken`, all with HTTP 200.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use token_core::{CallContext, Provider, SystemClock, TokenSet};
+//! use token_provider_lazada::{Lazada, LazadaConfig, sandbox};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let app = LazadaConfig::new("123456", "helloworld");
+//! let sandbox = sandbox::start(Arc::new(SystemClock), sandbox::issuer_config(), &app).await?;
+//! let first = TokenSet::from_stored(sandbox.issue("seller-1").await?)?;
+//! let cx = CallContext::new(sandbox.client(), sandbox.clock().clone(), "seller-1");
+//! let second = Lazada::new(sandbox.base_url(), app).refresh(&cx, &first).await?;
+//! assert_ne!(second.refresh_token, first.refresh_token);
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use token_core::Clock;
+use token_core::issuer::IssuerConfig;
+use token_core::sandbox::endpoint::{Refusal, ServeEndpoint};
+use token_core::sandbox::{RunningSandbox, Sandbox, SandboxBuilder, SandboxContext, SandboxError};
+
+use crate::config::LazadaConfig;
+use crate::endpoints::{LazadaCode, LazadaError, REFRESH_PATH, RefreshAccessToken};
+
+/// The issuer as Lazada documents a live app: access tokens for 30 days, refresh tokens for
+/// 180 days, rotated on every refresh.
+pub fn issuer_config() -> IssuerConfig {
+    IssuerConfig::default()
+        .with_access_ttl(Duration::from_secs(30 * 24 * 3600))
+        .with_refresh_ttl(Some(Duration::from_secs(180 * 24 * 3600)))
+}
+
+/// Starts a sandbox serving [`routes`] for `app` on 127.0.0.1.
+pub async fn start(
+    clock: Arc<dyn Clock>,
+    issuer: IssuerConfig,
+    app: &LazadaConfig,
+) -> Result<RunningSandbox, SandboxError> {
+    let builder = Sandbox::builder().clock(clock).issuer_config(issuer);
+    routes(builder.oauth_routes(false), app).start().await
+}
+
+/// Registers `POST /auth/token/refresh`, accepting only `app`'s key and signature.
+pub fn routes(builder: SandboxBuilder, app: &LazadaConfig) -> SandboxBuilder {
+    let app_key = app.app_key.clone();
+    let refresh = ServeEndpoint::new(
+        move |refresh: RefreshAccessToken, cx: SandboxContext| {
+            let known = refresh.app_key == app_key;
+            async move {
+                if !known {
+                    return Err(Refusal::custom("InvalidAppKey", "the app key is unknown"));
+                }
+                let token = refresh.refresh_token.expose_secret();
+                cx.issuer().refresh(token).await.map_err(Refusal::Issuer)
+            }
+        },
+        refuse,
+    );
+    let refresh = refresh.verify_with(app.app_secret.clone());
+    builder.route(http::Method::POST, REFRESH_PATH, refresh)
+}
+
+fn refuse(refusal: Refusal) -> LazadaError {
+    let (code, message) = match refusal {
+        Refusal::BadSignature(error) => (LazadaCode::IncompleteSignature, error.to_string()),
+        Refusal::BadRequest(error) => (LazadaCode::MissingParameter, error.0),
+        Refusal::Custom { message, .. } => (LazadaCode::InvalidAppKey, message),
+        Refusal::Issuer(error) if error.is_refresh_rejection() => {
+            (LazadaCode::IllegalRefreshToken, error.to_string())
+        }
+        _ => (
+            LazadaCode::ServiceTemporaryUnavailable,
+            "try again later".into(),
+        ),
+    };
+    LazadaError {
+        r#type: Some("ISV".into()),
+        code,
+        message: Some(message),
+        request_id: None,
+    }
+}

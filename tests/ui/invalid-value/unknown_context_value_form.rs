@@ -1,0 +1,14 @@
+use token_core::{AccessToken, ClientSecret, RefreshToken, token_endpoint};
+#[token_endpoint(response)] pub struct Tokens { #[token(access_token)] pub access_token: AccessToken }
+#[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }
+pub struct App { pub secret: ClientSecret }
+
+#[token_endpoint(post = "/token", response = Tokens, error = Failure)]
+pub struct Refresh {
+    #[token(from = refresh_token)]
+    pub refresh_token: RefreshToken,
+    #[token(bearer, from = value(app_token))]
+    pub app_token: AccessToken,
+}
+
+fn main() {}
