@@ -9,10 +9,10 @@
 //! - `NAME`: `oauth2`, `paymentsgate`, `vaultist` or `vaultist-v2` (`vaultist` with
 //!   `api_version` forced to `v2`), `maya` (`--base-url` is the Mini App host; the app token
 //!   comes from the config's `connect_url`) or `alipayplus` (`--base-url` is the applyToken
-//!   host).
+//!   host) or `wechat` (`--base-url` is `https://api.weixin.qq.com`).
 //! - `FILE.json`: the provider's config type as JSON; its keys are documented in the
 //!   provider crate's docs (`OAuth2Config`, `PaymentsgateConfig`, `VaultistConfig`,
-//!   `MayaConfig`, `AlipayPlusConfig`).
+//!   `MayaConfig`, `AlipayPlusConfig`, `WeChatConfig`).
 //! - `--access-token`: the current access token, for providers that send it on refresh
 //!   (Paymentsgate's bearer header); without it none is sent.
 //!
@@ -37,10 +37,11 @@ use token_provider_maya::{Maya, MayaConfig};
 use token_provider_oauth2::OAuth2;
 use token_provider_paymentsgate::Paymentsgate;
 use token_provider_vaultist::{ApiVersion, Vaultist, VaultistConfig};
+use token_provider_wechat::WeChat;
 
 /// The usage message printed with exit code 64.
 pub const USAGE: &str = "usage: refresh --provider \
-oauth2|paymentsgate|vaultist|vaultist-v2|maya|alipayplus \
+oauth2|paymentsgate|vaultist|vaultist-v2|maya|alipayplus|wechat \
 --base-url URL --config FILE.json --refresh-token T [--access-token T] [--reveal]";
 
 /// The session the one-off refresh is stored under (in memory only).
@@ -112,6 +113,7 @@ async fn dispatch(args: &Args) -> Result<Value, Outcome> {
             let config = args.config::<AlipayPlusConfig>()?.with_base_url(base);
             refresh(AlipayPlus::new(config).map_err(|e| failure(&e))?, args).await
         }
+        "wechat" => refresh(WeChat::new(base, args.config()?), args).await,
         other => Err(usage(&format!("unknown provider `{other}`"))),
     }
 }
