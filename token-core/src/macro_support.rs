@@ -9,7 +9,8 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 pub use crate::codec::{
-    Endpoint, ErrorResponse, FromContext, RequestContext, RequestError, TokenResponse,
+    Endpoint, ErrorResponse, FromContext, RefusalReason, RequestContext, RequestError,
+    TokenResponse,
 };
 pub use crate::error::{EndpointError, ErrorKind};
 pub use crate::expiry::{ExpiresIn, Iso8601, UnixMillis, UnixMillisText, UnixTime, jwt_exp};
@@ -792,6 +793,35 @@ pub trait ErrorCode: Sized {
     fn kind(&self) -> Option<ErrorKind>;
     /// The HTTP status this code is sent with (server side), if it has one.
     fn status(&self) -> Option<u16>;
+    /// The code that answers `reason`, if one declares it.
+    fn for_refusal(reason: RefusalReason) -> Option<Self> {
+        let _ = reason;
+        None
+    }
+    /// The code and HTTP status that answer `reason`: the error struct's own declaration
+    /// (`refusal(invalid_refresh_token, code = "...", status = 401)`), else the variant that
+    /// declares it, trying each [`RefusalReason::fallback`]; else the reason's name as the
+    /// code with [`RefusalReason::status`]. A `None` status leaves it to the code's.
+    fn answer_refusal(
+        reason: RefusalReason,
+        declared: &[(RefusalReason, Option<&str>, Option<u16>)],
+    ) -> (Self, Option<u16>) {
+        let mut at = Some(reason);
+        while let Some(this) = at {
+            if let Some((_, code, status)) = declared.iter().find(|(r, ..)| *r == this) {
+                let code = code
+                    .map(Self::from_code)
+                    .or_else(|| Self::for_refusal(this))
+                    .unwrap_or_else(|| Self::from_code(this.name()));
+                return (code, *status);
+            }
+            if let Some(code) = Self::for_refusal(this) {
+                return (code, None);
+            }
+            at = this.fallback();
+        }
+        (Self::from_code(reason.name()), Some(reason.status()))
+    }
 }
 
 impl ErrorCode for String {
@@ -874,6 +904,7 @@ impl TextSlot for Option<String> {
 )]
 pub trait StatusField {
     fn get_status(&self) -> Option<u16>;
+    fn from_status(status: u16) -> Self;
 }
 
 macro_rules! status_field {
@@ -882,10 +913,16 @@ macro_rules! status_field {
             fn get_status(&self) -> Option<u16> {
                 u16::try_from(*self).ok()
             }
+            fn from_status(status: u16) -> Self {
+                Self::from(status)
+            }
         }
         impl StatusField for Option<$ty> {
             fn get_status(&self) -> Option<u16> {
                 self.and_then(|s| u16::try_from(s).ok())
+            }
+            fn from_status(status: u16) -> Self {
+                Some(<$ty>::from(status))
             }
         }
     )*};

@@ -1,7 +1,7 @@
 //! The provider's configuration as an integrator writes it (JSON), and the client identity
 //! as the grants put it on the wire.
 
-use token_core::__private::serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 use token_core::ClientSecret;
 
 /// How a generic OAuth 2.0 client identifies itself and what it asks for. See the crate docs
@@ -19,7 +19,7 @@ use token_core::ClientSecret;
 /// assert_eq!(config.client_auth, ClientAuth::Basic);
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(crate = "token_core::__private::serde", deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct OAuth2Config {
     /// The client id.
     pub client_id: String,
@@ -100,7 +100,7 @@ impl OAuth2Config {
 
 /// Where a confidential client sends its id and secret (RFC 6749 section 2.3.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(crate = "token_core::__private::serde", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ClientAuth {
     /// `Authorization: Basic base64(client_id:client_secret)`.
     #[default]

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use token_core::__private::url::Url;
 use token_core::async_trait;
 use token_core::pkce::{PkceVerifier, S256};
 use token_core::{
     AuthCode, CallContext, Error, FromContext, NoExtras, Provider, RequestContext, TokenSet,
 };
+use url::Url;
 
 use crate::config::{Client, OAuth2Config};
 use crate::endpoints::{AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant};

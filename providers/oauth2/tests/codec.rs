@@ -43,7 +43,7 @@ fn rfc_client() -> OAuth2Config {
     }
 }
 
-fn base() -> token_core::__private::url::Url {
+fn base() -> url::Url {
     "https://server.example.com".parse().unwrap()
 }
 

@@ -80,20 +80,23 @@ pub struct WeChatTokens {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WeChatCode {
     /// "invalid refresh_token": unknown or revoked; the user authorizes again.
-    #[token(code = 40030, kind = reauth_required)]
+    #[token(code = 40030, kind = reauth_required, refusal = invalid_refresh_token)]
     InvalidRefreshToken,
     /// "refresh_token timeout": expired (30 days); the user authorizes again.
-    #[token(code = 42002, kind = reauth_required)]
+    #[token(code = 42002, kind = reauth_required, refusal = expired_refresh_token)]
     RefreshTokenTimeout,
     /// "invalid appid".
-    #[token(code = 40013, kind = misconfigured)]
+    #[token(code = 40013, kind = misconfigured, refusal = unknown_client)]
     InvalidAppId,
     /// "invalid appsecret".
     #[token(code = 40125, kind = misconfigured)]
     InvalidAppSecret,
     /// "System is busy. Try again later."
-    #[token(code = -1, kind = transient)]
+    #[token(code = -1, kind = transient, refusal = server_error)]
     SystemBusy,
+    /// "Invalid parameter": the request could not be read.
+    #[token(code = 40035, refusal = bad_request)]
+    InvalidParameter,
     /// "reach max api daily quota limit".
     #[token(code = 45009, kind = transient)]
     DailyQuotaReached,
@@ -127,14 +130,4 @@ pub struct WeChatError {
     /// What went wrong.
     #[token(message)]
     pub errmsg: Option<String>,
-}
-
-impl WeChatError {
-    /// An answer with `errcode` and `errmsg`.
-    pub fn new(errcode: WeChatCode, errmsg: impl Into<String>) -> Self {
-        Self {
-            errcode,
-            errmsg: Some(errmsg.into()),
-        }
-    }
 }

@@ -25,11 +25,11 @@ use std::time::Duration;
 use http::Method;
 use token_core::Clock;
 use token_core::issuer::{IssuerConfig, RefreshRotation};
-use token_core::sandbox::endpoint::{Refusal, ServeEndpoint};
-use token_core::sandbox::{RunningSandbox, Sandbox, SandboxBuilder, SandboxContext, SandboxError};
+use token_core::sandbox::endpoint::{Refusal, RefusalReason, ServeEndpoint};
+use token_core::sandbox::{RunningSandbox, Sandbox, SandboxBuilder, SandboxError};
 
 use crate::config::WeChatConfig;
-use crate::endpoints::{REFRESH_PATH, SnsRefreshToken, WeChatCode, WeChatError};
+use crate::endpoints::{REFRESH_PATH, SnsRefreshToken};
 
 /// The issuer as WeChat documents it: access tokens for 7200 s, refresh tokens for 30 days,
 /// kept (and sent again) by every refresh.
@@ -50,35 +50,14 @@ pub async fn start(
     routes(builder.oauth_routes(false), config).start().await
 }
 
-/// Registers `GET /sns/oauth2/refresh_token`, answering only `config`'s `appid`, on `builder`.
+/// Registers `GET /sns/oauth2/refresh_token`, answering only `config`'s `appid`, on
+/// `builder`. Refusals are answered with the codes [`WeChatCode`](crate::WeChatCode)
+/// declares for them.
 pub fn routes(builder: SandboxBuilder, config: &WeChatConfig) -> SandboxBuilder {
     let appid = config.appid.clone();
-    let refresh = ServeEndpoint::<SnsRefreshToken>::new(
-        move |refresh: SnsRefreshToken, cx: SandboxContext| {
-            let known = refresh.appid == appid;
-            async move {
-                if !known {
-                    return Err(Refusal::custom("invalid_appid", "invalid appid"));
-                }
-                let token = refresh.refresh_token.expose_secret().to_owned();
-                cx.issuer().refresh(&token).await.map_err(Refusal::Issuer)
-            }
-        },
-        refuse,
+    let refresh = ServeEndpoint::<SnsRefreshToken>::refresh(|r| r.refresh_token.clone()).require(
+        move |r| r.appid == appid,
+        Refusal::new(RefusalReason::UnknownClient, "invalid appid"),
     );
     builder.route(Method::GET, REFRESH_PATH, refresh)
-}
-
-fn refuse(refusal: Refusal) -> WeChatError {
-    match refusal {
-        Refusal::Issuer(token_core::IssuerError::ExpiredRefreshToken) => {
-            WeChatError::new(WeChatCode::RefreshTokenTimeout, "refresh_token timeout")
-        }
-        Refusal::Issuer(error) if error.is_refresh_rejection() => {
-            WeChatError::new(WeChatCode::InvalidRefreshToken, "invalid refresh_token")
-        }
-        Refusal::Custom { .. } => WeChatError::new(WeChatCode::InvalidAppId, "invalid appid"),
-        Refusal::BadRequest(error) => WeChatError::new(WeChatCode::Other("40002".into()), error.0),
-        _ => WeChatError::new(WeChatCode::SystemBusy, "system error"),
-    }
 }
