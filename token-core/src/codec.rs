@@ -11,6 +11,12 @@ use http::{HeaderMap, StatusCode};
 use time::OffsetDateTime;
 
 use crate::error::{EndpointError, ErrorKind, ProviderError};
+
+/// The traits the types of annotated fields implement; a diagnostic names the one a field's
+/// type misses. Implemented for the types the `#[token_endpoint]` docs list (and by the
+/// macro for error-code enums); implement them for a type of your own to use it in that
+/// role.
+pub use crate::macro_support::{ErrorCode, ExpiryField, StatusField, TextSlot, TextValue};
 use crate::secret::{AccessToken, AuthCode, RefreshToken};
 use crate::token_set::{Extras, TokenSet};
 

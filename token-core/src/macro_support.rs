@@ -46,7 +46,9 @@ pub enum At {
     note = "use `String`, an integer, `bool`, `uuid::Uuid` or a token type (`AccessToken`, `RefreshToken`, `AuthCode`, `ClientSecret`); put other types in a JSON body"
 )]
 pub trait TextValue: Sized {
+    /// The value as the text sent.
     fn to_text(&self) -> String;
+    /// The value read back from its text (server side); `None` when it does not parse.
     fn from_text(text: &str) -> Option<Self>;
 }
 
@@ -787,7 +789,9 @@ pub trait ErrorCode: Sized {
     /// Whether the code is written as a JSON number (`{"errcode": 40030}`). Any code is read
     /// from a string or an integer.
     const NUMERIC: bool = false;
+    /// The code as the provider writes it (`invalid_grant`, `40030`).
     fn as_code(&self) -> String;
+    /// The code read from its text; an unknown code lands in the catch-all.
     fn from_code(code: &str) -> Self;
     /// The kind this code means, if it decides one.
     fn kind(&self) -> Option<ErrorKind>;
@@ -875,7 +879,9 @@ pub fn deserialize_code<'de, C: ErrorCode, D: serde::Deserializer<'de>>(
     label = "expected `String` or `Option<String>`"
 )]
 pub trait TextSlot {
+    /// The text, if any.
     fn get_text(&self) -> Option<String>;
+    /// The field holding `text` (an empty `String` for `None`).
     fn from_text(text: Option<String>) -> Self;
 }
 
@@ -903,7 +909,9 @@ impl TextSlot for Option<String> {
     label = "expected an integer or `Option` of one"
 )]
 pub trait StatusField {
+    /// The status, if the field holds a valid one.
     fn get_status(&self) -> Option<u16>;
+    /// The field holding `status` (server side).
     fn from_status(status: u16) -> Self;
 }
 
@@ -937,7 +945,9 @@ status_field!(u16, u32, u64, i32, i64);
     note = "these types are in `token_core::expiry`"
 )]
 pub trait ExpiryField {
+    /// The absolute instant, relative forms counted from `now`; `None` when unknown.
     fn instant(&self, now: OffsetDateTime) -> Option<OffsetDateTime>;
+    /// The field for the instant `at` (server side), relative forms counted from `now`.
     fn from_instant(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Self;
     /// The instant as a refresh token's expiry: like [`instant`](Self::instant), except
     /// that a relative lifetime of zero seconds means the refresh token does not expire

@@ -114,6 +114,9 @@ pub struct TopAttrs {
     pub on_status: Vec<OnStatus>,
     /// An error struct's `refusal(...)` declarations.
     pub refusals: Vec<StructRefusal>,
+    /// Whether a key could not be read (reported already): rules about missing keys then
+    /// stay quiet, so one mistake gives one error.
+    pub unread: bool,
 }
 
 /// `#[token(...)]` on a field.
@@ -209,8 +212,9 @@ fn check(entry: &Entry, place: Place, what: &str, errors: &mut Errors) -> Option
             errors.at(
                 &entry.key,
                 format!(
-                    "unknown {what} attribute `{name}`, expected one of {}",
-                    symbol::expected_in(place)
+                    "unknown {what} attribute `{name}`, expected one of {}{}",
+                    symbol::expected_in(place),
+                    symbol::did_you_mean(&name, symbol::keys_in(place)),
                 ),
             );
         } else {
@@ -494,6 +498,23 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
         }
     }
     let Some((place, _)) = kind else {
+        // A typo of the kind key (`psot = "/x"`, `respnse`): point at it, and say nothing
+        // about the other keys, which cannot be judged without the kind.
+        let typo = entries.iter().find_map(|entry| {
+            let name = entry.key.to_string();
+            symbol::closest(&name, symbol::ITEM_KINDS.iter().copied())
+                .map(|kind| (entry, name, kind))
+        });
+        if let Some((entry, name, kind)) = typo {
+            errors.at(
+                &entry.key,
+                format!(
+                    "unknown token_endpoint attribute `{name}`; did you mean `{kind}`? The item kind is one of {}",
+                    symbol::list(symbol::ITEM_KINDS)
+                ),
+            );
+            return None;
+        }
         errors.span(
             Span::call_site(),
             "expected the item kind: `post = \"/path\"` (or `get`, `put`) for a request struct, \
@@ -520,10 +541,12 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
         queries: Vec::new(),
         on_status: Vec::new(),
         refusals: Vec::new(),
+        unread: false,
     };
     let mut seen = Vec::new();
     for entry in &entries {
         let Some(form) = check(entry, place, "token_endpoint", errors) else {
+            top.unread = true;
             continue;
         };
         let name = entry.key.to_string();

@@ -300,6 +300,24 @@ pub fn places_of(key: &str) -> Vec<Place> {
     places
 }
 
+/// The keys that say what an item is.
+pub const ITEM_KINDS: &[&str] = &[
+    "post",
+    "get",
+    "put",
+    "response",
+    "error",
+    "error_code",
+    "extras",
+];
+
+/// The keys allowed in `place`.
+pub fn keys_in(place: Place) -> impl Iterator<Item = &'static str> {
+    KEYS.iter()
+        .filter(move |(_, _, p)| *p == place)
+        .map(|(k, _, _)| *k)
+}
+
 /// "`a`, `b`, `c`": the keys allowed in `place`.
 pub fn expected_in(place: Place) -> String {
     let mut names: Vec<&str> = Vec::new();

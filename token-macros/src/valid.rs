@@ -28,10 +28,10 @@ fn request(model: &Model, errors: &mut Errors) {
             "the path starts with `/`, relative to the provider's base URL",
         );
     }
-    if top.response.is_none() {
+    if top.response.is_none() && !top.unread {
         errors.at(model.ident, "missing `response = Type` in `#[token_endpoint(...)]`: the token answer of this request");
     }
-    if top.error.is_none() {
+    if top.error.is_none() && !top.unread {
         errors.at(
             model.ident,
             "missing `error = Type` in `#[token_endpoint(...)]`: the error answer of this request",
