@@ -9,12 +9,12 @@
 //! - `NAME`: `oauth2` (`--base-url` is the token endpoint's full URL; it sets the config's
 //!   `token_url`), `paymentsgate`, `vaultist` or `vaultist-v2` (`vaultist` with `api_version`
 //!   forced to `v2`), `maya` (`--base-url` is the Mini App host; the app token comes from the
-//!   config's `connect_url`), `alipayplus` (`--base-url` is the applyToken host) or `lazada`
+//!   config's `connect_url`), `alipayplus` (`--base-url` is the applyToken host), `lazada`
 //!   (`--base-url` is `https://auth.lazada.com/rest`; every refresh is signed with the
-//!   config's `app_secret`).
+//!   config's `app_secret`) or `wechat` (`--base-url` is `https://api.weixin.qq.com`).
 //! - `FILE.json`: the provider's config type as JSON; its keys are documented in the
 //!   provider crate's docs (`OAuth2Config`, `PaymentsgateConfig`, `VaultistConfig`,
-//!   `MayaConfig`, `AlipayPlusConfig`, `LazadaConfig`).
+//!   `MayaConfig`, `AlipayPlusConfig`, `LazadaConfig`, `WeChatConfig`).
 //! - `--access-token`: the current access token, for providers that send it on refresh
 //!   (Paymentsgate's bearer header); without it none is sent.
 //!
@@ -41,10 +41,11 @@ use token_provider_maya::{Maya, MayaConfig};
 use token_provider_oauth2::OAuth2;
 use token_provider_paymentsgate::Paymentsgate;
 use token_provider_vaultist::{ApiVersion, Vaultist, VaultistConfig};
+use token_provider_wechat::WeChat;
 
 /// The usage message printed with exit code 64.
 pub const USAGE: &str = "usage: refresh --provider \
-oauth2|paymentsgate|vaultist|vaultist-v2|maya|alipayplus|lazada \
+oauth2|paymentsgate|vaultist|vaultist-v2|maya|alipayplus|lazada|wechat \
 --base-url URL --config FILE.json --refresh-token T [--access-token T] [--reveal]";
 
 /// What `--help` prints: the usage and what each option means.
@@ -52,7 +53,8 @@ pub const HELP: &str = "\
 Refreshes a provider's tokens once through the TokenManager and prints one JSON line.
 
 Options:
-  --provider NAME       oauth2, paymentsgate, vaultist, vaultist-v2, maya, alipayplus or lazada
+  --provider NAME       oauth2, paymentsgate, vaultist, vaultist-v2, maya, alipayplus,
+                        lazada or wechat
   --base-url URL        the provider's host; for oauth2 the token endpoint's full URL,
                         for maya the Mini App host, for alipayplus the applyToken host
   --config FILE.json    the provider's config as JSON (keys: the provider crate's docs)
@@ -147,6 +149,7 @@ async fn dispatch(args: &Args) -> Result<Value, Outcome> {
             refresh(AlipayPlus::new(config).map_err(|e| failure(&e))?, args).await
         }
         "lazada" => refresh(Lazada::new(base, args.config()?), args).await,
+        "wechat" => refresh(WeChat::new(base, args.config()?), args).await,
         other => Err(usage(&format!("unknown provider `{other}`"))),
     }
 }

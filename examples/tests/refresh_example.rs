@@ -221,6 +221,52 @@ async fn vaultist_v3_and_v2_refresh_and_v2_reports_its_extras() {
 }
 
 #[tokio::test]
+async fn wechat_refreshes_keeps_the_refresh_token_and_reports_its_errcode() {
+    let config = token_provider_wechat::WeChatConfig::new("wx520c15f417810387");
+    let sandbox = token_provider_wechat::sandbox::start(
+        Arc::new(SystemClock),
+        token_provider_wechat::sandbox::issuer_config(),
+        &config,
+    )
+    .await
+    .unwrap();
+    let case = Case::new();
+    let file = case.config(json!({"appid": "wx520c15f417810387"}));
+    let first = sandbox
+        .issue_with("user", json!({"openid": "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"}))
+        .await
+        .unwrap();
+    let rt = refresh_token_of(&first);
+    let mut reveal = args("wechat", &sandbox, &file, &rt);
+    reveal.push("--reveal".into());
+    let (code, line) = run(reveal).await;
+    assert_eq!(code, 0, "{line}");
+    assert_eq!(
+        line["refresh_token"],
+        rt.as_str(),
+        "WeChat keeps the refresh token"
+    );
+    assert_eq!(
+        line["extras"],
+        json!({"openid": "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"})
+    );
+
+    let (code, line) = run(args("wechat", &sandbox, &file, "rt_unknown")).await;
+    assert_eq!(code, 2);
+    assert_eq!(
+        (line["kind"].as_str(), line["code"].as_str()),
+        (Some("reauth_required"), Some("40030"))
+    );
+    let wrong = case.config(json!({"appid": "wx0000000000000000"}));
+    let (code, line) = run(args("wechat", &sandbox, &wrong, &rt)).await;
+    assert_eq!(code, 2);
+    assert_eq!(
+        (line["kind"].as_str(), line["code"].as_str()),
+        (Some("misconfigured"), Some("40013"))
+    );
+}
+
+#[tokio::test]
 async fn maya_gets_an_app_token_refreshes_at_the_mini_app_and_reports_a_dead_refresh_token() {
     let maya = MayaSandbox::new("partner-1", ClientSecret::new("partner-secret"));
     let sandbox = maya.routes(Sandbox::builder()).start().await.unwrap();

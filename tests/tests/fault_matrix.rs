@@ -243,6 +243,14 @@ fn every_provider_under_every_fault() {
                     row.after = After::Usable;
                 }
             }
+            if !subject.rotates()
+                && row.expect == Expect::Error(OutcomeUnknown)
+                && row.after == After::Reauth
+            {
+                // An answer lost after a refresh that kept the refresh token: the stored one
+                // is still good, and the next refresh uses it.
+                row.after = After::Usable;
+            }
             ran += 1;
             if let Err(failure) = run_row(subject.as_ref(), &row) {
                 failures.push(format!("{} / {}: {failure}", subject.name(), row.fault));

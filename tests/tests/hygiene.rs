@@ -3,8 +3,10 @@
 #![deny(warnings, unused_qualifications)]
 #![no_implicit_prelude]
 
+extern crate http;
 extern crate std;
 extern crate token_core;
+extern crate url;
 
 use std::assert_eq;
 use token_core::expiry::ExpiresIn;
@@ -106,18 +108,18 @@ fn generated_code_ignores_shadowed_prelude_names() {
         refresh_token: RefreshToken::new("rt"),
         verifier: std::option::Option::None,
     };
-    let base = token_core::__private::url::Url::parse("https://h.example").unwrap();
+    let base = url::Url::parse("https://h.example").unwrap();
     let request = refresh.encode_request(&base).unwrap();
     assert_eq!(request.uri(), "https://h.example/token?v=3");
     let back = Refresh::decode_request(&request).unwrap();
     assert_eq!(back.partner_id, 1);
     let failure = Failure::decode_error(
-        token_core::__private::http::StatusCode::OK,
+        http::StatusCode::OK,
         br#"{"result":{"code":"invalid_grant","message":"m","status":"F"}}"#,
     )
     .unwrap();
     assert_eq!(
-        failure.kind(token_core::__private::http::StatusCode::OK),
+        failure.kind(http::StatusCode::OK),
         token_core::ErrorKind::ReauthRequired
     );
 }

@@ -12,6 +12,12 @@ use http::{HeaderMap, StatusCode};
 use time::OffsetDateTime;
 
 use crate::error::{EndpointError, ErrorKind, ProviderError};
+
+/// The traits the types of annotated fields implement; a diagnostic names the one a field's
+/// type misses. Implemented for the types the `#[token_endpoint]` docs list (and by the
+/// macro for error-code enums); implement them for a type of your own to use it in that
+/// role.
+pub use crate::macro_support::{ErrorCode, ExpiryField, StatusField, TextSlot, TextValue};
 use crate::secret::{AccessToken, AuthCode, RefreshToken};
 use crate::sign::{RequestSignature, SignatureError};
 use crate::token_set::{Extras, TokenSet};
@@ -267,6 +273,100 @@ pub trait ErrorResponse: Sized {
     fn kind(&self, status: StatusCode) -> ErrorKind;
     /// Writes the answer (server side): status and body.
     fn encode_error(&self) -> (StatusCode, Vec<u8>);
+    /// This error as the provider answers a standard refusal (server side: what a sandbox
+    /// sends), worded `message`. `#[token_endpoint]` derives it from the refusals the
+    /// error-code variants (or the error struct) declare.
+    fn from_refusal(reason: RefusalReason, message: &str) -> Self;
+}
+
+/// A standard reason a server refuses a request. An error-code variant declares the ones it
+/// answers (`#[token(refusal = invalid_refresh_token)]`), so a sandbox serving the endpoint
+/// answers each in the provider's own words ([`ErrorResponse::from_refusal`]).
+///
+/// ```
+/// use token_core::codec::RefusalReason;
+///
+/// assert_eq!(RefusalReason::ExpiredRefreshToken.name(), "expired_refresh_token");
+/// // Declared nowhere, an expired refresh token is answered as an invalid one.
+/// assert_eq!(RefusalReason::ExpiredRefreshToken.fallback(), Some(RefusalReason::InvalidRefreshToken));
+/// assert_eq!(RefusalReason::ServerError.status(), 500);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RefusalReason {
+    /// `bad_request`: the request could not be read (a missing field, a wrong constant).
+    BadRequest,
+    /// `unknown_client`: the client (app id, account, merchant, client credentials) is not
+    /// known.
+    UnknownClient,
+    /// `bad_signature`: the request's signature does not verify.
+    BadSignature,
+    /// `invalid_refresh_token`: the refresh token is unknown, revoked or already used.
+    InvalidRefreshToken,
+    /// `expired_refresh_token`: the refresh token has expired.
+    ExpiredRefreshToken,
+    /// `invalid_access_token`: an access token the request carries (an app token) is
+    /// invalid or expired.
+    InvalidAccessToken,
+    /// `invalid_auth_code`: the authorization code (or its PKCE verifier, or redirect URI)
+    /// is invalid or used.
+    InvalidAuthCode,
+    /// `server_error`: the server failed (its store).
+    ServerError,
+}
+
+impl RefusalReason {
+    /// Every reason, in declaration order.
+    pub const ALL: [RefusalReason; 8] = [
+        Self::BadRequest,
+        Self::UnknownClient,
+        Self::BadSignature,
+        Self::InvalidRefreshToken,
+        Self::ExpiredRefreshToken,
+        Self::InvalidAccessToken,
+        Self::InvalidAuthCode,
+        Self::ServerError,
+    ];
+
+    /// The name a declaration uses (`invalid_refresh_token`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::UnknownClient => "unknown_client",
+            Self::BadSignature => "bad_signature",
+            Self::InvalidRefreshToken => "invalid_refresh_token",
+            Self::ExpiredRefreshToken => "expired_refresh_token",
+            Self::InvalidAccessToken => "invalid_access_token",
+            Self::InvalidAuthCode => "invalid_auth_code",
+            Self::ServerError => "server_error",
+        }
+    }
+
+    /// The reason answered instead when an error declares none for this one: an expired
+    /// refresh token and an invalid authorization code are, like RFC 6749's `invalid_grant`,
+    /// a dead grant (`invalid_refresh_token`).
+    pub fn fallback(self) -> Option<RefusalReason> {
+        match self {
+            Self::ExpiredRefreshToken | Self::InvalidAuthCode => Some(Self::InvalidRefreshToken),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of an answer that declares none: 500 for `server_error`, 401 for
+    /// `unknown_client`, `bad_signature` and `invalid_access_token`, else 400.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::ServerError => 500,
+            Self::UnknownClient | Self::BadSignature | Self::InvalidAccessToken => 401,
+            _ => 400,
+        }
+    }
+}
+
+impl std::fmt::Display for RefusalReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Client side: turns an HTTP answer into a token set or a classified error.

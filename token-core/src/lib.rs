@@ -123,7 +123,9 @@ pub mod transport;
 /// have async methods and are used as trait objects.
 pub use async_trait::async_trait;
 pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
-pub use codec::{Endpoint, ErrorResponse, FromContext, RequestContext, TokenResponse};
+pub use codec::{
+    Endpoint, ErrorResponse, FromContext, RefusalReason, RequestContext, TokenResponse,
+};
 pub use error::{
     EndpointError, Error, ErrorKind, ProviderError, Reauth, StoreError, TransportError,
 };

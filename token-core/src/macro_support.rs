@@ -9,7 +9,8 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 pub use crate::codec::{
-    Endpoint, ErrorResponse, FromContext, RequestContext, RequestError, SignedRequestError,
+    Endpoint, ErrorResponse, FromContext, RefusalReason, RequestContext, RequestError,
+    SignedRequestError,
     TokenResponse,
 };
 pub use crate::error::{EndpointError, ErrorKind};
@@ -47,7 +48,9 @@ pub enum At {
     note = "use `String`, an integer, `bool`, `uuid::Uuid` or a token type (`AccessToken`, `RefreshToken`, `AuthCode`, `ClientSecret`); put other types in a JSON body"
 )]
 pub trait TextValue: Sized {
+    /// The value as the text sent.
     fn to_text(&self) -> String;
+    /// The value read back from its text (server side); `None` when it does not parse.
     fn from_text(text: &str) -> Option<Self>;
 }
 
@@ -879,12 +882,43 @@ pub trait ErrorCode: Sized {
     /// Whether the code is written as a JSON number (`{"errcode": 40030}`). Any code is read
     /// from a string or an integer.
     const NUMERIC: bool = false;
+    /// The code as the provider writes it (`invalid_grant`, `40030`).
     fn as_code(&self) -> String;
+    /// The code read from its text; an unknown code lands in the catch-all.
     fn from_code(code: &str) -> Self;
     /// The kind this code means, if it decides one.
     fn kind(&self) -> Option<ErrorKind>;
     /// The HTTP status this code is sent with (server side), if it has one.
     fn status(&self) -> Option<u16>;
+    /// The code that answers `reason`, if one declares it.
+    fn for_refusal(reason: RefusalReason) -> Option<Self> {
+        let _ = reason;
+        None
+    }
+    /// The code and HTTP status that answer `reason`: the error struct's own declaration
+    /// (`refusal(invalid_refresh_token, code = "...", status = 401)`), else the variant that
+    /// declares it, trying each [`RefusalReason::fallback`]; else the reason's name as the
+    /// code with [`RefusalReason::status`]. A `None` status leaves it to the code's.
+    fn answer_refusal(
+        reason: RefusalReason,
+        declared: &[(RefusalReason, Option<&str>, Option<u16>)],
+    ) -> (Self, Option<u16>) {
+        let mut at = Some(reason);
+        while let Some(this) = at {
+            if let Some((_, code, status)) = declared.iter().find(|(r, ..)| *r == this) {
+                let code = code
+                    .map(Self::from_code)
+                    .or_else(|| Self::for_refusal(this))
+                    .unwrap_or_else(|| Self::from_code(this.name()));
+                return (code, *status);
+            }
+            if let Some(code) = Self::for_refusal(this) {
+                return (code, None);
+            }
+            at = this.fallback();
+        }
+        (Self::from_code(reason.name()), Some(reason.status()))
+    }
 }
 
 impl ErrorCode for String {
@@ -938,7 +972,9 @@ pub fn deserialize_code<'de, C: ErrorCode, D: serde::Deserializer<'de>>(
     label = "expected `String` or `Option<String>`"
 )]
 pub trait TextSlot {
+    /// The text, if any.
     fn get_text(&self) -> Option<String>;
+    /// The field holding `text` (an empty `String` for `None`).
     fn from_text(text: Option<String>) -> Self;
 }
 
@@ -966,7 +1002,10 @@ impl TextSlot for Option<String> {
     label = "expected an integer or `Option` of one"
 )]
 pub trait StatusField {
+    /// The status, if the field holds a valid one.
     fn get_status(&self) -> Option<u16>;
+    /// The field holding `status` (server side).
+    fn from_status(status: u16) -> Self;
 }
 
 macro_rules! status_field {
@@ -975,10 +1014,16 @@ macro_rules! status_field {
             fn get_status(&self) -> Option<u16> {
                 u16::try_from(*self).ok()
             }
+            fn from_status(status: u16) -> Self {
+                Self::from(status)
+            }
         }
         impl StatusField for Option<$ty> {
             fn get_status(&self) -> Option<u16> {
                 self.and_then(|s| u16::try_from(s).ok())
+            }
+            fn from_status(status: u16) -> Self {
+                Some(<$ty>::from(status))
             }
         }
     )*};
@@ -993,7 +1038,9 @@ status_field!(u16, u32, u64, i32, i64);
     note = "these types are in `token_core::expiry`"
 )]
 pub trait ExpiryField {
+    /// The absolute instant, relative forms counted from `now`; `None` when unknown.
     fn instant(&self, now: OffsetDateTime) -> Option<OffsetDateTime>;
+    /// The field for the instant `at` (server side), relative forms counted from `now`.
     fn from_instant(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Self;
     /// The instant as a refresh token's expiry: like [`instant`](Self::instant), except
     /// that a relative lifetime of zero seconds means the refresh token does not expire

@@ -9,7 +9,7 @@ use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, Lit, LitInt, LitStr, Member, Meta, Token, Type};
 
 use crate::case::{RULES, RenameRule};
-use crate::symbol::{self, Form, Place};
+use crate::symbol::{self, Form, Place, Refusal};
 
 /// The error collector: every phase pushes here, expansion reads the combination.
 #[derive(Default)]
@@ -69,6 +69,22 @@ pub struct Code {
 pub struct OnStatus {
     pub status: u16,
     pub kind: Ident,
+}
+
+/// A refusal named in a declaration, with its name's token for spans.
+#[derive(Clone)]
+pub struct RefusalName {
+    pub ident: Ident,
+    pub refusal: Refusal,
+}
+
+/// An error struct's `refusal(invalid_refresh_token, code = "...", status = 401)`.
+pub struct StructRefusal {
+    pub name: RefusalName,
+    pub code: Option<LitStr>,
+    pub status: Option<u16>,
+    /// The `status` key, for spans.
+    pub status_key: Option<Ident>,
 }
 
 /// Where a request field's value comes from in `FromContext`.
@@ -159,6 +175,11 @@ pub struct TopAttrs {
     pub on_status: Vec<OnStatus>,
     /// `sign(...)` on a request.
     pub signature: Option<Signature>,
+    /// An error struct's `refusal(...)` declarations.
+    pub refusals: Vec<StructRefusal>,
+    /// Whether a key could not be read (reported already): rules about missing keys then
+    /// stay quiet, so one mistake gives one error.
+    pub unread: bool,
 }
 
 /// `#[token(...)]` on a field.
@@ -177,6 +198,8 @@ pub struct VariantAttrs {
     pub kind: Option<Ident>,
     pub status: Option<u16>,
     pub other: Option<Ident>,
+    /// `refusal = name` or `refusal(a, b)`.
+    pub refusals: Vec<RefusalName>,
 }
 
 /// One `key`, `key = value` or `key(...)` entry.
@@ -252,8 +275,9 @@ fn check(entry: &Entry, place: Place, what: &str, errors: &mut Errors) -> Option
             errors.at(
                 &entry.key,
                 format!(
-                    "unknown {what} attribute `{name}`, expected one of {}",
-                    symbol::expected_in(place)
+                    "unknown {what} attribute `{name}`, expected one of {}{}",
+                    symbol::expected_in(place),
+                    symbol::did_you_mean(&name, symbol::keys_in(place)),
                 ),
             );
         } else {
@@ -744,6 +768,23 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
         }
     }
     let Some((place, _)) = kind else {
+        // A typo of the kind key (`psot = "/x"`, `respnse`): point at it, and say nothing
+        // about the other keys, which cannot be judged without the kind.
+        let typo = entries.iter().find_map(|entry| {
+            let name = entry.key.to_string();
+            symbol::closest(&name, symbol::ITEM_KINDS.iter().copied())
+                .map(|kind| (entry, name, kind))
+        });
+        if let Some((entry, name, kind)) = typo {
+            errors.at(
+                &entry.key,
+                format!(
+                    "unknown token_endpoint attribute `{name}`; did you mean `{kind}`? The item kind is one of {}",
+                    symbol::list(symbol::ITEM_KINDS)
+                ),
+            );
+            return None;
+        }
         errors.span(
             Span::call_site(),
             "expected the item kind: `post = \"/path\"` (or `get`, `put`) for a request struct, \
@@ -770,10 +811,13 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
         queries: Vec::new(),
         on_status: Vec::new(),
         signature: None,
+        refusals: Vec::new(),
+        unread: false,
     };
     let mut seen = Vec::new();
     for entry in &entries {
         let Some(form) = check(entry, place, "token_endpoint", errors) else {
+            top.unread = true;
             continue;
         };
         let name = entry.key.to_string();
@@ -867,6 +911,11 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
                     );
                 } else {
                     top.signature = Some(crate::attr::signature(&entry.key, meta, errors));
+                }
+            }
+            ("refusal", _) => {
+                if let Some(refusal) = struct_refusal(meta, errors) {
+                    top.refusals.push(refusal);
                 }
             }
             // Kind markers (`response`, `error`, `error_code` flags) carry nothing more.
@@ -970,6 +1019,131 @@ fn on_status(meta: &Meta, errors: &mut Errors) -> Option<OnStatus> {
     }
 }
 
+/// A refusal's name written as a bare identifier (`invalid_refresh_token`).
+fn refusal_name(expr: &Expr, errors: &mut Errors) -> Option<RefusalName> {
+    let ident = match expr {
+        Expr::Path(p) => p.path.get_ident(),
+        _ => None,
+    };
+    let Some(ident) = ident else {
+        errors.at(
+            expr,
+            format!("expected a refusal, one of {}", Refusal::expected()),
+        );
+        return None;
+    };
+    let name = ident.to_string();
+    match Refusal::parse(&name) {
+        Some(refusal) => Some(RefusalName {
+            ident: ident.clone(),
+            refusal,
+        }),
+        None => {
+            errors.at(
+                ident,
+                format!(
+                    "unknown refusal `{name}`, expected one of {}{}",
+                    Refusal::expected(),
+                    symbol::did_you_mean(&name, Refusal::ALL.map(Refusal::name)),
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A variant's `refusal = name` or `refusal(a, b)`.
+fn variant_refusals(meta: &Meta, errors: &mut Errors) -> Vec<RefusalName> {
+    let exprs: Vec<Expr> = match meta {
+        Meta::NameValue(nv) => vec![nv.value.clone()],
+        Meta::List(list) => {
+            let parser = Punctuated::<Expr, Token![,]>::parse_terminated;
+            match syn::parse::Parser::parse2(parser, list.tokens.clone()) {
+                Ok(exprs) => exprs.into_iter().collect(),
+                Err(e) => {
+                    errors.push(e);
+                    return Vec::new();
+                }
+            }
+        }
+        Meta::Path(_) => Vec::new(),
+    };
+    if exprs.is_empty() {
+        errors.at(
+            meta,
+            format!(
+                "`refusal` names the refusals this code answers, such as `refusal = invalid_refresh_token`; one of {}",
+                Refusal::expected()
+            ),
+        );
+    }
+    exprs
+        .iter()
+        .filter_map(|e| refusal_name(e, errors))
+        .collect()
+}
+
+/// An error struct's `refusal(<reason>, code = "...", status = 401)`.
+fn struct_refusal(meta: &Meta, errors: &mut Errors) -> Option<StructRefusal> {
+    let mut name = None;
+    let mut code = None;
+    let (mut status, mut status_key) = (None, None);
+    let mut seen = Vec::new();
+    for entry in sub_entries(meta, errors) {
+        if let Meta::Path(path) = &entry.meta {
+            if name.is_some() {
+                errors.at(
+                    &entry.key,
+                    "`refusal(...)` declares one refusal; write one `refusal(...)` per refusal",
+                );
+            } else {
+                name = refusal_name(&syn::parse_quote!(#path), errors);
+            }
+            continue;
+        }
+        let key = entry.key.to_string();
+        if !symbol::REFUSAL_KEYS.contains(&key.as_str()) {
+            errors.at(
+                &entry.key,
+                format!(
+                    "unknown `refusal(...)` key `{key}`, expected one of {}{}",
+                    symbol::list(symbol::REFUSAL_KEYS),
+                    symbol::did_you_mean(&key, symbol::REFUSAL_KEYS.iter().copied()),
+                ),
+            );
+            continue;
+        }
+        if !once(&mut seen, &entry.key, errors) {
+            continue;
+        }
+        if key == "code" {
+            code = lit_str(&entry.meta);
+            if code.is_none() {
+                errors.at(&entry.meta, "`code` is written `code = \"...\"`");
+            }
+        } else {
+            status = status_value(&entry.meta, errors);
+            status_key = Some(entry.key.clone());
+        }
+    }
+    let Some(name) = name else {
+        errors.at(
+            meta,
+            format!(
+                "`refusal(...)` starts with the refusal it answers, such as `refusal(invalid_refresh_token, code = \"Unauthorized\", status = 401)`; one of {}",
+                Refusal::expected()
+            ),
+        );
+        return None;
+    };
+    Some(StructRefusal {
+        name,
+        code,
+        status,
+        status_key,
+    })
+}
+
 fn token_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> Vec<Entry> {
     let mut out = Vec::new();
     for attr in attrs.iter().filter(|a| a.path().is_ident("token")) {
@@ -1028,6 +1202,7 @@ pub fn parse_variant(attrs: &[syn::Attribute], errors: &mut Errors) -> VariantAt
             "code" => out.code = value_of(&entry.meta).and_then(|e| code(e, errors)),
             "kind" => out.kind = error_kind(&entry.meta, errors),
             "status" => out.status = status_value(&entry.meta, errors),
+            "refusal" => out.refusals = variant_refusals(&entry.meta, errors),
             _ => out.other = Some(entry.key.clone()),
         }
     }

@@ -10,7 +10,7 @@ use crate::ast::{Field, Model};
 use crate::attr::{
     Algorithm, Code, SignEncoding, SignPart, Signature, SlotKind, Source, Timestamp,
 };
-use crate::symbol::{KINDS, Place};
+use crate::symbol::{KINDS, Place, Refusal};
 
 fn private() -> TokenStream {
     quote!(::token_core::__private)
@@ -668,6 +668,7 @@ fn error(model: &Model) -> TokenStream {
         .iter()
         .flat_map(|codes| codes.value.iter().map(|c| &c.text));
     let success_rule = model.top.success_codes.is_some() || field("result_status").is_some();
+    let from_refusal = from_refusal(model, default_status);
     quote! {
         impl #p::ErrorResponse for #ident {
             const CODE_PATH: ::core::option::Option<&'static str> =
@@ -704,8 +705,70 @@ fn error(model: &Model) -> TokenStream {
                     #p::encode_json(self, #envelope, &[]),
                 )
             }
+
+            #from_refusal
         }
     }
+}
+
+/// `ErrorResponse::from_refusal`: the code (and status) declared for the refusal, its
+/// message, `F` in a result status, and every other field's `Default`.
+fn from_refusal(model: &Model, default_status: u16) -> TokenStream {
+    let p = private();
+    let declared = model.top.refusals.iter().map(|r| {
+        let reason = refusal_path(r.name.refusal, &r.name.ident);
+        let code = some_or_none(r.code.as_ref().map(|c| quote!(#c)));
+        let status = some_or_none(r.status.map(|s| quote!(#s)));
+        quote!((#reason, #code, #status))
+    });
+    let code_ty = match role_of(model, "code") {
+        Some(f) => f.ty.clone(),
+        None => syn::parse_quote!(::std::string::String),
+    };
+    let answer = quote_spanned! {code_ty.span()=>
+        <#code_ty as #p::ErrorCode>::answer_refusal(__reason, &[#(#declared),*])
+    };
+    let mut inits = Vec::new();
+    let mut status_used = false;
+    for field in &model.fields {
+        let (f, ty) = (field.ident, field.ty);
+        let value = match field.role().as_deref() {
+            Some("code") => quote!(__code),
+            Some("message") => quote_spanned!(ty.span()=>
+                <#ty as #p::TextSlot>::from_text(::core::option::Option::Some(::std::string::ToString::to_string(__message)))),
+            Some("result_status") => quote_spanned!(ty.span()=>
+                <#ty as #p::TextSlot>::from_text(::core::option::Option::Some(::std::string::ToString::to_string("F")))),
+            Some("http_status") => {
+                status_used = true;
+                quote_spanned!(ty.span()=>
+                    <#ty as #p::StatusField>::from_status(__status))
+            }
+            _ => quote_spanned!(ty.span()=> ::core::default::Default::default()),
+        };
+        inits.push(quote!(#f: #value));
+    }
+    let status = match status_used {
+        true => quote_spanned! {code_ty.span()=>
+            let __status = __status
+                .or_else(|| <#code_ty as #p::ErrorCode>::status(&__code))
+                .unwrap_or(#default_status);
+        },
+        false => quote!(let _ = __status;),
+    };
+    quote! {
+        fn from_refusal(__reason: #p::RefusalReason, __message: &str) -> Self {
+            let (__code, __status) = #answer;
+            #status
+            Self { #(#inits,)* }
+        }
+    }
+}
+
+/// `::token_core::__private::RefusalReason::<Variant>`, spanned at the declaration.
+fn refusal_path(refusal: Refusal, at: &Ident) -> TokenStream {
+    let p = private();
+    let variant = Ident::new(refusal.variant(), at.span());
+    quote!(#p::RefusalReason::#variant)
 }
 
 fn error_code(model: &Model) -> TokenStream {
@@ -733,6 +796,27 @@ fn error_code(model: &Model) -> TokenStream {
             statuses.push(quote!(Self::#v => #status));
         }
     }
+    let refusals: Vec<TokenStream> = model
+        .variants
+        .iter()
+        .flat_map(|v| {
+            let ident = &v.original.ident;
+            v.attrs.refusals.iter().map(move |r| {
+                let reason = refusal_path(r.refusal, &r.ident);
+                quote!(#reason => ::core::option::Option::Some(Self::#ident))
+            })
+        })
+        .collect();
+    let for_refusal = (!refusals.is_empty()).then(|| {
+        quote! {
+            fn for_refusal(reason: #p::RefusalReason) -> ::core::option::Option<Self> {
+                match reason {
+                    #(#refusals,)*
+                    _ => ::core::option::Option::None,
+                }
+            }
+        }
+    });
     let fallback = match other {
         Some(v) => quote!(__other => Self::#v(::core::convert::From::from(__other))),
         None => quote!(_ => ::core::unreachable!()),
@@ -753,6 +837,7 @@ fn error_code(model: &Model) -> TokenStream {
             fn status(&self) -> ::core::option::Option<u16> {
                 match self { #(#statuses,)* }
             }
+            #for_refusal
         }
 
         impl #p::serde::Serialize for #ident {

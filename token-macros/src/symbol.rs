@@ -146,10 +146,16 @@ pub const KEYS: &[(&str, Form, Place)] = &[
     ("kind", Form::Path, Place::Variant),
     ("status", Form::Int, Place::Variant),
     ("other", Form::Flag, Place::Variant),
+    ("refusal", Form::Path, Place::Variant),
+    ("refusal", Form::List, Place::Variant),
+    // error struct, for a `String` code
+    ("refusal", Form::List, Place::Error),
 ];
 
 /// Keys inside `header(...)`, `body(...)`, `query(...)` constants.
 pub const CONSTANT_KEYS: &[&str] = &["name", "value"];
+/// Keys inside an error struct's `refusal(<reason>, ...)`, after the reason.
+pub const REFUSAL_KEYS: &[&str] = &["code", "status"];
 /// Keys inside `on_status(...)`.
 pub const ON_STATUS_KEYS: &[&str] = &["status", "kind"];
 
@@ -161,6 +167,113 @@ pub const KINDS: &[(&str, &str)] = &[
     ("misconfigured", "Misconfigured"),
     ("rejected", "Rejected"),
 ];
+
+/// A standard refusal a code answers: `token_core::codec::RefusalReason`, one for one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    BadRequest,
+    UnknownClient,
+    BadSignature,
+    InvalidRefreshToken,
+    ExpiredRefreshToken,
+    InvalidAccessToken,
+    InvalidAuthCode,
+    ServerError,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 8] = [
+        Self::BadRequest,
+        Self::UnknownClient,
+        Self::BadSignature,
+        Self::InvalidRefreshToken,
+        Self::ExpiredRefreshToken,
+        Self::InvalidAccessToken,
+        Self::InvalidAuthCode,
+        Self::ServerError,
+    ];
+
+    /// The name a declaration uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::UnknownClient => "unknown_client",
+            Self::BadSignature => "bad_signature",
+            Self::InvalidRefreshToken => "invalid_refresh_token",
+            Self::ExpiredRefreshToken => "expired_refresh_token",
+            Self::InvalidAccessToken => "invalid_access_token",
+            Self::InvalidAuthCode => "invalid_auth_code",
+            Self::ServerError => "server_error",
+        }
+    }
+
+    /// The `RefusalReason` variant.
+    pub fn variant(self) -> &'static str {
+        match self {
+            Self::BadRequest => "BadRequest",
+            Self::UnknownClient => "UnknownClient",
+            Self::BadSignature => "BadSignature",
+            Self::InvalidRefreshToken => "InvalidRefreshToken",
+            Self::ExpiredRefreshToken => "ExpiredRefreshToken",
+            Self::InvalidAccessToken => "InvalidAccessToken",
+            Self::InvalidAuthCode => "InvalidAuthCode",
+            Self::ServerError => "ServerError",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// "`bad_request`, `unknown_client`, ...".
+    pub fn expected() -> String {
+        list(&Self::ALL.map(Self::name))
+    }
+}
+
+/// The candidate closest to `name` by edit distance, when close enough to be a typo.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (distance(name, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Damerau-Levenshtein (optimal string alignment) distance: a swap of two neighbours
+/// (`psot`) is one edit.
+fn distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// " (did you mean `post`?)" when `name` is a typo of one of `candidates`, else "".
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    closest(name, candidates)
+        .map(|c| format!("; did you mean `{c}`?"))
+        .unwrap_or_default()
+}
 
 /// Where a request field's value comes from in `FromContext`.
 pub const SOURCES: &[&str] = &[
@@ -216,6 +329,24 @@ pub fn places_of(key: &str) -> Vec<Place> {
         }
     }
     places
+}
+
+/// The keys that say what an item is.
+pub const ITEM_KINDS: &[&str] = &[
+    "post",
+    "get",
+    "put",
+    "response",
+    "error",
+    "error_code",
+    "extras",
+];
+
+/// The keys allowed in `place`.
+pub fn keys_in(place: Place) -> impl Iterator<Item = &'static str> {
+    KEYS.iter()
+        .filter(move |(_, _, p)| *p == place)
+        .map(|(k, _, _)| *k)
 }
 
 /// "`a`, `b`, `c`": the keys allowed in `place`.

@@ -6,6 +6,7 @@ use proc_macro2::Span;
 use crate::ast::{Field, Model};
 use crate::attr::{Algorithm, Errors, SignEncoding, SignPart, SlotKind, Source};
 use crate::symbol::Place;
+use crate::symbol::Refusal;
 
 pub fn check(model: &Model, errors: &mut Errors) {
     match model.top.place {
@@ -27,10 +28,10 @@ fn request(model: &Model, errors: &mut Errors) {
             "the path starts with `/`, relative to the provider's base URL",
         );
     }
-    if top.response.is_none() {
+    if top.response.is_none() && !top.unread {
         errors.at(model.ident, "missing `response = Type` in `#[token_endpoint(...)]`: the token answer of this request");
     }
-    if top.error.is_none() {
+    if top.error.is_none() && !top.unread {
         errors.at(
             model.ident,
             "missing `error = Type` in `#[token_endpoint(...)]`: the error answer of this request",
@@ -327,6 +328,28 @@ fn error(model: &Model, errors: &mut Errors) {
             "an `envelope` error needs a `#[token(result_status)]` field: it tells a success (`S`) from a failure",
         );
     }
+    let mut declared: Vec<Refusal> = Vec::new();
+    for refusal in &model.top.refusals {
+        let name = &refusal.name;
+        if declared.contains(&name.refusal) {
+            errors.at(
+                &name.ident,
+                format!(
+                    "duplicate `refusal({}, ...)`: one answer for each refusal",
+                    name.refusal.name()
+                ),
+            );
+        }
+        declared.push(name.refusal);
+        if let Some(key) = &refusal.status_key
+            && !seen.iter().any(|(r, _)| r == "http_status")
+        {
+            errors.at(
+                key,
+                "an answer's status travels in its body's `#[token(http_status)]` field: add one, or declare the status on the code's variant (`#[token(code = ..., status = 401, refusal = ...)]`)",
+            );
+        }
+    }
     if let Some(envelope) = &model.top.envelope
         && envelope.value().is_empty()
     {
@@ -338,6 +361,28 @@ fn error(model: &Model, errors: &mut Errors) {
 }
 
 fn error_code(model: &Model, errors: &mut Errors) {
+    let mut answered: Vec<(Refusal, &syn::Ident)> = Vec::new();
+    for variant in &model.variants {
+        for name in &variant.attrs.refusals {
+            if variant.attrs.other.is_some() {
+                errors.at(
+                    &name.ident,
+                    "the catch-all `other` variant answers no refusal: it keeps the codes nobody declared; put `refusal` on a variant with its own code",
+                );
+                continue;
+            }
+            match answered.iter().find(|(r, _)| *r == name.refusal) {
+                Some((_, first)) => errors.at(
+                    &name.ident,
+                    format!(
+                        "refusal `{}` is already answered by `{first}`: one code answers each refusal",
+                        name.refusal.name()
+                    ),
+                ),
+                None => answered.push((name.refusal, &variant.original.ident)),
+            }
+        }
+    }
     let mut other = None;
     let mut codes: Vec<(&str, &syn::Ident)> = Vec::new();
     for variant in &model.variants {

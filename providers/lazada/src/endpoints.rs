@@ -109,25 +109,25 @@ pub struct LazadaTokens {
 #[derive(Clone, Debug, PartialEq)]
 pub enum LazadaCode {
     /// The refresh token is invalid or expired: the seller logs in again.
-    #[token(kind = reauth_required)]
+    #[token(kind = reauth_required, refusal(invalid_refresh_token, expired_refresh_token))]
     IllegalRefreshToken,
     /// The app's tokens are bound to a service-market order and are not refreshed.
     #[token(code = "AUTH_TYPE_UNSUPPORTED", kind = misconfigured)]
     AuthTypeUnsupported,
     /// The signature does not match (a wrong app secret).
-    #[token(kind = misconfigured)]
+    #[token(kind = misconfigured, refusal = bad_signature)]
     IncompleteSignature,
     /// The app key is unknown.
-    #[token(kind = misconfigured)]
+    #[token(kind = misconfigured, refusal = unknown_client)]
     InvalidAppKey,
     /// A mandatory parameter is missing.
-    #[token(kind = misconfigured)]
+    #[token(kind = misconfigured, refusal = bad_request)]
     MissingParameter,
     /// The app's call limit is reached.
     #[token(kind = transient)]
     ApiCallLimit,
     /// Lazada is briefly unavailable.
-    #[token(kind = transient)]
+    #[token(kind = transient, refusal = server_error)]
     ServiceTemporaryUnavailable,
     /// Any other code.
     #[token(other)]

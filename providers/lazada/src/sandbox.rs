@@ -24,11 +24,11 @@ use std::time::Duration;
 
 use token_core::Clock;
 use token_core::issuer::IssuerConfig;
-use token_core::sandbox::endpoint::{Refusal, ServeEndpoint};
-use token_core::sandbox::{RunningSandbox, Sandbox, SandboxBuilder, SandboxContext, SandboxError};
+use token_core::sandbox::endpoint::{Refusal, RefusalReason, ServeEndpoint};
+use token_core::sandbox::{RunningSandbox, Sandbox, SandboxBuilder, SandboxError};
 
 use crate::config::LazadaConfig;
-use crate::endpoints::{LazadaCode, LazadaError, REFRESH_PATH, RefreshAccessToken};
+use crate::endpoints::{REFRESH_PATH, RefreshAccessToken};
 
 /// The issuer as Lazada documents a live app: access tokens for 30 days, refresh tokens for
 /// 180 days, rotated on every refresh.
@@ -51,40 +51,11 @@ pub async fn start(
 /// Registers `POST /auth/token/refresh`, accepting only `app`'s key and signature.
 pub fn routes(builder: SandboxBuilder, app: &LazadaConfig) -> SandboxBuilder {
     let app_key = app.app_key.clone();
-    let refresh = ServeEndpoint::new(
-        move |refresh: RefreshAccessToken, cx: SandboxContext| {
-            let known = refresh.app_key == app_key;
-            async move {
-                if !known {
-                    return Err(Refusal::custom("InvalidAppKey", "the app key is unknown"));
-                }
-                let token = refresh.refresh_token.expose_secret();
-                cx.issuer().refresh(token).await.map_err(Refusal::Issuer)
-            }
-        },
-        refuse,
-    );
-    let refresh = refresh.verify_with(app.app_secret.clone());
+    let refresh = ServeEndpoint::<RefreshAccessToken>::refresh(|r| r.refresh_token.clone())
+        .verify_with(app.app_secret.clone())
+        .require(
+            move |r| r.app_key == app_key,
+            Refusal::new(RefusalReason::UnknownClient, "the app key is unknown"),
+        );
     builder.route(http::Method::POST, REFRESH_PATH, refresh)
-}
-
-fn refuse(refusal: Refusal) -> LazadaError {
-    let (code, message) = match refusal {
-        Refusal::BadSignature(error) => (LazadaCode::IncompleteSignature, error.to_string()),
-        Refusal::BadRequest(error) => (LazadaCode::MissingParameter, error.0),
-        Refusal::Custom { message, .. } => (LazadaCode::InvalidAppKey, message),
-        Refusal::Issuer(error) if error.is_refresh_rejection() => {
-            (LazadaCode::IllegalRefreshToken, error.to_string())
-        }
-        _ => (
-            LazadaCode::ServiceTemporaryUnavailable,
-            "try again later".into(),
-        ),
-    };
-    LazadaError {
-        r#type: Some("ISV".into()),
-        code,
-        message: Some(message),
-        request_id: None,
-    }
 }

@@ -121,22 +121,22 @@ pub struct ConnectTokens {
 #[non_exhaustive]
 pub enum MayaCode {
     /// 400 `Invalid refresh token: <token>.`: the customer must authorize again.
-    #[token(kind = reauth_required)]
+    #[token(kind = reauth_required, refusal = invalid_refresh_token)]
     InvalidToken,
     /// 400, e.g. the account is locked: the customer must authorize again.
     #[token(kind = reauth_required)]
     InvalidGrant,
     /// 401 "Bad client credentials." / "Unauthorized grant type: refresh_token.".
-    #[token(kind = misconfigured, status = 401)]
+    #[token(kind = misconfigured, status = 401, refusal(unknown_client, invalid_access_token))]
     InvalidClient,
     /// 400 "Missing grant type." and other malformed requests.
-    #[token(kind = rejected)]
+    #[token(kind = rejected, refusal = bad_request)]
     InvalidRequest,
     /// 400: the grant type is not enabled for the client.
     #[token(kind = rejected)]
     UnsupportedGrantType,
     /// 500: Maya failed; retried.
-    #[token(kind = transient, status = 500)]
+    #[token(kind = transient, status = 500, refusal = server_error)]
     ServerError,
     /// Any other code, kept as sent; classified by the HTTP status.
     #[token(other)]

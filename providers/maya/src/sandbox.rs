@@ -22,7 +22,7 @@ use http::Method;
 use time::OffsetDateTime;
 use token_core::codec::{Endpoint, TokenResponse, encode_error};
 use token_core::issuer::IssuerError;
-use token_core::sandbox::endpoint::{Refusal, ServeEndpoint};
+use token_core::sandbox::endpoint::{Refusal, RefusalReason, ServeEndpoint};
 use token_core::sandbox::{Handler, RunningSandbox, SandboxBuilder, SandboxContext};
 use token_core::{ClientSecret, TokenSet};
 
@@ -33,9 +33,6 @@ use crate::endpoints::{
 
 /// The prefix of the subject the sandbox issues app tokens to; `/tokens` accepts only those.
 const APP_SUBJECT: &str = "app:";
-
-/// The Mini App refusal of a bearer that is a live token but not an app token.
-const NOT_AN_APP_TOKEN: &str = "not_an_app_token";
 
 /// Maya's endpoints for one partner client.
 #[derive(Clone, Debug)]
@@ -79,15 +76,10 @@ impl MayaSandbox {
         let app = ServeEndpoint::<CreateAppToken>::new(
             |grant: CreateAppToken, cx: SandboxContext| async move {
                 let subject = format!("{APP_SUBJECT}{}", grant.client_id);
-                cx.issuer()
-                    .issue(subject, serde_json::json!({}))
-                    .await
-                    .map_err(Refusal::Issuer)
+                Ok(cx.issuer().issue(subject, serde_json::json!({})).await?)
             },
-            refuse,
         );
-        let refresh =
-            ServeEndpoint::<ConnectRefresh>::refresh(|grant| grant.refresh_token.clone(), refuse);
+        let refresh = ServeEndpoint::<ConnectRefresh>::refresh(|grant| grant.refresh_token.clone());
         let (app, refresh) = (Arc::new(app), Arc::new(refresh));
         move |request: http::Request<Vec<u8>>, cx: SandboxContext| {
             let (client, app, refresh) = (client.clone(), app.clone(), refresh.clone());
@@ -105,10 +97,8 @@ impl MayaSandbox {
                     Some("refresh_token") => ConnectRefresh::decode_request(&request)
                         .map(|g| (g.client_id, g.client_secret)),
                     None | Some("") => {
-                        return encode_error(&MayaError::new(
-                            MayaCode::InvalidRequest,
-                            "Missing grant type.",
-                        ));
+                        return Refusal::new(RefusalReason::BadRequest, "Missing grant type.")
+                            .answer::<MayaError>();
                     }
                     Some(other) => {
                         return encode_error(&MayaError::new(
@@ -121,12 +111,13 @@ impl MayaSandbox {
                     Ok((id, secret))
                         if id == client.client_id && secret == client.client_secret => {}
                     Ok(_) => {
-                        return encode_error(&MayaError::new(
-                            MayaCode::InvalidClient,
+                        return Refusal::new(
+                            RefusalReason::UnknownClient,
                             "Bad client credentials.",
-                        ));
+                        )
+                        .answer::<MayaError>();
                     }
-                    Err(error) => return encode_error(&refuse(Refusal::BadRequest(error))),
+                    Err(error) => return Refusal::from(error).answer::<MayaError>(),
                 }
                 match grant_type.as_deref() {
                     Some("client_credentials") => app.handle(request, &cx).await,
@@ -139,49 +130,29 @@ impl MayaSandbox {
 
 /// Mini App `POST /tokens`: the reference must be a UUID and the bearer a live app token.
 fn mini_app_handler() -> impl Handler {
-    ServeEndpoint::<MiniAppRefresh>::new(
-        |refresh: MiniAppRefresh, cx: SandboxContext| async move {
-            if uuid::Uuid::parse_str(&refresh.request_reference_no).is_err() {
-                return Err(Refusal::BadRequest(token_core::codec::RequestError(
-                    "Request-Reference-No must be a UUID".into(),
-                )));
-            }
-            let app = cx
-                .issuer()
-                .authenticate(refresh.app_token.expose_secret())
-                .await
-                .map_err(Refusal::Issuer)?;
-            if !app.subject.starts_with(APP_SUBJECT) {
-                // A live token, but a customer's: only the partner app's may refresh.
-                return Err(Refusal::custom(
-                    NOT_AN_APP_TOKEN,
-                    "Invalid or expired app token.",
-                ));
-            }
-            cx.issuer()
-                .refresh(refresh.refresh_token.expose_secret())
-                .await
-                .map_err(Refusal::Issuer)
-        },
-        refuse,
-    )
-}
-
-/// Maya's answer to each refusal.
-fn refuse(refusal: Refusal) -> MayaError {
-    match refusal {
-        Refusal::BadRequest(error) => MayaError::new(MayaCode::InvalidRequest, error.0),
-        Refusal::Issuer(error) if error.is_refresh_rejection() => {
-            MayaError::new(MayaCode::InvalidToken, "Invalid refresh token.")
+    ServeEndpoint::<MiniAppRefresh>::new(|refresh: MiniAppRefresh, cx: SandboxContext| async move {
+        if uuid::Uuid::parse_str(&refresh.request_reference_no).is_err() {
+            return Err(Refusal::new(
+                RefusalReason::BadRequest,
+                "Request-Reference-No must be a UUID",
+            ));
         }
-        Refusal::Issuer(error) if error.is_access_rejection() => {
-            MayaError::new(MayaCode::InvalidClient, "Invalid or expired app token.")
+        let app = cx
+            .issuer()
+            .authenticate(refresh.app_token.expose_secret())
+            .await?;
+        if !app.subject.starts_with(APP_SUBJECT) {
+            // A live token, but a customer's: only the partner app's may refresh.
+            return Err(Refusal::new(
+                RefusalReason::InvalidAccessToken,
+                "Invalid or expired app token.",
+            ));
         }
-        Refusal::Custom { code, message } if code == NOT_AN_APP_TOKEN => {
-            MayaError::new(MayaCode::InvalidClient, message)
-        }
-        _ => MayaError::new(MayaCode::ServerError, "Internal error."),
-    }
+        Ok(cx
+            .issuer()
+            .refresh(refresh.refresh_token.expose_secret())
+            .await?)
+    })
 }
 
 /// The POST Maya sends to a partner's Session URL `uri` with a customer's `tokens`: a fresh

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use token_core::__private::serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 use token_core::ClientSecret;
 use url::Url;
 
@@ -22,7 +22,7 @@ use url::Url;
 /// # Ok::<(), url::ParseError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(crate = "token_core::__private::serde", deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct OAuth2Config {
     /// The client id.
@@ -167,7 +167,7 @@ impl OAuth2Config {
 
 /// Where a confidential client sends its id and secret (RFC 6749 section 2.3.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(crate = "token_core::__private::serde", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ClientAuth {
     /// `Authorization: Basic base64(client_id:client_secret)`.
     #[default]

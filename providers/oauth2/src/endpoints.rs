@@ -184,13 +184,13 @@ pub struct OAuthTokens {
 #[non_exhaustive]
 pub enum OAuthCode {
     /// The refresh token or code is invalid, expired, revoked or used.
-    #[token(kind = reauth_required)]
+    #[token(kind = reauth_required, refusal(invalid_refresh_token, invalid_auth_code))]
     InvalidGrant,
     /// Some servers say this of a dead refresh token.
     #[token(kind = reauth_required)]
     InvalidToken,
     /// Client authentication failed.
-    #[token(kind = misconfigured, status = 401)]
+    #[token(kind = misconfigured, status = 401, refusal = unknown_client)]
     InvalidClient,
     /// The client may not use this grant.
     #[token(kind = misconfigured)]
@@ -199,7 +199,7 @@ pub enum OAuthCode {
     #[token(kind = misconfigured)]
     UnsupportedGrantType,
     /// A parameter is missing or malformed.
-    #[token(kind = rejected)]
+    #[token(kind = rejected, refusal = bad_request)]
     InvalidRequest,
     /// The requested scope is invalid or exceeds the grant.
     #[token(kind = rejected)]
@@ -211,7 +211,7 @@ pub enum OAuthCode {
     #[token(kind = transient, status = 503)]
     TemporarilyUnavailable,
     /// The server failed.
-    #[token(kind = transient, status = 500)]
+    #[token(kind = transient, status = 500, refusal = server_error)]
     ServerError,
     /// Any other code: classified by the HTTP status.
     #[token(other)]

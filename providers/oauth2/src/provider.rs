@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use token_core::__private::http;
 use token_core::async_trait;
 use token_core::codec::{Endpoint, TokenResponse, decode_response};
 use token_core::pkce::{PkceVerifier, S256};

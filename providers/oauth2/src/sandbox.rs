@@ -34,23 +34,22 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use token_core::__private::http::{self, Method, StatusCode};
-use token_core::__private::serde_json::json;
-use token_core::__private::url::{Url, form_urlencoded};
-use token_core::__private::uuid::Uuid;
+use http::{Method, StatusCode};
+use serde_json::json;
 use token_core::Clock;
-use token_core::codec::{Endpoint, RequestError, encode_error};
+use token_core::codec::Endpoint;
 use token_core::issuer::IssuerConfig;
 use token_core::pkce::{S256, challenge_s256};
-use token_core::sandbox::endpoint::{Refusal, ServeEndpoint};
+use token_core::sandbox::endpoint::{Refusal, RefusalReason, ServeEndpoint};
 use token_core::sandbox::{
     Handler, RunningSandbox, Sandbox, SandboxBuilder, SandboxContext, SandboxError, json_response,
 };
+use url::{Url, form_urlencoded};
+use uuid::Uuid;
 
 use crate::config::OAuth2Config;
 use crate::endpoints::{
-    AuthorizationCodeGrant, ClientCredentialsGrant, OAuthCode, OAuthError, RefreshTokenGrant,
-    TOKEN_PATH,
+    AuthorizationCodeGrant, ClientCredentialsGrant, OAuthError, RefreshTokenGrant, TOKEN_PATH,
 };
 
 /// The authorization endpoint's path.
@@ -92,21 +91,14 @@ pub fn routes_at(
     authorize_path: &str,
 ) -> SandboxBuilder {
     let codes = Codes::default();
-    let refresh = ServeEndpoint::<RefreshTokenGrant>::refresh(
-        |grant| grant.refresh_token.clone(),
-        refuse_refresh,
-    );
+    let refresh = ServeEndpoint::<RefreshTokenGrant>::refresh(|grant| grant.refresh_token.clone());
     let client_credentials = ServeEndpoint::<ClientCredentialsGrant>::new(
         |grant: ClientCredentialsGrant, cx: SandboxContext| async move {
             let client_id = grant.basic_user.or(grant.client_id).ok_or_else(|| {
-                Refusal::BadRequest(RequestError("missing client authentication".into()))
+                Refusal::new(RefusalReason::BadRequest, "missing client authentication")
             })?;
-            cx.issuer()
-                .issue(client_id, json!({}))
-                .await
-                .map_err(Refusal::Issuer)
+            Ok(cx.issuer().issue(client_id, json!({})).await?)
         },
-        refuse_refresh,
     );
     let redeem = codes.clone();
     let authorization_code = ServeEndpoint::<AuthorizationCodeGrant>::new(
@@ -114,18 +106,14 @@ pub fn routes_at(
             let subject = redeem.redeem(&grant);
             async move {
                 let subject = subject.ok_or_else(|| {
-                    Refusal::custom(
-                        "invalid_code",
+                    Refusal::new(
+                        RefusalReason::InvalidAuthCode,
                         "the authorization code is invalid or used, or the code verifier or redirect URI does not match",
                     )
                 })?;
-                cx.issuer()
-                    .issue(subject, json!({}))
-                    .await
-                    .map_err(Refusal::Issuer)
+                Ok(cx.issuer().issue(subject, json!({})).await?)
             }
         },
-        refuse_code,
     );
     let token = TokenRoute {
         refresh,
@@ -139,25 +127,6 @@ pub fn routes_at(
     builder
         .route(Method::POST, token_path, token)
         .route(Method::GET, authorize_path, authorize)
-}
-
-fn refuse_refresh(refusal: Refusal) -> OAuthError {
-    match refusal {
-        Refusal::BadRequest(error) => OAuthError::new(OAuthCode::InvalidRequest, error.0),
-        Refusal::Issuer(error) if error.is_refresh_rejection() => {
-            OAuthError::new(OAuthCode::InvalidGrant, error.to_string())
-        }
-        _ => OAuthError::new(OAuthCode::ServerError, "the issuer failed"),
-    }
-}
-
-fn refuse_code(refusal: Refusal) -> OAuthError {
-    match refusal {
-        Refusal::Custom { code, message } if code == "invalid_code" => {
-            OAuthError::new(OAuthCode::InvalidGrant, message)
-        }
-        other => refuse_refresh(other),
-    }
 }
 
 /// `POST /token`: the grant whose definition reads the request (its `grant_type` constant
@@ -184,10 +153,11 @@ impl Handler for TokenRoute {
         if RefreshTokenGrant::decode_request(&request).is_ok() {
             return self.refresh.handle(request, cx).await;
         }
-        encode_error(&OAuthError::new(
-            OAuthCode::InvalidRequest,
+        Refusal::new(
+            RefusalReason::BadRequest,
             "expected grant_type refresh_token, client_credentials or authorization_code with its parameters",
-        ))
+        )
+        .answer::<OAuthError>()
     }
 }
 
@@ -208,7 +178,7 @@ impl Codes {
                 .into_owned()
                 .collect();
         let bad = |description: &str| {
-            encode_error(&OAuthError::new(OAuthCode::InvalidRequest, description))
+            Refusal::new(RefusalReason::BadRequest, description).answer::<OAuthError>()
         };
         if query.get("response_type").map(String::as_str) != Some("code") {
             return bad("response_type must be code");

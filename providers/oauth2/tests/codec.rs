@@ -41,7 +41,7 @@ fn rfc_client() -> OAuth2Config {
         .with_redirect_uri("https://client.example.com/cb")
 }
 
-fn base() -> token_core::__private::url::Url {
+fn base() -> url::Url {
     "https://server.example.com".parse().unwrap()
 }
 

@@ -121,12 +121,12 @@ async fn first_tokens_come_from_an_authorization_code_with_pkce() {
 }
 
 /// Follows an authorization URL as a browser would; returns the code of the redirect.
-async fn authorize(sandbox: &RunningSandbox, url: &token_core::__private::url::Url) -> AuthCode {
+async fn authorize(sandbox: &RunningSandbox, url: &url::Url) -> AuthCode {
     let mut request = http::Request::new(Vec::new());
     *request.uri_mut() = url.as_str().parse().unwrap();
     let answer = sandbox.client().send(request).await.unwrap();
     assert_eq!(answer.status(), StatusCode::FOUND);
-    let location: token_core::__private::url::Url = answer.headers()["location"]
+    let location: url::Url = answer.headers()["location"]
         .to_str()
         .unwrap()
         .parse()

@@ -1,7 +1,7 @@
 //! Paymentsgate's issue and refresh endpoints, their answer and their errors, as
 //! `#[token_endpoint]` definitions: the client encodes with them and the sandbox serves them.
 
-use token_core::__private::serde_json::Value;
+use serde_json::Value;
 use token_core::codec::Endpoint;
 use token_core::expiry::ExpiresIn;
 use token_core::{AccessToken, ClientSecret, RefreshToken, token_endpoint};
@@ -97,7 +97,10 @@ pub struct PaymentsgateTokens {
                  on_status(status = 400, kind = reauth_required),
                  on_status(status = 401, kind = reauth_required),
                  on_status(status = 403, kind = misconfigured),
-                 on_status(status = 429, kind = transient))]
+                 on_status(status = 429, kind = transient),
+                 refusal(bad_request, code = "Bad Request", status = 400),
+                 refusal(invalid_refresh_token, code = "Unauthorized", status = 401),
+                 refusal(server_error, code = "Internal Server Error", status = 500))]
 #[derive(Clone, Debug, PartialEq)]
 pub struct PaymentsgateError {
     /// The error name (`Unauthorized`).
@@ -119,7 +122,10 @@ pub struct PaymentsgateError {
                  on_status(status = 400, kind = misconfigured),
                  on_status(status = 401, kind = misconfigured),
                  on_status(status = 403, kind = misconfigured),
-                 on_status(status = 429, kind = transient))]
+                 on_status(status = 429, kind = transient),
+                 refusal(bad_request, code = "Bad Request", status = 400),
+                 refusal(unknown_client, code = "Unauthorized", status = 401),
+                 refusal(server_error, code = "Internal Server Error", status = 500))]
 #[derive(Clone, Debug, PartialEq)]
 pub struct IssueError {
     /// The error name (`Unauthorized`).
@@ -133,28 +139,4 @@ pub struct IssueError {
     /// The HTTP status, repeated in the body.
     #[token(http_status)]
     pub status_code: Option<u16>,
-}
-
-impl PaymentsgateError {
-    /// An answer with HTTP `status` (repeated as `statusCode`), `error` and `message`.
-    pub fn new(status: u16, error: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            error: error.into(),
-            message: Some(message.into()),
-            details: None,
-            status_code: Some(status),
-        }
-    }
-}
-
-impl IssueError {
-    /// An answer with HTTP `status` (repeated as `statusCode`), `error` and `message`.
-    pub fn new(status: u16, error: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            error: error.into(),
-            message: Some(message.into()),
-            details: None,
-            status_code: Some(status),
-        }
-    }
 }

@@ -1,17 +1,17 @@
 //! [`Paymentsgate`]: issue and refresh tied together for the manager, and its config.
 
-use token_core::__private::serde::{Deserialize, Serialize};
-use token_core::__private::url::Url;
+use serde::{Deserialize, Serialize};
 use token_core::async_trait;
 use token_core::{
     CallContext, ClientSecret, Error, FromContext, NoExtras, Provider, RequestContext, TokenSet,
 };
+use url::Url;
 
 use crate::endpoints::{IssueServiceToken, RefreshServiceToken};
 
 /// A Paymentsgate service account. See the crate docs for the JSON keys.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(crate = "token_core::__private::serde", deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct PaymentsgateConfig {
     /// The service account id.

@@ -26,16 +26,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use token_core::__private::http::Method;
-use token_core::__private::serde_json::json;
+use http::Method;
+use token_core::Clock;
 use token_core::issuer::{AccessTokenFormat, IssuerConfig};
-use token_core::sandbox::endpoint::{Refusal, ServeEndpoint};
+use token_core::sandbox::endpoint::{Refusal, RefusalReason, ServeEndpoint};
 use token_core::sandbox::{RunningSandbox, Sandbox, SandboxBuilder, SandboxContext, SandboxError};
-use token_core::{ClientSecret, Clock};
 
-use crate::endpoints::{
-    ISSUE_PATH, IssueError, IssueServiceToken, PaymentsgateError, REFRESH_PATH, RefreshServiceToken,
-};
+use crate::endpoints::{ISSUE_PATH, IssueServiceToken, REFRESH_PATH, RefreshServiceToken};
 use crate::provider::PaymentsgateConfig;
 
 /// The issuer as Paymentsgate documents it: JWT access tokens that last 3600 s.
@@ -60,56 +57,28 @@ pub async fn start(
 }
 
 /// Registers `POST /auth/token` (accepting only `account`'s credentials) and
-/// `POST /auth/token/refresh` on `builder`.
+/// `POST /auth/token/refresh` on `builder`. Refusals are answered as
+/// [`IssueError`](crate::IssueError) and [`PaymentsgateError`](crate::PaymentsgateError)
+/// declare.
 pub fn routes(builder: SandboxBuilder, account: &PaymentsgateConfig) -> SandboxBuilder {
     let expected = (account.account_id.clone(), account.public_key.clone());
     let issue = ServeEndpoint::<IssueServiceToken>::new(
-        move |issue: IssueServiceToken, cx: SandboxContext| {
-            let known = known_account(&expected, &issue.account_id, &issue.public_key);
-            async move {
-                if !known {
-                    return Err(Refusal::custom(
-                        "unknown_account",
-                        "unknown account or public key",
-                    ));
-                }
-                cx.issuer()
-                    .issue(issue.account_id, json!({}))
-                    .await
-                    .map_err(Refusal::Issuer)
-            }
+        |issue: IssueServiceToken, cx: SandboxContext| async move {
+            Ok(cx
+                .issuer()
+                .issue(issue.account_id, serde_json::json!({}))
+                .await?)
         },
-        refuse_issue,
+    )
+    .require(
+        move |issue| expected.0 == issue.account_id && expected.1 == issue.public_key,
+        Refusal::new(
+            RefusalReason::UnknownClient,
+            "unknown account or public key",
+        ),
     );
-    let refresh = ServeEndpoint::<RefreshServiceToken>::refresh(
-        |refresh| refresh.refresh_token.clone(),
-        refuse_refresh,
-    );
+    let refresh = ServeEndpoint::<RefreshServiceToken>::refresh(|r| r.refresh_token.clone());
     builder
         .route(Method::POST, ISSUE_PATH, issue)
         .route(Method::POST, REFRESH_PATH, refresh)
-}
-
-fn known_account(expected: &(String, ClientSecret), id: &str, key: &ClientSecret) -> bool {
-    expected.0 == id && expected.1 == *key
-}
-
-fn refuse_issue(refusal: Refusal) -> IssueError {
-    match refusal {
-        Refusal::BadRequest(error) => IssueError::new(400, "Bad Request", error.0),
-        Refusal::Custom { code, message } if code == "unknown_account" => {
-            IssueError::new(401, "Unauthorized", message)
-        }
-        _ => IssueError::new(500, "Internal Server Error", "the issuer failed"),
-    }
-}
-
-fn refuse_refresh(refusal: Refusal) -> PaymentsgateError {
-    match refusal {
-        Refusal::BadRequest(error) => PaymentsgateError::new(400, "Bad Request", error.0),
-        Refusal::Issuer(error) if error.is_refresh_rejection() => {
-            PaymentsgateError::new(401, "Unauthorized", error.to_string())
-        }
-        _ => PaymentsgateError::new(500, "Internal Server Error", "the issuer failed"),
-    }
 }

@@ -32,7 +32,7 @@ fn now() -> OffsetDateTime {
     datetime!(2026-01-01 00:00 UTC)
 }
 
-fn base() -> token_core::__private::url::Url {
+fn base() -> url::Url {
     "https://secure.sandbox.paymentsgate.io".parse().unwrap()
 }
 

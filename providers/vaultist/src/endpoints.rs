@@ -2,7 +2,7 @@
 //! as `#[token_endpoint]` definitions: the client encodes with them and the sandbox serves
 //! them.
 
-use token_core::__private::serde_json::Value;
+use serde_json::Value;
 use token_core::codec::Endpoint;
 use token_core::expiry::ExpiresIn;
 use token_core::{AccessToken, RefreshToken, token_endpoint};
@@ -110,13 +110,13 @@ pub struct VaultistTokens {
 #[non_exhaustive]
 pub enum VaultistCode {
     /// "Refresh token has expired or is invalid."
-    #[token(kind = reauth_required)]
+    #[token(kind = reauth_required, refusal = invalid_refresh_token)]
     InvalidGrant,
     /// "Missing refresh token."
-    #[token(kind = rejected)]
+    #[token(kind = rejected, refusal = bad_request)]
     InvalidRequest,
-    /// The sandbox host's generic error: the HTTP status decides.
-    #[token(code = "COMMON")]
+    /// The sandbox host's generic error (an unknown merchant): the HTTP status decides.
+    #[token(code = "COMMON", refusal = unknown_client)]
     Common,
     /// Any other code: the HTTP status decides.
     #[token(other)]
@@ -163,10 +163,10 @@ pub struct VaultistError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VaultistV2Status {
     /// The refresh token has expired or is invalid (HTTP 401).
-    #[token(kind = reauth_required, status = 401)]
+    #[token(kind = reauth_required, status = 401, refusal = invalid_refresh_token)]
     Unauthorized,
-    /// The request is malformed (HTTP 400).
-    #[token(kind = rejected, status = 400)]
+    /// The request is malformed, or names an unknown merchant (HTTP 400).
+    #[token(kind = rejected, status = 400, refusal(bad_request, unknown_client))]
     BadRequest,
     /// Any other status: the HTTP status decides.
     #[token(other)]
@@ -197,19 +197,6 @@ pub struct VaultistV2Error {
     pub trace_id: Option<String>,
     /// Field errors.
     pub errors: Option<Vec<Value>>,
-}
-
-impl VaultistError {
-    /// A v3 answer with `code` and `description`.
-    pub fn new(code: VaultistCode, description: impl Into<String>) -> Self {
-        Self {
-            error: code,
-            error_description: Some(description.into()),
-            message: None,
-            error_id: None,
-            system_id: None,
-        }
-    }
 }
 
 impl VaultistV2Error {

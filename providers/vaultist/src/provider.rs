@@ -1,15 +1,15 @@
 //! [`Vaultist`]: the refresh of the configured API version, for the manager, and its config.
 
-use token_core::__private::serde::{Deserialize, Serialize};
-use token_core::__private::url::Url;
+use serde::{Deserialize, Serialize};
 use token_core::async_trait;
 use token_core::{CallContext, Error, FromContext, Provider, RequestContext, TokenSet};
+use url::Url;
 
 use crate::endpoints::{RefreshV2, RefreshV3, VaultistExtras};
 
 /// A Vault.ist partner. See the crate docs for the JSON keys.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(crate = "token_core::__private::serde", deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct VaultistConfig {
     /// The partner id (the v3 `partnerId` header).
@@ -47,7 +47,7 @@ impl VaultistConfig {
 
 /// The Vault.ist API version whose refresh shape to use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(crate = "token_core::__private::serde", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
 pub enum ApiVersion {
     /// Headers `partnerId` and `grantType`, body `{"refreshToken"}`.
     #[default]

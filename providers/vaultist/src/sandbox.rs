@@ -29,20 +29,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use token_core::__private::http::{self, Method};
-use token_core::__private::uuid::Uuid;
+use http::Method;
 use token_core::Clock;
 use token_core::codec::Endpoint;
-use token_core::issuer::{IssuerConfig, IssuerError};
-use token_core::sandbox::endpoint::{Refusal, ServeEndpoint};
+use token_core::issuer::IssuerConfig;
+use token_core::sandbox::endpoint::{Refusal, RefusalReason, ServeEndpoint};
 use token_core::sandbox::{
     Handler, RunningSandbox, Sandbox, SandboxBuilder, SandboxContext, SandboxError,
 };
 
-use crate::endpoints::{
-    REFRESH_PATH, RefreshV2, RefreshV3, VaultistCode, VaultistError, VaultistV2Error,
-    VaultistV2Status,
-};
+use crate::endpoints::{REFRESH_PATH, RefreshV2, RefreshV3};
 
 /// The issuer as the v3 example answers: access tokens that last 3600 s (the v2 text says
 /// 24 h: set that with [`IssuerConfig::with_access_ttl`]).
@@ -65,91 +61,19 @@ pub async fn start(
 }
 
 /// Registers `POST /v1/auth/token` (v3 and v2) on `builder`; with `merchant_id`, requests
-/// must carry that `X-Merchant-ID`.
+/// must carry that `X-Merchant-ID`. Refusals are answered with the codes
+/// [`VaultistCode`](crate::VaultistCode) and [`VaultistV2Status`](crate::VaultistV2Status)
+/// declare for them.
 pub fn routes(builder: SandboxBuilder, merchant_id: Option<&str>) -> SandboxBuilder {
     let merchant = merchant_id.map(str::to_owned);
-    let v3_merchant = merchant.clone();
-    let v3 = ServeEndpoint::<RefreshV3>::new(
-        move |refresh: RefreshV3, cx: SandboxContext| {
-            rotate(
-                v3_merchant.clone(),
-                refresh.merchant_id,
-                refresh.refresh_token,
-                cx,
-            )
-        },
-        refuse_v3,
-    );
-    let v2 = ServeEndpoint::<RefreshV2>::new(
-        move |refresh: RefreshV2, cx: SandboxContext| {
-            rotate(
-                merchant.clone(),
-                refresh.merchant_id,
-                refresh.refresh_token,
-                cx,
-            )
-        },
-        refuse_v2,
-    );
+    let unknown = || Refusal::new(RefusalReason::UnknownClient, "Merchant not found");
+    let known = move |sent: &Option<String>| merchant.is_none() || merchant == *sent;
+    let v3_known = known.clone();
+    let v3 = ServeEndpoint::<RefreshV3>::refresh(|r| r.refresh_token.clone())
+        .require(move |r| v3_known(&r.merchant_id), unknown());
+    let v2 = ServeEndpoint::<RefreshV2>::refresh(|r| r.refresh_token.clone())
+        .require(move |r| known(&r.merchant_id), unknown());
     builder.route(Method::POST, REFRESH_PATH, Versions { v3, v2 })
-}
-
-/// The handler's refusal of a request whose `X-Merchant-ID` is not the configured one.
-const UNKNOWN_MERCHANT: &str = "unknown_merchant";
-
-async fn rotate(
-    expected: Option<String>,
-    sent: Option<String>,
-    refresh_token: token_core::RefreshToken,
-    cx: SandboxContext,
-) -> Result<token_core::issuer::Issued, Refusal> {
-    if expected.is_some() && expected != sent {
-        return Err(Refusal::custom(UNKNOWN_MERCHANT, "Merchant not found"));
-    }
-    cx.issuer()
-        .refresh(refresh_token.expose_secret())
-        .await
-        .map_err(Refusal::Issuer)
-}
-
-fn refuse_v3(refusal: Refusal) -> VaultistError {
-    match refusal {
-        Refusal::BadRequest(error) => VaultistError::new(VaultistCode::InvalidRequest, error.0),
-        Refusal::Issuer(error) if error.is_refresh_rejection() => VaultistError::new(
-            VaultistCode::InvalidGrant,
-            "Refresh token has expired or is invalid.",
-        ),
-        Refusal::Custom { code, message } if code == UNKNOWN_MERCHANT => VaultistError {
-            error: VaultistCode::Common,
-            error_description: None,
-            message: Some(message),
-            error_id: Some(Uuid::new_v4().to_string()),
-            system_id: Some("vault-sandbox".into()),
-        },
-        _ => VaultistError::new(
-            VaultistCode::Other("server_error".into()),
-            "the issuer failed",
-        ),
-    }
-}
-
-fn refuse_v2(refusal: Refusal) -> VaultistV2Error {
-    match refusal {
-        Refusal::BadRequest(error) => VaultistV2Error::new(VaultistV2Status::BadRequest, error.0),
-        Refusal::Issuer(IssuerError::ExpiredRefreshToken) => {
-            VaultistV2Error::new(VaultistV2Status::Unauthorized, "The Token has expired")
-        }
-        Refusal::Issuer(error) if error.is_refresh_rejection() => {
-            VaultistV2Error::new(VaultistV2Status::Unauthorized, "The Token is invalid")
-        }
-        Refusal::Custom { code, message } if code == UNKNOWN_MERCHANT => {
-            VaultistV2Error::new(VaultistV2Status::BadRequest, message)
-        }
-        _ => VaultistV2Error::new(
-            VaultistV2Status::Other("INTERNAL_SERVER_ERROR".into()),
-            "the issuer failed",
-        ),
-    }
 }
 
 /// `POST /v1/auth/token`: the version whose definition reads the request serves it; a

@@ -57,7 +57,7 @@ fn now() -> OffsetDateTime {
     datetime!(2026-01-01 00:00 UTC)
 }
 
-fn base() -> token_core::__private::url::Url {
+fn base() -> url::Url {
     "https://api.vault.sandbox.testessential.net"
         .parse()
         .unwrap()

@@ -401,6 +401,11 @@ pub trait Subject: Send + Sync {
     fn can_issue(&self) -> bool {
         false
     }
+    /// Whether a refresh rotates the refresh token (WeChat keeps it: an answer lost after a
+    /// refresh leaves the stored refresh token good).
+    fn rotates(&self) -> bool {
+        true
+    }
     /// A fault answer as the provider's server would send it (Alipay+ signs its answers).
     fn seal(&self, failure: Failure) -> Failure {
         failure
@@ -808,6 +813,64 @@ impl Subject for Lazada {
     }
 }
 
+/// `token-provider-wechat`: `GET /sns/oauth2/refresh_token`, `errcode` errors on HTTP 200,
+/// the refresh token kept.
+pub struct WeChat;
+
+#[async_trait]
+impl Subject for WeChat {
+    fn name(&self) -> &'static str {
+        "wechat"
+    }
+
+    fn refresh_path(&self) -> &'static str {
+        token_provider_wechat::REFRESH_PATH
+    }
+
+    fn success_sample(&self) -> Value {
+        // developers.weixin.qq.com, snsRefreshToken, "Return an example".
+        json!({
+            "access_token": "ACCESS_TOKEN",
+            "expires_in": 7200,
+            "refresh_token": "REFRESH_TOKEN",
+            "openid": "OPENID",
+            "scope": "SCOPE",
+        })
+    }
+
+    fn access_pointer(&self) -> &'static str {
+        "/access_token"
+    }
+
+    fn expiry_pointer(&self) -> &'static str {
+        "/expires_in"
+    }
+
+    fn reuse_configurable(&self) -> bool {
+        false
+    }
+
+    fn rotates(&self) -> bool {
+        false
+    }
+
+    async fn start(&self, env: &Env) -> Box<dyn Rig> {
+        let config = token_provider_wechat::WeChatConfig::new("wx520c15f417810387");
+        // The matrix lets an hour pass; WeChat's access tokens last two.
+        let issuer = token_provider_wechat::sandbox::issuer_config()
+            .with_access_ttl(std::time::Duration::from_secs(3600));
+        let sandbox = token_provider_wechat::sandbox::routes(
+            builder(env, issuer).oauth_routes(false),
+            &config,
+        )
+        .start()
+        .await
+        .expect("the sandbox starts");
+        let provider = token_provider_wechat::WeChat::new(env.base_url(&sandbox), config);
+        rig(env, sandbox, provider, json!({"openid": "OPENID"}))
+    }
+}
+
 /// Every provider the matrix covers.
 pub fn subjects() -> Vec<Box<dyn Subject>> {
     vec![
@@ -818,5 +881,6 @@ pub fn subjects() -> Vec<Box<dyn Subject>> {
         Box::new(Paymentsgate),
         Box::new(Vaultist),
         Box::new(Lazada),
+        Box::new(WeChat),
     ]
 }

@@ -1,14 +1,15 @@
 //! Every error form: RFC 6749, a custom body with status field, a result envelope, and
-//! status-only mapping with a plain `String` code.
-use token_core::{ErrorResponse, token_endpoint};
+//! status-only mapping with a plain `String` code; refusals declared on variants and on a
+//! struct.
+use token_core::{ErrorResponse, RefusalReason, token_endpoint};
 
 #[token_endpoint(error_code, rename_all = "snake_case")]
 pub enum OAuthCode {
-    #[token(kind = reauth_required)]
+    #[token(kind = reauth_required, refusal(invalid_refresh_token, invalid_auth_code))]
     InvalidGrant,
-    #[token(kind = misconfigured, status = 401)]
+    #[token(kind = misconfigured, status = 401, refusal = unknown_client)]
     InvalidClient,
-    #[token(code = "temporarily_unavailable", kind = transient, status = 503)]
+    #[token(code = "temporarily_unavailable", kind = transient, status = 503, refusal = server_error)]
     Unavailable,
     #[token(other, kind = rejected)]
     Other(String),
@@ -23,7 +24,9 @@ pub struct OAuthError {
 }
 
 #[token_endpoint(error, rename_all = "camelCase", status = 400,
-                 on_status(status = 401, kind = reauth_required), on_status(status = 403, kind = misconfigured))]
+                 on_status(status = 401, kind = reauth_required), on_status(status = 403, kind = misconfigured),
+                 refusal(invalid_refresh_token, code = "Unauthorized", status = 401),
+                 refusal(bad_request, code = "Bad Request"))]
 pub struct CustomError {
     #[token(code)]
     pub error: String,
@@ -36,7 +39,7 @@ pub struct CustomError {
 
 #[token_endpoint(error_code, rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ResultCode {
-    #[token(kind = reauth_required)]
+    #[token(kind = reauth_required, refusal = invalid_refresh_token)]
     InvalidRefreshToken,
     #[token(other)]
     Other(String),
@@ -58,4 +61,23 @@ fn main() {
     assert_error::<OAuthError>();
     assert_error::<CustomError>();
     assert_error::<Envelope>();
+
+    let expired = OAuthError::from_refusal(RefusalReason::ExpiredRefreshToken, "gone");
+    assert!(matches!(expired.error, OAuthCode::InvalidGrant), "the fallback");
+    assert_eq!(expired.error_description.as_deref(), Some("gone"));
+    let busy = OAuthError::from_refusal(RefusalReason::ServerError, "down");
+    assert_eq!(busy.encode_error().0, 503);
+    let unsigned = OAuthError::from_refusal(RefusalReason::BadSignature, "bad");
+    assert!(matches!(&unsigned.error, OAuthCode::Other(code) if code == "bad_signature"));
+
+    let dead = CustomError::from_refusal(RefusalReason::InvalidRefreshToken, "no");
+    assert_eq!((dead.error.as_str(), dead.status_code), ("Unauthorized", Some(401)));
+    let bad = CustomError::from_refusal(RefusalReason::BadRequest, "x");
+    assert_eq!((bad.error.as_str(), bad.status_code), ("Bad Request", Some(400)));
+    let other = CustomError::from_refusal(RefusalReason::ServerError, "x");
+    assert_eq!((other.error.as_str(), other.status_code), ("server_error", Some(500)));
+
+    let failed = Envelope::from_refusal(RefusalReason::InvalidRefreshToken, "x");
+    assert_eq!(failed.result_status, "F");
+    assert!(matches!(failed.result_code, ResultCode::InvalidRefreshToken));
 }

@@ -67,6 +67,6 @@ fn main() {
     assert_eq!(Introspect::METHOD, http_method());
 }
 
-fn http_method() -> token_core::__private::http::Method {
-    token_core::__private::http::Method::GET
+fn http_method() -> http::Method {
+    http::Method::GET
 }

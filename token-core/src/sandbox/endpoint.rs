@@ -10,48 +10,84 @@ use async_trait::async_trait;
 
 use super::{Handler, SandboxContext};
 use crate::codec::{
-    Endpoint, RequestError, SignedRequestError, TokenResponse, encode_error, encode_response,
+    Endpoint, ErrorResponse, RequestError, SignedRequestError, TokenResponse, encode_error,
+    encode_response,
 };
 use crate::issuer::{Issued, IssuerError};
 use crate::secret::ClientSecret;
-use crate::sign::SignatureError;
 use crate::token_set::TokenSet;
 
-/// Why a grant was refused; the provider turns it into its own error answer.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Refusal {
-    /// The request could not be read (a missing field, a wrong constant).
-    BadRequest(RequestError),
-    /// The request's declared signature is missing or wrong (see
-    /// [`ServeEndpoint::verify_with`]).
-    BadSignature(SignatureError),
-    /// The issuer refused (an invalid or expired refresh token...).
-    Issuer(IssuerError),
-    /// The handler refused by a rule of its own (a bad authorization code, unknown account
-    /// credentials, a wrong merchant id): `code` names the rule for the provider's answer,
-    /// `message` words it.
-    Custom {
-        /// The rule, as the handler names it (`"invalid_code"`, `"unknown_account"`...).
-        code: String,
-        /// What went wrong, for the answer's message.
-        message: String,
-    },
+pub use crate::codec::RefusalReason;
+
+/// Why a request was refused: a standard [`RefusalReason`] and a message. The endpoint's
+/// error answers it as its definitions declare ([`ErrorResponse::from_refusal`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The reason, which picks the provider's code.
+    pub reason: RefusalReason,
+    /// What went wrong, for the answer's message.
+    pub message: String,
 }
 
 impl Refusal {
-    /// A [`Refusal::Custom`] for the handler's rule `code`.
+    /// A refusal for `reason`, worded `message`.
     ///
     /// ```
-    /// use token_core::sandbox::endpoint::Refusal;
+    /// use token_core::sandbox::endpoint::{Refusal, RefusalReason};
     ///
-    /// let refusal = Refusal::custom("unknown_account", "unknown account or public key");
-    /// assert!(matches!(&refusal, Refusal::Custom { code, .. } if code == "unknown_account"));
+    /// let refusal = Refusal::new(RefusalReason::UnknownClient, "unknown account or public key");
+    /// assert_eq!(refusal.reason, RefusalReason::UnknownClient);
     /// ```
-    pub fn custom(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Custom {
-            code: code.into(),
+    pub fn new(reason: RefusalReason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
             message: message.into(),
+        }
+    }
+
+    /// The provider's answer to this refusal: `E`'s declared error, encoded.
+    pub fn answer<E: ErrorResponse>(&self) -> http::Response<Vec<u8>> {
+        encode_error(&E::from_refusal(self.reason, &self.message))
+    }
+}
+
+impl From<IssuerError> for Refusal {
+    /// Invalid and used refresh tokens are `invalid_refresh_token`, expired ones
+    /// `expired_refresh_token`, rejected access tokens `invalid_access_token`, a store
+    /// failure `server_error` (its details are not sent).
+    fn from(error: IssuerError) -> Self {
+        let reason = match error {
+            IssuerError::InvalidRefreshToken | IssuerError::UsedRefreshToken => {
+                RefusalReason::InvalidRefreshToken
+            }
+            IssuerError::ExpiredRefreshToken => RefusalReason::ExpiredRefreshToken,
+            IssuerError::InvalidAccessToken | IssuerError::ExpiredAccessToken => {
+                RefusalReason::InvalidAccessToken
+            }
+            IssuerError::Store(_) => {
+                return Self::new(RefusalReason::ServerError, "the issuer failed");
+            }
+        };
+        Self::new(reason, error.to_string())
+    }
+}
+
+impl From<RequestError> for Refusal {
+    /// `bad_request`, worded as the request's reader found it.
+    fn from(error: RequestError) -> Self {
+        Self::new(RefusalReason::BadRequest, error.0)
+    }
+}
+
+impl From<SignedRequestError> for Refusal {
+    /// `bad_request` for an unreadable request, `bad_signature` for a missing or wrong
+    /// signature (its message names no secret).
+    fn from(error: SignedRequestError) -> Self {
+        match error {
+            SignedRequestError::Invalid(error) => error.into(),
+            SignedRequestError::BadSignature(error) => {
+                Self::new(RefusalReason::BadSignature, error.to_string())
+            }
         }
     }
 }
@@ -61,25 +97,19 @@ type Grant<E> = dyn Fn(E, SandboxContext) -> Pin<Box<dyn Future<Output = Result<
     + Sync;
 
 /// A [`Handler`] for endpoint `E`: decodes the request with `E`'s own definition, runs the
-/// grant, and answers with `E`'s response or error encoding.
+/// grant, and answers with `E`'s response, or with `E`'s error as its definitions declare
+/// for the refusal.
 ///
 /// ```
-/// use token_core::sandbox::{Sandbox, oauth::{RefreshGrant, OAuthErrorAnswer}};
-/// use token_core::sandbox::endpoint::{ServeEndpoint, Refusal};
+/// use token_core::sandbox::Sandbox;
+/// use token_core::sandbox::endpoint::ServeEndpoint;
+/// use token_core::sandbox::oauth::RefreshGrant;
 ///
-/// let refresh = ServeEndpoint::<RefreshGrant>::refresh(
-///     |grant| grant.refresh_token.clone(),
-///     |refusal| match refusal {
-///         Refusal::BadRequest(e) => OAuthErrorAnswer::invalid_request(e.0),
-///         Refusal::Issuer(e) => OAuthErrorAnswer::from_issuer(&e),
-///         _ => OAuthErrorAnswer::server_error("unexpected"),
-///     },
-/// );
+/// let refresh = ServeEndpoint::<RefreshGrant>::refresh(|grant| grant.refresh_token.clone());
 /// let sandbox = Sandbox::builder().oauth_routes(false).route(http::Method::POST, "/oauth/token", refresh);
 /// ```
 pub struct ServeEndpoint<E: Endpoint> {
     grant: Arc<Grant<E>>,
-    refuse: Arc<dyn Fn(Refusal) -> E::Error + Send + Sync>,
     key: Option<ClientSecret>,
     _endpoint: PhantomData<fn() -> E>,
 }
@@ -89,17 +119,13 @@ where
     E: Endpoint + Send + 'static,
 {
     /// Serves `E` with `grant` deciding what to issue.
-    pub fn new<F, Fut>(
-        grant: F,
-        refuse: impl Fn(Refusal) -> E::Error + Send + Sync + 'static,
-    ) -> Self
+    pub fn new<F, Fut>(grant: F) -> Self
     where
         F: Fn(E, SandboxContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Issued, Refusal>> + Send + 'static,
     {
         Self {
             grant: Arc::new(move |endpoint, cx| Box::pin(grant(endpoint, cx))),
-            refuse: Arc::new(refuse),
             key: None,
             _endpoint: PhantomData,
         }
@@ -107,8 +133,8 @@ where
 
     /// Checks each request's declared signature (`sign(...)`) with `key` (the shared secret
     /// for HMAC, the client's public key for RSA) before the grant runs; a missing or wrong
-    /// signature is refused with [`Refusal::BadSignature`]. Without a key, a signed endpoint
-    /// refuses every request as unreadable.
+    /// signature is refused as [`RefusalReason::BadSignature`]. Without a key, a signed
+    /// endpoint refuses every request as unreadable.
     pub fn verify_with(mut self, key: ClientSecret) -> Self {
         self.key = Some(key);
         self
@@ -116,23 +142,44 @@ where
 
     /// Serves a refresh endpoint: the issuer rotates the refresh token `token_of` reads
     /// from the request.
-    pub fn refresh(
-        token_of: impl Fn(&E) -> crate::RefreshToken + Send + Sync + 'static,
-        refuse: impl Fn(Refusal) -> E::Error + Send + Sync + 'static,
-    ) -> Self {
+    pub fn refresh(token_of: impl Fn(&E) -> crate::RefreshToken + Send + Sync + 'static) -> Self {
         let token_of = Arc::new(token_of);
-        Self::new(
-            move |endpoint: E, cx: SandboxContext| {
-                let token = token_of(&endpoint);
-                async move {
-                    cx.issuer()
-                        .refresh(token.expose_secret())
-                        .await
-                        .map_err(Refusal::Issuer)
+        Self::new(move |endpoint: E, cx: SandboxContext| {
+            let token = token_of(&endpoint);
+            async move { Ok(cx.issuer().refresh(token.expose_secret()).await?) }
+        })
+    }
+
+    /// Refuses with `refusal` every request that fails `check` (an unknown app id, a wrong
+    /// merchant), before the grant runs.
+    ///
+    /// ```
+    /// use token_core::sandbox::endpoint::{Refusal, RefusalReason, ServeEndpoint};
+    /// use token_core::sandbox::oauth::RefreshGrant;
+    ///
+    /// let refresh = ServeEndpoint::<RefreshGrant>::refresh(|grant| grant.refresh_token.clone())
+    ///     .require(
+    ///         |grant| grant.scope.as_deref() != Some("admin"),
+    ///         Refusal::new(RefusalReason::BadRequest, "no admin tokens here"),
+    ///     );
+    /// # let _ = refresh;
+    /// ```
+    pub fn require(
+        self,
+        check: impl Fn(&E) -> bool + Send + Sync + 'static,
+        refusal: Refusal,
+    ) -> Self {
+        let grant = self.grant;
+        Self::new(move |endpoint: E, cx: SandboxContext| {
+            let run = check(&endpoint).then(|| grant(endpoint, cx));
+            let refusal = refusal.clone();
+            async move {
+                match run {
+                    Some(run) => run.await,
+                    None => Err(refusal),
                 }
-            },
-            refuse,
-        )
+            }
+        })
     }
 }
 
@@ -153,25 +200,19 @@ where
         };
         let endpoint = match decoded {
             Ok(endpoint) => endpoint,
-            Err(SignedRequestError::Invalid(error)) => {
-                return encode_error(&(self.refuse)(Refusal::BadRequest(error)));
-            }
-            Err(SignedRequestError::BadSignature(error)) => {
-                return encode_error(&(self.refuse)(Refusal::BadSignature(error)));
-            }
+            Err(error) => return Refusal::from(error).answer::<E::Error>(),
         };
         let issued = match (self.grant)(endpoint, cx.clone()).await {
             Ok(issued) => issued,
-            Err(refusal) => return encode_error(&(self.refuse)(refusal)),
+            Err(refusal) => return refusal.answer::<E::Error>(),
         };
         match TokenSet::<<E::Response as TokenResponse>::Extras>::from_stored(issued.tokens) {
             Ok(set) => encode_response(&E::Response::from_token_set(&set, cx.now())),
-            Err(error) => {
-                let error = RequestError(format!(
-                    "the issued extras do not fit the response: {error}"
-                ));
-                encode_error(&(self.refuse)(Refusal::BadRequest(error)))
-            }
+            Err(error) => Refusal::new(
+                RefusalReason::ServerError,
+                format!("the issued extras do not fit the response: {error}"),
+            )
+            .answer::<E::Error>(),
         }
     }
 }
@@ -180,20 +221,8 @@ where
 mod tests {
     use super::*;
     use crate::sandbox::Sandbox;
-    use crate::sandbox::oauth::{OAuthErrorAnswer, RefreshGrant};
+    use crate::sandbox::oauth::RefreshGrant;
     use crate::{CallContext, ErrorKind, RefreshToken, SystemClock};
-
-    fn refuse(refusal: Refusal) -> OAuthErrorAnswer {
-        match refusal {
-            Refusal::BadRequest(e) => OAuthErrorAnswer::invalid_request(e.0),
-            Refusal::BadSignature(e) => OAuthErrorAnswer::invalid_client(e.to_string()),
-            Refusal::Issuer(e) => OAuthErrorAnswer::from_issuer(&e),
-            Refusal::Custom { code, message } if code == "invalid_client" => {
-                OAuthErrorAnswer::invalid_client(message)
-            }
-            Refusal::Custom { message, .. } => OAuthErrorAnswer::invalid_request(message),
-        }
-    }
 
     #[tokio::test]
     async fn an_endpoint_definition_is_served_over_the_issuer() {
@@ -202,7 +231,7 @@ mod tests {
             .route(
                 http::Method::POST,
                 "/token",
-                ServeEndpoint::<RefreshGrant>::refresh(|grant| grant.refresh_token.clone(), refuse),
+                ServeEndpoint::<RefreshGrant>::refresh(|grant| grant.refresh_token.clone()),
             )
             .start()
             .await
@@ -254,12 +283,13 @@ mod tests {
                     |grant: RefreshGrant, _cx: SandboxContext| async move {
                         Err::<Issued, _>(match grant.refresh_token.expose_secret() {
                             "rt_client" => {
-                                Refusal::custom("invalid_client", "unknown client app-9")
+                                Refusal::new(RefusalReason::UnknownClient, "unknown client app-9")
                             }
-                            _ => Refusal::custom("house_rule", "refresh on weekdays only"),
+                            _ => {
+                                Refusal::new(RefusalReason::BadRequest, "refresh on weekdays only")
+                            }
                         })
                     },
-                    refuse,
                 ),
             )
             .start()

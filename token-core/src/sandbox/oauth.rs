@@ -29,7 +29,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{Handler, SandboxContext, json_response};
-use crate::codec::{Endpoint, ErrorResponse, RequestError, TokenResponse, encode_error};
+use crate::codec::{
+    Endpoint, ErrorResponse, RefusalReason, RequestError, TokenResponse, encode_error,
+};
 use crate::error::{EndpointError, ErrorKind};
 use crate::expiry::{ExpiresIn, jwt_exp};
 use crate::issuer::IssuerError;
@@ -405,6 +407,17 @@ impl ErrorResponse for OAuthErrorAnswer {
             error_description: self.error_description.clone(),
         };
         (self.status, serde_json::to_vec(&body).unwrap_or_default())
+    }
+
+    fn from_refusal(reason: RefusalReason, message: &str) -> Self {
+        match reason {
+            RefusalReason::BadRequest => Self::invalid_request(message),
+            RefusalReason::UnknownClient
+            | RefusalReason::BadSignature
+            | RefusalReason::InvalidAccessToken => Self::invalid_client(message),
+            RefusalReason::ServerError => Self::server_error(message),
+            _ => Self::invalid_grant(message),
+        }
     }
 }
 

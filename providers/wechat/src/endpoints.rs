@@ -1,0 +1,133 @@
+//! WeChat's refresh request, its answer and its `errcode` errors, as `#[token_endpoint]`
+//! definitions: the client encodes with them and the sandbox serves them.
+
+use token_core::codec::Endpoint;
+use token_core::expiry::ExpiresIn;
+use token_core::{AccessToken, RefreshToken, token_endpoint};
+
+use crate::config::WeChatConfig;
+
+/// The refresh endpoint's path.
+pub const REFRESH_PATH: &str = <SnsRefreshToken as Endpoint>::PATH;
+
+/// `GET /sns/oauth2/refresh_token?appid=APPID&grant_type=refresh_token&refresh_token=...`
+/// (WeChat's `snsRefreshToken`): no body, no app secret.
+///
+/// ```
+/// use token_core::{AccessToken, Endpoint, FromContext, RefreshToken, RequestContext, TokenSet};
+/// use token_provider_wechat::{SnsRefreshToken, WeChatConfig, WeChatUser};
+///
+/// let config = WeChatConfig::new("wx520c15f417810387");
+/// let session = TokenSet::<WeChatUser>::new(AccessToken::new("at")).with_refresh_token(RefreshToken::new("rt"));
+/// let request = SnsRefreshToken::from_context(&RequestContext::for_refresh(&config, &session))?
+///     .encode_request(&"https://api.weixin.qq.com".parse()?)?;
+/// assert_eq!(request.method(), "GET");
+/// assert_eq!(
+///     request.uri(),
+///     "https://api.weixin.qq.com/sns/oauth2/refresh_token?grant_type=refresh_token&appid=wx520c15f417810387&refresh_token=rt"
+/// );
+/// assert!(request.body().is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[token_endpoint(get = "/sns/oauth2/refresh_token", response = WeChatTokens, error = WeChatError,
+                 config = WeChatConfig, query(name = "grant_type", value = "refresh_token"))]
+#[derive(Clone, Debug, PartialEq)]
+pub struct SnsRefreshToken {
+    /// The Official Account's (or app's) `appid`.
+    #[token(query, from = config.appid)]
+    pub appid: String,
+    /// The refresh token.
+    #[token(query, from = refresh_token)]
+    pub refresh_token: RefreshToken,
+}
+
+/// Whom a WeChat session belongs to.
+#[token_endpoint(extras)]
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WeChatUser {
+    /// The user, unique per Official Account or app.
+    pub openid: Option<String>,
+    /// The user across the developer's apps (only when bound to an Open Platform account).
+    pub unionid: Option<String>,
+}
+
+/// `{access_token, expires_in, refresh_token, openid, scope}` (and `unionid` where sent).
+#[token_endpoint(response, extras = WeChatUser)]
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeChatTokens {
+    /// The web authorization access token (not the Official Account's base `access_token`).
+    #[token(access_token)]
+    pub access_token: AccessToken,
+    /// Seconds until the access token expires (7200).
+    #[token(expiry)]
+    pub expires_in: Option<ExpiresIn>,
+    /// The refresh token (30 days from the user's authorization).
+    #[token(refresh_token)]
+    pub refresh_token: Option<RefreshToken>,
+    /// The user.
+    #[token(extra)]
+    pub openid: Option<String>,
+    /// The granted scopes, comma-separated (`snsapi_userinfo`).
+    #[token(scope)]
+    pub scope: Option<String>,
+    /// The user across the developer's apps, when sent.
+    #[token(extra)]
+    pub unionid: Option<String>,
+}
+
+/// WeChat's global return codes that a refresh meets.
+#[token_endpoint(error_code)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WeChatCode {
+    /// "invalid refresh_token": unknown or revoked; the user authorizes again.
+    #[token(code = 40030, kind = reauth_required, refusal = invalid_refresh_token)]
+    InvalidRefreshToken,
+    /// "refresh_token timeout": expired (30 days); the user authorizes again.
+    #[token(code = 42002, kind = reauth_required, refusal = expired_refresh_token)]
+    RefreshTokenTimeout,
+    /// "invalid appid".
+    #[token(code = 40013, kind = misconfigured, refusal = unknown_client)]
+    InvalidAppId,
+    /// "invalid appsecret".
+    #[token(code = 40125, kind = misconfigured)]
+    InvalidAppSecret,
+    /// "System is busy. Try again later."
+    #[token(code = -1, kind = transient, refusal = server_error)]
+    SystemBusy,
+    /// "Invalid parameter": the request could not be read.
+    #[token(code = 40035, refusal = bad_request)]
+    InvalidParameter,
+    /// "reach max api daily quota limit".
+    #[token(code = 45009, kind = transient)]
+    DailyQuotaReached,
+    /// "api minute-quota reach limit must slower retry next minute".
+    #[token(code = 45011, kind = transient)]
+    MinuteQuotaReached,
+    /// Any other code: a refusal on HTTP 200.
+    #[token(other)]
+    Other(String),
+}
+
+/// `{"errcode": 40030, "errmsg": "invalid refresh_token"}`, sent with HTTP 200; an
+/// `errcode` of `0` is a success.
+///
+/// ```
+/// use token_core::{ErrorKind, ErrorResponse};
+/// use token_provider_wechat::{WeChatCode, WeChatError};
+///
+/// let ok = http::StatusCode::OK;
+/// let error = WeChatError::decode_error(ok, br#"{"errcode":40030,"errmsg":"invalid refresh_token"}"#).unwrap();
+/// assert_eq!(error.errcode, WeChatCode::InvalidRefreshToken);
+/// assert_eq!(error.kind(ok), ErrorKind::ReauthRequired);
+/// assert!(WeChatError::decode_error(ok, br#"{"errcode":0,"errmsg":"ok"}"#).is_none());
+/// ```
+#[token_endpoint(error, status = 200, success_codes(0))]
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeChatError {
+    /// The return code.
+    #[token(code)]
+    pub errcode: WeChatCode,
+    /// What went wrong.
+    #[token(message)]
+    pub errmsg: Option<String>,
+}

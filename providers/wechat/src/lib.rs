@@ -1,0 +1,76 @@
+//! WeChat (Weixin) OAuth 2.0 web authorization for [`token_core`]: the user's access token
+//! kept fresh with its refresh token.
+//!
+//! - **Refresh** ([`SnsRefreshToken`], WeChat's `snsRefreshToken`): `GET
+//!   https://api.weixin.qq.com/sns/oauth2/refresh_token?appid=APPID&grant_type=refresh_token&refresh_token=REFRESH_TOKEN`,
+//!   no body and no app secret.
+//! - **Answer** ([`WeChatTokens`]): `{"access_token", "expires_in": 7200, "refresh_token",
+//!   "openid", "scope"}`; `openid` (and `unionid`, when sent) land in [`WeChatUser`], `scope`
+//!   in the set's scope.
+//! - **Errors** ([`WeChatError`]): `{"errcode": 40030, "errmsg": "invalid refresh_token"}` on
+//!   HTTP 200, told from a success by its `errcode` (absent or `0` is a success). `40030`
+//!   (invalid refresh token) and `42002` (refresh token timeout) mean the user must authorize
+//!   again; `40013` (invalid appid) and `40125` (invalid appsecret) are a misconfiguration;
+//!   `-1` (system busy) and the quota codes `45009` and `45011` are retried; any other code
+//!   is a definitive refusal.
+//!
+//! Sources: the Official Account documents "Refresh user authorization credentials"
+//! (`developers.weixin.qq.com/doc/service/en/api/webdev/access/api_snsrefreshtoken.html`:
+//! the request, the answer's fields and sample, a 30-day refresh token, 50,000 calls a minute),
+//! the web-app document "刷新access_token有效期" (the error sample
+//! `{"errcode":40030,"errmsg":"invalid refresh_token"}`; a refresh before the access token
+//! expires keeps it and extends its expiry), and the global return codes
+//! (`developers.weixin.qq.com/doc/offiaccount/en/Getting_Started/Global_Return_Code.html`:
+//! `-1`, `40013`, `40030`, `42002` "refresh_token timeout", `45009`; `45011` from the
+//! Channels shop's code table).
+//!
+//! Assumptions the documents do not settle:
+//! - whether a refresh rotates the refresh token: the answer carries one, and no document
+//!   says it changes. The crate keeps whatever the answer sends, and the sandbox keeps the
+//!   token and sends it again ([`RefreshRotation::KeepAndResend`](token_core::RefreshRotation)),
+//!   its expiry fixed at 30 days from the authorization;
+//! - `unionid`: documented for the code exchange (`/sns/oauth2/access_token`), not for the
+//!   refresh answer; read when present, otherwise the session keeps the one it has;
+//! - `40125` is documented for calls that send the app secret; the refresh sends none, so it
+//!   is mapped (misconfigured) only in case WeChat answers it here;
+//! - the quota codes are retried like any transient error; `45009` (a daily quota) will not
+//!   clear within the manager's retries and surfaces as a transient failure.
+//!
+//! # Configuration
+//!
+//! [`WeChatConfig`] reads from JSON (unknown keys are refused):
+//!
+//! | key | type | meaning |
+//! |---|---|---|
+//! | `appid` | string, required | the Official Account's (or app's) `appid` |
+//!
+//! ```no_run
+//! use token_core::{RefreshToken, TokenManager};
+//! use token_provider_wechat::{WeChat, WeChatConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let provider = WeChat::new("https://api.weixin.qq.com".parse()?, WeChatConfig::new("wx520c15f417810387"));
+//! let manager = TokenManager::builder(provider).build()?;
+//! // The refresh token from the code exchange, stored once; the manager refreshes from then on.
+//! let token = manager
+//!     .insert_refresh_token("o6_bmjrPTlm6_2sgVt7hMZOPfL2M", RefreshToken::new("rt-from-code-exchange"))
+//!     .await?;
+//! # let _ = token;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod config;
+mod endpoints;
+mod provider;
+#[cfg(feature = "sandbox")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sandbox")))]
+pub mod sandbox;
+
+pub use config::WeChatConfig;
+pub use endpoints::{
+    REFRESH_PATH, SnsRefreshToken, WeChatCode, WeChatError, WeChatTokens, WeChatUser,
+};
+pub use provider::WeChat;

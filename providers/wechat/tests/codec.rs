@@ -1,0 +1,171 @@
+//! WeChat's refresh against the documents' literal samples, both directions.
+
+use serde_json::{Value, json};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use token_core::codec::{decode_response, encode_error, encode_response};
+use token_core::{
+    AccessToken, Endpoint, EndpointError, ErrorKind, ErrorResponse, FromContext, RefreshToken,
+    RequestContext, TokenResponse, TokenSet,
+};
+use token_provider_wechat::{
+    SnsRefreshToken, WeChatCode, WeChatConfig, WeChatError, WeChatTokens, WeChatUser,
+};
+
+// developers.weixin.qq.com/doc/service/en/api/webdev/access/api_snsrefreshtoken.html,
+// "Example Requests" and "Return an example".
+const REQUEST: &str = "https://api.weixin.qq.com/sns/oauth2/refresh_token?appid=APPID&grant_type=refresh_token&refresh_token=REFRESH_TOKEN";
+const RESPONSE: &str = r#"{
+  "access_token":"ACCESS_TOKEN",
+  "expires_in":7200,
+  "refresh_token":"REFRESH_TOKEN",
+  "openid":"OPENID",
+  "scope":"SCOPE"
+}"#;
+// The web-app document "刷新access_token有效期", "错误返回样例".
+const INVALID: &str = r#"{"errcode":40030,"errmsg":"invalid refresh_token"}"#;
+// Global return codes: -1 "System is busy", 42002 "refresh_token timeout", 40013 "invalid
+// appid"; 45009 as the quota document words it.
+const BUSY: &str = r#"{"errcode":-1,"errmsg":"system error"}"#;
+const TIMEOUT: &str = r#"{"errcode":42002,"errmsg":"refresh_token timeout"}"#;
+const APPID: &str = r#"{"errcode":40013,"errmsg":"invalid appid"}"#;
+const QUOTA: &str = r#"{"errcode":45009,"errmsg":"api freq out of limit"}"#;
+
+fn now() -> OffsetDateTime {
+    datetime!(2026-01-01 00:00 UTC)
+}
+
+fn answer(body: &str) -> http::Response<Vec<u8>> {
+    // WeChat sends its errors with HTTP 200, like its successes.
+    http::Response::new(body.as_bytes().to_vec())
+}
+
+fn refresh() -> Result<TokenSet<WeChatUser>, EndpointError> {
+    decode_response::<SnsRefreshToken>(&answer(RESPONSE), now(), &[])
+}
+
+#[test]
+fn the_request_is_the_documented_query() {
+    let config = WeChatConfig::new("APPID");
+    let session = TokenSet::<WeChatUser>::new(AccessToken::new("ACCESS_TOKEN"))
+        .with_refresh_token(RefreshToken::new("REFRESH_TOKEN"));
+    let request = SnsRefreshToken::from_context(&RequestContext::for_refresh(&config, &session))
+        .unwrap()
+        .encode_request(&"https://api.weixin.qq.com".parse().unwrap())
+        .unwrap();
+    assert_eq!(request.method(), http::Method::GET);
+    let url = url::Url::parse(&request.uri().to_string()).unwrap();
+    let documented = url::Url::parse(REQUEST).unwrap();
+    assert_eq!(url.path(), documented.path());
+    let mut sent: Vec<_> = url.query_pairs().collect();
+    let mut expected: Vec<_> = documented.query_pairs().collect();
+    sent.sort();
+    expected.sort();
+    assert_eq!(sent, expected);
+    assert!(request.body().is_empty());
+
+    // The server side reads the documented URL back.
+    let mut incoming = http::Request::new(Vec::new());
+    *incoming.uri_mut() = "/sns/oauth2/refresh_token?appid=APPID&grant_type=refresh_token&refresh_token=REFRESH_TOKEN".parse().unwrap();
+    let read = SnsRefreshToken::decode_request(&incoming).unwrap();
+    assert_eq!(read.appid, "APPID");
+    assert_eq!(read.refresh_token.expose_secret(), "REFRESH_TOKEN");
+    *incoming.uri_mut() =
+        "/sns/oauth2/refresh_token?appid=APPID&grant_type=authorization_code&refresh_token=R"
+            .parse()
+            .unwrap();
+    assert!(SnsRefreshToken::decode_request(&incoming).is_err());
+}
+
+#[test]
+fn the_documented_answer_decodes_with_its_user() {
+    let set = refresh().unwrap();
+    assert_eq!(set.access_token.expose_secret(), "ACCESS_TOKEN");
+    assert_eq!(set.refresh_token.unwrap().expose_secret(), "REFRESH_TOKEN");
+    assert_eq!(set.access_expires_at, Some(now() + Duration::seconds(7200)));
+    assert_eq!(set.scope.as_deref(), Some("SCOPE"));
+    assert_eq!(set.extras.openid.as_deref(), Some("OPENID"));
+    assert_eq!(set.extras.unionid, None);
+}
+
+#[test]
+fn the_answer_encodes_back_to_the_sample() {
+    let set = refresh().unwrap();
+    let back = WeChatTokens::from_token_set(&set, now()).encode_body();
+    let json = |bytes: &[u8]| serde_json::from_slice::<Value>(bytes).unwrap();
+    assert_eq!(json(&back), json(RESPONSE.as_bytes()));
+    assert_eq!(
+        encode_response(&WeChatTokens::from_token_set(&set, now())).status(),
+        200
+    );
+    let with_union = WeChatTokens::decode_body(
+        json!({"access_token": "a", "openid": "o", "unionid": "u"})
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(with_union.unionid.as_deref(), Some("u"));
+}
+
+#[test]
+fn errors_on_http_200_are_classified_by_errcode() {
+    let cases = [
+        (
+            INVALID,
+            WeChatCode::InvalidRefreshToken,
+            ErrorKind::ReauthRequired,
+        ),
+        (
+            TIMEOUT,
+            WeChatCode::RefreshTokenTimeout,
+            ErrorKind::ReauthRequired,
+        ),
+        (APPID, WeChatCode::InvalidAppId, ErrorKind::Misconfigured),
+        (BUSY, WeChatCode::SystemBusy, ErrorKind::Transient),
+        (QUOTA, WeChatCode::DailyQuotaReached, ErrorKind::Transient),
+    ];
+    for (body, code, kind) in cases {
+        let error = decode_response::<SnsRefreshToken>(&answer(body), now(), &[]).unwrap_err();
+        let EndpointError::Provider(provider) = error else {
+            panic!("{body}: {error:?}")
+        };
+        assert_eq!(provider.kind, kind, "{body}");
+        assert_eq!(provider.status, 200, "{body}");
+        let decoded = WeChatError::decode_error(http::StatusCode::OK, body.as_bytes()).unwrap();
+        assert_eq!(decoded.errcode, code);
+        // The sandbox writes the same bytes, with the same HTTP 200.
+        let (status, written) = decoded.encode_error();
+        assert_eq!(status, 200);
+        assert_eq!(written, body.as_bytes());
+        assert_eq!(encode_error(&decoded).status(), 200);
+    }
+    let error = decode_response::<SnsRefreshToken>(&answer(INVALID), now(), &[]).unwrap_err();
+    assert!(matches!(error, EndpointError::Provider(p) if p.code == "40030"));
+}
+
+#[test]
+fn an_unknown_code_is_a_refusal_and_a_zero_code_a_success() {
+    let body = r#"{"errcode":40163,"errmsg":"code been used"}"#;
+    let error = decode_response::<SnsRefreshToken>(&answer(body), now(), &[]).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Rejected);
+    assert_eq!(
+        WeChatError::decode_error(http::StatusCode::OK, body.as_bytes())
+            .unwrap()
+            .errcode,
+        WeChatCode::Other("40163".into())
+    );
+    let with_zero =
+        r#"{"errcode":0,"errmsg":"ok","access_token":"a","expires_in":7200,"openid":"o"}"#;
+    let set = decode_response::<SnsRefreshToken>(&answer(with_zero), now(), &[]).unwrap();
+    assert_eq!(set.access_token.expose_secret(), "a");
+}
+
+#[test]
+fn an_echoed_refresh_token_is_scrubbed_from_the_error() {
+    let body = r#"{"errcode":40030,"errmsg":"invalid refresh_token: rt-SECRET-1, rid: 6114eeb9"}"#;
+    let error =
+        decode_response::<SnsRefreshToken>(&answer(body), now(), &["rt-SECRET-1"]).unwrap_err();
+    let shown = format!("{error} {error:?}");
+    assert!(!shown.contains("rt-SECRET-1"), "{shown}");
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+}

@@ -1,0 +1,191 @@
+//! The manager drives WeChat against its sandbox on tokio's paused clock: refresh with the
+//! refresh token kept, re-auth on `40030` and `42002`, a retried `-1`, a misconfigured
+//! `appid`, with the sandbox's call counts as evidence.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use serde_json::json;
+use time::macros::datetime;
+use token_core::issuer::IssuerConfig;
+use token_core::sandbox::{Failure, RunningSandbox};
+use token_core::{
+    Clock, ErrorKind, Event, ManagerConfig, RetryPolicy, TokenManager, TokenSet, TokioClock,
+};
+use token_provider_wechat::{REFRESH_PATH, WeChat, WeChatConfig, WeChatUser, sandbox};
+
+const HOURS_2: Duration = Duration::from_secs(7200);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+const APPID: &str = "wx520c15f417810387";
+const OPENID: &str = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M";
+const USER: &str = "user-1";
+
+fn clock() -> Arc<dyn Clock> {
+    Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)))
+}
+
+async fn start(clock: &Arc<dyn Clock>, issuer: IssuerConfig) -> RunningSandbox {
+    sandbox::start(clock.clone(), issuer, &WeChatConfig::new(APPID))
+        .await
+        .unwrap()
+}
+
+/// A manager for `appid` whose session holds a pair the sandbox issued (as after the user's
+/// authorization and the code exchange).
+async fn seeded(
+    sandbox: &RunningSandbox,
+    clock: &Arc<dyn Clock>,
+    appid: &str,
+) -> (TokenManager<WeChat>, TokenSet<WeChatUser>) {
+    let provider = WeChat::new(sandbox.base_url(), WeChatConfig::new(appid));
+    let manager = TokenManager::builder(provider)
+        .shared_client(sandbox.client())
+        .clock(clock.clone())
+        .config(
+            ManagerConfig::default()
+                .with_refresh_skew(Duration::from_secs(60), Duration::from_secs(10))
+                .with_retry(
+                    RetryPolicy::default()
+                        .with_backoff(Duration::from_millis(200), Duration::from_secs(5)),
+                ),
+        )
+        .build()
+        .unwrap();
+    let extras = json!({"openid": OPENID, "unionid": "o6_bmasdasdsad6_2sgVt7hMZOPfL"});
+    let first = TokenSet::from_stored(sandbox.issue_with(USER, extras).await.unwrap()).unwrap();
+    manager.insert(USER, first.clone()).await.unwrap();
+    (manager, first)
+}
+
+fn errcode(code: i64, message: &str) -> Failure {
+    Failure::new(StatusCode::OK).with_json(&json!({"errcode": code, "errmsg": message}))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_keeps_the_refresh_token_and_the_user() {
+    let clock = clock();
+    let sandbox = start(&clock, sandbox::issuer_config()).await;
+    let (manager, first) = seeded(&sandbox, &clock, APPID).await;
+    let mut events = manager.subscribe();
+    for round in 1..=3 {
+        tokio::time::advance(HOURS_2).await;
+        let token = manager.access_token(USER).await.unwrap();
+        assert_ne!(token, first.access_token);
+        let set = manager.token_set(USER).await.unwrap();
+        assert_eq!(set.refresh_token, first.refresh_token, "WeChat keeps it");
+        assert_eq!(
+            set.access_expires_at,
+            Some(clock.now() + time::Duration::hours(2))
+        );
+        assert_eq!(set.extras.openid.as_deref(), Some(OPENID));
+        assert!(set.extras.unionid.is_some(), "kept from the session");
+        assert!(
+            sandbox
+                .issuer()
+                .authenticate(token.expose_secret())
+                .await
+                .is_ok()
+        );
+        assert_eq!(sandbox.calls(REFRESH_PATH), round);
+        let event = events.recv().await.unwrap();
+        assert!(
+            matches!(event, Event::Refreshed { rotated: false, .. }),
+            "{event:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_revoked_refresh_token_is_reauth_with_40030() {
+    let clock = clock();
+    let sandbox = start(&clock, sandbox::issuer_config()).await;
+    let (manager, first) = seeded(&sandbox, &clock, APPID).await;
+    let mut events = manager.subscribe();
+    let refresh = first.refresh_token.unwrap();
+    sandbox
+        .issuer()
+        .revoke(refresh.expose_secret())
+        .await
+        .unwrap();
+    tokio::time::advance(HOURS_2).await;
+
+    let error = manager.access_token(USER).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+    assert_eq!(error.provider_code(), Some("40030"));
+    let Event::ReauthRequired(reauth) = events.recv().await.unwrap() else {
+        panic!("expected a re-auth event");
+    };
+    assert_eq!(reauth.code.as_deref(), Some("40030"));
+    assert_eq!(sandbox.calls(REFRESH_PATH), 1, "a refusal is not retried");
+    let shown = format!("{error} {error:?}");
+    assert!(!shown.contains(refresh.expose_secret()), "{shown}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_token_past_30_days_is_reauth_with_42002() {
+    let clock = clock();
+    let sandbox = start(&clock, sandbox::issuer_config()).await;
+    let (manager, _) = seeded(&sandbox, &clock, APPID).await;
+    // Refreshes do not extend the refresh token: it dies 30 days after the authorization.
+    for _ in 0..29 {
+        tokio::time::advance(DAY).await;
+        manager.access_token(USER).await.unwrap();
+    }
+    tokio::time::advance(DAY).await;
+    let error = manager.access_token(USER).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+    assert_eq!(error.provider_code(), Some("42002"));
+    assert_eq!(sandbox.calls(REFRESH_PATH), 30);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_answer_on_http_200_is_retried() {
+    let clock = clock();
+    let sandbox = start(&clock, sandbox::issuer_config()).await;
+    let (manager, first) = seeded(&sandbox, &clock, APPID).await;
+    tokio::time::advance(HOURS_2).await;
+    sandbox.fail_next(REFRESH_PATH, 2, errcode(-1, "system error"));
+    assert_ne!(
+        manager.access_token(USER).await.unwrap(),
+        first.access_token
+    );
+    assert_eq!(sandbox.calls(REFRESH_PATH), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quota_answer_on_every_call_is_transient_and_bounded() {
+    let clock = clock();
+    let sandbox = start(&clock, sandbox::issuer_config()).await;
+    let (manager, _) = seeded(&sandbox, &clock, APPID).await;
+    tokio::time::advance(HOURS_2).await;
+    sandbox.fail_next(
+        REFRESH_PATH,
+        4,
+        errcode(45009, "reach max api daily quota limit"),
+    );
+    let error = manager.access_token(USER).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Transient);
+    assert_eq!(error.provider_code(), Some("45009"));
+    assert_eq!(
+        sandbox.calls(REFRESH_PATH),
+        4,
+        "the retry policy's 4 attempts"
+    );
+    // The session survives the provider's bad day: the next refresh serves a token.
+    tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+    manager.access_token(USER).await.unwrap();
+    assert_eq!(sandbox.calls(REFRESH_PATH), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wrong_appid_is_misconfigured_and_not_retried() {
+    let clock = clock();
+    let sandbox = start(&clock, sandbox::issuer_config()).await;
+    let (manager, _) = seeded(&sandbox, &clock, "wx0000000000000000").await;
+    tokio::time::advance(HOURS_2).await;
+    let error = manager.access_token(USER).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Misconfigured);
+    assert_eq!(error.provider_code(), Some("40013"));
+    assert_eq!(sandbox.calls(REFRESH_PATH), 1);
+}
