@@ -170,7 +170,7 @@ where
         refusal: Refusal,
     ) -> Self {
         let grant = self.grant;
-        Self::new(move |endpoint: E, cx: SandboxContext| {
+        let checked = Self::new(move |endpoint: E, cx: SandboxContext| {
             let run = check(&endpoint).then(|| grant(endpoint, cx));
             let refusal = refusal.clone();
             async move {
@@ -179,7 +179,12 @@ where
                     None => Err(refusal),
                 }
             }
-        })
+        });
+        // The signature key set before (`verify_with`) still applies.
+        Self {
+            key: self.key,
+            ..checked
+        }
     }
 }
 
