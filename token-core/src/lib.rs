@@ -64,7 +64,7 @@
 //! |---|---|---|
 //! | `reqwest` | yes | `ReqwestClient`, the manager's HTTP client unless another [`HttpClient`] is given |
 //! | `middleware` | yes | `middleware::BearerAuth` for reqwest-middleware clients |
-//! | `rustls` | yes | TLS by rustls with aws-lc-rs (needs cmake and a C compiler to build) |
+//! | `rustls` | yes | TLS by rustls with aws-lc-rs (its build compiles the aws-lc C library) |
 //! | `rustls-ring` | no | TLS by rustls with ring, installed as rustls' process default; with `default-features = false` no aws-lc |
 //! | `native-tls` | no | TLS by the platform's library (OpenSSL on Linux) |
 //! | `http2` | no | HTTP/2 in `ReqwestClient` (token endpoints answer HTTP/1.1) |
