@@ -87,7 +87,7 @@ impl<P: Provider> SessionHandle<P> {
             .await
     }
 
-    pub(super) fn fresh_token(&self) -> Option<AccessToken> {
+    pub(crate) fn fresh_token(&self) -> Option<AccessToken> {
         self.session
             .fresh_token(self.manager.inner.clock.now_nanos_at_least())
     }

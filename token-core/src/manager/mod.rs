@@ -253,7 +253,7 @@ impl<P: Provider> TokenManager<P> {
 
     /// The hot path: a fresh token read through the map's guard and the cell's guard, with
     /// no lock, no reference count touched but the token's own, and no exact clock read.
-    fn fresh_token(&self, name: &str) -> Option<AccessToken> {
+    pub(crate) fn fresh_token(&self, name: &str) -> Option<AccessToken> {
         let at_least = self.inner.clock.now_nanos_at_least();
         self.inner.sessions.pin().get(name)?.fresh_token(at_least)
     }
