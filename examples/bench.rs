@@ -761,6 +761,20 @@ async fn middleware() -> BenchResult {
         table.add("BearerAuth + answer", sample);
         let sample = timed(n, async {
             for _ in 0..n {
+                let response = with_auth
+                    .get(url.clone())
+                    .with_extension(token_core::middleware::NoResend)
+                    .send()
+                    .await
+                    .map_err(err)?;
+                black_box(response);
+            }
+            Ok(())
+        })
+        .await?;
+        table.add("BearerAuth, NoResend request + answer", sample);
+        let sample = timed(n, async {
+            for _ in 0..n {
                 let response = without
                     .get(url.clone())
                     .header(http::header::AUTHORIZATION, static_header.clone())

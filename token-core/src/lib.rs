@@ -146,9 +146,9 @@ pub use store::{MemoryStore, SessionKey, TokenStore};
 #[doc = include_str!("token_endpoint.md")]
 pub use token_macros::token_endpoint;
 pub use token_set::{Extras, NoExtras, StoredTokenSet, TokenSet};
+pub use transport::HttpClient;
 #[cfg(feature = "reqwest")]
 pub use transport::ReqwestClient;
-pub use transport::HttpClient;
 
 /// What generated code needs; not a public API.
 #[doc(hidden)]

@@ -134,16 +134,12 @@ impl<P: Provider> Middleware for BearerAuth<P> {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let token = match (extensions.get::<Session>(), &self.target) {
-            (Some(Session(name)), _) => self.manager().access_token(name).await,
-            (None, Target::One(handle)) => handle.access_token().await,
-            (None, Target::PerRequest(_)) => {
-                return Err(reqwest_middleware::Error::middleware(crate::Error::Config(
-                    "BearerAuth::per_request needs a Session extension on the request".into(),
-                )));
-            }
-        }
-        .map_err(reqwest_middleware::Error::middleware)?;
+        // A fresh token without awaiting anything; everything else in a future of its own,
+        // so that the one this method's future carries (boxed on every request) stays small.
+        let token = match self.fresh_token(extensions) {
+            Some(token) => token,
+            None => Box::pin(self.token(extensions)).await?,
+        };
         let resend = if extensions.get::<NoResend>().is_some() {
             None
         } else {
@@ -156,9 +152,47 @@ impl<P: Provider> Middleware for BearerAuth<P> {
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
-        let Some(mut again) = resend else {
-            return Ok(response);
-        };
+        match resend {
+            Some(again) => Box::pin(self.after_401(response, again, token, extensions, next)).await,
+            None => Ok(response),
+        }
+    }
+}
+
+#[cfg(feature = "middleware")]
+impl<P: Provider> BearerAuth<P> {
+    /// The request's session's token, if it is fresh (no lock, no await).
+    fn fresh_token(&self, extensions: &Extensions) -> Option<AccessToken> {
+        match (extensions.get::<Session>(), &self.target) {
+            (Some(Session(name)), _) => self.manager().fresh_token(name),
+            (None, Target::One(handle)) => handle.fresh_token(),
+            (None, Target::PerRequest(_)) => None,
+        }
+    }
+
+    /// The request's session's token, refreshed if need be.
+    async fn token(&self, extensions: &Extensions) -> reqwest_middleware::Result<AccessToken> {
+        match (extensions.get::<Session>(), &self.target) {
+            (Some(Session(name)), _) => self.manager().access_token(name).await,
+            (None, Target::One(handle)) => handle.access_token().await,
+            (None, Target::PerRequest(_)) => {
+                return Err(reqwest_middleware::Error::middleware(crate::Error::Config(
+                    "BearerAuth::per_request needs a Session extension on the request".into(),
+                )));
+            }
+        }
+        .map_err(reqwest_middleware::Error::middleware)
+    }
+
+    /// After a 401 to `token`: a new token, and the request sent again with it.
+    async fn after_401(
+        &self,
+        response: Response,
+        mut again: Request,
+        token: AccessToken,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
         let fresh = match (extensions.get::<Session>(), &self.target) {
             (Some(Session(name)), _) => {
                 tracing::debug!(session = %name, "API refused the access token; refreshing and resending once");

@@ -15,14 +15,35 @@ pub(crate) fn bytes<const N: usize>() -> [u8; N] {
 }
 
 /// A duration from zero to `max`, both included, at nanosecond resolution (for jitter).
+///
+/// Not for secrets: the draws come from a per-thread generator (SplitMix64) seeded once from
+/// the operating system, so a jitter costs a few nanoseconds, not a system call (every
+/// `insert` and every refresh draws one).
 pub(crate) fn up_to(max: Duration) -> Duration {
     let max = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
     if max == 0 {
         return Duration::ZERO;
     }
-    let draw = u64::from_le_bytes(bytes());
+    let draw = next_u64();
     // The modulo's bias is at most max / 2^64: nothing for jitter.
     Duration::from_nanos(draw % max.saturating_add(1).max(1))
+}
+
+/// The next draw of this thread's generator (SplitMix64: every seed gives a full period
+/// of 2^64 well-mixed values).
+fn next_u64() -> u64 {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(u64::from_le_bytes(bytes()));
+    }
+    STATE.with(|state| {
+        let next = state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        state.set(next);
+        let mut z = next;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    })
 }
 
 #[cfg(test)]

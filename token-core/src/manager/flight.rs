@@ -82,7 +82,7 @@ impl<P: Provider> Inner<P> {
         let span = tracing::info_span!(
             "token_refresh",
             provider = %self.provider.name(),
-            session = %session.name,
+            session = %session.name(),
             reason = reason.as_str(),
         );
         self.tasks.spawn(
@@ -105,7 +105,7 @@ impl<P: Provider> Inner<P> {
         // A refusal of the very token a refresh under way (started for another reason) has
         // just produced is not answered by that refresh: run one of our own, once.
         if let (Reason::Rejected(rejected), Ok(current)) = (&reason, &outcome)
-            && current.set.access_token == *rejected
+            && current.access_token() == rejected
             && !current.after_rejection
         {
             return self.wait(self.start_flight(session, reason)).await;

@@ -43,7 +43,7 @@ impl<P: Provider> std::fmt::Debug for SessionHandle<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionHandle")
             .field("provider", &self.manager.inner.provider.name())
-            .field("session", &&*self.session.name)
+            .field("session", &&**self.session.name())
             .finish_non_exhaustive()
     }
 }
@@ -62,7 +62,7 @@ impl<P: Provider> TokenManager<P> {
 impl<P: Provider> SessionHandle<P> {
     /// The session's name.
     pub fn name(&self) -> &str {
-        &self.session.name
+        self.session.name()
     }
 
     /// The manager.
@@ -77,17 +77,17 @@ impl<P: Provider> SessionHandle<P> {
         }
         // Everything else by name: after a `remove`, the name leads to the session's new
         // state, not to this handle's old one.
-        self.manager.access_token(&self.session.name).await
+        self.manager.access_token(self.session.name()).await
     }
 
     /// As [`TokenManager::refresh_rejected`] for this session.
     pub async fn refresh_rejected(&self, rejected: &AccessToken) -> Result<AccessToken, Error> {
         self.manager
-            .refresh_rejected(&self.session.name, rejected)
+            .refresh_rejected(self.session.name(), rejected)
             .await
     }
 
-    pub(super) fn fresh_token(&self) -> Option<AccessToken> {
+    pub(crate) fn fresh_token(&self) -> Option<AccessToken> {
         self.session
             .fresh_token(self.manager.inner.clock.now_nanos_at_least())
     }

@@ -226,11 +226,11 @@ impl<P: Provider> Inner<P> {
         }
         match record.value {
             StoredRecord::Tokens(set) => {
-                let adopted =
-                    Arc::new(self.current_from(from_stored(set)?, Some(record.version), true));
+                let (set, extras) = from_stored(set)?;
+                let adopted = Arc::new(self.current_from(set, extras, Some(record.version), true));
                 if session.publish_if(generation, State::Ready(adopted.clone())) {
                     self.emit(Event::Adopted {
-                        session: session.name.clone(),
+                        session: session.name().clone(),
                         version: record.version,
                     });
                 }
@@ -242,7 +242,7 @@ impl<P: Provider> Inner<P> {
                 session.publish_if(
                     generation,
                     State::Dead {
-                        reauth: reauth.clone(),
+                        reauth: Box::new(reauth.clone()),
                         version: Some(record.version),
                         checked_at: self.clock.now(),
                     },

@@ -38,8 +38,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Reauth, StoreError};
 use crate::provider::{CallContext, Provider};
 use crate::secret::{AccessToken, RefreshToken};
-use crate::store::{MemoryStore, ReauthVerdict, SessionKey, StoredRecord, TokenStore};
-use crate::token_set::TokenSet;
+use crate::store::{MemoryStore, ReauthVerdict, SessionKey, TokenStore};
+use crate::token_set::{StoredTokenSet, TokenSet};
 use crate::transport::HttpClient;
 use session::{Current, Reason, Session, State, earlier, later};
 
@@ -49,6 +49,8 @@ type Hook = Arc<dyn Fn(&Event) + Send + Sync>;
 pub struct TokenManagerBuilder<P: Provider> {
     provider: P,
     store: Option<Arc<dyn TokenStore>>,
+    /// The store, when it is a `MemoryStore` (which can share the manager's sets).
+    memory: Option<Arc<MemoryStore>>,
     client: Option<Arc<dyn HttpClient>>,
     clock: Option<Arc<dyn Clock>>,
     config: ManagerConfig,
@@ -57,13 +59,25 @@ pub struct TokenManagerBuilder<P: Provider> {
 
 impl<P: Provider> TokenManagerBuilder<P> {
     /// Where sessions are persisted (default: a new [`MemoryStore`]).
+    ///
+    /// A [`MemoryStore`] given here (or the default one) keeps the very token sets the
+    /// manager holds, not copies: one copy of each set in memory.
     pub fn store(mut self, store: impl TokenStore) -> Self {
-        self.store = Some(Arc::new(store));
+        let mut store = store;
+        if let Some(memory) = (&mut store as &mut dyn std::any::Any).downcast_mut::<MemoryStore>() {
+            let memory = Arc::new(std::mem::take(memory));
+            self.memory = Some(memory.clone());
+            self.store = Some(memory);
+        } else {
+            self.memory = None;
+            self.store = Some(Arc::new(store));
+        }
         self
     }
 
     /// Shares a store with other managers or the application.
     pub fn shared_store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.memory = None;
         self.store = Some(store);
         self
     }
@@ -121,10 +135,19 @@ impl<P: Provider> TokenManagerBuilder<P> {
             }
         };
         let (events, _) = broadcast::channel(1024);
+        let (store, memory) = match self.store {
+            Some(store) => (store, self.memory),
+            None => {
+                let memory = Arc::new(MemoryStore::new());
+                (memory.clone() as Arc<dyn TokenStore>, Some(memory))
+            }
+        };
         Ok(TokenManager {
             inner: Arc::new(Inner {
+                provider_name: Arc::from(self.provider.name()),
                 provider: self.provider,
-                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                store,
+                memory,
                 client,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 config: self.config,
@@ -188,6 +211,7 @@ impl<P: Provider> TokenManager<P> {
         TokenManagerBuilder {
             provider,
             store: None,
+            memory: None,
             client: None,
             clock: None,
             config: ManagerConfig::default(),
@@ -224,19 +248,19 @@ impl<P: Provider> TokenManager<P> {
         if let Some(token) = self.fresh_token(session) {
             return Ok(token);
         }
-        Ok(self.current(session).await?.set.access_token.clone())
+        Ok(self.current(session).await?.access_token().clone())
     }
 
     /// The hot path: a fresh token read through the map's guard and the cell's guard, with
     /// no lock, no reference count touched but the token's own, and no exact clock read.
-    fn fresh_token(&self, name: &str) -> Option<AccessToken> {
+    pub(crate) fn fresh_token(&self, name: &str) -> Option<AccessToken> {
         let at_least = self.inner.clock.now_nanos_at_least();
         self.inner.sessions.pin().get(name)?.fresh_token(at_least)
     }
 
     /// The whole current set of `session` (extras included), refreshing first if needed.
     pub async fn token_set(&self, session: &str) -> Result<TokenSet<P::Extras>, Error> {
-        Ok(self.current(session).await?.set.clone())
+        Ok(self.current(session).await?.set())
     }
 
     /// Starts `session` from a refresh token alone (what a login or a partner's dashboard
@@ -271,7 +295,7 @@ impl<P: Provider> TokenManager<P> {
     pub async fn refresh_now(&self, session: &str) -> Result<AccessToken, Error> {
         let session = self.inner.session(session);
         let outcome = self.inner.flight(&session, Reason::Forced).await?;
-        Ok(outcome.set.access_token.clone())
+        Ok(outcome.access_token().clone())
     }
 
     /// Reports that the provider's API refused `rejected` (HTTP 401) and returns a token to
@@ -287,7 +311,7 @@ impl<P: Provider> TokenManager<P> {
             .inner
             .flight(&session, Reason::Rejected(rejected.clone()))
             .await?;
-        Ok(outcome.set.access_token.clone())
+        Ok(outcome.access_token().clone())
     }
 
     /// Stores tokens obtained outside the manager (an authorization-code exchange, Maya's
@@ -296,21 +320,12 @@ impl<P: Provider> TokenManager<P> {
     /// refresh's result (or verdict) is dropped.
     pub async fn insert(&self, session: &str, set: TokenSet<P::Extras>) -> Result<(), Error> {
         let session = self.inner.session(session);
-        let stored = to_stored(&set)?;
+        let (stored, extras) = split(set)?;
         // Inserts and removes of one session run one at a time, and no refresh starts
         // meanwhile; one that started before publishes nothing over this.
         let _writing = session.writer.lock().await;
-        let existing = self
-            .inner
-            .store
-            .load(&session.key)
-            .await?
-            .map(|r| r.version);
-        let version = self
-            .inner
-            .save_authoritative(&session.key, &stored, existing)
-            .await?;
-        let current = self.inner.current_from(set, Some(version), true);
+        let version = self.inner.save_authoritative(&session.key, &stored).await?;
+        let current = self.inner.current_from(stored, extras, Some(version), true);
         session.replace(State::Ready(Arc::new(current)));
         Ok(())
     }
@@ -324,7 +339,7 @@ impl<P: Provider> TokenManager<P> {
         session.replace(State::Absent {
             checked_at: self.inner.clock.now(),
         });
-        self.inner.sessions.pin().remove(&*session.name);
+        self.inner.sessions.pin().remove(&**session.name());
         Ok(())
     }
 
@@ -358,7 +373,7 @@ impl<P: Provider> TokenManager<P> {
                 State::Dead {
                     reauth, checked_at, ..
                 } if now < later(*checked_at, self.inner.config.failure_cooldown) => {
-                    return Err(Error::ReauthRequired(reauth.clone()));
+                    return Err(Error::ReauthRequired((**reauth).clone()));
                 }
                 State::Absent { checked_at }
                     if !self.inner.provider.can_issue()
@@ -376,10 +391,14 @@ impl<P: Provider> TokenManager<P> {
 struct Inner<P: Provider> {
     provider: P,
     store: Arc<dyn TokenStore>,
+    /// `store` itself when it is a `MemoryStore`: saved to through `Arc`s of the sets.
+    memory: Option<Arc<MemoryStore>>,
     client: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
     config: ManagerConfig,
     sessions: papaya::HashMap<Arc<str>, Arc<Session<P::Extras>>>,
+    /// The provider's name, shared by every session's key.
+    provider_name: Arc<str>,
     events: broadcast::Sender<Event>,
     hook: Option<Hook>,
     /// This manager's name in the store's leases.
@@ -400,10 +419,10 @@ impl<P: Provider> Inner<P> {
         let name: Arc<str> = Arc::from(name);
         sessions
             .get_or_insert_with(name.clone(), || {
-                Arc::new(Session::new(
-                    SessionKey::new(self.provider.name(), name.clone()),
+                Arc::new(Session::new(SessionKey::new(
+                    self.provider_name.clone(),
                     name,
-                ))
+                )))
             })
             .clone()
     }
@@ -414,14 +433,17 @@ impl<P: Provider> Inner<P> {
 
     fn current_from(
         &self,
-        set: TokenSet<P::Extras>,
+        stored: Arc<StoredTokenSet>,
+        extras: P::Extras,
         version: Option<crate::store::Version>,
         saved: bool,
     ) -> Current<P::Extras> {
-        let refresh_at = self.schedule(&set);
+        let refresh_at = self.schedule(&stored);
         Current {
-            usable_until: set.access_expires_at,
-            set,
+            usable_until: stored.access_expires_at,
+            stored,
+            extras,
+            unstorable: false,
             version,
             saved,
             refresh_at,
@@ -433,7 +455,7 @@ impl<P: Provider> Inner<P> {
 
     /// When to refresh `set` ahead of expiry: before the access token expires (skew plus a
     /// random jitter), and before the refresh token does.
-    fn schedule(&self, set: &TokenSet<P::Extras>) -> Option<OffsetDateTime> {
+    fn schedule(&self, set: &StoredTokenSet) -> Option<OffsetDateTime> {
         let jitter = crate::random::up_to(self.config.skew_jitter);
         // A skew longer than half the token's remaining life would refresh it at once, and
         // again after every answer: take at most half.
@@ -472,42 +494,68 @@ impl<P: Provider> Inner<P> {
             let mut reauth = reauth.clone();
             reauth.authorize_url = reauth
                 .authorize_url
-                .or_else(|| self.provider.authorize_url(&session.name));
+                .or_else(|| self.provider.authorize_url(session.name()));
             return reauth;
         }
         Reauth {
-            session: session.name.to_string(),
+            session: session.name().to_string(),
             code: error.provider_code().map(str::to_owned),
             reason: error.to_string(),
-            authorize_url: self.provider.authorize_url(&session.name),
+            authorize_url: self.provider.authorize_url(session.name()),
         }
     }
 
     fn reauth_from(&self, session: &Session<P::Extras>, verdict: ReauthVerdict) -> Reauth {
         Reauth {
-            session: session.name.to_string(),
+            session: session.name().to_string(),
             code: verdict.code,
             reason: verdict.reason,
-            authorize_url: self.provider.authorize_url(&session.name),
+            authorize_url: self.provider.authorize_url(session.name()),
         }
     }
 
     fn no_tokens(&self, session: &Session<P::Extras>) -> Error {
         Error::NoTokens {
-            session: session.name.to_string(),
-            authorize_url: self.provider.authorize_url(&session.name),
+            session: session.name().to_string(),
+            authorize_url: self.provider.authorize_url(session.name()),
         }
     }
 }
 
-fn to_stored<X: crate::Extras>(set: &TokenSet<X>) -> Result<StoredRecord, Error> {
+/// `set` in the form stores keep (moved, not copied) and its typed extras.
+fn split<X: crate::Extras>(set: TokenSet<X>) -> Result<(Arc<StoredTokenSet>, X), Error> {
     // serde's message may quote a value (an extra can be personal data): name its kind only.
-    set.to_stored().map(StoredRecord::from).map_err(|e| {
+    let json = serde_json::to_value(&set.extras).map_err(|e| {
         Error::Config(format!(
             "the provider's extras could not be serialized ({:?} error)",
             e.classify()
         ))
-    })
+    })?;
+    let (stored, extras) = untyped(set, json);
+    Ok((Arc::new(stored), extras))
+}
+
+/// `set` with `json` for its extras, and the typed extras.
+fn untyped<X>(set: TokenSet<X>, json: serde_json::Value) -> (StoredTokenSet, X) {
+    let TokenSet {
+        access_token,
+        refresh_token,
+        access_expires_at,
+        refresh_expires_at,
+        token_type,
+        scope,
+        extras,
+    } = set;
+    let stored = TokenSet {
+        access_token,
+        refresh_token,
+        access_expires_at,
+        refresh_expires_at,
+        token_type,
+        scope,
+        extras: json,
+    };
+    (stored, extras)
 }
 
 /// What finding another component's coordination record under a session's key is.
@@ -515,14 +563,20 @@ fn not_a_session(key: &SessionKey) -> Error {
     StoreError::Corrupt(format!("{key} holds a coordination record, not a session")).into()
 }
 
-fn from_stored<X: crate::Extras>(stored: crate::StoredTokenSet) -> Result<TokenSet<X>, Error> {
-    TokenSet::from_stored(stored).map_err(|e| {
-        StoreError::Corrupt(format!(
-            "stored extras do not fit this provider ({:?} error)",
-            e.classify()
-        ))
-        .into()
-    })
+/// A set as a store gave it, with its extras typed.
+fn from_stored<X: crate::Extras>(
+    stored: StoredTokenSet,
+) -> Result<(Arc<StoredTokenSet>, X), Error> {
+    let extras = match &stored.extras {
+        serde_json::Value::Null => X::default(),
+        json => X::deserialize(json).map_err(|e| {
+            Error::from(StoreError::Corrupt(format!(
+                "stored extras do not fit this provider ({:?} error)",
+                e.classify()
+            )))
+        })?,
+    };
+    Ok((Arc::new(stored), extras))
 }
 
 #[cfg(test)]

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use super::session::{Current, Session, State};
-use super::{Event, Inner, not_a_session, to_stored};
+use super::{Event, Inner, not_a_session};
 use crate::error::{Error, StoreError};
 use crate::provider::Provider;
-use crate::store::{SessionKey, StoredRecord, Version, Versioned};
-use crate::token_set::TokenSet;
+use crate::store::{SessionKey, StoredRecord, TokenStore, Version, Versioned};
+use crate::token_set::StoredTokenSet;
 
 /// What became of a refreshed set.
 pub(super) enum Persisted {
@@ -30,16 +30,19 @@ impl<P: Provider> Inner<P> {
     pub(super) async fn persist(
         &self,
         key: &SessionKey,
-        set: &TokenSet<P::Extras>,
+        set: &Arc<StoredTokenSet>,
+        unstorable: bool,
         base: Option<Version>,
     ) -> Persisted {
-        let record = match to_stored(set) {
-            Ok(record) => record,
-            Err(error) => return Persisted::Failed(error),
-        };
+        if unstorable {
+            return Persisted::Failed(Error::Config(
+                "the provider's extras could not be serialized".into(),
+            ));
+        }
+        let mut record = None;
         let mut expected = base;
         for _ in 0..3 {
-            match self.store.save(key, &record, expected).await {
+            match self.save_set(key, set, &mut record, expected).await {
                 Ok(version) => return Persisted::Saved(version),
                 Err(StoreError::Conflict { .. }) => match self.store.load(key).await {
                     Ok(Some(found)) if found.value.tokens().is_some() => {
@@ -70,12 +73,18 @@ impl<P: Provider> Inner<P> {
     pub(super) async fn save_authoritative(
         &self,
         key: &SessionKey,
-        record: &StoredRecord,
-        base: Option<Version>,
+        set: &Arc<StoredTokenSet>,
     ) -> Result<Version, Error> {
-        let mut expected = base;
+        if let Some(memory) = &self.memory {
+            return Ok(memory.put_shared(key, set));
+        }
+        let mut record = None;
+        let mut expected = match self.store.load(key).await? {
+            Some(found) => Some(found.version),
+            None => None,
+        };
         for _ in 0..3 {
-            match self.store.save(key, record, expected).await {
+            match self.save_set(key, set, &mut record, expected).await {
                 Ok(version) => return Ok(version),
                 Err(StoreError::Conflict { found, .. }) => expected = found,
                 Err(error) => return Err(error.into()),
@@ -86,6 +95,22 @@ impl<P: Provider> Inner<P> {
             found: None,
         }
         .into())
+    }
+
+    /// Saves `set` if the stored record is at `expected`: a `MemoryStore` keeps the `Arc`
+    /// itself, any other store is given a record made once (in `record`) for all attempts.
+    async fn save_set(
+        &self,
+        key: &SessionKey,
+        set: &Arc<StoredTokenSet>,
+        record: &mut Option<StoredRecord>,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        if let Some(memory) = &self.memory {
+            return memory.save_shared(key, set, expected);
+        }
+        let record = record.get_or_insert_with(|| StoredRecord::Tokens((**set).clone()));
+        self.store.save(key, record, expected).await
     }
 
     /// Saves `unsaved` again in the background, keeping the refresh lease (renewed before
@@ -148,7 +173,7 @@ impl<P: Provider> Inner<P> {
                         && attempt.is_multiple_of(self.config.save_retries)
                     {
                         self.emit(Event::PersistFailed {
-                            session: session.name.clone(),
+                            session: session.name().clone(),
                             error: error.to_string(),
                         });
                     }
@@ -166,12 +191,19 @@ impl<P: Provider> Inner<P> {
         unsaved: &Arc<Current<P::Extras>>,
     ) -> Result<Arc<Current<P::Extras>>, Error> {
         match self
-            .persist(&session.key, &unsaved.set, unsaved.version)
+            .persist(
+                &session.key,
+                &unsaved.stored,
+                unsaved.unstorable,
+                unsaved.version,
+            )
             .await
         {
             Persisted::Saved(version) => {
                 let saved = Arc::new(Current {
-                    set: unsaved.set.clone(),
+                    stored: unsaved.stored.clone(),
+                    extras: unsaved.extras.clone(),
+                    unstorable: false,
                     version: Some(version),
                     saved: true,
                     refresh_at: unsaved.refresh_at,
@@ -181,28 +213,28 @@ impl<P: Provider> Inner<P> {
                 });
                 session.publish_refreshed(generation, Some(unsaved), State::Ready(saved.clone()));
                 self.emit(Event::Persisted {
-                    session: session.name.clone(),
+                    session: session.name().clone(),
                     version,
                 });
                 Ok(saved)
             }
             Persisted::Superseded(found) => {
                 let version = found.version;
-                let set = found
+                let (set, extras) = found
                     .value
                     .into_tokens()
                     .ok_or_else(|| {
                         Error::from(StoreError::Corrupt("a record without tokens".into()))
                     })
                     .and_then(super::from_stored)?;
-                let adopted = Arc::new(self.current_from(set, Some(version), true));
+                let adopted = Arc::new(self.current_from(set, extras, Some(version), true));
                 if session.publish_refreshed(
                     generation,
                     Some(unsaved),
                     State::Ready(adopted.clone()),
                 ) {
                     self.emit(Event::Adopted {
-                        session: session.name.clone(),
+                        session: session.name().clone(),
                         version,
                     });
                 }

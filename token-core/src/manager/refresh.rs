@@ -75,7 +75,7 @@ impl<P: Provider> Inner<P> {
                 // Another process may have inserted new tokens since: look again, now and
                 // then, without calling the provider.
                 if now < later(*checked_at, self.config.failure_cooldown) && *checked_at <= now {
-                    return Err(Error::ReauthRequired(reauth.clone()));
+                    return Err(Error::ReauthRequired((**reauth).clone()));
                 }
                 match self.store.load(&session.key).await? {
                     Some(record) if Some(record.version) != *version => {
@@ -92,7 +92,7 @@ impl<P: Provider> Inner<P> {
                                 checked_at: now,
                             },
                         );
-                        return Err(Error::ReauthRequired(reauth.clone()));
+                        return Err(Error::ReauthRequired((**reauth).clone()));
                     }
                 }
             }
@@ -120,7 +120,7 @@ impl<P: Provider> Inner<P> {
         };
         let issuing = current
             .as_ref()
-            .is_none_or(|c| c.set.refresh_token.is_none());
+            .is_none_or(|c| c.stored.refresh_token.is_none());
         if let Some(remaining) = session
             .cooldown
             .left(now)
@@ -190,13 +190,17 @@ impl<P: Provider> Inner<P> {
         record: crate::store::Versioned<StoredRecord>,
     ) -> Result<State<P::Extras>, Error> {
         Ok(match record.value {
-            StoredRecord::Tokens(set) => State::Ready(Arc::new(self.current_from(
-                from_stored(set)?,
-                Some(record.version),
-                true,
-            ))),
+            StoredRecord::Tokens(set) => {
+                let (set, extras) = from_stored(set)?;
+                State::Ready(Arc::new(self.current_from(
+                    set,
+                    extras,
+                    Some(record.version),
+                    true,
+                )))
+            }
             StoredRecord::Reauth(verdict) => State::Dead {
-                reauth: self.reauth_from(session, verdict),
+                reauth: Box::new(self.reauth_from(session, verdict)),
                 version: Some(record.version),
                 checked_at: self.clock.now(),
             },
@@ -217,13 +221,12 @@ impl<P: Provider> Inner<P> {
         let cx = CallContext::new(
             self.client.clone(),
             self.clock.clone(),
-            session.name.clone(),
+            session.name().clone(),
         );
         #[cfg(feature = "metrics")]
         let started = std::time::Instant::now();
-        let result = self
-            .obtain(&cx, session, current.as_deref().map(|c| &c.set), watch)
-            .await;
+        let from = current.as_deref().map(Current::set);
+        let result = self.obtain(&cx, session, from.as_ref(), watch).await;
         #[cfg(feature = "metrics")]
         crate::metrics::record_refresh(self.provider.name(), started.elapsed(), result.is_ok());
         match result {
@@ -257,50 +260,68 @@ impl<P: Provider> Inner<P> {
                 set.access_expires_at = Some(later(now, lifetime));
             }
         }
-        let rotated = current.as_ref().is_some_and(|c| set.rotated_from(&c.set));
+        let rotated = current
+            .as_ref()
+            .is_some_and(|c| set.refresh_token != c.stored.refresh_token);
         let base = current.as_ref().and_then(|c| c.version);
-        let (version, saved, failure) = match self.persist(&session.key, &set, base).await {
-            Persisted::Saved(version) => (Some(version), true, None),
-            Persisted::Superseded(found) => {
-                // An insert replaced the set meanwhile: it has the last word.
-                let adopted = found
-                    .value
-                    .into_tokens()
-                    .ok_or_else(|| {
-                        StoreError::Corrupt("a superseding record without tokens".into())
-                    })
-                    .map_err(Error::from)
-                    .and_then(from_stored)
-                    .map(|set| Arc::new(self.current_from(set, Some(found.version), true)));
-                if let Ok(adopted) = &adopted
-                    && session.publish_if(generation, State::Ready(adopted.clone()))
-                {
-                    self.emit(Event::Adopted {
-                        session: session.name.clone(),
-                        version: found.version,
-                    });
-                }
-                return (self.after_insert(session, adopted), false);
+        // Extras that cannot be serialized: the set is used, never saved (as before a
+        // save that failed, it keeps the lease).
+        let (set, extras, unstorable) = match serde_json::to_value(&set.extras) {
+            Ok(json) => {
+                let (set, extras) = super::untyped(set, json);
+                (Arc::new(set), extras, false)
             }
-            Persisted::Removed => {
-                // Removed while the provider answered: the answer is dropped, not saved.
-                session.publish_if(
-                    generation,
-                    State::Absent {
-                        checked_at: self.clock.now(),
-                    },
-                );
-                return (Err(self.no_tokens(session)), false);
+            Err(_) => {
+                let (set, extras) = super::untyped(set, serde_json::Value::Null);
+                (Arc::new(set), extras, true)
             }
-            Persisted::Failed(error) => (base, false, Some(error)),
         };
-        let mut next = self.current_from(set, version, saved);
+        let (version, saved, failure) =
+            match self.persist(&session.key, &set, unstorable, base).await {
+                Persisted::Saved(version) => (Some(version), true, None),
+                Persisted::Superseded(found) => {
+                    // An insert replaced the set meanwhile: it has the last word.
+                    let adopted = found
+                        .value
+                        .into_tokens()
+                        .ok_or_else(|| {
+                            StoreError::Corrupt("a superseding record without tokens".into())
+                        })
+                        .map_err(Error::from)
+                        .and_then(from_stored)
+                        .map(|(set, extras)| {
+                            Arc::new(self.current_from(set, extras, Some(found.version), true))
+                        });
+                    if let Ok(adopted) = &adopted
+                        && session.publish_if(generation, State::Ready(adopted.clone()))
+                    {
+                        self.emit(Event::Adopted {
+                            session: session.name().clone(),
+                            version: found.version,
+                        });
+                    }
+                    return (self.after_insert(session, adopted), false);
+                }
+                Persisted::Removed => {
+                    // Removed while the provider answered: the answer is dropped, not saved.
+                    session.publish_if(
+                        generation,
+                        State::Absent {
+                            checked_at: self.clock.now(),
+                        },
+                    );
+                    return (Err(self.no_tokens(session)), false);
+                }
+                Persisted::Failed(error) => (base, false, Some(error)),
+            };
+        let mut next = self.current_from(set, extras, version, saved);
+        next.unstorable = unstorable;
         next.after_rejection = matches!(reason, Reason::Rejected(_));
         // Refreshes of one session are spaced by at least the minimum interval, whatever
         // the answer's expiries say.
         let earliest = later(now, self.config.min_refresh_interval);
         next.refresh_at = next.refresh_at.map(|at| at.max(earliest));
-        if next.set.access_expires_at.is_some_and(|at| at <= now) {
+        if next.stored.access_expires_at.is_some_and(|at| at <= now) {
             // Already expired on arrival: used all the same, for a short while, rather than
             // refreshed again at once.
             notes.push(ExpiryNote::AlreadyExpired);
@@ -316,22 +337,22 @@ impl<P: Provider> Inner<P> {
         if let Some(error) = &failure {
             tracing::error!(%error, "could not save the new token set; keeping it in memory");
             self.emit(Event::PersistFailed {
-                session: session.name.clone(),
+                session: session.name().clone(),
                 error: error.to_string(),
             });
         }
         tracing::info!(rotated, issued, saved, "token set refreshed");
         self.emit(Event::Refreshed {
-            session: session.name.clone(),
+            session: session.name().clone(),
             rotated,
             issued,
-            access_expires_at: next.set.access_expires_at,
+            access_expires_at: next.stored.access_expires_at,
             version: saved.then_some(version).flatten(),
         });
         for note in notes {
             tracing::warn!(note = note.as_str(), "the provider's expiry was adjusted");
             self.emit(Event::ExpiryAdjusted {
-                session: session.name.clone(),
+                session: session.name().clone(),
                 note,
             });
         }
@@ -351,7 +372,7 @@ impl<P: Provider> Inner<P> {
     ) -> Outcome<P::Extras> {
         match session.state.load().as_deref() {
             Some(State::Ready(current)) => Ok(current.clone()),
-            Some(State::Dead { reauth, .. }) => Err(Error::ReauthRequired(reauth.clone())),
+            Some(State::Dead { reauth, .. }) => Err(Error::ReauthRequired((**reauth).clone())),
             _ => fallback,
         }
     }
@@ -405,7 +426,7 @@ impl<P: Provider> Inner<P> {
             }
         };
         let dead = State::Dead {
-            reauth: reauth.clone(),
+            reauth: Box::new(reauth.clone()),
             // Not recorded: the refused version, so a later look at the store does not
             // take the dead token back for a live one.
             version: recorded.or(version),
@@ -428,7 +449,7 @@ impl<P: Provider> Inner<P> {
     ) -> Outcome<P::Extras> {
         tracing::warn!(kind = %error.kind(), %error, "refresh failed");
         self.emit(Event::RefreshFailed {
-            session: session.name.clone(),
+            session: session.name().clone(),
             kind: error.kind(),
             error: error.to_string(),
         });

@@ -12,7 +12,7 @@ use crate::clock::unix_nanos;
 use crate::error::{Error, Reauth};
 use crate::secret::AccessToken;
 use crate::store::{SessionKey, Version};
-use crate::token_set::TokenSet;
+use crate::token_set::{StoredTokenSet, TokenSet};
 
 pub(super) type Outcome<X> = Result<Arc<Current<X>>, Error>;
 
@@ -23,8 +23,9 @@ pub(super) struct Flight<X> {
 }
 
 pub(super) struct Session<X> {
+    /// The provider's name (shared by every session) and the session's (shared with the
+    /// map's key).
     pub(super) key: SessionKey,
-    pub(super) name: Arc<str>,
     /// `None` until loaded from the store.
     pub(super) state: ArcSwapOption<State<X>>,
     /// Bumped by every `insert` and `remove`; a refresh publishes only into the generation
@@ -36,7 +37,8 @@ pub(super) struct Session<X> {
     pub(super) cooldown: Cooldown,
     /// The last failure, answered again until the instant it holds instead of calling the
     /// provider (or the store) once per caller.
-    failure: Mutex<Option<(OffsetDateTime, Error)>>,
+    /// Boxed: rare, and an `Error` is large.
+    failure: Mutex<Option<Box<(OffsetDateTime, Error)>>>,
     /// Held by `insert` and `remove` for their whole write, and briefly by a refresh as it
     /// starts: a refresh never starts from a state an insert is about to replace.
     pub(super) writer: tokio::sync::Mutex<()>,
@@ -53,10 +55,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<X> Session<X> {
-    pub(super) fn new(key: SessionKey, name: Arc<str>) -> Self {
+    pub(super) fn new(key: SessionKey) -> Self {
         Self {
             key,
-            name,
             state: ArcSwapOption::empty(),
             generation: Mutex::new(0),
             flight: Mutex::new(None),
@@ -67,6 +68,11 @@ impl<X> Session<X> {
         }
     }
 
+    /// The session's name.
+    pub(super) fn name(&self) -> &Arc<str> {
+        self.key.session_shared()
+    }
+
     /// The access token, if the state is a set that is fresh at any instant up to
     /// `at_least`: no lock, no reference count touched but the token's own.
     pub(super) fn fresh_token(&self, at_least: i64) -> Option<AccessToken>
@@ -75,7 +81,7 @@ impl<X> Session<X> {
     {
         match self.state.load().as_deref()? {
             State::Ready(current) if current.fresh_at(at_least) => {
-                Some(current.set.access_token.clone())
+                Some(current.stored.access_token.clone())
             }
             _ => None,
         }
@@ -130,12 +136,12 @@ impl<X> Session<X> {
     pub(super) fn recent_failure(&self, now: OffsetDateTime) -> Option<Error> {
         lock(&self.failure)
             .as_ref()
-            .filter(|(until, _)| now < *until)
-            .map(|(_, error)| error.clone())
+            .filter(|failure| now < failure.0)
+            .map(|failure| failure.1.clone())
     }
 
     pub(super) fn remember_failure(&self, until: OffsetDateTime, error: Error) {
-        *lock(&self.failure) = Some((until, error));
+        *lock(&self.failure) = Some(Box::new((until, error)));
     }
 
     /// Counts a new user of the store lease.
@@ -192,7 +198,8 @@ pub(super) enum State<X> {
     /// Re-auth was signalled; nothing is refreshed until new tokens are inserted (here or,
     /// seen on a later look at the store, by another process).
     Dead {
-        reauth: Reauth,
+        /// Boxed: it is large, and the state of every live session pays for the largest.
+        reauth: Box<Reauth>,
         /// The store version holding the verdict, or (if it could not be recorded) the
         /// version whose refresh token was refused: anything else in the store is newer.
         version: Option<Version>,
@@ -202,7 +209,15 @@ pub(super) enum State<X> {
 }
 
 pub(super) struct Current<X> {
-    pub(super) set: TokenSet<X>,
+    /// The set in the form stores keep, its extras as JSON. A [`MemoryStore`] the manager
+    /// saves to keeps this very `Arc`: one copy of the set for both.
+    ///
+    /// [`MemoryStore`]: crate::MemoryStore
+    pub(super) stored: Arc<StoredTokenSet>,
+    /// The extras, typed.
+    pub(super) extras: X,
+    /// The extras could not be serialized: `stored` holds none, and the set is never saved.
+    pub(super) unstorable: bool,
     /// The store version this set is at (or, unsaved, the version it replaces).
     pub(super) version: Option<Version>,
     pub(super) saved: bool,
@@ -222,6 +237,25 @@ pub(super) struct Current<X> {
 }
 
 impl<X: Clone> Current<X> {
+    /// The access token.
+    pub(super) fn access_token(&self) -> &AccessToken {
+        &self.stored.access_token
+    }
+
+    /// The whole set, typed (for the provider and [`token_set`](crate::TokenManager::token_set)).
+    pub(super) fn set(&self) -> TokenSet<X> {
+        let stored = &*self.stored;
+        TokenSet {
+            access_token: stored.access_token.clone(),
+            refresh_token: stored.refresh_token.clone(),
+            access_expires_at: stored.access_expires_at,
+            refresh_expires_at: stored.refresh_expires_at,
+            token_type: stored.token_type.clone(),
+            scope: stored.scope.clone(),
+            extras: self.extras.clone(),
+        }
+    }
+
     /// Computes `fresh_until` from `refresh_at` and `usable_until`.
     pub(super) fn sealed(mut self) -> Self {
         let nanos = |at: Option<OffsetDateTime>| at.map_or(i64::MAX, unix_nanos);
@@ -247,7 +281,9 @@ impl<X: Clone> Current<X> {
     /// The same set, to be refreshed again no earlier than `at`.
     pub(super) fn retry_at(&self, at: OffsetDateTime) -> Self {
         Self {
-            set: self.set.clone(),
+            stored: self.stored.clone(),
+            extras: self.extras.clone(),
+            unstorable: self.unstorable,
             version: self.version,
             saved: self.saved,
             refresh_at: Some(match self.usable_until {
@@ -289,7 +325,7 @@ impl Reason {
     pub(super) fn satisfied_by<X: Clone>(&self, current: &Current<X>, now: OffsetDateTime) -> bool {
         match self {
             Self::Proactive | Self::Needed => current.fresh(now),
-            Self::Rejected(token) => current.set.access_token != *token || current.after_rejection,
+            Self::Rejected(token) => current.access_token() != token || current.after_rejection,
             Self::Forced => false,
         }
     }

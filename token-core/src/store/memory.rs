@@ -1,8 +1,8 @@
 //! The in-process store: the default, and the one to use when one process owns its sessions.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::{Lease, SessionKey, StoredRecord, TokenStore, Version, Versioned};
 use crate::error::StoreError;
+use crate::token_set::StoredTokenSet;
 
 /// Keeps token sets in memory. Cheap, and gone when the process ends. Managers sharing one
 /// `MemoryStore` (through `Arc`) also share its refresh leases, so they refresh a session
@@ -32,7 +33,7 @@ use crate::error::StoreError;
 /// ```
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    records: Mutex<HashMap<SessionKey, Versioned<StoredRecord>>>,
+    records: Mutex<HashMap<SessionKey, Entry>>,
     // One counter for all keys: versions then never repeat, even after a delete.
     next_version: AtomicU64,
     /// Refresh leases, for several managers sharing this store in one process.
@@ -55,19 +56,111 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionKey, Versioned<StoredRecord>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionKey, Entry>> {
         // A panic elsewhere while holding the lock cannot leave a record half-written
         // (records are replaced whole), so the data stays good.
         self.records
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    fn next_version(&self) -> Version {
+        self.next_version.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// `save` of a token set the caller keeps too (a `TokenManager`'s current set): the
+    /// store keeps the same `Arc`, not a copy.
+    pub(crate) fn save_shared(
+        &self,
+        key: &SessionKey,
+        set: &Arc<StoredTokenSet>,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        self.save_entry(key, Held::Tokens(set.clone()), expected)
+    }
+
+    /// Writes `set` whatever is stored (the application's own tokens, which have the last
+    /// word); returns the new version.
+    pub(crate) fn put_shared(&self, key: &SessionKey, set: &Arc<StoredTokenSet>) -> Version {
+        let mut records = self.lock();
+        let version = self.next_version();
+        let entry = Entry {
+            version,
+            record: Held::Tokens(set.clone()),
+        };
+        match records.get_mut(key) {
+            Some(found) => *found = entry,
+            None => {
+                records.insert(key.clone(), entry);
+            }
+        }
+        version
+    }
+
+    fn save_entry(
+        &self,
+        key: &SessionKey,
+        record: Held,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        let mut records = self.lock();
+        let found = records.get_mut(key);
+        let found_version = found.as_ref().map(|r| r.version);
+        if found_version != expected {
+            return Err(StoreError::Conflict {
+                expected,
+                found: found_version,
+            });
+        }
+        let version = self.next_version();
+        let entry = Entry { version, record };
+        match found {
+            Some(found) => *found = entry,
+            None => {
+                records.insert(key.clone(), entry);
+            }
+        }
+        Ok(version)
+    }
+}
+
+/// A stored record and its version. Token sets (nearly every record) sit behind an `Arc`
+/// that a manager may share: the map's slots stay small, and a manager's set is not copied.
+#[derive(Debug)]
+struct Entry {
+    version: Version,
+    record: Held,
+}
+
+#[derive(Debug)]
+enum Held {
+    Tokens(Arc<StoredTokenSet>),
+    Other(Box<StoredRecord>),
+}
+
+impl Held {
+    fn new(record: &StoredRecord) -> Self {
+        match record {
+            StoredRecord::Tokens(set) => Self::Tokens(Arc::new(set.clone())),
+            other => Self::Other(Box::new(other.clone())),
+        }
+    }
+
+    fn to_record(&self) -> StoredRecord {
+        match self {
+            Self::Tokens(set) => StoredRecord::Tokens((**set).clone()),
+            Self::Other(record) => (**record).clone(),
+        }
+    }
 }
 
 #[async_trait]
 impl TokenStore for MemoryStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
-        Ok(self.lock().get(key).cloned())
+        Ok(self.lock().get(key).map(|entry| Versioned {
+            version: entry.version,
+            value: entry.record.to_record(),
+        }))
     }
 
     async fn save(
@@ -76,20 +169,7 @@ impl TokenStore for MemoryStore {
         record: &StoredRecord,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
-        let mut records = self.lock();
-        let found = records.get(key).map(|r| r.version);
-        if found != expected {
-            return Err(StoreError::Conflict { expected, found });
-        }
-        let version = self.next_version.fetch_add(1, Ordering::Relaxed) + 1;
-        records.insert(
-            key.clone(),
-            Versioned {
-                version,
-                value: record.clone(),
-            },
-        );
-        Ok(version)
+        self.save_entry(key, Held::new(record), expected)
     }
 
     async fn delete(
@@ -174,6 +254,40 @@ mod tests {
             ),
             (v2, "b")
         );
+    }
+
+    #[tokio::test]
+    async fn a_shared_set_is_kept_not_copied_and_reads_back_like_a_saved_one() {
+        let store = MemoryStore::new();
+        let key = SessionKey::new("p", "s");
+        let set = Arc::new(
+            TokenSet::<serde_json::Value>::new(AccessToken::new("a"))
+                .to_stored()
+                .unwrap(),
+        );
+        assert!(
+            store.save_shared(&key, &set, Some(7)).is_err(),
+            "compare and swap"
+        );
+        let v1 = store.save_shared(&key, &set, None).unwrap();
+        assert_eq!(Arc::strong_count(&set), 2, "the store holds the same Arc");
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!(
+            (loaded.version, loaded.value.tokens().unwrap()),
+            (v1, &*set)
+        );
+        // `put_shared` overwrites whatever is there, at a new version.
+        let other = Arc::new(
+            TokenSet::<serde_json::Value>::new(AccessToken::new("b"))
+                .to_stored()
+                .unwrap(),
+        );
+        let v2 = store.put_shared(&key, &other);
+        assert!(v2 > v1);
+        assert_eq!(Arc::strong_count(&set), 1, "the old set is dropped");
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!(loaded.value.tokens().unwrap(), &*other);
+        assert_eq!(store.len(), 1);
     }
 
     #[tokio::test]

@@ -50,6 +50,11 @@ impl SessionKey {
     pub fn session(&self) -> &str {
         &self.session
     }
+
+    /// The session's name, shared.
+    pub(crate) fn session_shared(&self) -> &Arc<str> {
+        &self.session
+    }
 }
 
 impl fmt::Debug for SessionKey {
