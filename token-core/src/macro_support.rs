@@ -10,8 +10,7 @@ use time::OffsetDateTime;
 
 pub use crate::codec::{
     Endpoint, ErrorResponse, FromContext, RefusalReason, RequestContext, RequestError,
-    SignedRequestError,
-    TokenResponse,
+    SignedRequestError, TokenResponse,
 };
 pub use crate::error::{EndpointError, ErrorKind};
 pub use crate::expiry::{ExpiresIn, Iso8601, UnixMillis, UnixMillisText, UnixTime, jwt_exp};

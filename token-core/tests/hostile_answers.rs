@@ -467,31 +467,43 @@ fn a_token_with_a_control_character_is_refused_naming_the_field_not_the_value() 
 // ---- helpers -------------------------------------------------------------------------
 
 /// Runs `f` with a subscriber that records WARN lines, and returns them.
+/// The warnings `f` logs on this thread. One global subscriber (installed once) writes each
+/// line to the buffer of the thread that logged it: a thread-local default would race with
+/// other tests on tracing's callsite interest cache (a callsite first hit while no subscriber
+/// was interested stays off), and the warning would be lost now and then.
 fn capture_warnings(f: impl FnOnce()) -> String {
-    use std::sync::{Arc, Mutex};
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
+    use std::cell::RefCell;
+    use std::sync::{Arc, Mutex, Once};
+
+    thread_local! {
+        static CAPTURE: RefCell<Option<Arc<Mutex<Vec<u8>>>>> = const { RefCell::new(None) };
+    }
+    struct ThisThread;
+    impl std::io::Write for ThisThread {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
+            CAPTURE.with(|capture| {
+                if let Some(buffer) = &*capture.borrow() {
+                    buffer.lock().unwrap().extend_from_slice(bytes);
+                }
+            });
             Ok(bytes.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
     }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        // A callsite first hit by a concurrent test before this subscriber existed was
-        // cached as uninteresting: recompute with this subscriber in place.
-        tracing::callsite::rebuild_interest_cache();
-        f()
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(|| ThisThread)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
     });
-    String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    CAPTURE.with(|capture| *capture.borrow_mut() = Some(buffer.clone()));
+    f();
+    CAPTURE.with(|capture| *capture.borrow_mut() = None);
+    String::from_utf8(buffer.lock().unwrap().clone()).unwrap()
 }
