@@ -10,9 +10,12 @@
 //! | [`FAILURES`] | counter | `provider`, `kind` = the [`ErrorKind`](crate::ErrorKind) in snake case | refreshes that failed |
 //! | [`REAUTHS`] | counter | `provider` | sessions declared dead (re-auth required) |
 //! | [`PERSIST_FAILURES`] | counter | `provider` | new sets that could not be saved at once |
+//! | [`CACHE_HITS`] | counter | `provider` | `access_token` calls served by the fresh path, without a wait |
+//! | [`CACHE_MISSES`] | counter | `provider` | `access_token` calls that loaded, waited for or refreshed the session |
 //! | [`REFRESH_SECONDS`] | histogram | `provider`, `result` = `ok`, `error` | the provider calls of one refresh, retries included |
 //!
-//! Without a recorder each report is a no-op.
+//! Without a recorder each report is a no-op. The cache counters are registered when a
+//! manager is built: install the recorder before building managers.
 
 use std::time::Duration;
 
@@ -26,6 +29,10 @@ pub const FAILURES: &str = "token_refresh_failures_total";
 pub const REAUTHS: &str = "token_reauth_required_total";
 /// Counter of new sets whose first save failed.
 pub const PERSIST_FAILURES: &str = "token_persist_failures_total";
+/// Counter of `access_token` calls served by the fresh path.
+pub const CACHE_HITS: &str = "token_cache_hits_total";
+/// Counter of `access_token` calls that had to load, wait for or refresh the session.
+pub const CACHE_MISSES: &str = "token_cache_misses_total";
 /// Histogram of the time a refresh spent calling the provider, in seconds.
 pub const REFRESH_SECONDS: &str = "token_refresh_duration_seconds";
 
@@ -60,4 +67,20 @@ pub(crate) fn record_refresh(provider: &str, elapsed: Duration, ok: bool) {
     let result = if ok { "ok" } else { "error" };
     metrics::histogram!(REFRESH_SECONDS, "provider" => provider.to_owned(), "result" => result)
         .record(elapsed.as_secs_f64());
+}
+
+/// The cache counters of one manager: registered once, so the hot path only adds to an
+/// atomic.
+pub(crate) struct CacheCounters {
+    pub(crate) hits: metrics::Counter,
+    pub(crate) misses: metrics::Counter,
+}
+
+impl CacheCounters {
+    pub(crate) fn new(provider: &str) -> Self {
+        Self {
+            hits: metrics::counter!(CACHE_HITS, "provider" => provider.to_owned()),
+            misses: metrics::counter!(CACHE_MISSES, "provider" => provider.to_owned()),
+        }
+    }
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use http::StatusCode;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use token_core::metrics::{FAILURES, REAUTHS, REFRESH_SECONDS, REFRESHES};
+use token_core::metrics::{
+    CACHE_HITS, CACHE_MISSES, FAILURES, REAUTHS, REFRESH_SECONDS, REFRESHES,
+};
 use token_core::{
     AccessToken, CallContext, EndpointError, Error, ErrorKind, ManagerConfig, MemoryStore,
     NoExtras, Provider, ProviderError, RefreshToken, RetryPolicy, TokenManager, TokenSet,
@@ -79,6 +81,10 @@ async fn refreshes_failures_and_reauths_are_counted_by_provider() {
     assert_eq!(error.kind(), ErrorKind::Misconfigured);
     let error = manager.refresh_now("session-c").await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+    // Two reads of a fresh token (by name and by handle), and one of a session not cached.
+    manager.access_token("session-a").await.unwrap();
+    manager.session("session-a").access_token().await.unwrap();
+    manager.access_token("session-unknown").await.unwrap_err();
 
     let mut seen = Vec::new();
     for (key, _, _, value) in snapshotter.snapshot().into_vec() {

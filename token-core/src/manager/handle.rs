@@ -73,11 +73,13 @@ impl<P: Provider> SessionHandle<P> {
     /// A valid access token, as [`TokenManager::access_token`] gives for this session.
     pub async fn access_token(&self) -> Result<AccessToken, Error> {
         if let Some(token) = self.fresh_token() {
+            #[cfg(feature = "metrics")]
+            self.manager.inner.cache.hits.increment(1);
             return Ok(token);
         }
         // Everything else by name: after a `remove`, the name leads to the session's new
         // state, not to this handle's old one.
-        self.manager.access_token(self.session.name()).await
+        self.manager.slow_access_token(self.session.name()).await
     }
 
     /// As [`TokenManager::refresh_rejected`] for this session.

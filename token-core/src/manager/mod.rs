@@ -142,9 +142,10 @@ impl<P: Provider> TokenManagerBuilder<P> {
                 (memory.clone() as Arc<dyn TokenStore>, Some(memory))
             }
         };
+        let provider_name: Arc<str> = Arc::from(self.provider.name());
         Ok(TokenManager {
             inner: Arc::new(Inner {
-                provider_name: Arc::from(self.provider.name()),
+                provider_name: provider_name.clone(),
                 provider: self.provider,
                 store,
                 memory,
@@ -163,6 +164,8 @@ impl<P: Provider> TokenManagerBuilder<P> {
                 tasks: TaskTracker::new(),
                 closing: AtomicBool::new(false),
                 cooldown: session::Cooldown::default(),
+                #[cfg(feature = "metrics")]
+                cache: crate::metrics::CacheCounters::new(&provider_name),
             }),
         })
     }
@@ -246,8 +249,17 @@ impl<P: Provider> TokenManager<P> {
     /// Near expiry, one background refresh starts and the current token is returned.
     pub async fn access_token(&self, session: &str) -> Result<AccessToken, Error> {
         if let Some(token) = self.fresh_token(session) {
+            #[cfg(feature = "metrics")]
+            self.inner.cache.hits.increment(1);
             return Ok(token);
         }
+        self.slow_access_token(session).await
+    }
+
+    /// A token that the fresh path could not give: loaded, waited for or refreshed.
+    async fn slow_access_token(&self, session: &str) -> Result<AccessToken, Error> {
+        #[cfg(feature = "metrics")]
+        self.inner.cache.misses.increment(1);
         Ok(self.current(session).await?.access_token().clone())
     }
 
@@ -408,6 +420,9 @@ struct Inner<P: Provider> {
     closing: AtomicBool,
     /// No issuing call (a grant of the client's own) before this instant.
     cooldown: session::Cooldown,
+    /// Cache hits and misses, registered with the recorder installed at build time.
+    #[cfg(feature = "metrics")]
+    cache: crate::metrics::CacheCounters,
 }
 
 impl<P: Provider> Inner<P> {
