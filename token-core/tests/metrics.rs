@@ -119,6 +119,14 @@ async fn refreshes_failures_and_reauths_are_counted_by_provider() {
         find(REAUTHS, &["provider=scripted"]),
         &DebugValue::Counter(1)
     );
+    assert_eq!(
+        find(CACHE_HITS, &["provider=scripted"]),
+        &DebugValue::Counter(2)
+    );
+    assert_eq!(
+        find(CACHE_MISSES, &["provider=scripted"]),
+        &DebugValue::Counter(1)
+    );
     let DebugValue::Histogram(ok) = find(REFRESH_SECONDS, &["provider=scripted", "result=ok"])
     else {
         panic!("a histogram")
