@@ -71,7 +71,7 @@
 //! | `server` | no | `issuer`: the token issuing side a wallet serves refresh from |
 //! | `sandbox` | no | `sandbox` (and `server`): serve any provider's endpoints on 127.0.0.1 over the issuer, with faults |
 //! | `postgres` | no | `PostgresStore` and `PostgresIssuerStore`, for several replicas |
-//! | `metrics` | no | `metrics`: refreshes, failures by kind, re-auths and refresh latency through the `metrics` facade |
+//! | `metrics` | no | `metrics`: refreshes, failures by kind, re-auths, refresh latency and cache hits through the `metrics` facade |
 //! | `tower` | no | `tower::BearerLayer`: the bearer token for any tower HTTP client (hyper-util, tonic) |
 //!
 //! # Provider crates
