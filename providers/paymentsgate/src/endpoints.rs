@@ -6,7 +6,7 @@ use token_core::codec::Endpoint;
 use token_core::expiry::ExpiresIn;
 use token_core::{AccessToken, ClientSecret, RefreshToken, token_endpoint};
 
-use crate::provider::PaymentsgateConfig;
+use crate::config::PaymentsgateConfig;
 
 /// The issue endpoint's path.
 pub const ISSUE_PATH: &str = <IssueServiceToken as Endpoint>::PATH;

@@ -61,14 +61,16 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod config;
 mod endpoints;
 mod provider;
 #[cfg(feature = "sandbox")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sandbox")))]
 pub mod sandbox;
 
+pub use config::PaymentsgateConfig;
 pub use endpoints::{
     ISSUE_PATH, IssueError, IssueServiceToken, PaymentsgateError, PaymentsgateTokens, REFRESH_PATH,
     RefreshServiceToken,
 };
-pub use provider::{Paymentsgate, PaymentsgateConfig};
+pub use provider::Paymentsgate;

@@ -7,7 +7,7 @@ use token_core::codec::Endpoint;
 use token_core::expiry::ExpiresIn;
 use token_core::{AccessToken, RefreshToken, token_endpoint};
 
-use crate::provider::VaultistConfig;
+use crate::config::VaultistConfig;
 
 /// The refresh endpoint's path (v3, and v2 as this crate assumes).
 pub const REFRESH_PATH: &str = <RefreshV3 as Endpoint>::PATH;

@@ -59,14 +59,16 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod config;
 mod endpoints;
 mod provider;
 #[cfg(feature = "sandbox")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sandbox")))]
 pub mod sandbox;
 
+pub use config::{ApiVersion, VaultistConfig};
 pub use endpoints::{
     REFRESH_PATH, RefreshV2, RefreshV3, VaultistCode, VaultistError, VaultistExtras,
     VaultistTokens, VaultistV2Error, VaultistV2Status,
 };
-pub use provider::{ApiVersion, Vaultist, VaultistConfig};
+pub use provider::Vaultist;

@@ -1,60 +1,11 @@
-//! [`Vaultist`]: the refresh of the configured API version, for the manager, and its config.
+//! [`Vaultist`]: the refresh of the configured API version, for the manager.
 
-use serde::{Deserialize, Serialize};
 use token_core::async_trait;
 use token_core::{CallContext, Error, FromContext, Provider, RequestContext, TokenSet};
 use url::Url;
 
+use crate::config::{ApiVersion, VaultistConfig};
 use crate::endpoints::{RefreshV2, RefreshV3, VaultistExtras};
-
-/// A Vault.ist partner. See the crate docs for the JSON keys.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct VaultistConfig {
-    /// The partner id (the v3 `partnerId` header).
-    pub partner_id: i32,
-    /// Which request and error shape to use.
-    #[serde(default)]
-    pub api_version: ApiVersion,
-    /// Sent as `X-Merchant-ID` when set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub merchant_id: Option<String>,
-}
-
-impl VaultistConfig {
-    /// Partner `partner_id` on the v3 API, no merchant id.
-    pub fn new(partner_id: i32) -> Self {
-        Self {
-            partner_id,
-            api_version: ApiVersion::V3,
-            merchant_id: None,
-        }
-    }
-
-    /// Uses `version`.
-    pub fn with_api_version(mut self, version: ApiVersion) -> Self {
-        self.api_version = version;
-        self
-    }
-
-    /// Sends `X-Merchant-ID: merchant_id`.
-    pub fn with_merchant_id(mut self, merchant_id: impl Into<String>) -> Self {
-        self.merchant_id = Some(merchant_id.into());
-        self
-    }
-}
-
-/// The Vault.ist API version whose refresh shape to use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ApiVersion {
-    /// Headers `partnerId` and `grantType`, body `{"refreshToken"}`.
-    #[default]
-    V3,
-    /// Body `{"grant_type", "refresh_token"}`; answers carry `scope` and `user_id`.
-    V2,
-}
 
 /// Vault.ist at `base_url`. It cannot obtain tokens without the user's login: a dead refresh
 /// token is a re-auth signal.
