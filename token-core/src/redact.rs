@@ -12,6 +12,9 @@ pub trait Secret {
     fn expose_secret(&self) -> &str;
 }
 
+/// The text every secret prints instead of its value.
+pub const REDACTED: &str = "[redacted]";
+
 /// How much of a raw body a parse error keeps.
 pub const MAX_KEPT_BODY: usize = 1024;
 
@@ -132,7 +135,7 @@ pub fn scrub_secrets(text: &str, known: &[&str]) -> String {
     for (at, ch) in text.char_indices() {
         if masked[at..at + ch.len_utf8()].contains(&true) {
             if !in_run {
-                out.push_str(crate::secret::REDACTED);
+                out.push_str(REDACTED);
                 in_run = true;
             }
         } else {
@@ -189,7 +192,7 @@ fn scrub_text(text: &str) -> String {
             out.push('"');
         }
         if end > 0 {
-            out.push_str(crate::secret::REDACTED);
+            out.push_str(REDACTED);
         }
         rest = &value[end..];
     }
@@ -203,7 +206,7 @@ fn scrub_json(value: &mut serde_json::Value) {
             for (key, value) in map.iter_mut() {
                 let lower = key.to_ascii_lowercase();
                 if value.is_string() && SECRET_KEYS.contains(&lower.as_str()) {
-                    *value = serde_json::Value::String(crate::secret::REDACTED.to_owned());
+                    *value = serde_json::Value::String(REDACTED.to_owned());
                 } else {
                     scrub_json(value);
                 }
@@ -251,7 +254,7 @@ mod tests {
                 !shown.contains("CUT-OFF") && !shown.contains("FORM") && !shown.contains("ESCAPED"),
                 "{shown}"
             );
-            assert!(shown.contains(crate::secret::REDACTED), "{shown}");
+            assert!(shown.contains(REDACTED), "{shown}");
         }
         let shown = scrub_body(b"<html>error: bad gateway, code=502 at 10:30</html>", &[]);
         assert_eq!(

@@ -9,8 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-/// The text every secret prints instead of its value.
-pub const REDACTED: &str = "[redacted]";
+pub use crate::redact::REDACTED;
 
 macro_rules! secret_type {
     ($(#[$meta:meta])* $name:ident) => {

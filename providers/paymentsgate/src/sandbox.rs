@@ -32,8 +32,8 @@ use token_core::issuer::{AccessTokenFormat, IssuerConfig};
 use token_core::sandbox::endpoint::{Refusal, RefusalReason, ServeEndpoint};
 use token_core::sandbox::{RunningSandbox, Sandbox, SandboxBuilder, SandboxContext, SandboxError};
 
-use crate::endpoints::{ISSUE_PATH, IssueServiceToken, REFRESH_PATH, RefreshServiceToken};
 use crate::config::PaymentsgateConfig;
+use crate::endpoints::{ISSUE_PATH, IssueServiceToken, REFRESH_PATH, RefreshServiceToken};
 
 /// The issuer as Paymentsgate documents it: JWT access tokens that last 3600 s.
 pub fn issuer_config() -> IssuerConfig {
