@@ -169,6 +169,9 @@ pub struct RequestWriter {
     headers: Vec<(&'static str, String)>,
     query: Vec<(&'static str, String)>,
     json: Map<String, Value>,
+    /// The JSON body's top-level members in the order they were written (declaration
+    /// order): `json` alone would write them sorted.
+    json_order: Vec<String>,
     form: Vec<(&'static str, String)>,
     bearer: Option<String>,
     basic: (Option<String>, Option<String>),
@@ -184,10 +187,18 @@ impl RequestWriter {
             headers: Vec::new(),
             query: Vec::new(),
             json: Map::new(),
+            json_order: Vec::new(),
             form: Vec::new(),
             bearer: None,
             basic: (None, None),
             error: None,
+        }
+    }
+
+    /// Records a top-level JSON member the first time it is written.
+    fn note_member(&mut self, name: &str) {
+        if !self.json_order.iter().any(|known| known == name) {
+            self.json_order.push(name.to_owned());
         }
     }
 
@@ -196,6 +207,7 @@ impl RequestWriter {
         match at {
             Some(at) => self.put_text(at, name, value.to_owned()),
             None if self.format == BodyFormat::Json => {
+                self.note_member(name.split('.').next().unwrap_or(name));
                 insert_path(&mut self.json, name, Value::from(value))
             }
             None => self.form.push((name, value.to_owned())),
@@ -222,6 +234,7 @@ impl RequestWriter {
     pub fn json<T: Serialize>(&mut self, name: &'static str, value: &T) {
         match serde_json::to_value(value) {
             Ok(value) => {
+                self.note_member(name);
                 self.json.insert(name.to_owned(), value);
             }
             Err(_) => {
@@ -255,7 +268,7 @@ impl RequestWriter {
         let body = match self.format {
             BodyFormat::Json if !self.json.is_empty() => {
                 builder = builder.header(http::header::CONTENT_TYPE, "application/json");
-                serde_json::to_vec(&Value::Object(self.json)).map_err(|e| {
+                serde_json::to_vec(&Ordered(&self.json_order, &self.json)).map_err(|e| {
                     EndpointError::Encode(format!("could not write the JSON body: {e}"))
                 })?
             }
@@ -295,6 +308,22 @@ impl RequestWriter {
         builder
             .body(body)
             .map_err(|e| EndpointError::Encode(format!("could not build the request: {e}")))
+    }
+}
+
+/// A JSON object written with its members in a given order.
+struct Ordered<'a>(&'a [String], &'a Map<String, Value>);
+
+impl Serialize for Ordered<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for name in self.0 {
+            if let Some(value) = self.1.get(name) {
+                map.serialize_entry(name, value)?;
+            }
+        }
+        map.end()
     }
 }
 

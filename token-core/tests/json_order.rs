@@ -1,0 +1,50 @@
+//! A JSON request body keeps its members in declaration order (serde_json's map alone would
+//! sort them), and the server side reads it back whatever the order.
+
+use token_core::codec::Endpoint;
+use token_core::{AccessToken, RefreshToken, token_endpoint};
+
+#[token_endpoint(response)]
+pub struct Tokens {
+    #[token(access_token)]
+    pub access_token: AccessToken,
+}
+
+#[token_endpoint(error)]
+pub struct Failure {
+    #[token(code)]
+    pub error: String,
+}
+
+#[token_endpoint(post = "/token", json, rename_all = "camelCase", response = Tokens,
+                 error = Failure, body(name = "grantType", value = "refresh_token"))]
+pub struct Refresh {
+    pub zone: String,
+    pub refresh_token: RefreshToken,
+    pub app_id: Option<String>,
+}
+
+#[test]
+fn members_are_written_in_declaration_order_and_read_back() {
+    let refresh = Refresh {
+        zone: "eu".into(),
+        refresh_token: RefreshToken::new("rt"),
+        app_id: Some("app".into()),
+    };
+    let request = refresh
+        .encode_request(&"https://id.example".parse().unwrap())
+        .unwrap();
+    let body = std::str::from_utf8(request.body()).unwrap();
+    let at = |member: &str| {
+        body.find(&format!("\"{member}\""))
+            .unwrap_or_else(|| panic!("{member} in {body}"))
+    };
+    assert!(
+        at("zone") < at("refreshToken") && at("refreshToken") < at("appId"),
+        "{body}"
+    );
+    assert!(body.contains(r#""grantType":"refresh_token""#), "{body}");
+    let back = Refresh::decode_request(&request).unwrap();
+    assert_eq!(back.zone, "eu");
+    assert_eq!(back.app_id.as_deref(), Some("app"));
+}
