@@ -1,0 +1,90 @@
+//! A provider whose extras cannot be serialized: the refreshed tokens are used all the same
+//! (the old refresh token is already spent), the store keeps what it had (nothing half
+//! written), and the failed save is reported.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize, Serializer};
+use token_core::store::{SessionKey, TokenStore};
+use token_core::{
+    AccessToken, CallContext, Error, Event, MemoryStore, Provider, RefreshToken, TokenManager,
+    TokenSet, async_trait,
+};
+
+/// Extras that refuse to be written (a map with non-string keys, a failing custom impl...).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+struct Unwritable;
+
+impl Serialize for Unwritable {
+    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("this value cannot be written"))
+    }
+}
+
+struct Odd;
+
+#[async_trait]
+impl Provider for Odd {
+    type Extras = Unwritable;
+
+    fn name(&self) -> &str {
+        "odd"
+    }
+
+    async fn refresh(
+        &self,
+        cx: &CallContext,
+        _: &TokenSet<Unwritable>,
+    ) -> Result<TokenSet<Unwritable>, Error> {
+        Ok(TokenSet::new(AccessToken::new("at-new"))
+            .with_refresh_token(RefreshToken::new("rt-new"))
+            .with_access_expires_at(cx.now() + time::Duration::hours(1)))
+    }
+}
+
+#[tokio::test]
+async fn the_refreshed_set_is_used_and_the_failed_save_reported_without_touching_the_store() {
+    let store = Arc::new(MemoryStore::new());
+    let manager = TokenManager::builder(Odd)
+        .shared_store(store.clone())
+        .build()
+        .unwrap();
+    let mut events = manager.subscribe();
+    // A set without extras is stored as such; only the provider's answer carries them.
+    let key = SessionKey::new("odd", "s");
+    let first = TokenSet::<serde_json::Value>::new(AccessToken::new("at-old"))
+        .with_refresh_token(RefreshToken::new("rt-old"))
+        .to_stored()
+        .unwrap();
+    let version = store.save(&key, &first.into(), None).await.unwrap();
+
+    let token = manager.refresh_now("s").await.unwrap();
+    assert_eq!(
+        token.expose_secret(),
+        "at-new",
+        "the provider's answer is used"
+    );
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-new"
+    );
+
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(
+        stored.version, version,
+        "nothing was written over the stored set"
+    );
+    // Reported during the refresh, so already queued (no wait).
+    let mut failed = None;
+    while let Ok(event) = events.try_recv() {
+        if let Event::PersistFailed { error, .. } = event {
+            failed = Some(error);
+        }
+    }
+    let failed = failed.expect("a PersistFailed event");
+    assert!(failed.contains("extras"), "{failed}");
+    assert!(
+        !failed.contains("at-new") && !failed.contains("rt-new"),
+        "{failed}"
+    );
+}
