@@ -4,12 +4,14 @@
 
 use std::sync::Arc;
 
-#[cfg(feature = "middleware")]
+#[cfg(any(feature = "middleware", feature = "tower"))]
 use arc_swap::ArcSwapOption;
 #[cfg(feature = "middleware")]
 use async_trait::async_trait;
+#[cfg(any(feature = "middleware", feature = "tower"))]
+use http::HeaderValue;
 #[cfg(feature = "middleware")]
-use http::{Extensions, HeaderValue, StatusCode, header::AUTHORIZATION};
+use http::{Extensions, StatusCode, header::AUTHORIZATION};
 #[cfg(feature = "middleware")]
 use reqwest::{Request, Response};
 #[cfg(feature = "middleware")]
@@ -19,7 +21,7 @@ use reqwest_middleware::{Middleware, Next};
 use crate::manager::{SessionHandle, TokenManager};
 #[cfg(feature = "middleware")]
 use crate::provider::Provider;
-#[cfg(feature = "middleware")]
+#[cfg(any(feature = "middleware", feature = "tower"))]
 use crate::secret::AccessToken;
 
 #[cfg(feature = "middleware")]
@@ -42,8 +44,7 @@ use crate::secret::AccessToken;
 /// ```
 pub struct BearerAuth<P: Provider> {
     target: Target<P>,
-    /// The `Authorization` value of the last token sent, built once per token.
-    header: ArcSwapOption<Bearer>,
+    header: BearerHeader,
 }
 
 #[cfg(feature = "middleware")]
@@ -54,11 +55,40 @@ enum Target<P: Provider> {
     PerRequest(TokenManager<P>),
 }
 
-#[cfg(feature = "middleware")]
+#[cfg(any(feature = "middleware", feature = "tower"))]
+/// The `Authorization` value of the last token sent, built once per token (the usual case:
+/// a token serves many requests), for [`BearerAuth`] and the tower layer alike.
+#[derive(Default)]
+pub(crate) struct BearerHeader(ArcSwapOption<Bearer>);
+
+#[cfg(any(feature = "middleware", feature = "tower"))]
 /// A token and its `Authorization` value.
 struct Bearer {
     token: AccessToken,
     value: HeaderValue,
+}
+
+#[cfg(any(feature = "middleware", feature = "tower"))]
+impl BearerHeader {
+    /// `Bearer <token>`, marked sensitive (kept out of `Debug` and HPACK tables): the last
+    /// value built if it was for the same token, else a new one.
+    pub(crate) fn value(&self, token: &AccessToken) -> Result<HeaderValue, crate::Error> {
+        if let Some(last) = &*self.0.load()
+            && last.token == *token
+        {
+            return Ok(last.value.clone());
+        }
+        let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose_secret()))
+            .map_err(|_| {
+                crate::Error::Config("the access token is not a valid header value".into())
+            })?;
+        value.set_sensitive(true);
+        self.0.store(Some(Arc::new(Bearer {
+            token: token.clone(),
+            value: value.clone(),
+        })));
+        Ok(value)
+    }
 }
 
 #[cfg(feature = "middleware")]
@@ -73,7 +103,7 @@ impl<P: Provider> BearerAuth<P> {
     pub fn for_session(session: SessionHandle<P>) -> Self {
         Self {
             target: Target::One(session),
-            header: ArcSwapOption::empty(),
+            header: BearerHeader::default(),
         }
     }
 
@@ -82,7 +112,7 @@ impl<P: Provider> BearerAuth<P> {
     pub fn per_request(manager: TokenManager<P>) -> Self {
         Self {
             target: Target::PerRequest(manager),
-            header: ArcSwapOption::empty(),
+            header: BearerHeader::default(),
         }
     }
 
@@ -93,20 +123,11 @@ impl<P: Provider> BearerAuth<P> {
         }
     }
 
-    /// The `Authorization` value for `token`: the last one built if it was for the same
-    /// token (the usual case: a token serves many requests), else a new one.
+    /// The `Authorization` value for `token`.
     fn header(&self, token: &AccessToken) -> reqwest_middleware::Result<HeaderValue> {
-        if let Some(last) = &*self.header.load()
-            && last.token == *token
-        {
-            return Ok(last.value.clone());
-        }
-        let value = bearer_value(token)?;
-        self.header.store(Some(Arc::new(Bearer {
-            token: token.clone(),
-            value: value.clone(),
-        })));
-        Ok(value)
+        self.header
+            .value(token)
+            .map_err(reqwest_middleware::Error::middleware)
     }
 }
 
@@ -215,17 +236,4 @@ impl<P: Provider> BearerAuth<P> {
             .insert(AUTHORIZATION, self.header(&fresh)?);
         next.run(again, extensions).await
     }
-}
-
-#[cfg(feature = "middleware")]
-/// `Bearer <token>`, marked sensitive (kept out of `Debug` and HPACK tables).
-fn bearer_value(token: &AccessToken) -> reqwest_middleware::Result<HeaderValue> {
-    let mut value =
-        HeaderValue::try_from(format!("Bearer {}", token.expose_secret())).map_err(|_| {
-            reqwest_middleware::Error::middleware(crate::Error::Config(
-                "the access token is not a valid header value".into(),
-            ))
-        })?;
-    value.set_sensitive(true);
-    Ok(value)
 }

@@ -38,15 +38,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{HeaderValue, StatusCode, header::AUTHORIZATION};
+use http::{StatusCode, header::AUTHORIZATION};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::error::Error;
 use crate::manager::TokenManager;
-use crate::middleware::{NoResend, Session};
+use crate::middleware::{BearerHeader, NoResend, Session};
 use crate::provider::Provider;
-use crate::secret::AccessToken;
 
 /// Whether a request can be sent again after a 401: [`Resend`] for bodies that can be cloned
 /// (`String`, `Full<Bytes>`, `Vec<u8>`), [`RefreshOnly`] for any body.
@@ -93,6 +92,8 @@ pub struct BearerLayer<P: Provider, R = Resend> {
     manager: TokenManager<P>,
     session: Option<Arc<str>>,
     policy: R,
+    /// The last token's `Authorization` value, shared by every service the layer makes.
+    header: Arc<BearerHeader>,
 }
 
 impl<P: Provider, R: Clone> Clone for BearerLayer<P, R> {
@@ -101,6 +102,7 @@ impl<P: Provider, R: Clone> Clone for BearerLayer<P, R> {
             manager: self.manager.clone(),
             session: self.session.clone(),
             policy: self.policy.clone(),
+            header: self.header.clone(),
         }
     }
 }
@@ -113,6 +115,7 @@ impl<P: Provider> BearerLayer<P> {
             manager,
             session: Some(session.into()),
             policy: Resend,
+            header: Arc::default(),
         }
     }
 
@@ -123,6 +126,7 @@ impl<P: Provider> BearerLayer<P> {
             manager,
             session: None,
             policy: Resend,
+            header: Arc::default(),
         }
     }
 }
@@ -134,6 +138,7 @@ impl<P: Provider, R> BearerLayer<P, R> {
             manager: self.manager,
             session: self.session,
             policy,
+            header: self.header,
         }
     }
 }
@@ -146,6 +151,7 @@ impl<P: Provider, R: Clone, S> Layer<S> for BearerLayer<P, R> {
             manager: self.manager.clone(),
             session: self.session.clone(),
             policy: self.policy.clone(),
+            header: self.header.clone(),
             inner,
         }
     }
@@ -156,6 +162,7 @@ pub struct BearerService<P: Provider, S, R = Resend> {
     manager: TokenManager<P>,
     session: Option<Arc<str>>,
     policy: R,
+    header: Arc<BearerHeader>,
     inner: S,
 }
 
@@ -165,6 +172,7 @@ impl<P: Provider, S: Clone, R: Clone> Clone for BearerService<P, S, R> {
             manager: self.manager.clone(),
             session: self.session.clone(),
             policy: self.policy.clone(),
+            header: self.header.clone(),
             inner: self.inner.clone(),
         }
     }
@@ -215,6 +223,7 @@ where
             .map(|Session(name)| name.clone())
             .or_else(|| self.session.clone());
         let policy = self.policy.clone();
+        let header = self.header.clone();
         Box::pin(async move {
             let session = session.ok_or_else(|| {
                 BearerError::Token(Error::Config(
@@ -226,9 +235,10 @@ where
                 .await
                 .map_err(BearerError::Token)?;
             let again = policy.copy(&request);
-            request
-                .headers_mut()
-                .insert(AUTHORIZATION, bearer(&token).map_err(BearerError::Token)?);
+            request.headers_mut().insert(
+                AUTHORIZATION,
+                header.value(&token).map_err(BearerError::Token)?,
+            );
             let response = inner.call(request).await.map_err(BearerError::Inner)?;
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
@@ -246,9 +256,10 @@ where
                 // token, and its answer stands.
                 return Ok(response);
             }
-            again
-                .headers_mut()
-                .insert(AUTHORIZATION, bearer(&fresh).map_err(BearerError::Token)?);
+            again.headers_mut().insert(
+                AUTHORIZATION,
+                header.value(&fresh).map_err(BearerError::Token)?,
+            );
             // The inner service was ready for the first call only; wait for it again.
             std::future::poll_fn(|cx| inner.poll_ready(cx))
                 .await
@@ -256,12 +267,4 @@ where
             inner.call(again).await.map_err(BearerError::Inner)
         })
     }
-}
-
-/// `Bearer <token>`, marked sensitive (HTTP/2 never indexes it, `Debug` hides it).
-pub(crate) fn bearer(token: &AccessToken) -> Result<HeaderValue, Error> {
-    let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose_secret()))
-        .map_err(|_| Error::Config("the access token is not a valid header value".into()))?;
-    value.set_sensitive(true);
-    Ok(value)
 }
