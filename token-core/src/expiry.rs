@@ -19,7 +19,23 @@ pub const EARLIEST: OffsetDateTime = OffsetDateTime::UNIX_EPOCH;
 /// The latest expiry instant a provider's answer can give: a lifetime beyond it ends there.
 /// A thousand years below the last representable instant, so that adding any sane duration
 /// to an expiry cannot overflow.
-pub const LATEST: OffsetDateTime = time::macros::datetime!(9000-01-01 00:00 UTC);
+pub const LATEST: OffsetDateTime = utc(9000, time::Month::January, 1, (0, 0, 0));
+
+/// A UTC instant from its calendar parts, for constants (a wrong date fails to compile).
+pub(crate) const fn utc(
+    year: i32,
+    month: time::Month,
+    day: u8,
+    (hour, minute, second): (u8, u8, u8),
+) -> OffsetDateTime {
+    match time::Date::from_calendar_date(year, month, day) {
+        Ok(date) => match date.with_hms(hour, minute, second) {
+            Ok(at) => at.assume_utc(),
+            Err(_) => panic!("not a time of day"),
+        },
+        Err(_) => panic!("not a calendar date"),
+    }
+}
 
 /// An instant a provider sent, made safe for arithmetic: `None` before [`EARLIEST`], capped
 /// at [`LATEST`].

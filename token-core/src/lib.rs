@@ -66,7 +66,9 @@
 //! | `middleware` | yes | `middleware::BearerAuth` for reqwest-middleware clients |
 //! | `rustls` | yes | TLS by rustls with aws-lc-rs (its build compiles the aws-lc C library) |
 //! | `rustls-ring` | no | TLS by rustls with ring, installed as rustls' process default; with `default-features = false` no aws-lc |
-//! | `native-tls` | no | TLS by the platform's library (OpenSSL on Linux) |
+//! | `native-tls` | no | TLS by the platform's library (OpenSSL on Linux), with `rustcrypto` |
+//! | `rustcrypto` | no | SHA-256 and HMAC from the RustCrypto crates; with `rustls` or `rustls-ring` they come from aws-lc-rs or ring, which rustls brings anyway |
+//! | `idna-unicode-rs` | yes | `url`'s IDNA by the unicode-rs tables (`idna_adapter` 1.1) instead of ICU4X: the same UTS 46 mapping, about twenty fewer crates; without it the application's `Cargo.lock` chooses |
 //! | `http2` | no | HTTP/2 in `ReqwestClient` (token endpoints answer HTTP/1.1) |
 //! | `server` | no | `issuer`: the token issuing side a wallet serves refresh from |
 //! | `sandbox` | no | `sandbox` (and `server`): serve any provider's endpoints on 127.0.0.1 over the issuer, with faults |
@@ -83,12 +85,15 @@
 //! | `token-provider-vaultist` | Vault.ist v3 and v2 |
 //! | `token-provider-maya` | Maya Mini App and Maya Connect, with the Session URL receiver |
 //! | `token-provider-alipayplus` | Alipay+ `applyToken`, RSA256 signatures, and the MPP side |
+//! | `token-provider-wechat` | WeChat OAuth web login refresh (`/sns/oauth2/refresh_token`) |
+//! | `token-provider-lazada` | Lazada Open Platform `/auth/token/refresh`, HMAC-signed |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod clock;
 pub mod codec;
+mod crypto;
 pub mod error;
 pub mod expiry;
 #[cfg(feature = "server")]

@@ -19,7 +19,6 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha256};
 
 use crate::secret::REDACTED;
 
@@ -65,7 +64,8 @@ impl PkceVerifier {
 
 /// The S256 challenge of `verifier` (what a server compares with the stored challenge).
 pub fn challenge_s256(verifier: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(crate::crypto::sha256(verifier.as_bytes()))
 }
 
 /// A verifier that is not 43 to 128 characters of `A-Z a-z 0-9 - . _ ~`.

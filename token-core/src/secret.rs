@@ -7,7 +7,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha256};
 
 pub use crate::redact::REDACTED;
 
@@ -105,7 +104,7 @@ pub struct Fingerprint([u8; 4]);
 
 impl Fingerprint {
     fn of(value: &str) -> Self {
-        let digest = Sha256::digest(value.as_bytes());
+        let digest = crate::crypto::sha256(value.as_bytes());
         Self([digest[0], digest[1], digest[2], digest[3]])
     }
 }

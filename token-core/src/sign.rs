@@ -38,8 +38,6 @@
 //! [`Signer`](crate::Signer) instead.
 
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 use crate::error::EndpointError;
 use crate::secret::ClientSecret;
@@ -286,10 +284,7 @@ impl RequestSignature {
 /// assert_eq!(mac[..4], [0x6e, 0x9e, 0xf2, 0x9b]);
 /// ```
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    // HMAC takes a key of any length.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
-    mac.update(message);
-    mac.finalize().into_bytes().into()
+    crate::crypto::hmac_sha256(key, message)
 }
 
 /// Whether `a == b`, in a time that depends on their lengths only.

@@ -42,7 +42,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::clock::Clock;
@@ -460,7 +459,7 @@ pub struct TokenHash([u8; 32]);
 impl TokenHash {
     /// The hash of `token`.
     pub fn of(token: &str) -> Self {
-        Self(Sha256::digest(token.as_bytes()).into())
+        Self(crate::crypto::sha256(token.as_bytes()))
     }
 
     /// A hash read back from storage.

@@ -335,9 +335,10 @@ impl Reason {
 pub(super) const MAX_COOLDOWN: Duration = Duration::from_secs(3600);
 
 /// The latest representable instant: what "now plus a huge duration" saturates to.
-const FAR_FUTURE: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+const FAR_FUTURE: OffsetDateTime =
+    crate::expiry::utc(9999, time::Month::December, 31, (23, 59, 59));
 /// The earliest representable instant.
-const FAR_PAST: OffsetDateTime = time::macros::datetime!(-9999-01-01 00:00 UTC);
+const FAR_PAST: OffsetDateTime = crate::expiry::utc(-9999, time::Month::January, 1, (0, 0, 0));
 
 /// `at + by`, saturating instead of overflowing.
 pub(super) fn later(at: OffsetDateTime, by: Duration) -> OffsetDateTime {

@@ -24,9 +24,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::crypto::Sha256;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::{Lease, SessionKey, StoredRecord, TokenStore, Version, Versioned};
 use crate::clock::{Clock, SystemClock};
@@ -477,11 +477,7 @@ fn record_stem(key: &SessionKey) -> String {
     hasher.update(key.provider().as_bytes());
     hasher.update((key.session().len() as u64).to_be_bytes());
     hasher.update(key.session().as_bytes());
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hasher.finish().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn record_path(dir: &Path, key: &SessionKey) -> PathBuf {
