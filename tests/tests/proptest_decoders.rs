@@ -360,10 +360,11 @@ decoders! {
         token_provider_oauth2::RefreshTokenGrant {
             refresh_token: refresh_token(),
             scope: Some("payments".into()),
-            client_id: None,
-            client_secret: None,
-            basic_user: Some("app-1".into()),
-            basic_password: Some("s3cret".into()),
+            client: token_provider_oauth2::ClientAuthentication {
+                basic_user: Some("app-1".into()),
+                basic_password: Some("s3cret".into()),
+                ..Default::default()
+            },
         };
     maya: token_provider_maya::MiniAppRefresh, support::Maya, maya_request();
     alipayplus: token_provider_alipayplus::ApplyToken, support::AlipayPlus, alipay_request();

@@ -13,12 +13,13 @@ use time::OffsetDateTime;
 
 use crate::error::{EndpointError, ErrorKind, ProviderError};
 
+use crate::macro_support::{At, RequestReader, RequestWriter};
 /// The traits the types of annotated fields implement; a diagnostic names the one a field's
 /// type misses. Implemented for the types the `#[token_endpoint]` docs list (and by the
 /// macro for error-code enums); implement them for a type of your own to use it in that
 /// role.
 pub use crate::macro_support::{ErrorCode, ExpiryField, StatusField, TextSlot, TextValue};
-use crate::secret::{AccessToken, AuthCode, RefreshToken};
+use crate::secret::{AccessToken, AuthCode, ClientSecret, RefreshToken};
 use crate::sign::{RequestSignature, SignatureError};
 use crate::token_set::{Extras, TokenSet};
 
@@ -162,6 +163,89 @@ fn missing(what: &str) -> EndpointError {
 pub trait FromContext<C: ?Sized>: Sized {
     /// Builds the request.
     fn from_context(cx: &RequestContext<'_, C>) -> Result<Self, EndpointError>;
+}
+
+/// A group of request fields declared once, `#[token_endpoint(fields, ...)]`, and written
+/// into each request that flattens it, `#[token(flatten)]`: the group's fields go where they
+/// would go as the request's own, at the `flatten` field's position, and are read back,
+/// scrubbed, signed and filled from the context with the request's. See
+/// [`token_endpoint`](crate::token_endpoint#field-groups).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a field group",
+    label = "the `flatten` field's type",
+    note = "a flattened field's type is a struct annotated `#[token_endpoint(fields, ...)]`"
+)]
+pub trait FieldGroup: Sized {
+    /// Where each field goes, so that a request flattening the group checks at compile time
+    /// that none of its own fields goes to the same place.
+    #[doc(hidden)]
+    const WIRES: &'static [(At, &'static str)];
+
+    /// Client side: writes the fields into the request being encoded.
+    #[doc(hidden)]
+    fn write_fields(&self, writer: &mut RequestWriter);
+
+    /// Server side: reads the fields back from a request.
+    #[doc(hidden)]
+    fn read_fields(reader: &RequestReader<'_>) -> Result<Self, RequestError>;
+
+    /// The raw secrets the group carries, as [`Endpoint::secrets`] lists a request's.
+    fn secrets(&self) -> Vec<&str>;
+
+    /// The group filled from `cx`, by its [`FromContext`].
+    #[doc(hidden)]
+    fn from_context<C: ?Sized>(cx: &RequestContext<'_, C>) -> Result<Self, EndpointError>
+    where
+        Self: FromContext<C>,
+    {
+        <Self as FromContext<C>>::from_context(cx)
+    }
+}
+
+/// The type of a success answer's `#[token(access_token)]` field: [`AccessToken`], which
+/// redacts itself in `Debug`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an access token",
+    label = "the `#[token(access_token)]` field's type",
+    note = "write `AccessToken` (`token_core::AccessToken`): it redacts itself in `Debug`"
+)]
+pub trait AccessTokenField {
+    /// The token the field holds.
+    fn into_token(self) -> AccessToken;
+    /// The field holding `token` (server side).
+    fn from_token(token: &AccessToken) -> Self;
+}
+
+impl AccessTokenField for AccessToken {
+    fn into_token(self) -> AccessToken {
+        self
+    }
+    fn from_token(token: &AccessToken) -> Self {
+        token.clone()
+    }
+}
+
+/// The key of a request's declared signature: the type of its `#[token(signing_key)]`
+/// field.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a signing key",
+    label = "the `signing_key` field's type",
+    note = "a signing key is a `ClientSecret`: the HMAC secret, or the PKCS#8 RSA private key (PEM or Base64 DER)"
+)]
+pub trait SigningKey {
+    /// The key the client signs with.
+    fn key(&self) -> &ClientSecret;
+    /// The server side's key, which the decoded request holds.
+    fn from_key(key: &ClientSecret) -> Self;
+}
+
+impl SigningKey for ClientSecret {
+    fn key(&self) -> &ClientSecret {
+        self
+    }
+    fn from_key(key: &ClientSecret) -> Self {
+        key.clone()
+    }
 }
 
 /// A failure to read a request on the server side; answered with the provider's own

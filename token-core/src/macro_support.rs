@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 pub use crate::codec::{
-    Endpoint, ErrorResponse, FromContext, RefusalReason, RequestContext, RequestError,
-    SignedRequestError, TokenResponse,
+    AccessTokenField, Endpoint, ErrorResponse, FieldGroup, FromContext, RefusalReason,
+    RequestContext, RequestError, SignedRequestError, SigningKey, TokenResponse,
 };
 pub use crate::error::{EndpointError, ErrorKind};
 pub use crate::expiry::{ExpiresIn, Iso8601, UnixMillis, UnixMillisText, UnixTime, jwt_exp};
@@ -205,7 +205,7 @@ impl RequestWriter {
     /// A constant: `header(...)`, `query(...)` or `body(...)` (`at == None`) on the item.
     pub fn constant(&mut self, at: Option<At>, name: &'static str, value: &'static str) {
         match at {
-            Some(at) => self.put_text(at, name, value.to_owned()),
+            Some(at) => self.put(at, name, value.to_owned()),
             None if self.format == BodyFormat::Json => {
                 self.note_member(name.split('.').next().unwrap_or(name));
                 insert_path(&mut self.json, name, Value::from(value))
@@ -214,12 +214,16 @@ impl RequestWriter {
         }
     }
 
-    /// A field that travels as text.
-    pub fn text<T: TextValue>(&mut self, at: At, name: &'static str, value: &T) {
-        self.put_text(at, name, value.to_text());
+    /// A field of a flattened group that goes in the body: JSON or form, as the request's.
+    pub fn body<T: Serialize + ?Sized>(&mut self, name: &'static str, text: String, value: &T) {
+        match self.format {
+            BodyFormat::Json => self.json(name, value),
+            BodyFormat::Form => self.put(At::Form, name, text),
+        }
     }
 
-    fn put_text(&mut self, at: At, name: &'static str, value: String) {
+    /// A field that travels as text.
+    pub fn put(&mut self, at: At, name: &'static str, value: String) {
         match at {
             At::Header => self.headers.push((name, value)),
             At::Query => self.query.push((name, value)),
@@ -231,7 +235,7 @@ impl RequestWriter {
     }
 
     /// A JSON body field.
-    pub fn json<T: Serialize>(&mut self, name: &'static str, value: &T) {
+    pub fn json<T: Serialize + ?Sized>(&mut self, name: &'static str, value: &T) {
         match serde_json::to_value(value) {
             Ok(value) => {
                 self.note_member(name);
@@ -426,19 +430,51 @@ impl<'r> RequestReader<'r> {
         })
     }
 
-    /// A required text field.
-    pub fn text<T: TextValue>(&self, at: At, name: &str) -> Result<T, RequestError> {
-        self.text_opt(at, name)?
+    /// A required text field, read with `parse` (its type's [`TextValue::from_text`]).
+    pub fn text<T>(
+        &self,
+        at: At,
+        name: &str,
+        parse: fn(&str) -> Option<T>,
+    ) -> Result<T, RequestError> {
+        self.text_opt(at, name, parse)?
             .ok_or_else(|| RequestError(format!("missing {}", describe(at, name))))
     }
 
     /// An optional text field.
-    pub fn text_opt<T: TextValue>(&self, at: At, name: &str) -> Result<Option<T>, RequestError> {
+    pub fn text_opt<T>(
+        &self,
+        at: At,
+        name: &str,
+        parse: fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, RequestError> {
         match self.raw(at, name)? {
             None => Ok(None),
-            Some(raw) => T::from_text(&raw).map(Some).ok_or_else(|| {
+            Some(raw) => parse(&raw).map(Some).ok_or_else(|| {
                 RequestError(format!("{} has an invalid value", describe(at, name)))
             }),
+        }
+    }
+
+    /// A required body field of a flattened group: JSON or form, as the request's.
+    pub fn body<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        parse: fn(&str) -> Option<T>,
+    ) -> Result<T, RequestError> {
+        self.body_opt(name, parse)?
+            .ok_or_else(|| RequestError(format!("missing body field `{name}`")))
+    }
+
+    /// An optional body field of a flattened group.
+    pub fn body_opt<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        parse: fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, RequestError> {
+        match self.format {
+            BodyFormat::Json => self.json_opt(name),
+            BodyFormat::Form => self.text_opt(At::Form, name, parse),
         }
     }
 
@@ -618,27 +654,6 @@ pub fn timestamp<T: TextValue>(
     })
 }
 
-/// The key of a request's declared signature.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a signing key",
-    label = "the `signing_key` field's type",
-    note = "a signing key is a `ClientSecret`: the HMAC secret, or the PKCS#8 RSA private key (PEM or Base64 DER)"
-)]
-pub trait SigningKey {
-    fn key(&self) -> &ClientSecret;
-    /// The server side's key, which the decoded request holds.
-    fn from_key(key: &ClientSecret) -> Self;
-}
-
-impl SigningKey for ClientSecret {
-    fn key(&self) -> &ClientSecret {
-        self
-    }
-    fn from_key(key: &ClientSecret) -> Self {
-        key.clone()
-    }
-}
-
 /// Client side: signs the encoded request with its declared signature.
 pub fn sign_request(
     signature: Option<RequestSignature>,
@@ -661,6 +676,67 @@ pub fn verify_request(
         Some(signature) => signature.verify(request, key),
         None => Ok(()),
     }
+}
+
+/// Whether a group's `wires` hold one that goes where `at` and `name` go: the same body
+/// field (`At::Form` stands for the body, JSON or form), query parameter or header (in any
+/// case), or the same part of `Authorization` (a bearer token and HTTP Basic are both
+/// `Authorization`).
+pub const fn wires_have(wires: &[(At, &str)], at: At, name: &str) -> bool {
+    let mut i = 0;
+    while i < wires.len() {
+        if same_place(wires[i].0, wires[i].1, at, name) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Whether two groups write to the same place.
+pub const fn wires_clash(a: &[(At, &str)], b: &[(At, &str)]) -> bool {
+    let mut i = 0;
+    while i < a.len() {
+        if wires_have(b, a[i].0, a[i].1) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+const fn credential(at: At) -> bool {
+    matches!(at, At::Bearer | At::BasicUser | At::BasicPassword)
+}
+
+const fn same_place(a: At, a_name: &str, b: At, b_name: &str) -> bool {
+    if credential(a) || credential(b) {
+        // Bearer beside anything in `Authorization`, or the same half of Basic twice.
+        return credential(a)
+            && credential(b)
+            && (matches!(a, At::Bearer) || matches!(b, At::Bearer) || a as u8 == b as u8);
+    }
+    if a as u8 != b as u8 {
+        return false;
+    }
+    let (x, y) = (a_name.as_bytes(), b_name.as_bytes());
+    if x.len() != y.len() {
+        return false;
+    }
+    let header = matches!(a, At::Header);
+    let mut i = 0;
+    while i < x.len() {
+        let (p, q) = if header {
+            (x[i].to_ascii_lowercase(), y[i].to_ascii_lowercase())
+        } else {
+            (x[i], y[i])
+        };
+        if p != q {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// What `decode_request` answers for a signed request.

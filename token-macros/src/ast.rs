@@ -1,32 +1,59 @@
 //! The typed model of one annotated item: its kind, item-level attributes, and its fields or
 //! variants with their parsed `#[token(...)]` attributes, each keeping its syn node for spans.
 
+use proc_macro2::Span;
 use syn::{Fields, GenericArgument, Ident, PathArguments, Type};
 
 use crate::attr::{self, Errors, FieldAttrs, TopAttrs, VariantAttrs};
-use crate::symbol::Place;
+use crate::symbol::{AnswerRole, ErrorRole, ItemKind, NoRole, RequestRole, RoleName};
 
 pub struct Model<'a> {
     pub item: &'a syn::Item,
     pub ident: &'a Ident,
     pub top: TopAttrs,
-    pub fields: Vec<Field<'a>>,
-    pub variants: Vec<Variant<'a>>,
+    pub data: Data<'a>,
 }
 
-pub struct Field<'a> {
+/// The members of an item, typed by its kind: each kind's fields take that kind's roles.
+pub enum Data<'a> {
+    Request(Vec<Field<'a, RequestRole>>),
+    /// A field group: request fields that requests flatten.
+    Fields(Vec<Field<'a, RequestRole>>),
+    Response(Vec<Field<'a, AnswerRole>>),
+    Error(Vec<Field<'a, ErrorRole>>),
+    Extras(Vec<Field<'a, NoRole>>),
+    ErrorCode(Vec<Variant<'a>>),
+}
+
+pub struct Field<'a, R> {
     pub ident: &'a Ident,
     pub ty: &'a Type,
     /// Whether the type is written `Option<...>`: then absent values are omitted.
     pub optional: bool,
-    pub attrs: FieldAttrs,
+    pub attrs: FieldAttrs<R>,
     /// The name on the wire: `rename`, else `rename_all` applied, else the field name.
     pub wire: String,
 }
 
-impl Field<'_> {
-    pub fn role(&self) -> Option<String> {
-        self.attrs.role.as_ref().map(|r| r.to_string())
+impl<R: Copy> Field<'_, R> {
+    /// The declared role, if any.
+    pub fn role(&self) -> Option<R> {
+        self.attrs.role.as_ref().map(|r| r.value)
+    }
+
+    /// The span of the role's key (the field's, when it has none).
+    pub fn role_span(&self) -> Span {
+        self.attrs
+            .role
+            .as_ref()
+            .map_or_else(|| self.ident.span(), |r| r.key.span())
+    }
+}
+
+impl Field<'_, RequestRole> {
+    /// Where a request field goes: its role, else the body.
+    pub fn goes(&self) -> RequestRole {
+        self.role().unwrap_or(RequestRole::Body)
     }
 }
 
@@ -38,13 +65,11 @@ pub struct Variant<'a> {
     pub code: String,
 }
 
-impl Model<'_> {
-    /// Whether an error-code enum's codes are integers (`#[token(code = 40030)]`).
-    pub fn numeric_codes(&self) -> bool {
-        self.variants
-            .iter()
-            .any(|v| v.attrs.code.as_ref().is_some_and(|c| c.numeric))
-    }
+/// Whether an error-code enum's codes are integers (`#[token(code = 40030)]`).
+pub fn numeric_codes(variants: &[Variant]) -> bool {
+    variants
+        .iter()
+        .any(|v| v.attrs.code.as_ref().is_some_and(|c| c.numeric))
 }
 
 /// Builds the model; `None` when the item is not something the macro can read at all.
@@ -68,22 +93,26 @@ pub fn build<'a>(item: &'a syn::Item, top: TopAttrs, errors: &mut Errors) -> Opt
         "`#[token(...)]` goes on fields and variants; item settings go in `#[token_endpoint(...)]`",
         errors,
     );
-    let mut model = Model {
-        item,
-        ident,
-        top,
-        fields: Vec::new(),
-        variants: Vec::new(),
-    };
-    let field_place = match model.top.place {
-        Place::Request => Place::RequestField,
-        Place::Response => Place::ResponseField,
-        Place::Error => Place::ErrorField,
-        Place::Extras => Place::ExtrasField,
-        _ => Place::Variant,
-    };
-    match (item, model.top.place) {
-        (syn::Item::Struct(s), Place::Request | Place::Response | Place::Error | Place::Extras) => {
+    let kind = top.kind;
+    let data = match (item, kind) {
+        (syn::Item::Enum(e), ItemKind::ErrorCode) => Data::ErrorCode(
+            e.variants
+                .iter()
+                .map(|v| variant(v, &top, errors))
+                .collect(),
+        ),
+        (syn::Item::Enum(_), _) => {
+            errors.at(ident, "only `#[token_endpoint(error_code)]` goes on an enum; requests, responses, errors, extras and field groups are structs");
+            return None;
+        }
+        (syn::Item::Struct(_), ItemKind::ErrorCode) => {
+            errors.at(
+                ident,
+                "`#[token_endpoint(error_code)]` goes on an enum of error codes",
+            );
+            return None;
+        }
+        (syn::Item::Struct(s), _) => {
             let Fields::Named(named) = &s.fields else {
                 errors.at(
                     ident,
@@ -91,54 +120,64 @@ pub fn build<'a>(item: &'a syn::Item, top: TopAttrs, errors: &mut Errors) -> Opt
                 );
                 return None;
             };
-            for field in &named.named {
-                let Some(ident) = field.ident.as_ref() else {
-                    continue;
-                };
-                let attrs = attr::parse_field(&field.attrs, field_place, errors);
-                let optional = option_inner(&field.ty).is_some();
-                let wire = match (&attrs.rename, model.top.rename_all) {
-                    (Some(rename), _) => rename.value(),
-                    (None, Some(rule)) => rule.apply_to_field(&ident.to_string()),
-                    (None, None) => ident.to_string().trim_start_matches("r#").to_owned(),
-                };
-                model.fields.push(Field {
-                    ident,
-                    ty: &field.ty,
-                    optional,
-                    attrs,
-                    wire,
-                });
+            let named = &named.named;
+            match kind {
+                ItemKind::Request => Data::Request(fields(named, &top, errors)),
+                ItemKind::Fields => Data::Fields(fields(named, &top, errors)),
+                ItemKind::Response => Data::Response(fields(named, &top, errors)),
+                ItemKind::Error => Data::Error(fields(named, &top, errors)),
+                ItemKind::Extras => Data::Extras(fields(named, &top, errors)),
+                ItemKind::ErrorCode => return None,
             }
         }
-        (syn::Item::Enum(e), Place::ErrorCode) => {
-            for variant in &e.variants {
-                let attrs = attr::parse_variant(&variant.attrs, errors);
-                let code = match (&attrs.code, model.top.rename_all) {
-                    (Some(code), _) => code.text.clone(),
-                    (None, Some(rule)) => rule.apply_to_variant(&variant.ident.to_string()),
-                    (None, None) => variant.ident.to_string(),
-                };
-                model.variants.push(Variant {
-                    original: variant,
-                    attrs,
-                    code,
-                });
-            }
-        }
-        (syn::Item::Enum(_), _) => {
-            errors.at(ident, "only `#[token_endpoint(error_code)]` goes on an enum; requests, responses, errors and extras are structs");
-            return None;
-        }
-        _ => {
-            errors.at(
+        _ => return None,
+    };
+    Some(Model {
+        item,
+        ident,
+        top,
+        data,
+    })
+}
+
+fn fields<'a, R: RoleName>(
+    named: &'a syn::punctuated::Punctuated<syn::Field, syn::Token![,]>,
+    top: &TopAttrs,
+    errors: &mut Errors,
+) -> Vec<Field<'a, R>> {
+    named
+        .iter()
+        .filter_map(|field| {
+            let ident = field.ident.as_ref()?;
+            let attrs = attr::parse_field::<R>(&field.attrs, top.kind, errors);
+            let wire = match (&attrs.rename, top.rename_all) {
+                (Some(rename), _) => rename.value(),
+                (None, Some(rule)) => rule.apply_to_field(&ident.to_string()),
+                (None, None) => ident.to_string().trim_start_matches("r#").to_owned(),
+            };
+            Some(Field {
                 ident,
-                "`#[token_endpoint(error_code)]` goes on an enum of error codes",
-            );
-            return None;
-        }
+                ty: &field.ty,
+                optional: option_inner(&field.ty).is_some(),
+                attrs,
+                wire,
+            })
+        })
+        .collect()
+}
+
+fn variant<'a>(variant: &'a syn::Variant, top: &TopAttrs, errors: &mut Errors) -> Variant<'a> {
+    let attrs = attr::parse_variant(&variant.attrs, errors);
+    let code = match (&attrs.code, top.rename_all) {
+        (Some(code), _) => code.text.clone(),
+        (None, Some(rule)) => rule.apply_to_variant(&variant.ident.to_string()),
+        (None, None) => variant.ident.to_string(),
+    };
+    Variant {
+        original: variant,
+        attrs,
+        code,
     }
-    Some(model)
 }
 
 /// `T` when `ty` is written `Option<T>` (or `core::option::Option<T>`...).

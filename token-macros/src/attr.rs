@@ -9,7 +9,9 @@ use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, Lit, LitInt, LitStr, Member, Meta, Token, Type};
 
 use crate::case::{RULES, RenameRule};
-use crate::symbol::{self, Form, Place, Refusal};
+use crate::symbol::{
+    self, BodyFormat, Form, ItemKind, Kind, Method, Place, Refusal, RoleName, SessionValue,
+};
 
 /// The error collector: every phase pushes here, expansion reads the combination.
 #[derive(Default)]
@@ -68,7 +70,7 @@ pub struct Code {
 /// `on_status(status = 401, kind = reauth_required)`.
 pub struct OnStatus {
     pub status: u16,
-    pub kind: Ident,
+    pub kind: Keyed<Kind>,
 }
 
 /// A refusal named in a declaration, with its name's token for spans.
@@ -91,7 +93,7 @@ pub struct StructRefusal {
 #[derive(Clone)]
 pub enum Source {
     /// `refresh_token`, `access_token`, `auth_code`, `code_verifier`: the session's secrets.
-    Session(Ident),
+    Session(Keyed<SessionValue>),
     /// `uuid`: a fresh UUIDv4.
     Uuid,
     /// `now_unix`, `now_unix_ms`, `now_rfc3339`: the context's clock.
@@ -155,10 +157,11 @@ pub enum SlotKind {
 
 /// The item-level attribute.
 pub struct TopAttrs {
-    pub place: Place,
-    pub method: Option<(Ident, LitStr)>,
-    pub json: Option<Ident>,
-    pub form: Option<Ident>,
+    pub kind: ItemKind,
+    /// `post = "/path"`: the method, its key, and the path.
+    pub method: Option<(Keyed<Method>, LitStr)>,
+    /// `json` or `form`.
+    pub format: Option<Keyed<BodyFormat>>,
     pub response: Option<Keyed<Type>>,
     pub error: Option<Keyed<Type>>,
     pub config: Option<Keyed<Type>>,
@@ -182,11 +185,10 @@ pub struct TopAttrs {
     pub unread: bool,
 }
 
-/// `#[token(...)]` on a field.
-#[derive(Default)]
-pub struct FieldAttrs {
-    /// The role keys (`body`, `header`, `access_token`, `code`...); validation wants one.
-    pub role: Option<Ident>,
+/// `#[token(...)]` on a field of an item whose fields take the roles `R`.
+pub struct FieldAttrs<R> {
+    /// The role key (`body`, `header`, `access_token`, `code`...), at most one.
+    pub role: Option<Keyed<R>>,
     pub rename: Option<LitStr>,
     pub from: Option<Keyed<Source>>,
 }
@@ -195,7 +197,7 @@ pub struct FieldAttrs {
 #[derive(Default)]
 pub struct VariantAttrs {
     pub code: Option<Code>,
-    pub kind: Option<Ident>,
+    pub kind: Option<Keyed<Kind>>,
     pub status: Option<u16>,
     pub other: Option<Ident>,
     /// `refusal = name` or `refusal(a, b)`.
@@ -440,24 +442,20 @@ fn http_status(lit: &LitInt, errors: &mut Errors) -> Option<u16> {
     }
 }
 
-fn error_kind(meta: &Meta, errors: &mut Errors) -> Option<Ident> {
+fn error_kind(meta: &Meta, errors: &mut Errors) -> Option<Keyed<Kind>> {
     let ident = match value_of(meta) {
         Some(Expr::Path(p)) => p.path.get_ident().cloned(),
         _ => None,
     };
-    match ident {
-        Some(ident) if symbol::KINDS.iter().any(|(k, _)| ident == k) => Some(ident),
-        _ => {
-            let names: Vec<&str> = symbol::KINDS.iter().map(|(k, _)| *k).collect();
+    match ident.and_then(|key| Kind::parse(&key.to_string()).map(|value| Keyed { key, value })) {
+        Some(kind) => Some(kind),
+        None => {
             let at = value_of(meta)
                 .map(|v| v.to_token_stream())
                 .unwrap_or_else(|| meta.to_token_stream());
             errors.at(
                 at,
-                format!(
-                    "unknown error kind, expected one of {}",
-                    symbol::list(&names)
-                ),
+                format!("unknown error kind, expected one of {}", Kind::expected()),
             );
             None
         }
@@ -501,10 +499,14 @@ fn source(meta: &Meta, errors: &mut Errors) -> Option<Source> {
             let Some(ident) = p.path.get_ident() else {
                 return fail(errors);
             };
-            let source = match ident.to_string().as_str() {
-                "refresh_token" | "access_token" | "auth_code" | "code_verifier" => {
-                    Source::Session(ident.clone())
-                }
+            let name = ident.to_string();
+            if let Some(value) = SessionValue::parse(&name) {
+                return Some(Source::Session(Keyed {
+                    key: ident.clone(),
+                    value,
+                }));
+            }
+            let source = match name.as_str() {
                 "uuid" => Source::Uuid,
                 "now_unix" => Source::Now(Timestamp::UnixSeconds),
                 "now_unix_ms" => Source::Now(Timestamp::UnixMillis),
@@ -743,15 +745,16 @@ fn once(seen: &mut Vec<String>, key: &Ident, errors: &mut Errors) -> bool {
 pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
     let entries = entries(args, errors);
     // The item kind first: it decides which keys are allowed.
-    let mut kind: Option<(Place, Ident)> = None;
+    let mut kind: Option<(ItemKind, Ident)> = None;
     for entry in &entries {
         let name = entry.key.to_string();
         let this = match (&entry.meta, name.as_str()) {
-            (Meta::Path(_), "response") => Place::Response,
-            (Meta::Path(_), "error") => Place::Error,
-            (Meta::Path(_), "error_code") => Place::ErrorCode,
-            (Meta::Path(_), "extras") => Place::Extras,
-            (Meta::NameValue(_), "post" | "get" | "put") => Place::Request,
+            (Meta::Path(_), "response") => ItemKind::Response,
+            (Meta::Path(_), "error") => ItemKind::Error,
+            (Meta::Path(_), "error_code") => ItemKind::ErrorCode,
+            (Meta::Path(_), "extras") => ItemKind::Extras,
+            (Meta::Path(_), "fields") => ItemKind::Fields,
+            (Meta::NameValue(_), "post" | "get" | "put") => ItemKind::Request,
             _ => continue,
         };
         match &kind {
@@ -759,7 +762,7 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
             Some((first, key)) if *first != this => {
                 errors.at(
                     &entry.key,
-                    format!("`{name}` conflicts with `{key}`: an item is one of a request, `response`, `error`, `extras` or `error_code`"),
+                    format!("`{name}` conflicts with `{key}`: an item is one of a request, `response`, `error`, `extras`, `error_code` or `fields`"),
                 );
                 // Every other key would be judged against the wrong kind: stop here.
                 return None;
@@ -767,7 +770,7 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
             Some(_) => {}
         }
     }
-    let Some((place, _)) = kind else {
+    let Some((kind, _)) = kind else {
         // A typo of the kind key (`psot = "/x"`, `respnse`): point at it, and say nothing
         // about the other keys, which cannot be judged without the kind.
         let typo = entries.iter().find_map(|entry| {
@@ -788,15 +791,15 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
         errors.span(
             Span::call_site(),
             "expected the item kind: `post = \"/path\"` (or `get`, `put`) for a request struct, \
-             `response`, `error`, `extras`, or `error_code` (on an enum)",
+             `response`, `error`, `extras`, `fields` (a group of request fields), or `error_code` (on an enum)",
         );
         return None;
     };
+    let place = Place::Item(kind);
     let mut top = TopAttrs {
-        place,
+        kind,
         method: None,
-        json: None,
-        form: None,
+        format: None,
         response: None,
         error: None,
         config: None,
@@ -831,22 +834,39 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
                 if let Some((first, _)) = &top.method {
                     errors.at(
                         &entry.key,
-                        format!("`{name}` conflicts with `{first}`: a request has one method"),
+                        format!(
+                            "`{name}` conflicts with `{}`: a request has one method",
+                            first.key
+                        ),
                     );
-                } else if let Some(path) = lit_str(meta) {
-                    top.method = Some((entry.key.clone(), path));
+                } else if let (Some(method), Some(path)) = (Method::parse(&name), lit_str(meta)) {
+                    top.method = Some((
+                        Keyed {
+                            key: entry.key.clone(),
+                            value: method,
+                        },
+                        path,
+                    ));
                 }
             }
             ("json" | "form", _) => {
-                if let Some(first) = top.json.as_ref().or(top.form.as_ref()) {
+                if let Some(first) = &top.format {
                     errors.at(
                         &entry.key,
-                        format!("`{name}` conflicts with `{first}`: a request has one body format"),
+                        format!(
+                            "`{name}` conflicts with `{}`: a request has one body format",
+                            first.key
+                        ),
                     );
-                } else if name == "json" {
-                    top.json = Some(entry.key.clone());
                 } else {
-                    top.form = Some(entry.key.clone());
+                    top.format = Some(Keyed {
+                        key: entry.key.clone(),
+                        value: if name == "json" {
+                            BodyFormat::Json
+                        } else {
+                            BodyFormat::Form
+                        },
+                    });
                 }
             }
             ("response", Form::Path) => {
@@ -889,7 +909,7 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
             }
             ("header" | "body" | "query", Form::List) => {
                 // Only an answer's JSON body takes integer constants (`"code": 0`).
-                let integers = place == Place::Response;
+                let integers = kind == ItemKind::Response;
                 if let Some(constant) = constant(meta, &name, integers, errors) {
                     match name.as_str() {
                         "header" => top.headers.push(constant),
@@ -1155,9 +1175,19 @@ fn token_attrs(attrs: &[syn::Attribute], errors: &mut Errors) -> Vec<Entry> {
     out
 }
 
-/// Parses `#[token(...)]` on a field of an item of kind `place`.
-pub fn parse_field(attrs: &[syn::Attribute], place: Place, errors: &mut Errors) -> FieldAttrs {
-    let mut out = FieldAttrs::default();
+/// Parses `#[token(...)]` on a field of an item of kind `kind`, whose fields take the roles
+/// `R`.
+pub fn parse_field<R: RoleName>(
+    attrs: &[syn::Attribute],
+    kind: ItemKind,
+    errors: &mut Errors,
+) -> FieldAttrs<R> {
+    let place = Place::Member(kind);
+    let mut out = FieldAttrs {
+        role: None,
+        rename: None,
+        from: None,
+    };
     let mut seen = Vec::new();
     for entry in token_attrs(attrs, errors) {
         let Some(form) = check(&entry, place, "field", errors) else {
@@ -1175,12 +1205,22 @@ pub fn parse_field(attrs: &[syn::Attribute], place: Place, errors: &mut Errors) 
                     value,
                 })
             }
-            (_, Form::Flag) => match &out.role {
-                Some(first) => errors.at(
+            (_, Form::Flag) => match (&out.role, R::parse(&name)) {
+                (Some(first), _) => errors.at(
                     &entry.key,
-                    format!("`{name}` conflicts with `{first}`: a field has one role"),
+                    format!(
+                        "`{name}` conflicts with `{}`: a field has one role",
+                        first.key
+                    ),
                 ),
-                None => out.role = Some(entry.key.clone()),
+                (None, Some(value)) => {
+                    out.role = Some(Keyed {
+                        key: entry.key.clone(),
+                        value,
+                    })
+                }
+                // Every flag allowed on a field is a role of its item's kind.
+                (None, None) => {}
             },
             _ => {}
         }
@@ -1193,7 +1233,13 @@ pub fn parse_variant(attrs: &[syn::Attribute], errors: &mut Errors) -> VariantAt
     let mut out = VariantAttrs::default();
     let mut seen = Vec::new();
     for entry in token_attrs(attrs, errors) {
-        if check(&entry, Place::Variant, "variant", errors).is_none()
+        if check(
+            &entry,
+            Place::Member(ItemKind::ErrorCode),
+            "variant",
+            errors,
+        )
+        .is_none()
             || !once(&mut seen, &entry.key, errors)
         {
             continue;

@@ -6,11 +6,12 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Ident, LitStr};
 
-use crate::ast::{Field, Model};
+use crate::ast::{Data, Field, Model, Variant, numeric_codes, option_inner};
 use crate::attr::{
-    Algorithm, Code, SignEncoding, SignPart, Signature, SlotKind, Source, Timestamp,
+    Algorithm, Code, Keyed, SignEncoding, SignPart, Signature, SlotKind, Source, Timestamp,
 };
-use crate::symbol::{KINDS, Place, Refusal};
+use crate::symbol::{AnswerRole, BodyFormat, ErrorRole, Kind, Method, Refusal, RequestRole};
+use crate::valid::slot_of;
 
 fn private() -> TokenStream {
     quote!(::token_core::__private)
@@ -19,21 +20,22 @@ fn private() -> TokenStream {
 /// The item, its helper attributes removed, plus the trait impls.
 pub fn expand(model: &Model) -> TokenStream {
     let mut item = strip(model.item);
-    let imp = match model.top.place {
-        Place::Request => request(model),
-        Place::Response => {
-            add_serde(&mut item, model, true);
-            response(model)
+    let imp = match &model.data {
+        Data::Request(fields) => request(model, fields),
+        Data::Fields(fields) => group(model, fields),
+        Data::Response(fields) => {
+            add_serde(&mut item, fields, true);
+            response(model, fields)
         }
-        Place::Error => {
-            add_serde(&mut item, model, false);
-            error(model)
+        Data::Error(fields) => {
+            add_serde(&mut item, fields, false);
+            error(model, fields)
         }
-        Place::Extras => {
-            add_serde(&mut item, model, true);
+        Data::Extras(fields) => {
+            add_serde(&mut item, fields, true);
             quote!()
         }
-        _ => error_code(model),
+        Data::ErrorCode(variants) => error_code(model, variants),
     };
     quote!(#item #imp)
 }
@@ -64,7 +66,7 @@ pub fn strip(item: &syn::Item) -> syn::Item {
 }
 
 /// Serde derives on response and error structs, with each field's wire name.
-fn add_serde(item: &mut syn::Item, model: &Model, default_unannotated: bool) {
+fn add_serde<R: Copy>(item: &mut syn::Item, fields: &[Field<R>], default_unannotated: bool) {
     let syn::Item::Struct(s) = item else { return };
     let p = private();
     let derive: syn::Attribute =
@@ -73,7 +75,7 @@ fn add_serde(item: &mut syn::Item, model: &Model, default_unannotated: bool) {
         syn::parse_quote!(#[serde(crate = "::token_core::__private::serde")]);
     s.attrs.insert(0, krate);
     s.attrs.insert(0, derive);
-    for (field, model_field) in s.fields.iter_mut().zip(&model.fields) {
+    for (field, model_field) in s.fields.iter_mut().zip(fields) {
         let wire = &model_field.wire;
         field
             .attrs
@@ -88,21 +90,17 @@ fn add_serde(item: &mut syn::Item, model: &Model, default_unannotated: bool) {
     }
 }
 
-fn role_of<'m, 'a>(model: &'m Model<'a>, role: &str) -> Option<&'m Field<'a>> {
-    model
-        .fields
-        .iter()
-        .find(|f| f.role().as_deref() == Some(role))
+/// The field of `role`, if any.
+fn role_of<'m, 'a, R: Copy + PartialEq>(
+    fields: &'m [Field<'a, R>],
+    role: R,
+) -> Option<&'m Field<'a, R>> {
+    fields.iter().find(|f| f.role() == Some(role))
 }
 
-fn kind_path(kind: &Ident) -> TokenStream {
+fn kind_path(kind: &Keyed<Kind>) -> TokenStream {
     let p = private();
-    let variant = KINDS
-        .iter()
-        .find(|(k, _)| kind == k)
-        .map(|(_, v)| *v)
-        .unwrap_or("Rejected");
-    let variant = Ident::new(variant, kind.span());
+    let variant = Ident::new(kind.value.variant(), kind.key.span());
     quote!(#p::ErrorKind::#variant)
 }
 
@@ -127,21 +125,253 @@ fn some_or_none(value: Option<TokenStream>) -> TokenStream {
 
 // ---- requests ------------------------------------------------------------------------
 
-fn request(model: &Model) -> TokenStream {
+/// Where a request's (or a group's) body fields go.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BodyAt {
+    Json,
+    Form,
+    /// A group's: the body of whichever request flattens it, JSON or form.
+    OfRequest,
+}
+
+/// The code of each field: written (`__w`), read back (`__r`), scrubbed (`__s`).
+#[derive(Default)]
+struct Codec {
+    writes: Vec<TokenStream>,
+    reads: Vec<TokenStream>,
+    secrets: Vec<TokenStream>,
+}
+
+fn codec(fields: &[Field<RequestRole>], body: BodyAt) -> Codec {
+    let p = private();
+    let mut out = Codec::default();
+    for field in fields {
+        let role = field.goes();
+        let f = field.ident;
+        let ty = field.ty;
+        let span = ty.span();
+        let at = match role {
+            RequestRole::SigningKey => {
+                // Never on the wire: the server side holds the key it verified with.
+                out.reads
+                    .push(quote_spanned!(span=> #f: <#ty as #p::SigningKey>::from_key(__key)));
+                out.secrets.push(quote_spanned!(span=> #p::AsSecret::collect_secrets(<#ty as #p::SigningKey>::key(&self.#f), &mut __s);));
+                continue;
+            }
+            RequestRole::Flatten => {
+                out.writes.push(
+                    quote_spanned!(span=> <#ty as #p::FieldGroup>::write_fields(&self.#f, &mut __w);),
+                );
+                out.reads
+                    .push(quote_spanned!(span=> #f: <#ty as #p::FieldGroup>::read_fields(&__r)?));
+                out.secrets.push(
+                    quote_spanned!(span=> __s.extend(<#ty as #p::FieldGroup>::secrets(&self.#f));),
+                );
+                continue;
+            }
+            RequestRole::Header => Some(quote!(#p::At::Header)),
+            RequestRole::Query => Some(quote!(#p::At::Query)),
+            RequestRole::Bearer => Some(quote!(#p::At::Bearer)),
+            RequestRole::BasicUser => Some(quote!(#p::At::BasicUser)),
+            RequestRole::BasicPassword => Some(quote!(#p::At::BasicPassword)),
+            RequestRole::Body => match body {
+                BodyAt::Json | BodyAt::OfRequest => None,
+                BodyAt::Form => Some(quote!(#p::At::Form)),
+            },
+        };
+        let wire = &field.wire;
+        let inner = option_inner(ty).unwrap_or(ty);
+        // Every use of the field's type names its trait in full at the type, so a type that
+        // does not fit is one error there, not one per use.
+        let to_text = quote_spanned!(span=> <#inner as #p::TextValue>::to_text);
+        let from_text = quote_spanned!(span=> <#inner as #p::TextValue>::from_text);
+        let opt = if field.optional { "_opt" } else { "" };
+        let (write, read) = match (&at, body) {
+            (Some(at), _) => {
+                let read = format_ident!("text{opt}");
+                (
+                    quote!(__w.put(#at, #wire, #to_text(__v));),
+                    quote!(__r.#read(#at, #wire, #from_text)?),
+                )
+            }
+            (None, BodyAt::OfRequest) => {
+                let read = format_ident!("body{opt}");
+                (
+                    quote!(__w.body(#wire, #to_text(__v), __v);),
+                    quote!(__r.#read(#wire, #from_text)?),
+                )
+            }
+            (None, _) => {
+                let read = format_ident!("json{opt}");
+                (
+                    quote_spanned!(span=> __w.json(#wire, __v);),
+                    quote_spanned!(span=> __r.#read(#wire)?),
+                )
+            }
+        };
+        out.writes.push(if field.optional {
+            quote!(if let ::core::option::Option::Some(__v) = &self.#f { #write })
+        } else {
+            quote!({ let __v = &self.#f; #write })
+        });
+        out.reads.push(quote!(#f: #read));
+        let source = field.attrs.from.as_ref().map(|from| &from.value);
+        let (session, fresh) = match source {
+            Some(Source::Session(_)) => (true, false),
+            Some(Source::Uuid | Source::Now(..)) => (false, true),
+            Some(Source::Config(_) | Source::Extras(_) | Source::Value(_)) | None => (false, false),
+        };
+        let credential = matches!(role, RequestRole::Bearer | RequestRole::BasicPassword);
+        if session || credential {
+            out.secrets
+                .push(quote_spanned!(span=> #p::AsSecret::collect_secrets(&self.#f, &mut __s);));
+        } else if !fresh {
+            // Any other field (a config's `ClientSecret`, a hand-set token, a provider's
+            // context value) is a secret when its type is one.
+            out.secrets.push(quote! {{
+                #[allow(unused_imports)]
+                use #p::{IsSecret as _, NotSecret as _};
+                (&#p::SecretProbe(&self.#f)).collect_if_secret(&mut __s);
+            }});
+        }
+    }
+    out
+}
+
+fn secrets_fn(secrets: &[TokenStream]) -> TokenStream {
+    if secrets.is_empty() {
+        return quote!();
+    }
+    quote! {
+        fn secrets(&self) -> ::std::vec::Vec<&str> {
+            let mut __s = ::std::vec::Vec::new();
+            #(#secrets)*
+            __s
+        }
+    }
+}
+
+/// Where a request field (or constant) goes, as `FieldGroup::WIRES` lists it: the body, a
+/// header, the query, or a credential (`Authorization`).
+fn wire_at(role: RequestRole) -> Option<TokenStream> {
+    let p = private();
+    match role {
+        RequestRole::Body => Some(quote!(#p::At::Form)),
+        RequestRole::Header => Some(quote!(#p::At::Header)),
+        RequestRole::Query => Some(quote!(#p::At::Query)),
+        RequestRole::Bearer => Some(quote!(#p::At::Bearer)),
+        RequestRole::BasicUser => Some(quote!(#p::At::BasicUser)),
+        RequestRole::BasicPassword => Some(quote!(#p::At::BasicPassword)),
+        RequestRole::SigningKey | RequestRole::Flatten => None,
+    }
+}
+
+/// "body field `a`", "header `X-A`", "query parameter `q`", "`Authorization`".
+fn wire_words(role: RequestRole, wire: &str) -> String {
+    match role {
+        RequestRole::Body => format!("body field `{wire}`"),
+        RequestRole::Header => format!("header `{wire}`"),
+        RequestRole::Query => format!("query parameter `{wire}`"),
+        RequestRole::Bearer | RequestRole::BasicUser | RequestRole::BasicPassword => {
+            "`Authorization`".to_owned()
+        }
+        RequestRole::SigningKey | RequestRole::Flatten => String::new(),
+    }
+}
+
+/// Compile-time checks that no flattened group writes where the request itself, or another
+/// group, already does: the groups' fields are known only to their own expansion.
+fn flatten_checks(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
+    let p = private();
+    let groups: Vec<&Field<RequestRole>> = fields
+        .iter()
+        .filter(|f| f.goes() == RequestRole::Flatten)
+        .collect();
+    if groups.is_empty() {
+        return quote!();
+    }
+    // What the request writes itself: its fields, its constants, its signature.
+    let mut own: Vec<(RequestRole, String, String, Span)> = Vec::new();
+    for field in fields {
+        let role = field.goes();
+        if wire_at(role).is_some() {
+            let name = match role {
+                RequestRole::Bearer | RequestRole::BasicUser | RequestRole::BasicPassword => {
+                    String::new()
+                }
+                _ => field.wire.clone(),
+            };
+            let what = format!("field `{}`", field.ident);
+            own.push((role, name, what, field.ident.span()));
+        }
+    }
+    let top = &model.top;
+    for (role, constants) in [
+        (RequestRole::Header, &top.headers),
+        (RequestRole::Query, &top.queries),
+        (RequestRole::Body, &top.bodies),
+    ] {
+        for c in constants {
+            let name = c.name.value();
+            let name = name.split('.').next().unwrap_or_default().to_owned();
+            let what = format!("the constant {}", wire_words(role, &name));
+            own.push((role, name, what, c.name.span()));
+        }
+    }
+    if let Some(sign) = &top.signature
+        && let Some((kind, name)) = &sign.into
+    {
+        let role = match kind {
+            SlotKind::Body => RequestRole::Body,
+            SlotKind::Header => RequestRole::Header,
+            SlotKind::Query => RequestRole::Query,
+        };
+        own.push((role, name.value(), "the signature".to_owned(), name.span()));
+    }
+    let mut checks = Vec::new();
+    for (i, group) in groups.iter().enumerate() {
+        let (g, ty) = (group.ident, group.ty);
+        let wires = quote_spanned!(ty.span()=> <#ty as #p::FieldGroup>::WIRES);
+        for (role, name, what, span) in &own {
+            let at = wire_at(*role);
+            let message = format!(
+                "{what} and a field of the group flattened at `{g}` both go to {}",
+                wire_words(*role, name)
+            );
+            checks.push(quote_spanned! {*span=>
+                const _: () = if #p::wires_have(#wires, #at, #name) {
+                    ::core::panic!(#message)
+                };
+            });
+        }
+        for earlier in &groups[..i] {
+            let (e, ety) = (earlier.ident, earlier.ty);
+            let message =
+                format!("the groups flattened at `{e}` and `{g}` both write the same field");
+            checks.push(quote_spanned! {g.span()=>
+                const _: () = if #p::wires_clash(<#ety as #p::FieldGroup>::WIRES, #wires) {
+                    ::core::panic!(#message)
+                };
+            });
+        }
+    }
+    quote!(#(#checks)*)
+}
+
+fn request(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
     let p = private();
     let top = &model.top;
     let ident = model.ident;
     let (method, path) = match &top.method {
-        Some((method, path)) => (method.to_string().to_uppercase(), path.clone()),
-        None => ("POST".to_owned(), LitStr::new("/", Span::call_site())),
+        Some((method, path)) => (method.value, path.clone()),
+        None => (Method::Post, LitStr::new("/", Span::call_site())),
     };
-    let method = Ident::new(&method, Span::call_site());
-    let format = if top.form.is_some() {
-        quote!(#p::BodyFormat::Form)
-    } else {
-        quote!(#p::BodyFormat::Json)
+    let method = Ident::new(method.constant(), Span::call_site());
+    let format_kind = top.format.as_ref().map_or(BodyFormat::Json, |f| f.value);
+    let (format, body) = match format_kind {
+        BodyFormat::Json => (quote!(#p::BodyFormat::Json), BodyAt::Json),
+        BodyFormat::Form => (quote!(#p::BodyFormat::Form), BodyAt::Form),
     };
-    let json = top.form.is_none();
     let response = top.response.as_ref().map(|r| &r.value);
     let error = top.error.as_ref().map(|e| &e.value);
 
@@ -164,90 +394,19 @@ fn request(model: &Model) -> TokenStream {
             checks.push(quote!(__r.expect(#at, #name, #value)?;));
         }
     }
-    let mut reads = Vec::new();
-    let mut secrets = Vec::new();
-    for field in &model.fields {
-        let role = field.role().unwrap_or_else(|| "body".to_owned());
-        let f = field.ident;
-        let wire = &field.wire;
-        let span = field.ty.span();
-        if role == "signing_key" {
-            // Never on the wire: the server side holds the key it verified with.
-            let ty = field.ty;
-            reads.push(quote_spanned!(span=> #f: <#ty as #p::SigningKey>::from_key(__key)));
-            secrets.push(quote_spanned!(span=> #p::AsSecret::collect_secrets(<#ty as #p::SigningKey>::key(&self.#f), &mut __s);));
-            continue;
-        }
-        let at = match role.as_str() {
-            "header" => Some(quote!(#p::At::Header)),
-            "query" => Some(quote!(#p::At::Query)),
-            "bearer" => Some(quote!(#p::At::Bearer)),
-            "basic_user" => Some(quote!(#p::At::BasicUser)),
-            "basic_password" => Some(quote!(#p::At::BasicPassword)),
-            _ if json => None,
-            _ => Some(quote!(#p::At::Form)),
-        };
-        let (write, read) = match &at {
-            Some(at) => (
-                quote_spanned!(span=> __w.text(#at, #wire, __v);),
-                if field.optional {
-                    quote_spanned!(span=> __r.text_opt(#at, #wire)?)
-                } else {
-                    quote_spanned!(span=> __r.text(#at, #wire)?)
-                },
-            ),
-            None => (
-                quote_spanned!(span=> __w.json(#wire, __v);),
-                if field.optional {
-                    quote_spanned!(span=> __r.json_opt(#wire)?)
-                } else {
-                    quote_spanned!(span=> __r.json(#wire)?)
-                },
-            ),
-        };
-        writes.push(if field.optional {
-            quote!(if let ::core::option::Option::Some(__v) = &self.#f { #write })
-        } else {
-            quote!({ let __v = &self.#f; #write })
-        });
-        reads.push(quote!(#f: #read));
-        let source = field.attrs.from.as_ref().map(|from| &from.value);
-        let (session, fresh) = match source {
-            Some(Source::Session(_)) => (true, false),
-            Some(Source::Uuid | Source::Now(..)) => (false, true),
-            Some(Source::Config(_) | Source::Extras(_) | Source::Value(_)) | None => (false, false),
-        };
-        if session || matches!(role.as_str(), "bearer" | "basic_password") {
-            secrets.push(quote_spanned!(span=> #p::AsSecret::collect_secrets(&self.#f, &mut __s);));
-        } else if !fresh {
-            // Any other field (a config's `ClientSecret`, a hand-set token, a provider's
-            // context value) is a secret when its type is one.
-            secrets.push(quote! {{
-                #[allow(unused_imports)]
-                use #p::{IsSecret as _, NotSecret as _};
-                (&#p::SecretProbe(&self.#f)).collect_if_secret(&mut __s);
-            }});
-        }
-    }
-    let secrets = if secrets.is_empty() {
-        quote!()
-    } else {
-        quote! {
-            fn secrets(&self) -> ::std::vec::Vec<&str> {
-                let mut __s = ::std::vec::Vec::new();
-                #(#secrets)*
-                __s
-            }
-        }
-    };
-    let from_context = from_context(model);
-    let signing_key = model
-        .fields
-        .iter()
-        .find(|f| f.role().as_deref() == Some("signing_key"));
+    let Codec {
+        writes: field_writes,
+        reads,
+        secrets,
+    } = codec(fields, body);
+    writes.extend(field_writes);
+    let secrets = secrets_fn(&secrets);
+    let from_context = from_context(model, fields);
+    let flatten_checks = flatten_checks(model, fields);
+    let signing_key = fields.iter().find(|f| f.goes() == RequestRole::SigningKey);
     let (signature, encode, decode) = match (&top.signature, signing_key) {
         (Some(sign), Some(key)) => {
-            let declared = signature(model, sign);
+            let declared = signature(fields, sign);
             (
                 quote!(const SIGNATURE: ::core::option::Option<#p::RequestSignature> = ::core::option::Option::Some(#declared);),
                 {
@@ -326,13 +485,57 @@ fn request(model: &Model) -> TokenStream {
             #secrets
         }
         #trap
+        #flatten_checks
+        #from_context
+    }
+}
+
+/// A field group: written, read and scrubbed by the requests that flatten it, and filled
+/// from the context by its own `FromContext`.
+fn group(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
+    let p = private();
+    let ident = model.ident;
+    let Codec {
+        writes,
+        reads,
+        secrets,
+    } = codec(fields, BodyAt::OfRequest);
+    let wires = fields.iter().filter_map(|f| {
+        let role = f.goes();
+        let at = wire_at(role)?;
+        let name = match role {
+            RequestRole::Bearer | RequestRole::BasicUser | RequestRole::BasicPassword => "",
+            _ => f.wire.as_str(),
+        };
+        Some(quote!((#at, #name)))
+    });
+    let from_context = from_context(model, fields);
+    quote! {
+        impl #p::FieldGroup for #ident {
+            const WIRES: &'static [(#p::At, &'static str)] = &[#(#wires),*];
+
+            fn write_fields(&self, __w: &mut #p::RequestWriter) {
+                #(#writes)*
+            }
+
+            fn read_fields(__r: &#p::RequestReader<'_>) -> ::core::result::Result<Self, #p::RequestError> {
+                ::core::result::Result::Ok(Self { #(#reads,)* })
+            }
+
+            fn secrets(&self) -> ::std::vec::Vec<&str> {
+                #[allow(unused_mut)]
+                let mut __s = ::std::vec::Vec::new();
+                #(#secrets)*
+                __s
+            }
+        }
         #from_context
     }
 }
 
 /// The `RequestSignature` a `sign(...)` declares, as a constant expression; with
 /// `rsa_sha256`, a compile-time check that token-core's `rsa` feature is on.
-fn signature(model: &Model, sign: &Signature) -> TokenStream {
+fn signature(fields: &[Field<RequestRole>], sign: &Signature) -> TokenStream {
     let p = private();
     let algorithm = match sign.algorithm.as_ref().map(|(a, _)| *a) {
         Some(Algorithm::RsaSha256) => quote!(#p::sign::Algorithm::RsaSha256),
@@ -370,18 +573,13 @@ fn signature(model: &Model, sign: &Signature) -> TokenStream {
         None => slot(SlotKind::Query, "sign"),
     };
     let separator = sign.separator.as_ref().map(|s| quote!(.with_separator(#s)));
-    let timestamp = model
-        .fields
+    let timestamp = fields
         .iter()
         .find(|f| matches!(&f.attrs.from, Some(from) if matches!(from.value, Source::Now(..))))
         .filter(|_| sign.parts.iter().any(|(p, _)| *p == SignPart::Timestamp))
         .map(|f| {
-            let kind = match f.role().as_deref() {
-                Some("header") => SlotKind::Header,
-                Some("query") => SlotKind::Query,
-                _ => SlotKind::Body,
-            };
-            let slot = slot(kind, &f.wire);
+            // Checked: the signed timestamp travels in a named slot.
+            let slot = slot(slot_of(f.goes()).unwrap_or(SlotKind::Body), &f.wire);
             quote!(.with_timestamp(#slot))
         });
     quote! {{
@@ -391,18 +589,37 @@ fn signature(model: &Model, sign: &Signature) -> TokenStream {
     }}
 }
 
-/// `FromContext`, when every field says where its value comes from.
-fn from_context(model: &Model) -> TokenStream {
+/// `FromContext`, when every field says where its value comes from (a flattened group's
+/// fields, through the group's own).
+fn from_context(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
     let p = private();
     let ident = model.ident;
+    let (generics, config) = match &model.top.config {
+        Some(config) => (quote!(), config.value.clone()),
+        None => {
+            let c = format_ident!("__C");
+            (quote!(<#c: ?::core::marker::Sized>), syn::parse_quote!(#c))
+        }
+    };
     let mut inits = Vec::new();
-    for field in &model.fields {
+    let mut bounds = Vec::new();
+    for field in fields {
+        let f = field.ident;
+        let span = field.ty.span();
+        if field.goes() == RequestRole::Flatten {
+            let ty = field.ty;
+            inits.push(
+                quote_spanned!(span=> #f: <#ty as #p::FieldGroup>::from_context::<#config>(__cx)?),
+            );
+            if model.top.config.is_none() {
+                bounds.push(quote_spanned!(span=> #ty: #p::FromContext<#config>));
+            }
+            continue;
+        }
         let Some(from) = &field.attrs.from else {
             return quote!();
         };
-        let f = field.ident;
-        let span = field.ty.span();
-        let inner = crate::ast::option_inner(field.ty).unwrap_or(field.ty);
+        let inner = option_inner(field.ty).unwrap_or(field.ty);
         let what = field.wire.as_str();
         let value = match &from.value {
             Source::Uuid => {
@@ -426,8 +643,9 @@ fn from_context(model: &Model) -> TokenStream {
                     now
                 }
             }
-            Source::Session(name) => {
-                let what = name.to_string().replace('_', " ");
+            Source::Session(value) => {
+                let name = Ident::new(value.value.name(), value.key.span());
+                let what = value.value.name().replace('_', " ");
                 if field.optional {
                     quote_spanned!(span=> #p::optional(__cx.#name))
                 } else {
@@ -463,15 +681,9 @@ fn from_context(model: &Model) -> TokenStream {
         };
         inits.push(quote!(#f: #value));
     }
-    let (generics, config) = match &model.top.config {
-        Some(config) => (quote!(), config.value.clone()),
-        None => {
-            let c = format_ident!("__C");
-            (quote!(<#c: ?::core::marker::Sized>), syn::parse_quote!(#c))
-        }
-    };
+    let bounds = (!bounds.is_empty()).then(|| quote!(where #(#bounds),*));
     quote! {
-        impl #generics #p::FromContext<#config> for #ident {
+        impl #generics #p::FromContext<#config> for #ident #bounds {
             fn from_context(
                 __cx: &#p::RequestContext<'_, #config>,
             ) -> ::core::result::Result<Self, #p::EndpointError> {
@@ -483,7 +695,7 @@ fn from_context(model: &Model) -> TokenStream {
 
 // ---- responses -----------------------------------------------------------------------
 
-fn response(model: &Model) -> TokenStream {
+fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
     let p = private();
     let ident = model.ident;
     let extras = match &model.top.extras {
@@ -499,8 +711,7 @@ fn response(model: &Model) -> TokenStream {
         quote!((#name, #value))
     });
     let envelope = model.top.envelope.as_ref().map(LitStr::value);
-    let answer_paths = model
-        .fields
+    let answer_paths = fields
         .iter()
         .map(|f| match &envelope {
             Some(envelope) => format!("{envelope}.{}", f.wire),
@@ -513,21 +724,19 @@ fn response(model: &Model) -> TokenStream {
 
     let mut into = Vec::new();
     let mut from = Vec::new();
-    let access = role_of(model, "access_token");
-    if let Some(field) = access {
-        let f = field.ident;
-        from.push(
-            quote_spanned!(field.ty.span()=> #f: ::core::clone::Clone::clone(&__set.access_token)),
-        );
-    }
+    let access = role_of(fields, AnswerRole::AccessToken);
+    // Both directions name the field's type through one trait, so a wrong type is one error.
     let access_init = match access {
         Some(field) => {
-            let f = field.ident;
-            quote_spanned!(field.ty.span()=> #p::TokenSet::<Self::Extras>::new(self.#f))
+            let (f, ty) = (field.ident, field.ty);
+            from.push(quote_spanned!(ty.span()=>
+                #f: <#ty as #p::AccessTokenField>::from_token(&__set.access_token)));
+            quote_spanned!(ty.span()=>
+                #p::TokenSet::<Self::Extras>::new(<#ty as #p::AccessTokenField>::into_token(self.#f)))
         }
         None => quote!(::core::unreachable!()),
     };
-    let expiry_instant = match role_of(model, "expiry") {
+    let expiry_instant = match role_of(fields, AnswerRole::Expiry) {
         Some(field) => {
             let (f, ty, wire) = (field.ident, field.ty, &field.wire);
             quote_spanned!(ty.span()=> #p::bounded_expiry(<#ty as #p::ExpiryField>::instant(&self.#f, __now), #wire))
@@ -535,48 +744,55 @@ fn response(model: &Model) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     // Expiry fields are read leniently: an odd value there must not cost the tokens.
-    let expiry_fields = model
-        .fields
+    let expiry_fields = fields
         .iter()
-        .filter(|f| matches!(f.role().as_deref(), Some("expiry" | "refresh_expiry")))
+        .filter(|f| {
+            matches!(
+                f.role(),
+                Some(AnswerRole::Expiry | AnswerRole::RefreshExpiry)
+            )
+        })
         .map(|f| {
             let (ty, wire) = (f.ty, &f.wire);
             quote_spanned!(ty.span()=> (#wire, #p::reads_as::<#ty> as #p::ReadsAs))
         });
     into.push(quote!(__set.access_expires_at = #p::access_expiry(#expiry_instant, &__set.access_token, #jwt);));
-    for field in &model.fields {
+    for field in fields {
         let f = field.ident;
         let ty = field.ty;
         let span = ty.span();
-        match field.role().as_deref() {
-            Some("access_token") => {}
-            Some("refresh_token") => {
+        match field.role() {
+            Some(AnswerRole::AccessToken) => {}
+            Some(AnswerRole::RefreshToken) => {
                 into.push(quote_spanned!(span=> __set.refresh_token = self.#f;));
                 from.push(
                     quote_spanned!(span=> #f: ::core::clone::Clone::clone(&__set.refresh_token)),
                 );
             }
-            Some("expiry") => {
+            Some(AnswerRole::Expiry) => {
                 from.push(quote_spanned!(span=> #f: <#ty as #p::ExpiryField>::from_instant(__set.access_expires_at, __now)));
             }
-            Some("refresh_expiry") => {
+            Some(AnswerRole::RefreshExpiry) => {
                 let wire = &field.wire;
                 into.push(quote_spanned!(span=> __set.refresh_expires_at = #p::bounded_expiry(<#ty as #p::ExpiryField>::refresh_instant(&self.#f, __now), #wire);));
                 from.push(quote_spanned!(span=> #f: <#ty as #p::ExpiryField>::from_instant(__set.refresh_expires_at, __now)));
             }
-            Some(role @ ("token_type" | "scope")) => {
-                let slot = Ident::new(role, Span::call_site());
+            Some(role @ (AnswerRole::TokenType | AnswerRole::Scope)) => {
+                let slot = match role {
+                    AnswerRole::TokenType => quote!(token_type),
+                    _ => quote!(scope),
+                };
                 into.push(
                     quote_spanned!(span=> __set.#slot = <#ty as #p::TextSlot>::get_text(&self.#f);),
                 );
                 from.push(quote_spanned!(span=>
                     #f: <#ty as #p::TextSlot>::from_text(::core::clone::Clone::clone(&__set.#slot))));
             }
-            Some("extra") => {
+            Some(AnswerRole::Extra) => {
                 into.push(quote_spanned!(span=> __set.extras.#f = self.#f;));
                 from.push(quote_spanned!(span=> #f: ::core::clone::Clone::clone(&__set.extras.#f)));
             }
-            _ => from.push(quote_spanned!(span=> #f: ::core::default::Default::default())),
+            None => from.push(quote_spanned!(span=> #f: ::core::default::Default::default())),
         }
     }
     quote! {
@@ -613,12 +829,12 @@ fn response(model: &Model) -> TokenStream {
 
 // ---- errors --------------------------------------------------------------------------
 
-fn error(model: &Model) -> TokenStream {
+fn error(model: &Model, fields: &[Field<ErrorRole>]) -> TokenStream {
     let p = private();
     let ident = model.ident;
-    let field = |role: &str| role_of(model, role);
+    let field = |role: ErrorRole| role_of(fields, role);
     let envelope = some_or_none(model.top.envelope.as_ref().map(|e| quote!(#e)));
-    let code = |method: TokenStream| match field("code") {
+    let code = |method: TokenStream| match field(ErrorRole::Code) {
         Some(f) => {
             let (i, ty) = (f.ident, f.ty);
             quote_spanned!(ty.span()=> <#ty as #p::ErrorCode>::#method(&self.#i))
@@ -630,17 +846,17 @@ fn error(model: &Model) -> TokenStream {
         code(quote!(kind)),
         code(quote!(status)),
     );
-    let text = |role: &str, on: TokenStream| match field(role) {
+    let text = |role: ErrorRole, on: TokenStream| match field(role) {
         Some(f) => {
             let (i, ty) = (f.ident, f.ty);
             quote_spanned!(ty.span()=> <#ty as #p::TextSlot>::get_text(&#on.#i))
         }
         None => quote!(::core::option::Option::None),
     };
-    let result_status_of_decoded = text("result_status", quote!(__e));
-    let result_status = text("result_status", quote!(self));
-    let message = text("message", quote!(self));
-    let status_field = match field("http_status") {
+    let result_status_of_decoded = text(ErrorRole::ResultStatus, quote!(__e));
+    let result_status = text(ErrorRole::ResultStatus, quote!(self));
+    let message = text(ErrorRole::Message, quote!(self));
+    let status_field = match field(ErrorRole::HttpStatus) {
         Some(f) => {
             let (i, ty) = (f.ident, f.ty);
             quote_spanned!(ty.span()=> <#ty as #p::StatusField>::get_status(&self.#i))
@@ -657,7 +873,9 @@ fn error(model: &Model) -> TokenStream {
         let kind = kind_path(&on.kind);
         quote!((#status, #kind))
     });
-    let code_wire = field("code").map(|f| f.wire.clone()).unwrap_or_default();
+    let code_wire = field(ErrorRole::Code)
+        .map(|f| f.wire.clone())
+        .unwrap_or_default();
     let code_path = match &model.top.envelope {
         Some(envelope) => format!("{}.{code_wire}", envelope.value()),
         None => code_wire.clone(),
@@ -667,8 +885,9 @@ fn error(model: &Model) -> TokenStream {
         .success_codes
         .iter()
         .flat_map(|codes| codes.value.iter().map(|c| &c.text));
-    let success_rule = model.top.success_codes.is_some() || field("result_status").is_some();
-    let from_refusal = from_refusal(model, default_status);
+    let success_rule =
+        model.top.success_codes.is_some() || field(ErrorRole::ResultStatus).is_some();
+    let from_refusal = from_refusal(model, fields, default_status);
     quote! {
         impl #p::ErrorResponse for #ident {
             const CODE_PATH: ::core::option::Option<&'static str> =
@@ -713,7 +932,7 @@ fn error(model: &Model) -> TokenStream {
 
 /// `ErrorResponse::from_refusal`: the code (and status) declared for the refusal, its
 /// message, `F` in a result status, and every other field's `Default`.
-fn from_refusal(model: &Model, default_status: u16) -> TokenStream {
+fn from_refusal(model: &Model, fields: &[Field<ErrorRole>], default_status: u16) -> TokenStream {
     let p = private();
     let declared = model.top.refusals.iter().map(|r| {
         let reason = refusal_path(r.name.refusal, &r.name.ident);
@@ -721,7 +940,7 @@ fn from_refusal(model: &Model, default_status: u16) -> TokenStream {
         let status = some_or_none(r.status.map(|s| quote!(#s)));
         quote!((#reason, #code, #status))
     });
-    let code_ty = match role_of(model, "code") {
+    let code_ty = match role_of(fields, ErrorRole::Code) {
         Some(f) => f.ty.clone(),
         None => syn::parse_quote!(::std::string::String),
     };
@@ -730,20 +949,20 @@ fn from_refusal(model: &Model, default_status: u16) -> TokenStream {
     };
     let mut inits = Vec::new();
     let mut status_used = false;
-    for field in &model.fields {
+    for field in fields {
         let (f, ty) = (field.ident, field.ty);
-        let value = match field.role().as_deref() {
-            Some("code") => quote!(__code),
-            Some("message") => quote_spanned!(ty.span()=>
+        let value = match field.role() {
+            Some(ErrorRole::Code) => quote!(__code),
+            Some(ErrorRole::Message) => quote_spanned!(ty.span()=>
                 <#ty as #p::TextSlot>::from_text(::core::option::Option::Some(::std::string::ToString::to_string(__message)))),
-            Some("result_status") => quote_spanned!(ty.span()=>
+            Some(ErrorRole::ResultStatus) => quote_spanned!(ty.span()=>
                 <#ty as #p::TextSlot>::from_text(::core::option::Option::Some(::std::string::ToString::to_string("F")))),
-            Some("http_status") => {
+            Some(ErrorRole::HttpStatus) => {
                 status_used = true;
                 quote_spanned!(ty.span()=>
                     <#ty as #p::StatusField>::from_status(__status))
             }
-            _ => quote_spanned!(ty.span()=> ::core::default::Default::default()),
+            None => quote_spanned!(ty.span()=> ::core::default::Default::default()),
         };
         inits.push(quote!(#f: #value));
     }
@@ -771,7 +990,7 @@ fn refusal_path(refusal: Refusal, at: &Ident) -> TokenStream {
     quote!(#p::RefusalReason::#variant)
 }
 
-fn error_code(model: &Model) -> TokenStream {
+fn error_code(model: &Model, variants: &[Variant]) -> TokenStream {
     let p = private();
     let ident = model.ident;
     let mut as_code = Vec::new();
@@ -779,7 +998,7 @@ fn error_code(model: &Model) -> TokenStream {
     let mut kinds = Vec::new();
     let mut statuses = Vec::new();
     let mut other = None;
-    for variant in &model.variants {
+    for variant in variants {
         let v = &variant.original.ident;
         let kind = some_or_none(variant.attrs.kind.as_ref().map(kind_path));
         let status = some_or_none(variant.attrs.status.map(|s| quote!(#s)));
@@ -796,8 +1015,7 @@ fn error_code(model: &Model) -> TokenStream {
             statuses.push(quote!(Self::#v => #status));
         }
     }
-    let refusals: Vec<TokenStream> = model
-        .variants
+    let refusals: Vec<TokenStream> = variants
         .iter()
         .flat_map(|v| {
             let ident = &v.original.ident;
@@ -821,7 +1039,7 @@ fn error_code(model: &Model) -> TokenStream {
         Some(v) => quote!(__other => Self::#v(::core::convert::From::from(__other))),
         None => quote!(_ => ::core::unreachable!()),
     };
-    let numeric = model.numeric_codes();
+    let numeric = numeric_codes(variants);
     quote! {
         impl #p::ErrorCode for #ident {
             const NUMERIC: bool = #numeric;

@@ -34,122 +34,379 @@ impl Form {
     }
 }
 
+/// What an annotated item is, as its `#[token_endpoint(...)]` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemKind {
+    /// `post = "/path"` (or `get`, `put`): a request struct.
+    Request,
+    /// `response`: a success answer.
+    Response,
+    /// `error`: an error answer.
+    Error,
+    /// `error_code`: an enum of error codes.
+    ErrorCode,
+    /// `extras`: a typed extras struct.
+    Extras,
+    /// `fields`: a group of request fields that requests flatten.
+    Fields,
+}
+
 /// Where an attribute key is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Place {
-    /// `#[token_endpoint(post = "...", ...)]` on a request struct.
-    Request,
-    /// `#[token_endpoint(response, ...)]` on a response struct.
-    Response,
-    /// `#[token_endpoint(error, ...)]` on an error struct.
-    Error,
-    /// `#[token_endpoint(error_code, ...)]` on an error-code enum.
-    ErrorCode,
-    /// `#[token_endpoint(extras, ...)]` on a typed extras struct.
-    Extras,
-    /// `#[token(...)]` on a field of a request struct.
-    RequestField,
-    /// `#[token(...)]` on a field of a response struct.
-    ResponseField,
-    /// `#[token(...)]` on a field of an error struct.
-    ErrorField,
-    /// `#[token(...)]` on a variant of an error-code enum.
-    Variant,
-    /// `#[token(...)]` on a field of an extras struct.
-    ExtrasField,
+    /// `#[token_endpoint(...)]` on an item of this kind.
+    Item(ItemKind),
+    /// `#[token(...)]` on a field (a variant, for an error-code enum) of an item of this kind.
+    Member(ItemKind),
 }
 
 impl Place {
     /// Where this is, in words that name the attribute to use.
     pub fn describe(self) -> &'static str {
         match self {
-            Place::Request => "on a request struct (`#[token_endpoint(post = \"/path\", ...)]`)",
-            Place::Response => "on a response struct (`#[token_endpoint(response, ...)]`)",
-            Place::Error => "on an error struct (`#[token_endpoint(error, ...)]`)",
-            Place::ErrorCode => "on an error-code enum (`#[token_endpoint(error_code, ...)]`)",
-            Place::Extras => "on an extras struct (`#[token_endpoint(extras, ...)]`)",
-            Place::ExtrasField => "in `#[token(...)]` on a field of an extras struct",
-            Place::RequestField => "in `#[token(...)]` on a field of a request struct",
-            Place::ResponseField => "in `#[token(...)]` on a field of a response struct",
-            Place::ErrorField => "in `#[token(...)]` on a field of an error struct",
-            Place::Variant => "in `#[token(...)]` on a variant of an error-code enum",
+            Place::Item(ItemKind::Request) => {
+                "on a request struct (`#[token_endpoint(post = \"/path\", ...)]`)"
+            }
+            Place::Item(ItemKind::Response) => {
+                "on a response struct (`#[token_endpoint(response, ...)]`)"
+            }
+            Place::Item(ItemKind::Error) => "on an error struct (`#[token_endpoint(error, ...)]`)",
+            Place::Item(ItemKind::ErrorCode) => {
+                "on an error-code enum (`#[token_endpoint(error_code, ...)]`)"
+            }
+            Place::Item(ItemKind::Extras) => {
+                "on an extras struct (`#[token_endpoint(extras, ...)]`)"
+            }
+            Place::Item(ItemKind::Fields) => "on a field group (`#[token_endpoint(fields, ...)]`)",
+            Place::Member(ItemKind::Request) => "in `#[token(...)]` on a field of a request struct",
+            Place::Member(ItemKind::Response) => {
+                "in `#[token(...)]` on a field of a response struct"
+            }
+            Place::Member(ItemKind::Error) => "in `#[token(...)]` on a field of an error struct",
+            Place::Member(ItemKind::ErrorCode) => {
+                "in `#[token(...)]` on a variant of an error-code enum"
+            }
+            Place::Member(ItemKind::Extras) => "in `#[token(...)]` on a field of an extras struct",
+            Place::Member(ItemKind::Fields) => "in `#[token(...)]` on a field of a field group",
         }
+    }
+}
+
+/// A field's role: the flag key in its `#[token(...)]` that says what the field is. Each
+/// kind of item has its own set, so code over one kind matches its roles exhaustively.
+pub trait RoleName: Copy + PartialEq + 'static {
+    /// Every role, with its key.
+    const ALL: &'static [(&'static str, Self)];
+
+    /// The role named `name`.
+    fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, r)| *r)
+    }
+
+    /// The key that names this role.
+    fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, r)| *r == self)
+            .map_or("", |(n, _)| *n)
+    }
+}
+
+/// Where a field of a request (or of a field group) goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestRole {
+    /// The body: the default.
+    Body,
+    Header,
+    Query,
+    /// `Authorization: Bearer <field>`.
+    Bearer,
+    /// The user half of `Authorization: Basic`.
+    BasicUser,
+    /// The password half of `Authorization: Basic`.
+    BasicPassword,
+    /// The key of the request's signature, never sent.
+    SigningKey,
+    /// A field group whose fields are written here.
+    Flatten,
+}
+
+impl RoleName for RequestRole {
+    const ALL: &'static [(&'static str, Self)] = &[
+        ("body", Self::Body),
+        ("header", Self::Header),
+        ("query", Self::Query),
+        ("bearer", Self::Bearer),
+        ("basic_user", Self::BasicUser),
+        ("basic_password", Self::BasicPassword),
+        ("signing_key", Self::SigningKey),
+        ("flatten", Self::Flatten),
+    ];
+}
+
+/// What a field of a success answer holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnswerRole {
+    AccessToken,
+    RefreshToken,
+    Expiry,
+    RefreshExpiry,
+    TokenType,
+    Scope,
+    /// A field of the extras type.
+    Extra,
+}
+
+impl RoleName for AnswerRole {
+    const ALL: &'static [(&'static str, Self)] = &[
+        ("access_token", Self::AccessToken),
+        ("refresh_token", Self::RefreshToken),
+        ("expiry", Self::Expiry),
+        ("refresh_expiry", Self::RefreshExpiry),
+        ("token_type", Self::TokenType),
+        ("scope", Self::Scope),
+        ("extra", Self::Extra),
+    ];
+}
+
+/// What a field of an error answer holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorRole {
+    Code,
+    Message,
+    ResultStatus,
+    HttpStatus,
+}
+
+impl RoleName for ErrorRole {
+    const ALL: &'static [(&'static str, Self)] = &[
+        ("code", Self::Code),
+        ("message", Self::Message),
+        ("result_status", Self::ResultStatus),
+        ("http_status", Self::HttpStatus),
+    ];
+}
+
+/// Fields of an extras struct have no role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoRole {}
+
+impl RoleName for NoRole {
+    const ALL: &'static [(&'static str, Self)] = &[];
+}
+
+/// A request's method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Post,
+    Get,
+    Put,
+}
+
+impl Method {
+    pub const ALL: [(&'static str, Method); 3] =
+        [("post", Self::Post), ("get", Self::Get), ("put", Self::Put)];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)
+    }
+
+    /// The `http::Method` constant.
+    pub fn constant(self) -> &'static str {
+        match self {
+            Self::Post => "POST",
+            Self::Get => "GET",
+            Self::Put => "PUT",
+        }
+    }
+}
+
+/// A request's body format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFormat {
+    Json,
+    Form,
+}
+
+/// A session value a request field reads (`from = refresh_token`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionValue {
+    RefreshToken,
+    AccessToken,
+    AuthCode,
+    CodeVerifier,
+}
+
+impl SessionValue {
+    pub const ALL: [(&'static str, SessionValue); 4] = [
+        ("refresh_token", Self::RefreshToken),
+        ("access_token", Self::AccessToken),
+        ("auth_code", Self::AuthCode),
+        ("code_verifier", Self::CodeVerifier),
+    ];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+
+    /// The `RequestContext` field that holds it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RefreshToken => "refresh_token",
+            Self::AccessToken => "access_token",
+            Self::AuthCode => "auth_code",
+            Self::CodeVerifier => "code_verifier",
+        }
+    }
+}
+
+/// The error kinds a code or status maps to: `token_core::ErrorKind`, one for one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    ReauthRequired,
+    Transient,
+    OutcomeUnknown,
+    Misconfigured,
+    Rejected,
+}
+
+impl Kind {
+    pub const ALL: [(&'static str, Kind); 5] = [
+        ("reauth_required", Self::ReauthRequired),
+        ("transient", Self::Transient),
+        ("outcome_unknown", Self::OutcomeUnknown),
+        ("misconfigured", Self::Misconfigured),
+        ("rejected", Self::Rejected),
+    ];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
+    }
+
+    /// The `ErrorKind` variant.
+    pub fn variant(self) -> &'static str {
+        match self {
+            Self::ReauthRequired => "ReauthRequired",
+            Self::Transient => "Transient",
+            Self::OutcomeUnknown => "OutcomeUnknown",
+            Self::Misconfigured => "Misconfigured",
+            Self::Rejected => "Rejected",
+        }
+    }
+
+    /// "`reauth_required`, `transient`, ...".
+    pub fn expected() -> String {
+        list(&Self::ALL.map(|(n, _)| n))
     }
 }
 
 /// Every key: name, form, place.
 pub const KEYS: &[(&str, Form, Place)] = &[
     // request struct
-    ("post", Form::Str, Place::Request),
-    ("get", Form::Str, Place::Request),
-    ("put", Form::Str, Place::Request),
-    ("json", Form::Flag, Place::Request),
-    ("form", Form::Flag, Place::Request),
-    ("response", Form::Path, Place::Request),
-    ("error", Form::Path, Place::Request),
-    ("config", Form::Path, Place::Request),
-    ("rename_all", Form::Str, Place::Request),
-    ("header", Form::List, Place::Request),
-    ("body", Form::List, Place::Request),
-    ("query", Form::List, Place::Request),
-    ("sign", Form::List, Place::Request),
-    ("extras", Form::Path, Place::Request),
+    ("post", Form::Str, Place::Item(ItemKind::Request)),
+    ("get", Form::Str, Place::Item(ItemKind::Request)),
+    ("put", Form::Str, Place::Item(ItemKind::Request)),
+    ("json", Form::Flag, Place::Item(ItemKind::Request)),
+    ("form", Form::Flag, Place::Item(ItemKind::Request)),
+    ("response", Form::Path, Place::Item(ItemKind::Request)),
+    ("error", Form::Path, Place::Item(ItemKind::Request)),
+    ("config", Form::Path, Place::Item(ItemKind::Request)),
+    ("rename_all", Form::Str, Place::Item(ItemKind::Request)),
+    ("header", Form::List, Place::Item(ItemKind::Request)),
+    ("body", Form::List, Place::Item(ItemKind::Request)),
+    ("query", Form::List, Place::Item(ItemKind::Request)),
+    ("sign", Form::List, Place::Item(ItemKind::Request)),
+    ("extras", Form::Path, Place::Item(ItemKind::Request)),
     // response struct
-    ("response", Form::Flag, Place::Response),
-    ("rename_all", Form::Str, Place::Response),
-    ("extras", Form::Path, Place::Response),
-    ("jwt_expiry", Form::Flag, Place::Response),
-    ("envelope", Form::Str, Place::Response),
-    ("body", Form::List, Place::Response),
+    ("response", Form::Flag, Place::Item(ItemKind::Response)),
+    ("rename_all", Form::Str, Place::Item(ItemKind::Response)),
+    ("extras", Form::Path, Place::Item(ItemKind::Response)),
+    ("jwt_expiry", Form::Flag, Place::Item(ItemKind::Response)),
+    ("envelope", Form::Str, Place::Item(ItemKind::Response)),
+    ("body", Form::List, Place::Item(ItemKind::Response)),
     // error struct
-    ("error", Form::Flag, Place::Error),
-    ("rename_all", Form::Str, Place::Error),
-    ("envelope", Form::Str, Place::Error),
-    ("status", Form::Int, Place::Error),
-    ("on_status", Form::List, Place::Error),
-    ("success_codes", Form::List, Place::Error),
+    ("error", Form::Flag, Place::Item(ItemKind::Error)),
+    ("rename_all", Form::Str, Place::Item(ItemKind::Error)),
+    ("envelope", Form::Str, Place::Item(ItemKind::Error)),
+    ("status", Form::Int, Place::Item(ItemKind::Error)),
+    ("on_status", Form::List, Place::Item(ItemKind::Error)),
+    ("success_codes", Form::List, Place::Item(ItemKind::Error)),
     // error-code enum
-    ("error_code", Form::Flag, Place::ErrorCode),
-    ("rename_all", Form::Str, Place::ErrorCode),
+    ("error_code", Form::Flag, Place::Item(ItemKind::ErrorCode)),
+    ("rename_all", Form::Str, Place::Item(ItemKind::ErrorCode)),
     // extras struct
-    ("extras", Form::Flag, Place::Extras),
-    ("rename_all", Form::Str, Place::Extras),
-    ("rename", Form::Str, Place::ExtrasField),
+    ("extras", Form::Flag, Place::Item(ItemKind::Extras)),
+    ("rename_all", Form::Str, Place::Item(ItemKind::Extras)),
+    ("rename", Form::Str, Place::Member(ItemKind::Extras)),
     // request fields
-    ("body", Form::Flag, Place::RequestField),
-    ("header", Form::Flag, Place::RequestField),
-    ("query", Form::Flag, Place::RequestField),
-    ("bearer", Form::Flag, Place::RequestField),
-    ("basic_user", Form::Flag, Place::RequestField),
-    ("basic_password", Form::Flag, Place::RequestField),
-    ("rename", Form::Str, Place::RequestField),
-    ("from", Form::Source, Place::RequestField),
-    ("signing_key", Form::Flag, Place::RequestField),
+    ("body", Form::Flag, Place::Member(ItemKind::Request)),
+    ("header", Form::Flag, Place::Member(ItemKind::Request)),
+    ("query", Form::Flag, Place::Member(ItemKind::Request)),
+    ("bearer", Form::Flag, Place::Member(ItemKind::Request)),
+    ("basic_user", Form::Flag, Place::Member(ItemKind::Request)),
+    (
+        "basic_password",
+        Form::Flag,
+        Place::Member(ItemKind::Request),
+    ),
+    ("rename", Form::Str, Place::Member(ItemKind::Request)),
+    ("from", Form::Source, Place::Member(ItemKind::Request)),
+    ("signing_key", Form::Flag, Place::Member(ItemKind::Request)),
+    ("flatten", Form::Flag, Place::Member(ItemKind::Request)),
+    // field group
+    ("fields", Form::Flag, Place::Item(ItemKind::Fields)),
+    ("config", Form::Path, Place::Item(ItemKind::Fields)),
+    ("extras", Form::Path, Place::Item(ItemKind::Fields)),
+    ("rename_all", Form::Str, Place::Item(ItemKind::Fields)),
+    ("body", Form::Flag, Place::Member(ItemKind::Fields)),
+    ("header", Form::Flag, Place::Member(ItemKind::Fields)),
+    ("query", Form::Flag, Place::Member(ItemKind::Fields)),
+    ("bearer", Form::Flag, Place::Member(ItemKind::Fields)),
+    ("basic_user", Form::Flag, Place::Member(ItemKind::Fields)),
+    (
+        "basic_password",
+        Form::Flag,
+        Place::Member(ItemKind::Fields),
+    ),
+    ("rename", Form::Str, Place::Member(ItemKind::Fields)),
+    ("from", Form::Source, Place::Member(ItemKind::Fields)),
     // response fields
-    ("access_token", Form::Flag, Place::ResponseField),
-    ("refresh_token", Form::Flag, Place::ResponseField),
-    ("expiry", Form::Flag, Place::ResponseField),
-    ("refresh_expiry", Form::Flag, Place::ResponseField),
-    ("token_type", Form::Flag, Place::ResponseField),
-    ("scope", Form::Flag, Place::ResponseField),
-    ("extra", Form::Flag, Place::ResponseField),
-    ("rename", Form::Str, Place::ResponseField),
+    (
+        "access_token",
+        Form::Flag,
+        Place::Member(ItemKind::Response),
+    ),
+    (
+        "refresh_token",
+        Form::Flag,
+        Place::Member(ItemKind::Response),
+    ),
+    ("expiry", Form::Flag, Place::Member(ItemKind::Response)),
+    (
+        "refresh_expiry",
+        Form::Flag,
+        Place::Member(ItemKind::Response),
+    ),
+    ("token_type", Form::Flag, Place::Member(ItemKind::Response)),
+    ("scope", Form::Flag, Place::Member(ItemKind::Response)),
+    ("extra", Form::Flag, Place::Member(ItemKind::Response)),
+    ("rename", Form::Str, Place::Member(ItemKind::Response)),
     // error fields
-    ("code", Form::Flag, Place::ErrorField),
-    ("message", Form::Flag, Place::ErrorField),
-    ("result_status", Form::Flag, Place::ErrorField),
-    ("http_status", Form::Flag, Place::ErrorField),
-    ("rename", Form::Str, Place::ErrorField),
+    ("code", Form::Flag, Place::Member(ItemKind::Error)),
+    ("message", Form::Flag, Place::Member(ItemKind::Error)),
+    ("result_status", Form::Flag, Place::Member(ItemKind::Error)),
+    ("http_status", Form::Flag, Place::Member(ItemKind::Error)),
+    ("rename", Form::Str, Place::Member(ItemKind::Error)),
     // error-code variants
-    ("code", Form::Str, Place::Variant),
-    ("code", Form::Int, Place::Variant),
-    ("kind", Form::Path, Place::Variant),
-    ("status", Form::Int, Place::Variant),
-    ("other", Form::Flag, Place::Variant),
-    ("refusal", Form::Path, Place::Variant),
-    ("refusal", Form::List, Place::Variant),
+    ("code", Form::Str, Place::Member(ItemKind::ErrorCode)),
+    ("code", Form::Int, Place::Member(ItemKind::ErrorCode)),
+    ("kind", Form::Path, Place::Member(ItemKind::ErrorCode)),
+    ("status", Form::Int, Place::Member(ItemKind::ErrorCode)),
+    ("other", Form::Flag, Place::Member(ItemKind::ErrorCode)),
+    ("refusal", Form::Path, Place::Member(ItemKind::ErrorCode)),
+    ("refusal", Form::List, Place::Member(ItemKind::ErrorCode)),
     // error struct, for a `String` code
-    ("refusal", Form::List, Place::Error),
+    ("refusal", Form::List, Place::Item(ItemKind::Error)),
 ];
 
 /// Keys inside `header(...)`, `body(...)`, `query(...)` constants.
@@ -158,15 +415,6 @@ pub const CONSTANT_KEYS: &[&str] = &["name", "value"];
 pub const REFUSAL_KEYS: &[&str] = &["code", "status"];
 /// Keys inside `on_status(...)`.
 pub const ON_STATUS_KEYS: &[&str] = &["status", "kind"];
-
-/// The error kinds a code or status maps to.
-pub const KINDS: &[(&str, &str)] = &[
-    ("reauth_required", "ReauthRequired"),
-    ("transient", "Transient"),
-    ("outcome_unknown", "OutcomeUnknown"),
-    ("misconfigured", "Misconfigured"),
-    ("rejected", "Rejected"),
-];
 
 /// A standard refusal a code answers: `token_core::codec::RefusalReason`, one for one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -340,6 +588,7 @@ pub const ITEM_KINDS: &[&str] = &[
     "error",
     "error_code",
     "extras",
+    "fields",
 ];
 
 /// The keys allowed in `place`.

@@ -1,24 +1,22 @@
 //! Rules that involve several attributes: one access-token field, a body format, a config
 //! type for `config.*` sources, a catch-all error code... Each error points at its token.
 
-use proc_macro2::Span;
-
-use crate::ast::{Field, Model};
+use crate::ast::{Data, Field, Model, Variant, numeric_codes};
 use crate::attr::{Algorithm, Errors, SignEncoding, SignPart, SlotKind, Source};
-use crate::symbol::Place;
-use crate::symbol::Refusal;
+use crate::symbol::{AnswerRole, ErrorRole, Refusal, RequestRole, RoleName};
 
 pub fn check(model: &Model, errors: &mut Errors) {
-    match model.top.place {
-        Place::Request => request(model, errors),
-        Place::Response => response(model, errors),
-        Place::Error => error(model, errors),
-        Place::Extras => {}
-        _ => error_code(model, errors),
+    match &model.data {
+        Data::Request(fields) => request(model, fields, errors),
+        Data::Fields(fields) => group(model, fields, errors),
+        Data::Response(fields) => response(model, fields, errors),
+        Data::Error(fields) => error(model, fields, errors),
+        Data::Extras(_) => {}
+        Data::ErrorCode(variants) => error_code(model, variants, errors),
     }
 }
 
-fn request(model: &Model, errors: &mut Errors) {
+fn request(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) {
     let top = &model.top;
     if let Some((_, path)) = &top.method
         && !path.value().starts_with('/')
@@ -40,13 +38,47 @@ fn request(model: &Model, errors: &mut Errors) {
     for constant in top.headers.iter() {
         header_name(&constant.name, errors);
     }
-    let mut wires: Vec<(String, String, &Field)> = Vec::new();
-    let mut singles: Vec<(String, &Field)> = Vec::new();
-    for field in &model.fields {
-        let role = field.role().unwrap_or_else(|| "body".to_owned());
-        match role.as_str() {
-            "body" | "header" | "query" => {
-                if role == "header" {
+    for field in fields.iter().filter(|f| f.goes() == RequestRole::Flatten) {
+        if field.optional {
+            errors.at(
+                field.ty,
+                "a flattened group is not optional: write the group's type, and make its fields `Option<...>`",
+            );
+        }
+        if let Some(from) = &field.attrs.from {
+            errors.at(
+                &from.key,
+                "a flattened group's fields say where their values come from: `from` goes on them",
+            );
+        }
+    }
+    request_fields(model, fields, errors);
+    signature(model, fields, errors);
+}
+
+/// A field group: its fields follow a request's field rules, and each says where its value
+/// comes from (a request's `FromContext` fills the group through the group's own).
+fn group(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) {
+    request_fields(model, fields, errors);
+    for field in fields.iter().filter(|f| f.attrs.from.is_none()) {
+        errors.at(
+            field.ident,
+            "a field of a field group says where its value comes from: add `from = ...`, such as `from = config.client_id`",
+        );
+    }
+}
+
+/// The rules of a request's (or a group's) own fields: one field for each header, query
+/// parameter, body field and credential; valid header names; sources with their types.
+fn request_fields(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) {
+    let top = &model.top;
+    let mut wires: Vec<(RequestRole, &str, &Field<RequestRole>)> = Vec::new();
+    let mut singles: Vec<(RequestRole, &Field<RequestRole>)> = Vec::new();
+    for field in fields {
+        let role = field.goes();
+        match role {
+            RequestRole::Body | RequestRole::Header | RequestRole::Query => {
+                if role == RequestRole::Header {
                     if let Some(rename) = &field.attrs.rename {
                         header_name(rename, errors);
                     } else if !is_header_name(&field.wire) {
@@ -66,30 +98,37 @@ fn request(model: &Model, errors: &mut Errors) {
                     errors.at(
                         field.ident,
                         format!(
-                            "`{}` and `{}` both go to {role} `{}`",
-                            first.ident, field.ident, field.wire
+                            "`{}` and `{}` both go to {} `{}`",
+                            first.ident,
+                            field.ident,
+                            role.name(),
+                            field.wire
                         ),
                     );
                 }
-                wires.push((role, field.wire.clone(), field));
+                wires.push((role, &field.wire, field));
             }
-            _ => {
+            RequestRole::Bearer
+            | RequestRole::BasicUser
+            | RequestRole::BasicPassword
+            | RequestRole::SigningKey
+            | RequestRole::Flatten => {
                 if let Some(rename) = &field.attrs.rename {
                     errors.at(
                         rename,
-                        format!("`rename` has no meaning on a `{role}` field"),
+                        format!("`rename` has no meaning on a `{}` field", role.name()),
                     );
+                }
+                // A request flattens any number of groups.
+                if role == RequestRole::Flatten {
+                    continue;
                 }
                 if let Some((_, first)) = singles.iter().find(|(r, _)| *r == role) {
                     errors.span(
-                        field
-                            .attrs
-                            .role
-                            .as_ref()
-                            .map(|r| r.span())
-                            .unwrap_or_else(Span::call_site),
+                        field.role_span(),
                         format!(
-                            "duplicate `{role}`: field `{}` already has this role",
+                            "duplicate `{}`: field `{}` already has this role",
+                            role.name(),
                             first.ident
                         ),
                     );
@@ -97,28 +136,20 @@ fn request(model: &Model, errors: &mut Errors) {
                 singles.push((role, field));
             }
         }
-        if let Some(from) = &field.attrs.from
-            && matches!(from.value, Source::Config(_))
-            && top.config.is_none()
-        {
-            errors.at(
-                &from.key,
+        match field.attrs.from.as_ref().map(|from| (&from.key, &from.value)) {
+            Some((key, Source::Config(_))) if top.config.is_none() => errors.at(
+                key,
                 "`from = config.*` needs the config type: add `config = Type` to `#[token_endpoint(...)]`",
-            );
-        }
-        if let Some(from) = &field.attrs.from
-            && matches!(from.value, Source::Extras(_))
-            && top.extras.is_none()
-        {
-            errors.at(
-                &from.key,
+            ),
+            Some((key, Source::Extras(_))) if top.extras.is_none() => errors.at(
+                key,
                 "`from = extras.*` needs the session's extras type: add `extras = Type` to `#[token_endpoint(...)]`",
-            );
+            ),
+            _ => {}
         }
     }
-    signature(model, &singles, errors);
-    let has = |role: &str| singles.iter().find(|(r, _)| r == role).map(|(_, f)| *f);
-    match (has("basic_user"), has("basic_password")) {
+    let has = |role: RequestRole| singles.iter().find(|(r, _)| *r == role).map(|(_, f)| *f);
+    match (has(RequestRole::BasicUser), has(RequestRole::BasicPassword)) {
         (Some(user), None) => errors.at(
             user.ident,
             "`basic_user` needs a `basic_password` field for HTTP Basic",
@@ -129,7 +160,7 @@ fn request(model: &Model, errors: &mut Errors) {
         ),
         _ => {}
     }
-    if let (Some(_), Some(password)) = (has("bearer"), has("basic_password")) {
+    if let (Some(_), Some(password)) = (has(RequestRole::Bearer), has(RequestRole::BasicPassword)) {
         errors.at(
             password.ident,
             "`bearer` and HTTP Basic both set `Authorization`: keep one",
@@ -139,15 +170,12 @@ fn request(model: &Model, errors: &mut Errors) {
 
 /// `sign(...)` and its `signing_key` field go together; a signed timestamp needs one `now_*`
 /// field; the signature's slot is not also a field's.
-fn signature(model: &Model, singles: &[(String, &Field)], errors: &mut Errors) {
-    let key = singles
-        .iter()
-        .find(|(r, _)| r == "signing_key")
-        .map(|(_, f)| *f);
+fn signature(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) {
+    let key = fields.iter().find(|f| f.goes() == RequestRole::SigningKey);
     let Some(sign) = &model.top.signature else {
         if let Some(field) = key {
             errors.span(
-                field.attrs.role.as_ref().map(|r| r.span()).unwrap_or_else(Span::call_site),
+                field.role_span(),
                 "a `signing_key` field is the key of the request's signature: add `sign(...)` to `#[token_endpoint(...)]`",
             );
         }
@@ -168,14 +196,13 @@ fn signature(model: &Model, singles: &[(String, &Field)], errors: &mut Errors) {
             "an RSA-SHA256 signature is written `encoding = base64`",
         );
     }
-    let clocks: Vec<&Field> = model
-        .fields
+    let clocks: Vec<&Field<RequestRole>> = fields
         .iter()
         .filter(|f| matches!(&f.attrs.from, Some(from) if matches!(from.value, Source::Now(..))))
         .collect();
     if let Some((_, part)) = sign.parts.iter().find(|(p, _)| *p == SignPart::Timestamp) {
         match clocks.as_slice() {
-            [one] if !matches!(one.role().as_deref(), None | Some("body" | "header" | "query")) => {
+            [one] if slot_of(one.goes()).is_none() => {
                 errors.at(one.ident, "the signed timestamp travels in the body, a header or the query")
             }
             [_] => {}
@@ -198,63 +225,75 @@ fn signature(model: &Model, singles: &[(String, &Field)], errors: &mut Errors) {
         if *kind == SlotKind::Header {
             header_name(name, errors);
         }
-        let role = match kind {
-            SlotKind::Query => "query",
-            SlotKind::Header => "header",
-            SlotKind::Body => "body",
-        };
-        let clash = model.fields.iter().find(|f| {
-            f.role().unwrap_or_else(|| "body".to_owned()) == role && f.wire == name.value()
-        });
+        let clash = fields
+            .iter()
+            .find(|f| slot_of(f.goes()) == Some(*kind) && f.wire == name.value());
         if let Some(field) = clash {
             errors.at(
                 name,
                 format!(
-                    "field `{}` already goes to {role} `{}`",
-                    field.ident, field.wire
+                    "field `{}` already goes to {} `{}`",
+                    field.ident,
+                    field.goes().name(),
+                    field.wire
                 ),
             );
         }
     }
 }
 
-fn response(model: &Model, errors: &mut Errors) {
+/// The slot a request field's value travels in, when it travels as a named parameter.
+pub fn slot_of(role: RequestRole) -> Option<SlotKind> {
+    match role {
+        RequestRole::Body => Some(SlotKind::Body),
+        RequestRole::Header => Some(SlotKind::Header),
+        RequestRole::Query => Some(SlotKind::Query),
+        RequestRole::Bearer
+        | RequestRole::BasicUser
+        | RequestRole::BasicPassword
+        | RequestRole::SigningKey
+        | RequestRole::Flatten => None,
+    }
+}
+
+fn response(model: &Model, fields: &[Field<AnswerRole>], errors: &mut Errors) {
     let mut access = None;
-    let mut seen: Vec<(String, &Field)> = Vec::new();
+    let mut seen: Vec<(AnswerRole, &Field<AnswerRole>)> = Vec::new();
     let mut extra = None;
-    for field in &model.fields {
+    for field in fields {
         let Some(role) = field.role() else { continue };
-        if role == "extra" {
+        if role == AnswerRole::Extra {
             extra.get_or_insert(field);
             continue;
         }
         if let Some((_, first)) = seen.iter().find(|(r, _)| *r == role) {
             errors.span(
-                field
-                    .attrs
-                    .role
-                    .as_ref()
-                    .map(|r| r.span())
-                    .unwrap_or_else(Span::call_site),
+                field.role_span(),
                 format!(
-                    "duplicate `{role}`: field `{}` already has this role",
+                    "duplicate `{}`: field `{}` already has this role",
+                    role.name(),
                     first.ident
                 ),
             );
             continue;
         }
-        match role.as_str() {
-            "access_token" => {
+        match role {
+            AnswerRole::AccessToken => {
                 access = Some(field);
                 if field.optional {
                     errors.at(field.ty, "the access-token field is required: write `AccessToken`, not `Option<...>`");
                 }
             }
-            "refresh_token" if !field.optional => errors.at(
+            AnswerRole::RefreshToken if !field.optional => errors.at(
                 field.ty,
                 "the refresh-token field is `Option<RefreshToken>`: an answer without one keeps the previous token",
             ),
-            _ => {}
+            AnswerRole::RefreshToken
+            | AnswerRole::Expiry
+            | AnswerRole::RefreshExpiry
+            | AnswerRole::TokenType
+            | AnswerRole::Scope
+            | AnswerRole::Extra => {}
         }
         seen.push((role, field));
     }
@@ -266,7 +305,7 @@ fn response(model: &Model, errors: &mut Errors) {
     }
     if let (Some(field), None) = (extra, &model.top.extras) {
         errors.span(
-            field.attrs.role.as_ref().map(|r| r.span()).unwrap_or_else(Span::call_site),
+            field.role_span(),
             "`extra` fields go to the extras type: add `extras = Type` to `#[token_endpoint(response, ...)]`",
         );
     }
@@ -289,26 +328,22 @@ fn response(model: &Model, errors: &mut Errors) {
     }
 }
 
-fn error(model: &Model, errors: &mut Errors) {
-    let mut seen: Vec<(String, &Field)> = Vec::new();
-    for field in &model.fields {
+fn error(model: &Model, fields: &[Field<ErrorRole>], errors: &mut Errors) {
+    let mut seen: Vec<(ErrorRole, &Field<ErrorRole>)> = Vec::new();
+    for field in fields {
         let Some(role) = field.role() else { continue };
         if let Some((_, first)) = seen.iter().find(|(r, _)| *r == role) {
             errors.span(
-                field
-                    .attrs
-                    .role
-                    .as_ref()
-                    .map(|r| r.span())
-                    .unwrap_or_else(Span::call_site),
+                field.role_span(),
                 format!(
-                    "duplicate `{role}`: field `{}` already has this role",
+                    "duplicate `{}`: field `{}` already has this role",
+                    role.name(),
                     first.ident
                 ),
             );
             continue;
         }
-        if role == "code" && field.optional {
+        if role == ErrorRole::Code && field.optional {
             errors.at(
                 field.ty,
                 "the code field is required: an answer without a code is not this error",
@@ -316,13 +351,14 @@ fn error(model: &Model, errors: &mut Errors) {
         }
         seen.push((role, field));
     }
-    if !seen.iter().any(|(r, _)| r == "code") {
+    let has = |role: ErrorRole| seen.iter().any(|(r, _)| *r == role);
+    if !has(ErrorRole::Code) {
         errors.at(
             model.ident,
             "an error needs one `#[token(code)]` field: the provider's error code",
         );
     }
-    if model.top.envelope.is_some() && !seen.iter().any(|(r, _)| r == "result_status") {
+    if model.top.envelope.is_some() && !has(ErrorRole::ResultStatus) {
         errors.at(
             model.ident,
             "an `envelope` error needs a `#[token(result_status)]` field: it tells a success (`S`) from a failure",
@@ -342,7 +378,7 @@ fn error(model: &Model, errors: &mut Errors) {
         }
         declared.push(name.refusal);
         if let Some(key) = &refusal.status_key
-            && !seen.iter().any(|(r, _)| r == "http_status")
+            && !has(ErrorRole::HttpStatus)
         {
             errors.at(
                 key,
@@ -360,9 +396,10 @@ fn error(model: &Model, errors: &mut Errors) {
     }
 }
 
-fn error_code(model: &Model, errors: &mut Errors) {
+fn error_code(model: &Model, variants: &[Variant], errors: &mut Errors) {
+    let numeric = numeric_codes(variants);
     let mut answered: Vec<(Refusal, &syn::Ident)> = Vec::new();
-    for variant in &model.variants {
+    for variant in variants {
         for name in &variant.attrs.refusals {
             if variant.attrs.other.is_some() {
                 errors.at(
@@ -385,7 +422,7 @@ fn error_code(model: &Model, errors: &mut Errors) {
     }
     let mut other = None;
     let mut codes: Vec<(&str, &syn::Ident)> = Vec::new();
-    for variant in &model.variants {
+    for variant in variants {
         let v = variant.original;
         if let Some(key) = &variant.attrs.other {
             if let Some(first) = other.replace(&v.ident) {
@@ -410,7 +447,7 @@ fn error_code(model: &Model, errors: &mut Errors) {
             continue;
         }
         if let Some(code) = &variant.attrs.code
-            && code.numeric != model.numeric_codes()
+            && code.numeric != numeric
         {
             errors.at(
                 &code.tokens,
@@ -423,7 +460,7 @@ fn error_code(model: &Model, errors: &mut Errors) {
                 "error-code variants are unit variants, except the `#[token(other)]` catch-all",
             );
         }
-        if model.numeric_codes() && variant.attrs.code.is_none() {
+        if numeric && variant.attrs.code.is_none() {
             errors.at(
                 &v.ident,
                 "the codes of this enum are integers: give this variant one with `#[token(code = ...)]`",

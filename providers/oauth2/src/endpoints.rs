@@ -11,6 +11,55 @@ use crate::config::Client;
 /// to its configured [`token_url`](crate::OAuth2Config::token_url) instead.
 pub const TOKEN_PATH: &str = <RefreshTokenGrant as Endpoint>::PATH;
 
+/// The client's credentials (RFC 6749 section 2.3.1), as every grant sends them: the id and
+/// secret as HTTP Basic (`client_auth = basic`), or as the `client_id` and `client_secret`
+/// body fields (`client_auth = body`, and public clients, which send only `client_id`).
+/// [`OAuth2Config::client`](crate::OAuth2Config::client) sets one pair, never both.
+///
+/// ```
+/// use token_core::codec::{Endpoint, FieldGroup};
+/// use token_core::{ClientSecret, RefreshToken};
+/// use token_provider_oauth2::{ClientAuthentication, RefreshTokenGrant};
+///
+/// let grant = RefreshTokenGrant {
+///     refresh_token: RefreshToken::new("rt"),
+///     scope: None,
+///     client: ClientAuthentication {
+///         client_id: Some("app".into()),
+///         client_secret: Some(ClientSecret::new("secret")),
+///         ..ClientAuthentication::default()
+///     },
+/// };
+/// let request = grant.encode_request(&"https://id.example".parse()?)?;
+/// assert_eq!(request.body(), b"grant_type=refresh_token&refresh_token=rt&client_id=app&client_secret=secret");
+/// assert_eq!(RefreshTokenGrant::decode_request(&request)?, grant);
+/// assert_eq!(grant.client.secrets(), ["secret"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[token_endpoint(fields, config = Client)]
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClientAuthentication {
+    /// The client id in the body (`client_auth = body`, public clients).
+    #[token(from = config.client_id)]
+    pub client_id: Option<String>,
+    /// The client secret in the body (`client_auth = body`).
+    #[token(from = config.client_secret)]
+    pub client_secret: Option<ClientSecret>,
+    /// The client id as the HTTP Basic user (`client_auth = basic`).
+    #[token(basic_user, from = config.basic_user)]
+    pub basic_user: Option<String>,
+    /// The client secret as the HTTP Basic password (`client_auth = basic`).
+    #[token(basic_password, from = config.basic_password)]
+    pub basic_password: Option<ClientSecret>,
+}
+
+impl ClientAuthentication {
+    /// The client id, from HTTP Basic or the body.
+    pub fn client_id(&self) -> Option<&str> {
+        self.basic_user.as_deref().or(self.client_id.as_deref())
+    }
+}
+
 /// `grant_type=refresh_token` (RFC 6749 section 6), with the client's credentials where the
 /// config puts them and the configured scope.
 ///
@@ -39,18 +88,9 @@ pub struct RefreshTokenGrant {
     /// The requested scope.
     #[token(from = config.scope)]
     pub scope: Option<String>,
-    /// The client id in the body (`client_auth = body`, public clients).
-    #[token(from = config.client_id)]
-    pub client_id: Option<String>,
-    /// The client secret in the body (`client_auth = body`).
-    #[token(from = config.client_secret)]
-    pub client_secret: Option<ClientSecret>,
-    /// The client id as the HTTP Basic user (`client_auth = basic`).
-    #[token(basic_user, from = config.basic_user)]
-    pub basic_user: Option<String>,
-    /// The client secret as the HTTP Basic password (`client_auth = basic`).
-    #[token(basic_password, from = config.basic_password)]
-    pub basic_password: Option<ClientSecret>,
+    /// The client's credentials.
+    #[token(flatten)]
+    pub client: ClientAuthentication,
 }
 
 /// `grant_type=client_credentials` (RFC 6749 section 4.4): tokens for the client itself.
@@ -79,18 +119,9 @@ pub struct ClientCredentialsGrant {
     /// The requested scope.
     #[token(from = config.scope)]
     pub scope: Option<String>,
-    /// The client id in the body.
-    #[token(from = config.client_id)]
-    pub client_id: Option<String>,
-    /// The client secret in the body.
-    #[token(from = config.client_secret)]
-    pub client_secret: Option<ClientSecret>,
-    /// The client id as the HTTP Basic user.
-    #[token(basic_user, from = config.basic_user)]
-    pub basic_user: Option<String>,
-    /// The client secret as the HTTP Basic password.
-    #[token(basic_password, from = config.basic_password)]
-    pub basic_password: Option<ClientSecret>,
+    /// The client's credentials.
+    #[token(flatten)]
+    pub client: ClientAuthentication,
 }
 
 /// `grant_type=authorization_code` (RFC 6749 section 4.1.3) with the PKCE `code_verifier`
@@ -126,18 +157,9 @@ pub struct AuthorizationCodeGrant {
     /// The PKCE code verifier.
     #[token(from = code_verifier)]
     pub code_verifier: Option<String>,
-    /// The client id in the body.
-    #[token(from = config.client_id)]
-    pub client_id: Option<String>,
-    /// The client secret in the body.
-    #[token(from = config.client_secret)]
-    pub client_secret: Option<ClientSecret>,
-    /// The client id as the HTTP Basic user.
-    #[token(basic_user, from = config.basic_user)]
-    pub basic_user: Option<String>,
-    /// The client secret as the HTTP Basic password.
-    #[token(basic_password, from = config.basic_password)]
-    pub basic_password: Option<ClientSecret>,
+    /// The client's credentials.
+    #[token(flatten)]
+    pub client: ClientAuthentication,
 }
 
 /// The RFC 6749 section 5.1 answer, read tolerantly: `expires_in` as a number, a numeric

@@ -99,7 +99,7 @@ pub mod sandbox;
 
 pub use config::{Client, ClientAuth, OAuth2Config};
 pub use endpoints::{
-    AuthorizationCodeGrant, ClientCredentialsGrant, OAuthCode, OAuthError, OAuthTokens,
-    RefreshTokenGrant, TOKEN_PATH,
+    AuthorizationCodeGrant, ClientAuthentication, ClientCredentialsGrant, OAuthCode, OAuthError,
+    OAuthTokens, RefreshTokenGrant, TOKEN_PATH,
 };
 pub use provider::{AuthorizationRequest, OAuth2};

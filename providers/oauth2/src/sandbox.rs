@@ -94,7 +94,7 @@ pub fn routes_at(
     let refresh = ServeEndpoint::<RefreshTokenGrant>::refresh(|grant| grant.refresh_token.clone());
     let client_credentials = ServeEndpoint::<ClientCredentialsGrant>::new(
         |grant: ClientCredentialsGrant, cx: SandboxContext| async move {
-            let client_id = grant.basic_user.or(grant.client_id).ok_or_else(|| {
+            let client_id = grant.client.client_id().map(str::to_owned).ok_or_else(|| {
                 Refusal::new(RefusalReason::BadRequest, "missing client authentication")
             })?;
             Ok(cx.issuer().issue(client_id, json!({})).await?)

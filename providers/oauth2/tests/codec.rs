@@ -103,15 +103,16 @@ fn the_server_side_reads_the_section_6_request() {
         grant.refresh_token.expose_secret(),
         "tGzv3JOkF0XG5Qx2TlKWIA"
     );
-    assert_eq!(grant.basic_user.as_deref(), Some("s6BhdRkqt3"));
+    assert_eq!(grant.client.basic_user.as_deref(), Some("s6BhdRkqt3"));
     assert_eq!(
         grant
+            .client
             .basic_password
             .as_ref()
             .map(ClientSecret::expose_secret),
         Some("gX1fBat3bV")
     );
-    assert_eq!(grant.client_id, None);
+    assert_eq!(grant.client.client_id, None);
     // Another grant type is not this definition's request.
     assert!(
         RefreshTokenGrant::decode_request(&server_request(Some(BASIC), SECTION_4_4_2_REQUEST))

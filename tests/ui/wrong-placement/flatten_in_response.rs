@@ -1,0 +1,17 @@
+use token_core::{AccessToken, token_endpoint};
+
+#[token_endpoint(fields)]
+pub struct Common {
+    #[token(from = uuid)]
+    pub trace: String,
+}
+
+#[token_endpoint(response)]
+pub struct Tokens {
+    #[token(access_token)]
+    pub access_token: AccessToken,
+    #[token(flatten)]
+    pub common: Common,
+}
+
+fn main() {}
