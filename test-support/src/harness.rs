@@ -10,8 +10,8 @@ use time::macros::datetime;
 use token_core::manager::TokenManagerBuilder;
 use token_core::sandbox::RunningSandbox;
 use token_core::{
-    AccessToken, Clock, ManagerConfig, ManualClock, Provider, RetryPolicy, TokenManager, TokenSet,
-    TokioClock,
+    AccessToken, Clock, Extras, ManagerConfig, ManualClock, Provider, RetryPolicy, TokenManager,
+    TokenSet, TokioClock,
 };
 
 /// Where every test clock starts: 2026-01-01 00:00 UTC.
@@ -63,7 +63,21 @@ pub fn manager<P: Provider>(
         .expect("the manager builds")
 }
 
-/// Has the sandbox issue a first pair for `session` carrying `extras` (as after a login) and
+/// A first pair the sandbox issues for `session` carrying `extras` (as after a login), as
+/// the provider's token set.
+pub async fn issued<E: Extras>(
+    sandbox: &RunningSandbox,
+    session: &str,
+    extras: Value,
+) -> TokenSet<E> {
+    let stored = sandbox
+        .issue_with(session, extras)
+        .await
+        .expect("the issuer issues");
+    TokenSet::from_stored(stored).expect("the extras fit the provider")
+}
+
+/// Has the sandbox issue a first pair for `session` carrying `extras` ([`issued`]) and
 /// inserts it into `manager`; returns the pair.
 pub async fn seed<P: Provider>(
     manager: &TokenManager<P>,
@@ -71,11 +85,7 @@ pub async fn seed<P: Provider>(
     session: &str,
     extras: Value,
 ) -> TokenSet<P::Extras> {
-    let stored = sandbox
-        .issue_with(session, extras)
-        .await
-        .expect("the issuer issues");
-    let set = TokenSet::from_stored(stored).expect("the extras fit the provider");
+    let set = issued(sandbox, session, extras).await;
     manager
         .insert(session, set.clone())
         .await
