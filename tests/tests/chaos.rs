@@ -37,24 +37,18 @@
 //! processes, to tell which fault breaks which invariant.
 //!
 //! PostgreSQL: `TOKEN_TEST_POSTGRES_URL`, or else a throwaway server started from the
-//! PostgreSQL server binaries (see `support/pg.rs`); without either the PostgreSQL scenario
+//! PostgreSQL server binaries (see `token_test_support::pg`); without either the PostgreSQL scenario
 //! is skipped with a message, unless `TOKEN_TEST_REQUIRE_POSTGRES=1`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-#[path = "../../token-core/src/store/postgres_test_server.rs"]
-mod postgres_test_server;
-#[path = "support/proxy.rs"]
-mod proxy;
-use postgres_test_server::test_url;
-use proxy::Proxy;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use time::OffsetDateTime;
@@ -68,6 +62,9 @@ use token_core::sandbox::oauth::{RefreshGrant, TokenHandler};
 use token_core::sandbox::{Failure, Handler, Sandbox, SandboxContext};
 use token_core::store::{PostgresStore, SessionKey, StoredRecord};
 use token_core::{FileStore, IssuerConfig, StoreError, TokenStore};
+use token_test_support::lock;
+use token_test_support::pg::test_url;
+use token_test_support::proxy::Proxy;
 
 /// How many worker processes (`CHAOS_WORKERS` overrides, 1 to 8).
 const WORKERS: usize = 4;
@@ -110,10 +107,6 @@ fn fault(name: &str) -> bool {
         Ok(list) if !list.trim().is_empty() => list.split(',').any(|f| f.trim() == name),
         _ => true,
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Straight to stderr: the harness captures `eprintln!` of passing tests, and CI should show

@@ -13,12 +13,12 @@
 //!   the captured `tracing` output, the error's `Display`/`Debug`, any event, or the
 //!   manager's `Debug`; and first, that these are there and are the row's: the refresh span's
 //!   `call failed` line and the outcome's line, the outcome's event, an error naming its kind
-//!   (captured by `support::logs`, which cannot miss a line of the row's runtime).
+//!   (captured by `token_test_support::logs`, which cannot miss a line of the row's runtime).
 //!
 //! In-process rows run on tokio's paused clock; the timeout, body-limit and connection rows
 //! use a real `ReqwestClient` over the loopback socket.
 
-mod support;
+mod subjects;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,8 +30,9 @@ use time::macros::datetime;
 use token_core::sandbox::{Failure, RunningSandbox};
 use token_core::{Error, ErrorKind, Event, ManualClock, TokioClock};
 
-use support::logs::{Captured, has_line};
-use support::{Env, RigClock, SESSION, Subject, Transport, leaked, lock};
+use token_test_support::logs::{Captured, has_line};
+use token_test_support::rig::{Env, Rig, RigClock, SESSION, Subject, Transport};
+use token_test_support::{leaked, lock};
 
 /// The client timeout of the socket rows: long enough for a loaded CI machine to answer an
 /// undelayed call in a debug build, short beside the 30 s delay of the timeout rows.
@@ -224,10 +225,10 @@ fn now_or_never<F: std::future::Future>(future: F) -> F::Output {
 
 #[test]
 fn every_provider_under_every_fault() {
-    support::logs::install();
+    token_test_support::logs::install();
     let mut failures = Vec::new();
     let mut ran = 0;
-    for subject in support::subjects() {
+    for subject in subjects::subjects() {
         for mut row in table() {
             if !row.reuse.is_zero() && !subject.reuse_configurable() {
                 // The provider declares no reuse window: these rows do not apply.
@@ -259,7 +260,7 @@ fn every_provider_under_every_fault() {
     }
     println!(
         "{ran} rows run over {} providers",
-        support::subjects().len()
+        subjects::subjects().len()
     );
     assert!(
         failures.is_empty(),
@@ -346,7 +347,7 @@ async fn run_row_async(subject: &dyn Subject, row: &Row, logs: &Captured) -> Res
         return Err(format!("took {took:?}, less than {:?}", row.at_least));
     }
     // What the call was told and logged, before the aftermath adds its own.
-    let events = lock(&env.events).clone();
+    let events = env.events.events().clone();
     let logged = logs.text();
     expected_shown(row.expect, &result, &events, &logged)?;
     // Nothing lost on the way: the store holds a set, the seeded one or a newer one.
@@ -366,7 +367,7 @@ async fn run_row_async(subject: &dyn Subject, row: &Row, logs: &Captured) -> Res
     }
     shown.push(logs.text());
     shown.push(debug);
-    for event in lock(&env.events).iter() {
+    for event in env.events.events().iter() {
         shown.push(format!("{event:?}"));
     }
     let mut secrets = lock(&env.issuer_store.minted).clone();
@@ -451,18 +452,8 @@ fn expected_shown(
     Ok(())
 }
 
-async fn check_after(
-    rig: &dyn support::Rig,
-    row: &Row,
-    env: &Env,
-    clock: &RigClock,
-) -> Result<(), String> {
-    let reauth_events = || {
-        lock(&env.events)
-            .iter()
-            .filter(|e| matches!(e, Event::ReauthRequired(_)))
-            .count()
-    };
+async fn check_after(rig: &dyn Rig, row: &Row, env: &Env, clock: &RigClock) -> Result<(), String> {
+    let reauth_events = || env.events.reauth_count();
     match row.after {
         After::Reauth => {
             if row.expect != Expect::Error(ReauthRequired) {

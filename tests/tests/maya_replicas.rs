@@ -5,10 +5,8 @@
 //! Every scenario runs on each of the three. Races are made to happen, not hoped for: the
 //! replicas' stores meet at a barrier before the compare-and-swap under test, so both have
 //! read the same state before either writes. Time moves on a shared `ManualClock`. The
-//! PostgreSQL ones need `TOKEN_TEST_POSTGRES_URL` (see [`support::pg`]); each works in a
+//! PostgreSQL ones need `TOKEN_TEST_POSTGRES_URL` (see [`token_test_support::pg`]); each works in a
 //! schema of its own.
-
-mod support;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,11 +15,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use http::StatusCode;
-use time::OffsetDateTime;
-use time::macros::datetime;
 use token_core::store::{
-    FileStore, Lease, MemoryStore, PostgresStore, SessionKey, StoredRecord, TokenStore, Version,
-    Versioned,
+    FileStore, MemoryStore, PostgresStore, SessionKey, StoredRecord, TokenStore, Version,
 };
 use token_core::{
     AccessToken, ClientSecret, ManualClock, RefreshToken, StoreError, TokenManager, TokenSet,
@@ -29,9 +24,11 @@ use token_core::{
 use token_provider_maya::sandbox::session_url_post;
 use token_provider_maya::{Maya, MayaConfig, RedeemError, SESSION_URL_NAMESPACE, SessionReceiver};
 
-use support::pg::{database, drop_schema, scalar, test_url, unique_schema};
+use token_test_support::harness::{START, manual_clock};
+use token_test_support::lock;
+use token_test_support::pg::{database, drop_schema, scalar, test_url, unique_schema};
+use token_test_support::stores::{Forwarding, Intercept, backend_error};
 
-const START: OffsetDateTime = datetime!(2026-01-01 00:00 UTC);
 const SESSION_URL: &str = "https://partner.example/maya/session";
 const REDEEM_WITHIN: Duration = Duration::from_secs(600);
 
@@ -426,14 +423,16 @@ impl World {
                 (Backing::Postgres { url, schema }, stores)
             }
         };
-        let clock = ManualClock::new(START);
+        let clock = manual_clock();
         let meeting = Arc::new(Meeting::default());
         let stores = stores.map(|inner| {
-            Arc::new(ReplicaStore {
+            Arc::new(Forwarding::new(
                 inner,
-                meeting: meeting.clone(),
-                failing: Mutex::default(),
-            })
+                Replica {
+                    meeting: meeting.clone(),
+                    failing: Mutex::default(),
+                },
+            ))
         });
         let receivers = [0, 1].map(|i| {
             SessionReceiver::new(replica(stores[i].clone(), &clock))
@@ -466,7 +465,7 @@ impl World {
     /// Whether the store holds tokens for the manager's `session`.
     async fn has_tokens(&self, session: &str) -> bool {
         let key = SessionKey::new("maya", session);
-        let found = self.stores[0].inner.load(&key).await.unwrap();
+        let found = self.stores[0].inner().load(&key).await.unwrap();
         found.is_some_and(|record| record.value.tokens().is_some())
     }
 
@@ -552,10 +551,6 @@ fn clone(post: &http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {
     copy
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// Which saves meet: by key and expected version.
 type SaveMatcher = fn(&SessionKey, Option<Version>) -> bool;
 
@@ -585,59 +580,32 @@ impl Meeting {
 }
 
 /// A replica's view of the shared store: saves can meet the other replica's, or fail.
-struct ReplicaStore {
-    inner: Arc<dyn TokenStore>,
+type ReplicaStore = Forwarding<Replica>;
+
+struct Replica {
     meeting: Arc<Meeting>,
     /// Saves under this provider fail.
     failing: Mutex<Option<&'static str>>,
 }
 
-impl ReplicaStore {
+impl Replica {
     fn fail_saves_under(&self, provider: Option<&'static str>) {
         *lock(&self.failing) = provider;
     }
 }
 
 #[async_trait]
-impl TokenStore for ReplicaStore {
-    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
-        self.inner.load(key).await
-    }
-
+impl Intercept for Replica {
     async fn save(
         &self,
         key: &SessionKey,
-        record: &StoredRecord,
+        _record: &StoredRecord,
         expected: Option<Version>,
-    ) -> Result<Version, StoreError> {
+    ) -> Result<(), StoreError> {
         if *lock(&self.failing) == Some(key.provider()) {
-            return Err(StoreError::Backend {
-                message: "the replica's store failed (test)".into(),
-                source: None,
-            });
+            return Err(backend_error("the replica's store failed (test)"));
         }
         self.meeting.wait_if(key, expected).await;
-        self.inner.save(key, record, expected).await
-    }
-
-    async fn delete(
-        &self,
-        key: &SessionKey,
-        expected: Option<Version>,
-    ) -> Result<bool, StoreError> {
-        self.inner.delete(key, expected).await
-    }
-
-    async fn acquire_lease(
-        &self,
-        key: &SessionKey,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<Lease, StoreError> {
-        self.inner.acquire_lease(key, holder, ttl).await
-    }
-
-    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
-        self.inner.release_lease(key, holder).await
+        Ok(())
     }
 }

@@ -2,11 +2,9 @@
 //! killed mid-refresh, and the database going away mid-run.
 //!
 //! They need a server: `TOKEN_TEST_POSTGRES_URL`, or else the throwaway server this binary
-//! starts from the PostgreSQL server binaries ([`support::pg::test_url`]). Without either they
+//! starts from the PostgreSQL server binaries ([`token_test_support::pg::test_url`]). Without either they
 //! are skipped with a message, except in CI (`CI=true` or `TOKEN_TEST_REQUIRE_POSTGRES=1`),
 //! where they fail instead. Each test works in a schema of its own, so they run in parallel.
-
-mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -19,8 +17,8 @@ use token_core::sandbox::{RunningSandbox, Sandbox, SandboxOAuth};
 use token_core::store::{PostgresStore, SessionKey, TokenStore};
 use token_core::{Error, ErrorKind, StoreError, StoredTokenSet, TokenManager};
 
-use support::pg::{database, drop_schema, test_url, unique_schema};
-use support::proxy::Proxy;
+use token_test_support::pg::{database, drop_schema, test_url, unique_schema};
+use token_test_support::proxy::Proxy;
 
 fn fingerprint(token: &str) -> String {
     TokenHash::of(token).to_hex()[..16].to_owned()

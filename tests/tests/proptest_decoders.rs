@@ -9,7 +9,7 @@
 //! - Server side: `Endpoint::decode_request` of each refresh endpoint (the sandbox's and an
 //!   Alipay+ MPP's request decoding) on arbitrary bodies, headers and paths.
 
-mod support;
+mod subjects;
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -18,7 +18,7 @@ use time::macros::datetime;
 use token_core::codec::{Endpoint, decode_response};
 use token_core::{ErrorKind, RefreshToken, TokenSet};
 
-use support::Subject;
+use token_test_support::rig::Subject;
 
 const STATUSES: &[u16] = &[
     200, 201, 202, 204, 206, 301, 302, 400, 401, 403, 404, 408, 409, 413, 422, 429, 500, 502, 503,
@@ -354,9 +354,9 @@ fn refresh_token() -> RefreshToken {
 }
 
 decoders! {
-    core_oauth: token_core::sandbox::oauth::RefreshGrant, support::CoreOAuth,
+    core_oauth: token_core::sandbox::oauth::RefreshGrant, subjects::CoreOAuth,
         token_core::sandbox::oauth::RefreshGrant::new(refresh_token());
-    oauth2: token_provider_oauth2::RefreshTokenGrant, support::OAuth2,
+    oauth2: token_provider_oauth2::RefreshTokenGrant, subjects::OAuth2,
         token_provider_oauth2::RefreshTokenGrant {
             refresh_token: refresh_token(),
             scope: Some("payments".into()),
@@ -366,14 +366,14 @@ decoders! {
                 ..Default::default()
             },
         };
-    maya: token_provider_maya::MiniAppRefresh, support::Maya, maya_request();
-    alipayplus: token_provider_alipayplus::ApplyToken, support::AlipayPlus, alipay_request();
-    paymentsgate: token_provider_paymentsgate::RefreshServiceToken, support::Paymentsgate,
+    maya: token_provider_maya::MiniAppRefresh, subjects::Maya, maya_request();
+    alipayplus: token_provider_alipayplus::ApplyToken, subjects::AlipayPlus, alipay_request();
+    paymentsgate: token_provider_paymentsgate::RefreshServiceToken, subjects::Paymentsgate,
         token_provider_paymentsgate::RefreshServiceToken {
             access_token: Some(token_core::AccessToken::new("eyJhbGciOiJub25lIn0.e30.")),
             refresh_token: refresh_token(),
         };
-    vaultist: token_provider_vaultist::RefreshV3, support::Vaultist, vaultist_request();
+    vaultist: token_provider_vaultist::RefreshV3, subjects::Vaultist, vaultist_request();
 }
 
 fn maya_request() -> token_provider_maya::MiniAppRefresh {

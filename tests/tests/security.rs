@@ -2,8 +2,6 @@
 //! follows no redirect at all, and no secret shows in a log line, a `Debug`, an error or an
 //! event. (The fault matrix runs the same leak check on every row of every provider.)
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,8 +14,9 @@ use token_core::{
     TokenManager, TokenSet,
 };
 
-use support::logs::{Captured, has_line};
-use support::{Env, RigClock, Subject, Transport, leaked, lock};
+use token_test_support::logs::{Captured, has_line};
+use token_test_support::rig::{CoreOAuth, Env, RigClock, Subject, Transport};
+use token_test_support::{leaked, lock};
 
 /// What a capturing server saw: the `Authorization` header of each request (`None`: absent).
 type Seen = Arc<Mutex<Vec<Option<String>>>>;
@@ -63,7 +62,7 @@ fn redirect(to: &url::Url) -> http::Response<Vec<u8>> {
 
 #[tokio::test]
 async fn the_bearer_token_is_not_sent_to_another_origin_after_a_redirect() {
-    support::logs::install();
+    token_test_support::logs::install();
     let (other, seen) = capturing_server().await;
     let elsewhere = other.url("/capture");
     let same_origin = Arc::new(Mutex::new(None::<url::Url>));
@@ -137,7 +136,7 @@ async fn the_bearer_token_is_not_sent_to_another_origin_after_a_redirect() {
 
 #[tokio::test]
 async fn the_token_endpoint_follows_no_redirect_so_the_refresh_token_stays_home() {
-    support::logs::install();
+    token_test_support::logs::install();
     let (other, seen) = capturing_server().await;
     let clock = ManualClock::default();
     let env = Env::new(
@@ -145,7 +144,7 @@ async fn the_token_endpoint_follows_no_redirect_so_the_refresh_token_stays_home(
         Duration::ZERO,
         Transport::Socket(Duration::from_secs(5)),
     );
-    let rig = support::CoreOAuth.start(&env).await;
+    let rig = CoreOAuth.start(&env).await;
     let seeded = rig.seed("s").await;
     clock.advance(time::Duration::seconds(3601));
     rig.sandbox().fail_next(
@@ -377,7 +376,7 @@ fn a_capture_holds_every_line_of_its_runtime_and_no_other() {
 /// Every type that holds a secret prints it redacted.
 #[test]
 fn debug_and_display_never_show_a_secret() {
-    support::logs::install();
+    token_test_support::logs::install();
     const AT: &str = "at_DebugCanary0123456789";
     const RT: &str = "rt_DebugCanary0123456789";
     const CS: &str = "cs_DebugCanary0123456789";

@@ -23,10 +23,10 @@
 //!
 //! Each check is paired with its positive control (refreshes were reported, revocations were
 //! refused and signalled, stored tokens were there to check). The soak runs once more over
-//! `PostgresStore` when the test database is there (`support::pg`; CI always), bounded to a few
+//! `PostgresStore` when the test database is there (`token_test_support::pg`; CI always), bounded to a few
 //! seconds: the same invariants, every store call a round trip to the database.
 
-mod support;
+mod subjects;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -46,7 +46,10 @@ use token_core::store::{
 };
 use token_core::{ErrorKind, Event, StoreError, TokioClock};
 
-use support::{Env, RecordingStore, RigClock, Subject, Transport, lock};
+use token_test_support::lock;
+use token_test_support::pg;
+use token_test_support::rig::{CoreOAuth, Env, Rig, RigClock, Subject, Transport};
+use token_test_support::stores::{RecordingStore, SavedRefresh};
 
 const REUSE: Duration = Duration::from_secs(300);
 const DEFAULT_SEED: u64 = 0x50A4_2026;
@@ -100,7 +103,7 @@ async fn soak_over(
     };
     let mut env = Env::new(clock.clone(), reuse, Transport::InProcess);
     env.store = store;
-    let rig: Arc<dyn support::Rig> = Arc::from(subject.start(&env).await);
+    let rig: Arc<dyn Rig> = Arc::from(subject.start(&env).await);
     let names: Vec<String> = (0..sessions).map(|i| format!("customer-{i:04}")).collect();
     for name in &names {
         rig.seed(name).await;
@@ -226,7 +229,7 @@ async fn soak_over(
     );
 
     // Re-auth signals carry the provider's reason.
-    let events = lock(&env.events).clone();
+    let events = env.events.events().clone();
     assert!(
         events.iter().any(|e| matches!(e, Event::Refreshed { .. })),
         "{}: the manager reported no refresh: {} events",
@@ -380,24 +383,24 @@ macro_rules! soak_test {
     };
 }
 
-soak_test!(soak_token_core_sandbox_oauth, support::CoreOAuth, 200, 30);
+soak_test!(soak_token_core_sandbox_oauth, CoreOAuth, 200, 30);
 
 /// The soak once over `PostgresStore` (token-core's own provider and sandbox), with the same
 /// invariants: every load, save, lease and delete is a round trip to the test database.
 /// Bounded: 100 sessions, 20 cycles (a few seconds).
 #[test]
 fn soak_token_core_sandbox_oauth_over_postgres() {
-    let Some(url) = support::pg::test_url("soak_token_core_sandbox_oauth_over_postgres") else {
+    let Some(url) = pg::test_url("soak_token_core_sandbox_oauth_over_postgres") else {
         return;
     };
-    let schema = support::pg::unique_schema();
+    let schema = pg::unique_schema();
     let database = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .expect("a runtime");
     let store = database.block_on(async {
-        PostgresStore::open(&support::pg::database(&url, &schema))
+        PostgresStore::open(&pg::database(&url, &schema))
             .await
             .expect("the test database is reachable")
     });
@@ -407,8 +410,11 @@ fn soak_token_core_sandbox_oauth_over_postgres() {
     };
     const SESSIONS: usize = 100;
     let saved = runtime().block_on(soak_over(
-        &support::CoreOAuth,
-        Arc::new(RecordingStore::over(Arc::new(store))),
+        &CoreOAuth,
+        Arc::new(RecordingStore::new(
+            Arc::new(store),
+            SavedRefresh::default(),
+        )),
         SESSIONS,
         20,
     ));
@@ -418,8 +424,8 @@ fn soak_token_core_sandbox_oauth_over_postgres() {
         let count = format!("SELECT count(*) FROM \"{schema}\".token_sets");
         let last = format!("SELECT last_value FROM \"{schema}\".token_set_versions");
         (
-            support::pg::scalar(&url, &count).await,
-            support::pg::scalar(&url, &last).await,
+            pg::scalar(&url, &count).await,
+            pg::scalar(&url, &last).await,
         )
     });
     assert_eq!(rows, SESSIONS as i64, "rows in {schema}.token_sets");
@@ -427,7 +433,7 @@ fn soak_token_core_sandbox_oauth_over_postgres() {
         versions >= (SESSIONS as u64 + saved) as i64,
         "{versions} versions for {SESSIONS} seeds and {saved} saved refreshes"
     );
-    database.block_on(support::pg::drop_schema(&url, &schema));
+    database.block_on(pg::drop_schema(&url, &schema));
 }
 
 /// A store whose calls run on a real-time runtime of their own, each waited for from a blocking
@@ -498,9 +504,9 @@ impl TokenStore for RealTime {
             .await
     }
 }
-soak_test!(soak_oauth2, support::OAuth2, 200, 30);
-soak_test!(soak_maya, support::Maya, 200, 30);
-soak_test!(soak_paymentsgate, support::Paymentsgate, 200, 30);
-soak_test!(soak_vaultist, support::Vaultist, 200, 30);
+soak_test!(soak_oauth2, subjects::OAuth2, 200, 30);
+soak_test!(soak_maya, subjects::Maya, 200, 30);
+soak_test!(soak_paymentsgate, subjects::Paymentsgate, 200, 30);
+soak_test!(soak_vaultist, subjects::Vaultist, 200, 30);
 // RSA signatures both ways are slow in a debug build: fewer sessions.
-soak_test!(soak_alipayplus, support::AlipayPlus, 10, 10);
+soak_test!(soak_alipayplus, subjects::AlipayPlus, 10, 10);

@@ -1,22 +1,19 @@
 //! `TokenManager<AlipayPlus>` against the sandbox MPP on tokio's paused clock: client and MPP
 //! sign and verify each other; call counts are the evidence.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use time::macros::datetime;
 use token_core::issuer::IssuerConfig;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox};
-use token_core::{
-    CallContext, Clock, ErrorKind, Event, ManagerConfig, RetryPolicy, SessionKey, TokenManager,
-    TokenSet, TokioClock,
-};
+use token_core::{CallContext, ErrorKind, SessionKey, TokenManager, TokenSet};
 use token_provider_alipayplus::sandbox::{
     AlipayPlusSandbox, client_private_key, client_public_key, mpp_private_key,
 };
 use token_provider_alipayplus::{
     AlipayExtras, AlipayPlus, AlipayPlusConfig, ApplyToken, ApplyTokenByCode,
 };
+use token_test_support::events::{assert_no_reauth, drain};
+use token_test_support::harness::{self, accepted, paused_clock};
 
 const APPLY: &str = "/aps/api/v1/authorizations/applyToken";
 
@@ -37,7 +34,7 @@ async fn world_with(
     issuer: IssuerConfig,
     tweak: impl FnOnce(AlipayPlusConfig) -> AlipayPlusConfig,
 ) -> World {
-    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)));
+    let clock = paused_clock();
     let mpp = AlipayPlusSandbox::new();
     let sandbox = mpp
         .routes(
@@ -51,19 +48,7 @@ async fn world_with(
     let config = tweak(mpp.config(&sandbox).with_authorize_url(
         url::Url::parse("https://merchant.example/alipayplus/consent").unwrap(),
     ));
-    let manager = TokenManager::builder(AlipayPlus::new(config).unwrap())
-        .shared_client(sandbox.client())
-        .clock(clock)
-        .config(
-            ManagerConfig::default()
-                .with_refresh_skew(Duration::from_secs(60), Duration::from_secs(10))
-                .with_retry(
-                    RetryPolicy::default()
-                        .with_backoff(Duration::from_millis(200), Duration::from_secs(5)),
-                ),
-        )
-        .build()
-        .unwrap();
+    let manager = harness::manager(AlipayPlus::new(config).unwrap(), &sandbox, &clock);
     World {
         mpp,
         sandbox,
@@ -89,14 +74,6 @@ impl World {
         set
     }
 
-    async fn accepted(&self, token: &token_core::AccessToken) -> bool {
-        self.sandbox
-            .issuer()
-            .authenticate(token.expose_secret())
-            .await
-            .is_ok()
-    }
-
     fn cx(&self) -> CallContext {
         self.manager.call_context("direct")
     }
@@ -113,7 +90,7 @@ async fn an_auth_code_gives_the_first_tokens_with_extras_once() {
         .apply_token_by_code(&world.cx(), &code)
         .await
         .unwrap();
-    assert!(world.accepted(&set.access_token).await);
+    assert!(accepted(&world.sandbox, &set.access_token).await);
     assert_eq!(set.extras, extras("cust-alice"));
     assert!(
         set.refresh_expires_at.is_some(),
@@ -147,8 +124,8 @@ async fn refresh_rotates_keeps_the_customer_and_invalidates_the_old_pair() {
     assert_ne!(second.access_token, first.access_token);
     assert_ne!(second.refresh_token, first.refresh_token);
     assert_eq!(second.extras, extras("alice"));
-    assert!(world.accepted(&second.access_token).await);
-    assert!(!world.accepted(&first.access_token).await);
+    assert!(accepted(&world.sandbox, &second.access_token).await);
+    assert!(!accepted(&world.sandbox, &first.access_token).await);
     assert_eq!(
         world.sandbox.calls(APPLY),
         2,
@@ -188,7 +165,7 @@ async fn a_5xx_and_a_429_with_retry_after_are_retried() {
     );
     let started = tokio::time::Instant::now();
     let token = world.manager.access_token("alice").await.unwrap();
-    assert!(world.accepted(&token).await);
+    assert!(accepted(&world.sandbox, &token).await);
     assert_eq!(world.sandbox.calls(APPLY), 1 + 3);
     assert!(
         started.elapsed() >= Duration::from_secs(7),
@@ -206,11 +183,12 @@ async fn a_u_answer_is_retried_with_the_same_refresh_token() {
     // The MPP rotates, then answers U: only the same request again can recover the pair.
     world.mpp.answer_unknown_next(1);
     let token = world.manager.access_token("alice").await.unwrap();
-    assert!(world.accepted(&token).await, "the pair the MPP had issued");
+    assert!(
+        accepted(&world.sandbox, &token).await,
+        "the pair the MPP had issued"
+    );
     assert_eq!(world.sandbox.calls(APPLY), 1 + 2);
-    while let Ok(event) = events.try_recv() {
-        assert!(!matches!(event, Event::ReauthRequired(_)), "{event:?}");
-    }
+    assert_no_reauth(&drain(&mut events));
 }
 
 #[tokio::test(start_paused = true)]
@@ -220,7 +198,7 @@ async fn a_lost_answer_is_recovered_inside_the_reuse_window() {
     tokio::time::advance(Duration::from_secs(3601)).await;
     world.sandbox.drop_next(APPLY, 1);
     let token = world.manager.access_token("alice").await.unwrap();
-    assert!(world.accepted(&token).await);
+    assert!(accepted(&world.sandbox, &token).await);
     assert_eq!(world.sandbox.calls(APPLY), 1 + 2);
 }
 
@@ -242,7 +220,7 @@ async fn the_mpp_answers_a_used_refresh_token_the_same_for_five_minutes_then_inv
         .await
         .unwrap();
     assert!(
-        !world.accepted(&first.access_token).await,
+        !accepted(&world.sandbox, &first.access_token).await,
         "the old pair is invalid"
     );
     tokio::time::advance(Duration::from_secs(240)).await;

@@ -6,18 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
-use time::macros::datetime;
+use serde_json::json;
 use token_core::sandbox::{Failure, RunningSandbox};
-use token_core::{
-    Clock, ErrorKind, Event, ManagerConfig, RetryPolicy, TokenManager, TokenSet, TokioClock,
-};
+use token_core::{Clock, ErrorKind, Event, TokenManager, TokenSet};
 use token_provider_lazada::{Lazada, LazadaConfig, LazadaSeller, REFRESH_PATH, sandbox};
+use token_test_support::harness::{self, accepted, paused_clock, seed};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
-
-fn clock() -> Arc<dyn Clock> {
-    Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)))
-}
 
 fn app() -> LazadaConfig {
     LazadaConfig::new("123456", "helloworld")
@@ -35,27 +30,14 @@ async fn seeded(
     clock: &Arc<dyn Clock>,
     config: LazadaConfig,
 ) -> (TokenManager<Lazada>, TokenSet<LazadaSeller>) {
-    let manager = TokenManager::builder(Lazada::new(sandbox.base_url(), config))
-        .shared_client(sandbox.client())
-        .clock(clock.clone())
-        .config(
-            ManagerConfig::default()
-                .with_refresh_skew(Duration::from_secs(60), Duration::from_secs(10))
-                .with_retry(
-                    RetryPolicy::default()
-                        .with_backoff(Duration::from_millis(200), Duration::from_secs(5)),
-                ),
-        )
-        .build()
-        .unwrap();
-    let first = TokenSet::from_stored(sandbox.issue("seller").await.unwrap()).unwrap();
-    manager.insert("seller", first.clone()).await.unwrap();
+    let manager = harness::manager(Lazada::new(sandbox.base_url(), config), sandbox, clock);
+    let first = seed(&manager, sandbox, "seller", json!({})).await;
     (manager, first)
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_signed_refresh_rotates_the_pair_near_expiry() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = start(&clock).await;
     let (manager, first) = seeded(&sandbox, &clock, app()).await;
     assert_eq!(
@@ -69,13 +51,7 @@ async fn a_signed_refresh_rotates_the_pair_near_expiry() {
     assert_ne!(second.access_token, first.access_token);
     assert_ne!(second.refresh_token, first.refresh_token);
     assert_eq!(sandbox.calls(REFRESH_PATH), 1);
-    assert!(
-        sandbox
-            .issuer()
-            .authenticate(second.access_token.expose_secret())
-            .await
-            .is_ok()
-    );
+    assert!(accepted(&sandbox, &second.access_token).await);
     // The old refresh token is dead: the next refresh used the rotated one.
     tokio::time::advance(30 * DAY).await;
     let third = manager.token_set("seller").await.unwrap();
@@ -85,7 +61,7 @@ async fn a_signed_refresh_rotates_the_pair_near_expiry() {
 
 #[tokio::test(start_paused = true)]
 async fn an_illegal_refresh_token_asks_the_seller_to_authorize_again() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = start(&clock).await;
     let (manager, _) = seeded(&sandbox, &clock, app()).await;
     let mut events = manager.subscribe();
@@ -103,7 +79,7 @@ async fn an_illegal_refresh_token_asks_the_seller_to_authorize_again() {
 
 #[tokio::test(start_paused = true)]
 async fn a_5xx_and_a_busy_answer_are_retried() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = start(&clock).await;
     let (manager, first) = seeded(&sandbox, &clock, app()).await;
     tokio::time::advance(30 * DAY).await;
@@ -124,7 +100,7 @@ async fn a_5xx_and_a_busy_answer_are_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn a_wrong_app_secret_is_refused_by_the_sandbox_as_a_bad_signature() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = start(&clock).await;
     let (manager, _) = seeded(
         &sandbox,
@@ -146,7 +122,7 @@ async fn a_wrong_app_secret_is_refused_by_the_sandbox_as_a_bad_signature() {
 
 #[tokio::test(start_paused = true)]
 async fn a_wrong_app_key_is_a_misconfiguration() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = start(&clock).await;
     let (manager, _) = seeded(&sandbox, &clock, LazadaConfig::new("654321", "helloworld")).await;
     tokio::time::advance(30 * DAY).await;

@@ -3,16 +3,15 @@
 use std::sync::Arc;
 
 use time::macros::datetime;
-use token_core::{
-    AccessToken, ClientSecret, ManualClock, MemoryStore, RefreshToken, TokenManager, TokenSet,
-};
+use token_core::{AccessToken, ClientSecret, MemoryStore, RefreshToken, TokenManager, TokenSet};
 use token_provider_maya::sandbox::session_url_post;
 use token_provider_maya::{Maya, MayaConfig, SessionReceiver};
+use token_test_support::harness::{START, manual_clock};
 use tower::ServiceExt as _;
 
 /// A manager over `store` that never calls Maya (nothing expires in these tests).
 fn manager(store: Arc<MemoryStore>) -> TokenManager<Maya> {
-    let clock = Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC)));
+    let clock = Arc::new(manual_clock());
     let config = MayaConfig::new(
         "client",
         ClientSecret::new("s"),
@@ -40,7 +39,7 @@ async fn the_axum_route_stores_the_tokens_and_answers_a_session_id() {
     let tokens = TokenSet::new(AccessToken::new("at-1"))
         .with_refresh_token(RefreshToken::new("rt-1"))
         .with_access_expires_at(datetime!(2026-01-01 01:00 UTC));
-    let post = session_url_post("/maya/session", &tokens, datetime!(2026-01-01 00:00 UTC));
+    let post = session_url_post("/maya/session", &tokens, START);
     let answer = app
         .clone()
         .oneshot(post.map(axum::body::Body::from))
@@ -78,7 +77,7 @@ async fn a_body_over_64_kib_is_refused_unread_and_stores_nothing() {
     );
     let tokens =
         TokenSet::new(AccessToken::new("at-1")).with_refresh_token(RefreshToken::new("rt-1"));
-    let post = session_url_post("/maya/session", &tokens, datetime!(2026-01-01 00:00 UTC));
+    let post = session_url_post("/maya/session", &tokens, START);
 
     let (parts, tokens_body) = post.into_parts();
     let mut padded: serde_json::Value = serde_json::from_slice(&tokens_body).unwrap();

@@ -1,19 +1,17 @@
 //! `TokenManager<Maya>` against Maya's sandbox on tokio's paused clock: the Session URL, the
 //! app token, both refresh shapes, faults and re-auth, with call counts as evidence.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use time::macros::datetime;
 use token_core::issuer::IssuerConfig;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox};
-use token_core::{
-    ClientSecret, Clock, ErrorKind, Event, ManagerConfig, RetryPolicy, TokenManager, TokioClock,
-};
+use token_core::{ClientSecret, Clock, ErrorKind, TokenManager};
 use token_provider_maya::sandbox::{MayaSandbox, new_customer};
 use token_provider_maya::{
     APP_SESSION, Maya, MayaConfig, RedeemError, RefreshShape, SessionReceiver,
 };
+use token_test_support::events::{assert_no_reauth, drain};
+use token_test_support::harness::{self, accepted, paused_clock};
 
 const CLIENT: &str = "partner-1";
 const SECRET: &str = "partner-secret";
@@ -49,7 +47,7 @@ impl Default for Setup {
 }
 
 async fn world(setup: Setup) -> World {
-    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)));
+    let clock = paused_clock();
     let maya = MayaSandbox::new(CLIENT, ClientSecret::new(SECRET));
     let sandbox = maya
         .routes(
@@ -69,19 +67,7 @@ async fn world(setup: Setup) -> World {
         config = config.with_refresh_token_lifetime(lifetime);
     }
     let provider = Maya::from_config(config, sandbox.client(), clock.clone()).unwrap();
-    let manager = TokenManager::builder(provider)
-        .shared_client(sandbox.client())
-        .clock(clock)
-        .config(
-            ManagerConfig::default()
-                .with_refresh_skew(Duration::from_secs(60), Duration::from_secs(10))
-                .with_retry(
-                    RetryPolicy::default()
-                        .with_backoff(Duration::from_millis(200), Duration::from_secs(5)),
-                ),
-        )
-        .build()
-        .unwrap();
+    let manager = harness::manager(provider, &sandbox, &clock);
     let receiver = SessionReceiver::new(manager.clone());
     World {
         sandbox,
@@ -106,14 +92,6 @@ impl World {
     async fn customer(&self, user: &str) {
         let session_id = self.maya_posts_session(user).await;
         self.receiver.redeem(&session_id, user).await.unwrap();
-    }
-
-    async fn accepted(&self, token: &token_core::AccessToken) -> bool {
-        self.sandbox
-            .issuer()
-            .authenticate(token.expose_secret())
-            .await
-            .is_ok()
     }
 }
 
@@ -153,8 +131,11 @@ async fn session_url_tokens_are_redeemed_once_then_refreshed_with_the_app_token(
     tokio::time::advance(Duration::from_secs(3601)).await;
     let second = world.manager.access_token("user-alice").await.unwrap();
     assert_ne!(second, first);
-    assert!(world.accepted(&second).await);
-    assert!(!world.accepted(&first).await, "the old pair is invalid");
+    assert!(accepted(&world.sandbox, &second).await);
+    assert!(
+        !accepted(&world.sandbox, &first).await,
+        "the old pair is invalid"
+    );
     assert_eq!(world.sandbox.calls(TOKENS), 1);
     assert_eq!(world.sandbox.calls(CONNECT), 1, "one app token");
     let rotated = world.manager.token_set("user-alice").await.unwrap();
@@ -206,7 +187,7 @@ async fn a_refused_app_token_is_renewed_and_the_refresh_sent_again() {
         .unwrap();
 
     let token = world.manager.access_token("alice").await.unwrap();
-    assert!(world.accepted(&token).await);
+    assert!(accepted(&world.sandbox, &token).await);
     assert_eq!(
         world.sandbox.calls(TOKENS),
         2,
@@ -244,7 +225,7 @@ async fn a_5xx_and_a_429_with_retry_after_are_retried() {
     );
     let started = tokio::time::Instant::now();
     let token = world.manager.access_token("alice").await.unwrap();
-    assert!(world.accepted(&token).await);
+    assert!(accepted(&world.sandbox, &token).await);
     assert_eq!(world.sandbox.calls(TOKENS), 3);
     assert!(
         started.elapsed() >= Duration::from_secs(7),
@@ -265,15 +246,13 @@ async fn a_lost_answer_inside_the_reuse_window_recovers() {
     tokio::time::advance(Duration::from_secs(3601)).await;
     world.sandbox.drop_next(TOKENS, 1);
     let token = world.manager.access_token("alice").await.unwrap();
-    assert!(world.accepted(&token).await);
+    assert!(accepted(&world.sandbox, &token).await);
     assert_eq!(
         world.sandbox.calls(TOKENS),
         2,
         "lost, then the same refresh token again"
     );
-    while let Ok(event) = events.try_recv() {
-        assert!(!matches!(event, Event::ReauthRequired(_)), "{event:?}");
-    }
+    assert_no_reauth(&drain(&mut events));
 }
 
 #[tokio::test(start_paused = true)]
@@ -376,7 +355,7 @@ async fn the_oauth_shaped_refresh_goes_to_maya_connect() {
     tokio::time::advance(Duration::from_secs(3601)).await;
     let second = world.manager.access_token("alice").await.unwrap();
     assert_ne!(second, first);
-    assert!(world.accepted(&second).await);
+    assert!(accepted(&world.sandbox, &second).await);
     assert_eq!(world.sandbox.calls(CONNECT), 1, "grant_type=refresh_token");
     assert_eq!(world.sandbox.calls(TOKENS), 0);
 }

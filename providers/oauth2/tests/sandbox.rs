@@ -7,21 +7,15 @@ use std::time::Duration;
 
 use http::StatusCode;
 use serde_json::json;
-use time::macros::datetime;
 use token_core::issuer::IssuerConfig;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox, json_response};
-use token_core::{
-    AuthCode, Clock, ErrorKind, Event, ManagerConfig, Provider, RetryPolicy, TokenManager,
-    TokenSet, TokioClock,
-};
+use token_core::{AuthCode, Clock, ErrorKind, Event, Provider, TokenManager, TokenSet};
 use token_provider_oauth2::sandbox::AUTHORIZE_PATH;
 use token_provider_oauth2::{OAuth2, OAuth2Config, TOKEN_PATH};
+use token_test_support::events::{assert_no_reauth, drain};
+use token_test_support::harness::{self, accepted, paused_clock, seed};
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-fn clock() -> Arc<dyn Clock> {
-    Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)))
-}
 
 async fn sandbox(clock: &Arc<dyn Clock>, issuer: IssuerConfig) -> RunningSandbox {
     token_provider_oauth2::sandbox::start(clock.clone(), issuer)
@@ -39,19 +33,7 @@ fn manager(
     clock: &Arc<dyn Clock>,
     config: OAuth2Config,
 ) -> TokenManager<OAuth2> {
-    TokenManager::builder(OAuth2::new(config))
-        .shared_client(sandbox.client())
-        .clock(clock.clone())
-        .config(
-            ManagerConfig::default()
-                .with_refresh_skew(Duration::from_secs(60), Duration::from_secs(10))
-                .with_retry(
-                    RetryPolicy::default()
-                        .with_backoff(Duration::from_millis(200), Duration::from_secs(5)),
-                ),
-        )
-        .build()
-        .unwrap()
+    harness::manager(OAuth2::new(config), sandbox, clock)
 }
 
 /// A manager whose `session` holds a pair the sandbox issued (as after a login).
@@ -62,20 +44,13 @@ async fn seeded(
     session: &str,
 ) -> (TokenManager<OAuth2>, TokenSet) {
     let manager = manager(sandbox, clock, config);
-    let first = TokenSet::from_stored(sandbox.issue(session).await.unwrap()).unwrap();
-    manager.insert(session, first.clone()).await.unwrap();
+    let first = seed(&manager, sandbox, session, json!({})).await;
     (manager, first)
-}
-
-fn no_reauth_events(events: &mut tokio::sync::broadcast::Receiver<Event>) {
-    while let Ok(event) = events.try_recv() {
-        assert!(!matches!(event, Event::ReauthRequired(_)), "{event:?}");
-    }
 }
 
 #[tokio::test(start_paused = true)]
 async fn first_tokens_come_from_an_authorization_code_with_pkce() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = sandbox(&clock, IssuerConfig::default()).await;
     let config = config(&sandbox)
         .with_redirect_uri("https://app.example/callback")
@@ -144,7 +119,7 @@ async fn authorize(sandbox: &RunningSandbox, url: &url::Url) -> AuthCode {
 
 #[tokio::test(start_paused = true)]
 async fn client_credentials_issue_the_first_set_and_replace_a_refused_one_without_reauth() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = sandbox(&clock, IssuerConfig::default()).await;
     let config = config(&sandbox).with_client_credentials(true);
     let manager = manager(&sandbox, &clock, config);
@@ -167,19 +142,13 @@ async fn client_credentials_issue_the_first_set_and_replace_a_refused_one_withou
         .unwrap();
     tokio::time::advance(HOUR).await;
     let token = manager.access_token("service").await.unwrap();
-    assert!(
-        sandbox
-            .issuer()
-            .authenticate(token.expose_secret())
-            .await
-            .is_ok()
-    );
+    assert!(accepted(&sandbox, &token).await);
     assert_eq!(
         sandbox.calls(TOKEN_PATH),
         3,
         "issue, refused refresh, issue"
     );
-    no_reauth_events(&mut events);
+    assert_no_reauth(&drain(&mut events));
 }
 
 /// A server whose endpoints are not `/token` and `/authorize` (GitHub's paths): every grant
@@ -188,7 +157,7 @@ async fn client_credentials_issue_the_first_set_and_replace_a_refused_one_withou
 async fn grants_go_to_a_token_url_whose_path_is_not_token() {
     const GITHUB_TOKEN: &str = "/login/oauth/access_token";
     const GITHUB_AUTHORIZE: &str = "/login/oauth/authorize";
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = token_provider_oauth2::sandbox::routes_at(
         Sandbox::builder().clock(clock.clone()).oauth_routes(false),
         GITHUB_TOKEN,
@@ -226,13 +195,7 @@ async fn grants_go_to_a_token_url_whose_path_is_not_token() {
     assert_ne!(refreshed, set.access_token);
     let service = manager.access_token("service").await.unwrap();
     for token in [&refreshed, &service] {
-        assert!(
-            sandbox
-                .issuer()
-                .authenticate(token.expose_secret())
-                .await
-                .is_ok()
-        );
+        assert!(accepted(&sandbox, token).await);
     }
     assert_eq!(
         sandbox.calls(GITHUB_TOKEN),
@@ -244,7 +207,7 @@ async fn grants_go_to_a_token_url_whose_path_is_not_token() {
 
 #[tokio::test(start_paused = true)]
 async fn a_token_near_expiry_is_refreshed_in_the_background() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = sandbox(&clock, IssuerConfig::default()).await;
     let (manager, first) = seeded(&sandbox, &clock, config(&sandbox), "s").await;
     let mut events = manager.subscribe();
@@ -268,19 +231,13 @@ async fn a_token_near_expiry_is_refreshed_in_the_background() {
     assert_eq!(sandbox.calls(TOKEN_PATH), 1);
     let fresh = manager.access_token("s").await.unwrap();
     assert_ne!(fresh, first.access_token);
-    assert!(
-        sandbox
-            .issuer()
-            .authenticate(fresh.expose_secret())
-            .await
-            .is_ok()
-    );
+    assert!(accepted(&sandbox, &fresh).await);
     assert_eq!(sandbox.calls(TOKEN_PATH), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn every_refresh_rotates_and_the_used_refresh_token_dies() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = sandbox(&clock, IssuerConfig::default()).await;
     let (manager, first) = seeded(&sandbox, &clock, config(&sandbox), "s").await;
     let mut previous = first.refresh_token.unwrap();
@@ -303,7 +260,7 @@ async fn every_refresh_rotates_and_the_used_refresh_token_dies() {
 
 #[tokio::test(start_paused = true)]
 async fn a_5xx_is_retried() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = sandbox(&clock, IssuerConfig::default()).await;
     let (manager, first) = seeded(&sandbox, &clock, config(&sandbox), "s").await;
     tokio::time::advance(HOUR).await;
@@ -315,7 +272,7 @@ async fn a_5xx_is_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn a_429_waits_for_its_retry_after() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = sandbox(&clock, IssuerConfig::default()).await;
     let (manager, _) = seeded(&sandbox, &clock, config(&sandbox), "s").await;
     tokio::time::advance(HOUR).await;
@@ -343,7 +300,7 @@ async fn a_429_waits_for_its_retry_after() {
 
 #[tokio::test(start_paused = true)]
 async fn a_lost_answer_inside_the_declared_reuse_window_recovers() {
-    let clock = clock();
+    let clock = paused_clock();
     let window = Duration::from_secs(300);
     let sandbox = sandbox(&clock, IssuerConfig::default().with_reuse_window(window)).await;
     let config = config(&sandbox).with_reuse_window(Duration::from_secs(300));
@@ -357,14 +314,8 @@ async fn a_lost_answer_inside_the_declared_reuse_window_recovers() {
         2,
         "the lost call and one retry with the same refresh token"
     );
-    assert!(
-        sandbox
-            .issuer()
-            .authenticate(token.expose_secret())
-            .await
-            .is_ok()
-    );
-    no_reauth_events(&mut events);
+    assert!(accepted(&sandbox, &token).await);
+    assert_no_reauth(&drain(&mut events));
     // The recovered pair is the live one: the next refresh works.
     tokio::time::advance(HOUR).await;
     manager.access_token("s").await.unwrap();
@@ -373,7 +324,7 @@ async fn a_lost_answer_inside_the_declared_reuse_window_recovers() {
 
 #[tokio::test(start_paused = true)]
 async fn a_lost_answer_without_a_reuse_window_is_not_retried_blindly() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = sandbox(&clock, IssuerConfig::default()).await;
     let (manager, _) = seeded(&sandbox, &clock, config(&sandbox), "s").await;
     tokio::time::advance(HOUR).await;
@@ -391,7 +342,7 @@ async fn a_lost_answer_without_a_reuse_window_is_not_retried_blindly() {
 
 #[tokio::test(start_paused = true)]
 async fn an_expired_refresh_token_asks_for_reauth_with_the_authorize_url() {
-    let clock = clock();
+    let clock = paused_clock();
     let issuer = IssuerConfig::default().with_refresh_ttl(Some(2 * HOUR));
     let sandbox = sandbox(&clock, issuer).await;
     let config =
@@ -425,7 +376,7 @@ async fn an_expired_refresh_token_asks_for_reauth_with_the_authorize_url() {
 
 #[tokio::test(start_paused = true)]
 async fn a_known_refresh_expiry_is_tried_once_and_the_refusal_is_the_verdict() {
-    let clock = clock();
+    let clock = paused_clock();
     let issuer = IssuerConfig::default().with_refresh_ttl(Some(2 * HOUR));
     let sandbox = sandbox(&clock, issuer).await;
     let (manager, first) = seeded(&sandbox, &clock, config(&sandbox), "s").await;
@@ -443,7 +394,7 @@ async fn a_known_refresh_expiry_is_tried_once_and_the_refusal_is_the_verdict() {
 async fn an_answer_without_refresh_token_keeps_the_previous_one() {
     // A server that answers 201 Created, as text/plain, with no refresh token and a string
     // lifetime.
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = Sandbox::builder()
         .clock(clock.clone())
         .oauth_routes(false)

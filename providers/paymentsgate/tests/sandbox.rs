@@ -8,20 +8,17 @@ use std::time::Duration;
 
 use http::StatusCode;
 use serde_json::json;
-use time::macros::datetime;
 use token_core::expiry::jwt_exp;
 use token_core::issuer::IssuerConfig;
 use token_core::sandbox::{Failure, RunningSandbox};
-use token_core::{Clock, ErrorKind, Event, ManagerConfig, RetryPolicy, TokenManager, TokioClock};
+use token_core::{Clock, ErrorKind, Event, TokenManager};
 use token_provider_paymentsgate::{
     ISSUE_PATH, Paymentsgate, PaymentsgateConfig, REFRESH_PATH, sandbox,
 };
+use token_test_support::events::{assert_no_reauth, drain};
+use token_test_support::harness::{self, accepted, paused_clock};
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-fn clock() -> Arc<dyn Clock> {
-    Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)))
-}
 
 fn account() -> PaymentsgateConfig {
     PaymentsgateConfig::new("acct-1", "LS0tLS1CRUdJTiBQVUJMSUMgS0VZLS0tLS0K")
@@ -38,34 +35,16 @@ fn manager(
     clock: &Arc<dyn Clock>,
     config: PaymentsgateConfig,
 ) -> TokenManager<Paymentsgate> {
-    TokenManager::builder(Paymentsgate::new(sandbox.base_url(), config))
-        .shared_client(sandbox.client())
-        .clock(clock.clone())
-        .config(
-            ManagerConfig::default()
-                .with_refresh_skew(Duration::from_secs(60), Duration::from_secs(10))
-                .with_retry(
-                    RetryPolicy::default()
-                        .with_backoff(Duration::from_millis(200), Duration::from_secs(5)),
-                ),
-        )
-        .build()
-        .unwrap()
-}
-
-fn drain(events: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<Event> {
-    std::iter::from_fn(|| events.try_recv().ok()).collect()
-}
-
-fn no_reauth(events: &[Event]) {
-    for event in events {
-        assert!(!matches!(event, Event::ReauthRequired(_)), "{event:?}");
-    }
+    harness::manager(
+        Paymentsgate::new(sandbox.base_url(), config),
+        sandbox,
+        clock,
+    )
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_first_set_is_issued_with_the_account_credentials() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = start(&clock, sandbox::issuer_config()).await;
     let manager = manager(&sandbox, &clock, account());
     let token = manager.access_token("service").await.unwrap();
@@ -90,7 +69,7 @@ async fn the_first_set_is_issued_with_the_account_credentials() {
 
 #[tokio::test(start_paused = true)]
 async fn wrong_account_credentials_are_a_misconfiguration_and_not_retried() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = start(&clock, sandbox::issuer_config()).await;
     let wrong = PaymentsgateConfig::new("acct-1", "d3Jvbmc=");
     let error = manager(&sandbox, &clock, wrong)
@@ -105,7 +84,7 @@ async fn wrong_account_credentials_are_a_misconfiguration_and_not_retried() {
 #[tokio::test(start_paused = true)]
 async fn a_token_near_expiry_is_refreshed_in_the_background_with_and_without_the_bearer() {
     for refresh_bearer in [true, false] {
-        let clock = clock();
+        let clock = paused_clock();
         let sandbox = start(&clock, sandbox::issuer_config()).await;
         let config = account().with_refresh_bearer(refresh_bearer);
         let manager = manager(&sandbox, &clock, config);
@@ -128,13 +107,7 @@ async fn a_token_near_expiry_is_refreshed_in_the_background_with_and_without_the
         );
         let fresh = manager.access_token("service").await.unwrap();
         assert_ne!(fresh, first);
-        assert!(
-            sandbox
-                .issuer()
-                .authenticate(fresh.expose_secret())
-                .await
-                .is_ok()
-        );
+        assert!(accepted(&sandbox, &fresh).await);
         assert_eq!(
             (sandbox.calls(ISSUE_PATH), sandbox.calls(REFRESH_PATH)),
             (1, 1)
@@ -144,7 +117,7 @@ async fn a_token_near_expiry_is_refreshed_in_the_background_with_and_without_the
 
 #[tokio::test(start_paused = true)]
 async fn every_refresh_rotates_and_the_used_refresh_token_dies() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = start(&clock, sandbox::issuer_config()).await;
     let manager = manager(&sandbox, &clock, account());
     let mut previous = manager
@@ -177,7 +150,7 @@ async fn every_refresh_rotates_and_the_used_refresh_token_dies() {
 
 #[tokio::test(start_paused = true)]
 async fn a_5xx_is_retried() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = start(&clock, sandbox::issuer_config()).await;
     let manager = manager(&sandbox, &clock, account());
     let first = manager.access_token("service").await.unwrap();
@@ -196,7 +169,7 @@ async fn a_5xx_is_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn a_429_waits_for_its_retry_after() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = start(&clock, sandbox::issuer_config()).await;
     let manager = manager(&sandbox, &clock, account());
     manager.access_token("service").await.unwrap();
@@ -227,7 +200,7 @@ async fn a_429_waits_for_its_retry_after() {
 
 #[tokio::test(start_paused = true)]
 async fn a_403_is_a_misconfiguration_and_not_retried() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = start(&clock, sandbox::issuer_config()).await;
     let manager = manager(&sandbox, &clock, account());
     manager.access_token("service").await.unwrap();
@@ -249,7 +222,7 @@ async fn a_403_is_a_misconfiguration_and_not_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn a_lost_refresh_answer_is_not_retried_and_the_next_attempt_issues_anew() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = start(&clock, sandbox::issuer_config()).await;
     let manager = manager(&sandbox, &clock, account());
     let mut events = manager.subscribe();
@@ -269,23 +242,17 @@ async fn a_lost_refresh_answer_is_not_retried_and_the_next_attempt_issues_anew()
     // The sandbox did rotate: the old refresh token is refused (401), and the account
     // credentials obtain a new pair.
     let token = manager.access_token("service").await.unwrap();
-    assert!(
-        sandbox
-            .issuer()
-            .authenticate(token.expose_secret())
-            .await
-            .is_ok()
-    );
+    assert!(accepted(&sandbox, &token).await);
     assert_eq!(
         (sandbox.calls(ISSUE_PATH), sandbox.calls(REFRESH_PATH)),
         (2, 2)
     );
-    no_reauth(&drain(&mut events));
+    assert_no_reauth(&drain(&mut events));
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_expired_refresh_token_is_replaced_by_issuing_without_reauth() {
-    let clock = clock();
+    let clock = paused_clock();
     let issuer = sandbox::issuer_config().with_refresh_ttl(Some(2 * HOUR));
     let sandbox = start(&clock, issuer).await;
     let manager = manager(&sandbox, &clock, account());
@@ -294,20 +261,14 @@ async fn an_expired_refresh_token_is_replaced_by_issuing_without_reauth() {
     tokio::time::advance(3 * HOUR).await;
 
     let token = manager.access_token("service").await.unwrap();
-    assert!(
-        sandbox
-            .issuer()
-            .authenticate(token.expose_secret())
-            .await
-            .is_ok()
-    );
+    assert!(accepted(&sandbox, &token).await);
     assert_eq!(
         (sandbox.calls(ISSUE_PATH), sandbox.calls(REFRESH_PATH)),
         (2, 1),
         "one refused refresh, then one issue"
     );
     let events = drain(&mut events);
-    no_reauth(&events);
+    assert_no_reauth(&events);
     assert!(
         events
             .iter()

@@ -7,22 +7,16 @@ use std::time::Duration;
 
 use http::StatusCode;
 use serde_json::json;
-use time::macros::datetime;
 use token_core::issuer::IssuerConfig;
 use token_core::sandbox::{Failure, RunningSandbox};
-use token_core::{
-    Clock, ErrorKind, Event, ManagerConfig, RetryPolicy, TokenManager, TokenSet, TokioClock,
-};
+use token_core::{Clock, ErrorKind, Event, TokenManager, TokenSet};
 use token_provider_vaultist::{
     ApiVersion, REFRESH_PATH, Vaultist, VaultistConfig, VaultistExtras, sandbox,
 };
+use token_test_support::harness::{self, accepted, issued, paused_clock};
 
 const HOUR: Duration = Duration::from_secs(3600);
 const USER: &str = "usr:b06d9aaa-4310-4c0d-9e5343c1b35";
-
-fn clock() -> Arc<dyn Clock> {
-    Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)))
-}
 
 async fn start(
     clock: &Arc<dyn Clock>,
@@ -40,26 +34,8 @@ async fn seeded(
     clock: &Arc<dyn Clock>,
     config: VaultistConfig,
 ) -> (TokenManager<Vaultist>, TokenSet<VaultistExtras>) {
-    let manager = TokenManager::builder(Vaultist::new(sandbox.base_url(), config))
-        .shared_client(sandbox.client())
-        .clock(clock.clone())
-        .config(
-            ManagerConfig::default()
-                .with_refresh_skew(Duration::from_secs(60), Duration::from_secs(10))
-                .with_retry(
-                    RetryPolicy::default()
-                        .with_backoff(Duration::from_millis(200), Duration::from_secs(5)),
-                ),
-        )
-        .build()
-        .unwrap();
-    let mut first = TokenSet::from_stored(
-        sandbox
-            .issue_with("partner", json!({"user_id": USER}))
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let manager = harness::manager(Vaultist::new(sandbox.base_url(), config), sandbox, clock);
+    let mut first = issued(sandbox, "partner", json!({"user_id": USER})).await;
     // Vault.ist does not tell when a refresh token expires: its answer decides.
     first.refresh_expires_at = None;
     manager.insert("partner", first.clone()).await.unwrap();
@@ -73,7 +49,7 @@ fn v2() -> VaultistConfig {
 #[tokio::test(start_paused = true)]
 async fn a_token_near_expiry_is_refreshed_in_the_background_in_both_versions() {
     for config in [VaultistConfig::new(42), v2()] {
-        let clock = clock();
+        let clock = paused_clock();
         let sandbox = start(&clock, sandbox::issuer_config(), None).await;
         let (manager, first) = seeded(&sandbox, &clock, config.clone()).await;
         let mut events = manager.subscribe();
@@ -90,13 +66,7 @@ async fn a_token_near_expiry_is_refreshed_in_the_background_in_both_versions() {
         );
         let set = manager.token_set("partner").await.unwrap();
         assert_ne!(set.access_token, first.access_token);
-        assert!(
-            sandbox
-                .issuer()
-                .authenticate(set.access_token.expose_secret())
-                .await
-                .is_ok()
-        );
+        assert!(accepted(&sandbox, &set.access_token).await);
         assert_eq!(
             set.extras.user_id.as_deref(),
             Some(USER),
@@ -109,7 +79,7 @@ async fn a_token_near_expiry_is_refreshed_in_the_background_in_both_versions() {
 
 #[tokio::test(start_paused = true)]
 async fn v2_sessions_of_24_hours_rotate_on_every_refresh() {
-    let clock = clock();
+    let clock = paused_clock();
     let issuer = sandbox::issuer_config().with_access_ttl(24 * HOUR);
     let sandbox = start(&clock, issuer, None).await;
     let (manager, first) = seeded(&sandbox, &clock, v2()).await;
@@ -141,7 +111,7 @@ async fn v2_sessions_of_24_hours_rotate_on_every_refresh() {
 
 #[tokio::test(start_paused = true)]
 async fn the_merchant_header_is_sent_when_configured() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = start(&clock, sandbox::issuer_config(), Some("m-1")).await;
     let (manager, _) = seeded(
         &sandbox,
@@ -163,7 +133,7 @@ async fn the_merchant_header_is_sent_when_configured() {
 
 #[tokio::test(start_paused = true)]
 async fn a_5xx_is_retried() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = start(&clock, sandbox::issuer_config(), None).await;
     let (manager, first) = seeded(&sandbox, &clock, VaultistConfig::new(42)).await;
     tokio::time::advance(HOUR).await;
@@ -181,7 +151,7 @@ async fn a_5xx_is_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn a_429_waits_for_its_retry_after() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = start(&clock, sandbox::issuer_config(), None).await;
     let (manager, _) = seeded(&sandbox, &clock, v2()).await;
     tokio::time::advance(HOUR).await;
@@ -212,7 +182,7 @@ async fn a_429_waits_for_its_retry_after() {
 #[tokio::test(start_paused = true)]
 async fn a_lost_answer_is_outcome_unknown_then_the_rotated_token_needs_reauth() {
     // Vault.ist declares no reuse window: the same refresh token is not sent again blindly.
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = start(&clock, sandbox::issuer_config(), None).await;
     let (manager, _) = seeded(&sandbox, &clock, VaultistConfig::new(42)).await;
     tokio::time::advance(HOUR).await;
@@ -234,7 +204,7 @@ async fn an_expired_refresh_token_is_a_reauth_signal_in_both_versions() {
         (VaultistConfig::new(42), "invalid_grant"),
         (v2(), "UNAUTHORIZED"),
     ] {
-        let clock = clock();
+        let clock = paused_clock();
         let issuer = sandbox::issuer_config().with_refresh_ttl(Some(2 * HOUR));
         let sandbox = start(&clock, issuer, None).await;
         let (manager, _) = seeded(&sandbox, &clock, config).await;
@@ -267,7 +237,7 @@ async fn an_expired_refresh_token_is_a_reauth_signal_in_both_versions() {
 /// refresh.
 #[tokio::test(start_paused = true)]
 async fn the_readme_example_serves_a_real_token_from_the_first_call() {
-    let clock = clock();
+    let clock = paused_clock();
     let sandbox = start(&clock, sandbox::issuer_config(), None).await;
     let manager = TokenManager::builder(Vaultist::new(sandbox.base_url(), VaultistConfig::new(42)))
         .shared_client(sandbox.client())

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, Once};
 
 use tracing_subscriber::util::SubscriberInitExt;
 
-use super::lock;
+use crate::lock;
 
 thread_local! {
     /// The capture this thread writes into, if any.

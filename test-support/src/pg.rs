@@ -11,7 +11,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use token_core::postgres::PostgresDatabase;
 
-#[path = "../../../token-core/src/store/postgres_test_server.rs"]
+#[path = "../../token-core/src/store/postgres_test_server.rs"]
 mod server;
 
 /// The test database's URL, or `None` when `test` should skip (see the module docs).

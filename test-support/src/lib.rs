@@ -1,0 +1,67 @@
+//! The workspace's test harness, shared by the provider crates' tests and the cross-crate
+//! tests in `tests/`: a [`TokenManager`](token_core::TokenManager) over a running sandbox on a
+//! test clock ([`harness`]), an event recorder ([`events`]), forwarding and recording stores
+//! ([`stores`]), and, behind features, one provider's sandbox with a manager over it in process
+//! or over a socket (`rig`), a `tracing` capture per runtime (`logs`) and the PostgreSQL test
+//! database with a proxy that can cut it off (`postgres`).
+//!
+//! A provider crate takes it as a dev-dependency; its integration tests (`tests/*.rs`) then
+//! link one token-core, the one this crate was built against:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use token_core::sandbox::{Sandbox, SandboxOAuth};
+//! use token_test_support::harness;
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let clock = harness::paused_clock();
+//! let sandbox = Sandbox::builder().clock(clock.clone()).start().await.unwrap();
+//! let manager = harness::manager(SandboxOAuth::new(sandbox.base_url()), &sandbox, &clock);
+//! let first = harness::seed(&manager, &sandbox, "alice", serde_json::json!({})).await;
+//! assert_eq!(manager.access_token("alice").await.unwrap(), first.access_token);
+//!
+//! tokio::time::advance(Duration::from_secs(3600)).await;
+//! let second = manager.access_token("alice").await.unwrap();
+//! assert_ne!(second, first.access_token);
+//! assert!(harness::accepted(&sandbox, &second).await);
+//! # }
+//! ```
+//!
+//! # Not for token-core's own unit tests
+//!
+//! This crate depends on token-core. token-core's unit tests (`src/**/tests.rs`) are compiled
+//! into a second instance of token-core, with `cfg(test)`, whose `TokenStore`, `Clock` and
+//! `Event` are other types than the ones this crate names: nothing here fits them, and they
+//! read the manager's private state besides. They keep the few stores of their own they need
+//! (each a handful of lines, over a `MemoryStore`). Integration tests, token-core's included,
+//! are ordinary dependents of token-core and can use this crate.
+
+use std::sync::{Mutex, MutexGuard};
+
+pub mod events;
+pub mod harness;
+#[cfg(feature = "logs")]
+pub mod logs;
+#[cfg(feature = "postgres")]
+pub mod pg;
+#[cfg(feature = "postgres")]
+pub mod proxy;
+#[cfg(feature = "rig")]
+pub mod rig;
+pub mod stores;
+
+/// Locks, whatever a panicking holder left (every update here is one push or insert).
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The first `secret` (of at least 8 characters) found in `text`, if any.
+pub fn leaked<'a>(text: &str, secrets: impl IntoIterator<Item = &'a String>) -> Option<String> {
+    secrets
+        .into_iter()
+        .filter(|s| s.len() >= 8)
+        .find(|s| text.contains(s.as_str()))
+        .cloned()
+}
