@@ -97,6 +97,11 @@ impl MemoryStore {
         version
     }
 
+    /// Deletes the record of `key`, whatever its version (a `TokenManager`'s `remove`).
+    pub(crate) fn remove(&self, key: &SessionKey) {
+        self.lock().remove(key);
+    }
+
     fn save_entry(
         &self,
         key: &SessionKey,
