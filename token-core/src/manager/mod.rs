@@ -1,8 +1,9 @@
 //! The refresh-and-retry manager: one cached token set per session, refreshed ahead of
 //! expiry by exactly one task, persisted before use, with events for what happened.
 //!
-//! The fast path of [`TokenManager::access_token`] is a lock-free map lookup
-//! ([`papaya`]) and an atomic load ([`arc_swap`]); locks and I/O are only on the slow path.
+//! The fast path of [`TokenManager::access_token`] is a lock-free map lookup ([`papaya`]),
+//! whose entry holds the session's current set; a [`SessionHandle`] reads its session's
+//! set with an atomic load ([`arc_swap`]). Locks and I/O are only on the slow path.
 //!
 //! One concern per module: [`config`](ManagerConfig) (settings), `session` (a session's
 //! state in memory, its generation), `flight` (one refresh per session, cleared on every
