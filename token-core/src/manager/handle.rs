@@ -79,7 +79,7 @@ impl<P: Provider> SessionHandle<P> {
         }
         // Everything else by name: after a `remove`, the name leads to the session's new
         // state, not to this handle's old one.
-        self.manager.slow_access_token(self.session.name()).await
+        Box::pin(self.manager.slow_access_token(self.session.name())).await
     }
 
     /// As [`TokenManager::refresh_rejected`] for this session.
@@ -89,8 +89,10 @@ impl<P: Provider> SessionHandle<P> {
             .await
     }
 
+    #[inline]
     pub(crate) fn fresh_token(&self) -> Option<AccessToken> {
-        self.session
-            .fresh_token(self.manager.inner.clock.now_nanos_at_least())
+        let inner = &self.manager.inner;
+        let at_least = inner.clock.now_nanos_at_least();
+        self.session.fresh_token(at_least)
     }
 }

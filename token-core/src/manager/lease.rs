@@ -209,7 +209,8 @@ impl<P: Provider> Inner<P> {
             // Gone from the store although this process had it there: removed.
             if let Some(version) = current.and_then(|c| c.version) {
                 tracing::info!(version, "the session was removed from the store");
-                session.publish_if(
+                self.publish_if(
+                    session,
                     generation,
                     State::Absent {
                         checked_at: self.clock.now(),
@@ -228,7 +229,7 @@ impl<P: Provider> Inner<P> {
             StoredRecord::Tokens(set) => {
                 let (set, extras) = from_stored(set)?;
                 let adopted = Arc::new(self.current_from(set, extras, Some(record.version), true));
-                if session.publish_if(generation, State::Ready(adopted.clone())) {
+                if self.publish_if(session, generation, State::Ready(adopted.clone())) {
                     self.emit(Event::Adopted {
                         session: session.name().clone(),
                         version: record.version,
@@ -239,7 +240,8 @@ impl<P: Provider> Inner<P> {
             StoredRecord::Reauth(verdict) => {
                 // Another process reached and reported the verdict: no second event.
                 let reauth = self.reauth_from(session, verdict);
-                session.publish_if(
+                self.publish_if(
+                    session,
                     generation,
                     State::Dead {
                         reauth: Box::new(reauth.clone()),

@@ -1,8 +1,9 @@
 //! The refresh-and-retry manager: one cached token set per session, refreshed ahead of
 //! expiry by exactly one task, persisted before use, with events for what happened.
 //!
-//! The fast path of [`TokenManager::access_token`] is a lock-free map lookup
-//! ([`papaya`]) and an atomic load ([`arc_swap`]); locks and I/O are only on the slow path.
+//! The fast path of [`TokenManager::access_token`] is a lock-free map lookup ([`papaya`]),
+//! whose entry holds the session's current set; a [`SessionHandle`] reads its session's
+//! set with an atomic load ([`arc_swap`]). Locks and I/O are only on the slow path.
 //!
 //! One concern per module: [`config`](ManagerConfig) (settings), `session` (a session's
 //! state in memory, its generation), `flight` (one refresh per session, cleared on every
@@ -15,6 +16,7 @@ mod event;
 mod flight;
 mod handle;
 mod lease;
+mod name;
 mod persist;
 mod refresh;
 mod retry;
@@ -41,6 +43,7 @@ use crate::secret::{AccessToken, RefreshToken};
 use crate::store::{MemoryStore, ReauthVerdict, SessionKey, TokenStore};
 use crate::token_set::{StoredTokenSet, TokenSet};
 use crate::transport::HttpClient;
+use name::Name;
 use session::{Current, Reason, Session, State, earlier, later};
 
 type Hook = Arc<dyn Fn(&Event) + Send + Sync>;
@@ -254,21 +257,28 @@ impl<P: Provider> TokenManager<P> {
             self.inner.cache.hits.increment(1);
             return Ok(token);
         }
-        self.slow_access_token(session).await
+        Box::pin(self.slow_access_token(session)).await
     }
 
     /// A token that the fresh path could not give: loaded, waited for or refreshed.
+    ///
+    /// Not inlined into the callers' futures: they stay small (the fast path builds and
+    /// polls one per call), and this one is boxed only when it runs.
     async fn slow_access_token(&self, session: &str) -> Result<AccessToken, Error> {
         #[cfg(feature = "metrics")]
         self.inner.cache.misses.increment(1);
         Ok(self.current(session).await?.access_token().clone())
     }
 
-    /// The hot path: a fresh token read through the map's guard and the cell's guard, with
-    /// no lock, no reference count touched but the token's own, and no exact clock read.
+    /// The hot path: a fresh token read under the map's guard alone (the map holds each
+    /// session's current set beside the session), with no lock, no reference count touched
+    /// but the token's own, and no exact clock read.
+    #[inline]
     pub(crate) fn fresh_token(&self, name: &str) -> Option<AccessToken> {
         let at_least = self.inner.clock.now_nanos_at_least();
-        self.inner.sessions.pin().get(name)?.fresh_token(at_least)
+        let sessions = self.inner.sessions.pin();
+        let current = sessions.get(name)?.current.as_deref()?;
+        (at_least < current.fresh_until).then(|| current.token.clone())
     }
 
     /// The whole current set of `session` (extras included), refreshing first if needed.
@@ -334,25 +344,51 @@ impl<P: Provider> TokenManager<P> {
     pub async fn insert(&self, session: &str, set: TokenSet<P::Extras>) -> Result<(), Error> {
         let session = self.inner.session(session);
         let (stored, extras) = split(set)?;
+        let inner = &self.inner;
+        if let Some(memory) = &inner.memory {
+            // The store write and the publication under the session's generation lock: no
+            // refresh starts in between, and one that started before publishes nothing
+            // over this.
+            let refresh_at = inner.schedule(&stored);
+            return session.replace(
+                || {
+                    let version = memory.put_shared(&session.key, &stored);
+                    let current = inner.current_at(stored, extras, Some(version), true, refresh_at);
+                    Ok(State::Ready(Arc::new(current)))
+                },
+                inner.show(&session),
+            );
+        }
         // Inserts and removes of one session run one at a time, and no refresh starts
         // meanwhile; one that started before publishes nothing over this.
-        let _writing = session.writer.lock().await;
-        let version = self.inner.save_authoritative(&session.key, &stored).await?;
-        let current = self.inner.current_from(stored, extras, Some(version), true);
-        session.replace(State::Ready(Arc::new(current)));
-        Ok(())
+        let _writing = session.writer().lock().await;
+        let version = inner.save_authoritative(&session.key, &stored).await?;
+        let current = inner.current_from(stored, extras, Some(version), true);
+        session.replace(|| Ok(State::Ready(Arc::new(current))), inner.show(&session))
     }
 
     /// Forgets `session`: removes its set from the store and from memory. A refresh under
     /// way neither brings it back nor reports on it.
     pub async fn remove(&self, session: &str) -> Result<(), Error> {
         let session = self.inner.session(session);
-        let _writing = session.writer.lock().await;
-        self.inner.store.delete(&session.key, None).await?;
-        session.replace(State::Absent {
-            checked_at: self.inner.clock.now(),
-        });
-        self.inner.sessions.pin().remove(&**session.name());
+        let inner = &self.inner;
+        let absent = || State::Absent {
+            checked_at: inner.clock.now(),
+        };
+        if let Some(memory) = &inner.memory {
+            session.replace(
+                || {
+                    memory.remove(&session.key);
+                    Ok::<_, Error>(absent())
+                },
+                inner.show(&session),
+            )?;
+        } else {
+            let _writing = session.writer().lock().await;
+            inner.store.delete(&session.key, None).await?;
+            session.replace(|| Ok::<_, Error>(absent()), inner.show(&session))?;
+        }
+        inner.sessions.pin().remove(&**session.name());
         Ok(())
     }
 
@@ -376,8 +412,8 @@ impl<P: Provider> TokenManager<P> {
     async fn current(&self, name: &str) -> Result<Arc<Current<P::Extras>>, Error> {
         let session = self.inner.session(name);
         let now = self.inner.clock.now();
-        if let Some(state) = &*session.state.load() {
-            match &**state {
+        if let Some(state) = self.inner.state(&session) {
+            match &*state {
                 State::Ready(current) if current.fresh(now) => return Ok(current.clone()),
                 State::Ready(current) if current.usable(now) => {
                     drop(self.inner.start_flight(&session, Reason::Proactive));
@@ -411,7 +447,7 @@ struct Inner<P: Provider> {
     config: ManagerConfig,
     /// Keyed with foldhash (seeded per process) rather than SipHash: a by-name read hashes
     /// the session name on the hot path, and foldhash does it in a fraction of the time.
-    sessions: papaya::HashMap<Arc<str>, Arc<Session<P::Extras>>, foldhash::quality::RandomState>,
+    sessions: papaya::HashMap<Name, Entry<P::Extras>, foldhash::quality::RandomState>,
     /// The provider's name, shared by every session's key.
     provider_name: Arc<str>,
     events: broadcast::Sender<Event>,
@@ -431,18 +467,73 @@ struct Inner<P: Provider> {
 impl<P: Provider> Inner<P> {
     fn session(&self, name: &str) -> Arc<Session<P::Extras>> {
         let sessions = self.sessions.pin();
-        if let Some(session) = sessions.get(name) {
-            return session.clone();
+        if let Some(entry) = sessions.get(name) {
+            return entry.session.clone();
         }
         let name: Arc<str> = Arc::from(name);
         sessions
-            .get_or_insert_with(name.clone(), || {
-                Arc::new(Session::new(SessionKey::new(
+            .get_or_insert_with(Name(name.clone()), || Entry {
+                session: Arc::new(Session::new(SessionKey::new(
                     self.provider_name.clone(),
                     name,
-                )))
+                ))),
+                current: None,
             })
+            .session
             .clone()
+    }
+
+    /// What a publication of `session`'s state also does (under its generation lock, so in
+    /// the order of publication): the session map's entry takes the new current set, if
+    /// the entry is still this session's (a removed session is not brought back).
+    fn show<'a>(&'a self, session: &'a Session<P::Extras>) -> impl FnOnce(&State<P::Extras>) + 'a {
+        move |state| {
+            let current = match state {
+                State::Ready(current) => Some(current),
+                _ => None,
+            };
+            let ours = |entry: &Entry<P::Extras>| std::ptr::eq(&*entry.session, session);
+            self.sessions
+                .pin()
+                .compute(Name(session.name().clone()), |found| match found {
+                    Some((_, entry))
+                        if ours(entry) && !same_current(entry.current.as_ref(), current) =>
+                    {
+                        papaya::Operation::Insert(Entry {
+                            session: entry.session.clone(),
+                            current: current.cloned(),
+                        })
+                    }
+                    _ => papaya::Operation::Abort(()),
+                });
+        }
+    }
+
+    /// The state of `session`, if loaded.
+    fn state(&self, session: &Session<P::Extras>) -> Option<Arc<State<P::Extras>>> {
+        session.load()
+    }
+
+    /// Publishes `state` if `session` is still at `generation`.
+    fn publish_if(
+        &self,
+        session: &Session<P::Extras>,
+        generation: u64,
+        state: State<P::Extras>,
+    ) -> bool {
+        session.publish_if(generation, state, self.show(session))
+    }
+
+    /// Publishes a refreshed set if `session` is still at `generation` or still holds
+    /// `started_from`.
+    fn publish_refreshed(
+        &self,
+        session: &Session<P::Extras>,
+        generation: u64,
+        started_from: Option<&Arc<Current<P::Extras>>>,
+        state: State<P::Extras>,
+    ) -> bool {
+        session.publish_refreshed(generation, started_from, state, self.show(session))
     }
 
     fn closing(&self) -> bool {
@@ -457,7 +548,20 @@ impl<P: Provider> Inner<P> {
         saved: bool,
     ) -> Current<P::Extras> {
         let refresh_at = self.schedule(&stored);
+        self.current_at(stored, extras, version, saved, refresh_at)
+    }
+
+    /// A current set to be refreshed at `refresh_at`.
+    fn current_at(
+        &self,
+        stored: Arc<StoredTokenSet>,
+        extras: P::Extras,
+        version: Option<crate::store::Version>,
+        saved: bool,
+        refresh_at: Option<OffsetDateTime>,
+    ) -> Current<P::Extras> {
         Current {
+            token: stored.access_token.clone(),
             usable_until: stored.access_expires_at,
             stored,
             extras,
@@ -537,6 +641,21 @@ impl<P: Provider> Inner<P> {
             session: session.name().to_string(),
             authorize_url: self.provider.authorize_url(session.name()),
         }
+    }
+}
+
+/// A session map entry: the session, and its current set for the by-name fast path (a
+/// copy of the session's own, replaced with it).
+struct Entry<X> {
+    session: Arc<Session<X>>,
+    current: Option<Arc<Current<X>>>,
+}
+
+fn same_current<X>(a: Option<&Arc<Current<X>>>, b: Option<&Arc<Current<X>>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
     }
 }
 

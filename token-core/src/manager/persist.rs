@@ -148,7 +148,7 @@ impl<P: Provider> Inner<P> {
                 .min(self.config.heartbeat());
             tokio::time::sleep(wait).await;
             let still_current = matches!(
-                session.state.load().as_deref(),
+                self.state(session).as_deref(),
                 Some(State::Ready(current)) if Arc::ptr_eq(current, unsaved)
             );
             if !still_current {
@@ -201,6 +201,7 @@ impl<P: Provider> Inner<P> {
         {
             Persisted::Saved(version) => {
                 let saved = Arc::new(Current {
+                    token: unsaved.token.clone(),
                     stored: unsaved.stored.clone(),
                     extras: unsaved.extras.clone(),
                     unstorable: false,
@@ -211,7 +212,12 @@ impl<P: Provider> Inner<P> {
                     after_rejection: unsaved.after_rejection,
                     fresh_until: unsaved.fresh_until,
                 });
-                session.publish_refreshed(generation, Some(unsaved), State::Ready(saved.clone()));
+                self.publish_refreshed(
+                    session,
+                    generation,
+                    Some(unsaved),
+                    State::Ready(saved.clone()),
+                );
                 self.emit(Event::Persisted {
                     session: session.name().clone(),
                     version,
@@ -228,7 +234,8 @@ impl<P: Provider> Inner<P> {
                     })
                     .and_then(super::from_stored)?;
                 let adopted = Arc::new(self.current_from(set, extras, Some(version), true));
-                if session.publish_refreshed(
+                if self.publish_refreshed(
+                    session,
                     generation,
                     Some(unsaved),
                     State::Ready(adopted.clone()),
@@ -241,7 +248,8 @@ impl<P: Provider> Inner<P> {
                 Ok(adopted)
             }
             Persisted::Removed => {
-                session.publish_refreshed(
+                self.publish_refreshed(
+                    session,
                     generation,
                     Some(unsaved),
                     State::Absent {

@@ -51,16 +51,16 @@ impl<P: Provider> Inner<P> {
     ) -> Outcome<P::Extras> {
         // Wait out an insert or remove under way, then start in the generation it left.
         let generation = {
-            let _writing = session.writer.lock().await;
+            let _writing = session.writer().lock().await;
             session.generation()
         };
         let now = self.clock.now();
-        let state = match session.state.load_full() {
+        let state = match self.state(session) {
             Some(state) => state,
             None => {
                 let state = self.load_state(session).await?;
-                session.publish_if(generation, state);
-                match session.state.load_full() {
+                self.publish_if(session, generation, state);
+                match self.state(session) {
                     Some(state) => state,
                     None => return Err(self.no_tokens(session)),
                 }
@@ -80,11 +80,12 @@ impl<P: Provider> Inner<P> {
                 match self.store.load(&session.key).await? {
                     Some(record) if Some(record.version) != *version => {
                         let state = self.state_from(session, record)?;
-                        session.publish_if(generation, state);
+                        self.publish_if(session, generation, state);
                         return Box::pin(self.run_once(session, reason, replayed)).await;
                     }
                     _ => {
-                        session.publish_if(
+                        self.publish_if(
+                            session,
                             generation,
                             State::Dead {
                                 reauth: reauth.clone(),
@@ -102,7 +103,7 @@ impl<P: Provider> Inner<P> {
                 // Another process may have inserted the session since: look again.
                 let state = self.load_state(session).await?;
                 let found = !matches!(state, State::Absent { .. });
-                session.publish_if(generation, state);
+                self.publish_if(session, generation, state);
                 if found {
                     return Box::pin(self.run_once(session, reason, replayed)).await;
                 }
@@ -122,8 +123,7 @@ impl<P: Provider> Inner<P> {
             .as_ref()
             .is_none_or(|c| c.stored.refresh_token.is_none());
         if let Some(remaining) = session
-            .cooldown
-            .left(now)
+            .cooldown_left(now)
             .or_else(|| self.cooldown.left(now).filter(|_| issuing))
         {
             return Err(Error::CoolingDown { remaining });
@@ -293,7 +293,7 @@ impl<P: Provider> Inner<P> {
                             Arc::new(self.current_from(set, extras, Some(found.version), true))
                         });
                     if let Ok(adopted) = &adopted
-                        && session.publish_if(generation, State::Ready(adopted.clone()))
+                        && self.publish_if(session, generation, State::Ready(adopted.clone()))
                     {
                         self.emit(Event::Adopted {
                             session: session.name().clone(),
@@ -304,7 +304,8 @@ impl<P: Provider> Inner<P> {
                 }
                 Persisted::Removed => {
                     // Removed while the provider answered: the answer is dropped, not saved.
-                    session.publish_if(
+                    self.publish_if(
+                        session,
                         generation,
                         State::Absent {
                             checked_at: self.clock.now(),
@@ -328,7 +329,12 @@ impl<P: Provider> Inner<P> {
             next.usable_until = next.usable_until.map(|at| at.max(earliest));
         }
         let next = Arc::new(next.sealed());
-        if !session.publish_refreshed(generation, current.as_ref(), State::Ready(next.clone())) {
+        if !self.publish_refreshed(
+            session,
+            generation,
+            current.as_ref(),
+            State::Ready(next.clone()),
+        ) {
             // An insert replaced the session while the provider answered: it wins, and the
             // answer (for the replaced tokens) is dropped.
             tracing::info!("the session was replaced during the refresh; its result is dropped");
@@ -370,10 +376,13 @@ impl<P: Provider> Inner<P> {
         session: &Session<P::Extras>,
         fallback: Outcome<P::Extras>,
     ) -> Outcome<P::Extras> {
-        match session.state.load().as_deref() {
-            Some(State::Ready(current)) => Ok(current.clone()),
-            Some(State::Dead { reauth, .. }) => Err(Error::ReauthRequired((**reauth).clone())),
-            _ => fallback,
+        match self.state(session) {
+            Some(state) => match &*state {
+                State::Ready(current) => Ok(current.clone()),
+                State::Dead { reauth, .. } => Err(Error::ReauthRequired((**reauth).clone())),
+                State::Absent { .. } => fallback,
+            },
+            None => fallback,
         }
     }
 
@@ -432,7 +441,7 @@ impl<P: Provider> Inner<P> {
             version: recorded.or(version),
             checked_at: self.clock.now(),
         };
-        if !session.publish_if(generation, dead) {
+        if !self.publish_if(session, generation, dead) {
             return self.after_insert(session, Err(Error::ReauthRequired(reauth)));
         }
         tracing::warn!(reason = %reauth.reason, "re-authorization required");
@@ -458,7 +467,8 @@ impl<P: Provider> Inner<P> {
             let now = self.clock.now();
             if current.usable(now) {
                 let retry_at = later(now, self.config.failure_cooldown);
-                session.publish_if(
+                self.publish_if(
+                    session,
                     generation,
                     State::Ready(Arc::new(current.retry_at(retry_at))),
                 );
@@ -572,7 +582,7 @@ impl<P: Provider> Inner<P> {
         // A provider asking for more than an hour is taken at an hour: a typo in its
         // header must not silence a session for days.
         let until = later(self.clock.now(), wait.min(MAX_COOLDOWN));
-        session.cooldown.extend(until);
+        session.extend_cooldown(until);
         if issuing {
             self.cooldown.extend(until);
         }

@@ -1,7 +1,7 @@
 //! One session's state in memory: its current set (or verdict), its generation and the
 //! slot of the refresh under way.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -23,28 +23,49 @@ pub(super) struct Flight<X> {
 }
 
 pub(super) struct Session<X> {
+    /// `None` until loaded from the store.
+    state: ArcSwapOption<State<X>>,
     /// The provider's name (shared by every session) and the session's (shared with the
     /// map's key).
     pub(super) key: SessionKey,
-    /// `None` until loaded from the store.
-    pub(super) state: ArcSwapOption<State<X>>,
     /// Bumped by every `insert` and `remove`; a refresh publishes only into the generation
     /// it started in. The lock also orders publications.
     generation: Mutex<u64>,
-    /// The refresh under way, if any. Locked only on the slow path.
+    /// What only refreshes and writes through a store of its own need, allocated on first
+    /// use: a session that is only read and inserted into (with a `MemoryStore`) never
+    /// pays for it.
+    cold: OnceLock<Box<Cold<X>>>,
+}
+
+/// The parts of a session that its reads never touch.
+struct Cold<X> {
+    /// The refresh under way, if any.
     flight: Mutex<Option<Flight<X>>>,
     /// The provider's `Retry-After` for this session.
-    pub(super) cooldown: Cooldown,
+    cooldown: Cooldown,
     /// The last failure, answered again until the instant it holds instead of calling the
     /// provider (or the store) once per caller.
     /// Boxed: rare, and an `Error` is large.
     failure: Mutex<Option<Box<(OffsetDateTime, Error)>>>,
-    /// Held by `insert` and `remove` for their whole write, and briefly by a refresh as it
-    /// starts: a refresh never starts from a state an insert is about to replace.
-    pub(super) writer: tokio::sync::Mutex<()>,
+    /// Held by `insert` and `remove` for their whole write (through a store other than the
+    /// manager's `MemoryStore`), and briefly by a refresh as it starts: a refresh never
+    /// starts from a state an insert is about to replace.
+    writer: tokio::sync::Mutex<()>,
     /// How many users in this process hold the session's store lease (a refresh, and a
     /// background save that keeps it until its set is saved): it is released at zero.
     lease_users: Mutex<usize>,
+}
+
+impl<X> Default for Cold<X> {
+    fn default() -> Self {
+        Self {
+            flight: Mutex::new(None),
+            cooldown: Cooldown::default(),
+            failure: Mutex::new(None),
+            writer: tokio::sync::Mutex::new(()),
+            lease_users: Mutex::new(0),
+        }
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -57,15 +78,15 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl<X> Session<X> {
     pub(super) fn new(key: SessionKey) -> Self {
         Self {
-            key,
             state: ArcSwapOption::empty(),
+            key,
             generation: Mutex::new(0),
-            flight: Mutex::new(None),
-            cooldown: Cooldown::default(),
-            failure: Mutex::new(None),
-            writer: tokio::sync::Mutex::new(()),
-            lease_users: Mutex::new(0),
+            cold: OnceLock::new(),
         }
+    }
+
+    fn cold(&self) -> &Cold<X> {
+        self.cold.get_or_init(Box::default)
     }
 
     /// The session's name.
@@ -75,29 +96,44 @@ impl<X> Session<X> {
 
     /// The access token, if the state is a set that is fresh at any instant up to
     /// `at_least`: no lock, no reference count touched but the token's own.
-    pub(super) fn fresh_token(&self, at_least: i64) -> Option<AccessToken>
-    where
-        X: Clone,
-    {
+    #[inline]
+    pub(super) fn fresh_token(&self, at_least: i64) -> Option<AccessToken> {
         match self.state.load().as_deref()? {
-            State::Ready(current) if current.fresh_at(at_least) => {
-                Some(current.stored.access_token.clone())
-            }
+            // Fresh at any instant up to `at_least` (a reading of
+            // `Clock::now_nanos_at_least`): otherwise the exact check decides.
+            State::Ready(current) if at_least < current.fresh_until => Some(current.token.clone()),
             _ => None,
         }
+    }
+
+    /// The state, if loaded.
+    pub(super) fn load(&self) -> Option<Arc<State<X>>> {
+        self.state.load_full()
+    }
+
+    fn set(&self, state: State<X>) -> Arc<State<X>> {
+        let state = Arc::new(state);
+        self.state.store(Some(state.clone()));
+        state
     }
 
     pub(super) fn generation(&self) -> u64 {
         *lock(&self.generation)
     }
 
-    /// Publishes `state` if the session is still at `generation`.
-    pub(super) fn publish_if(&self, generation: u64, state: State<X>) -> bool {
+    /// Publishes `state` if the session is still at `generation`; `show` then runs with
+    /// it, before any later publication (the session map's copy of the current set).
+    pub(super) fn publish_if(
+        &self,
+        generation: u64,
+        state: State<X>,
+        show: impl FnOnce(&State<X>),
+    ) -> bool {
         let current = lock(&self.generation);
         if *current != generation {
             return false;
         }
-        self.state.store(Some(Arc::new(state)));
+        show(&self.set(state));
         true
     }
 
@@ -109,6 +145,7 @@ impl<X> Session<X> {
         generation: u64,
         started_from: Option<&Arc<Current<X>>>,
         state: State<X>,
+        show: impl FnOnce(&State<X>),
     ) -> bool {
         let current = lock(&self.generation);
         let unchanged = match (self.state.load().as_deref(), started_from) {
@@ -118,46 +155,70 @@ impl<X> Session<X> {
         if *current != generation && !unchanged {
             return false;
         }
-        self.state.store(Some(Arc::new(state)));
+        show(&self.set(state));
         true
     }
 
-    /// Starts a new generation and publishes its state (an insert or a remove, after its
-    /// store write).
-    pub(super) fn replace(&self, state: State<X>) {
+    /// Starts a new generation and publishes the state `write` makes (an insert or a
+    /// remove, after its store write; `write` may make that write itself, which then no
+    /// refresh start can come between).
+    pub(super) fn replace<E>(
+        &self,
+        write: impl FnOnce() -> Result<State<X>, E>,
+        show: impl FnOnce(&State<X>),
+    ) -> Result<(), E> {
         let mut generation = lock(&self.generation);
+        let state = write()?;
         *generation += 1;
-        self.state.store(Some(Arc::new(state)));
-        self.cooldown.clear();
-        *lock(&self.failure) = None;
+        show(&self.set(state));
+        if let Some(cold) = self.cold.get() {
+            cold.cooldown.clear();
+            *lock(&cold.failure) = None;
+        }
+        Ok(())
+    }
+
+    /// The lock `insert` and `remove` hold for a write through the store.
+    pub(super) fn writer(&self) -> &tokio::sync::Mutex<()> {
+        &self.cold().writer
+    }
+
+    /// How long the provider's `Retry-After` for this session asks to wait still.
+    pub(super) fn cooldown_left(&self, now: OffsetDateTime) -> Option<Duration> {
+        self.cold.get()?.cooldown.left(now)
+    }
+
+    /// No provider call for this session before `until`.
+    pub(super) fn extend_cooldown(&self, until: OffsetDateTime) {
+        self.cold().cooldown.extend(until);
     }
 
     /// The failure to answer again, while it is recent.
     pub(super) fn recent_failure(&self, now: OffsetDateTime) -> Option<Error> {
-        lock(&self.failure)
+        lock(&self.cold.get()?.failure)
             .as_ref()
             .filter(|failure| now < failure.0)
             .map(|failure| failure.1.clone())
     }
 
     pub(super) fn remember_failure(&self, until: OffsetDateTime, error: Error) {
-        *lock(&self.failure) = Some(Box::new((until, error)));
+        *lock(&self.cold().failure) = Some(Box::new((until, error)));
     }
 
     /// Counts a new user of the store lease.
     pub(super) fn lease_taken(&self) {
-        *lock(&self.lease_users) += 1;
+        *lock(&self.cold().lease_users) += 1;
     }
 
     /// Counts a user gone; `true` when it was the last one (the lease is to be released).
     pub(super) fn lease_given_back(&self) -> bool {
-        let mut users = lock(&self.lease_users);
+        let mut users = lock(&self.cold().lease_users);
         *users = users.saturating_sub(1);
         *users == 0
     }
 
     pub(super) fn flight_slot(&self) -> MutexGuard<'_, Option<Flight<X>>> {
-        lock(&self.flight)
+        lock(&self.cold().flight)
     }
 }
 
@@ -209,6 +270,9 @@ pub(super) enum State<X> {
 }
 
 pub(super) struct Current<X> {
+    /// The access token (the one in `stored`), beside `fresh_until`: the fast path reads
+    /// these two and nothing else.
+    pub(super) token: AccessToken,
     /// The set in the form stores keep, its extras as JSON. A [`MemoryStore`] the manager
     /// saves to keeps this very `Arc`: one copy of the set for both.
     ///
@@ -239,7 +303,7 @@ pub(super) struct Current<X> {
 impl<X: Clone> Current<X> {
     /// The access token.
     pub(super) fn access_token(&self) -> &AccessToken {
-        &self.stored.access_token
+        &self.token
     }
 
     /// The whole set, typed (for the provider and [`token_set`](crate::TokenManager::token_set)).
@@ -267,13 +331,6 @@ impl<X: Clone> Current<X> {
         self.refresh_at.is_none_or(|at| now < at) && self.usable(now)
     }
 
-    /// The fast path's check: fresh at any instant up to `at_least` (a reading of
-    /// [`Clock::now_nanos_at_least`](crate::Clock::now_nanos_at_least)). `false` only
-    /// means "ask [`fresh`](Self::fresh)".
-    pub(super) fn fresh_at(&self, at_least: i64) -> bool {
-        at_least < self.fresh_until
-    }
-
     pub(super) fn usable(&self, now: OffsetDateTime) -> bool {
         self.usable_until.is_none_or(|at| now < at)
     }
@@ -281,6 +338,7 @@ impl<X: Clone> Current<X> {
     /// The same set, to be refreshed again no earlier than `at`.
     pub(super) fn retry_at(&self, at: OffsetDateTime) -> Self {
         Self {
+            token: self.token.clone(),
             stored: self.stored.clone(),
             extras: self.extras.clone(),
             unstorable: self.unstorable,

@@ -33,7 +33,8 @@ use crate::token_set::StoredTokenSet;
 /// ```
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    records: Mutex<HashMap<SessionKey, Entry>>,
+    /// Keyed with foldhash (seeded per process): every save and load hashes a key.
+    records: Mutex<HashMap<SessionKey, Entry, foldhash::quality::RandomState>>,
     // One counter for all keys: versions then never repeat, even after a delete.
     next_version: AtomicU64,
     /// Refresh leases, for several managers sharing this store in one process.
@@ -56,7 +57,9 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionKey, Entry>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<SessionKey, Entry, foldhash::quality::RandomState>> {
         // A panic elsewhere while holding the lock cannot leave a record half-written
         // (records are replaced whole), so the data stays good.
         self.records
@@ -95,6 +98,11 @@ impl MemoryStore {
             }
         }
         version
+    }
+
+    /// Deletes the record of `key`, whatever its version (a `TokenManager`'s `remove`).
+    pub(crate) fn remove(&self, key: &SessionKey) {
+        self.lock().remove(key);
     }
 
     fn save_entry(

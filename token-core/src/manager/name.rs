@@ -1,0 +1,106 @@
+//! The session map's key: a session's name, compared inline on the read path.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use papaya::Equivalent;
+
+/// A session's name as the session map's key (shared with the session's `SessionKey`).
+///
+/// Hashed as its `str`, so a lookup hashes the caller's `&str` without building a key, and
+/// compared with [`same`] rather than a call to `memcmp`: names are short, and a by-name
+/// read compares one.
+#[derive(Clone)]
+pub(super) struct Name(pub(super) Arc<str>);
+
+impl Hash for Name {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (*self.0).hash(state);
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Self) -> bool {
+        same(&self.0, &other.0)
+    }
+}
+
+impl Eq for Name {}
+
+impl Equivalent<Name> for str {
+    #[inline]
+    fn equivalent(&self, key: &Name) -> bool {
+        same(self, &key.0)
+    }
+}
+
+/// `a == b`, inline: the length first, then 8 bytes at a time (the last word overlapping
+/// the one before), shorter names 4 or 1 bytes at a time.
+#[inline]
+pub(super) fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n >= 8 {
+        let mut at = 0;
+        while at + 8 < n {
+            if word8(a, at) != word8(b, at) {
+                return false;
+            }
+            at += 8;
+        }
+        return word8(a, n - 8) == word8(b, n - 8);
+    }
+    if n >= 4 {
+        return word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4);
+    }
+    a == b
+}
+
+/// The 8 bytes of `s` from `at`.
+#[inline(always)]
+fn word8(s: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&s[at..at + 8]);
+    u64::from_ne_bytes(word)
+}
+
+/// The 4 bytes of `s` from `at`.
+#[inline(always)]
+fn word4(s: &[u8], at: usize) -> u32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&s[at..at + 4]);
+    u32::from_ne_bytes(word)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_agrees_with_eq_at_every_length_and_position() {
+        for n in 0..40 {
+            let a: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            assert!(same(&a, &a.clone()), "{n}");
+            for at in 0..n {
+                let mut b = a.clone().into_bytes();
+                b[at] = b'Z';
+                let b = String::from_utf8(b).unwrap();
+                assert!(!same(&a, &b), "{n} differing at {at}");
+            }
+            assert!(!same(&a, &format!("{a}x")), "{n} and longer");
+        }
+        assert!(same("", ""));
+        assert!(same("é€", "é€"));
+    }
+
+    #[test]
+    fn a_name_hashes_as_its_str() {
+        let state = foldhash::quality::RandomState::default();
+        use std::hash::BuildHasher;
+        let name = Name(Arc::from("customer-42"));
+        assert_eq!(state.hash_one(&name), state.hash_one("customer-42"));
+    }
+}
