@@ -63,8 +63,9 @@ use token_core::issuer::{
     IssuerStore, MemoryIssuerStore, PairRecord, PairState, RotateOutcome, RotateRejection,
     Rotation, TokenHash,
 };
+use token_core::oauth::RefreshTokenGrant;
 use token_core::postgres::PostgresDatabase;
-use token_core::sandbox::oauth::{RefreshGrant, TokenHandler};
+use token_core::sandbox::oauth::TokenHandler;
 use token_core::sandbox::{Failure, Handler, Sandbox, SandboxContext};
 use token_core::store::{PostgresStore, SessionKey, StoredRecord};
 use token_core::{FileStore, IssuerConfig, StoreError, TokenStore};
@@ -287,13 +288,13 @@ impl Gate {
         cx: SandboxContext,
     ) -> http::Response<Vec<u8>> {
         let mut session = None;
-        if let Ok(grant) = RefreshGrant::decode_request(&request) {
+        if let Ok(grant) = RefreshTokenGrant::decode_request(&request) {
             let hash = TokenHash::of(grant.refresh_token.expose_secret());
             if let Ok(Some(record)) = cx.issuer().store().find_by_refresh(&hash).await {
                 session = Some(session_of(&record.subject).to_owned());
             }
         }
-        let response = TokenHandler.handle(request, &cx).await;
+        let response = TokenHandler::default().handle(request, &cx).await;
         if let Some(session) = session
             && response.status().is_success()
             && self.take(&session)

@@ -354,10 +354,10 @@ fn refresh_token() -> RefreshToken {
 }
 
 decoders! {
-    core_oauth: token_core::sandbox::oauth::RefreshGrant, support::CoreOAuth,
-        token_core::sandbox::oauth::RefreshGrant::new(refresh_token());
-    oauth2: token_provider_oauth2::RefreshTokenGrant, support::OAuth2,
-        token_provider_oauth2::RefreshTokenGrant {
+    core_oauth: token_core::oauth::RefreshTokenGrant, support::CoreOAuth,
+        token_core::oauth::RefreshTokenGrant::new(refresh_token());
+    oauth2: token_core::oauth::RefreshTokenGrant, support::OAuth2,
+        token_core::oauth::RefreshTokenGrant {
             refresh_token: refresh_token(),
             scope: Some("payments".into()),
             client_id: None,

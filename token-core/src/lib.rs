@@ -48,6 +48,7 @@
 //! |---|---|---|
 //! | definitions | [`token_endpoint`] | request, response, error and error-code items of a provider, declared |
 //! | codecs | [`codec`], [`expiry`] | the traits the macro implements; the one classifier of an answer's [`ErrorKind`] |
+//! | RFC 6749 | [`oauth`] | the token endpoint's grants, answer and error codes, HTTP Basic credentials, defined once |
 //! | transport | [`transport`], [`provider`] | [`HttpClient`] (reqwest by default), [`CallContext::call`], [`Signer`] |
 //! | manager | [`manager`] | [`TokenManager`]: single flight, proactive refresh, retries, leases, events |
 //! | stores | [`store`] | [`MemoryStore`], [`FileStore`], `PostgresStore`: compare-and-swap and leases |
@@ -87,6 +88,9 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// `#[token_endpoint]` items in this crate (`oauth`) name it as their generated code does.
+extern crate self as token_core;
+
 pub mod clock;
 pub mod codec;
 pub mod error;
@@ -100,6 +104,7 @@ pub mod manager;
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
 pub mod middleware;
+pub mod oauth;
 pub mod pkce;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

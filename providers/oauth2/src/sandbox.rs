@@ -4,7 +4,7 @@
 //! - `POST /token` answers `refresh_token` (the issuer rotates), `client_credentials` (a pair
 //!   whose subject is the client id; any secret is accepted) and `authorization_code` (a code
 //!   from `GET /authorize`, single use, checked against its redirect URI and its S256 PKCE
-//!   challenge), with [`OAuthError`] answers: `invalid_grant` for a dead refresh token or a
+//!   challenge), with [`OAuthError`](token_core::oauth::OAuthError) answers: `invalid_grant` for a dead refresh token or a
 //!   bad code or verifier.
 //! - `GET /authorize` approves at once, for the user named by `login_hint` (default
 //!   `sandbox-user`), and redirects (302) to `redirect_uri` with `code` and `state`; without
@@ -16,7 +16,8 @@
 //! ```
 //! use std::sync::Arc;
 //! use token_core::{CallContext, SystemClock, issuer::IssuerConfig};
-//! use token_provider_oauth2::{OAuth2, TOKEN_PATH};
+//! use token_core::oauth::TOKEN_PATH;
+//! use token_provider_oauth2::OAuth2;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -48,7 +49,7 @@ use url::{Url, form_urlencoded};
 use uuid::Uuid;
 
 use crate::config::OAuth2Config;
-use crate::endpoints::{
+use token_core::oauth::{
     AuthorizationCodeGrant, ClientCredentialsGrant, OAuthError, RefreshTokenGrant, TOKEN_PATH,
 };
 

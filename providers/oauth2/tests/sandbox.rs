@@ -9,13 +9,14 @@ use http::StatusCode;
 use serde_json::json;
 use time::macros::datetime;
 use token_core::issuer::IssuerConfig;
+use token_core::oauth::TOKEN_PATH;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox, json_response};
 use token_core::{
     AuthCode, Clock, ErrorKind, Event, ManagerConfig, Provider, RetryPolicy, TokenManager,
     TokenSet, TokioClock,
 };
 use token_provider_oauth2::sandbox::AUTHORIZE_PATH;
-use token_provider_oauth2::{OAuth2, OAuth2Config, TOKEN_PATH};
+use token_provider_oauth2::{OAuth2, OAuth2Config};
 
 const HOUR: Duration = Duration::from_secs(3600);
 

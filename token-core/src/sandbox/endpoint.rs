@@ -103,9 +103,9 @@ type Grant<E> = dyn Fn(E, SandboxContext) -> Pin<Box<dyn Future<Output = Result<
 /// ```
 /// use token_core::sandbox::Sandbox;
 /// use token_core::sandbox::endpoint::ServeEndpoint;
-/// use token_core::sandbox::oauth::RefreshGrant;
+/// use token_core::oauth::RefreshTokenGrant;
 ///
-/// let refresh = ServeEndpoint::<RefreshGrant>::refresh(|grant| grant.refresh_token.clone());
+/// let refresh = ServeEndpoint::<RefreshTokenGrant>::refresh(|grant| grant.refresh_token.clone());
 /// let sandbox = Sandbox::builder().oauth_routes(false).route(http::Method::POST, "/oauth/token", refresh);
 /// ```
 pub struct ServeEndpoint<E: Endpoint> {
@@ -155,9 +155,9 @@ where
     ///
     /// ```
     /// use token_core::sandbox::endpoint::{Refusal, RefusalReason, ServeEndpoint};
-    /// use token_core::sandbox::oauth::RefreshGrant;
+    /// use token_core::oauth::RefreshTokenGrant;
     ///
-    /// let refresh = ServeEndpoint::<RefreshGrant>::refresh(|grant| grant.refresh_token.clone())
+    /// let refresh = ServeEndpoint::<RefreshTokenGrant>::refresh(|grant| grant.refresh_token.clone())
     ///     .require(
     ///         |grant| grant.scope.as_deref() != Some("admin"),
     ///         Refusal::new(RefusalReason::BadRequest, "no admin tokens here"),
@@ -225,8 +225,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oauth::RefreshTokenGrant;
     use crate::sandbox::Sandbox;
-    use crate::sandbox::oauth::RefreshGrant;
     use crate::{CallContext, ErrorKind, RefreshToken, SystemClock};
 
     #[tokio::test]
@@ -236,7 +236,7 @@ mod tests {
             .route(
                 http::Method::POST,
                 "/token",
-                ServeEndpoint::<RefreshGrant>::refresh(|grant| grant.refresh_token.clone()),
+                ServeEndpoint::<RefreshTokenGrant>::refresh(|grant| grant.refresh_token.clone()),
             )
             .start()
             .await
@@ -246,7 +246,7 @@ mod tests {
         let refreshed = cx
             .call(
                 &sandbox.base_url(),
-                &RefreshGrant::new(first.refresh_token.clone().unwrap()),
+                &RefreshTokenGrant::new(first.refresh_token.clone().unwrap()),
             )
             .await
             .unwrap();
@@ -262,7 +262,7 @@ mod tests {
         let error = cx
             .call(
                 &sandbox.base_url(),
-                &RefreshGrant::new(RefreshToken::new("rt_unknown")),
+                &RefreshTokenGrant::new(RefreshToken::new("rt_unknown")),
             )
             .await
             .unwrap_err();
@@ -284,8 +284,8 @@ mod tests {
             .route(
                 http::Method::POST,
                 "/token",
-                ServeEndpoint::<RefreshGrant>::new(
-                    |grant: RefreshGrant, _cx: SandboxContext| async move {
+                ServeEndpoint::<RefreshTokenGrant>::new(
+                    |grant: RefreshTokenGrant, _cx: SandboxContext| async move {
                         Err::<Issued, _>(match grant.refresh_token.expose_secret() {
                             "rt_client" => {
                                 Refusal::new(RefusalReason::UnknownClient, "unknown client app-9")
@@ -304,7 +304,7 @@ mod tests {
         let call = |token: &'static str| {
             let (cx, url) = (cx.clone(), sandbox.base_url());
             async move {
-                cx.call(&url, &RefreshGrant::new(RefreshToken::new(token)))
+                cx.call(&url, &RefreshTokenGrant::new(RefreshToken::new(token)))
                     .await
                     .unwrap_err()
             }
