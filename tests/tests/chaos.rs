@@ -60,8 +60,8 @@ use rand::{Rng, SeedableRng};
 use time::OffsetDateTime;
 use token_core::codec::Endpoint;
 use token_core::issuer::{
-    IssuerStore, MemoryIssuerStore, PairRecord, PairState, RotateOutcome, RotateRejection,
-    Rotation, TokenHash,
+    CodeRecord, IssuerStore, MemoryIssuerStore, PairRecord, PairState, RedeemOutcome, Redemption,
+    RotateOutcome, RotateRejection, Rotation, TokenHash,
 };
 use token_core::oauth::RefreshTokenGrant;
 use token_core::postgres::PostgresDatabase;
@@ -198,6 +198,14 @@ impl IssuerStore for Ledger {
             log.minted(&record.subject, record.refresh_hash);
         }
         self.inner.insert(record).await
+    }
+
+    async fn insert_code(&self, record: CodeRecord) -> Result<(), StoreError> {
+        self.inner.insert_code(record).await
+    }
+
+    async fn redeem_code(&self, redemption: Redemption<'_>) -> Result<RedeemOutcome, StoreError> {
+        self.inner.redeem_code(redemption).await
     }
 
     async fn find_by_access(&self, access: &TokenHash) -> Result<Option<PairRecord>, StoreError> {

@@ -53,7 +53,7 @@
 //! | manager | [`manager`] | [`TokenManager`]: single flight, proactive refresh, retries, leases, events |
 //! | stores | [`store`] | [`MemoryStore`], [`FileStore`], `PostgresStore`: compare-and-swap and leases |
 //! | middleware | [`middleware`], `tower` | [`BearerAuth`] (reqwest-middleware) and `tower::BearerLayer`: the bearer header on every call, one refresh after a 401 |
-//! | server | [`issuer`] | [`Issuer`]: the token issuing side, for wallets that serve refresh themselves |
+//! | server | [`issuer`] | [`Issuer`]: the token issuing side (pairs, rotation, single-use authorization codes), for wallets that serve refresh themselves |
 //! | sandbox | `sandbox` | a loopback server of any provider from its definitions, with fault injection |
 //!
 //! Secrets ([`AccessToken`], [`RefreshToken`], [`ClientSecret`], [`AuthCode`]) redact

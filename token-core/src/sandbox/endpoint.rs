@@ -53,7 +53,7 @@ impl Refusal {
 
 impl From<IssuerError> for Refusal {
     /// Invalid and used refresh tokens are `invalid_refresh_token`, expired ones
-    /// `expired_refresh_token`, rejected access tokens `invalid_access_token`, a store
+    /// `expired_refresh_token`, refused authorization codes `invalid_auth_code`, rejected access tokens `invalid_access_token`, a store
     /// failure `server_error` (its details are not sent).
     fn from(error: IssuerError) -> Self {
         let reason = match error {
@@ -61,6 +61,10 @@ impl From<IssuerError> for Refusal {
                 RefusalReason::InvalidRefreshToken
             }
             IssuerError::ExpiredRefreshToken => RefusalReason::ExpiredRefreshToken,
+            IssuerError::InvalidAuthCode
+            | IssuerError::ExpiredAuthCode
+            | IssuerError::UsedAuthCode
+            | IssuerError::AuthCodeMismatch => RefusalReason::InvalidAuthCode,
             IssuerError::InvalidAccessToken | IssuerError::ExpiredAccessToken => {
                 RefusalReason::InvalidAccessToken
             }

@@ -194,6 +194,11 @@ impl Sandbox {
                 crate::oauth::TOKEN_PATH,
                 oauth::TokenHandler::default(),
             ));
+            routes.push(Route::new(
+                Some(Method::GET),
+                oauth::AUTHORIZE_PATH,
+                oauth::AuthorizeHandler,
+            ));
         }
         if api_routes {
             routes.push(Route::new(None, "/api/*", oauth::ApiHandler));
@@ -286,7 +291,8 @@ impl SandboxBuilder {
         self
     }
 
-    /// Whether to serve the built-in RFC 6749 `POST /token` (default `true`).
+    /// Whether to serve the built-in RFC 6749 `POST /token` and `GET /authorize` (default
+    /// `true`).
     pub fn oauth_routes(mut self, enabled: bool) -> Self {
         self.oauth_routes = enabled;
         self

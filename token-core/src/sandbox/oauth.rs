@@ -1,6 +1,10 @@
 //! The sandbox's built-in routes until providers bring their own: the RFC 6749 token
-//! endpoint (`POST /token`) served from [`crate::oauth`]'s definitions over the issuer, and an
-//! RFC 6750 protected API (`/api/*`).
+//! endpoint (`POST /token`, all three grants) served from [`crate::oauth`]'s definitions over
+//! the issuer, the authorization endpoint (`GET /authorize`) handing out the issuer's
+//! single-use codes, and an RFC 6750 protected API (`/api/*`).
+//!
+//! [`routes_at`] serves the token and authorization endpoints at other paths (GitHub's
+//! `/login/oauth/access_token`, say).
 //!
 //! ```
 //! use token_core::codec::{decode_response, encode_error};
@@ -17,20 +21,41 @@ use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
 use super::endpoint::{Refusal, RefusalReason, ServeEndpoint};
-use super::{Handler, SandboxContext, json_response};
-use crate::issuer::IssuerError;
-use crate::oauth::{ClientCredentialsGrant, OAuthError, RefreshTokenGrant};
+use super::{Handler, SandboxBuilder, SandboxContext, json_response};
+use crate::issuer::{CodeExchange, CodeGrant, IssuerError};
+use crate::oauth::{
+    AuthorizationCodeGrant, AuthorizeQuery, ClientCredentialsGrant, OAuthCode, OAuthError,
+    RefreshTokenGrant,
+};
 
 /// The prefix of the protected API.
 pub const API_PREFIX: &str = "/api/";
 
+/// The authorization endpoint's path.
+pub const AUTHORIZE_PATH: &str = "/authorize";
+
+/// Registers the token endpoint ([`TokenHandler`]) at `token_path` and the authorization
+/// endpoint ([`AuthorizeHandler`]) at `authorize_path` on `builder`.
+pub fn routes_at(
+    builder: SandboxBuilder,
+    token_path: &str,
+    authorize_path: &str,
+) -> SandboxBuilder {
+    builder
+        .route(http::Method::POST, token_path, TokenHandler::default())
+        .route(http::Method::GET, authorize_path, AuthorizeHandler)
+}
+
 /// `POST /token`: the grant named by `grant_type` is read with its own definition and served
 /// over the issuer. `refresh_token` rotates ([`Issuer::refresh`](crate::issuer::Issuer::refresh));
 /// `client_credentials` issues a pair whose subject is the client id, accepting any client
-/// secret (this is a sandbox). Answers carry `Cache-Control: no-store`.
+/// secret (this is a sandbox); `authorization_code` redeems a code of [`AuthorizeHandler`]
+/// ([`Issuer::redeem_code`](crate::issuer::Issuer::redeem_code): once, by its client, with its
+/// redirect URI and PKCE verifier). Answers carry `Cache-Control: no-store`.
 pub struct TokenHandler {
     refresh: ServeEndpoint<RefreshTokenGrant>,
     client_credentials: ServeEndpoint<ClientCredentialsGrant>,
+    authorization_code: ServeEndpoint<AuthorizationCodeGrant>,
 }
 
 impl Default for TokenHandler {
@@ -48,6 +73,23 @@ impl Default for TokenHandler {
                         )
                     })?;
                     Ok(cx.issuer().issue(client, json!({})).await?)
+                },
+            ),
+            authorization_code: ServeEndpoint::new(
+                |grant: AuthorizationCodeGrant, cx: SandboxContext| async move {
+                    let client = grant.client().ok_or_else(|| {
+                        Refusal::new(
+                            RefusalReason::UnknownClient,
+                            "missing client authentication",
+                        )
+                    })?;
+                    let exchange = CodeExchange::new(client)
+                        .with_redirect_uri(grant.redirect_uri.as_deref())
+                        .with_verifier(grant.code_verifier.as_deref());
+                    Ok(cx
+                        .issuer()
+                        .redeem_code(grant.code.expose_secret(), exchange)
+                        .await?)
                 },
             ),
         }
@@ -77,15 +119,68 @@ impl Handler for TokenHandler {
         let mut response = match grant_type.as_deref() {
             Some("refresh_token") => self.refresh.handle(request, cx).await,
             Some("client_credentials") => self.client_credentials.handle(request, cx).await,
+            Some("authorization_code") => self.authorization_code.handle(request, cx).await,
             None | Some("") => {
                 Refusal::new(RefusalReason::BadRequest, "missing grant_type").answer::<OAuthError>()
             }
             Some(_) => crate::codec::encode_error(&OAuthError::new(
-                crate::oauth::OAuthCode::UnsupportedGrantType,
-                "supported: refresh_token, client_credentials",
+                OAuthCode::UnsupportedGrantType,
+                "supported: refresh_token, client_credentials, authorization_code",
             )),
         };
         no_store(&mut response);
+        response
+    }
+}
+
+/// `GET /authorize`: approves at once, for the user named by `login_hint` (default
+/// `sandbox-user`), and redirects (302) to `redirect_uri` with `code` and `state`; without a
+/// `redirect_uri` it answers `{"code", "state"}`. The code is the issuer's
+/// ([`Issuer::issue_code`](crate::issuer::Issuer::issue_code)), bound to the client id,
+/// redirect URI, S256 challenge and scope of the request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AuthorizeHandler;
+
+#[async_trait]
+impl Handler for AuthorizeHandler {
+    async fn handle(
+        &self,
+        request: http::Request<Vec<u8>>,
+        cx: &SandboxContext,
+    ) -> http::Response<Vec<u8>> {
+        let raw = request.uri().query().unwrap_or_default();
+        let query = match AuthorizeQuery::from_query(raw) {
+            Ok(query) => query,
+            Err(error) => return Refusal::from(error).answer::<OAuthError>(),
+        };
+        let subject = url::form_urlencoded::parse(raw.as_bytes())
+            .find(|(name, _)| name == "login_hint")
+            .map_or_else(|| "sandbox-user".to_owned(), |(_, hint)| hint.into_owned());
+        let grant = CodeGrant::new(query.client_id, subject)
+            .with_redirect_uri(query.redirect_uri.clone())
+            .with_challenge(query.code_challenge)
+            .with_scope(query.scope);
+        let code = match cx.issuer().issue_code(grant).await {
+            Ok(code) => code,
+            Err(error) => return Refusal::from(error).answer::<OAuthError>(),
+        };
+        let state = query.state;
+        let Some(Ok(mut location)) = query.redirect_uri.as_deref().map(url::Url::parse) else {
+            return json_response(
+                StatusCode::OK,
+                &json!({"code": code.expose_secret(), "state": state}),
+            );
+        };
+        location
+            .query_pairs_mut()
+            .append_pair("code", code.expose_secret());
+        if let Some(state) = &state {
+            location.query_pairs_mut().append_pair("state", state);
+        }
+        let mut response = json_response(StatusCode::FOUND, &json!({}));
+        if let Ok(value) = HeaderValue::try_from(location.as_str()) {
+            response.headers_mut().insert(http::header::LOCATION, value);
+        }
         response
     }
 }
