@@ -12,7 +12,7 @@
 //!   `sandbox-user`), and redirects (302) to `redirect_uri` with `code` and `state`; without
 //!   a `redirect_uri` it answers `{"code", "state"}`.
 //!
-//! [`routes_at`](token_core::sandbox::oauth::routes_at) serves the same at other paths
+//! [`routes_at`] serves the same at other paths
 //! (GitHub's `/login/oauth/access_token`, say); [`config`] is a client's config for a running
 //! sandbox.
 //!
@@ -62,7 +62,7 @@ pub async fn start(
 }
 
 /// The config of a public client `client_id` of `sandbox`: its token URL ([`TOKEN_PATH`]) and
-/// authorize URL ([`AUTHORIZE_PATH`](token_core::sandbox::oauth::AUTHORIZE_PATH)).
+/// authorize URL ([`AUTHORIZE_PATH`]).
 pub fn config(sandbox: &RunningSandbox, client_id: impl Into<String>) -> OAuth2Config {
     OAuth2Config::new(client_id, sandbox.url(TOKEN_PATH))
         .with_authorize_url(sandbox.url(AUTHORIZE_PATH))
