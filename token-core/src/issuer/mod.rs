@@ -8,6 +8,10 @@
 //! answers that same successor again (a client whose answer was lost can recover); after it,
 //! or once the successor itself was rotated, the old token is dead.
 //!
+//! Authorization codes ([`Issuer::issue_code`], [`Issuer::redeem_code`]) are kept the same
+//! way, as hashes, bound to a client, redirect URI, PKCE challenge, scope and subject; the
+//! store redeems each at most once, and a code presented again revokes the pair it gave.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
