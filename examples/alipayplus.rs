@@ -113,7 +113,7 @@ async fn in_sandbox() -> Result<(), Failure> {
         customer_id: Some("2789808900000000000000001".into()),
         user_login_id: Some("62-***2736".into()),
     };
-    let code = mpp.authorize(&sandbox, "user-42", extras.clone());
+    let code = mpp.authorize(&sandbox, "user-42", extras.clone()).await?;
     let first = manager
         .provider()
         .apply_token_by_code(&manager.call_context("user-42"), &code)

@@ -47,8 +47,8 @@ use std::time::{Duration, Instant};
 
 use token_core::codec::{Endpoint, decode_response};
 use token_core::middleware::BearerAuth;
+use token_core::oauth::{RefreshTokenGrant, TOKEN_PATH};
 use token_core::postgres::PostgresDatabase;
-use token_core::sandbox::oauth::{RefreshGrant, TOKEN_PATH};
 use token_core::sandbox::{Sandbox, SandboxOAuth};
 use token_core::store::{
     Lease, MemoryStore, PostgresStore, SessionKey, StoredRecord, TokenStore, Version,
@@ -1344,11 +1344,7 @@ const VAULTIST_ANSWER: &str = r#"{
 
 fn decode() {
     println!("\n## decode_response of each provider's seed answer (single thread)");
-    bench_decode::<RefreshGrant>("token-core sandbox RFC 6749", &answer(RFC6749_ANSWER));
-    bench_decode::<token_provider_oauth2::RefreshTokenGrant>(
-        "oauth2 RefreshTokenGrant",
-        &answer(RFC6749_ANSWER),
-    );
+    bench_decode::<RefreshTokenGrant>("oauth RefreshTokenGrant", &answer(RFC6749_ANSWER));
     bench_decode::<token_provider_maya::MiniAppRefresh>(
         "maya MiniAppRefresh",
         &answer(MAYA_ANSWER),

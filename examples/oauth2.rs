@@ -17,9 +17,10 @@ use std::sync::Arc;
 
 use token_core::expiry::format_rfc3339;
 use token_core::issuer::IssuerConfig;
+use token_core::oauth::TOKEN_PATH;
+use token_core::sandbox::oauth::AUTHORIZE_PATH;
 use token_core::{AuthCode, RefreshToken, SystemClock, TokenManager};
-use token_provider_oauth2::sandbox::AUTHORIZE_PATH;
-use token_provider_oauth2::{OAuth2, OAuth2Config, TOKEN_PATH};
+use token_provider_oauth2::{OAuth2, OAuth2Config};
 
 type Failure = Box<dyn std::error::Error>;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use token_core::issuer::IssuerConfig;
 use token_core::middleware::BearerAuth;
-use token_core::sandbox::oauth::TOKEN_PATH;
+use token_core::oauth::TOKEN_PATH;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox, SandboxOAuth};
 use token_core::{ErrorKind, Event, FileStore, ManagerConfig, ManualClock, TokenManager, TokenSet};
 

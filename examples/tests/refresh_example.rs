@@ -16,12 +16,13 @@ use serde_json::{Value, json};
 use token_core::codec::Endpoint;
 use token_core::expiry::parse_rfc3339;
 use token_core::issuer::IssuerConfig;
+use token_core::oauth::TOKEN_PATH;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox};
 use token_core::{ClientSecret, SystemClock, TokenSet};
 use token_provider_alipayplus::ApplyToken;
 use token_provider_alipayplus::sandbox::AlipayPlusSandbox;
+use token_provider_maya::MiniAppRefresh;
 use token_provider_maya::sandbox::MayaSandbox;
-use token_provider_maya::{CreateAppToken, MiniAppRefresh};
 use token_provider_paymentsgate::PaymentsgateConfig;
 
 struct Case {
@@ -50,7 +51,7 @@ fn args(
     refresh_token: &str,
 ) -> Vec<String> {
     let base_url = match provider {
-        "oauth2" => sandbox.url(token_provider_oauth2::TOKEN_PATH),
+        "oauth2" => sandbox.url(TOKEN_PATH),
         _ => sandbox.base_url(),
     };
     [
@@ -104,7 +105,7 @@ async fn oauth2_refreshes_hides_the_tokens_and_reports_a_dead_refresh_token() {
     assert!(parse_rfc3339(line["refresh_expires_at"].as_str().unwrap()).is_ok());
     assert_eq!(line["extras"], json!({}));
     assert!(!line.to_string().contains(&rt));
-    assert_eq!(sandbox.calls(token_provider_oauth2::TOKEN_PATH), 1);
+    assert_eq!(sandbox.calls(TOKEN_PATH), 1);
 
     // The refresh token was rotated away: the same command now needs re-authorization.
     let (code, line) = run(args("oauth2", &sandbox, &config, &rt)).await;
@@ -292,7 +293,7 @@ async fn maya_gets_an_app_token_refreshes_at_the_mini_app_and_reports_a_dead_ref
     assert!(!line.to_string().contains(&rt));
     // The app token from Maya Connect (`--base-url` is the Mini App host, the config's
     // `connect_url` Maya Connect), then the customer refresh at `/tokens`.
-    assert_eq!(sandbox.calls(CreateAppToken::PATH), 1);
+    assert_eq!(sandbox.calls(TOKEN_PATH), 1);
     assert_eq!(sandbox.calls(MiniAppRefresh::PATH), 1);
 
     // The refresh token was rotated away: the customer must log in again.
@@ -300,7 +301,7 @@ async fn maya_gets_an_app_token_refreshes_at_the_mini_app_and_reports_a_dead_ref
     assert_eq!(code, 2, "{line}");
     assert_eq!(
         line,
-        json!({"ok": false, "kind": "reauth_required", "code": "invalid_token", "message": line["message"]})
+        json!({"ok": false, "kind": "reauth_required", "code": "invalid_grant", "message": line["message"]})
     );
     assert!(!line["message"].as_str().unwrap().contains(&rt));
 
@@ -387,21 +388,14 @@ async fn a_provider_that_keeps_failing_is_reported_transient() {
             .await
             .unwrap();
     let first = sandbox.issue("user-1").await.unwrap();
-    sandbox.fail_next(
-        token_provider_oauth2::TOKEN_PATH,
-        10,
-        Failure::service_unavailable(),
-    );
+    sandbox.fail_next(TOKEN_PATH, 10, Failure::service_unavailable());
     let case = Case::new();
     let config = case.config(json!({"client_id": "app-1"}));
     let (code, line) = run(args("oauth2", &sandbox, &config, &refresh_token_of(&first))).await;
     assert_eq!(code, 2);
     assert_eq!(line["kind"], "transient");
     assert_eq!(line["code"], "temporarily_unavailable");
-    assert!(
-        sandbox.calls(token_provider_oauth2::TOKEN_PATH) > 1,
-        "retried"
-    );
+    assert!(sandbox.calls(TOKEN_PATH) > 1, "retried");
 }
 
 #[tokio::test]

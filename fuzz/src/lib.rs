@@ -153,14 +153,10 @@ enum Check {
 }
 
 endpoints![
-    token_core::sandbox::oauth::RefreshGrant,
-    token_core::sandbox::oauth::ClientCredentialsGrant,
-    token_provider_oauth2::RefreshTokenGrant,
-    token_provider_oauth2::ClientCredentialsGrant,
-    token_provider_oauth2::AuthorizationCodeGrant,
+    token_core::oauth::RefreshTokenGrant,
+    token_core::oauth::ClientCredentialsGrant,
+    token_core::oauth::AuthorizationCodeGrant,
     token_provider_maya::MiniAppRefresh,
-    token_provider_maya::ConnectRefresh,
-    token_provider_maya::CreateAppToken,
     token_provider_alipayplus::ApplyToken,
     token_provider_alipayplus::ApplyTokenByCode,
     token_provider_paymentsgate::RefreshServiceToken,

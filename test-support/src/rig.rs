@@ -230,7 +230,7 @@ impl Subject for CoreOAuth {
     }
 
     fn refresh_path(&self) -> &'static str {
-        token_core::sandbox::oauth::TOKEN_PATH
+        token_core::oauth::TOKEN_PATH
     }
 
     fn success_sample(&self) -> Value {

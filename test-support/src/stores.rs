@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use token_core::issuer::{
-    IssuerStore, MemoryIssuerStore, PairRecord, PairState, RotateOutcome, RotateRejection,
-    Rotation, TokenHash,
+    CodeRecord, IssuerStore, MemoryIssuerStore, PairRecord, PairState, RedeemOutcome, Redemption,
+    RotateOutcome, RotateRejection, Rotation, TokenHash,
 };
 use token_core::store::{
     Lease, MemoryStore, SessionKey, StoredRecord, TokenStore, Version, Versioned,
@@ -219,6 +219,14 @@ impl RecordingIssuerStore {
 impl IssuerStore for RecordingIssuerStore {
     async fn insert(&self, record: PairRecord) -> Result<(), StoreError> {
         self.inner.insert(record).await
+    }
+
+    async fn insert_code(&self, record: CodeRecord) -> Result<(), StoreError> {
+        self.inner.insert_code(record).await
+    }
+
+    async fn redeem_code(&self, redemption: Redemption<'_>) -> Result<RedeemOutcome, StoreError> {
+        self.inner.redeem_code(redemption).await
     }
 
     async fn find_by_access(&self, access: &TokenHash) -> Result<Option<PairRecord>, StoreError> {

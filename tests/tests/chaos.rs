@@ -54,11 +54,12 @@ use rand::{Rng, SeedableRng};
 use time::OffsetDateTime;
 use token_core::codec::Endpoint;
 use token_core::issuer::{
-    IssuerStore, MemoryIssuerStore, PairRecord, PairState, RotateOutcome, RotateRejection,
-    Rotation, TokenHash,
+    CodeRecord, IssuerStore, MemoryIssuerStore, PairRecord, PairState, RedeemOutcome, Redemption,
+    RotateOutcome, RotateRejection, Rotation, TokenHash,
 };
+use token_core::oauth::RefreshTokenGrant;
 use token_core::postgres::PostgresDatabase;
-use token_core::sandbox::oauth::{RefreshGrant, TokenHandler};
+use token_core::sandbox::oauth::TokenHandler;
 use token_core::sandbox::{Failure, Handler, Sandbox, SandboxContext};
 use token_core::store::{PostgresStore, SessionKey, StoredRecord};
 use token_core::{FileStore, IssuerConfig, StoreError, TokenStore};
@@ -192,6 +193,14 @@ impl IssuerStore for Ledger {
         self.inner.insert(record).await
     }
 
+    async fn insert_code(&self, record: CodeRecord) -> Result<(), StoreError> {
+        self.inner.insert_code(record).await
+    }
+
+    async fn redeem_code(&self, redemption: Redemption<'_>) -> Result<RedeemOutcome, StoreError> {
+        self.inner.redeem_code(redemption).await
+    }
+
     async fn find_by_access(&self, access: &TokenHash) -> Result<Option<PairRecord>, StoreError> {
         self.inner.find_by_access(access).await
     }
@@ -280,13 +289,13 @@ impl Gate {
         cx: SandboxContext,
     ) -> http::Response<Vec<u8>> {
         let mut session = None;
-        if let Ok(grant) = RefreshGrant::decode_request(&request) {
+        if let Ok(grant) = RefreshTokenGrant::decode_request(&request) {
             let hash = TokenHash::of(grant.refresh_token.expose_secret());
             if let Ok(Some(record)) = cx.issuer().store().find_by_refresh(&hash).await {
                 session = Some(session_of(&record.subject).to_owned());
             }
         }
-        let response = TokenHandler.handle(request, &cx).await;
+        let response = TokenHandler::default().handle(request, &cx).await;
         if let Some(session) = session
             && response.status().is_success()
             && self.take(&session)

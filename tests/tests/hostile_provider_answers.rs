@@ -8,12 +8,13 @@ use http::StatusCode;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use token_core::codec::{Endpoint, FromContext, RequestContext, decode_response};
+use token_core::oauth::RefreshTokenGrant;
 use token_core::{
     AccessToken, ClientSecret, EndpointError, Error, ErrorKind, RefreshToken, TokenSet,
 };
 use token_provider_alipayplus::ApplyToken;
-use token_provider_maya::{ConnectRefresh, MiniAppRefresh};
-use token_provider_oauth2::{OAuth2Config, RefreshTokenGrant};
+use token_provider_maya::MiniAppRefresh;
+use token_provider_oauth2::OAuth2Config;
 use token_provider_paymentsgate::RefreshServiceToken;
 use token_provider_vaultist::{RefreshV2, RefreshV3};
 
@@ -129,7 +130,7 @@ fn an_odd_expiry_keeps_the_rotated_pair_in_every_provider() {
         "1767229200",
         ("at-2", "rt-2"),
     );
-    odd_expiries_keep_the_pair::<ConnectRefresh>(
+    odd_expiries_keep_the_pair::<RefreshTokenGrant>(
         "maya connect",
         MAYA_CONNECT,
         "3600",

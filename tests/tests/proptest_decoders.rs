@@ -354,13 +354,13 @@ fn refresh_token() -> RefreshToken {
 }
 
 decoders! {
-    core_oauth: token_core::sandbox::oauth::RefreshGrant, subjects::CoreOAuth,
-        token_core::sandbox::oauth::RefreshGrant::new(refresh_token());
-    oauth2: token_provider_oauth2::RefreshTokenGrant, subjects::OAuth2,
-        token_provider_oauth2::RefreshTokenGrant {
+    core_oauth: token_core::oauth::RefreshTokenGrant, subjects::CoreOAuth,
+        token_core::oauth::RefreshTokenGrant::new(refresh_token());
+    oauth2: token_core::oauth::RefreshTokenGrant, subjects::OAuth2,
+        token_core::oauth::RefreshTokenGrant {
             refresh_token: refresh_token(),
             scope: Some("payments".into()),
-            client: token_provider_oauth2::ClientAuthentication {
+            client: token_core::oauth::ClientAuthentication {
                 basic_user: Some("app-1".into()),
                 basic_password: Some("s3cret".into()),
                 ..Default::default()

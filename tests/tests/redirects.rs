@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use http::{HeaderValue, StatusCode, header::LOCATION};
-use token_core::sandbox::oauth::TOKEN_PATH;
+use token_core::oauth::TOKEN_PATH;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox, SandboxContext, json_response};
 use token_core::{
     AccessToken, ClientSecret, ErrorKind, HttpClient, RefreshToken, ReqwestClient, TokenManager,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use http::{HeaderValue, StatusCode, header::LOCATION};
 use token_core::middleware::BearerAuth;
-use token_core::sandbox::oauth::TOKEN_PATH;
+use token_core::oauth::TOKEN_PATH;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox, SandboxContext, json_response};
 use token_core::{
     AccessToken, ClientSecret, ErrorKind, Event, ManualClock, RefreshToken, ReqwestClient,

@@ -6,6 +6,10 @@ use serde_json::{Value, json};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use token_core::codec::{decode_response, encode_error, encode_response};
+use token_core::oauth::{
+    ClientAuthentication, ClientCredentialsGrant, OAuthCode, OAuthError, OAuthTokens,
+    RefreshTokenGrant,
+};
 use token_core::{
     AccessToken, ClientSecret, Endpoint, EndpointError, ErrorKind, ErrorResponse, FromContext,
     RefreshToken, RequestContext, TokenResponse, TokenSet,
@@ -13,10 +17,7 @@ use token_core::{
 use token_provider_alipayplus::{
     AlipayCode, AlipayError, AlipayExtras, AlipayPlusConfig, ApplyToken, ApplyTokenResult,
 };
-use token_provider_maya::{
-    ConnectRefresh, ConnectTokens, CreateAppToken, MayaCode, MayaConfig, MayaError, MayaTokens,
-    MiniAppRefresh,
-};
+use token_provider_maya::{MayaConfig, MayaTokens, MiniAppRefresh};
 use token_provider_paymentsgate::{
     PaymentsgateConfig, PaymentsgateError, PaymentsgateTokens, RefreshServiceToken,
 };
@@ -196,9 +197,10 @@ fn vaultist_seed_errors_are_classified_and_round_trip() {
         serde_json::from_str::<Value>(VAULT_EXPIRED).unwrap()
     );
     // Maya Connect's RFC 6749 codes: `invalid_client` carries a status of its own.
-    let client = MayaError {
-        error: MayaCode::InvalidClient,
+    let client = OAuthError {
+        error: OAuthCode::InvalidClient,
         error_description: None,
+        error_uri: None,
     };
     assert_eq!(
         encode_error(&client).status(),
@@ -641,8 +643,11 @@ fn maya_connect_refresh_is_a_form_with_basic_client_auth() {
     let config = maya_config();
     let session = TokenSet::<token_core::NoExtras>::new(AccessToken::new("at"))
         .with_refresh_token("rt/1+2".into());
-    let refresh =
-        ConnectRefresh::from_context(&RequestContext::for_refresh(&config, &session)).unwrap();
+    let refresh = RefreshTokenGrant::from_context(&RequestContext::for_refresh(
+        &config.connect_client(),
+        &session,
+    ))
+    .unwrap();
     let request = refresh.encode_request(&base()).unwrap();
     assert_eq!(
         request.headers()["content-type"],
@@ -656,20 +661,29 @@ fn maya_connect_refresh_is_a_form_with_basic_client_auth() {
         std::str::from_utf8(request.body()).unwrap(),
         "grant_type=refresh_token&refresh_token=rt%2F1%2B2"
     );
-    assert_eq!(ConnectRefresh::decode_request(&request).unwrap(), refresh);
-    assert_eq!(refresh.secrets(), vec!["s3cret", "rt/1+2"]);
+    assert_eq!(
+        RefreshTokenGrant::decode_request(&request).unwrap(),
+        refresh
+    );
+    let mut secrets = refresh.secrets();
+    secrets.sort_unstable();
+    assert_eq!(secrets, vec!["rt/1+2", "s3cret"]);
 }
 
 #[test]
 fn maya_invalid_token_echoing_the_secret_is_scrubbed() {
-    let refresh = ConnectRefresh {
-        client_id: "client".into(),
-        client_secret: ClientSecret::new("s3cret"),
+    let refresh = RefreshTokenGrant {
         refresh_token: "rt-LEAKED".into(),
+        scope: None,
+        client: ClientAuthentication {
+            basic_user: Some("client".into()),
+            basic_password: Some(ClientSecret::new("s3cret")),
+            ..ClientAuthentication::default()
+        },
     };
     let body =
         r#"{"error":"invalid_token","error_description":"Invalid refresh token: rt-LEAKED."}"#;
-    let error = provider_error(decode_response::<ConnectRefresh>(
+    let error = provider_error(decode_response::<RefreshTokenGrant>(
         &answer(400, body),
         now(),
         &refresh.secrets(),
@@ -680,7 +694,7 @@ fn maya_invalid_token_echoing_the_secret_is_scrubbed() {
     assert!(!message.contains("rt-LEAKED"), "{message}");
     let client = r#"{"error":"invalid_client","error_description":"Bad client credentials."}"#;
     assert_eq!(
-        provider_error(decode_response::<ConnectRefresh>(
+        provider_error(decode_response::<RefreshTokenGrant>(
             &answer(401, client),
             now(),
             &[]
@@ -706,7 +720,7 @@ fn token_sets_round_trip_through_every_response_definition() {
             .into_token_set(now())
             .unwrap()
     }
-    assert_eq!(round::<ConnectTokens>(&set), set);
+    assert_eq!(round::<OAuthTokens>(&set), set);
     let vault = TokenSet::<VaultistExtras>::new(AccessToken::new("at"))
         .with_refresh_token("rt".into())
         .with_access_expires_at(now() + Duration::seconds(600))
@@ -752,13 +766,16 @@ fn requests_round_trip_through_the_server_side() {
         ApplyToken::decode_request(&apply.encode_request(&base()).unwrap()).unwrap(),
         apply
     );
-    let connect = CreateAppToken {
-        client_id: "c:id".into(),
-        client_secret: ClientSecret::new("p:w"),
+    let connect = ClientCredentialsGrant {
         scope: Some("openid profile".into()),
+        client: ClientAuthentication {
+            basic_user: Some("c:id".into()),
+            basic_password: Some(ClientSecret::new("p:w")),
+            ..ClientAuthentication::default()
+        },
     };
     assert_eq!(
-        CreateAppToken::decode_request(&connect.encode_request(&base()).unwrap()).unwrap(),
+        ClientCredentialsGrant::decode_request(&connect.encode_request(&base()).unwrap()).unwrap(),
         connect
     );
     let get = http::Request::builder()

@@ -48,11 +48,12 @@
 //! |---|---|---|
 //! | definitions | [`token_endpoint`] | request, response, error and error-code items of a provider, declared |
 //! | codecs | [`codec`], [`expiry`] | the traits the macro implements; the one classifier of an answer's [`ErrorKind`] |
+//! | RFC 6749 | [`oauth`] | the token endpoint's grants, answer and error codes, HTTP Basic credentials, defined once |
 //! | transport | [`transport`], [`provider`] | [`HttpClient`] (reqwest by default), [`CallContext::call`], [`Signer`] |
 //! | manager | [`manager`] | [`TokenManager`]: single flight, proactive refresh, retries, leases, events |
 //! | stores | [`store`] | [`MemoryStore`], [`FileStore`], `PostgresStore`: compare-and-swap and leases |
 //! | middleware | [`middleware`], `tower` | [`BearerAuth`] (reqwest-middleware) and `tower::BearerLayer`: the bearer header on every call, one refresh after a 401 |
-//! | server | [`issuer`] | [`Issuer`]: the token issuing side, for wallets that serve refresh themselves |
+//! | server | [`issuer`] | [`Issuer`]: the token issuing side (pairs, rotation, single-use authorization codes), for wallets that serve refresh themselves |
 //! | sandbox | `sandbox` | a loopback server of any provider from its definitions, with fault injection |
 //!
 //! Secrets ([`AccessToken`], [`RefreshToken`], [`ClientSecret`], [`AuthCode`]) redact
@@ -91,6 +92,9 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// `#[token_endpoint]` items in this crate (`oauth`) name it as their generated code does.
+extern crate self as token_core;
+
 pub mod clock;
 pub mod codec;
 mod crypto;
@@ -105,6 +109,7 @@ pub mod manager;
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
 pub mod middleware;
+pub mod oauth;
 pub mod pkce;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

@@ -2,7 +2,7 @@
 //! Not a public API: names and signatures change with the macro.
 #![allow(missing_docs)]
 
-use base64::Engine as _;
+use crate::oauth::BasicCredentials;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -299,7 +299,9 @@ impl RequestWriter {
         }
         let authorization = match (self.bearer, self.basic) {
             (Some(token), _) => Some(format!("Bearer {token}")),
-            (None, (Some(user), Some(password))) => Some(basic_authorization(&user, &password)),
+            (None, (Some(user), Some(password))) => {
+                Some(BasicCredentials::new(user, ClientSecret::new(password)).to_header())
+            }
             _ => None,
         };
         if let Some(authorization) = authorization {
@@ -423,9 +425,13 @@ impl<'r> RequestReader<'r> {
                 let Some(value) = header(http::header::AUTHORIZATION.as_str())? else {
                     return Ok(None);
                 };
-                let (user, password) = basic_credentials(&value)
+                let credentials = BasicCredentials::from_header(&value)
                     .ok_or_else(|| RequestError("`Authorization` is not HTTP Basic".into()))?;
-                Some(if at == At::BasicUser { user } else { password })
+                Some(if at == At::BasicUser {
+                    credentials.user
+                } else {
+                    credentials.password.expose_secret().to_owned()
+                })
             }
         })
     }
@@ -528,40 +534,6 @@ fn describe(at: At, name: &str) -> String {
 fn describe_constant(at: Option<At>, name: &str) -> String {
     at.map(|at| describe(at, name))
         .unwrap_or_else(|| format!("body field `{name}`"))
-}
-
-/// `Basic base64(user ":" password)`, each part form-urlencoded first (RFC 6749 section
-/// 2.3.1), so a `:` in the user, or any non-ASCII text, survives the trip.
-fn basic_authorization(user: &str, password: &str) -> String {
-    let encode =
-        |part: &str| url::form_urlencoded::byte_serialize(part.as_bytes()).collect::<String>();
-    let credentials = format!("{}:{}", encode(user), encode(password));
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(credentials)
-    )
-}
-
-/// Reverses [`basic_authorization`]: Base64, split at the first `:`, then form-urldecode
-/// each part (`+` is a space, `%XX` a byte).
-fn basic_credentials(value: &str) -> Option<(String, String)> {
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, password) = text.split_once(':')?;
-    let decode = |part: &str| {
-        let spaced = part.replace('+', " ");
-        percent_encoding::percent_decode_str(&spaced)
-            .decode_utf8()
-            .ok()
-            .map(|text| text.into_owned())
-    };
-    Some((decode(user)?, decode(password)?))
 }
 
 /// Inserts `value` at a dotted path (`result.resultStatus`), creating objects on the way.

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use time::macros::datetime;
 use token_core::issuer::IssuerConfig;
-use token_core::sandbox::{RunningSandbox, Sandbox, SandboxOAuth, oauth::TOKEN_PATH};
+use token_core::oauth::TOKEN_PATH;
+use token_core::sandbox::{RunningSandbox, Sandbox, SandboxOAuth};
 use token_core::{Clock, FileStore, ManagerConfig, ManualClock, TokenManager, TokenSet};
 
 fn manager(

@@ -102,15 +102,15 @@ fn the_server_form_urldecodes_each_part() {
 #[cfg(feature = "sandbox")]
 #[test]
 fn the_sandbox_client_credentials_grant_reads_what_the_macro_writes() {
-    use token_core::sandbox::oauth::ClientCredentialsGrant;
+    use token_core::oauth::ClientCredentialsGrant;
     let grant = BasicGrant {
         client_id: "app:1 +ü".into(),
         client_secret: ClientSecret::new("s e:c+r/ét%"),
     };
     let request = grant.encode_request(&base()).unwrap();
     let read = ClientCredentialsGrant::decode_request(&request).unwrap();
-    assert_eq!(read.client_id, "app:1 +ü");
-    assert_eq!(read.client_secret.unwrap().expose_secret(), "s e:c+r/ét%");
+    assert_eq!(read.client.client_id(), Some("app:1 +ü"));
+    assert_eq!(read.client.basic_password.unwrap().expose_secret(), "s e:c+r/ét%");
 }
 
 pub struct ClientConfig {

@@ -10,7 +10,8 @@ use reqwest::StatusCode;
 use time::macros::datetime;
 use token_core::issuer::IssuerConfig;
 use token_core::middleware::{BearerAuth, NoResend};
-use token_core::sandbox::{Failure, RunningSandbox, Sandbox, SandboxOAuth, oauth::TOKEN_PATH};
+use token_core::oauth::TOKEN_PATH;
+use token_core::sandbox::{Failure, RunningSandbox, Sandbox, SandboxOAuth};
 use token_core::{
     Clock, ErrorKind, Event, ManagerConfig, ManualClock, RetryPolicy, TokenManager, TokenSet,
     TokioClock,

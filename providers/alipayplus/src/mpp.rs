@@ -6,16 +6,14 @@
 //! issues a new pair and invalidates the old one, and answers the same refresh token again
 //! with the same pair for the issuer's reuse window (give it 5 minutes:
 //! [`IssuerConfig::with_reuse_window`](token_core::IssuerConfig::with_reuse_window));
-//! `AUTHORIZATION_CODE` exchanges a single-use code minted by [`Mpp::authorize`]. Every answer
-//! is signed.
-
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+//! `AUTHORIZATION_CODE` exchanges a single-use code minted by [`Mpp::authorize`] (the issuer's
+//! authorization codes: hashed at rest, shared by replicas on a `PostgresIssuerStore`, dead
+//! after [`IssuerConfig::code_ttl`](token_core::IssuerConfig::code_ttl)). Every answer is
+//! signed.
 
 use time::OffsetDateTime;
 use token_core::codec::{Endpoint, encode_error, encode_response};
-use token_core::issuer::{Issued, IssuerError, TokenHash};
+use token_core::issuer::{CodeExchange, CodeGrant, Issued, IssuerError};
 use token_core::{AuthCode, Issuer, TokenResponse, TokenSet};
 
 use crate::endpoints::{
@@ -47,29 +45,17 @@ use crate::signature::Rsa256Signer;
 pub struct Mpp {
     signer: Rsa256Signer,
     psp_id: Option<String>,
-    code_ttl: Duration,
-    codes: Mutex<HashMap<TokenHash, CodeGrant>>,
-}
-
-#[derive(Debug)]
-struct CodeGrant {
-    subject: String,
-    extras: AlipayExtras,
-    expires_at: OffsetDateTime,
 }
 
 /// `pspId` is at most 64 characters.
 const MAX_PSP_ID: usize = 64;
 
 impl Mpp {
-    /// An MPP that verifies requests and signs answers with `signer`; authorization codes
-    /// live 10 minutes.
+    /// An MPP that verifies requests and signs answers with `signer`.
     pub fn new(signer: Rsa256Signer) -> Self {
         Self {
             signer,
             psp_id: None,
-            code_ttl: Duration::from_secs(600),
-            codes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -79,25 +65,19 @@ impl Mpp {
         self
     }
 
-    /// Sets how long an authorization code can wait for its exchange.
-    pub fn with_code_ttl(mut self, ttl: Duration) -> Self {
-        self.code_ttl = ttl;
-        self
-    }
-
-    /// Records the consent of `subject` and returns a single-use authorization code for it;
-    /// the pair it is exchanged for carries `extras`.
-    pub fn authorize(&self, subject: &str, extras: AlipayExtras, now: OffsetDateTime) -> AuthCode {
-        let code = AuthCode::new(format!("ac_{}", uuid::Uuid::new_v4().simple()));
-        self.codes().insert(
-            TokenHash::of(code.expose_secret()),
-            CodeGrant {
-                subject: subject.to_owned(),
-                extras,
-                expires_at: now + self.code_ttl,
-            },
-        );
-        code
+    /// Records the consent of `subject` and returns a single-use authorization code for it
+    /// from `issuer`, for the Alipay+ client whose signed applyToken redeems it; the pair it
+    /// is exchanged for carries `extras`.
+    pub async fn authorize(
+        &self,
+        issuer: &Issuer,
+        subject: &str,
+        extras: AlipayExtras,
+    ) -> Result<AuthCode, IssuerError> {
+        let extras = serde_json::to_value(&extras)
+            .map_err(|e| IssuerError::Store(token_core::StoreError::Corrupt(e.to_string())))?;
+        let grant = CodeGrant::new(self.signer.client_id(), subject).with_extras(extras);
+        issuer.issue_code(grant).await
     }
 
     /// Answers an applyToken request, signed.
@@ -112,7 +92,7 @@ impl Mpp {
                 AlipayCode::InvalidSignature,
                 error.to_string(),
             )),
-            Ok(()) => self.process(issuer, request, now).await,
+            Ok(()) => self.process(issuer, request).await,
         };
         let response = match outcome {
             Ok(issued) => match TokenSet::<AlipayExtras>::from_stored(issued.tokens) {
@@ -142,7 +122,6 @@ impl Mpp {
         &self,
         issuer: &Issuer,
         request: &http::Request<Vec<u8>>,
-        now: OffsetDateTime,
     ) -> Result<Issued, AlipayError> {
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -164,13 +143,11 @@ impl Mpp {
             Some("AUTHORIZATION_CODE") => {
                 let apply = ApplyTokenByCode::decode_request(request).map_err(param_illegal)?;
                 self.check_psp(&apply.psp_id)?;
-                let grant = self.take_code(&apply.auth_code, now)?;
-                let extras = serde_json::to_value(&grant.extras)
-                    .map_err(|_| AlipayError::unknown(AlipayCode::UnknownException, "extras"))?;
+                let exchange = CodeExchange::new(self.signer.client_id());
                 issuer
-                    .issue(grant.subject, extras)
+                    .redeem_code(apply.auth_code.expose_secret(), exchange)
                     .await
-                    .map_err(|_| AlipayError::unknown(AlipayCode::UnknownException, "try again"))
+                    .map_err(code_refusal)
             }
             _ => Err(AlipayError::failed(
                 AlipayCode::ParamIllegal,
@@ -190,22 +167,6 @@ impl Mpp {
         Ok(())
     }
 
-    fn take_code(&self, code: &AuthCode, now: OffsetDateTime) -> Result<CodeGrant, AlipayError> {
-        let grant = self
-            .codes()
-            .remove(&TokenHash::of(code.expose_secret()))
-            .ok_or_else(|| {
-                AlipayError::failed(AlipayCode::InvalidAuthCode, "the authCode is invalid")
-            })?;
-        if grant.expires_at <= now {
-            return Err(AlipayError::failed(
-                AlipayCode::ExpiredAuthCode,
-                "the authCode has expired",
-            ));
-        }
-        Ok(grant)
-    }
-
     fn signed(
         &self,
         request: &http::Request<Vec<u8>>,
@@ -217,15 +178,24 @@ impl Mpp {
         }
         response
     }
-
-    fn codes(&self) -> MutexGuard<'_, HashMap<TokenHash, CodeGrant>> {
-        // One insert or remove per lock: never left half-updated.
-        self.codes.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 fn param_illegal(error: token_core::codec::RequestError) -> AlipayError {
     AlipayError::failed(AlipayCode::ParamIllegal, error.0)
+}
+
+/// An authorization code that is unknown, used or not this client's is `INVALID_AUTH_CODE`,
+/// an expired one `EXPIRED_AUTH_CODE`; a failure of the MPP itself is `U`.
+fn code_refusal(error: IssuerError) -> AlipayError {
+    match error {
+        IssuerError::ExpiredAuthCode => {
+            AlipayError::failed(AlipayCode::ExpiredAuthCode, "the authCode has expired")
+        }
+        error if error.is_code_rejection() => {
+            AlipayError::failed(AlipayCode::InvalidAuthCode, "the authCode is invalid")
+        }
+        _ => AlipayError::unknown(AlipayCode::UnknownException, "try again"),
+    }
 }
 
 /// The seed's codes: invalid (unknown, revoked, already used) is `INVALID_REFRESH_TOKEN`,

@@ -32,6 +32,7 @@ use base64::Engine as _;
 
 use http::Method;
 use token_core::codec::Endpoint;
+use token_core::issuer::IssuerError;
 use token_core::sandbox::{RunningSandbox, SandboxBuilder, SandboxContext};
 use token_core::{AuthCode, IssuerConfig};
 
@@ -175,14 +176,14 @@ impl AlipayPlusSandbox {
         &self.mpp
     }
 
-    /// The user `subject` consents: an authorization code for it, at the sandbox's time.
-    pub fn authorize(
+    /// The user `subject` consents: an authorization code for it from the sandbox's issuer.
+    pub async fn authorize(
         &self,
         sandbox: &RunningSandbox,
         subject: &str,
         extras: AlipayExtras,
-    ) -> AuthCode {
-        self.mpp.authorize(subject, extras, sandbox.clock().now())
+    ) -> Result<AuthCode, IssuerError> {
+        self.mpp.authorize(sandbox.issuer(), subject, extras).await
     }
 
     /// The next `times` applyToken requests are processed (a refresh rotates) and then

@@ -63,7 +63,11 @@ async fn world() -> World {
 impl World {
     /// The user consents at the MPP; the client exchanges the code and keeps the tokens.
     async fn user(&self, session: &str) -> TokenSet<AlipayExtras> {
-        let code = self.mpp.authorize(&self.sandbox, session, extras(session));
+        let code = self
+            .mpp
+            .authorize(&self.sandbox, session, extras(session))
+            .await
+            .unwrap();
         let set = self
             .manager
             .provider()
@@ -84,7 +88,9 @@ async fn an_auth_code_gives_the_first_tokens_with_extras_once() {
     let world = world().await;
     let code = world
         .mpp
-        .authorize(&world.sandbox, "alice", extras("cust-alice"));
+        .authorize(&world.sandbox, "alice", extras("cust-alice"))
+        .await
+        .unwrap();
     let provider = world.manager.provider();
     let set = provider
         .apply_token_by_code(&world.cx(), &code)
@@ -103,9 +109,13 @@ async fn an_auth_code_gives_the_first_tokens_with_extras_once() {
         .unwrap_err();
     assert_eq!(again.kind(), ErrorKind::ReauthRequired);
     assert_eq!(again.provider_code(), Some("INVALID_AUTH_CODE"));
+    // A replayed code is a stolen one: the pair it gave is revoked (RFC 6749 section 4.1.2).
+    assert!(!accepted(&world.sandbox, &set.access_token).await);
     let late = world
         .mpp
-        .authorize(&world.sandbox, "bob", AlipayExtras::default());
+        .authorize(&world.sandbox, "bob", AlipayExtras::default())
+        .await
+        .unwrap();
     tokio::time::advance(Duration::from_secs(601)).await;
     let expired = provider
         .apply_token_by_code(&world.cx(), &late)
@@ -283,7 +293,9 @@ async fn wrong_keys_are_misconfigured_in_both_directions_and_keep_the_session() 
     .await;
     let code = world
         .mpp
-        .authorize(&world.sandbox, "alice", AlipayExtras::default());
+        .authorize(&world.sandbox, "alice", AlipayExtras::default())
+        .await
+        .unwrap();
     let error = world
         .manager
         .provider()
@@ -301,7 +313,9 @@ async fn wrong_keys_are_misconfigured_in_both_directions_and_keep_the_session() 
     .await;
     let code = world
         .mpp
-        .authorize(&world.sandbox, "alice", AlipayExtras::default());
+        .authorize(&world.sandbox, "alice", AlipayExtras::default())
+        .await
+        .unwrap();
     let config = world.manager.provider().config();
     let apply = ApplyTokenByCode {
         acquirer_id: None,

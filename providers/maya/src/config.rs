@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use time::OffsetDateTime;
+use token_core::oauth::{AuthorizeQuery, Client, ClientAuth};
 use token_core::{ClientSecret, TokenSet};
 
 /// A partner's Maya settings. See the crate docs for the JSON keys.
@@ -112,7 +113,7 @@ impl MayaConfig {
     /// with `response_type=code`, `client_id`, `redirect_uri` and `scope` when set, and the
     /// session as `state`.
     pub fn authorize_url_for(&self, session: &str) -> Option<url::Url> {
-        let mut url = match &self.authorize_url {
+        let url = match &self.authorize_url {
             Some(url) => url.clone(),
             None => url::Url::parse(&format!(
                 "{}/authorize",
@@ -120,19 +121,34 @@ impl MayaConfig {
             ))
             .ok()?,
         };
-        {
-            let mut query = url.query_pairs_mut();
-            query.append_pair("response_type", "code");
-            query.append_pair("client_id", &self.client_id);
-            if let Some(redirect) = &self.redirect_uri {
-                query.append_pair("redirect_uri", redirect);
-            }
-            if let Some(scope) = &self.scope {
-                query.append_pair("scope", scope);
-            }
-            query.append_pair("state", session);
-        }
-        Some(url)
+        let query = AuthorizeQuery::new(self.client_id.clone())
+            .with_redirect_uri(self.redirect_uri.clone())
+            .with_scope(self.scope.clone())
+            .with_state(session);
+        Some(query.to_url(url))
+    }
+
+    /// The partner as Maya Connect's token endpoint reads it: the client id and secret in
+    /// HTTP Basic, and the configured scope (requested with the app token). The customer
+    /// refresh sends the same client without the scope.
+    ///
+    /// ```
+    /// use token_core::ClientSecret;
+    /// use token_provider_maya::MayaConfig;
+    ///
+    /// let config = MayaConfig::new("partner-1", ClientSecret::new("s"), "https://connect.example".parse()?);
+    /// let client = config.connect_client();
+    /// assert_eq!(client.basic_user.as_deref(), Some("partner-1"));
+    /// assert_eq!(client.client_id, None);
+    /// # Ok::<(), url::ParseError>(())
+    /// ```
+    pub fn connect_client(&self) -> Client {
+        Client::new(
+            self.client_id.clone(),
+            Some(self.client_secret.clone()),
+            ClientAuth::Basic,
+        )
+        .with_scope(self.scope.clone())
     }
 
     /// Gives a newly received refresh token its expiry from `refresh_token_lifetime_secs`,

@@ -3,7 +3,9 @@
 //! Session URL.
 //!
 //! - **The app token.** Maya Connect "Create Access Token" with `grant_type=client_credentials`
-//!   and the client id and secret in HTTP Basic ([`CreateAppToken`]). [`MayaApp`] is a
+//!   and the client id and secret in HTTP Basic: token-core's RFC 6749
+//!   [`ClientCredentialsGrant`](token_core::oauth::ClientCredentialsGrant) with
+//!   [`MayaConfig::connect_client`]. [`MayaApp`] is a
 //!   [`Provider`](token_core::Provider) that can issue, so a core
 //!   [`TokenManager<MayaApp>`](token_core::TokenManager) caches it and obtains a new one when
 //!   it expires.
@@ -11,7 +13,8 @@
 //!   ([`MiniAppRefresh`]) with `Authorization: Bearer <app token>`, a fresh UUIDv4
 //!   `Request-Reference-No` and `{"refreshToken"}`, answered `{"accessToken", "refreshToken",
 //!   "expiresAt"}` with `expiresAt` in UNIX seconds. With `"refresh": "oauth"` the forum
-//!   answer's shape instead: `grant_type=refresh_token` at Maya Connect ([`ConnectRefresh`]).
+//!   answer's shape instead: `grant_type=refresh_token` at Maya Connect (token-core's
+//!   [`RefreshTokenGrant`](token_core::oauth::RefreshTokenGrant)).
 //!   When `/tokens` answers HTTP 401 (the app token was refused) the app token is renewed and
 //!   the refresh sent once more.
 //! - **First tokens** are not obtained by the partner: Maya POSTs them to the partner's Session
@@ -21,10 +24,13 @@
 //!   in the manager's store beside the tokens, so replicas sharing a `PostgresStore` can take
 //!   the POST on one and the redemption on another. An axum adapter is behind the `axum`
 //!   feature.
-//! - **Errors** ([`MayaCode`]): `invalid_token` and `invalid_grant` mean re-authorization,
-//!   and the re-auth signal carries the Maya Connect authorize URL built from the config;
-//!   `invalid_client` is a misconfiguration; `invalid_request` and `unsupported_grant_type`
-//!   are definitive refusals; 5xx and 429 are retried.
+//! - **Errors**: Maya Connect and `/tokens` answer RFC 6749's `{"error",
+//!   "error_description"}`, read as token-core's
+//!   [`OAuthError`](token_core::oauth::OAuthError): `invalid_token` and `invalid_grant` mean
+//!   re-authorization, and the re-auth signal carries the Maya Connect authorize URL built
+//!   from the config; `invalid_client` and `unsupported_grant_type` (the grant is not enabled
+//!   for the client) are a misconfiguration; `invalid_request` is a definitive refusal; 5xx
+//!   and 429 are retried.
 //! - **Expiry of both customer tokens.** Maya's answers give only the access token's
 //!   `expiresAt`; the refresh token's lifetime is not published. Set
 //!   `refresh_token_lifetime_secs` to the lifetime agreed with Maya and every new refresh token
@@ -87,9 +93,6 @@ mod receiver;
 pub mod sandbox;
 
 pub use config::{MayaConfig, RefreshShape};
-pub use endpoints::{
-    AppToken, ConnectRefresh, ConnectTokens, CreateAppToken, MayaCode, MayaError, MayaTokens,
-    MiniAppRefresh,
-};
+pub use endpoints::{MayaTokens, MiniAppRefresh};
 pub use provider::{APP_SESSION, Maya, MayaApp};
 pub use receiver::{RedeemError, SESSION_URL_NAMESPACE, SessionReceiver};

@@ -10,8 +10,10 @@ use token_core::{
     NoExtras, Provider, RequestContext, TokenManager, TokenSet,
 };
 
+use token_core::oauth::{ClientCredentialsGrant, RefreshTokenGrant};
+
 use crate::config::{MayaConfig, RefreshShape};
-use crate::endpoints::{ConnectRefresh, CreateAppToken, MiniAppRefresh};
+use crate::endpoints::MiniAppRefresh;
 
 /// The session name under which the app token is kept in its manager.
 pub const APP_SESSION: &str = "app";
@@ -50,7 +52,8 @@ impl Provider for MayaApp {
     }
 
     async fn issue(&self, cx: &CallContext) -> Result<TokenSet, Error> {
-        let grant = CreateAppToken::from_context(&RequestContext::new(&*self.config))?;
+        let client = self.config.connect_client();
+        let grant = ClientCredentialsGrant::from_context(&RequestContext::new(&client))?;
         cx.call(&self.config.connect_url, &grant).await
     }
 }
@@ -163,8 +166,10 @@ impl Provider for Maya {
                 }
             }
             RefreshShape::OAuth => {
-                let context = RequestContext::for_refresh(&*self.config, current);
-                let refresh = ConnectRefresh::from_context(&context)?;
+                let client = self.config.connect_client().with_scope(None);
+                let refresh = RefreshTokenGrant::from_context(&RequestContext::for_refresh(
+                    &client, current,
+                ))?;
                 cx.call(&self.config.connect_url, &refresh).await
             }
         }?;

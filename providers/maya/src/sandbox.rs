@@ -27,9 +27,11 @@ use token_core::sandbox::{Handler, RunningSandbox, SandboxBuilder, SandboxContex
 use token_core::{ClientSecret, TokenSet};
 
 use crate::config::MayaConfig;
-use crate::endpoints::{
-    ConnectRefresh, CreateAppToken, MayaCode, MayaError, MayaTokens, MiniAppRefresh,
+use token_core::oauth::{
+    ClientCredentialsGrant, OAuthCode, OAuthError, RefreshTokenGrant, TOKEN_PATH,
 };
+
+use crate::endpoints::{MayaTokens, MiniAppRefresh};
 
 /// The prefix of the subject the sandbox issues app tokens to; `/tokens` accepts only those.
 const APP_SUBJECT: &str = "app:";
@@ -55,7 +57,7 @@ impl MayaSandbox {
     pub fn routes(&self, builder: SandboxBuilder) -> SandboxBuilder {
         builder
             .oauth_routes(false)
-            .route(Method::POST, CreateAppToken::PATH, self.connect_handler())
+            .route(Method::POST, TOKEN_PATH, self.connect_handler())
             .route(Method::POST, MiniAppRefresh::PATH, mini_app_handler())
     }
 
@@ -70,16 +72,20 @@ impl MayaSandbox {
     }
 
     /// Maya Connect's token endpoint: dispatches on `grant_type`, checks the client's Basic
-    /// credentials, then serves [`CreateAppToken`] or [`ConnectRefresh`].
+    /// credentials, then serves the `client_credentials` or `refresh_token` grant.
     fn connect_handler(&self) -> impl Handler {
         let client = Arc::new(self.clone());
-        let app = ServeEndpoint::<CreateAppToken>::new(
-            |grant: CreateAppToken, cx: SandboxContext| async move {
-                let subject = format!("{APP_SUBJECT}{}", grant.client_id);
+        let app = ServeEndpoint::<ClientCredentialsGrant>::new(
+            |grant: ClientCredentialsGrant, cx: SandboxContext| async move {
+                let subject = format!(
+                    "{APP_SUBJECT}{}",
+                    grant.client.client_id().unwrap_or_default()
+                );
                 Ok(cx.issuer().issue(subject, serde_json::json!({})).await?)
             },
         );
-        let refresh = ServeEndpoint::<ConnectRefresh>::refresh(|grant| grant.refresh_token.clone());
+        let refresh =
+            ServeEndpoint::<RefreshTokenGrant>::refresh(|grant| grant.refresh_token.clone());
         let (app, refresh) = (Arc::new(app), Arc::new(refresh));
         move |request: http::Request<Vec<u8>>, cx: SandboxContext| {
             let (client, app, refresh) = (client.clone(), app.clone(), refresh.clone());
@@ -92,32 +98,32 @@ impl MayaSandbox {
                     .ok()
                     .and_then(|g| g.grant_type);
                 let credentials = match grant_type.as_deref() {
-                    Some("client_credentials") => CreateAppToken::decode_request(&request)
-                        .map(|g| (g.client_id, g.client_secret)),
-                    Some("refresh_token") => ConnectRefresh::decode_request(&request)
-                        .map(|g| (g.client_id, g.client_secret)),
+                    Some("client_credentials") => ClientCredentialsGrant::decode_request(&request)
+                        .map(|g| (g.client.basic_user, g.client.basic_password)),
+                    Some("refresh_token") => RefreshTokenGrant::decode_request(&request)
+                        .map(|g| (g.client.basic_user, g.client.basic_password)),
                     None | Some("") => {
                         return Refusal::new(RefusalReason::BadRequest, "Missing grant type.")
-                            .answer::<MayaError>();
+                            .answer::<OAuthError>();
                     }
                     Some(other) => {
-                        return encode_error(&MayaError::new(
-                            MayaCode::UnsupportedGrantType,
+                        return encode_error(&OAuthError::new(
+                            OAuthCode::UnsupportedGrantType,
                             format!("Unsupported grant type: {other}"),
                         ));
                     }
                 };
                 match credentials {
-                    Ok((id, secret))
+                    Ok((Some(id), Some(secret)))
                         if id == client.client_id && secret == client.client_secret => {}
                     Ok(_) => {
                         return Refusal::new(
                             RefusalReason::UnknownClient,
                             "Bad client credentials.",
                         )
-                        .answer::<MayaError>();
+                        .answer::<OAuthError>();
                     }
-                    Err(error) => return Refusal::from(error).answer::<MayaError>(),
+                    Err(error) => return Refusal::from(error).answer::<OAuthError>(),
                 }
                 match grant_type.as_deref() {
                     Some("client_credentials") => app.handle(request, &cx).await,

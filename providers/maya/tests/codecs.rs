@@ -4,14 +4,12 @@
 use serde_json::{Value, json};
 use time::macros::datetime;
 use token_core::codec::{decode_response, encode_error};
+use token_core::oauth::{ClientCredentialsGrant, OAuthCode, OAuthError, RefreshTokenGrant};
 use token_core::{
     AccessToken, ClientSecret, Endpoint, EndpointError, ErrorKind, ErrorResponse, FromContext,
     RefreshToken, RequestContext, TokenResponse, TokenSet,
 };
-use token_provider_maya::{
-    ConnectRefresh, CreateAppToken, MayaCode, MayaConfig, MayaError, MayaTokens, MiniAppRefresh,
-    RefreshShape,
-};
+use token_provider_maya::{MayaConfig, MayaTokens, MiniAppRefresh, RefreshShape};
 
 fn config() -> MayaConfig {
     MayaConfig::new(
@@ -91,7 +89,8 @@ fn maya_tokens_read_expires_at_in_unix_seconds_both_ways() {
 #[test]
 fn the_app_token_is_a_client_credentials_grant_with_basic_auth() {
     let config = config();
-    let grant = CreateAppToken::from_context(&RequestContext::new(&config)).unwrap();
+    let client = config.connect_client();
+    let grant = ClientCredentialsGrant::from_context(&RequestContext::new(&client)).unwrap();
     let request = grant.encode_request(&config.connect_url).unwrap();
     assert_eq!(request.uri(), "https://connect.example/oauth/token");
     assert_eq!(
@@ -99,8 +98,11 @@ fn the_app_token_is_a_client_credentials_grant_with_basic_auth() {
         "Basic Y2xpZW50OnMzY3JldA=="
     );
     assert_eq!(request.body(), b"grant_type=client_credentials");
-    assert_eq!(CreateAppToken::decode_request(&request).unwrap(), grant);
-    let set = decode_response::<CreateAppToken>(
+    assert_eq!(
+        ClientCredentialsGrant::decode_request(&request).unwrap(),
+        grant
+    );
+    let set = decode_response::<ClientCredentialsGrant>(
         &answer(
             200,
             r#"{"access_token":"app","token_type":"Bearer","expires_in":3600}"#,
@@ -117,8 +119,9 @@ fn the_app_token_is_a_client_credentials_grant_with_basic_auth() {
 fn the_forum_shape_is_a_refresh_token_grant_at_maya_connect() {
     let config = config().with_refresh(RefreshShape::OAuth);
     let session = session();
+    let client = config.connect_client().with_scope(None);
     let refresh =
-        ConnectRefresh::from_context(&RequestContext::for_refresh(&config, &session)).unwrap();
+        RefreshTokenGrant::from_context(&RequestContext::for_refresh(&client, &session)).unwrap();
     let request = refresh.encode_request(&config.connect_url).unwrap();
     assert_eq!(request.uri(), "https://connect.example/oauth/token");
     assert_eq!(
@@ -133,7 +136,10 @@ fn the_forum_shape_is_a_refresh_token_grant_at_maya_connect() {
         std::str::from_utf8(request.body()).unwrap(),
         "grant_type=refresh_token&refresh_token=rt%2F1%2B2"
     );
-    assert_eq!(ConnectRefresh::decode_request(&request).unwrap(), refresh);
+    assert_eq!(
+        RefreshTokenGrant::decode_request(&request).unwrap(),
+        refresh
+    );
 }
 
 #[test]
@@ -144,7 +150,7 @@ fn maya_connect_codes_decide_the_kind() {
         (400, "invalid_grant", ErrorKind::ReauthRequired),
         (401, "invalid_client", ErrorKind::Misconfigured),
         (400, "invalid_request", ErrorKind::Rejected),
-        (400, "unsupported_grant_type", ErrorKind::Rejected),
+        (400, "unsupported_grant_type", ErrorKind::Misconfigured),
         (400, "something_new", ErrorKind::Rejected),
         (503, "invalid_token", ErrorKind::Transient),
     ];
@@ -165,14 +171,14 @@ fn maya_connect_codes_decide_the_kind() {
 
 #[test]
 fn an_invalid_token_message_echoing_the_refresh_token_is_scrubbed() {
-    let refresh = ConnectRefresh {
-        client_id: "client".into(),
-        client_secret: ClientSecret::new("s3cret"),
-        refresh_token: RefreshToken::new("rt-LEAKED-42"),
-    };
+    let client = config().connect_client();
+    let session: TokenSet =
+        TokenSet::new(AccessToken::new("at")).with_refresh_token(RefreshToken::new("rt-LEAKED-42"));
+    let refresh =
+        RefreshTokenGrant::from_context(&RequestContext::for_refresh(&client, &session)).unwrap();
     let body =
         r#"{"error":"invalid_token","error_description":"Invalid refresh token: rt-LEAKED-42."}"#;
-    let error = provider_error(decode_response::<ConnectRefresh>(
+    let error = provider_error(decode_response::<RefreshTokenGrant>(
         &answer(400, body),
         datetime!(2026-01-01 00:00 UTC),
         &refresh.secrets(),
@@ -187,17 +193,17 @@ fn an_invalid_token_message_echoing_the_refresh_token_is_scrubbed() {
 
 #[test]
 fn the_sandbox_writes_mayas_error_answers_with_their_status() {
-    let client = MayaError::new(MayaCode::InvalidClient, "Bad client credentials.");
+    let client = OAuthError::new(OAuthCode::InvalidClient, "Bad client credentials.");
     let sent = encode_error(&client);
     assert_eq!(sent.status(), 401);
     assert_eq!(
         serde_json::from_slice::<Value>(sent.body()).unwrap(),
         json!({"error": "invalid_client", "error_description": "Bad client credentials."})
     );
-    let missing = MayaError::new(MayaCode::InvalidRequest, "Missing grant type.");
+    let missing = OAuthError::new(OAuthCode::InvalidRequest, "Missing grant type.");
     assert_eq!(encode_error(&missing).status(), 400);
     assert_eq!(
-        MayaError::decode_error(
+        OAuthError::decode_error(
             http::StatusCode::BAD_REQUEST,
             &encode_error(&missing).into_body()
         ),

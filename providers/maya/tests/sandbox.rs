@@ -278,7 +278,7 @@ async fn an_expired_refresh_token_signals_reauth_with_the_authorize_url() {
     tokio::time::advance(Duration::from_secs(3601)).await;
     let error = world.manager.access_token("user-7").await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::ReauthRequired);
-    assert_eq!(error.provider_code(), Some("invalid_token"));
+    assert_eq!(error.provider_code(), Some("invalid_grant"));
     let url = url::Url::parse(error.reauth().unwrap().authorize_url.as_deref().unwrap()).unwrap();
     assert_eq!(url.path(), "/authorize");
     let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();

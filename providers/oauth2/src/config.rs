@@ -5,14 +5,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use token_core::ClientSecret;
+use token_core::oauth::{Client, ClientAuth};
 use url::Url;
 
 /// A generic OAuth 2.0 client: the server's endpoints, how the client identifies itself and
 /// what it asks for. See the crate docs for the JSON keys.
 ///
 /// ```
-/// use token_provider_oauth2::{ClientAuth, OAuth2Config};
+/// use token_provider_oauth2::OAuth2Config;
 /// use token_core::ClientSecret;
+/// use token_core::oauth::ClientAuth;
 ///
 /// let config = OAuth2Config::new("app-1", "https://github.com/login/oauth/access_token".parse()?)
 ///     .with_client_secret(ClientSecret::new("s3cret"))
@@ -127,8 +129,9 @@ impl OAuth2Config {
     /// what the grants read.
     ///
     /// ```
-    /// use token_provider_oauth2::{ClientAuth, OAuth2Config};
+    /// use token_provider_oauth2::OAuth2Config;
     /// use token_core::ClientSecret;
+    /// use token_core::oauth::ClientAuth;
     ///
     /// let token_url: url::Url = "https://id.example/token".parse()?;
     /// let basic = OAuth2Config::new("app", token_url.clone()).with_client_secret(ClientSecret::new("s"));
@@ -143,54 +146,12 @@ impl OAuth2Config {
     /// # Ok::<(), url::ParseError>(())
     /// ```
     pub fn client(&self) -> Client {
-        let (basic, body) = match (&self.client_secret, self.client_auth) {
-            (Some(secret), ClientAuth::Basic) => (
-                (Some(self.client_id.clone()), Some(secret.clone())),
-                (None, None),
-            ),
-            (Some(secret), ClientAuth::Body) => (
-                (None, None),
-                (Some(self.client_id.clone()), Some(secret.clone())),
-            ),
-            (None, _) => ((None, None), (Some(self.client_id.clone()), None)),
-        };
-        Client {
-            basic_user: basic.0,
-            basic_password: basic.1,
-            client_id: body.0,
-            client_secret: body.1,
-            scope: self.scope.clone(),
-            redirect_uri: self.redirect_uri.clone(),
-        }
+        Client::new(
+            self.client_id.clone(),
+            self.client_secret.clone(),
+            self.client_auth,
+        )
+        .with_scope(self.scope.clone())
+        .with_redirect_uri(self.redirect_uri.clone())
     }
-}
-
-/// Where a confidential client sends its id and secret (RFC 6749 section 2.3.1).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientAuth {
-    /// `Authorization: Basic base64(client_id:client_secret)`.
-    #[default]
-    Basic,
-    /// `client_id` and `client_secret` form fields.
-    Body,
-}
-
-/// The client as the grants send it: each credential either in HTTP Basic or in the body
-/// (never both), plus the scope and redirect URI. Built by [`OAuth2Config::client`]; the
-/// grants' `FromContext` reads it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Client {
-    /// The HTTP Basic user (the client id), for `client_auth = basic`.
-    pub basic_user: Option<String>,
-    /// The HTTP Basic password (the client secret), for `client_auth = basic`.
-    pub basic_password: Option<ClientSecret>,
-    /// The `client_id` form field, for `client_auth = body` and public clients.
-    pub client_id: Option<String>,
-    /// The `client_secret` form field, for `client_auth = body`.
-    pub client_secret: Option<ClientSecret>,
-    /// The `scope` form field.
-    pub scope: Option<String>,
-    /// The `redirect_uri` form field of the code exchange.
-    pub redirect_uri: Option<String>,
 }

@@ -1,9 +1,10 @@
 //! Generic OAuth 2.0 (RFC 6749) tokens for [`token_core`]: refresh a session, obtain tokens
 //! with no user (`client_credentials`), and exchange an authorization code (with PKCE).
 //!
-//! - **Grants**, each one `#[token_endpoint]` definition posted to the configured token URL,
-//!   form encoded: [`RefreshTokenGrant`] (section 6), [`ClientCredentialsGrant`] (section 4.4) and
-//!   [`AuthorizationCodeGrant`] (section 4.1.3, with the RFC 7636 `code_verifier`).
+//! - **Grants**: token-core's RFC 6749 definitions ([`token_core::oauth`]), posted to the
+//!   configured token URL, form encoded: [`RefreshTokenGrant`] (section 6),
+//!   [`ClientCredentialsGrant`] (section 4.4) and [`AuthorizationCodeGrant`] (section 4.1.3,
+//!   with the RFC 7636 `code_verifier`).
 //! - **Client authentication** by HTTP Basic or in the body (`client_auth`); a client without
 //!   a secret (a public client) sends only `client_id` in the body.
 //! - **Tolerant decoding** of what real servers send ([`OAuthTokens`], [`OAuthError`]):
@@ -44,7 +45,8 @@
 //! | `name` | string, default `"oauth2"` | the provider name stores key sessions under; give each server its own |
 //!
 //! ```
-//! use token_provider_oauth2::{ClientAuth, OAuth2Config};
+//! use token_core::oauth::ClientAuth;
+//! use token_provider_oauth2::OAuth2Config;
 //!
 //! let config: OAuth2Config = serde_json::from_str(r#"{
 //!     "client_id": "app-1",
@@ -86,6 +88,13 @@
 //! # let _ = token;
 //! # Ok(()) }
 //! ```
+//!
+//! [`RefreshTokenGrant`]: token_core::oauth::RefreshTokenGrant
+//! [`ClientCredentialsGrant`]: token_core::oauth::ClientCredentialsGrant
+//! [`AuthorizationCodeGrant`]: token_core::oauth::AuthorizationCodeGrant
+//! [`OAuthTokens`]: token_core::oauth::OAuthTokens
+//! [`OAuthError`]: token_core::oauth::OAuthError
+//! [`OAuthCode`]: token_core::oauth::OAuthCode
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -97,9 +106,6 @@ mod provider;
 #[cfg_attr(docsrs, doc(cfg(feature = "sandbox")))]
 pub mod sandbox;
 
-pub use config::{Client, ClientAuth, OAuth2Config};
-pub use endpoints::{
-    AuthorizationCodeGrant, ClientAuthentication, ClientCredentialsGrant, OAuthCode, OAuthError,
-    OAuthTokens, RefreshTokenGrant, TOKEN_PATH,
-};
-pub use provider::{AuthorizationRequest, OAuth2};
+pub use config::OAuth2Config;
+pub use endpoints::AuthorizationRequest;
+pub use provider::OAuth2;

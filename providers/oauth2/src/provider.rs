@@ -5,14 +5,17 @@ use std::time::Duration;
 
 use token_core::async_trait;
 use token_core::codec::{Endpoint, TokenResponse, decode_response};
-use token_core::pkce::{PkceVerifier, S256};
+use token_core::oauth::{
+    AuthorizationCodeGrant, Client, ClientCredentialsGrant, RefreshTokenGrant,
+};
+use token_core::pkce::PkceVerifier;
 use token_core::{
     AuthCode, CallContext, Error, FromContext, NoExtras, Provider, RequestContext, TokenSet,
 };
 use url::Url;
 
-use crate::config::{Client, OAuth2Config};
-use crate::endpoints::{AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTokenGrant};
+use crate::config::OAuth2Config;
+use crate::endpoints::{AuthorizationRequest, authorize_query};
 
 /// A generic OAuth 2.0 server: refresh, `client_credentials` and the authorization code
 /// exchange, each posted to the config's `token_url`.
@@ -34,19 +37,6 @@ use crate::endpoints::{AuthorizationCodeGrant, ClientCredentialsGrant, RefreshTo
 pub struct OAuth2 {
     config: OAuth2Config,
     client: Client,
-}
-
-/// An authorization URL to send the user to, with the PKCE verifier to keep until the code
-/// comes back (then pass it to [`OAuth2::exchange_code`]).
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct AuthorizationRequest {
-    /// Where to send the user.
-    pub url: Url,
-    /// The `state` the callback must carry back.
-    pub state: String,
-    /// The PKCE code verifier; its S256 challenge is in `url`.
-    pub verifier: PkceVerifier,
 }
 
 impl OAuth2 {
@@ -86,12 +76,9 @@ impl OAuth2 {
     /// ```
     pub fn authorization_request(&self, state: &str) -> Result<AuthorizationRequest, Error> {
         let verifier = PkceVerifier::generate();
-        let mut url = self.plain_authorize_url(state)?;
-        url.query_pairs_mut()
-            .append_pair("code_challenge", &verifier.challenge())
-            .append_pair("code_challenge_method", S256);
+        let (url, query) = authorize_query(&self.config, state)?;
         Ok(AuthorizationRequest {
-            url,
+            url: query.with_challenge(verifier.challenge()).to_url(url),
             state: state.to_owned(),
             verifier,
         })
@@ -137,27 +124,6 @@ impl OAuth2 {
         let response = cx.send(request).await?;
         Ok(decode_response::<E>(&response, cx.now(), &grant.secrets())?)
     }
-
-    fn plain_authorize_url(&self, state: &str) -> Result<Url, Error> {
-        let mut url =
-            self.config.authorize_url.clone().ok_or_else(|| {
-                Error::Config("the oauth2 config has no `authorize_url`".to_owned())
-            })?;
-        {
-            let mut query = url.query_pairs_mut();
-            query
-                .append_pair("response_type", "code")
-                .append_pair("client_id", &self.config.client_id);
-            if let Some(redirect_uri) = &self.config.redirect_uri {
-                query.append_pair("redirect_uri", redirect_uri);
-            }
-            if let Some(scope) = &self.config.scope {
-                query.append_pair("scope", scope);
-            }
-            query.append_pair("state", state);
-        }
-        Ok(url)
-    }
 }
 
 #[async_trait]
@@ -195,6 +161,7 @@ impl Provider for OAuth2 {
     /// The authorization URL with `state` = the session (no PKCE: the manager cannot keep a
     /// verifier for the application; use [`OAuth2::authorization_request`] for that).
     fn authorize_url(&self, session: &str) -> Option<String> {
-        self.plain_authorize_url(session).ok().map(String::from)
+        let (url, query) = authorize_query(&self.config, session).ok()?;
+        Some(query.to_url(url).into())
     }
 }

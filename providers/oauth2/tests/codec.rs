@@ -5,14 +5,15 @@ use serde_json::{Value, json};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use token_core::codec::{decode_response, encode_error, encode_response};
+use token_core::oauth::{
+    AuthorizationCodeGrant, ClientAuth, ClientCredentialsGrant, OAuthCode, OAuthError, OAuthTokens,
+    RefreshTokenGrant,
+};
 use token_core::{
     AccessToken, AuthCode, ClientSecret, Endpoint, EndpointError, ErrorKind, ErrorResponse,
     FromContext, RefreshToken, RequestContext, TokenResponse, TokenSet,
 };
-use token_provider_oauth2::{
-    AuthorizationCodeGrant, ClientAuth, ClientCredentialsGrant, OAuth2Config, OAuthCode,
-    OAuthError, OAuthTokens, RefreshTokenGrant,
-};
+use token_provider_oauth2::OAuth2Config;
 
 // RFC 6749: client `s6BhdRkqt3` with secret `gX1fBat3bV` (section 4.1.3).
 const BASIC: &str = "Basic czZCaGRSa3F0MzpnWDFmQmF0M2JW";

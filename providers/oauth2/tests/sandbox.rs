@@ -8,10 +8,11 @@ use std::time::Duration;
 use http::StatusCode;
 use serde_json::json;
 use token_core::issuer::IssuerConfig;
+use token_core::oauth::TOKEN_PATH;
+use token_core::sandbox::oauth::AUTHORIZE_PATH;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox, json_response};
 use token_core::{AuthCode, Clock, ErrorKind, Event, Provider, TokenManager, TokenSet};
-use token_provider_oauth2::sandbox::AUTHORIZE_PATH;
-use token_provider_oauth2::{OAuth2, OAuth2Config, TOKEN_PATH};
+use token_provider_oauth2::{OAuth2, OAuth2Config};
 use token_test_support::events::{assert_no_reauth, drain};
 use token_test_support::harness::{self, accepted, paused_clock, seed};
 
@@ -158,7 +159,7 @@ async fn grants_go_to_a_token_url_whose_path_is_not_token() {
     const GITHUB_TOKEN: &str = "/login/oauth/access_token";
     const GITHUB_AUTHORIZE: &str = "/login/oauth/authorize";
     let clock = paused_clock();
-    let sandbox = token_provider_oauth2::sandbox::routes_at(
+    let sandbox = token_core::sandbox::oauth::routes_at(
         Sandbox::builder().clock(clock.clone()).oauth_routes(false),
         GITHUB_TOKEN,
         GITHUB_AUTHORIZE,

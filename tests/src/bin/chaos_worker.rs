@@ -37,9 +37,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use token_core::issuer::TokenHash;
+use token_core::oauth::ClientCredentialsGrant;
 use token_core::postgres::PostgresDatabase;
 use token_core::sandbox::SandboxOAuth;
-use token_core::sandbox::oauth::ClientCredentialsGrant;
 use token_core::store::{PostgresStore, SessionKey, StoredRecord, TokenStore};
 use token_core::{Error, Event, FileStore, ManagerConfig, RetryPolicy, TokenManager};
 

@@ -21,7 +21,7 @@ impl Subject for OAuth2 {
     }
 
     fn refresh_path(&self) -> &'static str {
-        token_provider_oauth2::TOKEN_PATH
+        token_core::oauth::TOKEN_PATH
     }
 
     fn success_sample(&self) -> Value {
@@ -45,7 +45,7 @@ impl Subject for OAuth2 {
         .expect("the sandbox starts");
         let token_url = env
             .base_url(&sandbox)
-            .join(token_provider_oauth2::TOKEN_PATH.trim_start_matches('/'))
+            .join(token_core::oauth::TOKEN_PATH.trim_start_matches('/'))
             .expect("a token URL");
         let config = token_provider_oauth2::OAuth2Config::new("app-1", token_url)
             .with_client_secret("s3cret-client".into())

@@ -1,5 +1,5 @@
-//! [`MemoryIssuerStore`]: the issuer's pairs in a `HashMap` behind one mutex, for the
-//! sandbox, tests and single-process issuers.
+//! [`MemoryIssuerStore`]: the issuer's pairs and authorization codes in `HashMap`s behind one
+//! mutex, for the sandbox, tests and single-process issuers.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -8,13 +8,14 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    IssuerStore, PairRecord, PairState, RotateOutcome, RotateRejection, RotateVerdict, Rotation,
-    TokenHash,
+    CodeRecord, CodeRejection, CodeState, CodeVerdict, IssuerStore, PairRecord, PairState,
+    RedeemOutcome, Redemption, RotateOutcome, RotateRejection, RotateVerdict, Rotation, TokenHash,
 };
 use crate::error::StoreError;
 
 /// An in-memory [`IssuerStore`]. Every operation holds one mutex (never across an `.await`),
-/// which makes [`rotate`](IssuerStore::rotate) atomic.
+/// which makes [`rotate`](IssuerStore::rotate) and [`redeem_code`](IssuerStore::redeem_code)
+/// atomic.
 #[derive(Debug, Default)]
 pub struct MemoryIssuerStore {
     inner: Mutex<Inner>,
@@ -26,6 +27,8 @@ struct Inner {
     records: HashMap<TokenHash, PairRecord>,
     /// Access token hash to refresh token hash.
     by_access: HashMap<TokenHash, TokenHash>,
+    /// Authorization codes keyed by their hash.
+    codes: HashMap<TokenHash, CodeRecord>,
 }
 
 impl MemoryIssuerStore {
@@ -148,12 +151,49 @@ impl IssuerStore for MemoryIssuerStore {
         Ok(revoked)
     }
 
+    async fn insert_code(&self, record: CodeRecord) -> Result<(), StoreError> {
+        self.lock().codes.insert(record.code_hash, record);
+        Ok(())
+    }
+
+    async fn redeem_code(&self, redemption: Redemption<'_>) -> Result<RedeemOutcome, StoreError> {
+        let mut inner = self.lock();
+        let Some(code) = inner.codes.get(redemption.presented) else {
+            return Ok(RedeemOutcome::Rejected(CodeRejection::Unknown));
+        };
+        let (at, pair, outcome) = match code.verdict(&redemption.exchange, redemption.now) {
+            CodeVerdict::Reject(rejection) => return Ok(RedeemOutcome::Rejected(rejection)),
+            CodeVerdict::Burn => (
+                redemption.now,
+                None,
+                RedeemOutcome::Rejected(CodeRejection::Mismatch),
+            ),
+            CodeVerdict::Redeem => {
+                let minted = (redemption.mint)(code);
+                let pair = minted.record.refresh_hash;
+                let outcome = RedeemOutcome::Redeemed {
+                    subject: minted.record.subject.clone(),
+                    tokens: minted.tokens,
+                };
+                inner.insert(minted.record);
+                (redemption.now, Some(pair), outcome)
+            }
+        };
+        if let Some(code) = inner.codes.get_mut(redemption.presented) {
+            code.state = CodeState::Redeemed { at, pair };
+        }
+        Ok(outcome)
+    }
+
     async fn purge(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
         let mut inner = self.lock();
-        let before = inner.records.len();
+        let before = inner.records.len() + inner.codes.len();
         inner.records.retain(|_, record| !record.is_dead(now));
-        let Inner { records, by_access } = &mut *inner;
+        inner.codes.retain(|_, code| !code.is_dead(now));
+        let Inner {
+            records, by_access, ..
+        } = &mut *inner;
         by_access.retain(|_, key| records.contains_key(key));
-        Ok(before - inner.records.len())
+        Ok(before - inner.records.len() - inner.codes.len())
     }
 }

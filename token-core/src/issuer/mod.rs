@@ -8,6 +8,10 @@
 //! answers that same successor again (a client whose answer was lost can recover); after it,
 //! or once the successor itself was rotated, the old token is dead.
 //!
+//! Authorization codes ([`Issuer::issue_code`], [`Issuer::redeem_code`]) are kept the same
+//! way, as hashes, bound to a client, redirect URI, PKCE challenge, scope and subject; the
+//! store redeems each at most once, and a code presented again revokes the pair it gave.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
@@ -31,6 +35,7 @@
 //! # }
 //! ```
 
+mod code;
 pub mod memory;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -46,9 +51,13 @@ use time::OffsetDateTime;
 
 use crate::clock::Clock;
 use crate::error::StoreError;
-use crate::secret::{AccessToken, RefreshToken};
+use crate::secret::{AccessToken, AuthCode, RefreshToken};
 use crate::token_set::{StoredTokenSet, TokenSet};
 
+pub use code::{
+    CodeExchange, CodeGrant, CodeRecord, CodeRejection, CodeState, CodeVerdict, RedeemOutcome,
+    Redemption,
+};
 pub use memory::MemoryIssuerStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -180,6 +189,123 @@ impl Issuer {
         })
     }
 
+    /// Issues a single-use authorization code for `grant` (RFC 6749 section 4.1.2), valid for
+    /// the configured [`code_ttl`](IssuerConfig::code_ttl). The store keeps only its hash.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use token_core::ManualClock;
+    /// use token_core::issuer::{CodeExchange, CodeGrant, Issuer, IssuerConfig, IssuerError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), IssuerError> {
+    /// let issuer = Issuer::in_memory(Arc::new(ManualClock::default()), IssuerConfig::default());
+    /// let grant = CodeGrant::new("app-1", "alice").with_redirect_uri(Some("https://app.example/cb".into()));
+    /// let code = issuer.issue_code(grant).await?;
+    /// let exchange = CodeExchange::new("app-1").with_redirect_uri(Some("https://app.example/cb"));
+    /// let issued = issuer.redeem_code(code.expose_secret(), exchange).await?;
+    /// assert_eq!(issued.subject, "alice");
+    /// // Once only: a second redemption fails and revokes the pair the first one gave.
+    /// assert!(matches!(
+    ///     issuer.redeem_code(code.expose_secret(), exchange).await,
+    ///     Err(IssuerError::UsedAuthCode)
+    /// ));
+    /// assert!(issuer.authenticate(issued.tokens.access_token.expose_secret()).await.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn issue_code(&self, grant: CodeGrant) -> Result<AuthCode, IssuerError> {
+        let now = whole(self.clock.now());
+        let code = format!("ac_{}", random_token());
+        let record = CodeRecord {
+            code_hash: TokenHash::of(&code),
+            grant,
+            issued_at: now,
+            expires_at: now + self.config.code_ttl,
+            state: CodeState::Pending,
+        };
+        self.store.insert_code(record).await?;
+        Ok(AuthCode::new(code))
+    }
+
+    /// Redeems `code` (RFC 6749 section 4.1.3): issues a pair for the code's subject (carrying
+    /// its extras, the answer its scope), once. The exchange's client must be the code's, its
+    /// redirect URI the authorization request's (when that had one), and its PKCE verifier
+    /// must match the code's challenge (and be absent without one).
+    ///
+    /// A wrong client, redirect URI or verifier uses the code up ([`IssuerError::AuthCodeMismatch`]).
+    /// A code presented again is [`IssuerError::UsedAuthCode`], and the pair the first
+    /// redemption issued is revoked, with whatever it was rotated into (RFC 6749 section
+    /// 4.1.2): a replayed code is a sign it was stolen.
+    pub async fn redeem_code(
+        &self,
+        code: &str,
+        exchange: CodeExchange<'_>,
+    ) -> Result<Issued, IssuerError> {
+        let now = self.clock.now();
+        let presented = TokenHash::of(code);
+        let mint = |record: &CodeRecord| {
+            let grant = &record.grant;
+            let mut minted = self.mint(grant.subject.clone(), grant.extras.clone(), now);
+            minted.tokens.scope = grant.scope.clone();
+            minted
+        };
+        let redemption = Redemption {
+            presented: &presented,
+            exchange,
+            now,
+            mint: &mint,
+        };
+        match self.store.redeem_code(redemption).await? {
+            RedeemOutcome::Redeemed { subject, tokens } => Ok(Issued {
+                subject,
+                tokens,
+                reused: false,
+            }),
+            RedeemOutcome::Rejected(rejection) => Err(match rejection {
+                CodeRejection::Unknown => IssuerError::InvalidAuthCode,
+                CodeRejection::Expired => IssuerError::ExpiredAuthCode,
+                CodeRejection::Mismatch => IssuerError::AuthCodeMismatch,
+                CodeRejection::Used { pair } => {
+                    let revoked = match pair {
+                        Some(pair) => self.revoke_lineage(pair).await?,
+                        None => 0,
+                    };
+                    tracing::warn!(
+                        client_id = exchange.client_id,
+                        revoked,
+                        "an authorization code was presented again; the pair it gave is revoked"
+                    );
+                    IssuerError::UsedAuthCode
+                }
+            }),
+        }
+    }
+
+    /// Revokes the live pair descended from the pair whose refresh token hash is `first`
+    /// (following each rotation to its successor); returns how many were revoked (0 or 1).
+    async fn revoke_lineage(&self, first: TokenHash) -> Result<usize, IssuerError> {
+        let mut current = first;
+        // Each step follows one rotation or retries one lost race with a rotation; a chain
+        // longer than this is not followed further.
+        for _ in 0..10_000 {
+            let Some(record) = self.store.find_by_refresh(&current).await? else {
+                return Ok(0);
+            };
+            match record.state {
+                PairState::Active => {
+                    if self.store.revoke(&current, self.clock.now()).await? {
+                        return Ok(1);
+                    }
+                    // Rotated (or revoked) since it was read: read it again.
+                }
+                PairState::Replaced { successor, .. } => current = successor,
+                PairState::Revoked { .. } => return Ok(0),
+            }
+        }
+        Ok(0)
+    }
+
     /// Revokes the pair that `token` (its access or its refresh token) belongs to. Returns
     /// whether a live pair was revoked; an unknown token is not an error (RFC 7009).
     pub async fn revoke(&self, token: &str) -> Result<bool, IssuerError> {
@@ -298,6 +424,9 @@ pub struct IssuerConfig {
     /// Whether a refresh rotates the refresh token or keeps it. Default
     /// [`RefreshRotation::Rotate`].
     pub refresh_rotation: RefreshRotation,
+    /// How long an authorization code can wait for its exchange. Default 600 s (RFC 6749
+    /// section 4.1.2 recommends at most 10 minutes).
+    pub code_ttl: Duration,
 }
 
 impl Default for IssuerConfig {
@@ -309,6 +438,7 @@ impl Default for IssuerConfig {
             access_format: AccessTokenFormat::Opaque,
             token_type: "Bearer".to_owned(),
             refresh_rotation: RefreshRotation::Rotate,
+            code_ttl: Duration::from_secs(600),
         }
     }
 }
@@ -361,6 +491,12 @@ impl IssuerConfig {
     /// ```
     pub fn with_refresh_rotation(mut self, rotation: RefreshRotation) -> Self {
         self.refresh_rotation = rotation;
+        self
+    }
+
+    /// Sets how long an authorization code can wait for its exchange.
+    pub fn with_code_ttl(mut self, ttl: Duration) -> Self {
+        self.code_ttl = ttl;
         self
     }
 
@@ -431,6 +567,21 @@ pub enum IssuerError {
     /// The access token has expired.
     #[error("the access token has expired")]
     ExpiredAccessToken,
+    /// The authorization code is unknown (never issued, or forgotten after its expiry).
+    #[error("the authorization code is invalid")]
+    InvalidAuthCode,
+    /// The authorization code has expired.
+    #[error("the authorization code has expired")]
+    ExpiredAuthCode,
+    /// The authorization code was redeemed before; the pair it gave is revoked.
+    #[error("the authorization code was already used")]
+    UsedAuthCode,
+    /// The authorization code was issued to another client or redirect URI, or the PKCE
+    /// verifier is missing or wrong; the code is used up.
+    #[error(
+        "the authorization code was issued to another client or redirect URI, or the code verifier does not match"
+    )]
+    AuthCodeMismatch,
     /// The issuer's store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -443,6 +594,18 @@ impl IssuerError {
         matches!(
             self,
             Self::InvalidRefreshToken | Self::UsedRefreshToken | Self::ExpiredRefreshToken
+        )
+    }
+
+    /// Whether the authorization code is refused for good (invalid, expired, used or
+    /// presented with the wrong client, redirect URI or verifier).
+    pub fn is_code_rejection(&self) -> bool {
+        matches!(
+            self,
+            Self::InvalidAuthCode
+                | Self::ExpiredAuthCode
+                | Self::UsedAuthCode
+                | Self::AuthCodeMismatch
         )
     }
 
@@ -694,7 +857,7 @@ pub enum RotateRejection {
     Revoked,
 }
 
-/// Where an [`Issuer`] keeps its pairs, keyed by token hashes.
+/// Where an [`Issuer`] keeps its pairs and authorization codes, keyed by their hashes.
 ///
 /// Implementations must make [`rotate`](Self::rotate) atomic (a mutex, a database
 /// transaction with a row lock): two concurrent rotations with the same refresh token must
@@ -725,7 +888,18 @@ pub trait IssuerStore: Send + Sync + 'static {
     /// Revokes every live pair of `subject`; returns how many.
     async fn revoke_subject(&self, subject: &str, at: OffsetDateTime) -> Result<usize, StoreError>;
 
-    /// Forgets the records that are [dead](PairRecord::is_dead) at `now`; returns how many.
+    /// Stores a newly issued authorization code.
+    async fn insert_code(&self, record: CodeRecord) -> Result<(), StoreError>;
+
+    /// Atomically: finds the code of `redemption.presented`, asks [`CodeRecord::verdict`],
+    /// and on [`CodeVerdict::Redeem`] mints the pair, stores it and marks the code
+    /// [redeemed](CodeState::Redeemed) with the pair's refresh token hash; on
+    /// [`CodeVerdict::Burn`] marks it redeemed without a pair. Two concurrent redemptions of
+    /// one code: exactly one is redeemed.
+    async fn redeem_code(&self, redemption: Redemption<'_>) -> Result<RedeemOutcome, StoreError>;
+
+    /// Forgets the pairs that are [dead](PairRecord::is_dead) and the codes that are
+    /// [dead](CodeRecord::is_dead) at `now`; returns how many.
     async fn purge(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
         let _ = now;
         Ok(0)
@@ -753,5 +927,7 @@ fn unsigned_jwt(subject: &str, now: OffsetDateTime, expires_at: OffsetDateTime) 
     format!("{header}.{payload}.")
 }
 
+#[cfg(test)]
+mod code_tests;
 #[cfg(test)]
 mod tests;

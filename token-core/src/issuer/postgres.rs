@@ -1,5 +1,6 @@
-//! [`PostgresIssuerStore`]: the issuer's pairs in PostgreSQL, so every replica of a wallet
-//! (an Alipay+ MPP answering applyToken) shares rotation and the reuse window.
+//! [`PostgresIssuerStore`]: the issuer's pairs and authorization codes in PostgreSQL, so every
+//! replica of a wallet (an Alipay+ MPP answering applyToken) shares rotation, the reuse window
+//! and single-use codes.
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,7 +11,8 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::{
-    IssuerStore, PairRecord, PairState, Reuse, RotateOutcome, RotateRejection, RotateVerdict,
+    CodeGrant, CodeRecord, CodeRejection, CodeState, CodeVerdict, IssuerStore, PairRecord,
+    PairState, RedeemOutcome, Redemption, Reuse, RotateOutcome, RotateRejection, RotateVerdict,
     Rotation, TokenHash,
 };
 use crate::error::StoreError;
@@ -18,7 +20,7 @@ use crate::postgres::{DbResult, PostgresDatabase};
 use crate::token_set::StoredTokenSet;
 
 /// The schema version [`PostgresIssuerStore`] migrates its table to.
-pub const ISSUER_SCHEMA_VERSION: i32 = 1;
+pub const ISSUER_SCHEMA_VERSION: i32 = 2;
 
 /// An [`IssuerStore`] in PostgreSQL, shared by several issuer replicas.
 ///
@@ -40,13 +42,27 @@ pub const ISSUER_SCHEMA_VERSION: i32 = 1;
 ///     successor          bytea,                 -- replaced: the successor's refresh_hash
 ///     reuse_until        timestamptz,           -- replaced: end of the reuse window
 ///     reuse_tokens       jsonb);                -- replaced: the successor as issued
+///
+/// CREATE TABLE issuer_codes (                   -- since version 2
+///     code_hash      bytea PRIMARY KEY,         -- SHA-256 of the authorization code
+///     client_id      text NOT NULL,
+///     redirect_uri   text,
+///     code_challenge text,                      -- S256
+///     scope          text,
+///     subject        text NOT NULL,
+///     extras         jsonb NOT NULL,
+///     issued_at      timestamptz NOT NULL,
+///     expires_at     timestamptz NOT NULL,
+///     redeemed_at    timestamptz,               -- used up
+///     pair           bytea);                    -- the refresh_hash of the pair it gave
 /// ```
 ///
 /// Tokens are kept only as hashes, except a successor's tokens for the reuse window (needed
 /// to answer the same pair again; [`purge`](IssuerStore::purge) removes them with the row).
 /// [`rotate`](IssuerStore::rotate) runs in one transaction that locks the presented pair's
 /// row (`SELECT ... FOR UPDATE`) and its successor's (`FOR SHARE`), so concurrent rotations
-/// with one refresh token, on any replica, agree on one successor. Times are kept to the
+/// with one refresh token, on any replica, agree on one successor; a code redemption locks
+/// the code's row the same way, so one code gives at most one pair. Times are kept to the
 /// microsecond.
 ///
 /// ```no_run
@@ -91,12 +107,32 @@ struct Sql {
     revoke: String,
     revoke_subject: String,
     purge: String,
+    insert_code: String,
+    lock_code: String,
+    use_code: String,
+    purge_codes: String,
 }
+
+const CODE_COLUMNS: &str = "code_hash, client_id, redirect_uri, code_challenge, scope, subject, \
+     extras, issued_at, expires_at, redeemed_at, pair";
 
 impl Sql {
     fn new(db: &PostgresDatabase) -> Self {
         let pairs = db.table("issuer_pairs");
+        let codes = db.table("issuer_codes");
         Self {
+            insert_code: format!(
+                "INSERT INTO {codes} ({CODE_COLUMNS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ),
+            lock_code: format!(
+                "SELECT {CODE_COLUMNS} FROM {codes} WHERE code_hash = $1 FOR UPDATE"
+            ),
+            use_code: format!(
+                "UPDATE {codes} SET redeemed_at = $2, pair = $3 WHERE code_hash = $1"
+            ),
+            // The same rule as `CodeRecord::is_dead`.
+            purge_codes: format!("DELETE FROM {codes} WHERE expires_at <= $1"),
             insert: format!(
                 "INSERT INTO {pairs} ({COLUMNS})
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
@@ -144,8 +180,10 @@ impl Sql {
 
 fn migrations(db: &PostgresDatabase) -> Vec<String> {
     let pairs = db.table("issuer_pairs");
-    vec![format!(
-        "CREATE TABLE {pairs} (
+    let codes = db.table("issuer_codes");
+    vec![
+        format!(
+            "CREATE TABLE {pairs} (
              refresh_hash       bytea PRIMARY KEY,
              access_hash        bytea NOT NULL UNIQUE,
              subject            text NOT NULL,
@@ -159,7 +197,23 @@ fn migrations(db: &PostgresDatabase) -> Vec<String> {
              reuse_until        timestamptz,
              reuse_tokens       jsonb);
          CREATE INDEX issuer_pairs_live_subject ON {pairs} (subject) WHERE state = 'active';"
-    )]
+        ),
+        format!(
+            "CREATE TABLE {codes} (
+                 code_hash      bytea PRIMARY KEY,
+                 client_id      text NOT NULL,
+                 redirect_uri   text,
+                 code_challenge text,
+                 scope          text,
+                 subject        text NOT NULL,
+                 extras         jsonb NOT NULL,
+                 issued_at      timestamptz NOT NULL,
+                 expires_at     timestamptz NOT NULL,
+                 redeemed_at    timestamptz,
+                 pair           bytea);
+             CREATE INDEX issuer_codes_expiry ON {codes} (expires_at);"
+        ),
+    ]
 }
 
 impl PostgresIssuerStore {
@@ -304,6 +358,34 @@ fn record_of(row: &Row) -> Result<PairRecord, StoreError> {
 }
 
 /// Inserts `record` through `client` (a connection or a transaction).
+fn code_of(row: &Row) -> Result<CodeRecord, StoreError> {
+    const READ: &str = "read a code";
+    let code_hash: Vec<u8> = row.try_get("code_hash").db(READ)?;
+    let redeemed_at: Option<OffsetDateTime> = row.try_get("redeemed_at").db(READ)?;
+    let pair: Option<Vec<u8>> = row.try_get("pair").db(READ)?;
+    let state = match redeemed_at {
+        None => CodeState::Pending,
+        Some(at) => CodeState::Redeemed {
+            at,
+            pair: pair.map(|pair| hash_of(pair, "pair")).transpose()?,
+        },
+    };
+    Ok(CodeRecord {
+        code_hash: hash_of(code_hash, "code_hash")?,
+        grant: CodeGrant {
+            client_id: row.try_get("client_id").db(READ)?,
+            redirect_uri: row.try_get("redirect_uri").db(READ)?,
+            code_challenge: row.try_get("code_challenge").db(READ)?,
+            scope: row.try_get("scope").db(READ)?,
+            subject: row.try_get("subject").db(READ)?,
+            extras: row.try_get("extras").db(READ)?,
+        },
+        issued_at: row.try_get("issued_at").db(READ)?,
+        expires_at: row.try_get("expires_at").db(READ)?,
+        state,
+    })
+}
+
 async fn insert_record(
     client: &impl deadpool_postgres::GenericClient,
     sql: &str,
@@ -459,11 +541,90 @@ impl IssuerStore for PostgresIssuerStore {
             .await
     }
 
+    async fn insert_code(&self, record: CodeRecord) -> Result<(), StoreError> {
+        let what = "insert a code";
+        self.db
+            .run(what, async |client| {
+                let grant = &record.grant;
+                let (redeemed_at, pair) = match &record.state {
+                    CodeState::Pending => (None, None),
+                    CodeState::Redeemed { at, pair } => {
+                        (Some(*at), pair.map(|p| p.as_bytes().to_vec()))
+                    }
+                };
+                let params: [&(dyn ToSql + Sync); 11] = [
+                    &record.code_hash.as_bytes().as_slice(),
+                    &grant.client_id,
+                    &grant.redirect_uri,
+                    &grant.code_challenge,
+                    &grant.scope,
+                    &grant.subject,
+                    &grant.extras,
+                    &record.issued_at,
+                    &record.expires_at,
+                    &redeemed_at,
+                    &pair,
+                ];
+                client
+                    .execute(&self.sql.insert_code, &params)
+                    .await
+                    .db(what)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn redeem_code(&self, redemption: Redemption<'_>) -> Result<RedeemOutcome, StoreError> {
+        let what = "redeem a code";
+        self.db
+            .run(what, async |client| {
+                let tx = client.transaction().await.db(what)?;
+                let presented = redemption.presented.as_bytes().as_slice();
+                let Some(row) = tx
+                    .query_opt(&self.sql.lock_code, &[&presented])
+                    .await
+                    .db(what)?
+                else {
+                    tx.commit().await.db(what)?;
+                    return Ok(RedeemOutcome::Rejected(CodeRejection::Unknown));
+                };
+                let code = code_of(&row)?;
+                let (pair, outcome) = match code.verdict(&redemption.exchange, redemption.now) {
+                    CodeVerdict::Reject(rejection) => {
+                        tx.commit().await.db(what)?;
+                        return Ok(RedeemOutcome::Rejected(rejection));
+                    }
+                    CodeVerdict::Burn => (None, RedeemOutcome::Rejected(CodeRejection::Mismatch)),
+                    CodeVerdict::Redeem => {
+                        let minted = (redemption.mint)(&code);
+                        insert_record(&tx, &self.sql.insert, &minted.record).await?;
+                        (
+                            Some(minted.record.refresh_hash.as_bytes().to_vec()),
+                            RedeemOutcome::Redeemed {
+                                subject: minted.record.subject,
+                                tokens: minted.tokens,
+                            },
+                        )
+                    }
+                };
+                tx.execute(&self.sql.use_code, &[&presented, &redemption.now, &pair])
+                    .await
+                    .db(what)?;
+                tx.commit().await.db(what)?;
+                Ok(outcome)
+            })
+            .await
+    }
+
     async fn purge(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
         self.db
             .run("purge", async |client| {
-                let rows = client.execute(&self.sql.purge, &[&now]).await.db("purge")?;
-                Ok(usize::try_from(rows).unwrap_or(usize::MAX))
+                let pairs = client.execute(&self.sql.purge, &[&now]).await.db("purge")?;
+                let codes = client
+                    .execute(&self.sql.purge_codes, &[&now])
+                    .await
+                    .db("purge codes")?;
+                Ok(usize::try_from(pairs + codes).unwrap_or(usize::MAX))
             })
             .await
     }
@@ -755,5 +916,78 @@ mod tests {
             live += usize::from(issuer.authenticate(token).await.is_ok());
         }
         live
+    }
+
+    #[tokio::test]
+    async fn authorization_codes_are_single_use_across_replicas() {
+        let Some(url) = test_url("authorization_codes_are_single_use_across_replicas") else {
+            return;
+        };
+        let (a, b, clock, db) = replicas(&url, WINDOW).await;
+        use crate::issuer::code_tests as scenario;
+        scenario::a_code_is_redeemed_once_and_a_replay_revokes_its_pair(&a, &b).await;
+        scenario::a_code_is_refused_to_another_client_redirect_or_verifier(&a, &b).await;
+        scenario::a_code_expires_by_the_issuers_clock(&a, &b, &clock).await;
+        // The row keeps the hash and the binding, never the code.
+        let code = a
+            .issue_code(crate::issuer::CodeGrant::new("app-1", "alice"))
+            .await
+            .unwrap();
+        let row = db
+            .run("read", async |client| {
+                client
+                    .query_one(
+                        &format!(
+                            "SELECT code_hash, client_id, subject, redeemed_at IS NULL AS pending \
+                             FROM {} WHERE code_hash = $1",
+                            db.table("issuer_codes")
+                        ),
+                        &[&TokenHash::of(code.expose_secret()).as_bytes().as_slice()],
+                    )
+                    .await
+                    .db("read")
+            })
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>("client_id"), "app-1");
+        assert!(row.get::<_, bool>("pending"));
+        drop_schema(&db).await;
+    }
+
+    #[tokio::test]
+    async fn concurrent_redemptions_on_two_replicas_give_one_pair() {
+        let Some(url) = test_url("concurrent_redemptions_on_two_replicas_give_one_pair") else {
+            return;
+        };
+        let (a, b, _clock, db) = replicas(&url, WINDOW).await;
+        for _ in 0..5 {
+            crate::issuer::code_tests::concurrent_redemptions_of_one_code_give_one_pair(&a, &b)
+                .await;
+        }
+        drop_schema(&db).await;
+    }
+
+    #[tokio::test]
+    async fn a_version_1_schema_migrates_to_the_code_table() {
+        let Some(url) = test_url("a_version_1_schema_migrates_to_the_code_table") else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-issuer-v1");
+        db.migrate("issuer", &migrations(&db)[..1]).await.unwrap();
+        let store = PostgresIssuerStore::open(&db).await.unwrap();
+        let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
+        let issuer = Issuer::new(Arc::new(store), Arc::new(clock), IssuerConfig::default());
+        let code = issuer
+            .issue_code(crate::issuer::CodeGrant::new("app-1", "alice"))
+            .await
+            .unwrap();
+        let exchange = crate::issuer::CodeExchange::new("app-1");
+        assert!(
+            issuer
+                .redeem_code(code.expose_secret(), exchange)
+                .await
+                .is_ok()
+        );
+        drop_schema(&db).await;
     }
 }

@@ -23,7 +23,7 @@ fn access(issued: &Issued) -> String {
     issued.tokens.access_token.expose_secret().to_owned()
 }
 
-fn refresh(issued: &Issued) -> String {
+pub(super) fn refresh(issued: &Issued) -> String {
     issued
         .tokens
         .refresh_token
@@ -429,4 +429,56 @@ async fn a_kept_refresh_token_renews_the_access_token_and_keeps_its_expiry() {
         issuer.refresh(&refresh(&first)).await,
         Err(IssuerError::InvalidRefreshToken)
     ));
+}
+
+mod codes {
+    use super::*;
+    use crate::issuer::code_tests;
+
+    #[tokio::test]
+    async fn a_code_is_redeemed_once_and_a_replay_revokes_its_pair() {
+        let (issuer, _clock, _store) = issuer();
+        code_tests::a_code_is_redeemed_once_and_a_replay_revokes_its_pair(&issuer, &issuer).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_redemptions_of_one_code_give_one_pair() {
+        let (issuer, _clock, _store) = issuer();
+        for _ in 0..20 {
+            code_tests::concurrent_redemptions_of_one_code_give_one_pair(&issuer, &issuer).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_code_expires_by_the_issuers_clock() {
+        let (issuer, clock, _store) = issuer();
+        code_tests::a_code_expires_by_the_issuers_clock(&issuer, &issuer, &clock).await;
+    }
+
+    #[tokio::test]
+    async fn a_code_is_refused_to_another_client_redirect_or_verifier() {
+        let (issuer, _clock, _store) = issuer();
+        code_tests::a_code_is_refused_to_another_client_redirect_or_verifier(&issuer, &issuer)
+            .await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_code_is_never_logged_or_shown() {
+        let (issuer, _clock, store) = issuer();
+        code_tests::a_code_is_never_logged_or_shown(&issuer, &store).await;
+    }
+
+    #[tokio::test]
+    async fn the_store_keeps_the_codes_hash_and_purges_expired_codes() {
+        let (issuer, clock, store) = issuer();
+        let code = issuer
+            .issue_code(CodeGrant::new("app-1", "alice"))
+            .await
+            .unwrap();
+        let shown = format!("{store:?}");
+        assert!(!shown.contains(code.expose_secret()), "{shown}");
+        assert!(shown.contains(&format!("{:?}", TokenHash::of(code.expose_secret()))));
+        clock.advance(time::Duration::minutes(10));
+        assert_eq!(store.purge(crate::Clock::now(&clock)).await.unwrap(), 1);
+    }
 }

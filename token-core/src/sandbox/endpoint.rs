@@ -53,7 +53,7 @@ impl Refusal {
 
 impl From<IssuerError> for Refusal {
     /// Invalid and used refresh tokens are `invalid_refresh_token`, expired ones
-    /// `expired_refresh_token`, rejected access tokens `invalid_access_token`, a store
+    /// `expired_refresh_token`, refused authorization codes `invalid_auth_code`, rejected access tokens `invalid_access_token`, a store
     /// failure `server_error` (its details are not sent).
     fn from(error: IssuerError) -> Self {
         let reason = match error {
@@ -61,6 +61,10 @@ impl From<IssuerError> for Refusal {
                 RefusalReason::InvalidRefreshToken
             }
             IssuerError::ExpiredRefreshToken => RefusalReason::ExpiredRefreshToken,
+            IssuerError::InvalidAuthCode
+            | IssuerError::ExpiredAuthCode
+            | IssuerError::UsedAuthCode
+            | IssuerError::AuthCodeMismatch => RefusalReason::InvalidAuthCode,
             IssuerError::InvalidAccessToken | IssuerError::ExpiredAccessToken => {
                 RefusalReason::InvalidAccessToken
             }
@@ -103,9 +107,9 @@ type Grant<E> = dyn Fn(E, SandboxContext) -> Pin<Box<dyn Future<Output = Result<
 /// ```
 /// use token_core::sandbox::Sandbox;
 /// use token_core::sandbox::endpoint::ServeEndpoint;
-/// use token_core::sandbox::oauth::RefreshGrant;
+/// use token_core::oauth::RefreshTokenGrant;
 ///
-/// let refresh = ServeEndpoint::<RefreshGrant>::refresh(|grant| grant.refresh_token.clone());
+/// let refresh = ServeEndpoint::<RefreshTokenGrant>::refresh(|grant| grant.refresh_token.clone());
 /// let sandbox = Sandbox::builder().oauth_routes(false).route(http::Method::POST, "/oauth/token", refresh);
 /// ```
 pub struct ServeEndpoint<E: Endpoint> {
@@ -155,9 +159,9 @@ where
     ///
     /// ```
     /// use token_core::sandbox::endpoint::{Refusal, RefusalReason, ServeEndpoint};
-    /// use token_core::sandbox::oauth::RefreshGrant;
+    /// use token_core::oauth::RefreshTokenGrant;
     ///
-    /// let refresh = ServeEndpoint::<RefreshGrant>::refresh(|grant| grant.refresh_token.clone())
+    /// let refresh = ServeEndpoint::<RefreshTokenGrant>::refresh(|grant| grant.refresh_token.clone())
     ///     .require(
     ///         |grant| grant.scope.as_deref() != Some("admin"),
     ///         Refusal::new(RefusalReason::BadRequest, "no admin tokens here"),
@@ -225,8 +229,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oauth::RefreshTokenGrant;
     use crate::sandbox::Sandbox;
-    use crate::sandbox::oauth::RefreshGrant;
     use crate::{CallContext, ErrorKind, RefreshToken, SystemClock};
 
     #[tokio::test]
@@ -236,7 +240,7 @@ mod tests {
             .route(
                 http::Method::POST,
                 "/token",
-                ServeEndpoint::<RefreshGrant>::refresh(|grant| grant.refresh_token.clone()),
+                ServeEndpoint::<RefreshTokenGrant>::refresh(|grant| grant.refresh_token.clone()),
             )
             .start()
             .await
@@ -246,7 +250,7 @@ mod tests {
         let refreshed = cx
             .call(
                 &sandbox.base_url(),
-                &RefreshGrant::new(first.refresh_token.clone().unwrap()),
+                &RefreshTokenGrant::new(first.refresh_token.clone().unwrap()),
             )
             .await
             .unwrap();
@@ -262,7 +266,7 @@ mod tests {
         let error = cx
             .call(
                 &sandbox.base_url(),
-                &RefreshGrant::new(RefreshToken::new("rt_unknown")),
+                &RefreshTokenGrant::new(RefreshToken::new("rt_unknown")),
             )
             .await
             .unwrap_err();
@@ -284,8 +288,8 @@ mod tests {
             .route(
                 http::Method::POST,
                 "/token",
-                ServeEndpoint::<RefreshGrant>::new(
-                    |grant: RefreshGrant, _cx: SandboxContext| async move {
+                ServeEndpoint::<RefreshTokenGrant>::new(
+                    |grant: RefreshTokenGrant, _cx: SandboxContext| async move {
                         Err::<Issued, _>(match grant.refresh_token.expose_secret() {
                             "rt_client" => {
                                 Refusal::new(RefusalReason::UnknownClient, "unknown client app-9")
@@ -304,7 +308,7 @@ mod tests {
         let call = |token: &'static str| {
             let (cx, url) = (cx.clone(), sandbox.base_url());
             async move {
-                cx.call(&url, &RefreshGrant::new(RefreshToken::new(token)))
+                cx.call(&url, &RefreshTokenGrant::new(RefreshToken::new(token)))
                     .await
                     .unwrap_err()
             }

@@ -10,7 +10,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use token_core::sandbox::{Failure, Sandbox};
-//! use token_core::sandbox::oauth::RefreshGrant;
+//! use token_core::oauth::RefreshTokenGrant;
 //! use token_core::{CallContext, ErrorKind};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -21,10 +21,10 @@
 //!
 //! let cx = CallContext::new(sandbox.client(), sandbox.clock().clone(), "customer-1");
 //! sandbox.fail_next("/token", 1, Failure::service_unavailable().with_retry_after(1));
-//! let error = cx.call(&sandbox.base_url(), &RefreshGrant::new(refresh.clone())).await.unwrap_err();
+//! let error = cx.call(&sandbox.base_url(), &RefreshTokenGrant::new(refresh.clone())).await.unwrap_err();
 //! assert_eq!(error.kind(), ErrorKind::Transient);
 //!
-//! let second = cx.call(&sandbox.base_url(), &RefreshGrant::new(refresh)).await?;
+//! let second = cx.call(&sandbox.base_url(), &RefreshTokenGrant::new(refresh)).await?;
 //! assert_ne!(second.access_token, first.access_token);
 //! assert_eq!(sandbox.calls("/token"), 2);
 //! # Ok(())
@@ -191,8 +191,13 @@ impl Sandbox {
         if oauth_routes {
             routes.push(Route::new(
                 Some(Method::POST),
-                oauth::TOKEN_PATH,
-                oauth::TokenHandler,
+                crate::oauth::TOKEN_PATH,
+                oauth::TokenHandler::default(),
+            ));
+            routes.push(Route::new(
+                Some(Method::GET),
+                oauth::AUTHORIZE_PATH,
+                oauth::AuthorizeHandler,
             ));
         }
         if api_routes {
@@ -286,7 +291,8 @@ impl SandboxBuilder {
         self
     }
 
-    /// Whether to serve the built-in RFC 6749 `POST /token` (default `true`).
+    /// Whether to serve the built-in RFC 6749 `POST /token` and `GET /authorize` (default
+    /// `true`).
     pub fn oauth_routes(mut self, enabled: bool) -> Self {
         self.oauth_routes = enabled;
         self

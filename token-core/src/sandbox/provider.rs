@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::oauth::{ClientCredentialsGrant, RefreshGrant};
 use crate::error::Error;
+use crate::oauth::{ClientCredentialsGrant, RefreshTokenGrant};
 use crate::provider::{CallContext, Provider};
 use crate::token_set::{NoExtras, TokenSet};
 
@@ -59,7 +59,7 @@ impl Provider for SandboxOAuth {
             .refresh_token
             .clone()
             .ok_or_else(|| Error::Config("the session has no refresh token".into()))?;
-        cx.call(&self.base_url, &RefreshGrant::new(refresh_token))
+        cx.call(&self.base_url, &RefreshTokenGrant::new(refresh_token))
             .await
     }
 

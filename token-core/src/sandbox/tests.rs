@@ -4,11 +4,11 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use time::macros::datetime;
 
-use super::oauth::{ClientCredentialsGrant, RefreshGrant, TokenAnswer};
 use super::*;
 use crate::clock::ManualClock;
 use crate::codec::{Endpoint, TokenResponse as _, decode_response};
 use crate::error::{EndpointError, Error, ErrorKind};
+use crate::oauth::{ClientCredentialsGrant, OAuthTokens, RefreshTokenGrant};
 use crate::provider::CallContext;
 use crate::secret::RefreshToken;
 use crate::transport::ReqwestClient;
@@ -70,7 +70,10 @@ async fn refresh_round_trip_over_the_socket_counts_calls() {
     let cx = context(&running, socket_client());
 
     let second = cx
-        .call(&running.base_url(), &RefreshGrant::new(refresh_of(&first)))
+        .call(
+            &running.base_url(),
+            &RefreshTokenGrant::new(refresh_of(&first)),
+        )
         .await
         .unwrap();
     assert_ne!(second.access_token, first.access_token);
@@ -98,7 +101,7 @@ async fn refresh_round_trip_over_the_socket_counts_calls() {
     let third = cx
         .call(
             &running.base_url(),
-            &RefreshGrant::new(refresh_of(&second.to_stored().unwrap())),
+            &RefreshTokenGrant::new(refresh_of(&second.to_stored().unwrap())),
         )
         .await
         .unwrap();
@@ -131,7 +134,10 @@ async fn token_endpoint_errors_follow_rfc_6749() {
     for (name, client) in transports(&running) {
         let cx = context(&running, client.clone());
         let error = cx
-            .call(&running.base_url(), &RefreshGrant::new("rt_unknown".into()))
+            .call(
+                &running.base_url(),
+                &RefreshTokenGrant::new("rt_unknown".into()),
+            )
             .await
             .unwrap_err();
         assert_eq!(error.kind(), ErrorKind::ReauthRequired, "{name}: {error}");
@@ -183,7 +189,10 @@ async fn an_expired_refresh_token_is_invalid_grant() {
     let first = running.issue("alice").await.unwrap();
     clock.advance(time::Duration::seconds(61));
     let error = context(&running, socket_client())
-        .call(&running.base_url(), &RefreshGrant::new(refresh_of(&first)))
+        .call(
+            &running.base_url(),
+            &RefreshTokenGrant::new(refresh_of(&first)),
+        )
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::ReauthRequired);
@@ -205,15 +214,15 @@ async fn fail_next_answers_503_with_retry_after_without_calling_the_handler() {
             2,
             Failure::service_unavailable().with_retry_after(2),
         );
-        let request = RefreshGrant::new(refresh_of(&first));
+        let request = RefreshTokenGrant::new(refresh_of(&first));
         for _ in 0..2 {
             let response = client
                 .send(request.encode_request(&running.base_url()).unwrap())
                 .await
                 .unwrap();
             assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{name}");
-            let error =
-                decode_response::<RefreshGrant>(&response, running.clock().now(), &[]).unwrap_err();
+            let error = decode_response::<RefreshTokenGrant>(&response, running.clock().now(), &[])
+                .unwrap_err();
             let EndpointError::Provider(error) = error else {
                 panic!("{name}: expected a provider error, got {error:?}");
             };
@@ -246,7 +255,7 @@ async fn a_dropped_answer_after_rotation_is_outcome_unknown_and_recoverable_in_t
         running.reset_calls();
         let first = running.issue("alice").await.unwrap();
         let cx = context(&running, client);
-        let grant = RefreshGrant::new(refresh_of(&first));
+        let grant = RefreshTokenGrant::new(refresh_of(&first));
         running.drop_next("/token", 1);
 
         let error = cx.call(&running.base_url(), &grant).await.unwrap_err();
@@ -289,7 +298,10 @@ async fn a_delay_longer_than_the_client_timeout_is_outcome_unknown() {
         Arc::new(ReqwestClient::with_timeout(Some(Duration::from_millis(200))).unwrap());
     running.delay_next("/token", 1, Duration::from_secs(30));
     let error = context(&running, client.clone())
-        .call(&running.base_url(), &RefreshGrant::new(refresh_of(&first)))
+        .call(
+            &running.base_url(),
+            &RefreshTokenGrant::new(refresh_of(&first)),
+        )
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{error}");
@@ -298,7 +310,10 @@ async fn a_delay_longer_than_the_client_timeout_is_outcome_unknown() {
     // The delay was consumed: the next call answers at once (on a fresh pair).
     let second = running.issue("alice").await.unwrap();
     let set = context(&running, client)
-        .call(&running.base_url(), &RefreshGrant::new(refresh_of(&second)))
+        .call(
+            &running.base_url(),
+            &RefreshTokenGrant::new(refresh_of(&second)),
+        )
         .await
         .unwrap();
     assert_ne!(set.access_token, second.access_token);
@@ -466,7 +481,7 @@ async fn the_in_process_client_runs_faults_on_the_paused_clock() {
         .unwrap();
     let first = running.issue("alice").await.unwrap();
     let cx = context(&running, running.client());
-    let grant = RefreshGrant::new(refresh_of(&first));
+    let grant = RefreshTokenGrant::new(refresh_of(&first));
 
     running.delay_next("/token", 1, Duration::from_secs(45));
     running.fail_next("/token", 1, Failure::new(StatusCode::BAD_GATEWAY));
@@ -516,8 +531,11 @@ async fn the_in_process_client_accepts_origin_form_and_absolute_uris() {
 
 #[test]
 fn the_token_answer_is_what_the_client_codec_expects() {
-    assert_eq!(<RefreshGrant as Endpoint>::PATH, oauth::TOKEN_PATH);
-    let answer = TokenAnswer::decode_body(
+    assert_eq!(
+        <RefreshTokenGrant as Endpoint>::PATH,
+        crate::oauth::TOKEN_PATH
+    );
+    let answer = OAuthTokens::decode_body(
         br#"{"access_token":"a","token_type":"Bearer","expires_in":3600,"refresh_token":"r"}"#,
     );
     assert!(answer.is_ok());

@@ -14,7 +14,9 @@ use token_core::codec::{TokenResponse, encode_error};
 use token_core::store::SessionKey;
 use token_core::{Error, Provider as _, StoreError, TokenManager, TokenSet};
 
-use crate::endpoints::{MayaCode, MayaError, MayaTokens};
+use token_core::oauth::{OAuthCode, OAuthError};
+
+use crate::endpoints::MayaTokens;
 use crate::provider::Maya;
 use records::{Claim, Claimed, Records, Remembered, Session, State};
 
@@ -468,7 +470,7 @@ pub(crate) fn too_large() -> http::Response<Vec<u8>> {
 }
 
 fn refuse(status: StatusCode, description: &str) -> http::Response<Vec<u8>> {
-    let mut answer = encode_error(&MayaError::new(MayaCode::InvalidRequest, description));
+    let mut answer = encode_error(&OAuthError::new(OAuthCode::InvalidRequest, description));
     *answer.status_mut() = status;
     answer
 }
