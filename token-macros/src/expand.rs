@@ -31,7 +31,7 @@ pub fn expand(model: &Model) -> TokenStream {
         }
         Place::Extras => {
             add_serde(&mut item, model, true);
-            quote!()
+            keep_extras(model)
         }
         _ => error_code(model),
     };
@@ -74,6 +74,10 @@ fn add_serde(item: &mut syn::Item, model: &Model, default_unannotated: bool) {
     s.attrs.insert(0, krate);
     s.attrs.insert(0, derive);
     for (field, model_field) in s.fields.iter_mut().zip(&model.fields) {
+        if is_whole_extras(model, model_field) {
+            field.attrs.push(syn::parse_quote!(#[serde(flatten)]));
+            continue;
+        }
         let wire = &model_field.wire;
         field
             .attrs
@@ -241,6 +245,7 @@ fn request(model: &Model) -> TokenStream {
         }
     };
     let from_context = from_context(model);
+    let refresh_endpoint = refresh_endpoint(model);
     let signing_key = model
         .fields
         .iter()
@@ -327,6 +332,81 @@ fn request(model: &Model) -> TokenStream {
         }
         #trap
         #from_context
+        #refresh_endpoint
+    }
+}
+
+/// `RefreshEndpoint`, for a request declaring `provider = "name"`: its config type and
+/// name, and the server side's reading of its sources (the refresh token, the fields taken
+/// from the config, the HMAC key).
+fn refresh_endpoint(model: &Model) -> TokenStream {
+    let Some(name) = &model.top.provider else {
+        return quote!();
+    };
+    let p = private();
+    let ident = model.ident;
+    let config = match &model.top.config {
+        Some(config) => {
+            let ty = &config.value;
+            quote!(#ty)
+        }
+        None => quote!(()),
+    };
+    let mut refresh_token = quote!(::core::option::Option::None);
+    let mut checks = Vec::new();
+    let mut key = quote!(::core::option::Option::None);
+    for field in &model.fields {
+        let (f, ty, wire) = (field.ident, field.ty, &field.wire);
+        let span = ty.span();
+        match field.attrs.from.as_ref().map(|from| &from.value) {
+            Some(Source::Session(name)) if name == "refresh_token" => {
+                refresh_token = if field.optional {
+                    quote_spanned!(span=> ::core::option::Option::map(::core::option::Option::as_ref(&self.#f), |__t| ::core::convert::Into::into(::core::clone::Clone::clone(__t))))
+                } else {
+                    quote_spanned!(span=> ::core::option::Option::Some(::core::convert::Into::into(::core::clone::Clone::clone(&self.#f))))
+                };
+            }
+            Some(Source::Config(members)) if field.role().as_deref() == Some("signing_key") => {
+                let hmac = matches!(
+                    model.top.signature.as_ref().and_then(|s| s.algorithm.as_ref()),
+                    Some((Algorithm::HmacSha256, _))
+                );
+                if hmac {
+                    key = quote_spanned! {span=>
+                        ::core::option::Option::Some(::core::clone::Clone::clone(<#ty as #p::SigningKey>::key(
+                            &::core::convert::Into::<#ty>::into(::core::clone::Clone::clone(&__config #(.#members)*)),
+                        )))
+                    };
+                }
+            }
+            Some(Source::Config(members)) => checks.push(quote_spanned! {span=>
+                if self.#f != ::core::convert::Into::<#ty>::into(::core::clone::Clone::clone(&__config #(.#members)*)) {
+                    return ::core::option::Option::Some(#wire);
+                }
+            }),
+            _ => {}
+        }
+    }
+    quote! {
+        impl #p::RefreshEndpoint for #ident {
+            type Config = #config;
+            const PROVIDER: &'static str = #name;
+
+            fn refresh_token(&self) -> ::core::option::Option<#p::RefreshToken> {
+                #refresh_token
+            }
+
+            #[allow(unused_variables)]
+            fn config_mismatch(&self, __config: &Self::Config) -> ::core::option::Option<&'static str> {
+                #(#checks)*
+                ::core::option::Option::None
+            }
+
+            #[allow(unused_variables)]
+            fn verify_key(__config: &Self::Config) -> ::core::option::Option<#p::ClientSecret> {
+                #key
+            }
+        }
     }
 }
 
@@ -483,6 +563,38 @@ fn from_context(model: &Model) -> TokenStream {
 
 // ---- responses -----------------------------------------------------------------------
 
+/// A response field declared `#[token(extras)]`: the whole extras, flattened.
+fn is_whole_extras(model: &Model, field: &Field) -> bool {
+    model.top.place == Place::Response && field.role().as_deref() == Some("extras")
+}
+
+/// `KeepExtras` for an extras struct: its `#[token(keep)]` fields are kept from the
+/// previous set when a refresh's answer has none.
+fn keep_extras(model: &Model) -> TokenStream {
+    let p = private();
+    let ident = model.ident;
+    let kept = model
+        .fields
+        .iter()
+        .filter(|f| f.role().as_deref() == Some("keep"))
+        .map(|f| {
+            let f = f.ident;
+            quote! {
+                if ::core::option::Option::is_none(&self.#f) {
+                    self.#f = ::core::clone::Clone::clone(&__previous.#f);
+                }
+            }
+        });
+    quote! {
+        impl #p::KeepExtras for #ident {
+            #[allow(unused_variables)]
+            fn keep_from(&mut self, __previous: &Self) {
+                #(#kept)*
+            }
+        }
+    }
+}
+
 fn response(model: &Model) -> TokenStream {
     let p = private();
     let ident = model.ident;
@@ -499,9 +611,11 @@ fn response(model: &Model) -> TokenStream {
         quote!((#name, #value))
     });
     let envelope = model.top.envelope.as_ref().map(LitStr::value);
+    // The extras type's own fields are not known here.
     let answer_paths = model
         .fields
         .iter()
+        .filter(|f| !is_whole_extras(model, f))
         .map(|f| match &envelope {
             Some(envelope) => format!("{envelope}.{}", f.wire),
             None => f.wire.clone(),
@@ -571,6 +685,10 @@ fn response(model: &Model) -> TokenStream {
                 );
                 from.push(quote_spanned!(span=>
                     #f: <#ty as #p::TextSlot>::from_text(::core::clone::Clone::clone(&__set.#slot))));
+            }
+            Some("extras") => {
+                into.push(quote_spanned!(span=> __set.extras = self.#f;));
+                from.push(quote_spanned!(span=> #f: ::core::clone::Clone::clone(&__set.extras)));
             }
             Some("extra") => {
                 into.push(quote_spanned!(span=> __set.extras.#f = self.#f;));

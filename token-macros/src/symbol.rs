@@ -94,6 +94,7 @@ pub const KEYS: &[(&str, Form, Place)] = &[
     ("query", Form::List, Place::Request),
     ("sign", Form::List, Place::Request),
     ("extras", Form::Path, Place::Request),
+    ("provider", Form::Str, Place::Request),
     // response struct
     ("response", Form::Flag, Place::Response),
     ("rename_all", Form::Str, Place::Response),
@@ -115,6 +116,7 @@ pub const KEYS: &[(&str, Form, Place)] = &[
     ("extras", Form::Flag, Place::Extras),
     ("rename_all", Form::Str, Place::Extras),
     ("rename", Form::Str, Place::ExtrasField),
+    ("keep", Form::Flag, Place::ExtrasField),
     // request fields
     ("body", Form::Flag, Place::RequestField),
     ("header", Form::Flag, Place::RequestField),
@@ -133,6 +135,7 @@ pub const KEYS: &[(&str, Form, Place)] = &[
     ("token_type", Form::Flag, Place::ResponseField),
     ("scope", Form::Flag, Place::ResponseField),
     ("extra", Form::Flag, Place::ResponseField),
+    ("extras", Form::Flag, Place::ResponseField),
     ("rename", Form::Str, Place::ResponseField),
     // error fields
     ("code", Form::Flag, Place::ErrorField),

@@ -13,8 +13,91 @@ pub fn check(model: &Model, errors: &mut Errors) {
         Place::Request => request(model, errors),
         Place::Response => response(model, errors),
         Place::Error => error(model, errors),
-        Place::Extras => {}
+        Place::Extras => kept_extras(model, errors),
         _ => error_code(model, errors),
+    }
+    if model.top.place == Place::Request {
+        provider(model, errors);
+    }
+    if model.top.place == Place::Response {
+        whole_extras(model, errors);
+    }
+}
+
+/// `provider = "name"`: the provider's refresh endpoint, built from the context and served
+/// by the sandbox, so it reads a refresh token and every field says where it comes from.
+fn provider(model: &Model, errors: &mut Errors) {
+    let Some(name) = &model.top.provider else {
+        return;
+    };
+    if name.value().is_empty() {
+        errors.at(
+            name,
+            "the provider's name is not empty, such as `provider = \"wechat\"`",
+        );
+    }
+    let reads = |f: &&Field| matches!(&f.attrs.from, Some(from) if matches!(&from.value, Source::Session(s) if s == "refresh_token"));
+    if !model.fields.iter().any(|f| reads(&f)) {
+        errors.at(
+            name,
+            "`provider = ...` declares the refresh endpoint: one field reads `from = refresh_token`",
+        );
+    }
+    if let Some(field) = model.fields.iter().find(|f| f.attrs.from.is_none()) {
+        errors.at(
+            field.ident,
+            "`provider = ...` builds the request from the context: this field needs `from = ...`",
+        );
+    }
+}
+
+/// `#[token(keep)]` on an extras field: kept from the previous set when an answer lacks it,
+/// which only an `Option` can say.
+fn kept_extras(model: &Model, errors: &mut Errors) {
+    for field in &model.fields {
+        if field.role().as_deref() == Some("keep") && !field.optional {
+            errors.at(
+                field.ty,
+                "a `keep` field is an `Option<...>`: kept from the previous set when an answer has none",
+            );
+        }
+    }
+}
+
+/// `#[token(extras)]` on a response field: the whole extras type, read from the answer's
+/// top level (serde's `flatten`).
+fn whole_extras(model: &Model, errors: &mut Errors) {
+    let mut whole = model
+        .fields
+        .iter()
+        .filter(|f| f.role().as_deref() == Some("extras"));
+    let Some(field) = whole.next() else { return };
+    let role = field
+        .attrs
+        .role
+        .as_ref()
+        .map_or_else(Span::call_site, |r| r.span());
+    if model.top.extras.is_none() {
+        errors.span(
+            role,
+            "an `extras` field holds the extras type: add `extras = Type` to `#[token_endpoint(response, ...)]`",
+        );
+    }
+    if let Some(extra) = model
+        .fields
+        .iter()
+        .find(|f| f.role().as_deref() == Some("extra"))
+    {
+        errors.at(
+            extra.ident,
+            format!(
+                "`extra` conflicts with the `extras` field `{}`, which holds every extra",
+                field.ident
+            ),
+        );
+    }
+    if let Some(rename) = &field.attrs.rename {
+        errors.at(rename, "an `extras` field has no name on the wire: its fields are read at the answer's top level");
     }
 }
 
