@@ -182,6 +182,9 @@ fn cost(src: &Path) -> Cost {
         let relative = file.strip_prefix(src).expect("under src");
         let name = relative.to_str().expect("utf-8 path");
         for (kind, lines) in classify(&source) {
+            if std::env::var("AC_DEBUG").is_ok() {
+                eprintln!("{} {name} {kind:?} {lines}", src.display());
+            }
             let slot = match (name, kind) {
                 (_, Kind::Skipped) => continue,
                 ("sandbox.rs", _) => &mut cost.sandbox,
@@ -234,7 +237,7 @@ fn provider_crates_are_declarations() {
         assert_eq!(cost.codec, 0, "{name} has hand-written codec code");
         if DECLARATIVE.contains(&name.as_str()) {
             // The guide's goal for crates written with the full grammar; reported, not yet
-            // met by every crate (the `Provider` impl is still written by hand).
+            // met (what is left is declarations: the error codes, the config).
             let within = cost.declarations + cost.glue <= 60 && cost.sandbox <= 20;
             println!("{name}: within the goal of 60 + 20 lines: {within}");
         }

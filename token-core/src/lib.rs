@@ -147,7 +147,7 @@ pub use manager::{Event, ExpiryNote, ManagerConfig, RetryPolicy, SessionHandle, 
 #[cfg(feature = "middleware")]
 pub use middleware::BearerAuth;
 pub use pkce::PkceVerifier;
-pub use provider::{CallContext, Provider, Signer};
+pub use provider::{CallContext, KeepExtras, Provider, RefreshEndpoint, RefreshProvider, Signer};
 #[cfg(feature = "sandbox")]
 pub use sandbox::{RunningSandbox, Sandbox};
 pub use secret::{AccessToken, AuthCode, ClientSecret, RefreshToken};
@@ -164,6 +164,7 @@ pub use transport::ReqwestClient;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::macro_support::*;
+    pub use crate::provider::{KeepExtras, RefreshEndpoint};
     pub use async_trait::async_trait;
     pub use http;
     pub use serde;

@@ -40,6 +40,19 @@ pub enum At {
     BasicPassword,
 }
 
+/// The server side of a field group flattened into a `provider = "..."` request: what
+/// [`RefreshEndpoint`](crate::RefreshEndpoint) reads from the group's fields, against the
+/// config `C` the group's `FromContext` takes.
+pub trait GroupRefresh<C: ?Sized> {
+    /// Whether a field of the group reads `from = refresh_token`.
+    const READS_REFRESH_TOKEN: bool;
+    /// The refresh token the group's `from = refresh_token` field carries.
+    fn refresh_token(&self) -> Option<RefreshToken>;
+    /// The wire name of the first field read `from = config.*` whose value is not
+    /// `config`'s.
+    fn config_mismatch(&self, config: &C) -> Option<&'static str>;
+}
+
 /// A value that travels as text: a header, a query parameter, a form field, a credential.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot travel as text in a header, query parameter, form field or `Authorization`",

@@ -1,6 +1,8 @@
 //! The `Provider` trait that ties a provider's endpoints together, and the [`CallContext`]
 //! through which it makes its calls.
 
+use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,9 +10,10 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::clock::Clock;
-use crate::codec::{Endpoint, TokenResponse, decode_response};
+use crate::codec::{Endpoint, FromContext, RequestContext, TokenResponse, decode_response};
 use crate::error::{EndpointError, Error, TransportError};
-use crate::token_set::{Extras, TokenSet};
+use crate::secret::{ClientSecret, RefreshToken};
+use crate::token_set::{Extras, NoExtras, TokenSet};
 use crate::transport::HttpClient;
 
 /// A provider: how to refresh a session, how (if at all) to obtain tokens with no user,
@@ -59,6 +62,246 @@ pub trait Provider: Send + Sync + 'static {
     fn authorize_url(&self, session: &str) -> Option<String> {
         let _ = session;
         None
+    }
+}
+
+/// A provider's refresh endpoint, declared with `provider = "name"` in its
+/// `#[token_endpoint(...)]`: what [`RefreshProvider`] refreshes with, and what the sandbox
+/// serves ([`SandboxBuilder::serve`](crate::sandbox::SandboxBuilder::serve)) by reading the
+/// same declarations the other way round.
+///
+/// ```
+/// use token_core::provider::RefreshEndpoint;
+/// use token_core::{RefreshToken, token_endpoint};
+/// # #[token_endpoint(response)] pub struct Tokens { #[token(access_token)] pub access_token: token_core::AccessToken }
+/// # #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }
+///
+/// #[derive(Clone, Debug)]
+/// pub struct AcmeConfig {
+///     pub client_id: String,
+/// }
+///
+/// #[token_endpoint(post = "/token", form, response = Tokens, error = Failure, config = AcmeConfig, provider = "acme")]
+/// pub struct Refresh {
+///     #[token(from = config.client_id)]
+///     pub client_id: String,
+///     #[token(from = refresh_token)]
+///     pub refresh_token: RefreshToken,
+/// }
+///
+/// let config = AcmeConfig { client_id: "app-1".into() };
+/// let request = Refresh { client_id: "app-2".into(), refresh_token: RefreshToken::new("rt") };
+/// assert_eq!(Refresh::PROVIDER, "acme");
+/// assert_eq!(request.refresh_token().unwrap().expose_secret(), "rt");
+/// assert_eq!(request.config_mismatch(&config), Some("client_id"));
+/// assert!(Refresh::verify_key(&config).is_none()); // no declared signature
+/// ```
+pub trait RefreshEndpoint: Endpoint + FromContext<Self::Config> + Send + Sync + 'static {
+    /// The provider's configuration (`config = Type`; `()` without one).
+    type Config: Send + Sync + 'static;
+    /// The provider's name (`provider = "name"`); stores keep its sessions under it.
+    const PROVIDER: &'static str;
+
+    /// Server side: the refresh token the request carries (the field `from = refresh_token`).
+    fn refresh_token(&self) -> Option<RefreshToken>;
+
+    /// Server side: the wire name of the first field read `from = config.*` whose value is
+    /// not `config`'s (another app id, a wrong client secret); `None` when all match.
+    fn config_mismatch(&self, config: &Self::Config) -> Option<&'static str>;
+
+    /// Server side: the key that checks the request's declared HMAC signature, the config
+    /// value its `signing_key` field reads. `None` without a signature, and for RSA, whose
+    /// requests are checked with the public key the config does not hold.
+    fn verify_key(config: &Self::Config) -> Option<ClientSecret>;
+}
+
+/// What a refresh keeps of the extras it replaces: `#[token(keep)]` fields of an
+/// `#[token_endpoint(extras)]` struct are taken from the previous set when the answer has
+/// none (WeChat names a user's `unionid` at authorization, not on refresh).
+///
+/// [`RefreshProvider`] applies it; a hand-written [`Provider`] calls it in its `refresh`.
+///
+/// ```
+/// use token_core::provider::KeepExtras;
+/// use token_core::token_endpoint;
+///
+/// #[token_endpoint(extras)]
+/// #[derive(Clone, Debug, Default, PartialEq)]
+/// pub struct User {
+///     pub openid: Option<String>,
+///     #[token(keep)]
+///     pub unionid: Option<String>,
+/// }
+///
+/// let previous = User { openid: Some("o1".into()), unionid: Some("u1".into()) };
+/// let mut answer = User { openid: None, unionid: None };
+/// answer.keep_from(&previous);
+/// assert_eq!(answer, User { openid: None, unionid: Some("u1".into()) });
+/// ```
+pub trait KeepExtras: Extras {
+    /// Fills what `self`, the answer's extras, lacks from `previous`, the session's. The
+    /// default keeps nothing.
+    fn keep_from(&mut self, previous: &Self) {
+        let _ = previous;
+    }
+}
+
+impl KeepExtras for NoExtras {}
+
+/// The [`Provider`] of a provider whose refresh is one declared endpoint `E`: the
+/// request built from the config and the session, sent to `base_url`, its answer decoded;
+/// the name is `E`'s `provider = "..."`. A provider crate names it with a type alias:
+///
+/// ```
+/// # use token_core::{AccessToken, RefreshToken, token_endpoint};
+/// # #[token_endpoint(response)] pub struct Tokens { #[token(access_token)] pub access_token: AccessToken }
+/// # #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }
+/// # #[derive(Clone, Debug)] pub struct AcmeConfig { pub client_id: String }
+/// # #[token_endpoint(post = "/token", form, response = Tokens, error = Failure, config = AcmeConfig, provider = "acme")]
+/// # pub struct Refresh { #[token(from = config.client_id)] pub client_id: String, #[token(from = refresh_token)] pub refresh_token: RefreshToken }
+/// use token_core::Provider;
+/// use token_core::provider::RefreshProvider;
+///
+/// /// Acme at `base_url`.
+/// pub type Acme = RefreshProvider<Refresh>;
+///
+/// let acme = Acme::new("https://auth.acme.example".parse()?, AcmeConfig { client_id: "app-1".into() });
+/// assert_eq!(acme.name(), "acme");
+/// assert_eq!(acme.config().client_id, "app-1");
+/// assert!(!acme.can_issue()); // a dead refresh token means the user authorizes again
+/// # Ok::<(), url::ParseError>(())
+/// ```
+///
+/// Errors are the manager's [`Error`]: a session without a refresh token (or without a
+/// value the request reads) is [`Error::Endpoint`] with [`EndpointError::Encode`] and no call
+/// is made; the provider's answer is classified as its error type declares.
+pub struct RefreshProvider<E: RefreshEndpoint> {
+    base_url: url::Url,
+    config: E::Config,
+    reuse_window: Duration,
+    authorize_url: Option<Arc<AuthorizeUrl>>,
+    _endpoint: PhantomData<fn() -> E>,
+}
+
+type AuthorizeUrl = dyn Fn(&str) -> String + Send + Sync;
+
+impl<E: RefreshEndpoint> RefreshProvider<E> {
+    /// The provider for the API at `base_url`.
+    pub fn new(base_url: url::Url, config: E::Config) -> Self {
+        Self {
+            base_url,
+            config,
+            reuse_window: Duration::ZERO,
+            authorize_url: None,
+            _endpoint: PhantomData,
+        }
+    }
+
+    /// Declares the provider's reuse window ([`Provider::reuse_window`]): how long it answers
+    /// a rotated refresh token again with the same new pair.
+    pub fn with_reuse_window(mut self, window: Duration) -> Self {
+        self.reuse_window = window;
+        self
+    }
+
+    /// Where a session's user authorizes again ([`Provider::authorize_url`]), made from the
+    /// session's name.
+    ///
+    /// ```
+    /// # use token_core::{AccessToken, RefreshToken, token_endpoint};
+    /// # #[token_endpoint(response)] pub struct Tokens { #[token(access_token)] pub access_token: AccessToken }
+    /// # #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }
+    /// # #[token_endpoint(post = "/token", form, response = Tokens, error = Failure, provider = "acme")]
+    /// # pub struct Refresh { #[token(from = refresh_token)] pub refresh_token: RefreshToken }
+    /// use token_core::Provider;
+    /// use token_core::provider::RefreshProvider;
+    ///
+    /// let acme = RefreshProvider::<Refresh>::new("https://auth.acme.example".parse()?, ())
+    ///     .with_authorize_url(|session| format!("https://acme.example/connect?state={session}"));
+    /// assert_eq!(acme.authorize_url("alice").as_deref(), Some("https://acme.example/connect?state=alice"));
+    /// # Ok::<(), url::ParseError>(())
+    /// ```
+    pub fn with_authorize_url(
+        mut self,
+        url: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.authorize_url = Some(Arc::new(url));
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &E::Config {
+        &self.config
+    }
+
+    /// The API's base URL.
+    pub fn base_url(&self) -> &url::Url {
+        &self.base_url
+    }
+}
+
+impl<E: RefreshEndpoint> Clone for RefreshProvider<E>
+where
+    E::Config: Clone,
+{
+    fn clone(&self) -> Self {
+        Self {
+            base_url: self.base_url.clone(),
+            config: self.config.clone(),
+            reuse_window: self.reuse_window,
+            authorize_url: self.authorize_url.clone(),
+            _endpoint: PhantomData,
+        }
+    }
+}
+
+impl<E: RefreshEndpoint> fmt::Debug for RefreshProvider<E>
+where
+    E::Config: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshProvider")
+            .field("provider", &E::PROVIDER)
+            .field("base_url", &self.base_url.as_str())
+            .field("config", &self.config)
+            .field("reuse_window", &self.reuse_window)
+            .field("authorize_url", &self.authorize_url.is_some())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl<E> Provider for RefreshProvider<E>
+where
+    E: RefreshEndpoint,
+    <E::Response as TokenResponse>::Extras: KeepExtras,
+{
+    type Extras = <E::Response as TokenResponse>::Extras;
+
+    fn name(&self) -> &str {
+        E::PROVIDER
+    }
+
+    fn reuse_window(&self) -> Duration {
+        self.reuse_window
+    }
+
+    fn authorize_url(&self, session: &str) -> Option<String> {
+        self.authorize_url.as_ref().map(|url| url(session))
+    }
+
+    async fn refresh(
+        &self,
+        cx: &CallContext,
+        current: &TokenSet<Self::Extras>,
+    ) -> Result<TokenSet<Self::Extras>, Error> {
+        let context = RequestContext::for_refresh(&self.config, current).with_now(cx.now());
+        // A refresh needs the token even where the request declares it optional.
+        context.refresh_token()?;
+        let request = E::from_context(&context)?;
+        let mut set = cx.call(&self.base_url, &request).await?;
+        set.extras.keep_from(&current.extras);
+        Ok(set)
     }
 }
 

@@ -4,8 +4,10 @@
 use proc_macro2::Span;
 use syn::{Fields, GenericArgument, Ident, PathArguments, Type};
 
-use crate::attr::{self, Errors, FieldAttrs, TopAttrs, VariantAttrs};
-use crate::symbol::{AnswerRole, ErrorRole, ItemKind, NoRole, RequestRole, RoleName};
+use crate::attr::{self, Errors, FieldAttrs, Source, TopAttrs, VariantAttrs};
+use crate::symbol::{
+    AnswerRole, ErrorRole, ExtrasRole, ItemKind, RequestRole, RoleName, SessionValue,
+};
 
 pub struct Model<'a> {
     pub item: &'a syn::Item,
@@ -21,7 +23,7 @@ pub enum Data<'a> {
     Fields(Vec<Field<'a, RequestRole>>),
     Response(Vec<Field<'a, AnswerRole>>),
     Error(Vec<Field<'a, ErrorRole>>),
-    Extras(Vec<Field<'a, NoRole>>),
+    Extras(Vec<Field<'a, ExtrasRole>>),
     ErrorCode(Vec<Variant<'a>>),
 }
 
@@ -47,6 +49,13 @@ impl<R: Copy> Field<'_, R> {
             .role
             .as_ref()
             .map_or_else(|| self.ident.span(), |r| r.key.span())
+    }
+}
+
+impl<R> Field<'_, R> {
+    /// Whether the field reads the session's `value` (`from = refresh_token`).
+    pub fn reads(&self, value: SessionValue) -> bool {
+        matches!(&self.attrs.from, Some(from) if matches!(&from.value, Source::Session(s) if s.value == value))
     }
 }
 

@@ -166,6 +166,8 @@ pub struct TopAttrs {
     pub error: Option<Keyed<Type>>,
     pub config: Option<Keyed<Type>>,
     pub extras: Option<Keyed<Type>>,
+    /// `provider = "name"` on a request: the provider's refresh endpoint.
+    pub provider: Option<LitStr>,
     pub rename_all: Option<RenameRule>,
     pub jwt_expiry: bool,
     pub envelope: Option<LitStr>,
@@ -804,6 +806,7 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
         error: None,
         config: None,
         extras: None,
+        provider: None,
         rename_all: None,
         jwt_expiry: false,
         envelope: None,
@@ -893,6 +896,7 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
                     value,
                 })
             }
+            ("provider", _) => top.provider = lit_str(meta),
             ("rename_all", _) => top.rename_all = rename_rule(meta, errors),
             ("jwt_expiry", _) => top.jwt_expiry = true,
             ("envelope", _) => top.envelope = lit_str(meta),

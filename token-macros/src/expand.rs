@@ -10,7 +10,9 @@ use crate::ast::{Data, Field, Model, Variant, numeric_codes, option_inner};
 use crate::attr::{
     Algorithm, Code, Keyed, SignEncoding, SignPart, Signature, SlotKind, Source, Timestamp,
 };
-use crate::symbol::{AnswerRole, BodyFormat, ErrorRole, Kind, Method, Refusal, RequestRole};
+use crate::symbol::{
+    AnswerRole, BodyFormat, ErrorRole, ExtrasRole, Kind, Method, Refusal, RequestRole, SessionValue,
+};
 use crate::valid::slot_of;
 
 fn private() -> TokenStream {
@@ -24,16 +26,18 @@ pub fn expand(model: &Model) -> TokenStream {
         Data::Request(fields) => request(model, fields),
         Data::Fields(fields) => group(model, fields),
         Data::Response(fields) => {
-            add_serde(&mut item, fields, true);
+            add_serde(&mut item, fields, true, |f| {
+                f.role() == Some(AnswerRole::Extras)
+            });
             response(model, fields)
         }
         Data::Error(fields) => {
-            add_serde(&mut item, fields, false);
+            add_serde(&mut item, fields, false, |_| false);
             error(model, fields)
         }
         Data::Extras(fields) => {
-            add_serde(&mut item, fields, true);
-            quote!()
+            add_serde(&mut item, fields, true, |_| false);
+            keep_extras(model, fields)
         }
         Data::ErrorCode(variants) => error_code(model, variants),
     };
@@ -65,8 +69,14 @@ pub fn strip(item: &syn::Item) -> syn::Item {
     item
 }
 
-/// Serde derives on response and error structs, with each field's wire name.
-fn add_serde<R: Copy>(item: &mut syn::Item, fields: &[Field<R>], default_unannotated: bool) {
+/// Serde derives on response and error structs, with each field's wire name; a `flattened`
+/// field (a response's whole extras) is read from the top level instead.
+fn add_serde<R: Copy>(
+    item: &mut syn::Item,
+    fields: &[Field<R>],
+    default_unannotated: bool,
+    flattened: impl Fn(&Field<R>) -> bool,
+) {
     let syn::Item::Struct(s) = item else { return };
     let p = private();
     let derive: syn::Attribute =
@@ -76,6 +86,10 @@ fn add_serde<R: Copy>(item: &mut syn::Item, fields: &[Field<R>], default_unannot
     s.attrs.insert(0, krate);
     s.attrs.insert(0, derive);
     for (field, model_field) in s.fields.iter_mut().zip(fields) {
+        if flattened(model_field) {
+            field.attrs.push(syn::parse_quote!(#[serde(flatten)]));
+            continue;
+        }
         let wire = &model_field.wire;
         field
             .attrs
@@ -403,6 +417,7 @@ fn request(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
     let secrets = secrets_fn(&secrets);
     let from_context = from_context(model, fields);
     let flatten_checks = flatten_checks(model, fields);
+    let refresh_endpoint = refresh_endpoint(model, fields);
     let signing_key = fields.iter().find(|f| f.goes() == RequestRole::SigningKey);
     let (signature, encode, decode) = match (&top.signature, signing_key) {
         (Some(sign), Some(key)) => {
@@ -487,6 +502,7 @@ fn request(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
         #trap
         #flatten_checks
         #from_context
+        #refresh_endpoint
     }
 }
 
@@ -510,6 +526,7 @@ fn group(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
         Some(quote!((#at, #name)))
     });
     let from_context = from_context(model, fields);
+    let group_refresh = group_refresh(model, fields);
     quote! {
         impl #p::FieldGroup for #ident {
             const WIRES: &'static [(#p::At, &'static str)] = &[#(#wires),*];
@@ -530,6 +547,184 @@ fn group(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
             }
         }
         #from_context
+        #group_refresh
+    }
+}
+
+/// The config type a request or group reads `from = config.*` (`config = Type`), and the
+/// generics of an impl over it: without one, any config (`__C`).
+fn config_of(model: &Model) -> (TokenStream, syn::Type) {
+    match &model.top.config {
+        Some(config) => (quote!(), config.value.clone()),
+        None => {
+            let c = format_ident!("__C");
+            (quote!(<#c: ?::core::marker::Sized>), syn::parse_quote!(#c))
+        }
+    }
+}
+
+/// The server side's reading of a request's (or group's) own fields: the refresh token of
+/// the field `from = refresh_token`, and a check of each field read `from = config.*`
+/// (but the signing key) against `__config`.
+struct ServerSide {
+    refresh_token: Option<TokenStream>,
+    checks: Vec<TokenStream>,
+}
+
+fn server_side(fields: &[Field<RequestRole>]) -> ServerSide {
+    let mut out = ServerSide {
+        refresh_token: None,
+        checks: Vec::new(),
+    };
+    for field in fields {
+        let (f, ty, wire) = (field.ident, field.ty, &field.wire);
+        let span = ty.span();
+        match (field.goes(), field.attrs.from.as_ref().map(|from| &from.value)) {
+            (_, Some(Source::Session(value))) if value.value == SessionValue::RefreshToken => {
+                out.refresh_token = Some(if field.optional {
+                    quote_spanned!(span=> ::core::option::Option::map(::core::option::Option::as_ref(&self.#f), |__t| ::core::convert::Into::into(::core::clone::Clone::clone(__t))))
+                } else {
+                    quote_spanned!(span=> ::core::option::Option::Some(::core::convert::Into::into(::core::clone::Clone::clone(&self.#f))))
+                });
+            }
+            // The key is checked by verifying the signature.
+            (RequestRole::SigningKey, _) => {}
+            (_, Some(Source::Config(members))) => out.checks.push(quote_spanned! {span=>
+                if self.#f != ::core::convert::Into::<#ty>::into(::core::clone::Clone::clone(&__config #(.#members)*)) {
+                    return ::core::option::Option::Some(#wire);
+                }
+            }),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `RefreshEndpoint`, for a request declaring `provider = "name"`: its config type and
+/// name, and the server side's reading of its sources (the refresh token, the fields taken
+/// from the config, the HMAC key), its flattened groups' included.
+fn refresh_endpoint(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
+    let Some(name) = &model.top.provider else {
+        return quote!();
+    };
+    let p = private();
+    let ident = model.ident;
+    let config = match &model.top.config {
+        Some(config) => {
+            let ty = &config.value;
+            quote!(#ty)
+        }
+        None => quote!(()),
+    };
+    let ServerSide {
+        refresh_token,
+        mut checks,
+    } = server_side(fields);
+    let groups: Vec<&Field<RequestRole>> = fields
+        .iter()
+        .filter(|f| f.goes() == RequestRole::Flatten)
+        .collect();
+    let group = |ty: &syn::Type| quote_spanned!(ty.span()=> <#ty as #p::GroupRefresh<#config>>);
+    let mut refresh_token = refresh_token.unwrap_or_else(|| quote!(::core::option::Option::None));
+    let mut reads = Vec::new();
+    for field in &groups {
+        let (f, g) = (field.ident, group(field.ty));
+        refresh_token =
+            quote!(::core::option::Option::or_else(#refresh_token, || #g::refresh_token(&self.#f)));
+        checks.push(quote! {
+            if let ::core::option::Option::Some(__wire) = #g::config_mismatch(&self.#f, __config) {
+                return ::core::option::Option::Some(__wire);
+            }
+        });
+        reads.push(quote!(#g::READS_REFRESH_TOKEN));
+    }
+    // Without a field of its own reading the refresh token (`valid.rs` said so when it has
+    // no group either), one of its groups does.
+    let reads_own = fields.iter().any(|f| f.reads(SessionValue::RefreshToken));
+    let group_reads = (!reads_own && !groups.is_empty()).then(|| {
+        let message = format!(
+            "`provider = \"{}\"` declares the refresh endpoint: one field reads `from = refresh_token`, and neither `{}` nor a group it flattens has one",
+            name.value(),
+            ident
+        );
+        quote_spanned! {name.span()=>
+            const _: () = if !(#(#reads)||*) {
+                ::core::panic!(#message)
+            };
+        }
+    });
+    let key = match (
+        &model.top.signature,
+        fields.iter().find(|f| f.goes() == RequestRole::SigningKey),
+    ) {
+        (
+            Some(Signature {
+                algorithm: Some((Algorithm::HmacSha256, _)),
+                ..
+            }),
+            Some(field),
+        ) => match field.attrs.from.as_ref().map(|from| &from.value) {
+            Some(Source::Config(members)) => {
+                let ty = field.ty;
+                quote_spanned! {ty.span()=>
+                    ::core::option::Option::Some(::core::clone::Clone::clone(<#ty as #p::SigningKey>::key(
+                        &::core::convert::Into::<#ty>::into(::core::clone::Clone::clone(&__config #(.#members)*)),
+                    )))
+                }
+            }
+            _ => quote!(::core::option::Option::None),
+        },
+        _ => quote!(::core::option::Option::None),
+    };
+    quote! {
+        impl #p::RefreshEndpoint for #ident {
+            type Config = #config;
+            const PROVIDER: &'static str = #name;
+
+            fn refresh_token(&self) -> ::core::option::Option<#p::RefreshToken> {
+                #refresh_token
+            }
+
+            #[allow(unused_variables)]
+            fn config_mismatch(&self, __config: &Self::Config) -> ::core::option::Option<&'static str> {
+                #(#checks)*
+                ::core::option::Option::None
+            }
+
+            #[allow(unused_variables)]
+            fn verify_key(__config: &Self::Config) -> ::core::option::Option<#p::ClientSecret> {
+                #key
+            }
+        }
+        #group_reads
+    }
+}
+
+/// A group's [`server_side`], for the `provider = "..."` requests that flatten it.
+fn group_refresh(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
+    let p = private();
+    let ident = model.ident;
+    let (generics, config) = config_of(model);
+    let ServerSide {
+        refresh_token,
+        checks,
+    } = server_side(fields);
+    let reads = refresh_token.is_some();
+    let refresh_token = refresh_token.unwrap_or_else(|| quote!(::core::option::Option::None));
+    quote! {
+        impl #generics #p::GroupRefresh<#config> for #ident {
+            const READS_REFRESH_TOKEN: bool = #reads;
+
+            fn refresh_token(&self) -> ::core::option::Option<#p::RefreshToken> {
+                #refresh_token
+            }
+
+            #[allow(unused_variables)]
+            fn config_mismatch(&self, __config: &#config) -> ::core::option::Option<&'static str> {
+                #(#checks)*
+                ::core::option::Option::None
+            }
+        }
     }
 }
 
@@ -594,13 +789,7 @@ fn signature(fields: &[Field<RequestRole>], sign: &Signature) -> TokenStream {
 fn from_context(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
     let p = private();
     let ident = model.ident;
-    let (generics, config) = match &model.top.config {
-        Some(config) => (quote!(), config.value.clone()),
-        None => {
-            let c = format_ident!("__C");
-            (quote!(<#c: ?::core::marker::Sized>), syn::parse_quote!(#c))
-        }
-    };
+    let (generics, config) = config_of(model);
     let mut inits = Vec::new();
     let mut bounds = Vec::new();
     for field in fields {
@@ -695,6 +884,31 @@ fn from_context(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
 
 // ---- responses -----------------------------------------------------------------------
 
+/// `KeepExtras` for an extras struct: its `#[token(keep)]` fields are kept from the
+/// previous set when a refresh's answer has none.
+fn keep_extras(model: &Model, fields: &[Field<ExtrasRole>]) -> TokenStream {
+    let p = private();
+    let ident = model.ident;
+    let kept = fields.iter().filter_map(|f| {
+        let f = match f.role()? {
+            ExtrasRole::Keep => f.ident,
+        };
+        Some(quote! {
+            if ::core::option::Option::is_none(&self.#f) {
+                self.#f = ::core::clone::Clone::clone(&__previous.#f);
+            }
+        })
+    });
+    quote! {
+        impl #p::KeepExtras for #ident {
+            #[allow(unused_variables)]
+            fn keep_from(&mut self, __previous: &Self) {
+                #(#kept)*
+            }
+        }
+    }
+}
+
 fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
     let p = private();
     let ident = model.ident;
@@ -711,8 +925,10 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
         quote!((#name, #value))
     });
     let envelope = model.top.envelope.as_ref().map(LitStr::value);
+    // The extras type's own fields are not known here.
     let answer_paths = fields
         .iter()
+        .filter(|f| f.role() != Some(AnswerRole::Extras))
         .map(|f| match &envelope {
             Some(envelope) => format!("{envelope}.{}", f.wire),
             None => f.wire.clone(),
@@ -787,6 +1003,10 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
                 );
                 from.push(quote_spanned!(span=>
                     #f: <#ty as #p::TextSlot>::from_text(::core::clone::Clone::clone(&__set.#slot))));
+            }
+            Some(AnswerRole::Extras) => {
+                into.push(quote_spanned!(span=> __set.extras = self.#f;));
+                from.push(quote_spanned!(span=> #f: ::core::clone::Clone::clone(&__set.extras)));
             }
             Some(AnswerRole::Extra) => {
                 into.push(quote_spanned!(span=> __set.extras.#f = self.#f;));

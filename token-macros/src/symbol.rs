@@ -155,6 +155,8 @@ pub enum AnswerRole {
     Scope,
     /// A field of the extras type.
     Extra,
+    /// The whole extras type, read from the answer's top level.
+    Extras,
 }
 
 impl RoleName for AnswerRole {
@@ -166,6 +168,7 @@ impl RoleName for AnswerRole {
         ("token_type", Self::TokenType),
         ("scope", Self::Scope),
         ("extra", Self::Extra),
+        ("extras", Self::Extras),
     ];
 }
 
@@ -187,12 +190,15 @@ impl RoleName for ErrorRole {
     ];
 }
 
-/// Fields of an extras struct have no role.
+/// What a field of an extras struct is, beyond an extra.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NoRole {}
+pub enum ExtrasRole {
+    /// Kept from the previous set when a refresh's answer has none.
+    Keep,
+}
 
-impl RoleName for NoRole {
-    const ALL: &'static [(&'static str, Self)] = &[];
+impl RoleName for ExtrasRole {
+    const ALL: &'static [(&'static str, Self)] = &[("keep", Self::Keep)];
 }
 
 /// A request's method.
@@ -317,6 +323,7 @@ pub const KEYS: &[(&str, Form, Place)] = &[
     ("query", Form::List, Place::Item(ItemKind::Request)),
     ("sign", Form::List, Place::Item(ItemKind::Request)),
     ("extras", Form::Path, Place::Item(ItemKind::Request)),
+    ("provider", Form::Str, Place::Item(ItemKind::Request)),
     // response struct
     ("response", Form::Flag, Place::Item(ItemKind::Response)),
     ("rename_all", Form::Str, Place::Item(ItemKind::Response)),
@@ -338,6 +345,7 @@ pub const KEYS: &[(&str, Form, Place)] = &[
     ("extras", Form::Flag, Place::Item(ItemKind::Extras)),
     ("rename_all", Form::Str, Place::Item(ItemKind::Extras)),
     ("rename", Form::Str, Place::Member(ItemKind::Extras)),
+    ("keep", Form::Flag, Place::Member(ItemKind::Extras)),
     // request fields
     ("body", Form::Flag, Place::Member(ItemKind::Request)),
     ("header", Form::Flag, Place::Member(ItemKind::Request)),
@@ -390,6 +398,7 @@ pub const KEYS: &[(&str, Form, Place)] = &[
     ("token_type", Form::Flag, Place::Member(ItemKind::Response)),
     ("scope", Form::Flag, Place::Member(ItemKind::Response)),
     ("extra", Form::Flag, Place::Member(ItemKind::Response)),
+    ("extras", Form::Flag, Place::Member(ItemKind::Response)),
     ("rename", Form::Str, Place::Member(ItemKind::Response)),
     // error fields
     ("code", Form::Flag, Place::Member(ItemKind::Error)),

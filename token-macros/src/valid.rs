@@ -3,16 +3,95 @@
 
 use crate::ast::{Data, Field, Model, Variant, numeric_codes};
 use crate::attr::{Algorithm, Errors, SignEncoding, SignPart, SlotKind, Source};
-use crate::symbol::{AnswerRole, ErrorRole, Refusal, RequestRole, RoleName};
+use crate::symbol::{
+    AnswerRole, ErrorRole, ExtrasRole, Refusal, RequestRole, RoleName, SessionValue,
+};
 
 pub fn check(model: &Model, errors: &mut Errors) {
     match &model.data {
-        Data::Request(fields) => request(model, fields, errors),
+        Data::Request(fields) => {
+            request(model, fields, errors);
+            provider(model, fields, errors);
+        }
         Data::Fields(fields) => group(model, fields, errors),
-        Data::Response(fields) => response(model, fields, errors),
+        Data::Response(fields) => {
+            response(model, fields, errors);
+            whole_extras(model, fields, errors);
+        }
         Data::Error(fields) => error(model, fields, errors),
-        Data::Extras(_) => {}
+        Data::Extras(fields) => kept_extras(fields, errors),
         Data::ErrorCode(variants) => error_code(model, variants, errors),
+    }
+}
+
+/// `provider = "name"`: the provider's refresh endpoint, built from the context and served
+/// by the sandbox, so it reads a refresh token and every field says where it comes from (a
+/// flattened group's fields say so in the group, and may read the refresh token).
+fn provider(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) {
+    let Some(name) = &model.top.provider else {
+        return;
+    };
+    if name.value().is_empty() {
+        errors.at(
+            name,
+            "the provider's name is not empty, such as `provider = \"wechat\"`",
+        );
+    }
+    let flattens = fields.iter().any(|f| f.goes() == RequestRole::Flatten);
+    if !flattens && !fields.iter().any(|f| f.reads(SessionValue::RefreshToken)) {
+        errors.at(
+            name,
+            "`provider = ...` declares the refresh endpoint: one field reads `from = refresh_token`",
+        );
+    }
+    let unsourced = fields
+        .iter()
+        .find(|f| f.attrs.from.is_none() && f.goes() != RequestRole::Flatten);
+    if let Some(field) = unsourced {
+        errors.at(
+            field.ident,
+            "`provider = ...` builds the request from the context: this field needs `from = ...`",
+        );
+    }
+}
+
+/// `#[token(keep)]` on an extras field: kept from the previous set when an answer lacks it,
+/// which only an `Option` can say.
+fn kept_extras(fields: &[Field<ExtrasRole>], errors: &mut Errors) {
+    for field in fields {
+        match field.role() {
+            Some(ExtrasRole::Keep) if !field.optional => errors.at(
+                field.ty,
+                "a `keep` field is an `Option<...>`: kept from the previous set when an answer has none",
+            ),
+            Some(ExtrasRole::Keep) | None => {}
+        }
+    }
+}
+
+/// `#[token(extras)]` on a response field: the whole extras type, read from the answer's
+/// top level (serde's `flatten`).
+fn whole_extras(model: &Model, fields: &[Field<AnswerRole>], errors: &mut Errors) {
+    let Some(field) = fields.iter().find(|f| f.role() == Some(AnswerRole::Extras)) else {
+        return;
+    };
+    if model.top.extras.is_none() {
+        errors.span(
+            field.role_span(),
+            "an `extras` field holds the extras type: add `extras = Type` to `#[token_endpoint(response, ...)]`",
+        );
+    }
+    if let Some(extra) = fields.iter().find(|f| f.role() == Some(AnswerRole::Extra)) {
+        errors.at(
+            extra.ident,
+            format!(
+                "`extra` conflicts with the `extras` field `{}`, which holds every extra",
+                field.ident
+            ),
+        );
+    }
+    if let Some(rename) = &field.attrs.rename {
+        errors.at(rename, "an `extras` field has no name on the wire: its fields are read at the answer's top level");
     }
 }
 
@@ -293,7 +372,8 @@ fn response(model: &Model, fields: &[Field<AnswerRole>], errors: &mut Errors) {
             | AnswerRole::RefreshExpiry
             | AnswerRole::TokenType
             | AnswerRole::Scope
-            | AnswerRole::Extra => {}
+            | AnswerRole::Extra
+            | AnswerRole::Extras => {}
         }
         seen.push((role, field));
     }

@@ -37,7 +37,7 @@ pub const REFRESH_PATH: &str = <RefreshAccessToken as Endpoint>::PATH;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[token_endpoint(post = "/auth/token/refresh", form, response = LazadaTokens, error = LazadaError,
-                 config = LazadaConfig, query(name = "sign_method", value = "sha256"),
+                 config = LazadaConfig, provider = "lazada", query(name = "sign_method", value = "sha256"),
                  sign(hmac_sha256, over(path, sorted_params), encoding = hex_upper, into = query("sign")))]
 #[derive(Clone, Debug, PartialEq)]
 pub struct RefreshAccessToken {
@@ -87,21 +87,9 @@ pub struct LazadaTokens {
     /// Seconds until the refresh token expires.
     #[token(refresh_expiry)]
     pub refresh_expires_in: Option<ExpiresIn>,
-    /// See [`LazadaSeller`].
-    #[token(extra)]
-    pub account_platform: Option<String>,
-    /// See [`LazadaSeller`].
-    #[token(extra)]
-    pub account: Option<String>,
-    /// See [`LazadaSeller`].
-    #[token(extra)]
-    pub country: Option<String>,
-    /// See [`LazadaSeller`].
-    #[token(extra)]
-    pub country_user_info: Option<Value>,
-    /// See [`LazadaSeller`].
-    #[token(extra)]
-    pub country_user_info_list: Option<Value>,
+    /// The seller, from the answer's other fields.
+    #[token(extras)]
+    pub seller: LazadaSeller,
 }
 
 /// Lazada's error codes and what the manager does with each.

@@ -74,7 +74,6 @@
 
 mod config;
 mod endpoints;
-mod provider;
 #[cfg(feature = "sandbox")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sandbox")))]
 pub mod sandbox;
@@ -83,4 +82,20 @@ pub use config::LazadaConfig;
 pub use endpoints::{
     LazadaCode, LazadaError, LazadaSeller, LazadaTokens, REFRESH_PATH, RefreshAccessToken,
 };
-pub use provider::{AUTH_URL, Lazada};
+
+/// Lazada's token service for every country: `https://auth.lazada.com/rest`.
+pub const AUTH_URL: &str = "https://auth.lazada.com/rest";
+
+/// Lazada at `base_url` ([`AUTH_URL`] in production): refreshes a seller's tokens with the
+/// signed [`RefreshAccessToken`]; a refused refresh token means the seller must authorize
+/// the app again.
+///
+/// ```
+/// use token_core::Provider;
+/// use token_provider_lazada::{AUTH_URL, Lazada, LazadaConfig};
+///
+/// let provider = Lazada::new(AUTH_URL.parse().unwrap(), LazadaConfig::new("123456", "secret"));
+/// assert_eq!(provider.name(), "lazada");
+/// assert!(!provider.can_issue());
+/// ```
+pub type Lazada = token_core::RefreshProvider<RefreshAccessToken>;

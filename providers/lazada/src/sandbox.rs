@@ -24,11 +24,9 @@ use std::time::Duration;
 
 use token_core::Clock;
 use token_core::issuer::IssuerConfig;
-use token_core::sandbox::endpoint::{Refusal, RefusalReason, ServeEndpoint};
-use token_core::sandbox::{RunningSandbox, Sandbox, SandboxBuilder, SandboxError};
+use token_core::sandbox::{RunningSandbox, Sandbox, SandboxError};
 
-use crate::config::LazadaConfig;
-use crate::endpoints::{REFRESH_PATH, RefreshAccessToken};
+use crate::{LazadaConfig, RefreshAccessToken};
 
 /// The issuer as Lazada documents a live app: access tokens for 30 days, refresh tokens for
 /// 180 days, rotated on every refresh.
@@ -38,24 +36,15 @@ pub fn issuer_config() -> IssuerConfig {
         .with_refresh_ttl(Some(Duration::from_secs(180 * 24 * 3600)))
 }
 
-/// Starts a sandbox serving [`routes`] for `app` on 127.0.0.1.
+/// Starts a sandbox on 127.0.0.1 serving `POST /auth/token/refresh` for `app`
+/// ([`SandboxBuilder::serve`](token_core::sandbox::SandboxBuilder::serve)): the `sign` is
+/// checked with its app secret, and its `app_key` is the only one accepted.
 pub async fn start(
     clock: Arc<dyn Clock>,
     issuer: IssuerConfig,
     app: &LazadaConfig,
 ) -> Result<RunningSandbox, SandboxError> {
     let builder = Sandbox::builder().clock(clock).issuer_config(issuer);
-    routes(builder.oauth_routes(false), app).start().await
-}
-
-/// Registers `POST /auth/token/refresh`, accepting only `app`'s key and signature.
-pub fn routes(builder: SandboxBuilder, app: &LazadaConfig) -> SandboxBuilder {
-    let app_key = app.app_key.clone();
-    let refresh = ServeEndpoint::<RefreshAccessToken>::refresh(|r| r.refresh_token.clone())
-        .verify_with(app.app_secret.clone())
-        .require(
-            move |r| r.app_key == app_key,
-            Refusal::new(RefusalReason::UnknownClient, "the app key is unknown"),
-        );
-    builder.route(http::Method::POST, REFRESH_PATH, refresh)
+    let served = builder.serve::<RefreshAccessToken>(app);
+    served.oauth_routes(false).start().await
 }

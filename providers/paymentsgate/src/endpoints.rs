@@ -54,7 +54,7 @@ pub struct IssueServiceToken {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[token_endpoint(post = "/auth/token/refresh", json, response = PaymentsgateTokens,
-                 error = PaymentsgateError, config = PaymentsgateConfig)]
+                 error = PaymentsgateError, config = PaymentsgateConfig, provider = "paymentsgate")]
 #[derive(Clone, Debug, PartialEq)]
 pub struct RefreshServiceToken {
     /// The current access token, sent as `Authorization: Bearer`.

@@ -33,7 +33,7 @@ use token_core::sandbox::endpoint::{Refusal, RefusalReason, ServeEndpoint};
 use token_core::sandbox::{RunningSandbox, Sandbox, SandboxBuilder, SandboxContext, SandboxError};
 
 use crate::config::PaymentsgateConfig;
-use crate::endpoints::{ISSUE_PATH, IssueServiceToken, REFRESH_PATH, RefreshServiceToken};
+use crate::endpoints::{ISSUE_PATH, IssueServiceToken, RefreshServiceToken};
 
 /// The issuer as Paymentsgate documents it: JWT access tokens that last 3600 s.
 pub fn issuer_config() -> IssuerConfig {
@@ -77,8 +77,7 @@ pub fn routes(builder: SandboxBuilder, account: &PaymentsgateConfig) -> SandboxB
             "unknown account or public key",
         ),
     );
-    let refresh = ServeEndpoint::<RefreshServiceToken>::refresh(|r| r.refresh_token.clone());
     builder
         .route(Method::POST, ISSUE_PATH, issue)
-        .route(Method::POST, REFRESH_PATH, refresh)
+        .serve::<RefreshServiceToken>(account)
 }

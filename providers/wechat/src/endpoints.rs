@@ -30,7 +30,7 @@ pub const REFRESH_PATH: &str = <SnsRefreshToken as Endpoint>::PATH;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[token_endpoint(get = "/sns/oauth2/refresh_token", response = WeChatTokens, error = WeChatError,
-                 config = WeChatConfig, query(name = "grant_type", value = "refresh_token"))]
+                 config = WeChatConfig, provider = "wechat", query(name = "grant_type", value = "refresh_token"))]
 #[derive(Clone, Debug, PartialEq)]
 pub struct SnsRefreshToken {
     /// The Official Account's (or app's) `appid`.
@@ -47,7 +47,9 @@ pub struct SnsRefreshToken {
 pub struct WeChatUser {
     /// The user, unique per Official Account or app.
     pub openid: Option<String>,
-    /// The user across the developer's apps (only when bound to an Open Platform account).
+    /// The user across the developer's apps (only when bound to an Open Platform account);
+    /// kept from the session when a refresh's answer does not name it.
+    #[token(keep)]
     pub unionid: Option<String>,
 }
 
@@ -64,15 +66,12 @@ pub struct WeChatTokens {
     /// The refresh token (30 days from the user's authorization).
     #[token(refresh_token)]
     pub refresh_token: Option<RefreshToken>,
-    /// The user.
-    #[token(extra)]
-    pub openid: Option<String>,
     /// The granted scopes, comma-separated (`snsapi_userinfo`).
     #[token(scope)]
     pub scope: Option<String>,
-    /// The user across the developer's apps, when sent.
-    #[token(extra)]
-    pub unionid: Option<String>,
+    /// `openid`, and `unionid` when sent.
+    #[token(extras)]
+    pub user: WeChatUser,
 }
 
 /// WeChat's global return codes that a refresh meets.

@@ -64,7 +64,6 @@
 
 mod config;
 mod endpoints;
-mod provider;
 #[cfg(feature = "sandbox")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sandbox")))]
 pub mod sandbox;
@@ -73,4 +72,18 @@ pub use config::WeChatConfig;
 pub use endpoints::{
     REFRESH_PATH, SnsRefreshToken, WeChatCode, WeChatError, WeChatTokens, WeChatUser,
 };
-pub use provider::WeChat;
+
+/// WeChat at `base_url` (`https://api.weixin.qq.com`): refreshes with [`SnsRefreshToken`],
+/// keeping the session's `unionid` when the answer does not name it. It cannot obtain tokens
+/// without the user's authorization: a dead refresh token is a re-auth signal.
+///
+/// ```
+/// use token_core::Provider;
+/// use token_provider_wechat::{WeChat, WeChatConfig};
+///
+/// let provider = WeChat::new("https://api.weixin.qq.com".parse().unwrap(), WeChatConfig::new("wx1"));
+/// assert_eq!(provider.name(), "wechat");
+/// assert_eq!(provider.config().appid, "wx1");
+/// assert!(!provider.can_issue());
+/// ```
+pub type WeChat = token_core::RefreshProvider<SnsRefreshToken>;

@@ -22,14 +22,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Method;
 use token_core::Clock;
 use token_core::issuer::{IssuerConfig, RefreshRotation};
-use token_core::sandbox::endpoint::{Refusal, RefusalReason, ServeEndpoint};
-use token_core::sandbox::{RunningSandbox, Sandbox, SandboxBuilder, SandboxError};
+use token_core::sandbox::{RunningSandbox, Sandbox, SandboxError};
 
-use crate::config::WeChatConfig;
-use crate::endpoints::{REFRESH_PATH, SnsRefreshToken};
+use crate::{SnsRefreshToken, WeChatConfig};
 
 /// The issuer as WeChat documents it: access tokens for 7200 s, refresh tokens for 30 days,
 /// kept (and sent again) by every refresh.
@@ -40,24 +37,16 @@ pub fn issuer_config() -> IssuerConfig {
         .with_refresh_rotation(RefreshRotation::KeepAndResend)
 }
 
-/// Starts a sandbox serving [`routes`] for `config`'s `appid` on 127.0.0.1.
+/// Starts a sandbox on 127.0.0.1 serving `GET /sns/oauth2/refresh_token` for `config`'s
+/// `appid` ([`SandboxBuilder::serve`](token_core::sandbox::SandboxBuilder::serve)): another
+/// `appid` is answered `40013`, a dead refresh token `40030` or `42002`, as
+/// [`WeChatCode`](crate::WeChatCode) declares.
 pub async fn start(
     clock: Arc<dyn Clock>,
     issuer: IssuerConfig,
     config: &WeChatConfig,
 ) -> Result<RunningSandbox, SandboxError> {
     let builder = Sandbox::builder().clock(clock).issuer_config(issuer);
-    routes(builder.oauth_routes(false), config).start().await
-}
-
-/// Registers `GET /sns/oauth2/refresh_token`, answering only `config`'s `appid`, on
-/// `builder`. Refusals are answered with the codes [`WeChatCode`](crate::WeChatCode)
-/// declares for them.
-pub fn routes(builder: SandboxBuilder, config: &WeChatConfig) -> SandboxBuilder {
-    let appid = config.appid.clone();
-    let refresh = ServeEndpoint::<SnsRefreshToken>::refresh(|r| r.refresh_token.clone()).require(
-        move |r| r.appid == appid,
-        Refusal::new(RefusalReason::UnknownClient, "invalid appid"),
-    );
-    builder.route(Method::GET, REFRESH_PATH, refresh)
+    let served = builder.serve::<SnsRefreshToken>(config);
+    served.oauth_routes(false).start().await
 }

@@ -330,11 +330,12 @@ impl Subject for Lazada {
         // The matrix lets an access token of one hour expire (Lazada's last 30 days).
         let issuer = token_provider_lazada::sandbox::issuer_config()
             .with_access_ttl(std::time::Duration::from_secs(3600));
-        let sandbox =
-            token_provider_lazada::sandbox::routes(builder(env, issuer).oauth_routes(false), &app)
-                .start()
-                .await
-                .expect("the sandbox starts");
+        let sandbox = builder(env, issuer)
+            .oauth_routes(false)
+            .serve::<token_provider_lazada::RefreshAccessToken>(&app)
+            .start()
+            .await
+            .expect("the sandbox starts");
         let provider = token_provider_lazada::Lazada::new(env.base_url(&sandbox), app);
         rig(env, sandbox, provider, json!({}))
     }
@@ -386,13 +387,12 @@ impl Subject for WeChat {
         // The matrix lets an hour pass; WeChat's access tokens last two.
         let issuer = token_provider_wechat::sandbox::issuer_config()
             .with_access_ttl(std::time::Duration::from_secs(3600));
-        let sandbox = token_provider_wechat::sandbox::routes(
-            builder(env, issuer).oauth_routes(false),
-            &config,
-        )
-        .start()
-        .await
-        .expect("the sandbox starts");
+        let sandbox = builder(env, issuer)
+            .oauth_routes(false)
+            .serve::<token_provider_wechat::SnsRefreshToken>(&config)
+            .start()
+            .await
+            .expect("the sandbox starts");
         let provider = token_provider_wechat::WeChat::new(env.base_url(&sandbox), config);
         rig(env, sandbox, provider, json!({"openid": "OPENID"}))
     }

@@ -14,6 +14,7 @@ use crate::codec::{
     encode_response,
 };
 use crate::issuer::{Issued, IssuerError};
+use crate::provider::RefreshEndpoint;
 use crate::secret::ClientSecret;
 use crate::token_set::TokenSet;
 
@@ -189,6 +190,41 @@ where
             key: self.key,
             ..checked
         }
+    }
+}
+
+impl<E> ServeEndpoint<E>
+where
+    E: RefreshEndpoint,
+    E::Config: Clone,
+{
+    /// Serves `E`'s refresh as its declarations read the other way round: a request whose
+    /// `from = config.*` fields are not `config`'s is refused as
+    /// [`RefusalReason::UnknownClient`], one without a refresh token as
+    /// [`RefusalReason::BadRequest`]; a declared HMAC signature is checked with the config's
+    /// `signing_key` (an RSA one needs [`verify_with`](Self::verify_with) and the public key);
+    /// then the issuer rotates the refresh token as its [`IssuerConfig`](crate::IssuerConfig)
+    /// says. [`SandboxBuilder::serve`](super::SandboxBuilder::serve) registers it at `E`'s
+    /// method and path.
+    pub fn declared(config: &E::Config) -> Self {
+        let key = E::verify_key(config);
+        let config = config.clone();
+        let serve = Self::new(move |endpoint: E, cx: SandboxContext| {
+            let token = match endpoint.config_mismatch(&config) {
+                Some(field) => Err(Refusal::new(
+                    RefusalReason::UnknownClient,
+                    format!("`{field}` is not the one this sandbox serves"),
+                )),
+                None => endpoint.refresh_token().ok_or_else(|| {
+                    Refusal::new(
+                        RefusalReason::BadRequest,
+                        "the request has no refresh token",
+                    )
+                }),
+            };
+            async move { Ok(cx.issuer().refresh(token?.expose_secret()).await?) }
+        });
+        Self { key, ..serve }
     }
 }
 

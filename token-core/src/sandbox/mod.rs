@@ -285,6 +285,36 @@ impl SandboxBuilder {
         self
     }
 
+    /// Serves the refresh endpoint `E` for `config`, at `E`'s method and path, as its
+    /// declarations say ([`ServeEndpoint::declared`](endpoint::ServeEndpoint::declared)):
+    /// a provider's sandbox is its issuer settings and this line.
+    ///
+    /// ```
+    /// use token_core::sandbox::Sandbox;
+    /// # use token_core::{AccessToken, RefreshToken, token_endpoint};
+    /// # #[token_endpoint(response)] pub struct Tokens { #[token(access_token)] pub access_token: AccessToken }
+    /// # #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }
+    /// # #[derive(Clone, Debug)] pub struct AcmeConfig { pub client_id: String }
+    /// # #[token_endpoint(post = "/token", form, response = Tokens, error = Failure, config = AcmeConfig, provider = "acme")]
+    /// # pub struct Refresh { #[token(from = config.client_id)] pub client_id: String, #[token(from = refresh_token)] pub refresh_token: RefreshToken }
+    ///
+    /// let config = AcmeConfig { client_id: "app-1".into() };
+    /// let sandbox = Sandbox::builder().oauth_routes(false).serve::<Refresh>(&config);
+    /// # let _ = sandbox;
+    /// ```
+    pub fn serve<E>(self, config: &E::Config) -> Self
+    where
+        E: crate::provider::RefreshEndpoint,
+        E::Config: Clone,
+        E::Error: Send,
+    {
+        self.route(
+            E::METHOD,
+            E::PATH,
+            endpoint::ServeEndpoint::<E>::declared(config),
+        )
+    }
+
     /// Serves `handler` for every method on `path` (see [`route`](Self::route)).
     pub fn route_any(mut self, path: &str, handler: impl Handler) -> Self {
         self.routes.push(Route::new(None, path, handler));
