@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use token_core::expiry::format_rfc3339;
 use token_core::sandbox::Sandbox;
-use token_core::{AuthCode, ManualClock, RefreshToken, TokenManager};
+use token_core::{
+    clock::ManualClock, manager::TokenManager, secret::AuthCode, secret::RefreshToken,
+};
 use token_provider_alipayplus::sandbox::AlipayPlusSandbox;
 use token_provider_alipayplus::{AlipayExtras, AlipayPlus, AlipayPlusConfig};
 

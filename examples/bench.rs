@@ -53,7 +53,10 @@ use token_core::sandbox::{Sandbox, SandboxOAuth};
 use token_core::store::{
     Lease, MemoryStore, PostgresStore, SessionKey, StoredRecord, TokenStore, Version,
 };
-use token_core::{AccessToken, ManualClock, RefreshToken, StoredTokenSet, TokenManager, TokenSet};
+use token_core::{
+    clock::ManualClock, manager::TokenManager, secret::AccessToken, secret::RefreshToken,
+    token_set::StoredTokenSet, token_set::TokenSet,
+};
 
 /// Counts live heap bytes and live allocations, so the memory part measures exactly what
 /// each structure keeps.
@@ -386,7 +389,7 @@ impl Lookup for ByName {
 }
 
 #[derive(Clone)]
-struct Handle(token_core::SessionHandle<SandboxOAuth>);
+struct Handle(token_core::manager::SessionHandle<SandboxOAuth>);
 
 impl Lookup for Handle {
     async fn get(&self, _: &str) -> Option<AccessToken> {
@@ -534,7 +537,7 @@ async fn access_token() -> BenchResult {
     }
     // Where a call's time went before: the clock.
     let n = scaled(2_000_000);
-    let clock: Arc<dyn token_core::Clock> = Arc::new(token_core::SystemClock);
+    let clock: Arc<dyn token_core::clock::Clock> = Arc::new(token_core::clock::SystemClock);
     let sample = timed(n, async {
         for _ in 0..n {
             black_box(black_box(&clock).now());
@@ -1241,13 +1244,16 @@ async fn postgres_round_trips(store: &PostgresStore) -> BenchResult {
                 tokio::spawn(async move {
                     for i in t * per_task..(t + 1) * per_task {
                         let record = store.load(&keys[i]).await?.ok_or_else(|| {
-                            token_core::StoreError::Corrupt(format!("{} is missing", keys[i]))
+                            token_core::error::StoreError::Corrupt(format!(
+                                "{} is missing",
+                                keys[i]
+                            ))
                         })?;
                         if cas {
                             store.save(&keys[i], &sets[i], Some(record.version)).await?;
                         }
                     }
-                    Ok::<_, token_core::StoreError>(())
+                    Ok::<_, token_core::error::StoreError>(())
                 })
             })
             .collect();

@@ -17,7 +17,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use token_core::expiry::format_rfc3339;
-use token_core::{ManualClock, RefreshToken, TokenManager, TokenSet};
+use token_core::{
+    clock::ManualClock, manager::TokenManager, secret::RefreshToken, token_set::TokenSet,
+};
 use token_provider_lazada::{AUTH_URL, Lazada, LazadaConfig, LazadaSeller, REFRESH_PATH, sandbox};
 
 type Failure = Box<dyn std::error::Error>;

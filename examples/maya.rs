@@ -27,7 +27,10 @@ use token_core::expiry::format_rfc3339;
 use token_core::postgres::PostgresDatabase;
 use token_core::sandbox::{RunningSandbox, Sandbox};
 use token_core::store::{FileStore, PostgresStore, TokenStore};
-use token_core::{ClientSecret, Clock, IssuerConfig, ManualClock, RefreshToken, TokenManager};
+use token_core::{
+    clock::Clock, clock::ManualClock, issuer::IssuerConfig, manager::TokenManager,
+    secret::ClientSecret, secret::RefreshToken,
+};
 use token_provider_maya::sandbox::{MayaSandbox, new_customer};
 use token_provider_maya::{APP_SESSION, Maya, MayaConfig, RedeemError, SessionReceiver};
 
@@ -50,8 +53,12 @@ async fn main() -> ExitCode {
 
 async fn real_host(path: &str, refresh_token: Option<String>) -> Result<(), Failure> {
     let config: MayaConfig = serde_json::from_str(&std::fs::read_to_string(path)?)?;
-    let client = Arc::new(token_core::ReqwestClient::new()?);
-    let maya = Maya::from_config(config, client.clone(), Arc::new(token_core::SystemClock))?;
+    let client = Arc::new(token_core::transport::ReqwestClient::new()?);
+    let maya = Maya::from_config(
+        config,
+        client.clone(),
+        Arc::new(token_core::clock::SystemClock),
+    )?;
     let app = maya.app_tokens().token_set(APP_SESSION).await?;
     println!(
         "app token obtained; expires at {}",

@@ -19,7 +19,9 @@ use token_core::expiry::format_rfc3339;
 use token_core::issuer::IssuerConfig;
 use token_core::oauth::TOKEN_PATH;
 use token_core::sandbox::oauth::AUTHORIZE_PATH;
-use token_core::{AuthCode, RefreshToken, SystemClock, TokenManager};
+use token_core::{
+    clock::SystemClock, manager::TokenManager, secret::AuthCode, secret::RefreshToken,
+};
 use token_provider_oauth2::{OAuth2, OAuth2Config};
 
 type Failure = Box<dyn std::error::Error>;

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use token_core::expiry::format_rfc3339;
-use token_core::{Event, SystemClock, TokenManager};
+use token_core::{clock::SystemClock, manager::Event, manager::TokenManager};
 use token_provider_paymentsgate::{
     ISSUE_PATH, Paymentsgate, PaymentsgateConfig, REFRESH_PATH, sandbox,
 };

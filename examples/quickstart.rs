@@ -12,7 +12,10 @@ use token_core::issuer::IssuerConfig;
 use token_core::middleware::BearerAuth;
 use token_core::oauth::TOKEN_PATH;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox, SandboxOAuth};
-use token_core::{ErrorKind, Event, FileStore, ManagerConfig, ManualClock, TokenManager, TokenSet};
+use token_core::{
+    clock::ManualClock, error::ErrorKind, manager::Event, manager::ManagerConfig,
+    manager::TokenManager, store::FileStore, token_set::TokenSet,
+};
 
 const SESSION: &str = "customer-42";
 const REUSE_WINDOW: Duration = Duration::from_secs(300);

@@ -34,7 +34,10 @@ use std::process::ExitCode;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use token_core::expiry::format_rfc3339;
-use token_core::{AccessToken, Error, Provider, RefreshToken, TokenManager, TokenSet};
+use token_core::{
+    error::Error, manager::TokenManager, provider::Provider, secret::AccessToken,
+    secret::RefreshToken, token_set::TokenSet,
+};
 use token_provider_alipayplus::{AlipayPlus, AlipayPlusConfig};
 use token_provider_lazada::Lazada;
 use token_provider_maya::{Maya, MayaConfig};
@@ -138,9 +141,10 @@ async fn dispatch(args: &Args) -> Result<Value, Outcome> {
         }
         "maya" => {
             let config = args.config::<MayaConfig>()?.with_api_url(base);
-            let client =
-                std::sync::Arc::new(token_core::ReqwestClient::new().map_err(|e| failure(&e))?);
-            let clock = std::sync::Arc::new(token_core::SystemClock);
+            let client = std::sync::Arc::new(
+                token_core::transport::ReqwestClient::new().map_err(|e| failure(&e))?,
+            );
+            let clock = std::sync::Arc::new(token_core::clock::SystemClock);
             let maya = Maya::from_config(config, client, clock).map_err(|e| failure(&e))?;
             refresh(maya, args).await
         }

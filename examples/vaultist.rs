@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use token_core::expiry::format_rfc3339;
-use token_core::{ManualClock, RefreshToken, TokenManager, TokenSet};
+use token_core::{
+    clock::ManualClock, manager::TokenManager, secret::RefreshToken, token_set::TokenSet,
+};
 use token_provider_vaultist::{
     ApiVersion, REFRESH_PATH, Vaultist, VaultistConfig, VaultistExtras, sandbox,
 };

@@ -18,7 +18,9 @@ use std::sync::Arc;
 use http::StatusCode;
 use token_core::expiry::format_rfc3339;
 use token_core::sandbox::Failure;
-use token_core::{ManualClock, RefreshToken, TokenManager, TokenSet};
+use token_core::{
+    clock::ManualClock, manager::TokenManager, secret::RefreshToken, token_set::TokenSet,
+};
 use token_provider_wechat::{REFRESH_PATH, WeChat, WeChatConfig, WeChatUser, sandbox};
 
 type Failed = Box<dyn std::error::Error>;

@@ -18,7 +18,7 @@ use token_core::expiry::parse_rfc3339;
 use token_core::issuer::IssuerConfig;
 use token_core::oauth::TOKEN_PATH;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox};
-use token_core::{ClientSecret, SystemClock, TokenSet};
+use token_core::{clock::SystemClock, secret::ClientSecret, token_set::TokenSet};
 use token_provider_alipayplus::ApplyToken;
 use token_provider_alipayplus::sandbox::AlipayPlusSandbox;
 use token_provider_maya::MiniAppRefresh;
@@ -76,7 +76,7 @@ async fn run(args: Vec<String>) -> (u8, Value) {
     (outcome.code, serde_json::from_str(&line).unwrap())
 }
 
-fn refresh_token_of(set: &token_core::StoredTokenSet) -> String {
+fn refresh_token_of(set: &token_core::token_set::StoredTokenSet) -> String {
     set.refresh_token
         .as_ref()
         .unwrap()

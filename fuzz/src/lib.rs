@@ -6,7 +6,7 @@
 //! token. A broken rule is a panic here, which the fuzzer reports as a crash.
 
 use time::OffsetDateTime;
-use token_core::ErrorKind;
+use token_core::error::ErrorKind;
 use token_core::codec::{Endpoint, ErrorResponse, decode_response};
 
 const NOW: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
@@ -223,8 +223,8 @@ pub fn mpp_answer(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let clock = std::sync::Arc::new(token_core::ManualClock::new(now()));
-    let issuer = token_core::Issuer::in_memory(clock, token_core::IssuerConfig::default());
+    let clock = std::sync::Arc::new(token_core::clock::ManualClock::new(now()));
+    let issuer = token_core::issuer::Issuer::in_memory(clock, token_core::issuer::IssuerConfig::default());
     let live = ready(issuer.issue("user-1", serde_json::json!({}))).expect("issues");
     let live_refresh = live
         .tokens

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use token_core::Event;
+use token_core::manager::Event;
 use tokio::sync::broadcast;
 
 use crate::lock;

@@ -10,8 +10,9 @@ use time::macros::datetime;
 use token_core::manager::TokenManagerBuilder;
 use token_core::sandbox::RunningSandbox;
 use token_core::{
-    AccessToken, Clock, Extras, ManagerConfig, ManualClock, Provider, RetryPolicy, TokenManager,
-    TokenSet, TokioClock,
+    clock::Clock, clock::ManualClock, clock::TokioClock, manager::ManagerConfig,
+    manager::RetryPolicy, manager::TokenManager, provider::Provider, secret::AccessToken,
+    token_set::Extras, token_set::TokenSet,
 };
 
 /// Where every test clock starts: 2026-01-01 00:00 UTC.

@@ -1,5 +1,5 @@
 //! The workspace's test harness, shared by the provider crates' tests and the cross-crate
-//! tests in `tests/`: a [`TokenManager`](token_core::TokenManager) over a running sandbox on a
+//! tests in `tests/`: a [`TokenManager`](token_core::manager::TokenManager) over a running sandbox on a
 //! test clock ([`harness`]), an event recorder ([`events`]), forwarding and recording stores
 //! ([`stores`]), and, behind features, one provider's sandbox with a manager over it in process
 //! or over a socket (`rig`), a `tracing` capture per runtime (`logs`) and the PostgreSQL test

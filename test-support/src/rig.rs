@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox, SandboxBuilder};
 use token_core::store::{SessionKey, TokenStore};
 use token_core::{
-    AccessToken, Clock, Error, HttpClient, IssuerConfig, ManualClock, Provider, ReqwestClient,
-    RetryPolicy, StoredTokenSet, TokenManager, TokenSet,
+    clock::Clock, clock::ManualClock, error::Error, issuer::IssuerConfig, manager::RetryPolicy,
+    manager::TokenManager, provider::Provider, secret::AccessToken, token_set::StoredTokenSet,
+    token_set::TokenSet, transport::HttpClient, transport::ReqwestClient,
 };
 
 use crate::events::EventLog;

@@ -17,7 +17,7 @@ use token_core::issuer::{
 use token_core::store::{
     Lease, MemoryStore, SessionKey, StoredRecord, TokenStore, Version, Versioned,
 };
-use token_core::{StoreError, StoredTokenSet};
+use token_core::{error::StoreError, token_set::StoredTokenSet};
 
 use crate::lock;
 

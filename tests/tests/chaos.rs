@@ -62,7 +62,7 @@ use token_core::postgres::PostgresDatabase;
 use token_core::sandbox::oauth::TokenHandler;
 use token_core::sandbox::{Failure, Handler, Sandbox, SandboxContext};
 use token_core::store::{PostgresStore, SessionKey, StoredRecord};
-use token_core::{FileStore, IssuerConfig, StoreError, TokenStore};
+use token_core::{error::StoreError, issuer::IssuerConfig, store::FileStore, store::TokenStore};
 use token_test_support::lock;
 use token_test_support::pg::test_url;
 use token_test_support::proxy::Proxy;

@@ -28,7 +28,9 @@ use http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
 use serde_json::{Value, json};
 use time::macros::datetime;
 use token_core::sandbox::{Failure, RunningSandbox};
-use token_core::{Error, ErrorKind, Event, ManualClock, TokioClock};
+use token_core::{
+    clock::ManualClock, clock::TokioClock, error::Error, error::ErrorKind, manager::Event,
+};
 
 use token_test_support::logs::{Captured, has_line};
 use token_test_support::rig::{Env, Rig, RigClock, SESSION, Subject, Transport};
@@ -90,7 +92,7 @@ struct Fx<'a> {
     sandbox: &'a RunningSandbox,
     path: &'a str,
     subject: &'a dyn Subject,
-    seeded: &'a token_core::StoredTokenSet,
+    seeded: &'a token_core::token_set::StoredTokenSet,
 }
 
 impl Fx<'_> {
@@ -397,7 +399,7 @@ async fn run_row_async(subject: &dyn Subject, row: &Row, logs: &Captured) -> Res
 /// and they are the ones of this row's outcome, so "no secret in them" means something.
 fn expected_shown(
     expect: Expect,
-    result: &Result<token_core::AccessToken, Error>,
+    result: &Result<token_core::secret::AccessToken, Error>,
     events: &[Event],
     logged: &str,
 ) -> Result<(), String> {

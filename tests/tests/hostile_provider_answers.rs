@@ -10,7 +10,8 @@ use time::{Duration, OffsetDateTime};
 use token_core::codec::{Endpoint, FromContext, RequestContext, decode_response};
 use token_core::oauth::RefreshTokenGrant;
 use token_core::{
-    AccessToken, ClientSecret, EndpointError, Error, ErrorKind, RefreshToken, TokenSet,
+    error::EndpointError, error::Error, error::ErrorKind, secret::AccessToken,
+    secret::ClientSecret, secret::RefreshToken, token_set::TokenSet,
 };
 use token_provider_alipayplus::ApplyToken;
 use token_provider_maya::MiniAppRefresh;
@@ -347,7 +348,7 @@ fn an_echoed_refresh_token_shows_nowhere_in_a_result_envelope_error() {
 
 mod declared {
     use token_core::expiry::{ExpiresIn, UnixMillisText};
-    use token_core::{AccessToken, RefreshToken, token_endpoint};
+    use token_core::{secret::AccessToken, secret::RefreshToken, token_endpoint};
 
     /// Integer codes, as WeChat sends them on HTTP 200 (`{"errcode": 40030, ...}`).
     #[token_endpoint(error_code)]

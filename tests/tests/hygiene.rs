@@ -10,7 +10,7 @@ extern crate url;
 
 use std::assert_eq;
 use token_core::expiry::ExpiresIn;
-use token_core::{AccessToken, ClientSecret, RefreshToken, token_endpoint};
+use token_core::{secret::AccessToken, secret::ClientSecret, secret::RefreshToken, token_endpoint};
 
 pub struct Result;
 pub struct Option;
@@ -50,7 +50,7 @@ pub struct Probe {
     #[token(bearer, from = access_token)]
     pub token: std::option::Option<AccessToken>,
     #[token(from = auth_code)]
-    pub code: std::option::Option<token_core::AuthCode>,
+    pub code: std::option::Option<token_core::secret::AuthCode>,
 }
 
 #[token_endpoint(extras)]
@@ -100,7 +100,7 @@ pub struct Failure {
 
 #[test]
 fn generated_code_ignores_shadowed_prelude_names() {
-    use token_core::{Endpoint, ErrorResponse};
+    use token_core::{codec::Endpoint, codec::ErrorResponse};
     let refresh = Refresh {
         partner_id: 1,
         client_id: std::string::ToString::to_string("id"),
@@ -120,6 +120,6 @@ fn generated_code_ignores_shadowed_prelude_names() {
     .unwrap();
     assert_eq!(
         failure.kind(http::StatusCode::OK),
-        token_core::ErrorKind::ReauthRequired
+        token_core::error::ErrorKind::ReauthRequired
     );
 }

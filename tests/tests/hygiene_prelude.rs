@@ -3,7 +3,7 @@
 #![deny(warnings, unused_qualifications)]
 
 use token_core::expiry::ExpiresIn;
-use token_core::{AccessToken, ClientSecret, RefreshToken, token_endpoint};
+use token_core::{secret::AccessToken, secret::ClientSecret, secret::RefreshToken, token_endpoint};
 
 pub struct Result;
 pub struct Option;
@@ -43,7 +43,7 @@ pub struct Probe {
     #[token(bearer, from = access_token)]
     pub token: std::option::Option<AccessToken>,
     #[token(from = auth_code)]
-    pub code: std::option::Option<token_core::AuthCode>,
+    pub code: std::option::Option<token_core::secret::AuthCode>,
 }
 
 #[token_endpoint(extras)]
@@ -93,7 +93,7 @@ pub struct Failure {
 
 #[test]
 fn generated_code_ignores_shadowed_prelude_names() {
-    use token_core::{Endpoint, ErrorResponse};
+    use token_core::{codec::Endpoint, codec::ErrorResponse};
     let refresh = Refresh {
         partner_id: 1,
         client_id: "id".to_string(),
@@ -113,6 +113,6 @@ fn generated_code_ignores_shadowed_prelude_names() {
     .unwrap();
     assert_eq!(
         failure.kind(http::StatusCode::OK),
-        token_core::ErrorKind::ReauthRequired
+        token_core::error::ErrorKind::ReauthRequired
     );
 }

@@ -19,7 +19,8 @@ use token_core::store::{
     FileStore, MemoryStore, PostgresStore, SessionKey, StoredRecord, TokenStore, Version,
 };
 use token_core::{
-    AccessToken, ClientSecret, ManualClock, RefreshToken, StoreError, TokenManager, TokenSet,
+    clock::ManualClock, error::StoreError, manager::TokenManager, secret::AccessToken,
+    secret::ClientSecret, secret::RefreshToken, token_set::TokenSet,
 };
 use token_provider_maya::sandbox::session_url_post;
 use token_provider_maya::{Maya, MayaConfig, RedeemError, SESSION_URL_NAMESPACE, SessionReceiver};
@@ -507,7 +508,7 @@ fn replica(store: Arc<ReplicaStore>, clock: &ManualClock) -> TokenManager<Maya> 
         ClientSecret::new("partner-secret"),
         url::Url::parse("https://connect.example").unwrap(),
     );
-    let client = Arc::new(token_core::ReqwestClient::new().unwrap());
+    let client = Arc::new(token_core::transport::ReqwestClient::new().unwrap());
     let clock = Arc::new(clock.clone());
     let maya = Maya::from_config(config, client.clone(), clock.clone()).unwrap();
     TokenManager::builder(maya)

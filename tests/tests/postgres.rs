@@ -15,7 +15,10 @@ use time::OffsetDateTime;
 use token_core::issuer::TokenHash;
 use token_core::sandbox::{RunningSandbox, Sandbox, SandboxOAuth};
 use token_core::store::{PostgresStore, SessionKey, TokenStore};
-use token_core::{Error, ErrorKind, StoreError, StoredTokenSet, TokenManager};
+use token_core::{
+    error::Error, error::ErrorKind, error::StoreError, manager::TokenManager,
+    token_set::StoredTokenSet,
+};
 
 use token_test_support::pg::{database, drop_schema, test_url, unique_schema};
 use token_test_support::proxy::Proxy;
@@ -370,7 +373,7 @@ async fn the_database_going_away_gives_typed_errors_and_the_store_recovers() {
     manager
         .insert(
             "customer-3",
-            token_core::TokenSet::from_stored(first).unwrap(),
+            token_core::token_set::TokenSet::from_stored(first).unwrap(),
         )
         .await
         .unwrap();
@@ -460,7 +463,7 @@ async fn the_database_going_away_gives_typed_errors_and_the_store_recovers() {
                 refreshed = Some(token);
                 break;
             }
-            Err(token_core::Error::Store(StoreError::Backend { .. })) => {
+            Err(token_core::error::Error::Store(StoreError::Backend { .. })) => {
                 tokio::time::sleep(Duration::from_millis(50)).await
             }
             Err(other) => panic!("{other:?}"),

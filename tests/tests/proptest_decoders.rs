@@ -16,7 +16,7 @@ use proptest::test_runner::Config;
 use serde_json::Value;
 use time::macros::datetime;
 use token_core::codec::{Endpoint, decode_response};
-use token_core::{ErrorKind, RefreshToken, TokenSet};
+use token_core::{error::ErrorKind, secret::RefreshToken, token_set::TokenSet};
 
 use token_test_support::rig::Subject;
 
@@ -370,7 +370,7 @@ decoders! {
     alipayplus: token_provider_alipayplus::ApplyToken, subjects::AlipayPlus, alipay_request();
     paymentsgate: token_provider_paymentsgate::RefreshServiceToken, subjects::Paymentsgate,
         token_provider_paymentsgate::RefreshServiceToken {
-            access_token: Some(token_core::AccessToken::new("eyJhbGciOiJub25lIn0.e30.")),
+            access_token: Some(token_core::secret::AccessToken::new("eyJhbGciOiJub25lIn0.e30.")),
             refresh_token: refresh_token(),
         };
     vaultist: token_provider_vaultist::RefreshV3, subjects::Vaultist, vaultist_request();
@@ -379,38 +379,39 @@ decoders! {
 fn maya_request() -> token_provider_maya::MiniAppRefresh {
     let config = token_provider_maya::MayaConfig::new(
         "partner-1",
-        token_core::ClientSecret::new("s3cret"),
+        token_core::secret::ClientSecret::new("s3cret"),
         "https://connect.example/".parse().expect("a URL"),
     );
-    let set: TokenSet =
-        TokenSet::new(token_core::AccessToken::new("at")).with_refresh_token(refresh_token());
-    let app = token_core::AccessToken::new("app-token");
-    let cx = token_core::RequestContext::for_refresh(&config, &set).with_value("app_token", &app);
-    <token_provider_maya::MiniAppRefresh as token_core::FromContext<_>>::from_context(&cx)
+    let set: TokenSet = TokenSet::new(token_core::secret::AccessToken::new("at"))
+        .with_refresh_token(refresh_token());
+    let app = token_core::secret::AccessToken::new("app-token");
+    let cx =
+        token_core::codec::RequestContext::for_refresh(&config, &set).with_value("app_token", &app);
+    <token_provider_maya::MiniAppRefresh as token_core::codec::FromContext<_>>::from_context(&cx)
         .expect("builds")
 }
 
 fn alipay_request() -> token_provider_alipayplus::ApplyToken {
     let config = token_provider_alipayplus::sandbox::AlipayPlusSandbox::new();
     let _ = &config;
-    let set: TokenSet =
-        TokenSet::new(token_core::AccessToken::new("at")).with_refresh_token(refresh_token());
+    let set: TokenSet = TokenSet::new(token_core::secret::AccessToken::new("at"))
+        .with_refresh_token(refresh_token());
     let config = token_provider_alipayplus::AlipayPlusConfig::new(
         token_provider_alipayplus::sandbox::CLIENT_ID,
         token_provider_alipayplus::sandbox::PSP_ID,
         token_provider_alipayplus::sandbox::client_private_key(),
         token_provider_alipayplus::sandbox::mpp_public_key(),
     );
-    let cx = token_core::RequestContext::for_refresh(&config, &set);
-    <token_provider_alipayplus::ApplyToken as token_core::FromContext<_>>::from_context(&cx)
+    let cx = token_core::codec::RequestContext::for_refresh(&config, &set);
+    <token_provider_alipayplus::ApplyToken as token_core::codec::FromContext<_>>::from_context(&cx)
         .expect("builds")
 }
 
 fn vaultist_request() -> token_provider_vaultist::RefreshV3 {
     let config = token_provider_vaultist::VaultistConfig::new(1001);
-    let set: TokenSet =
-        TokenSet::new(token_core::AccessToken::new("at")).with_refresh_token(refresh_token());
-    let cx = token_core::RequestContext::for_refresh(&config, &set);
-    <token_provider_vaultist::RefreshV3 as token_core::FromContext<_>>::from_context(&cx)
+    let set: TokenSet = TokenSet::new(token_core::secret::AccessToken::new("at"))
+        .with_refresh_token(refresh_token());
+    let cx = token_core::codec::RequestContext::for_refresh(&config, &set);
+    <token_provider_vaultist::RefreshV3 as token_core::codec::FromContext<_>>::from_context(&cx)
         .expect("builds")
 }

@@ -9,8 +9,8 @@ use http::{HeaderValue, StatusCode, header::LOCATION};
 use token_core::oauth::TOKEN_PATH;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox, SandboxContext, json_response};
 use token_core::{
-    AccessToken, ClientSecret, ErrorKind, HttpClient, RefreshToken, ReqwestClient, TokenManager,
-    TokenSet,
+    error::ErrorKind, manager::TokenManager, secret::AccessToken, secret::ClientSecret,
+    secret::RefreshToken, token_set::TokenSet, transport::HttpClient, transport::ReqwestClient,
 };
 use token_provider_oauth2::{OAuth2, OAuth2Config};
 

@@ -10,8 +10,9 @@ use token_core::middleware::BearerAuth;
 use token_core::oauth::TOKEN_PATH;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox, SandboxContext, json_response};
 use token_core::{
-    AccessToken, ClientSecret, ErrorKind, Event, ManualClock, RefreshToken, ReqwestClient,
-    TokenManager, TokenSet,
+    clock::ManualClock, error::ErrorKind, manager::Event, manager::TokenManager,
+    secret::AccessToken, secret::ClientSecret, secret::RefreshToken, token_set::TokenSet,
+    transport::ReqwestClient,
 };
 
 use token_test_support::logs::{Captured, has_line};
@@ -187,7 +188,7 @@ async fn the_token_endpoint_follows_no_redirect_so_the_refresh_token_stays_home(
             HeaderValue::from_str(other.url("/capture").as_str()).expect("a header value"),
         ),
     );
-    let answer = token_core::HttpClient::send(&client, request)
+    let answer = token_core::transport::HttpClient::send(&client, request)
         .await
         .expect("an answer");
     assert_eq!(answer.status(), StatusCode::MOVED_PERMANENTLY);

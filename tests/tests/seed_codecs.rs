@@ -11,8 +11,9 @@ use token_core::oauth::{
     RefreshTokenGrant,
 };
 use token_core::{
-    AccessToken, ClientSecret, Endpoint, EndpointError, ErrorKind, ErrorResponse, FromContext,
-    RefreshToken, RequestContext, TokenResponse, TokenSet,
+    codec::Endpoint, codec::ErrorResponse, codec::FromContext, codec::RequestContext,
+    codec::TokenResponse, error::EndpointError, error::ErrorKind, secret::AccessToken,
+    secret::ClientSecret, secret::RefreshToken, token_set::TokenSet,
 };
 use token_provider_alipayplus::{
     AlipayCode, AlipayError, AlipayExtras, AlipayPlusConfig, ApplyToken, ApplyTokenResult,
@@ -46,7 +47,7 @@ fn answer(status: u16, body: &str) -> http::Response<Vec<u8>> {
 
 fn provider_error(
     result: Result<impl std::fmt::Debug, EndpointError>,
-) -> token_core::ProviderError {
+) -> token_core::error::ProviderError {
     match result {
         Err(EndpointError::Provider(e)) => e,
         other => panic!("expected a provider error, got {other:?}"),
@@ -285,7 +286,7 @@ fn paymentsgate_account() -> PaymentsgateConfig {
 
 #[test]
 fn paymentsgate_request_carries_the_bearer_and_the_seed_body() {
-    let session = TokenSet::<token_core::NoExtras>::new(AccessToken::new(
+    let session = TokenSet::<token_core::token_set::NoExtras>::new(AccessToken::new(
         "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...",
     ))
     .with_refresh_token(RefreshToken::new("8xLOxBatCN8fDrMHtkX1uDgeHxWxhoJDl..."));
@@ -326,7 +327,7 @@ fn paymentsgate_request_carries_the_bearer_and_the_seed_body() {
 
 #[test]
 fn paymentsgate_refresh_without_a_refresh_token_is_an_encode_error() {
-    let session = TokenSet::<token_core::NoExtras>::new(AccessToken::new("at"));
+    let session = TokenSet::<token_core::token_set::NoExtras>::new(AccessToken::new("at"));
     let account = paymentsgate_account();
     let error = RefreshServiceToken::from_context(&RequestContext::for_refresh(&account, &session))
         .unwrap_err();
@@ -598,7 +599,7 @@ fn maya_config() -> MayaConfig {
 
 #[test]
 fn maya_mini_app_refresh_sends_a_fresh_reference_and_the_app_token() {
-    let session = TokenSet::<token_core::NoExtras>::new(AccessToken::new("customer-at"))
+    let session = TokenSet::<token_core::token_set::NoExtras>::new(AccessToken::new("customer-at"))
         .with_refresh_token("customer-rt".into());
     let app = AccessToken::new("app-token");
     let cx = RequestContext::for_refresh(&(), &session).with_value("app_token", &app);
@@ -641,7 +642,7 @@ fn maya_tokens_read_unix_expiry_both_ways() {
 #[test]
 fn maya_connect_refresh_is_a_form_with_basic_client_auth() {
     let config = maya_config();
-    let session = TokenSet::<token_core::NoExtras>::new(AccessToken::new("at"))
+    let session = TokenSet::<token_core::token_set::NoExtras>::new(AccessToken::new("at"))
         .with_refresh_token("rt/1+2".into());
     let refresh = RefreshTokenGrant::from_context(&RequestContext::for_refresh(
         &config.connect_client(),
@@ -708,7 +709,7 @@ fn maya_invalid_token_echoing_the_secret_is_scrubbed() {
 
 #[test]
 fn token_sets_round_trip_through_every_response_definition() {
-    let set = TokenSet::<token_core::NoExtras>::new(AccessToken::new("at"))
+    let set = TokenSet::<token_core::token_set::NoExtras>::new(AccessToken::new("at"))
         .with_refresh_token("rt".into())
         .with_access_expires_at(now() + Duration::seconds(600))
         .with_token_type("Bearer")
@@ -730,7 +731,7 @@ fn token_sets_round_trip_through_every_response_definition() {
             user_id: Some("usr:1".into()),
         });
     assert_eq!(round::<VaultistTokens>(&vault), vault);
-    let plain = TokenSet::<token_core::NoExtras>::new(AccessToken::new("at"))
+    let plain = TokenSet::<token_core::token_set::NoExtras>::new(AccessToken::new("at"))
         .with_refresh_token("rt".into())
         .with_access_expires_at(now() + Duration::seconds(600));
     assert_eq!(round::<PaymentsgateTokens>(&plain), plain);

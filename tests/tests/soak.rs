@@ -44,7 +44,7 @@ use token_core::sandbox::Failure;
 use token_core::store::{
     Lease, PostgresStore, SessionKey, StoredRecord, TokenStore, Version, Versioned,
 };
-use token_core::{ErrorKind, Event, StoreError, TokioClock};
+use token_core::{clock::TokioClock, error::ErrorKind, error::StoreError, manager::Event};
 
 use token_test_support::lock;
 use token_test_support::pg;

@@ -28,7 +28,7 @@ use crate::token_set::{Extras, TokenSet};
 ///
 /// ```
 /// use time::macros::datetime;
-/// use token_core::{AccessToken, RefreshToken, RequestContext, TokenSet};
+/// use token_core::{secret::AccessToken, secret::RefreshToken, codec::RequestContext, token_set::TokenSet};
 ///
 /// let session: TokenSet = TokenSet::new(AccessToken::new("at")).with_refresh_token(RefreshToken::new("rt"));
 /// let app = AccessToken::new("app");
@@ -51,7 +51,7 @@ pub struct RequestContext<'a, C: ?Sized> {
     pub auth_code: Option<&'a AuthCode>,
     /// The PKCE code verifier that goes with `auth_code`.
     pub code_verifier: Option<&'a str>,
-    /// The current time, from the manager's clock ([`CallContext::now`](crate::CallContext::now)):
+    /// The current time, from the manager's clock ([`CallContext::now`](crate::provider::CallContext::now)):
     /// what `from = now_unix`, `now_unix_ms` and `now_rfc3339` read.
     pub now: Option<OffsetDateTime>,
     /// The session's typed extras, what `from = extras.field` reads.
@@ -102,7 +102,7 @@ impl<'a, C: ?Sized> RequestContext<'a, C> {
         }
     }
 
-    /// Sets the current time (pass [`CallContext::now`](crate::CallContext::now), so tests
+    /// Sets the current time (pass [`CallContext::now`](crate::provider::CallContext::now), so tests
     /// control it).
     pub fn with_now(mut self, now: OffsetDateTime) -> Self {
         self.now = Some(now);
@@ -207,7 +207,7 @@ pub trait FieldGroup: Sized {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an access token",
     label = "the `#[token(access_token)]` field's type",
-    note = "write `AccessToken` (`token_core::AccessToken`): it redacts itself in `Debug`"
+    note = "write `AccessToken` (`token_core::secret::AccessToken`): it redacts itself in `Debug`"
 )]
 pub trait AccessTokenField {
     /// The token the field holds.
@@ -302,7 +302,7 @@ pub trait Endpoint: Sized {
     /// by [`decode_request`](Self::decode_request).
     fn decode_signed_request(
         request: &http::Request<Vec<u8>>,
-        key: &crate::ClientSecret,
+        key: &crate::secret::ClientSecret,
     ) -> Result<Self, SignedRequestError> {
         let _ = key;
         Ok(Self::decode_request(request)?)

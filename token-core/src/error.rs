@@ -336,7 +336,7 @@ pub enum Error {
     /// The manager is shutting down and starts no new refresh.
     #[error("the token manager is shutting down")]
     ShuttingDown,
-    /// [`shutdown`](crate::TokenManager::shutdown) ran out of time with work still in flight.
+    /// [`shutdown`](crate::manager::TokenManager::shutdown) ran out of time with work still in flight.
     #[error("shutdown timed out with {pending} task(s) still running")]
     ShutdownTimedOut {
         /// Refreshes and saves still running.

@@ -8,8 +8,8 @@
 //!
 //! ```
 //! use token_core::{
-//!     AccessToken, CallContext, Error, MemoryStore, NoExtras, Provider, RefreshToken,
-//!     TokenManager, TokenSet, async_trait,
+//!     AccessToken, provider::CallContext, error::Error, store::MemoryStore, token_set::NoExtras, provider::Provider, secret::RefreshToken,
+//!     TokenManager, token_set::TokenSet, async_trait,
 //! };
 //!
 //! /// A provider written by hand; provider crates derive this from `#[token_endpoint]` items.
@@ -47,23 +47,23 @@
 //! | layer | where | what it does |
 //! |---|---|---|
 //! | definitions | [`token_endpoint`] | request, response, error and error-code items of a provider, declared |
-//! | codecs | [`codec`], [`expiry`] | the traits the macro implements; the one classifier of an answer's [`ErrorKind`] |
+//! | codecs | [`codec`], [`expiry`] | the traits the macro implements; the one classifier of an answer's [`ErrorKind`](error::ErrorKind) |
 //! | RFC 6749 | [`oauth`] | the token endpoint's grants, answer and error codes, HTTP Basic credentials, defined once |
-//! | transport | [`transport`], [`provider`] | [`HttpClient`] (reqwest by default), [`CallContext::call`], [`Signer`] |
-//! | manager | [`manager`] | [`TokenManager`]: single flight, proactive refresh, retries, leases, events |
-//! | stores | [`store`] | [`MemoryStore`], [`FileStore`], `PostgresStore`: compare-and-swap and leases |
-//! | middleware | [`middleware`], `tower` | [`BearerAuth`] (reqwest-middleware) and `tower::BearerLayer`: the bearer header on every call, one refresh after a 401 |
-//! | server | [`issuer`] | [`Issuer`]: the token issuing side (pairs, rotation, single-use authorization codes), for wallets that serve refresh themselves |
+//! | transport | [`transport`], [`provider`] | [`HttpClient`](transport::HttpClient) (reqwest by default), [`CallContext::call`](provider::CallContext::call), [`Signer`](provider::Signer) |
+//! | manager | [`manager`] | [`TokenManager`](manager::TokenManager): single flight, proactive refresh, retries, leases, events |
+//! | stores | [`store`] | [`MemoryStore`](store::MemoryStore), [`FileStore`](store::FileStore), `PostgresStore`: compare-and-swap and leases |
+//! | middleware | [`middleware`], `tower` | [`BearerAuth`](middleware::BearerAuth) (reqwest-middleware) and `tower::BearerLayer`: the bearer header on every call, one refresh after a 401 |
+//! | server | [`issuer`] | [`Issuer`](issuer::Issuer): the token issuing side (pairs, rotation, single-use authorization codes), for wallets that serve refresh themselves |
 //! | sandbox | `sandbox` | a loopback server of any provider from its definitions, with fault injection |
 //!
-//! Secrets ([`AccessToken`], [`RefreshToken`], [`ClientSecret`], [`AuthCode`]) redact
+//! Secrets ([`AccessToken`](secret::AccessToken), [`RefreshToken`](secret::RefreshToken), [`ClientSecret`](secret::ClientSecret), [`AuthCode`](secret::AuthCode)) redact
 //! themselves in `Debug`; [`redact`] scrubs them from provider text.
 //!
 //! # Features
 //!
 //! | feature | default | adds |
 //! |---|---|---|
-//! | `reqwest` | yes | `ReqwestClient`, the manager's HTTP client unless another [`HttpClient`] is given |
+//! | `reqwest` | yes | `ReqwestClient`, the manager's HTTP client unless another [`HttpClient`](transport::HttpClient) is given |
 //! | `middleware` | yes | `middleware::BearerAuth` for reqwest-middleware clients |
 //! | `rustls` | yes | TLS by rustls with aws-lc-rs (its build compiles the aws-lc C library) |
 //! | `rustls-ring` | no | TLS by rustls with ring, installed as rustls' process default; with `default-features = false` no aws-lc |
@@ -132,33 +132,20 @@ pub mod transport;
 /// The attribute `Provider` (and `TokenStore`, `HttpClient`, `Signer`) impls take: the traits
 /// have async methods and are used as trait objects.
 pub use async_trait::async_trait;
-pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
-pub use codec::{
-    Endpoint, ErrorResponse, FromContext, RefusalReason, RequestContext, TokenResponse,
-};
-pub use error::{
-    EndpointError, Error, ErrorKind, ProviderError, Reauth, StoreError, TransportError,
-};
-#[cfg(feature = "server")]
-pub use issuer::{
-    Issuer, IssuerConfig, IssuerError, IssuerStore, MemoryIssuerStore, RefreshRotation,
-};
-pub use manager::{Event, ExpiryNote, ManagerConfig, RetryPolicy, SessionHandle, TokenManager};
-#[cfg(feature = "middleware")]
-pub use middleware::BearerAuth;
-pub use pkce::PkceVerifier;
-pub use provider::{CallContext, KeepExtras, Provider, RefreshEndpoint, RefreshProvider, Signer};
-#[cfg(feature = "sandbox")]
-pub use sandbox::{RunningSandbox, Sandbox};
-pub use secret::{AccessToken, AuthCode, ClientSecret, RefreshToken};
-pub use store::FileStore;
-pub use store::{MemoryStore, SessionKey, TokenStore};
 #[doc = include_str!("token_endpoint.md")]
 pub use token_macros::token_endpoint;
-pub use token_set::{Extras, NoExtras, StoredTokenSet, TokenSet};
-pub use transport::HttpClient;
-#[cfg(feature = "reqwest")]
-pub use transport::ReqwestClient;
+
+/// The names most code uses, in one import: `use token_core::prelude::*;`. Every name here
+/// also has its one home in the module of its layer.
+pub mod prelude {
+    pub use crate::error::{Error, ErrorKind};
+    pub use crate::manager::{ManagerConfig, SessionHandle, TokenManager};
+    pub use crate::provider::{CallContext, Provider};
+    pub use crate::secret::{AccessToken, ClientSecret, RefreshToken};
+    pub use crate::store::{MemoryStore, SessionKey, TokenStore};
+    pub use crate::token_set::{NoExtras, TokenSet};
+    pub use crate::{async_trait, token_endpoint};
+}
 
 /// What generated code needs; not a public API.
 #[doc(hidden)]

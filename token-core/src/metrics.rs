@@ -1,13 +1,13 @@
 //! Metrics through the [`metrics`](https://docs.rs/metrics) facade (feature `metrics`).
 //!
 //! Install any `metrics` recorder (Prometheus, StatsD, ...) in the application; the managers
-//! then report, labelled by `provider` (the provider's [`name`](crate::Provider::name)) and
+//! then report, labelled by `provider` (the provider's [`name`](crate::provider::Provider::name)) and
 //! never by session or token:
 //!
 //! | name | type | labels | counts |
 //! |---|---|---|---|
 //! | [`REFRESHES`] | counter | `provider`, `outcome` = `refreshed`, `issued`, `adopted` | new sets: refreshed, issued anew, or taken from another process |
-//! | [`FAILURES`] | counter | `provider`, `kind` = the [`ErrorKind`](crate::ErrorKind) in snake case | refreshes that failed |
+//! | [`FAILURES`] | counter | `provider`, `kind` = the [`ErrorKind`](crate::error::ErrorKind) in snake case | refreshes that failed |
 //! | [`REAUTHS`] | counter | `provider` | sessions declared dead (re-auth required) |
 //! | [`PERSIST_FAILURES`] | counter | `provider` | new sets that could not be saved at once |
 //! | [`CACHE_HITS`] | counter | `provider` | `access_token` calls served by the fresh path, without a wait |

@@ -33,7 +33,7 @@ use crate::secret::AccessToken;
 /// choose the session per request.
 ///
 /// ```no_run
-/// # async fn run<P: token_core::Provider>(manager: token_core::TokenManager<P>) -> Result<(), Box<dyn std::error::Error>> {
+/// # async fn run<P: token_core::provider::Provider>(manager: token_core::manager::TokenManager<P>) -> Result<(), Box<dyn std::error::Error>> {
 /// use token_core::middleware::{BearerAuth, NoResend};
 /// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
 ///     .with(BearerAuth::new(manager, "customer-42"))
@@ -72,7 +72,7 @@ struct Bearer {
 impl BearerHeader {
     /// `Bearer <token>`, marked sensitive (kept out of `Debug` and HPACK tables): the last
     /// value built if it was for the same token, else a new one.
-    pub(crate) fn value(&self, token: &AccessToken) -> Result<HeaderValue, crate::Error> {
+    pub(crate) fn value(&self, token: &AccessToken) -> Result<HeaderValue, crate::error::Error> {
         if let Some(last) = &*self.0.load()
             && last.token == *token
         {
@@ -80,7 +80,7 @@ impl BearerHeader {
         }
         let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose_secret()))
             .map_err(|_| {
-                crate::Error::Config("the access token is not a valid header value".into())
+                crate::error::Error::Config("the access token is not a valid header value".into())
             })?;
         value.set_sensitive(true);
         self.0.store(Some(Arc::new(Bearer {
@@ -197,9 +197,11 @@ impl<P: Provider> BearerAuth<P> {
             (Some(Session(name)), _) => self.manager().access_token(name).await,
             (None, Target::One(handle)) => handle.access_token().await,
             (None, Target::PerRequest(_)) => {
-                return Err(reqwest_middleware::Error::middleware(crate::Error::Config(
-                    "BearerAuth::per_request needs a Session extension on the request".into(),
-                )));
+                return Err(reqwest_middleware::Error::middleware(
+                    crate::error::Error::Config(
+                        "BearerAuth::per_request needs a Session extension on the request".into(),
+                    ),
+                ));
             }
         }
         .map_err(reqwest_middleware::Error::middleware)

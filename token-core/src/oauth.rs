@@ -10,7 +10,7 @@
 //! ```
 //! use token_core::codec::{Endpoint, ErrorResponse, FromContext, RequestContext};
 //! use token_core::oauth::{Client, ClientAuth, OAuthCode, OAuthError, RefreshTokenGrant};
-//! use token_core::{ClientSecret, ErrorKind, RefreshToken, TokenSet, AccessToken};
+//! use token_core::{secret::ClientSecret, error::ErrorKind, secret::RefreshToken, token_set::TokenSet, secret::AccessToken};
 //!
 //! let client = Client::new("app", Some(ClientSecret::new("secret")), ClientAuth::Basic);
 //! let session: TokenSet = TokenSet::new(AccessToken::new("at")).with_refresh_token(RefreshToken::new("rt"));
@@ -57,7 +57,7 @@ pub enum ClientAuth {
 /// (never both), plus the scope and redirect URI. The grants' `FromContext` reads it.
 ///
 /// ```
-/// use token_core::ClientSecret;
+/// use token_core::secret::ClientSecret;
 /// use token_core::oauth::{Client, ClientAuth};
 ///
 /// let basic = Client::new("app", Some(ClientSecret::new("s")), ClientAuth::Basic);
@@ -138,7 +138,7 @@ impl Client {
 ///
 /// ```
 /// use token_core::codec::{Endpoint, FieldGroup};
-/// use token_core::{ClientSecret, RefreshToken};
+/// use token_core::{secret::ClientSecret, secret::RefreshToken};
 /// use token_core::oauth::{ClientAuthentication, RefreshTokenGrant};
 ///
 /// let grant = RefreshTokenGrant {
@@ -185,7 +185,7 @@ impl ClientAuthentication {
 ///
 /// ```
 /// use token_core::codec::Endpoint;
-/// use token_core::RefreshToken;
+/// use token_core::secret::RefreshToken;
 /// use token_core::oauth::RefreshTokenGrant;
 ///
 /// let grant = RefreshTokenGrant::new(RefreshToken::new("rt_1"));
@@ -224,7 +224,7 @@ impl RefreshTokenGrant {
 ///
 /// ```
 /// use token_core::codec::{Endpoint, FromContext, RequestContext};
-/// use token_core::ClientSecret;
+/// use token_core::secret::ClientSecret;
 /// use token_core::oauth::{Client, ClientAuth, ClientCredentialsGrant};
 ///
 /// let client = Client::new("app", Some(ClientSecret::new("secret")), ClientAuth::Body)
@@ -272,7 +272,7 @@ impl ClientCredentialsGrant {
 ///
 /// ```
 /// use token_core::codec::{Endpoint, FromContext, RequestContext};
-/// use token_core::AuthCode;
+/// use token_core::secret::AuthCode;
 /// use token_core::oauth::{AuthorizationCodeGrant, Client, ClientAuth};
 ///
 /// let client = Client::new("spa", None, ClientAuth::Basic)
@@ -310,7 +310,7 @@ pub struct AuthorizationCodeGrant {
 /// no `refresh_token` (the previous one is kept).
 ///
 /// ```
-/// use token_core::TokenResponse;
+/// use token_core::codec::TokenResponse;
 /// use token_core::oauth::OAuthTokens;
 ///
 /// let now = time::OffsetDateTime::now_utc();
@@ -390,7 +390,7 @@ pub enum OAuthCode {
 /// `{"error", "error_description", "error_uri"}`, recognised on any status (200 too).
 ///
 /// ```
-/// use token_core::{ErrorKind, ErrorResponse};
+/// use token_core::{error::ErrorKind, codec::ErrorResponse};
 /// use token_core::oauth::{OAuthCode, OAuthError};
 ///
 /// let ok = http::StatusCode::OK;
@@ -555,7 +555,7 @@ impl AuthorizeQuery {
 /// `Debug` shows the client id, never the secret.
 ///
 /// ```
-/// use token_core::ClientSecret;
+/// use token_core::secret::ClientSecret;
 /// use token_core::oauth::BasicCredentials;
 ///
 /// let credentials = BasicCredentials::new("app:1", ClientSecret::new("s e+cret"));

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::secret::REDACTED;
+use crate::redact::REDACTED;
 
 /// The `code_challenge_method` of [`PkceVerifier::challenge`].
 pub const S256: &str = "S256";

@@ -72,8 +72,8 @@ pub trait Provider: Send + Sync + 'static {
 ///
 /// ```
 /// use token_core::provider::RefreshEndpoint;
-/// use token_core::{RefreshToken, token_endpoint};
-/// # #[token_endpoint(response)] pub struct Tokens { #[token(access_token)] pub access_token: token_core::AccessToken }
+/// use token_core::{secret::RefreshToken, token_endpoint};
+/// # #[token_endpoint(response)] pub struct Tokens { #[token(access_token)] pub access_token: token_core::secret::AccessToken }
 /// # #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }
 ///
 /// #[derive(Clone, Debug)]
@@ -153,13 +153,13 @@ impl KeepExtras for NoExtras {}
 /// the name is `E`'s `provider = "..."`. A provider crate names it with a type alias:
 ///
 /// ```
-/// # use token_core::{AccessToken, RefreshToken, token_endpoint};
+/// # use token_core::{secret::AccessToken, secret::RefreshToken, token_endpoint};
 /// # #[token_endpoint(response)] pub struct Tokens { #[token(access_token)] pub access_token: AccessToken }
 /// # #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }
 /// # #[derive(Clone, Debug)] pub struct AcmeConfig { pub client_id: String }
 /// # #[token_endpoint(post = "/token", form, response = Tokens, error = Failure, config = AcmeConfig, provider = "acme")]
 /// # pub struct Refresh { #[token(from = config.client_id)] pub client_id: String, #[token(from = refresh_token)] pub refresh_token: RefreshToken }
-/// use token_core::Provider;
+/// use token_core::provider::Provider;
 /// use token_core::provider::RefreshProvider;
 ///
 /// /// Acme at `base_url`.
@@ -208,12 +208,12 @@ impl<E: RefreshEndpoint> RefreshProvider<E> {
     /// session's name.
     ///
     /// ```
-    /// # use token_core::{AccessToken, RefreshToken, token_endpoint};
+    /// # use token_core::{secret::AccessToken, secret::RefreshToken, token_endpoint};
     /// # #[token_endpoint(response)] pub struct Tokens { #[token(access_token)] pub access_token: AccessToken }
     /// # #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }
     /// # #[token_endpoint(post = "/token", form, response = Tokens, error = Failure, provider = "acme")]
     /// # pub struct Refresh { #[token(from = refresh_token)] pub refresh_token: RefreshToken }
-    /// use token_core::Provider;
+    /// use token_core::provider::Provider;
     /// use token_core::provider::RefreshProvider;
     ///
     /// let acme = RefreshProvider::<Refresh>::new("https://auth.acme.example".parse()?, ())
@@ -315,7 +315,7 @@ where
 ///
 /// ```
 /// use time::OffsetDateTime;
-/// use token_core::{EndpointError, Signer};
+/// use token_core::{error::EndpointError, provider::Signer};
 ///
 /// /// Adds `ts=<UNIX seconds>` to the query, and an `X-Sign` header over the query.
 /// struct QuerySigner;

@@ -3,12 +3,11 @@
 //! `Debug` and `Display` never print the value; the only way to read it is an explicit
 //! [`expose_secret`](AccessToken::expose_secret) call, so a secret cannot reach a log by accident.
 
+use crate::redact::REDACTED;
 use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-pub use crate::redact::REDACTED;
 
 macro_rules! secret_type {
     ($(#[$meta:meta])* $name:ident) => {

@@ -12,7 +12,7 @@
 //! upper-hex HMAC-SHA256 with the app secret, in the `sign` query parameter.
 //!
 //! ```
-//! use token_core::ClientSecret;
+//! use token_core::secret::ClientSecret;
 //! use token_core::sign::{Algorithm, Encoding, Part, RequestSignature, Slot};
 //!
 //! const LAZADA: RequestSignature = RequestSignature::new(
@@ -35,7 +35,7 @@
 //!
 //! Schemes that do not fit these parts (Alipay+'s `<METHOD> <URI>\n<Client-Id>.<Request-Time>.<Body>`
 //! with a structured `Signature` header, or a signed answer) implement
-//! [`Signer`](crate::Signer) instead.
+//! [`Signer`](crate::provider::Signer) instead.
 
 use base64::Engine as _;
 

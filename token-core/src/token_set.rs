@@ -33,7 +33,7 @@ pub type StoredTokenSet = TokenSet<serde_json::Value>;
 /// `Debug` shows the tokens redacted:
 ///
 /// ```
-/// use token_core::{TokenSet, AccessToken, RefreshToken};
+/// use token_core::{token_set::TokenSet, secret::AccessToken, secret::RefreshToken};
 /// let set: TokenSet = TokenSet::new(AccessToken::new("at-secret"))
 ///     .with_refresh_token(RefreshToken::new("rt-secret"));
 /// assert!(!format!("{set:?}").contains("secret"));

@@ -8,7 +8,7 @@
 //! use std::convert::Infallible;
 //! use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 //! use token_core::tower::BearerLayer;
-//! # use token_core::{AccessToken, CallContext, Error, MemoryStore, NoExtras, Provider, TokenManager, TokenSet, async_trait};
+//! # use token_core::{secret::AccessToken, provider::CallContext, error::Error, store::MemoryStore, token_set::NoExtras, provider::Provider, manager::TokenManager, token_set::TokenSet, async_trait};
 //! # struct Fixed;
 //! # #[async_trait] impl Provider for Fixed {
 //! #     type Extras = NoExtras;

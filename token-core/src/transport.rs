@@ -57,13 +57,13 @@ pub struct ReqwestClient {
 #[cfg(feature = "reqwest")]
 impl ReqwestClient {
     /// A client with the defaults above.
-    pub fn new() -> Result<Self, crate::Error> {
+    pub fn new() -> Result<Self, crate::error::Error> {
         Self::with_timeout(Some(Duration::from_secs(30)))
     }
 
     /// A client with the given overall timeout per call (`None`: no timeout, for tests on
     /// tokio's paused clock).
-    pub fn with_timeout(timeout: Option<Duration>) -> Result<Self, crate::Error> {
+    pub fn with_timeout(timeout: Option<Duration>) -> Result<Self, crate::error::Error> {
         #[cfg(feature = "rustls-ring")]
         {
             // reqwest's rustls without a provider uses the process default: ring, unless
@@ -79,7 +79,7 @@ impl ReqwestClient {
                 .connect_timeout(timeout.min(Duration::from_secs(10)));
         }
         let client = builder.build().map_err(|e| {
-            crate::Error::Config(format!(
+            crate::error::Error::Config(format!(
                 "could not build the HTTP client: {}",
                 e.without_url()
             ))

@@ -8,7 +8,10 @@ use time::macros::datetime;
 use token_core::issuer::IssuerConfig;
 use token_core::oauth::TOKEN_PATH;
 use token_core::sandbox::{RunningSandbox, Sandbox, SandboxOAuth};
-use token_core::{Clock, FileStore, ManagerConfig, ManualClock, TokenManager, TokenSet};
+use token_core::{
+    clock::Clock, clock::ManualClock, manager::ManagerConfig, manager::TokenManager,
+    store::FileStore, token_set::TokenSet,
+};
 
 fn manager(
     sandbox: &RunningSandbox,

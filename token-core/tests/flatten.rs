@@ -4,7 +4,10 @@
 
 use time::macros::datetime;
 use token_core::codec::{Endpoint, FieldGroup, FromContext, RequestContext, SignedRequestError};
-use token_core::{AccessToken, ClientSecret, RefreshToken, TokenSet, token_endpoint};
+use token_core::{
+    secret::AccessToken, secret::ClientSecret, secret::RefreshToken, token_endpoint,
+    token_set::TokenSet,
+};
 
 #[token_endpoint(response)]
 pub struct Tokens {

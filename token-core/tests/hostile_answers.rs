@@ -15,7 +15,8 @@ use time::macros::datetime;
 use token_core::codec::{Endpoint, FromContext, RequestContext, decode_response};
 use token_core::expiry::{ExpiresIn, UnixTime};
 use token_core::{
-    AccessToken, EndpointError, Error, ErrorKind, RefreshToken, TokenSet, token_endpoint,
+    error::EndpointError, error::Error, error::ErrorKind, secret::AccessToken,
+    secret::RefreshToken, token_endpoint, token_set::TokenSet,
 };
 
 #[token_endpoint(response, jwt_expiry)]

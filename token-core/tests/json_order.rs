@@ -2,7 +2,7 @@
 //! sort them), and the server side reads it back whatever the order.
 
 use token_core::codec::Endpoint;
-use token_core::{AccessToken, RefreshToken, token_endpoint};
+use token_core::{secret::AccessToken, secret::RefreshToken, token_endpoint};
 
 #[token_endpoint(response)]
 pub struct Tokens {

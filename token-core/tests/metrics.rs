@@ -11,9 +11,10 @@ use token_core::metrics::{
     CACHE_HITS, CACHE_MISSES, FAILURES, REAUTHS, REFRESH_SECONDS, REFRESHES,
 };
 use token_core::{
-    AccessToken, CallContext, EndpointError, Error, ErrorKind, ManagerConfig, MemoryStore,
-    NoExtras, Provider, ProviderError, RefreshToken, RetryPolicy, TokenManager, TokenSet,
-    async_trait,
+    async_trait, error::EndpointError, error::Error, error::ErrorKind, error::ProviderError,
+    manager::ManagerConfig, manager::RetryPolicy, manager::TokenManager, provider::CallContext,
+    provider::Provider, secret::AccessToken, secret::RefreshToken, store::MemoryStore,
+    token_set::NoExtras, token_set::TokenSet,
 };
 
 /// Answers each refresh with the next scripted result.

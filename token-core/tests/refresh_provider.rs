@@ -8,8 +8,9 @@ use std::sync::Arc;
 use token_core::provider::{RefreshEndpoint, RefreshProvider};
 use token_core::sandbox::{RunningSandbox, Sandbox};
 use token_core::{
-    AccessToken, CallContext, ClientSecret, Endpoint, EndpointError, Error, ErrorKind, ManualClock,
-    Provider, RefreshToken, TokenSet, token_endpoint,
+    clock::ManualClock, codec::Endpoint, error::EndpointError, error::Error, error::ErrorKind,
+    provider::CallContext, provider::Provider, secret::AccessToken, secret::ClientSecret,
+    secret::RefreshToken, token_endpoint, token_set::TokenSet,
 };
 
 #[derive(Clone, Debug, PartialEq)]

@@ -6,8 +6,11 @@
 use http::StatusCode;
 use time::OffsetDateTime;
 use token_core::codec::{Endpoint, FromContext, RequestContext, decode_response};
-use token_core::{AccessToken, AuthCode, ClientSecret, Error, RefreshToken, TokenSet};
-use token_core::{ErrorKind, token_endpoint};
+use token_core::{
+    error::Error, secret::AccessToken, secret::AuthCode, secret::ClientSecret,
+    secret::RefreshToken, token_set::TokenSet,
+};
+use token_core::{error::ErrorKind, token_endpoint};
 
 #[token_endpoint(response)]
 pub struct Tokens {
@@ -110,7 +113,10 @@ fn the_sandbox_client_credentials_grant_reads_what_the_macro_writes() {
     let request = grant.encode_request(&base()).unwrap();
     let read = ClientCredentialsGrant::decode_request(&request).unwrap();
     assert_eq!(read.client.client_id(), Some("app:1 +ü"));
-    assert_eq!(read.client.basic_password.unwrap().expose_secret(), "s e:c+r/ét%");
+    assert_eq!(
+        read.client.basic_password.unwrap().expose_secret(),
+        "s e:c+r/ét%"
+    );
 }
 
 pub struct ClientConfig {

@@ -13,8 +13,8 @@ use token_core::middleware::{BearerAuth, NoResend};
 use token_core::oauth::TOKEN_PATH;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox, SandboxOAuth};
 use token_core::{
-    Clock, ErrorKind, Event, ManagerConfig, ManualClock, RetryPolicy, TokenManager, TokenSet,
-    TokioClock,
+    clock::Clock, clock::ManualClock, clock::TokioClock, error::ErrorKind, manager::Event,
+    manager::ManagerConfig, manager::RetryPolicy, manager::TokenManager, token_set::TokenSet,
 };
 
 const REUSE: Duration = Duration::from_secs(300);

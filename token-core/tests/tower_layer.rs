@@ -14,8 +14,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use token_core::middleware::{NoResend, Session};
 use token_core::tower::{BearerError, BearerLayer, RefreshOnly};
 use token_core::{
-    AccessToken, CallContext, Error, MemoryStore, NoExtras, Provider, RefreshToken, TokenManager,
-    TokenSet, async_trait,
+    async_trait, error::Error, manager::TokenManager, provider::CallContext, provider::Provider,
+    secret::AccessToken, secret::RefreshToken, store::MemoryStore, token_set::NoExtras,
+    token_set::TokenSet,
 };
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize, Serializer};
 use token_core::store::{SessionKey, TokenStore};
 use token_core::{
-    AccessToken, CallContext, Error, Event, MemoryStore, Provider, RefreshToken, TokenManager,
-    TokenSet, async_trait,
+    async_trait, error::Error, manager::Event, manager::TokenManager, provider::CallContext,
+    provider::Provider, secret::AccessToken, secret::RefreshToken, store::MemoryStore,
+    token_set::TokenSet,
 };
 
 /// Extras that refuse to be written (a map with non-string keys, a failing custom impl...).

@@ -266,7 +266,7 @@ impl SessionValue {
     }
 }
 
-/// The error kinds a code or status maps to: `token_core::ErrorKind`, one for one.
+/// The error kinds a code or status maps to: `token_core::error::ErrorKind`, one for one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     ReauthRequired,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use token_core::ClientSecret;
+use token_core::secret::ClientSecret;
 
 use crate::signature::{KeyError, Rsa256Signer};
 

@@ -2,7 +2,7 @@
 //! `result` envelope and extras, and the result codes.
 
 use token_core::expiry::Iso8601;
-use token_core::{AccessToken, AuthCode, RefreshToken, token_endpoint};
+use token_core::{secret::AccessToken, secret::AuthCode, secret::RefreshToken, token_endpoint};
 
 use crate::AlipayPlusConfig;
 

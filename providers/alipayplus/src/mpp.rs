@@ -5,16 +5,16 @@
 //! refresh token (invalid: `F INVALID_REFRESH_TOKEN`; expired: `F EXPIRED_REFRESH_TOKEN`),
 //! issues a new pair and invalidates the old one, and answers the same refresh token again
 //! with the same pair for the issuer's reuse window (give it 5 minutes:
-//! [`IssuerConfig::with_reuse_window`](token_core::IssuerConfig::with_reuse_window));
+//! [`IssuerConfig::with_reuse_window`](token_core::issuer::IssuerConfig::with_reuse_window));
 //! `AUTHORIZATION_CODE` exchanges a single-use code minted by [`Mpp::authorize`] (the issuer's
 //! authorization codes: hashed at rest, shared by replicas on a `PostgresIssuerStore`, dead
-//! after [`IssuerConfig::code_ttl`](token_core::IssuerConfig::code_ttl)). Every answer is
+//! after [`IssuerConfig::code_ttl`](token_core::issuer::IssuerConfig::code_ttl)). Every answer is
 //! signed.
 
 use time::OffsetDateTime;
 use token_core::codec::{Endpoint, encode_error, encode_response};
 use token_core::issuer::{CodeExchange, CodeGrant, Issued, IssuerError};
-use token_core::{AuthCode, Issuer, TokenResponse, TokenSet};
+use token_core::{codec::TokenResponse, issuer::Issuer, secret::AuthCode, token_set::TokenSet};
 
 use crate::endpoints::{
     AlipayCode, AlipayError, AlipayExtras, ApplyToken, ApplyTokenByCode, ApplyTokenResult,
@@ -26,7 +26,7 @@ use crate::signature::Rsa256Signer;
 /// ```
 /// # #[cfg(feature = "sandbox")] mod example {
 /// # use std::sync::Arc;
-/// # use token_core::{Issuer, IssuerConfig, SystemClock};
+/// # use token_core::{issuer::Issuer, issuer::IssuerConfig, clock::SystemClock};
 /// use token_provider_alipayplus::mpp::Mpp;
 /// use token_provider_alipayplus::signature::Rsa256Signer;
 /// # use token_provider_alipayplus::sandbox::{client_public_key, mpp_private_key};
@@ -74,8 +74,9 @@ impl Mpp {
         subject: &str,
         extras: AlipayExtras,
     ) -> Result<AuthCode, IssuerError> {
-        let extras = serde_json::to_value(&extras)
-            .map_err(|e| IssuerError::Store(token_core::StoreError::Corrupt(e.to_string())))?;
+        let extras = serde_json::to_value(&extras).map_err(|e| {
+            IssuerError::Store(token_core::error::StoreError::Corrupt(e.to_string()))
+        })?;
         let grant = CodeGrant::new(self.signer.client_id(), subject).with_extras(extras);
         issuer.issue_code(grant).await
     }

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use token_core::{AuthCode, CallContext, Error, FromContext, Provider, RequestContext, TokenSet};
+use token_core::{
+    codec::FromContext, codec::RequestContext, error::Error, provider::CallContext,
+    provider::Provider, secret::AuthCode, token_set::TokenSet,
+};
 
 use crate::config::AlipayPlusConfig;
 use crate::endpoints::{AlipayExtras, ApplyToken, ApplyTokenByCode};
@@ -17,11 +20,11 @@ use crate::signature::Rsa256Signer;
 /// signature. A `U` answer or a lost answer is retried with the same refresh token inside the
 /// reuse window (default 5 minutes, as Alipay+ recommends to MPPs). The first tokens come
 /// from [`apply_token_by_code`](Self::apply_token_by_code); insert them with
-/// [`TokenManager::insert`](token_core::TokenManager::insert).
+/// [`TokenManager::insert`](token_core::manager::TokenManager::insert).
 ///
 /// ```no_run
 /// use std::sync::Arc;
-/// use token_core::{AuthCode, TokenManager};
+/// use token_core::{secret::AuthCode, manager::TokenManager};
 /// use token_provider_alipayplus::{AlipayPlus, AlipayPlusConfig};
 ///
 /// # async fn run(config: AlipayPlusConfig) -> Result<(), Box<dyn std::error::Error>> {

@@ -34,7 +34,7 @@ use http::Method;
 use token_core::codec::Endpoint;
 use token_core::issuer::IssuerError;
 use token_core::sandbox::{RunningSandbox, SandboxBuilder, SandboxContext};
-use token_core::{AuthCode, IssuerConfig};
+use token_core::{issuer::IssuerConfig, secret::AuthCode};
 
 use crate::config::AlipayPlusConfig;
 use crate::endpoints::{AlipayCode, AlipayError, AlipayExtras, ApplyToken};

@@ -22,7 +22,7 @@ use aws_lc_rs::signature::{
 use time::OffsetDateTime;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
-use token_core::{EndpointError, Signer};
+use token_core::{error::EndpointError, provider::Signer};
 
 /// `Client-Id`.
 pub const CLIENT_ID: &str = "Client-Id";

@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 use time::macros::datetime;
 use token_core::codec::{decode_response, encode_error, encode_response};
 use token_core::{
-    AccessToken, AuthCode, Endpoint, EndpointError, ErrorKind, ErrorResponse, FromContext,
-    RefreshToken, RequestContext, Signer, TokenResponse, TokenSet,
+    codec::Endpoint, codec::ErrorResponse, codec::FromContext, codec::RequestContext,
+    codec::TokenResponse, error::EndpointError, error::ErrorKind, provider::Signer,
+    secret::AccessToken, secret::AuthCode, secret::RefreshToken, token_set::TokenSet,
 };
 use token_provider_alipayplus::signature::{self, Rsa256Signer};
 use token_provider_alipayplus::{

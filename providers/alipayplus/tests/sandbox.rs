@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use token_core::issuer::IssuerConfig;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox};
-use token_core::{CallContext, ErrorKind, SessionKey, TokenManager, TokenSet};
+use token_core::{
+    error::ErrorKind, manager::TokenManager, provider::CallContext, store::SessionKey,
+    token_set::TokenSet,
+};
 use token_provider_alipayplus::sandbox::{
     AlipayPlusSandbox, client_private_key, client_public_key, mpp_private_key,
 };
@@ -287,7 +290,7 @@ async fn an_expired_refresh_token_is_reauth_with_the_authorize_url() {
 async fn wrong_keys_are_misconfigured_in_both_directions_and_keep_the_session() {
     // The client signs with a key the MPP does not know.
     let world = world_with(AlipayPlusSandbox::issuer_config(), |mut c| {
-        c.private_key = Some(token_core::ClientSecret::new(mpp_private_key()));
+        c.private_key = Some(token_core::secret::ClientSecret::new(mpp_private_key()));
         c
     })
     .await;

@@ -1,7 +1,7 @@
 //! [`LazadaConfig`]: the app's key and secret, as the Lazada Open Platform console shows them.
 
 use serde::Deserialize;
-use token_core::ClientSecret;
+use token_core::secret::ClientSecret;
 
 /// A Lazada Open Platform app. See the crate docs for the JSON keys.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]

@@ -4,7 +4,7 @@
 use serde_json::Value;
 use token_core::codec::Endpoint;
 use token_core::expiry::ExpiresIn;
-use token_core::{AccessToken, ClientSecret, RefreshToken, token_endpoint};
+use token_core::{secret::AccessToken, secret::ClientSecret, secret::RefreshToken, token_endpoint};
 
 use crate::config::LazadaConfig;
 
@@ -19,7 +19,7 @@ pub const REFRESH_PATH: &str = <RefreshAccessToken as Endpoint>::PATH;
 ///
 /// ```
 /// use time::macros::datetime;
-/// use token_core::{AccessToken, Endpoint, FromContext, RefreshToken, RequestContext, TokenSet};
+/// use token_core::{secret::AccessToken, codec::Endpoint, codec::FromContext, secret::RefreshToken, codec::RequestContext, token_set::TokenSet};
 /// use token_provider_lazada::{LazadaConfig, RefreshAccessToken};
 ///
 /// let config = LazadaConfig::new("123456", "helloworld");

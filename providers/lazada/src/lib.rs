@@ -57,13 +57,13 @@
 //! ```
 //!
 //! ```no_run
-//! use token_core::TokenManager;
+//! use token_core::manager::TokenManager;
 //! use token_provider_lazada::{AUTH_URL, Lazada, LazadaConfig};
 //!
 //! # async fn run(config: LazadaConfig, refresh_token: &str) -> Result<(), Box<dyn std::error::Error>> {
 //! let manager = TokenManager::builder(Lazada::new(AUTH_URL.parse()?, config)).build()?;
 //! // The refresh token of the seller's authorization (`/auth/token/create`).
-//! manager.insert_refresh_token("seller-1", token_core::RefreshToken::new(refresh_token)).await?;
+//! manager.insert_refresh_token("seller-1", token_core::secret::RefreshToken::new(refresh_token)).await?;
 //! let token = manager.access_token("seller-1").await?;
 //! # let _ = token;
 //! # Ok(()) }
@@ -91,11 +91,11 @@ pub const AUTH_URL: &str = "https://auth.lazada.com/rest";
 /// the app again.
 ///
 /// ```
-/// use token_core::Provider;
+/// use token_core::provider::Provider;
 /// use token_provider_lazada::{AUTH_URL, Lazada, LazadaConfig};
 ///
 /// let provider = Lazada::new(AUTH_URL.parse().unwrap(), LazadaConfig::new("123456", "secret"));
 /// assert_eq!(provider.name(), "lazada");
 /// assert!(!provider.can_issue());
 /// ```
-pub type Lazada = token_core::RefreshProvider<RefreshAccessToken>;
+pub type Lazada = token_core::provider::RefreshProvider<RefreshAccessToken>;

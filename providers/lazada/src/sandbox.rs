@@ -5,7 +5,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use token_core::{CallContext, Provider, SystemClock, TokenSet};
+//! use token_core::{provider::CallContext, provider::Provider, clock::SystemClock, token_set::TokenSet};
 //! use token_provider_lazada::{Lazada, LazadaConfig, sandbox};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -22,7 +22,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use token_core::Clock;
+use token_core::clock::Clock;
 use token_core::issuer::IssuerConfig;
 use token_core::sandbox::{RunningSandbox, Sandbox, SandboxError};
 

@@ -7,8 +7,9 @@ use time::macros::datetime;
 use token_core::codec::{SignedRequestError, decode_response};
 use token_core::sign::{Algorithm, Encoding, Part, RequestSignature, SignatureError, Slot};
 use token_core::{
-    AccessToken, ClientSecret, Endpoint, ErrorKind, ErrorResponse, FromContext, RefreshToken,
-    RequestContext, TokenResponse, TokenSet,
+    codec::Endpoint, codec::ErrorResponse, codec::FromContext, codec::RequestContext,
+    codec::TokenResponse, error::ErrorKind, secret::AccessToken, secret::ClientSecret,
+    secret::RefreshToken, token_set::TokenSet,
 };
 use token_provider_lazada::{
     LazadaCode, LazadaConfig, LazadaError, LazadaSeller, LazadaTokens, RefreshAccessToken,

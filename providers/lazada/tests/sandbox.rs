@@ -8,7 +8,9 @@ use std::time::Duration;
 use http::StatusCode;
 use serde_json::json;
 use token_core::sandbox::{Failure, RunningSandbox};
-use token_core::{Clock, ErrorKind, Event, TokenManager, TokenSet};
+use token_core::{
+    clock::Clock, error::ErrorKind, manager::Event, manager::TokenManager, token_set::TokenSet,
+};
 use token_provider_lazada::{Lazada, LazadaConfig, LazadaSeller, REFRESH_PATH, sandbox};
 use token_test_support::harness::{self, accepted, paused_clock, seed};
 

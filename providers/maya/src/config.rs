@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use token_core::oauth::{AuthorizeQuery, Client, ClientAuth};
-use token_core::{ClientSecret, TokenSet};
+use token_core::{secret::ClientSecret, token_set::TokenSet};
 
 /// A partner's Maya settings. See the crate docs for the JSON keys.
 #[derive(Clone, Debug, Deserialize)]
@@ -133,7 +133,7 @@ impl MayaConfig {
     /// refresh sends the same client without the scope.
     ///
     /// ```
-    /// use token_core::ClientSecret;
+    /// use token_core::secret::ClientSecret;
     /// use token_provider_maya::MayaConfig;
     ///
     /// let config = MayaConfig::new("partner-1", ClientSecret::new("s"), "https://connect.example".parse()?);
@@ -154,7 +154,7 @@ impl MayaConfig {
     /// Gives a newly received refresh token its expiry from `refresh_token_lifetime_secs`,
     /// when Maya did not send one. A refresh token that did not change keeps the expiry it had
     /// in `previous`.
-    pub fn stamp_refresh_expiry<X: token_core::Extras>(
+    pub fn stamp_refresh_expiry<X: token_core::token_set::Extras>(
         &self,
         mut set: TokenSet<X>,
         previous: Option<&TokenSet<X>>,

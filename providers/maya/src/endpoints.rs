@@ -12,7 +12,7 @@
 
 use token_core::expiry::UnixTime;
 use token_core::oauth::OAuthError;
-use token_core::{AccessToken, RefreshToken, token_endpoint};
+use token_core::{secret::AccessToken, secret::RefreshToken, token_endpoint};
 
 /// Mini App customer-token refresh: `POST {api_url}/tokens` with a fresh UUIDv4
 /// `Request-Reference-No`, the partner's app token as bearer and `{"refreshToken"}`.

@@ -6,8 +6,8 @@
 //!   and the client id and secret in HTTP Basic: token-core's RFC 6749
 //!   [`ClientCredentialsGrant`](token_core::oauth::ClientCredentialsGrant) with
 //!   [`MayaConfig::connect_client`]. [`MayaApp`] is a
-//!   [`Provider`](token_core::Provider) that can issue, so a core
-//!   [`TokenManager<MayaApp>`](token_core::TokenManager) caches it and obtains a new one when
+//!   [`Provider`](token_core::provider::Provider) that can issue, so a core
+//!   [`TokenManager<MayaApp>`](token_core::manager::TokenManager) caches it and obtains a new one when
 //!   it expires.
 //! - **Customer refresh** ([`Maya`]). By default the Mini App `POST {api_url}/tokens`
 //!   ([`MiniAppRefresh`]) with `Authorization: Bearer <app token>`, a fresh UUIDv4

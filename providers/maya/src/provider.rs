@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use token_core::{
-    AccessToken, CallContext, Clock, EndpointError, Error, ErrorKind, FromContext, HttpClient,
-    NoExtras, Provider, RequestContext, TokenManager, TokenSet,
+    clock::Clock, codec::FromContext, codec::RequestContext, error::EndpointError, error::Error,
+    error::ErrorKind, manager::TokenManager, provider::CallContext, provider::Provider,
+    secret::AccessToken, token_set::NoExtras, token_set::TokenSet, transport::HttpClient,
 };
 
 use token_core::oauth::{ClientCredentialsGrant, RefreshTokenGrant};
@@ -67,11 +68,11 @@ impl Provider for MayaApp {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use token_core::{SystemClock, TokenManager};
+/// use token_core::{clock::SystemClock, manager::TokenManager};
 /// use token_provider_maya::{Maya, MayaConfig};
 ///
-/// # fn run(config: MayaConfig) -> Result<(), token_core::Error> {
-/// let client = Arc::new(token_core::ReqwestClient::new()?);
+/// # fn run(config: MayaConfig) -> Result<(), token_core::error::Error> {
+/// let client = Arc::new(token_core::transport::ReqwestClient::new()?);
 /// let maya = Maya::from_config(config, client.clone(), Arc::new(SystemClock))?;
 /// let customers = TokenManager::builder(maya).shared_client(client).build()?;
 /// # Ok(()) }

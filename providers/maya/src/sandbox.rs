@@ -3,7 +3,7 @@
 //! definitions over the sandbox's issuer; plus the Session URL POST Maya would send.
 //!
 //! ```
-//! use token_core::ClientSecret;
+//! use token_core::secret::ClientSecret;
 //! use token_core::sandbox::Sandbox;
 //! use token_provider_maya::sandbox::MayaSandbox;
 //!
@@ -20,11 +20,12 @@ use std::sync::Arc;
 
 use http::Method;
 use time::OffsetDateTime;
+use token_core::codec::RefusalReason;
 use token_core::codec::{Endpoint, TokenResponse, encode_error};
 use token_core::issuer::IssuerError;
-use token_core::sandbox::endpoint::{Refusal, RefusalReason, ServeEndpoint};
+use token_core::sandbox::endpoint::{Refusal, ServeEndpoint};
 use token_core::sandbox::{Handler, RunningSandbox, SandboxBuilder, SandboxContext};
-use token_core::{ClientSecret, TokenSet};
+use token_core::{secret::ClientSecret, token_set::TokenSet};
 
 use crate::config::MayaConfig;
 use token_core::oauth::{
@@ -193,7 +194,7 @@ pub async fn new_customer(
 ) -> Result<http::Request<Vec<u8>>, IssuerError> {
     let issued = sandbox.issue(subject).await?;
     let tokens = TokenSet::from_stored(issued)
-        .map_err(|e| IssuerError::Store(token_core::StoreError::Corrupt(e.to_string())))?;
+        .map_err(|e| IssuerError::Store(token_core::error::StoreError::Corrupt(e.to_string())))?;
     Ok(session_url_post(
         session_url,
         &tokens,

@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use time::macros::datetime;
-use token_core::{AccessToken, ClientSecret, MemoryStore, RefreshToken, TokenManager, TokenSet};
+use token_core::{
+    manager::TokenManager, secret::AccessToken, secret::ClientSecret, secret::RefreshToken,
+    store::MemoryStore, token_set::TokenSet,
+};
 use token_provider_maya::sandbox::session_url_post;
 use token_provider_maya::{Maya, MayaConfig, SessionReceiver};
 use token_test_support::harness::{START, manual_clock};
@@ -17,7 +20,7 @@ fn manager(store: Arc<MemoryStore>) -> TokenManager<Maya> {
         ClientSecret::new("s"),
         url::Url::parse("https://connect.example").unwrap(),
     );
-    let client = Arc::new(token_core::ReqwestClient::new().unwrap());
+    let client = Arc::new(token_core::transport::ReqwestClient::new().unwrap());
     let maya = Maya::from_config(config, client.clone(), clock.clone()).unwrap();
     TokenManager::builder(maya)
         .shared_store(store)

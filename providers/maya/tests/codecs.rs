@@ -6,8 +6,9 @@ use time::macros::datetime;
 use token_core::codec::{decode_response, encode_error};
 use token_core::oauth::{ClientCredentialsGrant, OAuthCode, OAuthError, RefreshTokenGrant};
 use token_core::{
-    AccessToken, ClientSecret, Endpoint, EndpointError, ErrorKind, ErrorResponse, FromContext,
-    RefreshToken, RequestContext, TokenResponse, TokenSet,
+    codec::Endpoint, codec::ErrorResponse, codec::FromContext, codec::RequestContext,
+    codec::TokenResponse, error::EndpointError, error::ErrorKind, secret::AccessToken,
+    secret::ClientSecret, secret::RefreshToken, token_set::TokenSet,
 };
 use token_provider_maya::{MayaConfig, MayaTokens, MiniAppRefresh, RefreshShape};
 
@@ -31,7 +32,7 @@ fn answer(status: u16, body: &str) -> http::Response<Vec<u8>> {
 
 fn provider_error<T: std::fmt::Debug>(
     result: Result<T, EndpointError>,
-) -> token_core::ProviderError {
+) -> token_core::error::ProviderError {
     match result {
         Err(EndpointError::Provider(e)) => e,
         other => panic!("expected a provider error, got {other:?}"),

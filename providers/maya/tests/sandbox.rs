@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use token_core::issuer::IssuerConfig;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox};
-use token_core::{ClientSecret, Clock, ErrorKind, TokenManager};
+use token_core::{clock::Clock, error::ErrorKind, manager::TokenManager, secret::ClientSecret};
 use token_provider_maya::sandbox::{MayaSandbox, new_customer};
 use token_provider_maya::{
     APP_SESSION, Maya, MayaConfig, RedeemError, RefreshShape, SessionReceiver,
@@ -379,7 +379,7 @@ async fn bad_client_credentials_are_misconfigured_and_keep_the_session() {
             world
                 .manager
                 .store()
-                .load(&token_core::SessionKey::new("maya", "alice"))
+                .load(&token_core::store::SessionKey::new("maya", "alice"))
                 .await
                 .unwrap()
                 .is_some(),

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use token_core::ClientSecret;
 use token_core::oauth::{Client, ClientAuth};
+use token_core::secret::ClientSecret;
 use url::Url;
 
 /// A generic OAuth 2.0 client: the server's endpoints, how the client identifies itself and
@@ -13,7 +13,7 @@ use url::Url;
 ///
 /// ```
 /// use token_provider_oauth2::OAuth2Config;
-/// use token_core::ClientSecret;
+/// use token_core::secret::ClientSecret;
 /// use token_core::oauth::ClientAuth;
 ///
 /// let config = OAuth2Config::new("app-1", "https://github.com/login/oauth/access_token".parse()?)
@@ -130,7 +130,7 @@ impl OAuth2Config {
     ///
     /// ```
     /// use token_provider_oauth2::OAuth2Config;
-    /// use token_core::ClientSecret;
+    /// use token_core::secret::ClientSecret;
     /// use token_core::oauth::ClientAuth;
     ///
     /// let token_url: url::Url = "https://id.example/token".parse()?;

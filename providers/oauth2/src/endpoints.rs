@@ -2,7 +2,7 @@
 //! answer and error are token-core's ([`token_core::oauth`]), posted to the configured token
 //! URL; the authorization endpoint's request is built here from the config.
 
-use token_core::Error;
+use token_core::error::Error;
 use token_core::oauth::AuthorizeQuery;
 use token_core::pkce::PkceVerifier;
 use url::Url;

@@ -17,7 +17,7 @@
 //!   misconfiguration; `temporarily_unavailable`, `server_error`, 5xx and 429 are retried;
 //!   everything else is a definitive refusal.
 //! - **The provider** ([`OAuth2`]) ties them together for the
-//!   [`TokenManager`](token_core::TokenManager): it refreshes, issues by
+//!   [`TokenManager`](token_core::manager::TokenManager): it refreshes, issues by
 //!   `client_credentials` when the config allows it, builds authorization URLs with a PKCE
 //!   challenge ([`OAuth2::authorization_request`]) and exchanges the code that comes back
 //!   ([`OAuth2::exchange_code`]).
@@ -71,7 +71,7 @@
 //! Refreshing a session through the manager:
 //!
 //! ```no_run
-//! use token_core::{RefreshToken, TokenManager};
+//! use token_core::{secret::RefreshToken, manager::TokenManager};
 //! use token_provider_oauth2::{OAuth2, OAuth2Config};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -10,7 +10,8 @@ use token_core::oauth::{
 };
 use token_core::pkce::PkceVerifier;
 use token_core::{
-    AuthCode, CallContext, Error, FromContext, NoExtras, Provider, RequestContext, TokenSet,
+    codec::FromContext, codec::RequestContext, error::Error, provider::CallContext,
+    provider::Provider, secret::AuthCode, token_set::NoExtras, token_set::TokenSet,
 };
 use url::Url;
 
@@ -23,7 +24,7 @@ use crate::endpoints::{AuthorizationRequest, authorize_query};
 /// ```
 /// use std::time::Duration;
 /// use token_provider_oauth2::{OAuth2, OAuth2Config};
-/// use token_core::Provider;
+/// use token_core::provider::Provider;
 ///
 /// let config = OAuth2Config::new("app", "https://id.example/oauth/token".parse()?)
 ///     .with_reuse_window(Duration::from_secs(300));
@@ -86,14 +87,14 @@ impl OAuth2 {
 
     /// Exchanges an authorization code (and its PKCE verifier, if the authorization request
     /// had a challenge) for a token set; store it with
-    /// [`TokenManager::insert`](token_core::TokenManager::insert). Use the manager's
-    /// [`call_context`](token_core::TokenManager::call_context) so the call shares its transport.
+    /// [`TokenManager::insert`](token_core::manager::TokenManager::insert). Use the manager's
+    /// [`call_context`](token_core::manager::TokenManager::call_context) so the call shares its transport.
     ///
     /// ```no_run
-    /// # async fn run(manager: token_core::TokenManager<token_provider_oauth2::OAuth2>,
-    /// #              request: token_provider_oauth2::AuthorizationRequest) -> Result<(), token_core::Error> {
+    /// # async fn run(manager: token_core::manager::TokenManager<token_provider_oauth2::OAuth2>,
+    /// #              request: token_provider_oauth2::AuthorizationRequest) -> Result<(), token_core::error::Error> {
     /// // The callback brought `?code=...&state=...`; `request` is what the redirect was built from.
-    /// let code = token_core::AuthCode::new("code-from-callback");
+    /// let code = token_core::secret::AuthCode::new("code-from-callback");
     /// let cx = manager.call_context(&request.state);
     /// let set = manager.provider().exchange_code(&cx, &code, Some(&request.verifier)).await?;
     /// manager.insert(&request.state, set).await?;

@@ -18,7 +18,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use token_core::{CallContext, SystemClock, issuer::IssuerConfig};
+//! use token_core::{provider::CallContext, clock::SystemClock, issuer::IssuerConfig};
 //! use token_core::oauth::TOKEN_PATH;
 //! use token_provider_oauth2::OAuth2;
 //!
@@ -28,7 +28,7 @@
 //! let config = token_provider_oauth2::sandbox::config(&sandbox, "app-1").with_client_credentials(true);
 //! let provider = OAuth2::new(config);
 //! let cx = CallContext::new(sandbox.client(), sandbox.clock().clone(), "app");
-//! use token_core::Provider as _;
+//! use token_core::provider::Provider as _;
 //! let set = provider.issue(&cx).await?;
 //! assert_eq!(sandbox.issuer().authenticate(set.access_token.expose_secret()).await?.subject, "app-1");
 //! assert_eq!(sandbox.calls(TOKEN_PATH), 1);
@@ -37,7 +37,7 @@
 
 use std::sync::Arc;
 
-use token_core::Clock;
+use token_core::clock::Clock;
 use token_core::issuer::IssuerConfig;
 use token_core::oauth::TOKEN_PATH;
 use token_core::sandbox::oauth::{AUTHORIZE_PATH, routes_at};

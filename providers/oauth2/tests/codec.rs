@@ -10,8 +10,9 @@ use token_core::oauth::{
     RefreshTokenGrant,
 };
 use token_core::{
-    AccessToken, AuthCode, ClientSecret, Endpoint, EndpointError, ErrorKind, ErrorResponse,
-    FromContext, RefreshToken, RequestContext, TokenResponse, TokenSet,
+    codec::Endpoint, codec::ErrorResponse, codec::FromContext, codec::RequestContext,
+    codec::TokenResponse, error::EndpointError, error::ErrorKind, secret::AccessToken,
+    secret::AuthCode, secret::ClientSecret, secret::RefreshToken, token_set::TokenSet,
 };
 use token_provider_oauth2::OAuth2Config;
 
@@ -67,7 +68,7 @@ fn server_request(authorization: Option<&str>, body: &str) -> http::Request<Vec<
 
 fn provider_error<T: std::fmt::Debug>(
     result: Result<T, EndpointError>,
-) -> token_core::ProviderError {
+) -> token_core::error::ProviderError {
     match result {
         Err(EndpointError::Provider(error)) => error,
         other => panic!("expected a provider error, got {other:?}"),

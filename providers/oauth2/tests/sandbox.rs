@@ -11,7 +11,10 @@ use token_core::issuer::IssuerConfig;
 use token_core::oauth::TOKEN_PATH;
 use token_core::sandbox::oauth::AUTHORIZE_PATH;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox, json_response};
-use token_core::{AuthCode, Clock, ErrorKind, Event, Provider, TokenManager, TokenSet};
+use token_core::{
+    clock::Clock, error::ErrorKind, manager::Event, manager::TokenManager, provider::Provider,
+    secret::AuthCode, token_set::TokenSet,
+};
 use token_provider_oauth2::{OAuth2, OAuth2Config};
 use token_test_support::events::{assert_no_reauth, drain};
 use token_test_support::harness::{self, accepted, paused_clock, seed};
@@ -334,7 +337,7 @@ async fn a_lost_answer_without_a_reuse_window_is_not_retried_blindly() {
     assert_eq!(error.kind(), ErrorKind::OutcomeUnknown);
     assert_eq!(sandbox.calls(TOKEN_PATH), 1);
     // Callers get the same answer for the failure cooldown; then the next attempt runs.
-    tokio::time::advance(token_core::ManagerConfig::default().failure_cooldown).await;
+    tokio::time::advance(token_core::manager::ManagerConfig::default().failure_cooldown).await;
     // The server did rotate: the old refresh token is now refused.
     let error = manager.access_token("s").await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::ReauthRequired);

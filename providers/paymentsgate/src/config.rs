@@ -1,7 +1,7 @@
 //! [`PaymentsgateConfig`]: a Paymentsgate service account.
 
 use serde::{Deserialize, Serialize};
-use token_core::ClientSecret;
+use token_core::secret::ClientSecret;
 
 /// A Paymentsgate service account. See the crate docs for the JSON keys.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

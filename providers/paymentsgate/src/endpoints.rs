@@ -4,7 +4,7 @@
 use serde_json::Value;
 use token_core::codec::Endpoint;
 use token_core::expiry::ExpiresIn;
-use token_core::{AccessToken, ClientSecret, RefreshToken, token_endpoint};
+use token_core::{secret::AccessToken, secret::ClientSecret, secret::RefreshToken, token_endpoint};
 
 use crate::config::PaymentsgateConfig;
 
@@ -16,7 +16,7 @@ pub const REFRESH_PATH: &str = <RefreshServiceToken as Endpoint>::PATH;
 /// `POST /auth/token` with the account's credentials: a new pair, no user involved.
 ///
 /// ```
-/// use token_core::{Endpoint, FromContext, RequestContext};
+/// use token_core::{codec::Endpoint, codec::FromContext, codec::RequestContext};
 /// use token_provider_paymentsgate::{IssueServiceToken, PaymentsgateConfig};
 ///
 /// let config = PaymentsgateConfig::new("acct-1", "cHVibGljLWtleQ==");
@@ -42,7 +42,7 @@ pub struct IssueServiceToken {
 /// bearer unless the config turns it off (then `access_token` is `None`).
 ///
 /// ```
-/// use token_core::{AccessToken, Endpoint, FromContext, RefreshToken, RequestContext, TokenSet};
+/// use token_core::{secret::AccessToken, codec::Endpoint, codec::FromContext, secret::RefreshToken, codec::RequestContext, token_set::TokenSet};
 /// use token_provider_paymentsgate::{PaymentsgateConfig, RefreshServiceToken};
 ///
 /// let config = PaymentsgateConfig::new("acct-1", "key");
@@ -85,7 +85,7 @@ pub struct PaymentsgateTokens {
 /// is dead (the manager issues a new one), 403 a misconfiguration, 429 a retry.
 ///
 /// ```
-/// use token_core::{ErrorKind, ErrorResponse};
+/// use token_core::{error::ErrorKind, codec::ErrorResponse};
 /// use token_provider_paymentsgate::PaymentsgateError;
 ///
 /// let body = br#"{"error":"Unauthorized","message":"Refresh token expired","statusCode":401}"#;

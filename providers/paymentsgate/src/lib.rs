@@ -13,7 +13,7 @@
 //!   read it).
 //! - **Errors** ([`PaymentsgateError`], `{error, message, details?, statusCode?}`): a refresh
 //!   refused with 400 or 401 means the pair is dead, and since [`Paymentsgate`] can issue, the
-//!   [`TokenManager`](token_core::TokenManager) issues a new pair with the account
+//!   [`TokenManager`](token_core::manager::TokenManager) issues a new pair with the account
 //!   credentials instead of asking for re-authorization; 403 is a misconfiguration; 429 and
 //!   5xx are retried. The issue call's 400, 401 and 403 ([`IssueError`]) mean the account
 //!   credentials are wrong: a misconfiguration, never retried.
@@ -46,7 +46,7 @@
 //! ```
 //!
 //! ```no_run
-//! use token_core::TokenManager;
+//! use token_core::manager::TokenManager;
 //! use token_provider_paymentsgate::{Paymentsgate, PaymentsgateConfig};
 //!
 //! # async fn run(config: PaymentsgateConfig) -> Result<(), Box<dyn std::error::Error>> {

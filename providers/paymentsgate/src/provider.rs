@@ -1,7 +1,10 @@
 //! [`Paymentsgate`]: issue and refresh tied together for the manager.
 
 use token_core::async_trait;
-use token_core::{CallContext, Error, FromContext, NoExtras, Provider, RequestContext, TokenSet};
+use token_core::{
+    codec::FromContext, codec::RequestContext, error::Error, provider::CallContext,
+    provider::Provider, token_set::NoExtras, token_set::TokenSet,
+};
 use url::Url;
 
 use crate::config::PaymentsgateConfig;
@@ -11,7 +14,7 @@ use crate::endpoints::{IssueServiceToken, RefreshServiceToken};
 /// manager issues anew when a refresh is refused.
 ///
 /// ```
-/// use token_core::Provider;
+/// use token_core::provider::Provider;
 /// use token_provider_paymentsgate::{Paymentsgate, PaymentsgateConfig};
 ///
 /// let provider = Paymentsgate::new(

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use token_core::{CallContext, Provider, SystemClock};
+//! use token_core::{provider::CallContext, provider::Provider, clock::SystemClock};
 //! use token_provider_paymentsgate::{ISSUE_PATH, Paymentsgate, PaymentsgateConfig, sandbox};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -27,9 +27,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
-use token_core::Clock;
+use token_core::clock::Clock;
+use token_core::codec::RefusalReason;
 use token_core::issuer::{AccessTokenFormat, IssuerConfig};
-use token_core::sandbox::endpoint::{Refusal, RefusalReason, ServeEndpoint};
+use token_core::sandbox::endpoint::{Refusal, ServeEndpoint};
 use token_core::sandbox::{RunningSandbox, Sandbox, SandboxBuilder, SandboxContext, SandboxError};
 
 use crate::config::PaymentsgateConfig;

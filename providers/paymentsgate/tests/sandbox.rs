@@ -11,7 +11,7 @@ use serde_json::json;
 use token_core::expiry::jwt_exp;
 use token_core::issuer::IssuerConfig;
 use token_core::sandbox::{Failure, RunningSandbox};
-use token_core::{Clock, ErrorKind, Event, TokenManager};
+use token_core::{clock::Clock, error::ErrorKind, manager::Event, manager::TokenManager};
 use token_provider_paymentsgate::{
     ISSUE_PATH, Paymentsgate, PaymentsgateConfig, REFRESH_PATH, sandbox,
 };
@@ -238,7 +238,7 @@ async fn a_lost_refresh_answer_is_not_retried_and_the_next_attempt_issues_anew()
     );
     assert_eq!(sandbox.calls(REFRESH_PATH), 1);
     // Callers get the same answer for the failure cooldown; then the next attempt runs.
-    tokio::time::advance(token_core::ManagerConfig::default().failure_cooldown).await;
+    tokio::time::advance(token_core::manager::ManagerConfig::default().failure_cooldown).await;
     // The sandbox did rotate: the old refresh token is refused (401), and the account
     // credentials obtain a new pair.
     let token = manager.access_token("service").await.unwrap();

@@ -5,7 +5,7 @@
 use serde_json::Value;
 use token_core::codec::Endpoint;
 use token_core::expiry::ExpiresIn;
-use token_core::{AccessToken, RefreshToken, token_endpoint};
+use token_core::{secret::AccessToken, secret::RefreshToken, token_endpoint};
 
 use crate::config::VaultistConfig;
 
@@ -16,7 +16,7 @@ pub const REFRESH_PATH: &str = <RefreshV3 as Endpoint>::PATH;
 /// optional `X-Merchant-ID`.
 ///
 /// ```
-/// use token_core::{AccessToken, Endpoint, FromContext, RefreshToken, RequestContext, TokenSet};
+/// use token_core::{secret::AccessToken, codec::Endpoint, codec::FromContext, secret::RefreshToken, codec::RequestContext, token_set::TokenSet};
 /// use token_provider_vaultist::{RefreshV3, VaultistConfig, VaultistExtras};
 ///
 /// let config = VaultistConfig::new(42).with_merchant_id("m-1");
@@ -48,7 +48,7 @@ pub struct RefreshV3 {
 /// `X-Merchant-ID`.
 ///
 /// ```
-/// use token_core::{AccessToken, Endpoint, FromContext, RefreshToken, RequestContext, TokenSet};
+/// use token_core::{secret::AccessToken, codec::Endpoint, codec::FromContext, secret::RefreshToken, codec::RequestContext, token_set::TokenSet};
 /// use token_provider_vaultist::{ApiVersion, RefreshV2, VaultistConfig, VaultistExtras};
 ///
 /// let config = VaultistConfig::new(42).with_api_version(ApiVersion::V2);
@@ -127,7 +127,7 @@ pub enum VaultistCode {
 /// `{"message", "errorId", "systemId", "error": "COMMON"}`.
 ///
 /// ```
-/// use token_core::{ErrorKind, ErrorResponse};
+/// use token_core::{error::ErrorKind, codec::ErrorResponse};
 /// use token_provider_vaultist::{VaultistCode, VaultistError};
 ///
 /// let status = http::StatusCode::BAD_REQUEST;
@@ -176,7 +176,7 @@ pub enum VaultistV2Status {
 /// v2 errors: `{"status", "message", "traceId", "errors": []}`.
 ///
 /// ```
-/// use token_core::{ErrorKind, ErrorResponse};
+/// use token_core::{error::ErrorKind, codec::ErrorResponse};
 /// use token_provider_vaultist::VaultistV2Error;
 ///
 /// let body = br#"{"status":"UNAUTHORIZED","message":"The Token has expired on 2025-01-01T00:00:00.000Z","traceId":"TraceId unavailable","errors":[]}"#;

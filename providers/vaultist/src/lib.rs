@@ -39,7 +39,7 @@
 //! ```
 //!
 //! ```no_run
-//! use token_core::{RefreshToken, TokenManager};
+//! use token_core::{secret::RefreshToken, manager::TokenManager};
 //! use token_provider_vaultist::{Vaultist, VaultistConfig};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,7 +1,10 @@
 //! [`Vaultist`]: the refresh of the configured API version, for the manager.
 
 use token_core::async_trait;
-use token_core::{CallContext, Error, FromContext, Provider, RequestContext, TokenSet};
+use token_core::{
+    codec::FromContext, codec::RequestContext, error::Error, provider::CallContext,
+    provider::Provider, token_set::TokenSet,
+};
 use url::Url;
 
 use crate::config::{ApiVersion, VaultistConfig};
@@ -11,7 +14,7 @@ use crate::endpoints::{RefreshV2, RefreshV3, VaultistExtras};
 /// token is a re-auth signal.
 ///
 /// ```
-/// use token_core::Provider;
+/// use token_core::provider::Provider;
 /// use token_provider_vaultist::{Vaultist, VaultistConfig};
 ///
 /// let provider = Vaultist::new("https://api.vault.ist".parse().unwrap(), VaultistConfig::new(42));

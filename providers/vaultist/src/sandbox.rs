@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use token_core::{CallContext, Provider, SystemClock, TokenSet};
+//! use token_core::{provider::CallContext, provider::Provider, clock::SystemClock, token_set::TokenSet};
 //! use token_provider_vaultist::{Vaultist, VaultistConfig, sandbox};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -30,10 +30,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
-use token_core::Clock;
+use token_core::clock::Clock;
 use token_core::codec::Endpoint;
+use token_core::codec::RefusalReason;
 use token_core::issuer::IssuerConfig;
-use token_core::sandbox::endpoint::{Refusal, RefusalReason, ServeEndpoint};
+use token_core::sandbox::endpoint::{Refusal, ServeEndpoint};
 use token_core::sandbox::{
     Handler, RunningSandbox, Sandbox, SandboxBuilder, SandboxContext, SandboxError,
 };

@@ -5,8 +5,9 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use token_core::codec::{decode_response, encode_error, encode_response};
 use token_core::{
-    AccessToken, Endpoint, EndpointError, ErrorKind, ErrorResponse, FromContext, RefreshToken,
-    RequestContext, TokenResponse, TokenSet,
+    codec::Endpoint, codec::ErrorResponse, codec::FromContext, codec::RequestContext,
+    codec::TokenResponse, error::EndpointError, error::ErrorKind, secret::AccessToken,
+    secret::RefreshToken, token_set::TokenSet,
 };
 use token_provider_vaultist::{
     ApiVersion, RefreshV2, RefreshV3, VaultistCode, VaultistConfig, VaultistError, VaultistExtras,
@@ -81,7 +82,7 @@ fn json_of(bytes: &[u8]) -> Value {
 
 fn provider_error<T: std::fmt::Debug>(
     result: Result<T, EndpointError>,
-) -> token_core::ProviderError {
+) -> token_core::error::ProviderError {
     match result {
         Err(EndpointError::Provider(error)) => error,
         other => panic!("expected a provider error, got {other:?}"),

@@ -9,7 +9,9 @@ use http::StatusCode;
 use serde_json::json;
 use token_core::issuer::IssuerConfig;
 use token_core::sandbox::{Failure, RunningSandbox};
-use token_core::{Clock, ErrorKind, Event, TokenManager, TokenSet};
+use token_core::{
+    clock::Clock, error::ErrorKind, manager::Event, manager::TokenManager, token_set::TokenSet,
+};
 use token_provider_vaultist::{
     ApiVersion, REFRESH_PATH, Vaultist, VaultistConfig, VaultistExtras, sandbox,
 };
@@ -191,7 +193,7 @@ async fn a_lost_answer_is_outcome_unknown_then_the_rotated_token_needs_reauth() 
     assert_eq!(error.kind(), ErrorKind::OutcomeUnknown);
     assert_eq!(sandbox.calls(REFRESH_PATH), 1);
     // Callers get the same answer for the failure cooldown; then the next attempt runs.
-    tokio::time::advance(token_core::ManagerConfig::default().failure_cooldown).await;
+    tokio::time::advance(token_core::manager::ManagerConfig::default().failure_cooldown).await;
     let error = manager.access_token("partner").await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::ReauthRequired);
     assert_eq!(error.provider_code(), Some("invalid_grant"));

@@ -3,7 +3,7 @@
 
 use token_core::codec::Endpoint;
 use token_core::expiry::ExpiresIn;
-use token_core::{AccessToken, RefreshToken, token_endpoint};
+use token_core::{secret::AccessToken, secret::RefreshToken, token_endpoint};
 
 use crate::config::WeChatConfig;
 
@@ -14,7 +14,7 @@ pub const REFRESH_PATH: &str = <SnsRefreshToken as Endpoint>::PATH;
 /// (WeChat's `snsRefreshToken`): no body, no app secret.
 ///
 /// ```
-/// use token_core::{AccessToken, Endpoint, FromContext, RefreshToken, RequestContext, TokenSet};
+/// use token_core::{secret::AccessToken, codec::Endpoint, codec::FromContext, secret::RefreshToken, codec::RequestContext, token_set::TokenSet};
 /// use token_provider_wechat::{SnsRefreshToken, WeChatConfig, WeChatUser};
 ///
 /// let config = WeChatConfig::new("wx520c15f417810387");
@@ -111,7 +111,7 @@ pub enum WeChatCode {
 /// `errcode` of `0` is a success.
 ///
 /// ```
-/// use token_core::{ErrorKind, ErrorResponse};
+/// use token_core::{error::ErrorKind, codec::ErrorResponse};
 /// use token_provider_wechat::{WeChatCode, WeChatError};
 ///
 /// let ok = http::StatusCode::OK;

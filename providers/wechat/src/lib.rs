@@ -27,7 +27,7 @@
 //! Assumptions the documents do not settle:
 //! - whether a refresh rotates the refresh token: the answer carries one, and no document
 //!   says it changes. The crate keeps whatever the answer sends, and the sandbox keeps the
-//!   token and sends it again ([`RefreshRotation::KeepAndResend`](token_core::RefreshRotation)),
+//!   token and sends it again ([`RefreshRotation::KeepAndResend`](token_core::issuer::RefreshRotation)),
 //!   its expiry fixed at 30 days from the authorization;
 //! - `unionid`: documented for the code exchange (`/sns/oauth2/access_token`), not for the
 //!   refresh answer; read when present, otherwise the session keeps the one it has;
@@ -45,7 +45,7 @@
 //! | `appid` | string, required | the Official Account's (or app's) `appid` |
 //!
 //! ```no_run
-//! use token_core::{RefreshToken, TokenManager};
+//! use token_core::{secret::RefreshToken, manager::TokenManager};
 //! use token_provider_wechat::{WeChat, WeChatConfig};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -78,7 +78,7 @@ pub use endpoints::{
 /// without the user's authorization: a dead refresh token is a re-auth signal.
 ///
 /// ```
-/// use token_core::Provider;
+/// use token_core::provider::Provider;
 /// use token_provider_wechat::{WeChat, WeChatConfig};
 ///
 /// let provider = WeChat::new("https://api.weixin.qq.com".parse().unwrap(), WeChatConfig::new("wx1"));
@@ -86,4 +86,4 @@ pub use endpoints::{
 /// assert_eq!(provider.config().appid, "wx1");
 /// assert!(!provider.can_issue());
 /// ```
-pub type WeChat = token_core::RefreshProvider<SnsRefreshToken>;
+pub type WeChat = token_core::provider::RefreshProvider<SnsRefreshToken>;

@@ -5,8 +5,9 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use token_core::codec::{decode_response, encode_error, encode_response};
 use token_core::{
-    AccessToken, Endpoint, EndpointError, ErrorKind, ErrorResponse, FromContext, RefreshToken,
-    RequestContext, TokenResponse, TokenSet,
+    codec::Endpoint, codec::ErrorResponse, codec::FromContext, codec::RequestContext,
+    codec::TokenResponse, error::EndpointError, error::ErrorKind, secret::AccessToken,
+    secret::RefreshToken, token_set::TokenSet,
 };
 use token_provider_wechat::{
     SnsRefreshToken, WeChatCode, WeChatConfig, WeChatError, WeChatTokens, WeChatUser,

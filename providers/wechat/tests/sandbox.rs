@@ -9,7 +9,10 @@ use http::StatusCode;
 use serde_json::json;
 use token_core::issuer::IssuerConfig;
 use token_core::sandbox::{Failure, RunningSandbox};
-use token_core::{Clock, ErrorKind, Event, ManagerConfig, TokenManager, TokenSet};
+use token_core::{
+    clock::Clock, error::ErrorKind, manager::Event, manager::ManagerConfig, manager::TokenManager,
+    token_set::TokenSet,
+};
 use token_provider_wechat::{REFRESH_PATH, WeChat, WeChatConfig, WeChatUser, sandbox};
 use token_test_support::harness::{self, accepted, paused_clock, seed};
 

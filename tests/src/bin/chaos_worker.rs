@@ -41,7 +41,10 @@ use token_core::oauth::ClientCredentialsGrant;
 use token_core::postgres::PostgresDatabase;
 use token_core::sandbox::SandboxOAuth;
 use token_core::store::{PostgresStore, SessionKey, StoredRecord, TokenStore};
-use token_core::{Error, Event, FileStore, ManagerConfig, RetryPolicy, TokenManager};
+use token_core::{
+    error::Error, manager::Event, manager::ManagerConfig, manager::RetryPolicy,
+    manager::TokenManager, store::FileStore,
+};
 
 /// The provider name, the first half of every session key.
 const PROVIDER: &str = "sandbox-oauth";

@@ -25,7 +25,7 @@ use token_core::sandbox::SandboxOAuth;
 use token_core::store::{
     Lease, PostgresStore, SessionKey, StoredRecord, TokenStore, Version, Versioned,
 };
-use token_core::{ManagerConfig, StoreError, TokenManager};
+use token_core::{error::StoreError, manager::ManagerConfig, manager::TokenManager};
 
 /// The longest a replica runs before giving up.
 const DEADLINE: Duration = Duration::from_secs(90);

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use token_core::IssuerConfig;
+use token_core::issuer::IssuerConfig;
 use token_core::sandbox::Failure;
 use token_test_support::rig::{Env, Rig, Subject, builder, rig};
 
@@ -86,7 +86,7 @@ impl Subject for Maya {
     }
 
     async fn start(&self, env: &Env) -> Box<dyn Rig> {
-        let secret = token_core::ClientSecret::new("partner-s3cret");
+        let secret = token_core::secret::ClientSecret::new("partner-s3cret");
         let maya = token_provider_maya::sandbox::MayaSandbox::new("partner-1", secret.clone());
         let sandbox = maya
             .routes(builder(env, IssuerConfig::default()))

@@ -1,5 +1,5 @@
 #![allow(unused)]
-use token_core::{AccessToken, token_endpoint};
+use token_core::{secret::AccessToken, token_endpoint};
 
 #[token_endpoint(extras)]
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -1,4 +1,4 @@
-use token_core::{AccessToken, token_endpoint};
+use token_core::{secret::AccessToken, token_endpoint};
 
 #[token_endpoint(response, envelope = "data.tokens")]
 pub struct Tokens {

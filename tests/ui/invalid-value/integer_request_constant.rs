@@ -1,4 +1,4 @@
-use token_core::{AccessToken, RefreshToken, token_endpoint};
+use token_core::{secret::AccessToken, secret::RefreshToken, token_endpoint};
 
 #[token_endpoint(response)]
 pub struct Tokens {

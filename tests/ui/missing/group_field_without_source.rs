@@ -1,4 +1,4 @@
-use token_core::{ClientSecret, token_endpoint};
+use token_core::{secret::ClientSecret, token_endpoint};
 
 pub struct App {
     pub client_id: String,

@@ -1,5 +1,5 @@
 #![allow(unused)]
-use token_core::{AccessToken, token_endpoint};
+use token_core::{secret::AccessToken, token_endpoint};
 
 #[token_endpoint(response)] pub struct Tokens { #[token(access_token)] pub access_token: AccessToken }
 #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }

@@ -1,7 +1,7 @@
 //! Codes on HTTP 200, answer envelopes and millisecond expiries: integer and negative codes,
 //! integer success codes, a success answer that declares the code field beside its rule.
 use token_core::expiry::{UnixMillis, UnixMillisText};
-use token_core::{AccessToken, RefreshToken, token_endpoint};
+use token_core::{secret::AccessToken, secret::RefreshToken, token_endpoint};
 
 #[token_endpoint(error_code)]
 pub enum WeChatCode {

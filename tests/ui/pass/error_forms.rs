@@ -1,7 +1,7 @@
 //! Every error form: RFC 6749, a custom body with status field, a result envelope, and
 //! status-only mapping with a plain `String` code; refusals declared on variants and on a
 //! struct.
-use token_core::{ErrorResponse, RefusalReason, token_endpoint};
+use token_core::{codec::ErrorResponse, codec::RefusalReason, token_endpoint};
 
 #[token_endpoint(error_code, rename_all = "snake_case")]
 pub enum OAuthCode {

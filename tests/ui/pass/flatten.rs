@@ -1,7 +1,7 @@
 //! A field group flattened into two requests, one JSON and one form, each filled from the
 //! same config; the group's fields travel where they say, at the flatten position.
 use token_core::codec::{Endpoint, FromContext, RequestContext};
-use token_core::{AccessToken, ClientSecret, RefreshToken, TokenSet, token_endpoint};
+use token_core::{secret::AccessToken, secret::ClientSecret, secret::RefreshToken, token_set::TokenSet, token_endpoint};
 
 #[token_endpoint(response)] pub struct Tokens { #[token(access_token)] pub access_token: AccessToken }
 #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }

@@ -1,7 +1,7 @@
 //! A `provider = "..."` refresh whose refresh token is read by a flattened group: a group
 //! without a config type serves a request without one (`Config = ()`).
 use token_core::provider::RefreshEndpoint;
-use token_core::{AccessToken, RefreshToken, token_endpoint};
+use token_core::{secret::AccessToken, secret::RefreshToken, token_endpoint};
 
 #[token_endpoint(response)] pub struct Tokens { #[token(access_token)] pub access_token: AccessToken }
 #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }

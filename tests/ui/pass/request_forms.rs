@@ -1,5 +1,5 @@
 //! Every request form: methods, formats, placements, sources, constants, casings.
-use token_core::{AccessToken, AuthCode, ClientSecret, Endpoint, FromContext, RefreshToken, token_endpoint};
+use token_core::{secret::AccessToken, secret::AuthCode, secret::ClientSecret, codec::Endpoint, codec::FromContext, secret::RefreshToken, token_endpoint};
 
 #[token_endpoint(response)]
 pub struct Tokens {

@@ -1,6 +1,6 @@
 //! Every response form: expiry as seconds, UNIX time, ISO 8601, JWT fallback; extras.
 use token_core::expiry::{ExpiresIn, Iso8601, UnixTime};
-use token_core::{AccessToken, RefreshToken, TokenResponse, token_endpoint};
+use token_core::{secret::AccessToken, secret::RefreshToken, codec::TokenResponse, token_endpoint};
 
 #[token_endpoint(extras, rename_all = "camelCase")]
 #[derive(Clone, Debug, Default, PartialEq)]

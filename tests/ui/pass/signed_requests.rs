@@ -1,7 +1,7 @@
 //! Declared signatures, clock, extras and context-value sources.
 #![deny(warnings, unused_qualifications)]
 
-use token_core::{AccessToken, ClientSecret, RefreshToken, token_endpoint};
+use token_core::{secret::AccessToken, secret::ClientSecret, secret::RefreshToken, token_endpoint};
 
 #[token_endpoint(response)]
 pub struct Tokens {

@@ -1,4 +1,4 @@
-use token_core::{AccessToken, RefreshToken, token_endpoint};
+use token_core::{secret::AccessToken, secret::RefreshToken, token_endpoint};
 #[token_endpoint(response)] pub struct Tokens { #[token(access_token)] pub access_token: AccessToken }
 #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }
 

@@ -1,5 +1,5 @@
 #![allow(unused)]
-use token_core::{AccessToken, RefreshToken, token_endpoint};
+use token_core::{secret::AccessToken, secret::RefreshToken, token_endpoint};
 
 #[token_endpoint(respnse)]
 pub struct Tokens {

@@ -1,6 +1,6 @@
 #![allow(unused)]
 use token_core::expiry::ExpiresIn;
-use token_core::{AccessToken, RefreshToken, token_endpoint};
+use token_core::{secret::AccessToken, secret::RefreshToken, token_endpoint};
 
 #[token_endpoint(response)]
 pub struct Tokens {

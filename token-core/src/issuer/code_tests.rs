@@ -113,7 +113,10 @@ pub(super) async fn a_code_expires_by_the_issuers_clock(
         "{expired:?}"
     );
     // Purged after its expiry, it is just unknown.
-    a.store().purge(crate::Clock::now(clock)).await.unwrap();
+    a.store()
+        .purge(crate::clock::Clock::now(clock))
+        .await
+        .unwrap();
     assert!(matches!(
         b.redeem_code(late.expose_secret(), exchange()).await,
         Err(IssuerError::InvalidAuthCode)

@@ -15,7 +15,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use token_core::ManualClock;
+//! use token_core::clock::ManualClock;
 //! use token_core::issuer::{Issuer, IssuerConfig, IssuerError, MemoryIssuerStore};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -194,7 +194,7 @@ impl Issuer {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use token_core::ManualClock;
+    /// use token_core::clock::ManualClock;
     /// use token_core::issuer::{CodeExchange, CodeGrant, Issuer, IssuerConfig, IssuerError};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
@@ -472,7 +472,7 @@ impl IssuerConfig {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use token_core::ManualClock;
+    /// use token_core::clock::ManualClock;
     /// use token_core::issuer::{Issuer, IssuerConfig, IssuerError, RefreshRotation};
     ///
     /// # #[tokio::main(flavor = "current_thread")]

@@ -70,7 +70,7 @@ pub const ISSUER_SCHEMA_VERSION: i32 = 2;
 /// use std::sync::Arc;
 /// use token_core::issuer::{Issuer, IssuerConfig, PostgresIssuerStore};
 /// use token_core::postgres::PostgresDatabase;
-/// use token_core::SystemClock;
+/// use token_core::clock::SystemClock;
 ///
 /// let db = PostgresDatabase::builder("postgresql://wallet@127.0.0.1:5432/wallet")?.build()?;
 /// let store = PostgresIssuerStore::open(&db).await?;
@@ -776,7 +776,11 @@ mod tests {
 
         // Purge forgets every dead record and keeps the rest.
         let live = a.issue("dave", serde_json::json!({})).await.unwrap();
-        let purged = a.store().purge(crate::Clock::now(&clock)).await.unwrap();
+        let purged = a
+            .store()
+            .purge(crate::clock::Clock::now(&clock))
+            .await
+            .unwrap();
         assert!(purged >= 6, "{purged}");
         assert!(
             b.store()

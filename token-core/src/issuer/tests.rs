@@ -479,6 +479,9 @@ mod codes {
         assert!(!shown.contains(code.expose_secret()), "{shown}");
         assert!(shown.contains(&format!("{:?}", TokenHash::of(code.expose_secret()))));
         clock.advance(time::Duration::minutes(10));
-        assert_eq!(store.purge(crate::Clock::now(&clock)).await.unwrap(), 1);
+        assert_eq!(
+            store.purge(crate::clock::Clock::now(&clock)).await.unwrap(),
+            1
+        );
     }
 }

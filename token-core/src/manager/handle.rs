@@ -16,11 +16,11 @@ use crate::secret::AccessToken;
 /// at a time, a proactive refresh near expiry, the set of the latest
 /// [`insert`](TokenManager::insert), and the by-name call's error once the session was
 /// [`remove`](TokenManager::remove)d. Cheap to clone; hold one per session you call often
-/// ([`BearerAuth`](crate::BearerAuth) does).
+/// ([`BearerAuth`](crate::middleware::BearerAuth) does).
 ///
 /// ```no_run
-/// # async fn run<P: token_core::Provider>(manager: token_core::TokenManager<P>)
-/// # -> Result<(), token_core::Error> {
+/// # async fn run<P: token_core::provider::Provider>(manager: token_core::manager::TokenManager<P>)
+/// # -> Result<(), token_core::error::Error> {
 /// let customer = manager.session("customer-42");
 /// let token = customer.access_token().await?;
 /// # let _ = token; Ok(()) }

@@ -85,7 +85,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
         self
     }
 
-    /// The transport (default, with the `reqwest` feature: [`ReqwestClient::new`](crate::ReqwestClient::new)).
+    /// The transport (default, with the `reqwest` feature: [`ReqwestClient::new`](crate::transport::ReqwestClient::new)).
     pub fn client(mut self, client: impl HttpClient) -> Self {
         self.client = Some(Arc::new(client));
         self
@@ -182,8 +182,8 @@ impl<P: Provider> TokenManagerBuilder<P> {
 /// is still valid, keep using it.
 ///
 /// ```no_run
-/// # async fn run<P: token_core::Provider>(provider: P) -> Result<(), token_core::Error> {
-/// use token_core::{FileStore, TokenManager};
+/// # async fn run<P: token_core::provider::Provider>(provider: P) -> Result<(), token_core::error::Error> {
+/// use token_core::{store::FileStore, manager::TokenManager};
 /// let manager = TokenManager::builder(provider)
 ///     .store(FileStore::open("/var/lib/app/tokens")?)
 ///     .build()?;
@@ -292,9 +292,9 @@ impl<P: Provider> TokenManager<P> {
     /// the first access token.
     ///
     /// ```no_run
-    /// # async fn run<P: token_core::Provider>(manager: token_core::TokenManager<P>)
-    /// # -> Result<(), token_core::Error> {
-    /// use token_core::RefreshToken;
+    /// # async fn run<P: token_core::provider::Provider>(manager: token_core::manager::TokenManager<P>)
+    /// # -> Result<(), token_core::error::Error> {
+    /// use token_core::secret::RefreshToken;
     /// let first = manager
     ///     .insert_refresh_token("partner-42", RefreshToken::new("rt-from-login"))
     ///     .await?;
@@ -660,7 +660,7 @@ fn same_current<X>(a: Option<&Arc<Current<X>>>, b: Option<&Arc<Current<X>>>) -> 
 }
 
 /// `set` in the form stores keep (moved, not copied) and its typed extras.
-fn split<X: crate::Extras>(set: TokenSet<X>) -> Result<(Arc<StoredTokenSet>, X), Error> {
+fn split<X: crate::token_set::Extras>(set: TokenSet<X>) -> Result<(Arc<StoredTokenSet>, X), Error> {
     // serde's message may quote a value (an extra can be personal data): name its kind only.
     let json = serde_json::to_value(&set.extras).map_err(|e| {
         Error::Config(format!(
@@ -701,7 +701,7 @@ fn not_a_session(key: &SessionKey) -> Error {
 }
 
 /// A set as a store gave it, with its extras typed.
-fn from_stored<X: crate::Extras>(
+fn from_stored<X: crate::token_set::Extras>(
     stored: StoredTokenSet,
 ) -> Result<(Arc<StoredTokenSet>, X), Error> {
     let extras = match &stored.extras {

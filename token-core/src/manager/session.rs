@@ -276,7 +276,7 @@ pub(super) struct Current<X> {
     /// The set in the form stores keep, its extras as JSON. A [`MemoryStore`] the manager
     /// saves to keeps this very `Arc`: one copy of the set for both.
     ///
-    /// [`MemoryStore`]: crate::MemoryStore
+    /// [`MemoryStore`]: crate::store::MemoryStore
     pub(super) stored: Arc<StoredTokenSet>,
     /// The extras, typed.
     pub(super) extras: X,
@@ -306,7 +306,7 @@ impl<X: Clone> Current<X> {
         &self.token
     }
 
-    /// The whole set, typed (for the provider and [`token_set`](crate::TokenManager::token_set)).
+    /// The whole set, typed (for the provider and [`token_set`](crate::manager::TokenManager::token_set)).
     pub(super) fn set(&self) -> TokenSet<X> {
         let stored = &*self.stored;
         TokenSet {

@@ -199,7 +199,7 @@ impl HttpClient for NoTransport {
     async fn send(
         &self,
         _: http::Request<Vec<u8>>,
-    ) -> Result<http::Response<Vec<u8>>, crate::TransportError> {
+    ) -> Result<http::Response<Vec<u8>>, crate::error::TransportError> {
         unreachable!("the fake provider makes no HTTP calls")
     }
 }

@@ -10,15 +10,13 @@ use async_trait::async_trait;
 
 use super::{Handler, SandboxContext};
 use crate::codec::{
-    Endpoint, ErrorResponse, RequestError, SignedRequestError, TokenResponse, encode_error,
-    encode_response,
+    Endpoint, ErrorResponse, RefusalReason, RequestError, SignedRequestError, TokenResponse,
+    encode_error, encode_response,
 };
 use crate::issuer::{Issued, IssuerError};
 use crate::provider::RefreshEndpoint;
 use crate::secret::ClientSecret;
 use crate::token_set::TokenSet;
-
-pub use crate::codec::RefusalReason;
 
 /// Why a request was refused: a standard [`RefusalReason`] and a message. The endpoint's
 /// error answers it as its definitions declare ([`ErrorResponse::from_refusal`]).
@@ -34,7 +32,8 @@ impl Refusal {
     /// A refusal for `reason`, worded `message`.
     ///
     /// ```
-    /// use token_core::sandbox::endpoint::{Refusal, RefusalReason};
+    /// use token_core::codec::RefusalReason;
+    /// use token_core::sandbox::endpoint::Refusal;
     ///
     /// let refusal = Refusal::new(RefusalReason::UnknownClient, "unknown account or public key");
     /// assert_eq!(refusal.reason, RefusalReason::UnknownClient);
@@ -147,7 +146,9 @@ where
 
     /// Serves a refresh endpoint: the issuer rotates the refresh token `token_of` reads
     /// from the request.
-    pub fn refresh(token_of: impl Fn(&E) -> crate::RefreshToken + Send + Sync + 'static) -> Self {
+    pub fn refresh(
+        token_of: impl Fn(&E) -> crate::secret::RefreshToken + Send + Sync + 'static,
+    ) -> Self {
         let token_of = Arc::new(token_of);
         Self::new(move |endpoint: E, cx: SandboxContext| {
             let token = token_of(&endpoint);
@@ -159,7 +160,8 @@ where
     /// merchant), before the grant runs.
     ///
     /// ```
-    /// use token_core::sandbox::endpoint::{Refusal, RefusalReason, ServeEndpoint};
+    /// use token_core::codec::RefusalReason;
+    /// use token_core::sandbox::endpoint::{Refusal, ServeEndpoint};
     /// use token_core::oauth::RefreshTokenGrant;
     ///
     /// let refresh = ServeEndpoint::<RefreshTokenGrant>::refresh(|grant| grant.refresh_token.clone())
@@ -203,7 +205,7 @@ where
     /// [`RefusalReason::UnknownClient`], one without a refresh token as
     /// [`RefusalReason::BadRequest`]; a declared HMAC signature is checked with the config's
     /// `signing_key` (an RSA one needs [`verify_with`](Self::verify_with) and the public key);
-    /// then the issuer rotates the refresh token as its [`IssuerConfig`](crate::IssuerConfig)
+    /// then the issuer rotates the refresh token as its [`IssuerConfig`](crate::issuer::IssuerConfig)
     /// says. [`SandboxBuilder::serve`](super::SandboxBuilder::serve) registers it at `E`'s
     /// method and path.
     pub fn declared(config: &E::Config) -> Self {
@@ -267,7 +269,9 @@ mod tests {
     use super::*;
     use crate::oauth::RefreshTokenGrant;
     use crate::sandbox::Sandbox;
-    use crate::{CallContext, ErrorKind, RefreshToken, SystemClock};
+    use crate::{
+        clock::SystemClock, error::ErrorKind, provider::CallContext, secret::RefreshToken,
+    };
 
     #[tokio::test]
     async fn an_endpoint_definition_is_served_over_the_issuer() {

@@ -11,7 +11,7 @@
 //! use std::sync::Arc;
 //! use token_core::sandbox::{Failure, Sandbox};
 //! use token_core::oauth::RefreshTokenGrant;
-//! use token_core::{CallContext, ErrorKind};
+//! use token_core::{provider::CallContext, error::ErrorKind};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -258,8 +258,8 @@ impl fmt::Debug for SandboxBuilder {
 
 impl SandboxBuilder {
     /// The clock of the issuer and of every handler (default [`SystemClock`]). Pass a
-    /// [`ManualClock`](crate::ManualClock) (keep a clone to move it) or a
-    /// [`TokioClock`](crate::TokioClock) on tokio's paused clock.
+    /// [`ManualClock`](crate::clock::ManualClock) (keep a clone to move it) or a
+    /// [`TokioClock`](crate::clock::TokioClock) on tokio's paused clock.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self
@@ -291,7 +291,7 @@ impl SandboxBuilder {
     ///
     /// ```
     /// use token_core::sandbox::Sandbox;
-    /// # use token_core::{AccessToken, RefreshToken, token_endpoint};
+    /// # use token_core::{secret::AccessToken, secret::RefreshToken, token_endpoint};
     /// # #[token_endpoint(response)] pub struct Tokens { #[token(access_token)] pub access_token: AccessToken }
     /// # #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }
     /// # #[derive(Clone, Debug)] pub struct AcmeConfig { pub client_id: String }
@@ -446,7 +446,7 @@ impl RunningSandbox {
 
     /// For the next `times` calls to `path` whose handler runs, the answer is lost: the
     /// connection is closed without a response (in process: a
-    /// [`TransportError::answer_lost`](crate::TransportError::answer_lost)). The handler's
+    /// [`TransportError::answer_lost`](crate::error::TransportError::answer_lost)). The handler's
     /// effects (a rotation) stay.
     pub fn drop_next(&self, path: &str, times: u32) {
         self.shared.faults().drop_next(path, times);
@@ -470,7 +470,7 @@ impl RunningSandbox {
     }
 
     /// Stops serving: the listener closes and open connections are dropped. In-process
-    /// clients answer [`TransportError::not_sent`](crate::TransportError::not_sent) from now on.
+    /// clients answer [`TransportError::not_sent`](crate::error::TransportError::not_sent) from now on.
     pub async fn shutdown(mut self) {
         self.shared.stopped.store(true, Ordering::SeqCst);
         self.task.abort();

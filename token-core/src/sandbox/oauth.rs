@@ -9,7 +9,7 @@
 //! ```
 //! use token_core::codec::{decode_response, encode_error};
 //! use token_core::oauth::{OAuthCode, OAuthError, RefreshTokenGrant};
-//! use token_core::{ErrorKind, RefreshToken};
+//! use token_core::{error::ErrorKind, secret::RefreshToken};
 //!
 //! let answer = encode_error(&OAuthError::new(OAuthCode::InvalidGrant, "expired"));
 //! let error = decode_response::<RefreshTokenGrant>(&answer, time::OffsetDateTime::now_utc(), &[]);
@@ -20,8 +20,9 @@ use async_trait::async_trait;
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
-use super::endpoint::{Refusal, RefusalReason, ServeEndpoint};
+use super::endpoint::{Refusal, ServeEndpoint};
 use super::{Handler, SandboxBuilder, SandboxContext, json_response};
+use crate::codec::RefusalReason;
 use crate::issuer::{CodeExchange, CodeGrant, IssuerError};
 use crate::oauth::{
     AuthorizationCodeGrant, AuthorizeQuery, ClientCredentialsGrant, OAuthCode, OAuthError,

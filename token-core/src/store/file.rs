@@ -100,7 +100,7 @@ const NAME_DOMAIN: &[u8] = b"token-core/file-store/v1\0";
 /// ```
 /// # tokio_test_block_on(async {
 /// use token_core::store::{FileStore, SessionKey, TokenStore};
-/// use token_core::{AccessToken, TokenSet};
+/// use token_core::{secret::AccessToken, token_set::TokenSet};
 /// # let unique = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
 /// let dir = std::env::temp_dir().join(format!("token-core-doc-{}-{unique}", std::process::id()));
 /// let store = FileStore::open(&dir).unwrap();
@@ -862,8 +862,8 @@ mod tests {
     use tempfile::TempDir;
 
     use super::*;
-    use crate::ManualClock;
-    use crate::{AccessToken, RefreshToken, TokenSet};
+    use crate::clock::ManualClock;
+    use crate::{secret::AccessToken, secret::RefreshToken, token_set::TokenSet};
 
     fn set(token: &str) -> StoredRecord {
         TokenSet::<serde_json::Value>::new(AccessToken::new(token))

@@ -19,7 +19,7 @@ use crate::token_set::StoredTokenSet;
 /// ```
 /// # tokio_test_block_on(async {
 /// use token_core::store::{MemoryStore, SessionKey, TokenStore};
-/// use token_core::{AccessToken, TokenSet};
+/// use token_core::{secret::AccessToken, token_set::TokenSet};
 /// let store = MemoryStore::new();
 /// let key = SessionKey::new("vaultist", "customer-1");
 /// let set = TokenSet::<serde_json::Value>::new(AccessToken::new("at")).to_stored().unwrap().into();
@@ -232,7 +232,7 @@ impl TokenStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AccessToken, TokenSet};
+    use crate::{secret::AccessToken, token_set::TokenSet};
 
     fn set(token: &str) -> StoredRecord {
         TokenSet::<serde_json::Value>::new(AccessToken::new(token))

@@ -28,7 +28,7 @@ pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 2;
 /// lapsed, or already this holder's (which extends it), in one `INSERT ... ON CONFLICT DO
 /// UPDATE ... WHERE`; otherwise it answers [`Lease::HeldByOther`] with the time left. A
 /// replica that crashes mid-refresh leaves its lease to lapse after its ttl. The
-/// [`TokenManager`](crate::TokenManager) re-reads the session after taking the lease and
+/// [`TokenManager`](crate::manager::TokenManager) re-reads the session after taking the lease and
 /// adopts a newer version instead of refreshing with a stale refresh token.
 ///
 /// **Tables**, in one schema (`token_core` unless [configured](crate::postgres::PostgresDatabaseBuilder::schema)),
@@ -61,7 +61,7 @@ pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 2;
 /// one, a timeout); the connection is then dropped and the next call connects again.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), token_core::StoreError> {
+/// # async fn run() -> Result<(), token_core::error::StoreError> {
 /// use token_core::postgres::PostgresDatabase;
 /// use token_core::store::{PostgresStore, SessionKey, TokenStore};
 /// let db = PostgresDatabase::builder("postgresql://app@127.0.0.1:5432/app")?.build()?;
@@ -376,7 +376,7 @@ impl TokenStore for PostgresStore {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::{AccessToken, RefreshToken, TokenSet};
+    use crate::{secret::AccessToken, secret::RefreshToken, token_set::TokenSet};
 
     pub(crate) use crate::store::postgres_test_server::test_url;
 

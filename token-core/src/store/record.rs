@@ -16,8 +16,8 @@ use crate::token_set::StoredTokenSet;
 /// A component that must coordinate replicas through the same store (the Maya Session URL
 /// receiver's pending sessions, say) keeps its own small records here as
 /// [`StoredRecord::Coordination`], under a provider namespace of its own; the
-/// [`TokenManager`](crate::TokenManager) never reads one as a session, and finding one under a
-/// session's key is [`StoreError::Corrupt`](crate::StoreError::Corrupt).
+/// [`TokenManager`](crate::manager::TokenManager) never reads one as a session, and finding one under a
+/// session's key is [`StoreError::Corrupt`](crate::error::StoreError::Corrupt).
 ///
 /// Serialized as JSON with a `kind` tag (`"tokens"`, `"reauth"` or `"coordination"`) beside
 /// the fields.
@@ -134,7 +134,7 @@ impl ReauthVerdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AccessToken, TokenSet};
+    use crate::{secret::AccessToken, token_set::TokenSet};
     use time::macros::datetime;
 
     #[test]

@@ -12,7 +12,10 @@ use http::{Method, StatusCode};
 use time::OffsetDateTime;
 use token_core::codec::{TokenResponse, encode_error};
 use token_core::store::SessionKey;
-use token_core::{Error, Provider as _, StoreError, TokenManager, TokenSet};
+use token_core::{
+    error::Error, error::StoreError, manager::TokenManager, provider::Provider as _,
+    token_set::TokenSet,
+};
 
 use token_core::oauth::{OAuthCode, OAuthError};
 
@@ -68,11 +71,11 @@ pub(crate) const MAX_BODY: usize = 64 * 1024;
 /// - deadlines are read from each replica's manager clock, so keep the replicas' clocks in
 ///   step (NTP) to well within `redeem_within`.
 ///
-/// With the default [`MemoryStore`](token_core::MemoryStore) all of this holds inside one
+/// With the default [`MemoryStore`](token_core::store::MemoryStore) all of this holds inside one
 /// process only.
 ///
 /// ```
-/// # async fn run(manager: token_core::TokenManager<token_provider_maya::Maya>,
+/// # async fn run(manager: token_core::manager::TokenManager<token_provider_maya::Maya>,
 /// #              request: http::Request<Vec<u8>>) -> Result<(), token_provider_maya::RedeemError> {
 /// use token_provider_maya::SessionReceiver;
 ///
@@ -90,7 +93,7 @@ pub(crate) const MAX_BODY: usize = 64 * 1024;
 ///
 /// ```
 /// # use std::sync::Arc;
-/// # use token_core::{TokenManager, store::TokenStore};
+/// # use token_core::{manager::TokenManager, store::TokenStore};
 /// # use token_provider_maya::{Maya, SessionReceiver};
 /// # async fn run(maya_on_a: Maya, maya_on_b: Maya, store: Arc<dyn TokenStore>,
 /// #              request: http::Request<Vec<u8>>) -> Result<(), Box<dyn std::error::Error>> {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use token_core::StoreError;
+use token_core::error::StoreError;
 use token_core::store::{SessionKey, StoredRecord, TokenStore, Version, Versioned};
 
 /// The provider namespace of the [`SessionReceiver`](super::SessionReceiver)'s records in the

@@ -1,0 +1,300 @@
+//! Decoding and encoding answers and provider errors.
+
+use super::*;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+// ---- responses and errors ------------------------------------------------------------
+
+/// Reads a JSON body whatever its content type; the reason never quotes the body's strings
+/// (they may be secrets).
+pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| unquote(&e.to_string()))
+}
+
+/// Reads a success answer so that no odd field other than the tokens costs the tokens: the
+/// body must be a JSON object (whatever its content type), and so must the object under
+/// `envelope` when one is declared (`{"code":0,"data":{...}}`); a duplicate key is resolved
+/// by its last value; an expiry field its type cannot read (`-5`, `1e300`, `"NaN"`, an
+/// object) is read as `null` (an unknown expiry), with a warning naming the field, never its
+/// value. The reason of an error never quotes the body's strings.
+pub fn decode_answer_json<T: DeserializeOwned>(
+    body: &[u8],
+    envelope: Option<&str>,
+    expiry_fields: &[(&str, ReadsAs)],
+) -> Result<T, String> {
+    let mut value: Value = decode_json(body)?;
+    if let Some(envelope) = envelope {
+        let Value::Object(outer) = &mut value else {
+            return Err("expected a JSON object".into());
+        };
+        value = match outer.remove(envelope) {
+            Some(inner @ Value::Object(_)) => inner,
+            Some(_) => return Err(format!("expected a JSON object in `{envelope}`")),
+            None => return Err(format!("the answer has no `{envelope}` object")),
+        };
+    }
+    let Value::Object(map) = &mut value else {
+        return Err("expected a JSON object".into());
+    };
+    for (name, reads) in expiry_fields {
+        if let Some(field) = map.get_mut(*name)
+            && !field.is_null()
+            && !reads(field)
+        {
+            tracing::warn!(
+                field = *name,
+                "the provider's answer has an invalid expiry in `{name}`; the tokens are kept and this expiry is treated as unknown"
+            );
+            *field = Value::Null;
+        }
+    }
+    serde_json::from_value(value).map_err(|e| unquote(&e.to_string()))
+}
+
+/// Whether a JSON value reads as some field type: [`reads_as::<T>`](reads_as).
+pub type ReadsAs = fn(&Value) -> bool;
+
+/// Whether `value` reads as a `T`.
+pub fn reads_as<T: DeserializeOwned>(value: &Value) -> bool {
+    T::deserialize(value).is_ok()
+}
+
+fn unquote(message: &str) -> String {
+    // serde_json quotes offending string values (`invalid type: string "..."`); field names
+    // are in backticks and survive.
+    let mut out = String::with_capacity(message.len());
+    let mut inside = false;
+    for ch in message.chars() {
+        if ch == '"' {
+            if !inside {
+                out.push_str("\"…\"");
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// Writes `value` as JSON, inside `envelope` if given, plus constant fields at dotted paths
+/// (from the top of the answer, outside the envelope).
+pub fn encode_json<T: Serialize>(
+    value: &T,
+    envelope: Option<&str>,
+    constants: &[(&str, Value)],
+) -> Vec<u8> {
+    if constants.is_empty() {
+        // Straight from the struct, so fields keep their declared order.
+        let inner = serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec());
+        let Some(envelope) = envelope else {
+            return inner;
+        };
+        let mut out = b"{".to_vec();
+        out.extend(serde_json::to_vec(envelope).unwrap_or_default());
+        out.push(b':');
+        out.extend(inner);
+        out.push(b'}');
+        return out;
+    }
+    let mut value = serde_json::to_value(value).unwrap_or(Value::Null);
+    if let Some(envelope) = envelope {
+        let mut outer = Map::new();
+        outer.insert(envelope.to_owned(), value);
+        value = Value::Object(outer);
+    }
+    if !constants.is_empty() {
+        if !value.is_object() {
+            value = Value::Object(Map::new());
+        }
+        if let Value::Object(map) = &mut value {
+            for (path, constant) in constants {
+                insert_path(map, path, constant.clone());
+            }
+        }
+    }
+    serde_json::to_vec(&value).unwrap_or_default()
+}
+
+/// Reads an error answer (inside `envelope` if given); `None` when the body is not one.
+///
+/// The code under `code_field` decides first: absent, `null`, `""` or one of
+/// `success_codes` (compared as text, so `0` matches `0` and `"0"`) is not an error, whatever
+/// else the body holds (`{"error": "", "access_token": ...}`, `{"code": 0, "data": ...}`).
+pub fn decode_error_json<T: DeserializeOwned>(
+    body: &[u8],
+    envelope: Option<&str>,
+    code_field: &str,
+    success_codes: &[&str],
+) -> Option<T> {
+    let mut value: Value = serde_json::from_slice(body).ok()?;
+    if let Some(envelope) = envelope {
+        value = value.get_mut(envelope)?.take();
+    }
+    let code = value.as_object_mut()?.get_mut(code_field)?;
+    let text = match code {
+        Value::Null => return None,
+        Value::String(text) => text.clone(),
+        // Only whole numbers are codes (`1.5`, `1e30` are not).
+        Value::Number(number) if number.is_i64() || number.is_u64() => number.to_string(),
+        // A code of no type a code has: the body is not this error.
+        _ => return None,
+    };
+    if text.is_empty() || success_codes.contains(&text.as_str()) {
+        return None;
+    }
+    // Every code type reads text: `String` and the generated enums alike.
+    *code = Value::String(text);
+    serde_json::from_value(value).ok()
+}
+
+/// Whether the success answer `R` declares, at the top of the answer, the field that holds
+/// the error `E`'s code while `E` has no rule telling a success code from an error code:
+/// then every success answer carrying that field would be read as an error. Evaluated at
+/// compile time for each request, which names both.
+pub const fn code_field_trap<R: TokenResponse, E: ErrorResponse>() -> bool {
+    let Some(code) = E::CODE_PATH else {
+        return false;
+    };
+    if E::SUCCESS_RULE {
+        return false;
+    }
+    let paths = R::ANSWER_PATHS;
+    let mut i = 0;
+    while i < paths.len() {
+        if same_text(paths[i], code) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+const fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// A result envelope's status `S`: the answer is a success, not an error.
+pub fn is_success(result_status: Option<String>) -> bool {
+    result_status.is_some_and(|s| s.trim().eq_ignore_ascii_case("S"))
+}
+
+/// The kind of an error answer, by [`crate::codec::classify_answer`].
+pub fn classify(
+    result_status: Option<String>,
+    code_kind: Option<ErrorKind>,
+    on_status: &[(u16, ErrorKind)],
+    status: http::StatusCode,
+) -> ErrorKind {
+    crate::codec::classify_answer(status, result_status.as_deref(), code_kind, on_status)
+}
+
+/// The status an error answer is sent with: its own field, its code's, the endpoint default.
+pub fn error_status(field: Option<u16>, code: Option<u16>, default: u16) -> http::StatusCode {
+    http::StatusCode::from_u16(field.or(code).unwrap_or(default))
+        .unwrap_or(http::StatusCode::BAD_REQUEST)
+}
+
+/// A text field that may be absent: `String` or `Option<String>`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a text field",
+    label = "expected `String` or `Option<String>`"
+)]
+pub trait TextSlot {
+    /// The text, if any.
+    fn get_text(&self) -> Option<String>;
+    /// The field holding `text` (an empty `String` for `None`).
+    fn from_text(text: Option<String>) -> Self;
+}
+
+impl TextSlot for String {
+    fn get_text(&self) -> Option<String> {
+        Some(self.clone())
+    }
+    fn from_text(text: Option<String>) -> Self {
+        text.unwrap_or_default()
+    }
+}
+
+impl TextSlot for Option<String> {
+    fn get_text(&self) -> Option<String> {
+        self.clone()
+    }
+    fn from_text(text: Option<String>) -> Self {
+        text
+    }
+}
+
+/// An HTTP status carried in an error body (Paymentsgate `statusCode`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an HTTP status field",
+    label = "expected an integer or `Option` of one"
+)]
+pub trait StatusField {
+    /// The status, if the field holds a valid one.
+    fn get_status(&self) -> Option<u16>;
+    /// The field holding `status` (server side).
+    fn from_status(status: u16) -> Self;
+}
+
+macro_rules! status_field {
+    ($($ty:ty),*) => {$(
+        impl StatusField for $ty {
+            fn get_status(&self) -> Option<u16> {
+                u16::try_from(*self).ok()
+            }
+            fn from_status(status: u16) -> Self {
+                Self::from(status)
+            }
+        }
+        impl StatusField for Option<$ty> {
+            fn get_status(&self) -> Option<u16> {
+                self.and_then(|s| u16::try_from(s).ok())
+            }
+            fn from_status(status: u16) -> Self {
+                Some(<$ty>::from(status))
+            }
+        }
+    )*};
+}
+status_field!(u16, u32, u64, i32, i64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_reasons_never_quote_body_strings() {
+        let reason = decode_json::<Map<String, Value>>(br#""RT-SECRET""#).unwrap_err();
+        assert!(!reason.contains("RT-SECRET"), "{reason}");
+    }
+
+    #[test]
+    fn constants_nest_at_dotted_paths() {
+        let body = encode_json(
+            &Map::new(),
+            None,
+            &[
+                ("result.resultStatus", Value::from("S")),
+                ("result.resultCode", Value::from("SUCCESS")),
+            ],
+        );
+        assert_eq!(
+            body,
+            br#"{"result":{"resultCode":"SUCCESS","resultStatus":"S"}}"#
+        );
+    }
+}

@@ -1,0 +1,106 @@
+//! Expiry fields and their safe range.
+
+use super::*;
+use time::OffsetDateTime;
+
+/// An expiry instant read from the field `name`, kept inside
+/// [`EARLIEST`](crate::expiry::EARLIEST)..=[`LATEST`](crate::expiry::LATEST) so that later
+/// arithmetic cannot overflow; a warning names the field when its instant was out of range.
+pub fn bounded_expiry(at: Option<OffsetDateTime>, name: &str) -> Option<OffsetDateTime> {
+    bounded(at, name)
+}
+
+fn bounded(at: Option<OffsetDateTime>, name: &str) -> Option<OffsetDateTime> {
+    let at = at?;
+    let kept = crate::expiry::plausible(at);
+    if kept != Some(at) {
+        tracing::warn!(
+            field = name,
+            "the provider's answer has an out-of-range expiry in `{name}`; it is treated as {}",
+            if kept.is_some() {
+                "the latest expiry"
+            } else {
+                "unknown"
+            }
+        );
+    }
+    kept
+}
+
+/// An expiry as a provider sends it: relative seconds, UNIX seconds or milliseconds, or ISO
+/// 8601.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an expiry",
+    label = "expected `ExpiresIn`, `UnixTime`, `UnixMillis`, `UnixMillisText`, `Iso8601` or `Option` of one",
+    note = "these types are in `token_core::expiry`"
+)]
+pub trait ExpiryField {
+    /// The absolute instant, relative forms counted from `now`; `None` when unknown.
+    fn instant(&self, now: OffsetDateTime) -> Option<OffsetDateTime>;
+    /// The field for the instant `at` (server side), relative forms counted from `now`.
+    fn from_instant(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Self;
+    /// The instant as a refresh token's expiry: like [`instant`](Self::instant), except
+    /// that a relative lifetime of zero seconds means the refresh token does not expire
+    /// (Keycloak's `refresh_expires_in: 0` for offline tokens).
+    fn refresh_instant(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        self.instant(now)
+    }
+}
+
+impl ExpiryField for ExpiresIn {
+    fn instant(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        self.at(now)
+    }
+    fn refresh_instant(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        match self.0 {
+            Some(0) => None,
+            _ => self.at(now),
+        }
+    }
+    fn from_instant(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Self {
+        at.map(|at| ExpiresIn::until(at, now)).unwrap_or_default()
+    }
+}
+
+/// The absolute forms: the instant as sent.
+macro_rules! absolute_expiry {
+    ($($ty:ty),*) => {$(
+        impl ExpiryField for $ty {
+            fn instant(&self, _: OffsetDateTime) -> Option<OffsetDateTime> {
+                Some(self.0)
+            }
+            fn from_instant(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Self {
+                Self(at.unwrap_or(now))
+            }
+        }
+    )*};
+}
+absolute_expiry!(UnixTime, Iso8601, UnixMillis, UnixMillisText);
+
+impl<T: ExpiryField> ExpiryField for Option<T> {
+    fn instant(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        self.as_ref().and_then(|t| t.instant(now))
+    }
+    fn from_instant(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Self {
+        at.map(|at| T::from_instant(Some(at), now))
+    }
+    fn refresh_instant(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        self.as_ref().and_then(|t| t.refresh_instant(now))
+    }
+}
+
+/// The access token's expiry: the field's, else (with `jwt_expiry`) the JWT `exp` claim
+/// (kept in range by [`jwt_exp`]).
+pub fn access_expiry(
+    field: Option<OffsetDateTime>,
+    token: &AccessToken,
+    jwt: bool,
+) -> Option<OffsetDateTime> {
+    field.or_else(|| {
+        if jwt {
+            jwt_exp(token.expose_secret())
+        } else {
+            None
+        }
+    })
+}

@@ -1,0 +1,159 @@
+//! Where a request's fields come from, its signature, and the wire checks.
+
+use super::*;
+use time::OffsetDateTime;
+
+// ---- FromContext sources -------------------------------------------------------------
+
+/// A required value from the context, converted into the field's type.
+pub fn required<T: ?Sized + ToOwned, U: From<T::Owned>>(
+    value: Option<&T>,
+    what: &str,
+) -> Result<U, EndpointError> {
+    value.map(|v| U::from(v.to_owned())).ok_or_else(|| {
+        EndpointError::Encode(format!(
+            "the request needs a {what} and the session has none"
+        ))
+    })
+}
+
+/// An optional value from the context, converted into the field's type.
+pub fn optional<T: ?Sized + ToOwned, U: From<T::Owned>>(value: Option<&T>) -> Option<U> {
+    value.map(|v| U::from(v.to_owned()))
+}
+
+/// The error of a source the context lacks (`what` names it).
+pub fn missing_source(what: &str) -> EndpointError {
+    EndpointError::Encode(format!(
+        "the request needs a {what} and the session has none"
+    ))
+}
+
+/// How a `now_*` source writes the time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeFormat {
+    UnixSeconds,
+    UnixMillis,
+    Rfc3339,
+}
+
+/// The context's time as the field `what` takes it; an error naming the field when the
+/// context has no time (`RequestContext::with_now`).
+pub fn timestamp<T: TextValue>(
+    now: Option<OffsetDateTime>,
+    format: TimeFormat,
+    what: &str,
+) -> Result<T, EndpointError> {
+    let now = now.ok_or_else(|| {
+        EndpointError::Encode(format!(
+            "the request needs the current time for `{what}`: build its context `with_now(cx.now())`"
+        ))
+    })?;
+    let text = match format {
+        TimeFormat::UnixSeconds => now.unix_timestamp().to_string(),
+        TimeFormat::UnixMillis => (now.unix_timestamp_nanos() / 1_000_000).to_string(),
+        TimeFormat::Rfc3339 => now
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|_| {
+                EndpointError::Encode(format!("the time for `{what}` cannot be written"))
+            })?,
+    };
+    T::from_text(&text).ok_or_else(|| {
+        EndpointError::Encode(format!("the time for `{what}` does not fit its type"))
+    })
+}
+
+/// Client side: signs the encoded request with its declared signature.
+pub fn sign_request(
+    signature: Option<RequestSignature>,
+    request: &mut http::Request<Vec<u8>>,
+    key: &ClientSecret,
+) -> Result<(), EndpointError> {
+    match signature {
+        Some(signature) => signature.sign(request, key),
+        None => Ok(()),
+    }
+}
+
+/// Server side: checks the request's declared signature.
+pub fn verify_request(
+    signature: Option<RequestSignature>,
+    request: &http::Request<Vec<u8>>,
+    key: &ClientSecret,
+) -> Result<(), crate::sign::SignatureError> {
+    match signature {
+        Some(signature) => signature.verify(request, key),
+        None => Ok(()),
+    }
+}
+
+/// Whether a group's `wires` hold one that goes where `at` and `name` go: the same body
+/// field (`At::Form` stands for the body, JSON or form), query parameter or header (in any
+/// case), or the same part of `Authorization` (a bearer token and HTTP Basic are both
+/// `Authorization`).
+pub const fn wires_have(wires: &[(At, &str)], at: At, name: &str) -> bool {
+    let mut i = 0;
+    while i < wires.len() {
+        if same_place(wires[i].0, wires[i].1, at, name) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Whether two groups write to the same place.
+pub const fn wires_clash(a: &[(At, &str)], b: &[(At, &str)]) -> bool {
+    let mut i = 0;
+    while i < a.len() {
+        if wires_have(b, a[i].0, a[i].1) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+const fn credential(at: At) -> bool {
+    matches!(at, At::Bearer | At::BasicUser | At::BasicPassword)
+}
+
+const fn same_place(a: At, a_name: &str, b: At, b_name: &str) -> bool {
+    if credential(a) || credential(b) {
+        // Bearer beside anything in `Authorization`, or the same half of Basic twice.
+        return credential(a)
+            && credential(b)
+            && (matches!(a, At::Bearer) || matches!(b, At::Bearer) || a as u8 == b as u8);
+    }
+    if a as u8 != b as u8 {
+        return false;
+    }
+    let (x, y) = (a_name.as_bytes(), b_name.as_bytes());
+    if x.len() != y.len() {
+        return false;
+    }
+    let header = matches!(a, At::Header);
+    let mut i = 0;
+    while i < x.len() {
+        let (p, q) = if header {
+            (x[i].to_ascii_lowercase(), y[i].to_ascii_lowercase())
+        } else {
+            (x[i], y[i])
+        };
+        if p != q {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// What `decode_request` answers for a signed request.
+pub fn unverified() -> RequestError {
+    RequestError("the request is signed: decode it with `decode_signed_request` and its key".into())
+}
+
+/// A fresh UUIDv4 (Maya's `Request-Reference-No`).
+pub fn fresh_uuid<U: From<String>>() -> U {
+    U::from(uuid::Uuid::new_v4().to_string())
+}
