@@ -84,7 +84,7 @@ mod imp {
     not(any(feature = "rustls", feature = "rustls-ring"))
 ))]
 mod imp {
-    use hmac::Mac as _;
+    use hmac::{KeyInit as _, Mac as _};
     use sha2::Digest as _;
 
     pub(super) type Context = sha2::Sha256;
