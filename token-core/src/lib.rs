@@ -7,10 +7,7 @@
 //! retried, a dead refresh token reported once, and no secret in any log, `Debug` or error.
 //!
 //! ```
-//! use token_core::{
-//!     AccessToken, provider::CallContext, error::Error, store::MemoryStore, token_set::NoExtras, provider::Provider, secret::RefreshToken,
-//!     TokenManager, token_set::TokenSet, async_trait,
-//! };
+//! use token_core::prelude::*;
 //!
 //! /// A provider written by hand; provider crates derive this from `#[token_endpoint]` items.
 //! struct Counter(std::sync::atomic::AtomicU32);
