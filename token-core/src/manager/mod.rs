@@ -44,7 +44,7 @@ use crate::store::{MemoryStore, ReauthVerdict, SessionKey, TokenStore};
 use crate::token_set::{StoredTokenSet, TokenSet};
 use crate::transport::HttpClient;
 use name::Name;
-use session::{Current, Reason, Session, State, earlier, later};
+use session::{Current, Reason, Session, State, later};
 
 type Hook = Arc<dyn Fn(&Event) + Send + Sync>;
 
@@ -579,12 +579,15 @@ impl<P: Provider> Inner<P> {
     /// random jitter), and before the refresh token does.
     fn schedule(&self, set: &StoredTokenSet) -> Option<OffsetDateTime> {
         let jitter = crate::random::up_to(self.config.skew_jitter);
+        // In Unix nanoseconds (as `i128`, which holds every instant `time` represents with
+        // room for the arithmetic): no calendar arithmetic on every insert and refresh.
+        let now = i128::from(self.clock.now_nanos());
         // A skew longer than half the token's remaining life would refresh it at once, and
         // again after every answer: take at most half.
-        let now = self.clock.now();
         let at_most_half = |at: OffsetDateTime, skew: Duration| {
-            let half = Duration::try_from(at - now).unwrap_or(Duration::ZERO) / 2;
-            earlier(at, skew.min(half))
+            let at = at.unix_timestamp_nanos();
+            let skew = i128::try_from(skew.as_nanos()).unwrap_or(i128::MAX);
+            at - skew.min((at - now).max(0) / 2)
         };
         let access = set
             .access_expires_at
@@ -592,10 +595,11 @@ impl<P: Provider> Inner<P> {
         let refresh = set
             .refresh_expires_at
             .map(|at| at_most_half(at, self.config.refresh_token_skew));
-        match (access, refresh) {
-            (Some(a), Some(r)) => Some(a.min(r)),
-            (a, r) => a.or(r),
-        }
+        let at = match (access, refresh) {
+            (Some(a), Some(r)) => a.min(r),
+            (a, r) => a.or(r)?,
+        };
+        Some(session::from_unix_nanos(at))
     }
 
     /// Reports `event` to the hook and the subscribers. A panicking hook is caught and

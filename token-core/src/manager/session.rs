@@ -406,12 +406,13 @@ pub(super) fn later(at: OffsetDateTime, by: Duration) -> OffsetDateTime {
         .unwrap_or(FAR_FUTURE)
 }
 
-/// `at - by`, saturating instead of overflowing.
-pub(super) fn earlier(at: OffsetDateTime, by: Duration) -> OffsetDateTime {
-    time::Duration::try_from(by)
-        .ok()
-        .and_then(|by| at.checked_sub(by))
-        .unwrap_or(FAR_PAST)
+/// The instant `nanos` after the Unix epoch, saturating at the representable range.
+pub(super) fn from_unix_nanos(nanos: i128) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(if nanos < 0 {
+        FAR_PAST
+    } else {
+        FAR_FUTURE
+    })
 }
 
 #[cfg(test)]
@@ -424,8 +425,12 @@ mod tests {
         let now = datetime!(2026-01-01 00:00 UTC);
         assert_eq!(later(now, Duration::MAX), FAR_FUTURE);
         assert_eq!(later(now, Duration::from_secs(u64::MAX)), FAR_FUTURE);
-        assert_eq!(earlier(FAR_PAST, Duration::from_secs(60)), FAR_PAST);
-        assert_eq!(earlier(now, Duration::MAX), FAR_PAST);
+        assert_eq!(from_unix_nanos(i128::MAX), FAR_FUTURE);
+        assert_eq!(from_unix_nanos(i128::MIN), FAR_PAST);
+        assert_eq!(
+            from_unix_nanos(now.unix_timestamp_nanos() - 1),
+            now - time::Duration::nanoseconds(1)
+        );
         assert_eq!(
             later(now, Duration::from_secs(60)),
             datetime!(2026-01-01 00:01 UTC)
