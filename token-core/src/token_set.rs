@@ -1,6 +1,7 @@
 //! `TokenSet`: what a session holds after a grant or a refresh, with absolute expiry.
 
-use std::fmt::Debug;
+use std::borrow::Cow;
+use std::fmt::{self, Debug};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,118 @@ impl<T> Extras for T where
 /// Extras of a provider that sends none.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NoExtras {}
+
+/// An access token's type (RFC 6749 section 7.1) as the provider spelled it: nearly
+/// always `Bearer`, which (like the other registered types) is kept without an allocation
+/// of its own, whatever the number of sessions that hold it.
+///
+/// Compared as written; [`is_bearer`](Self::is_bearer) compares without regard to case,
+/// as RFC 6749 section 5.1 asks. Serialized as its text.
+///
+/// ```
+/// use token_core::token_set::TokenType;
+/// let sent = TokenType::from("bearer");
+/// assert!(sent.is_bearer());
+/// assert_eq!(sent, "bearer");
+/// assert_eq!(sent.as_str(), "bearer");
+/// assert_eq!(serde_json::to_string(&sent).unwrap(), r#""bearer""#);
+/// assert_eq!(serde_json::from_str::<TokenType>(r#""DPoP""#).unwrap(), "DPoP");
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenType(Cow<'static, str>);
+
+/// Spellings kept as static text: the registered types and the usual cases of `Bearer`.
+const KNOWN_TOKEN_TYPES: &[&str] = &["Bearer", "bearer", "BEARER", "DPoP", "N_A", "mac", "MAC"];
+
+impl TokenType {
+    /// The type `text`.
+    pub fn new(text: impl Into<String>) -> Self {
+        Self::from(text.into())
+    }
+
+    /// The type as the provider spelled it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is the `Bearer` type, in any case.
+    pub fn is_bearer(&self) -> bool {
+        self.0.eq_ignore_ascii_case("bearer")
+    }
+
+    fn known(text: &str) -> Option<Self> {
+        KNOWN_TOKEN_TYPES
+            .iter()
+            .find(|known| **known == text)
+            .map(|known| Self(Cow::Borrowed(known)))
+    }
+}
+
+impl From<&str> for TokenType {
+    fn from(text: &str) -> Self {
+        Self::known(text).unwrap_or_else(|| Self(Cow::Owned(text.to_owned())))
+    }
+}
+
+impl From<String> for TokenType {
+    fn from(text: String) -> Self {
+        Self::known(&text).unwrap_or(Self(Cow::Owned(text)))
+    }
+}
+
+impl std::ops::Deref for TokenType {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for TokenType {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TokenType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for TokenType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for TokenType {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for TokenType {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl Serialize for TokenType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Cow::<'de, str>::deserialize(deserializer)?;
+        Ok(match text {
+            Cow::Borrowed(text) => Self::from(text),
+            Cow::Owned(text) => Self::from(text),
+        })
+    }
+}
 
 /// The form every store keeps: extras as JSON, so one store serves every provider.
 pub type StoredTokenSet = TokenSet<serde_json::Value>;
@@ -53,7 +166,7 @@ pub struct TokenSet<X = NoExtras> {
     pub refresh_expires_at: Option<OffsetDateTime>,
     /// Token type as the provider sent it (`Bearer`), if it did.
     #[serde(default)]
-    pub token_type: Option<String>,
+    pub token_type: Option<TokenType>,
     /// Granted scope as the provider sent it, if it did.
     #[serde(default)]
     pub scope: Option<String>,
@@ -95,7 +208,7 @@ impl<X: Extras> TokenSet<X> {
     }
 
     /// Sets the token type.
-    pub fn with_token_type(mut self, token_type: impl Into<String>) -> Self {
+    pub fn with_token_type(mut self, token_type: impl Into<TokenType>) -> Self {
         self.token_type = Some(token_type.into());
         self
     }

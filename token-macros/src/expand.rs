@@ -993,16 +993,18 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
                 into.push(quote_spanned!(span=> __set.refresh_expires_at = #p::bounded_expiry(<#ty as #p::ExpiryField>::refresh_instant(&self.#f, __now), #wire);));
                 from.push(quote_spanned!(span=> #f: <#ty as #p::ExpiryField>::from_instant(__set.refresh_expires_at, __now)));
             }
-            Some(role @ (AnswerRole::TokenType | AnswerRole::Scope)) => {
-                let slot = match role {
-                    AnswerRole::TokenType => quote!(token_type),
-                    _ => quote!(scope),
-                };
+            Some(AnswerRole::TokenType) => {
+                into.push(quote_spanned!(span=>
+                    __set.token_type = <#ty as #p::TextSlot>::get_text(&self.#f).map(<#p::TokenType as ::core::convert::From<::std::string::String>>::from);));
+                from.push(quote_spanned!(span=>
+                    #f: <#ty as #p::TextSlot>::from_text(__set.token_type.as_ref().map(|t| ::std::string::ToString::to_string(t.as_str())))));
+            }
+            Some(AnswerRole::Scope) => {
                 into.push(
-                    quote_spanned!(span=> __set.#slot = <#ty as #p::TextSlot>::get_text(&self.#f);),
+                    quote_spanned!(span=> __set.scope = <#ty as #p::TextSlot>::get_text(&self.#f);),
                 );
                 from.push(quote_spanned!(span=>
-                    #f: <#ty as #p::TextSlot>::from_text(::core::clone::Clone::clone(&__set.#slot))));
+                    #f: <#ty as #p::TextSlot>::from_text(::core::clone::Clone::clone(&__set.scope))));
             }
             Some(AnswerRole::Extras) => {
                 into.push(quote_spanned!(span=> __set.extras = self.#f;));

@@ -29,4 +29,4 @@ pub use crate::error::{EndpointError, ErrorKind};
 pub use crate::expiry::{ExpiresIn, Iso8601, UnixMillis, UnixMillisText, UnixTime, jwt_exp};
 pub use crate::secret::{AccessToken, AuthCode, ClientSecret, RefreshToken};
 pub use crate::sign::{self, RequestSignature};
-pub use crate::token_set::{NoExtras, TokenSet};
+pub use crate::token_set::{NoExtras, TokenSet, TokenType};
