@@ -1,11 +1,10 @@
 //! The cross-process lease: taken before a refresh, the store re-read after taking it,
 //! renewed while the refresh runs, and checked before a refresh token is spent.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::session::{Current, Reason, Session, State};
+use super::session::{Ready, Reason, Session, State};
 use super::{Event, Inner, from_stored, not_a_session};
 use crate::error::{Error, StoreError};
 use crate::provider::Provider;
@@ -13,9 +12,9 @@ use crate::store::{Lease, StoredRecord};
 
 pub(super) enum LeaseTaken<X> {
     /// Another process refreshed meanwhile; nothing left to do.
-    Settled(Arc<Current<X>>),
+    Settled(Ready<X>),
     /// The lease is ours; refresh from this set.
-    Held(Option<Arc<Current<X>>>),
+    Held(Option<Ready<X>>),
 }
 
 /// What the store holds, compared with what this process holds.
@@ -23,7 +22,7 @@ pub(super) enum Stored<X> {
     /// The same version (or nothing newer).
     Unchanged,
     /// Newer tokens, now published.
-    Tokens(Arc<Current<X>>),
+    Tokens(Ready<X>),
     /// A re-auth verdict another process recorded, now published.
     Dead(Error),
     /// The session was removed (here or by another process): nothing to refresh.
@@ -68,7 +67,7 @@ impl<P: Provider> Inner<P> {
         &self,
         session: &Session<P::Extras>,
         generation: u64,
-        mut current: Option<Arc<Current<P::Extras>>>,
+        mut current: Option<Ready<P::Extras>>,
         reason: &Reason,
     ) -> Result<LeaseTaken<P::Extras>, Error> {
         let started = tokio::time::Instant::now();
@@ -166,9 +165,9 @@ impl<P: Provider> Inner<P> {
         &self,
         session: &Session<P::Extras>,
         generation: u64,
-        current: &mut Option<Arc<Current<P::Extras>>>,
+        current: &mut Option<Ready<P::Extras>>,
         reason: &Reason,
-    ) -> Result<Option<Arc<Current<P::Extras>>>, Error> {
+    ) -> Result<Option<Ready<P::Extras>>, Error> {
         let started = tokio::time::Instant::now();
         let poll = (self.config.lease_ttl / 6).max(Duration::from_millis(50));
         while started.elapsed() < self.config.lease_ttl {
@@ -203,7 +202,7 @@ impl<P: Provider> Inner<P> {
         &self,
         session: &Session<P::Extras>,
         generation: u64,
-        current: Option<&Arc<Current<P::Extras>>>,
+        current: Option<&Ready<P::Extras>>,
     ) -> Result<Stored<P::Extras>, Error> {
         let Some(record) = self.store.load(&session.key).await? else {
             // Gone from the store although this process had it there: removed.
@@ -228,8 +227,9 @@ impl<P: Provider> Inner<P> {
         match record.value {
             StoredRecord::Tokens(set) => {
                 let (set, extras) = from_stored(set)?;
-                let adopted = Arc::new(self.current_from(set, extras, Some(record.version), true));
-                if self.publish_if(session, generation, State::Ready(adopted.clone())) {
+                let adopted =
+                    Ready::new(self.current_from(set, extras, Some(record.version), true));
+                if self.publish_if(session, generation, adopted.clone()) {
                     self.emit(Event::Adopted {
                         session: session.name().clone(),
                         version: record.version,

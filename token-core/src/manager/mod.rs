@@ -44,7 +44,7 @@ use crate::store::{MemoryStore, ReauthVerdict, SessionKey, TokenStore};
 use crate::token_set::{StoredTokenSet, TokenSet};
 use crate::transport::HttpClient;
 use name::Name;
-use session::{Current, Reason, Session, State, later};
+use session::{Current, Ready, Reason, Session, State, later};
 
 type Hook = Arc<dyn Fn(&Event) + Send + Sync>;
 
@@ -354,7 +354,7 @@ impl<P: Provider> TokenManager<P> {
                 || {
                     let version = memory.put_shared(&session.key, &stored);
                     let current = inner.current_at(stored, extras, Some(version), true, refresh_at);
-                    Ok(State::Ready(Arc::new(current)))
+                    Ok(Ready::new(current).into())
                 },
                 inner.show(&session),
             );
@@ -364,7 +364,7 @@ impl<P: Provider> TokenManager<P> {
         let _writing = session.writer().lock().await;
         let version = inner.save_authoritative(&session.key, &stored).await?;
         let current = inner.current_from(stored, extras, Some(version), true);
-        session.replace(|| Ok(State::Ready(Arc::new(current))), inner.show(&session))
+        session.replace(|| Ok(Ready::new(current).into()), inner.show(&session))
     }
 
     /// Forgets `session`: removes its set from the store and from memory. A refresh under
@@ -379,14 +379,14 @@ impl<P: Provider> TokenManager<P> {
             session.replace(
                 || {
                     memory.remove(&session.key);
-                    Ok::<_, Error>(absent())
+                    Ok::<_, Error>(Arc::new(absent()))
                 },
                 inner.show(&session),
             )?;
         } else {
             let _writing = session.writer().lock().await;
             inner.store.delete(&session.key, None).await?;
-            session.replace(|| Ok::<_, Error>(absent()), inner.show(&session))?;
+            session.replace(|| Ok::<_, Error>(Arc::new(absent())), inner.show(&session))?;
         }
         inner.sessions.pin().remove(&**session.name());
         Ok(())
@@ -409,16 +409,20 @@ impl<P: Provider> TokenManager<P> {
         }
     }
 
-    async fn current(&self, name: &str) -> Result<Arc<Current<P::Extras>>, Error> {
+    async fn current(&self, name: &str) -> Result<Ready<P::Extras>, Error> {
         let session = self.inner.session(name);
         let now = self.inner.clock.now();
         if let Some(state) = self.inner.state(&session) {
-            match &*state {
-                State::Ready(current) if current.fresh(now) => return Ok(current.clone()),
-                State::Ready(current) if current.usable(now) => {
-                    drop(self.inner.start_flight(&session, Reason::Proactive));
-                    return Ok(current.clone());
+            if let Some(current) = Ready::of(&state) {
+                if current.fresh(now) {
+                    return Ok(current);
                 }
+                if current.usable(now) {
+                    drop(self.inner.start_flight(&session, Reason::Proactive));
+                    return Ok(current);
+                }
+            }
+            match &*state {
                 State::Dead {
                     reauth, checked_at, ..
                 } if now < later(*checked_at, self.inner.config.failure_cooldown) => {
@@ -486,12 +490,13 @@ impl<P: Provider> Inner<P> {
     /// What a publication of `session`'s state also does (under its generation lock, so in
     /// the order of publication): the session map's entry takes the new current set, if
     /// the entry is still this session's (a removed session is not brought back).
-    fn show<'a>(&'a self, session: &'a Session<P::Extras>) -> impl FnOnce(&State<P::Extras>) + 'a {
+    fn show<'a>(
+        &'a self,
+        session: &'a Session<P::Extras>,
+    ) -> impl FnOnce(&Arc<State<P::Extras>>) + 'a {
         move |state| {
-            let current = match state {
-                State::Ready(current) => Some(current),
-                _ => None,
-            };
+            let current = Ready::of(state);
+            let current = current.as_ref();
             let ours = |entry: &Entry<P::Extras>| std::ptr::eq(&*entry.session, session);
             self.sessions
                 .pin()
@@ -519,9 +524,9 @@ impl<P: Provider> Inner<P> {
         &self,
         session: &Session<P::Extras>,
         generation: u64,
-        state: State<P::Extras>,
+        state: impl Into<Arc<State<P::Extras>>>,
     ) -> bool {
-        session.publish_if(generation, state, self.show(session))
+        session.publish_if(generation, state.into(), self.show(session))
     }
 
     /// Publishes a refreshed set if `session` is still at `generation` or still holds
@@ -530,10 +535,10 @@ impl<P: Provider> Inner<P> {
         &self,
         session: &Session<P::Extras>,
         generation: u64,
-        started_from: Option<&Arc<Current<P::Extras>>>,
-        state: State<P::Extras>,
+        started_from: Option<&Ready<P::Extras>>,
+        state: impl Into<Arc<State<P::Extras>>>,
     ) -> bool {
-        session.publish_refreshed(generation, started_from, state, self.show(session))
+        session.publish_refreshed(generation, started_from, state.into(), self.show(session))
     }
 
     fn closing(&self) -> bool {
@@ -652,12 +657,12 @@ impl<P: Provider> Inner<P> {
 /// copy of the session's own, replaced with it).
 struct Entry<X> {
     session: Arc<Session<X>>,
-    current: Option<Arc<Current<X>>>,
+    current: Option<Ready<X>>,
 }
 
-fn same_current<X>(a: Option<&Arc<Current<X>>>, b: Option<&Arc<Current<X>>>) -> bool {
+fn same_current<X>(a: Option<&Ready<X>>, b: Option<&Ready<X>>) -> bool {
     match (a, b) {
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (Some(a), Some(b)) => Ready::ptr_eq(a, b),
         (None, None) => true,
         _ => false,
     }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::session::{Current, Session, State};
+use super::session::{Current, Ready, Session, State};
 use super::{Event, Inner, not_a_session};
 use crate::error::{Error, StoreError};
 use crate::provider::Provider;
@@ -120,7 +120,7 @@ impl<P: Provider> Inner<P> {
         self: Arc<Self>,
         session: Arc<Session<P::Extras>>,
         generation: u64,
-        unsaved: Arc<Current<P::Extras>>,
+        unsaved: Ready<P::Extras>,
     ) {
         let inner = self.clone();
         self.tasks.spawn(async move {
@@ -133,7 +133,7 @@ impl<P: Provider> Inner<P> {
         &self,
         session: &Session<P::Extras>,
         generation: u64,
-        unsaved: &Arc<Current<P::Extras>>,
+        unsaved: &Ready<P::Extras>,
     ) {
         // Until saved, superseded or removed: this set is the only copy of a pair the
         // provider has already rotated to. `shutdown` waits for it (and says so if it must
@@ -147,10 +147,10 @@ impl<P: Provider> Inner<P> {
                 .backoff(attempt, None)
                 .min(self.config.heartbeat());
             tokio::time::sleep(wait).await;
-            let still_current = matches!(
-                self.state(session).as_deref(),
-                Some(State::Ready(current)) if Arc::ptr_eq(current, unsaved)
-            );
+            let still_current = self
+                .state(session)
+                .and_then(|state| Ready::of(&state))
+                .is_some_and(|current| Ready::ptr_eq(&current, unsaved));
             if !still_current {
                 return;
             }
@@ -188,8 +188,8 @@ impl<P: Provider> Inner<P> {
         &self,
         session: &Session<P::Extras>,
         generation: u64,
-        unsaved: &Arc<Current<P::Extras>>,
-    ) -> Result<Arc<Current<P::Extras>>, Error> {
+        unsaved: &Ready<P::Extras>,
+    ) -> Result<Ready<P::Extras>, Error> {
         match self
             .persist(
                 &session.key,
@@ -200,7 +200,7 @@ impl<P: Provider> Inner<P> {
             .await
         {
             Persisted::Saved(version) => {
-                let saved = Arc::new(Current {
+                let saved = Ready::new(Current {
                     token: unsaved.token.clone(),
                     stored: unsaved.stored.clone(),
                     extras: unsaved.extras.clone(),
@@ -212,12 +212,7 @@ impl<P: Provider> Inner<P> {
                     after_rejection: unsaved.after_rejection,
                     fresh_until: unsaved.fresh_until,
                 });
-                self.publish_refreshed(
-                    session,
-                    generation,
-                    Some(unsaved),
-                    State::Ready(saved.clone()),
-                );
+                self.publish_refreshed(session, generation, Some(unsaved), saved.clone());
                 self.emit(Event::Persisted {
                     session: session.name().clone(),
                     version,
@@ -233,13 +228,8 @@ impl<P: Provider> Inner<P> {
                         Error::from(StoreError::Corrupt("a record without tokens".into()))
                     })
                     .and_then(super::from_stored)?;
-                let adopted = Arc::new(self.current_from(set, extras, Some(version), true));
-                if self.publish_refreshed(
-                    session,
-                    generation,
-                    Some(unsaved),
-                    State::Ready(adopted.clone()),
-                ) {
+                let adopted = Ready::new(self.current_from(set, extras, Some(version), true));
+                if self.publish_refreshed(session, generation, Some(unsaved), adopted.clone()) {
                     self.emit(Event::Adopted {
                         session: session.name().clone(),
                         version,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::lease::{LeaseTaken, LeaseWatch, Stored};
 use super::persist::Persisted;
-use super::session::{Current, MAX_COOLDOWN, Outcome, Reason, Session, State, later};
+use super::session::{Current, MAX_COOLDOWN, Outcome, Ready, Reason, Session, State, later};
 use super::{Event, ExpiryNote, Inner, from_stored, not_a_session, retry};
 use crate::error::StoreError;
 use crate::error::{Error, ErrorKind};
@@ -112,10 +112,10 @@ impl<P: Provider> Inner<P> {
                 }
                 None
             }
-            State::Ready(current) if reason.satisfied_by(current, now) => {
-                return Ok(current.clone());
-            }
-            State::Ready(current) => Some(current.clone()),
+            State::Ready(_) => match Ready::of(&state) {
+                Some(current) if reason.satisfied_by(&current, now) => return Ok(current),
+                current => current,
+            },
             State::Absent { .. } if self.provider.can_issue() => None,
             State::Absent { .. } => return Err(self.no_tokens(session)),
         };
@@ -192,12 +192,7 @@ impl<P: Provider> Inner<P> {
         Ok(match record.value {
             StoredRecord::Tokens(set) => {
                 let (set, extras) = from_stored(set)?;
-                State::Ready(Arc::new(self.current_from(
-                    set,
-                    extras,
-                    Some(record.version),
-                    true,
-                )))
+                State::Ready(self.current_from(set, extras, Some(record.version), true))
             }
             StoredRecord::Reauth(verdict) => State::Dead {
                 reauth: Box::new(self.reauth_from(session, verdict)),
@@ -214,7 +209,7 @@ impl<P: Provider> Inner<P> {
         self: &Arc<Self>,
         session: &Arc<Session<P::Extras>>,
         generation: u64,
-        current: Option<Arc<Current<P::Extras>>>,
+        current: Option<Ready<P::Extras>>,
         reason: &Reason,
         watch: &LeaseWatch,
     ) -> (Outcome<P::Extras>, bool) {
@@ -247,7 +242,7 @@ impl<P: Provider> Inner<P> {
         self: &Arc<Self>,
         session: &Arc<Session<P::Extras>>,
         generation: u64,
-        current: Option<Arc<Current<P::Extras>>>,
+        current: Option<Ready<P::Extras>>,
         reason: &Reason,
         mut set: TokenSet<P::Extras>,
         issued: bool,
@@ -290,10 +285,10 @@ impl<P: Provider> Inner<P> {
                         .map_err(Error::from)
                         .and_then(from_stored)
                         .map(|(set, extras)| {
-                            Arc::new(self.current_from(set, extras, Some(found.version), true))
+                            Ready::new(self.current_from(set, extras, Some(found.version), true))
                         });
                     if let Ok(adopted) = &adopted
-                        && self.publish_if(session, generation, State::Ready(adopted.clone()))
+                        && self.publish_if(session, generation, adopted.clone())
                     {
                         self.emit(Event::Adopted {
                             session: session.name().clone(),
@@ -328,13 +323,8 @@ impl<P: Provider> Inner<P> {
             notes.push(ExpiryNote::AlreadyExpired);
             next.usable_until = next.usable_until.map(|at| at.max(earliest));
         }
-        let next = Arc::new(next.sealed());
-        if !self.publish_refreshed(
-            session,
-            generation,
-            current.as_ref(),
-            State::Ready(next.clone()),
-        ) {
+        let next = Ready::new(next.sealed());
+        if !self.publish_refreshed(session, generation, current.as_ref(), next.clone()) {
             // An insert replaced the session while the provider answered: it wins, and the
             // answer (for the replaced tokens) is dropped.
             tracing::info!("the session was replaced during the refresh; its result is dropped");
@@ -378,7 +368,7 @@ impl<P: Provider> Inner<P> {
     ) -> Outcome<P::Extras> {
         match self.state(session) {
             Some(state) => match &*state {
-                State::Ready(current) => Ok(current.clone()),
+                State::Ready(_) => Ready::of(&state).ok_or(()).or(fallback),
                 State::Dead { reauth, .. } => Err(Error::ReauthRequired((**reauth).clone())),
                 State::Absent { .. } => fallback,
             },
@@ -393,7 +383,7 @@ impl<P: Provider> Inner<P> {
         &self,
         session: &Session<P::Extras>,
         generation: u64,
-        current: Option<&Arc<Current<P::Extras>>>,
+        current: Option<&Ready<P::Extras>>,
         error: Error,
     ) -> Outcome<P::Extras> {
         if session.generation() != generation {
@@ -453,7 +443,7 @@ impl<P: Provider> Inner<P> {
         &self,
         session: &Session<P::Extras>,
         generation: u64,
-        current: Option<Arc<Current<P::Extras>>>,
+        current: Option<Ready<P::Extras>>,
         error: Error,
     ) -> Outcome<P::Extras> {
         tracing::warn!(kind = %error.kind(), %error, "refresh failed");
@@ -467,11 +457,7 @@ impl<P: Provider> Inner<P> {
             let now = self.clock.now();
             if current.usable(now) {
                 let retry_at = later(now, self.config.failure_cooldown);
-                self.publish_if(
-                    session,
-                    generation,
-                    State::Ready(Arc::new(current.retry_at(retry_at))),
-                );
+                self.publish_if(session, generation, Ready::new(current.retry_at(retry_at)));
             }
         }
         Err(error)

@@ -14,7 +14,7 @@ use crate::secret::AccessToken;
 use crate::store::{SessionKey, Version};
 use crate::token_set::{StoredTokenSet, TokenSet};
 
-pub(super) type Outcome<X> = Result<Arc<Current<X>>, Error>;
+pub(super) type Outcome<X> = Result<Ready<X>, Error>;
 
 /// The refresh under way: its id (so only its own guard clears the slot) and its answer.
 pub(super) struct Flight<X> {
@@ -111,8 +111,7 @@ impl<X> Session<X> {
         self.state.load_full()
     }
 
-    fn set(&self, state: State<X>) -> Arc<State<X>> {
-        let state = Arc::new(state);
+    fn set(&self, state: Arc<State<X>>) -> Arc<State<X>> {
         self.state.store(Some(state.clone()));
         state
     }
@@ -126,8 +125,8 @@ impl<X> Session<X> {
     pub(super) fn publish_if(
         &self,
         generation: u64,
-        state: State<X>,
-        show: impl FnOnce(&State<X>),
+        state: Arc<State<X>>,
+        show: impl FnOnce(&Arc<State<X>>),
     ) -> bool {
         let current = lock(&self.generation);
         if *current != generation {
@@ -143,13 +142,13 @@ impl<X> Session<X> {
     pub(super) fn publish_refreshed(
         &self,
         generation: u64,
-        started_from: Option<&Arc<Current<X>>>,
-        state: State<X>,
-        show: impl FnOnce(&State<X>),
+        started_from: Option<&Ready<X>>,
+        state: Arc<State<X>>,
+        show: impl FnOnce(&Arc<State<X>>),
     ) -> bool {
         let current = lock(&self.generation);
-        let unchanged = match (self.state.load().as_deref(), started_from) {
-            (Some(State::Ready(now)), Some(from)) => Arc::ptr_eq(now, from),
+        let unchanged = match (&*self.state.load(), started_from) {
+            (Some(now), Some(from)) => Arc::ptr_eq(now, &from.0),
             _ => false,
         };
         if *current != generation && !unchanged {
@@ -164,8 +163,8 @@ impl<X> Session<X> {
     /// refresh start can come between).
     pub(super) fn replace<E>(
         &self,
-        write: impl FnOnce() -> Result<State<X>, E>,
-        show: impl FnOnce(&State<X>),
+        write: impl FnOnce() -> Result<Arc<State<X>>, E>,
+        show: impl FnOnce(&Arc<State<X>>),
     ) -> Result<(), E> {
         let mut generation = lock(&self.generation);
         let state = write()?;
@@ -255,7 +254,9 @@ pub(super) enum State<X> {
         /// When the store was last looked at (another process may insert meanwhile).
         checked_at: OffsetDateTime,
     },
-    Ready(Arc<Current<X>>),
+    /// Inline, so a session's current set and its state are one allocation: a [`Ready`]
+    /// holds the `Arc` of this state.
+    Ready(Current<X>),
     /// Re-auth was signalled; nothing is refreshed until new tokens are inserted (here or,
     /// seen on a later look at the store, by another process).
     Dead {
@@ -298,6 +299,52 @@ pub(super) struct Current<X> {
     /// path: fresh while the clock reads earlier. Set by [`sealed`](Self::sealed) whenever
     /// either changes.
     pub(super) fresh_until: i64,
+}
+
+/// A state known to be [`State::Ready`], shared: what holds a session's current set (the
+/// session, the session map, a refresh's answer) holds the state itself, no second `Arc`.
+pub(super) struct Ready<X>(Arc<State<X>>);
+
+impl<X> Ready<X> {
+    /// `current` as a new ready state.
+    pub(super) fn new(current: Current<X>) -> Self {
+        Self(Arc::new(State::Ready(current)))
+    }
+
+    /// The state, if it is ready.
+    pub(super) fn of(state: &Arc<State<X>>) -> Option<Self> {
+        matches!(**state, State::Ready(_)).then(|| Self(state.clone()))
+    }
+
+    /// Whether `a` and `b` are the same publication.
+    pub(super) fn ptr_eq(a: &Self, b: &Self) -> bool {
+        Arc::ptr_eq(&a.0, &b.0)
+    }
+}
+
+impl<X> Clone for Ready<X> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<X> std::ops::Deref for Ready<X> {
+    type Target = Current<X>;
+
+    #[inline]
+    fn deref(&self) -> &Current<X> {
+        match &*self.0 {
+            State::Ready(current) => current,
+            // Made only by `new` and `of`, from a ready state; states are never mutated.
+            _ => unreachable!("a Ready of a state that is not ready"),
+        }
+    }
+}
+
+impl<X> From<Ready<X>> for Arc<State<X>> {
+    fn from(ready: Ready<X>) -> Self {
+        ready.0
+    }
 }
 
 impl<X: Clone> Current<X> {
