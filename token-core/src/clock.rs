@@ -22,13 +22,6 @@ pub trait Clock: Send + Sync + 'static {
     fn now_nanos_at_least(&self) -> i64 {
         unix_nanos(self.now())
     }
-
-    /// [`now`](Self::now) as Unix nanoseconds (saturating at the bounds of `i64`), for
-    /// arithmetic that needs no calendar: the default converts `now()`, the system clock
-    /// reads it without building an `OffsetDateTime`.
-    fn now_nanos(&self) -> i64 {
-        unix_nanos(self.now())
-    }
 }
 
 /// `at` as Unix nanoseconds, saturating at the bounds of `i64` (years 1677 and 2262).
@@ -50,10 +43,6 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
 
     fn now_nanos_at_least(&self) -> i64 {
         (**self).now_nanos_at_least()
-    }
-
-    fn now_nanos(&self) -> i64 {
-        (**self).now_nanos()
     }
 }
 
@@ -78,13 +67,6 @@ impl Clock for SystemClock {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     fn now_nanos_at_least(&self) -> i64 {
         coarse::now_at_least()
-    }
-
-    fn now_nanos(&self) -> i64 {
-        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-            Ok(since) => i64::try_from(since.as_nanos()).unwrap_or(i64::MAX),
-            Err(before) => i64::try_from(before.duration().as_nanos()).map_or(i64::MIN, |n| -n),
-        }
     }
 }
 
@@ -198,10 +180,6 @@ impl Clock for ManualClock {
     fn now_nanos_at_least(&self) -> i64 {
         self.unix_nanos.load(Ordering::SeqCst)
     }
-
-    fn now_nanos(&self) -> i64 {
-        self.unix_nanos.load(Ordering::SeqCst)
-    }
 }
 
 fn to_nanos(at: OffsetDateTime) -> i64 {
@@ -239,17 +217,6 @@ mod tests {
         }
         assert_eq!(unix_nanos(OffsetDateTime::UNIX_EPOCH), 0);
         assert_eq!(unix_nanos(datetime!(9999-01-01 00:00 UTC)), i64::MAX);
-        assert_eq!(manual.now_nanos(), unix_nanos(manual.now()));
-        for _ in 0..1000 {
-            // The system clock's nanoseconds agree with its `now()` (read around it).
-            let before = unix_nanos(system.now());
-            let nanos = system.now_nanos();
-            let after = unix_nanos(system.now());
-            assert!(
-                before <= nanos && nanos <= after,
-                "{before} {nanos} {after}"
-            );
-        }
         assert_eq!(unix_nanos(datetime!(-9999-01-01 00:00 UTC)), i64::MIN);
     }
 

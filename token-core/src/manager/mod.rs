@@ -585,8 +585,10 @@ impl<P: Provider> Inner<P> {
     fn schedule(&self, set: &StoredTokenSet) -> Option<OffsetDateTime> {
         let jitter = crate::random::up_to(self.config.skew_jitter);
         // In Unix nanoseconds (as `i128`, which holds every instant `time` represents with
-        // room for the arithmetic): no calendar arithmetic on every insert and refresh.
-        let now = i128::from(self.clock.now_nanos());
+        // room for the arithmetic): no calendar arithmetic on every insert and refresh. "Now"
+        // is the clock's cheap upper bound (the system clock's is up to a tick and 50 ms
+        // late): the half of the remaining life below comes out that much shorter at most.
+        let now = i128::from(self.clock.now_nanos_at_least());
         // A skew longer than half the token's remaining life would refresh it at once, and
         // again after every answer: take at most half.
         let at_most_half = |at: OffsetDateTime, skew: Duration| {

@@ -455,11 +455,18 @@ pub(super) fn later(at: OffsetDateTime, by: Duration) -> OffsetDateTime {
 
 /// The instant `nanos` after the Unix epoch, saturating at the representable range.
 pub(super) fn from_unix_nanos(nanos: i128) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(if nanos < 0 {
-        FAR_PAST
-    } else {
-        FAR_FUTURE
-    })
+    // Through `i64` seconds where the instant fits (the years 1677 to 2262): no 128-bit
+    // division.
+    let at = match i64::try_from(nanos) {
+        Ok(nanos) => OffsetDateTime::from_unix_timestamp(nanos.div_euclid(1_000_000_000))
+            .ok()
+            .and_then(|at| {
+                let within = nanos.rem_euclid(1_000_000_000) as u32;
+                at.replace_nanosecond(within).ok()
+            }),
+        Err(_) => OffsetDateTime::from_unix_timestamp_nanos(nanos).ok(),
+    };
+    at.unwrap_or(if nanos < 0 { FAR_PAST } else { FAR_FUTURE })
 }
 
 #[cfg(test)]
@@ -474,10 +481,18 @@ mod tests {
         assert_eq!(later(now, Duration::from_secs(u64::MAX)), FAR_FUTURE);
         assert_eq!(from_unix_nanos(i128::MAX), FAR_FUTURE);
         assert_eq!(from_unix_nanos(i128::MIN), FAR_PAST);
-        assert_eq!(
-            from_unix_nanos(now.unix_timestamp_nanos() - 1),
-            now - time::Duration::nanoseconds(1)
-        );
+        for at in [
+            now,
+            now - time::Duration::nanoseconds(1),
+            now + time::Duration::nanoseconds(999_999_999),
+            datetime!(1969-12-31 23:59:59.5 UTC),
+            datetime!(1500-06-01 12:00:00.25 UTC),
+            datetime!(3000-06-01 12:00:00.75 UTC),
+            FAR_FUTURE,
+            FAR_PAST,
+        ] {
+            assert_eq!(from_unix_nanos(at.unix_timestamp_nanos()), at, "{at}");
+        }
         assert_eq!(
             later(now, Duration::from_secs(60)),
             datetime!(2026-01-01 00:01 UTC)
