@@ -98,7 +98,7 @@ fn add_serde<R: Copy>(
             field.attrs.push(syn::parse_quote!(
                 #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
             ));
-        } else if default_unannotated && model_field.attrs.role.is_none() {
+        } else if default_unannotated && model_field.role().is_none() {
             field.attrs.push(syn::parse_quote!(#[serde(default)]));
         }
     }
