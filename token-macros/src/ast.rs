@@ -26,6 +26,18 @@ pub enum Data<'a> {
     Error(Vec<Field<'a, ErrorRole>>),
     Extras(Vec<Field<'a, ExtrasRole>>),
     ErrorCode(Vec<Variant<'a>>),
+    /// A provider's config: its fields, for `new` and the `with_<field>` setters.
+    Config(Vec<ConfigField<'a>>),
+}
+
+/// A field of a provider's config.
+pub struct ConfigField<'a> {
+    pub ident: &'a Ident,
+    pub ty: &'a Type,
+    /// `T` when the type is written `Option<T>`: set by `with_<field>`, `None` in `new`.
+    pub optional: Option<&'a Type>,
+    /// The field's own docs, repeated on its setter.
+    pub docs: Vec<&'a syn::Attribute>,
 }
 
 pub struct Field<'a, R> {
@@ -144,7 +156,7 @@ pub fn build<'a>(item: &'a syn::Item, top: TopAttrs, errors: &mut Errors) -> Opt
                 .collect(),
         ),
         (syn::Item::Enum(_), _) => {
-            errors.at(ident, "only `#[token_endpoint(error_code)]` goes on an enum; requests, responses, errors, extras and field groups are structs");
+            errors.at(ident, "only `#[token_endpoint(error_code)]` goes on an enum; requests, responses, errors, extras, field groups and configs are structs");
             return None;
         }
         (syn::Item::Struct(_), ItemKind::ErrorCode) => {
@@ -173,6 +185,7 @@ pub fn build<'a>(item: &'a syn::Item, top: TopAttrs, errors: &mut Errors) -> Opt
                 }
                 ItemKind::Error => Data::Error(fields(named, &top, errors)),
                 ItemKind::Extras => Data::Extras(fields(named, &top, errors)),
+                ItemKind::Config => Data::Config(config_fields(named, errors)),
                 ItemKind::ErrorCode => return None,
             }
         }
@@ -208,6 +221,34 @@ fn fields<'a, R: RoleName>(
                 attrs,
                 inferred: None,
                 wire,
+            })
+        })
+        .collect()
+}
+
+/// A config's fields take no `#[token(...)]`: `new` takes the required ones, in order, and
+/// each `Option` one has its setter.
+fn config_fields<'a>(
+    named: &'a syn::punctuated::Punctuated<syn::Field, syn::Token![,]>,
+    errors: &mut Errors,
+) -> Vec<ConfigField<'a>> {
+    named
+        .iter()
+        .filter_map(|field| {
+            attr::reject_token_attrs(
+                &field.attrs,
+                "a config's fields take no `#[token(...)]`: `new` takes every field that is not an `Option`, and `with_<field>` sets an `Option` one",
+                errors,
+            );
+            Some(ConfigField {
+                ident: field.ident.as_ref()?,
+                ty: &field.ty,
+                optional: option_inner(&field.ty),
+                docs: field
+                    .attrs
+                    .iter()
+                    .filter(|a| a.path().is_ident("doc"))
+                    .collect(),
             })
         })
         .collect()

@@ -21,6 +21,8 @@ pub fn check(model: &Model, errors: &mut Errors) {
         Data::Error(fields) => error(model, fields, errors),
         Data::Extras(fields) => kept_extras(fields, errors),
         Data::ErrorCode(variants) => error_code(model, variants, errors),
+        // Any named fields make a config.
+        Data::Config(_) => {}
     }
 }
 
