@@ -202,11 +202,11 @@ pub trait FieldGroup: Sized {
     }
 }
 
-/// The type of a success answer's `#[token(access_token)]` field: [`AccessToken`], which
-/// redacts itself in `Debug`.
+/// The type of a success answer's access-token field (`#[token(access_token)]`, or a field of
+/// a type named `AccessToken`): [`AccessToken`], which redacts itself in `Debug`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an access token",
-    label = "the `#[token(access_token)]` field's type",
+    label = "the access-token field's type",
     note = "write `AccessToken` (`token_core::secret::AccessToken`): it redacts itself in `Debug`"
 )]
 pub trait AccessTokenField {

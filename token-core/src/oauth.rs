@@ -324,22 +324,17 @@ pub struct AuthorizationCodeGrant {
 #[derive(Clone, Debug, PartialEq)]
 pub struct OAuthTokens {
     /// The access token.
-    #[token(access_token)]
     pub access_token: AccessToken,
     /// The token type (`Bearer`).
-    #[token(token_type)]
     pub token_type: Option<String>,
     /// Seconds until the access token expires.
-    #[token(expiry)]
     pub expires_in: Option<ExpiresIn>,
     /// The new refresh token, if the server issued one.
-    #[token(refresh_token)]
     pub refresh_token: Option<RefreshToken>,
     /// Seconds until the refresh token expires (Keycloak and others).
     #[token(refresh_expiry)]
     pub refresh_expires_in: Option<ExpiresIn>,
     /// The granted scope.
-    #[token(scope)]
     pub scope: Option<String>,
 }
 

@@ -73,7 +73,7 @@ pub trait Provider: Send + Sync + 'static {
 /// ```
 /// use token_core::provider::RefreshEndpoint;
 /// use token_core::{secret::RefreshToken, token_endpoint};
-/// # #[token_endpoint(response)] pub struct Tokens { #[token(access_token)] pub access_token: token_core::secret::AccessToken }
+/// # #[token_endpoint(response)] pub struct Tokens { pub access_token: token_core::secret::AccessToken }
 /// # #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }
 ///
 /// #[derive(Clone, Debug)]
@@ -154,7 +154,7 @@ impl KeepExtras for NoExtras {}
 ///
 /// ```
 /// # use token_core::{secret::AccessToken, secret::RefreshToken, token_endpoint};
-/// # #[token_endpoint(response)] pub struct Tokens { #[token(access_token)] pub access_token: AccessToken }
+/// # #[token_endpoint(response)] pub struct Tokens { pub access_token: AccessToken }
 /// # #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }
 /// # #[derive(Clone, Debug)] pub struct AcmeConfig { pub client_id: String }
 /// # #[token_endpoint(post = "/token", form, response = Tokens, error = Failure, config = AcmeConfig, provider = "acme")]
@@ -209,7 +209,7 @@ impl<E: RefreshEndpoint> RefreshProvider<E> {
     ///
     /// ```
     /// # use token_core::{secret::AccessToken, secret::RefreshToken, token_endpoint};
-    /// # #[token_endpoint(response)] pub struct Tokens { #[token(access_token)] pub access_token: AccessToken }
+    /// # #[token_endpoint(response)] pub struct Tokens { pub access_token: AccessToken }
     /// # #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }
     /// # #[token_endpoint(post = "/token", form, response = Tokens, error = Failure, provider = "acme")]
     /// # pub struct Refresh { #[token(from = refresh_token)] pub refresh_token: RefreshToken }

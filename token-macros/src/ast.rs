@@ -2,6 +2,7 @@
 //! variants with their parsed `#[token(...)]` attributes, each keeping its syn node for spans.
 
 use proc_macro2::Span;
+use syn::spanned::Spanned;
 use syn::{Fields, GenericArgument, Ident, PathArguments, Type};
 
 use crate::attr::{self, Errors, FieldAttrs, Source, TopAttrs, VariantAttrs};
@@ -25,6 +26,18 @@ pub enum Data<'a> {
     Error(Vec<Field<'a, ErrorRole>>),
     Extras(Vec<Field<'a, ExtrasRole>>),
     ErrorCode(Vec<Variant<'a>>),
+    /// A provider's config: its fields, for `new` and the `with_<field>` setters.
+    Config(Vec<ConfigField<'a>>),
+}
+
+/// A field of a provider's config.
+pub struct ConfigField<'a> {
+    pub ident: &'a Ident,
+    pub ty: &'a Type,
+    /// `T` when the type is written `Option<T>`: set by `with_<field>`, `None` in `new`.
+    pub optional: Option<&'a Type>,
+    /// The field's own docs, repeated on its setter.
+    pub docs: Vec<&'a syn::Attribute>,
 }
 
 pub struct Field<'a, R> {
@@ -33,22 +46,54 @@ pub struct Field<'a, R> {
     /// Whether the type is written `Option<...>`: then absent values are omitted.
     pub optional: bool,
     pub attrs: FieldAttrs<R>,
+    /// The role the field takes without a role key: from its type or its name (response
+    /// fields only). A declared role wins.
+    pub inferred: Option<Inferred<R>>,
     /// The name on the wire: `rename`, else `rename_all` applied, else the field name.
     pub wire: String,
 }
 
+/// A role a field takes without a role key, and what gave it.
+#[derive(Clone, Copy)]
+pub struct Inferred<R> {
+    pub role: R,
+    pub by: InferredBy,
+}
+
+/// What gave a field its inferred role.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum InferredBy {
+    /// The type, as written (`AccessToken`, `Option<RefreshToken>`, the `extras = Type`).
+    Type,
+    /// The field's name (`expires_in`, `scope`, `token_type`).
+    Name,
+}
+
 impl<R: Copy> Field<'_, R> {
-    /// The declared role, if any.
+    /// The role: the declared one, else the inferred one, if any.
     pub fn role(&self) -> Option<R> {
-        self.attrs.role.as_ref().map(|r| r.value)
+        match &self.attrs.role {
+            Some(declared) => Some(declared.value),
+            None => self.inferred.map(|i| i.role),
+        }
     }
 
-    /// The span of the role's key (the field's, when it has none).
+    /// How the field has its role, when it has one without a role key.
+    pub fn inferred_by(&self) -> Option<InferredBy> {
+        match &self.attrs.role {
+            Some(_) => None,
+            None => self.inferred.map(|i| i.by),
+        }
+    }
+
+    /// The span of what gave the field its role: the role's key, else the type or the name
+    /// it was inferred from (the field's name, when it has no role).
     pub fn role_span(&self) -> Span {
-        self.attrs
-            .role
-            .as_ref()
-            .map_or_else(|| self.ident.span(), |r| r.key.span())
+        match (&self.attrs.role, self.inferred_by()) {
+            (Some(declared), _) => declared.key.span(),
+            (None, Some(InferredBy::Type)) => self.ty.span(),
+            (None, Some(InferredBy::Name) | None) => self.ident.span(),
+        }
     }
 }
 
@@ -111,7 +156,7 @@ pub fn build<'a>(item: &'a syn::Item, top: TopAttrs, errors: &mut Errors) -> Opt
                 .collect(),
         ),
         (syn::Item::Enum(_), _) => {
-            errors.at(ident, "only `#[token_endpoint(error_code)]` goes on an enum; requests, responses, errors, extras and field groups are structs");
+            errors.at(ident, "only `#[token_endpoint(error_code)]` goes on an enum; requests, responses, errors, extras, field groups and configs are structs");
             return None;
         }
         (syn::Item::Struct(_), ItemKind::ErrorCode) => {
@@ -133,9 +178,14 @@ pub fn build<'a>(item: &'a syn::Item, top: TopAttrs, errors: &mut Errors) -> Opt
             match kind {
                 ItemKind::Request => Data::Request(fields(named, &top, errors)),
                 ItemKind::Fields => Data::Fields(fields(named, &top, errors)),
-                ItemKind::Response => Data::Response(fields(named, &top, errors)),
+                ItemKind::Response => {
+                    let mut fields = fields(named, &top, errors);
+                    infer_answer_roles(&mut fields, &top, errors);
+                    Data::Response(fields)
+                }
                 ItemKind::Error => Data::Error(fields(named, &top, errors)),
                 ItemKind::Extras => Data::Extras(fields(named, &top, errors)),
+                ItemKind::Config => Data::Config(config_fields(named, errors)),
                 ItemKind::ErrorCode => return None,
             }
         }
@@ -169,7 +219,36 @@ fn fields<'a, R: RoleName>(
                 ty: &field.ty,
                 optional: option_inner(&field.ty).is_some(),
                 attrs,
+                inferred: None,
                 wire,
+            })
+        })
+        .collect()
+}
+
+/// A config's fields take no `#[token(...)]`: `new` takes the required ones, in order, and
+/// each `Option` one has its setter.
+fn config_fields<'a>(
+    named: &'a syn::punctuated::Punctuated<syn::Field, syn::Token![,]>,
+    errors: &mut Errors,
+) -> Vec<ConfigField<'a>> {
+    named
+        .iter()
+        .filter_map(|field| {
+            attr::reject_token_attrs(
+                &field.attrs,
+                "a config's fields take no `#[token(...)]`: `new` takes every field that is not an `Option`, and `with_<field>` sets an `Option` one",
+                errors,
+            );
+            Some(ConfigField {
+                ident: field.ident.as_ref()?,
+                ty: &field.ty,
+                optional: option_inner(&field.ty),
+                docs: field
+                    .attrs
+                    .iter()
+                    .filter(|a| a.path().is_ident("doc"))
+                    .collect(),
             })
         })
         .collect()
@@ -186,6 +265,68 @@ fn variant<'a>(variant: &'a syn::Variant, top: &TopAttrs, errors: &mut Errors) -
         original: variant,
         attrs,
         code,
+    }
+}
+
+/// The roles of a response's fields without a role key, where the type or the RFC 6749
+/// section 5.1 name says it: `AccessToken` (or `Option<AccessToken>`, which the access
+/// token's rule then refuses), `RefreshToken` or `Option<RefreshToken>`, the `extras = Type`;
+/// `expires_in`, `scope`, `token_type`. Types are recognised by their last path segment as
+/// written, like `Option`. A field whose type and name say two different roles is an error.
+fn infer_answer_roles(fields: &mut [Field<AnswerRole>], top: &TopAttrs, errors: &mut Errors) {
+    let extras = top.extras.as_ref().and_then(|e| last_segment(&e.value));
+    for field in fields.iter_mut().filter(|f| f.attrs.role.is_none()) {
+        let spelled = option_inner(field.ty).unwrap_or(field.ty);
+        let by_type = match last_segment(spelled) {
+            Some(s) if s.ident == "AccessToken" && s.arguments.is_none() => {
+                Some(AnswerRole::AccessToken)
+            }
+            Some(s) if s.ident == "RefreshToken" && s.arguments.is_none() => {
+                Some(AnswerRole::RefreshToken)
+            }
+            _ => None,
+        }
+        .or_else(|| {
+            // The extras type itself, not an `Option` of it.
+            let own = last_segment(field.ty)?;
+            (extras == Some(own)).then_some(AnswerRole::Extras)
+        });
+        let name = field.ident.to_string();
+        let by_name = match name.trim_start_matches("r#") {
+            "expires_in" => Some(AnswerRole::Expiry),
+            "scope" => Some(AnswerRole::Scope),
+            "token_type" => Some(AnswerRole::TokenType),
+            _ => None,
+        };
+        if let (Some(typed), Some(named)) = (by_type, by_name) {
+            errors.at(
+                field.ident,
+                format!(
+                    "`{name}` is the `{}` by its type and the `{}` by its name: give it its role with `#[token(...)]`",
+                    typed.name(),
+                    named.name()
+                ),
+            );
+        }
+        field.inferred = match (by_type, by_name) {
+            (Some(role), _) => Some(Inferred {
+                role,
+                by: InferredBy::Type,
+            }),
+            (None, Some(role)) => Some(Inferred {
+                role,
+                by: InferredBy::Name,
+            }),
+            (None, None) => None,
+        };
+    }
+}
+
+/// The last segment of a type written as a path (`token_core::secret::AccessToken`).
+fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
+    match ty {
+        Type::Path(path) if path.qself.is_none() => path.path.segments.last(),
+        _ => None,
     }
 }
 

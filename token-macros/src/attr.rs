@@ -756,6 +756,7 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
             (Meta::Path(_), "error_code") => ItemKind::ErrorCode,
             (Meta::Path(_), "extras") => ItemKind::Extras,
             (Meta::Path(_), "fields") => ItemKind::Fields,
+            (Meta::Path(_), "config") => ItemKind::Config,
             (Meta::NameValue(_), "post" | "get" | "put") => ItemKind::Request,
             _ => continue,
         };
@@ -764,7 +765,7 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
             Some((first, key)) if *first != this => {
                 errors.at(
                     &entry.key,
-                    format!("`{name}` conflicts with `{key}`: an item is one of a request, `response`, `error`, `extras`, `error_code` or `fields`"),
+                    format!("`{name}` conflicts with `{key}`: an item is one of a request, `response`, `error`, `extras`, `error_code`, `fields` or `config`"),
                 );
                 // Every other key would be judged against the wrong kind: stop here.
                 return None;
@@ -775,10 +776,12 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
     let Some((kind, _)) = kind else {
         // A typo of the kind key (`psot = "/x"`, `respnse`): point at it, and say nothing
         // about the other keys, which cannot be judged without the kind.
+        // A kind's own name written in another form (`extras = Type`, `config = Type` on a
+        // request whose kind key is mistyped) is not the typo.
         let typo = entries.iter().find_map(|entry| {
             let name = entry.key.to_string();
-            symbol::closest(&name, symbol::ITEM_KINDS.iter().copied())
-                .map(|kind| (entry, name, kind))
+            let kinds = symbol::ITEM_KINDS.iter().copied().filter(|k| *k != name);
+            symbol::closest(&name, kinds).map(|kind| (entry, name, kind))
         });
         if let Some((entry, name, kind)) = typo {
             errors.at(
@@ -793,7 +796,8 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
         errors.span(
             Span::call_site(),
             "expected the item kind: `post = \"/path\"` (or `get`, `put`) for a request struct, \
-             `response`, `error`, `extras`, `fields` (a group of request fields), or `error_code` (on an enum)",
+             `response`, `error`, `extras`, `fields` (a group of request fields), `config` (a provider's config), \
+             or `error_code` (on an enum)",
         );
         return None;
     };
@@ -884,7 +888,7 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
                     value,
                 })
             }
-            ("config", _) => {
+            ("config", Form::Path) => {
                 top.config = path_type(meta, errors).map(|value| Keyed {
                     key: entry.key.clone(),
                     value,

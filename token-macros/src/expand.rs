@@ -6,7 +6,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Ident, LitStr};
 
-use crate::ast::{Data, Field, Model, Variant, numeric_codes, option_inner};
+use crate::ast::{ConfigField, Data, Field, Model, Variant, numeric_codes, option_inner};
 use crate::attr::{
     Algorithm, Code, Keyed, SignEncoding, SignPart, Signature, SlotKind, Source, Timestamp,
 };
@@ -40,6 +40,7 @@ pub fn expand(model: &Model) -> TokenStream {
             keep_extras(model, fields)
         }
         Data::ErrorCode(variants) => error_code(model, variants),
+        Data::Config(fields) => config(model, fields),
     };
     quote!(#item #imp)
 }
@@ -98,7 +99,7 @@ fn add_serde<R: Copy>(
             field.attrs.push(syn::parse_quote!(
                 #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
             ));
-        } else if default_unannotated && model_field.attrs.role.is_none() {
+        } else if default_unannotated && model_field.role().is_none() {
             field.attrs.push(syn::parse_quote!(#[serde(default)]));
         }
     }
@@ -1295,6 +1296,105 @@ fn error_code(model: &Model, variants: &[Variant]) -> TokenStream {
             ) -> ::core::result::Result<Self, __D::Error> {
                 #p::deserialize_code(deserializer)
             }
+        }
+    }
+}
+
+// ---- configs -------------------------------------------------------------------------
+
+/// The primitive types a config's `new` and setters take as they are: an integer literal
+/// does not infer through `impl Into<u64>`.
+const PRIMITIVES: &[&str] = &[
+    "bool", "char", "f32", "f64", "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32",
+    "u64", "u128", "usize",
+];
+
+/// The parameter `value` for a value of `ty`, and the value it gives: `ty` itself when it
+/// is a primitive (by spelling), else `impl Into<ty>`, converted.
+fn config_param(ty: &syn::Type, value: &Ident) -> (TokenStream, TokenStream) {
+    let primitive = matches!(ty, syn::Type::Path(p) if p.qself.is_none()
+        && p.path.get_ident().is_some_and(|i| PRIMITIVES.iter().any(|n| i == n)));
+    if primitive {
+        (quote!(#ty), quote!(#value))
+    } else {
+        (
+            quote_spanned!(ty.span()=> impl ::core::convert::Into<#ty>),
+            quote_spanned!(ty.span()=> ::core::convert::Into::<#ty>::into(#value)),
+        )
+    }
+}
+
+/// `new` with every field that is not an `Option`, in declaration order (the `Option`s
+/// start as `None`), and `with_<field>` for each `Option` field.
+fn config(model: &Model, fields: &[ConfigField]) -> TokenStream {
+    use syn::ext::IdentExt as _;
+    let ident = model.ident;
+    let vis = match model.item {
+        syn::Item::Struct(s) => s.vis.clone(),
+        _ => syn::Visibility::Inherited,
+    };
+    let code = |names: &[&ConfigField]| {
+        names
+            .iter()
+            .map(|f| format!("`{}`", f.ident.unraw()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let required: Vec<&ConfigField> = fields.iter().filter(|f| f.optional.is_none()).collect();
+    let optional: Vec<&ConfigField> = fields.iter().filter(|f| f.optional.is_some()).collect();
+    let mut new_doc = match required.as_slice() {
+        [] => format!("A `{ident}` with every field `None`"),
+        _ => format!("A `{ident}` with its {}", code(&required)),
+    };
+    if !required.is_empty() && !optional.is_empty() {
+        new_doc.push_str(&format!(
+            "; {} start{} as `None`",
+            code(&optional),
+            if optional.len() == 1 { "s" } else { "" }
+        ));
+    }
+    new_doc.push('.');
+    let mut params = Vec::new();
+    let mut inits = Vec::new();
+    for f in fields {
+        let name = f.ident;
+        if f.optional.is_some() {
+            inits.push(quote!(#name: ::core::option::Option::None));
+        } else {
+            let (param, value) = config_param(f.ty, name);
+            params.push(quote!(#name: #param));
+            inits.push(quote!(#name: #value));
+        }
+    }
+    let setters = optional.iter().filter_map(|f| {
+        let (name, inner) = (f.ident, f.optional?);
+        let setter = format_ident!("with_{}", name.unraw());
+        let doc = format!(
+            "Sets `{}`, which [`new`](Self::new) leaves `None`.",
+            name.unraw()
+        );
+        let docs = &f.docs;
+        let blank = (!docs.is_empty()).then(|| quote!(#[doc = ""]));
+        let (param, value) = config_param(inner, &format_ident!("value"));
+        Some(quote! {
+            #[doc = #doc]
+            #blank
+            #(#docs)*
+            #vis fn #setter(mut self, value: #param) -> Self {
+                self.#name = ::core::option::Option::Some(#value);
+                self
+            }
+        })
+    });
+    quote! {
+        impl #ident {
+            #[doc = #new_doc]
+            #[allow(clippy::new_without_default, clippy::too_many_arguments)]
+            #vis fn new(#(#params),*) -> Self {
+                Self { #(#inits,)* }
+            }
+
+            #(#setters)*
         }
     }
 }

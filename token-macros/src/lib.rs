@@ -18,8 +18,8 @@ mod valid;
 use proc_macro2::TokenStream;
 
 /// Declares one piece of a provider endpoint: a request struct, its response struct, its
-/// error struct, an extras struct, or an enum of error codes. See `token_core::token_endpoint`
-/// for the grammar.
+/// error struct, an extras struct, an enum of error codes, a field group, or the provider's
+/// config. See `token_core::token_endpoint` for the grammar.
 #[proc_macro_attribute]
 pub fn token_endpoint(
     args: proc_macro::TokenStream,
@@ -167,6 +167,55 @@ mod tests {
             let output = expand_attribute(args, item);
             assert!(errors_of(&output) >= 1, "{output}");
         }
+    }
+
+    #[test]
+    fn a_config_gets_new_with_its_required_fields_and_a_setter_per_option() {
+        let output = expand_attribute(
+            quote!(config),
+            quote!(
+                pub struct C {
+                    pub key: String,
+                    /// Sent when set.
+                    pub region: Option<String>,
+                    pub id: u64,
+                }
+            ),
+        )
+        .to_string();
+        assert_eq!(errors_of(&output.parse().unwrap()), 0, "{output}");
+        let new = output.find("fn new").expect("new");
+        let signature = &output[new..new + output[new..].find('{').unwrap()];
+        assert!(
+            signature.contains("key : impl :: core :: convert :: Into < String >")
+                && signature.contains("id : u64")
+                && !signature.contains("region"),
+            "{signature}"
+        );
+        assert!(
+            output.contains("region : :: core :: option :: Option :: None"),
+            "{output}"
+        );
+        assert!(output.contains("pub fn with_region"), "{output}");
+        assert!(
+            !output.contains("with_key") && !output.contains("with_id"),
+            "{output}"
+        );
+    }
+
+    #[test]
+    fn a_kind_named_in_another_form_is_not_taken_for_the_typo() {
+        let output = expand_attribute(
+            quote!(extras = X, psot = "/t"),
+            quote!(
+                pub struct R {
+                    a: i32,
+                }
+            ),
+        )
+        .to_string();
+        assert_eq!(errors_of(&output.parse().unwrap()), 1, "{output}");
+        assert!(output.contains("did you mean `post`?"), "{output}");
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub enum ItemKind {
     Extras,
     /// `fields`: a group of request fields that requests flatten.
     Fields,
+    /// `config`: a provider's config struct, given `new` and `with_<field>`.
+    Config,
 }
 
 /// Where an attribute key is written.
@@ -78,6 +80,7 @@ impl Place {
                 "on an extras struct (`#[token_endpoint(extras, ...)]`)"
             }
             Place::Item(ItemKind::Fields) => "on a field group (`#[token_endpoint(fields, ...)]`)",
+            Place::Item(ItemKind::Config) => "on a provider config (`#[token_endpoint(config)]`)",
             Place::Member(ItemKind::Request) => "in `#[token(...)]` on a field of a request struct",
             Place::Member(ItemKind::Response) => {
                 "in `#[token(...)]` on a field of a response struct"
@@ -88,6 +91,7 @@ impl Place {
             }
             Place::Member(ItemKind::Extras) => "in `#[token(...)]` on a field of an extras struct",
             Place::Member(ItemKind::Fields) => "in `#[token(...)]` on a field of a field group",
+            Place::Member(ItemKind::Config) => "in `#[token(...)]` on a field of a provider config",
         }
     }
 }
@@ -416,6 +420,8 @@ pub const KEYS: &[(&str, Form, Place)] = &[
     ("refusal", Form::List, Place::Member(ItemKind::ErrorCode)),
     // error struct, for a `String` code
     ("refusal", Form::List, Place::Item(ItemKind::Error)),
+    // provider config
+    ("config", Form::Flag, Place::Item(ItemKind::Config)),
 ];
 
 /// Keys inside `header(...)`, `body(...)`, `query(...)` constants.
@@ -598,6 +604,7 @@ pub const ITEM_KINDS: &[&str] = &[
     "error_code",
     "extras",
     "fields",
+    "config",
 ];
 
 /// The keys allowed in `place`.

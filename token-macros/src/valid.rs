@@ -1,7 +1,7 @@
 //! Rules that involve several attributes: one access-token field, a body format, a config
 //! type for `config.*` sources, a catch-all error code... Each error points at its token.
 
-use crate::ast::{Data, Field, Model, Variant, numeric_codes};
+use crate::ast::{Data, Field, InferredBy, Model, Variant, numeric_codes};
 use crate::attr::{Algorithm, Errors, SignEncoding, SignPart, SlotKind, Source};
 use crate::symbol::{
     AnswerRole, ErrorRole, ExtrasRole, Refusal, RequestRole, RoleName, SessionValue,
@@ -21,6 +21,8 @@ pub fn check(model: &Model, errors: &mut Errors) {
         Data::Error(fields) => error(model, fields, errors),
         Data::Extras(fields) => kept_extras(fields, errors),
         Data::ErrorCode(variants) => error_code(model, variants, errors),
+        // Any named fields make a config.
+        Data::Config(_) => {}
     }
 }
 
@@ -346,14 +348,7 @@ fn response(model: &Model, fields: &[Field<AnswerRole>], errors: &mut Errors) {
             continue;
         }
         if let Some((_, first)) = seen.iter().find(|(r, _)| *r == role) {
-            errors.span(
-                field.role_span(),
-                format!(
-                    "duplicate `{}`: field `{}` already has this role",
-                    role.name(),
-                    first.ident
-                ),
-            );
+            errors.span(field.role_span(), duplicate_answer_role(role, first, field));
             continue;
         }
         match role {
@@ -380,7 +375,7 @@ fn response(model: &Model, fields: &[Field<AnswerRole>], errors: &mut Errors) {
     if access.is_none() {
         errors.at(
             model.ident,
-            "a response needs one `#[token(access_token)]` field",
+            "a response needs one access-token field: a field of type `AccessToken` (or marked `#[token(access_token)]`)",
         );
     }
     if let (Some(field), None) = (extra, &model.top.extras) {
@@ -406,6 +401,38 @@ fn response(model: &Model, fields: &[Field<AnswerRole>], errors: &mut Errors) {
             );
         }
     }
+}
+
+/// Two response fields with one role: `second` is named, with how each has it and how to
+/// give `second` another role.
+fn duplicate_answer_role(
+    role: AnswerRole,
+    first: &Field<AnswerRole>,
+    second: &Field<AnswerRole>,
+) -> String {
+    let how = |field: &Field<AnswerRole>| match field.inferred_by() {
+        Some(InferredBy::Type) => " (by its type)",
+        Some(InferredBy::Name) => " (by its name)",
+        None => "",
+    };
+    let mut message = format!(
+        "duplicate `{}`: field `{}` already has this role{}",
+        role.name(),
+        first.ident,
+        how(first)
+    );
+    match second.inferred_by() {
+        Some(InferredBy::Type) => message.push_str(&format!(
+            "; `{}` takes it by its type: give it another role with `#[token(...)]` (such as `extra`)",
+            second.ident
+        )),
+        Some(InferredBy::Name) => message.push_str(&format!(
+            "; `{0}` takes it by its name: give it another role with `#[token(...)]`, or another name (`#[token(rename = \"{1}\")]` keeps its name on the wire)",
+            second.ident, second.wire
+        )),
+        None => {}
+    }
+    message
 }
 
 fn error(model: &Model, fields: &[Field<ErrorRole>], errors: &mut Errors) {

@@ -60,13 +60,11 @@ pub struct AlipayExtras {
 #[derive(Debug)]
 pub struct ApplyTokenResult {
     /// The access token.
-    #[token(access_token)]
     pub access_token: AccessToken,
     /// When it expires, ISO 8601 with offset.
     #[token(expiry)]
     pub access_token_expiry_time: Option<Iso8601>,
     /// The new refresh token.
-    #[token(refresh_token)]
     pub refresh_token: Option<RefreshToken>,
     /// When the refresh token expires, ISO 8601 with offset.
     #[token(refresh_expiry)]

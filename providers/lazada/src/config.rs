@@ -1,9 +1,10 @@
 //! [`LazadaConfig`]: the app's key and secret, as the Lazada Open Platform console shows them.
 
 use serde::Deserialize;
-use token_core::secret::ClientSecret;
+use token_core::{secret::ClientSecret, token_endpoint};
 
 /// A Lazada Open Platform app. See the crate docs for the JSON keys.
+#[token_endpoint(config)]
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LazadaConfig {
@@ -11,14 +12,4 @@ pub struct LazadaConfig {
     pub app_key: String,
     /// The App Secret: the key of every request's HMAC-SHA256 `sign`, never sent.
     pub app_secret: ClientSecret,
-}
-
-impl LazadaConfig {
-    /// An app with its key and secret.
-    pub fn new(app_key: impl Into<String>, app_secret: impl Into<String>) -> Self {
-        Self {
-            app_key: app_key.into(),
-            app_secret: ClientSecret::new(app_secret),
-        }
-    }
 }

@@ -76,19 +76,15 @@ pub struct LazadaSeller {
 #[derive(Clone, Debug, PartialEq)]
 pub struct LazadaTokens {
     /// The access token.
-    #[token(access_token)]
     pub access_token: AccessToken,
     /// The new refresh token.
-    #[token(refresh_token)]
     pub refresh_token: Option<RefreshToken>,
     /// Seconds until the access token expires.
-    #[token(expiry)]
     pub expires_in: Option<ExpiresIn>,
     /// Seconds until the refresh token expires.
     #[token(refresh_expiry)]
     pub refresh_expires_in: Option<ExpiresIn>,
     /// The seller, from the answer's other fields.
-    #[token(extras)]
     pub seller: LazadaSeller,
 }
 

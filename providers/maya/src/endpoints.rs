@@ -38,10 +38,8 @@ pub struct MiniAppRefresh {
 #[derive(Debug)]
 pub struct MayaTokens {
     /// The customer's access token.
-    #[token(access_token)]
     pub access_token: AccessToken,
     /// The customer's refresh token.
-    #[token(refresh_token)]
     pub refresh_token: Option<RefreshToken>,
     /// When the access token expires (UNIX seconds).
     #[token(expiry)]

@@ -71,13 +71,10 @@ pub struct RefreshServiceToken {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PaymentsgateTokens {
     /// The access token (a JWT).
-    #[token(access_token)]
     pub access_token: AccessToken,
     /// The new refresh token.
-    #[token(refresh_token)]
     pub refresh_token: Option<RefreshToken>,
     /// Seconds until the access token expires.
-    #[token(expiry)]
     pub expires_in: Option<ExpiresIn>,
 }
 

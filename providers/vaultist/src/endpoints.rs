@@ -85,19 +85,14 @@ pub struct VaultistExtras {
 #[derive(Clone, Debug, PartialEq)]
 pub struct VaultistTokens {
     /// The access token.
-    #[token(access_token)]
     pub access_token: AccessToken,
     /// The token type (`Bearer`).
-    #[token(token_type)]
     pub token_type: Option<String>,
     /// The new refresh token, "if applicable".
-    #[token(refresh_token)]
     pub refresh_token: Option<RefreshToken>,
     /// The granted scopes (v2).
-    #[token(scope)]
     pub scope: Option<String>,
     /// Seconds until the access token expires.
-    #[token(expiry)]
     pub expires_in: Option<ExpiresIn>,
     /// The user (v2).
     #[token(extra)]

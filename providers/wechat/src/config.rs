@@ -1,6 +1,7 @@
 //! The provider's configuration as an integrator writes it (JSON).
 
 use serde::{Deserialize, Serialize};
+use token_core::token_endpoint;
 
 /// A WeChat Official Account (or Open Platform app). See the crate docs for the JSON keys.
 ///
@@ -12,18 +13,10 @@ use serde::{Deserialize, Serialize};
 /// assert!(serde_json::from_str::<WeChatConfig>(r#"{"appid": "wx1", "secret": "s"}"#).is_err());
 /// # Ok::<(), serde_json::Error>(())
 /// ```
+#[token_endpoint(config)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WeChatConfig {
     /// The `appid` the refresh token was issued to.
     pub appid: String,
-}
-
-impl WeChatConfig {
-    /// The account `appid`.
-    pub fn new(appid: impl Into<String>) -> Self {
-        Self {
-            appid: appid.into(),
-        }
-    }
 }

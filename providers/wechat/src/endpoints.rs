@@ -58,19 +58,14 @@ pub struct WeChatUser {
 #[derive(Clone, Debug, PartialEq)]
 pub struct WeChatTokens {
     /// The web authorization access token (not the Official Account's base `access_token`).
-    #[token(access_token)]
     pub access_token: AccessToken,
     /// Seconds until the access token expires (7200).
-    #[token(expiry)]
     pub expires_in: Option<ExpiresIn>,
     /// The refresh token (30 days from the user's authorization).
-    #[token(refresh_token)]
     pub refresh_token: Option<RefreshToken>,
     /// The granted scopes, comma-separated (`snsapi_userinfo`).
-    #[token(scope)]
     pub scope: Option<String>,
     /// `openid`, and `unionid` when sent.
-    #[token(extras)]
     pub user: WeChatUser,
 }
 

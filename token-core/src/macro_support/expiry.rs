@@ -32,7 +32,8 @@ fn bounded(at: Option<OffsetDateTime>, name: &str) -> Option<OffsetDateTime> {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an expiry",
     label = "expected `ExpiresIn`, `UnixTime`, `UnixMillis`, `UnixMillisText`, `Iso8601` or `Option` of one",
-    note = "these types are in `token_core::expiry`"
+    note = "these types are in `token_core::expiry`",
+    note = "a response field named `expires_in` is the `expiry` without a key; to keep it unread, name it otherwise and keep its name on the wire with `#[token(rename = \"expires_in\")]`"
 )]
 pub trait ExpiryField {
     /// The absolute instant, relative forms counted from `now`; `None` when unknown.

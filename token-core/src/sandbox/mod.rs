@@ -292,7 +292,7 @@ impl SandboxBuilder {
     /// ```
     /// use token_core::sandbox::Sandbox;
     /// # use token_core::{secret::AccessToken, secret::RefreshToken, token_endpoint};
-    /// # #[token_endpoint(response)] pub struct Tokens { #[token(access_token)] pub access_token: AccessToken }
+    /// # #[token_endpoint(response)] pub struct Tokens { pub access_token: AccessToken }
     /// # #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }
     /// # #[derive(Clone, Debug)] pub struct AcmeConfig { pub client_id: String }
     /// # #[token_endpoint(post = "/token", form, response = Tokens, error = Failure, config = AcmeConfig, provider = "acme")]
