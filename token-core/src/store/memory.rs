@@ -33,8 +33,7 @@ use crate::token_set::StoredTokenSet;
 /// ```
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    /// Keyed with foldhash (seeded per process): every save and load hashes a key.
-    records: Mutex<HashMap<SessionKey, Entry, foldhash::quality::RandomState>>,
+    records: Mutex<Records>,
     // One counter for all keys: versions then never repeat, even after a delete.
     next_version: AtomicU64,
     /// Refresh leases, for several managers sharing this store in one process.
@@ -57,9 +56,7 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<SessionKey, Entry, foldhash::quality::RandomState>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
         // A panic elsewhere while holding the lock cannot leave a record half-written
         // (records are replaced whole), so the data stays good.
         self.records
@@ -91,12 +88,7 @@ impl MemoryStore {
             version,
             record: Held::Tokens(set.clone()),
         };
-        match records.get_mut(key) {
-            Some(found) => *found = entry,
-            None => {
-                records.insert(key.clone(), entry);
-            }
-        }
+        records.put(key, entry);
         version
     }
 
@@ -124,11 +116,54 @@ impl MemoryStore {
         let entry = Entry { version, record };
         match found {
             Some(found) => *found = entry,
-            None => {
-                records.insert(key.clone(), entry);
-            }
+            None => records.put(key, entry),
         }
         Ok(version)
+    }
+}
+
+/// The records, by provider and then by session name: a slot holds one name, not a whole
+/// [`SessionKey`] (every key of one provider shares its provider name), and a save or a
+/// load hashes the session's name only. Keyed with foldhash (seeded per process).
+#[derive(Debug, Default)]
+struct Records(HashMap<Arc<str>, HashMap<Arc<str>, Entry, Hasher>, Hasher>);
+
+type Hasher = foldhash::quality::RandomState;
+
+impl Records {
+    fn len(&self) -> usize {
+        self.0.values().map(HashMap::len).sum()
+    }
+
+    fn get(&self, key: &SessionKey) -> Option<&Entry> {
+        self.0.get(key.provider())?.get(key.session())
+    }
+
+    fn get_mut(&mut self, key: &SessionKey) -> Option<&mut Entry> {
+        self.0.get_mut(key.provider())?.get_mut(key.session())
+    }
+
+    /// Writes `entry` under `key`, replacing what is there.
+    fn put(&mut self, key: &SessionKey, entry: Entry) {
+        let sessions = match self.0.get_mut(key.provider()) {
+            Some(sessions) => sessions,
+            None => self.0.entry(key.provider_shared().clone()).or_default(),
+        };
+        match sessions.get_mut(key.session()) {
+            Some(found) => *found = entry,
+            None => {
+                sessions.insert(key.session_shared().clone(), entry);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &SessionKey) -> Option<Entry> {
+        let sessions = self.0.get_mut(key.provider())?;
+        let removed = sessions.remove(key.session());
+        if sessions.is_empty() {
+            self.0.remove(key.provider());
+        }
+        removed
     }
 }
 
@@ -239,6 +274,35 @@ mod tests {
             .to_stored()
             .unwrap()
             .into()
+    }
+
+    #[tokio::test]
+    async fn one_session_name_under_two_providers_is_two_records() {
+        let store = MemoryStore::new();
+        let (a, b) = (SessionKey::new("p", "s"), SessionKey::new("q", "s"));
+        let va = store.save(&a, &set("a"), None).await.unwrap();
+        let vb = store.save(&b, &set("b"), None).await.unwrap();
+        assert_eq!(store.len(), 2);
+        let token = |found: Option<Versioned<StoredRecord>>| {
+            let found = found.unwrap();
+            let token = found
+                .value
+                .tokens()
+                .unwrap()
+                .access_token
+                .expose_secret()
+                .to_owned();
+            (found.version, token)
+        };
+        assert_eq!(token(store.load(&a).await.unwrap()), (va, "a".to_owned()));
+        assert_eq!(token(store.load(&b).await.unwrap()), (vb, "b".to_owned()));
+        assert!(store.delete(&a, Some(va)).await.unwrap());
+        assert!(store.load(&a).await.unwrap().is_none());
+        assert_eq!(token(store.load(&b).await.unwrap()), (vb, "b".to_owned()));
+        assert_eq!(store.len(), 1);
+        // A provider whose last session went can be written to again.
+        store.save(&a, &set("c"), None).await.unwrap();
+        assert_eq!(store.len(), 2);
     }
 
     #[tokio::test]

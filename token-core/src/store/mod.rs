@@ -55,6 +55,11 @@ impl SessionKey {
     pub(crate) fn session_shared(&self) -> &Arc<str> {
         &self.session
     }
+
+    /// The provider's name, shared.
+    pub(crate) fn provider_shared(&self) -> &Arc<str> {
+        &self.provider
+    }
 }
 
 impl fmt::Debug for SessionKey {
