@@ -1,7 +1,11 @@
 //! One refresh, start to end: load, lease, re-read, call the provider with retries,
 //! persist, publish; and what each failure means for the session.
 
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use super::lease::{LeaseTaken, LeaseWatch, Stored};
 use super::persist::Persisted;
@@ -157,9 +161,19 @@ impl<P: Provider> Inner<P> {
         };
         let watch = LeaseWatch::default();
         let work = async {
-            let done = self
-                .refresh_held(session, generation, current, &reason, &watch)
-                .await;
+            // A panic (in the provider, or in a store) must not leave the lease taken: it
+            // ends this refresh like any failure, and the lease is given back below.
+            let done = CatchUnwind(Box::pin(
+                self.refresh_held(session, generation, current, &reason, &watch),
+            ))
+            .await
+            .unwrap_or_else(|()| {
+                tracing::error!("the refresh panicked");
+                (
+                    Err(Error::RefreshAborted("the refresh panicked".into())),
+                    false,
+                )
+            });
             watch.stop();
             done
         };
@@ -585,6 +599,21 @@ impl<P: Provider> Inner<P> {
         session.extend_cooldown(until);
         if issuing {
             self.cooldown.extend(until);
+        }
+    }
+}
+
+/// A future's output, or `Err` if polling it panicked.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
         }
     }
 }

@@ -1998,3 +1998,32 @@ async fn a_session_handle_has_the_by_name_calls_semantics() {
     );
     assert_eq!(h.calls(), 1);
 }
+
+// --- Adversarial review: panics and leases, placeholders, clocks stepped back ---
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_refresh_gives_its_lease_back() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::ZERO).await;
+    h.fake.then(Step::Panic);
+    let error = h.manager.access_token("s").await.unwrap_err();
+    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    let key = SessionKey::new("fake", "s");
+    let ttl = ManagerConfig::default().lease_ttl;
+    assert_eq!(
+        h.store.acquire_lease(&key, "another", ttl).await.unwrap(),
+        Lease::Acquired,
+        "the lease of the refresh that panicked is released"
+    );
+    h.store.release_lease(&key, "another").await.unwrap();
+    // And the refreshes after it give theirs back too.
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    assert_eq!(
+        h.store.acquire_lease(&key, "another", ttl).await.unwrap(),
+        Lease::Acquired,
+        "the lease of the next refresh is released"
+    );
+}
