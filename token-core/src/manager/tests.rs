@@ -2027,3 +2027,38 @@ async fn a_panicking_refresh_gives_its_lease_back() {
         "the lease of the next refresh is released"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_token_inserted_during_a_refresh_is_refreshed_not_answered_with_no_token() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    h.seed("s", Duration::ZERO).await;
+    let manager = h.manager.clone();
+    let refreshing = tokio::spawn(async move { manager.access_token("s").await });
+    h.until_calls(1).await;
+    // A login hands over a refresh token while that refresh is at the provider (the token
+    // it spends, rt-0, is still inside the provider's reuse window afterwards).
+    let manager = h.manager.clone();
+    let started = tokio::spawn(async move {
+        manager
+            .insert_refresh_token("s", RefreshToken::new("rt-0"))
+            .await
+    });
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    gate.add_permits(10);
+    let refreshed = refreshing.await.unwrap().unwrap();
+    assert_eq!(
+        refreshed.expose_secret(),
+        "at-1",
+        "nor to the refresh it overtook"
+    );
+    let first = started.await.unwrap().unwrap();
+    assert!(
+        !first.expose_secret().is_empty(),
+        "the placeholder of the inserted refresh token is never handed out"
+    );
+    assert_eq!(first.expose_secret(), "at-1");
+    assert_eq!(h.calls(), 2, "the inserted refresh token was sent");
+}
