@@ -419,13 +419,18 @@ impl<P: Provider> TokenManager<P> {
                     drop(self.inner.start_flight(&session, Reason::Proactive));
                     return Ok(current.clone());
                 }
+                // Looked at in the store within the cooldown (a clock stepped back since
+                // is no reason to wait for it to catch up: the refresh looks again).
                 State::Dead {
                     reauth, checked_at, ..
-                } if now < later(*checked_at, self.inner.config.failure_cooldown) => {
+                } if *checked_at <= now
+                    && now < later(*checked_at, self.inner.config.failure_cooldown) =>
+                {
                     return Err(Error::ReauthRequired((**reauth).clone()));
                 }
                 State::Absent { checked_at }
                     if !self.inner.provider.can_issue()
+                        && *checked_at <= now
                         && now < later(*checked_at, self.inner.config.failure_cooldown) =>
                 {
                     return Err(self.inner.no_tokens(&session));

@@ -2062,3 +2062,78 @@ async fn a_refresh_token_inserted_during_a_refresh_is_refreshed_not_answered_wit
     assert_eq!(first.expose_secret(), "at-1");
     assert_eq!(h.calls(), 2, "the inserted refresh token was sent");
 }
+
+/// Two managers over one store, on a clock the test sets (and steps back).
+fn managers_on_a_manual_clock() -> (ManualClock, Arc<Fake>, [TokenManager<Arc<Fake>>; 2]) {
+    let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
+    let fake = Arc::new(Fake::new(Arc::new(clock.clone())));
+    let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let manager = || {
+        TokenManager::builder(fake.clone())
+            .shared_store(store.clone())
+            .client(NoTransport)
+            .clock(Arc::new(clock.clone()))
+            .config(ManagerConfig::default().with_retry(RetryPolicy::never()))
+            .build()
+            .unwrap()
+    };
+    (clock.clone(), fake.clone(), [manager(), manager()])
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clock_stepped_back_does_not_keep_an_inserted_session_absent() {
+    let (clock, _fake, [one, other]) = managers_on_a_manual_clock();
+    assert!(matches!(
+        other.access_token("s").await,
+        Err(Error::NoTokens { .. })
+    ));
+    // The clock is stepped back an hour; then another process inserts the session.
+    clock.advance(-time::Duration::hours(1));
+    one.insert(
+        "s",
+        TokenSet::new(AccessToken::new("at-login"))
+            .with_refresh_token(RefreshToken::new("rt-login"))
+            .with_access_expires_at(clock.now() + HOUR * 2),
+    )
+    .await
+    .unwrap();
+    clock.advance(time::Duration::seconds(5));
+    assert_eq!(
+        other.access_token("s").await.unwrap().expose_secret(),
+        "at-login",
+        "looked up again after the cooldown, not an hour later"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clock_stepped_back_does_not_keep_a_session_dead_after_a_new_login() {
+    let (clock, fake, [one, other]) = managers_on_a_manual_clock();
+    one.insert(
+        "s",
+        TokenSet::new(AccessToken::new("at-0"))
+            .with_refresh_token(RefreshToken::new("rt-0"))
+            .with_access_expires_at(clock.now()),
+    )
+    .await
+    .unwrap();
+    fake.then(Step::Fail(invalid_grant()));
+    assert_eq!(
+        other.access_token("s").await.unwrap_err().kind(),
+        ErrorKind::ReauthRequired
+    );
+    clock.advance(-time::Duration::hours(1));
+    one.insert(
+        "s",
+        TokenSet::new(AccessToken::new("at-login"))
+            .with_refresh_token(RefreshToken::new("rt-login"))
+            .with_access_expires_at(clock.now() + HOUR * 2),
+    )
+    .await
+    .unwrap();
+    clock.advance(time::Duration::seconds(5));
+    assert_eq!(
+        other.access_token("s").await.unwrap().expose_secret(),
+        "at-login",
+        "looked up again after the cooldown, not an hour later"
+    );
+}
