@@ -132,7 +132,7 @@ impl<P: Provider> Inner<P> {
         {
             return Err(Error::CoolingDown { remaining });
         }
-        if let Some(error) = session.recent_failure(now) {
+        if let Some(error) = session.recent_failure(now, self.config.failure_cooldown) {
             *replayed = true;
             return Err(error);
         }

@@ -193,11 +193,12 @@ impl<X> Session<X> {
         self.cold().cooldown.extend(until);
     }
 
-    /// The failure to answer again, while it is recent.
-    pub(super) fn recent_failure(&self, now: OffsetDateTime) -> Option<Error> {
+    /// The failure to answer again, while it is recent: remembered until an instant at
+    /// most `within` from now (so a clock stepped back cannot stretch it).
+    pub(super) fn recent_failure(&self, now: OffsetDateTime, within: Duration) -> Option<Error> {
         lock(&self.cold.get()?.failure)
             .as_ref()
-            .filter(|failure| now < failure.0)
+            .filter(|failure| now < failure.0 && failure.0 <= later(now, within))
             .map(|failure| failure.1.clone())
     }
 

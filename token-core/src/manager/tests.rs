@@ -2137,3 +2137,35 @@ async fn a_clock_stepped_back_does_not_keep_a_session_dead_after_a_new_login() {
         "looked up again after the cooldown, not an hour later"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_clock_stepped_back_does_not_stretch_a_remembered_failure() {
+    let (clock, fake, [manager, _]) = managers_on_a_manual_clock();
+    manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(clock.now() - HOUR * 2),
+        )
+        .await
+        .unwrap();
+    let refused = EndpointError::from(ProviderError::new(
+        ErrorKind::Rejected,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    ));
+    fake.then(Step::Fail(refused.into()));
+    assert_eq!(
+        manager.access_token("s").await.unwrap_err().kind(),
+        ErrorKind::Rejected
+    );
+    clock.advance(-time::Duration::hours(1));
+    clock.advance(time::Duration::seconds(5));
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1",
+        "the provider is asked again after the cooldown, not an hour later"
+    );
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 2);
+}
