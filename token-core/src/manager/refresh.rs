@@ -146,9 +146,11 @@ impl<P: Provider> Inner<P> {
         };
         // A set whose save failed is saved before its refresh token is spent again: the
         // next pair must replace it in the store, or another process would find the old
-        // one there and spend a token that is already spent.
+        // one there and spend a token that is already spent. One that can never be saved
+        // (its extras cannot be serialized) is refreshed from as it is: its refresh token is
+        // the only live one, and the lease its background save keeps guards it meanwhile.
         let current = match current {
-            Some(unsaved) if !unsaved.saved => {
+            Some(unsaved) if !unsaved.saved && !unsaved.unstorable => {
                 match self.save_unsaved(session, generation, &unsaved).await {
                     Ok(saved) => Some(saved),
                     Err(error) => {
