@@ -384,7 +384,11 @@ impl Reason {
     pub(super) fn satisfied_by<X: Clone>(&self, current: &Current<X>, now: OffsetDateTime) -> bool {
         match self {
             Self::Proactive | Self::Needed => current.fresh(now),
-            Self::Rejected(token) => current.access_token() != token || current.after_rejection,
+            // Another token to retry with (or one obtained after a refusal), if it is still
+            // valid: an expired one would only be refused in turn.
+            Self::Rejected(token) => {
+                current.usable(now) && (current.access_token() != token || current.after_rejection)
+            }
             Self::Forced => false,
         }
     }

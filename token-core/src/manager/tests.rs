@@ -2169,3 +2169,21 @@ async fn a_clock_stepped_back_does_not_stretch_a_remembered_failure() {
     );
     assert_eq!(fake.calls.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_reported_for_another_token_is_not_answered_with_an_expired_one() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::from_secs(600)).await;
+    let first = h.manager.access_token("s").await.unwrap();
+    // A token of another replica's (or one long replaced) is refused after the session's
+    // own token has expired, with no caller asking for it meanwhile.
+    tokio::time::advance(HOUR).await;
+    let retry_with = h
+        .manager
+        .refresh_rejected("s", &AccessToken::new("at-elsewhere"))
+        .await
+        .unwrap();
+    assert_ne!(retry_with, first, "not the expired token");
+    assert_eq!(retry_with.expose_secret(), "at-1");
+    assert_eq!(h.calls(), 1);
+}
