@@ -51,9 +51,6 @@ struct Cold<X> {
     /// manager's `MemoryStore`), and briefly by a refresh as it starts: a refresh never
     /// starts from a state an insert is about to replace.
     writer: tokio::sync::Mutex<()>,
-    /// How many users in this process hold the session's store lease (a refresh, and a
-    /// background save that keeps it until its set is saved): it is released at zero.
-    lease_users: Mutex<usize>,
 }
 
 impl<X> Default for Cold<X> {
@@ -63,7 +60,6 @@ impl<X> Default for Cold<X> {
             cooldown: Cooldown::default(),
             failure: Mutex::new(None),
             writer: tokio::sync::Mutex::new(()),
-            lease_users: Mutex::new(0),
         }
     }
 }
@@ -204,18 +200,6 @@ impl<X> Session<X> {
 
     pub(super) fn remember_failure(&self, until: OffsetDateTime, error: Error) {
         *lock(&self.cold().failure) = Some(Box::new((until, error)));
-    }
-
-    /// Counts a new user of the store lease.
-    pub(super) fn lease_taken(&self) {
-        *lock(&self.cold().lease_users) += 1;
-    }
-
-    /// Counts a user gone; `true` when it was the last one (the lease is to be released).
-    pub(super) fn lease_given_back(&self) -> bool {
-        let mut users = lock(&self.cold().lease_users);
-        *users = users.saturating_sub(1);
-        *users == 0
     }
 
     pub(super) fn flight_slot(&self) -> MutexGuard<'_, Option<Flight<X>>> {

@@ -2187,3 +2187,39 @@ async fn a_refusal_reported_for_another_token_is_not_answered_with_an_expired_on
     assert_eq!(retry_with.expose_secret(), "at-1");
     assert_eq!(h.calls(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_of_a_removed_session_does_not_release_the_lease_of_its_successor() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    h.seed("s", Duration::ZERO).await;
+    // The old refresh is answered, the new one is not.
+    h.fake.then(Step::AnswerExpired).then(Step::Hang);
+    let manager = h.manager.clone();
+    let old = tokio::spawn(async move { manager.access_token("s").await });
+    h.until_calls(1).await;
+    // Logged out and in again while that refresh is at the provider; the new session's
+    // token needs a refresh too.
+    h.manager.remove("s").await.unwrap();
+    let mut again = login(&h);
+    again.access_expires_at = Some(h.clock.now());
+    h.manager.insert("s", again).await.unwrap();
+    let manager = h.manager.clone();
+    let new = tokio::spawn(async move { manager.access_token("s").await });
+    h.until_calls(2).await;
+    // The old refresh ends; the new one is still at the provider.
+    gate.add_permits(2);
+    let _ = old.await.unwrap();
+    let key = SessionKey::new("fake", "s");
+    assert!(
+        matches!(
+            h.store
+                .acquire_lease(&key, "another process", Duration::from_secs(30))
+                .await
+                .unwrap(),
+            Lease::HeldByOther { .. }
+        ),
+        "the lease of the refresh still running is kept"
+    );
+    new.abort();
+}
