@@ -277,7 +277,7 @@ impl<P: Provider> Inner<P> {
     /// its length (another process reaching the store may have taken it then).
     pub(super) async fn heartbeat(&self, session: &Session<P::Extras>, watch: &LeaseWatch) {
         let mut last_held = tokio::time::Instant::now();
-        let unsure_after = self.config.lease_ttl * 2 / 3;
+        let unsure_after = self.config.lease_ttl / 3 * 2;
         loop {
             tokio::select! {
                 biased;

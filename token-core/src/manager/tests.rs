@@ -2223,3 +2223,28 @@ async fn a_refresh_of_a_removed_session_does_not_release_the_lease_of_its_succes
     );
     new.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_that_never_lapses_neither_panics_nor_wedges_the_session() {
+    let h = harness(|_| {});
+    let manager = TokenManager::builder(h.fake.clone())
+        .shared_store(h.store.clone())
+        .client(NoTransport)
+        .clock(Arc::new(h.clock))
+        .config(ManagerConfig::default().with_lease_ttl(Duration::MAX))
+        .build()
+        .unwrap();
+    manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(h.clock.now()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+}
