@@ -597,10 +597,11 @@ impl<P: Provider> Inner<P> {
         };
         // A provider asking for more than an hour is taken at an hour: a typo in its
         // header must not silence a session for days.
-        let until = later(self.clock.now(), wait.min(MAX_COOLDOWN));
-        session.extend_cooldown(until);
+        let wait = wait.min(MAX_COOLDOWN);
+        let until = later(self.clock.now(), wait);
+        session.extend_cooldown(until, wait);
         if issuing {
-            self.cooldown.extend(until);
+            self.cooldown.extend(until, wait);
         }
     }
 }

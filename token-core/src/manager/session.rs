@@ -184,9 +184,9 @@ impl<X> Session<X> {
         self.cold.get()?.cooldown.left(now)
     }
 
-    /// No provider call for this session before `until`.
-    pub(super) fn extend_cooldown(&self, until: OffsetDateTime) {
-        self.cold().cooldown.extend(until);
+    /// No provider call for this session before `until`, `wait` from now.
+    pub(super) fn extend_cooldown(&self, until: OffsetDateTime, wait: Duration) {
+        self.cold().cooldown.extend(until, wait);
     }
 
     /// The failure to answer again, while it is recent: remembered until an instant at
@@ -210,23 +210,31 @@ impl<X> Session<X> {
 /// No provider call before an instant: the provider's `Retry-After`, for a session or for
 /// the whole client.
 #[derive(Default)]
-pub(super) struct Cooldown(Mutex<Option<OffsetDateTime>>);
+pub(super) struct Cooldown(Mutex<Option<(OffsetDateTime, Duration)>>);
 
 impl Cooldown {
-    /// How long the provider asked to wait still, if it did; bounded, so a clock stepped
-    /// back cannot stretch it.
+    /// How long the provider asked to wait still, if it did; never longer than it asked,
+    /// so a clock stepped back cannot stretch it (the wait then starts again from now).
     pub(super) fn left(&self, now: OffsetDateTime) -> Option<Duration> {
-        let until = (*lock(&self.0))?;
-        Duration::try_from(until - now)
+        let mut cooldown = lock(&self.0);
+        let (until, wait) = (*cooldown)?;
+        let left = Duration::try_from(until - now)
             .ok()
-            .filter(|d| !d.is_zero())
-            .map(|d| d.min(MAX_COOLDOWN))
+            .filter(|d| !d.is_zero())?;
+        if left > wait {
+            *cooldown = Some((later(now, wait), wait));
+            return Some(wait);
+        }
+        Some(left)
     }
 
-    /// Waits until `until` at least.
-    pub(super) fn extend(&self, until: OffsetDateTime) {
+    /// Waits until `until` at least (`wait` from now).
+    pub(super) fn extend(&self, until: OffsetDateTime, wait: Duration) {
         let mut cooldown = lock(&self.0);
-        *cooldown = Some(cooldown.map_or(until, |at| at.max(until)));
+        *cooldown = Some(match *cooldown {
+            Some((at, asked)) => (at.max(until), asked.max(wait)),
+            None => (until, wait),
+        });
     }
 
     pub(super) fn clear(&self) {

@@ -2248,3 +2248,33 @@ async fn a_lease_that_never_lapses_neither_panics_nor_wedges_the_session() {
         "at-1"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_clock_stepped_back_does_not_stretch_a_retry_after() {
+    let (clock, fake, [manager, _]) = managers_on_a_manual_clock();
+    manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(clock.now() - HOUR * 2),
+        )
+        .await
+        .unwrap();
+    fake.then(Step::Fail(unavailable(Some(Duration::from_secs(120)))));
+    assert_eq!(
+        manager.access_token("s").await.unwrap_err().kind(),
+        ErrorKind::Transient
+    );
+    clock.advance(-time::Duration::hours(1));
+    let Err(Error::CoolingDown { remaining }) = manager.access_token("s").await else {
+        panic!("cooling down")
+    };
+    assert!(remaining <= Duration::from_secs(120), "{remaining:?}");
+    clock.advance(time::Duration::seconds(121));
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1",
+        "the provider is asked again after its Retry-After, not an hour later"
+    );
+}
