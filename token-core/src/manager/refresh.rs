@@ -242,6 +242,13 @@ impl<P: Provider> Inner<P> {
         #[cfg(feature = "metrics")]
         let started = std::time::Instant::now();
         let from = current.as_deref().map(Current::set);
+        // Nothing to refresh with (no refresh token, no grant of the client's own): the
+        // provider is not asked, and refuses nothing. While the access token is still valid
+        // that is no verdict: it is served until it expires.
+        let unrenewable_but_valid = !self.provider.can_issue()
+            && current
+                .as_ref()
+                .is_some_and(|c| c.stored.refresh_token.is_none() && c.usable(self.clock.now()));
         let result = self.obtain(&cx, session, from.as_ref(), watch).await;
         #[cfg(feature = "metrics")]
         crate::metrics::record_refresh(self.provider.name(), started.elapsed(), result.is_ok());
@@ -250,7 +257,7 @@ impl<P: Provider> Inner<P> {
                 self.refreshed(session, generation, current, reason, set, issued)
                     .await
             }
-            Err(error) if error.kind() == ErrorKind::ReauthRequired => (
+            Err(error) if error.kind() == ErrorKind::ReauthRequired && !unrenewable_but_valid => (
                 self.refused(session, generation, current.as_ref(), error)
                     .await,
                 false,

@@ -2278,3 +2278,42 @@ async fn a_clock_stepped_back_does_not_stretch_a_retry_after() {
         "the provider is asked again after its Retry-After, not an hour later"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_valid_access_token_without_a_refresh_token_is_served_until_it_expires() {
+    let mut h = harness(|_| {});
+    // Tokens handed over without a refresh token; 10 s from expiry, inside the skew.
+    h.manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-only"))
+                .with_access_expires_at(h.clock.now() + Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+    tokio::time::advance(Duration::from_secs(20)).await;
+    for _ in 0..20 {
+        assert_eq!(
+            h.manager.access_token("s").await.unwrap().expose_secret(),
+            "at-only",
+            "still valid: served, not declared dead ahead of its expiry"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        h.stored_tokens("s").await.is_some(),
+        "no verdict in the store"
+    );
+    assert!(
+        !h.drain()
+            .iter()
+            .any(|e| matches!(e, Event::ReauthRequired(_)))
+    );
+    // Once expired, nothing can renew it: re-auth.
+    tokio::time::advance(Duration::from_secs(11)).await;
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap_err().kind(),
+        ErrorKind::ReauthRequired
+    );
+    assert_eq!(h.calls(), 0);
+}
