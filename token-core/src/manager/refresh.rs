@@ -301,6 +301,11 @@ impl<P: Provider> Inner<P> {
         };
         let (version, saved, failure) =
             match self.persist(&session.key, &set, unstorable, base).await {
+                Persisted::Saved(version)
+                    if base.is_none() && self.removed_since(session, generation, version).await =>
+                {
+                    return (Err(self.no_tokens(session)), false);
+                }
                 Persisted::Saved(version) => (Some(version), true, None),
                 Persisted::Superseded(found) => {
                     // An insert replaced the set meanwhile: it has the last word.
@@ -391,6 +396,26 @@ impl<P: Provider> Inner<P> {
             return (Ok(next), true);
         }
         (Ok(next), false)
+    }
+
+    /// After saving `version`, a set for a session the store had no record of: whether the
+    /// session was removed since the refresh started (a save that expects no record cannot
+    /// tell a removed session from a new one); if so, the save is taken back, so that the
+    /// refresh does not bring the session back.
+    async fn removed_since(
+        &self,
+        session: &Session<P::Extras>,
+        generation: u64,
+        version: crate::store::Version,
+    ) -> bool {
+        // A remove through the store holds this for its delete and its publication.
+        let _writing = session.writer().lock().await;
+        let removed = session.generation() != generation
+            && matches!(self.state(session).as_deref(), Some(State::Absent { .. }));
+        if removed && let Err(error) = self.store.delete(&session.key, Some(version)).await {
+            tracing::warn!(%error, "could not take back the set saved for a removed session");
+        }
+        removed
     }
 
     /// The state an insert left, for the callers of a refresh it overtook.

@@ -176,6 +176,9 @@ impl Provider for Arc<Fake> {
 
     async fn issue(&self, _cx: &CallContext) -> Result<TokenSet, Error> {
         self.issues.fetch_add(1, Ordering::SeqCst);
+        if let Some(gate) = &self.gate {
+            let _permit = gate.acquire().await.unwrap();
+        }
         let set = self.mint();
         *self.live.lock().unwrap() = set
             .refresh_token
@@ -2316,4 +2319,33 @@ async fn a_valid_access_token_without_a_refresh_token_is_served_until_it_expires
         ErrorKind::ReauthRequired
     );
     assert_eq!(h.calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_remove_during_a_first_issue_is_not_undone_by_it() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.can_issue = true;
+        fake.gate = Some(gate.clone());
+    });
+    let manager = h.manager.clone();
+    let issuing = tokio::spawn(async move { manager.access_token("s").await });
+    for _ in 0..100 {
+        if h.fake.issues.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(h.fake.issues.load(Ordering::SeqCst), 1);
+    h.manager.remove("s").await.unwrap();
+    gate.add_permits(1);
+    let answered = issuing.await.unwrap();
+    assert!(
+        matches!(answered, Err(Error::NoTokens { .. })),
+        "{answered:?}"
+    );
+    assert!(
+        h.stored("s").await.is_none(),
+        "the removed session stays removed from the store"
+    );
 }
