@@ -89,3 +89,28 @@ async fn the_refreshed_set_is_used_and_the_failed_save_reported_without_touching
         "{failed}"
     );
 }
+
+#[tokio::test]
+async fn a_session_whose_extras_cannot_be_saved_is_refreshed_again() {
+    let store = Arc::new(MemoryStore::new());
+    let manager = TokenManager::builder(Odd)
+        .shared_store(store.clone())
+        .build()
+        .unwrap();
+    let key = SessionKey::new("odd", "s");
+    let first = TokenSet::<serde_json::Value>::new(AccessToken::new("at-old"))
+        .with_refresh_token(RefreshToken::new("rt-old"))
+        .to_stored()
+        .unwrap();
+    store.save(&key, &first.into(), None).await.unwrap();
+    assert_eq!(
+        manager.refresh_now("s").await.unwrap().expose_secret(),
+        "at-new"
+    );
+    // The set that cannot be saved holds the only refresh token the provider still
+    // accepts: the session refreshes from it, rather than failing for good.
+    assert_eq!(
+        manager.refresh_now("s").await.unwrap().expose_secret(),
+        "at-new"
+    );
+}

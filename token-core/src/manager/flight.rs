@@ -102,12 +102,19 @@ impl<P: Provider> Inner<P> {
         reason: Reason,
     ) -> Outcome<P::Extras> {
         let outcome = self.wait(self.start_flight(session, reason.clone())).await;
-        // A refusal of the very token a refresh under way (started for another reason) has
-        // just produced is not answered by that refresh: run one of our own, once.
-        if let (Reason::Rejected(rejected), Ok(current)) = (&reason, &outcome)
-            && current.access_token() == rejected
-            && !current.after_rejection
-        {
+        let again = match (&reason, &outcome) {
+            // A refresh that an insert overtook answers with the inserted set, which may
+            // have no usable token (the placeholder of `insert_refresh_token`): run one of
+            // our own, once.
+            (_, Ok(current)) if !current.usable(self.clock.now()) => true,
+            // A refusal of the very token a refresh under way (started for another reason)
+            // has just produced is not answered by that refresh: run one of our own, once.
+            (Reason::Rejected(rejected), Ok(current)) => {
+                current.access_token() == rejected && !current.after_rejection
+            }
+            _ => false,
+        };
+        if again {
             return self.wait(self.start_flight(session, reason)).await;
         }
         outcome

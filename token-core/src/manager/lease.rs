@@ -120,7 +120,7 @@ impl<P: Provider> Inner<P> {
                 }
             }
         };
-        session.lease_taken();
+        self.lease_taken(session);
         if taken_over {
             tracing::warn!(
                 "took over a refresh lease that lapsed unreleased; waiting for its holder's save"
@@ -277,7 +277,7 @@ impl<P: Provider> Inner<P> {
     /// its length (another process reaching the store may have taken it then).
     pub(super) async fn heartbeat(&self, session: &Session<P::Extras>, watch: &LeaseWatch) {
         let mut last_held = tokio::time::Instant::now();
-        let unsure_after = self.config.lease_ttl * 2 / 3;
+        let unsure_after = self.config.lease_ttl / 3 * 2;
         loop {
             tokio::select! {
                 biased;
@@ -296,9 +296,30 @@ impl<P: Provider> Inner<P> {
         }
     }
 
+    /// Counts a new user of the session's store lease in this process.
+    fn lease_taken(&self, session: &Session<P::Extras>) {
+        let mut users = self.lease_users.lock().unwrap_or_else(|p| p.into_inner());
+        *users.entry(session.name().clone()).or_default() += 1;
+    }
+
+    /// Counts a user gone; `true` when it was the last one (the lease is to be released).
+    fn lease_given_back(&self, session: &Session<P::Extras>) -> bool {
+        let mut users = self.lease_users.lock().unwrap_or_else(|p| p.into_inner());
+        match users.get_mut(&**session.name()) {
+            Some(count) if *count > 1 => {
+                *count -= 1;
+                false
+            }
+            _ => {
+                users.remove(&**session.name());
+                true
+            }
+        }
+    }
+
     /// Gives the lease back once its last user in this process is done with it.
     pub(super) async fn release(&self, session: &Session<P::Extras>) {
-        if !session.lease_given_back() {
+        if !self.lease_given_back(session) {
             return;
         }
         if let Err(error) = self.store.release_lease(&session.key, &self.holder).await {

@@ -165,6 +165,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
                 events,
                 hook: self.hook,
                 holder: uuid::Uuid::new_v4().to_string(),
+                lease_users: Default::default(),
                 tasks: TaskTracker::new(),
                 closing: AtomicBool::new(false),
                 cooldown: session::Cooldown::default(),
@@ -423,13 +424,18 @@ impl<P: Provider> TokenManager<P> {
                 }
             }
             match &*state {
+                // Looked at in the store within the cooldown (a clock stepped back since
+                // is no reason to wait for it to catch up: the refresh looks again).
                 State::Dead {
                     reauth, checked_at, ..
-                } if now < later(*checked_at, self.inner.config.failure_cooldown) => {
+                } if *checked_at <= now
+                    && now < later(*checked_at, self.inner.config.failure_cooldown) =>
+                {
                     return Err(Error::ReauthRequired((**reauth).clone()));
                 }
                 State::Absent { checked_at }
                     if !self.inner.provider.can_issue()
+                        && *checked_at <= now
                         && now < later(*checked_at, self.inner.config.failure_cooldown) =>
                 {
                     return Err(self.inner.no_tokens(&session));
@@ -458,6 +464,11 @@ struct Inner<P: Provider> {
     hook: Option<Hook>,
     /// This manager's name in the store's leases.
     holder: String,
+    /// How many users in this process hold each session's store lease (a refresh, and a
+    /// background save that keeps it until its set is saved): it is released at zero.
+    /// Counted by name, not per `Session`: one removed and inserted again while a refresh
+    /// of the old one runs is a new `Session` under the same lease.
+    lease_users: std::sync::Mutex<std::collections::HashMap<Arc<str>, usize>>,
     /// Refreshes and background saves, waited for by `shutdown`.
     tasks: TaskTracker,
     closing: AtomicBool,

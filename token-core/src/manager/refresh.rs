@@ -1,7 +1,11 @@
 //! One refresh, start to end: load, lease, re-read, call the provider with retries,
 //! persist, publish; and what each failure means for the session.
 
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use super::lease::{LeaseTaken, LeaseWatch, Stored};
 use super::persist::Persisted;
@@ -128,7 +132,7 @@ impl<P: Provider> Inner<P> {
         {
             return Err(Error::CoolingDown { remaining });
         }
-        if let Some(error) = session.recent_failure(now) {
+        if let Some(error) = session.recent_failure(now, self.config.failure_cooldown) {
             *replayed = true;
             return Err(error);
         }
@@ -142,9 +146,11 @@ impl<P: Provider> Inner<P> {
         };
         // A set whose save failed is saved before its refresh token is spent again: the
         // next pair must replace it in the store, or another process would find the old
-        // one there and spend a token that is already spent.
+        // one there and spend a token that is already spent. One that can never be saved
+        // (its extras cannot be serialized) is refreshed from as it is: its refresh token is
+        // the only live one, and the lease its background save keeps guards it meanwhile.
         let current = match current {
-            Some(unsaved) if !unsaved.saved => {
+            Some(unsaved) if !unsaved.saved && !unsaved.unstorable => {
                 match self.save_unsaved(session, generation, &unsaved).await {
                     Ok(saved) => Some(saved),
                     Err(error) => {
@@ -157,9 +163,19 @@ impl<P: Provider> Inner<P> {
         };
         let watch = LeaseWatch::default();
         let work = async {
-            let done = self
-                .refresh_held(session, generation, current, &reason, &watch)
-                .await;
+            // A panic (in the provider, or in a store) must not leave the lease taken: it
+            // ends this refresh like any failure, and the lease is given back below.
+            let done = CatchUnwind(Box::pin(
+                self.refresh_held(session, generation, current, &reason, &watch),
+            ))
+            .await
+            .unwrap_or_else(|()| {
+                tracing::error!("the refresh panicked");
+                (
+                    Err(Error::RefreshAborted("the refresh panicked".into())),
+                    false,
+                )
+            });
             watch.stop();
             done
         };
@@ -221,6 +237,13 @@ impl<P: Provider> Inner<P> {
         #[cfg(feature = "metrics")]
         let started = std::time::Instant::now();
         let from = current.as_deref().map(Current::set);
+        // Nothing to refresh with (no refresh token, no grant of the client's own): the
+        // provider is not asked, and refuses nothing. While the access token is still valid
+        // that is no verdict: it is served until it expires.
+        let unrenewable_but_valid = !self.provider.can_issue()
+            && current
+                .as_ref()
+                .is_some_and(|c| c.stored.refresh_token.is_none() && c.usable(self.clock.now()));
         let result = self.obtain(&cx, session, from.as_ref(), watch).await;
         #[cfg(feature = "metrics")]
         crate::metrics::record_refresh(self.provider.name(), started.elapsed(), result.is_ok());
@@ -229,7 +252,7 @@ impl<P: Provider> Inner<P> {
                 self.refreshed(session, generation, current, reason, set, issued)
                     .await
             }
-            Err(error) if error.kind() == ErrorKind::ReauthRequired => (
+            Err(error) if error.kind() == ErrorKind::ReauthRequired && !unrenewable_but_valid => (
                 self.refused(session, generation, current.as_ref(), error)
                     .await,
                 false,
@@ -273,6 +296,11 @@ impl<P: Provider> Inner<P> {
         };
         let (version, saved, failure) =
             match self.persist(&session.key, &set, unstorable, base).await {
+                Persisted::Saved(version)
+                    if base.is_none() && self.removed_since(session, generation, version).await =>
+                {
+                    return (Err(self.no_tokens(session)), false);
+                }
                 Persisted::Saved(version) => (Some(version), true, None),
                 Persisted::Superseded(found) => {
                     // An insert replaced the set meanwhile: it has the last word.
@@ -358,6 +386,26 @@ impl<P: Provider> Inner<P> {
             return (Ok(next), true);
         }
         (Ok(next), false)
+    }
+
+    /// After saving `version`, a set for a session the store had no record of: whether the
+    /// session was removed since the refresh started (a save that expects no record cannot
+    /// tell a removed session from a new one); if so, the save is taken back, so that the
+    /// refresh does not bring the session back.
+    async fn removed_since(
+        &self,
+        session: &Session<P::Extras>,
+        generation: u64,
+        version: crate::store::Version,
+    ) -> bool {
+        // A remove through the store holds this for its delete and its publication.
+        let _writing = session.writer().lock().await;
+        let removed = session.generation() != generation
+            && matches!(self.state(session).as_deref(), Some(State::Absent { .. }));
+        if removed && let Err(error) = self.store.delete(&session.key, Some(version)).await {
+            tracing::warn!(%error, "could not take back the set saved for a removed session");
+        }
+        removed
     }
 
     /// The state an insert left, for the callers of a refresh it overtook.
@@ -567,10 +615,26 @@ impl<P: Provider> Inner<P> {
         };
         // A provider asking for more than an hour is taken at an hour: a typo in its
         // header must not silence a session for days.
-        let until = later(self.clock.now(), wait.min(MAX_COOLDOWN));
-        session.extend_cooldown(until);
+        let wait = wait.min(MAX_COOLDOWN);
+        let until = later(self.clock.now(), wait);
+        session.extend_cooldown(until, wait);
         if issuing {
-            self.cooldown.extend(until);
+            self.cooldown.extend(until, wait);
+        }
+    }
+}
+
+/// A future's output, or `Err` if polling it panicked.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
         }
     }
 }

@@ -51,9 +51,6 @@ struct Cold<X> {
     /// manager's `MemoryStore`), and briefly by a refresh as it starts: a refresh never
     /// starts from a state an insert is about to replace.
     writer: tokio::sync::Mutex<()>,
-    /// How many users in this process hold the session's store lease (a refresh, and a
-    /// background save that keeps it until its set is saved): it is released at zero.
-    lease_users: Mutex<usize>,
 }
 
 impl<X> Default for Cold<X> {
@@ -63,7 +60,6 @@ impl<X> Default for Cold<X> {
             cooldown: Cooldown::default(),
             failure: Mutex::new(None),
             writer: tokio::sync::Mutex::new(()),
-            lease_users: Mutex::new(0),
         }
     }
 }
@@ -187,33 +183,22 @@ impl<X> Session<X> {
         self.cold.get()?.cooldown.left(now)
     }
 
-    /// No provider call for this session before `until`.
-    pub(super) fn extend_cooldown(&self, until: OffsetDateTime) {
-        self.cold().cooldown.extend(until);
+    /// No provider call for this session before `until`, `wait` from now.
+    pub(super) fn extend_cooldown(&self, until: OffsetDateTime, wait: Duration) {
+        self.cold().cooldown.extend(until, wait);
     }
 
-    /// The failure to answer again, while it is recent.
-    pub(super) fn recent_failure(&self, now: OffsetDateTime) -> Option<Error> {
+    /// The failure to answer again, while it is recent: remembered until an instant at
+    /// most `within` from now (so a clock stepped back cannot stretch it).
+    pub(super) fn recent_failure(&self, now: OffsetDateTime, within: Duration) -> Option<Error> {
         lock(&self.cold.get()?.failure)
             .as_ref()
-            .filter(|failure| now < failure.0)
+            .filter(|failure| now < failure.0 && failure.0 <= later(now, within))
             .map(|failure| failure.1.clone())
     }
 
     pub(super) fn remember_failure(&self, until: OffsetDateTime, error: Error) {
         *lock(&self.cold().failure) = Some(Box::new((until, error)));
-    }
-
-    /// Counts a new user of the store lease.
-    pub(super) fn lease_taken(&self) {
-        *lock(&self.cold().lease_users) += 1;
-    }
-
-    /// Counts a user gone; `true` when it was the last one (the lease is to be released).
-    pub(super) fn lease_given_back(&self) -> bool {
-        let mut users = lock(&self.cold().lease_users);
-        *users = users.saturating_sub(1);
-        *users == 0
     }
 
     pub(super) fn flight_slot(&self) -> MutexGuard<'_, Option<Flight<X>>> {
@@ -224,23 +209,31 @@ impl<X> Session<X> {
 /// No provider call before an instant: the provider's `Retry-After`, for a session or for
 /// the whole client.
 #[derive(Default)]
-pub(super) struct Cooldown(Mutex<Option<OffsetDateTime>>);
+pub(super) struct Cooldown(Mutex<Option<(OffsetDateTime, Duration)>>);
 
 impl Cooldown {
-    /// How long the provider asked to wait still, if it did; bounded, so a clock stepped
-    /// back cannot stretch it.
+    /// How long the provider asked to wait still, if it did; never longer than it asked,
+    /// so a clock stepped back cannot stretch it (the wait then starts again from now).
     pub(super) fn left(&self, now: OffsetDateTime) -> Option<Duration> {
-        let until = (*lock(&self.0))?;
-        Duration::try_from(until - now)
+        let mut cooldown = lock(&self.0);
+        let (until, wait) = (*cooldown)?;
+        let left = Duration::try_from(until - now)
             .ok()
-            .filter(|d| !d.is_zero())
-            .map(|d| d.min(MAX_COOLDOWN))
+            .filter(|d| !d.is_zero())?;
+        if left > wait {
+            *cooldown = Some((later(now, wait), wait));
+            return Some(wait);
+        }
+        Some(left)
     }
 
-    /// Waits until `until` at least.
-    pub(super) fn extend(&self, until: OffsetDateTime) {
+    /// Waits until `until` at least (`wait` from now).
+    pub(super) fn extend(&self, until: OffsetDateTime, wait: Duration) {
         let mut cooldown = lock(&self.0);
-        *cooldown = Some(cooldown.map_or(until, |at| at.max(until)));
+        *cooldown = Some(match *cooldown {
+            Some((at, asked)) => (at.max(until), asked.max(wait)),
+            None => (until, wait),
+        });
     }
 
     pub(super) fn clear(&self) {
@@ -430,7 +423,11 @@ impl Reason {
     pub(super) fn satisfied_by<X: Clone>(&self, current: &Current<X>, now: OffsetDateTime) -> bool {
         match self {
             Self::Proactive | Self::Needed => current.fresh(now),
-            Self::Rejected(token) => current.access_token() != token || current.after_rejection,
+            // Another token to retry with (or one obtained after a refusal), if it is still
+            // valid: an expired one would only be refused in turn.
+            Self::Rejected(token) => {
+                current.usable(now) && (current.access_token() != token || current.after_rejection)
+            }
             Self::Forced => false,
         }
     }

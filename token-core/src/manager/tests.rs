@@ -176,6 +176,9 @@ impl Provider for Arc<Fake> {
 
     async fn issue(&self, _cx: &CallContext) -> Result<TokenSet, Error> {
         self.issues.fetch_add(1, Ordering::SeqCst);
+        if let Some(gate) = &self.gate {
+            let _permit = gate.acquire().await.unwrap();
+        }
         let set = self.mint();
         *self.live.lock().unwrap() = set
             .refresh_token
@@ -1997,4 +2000,352 @@ async fn a_session_handle_has_the_by_name_calls_semantics() {
         "at-inserted"
     );
     assert_eq!(h.calls(), 1);
+}
+
+// --- Adversarial review: panics and leases, placeholders, clocks stepped back ---
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_refresh_gives_its_lease_back() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::ZERO).await;
+    h.fake.then(Step::Panic);
+    let error = h.manager.access_token("s").await.unwrap_err();
+    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    let key = SessionKey::new("fake", "s");
+    let ttl = ManagerConfig::default().lease_ttl;
+    assert_eq!(
+        h.store.acquire_lease(&key, "another", ttl).await.unwrap(),
+        Lease::Acquired,
+        "the lease of the refresh that panicked is released"
+    );
+    h.store.release_lease(&key, "another").await.unwrap();
+    // And the refreshes after it give theirs back too.
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    assert_eq!(
+        h.store.acquire_lease(&key, "another", ttl).await.unwrap(),
+        Lease::Acquired,
+        "the lease of the next refresh is released"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_token_inserted_during_a_refresh_is_refreshed_not_answered_with_no_token() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    h.seed("s", Duration::ZERO).await;
+    let manager = h.manager.clone();
+    let refreshing = tokio::spawn(async move { manager.access_token("s").await });
+    h.until_calls(1).await;
+    // A login hands over a refresh token while that refresh is at the provider (the token
+    // it spends, rt-0, is still inside the provider's reuse window afterwards).
+    let manager = h.manager.clone();
+    let started = tokio::spawn(async move {
+        manager
+            .insert_refresh_token("s", RefreshToken::new("rt-0"))
+            .await
+    });
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    gate.add_permits(10);
+    let refreshed = refreshing.await.unwrap().unwrap();
+    assert_eq!(
+        refreshed.expose_secret(),
+        "at-1",
+        "nor to the refresh it overtook"
+    );
+    let first = started.await.unwrap().unwrap();
+    assert!(
+        !first.expose_secret().is_empty(),
+        "the placeholder of the inserted refresh token is never handed out"
+    );
+    assert_eq!(first.expose_secret(), "at-1");
+    assert_eq!(h.calls(), 2, "the inserted refresh token was sent");
+}
+
+/// Two managers over one store, on a clock the test sets (and steps back).
+fn managers_on_a_manual_clock() -> (ManualClock, Arc<Fake>, [TokenManager<Arc<Fake>>; 2]) {
+    let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
+    let fake = Arc::new(Fake::new(Arc::new(clock.clone())));
+    let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let manager = || {
+        TokenManager::builder(fake.clone())
+            .shared_store(store.clone())
+            .client(NoTransport)
+            .clock(Arc::new(clock.clone()))
+            .config(ManagerConfig::default().with_retry(RetryPolicy::never()))
+            .build()
+            .unwrap()
+    };
+    (clock.clone(), fake.clone(), [manager(), manager()])
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clock_stepped_back_does_not_keep_an_inserted_session_absent() {
+    let (clock, _fake, [one, other]) = managers_on_a_manual_clock();
+    assert!(matches!(
+        other.access_token("s").await,
+        Err(Error::NoTokens { .. })
+    ));
+    // The clock is stepped back an hour; then another process inserts the session.
+    clock.advance(-time::Duration::hours(1));
+    one.insert(
+        "s",
+        TokenSet::new(AccessToken::new("at-login"))
+            .with_refresh_token(RefreshToken::new("rt-login"))
+            .with_access_expires_at(clock.now() + HOUR * 2),
+    )
+    .await
+    .unwrap();
+    clock.advance(time::Duration::seconds(5));
+    assert_eq!(
+        other.access_token("s").await.unwrap().expose_secret(),
+        "at-login",
+        "looked up again after the cooldown, not an hour later"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clock_stepped_back_does_not_keep_a_session_dead_after_a_new_login() {
+    let (clock, fake, [one, other]) = managers_on_a_manual_clock();
+    one.insert(
+        "s",
+        TokenSet::new(AccessToken::new("at-0"))
+            .with_refresh_token(RefreshToken::new("rt-0"))
+            .with_access_expires_at(clock.now()),
+    )
+    .await
+    .unwrap();
+    fake.then(Step::Fail(invalid_grant()));
+    assert_eq!(
+        other.access_token("s").await.unwrap_err().kind(),
+        ErrorKind::ReauthRequired
+    );
+    clock.advance(-time::Duration::hours(1));
+    one.insert(
+        "s",
+        TokenSet::new(AccessToken::new("at-login"))
+            .with_refresh_token(RefreshToken::new("rt-login"))
+            .with_access_expires_at(clock.now() + HOUR * 2),
+    )
+    .await
+    .unwrap();
+    clock.advance(time::Duration::seconds(5));
+    assert_eq!(
+        other.access_token("s").await.unwrap().expose_secret(),
+        "at-login",
+        "looked up again after the cooldown, not an hour later"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clock_stepped_back_does_not_stretch_a_remembered_failure() {
+    let (clock, fake, [manager, _]) = managers_on_a_manual_clock();
+    manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(clock.now() - HOUR * 2),
+        )
+        .await
+        .unwrap();
+    let refused = EndpointError::from(ProviderError::new(
+        ErrorKind::Rejected,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    ));
+    fake.then(Step::Fail(refused.into()));
+    assert_eq!(
+        manager.access_token("s").await.unwrap_err().kind(),
+        ErrorKind::Rejected
+    );
+    clock.advance(-time::Duration::hours(1));
+    clock.advance(time::Duration::seconds(5));
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1",
+        "the provider is asked again after the cooldown, not an hour later"
+    );
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_reported_for_another_token_is_not_answered_with_an_expired_one() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::from_secs(600)).await;
+    let first = h.manager.access_token("s").await.unwrap();
+    // A token of another replica's (or one long replaced) is refused after the session's
+    // own token has expired, with no caller asking for it meanwhile.
+    tokio::time::advance(HOUR).await;
+    let retry_with = h
+        .manager
+        .refresh_rejected("s", &AccessToken::new("at-elsewhere"))
+        .await
+        .unwrap();
+    assert_ne!(retry_with, first, "not the expired token");
+    assert_eq!(retry_with.expose_secret(), "at-1");
+    assert_eq!(h.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_of_a_removed_session_does_not_release_the_lease_of_its_successor() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    h.seed("s", Duration::ZERO).await;
+    // The old refresh is answered, the new one is not.
+    h.fake.then(Step::AnswerExpired).then(Step::Hang);
+    let manager = h.manager.clone();
+    let old = tokio::spawn(async move { manager.access_token("s").await });
+    h.until_calls(1).await;
+    // Logged out and in again while that refresh is at the provider; the new session's
+    // token needs a refresh too.
+    h.manager.remove("s").await.unwrap();
+    let mut again = login(&h);
+    again.access_expires_at = Some(h.clock.now());
+    h.manager.insert("s", again).await.unwrap();
+    let manager = h.manager.clone();
+    let new = tokio::spawn(async move { manager.access_token("s").await });
+    h.until_calls(2).await;
+    // The old refresh ends; the new one is still at the provider.
+    gate.add_permits(2);
+    let _ = old.await.unwrap();
+    let key = SessionKey::new("fake", "s");
+    assert!(
+        matches!(
+            h.store
+                .acquire_lease(&key, "another process", Duration::from_secs(30))
+                .await
+                .unwrap(),
+            Lease::HeldByOther { .. }
+        ),
+        "the lease of the refresh still running is kept"
+    );
+    new.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_that_never_lapses_neither_panics_nor_wedges_the_session() {
+    let h = harness(|_| {});
+    let manager = TokenManager::builder(h.fake.clone())
+        .shared_store(h.store.clone())
+        .client(NoTransport)
+        .clock(Arc::new(h.clock))
+        .config(ManagerConfig::default().with_lease_ttl(Duration::MAX))
+        .build()
+        .unwrap();
+    manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(h.clock.now()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clock_stepped_back_does_not_stretch_a_retry_after() {
+    let (clock, fake, [manager, _]) = managers_on_a_manual_clock();
+    manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(clock.now() - HOUR * 2),
+        )
+        .await
+        .unwrap();
+    fake.then(Step::Fail(unavailable(Some(Duration::from_secs(120)))));
+    assert_eq!(
+        manager.access_token("s").await.unwrap_err().kind(),
+        ErrorKind::Transient
+    );
+    clock.advance(-time::Duration::hours(1));
+    let Err(Error::CoolingDown { remaining }) = manager.access_token("s").await else {
+        panic!("cooling down")
+    };
+    assert!(remaining <= Duration::from_secs(120), "{remaining:?}");
+    clock.advance(time::Duration::seconds(121));
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1",
+        "the provider is asked again after its Retry-After, not an hour later"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_valid_access_token_without_a_refresh_token_is_served_until_it_expires() {
+    let mut h = harness(|_| {});
+    // Tokens handed over without a refresh token; 10 s from expiry, inside the skew.
+    h.manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-only"))
+                .with_access_expires_at(h.clock.now() + Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+    tokio::time::advance(Duration::from_secs(20)).await;
+    for _ in 0..20 {
+        assert_eq!(
+            h.manager.access_token("s").await.unwrap().expose_secret(),
+            "at-only",
+            "still valid: served, not declared dead ahead of its expiry"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        h.stored_tokens("s").await.is_some(),
+        "no verdict in the store"
+    );
+    assert!(
+        !h.drain()
+            .iter()
+            .any(|e| matches!(e, Event::ReauthRequired(_)))
+    );
+    // Once expired, nothing can renew it: re-auth.
+    tokio::time::advance(Duration::from_secs(11)).await;
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap_err().kind(),
+        ErrorKind::ReauthRequired
+    );
+    assert_eq!(h.calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_remove_during_a_first_issue_is_not_undone_by_it() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.can_issue = true;
+        fake.gate = Some(gate.clone());
+    });
+    let manager = h.manager.clone();
+    let issuing = tokio::spawn(async move { manager.access_token("s").await });
+    for _ in 0..100 {
+        if h.fake.issues.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(h.fake.issues.load(Ordering::SeqCst), 1);
+    h.manager.remove("s").await.unwrap();
+    gate.add_permits(1);
+    let answered = issuing.await.unwrap();
+    assert!(
+        matches!(answered, Err(Error::NoTokens { .. })),
+        "{answered:?}"
+    );
+    assert!(
+        h.stored("s").await.is_none(),
+        "the removed session stays removed from the store"
+    );
 }

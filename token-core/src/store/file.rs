@@ -225,7 +225,6 @@ impl TokenStore for FileStore {
                 return Err(StoreError::Conflict { expected, found });
             }
             let version = next_version(found, lock.counter())?;
-            lock.set_counter(version)?;
             let record = RecordRef {
                 version,
                 provider: key.provider(),
@@ -235,6 +234,17 @@ impl TokenStore for FileStore {
             let bytes = serde_json::to_vec_pretty(&record).map_err(|e| {
                 StoreError::backend(format!("file store: cannot encode the record of {key}"), e)
             })?;
+            if bytes.len() as u64 > MAX_RECORD_BYTES {
+                // `load` would refuse it: keep the record that loads.
+                return Err(StoreError::Backend {
+                    message: format!(
+                        "file store: the record of {key} would be larger than {MAX_RECORD_BYTES} \
+                         bytes, which this store does not load"
+                    ),
+                    source: None,
+                });
+            }
+            lock.set_counter(version)?;
             replace_file(dir, &record_stem(&key), RECORD_SUFFIX, &bytes, Durable::Yes)?;
             Ok(version)
         })
@@ -1082,6 +1092,26 @@ mod tests {
         // An unconditional delete clears a corrupt record.
         assert!(store.delete(&key, None).await.unwrap());
         assert!(store.load(&key).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_record_too_large_to_load_is_not_saved() {
+        let tmp = TempDir::new().unwrap();
+        let store = FileStore::open(tmp.path()).unwrap();
+        let key = SessionKey::new("p", "s");
+        let v1 = store.save(&key, &set("small"), None).await.unwrap();
+        let huge = set(&"x".repeat(MAX_RECORD_BYTES as usize));
+        let refused = store.save(&key, &huge, Some(v1)).await.unwrap_err();
+        assert!(
+            !matches!(refused, StoreError::Conflict { .. }),
+            "{refused:?}"
+        );
+        assert!(!format!("{refused} {refused:?}").contains("xxxxxxxx"));
+        // What a successful save wrote always loads: here, the record before.
+        assert_eq!(
+            access(&store.load(&key).await.unwrap()),
+            Some((v1, "small".into()))
+        );
     }
 
     #[tokio::test]
