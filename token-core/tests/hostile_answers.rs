@@ -8,6 +8,8 @@
 //! - `refresh_expires_in: 0` is "no refresh expiry", `expires_in: 0` stays "expires now";
 //! - extreme instants and `Retry-After` values never panic;
 //! - a token carrying a control character is refused, naming the field, never the value.
+//! - an empty access token is refused; an empty refresh token is read as none, so the
+//!   previous one is kept.
 
 use http::StatusCode;
 use time::OffsetDateTime;
@@ -463,6 +465,46 @@ fn a_token_with_a_control_character_is_refused_naming_the_field_not_the_value() 
             assert!(!text.contains(value), "{value} in {text}");
         }
     }
+}
+
+// ---- empty tokens ----------------------------------------------------------------------
+
+#[test]
+fn an_empty_access_token_is_refused_not_cached() {
+    for body in [
+        r#"{"access_token":"","refresh_token":"rt-new-secret"}"#,
+        r#"{"access_token":"","expires_in":3600}"#,
+    ] {
+        let error = decode(200, body).unwrap_err();
+        assert!(
+            matches!(error, EndpointError::Parse { .. }),
+            "{body}: {error}"
+        );
+        assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{body}");
+        let text = shown(&error);
+        assert!(text.contains("the access token is empty"), "{text}");
+        assert!(!text.contains("rt-new-secret"), "{text}");
+    }
+}
+
+#[test]
+fn an_empty_refresh_token_keeps_the_previous_one() {
+    let previous = session();
+    let set = decode(
+        200,
+        r#"{"access_token":"at-new","refresh_token":"","expires_in":3600}"#,
+    )
+    .unwrap();
+    assert_eq!(set.access_token.expose_secret(), "at-new");
+    assert_eq!(set.refresh_token, None, "read as absent");
+    let stored = set.or_previous(&previous);
+    assert_eq!(
+        stored
+            .refresh_token
+            .as_ref()
+            .map(RefreshToken::expose_secret),
+        Some(REFRESH_TOKEN)
+    );
 }
 
 // ---- helpers -------------------------------------------------------------------------
