@@ -10,6 +10,7 @@
 //! - a token carrying a control character is refused, naming the field, never the value.
 //! - an empty access token is refused; an empty refresh token is read as none, so the
 //!   previous one is kept.
+//! - a UTF-8 byte order mark before the JSON is ignored.
 
 use http::StatusCode;
 use time::OffsetDateTime;
@@ -504,6 +505,32 @@ fn an_empty_refresh_token_keeps_the_previous_one() {
             .as_ref()
             .map(RefreshToken::expose_secret),
         Some(REFRESH_TOKEN)
+    );
+}
+
+// ---- byte order mark -------------------------------------------------------------------
+
+#[test]
+fn a_byte_order_mark_before_the_json_costs_neither_the_pair_nor_the_error_code() {
+    let set = decode(
+        200,
+        "\u{feff}{\"access_token\":\"at-new\",\"refresh_token\":\"rt-new\",\"expires_in\":60}",
+    )
+    .unwrap();
+    assert_eq!(set.access_token.expose_secret(), "at-new");
+    assert_eq!(
+        set.refresh_token.as_ref().map(RefreshToken::expose_secret),
+        Some("rt-new")
+    );
+    assert_eq!(
+        set.access_expires_at,
+        Some(now() + time::Duration::seconds(60))
+    );
+
+    let error = decode(400, "\u{feff}{\"error\":\"invalid_grant\"}").unwrap_err();
+    assert!(
+        matches!(error, EndpointError::Provider(ref e) if e.code == "invalid_grant"),
+        "{error:?}"
     );
 }
 

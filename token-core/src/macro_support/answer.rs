@@ -7,10 +7,16 @@ use serde_json::{Map, Value};
 
 // ---- responses and errors ------------------------------------------------------------
 
-/// Reads a JSON body whatever its content type; the reason never quotes the body's strings
-/// (they may be secrets).
+/// Reads a JSON body whatever its content type, after a UTF-8 byte order mark if it starts
+/// with one (RFC 8259 section 8.1 lets a reader ignore it); the reason never quotes the
+/// body's strings (they may be secrets).
 pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(body).map_err(|e| unquote(&e.to_string()))
+    serde_json::from_slice(without_bom(body)).map_err(|e| unquote(&e.to_string()))
+}
+
+/// `body` without a leading UTF-8 byte order mark.
+fn without_bom(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
 }
 
 /// Reads a success answer so that no odd field other than the tokens costs the tokens: the
@@ -129,7 +135,7 @@ pub fn decode_error_json<T: DeserializeOwned>(
     code_field: &str,
     success_codes: &[&str],
 ) -> Option<T> {
-    let mut value: Value = serde_json::from_slice(body).ok()?;
+    let mut value: Value = serde_json::from_slice(without_bom(body)).ok()?;
     if let Some(envelope) = envelope {
         value = value.get_mut(envelope)?.take();
     }
