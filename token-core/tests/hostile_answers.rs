@@ -235,6 +235,33 @@ fn an_odd_expires_in_keeps_the_new_pair_with_an_unknown_expiry() {
 }
 
 #[test]
+fn an_expiry_beyond_any_double_keeps_the_new_pair_with_an_unknown_expiry() {
+    for expiry in ["1e400", "-1e400", "1E+999", "0.5e309"] {
+        let body = format!(
+            r#"{{"access_token":"at-1e400","refresh_token":"rt-new","expires_in":{expiry},"refresh_expires_in":600}}"#
+        );
+        let mut set = None;
+        let logs = capture_warnings(|| {
+            set = Some(decode(200, &body).unwrap_or_else(|e| panic!("expires_in {expiry}: {e}")));
+        });
+        let set = set.unwrap();
+        assert_eq!(set.access_token.expose_secret(), "at-1e400", "{expiry}");
+        assert_eq!(
+            set.refresh_token.as_ref().map(RefreshToken::expose_secret),
+            Some("rt-new"),
+            "{expiry}"
+        );
+        assert_eq!(set.access_expires_at, None, "{expiry}");
+        assert_eq!(
+            set.refresh_expires_at,
+            Some(now() + time::Duration::seconds(600)),
+            "{expiry}"
+        );
+        assert!(logs.contains("expires_in"), "{expiry}: {logs}");
+    }
+}
+
+#[test]
 fn an_odd_refresh_expiry_keeps_the_new_pair() {
     let body = r#"{"access_token":"at-new","refresh_token":"rt-new","expires_in":60,"refresh_expires_in":"NaN"}"#;
     let set = decode(200, body).unwrap();

@@ -19,18 +19,68 @@ fn without_bom(body: &[u8]) -> &[u8] {
     body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
 }
 
+/// `body` with every number too large for a double (`1e400`, which `serde_json` refuses,
+/// failing the whole body) written as a string holding its text, so the field alone is
+/// unreadable; `None` when it has none. Strings are copied as they are.
+fn quote_infinite_numbers(body: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(body.len() + 8);
+    let (mut at, mut changed, mut in_string) = (0, false, false);
+    while at < body.len() {
+        let byte = body[at];
+        if in_string {
+            // An escape keeps the byte after the backslash inside the string.
+            let len = if byte == b'\\' { 2 } else { 1 };
+            in_string = byte != b'"';
+            out.extend_from_slice(&body[at..(at + len).min(body.len())]);
+            at += len;
+        } else if byte == b'-' || byte.is_ascii_digit() {
+            let start = at;
+            while at < body.len()
+                && matches!(body[at], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+            {
+                at += 1;
+            }
+            let number = &body[start..at];
+            let infinite = std::str::from_utf8(number)
+                .ok()
+                .and_then(|text| text.parse::<f64>().ok())
+                .is_some_and(f64::is_infinite);
+            if infinite {
+                out.push(b'"');
+                out.extend_from_slice(number);
+                out.push(b'"');
+                changed = true;
+            } else {
+                out.extend_from_slice(number);
+            }
+        } else {
+            in_string = byte == b'"';
+            out.push(byte);
+            at += 1;
+        }
+    }
+    changed.then_some(out)
+}
+
 /// Reads a success answer so that no odd field other than the tokens costs the tokens: the
 /// body must be a JSON object (whatever its content type), and so must the object under
 /// `envelope` when one is declared (`{"code":0,"data":{...}}`); a duplicate key is resolved
-/// by its last value; an expiry field its type cannot read (`-5`, `1e300`, `"NaN"`, an
-/// object) is read as `null` (an unknown expiry), with a warning naming the field, never its
+/// by its last value; an expiry field its type cannot read (`-5`, `1e300`, `1e400`, `"NaN"`,
+/// an object) is read as `null` (an unknown expiry), with a warning naming the field, never its
 /// value. The reason of an error never quotes the body's strings.
 pub fn decode_answer_json<T: DeserializeOwned>(
     body: &[u8],
     envelope: Option<&str>,
     expiry_fields: &[(&str, ReadsAs)],
 ) -> Result<T, String> {
-    let mut value: Value = decode_json(body)?;
+    let mut value: Value = match decode_json(body) {
+        Ok(value) => value,
+        // A number beyond a double fails the whole body: read it again with such numbers
+        // as strings, so that an expiry field holding one is unknown, not the tokens lost.
+        Err(reason) => quote_infinite_numbers(without_bom(body))
+            .and_then(|body| serde_json::from_slice(&body).ok())
+            .ok_or(reason)?,
+    };
     if let Some(envelope) = envelope {
         let Value::Object(outer) = &mut value else {
             return Err("expected a JSON object".into());
