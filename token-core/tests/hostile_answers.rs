@@ -4,7 +4,8 @@
 //! - provider-supplied text (the error code, the message, a raw body) never shows a known
 //!   secret, whole or in part (any run of 8 or more of its characters);
 //! - an odd expiry (negative, huge, `"NaN"`, the wrong type) or a duplicate key never costs
-//!   the tokens of a success answer: the expiry becomes unknown, with a warning;
+//!   the tokens of a success answer: the expiry becomes unknown, with a warning; nor does
+//!   an odd scope or token type (Twitch's array of scopes);
 //! - `refresh_expires_in: 0` is "no refresh expiry", `expires_in: 0` stays "expires now";
 //! - extreme instants and `Retry-After` values never panic;
 //! - a token carrying a control character is refused, naming the field, never the value.
@@ -258,6 +259,51 @@ fn an_expiry_beyond_any_double_keeps_the_new_pair_with_an_unknown_expiry() {
             "{expiry}"
         );
         assert!(logs.contains("expires_in"), "{expiry}: {logs}");
+    }
+}
+
+#[test]
+fn an_odd_scope_or_token_type_keeps_the_new_pair() {
+    // Twitch answers its scopes as an array; others send odd token types.
+    for (field, value) in [
+        ("scope", r#"["channel:read","chat:edit"]"#),
+        ("scope", "42"),
+        ("token_type", "5"),
+        ("token_type", r#"{"kind":"bearer"}"#),
+    ] {
+        let body = format!(
+            r#"{{"access_token":"at-new","refresh_token":"rt-new","expires_in":60,"{field}":{value}}}"#
+        );
+        let grant = token_core::oauth::RefreshTokenGrant::new(RefreshToken::new(REFRESH_TOKEN));
+        let mut set = None;
+        let logs = capture_warnings(|| {
+            set = Some(
+                decode_response::<token_core::oauth::RefreshTokenGrant>(
+                    &answer(200, &body),
+                    now(),
+                    &grant.secrets(),
+                )
+                .unwrap_or_else(|e| panic!("{field} {value}: {e}")),
+            );
+        });
+        let set = set.unwrap();
+        assert_eq!(set.access_token.expose_secret(), "at-new", "{body}");
+        assert_eq!(
+            set.refresh_token.as_ref().map(RefreshToken::expose_secret),
+            Some("rt-new"),
+            "{body}"
+        );
+        assert_eq!(
+            set.access_expires_at,
+            Some(now() + time::Duration::seconds(60)),
+            "{body}"
+        );
+        assert_eq!((set.scope, set.token_type), (None, None), "{body}");
+        assert!(logs.contains(field), "{body}: {logs}");
+        assert!(
+            !logs.contains("rt-new") && !logs.contains("at-new"),
+            "{logs}"
+        );
     }
 }
 

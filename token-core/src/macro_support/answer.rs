@@ -66,12 +66,13 @@ fn quote_infinite_numbers(body: &[u8]) -> Option<Vec<u8>> {
 /// body must be a JSON object (whatever its content type), and so must the object under
 /// `envelope` when one is declared (`{"code":0,"data":{...}}`); a duplicate key is resolved
 /// by its last value; an expiry field its type cannot read (`-5`, `1e300`, `1e400`, `"NaN"`,
-/// an object) is read as `null` (an unknown expiry), with a warning naming the field, never its
+/// an object) is read as `null` (an unknown expiry), and so is a token type or scope field
+/// its type cannot read (Twitch's array of scopes), with a warning naming the field, never its
 /// value. The reason of an error never quotes the body's strings.
 pub fn decode_answer_json<T: DeserializeOwned>(
     body: &[u8],
     envelope: Option<&str>,
-    expiry_fields: &[(&str, ReadsAs)],
+    lenient_fields: &[(&str, ReadsAs)],
 ) -> Result<T, String> {
     let mut value: Value = match decode_json(body) {
         Ok(value) => value,
@@ -94,14 +95,14 @@ pub fn decode_answer_json<T: DeserializeOwned>(
     let Value::Object(map) = &mut value else {
         return Err("expected a JSON object".into());
     };
-    for (name, reads) in expiry_fields {
+    for (name, reads) in lenient_fields {
         if let Some(field) = map.get_mut(*name)
             && !field.is_null()
             && !reads(field)
         {
             tracing::warn!(
                 field = *name,
-                "the provider's answer has an invalid expiry in `{name}`; the tokens are kept and this expiry is treated as unknown"
+                "the provider's answer has an invalid value in `{name}`; the tokens are kept and this field is treated as absent"
             );
             *field = Value::Null;
         }
