@@ -455,7 +455,8 @@ impl std::fmt::Display for RefusalReason {
 
 /// Client side: turns an HTTP answer into a token set or a classified error.
 ///
-/// An error body the endpoint recognises wins, whatever the status; then 5xx and 429 are
+/// An error body the endpoint recognises wins, whatever the status but a redirect's (3xx: a
+/// refusal, `Rejected`, whatever its body says); then 5xx and 429 are
 /// transient (with `Retry-After`), any other non-2xx is classified by its status, and a 2xx
 /// that cannot be read is `OutcomeUnknown` (the provider may already have rotated). So is a
 /// 2xx whose access or refresh token contains an ASCII control character (CR, LF, NUL...):
@@ -470,7 +471,14 @@ pub fn decode_response<E: Endpoint>(
     let status = response.status();
     let body = response.body();
     let retry_after = retry_after(response.headers(), now);
-    if let Some(error) = E::Error::decode_error(status, body) {
+    // A redirect is no answer (the token calls follow none): whatever its body says, it is
+    // not the provider's verdict on the request.
+    let error = if status.is_redirection() {
+        None
+    } else {
+        E::Error::decode_error(status, body)
+    };
+    if let Some(error) = error {
         // The endpoint's own reading of its error, then the rules every answer obeys.
         let kind = classify_answer(status, None, Some(error.kind(status)), &[]);
         // Both are the provider's text and may echo a secret of the request, whole or in part.

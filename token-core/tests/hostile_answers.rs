@@ -11,7 +11,8 @@
 //! - a token carrying a control character is refused, naming the field, never the value.
 //! - an empty access token is refused; an empty refresh token is read as none, so the
 //!   previous one is kept.
-//! - a UTF-8 byte order mark before the JSON is ignored.
+//! - a UTF-8 byte order mark before the JSON is ignored;
+//! - a redirect (3xx) is a refusal, whatever its body says.
 
 use http::StatusCode;
 use time::OffsetDateTime;
@@ -605,6 +606,32 @@ fn a_byte_order_mark_before_the_json_costs_neither_the_pair_nor_the_error_code()
         matches!(error, EndpointError::Provider(ref e) if e.code == "invalid_grant"),
         "{error:?}"
     );
+}
+
+// ---- redirects -------------------------------------------------------------------------
+
+#[test]
+fn a_redirect_is_no_verdict_on_the_refresh_token_whatever_its_body() {
+    for status in [301, 302, 303, 307, 308] {
+        for body in [
+            r#"{"error":"invalid_grant","error_description":"moved"}"#,
+            r#"{"error":"invalid_client"}"#,
+            "",
+        ] {
+            let grant = token_core::oauth::RefreshTokenGrant::new(RefreshToken::new(REFRESH_TOKEN));
+            let error = decode_response::<token_core::oauth::RefreshTokenGrant>(
+                &answer(status, body),
+                now(),
+                &grant.secrets(),
+            )
+            .unwrap_err();
+            assert_eq!(
+                error.kind(),
+                ErrorKind::Rejected,
+                "{status} {body}: {error}"
+            );
+        }
+    }
 }
 
 // ---- helpers -------------------------------------------------------------------------
