@@ -119,12 +119,16 @@ pub fn reads_as<T: DeserializeOwned>(value: &Value) -> bool {
 }
 
 fn unquote(message: &str) -> String {
-    // serde_json quotes offending string values (`invalid type: string "..."`); field names
-    // are in backticks and survive.
+    // serde_json quotes offending string values (`invalid type: string "..."`), escaping a
+    // quote or backslash inside them (`"a\"b"`); field names are in backticks and survive.
     let mut out = String::with_capacity(message.len());
-    let mut inside = false;
+    let (mut inside, mut escaped) = (false, false);
     for ch in message.chars() {
-        if ch == '"' {
+        if inside && escaped {
+            escaped = false;
+        } else if inside && ch == '\\' {
+            escaped = true;
+        } else if ch == '"' {
             if !inside {
                 out.push_str("\"…\"");
             }
@@ -337,6 +341,25 @@ mod tests {
     fn parse_reasons_never_quote_body_strings() {
         let reason = decode_json::<Map<String, Value>>(br#""RT-SECRET""#).unwrap_err();
         assert!(!reason.contains("RT-SECRET"), "{reason}");
+    }
+
+    #[test]
+    fn parse_reasons_never_quote_body_strings_with_escaped_quotes() {
+        for body in [
+            &br#""RT"SECRET-TAIL""#[..],
+            br#""RT\"SECRET-TAIL""#,
+            br#"{"token_type":"x"SECRET-TAIL"y"}"#,
+        ] {
+            let reason = match decode_json::<Map<String, Value>>(body) {
+                Err(reason) => reason,
+                Ok(_) => decode_json::<std::collections::HashMap<String, u8>>(body).unwrap_err(),
+            };
+            assert!(!reason.contains("SECRET"), "{reason}");
+            assert!(
+                reason.contains("expected"),
+                "the rest of the reason is kept: {reason}"
+            );
+        }
     }
 
     #[test]
