@@ -410,7 +410,7 @@ fn expected_shown(
     };
     // Every row's fault makes at least one call fail, or (an odd expiry, whose tokens are
     // kept) is reported by the field's name.
-    if !in_refresh(&["call failed", "attempt=1"]) && !in_refresh(&["invalid expiry", "field="]) {
+    if !in_refresh(&["call failed", "attempt=1"]) && !in_refresh(&["invalid value", "field="]) {
         return Err(format!(
             "no `call failed` line in the refresh span was captured:\n{logged}"
         ));

@@ -435,3 +435,64 @@ fn debug_and_display_never_show_a_secret() {
         assert_eq!(leaked(text, &secrets), None, "in: {text}");
     }
 }
+
+#[tokio::test]
+async fn a_401_from_another_origin_after_a_redirect_is_no_verdict_on_the_token() {
+    // Another origin that refuses everything, as any site would without our token.
+    let other = Sandbox::builder()
+        .oauth_routes(false)
+        .api_routes(false)
+        .route_any(
+            "/refuse",
+            |_r: http::Request<Vec<u8>>, _cx: SandboxContext| async move {
+                json_response(
+                    StatusCode::UNAUTHORIZED,
+                    &serde_json::json!({"error": "invalid_token"}),
+                )
+            },
+        )
+        .start()
+        .await
+        .expect("the other origin starts");
+    let elsewhere = other.url("/refuse");
+    let sandbox = Sandbox::builder()
+        .route_any(
+            "/api/moved",
+            move |_r: http::Request<Vec<u8>>, _cx: SandboxContext| {
+                let to = elsewhere.clone();
+                async move { redirect(&to) }
+            },
+        )
+        .start()
+        .await
+        .expect("the sandbox starts");
+    let manager = TokenManager::builder(token_core::sandbox::SandboxOAuth::new(sandbox.base_url()))
+        .build()
+        .expect("builds");
+    let first = sandbox.issue("m").await.expect("issues");
+    manager
+        .insert("m", TokenSet::from_stored(first.clone()).expect("fits"))
+        .await
+        .expect("inserts");
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(BearerAuth::new(manager.clone(), "m"))
+        .build();
+
+    let response = client
+        .get(sandbox.url("/api/moved"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        sandbox.calls(TOKEN_PATH),
+        0,
+        "no refresh for another origin's 401"
+    );
+    assert_eq!(sandbox.calls("/api/moved"), 1, "not resent");
+    assert_eq!(other.calls("/refuse"), 1);
+    assert_eq!(
+        manager.access_token("m").await.expect("still served"),
+        first.access_token
+    );
+}

@@ -455,11 +455,13 @@ impl std::fmt::Display for RefusalReason {
 
 /// Client side: turns an HTTP answer into a token set or a classified error.
 ///
-/// An error body the endpoint recognises wins, whatever the status; then 5xx and 429 are
+/// An error body the endpoint recognises wins, whatever the status but a redirect's (3xx: a
+/// refusal, `Rejected`, whatever its body says); then 5xx and 429 are
 /// transient (with `Retry-After`), any other non-2xx is classified by its status, and a 2xx
 /// that cannot be read is `OutcomeUnknown` (the provider may already have rotated). So is a
 /// 2xx whose access or refresh token contains an ASCII control character (CR, LF, NUL...):
-/// such a token cannot be sent in a header. Every provider-supplied text in an error is
+/// such a token cannot be sent in a header; and a 2xx whose access token is empty. An empty
+/// refresh token is read as none (the previous one is kept). Every provider-supplied text in an error is
 /// scrubbed of `known_secrets`, whole or in part (see [`crate::redact::scrub_secrets`]).
 pub fn decode_response<E: Endpoint>(
     response: &http::Response<Vec<u8>>,
@@ -469,7 +471,14 @@ pub fn decode_response<E: Endpoint>(
     let status = response.status();
     let body = response.body();
     let retry_after = retry_after(response.headers(), now);
-    if let Some(error) = E::Error::decode_error(status, body) {
+    // A redirect is no answer (the token calls follow none): whatever its body says, it is
+    // not the provider's verdict on the request.
+    let error = if status.is_redirection() {
+        None
+    } else {
+        E::Error::decode_error(status, body)
+    };
+    if let Some(error) = error {
         // The endpoint's own reading of its error, then the rules every answer obeys.
         let kind = classify_answer(status, None, Some(error.kind(status)), &[]);
         // Both are the provider's text and may echo a secret of the request, whole or in part.
@@ -504,9 +513,31 @@ pub fn decode_response<E: Endpoint>(
     }
     let decoded = E::Response::decode_body(body)
         .map_err(|reason| EndpointError::parse(status, reason, body, known_secrets))?;
-    let set = decoded
+    let mut set = decoded
         .into_token_set(now)
         .map_err(|reason| EndpointError::parse(status, reason, body, known_secrets))?;
+    // An empty refresh token is no refresh token: the previous one is kept, as when the
+    // field is absent, instead of being replaced by one that can never refresh.
+    if set
+        .refresh_token
+        .as_ref()
+        .is_some_and(|t| t.expose_secret().trim().is_empty())
+    {
+        set.refresh_token = None;
+    }
+    if set.access_token.expose_secret().trim().is_empty() {
+        let secrets: Vec<&str> = known_secrets
+            .iter()
+            .copied()
+            .chain(set.refresh_token.as_ref().map(RefreshToken::expose_secret))
+            .collect();
+        return Err(EndpointError::parse(
+            status,
+            "the access token is empty",
+            body,
+            &secrets,
+        ));
+    }
     // A token that cannot travel in a header would be cached and fail every API call.
     let unusable = [
         ("access", Some(set.access_token.expose_secret())),

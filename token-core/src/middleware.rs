@@ -28,7 +28,8 @@ use crate::secret::AccessToken;
 /// Adds `Authorization: Bearer <token>` from a [`TokenManager`].
 ///
 /// After a 401 it asks the manager for a new token (which refreshes only if no other caller
-/// already replaced the refused one) and resends the request once. Put [`NoResend`] in a
+/// already replaced the refused one) and resends the request once; a 401 that another origin
+/// answered (after a redirect the client followed) is returned as it is. Put [`NoResend`] in a
 /// request's extensions to turn the resend off (a non-idempotent call), and [`Session`] to
 /// choose the session per request.
 ///
@@ -174,8 +175,12 @@ impl<P: Provider> Middleware for BearerAuth<P> {
             return Ok(response);
         }
         match resend {
-            Some(again) => Box::pin(self.after_401(response, again, token, extensions, next)).await,
-            None => Ok(response),
+            // A 401 from another origin (the client followed a redirect, and dropped the
+            // token on the way) is no verdict on the token.
+            Some(again) if response.url().origin() == again.url().origin() => {
+                Box::pin(self.after_401(response, again, token, extensions, next)).await
+            }
+            _ => Ok(response),
         }
     }
 }

@@ -4,10 +4,15 @@
 //! - provider-supplied text (the error code, the message, a raw body) never shows a known
 //!   secret, whole or in part (any run of 8 or more of its characters);
 //! - an odd expiry (negative, huge, `"NaN"`, the wrong type) or a duplicate key never costs
-//!   the tokens of a success answer: the expiry becomes unknown, with a warning;
+//!   the tokens of a success answer: the expiry becomes unknown, with a warning; nor does
+//!   an odd scope or token type (Twitch's array of scopes);
 //! - `refresh_expires_in: 0` is "no refresh expiry", `expires_in: 0` stays "expires now";
 //! - extreme instants and `Retry-After` values never panic;
 //! - a token carrying a control character is refused, naming the field, never the value.
+//! - an empty access token is refused; an empty refresh token is read as none, so the
+//!   previous one is kept.
+//! - a UTF-8 byte order mark before the JSON is ignored;
+//! - a redirect (3xx) is a refusal, whatever its body says.
 
 use http::StatusCode;
 use time::OffsetDateTime;
@@ -227,6 +232,78 @@ fn an_odd_expires_in_keeps_the_new_pair_with_an_unknown_expiry() {
             set.refresh_expires_at,
             Some(now() + time::Duration::seconds(600)),
             "{expiry}"
+        );
+    }
+}
+
+#[test]
+fn an_expiry_beyond_any_double_keeps_the_new_pair_with_an_unknown_expiry() {
+    for expiry in ["1e400", "-1e400", "1E+999", "0.5e309"] {
+        let body = format!(
+            r#"{{"access_token":"at-1e400","refresh_token":"rt-new","expires_in":{expiry},"refresh_expires_in":600}}"#
+        );
+        let mut set = None;
+        let logs = capture_warnings(|| {
+            set = Some(decode(200, &body).unwrap_or_else(|e| panic!("expires_in {expiry}: {e}")));
+        });
+        let set = set.unwrap();
+        assert_eq!(set.access_token.expose_secret(), "at-1e400", "{expiry}");
+        assert_eq!(
+            set.refresh_token.as_ref().map(RefreshToken::expose_secret),
+            Some("rt-new"),
+            "{expiry}"
+        );
+        assert_eq!(set.access_expires_at, None, "{expiry}");
+        assert_eq!(
+            set.refresh_expires_at,
+            Some(now() + time::Duration::seconds(600)),
+            "{expiry}"
+        );
+        assert!(logs.contains("expires_in"), "{expiry}: {logs}");
+    }
+}
+
+#[test]
+fn an_odd_scope_or_token_type_keeps_the_new_pair() {
+    // Twitch answers its scopes as an array; others send odd token types.
+    for (field, value) in [
+        ("scope", r#"["channel:read","chat:edit"]"#),
+        ("scope", "42"),
+        ("token_type", "5"),
+        ("token_type", r#"{"kind":"bearer"}"#),
+    ] {
+        let body = format!(
+            r#"{{"access_token":"at-new","refresh_token":"rt-new","expires_in":60,"{field}":{value}}}"#
+        );
+        let grant = token_core::oauth::RefreshTokenGrant::new(RefreshToken::new(REFRESH_TOKEN));
+        let mut set = None;
+        let logs = capture_warnings(|| {
+            set = Some(
+                decode_response::<token_core::oauth::RefreshTokenGrant>(
+                    &answer(200, &body),
+                    now(),
+                    &grant.secrets(),
+                )
+                .unwrap_or_else(|e| panic!("{field} {value}: {e}")),
+            );
+        });
+        let set = set.unwrap();
+        assert_eq!(set.access_token.expose_secret(), "at-new", "{body}");
+        assert_eq!(
+            set.refresh_token.as_ref().map(RefreshToken::expose_secret),
+            Some("rt-new"),
+            "{body}"
+        );
+        assert_eq!(
+            set.access_expires_at,
+            Some(now() + time::Duration::seconds(60)),
+            "{body}"
+        );
+        assert_eq!((set.scope, set.token_type), (None, None), "{body}");
+        assert!(logs.contains(field), "{body}: {logs}");
+        assert!(
+            !logs.contains("rt-new") && !logs.contains("at-new"),
+            "{logs}"
         );
     }
 }
@@ -461,6 +538,98 @@ fn a_token_with_a_control_character_is_refused_naming_the_field_not_the_value() 
         );
         for value in ["Injected", "at-new", "rt-new", "new-secret"] {
             assert!(!text.contains(value), "{value} in {text}");
+        }
+    }
+}
+
+// ---- empty tokens ----------------------------------------------------------------------
+
+#[test]
+fn an_empty_access_token_is_refused_not_cached() {
+    for body in [
+        r#"{"access_token":"","refresh_token":"rt-new-secret"}"#,
+        r#"{"access_token":"","expires_in":3600}"#,
+    ] {
+        let error = decode(200, body).unwrap_err();
+        assert!(
+            matches!(error, EndpointError::Parse { .. }),
+            "{body}: {error}"
+        );
+        assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{body}");
+        let text = shown(&error);
+        assert!(text.contains("the access token is empty"), "{text}");
+        assert!(!text.contains("rt-new-secret"), "{text}");
+    }
+}
+
+#[test]
+fn an_empty_refresh_token_keeps_the_previous_one() {
+    let previous = session();
+    let set = decode(
+        200,
+        r#"{"access_token":"at-new","refresh_token":"","expires_in":3600}"#,
+    )
+    .unwrap();
+    assert_eq!(set.access_token.expose_secret(), "at-new");
+    assert_eq!(set.refresh_token, None, "read as absent");
+    let stored = set.or_previous(&previous);
+    assert_eq!(
+        stored
+            .refresh_token
+            .as_ref()
+            .map(RefreshToken::expose_secret),
+        Some(REFRESH_TOKEN)
+    );
+}
+
+// ---- byte order mark -------------------------------------------------------------------
+
+#[test]
+fn a_byte_order_mark_before_the_json_costs_neither_the_pair_nor_the_error_code() {
+    let set = decode(
+        200,
+        "\u{feff}{\"access_token\":\"at-new\",\"refresh_token\":\"rt-new\",\"expires_in\":60}",
+    )
+    .unwrap();
+    assert_eq!(set.access_token.expose_secret(), "at-new");
+    assert_eq!(
+        set.refresh_token.as_ref().map(RefreshToken::expose_secret),
+        Some("rt-new")
+    );
+    assert_eq!(
+        set.access_expires_at,
+        Some(now() + time::Duration::seconds(60))
+    );
+
+    let error = decode(400, "\u{feff}{\"error\":\"invalid_grant\"}").unwrap_err();
+    assert!(
+        matches!(error, EndpointError::Provider(ref e) if e.code == "invalid_grant"),
+        "{error:?}"
+    );
+}
+
+// ---- redirects -------------------------------------------------------------------------
+
+#[test]
+fn a_redirect_is_no_verdict_on_the_refresh_token_whatever_its_body() {
+    for status in [301, 302, 303, 307, 308] {
+        for body in [
+            r#"{"error":"invalid_grant","error_description":"moved"}"#,
+            r#"{"error":"invalid_client"}"#,
+            "",
+        ] {
+            let grant = token_core::oauth::RefreshTokenGrant::new(RefreshToken::new(REFRESH_TOKEN));
+            let error = decode_response::<token_core::oauth::RefreshTokenGrant>(
+                &answer(status, body),
+                now(),
+                &grant.secrets(),
+            )
+            .unwrap_err();
+            assert_eq!(
+                error.kind(),
+                ErrorKind::Rejected,
+                "{status} {body}: {error}"
+            );
         }
     }
 }

@@ -960,13 +960,19 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
         }
         None => quote!(::core::option::Option::None),
     };
-    // Expiry fields are read leniently: an odd value there must not cost the tokens.
-    let expiry_fields = fields
+    // Expiry, token type and scope fields are read leniently: an odd value there must not
+    // cost the tokens.
+    let lenient_fields = fields
         .iter()
         .filter(|f| {
             matches!(
                 f.role(),
-                Some(AnswerRole::Expiry | AnswerRole::RefreshExpiry)
+                Some(
+                    AnswerRole::Expiry
+                        | AnswerRole::RefreshExpiry
+                        | AnswerRole::TokenType
+                        | AnswerRole::Scope
+                )
             )
         })
         .map(|f| {
@@ -1024,7 +1030,7 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
             const ANSWER_PATHS: &'static [&'static str] = &[#(#answer_paths),*];
 
             fn decode_body(body: &[u8]) -> ::core::result::Result<Self, ::std::string::String> {
-                #p::decode_answer_json(body, #envelope, &[#(#expiry_fields),*])
+                #p::decode_answer_json(body, #envelope, &[#(#lenient_fields),*])
             }
 
             fn encode_body(&self) -> ::std::vec::Vec<u8> {

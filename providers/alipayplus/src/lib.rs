@@ -20,7 +20,8 @@
 //!   keyVersion=N, signature=<url-encoded base64>` over `<METHOD> <Request-URI>\n<Client-Id>.
 //!   <Request-Time>.<Body>`, SHA256withRSA with a PKCS#8 key; answers are verified the same
 //!   way with `Response-Time`. A 2xx answer without a valid signature is refused
-//!   (misconfigured); a non-2xx answer (a gateway's 5xx or 429) is classified by its status.
+//!   (misconfigured); a non-2xx answer (a gateway's 5xx or 429) is classified by its status,
+//!   and the result its body may carry is read only when the answer is signed.
 //!
 //! # Configuration
 //!

@@ -22,7 +22,10 @@ use aws_lc_rs::signature::{
 use time::OffsetDateTime;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
+use token_core::codec::ErrorResponse as _;
 use token_core::{error::EndpointError, provider::Signer};
+
+use crate::endpoints::AlipayError;
 
 /// `Client-Id`.
 pub const CLIENT_ID: &str = "Client-Id";
@@ -296,16 +299,29 @@ impl Signer for Rsa256Signer {
 
     /// Verifies every 2xx answer (Alipay+ answers results, `F` and `U` included, with 200 and
     /// signs them). A non-2xx answer is a gateway's or server's failure that carries no
-    /// signature; it is left to the codec, which classifies it by status.
+    /// signature; it is left to the codec, which classifies it by status. Except that one
+    /// whose body reads as an Alipay+ result must be signed like any result: unsigned, its
+    /// result is nobody's word (a forged `INVALID_REFRESH_TOKEN` would end the session), and
+    /// the answer is refused as unreadable, classified by its status alone.
     fn verify(
         &self,
         request: &http::Request<Vec<u8>>,
         response: &http::Response<Vec<u8>>,
     ) -> Result<(), EndpointError> {
-        if !response.status().is_success() {
-            return Ok(());
+        let status = response.status();
+        if status.is_success() {
+            return self.verify_response(request, response);
         }
-        self.verify_response(request, response)
+        let carries_result = AlipayError::decode_error(status, response.body()).is_some();
+        if carries_result && self.verify_response(request, response).is_err() {
+            return Err(EndpointError::parse(
+                status,
+                "an unsigned answer carries an Alipay+ result; it is not read",
+                &[],
+                &[],
+            ));
+        }
+        Ok(())
     }
 }
 

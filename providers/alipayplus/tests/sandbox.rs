@@ -358,3 +358,39 @@ async fn wrong_keys_are_misconfigured_in_both_directions_and_keep_the_session() 
             .is_some()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_unsigned_error_answer_cannot_end_the_session() {
+    let world = world().await;
+    world.user("alice").await;
+    let mut events = world.manager.subscribe();
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    // Not the MPP's answer: no signature, a status the MPP never answers with, and a
+    // session-ending result in the body.
+    for status in [400, 401, 403] {
+        world.sandbox.fail_next(
+            APPLY,
+            1,
+            Failure::new(http::StatusCode::from_u16(status).unwrap()).with_json(
+                &serde_json::json!({"result": {
+                    "resultStatus": "F",
+                    "resultCode": "INVALID_REFRESH_TOKEN",
+                    "resultMessage": "forged"
+                }}),
+            ),
+        );
+        let error = world.manager.access_token("alice").await.unwrap_err();
+        assert_ne!(error.kind(), ErrorKind::ReauthRequired, "{status}: {error}");
+        assert_eq!(error.provider_code(), None, "{status}: {error}");
+        assert!(
+            !world.sandbox.faults_pending(APPLY),
+            "{status}: the answer was read"
+        );
+        // Past the manager's memory of the failure: the next call asks the MPP again.
+        tokio::time::advance(Duration::from_secs(6)).await;
+    }
+    assert_no_reauth(&drain(&mut events));
+    // The MPP itself still refreshes the session.
+    let token = world.manager.access_token("alice").await.unwrap();
+    assert!(accepted(&world.sandbox, &token).await);
+}

@@ -448,3 +448,25 @@ async fn the_receiver_refuses_what_is_not_a_maya_session_post() {
     ));
     assert_eq!(world.sandbox.total_calls(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_receiver_refuses_empty_tokens_and_gives_no_session_id() {
+    let world = world(Setup::default()).await;
+    for body in [
+        r#"{"accessToken":"","refreshToken":"rt-maya-1","expiresAt":4102444800}"#,
+        r#"{"accessToken":"at-maya-1","refreshToken":"","expiresAt":4102444800}"#,
+        r#"{"accessToken":" ","refreshToken":"rt-maya-1","expiresAt":4102444800}"#,
+    ] {
+        let mut post = http::Request::new(body.as_bytes().to_vec());
+        *post.method_mut() = http::Method::POST;
+        post.headers_mut()
+            .insert("Request-Reference-No", "ref-empty-1".parse().unwrap());
+        let answer = world.receiver.receive(post).await;
+        let text = String::from_utf8_lossy(answer.body()).into_owned();
+        assert_eq!(answer.status(), 400, "{body}: {text}");
+        assert!(text.contains("invalid_request"), "{text}");
+        assert!(!text.contains("sessionId"), "{text}");
+        assert!(!text.contains("maya-1"), "{text}");
+    }
+    assert_eq!(world.sandbox.total_calls(), 0);
+}

@@ -7,24 +7,81 @@ use serde_json::{Map, Value};
 
 // ---- responses and errors ------------------------------------------------------------
 
-/// Reads a JSON body whatever its content type; the reason never quotes the body's strings
-/// (they may be secrets).
+/// Reads a JSON body whatever its content type, after a UTF-8 byte order mark if it starts
+/// with one (RFC 8259 section 8.1 lets a reader ignore it); the reason never quotes the
+/// body's strings (they may be secrets).
 pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(body).map_err(|e| unquote(&e.to_string()))
+    serde_json::from_slice(without_bom(body)).map_err(|e| unquote(&e.to_string()))
+}
+
+/// `body` without a leading UTF-8 byte order mark.
+fn without_bom(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
+}
+
+/// `body` with every number too large for a double (`1e400`, which `serde_json` refuses,
+/// failing the whole body) written as a string holding its text, so the field alone is
+/// unreadable; `None` when it has none. Strings are copied as they are.
+fn quote_infinite_numbers(body: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(body.len() + 8);
+    let (mut at, mut changed, mut in_string) = (0, false, false);
+    while at < body.len() {
+        let byte = body[at];
+        if in_string {
+            // An escape keeps the byte after the backslash inside the string.
+            let len = if byte == b'\\' { 2 } else { 1 };
+            in_string = byte != b'"';
+            out.extend_from_slice(&body[at..(at + len).min(body.len())]);
+            at += len;
+        } else if byte == b'-' || byte.is_ascii_digit() {
+            let start = at;
+            while at < body.len()
+                && matches!(body[at], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+            {
+                at += 1;
+            }
+            let number = &body[start..at];
+            let infinite = std::str::from_utf8(number)
+                .ok()
+                .and_then(|text| text.parse::<f64>().ok())
+                .is_some_and(f64::is_infinite);
+            if infinite {
+                out.push(b'"');
+                out.extend_from_slice(number);
+                out.push(b'"');
+                changed = true;
+            } else {
+                out.extend_from_slice(number);
+            }
+        } else {
+            in_string = byte == b'"';
+            out.push(byte);
+            at += 1;
+        }
+    }
+    changed.then_some(out)
 }
 
 /// Reads a success answer so that no odd field other than the tokens costs the tokens: the
 /// body must be a JSON object (whatever its content type), and so must the object under
 /// `envelope` when one is declared (`{"code":0,"data":{...}}`); a duplicate key is resolved
-/// by its last value; an expiry field its type cannot read (`-5`, `1e300`, `"NaN"`, an
-/// object) is read as `null` (an unknown expiry), with a warning naming the field, never its
+/// by its last value; an expiry field its type cannot read (`-5`, `1e300`, `1e400`, `"NaN"`,
+/// an object) is read as `null` (an unknown expiry), and so is a token type or scope field
+/// its type cannot read (Twitch's array of scopes), with a warning naming the field, never its
 /// value. The reason of an error never quotes the body's strings.
 pub fn decode_answer_json<T: DeserializeOwned>(
     body: &[u8],
     envelope: Option<&str>,
-    expiry_fields: &[(&str, ReadsAs)],
+    lenient_fields: &[(&str, ReadsAs)],
 ) -> Result<T, String> {
-    let mut value: Value = decode_json(body)?;
+    let mut value: Value = match decode_json(body) {
+        Ok(value) => value,
+        // A number beyond a double fails the whole body: read it again with such numbers
+        // as strings, so that an expiry field holding one is unknown, not the tokens lost.
+        Err(reason) => quote_infinite_numbers(without_bom(body))
+            .and_then(|body| serde_json::from_slice(&body).ok())
+            .ok_or(reason)?,
+    };
     if let Some(envelope) = envelope {
         let Value::Object(outer) = &mut value else {
             return Err("expected a JSON object".into());
@@ -38,14 +95,14 @@ pub fn decode_answer_json<T: DeserializeOwned>(
     let Value::Object(map) = &mut value else {
         return Err("expected a JSON object".into());
     };
-    for (name, reads) in expiry_fields {
+    for (name, reads) in lenient_fields {
         if let Some(field) = map.get_mut(*name)
             && !field.is_null()
             && !reads(field)
         {
             tracing::warn!(
                 field = *name,
-                "the provider's answer has an invalid expiry in `{name}`; the tokens are kept and this expiry is treated as unknown"
+                "the provider's answer has an invalid value in `{name}`; the tokens are kept and this field is treated as absent"
             );
             *field = Value::Null;
         }
@@ -62,12 +119,16 @@ pub fn reads_as<T: DeserializeOwned>(value: &Value) -> bool {
 }
 
 fn unquote(message: &str) -> String {
-    // serde_json quotes offending string values (`invalid type: string "..."`); field names
-    // are in backticks and survive.
+    // serde_json quotes offending string values (`invalid type: string "..."`), escaping a
+    // quote or backslash inside them (`"a\"b"`); field names are in backticks and survive.
     let mut out = String::with_capacity(message.len());
-    let mut inside = false;
+    let (mut inside, mut escaped) = (false, false);
     for ch in message.chars() {
-        if ch == '"' {
+        if inside && escaped {
+            escaped = false;
+        } else if inside && ch == '\\' {
+            escaped = true;
+        } else if ch == '"' {
             if !inside {
                 out.push_str("\"…\"");
             }
@@ -129,7 +190,7 @@ pub fn decode_error_json<T: DeserializeOwned>(
     code_field: &str,
     success_codes: &[&str],
 ) -> Option<T> {
-    let mut value: Value = serde_json::from_slice(body).ok()?;
+    let mut value: Value = serde_json::from_slice(without_bom(body)).ok()?;
     if let Some(envelope) = envelope {
         value = value.get_mut(envelope)?.take();
     }
@@ -281,6 +342,25 @@ mod tests {
     fn parse_reasons_never_quote_body_strings() {
         let reason = decode_json::<Map<String, Value>>(br#""RT-SECRET""#).unwrap_err();
         assert!(!reason.contains("RT-SECRET"), "{reason}");
+    }
+
+    #[test]
+    fn parse_reasons_never_quote_body_strings_with_escaped_quotes() {
+        for body in [
+            &br#""RT"SECRET-TAIL""#[..],
+            br#""RT\"SECRET-TAIL""#,
+            br#"{"token_type":"x"SECRET-TAIL"y"}"#,
+        ] {
+            let reason = match decode_json::<Map<String, Value>>(body) {
+                Err(reason) => reason,
+                Ok(_) => decode_json::<std::collections::HashMap<String, u8>>(body).unwrap_err(),
+            };
+            assert!(!reason.contains("SECRET"), "{reason}");
+            assert!(
+                reason.contains("expected"),
+                "the rest of the reason is kept: {reason}"
+            );
+        }
     }
 
     #[test]

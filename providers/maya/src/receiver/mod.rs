@@ -43,7 +43,7 @@ pub(crate) const MAX_BODY: usize = 64 * 1024;
 /// Handling of Maya's POST ([`receive`](Self::receive)):
 /// - only `POST`, with a `Request-Reference-No` of 1 to 255 visible ASCII characters, a body
 ///   of at most 64 KiB `{"accessToken", "refreshToken", "expiresAt"}` (read with
-///   [`MayaTokens`]) and tokens free of control characters; anything else is answered 4xx
+///   [`MayaTokens`]) and tokens that are not empty and free of control characters; anything else is answered 4xx
 ///   `{"error": "invalid_request", ...}` and stores nothing;
 /// - the tokens are inserted in the [`TokenManager<Maya>`] under a new UUIDv4 `sessionId`,
 ///   then answered 200 `{"sessionId": "..."}`;
@@ -435,6 +435,9 @@ fn tokens_of(body: &[u8], now: OffsetDateTime) -> Result<TokenSet, String> {
         ("accessToken", set.access_token.expose_secret()),
         ("refreshToken", refresh.expose_secret()),
     ] {
+        if token.trim().is_empty() {
+            return Err(format!("{field} is empty"));
+        }
         if token.chars().any(|c| c.is_ascii_control()) {
             return Err(format!("{field} contains a control character"));
         }
