@@ -114,3 +114,41 @@ async fn a_session_whose_extras_cannot_be_saved_is_refreshed_again() {
         "at-new"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_set_that_can_never_be_saved_holds_up_neither_shutdown_nor_the_lease() {
+    let store = Arc::new(MemoryStore::new());
+    let manager = TokenManager::builder(Odd)
+        .shared_store(store.clone())
+        .build()
+        .unwrap();
+    let key = SessionKey::new("odd", "s");
+    let first = TokenSet::<serde_json::Value>::new(AccessToken::new("at-old"))
+        .with_refresh_token(RefreshToken::new("rt-old"))
+        .to_stored()
+        .unwrap();
+    store.save(&key, &first.into(), None).await.unwrap();
+    assert_eq!(
+        manager.refresh_now("s").await.unwrap().expose_secret(),
+        "at-new"
+    );
+    // No save to retry in the background: it could never succeed, and would keep the
+    // lease and `shutdown` waiting for ever.
+    assert_eq!(
+        store
+            .acquire_lease(&key, "another-manager", std::time::Duration::from_secs(30))
+            .await
+            .unwrap(),
+        token_core::store::Lease::Acquired,
+        "the lease was given back"
+    );
+    manager
+        .shutdown(std::time::Duration::from_secs(60))
+        .await
+        .expect("nothing left to wait for");
+    // The set is still served from memory.
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-new"
+    );
+}

@@ -380,7 +380,10 @@ impl<P: Provider> Inner<P> {
                 note,
             });
         }
-        if !saved {
+        // A set whose extras cannot be serialized is never saved: a background save could
+        // not succeed, and would hold the lease and `shutdown` for ever. `PersistFailed` has
+        // said why; the set is used (and refreshed from) in memory.
+        if !saved && !next.unstorable {
             self.clone()
                 .spawn_save_retry(session.clone(), generation, next.clone());
             return (Ok(next), true);
