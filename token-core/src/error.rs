@@ -120,7 +120,8 @@ pub enum EndpointError {
         status: StatusCode,
         /// What was wrong.
         reason: String,
-        /// The raw body, cut and with secrets removed (see [`crate::redact::scrub_body`]).
+        /// The raw body, cut and with secrets removed (see [`crate::redact::scrub_body`];
+        /// a 2xx body as [`crate::redact::scrub_answer_body`]).
         body: String,
     },
     /// The request could not be built (a config value that is not a valid header, ...).
@@ -153,7 +154,12 @@ impl EndpointError {
             status,
             // A decoder's reason may quote a key or value of the answer.
             reason: crate::redact::scrub_secrets(&reason.to_string(), known_secrets),
-            body: crate::redact::scrub_body(body, known_secrets),
+            // A success answer may carry new tokens anywhere in it.
+            body: if status.is_success() {
+                crate::redact::scrub_answer_body(body, known_secrets)
+            } else {
+                crate::redact::scrub_body(body, known_secrets)
+            },
         }
     }
 }

@@ -71,6 +71,63 @@ pub fn scrub_body(body: &[u8], known: &[&str]) -> String {
     text
 }
 
+/// A success answer's body (2xx) made safe to show: as [`scrub_body`], and more, because a
+/// success answer is where new tokens come, under any key or as the whole body: every JSON
+/// string value is replaced (the keys and the shape are kept), and in a body that is not
+/// JSON every run of [`MIN_TOKEN_RUN`] or more token characters (letters, digits and
+/// `-._~+/=`).
+///
+/// ```
+/// use token_core::redact::scrub_answer_body;
+///
+/// let shown = scrub_answer_body(br#"{"data":{"t":"9f8e7d6c5b4a3f2e1d0c"},"n":3}"#, &[]);
+/// assert_eq!(shown, r#"{"data":{"t":"[redacted]"},"n":3}"#);
+/// let shown = scrub_answer_body(b"<title>Bad Gateway</title> eyJhbGciOiJIUzI1NiJ9.e30.sig", &[]);
+/// assert_eq!(shown, "<title>Bad Gateway</title> [redacted]");
+/// ```
+pub fn scrub_answer_body(body: &[u8], known: &[&str]) -> String {
+    let text = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(mut value) => {
+            mask_strings(&mut value);
+            value.to_string()
+        }
+        Err(_) => mask_token_runs(&String::from_utf8_lossy(body)),
+    };
+    scrub_body(text.as_bytes(), known)
+}
+
+/// The shortest run of token characters that [`scrub_answer_body`] masks in a body that is
+/// not JSON: longer than the words of an error page, shorter than any token.
+pub const MIN_TOKEN_RUN: usize = 16;
+
+fn mask_strings(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) if !text.is_empty() => *text = REDACTED.to_owned(),
+        serde_json::Value::Object(map) => map.values_mut().for_each(mask_strings),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(mask_strings),
+        _ => {}
+    }
+}
+
+fn mask_token_runs(text: &str) -> String {
+    let is_token = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(is_token) {
+        out.push_str(&rest[..start]);
+        let run = &rest[start..];
+        let end = run.find(|c: char| !is_token(c)).unwrap_or(run.len());
+        out.push_str(if end >= MIN_TOKEN_RUN {
+            REDACTED
+        } else {
+            &run[..end]
+        });
+        rest = &run[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `text` with every echo of a `known` secret replaced by the redaction marker: any run of
 /// [`MIN_ECHO`] or more consecutive bytes of a secret (so a token echoed whole, cut, or
 /// wrapped in other text), its form-urlencoded spelling too, and whole occurrences of a

@@ -563,6 +563,46 @@ fn an_empty_access_token_is_refused_not_cached() {
 }
 
 #[test]
+fn a_success_answer_that_cannot_be_read_shows_none_of_the_tokens_it_may_carry() {
+    // New tokens in a 2xx answer the decoder does not understand: the whole body, a text
+    // body, under keys no list of token names knows.
+    // Unlike the request's refresh token, which is scrubbed as a known secret.
+    let new = "NEWqWeRtYuIoPaSdFgHjKlZxCvBnM1357";
+    for body in [
+        format!(r#""{new}""#),
+        new.to_owned(),
+        format!("token {new} expires 3600"),
+        format!(r#"{{"data":{{"tkn":"{new}","ttl":3600}}}}"#),
+        format!(r#"[{{"value":"{new}"}}]"#),
+    ] {
+        let error = decode(200, &body).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{body}");
+        let text = shown(&error);
+        for start in 0..=new.len() - 8 {
+            let run = &new[start..start + 8];
+            assert!(
+                !text.contains(run),
+                "`{run}` of the new token shows in {text}"
+            );
+        }
+    }
+    // Positive control: what is no token stays readable, on success and error statuses.
+    let page = "<html><title>Service Unavailable</title> retry later</html>";
+    let error = decode(200, page).unwrap_err();
+    assert!(shown(&error).contains("Service Unavailable"), "{error:?}");
+    let error = decode(200, r#"{"data":{"ttl":3600}}"#).unwrap_err();
+    assert!(
+        shown(&error).contains("ttl"),
+        "the keys and shape are kept: {error:?}"
+    );
+    let error = decode(502, &format!("upstream said {new}")).unwrap_err();
+    assert!(
+        shown(&error).contains("upstream said"),
+        "an error status's body keeps its text: {error:?}"
+    );
+}
+
+#[test]
 fn an_empty_refresh_token_keeps_the_previous_one() {
     let previous = session();
     let set = decode(
