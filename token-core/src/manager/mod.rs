@@ -594,6 +594,12 @@ impl<P: Provider> Inner<P> {
     /// When to refresh `set` ahead of expiry: before the access token expires (skew plus a
     /// random jitter), and before the refresh token does.
     fn schedule(&self, set: &StoredTokenSet) -> Option<OffsetDateTime> {
+        self.schedule_by(set, true)
+    }
+
+    /// As [`schedule`](Self::schedule), by the access token's expiry alone unless
+    /// `refresh_expiry`.
+    fn schedule_by(&self, set: &StoredTokenSet, refresh_expiry: bool) -> Option<OffsetDateTime> {
         let jitter = crate::random::up_to(self.config.skew_jitter);
         // In Unix nanoseconds (as `i128`, which holds every instant `time` represents with
         // room for the arithmetic): no calendar arithmetic on every insert and refresh. "Now"
@@ -612,6 +618,7 @@ impl<P: Provider> Inner<P> {
             .map(|at| at_most_half(at, self.config.refresh_skew.saturating_add(jitter)));
         let refresh = set
             .refresh_expires_at
+            .filter(|_| refresh_expiry)
             .map(|at| at_most_half(at, self.config.refresh_token_skew));
         let at = match (access, refresh) {
             (Some(a), Some(r)) => a.min(r),

@@ -339,6 +339,17 @@ impl<P: Provider> Inner<P> {
                 Persisted::Failed(error) => (base, false, Some(error)),
             };
         let mut next = self.current_from(set, extras, version, saved);
+        // An answer that did not renew the refresh token (the same one, expiring no later)
+        // is not renewed by refreshing again soon: the access token's expiry alone schedules
+        // the next refresh. Otherwise a refresh token near (or past) its expiry would be
+        // refreshed at every `min_refresh_interval` for as long as the session is used.
+        let renewed = current.as_ref().is_none_or(|c| {
+            next.stored.refresh_token != c.stored.refresh_token
+                || next.stored.refresh_expires_at > c.stored.refresh_expires_at
+        });
+        if !renewed {
+            next.refresh_at = self.schedule_by(&next.stored, false);
+        }
         next.unstorable = unstorable;
         next.after_rejection = matches!(reason, Reason::Rejected(_));
         // Refreshes of one session are spaced by at least the minimum interval, whatever

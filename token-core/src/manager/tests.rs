@@ -29,6 +29,8 @@ enum Step {
     AnswerExpired,
     /// Rotate, answering no access-token expiry.
     AnswerWithoutExpiry,
+    /// A new access token, no refresh token: the session keeps its own (and its expiry).
+    KeepRefreshToken,
     /// Never answer.
     Hang,
 }
@@ -159,6 +161,11 @@ impl Provider for Arc<Fake> {
             Some(Step::AnswerExpired) => {
                 let mut set = self.rotate(&presented)?;
                 set.access_expires_at = Some(self.clock.now() - Duration::from_secs(1));
+                Ok(set)
+            }
+            Some(Step::KeepRefreshToken) => {
+                let mut set = self.mint();
+                set.refresh_token = None;
                 Ok(set)
             }
             Some(Step::AnswerWithoutExpiry) => {
@@ -590,6 +597,35 @@ async fn a_refresh_token_about_to_expire_is_refreshed_while_in_use() {
         tokio::task::yield_now().await;
     }
     assert_eq!(h.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_that_could_not_renew_an_expiring_refresh_token_is_not_repeated() {
+    let h = harness(|_| {});
+    let set = TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(h.clock.now() + HOUR)
+        .with_refresh_expires_at(h.clock.now() + Duration::from_secs(900));
+    h.manager.insert("s", set).await.unwrap();
+    // The provider keeps its refresh tokens: every answer is a new access token alone.
+    for _ in 0..300 {
+        h.fake.then(Step::KeepRefreshToken);
+    }
+    // Twenty minutes of use. Past half the refresh token's life one refresh tries to renew
+    // it; its answer cannot, so the next refresh waits for the new access token's expiry,
+    // not for `min_refresh_interval` (every 10 s until then).
+    for _ in 0..240 {
+        tokio::time::advance(Duration::from_secs(5)).await;
+        h.manager.access_token("s").await.unwrap();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+    assert_eq!(h.calls(), 1);
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
 }
 
 #[tokio::test(start_paused = true)]
