@@ -171,10 +171,12 @@ impl<P: Provider> Inner<P> {
             .await
             .unwrap_or_else(|()| {
                 tracing::error!("the refresh panicked");
-                (
-                    Err(Error::RefreshAborted("the refresh panicked".into())),
-                    false,
-                )
+                let error = Error::RefreshAborted("the refresh panicked".into());
+                // Answered again for a while, as the provider's failures are: a provider
+                // whose code panics on every answer is not called once per caller.
+                let until = later(self.clock.now(), self.config.failure_cooldown);
+                session.remember_failure(until, error.clone());
+                (Err(error), false)
             });
             watch.stop();
             done

@@ -1029,19 +1029,31 @@ fn manager_over(h: &Harness, store: Arc<dyn TokenStore>) -> TokenManager<Arc<Fak
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_panicking_refresh_is_an_error_for_its_callers_and_the_next_call_refreshes() {
+async fn a_panicking_refresh_is_an_error_for_its_callers_and_a_later_call_refreshes() {
     let h = harness(|_| {});
     h.seed("s", Duration::ZERO).await;
-    h.fake.then(Step::Panic);
+    h.fake.then(Step::Panic).then(Step::Panic);
     let error = h.manager.access_token("s").await.unwrap_err();
     assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
     assert_eq!(error.kind(), ErrorKind::Transient);
-    // The slot was cleared: a new refresh runs, and works.
+    // Answered again for `failure_cooldown`, as a provider's failure is: a provider whose
+    // code panics every time is not called once per caller.
+    for _ in 0..5 {
+        let again = h.manager.access_token("s").await.unwrap_err();
+        assert!(matches!(again, Error::RefreshAborted(_)), "{again:?}");
+    }
+    assert_eq!(h.calls(), 1);
+    // Then the slot is clear and a new refresh runs (and panics again, and is remembered).
+    let cooldown = ManagerConfig::default().failure_cooldown;
+    tokio::time::advance(cooldown).await;
+    assert!(h.manager.access_token("s").await.is_err());
+    assert_eq!(h.calls(), 2);
+    tokio::time::advance(cooldown).await;
     assert_eq!(
         h.manager.access_token("s").await.unwrap().expose_secret(),
         "at-1"
     );
-    assert_eq!(h.calls(), 2);
+    assert_eq!(h.calls(), 3);
 }
 
 #[tokio::test(start_paused = true)]
@@ -2055,7 +2067,9 @@ async fn a_panicking_refresh_gives_its_lease_back() {
         "the lease of the refresh that panicked is released"
     );
     h.store.release_lease(&key, "another").await.unwrap();
-    // And the refreshes after it give theirs back too.
+    // And the refreshes after it (once the failure is no longer answered again) give theirs
+    // back too.
+    tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
     assert_eq!(
         h.manager.access_token("s").await.unwrap().expose_secret(),
         "at-1"
