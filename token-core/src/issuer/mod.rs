@@ -162,7 +162,16 @@ impl Issuer {
                     IssuerError::InvalidRefreshToken
                 }
                 RotateRejection::Expired => IssuerError::ExpiredRefreshToken,
-                RotateRejection::Used => IssuerError::UsedRefreshToken,
+                RotateRejection::Used => {
+                    if self.config.revoke_on_reuse {
+                        let revoked = self.revoke_lineage(presented).await?;
+                        tracing::warn!(
+                            revoked,
+                            "a used-up refresh token was presented again; the pair descended from it is revoked"
+                        );
+                    }
+                    IssuerError::UsedRefreshToken
+                }
             }),
         }
     }
@@ -427,6 +436,12 @@ pub struct IssuerConfig {
     /// How long an authorization code can wait for its exchange. Default 600 s (RFC 6749
     /// section 4.1.2 recommends at most 10 minutes).
     pub code_ttl: Duration,
+    /// Whether a refresh token presented after it was used up (past the reuse window, or
+    /// once its successor was rotated) revokes the live pair descended from it, as RFC 9700
+    /// section 4.14.2 recommends: one of the two parties holding that token is not the
+    /// client. Default `false` (the successor lives on, as providers without reuse
+    /// detection do).
+    pub revoke_on_reuse: bool,
 }
 
 impl Default for IssuerConfig {
@@ -439,6 +454,7 @@ impl Default for IssuerConfig {
             token_type: "Bearer".to_owned(),
             refresh_rotation: RefreshRotation::Rotate,
             code_ttl: Duration::from_secs(600),
+            revoke_on_reuse: false,
         }
     }
 }
@@ -459,6 +475,31 @@ impl IssuerConfig {
     /// Sets the reuse window.
     pub fn with_reuse_window(mut self, window: Duration) -> Self {
         self.reuse_window = window;
+        self
+    }
+
+    /// Sets whether a used-up refresh token presented again revokes the live pair
+    /// descended from it (see [`revoke_on_reuse`](Self::revoke_on_reuse)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), token_core::issuer::IssuerError> {
+    /// use std::sync::Arc;
+    /// use token_core::{clock::SystemClock, issuer::{Issuer, IssuerConfig, IssuerError}};
+    ///
+    /// let config = IssuerConfig::default().with_revoke_on_reuse(true);
+    /// let issuer = Issuer::in_memory(Arc::new(SystemClock), config);
+    /// let first = issuer.issue("alice", serde_json::Value::Null).await?;
+    /// let stolen = first.tokens.refresh_token.clone().unwrap();
+    /// let second = issuer.refresh(stolen.expose_secret()).await?; // the client rotates
+    /// // The thief presents the old token: refused, and the client's pair is revoked too.
+    /// assert!(matches!(issuer.refresh(stolen.expose_secret()).await, Err(IssuerError::UsedRefreshToken)));
+    /// let access = second.tokens.access_token.expose_secret();
+    /// assert!(matches!(issuer.authenticate(access).await, Err(IssuerError::InvalidAccessToken)));
+    /// # Ok(()) }
+    /// ```
+    pub fn with_revoke_on_reuse(mut self, revoke: bool) -> Self {
+        self.revoke_on_reuse = revoke;
         self
     }
 

@@ -485,3 +485,52 @@ mod codes {
         );
     }
 }
+
+#[tokio::test]
+async fn with_revoke_on_reuse_a_used_up_refresh_token_revokes_its_live_descendant() {
+    let (issuer, clock, _store) = issuer_with(
+        IssuerConfig::default()
+            .with_reuse_window(WINDOW)
+            .with_revoke_on_reuse(true),
+    );
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    let second = issuer.refresh(&refresh(&first)).await.unwrap();
+    // Inside the window the old token still answers its successor, and revokes nothing.
+    assert!(issuer.refresh(&refresh(&first)).await.unwrap().reused);
+    assert!(issuer.authenticate(&access(&second)).await.is_ok());
+    let third = issuer.refresh(&refresh(&second)).await.unwrap();
+
+    // `first` again, now that its successor was rotated: used up. The live pair it led to
+    // (`third`) is revoked with it.
+    clock.advance(time::Duration::seconds(1));
+    assert!(matches!(
+        issuer.refresh(&refresh(&first)).await,
+        Err(IssuerError::UsedRefreshToken)
+    ));
+    assert!(matches!(
+        issuer.authenticate(&access(&third)).await,
+        Err(IssuerError::InvalidAccessToken)
+    ));
+    assert!(issuer.refresh(&refresh(&third)).await.is_err());
+    // Another subject's pairs are untouched.
+    let bob = issuer.issue("bob", serde_json::json!({})).await.unwrap();
+    assert!(matches!(
+        issuer.refresh(&refresh(&first)).await,
+        Err(IssuerError::UsedRefreshToken)
+    ));
+    assert!(issuer.authenticate(&access(&bob)).await.is_ok());
+}
+
+#[tokio::test]
+async fn without_revoke_on_reuse_the_descendant_lives_on() {
+    let (issuer, clock, _store) = issuer();
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    let second = issuer.refresh(&refresh(&first)).await.unwrap();
+    clock.advance(time::Duration::seconds(301));
+    assert!(matches!(
+        issuer.refresh(&refresh(&first)).await,
+        Err(IssuerError::UsedRefreshToken)
+    ));
+    assert!(issuer.authenticate(&access(&second)).await.is_ok());
+    assert!(issuer.refresh(&refresh(&second)).await.is_ok());
+}
