@@ -398,16 +398,20 @@ impl<'r> RequestReader<'r> {
                     .map_err(|_| RequestError(format!("header `{name}` is not text"))),
             }
         };
+        // RFC 6749 section 3.1: a parameter sent more than once is a malformed request, not
+        // a choice between its values.
         let find = |pairs: &[(String, String)]| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
+            let mut found = pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v);
+            let first = found.next().cloned();
+            match found.next() {
+                Some(_) => Err(RequestError(format!("parameter `{name}` is repeated"))),
+                None => Ok(first),
+            }
         };
         Ok(match at {
             At::Header => header(name)?,
-            At::Query => find(&self.query),
-            At::Form => find(&self.form).filter(|v| !v.is_empty()),
+            At::Query => find(&self.query)?,
+            At::Form => find(&self.form)?.filter(|v| !v.is_empty()),
             At::Bearer => {
                 let Some(value) = header(http::header::AUTHORIZATION.as_str())? else {
                     return Ok(None);

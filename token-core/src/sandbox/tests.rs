@@ -162,6 +162,17 @@ async fn token_endpoint_errors_follow_rfc_6749() {
             ),
             ("refresh_token=rt_1", 400, "invalid_request"),
             ("grant_type=refresh_token", 400, "invalid_request"),
+            // RFC 6749 section 3.1: no parameter more than once.
+            (
+                "grant_type=refresh_token&refresh_token=rt_1&refresh_token=rt_2",
+                400,
+                "invalid_request",
+            ),
+            (
+                "grant_type=refresh_token&refresh_token=rt_1&refresh_token=",
+                400,
+                "invalid_request",
+            ),
             ("grant_type=client_credentials", 401, "invalid_client"),
         ] {
             let response = client.send(raw(body)).await.unwrap();
