@@ -190,7 +190,13 @@ pub fn decode_error_json<T: DeserializeOwned>(
     code_field: &str,
     success_codes: &[&str],
 ) -> Option<T> {
-    let mut value: Value = serde_json::from_slice(without_bom(body)).ok()?;
+    let body = without_bom(body);
+    // As for a success answer: a number beyond a double elsewhere in the body must not hide
+    // the error's code.
+    let mut value: Value = match serde_json::from_slice(body) {
+        Ok(value) => value,
+        Err(_) => serde_json::from_slice(&quote_infinite_numbers(body)?).ok()?,
+    };
     if let Some(envelope) = envelope {
         value = value.get_mut(envelope)?.take();
     }
@@ -337,6 +343,18 @@ status_field!(u16, u32, u64, i32, i64);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_answer_with_a_number_beyond_a_double_is_still_read() {
+        let body = br#"{"error":"invalid_grant","retry_in":1e400}"#;
+        let error: Map<String, Value> =
+            decode_error_json(body, None, "error", &[]).expect("the error is read");
+        assert_eq!(error["error"], "invalid_grant");
+        assert_eq!(
+            error["retry_in"], "1e400",
+            "the odd number kept as its text"
+        );
+    }
 
     #[test]
     fn parse_reasons_never_quote_body_strings() {
