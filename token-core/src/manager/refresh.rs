@@ -175,7 +175,7 @@ impl<P: Provider> Inner<P> {
                 // Answered again for a while, as the provider's failures are: a provider
                 // whose code panics on every answer is not called once per caller.
                 let until = later(self.clock.now(), self.config.failure_cooldown);
-                session.remember_failure(until, error.clone());
+                session.remember_failure_at(generation, until, error.clone());
                 (Err(error), false)
             });
             watch.stop();

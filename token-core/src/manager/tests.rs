@@ -2399,3 +2399,27 @@ async fn a_remove_during_a_first_issue_is_not_undone_by_it() {
         "the removed session stays removed from the store"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_insert_during_a_refresh_that_panics_is_not_answered_with_the_panic() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    h.seed("s", Duration::ZERO).await;
+    h.fake.then(Step::Panic);
+    let manager = h.manager.clone();
+    let refreshing = tokio::spawn(async move { manager.refresh_now("s").await });
+    h.until_calls(1).await;
+    // The user logs in again while the refresh is at the provider.
+    let inserted = TokenSet::new(AccessToken::new("at-login"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(h.clock.now() + HOUR);
+    h.manager.insert("s", inserted).await.unwrap();
+    gate.add_permits(10);
+    let answered = refreshing.await.unwrap().unwrap_err();
+    assert!(matches!(answered, Error::RefreshAborted(_)), "{answered:?}");
+    // The insert ended what the refresh of the replaced tokens remembers: a refresh of the
+    // inserted set calls the provider, not answered with the panic for failure_cooldown.
+    let refreshed = h.manager.refresh_now("s").await.unwrap();
+    assert_eq!(refreshed.expose_secret(), "at-1");
+    assert_eq!(h.calls(), 2);
+}
