@@ -75,7 +75,8 @@ pub fn scrub_body(body: &[u8], known: &[&str]) -> String {
 /// success answer is where new tokens come, under any key or as the whole body: every JSON
 /// string value is replaced (the keys and the shape are kept), and in a body that is not
 /// JSON every run of [`MIN_TOKEN_RUN`] or more token characters (letters, digits and
-/// `-._~+/=`).
+/// `-._~+/=`, and `\` and `%`: a token written with JSON's `\/` or percent-encoded is
+/// one run too).
 ///
 /// ```
 /// use token_core::redact::scrub_answer_body;
@@ -110,7 +111,7 @@ fn mask_strings(value: &mut serde_json::Value) {
 }
 
 fn mask_token_runs(text: &str) -> String {
-    let is_token = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+    let is_token = |c: char| c.is_ascii_alphanumeric() || "-._~+/=\\%".contains(c);
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find(is_token) {

@@ -603,6 +603,37 @@ fn a_success_answer_that_cannot_be_read_shows_none_of_the_tokens_it_may_carry() 
 }
 
 #[test]
+fn a_success_answer_that_cannot_be_read_shows_no_escaped_or_encoded_token() {
+    // A token of base64 characters, in a body that is not JSON: JSON that is cut or
+    // followed by more text, its `/` escaped as `\/` (as PHP writes it), or a form body
+    // under a key no list of token names knows, percent-encoded.
+    let new = "NEWqWeRtYu/IoPaSdFgH+jKlZxCvBnM/1357";
+    let escaped = new.replace('/', "\\/");
+    let encoded = new.replace('/', "%2F").replace('+', "%2B");
+    for body in [
+        format!(r#"{{"data":{{"tkn":"{escaped}","ttl":3600"#),
+        format!(r#"{{"data":{{"tkn":"{escaped}"}}}} trailing"#),
+        format!("tkn={encoded}&ttl=3600"),
+    ] {
+        let error = decode(200, &body).unwrap_err();
+        let text = shown(&error);
+        for start in 0..=new.len() - 8 {
+            let run = &new[start..start + 8];
+            assert!(
+                !text.contains(run),
+                "`{run}` of the new token shows in {text}"
+            );
+        }
+        for part in new.split(['/', '+']) {
+            assert!(
+                !text.contains(part),
+                "`{part}` of the new token shows in {text}"
+            );
+        }
+    }
+}
+
+#[test]
 fn an_empty_refresh_token_keeps_the_previous_one() {
     let previous = session();
     let set = decode(

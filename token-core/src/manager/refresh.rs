@@ -175,7 +175,7 @@ impl<P: Provider> Inner<P> {
                 // Answered again for a while, as the provider's failures are: a provider
                 // whose code panics on every answer is not called once per caller.
                 let until = later(self.clock.now(), self.config.failure_cooldown);
-                session.remember_failure(until, error.clone());
+                session.remember_failure_at(generation, until, error.clone());
                 (Err(error), false)
             });
             watch.stop();
@@ -344,10 +344,19 @@ impl<P: Provider> Inner<P> {
         // An answer that did not renew the refresh token (the same one, expiring no later)
         // is not renewed by refreshing again soon: the access token's expiry alone schedules
         // the next refresh. Otherwise a refresh token near (or past) its expiry would be
-        // refreshed at every `min_refresh_interval` for as long as the session is used.
+        // refreshed at every `min_refresh_interval` for as long as the session is used. An
+        // expiry later by no more than that interval is no renewal either: a provider that
+        // reports the remaining life (in whole seconds) of a token it keeps answers an
+        // instant that wobbles by a second or so, and refreshing at every interval to gain
+        // less than the interval never gets ahead.
         let renewed = current.as_ref().is_none_or(|c| {
             next.stored.refresh_token != c.stored.refresh_token
-                || next.stored.refresh_expires_at > c.stored.refresh_expires_at
+                || match (next.stored.refresh_expires_at, c.stored.refresh_expires_at) {
+                    (Some(next), Some(before)) => {
+                        next > later(before, self.config.min_refresh_interval)
+                    }
+                    (next, before) => next > before,
+                }
         });
         if !renewed {
             next.refresh_at = self.schedule_by(&next.stored, false);

@@ -201,6 +201,16 @@ impl<X> Session<X> {
         *lock(&self.cold().failure) = Some(Box::new((until, error)));
     }
 
+    /// As [`remember_failure`](Self::remember_failure), if the session is still at
+    /// `generation`: an insert or remove since (which forgets the failures before it) is
+    /// not answered with a failure of the tokens it replaced.
+    pub(super) fn remember_failure_at(&self, generation: u64, until: OffsetDateTime, error: Error) {
+        let current = lock(&self.generation);
+        if *current == generation {
+            self.remember_failure(until, error);
+        }
+    }
+
     pub(super) fn flight_slot(&self) -> MutexGuard<'_, Option<Flight<X>>> {
         lock(&self.cold().flight)
     }

@@ -31,6 +31,9 @@ enum Step {
     AnswerWithoutExpiry,
     /// A new access token, no refresh token: the session keeps its own (and its expiry).
     KeepRefreshToken,
+    /// As `KeepRefreshToken`, the refresh token's expiry answered as this instant (as a
+    /// provider's remaining life in whole seconds, read a moment later, gives).
+    KeepRefreshTokenUntil(OffsetDateTime),
     /// Never answer.
     Hang,
 }
@@ -166,6 +169,12 @@ impl Provider for Arc<Fake> {
             Some(Step::KeepRefreshToken) => {
                 let mut set = self.mint();
                 set.refresh_token = None;
+                Ok(set)
+            }
+            Some(Step::KeepRefreshTokenUntil(at)) => {
+                let mut set = self.mint();
+                set.refresh_token = None;
+                set.refresh_expires_at = Some(at);
                 Ok(set)
             }
             Some(Step::AnswerWithoutExpiry) => {
@@ -626,6 +635,33 @@ async fn a_refresh_that_could_not_renew_an_expiring_refresh_token_is_not_repeate
         h.manager.access_token("s").await.unwrap().expose_secret(),
         "at-1"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_token_expiry_answered_a_moment_later_is_no_renewal() {
+    let h = harness(|_| {});
+    let expires = h.clock.now() + Duration::from_secs(900);
+    let set = TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(h.clock.now() + HOUR)
+        .with_refresh_expires_at(expires);
+    h.manager.insert("s", set).await.unwrap();
+    // The provider keeps its refresh token and reports its remaining life: read at the
+    // client, the instant comes out a little later on each answer (whole seconds, and the
+    // time the answer travelled), although the token expires when it always did.
+    for n in 1..300u64 {
+        h.fake.then(Step::KeepRefreshTokenUntil(
+            expires + Duration::from_millis(300 * n),
+        ));
+    }
+    for _ in 0..240 {
+        tokio::time::advance(Duration::from_secs(5)).await;
+        h.manager.access_token("s").await.unwrap();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+    assert_eq!(h.calls(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -2398,4 +2434,28 @@ async fn a_remove_during_a_first_issue_is_not_undone_by_it() {
         h.stored("s").await.is_none(),
         "the removed session stays removed from the store"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_insert_during_a_refresh_that_panics_is_not_answered_with_the_panic() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    h.seed("s", Duration::ZERO).await;
+    h.fake.then(Step::Panic);
+    let manager = h.manager.clone();
+    let refreshing = tokio::spawn(async move { manager.refresh_now("s").await });
+    h.until_calls(1).await;
+    // The user logs in again while the refresh is at the provider.
+    let inserted = TokenSet::new(AccessToken::new("at-login"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(h.clock.now() + HOUR);
+    h.manager.insert("s", inserted).await.unwrap();
+    gate.add_permits(10);
+    let answered = refreshing.await.unwrap().unwrap_err();
+    assert!(matches!(answered, Error::RefreshAborted(_)), "{answered:?}");
+    // The insert ended what the refresh of the replaced tokens remembers: a refresh of the
+    // inserted set calls the provider, not answered with the panic for failure_cooldown.
+    let refreshed = h.manager.refresh_now("s").await.unwrap();
+    assert_eq!(refreshed.expose_secret(), "at-1");
+    assert_eq!(h.calls(), 2);
 }
