@@ -359,7 +359,18 @@ impl<P: Provider> Inner<P> {
                 }
         });
         if !renewed {
-            next.refresh_at = self.schedule_by(&next.stored, false);
+            // The next try to renew it comes halfway to its expiry (a provider may renew a
+            // refresh token only near its end: asked a few times in all, not at every
+            // interval), and none once it has passed; the access token schedules the rest.
+            let halfway = next
+                .stored
+                .refresh_expires_at
+                .filter(|at| now < *at)
+                .map(|at| now.checked_add((at - now) / 2).unwrap_or(at));
+            next.refresh_at = match (self.schedule_by(&next.stored, false), halfway) {
+                (Some(access), Some(halfway)) => Some(access.min(halfway)),
+                (access, halfway) => access.or(halfway),
+            };
         }
         next.unstorable = unstorable;
         next.after_rejection = matches!(reason, Reason::Rejected(_));

@@ -262,6 +262,30 @@ fn harness(configure: impl FnOnce(&mut Fake)) -> Harness {
 }
 
 impl Harness {
+    /// Inserts `at-0`/`rt-0` into `session`, the access token valid for an hour and the
+    /// refresh token for `refresh`; returns the refresh token's expiry.
+    async fn insert_expiring(&self, session: &str, refresh: Duration) -> OffsetDateTime {
+        let expires = self.clock.now() + refresh;
+        let set = TokenSet::new(AccessToken::new("at-0"))
+            .with_refresh_token(RefreshToken::new("rt-0"))
+            .with_access_expires_at(self.clock.now() + HOUR)
+            .with_refresh_expires_at(expires);
+        self.manager.insert(session, set).await.unwrap();
+        expires
+    }
+
+    /// Calls `access_token(session)` every 5 s for `span` (paused time), letting background
+    /// refreshes run between calls.
+    async fn use_for(&self, session: &str, span: Duration) {
+        for _ in 0..span.as_secs() / 5 {
+            tokio::time::advance(Duration::from_secs(5)).await;
+            self.manager.access_token(session).await.unwrap();
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
     /// Seeds the session with `rt-0`, its access token expiring `expires_in` from now.
     async fn seed(&self, session: &str, expires_in: Duration) {
         let set = TokenSet::new(AccessToken::new("at-0"))
@@ -611,41 +635,44 @@ async fn a_refresh_token_about_to_expire_is_refreshed_while_in_use() {
 #[tokio::test(start_paused = true)]
 async fn a_refresh_that_could_not_renew_an_expiring_refresh_token_is_not_repeated() {
     let h = harness(|_| {});
-    let set = TokenSet::new(AccessToken::new("at-0"))
-        .with_refresh_token(RefreshToken::new("rt-0"))
-        .with_access_expires_at(h.clock.now() + HOUR)
-        .with_refresh_expires_at(h.clock.now() + Duration::from_secs(900));
-    h.manager.insert("s", set).await.unwrap();
+    h.insert_expiring("s", Duration::from_secs(900)).await;
     // The provider keeps its refresh tokens: every answer is a new access token alone.
     for _ in 0..300 {
         h.fake.then(Step::KeepRefreshToken);
     }
-    // Twenty minutes of use. Past half the refresh token's life one refresh tries to renew
-    // it; its answer cannot, so the next refresh waits for the new access token's expiry,
-    // not for `min_refresh_interval` (every 10 s until then).
-    for _ in 0..240 {
-        tokio::time::advance(Duration::from_secs(5)).await;
-        h.manager.access_token("s").await.unwrap();
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
+    // Twenty minutes of use. Past half the refresh token's life a refresh tries to renew
+    // it; each answer that cannot is followed by one more try halfway to the expiry, not by
+    // one at every `min_refresh_interval` (about 45 until the expiry, and on after it).
+    h.use_for("s", Duration::from_secs(1200)).await;
+    let calls = h.calls();
+    assert!((2..=10).contains(&calls), "{calls} refreshes");
+    // Once the refresh token's expiry has passed, the access token alone schedules.
+    h.use_for("s", Duration::from_secs(1200)).await;
+    assert_eq!(h.calls(), calls);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_token_renewed_only_near_its_end_is_renewed_before_it_expires() {
+    let h = harness(|_| {});
+    h.insert_expiring("s", Duration::from_secs(900)).await;
+    // The provider keeps the refresh token three times, then rotates it.
+    for _ in 0..3 {
+        h.fake.then(Step::KeepRefreshToken);
     }
-    assert_eq!(h.calls(), 1);
+    h.use_for("s", Duration::from_secs(895)).await;
+    assert_eq!(h.calls(), 4, "asked again before the refresh token expired");
+    let set = h.manager.token_set("s").await.unwrap();
     assert_eq!(
-        h.manager.access_token("s").await.unwrap().expose_secret(),
-        "at-1"
+        set.refresh_token.as_ref().map(RefreshToken::expose_secret),
+        Some("rt-4"),
+        "renewed before it expired"
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_refresh_token_expiry_answered_a_moment_later_is_no_renewal() {
     let h = harness(|_| {});
-    let expires = h.clock.now() + Duration::from_secs(900);
-    let set = TokenSet::new(AccessToken::new("at-0"))
-        .with_refresh_token(RefreshToken::new("rt-0"))
-        .with_access_expires_at(h.clock.now() + HOUR)
-        .with_refresh_expires_at(expires);
-    h.manager.insert("s", set).await.unwrap();
+    let expires = h.insert_expiring("s", Duration::from_secs(900)).await;
     // The provider keeps its refresh token and reports its remaining life: read at the
     // client, the instant comes out a little later on each answer (whole seconds, and the
     // time the answer travelled), although the token expires when it always did.
@@ -654,14 +681,9 @@ async fn a_refresh_token_expiry_answered_a_moment_later_is_no_renewal() {
             expires + Duration::from_millis(300 * n),
         ));
     }
-    for _ in 0..240 {
-        tokio::time::advance(Duration::from_secs(5)).await;
-        h.manager.access_token("s").await.unwrap();
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
-    }
-    assert_eq!(h.calls(), 1);
+    h.use_for("s", Duration::from_secs(1200)).await;
+    let calls = h.calls();
+    assert!((2..=10).contains(&calls), "{calls} refreshes");
 }
 
 #[tokio::test(start_paused = true)]
