@@ -441,6 +441,12 @@ pub struct IssuerConfig {
     /// section 4.14.2 recommends: one of the two parties holding that token is not the
     /// client. Default `false` (the successor lives on, as providers without reuse
     /// detection do).
+    ///
+    /// A used-up token is recognised while its pair's record is kept: a store's
+    /// [`purge`](IssuerStore::purge) forgets a replaced pair once its reuse window has
+    /// ended (one record per rotation would otherwise pile up for the refresh tokens' whole
+    /// life), and a token replayed after that is [`IssuerError::InvalidRefreshToken`] and
+    /// revokes nothing. Purge less often to detect replays over a longer span.
     pub revoke_on_reuse: bool,
 }
 
