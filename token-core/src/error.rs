@@ -152,8 +152,12 @@ impl EndpointError {
         Self::Parse {
             kind: ErrorKind::from_status(status),
             status,
-            // A decoder's reason may quote a key or value of the answer.
-            reason: crate::redact::scrub_secrets(&reason.to_string(), known_secrets),
+            // A decoder's reason may quote a key or value of the answer (serde_json quotes
+            // the offending string: a new token, in a success answer).
+            reason: crate::redact::scrub_secrets(
+                &crate::redact::unquote(&reason.to_string()),
+                known_secrets,
+            ),
             // A success answer may carry new tokens anywhere in it.
             body: if status.is_success() {
                 crate::redact::scrub_answer_body(body, known_secrets)

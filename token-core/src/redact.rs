@@ -129,6 +129,30 @@ fn mask_token_runs(text: &str) -> String {
     out
 }
 
+/// `message` with every double-quoted part replaced by `"…"`: serde_json quotes the
+/// offending string values of a body in its messages, and a body's strings may be tokens.
+pub(crate) fn unquote(message: &str) -> String {
+    // serde_json quotes offending string values (`invalid type: string "..."`), escaping a
+    // quote or backslash inside them (`"a\"b"`); field names are in backticks and survive.
+    let mut out = String::with_capacity(message.len());
+    let (mut inside, mut escaped) = (false, false);
+    for ch in message.chars() {
+        if inside && escaped {
+            escaped = false;
+        } else if inside && ch == '\\' {
+            escaped = true;
+        } else if ch == '"' {
+            if !inside {
+                out.push_str("\"…\"");
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(ch);
+        }
+    }
+    out
+}
+
 /// `text` with every echo of a `known` secret replaced by the redaction marker: any run of
 /// [`MIN_ECHO`] or more consecutive bytes of a secret (so a token echoed whole, cut, or
 /// wrapped in other text), its form-urlencoded spelling too, and whole occurrences of a

@@ -634,6 +634,27 @@ fn a_success_answer_that_cannot_be_read_shows_no_escaped_or_encoded_token() {
 }
 
 #[test]
+fn a_hand_written_decoder_passing_serde_s_message_shows_no_quoted_token() {
+    // serde_json quotes the offending value: here the new token, in a field of the wrong type.
+    let new = "NEWqWeRtYuIoPaSdFgHjKlZxCvBnM1357";
+    let body = format!(r#"{{"expires_in":"{new}"}}"#);
+    let serde_reason = serde_json::from_str::<std::collections::HashMap<String, u64>>(&body)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        serde_reason.contains(new),
+        "positive control: {serde_reason}"
+    );
+    let error = EndpointError::parse(http::StatusCode::OK, serde_reason, body.as_bytes(), &[]);
+    let text = shown(&error);
+    assert!(!text.contains("NEWqWeRt"), "{text}");
+    assert!(
+        text.contains("invalid type"),
+        "the rest of the reason is kept: {text}"
+    );
+}
+
+#[test]
 fn an_empty_refresh_token_keeps_the_previous_one() {
     let previous = session();
     let set = decode(

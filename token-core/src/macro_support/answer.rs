@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 /// with one (RFC 8259 section 8.1 lets a reader ignore it); the reason never quotes the
 /// body's strings (they may be secrets).
 pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(without_bom(body)).map_err(|e| unquote(&e.to_string()))
+    serde_json::from_slice(without_bom(body)).map_err(|e| crate::redact::unquote(&e.to_string()))
 }
 
 /// `body` without a leading UTF-8 byte order mark.
@@ -107,7 +107,7 @@ pub fn decode_answer_json<T: DeserializeOwned>(
             *field = Value::Null;
         }
     }
-    serde_json::from_value(value).map_err(|e| unquote(&e.to_string()))
+    serde_json::from_value(value).map_err(|e| crate::redact::unquote(&e.to_string()))
 }
 
 /// Whether a JSON value reads as some field type: [`reads_as::<T>`](reads_as).
@@ -116,28 +116,6 @@ pub type ReadsAs = fn(&Value) -> bool;
 /// Whether `value` reads as a `T`.
 pub fn reads_as<T: DeserializeOwned>(value: &Value) -> bool {
     T::deserialize(value).is_ok()
-}
-
-fn unquote(message: &str) -> String {
-    // serde_json quotes offending string values (`invalid type: string "..."`), escaping a
-    // quote or backslash inside them (`"a\"b"`); field names are in backticks and survive.
-    let mut out = String::with_capacity(message.len());
-    let (mut inside, mut escaped) = (false, false);
-    for ch in message.chars() {
-        if inside && escaped {
-            escaped = false;
-        } else if inside && ch == '\\' {
-            escaped = true;
-        } else if ch == '"' {
-            if !inside {
-                out.push_str("\"…\"");
-            }
-            inside = !inside;
-        } else if !inside {
-            out.push(ch);
-        }
-    }
-    out
 }
 
 /// Writes `value` as JSON, inside `envelope` if given, plus constant fields at dotted paths
@@ -193,9 +171,12 @@ pub fn decode_error_json<T: DeserializeOwned>(
     let body = without_bom(body);
     // As for a success answer: a number beyond a double elsewhere in the body must not hide
     // the error's code.
-    let mut value: Value = match serde_json::from_slice(body) {
-        Ok(value) => value,
-        Err(_) => serde_json::from_slice(&quote_infinite_numbers(body)?).ok()?,
+    let (mut value, quoted): (Value, bool) = match serde_json::from_slice(body) {
+        Ok(value) => (value, false),
+        Err(_) => (
+            serde_json::from_slice(&quote_infinite_numbers(body)?).ok()?,
+            true,
+        ),
     };
     if let Some(envelope) = envelope {
         value = value.get_mut(envelope)?.take();
@@ -203,6 +184,10 @@ pub fn decode_error_json<T: DeserializeOwned>(
     let code = value.as_object_mut()?.get_mut(code_field)?;
     let text = match code {
         Value::Null => return None,
+        // A code that was itself a number beyond a double is no code, as `1.5` is not.
+        Value::String(text) if quoted && text.parse::<f64>().is_ok_and(f64::is_infinite) => {
+            return None;
+        }
         Value::String(text) => text.clone(),
         // Only whole numbers are codes (`1.5`, `1e30` are not).
         Value::Number(number) if number.is_i64() || number.is_u64() => number.to_string(),
