@@ -32,10 +32,17 @@ pub struct SessionHandle<P: Provider> {
 
 impl<P: Provider> Clone for SessionHandle<P> {
     fn clone(&self) -> Self {
+        self.session.handle_taken();
         Self {
             manager: self.manager.clone(),
             session: self.session.clone(),
         }
+    }
+}
+
+impl<P: Provider> Drop for SessionHandle<P> {
+    fn drop(&mut self) {
+        self.session.handle_dropped();
     }
 }
 
@@ -52,9 +59,11 @@ impl<P: Provider> TokenManager<P> {
     /// A handle on `session`, for callers that use one session often: see
     /// [`SessionHandle`].
     pub fn session(&self, session: &str) -> SessionHandle<P> {
+        let session = self.inner.session(session);
+        session.handle_taken();
         SessionHandle {
             manager: self.clone(),
-            session: self.inner.session(session),
+            session,
         }
     }
 }

@@ -389,7 +389,14 @@ impl<P: Provider> TokenManager<P> {
             inner.store.delete(&session.key, None).await?;
             session.replace(|| Ok::<_, Error>(Arc::new(absent())), inner.show(&session))?;
         }
-        inner.sessions.pin().remove(&**session.name());
+        // The entry goes unless a `SessionHandle` holds the session: the handle then keeps
+        // reading it, from its fast path, once tokens are inserted again.
+        let _ = inner
+            .sessions
+            .pin()
+            .remove_if(&**session.name(), |_, entry| {
+                Arc::ptr_eq(&entry.session, &session) && !session.has_handles()
+            });
         Ok(())
     }
 

@@ -41,6 +41,9 @@ pub(super) struct Session<X> {
 struct Cold<X> {
     /// The refresh under way, if any.
     flight: Mutex<Option<Flight<X>>>,
+    /// How many [`SessionHandle`](super::SessionHandle)s hold the session: `remove` keeps
+    /// a held session in the map, so its handles keep reading it after a new insert.
+    handles: std::sync::atomic::AtomicUsize,
     /// The provider's `Retry-After` for this session.
     cooldown: Cooldown,
     /// The last failure, answered again until the instant it holds instead of calling the
@@ -57,6 +60,7 @@ impl<X> Default for Cold<X> {
     fn default() -> Self {
         Self {
             flight: Mutex::new(None),
+            handles: std::sync::atomic::AtomicUsize::new(0),
             cooldown: Cooldown::default(),
             failure: Mutex::new(None),
             writer: tokio::sync::Mutex::new(()),
@@ -83,6 +87,28 @@ impl<X> Session<X> {
 
     fn cold(&self) -> &Cold<X> {
         self.cold.get_or_init(Box::default)
+    }
+
+    /// Counts a new handle on the session.
+    pub(super) fn handle_taken(&self) {
+        self.cold()
+            .handles
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Counts a handle gone.
+    pub(super) fn handle_dropped(&self) {
+        if let Some(cold) = self.cold.get() {
+            cold.handles
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a handle holds the session.
+    pub(super) fn has_handles(&self) -> bool {
+        self.cold
+            .get()
+            .is_some_and(|cold| cold.handles.load(std::sync::atomic::Ordering::Relaxed) > 0)
     }
 
     /// The session's name.

@@ -2090,8 +2090,14 @@ async fn a_session_handle_has_the_by_name_calls_semantics() {
     let by_name = h.manager.access_token("s").await.unwrap_err();
     assert_eq!(by_handle.kind(), by_name.kind());
     assert!(matches!(by_handle, Error::NoTokens { .. }), "{by_handle:?}");
-    // Inserted again (a new session in the map): the old handle still follows the name.
+    // Inserted again: the handle still reads it, from its fast path (a session held by a
+    // handle stays in the map when removed, so the handle does not fall to the by-name
+    // path for good).
     h.manager.insert("s", inserted).await.unwrap();
+    assert_eq!(
+        handle.fresh_token().map(|t| t.expose_secret().to_owned()),
+        Some("at-inserted".to_owned())
+    );
     assert_eq!(
         handle.access_token().await.unwrap().expose_secret(),
         "at-inserted"
@@ -2106,6 +2112,23 @@ async fn a_session_handle_has_the_by_name_calls_semantics() {
         "at-inserted"
     );
     assert_eq!(h.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_removed_session_nobody_holds_leaves_the_map() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::from_secs(300)).await;
+    h.manager.remove("s").await.unwrap();
+    assert!(h.manager.inner.sessions.pin().get("s").is_none());
+    // Held by a handle: kept (absent), and the handle's session is the map's again.
+    h.seed("t", Duration::from_secs(300)).await;
+    let handle = h.manager.session("t");
+    h.manager.remove("t").await.unwrap();
+    assert!(h.manager.inner.sessions.pin().get("t").is_some());
+    assert!(handle.fresh_token().is_none(), "removed");
+    drop(handle);
+    h.manager.remove("t").await.unwrap();
+    assert!(h.manager.inner.sessions.pin().get("t").is_none());
 }
 
 // --- Adversarial review: panics and leases, placeholders, clocks stepped back ---
