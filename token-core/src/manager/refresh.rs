@@ -340,7 +340,6 @@ impl<P: Provider> Inner<P> {
                 }
                 Persisted::Failed(error) => (base, false, Some(error)),
             };
-        let mut next = self.current_from(set, extras, version, saved);
         // An answer that did not renew the refresh token (the same one, expiring no later)
         // is not renewed by refreshing again soon: the access token's expiry alone schedules
         // the next refresh. Otherwise a refresh token near (or past) its expiry would be
@@ -350,28 +349,30 @@ impl<P: Provider> Inner<P> {
         // instant that wobbles by a second or so, and refreshing at every interval to gain
         // less than the interval never gets ahead.
         let renewed = current.as_ref().is_none_or(|c| {
-            next.stored.refresh_token != c.stored.refresh_token
-                || match (next.stored.refresh_expires_at, c.stored.refresh_expires_at) {
+            set.refresh_token != c.stored.refresh_token
+                || match (set.refresh_expires_at, c.stored.refresh_expires_at) {
                     (Some(next), Some(before)) => {
                         next > later(before, self.config.min_refresh_interval)
                     }
                     (next, before) => next > before,
                 }
         });
-        if !renewed {
+        let refresh_at = if renewed {
+            self.schedule(&set)
+        } else {
             // The next try to renew it comes halfway to its expiry (a provider may renew a
             // refresh token only near its end: asked a few times in all, not at every
             // interval), and none once it has passed; the access token schedules the rest.
-            let halfway = next
-                .stored
+            let halfway = set
                 .refresh_expires_at
                 .filter(|at| now < *at)
                 .map(|at| now.checked_add((at - now) / 2).unwrap_or(at));
-            next.refresh_at = match (self.schedule_by(&next.stored, false), halfway) {
+            match (self.schedule_by(&set, false), halfway) {
                 (Some(access), Some(halfway)) => Some(access.min(halfway)),
                 (access, halfway) => access.or(halfway),
-            };
-        }
+            }
+        };
+        let mut next = self.current_at(set, extras, version, saved, refresh_at);
         next.unstorable = unstorable;
         next.after_rejection = matches!(reason, Reason::Rejected(_));
         // Refreshes of one session are spaced by at least the minimum interval, whatever
