@@ -49,7 +49,7 @@ const SECRET_KEYS: &[&str] = &[
 /// (whole or in part, see [`scrub_secrets`]), and the string values of token-like JSON keys
 /// replaced.
 pub fn scrub_body(body: &[u8], known: &[&str]) -> String {
-    let mut text = match serde_json::from_slice::<serde_json::Value>(body) {
+    let text = match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(mut value) => {
             scrub_json(&mut value);
             value.to_string()
@@ -58,7 +58,12 @@ pub fn scrub_body(body: &[u8], known: &[&str]) -> String {
         // are still masked, so a cut-off answer cannot show the token it carried.
         Err(_) => scrub_text(&String::from_utf8_lossy(body)),
     };
-    text = scrub_secrets(&text, known);
+    bounded(&text, known)
+}
+
+/// `text` without the `known` secrets, cut to [`MAX_KEPT_BODY`] bytes.
+fn bounded(text: &str, known: &[&str]) -> String {
+    let mut text = scrub_secrets(text, known);
     // Scrub before cutting, so a secret straddling the cut cannot survive half-visible.
     if text.len() > MAX_KEPT_BODY {
         let mut end = MAX_KEPT_BODY;
@@ -92,9 +97,9 @@ pub fn scrub_answer_body(body: &[u8], known: &[&str]) -> String {
             mask_strings(&mut value);
             value.to_string()
         }
-        Err(_) => mask_token_runs(&String::from_utf8_lossy(body)),
+        Err(_) => scrub_text(&mask_token_runs(&String::from_utf8_lossy(body))),
     };
-    scrub_body(text.as_bytes(), known)
+    bounded(&text, known)
 }
 
 /// The shortest run of token characters that [`scrub_answer_body`] masks in a body that is
