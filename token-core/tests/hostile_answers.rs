@@ -220,20 +220,25 @@ fn an_odd_expires_in_keeps_the_new_pair_with_an_unknown_expiry() {
     ] {
         let set =
             decode(200, &success(expiry)).unwrap_or_else(|e| panic!("expires_in {expiry}: {e}"));
-        assert_eq!(set.access_token.expose_secret(), "at-new", "{expiry}");
-        assert_eq!(
-            set.refresh_token.as_ref().map(RefreshToken::expose_secret),
-            Some("rt-new"),
-            "{expiry}"
-        );
-        assert_eq!(set.access_expires_at, None, "{expiry}");
-        // The other expiry is still read.
-        assert_eq!(
-            set.refresh_expires_at,
-            Some(now() + time::Duration::seconds(600)),
-            "{expiry}"
-        );
+        assert_pair_kept_without_expiry(&set, "at-new", expiry);
     }
+}
+
+/// The new pair is kept (`access`, `rt-new`) with an unknown access expiry, and the
+/// refresh token's expiry (600 s) is still read.
+fn assert_pair_kept_without_expiry(set: &TokenSet, access: &str, expiry: &str) {
+    assert_eq!(set.access_token.expose_secret(), access, "{expiry}");
+    assert_eq!(
+        set.refresh_token.as_ref().map(RefreshToken::expose_secret),
+        Some("rt-new"),
+        "{expiry}"
+    );
+    assert_eq!(set.access_expires_at, None, "{expiry}");
+    assert_eq!(
+        set.refresh_expires_at,
+        Some(now() + time::Duration::seconds(600)),
+        "{expiry}"
+    );
 }
 
 #[test]
@@ -247,18 +252,7 @@ fn an_expiry_beyond_any_double_keeps_the_new_pair_with_an_unknown_expiry() {
             set = Some(decode(200, &body).unwrap_or_else(|e| panic!("expires_in {expiry}: {e}")));
         });
         let set = set.unwrap();
-        assert_eq!(set.access_token.expose_secret(), "at-1e400", "{expiry}");
-        assert_eq!(
-            set.refresh_token.as_ref().map(RefreshToken::expose_secret),
-            Some("rt-new"),
-            "{expiry}"
-        );
-        assert_eq!(set.access_expires_at, None, "{expiry}");
-        assert_eq!(
-            set.refresh_expires_at,
-            Some(now() + time::Duration::seconds(600)),
-            "{expiry}"
-        );
+        assert_pair_kept_without_expiry(&set, "at-1e400", expiry);
         assert!(logs.contains("expires_in"), "{expiry}: {logs}");
     }
 }

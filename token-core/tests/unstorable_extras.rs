@@ -43,21 +43,32 @@ impl Provider for Odd {
     }
 }
 
-#[tokio::test]
-async fn the_refreshed_set_is_used_and_the_failed_save_reported_without_touching_the_store() {
+/// A manager of `Odd` over a `MemoryStore` holding session `s`'s set (saved without extras:
+/// only the provider's answers carry the unwritable ones), and the set's version.
+async fn stored_session() -> (
+    Arc<MemoryStore>,
+    TokenManager<Odd>,
+    SessionKey,
+    token_core::store::Version,
+) {
     let store = Arc::new(MemoryStore::new());
     let manager = TokenManager::builder(Odd)
         .shared_store(store.clone())
         .build()
         .unwrap();
-    let mut events = manager.subscribe();
-    // A set without extras is stored as such; only the provider's answer carries them.
     let key = SessionKey::new("odd", "s");
     let first = TokenSet::<serde_json::Value>::new(AccessToken::new("at-old"))
         .with_refresh_token(RefreshToken::new("rt-old"))
         .to_stored()
         .unwrap();
     let version = store.save(&key, &first.into(), None).await.unwrap();
+    (store, manager, key, version)
+}
+
+#[tokio::test]
+async fn the_refreshed_set_is_used_and_the_failed_save_reported_without_touching_the_store() {
+    let (store, manager, key, version) = stored_session().await;
+    let mut events = manager.subscribe();
 
     let token = manager.refresh_now("s").await.unwrap();
     assert_eq!(
@@ -92,17 +103,7 @@ async fn the_refreshed_set_is_used_and_the_failed_save_reported_without_touching
 
 #[tokio::test]
 async fn a_session_whose_extras_cannot_be_saved_is_refreshed_again() {
-    let store = Arc::new(MemoryStore::new());
-    let manager = TokenManager::builder(Odd)
-        .shared_store(store.clone())
-        .build()
-        .unwrap();
-    let key = SessionKey::new("odd", "s");
-    let first = TokenSet::<serde_json::Value>::new(AccessToken::new("at-old"))
-        .with_refresh_token(RefreshToken::new("rt-old"))
-        .to_stored()
-        .unwrap();
-    store.save(&key, &first.into(), None).await.unwrap();
+    let (_, manager, _, _) = stored_session().await;
     assert_eq!(
         manager.refresh_now("s").await.unwrap().expose_secret(),
         "at-new"
@@ -117,17 +118,7 @@ async fn a_session_whose_extras_cannot_be_saved_is_refreshed_again() {
 
 #[tokio::test(start_paused = true)]
 async fn a_set_that_can_never_be_saved_holds_up_neither_shutdown_nor_the_lease() {
-    let store = Arc::new(MemoryStore::new());
-    let manager = TokenManager::builder(Odd)
-        .shared_store(store.clone())
-        .build()
-        .unwrap();
-    let key = SessionKey::new("odd", "s");
-    let first = TokenSet::<serde_json::Value>::new(AccessToken::new("at-old"))
-        .with_refresh_token(RefreshToken::new("rt-old"))
-        .to_stored()
-        .unwrap();
-    store.save(&key, &first.into(), None).await.unwrap();
+    let (store, manager, key, _) = stored_session().await;
     assert_eq!(
         manager.refresh_now("s").await.unwrap().expose_secret(),
         "at-new"
