@@ -43,7 +43,7 @@ use crate::secret::{AccessToken, RefreshToken};
 use crate::store::{MemoryStore, ReauthVerdict, SessionKey, TokenStore};
 use crate::token_set::{StoredTokenSet, TokenSet};
 use crate::transport::HttpClient;
-use name::Name;
+use name::{Name, UnknownNames};
 use session::{Current, Ready, Reason, Session, State, later};
 
 type Hook = Arc<dyn Fn(&Event) + Send + Sync>;
@@ -162,6 +162,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
                     .hasher(foldhash::quality::RandomState::default())
                     .resize_mode(papaya::ResizeMode::Blocking)
                     .build(),
+                unknown: UnknownNames::default(),
                 events,
                 hook: self.hook,
                 holder: uuid::Uuid::new_v4().to_string(),
@@ -317,9 +318,13 @@ impl<P: Provider> TokenManager<P> {
     /// Refreshes now, whatever the expiry, unless a refresh is already under way (whose
     /// result is then shared).
     pub async fn refresh_now(&self, session: &str) -> Result<AccessToken, Error> {
-        let session = self.inner.session(session);
-        let outcome = self.inner.flight(&session, Reason::Forced).await?;
-        Ok(outcome.access_token().clone())
+        let session = self.inner.known_session(session)?;
+        let outcome = self.inner.flight(&session, Reason::Forced).await;
+        Ok(self
+            .inner
+            .forget_if_unknown(&session, outcome)?
+            .access_token()
+            .clone())
     }
 
     /// Reports that the provider's API refused `rejected` (HTTP 401) and returns a token to
@@ -330,12 +335,16 @@ impl<P: Provider> TokenManager<P> {
         session: &str,
         rejected: &AccessToken,
     ) -> Result<AccessToken, Error> {
-        let session = self.inner.session(session);
+        let session = self.inner.known_session(session)?;
         let outcome = self
             .inner
             .flight(&session, Reason::Rejected(rejected.clone()))
-            .await?;
-        Ok(outcome.access_token().clone())
+            .await;
+        Ok(self
+            .inner
+            .forget_if_unknown(&session, outcome)?
+            .access_token()
+            .clone())
     }
 
     /// Stores tokens obtained outside the manager (an authorization-code exchange, Maya's
@@ -418,7 +427,7 @@ impl<P: Provider> TokenManager<P> {
     }
 
     async fn current(&self, name: &str) -> Result<Ready<P::Extras>, Error> {
-        let session = self.inner.session(name);
+        let session = self.inner.known_session(name)?;
         let now = self.inner.clock.now();
         if let Some(state) = self.inner.state(&session) {
             if let Some(current) = Ready::of(&state) {
@@ -450,7 +459,8 @@ impl<P: Provider> TokenManager<P> {
                 _ => {}
             }
         }
-        self.inner.flight(&session, Reason::Needed).await
+        let outcome = self.inner.flight(&session, Reason::Needed).await;
+        self.inner.forget_if_unknown(&session, outcome)
     }
 }
 
@@ -465,6 +475,8 @@ struct Inner<P: Provider> {
     /// Keyed with foldhash (seeded per process) rather than SipHash: a by-name read hashes
     /// the session name on the hot path, and foldhash does it in a fraction of the time.
     sessions: papaya::HashMap<Name, Entry<P::Extras>, foldhash::quality::RandomState>,
+    /// Names the store had no tokens for, which the session map keeps no entry for.
+    unknown: UnknownNames,
     /// The provider's name, shared by every session's key.
     provider_name: Arc<str>,
     events: broadcast::Sender<Event>,
@@ -487,6 +499,49 @@ struct Inner<P: Provider> {
 }
 
 impl<P: Provider> Inner<P> {
+    /// The session named `name`, unless the store had no tokens for that name within
+    /// `failure_cooldown` (and the provider cannot issue them): then `NoTokens`, without
+    /// a session entry or a store read.
+    fn known_session(&self, name: &str) -> Result<Arc<Session<P::Extras>>, Error> {
+        if let Some(entry) = self.sessions.pin().get(name) {
+            return Ok(entry.session.clone());
+        }
+        if !self.provider.can_issue()
+            && self
+                .unknown
+                .recent(name, self.clock.now(), self.config.failure_cooldown)
+        {
+            return Err(self.no_tokens_for(name));
+        }
+        Ok(self.session(name))
+    }
+
+    /// Passes `outcome` on; when it is `NoTokens`, the session leaves the map (unless it
+    /// is held or has tokens again) and its name is remembered among the unknown ones.
+    fn forget_if_unknown<T>(
+        &self,
+        session: &Arc<Session<P::Extras>>,
+        outcome: Result<T, Error>,
+    ) -> Result<T, Error> {
+        if let Err(Error::NoTokens { .. }) = &outcome {
+            let forgotten = session.forget_if_absent(|checked_at| {
+                self.sessions
+                    .pin()
+                    .remove_if(&**session.name(), |_, entry| {
+                        Arc::ptr_eq(&entry.session, session)
+                    })
+                    .is_ok_and(|removed| removed.is_some())
+                    .then_some(checked_at)
+            });
+            if let Some(Some(checked_at)) = forgotten {
+                let now = self.clock.now();
+                let within = self.config.failure_cooldown;
+                (self.unknown).remember(session.name().clone(), checked_at, now, within);
+            }
+        }
+        outcome
+    }
+
     fn session(&self, name: &str) -> Arc<Session<P::Extras>> {
         let sessions = self.sessions.pin();
         if let Some(entry) = sessions.get(name) {
@@ -673,9 +728,13 @@ impl<P: Provider> Inner<P> {
     }
 
     fn no_tokens(&self, session: &Session<P::Extras>) -> Error {
+        self.no_tokens_for(session.name())
+    }
+
+    fn no_tokens_for(&self, session: &str) -> Error {
         Error::NoTokens {
-            session: session.name().to_string(),
-            authorize_url: self.provider.authorize_url(session.name()),
+            session: session.to_string(),
+            authorize_url: self.provider.authorize_url(session),
         }
     }
 }

@@ -1,7 +1,12 @@
 //! The session map's key: a session's name, compared inline on the read path.
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use foldhash::quality::RandomState;
+use time::OffsetDateTime;
 
 use papaya::Equivalent;
 
@@ -102,5 +107,57 @@ mod tests {
         use std::hash::BuildHasher;
         let name = Name(Arc::from("customer-42"));
         assert_eq!(state.hash_one(&name), state.hash_one("customer-42"));
+    }
+}
+
+/// How many names without tokens a manager remembers, each answered without the store for
+/// `failure_cooldown`; past that, a name without tokens is looked up in the store each time.
+pub(super) const UNKNOWN_NAMES_KEPT: usize = 1024;
+
+/// The names the store had no tokens for, and when it was asked: the session map keeps no
+/// entry for them, so memory does not grow with the names callers ask for (a web service
+/// that keys sessions by a user id from its requests), and this set is bounded.
+#[derive(Default)]
+pub(super) struct UnknownNames(Mutex<HashMap<Arc<str>, OffsetDateTime, RandomState>>);
+
+impl UnknownNames {
+    fn names(&self) -> MutexGuard<'_, HashMap<Arc<str>, OffsetDateTime, RandomState>> {
+        // A map of names and instants, each entry written whole: a panic leaves none half-set.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether `name` was found without tokens within `within` before `now` (and not
+    /// after it: a clock stepped back since is no reason to trust an old look).
+    pub(super) fn recent(&self, name: &str, now: OffsetDateTime, within: Duration) -> bool {
+        self.names()
+            .get(name)
+            .is_some_and(|&checked| checked <= now && now < super::later(checked, within))
+    }
+
+    /// Remembers that `name` had no tokens when the store was asked at `checked`. When the
+    /// set is full, the looks older than `within` go first; if none is, `name` is not
+    /// remembered.
+    pub(super) fn remember(
+        &self,
+        name: Arc<str>,
+        checked: OffsetDateTime,
+        now: OffsetDateTime,
+        within: Duration,
+    ) {
+        let mut names = self.names();
+        if names.len() >= UNKNOWN_NAMES_KEPT && !names.contains_key(&*name) {
+            names.retain(|_, &mut at| at <= now && now < super::later(at, within));
+            if names.len() >= UNKNOWN_NAMES_KEPT {
+                return;
+            }
+        }
+        names.insert(name, checked);
+    }
+
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.names().len()
     }
 }

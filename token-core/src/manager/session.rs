@@ -199,6 +199,29 @@ impl<X> Session<X> {
         Ok(())
     }
 
+    /// Runs `forget` with the instant the store was last asked, if the session is absent
+    /// (the store had no tokens for it), no handle holds it and no refresh of it is under
+    /// way: under the generation lock, so an insert publishing meanwhile is either seen
+    /// here (and the session kept) or publishes after `forget`.
+    pub(super) fn forget_if_absent<R>(
+        &self,
+        forget: impl FnOnce(OffsetDateTime) -> R,
+    ) -> Option<R> {
+        if self.has_handles()
+            || self
+                .cold
+                .get()
+                .is_some_and(|cold| lock(&cold.flight).is_some())
+        {
+            return None;
+        }
+        let _generation = lock(&self.generation);
+        match self.state.load().as_deref() {
+            Some(State::Absent { checked_at }) => Some(forget(*checked_at)),
+            _ => None,
+        }
+    }
+
     /// The lock `insert` and `remove` hold for a write through the store.
     pub(super) fn writer(&self) -> &tokio::sync::Mutex<()> {
         &self.cold().writer

@@ -831,15 +831,18 @@ impl TokenStore for ScriptedLeases {
     }
 }
 
-/// Fails `save` while `failing` is set.
+/// Fails `save` while `failing` is set; counts `load`s.
+#[derive(Default)]
 struct FlakyStore {
     inner: MemoryStore,
     failing: std::sync::atomic::AtomicBool,
+    loads: AtomicU32,
 }
 
 #[async_trait]
 impl TokenStore for FlakyStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
         self.inner.load(key).await
     }
     async fn save(
@@ -869,10 +872,7 @@ impl TokenStore for FlakyStore {
 async fn a_failed_save_keeps_the_new_set_in_use_and_saves_it_later() {
     let clock = TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));
     let fake = Arc::new(Fake::new(Arc::new(clock)));
-    let store = Arc::new(FlakyStore {
-        inner: MemoryStore::new(),
-        failing: false.into(),
-    });
+    let store = Arc::new(FlakyStore::default());
     let manager = TokenManager::builder(fake.clone())
         .shared_store(store.clone())
         .client(NoTransport)
@@ -1624,10 +1624,7 @@ async fn a_coordination_record_under_a_session_key_is_corrupt_not_a_session() {
 // --- Found in review: removes, unsaved sets, absent sessions, unrecorded verdicts ---
 
 fn flaky_manager(h: &Harness) -> (TokenManager<Arc<Fake>>, Arc<FlakyStore>) {
-    let store = Arc::new(FlakyStore {
-        inner: MemoryStore::new(),
-        failing: false.into(),
-    });
+    let store = Arc::new(FlakyStore::default());
     (manager_over(h, store.clone()), store)
 }
 
@@ -2498,4 +2495,74 @@ async fn an_insert_during_a_refresh_that_panics_is_not_answered_with_the_panic()
     let refreshed = h.manager.refresh_now("s").await.unwrap();
     assert_eq!(refreshed.expose_secret(), "at-1");
     assert_eq!(h.calls(), 2);
+}
+
+// --- Unknown session names ---
+
+#[tokio::test(start_paused = true)]
+async fn names_without_a_session_leave_nothing_behind() {
+    let h = harness(|_| {});
+    for i in 0..3 * name::UNKNOWN_NAMES_KEPT {
+        let name = format!("ghost-{i}");
+        let no_tokens = |r: Result<AccessToken, Error>| matches!(r, Err(Error::NoTokens { .. }));
+        assert!(no_tokens(h.manager.access_token(&name).await));
+        assert!(no_tokens(h.manager.refresh_now(&name).await));
+        assert!(no_tokens(
+            h.manager
+                .refresh_rejected(&name, &AccessToken::new("at"))
+                .await
+        ));
+        assert!(matches!(
+            h.manager.token_set(&name).await,
+            Err(Error::NoTokens { .. })
+        ));
+    }
+    // Memory does not grow with the names callers ask for: no session entry is kept for
+    // a name without tokens, and the names remembered as unknown are bounded.
+    assert_eq!(h.manager.inner.sessions.len(), 0);
+    assert!(h.manager.inner.unknown.len() <= name::UNKNOWN_NAMES_KEPT);
+    // A name that gets tokens is served at once, and so are real sessions.
+    h.seed("ghost-1", Duration::from_secs(300)).await;
+    assert_eq!(
+        h.manager
+            .access_token("ghost-1")
+            .await
+            .unwrap()
+            .expose_secret(),
+        "at-0"
+    );
+    assert_eq!(h.manager.inner.sessions.len(), 1);
+    assert_eq!(h.calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unknown_name_is_answered_from_memory_for_the_failure_cooldown() {
+    let h = harness(|_| {});
+    let store = Arc::new(FlakyStore::default());
+    let manager = manager_over(&h, store.clone());
+    for _ in 0..5 {
+        assert!(matches!(
+            manager.access_token("ghost").await,
+            Err(Error::NoTokens { .. })
+        ));
+    }
+    assert_eq!(
+        store.loads.load(Ordering::SeqCst),
+        1,
+        "the store is asked once"
+    );
+    tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+    assert!(matches!(
+        manager.access_token("ghost").await,
+        Err(Error::NoTokens { .. })
+    ));
+    assert_eq!(
+        store.loads.load(Ordering::SeqCst),
+        2,
+        "and again after the cooldown"
+    );
+    // A handle on an unknown name keeps its session (and its fast path for later).
+    let handle = manager.session("ghost");
+    assert!(handle.access_token().await.is_err());
+    assert_eq!(manager.inner.sessions.len(), 1);
 }
