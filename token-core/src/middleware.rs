@@ -30,8 +30,9 @@ use crate::secret::AccessToken;
 /// After a 401 it asks the manager for a new token (which refreshes only if no other caller
 /// already replaced the refused one) and resends the request once; a 401 that another origin
 /// answered (after a redirect the client followed) is returned as it is. Put [`NoResend`] in a
-/// request's extensions to turn the resend off (a non-idempotent call), and [`Session`] to
-/// choose the session per request.
+/// request's extensions to turn the resend off (a non-idempotent call: its 401 is returned,
+/// and the next request has the new token), and [`Session`] to choose the session per
+/// request.
 ///
 /// ```no_run
 /// # async fn run<P: token_core::provider::Provider>(manager: token_core::manager::TokenManager<P>) -> Result<(), Box<dyn std::error::Error>> {
@@ -143,7 +144,8 @@ impl Session {
     }
 }
 
-/// Request extension: do not resend this request after a 401 (it may not be idempotent).
+/// Request extension: do not resend this request after a 401 (it may not be idempotent); the
+/// 401 is returned, and the token is refreshed for the next request.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoResend;
 
@@ -163,9 +165,10 @@ impl<P: Provider> Middleware for BearerAuth<P> {
             None => Box::pin(self.token(extensions)).await?,
         };
         let resend = if extensions.get::<NoResend>().is_some() {
-            None
+            Err(request.url().origin())
         } else {
-            request.try_clone()
+            // `None` only for a streaming body.
+            request.try_clone().ok_or_else(|| request.url().origin())
         };
         request
             .headers_mut()
@@ -174,14 +177,16 @@ impl<P: Provider> Middleware for BearerAuth<P> {
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
-        match resend {
-            // A 401 from another origin (the client followed a redirect, and dropped the
-            // token on the way) is no verdict on the token.
-            Some(again) if response.url().origin() == again.url().origin() => {
-                Box::pin(self.after_401(response, again, token, extensions, next)).await
-            }
-            _ => Ok(response),
+        // A 401 from another origin (the client followed a redirect, and dropped the token
+        // on the way) is no verdict on the token.
+        let (same_origin, again) = match resend {
+            Ok(again) => (response.url().origin() == again.url().origin(), Some(again)),
+            Err(origin) => (response.url().origin() == origin, None),
+        };
+        if !same_origin {
+            return Ok(response);
         }
+        Box::pin(self.after_401(response, again, token, extensions, next)).await
     }
 }
 
@@ -212,11 +217,12 @@ impl<P: Provider> BearerAuth<P> {
         .map_err(reqwest_middleware::Error::middleware)
     }
 
-    /// After a 401 to `token`: a new token, and the request sent again with it.
+    /// After a 401 to `token`: a new token, and the request sent again with it if it can
+    /// be (`again`); otherwise the 401 is returned, and the next request has the new token.
     async fn after_401(
         &self,
         response: Response,
-        mut again: Request,
+        again: Option<Request>,
         token: AccessToken,
         extensions: &mut Extensions,
         next: Next<'_>,
@@ -233,6 +239,9 @@ impl<P: Provider> BearerAuth<P> {
             (None, Target::PerRequest(_)) => return Ok(response),
         }
         .map_err(reqwest_middleware::Error::middleware)?;
+        let Some(mut again) = again else {
+            return Ok(response);
+        };
         if fresh == token {
             // The token was itself obtained after a 401: the API refuses more than the
             // token. Its answer stands; nothing is resent.
