@@ -2566,3 +2566,5 @@ async fn an_unknown_name_is_answered_from_memory_for_the_failure_cooldown() {
     assert!(handle.access_token().await.is_err());
     assert_eq!(manager.inner.sessions.len(), 1);
 }
+
+mod crash;
