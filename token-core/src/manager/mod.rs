@@ -169,6 +169,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
                 lease_users: Default::default(),
                 tasks: TaskTracker::new(),
                 closing: AtomicBool::new(false),
+                stopping: tokio_util::sync::CancellationToken::new(),
                 cooldown: session::Cooldown::default(),
                 #[cfg(feature = "metrics")]
                 cache: crate::metrics::CacheCounters::new(&provider_name),
@@ -417,6 +418,7 @@ impl<P: Provider> TokenManager<P> {
     /// Returns [`Error::ShutdownTimedOut`] if work was still running at the deadline.
     pub async fn shutdown(&self, within: Duration) -> Result<(), Error> {
         self.inner.closing.store(true, Ordering::SeqCst);
+        self.inner.stopping.cancel();
         self.inner.tasks.close();
         match tokio::time::timeout(within, self.inner.tasks.wait()).await {
             Ok(()) => Ok(()),
@@ -491,6 +493,8 @@ struct Inner<P: Provider> {
     /// Refreshes and background saves, waited for by `shutdown`.
     tasks: TaskTracker,
     closing: AtomicBool,
+    /// Cancelled by `shutdown`: background work that only waits (for a reuse window) stops.
+    stopping: tokio_util::sync::CancellationToken,
     /// No issuing call (a grant of the client's own) before this instant.
     cooldown: session::Cooldown,
     /// Cache hits and misses, registered with the recorder installed at build time.

@@ -6,14 +6,18 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use super::lease::{LeaseTaken, LeaseWatch, Stored};
 use super::persist::Persisted;
-use super::session::{Current, MAX_COOLDOWN, Outcome, Ready, Reason, Session, State, later};
+use super::session::{
+    Current, MAX_COOLDOWN, Outcome, Ready, Reason, Session, State, Unresolved, later,
+};
 use super::{Event, ExpiryNote, Inner, from_stored, not_a_session, retry};
 use crate::error::StoreError;
 use crate::error::{Error, ErrorKind};
 use crate::provider::{CallContext, Provider};
+use crate::secret::RefreshToken;
 use crate::store::{ReauthVerdict, StoredRecord};
 use crate::token_set::TokenSet;
 
@@ -25,6 +29,11 @@ impl<P: Provider> Inner<P> {
     ) -> Outcome<P::Extras> {
         let mut replayed = false;
         let outcome = self.run_once(session, reason, &mut replayed).await;
+        if outcome.is_err() {
+            // A call whose answer was lost (before this failure, or a panic) is asked again
+            // before the provider's window for it closes.
+            self.resolve_later(session);
+        }
         if replayed {
             // A remembered failure answered again: not remembered anew, so it lapses.
             return outcome;
@@ -261,6 +270,62 @@ impl<P: Provider> Inner<P> {
             ),
             Err(error) => (self.failed(session, generation, current, error), false),
         }
+    }
+
+    /// Asks the provider again, in the background, for the pair a lost answer carried (the
+    /// provider may have rotated to a pair this process never saw): a few times before its
+    /// reuse window closes (first after `failure_cooldown`, then halfway to the close each
+    /// time), until the session holds another refresh token, a verdict or none, even if no
+    /// caller asks meanwhile. One task per session, asking for the latest such token. Stops at `shutdown` (the stored token is then what the next process
+    /// presents, inside the window if it starts in time).
+    fn resolve_later(self: &Arc<Self>, session: &Arc<Session<P::Extras>>) {
+        if self.closing() || !session.start_resolving() {
+            return;
+        }
+        let (inner, session) = (self.clone(), session.clone());
+        self.tasks.spawn(async move {
+            let mut asking: Option<RefreshToken> = None;
+            while let Some(lost) = session.next_unresolved() {
+                let first = asking.as_ref() != Some(&lost.token);
+                let left = lost
+                    .closes
+                    .saturating_duration_since(tokio::time::Instant::now());
+                // The last second is left alone: a call sent then may land after the close.
+                let Some(usable) = left.checked_sub(Duration::from_secs(1)) else {
+                    session.resolved(&lost.token);
+                    continue;
+                };
+                let wait = match first {
+                    true => inner.config.failure_cooldown.min(usable / 2),
+                    false => usable / 2,
+                };
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = inner.stopping.cancelled() => {
+                        session.stop_resolving();
+                        return;
+                    }
+                }
+                asking = Some(lost.token.clone());
+                if session
+                    .next_unresolved()
+                    .is_none_or(|next| next.token != lost.token)
+                {
+                    // Another call's answer was lost meanwhile: that token is asked for.
+                    continue;
+                }
+                let reason = Reason::Unresolved(lost.token.clone());
+                match inner.flight(&session, reason).await {
+                    Err(error)
+                        if matches!(
+                            error.kind(),
+                            ErrorKind::Transient | ErrorKind::OutcomeUnknown
+                        ) && !matches!(error, Error::ShuttingDown) => {}
+                    // Settled, a verdict, or nothing left to ask for.
+                    _ => session.resolved(&lost.token),
+                }
+            }
+        });
     }
 
     async fn refreshed(
@@ -583,6 +648,7 @@ impl<P: Provider> Inner<P> {
                         .into(),
                 ));
             }
+            let sent = tokio::time::Instant::now();
             let call = async {
                 match (issuing, refreshable) {
                     (false, Some(set)) => self
@@ -604,11 +670,30 @@ impl<P: Provider> Inner<P> {
                 .into()),
             };
             let error = match result {
-                Ok(set) => return Ok((set, issuing)),
+                Ok(set) => {
+                    if let Some(token) = refreshable.and_then(|set| set.refresh_token.as_ref()) {
+                        session.resolved(token);
+                    }
+                    return Ok((set, issuing));
+                }
                 Err(error) => error,
             };
             let kind = error.kind();
             tracing::debug!(attempt, %kind, issuing, "call failed");
+            if let (ErrorKind::OutcomeUnknown, false, Some(set)) = (kind, issuing, refreshable)
+                && let Some(token) = &set.refresh_token
+                && !self.provider.reuse_window().is_zero()
+            {
+                // The provider's reuse window runs from its rotation, at the earliest when
+                // the call was sent.
+                let window = self.provider.reuse_window();
+                session.note_unresolved(Unresolved {
+                    token: token.clone(),
+                    // A window too long for the clock is a year: asked a few times in all.
+                    closes: (sent.checked_add(window))
+                        .unwrap_or_else(|| sent + Duration::from_secs(365 * 24 * 3600)),
+                });
+            }
             let wait = policy.backoff(attempt, error.retry_after());
             let next_call_at = started.elapsed().saturating_add(wait);
             match retry::decide(

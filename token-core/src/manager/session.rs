@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::clock::unix_nanos;
 use crate::error::{Error, Reauth};
-use crate::secret::AccessToken;
+use crate::secret::{AccessToken, RefreshToken};
 use crate::store::{SessionKey, Version};
 use crate::token_set::{StoredTokenSet, TokenSet};
 
@@ -50,6 +50,9 @@ struct Cold<X> {
     /// provider (or the store) once per caller.
     /// Boxed: rare, and an `Error` is large.
     failure: Mutex<Option<Box<(OffsetDateTime, Error)>>>,
+    /// The refresh token whose call's answer was lost, to be asked again before its reuse
+    /// window closes, and whether a task is doing that.
+    unresolved: Mutex<(Option<Unresolved>, bool)>,
     /// Held by `insert` and `remove` for their whole write (through a store other than the
     /// manager's `MemoryStore`), and briefly by a refresh as it starts: a refresh never
     /// starts from a state an insert is about to replace.
@@ -63,6 +66,7 @@ impl<X> Default for Cold<X> {
             handles: std::sync::atomic::AtomicUsize::new(0),
             cooldown: Cooldown::default(),
             failure: Mutex::new(None),
+            unresolved: Mutex::new((None, false)),
             writer: tokio::sync::Mutex::new(()),
         }
     }
@@ -222,6 +226,55 @@ impl<X> Session<X> {
         }
     }
 
+    /// Records `lost` as the refresh token to ask again for, replacing another token's
+    /// (the same token keeps its first close: the provider's window runs from its first
+    /// rotation).
+    pub(super) fn note_unresolved(&self, lost: Unresolved) {
+        let mut slot = lock(&self.cold().unresolved);
+        if slot
+            .0
+            .as_ref()
+            .is_none_or(|known| known.token != lost.token)
+        {
+            slot.0 = Some(lost);
+        }
+    }
+
+    /// Whether a token is to be asked for and no task does it yet; if so the caller starts
+    /// that task.
+    pub(super) fn start_resolving(&self) -> bool {
+        let Some(cold) = self.cold.get() else {
+            return false;
+        };
+        let mut slot = lock(&cold.unresolved);
+        slot.0.is_some() && !std::mem::replace(&mut slot.1, true)
+    }
+
+    /// The refresh token to ask again for; `None` when there is none, and the task that
+    /// asked then ends.
+    pub(super) fn next_unresolved(&self) -> Option<Unresolved> {
+        let mut slot = lock(&self.cold().unresolved);
+        let next = slot.0.clone();
+        slot.1 = next.is_some();
+        next
+    }
+
+    /// `token` needs no more asking (answered, replaced, refused, or out of time).
+    pub(super) fn resolved(&self, token: &RefreshToken) {
+        let Some(cold) = self.cold.get() else {
+            return;
+        };
+        let mut slot = lock(&cold.unresolved);
+        if slot.0.as_ref().is_some_and(|lost| &lost.token == token) {
+            slot.0 = None;
+        }
+    }
+
+    /// The task that asked ends (at `shutdown`): nothing is asked for any more.
+    pub(super) fn stop_resolving(&self) {
+        *lock(&self.cold().unresolved) = (None, false);
+    }
+
     /// The lock `insert` and `remove` hold for a write through the store.
     pub(super) fn writer(&self) -> &tokio::sync::Mutex<()> {
         &self.cold().writer
@@ -263,6 +316,14 @@ impl<X> Session<X> {
     pub(super) fn flight_slot(&self) -> MutexGuard<'_, Option<Flight<X>>> {
         lock(&self.cold().flight)
     }
+}
+
+/// A refresh token a call presented whose answer was lost: the provider may have rotated it
+/// and answers it again (with the new pair) until its reuse window `closes`.
+#[derive(Clone)]
+pub(super) struct Unresolved {
+    pub(super) token: RefreshToken,
+    pub(super) closes: tokio::time::Instant,
 }
 
 /// No provider call before an instant: the provider's `Retry-After`, for a session or for
@@ -467,6 +528,10 @@ pub(super) enum Reason {
     Rejected(AccessToken),
     /// The application asked.
     Forced,
+    /// A call that presented this refresh token may have been answered (its answer was
+    /// lost), and the refresh that made it gave up: settled once the set holds another
+    /// refresh token.
+    Unresolved(RefreshToken),
 }
 
 impl Reason {
@@ -476,6 +541,7 @@ impl Reason {
             Self::Needed => "needed",
             Self::Rejected(_) => "rejected",
             Self::Forced => "forced",
+            Self::Unresolved(_) => "unresolved",
         }
     }
 
@@ -488,6 +554,7 @@ impl Reason {
                 current.usable(now) && (current.access_token() != token || current.after_rejection)
             }
             Self::Forced => false,
+            Self::Unresolved(token) => current.stored.refresh_token.as_ref() != Some(token),
         }
     }
 }

@@ -2497,6 +2497,69 @@ async fn an_insert_during_a_refresh_that_panics_is_not_answered_with_the_panic()
     assert_eq!(h.calls(), 2);
 }
 
+// --- Answers lost after the rotation ---
+
+/// Loses the answer after the provider rotated `rt-0`, then answers 503 until the refresh
+/// gives up: the stored `rt-0` is spent, and only the reuse window still turns it into the
+/// pair the provider rotated to.
+async fn lose_the_rotated_pair(h: &Harness) {
+    h.seed("s", Duration::ZERO).await;
+    h.fake.then(Step::LoseAfterRotate);
+    for _ in 0..10 {
+        h.fake.then(Step::Fail(unavailable(None)));
+    }
+    assert!(h.manager.access_token("s").await.is_err());
+    assert_eq!(*h.fake.live.lock().unwrap(), "rt-1");
+    let stored = h.stored_tokens("s").await.unwrap().value;
+    assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-0");
+    h.fake.script.lock().unwrap().clear();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pair_lost_in_transit_is_fetched_inside_the_reuse_window_without_a_caller() {
+    let h = harness(|_| {});
+    lose_the_rotated_pair(&h).await;
+    // Nobody calls until the window (300 s) is over: the manager asks again before that.
+    tokio::time::sleep(h.fake.reuse_window).await;
+    let stored = h.stored_tokens("s").await.unwrap().value;
+    assert_eq!(
+        stored.refresh_token.unwrap().expose_secret(),
+        "rt-1",
+        "the rotated pair is kept"
+    );
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    let calls = h.calls();
+    tokio::time::sleep(h.fake.reuse_window).await;
+    assert_eq!(h.calls(), calls, "and then no more calls");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pair_lost_in_transit_that_a_caller_fetches_is_not_asked_for_again() {
+    let h = harness(|_| {});
+    lose_the_rotated_pair(&h).await;
+    tokio::time::sleep(ManagerConfig::default().failure_cooldown).await;
+    let calls = h.calls();
+    h.manager.refresh_now("s").await.unwrap();
+    tokio::time::sleep(h.fake.reuse_window).await;
+    assert_eq!(h.calls(), calls + 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_does_not_wait_for_the_window_of_a_pair_lost_in_transit() {
+    let h = harness(|_| {});
+    lose_the_rotated_pair(&h).await;
+    let started = tokio::time::Instant::now();
+    h.manager.shutdown(Duration::from_secs(600)).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 // --- Unknown session names ---
 
 #[tokio::test(start_paused = true)]
