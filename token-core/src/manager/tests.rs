@@ -2631,3 +2631,4 @@ async fn an_unknown_name_is_answered_from_memory_for_the_failure_cooldown() {
 }
 
 mod crash;
+mod model;
