@@ -8,7 +8,8 @@ use token_core::sandbox::{Failure, RunningSandbox, Sandbox};
 use token_core::{clock::Clock, error::ErrorKind, manager::TokenManager, secret::ClientSecret};
 use token_provider_maya::sandbox::{MayaSandbox, new_customer};
 use token_provider_maya::{
-    APP_SESSION, Maya, MayaConfig, RedeemError, RefreshShape, SessionReceiver,
+    APP_SESSION, Maya, MayaConfig, RedeemError, RefreshShape, SESSION_URL_NAMESPACE,
+    SessionReceiver,
 };
 use token_test_support::events::{assert_no_reauth, drain};
 use token_test_support::harness::{self, accepted, paused_clock};
@@ -468,5 +469,57 @@ async fn the_receiver_refuses_empty_tokens_and_gives_no_session_id() {
         assert!(!text.contains("sessionId"), "{text}");
         assert!(!text.contains("maya-1"), "{text}");
     }
+    assert_eq!(world.sandbox.total_calls(), 0);
+}
+
+/// Maya's POST carries no credential: whoever finds the Session URL can POST to it. A flood
+/// of new references is bounded: with 1000 sessions remembered, a new reference is answered
+/// 503 and stores nothing (the receiver's index record stops growing), Maya's retry of a
+/// reference it already sent still gets its `sessionId`, and once the flood's sessions lapse
+/// new references are taken again.
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_new_references_is_bounded_and_lapses() {
+    let world = world(Setup::default()).await;
+    let post = |reference: &str| {
+        let body = r#"{"accessToken":"at-flood","refreshToken":"rt-flood","expiresAt":4102444800}"#;
+        let mut post = http::Request::new(body.as_bytes().to_vec());
+        *post.method_mut() = http::Method::POST;
+        post.headers_mut()
+            .insert("Request-Reference-No", reference.parse().unwrap());
+        post
+    };
+    let store = world.manager.store().clone();
+    let key = |name: &str| token_core::store::SessionKey::new(SESSION_URL_NAMESPACE, name);
+    let remembered = async || {
+        let index = store.load(&key("index")).await.unwrap();
+        index.map_or(0, |found| {
+            let value = found.value.into_coordination().unwrap();
+            value["sessions"].as_array().unwrap().len()
+        })
+    };
+
+    let mut first_id = None;
+    for i in 0..1000 {
+        let answer = world.receiver.receive(post(&format!("flood-{i}"))).await;
+        assert_eq!(answer.status(), 200, "POST {i}");
+        first_id.get_or_insert_with(|| answer.body().clone());
+    }
+    assert_eq!(remembered().await, 1000);
+
+    let refused = world.receiver.receive(post("flood-1000")).await;
+    assert_eq!(refused.status(), 503);
+    assert!(!String::from_utf8_lossy(refused.body()).contains("sessionId"));
+    assert_eq!(remembered().await, 1000, "the index did not grow");
+    assert!(store.load(&key("ref:flood-1000")).await.unwrap().is_none());
+
+    let retry = world.receiver.receive(post("flood-0")).await;
+    assert_eq!(retry.status(), 200, "a known reference is still answered");
+    assert_eq!(Some(retry.body()), first_id.as_ref());
+
+    // Twice `redeem_within` later the flood is forgotten, tokens and all.
+    tokio::time::advance(Duration::from_secs(1201)).await;
+    let late = world.receiver.receive(post("late")).await;
+    assert_eq!(late.status(), 200);
+    assert_eq!(remembered().await, 1);
     assert_eq!(world.sandbox.total_calls(), 0);
 }

@@ -145,6 +145,14 @@ impl Records {
         Err(busy(&key))
     }
 
+    /// `reference`'s claim, if it was claimed.
+    pub(super) async fn claimed(&self, reference: &str) -> Result<Option<Claim>, StoreError> {
+        Ok(self
+            .load::<Claim>(&claim_key(reference))
+            .await?
+            .map(|found| found.value))
+    }
+
     /// Removes `reference`'s claim if it still names `session_id`.
     pub(super) async fn release_claim(
         &self,
