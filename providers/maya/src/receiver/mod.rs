@@ -328,30 +328,55 @@ impl SessionReceiver {
     ) -> Result<Opened, Error> {
         // Twice at most: a lapsed claim is forgotten and the reference claimed anew.
         for _ in 0..2 {
-            let ours = Claim {
-                session_id: uuid::Uuid::new_v4().to_string(),
-                received_at: now,
+            let theirs = match self.records.claimed(reference).await? {
+                Some(theirs) => theirs,
+                None => match self.claim(reference, now).await? {
+                    Claimed::Ours(ours) => return self.complete(reference, ours, set).await,
+                    Claimed::Before(theirs) => theirs,
+                },
             };
-            let claim = match self.records.claim(reference, &ours).await? {
-                Claimed::Ours => ours,
-                Claimed::Before(theirs) if lapsed(theirs.received_at, self.keep(), now) => {
-                    self.forget_all(&[Remembered {
-                        session_id: theirs.session_id,
-                        reference: reference.to_owned(),
-                        received_at: theirs.received_at,
-                    }])
-                    .await;
-                    continue;
-                }
-                Claimed::Before(theirs) => theirs,
-            };
-            return self.complete(reference, claim, set).await;
+            if lapsed(theirs.received_at, self.keep(), now) {
+                self.forget_all(&[Remembered {
+                    session_id: theirs.session_id,
+                    reference: reference.to_owned(),
+                    received_at: theirs.received_at,
+                }])
+                .await;
+                continue;
+            }
+            return self.complete(reference, theirs, set).await;
         }
         Err(StoreError::Backend {
             message: "the Request-Reference-No's old session could not be forgotten".into(),
             source: None,
         }
         .into())
+    }
+
+    /// Claims `reference` for a new session, entered in the index first: a claim is never in
+    /// the store without the index entry by which it is forgotten when it lapses (a claim
+    /// whose sender never came back would otherwise stay for good). An entry left by a
+    /// failed or lost claim names no session and lapses harmlessly; one that lost to
+    /// another claim is taken out at once.
+    async fn claim(&self, reference: &str, now: OffsetDateTime) -> Result<Claimed, StoreError> {
+        let ours = Claim {
+            session_id: uuid::Uuid::new_v4().to_string(),
+            received_at: now,
+        };
+        self.records
+            .remember(&Remembered {
+                session_id: ours.session_id.clone(),
+                reference: reference.to_owned(),
+                received_at: now,
+            })
+            .await?;
+        let claimed = self.records.claim(reference, &ours).await?;
+        if let Claimed::Before(_) = &claimed
+            && let Err(error) = self.records.forget(&[ours.session_id]).await
+        {
+            tracing::warn!(%error, "could not update the index of Maya sessions");
+        }
+        Ok(claimed)
     }
 
     /// Stores whatever of the claimed session is not in the store yet: its index entry, its
