@@ -317,9 +317,27 @@ impl Issuer {
 
     /// Revokes the pair that `token` (its access or its refresh token) belongs to. Returns
     /// whether a live pair was revoked; an unknown token is not an error (RFC 7009).
+    ///
+    /// A rotated refresh token still inside its reuse window answers its successor, so
+    /// revoking it revokes that successor: afterwards the token obtains nothing (a client
+    /// whose refresh answer was lost logs out with the only token it has).
     pub async fn revoke(&self, token: &str) -> Result<bool, IssuerError> {
         let now = self.clock.now();
-        Ok(self.store.revoke(&TokenHash::of(token), now).await?)
+        let hash = TokenHash::of(token);
+        if self.store.revoke(&hash, now).await? {
+            return Ok(true);
+        }
+        let Some(record) = self.store.find_by_refresh(&hash).await? else {
+            return Ok(false);
+        };
+        let PairState::Replaced { successor, .. } = record.state else {
+            return Ok(false);
+        };
+        let next = self.store.find_by_refresh(&successor).await?;
+        match record.verdict(next.as_ref(), now) {
+            RotateVerdict::Reuse(_) => Ok(self.revoke_lineage(successor).await? > 0),
+            _ => Ok(false),
+        }
     }
 
     /// Revokes every live pair of `subject` (a logout everywhere); returns how many.

@@ -569,3 +569,31 @@ async fn lifetimes_too_long_for_the_calendar_end_at_the_latest_expiry() {
         Some(crate::expiry::LATEST)
     );
 }
+
+#[tokio::test]
+async fn revoking_a_refresh_token_inside_its_reuse_window_revokes_the_pair_it_answers() {
+    // The client's answer was lost: it holds only the old refresh token, which still answers
+    // the successor for the reuse window. Revoking it (a logout) must leave nothing that
+    // token can obtain: the successor is revoked and the old token answers nothing.
+    let (issuer, _clock, _store) = issuer();
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    let lost = issuer.refresh(&refresh(&first)).await.unwrap();
+    assert!(issuer.revoke(&refresh(&first)).await.unwrap());
+    assert!(matches!(
+        issuer.refresh(&refresh(&first)).await,
+        Err(IssuerError::UsedRefreshToken)
+    ));
+    assert!(matches!(
+        issuer.authenticate(&access(&lost)).await,
+        Err(IssuerError::InvalidAccessToken)
+    ));
+    assert!(issuer.refresh(&refresh(&lost)).await.is_err());
+
+    // Once the successor moved on, the old token answers nothing and revoking it revokes
+    // nothing: the live pair is the client's own.
+    let first = issuer.issue("bob", serde_json::json!({})).await.unwrap();
+    let second = issuer.refresh(&refresh(&first)).await.unwrap();
+    let third = issuer.refresh(&refresh(&second)).await.unwrap();
+    assert!(!issuer.revoke(&refresh(&first)).await.unwrap());
+    assert!(issuer.authenticate(&access(&third)).await.is_ok());
+}
