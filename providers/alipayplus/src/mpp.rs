@@ -10,8 +10,18 @@
 //! authorization codes: hashed at rest, shared by replicas on a `PostgresIssuerStore`, dead
 //! after [`IssuerConfig::code_ttl`](token_core::issuer::IssuerConfig::code_ttl)). Every answer is
 //! signed.
+//!
+//! A request whose `Request-Time` is more than [`Mpp::with_request_time_window`] (5 minutes
+//! by default) away from the issuer's clock, either way, is refused as `F INVALID_SIGNATURE`
+//! like a wrong signature, before the issuer sees it: a signed request captured and sent
+//! again later (a replayed code exchange would revoke the pair it gave) is worth nothing
+//! outside that window. Inside it, the same bytes are indistinguishable from Alipay+ sending
+//! the same request again after a `U` answer, which the issuer's reuse window answers.
+
+use std::time::Duration;
 
 use time::OffsetDateTime;
+use time::format_description::well_known::{Iso8601, Rfc3339};
 use token_core::codec::{Endpoint, encode_error, encode_response};
 use token_core::issuer::{CodeExchange, CodeGrant, Issued, IssuerError};
 use token_core::{codec::TokenResponse, issuer::Issuer, secret::AuthCode, token_set::TokenSet};
@@ -19,7 +29,7 @@ use token_core::{codec::TokenResponse, issuer::Issuer, secret::AuthCode, token_s
 use crate::endpoints::{
     AlipayCode, AlipayError, AlipayExtras, ApplyToken, ApplyTokenByCode, ApplyTokenResult,
 };
-use crate::signature::Rsa256Signer;
+use crate::signature::{REQUEST_TIME, Rsa256Signer};
 
 /// An MPP's applyToken service.
 ///
@@ -45,10 +55,15 @@ use crate::signature::Rsa256Signer;
 pub struct Mpp {
     signer: Rsa256Signer,
     psp_id: Option<String>,
+    request_time_window: Duration,
 }
 
 /// `pspId` is at most 64 characters.
 const MAX_PSP_ID: usize = 64;
+
+/// How far a request's `Request-Time` may be from the MPP's clock, either way, unless
+/// [`Mpp::with_request_time_window`] says otherwise: 5 minutes.
+pub const DEFAULT_REQUEST_TIME_WINDOW: Duration = Duration::from_secs(300);
 
 impl Mpp {
     /// An MPP that verifies requests and signs answers with `signer`.
@@ -56,7 +71,16 @@ impl Mpp {
         Self {
             signer,
             psp_id: None,
+            request_time_window: DEFAULT_REQUEST_TIME_WINDOW,
         }
+    }
+
+    /// Refuses requests whose `Request-Time` is more than `window` before or after the
+    /// issuer's clock (default [`DEFAULT_REQUEST_TIME_WINDOW`]); `Duration::MAX` accepts any
+    /// time. Keep the wallet's clock in step (NTP) well within it.
+    pub fn with_request_time_window(mut self, window: Duration) -> Self {
+        self.request_time_window = window;
+        self
     }
 
     /// Accepts only requests for `psp_id`.
@@ -88,11 +112,13 @@ impl Mpp {
         request: &http::Request<Vec<u8>>,
     ) -> http::Response<Vec<u8>> {
         let now = issuer.clock().now();
-        let outcome = match self.signer.verify_request(request) {
-            Err(error) => Err(AlipayError::failed(
-                AlipayCode::InvalidSignature,
-                error.to_string(),
-            )),
+        let verified = self
+            .signer
+            .verify_request(request)
+            .map_err(|error| AlipayError::failed(AlipayCode::InvalidSignature, error.to_string()))
+            .and_then(|()| self.check_request_time(request, now));
+        let outcome = match verified {
+            Err(error) => Err(error),
             Ok(()) => self.process(issuer, request).await,
         };
         let response = match outcome {
@@ -157,6 +183,38 @@ impl Mpp {
         }
     }
 
+    /// Whether the (verified) request was signed within the window around `now`.
+    fn check_request_time(
+        &self,
+        request: &http::Request<Vec<u8>>,
+        now: OffsetDateTime,
+    ) -> Result<(), AlipayError> {
+        let sent = request
+            .headers()
+            .get(REQUEST_TIME)
+            .and_then(|value| value.to_str().ok())
+            .and_then(request_time)
+            .ok_or_else(|| {
+                AlipayError::failed(
+                    AlipayCode::InvalidSignature,
+                    "`Request-Time` is not an ISO 8601 time with an offset",
+                )
+            })?;
+        let within = time::Duration::try_from(self.request_time_window)
+            .map_or(true, |window| (now - sent).abs() <= window);
+        if within {
+            Ok(())
+        } else {
+            Err(AlipayError::failed(
+                AlipayCode::InvalidSignature,
+                format!(
+                    "`Request-Time` is more than {} s away from the MPP's clock",
+                    self.request_time_window.as_secs()
+                ),
+            ))
+        }
+    }
+
     fn check_psp(&self, psp_id: &str) -> Result<(), AlipayError> {
         let known = self.psp_id.as_deref().is_none_or(|p| p == psp_id);
         if psp_id.is_empty() || psp_id.len() > MAX_PSP_ID || !known {
@@ -179,6 +237,15 @@ impl Mpp {
         }
         response
     }
+}
+
+/// A `Request-Time`: ISO 8601 with an offset, as Alipay+ writes it (`2019-04-04T12:08:56+05:30`,
+/// with or without fractional seconds, `Z`, or the basic format's `+0530`).
+fn request_time(text: &str) -> Option<OffsetDateTime> {
+    let text = text.trim();
+    OffsetDateTime::parse(text, &Rfc3339)
+        .or_else(|_| OffsetDateTime::parse(text, &Iso8601::DEFAULT))
+        .ok()
 }
 
 fn param_illegal(error: token_core::codec::RequestError) -> AlipayError {
@@ -212,5 +279,32 @@ fn refresh_refusal(error: IssuerError) -> AlipayError {
             "the refresh token is invalid",
         ),
         _ => AlipayError::unknown(AlipayCode::UnknownException, "try again"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::request_time;
+
+    #[test]
+    fn request_times_are_read_in_the_iso_8601_forms_alipay_plus_writes() {
+        let at = datetime!(2019-04-04 12:08:56 +05:30);
+        for text in [
+            "2019-04-04T12:08:56+05:30",
+            " 2019-04-04T12:08:56+05:30 ",
+            "2019-04-04T06:38:56Z",
+            "2019-04-04T12:08:56+0530",
+        ] {
+            assert_eq!(request_time(text), Some(at), "{text}");
+        }
+        assert_eq!(
+            request_time("2019-04-04T12:08:56.250+05:30"),
+            Some(at + time::Duration::milliseconds(250))
+        );
+        for text in ["", "2019-04-04T12:08:56", "yesterday", "1554359936"] {
+            assert_eq!(request_time(text), None, "{text}");
+        }
     }
 }

@@ -394,3 +394,69 @@ async fn an_unsigned_error_answer_cannot_end_the_session() {
     let token = world.manager.access_token("alice").await.unwrap();
     assert!(accepted(&world.sandbox, &token).await);
 }
+
+/// A signed applyToken captured and sent again later is refused by its `Request-Time` before
+/// it reaches the issuer: replaying an old authorization-code exchange cannot revoke the pair
+/// that exchange gave (the issuer revokes the pair of a code presented twice).
+#[tokio::test(start_paused = true)]
+async fn a_signed_request_replayed_outside_the_request_time_window_is_refused() {
+    let world = world().await;
+    let code = world
+        .mpp
+        .authorize(&world.sandbox, "alice", extras("alice"))
+        .await
+        .unwrap();
+    let config = world.manager.provider().config();
+    let body = serde_json::json!({
+        "acquirerId": config.acquirer_id,
+        "pspId": config.psp_id,
+        "authCode": code.expose_secret(),
+        "grantType": "AUTHORIZATION_CODE",
+    });
+    let signer = config.signer().unwrap();
+    let signed_at = |offset: i64| {
+        let mut request = http::Request::post(world.sandbox.url(APPLY).as_str())
+            .body(body.to_string().into_bytes())
+            .unwrap();
+        let at = world.sandbox.clock().now() + time::Duration::seconds(offset);
+        signer.sign_request(&mut request, at).unwrap();
+        request
+    };
+    let send = async |request: http::Request<Vec<u8>>| {
+        let answer = world.sandbox.client().send(request).await.unwrap();
+        serde_json::from_slice::<serde_json::Value>(answer.body()).unwrap()
+    };
+    let copy = |request: &http::Request<Vec<u8>>| {
+        let mut copy = http::Request::new(request.body().clone());
+        *copy.method_mut() = request.method().clone();
+        *copy.uri_mut() = request.uri().clone();
+        *copy.headers_mut() = request.headers().clone();
+        copy
+    };
+
+    // Signed now, delivered four minutes later (a slow network, a skewed clock): accepted.
+    let captured = signed_at(0);
+    tokio::time::advance(Duration::from_secs(240)).await;
+    let first = send(copy(&captured)).await;
+    assert_eq!(first["result"]["resultStatus"], "S", "{first}");
+    let access = token_core::secret::AccessToken::new(first["accessToken"].as_str().unwrap());
+
+    // The same bytes again, six minutes after they were signed: refused as a stale signature,
+    // and the pair the first exchange gave lives on.
+    tokio::time::advance(Duration::from_secs(120)).await;
+    let replay = send(copy(&captured)).await;
+    assert_eq!(replay["result"]["resultStatus"], "F", "{replay}");
+    assert_eq!(
+        replay["result"]["resultCode"], "INVALID_SIGNATURE",
+        "{replay}"
+    );
+    assert!(accepted(&world.sandbox, &access).await, "the pair lives on");
+
+    // A Request-Time far ahead of the MPP's clock is refused the same way.
+    let ahead = send(signed_at(600)).await;
+    assert_eq!(
+        ahead["result"]["resultCode"], "INVALID_SIGNATURE",
+        "{ahead}"
+    );
+    assert!(accepted(&world.sandbox, &access).await);
+}

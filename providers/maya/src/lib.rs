@@ -95,4 +95,4 @@ pub mod sandbox;
 pub use config::{MayaConfig, RefreshShape};
 pub use endpoints::{MayaTokens, MiniAppRefresh};
 pub use provider::{APP_SESSION, Maya, MayaApp};
-pub use receiver::{RedeemError, SESSION_URL_NAMESPACE, SessionReceiver};
+pub use receiver::{DEFAULT_MAX_SESSIONS, RedeemError, SESSION_URL_NAMESPACE, SessionReceiver};

@@ -1,17 +1,25 @@
 //! `TokenManager<Maya>` against Maya's sandbox on tokio's paused clock: the Session URL, the
 //! app token, both refresh shapes, faults and re-auth, with call counts as evidence.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use async_trait::async_trait;
+use token_core::error::StoreError;
+use token_core::store::{SessionKey, StoredRecord, TokenStore, Version};
 
 use token_core::issuer::IssuerConfig;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox};
 use token_core::{clock::Clock, error::ErrorKind, manager::TokenManager, secret::ClientSecret};
 use token_provider_maya::sandbox::{MayaSandbox, new_customer};
 use token_provider_maya::{
-    APP_SESSION, Maya, MayaConfig, RedeemError, RefreshShape, SessionReceiver,
+    APP_SESSION, Maya, MayaConfig, RedeemError, RefreshShape, SESSION_URL_NAMESPACE,
+    SessionReceiver,
 };
 use token_test_support::events::{assert_no_reauth, drain};
 use token_test_support::harness::{self, accepted, paused_clock};
+use token_test_support::stores::{Forwarding, Intercept, backend_error};
 
 const CLIENT: &str = "partner-1";
 const SECRET: &str = "partner-secret";
@@ -32,6 +40,7 @@ struct Setup {
     issuer: IssuerConfig,
     lifetime: Option<Duration>,
     secret: &'static str,
+    store: Option<Arc<dyn TokenStore>>,
 }
 
 impl Default for Setup {
@@ -42,6 +51,7 @@ impl Default for Setup {
             issuer: IssuerConfig::default(),
             lifetime: None,
             secret: SECRET,
+            store: None,
         }
     }
 }
@@ -67,7 +77,13 @@ async fn world(setup: Setup) -> World {
         config = config.with_refresh_token_lifetime(lifetime);
     }
     let provider = Maya::from_config(config, sandbox.client(), clock.clone()).unwrap();
-    let manager = harness::manager(provider, &sandbox, &clock);
+    let manager = match setup.store {
+        Some(store) => harness::builder(provider, &sandbox, &clock)
+            .shared_store(store)
+            .build()
+            .unwrap(),
+        None => harness::manager(provider, &sandbox, &clock),
+    };
     let receiver = SessionReceiver::new(manager.clone());
     World {
         sandbox,
@@ -469,4 +485,119 @@ async fn the_receiver_refuses_empty_tokens_and_gives_no_session_id() {
         assert!(!text.contains("maya-1"), "{text}");
     }
     assert_eq!(world.sandbox.total_calls(), 0);
+}
+
+/// Maya's POST carries no credential: whoever finds the Session URL can POST to it. A flood
+/// of new references is bounded: with 1000 sessions remembered, a new reference is answered
+/// 503 and stores nothing (the receiver's index record stops growing), Maya's retry of a
+/// reference it already sent still gets its `sessionId`, and once the flood's sessions lapse
+/// new references are taken again.
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_new_references_is_bounded_and_lapses() {
+    let world = world(Setup::default()).await;
+    let post = |reference: &str| {
+        let body = r#"{"accessToken":"at-flood","refreshToken":"rt-flood","expiresAt":4102444800}"#;
+        let mut post = http::Request::new(body.as_bytes().to_vec());
+        *post.method_mut() = http::Method::POST;
+        post.headers_mut()
+            .insert("Request-Reference-No", reference.parse().unwrap());
+        post
+    };
+    let store = world.manager.store().clone();
+    let key = |name: &str| token_core::store::SessionKey::new(SESSION_URL_NAMESPACE, name);
+    let remembered = async || {
+        let index = store.load(&key("index")).await.unwrap();
+        index.map_or(0, |found| {
+            let value = found.value.into_coordination().unwrap();
+            value["sessions"].as_array().unwrap().len()
+        })
+    };
+
+    let mut first_id = None;
+    for i in 0..1000 {
+        let answer = world.receiver.receive(post(&format!("flood-{i}"))).await;
+        assert_eq!(answer.status(), 200, "POST {i}");
+        first_id.get_or_insert_with(|| answer.body().clone());
+    }
+    assert_eq!(remembered().await, 1000);
+
+    let refused = world.receiver.receive(post("flood-1000")).await;
+    assert_eq!(refused.status(), 503);
+    assert!(!String::from_utf8_lossy(refused.body()).contains("sessionId"));
+    assert_eq!(remembered().await, 1000, "the index did not grow");
+    assert!(store.load(&key("ref:flood-1000")).await.unwrap().is_none());
+
+    let retry = world.receiver.receive(post("flood-0")).await;
+    assert_eq!(retry.status(), 200, "a known reference is still answered");
+    assert_eq!(Some(retry.body()), first_id.as_ref());
+
+    // Twice `redeem_within` later the flood is forgotten, tokens and all.
+    tokio::time::advance(Duration::from_secs(1201)).await;
+    let late = world.receiver.receive(post("late")).await;
+    assert_eq!(late.status(), 200);
+    assert_eq!(remembered().await, 1);
+    assert_eq!(world.sandbox.total_calls(), 0);
+}
+
+/// Fails the next save of the receiver's index record.
+#[derive(Default)]
+struct FailIndexSave(AtomicBool);
+
+#[async_trait]
+impl Intercept for FailIndexSave {
+    async fn save(
+        &self,
+        key: &SessionKey,
+        _record: &StoredRecord,
+        _expected: Option<Version>,
+    ) -> Result<(), StoreError> {
+        let index = key.provider() == SESSION_URL_NAMESPACE && key.session() == "index";
+        if index && self.0.swap(false, Ordering::SeqCst) {
+            return Err(backend_error("the index could not be saved (test)"));
+        }
+        Ok(())
+    }
+}
+
+/// A POST whose session could not be entered in the receiver's index leaves nothing behind
+/// that nobody would forget: no claim of its reference outlives the flood's lapse, so a
+/// sender that never retries cannot leave records in the store for good.
+#[tokio::test(start_paused = true)]
+async fn a_post_that_could_not_be_indexed_leaves_no_claim_behind() {
+    let store = Arc::new(Forwarding::over_memory(FailIndexSave::default()));
+    let world = world(Setup {
+        store: Some(store.clone()),
+        ..Setup::default()
+    })
+    .await;
+    let post = |reference: &str| {
+        let body = r#"{"accessToken":"at-1","refreshToken":"rt-1","expiresAt":4102444800}"#;
+        let mut post = http::Request::new(body.as_bytes().to_vec());
+        *post.method_mut() = http::Method::POST;
+        post.headers_mut()
+            .insert("Request-Reference-No", reference.parse().unwrap());
+        post
+    };
+    let claim = SessionKey::new(SESSION_URL_NAMESPACE, "ref:ref-lost");
+
+    store.0.store(true, Ordering::SeqCst);
+    let failed = world.receiver.receive(post("ref-lost")).await;
+    assert_eq!(failed.status(), 500);
+
+    // Never retried. Twice `redeem_within` later, the next POST forgets what lapsed.
+    tokio::time::advance(Duration::from_secs(1201)).await;
+    assert_eq!(world.receiver.receive(post("ref-next")).await.status(), 200);
+    assert!(
+        store.inner().load(&claim).await.unwrap().is_none(),
+        "the unindexed claim is gone"
+    );
+
+    // Maya's retry right after a failure still gets a session.
+    store.0.store(true, Ordering::SeqCst);
+    assert_eq!(
+        world.receiver.receive(post("ref-again")).await.status(),
+        500
+    );
+    let retried = world.receiver.receive(post("ref-again")).await;
+    assert_eq!(retried.status(), 200);
 }

@@ -230,7 +230,7 @@ impl Issuer {
             code_hash: TokenHash::of(&code),
             grant,
             issued_at: now,
-            expires_at: now + self.config.code_ttl,
+            expires_at: later(now, self.config.code_ttl),
             state: CodeState::Pending,
         };
         self.store.insert_code(record).await?;
@@ -317,9 +317,27 @@ impl Issuer {
 
     /// Revokes the pair that `token` (its access or its refresh token) belongs to. Returns
     /// whether a live pair was revoked; an unknown token is not an error (RFC 7009).
+    ///
+    /// A rotated refresh token still inside its reuse window answers its successor, so
+    /// revoking it revokes that successor: afterwards the token obtains nothing (a client
+    /// whose refresh answer was lost logs out with the only token it has).
     pub async fn revoke(&self, token: &str) -> Result<bool, IssuerError> {
         let now = self.clock.now();
-        Ok(self.store.revoke(&TokenHash::of(token), now).await?)
+        let hash = TokenHash::of(token);
+        if self.store.revoke(&hash, now).await? {
+            return Ok(true);
+        }
+        let Some(record) = self.store.find_by_refresh(&hash).await? else {
+            return Ok(false);
+        };
+        let PairState::Replaced { successor, .. } = record.state else {
+            return Ok(false);
+        };
+        let next = self.store.find_by_refresh(&successor).await?;
+        match record.verdict(next.as_ref(), now) {
+            RotateVerdict::Reuse(_) => Ok(self.revoke_lineage(successor).await? > 0),
+            _ => Ok(false),
+        }
     }
 
     /// Revokes every live pair of `subject` (a logout everywhere); returns how many.
@@ -329,7 +347,7 @@ impl Issuer {
     }
 
     fn mint(&self, subject: String, extras: serde_json::Value, now: OffsetDateTime) -> Minted {
-        let refresh_expires_at = self.config.refresh_ttl.map(|ttl| whole(now) + ttl);
+        let refresh_expires_at = self.config.refresh_ttl.map(|ttl| later(whole(now), ttl));
         let refresh = format!("rt_{}", random_token());
         self.mint_with(subject, extras, refresh, refresh_expires_at, now)
     }
@@ -366,7 +384,7 @@ impl Issuer {
         now: OffsetDateTime,
     ) -> Minted {
         let now = whole(now);
-        let access_expires_at = now + self.config.access_ttl;
+        let access_expires_at = later(now, self.config.access_ttl);
         let access = match self.config.access_format {
             AccessTokenFormat::Opaque => format!("at_{}", random_token()),
             AccessTokenFormat::UnsignedJwt => unsigned_jwt(&subject, now, access_expires_at),
@@ -397,6 +415,15 @@ fn whole(now: OffsetDateTime) -> OffsetDateTime {
     now.replace_nanosecond(0).unwrap_or(now)
 }
 
+/// `at + lifetime`, ending at [`LATEST`](crate::expiry::LATEST) (what clients cap an expiry
+/// at): a lifetime too long for the calendar ("forever") never overflows.
+fn later(at: OffsetDateTime, lifetime: Duration) -> OffsetDateTime {
+    time::Duration::try_from(lifetime)
+        .ok()
+        .and_then(|lifetime| at.checked_add(lifetime))
+        .map_or(crate::expiry::LATEST, |end| end.min(crate::expiry::LATEST))
+}
+
 /// What a refresh does to the refresh token.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -414,7 +441,8 @@ pub enum RefreshRotation {
 }
 
 /// How an [`Issuer`] issues: lifetimes, reuse window, refresh rotation and access token
-/// format.
+/// format. A lifetime or window too long for the calendar (`Duration::MAX` for "forever")
+/// ends at [`expiry::LATEST`](crate::expiry::LATEST).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct IssuerConfig {
@@ -765,7 +793,7 @@ impl PairRecord {
         reuse_window: Duration,
     ) {
         let reuse = (!reuse_window.is_zero()).then(|| Reuse {
-            until: now + reuse_window,
+            until: later(now, reuse_window),
             tokens: successor.tokens.clone(),
         });
         self.state = PairState::Replaced {

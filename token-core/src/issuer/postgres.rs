@@ -972,6 +972,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn revoking_a_refresh_token_inside_its_reuse_window_revokes_its_successor() {
+        let Some(url) =
+            test_url("revoking_a_refresh_token_inside_its_reuse_window_revokes_its_successor")
+        else {
+            return;
+        };
+        let (a, b, _clock, db) = replicas(&url, WINDOW).await;
+        let first = a.issue("alice", serde_json::json!({})).await.unwrap();
+        let lost = a.refresh(&refresh(&first)).await.unwrap();
+        assert!(b.revoke(&refresh(&first)).await.unwrap());
+        assert!(matches!(
+            a.refresh(&refresh(&first)).await,
+            Err(IssuerError::UsedRefreshToken)
+        ));
+        assert!(a.authenticate(&access(&lost)).await.is_err());
+        assert!(!b.revoke(&refresh(&first)).await.unwrap(), "nothing left");
+        drop_schema(&db).await;
+    }
+
+    #[tokio::test]
     async fn a_version_1_schema_migrates_to_the_code_table() {
         let Some(url) = test_url("a_version_1_schema_migrates_to_the_code_table") else {
             return;

@@ -534,3 +534,66 @@ async fn without_revoke_on_reuse_the_descendant_lives_on() {
     assert!(issuer.authenticate(&access(&second)).await.is_ok());
     assert!(issuer.refresh(&refresh(&second)).await.is_ok());
 }
+
+#[tokio::test]
+async fn lifetimes_too_long_for_the_calendar_end_at_the_latest_expiry() {
+    // "Forever", written as the largest duration or as one past the calendar's end: every
+    // expiry ends at `expiry::LATEST` instead of overflowing (a panic in every call).
+    let config = IssuerConfig::default()
+        .with_access_ttl(Duration::MAX)
+        .with_refresh_ttl(Some(Duration::from_secs(1 << 40)))
+        .with_reuse_window(Duration::MAX)
+        .with_code_ttl(Duration::MAX);
+    let (issuer, clock, _store) = issuer_with(config);
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    assert_eq!(first.tokens.access_expires_at, Some(crate::expiry::LATEST));
+    assert_eq!(first.tokens.refresh_expires_at, Some(crate::expiry::LATEST));
+    let second = issuer.refresh(&refresh(&first)).await.unwrap();
+    clock.advance(time::Duration::days(100 * 365));
+    let again = issuer.refresh(&refresh(&first)).await.unwrap();
+    assert!(again.reused, "the reuse window is still open");
+    assert_eq!(again.tokens, second.tokens);
+    assert!(issuer.authenticate(&access(&second)).await.is_ok());
+
+    let code = issuer
+        .issue_code(CodeGrant::new("app-1", "alice"))
+        .await
+        .unwrap();
+    clock.advance(time::Duration::days(365));
+    let redeemed = issuer
+        .redeem_code(code.expose_secret(), CodeExchange::new("app-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        redeemed.tokens.access_expires_at,
+        Some(crate::expiry::LATEST)
+    );
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_inside_its_reuse_window_revokes_the_pair_it_answers() {
+    // The client's answer was lost: it holds only the old refresh token, which still answers
+    // the successor for the reuse window. Revoking it (a logout) must leave nothing that
+    // token can obtain: the successor is revoked and the old token answers nothing.
+    let (issuer, _clock, _store) = issuer();
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    let lost = issuer.refresh(&refresh(&first)).await.unwrap();
+    assert!(issuer.revoke(&refresh(&first)).await.unwrap());
+    assert!(matches!(
+        issuer.refresh(&refresh(&first)).await,
+        Err(IssuerError::UsedRefreshToken)
+    ));
+    assert!(matches!(
+        issuer.authenticate(&access(&lost)).await,
+        Err(IssuerError::InvalidAccessToken)
+    ));
+    assert!(issuer.refresh(&refresh(&lost)).await.is_err());
+
+    // Once the successor moved on, the old token answers nothing and revoking it revokes
+    // nothing: the live pair is the client's own.
+    let first = issuer.issue("bob", serde_json::json!({})).await.unwrap();
+    let second = issuer.refresh(&refresh(&first)).await.unwrap();
+    let third = issuer.refresh(&refresh(&second)).await.unwrap();
+    assert!(!issuer.revoke(&refresh(&first)).await.unwrap());
+    assert!(issuer.authenticate(&access(&third)).await.is_ok());
+}

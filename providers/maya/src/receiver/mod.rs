@@ -32,6 +32,10 @@ const MAX_LEN: usize = 255;
 /// The largest Session URL body accepted: Maya's three tokens fit many times over.
 pub(crate) const MAX_BODY: usize = 64 * 1024;
 
+/// How many sessions a [`SessionReceiver`] remembers at once unless
+/// [`with_max_sessions`](SessionReceiver::with_max_sessions) says otherwise.
+pub const DEFAULT_MAX_SESSIONS: usize = 1000;
+
 /// Receives Maya's Session URL POST and hands the tokens over to the partner's user session.
 ///
 /// One "use" of a `sessionId` is its [redemption](Self::redeem): the partner's front-end
@@ -48,7 +52,12 @@ pub(crate) const MAX_BODY: usize = 64 * 1024;
 /// - the tokens are inserted in the [`TokenManager<Maya>`] under a new UUIDv4 `sessionId`,
 ///   then answered 200 `{"sessionId": "..."}`;
 /// - the same `Request-Reference-No` again (Maya retrying after losing our answer) gets the
-///   same `sessionId` while it is unredeemed, and 409 once redeemed.
+///   same `sessionId` while it is unredeemed, and 409 once redeemed;
+/// - the POST carries no credential, so whoever finds the Session URL can send one: with
+///   [`with_max_sessions`](Self::with_max_sessions) sessions remembered (1000 by default,
+///   pending or redeemed, each for twice `redeem_within`), a new reference is answered 503
+///   and stores nothing, so a flood of made-up references cannot grow the store without
+///   bound. A reference already claimed is still answered.
 ///
 /// **Several replicas.** Which reference claimed which `sessionId`, and whether a session is
 /// pending or redeemed, is kept in the manager's own store ([`TokenManager::store`]) beside
@@ -111,6 +120,7 @@ pub struct SessionReceiver {
     manager: TokenManager<Maya>,
     records: Records,
     redeem_within: Duration,
+    max_sessions: usize,
 }
 
 /// Why a `sessionId` could not be redeemed.
@@ -151,7 +161,17 @@ impl SessionReceiver {
             records: Records::new(manager.store().clone()),
             manager,
             redeem_within: Duration::from_secs(600),
+            max_sessions: DEFAULT_MAX_SESSIONS,
         }
+    }
+
+    /// Sets how many sessions are remembered at once (default [`DEFAULT_MAX_SESSIONS`]);
+    /// beyond it a new `Request-Reference-No` is answered 503. Every POST reads and rewrites
+    /// one index record that lists them, so keep it to what arrives within twice
+    /// `redeem_within`. Replicas count the sessions they share; give every one the same.
+    pub fn with_max_sessions(mut self, max: usize) -> Self {
+        self.max_sessions = max;
+        self
     }
 
     /// Sets how long a `sessionId` can wait for its redemption. Give every replica the same.
@@ -194,7 +214,29 @@ impl SessionReceiver {
             .config()
             .stamp_refresh_expiry(set, None, now);
 
-        self.forget_lapsed(now).await;
+        let remembered = self.forget_lapsed(now).await;
+        if remembered.is_some_and(|count| count >= self.max_sessions) {
+            match self.records.claimed(&reference).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    tracing::warn!(
+                        max_sessions = self.max_sessions,
+                        "Maya session refused: too many sessions remembered"
+                    );
+                    return refuse(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "too many sessions await their redemption",
+                    );
+                }
+                Err(error) => {
+                    tracing::error!(%error, "could not read the Maya session claims");
+                    return refuse(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "could not store the tokens",
+                    );
+                }
+            }
+        }
         match self.open(&reference, set, now).await {
             Ok(Opened::Pending(session_id)) => {
                 tracing::info!("Maya session received");
@@ -286,30 +328,55 @@ impl SessionReceiver {
     ) -> Result<Opened, Error> {
         // Twice at most: a lapsed claim is forgotten and the reference claimed anew.
         for _ in 0..2 {
-            let ours = Claim {
-                session_id: uuid::Uuid::new_v4().to_string(),
-                received_at: now,
+            let theirs = match self.records.claimed(reference).await? {
+                Some(theirs) => theirs,
+                None => match self.claim(reference, now).await? {
+                    Claimed::Ours(ours) => return self.complete(reference, ours, set).await,
+                    Claimed::Before(theirs) => theirs,
+                },
             };
-            let claim = match self.records.claim(reference, &ours).await? {
-                Claimed::Ours => ours,
-                Claimed::Before(theirs) if lapsed(theirs.received_at, self.keep(), now) => {
-                    self.forget_all(&[Remembered {
-                        session_id: theirs.session_id,
-                        reference: reference.to_owned(),
-                        received_at: theirs.received_at,
-                    }])
-                    .await;
-                    continue;
-                }
-                Claimed::Before(theirs) => theirs,
-            };
-            return self.complete(reference, claim, set).await;
+            if lapsed(theirs.received_at, self.keep(), now) {
+                self.forget_all(&[Remembered {
+                    session_id: theirs.session_id,
+                    reference: reference.to_owned(),
+                    received_at: theirs.received_at,
+                }])
+                .await;
+                continue;
+            }
+            return self.complete(reference, theirs, set).await;
         }
         Err(StoreError::Backend {
             message: "the Request-Reference-No's old session could not be forgotten".into(),
             source: None,
         }
         .into())
+    }
+
+    /// Claims `reference` for a new session, entered in the index first: a claim is never in
+    /// the store without the index entry by which it is forgotten when it lapses (a claim
+    /// whose sender never came back would otherwise stay for good). An entry left by a
+    /// failed or lost claim names no session and lapses harmlessly; one that lost to
+    /// another claim is taken out at once.
+    async fn claim(&self, reference: &str, now: OffsetDateTime) -> Result<Claimed, StoreError> {
+        let ours = Claim {
+            session_id: uuid::Uuid::new_v4().to_string(),
+            received_at: now,
+        };
+        self.records
+            .remember(&Remembered {
+                session_id: ours.session_id.clone(),
+                reference: reference.to_owned(),
+                received_at: now,
+            })
+            .await?;
+        let claimed = self.records.claim(reference, &ours).await?;
+        if let Claimed::Before(_) = &claimed
+            && let Err(error) = self.records.forget(&[ours.session_id]).await
+        {
+            tracing::warn!(%error, "could not update the index of Maya sessions");
+        }
+        Ok(claimed)
     }
 
     /// Stores whatever of the claimed session is not in the store yet: its index entry, its
@@ -354,20 +421,22 @@ impl SessionReceiver {
         Ok(set)
     }
 
-    /// Forgets every remembered session older than twice `redeem_within`. Failures are
+    /// Forgets every remembered session older than twice `redeem_within`, and returns how
+    /// many are remembered besides (`None`: the index could not be read). Failures are
     /// logged: the next POST tries again.
-    async fn forget_lapsed(&self, now: OffsetDateTime) {
-        let lapsed: Vec<Remembered> = match self.records.remembered().await {
-            Ok(remembered) => remembered
-                .into_iter()
-                .filter(|r| lapsed(r.received_at, self.keep(), now))
-                .collect(),
-            Err(error) => {
-                tracing::warn!(%error, "could not read the Maya sessions to forget");
-                return;
-            }
-        };
+    async fn forget_lapsed(&self, now: OffsetDateTime) -> Option<usize> {
+        let (lapsed, kept): (Vec<Remembered>, Vec<Remembered>) =
+            match self.records.remembered().await {
+                Ok(remembered) => remembered
+                    .into_iter()
+                    .partition(|r| lapsed(r.received_at, self.keep(), now)),
+                Err(error) => {
+                    tracing::warn!(%error, "could not read the Maya sessions to forget");
+                    return None;
+                }
+            };
         self.forget_all(&lapsed).await;
+        Some(kept.len())
     }
 
     async fn forget_all(&self, lapsed: &[Remembered]) {

@@ -99,7 +99,7 @@ impl Session {
 /// What [`Records::claim`] found.
 pub(super) enum Claimed {
     /// This call wrote the claim.
-    Ours,
+    Ours(Claim),
     /// The reference was claimed before (by another replica, or by Maya's earlier try).
     Before(Claim),
 }
@@ -133,7 +133,7 @@ impl Records {
         let key = claim_key(reference);
         for _ in 0..CAS_ATTEMPTS {
             match self.save(&key, claim, None).await {
-                Ok(_) => return Ok(Claimed::Ours),
+                Ok(_) => return Ok(Claimed::Ours(claim.clone())),
                 Err(StoreError::Conflict { .. }) => {}
                 Err(error) => return Err(error),
             }
@@ -143,6 +143,14 @@ impl Records {
             }
         }
         Err(busy(&key))
+    }
+
+    /// `reference`'s claim, if it was claimed.
+    pub(super) async fn claimed(&self, reference: &str) -> Result<Option<Claim>, StoreError> {
+        Ok(self
+            .load::<Claim>(&claim_key(reference))
+            .await?
+            .map(|found| found.value))
     }
 
     /// Removes `reference`'s claim if it still names `session_id`.
