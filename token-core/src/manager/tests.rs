@@ -2499,3 +2499,66 @@ async fn an_insert_during_a_refresh_that_panics_is_not_answered_with_the_panic()
     assert_eq!(refreshed.expose_secret(), "at-1");
     assert_eq!(h.calls(), 2);
 }
+
+// --- Stores shared by several processes: unreadable records, vanished directories ---
+
+/// Overwrites the one record file of a `FileStore` directory with `bytes` (a record of a
+/// newer release, a half-restored backup).
+fn overwrite_record_file(dir: &std::path::Path, bytes: &[u8]) {
+    let records: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    std::fs::write(&records[0], bytes).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_insert_replaces_a_record_the_store_cannot_read() {
+    let h = harness(|_| {});
+    let tmp = tempfile::TempDir::new().unwrap();
+    let store = Arc::new(crate::store::FileStore::open(tmp.path()).unwrap());
+    let manager = manager_over(&h, store.clone());
+    manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(h.clock.now() + HOUR),
+        )
+        .await
+        .unwrap();
+    // A record of a kind this release does not know (written by a newer one).
+    overwrite_record_file(
+        tmp.path(),
+        br#"{"version": 7, "provider": "fake", "session": "s", "record": {"kind": "pending"}}"#,
+    );
+    let fresh = manager_over(&h, store.clone());
+    assert!(matches!(
+        fresh.access_token("s").await,
+        Err(Error::Store(StoreError::Corrupt(_)))
+    ));
+    // The user logs in again: the tokens of the login replace the record, and are served.
+    fresh.insert("s", login(&h)).await.unwrap();
+    assert_eq!(
+        fresh.access_token("s").await.unwrap().expose_secret(),
+        "at-login"
+    );
+    let stored = store
+        .load(&SessionKey::new("fake", "s"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.value.tokens().unwrap().access_token.expose_secret(),
+        "at-login"
+    );
+    // Another process sees the login, not the unreadable record.
+    let other = manager_over(&h, store);
+    assert_eq!(
+        other.access_token("s").await.unwrap().expose_secret(),
+        "at-login"
+    );
+    assert_eq!(h.calls(), 0);
+}
