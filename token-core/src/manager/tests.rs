@@ -2562,3 +2562,49 @@ async fn an_insert_replaces_a_record_the_store_cannot_read() {
     );
     assert_eq!(h.calls(), 0);
 }
+
+#[cfg(unix)]
+#[tokio::test(start_paused = true)]
+async fn a_file_store_whose_directory_vanished_gives_up_no_session() {
+    let h = harness(|_| {});
+    let tmp = tempfile::TempDir::new().unwrap();
+    let dir = tmp.path().join("tokens");
+    let store = Arc::new(crate::store::FileStore::open(&dir).unwrap());
+    let manager = manager_over(&h, store.clone());
+    h.fake.then(Step::Fail(invalid_grant()));
+    manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(h.clock.now() + Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+    // The volume goes away and its empty mount point stays (or the directory is wiped).
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let unavailable = |result: Result<AccessToken, Error>| {
+        let error = result.unwrap_err();
+        assert!(
+            matches!(error, Error::Store(StoreError::Backend { .. })),
+            "the store is unavailable, the session not gone: {error:?}"
+        );
+    };
+    // Another process meets the session for the first time: the store cannot say.
+    let other = manager_over(&h, store.clone());
+    unavailable(other.access_token("s").await);
+    // Its refresh (which the provider would refuse) neither finds the session removed nor
+    // calls the provider: the store cannot be read.
+    tokio::time::advance(Duration::from_secs(31)).await;
+    unavailable(manager.access_token("s").await);
+    assert_eq!(h.calls(), 0, "no refresh without the store");
+    assert!(
+        !std::fs::read_dir(&dir).unwrap().any(|entry| {
+            let name = entry.unwrap().file_name();
+            name.to_string_lossy().ends_with(".json")
+        }),
+        "nothing is written into a directory that is not the store's"
+    );
+}
