@@ -2608,3 +2608,140 @@ async fn a_file_store_whose_directory_vanished_gives_up_no_session() {
         "nothing is written into a directory that is not the store's"
     );
 }
+
+/// Over a store shared with other managers: fails `save` while `failing`, and holds the
+/// answer of the next `acquire_lease` after `hold` is set (the store has granted it, the
+/// answer is on its way) until the test lets it go.
+struct HeldAnswers {
+    inner: Arc<MemoryStore>,
+    failing: std::sync::atomic::AtomicBool,
+    hold: StdMutex<Option<Arc<Semaphore>>>,
+    holding: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl TokenStore for HeldAnswers {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        self.inner.load(key).await
+    }
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend {
+                message: "disk full".into(),
+                source: None,
+            });
+        }
+        self.inner.save(key, record, expected).await
+    }
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
+        self.inner.delete(key, expected).await
+    }
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        let answer = self.inner.acquire_lease(key, holder, ttl).await;
+        let hold = self.hold.lock().unwrap().take();
+        if let Some(hold) = hold {
+            self.holding.store(true, Ordering::SeqCst);
+            drop(hold.acquire().await.unwrap());
+        }
+        answer
+    }
+    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        self.inner.release_lease(key, holder).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_taken_again_while_a_background_save_gives_it_back_stays_taken() {
+    let provider_gate = Arc::new(Semaphore::new(1));
+    let h = harness(|fake| fake.gate = Some(provider_gate.clone()));
+    let shared = Arc::new(MemoryStore::new());
+    let store = Arc::new(HeldAnswers {
+        inner: shared.clone(),
+        failing: false.into(),
+        hold: StdMutex::new(None),
+        holding: false.into(),
+    });
+    let here = manager_over(&h, store.clone());
+    let mut events = here.subscribe();
+    let elsewhere = manager_over(&h, shared.clone());
+    here.insert(
+        "s",
+        TokenSet::new(AccessToken::new("at-0"))
+            .with_refresh_token(RefreshToken::new("rt-0"))
+            .with_access_expires_at(h.clock.now()),
+    )
+    .await
+    .unwrap();
+    // The new pair cannot be saved: it is used, and saved in the background, the lease kept.
+    store.failing.store(true, Ordering::SeqCst);
+    assert_eq!(
+        here.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    provider_gate.acquire().await.unwrap().forget();
+
+    // A forced refresh here takes the lease again; the store's answer is on its way...
+    let hold = Arc::new(Semaphore::new(0));
+    *store.hold.lock().unwrap() = Some(hold.clone());
+    let forced = {
+        let here = here.clone();
+        tokio::spawn(async move { here.refresh_now("s").await })
+    };
+    for _ in 0..1000 {
+        if store.holding.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(store.holding.load(Ordering::SeqCst));
+    // ...while the background save succeeds and gives its use of the lease back.
+    store.failing.store(false, Ordering::SeqCst);
+    tokio::time::advance(ManagerConfig::default().heartbeat()).await;
+    let mut persisted = false;
+    for _ in 0..1000 {
+        match events.try_recv() {
+            Ok(Event::Persisted { .. }) => persisted = true,
+            Ok(_) => continue,
+            Err(_) if persisted => break,
+            Err(_) => {}
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(persisted, "the background save landed");
+    hold.add_permits(1);
+    h.until_calls(2).await;
+    assert_eq!(h.fake.presented.lock().unwrap()[1], "rt-1");
+
+    // The forced refresh is at the provider with rt-1: another process must wait for it.
+    let waiting = {
+        let elsewhere = elsewhere.clone();
+        tokio::spawn(async move { elsewhere.refresh_now("s").await })
+    };
+    for _ in 0..1000 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        *h.fake.presented.lock().unwrap(),
+        ["rt-0", "rt-1"],
+        "a refresh token is sent by one process at a time"
+    );
+    provider_gate.add_permits(10);
+    assert_eq!(forced.await.unwrap().unwrap().expose_secret(), "at-2");
+    waiting.await.unwrap().unwrap();
+    let presented = h.fake.presented.lock().unwrap().clone();
+    assert_eq!(presented, ["rt-0", "rt-1", "rt-2"]);
+}
