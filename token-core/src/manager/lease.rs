@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use super::refresh::CatchUnwind;
 use super::session::{Ready, Reason, Session, State};
 use super::{Event, Inner, from_stored, not_a_session};
 use crate::error::{Error, StoreError};
@@ -124,6 +125,32 @@ impl<P: Provider> Inner<P> {
                 }
             }
         };
+        // A panic (in a store's code, say) must not leave the lease counted as taken here:
+        // it would never be given back again.
+        match CatchUnwind(Box::pin(
+            self.reread_after_taking(session, generation, current, reason, taken_over),
+        ))
+        .await
+        {
+            Ok(taken) => taken,
+            Err(()) => {
+                tracing::error!("the refresh panicked");
+                self.release(session).await;
+                Err(Error::RefreshAborted("the refresh panicked".into()))
+            }
+        }
+    }
+
+    /// With the lease just taken: waits for a lapsed holder's save if it was taken over,
+    /// then re-reads the store. Gives the lease back unless it returns it held.
+    async fn reread_after_taking(
+        &self,
+        session: &Session<P::Extras>,
+        generation: u64,
+        mut current: Option<Ready<P::Extras>>,
+        reason: &Reason,
+        taken_over: bool,
+    ) -> Result<LeaseTaken<P::Extras>, Error> {
         if taken_over {
             tracing::warn!(
                 "took over a refresh lease that lapsed unreleased; waiting for its holder's save"

@@ -2745,3 +2745,138 @@ async fn a_lease_taken_again_while_a_background_save_gives_it_back_stays_taken()
     let presented = h.fake.presented.lock().unwrap().clone();
     assert_eq!(presented, ["rt-0", "rt-1", "rt-2"]);
 }
+
+/// Over a store shared with other managers: `load` panics once `panics` is set (a store's
+/// own code, or a bug in it), `save` once `save_panics` is, and `save` fails while
+/// `save_fails` is.
+struct PanickingStore {
+    inner: Arc<MemoryStore>,
+    panics: std::sync::atomic::AtomicBool,
+    save_panics: std::sync::atomic::AtomicBool,
+    save_fails: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl TokenStore for PanickingStore {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        if self.panics.swap(false, Ordering::SeqCst) {
+            panic!("the store's code panicked");
+        }
+        self.inner.load(key).await
+    }
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        if self.save_panics.swap(false, Ordering::SeqCst) {
+            panic!("the store's code panicked");
+        }
+        if self.save_fails.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend {
+                message: "disk full".into(),
+                source: None,
+            });
+        }
+        self.inner.save(key, record, expected).await
+    }
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
+        self.inner.delete(key, expected).await
+    }
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        self.inner.acquire_lease(key, holder, ttl).await
+    }
+    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        self.inner.release_lease(key, holder).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_that_panics_once_the_lease_is_taken_does_not_keep_it_taken() {
+    let h = harness(|_| {});
+    let shared = Arc::new(MemoryStore::new());
+    let store = Arc::new(PanickingStore {
+        inner: shared.clone(),
+        panics: false.into(),
+        save_panics: false.into(),
+        save_fails: false.into(),
+    });
+    let manager = manager_over(&h, store.clone());
+    let key = SessionKey::new("fake", "s");
+    let ttl = ManagerConfig::default().lease_ttl;
+    let free = || async {
+        let free = shared
+            .acquire_lease(&key, "another process", ttl)
+            .await
+            .unwrap();
+        shared.release_lease(&key, "another process").await.unwrap();
+        free
+    };
+    manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(h.clock.now()),
+        )
+        .await
+        .unwrap();
+    // The re-read after the lease was taken panics.
+    store.panics.store(true, Ordering::SeqCst);
+    let error = manager.access_token("s").await.unwrap_err();
+    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    assert_eq!(free().await, Lease::Acquired, "the lease was given back");
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    assert_eq!(
+        free().await,
+        Lease::Acquired,
+        "and is given back after the next refresh"
+    );
+
+    assert_eq!(h.calls(), 1);
+
+    // A set whose save failed is saved again before its refresh token is spent: that save
+    // panics.
+    let mut events = manager.subscribe();
+    store.save_fails.store(true, Ordering::SeqCst);
+    tokio::time::advance(HOUR).await;
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-2"
+    );
+    store.save_fails.store(false, Ordering::SeqCst);
+    store.save_panics.store(true, Ordering::SeqCst);
+    let error = manager.refresh_now("s").await.unwrap_err();
+    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    assert_eq!(h.calls(), 2, "no token spent without the save");
+    // The background save lands, and gives the lease back.
+    let persisted = tokio::time::timeout(HOUR, async {
+        loop {
+            if let Event::Persisted { .. } = events.recv().await.unwrap() {
+                return;
+            }
+        }
+    });
+    persisted.await.unwrap();
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        free().await,
+        Lease::Acquired,
+        "given back after a panicking save"
+    );
+}
