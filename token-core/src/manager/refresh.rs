@@ -218,7 +218,8 @@ impl<P: Provider> Inner<P> {
         // next pair must replace it in the store, or another process would find the old
         // one there and spend a token that is already spent. One that can never be saved
         // (its extras cannot be serialized) is refreshed from as it is: its refresh token is
-        // the only live one, and the lease its background save keeps guards it meanwhile.
+        // the only live one. No background save keeps a lease for it, so another process
+        // may spend the stale stored token meanwhile (`PersistFailed` has said so).
         let current = match current {
             Some(unsaved) if !unsaved.saved && !unsaved.unstorable => {
                 match self.save_unsaved(session, generation, &unsaved).await {
