@@ -1,9 +1,11 @@
 //! The cross-process lease: taken before a refresh, the store re-read after taking it,
 //! renewed while the refresh runs, and checked before a refresh token is spent.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use super::refresh::CatchUnwind;
 use super::session::{Ready, Reason, Session, State};
 use super::{Event, Inner, from_stored, not_a_session};
 use crate::error::{Error, StoreError};
@@ -59,6 +61,13 @@ impl LeaseWatch {
     }
 }
 
+/// How many users in this process hold a session's store lease (a refresh, and a background
+/// save that keeps it until its set is saved): it is released at zero. Taken and given back
+/// under its lock, so this process's grants and releases of the lease reach the store in the
+/// order they are counted.
+#[derive(Default)]
+pub(super) struct LeaseUsers(tokio::sync::Mutex<usize>);
+
 impl<P: Provider> Inner<P> {
     /// Takes the store's refresh lease, waiting while another process holds it; then
     /// re-reads the store, since the other process may have refreshed meanwhile (a replica
@@ -73,11 +82,7 @@ impl<P: Provider> Inner<P> {
         let started = tokio::time::Instant::now();
         let mut polls = 0u32;
         let taken_over = loop {
-            match self
-                .store
-                .acquire_lease(&session.key, &self.holder, self.config.lease_ttl)
-                .await?
-            {
+            match self.acquire(session).await? {
                 Lease::Acquired => break false,
                 Lease::TakenOver => break true,
                 Lease::HeldByOther { remaining } => {
@@ -120,7 +125,32 @@ impl<P: Provider> Inner<P> {
                 }
             }
         };
-        self.lease_taken(session);
+        // A panic (in a store's code, say) must not leave the lease counted as taken here:
+        // it would never be given back again.
+        match CatchUnwind(Box::pin(
+            self.reread_after_taking(session, generation, current, reason, taken_over),
+        ))
+        .await
+        {
+            Ok(taken) => taken,
+            Err(()) => {
+                tracing::error!("the refresh panicked");
+                self.release(session).await;
+                Err(Error::RefreshAborted("the refresh panicked".into()))
+            }
+        }
+    }
+
+    /// With the lease just taken: waits for a lapsed holder's save if it was taken over,
+    /// then re-reads the store. Gives the lease back unless it returns it held.
+    async fn reread_after_taking(
+        &self,
+        session: &Session<P::Extras>,
+        generation: u64,
+        mut current: Option<Ready<P::Extras>>,
+        reason: &Reason,
+        taken_over: bool,
+    ) -> Result<LeaseTaken<P::Extras>, Error> {
         if taken_over {
             tracing::warn!(
                 "took over a refresh lease that lapsed unreleased; waiting for its holder's save"
@@ -296,34 +326,60 @@ impl<P: Provider> Inner<P> {
         }
     }
 
-    /// Counts a new user of the session's store lease in this process.
-    fn lease_taken(&self, session: &Session<P::Extras>) {
+    /// This process's users of the session's store lease (by name: a session removed and
+    /// inserted again while a refresh of the old one runs is under the same lease).
+    fn lease_users(&self, session: &Session<P::Extras>) -> Arc<LeaseUsers> {
         let mut users = self.lease_users.lock().unwrap_or_else(|p| p.into_inner());
-        *users.entry(session.name().clone()).or_default() += 1;
+        users.entry(session.name().clone()).or_default().clone()
     }
 
-    /// Counts a user gone; `true` when it was the last one (the lease is to be released).
-    fn lease_given_back(&self, session: &Session<P::Extras>) -> bool {
-        let mut users = self.lease_users.lock().unwrap_or_else(|p| p.into_inner());
-        match users.get_mut(&**session.name()) {
-            Some(count) if *count > 1 => {
-                *count -= 1;
-                false
-            }
-            _ => {
-                users.remove(&**session.name());
-                true
-            }
+    /// Forgets `users` once nobody uses or waits for the lease (`count`, read under its lock).
+    fn tidy_lease_users(
+        &self,
+        session: &Session<P::Extras>,
+        users: &Arc<LeaseUsers>,
+        count: usize,
+    ) {
+        let mut all = self.lease_users.lock().unwrap_or_else(|p| p.into_inner());
+        // Two references: the map's and the caller's; a waiter for the lock holds a third.
+        if count == 0
+            && Arc::strong_count(users) == 2
+            && all
+                .get(&**session.name())
+                .is_some_and(|found| Arc::ptr_eq(found, users))
+        {
+            all.remove(&**session.name());
         }
+    }
+
+    /// Asks the store for the lease, and counts a new user in this process if granted. In
+    /// order with this process's releases: a release whose last user left cannot reach the
+    /// store after a grant it did not count, and take away the lease of a refresh that
+    /// believes it holds it.
+    async fn acquire(&self, session: &Session<P::Extras>) -> Result<Lease, StoreError> {
+        let users = self.lease_users(session);
+        let mut count = users.0.lock().await;
+        let answer = self
+            .store
+            .acquire_lease(&session.key, &self.holder, self.config.lease_ttl)
+            .await;
+        if matches!(answer, Ok(Lease::Acquired | Lease::TakenOver)) {
+            *count += 1;
+        }
+        self.tidy_lease_users(session, &users, *count);
+        answer
     }
 
     /// Gives the lease back once its last user in this process is done with it.
     pub(super) async fn release(&self, session: &Session<P::Extras>) {
-        if !self.lease_given_back(session) {
-            return;
-        }
-        if let Err(error) = self.store.release_lease(&session.key, &self.holder).await {
+        let users = self.lease_users(session);
+        let mut count = users.0.lock().await;
+        *count = count.saturating_sub(1);
+        if *count == 0
+            && let Err(error) = self.store.release_lease(&session.key, &self.holder).await
+        {
             tracing::warn!(%error, "could not release the refresh lease; it will lapse");
         }
+        self.tidy_lease_users(session, &users, *count);
     }
 }

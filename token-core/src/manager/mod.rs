@@ -489,7 +489,7 @@ struct Inner<P: Provider> {
     /// background save that keeps it until its set is saved): it is released at zero.
     /// Counted by name, not per `Session`: one removed and inserted again while a refresh
     /// of the old one runs is a new `Session` under the same lease.
-    lease_users: std::sync::Mutex<std::collections::HashMap<Arc<str>, usize>>,
+    lease_users: std::sync::Mutex<std::collections::HashMap<Arc<str>, Arc<lease::LeaseUsers>>>,
     /// Refreshes and background saves, waited for by `shutdown`.
     tasks: TaskTracker,
     closing: AtomicBool,

@@ -69,7 +69,8 @@ impl<P: Provider> Inner<P> {
     }
 
     /// Saves a set the application handed over (it has the last word): on a version
-    /// conflict it overwrites what it finds.
+    /// conflict it overwrites what it finds, and a record the store cannot read (written by
+    /// a newer release, damaged) is removed first, since no compare-and-swap can name it.
     pub(super) async fn save_authoritative(
         &self,
         key: &SessionKey,
@@ -79,9 +80,15 @@ impl<P: Provider> Inner<P> {
             return Ok(memory.put_shared(key, set));
         }
         let mut record = None;
-        let mut expected = match self.store.load(key).await? {
-            Some(found) => Some(found.version),
-            None => None,
+        let mut expected = match self.store.load(key).await {
+            Ok(found) => found.map(|found| found.version),
+            Err(StoreError::Corrupt(reason)) => {
+                // Kept, it would refuse every new login of the session for good.
+                tracing::warn!(%reason, "replacing a record that cannot be read with inserted tokens");
+                self.store.delete(key, None).await?;
+                None
+            }
+            Err(error) => return Err(error.into()),
         };
         for _ in 0..3 {
             match self.save_set(key, set, &mut record, expected).await {

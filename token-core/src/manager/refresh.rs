@@ -153,23 +153,6 @@ impl<P: Provider> Inner<P> {
             LeaseTaken::Settled(current) => return Ok(current),
             LeaseTaken::Held(current) => current,
         };
-        // A set whose save failed is saved before its refresh token is spent again: the
-        // next pair must replace it in the store, or another process would find the old
-        // one there and spend a token that is already spent. One that can never be saved
-        // (its extras cannot be serialized) is refreshed from as it is: its refresh token is
-        // the only live one, and the lease its background save keeps guards it meanwhile.
-        let current = match current {
-            Some(unsaved) if !unsaved.saved && !unsaved.unstorable => {
-                match self.save_unsaved(session, generation, &unsaved).await {
-                    Ok(saved) => Some(saved),
-                    Err(error) => {
-                        self.release(session).await;
-                        return Err(error);
-                    }
-                }
-            }
-            current => current,
-        };
         let watch = LeaseWatch::default();
         let work = async {
             // A panic (in the provider, or in a store) must not leave the lease taken: it
@@ -240,6 +223,21 @@ impl<P: Provider> Inner<P> {
         reason: &Reason,
         watch: &LeaseWatch,
     ) -> (Outcome<P::Extras>, bool) {
+        // A set whose save failed is saved before its refresh token is spent again: the
+        // next pair must replace it in the store, or another process would find the old
+        // one there and spend a token that is already spent. One that can never be saved
+        // (its extras cannot be serialized) is refreshed from as it is: its refresh token is
+        // the only live one. No background save keeps a lease for it, so another process
+        // may spend the stale stored token meanwhile (`PersistFailed` has said so).
+        let current = match current {
+            Some(unsaved) if !unsaved.saved && !unsaved.unstorable => {
+                match self.save_unsaved(session, generation, &unsaved).await {
+                    Ok(saved) => Some(saved),
+                    Err(error) => return (Err(error), false),
+                }
+            }
+            current => current,
+        };
         let cx = CallContext::new(
             self.client.clone(),
             self.clock.clone(),
@@ -747,7 +745,7 @@ impl<P: Provider> Inner<P> {
 }
 
 /// A future's output, or `Err` if polling it panicked.
-struct CatchUnwind<F>(Pin<Box<F>>);
+pub(super) struct CatchUnwind<F>(pub(super) Pin<Box<F>>);
 
 impl<F: Future> Future for CatchUnwind<F> {
     type Output = Result<F::Output, ()>;

@@ -2630,5 +2630,386 @@ async fn an_unknown_name_is_answered_from_memory_for_the_failure_cooldown() {
     assert_eq!(manager.inner.sessions.len(), 1);
 }
 
+// --- Stores shared by several processes: unreadable records, vanished directories ---
+
+/// Overwrites the one record file of a `FileStore` directory with `bytes` (a record of a
+/// newer release, a half-restored backup).
+fn overwrite_record_file(dir: &std::path::Path, bytes: &[u8]) {
+    let records: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    std::fs::write(&records[0], bytes).unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_insert_replaces_a_record_the_store_cannot_read() {
+    let h = harness(|_| {});
+    let tmp = tempfile::TempDir::new().unwrap();
+    let store = Arc::new(crate::store::FileStore::open(tmp.path()).unwrap());
+    let manager = manager_over(&h, store.clone());
+    manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(h.clock.now() + HOUR),
+        )
+        .await
+        .unwrap();
+    // A record of a kind this release does not know (written by a newer one).
+    overwrite_record_file(
+        tmp.path(),
+        br#"{"version": 7, "provider": "fake", "session": "s", "record": {"kind": "pending"}}"#,
+    );
+    let fresh = manager_over(&h, store.clone());
+    assert!(matches!(
+        fresh.access_token("s").await,
+        Err(Error::Store(StoreError::Corrupt(_)))
+    ));
+    // The user logs in again: the tokens of the login replace the record, and are served.
+    fresh.insert("s", login(&h)).await.unwrap();
+    assert_eq!(
+        fresh.access_token("s").await.unwrap().expose_secret(),
+        "at-login"
+    );
+    let stored = store
+        .load(&SessionKey::new("fake", "s"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.value.tokens().unwrap().access_token.expose_secret(),
+        "at-login"
+    );
+    // Another process sees the login, not the unreadable record.
+    let other = manager_over(&h, store);
+    assert_eq!(
+        other.access_token("s").await.unwrap().expose_secret(),
+        "at-login"
+    );
+    assert_eq!(h.calls(), 0);
+}
+
+#[cfg(unix)]
+#[tokio::test(start_paused = true)]
+async fn a_file_store_whose_directory_vanished_gives_up_no_session() {
+    let h = harness(|_| {});
+    let tmp = tempfile::TempDir::new().unwrap();
+    let dir = tmp.path().join("tokens");
+    let store = Arc::new(crate::store::FileStore::open(&dir).unwrap());
+    let manager = manager_over(&h, store.clone());
+    h.fake.then(Step::Fail(invalid_grant()));
+    manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(h.clock.now() + Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+    // The volume goes away and its empty mount point stays (or the directory is wiped).
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let unavailable = |result: Result<AccessToken, Error>| {
+        let error = result.unwrap_err();
+        assert!(
+            matches!(error, Error::Store(StoreError::Backend { .. })),
+            "the store is unavailable, the session not gone: {error:?}"
+        );
+    };
+    // Another process meets the session for the first time: the store cannot say.
+    let other = manager_over(&h, store.clone());
+    unavailable(other.access_token("s").await);
+    // Its refresh (which the provider would refuse) neither finds the session removed nor
+    // calls the provider: the store cannot be read.
+    tokio::time::advance(Duration::from_secs(31)).await;
+    unavailable(manager.access_token("s").await);
+    assert_eq!(h.calls(), 0, "no refresh without the store");
+    assert!(
+        !std::fs::read_dir(&dir).unwrap().any(|entry| {
+            let name = entry.unwrap().file_name();
+            name.to_string_lossy().ends_with(".json")
+        }),
+        "nothing is written into a directory that is not the store's"
+    );
+}
+
+/// Over a store shared with other managers: fails `save` while `failing`, and holds the
+/// answer of the next `acquire_lease` after `hold` is set (the store has granted it, the
+/// answer is on its way) until the test lets it go.
+struct HeldAnswers {
+    inner: Arc<MemoryStore>,
+    failing: std::sync::atomic::AtomicBool,
+    hold: StdMutex<Option<Arc<Semaphore>>>,
+    holding: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl TokenStore for HeldAnswers {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        self.inner.load(key).await
+    }
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend {
+                message: "disk full".into(),
+                source: None,
+            });
+        }
+        self.inner.save(key, record, expected).await
+    }
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
+        self.inner.delete(key, expected).await
+    }
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        let answer = self.inner.acquire_lease(key, holder, ttl).await;
+        let hold = self.hold.lock().unwrap().take();
+        if let Some(hold) = hold {
+            self.holding.store(true, Ordering::SeqCst);
+            drop(hold.acquire().await.unwrap());
+        }
+        answer
+    }
+    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        self.inner.release_lease(key, holder).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_taken_again_while_a_background_save_gives_it_back_stays_taken() {
+    let provider_gate = Arc::new(Semaphore::new(1));
+    let h = harness(|fake| fake.gate = Some(provider_gate.clone()));
+    let shared = Arc::new(MemoryStore::new());
+    let store = Arc::new(HeldAnswers {
+        inner: shared.clone(),
+        failing: false.into(),
+        hold: StdMutex::new(None),
+        holding: false.into(),
+    });
+    let here = manager_over(&h, store.clone());
+    let mut events = here.subscribe();
+    let elsewhere = manager_over(&h, shared.clone());
+    here.insert(
+        "s",
+        TokenSet::new(AccessToken::new("at-0"))
+            .with_refresh_token(RefreshToken::new("rt-0"))
+            .with_access_expires_at(h.clock.now()),
+    )
+    .await
+    .unwrap();
+    // The new pair cannot be saved: it is used, and saved in the background, the lease kept.
+    store.failing.store(true, Ordering::SeqCst);
+    assert_eq!(
+        here.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    provider_gate.acquire().await.unwrap().forget();
+
+    // A forced refresh here takes the lease again; the store's answer is on its way...
+    let hold = Arc::new(Semaphore::new(0));
+    *store.hold.lock().unwrap() = Some(hold.clone());
+    let forced = {
+        let here = here.clone();
+        tokio::spawn(async move { here.refresh_now("s").await })
+    };
+    for _ in 0..1000 {
+        if store.holding.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(store.holding.load(Ordering::SeqCst));
+    // ...while the background save succeeds and gives its use of the lease back.
+    store.failing.store(false, Ordering::SeqCst);
+    tokio::time::advance(ManagerConfig::default().heartbeat()).await;
+    let mut persisted = false;
+    for _ in 0..1000 {
+        match events.try_recv() {
+            Ok(Event::Persisted { .. }) => persisted = true,
+            Ok(_) => continue,
+            Err(_) if persisted => break,
+            Err(_) => {}
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(persisted, "the background save landed");
+    hold.add_permits(1);
+    h.until_calls(2).await;
+    assert_eq!(h.fake.presented.lock().unwrap()[1], "rt-1");
+
+    // The forced refresh is at the provider with rt-1: another process must wait for it.
+    let waiting = {
+        let elsewhere = elsewhere.clone();
+        tokio::spawn(async move { elsewhere.refresh_now("s").await })
+    };
+    for _ in 0..1000 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        *h.fake.presented.lock().unwrap(),
+        ["rt-0", "rt-1"],
+        "a refresh token is sent by one process at a time"
+    );
+    provider_gate.add_permits(10);
+    assert_eq!(forced.await.unwrap().unwrap().expose_secret(), "at-2");
+    waiting.await.unwrap().unwrap();
+    let presented = h.fake.presented.lock().unwrap().clone();
+    assert_eq!(presented, ["rt-0", "rt-1", "rt-2"]);
+}
+
+/// Over a store shared with other managers: `load` panics once `panics` is set (a store's
+/// own code, or a bug in it), `save` once `save_panics` is, and `save` fails while
+/// `save_fails` is.
+struct PanickingStore {
+    inner: Arc<MemoryStore>,
+    panics: std::sync::atomic::AtomicBool,
+    save_panics: std::sync::atomic::AtomicBool,
+    save_fails: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl TokenStore for PanickingStore {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        if self.panics.swap(false, Ordering::SeqCst) {
+            panic!("the store's code panicked");
+        }
+        self.inner.load(key).await
+    }
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        if self.save_panics.swap(false, Ordering::SeqCst) {
+            panic!("the store's code panicked");
+        }
+        if self.save_fails.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend {
+                message: "disk full".into(),
+                source: None,
+            });
+        }
+        self.inner.save(key, record, expected).await
+    }
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
+        self.inner.delete(key, expected).await
+    }
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        self.inner.acquire_lease(key, holder, ttl).await
+    }
+    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        self.inner.release_lease(key, holder).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_that_panics_once_the_lease_is_taken_does_not_keep_it_taken() {
+    let h = harness(|_| {});
+    let shared = Arc::new(MemoryStore::new());
+    let store = Arc::new(PanickingStore {
+        inner: shared.clone(),
+        panics: false.into(),
+        save_panics: false.into(),
+        save_fails: false.into(),
+    });
+    let manager = manager_over(&h, store.clone());
+    let key = SessionKey::new("fake", "s");
+    let ttl = ManagerConfig::default().lease_ttl;
+    let free = || async {
+        let free = shared
+            .acquire_lease(&key, "another process", ttl)
+            .await
+            .unwrap();
+        shared.release_lease(&key, "another process").await.unwrap();
+        free
+    };
+    manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(h.clock.now()),
+        )
+        .await
+        .unwrap();
+    // The re-read after the lease was taken panics.
+    store.panics.store(true, Ordering::SeqCst);
+    let error = manager.access_token("s").await.unwrap_err();
+    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    assert_eq!(free().await, Lease::Acquired, "the lease was given back");
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    assert_eq!(
+        free().await,
+        Lease::Acquired,
+        "and is given back after the next refresh"
+    );
+
+    assert_eq!(h.calls(), 1);
+
+    // A set whose save failed is saved again before its refresh token is spent: that save
+    // panics.
+    let mut events = manager.subscribe();
+    store.save_fails.store(true, Ordering::SeqCst);
+    tokio::time::advance(HOUR).await;
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-2"
+    );
+    store.save_fails.store(false, Ordering::SeqCst);
+    store.save_panics.store(true, Ordering::SeqCst);
+    let error = manager.refresh_now("s").await.unwrap_err();
+    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    assert_eq!(h.calls(), 2, "no token spent without the save");
+    // The background save lands, and gives the lease back.
+    let persisted = tokio::time::timeout(HOUR, async {
+        loop {
+            if let Event::Persisted { .. } = events.recv().await.unwrap() {
+                return;
+            }
+        }
+    });
+    persisted.await.unwrap();
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        free().await,
+        Lease::Acquired,
+        "given back after a panicking save"
+    );
+}
+
 mod crash;
 mod model;

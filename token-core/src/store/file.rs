@@ -97,6 +97,12 @@ const NAME_DOMAIN: &[u8] = b"token-core/file-store/v1\0";
 /// A record that cannot be read back is [`StoreError::Corrupt`], whose message never holds
 /// the file's content. `delete(key, None)` removes even a corrupt record, so it can be cleared.
 ///
+/// **A directory that goes away.** A record missing from a directory that is no longer the
+/// one [`open`](Self::open) found at its path (removed, or removed and created again, as the
+/// empty mount point of an unmounted volume is) is a [`StoreError::Backend`], not an absent
+/// session: a manager then neither gives the session up nor writes it elsewhere. Reopen the
+/// store to use the new directory.
+///
 /// ```
 /// # tokio_test_block_on(async {
 /// use token_core::store::{FileStore, SessionKey, TokenStore};
@@ -120,6 +126,9 @@ const NAME_DOMAIN: &[u8] = b"token-core/file-store/v1\0";
 /// ```
 pub struct FileStore {
     dir: Arc<Path>,
+    // The directory opened: a record missing from another one (the directory removed, or
+    // replaced, as by an unmounted volume's empty mount point) is no removed session.
+    opened: DirId,
     // Serializes this store's writers. The OS lock alone would not: locks taken through one
     // process's handles may not exclude each other on every platform. The guard is moved
     // into the blocking task, so a cancelled caller cannot release it while a write runs.
@@ -162,6 +171,11 @@ impl FileStore {
         create_private_dir(&dir)?;
         let dir = resolve_private_dir(&dir)?;
         let lock = open_lock_file(&dir)?;
+        // After the lock file is there: creating an entry may copy a directory of a
+        // container image's lower layer up (overlayfs), which gives it another identity.
+        let opened = dir_id(&dir).map_err(|e| {
+            StoreError::backend(format!("file store: cannot inspect {}", dir.display()), e)
+        })?;
         let locked = os_try_lock(&lock).map_err(|e| {
             StoreError::backend(format!("file store: cannot lock {}", dir.display()), e)
         })?;
@@ -172,6 +186,7 @@ impl FileStore {
         }
         Ok(Self {
             dir: dir.into(),
+            opened,
             writer: Arc::new(tokio::sync::Mutex::new(())),
             clock,
         })
@@ -201,9 +216,9 @@ impl FileStore {
 impl TokenStore for FileStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
         // No lock: records are replaced by rename, so a reader sees a whole old or new record.
-        let dir = Arc::clone(&self.dir);
+        let (dir, opened) = (Arc::clone(&self.dir), self.opened);
         let key = key.clone();
-        let record = blocking(move || read_record(&dir, &key)).await?;
+        let record = blocking(move || read_record(&dir, opened, &key)).await?;
         Ok(record.map(|r| Versioned {
             version: r.version,
             value: r.record,
@@ -218,9 +233,10 @@ impl TokenStore for FileStore {
     ) -> Result<Version, StoreError> {
         let key = key.clone();
         let value = record.clone();
+        let opened = self.opened;
         self.write(move |dir| {
             let lock = DirLock::acquire(dir)?;
-            let found = read_record(dir, &key)?.map(|r| r.version);
+            let found = read_record(dir, opened, &key)?.map(|r| r.version);
             if found != expected {
                 return Err(StoreError::Conflict { expected, found });
             }
@@ -258,9 +274,10 @@ impl TokenStore for FileStore {
     ) -> Result<bool, StoreError> {
         let key = key.clone();
         let clock = Arc::clone(&self.clock);
+        let opened = self.opened;
         self.write(move |dir| {
             let lock = DirLock::acquire(dir)?;
-            match (read_record(dir, &key), expected) {
+            match (read_record(dir, opened, &key), expected) {
                 (Ok(None), _) => return Ok(false),
                 (Ok(Some(record)), expected) => {
                     if let Some(expected) = expected
@@ -494,13 +511,16 @@ fn record_path(dir: &Path, key: &SessionKey) -> PathBuf {
     dir.join(format!("{}{RECORD_SUFFIX}", record_stem(key)))
 }
 
-/// Reads and checks `key`'s record: `None` if there is none.
-fn read_record(dir: &Path, key: &SessionKey) -> Result<Option<Record>, StoreError> {
+/// Reads and checks `key`'s record: `None` if there is none in the directory `opened`.
+fn read_record(dir: &Path, opened: DirId, key: &SessionKey) -> Result<Option<Record>, StoreError> {
     let stem = record_stem(key);
     let path = dir.join(format!("{stem}{RECORD_SUFFIX}"));
     let file = match open_for_reading(&path) {
         Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            still_opened(dir, opened)?;
+            return Ok(None);
+        }
         Err(_) if is_symlink(&path) => {
             return Err(StoreError::Insecure(format!(
                 "the record of {key} (file {}) is a symbolic link, which this store never \
@@ -547,6 +567,58 @@ fn read_record(dir: &Path, key: &SessionKey) -> Result<Option<Record>, StoreErro
         )));
     }
     Ok(Some(record))
+}
+
+/// What tells one directory from another that later takes its path: its device and inode
+/// (unix), and its creation time where the filesystem keeps one (a new directory may get
+/// the inode of a removed one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct DirId {
+    #[cfg(unix)]
+    device: u64,
+    #[cfg(unix)]
+    inode: u64,
+    created: Option<SystemTime>,
+}
+
+fn dir_id(dir: &Path) -> io::Result<DirId> {
+    let meta = fs::metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(io::Error::new(io::ErrorKind::NotFound, "not a directory"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Ok(DirId {
+            device: meta.dev(),
+            inode: meta.ino(),
+            created: meta.created().ok(),
+        })
+    }
+    #[cfg(not(unix))]
+    Ok(DirId {
+        created: meta.created().ok(),
+    })
+}
+
+/// Fails unless `dir` is still the directory the store opened: a record missing from a
+/// directory that is gone or another one says nothing about the session.
+fn still_opened(dir: &Path, opened: DirId) -> Result<(), StoreError> {
+    match dir_id(dir) {
+        Ok(found) if found == opened => Ok(()),
+        Ok(_) => Err(StoreError::Backend {
+            message: format!(
+                "file store: {} is no longer the directory the store opened (removed and \
+                 created again, or a volume unmounted); reopen the store",
+                dir.display()
+            ),
+            source: None,
+        }),
+        Err(e) => Err(StoreError::backend(
+            format!("file store: the directory {} is gone", dir.display()),
+            e,
+        )),
+    }
 }
 
 /// The version that replaces `found`, given the directory's `counter` (see [`FileStore`]).
@@ -1145,6 +1217,58 @@ mod tests {
         fs::write(tmp.path().join(LOCK_FILE), "garbage").unwrap();
         let w = store.save(&key, &set("d"), Some(v)).await.unwrap();
         assert!(w > v);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_directory_removed_or_replaced_under_the_store_is_an_error_not_an_empty_store() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("store");
+        let store = FileStore::open(&dir).unwrap();
+        let key = SessionKey::new("p", "s");
+        let v1 = store.save(&key, &set("a"), None).await.unwrap();
+        // A record another store removed is absent, as ever.
+        assert!(
+            FileStore::open(&dir)
+                .unwrap()
+                .delete(&key, Some(v1))
+                .await
+                .unwrap()
+        );
+        assert!(store.load(&key).await.unwrap().is_none());
+        let v2 = store.save(&key, &set("b"), None).await.unwrap();
+
+        let gone = |result: Result<_, StoreError>, what: &str| {
+            assert!(
+                matches!(&result, Err(StoreError::Backend { .. })),
+                "{what}: {:?}",
+                result.map(|_| ())
+            );
+        };
+        fs::remove_dir_all(&dir).unwrap();
+        gone(store.load(&key).await.map(drop), "load, removed");
+        // Created again at the same path (a new inode may be the old one's).
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        gone(store.load(&key).await.map(drop), "load, replaced");
+        gone(
+            store.save(&key, &set("c"), None).await.map(drop),
+            "save, replaced",
+        );
+        gone(
+            store.save(&key, &set("c"), Some(v2)).await.map(drop),
+            "save at v2, replaced",
+        );
+        gone(store.delete(&key, None).await.map(drop), "delete, replaced");
+        assert!(
+            !names(&dir).iter().any(|name| name.ends_with(RECORD_SUFFIX)),
+            "no record written into another directory"
+        );
+        // Reopened, the new directory is the store's.
+        let reopened = FileStore::open(&dir).unwrap();
+        assert!(reopened.load(&key).await.unwrap().is_none());
+        reopened.save(&key, &set("d"), None).await.unwrap();
     }
 
     #[test]

@@ -457,10 +457,7 @@ async fn run(seed: u64) {
                     Some(State::Dead { .. }) => "dead".into(),
                     None => "unloaded".into(),
                 };
-                format!(
-                    "flight={flying} {state} leases={:?}",
-                    m.inner.lease_users.lock().unwrap()
-                )
+                format!("flight={flying} {state}")
             })
             .collect();
         panic!(
