@@ -162,7 +162,8 @@ async fn in_sandbox() -> Result<(), Failure> {
         ),
     )?;
 
-    // 4. Left idle past the refresh token's life: re-auth, without calling the MPP.
+    // 4. Left idle past the refresh token's life: the expired refresh token is tried once
+    // (the MPP decides, not the local clock), the MPP refuses it, and that is re-auth.
     advance(3 * 3600);
     let error = manager
         .access_token("user-42")
@@ -172,7 +173,7 @@ async fn in_sandbox() -> Result<(), Failure> {
     let url = error.reauth().and_then(|r| r.authorize_url.clone());
     check(
         "an expired refresh token asks for re-auth",
-        url.is_some() && sandbox.calls(APPLY) == 4,
+        url.is_some() && sandbox.calls(APPLY) == 5,
         format!("{} -> {}", error.kind(), url.unwrap_or_default()),
     )?;
     println!("\nAlipay+ sandbox: every step behaved as described.");
