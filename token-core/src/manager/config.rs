@@ -37,6 +37,10 @@ pub struct ManagerConfig {
     /// The longest one provider call may take, whatever the transport's own timeouts; past
     /// it the call's outcome is unknown (the provider may have rotated).
     pub call_timeout: Duration,
+    /// The longest one store call may take (a database that does not answer, a file on a
+    /// hung network volume); past it the call fails with [`StoreError`](crate::error::StoreError)
+    /// and is treated as any store failure. A `MemoryStore` never waits.
+    pub store_timeout: Duration,
 }
 
 impl Default for ManagerConfig {
@@ -52,6 +56,7 @@ impl Default for ManagerConfig {
             default_access_lifetime: None,
             save_retries: 30,
             call_timeout: Duration::from_secs(60),
+            store_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -109,6 +114,12 @@ impl ManagerConfig {
     /// Sets the longest time one provider call may take.
     pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
         self.call_timeout = timeout;
+        self
+    }
+
+    /// Sets the longest time one store call may take.
+    pub fn with_store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
         self
     }
 

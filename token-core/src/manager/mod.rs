@@ -21,6 +21,7 @@ mod persist;
 mod refresh;
 mod retry;
 mod session;
+mod timed;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -137,9 +138,23 @@ impl<P: Provider> TokenManagerBuilder<P> {
                 ));
             }
         };
+        if self.config.store_timeout.is_zero() {
+            return Err(Error::Config(
+                "ManagerConfig::store_timeout must not be zero".into(),
+            ));
+        }
         let (events, _) = broadcast::channel(1024);
         let (store, memory) = match self.store {
-            Some(store) => (store, self.memory),
+            // A `MemoryStore` never waits; any other store's calls are bounded.
+            Some(store) if self.memory.is_some() => (store, self.memory),
+            Some(store) => {
+                let timeout = self.config.store_timeout;
+                let timed = timed::Timed {
+                    inner: store,
+                    timeout,
+                };
+                (Arc::new(timed) as Arc<dyn TokenStore>, None)
+            }
             None => {
                 let memory = Arc::new(MemoryStore::new());
                 (memory.clone() as Arc<dyn TokenStore>, Some(memory))

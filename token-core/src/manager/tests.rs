@@ -2560,6 +2560,114 @@ async fn shutdown_does_not_wait_for_the_window_of_a_pair_lost_in_transit() {
     );
 }
 
+// --- A store that never answers ---
+
+/// A store whose every call hangs once `hung` is set.
+#[derive(Default)]
+struct HangingStore {
+    inner: MemoryStore,
+    hung: std::sync::atomic::AtomicBool,
+}
+
+impl HangingStore {
+    async fn hang(&self) {
+        if self.hung.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[async_trait]
+impl TokenStore for HangingStore {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        self.hang().await;
+        self.inner.load(key).await
+    }
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        self.hang().await;
+        self.inner.save(key, record, expected).await
+    }
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
+        self.hang().await;
+        self.inner.delete(key, expected).await
+    }
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        self.hang().await;
+        self.inner.acquire_lease(key, holder, ttl).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_that_never_answers_fails_the_call_after_store_timeout() {
+    let h = harness(|_| {});
+    let store = Arc::new(HangingStore::default());
+    let manager = manager_over(&h, store.clone());
+    let set = TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(h.clock.now());
+    manager.insert("s", set).await.unwrap();
+    store.hung.store(true, Ordering::SeqCst);
+    let timeout = ManagerConfig::default().store_timeout;
+    let started = tokio::time::Instant::now();
+    // The refresh's lease request hangs: the caller gets a store error, not a wait for ever.
+    let bounded = |call| tokio::time::timeout(timeout * 4, call);
+    let error = bounded(manager.access_token("s"))
+        .await
+        .expect("answered")
+        .unwrap_err();
+    assert!(matches!(error, Error::Store(_)), "{error:?}");
+    assert!(error.to_string().contains("did not answer"), "{error}");
+    assert!(started.elapsed() <= timeout * 2, "{:?}", started.elapsed());
+    assert_eq!(h.calls(), 0, "no refresh without the lease");
+    // And a session never loaded: its load hangs.
+    let error = bounded(manager.access_token("t"))
+        .await
+        .expect("answered")
+        .unwrap_err();
+    assert!(matches!(error, Error::Store(_)), "{error:?}");
+    // Inserts too.
+    let error = tokio::time::timeout(timeout * 4, manager.insert("u", login(&h)))
+        .await
+        .expect("answered")
+        .unwrap_err();
+    assert!(matches!(error, Error::Store(_)), "{error:?}");
+    // Once the store answers again, the session refreshes.
+    store.hung.store(false, Ordering::SeqCst);
+    tokio::time::sleep(ManagerConfig::default().failure_cooldown).await;
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+}
+
+#[test]
+fn a_store_timeout_of_zero_is_a_config_error() {
+    let h = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+        .block_on(async { harness(|_| {}) });
+    let built = TokenManager::builder(h.fake.clone())
+        .client(NoTransport)
+        .config(ManagerConfig::default().with_store_timeout(Duration::ZERO))
+        .build();
+    assert!(matches!(built, Err(Error::Config(_))));
+}
+
 // --- Unknown session names ---
 
 #[tokio::test(start_paused = true)]
