@@ -210,6 +210,113 @@ impl Provider for Arc<Fake> {
     }
 }
 
+/// A store call, as the hooks of a test store see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Call {
+    Load,
+    Save,
+    Delete,
+    Acquire,
+    Release,
+}
+
+/// What a test store adds around the store it wraps (see [`Hooked`]).
+#[async_trait]
+trait Hooks: Send + Sync + 'static {
+    /// Runs before `call` reaches the store: an error fails the call (the store is not
+    /// asked); it may also wait, never end, or panic.
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        let _ = call;
+        Ok(())
+    }
+
+    /// The answer to a lease request, given the store's (`granted`): by default that one.
+    async fn lease(
+        &self,
+        key: &SessionKey,
+        store: &dyn TokenStore,
+        granted: Lease,
+    ) -> Result<Lease, StoreError> {
+        let _ = (key, store);
+        Ok(granted)
+    }
+}
+
+/// `inner` (a `MemoryStore` unless said otherwise) with `hooks` around its calls; derefs to
+/// the hooks, whose switches the tests flip.
+#[derive(Default)]
+struct Hooked<H, S = MemoryStore> {
+    hooks: H,
+    inner: S,
+}
+
+impl<H, S> Hooked<H, S> {
+    fn over(inner: S, hooks: H) -> Self {
+        Self { hooks, inner }
+    }
+}
+
+impl<H> Hooked<H> {
+    fn new(hooks: H) -> Self {
+        Self::over(MemoryStore::new(), hooks)
+    }
+}
+
+impl<H, S> std::ops::Deref for Hooked<H, S> {
+    type Target = H;
+
+    fn deref(&self) -> &H {
+        &self.hooks
+    }
+}
+
+#[async_trait]
+impl<H: Hooks, S: TokenStore> TokenStore for Hooked<H, S> {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        self.hooks.before(Call::Load).await?;
+        self.inner.load(key).await
+    }
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        self.hooks.before(Call::Save).await?;
+        self.inner.save(key, record, expected).await
+    }
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
+        self.hooks.before(Call::Delete).await?;
+        self.inner.delete(key, expected).await
+    }
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        self.hooks.before(Call::Acquire).await?;
+        let granted = self.inner.acquire_lease(key, holder, ttl).await?;
+        self.hooks.lease(key, &self.inner, granted).await
+    }
+    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        self.hooks.before(Call::Release).await?;
+        self.inner.release_lease(key, holder).await
+    }
+}
+
+/// The error of a store that is full.
+fn disk_full() -> StoreError {
+    StoreError::Backend {
+        message: "disk full".into(),
+        source: None,
+    }
+}
+
 /// A transport that must never be used: the fake provider does no I/O.
 struct NoTransport;
 
@@ -766,20 +873,40 @@ async fn a_401_refreshes_once_unless_the_token_was_already_replaced() {
 /// (the last one repeats), and request `plant.0` first writes `plant.1` over the session's
 /// record, as another process whose refresh lands then.
 struct ScriptedLeases {
-    inner: MemoryStore,
     requests: AtomicU32,
     answers: Vec<Lease>,
     plant: Option<(u32, StoredRecord)>,
 }
-
 impl ScriptedLeases {
-    fn new(answers: impl IntoIterator<Item = Lease>, plant: Option<(u32, StoredRecord)>) -> Self {
-        Self {
-            inner: MemoryStore::new(),
+    fn new(
+        answers: impl IntoIterator<Item = Lease>,
+        plant: Option<(u32, StoredRecord)>,
+    ) -> Hooked<Self> {
+        Hooked::new(Self {
             requests: AtomicU32::new(0),
             answers: answers.into_iter().collect(),
             plant,
+        })
+    }
+}
+
+#[async_trait]
+impl Hooks for ScriptedLeases {
+    async fn lease(
+        &self,
+        key: &SessionKey,
+        store: &dyn TokenStore,
+        _: Lease,
+    ) -> Result<Lease, StoreError> {
+        let request = self.requests.fetch_add(1, Ordering::SeqCst);
+        if let Some((at, record)) = &self.plant
+            && *at == request
+        {
+            let current = store.load(key).await?.map(|r| r.version);
+            store.save(key, record, current).await?;
         }
+        let last = self.answers.len().saturating_sub(1);
+        Ok(self.answers[(request as usize).min(last)].clone())
     }
 }
 
@@ -793,78 +920,32 @@ fn other_replicas_set(access: &str) -> StoredRecord {
         .into()
 }
 
-#[async_trait]
-impl TokenStore for ScriptedLeases {
-    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
-        self.inner.load(key).await
-    }
-    async fn save(
-        &self,
-        key: &SessionKey,
-        record: &StoredRecord,
-        expected: Option<Version>,
-    ) -> Result<Version, StoreError> {
-        self.inner.save(key, record, expected).await
-    }
-    async fn delete(
-        &self,
-        key: &SessionKey,
-        expected: Option<Version>,
-    ) -> Result<bool, StoreError> {
-        self.inner.delete(key, expected).await
-    }
-    async fn acquire_lease(
-        &self,
-        key: &SessionKey,
-        _holder: &str,
-        _ttl: Duration,
-    ) -> Result<Lease, StoreError> {
-        let request = self.requests.fetch_add(1, Ordering::SeqCst);
-        if let Some((at, record)) = &self.plant
-            && *at == request
-        {
-            let current = self.inner.load(key).await?.map(|r| r.version);
-            self.inner.save(key, record, current).await?;
-        }
-        let last = self.answers.len().saturating_sub(1);
-        Ok(self.answers[(request as usize).min(last)].clone())
-    }
-}
-
-/// Fails `save` while `failing` is set; counts `load`s.
+/// Fails `save` while `failing` is set; counts `load`s; grants every lease request (a store
+/// without leases).
 #[derive(Default)]
 struct FlakyStore {
-    inner: MemoryStore,
     failing: std::sync::atomic::AtomicBool,
     loads: AtomicU32,
 }
 
 #[async_trait]
-impl TokenStore for FlakyStore {
-    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
-        self.loads.fetch_add(1, Ordering::SeqCst);
-        self.inner.load(key).await
-    }
-    async fn save(
-        &self,
-        key: &SessionKey,
-        record: &StoredRecord,
-        expected: Option<Version>,
-    ) -> Result<Version, StoreError> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(StoreError::Backend {
-                message: "disk full".into(),
-                source: None,
-            });
+impl Hooks for FlakyStore {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        match call {
+            Call::Load => drop(self.loads.fetch_add(1, Ordering::SeqCst)),
+            Call::Save if self.failing.load(Ordering::SeqCst) => return Err(disk_full()),
+            _ => {}
         }
-        self.inner.save(key, record, expected).await
+        Ok(())
     }
-    async fn delete(
+
+    async fn lease(
         &self,
-        key: &SessionKey,
-        expected: Option<Version>,
-    ) -> Result<bool, StoreError> {
-        self.inner.delete(key, expected).await
+        _: &SessionKey,
+        _: &dyn TokenStore,
+        _: Lease,
+    ) -> Result<Lease, StoreError> {
+        Ok(Lease::Acquired)
     }
 }
 
@@ -872,7 +953,7 @@ impl TokenStore for FlakyStore {
 async fn a_failed_save_keeps_the_new_set_in_use_and_saves_it_later() {
     let clock = TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));
     let fake = Arc::new(Fake::new(Arc::new(clock)));
-    let store = Arc::new(FlakyStore::default());
+    let store = Arc::new(Hooked::<FlakyStore>::default());
     let manager = TokenManager::builder(fake.clone())
         .shared_store(store.clone())
         .client(NoTransport)
@@ -1623,8 +1704,8 @@ async fn a_coordination_record_under_a_session_key_is_corrupt_not_a_session() {
 
 // --- Found in review: removes, unsaved sets, absent sessions, unrecorded verdicts ---
 
-fn flaky_manager(h: &Harness) -> (TokenManager<Arc<Fake>>, Arc<FlakyStore>) {
-    let store = Arc::new(FlakyStore::default());
+fn flaky_manager(h: &Harness) -> (TokenManager<Arc<Fake>>, Arc<Hooked<FlakyStore>>) {
+    let store = Arc::new(Hooked::<FlakyStore>::default());
     (manager_over(h, store.clone()), store)
 }
 
@@ -1908,51 +1989,25 @@ async fn a_session_started_from_a_refresh_token_alone_serves_a_real_token_at_onc
 /// A `MemoryStore` whose lease release waits for a permit: a refresh that has published its
 /// result is still in its flight slot meanwhile.
 struct SlowRelease {
-    inner: MemoryStore,
     gate: Semaphore,
 }
 
 #[async_trait]
-impl TokenStore for SlowRelease {
-    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
-        self.inner.load(key).await
-    }
-    async fn save(
-        &self,
-        key: &SessionKey,
-        record: &StoredRecord,
-        expected: Option<Version>,
-    ) -> Result<Version, StoreError> {
-        self.inner.save(key, record, expected).await
-    }
-    async fn delete(
-        &self,
-        key: &SessionKey,
-        expected: Option<Version>,
-    ) -> Result<bool, StoreError> {
-        self.inner.delete(key, expected).await
-    }
-    async fn acquire_lease(
-        &self,
-        key: &SessionKey,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<Lease, StoreError> {
-        self.inner.acquire_lease(key, holder, ttl).await
-    }
-    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
-        let _permit = self.gate.acquire().await.unwrap();
-        self.inner.release_lease(key, holder).await
+impl Hooks for SlowRelease {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        if call == Call::Release {
+            drop(self.gate.acquire().await.unwrap());
+        }
+        Ok(())
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_refusal_of_the_token_a_running_refresh_just_produced_gets_a_refresh_of_its_own() {
     let h = harness(|_| {});
-    let store = Arc::new(SlowRelease {
-        inner: MemoryStore::new(),
+    let store = Arc::new(Hooked::new(SlowRelease {
         gate: Semaphore::new(0),
-    });
+    }));
     let manager = manager_over(&h, store.clone());
     manager
         .insert(
@@ -2565,56 +2620,23 @@ async fn shutdown_does_not_wait_for_the_window_of_a_pair_lost_in_transit() {
 /// A store whose every call hangs once `hung` is set.
 #[derive(Default)]
 struct HangingStore {
-    inner: MemoryStore,
     hung: std::sync::atomic::AtomicBool,
 }
 
-impl HangingStore {
-    async fn hang(&self) {
+#[async_trait]
+impl Hooks for HangingStore {
+    async fn before(&self, _: Call) -> Result<(), StoreError> {
         if self.hung.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
-    }
-}
-
-#[async_trait]
-impl TokenStore for HangingStore {
-    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
-        self.hang().await;
-        self.inner.load(key).await
-    }
-    async fn save(
-        &self,
-        key: &SessionKey,
-        record: &StoredRecord,
-        expected: Option<Version>,
-    ) -> Result<Version, StoreError> {
-        self.hang().await;
-        self.inner.save(key, record, expected).await
-    }
-    async fn delete(
-        &self,
-        key: &SessionKey,
-        expected: Option<Version>,
-    ) -> Result<bool, StoreError> {
-        self.hang().await;
-        self.inner.delete(key, expected).await
-    }
-    async fn acquire_lease(
-        &self,
-        key: &SessionKey,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<Lease, StoreError> {
-        self.hang().await;
-        self.inner.acquire_lease(key, holder, ttl).await
+        Ok(())
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_store_that_never_answers_fails_the_call_after_store_timeout() {
     let h = harness(|_| {});
-    let store = Arc::new(HangingStore::default());
+    let store = Arc::new(Hooked::<HangingStore>::default());
     let manager = manager_over(&h, store.clone());
     let set = TokenSet::new(AccessToken::new("at-0"))
         .with_refresh_token(RefreshToken::new("rt-0"))
@@ -2709,7 +2731,7 @@ async fn names_without_a_session_leave_nothing_behind() {
 #[tokio::test(start_paused = true)]
 async fn an_unknown_name_is_answered_from_memory_for_the_failure_cooldown() {
     let h = harness(|_| {});
-    let store = Arc::new(FlakyStore::default());
+    let store = Arc::new(Hooked::<FlakyStore>::default());
     let manager = manager_over(&h, store.clone());
     for _ in 0..5 {
         assert!(matches!(
@@ -2851,54 +2873,32 @@ async fn a_file_store_whose_directory_vanished_gives_up_no_session() {
 /// answer of the next `acquire_lease` after `hold` is set (the store has granted it, the
 /// answer is on its way) until the test lets it go.
 struct HeldAnswers {
-    inner: Arc<MemoryStore>,
     failing: std::sync::atomic::AtomicBool,
     hold: StdMutex<Option<Arc<Semaphore>>>,
     holding: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]
-impl TokenStore for HeldAnswers {
-    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
-        self.inner.load(key).await
-    }
-    async fn save(
-        &self,
-        key: &SessionKey,
-        record: &StoredRecord,
-        expected: Option<Version>,
-    ) -> Result<Version, StoreError> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(StoreError::Backend {
-                message: "disk full".into(),
-                source: None,
-            });
+impl Hooks for HeldAnswers {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        if call == Call::Save && self.failing.load(Ordering::SeqCst) {
+            return Err(disk_full());
         }
-        self.inner.save(key, record, expected).await
+        Ok(())
     }
-    async fn delete(
+
+    async fn lease(
         &self,
-        key: &SessionKey,
-        expected: Option<Version>,
-    ) -> Result<bool, StoreError> {
-        self.inner.delete(key, expected).await
-    }
-    async fn acquire_lease(
-        &self,
-        key: &SessionKey,
-        holder: &str,
-        ttl: Duration,
+        _: &SessionKey,
+        _: &dyn TokenStore,
+        granted: Lease,
     ) -> Result<Lease, StoreError> {
-        let answer = self.inner.acquire_lease(key, holder, ttl).await;
         let hold = self.hold.lock().unwrap().take();
         if let Some(hold) = hold {
             self.holding.store(true, Ordering::SeqCst);
             drop(hold.acquire().await.unwrap());
         }
-        answer
-    }
-    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
-        self.inner.release_lease(key, holder).await
+        Ok(granted)
     }
 }
 
@@ -2907,12 +2907,14 @@ async fn a_lease_taken_again_while_a_background_save_gives_it_back_stays_taken()
     let provider_gate = Arc::new(Semaphore::new(1));
     let h = harness(|fake| fake.gate = Some(provider_gate.clone()));
     let shared = Arc::new(MemoryStore::new());
-    let store = Arc::new(HeldAnswers {
-        inner: shared.clone(),
-        failing: false.into(),
-        hold: StdMutex::new(None),
-        holding: false.into(),
-    });
+    let store = Arc::new(Hooked::over(
+        shared.clone(),
+        HeldAnswers {
+            failing: false.into(),
+            hold: StdMutex::new(None),
+            holding: false.into(),
+        },
+    ));
     let here = manager_over(&h, store.clone());
     let mut events = here.subscribe();
     let elsewhere = manager_over(&h, shared.clone());
@@ -2988,54 +2990,24 @@ async fn a_lease_taken_again_while_a_background_save_gives_it_back_stays_taken()
 /// own code, or a bug in it), `save` once `save_panics` is, and `save` fails while
 /// `save_fails` is.
 struct PanickingStore {
-    inner: Arc<MemoryStore>,
     panics: std::sync::atomic::AtomicBool,
     save_panics: std::sync::atomic::AtomicBool,
     save_fails: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]
-impl TokenStore for PanickingStore {
-    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
-        if self.panics.swap(false, Ordering::SeqCst) {
-            panic!("the store's code panicked");
+impl Hooks for PanickingStore {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        match call {
+            Call::Load if self.panics.swap(false, Ordering::SeqCst) => {
+                panic!("the store's code panicked")
+            }
+            Call::Save if self.save_panics.swap(false, Ordering::SeqCst) => {
+                panic!("the store's code panicked")
+            }
+            Call::Save if self.save_fails.load(Ordering::SeqCst) => Err(disk_full()),
+            _ => Ok(()),
         }
-        self.inner.load(key).await
-    }
-    async fn save(
-        &self,
-        key: &SessionKey,
-        record: &StoredRecord,
-        expected: Option<Version>,
-    ) -> Result<Version, StoreError> {
-        if self.save_panics.swap(false, Ordering::SeqCst) {
-            panic!("the store's code panicked");
-        }
-        if self.save_fails.load(Ordering::SeqCst) {
-            return Err(StoreError::Backend {
-                message: "disk full".into(),
-                source: None,
-            });
-        }
-        self.inner.save(key, record, expected).await
-    }
-    async fn delete(
-        &self,
-        key: &SessionKey,
-        expected: Option<Version>,
-    ) -> Result<bool, StoreError> {
-        self.inner.delete(key, expected).await
-    }
-    async fn acquire_lease(
-        &self,
-        key: &SessionKey,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<Lease, StoreError> {
-        self.inner.acquire_lease(key, holder, ttl).await
-    }
-    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
-        self.inner.release_lease(key, holder).await
     }
 }
 
@@ -3043,12 +3015,14 @@ impl TokenStore for PanickingStore {
 async fn a_store_that_panics_once_the_lease_is_taken_does_not_keep_it_taken() {
     let h = harness(|_| {});
     let shared = Arc::new(MemoryStore::new());
-    let store = Arc::new(PanickingStore {
-        inner: shared.clone(),
-        panics: false.into(),
-        save_panics: false.into(),
-        save_fails: false.into(),
-    });
+    let store = Arc::new(Hooked::over(
+        shared.clone(),
+        PanickingStore {
+            panics: false.into(),
+            save_panics: false.into(),
+            save_fails: false.into(),
+        },
+    ));
     let manager = manager_over(&h, store.clone());
     let key = SessionKey::new("fake", "s");
     let ttl = ManagerConfig::default().lease_ttl;

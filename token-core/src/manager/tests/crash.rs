@@ -61,47 +61,19 @@ impl Provider for Dying {
 
 /// The store of the process that dies.
 struct DyingStore {
-    inner: FileStore,
     at: Dies,
     reached: mpsc::SyncSender<Dies>,
 }
 
 #[async_trait]
-impl TokenStore for DyingStore {
-    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
-        self.inner.load(key).await
-    }
-    async fn save(
-        &self,
-        key: &SessionKey,
-        record: &StoredRecord,
-        expected: Option<Version>,
-    ) -> Result<Version, StoreError> {
-        if self.at == Dies::InTheSave {
-            park(&self.reached, self.at).await
+impl Hooks for DyingStore {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        match (call, self.at) {
+            (Call::Save, Dies::InTheSave) | (Call::Release, Dies::InTheRelease) => {
+                park(&self.reached, self.at).await
+            }
+            _ => Ok(()),
         }
-        self.inner.save(key, record, expected).await
-    }
-    async fn delete(
-        &self,
-        key: &SessionKey,
-        expected: Option<Version>,
-    ) -> Result<bool, StoreError> {
-        self.inner.delete(key, expected).await
-    }
-    async fn acquire_lease(
-        &self,
-        key: &SessionKey,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<Lease, StoreError> {
-        self.inner.acquire_lease(key, holder, ttl).await
-    }
-    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
-        if self.at == Dies::InTheRelease {
-            park(&self.reached, self.at).await
-        }
-        self.inner.release_lease(key, holder).await
     }
 }
 
@@ -156,11 +128,13 @@ fn dies_at(at: Dies) {
         .enable_all()
         .build()
         .unwrap();
-    let store = DyingStore {
-        inner: FileStore::open_with_clock(dir.path(), Arc::new(clock.clone())).unwrap(),
-        at,
-        reached: reached.clone(),
-    };
+    let store = Hooked::over(
+        FileStore::open_with_clock(dir.path(), Arc::new(clock.clone())).unwrap(),
+        DyingStore {
+            at,
+            reached: reached.clone(),
+        },
+    );
     let provider = Dying {
         fake: fake.clone(),
         at,

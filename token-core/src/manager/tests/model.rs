@@ -169,20 +169,17 @@ impl Shared {
 /// A process's handle on the shared store, failing every call while the store is `down`
 /// (an outage, as every process sees it).
 struct Outages {
-    inner: Arc<Shared>,
     down: Arc<std::sync::atomic::AtomicBool>,
     log: Arc<StdMutex<Vec<String>>>,
     index: usize,
     clock: TokioClock,
 }
 
-impl Outages {
-    fn note(&self, what: &str) {
-        let line = format!("{} m{} store {what}", self.clock.now(), self.index);
+#[async_trait]
+impl Hooks for Outages {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        let line = format!("{} m{} store {call:?}", self.clock.now(), self.index);
         self.log.lock().unwrap().push(line);
-    }
-
-    fn up(&self) -> Result<(), StoreError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(StoreError::Backend {
                 message: "the store is unreachable".into(),
@@ -194,13 +191,9 @@ impl Outages {
 }
 
 #[async_trait]
-impl TokenStore for Outages {
+impl TokenStore for Shared {
     async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
-        self.up()?;
-        self.note("load");
-        let done = self.inner.records.load(key).await;
-        self.note(&format!("load done {:?}", done.as_ref().map(|_| ())));
-        done
+        self.records.load(key).await
     }
     async fn save(
         &self,
@@ -208,22 +201,14 @@ impl TokenStore for Outages {
         record: &StoredRecord,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
-        self.up()?;
-        self.note("save");
-        let done = self.inner.records.save(key, record, expected).await;
-        self.note(&format!("save done {:?}", done.as_ref().map(|_| ())));
-        done
+        self.records.save(key, record, expected).await
     }
     async fn delete(
         &self,
         key: &SessionKey,
         expected: Option<Version>,
     ) -> Result<bool, StoreError> {
-        self.up()?;
-        self.note("delete");
-        let done = self.inner.records.delete(key, expected).await;
-        self.note(&format!("delete done {:?}", done.as_ref().map(|_| ())));
-        done
+        self.records.delete(key, expected).await
     }
     async fn acquire_lease(
         &self,
@@ -231,19 +216,11 @@ impl TokenStore for Outages {
         holder: &str,
         ttl: Duration,
     ) -> Result<Lease, StoreError> {
-        self.up()?;
-        self.note("acquire");
-        let done = Ok(self.inner.acquire(key, holder, ttl));
-        self.note(&format!("acquire done {:?}", done.as_ref().map(|_| ())));
-        done
+        Ok(self.acquire(key, holder, ttl))
     }
     async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
-        self.up()?;
-        self.note("release");
-        self.inner.release(key, holder);
-        let done: Result<(), StoreError> = Ok(());
-        self.note(&format!("release done {:?}", done.as_ref().map(|_| ())));
-        done
+        self.release(key, holder);
+        Ok(())
     }
 }
 
@@ -258,13 +235,15 @@ fn process(
 ) -> TokenManager<Arc<Grants>> {
     let reauths = reauths.clone();
     let log = log.clone();
-    let store = Outages {
-        inner: shared.clone(),
-        down: down.clone(),
-        log: log.clone(),
-        index,
-        clock,
-    };
+    let store = Hooked::over(
+        shared.clone(),
+        Outages {
+            down: down.clone(),
+            log: log.clone(),
+            index,
+            clock,
+        },
+    );
     TokenManager::builder(fake.clone())
         .store(store)
         .client(NoTransport)
