@@ -370,6 +370,34 @@ fn flatten_checks(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
             });
         }
     }
+    // A signed parameter the request does not send itself is a flattened group's.
+    for (part, tokens) in top.signature.iter().flat_map(|sign| &sign.parts) {
+        let SignPart::Param(kind, name) = part else {
+            continue;
+        };
+        if crate::valid::param_declared(model, fields, *kind, name) {
+            continue;
+        }
+        let role = match kind {
+            SlotKind::Body => RequestRole::Body,
+            SlotKind::Header => RequestRole::Header,
+            SlotKind::Query => RequestRole::Query,
+        };
+        let at = wire_at(role);
+        let message = format!(
+            "the request sends no {} to sign: neither its fields, its constants nor its flattened groups",
+            wire_words(role, name)
+        );
+        let found = groups.iter().map(|group| {
+            let ty = group.ty;
+            quote!(#p::wires_have(<#ty as #p::FieldGroup>::WIRES, #at, #name))
+        });
+        checks.push(quote_spanned! {tokens.span()=>
+            const _: () = if !(#(#found)||*) {
+                ::core::panic!(#message)
+            };
+        });
+    }
     quote!(#(#checks)*)
 }
 
@@ -743,12 +771,21 @@ fn signature(fields: &[Field<RequestRole>], sign: &Signature) -> TokenStream {
         },
         _ => quote!(),
     };
+    let slot = |kind: SlotKind, name: &str| match kind {
+        SlotKind::Query => quote!(#p::sign::Slot::Query(#name)),
+        SlotKind::Body => quote!(#p::sign::Slot::Body(#name)),
+        SlotKind::Header => quote!(#p::sign::Slot::Header(#name)),
+    };
     let parts = sign.parts.iter().map(|(part, _)| match part {
         SignPart::Method => quote!(#p::sign::Part::Method),
         SignPart::Path => quote!(#p::sign::Part::Path),
         SignPart::Timestamp => quote!(#p::sign::Part::Timestamp),
         SignPart::SortedParams => quote!(#p::sign::Part::SortedParams),
         SignPart::Body => quote!(#p::sign::Part::Body),
+        SignPart::Param(kind, name) => {
+            let slot = slot(*kind, name);
+            quote!(#p::sign::Part::Param(#slot))
+        }
     });
     let default = match sign.algorithm.as_ref().map(|(a, _)| *a) {
         Some(Algorithm::RsaSha256) => SignEncoding::Base64,
@@ -758,11 +795,6 @@ fn signature(fields: &[Field<RequestRole>], sign: &Signature) -> TokenStream {
         SignEncoding::HexLower => quote!(#p::sign::Encoding::HexLower),
         SignEncoding::HexUpper => quote!(#p::sign::Encoding::HexUpper),
         SignEncoding::Base64 => quote!(#p::sign::Encoding::Base64),
-    };
-    let slot = |kind: SlotKind, name: &str| match kind {
-        SlotKind::Query => quote!(#p::sign::Slot::Query(#name)),
-        SlotKind::Body => quote!(#p::sign::Slot::Body(#name)),
-        SlotKind::Header => quote!(#p::sign::Slot::Header(#name)),
     };
     let into = match &sign.into {
         Some((kind, name)) => slot(*kind, &name.value()),

@@ -321,6 +321,66 @@ fn signature(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) 
             );
         }
     }
+    // A signed parameter is one the request sends: its own field or constant, or (checked
+    // where the request expands, against their `WIRES`) a flattened group's field.
+    let grouped = fields.iter().any(|f| f.goes() == RequestRole::Flatten);
+    for (part, tokens) in &sign.parts {
+        let SignPart::Param(kind, name) = part else {
+            continue;
+        };
+        let place = match kind {
+            SlotKind::Query => "query parameter",
+            SlotKind::Body => "body field",
+            SlotKind::Header => "header",
+        };
+        if sign
+            .into
+            .as_ref()
+            .is_some_and(|(k, n)| k == kind && n.value() == *name)
+        {
+            errors.at(
+                tokens,
+                format!(
+                    "{place} `{name}` is where the signature goes: a signature cannot cover itself"
+                ),
+            );
+        } else if !grouped && !param_declared(model, fields, *kind, name) {
+            let (key, constant) = match kind {
+                SlotKind::Query => ("query", "query"),
+                SlotKind::Body => ("body", "body"),
+                SlotKind::Header => ("header", "header"),
+            };
+            errors.at(
+                tokens,
+                format!(
+                    "the request sends no {place} `{name}` to sign: add a field `#[token({key}, rename = \"{name}\", from = ...)]` or a constant `{constant}(name = \"{name}\", value = \"...\")`"
+                ),
+            );
+        }
+    }
+}
+
+/// Whether the request itself (a field or a constant, not a flattened group) sends the
+/// parameter `name` in `kind`.
+pub fn param_declared(
+    model: &Model,
+    fields: &[Field<RequestRole>],
+    kind: SlotKind,
+    name: &str,
+) -> bool {
+    let same = |wire: &str| match kind {
+        SlotKind::Header => wire.eq_ignore_ascii_case(name),
+        SlotKind::Query | SlotKind::Body => wire == name,
+    };
+    let constants = match kind {
+        SlotKind::Query => &model.top.queries,
+        SlotKind::Body => &model.top.bodies,
+        SlotKind::Header => &model.top.headers,
+    };
+    fields
+        .iter()
+        .any(|f| slot_of(f.goes()) == Some(kind) && same(&f.wire))
+        || constants.iter().any(|c| same(&c.name.value()))
 }
 
 /// The slot a request field's value travels in, when it travels as a named parameter.
