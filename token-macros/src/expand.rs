@@ -966,7 +966,16 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
             Some(envelope) => format!("{envelope}.{}", f.wire),
             None => f.wire.clone(),
         })
-        .chain(model.top.bodies.iter().map(|c| c.name.value()))
+        // A constant `""` (Shopee's `"error": ""`) is a success code whatever the error
+        // declares: it cannot be read as an error, so it sets no trap.
+        .chain(
+            model
+                .top
+                .bodies
+                .iter()
+                .filter(|c| !c.value.text.is_empty())
+                .map(|c| c.name.value()),
+        )
         .collect::<Vec<_>>();
     let envelope = some_or_none(envelope.map(|e| quote!(#e)));
     let jwt = model.top.jwt_expiry;
