@@ -932,8 +932,15 @@ fn keep_extras(model: &Model, fields: &[Field<ExtrasRole>]) -> TokenStream {
             }
         })
     });
+    // Every `Option` field is read leniently: an odd value there must not cost the tokens.
+    let lenient = fields.iter().filter(|f| f.optional).map(|f| {
+        let (ty, wire) = (f.ty, &f.wire);
+        quote_spanned!(ty.span()=> (#wire, #p::reads_as::<#ty> as #p::ReadsAs))
+    });
     quote! {
         impl #p::KeepExtras for #ident {
+            const LENIENT_FIELDS: &'static [(&'static str, #p::ReadsAs)] = &[#(#lenient),*];
+
             #[allow(unused_variables)]
             fn keep_from(&mut self, __previous: &Self) {
                 #(#kept)*
@@ -1002,7 +1009,7 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     // Expiry, token type and scope fields are read leniently: an odd value there must not
-    // cost the tokens.
+    // cost the tokens; so are `Option` extras, the answer's own and the extras type's.
     let lenient_fields = fields
         .iter()
         .filter(|f| {
@@ -1014,12 +1021,19 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
                         | AnswerRole::TokenType
                         | AnswerRole::Scope
                 )
-            )
+            ) || f.role() == Some(AnswerRole::Extra) && f.optional
         })
         .map(|f| {
             let (ty, wire) = (f.ty, &f.wire);
             quote_spanned!(ty.span()=> (#wire, #p::reads_as::<#ty> as #p::ReadsAs))
         });
+    let extras_lenient = match role_of(fields, AnswerRole::Extras) {
+        Some(field) => {
+            let ty = field.ty;
+            quote_spanned!(ty.span()=> <#ty as #p::KeepExtras>::LENIENT_FIELDS)
+        }
+        None => quote!(&[]),
+    };
     into.push(quote!(__set.access_expires_at = #p::access_expiry(#expiry_instant, &__set.access_token, #jwt);));
     for field in fields {
         let f = field.ident;
@@ -1071,7 +1085,7 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
             const ANSWER_PATHS: &'static [&'static str] = &[#(#answer_paths),*];
 
             fn decode_body(body: &[u8]) -> ::core::result::Result<Self, ::std::string::String> {
-                #p::decode_answer_json(body, #envelope, &[#(#lenient_fields),*])
+                #p::decode_answer_json(body, #envelope, &[#(#lenient_fields),*], #extras_lenient)
             }
 
             fn encode_body(&self) -> ::std::vec::Vec<u8> {
