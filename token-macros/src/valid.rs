@@ -344,6 +344,14 @@ fn signature(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) 
                     "{place} `{name}` is where the signature goes: a signature cannot cover itself"
                 ),
             );
+        } else if *kind == SlotKind::Body
+            && name.contains('.')
+            && model.top.bodies.iter().any(|c| c.name.value() == *name)
+        {
+            errors.at(
+                tokens,
+                format!("the body constant `{name}` nests (its dotted name is a path): only a top-level body field can be signed"),
+            );
         } else if !grouped && !param_declared(model, fields, *kind, name) {
             let (key, constant) = match kind {
                 SlotKind::Query => ("query", "query"),
@@ -380,7 +388,11 @@ pub fn param_declared(
     fields
         .iter()
         .any(|f| slot_of(f.goes()) == Some(kind) && same(&f.wire))
-        || constants.iter().any(|c| same(&c.name.value()))
+        // A dotted body constant nests (`result.code`): no top-level field of that name.
+        || constants.iter().any(|c| {
+            let constant = c.name.value();
+            same(&constant) && !(kind == SlotKind::Body && constant.contains('.'))
+        })
 }
 
 /// The slot a request field's value travels in, when it travels as a named parameter.

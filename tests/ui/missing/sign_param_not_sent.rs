@@ -15,4 +15,15 @@ pub struct Refresh {
     pub key: ClientSecret,
 }
 
+// A dotted body constant nests: the body has no top-level `meta.partner`.
+#[token_endpoint(post = "/token", response = Tokens, error = Failure, config = App,
+                 body(name = "meta.partner", value = "7"),
+                 sign(hmac_sha256, over(body("meta.partner"), path), into = query("sign")))]
+pub struct Nested {
+    #[token(from = refresh_token)]
+    pub refresh_token: RefreshToken,
+    #[token(signing_key, from = config.secret)]
+    pub key: ClientSecret,
+}
+
 fn main() {}
