@@ -386,6 +386,46 @@ fn an_odd_optional_extra_keeps_the_new_pair() {
     assert_eq!(error.kind(), ErrorKind::OutcomeUnknown);
 }
 
+/// TikTok's `access_token_expire_in` is a UNIX time, Shopee's `expire_in` a lifetime: a field
+/// declared as the other is kept as read, with a warning naming it and what it looks like.
+#[test]
+fn an_expiry_that_looks_misdeclared_is_kept_with_a_warning() {
+    // A UNIX time read as a lifetime: 54 years from now.
+    let mut set = None;
+    let logs = capture_warnings(|| {
+        set = Some(decode(200, r#"{"access_token":"at","expires_in":1722342011}"#).unwrap());
+    });
+    assert_eq!(
+        set.unwrap().access_expires_at,
+        Some(now() + time::Duration::seconds(1_722_342_011))
+    );
+    assert!(
+        logs.contains("expires_in") && logs.contains("UnixTime"),
+        "{logs}"
+    );
+    // A lifetime read as a UNIX time: 1970.
+    let logs = capture_warnings(|| {
+        let refresh =
+            UnixRefresh::from_context(&RequestContext::for_refresh(&(), &session())).unwrap();
+        let set = decode_response::<UnixRefresh>(
+            &answer(200, r#"{"accessToken":"at","expiresAt":14400}"#),
+            now(),
+            &refresh.secrets(),
+        )
+        .unwrap();
+        assert_eq!(set.access_expires_at, Some(datetime!(1970-01-01 04:00 UTC)));
+    });
+    assert!(
+        logs.contains("expiresAt") && logs.contains("ExpiresIn"),
+        "{logs}"
+    );
+    // Plausible values say nothing.
+    let logs = capture_warnings(|| {
+        decode(200, r#"{"access_token":"at","expires_in":7200}"#).unwrap();
+    });
+    assert!(logs.is_empty(), "{logs}");
+}
+
 #[test]
 fn an_odd_refresh_expiry_keeps_the_new_pair() {
     let body = r#"{"access_token":"at-new","refresh_token":"rt-new","expires_in":60,"refresh_expires_in":"NaN"}"#;

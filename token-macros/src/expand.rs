@@ -1004,7 +1004,7 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
     let expiry_instant = match role_of(fields, AnswerRole::Expiry) {
         Some(field) => {
             let (f, ty, wire) = (field.ident, field.ty, &field.wire);
-            quote_spanned!(ty.span()=> #p::bounded_expiry(<#ty as #p::ExpiryField>::instant(&self.#f, __now), #wire))
+            quote_spanned!(ty.span()=> <#ty as #p::ExpiryField>::checked_instant(&self.#f, __now, #wire))
         }
         None => quote!(::core::option::Option::None),
     };
@@ -1052,7 +1052,7 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
             }
             Some(AnswerRole::RefreshExpiry) => {
                 let wire = &field.wire;
-                into.push(quote_spanned!(span=> __set.refresh_expires_at = #p::bounded_expiry(<#ty as #p::ExpiryField>::refresh_instant(&self.#f, __now), #wire);));
+                into.push(quote_spanned!(span=> __set.refresh_expires_at = <#ty as #p::ExpiryField>::checked_refresh_instant(&self.#f, __now, #wire);));
                 from.push(quote_spanned!(span=> #f: <#ty as #p::ExpiryField>::from_instant(__set.refresh_expires_at, __now)));
             }
             Some(AnswerRole::TokenType) => {
