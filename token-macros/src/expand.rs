@@ -344,9 +344,20 @@ fn flatten_checks(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
         own.push((role, name.value(), "the signature".to_owned(), name.span()));
     }
     let mut checks = Vec::new();
+    let get = matches!(&top.method, Some((method, _)) if method.value == Method::Get);
     for (i, group) in groups.iter().enumerate() {
         let (g, ty) = (group.ident, group.ty);
         let wires = quote_spanned!(ty.span()=> <#ty as #p::FieldGroup>::WIRES);
+        if get {
+            let message = format!(
+                "the group flattened at `{g}` writes body fields, and a GET request sends no body: put them in the query or a header"
+            );
+            checks.push(quote_spanned! {ty.span()=>
+                const _: () = if #p::wires_at(#wires, #p::At::Form) {
+                    ::core::panic!(#message)
+                };
+            });
+        }
         for (role, name, what, span) in &own {
             let at = wire_at(*role);
             let message = format!(

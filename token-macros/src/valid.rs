@@ -4,7 +4,7 @@
 use crate::ast::{Data, Field, InferredBy, Model, Variant, numeric_codes};
 use crate::attr::{Algorithm, Errors, SignEncoding, SignPart, SlotKind, Source};
 use crate::symbol::{
-    AnswerRole, ErrorRole, ExtrasRole, Refusal, RequestRole, RoleName, SessionValue,
+    AnswerRole, ErrorRole, ExtrasRole, Method, Refusal, RequestRole, RoleName, SessionValue,
 };
 
 pub fn check(model: &Model, errors: &mut Errors) {
@@ -133,8 +133,49 @@ fn request(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) {
             );
         }
     }
+    if let Some((method, _)) = &top.method
+        && method.value == Method::Get
+    {
+        get_without_body(model, fields, errors);
+    }
     request_fields(model, fields, errors);
     signature(model, fields, errors);
+}
+
+/// A GET request sends no body (servers and proxies ignore or refuse one): nothing of it goes
+/// there, neither a field (the body is a field's default place), a constant, the signature,
+/// nor (checked where the request expands) a flattened group's field.
+fn get_without_body(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) {
+    let top = &model.top;
+    for field in fields.iter().filter(|f| f.goes() == RequestRole::Body) {
+        errors.at(
+            field.ident,
+            format!(
+                "a GET request sends no body, and `{}` goes there without a place of its own: put it in the query (`#[token(query, ...)]`) or a header",
+                field.ident
+            ),
+        );
+    }
+    for constant in &top.bodies {
+        errors.at(
+            &constant.name,
+            "a GET request sends no body: make it a query constant, `query(name = ..., value = ...)`",
+        );
+    }
+    if let Some(format) = &top.format {
+        errors.at(
+            &format.key,
+            format!("a GET request sends no body: remove `{}`", format.key),
+        );
+    }
+    if let Some(sign) = &top.signature
+        && let Some((SlotKind::Body, name)) = &sign.into
+    {
+        errors.at(
+            name,
+            "a GET request sends no body: put the signature in the query or a header",
+        );
+    }
 }
 
 /// A field group: its fields follow a request's field rules, and each says where its value
