@@ -699,14 +699,14 @@ fn sign_parts(list: &syn::MetaList, errors: &mut Errors) -> Vec<(SignPart, Token
         match part {
             Some(part) if out.iter().any(|(p, _)| *p == part) => errors.at(
                 &expr,
-                format!("duplicate signed part `{}`", expr.to_token_stream()),
+                format!("duplicate signed part `{}`", written(&expr)),
             ),
             Some(part) => out.push((part, expr.to_token_stream())),
             None => errors.at(
                 &expr,
                 format!(
                     "unknown signed part `{}`, expected one of {} or a parameter's value, `query(\"name\")`, `body(\"name\")` or `header(\"name\")`",
-                    expr.to_token_stream(),
+                    written(&expr),
                     symbol::list(&symbol::SIGN_PARTS.iter().map(|(n, _)| *n).collect::<Vec<_>>())
                 ),
             ),
@@ -719,6 +719,11 @@ fn sign_parts(list: &syn::MetaList, errors: &mut Errors) -> Vec<(SignPart, Token
         );
     }
     out
+}
+
+/// A signed part as it is written (`query("name")`, without the space tokens print).
+fn written(expr: &Expr) -> String {
+    expr.to_token_stream().to_string().replace(" (", "(")
 }
 
 /// `query("name")`, `body("name")` or `header("name")`, or `None`.
