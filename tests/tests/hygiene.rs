@@ -45,7 +45,7 @@ pub struct Refresh {
     pub verifier: std::option::Option<std::string::String>,
 }
 
-#[token_endpoint(get = "/json", json, response = Tokens, error = Failure)]
+#[token_endpoint(post = "/json", json, response = Tokens, error = Failure)]
 pub struct Probe {
     #[token(bearer, from = access_token)]
     pub token: std::option::Option<AccessToken>,

@@ -139,6 +139,12 @@ pub trait RefreshEndpoint: Endpoint + FromContext<Self::Config> + Send + Sync + 
 /// assert_eq!(answer, User { openid: None, unionid: Some("u1".into()) });
 /// ```
 pub trait KeepExtras: Extras {
+    /// The `Option` fields, by wire name, that a success answer reads leniently: a value
+    /// the field's type cannot read is treated as absent, with a warning, rather than costing
+    /// the tokens. `#[token_endpoint(extras)]` lists every `Option` field; the default none.
+    #[doc(hidden)]
+    const LENIENT_FIELDS: &'static [(&'static str, crate::macro_support::ReadsAs)] = &[];
+
     /// Fills what `self`, the answer's extras, lacks from `previous`, the session's. The
     /// default keeps nothing.
     fn keep_from(&mut self, previous: &Self) {

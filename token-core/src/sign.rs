@@ -2,7 +2,7 @@
 //! and the one implementation that signs (client) and verifies (server) it.
 //!
 //! A signature covers chosen [`Part`]s of the request (method, path, timestamp, the sorted
-//! query and body parameters as key+value, the body), joined by a separator, signed with
+//! query and body parameters as key+value, the body, one named parameter's value), joined by a separator, signed with
 //! HMAC-SHA256 (hex lower, hex upper or Base64) or RSA-SHA256 (PKCS#1 v1.5, Base64; feature
 //! `rsa`), and placed in a query parameter, a body field or a header ([`Slot`]). Both
 //! directions read the encoded `http::Request`, so the server verifies exactly the bytes it
@@ -82,6 +82,9 @@ pub enum Part {
     SortedParams,
     /// The body's bytes.
     Body,
+    /// The value of one named parameter as it travels (Shopee signs its `partner_id`
+    /// query parameter, then the path and the timestamp).
+    Param(Slot),
 }
 
 /// Where a value travels: the signature (`into`) or the timestamp.
@@ -199,6 +202,12 @@ impl RequestSignature {
                     }
                 }
                 Part::Body => out.extend_from_slice(request.body()),
+                Part::Param(slot) => {
+                    let value = read_slot(request, *slot)?.ok_or_else(|| {
+                        SignatureError::Request(format!("no {} to sign", describe(*slot)))
+                    })?;
+                    out.extend_from_slice(value.as_bytes());
+                }
             }
         }
         Ok(out)
@@ -550,6 +559,60 @@ mod tests {
             builder = builder.header(http::header::CONTENT_TYPE, content_type);
         }
         builder.body(body.as_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn a_named_parameter_is_signed_by_its_value_as_it_travels() {
+        // Shopee: partner_id + path + timestamp, lower-hex HMAC-SHA256 with the partner key.
+        const SHOPEE: RequestSignature = RequestSignature::new(
+            Algorithm::HmacSha256,
+            "/api/v2/auth/access_token/get",
+            &[
+                Part::Param(Slot::Query("partner_id")),
+                Part::Path,
+                Part::Timestamp,
+            ],
+            Encoding::HexLower,
+            Slot::Query("sign"),
+        )
+        .with_timestamp(Slot::Query("timestamp"));
+        let key =
+            ClientSecret::new("1391fd986fe8ec7569bebed75b0c33ee35eb5a305bed7038657a5cd5f75b1c88");
+        let uri = "https://partner.shopeemobile.com/api/v2/auth/access_token/get?partner_id=2006566&timestamp=1681286400";
+        let mut signed = request(uri, Some("application/json"), r#"{"partner_id":1}"#);
+        assert_eq!(
+            SHOPEE.string_to_sign(&signed).unwrap(),
+            b"2006566/api/v2/auth/access_token/get1681286400"
+        );
+        SHOPEE.sign(&mut signed, &key).unwrap();
+        // echo -n "2006566/api/v2/auth/access_token/get1681286400" | openssl dgst -sha256 -hmac <key>
+        assert!(
+            signed.uri().to_string().ends_with(
+                "&sign=f8ea905de5335b6acb089321c0b007623d74d75c055226a7921a2b7749cd0941"
+            )
+        );
+        assert!(SHOPEE.verify(&signed, &key).is_ok());
+        // The body's `partner_id` is another parameter: the query's value is the one signed.
+        let forged = request(
+            &signed
+                .uri()
+                .to_string()
+                .replace("partner_id=2006566", "partner_id=7"),
+            Some("application/json"),
+            r#"{"partner_id":2006566}"#,
+        );
+        assert_eq!(SHOPEE.verify(&forged, &key), Err(SignatureError::Mismatch));
+        // A request without the parameter cannot be signed, and says which one it lacks.
+        let missing = request(
+            "https://partner.shopeemobile.com/api/v2/auth/access_token/get?timestamp=1",
+            None,
+            "",
+        );
+        let error = SHOPEE.string_to_sign(&missing).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the request cannot be signed: no query parameter `partner_id` to sign"
+        );
     }
 
     #[test]

@@ -302,6 +302,130 @@ fn an_odd_scope_or_token_type_keeps_the_new_pair() {
     }
 }
 
+/// Salesforce's `instance_url`, TikTok's `seller_name`: what the answer says beside the tokens.
+#[token_endpoint(extras)]
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Org {
+    pub instance_url: Option<String>,
+    pub user_type: Option<i64>,
+    pub required: String,
+}
+
+#[token_endpoint(response, extras = Org)]
+pub struct OrgTokens {
+    pub access_token: AccessToken,
+    pub refresh_token: Option<RefreshToken>,
+    pub org: Org,
+}
+
+#[token_endpoint(response, extras = Org)]
+pub struct OneExtra {
+    pub access_token: AccessToken,
+    pub refresh_token: Option<RefreshToken>,
+    #[token(extra)]
+    pub instance_url: Option<String>,
+}
+
+#[token_endpoint(post = "/token", form, response = OrgTokens, error = Failure)]
+pub struct OrgRefresh {
+    #[token(from = refresh_token)]
+    pub refresh_token: RefreshToken,
+}
+
+#[token_endpoint(post = "/token", form, response = OneExtra, error = Failure)]
+pub struct OneExtraRefresh {
+    #[token(from = refresh_token)]
+    pub refresh_token: RefreshToken,
+}
+
+#[test]
+fn an_odd_optional_extra_keeps_the_new_pair() {
+    for (field, value) in [
+        ("instance_url", r#"{"url":"https://na1"}"#),
+        ("instance_url", "42"),
+        ("user_type", r#""seller""#),
+        ("user_type", "1e400"),
+    ] {
+        let body = format!(
+            r#"{{"access_token":"at-new","refresh_token":"rt-new","required":"r","{field}":{value}}}"#
+        );
+        let mut sets = None;
+        let logs = capture_warnings(|| {
+            let whole = decode_response::<OrgRefresh>(&answer(200, &body), now(), &[])
+                .unwrap_or_else(|e| panic!("{field} {value}: {e}"));
+            let one = decode_response::<OneExtraRefresh>(&answer(200, &body), now(), &[]);
+            sets = Some((whole, one));
+        });
+        let (whole, one) = sets.unwrap();
+        assert_eq!(whole.access_token.expose_secret(), "at-new", "{body}");
+        assert_eq!(
+            whole.refresh_token.unwrap().expose_secret(),
+            "rt-new",
+            "{body}"
+        );
+        assert_eq!(whole.extras.required, "r");
+        assert_eq!(
+            (whole.extras.instance_url, whole.extras.user_type),
+            (None, None)
+        );
+        if field == "instance_url" {
+            assert_eq!(
+                one.unwrap().refresh_token.unwrap().expose_secret(),
+                "rt-new"
+            );
+        }
+        assert!(logs.contains(field), "{body}: {logs}");
+        assert!(
+            !logs.contains("rt-new") && !logs.contains("https://na1"),
+            "{logs}"
+        );
+    }
+    // A required extra the answer cannot read is no extra at all: the answer is unreadable.
+    let body = r#"{"access_token":"at-new","refresh_token":"rt-new","required":5}"#;
+    let error = decode_response::<OrgRefresh>(&answer(200, body), now(), &[]).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::OutcomeUnknown);
+}
+
+/// TikTok's `access_token_expire_in` is a UNIX time, Shopee's `expire_in` a lifetime: a field
+/// declared as the other is kept as read, with a warning naming it and what it looks like.
+#[test]
+fn an_expiry_that_looks_misdeclared_is_kept_with_a_warning() {
+    // A UNIX time read as a lifetime: 54 years from now.
+    let mut set = None;
+    let logs = capture_warnings(|| {
+        set = Some(decode(200, r#"{"access_token":"at","expires_in":1722342011}"#).unwrap());
+    });
+    assert_eq!(
+        set.unwrap().access_expires_at,
+        Some(now() + time::Duration::seconds(1_722_342_011))
+    );
+    assert!(
+        logs.contains("expires_in") && logs.contains("UnixTime"),
+        "{logs}"
+    );
+    // A lifetime read as a UNIX time: 1970.
+    let logs = capture_warnings(|| {
+        let refresh =
+            UnixRefresh::from_context(&RequestContext::for_refresh(&(), &session())).unwrap();
+        let set = decode_response::<UnixRefresh>(
+            &answer(200, r#"{"accessToken":"at","expiresAt":14400}"#),
+            now(),
+            &refresh.secrets(),
+        )
+        .unwrap();
+        assert_eq!(set.access_expires_at, Some(datetime!(1970-01-01 04:00 UTC)));
+    });
+    assert!(
+        logs.contains("expiresAt") && logs.contains("ExpiresIn"),
+        "{logs}"
+    );
+    // Plausible values say nothing.
+    let logs = capture_warnings(|| {
+        decode(200, r#"{"access_token":"at","expires_in":7200}"#).unwrap();
+    });
+    assert!(logs.is_empty(), "{logs}");
+}
+
 #[test]
 fn an_odd_refresh_expiry_keeps_the_new_pair() {
     let body = r#"{"access_token":"at-new","refresh_token":"rt-new","expires_in":60,"refresh_expires_in":"NaN"}"#;

@@ -319,6 +319,21 @@ fn infer_answer_roles(fields: &mut [Field<AnswerRole>], top: &TopAttrs, errors: 
             }),
             (None, None) => None,
         };
+        // An expiry type says the field is an expiry, not whose: without a role it would be
+        // read and ignored, and the tokens' expiry silently unknown.
+        if field.inferred.is_none()
+            && let Some(s) = last_segment(spelled)
+            && s.arguments.is_none()
+            && crate::symbol::EXPIRY_TYPES.iter().any(|t| s.ident == t)
+        {
+            errors.at(
+                field.ident,
+                format!(
+                    "`{name}` is of an expiry type (`{}`) but has no role, so it would be read and ignored: give it `#[token(expiry)]` (the access token's) or `#[token(refresh_expiry)]` (the refresh token's)",
+                    s.ident
+                ),
+            );
+        }
     }
 }
 

@@ -119,7 +119,8 @@ pub struct Signature {
     /// The `sign` key, for spans.
     pub key: Ident,
     pub algorithm: Option<(Algorithm, Ident)>,
-    pub parts: Vec<(SignPart, Ident)>,
+    /// Each part with its tokens, for spans.
+    pub parts: Vec<(SignPart, TokenStream)>,
     pub separator: Option<LitStr>,
     pub encoding: Option<(SignEncoding, Ident)>,
     pub into: Option<(SlotKind, LitStr)>,
@@ -131,13 +132,15 @@ pub enum Algorithm {
     RsaSha256,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum SignPart {
     Method,
     Path,
     Timestamp,
     SortedParams,
     Body,
+    /// `query("partner_id")`: the value of one named parameter, as it travels.
+    Param(SlotKind, String),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -666,28 +669,45 @@ pub fn signature(key: &Ident, meta: &Meta, errors: &mut Errors) -> Signature {
     out
 }
 
-fn sign_parts(list: &syn::MetaList, errors: &mut Errors) -> Vec<(SignPart, Ident)> {
-    let parser = Punctuated::<Ident, Token![,]>::parse_terminated;
-    let idents = match syn::parse::Parser::parse2(parser, list.tokens.clone()) {
-        Ok(idents) => idents,
+fn sign_parts(list: &syn::MetaList, errors: &mut Errors) -> Vec<(SignPart, TokenStream)> {
+    let parser = Punctuated::<Expr, Token![,]>::parse_terminated;
+    let exprs = match syn::parse::Parser::parse2(parser, list.tokens.clone()) {
+        Ok(exprs) => exprs,
         Err(e) => {
             errors.push(e);
             return Vec::new();
         }
     };
-    let names: Vec<&str> = symbol::SIGN_PARTS.iter().map(|(n, _)| *n).collect();
-    let mut out: Vec<(SignPart, Ident)> = Vec::new();
-    for ident in idents {
-        match symbol::SIGN_PARTS.iter().find(|(n, _)| ident == n) {
-            Some(_) if out.iter().any(|(_, i)| *i == ident) => {
-                errors.at(&ident, format!("duplicate signed part `{ident}`"))
+    let mut out: Vec<(SignPart, TokenStream)> = Vec::new();
+    for expr in exprs {
+        let named = match &expr {
+            Expr::Path(p) => p.path.get_ident().and_then(|ident| {
+                symbol::SIGN_PARTS
+                    .iter()
+                    .find(|(n, _)| ident == n)
+                    .map(|(_, part)| part.clone())
+            }),
+            _ => None,
+        };
+        let part = match (named, &expr) {
+            (Some(part), _) => Some(part),
+            (None, Expr::Call(_)) => {
+                slot_call(&expr).map(|(kind, name)| SignPart::Param(kind, name.value()))
             }
-            Some((_, part)) => out.push((*part, ident)),
+            (None, _) => None,
+        };
+        match part {
+            Some(part) if out.iter().any(|(p, _)| *p == part) => errors.at(
+                &expr,
+                format!("duplicate signed part `{}`", written(&expr)),
+            ),
+            Some(part) => out.push((part, expr.to_token_stream())),
             None => errors.at(
-                &ident,
+                &expr,
                 format!(
-                    "unknown signed part `{ident}`, expected one of {}",
-                    symbol::list(&names)
+                    "unknown signed part `{}`, expected one of {} or a parameter's value, `query(\"name\")`, `body(\"name\")` or `header(\"name\")`",
+                    written(&expr),
+                    symbol::list(&symbol::SIGN_PARTS.iter().map(|(n, _)| *n).collect::<Vec<_>>())
                 ),
             ),
         }
@@ -701,9 +721,13 @@ fn sign_parts(list: &syn::MetaList, errors: &mut Errors) -> Vec<(SignPart, Ident
     out
 }
 
-/// `query("sign")`, `body("sign")` or `header("X-Sign")`.
-fn slot(expr: Option<&Expr>, errors: &mut Errors) -> Option<(SlotKind, LitStr)> {
-    let expr = expr?;
+/// A signed part as it is written (`query("name")`, without the space tokens print).
+fn written(expr: &Expr) -> String {
+    expr.to_token_stream().to_string().replace(" (", "(")
+}
+
+/// `query("name")`, `body("name")` or `header("name")`, or `None`.
+fn slot_call(expr: &Expr) -> Option<(SlotKind, LitStr)> {
     if let Expr::Call(call) = expr
         && let Expr::Path(f) = &*call.func
         && let (
@@ -715,20 +739,27 @@ fn slot(expr: Option<&Expr>, errors: &mut Errors) -> Option<(SlotKind, LitStr)> 
         ) = (call.args.first(), call.args.len())
     {
         let kind = match f.path.get_ident().map(Ident::to_string).as_deref() {
-            Some("query") => Some(SlotKind::Query),
-            Some("body") => Some(SlotKind::Body),
-            Some("header") => Some(SlotKind::Header),
-            _ => None,
+            Some("query") => SlotKind::Query,
+            Some("body") => SlotKind::Body,
+            Some("header") => SlotKind::Header,
+            _ => return None,
         };
-        if let Some(kind) = kind {
-            return Some((kind, name.clone()));
-        }
+        return Some((kind, name.clone()));
     }
-    errors.at(
-        expr,
-        "expected where the signature goes: `query(\"name\")`, `body(\"name\")` or `header(\"name\")`",
-    );
     None
+}
+
+/// `query("sign")`, `body("sign")` or `header("X-Sign")`.
+fn slot(expr: Option<&Expr>, errors: &mut Errors) -> Option<(SlotKind, LitStr)> {
+    let expr = expr?;
+    let found = slot_call(expr);
+    if found.is_none() {
+        errors.at(
+            expr,
+            "expected where the signature goes: `query(\"name\")`, `body(\"name\")` or `header(\"name\")`",
+        );
+    }
+    found
 }
 
 /// Marks `key` seen; reports a duplicate at the second one.

@@ -344,9 +344,20 @@ fn flatten_checks(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
         own.push((role, name.value(), "the signature".to_owned(), name.span()));
     }
     let mut checks = Vec::new();
+    let get = matches!(&top.method, Some((method, _)) if method.value == Method::Get);
     for (i, group) in groups.iter().enumerate() {
         let (g, ty) = (group.ident, group.ty);
         let wires = quote_spanned!(ty.span()=> <#ty as #p::FieldGroup>::WIRES);
+        if get {
+            let message = format!(
+                "the group flattened at `{g}` writes body fields, and a GET request sends no body: put them in the query or a header"
+            );
+            checks.push(quote_spanned! {ty.span()=>
+                const _: () = if #p::wires_at(#wires, #p::At::Form) {
+                    ::core::panic!(#message)
+                };
+            });
+        }
         for (role, name, what, span) in &own {
             let at = wire_at(*role);
             let message = format!(
@@ -369,6 +380,34 @@ fn flatten_checks(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
                 };
             });
         }
+    }
+    // A signed parameter the request does not send itself is a flattened group's.
+    for (part, tokens) in top.signature.iter().flat_map(|sign| &sign.parts) {
+        let SignPart::Param(kind, name) = part else {
+            continue;
+        };
+        if crate::valid::param_declared(model, fields, *kind, name) {
+            continue;
+        }
+        let role = match kind {
+            SlotKind::Body => RequestRole::Body,
+            SlotKind::Header => RequestRole::Header,
+            SlotKind::Query => RequestRole::Query,
+        };
+        let at = wire_at(role);
+        let message = format!(
+            "the request sends no {} to sign: neither its fields, its constants nor its flattened groups",
+            wire_words(role, name)
+        );
+        let found = groups.iter().map(|group| {
+            let ty = group.ty;
+            quote!(#p::wires_have(<#ty as #p::FieldGroup>::WIRES, #at, #name))
+        });
+        checks.push(quote_spanned! {tokens.span()=>
+            const _: () = if !(#(#found)||*) {
+                ::core::panic!(#message)
+            };
+        });
     }
     quote!(#(#checks)*)
 }
@@ -743,12 +782,21 @@ fn signature(fields: &[Field<RequestRole>], sign: &Signature) -> TokenStream {
         },
         _ => quote!(),
     };
+    let slot = |kind: SlotKind, name: &str| match kind {
+        SlotKind::Query => quote!(#p::sign::Slot::Query(#name)),
+        SlotKind::Body => quote!(#p::sign::Slot::Body(#name)),
+        SlotKind::Header => quote!(#p::sign::Slot::Header(#name)),
+    };
     let parts = sign.parts.iter().map(|(part, _)| match part {
         SignPart::Method => quote!(#p::sign::Part::Method),
         SignPart::Path => quote!(#p::sign::Part::Path),
         SignPart::Timestamp => quote!(#p::sign::Part::Timestamp),
         SignPart::SortedParams => quote!(#p::sign::Part::SortedParams),
         SignPart::Body => quote!(#p::sign::Part::Body),
+        SignPart::Param(kind, name) => {
+            let slot = slot(*kind, name);
+            quote!(#p::sign::Part::Param(#slot))
+        }
     });
     let default = match sign.algorithm.as_ref().map(|(a, _)| *a) {
         Some(Algorithm::RsaSha256) => SignEncoding::Base64,
@@ -758,11 +806,6 @@ fn signature(fields: &[Field<RequestRole>], sign: &Signature) -> TokenStream {
         SignEncoding::HexLower => quote!(#p::sign::Encoding::HexLower),
         SignEncoding::HexUpper => quote!(#p::sign::Encoding::HexUpper),
         SignEncoding::Base64 => quote!(#p::sign::Encoding::Base64),
-    };
-    let slot = |kind: SlotKind, name: &str| match kind {
-        SlotKind::Query => quote!(#p::sign::Slot::Query(#name)),
-        SlotKind::Body => quote!(#p::sign::Slot::Body(#name)),
-        SlotKind::Header => quote!(#p::sign::Slot::Header(#name)),
     };
     let into = match &sign.into {
         Some((kind, name)) => slot(*kind, &name.value()),
@@ -900,8 +943,15 @@ fn keep_extras(model: &Model, fields: &[Field<ExtrasRole>]) -> TokenStream {
             }
         })
     });
+    // Every `Option` field is read leniently: an odd value there must not cost the tokens.
+    let lenient = fields.iter().filter(|f| f.optional).map(|f| {
+        let (ty, wire) = (f.ty, &f.wire);
+        quote_spanned!(ty.span()=> (#wire, #p::reads_as::<#ty> as #p::ReadsAs))
+    });
     quote! {
         impl #p::KeepExtras for #ident {
+            const LENIENT_FIELDS: &'static [(&'static str, #p::ReadsAs)] = &[#(#lenient),*];
+
             #[allow(unused_variables)]
             fn keep_from(&mut self, __previous: &Self) {
                 #(#kept)*
@@ -934,7 +984,16 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
             Some(envelope) => format!("{envelope}.{}", f.wire),
             None => f.wire.clone(),
         })
-        .chain(model.top.bodies.iter().map(|c| c.name.value()))
+        // A constant `""` (Shopee's `"error": ""`) is a success code whatever the error
+        // declares: it cannot be read as an error, so it sets no trap.
+        .chain(
+            model
+                .top
+                .bodies
+                .iter()
+                .filter(|c| !c.value.text.is_empty())
+                .map(|c| c.name.value()),
+        )
         .collect::<Vec<_>>();
     let envelope = some_or_none(envelope.map(|e| quote!(#e)));
     let jwt = model.top.jwt_expiry;
@@ -956,12 +1015,12 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
     let expiry_instant = match role_of(fields, AnswerRole::Expiry) {
         Some(field) => {
             let (f, ty, wire) = (field.ident, field.ty, &field.wire);
-            quote_spanned!(ty.span()=> #p::bounded_expiry(<#ty as #p::ExpiryField>::instant(&self.#f, __now), #wire))
+            quote_spanned!(ty.span()=> <#ty as #p::ExpiryField>::checked_instant(&self.#f, __now, #wire))
         }
         None => quote!(::core::option::Option::None),
     };
     // Expiry, token type and scope fields are read leniently: an odd value there must not
-    // cost the tokens.
+    // cost the tokens; so are `Option` extras, the answer's own and the extras type's.
     let lenient_fields = fields
         .iter()
         .filter(|f| {
@@ -973,12 +1032,19 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
                         | AnswerRole::TokenType
                         | AnswerRole::Scope
                 )
-            )
+            ) || f.role() == Some(AnswerRole::Extra) && f.optional
         })
         .map(|f| {
             let (ty, wire) = (f.ty, &f.wire);
             quote_spanned!(ty.span()=> (#wire, #p::reads_as::<#ty> as #p::ReadsAs))
         });
+    let extras_lenient = match role_of(fields, AnswerRole::Extras) {
+        Some(field) => {
+            let ty = field.ty;
+            quote_spanned!(ty.span()=> <#ty as #p::KeepExtras>::LENIENT_FIELDS)
+        }
+        None => quote!(&[]),
+    };
     into.push(quote!(__set.access_expires_at = #p::access_expiry(#expiry_instant, &__set.access_token, #jwt);));
     for field in fields {
         let f = field.ident;
@@ -997,7 +1063,7 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
             }
             Some(AnswerRole::RefreshExpiry) => {
                 let wire = &field.wire;
-                into.push(quote_spanned!(span=> __set.refresh_expires_at = #p::bounded_expiry(<#ty as #p::ExpiryField>::refresh_instant(&self.#f, __now), #wire);));
+                into.push(quote_spanned!(span=> __set.refresh_expires_at = <#ty as #p::ExpiryField>::checked_refresh_instant(&self.#f, __now, #wire);));
                 from.push(quote_spanned!(span=> #f: <#ty as #p::ExpiryField>::from_instant(__set.refresh_expires_at, __now)));
             }
             Some(AnswerRole::TokenType) => {
@@ -1030,7 +1096,7 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
             const ANSWER_PATHS: &'static [&'static str] = &[#(#answer_paths),*];
 
             fn decode_body(body: &[u8]) -> ::core::result::Result<Self, ::std::string::String> {
-                #p::decode_answer_json(body, #envelope, &[#(#lenient_fields),*])
+                #p::decode_answer_json(body, #envelope, &[#(#lenient_fields),*], #extras_lenient)
             }
 
             fn encode_body(&self) -> ::std::vec::Vec<u8> {

@@ -553,6 +553,16 @@ pub const SOURCES: &[&str] = &[
     "value(\"<name>\")",
 ];
 
+/// The expiry types of `token_core::expiry`, by the last segment of their path as written: a
+/// response field of one needs an `expiry` or `refresh_expiry` role.
+pub const EXPIRY_TYPES: &[&str] = &[
+    "ExpiresIn",
+    "UnixTime",
+    "UnixMillis",
+    "UnixMillisText",
+    "Iso8601",
+];
+
 /// The algorithms of `sign(...)`.
 pub const SIGN_ALGORITHMS: &[(&str, Algorithm)] = &[
     ("hmac_sha256", Algorithm::HmacSha256),

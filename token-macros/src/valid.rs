@@ -4,7 +4,7 @@
 use crate::ast::{Data, Field, InferredBy, Model, Variant, numeric_codes};
 use crate::attr::{Algorithm, Errors, SignEncoding, SignPart, SlotKind, Source};
 use crate::symbol::{
-    AnswerRole, ErrorRole, ExtrasRole, Refusal, RequestRole, RoleName, SessionValue,
+    AnswerRole, ErrorRole, ExtrasRole, Method, Refusal, RequestRole, RoleName, SessionValue,
 };
 
 pub fn check(model: &Model, errors: &mut Errors) {
@@ -133,8 +133,49 @@ fn request(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) {
             );
         }
     }
+    if let Some((method, _)) = &top.method
+        && method.value == Method::Get
+    {
+        get_without_body(model, fields, errors);
+    }
     request_fields(model, fields, errors);
     signature(model, fields, errors);
+}
+
+/// A GET request sends no body (servers and proxies ignore or refuse one): nothing of it goes
+/// there, neither a field (the body is a field's default place), a constant, the signature,
+/// nor (checked where the request expands) a flattened group's field.
+fn get_without_body(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) {
+    let top = &model.top;
+    for field in fields.iter().filter(|f| f.goes() == RequestRole::Body) {
+        errors.at(
+            field.ident,
+            format!(
+                "a GET request sends no body, and `{}` goes there without a place of its own: put it in the query (`#[token(query, ...)]`) or a header",
+                field.ident
+            ),
+        );
+    }
+    for constant in &top.bodies {
+        errors.at(
+            &constant.name,
+            "a GET request sends no body: make it a query constant, `query(name = ..., value = ...)`",
+        );
+    }
+    if let Some(format) = &top.format {
+        errors.at(
+            &format.key,
+            format!("a GET request sends no body: remove `{}`", format.key),
+        );
+    }
+    if let Some(sign) = &top.signature
+        && let Some((SlotKind::Body, name)) = &sign.into
+    {
+        errors.at(
+            name,
+            "a GET request sends no body: put the signature in the query or a header",
+        );
+    }
 }
 
 /// A field group: its fields follow a request's field rules, and each says where its value
@@ -321,6 +362,78 @@ fn signature(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) 
             );
         }
     }
+    // A signed parameter is one the request sends: its own field or constant, or (checked
+    // where the request expands, against their `WIRES`) a flattened group's field.
+    let grouped = fields.iter().any(|f| f.goes() == RequestRole::Flatten);
+    for (part, tokens) in &sign.parts {
+        let SignPart::Param(kind, name) = part else {
+            continue;
+        };
+        let place = match kind {
+            SlotKind::Query => "query parameter",
+            SlotKind::Body => "body field",
+            SlotKind::Header => "header",
+        };
+        if sign
+            .into
+            .as_ref()
+            .is_some_and(|(k, n)| k == kind && n.value() == *name)
+        {
+            errors.at(
+                tokens,
+                format!(
+                    "{place} `{name}` is where the signature goes: a signature cannot cover itself"
+                ),
+            );
+        } else if *kind == SlotKind::Body
+            && name.contains('.')
+            && model.top.bodies.iter().any(|c| c.name.value() == *name)
+        {
+            errors.at(
+                tokens,
+                format!("the body constant `{name}` nests (its dotted name is a path): only a top-level body field can be signed"),
+            );
+        } else if !grouped && !param_declared(model, fields, *kind, name) {
+            let (key, constant) = match kind {
+                SlotKind::Query => ("query", "query"),
+                SlotKind::Body => ("body", "body"),
+                SlotKind::Header => ("header", "header"),
+            };
+            errors.at(
+                tokens,
+                format!(
+                    "the request sends no {place} `{name}` to sign: add a field `#[token({key}, rename = \"{name}\", from = ...)]` or a constant `{constant}(name = \"{name}\", value = \"...\")`"
+                ),
+            );
+        }
+    }
+}
+
+/// Whether the request itself (a field or a constant, not a flattened group) sends the
+/// parameter `name` in `kind`.
+pub fn param_declared(
+    model: &Model,
+    fields: &[Field<RequestRole>],
+    kind: SlotKind,
+    name: &str,
+) -> bool {
+    let same = |wire: &str| match kind {
+        SlotKind::Header => wire.eq_ignore_ascii_case(name),
+        SlotKind::Query | SlotKind::Body => wire == name,
+    };
+    let constants = match kind {
+        SlotKind::Query => &model.top.queries,
+        SlotKind::Body => &model.top.bodies,
+        SlotKind::Header => &model.top.headers,
+    };
+    fields
+        .iter()
+        .any(|f| slot_of(f.goes()) == Some(kind) && same(&f.wire))
+        // A dotted body constant nests (`result.code`): no top-level field of that name.
+        || constants.iter().any(|c| {
+            let constant = c.name.value();
+            same(&constant) && !(kind == SlotKind::Body && constant.contains('.'))
+        })
 }
 
 /// The slot a request field's value travels in, when it travels as a named parameter.

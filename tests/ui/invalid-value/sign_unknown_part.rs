@@ -12,4 +12,14 @@ pub struct Refresh {
     pub key: ClientSecret,
 }
 
+// A parameter is signed by where it travels, not by its field's name.
+#[token_endpoint(post = "/token", response = Tokens, error = Failure, config = App,
+                 sign(hmac_sha256, over(field("partner_id"), path), into = query("sign")))]
+pub struct ByField {
+    #[token(query, from = refresh_token)]
+    pub refresh_token: RefreshToken,
+    #[token(signing_key, from = config.secret)]
+    pub key: ClientSecret,
+}
+
 fn main() {}

@@ -55,6 +55,27 @@ pub struct Envelope {
     pub result_message: Option<String>,
 }
 
+/// Shopee's success writes `"error": ""`: the always-successful empty code sets no trap,
+/// so the error needs no `success_codes("")`.
+#[token_endpoint(response, body(name = "error", value = ""), body(name = "message", value = ""))]
+pub struct EmptyErrorTokens {
+    pub access_token: token_core::secret::AccessToken,
+}
+
+#[token_endpoint(error)]
+pub struct ShopeeError {
+    #[token(code)]
+    pub error: String,
+    #[token(message)]
+    pub message: Option<String>,
+}
+
+#[token_endpoint(post = "/api/v2/auth/access_token/get", response = EmptyErrorTokens, error = ShopeeError)]
+pub struct ShopeeRefresh {
+    #[token(from = refresh_token)]
+    pub refresh_token: token_core::secret::RefreshToken,
+}
+
 fn assert_error<E: ErrorResponse>() {}
 
 fn main() {
@@ -80,4 +101,12 @@ fn main() {
     let failed = Envelope::from_refusal(RefusalReason::InvalidRefreshToken, "x");
     assert_eq!(failed.result_status, "F");
     assert!(matches!(failed.result_code, ResultCode::InvalidRefreshToken));
+
+    use token_core::codec::TokenResponse as _;
+    let set = token_core::token_set::TokenSet::new(token_core::secret::AccessToken::new("at"));
+    let now = time::OffsetDateTime::UNIX_EPOCH;
+    let success = EmptyErrorTokens::from_token_set(&set, now).encode_body();
+    assert_eq!(success, br#"{"access_token":"at","error":"","message":""}"#.to_vec());
+    assert!(ShopeeError::decode_error(http::StatusCode::OK, &success).is_none());
+    let _ = std::marker::PhantomData::<ShopeeRefresh>;
 }

@@ -67,4 +67,43 @@ pub struct BodySigned {
     pub secret: ClientSecret,
 }
 
+pub struct Partner {
+    pub partner_id: i64,
+    pub key: ClientSecret,
+}
+
+/// Shopee: a named parameter's value, then the path and the timestamp.
+#[token_endpoint(post = "/api/v2/auth/access_token/get", json, response = Tokens, error = Failure,
+                 config = Partner,
+                 sign(hmac_sha256, over(query("partner_id"), path, timestamp), into = query("sign")))]
+pub struct ParamSigned {
+    #[token(query, rename = "partner_id", from = config.partner_id)]
+    pub partner: i64,
+    #[token(query, from = now_unix)]
+    pub timestamp: i64,
+    #[token(from = refresh_token)]
+    pub refresh_token: RefreshToken,
+    #[token(signing_key, from = config.key)]
+    pub key: ClientSecret,
+}
+
+#[token_endpoint(fields, config = Partner)]
+pub struct PartnerGroup {
+    #[token(header, rename = "X-Partner", from = config.partner_id)]
+    pub partner_id: i64,
+}
+
+/// A signed header a flattened group sends, and a signed constant.
+#[token_endpoint(post = "/token", form, response = Tokens, error = Failure, config = Partner,
+                 query(name = "version", value = "2"),
+                 sign(hmac_sha256, over(header("x-partner"), query("version"), body), into = header("X-Sign")))]
+pub struct GroupParamSigned {
+    #[token(flatten)]
+    pub partner: PartnerGroup,
+    #[token(from = refresh_token)]
+    pub refresh_token: RefreshToken,
+    #[token(signing_key, from = config.key)]
+    pub key: ClientSecret,
+}
+
 fn main() {}

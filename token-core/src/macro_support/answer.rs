@@ -68,11 +68,14 @@ fn quote_infinite_numbers(body: &[u8]) -> Option<Vec<u8>> {
 /// by its last value; an expiry field its type cannot read (`-5`, `1e300`, `1e400`, `"NaN"`,
 /// an object) is read as `null` (an unknown expiry), and so is a token type or scope field
 /// its type cannot read (Twitch's array of scopes), with a warning naming the field, never its
-/// value. The reason of an error never quotes the body's strings.
+/// value; so is an `Option` extras field (`extras_fields`, the extras type's
+/// [`KeepExtras::LENIENT_FIELDS`](crate::provider::KeepExtras::LENIENT_FIELDS)). The reason
+/// of an error never quotes the body's strings.
 pub fn decode_answer_json<T: DeserializeOwned>(
     body: &[u8],
     envelope: Option<&str>,
     lenient_fields: &[(&str, ReadsAs)],
+    extras_fields: &[(&str, ReadsAs)],
 ) -> Result<T, String> {
     let mut value: Value = match decode_json(body) {
         Ok(value) => value,
@@ -95,7 +98,7 @@ pub fn decode_answer_json<T: DeserializeOwned>(
     let Value::Object(map) = &mut value else {
         return Err("expected a JSON object".into());
     };
-    for (name, reads) in lenient_fields {
+    for (name, reads) in lenient_fields.iter().chain(extras_fields) {
         if let Some(field) = map.get_mut(*name)
             && !field.is_null()
             && !reads(field)

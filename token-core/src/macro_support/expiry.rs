@@ -3,12 +3,8 @@
 use super::*;
 use time::OffsetDateTime;
 
-/// An expiry instant read from the field `name`, kept inside
-/// [`EARLIEST`](crate::expiry::EARLIEST)..=[`LATEST`](crate::expiry::LATEST) so that later
-/// arithmetic cannot overflow; a warning names the field when its instant was out of range.
-pub fn bounded_expiry(at: Option<OffsetDateTime>, name: &str) -> Option<OffsetDateTime> {
-    bounded(at, name)
-}
+/// A UNIX time in seconds above this (2001-09-09) is a lifetime of over 31 years.
+const UNIX_2001: u64 = 1_000_000_000;
 
 fn bounded(at: Option<OffsetDateTime>, name: &str) -> Option<OffsetDateTime> {
     let at = at?;
@@ -46,6 +42,35 @@ pub trait ExpiryField {
     fn refresh_instant(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
         self.instant(now)
     }
+    /// What the value looks like when it is likely the other kind of expiry than this type
+    /// reads, for a warning: a lifetime of over 31 years (a UNIX time read as seconds to
+    /// wait), an instant before 2001 (a lifetime, or UNIX seconds read as milliseconds).
+    fn looks_misdeclared(&self) -> Option<&'static str> {
+        None
+    }
+    /// The access token's expiry read from the field `name`: [`instant`](Self::instant), kept
+    /// inside [`EARLIEST`](crate::expiry::EARLIEST)..=[`LATEST`](crate::expiry::LATEST) so
+    /// that later arithmetic cannot overflow, with a warning naming the field when it was out
+    /// of range or [looks misdeclared](Self::looks_misdeclared) (the instant is kept as read).
+    fn checked_instant(&self, now: OffsetDateTime, name: &str) -> Option<OffsetDateTime> {
+        warn_misdeclared(self.looks_misdeclared(), name);
+        bounded(self.instant(now), name)
+    }
+    /// The refresh token's expiry read from the field `name`, as
+    /// [`checked_instant`](Self::checked_instant) reads the access token's.
+    fn checked_refresh_instant(&self, now: OffsetDateTime, name: &str) -> Option<OffsetDateTime> {
+        warn_misdeclared(self.looks_misdeclared(), name);
+        bounded(self.refresh_instant(now), name)
+    }
+}
+
+fn warn_misdeclared(hint: Option<&'static str>, name: &str) {
+    if let Some(hint) = hint {
+        tracing::warn!(
+            field = name,
+            "the provider's answer has {hint} in `{name}`; it is read as declared"
+        );
+    }
 }
 
 impl ExpiryField for ExpiresIn {
@@ -61,6 +86,11 @@ impl ExpiryField for ExpiresIn {
     fn from_instant(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Self {
         at.map(|at| ExpiresIn::until(at, now)).unwrap_or_default()
     }
+    fn looks_misdeclared(&self) -> Option<&'static str> {
+        self.0.is_some_and(|seconds| seconds >= UNIX_2001).then_some(
+            "a lifetime of over 31 years, which looks like a UNIX time (a field holding an instant is declared `UnixTime`)",
+        )
+    }
 }
 
 /// The absolute forms: the instant as sent.
@@ -72,6 +102,11 @@ macro_rules! absolute_expiry {
             }
             fn from_instant(at: Option<OffsetDateTime>, now: OffsetDateTime) -> Self {
                 Self(at.unwrap_or(now))
+            }
+            fn looks_misdeclared(&self) -> Option<&'static str> {
+                (self.0.unix_timestamp() < UNIX_2001 as i64).then_some(
+                    "an instant before 2001, which looks like a lifetime (declared `ExpiresIn`) or UNIX seconds read as milliseconds (declared `UnixTime`)",
+                )
             }
         }
     )*};
@@ -87,6 +122,9 @@ impl<T: ExpiryField> ExpiryField for Option<T> {
     }
     fn refresh_instant(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
         self.as_ref().and_then(|t| t.refresh_instant(now))
+    }
+    fn looks_misdeclared(&self) -> Option<&'static str> {
+        self.as_ref().and_then(T::looks_misdeclared)
     }
 }
 

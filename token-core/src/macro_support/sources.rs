@@ -102,6 +102,19 @@ pub const fn wires_have(wires: &[(At, &str)], at: At, name: &str) -> bool {
     false
 }
 
+/// Whether a group's `wires` hold one that goes to `at` (a GET request's groups write no
+/// body field, `At::Form`).
+pub const fn wires_at(wires: &[(At, &str)], at: At) -> bool {
+    let mut i = 0;
+    while i < wires.len() {
+        if wires[i].0 as u8 == at as u8 {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
 /// Whether two groups write to the same place.
 pub const fn wires_clash(a: &[(At, &str)], b: &[(At, &str)]) -> bool {
     let mut i = 0;
