@@ -199,7 +199,6 @@ impl ClientAuthentication {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RefreshTokenGrant {
     /// The refresh token.
-    #[token(from = refresh_token)]
     pub refresh_token: RefreshToken,
     /// The requested scope.
     #[token(from = config.scope)]

@@ -85,7 +85,6 @@ pub trait Provider: Send + Sync + 'static {
 /// pub struct Refresh {
 ///     #[token(from = config.client_id)]
 ///     pub client_id: String,
-///     #[token(from = refresh_token)]
 ///     pub refresh_token: RefreshToken,
 /// }
 ///
@@ -164,7 +163,7 @@ impl KeepExtras for NoExtras {}
 /// # #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }
 /// # #[derive(Clone, Debug)] pub struct AcmeConfig { pub client_id: String }
 /// # #[token_endpoint(post = "/token", form, response = Tokens, error = Failure, config = AcmeConfig, provider = "acme")]
-/// # pub struct Refresh { #[token(from = config.client_id)] pub client_id: String, #[token(from = refresh_token)] pub refresh_token: RefreshToken }
+/// # pub struct Refresh { #[token(from = config.client_id)] pub client_id: String, pub refresh_token: RefreshToken }
 /// use token_core::provider::Provider;
 /// use token_core::provider::RefreshProvider;
 ///
@@ -218,7 +217,7 @@ impl<E: RefreshEndpoint> RefreshProvider<E> {
     /// # #[token_endpoint(response)] pub struct Tokens { pub access_token: AccessToken }
     /// # #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }
     /// # #[token_endpoint(post = "/token", form, response = Tokens, error = Failure, provider = "acme")]
-    /// # pub struct Refresh { #[token(from = refresh_token)] pub refresh_token: RefreshToken }
+    /// # pub struct Refresh { pub refresh_token: RefreshToken }
     /// use token_core::provider::Provider;
     /// use token_core::provider::RefreshProvider;
     ///

@@ -117,3 +117,38 @@ fn inference_is_by_spelling_and_by_the_rust_name() {
     assert_eq!(set.access_expires_at, Some(datetime!(2025-01-01 00:02 UTC)));
     assert_eq!(set.extras.openid.as_deref(), Some("o-1"));
 }
+
+/// A request's `RefreshToken` field reads the session's refresh token, and an `AccessToken`
+/// field its access token, without `from`: `provider = ...` accepts it as the refresh
+/// endpoint.
+#[token_endpoint(post = "/refresh", form, response = Inferred, error = token_core::oauth::OAuthError,
+                 config = RefreshConfig, provider = "inferred")]
+pub struct InferredRefresh {
+    #[token(from = config.client_id)]
+    pub client_id: String,
+    pub refresh_token: RefreshToken,
+    #[token(bearer)]
+    pub access_token: Option<AccessToken>,
+}
+
+#[token_endpoint(config)]
+#[derive(Clone, Debug)]
+pub struct RefreshConfig {
+    pub client_id: String,
+}
+
+#[test]
+fn request_sources_are_inferred_from_the_token_types() {
+    use token_core::codec::{Endpoint, FromContext, RequestContext};
+    use token_core::token_set::TokenSet;
+
+    let config = RefreshConfig::new("app-1");
+    let session = TokenSet::<token_core::token_set::NoExtras>::new(AccessToken::new("at-1"))
+        .with_refresh_token(RefreshToken::new("rt-1"));
+    let request = InferredRefresh::from_context(&RequestContext::for_refresh(&config, &session))
+        .unwrap()
+        .encode_request(&"https://provider.example".parse().unwrap())
+        .unwrap();
+    assert_eq!(request.body(), b"client_id=app-1&refresh_token=rt-1");
+    assert_eq!(request.headers()["authorization"], "Bearer at-1");
+}

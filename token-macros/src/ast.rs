@@ -5,7 +5,7 @@ use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::{Fields, GenericArgument, Ident, PathArguments, Type};
 
-use crate::attr::{self, Errors, FieldAttrs, Source, TopAttrs, VariantAttrs};
+use crate::attr::{self, Errors, FieldAttrs, Keyed, Source, TopAttrs, VariantAttrs};
 use crate::symbol::{
     AnswerRole, ErrorRole, ExtrasRole, ItemKind, RequestRole, RoleName, SessionValue,
 };
@@ -176,8 +176,16 @@ pub fn build<'a>(item: &'a syn::Item, top: TopAttrs, errors: &mut Errors) -> Opt
             };
             let named = &named.named;
             match kind {
-                ItemKind::Request => Data::Request(fields(named, &top, errors)),
-                ItemKind::Fields => Data::Fields(fields(named, &top, errors)),
+                ItemKind::Request => {
+                    let mut fields = fields(named, &top, errors);
+                    infer_request_sources(&mut fields);
+                    Data::Request(fields)
+                }
+                ItemKind::Fields => {
+                    let mut fields = fields(named, &top, errors);
+                    infer_request_sources(&mut fields);
+                    Data::Fields(fields)
+                }
                 ItemKind::Response => {
                     let mut fields = fields(named, &top, errors);
                     infer_answer_roles(&mut fields, &top, errors);
@@ -334,6 +342,36 @@ fn infer_answer_roles(fields: &mut [Field<AnswerRole>], top: &TopAttrs, errors: 
                 ),
             );
         }
+    }
+}
+
+/// The source of a request field without `from`, where its type says it: a `RefreshToken`
+/// (or `Option<RefreshToken>`) is the session's refresh token, an `AccessToken` its access
+/// token, as a response's fields take their roles from these types. A flattened group's
+/// fields say their own.
+fn infer_request_sources(fields: &mut [Field<RequestRole>]) {
+    for field in fields
+        .iter_mut()
+        .filter(|f| f.attrs.from.is_none() && f.goes() != RequestRole::Flatten)
+    {
+        let spelled = option_inner(field.ty).unwrap_or(field.ty);
+        let value = match last_segment(spelled) {
+            Some(s) if s.ident == "RefreshToken" && s.arguments.is_none() => {
+                SessionValue::RefreshToken
+            }
+            Some(s) if s.ident == "AccessToken" && s.arguments.is_none() => {
+                SessionValue::AccessToken
+            }
+            _ => continue,
+        };
+        let span = field.ty.span();
+        field.attrs.from = Some(Keyed {
+            key: Ident::new("from", span),
+            value: Source::Session(Keyed {
+                key: Ident::new(value.name(), span),
+                value,
+            }),
+        });
     }
 }
 

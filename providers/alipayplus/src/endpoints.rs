@@ -20,7 +20,6 @@ pub struct ApplyToken {
     #[token(from = config.psp_id)]
     pub psp_id: String,
     /// The refresh token.
-    #[token(from = refresh_token)]
     pub refresh_token: RefreshToken,
 }
 

@@ -48,7 +48,6 @@ pub struct RefreshAccessToken {
     #[token(query, from = now_unix_ms)]
     pub timestamp: String,
     /// The seller's refresh token.
-    #[token(from = refresh_token)]
     pub refresh_token: RefreshToken,
     /// The app secret: the key of `sign`, never sent.
     #[token(signing_key, from = config.app_secret)]

@@ -27,7 +27,6 @@ pub struct MiniAppRefresh {
     #[token(bearer, from = value("app_token"))]
     pub app_token: AccessToken,
     /// The customer's refresh token.
-    #[token(from = refresh_token)]
     pub refresh_token: RefreshToken,
 }
 

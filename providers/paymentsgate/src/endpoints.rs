@@ -58,10 +58,9 @@ pub struct IssueServiceToken {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RefreshServiceToken {
     /// The current access token, sent as `Authorization: Bearer`.
-    #[token(bearer, from = access_token)]
+    #[token(bearer)]
     pub access_token: Option<AccessToken>,
     /// The refresh token.
-    #[token(from = refresh_token)]
     pub refresh_token: RefreshToken,
 }
 

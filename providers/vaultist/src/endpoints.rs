@@ -40,7 +40,7 @@ pub struct RefreshV3 {
     #[token(header, rename = "X-Merchant-ID", from = config.merchant_id)]
     pub merchant_id: Option<String>,
     /// The refresh token.
-    #[token(body, rename = "refreshToken", from = refresh_token)]
+    #[token(body, rename = "refreshToken")]
     pub refresh_token: RefreshToken,
 }
 
@@ -67,7 +67,6 @@ pub struct RefreshV2 {
     #[token(header, rename = "X-Merchant-ID", from = config.merchant_id)]
     pub merchant_id: Option<String>,
     /// The refresh token.
-    #[token(from = refresh_token)]
     pub refresh_token: RefreshToken,
 }
 

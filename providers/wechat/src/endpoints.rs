@@ -37,7 +37,7 @@ pub struct SnsRefreshToken {
     #[token(query, from = config.appid)]
     pub appid: String,
     /// The refresh token.
-    #[token(query, from = refresh_token)]
+    #[token(query)]
     pub refresh_token: RefreshToken,
 }
 

@@ -296,7 +296,7 @@ impl SandboxBuilder {
     /// # #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }
     /// # #[derive(Clone, Debug)] pub struct AcmeConfig { pub client_id: String }
     /// # #[token_endpoint(post = "/token", form, response = Tokens, error = Failure, config = AcmeConfig, provider = "acme")]
-    /// # pub struct Refresh { #[token(from = config.client_id)] pub client_id: String, #[token(from = refresh_token)] pub refresh_token: RefreshToken }
+    /// # pub struct Refresh { #[token(from = config.client_id)] pub client_id: String, pub refresh_token: RefreshToken }
     ///
     /// let config = AcmeConfig { client_id: "app-1".into() };
     /// let sandbox = Sandbox::builder().oauth_routes(false).serve::<Refresh>(&config);
