@@ -13,10 +13,28 @@ macro_rules! secret_type {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         ///
-        /// `Debug` and `Display` print a redacted form; cloning is cheap (the value is shared).
-        /// Serializing writes the raw value, because stores and codecs must transmit it.
-        #[derive(Clone, PartialEq, Eq, Hash)]
+        /// `Debug` and `Display` print a redacted form; cloning is cheap (the value is shared);
+        /// `==` compares in a time that depends on the lengths only (a server comparing a
+        /// presented value with a stored one reveals no prefix of it). Serializing writes
+        /// the raw value, because stores and codecs must transmit it.
+        #[derive(Clone)]
         pub struct $name(Arc<str>);
+
+        impl std::hash::Hash for $name {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                // As the value's: equal values hash alike, whichever way they are compared.
+                self.0.hash(state);
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                Arc::ptr_eq(&self.0, &other.0)
+                    || crate::sign::constant_time_eq(self.0.as_bytes(), other.0.as_bytes())
+            }
+        }
+
+        impl Eq for $name {}
 
         impl $name {
             /// Wraps a raw value.
@@ -126,6 +144,19 @@ impl fmt::Debug for Fingerprint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_compare_by_value_and_hash_alike() {
+        use std::collections::HashSet;
+        let a = ClientSecret::new("s3cret");
+        assert_eq!(a, a.clone());
+        assert_eq!(a, ClientSecret::new("s3cret"));
+        assert_ne!(a, ClientSecret::new("s3creT"));
+        assert_ne!(a, ClientSecret::new("s3cre"));
+        assert_ne!(a, ClientSecret::new(""));
+        let set: HashSet<_> = [RefreshToken::new("rt"), RefreshToken::new("rt")].into();
+        assert_eq!(set.len(), 1);
+    }
 
     #[test]
     fn debug_and_display_never_show_the_value() {
