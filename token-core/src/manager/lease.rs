@@ -15,8 +15,12 @@ use crate::store::{Lease, StoredRecord};
 pub(super) enum LeaseTaken<X> {
     /// Another process refreshed meanwhile; nothing left to do.
     Settled(Ready<X>),
-    /// The lease is ours; refresh from this set.
-    Held(Option<Ready<X>>),
+    /// The lease is ours; refresh from `current`. `taken_over`: over a holder whose lease
+    /// lapsed unreleased (it may have spent the stored refresh token and not saved yet).
+    Held {
+        current: Option<Ready<X>>,
+        taken_over: bool,
+    },
 }
 
 /// What the store holds, compared with what this process holds.
@@ -184,7 +188,10 @@ impl<P: Provider> Inner<P> {
                 current = Some(adopted);
             }
         }
-        Ok(LeaseTaken::Held(current))
+        Ok(LeaseTaken::Held {
+            current,
+            taken_over,
+        })
     }
 
     /// After taking over a lapsed lease: the previous holder may have spent the stored

@@ -146,19 +146,22 @@ impl<P: Provider> Inner<P> {
             return Err(error);
         }
 
-        let current = match self
+        let (current, taken_over) = match self
             .take_lease(session, generation, current, &reason)
             .await?
         {
             LeaseTaken::Settled(current) => return Ok(current),
-            LeaseTaken::Held(current) => current,
+            LeaseTaken::Held {
+                current,
+                taken_over,
+            } => (current, taken_over),
         };
         let watch = LeaseWatch::default();
         let work = async {
             // A panic (in the provider, or in a store) must not leave the lease taken: it
             // ends this refresh like any failure, and the lease is given back below.
             let done = CatchUnwind(Box::pin(
-                self.refresh_held(session, generation, current, &reason, &watch),
+                self.refresh_held(session, generation, current, &reason, &watch, taken_over),
             ))
             .await
             .unwrap_or_else(|()| {
@@ -222,6 +225,7 @@ impl<P: Provider> Inner<P> {
         current: Option<Ready<P::Extras>>,
         reason: &Reason,
         watch: &LeaseWatch,
+        taken_over: bool,
     ) -> (Outcome<P::Extras>, bool) {
         // A set whose save failed is saved before its refresh token is spent again: the
         // next pair must replace it in the store, or another process would find the old
@@ -262,7 +266,7 @@ impl<P: Provider> Inner<P> {
                     .await
             }
             Err(error) if error.kind() == ErrorKind::ReauthRequired && !unrenewable_but_valid => (
-                self.refused(session, generation, current.as_ref(), error)
+                self.refused(session, generation, current.as_ref(), error, taken_over)
                     .await,
                 false,
             ),
@@ -274,8 +278,9 @@ impl<P: Provider> Inner<P> {
     /// provider may have rotated to a pair this process never saw): a few times before its
     /// reuse window closes (first after `failure_cooldown`, then halfway to the close each
     /// time), until the session holds another refresh token, a verdict or none, even if no
-    /// caller asks meanwhile. One task per session, asking for the latest such token. Stops at `shutdown` (the stored token is then what the next process
-    /// presents, inside the window if it starts in time).
+    /// caller asks meanwhile. One task per session, asking for the latest such token. Stops
+    /// at `shutdown` (the stored token is then what the next process presents, inside the
+    /// window if it starts in time).
     fn resolve_later(self: &Arc<Self>, session: &Arc<Session<P::Extras>>) {
         if self.closing() || !session.start_resolving() {
             return;
@@ -533,20 +538,41 @@ impl<P: Provider> Inner<P> {
         generation: u64,
         current: Option<&Ready<P::Extras>>,
         error: Error,
+        taken_over: bool,
     ) -> Outcome<P::Extras> {
         if session.generation() != generation {
             return self.after_insert(session, Err(error));
         }
-        match self.read_newer(session, generation, current).await {
-            Ok(Stored::Tokens(adopted)) => return Ok(adopted),
-            Ok(Stored::Dead(dead) | Stored::Removed(dead)) => return Err(dead),
-            Ok(Stored::Unchanged) => {}
-            Err(store_error) => {
-                // The store cannot say whether someone else holds a newer pair: no verdict
-                // yet, the next call looks again.
-                tracing::warn!(error = %store_error, "the refresh token was refused and the store cannot be read");
-                return Err(store_error);
+        // Over a lease that lapsed unreleased, the refusal may only mean that its holder
+        // spent the token and cannot reach the store yet (it lost the store, not the
+        // provider): its save is watched for one more lease length (the lease kept) before
+        // a verdict.
+        let watched = if taken_over {
+            tracing::warn!(
+                "the refresh token was refused after taking over a lapsed lease; waiting for its holder's save"
+            );
+            self.config.lease_ttl
+        } else {
+            Duration::ZERO
+        };
+        let poll = (self.config.lease_ttl / 6).max(Duration::from_millis(50));
+        let started = tokio::time::Instant::now();
+        loop {
+            match self.read_newer(session, generation, current).await {
+                Ok(Stored::Tokens(adopted)) => return Ok(adopted),
+                Ok(Stored::Dead(dead) | Stored::Removed(dead)) => return Err(dead),
+                Ok(Stored::Unchanged) => {}
+                Err(store_error) => {
+                    // The store cannot say whether someone else holds a newer pair: no
+                    // verdict yet, the next call looks again.
+                    tracing::warn!(error = %store_error, "the refresh token was refused and the store cannot be read");
+                    return Err(store_error);
+                }
             }
+            if started.elapsed() >= watched {
+                break;
+            }
+            tokio::time::sleep(poll).await;
         }
         let reauth = self.reauth_for(session, &error);
         let version = current.and_then(|c| c.version);

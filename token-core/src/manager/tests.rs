@@ -2615,6 +2615,133 @@ async fn shutdown_does_not_wait_for_the_window_of_a_pair_lost_in_transit() {
     );
 }
 
+// --- A lease that lapsed because its holder lost the store ---
+
+/// Every call fails while `cut` is set: this process has lost the store (others have not).
+#[derive(Default)]
+struct CutOff {
+    cut: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Hooks for CutOff {
+    async fn before(&self, _: Call) -> Result<(), StoreError> {
+        if self.cut.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend {
+                message: "the store is unreachable from here".into(),
+                source: None,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_after_taking_over_from_a_holder_that_lost_the_store_waits_for_its_save() {
+    // No reuse window: a refresh token presented twice is refused.
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    let shared = Arc::new(MemoryStore::new());
+    let store_a = Arc::new(Hooked::over(shared.clone(), CutOff::default()));
+    // A provider slower than two lease lengths: A's call outlives its lease.
+    let process = |store: Arc<dyn TokenStore>| {
+        TokenManager::builder(h.fake.clone())
+            .shared_store(store)
+            .client(NoTransport)
+            .clock(Arc::new(h.clock))
+            .config(
+                ManagerConfig::default()
+                    .with_retry(RetryPolicy::never())
+                    .with_call_timeout(Duration::from_secs(600)),
+            )
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (process(store_a.clone()), process(shared.clone()));
+    let mut events = b.subscribe();
+    b.insert(
+        "s",
+        TokenSet::new(AccessToken::new("at-0"))
+            .with_refresh_token(RefreshToken::new("rt-0"))
+            .with_access_expires_at(h.clock.now()),
+    )
+    .await
+    .unwrap();
+    // A takes the lease and sends rt-0; then it loses the store, and its lease lapses.
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    h.until_calls(1).await;
+    store_a.cut.store(true, Ordering::SeqCst);
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease * 2).await;
+    // B takes the lapsed lease over, waits a lease length for a save, and sends rt-0 too.
+    let second = tokio::spawn({
+        let b = b.clone();
+        async move { b.access_token("s").await }
+    });
+    for _ in 0..120 {
+        if h.calls() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(h.calls(), 2, "B sent rt-0 after a lease length");
+    // The provider answers A (rt-0 -> rt-1), which cannot save; then refuses B's rt-0.
+    gate.add_permits(1);
+    assert_eq!(first.await.unwrap().unwrap().expose_secret(), "at-1");
+    gate.add_permits(1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A reaches the store again and saves its pair: B takes it, with no re-auth declared.
+    store_a.cut.store(false, Ordering::SeqCst);
+    assert_eq!(second.await.unwrap().unwrap().expose_secret(), "at-1");
+    while let Ok(event) = events.try_recv() {
+        assert!(!matches!(event, Event::ReauthRequired(_)), "{event:?}");
+    }
+    let stored = shared
+        .load(&SessionKey::new("fake", "s"))
+        .await
+        .unwrap()
+        .unwrap();
+    let tokens = stored.value.into_tokens().unwrap();
+    assert_eq!(tokens.refresh_token.unwrap().expose_secret(), "rt-1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_token_after_taking_over_a_lapsed_lease_is_declared_a_lease_length_later() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let shared = Arc::new(MemoryStore::new());
+    let b = manager_over(&h, shared.clone());
+    let mut events = b.subscribe();
+    b.insert(
+        "s",
+        TokenSet::new(AccessToken::new("at-0"))
+            .with_refresh_token(RefreshToken::new("rt-0"))
+            .with_access_expires_at(h.clock.now()),
+    )
+    .await
+    .unwrap();
+    // A holder that died with the lease; the provider has revoked rt-0 meanwhile.
+    let lease = ManagerConfig::default().lease_ttl;
+    let key = SessionKey::new("fake", "s");
+    shared.acquire_lease(&key, "gone", lease).await.unwrap();
+    *h.fake.live.lock().unwrap() = "rt-revoked".into();
+    tokio::time::sleep(lease).await;
+    let started = tokio::time::Instant::now();
+    let error = b.access_token("s").await.unwrap_err();
+    assert!(matches!(error, Error::ReauthRequired(_)), "{error:?}");
+    assert!(started.elapsed() >= lease * 2, "{:?}", started.elapsed());
+    assert_eq!(h.calls(), 1);
+    assert!(matches!(
+        events.recv().await.unwrap(),
+        Event::ReauthRequired(_)
+    ));
+}
+
 // --- A store that never answers ---
 
 /// A store whose every call hangs once `hung` is set.
