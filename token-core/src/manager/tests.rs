@@ -309,6 +309,13 @@ impl<H: Hooks, S: TokenStore> TokenStore for Hooked<H, S> {
     }
 }
 
+/// `at-0`/`rt-0`, the access token expiring now: the next call refreshes.
+fn expired_pair(h: &Harness) -> TokenSet {
+    TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(h.clock.now())
+}
+
 /// The error of a store that is full.
 fn disk_full() -> StoreError {
     StoreError::Backend {
@@ -1523,15 +1530,7 @@ async fn a_refused_token_is_no_verdict_when_the_store_holds_a_newer_pair() {
     // A store without leases, so both managers refresh the same token.
     let (first_manager, store) = flaky_manager(&h);
     let mut events = first_manager.subscribe();
-    first_manager
-        .insert(
-            "s",
-            TokenSet::new(AccessToken::new("at-0"))
-                .with_refresh_token(RefreshToken::new("rt-0"))
-                .with_access_expires_at(h.clock.now()),
-        )
-        .await
-        .unwrap();
+    first_manager.insert("s", expired_pair(&h)).await.unwrap();
     let manager = first_manager.clone();
     let first = tokio::spawn(async move { manager.access_token("s").await });
     h.until_calls(1).await;
@@ -1597,15 +1596,7 @@ async fn no_refresh_token_is_sent_after_the_lease_was_lost() {
         .clock(Arc::new(h.clock))
         .build()
         .unwrap();
-    manager
-        .insert(
-            "s",
-            TokenSet::new(AccessToken::new("at-0"))
-                .with_refresh_token(RefreshToken::new("rt-0"))
-                .with_access_expires_at(h.clock.now()),
-        )
-        .await
-        .unwrap();
+    manager.insert("s", expired_pair(&h)).await.unwrap();
     h.fake.then(Step::Fail(unavailable(None)));
     let error = manager.access_token("s").await.unwrap_err();
     assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
@@ -1621,15 +1612,7 @@ async fn a_lease_taken_over_from_a_lapsed_holder_waits_for_its_save_instead_of_s
         Some((1, other_replicas_set("at-theirs"))),
     ));
     let manager = manager_over(&h, store.clone());
-    manager
-        .insert(
-            "s",
-            TokenSet::new(AccessToken::new("at-0"))
-                .with_refresh_token(RefreshToken::new("rt-0"))
-                .with_access_expires_at(h.clock.now()),
-        )
-        .await
-        .unwrap();
+    manager.insert("s", expired_pair(&h)).await.unwrap();
     assert_eq!(
         manager.access_token("s").await.unwrap().expose_secret(),
         "at-theirs"
@@ -1779,15 +1762,7 @@ async fn a_session_absent_here_is_found_once_another_manager_inserts_it() {
 async fn a_set_whose_save_failed_is_saved_before_its_token_is_spent_again() {
     let h = harness(|_| {});
     let (manager, store) = flaky_manager(&h);
-    manager
-        .insert(
-            "s",
-            TokenSet::new(AccessToken::new("at-0"))
-                .with_refresh_token(RefreshToken::new("rt-0"))
-                .with_access_expires_at(h.clock.now()),
-        )
-        .await
-        .unwrap();
+    manager.insert("s", expired_pair(&h)).await.unwrap();
     store.failing.store(true, Ordering::SeqCst);
     assert_eq!(
         manager.access_token("s").await.unwrap().expose_secret(),
@@ -1820,15 +1795,7 @@ async fn a_set_whose_save_failed_is_saved_before_its_token_is_spent_again() {
 async fn an_unsaved_set_gives_way_to_tokens_another_process_inserted() {
     let h = harness(|_| {});
     let (manager, store) = flaky_manager(&h);
-    manager
-        .insert(
-            "s",
-            TokenSet::new(AccessToken::new("at-0"))
-                .with_refresh_token(RefreshToken::new("rt-0"))
-                .with_access_expires_at(h.clock.now()),
-        )
-        .await
-        .unwrap();
+    manager.insert("s", expired_pair(&h)).await.unwrap();
     store.failing.store(true, Ordering::SeqCst);
     assert_eq!(
         manager.access_token("s").await.unwrap().expose_secret(),
@@ -1866,15 +1833,7 @@ async fn a_verdict_that_could_not_be_recorded_does_not_revive_the_dead_token() {
     let mut h = harness(|fake| fake.reuse_window = Duration::ZERO);
     let (manager, store) = flaky_manager(&h);
     let mut events = manager.subscribe();
-    manager
-        .insert(
-            "s",
-            TokenSet::new(AccessToken::new("at-0"))
-                .with_refresh_token(RefreshToken::new("rt-0"))
-                .with_access_expires_at(h.clock.now()),
-        )
-        .await
-        .unwrap();
+    manager.insert("s", expired_pair(&h)).await.unwrap();
     h.fake.then(Step::Fail(invalid_grant()));
     store.failing.store(true, Ordering::SeqCst);
     assert_eq!(
@@ -2415,15 +2374,7 @@ async fn a_lease_that_never_lapses_neither_panics_nor_wedges_the_session() {
         .config(ManagerConfig::default().with_lease_ttl(Duration::MAX))
         .build()
         .unwrap();
-    manager
-        .insert(
-            "s",
-            TokenSet::new(AccessToken::new("at-0"))
-                .with_refresh_token(RefreshToken::new("rt-0"))
-                .with_access_expires_at(h.clock.now()),
-        )
-        .await
-        .unwrap();
+    manager.insert("s", expired_pair(&h)).await.unwrap();
     assert_eq!(
         manager.access_token("s").await.unwrap().expose_secret(),
         "at-1"
@@ -2662,14 +2613,7 @@ async fn a_refusal_after_taking_over_from_a_holder_that_lost_the_store_waits_for
     };
     let (a, b) = (process(store_a.clone()), process(shared.clone()));
     let mut events = b.subscribe();
-    b.insert(
-        "s",
-        TokenSet::new(AccessToken::new("at-0"))
-            .with_refresh_token(RefreshToken::new("rt-0"))
-            .with_access_expires_at(h.clock.now()),
-    )
-    .await
-    .unwrap();
+    b.insert("s", expired_pair(&h)).await.unwrap();
     // A takes the lease and sends rt-0; then it loses the store, and its lease lapses.
     let first = tokio::spawn({
         let a = a.clone();
@@ -2717,14 +2661,7 @@ async fn a_dead_token_after_taking_over_a_lapsed_lease_is_declared_a_lease_lengt
     let shared = Arc::new(MemoryStore::new());
     let b = manager_over(&h, shared.clone());
     let mut events = b.subscribe();
-    b.insert(
-        "s",
-        TokenSet::new(AccessToken::new("at-0"))
-            .with_refresh_token(RefreshToken::new("rt-0"))
-            .with_access_expires_at(h.clock.now()),
-    )
-    .await
-    .unwrap();
+    b.insert("s", expired_pair(&h)).await.unwrap();
     // A holder that died with the lease; the provider has revoked rt-0 meanwhile.
     let lease = ManagerConfig::default().lease_ttl;
     let key = SessionKey::new("fake", "s");
@@ -2765,9 +2702,7 @@ async fn a_store_that_never_answers_fails_the_call_after_store_timeout() {
     let h = harness(|_| {});
     let store = Arc::new(Hooked::<HangingStore>::default());
     let manager = manager_over(&h, store.clone());
-    let set = TokenSet::new(AccessToken::new("at-0"))
-        .with_refresh_token(RefreshToken::new("rt-0"))
-        .with_access_expires_at(h.clock.now());
+    let set = expired_pair(&h);
     manager.insert("s", set).await.unwrap();
     store.hung.store(true, Ordering::SeqCst);
     let timeout = ManagerConfig::default().store_timeout;
@@ -3045,14 +2980,7 @@ async fn a_lease_taken_again_while_a_background_save_gives_it_back_stays_taken()
     let here = manager_over(&h, store.clone());
     let mut events = here.subscribe();
     let elsewhere = manager_over(&h, shared.clone());
-    here.insert(
-        "s",
-        TokenSet::new(AccessToken::new("at-0"))
-            .with_refresh_token(RefreshToken::new("rt-0"))
-            .with_access_expires_at(h.clock.now()),
-    )
-    .await
-    .unwrap();
+    here.insert("s", expired_pair(&h)).await.unwrap();
     // The new pair cannot be saved: it is used, and saved in the background, the lease kept.
     store.failing.store(true, Ordering::SeqCst);
     assert_eq!(
@@ -3161,15 +3089,7 @@ async fn a_store_that_panics_once_the_lease_is_taken_does_not_keep_it_taken() {
         shared.release_lease(&key, "another process").await.unwrap();
         free
     };
-    manager
-        .insert(
-            "s",
-            TokenSet::new(AccessToken::new("at-0"))
-                .with_refresh_token(RefreshToken::new("rt-0"))
-                .with_access_expires_at(h.clock.now()),
-        )
-        .await
-        .unwrap();
+    manager.insert("s", expired_pair(&h)).await.unwrap();
     // The re-read after the lease was taken panics.
     store.panics.store(true, Ordering::SeqCst);
     let error = manager.access_token("s").await.unwrap_err();
