@@ -1,7 +1,7 @@
 //! Seeded model runs: two managers (two processes) on one store with leases share one
 //! session, and random interleavings of callers, 401s, logins (`insert`), removes, provider
 //! faults (a 503, an answer lost after the rotation, a panic), store outages (every call of
-//! both processes failing for a while) and time passing run on tokio's paused clock. The
+//! one process, or of both, failing for a while) and time passing run on tokio's paused clock. The
 //! store is in memory, so a seed replays the same run (`MODEL_SEEDS=N` runs seeds 0 to N).
 //! The provider never revokes anything (a login is a new grant) and answers a spent refresh
 //! token again with its successor for its reuse window, so after every run:
@@ -299,15 +299,16 @@ async fn run(seed: u64) {
         log: log.clone(),
     });
     let reauths = Arc::new(AtomicU32::new(0));
-    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Per process: an outage cuts one process off the store, or both.
+    let down: [Arc<std::sync::atomic::AtomicBool>; 2] = Default::default();
     let shared = Arc::new(Shared {
         records: MemoryStore::new(),
         leases: StdMutex::default(),
         clock,
     });
     let managers = [
-        process(&fake, clock, &shared, &down, &reauths, &log, 0),
-        process(&fake, clock, &shared, &down, &reauths, &log, 1),
+        process(&fake, clock, &shared, &down[0], &reauths, &log, 0),
+        process(&fake, clock, &shared, &down[1], &reauths, &log, 1),
     ];
     managers[0].insert("s", fake.login()).await.unwrap();
     // Logins and removes, one at a time (an application does not insert an older login
@@ -378,18 +379,21 @@ async fn run(seed: u64) {
             85..=89 if outage == 0 => {
                 // An outage of a few steps (shorter than the provider's reuse window: a
                 // longer one after a lost answer loses the pair whatever the manager does).
-                down.store(true, Ordering::SeqCst);
+                let cut = rng.below(3) as usize; // process 0, process 1, or both
+                for (i, down) in down.iter().enumerate() {
+                    down.store(cut == 2 || cut == i, Ordering::SeqCst);
+                }
                 outage = 1 + rng.below(4);
                 log.lock()
                     .unwrap()
-                    .push(format!("{} outage for {outage}", clock.now()));
+                    .push(format!("{} outage {cut} for {outage}", clock.now()));
             }
             _ => {}
         }
         if outage > 0 {
             outage -= 1;
             if outage == 0 {
-                down.store(false, Ordering::SeqCst);
+                down.iter().for_each(|d| d.store(false, Ordering::SeqCst));
                 log.lock()
                     .unwrap()
                     .push(format!("{} outage over", clock.now()));
@@ -400,14 +404,14 @@ async fn run(seed: u64) {
             tokio::task::yield_now().await;
         }
     }
-    down.store(false, Ordering::SeqCst);
+    down.iter().for_each(|d| d.store(false, Ordering::SeqCst));
     let finished = tokio::time::timeout(Duration::from_secs(3600), async {
         while tasks.join_next().await.is_some() {}
     })
     .await;
     assert!(finished.is_ok(), "seed {seed}: a call never finished");
     fake.script.lock().unwrap().clear();
-    down.store(false, Ordering::SeqCst);
+    down.iter().for_each(|d| d.store(false, Ordering::SeqCst));
     settle().await;
 
     let report = |what: String| -> ! {
