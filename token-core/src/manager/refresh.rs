@@ -132,6 +132,11 @@ impl<P: Provider> Inner<P> {
             State::Absent { .. } if self.provider.can_issue() => None,
             State::Absent { .. } => return Err(self.no_tokens(session)),
         };
+        if current.is_none() && matches!(reason, Reason::Unresolved(_)) {
+            // The session has no tokens (removed since the answer was lost): nothing is
+            // left to ask for, and a provider that can issue must not bring it back.
+            return Err(self.no_tokens(session));
+        }
         let issuing = current
             .as_ref()
             .is_none_or(|c| c.stored.refresh_token.is_none());

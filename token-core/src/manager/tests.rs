@@ -2615,6 +2615,26 @@ async fn shutdown_does_not_wait_for_the_window_of_a_pair_lost_in_transit() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_session_removed_while_its_lost_pair_is_unresolved_stays_removed() {
+    // A provider that can issue tokens of its own: a refresh of a session without tokens
+    // would issue a new set.
+    let h = harness(|fake| fake.can_issue = true);
+    lose_the_rotated_pair(&h).await;
+    h.manager.remove("s").await.unwrap();
+    // Nobody calls; the background asking for the lost pair must not bring the session back.
+    tokio::time::sleep(h.fake.reuse_window).await;
+    assert!(
+        h.stored("s").await.is_none(),
+        "the removed session stays removed"
+    );
+    assert_eq!(
+        h.fake.issues.load(Ordering::SeqCst),
+        0,
+        "nothing is issued for it"
+    );
+}
+
 // --- A store that never answers ---
 
 /// A store whose every call hangs once `hung` is set.
