@@ -376,21 +376,31 @@ impl<P: Provider> TokenManager<P> {
             // refresh starts in between, and one that started before publishes nothing
             // over this.
             let refresh_at = inner.schedule(&stored);
-            return session.replace(
+            session.replace(
                 || {
                     let version = memory.put_shared(&session.key, &stored);
                     let current = inner.current_at(stored, extras, Some(version), true, refresh_at);
-                    Ok(Ready::new(current).into())
+                    Ok::<_, Error>(Ready::new(current).into())
                 },
                 inner.show(&session),
-            );
+            )?;
+            // Forgotten meanwhile (its lookup found no tokens as this insert began), the
+            // session is no longer in the map: its name must not be answered "no tokens"
+            // from memory now that the store has them.
+            inner.unknown.forget(session.name());
+            return Ok(());
         }
         // Inserts and removes of one session run one at a time, and no refresh starts
         // meanwhile; one that started before publishes nothing over this.
         let _writing = session.writer().lock().await;
         let version = inner.save_authoritative(&session.key, &stored).await?;
         let current = inner.current_from(stored, extras, Some(version), true);
-        session.replace(|| Ok(Ready::new(current).into()), inner.show(&session))
+        session.replace(
+            || Ok::<_, Error>(Ready::new(current).into()),
+            inner.show(&session),
+        )?;
+        inner.unknown.forget(session.name());
+        Ok(())
     }
 
     /// Forgets `session`: removes its set from the store and from memory. A refresh under
@@ -543,20 +553,23 @@ impl<P: Provider> Inner<P> {
         outcome: Result<T, Error>,
     ) -> Result<T, Error> {
         if let Err(Error::NoTokens { .. }) = &outcome {
-            let forgotten = session.forget_if_absent(|checked_at| {
-                self.sessions
+            // The name is remembered under the session's generation lock, as the entry
+            // goes: an insert into this session publishes after both, and then forgets
+            // the name again.
+            session.forget_if_absent(|checked_at| {
+                let removed = self
+                    .sessions
                     .pin()
                     .remove_if(&**session.name(), |_, entry| {
                         Arc::ptr_eq(&entry.session, session)
                     })
-                    .is_ok_and(|removed| removed.is_some())
-                    .then_some(checked_at)
+                    .is_ok_and(|removed| removed.is_some());
+                if removed {
+                    let now = self.clock.now();
+                    let within = self.config.failure_cooldown;
+                    (self.unknown).remember(session.name().clone(), checked_at, now, within);
+                }
             });
-            if let Some(Some(checked_at)) = forgotten {
-                let now = self.clock.now();
-                let within = self.config.failure_cooldown;
-                (self.unknown).remember(session.name().clone(), checked_at, now, within);
-            }
         }
         outcome
     }

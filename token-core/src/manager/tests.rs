@@ -2780,6 +2780,91 @@ async fn an_unknown_name_is_answered_from_memory_for_the_failure_cooldown() {
     assert_eq!(manager.inner.sessions.len(), 1);
 }
 
+/// Holds the next call of each kind given to [`hold`](HeldCalls::hold) until its gate
+/// opens, counting the calls that reached their hold.
+#[derive(Default)]
+struct HeldCalls {
+    held: StdMutex<Vec<(Call, Arc<Semaphore>)>>,
+    reached: AtomicU32,
+}
+
+impl HeldCalls {
+    /// Holds the next `call`; returns its gate.
+    fn hold(&self, call: Call) -> Arc<Semaphore> {
+        let gate = Arc::new(Semaphore::new(0));
+        self.held.lock().unwrap().push((call, gate.clone()));
+        gate
+    }
+
+    /// Lets the other tasks run until `n` held calls have reached their hold (bounded).
+    async fn until_reached(&self, n: u32) {
+        for _ in 0..10_000 {
+            if self.reached.load(Ordering::SeqCst) >= n {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!(
+            "{} held calls reached, not {n}",
+            self.reached.load(Ordering::SeqCst)
+        );
+    }
+}
+
+#[async_trait]
+impl Hooks for HeldCalls {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        let gate = {
+            let mut held = self.held.lock().unwrap();
+            let at = held.iter().position(|(c, _)| *c == call);
+            at.map(|at| held.remove(at).1)
+        };
+        if let Some(gate) = gate {
+            self.reached.fetch_add(1, Ordering::SeqCst);
+            drop(gate.acquire().await.unwrap());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_insert_that_overlaps_the_lookup_of_its_unknown_name_is_served() {
+    let h = harness(|_| {});
+    let store = Arc::new(Hooked::<HeldCalls>::default());
+    let manager = manager_over(&h, store.clone());
+    // A caller asks for a name the store has no tokens for yet; its look at the store is
+    // slow.
+    let looked = store.hold(Call::Load);
+    let asking = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.access_token("new").await }
+    });
+    store.until_reached(1).await;
+    // Meanwhile the user logs in: the insert is being saved when the look answers "none".
+    let saved = store.hold(Call::Save);
+    let inserting = tokio::spawn({
+        let manager = manager.clone();
+        let set = login(&h);
+        async move { manager.insert("new", set).await }
+    });
+    store.until_reached(2).await;
+    looked.add_permits(1);
+    assert!(matches!(asking.await.unwrap(), Err(Error::NoTokens { .. })));
+    saved.add_permits(1);
+    inserting.await.unwrap().unwrap();
+    // The insert has returned: its tokens are served, not "no tokens" for failure_cooldown.
+    assert_eq!(
+        manager.access_token("new").await.unwrap().expose_secret(),
+        "at-login"
+    );
+    let handle = manager.session("new");
+    assert_eq!(
+        handle.access_token().await.unwrap().expose_secret(),
+        "at-login"
+    );
+    assert_eq!(h.calls(), 0);
+}
+
 // --- Stores shared by several processes: unreadable records, vanished directories ---
 
 /// Overwrites the one record file of a `FileStore` directory with `bytes` (a record of a
