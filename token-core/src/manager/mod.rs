@@ -149,10 +149,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
             Some(store) if self.memory.is_some() => (store, self.memory),
             Some(store) => {
                 let timeout = self.config.store_timeout;
-                let timed = timed::Timed {
-                    inner: store,
-                    timeout,
-                };
+                let timed = timed::Timed::new(store, timeout);
                 (Arc::new(timed) as Arc<dyn TokenStore>, None)
             }
             None => {

@@ -2710,6 +2710,105 @@ fn a_store_timeout_of_zero_is_a_config_error() {
     assert!(matches!(built, Err(Error::Config(_))));
 }
 
+/// A store whose lease releases run on in a task of their own once asked, as a file
+/// store's blocking I/O does: a caller that stops waiting does not stop the release, which
+/// reaches the store when `gate` lets it.
+struct DetachedReleases {
+    inner: Arc<MemoryStore>,
+    gate: StdMutex<Option<Arc<Semaphore>>>,
+}
+
+#[async_trait]
+impl TokenStore for DetachedReleases {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        self.inner.load(key).await
+    }
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        self.inner.save(key, record, expected).await
+    }
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
+        self.inner.delete(key, expected).await
+    }
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        self.inner.acquire_lease(key, holder, ttl).await
+    }
+    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        let (inner, key, holder) = (self.inner.clone(), key.clone(), holder.to_owned());
+        let gate = self.gate.lock().unwrap().take();
+        tokio::spawn(async move {
+            if let Some(gate) = gate {
+                drop(gate.acquire().await.unwrap());
+            }
+            inner.release_lease(&key, &holder).await
+        })
+        .await
+        .unwrap()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_release_that_answers_after_the_store_timeout_takes_no_later_lease_away() {
+    let gate = Arc::new(Semaphore::new(1));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    let inner = Arc::new(MemoryStore::new());
+    let released = Arc::new(Semaphore::new(0));
+    let store = Arc::new(DetachedReleases {
+        inner: inner.clone(),
+        gate: StdMutex::new(None),
+    });
+    let manager = manager_over(&h, store.clone());
+    let set = TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(h.clock.now());
+    manager.insert("s", set).await.unwrap();
+    // The first refresh's lease release hangs past store_timeout, and reaches the store
+    // later.
+    *store.gate.lock().unwrap() = Some(released.clone());
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    // The provider answers no more calls until the test lets it.
+    gate.acquire().await.unwrap().forget();
+    // The next refresh takes the lease again and is at the provider when the late release
+    // lands.
+    let refreshing = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.refresh_now("s").await }
+    });
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    released.add_permits(1);
+    h.until_calls(2).await;
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    // The lease of the refresh under way is still held: another process cannot take it
+    // and spend the same refresh token.
+    let other = inner
+        .acquire_lease(&SessionKey::new("fake", "s"), "other-process", HOUR)
+        .await
+        .unwrap();
+    assert!(matches!(other, Lease::HeldByOther { .. }), "{other:?}");
+    gate.add_permits(1);
+    assert_eq!(refreshing.await.unwrap().unwrap().expose_secret(), "at-2");
+}
+
 // --- Unknown session names ---
 
 #[tokio::test(start_paused = true)]
