@@ -324,6 +324,10 @@ impl<P: Provider> Inner<P> {
                             error.kind(),
                             ErrorKind::Transient | ErrorKind::OutcomeUnknown
                         ) && !matches!(error, Error::ShuttingDown) => {}
+                    // A refresh under way for another reason, joined, may have been answered
+                    // without asking (a 401 to an older access token): the set still holds
+                    // the spent token, and it is asked for again.
+                    Ok(current) if current.stored.refresh_token.as_ref() == Some(&lost.token) => {}
                     // Settled, a verdict, or nothing left to ask for.
                     _ => session.resolved(&lost.token),
                 }

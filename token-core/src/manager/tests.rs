@@ -2635,6 +2635,52 @@ async fn a_session_removed_while_its_lost_pair_is_unresolved_stays_removed() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_pair_lost_in_transit_is_still_asked_for_after_joining_a_refresh_that_kept_it() {
+    let mut h = harness(|_| {});
+    // A refresh ahead of expiry loses the pair the provider rotated to, then gives up; the
+    // access token is still valid.
+    h.seed("s", Duration::from_secs(90)).await;
+    tokio::time::advance(Duration::from_secs(50)).await;
+    h.fake.then(Step::LoseAfterRotate);
+    for _ in 0..10 {
+        h.fake.then(Step::Fail(unavailable(None)));
+    }
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-0"
+    );
+    for _ in 0..100 {
+        if let Event::RefreshFailed { .. } = h.events.recv().await.unwrap() {
+            break;
+        }
+    }
+    assert_eq!(*h.fake.live.lock().unwrap(), "rt-1");
+    h.fake.script.lock().unwrap().clear();
+    // A caller reports a 401 to an access token older than the current one just as the
+    // manager is about to ask for the lost pair: that refresh is answered with the current
+    // set (its refresh token still the spent one) without calling the provider, and the
+    // asking joins it.
+    let session = h.manager.inner.session("s");
+    let writing = session.writer().lock().await;
+    let rejected = h
+        .manager
+        .inner
+        .start_flight(&session, Reason::Rejected(AccessToken::new("at-older")));
+    tokio::time::sleep(ManagerConfig::default().failure_cooldown * 2).await;
+    drop(writing);
+    let mut rejected = rejected;
+    let answered = rejected.wait_for(Option::is_some).await.unwrap().clone();
+    let answered = answered.unwrap().unwrap();
+    assert_eq!(answered.access_token().expose_secret(), "at-0");
+    let calls = h.calls();
+    // Nobody calls until the window is over: the manager still asks for the lost pair.
+    tokio::time::sleep(h.fake.reuse_window).await;
+    assert_eq!(h.calls(), calls + 1);
+    let stored = h.stored_tokens("s").await.unwrap().value;
+    assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-1");
+}
+
 // --- A store that never answers ---
 
 /// A store whose every call hangs once `hung` is set.
