@@ -146,7 +146,11 @@ impl<P: Provider> Inner<P> {
         {
             return Err(Error::CoolingDown { remaining });
         }
-        if let Some(error) = session.recent_failure(now, self.config.failure_cooldown) {
+        // Not for the asking after a lost pair: a few calls in all, which must fall inside
+        // the provider's reuse window however long `failure_cooldown` is.
+        if !matches!(reason, Reason::Unresolved(_))
+            && let Some(error) = session.recent_failure(now, self.config.failure_cooldown)
+        {
             *replayed = true;
             return Err(error);
         }

@@ -2681,6 +2681,39 @@ async fn a_pair_lost_in_transit_is_still_asked_for_after_joining_a_refresh_that_
     assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-1");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_pair_lost_in_transit_is_asked_for_when_the_failure_cooldown_outlasts_the_window() {
+    let h = harness(|fake| fake.reuse_window = Duration::from_secs(30));
+    // Failures are answered again for longer than the provider's reuse window.
+    let manager = TokenManager::builder(h.fake.clone())
+        .shared_store(h.store.clone())
+        .client(NoTransport)
+        .clock(Arc::new(h.clock))
+        .config(
+            ManagerConfig::default()
+                .with_failure_cooldown(Duration::from_secs(120))
+                .with_retry(
+                    RetryPolicy::default()
+                        .with_backoff(Duration::from_millis(100), Duration::from_secs(2)),
+                ),
+        )
+        .build()
+        .unwrap();
+    h.seed("s", Duration::ZERO).await;
+    h.fake.then(Step::LoseAfterRotate);
+    for _ in 0..10 {
+        h.fake.then(Step::Fail(unavailable(None)));
+    }
+    assert!(manager.access_token("s").await.is_err());
+    assert_eq!(*h.fake.live.lock().unwrap(), "rt-1");
+    h.fake.script.lock().unwrap().clear();
+    // Nobody calls until the window is over: the manager asks for the lost pair inside it,
+    // not answered by the failure it remembers.
+    tokio::time::sleep(h.fake.reuse_window).await;
+    let stored = h.stored_tokens("s").await.unwrap().value;
+    assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-1");
+}
+
 // --- A store that never answers ---
 
 /// A store whose every call hangs once `hung` is set.
