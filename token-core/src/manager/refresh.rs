@@ -298,13 +298,19 @@ impl<P: Provider> Inner<P> {
                     .closes
                     .saturating_duration_since(tokio::time::Instant::now());
                 // The last second is left alone: a call sent then may land after the close.
-                let Some(usable) = left.checked_sub(Duration::from_secs(1)) else {
+                let Some(usable) =
+                    (left.checked_sub(Duration::from_secs(1))).filter(|usable| !usable.is_zero())
+                else {
                     session.resolved(&lost.token);
                     continue;
                 };
+                // Halving, but never below a second (or what is left of the usable time):
+                // a session answered at once each time (a provider's `Retry-After`, a store
+                // that fails) is asked a few times in all, not once per instant left.
+                let half = (usable / 2).max(usable.min(Duration::from_secs(1)));
                 let wait = match first {
-                    true => inner.config.failure_cooldown.min(usable / 2),
-                    false => usable / 2,
+                    true => inner.config.failure_cooldown.min(half),
+                    false => half,
                 };
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}

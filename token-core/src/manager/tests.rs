@@ -2714,6 +2714,27 @@ async fn a_pair_lost_in_transit_is_asked_for_when_the_failure_cooldown_outlasts_
     assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-1");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_pair_lost_in_transit_under_a_long_retry_after_is_asked_for_a_few_times_at_most() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::ZERO).await;
+    h.fake.then(Step::LoseAfterRotate);
+    // The provider then asks for a wait longer than its own reuse window.
+    h.fake
+        .then(Step::Fail(unavailable(Some(Duration::from_secs(600)))));
+    assert!(h.manager.access_token("s").await.is_err());
+    let calls = h.calls();
+    // The wait is honoured, and the asking for the lost pair ends with the window: it is
+    // answered "cooling down" a bounded number of times, not once per instant left.
+    let started = tokio::time::Instant::now();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+    assert!(started.elapsed() >= h.fake.reuse_window);
+    assert_eq!(h.calls(), calls);
+    assert!(h.manager.inner.tasks.is_empty(), "no task is left asking");
+}
+
 // --- A store that never answers ---
 
 /// A store whose every call hangs once `hung` is set.
