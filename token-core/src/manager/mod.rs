@@ -543,17 +543,23 @@ impl<P: Provider> Inner<P> {
     }
 
     /// Passes `outcome` on; when it is `NoTokens`, the session leaves the map (unless it
-    /// is held or has tokens again) and its name is remembered among the unknown ones.
+    /// is held or has tokens again) and its name is remembered among the unknown ones; when
+    /// it is another error and the session was never loaded, the session leaves the map.
     fn forget_if_unknown<T>(
         &self,
         session: &Arc<Session<P::Extras>>,
         outcome: Result<T, Error>,
     ) -> Result<T, Error> {
-        if let Err(Error::NoTokens { .. }) = &outcome {
+        if let Err(error) = &outcome {
+            let unknown = matches!(error, Error::NoTokens { .. });
             // The name is remembered under the session's generation lock, as the entry
             // goes: an insert into this session publishes after both, and then forgets
-            // the name again.
+            // the name again. A session never loaded (the store failed) goes too, but its
+            // name is not remembered: the store is asked again next time.
             session.forget_if_absent(|checked_at| {
+                if checked_at.is_some() && !unknown {
+                    return;
+                }
                 let removed = self
                     .sessions
                     .pin()
@@ -561,7 +567,7 @@ impl<P: Provider> Inner<P> {
                         Arc::ptr_eq(&entry.session, session)
                     })
                     .is_ok_and(|removed| removed.is_some());
-                if removed {
+                if let Some(checked_at) = checked_at.filter(|_| removed) {
                     let now = self.clock.now();
                     let within = self.config.failure_cooldown;
                     (self.unknown).remember(session.name().clone(), checked_at, now, within);

@@ -3064,6 +3064,51 @@ async fn an_insert_that_overlaps_the_lookup_of_its_unknown_name_is_served() {
     assert_eq!(h.calls(), 0);
 }
 
+/// A store whose loads fail while `failing` is set.
+#[derive(Default)]
+struct FailingLoads {
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Hooks for FailingLoads {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        if call == Call::Load && self.failing.load(Ordering::SeqCst) {
+            return Err(disk_full());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn names_asked_for_while_the_store_fails_leave_nothing_behind() {
+    let h = harness(|_| {});
+    let store = Arc::new(Hooked::<FailingLoads>::default());
+    let manager = manager_over(&h, store.clone());
+    manager.insert("real", login(&h)).await.unwrap();
+    store.failing.store(true, Ordering::SeqCst);
+    for i in 0..100 {
+        let error = manager
+            .access_token(&format!("ghost-{i}"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::Store(_)), "{error:?}");
+    }
+    // The names never loaded keep no entry: an outage does not make memory grow with the
+    // names callers ask for.
+    assert_eq!(manager.inner.sessions.len(), 1);
+    // Once the store answers, a name is looked up again, and a real session is served.
+    store.failing.store(false, Ordering::SeqCst);
+    assert!(matches!(
+        manager.access_token("ghost-1").await,
+        Err(Error::NoTokens { .. })
+    ));
+    assert_eq!(
+        manager.access_token("real").await.unwrap().expose_secret(),
+        "at-login"
+    );
+}
+
 // --- Stores shared by several processes: unreadable records, vanished directories ---
 
 /// Overwrites the one record file of a `FileStore` directory with `bytes` (a record of a
