@@ -2810,12 +2810,13 @@ fn a_store_timeout_of_zero_is_a_config_error() {
     assert!(matches!(built, Err(Error::Config(_))));
 }
 
-/// A store whose lease releases run on in a task of their own once asked, as a file
-/// store's blocking I/O does: a caller that stops waiting does not stop the release, which
-/// reaches the store when `gate` lets it.
+/// A store whose lease releases and deletes run on in a task of their own once asked, as
+/// a file store's blocking I/O does: a caller that stops waiting does not stop the call,
+/// which reaches the store when its gate (`gate`, `delete_gate`) lets it.
 struct DetachedReleases {
     inner: Arc<MemoryStore>,
     gate: StdMutex<Option<Arc<Semaphore>>>,
+    delete_gate: StdMutex<Option<Arc<Semaphore>>>,
 }
 
 #[async_trait]
@@ -2836,7 +2837,16 @@ impl TokenStore for DetachedReleases {
         key: &SessionKey,
         expected: Option<Version>,
     ) -> Result<bool, StoreError> {
-        self.inner.delete(key, expected).await
+        let (inner, key) = (self.inner.clone(), key.clone());
+        let gate = self.delete_gate.lock().unwrap().take();
+        tokio::spawn(async move {
+            if let Some(gate) = gate {
+                drop(gate.acquire().await.unwrap());
+            }
+            inner.delete(&key, expected).await
+        })
+        .await
+        .unwrap()
     }
     async fn acquire_lease(
         &self,
@@ -2869,6 +2879,7 @@ async fn a_lease_release_that_answers_after_the_store_timeout_takes_no_later_lea
     let store = Arc::new(DetachedReleases {
         inner: inner.clone(),
         gate: StdMutex::new(None),
+        delete_gate: StdMutex::new(None),
     });
     let manager = manager_over(&h, store.clone());
     let set = TokenSet::new(AccessToken::new("at-0"))
@@ -2907,6 +2918,46 @@ async fn a_lease_release_that_answers_after_the_store_timeout_takes_no_later_lea
     assert!(matches!(other, Lease::HeldByOther { .. }), "{other:?}");
     gate.add_permits(1);
     assert_eq!(refreshing.await.unwrap().unwrap().expose_secret(), "at-2");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_remove_that_answers_after_the_store_timeout_deletes_no_later_login() {
+    let h = harness(|_| {});
+    let inner = Arc::new(MemoryStore::new());
+    let deleted = Arc::new(Semaphore::new(0));
+    let store = Arc::new(DetachedReleases {
+        inner: inner.clone(),
+        gate: StdMutex::new(None),
+        delete_gate: StdMutex::new(Some(deleted.clone())),
+    });
+    let manager = manager_over(&h, store.clone());
+    manager.insert("s", login(&h)).await.unwrap();
+    // The user logs out; the store does not answer the delete in time (it reaches the
+    // store later), and the user logs in again.
+    assert!(matches!(manager.remove("s").await, Err(Error::Store(_))));
+    let again = TokenSet::new(AccessToken::new("at-again"))
+        .with_refresh_token(RefreshToken::new("rt-again"))
+        .with_access_expires_at(h.clock.now() + HOUR);
+    let inserting = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.insert("s", again).await }
+    });
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    deleted.add_permits(1);
+    inserting.await.unwrap().unwrap();
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    // The login is what the store holds.
+    let stored = inner.load(&SessionKey::new("fake", "s")).await.unwrap();
+    let stored = stored
+        .expect("the login is stored")
+        .value
+        .into_tokens()
+        .unwrap();
+    assert_eq!(stored.access_token.expose_secret(), "at-again");
 }
 
 // --- Unknown session names ---
