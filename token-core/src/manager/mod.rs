@@ -149,10 +149,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
             Some(store) if self.memory.is_some() => (store, self.memory),
             Some(store) => {
                 let timeout = self.config.store_timeout;
-                let timed = timed::Timed {
-                    inner: store,
-                    timeout,
-                };
+                let timed = timed::Timed::new(store, timeout);
                 (Arc::new(timed) as Arc<dyn TokenStore>, None)
             }
             None => {
@@ -376,21 +373,31 @@ impl<P: Provider> TokenManager<P> {
             // refresh starts in between, and one that started before publishes nothing
             // over this.
             let refresh_at = inner.schedule(&stored);
-            return session.replace(
+            session.replace(
                 || {
                     let version = memory.put_shared(&session.key, &stored);
                     let current = inner.current_at(stored, extras, Some(version), true, refresh_at);
-                    Ok(Ready::new(current).into())
+                    Ok::<_, Error>(Ready::new(current).into())
                 },
                 inner.show(&session),
-            );
+            )?;
+            // Forgotten meanwhile (its lookup found no tokens as this insert began), the
+            // session is no longer in the map: its name must not be answered "no tokens"
+            // from memory now that the store has them.
+            inner.unknown.forget(session.name());
+            return Ok(());
         }
         // Inserts and removes of one session run one at a time, and no refresh starts
         // meanwhile; one that started before publishes nothing over this.
         let _writing = session.writer().lock().await;
         let version = inner.save_authoritative(&session.key, &stored).await?;
         let current = inner.current_from(stored, extras, Some(version), true);
-        session.replace(|| Ok(Ready::new(current).into()), inner.show(&session))
+        session.replace(
+            || Ok::<_, Error>(Ready::new(current).into()),
+            inner.show(&session),
+        )?;
+        inner.unknown.forget(session.name());
+        Ok(())
     }
 
     /// Forgets `session`: removes its set from the store and from memory. A refresh under
@@ -536,27 +543,36 @@ impl<P: Provider> Inner<P> {
     }
 
     /// Passes `outcome` on; when it is `NoTokens`, the session leaves the map (unless it
-    /// is held or has tokens again) and its name is remembered among the unknown ones.
+    /// is held or has tokens again) and its name is remembered among the unknown ones; when
+    /// it is another error and the session was never loaded, the session leaves the map.
     fn forget_if_unknown<T>(
         &self,
         session: &Arc<Session<P::Extras>>,
         outcome: Result<T, Error>,
     ) -> Result<T, Error> {
-        if let Err(Error::NoTokens { .. }) = &outcome {
-            let forgotten = session.forget_if_absent(|checked_at| {
-                self.sessions
+        if let Err(error) = &outcome {
+            let unknown = matches!(error, Error::NoTokens { .. });
+            // The name is remembered under the session's generation lock, as the entry
+            // goes: an insert into this session publishes after both, and then forgets
+            // the name again. A session never loaded (the store failed) goes too, but its
+            // name is not remembered: the store is asked again next time.
+            session.forget_if_absent(|checked_at| {
+                if checked_at.is_some() && !unknown {
+                    return;
+                }
+                let removed = self
+                    .sessions
                     .pin()
                     .remove_if(&**session.name(), |_, entry| {
                         Arc::ptr_eq(&entry.session, session)
                     })
-                    .is_ok_and(|removed| removed.is_some())
-                    .then_some(checked_at)
+                    .is_ok_and(|removed| removed.is_some());
+                if let Some(checked_at) = checked_at.filter(|_| removed) {
+                    let now = self.clock.now();
+                    let within = self.config.failure_cooldown;
+                    (self.unknown).remember(session.name().clone(), checked_at, now, within);
+                }
             });
-            if let Some(Some(checked_at)) = forgotten {
-                let now = self.clock.now();
-                let within = self.config.failure_cooldown;
-                (self.unknown).remember(session.name().clone(), checked_at, now, within);
-            }
         }
         outcome
     }

@@ -156,6 +156,14 @@ impl UnknownNames {
         names.insert(name, checked);
     }
 
+    /// Forgets that `name` had no tokens (tokens were inserted for it).
+    pub(super) fn forget(&self, name: &str) {
+        let mut names = self.names();
+        if !names.is_empty() {
+            names.remove(name);
+        }
+    }
+
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.names().len()

@@ -132,6 +132,11 @@ impl<P: Provider> Inner<P> {
             State::Absent { .. } if self.provider.can_issue() => None,
             State::Absent { .. } => return Err(self.no_tokens(session)),
         };
+        if current.is_none() && matches!(reason, Reason::Unresolved(_)) {
+            // The session has no tokens (removed since the answer was lost): nothing is
+            // left to ask for, and a provider that can issue must not bring it back.
+            return Err(self.no_tokens(session));
+        }
         let issuing = current
             .as_ref()
             .is_none_or(|c| c.stored.refresh_token.is_none());
@@ -141,7 +146,11 @@ impl<P: Provider> Inner<P> {
         {
             return Err(Error::CoolingDown { remaining });
         }
-        if let Some(error) = session.recent_failure(now, self.config.failure_cooldown) {
+        // Not for the asking after a lost pair: a few calls in all, which must fall inside
+        // the provider's reuse window however long `failure_cooldown` is.
+        if !matches!(reason, Reason::Unresolved(_))
+            && let Some(error) = session.recent_failure(now, self.config.failure_cooldown)
+        {
             *replayed = true;
             return Err(error);
         }
@@ -294,13 +303,19 @@ impl<P: Provider> Inner<P> {
                     .closes
                     .saturating_duration_since(tokio::time::Instant::now());
                 // The last second is left alone: a call sent then may land after the close.
-                let Some(usable) = left.checked_sub(Duration::from_secs(1)) else {
+                let Some(usable) =
+                    (left.checked_sub(Duration::from_secs(1))).filter(|usable| !usable.is_zero())
+                else {
                     session.resolved(&lost.token);
                     continue;
                 };
+                // Halving, but never below a second (or what is left of the usable time):
+                // a session answered at once each time (a provider's `Retry-After`, a store
+                // that fails) is asked a few times in all, not once per instant left.
+                let half = (usable / 2).max(usable.min(Duration::from_secs(1)));
                 let wait = match first {
-                    true => inner.config.failure_cooldown.min(usable / 2),
-                    false => usable / 2,
+                    true => inner.config.failure_cooldown.min(half),
+                    false => half,
                 };
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
@@ -324,6 +339,10 @@ impl<P: Provider> Inner<P> {
                             error.kind(),
                             ErrorKind::Transient | ErrorKind::OutcomeUnknown
                         ) && !matches!(error, Error::ShuttingDown) => {}
+                    // A refresh under way for another reason, joined, may have been answered
+                    // without asking (a 401 to an older access token): the set still holds
+                    // the spent token, and it is asked for again.
+                    Ok(current) if current.stored.refresh_token.as_ref() == Some(&lost.token) => {}
                     // Settled, a verdict, or nothing left to ask for.
                     _ => session.resolved(&lost.token),
                 }

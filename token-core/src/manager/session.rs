@@ -204,12 +204,13 @@ impl<X> Session<X> {
     }
 
     /// Runs `forget` with the instant the store was last asked, if the session is absent
-    /// (the store had no tokens for it), no handle holds it and no refresh of it is under
-    /// way: under the generation lock, so an insert publishing meanwhile is either seen
-    /// here (and the session kept) or publishes after `forget`.
+    /// (the store had no tokens for it), or with `None` if it was never loaded (the store
+    /// could not be read), and no handle holds it and no refresh of it is under way: under
+    /// the generation lock, so an insert publishing meanwhile is either seen here (and the
+    /// session kept) or publishes after `forget`.
     pub(super) fn forget_if_absent<R>(
         &self,
-        forget: impl FnOnce(OffsetDateTime) -> R,
+        forget: impl FnOnce(Option<OffsetDateTime>) -> R,
     ) -> Option<R> {
         if self.has_handles()
             || self
@@ -221,7 +222,8 @@ impl<X> Session<X> {
         }
         let _generation = lock(&self.generation);
         match self.state.load().as_deref() {
-            Some(State::Absent { checked_at }) => Some(forget(*checked_at)),
+            Some(State::Absent { checked_at }) => Some(forget(Some(*checked_at))),
+            None => Some(forget(None)),
             _ => None,
         }
     }

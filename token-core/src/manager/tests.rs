@@ -2679,6 +2679,126 @@ async fn a_dead_token_after_taking_over_a_lapsed_lease_is_declared_a_lease_lengt
     ));
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_session_removed_while_its_lost_pair_is_unresolved_stays_removed() {
+    // A provider that can issue tokens of its own: a refresh of a session without tokens
+    // would issue a new set.
+    let h = harness(|fake| fake.can_issue = true);
+    lose_the_rotated_pair(&h).await;
+    h.manager.remove("s").await.unwrap();
+    // Nobody calls; the background asking for the lost pair must not bring the session back.
+    tokio::time::sleep(h.fake.reuse_window).await;
+    assert!(
+        h.stored("s").await.is_none(),
+        "the removed session stays removed"
+    );
+    assert_eq!(
+        h.fake.issues.load(Ordering::SeqCst),
+        0,
+        "nothing is issued for it"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pair_lost_in_transit_is_still_asked_for_after_joining_a_refresh_that_kept_it() {
+    let mut h = harness(|_| {});
+    // A refresh ahead of expiry loses the pair the provider rotated to, then gives up; the
+    // access token is still valid.
+    h.seed("s", Duration::from_secs(90)).await;
+    tokio::time::advance(Duration::from_secs(50)).await;
+    h.fake.then(Step::LoseAfterRotate);
+    for _ in 0..10 {
+        h.fake.then(Step::Fail(unavailable(None)));
+    }
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-0"
+    );
+    for _ in 0..100 {
+        if let Event::RefreshFailed { .. } = h.events.recv().await.unwrap() {
+            break;
+        }
+    }
+    assert_eq!(*h.fake.live.lock().unwrap(), "rt-1");
+    h.fake.script.lock().unwrap().clear();
+    // A caller reports a 401 to an access token older than the current one just as the
+    // manager is about to ask for the lost pair: that refresh is answered with the current
+    // set (its refresh token still the spent one) without calling the provider, and the
+    // asking joins it.
+    let session = h.manager.inner.session("s");
+    let writing = session.writer().lock().await;
+    let rejected = h
+        .manager
+        .inner
+        .start_flight(&session, Reason::Rejected(AccessToken::new("at-older")));
+    tokio::time::sleep(ManagerConfig::default().failure_cooldown * 2).await;
+    drop(writing);
+    let mut rejected = rejected;
+    let answered = rejected.wait_for(Option::is_some).await.unwrap().clone();
+    let answered = answered.unwrap().unwrap();
+    assert_eq!(answered.access_token().expose_secret(), "at-0");
+    let calls = h.calls();
+    // Nobody calls until the window is over: the manager still asks for the lost pair.
+    tokio::time::sleep(h.fake.reuse_window).await;
+    assert_eq!(h.calls(), calls + 1);
+    let stored = h.stored_tokens("s").await.unwrap().value;
+    assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pair_lost_in_transit_is_asked_for_when_the_failure_cooldown_outlasts_the_window() {
+    let h = harness(|fake| fake.reuse_window = Duration::from_secs(30));
+    // Failures are answered again for longer than the provider's reuse window.
+    let manager = TokenManager::builder(h.fake.clone())
+        .shared_store(h.store.clone())
+        .client(NoTransport)
+        .clock(Arc::new(h.clock))
+        .config(
+            ManagerConfig::default()
+                .with_failure_cooldown(Duration::from_secs(120))
+                .with_retry(
+                    RetryPolicy::default()
+                        .with_backoff(Duration::from_millis(100), Duration::from_secs(2)),
+                ),
+        )
+        .build()
+        .unwrap();
+    h.seed("s", Duration::ZERO).await;
+    h.fake.then(Step::LoseAfterRotate);
+    for _ in 0..10 {
+        h.fake.then(Step::Fail(unavailable(None)));
+    }
+    assert!(manager.access_token("s").await.is_err());
+    assert_eq!(*h.fake.live.lock().unwrap(), "rt-1");
+    h.fake.script.lock().unwrap().clear();
+    // Nobody calls until the window is over: the manager asks for the lost pair inside it,
+    // not answered by the failure it remembers.
+    tokio::time::sleep(h.fake.reuse_window).await;
+    let stored = h.stored_tokens("s").await.unwrap().value;
+    assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pair_lost_in_transit_under_a_long_retry_after_is_asked_for_a_few_times_at_most() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::ZERO).await;
+    h.fake.then(Step::LoseAfterRotate);
+    // The provider then asks for a wait longer than its own reuse window.
+    h.fake
+        .then(Step::Fail(unavailable(Some(Duration::from_secs(600)))));
+    assert!(h.manager.access_token("s").await.is_err());
+    let calls = h.calls();
+    // The wait is honoured, and the asking for the lost pair ends with the window: it is
+    // answered "cooling down" a bounded number of times, not once per instant left.
+    let started = tokio::time::Instant::now();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+    assert!(started.elapsed() >= h.fake.reuse_window);
+    assert_eq!(h.calls(), calls);
+    assert!(h.manager.inner.tasks.is_empty(), "no task is left asking");
+}
+
 // --- A store that never answers ---
 
 /// A store whose every call hangs once `hung` is set.
@@ -2752,6 +2872,156 @@ fn a_store_timeout_of_zero_is_a_config_error() {
     assert!(matches!(built, Err(Error::Config(_))));
 }
 
+/// A store whose lease releases and deletes run on in a task of their own once asked, as
+/// a file store's blocking I/O does: a caller that stops waiting does not stop the call,
+/// which reaches the store when its gate (`gate`, `delete_gate`) lets it.
+struct DetachedReleases {
+    inner: Arc<MemoryStore>,
+    gate: StdMutex<Option<Arc<Semaphore>>>,
+    delete_gate: StdMutex<Option<Arc<Semaphore>>>,
+}
+
+#[async_trait]
+impl TokenStore for DetachedReleases {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        self.inner.load(key).await
+    }
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        self.inner.save(key, record, expected).await
+    }
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
+        let (inner, key) = (self.inner.clone(), key.clone());
+        let gate = self.delete_gate.lock().unwrap().take();
+        tokio::spawn(async move {
+            if let Some(gate) = gate {
+                drop(gate.acquire().await.unwrap());
+            }
+            inner.delete(&key, expected).await
+        })
+        .await
+        .unwrap()
+    }
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        self.inner.acquire_lease(key, holder, ttl).await
+    }
+    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        let (inner, key, holder) = (self.inner.clone(), key.clone(), holder.to_owned());
+        let gate = self.gate.lock().unwrap().take();
+        tokio::spawn(async move {
+            if let Some(gate) = gate {
+                drop(gate.acquire().await.unwrap());
+            }
+            inner.release_lease(&key, &holder).await
+        })
+        .await
+        .unwrap()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_release_that_answers_after_the_store_timeout_takes_no_later_lease_away() {
+    let gate = Arc::new(Semaphore::new(1));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    let inner = Arc::new(MemoryStore::new());
+    let released = Arc::new(Semaphore::new(0));
+    let store = Arc::new(DetachedReleases {
+        inner: inner.clone(),
+        gate: StdMutex::new(None),
+        delete_gate: StdMutex::new(None),
+    });
+    let manager = manager_over(&h, store.clone());
+    let set = TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(h.clock.now());
+    manager.insert("s", set).await.unwrap();
+    // The first refresh's lease release hangs past store_timeout, and reaches the store
+    // later.
+    *store.gate.lock().unwrap() = Some(released.clone());
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    // The provider answers no more calls until the test lets it.
+    gate.acquire().await.unwrap().forget();
+    // The next refresh takes the lease again and is at the provider when the late release
+    // lands.
+    let refreshing = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.refresh_now("s").await }
+    });
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    released.add_permits(1);
+    h.until_calls(2).await;
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    // The lease of the refresh under way is still held: another process cannot take it
+    // and spend the same refresh token.
+    let other = inner
+        .acquire_lease(&SessionKey::new("fake", "s"), "other-process", HOUR)
+        .await
+        .unwrap();
+    assert!(matches!(other, Lease::HeldByOther { .. }), "{other:?}");
+    gate.add_permits(1);
+    assert_eq!(refreshing.await.unwrap().unwrap().expose_secret(), "at-2");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_remove_that_answers_after_the_store_timeout_deletes_no_later_login() {
+    let h = harness(|_| {});
+    let inner = Arc::new(MemoryStore::new());
+    let deleted = Arc::new(Semaphore::new(0));
+    let store = Arc::new(DetachedReleases {
+        inner: inner.clone(),
+        gate: StdMutex::new(None),
+        delete_gate: StdMutex::new(Some(deleted.clone())),
+    });
+    let manager = manager_over(&h, store.clone());
+    manager.insert("s", login(&h)).await.unwrap();
+    // The user logs out; the store does not answer the delete in time (it reaches the
+    // store later), and the user logs in again.
+    assert!(matches!(manager.remove("s").await, Err(Error::Store(_))));
+    let again = TokenSet::new(AccessToken::new("at-again"))
+        .with_refresh_token(RefreshToken::new("rt-again"))
+        .with_access_expires_at(h.clock.now() + HOUR);
+    let inserting = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.insert("s", again).await }
+    });
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    deleted.add_permits(1);
+    inserting.await.unwrap().unwrap();
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    // The login is what the store holds.
+    let stored = inner.load(&SessionKey::new("fake", "s")).await.unwrap();
+    let stored = stored
+        .expect("the login is stored")
+        .value
+        .into_tokens()
+        .unwrap();
+    assert_eq!(stored.access_token.expose_secret(), "at-again");
+}
+
 // --- Unknown session names ---
 
 #[tokio::test(start_paused = true)]
@@ -2820,6 +3090,136 @@ async fn an_unknown_name_is_answered_from_memory_for_the_failure_cooldown() {
     let handle = manager.session("ghost");
     assert!(handle.access_token().await.is_err());
     assert_eq!(manager.inner.sessions.len(), 1);
+}
+
+/// Holds the next call of each kind given to [`hold`](HeldCalls::hold) until its gate
+/// opens, counting the calls that reached their hold.
+#[derive(Default)]
+struct HeldCalls {
+    held: StdMutex<Vec<(Call, Arc<Semaphore>)>>,
+    reached: AtomicU32,
+}
+
+impl HeldCalls {
+    /// Holds the next `call`; returns its gate.
+    fn hold(&self, call: Call) -> Arc<Semaphore> {
+        let gate = Arc::new(Semaphore::new(0));
+        self.held.lock().unwrap().push((call, gate.clone()));
+        gate
+    }
+
+    /// Lets the other tasks run until `n` held calls have reached their hold (bounded).
+    async fn until_reached(&self, n: u32) {
+        for _ in 0..10_000 {
+            if self.reached.load(Ordering::SeqCst) >= n {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!(
+            "{} held calls reached, not {n}",
+            self.reached.load(Ordering::SeqCst)
+        );
+    }
+}
+
+#[async_trait]
+impl Hooks for HeldCalls {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        let gate = {
+            let mut held = self.held.lock().unwrap();
+            let at = held.iter().position(|(c, _)| *c == call);
+            at.map(|at| held.remove(at).1)
+        };
+        if let Some(gate) = gate {
+            self.reached.fetch_add(1, Ordering::SeqCst);
+            drop(gate.acquire().await.unwrap());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_insert_that_overlaps_the_lookup_of_its_unknown_name_is_served() {
+    let h = harness(|_| {});
+    let store = Arc::new(Hooked::<HeldCalls>::default());
+    let manager = manager_over(&h, store.clone());
+    // A caller asks for a name the store has no tokens for yet; its look at the store is
+    // slow.
+    let looked = store.hold(Call::Load);
+    let asking = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.access_token("new").await }
+    });
+    store.until_reached(1).await;
+    // Meanwhile the user logs in: the insert is being saved when the look answers "none".
+    let saved = store.hold(Call::Save);
+    let inserting = tokio::spawn({
+        let manager = manager.clone();
+        let set = login(&h);
+        async move { manager.insert("new", set).await }
+    });
+    store.until_reached(2).await;
+    looked.add_permits(1);
+    assert!(matches!(asking.await.unwrap(), Err(Error::NoTokens { .. })));
+    saved.add_permits(1);
+    inserting.await.unwrap().unwrap();
+    // The insert has returned: its tokens are served, not "no tokens" for failure_cooldown.
+    assert_eq!(
+        manager.access_token("new").await.unwrap().expose_secret(),
+        "at-login"
+    );
+    let handle = manager.session("new");
+    assert_eq!(
+        handle.access_token().await.unwrap().expose_secret(),
+        "at-login"
+    );
+    assert_eq!(h.calls(), 0);
+}
+
+/// A store whose loads fail while `failing` is set.
+#[derive(Default)]
+struct FailingLoads {
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Hooks for FailingLoads {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        if call == Call::Load && self.failing.load(Ordering::SeqCst) {
+            return Err(disk_full());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn names_asked_for_while_the_store_fails_leave_nothing_behind() {
+    let h = harness(|_| {});
+    let store = Arc::new(Hooked::<FailingLoads>::default());
+    let manager = manager_over(&h, store.clone());
+    manager.insert("real", login(&h)).await.unwrap();
+    store.failing.store(true, Ordering::SeqCst);
+    for i in 0..100 {
+        let error = manager
+            .access_token(&format!("ghost-{i}"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::Store(_)), "{error:?}");
+    }
+    // The names never loaded keep no entry: an outage does not make memory grow with the
+    // names callers ask for.
+    assert_eq!(manager.inner.sessions.len(), 1);
+    // Once the store answers, a name is looked up again, and a real session is served.
+    store.failing.store(false, Ordering::SeqCst);
+    assert!(matches!(
+        manager.access_token("ghost-1").await,
+        Err(Error::NoTokens { .. })
+    ));
+    assert_eq!(
+        manager.access_token("real").await.unwrap().expose_secret(),
+        "at-login"
+    );
 }
 
 // --- Stores shared by several processes: unreadable records, vanished directories ---

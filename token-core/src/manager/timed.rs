@@ -1,45 +1,122 @@
 //! The manager's store, each call bounded by `ManagerConfig::store_timeout`.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::watch;
 
 use crate::error::StoreError;
 use crate::store::{Lease, SessionKey, StoredRecord, TokenStore, Version, Versioned};
+
+type Pending = Arc<Mutex<HashMap<SessionKey, watch::Receiver<bool>>>>;
 
 /// A store whose calls fail after `timeout` instead of waiting for ever (a database that
 /// does not answer, a file on a hung network volume): a refresh waiting on it would hold
 /// its session, and callers waiting on that refresh, for good.
 pub(super) struct Timed {
-    pub(super) inner: Arc<dyn TokenStore>,
-    pub(super) timeout: Duration,
+    inner: Arc<dyn TokenStore>,
+    timeout: Duration,
+    /// The unconditional writes under way (lease releases, deletes without a version), by
+    /// key. One that did not answer in time may still reach the store (a file store's
+    /// blocking I/O, a query already sent): every later call for its key waits for it
+    /// first, so that it cannot take away a lease granted after it (another process could
+    /// then spend the refresh token the new holder is spending) or delete tokens saved
+    /// after it (a login after a logout that timed out).
+    pending: Pending,
 }
 
 impl Timed {
+    pub(super) fn new(inner: Arc<dyn TokenStore>, timeout: Duration) -> Self {
+        Self {
+            inner,
+            timeout,
+            pending: Arc::default(),
+        }
+    }
+
+    fn timed_out(&self, what: &str) -> StoreError {
+        StoreError::Backend {
+            message: format!(
+                "the store did not answer a {what} within {} ms",
+                self.timeout.as_millis()
+            ),
+            source: None,
+        }
+    }
+
+    /// `call` for `key`, after the unconditional write of `key` under way (if any), within
+    /// the timeout.
     async fn bounded<T>(
         &self,
         what: &str,
+        key: &SessionKey,
         call: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
+        let call = async {
+            let pending = lock(&self.pending).get(key).cloned();
+            if let Some(mut done) = pending {
+                // Closed without an answer: the task ended (the store panicked).
+                let _ = done.wait_for(|done| *done).await;
+            }
+            call.await
+        };
         match tokio::time::timeout(self.timeout, call).await {
             Ok(answer) => answer,
-            Err(_) => Err(StoreError::Backend {
-                message: format!(
-                    "the store did not answer a {what} within {} ms",
-                    self.timeout.as_millis()
-                ),
-                source: None,
-            }),
+            Err(_) => Err(self.timed_out(what)),
         }
     }
+
+    /// Runs `call` for `key` in a task of its own, after the one under way for `key` (if
+    /// any), watched until it ends even when it answers too late.
+    async fn detached<T: Send + 'static>(
+        &self,
+        what: &str,
+        key: &SessionKey,
+        call: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = watch::channel(false);
+        let previous = lock(&self.pending).insert(key.clone(), rx.clone());
+        let (pending, key) = (self.pending.clone(), key.clone());
+        let task = tokio::spawn(async move {
+            if let Some(mut before) = previous {
+                let _ = before.wait_for(|done| *done).await;
+            }
+            let answer = call.await;
+            let _ = tx.send(true);
+            let mut pending = lock(&pending);
+            if pending
+                .get(&key)
+                .is_some_and(|found| found.same_channel(&rx))
+            {
+                pending.remove(&key);
+            }
+            answer
+        });
+        match tokio::time::timeout(self.timeout, task).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(StoreError::Backend {
+                message: format!("the store's {what} panicked"),
+                source: None,
+            }),
+            Err(_) => Err(self.timed_out(what)),
+        }
+    }
+}
+
+fn lock(pending: &Pending) -> MutexGuard<'_, HashMap<SessionKey, watch::Receiver<bool>>> {
+    // A map of channels, each entry written whole: a panic leaves none half-set.
+    pending
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[async_trait]
 impl TokenStore for Timed {
     async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
-        self.bounded("load", self.inner.load(key)).await
+        self.bounded("load", key, self.inner.load(key)).await
     }
 
     async fn save(
@@ -48,7 +125,7 @@ impl TokenStore for Timed {
         record: &StoredRecord,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
-        self.bounded("save", self.inner.save(key, record, expected))
+        self.bounded("save", key, self.inner.save(key, record, expected))
             .await
     }
 
@@ -57,8 +134,13 @@ impl TokenStore for Timed {
         key: &SessionKey,
         expected: Option<Version>,
     ) -> Result<bool, StoreError> {
-        self.bounded("delete", self.inner.delete(key, expected))
-            .await
+        if expected.is_some() {
+            // Compare-and-swap: landing late, it deletes nothing written since.
+            return (self.bounded("delete", key, self.inner.delete(key, expected))).await;
+        }
+        let (inner, owned) = (self.inner.clone(), key.clone());
+        let call = async move { inner.delete(&owned, None).await };
+        self.detached("delete", key, call).await
     }
 
     async fn acquire_lease(
@@ -68,11 +150,12 @@ impl TokenStore for Timed {
         ttl: Duration,
     ) -> Result<Lease, StoreError> {
         let call = self.inner.acquire_lease(key, holder, ttl);
-        self.bounded("lease request", call).await
+        self.bounded("lease request", key, call).await
     }
 
     async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
-        let call = self.inner.release_lease(key, holder);
-        self.bounded("lease release", call).await
+        let (inner, owned, holder) = (self.inner.clone(), key.clone(), holder.to_owned());
+        let call = async move { inner.release_lease(&owned, &holder).await };
+        self.detached("lease release", key, call).await
     }
 }
