@@ -31,8 +31,8 @@ use crate::secret::AccessToken;
 /// already replaced the refused one) and resends the request once; a 401 that another origin
 /// answered (after a redirect the client followed) is returned as it is. Put [`NoResend`] in a
 /// request's extensions to turn the resend off (a non-idempotent call: its 401 is returned,
-/// and the next request has the new token), and [`Session`] to choose the session per
-/// request.
+/// and the next request has the new token; if that refresh fails, its error is returned
+/// instead, as after any 401), and [`Session`] to choose the session per request.
 ///
 /// ```no_run
 /// # async fn run<P: token_core::provider::Provider>(manager: token_core::manager::TokenManager<P>) -> Result<(), Box<dyn std::error::Error>> {
@@ -145,7 +145,8 @@ impl Session {
 }
 
 /// Request extension: do not resend this request after a 401 (it may not be idempotent); the
-/// 401 is returned, and the token is refreshed for the next request.
+/// 401 is returned, and the token is refreshed for the next request (a refresh that fails
+/// returns its error instead).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoResend;
 
