@@ -118,14 +118,25 @@ pub(super) const UNKNOWN_NAMES_KEPT: usize = 1024;
 /// entry for them, so memory does not grow with the names callers ask for (a web service
 /// that keys sessions by a user id from its requests), and this set is bounded.
 #[derive(Default)]
-pub(super) struct UnknownNames(Mutex<HashMap<Arc<str>, OffsetDateTime, RandomState>>);
+pub(super) struct UnknownNames {
+    names: Mutex<HashMap<Arc<str>, OffsetDateTime, RandomState>>,
+    /// How many names the set holds, written under its lock: an `insert` (which forgets its
+    /// name) does not take the lock while the set is empty, as it is unless names without
+    /// tokens are asked for.
+    held: std::sync::atomic::AtomicUsize,
+}
 
 impl UnknownNames {
     fn names(&self) -> MutexGuard<'_, HashMap<Arc<str>, OffsetDateTime, RandomState>> {
         // A map of names and instants, each entry written whole: a panic leaves none half-set.
-        self.0
+        self.names
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn count(&self, names: &HashMap<Arc<str>, OffsetDateTime, RandomState>) {
+        self.held
+            .store(names.len(), std::sync::atomic::Ordering::Release);
     }
 
     /// Whether `name` was found without tokens within `within` before `now` (and not
@@ -150,18 +161,22 @@ impl UnknownNames {
         if names.len() >= UNKNOWN_NAMES_KEPT && !names.contains_key(&*name) {
             names.retain(|_, &mut at| at <= now && now < super::later(at, within));
             if names.len() >= UNKNOWN_NAMES_KEPT {
+                self.count(&names);
                 return;
             }
         }
         names.insert(name, checked);
+        self.count(&names);
     }
 
     /// Forgets that `name` had no tokens (tokens were inserted for it).
     pub(super) fn forget(&self, name: &str) {
-        let mut names = self.names();
-        if !names.is_empty() {
-            names.remove(name);
+        if self.held.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            return;
         }
+        let mut names = self.names();
+        names.remove(name);
+        self.count(&names);
     }
 
     #[cfg(test)]
