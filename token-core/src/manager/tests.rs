@@ -309,6 +309,34 @@ impl<H: Hooks, S: TokenStore> TokenStore for Hooked<H, S> {
     }
 }
 
+/// A harness whose provider holds each call at `gate` (no permit yet), `s` seeded with an
+/// expired token, and a caller whose refresh is at the provider.
+async fn held_refresh() -> (
+    Harness,
+    Arc<Semaphore>,
+    tokio::task::JoinHandle<Result<AccessToken, Error>>,
+) {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    h.seed("s", Duration::ZERO).await;
+    let manager = h.manager.clone();
+    let caller = tokio::spawn(async move { manager.access_token("s").await });
+    h.until_calls(1).await;
+    (h, gate, caller)
+}
+
+/// The refresh token of a stored record holding tokens.
+fn refresh_of(record: &Versioned<StoredRecord>) -> &str {
+    record
+        .value
+        .tokens()
+        .unwrap()
+        .refresh_token
+        .as_ref()
+        .unwrap()
+        .expose_secret()
+}
+
 /// `at-0`/`rt-0`, the access token expiring now: the next call refreshes.
 fn expired_pair(h: &Harness) -> TokenSet {
     TokenSet::new(AccessToken::new("at-0"))
@@ -548,17 +576,7 @@ async fn a_lost_answer_inside_the_reuse_window_recovers_without_reauth() {
             .any(|e| matches!(e, Event::ReauthRequired(_)))
     );
     let stored = h.stored("s").await.unwrap();
-    assert_eq!(
-        stored
-            .value
-            .tokens()
-            .unwrap()
-            .refresh_token
-            .as_ref()
-            .unwrap()
-            .expose_secret(),
-        "rt-1"
-    );
+    assert_eq!(refresh_of(&stored), "rt-1");
 }
 
 #[tokio::test(start_paused = true)]
@@ -685,17 +703,7 @@ async fn a_rotated_set_is_saved_before_callers_see_it() {
     let stored = h.stored("s").await.unwrap();
     assert!(stored.version > before);
     assert_eq!(stored.value.tokens().unwrap().access_token, token);
-    assert_eq!(
-        stored
-            .value
-            .tokens()
-            .unwrap()
-            .refresh_token
-            .as_ref()
-            .unwrap()
-            .expose_secret(),
-        "rt-1"
-    );
+    assert_eq!(refresh_of(&stored), "rt-1");
 }
 
 #[tokio::test(start_paused = true)]
@@ -1008,17 +1016,7 @@ async fn a_failed_save_keeps_the_new_set_in_use_and_saves_it_later() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        stored
-            .value
-            .tokens()
-            .unwrap()
-            .refresh_token
-            .as_ref()
-            .unwrap()
-            .expose_secret(),
-        "rt-1"
-    );
+    assert_eq!(refresh_of(&stored), "rt-1");
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
 }
 
@@ -1414,12 +1412,7 @@ async fn an_insert_wins_over_a_refresh_under_way() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_waits_for_the_refresh_in_flight_and_saves_it() {
-    let gate = Arc::new(Semaphore::new(0));
-    let h = harness(|fake| fake.gate = Some(gate.clone()));
-    h.seed("s", Duration::ZERO).await;
-    let manager = h.manager.clone();
-    let waiting = tokio::spawn(async move { manager.access_token("s").await });
-    h.until_calls(1).await;
+    let (h, gate, waiting) = held_refresh().await;
     let manager = h.manager.clone();
     let shutting = tokio::spawn(async move { manager.shutdown(Duration::from_secs(30)).await });
     tokio::task::yield_now().await;
@@ -1446,12 +1439,7 @@ async fn shutdown_waits_for_the_refresh_in_flight_and_saves_it() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_reports_work_still_running_at_its_deadline() {
-    let gate = Arc::new(Semaphore::new(0));
-    let h = harness(|fake| fake.gate = Some(gate.clone()));
-    h.seed("s", Duration::ZERO).await;
-    let manager = h.manager.clone();
-    let _waiting = tokio::spawn(async move { manager.access_token("s").await });
-    h.until_calls(1).await;
+    let (h, _gate, _waiting) = held_refresh().await;
     let error = h
         .manager
         .shutdown(Duration::from_secs(1))
@@ -1700,12 +1688,7 @@ fn login(h: &Harness) -> TokenSet {
 
 #[tokio::test(start_paused = true)]
 async fn a_remove_during_a_refresh_is_not_undone_by_it() {
-    let gate = Arc::new(Semaphore::new(0));
-    let h = harness(|fake| fake.gate = Some(gate.clone()));
-    h.seed("s", Duration::ZERO).await;
-    let manager = h.manager.clone();
-    let refreshing = tokio::spawn(async move { manager.access_token("s").await });
-    h.until_calls(1).await;
+    let (h, gate, refreshing) = held_refresh().await;
     h.manager.remove("s").await.unwrap();
     gate.add_permits(1);
     let answered = refreshing.await.unwrap();
@@ -2175,12 +2158,7 @@ async fn a_panicking_refresh_gives_its_lease_back() {
 
 #[tokio::test(start_paused = true)]
 async fn a_refresh_token_inserted_during_a_refresh_is_refreshed_not_answered_with_no_token() {
-    let gate = Arc::new(Semaphore::new(0));
-    let h = harness(|fake| fake.gate = Some(gate.clone()));
-    h.seed("s", Duration::ZERO).await;
-    let manager = h.manager.clone();
-    let refreshing = tokio::spawn(async move { manager.access_token("s").await });
-    h.until_calls(1).await;
+    let (h, gate, refreshing) = held_refresh().await;
     // A login hands over a refresh token while that refresh is at the provider (the token
     // it spends, rt-0, is still inside the provider's reuse window afterwards).
     let manager = h.manager.clone();
