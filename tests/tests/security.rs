@@ -51,6 +51,29 @@ async fn capturing_server() -> (RunningSandbox, Seen) {
 }
 
 /// A redirect to `to`.
+/// A client through `BearerAuth` for session `m` of a manager over `sandbox`'s OAuth
+/// endpoints (reqwest's default redirect policy), the manager, and the access token it holds.
+async fn bearer_client(
+    sandbox: &RunningSandbox,
+) -> (
+    reqwest_middleware::ClientWithMiddleware,
+    TokenManager<token_core::sandbox::SandboxOAuth>,
+    AccessToken,
+) {
+    let provider = token_core::sandbox::SandboxOAuth::new(sandbox.base_url());
+    let manager = TokenManager::builder(provider).build().expect("builds");
+    let first = sandbox.issue("m").await.expect("issues");
+    let token = first.access_token.clone();
+    manager
+        .insert("m", TokenSet::from_stored(first).expect("fits"))
+        .await
+        .expect("inserts");
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(BearerAuth::new(manager.clone(), "m"))
+        .build();
+    (client, manager, token)
+}
+
 fn redirect(to: &url::Url) -> http::Response<Vec<u8>> {
     let mut response = http::Response::new(Vec::new());
     *response.status_mut() = StatusCode::FOUND;
@@ -88,20 +111,9 @@ async fn the_bearer_token_is_not_sent_to_another_origin_after_a_redirect() {
         .expect("the sandbox starts");
     *lock(&same_origin) = Some(sandbox.url("/api/balance"));
 
-    let manager = TokenManager::builder(token_core::sandbox::SandboxOAuth::new(sandbox.base_url()))
-        .build()
-        .expect("builds");
-    let first = sandbox.issue("m").await.expect("issues");
-    let token = first.access_token.clone();
-    manager
-        .insert("m", TokenSet::from_stored(first).expect("fits"))
-        .await
-        .expect("inserts");
     // reqwest's default policy follows redirects; the middleware must not defeat its
     // stripping of credentials on a cross-origin hop.
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(BearerAuth::new(manager.clone(), "m"))
-        .build();
+    let (client, _, token) = bearer_client(&sandbox).await;
 
     // Control: a same-origin redirect keeps the header (the protected API answers 200).
     let response = client
@@ -466,17 +478,7 @@ async fn a_401_from_another_origin_after_a_redirect_is_no_verdict_on_the_token()
         .start()
         .await
         .expect("the sandbox starts");
-    let manager = TokenManager::builder(token_core::sandbox::SandboxOAuth::new(sandbox.base_url()))
-        .build()
-        .expect("builds");
-    let first = sandbox.issue("m").await.expect("issues");
-    manager
-        .insert("m", TokenSet::from_stored(first.clone()).expect("fits"))
-        .await
-        .expect("inserts");
-    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(BearerAuth::new(manager.clone(), "m"))
-        .build();
+    let (client, manager, token) = bearer_client(&sandbox).await;
 
     let response = client
         .get(sandbox.url("/api/moved"))
@@ -493,6 +495,6 @@ async fn a_401_from_another_origin_after_a_redirect_is_no_verdict_on_the_token()
     assert_eq!(other.calls("/refuse"), 1);
     assert_eq!(
         manager.access_token("m").await.expect("still served"),
-        first.access_token
+        token
     );
 }
