@@ -59,8 +59,14 @@ impl<P: Provider> TokenManager<P> {
     /// A handle on `session`, for callers that use one session often: see
     /// [`SessionHandle`].
     pub fn session(&self, session: &str) -> SessionHandle<P> {
-        let session = self.inner.session(session);
-        session.handle_taken();
+        // A session retired between the lookup and the count (it left the map) is looked
+        // up again: a handle on it would never see a later insert.
+        let session = loop {
+            let session = self.inner.session(session);
+            if session.take_handle() {
+                break session;
+            }
+        };
         SessionHandle {
             manager: self.clone(),
             session,

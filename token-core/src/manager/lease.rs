@@ -70,7 +70,7 @@ impl LeaseWatch {
 /// under its lock, so this process's grants and releases of the lease reach the store in the
 /// order they are counted.
 #[derive(Default)]
-pub(super) struct LeaseUsers(tokio::sync::Mutex<usize>);
+pub(super) struct LeaseUsers(pub(super) tokio::sync::Mutex<usize>);
 
 impl<P: Provider> Inner<P> {
     /// Takes the store's refresh lease, waiting while another process holds it; then

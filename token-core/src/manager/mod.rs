@@ -365,70 +365,97 @@ impl<P: Provider> TokenManager<P> {
     /// re-auth state. It wins over any refresh of the session already under way: that
     /// refresh's result (or verdict) is dropped.
     pub async fn insert(&self, session: &str, set: TokenSet<P::Extras>) -> Result<(), Error> {
-        let session = self.inner.session(session);
+        let name = session;
         let (stored, extras) = split(set)?;
         let inner = &self.inner;
+        // Each turn looks the name up: a session that left the map since its lookup (a
+        // `remove`, or a lookup that found no tokens) is retired, and what is written must
+        // reach the session the name maps to now.
         if let Some(memory) = &inner.memory {
-            // The store write and the publication under the session's generation lock: no
-            // refresh starts in between, and one that started before publishes nothing
-            // over this.
             let refresh_at = inner.schedule(&stored);
-            session.replace(
-                || {
-                    let version = memory.put_shared(&session.key, &stored);
-                    let current = inner.current_at(stored, extras, Some(version), true, refresh_at);
-                    Ok::<_, Error>(Ready::new(current).into())
-                },
-                inner.show(&session),
-            )?;
+            let session = loop {
+                let session = inner.session(name);
+                // The store write and the publication under the session's generation lock:
+                // no refresh starts in between, and one that started before publishes
+                // nothing over this.
+                let Some(writing) = session.writing() else {
+                    continue;
+                };
+                let version = memory.put_shared(&session.key, &stored);
+                let current = inner.current_at(stored, extras, Some(version), true, refresh_at);
+                writing.publish(Ready::new(current).into(), inner.show(&session));
+                break session;
+            };
             // Forgotten meanwhile (its lookup found no tokens as this insert began), the
             // session is no longer in the map: its name must not be answered "no tokens"
             // from memory now that the store has them.
             inner.unknown.forget(session.name());
             return Ok(());
         }
-        // Inserts and removes of one session run one at a time, and no refresh starts
-        // meanwhile; one that started before publishes nothing over this.
-        let _writing = session.writer().lock().await;
-        let version = inner.save_authoritative(&session.key, &stored).await?;
-        let current = inner.current_from(stored, extras, Some(version), true);
-        session.replace(
-            || Ok::<_, Error>(Ready::new(current).into()),
-            inner.show(&session),
-        )?;
-        inner.unknown.forget(session.name());
-        Ok(())
+        loop {
+            let session = inner.session(name);
+            // Inserts and removes of one session run one at a time, and no refresh starts
+            // meanwhile; one that started before publishes nothing over this.
+            let _writing = session.writer().lock().await;
+            if session.is_retired() {
+                continue;
+            }
+            let version = inner.save_authoritative(&session.key, &stored).await?;
+            if let Some(writing) = session.writing() {
+                let current = inner.current_from(stored, extras, Some(version), true);
+                writing.publish(Ready::new(current).into(), inner.show(&session));
+                inner.unknown.forget(session.name());
+                return Ok(());
+            }
+        }
     }
 
     /// Forgets `session`: removes its set from the store and from memory. A refresh under
     /// way neither brings it back nor reports on it.
     pub async fn remove(&self, session: &str) -> Result<(), Error> {
-        let session = self.inner.session(session);
+        let name = session;
         let inner = &self.inner;
         let absent = || State::Absent {
             checked_at: inner.clock.now(),
         };
-        if let Some(memory) = &inner.memory {
-            session.replace(
-                || {
-                    memory.remove(&session.key);
-                    Ok::<_, Error>(Arc::new(absent()))
-                },
-                inner.show(&session),
-            )?;
-        } else {
-            let _writing = session.writer().lock().await;
-            inner.store.delete(&session.key, None).await?;
-            session.replace(|| Ok::<_, Error>(Arc::new(absent())), inner.show(&session))?;
-        }
-        // The entry goes unless a `SessionHandle` holds the session: the handle then keeps
-        // reading it, from its fast path, once tokens are inserted again.
-        let _ = inner
-            .sessions
-            .pin()
-            .remove_if(&**session.name(), |_, entry| {
-                Arc::ptr_eq(&entry.session, &session) && !session.has_handles()
-            });
+        // As in `insert`, a retired session is looked up again: the delete must leave the
+        // session the name maps to absent too.
+        let session = loop {
+            let session = inner.session(name);
+            if let Some(memory) = &inner.memory {
+                let removed = session.replace(
+                    || {
+                        memory.remove(&session.key);
+                        Ok::<_, Error>(Arc::new(absent()))
+                    },
+                    inner.show(&session),
+                )?;
+                if removed {
+                    break session;
+                }
+            } else {
+                let removed = {
+                    let _writing = session.writer().lock().await;
+                    inner.store.delete(&session.key, None).await?;
+                    session.replace(|| Ok::<_, Error>(Arc::new(absent())), inner.show(&session))?
+                };
+                if removed {
+                    break session;
+                }
+            }
+        };
+        // The entry goes unless a `SessionHandle` holds the session (or an insert has
+        // published into it since): the handle then keeps reading it, from its fast path,
+        // once tokens are inserted again.
+        session.retire_if_absent(|_| {
+            inner
+                .sessions
+                .pin()
+                .remove_if(&**session.name(), |_, entry| {
+                    Arc::ptr_eq(&entry.session, &session)
+                })
+                .is_ok_and(|removed| removed.is_some())
+        });
         Ok(())
     }
 
@@ -555,10 +582,14 @@ impl<P: Provider> Inner<P> {
             // The name is remembered under the session's generation lock, as the entry
             // goes: an insert into this session publishes after both, and then forgets
             // the name again. A session never loaded (the store failed) goes too, but its
-            // name is not remembered: the store is asked again next time.
-            session.forget_if_absent(|checked_at| {
+            // name is not remembered: the store is asked again next time. One with a
+            // refresh under way stays (that refresh may load it).
+            if session.in_flight() {
+                return outcome;
+            }
+            session.retire_if_absent(|checked_at| {
                 if checked_at.is_some() && !unknown {
-                    return;
+                    return false;
                 }
                 let removed = self
                     .sessions
@@ -572,6 +603,7 @@ impl<P: Provider> Inner<P> {
                     let within = self.config.failure_cooldown;
                     (self.unknown).remember(session.name().clone(), checked_at, now, within);
                 }
+                removed
             });
         }
         outcome

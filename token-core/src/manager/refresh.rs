@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::lease::{LeaseTaken, LeaseWatch, Stored};
 use super::persist::Persisted;
 use super::session::{
-    Current, MAX_COOLDOWN, Outcome, Ready, Reason, Session, State, Unresolved, later,
+    Current, MAX_COOLDOWN, Outcome, RETIRED, Ready, Reason, Session, State, Unresolved, later,
 };
 use super::{Event, ExpiryNote, Inner, from_stored, not_a_session, retry};
 use crate::error::StoreError;
@@ -67,6 +67,9 @@ impl<P: Provider> Inner<P> {
             let _writing = session.writer().lock().await;
             session.generation()
         };
+        if generation == RETIRED {
+            return self.on_mapped(session, reason).await;
+        }
         let now = self.clock.now();
         let state = match self.state(session) {
             Some(state) => state,
@@ -75,6 +78,10 @@ impl<P: Provider> Inner<P> {
                 self.publish_if(session, generation, state);
                 match self.state(session) {
                     Some(state) => state,
+                    // Retired while it loaded: not published.
+                    None if session.is_retired() => {
+                        return self.on_mapped(session, reason).await;
+                    }
                     None => return Err(self.no_tokens(session)),
                 }
             }
@@ -192,6 +199,23 @@ impl<P: Provider> Inner<P> {
             self.release(session).await;
         }
         outcome
+    }
+
+    /// A refresh asked of a retired session (it left the session map after its caller
+    /// looked it up: a `remove`, or a lookup that found no tokens) runs on the session its
+    /// name maps to now, so that two sessions of one name never refresh side by side. The
+    /// asking for a pair lost in transit ends there: the session it was lost in is gone.
+    async fn on_mapped(
+        self: &Arc<Self>,
+        session: &Session<P::Extras>,
+        reason: Reason,
+    ) -> Outcome<P::Extras> {
+        if matches!(reason, Reason::Unresolved(_)) {
+            return Err(self.no_tokens(session));
+        }
+        let mapped = self.known_session(session.name())?;
+        let outcome = Box::pin(self.flight(&mapped, reason)).await;
+        self.forget_if_unknown(&mapped, outcome)
     }
 
     pub(super) async fn load_state(

@@ -72,6 +72,32 @@ impl<X> Default for Cold<X> {
     }
 }
 
+/// The generation of a session that has left the session map (removed, or forgotten as
+/// unknown): no refresh started in another generation matches it, so nothing publishes into
+/// the session again ([`Session::retire_if_absent`]).
+pub(super) const RETIRED: u64 = u64::MAX;
+
+/// A session's generation lock, held by an insert or a remove to write and publish under
+/// it ([`Session::writing`]).
+pub(super) struct Writing<'a, X> {
+    session: &'a Session<X>,
+    generation: MutexGuard<'a, u64>,
+}
+
+impl<X> Writing<'_, X> {
+    /// Starts a new generation and publishes `state`; `show` runs with it, before any later
+    /// publication. A failure remembered or a `Retry-After` of the tokens it replaces is
+    /// forgotten.
+    pub(super) fn publish(mut self, state: Arc<State<X>>, show: impl FnOnce(&Arc<State<X>>)) {
+        *self.generation += 1;
+        show(&self.session.set(state));
+        if let Some(cold) = self.session.cold.get() {
+            cold.cooldown.clear();
+            *lock(&cold.failure) = None;
+        }
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every value behind these locks is replaced whole; a panic cannot leave one half-set.
     mutex
@@ -93,7 +119,19 @@ impl<X> Session<X> {
         self.cold.get_or_init(Box::default)
     }
 
-    /// Counts a new handle on the session.
+    /// Counts a new handle on the session, unless it is retired (out of the session map:
+    /// a handle on it would never see a later insert). Under the generation lock, which
+    /// [`retire_if_absent`](Self::retire_if_absent) holds as it looks at the count.
+    pub(super) fn take_handle(&self) -> bool {
+        let generation = lock(&self.generation);
+        if *generation == RETIRED {
+            return false;
+        }
+        self.handle_taken();
+        true
+    }
+
+    /// Counts a new handle on a session a handle already holds (so not retired).
     pub(super) fn handle_taken(&self) {
         self.cold()
             .handles
@@ -142,8 +180,14 @@ impl<X> Session<X> {
         state
     }
 
+    /// The session's generation; [`RETIRED`] once it has left the session map.
     pub(super) fn generation(&self) -> u64 {
         *lock(&self.generation)
+    }
+
+    /// Whether the session has left the session map (see [`RETIRED`]).
+    pub(super) fn is_retired(&self) -> bool {
+        self.generation() == RETIRED
     }
 
     /// Publishes `state` if the session is still at `generation`; `show` then runs with
@@ -177,55 +221,72 @@ impl<X> Session<X> {
             (Some(now), Some(from)) => Arc::ptr_eq(now, &from.0),
             _ => false,
         };
-        if *current != generation && !unchanged {
+        if *current == RETIRED || (*current != generation && !unchanged) {
             return false;
         }
         show(&self.set(state));
         true
     }
 
-    /// Starts a new generation and publishes the state `write` makes (an insert or a
-    /// remove, after its store write; `write` may make that write itself, which then no
-    /// refresh start can come between).
+    /// Starts a new generation and publishes the state `write` makes (a remove, after its
+    /// store write; `write` may make that write itself, which then no refresh start can come
+    /// between). A retired session is left alone (`write` is not called): `false`.
     pub(super) fn replace<E>(
         &self,
         write: impl FnOnce() -> Result<Arc<State<X>>, E>,
         show: impl FnOnce(&Arc<State<X>>),
-    ) -> Result<(), E> {
-        let mut generation = lock(&self.generation);
-        let state = write()?;
-        *generation += 1;
-        show(&self.set(state));
-        if let Some(cold) = self.cold.get() {
-            cold.cooldown.clear();
-            *lock(&cold.failure) = None;
-        }
-        Ok(())
+    ) -> Result<bool, E> {
+        let Some(writing) = self.writing() else {
+            return Ok(false);
+        };
+        writing.publish(write()?, show);
+        Ok(true)
     }
 
-    /// Runs `forget` with the instant the store was last asked, if the session is absent
-    /// (the store had no tokens for it), or with `None` if it was never loaded (the store
-    /// could not be read), and no handle holds it and no refresh of it is under way: under
-    /// the generation lock, so an insert publishing meanwhile is either seen here (and the
-    /// session kept) or publishes after `forget`.
-    pub(super) fn forget_if_absent<R>(
+    /// The generation lock, for an insert or a remove to write and then publish under it,
+    /// unless the session is retired: the caller then looks its name up again, so that
+    /// what it writes reaches the session the name maps to.
+    pub(super) fn writing(&self) -> Option<Writing<'_, X>> {
+        let generation = lock(&self.generation);
+        (*generation != RETIRED).then_some(Writing {
+            session: self,
+            generation,
+        })
+    }
+
+    /// Takes the session out of the session map with `unmap` (given the instant the store
+    /// was last asked, `None` if the session was never loaded; it says whether it took the
+    /// session out), if the session holds no tokens (absent, or never loaded) and no handle
+    /// holds it. Under the generation lock: a handle taken, or an insert or a load
+    /// publishing, meanwhile is either seen here (and the session kept) or finds it
+    /// retired. From then on nothing publishes into it, no handle is taken on it, and a
+    /// refresh asked of it runs on the session its name maps to instead: two sessions of
+    /// one name never refresh side by side.
+    pub(super) fn retire_if_absent(
         &self,
-        forget: impl FnOnce(Option<OffsetDateTime>) -> R,
-    ) -> Option<R> {
-        if self.has_handles()
-            || self
-                .cold
-                .get()
-                .is_some_and(|cold| lock(&cold.flight).is_some())
-        {
-            return None;
+        unmap: impl FnOnce(Option<OffsetDateTime>) -> bool,
+    ) -> bool {
+        let mut generation = lock(&self.generation);
+        if *generation == RETIRED || self.has_handles() {
+            return false;
         }
-        let _generation = lock(&self.generation);
-        match self.state.load().as_deref() {
-            Some(State::Absent { checked_at }) => Some(forget(Some(*checked_at))),
-            None => Some(forget(None)),
-            _ => None,
+        let checked_at = match self.state.load().as_deref() {
+            Some(State::Absent { checked_at }) => Some(*checked_at),
+            None => None,
+            Some(_) => return false,
+        };
+        if !unmap(checked_at) {
+            return false;
         }
+        *generation = RETIRED;
+        true
+    }
+
+    /// Whether a refresh of the session is under way.
+    pub(super) fn in_flight(&self) -> bool {
+        self.cold
+            .get()
+            .is_some_and(|cold| lock(&cold.flight).is_some())
     }
 
     /// Records `lost` as the refresh token to ask again for, replacing another token's

@@ -2325,9 +2325,21 @@ async fn a_refresh_of_a_removed_session_does_not_release_the_lease_of_its_succes
     let manager = h.manager.clone();
     let new = tokio::spawn(async move { manager.access_token("s").await });
     h.until_calls(2).await;
-    // The old refresh ends; the new one is still at the provider.
+    // The old refresh ends (its caller goes on to the new session's refresh); the new one
+    // is still at the provider.
     gate.add_permits(2);
-    let _ = old.await.unwrap();
+    let users = h.manager.inner.lease_users.lock().unwrap()["s"].clone();
+    for _ in 0..10_000 {
+        if *users.0.lock().await == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        *users.0.lock().await,
+        1,
+        "the new refresh's use of the lease"
+    );
     let key = SessionKey::new("fake", "s");
     assert!(
         matches!(
@@ -2340,6 +2352,7 @@ async fn a_refresh_of_a_removed_session_does_not_release_the_lease_of_its_succes
         "the lease of the refresh still running is kept"
     );
     new.abort();
+    old.abort();
 }
 
 #[tokio::test(start_paused = true)]
@@ -3516,6 +3529,94 @@ async fn a_store_that_panics_once_the_lease_is_taken_does_not_keep_it_taken() {
         Lease::Acquired,
         "given back after a panicking save"
     );
+}
+
+// --- Sessions left behind: a caller holding a session the map no longer has ---
+
+/// The answer of a refresh asked of `session` directly (as a caller that looked it up
+/// before the map changed goes on to ask).
+fn ask_directly(
+    h: &Harness,
+    session: Arc<Session<NoExtras>>,
+) -> tokio::task::JoinHandle<Result<AccessToken, Error>> {
+    let inner = h.manager.inner.clone();
+    tokio::spawn(async move {
+        let outcome = inner.flight(&session, Reason::Needed).await;
+        inner
+            .forget_if_unknown(&session, outcome)
+            .map(|current| current.access_token().clone())
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_left_behind_by_a_remove_and_a_login_never_refreshes_beside_the_new_one() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    h.seed("s", Duration::from_secs(300)).await;
+    // A caller looks the session up; before it goes on, a remove and a login replace it.
+    let left_behind = h.manager.inner.known_session("s").unwrap();
+    h.manager.remove("s").await.unwrap();
+    h.manager.insert("s", expired_pair(&h)).await.unwrap();
+    let manager = h.manager.clone();
+    let mapped = tokio::spawn(async move { manager.access_token("s").await });
+    h.until_calls(1).await;
+    // Past the remove's own "no tokens" answer.
+    tokio::time::advance(Duration::from_secs(6)).await;
+    let late = ask_directly(&h, left_behind);
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    gate.add_permits(2);
+    let (mapped, late) = (mapped.await.unwrap().unwrap(), late.await.unwrap().unwrap());
+    assert_eq!(
+        *h.fake.presented.lock().unwrap(),
+        ["rt-0"],
+        "rt-0 spent once"
+    );
+    assert_eq!(mapped.expose_secret(), "at-1");
+    assert_eq!(late.expose_secret(), "at-1");
+    assert_eq!(refresh_of(&h.stored("s").await.unwrap()), "rt-1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_forgotten_as_unknown_answers_with_the_tokens_inserted_since() {
+    let h = harness(|_| {});
+    // Looked up while the store has nothing; another caller's lookup then forgets it.
+    let left_behind = h.manager.inner.session("s");
+    assert!(matches!(
+        h.manager.access_token("s").await,
+        Err(Error::NoTokens { .. })
+    ));
+    assert!(h.manager.inner.sessions.pin().get("s").is_none());
+    h.seed("s", Duration::from_secs(300)).await;
+    let late = ask_directly(&h, left_behind).await.unwrap();
+    assert_eq!(late.unwrap().expose_secret(), "at-0");
+    assert_eq!(h.calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_out_of_the_map_takes_no_handle_and_a_held_one_stays_in_it() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::from_secs(300)).await;
+    let left_behind = h.manager.inner.session("s");
+    h.manager.remove("s").await.unwrap();
+    assert!(
+        !left_behind.take_handle(),
+        "out of the map: a handle on it would never see a new insert"
+    );
+    // A session a handle holds is neither removed nor forgotten out of the map.
+    let handle = h.manager.session("t");
+    assert!(matches!(
+        handle.access_token().await,
+        Err(Error::NoTokens { .. })
+    ));
+    h.manager.remove("t").await.unwrap();
+    assert!(h.manager.inner.sessions.pin().get("t").is_some());
+    h.seed("t", Duration::from_secs(300)).await;
+    assert_eq!(handle.fresh_token().unwrap().expose_secret(), "at-0");
 }
 
 mod crash;
