@@ -172,6 +172,12 @@ impl<P: Provider> Inner<P> {
                 taken_over,
             } => (current, taken_over),
         };
+        if session.is_retired() {
+            // Retired meanwhile (a remove): what the store holds now (read since) is the
+            // mapped session's to refresh, not this one's.
+            self.release(session).await;
+            return self.on_mapped(session, reason).await;
+        }
         let watch = LeaseWatch::default();
         let work = async {
             // A panic (in the provider, or in a store) must not leave the lease taken: it

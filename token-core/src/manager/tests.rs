@@ -3621,3 +3621,4 @@ async fn a_session_out_of_the_map_takes_no_handle_and_a_held_one_stays_in_it() {
 
 mod crash;
 mod model;
+mod threads;
