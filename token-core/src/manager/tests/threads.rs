@@ -12,6 +12,9 @@ use super::*;
 /// reuse window: a second presentation is refused, and counted.
 #[derive(Default)]
 struct OneUse {
+    /// Whether some calls fail before the provider reads the token: a 503 or a panic.
+    faults: bool,
+    calls: AtomicU32,
     minted: AtomicU32,
     /// Each refresh token minted, and how many times it was presented.
     presented: StdMutex<HashMap<String, u32>>,
@@ -42,6 +45,13 @@ impl Provider for Arc<OneUse> {
 
     async fn refresh(&self, _: &CallContext, current: &TokenSet) -> Result<TokenSet, Error> {
         let presented = current.refresh_token.as_ref().unwrap().expose_secret();
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.faults && call % 7 == 3 {
+            return Err(unavailable(None));
+        }
+        if self.faults && call % 13 == 5 {
+            panic!("the provider's code panicked");
+        }
         let first = {
             let mut all = self.presented.lock().unwrap();
             let count = all.entry(presented.to_owned()).or_default();
@@ -60,14 +70,17 @@ impl Provider for Arc<OneUse> {
 
 /// Eight tasks on four threads, spread over `managers`, each making 400 random calls on one
 /// session; then the provider's count of each refresh token's presentations.
-fn race(managers: impl Fn(&Arc<OneUse>) -> Vec<TokenManager<Arc<OneUse>>>) {
+fn race(faults: bool, managers: impl Fn(&Arc<OneUse>) -> Vec<TokenManager<Arc<OneUse>>>) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
-        let provider = Arc::new(OneUse::default());
+        let provider = Arc::new(OneUse {
+            faults,
+            ..OneUse::default()
+        });
         let managers = managers(&provider);
         managers[0].insert("s", provider.login()).await.unwrap();
         let tasks: Vec<_> = (0..8u64)
@@ -78,9 +91,12 @@ fn race(managers: impl Fn(&Arc<OneUse>) -> Vec<TokenManager<Arc<OneUse>>>) {
                     let mut rng = Rng(seed);
                     let mut unexpected = Vec::new();
                     let mut last = None;
+                    // Held across the calls: its session stays in the map through removes.
+                    let held = manager.session("s");
                     for _ in 0..400 {
-                        let answer = match rng.below(10) {
-                            0..=3 => manager.access_token("s").await,
+                        let answer = match rng.below(11) {
+                            0..=2 => manager.access_token("s").await,
+                            3 => held.access_token().await,
                             4 => manager.session("s").access_token().await,
                             5 => match &last {
                                 Some(token) => manager.refresh_rejected("s", token).await,
@@ -99,6 +115,11 @@ fn race(managers: impl Fn(&Arc<OneUse>) -> Vec<TokenManager<Arc<OneUse>>>) {
                         match answer {
                             Ok(token) => last = Some(token),
                             Err(Error::NoTokens { .. }) => {}
+                            // The provider's 503s and panics, when it has faults.
+                            Err(error)
+                                if faults
+                                    && error.kind() != ErrorKind::ReauthRequired
+                                    && !matches!(error, Error::ReauthRequired(_)) => {}
                             Err(other) => unexpected.push(format!("{other:?}")),
                         }
                     }
@@ -116,30 +137,41 @@ fn race(managers: impl Fn(&Arc<OneUse>) -> Vec<TokenManager<Arc<OneUse>>>) {
     });
 }
 
-/// Every lookup that found nothing looks again at once; refreshes are not spaced.
+/// Every lookup that found nothing looks again at once, and every failure is tried again
+/// soon; refreshes are not spaced.
 fn config() -> ManagerConfig {
     ManagerConfig::default()
         .with_failure_cooldown(Duration::from_millis(1))
         .with_min_refresh_interval(Duration::ZERO)
+        .with_retry(
+            RetryPolicy::default().with_backoff(Duration::from_millis(1), Duration::from_millis(2)),
+        )
+}
+
+fn one_manager(provider: &Arc<OneUse>) -> Vec<TokenManager<Arc<OneUse>>> {
+    vec![
+        TokenManager::builder(provider.clone())
+            .client(NoTransport)
+            .config(config())
+            .build()
+            .unwrap(),
+    ]
 }
 
 #[test]
 fn one_session_raced_from_several_threads_never_spends_a_refresh_token_twice() {
-    race(|provider| {
-        vec![
-            TokenManager::builder(provider.clone())
-                .client(NoTransport)
-                .config(config())
-                .build()
-                .unwrap(),
-        ]
-    });
+    race(false, one_manager);
+}
+
+#[test]
+fn one_session_raced_from_several_threads_with_503s_and_panics_never_spends_a_token_twice() {
+    race(true, one_manager);
 }
 
 #[test]
 fn two_processes_on_one_store_raced_from_several_threads_never_spend_a_refresh_token_twice() {
     let store = Arc::new(MemoryStore::new());
-    race(|provider| {
+    race(true, |provider| {
         (0..2)
             .map(|_| {
                 TokenManager::builder(provider.clone())
