@@ -68,9 +68,13 @@ impl Provider for Arc<OneUse> {
     }
 }
 
-/// Eight tasks on four threads, spread over `managers`, each making 400 random calls on one
-/// session; then the provider's count of each refresh token's presentations.
-fn race(faults: bool, managers: impl Fn(&Arc<OneUse>) -> Vec<TokenManager<Arc<OneUse>>>) {
+/// Eight tasks on four threads, spread over `managers`, each making `calls` random calls on
+/// one session; then the provider's count of each refresh token's presentations.
+fn race(
+    faults: bool,
+    calls: usize,
+    managers: impl Fn(&Arc<OneUse>) -> Vec<TokenManager<Arc<OneUse>>>,
+) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -93,7 +97,7 @@ fn race(faults: bool, managers: impl Fn(&Arc<OneUse>) -> Vec<TokenManager<Arc<On
                     let mut last = None;
                     // Held across the calls: its session stays in the map through removes.
                     let held = manager.session("s");
-                    for _ in 0..400 {
+                    for _ in 0..calls {
                         let answer = match rng.below(11) {
                             0..=2 => manager.access_token("s").await,
                             3 => held.access_token().await,
@@ -160,22 +164,41 @@ fn one_manager(provider: &Arc<OneUse>) -> Vec<TokenManager<Arc<OneUse>>> {
 
 #[test]
 fn one_session_raced_from_several_threads_never_spends_a_refresh_token_twice() {
-    race(false, one_manager);
+    race(false, 400, one_manager);
 }
 
 #[test]
 fn one_session_raced_from_several_threads_with_503s_and_panics_never_spends_a_token_twice() {
-    race(true, one_manager);
+    race(true, 400, one_manager);
 }
 
 #[test]
 fn two_processes_on_one_store_raced_from_several_threads_never_spend_a_refresh_token_twice() {
     let store = Arc::new(MemoryStore::new());
-    race(true, |provider| {
+    race(true, 400, |provider| {
         (0..2)
             .map(|_| {
                 TokenManager::builder(provider.clone())
                     .shared_store(store.clone())
+                    .client(NoTransport)
+                    .config(config())
+                    .build()
+                    .unwrap()
+            })
+            .collect()
+    });
+}
+
+#[test]
+fn two_processes_on_one_file_store_raced_from_several_threads_never_spend_a_token_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    // Fewer calls: each writes and syncs files.
+    race(true, 150, |provider| {
+        (0..2)
+            .map(|_| {
+                let store = crate::store::FileStore::open(dir.path()).unwrap();
+                TokenManager::builder(provider.clone())
+                    .store(store)
                     .client(NoTransport)
                     .config(config())
                     .build()
