@@ -16,11 +16,14 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use token_core::codec::Endpoint;
 use token_core::expiry::format_rfc3339;
 use token_core::{
     clock::ManualClock, manager::TokenManager, secret::RefreshToken, token_set::TokenSet,
 };
-use token_provider_lazada::{AUTH_URL, Lazada, LazadaConfig, LazadaSeller, REFRESH_PATH, sandbox};
+use token_provider_lazada::{
+    AUTH_URL, Lazada, LazadaConfig, LazadaSeller, RefreshAccessToken, sandbox,
+};
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -81,7 +84,7 @@ async fn in_sandbox() -> Result<(), Failure> {
     println!(
         "[1] signed refresh: rotated {}, refresh calls: {}",
         second.refresh_token != first.refresh_token,
-        sandbox.calls(REFRESH_PATH)
+        sandbox.calls(RefreshAccessToken::PATH)
     );
 
     let wrong = manager(LazadaConfig::new("123456", "not-the-secret"))?;

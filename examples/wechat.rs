@@ -16,12 +16,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use http::StatusCode;
+use token_core::codec::Endpoint;
 use token_core::expiry::format_rfc3339;
 use token_core::sandbox::Failure;
 use token_core::{
     clock::ManualClock, manager::TokenManager, secret::RefreshToken, token_set::TokenSet,
 };
-use token_provider_wechat::{REFRESH_PATH, WeChat, WeChatConfig, WeChatUser, sandbox};
+use token_provider_wechat::{SnsRefreshToken, WeChat, WeChatConfig, WeChatUser, sandbox};
 
 type Failed = Box<dyn std::error::Error>;
 
@@ -91,11 +92,11 @@ async fn in_sandbox() -> Result<(), Failed> {
 
     let busy = Failure::new(StatusCode::OK)
         .with_json(&serde_json::json!({"errcode": -1, "errmsg": "system error"}));
-    sandbox.fail_next(REFRESH_PATH, 1, busy);
+    sandbox.fail_next(SnsRefreshToken::PATH, 1, busy);
     manager.refresh_now("user").await?;
     println!(
         "[2] `errcode -1` on HTTP 200 retried: refresh calls so far {}",
-        sandbox.calls(REFRESH_PATH)
+        sandbox.calls(SnsRefreshToken::PATH)
     );
 
     clock.advance(time::Duration::days(31));

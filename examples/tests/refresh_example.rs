@@ -559,7 +559,10 @@ async fn lazada_refreshes_signed_and_a_wrong_secret_is_a_misconfiguration() {
     let (code, line) = run(args("lazada", &sandbox, &config, &refresh_token_of(&first))).await;
     assert_eq!(code, 0, "{line}");
     assert_eq!(line["refresh_token"], "***");
-    assert_eq!(sandbox.calls(token_provider_lazada::REFRESH_PATH), 1);
+    assert_eq!(
+        sandbox.calls(token_provider_lazada::RefreshAccessToken::PATH),
+        1
+    );
 
     let wrong = case.config(json!({"app_key": "123456", "app_secret": "not-the-secret"}));
     let second = sandbox.issue("seller").await.unwrap();

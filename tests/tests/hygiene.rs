@@ -98,6 +98,33 @@ pub struct Failure {
     pub http: std::option::Option<u16>,
 }
 
+/// Integer codes as discriminants, the catch-all by its shape, roles by their names.
+#[token_endpoint(error_code)]
+pub enum Errcode {
+    #[token(kind = reauth_required)]
+    InvalidRefreshToken = 40030,
+    Busy = -1,
+    Other(std::string::String),
+}
+
+#[token_endpoint(error, status = 200, success_codes(0))]
+pub struct Errmsg {
+    pub errcode: Errcode,
+    pub errmsg: std::option::Option<std::string::String>,
+}
+
+#[test]
+fn the_short_forms_expand_under_the_same_lints() {
+    use token_core::codec::ErrorResponse;
+    let ok = http::StatusCode::OK;
+    let seed = br#"{"errcode":40030,"errmsg":"invalid refresh_token"}"#;
+    let error = Errmsg::decode_error(ok, seed).unwrap();
+    assert_eq!(error.kind(ok), token_core::error::ErrorKind::ReauthRequired);
+    assert_eq!(ErrorResponse::code(&error), "40030");
+    let busy = Errmsg::decode_error(ok, br#"{"errcode":-1}"#).unwrap();
+    assert_eq!(ErrorResponse::code(&busy), "-1");
+}
+
 #[test]
 fn generated_code_ignores_shadowed_prelude_names() {
     use token_core::{codec::Endpoint, codec::ErrorResponse};

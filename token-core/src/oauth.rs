@@ -331,7 +331,6 @@ pub struct OAuthTokens {
     /// The new refresh token, if the server issued one.
     pub refresh_token: Option<RefreshToken>,
     /// Seconds until the refresh token expires (Keycloak and others).
-    #[token(refresh_expiry)]
     pub refresh_expires_in: Option<ExpiresIn>,
     /// The granted scope.
     pub scope: Option<String>,
@@ -377,7 +376,6 @@ pub enum OAuthCode {
     #[token(kind = transient, status = 500, refusal = server_error)]
     ServerError,
     /// Any other code: classified by the HTTP status.
-    #[token(other)]
     Other(String),
 }
 
@@ -397,10 +395,8 @@ pub enum OAuthCode {
 #[derive(Clone, Debug, PartialEq)]
 pub struct OAuthError {
     /// The error code.
-    #[token(code)]
     pub error: OAuthCode,
     /// The human-readable description.
-    #[token(message)]
     pub error_description: Option<String>,
     /// A page about the error.
     pub error_uri: Option<String>,

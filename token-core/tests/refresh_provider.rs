@@ -84,7 +84,6 @@ type Acme = RefreshProvider<Refresh>;
 async fn start(config: &AcmeConfig) -> RunningSandbox {
     Sandbox::builder()
         .clock(Arc::new(ManualClock::default()))
-        .oauth_routes(false)
         .serve::<Refresh>(config)
         .start()
         .await
@@ -320,4 +319,31 @@ async fn a_refresh_flattening_a_group_is_served_and_checked_against_the_config()
     assert_eq!(error.provider_code(), Some("NO_SUCH_APP"));
     assert!(error.to_string().contains("client_id"), "{error}");
     assert_eq!(sandbox.calls("/grouped"), 2);
+}
+
+/// A sandbox serving a provider's endpoint is that provider's: no built-in RFC 6749
+/// `/authorize` beside it, unless asked for.
+#[tokio::test]
+async fn serving_an_endpoint_leaves_out_the_built_in_oauth_routes_unless_asked() {
+    let authorize = |sandbox: &RunningSandbox| {
+        let mut request = http::Request::new(Vec::new());
+        *request.uri_mut() = sandbox
+            .url("/authorize?session=alice")
+            .as_str()
+            .parse()
+            .unwrap();
+        let client = sandbox.client();
+        async move { client.send(request).await.unwrap().status() }
+    };
+    let provider_only = start(&config()).await;
+    assert_eq!(authorize(&provider_only).await, http::StatusCode::NOT_FOUND);
+    let both = Sandbox::builder()
+        .serve::<Refresh>(&config())
+        .oauth_routes(true)
+        .start()
+        .await
+        .unwrap();
+    assert_ne!(authorize(&both).await, http::StatusCode::NOT_FOUND);
+    let plain = Sandbox::builder().start().await.unwrap();
+    assert_ne!(authorize(&plain).await, http::StatusCode::NOT_FOUND);
 }

@@ -7,7 +7,7 @@ use syn::{Fields, GenericArgument, Ident, PathArguments, Type};
 
 use crate::attr::{self, Errors, FieldAttrs, Keyed, Source, TopAttrs, VariantAttrs};
 use crate::symbol::{
-    AnswerRole, ErrorRole, ExtrasRole, ItemKind, RequestRole, RoleName, SessionValue,
+    AnswerRole, ErrorRole, ExtrasRole, ItemKind, Method, RequestRole, RoleName, SessionValue,
 };
 
 pub struct Model<'a> {
@@ -65,8 +65,10 @@ pub struct Inferred<R> {
 pub enum InferredBy {
     /// The type, as written (`AccessToken`, `Option<RefreshToken>`, the `extras = Type`).
     Type,
-    /// The field's name (`expires_in`, `scope`, `token_type`).
+    /// The field's name (`expires_in`, `scope`, `token_type`; an error's `code`, `message`).
     Name,
+    /// The request's method: a GET's fields go in the query.
+    Method,
 }
 
 impl<R: Copy> Field<'_, R> {
@@ -92,7 +94,7 @@ impl<R: Copy> Field<'_, R> {
         match (&self.attrs.role, self.inferred_by()) {
             (Some(declared), _) => declared.key.span(),
             (None, Some(InferredBy::Type)) => self.ty.span(),
-            (None, Some(InferredBy::Name) | None) => self.ident.span(),
+            (None, Some(InferredBy::Name | InferredBy::Method) | None) => self.ident.span(),
         }
     }
 }
@@ -179,6 +181,9 @@ pub fn build<'a>(item: &'a syn::Item, top: TopAttrs, errors: &mut Errors) -> Opt
                 ItemKind::Request => {
                     let mut fields = fields(named, &top, errors);
                     infer_request_sources(&mut fields);
+                    if matches!(&top.method, Some((m, _)) if m.value == Method::Get) {
+                        query_by_default(&mut fields);
+                    }
                     Data::Request(fields)
                 }
                 ItemKind::Fields => {
@@ -191,7 +196,11 @@ pub fn build<'a>(item: &'a syn::Item, top: TopAttrs, errors: &mut Errors) -> Opt
                     infer_answer_roles(&mut fields, &top, errors);
                     Data::Response(fields)
                 }
-                ItemKind::Error => Data::Error(fields(named, &top, errors)),
+                ItemKind::Error => {
+                    let mut fields = fields(named, &top, errors);
+                    infer_error_roles(&mut fields, errors);
+                    Data::Error(fields)
+                }
                 ItemKind::Extras => Data::Extras(fields(named, &top, errors)),
                 ItemKind::Config => Data::Config(config_fields(named, errors)),
                 ItemKind::ErrorCode => return None,
@@ -263,7 +272,26 @@ fn config_fields<'a>(
 }
 
 fn variant<'a>(variant: &'a syn::Variant, top: &TopAttrs, errors: &mut Errors) -> Variant<'a> {
-    let attrs = attr::parse_variant(&variant.attrs, errors);
+    let mut attrs = attr::parse_variant(&variant.attrs, errors);
+    // `InvalidRefreshToken = 40030`: the integer code as the discriminant (stripped on
+    // expansion, so the enum may also hold the `Other(String)` catch-all).
+    if let Some((_, expr)) = &variant.discriminant {
+        match &attrs.code {
+            Some(code) => errors.at(
+                &code.tokens,
+                format!(
+                    "`{}` has its code twice: as `= {}` and in `#[token(code = ...)]`; keep the discriminant",
+                    variant.ident,
+                    quote::ToTokens::to_token_stream(expr)
+                ),
+            ),
+            None => attrs.code = attr::discriminant_code(expr, errors),
+        }
+    }
+    // The one variant holding a `String` is the catch-all, without `#[token(other)]`.
+    if attrs.other.is_none() && holds_one_string(variant) {
+        attrs.other = Some(variant.ident.clone());
+    }
     let code = match (&attrs.code, top.rename_all) {
         (Some(code), _) => code.text.clone(),
         (None, Some(rule)) => rule.apply_to_variant(&variant.ident.to_string()),
@@ -273,6 +301,69 @@ fn variant<'a>(variant: &'a syn::Variant, top: &TopAttrs, errors: &mut Errors) -
         original: variant,
         attrs,
         code,
+    }
+}
+
+/// `Other(String)`: a tuple variant of one field whose type is written `String`.
+fn holds_one_string(variant: &syn::Variant) -> bool {
+    let Fields::Unnamed(fields) = &variant.fields else {
+        return false;
+    };
+    fields.unnamed.len() == 1
+        && last_segment(&fields.unnamed[0].ty)
+            .is_some_and(|s| s.ident == "String" && s.arguments.is_none())
+}
+
+/// A GET sends no body: its fields without a place of their own go in the query.
+fn query_by_default(fields: &mut [Field<RequestRole>]) {
+    for field in fields.iter_mut().filter(|f| f.attrs.role.is_none()) {
+        field.inferred = Some(Inferred {
+            role: RequestRole::Query,
+            by: InferredBy::Method,
+        });
+    }
+}
+
+/// The roles of an error's fields without a role key, where the name says it: RFC 6749
+/// section 5.2's `error` and `error_description`, the plain `code` and `message`, and the
+/// `errcode` and `errmsg` of WeChat's family of APIs. A role declared with a key takes it
+/// from every name (Vault.ist's `#[token(message)] error_description` leaves its `message` a
+/// plain field); two names for one role, with no key, is an error naming both.
+fn infer_error_roles(fields: &mut [Field<ErrorRole>], errors: &mut Errors) {
+    for role in [ErrorRole::Code, ErrorRole::Message] {
+        if fields
+            .iter()
+            .any(|f| f.attrs.role.as_ref().is_some_and(|r| r.value == role))
+        {
+            continue;
+        }
+        let names: &[&str] = match role {
+            ErrorRole::Code => crate::symbol::ERROR_CODE_NAMES,
+            _ => crate::symbol::ERROR_MESSAGE_NAMES,
+        };
+        let mut first: Option<String> = None;
+        for field in fields.iter_mut().filter(|f| f.attrs.role.is_none()) {
+            let name = field.ident.to_string();
+            if !names.contains(&name.trim_start_matches("r#")) {
+                continue;
+            }
+            if let Some(first) = &first {
+                errors.at(
+                    field.ident,
+                    format!(
+                        "`{first}` and `{name}` are both the `{}` by their names: mark the one that is with `#[token({})]`",
+                        role.name(),
+                        role.name()
+                    ),
+                );
+                continue;
+            }
+            first = Some(name);
+            field.inferred = Some(Inferred {
+                role,
+                by: InferredBy::Name,
+            });
+        }
     }
 }
 
@@ -302,6 +393,7 @@ fn infer_answer_roles(fields: &mut [Field<AnswerRole>], top: &TopAttrs, errors: 
         let name = field.ident.to_string();
         let by_name = match name.trim_start_matches("r#") {
             "expires_in" => Some(AnswerRole::Expiry),
+            "refresh_expires_in" | "refresh_token_expires_in" => Some(AnswerRole::RefreshExpiry),
             "scope" => Some(AnswerRole::Scope),
             "token_type" => Some(AnswerRole::TokenType),
             _ => None,

@@ -393,6 +393,35 @@ fn code(expr: &Expr, errors: &mut Errors) -> Option<Code> {
     })
 }
 
+/// A variant's discriminant as its code: an integer (`= 40030`, `= -1`) and nothing else.
+pub fn discriminant_code(expr: &Expr, errors: &mut Errors) -> Option<Code> {
+    let integer = match expr {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Int(_), ..
+        }) => true,
+        Expr::Unary(syn::ExprUnary {
+            op: syn::UnOp::Neg(_),
+            expr: inner,
+            ..
+        }) => matches!(
+            &**inner,
+            Expr::Lit(syn::ExprLit {
+                lit: Lit::Int(_),
+                ..
+            })
+        ),
+        _ => false,
+    };
+    if !integer {
+        errors.at(
+            expr,
+            "a discriminant is the variant's integer code, such as `InvalidRefreshToken = 40030`; a string code is `#[token(code = \"...\")]`, or the variant's name with `rename_all`",
+        );
+        return None;
+    }
+    code(expr, errors)
+}
+
 fn code_error(expr: &Expr, errors: &mut Errors) -> Option<Code> {
     errors.at(
         expr,

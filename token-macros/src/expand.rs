@@ -45,7 +45,9 @@ pub fn expand(model: &Model) -> TokenStream {
     quote!(#item #imp)
 }
 
-/// The item with every `#[token(...)]` removed: what is emitted beside `compile_error!`.
+/// The item with every `#[token(...)]` removed, and an error-code enum's discriminants (its
+/// integer codes, which rustc would refuse beside the `Other(String)` catch-all): what is
+/// emitted, and emitted beside `compile_error!`.
 pub fn strip(item: &syn::Item) -> syn::Item {
     let mut item = item.clone();
     let keep = |a: &syn::Attribute| !a.path().is_ident("token");
@@ -60,6 +62,7 @@ pub fn strip(item: &syn::Item) -> syn::Item {
             e.attrs.retain(keep);
             for variant in e.variants.iter_mut() {
                 variant.attrs.retain(keep);
+                variant.discriminant = None;
                 for field in variant.fields.iter_mut() {
                     field.attrs.retain(keep);
                 }

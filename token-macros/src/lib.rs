@@ -204,6 +204,38 @@ mod tests {
     }
 
     #[test]
+    fn integer_discriminants_are_the_codes_and_leave_the_emitted_enum() {
+        let output = expand_attribute(
+            quote!(error_code),
+            quote!(
+                pub enum Code {
+                    #[token(kind = transient)]
+                    Busy = -1,
+                    InvalidRefreshToken = 40030,
+                    Other(String),
+                }
+            ),
+        )
+        .to_string();
+        assert_eq!(errors_of(&output.parse().unwrap()), 0, "{output}");
+        let item = &output[..output.find("impl").expect("the impls")];
+        assert!(
+            !item.contains('=') && item.contains("Other (String)"),
+            "{item}"
+        );
+        assert!(output.contains("\"-1\" => Self :: Busy"), "{output}");
+        assert!(
+            output.contains("\"40030\" => Self :: InvalidRefreshToken"),
+            "{output}"
+        );
+        assert!(output.contains("const NUMERIC : bool = true"), "{output}");
+        assert!(
+            output.contains("__other => Self :: Other"),
+            "the `String` variant is the catch-all: {output}"
+        );
+    }
+
+    #[test]
     fn a_kind_named_in_another_form_is_not_taken_for_the_typo() {
         let output = expand_attribute(
             quote!(extras = X, psot = "/t"),

@@ -553,6 +553,11 @@ pub const SOURCES: &[&str] = &[
     "value(\"<name>\")",
 ];
 
+/// The names that make an error's field its code without `#[token(code)]`.
+pub const ERROR_CODE_NAMES: &[&str] = &["error", "code", "errcode"];
+/// The names that make an error's field its message without `#[token(message)]`.
+pub const ERROR_MESSAGE_NAMES: &[&str] = &["error_description", "message", "errmsg"];
+
 /// The expiry types of `token_core::expiry`, by the last segment of their path as written: a
 /// response field of one needs an `expiry` or `refresh_expiry` role.
 pub const EXPIRY_TYPES: &[&str] = &[

@@ -143,15 +143,15 @@ fn request(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) {
 }
 
 /// A GET request sends no body (servers and proxies ignore or refuse one): nothing of it goes
-/// there, neither a field (the body is a field's default place), a constant, the signature,
-/// nor (checked where the request expands) a flattened group's field.
+/// there, neither a field declared `body` (its fields go in the query by default), a
+/// constant, the signature, nor (checked where the request expands) a flattened group's field.
 fn get_without_body(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) {
     let top = &model.top;
     for field in fields.iter().filter(|f| f.goes() == RequestRole::Body) {
-        errors.at(
-            field.ident,
+        errors.span(
+            field.role_span(),
             format!(
-                "a GET request sends no body, and `{}` goes there without a place of its own: put it in the query (`#[token(query, ...)]`) or a header",
+                "a GET request sends no body: remove `body` and `{}` goes in the query (a GET's fields go there), or put it in a header",
                 field.ident
             ),
         );
@@ -526,7 +526,8 @@ fn duplicate_answer_role(
     let how = |field: &Field<AnswerRole>| match field.inferred_by() {
         Some(InferredBy::Type) => " (by its type)",
         Some(InferredBy::Name) => " (by its name)",
-        None => "",
+        // A request's role, never an answer's.
+        Some(InferredBy::Method) | None => "",
     };
     let mut message = format!(
         "duplicate `{}`: field `{}` already has this role{}",
@@ -543,7 +544,7 @@ fn duplicate_answer_role(
             "; `{0}` takes it by its name: give it another role with `#[token(...)]`, or another name (`#[token(rename = \"{1}\")]` keeps its name on the wire)",
             second.ident, second.wire
         )),
-        None => {}
+        Some(InferredBy::Method) | None => {}
     }
     message
 }
@@ -575,7 +576,7 @@ fn error(model: &Model, fields: &[Field<ErrorRole>], errors: &mut Errors) {
     if !has(ErrorRole::Code) {
         errors.at(
             model.ident,
-            "an error needs one `#[token(code)]` field: the provider's error code",
+            "an error needs one code field, the provider's error code: a field named `error`, `code` or `errcode`, or one marked `#[token(code)]`",
         );
     }
     if model.top.envelope.is_some() && !has(ErrorRole::ResultStatus) {
@@ -648,7 +649,7 @@ fn error_code(model: &Model, variants: &[Variant], errors: &mut Errors) {
             if let Some(first) = other.replace(&v.ident) {
                 errors.at(
                     key,
-                    format!("duplicate catch-all: `{first}` is already `other`"),
+                    format!("duplicate catch-all: `{first}` already keeps every other code"),
                 );
             }
             let one_field = matches!(&v.fields, syn::Fields::Unnamed(f) if f.unnamed.len() == 1);
@@ -677,13 +678,13 @@ fn error_code(model: &Model, variants: &[Variant], errors: &mut Errors) {
         if !matches!(v.fields, syn::Fields::Unit) {
             errors.at(
                 &v.fields,
-                "error-code variants are unit variants, except the `#[token(other)]` catch-all",
+                "error-code variants are unit variants, except the `Other(String)` catch-all",
             );
         }
         if numeric && variant.attrs.code.is_none() {
             errors.at(
                 &v.ident,
-                "the codes of this enum are integers: give this variant one with `#[token(code = ...)]`",
+                "the codes of this enum are integers: give this variant one, such as `InvalidRefreshToken = 40030`",
             );
         }
         if let Some((_, first)) = codes.iter().find(|(c, _)| *c == variant.code) {
@@ -694,7 +695,7 @@ fn error_code(model: &Model, variants: &[Variant], errors: &mut Errors) {
     if other.is_none() {
         errors.at(
             model.ident,
-            "an error-code enum needs a catch-all variant: `#[token(other)] Other(String)`",
+            "an error-code enum needs a catch-all variant that keeps every other code: `Other(String)`",
         );
     }
 }

@@ -112,7 +112,6 @@ pub enum AlipayCode {
     #[token(kind = transient)]
     RequestTrafficExceedLimit,
     /// Any other code, kept as sent.
-    #[token(other)]
     Other(String),
 }
 

@@ -2,15 +2,10 @@
 //! the client encodes and signs with them, and the sandbox decodes and verifies with them.
 
 use serde_json::Value;
-use token_core::codec::Endpoint;
 use token_core::expiry::ExpiresIn;
 use token_core::{secret::AccessToken, secret::ClientSecret, secret::RefreshToken, token_endpoint};
 
 use crate::config::LazadaConfig;
-
-/// The refresh endpoint's path (`/auth/token/refresh`), relative to
-/// [`AUTH_URL`](crate::AUTH_URL).
-pub const REFRESH_PATH: &str = <RefreshAccessToken as Endpoint>::PATH;
 
 /// `POST /auth/token/refresh`: `app_key`, `timestamp` (UNIX milliseconds), `sign_method` and
 /// `sign` in the query, `refresh_token` in a form body; `sign` is the upper-hex HMAC-SHA256,
@@ -81,7 +76,6 @@ pub struct LazadaTokens {
     /// Seconds until the access token expires.
     pub expires_in: Option<ExpiresIn>,
     /// Seconds until the refresh token expires.
-    #[token(refresh_expiry)]
     pub refresh_expires_in: Option<ExpiresIn>,
     /// The seller, from the answer's other fields.
     pub seller: LazadaSeller,
@@ -113,7 +107,6 @@ pub enum LazadaCode {
     #[token(kind = transient, refusal = server_error)]
     ServiceTemporaryUnavailable,
     /// Any other code.
-    #[token(other)]
     Other(String),
 }
 
@@ -124,10 +117,8 @@ pub struct LazadaError {
     /// `ISV`, `ISP` or `SYSTEM`.
     pub r#type: Option<String>,
     /// The code.
-    #[token(code)]
     pub code: LazadaCode,
     /// What went wrong.
-    #[token(message)]
     pub message: Option<String>,
     /// Lazada's id of the request.
     pub request_id: Option<String>,

@@ -79,9 +79,7 @@ mod endpoints;
 pub mod sandbox;
 
 pub use config::LazadaConfig;
-pub use endpoints::{
-    LazadaCode, LazadaError, LazadaSeller, LazadaTokens, REFRESH_PATH, RefreshAccessToken,
-};
+pub use endpoints::{LazadaCode, LazadaError, LazadaSeller, LazadaTokens, RefreshAccessToken};
 
 /// Lazada's token service for every country: `https://auth.lazada.com/rest`.
 pub const AUTH_URL: &str = "https://auth.lazada.com/rest";

@@ -45,6 +45,5 @@ pub async fn start(
     app: &LazadaConfig,
 ) -> Result<RunningSandbox, SandboxError> {
     let builder = Sandbox::builder().clock(clock).issuer_config(issuer);
-    let served = builder.serve::<RefreshAccessToken>(app);
-    served.oauth_routes(false).start().await
+    builder.serve::<RefreshAccessToken>(app).start().await
 }

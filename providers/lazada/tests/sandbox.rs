@@ -11,9 +11,10 @@ use token_core::sandbox::{Failure, RunningSandbox};
 use token_core::{
     clock::Clock, error::ErrorKind, manager::Event, manager::TokenManager, token_set::TokenSet,
 };
-use token_provider_lazada::{Lazada, LazadaConfig, LazadaSeller, REFRESH_PATH, sandbox};
+use token_provider_lazada::{Lazada, LazadaConfig, LazadaSeller, RefreshAccessToken, sandbox};
 use token_test_support::harness::{self, accepted, paused_clock, seed};
 
+const REFRESH_PATH: &str = <RefreshAccessToken as token_core::codec::Endpoint>::PATH;
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
 fn app() -> LazadaConfig {

@@ -100,10 +100,8 @@ pub struct PaymentsgateTokens {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PaymentsgateError {
     /// The error name (`Unauthorized`).
-    #[token(code)]
     pub error: String,
     /// What went wrong.
-    #[token(message)]
     pub message: Option<String>,
     /// More about it, in any shape.
     pub details: Option<Value>,
@@ -125,10 +123,8 @@ pub struct PaymentsgateError {
 #[derive(Clone, Debug, PartialEq)]
 pub struct IssueError {
     /// The error name (`Unauthorized`).
-    #[token(code)]
     pub error: String,
     /// What went wrong.
-    #[token(message)]
     pub message: Option<String>,
     /// More about it, in any shape.
     pub details: Option<Value>,

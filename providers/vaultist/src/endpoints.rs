@@ -113,7 +113,6 @@ pub enum VaultistCode {
     #[token(code = "COMMON", refusal = unknown_client)]
     Common,
     /// Any other code: the HTTP status decides.
-    #[token(other)]
     Other(String),
 }
 
@@ -137,7 +136,6 @@ pub enum VaultistCode {
 #[derive(Clone, Debug, PartialEq)]
 pub struct VaultistError {
     /// The code.
-    #[token(code)]
     pub error: VaultistCode,
     /// The description (v3 shape).
     #[token(message)]
@@ -163,7 +161,6 @@ pub enum VaultistV2Status {
     #[token(kind = rejected, status = 400, refusal(bad_request, unknown_client))]
     BadRequest,
     /// Any other status: the HTTP status decides.
-    #[token(other)]
     Other(String),
 }
 
@@ -185,7 +182,6 @@ pub struct VaultistV2Error {
     #[token(code)]
     pub status: VaultistV2Status,
     /// What went wrong.
-    #[token(message)]
     pub message: Option<String>,
     /// The trace id.
     pub trace_id: Option<String>,

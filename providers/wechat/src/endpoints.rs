@@ -1,14 +1,10 @@
 //! WeChat's refresh request, its answer and its `errcode` errors, as `#[token_endpoint]`
 //! definitions: the client encodes with them and the sandbox serves them.
 
-use token_core::codec::Endpoint;
 use token_core::expiry::ExpiresIn;
 use token_core::{secret::AccessToken, secret::RefreshToken, token_endpoint};
 
 use crate::config::WeChatConfig;
-
-/// The refresh endpoint's path.
-pub const REFRESH_PATH: &str = <SnsRefreshToken as Endpoint>::PATH;
 
 /// `GET /sns/oauth2/refresh_token?appid=APPID&grant_type=refresh_token&refresh_token=...`
 /// (WeChat's `snsRefreshToken`): no body, no app secret.
@@ -34,10 +30,9 @@ pub const REFRESH_PATH: &str = <SnsRefreshToken as Endpoint>::PATH;
 #[derive(Clone, Debug, PartialEq)]
 pub struct SnsRefreshToken {
     /// The Official Account's (or app's) `appid`.
-    #[token(query, from = config.appid)]
+    #[token(from = config.appid)]
     pub appid: String,
     /// The refresh token.
-    #[token(query)]
     pub refresh_token: RefreshToken,
 }
 
@@ -74,31 +69,30 @@ pub struct WeChatTokens {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WeChatCode {
     /// "invalid refresh_token": unknown or revoked; the user authorizes again.
-    #[token(code = 40030, kind = reauth_required, refusal = invalid_refresh_token)]
-    InvalidRefreshToken,
+    #[token(kind = reauth_required, refusal = invalid_refresh_token)]
+    InvalidRefreshToken = 40030,
     /// "refresh_token timeout": expired (30 days); the user authorizes again.
-    #[token(code = 42002, kind = reauth_required, refusal = expired_refresh_token)]
-    RefreshTokenTimeout,
+    #[token(kind = reauth_required, refusal = expired_refresh_token)]
+    RefreshTokenTimeout = 42002,
     /// "invalid appid".
-    #[token(code = 40013, kind = misconfigured, refusal = unknown_client)]
-    InvalidAppId,
+    #[token(kind = misconfigured, refusal = unknown_client)]
+    InvalidAppId = 40013,
     /// "invalid appsecret".
-    #[token(code = 40125, kind = misconfigured)]
-    InvalidAppSecret,
+    #[token(kind = misconfigured)]
+    InvalidAppSecret = 40125,
     /// "System is busy. Try again later."
-    #[token(code = -1, kind = transient, refusal = server_error)]
-    SystemBusy,
+    #[token(kind = transient, refusal = server_error)]
+    SystemBusy = -1,
     /// "Invalid parameter": the request could not be read.
-    #[token(code = 40035, refusal = bad_request)]
-    InvalidParameter,
+    #[token(refusal = bad_request)]
+    InvalidParameter = 40035,
     /// "reach max api daily quota limit".
-    #[token(code = 45009, kind = transient)]
-    DailyQuotaReached,
+    #[token(kind = transient)]
+    DailyQuotaReached = 45009,
     /// "api minute-quota reach limit must slower retry next minute".
-    #[token(code = 45011, kind = transient)]
-    MinuteQuotaReached,
+    #[token(kind = transient)]
+    MinuteQuotaReached = 45011,
     /// Any other code: a refusal on HTTP 200.
-    #[token(other)]
     Other(String),
 }
 
@@ -119,9 +113,7 @@ pub enum WeChatCode {
 #[derive(Clone, Debug, PartialEq)]
 pub struct WeChatError {
     /// The return code.
-    #[token(code)]
     pub errcode: WeChatCode,
     /// What went wrong.
-    #[token(message)]
     pub errmsg: Option<String>,
 }

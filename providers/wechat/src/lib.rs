@@ -69,9 +69,7 @@ mod endpoints;
 pub mod sandbox;
 
 pub use config::WeChatConfig;
-pub use endpoints::{
-    REFRESH_PATH, SnsRefreshToken, WeChatCode, WeChatError, WeChatTokens, WeChatUser,
-};
+pub use endpoints::{SnsRefreshToken, WeChatCode, WeChatError, WeChatTokens, WeChatUser};
 
 /// WeChat at `base_url` (`https://api.weixin.qq.com`): refreshes with [`SnsRefreshToken`],
 /// keeping the session's `unionid` when the answer does not name it. It cannot obtain tokens

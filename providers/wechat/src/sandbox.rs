@@ -47,6 +47,5 @@ pub async fn start(
     config: &WeChatConfig,
 ) -> Result<RunningSandbox, SandboxError> {
     let builder = Sandbox::builder().clock(clock).issuer_config(issuer);
-    let served = builder.serve::<SnsRefreshToken>(config);
-    served.oauth_routes(false).start().await
+    builder.serve::<SnsRefreshToken>(config).start().await
 }

@@ -13,9 +13,10 @@ use token_core::{
     clock::Clock, error::ErrorKind, manager::Event, manager::ManagerConfig, manager::TokenManager,
     token_set::TokenSet,
 };
-use token_provider_wechat::{REFRESH_PATH, WeChat, WeChatConfig, WeChatUser, sandbox};
+use token_provider_wechat::{SnsRefreshToken, WeChat, WeChatConfig, WeChatUser, sandbox};
 use token_test_support::harness::{self, accepted, paused_clock, seed};
 
+const REFRESH_PATH: &str = <SnsRefreshToken as token_core::codec::Endpoint>::PATH;
 const HOURS_2: Duration = Duration::from_secs(7200);
 const DAY: Duration = Duration::from_secs(24 * 3600);
 const APPID: &str = "wx520c15f417810387";

@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
+use token_core::codec::Endpoint;
 use token_core::issuer::IssuerConfig;
 use token_core::sandbox::Failure;
 use token_test_support::rig::{Env, Rig, Subject, builder, rig};
@@ -295,7 +296,7 @@ impl Subject for Lazada {
     }
 
     fn refresh_path(&self) -> &'static str {
-        token_provider_lazada::REFRESH_PATH
+        <token_provider_lazada::RefreshAccessToken as Endpoint>::PATH
     }
 
     fn success_sample(&self) -> Value {
@@ -352,7 +353,7 @@ impl Subject for WeChat {
     }
 
     fn refresh_path(&self) -> &'static str {
-        token_provider_wechat::REFRESH_PATH
+        <token_provider_wechat::SnsRefreshToken as Endpoint>::PATH
     }
 
     fn success_sample(&self) -> Value {

@@ -3,13 +3,13 @@ use token_core::{secret::AccessToken, secret::ClientSecret, secret::RefreshToken
 #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }
 pub struct App { pub secret: ClientSecret }
 
-// TikTok's refresh is a GET with every parameter in the query: a field left in the body
-// (the default) would travel in a GET body, which servers ignore.
+// TikTok's refresh is a GET with every parameter in the query (its fields' default): a
+// field put in the body would travel in a GET body, which servers ignore.
 #[token_endpoint(get = "/api/v2/token/refresh", response = Tokens, error = Failure, config = App,
                  body(name = "grant_type", value = "refresh_token"),
                  sign(hmac_sha256, over(path), into = body("sign")))]
 pub struct Refresh {
-    #[token(from = refresh_token)]
+    #[token(body, from = refresh_token)]
     pub refresh_token: RefreshToken,
     #[token(signing_key, from = config.secret)]
     pub key: ClientSecret,

@@ -167,7 +167,8 @@ impl Sandbox {
             issuer_config: IssuerConfig::default(),
             issuer_store: None,
             routes: Vec::new(),
-            oauth_routes: true,
+            oauth_routes: None,
+            serves_endpoint: false,
             api_routes: true,
             max_body: DEFAULT_MAX_BODY,
         }
@@ -181,9 +182,12 @@ impl Sandbox {
             issuer_store,
             mut routes,
             oauth_routes,
+            serves_endpoint,
             api_routes,
             max_body,
         } = self.builder;
+        // A sandbox serving a provider's endpoint is that provider's, unless told otherwise.
+        let oauth_routes = oauth_routes.unwrap_or(!serves_endpoint);
         let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
         let store = issuer_store.unwrap_or_else(|| Arc::new(MemoryIssuerStore::new()));
         let issuer = Arc::new(Issuer::new(store, clock.clone(), issuer_config));
@@ -238,7 +242,9 @@ pub struct SandboxBuilder {
     issuer_config: IssuerConfig,
     issuer_store: Option<Arc<dyn IssuerStore>>,
     routes: Vec<Route>,
-    oauth_routes: bool,
+    /// `oauth_routes(...)` as set; unset, the built-in routes are served unless `serve` is.
+    oauth_routes: Option<bool>,
+    serves_endpoint: bool,
     api_routes: bool,
     max_body: usize,
 }
@@ -250,6 +256,7 @@ impl fmt::Debug for SandboxBuilder {
             .field("issuer_config", &self.issuer_config)
             .field("routes", &self.routes)
             .field("oauth_routes", &self.oauth_routes)
+            .field("serves_endpoint", &self.serves_endpoint)
             .field("api_routes", &self.api_routes)
             .field("max_body", &self.max_body)
             .finish_non_exhaustive()
@@ -287,7 +294,9 @@ impl SandboxBuilder {
 
     /// Serves the refresh endpoint `E` for `config`, at `E`'s method and path, as its
     /// declarations say ([`ServeEndpoint::declared`](endpoint::ServeEndpoint::declared)):
-    /// a provider's sandbox is its issuer settings and this line.
+    /// a provider's sandbox is its issuer settings and this line. The sandbox then serves
+    /// the provider's endpoints without the built-in RFC 6749 routes, unless
+    /// [`oauth_routes(true)`](Self::oauth_routes) asks for them.
     ///
     /// ```
     /// use token_core::sandbox::Sandbox;
@@ -299,15 +308,16 @@ impl SandboxBuilder {
     /// # pub struct Refresh { #[token(from = config.client_id)] pub client_id: String, pub refresh_token: RefreshToken }
     ///
     /// let config = AcmeConfig { client_id: "app-1".into() };
-    /// let sandbox = Sandbox::builder().oauth_routes(false).serve::<Refresh>(&config);
+    /// let sandbox = Sandbox::builder().serve::<Refresh>(&config); // no built-in `/token`
     /// # let _ = sandbox;
     /// ```
-    pub fn serve<E>(self, config: &E::Config) -> Self
+    pub fn serve<E>(mut self, config: &E::Config) -> Self
     where
         E: crate::provider::RefreshEndpoint,
         E::Config: Clone,
         E::Error: Send,
     {
+        self.serves_endpoint = true;
         self.route(
             E::METHOD,
             E::PATH,
@@ -322,9 +332,9 @@ impl SandboxBuilder {
     }
 
     /// Whether to serve the built-in RFC 6749 `POST /token` and `GET /authorize` (default
-    /// `true`).
+    /// `true`, and `false` once the sandbox [`serve`](Self::serve)s a provider's endpoint).
     pub fn oauth_routes(mut self, enabled: bool) -> Self {
-        self.oauth_routes = enabled;
+        self.oauth_routes = Some(enabled);
         self
     }
 

@@ -1,0 +1,90 @@
+//! Error-code enums written as a table: integer codes as discriminants (stripped by the
+//! macro), and the `Other(String)` catch-all known by its shape, without `#[token(...)]`.
+
+use http::StatusCode;
+use token_core::codec::{ErrorCode, ErrorResponse, RefusalReason};
+use token_core::error::ErrorKind;
+use token_core::token_endpoint;
+
+/// WeChat's codes, each beside its variant.
+#[token_endpoint(error_code)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WeChatCode {
+    #[token(kind = reauth_required, refusal = invalid_refresh_token)]
+    InvalidRefreshToken = 40030,
+    #[token(kind = transient, refusal = server_error)]
+    SystemBusy = -1,
+    InvalidParameter = 40035,
+    Other(String),
+}
+
+#[token_endpoint(error, status = 200, success_codes(0))]
+#[derive(Debug)]
+pub struct WeChatError {
+    pub errcode: WeChatCode,
+    pub errmsg: Option<String>,
+}
+
+#[test]
+fn discriminants_are_the_integer_codes_both_ways() {
+    const { assert!(<WeChatCode as ErrorCode>::NUMERIC) };
+    assert_eq!(
+        WeChatCode::from_code("40030"),
+        WeChatCode::InvalidRefreshToken
+    );
+    assert_eq!(WeChatCode::from_code("-1"), WeChatCode::SystemBusy);
+    assert_eq!(WeChatCode::InvalidParameter.as_code(), "40035");
+    assert_eq!(WeChatCode::SystemBusy.kind(), Some(ErrorKind::Transient));
+    assert_eq!(WeChatCode::InvalidParameter.kind(), None);
+
+    let ok = StatusCode::OK;
+    let busy = WeChatError::decode_error(ok, br#"{"errcode":"-1","errmsg":"system error"}"#);
+    assert_eq!(busy.unwrap().kind(ok), ErrorKind::Transient);
+    // The sandbox writes the declared answer with the integer code as a JSON number.
+    let answer =
+        WeChatError::from_refusal(RefusalReason::InvalidRefreshToken, "invalid refresh_token");
+    assert_eq!(
+        answer.encode_error(),
+        (
+            ok,
+            br#"{"errcode":40030,"errmsg":"invalid refresh_token"}"#.to_vec()
+        )
+    );
+}
+
+#[test]
+fn the_string_variant_is_the_catch_all_without_a_key() {
+    let unknown = WeChatCode::from_code("45009");
+    assert_eq!(unknown, WeChatCode::Other("45009".into()));
+    assert_eq!(unknown.as_code(), "45009");
+    assert_eq!(unknown.kind(), None);
+    let ok = StatusCode::OK;
+    let error = WeChatError::decode_error(ok, br#"{"errcode":45009,"errmsg":"quota"}"#).unwrap();
+    assert_eq!(error.errcode, WeChatCode::Other("45009".into()));
+    assert_eq!(error.kind(ok), ErrorKind::Rejected);
+}
+
+/// String codes from the variant names, the catch-all by its shape: Lazada's table.
+#[token_endpoint(error_code)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LazadaCode {
+    #[token(kind = reauth_required)]
+    IllegalRefreshToken,
+    #[token(code = "AUTH_TYPE_UNSUPPORTED", kind = misconfigured)]
+    AuthTypeUnsupported,
+    Unknown(String),
+}
+
+#[test]
+fn a_string_coded_enum_keeps_its_catch_all_by_shape() {
+    const { assert!(!<LazadaCode as ErrorCode>::NUMERIC) };
+    assert_eq!(
+        LazadaCode::from_code("IllegalRefreshToken"),
+        LazadaCode::IllegalRefreshToken
+    );
+    assert_eq!(
+        LazadaCode::from_code("AUTH_TYPE_UNSUPPORTED"),
+        LazadaCode::AuthTypeUnsupported
+    );
+    assert_eq!(LazadaCode::from_code("X"), LazadaCode::Unknown("X".into()));
+}
