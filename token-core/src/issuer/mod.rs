@@ -69,6 +69,9 @@ pub struct Issuer {
     store: Arc<dyn IssuerStore>,
     clock: Arc<dyn Clock>,
     config: IssuerConfig,
+    /// The earliest instant (Unix seconds) of the next purge after a write (shared by
+    /// clones).
+    next_purge: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl fmt::Debug for Issuer {
@@ -82,10 +85,54 @@ impl fmt::Debug for Issuer {
 impl Issuer {
     /// An issuer over `store`, reading the time from `clock`.
     pub fn new(store: Arc<dyn IssuerStore>, clock: Arc<dyn Clock>, config: IssuerConfig) -> Self {
+        let first_purge = after(clock.now(), config.purge_every);
         Self {
             store,
             clock,
             config,
+            next_purge: Arc::new(std::sync::atomic::AtomicI64::new(first_purge)),
+        }
+    }
+
+    /// Forgets the pairs and codes that are dead now ([`IssuerStore::purge`]); returns how
+    /// many. The issuer also does it by itself, every
+    /// [`purge_every`](IssuerConfig::purge_every).
+    pub async fn purge(&self) -> Result<usize, IssuerError> {
+        Ok(self.store.purge(self.clock.now()).await?)
+    }
+
+    /// After a write: purges if [`purge_every`](IssuerConfig::purge_every) has passed since
+    /// the last purge, in a task of its own (inline outside a tokio runtime), once however
+    /// many writes find it due. Without it the store keeps a record per rotation for ever.
+    async fn purge_when_due(&self, now: OffsetDateTime) {
+        use std::sync::atomic::Ordering;
+        let Some(every) = self.config.purge_every else {
+            return;
+        };
+        let due = self.next_purge.load(Ordering::Relaxed);
+        if now.unix_timestamp() < due
+            || self
+                .next_purge
+                .compare_exchange(
+                    due,
+                    after(now, Some(every)),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return;
+        }
+        let store = self.store.clone();
+        let purge = async move {
+            match store.purge(now).await {
+                Ok(purged) => tracing::debug!(purged, "the issuer purged dead records"),
+                Err(error) => tracing::warn!(%error, "the issuer could not purge dead records"),
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(purge)),
+            Err(_) => purge.await,
         }
     }
 
@@ -124,6 +171,7 @@ impl Issuer {
             reused: false,
         };
         self.store.insert(minted.record).await?;
+        self.purge_when_due(now).await;
         Ok(issued)
     }
 
@@ -146,7 +194,9 @@ impl Issuer {
             reuse_window: self.config.reuse_window,
             mint: &mint,
         };
-        match self.store.rotate(rotation).await? {
+        let outcome = self.store.rotate(rotation).await?;
+        self.purge_when_due(now).await;
+        match outcome {
             RotateOutcome::Rotated { subject, tokens } => Ok(Issued {
                 subject,
                 tokens,
@@ -234,6 +284,7 @@ impl Issuer {
             state: CodeState::Pending,
         };
         self.store.insert_code(record).await?;
+        self.purge_when_due(now).await;
         Ok(AuthCode::new(code))
     }
 
@@ -265,7 +316,9 @@ impl Issuer {
             now,
             mint: &mint,
         };
-        match self.store.redeem_code(redemption).await? {
+        let outcome = self.store.redeem_code(redemption).await?;
+        self.purge_when_due(now).await;
+        match outcome {
             RedeemOutcome::Redeemed { subject, tokens } => Ok(Issued {
                 subject,
                 tokens,
@@ -476,6 +529,12 @@ pub struct IssuerConfig {
     /// life), and a token replayed after that is [`IssuerError::InvalidRefreshToken`] and
     /// revokes nothing. Purge less often to detect replays over a longer span.
     pub revoke_on_reuse: bool,
+    /// How often the issuer forgets dead records by itself: after an issue or a rotation,
+    /// once this span has passed since the last time, it runs the store's
+    /// [`purge`](IssuerStore::purge) in a task of its own. Default 1 hour; `None`: never
+    /// (the application calls [`Issuer::purge`] on a schedule of its own, or the store
+    /// grows by a record per rotation).
+    pub purge_every: Option<Duration>,
 }
 
 impl Default for IssuerConfig {
@@ -489,8 +548,15 @@ impl Default for IssuerConfig {
             refresh_rotation: RefreshRotation::Rotate,
             code_ttl: Duration::from_secs(600),
             revoke_on_reuse: false,
+            purge_every: Some(Duration::from_secs(3600)),
         }
     }
+}
+
+/// `span` after `now`, in Unix seconds (`i64::MAX` for never).
+fn after(now: OffsetDateTime, span: Option<Duration>) -> i64 {
+    span.and_then(|span| i64::try_from(span.as_secs()).ok())
+        .map_or(i64::MAX, |secs| now.unix_timestamp().saturating_add(secs))
 }
 
 impl IssuerConfig {
@@ -534,6 +600,12 @@ impl IssuerConfig {
     /// ```
     pub fn with_revoke_on_reuse(mut self, revoke: bool) -> Self {
         self.revoke_on_reuse = revoke;
+        self
+    }
+
+    /// Sets how often the issuer purges dead records by itself (`None`: never).
+    pub fn with_purge_every(mut self, every: Option<Duration>) -> Self {
+        self.purge_every = every;
         self
     }
 

@@ -648,7 +648,11 @@ mod tests {
         url: &str,
         window: Duration,
     ) -> (Issuer, Issuer, ManualClock, PostgresDatabase) {
-        replicas_with(url, IssuerConfig::default().with_reuse_window(window)).await
+        // Purged only when a test asks, so that it sees what each purge forgets.
+        let config = IssuerConfig::default()
+            .with_reuse_window(window)
+            .with_purge_every(None);
+        replicas_with(url, config).await
     }
 
     async fn replicas_with(

@@ -317,6 +317,58 @@ async fn purge_forgets_dead_records_only() {
 }
 
 #[tokio::test]
+async fn the_issuer_purges_dead_records_by_itself_once_per_interval() {
+    let (issuer, clock, store) = issuer_with(
+        IssuerConfig::default()
+            .with_reuse_window(WINDOW)
+            .with_purge_every(Some(Duration::from_secs(600))),
+    );
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    let second = issuer.refresh(&refresh(&first)).await.unwrap();
+    // The first pair is dead once its reuse window is over; not yet an interval since the
+    // issuer started.
+    clock.advance(time::Duration::seconds(301));
+    let third = issuer.refresh(&refresh(&second)).await.unwrap();
+    tokio::task::yield_now().await;
+    assert_eq!(store.len(), 3, "not due");
+    // Due: the next write purges, in a task of its own.
+    clock.advance(time::Duration::seconds(600));
+    let fourth = issuer.refresh(&refresh(&third)).await.unwrap();
+    for _ in 0..100 {
+        if store.len() < 4 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    // Gone: the first two (replaced long ago); kept: the third (its successor is still
+    // answered again) and the fourth.
+    assert_eq!(store.len(), 2);
+    assert!(issuer.authenticate(&access(&fourth)).await.is_ok());
+    // Not due again before another interval: the next rotation's dead record stays.
+    clock.advance(time::Duration::seconds(301));
+    issuer.refresh(&refresh(&fourth)).await.unwrap();
+    tokio::task::yield_now().await;
+    assert_eq!(store.len(), 3);
+    assert_eq!(issuer.purge().await.unwrap(), 1, "the third is dead now");
+}
+
+#[tokio::test]
+async fn an_issuer_that_never_purges_keeps_every_record() {
+    let (issuer, clock, store) = issuer_with(
+        IssuerConfig::default()
+            .with_reuse_window(WINDOW)
+            .with_purge_every(None),
+    );
+    let mut pair = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    for _ in 0..5 {
+        clock.advance(time::Duration::days(1));
+        pair = issuer.refresh(&refresh(&pair)).await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(store.len(), 6);
+}
+
+#[tokio::test]
 async fn unsigned_jwt_access_tokens_carry_exp_and_sub() {
     let (issuer, _clock, _store) =
         issuer_with(IssuerConfig::default().with_access_format(AccessTokenFormat::UnsignedJwt));
