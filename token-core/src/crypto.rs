@@ -1,16 +1,21 @@
 //! SHA-256 and HMAC-SHA256 from the cryptography the build already has.
 //!
 //! The TLS back end brings a cryptography library into every build: aws-lc-rs with the
-//! `rustls` feature, ring with `rustls-ring`. Token-core hashes and signs with that same
-//! library instead of compiling a second one; builds with neither (`native-tls`, or no TLS
-//! at all) take the RustCrypto crates (`rustcrypto` feature). When several are enabled,
-//! aws-lc-rs is preferred, then ring.
+//! `rustls` feature (and with `rsa`, whose signatures it makes), ring with `rustls-ring`.
+//! Token-core hashes and signs with that same library instead of compiling a second one;
+//! builds with neither (`native-tls`, or no TLS at all) take the RustCrypto crates
+//! (`rustcrypto` feature). When several are enabled, aws-lc-rs is preferred, then ring.
 
-#[cfg(not(any(feature = "rustls", feature = "rustls-ring", feature = "rustcrypto")))]
+#[cfg(not(any(
+    feature = "rustls",
+    feature = "rsa",
+    feature = "rustls-ring",
+    feature = "rustcrypto"
+)))]
 compile_error!(
     "token-core needs a cryptography back end for SHA-256 and HMAC: enable one of the \
-     features `rustls` (aws-lc-rs, the default), `rustls-ring` (ring), `native-tls` or \
-     `rustcrypto` (the RustCrypto crates)"
+     features `rustls` (aws-lc-rs, the default), `rsa` (aws-lc-rs too), `rustls-ring` (ring), \
+     `native-tls` or `rustcrypto` (the RustCrypto crates)"
 );
 
 /// SHA-256 over data given in parts.
@@ -43,11 +48,11 @@ pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
 }
 
 /// aws-lc-rs or ring: the two have the same API.
-#[cfg(any(feature = "rustls", feature = "rustls-ring"))]
+#[cfg(any(feature = "rustls", feature = "rsa", feature = "rustls-ring"))]
 mod imp {
-    #[cfg(feature = "rustls")]
+    #[cfg(any(feature = "rustls", feature = "rsa"))]
     use aws_lc_rs as backend;
-    #[cfg(all(feature = "rustls-ring", not(feature = "rustls")))]
+    #[cfg(all(feature = "rustls-ring", not(any(feature = "rustls", feature = "rsa"))))]
     use ring as backend;
 
     use backend::{digest, hmac};
@@ -81,7 +86,7 @@ mod imp {
 /// The RustCrypto crates.
 #[cfg(all(
     feature = "rustcrypto",
-    not(any(feature = "rustls", feature = "rustls-ring"))
+    not(any(feature = "rustls", feature = "rsa", feature = "rustls-ring"))
 ))]
 mod imp {
     use hmac::{KeyInit as _, Mac as _};
@@ -111,7 +116,12 @@ mod imp {
 }
 
 /// No back end: the `compile_error!` above is the one error; these keep it the only one.
-#[cfg(not(any(feature = "rustls", feature = "rustls-ring", feature = "rustcrypto")))]
+#[cfg(not(any(
+    feature = "rustls",
+    feature = "rsa",
+    feature = "rustls-ring",
+    feature = "rustcrypto"
+)))]
 mod imp {
     pub(super) type Context = ();
 
