@@ -293,7 +293,7 @@ impl<P: Provider> TokenManager<P> {
         let at_least = self.inner.clock.now_nanos_at_least();
         let sessions = self.inner.sessions.pin();
         let current = sessions.get(name)?.current.as_deref()?;
-        (at_least < current.fresh_until).then(|| current.token.clone())
+        (at_least < current.fresh_until).then(|| current.access_token().clone())
     }
 
     /// The whole current set of `session` (extras included), refreshing first if needed.
@@ -375,9 +375,11 @@ impl<P: Provider> TokenManager<P> {
             let refresh_at = inner.schedule(&stored);
             session.replace(
                 || {
-                    let version = memory.put_shared(&session.key, &stored);
-                    let current = inner.current_at(stored, extras, Some(version), true, refresh_at);
-                    Ok::<_, Error>(Ready::new(current).into())
+                    // Saved, then settled: the store keeps this very state.
+                    let ready =
+                        Ready::new(inner.current_at(stored, extras, None, false, refresh_at));
+                    ready.settle(Some(memory.put_shared(&session.key, ready.shared())), true);
+                    Ok::<_, Error>(ready.into())
                 },
                 inner.show(&session),
             )?;
@@ -655,7 +657,7 @@ impl<P: Provider> Inner<P> {
 
     fn current_from(
         &self,
-        stored: Arc<StoredTokenSet>,
+        stored: StoredTokenSet,
         extras: P::Extras,
         version: Option<crate::store::Version>,
         saved: bool,
@@ -667,25 +669,13 @@ impl<P: Provider> Inner<P> {
     /// A current set to be refreshed at `refresh_at`.
     fn current_at(
         &self,
-        stored: Arc<StoredTokenSet>,
+        stored: StoredTokenSet,
         extras: P::Extras,
         version: Option<crate::store::Version>,
         saved: bool,
         refresh_at: Option<OffsetDateTime>,
     ) -> Current<P::Extras> {
-        Current {
-            token: stored.access_token.clone(),
-            usable_until: stored.access_expires_at,
-            stored,
-            extras,
-            unstorable: false,
-            version,
-            saved,
-            refresh_at,
-            after_rejection: false,
-            fresh_until: 0,
-        }
-        .sealed()
+        Current::new(stored, extras, version, saved, refresh_at)
     }
 
     /// When to refresh `set` ahead of expiry: before the access token expires (skew plus a
@@ -790,7 +780,7 @@ fn same_current<X>(a: Option<&Ready<X>>, b: Option<&Ready<X>>) -> bool {
 }
 
 /// `set` in the form stores keep (moved, not copied) and its typed extras.
-fn split<X: crate::token_set::Extras>(set: TokenSet<X>) -> Result<(Arc<StoredTokenSet>, X), Error> {
+fn split<X: crate::token_set::Extras>(set: TokenSet<X>) -> Result<(StoredTokenSet, X), Error> {
     // serde's message may quote a value (an extra can be personal data): name its kind only.
     let json = serde_json::to_value(&set.extras).map_err(|e| {
         Error::Config(format!(
@@ -798,8 +788,7 @@ fn split<X: crate::token_set::Extras>(set: TokenSet<X>) -> Result<(Arc<StoredTok
             e.classify()
         ))
     })?;
-    let (stored, extras) = untyped(set, json);
-    Ok((Arc::new(stored), extras))
+    Ok(untyped(set, json))
 }
 
 /// `set` with `json` for its extras, and the typed extras.
@@ -833,7 +822,7 @@ fn not_a_session(key: &SessionKey) -> Error {
 /// A set as a store gave it, with its extras typed.
 fn from_stored<X: crate::token_set::Extras>(
     stored: StoredTokenSet,
-) -> Result<(Arc<StoredTokenSet>, X), Error> {
+) -> Result<(StoredTokenSet, X), Error> {
     let extras = match &stored.extras {
         serde_json::Value::Null => X::default(),
         json => X::deserialize(json).map_err(|e| {
@@ -843,7 +832,7 @@ fn from_stored<X: crate::token_set::Extras>(
             )))
         })?,
     };
-    Ok((Arc::new(stored), extras))
+    Ok((stored, extras))
 }
 
 #[cfg(test)]

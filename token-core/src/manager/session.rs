@@ -1,6 +1,7 @@
 //! One session's state in memory: its current set (or verdict), its generation and the
 //! slot of the refresh under way.
 
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use tokio::sync::watch;
 use crate::clock::unix_nanos;
 use crate::error::{Error, Reauth};
 use crate::secret::{AccessToken, RefreshToken};
-use crate::store::{SessionKey, Version};
+use crate::store::{SessionKey, SharedSet, Version};
 use crate::token_set::{StoredTokenSet, TokenSet};
 
 pub(super) type Outcome<X> = Result<Ready<X>, Error>;
@@ -127,7 +128,9 @@ impl<X> Session<X> {
         match self.state.load().as_deref()? {
             // Fresh at any instant up to `at_least` (a reading of
             // `Clock::now_nanos_at_least`): otherwise the exact check decides.
-            State::Ready(current) if at_least < current.fresh_until => Some(current.token.clone()),
+            State::Ready(current) if at_least < current.fresh_until => {
+                Some(current.access_token().clone())
+            }
             _ => None,
         }
     }
@@ -386,21 +389,19 @@ pub(super) enum State<X> {
 }
 
 pub(super) struct Current<X> {
-    /// The access token (the one in `stored`), beside `fresh_until`: the fast path reads
-    /// these two and nothing else.
-    pub(super) token: AccessToken,
-    /// The set in the form stores keep, its extras as JSON. A [`MemoryStore`] the manager
-    /// saves to keeps this very `Arc`: one copy of the set for both.
+    /// The set in the form stores keep, its extras as JSON, inline: the state is one
+    /// allocation. A [`MemoryStore`] the manager saves to keeps the state itself: one copy
+    /// of the set for both. The fast path reads its access token and `fresh_until`.
     ///
     /// [`MemoryStore`]: crate::store::MemoryStore
-    pub(super) stored: Arc<StoredTokenSet>,
+    pub(super) stored: StoredTokenSet,
     /// The extras, typed.
     pub(super) extras: X,
     /// The extras could not be serialized: `stored` holds none, and the set is never saved.
     pub(super) unstorable: bool,
-    /// The store version this set is at (or, unsaved, the version it replaces).
-    pub(super) version: Option<Version>,
-    pub(super) saved: bool,
+    /// The store version this set is at (or, unsaved, the version it replaces), and
+    /// whether it is saved.
+    settled: Settled,
     /// When to refresh ahead of expiry; `None`: only when refused or forced.
     pub(super) refresh_at: Option<OffsetDateTime>,
     /// Until when the access token is handed out: its expiry, or a short grace for a set
@@ -435,6 +436,24 @@ impl<X> Ready<X> {
     pub(super) fn ptr_eq(a: &Self, b: &Self) -> bool {
         Arc::ptr_eq(&a.0, &b.0)
     }
+
+    /// The state, as a [`MemoryStore`](crate::store::MemoryStore) keeps it: its set, shared.
+    pub(super) fn shared(&self) -> Arc<dyn SharedSet>
+    where
+        X: Send + Sync + 'static,
+    {
+        self.0.clone()
+    }
+}
+
+impl<X: Send + Sync + 'static> SharedSet for State<X> {
+    fn tokens(&self) -> Option<&StoredTokenSet> {
+        match self {
+            State::Ready(current) => Some(&current.stored),
+            // Only ready states are given to a store (through `Ready::shared`).
+            State::Absent { .. } | State::Dead { .. } => None,
+        }
+    }
 }
 
 impl<X> Clone for Ready<X> {
@@ -462,15 +481,64 @@ impl<X> From<Ready<X>> for Arc<State<X>> {
     }
 }
 
-impl<X: Clone> Current<X> {
-    /// The access token.
-    pub(super) fn access_token(&self) -> &AccessToken {
-        &self.token
+impl<X> Current<X> {
+    /// A set at `version` (saved, or the version it replaces), to be refreshed at
+    /// `refresh_at`; [`sealed`](Self::sealed) computes `fresh_until`.
+    pub(super) fn new(
+        stored: StoredTokenSet,
+        extras: X,
+        version: Option<Version>,
+        saved: bool,
+        refresh_at: Option<OffsetDateTime>,
+    ) -> Self {
+        Self {
+            usable_until: stored.access_expires_at,
+            stored,
+            extras,
+            unstorable: false,
+            settled: Settled::new(version, saved),
+            refresh_at,
+            after_rejection: false,
+            fresh_until: 0,
+        }
+        .sealed()
     }
 
+    /// Computes `fresh_until` from `refresh_at` and `usable_until`.
+    pub(super) fn sealed(mut self) -> Self {
+        let nanos = |at: Option<OffsetDateTime>| at.map_or(i64::MAX, unix_nanos);
+        self.fresh_until = nanos(self.refresh_at).min(nanos(self.usable_until));
+        self
+    }
+
+    /// The access token.
+    #[inline]
+    pub(super) fn access_token(&self) -> &AccessToken {
+        &self.stored.access_token
+    }
+
+    /// The store version this set is at (saved) or replaces (unsaved).
+    pub(super) fn version(&self) -> Option<Version> {
+        self.settled.get().0
+    }
+
+    /// Whether the set is saved at [`version`](Self::version).
+    pub(super) fn saved(&self) -> bool {
+        self.settled.get().1
+    }
+
+    /// Records the outcome of the set's save. Only before the state is published: a
+    /// [`MemoryStore`](crate::store::MemoryStore) keeps the state itself, so it is saved
+    /// first and settled after.
+    pub(super) fn settle(&self, version: Option<Version>, saved: bool) {
+        self.settled.set(version, saved);
+    }
+}
+
+impl<X: Clone> Current<X> {
     /// The whole set, typed (for the provider and [`token_set`](crate::manager::TokenManager::token_set)).
     pub(super) fn set(&self) -> TokenSet<X> {
-        let stored = &*self.stored;
+        let stored = &self.stored;
         TokenSet {
             access_token: stored.access_token.clone(),
             refresh_token: stored.refresh_token.clone(),
@@ -482,13 +550,6 @@ impl<X: Clone> Current<X> {
         }
     }
 
-    /// Computes `fresh_until` from `refresh_at` and `usable_until`.
-    pub(super) fn sealed(mut self) -> Self {
-        let nanos = |at: Option<OffsetDateTime>| at.map_or(i64::MAX, unix_nanos);
-        self.fresh_until = nanos(self.refresh_at).min(nanos(self.usable_until));
-        self
-    }
-
     pub(super) fn fresh(&self, now: OffsetDateTime) -> bool {
         self.refresh_at.is_none_or(|at| now < at) && self.usable(now)
     }
@@ -497,15 +558,28 @@ impl<X: Clone> Current<X> {
         self.usable_until.is_none_or(|at| now < at)
     }
 
+    /// The same set, saved at `version`.
+    pub(super) fn saved_at(&self, version: Version) -> Self {
+        Self {
+            stored: self.stored.clone(),
+            extras: self.extras.clone(),
+            unstorable: false,
+            settled: Settled::new(Some(version), true),
+            refresh_at: self.refresh_at,
+            usable_until: self.usable_until,
+            after_rejection: self.after_rejection,
+            fresh_until: self.fresh_until,
+        }
+    }
+
     /// The same set, to be refreshed again no earlier than `at`.
     pub(super) fn retry_at(&self, at: OffsetDateTime) -> Self {
+        let (version, saved) = self.settled.get();
         Self {
-            token: self.token.clone(),
             stored: self.stored.clone(),
             extras: self.extras.clone(),
             unstorable: self.unstorable,
-            version: self.version,
-            saved: self.saved,
+            settled: Settled::new(version, saved),
             refresh_at: Some(match self.usable_until {
                 Some(until) => at.min(until),
                 None => at,
@@ -515,6 +589,40 @@ impl<X: Clone> Current<X> {
             fresh_until: 0,
         }
         .sealed()
+    }
+}
+
+/// A set's store version and whether it is saved at it, written once more after the state
+/// is built (see [`Current::settle`]); atomics, so the state needs no lock and no copy.
+struct Settled {
+    version: AtomicU64,
+    /// [`HAS_VERSION`] and [`SAVED`].
+    flags: AtomicU8,
+}
+
+const HAS_VERSION: u8 = 1;
+const SAVED: u8 = 2;
+
+impl Settled {
+    fn new(version: Option<Version>, saved: bool) -> Self {
+        let settled = Self {
+            version: AtomicU64::new(0),
+            flags: AtomicU8::new(0),
+        };
+        settled.set(version, saved);
+        settled
+    }
+
+    fn get(&self) -> (Option<Version>, bool) {
+        let flags = self.flags.load(Ordering::Acquire);
+        let version = (flags & HAS_VERSION != 0).then(|| self.version.load(Ordering::Relaxed));
+        (version, flags & SAVED != 0)
+    }
+
+    fn set(&self, version: Option<Version>, saved: bool) {
+        self.version.store(version.unwrap_or(0), Ordering::Relaxed);
+        let flags = if version.is_some() { HAS_VERSION } else { 0 } | if saved { SAVED } else { 0 };
+        self.flags.store(flags, Ordering::Release);
     }
 }
 

@@ -68,28 +68,39 @@ impl MemoryStore {
         self.next_version.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// `save` of a token set the caller keeps too (a `TokenManager`'s current set): the
+    /// `save` of a token set the caller keeps too (a `TokenManager`'s current state): the
     /// store keeps the same `Arc`, not a copy.
     pub(crate) fn save_shared(
         &self,
         key: &SessionKey,
-        set: &Arc<StoredTokenSet>,
+        set: Arc<dyn SharedSet>,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
-        self.save_entry(key, Held::Tokens(set.clone()), expected)
+        self.save_entry(key, Held::Tokens(set), expected)
     }
 
     /// Writes `set` whatever is stored (the application's own tokens, which have the last
     /// word); returns the new version.
-    pub(crate) fn put_shared(&self, key: &SessionKey, set: &Arc<StoredTokenSet>) -> Version {
+    pub(crate) fn put_shared(&self, key: &SessionKey, set: Arc<dyn SharedSet>) -> Version {
         let mut records = self.lock();
         let version = self.next_version();
         let entry = Entry {
             version,
-            record: Held::Tokens(set.clone()),
+            record: Held::Tokens(set),
         };
         records.put(key, entry);
         version
+    }
+
+    /// Whether the record of `key` is `set` itself (kept shared, not a copy).
+    #[cfg(test)]
+    pub(crate) fn holds(&self, key: &SessionKey, set: &StoredTokenSet) -> bool {
+        self.lock()
+            .get(key)
+            .is_some_and(|entry| match &entry.record {
+                Held::Tokens(held) => held.tokens().is_some_and(|held| std::ptr::eq(held, set)),
+                Held::Other(_) => false,
+            })
     }
 
     /// Deletes the record of `key`, whatever its version (a `TokenManager`'s `remove`).
@@ -167,6 +178,19 @@ impl Records {
     }
 }
 
+/// A token set that a store keeps shared with its owner: a `TokenManager`'s current state,
+/// which holds its set inline, is kept whole (one allocation for both), not copied.
+pub(crate) trait SharedSet: Send + Sync + 'static {
+    /// The set; `None` only for a value that holds none, which is never given to a store.
+    fn tokens(&self) -> Option<&StoredTokenSet>;
+}
+
+impl SharedSet for StoredTokenSet {
+    fn tokens(&self) -> Option<&StoredTokenSet> {
+        Some(self)
+    }
+}
+
 /// A stored record and its version. Token sets (nearly every record) sit behind an `Arc`
 /// that a manager may share: the map's slots stay small, and a manager's set is not copied.
 #[derive(Debug)]
@@ -175,9 +199,8 @@ struct Entry {
     record: Held,
 }
 
-#[derive(Debug)]
 enum Held {
-    Tokens(Arc<StoredTokenSet>),
+    Tokens(Arc<dyn SharedSet>),
     Other(Box<StoredRecord>),
 }
 
@@ -189,10 +212,22 @@ impl Held {
         }
     }
 
-    fn to_record(&self) -> StoredRecord {
+    fn to_record(&self) -> Result<StoredRecord, StoreError> {
         match self {
-            Self::Tokens(set) => StoredRecord::Tokens((**set).clone()),
-            Self::Other(record) => (**record).clone(),
+            Self::Tokens(set) => set
+                .tokens()
+                .map(|set| StoredRecord::Tokens(set.clone()))
+                .ok_or_else(|| StoreError::Corrupt("a shared record without tokens".into())),
+            Self::Other(record) => Ok((**record).clone()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tokens(set) => f.debug_tuple("Tokens").field(&set.tokens()).finish(),
+            Self::Other(record) => f.debug_tuple("Other").field(record).finish(),
         }
     }
 }
@@ -200,9 +235,13 @@ impl Held {
 #[async_trait]
 impl TokenStore for MemoryStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
-        Ok(self.lock().get(key).map(|entry| Versioned {
+        let records = self.lock();
+        let Some(entry) = records.get(key) else {
+            return Ok(None);
+        };
+        Ok(Some(Versioned {
             version: entry.version,
-            value: entry.record.to_record(),
+            value: entry.record.to_record()?,
         }))
     }
 
@@ -338,10 +377,10 @@ mod tests {
                 .unwrap(),
         );
         assert!(
-            store.save_shared(&key, &set, Some(7)).is_err(),
+            store.save_shared(&key, set.clone(), Some(7)).is_err(),
             "compare and swap"
         );
-        let v1 = store.save_shared(&key, &set, None).unwrap();
+        let v1 = store.save_shared(&key, set.clone(), None).unwrap();
         assert_eq!(Arc::strong_count(&set), 2, "the store holds the same Arc");
         let loaded = store.load(&key).await.unwrap().unwrap();
         assert_eq!(
@@ -354,7 +393,7 @@ mod tests {
                 .to_stored()
                 .unwrap(),
         );
-        let v2 = store.put_shared(&key, &other);
+        let v2 = store.put_shared(&key, other.clone());
         assert!(v2 > v1);
         assert_eq!(Arc::strong_count(&set), 1, "the old set is dropped");
         let loaded = store.load(&key).await.unwrap().unwrap();
