@@ -79,9 +79,6 @@ impl<P: Provider> Inner<P> {
         key: &SessionKey,
         set: &StoredTokenSet,
     ) -> Result<Version, Error> {
-        if let Some(memory) = &self.memory {
-            return Ok(memory.put_shared(key, Arc::new(set.clone())));
-        }
         let mut record = None;
         let mut expected = match self.store.load(key).await {
             Ok(found) => found.map(|found| found.version),
@@ -118,8 +115,7 @@ impl<P: Provider> Inner<P> {
         record: &mut Option<StoredRecord>,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
-        if let Some(memory) = &self.memory {
-            let shared = shared.unwrap_or_else(|| Arc::new(set.clone()));
+        if let (Some(memory), Some(shared)) = (&self.memory, shared) {
             return memory.save_shared(key, shared, expected);
         }
         let record = record.get_or_insert_with(|| StoredRecord::Tokens(set.clone()));

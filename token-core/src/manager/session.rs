@@ -399,9 +399,12 @@ pub(super) struct Current<X> {
     pub(super) extras: X,
     /// The extras could not be serialized: `stored` holds none, and the set is never saved.
     pub(super) unstorable: bool,
-    /// The store version this set is at (or, unsaved, the version it replaces), and
-    /// whether it is saved.
-    settled: Settled,
+    /// The store version this set is at (or, unsaved, the version it replaces), if
+    /// `settled` says it has one.
+    version: AtomicU64,
+    /// [`HAS_VERSION`] and [`SAVED`]: written once more after the state is built (see
+    /// [`settle`](Self::settle)); atomics, so the state needs no lock and no copy for it.
+    settled: AtomicU8,
     /// When to refresh ahead of expiry; `None`: only when refused or forced.
     pub(super) refresh_at: Option<OffsetDateTime>,
     /// Until when the access token is handed out: its expiry, or a short grace for a set
@@ -437,6 +440,11 @@ impl<X> Ready<X> {
         Arc::ptr_eq(&a.0, &b.0)
     }
 
+    /// Whether this is the publication `state`.
+    pub(super) fn is(&self, state: &Arc<State<X>>) -> bool {
+        Arc::ptr_eq(&self.0, state)
+    }
+
     /// The state, as a [`MemoryStore`](crate::store::MemoryStore) keeps it: its set, shared.
     pub(super) fn shared(&self) -> Arc<dyn SharedSet>
     where
@@ -446,12 +454,25 @@ impl<X> Ready<X> {
     }
 }
 
+/// Only ready states are given to a store (through [`Ready::shared`]).
 impl<X: Send + Sync + 'static> SharedSet for State<X> {
     fn tokens(&self) -> Option<&StoredTokenSet> {
         match self {
             State::Ready(current) => Some(&current.stored),
-            // Only ready states are given to a store (through `Ready::shared`).
             State::Absent { .. } | State::Dead { .. } => None,
+        }
+    }
+
+    fn version(&self) -> Version {
+        match self {
+            State::Ready(current) => current.version().unwrap_or_default(),
+            State::Absent { .. } | State::Dead { .. } => Version::default(),
+        }
+    }
+
+    fn saved_at(&self, version: Version) {
+        if let State::Ready(current) = self {
+            current.settle(Some(version), true);
         }
     }
 }
@@ -496,7 +517,8 @@ impl<X> Current<X> {
             stored,
             extras,
             unstorable: false,
-            settled: Settled::new(version, saved),
+            version: AtomicU64::new(version.unwrap_or(0)),
+            settled: AtomicU8::new(flags(version, saved)),
             refresh_at,
             after_rejection: false,
             fresh_until: 0,
@@ -519,19 +541,21 @@ impl<X> Current<X> {
 
     /// The store version this set is at (saved) or replaces (unsaved).
     pub(super) fn version(&self) -> Option<Version> {
-        self.settled.get().0
+        let flags = self.settled.load(Ordering::Acquire);
+        (flags & HAS_VERSION != 0).then(|| self.version.load(Ordering::Relaxed))
     }
 
     /// Whether the set is saved at [`version`](Self::version).
     pub(super) fn saved(&self) -> bool {
-        self.settled.get().1
+        self.settled.load(Ordering::Acquire) & SAVED != 0
     }
 
     /// Records the outcome of the set's save. Only before the state is published: a
     /// [`MemoryStore`](crate::store::MemoryStore) keeps the state itself, so it is saved
     /// first and settled after.
     pub(super) fn settle(&self, version: Option<Version>, saved: bool) {
-        self.settled.set(version, saved);
+        self.version.store(version.unwrap_or(0), Ordering::Relaxed);
+        self.settled.store(flags(version, saved), Ordering::Release);
     }
 }
 
@@ -564,7 +588,8 @@ impl<X: Clone> Current<X> {
             stored: self.stored.clone(),
             extras: self.extras.clone(),
             unstorable: false,
-            settled: Settled::new(Some(version), true),
+            version: AtomicU64::new(version),
+            settled: AtomicU8::new(HAS_VERSION | SAVED),
             refresh_at: self.refresh_at,
             usable_until: self.usable_until,
             after_rejection: self.after_rejection,
@@ -574,12 +599,12 @@ impl<X: Clone> Current<X> {
 
     /// The same set, to be refreshed again no earlier than `at`.
     pub(super) fn retry_at(&self, at: OffsetDateTime) -> Self {
-        let (version, saved) = self.settled.get();
         Self {
             stored: self.stored.clone(),
             extras: self.extras.clone(),
             unstorable: self.unstorable,
-            settled: Settled::new(version, saved),
+            version: AtomicU64::new(self.version.load(Ordering::Relaxed)),
+            settled: AtomicU8::new(self.settled.load(Ordering::Acquire)),
             refresh_at: Some(match self.usable_until {
                 Some(until) => at.min(until),
                 None => at,
@@ -592,38 +617,13 @@ impl<X: Clone> Current<X> {
     }
 }
 
-/// A set's store version and whether it is saved at it, written once more after the state
-/// is built (see [`Current::settle`]); atomics, so the state needs no lock and no copy.
-struct Settled {
-    version: AtomicU64,
-    /// [`HAS_VERSION`] and [`SAVED`].
-    flags: AtomicU8,
-}
-
+/// [`Current::settled`]: the set has a version.
 const HAS_VERSION: u8 = 1;
+/// [`Current::settled`]: the set is saved at its version.
 const SAVED: u8 = 2;
 
-impl Settled {
-    fn new(version: Option<Version>, saved: bool) -> Self {
-        let settled = Self {
-            version: AtomicU64::new(0),
-            flags: AtomicU8::new(0),
-        };
-        settled.set(version, saved);
-        settled
-    }
-
-    fn get(&self) -> (Option<Version>, bool) {
-        let flags = self.flags.load(Ordering::Acquire);
-        let version = (flags & HAS_VERSION != 0).then(|| self.version.load(Ordering::Relaxed));
-        (version, flags & SAVED != 0)
-    }
-
-    fn set(&self, version: Option<Version>, saved: bool) {
-        self.version.store(version.unwrap_or(0), Ordering::Relaxed);
-        let flags = if version.is_some() { HAS_VERSION } else { 0 } | if saved { SAVED } else { 0 };
-        self.flags.store(flags, Ordering::Release);
-    }
+fn flags(version: Option<Version>, saved: bool) -> u8 {
+    (if version.is_some() { HAS_VERSION } else { 0 }) | if saved { SAVED } else { 0 }
 }
 
 /// Why a refresh was started; decides whether the state found when it runs already

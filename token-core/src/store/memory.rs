@@ -1,6 +1,7 @@
 //! The in-process store: the default, and the one to use when one process owns its sessions.
 
 use std::collections::HashMap;
+use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -69,14 +70,17 @@ impl MemoryStore {
     }
 
     /// `save` of a token set the caller keeps too (a `TokenManager`'s current state): the
-    /// store keeps the same `Arc`, not a copy.
+    /// store keeps the same `Arc`, not a copy, and records its version in it.
     pub(crate) fn save_shared(
         &self,
         key: &SessionKey,
         set: Arc<dyn SharedSet>,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
-        self.save_entry(key, Held::Tokens(set), expected)
+        self.save_entry(key, expected, |version| {
+            set.saved_at(version);
+            Held::Shared(set)
+        })
     }
 
     /// Writes `set` whatever is stored (the application's own tokens, which have the last
@@ -84,23 +88,18 @@ impl MemoryStore {
     pub(crate) fn put_shared(&self, key: &SessionKey, set: Arc<dyn SharedSet>) -> Version {
         let mut records = self.lock();
         let version = self.next_version();
-        let entry = Entry {
-            version,
-            record: Held::Tokens(set),
-        };
-        records.put(key, entry);
+        set.saved_at(version);
+        records.put(key, Held::Shared(set));
         version
     }
 
     /// Whether the record of `key` is `set` itself (kept shared, not a copy).
     #[cfg(test)]
     pub(crate) fn holds(&self, key: &SessionKey, set: &StoredTokenSet) -> bool {
-        self.lock()
-            .get(key)
-            .is_some_and(|entry| match &entry.record {
-                Held::Tokens(held) => held.tokens().is_some_and(|held| std::ptr::eq(held, set)),
-                Held::Other(_) => false,
-            })
+        self.lock().get(key).is_some_and(|held| match held {
+            Held::Shared(held) => held.tokens().is_some_and(|held| std::ptr::eq(held, set)),
+            Held::Owned(_) => false,
+        })
     }
 
     /// Deletes the record of `key`, whatever its version (a `TokenManager`'s `remove`).
@@ -108,15 +107,17 @@ impl MemoryStore {
         self.lock().remove(key);
     }
 
+    /// Writes the record `make` makes at the new version, if the stored one is at
+    /// `expected`.
     fn save_entry(
         &self,
         key: &SessionKey,
-        record: Held,
         expected: Option<Version>,
+        make: impl FnOnce(Version) -> Held,
     ) -> Result<Version, StoreError> {
         let mut records = self.lock();
         let found = records.get_mut(key);
-        let found_version = found.as_ref().map(|r| r.version);
+        let found_version = found.as_ref().map(|held| held.version());
         if found_version != expected {
             return Err(StoreError::Conflict {
                 expected,
@@ -124,10 +125,10 @@ impl MemoryStore {
             });
         }
         let version = self.next_version();
-        let entry = Entry { version, record };
+        let held = make(version);
         match found {
-            Some(found) => *found = entry,
-            None => records.put(key, entry),
+            Some(found) => *found = held,
+            None => records.put(key, held),
         }
         Ok(version)
     }
@@ -137,7 +138,7 @@ impl MemoryStore {
 /// [`SessionKey`] (every key of one provider shares its provider name), and a save or a
 /// load hashes the session's name only. Keyed with foldhash (seeded per process).
 #[derive(Debug, Default)]
-struct Records(HashMap<Arc<str>, HashMap<Arc<str>, Entry, Hasher>, Hasher>);
+struct Records(HashMap<Arc<str>, HashMap<Arc<str>, Held, Hasher>, Hasher>);
 
 type Hasher = foldhash::quality::RandomState;
 
@@ -146,29 +147,29 @@ impl Records {
         self.0.values().map(HashMap::len).sum()
     }
 
-    fn get(&self, key: &SessionKey) -> Option<&Entry> {
+    fn get(&self, key: &SessionKey) -> Option<&Held> {
         self.0.get(key.provider())?.get(key.session())
     }
 
-    fn get_mut(&mut self, key: &SessionKey) -> Option<&mut Entry> {
+    fn get_mut(&mut self, key: &SessionKey) -> Option<&mut Held> {
         self.0.get_mut(key.provider())?.get_mut(key.session())
     }
 
-    /// Writes `entry` under `key`, replacing what is there.
-    fn put(&mut self, key: &SessionKey, entry: Entry) {
+    /// Writes `held` under `key`, replacing what is there.
+    fn put(&mut self, key: &SessionKey, held: Held) {
         let sessions = match self.0.get_mut(key.provider()) {
             Some(sessions) => sessions,
             None => self.0.entry(key.provider_shared().clone()).or_default(),
         };
         match sessions.get_mut(key.session()) {
-            Some(found) => *found = entry,
+            Some(found) => *found = held,
             None => {
-                sessions.insert(key.session_shared().clone(), entry);
+                sessions.insert(key.session_shared().clone(), held);
             }
         }
     }
 
-    fn remove(&mut self, key: &SessionKey) -> Option<Entry> {
+    fn remove(&mut self, key: &SessionKey) -> Option<Held> {
         let sessions = self.0.get_mut(key.provider())?;
         let removed = sessions.remove(key.session());
         if sessions.is_empty() {
@@ -179,56 +180,57 @@ impl Records {
 }
 
 /// A token set that a store keeps shared with its owner: a `TokenManager`'s current state,
-/// which holds its set inline, is kept whole (one allocation for both), not copied.
+/// which holds its set and its version inline, is kept whole (one allocation for both),
+/// not copied.
 pub(crate) trait SharedSet: Send + Sync + 'static {
     /// The set; `None` only for a value that holds none, which is never given to a store.
     fn tokens(&self) -> Option<&StoredTokenSet>;
+
+    /// The version it was last saved at ([`saved_at`](Self::saved_at)).
+    fn version(&self) -> Version;
+
+    /// Records that the store saves it at `version`: called by the store, under its lock,
+    /// as it saves it.
+    fn saved_at(&self, version: Version);
 }
 
-impl SharedSet for StoredTokenSet {
-    fn tokens(&self) -> Option<&StoredTokenSet> {
-        Some(self)
-    }
-}
-
-/// A stored record and its version. Token sets (nearly every record) sit behind an `Arc`
-/// that a manager may share: the map's slots stay small, and a manager's set is not copied.
-#[derive(Debug)]
-struct Entry {
-    version: Version,
-    record: Held,
-}
-
+/// A stored record and its version (a slot of the table holds the name and this, no more).
 enum Held {
-    Tokens(Arc<dyn SharedSet>),
-    Other(Box<StoredRecord>),
+    /// A set shared with its owner, which keeps the version.
+    Shared(Arc<dyn SharedSet>),
+    /// A record written through [`TokenStore::save`], and its version.
+    Owned(Box<(Version, StoredRecord)>),
 }
 
 impl Held {
-    fn new(record: &StoredRecord) -> Self {
-        match record {
-            StoredRecord::Tokens(set) => Self::Tokens(Arc::new(set.clone())),
-            other => Self::Other(Box::new(other.clone())),
+    fn version(&self) -> Version {
+        match self {
+            Self::Shared(set) => set.version(),
+            Self::Owned(owned) => owned.0,
         }
     }
 
     fn to_record(&self) -> Result<StoredRecord, StoreError> {
         match self {
-            Self::Tokens(set) => set
+            Self::Shared(set) => set
                 .tokens()
                 .map(|set| StoredRecord::Tokens(set.clone()))
                 .ok_or_else(|| StoreError::Corrupt("a shared record without tokens".into())),
-            Self::Other(record) => Ok((**record).clone()),
+            Self::Owned(owned) => Ok(owned.1.clone()),
         }
     }
 }
 
 impl std::fmt::Debug for Held {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Tokens(set) => f.debug_tuple("Tokens").field(&set.tokens()).finish(),
-            Self::Other(record) => f.debug_tuple("Other").field(record).finish(),
-        }
+        let (version, record) = match self {
+            Self::Shared(set) => (set.version(), set.tokens().map(|set| set as &dyn Debug)),
+            Self::Owned(owned) => (owned.0, Some(&owned.1 as &dyn Debug)),
+        };
+        f.debug_struct("Held")
+            .field("version", &version)
+            .field("record", &record)
+            .finish()
     }
 }
 
@@ -236,12 +238,12 @@ impl std::fmt::Debug for Held {
 impl TokenStore for MemoryStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
         let records = self.lock();
-        let Some(entry) = records.get(key) else {
+        let Some(held) = records.get(key) else {
             return Ok(None);
         };
         Ok(Some(Versioned {
-            version: entry.version,
-            value: entry.record.to_record()?,
+            version: held.version(),
+            value: held.to_record()?,
         }))
     }
 
@@ -251,7 +253,9 @@ impl TokenStore for MemoryStore {
         record: &StoredRecord,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
-        self.save_entry(key, Held::new(record), expected)
+        self.save_entry(key, expected, |version| {
+            Held::Owned(Box::new((version, record.clone())))
+        })
     }
 
     async fn delete(
@@ -260,7 +264,7 @@ impl TokenStore for MemoryStore {
         expected: Option<Version>,
     ) -> Result<bool, StoreError> {
         let mut records = self.lock();
-        match (records.get(key).map(|r| r.version), expected) {
+        match (records.get(key).map(Held::version), expected) {
             (None, _) => Ok(false),
             (Some(found), Some(expected)) if found != expected => Err(StoreError::Conflict {
                 expected: Some(expected),
@@ -367,38 +371,74 @@ mod tests {
         );
     }
 
+    /// A set its owner shares with the store, which records the version in it.
+    struct Shared(StoredTokenSet, AtomicU64);
+
+    impl SharedSet for Shared {
+        fn tokens(&self) -> Option<&StoredTokenSet> {
+            Some(&self.0)
+        }
+
+        fn version(&self) -> Version {
+            self.1.load(Ordering::Relaxed)
+        }
+
+        fn saved_at(&self, version: Version) {
+            self.1.store(version, Ordering::Relaxed);
+        }
+    }
+
+    fn shared(token: &str) -> Arc<Shared> {
+        let set = TokenSet::<serde_json::Value>::new(AccessToken::new(token))
+            .to_stored()
+            .unwrap();
+        Arc::new(Shared(set, AtomicU64::new(0)))
+    }
+
     #[tokio::test]
     async fn a_shared_set_is_kept_not_copied_and_reads_back_like_a_saved_one() {
         let store = MemoryStore::new();
         let key = SessionKey::new("p", "s");
-        let set = Arc::new(
-            TokenSet::<serde_json::Value>::new(AccessToken::new("a"))
-                .to_stored()
-                .unwrap(),
-        );
+        let first = shared("a");
         assert!(
-            store.save_shared(&key, set.clone(), Some(7)).is_err(),
+            store.save_shared(&key, first.clone(), Some(7)).is_err(),
             "compare and swap"
         );
-        let v1 = store.save_shared(&key, set.clone(), None).unwrap();
-        assert_eq!(Arc::strong_count(&set), 2, "the store holds the same Arc");
+        assert_eq!(first.version(), 0, "a refused save records no version");
+        let v1 = store.save_shared(&key, first.clone(), None).unwrap();
+        assert_eq!(Arc::strong_count(&first), 2, "the store holds the same Arc");
+        assert!(store.holds(&key, &first.0));
+        assert_eq!(
+            first.version(),
+            v1,
+            "the version is recorded in the shared set"
+        );
         let loaded = store.load(&key).await.unwrap().unwrap();
         assert_eq!(
             (loaded.version, loaded.value.tokens().unwrap()),
-            (v1, &*set)
+            (v1, &first.0)
+        );
+        assert!(
+            store.save(&key, &loaded.value, Some(v1 + 1)).await.is_err(),
+            "compare and swap against the shared set's version"
         );
         // `put_shared` overwrites whatever is there, at a new version.
-        let other = Arc::new(
-            TokenSet::<serde_json::Value>::new(AccessToken::new("b"))
-                .to_stored()
-                .unwrap(),
-        );
+        let other = shared("b");
         let v2 = store.put_shared(&key, other.clone());
         assert!(v2 > v1);
-        assert_eq!(Arc::strong_count(&set), 1, "the old set is dropped");
+        assert_eq!((first.version(), other.version()), (v1, v2));
+        assert_eq!(Arc::strong_count(&first), 1, "the old set is dropped");
         let loaded = store.load(&key).await.unwrap().unwrap();
-        assert_eq!(loaded.value.tokens().unwrap(), &*other);
+        assert_eq!(
+            (loaded.version, loaded.value.tokens().unwrap()),
+            (v2, &other.0)
+        );
         assert_eq!(store.len(), 1);
+        // A save through the trait replaces it with a record of the store's own.
+        let v3 = store.save(&key, &set("c"), Some(v2)).await.unwrap();
+        assert!(!store.holds(&key, &other.0));
+        assert_eq!(other.version(), v2);
+        assert_eq!(store.load(&key).await.unwrap().unwrap().version, v3);
     }
 
     #[tokio::test]
