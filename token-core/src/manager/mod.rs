@@ -605,18 +605,21 @@ impl<P: Provider> Inner<P> {
         session: &'a Session<P::Extras>,
     ) -> impl FnOnce(&Arc<State<P::Extras>>) + 'a {
         move |state| {
-            let current = Ready::of(state);
-            let current = current.as_ref();
+            // Moved into the entry (cloned again only if papaya tries a second time).
+            let mut current = Ready::of(state);
+            let ready = current.is_some();
             let ours = |entry: &Entry<P::Extras>| std::ptr::eq(&*entry.session, session);
+            let shows = |entry: &Entry<P::Extras>| match &entry.current {
+                Some(shown) => shown.is(state),
+                None => !ready,
+            };
             self.sessions
                 .pin()
                 .compute(Name(session.name().clone()), |found| match found {
-                    Some((_, entry))
-                        if ours(entry) && !same_current(entry.current.as_ref(), current) =>
-                    {
+                    Some((_, entry)) if ours(entry) && !shows(entry) => {
                         papaya::Operation::Insert(Entry {
                             session: entry.session.clone(),
-                            current: current.cloned(),
+                            current: current.take().or_else(|| Ready::of(state)),
                         })
                     }
                     _ => papaya::Operation::Abort(()),
@@ -771,24 +774,28 @@ struct Entry<X> {
     current: Option<Ready<X>>,
 }
 
-fn same_current<X>(a: Option<&Ready<X>>, b: Option<&Ready<X>>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => Ready::ptr_eq(a, b),
-        (None, None) => true,
-        _ => false,
-    }
-}
-
 /// `set` in the form stores keep (moved, not copied) and its typed extras.
 fn split<X: crate::token_set::Extras>(set: TokenSet<X>) -> Result<(StoredTokenSet, X), Error> {
     // serde's message may quote a value (an extra can be personal data): name its kind only.
-    let json = serde_json::to_value(&set.extras).map_err(|e| {
+    let json = extras_json(&set.extras).map_err(|e| {
         Error::Config(format!(
             "the provider's extras could not be serialized ({:?} error)",
             e.classify()
         ))
     })?;
     Ok(untyped(set, json))
+}
+
+/// `extras` as JSON. [`NoExtras`](crate::token_set::NoExtras) (most providers') is the
+/// empty object that serde would make, without serde's machinery on every insert and refresh.
+fn extras_json<X: crate::token_set::Extras>(
+    extras: &X,
+) -> Result<serde_json::Value, serde_json::Error> {
+    use std::any::TypeId;
+    if TypeId::of::<X>() == TypeId::of::<crate::token_set::NoExtras>() {
+        return Ok(serde_json::Value::Object(serde_json::Map::new()));
+    }
+    serde_json::to_value(extras)
 }
 
 /// `set` with `json` for its extras, and the typed extras.

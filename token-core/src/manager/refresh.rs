@@ -373,7 +373,7 @@ impl<P: Provider> Inner<P> {
         let base = current.as_ref().and_then(|c| c.version());
         // Extras that cannot be serialized: the set is used, never saved (as before a
         // save that failed, it keeps the lease).
-        let (set, extras, unstorable) = match serde_json::to_value(&set.extras) {
+        let (set, extras, unstorable) = match super::extras_json(&set.extras) {
             Ok(json) => {
                 let (set, extras) = super::untyped(set, json);
                 (set, extras, false)

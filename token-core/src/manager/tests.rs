@@ -3552,3 +3552,13 @@ async fn a_store_that_panics_once_the_lease_is_taken_does_not_keep_it_taken() {
 
 mod crash;
 mod model;
+
+#[test]
+fn no_extras_are_kept_as_serde_would_make_them() {
+    assert_eq!(
+        extras_json(&NoExtras {}).unwrap(),
+        serde_json::to_value(NoExtras {}).unwrap()
+    );
+    let other = serde_json::json!({"user_id": "u-1"});
+    assert_eq!(extras_json(&other).unwrap(), other);
+}
