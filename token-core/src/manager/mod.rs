@@ -669,27 +669,27 @@ impl<P: Provider> Inner<P> {
         self.current_at(stored, extras, version, saved, refresh_at)
     }
 
-    /// A current set to be refreshed at `refresh_at`.
+    /// A current set to be refreshed at `refresh_at` (Unix nanoseconds).
     fn current_at(
         &self,
         stored: StoredTokenSet,
         extras: P::Extras,
         version: Option<crate::store::Version>,
         saved: bool,
-        refresh_at: Option<OffsetDateTime>,
+        refresh_at: Option<i128>,
     ) -> Current<P::Extras> {
         Current::new(stored, extras, version, saved, refresh_at)
     }
 
     /// When to refresh `set` ahead of expiry: before the access token expires (skew plus a
     /// random jitter), and before the refresh token does.
-    fn schedule(&self, set: &StoredTokenSet) -> Option<OffsetDateTime> {
+    fn schedule(&self, set: &StoredTokenSet) -> Option<i128> {
         self.schedule_by(set, true)
     }
 
     /// As [`schedule`](Self::schedule), by the access token's expiry alone unless
-    /// `refresh_expiry`.
-    fn schedule_by(&self, set: &StoredTokenSet, refresh_expiry: bool) -> Option<OffsetDateTime> {
+    /// `refresh_expiry`. In Unix nanoseconds.
+    fn schedule_by(&self, set: &StoredTokenSet, refresh_expiry: bool) -> Option<i128> {
         let jitter = crate::random::up_to(self.config.skew_jitter);
         // In Unix nanoseconds (as `i128`, which holds every instant `time` represents with
         // room for the arithmetic): no calendar arithmetic on every insert and refresh. "Now"
@@ -710,11 +710,10 @@ impl<P: Provider> Inner<P> {
             .refresh_expires_at
             .filter(|_| refresh_expiry)
             .map(|at| at_most_half(at, self.config.refresh_token_skew));
-        let at = match (access, refresh) {
-            (Some(a), Some(r)) => a.min(r),
-            (a, r) => a.or(r)?,
-        };
-        Some(session::from_unix_nanos(at))
+        match (access, refresh) {
+            (Some(a), Some(r)) => Some(a.min(r)),
+            (a, r) => a.or(r),
+        }
     }
 
     /// Reports `event` to the hook and the subscribers. A panicking hook is caught and

@@ -409,7 +409,8 @@ impl<P: Provider> Inner<P> {
             let halfway = set
                 .refresh_expires_at
                 .filter(|at| now < *at)
-                .map(|at| now.checked_add((at - now) / 2).unwrap_or(at));
+                .map(|at| now.checked_add((at - now) / 2).unwrap_or(at))
+                .map(time::OffsetDateTime::unix_timestamp_nanos);
             match (self.schedule_by(&set, false), halfway) {
                 (Some(access), Some(halfway)) => Some(access.min(halfway)),
                 (access, halfway) => access.or(halfway),
@@ -422,12 +423,12 @@ impl<P: Provider> Inner<P> {
         // Refreshes of one session are spaced by at least the minimum interval, whatever
         // the answer's expiries say.
         let earliest = later(now, self.config.min_refresh_interval);
-        next.refresh_at = next.refresh_at.map(|at| at.max(earliest));
+        next.refresh_no_earlier_than(earliest);
         if next.stored.access_expires_at.is_some_and(|at| at <= now) {
             // Already expired on arrival: used all the same, for a short while, rather than
             // refreshed again at once.
             notes.push(ExpiryNote::AlreadyExpired);
-            next.usable_until = next.usable_until.map(|at| at.max(earliest));
+            next.usable_until_at_least(earliest);
         }
         let next = Ready::new(next.sealed());
         let (version, saved, failure) = match self.persist(&session.key, &next, base).await {

@@ -9,7 +9,6 @@ use arc_swap::ArcSwapOption;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use crate::clock::unix_nanos;
 use crate::error::{Error, Reauth};
 use crate::secret::{AccessToken, RefreshToken};
 use crate::store::{SessionKey, SharedSet, Version};
@@ -405,11 +404,13 @@ pub(super) struct Current<X> {
     /// [`HAS_VERSION`] and [`SAVED`]: written once more after the state is built (see
     /// [`settle`](Self::settle)); atomics, so the state needs no lock and no copy for it.
     settled: AtomicU8,
-    /// When to refresh ahead of expiry; `None`: only when refused or forced.
-    pub(super) refresh_at: Option<OffsetDateTime>,
-    /// Until when the access token is handed out: its expiry, or a short grace for a set
-    /// that arrived already expired.
-    pub(super) usable_until: Option<OffsetDateTime>,
+    /// When to refresh ahead of expiry, in Unix nanoseconds ([`NEVER`]: only when refused
+    /// or forced). Nanoseconds, not an `OffsetDateTime`: an insert computes it without
+    /// calendar arithmetic.
+    refresh_at: i128,
+    /// Until when the access token is handed out, in Unix nanoseconds ([`NEVER`]: no expiry
+    /// known): its expiry, or a short grace for a set that arrived already expired.
+    usable_until: i128,
     /// Obtained by a refresh after the API refused the previous token: a refusal of this
     /// one too is not refreshed again (an API that refuses everything must not rotate the
     /// session on every request).
@@ -504,22 +505,22 @@ impl<X> From<Ready<X>> for Arc<State<X>> {
 
 impl<X> Current<X> {
     /// A set at `version` (saved, or the version it replaces), to be refreshed at
-    /// `refresh_at`; [`sealed`](Self::sealed) computes `fresh_until`.
+    /// `refresh_at` (Unix nanoseconds); [`sealed`](Self::sealed) computes `fresh_until`.
     pub(super) fn new(
         stored: StoredTokenSet,
         extras: X,
         version: Option<Version>,
         saved: bool,
-        refresh_at: Option<OffsetDateTime>,
+        refresh_at: Option<i128>,
     ) -> Self {
         Self {
-            usable_until: stored.access_expires_at,
+            usable_until: nanos_or_never(stored.access_expires_at),
             stored,
             extras,
             unstorable: false,
             version: AtomicU64::new(version.unwrap_or(0)),
             settled: AtomicU8::new(flags(version, saved)),
-            refresh_at,
+            refresh_at: refresh_at.unwrap_or(NEVER),
             after_rejection: false,
             fresh_until: 0,
         }
@@ -528,9 +529,35 @@ impl<X> Current<X> {
 
     /// Computes `fresh_until` from `refresh_at` and `usable_until`.
     pub(super) fn sealed(mut self) -> Self {
-        let nanos = |at: Option<OffsetDateTime>| at.map_or(i64::MAX, unix_nanos);
-        self.fresh_until = nanos(self.refresh_at).min(nanos(self.usable_until));
+        let until = self.refresh_at.min(self.usable_until);
+        self.fresh_until = until.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
         self
+    }
+
+    /// When the set is to be refreshed ahead of expiry.
+    #[cfg(test)]
+    pub(super) fn refresh_at(&self) -> Option<OffsetDateTime> {
+        instant(self.refresh_at)
+    }
+
+    /// Until when the access token is handed out.
+    #[cfg(test)]
+    pub(super) fn usable_until(&self) -> Option<OffsetDateTime> {
+        instant(self.usable_until)
+    }
+
+    /// Refreshes no earlier than `earliest` (if at all ahead of expiry).
+    pub(super) fn refresh_no_earlier_than(&mut self, earliest: OffsetDateTime) {
+        if self.refresh_at != NEVER {
+            self.refresh_at = self.refresh_at.max(earliest.unix_timestamp_nanos());
+        }
+    }
+
+    /// Handed out until `earliest` at least (if it has an end).
+    pub(super) fn usable_until_at_least(&mut self, earliest: OffsetDateTime) {
+        if self.usable_until != NEVER {
+            self.usable_until = self.usable_until.max(earliest.unix_timestamp_nanos());
+        }
     }
 
     /// The access token.
@@ -575,11 +602,11 @@ impl<X: Clone> Current<X> {
     }
 
     pub(super) fn fresh(&self, now: OffsetDateTime) -> bool {
-        self.refresh_at.is_none_or(|at| now < at) && self.usable(now)
+        now.unix_timestamp_nanos() < self.refresh_at.min(self.usable_until)
     }
 
     pub(super) fn usable(&self, now: OffsetDateTime) -> bool {
-        self.usable_until.is_none_or(|at| now < at)
+        now.unix_timestamp_nanos() < self.usable_until
     }
 
     /// The same set, saved at `version`.
@@ -605,16 +632,27 @@ impl<X: Clone> Current<X> {
             unstorable: self.unstorable,
             version: AtomicU64::new(self.version.load(Ordering::Relaxed)),
             settled: AtomicU8::new(self.settled.load(Ordering::Acquire)),
-            refresh_at: Some(match self.usable_until {
-                Some(until) => at.min(until),
-                None => at,
-            }),
+            refresh_at: at.unix_timestamp_nanos().min(self.usable_until),
             usable_until: self.usable_until,
             after_rejection: self.after_rejection,
             fresh_until: 0,
         }
         .sealed()
     }
+}
+
+/// [`Current::refresh_at`] or [`Current::usable_until`] that never comes: later than every
+/// instant `time` represents.
+const NEVER: i128 = i128::MAX;
+
+fn nanos_or_never(at: Option<OffsetDateTime>) -> i128 {
+    at.map_or(NEVER, OffsetDateTime::unix_timestamp_nanos)
+}
+
+/// The instant `nanos` is, `None` for [`NEVER`].
+#[cfg(test)]
+fn instant(nanos: i128) -> Option<OffsetDateTime> {
+    (nanos != NEVER).then(|| from_unix_nanos(nanos))
 }
 
 /// [`Current::settled`]: the set has a version.
@@ -676,6 +714,7 @@ pub(super) const MAX_COOLDOWN: Duration = Duration::from_secs(3600);
 const FAR_FUTURE: OffsetDateTime =
     crate::expiry::utc(9999, time::Month::December, 31, (23, 59, 59));
 /// The earliest representable instant.
+#[cfg(test)]
 const FAR_PAST: OffsetDateTime = crate::expiry::utc(-9999, time::Month::January, 1, (0, 0, 0));
 
 /// `at + by`, saturating instead of overflowing.
@@ -687,7 +726,8 @@ pub(super) fn later(at: OffsetDateTime, by: Duration) -> OffsetDateTime {
 }
 
 /// The instant `nanos` after the Unix epoch, saturating at the representable range.
-pub(super) fn from_unix_nanos(nanos: i128) -> OffsetDateTime {
+#[cfg(test)]
+fn from_unix_nanos(nanos: i128) -> OffsetDateTime {
     // Through `i64` seconds where the instant fits (the years 1677 to 2262): no 128-bit
     // division.
     let at = match i64::try_from(nanos) {
