@@ -41,7 +41,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Reauth, StoreError};
 use crate::provider::{CallContext, Provider};
 use crate::secret::{AccessToken, RefreshToken};
-use crate::store::{MemoryStore, ReauthVerdict, SessionKey, TokenStore};
+use crate::store::{BoundMemoryStore, MemoryStore, ReauthVerdict, SessionKey, TokenStore};
 use crate::token_set::{StoredTokenSet, TokenSet};
 use crate::transport::HttpClient;
 use name::{Name, UnknownNames};
@@ -163,7 +163,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
                 provider_name: provider_name.clone(),
                 provider: self.provider,
                 store,
-                memory,
+                memory: memory.map(|memory| memory.bind(&provider_name)),
                 client,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 config: self.config,
@@ -493,8 +493,9 @@ impl<P: Provider> TokenManager<P> {
 struct Inner<P: Provider> {
     provider: P,
     store: Arc<dyn TokenStore>,
-    /// `store` itself when it is a `MemoryStore`: saved to through `Arc`s of the sets.
-    memory: Option<Arc<MemoryStore>>,
+    /// `store` itself when it is a `MemoryStore`: saved to through `Arc`s of the sets, in
+    /// this provider's table of it.
+    memory: Option<BoundMemoryStore>,
     client: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
     config: ManagerConfig,

@@ -716,7 +716,7 @@ async fn the_managers_memory_store_keeps_the_sessions_own_state_not_a_copy() {
         .build()
         .unwrap();
     let key = SessionKey::new("fake", "s");
-    let memory = manager.inner.memory.clone().unwrap();
+    let memory = manager.inner.memory.as_ref().unwrap();
     // Whether the store holds the session's current set itself, and the version and saved
     // flag the session's state was settled with.
     let shared = || {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
@@ -49,7 +49,12 @@ impl MemoryStore {
 
     /// How many sessions are stored.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        let providers = self.lock();
+        providers
+            .0
+            .values()
+            .map(|sessions| sessions.lock().len())
+            .sum()
     }
 
     /// Whether no session is stored.
@@ -57,16 +62,44 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
-        // A panic elsewhere while holding the lock cannot leave a record half-written
-        // (records are replaced whole), so the data stays good.
-        self.records
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Records> {
+        lock(&self.records)
     }
 
-    fn next_version(&self) -> Version {
-        self.next_version.fetch_add(1, Ordering::Relaxed) + 1
+    /// The records of `provider`, if it has a table.
+    fn sessions(&self, provider: &str) -> Option<Arc<Sessions>> {
+        self.lock().0.get(provider).cloned()
+    }
+
+    /// The records of `provider`, its table made if it has none.
+    fn sessions_or_new(&self, provider: &Arc<str>) -> Arc<Sessions> {
+        let mut providers = self.lock();
+        match providers.0.get(&**provider) {
+            Some(sessions) => sessions.clone(),
+            None => providers.0.entry(provider.clone()).or_default().clone(),
+        }
+    }
+
+    /// Drops the table of `provider` if it is empty and nothing holds it (a store bound to
+    /// a manager keeps its provider's table).
+    fn forget_if_empty(&self, provider: &str) {
+        let mut providers = self.lock();
+        let unused = providers
+            .0
+            .get(provider)
+            .is_some_and(|sessions| Arc::strong_count(sessions) == 1 && sessions.lock().is_empty());
+        if unused {
+            providers.0.remove(provider);
+        }
+    }
+
+    /// This store as the manager of `provider` writes to it: that provider's table at hand.
+    pub(crate) fn bind(self: &Arc<Self>, provider: &Arc<str>) -> BoundMemoryStore {
+        BoundMemoryStore {
+            sessions: self.sessions_or_new(provider),
+            provider: provider.clone(),
+            store: self.clone(),
+        }
     }
 
     /// `save` of a token set the caller keeps too (a `TokenManager`'s current state): the
@@ -77,34 +110,23 @@ impl MemoryStore {
         set: Arc<dyn SharedSet>,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
-        self.save_entry(key, expected, |version| {
-            set.saved_at(version);
-            Held::Shared(set)
-        })
+        self.save_entry(key, expected, Held::shared(set))
     }
 
     /// Writes `set` whatever is stored (the application's own tokens, which have the last
     /// word); returns the new version.
     pub(crate) fn put_shared(&self, key: &SessionKey, set: Arc<dyn SharedSet>) -> Version {
-        let mut records = self.lock();
-        let version = self.next_version();
-        set.saved_at(version);
-        records.put(key, Held::Shared(set));
-        version
-    }
-
-    /// Whether the record of `key` is `set` itself (kept shared, not a copy).
-    #[cfg(test)]
-    pub(crate) fn holds(&self, key: &SessionKey, set: &StoredTokenSet) -> bool {
-        self.lock().get(key).is_some_and(|held| match held {
-            Held::Shared(held) => held.tokens().is_some_and(|held| std::ptr::eq(held, set)),
-            Held::Owned(_) => false,
-        })
+        let sessions = self.sessions_or_new(key.provider_shared());
+        sessions.put(key, &self.next_version, Held::shared(set))
     }
 
     /// Deletes the record of `key`, whatever its version (a `TokenManager`'s `remove`).
     pub(crate) fn remove(&self, key: &SessionKey) {
-        self.lock().remove(key);
+        if let Some(sessions) = self.sessions(key.provider()) {
+            sessions.lock().remove(key.session());
+            drop(sessions);
+            self.forget_if_empty(key.provider());
+        }
     }
 
     /// Writes the record `make` makes at the new version, if the stored one is at
@@ -115,8 +137,152 @@ impl MemoryStore {
         expected: Option<Version>,
         make: impl FnOnce(Version) -> Held,
     ) -> Result<Version, StoreError> {
-        let mut records = self.lock();
-        let found = records.get_mut(key);
+        let sessions = match (self.sessions(key.provider()), expected) {
+            (Some(sessions), _) => sessions,
+            (None, None) => self.sessions_or_new(key.provider_shared()),
+            (None, Some(_)) => {
+                return Err(StoreError::Conflict {
+                    expected,
+                    found: None,
+                });
+            }
+        };
+        sessions.save(key, expected, &self.next_version, make)
+    }
+}
+
+/// A [`MemoryStore`] bound to the one provider whose manager writes to it: its table of
+/// that provider's records at hand, so an insert neither looks the provider up nor takes
+/// the store-wide lock. Keys of another provider go through the store.
+pub(crate) struct BoundMemoryStore {
+    sessions: Arc<Sessions>,
+    provider: Arc<str>,
+    store: Arc<MemoryStore>,
+}
+
+impl BoundMemoryStore {
+    /// The bound table, if `key` is of its provider.
+    fn sessions(&self, key: &SessionKey) -> Option<&Sessions> {
+        let ours =
+            Arc::ptr_eq(&self.provider, key.provider_shared()) || *self.provider == *key.provider();
+        ours.then_some(&*self.sessions)
+    }
+
+    /// As [`MemoryStore::save_shared`].
+    pub(crate) fn save_shared(
+        &self,
+        key: &SessionKey,
+        set: Arc<dyn SharedSet>,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        match self.sessions(key) {
+            Some(sessions) => {
+                sessions.save(key, expected, &self.store.next_version, Held::shared(set))
+            }
+            None => self.store.save_shared(key, set, expected),
+        }
+    }
+
+    /// As [`MemoryStore::put_shared`].
+    pub(crate) fn put_shared(&self, key: &SessionKey, set: Arc<dyn SharedSet>) -> Version {
+        match self.sessions(key) {
+            Some(sessions) => sessions.put(key, &self.store.next_version, Held::shared(set)),
+            None => self.store.put_shared(key, set),
+        }
+    }
+
+    /// As [`MemoryStore::remove`].
+    pub(crate) fn remove(&self, key: &SessionKey) {
+        match self.sessions(key) {
+            Some(sessions) => {
+                sessions.lock().remove(key.session());
+            }
+            None => self.store.remove(key),
+        }
+    }
+
+    /// Whether the record of `key` is `set` itself (kept shared, not a copy).
+    #[cfg(test)]
+    pub(crate) fn holds(&self, key: &SessionKey, set: &StoredTokenSet) -> bool {
+        self.store.holds(key, set)
+    }
+}
+
+#[cfg(test)]
+impl MemoryStore {
+    /// Whether the record of `key` is `set` itself (kept shared, not a copy).
+    pub(crate) fn holds(&self, key: &SessionKey, set: &StoredTokenSet) -> bool {
+        let Some(sessions) = self.sessions(key.provider()) else {
+            return false;
+        };
+        let sessions = sessions.lock();
+        sessions.get(key.session()).is_some_and(|held| match held {
+            Held::Shared(held) => held.tokens().is_some_and(|held| std::ptr::eq(held, set)),
+            Held::Owned(_) => false,
+        })
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere while holding the lock cannot leave a record half-written
+    // (records are replaced whole), so the data stays good.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn next_version(counter: &AtomicU64) -> Version {
+    counter.fetch_add(1, Ordering::Relaxed) + 1
+}
+
+/// The records, by provider and then by session name: a slot holds one name, not a whole
+/// [`SessionKey`] (every key of one provider shares its provider name), and a save or a
+/// load hashes the session's name only. Keyed with foldhash (seeded per process). Each
+/// provider's table has a lock of its own: a manager bound to its provider's table writes
+/// without the store-wide lock.
+#[derive(Debug, Default)]
+struct Records(HashMap<Arc<str>, Arc<Sessions>, Hasher>);
+
+type Hasher = foldhash::quality::RandomState;
+
+/// One provider's records, by session name.
+#[derive(Debug, Default)]
+struct Sessions(Mutex<HashMap<Arc<str>, Held, Hasher>>);
+
+impl Sessions {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, Held, Hasher>> {
+        lock(&self.0)
+    }
+
+    /// Writes `held` under `key`, replacing what is there; returns its version.
+    fn put(
+        &self,
+        key: &SessionKey,
+        counter: &AtomicU64,
+        held: impl FnOnce(Version) -> Held,
+    ) -> Version {
+        let mut sessions = self.lock();
+        let version = next_version(counter);
+        let held = held(version);
+        match sessions.get_mut(key.session()) {
+            Some(found) => *found = held,
+            None => {
+                sessions.insert(key.session_shared().clone(), held);
+            }
+        }
+        version
+    }
+
+    /// As [`put`](Self::put), if the stored record is at `expected`.
+    fn save(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+        counter: &AtomicU64,
+        make: impl FnOnce(Version) -> Held,
+    ) -> Result<Version, StoreError> {
+        let mut sessions = self.lock();
+        let found = sessions.get_mut(key.session());
         let found_version = found.as_ref().map(|held| held.version());
         if found_version != expected {
             return Err(StoreError::Conflict {
@@ -124,58 +290,15 @@ impl MemoryStore {
                 found: found_version,
             });
         }
-        let version = self.next_version();
+        let version = next_version(counter);
         let held = make(version);
         match found {
-            Some(found) => *found = held,
-            None => records.put(key, held),
-        }
-        Ok(version)
-    }
-}
-
-/// The records, by provider and then by session name: a slot holds one name, not a whole
-/// [`SessionKey`] (every key of one provider shares its provider name), and a save or a
-/// load hashes the session's name only. Keyed with foldhash (seeded per process).
-#[derive(Debug, Default)]
-struct Records(HashMap<Arc<str>, HashMap<Arc<str>, Held, Hasher>, Hasher>);
-
-type Hasher = foldhash::quality::RandomState;
-
-impl Records {
-    fn len(&self) -> usize {
-        self.0.values().map(HashMap::len).sum()
-    }
-
-    fn get(&self, key: &SessionKey) -> Option<&Held> {
-        self.0.get(key.provider())?.get(key.session())
-    }
-
-    fn get_mut(&mut self, key: &SessionKey) -> Option<&mut Held> {
-        self.0.get_mut(key.provider())?.get_mut(key.session())
-    }
-
-    /// Writes `held` under `key`, replacing what is there.
-    fn put(&mut self, key: &SessionKey, held: Held) {
-        let sessions = match self.0.get_mut(key.provider()) {
-            Some(sessions) => sessions,
-            None => self.0.entry(key.provider_shared().clone()).or_default(),
-        };
-        match sessions.get_mut(key.session()) {
             Some(found) => *found = held,
             None => {
                 sessions.insert(key.session_shared().clone(), held);
             }
         }
-    }
-
-    fn remove(&mut self, key: &SessionKey) -> Option<Held> {
-        let sessions = self.0.get_mut(key.provider())?;
-        let removed = sessions.remove(key.session());
-        if sessions.is_empty() {
-            self.0.remove(key.provider());
-        }
-        removed
+        Ok(version)
     }
 }
 
@@ -203,6 +326,14 @@ enum Held {
 }
 
 impl Held {
+    /// `set`, shared, recording the version it is saved at.
+    fn shared(set: Arc<dyn SharedSet>) -> impl FnOnce(Version) -> Held {
+        move |version| {
+            set.saved_at(version);
+            Held::Shared(set)
+        }
+    }
+
     fn version(&self) -> Version {
         match self {
             Self::Shared(set) => set.version(),
@@ -237,8 +368,11 @@ impl std::fmt::Debug for Held {
 #[async_trait]
 impl TokenStore for MemoryStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
-        let records = self.lock();
-        let Some(held) = records.get(key) else {
+        let Some(sessions) = self.sessions(key.provider()) else {
+            return Ok(None);
+        };
+        let sessions = sessions.lock();
+        let Some(held) = sessions.get(key.session()) else {
             return Ok(None);
         };
         Ok(Some(Versioned {
@@ -263,14 +397,23 @@ impl TokenStore for MemoryStore {
         key: &SessionKey,
         expected: Option<Version>,
     ) -> Result<bool, StoreError> {
-        let mut records = self.lock();
-        match (records.get(key).map(Held::version), expected) {
+        let Some(sessions) = self.sessions(key.provider()) else {
+            return Ok(false);
+        };
+        let mut records = sessions.lock();
+        match (records.get(key.session()).map(Held::version), expected) {
             (None, _) => Ok(false),
             (Some(found), Some(expected)) if found != expected => Err(StoreError::Conflict {
                 expected: Some(expected),
                 found: Some(found),
             }),
-            _ => Ok(records.remove(key).is_some()),
+            _ => {
+                records.remove(key.session());
+                drop(records);
+                drop(sessions);
+                self.forget_if_empty(key.provider());
+                Ok(true)
+            }
         }
     }
 
@@ -439,6 +582,39 @@ mod tests {
         assert!(!store.holds(&key, &other.0));
         assert_eq!(other.version(), v2);
         assert_eq!(store.load(&key).await.unwrap().unwrap().version, v3);
+    }
+
+    #[tokio::test]
+    async fn a_bound_providers_table_outlives_its_last_record_and_others_go_with_theirs() {
+        let store = Arc::new(MemoryStore::new());
+        let provider: Arc<str> = Arc::from("p");
+        let bound = store.bind(&provider);
+        let key = SessionKey::new(provider.clone(), "s");
+        let v1 = bound.put_shared(&key, shared("a"));
+        assert_eq!(store.load(&key).await.unwrap().unwrap().version, v1);
+        assert!(store.delete(&key, Some(v1)).await.unwrap());
+        // Emptied, the bound table is still the store's: what is written through it is
+        // seen through the store.
+        let v2 = bound.put_shared(&key, shared("b"));
+        assert_eq!(store.load(&key).await.unwrap().unwrap().version, v2);
+        bound.remove(&key);
+        assert!(store.is_empty());
+        let v3 = store.save(&key, &set("c"), None).await.unwrap();
+        assert!(
+            bound.save_shared(&key, shared("d"), Some(v2)).is_err(),
+            "compare and swap"
+        );
+        let v4 = bound.save_shared(&key, shared("d"), Some(v3)).unwrap();
+        assert_eq!(store.load(&key).await.unwrap().unwrap().version, v4);
+        // Another provider's table goes with its last record.
+        let other = SessionKey::new("q", "s");
+        store.save(&other, &set("e"), None).await.unwrap();
+        assert!(store.delete(&other, None).await.unwrap());
+        assert_eq!(store.lock().0.len(), 1);
+        // A key of another provider, given to the bound store, is written to the store.
+        let v5 = bound.put_shared(&other, shared("f"));
+        assert_eq!(store.load(&other).await.unwrap().unwrap().version, v5);
+        assert_eq!(store.len(), 2);
     }
 
     #[tokio::test]
