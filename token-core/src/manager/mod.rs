@@ -671,6 +671,7 @@ impl<P: Provider> Inner<P> {
     }
 
     /// A current set to be refreshed at `refresh_at` (Unix nanoseconds).
+    #[inline]
     fn current_at(
         &self,
         stored: StoredTokenSet,
