@@ -407,10 +407,10 @@ pub(super) struct Current<X> {
     /// When to refresh ahead of expiry, in Unix nanoseconds ([`NEVER`]: only when refused
     /// or forced). Nanoseconds, not an `OffsetDateTime`: an insert computes it without
     /// calendar arithmetic.
-    refresh_at: i128,
+    refresh_at: Nanos,
     /// Until when the access token is handed out, in Unix nanoseconds ([`NEVER`]: no expiry
     /// known): its expiry, or a short grace for a set that arrived already expired.
-    usable_until: i128,
+    usable_until: Nanos,
     /// Obtained by a refresh after the API refused the previous token: a refusal of this
     /// one too is not refreshed again (an API that refuses everything must not rotate the
     /// session on every request).
@@ -517,7 +517,7 @@ impl<X> Current<X> {
     ) -> Self {
         // Built in one go (no pass through `sealed`): an insert moves the set once less.
         let usable_until = nanos_or_never(stored.access_expires_at);
-        let refresh_at = refresh_at.unwrap_or(NEVER);
+        let refresh_at = refresh_at.map_or(NEVER, Nanos::new);
         Self {
             usable_until,
             stored,
@@ -552,14 +552,14 @@ impl<X> Current<X> {
     /// Refreshes no earlier than `earliest` (if at all ahead of expiry).
     pub(super) fn refresh_no_earlier_than(&mut self, earliest: OffsetDateTime) {
         if self.refresh_at != NEVER {
-            self.refresh_at = self.refresh_at.max(earliest.unix_timestamp_nanos());
+            self.refresh_at = self.refresh_at.max(Nanos::of(earliest));
         }
     }
 
     /// Handed out until `earliest` at least (if it has an end).
     pub(super) fn usable_until_at_least(&mut self, earliest: OffsetDateTime) {
         if self.usable_until != NEVER {
-            self.usable_until = self.usable_until.max(earliest.unix_timestamp_nanos());
+            self.usable_until = self.usable_until.max(Nanos::of(earliest));
         }
     }
 
@@ -605,11 +605,11 @@ impl<X: Clone> Current<X> {
     }
 
     pub(super) fn fresh(&self, now: OffsetDateTime) -> bool {
-        now.unix_timestamp_nanos() < self.refresh_at.min(self.usable_until)
+        Nanos::of(now) < self.refresh_at.min(self.usable_until)
     }
 
     pub(super) fn usable(&self, now: OffsetDateTime) -> bool {
-        now.unix_timestamp_nanos() < self.usable_until
+        Nanos::of(now) < self.usable_until
     }
 
     /// The same set, saved at `version`.
@@ -635,7 +635,7 @@ impl<X: Clone> Current<X> {
             unstorable: self.unstorable,
             version: AtomicU64::new(self.version.load(Ordering::Relaxed)),
             settled: AtomicU8::new(self.settled.load(Ordering::Acquire)),
-            refresh_at: at.unix_timestamp_nanos().min(self.usable_until),
+            refresh_at: Nanos::of(at).min(self.usable_until),
             usable_until: self.usable_until,
             after_rejection: self.after_rejection,
             fresh_until: 0,
@@ -646,22 +646,47 @@ impl<X: Clone> Current<X> {
 
 /// [`Current::refresh_at`] or [`Current::usable_until`] that never comes: later than every
 /// instant `time` represents.
-const NEVER: i128 = i128::MAX;
+const NEVER: Nanos = Nanos::new(i128::MAX);
+
+/// Unix nanoseconds (an `i128`) kept as two 8-byte halves, ordered as the `i128`: aligned
+/// to 8 bytes, not 16, so a state is not padded to a multiple of 16.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Nanos {
+    high: i64,
+    low: u64,
+}
+
+impl Nanos {
+    const fn new(nanos: i128) -> Self {
+        Self {
+            high: (nanos >> 64) as i64,
+            low: nanos as u64,
+        }
+    }
+
+    fn of(at: OffsetDateTime) -> Self {
+        Self::new(at.unix_timestamp_nanos())
+    }
+
+    fn get(self) -> i128 {
+        (i128::from(self.high) << 64) | i128::from(self.low)
+    }
+}
 
 /// The earlier of `refresh_at` and `usable_until`, clamped to `i64` (the fast path's clock).
-fn fresh_until(refresh_at: i128, usable_until: i128) -> i64 {
-    let until = refresh_at.min(usable_until);
+fn fresh_until(refresh_at: Nanos, usable_until: Nanos) -> i64 {
+    let until = refresh_at.min(usable_until).get();
     until.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
-fn nanos_or_never(at: Option<OffsetDateTime>) -> i128 {
-    at.map_or(NEVER, OffsetDateTime::unix_timestamp_nanos)
+fn nanos_or_never(at: Option<OffsetDateTime>) -> Nanos {
+    at.map_or(NEVER, Nanos::of)
 }
 
 /// The instant `nanos` is, `None` for [`NEVER`].
 #[cfg(test)]
-fn instant(nanos: i128) -> Option<OffsetDateTime> {
-    (nanos != NEVER).then(|| from_unix_nanos(nanos))
+fn instant(nanos: Nanos) -> Option<OffsetDateTime> {
+    (nanos != NEVER).then(|| from_unix_nanos(nanos.get()))
 }
 
 /// [`Current::settled`]: the set has a version.
@@ -755,6 +780,26 @@ fn from_unix_nanos(nanos: i128) -> OffsetDateTime {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn nanos_in_halves_keep_their_value_and_order() {
+        let values = [
+            i128::MIN,
+            -(1 << 64) - 1,
+            -(1 << 64),
+            -1,
+            0,
+            1,
+            1 << 64,
+            (1 << 64) + 1,
+        ];
+        for a in values.into_iter().chain([i128::MAX]) {
+            assert_eq!(Nanos::new(a).get(), a);
+            for b in values {
+                assert_eq!(Nanos::new(a).cmp(&Nanos::new(b)), a.cmp(&b), "{a} {b}");
+            }
+        }
+    }
 
     #[test]
     fn instant_arithmetic_saturates() {
