@@ -243,7 +243,7 @@ impl<P: Provider> Inner<P> {
     ) -> Result<Stored<P::Extras>, Error> {
         let Some(record) = self.store.load(&session.key).await? else {
             // Gone from the store although this process had it there: removed.
-            if let Some(version) = current.and_then(|c| c.version) {
+            if let Some(version) = current.and_then(|c| c.version()) {
                 tracing::info!(version, "the session was removed from the store");
                 self.publish_if(
                     session,
@@ -258,7 +258,7 @@ impl<P: Provider> Inner<P> {
         };
         // The version this process's set is at (saved), or replaces (unsaved): anything
         // else was written by someone else since.
-        if current.is_some_and(|c| c.version == Some(record.version)) {
+        if current.is_some_and(|c| c.version() == Some(record.version)) {
             return Ok(Stored::Unchanged);
         }
         match record.value {

@@ -41,7 +41,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Reauth, StoreError};
 use crate::provider::{CallContext, Provider};
 use crate::secret::{AccessToken, RefreshToken};
-use crate::store::{MemoryStore, ReauthVerdict, SessionKey, TokenStore};
+use crate::store::{BoundMemoryStore, MemoryStore, ReauthVerdict, SessionKey, TokenStore};
 use crate::token_set::{StoredTokenSet, TokenSet};
 use crate::transport::HttpClient;
 use name::{Name, UnknownNames};
@@ -163,7 +163,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
                 provider_name: provider_name.clone(),
                 provider: self.provider,
                 store,
-                memory,
+                memory: memory.map(|memory| memory.bind(&provider_name)),
                 client,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 config: self.config,
@@ -293,7 +293,7 @@ impl<P: Provider> TokenManager<P> {
         let at_least = self.inner.clock.now_nanos_at_least();
         let sessions = self.inner.sessions.pin();
         let current = sessions.get(name)?.current.as_deref()?;
-        (at_least < current.fresh_until).then(|| current.token.clone())
+        (at_least < current.fresh_until).then(|| current.access_token().clone())
     }
 
     /// The whole current set of `session` (extras included), refreshing first if needed.
@@ -381,9 +381,10 @@ impl<P: Provider> TokenManager<P> {
                 let Some(writing) = session.writing() else {
                     continue;
                 };
-                let version = memory.put_shared(&session.key, &stored);
-                let current = inner.current_at(stored, extras, Some(version), true, refresh_at);
-                writing.publish(Ready::new(current).into(), inner.show(&session));
+                // Saved, then settled: the store keeps this very state.
+                let ready = Ready::new(inner.current_at(stored, extras, None, false, refresh_at));
+                ready.settle(Some(memory.put_shared(&session.key, ready.shared())), true);
+                writing.publish(ready.into(), inner.show(&session));
                 break session;
             };
             // Forgotten meanwhile (its lookup found no tokens as this insert began), the
@@ -518,8 +519,9 @@ impl<P: Provider> TokenManager<P> {
 struct Inner<P: Provider> {
     provider: P,
     store: Arc<dyn TokenStore>,
-    /// `store` itself when it is a `MemoryStore`: saved to through `Arc`s of the sets.
-    memory: Option<Arc<MemoryStore>>,
+    /// `store` itself when it is a `MemoryStore`: saved to through `Arc`s of the sets, in
+    /// this provider's table of it.
+    memory: Option<BoundMemoryStore>,
     client: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
     config: ManagerConfig,
@@ -635,18 +637,21 @@ impl<P: Provider> Inner<P> {
         session: &'a Session<P::Extras>,
     ) -> impl FnOnce(&Arc<State<P::Extras>>) + 'a {
         move |state| {
-            let current = Ready::of(state);
-            let current = current.as_ref();
+            // Moved into the entry (cloned again only if papaya tries a second time).
+            let mut current = Ready::of(state);
+            let ready = current.is_some();
             let ours = |entry: &Entry<P::Extras>| std::ptr::eq(&*entry.session, session);
+            let shows = |entry: &Entry<P::Extras>| match &entry.current {
+                Some(shown) => shown.is(state),
+                None => !ready,
+            };
             self.sessions
                 .pin()
                 .compute(Name(session.name().clone()), |found| match found {
-                    Some((_, entry))
-                        if ours(entry) && !same_current(entry.current.as_ref(), current) =>
-                    {
+                    Some((_, entry)) if ours(entry) && !shows(entry) => {
                         papaya::Operation::Insert(Entry {
                             session: entry.session.clone(),
-                            current: current.cloned(),
+                            current: current.take().or_else(|| Ready::of(state)),
                         })
                     }
                     _ => papaya::Operation::Abort(()),
@@ -687,7 +692,7 @@ impl<P: Provider> Inner<P> {
 
     fn current_from(
         &self,
-        stored: Arc<StoredTokenSet>,
+        stored: StoredTokenSet,
         extras: P::Extras,
         version: Option<crate::store::Version>,
         saved: bool,
@@ -696,39 +701,28 @@ impl<P: Provider> Inner<P> {
         self.current_at(stored, extras, version, saved, refresh_at)
     }
 
-    /// A current set to be refreshed at `refresh_at`.
+    /// A current set to be refreshed at `refresh_at` (Unix nanoseconds).
+    #[inline]
     fn current_at(
         &self,
-        stored: Arc<StoredTokenSet>,
+        stored: StoredTokenSet,
         extras: P::Extras,
         version: Option<crate::store::Version>,
         saved: bool,
-        refresh_at: Option<OffsetDateTime>,
+        refresh_at: Option<i128>,
     ) -> Current<P::Extras> {
-        Current {
-            token: stored.access_token.clone(),
-            usable_until: stored.access_expires_at,
-            stored,
-            extras,
-            unstorable: false,
-            version,
-            saved,
-            refresh_at,
-            after_rejection: false,
-            fresh_until: 0,
-        }
-        .sealed()
+        Current::new(stored, extras, version, saved, refresh_at)
     }
 
     /// When to refresh `set` ahead of expiry: before the access token expires (skew plus a
     /// random jitter), and before the refresh token does.
-    fn schedule(&self, set: &StoredTokenSet) -> Option<OffsetDateTime> {
+    fn schedule(&self, set: &StoredTokenSet) -> Option<i128> {
         self.schedule_by(set, true)
     }
 
     /// As [`schedule`](Self::schedule), by the access token's expiry alone unless
-    /// `refresh_expiry`.
-    fn schedule_by(&self, set: &StoredTokenSet, refresh_expiry: bool) -> Option<OffsetDateTime> {
+    /// `refresh_expiry`. In Unix nanoseconds.
+    fn schedule_by(&self, set: &StoredTokenSet, refresh_expiry: bool) -> Option<i128> {
         let jitter = crate::random::up_to(self.config.skew_jitter);
         // In Unix nanoseconds (as `i128`, which holds every instant `time` represents with
         // room for the arithmetic): no calendar arithmetic on every insert and refresh. "Now"
@@ -749,11 +743,10 @@ impl<P: Provider> Inner<P> {
             .refresh_expires_at
             .filter(|_| refresh_expiry)
             .map(|at| at_most_half(at, self.config.refresh_token_skew));
-        let at = match (access, refresh) {
-            (Some(a), Some(r)) => a.min(r),
-            (a, r) => a.or(r)?,
-        };
-        Some(session::from_unix_nanos(at))
+        match (access, refresh) {
+            (Some(a), Some(r)) => Some(a.min(r)),
+            (a, r) => a.or(r),
+        }
     }
 
     /// Reports `event` to the hook and the subscribers. A panicking hook is caught and
@@ -813,25 +806,28 @@ struct Entry<X> {
     current: Option<Ready<X>>,
 }
 
-fn same_current<X>(a: Option<&Ready<X>>, b: Option<&Ready<X>>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => Ready::ptr_eq(a, b),
-        (None, None) => true,
-        _ => false,
-    }
-}
-
 /// `set` in the form stores keep (moved, not copied) and its typed extras.
-fn split<X: crate::token_set::Extras>(set: TokenSet<X>) -> Result<(Arc<StoredTokenSet>, X), Error> {
+fn split<X: crate::token_set::Extras>(set: TokenSet<X>) -> Result<(StoredTokenSet, X), Error> {
     // serde's message may quote a value (an extra can be personal data): name its kind only.
-    let json = serde_json::to_value(&set.extras).map_err(|e| {
+    let json = extras_json(&set.extras).map_err(|e| {
         Error::Config(format!(
             "the provider's extras could not be serialized ({:?} error)",
             e.classify()
         ))
     })?;
-    let (stored, extras) = untyped(set, json);
-    Ok((Arc::new(stored), extras))
+    Ok(untyped(set, json))
+}
+
+/// `extras` as JSON. [`NoExtras`](crate::token_set::NoExtras) (most providers') is the
+/// empty object that serde would make, without serde's machinery on every insert and refresh.
+fn extras_json<X: crate::token_set::Extras>(
+    extras: &X,
+) -> Result<serde_json::Value, serde_json::Error> {
+    use std::any::TypeId;
+    if TypeId::of::<X>() == TypeId::of::<crate::token_set::NoExtras>() {
+        return Ok(serde_json::Value::Object(serde_json::Map::new()));
+    }
+    serde_json::to_value(extras)
 }
 
 /// `set` with `json` for its extras, and the typed extras.
@@ -865,7 +861,7 @@ fn not_a_session(key: &SessionKey) -> Error {
 /// A set as a store gave it, with its extras typed.
 fn from_stored<X: crate::token_set::Extras>(
     stored: StoredTokenSet,
-) -> Result<(Arc<StoredTokenSet>, X), Error> {
+) -> Result<(StoredTokenSet, X), Error> {
     let extras = match &stored.extras {
         serde_json::Value::Null => X::default(),
         json => X::deserialize(json).map_err(|e| {
@@ -875,7 +871,7 @@ fn from_stored<X: crate::token_set::Extras>(
             )))
         })?,
     };
-    Ok((Arc::new(stored), extras))
+    Ok((stored, extras))
 }
 
 #[cfg(test)]

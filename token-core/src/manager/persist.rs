@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use super::session::{Current, Ready, Session, State};
+use super::session::{Ready, Session, State};
 use super::{Event, Inner, not_a_session};
 use crate::error::{Error, StoreError};
 use crate::provider::Provider;
-use crate::store::{SessionKey, StoredRecord, TokenStore, Version, Versioned};
+use crate::store::{SessionKey, SharedSet, StoredRecord, TokenStore, Version, Versioned};
 use crate::token_set::StoredTokenSet;
 
 /// What became of a refreshed set.
@@ -30,11 +30,10 @@ impl<P: Provider> Inner<P> {
     pub(super) async fn persist(
         &self,
         key: &SessionKey,
-        set: &Arc<StoredTokenSet>,
-        unstorable: bool,
+        set: &Ready<P::Extras>,
         base: Option<Version>,
     ) -> Persisted {
-        if unstorable {
+        if set.unstorable {
             return Persisted::Failed(Error::Config(
                 "the provider's extras could not be serialized".into(),
             ));
@@ -42,7 +41,11 @@ impl<P: Provider> Inner<P> {
         let mut record = None;
         let mut expected = base;
         for _ in 0..3 {
-            match self.save_set(key, set, &mut record, expected).await {
+            let shared = Some(set.shared());
+            match self
+                .save_set(key, &set.stored, shared, &mut record, expected)
+                .await
+            {
                 Ok(version) => return Persisted::Saved(version),
                 Err(StoreError::Conflict { .. }) => match self.store.load(key).await {
                     Ok(Some(found)) if found.value.tokens().is_some() => {
@@ -74,11 +77,8 @@ impl<P: Provider> Inner<P> {
     pub(super) async fn save_authoritative(
         &self,
         key: &SessionKey,
-        set: &Arc<StoredTokenSet>,
+        set: &StoredTokenSet,
     ) -> Result<Version, Error> {
-        if let Some(memory) = &self.memory {
-            return Ok(memory.put_shared(key, set));
-        }
         let mut record = None;
         let mut expected = match self.store.load(key).await {
             Ok(found) => found.map(|found| found.version),
@@ -91,7 +91,7 @@ impl<P: Provider> Inner<P> {
             Err(error) => return Err(error.into()),
         };
         for _ in 0..3 {
-            match self.save_set(key, set, &mut record, expected).await {
+            match self.save_set(key, set, None, &mut record, expected).await {
                 Ok(version) => return Ok(version),
                 Err(StoreError::Conflict { found, .. }) => expected = found,
                 Err(error) => return Err(error.into()),
@@ -104,19 +104,21 @@ impl<P: Provider> Inner<P> {
         .into())
     }
 
-    /// Saves `set` if the stored record is at `expected`: a `MemoryStore` keeps the `Arc`
-    /// itself, any other store is given a record made once (in `record`) for all attempts.
+    /// Saves `set` if the stored record is at `expected`: a `MemoryStore` keeps `shared`
+    /// (the state that holds `set`) itself, any other store is given a record made once (in
+    /// `record`) for all attempts.
     async fn save_set(
         &self,
         key: &SessionKey,
-        set: &Arc<StoredTokenSet>,
+        set: &StoredTokenSet,
+        shared: Option<Arc<dyn SharedSet>>,
         record: &mut Option<StoredRecord>,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
-        if let Some(memory) = &self.memory {
-            return memory.save_shared(key, set, expected);
+        if let (Some(memory), Some(shared)) = (&self.memory, shared) {
+            return memory.save_shared(key, shared, expected);
         }
-        let record = record.get_or_insert_with(|| StoredRecord::Tokens((**set).clone()));
+        let record = record.get_or_insert_with(|| StoredRecord::Tokens(set.clone()));
         self.store.save(key, record, expected).await
     }
 
@@ -197,28 +199,11 @@ impl<P: Provider> Inner<P> {
         generation: u64,
         unsaved: &Ready<P::Extras>,
     ) -> Result<Ready<P::Extras>, Error> {
-        match self
-            .persist(
-                &session.key,
-                &unsaved.stored,
-                unsaved.unstorable,
-                unsaved.version,
-            )
-            .await
-        {
+        match self.persist(&session.key, unsaved, unsaved.version()).await {
             Persisted::Saved(version) => {
-                let saved = Ready::new(Current {
-                    token: unsaved.token.clone(),
-                    stored: unsaved.stored.clone(),
-                    extras: unsaved.extras.clone(),
-                    unstorable: false,
-                    version: Some(version),
-                    saved: true,
-                    refresh_at: unsaved.refresh_at,
-                    usable_until: unsaved.usable_until,
-                    after_rejection: unsaved.after_rejection,
-                    fresh_until: unsaved.fresh_until,
-                });
+                // A new publication (its saved flag is part of what callers compare), with
+                // the same set.
+                let saved = Ready::new(unsaved.saved_at(version));
                 self.publish_refreshed(session, generation, Some(unsaved), saved.clone());
                 self.emit(Event::Persisted {
                     session: session.name().clone(),

@@ -273,7 +273,7 @@ impl<P: Provider> Inner<P> {
         // the only live one. No background save keeps a lease for it, so another process
         // may spend the stale stored token meanwhile (`PersistFailed` has said so).
         let current = match current {
-            Some(unsaved) if !unsaved.saved && !unsaved.unstorable => {
+            Some(unsaved) if !unsaved.saved() && !unsaved.unstorable => {
                 match self.save_unsaved(session, generation, &unsaved).await {
                     Ok(saved) => Some(saved),
                     Err(error) => return (Err(error), false),
@@ -400,63 +400,19 @@ impl<P: Provider> Inner<P> {
         let rotated = current
             .as_ref()
             .is_some_and(|c| set.refresh_token != c.stored.refresh_token);
-        let base = current.as_ref().and_then(|c| c.version);
+        let base = current.as_ref().and_then(|c| c.version());
         // Extras that cannot be serialized: the set is used, never saved (as before a
         // save that failed, it keeps the lease).
-        let (set, extras, unstorable) = match serde_json::to_value(&set.extras) {
+        let (set, extras, unstorable) = match super::extras_json(&set.extras) {
             Ok(json) => {
                 let (set, extras) = super::untyped(set, json);
-                (Arc::new(set), extras, false)
+                (set, extras, false)
             }
             Err(_) => {
                 let (set, extras) = super::untyped(set, serde_json::Value::Null);
-                (Arc::new(set), extras, true)
+                (set, extras, true)
             }
         };
-        let (version, saved, failure) =
-            match self.persist(&session.key, &set, unstorable, base).await {
-                Persisted::Saved(version)
-                    if base.is_none() && self.removed_since(session, generation, version).await =>
-                {
-                    return (Err(self.no_tokens(session)), false);
-                }
-                Persisted::Saved(version) => (Some(version), true, None),
-                Persisted::Superseded(found) => {
-                    // An insert replaced the set meanwhile: it has the last word.
-                    let adopted = found
-                        .value
-                        .into_tokens()
-                        .ok_or_else(|| {
-                            StoreError::Corrupt("a superseding record without tokens".into())
-                        })
-                        .map_err(Error::from)
-                        .and_then(from_stored)
-                        .map(|(set, extras)| {
-                            Ready::new(self.current_from(set, extras, Some(found.version), true))
-                        });
-                    if let Ok(adopted) = &adopted
-                        && self.publish_if(session, generation, adopted.clone())
-                    {
-                        self.emit(Event::Adopted {
-                            session: session.name().clone(),
-                            version: found.version,
-                        });
-                    }
-                    return (self.after_insert(session, adopted), false);
-                }
-                Persisted::Removed => {
-                    // Removed while the provider answered: the answer is dropped, not saved.
-                    self.publish_if(
-                        session,
-                        generation,
-                        State::Absent {
-                            checked_at: self.clock.now(),
-                        },
-                    );
-                    return (Err(self.no_tokens(session)), false);
-                }
-                Persisted::Failed(error) => (base, false, Some(error)),
-            };
         // An answer that did not renew the refresh token (the same one, expiring no later)
         // is not renewed by refreshing again soon: the access token's expiry alone schedules
         // the next refresh. Otherwise a refresh token near (or past) its expiry would be
@@ -483,26 +439,72 @@ impl<P: Provider> Inner<P> {
             let halfway = set
                 .refresh_expires_at
                 .filter(|at| now < *at)
-                .map(|at| now.checked_add((at - now) / 2).unwrap_or(at));
+                .map(|at| now.checked_add((at - now) / 2).unwrap_or(at))
+                .map(time::OffsetDateTime::unix_timestamp_nanos);
             match (self.schedule_by(&set, false), halfway) {
                 (Some(access), Some(halfway)) => Some(access.min(halfway)),
                 (access, halfway) => access.or(halfway),
             }
         };
-        let mut next = self.current_at(set, extras, version, saved, refresh_at);
+        // Built before it is saved (a `MemoryStore` keeps this very state), settled after.
+        let mut next = self.current_at(set, extras, base, false, refresh_at);
         next.unstorable = unstorable;
         next.after_rejection = matches!(reason, Reason::Rejected(_));
         // Refreshes of one session are spaced by at least the minimum interval, whatever
         // the answer's expiries say.
         let earliest = later(now, self.config.min_refresh_interval);
-        next.refresh_at = next.refresh_at.map(|at| at.max(earliest));
+        next.refresh_no_earlier_than(earliest);
         if next.stored.access_expires_at.is_some_and(|at| at <= now) {
             // Already expired on arrival: used all the same, for a short while, rather than
             // refreshed again at once.
             notes.push(ExpiryNote::AlreadyExpired);
-            next.usable_until = next.usable_until.map(|at| at.max(earliest));
+            next.usable_until_at_least(earliest);
         }
         let next = Ready::new(next.sealed());
+        let (version, saved, failure) = match self.persist(&session.key, &next, base).await {
+            Persisted::Saved(version)
+                if base.is_none() && self.removed_since(session, generation, version).await =>
+            {
+                return (Err(self.no_tokens(session)), false);
+            }
+            Persisted::Saved(version) => (Some(version), true, None),
+            Persisted::Superseded(found) => {
+                // An insert replaced the set meanwhile: it has the last word.
+                let adopted = found
+                    .value
+                    .into_tokens()
+                    .ok_or_else(|| {
+                        StoreError::Corrupt("a superseding record without tokens".into())
+                    })
+                    .map_err(Error::from)
+                    .and_then(from_stored)
+                    .map(|(set, extras)| {
+                        Ready::new(self.current_from(set, extras, Some(found.version), true))
+                    });
+                if let Ok(adopted) = &adopted
+                    && self.publish_if(session, generation, adopted.clone())
+                {
+                    self.emit(Event::Adopted {
+                        session: session.name().clone(),
+                        version: found.version,
+                    });
+                }
+                return (self.after_insert(session, adopted), false);
+            }
+            Persisted::Removed => {
+                // Removed while the provider answered: the answer is dropped, not saved.
+                self.publish_if(
+                    session,
+                    generation,
+                    State::Absent {
+                        checked_at: self.clock.now(),
+                    },
+                );
+                return (Err(self.no_tokens(session)), false);
+            }
+            Persisted::Failed(error) => (base, false, Some(error)),
+        };
+        next.settle(version, saved);
         if !self.publish_refreshed(session, generation, current.as_ref(), next.clone()) {
             // An insert replaced the session while the provider answered: it wins, and the
             // answer (for the replaced tokens) is dropped.
@@ -624,7 +626,7 @@ impl<P: Provider> Inner<P> {
             tokio::time::sleep(poll).await;
         }
         let reauth = self.reauth_for(session, &error);
-        let version = current.and_then(|c| c.version);
+        let version = current.and_then(|c| c.version());
         let verdict =
             ReauthVerdict::new(reauth.code.clone(), reauth.reason.clone(), self.clock.now());
         let recorded = match self

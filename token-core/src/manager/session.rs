@@ -1,6 +1,7 @@
 //! One session's state in memory: its current set (or verdict), its generation and the
 //! slot of the refresh under way.
 
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -8,10 +9,9 @@ use arc_swap::ArcSwapOption;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use crate::clock::unix_nanos;
 use crate::error::{Error, Reauth};
 use crate::secret::{AccessToken, RefreshToken};
-use crate::store::{SessionKey, Version};
+use crate::store::{SessionKey, SharedSet, Version};
 use crate::token_set::{StoredTokenSet, TokenSet};
 
 pub(super) type Outcome<X> = Result<Ready<X>, Error>;
@@ -165,7 +165,9 @@ impl<X> Session<X> {
         match self.state.load().as_deref()? {
             // Fresh at any instant up to `at_least` (a reading of
             // `Clock::now_nanos_at_least`): otherwise the exact check decides.
-            State::Ready(current) if at_least < current.fresh_until => Some(current.token.clone()),
+            State::Ready(current) if at_least < current.fresh_until => {
+                Some(current.access_token().clone())
+            }
             _ => None,
         }
     }
@@ -447,26 +449,29 @@ pub(super) enum State<X> {
 }
 
 pub(super) struct Current<X> {
-    /// The access token (the one in `stored`), beside `fresh_until`: the fast path reads
-    /// these two and nothing else.
-    pub(super) token: AccessToken,
-    /// The set in the form stores keep, its extras as JSON. A [`MemoryStore`] the manager
-    /// saves to keeps this very `Arc`: one copy of the set for both.
+    /// The set in the form stores keep, its extras as JSON, inline: the state is one
+    /// allocation. A [`MemoryStore`] the manager saves to keeps the state itself: one copy
+    /// of the set for both. The fast path reads its access token and `fresh_until`.
     ///
     /// [`MemoryStore`]: crate::store::MemoryStore
-    pub(super) stored: Arc<StoredTokenSet>,
+    pub(super) stored: StoredTokenSet,
     /// The extras, typed.
     pub(super) extras: X,
     /// The extras could not be serialized: `stored` holds none, and the set is never saved.
     pub(super) unstorable: bool,
-    /// The store version this set is at (or, unsaved, the version it replaces).
-    pub(super) version: Option<Version>,
-    pub(super) saved: bool,
-    /// When to refresh ahead of expiry; `None`: only when refused or forced.
-    pub(super) refresh_at: Option<OffsetDateTime>,
-    /// Until when the access token is handed out: its expiry, or a short grace for a set
-    /// that arrived already expired.
-    pub(super) usable_until: Option<OffsetDateTime>,
+    /// The store version this set is at (or, unsaved, the version it replaces), if
+    /// `settled` says it has one.
+    version: AtomicU64,
+    /// [`HAS_VERSION`] and [`SAVED`]: written once more after the state is built (see
+    /// [`settle`](Self::settle)); atomics, so the state needs no lock and no copy for it.
+    settled: AtomicU8,
+    /// When to refresh ahead of expiry, in Unix nanoseconds ([`NEVER`]: only when refused
+    /// or forced). Nanoseconds, not an `OffsetDateTime`: an insert computes it without
+    /// calendar arithmetic.
+    refresh_at: Nanos,
+    /// Until when the access token is handed out, in Unix nanoseconds ([`NEVER`]: no expiry
+    /// known): its expiry, or a short grace for a set that arrived already expired.
+    usable_until: Nanos,
     /// Obtained by a refresh after the API refused the previous token: a refusal of this
     /// one too is not refreshed again (an API that refuses everything must not rotate the
     /// session on every request).
@@ -483,6 +488,7 @@ pub(super) struct Ready<X>(Arc<State<X>>);
 
 impl<X> Ready<X> {
     /// `current` as a new ready state.
+    #[inline]
     pub(super) fn new(current: Current<X>) -> Self {
         Self(Arc::new(State::Ready(current)))
     }
@@ -495,6 +501,42 @@ impl<X> Ready<X> {
     /// Whether `a` and `b` are the same publication.
     pub(super) fn ptr_eq(a: &Self, b: &Self) -> bool {
         Arc::ptr_eq(&a.0, &b.0)
+    }
+
+    /// Whether this is the publication `state`.
+    pub(super) fn is(&self, state: &Arc<State<X>>) -> bool {
+        Arc::ptr_eq(&self.0, state)
+    }
+
+    /// The state, as a [`MemoryStore`](crate::store::MemoryStore) keeps it: its set, shared.
+    pub(super) fn shared(&self) -> Arc<dyn SharedSet>
+    where
+        X: Send + Sync + 'static,
+    {
+        self.0.clone()
+    }
+}
+
+/// Only ready states are given to a store (through [`Ready::shared`]).
+impl<X: Send + Sync + 'static> SharedSet for State<X> {
+    fn tokens(&self) -> Option<&StoredTokenSet> {
+        match self {
+            State::Ready(current) => Some(&current.stored),
+            State::Absent { .. } | State::Dead { .. } => None,
+        }
+    }
+
+    fn version(&self) -> Version {
+        match self {
+            State::Ready(current) => current.version().unwrap_or_default(),
+            State::Absent { .. } | State::Dead { .. } => Version::default(),
+        }
+    }
+
+    fn saved_at(&self, version: Version) {
+        if let State::Ready(current) = self {
+            current.settle(Some(version), true);
+        }
     }
 }
 
@@ -523,15 +565,95 @@ impl<X> From<Ready<X>> for Arc<State<X>> {
     }
 }
 
-impl<X: Clone> Current<X> {
-    /// The access token.
-    pub(super) fn access_token(&self) -> &AccessToken {
-        &self.token
+impl<X> Current<X> {
+    /// A set at `version` (saved, or the version it replaces), to be refreshed at
+    /// `refresh_at` (Unix nanoseconds).
+    #[inline]
+    pub(super) fn new(
+        stored: StoredTokenSet,
+        extras: X,
+        version: Option<Version>,
+        saved: bool,
+        refresh_at: Option<i128>,
+    ) -> Self {
+        // Built in one go (no pass through `sealed`): an insert moves the set once less.
+        let usable_until = nanos_or_never(stored.access_expires_at);
+        let refresh_at = refresh_at.map_or(NEVER, Nanos::new);
+        Self {
+            usable_until,
+            stored,
+            extras,
+            unstorable: false,
+            version: AtomicU64::new(version.unwrap_or(0)),
+            settled: AtomicU8::new(flags(version, saved)),
+            refresh_at,
+            after_rejection: false,
+            fresh_until: fresh_until(refresh_at, usable_until),
+        }
     }
 
+    /// Computes `fresh_until` from `refresh_at` and `usable_until`.
+    pub(super) fn sealed(mut self) -> Self {
+        self.fresh_until = fresh_until(self.refresh_at, self.usable_until);
+        self
+    }
+
+    /// When the set is to be refreshed ahead of expiry.
+    #[cfg(test)]
+    pub(super) fn refresh_at(&self) -> Option<OffsetDateTime> {
+        instant(self.refresh_at)
+    }
+
+    /// Until when the access token is handed out.
+    #[cfg(test)]
+    pub(super) fn usable_until(&self) -> Option<OffsetDateTime> {
+        instant(self.usable_until)
+    }
+
+    /// Refreshes no earlier than `earliest` (if at all ahead of expiry).
+    pub(super) fn refresh_no_earlier_than(&mut self, earliest: OffsetDateTime) {
+        if self.refresh_at != NEVER {
+            self.refresh_at = self.refresh_at.max(Nanos::of(earliest));
+        }
+    }
+
+    /// Handed out until `earliest` at least (if it has an end).
+    pub(super) fn usable_until_at_least(&mut self, earliest: OffsetDateTime) {
+        if self.usable_until != NEVER {
+            self.usable_until = self.usable_until.max(Nanos::of(earliest));
+        }
+    }
+
+    /// The access token.
+    #[inline]
+    pub(super) fn access_token(&self) -> &AccessToken {
+        &self.stored.access_token
+    }
+
+    /// The store version this set is at (saved) or replaces (unsaved).
+    pub(super) fn version(&self) -> Option<Version> {
+        let flags = self.settled.load(Ordering::Acquire);
+        (flags & HAS_VERSION != 0).then(|| self.version.load(Ordering::Relaxed))
+    }
+
+    /// Whether the set is saved at [`version`](Self::version).
+    pub(super) fn saved(&self) -> bool {
+        self.settled.load(Ordering::Acquire) & SAVED != 0
+    }
+
+    /// Records the outcome of the set's save. Only before the state is published: a
+    /// [`MemoryStore`](crate::store::MemoryStore) keeps the state itself, so it is saved
+    /// first and settled after.
+    pub(super) fn settle(&self, version: Option<Version>, saved: bool) {
+        self.version.store(version.unwrap_or(0), Ordering::Relaxed);
+        self.settled.store(flags(version, saved), Ordering::Release);
+    }
+}
+
+impl<X: Clone> Current<X> {
     /// The whole set, typed (for the provider and [`token_set`](crate::manager::TokenManager::token_set)).
     pub(super) fn set(&self) -> TokenSet<X> {
-        let stored = &*self.stored;
+        let stored = &self.stored;
         TokenSet {
             access_token: stored.access_token.clone(),
             refresh_token: stored.refresh_token.clone(),
@@ -543,40 +665,98 @@ impl<X: Clone> Current<X> {
         }
     }
 
-    /// Computes `fresh_until` from `refresh_at` and `usable_until`.
-    pub(super) fn sealed(mut self) -> Self {
-        let nanos = |at: Option<OffsetDateTime>| at.map_or(i64::MAX, unix_nanos);
-        self.fresh_until = nanos(self.refresh_at).min(nanos(self.usable_until));
-        self
-    }
-
     pub(super) fn fresh(&self, now: OffsetDateTime) -> bool {
-        self.refresh_at.is_none_or(|at| now < at) && self.usable(now)
+        Nanos::of(now) < self.refresh_at.min(self.usable_until)
     }
 
     pub(super) fn usable(&self, now: OffsetDateTime) -> bool {
-        self.usable_until.is_none_or(|at| now < at)
+        Nanos::of(now) < self.usable_until
+    }
+
+    /// The same set, saved at `version`.
+    pub(super) fn saved_at(&self, version: Version) -> Self {
+        Self {
+            stored: self.stored.clone(),
+            extras: self.extras.clone(),
+            unstorable: false,
+            version: AtomicU64::new(version),
+            settled: AtomicU8::new(HAS_VERSION | SAVED),
+            refresh_at: self.refresh_at,
+            usable_until: self.usable_until,
+            after_rejection: self.after_rejection,
+            fresh_until: self.fresh_until,
+        }
     }
 
     /// The same set, to be refreshed again no earlier than `at`.
     pub(super) fn retry_at(&self, at: OffsetDateTime) -> Self {
         Self {
-            token: self.token.clone(),
             stored: self.stored.clone(),
             extras: self.extras.clone(),
             unstorable: self.unstorable,
-            version: self.version,
-            saved: self.saved,
-            refresh_at: Some(match self.usable_until {
-                Some(until) => at.min(until),
-                None => at,
-            }),
+            version: AtomicU64::new(self.version.load(Ordering::Relaxed)),
+            settled: AtomicU8::new(self.settled.load(Ordering::Acquire)),
+            refresh_at: Nanos::of(at).min(self.usable_until),
             usable_until: self.usable_until,
             after_rejection: self.after_rejection,
             fresh_until: 0,
         }
         .sealed()
     }
+}
+
+/// [`Current::refresh_at`] or [`Current::usable_until`] that never comes: later than every
+/// instant `time` represents.
+const NEVER: Nanos = Nanos::new(i128::MAX);
+
+/// Unix nanoseconds (an `i128`) kept as two 8-byte halves, ordered as the `i128`: aligned
+/// to 8 bytes, not 16, so a state is not padded to a multiple of 16.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Nanos {
+    high: i64,
+    low: u64,
+}
+
+impl Nanos {
+    const fn new(nanos: i128) -> Self {
+        Self {
+            high: (nanos >> 64) as i64,
+            low: nanos as u64,
+        }
+    }
+
+    fn of(at: OffsetDateTime) -> Self {
+        Self::new(at.unix_timestamp_nanos())
+    }
+
+    fn get(self) -> i128 {
+        (i128::from(self.high) << 64) | i128::from(self.low)
+    }
+}
+
+/// The earlier of `refresh_at` and `usable_until`, clamped to `i64` (the fast path's clock).
+fn fresh_until(refresh_at: Nanos, usable_until: Nanos) -> i64 {
+    let until = refresh_at.min(usable_until).get();
+    until.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
+fn nanos_or_never(at: Option<OffsetDateTime>) -> Nanos {
+    at.map_or(NEVER, Nanos::of)
+}
+
+/// The instant `nanos` is, `None` for [`NEVER`].
+#[cfg(test)]
+fn instant(nanos: Nanos) -> Option<OffsetDateTime> {
+    (nanos != NEVER).then(|| from_unix_nanos(nanos.get()))
+}
+
+/// [`Current::settled`]: the set has a version.
+const HAS_VERSION: u8 = 1;
+/// [`Current::settled`]: the set is saved at its version.
+const SAVED: u8 = 2;
+
+fn flags(version: Option<Version>, saved: bool) -> u8 {
+    (if version.is_some() { HAS_VERSION } else { 0 }) | if saved { SAVED } else { 0 }
 }
 
 /// Why a refresh was started; decides whether the state found when it runs already
@@ -629,6 +809,7 @@ pub(super) const MAX_COOLDOWN: Duration = Duration::from_secs(3600);
 const FAR_FUTURE: OffsetDateTime =
     crate::expiry::utc(9999, time::Month::December, 31, (23, 59, 59));
 /// The earliest representable instant.
+#[cfg(test)]
 const FAR_PAST: OffsetDateTime = crate::expiry::utc(-9999, time::Month::January, 1, (0, 0, 0));
 
 /// `at + by`, saturating instead of overflowing.
@@ -640,7 +821,8 @@ pub(super) fn later(at: OffsetDateTime, by: Duration) -> OffsetDateTime {
 }
 
 /// The instant `nanos` after the Unix epoch, saturating at the representable range.
-pub(super) fn from_unix_nanos(nanos: i128) -> OffsetDateTime {
+#[cfg(test)]
+fn from_unix_nanos(nanos: i128) -> OffsetDateTime {
     // Through `i64` seconds where the instant fits (the years 1677 to 2262): no 128-bit
     // division.
     let at = match i64::try_from(nanos) {
@@ -659,6 +841,26 @@ pub(super) fn from_unix_nanos(nanos: i128) -> OffsetDateTime {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn nanos_in_halves_keep_their_value_and_order() {
+        let values = [
+            i128::MIN,
+            -(1 << 64) - 1,
+            -(1 << 64),
+            -1,
+            0,
+            1,
+            1 << 64,
+            (1 << 64) + 1,
+        ];
+        for a in values.into_iter().chain([i128::MAX]) {
+            assert_eq!(Nanos::new(a).get(), a);
+            for b in values {
+                assert_eq!(Nanos::new(a).cmp(&Nanos::new(b)), a.cmp(&b), "{a} {b}");
+            }
+        }
+    }
 
     #[test]
     fn instant_arithmetic_saturates() {

@@ -707,6 +707,38 @@ async fn a_rotated_set_is_saved_before_callers_see_it() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_managers_memory_store_keeps_the_sessions_own_state_not_a_copy() {
+    let h = harness(|_| {});
+    let manager = TokenManager::builder(h.fake.clone())
+        .store(MemoryStore::new())
+        .client(NoTransport)
+        .clock(Arc::new(h.clock))
+        .build()
+        .unwrap();
+    let key = SessionKey::new("fake", "s");
+    let memory = manager.inner.memory.as_ref().unwrap();
+    // Whether the store holds the session's current set itself, and the version and saved
+    // flag the session's state was settled with.
+    let shared = || {
+        let state = manager.inner.session("s").load().unwrap();
+        let current = Ready::of(&state).unwrap();
+        let held = memory.holds(&key, &current.stored);
+        (held, current.version(), current.saved())
+    };
+    let set = TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(h.clock.now() + HOUR);
+    manager.insert("s", set).await.unwrap();
+    let inserted = manager.store().load(&key).await.unwrap().unwrap();
+    assert_eq!(shared(), (true, Some(inserted.version), true));
+    let token = manager.refresh_now("s").await.unwrap();
+    let refreshed = manager.store().load(&key).await.unwrap().unwrap();
+    assert_eq!(refreshed.value.tokens().unwrap().access_token, token);
+    assert!(refreshed.version > inserted.version);
+    assert_eq!(shared(), (true, Some(refreshed.version), true));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_session_is_loaded_from_the_store_on_first_use() {
     let h = harness(|_| {});
     let set = TokenSet::<NoExtras>::new(AccessToken::new("at-stored"))
@@ -3617,6 +3649,16 @@ async fn a_session_out_of_the_map_takes_no_handle_and_a_held_one_stays_in_it() {
     assert!(h.manager.inner.sessions.pin().get("t").is_some());
     h.seed("t", Duration::from_secs(300)).await;
     assert_eq!(handle.fresh_token().unwrap().expose_secret(), "at-0");
+}
+
+#[test]
+fn no_extras_are_kept_as_serde_would_make_them() {
+    assert_eq!(
+        extras_json(&NoExtras {}).unwrap(),
+        serde_json::to_value(NoExtras {}).unwrap()
+    );
+    let other = serde_json::json!({"user_id": "u-1"});
+    assert_eq!(extras_json(&other).unwrap(), other);
 }
 
 mod crash;

@@ -1,8 +1,9 @@
 //! The in-process store: the default, and the one to use when one process owns its sessions.
 
 use std::collections::HashMap;
+use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
@@ -48,7 +49,12 @@ impl MemoryStore {
 
     /// How many sessions are stored.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        let providers = self.lock();
+        providers
+            .0
+            .values()
+            .map(|sessions| sessions.lock().len())
+            .sum()
     }
 
     /// Whether no session is stored.
@@ -56,153 +62,322 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
-        // A panic elsewhere while holding the lock cannot leave a record half-written
-        // (records are replaced whole), so the data stays good.
-        self.records
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Records> {
+        lock(&self.records)
     }
 
-    fn next_version(&self) -> Version {
-        self.next_version.fetch_add(1, Ordering::Relaxed) + 1
+    /// The records of `provider`, if it has a table.
+    fn sessions(&self, provider: &str) -> Option<Arc<Sessions>> {
+        self.lock().0.get(provider).cloned()
     }
 
-    /// `save` of a token set the caller keeps too (a `TokenManager`'s current set): the
-    /// store keeps the same `Arc`, not a copy.
+    /// The records of `provider`, its table made if it has none.
+    fn sessions_or_new(&self, provider: &Arc<str>) -> Arc<Sessions> {
+        let mut providers = self.lock();
+        match providers.0.get(&**provider) {
+            Some(sessions) => sessions.clone(),
+            None => providers.0.entry(provider.clone()).or_default().clone(),
+        }
+    }
+
+    /// Drops the table of `provider` if it is empty and nothing holds it (a store bound to
+    /// a manager keeps its provider's table).
+    fn forget_if_empty(&self, provider: &str) {
+        let mut providers = self.lock();
+        let unused = providers
+            .0
+            .get(provider)
+            .is_some_and(|sessions| Arc::strong_count(sessions) == 1 && sessions.lock().is_empty());
+        if unused {
+            providers.0.remove(provider);
+        }
+    }
+
+    /// This store as the manager of `provider` writes to it: that provider's table at hand.
+    pub(crate) fn bind(self: &Arc<Self>, provider: &Arc<str>) -> BoundMemoryStore {
+        BoundMemoryStore {
+            sessions: self.sessions_or_new(provider),
+            provider: provider.clone(),
+            store: self.clone(),
+        }
+    }
+
+    /// `save` of a token set the caller keeps too (a `TokenManager`'s current state): the
+    /// store keeps the same `Arc`, not a copy, and records its version in it.
     pub(crate) fn save_shared(
         &self,
         key: &SessionKey,
-        set: &Arc<StoredTokenSet>,
+        set: Arc<dyn SharedSet>,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
-        self.save_entry(key, Held::Tokens(set.clone()), expected)
+        self.save_entry(key, expected, Held::shared(set))
     }
 
     /// Writes `set` whatever is stored (the application's own tokens, which have the last
     /// word); returns the new version.
-    pub(crate) fn put_shared(&self, key: &SessionKey, set: &Arc<StoredTokenSet>) -> Version {
-        let mut records = self.lock();
-        let version = self.next_version();
-        let entry = Entry {
-            version,
-            record: Held::Tokens(set.clone()),
-        };
-        records.put(key, entry);
-        version
+    pub(crate) fn put_shared(&self, key: &SessionKey, set: Arc<dyn SharedSet>) -> Version {
+        let sessions = self.sessions_or_new(key.provider_shared());
+        sessions.put(key, &self.next_version, Held::shared(set))
     }
 
     /// Deletes the record of `key`, whatever its version (a `TokenManager`'s `remove`).
     pub(crate) fn remove(&self, key: &SessionKey) {
-        self.lock().remove(key);
+        if let Some(sessions) = self.sessions(key.provider()) {
+            sessions.lock().remove(key.session());
+            drop(sessions);
+            self.forget_if_empty(key.provider());
+        }
     }
 
+    /// Writes the record `make` makes at the new version, if the stored one is at
+    /// `expected`.
     fn save_entry(
         &self,
         key: &SessionKey,
-        record: Held,
+        expected: Option<Version>,
+        make: impl FnOnce(Version) -> Held,
+    ) -> Result<Version, StoreError> {
+        let sessions = match (self.sessions(key.provider()), expected) {
+            (Some(sessions), _) => sessions,
+            (None, None) => self.sessions_or_new(key.provider_shared()),
+            (None, Some(_)) => {
+                return Err(StoreError::Conflict {
+                    expected,
+                    found: None,
+                });
+            }
+        };
+        sessions.save(key, expected, &self.next_version, make)
+    }
+}
+
+/// A [`MemoryStore`] bound to the one provider whose manager writes to it: its table of
+/// that provider's records at hand, so an insert neither looks the provider up nor takes
+/// the store-wide lock. Keys of another provider go through the store.
+pub(crate) struct BoundMemoryStore {
+    sessions: Arc<Sessions>,
+    provider: Arc<str>,
+    store: Arc<MemoryStore>,
+}
+
+impl BoundMemoryStore {
+    /// The bound table, if `key` is of its provider.
+    fn sessions(&self, key: &SessionKey) -> Option<&Sessions> {
+        let ours =
+            Arc::ptr_eq(&self.provider, key.provider_shared()) || *self.provider == *key.provider();
+        ours.then_some(&*self.sessions)
+    }
+
+    /// As [`MemoryStore::save_shared`].
+    pub(crate) fn save_shared(
+        &self,
+        key: &SessionKey,
+        set: Arc<dyn SharedSet>,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
-        let mut records = self.lock();
-        let found = records.get_mut(key);
-        let found_version = found.as_ref().map(|r| r.version);
+        match self.sessions(key) {
+            Some(sessions) => {
+                sessions.save(key, expected, &self.store.next_version, Held::shared(set))
+            }
+            None => self.store.save_shared(key, set, expected),
+        }
+    }
+
+    /// As [`MemoryStore::put_shared`].
+    pub(crate) fn put_shared(&self, key: &SessionKey, set: Arc<dyn SharedSet>) -> Version {
+        match self.sessions(key) {
+            Some(sessions) => sessions.put(key, &self.store.next_version, Held::shared(set)),
+            None => self.store.put_shared(key, set),
+        }
+    }
+
+    /// As [`MemoryStore::remove`].
+    pub(crate) fn remove(&self, key: &SessionKey) {
+        match self.sessions(key) {
+            Some(sessions) => {
+                sessions.lock().remove(key.session());
+            }
+            None => self.store.remove(key),
+        }
+    }
+
+    /// Whether the record of `key` is `set` itself (kept shared, not a copy).
+    #[cfg(test)]
+    pub(crate) fn holds(&self, key: &SessionKey, set: &StoredTokenSet) -> bool {
+        self.store.holds(key, set)
+    }
+}
+
+#[cfg(test)]
+impl MemoryStore {
+    /// Whether the record of `key` is `set` itself (kept shared, not a copy).
+    pub(crate) fn holds(&self, key: &SessionKey, set: &StoredTokenSet) -> bool {
+        let Some(sessions) = self.sessions(key.provider()) else {
+            return false;
+        };
+        let sessions = sessions.lock();
+        sessions.get(key.session()).is_some_and(|held| match held {
+            Held::Shared(held) => held.tokens().is_some_and(|held| std::ptr::eq(held, set)),
+            Held::Owned(_) => false,
+        })
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere while holding the lock cannot leave a record half-written
+    // (records are replaced whole), so the data stays good.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn next_version(counter: &AtomicU64) -> Version {
+    counter.fetch_add(1, Ordering::Relaxed) + 1
+}
+
+/// The records, by provider and then by session name: a slot holds one name, not a whole
+/// [`SessionKey`] (every key of one provider shares its provider name), and a save or a
+/// load hashes the session's name only. Keyed with foldhash (seeded per process). Each
+/// provider's table has a lock of its own: a manager bound to its provider's table writes
+/// without the store-wide lock.
+#[derive(Debug, Default)]
+struct Records(HashMap<Arc<str>, Arc<Sessions>, Hasher>);
+
+type Hasher = foldhash::quality::RandomState;
+
+/// One provider's records, by session name.
+#[derive(Debug, Default)]
+struct Sessions(Mutex<HashMap<Arc<str>, Held, Hasher>>);
+
+impl Sessions {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, Held, Hasher>> {
+        lock(&self.0)
+    }
+
+    /// Writes `held` under `key`, replacing what is there; returns its version.
+    fn put(
+        &self,
+        key: &SessionKey,
+        counter: &AtomicU64,
+        held: impl FnOnce(Version) -> Held,
+    ) -> Version {
+        let mut sessions = self.lock();
+        let version = next_version(counter);
+        let held = held(version);
+        match sessions.get_mut(key.session()) {
+            Some(found) => *found = held,
+            None => {
+                sessions.insert(key.session_shared().clone(), held);
+            }
+        }
+        version
+    }
+
+    /// As [`put`](Self::put), if the stored record is at `expected`.
+    fn save(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+        counter: &AtomicU64,
+        make: impl FnOnce(Version) -> Held,
+    ) -> Result<Version, StoreError> {
+        let mut sessions = self.lock();
+        let found = sessions.get_mut(key.session());
+        let found_version = found.as_ref().map(|held| held.version());
         if found_version != expected {
             return Err(StoreError::Conflict {
                 expected,
                 found: found_version,
             });
         }
-        let version = self.next_version();
-        let entry = Entry { version, record };
+        let version = next_version(counter);
+        let held = make(version);
         match found {
-            Some(found) => *found = entry,
-            None => records.put(key, entry),
+            Some(found) => *found = held,
+            None => {
+                sessions.insert(key.session_shared().clone(), held);
+            }
         }
         Ok(version)
     }
 }
 
-/// The records, by provider and then by session name: a slot holds one name, not a whole
-/// [`SessionKey`] (every key of one provider shares its provider name), and a save or a
-/// load hashes the session's name only. Keyed with foldhash (seeded per process).
-#[derive(Debug, Default)]
-struct Records(HashMap<Arc<str>, HashMap<Arc<str>, Entry, Hasher>, Hasher>);
+/// A token set that a store keeps shared with its owner: a `TokenManager`'s current state,
+/// which holds its set and its version inline, is kept whole (one allocation for both),
+/// not copied.
+pub(crate) trait SharedSet: Send + Sync + 'static {
+    /// The set; `None` only for a value that holds none, which is never given to a store.
+    fn tokens(&self) -> Option<&StoredTokenSet>;
 
-type Hasher = foldhash::quality::RandomState;
+    /// The version it was last saved at ([`saved_at`](Self::saved_at)).
+    fn version(&self) -> Version;
 
-impl Records {
-    fn len(&self) -> usize {
-        self.0.values().map(HashMap::len).sum()
-    }
-
-    fn get(&self, key: &SessionKey) -> Option<&Entry> {
-        self.0.get(key.provider())?.get(key.session())
-    }
-
-    fn get_mut(&mut self, key: &SessionKey) -> Option<&mut Entry> {
-        self.0.get_mut(key.provider())?.get_mut(key.session())
-    }
-
-    /// Writes `entry` under `key`, replacing what is there.
-    fn put(&mut self, key: &SessionKey, entry: Entry) {
-        let sessions = match self.0.get_mut(key.provider()) {
-            Some(sessions) => sessions,
-            None => self.0.entry(key.provider_shared().clone()).or_default(),
-        };
-        match sessions.get_mut(key.session()) {
-            Some(found) => *found = entry,
-            None => {
-                sessions.insert(key.session_shared().clone(), entry);
-            }
-        }
-    }
-
-    fn remove(&mut self, key: &SessionKey) -> Option<Entry> {
-        let sessions = self.0.get_mut(key.provider())?;
-        let removed = sessions.remove(key.session());
-        if sessions.is_empty() {
-            self.0.remove(key.provider());
-        }
-        removed
-    }
+    /// Records that the store saves it at `version`: called by the store, under its lock,
+    /// as it saves it.
+    fn saved_at(&self, version: Version);
 }
 
-/// A stored record and its version. Token sets (nearly every record) sit behind an `Arc`
-/// that a manager may share: the map's slots stay small, and a manager's set is not copied.
-#[derive(Debug)]
-struct Entry {
-    version: Version,
-    record: Held,
-}
-
-#[derive(Debug)]
+/// A stored record and its version (a slot of the table holds the name and this, no more).
 enum Held {
-    Tokens(Arc<StoredTokenSet>),
-    Other(Box<StoredRecord>),
+    /// A set shared with its owner, which keeps the version.
+    Shared(Arc<dyn SharedSet>),
+    /// A record written through [`TokenStore::save`], and its version.
+    Owned(Box<(Version, StoredRecord)>),
 }
 
 impl Held {
-    fn new(record: &StoredRecord) -> Self {
-        match record {
-            StoredRecord::Tokens(set) => Self::Tokens(Arc::new(set.clone())),
-            other => Self::Other(Box::new(other.clone())),
+    /// `set`, shared, recording the version it is saved at.
+    fn shared(set: Arc<dyn SharedSet>) -> impl FnOnce(Version) -> Held {
+        move |version| {
+            set.saved_at(version);
+            Held::Shared(set)
         }
     }
 
-    fn to_record(&self) -> StoredRecord {
+    fn version(&self) -> Version {
         match self {
-            Self::Tokens(set) => StoredRecord::Tokens((**set).clone()),
-            Self::Other(record) => (**record).clone(),
+            Self::Shared(set) => set.version(),
+            Self::Owned(owned) => owned.0,
         }
+    }
+
+    fn to_record(&self) -> Result<StoredRecord, StoreError> {
+        match self {
+            Self::Shared(set) => set
+                .tokens()
+                .map(|set| StoredRecord::Tokens(set.clone()))
+                .ok_or_else(|| StoreError::Corrupt("a shared record without tokens".into())),
+            Self::Owned(owned) => Ok(owned.1.clone()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (version, record) = match self {
+            Self::Shared(set) => (set.version(), set.tokens().map(|set| set as &dyn Debug)),
+            Self::Owned(owned) => (owned.0, Some(&owned.1 as &dyn Debug)),
+        };
+        f.debug_struct("Held")
+            .field("version", &version)
+            .field("record", &record)
+            .finish()
     }
 }
 
 #[async_trait]
 impl TokenStore for MemoryStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
-        Ok(self.lock().get(key).map(|entry| Versioned {
-            version: entry.version,
-            value: entry.record.to_record(),
+        let Some(sessions) = self.sessions(key.provider()) else {
+            return Ok(None);
+        };
+        let sessions = sessions.lock();
+        let Some(held) = sessions.get(key.session()) else {
+            return Ok(None);
+        };
+        Ok(Some(Versioned {
+            version: held.version(),
+            value: held.to_record()?,
         }))
     }
 
@@ -212,7 +387,9 @@ impl TokenStore for MemoryStore {
         record: &StoredRecord,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
-        self.save_entry(key, Held::new(record), expected)
+        self.save_entry(key, expected, |version| {
+            Held::Owned(Box::new((version, record.clone())))
+        })
     }
 
     async fn delete(
@@ -220,14 +397,23 @@ impl TokenStore for MemoryStore {
         key: &SessionKey,
         expected: Option<Version>,
     ) -> Result<bool, StoreError> {
-        let mut records = self.lock();
-        match (records.get(key).map(|r| r.version), expected) {
+        let Some(sessions) = self.sessions(key.provider()) else {
+            return Ok(false);
+        };
+        let mut records = sessions.lock();
+        match (records.get(key.session()).map(Held::version), expected) {
             (None, _) => Ok(false),
             (Some(found), Some(expected)) if found != expected => Err(StoreError::Conflict {
                 expected: Some(expected),
                 found: Some(found),
             }),
-            _ => Ok(records.remove(key).is_some()),
+            _ => {
+                records.remove(key.session());
+                drop(records);
+                drop(sessions);
+                self.forget_if_empty(key.provider());
+                Ok(true)
+            }
         }
     }
 
@@ -328,38 +514,107 @@ mod tests {
         );
     }
 
+    /// A set its owner shares with the store, which records the version in it.
+    struct Shared(StoredTokenSet, AtomicU64);
+
+    impl SharedSet for Shared {
+        fn tokens(&self) -> Option<&StoredTokenSet> {
+            Some(&self.0)
+        }
+
+        fn version(&self) -> Version {
+            self.1.load(Ordering::Relaxed)
+        }
+
+        fn saved_at(&self, version: Version) {
+            self.1.store(version, Ordering::Relaxed);
+        }
+    }
+
+    fn shared(token: &str) -> Arc<Shared> {
+        let set = TokenSet::<serde_json::Value>::new(AccessToken::new(token))
+            .to_stored()
+            .unwrap();
+        Arc::new(Shared(set, AtomicU64::new(0)))
+    }
+
     #[tokio::test]
     async fn a_shared_set_is_kept_not_copied_and_reads_back_like_a_saved_one() {
         let store = MemoryStore::new();
         let key = SessionKey::new("p", "s");
-        let set = Arc::new(
-            TokenSet::<serde_json::Value>::new(AccessToken::new("a"))
-                .to_stored()
-                .unwrap(),
-        );
+        let first = shared("a");
         assert!(
-            store.save_shared(&key, &set, Some(7)).is_err(),
+            store.save_shared(&key, first.clone(), Some(7)).is_err(),
             "compare and swap"
         );
-        let v1 = store.save_shared(&key, &set, None).unwrap();
-        assert_eq!(Arc::strong_count(&set), 2, "the store holds the same Arc");
+        assert_eq!(first.version(), 0, "a refused save records no version");
+        let v1 = store.save_shared(&key, first.clone(), None).unwrap();
+        assert_eq!(Arc::strong_count(&first), 2, "the store holds the same Arc");
+        assert!(store.holds(&key, &first.0));
+        assert_eq!(
+            first.version(),
+            v1,
+            "the version is recorded in the shared set"
+        );
         let loaded = store.load(&key).await.unwrap().unwrap();
         assert_eq!(
             (loaded.version, loaded.value.tokens().unwrap()),
-            (v1, &*set)
+            (v1, &first.0)
+        );
+        assert!(
+            store.save(&key, &loaded.value, Some(v1 + 1)).await.is_err(),
+            "compare and swap against the shared set's version"
         );
         // `put_shared` overwrites whatever is there, at a new version.
-        let other = Arc::new(
-            TokenSet::<serde_json::Value>::new(AccessToken::new("b"))
-                .to_stored()
-                .unwrap(),
-        );
-        let v2 = store.put_shared(&key, &other);
+        let other = shared("b");
+        let v2 = store.put_shared(&key, other.clone());
         assert!(v2 > v1);
-        assert_eq!(Arc::strong_count(&set), 1, "the old set is dropped");
+        assert_eq!((first.version(), other.version()), (v1, v2));
+        assert_eq!(Arc::strong_count(&first), 1, "the old set is dropped");
         let loaded = store.load(&key).await.unwrap().unwrap();
-        assert_eq!(loaded.value.tokens().unwrap(), &*other);
+        assert_eq!(
+            (loaded.version, loaded.value.tokens().unwrap()),
+            (v2, &other.0)
+        );
         assert_eq!(store.len(), 1);
+        // A save through the trait replaces it with a record of the store's own.
+        let v3 = store.save(&key, &set("c"), Some(v2)).await.unwrap();
+        assert!(!store.holds(&key, &other.0));
+        assert_eq!(other.version(), v2);
+        assert_eq!(store.load(&key).await.unwrap().unwrap().version, v3);
+    }
+
+    #[tokio::test]
+    async fn a_bound_providers_table_outlives_its_last_record_and_others_go_with_theirs() {
+        let store = Arc::new(MemoryStore::new());
+        let provider: Arc<str> = Arc::from("p");
+        let bound = store.bind(&provider);
+        let key = SessionKey::new(provider.clone(), "s");
+        let v1 = bound.put_shared(&key, shared("a"));
+        assert_eq!(store.load(&key).await.unwrap().unwrap().version, v1);
+        assert!(store.delete(&key, Some(v1)).await.unwrap());
+        // Emptied, the bound table is still the store's: what is written through it is
+        // seen through the store.
+        let v2 = bound.put_shared(&key, shared("b"));
+        assert_eq!(store.load(&key).await.unwrap().unwrap().version, v2);
+        bound.remove(&key);
+        assert!(store.is_empty());
+        let v3 = store.save(&key, &set("c"), None).await.unwrap();
+        assert!(
+            bound.save_shared(&key, shared("d"), Some(v2)).is_err(),
+            "compare and swap"
+        );
+        let v4 = bound.save_shared(&key, shared("d"), Some(v3)).unwrap();
+        assert_eq!(store.load(&key).await.unwrap().unwrap().version, v4);
+        // Another provider's table goes with its last record.
+        let other = SessionKey::new("q", "s");
+        store.save(&other, &set("e"), None).await.unwrap();
+        assert!(store.delete(&other, None).await.unwrap());
+        assert_eq!(store.lock().0.len(), 1);
+        // A key of another provider, given to the bound store, is written to the store.
+        let v5 = bound.put_shared(&other, shared("f"));
+        assert_eq!(store.load(&other).await.unwrap().unwrap().version, v5);
+        assert_eq!(store.len(), 2);
     }
 
     #[tokio::test]

@@ -434,7 +434,10 @@ async fn run(seed: u64) {
                 let state = match session.load().as_deref() {
                     Some(State::Ready(c)) => format!(
                         "ready refresh_at={:?} usable_until={:?} saved={} version={:?}",
-                        c.refresh_at, c.usable_until, c.saved, c.version
+                        c.refresh_at(),
+                        c.usable_until(),
+                        c.saved(),
+                        c.version()
                     ),
                     Some(State::Absent { .. }) => "absent".into(),
                     Some(State::Dead { .. }) => "dead".into(),
