@@ -1411,6 +1411,40 @@ async fn an_insert_wins_over_a_refresh_under_way() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_refresh_overtaken_by_two_expired_logins_in_a_row_answers_a_usable_token() {
+    let (h, gate, waiting) = held_refresh().await;
+    // A login whose access token has already expired (as `insert_refresh_token`'s is).
+    let login = |n: u32| {
+        TokenSet::new(AccessToken::new(format!("at-login-{n}")))
+            .with_refresh_token(RefreshToken::new(format!("rt-login-{n}")))
+            .with_access_expires_at(h.clock.now() - Duration::from_secs(1))
+    };
+    // Lets the call at the gate through, and only that one (the gate is fair: the permit
+    // comes back to this task, not to the next call).
+    let pass_one = || async {
+        gate.add_permits(1);
+        gate.acquire().await.unwrap().forget();
+    };
+    // The user logs in while the refresh is at the provider; the refresh of that login
+    // is overtaken by the next login in turn.
+    h.manager.insert("s", login(1)).await.unwrap();
+    pass_one().await;
+    h.until_calls(2).await;
+    h.manager.insert("s", login(2)).await.unwrap();
+    *h.fake.live.lock().unwrap() = "rt-login-1".into();
+    pass_one().await;
+    h.until_calls(3).await;
+    *h.fake.live.lock().unwrap() = "rt-login-2".into();
+    pass_one().await;
+    let answered = waiting.await.unwrap().unwrap();
+    assert_eq!(
+        h.fake.presented.lock().unwrap()[1..],
+        ["rt-login-1", "rt-login-2"]
+    );
+    assert_eq!(answered.expose_secret(), "at-3", "the last login's refresh");
+}
+
+#[tokio::test(start_paused = true)]
 async fn shutdown_waits_for_the_refresh_in_flight_and_saves_it() {
     let (h, gate, waiting) = held_refresh().await;
     let manager = h.manager.clone();

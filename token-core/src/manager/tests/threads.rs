@@ -1,7 +1,10 @@
-//! One session under callers on several threads at once (real time, no paused clock):
+//! Sessions under callers on several threads at once (real time, no paused clock):
 //! lookups, handles, 401s, forced refreshes, logins and removes racing each other. Whatever
 //! the interleaving, no refresh token is presented twice (a provider that treats reuse as
-//! theft would revoke the grant) and no re-auth is declared: every login is a live grant.
+//! theft would revoke the grant), no re-auth is declared (every login is a live grant),
+//! every access token answered is one a refresh gave (a login's has expired), and once the
+//! managers are shut down the store keeps, for every name, nothing or a refresh token never
+//! presented (no pair the provider sent was dropped).
 
 use std::collections::HashMap;
 
@@ -18,6 +21,8 @@ struct OneUse {
     minted: AtomicU32,
     /// Each refresh token minted, and how many times it was presented.
     presented: StdMutex<HashMap<String, u32>>,
+    /// The access tokens refreshes answered (a login's is expired from the start).
+    refreshed: StdMutex<std::collections::HashSet<String>>,
 }
 
 impl OneUse {
@@ -28,6 +33,14 @@ impl OneUse {
         TokenSet::new(AccessToken::new(format!("at-{n}")))
             .with_refresh_token(RefreshToken::new(format!("rt-{n}")))
             .with_access_expires_at(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// Whether a refresh answered `token` (it is valid for an hour from then).
+    fn refreshed(&self, token: &AccessToken) -> bool {
+        self.refreshed
+            .lock()
+            .unwrap()
+            .contains(token.expose_secret())
     }
 }
 
@@ -64,67 +77,168 @@ impl Provider for Arc<OneUse> {
         }
         let mut next = self.login();
         next.access_expires_at = Some(OffsetDateTime::now_utc() + HOUR);
+        let access = next.access_token.expose_secret().to_owned();
+        self.refreshed.lock().unwrap().insert(access);
         Ok(next)
     }
 }
 
-/// Eight tasks on four threads, spread over `managers`, each making `calls` random calls on
-/// one session; then the provider's count of each refresh token's presentations.
-fn race(
+/// What a race adds to random calls on one session through one manager.
+#[derive(Clone, Copy, Default)]
+struct Race {
+    /// Some provider calls fail before the provider reads the token: a 503 or a panic.
     faults: bool,
+    /// How many calls each task makes.
     calls: usize,
-    managers: impl Fn(&Arc<OneUse>) -> Vec<TokenManager<Arc<OneUse>>>,
+    /// How many session names the calls spread over (one, `s`, when at most one): names
+    /// are removed and looked up without tokens, so their entries leave the map and come
+    /// back.
+    names: usize,
+    /// Logins also come through `insert_refresh_token`.
+    insert_refresh_token: bool,
+    /// Some callers are dropped mid-call (their future dropped after a few polls, or their
+    /// task aborted).
+    cancel: bool,
+    /// One task shuts its manager down halfway through.
+    shutdown: bool,
+}
+
+impl Race {
+    fn calls(calls: usize) -> Self {
+        Self {
+            calls,
+            ..Self::default()
+        }
+    }
+}
+
+/// Eight tasks on four threads, spread over `managers`, each making `race.calls` random
+/// calls; then, with every manager shut down, the provider's count of each refresh token's
+/// presentations, and what the store (`managers[0]`'s) holds for every name.
+fn race(race: Race, managers: impl Fn(&Arc<OneUse>) -> Vec<TokenManager<Arc<OneUse>>>) {
+    race_on(race, |provider| {
+        let managers = managers(provider);
+        let store = managers[0].store().clone();
+        (managers, store)
+    })
+}
+
+/// As [`race`], the store for the last check given beside the managers (one that answers
+/// every call).
+fn race_on(
+    race: Race,
+    managers: impl Fn(&Arc<OneUse>) -> (Vec<TokenManager<Arc<OneUse>>>, Arc<dyn TokenStore>),
 ) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
         .build()
         .unwrap();
+    let names: Vec<String> = match race.names {
+        0 | 1 => vec!["s".to_owned()],
+        n => (0..n).map(|i| format!("s{i}")).collect(),
+    };
     runtime.block_on(async {
         let provider = Arc::new(OneUse {
-            faults,
+            faults: race.faults,
             ..OneUse::default()
         });
-        let managers = managers(&provider);
-        managers[0].insert("s", provider.login()).await.unwrap();
+        let (managers, store) = managers(&provider);
+        for name in &names {
+            managers[0].insert(name, provider.login()).await.unwrap();
+        }
         let tasks: Vec<_> = (0..8u64)
             .map(|seed| {
                 let manager = managers[seed as usize % managers.len()].clone();
                 let provider = provider.clone();
+                let names = names.clone();
                 tokio::spawn(async move {
                     let mut rng = Rng(seed);
                     let mut unexpected = Vec::new();
-                    let mut last = None;
-                    // Held across the calls: its session stays in the map through removes.
-                    let held = manager.session("s");
-                    for _ in 0..calls {
-                        let answer = match rng.below(11) {
-                            0..=2 => manager.access_token("s").await,
-                            3 => held.access_token().await,
-                            4 => manager.session("s").access_token().await,
-                            5 => match &last {
-                                Some(token) => manager.refresh_rejected("s", token).await,
-                                None => manager.refresh_now("s").await,
-                            },
-                            6 => manager.refresh_now("s").await,
-                            7 => manager.remove("s").await.map(|()| AccessToken::new("")),
-                            _ => {
-                                let set = provider.login();
-                                manager
-                                    .insert("s", set)
-                                    .await
-                                    .map(|()| AccessToken::new(""))
+                    let mut last = HashMap::new();
+                    let mut shut = false;
+                    // Held across the calls: their sessions stay in the map through removes.
+                    let held: Vec<_> = names.iter().map(|name| manager.session(name)).collect();
+                    for call in 0..race.calls {
+                        if race.shutdown && seed == 0 && call == race.calls / 2 {
+                            if let Err(error) = manager.shutdown(Duration::from_secs(5)).await {
+                                unexpected.push(format!("shutdown: {error:?}"));
+                            }
+                            shut = true;
+                        }
+                        let pick = rng.below(names.len() as u64) as usize;
+                        let name = names[pick].clone();
+                        let held = &held[pick];
+                        let op = rng.below(if race.insert_refresh_token { 12 } else { 11 });
+                        let rejected = last.get(&name).cloned();
+                        let answer = async {
+                            match op {
+                                0..=2 => manager.access_token(&name).await.map(Some),
+                                3 => held.access_token().await.map(Some),
+                                4 => manager.session(&name).access_token().await.map(Some),
+                                5 => match &rejected {
+                                    Some(token) => {
+                                        manager.refresh_rejected(&name, token).await.map(Some)
+                                    }
+                                    None => manager.refresh_now(&name).await.map(Some),
+                                },
+                                6 => manager.refresh_now(&name).await.map(Some),
+                                7 => manager.remove(&name).await.map(|()| None),
+                                8..=10 => {
+                                    manager.insert(&name, provider.login()).await.map(|()| None)
+                                }
+                                _ => {
+                                    let login = provider.login().refresh_token.unwrap();
+                                    manager.insert_refresh_token(&name, login).await.map(Some)
+                                }
                             }
                         };
+                        let answer = match race.cancel.then(|| rng.below(4)) {
+                            Some(0) => match polled(rng.below(6), answer).await {
+                                Some(answer) => answer,
+                                None => continue,
+                            },
+                            Some(1) => {
+                                // Aborted from outside after a few turns of the scheduler.
+                                let (manager, turns) = (manager.clone(), rng.below(8));
+                                let (name, login) = (name.clone(), provider.login());
+                                let forced = rng.below(3);
+                                let task = tokio::spawn(async move {
+                                    match forced {
+                                        0 => manager.access_token(&name).await.map(Some),
+                                        1 => manager.refresh_now(&name).await.map(Some),
+                                        _ => manager.insert(&name, login).await.map(|()| None),
+                                    }
+                                });
+                                for _ in 0..turns {
+                                    tokio::task::yield_now().await;
+                                }
+                                task.abort();
+                                match task.await {
+                                    Ok(answer) => answer,
+                                    Err(_) => continue,
+                                }
+                            }
+                            _ => answer.await,
+                        };
                         match answer {
-                            Ok(token) => last = Some(token),
-                            Err(Error::NoTokens { .. }) => {}
+                            Ok(Some(token)) => {
+                                if !provider.refreshed(&token) {
+                                    unexpected.push(format!(
+                                        "call {op} answered an access token no refresh gave: {}",
+                                        token.expose_secret()
+                                    ));
+                                }
+                                last.insert(name.clone(), token);
+                            }
+                            Ok(None) | Err(Error::NoTokens { .. }) => {}
+                            Err(Error::ShuttingDown) if shut => {}
                             // The provider's 503s and panics, when it has faults.
                             Err(error)
-                                if faults
+                                if race.faults
                                     && error.kind() != ErrorKind::ReauthRequired
                                     && !matches!(error, Error::ReauthRequired(_)) => {}
-                            Err(other) => unexpected.push(format!("{other:?}")),
+                            Err(other) => unexpected.push(format!("call {op}: {other:?}")),
                         }
                     }
                     unexpected
@@ -134,11 +248,43 @@ fn race(
         for task in tasks {
             assert_eq!(task.await.unwrap(), Vec::<String>::new());
         }
-        let presented = provider.presented.lock().unwrap();
+        for manager in &managers {
+            manager.shutdown(Duration::from_secs(5)).await.unwrap();
+        }
+        let presented = provider.presented.lock().unwrap().clone();
         let twice: Vec<_> = presented.iter().filter(|(_, n)| **n > 1).collect();
         assert!(twice.is_empty(), "presented more than once: {twice:?}");
         assert!(presented.values().any(|n| *n == 1), "refreshes ran");
+        // No pair the provider sent was dropped: what the store keeps is a refresh token
+        // never presented (the newest of its grant), or nothing (removed).
+        for name in &names {
+            let key = SessionKey::new("one-use", name.as_str());
+            if let Some(record) = store.load(&key).await.unwrap() {
+                let stored = refresh_of(&record);
+                assert_eq!(
+                    presented.get(stored),
+                    Some(&0),
+                    "{name} keeps {stored}, spent"
+                );
+            }
+        }
     });
+}
+
+/// `future`'s output, unless it is still pending after `polls` polls: then it is dropped
+/// (a caller that gave up) and `None`.
+async fn polled<F: std::future::Future>(polls: u64, future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut left = polls;
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        std::task::Poll::Ready(output) => std::task::Poll::Ready(Some(output)),
+        std::task::Poll::Pending if left == 0 => std::task::Poll::Ready(None),
+        std::task::Poll::Pending => {
+            left -= 1;
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 /// Every lookup that found nothing looks again at once, and every failure is tried again
@@ -164,18 +310,28 @@ fn one_manager(provider: &Arc<OneUse>) -> Vec<TokenManager<Arc<OneUse>>> {
 
 #[test]
 fn one_session_raced_from_several_threads_never_spends_a_refresh_token_twice() {
-    race(false, 400, one_manager);
+    race(Race::calls(400), one_manager);
 }
 
 #[test]
 fn one_session_raced_from_several_threads_with_503s_and_panics_never_spends_a_token_twice() {
-    race(true, 400, one_manager);
+    race(
+        Race {
+            faults: true,
+            ..Race::calls(400)
+        },
+        one_manager,
+    );
 }
 
 #[test]
 fn two_processes_on_one_store_raced_from_several_threads_never_spend_a_refresh_token_twice() {
     let store = Arc::new(MemoryStore::new());
-    race(true, 400, |provider| {
+    let faults = Race {
+        faults: true,
+        ..Race::calls(400)
+    };
+    race(faults, |provider| {
         (0..2)
             .map(|_| {
                 TokenManager::builder(provider.clone())
@@ -193,7 +349,11 @@ fn two_processes_on_one_store_raced_from_several_threads_never_spend_a_refresh_t
 fn two_processes_on_one_file_store_raced_from_several_threads_never_spend_a_token_twice() {
     let dir = tempfile::tempdir().unwrap();
     // Fewer calls: each writes and syncs files.
-    race(true, 150, |provider| {
+    let faults = Race {
+        faults: true,
+        ..Race::calls(150)
+    };
+    race(faults, |provider| {
         (0..2)
             .map(|_| {
                 let store = crate::store::FileStore::open(dir.path()).unwrap();
