@@ -101,6 +101,8 @@ struct Race {
     cancel: bool,
     /// One task shuts its manager down halfway through.
     shutdown: bool,
+    /// Store calls fail (`Error::Store` is an answer).
+    store_faults: bool,
 }
 
 impl Race {
@@ -145,10 +147,16 @@ fn race_on(
         });
         let (managers, store) = managers(&provider);
         for name in &names {
-            managers[0].insert(name, provider.login()).await.unwrap();
+            // Until the store takes it (a store with faults fails some).
+            while let Err(error) = managers[0].insert(name, provider.login()).await {
+                assert!(race.store_faults, "{error:?}");
+            }
         }
+        // Set as a shutdown starts: `ShuttingDown` is an answer from then on.
+        let shut = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let tasks: Vec<_> = (0..8u64)
             .map(|seed| {
+                let shut = shut.clone();
                 let manager = managers[seed as usize % managers.len()].clone();
                 let provider = provider.clone();
                 let names = names.clone();
@@ -156,15 +164,14 @@ fn race_on(
                     let mut rng = Rng(seed);
                     let mut unexpected = Vec::new();
                     let mut last = HashMap::new();
-                    let mut shut = false;
                     // Held across the calls: their sessions stay in the map through removes.
                     let held: Vec<_> = names.iter().map(|name| manager.session(name)).collect();
                     for call in 0..race.calls {
                         if race.shutdown && seed == 0 && call == race.calls / 2 {
+                            shut.store(true, Ordering::SeqCst);
                             if let Err(error) = manager.shutdown(Duration::from_secs(5)).await {
                                 unexpected.push(format!("shutdown: {error:?}"));
                             }
-                            shut = true;
                         }
                         let pick = rng.below(names.len() as u64) as usize;
                         let name = names[pick].clone();
@@ -232,7 +239,8 @@ fn race_on(
                                 last.insert(name.clone(), token);
                             }
                             Ok(None) | Err(Error::NoTokens { .. }) => {}
-                            Err(Error::ShuttingDown) if shut => {}
+                            Err(Error::ShuttingDown) if shut.load(Ordering::SeqCst) => {}
+                            Err(Error::Store(_)) if race.store_faults => {}
                             // The provider's 503s and panics, when it has faults.
                             Err(error)
                                 if race.faults
@@ -366,4 +374,44 @@ fn two_processes_on_one_file_store_raced_from_several_threads_never_spend_a_toke
             })
             .collect()
     });
+}
+
+#[test]
+fn several_sessions_whose_entries_leave_the_map_and_come_back_never_spend_a_token_twice() {
+    let names = Race {
+        names: 4,
+        ..Race::calls(400)
+    };
+    race(names, one_manager);
+}
+
+#[test]
+fn logins_through_insert_refresh_token_raced_from_several_threads_never_spend_a_token_twice() {
+    let logins = Race {
+        insert_refresh_token: true,
+        ..Race::calls(400)
+    };
+    race(logins, one_manager);
+}
+
+#[test]
+fn callers_dropped_mid_call_never_make_a_refresh_token_spent_twice() {
+    let cancel = Race {
+        cancel: true,
+        names: 2,
+        insert_refresh_token: true,
+        ..Race::calls(400)
+    };
+    race(cancel, one_manager);
+}
+
+#[test]
+fn a_shutdown_in_the_middle_of_the_race_loses_no_pair_and_spends_no_token_twice() {
+    let shutdown = Race {
+        shutdown: true,
+        names: 2,
+        insert_refresh_token: true,
+        ..Race::calls(400)
+    };
+    race(shutdown, one_manager);
 }
