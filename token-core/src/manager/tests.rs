@@ -1720,6 +1720,70 @@ fn login(h: &Harness) -> TokenSet {
         .with_access_expires_at(h.clock.now() + HOUR)
 }
 
+/// Holds every lease request at a gate while `hold` is set, and fails every save while
+/// `failing` is.
+struct HeldLeases {
+    hold: std::sync::atomic::AtomicBool,
+    waiting: AtomicU32,
+    gate: Semaphore,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Hooks for HeldLeases {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        match call {
+            Call::Acquire if self.hold.load(Ordering::SeqCst) => {
+                self.waiting.fetch_add(1, Ordering::SeqCst);
+                self.gate.acquire().await.unwrap().forget();
+            }
+            Call::Save if self.failing.load(Ordering::SeqCst) => return Err(disk_full()),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_login_inserted_as_a_refresh_takes_the_lease_is_refreshed_once_though_its_pair_is_unsaved()
+ {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let store = Arc::new(Hooked::new(HeldLeases {
+        hold: true.into(),
+        waiting: AtomicU32::new(0),
+        gate: Semaphore::new(0),
+        failing: false.into(),
+    }));
+    let manager = manager_over(&h, store.clone());
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    let caller = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.access_token("s").await }
+    });
+    while store.waiting.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    // The user logs in while the refresh (of `rt-0`, in the generation before) asks for the
+    // lease; the store then takes no save.
+    let login = TokenSet::new(AccessToken::new("at-login"))
+        .with_refresh_token(RefreshToken::new("rt-login"))
+        .with_access_expires_at(h.clock.now());
+    manager.insert("s", login).await.unwrap();
+    *h.fake.live.lock().unwrap() = "rt-login".into();
+    store.failing.store(true, Ordering::SeqCst);
+    store.hold.store(false, Ordering::SeqCst);
+    store.gate.add_permits(1);
+    let answered = caller.await.unwrap().unwrap();
+    assert_eq!(answered.expose_secret(), "at-1");
+    // The new pair, unsaved, is kept (with the lease) and refreshed from: the login's token
+    // is not presented again.
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-login"]);
+    store.failing.store(false, Ordering::SeqCst);
+    manager.shutdown(Duration::from_secs(60)).await.unwrap();
+    let stored = store.inner.load(&SessionKey::new("fake", "s")).await;
+    assert_eq!(refresh_of(&stored.unwrap().unwrap()), "rt-1");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_remove_during_a_refresh_is_not_undone_by_it() {
     let (h, gate, refreshing) = held_refresh().await;

@@ -415,3 +415,90 @@ fn a_shutdown_in_the_middle_of_the_race_loses_no_pair_and_spends_no_token_twice(
     };
     race(shutdown, one_manager);
 }
+
+/// A store whose calls fail now and then: one in eight before reaching the store, and one
+/// in eight after it (the store did it, the caller hears a failure: an answer lost). Every
+/// call yields first, so that other threads come between.
+struct Unreliable {
+    inner: Arc<MemoryStore>,
+    calls: std::sync::atomic::AtomicU64,
+}
+
+impl Unreliable {
+    fn over(inner: Arc<MemoryStore>) -> Self {
+        Self {
+            inner,
+            calls: Default::default(),
+        }
+    }
+
+    /// Runs `call` on the store, or not, and answers its result or a failure.
+    async fn call<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let mut rng = Rng(self.calls.fetch_add(1, Ordering::SeqCst));
+        let fault = || StoreError::Backend {
+            message: "the store is unreachable".into(),
+            source: None,
+        };
+        tokio::task::yield_now().await;
+        match rng.below(8) {
+            0 => Err(fault()),
+            1 => call.await.and(Err(fault())),
+            _ => call.await,
+        }
+    }
+}
+
+#[async_trait]
+impl TokenStore for Unreliable {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        self.call(self.inner.load(key)).await
+    }
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        self.call(self.inner.save(key, record, expected)).await
+    }
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
+        self.call(self.inner.delete(key, expected)).await
+    }
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        self.call(self.inner.acquire_lease(key, holder, ttl)).await
+    }
+    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        self.call(self.inner.release_lease(key, holder)).await
+    }
+}
+
+#[test]
+fn a_store_that_fails_at_random_never_makes_a_refresh_token_spent_twice_or_a_pair_lost() {
+    let store_faults = Race {
+        store_faults: true,
+        names: 2,
+        ..Race::calls(400)
+    };
+    race_on(store_faults, |provider| {
+        let memory = Arc::new(MemoryStore::new());
+        let manager = TokenManager::builder(provider.clone())
+            .shared_store(Arc::new(Unreliable::over(memory.clone())))
+            .client(NoTransport)
+            .config(config())
+            .build()
+            .unwrap();
+        (vec![manager], memory)
+    });
+}
