@@ -12,11 +12,21 @@ use super::model::Rng;
 use super::*;
 
 /// A provider with any number of grants, each refresh token good for one refresh and no
-/// reuse window: a second presentation is refused, and counted.
+/// reuse window: a second presentation is refused, and counted. With `window`, it has a
+/// reuse window instead, and loses answers.
 #[derive(Default)]
 struct OneUse {
     /// Whether some calls fail before the provider reads the token: a 503 or a panic.
     faults: bool,
+    /// A reuse window of five minutes: a spent refresh token is answered again with its
+    /// successor, as long as that successor has not been spent in turn (then it is refused,
+    /// and counted: the client went back to a token it had replaced). One answer in five is
+    /// lost after the rotation.
+    window: bool,
+    /// Each spent refresh token's successor.
+    successors: StdMutex<HashMap<String, TokenSet>>,
+    /// The refresh tokens refused.
+    refused: StdMutex<Vec<String>>,
     calls: AtomicU32,
     minted: AtomicU32,
     /// Each refresh token minted, and how many times it was presented.
@@ -33,6 +43,34 @@ impl OneUse {
         TokenSet::new(AccessToken::new(format!("at-{n}")))
             .with_refresh_token(RefreshToken::new(format!("rt-{n}")))
             .with_access_expires_at(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// With a reuse window: the successor of `presented`, new or (inside the window, while
+    /// unspent) again; `None` when refused.
+    fn rotate(&self, presented: &str) -> Option<TokenSet> {
+        let mut successors = self.successors.lock().unwrap();
+        let spent = |token: &str| self.presented.lock().unwrap().get(token).copied();
+        *self
+            .presented
+            .lock()
+            .unwrap()
+            .entry(presented.to_owned())
+            .or_default() += 1;
+        if let Some(successor) = successors.get(presented) {
+            let next = successor.refresh_token.as_ref().unwrap().expose_secret();
+            if spent(next) == Some(0) {
+                return Some(successor.clone());
+            }
+        } else if spent(presented) == Some(1) {
+            let mut next = self.login();
+            next.access_expires_at = Some(OffsetDateTime::now_utc() + HOUR);
+            let access = next.access_token.expose_secret().to_owned();
+            self.refreshed.lock().unwrap().insert(access);
+            successors.insert(presented.to_owned(), next.clone());
+            return Some(next);
+        }
+        self.refused.lock().unwrap().push(presented.to_owned());
+        None
     }
 
     /// Whether a refresh answered `token` (it is valid for an hour from then).
@@ -53,7 +91,10 @@ impl Provider for Arc<OneUse> {
     }
 
     fn reuse_window(&self) -> Duration {
-        Duration::ZERO
+        match self.window {
+            true => Duration::from_secs(300),
+            false => Duration::ZERO,
+        }
     }
 
     async fn refresh(&self, _: &CallContext, current: &TokenSet) -> Result<TokenSet, Error> {
@@ -64,6 +105,17 @@ impl Provider for Arc<OneUse> {
         }
         if self.faults && call % 13 == 5 {
             panic!("the provider's code panicked");
+        }
+        if self.window {
+            let answer = self.rotate(presented);
+            tokio::task::yield_now().await;
+            return match answer {
+                Some(_) if call % 5 == 2 => {
+                    Err(TransportError::answer_lost("connection closed before the answer").into())
+                }
+                Some(next) => Ok(next),
+                None => Err(invalid_grant()),
+            };
         }
         let first = {
             let mut all = self.presented.lock().unwrap();
@@ -103,6 +155,8 @@ struct Race {
     shutdown: bool,
     /// Store calls fail (`Error::Store` is an answer).
     store_faults: bool,
+    /// The provider has a reuse window, and loses answers after rotating (see [`OneUse`]).
+    window: bool,
 }
 
 impl Race {
@@ -143,6 +197,7 @@ fn race_on(
     runtime.block_on(async {
         let provider = Arc::new(OneUse {
             faults: race.faults,
+            window: race.window,
             ..OneUse::default()
         });
         let (managers, store) = managers(&provider);
@@ -242,8 +297,9 @@ fn race_on(
                             Err(Error::ShuttingDown) if shut.load(Ordering::SeqCst) => {}
                             Err(Error::Store(_)) if race.store_faults => {}
                             // The provider's 503s and panics, when it has faults.
+                            // And its lost answers, when it has a reuse window.
                             Err(error)
-                                if race.faults
+                                if (race.faults || race.window)
                                     && error.kind() != ErrorKind::ReauthRequired
                                     && !matches!(error, Error::ReauthRequired(_)) => {}
                             Err(other) => unexpected.push(format!("call {op}: {other:?}")),
@@ -260,9 +316,14 @@ fn race_on(
             manager.shutdown(Duration::from_secs(5)).await.unwrap();
         }
         let presented = provider.presented.lock().unwrap().clone();
-        let twice: Vec<_> = presented.iter().filter(|(_, n)| **n > 1).collect();
-        assert!(twice.is_empty(), "presented more than once: {twice:?}");
         assert!(presented.values().any(|n| *n == 1), "refreshes ran");
+        let refused = provider.refused.lock().unwrap().clone();
+        assert!(refused.is_empty(), "refused: {refused:?}");
+        if !race.window {
+            let twice: Vec<_> = presented.iter().filter(|(_, n)| **n > 1).collect();
+            assert!(twice.is_empty(), "presented more than once: {twice:?}");
+        }
+        let successors = provider.successors.lock().unwrap().clone();
         // No pair the provider sent was dropped: what the store keeps is a refresh token
         // never presented (the newest of its grant), or nothing (removed).
         for name in &names {
@@ -272,7 +333,13 @@ fn race_on(
                 assert_eq!(
                     presented.get(stored),
                     Some(&0),
-                    "{name} keeps {stored}, spent"
+                    "{name} keeps {stored}, spent (successor {:?})",
+                    successors.get(stored).map(|s| s
+                        .refresh_token
+                        .as_ref()
+                        .unwrap()
+                        .expose_secret()
+                        .to_owned())
                 );
             }
         }
@@ -422,6 +489,9 @@ fn a_shutdown_in_the_middle_of_the_race_loses_no_pair_and_spends_no_token_twice(
 struct Unreliable {
     inner: Arc<MemoryStore>,
     calls: std::sync::atomic::AtomicU64,
+    /// Whether lease calls fail too (a lease granted unheard, or not given back, then
+    /// holds another process off for a lease length).
+    leases: bool,
 }
 
 impl Unreliable {
@@ -429,6 +499,15 @@ impl Unreliable {
         Self {
             inner,
             calls: Default::default(),
+            leases: true,
+        }
+    }
+
+    /// Its lease calls always answered.
+    fn records_only(inner: Arc<MemoryStore>) -> Self {
+        Self {
+            leases: false,
+            ..Self::over(inner)
         }
     }
 
@@ -477,10 +556,18 @@ impl TokenStore for Unreliable {
         holder: &str,
         ttl: Duration,
     ) -> Result<Lease, StoreError> {
-        self.call(self.inner.acquire_lease(key, holder, ttl)).await
+        let lease = self.inner.acquire_lease(key, holder, ttl);
+        match self.leases {
+            true => self.call(lease).await,
+            false => lease.await,
+        }
     }
     async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
-        self.call(self.inner.release_lease(key, holder)).await
+        let release = self.inner.release_lease(key, holder);
+        match self.leases {
+            true => self.call(release).await,
+            false => release.await,
+        }
     }
 }
 
@@ -500,5 +587,62 @@ fn a_store_that_fails_at_random_never_makes_a_refresh_token_spent_twice_or_a_pai
             .build()
             .unwrap();
         (vec![manager], memory)
+    });
+}
+
+#[test]
+fn two_processes_on_a_store_whose_record_calls_fail_at_random_never_spend_a_token_twice() {
+    let store_faults = Race {
+        store_faults: true,
+        names: 2,
+        ..Race::calls(400)
+    };
+    race_on(store_faults, |provider| {
+        let memory = Arc::new(MemoryStore::new());
+        let managers = (0..2)
+            .map(|_| {
+                TokenManager::builder(provider.clone())
+                    .shared_store(Arc::new(Unreliable::records_only(memory.clone())))
+                    .client(NoTransport)
+                    .config(config())
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        (managers, memory)
+    });
+}
+
+#[test]
+fn answers_lost_after_rotation_inside_a_reuse_window_lose_no_pair() {
+    let lost = Race {
+        window: true,
+        names: 2,
+        ..Race::calls(400)
+    };
+    race(lost, one_manager);
+}
+
+#[test]
+fn answers_lost_inside_a_reuse_window_over_a_failing_store_and_two_processes_lose_no_pair() {
+    let lost = Race {
+        window: true,
+        store_faults: true,
+        names: 2,
+        ..Race::calls(400)
+    };
+    race_on(lost, |provider| {
+        let memory = Arc::new(MemoryStore::new());
+        let managers = (0..2)
+            .map(|_| {
+                TokenManager::builder(provider.clone())
+                    .shared_store(Arc::new(Unreliable::records_only(memory.clone())))
+                    .client(NoTransport)
+                    .config(config())
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        (managers, memory)
     });
 }
