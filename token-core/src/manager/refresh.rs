@@ -233,6 +233,9 @@ impl<P: Provider> Inner<P> {
         if !keep_lease {
             self.release(session).await;
         }
+        if std::mem::take(&mut notes.start_over) {
+            return Box::pin(self.run_once(session, reason, notes)).await;
+        }
         outcome
     }
 
@@ -310,6 +313,15 @@ impl<P: Provider> Inner<P> {
             }
             current => current,
         };
+        if session.generation() != generation {
+            // An insert or a remove while the set was saved: what the save found in the store
+            // instead (`Superseded`) may be the new generation's set, which a refresh of this
+            // generation could spend but not publish (a pair it could not save would then be
+            // dropped, its spent token left in the store). Start over in the new generation.
+            notes.start_over = true;
+            let error = Error::RefreshAborted("the session was replaced".into());
+            return (Err(error), false);
+        }
         let cx = CallContext::new(
             self.client.clone(),
             self.clock.clone(),
@@ -863,6 +875,8 @@ pub(super) struct RunNotes {
     replayed: bool,
     /// The lease was taken over from a holder whose lease lapsed unreleased.
     taken_over: bool,
+    /// The generation changed before the provider was called: the refresh starts over.
+    start_over: bool,
     /// The answer is what another writer put in the store, not the provider's (an insert
     /// by another process superseded the refreshed set, or a refused token gave way to a
     /// newer one).

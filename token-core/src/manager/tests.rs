@@ -1784,6 +1784,78 @@ async fn a_login_inserted_as_a_refresh_takes_the_lease_is_refreshed_once_though_
     assert_eq!(refresh_of(&stored.unwrap().unwrap()), "rt-1");
 }
 
+/// Holds the next save at a gate once `hold_next` is set (and lets it through to the store
+/// then); fails every other save while `failing` is set.
+struct HeldSave {
+    hold_next: std::sync::atomic::AtomicBool,
+    held: AtomicU32,
+    gate: Semaphore,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Hooks for HeldSave {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        if call == Call::Save {
+            if self.hold_next.swap(false, Ordering::SeqCst) {
+                self.held.fetch_add(1, Ordering::SeqCst);
+                self.gate.acquire().await.unwrap().forget();
+                return Ok(());
+            }
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(disk_full());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_login_inserted_while_a_refresh_saves_its_unsaved_pair_is_refreshed_once() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let store = Arc::new(Hooked::new(HeldSave {
+        hold_next: false.into(),
+        held: AtomicU32::new(0),
+        gate: Semaphore::new(0),
+        failing: false.into(),
+    }));
+    let manager = manager_over(&h, store.clone());
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    // A refresh whose new pair cannot be saved: kept in memory, unsaved.
+    store.failing.store(true, Ordering::SeqCst);
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    // The next refresh saves that pair first; the user logs in while that save is on its
+    // way, and new pairs cannot be saved again.
+    store.hold_next.store(true, Ordering::SeqCst);
+    let caller = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.refresh_now("s").await }
+    });
+    while store.held.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    store.failing.store(false, Ordering::SeqCst);
+    let login = TokenSet::new(AccessToken::new("at-login"))
+        .with_refresh_token(RefreshToken::new("rt-login"))
+        .with_access_expires_at(h.clock.now());
+    manager.insert("s", login).await.unwrap();
+    *h.fake.live.lock().unwrap() = "rt-login".into();
+    store.failing.store(true, Ordering::SeqCst);
+    store.gate.add_permits(1);
+    let answered = caller.await.unwrap().unwrap();
+    assert_eq!(answered.expose_secret(), "at-2");
+    // The save found the login in the store: the refresh (of the generation before) gave
+    // way, and the login was refreshed once, its unsaved pair kept.
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0", "rt-login"]);
+    store.failing.store(false, Ordering::SeqCst);
+    manager.shutdown(Duration::from_secs(60)).await.unwrap();
+    let stored = store.inner.load(&SessionKey::new("fake", "s")).await;
+    assert_eq!(refresh_of(&stored.unwrap().unwrap()), "rt-2");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_remove_during_a_refresh_is_not_undone_by_it() {
     let (h, gate, refreshing) = held_refresh().await;

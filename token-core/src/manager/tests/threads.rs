@@ -591,6 +591,27 @@ fn a_store_that_fails_at_random_never_makes_a_refresh_token_spent_twice_or_a_pai
 }
 
 #[test]
+fn callers_dropped_mid_call_over_a_store_that_fails_at_random_never_spend_a_token_twice() {
+    let both = Race {
+        store_faults: true,
+        cancel: true,
+        insert_refresh_token: true,
+        names: 2,
+        ..Race::calls(400)
+    };
+    race_on(both, |provider| {
+        let memory = Arc::new(MemoryStore::new());
+        let manager = TokenManager::builder(provider.clone())
+            .shared_store(Arc::new(Unreliable::over(memory.clone())))
+            .client(NoTransport)
+            .config(config())
+            .build()
+            .unwrap();
+        (vec![manager], memory)
+    });
+}
+
+#[test]
 fn two_processes_on_a_store_whose_record_calls_fail_at_random_never_spend_a_token_twice() {
     let store_faults = Race {
         store_faults: true,
