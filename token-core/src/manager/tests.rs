@@ -3325,6 +3325,11 @@ async fn an_insert_that_overlaps_the_lookup_of_its_unknown_name_is_served() {
     assert!(matches!(asking.await.unwrap(), Err(Error::NoTokens { .. })));
     saved.add_permits(1);
     inserting.await.unwrap().unwrap();
+    // Written once: the look did not forget the session while the insert was writing it
+    // (the insert would then have written again, on the session the name maps to next,
+    // over whatever another process wrote in between).
+    let stored = store.inner.load(&SessionKey::new("fake", "new")).await;
+    assert_eq!(stored.unwrap().unwrap().version, 1);
     // The insert has returned: its tokens are served, not "no tokens" for failure_cooldown.
     assert_eq!(
         manager.access_token("new").await.unwrap().expose_secret(),

@@ -157,6 +157,8 @@ struct Race {
     store_faults: bool,
     /// The provider has a reuse window, and loses answers after rotating (see [`OneUse`]).
     window: bool,
+    /// No task holds a handle across its calls.
+    unheld: bool,
 }
 
 impl Race {
@@ -220,7 +222,14 @@ fn race_on(
                     let mut unexpected = Vec::new();
                     let mut last = HashMap::new();
                     // Held across the calls: their sessions stay in the map through removes.
-                    let held: Vec<_> = names.iter().map(|name| manager.session(name)).collect();
+                    // Without them, sessions without tokens leave the map (and are retired).
+                    let held: Vec<_> = match race.unheld {
+                        false => names
+                            .iter()
+                            .map(|name| Some(manager.session(name)))
+                            .collect(),
+                        true => names.iter().map(|_| None).collect(),
+                    };
                     for call in 0..race.calls {
                         if race.shutdown && seed == 0 && call == race.calls / 2 {
                             shut.store(true, Ordering::SeqCst);
@@ -236,7 +245,14 @@ fn race_on(
                         let answer = async {
                             match op {
                                 0..=2 => manager.access_token(&name).await.map(Some),
-                                3 => held.access_token().await.map(Some),
+                                3 => match held {
+                                    Some(held) => held.access_token().await.map(Some),
+                                    None => {
+                                        let handle = manager.session(&name);
+                                        tokio::task::yield_now().await;
+                                        handle.access_token().await.map(Some)
+                                    }
+                                },
                                 4 => manager.session(&name).access_token().await.map(Some),
                                 5 => match &rejected {
                                     Some(token) => {
@@ -665,5 +681,60 @@ fn answers_lost_inside_a_reuse_window_over_a_failing_store_and_two_processes_los
             })
             .collect();
         (managers, memory)
+    });
+}
+
+#[test]
+fn sessions_retired_as_they_leave_the_map_never_spend_a_token_twice() {
+    let unheld = Race {
+        unheld: true,
+        names: 3,
+        insert_refresh_token: true,
+        ..Race::calls(400)
+    };
+    race(unheld, one_manager);
+}
+
+#[test]
+fn sessions_retired_over_a_store_that_fails_at_random_with_callers_dropped_never_spend_twice() {
+    let unheld = Race {
+        unheld: true,
+        names: 2,
+        store_faults: true,
+        cancel: true,
+        ..Race::calls(400)
+    };
+    race_on(unheld, |provider| {
+        let memory = Arc::new(MemoryStore::new());
+        let manager = TokenManager::builder(provider.clone())
+            .shared_store(Arc::new(Unreliable::over(memory.clone())))
+            .client(NoTransport)
+            .config(config())
+            .build()
+            .unwrap();
+        (vec![manager], memory)
+    });
+}
+
+#[test]
+fn sessions_retired_in_two_processes_on_one_store_never_spend_a_token_twice() {
+    let unheld = Race {
+        unheld: true,
+        names: 2,
+        faults: true,
+        ..Race::calls(400)
+    };
+    let store = Arc::new(MemoryStore::new());
+    race(unheld, |provider| {
+        (0..2)
+            .map(|_| {
+                TokenManager::builder(provider.clone())
+                    .shared_store(store.clone())
+                    .client(NoTransport)
+                    .config(config())
+                    .build()
+                    .unwrap()
+            })
+            .collect()
     });
 }
