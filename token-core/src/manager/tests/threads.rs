@@ -23,6 +23,8 @@ struct OneUse {
     /// and counted: the client went back to a token it had replaced). One answer in five is
     /// lost after the rotation.
     window: bool,
+    /// Whether the provider issues a new grant on its own (client credentials).
+    issues: bool,
     /// Each spent refresh token's successor.
     successors: StdMutex<HashMap<String, TokenSet>>,
     /// The refresh tokens refused.
@@ -88,6 +90,19 @@ impl Provider for Arc<OneUse> {
 
     fn name(&self) -> &str {
         "one-use"
+    }
+
+    fn can_issue(&self) -> bool {
+        self.issues
+    }
+
+    async fn issue(&self, _: &CallContext) -> Result<TokenSet, Error> {
+        tokio::task::yield_now().await;
+        let mut set = self.login();
+        set.access_expires_at = Some(OffsetDateTime::now_utc() + HOUR);
+        let access = set.access_token.expose_secret().to_owned();
+        self.refreshed.lock().unwrap().insert(access);
+        Ok(set)
     }
 
     fn reuse_window(&self) -> Duration {
@@ -159,6 +174,8 @@ struct Race {
     window: bool,
     /// No task holds a handle across its calls.
     unheld: bool,
+    /// The provider issues grants of its own (see [`OneUse`]).
+    issues: bool,
 }
 
 impl Race {
@@ -200,6 +217,7 @@ fn race_on(
         let provider = Arc::new(OneUse {
             faults: race.faults,
             window: race.window,
+            issues: race.issues,
             ..OneUse::default()
         });
         let (managers, store) = managers(&provider);
@@ -736,5 +754,41 @@ fn sessions_retired_in_two_processes_on_one_store_never_spend_a_token_twice() {
                     .unwrap()
             })
             .collect()
+    });
+}
+
+#[test]
+fn sessions_a_provider_issues_for_raced_from_several_threads_never_spend_a_token_twice() {
+    let issues = Race {
+        issues: true,
+        unheld: true,
+        names: 3,
+        ..Race::calls(400)
+    };
+    race(issues, one_manager);
+}
+
+#[test]
+fn sessions_a_provider_issues_for_in_two_processes_over_a_failing_store_never_spend_twice() {
+    let issues = Race {
+        issues: true,
+        unheld: true,
+        store_faults: true,
+        names: 2,
+        ..Race::calls(400)
+    };
+    race_on(issues, |provider| {
+        let memory = Arc::new(MemoryStore::new());
+        let managers = (0..2)
+            .map(|_| {
+                TokenManager::builder(provider.clone())
+                    .shared_store(Arc::new(Unreliable::records_only(memory.clone())))
+                    .client(NoTransport)
+                    .config(config())
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        (managers, memory)
     });
 }
