@@ -27,14 +27,31 @@ impl<P: Provider> Inner<P> {
         session: &Arc<Session<P::Extras>>,
         reason: Reason,
     ) -> Outcome<P::Extras> {
-        let mut replayed = false;
-        let outcome = self.run_once(session, reason, &mut replayed).await;
+        let mut notes = RunNotes::default();
+        let outcome = loop {
+            let generation = session.generation();
+            notes.overtaken = false;
+            let outcome = self.run_once(session, reason.clone(), &mut notes).await;
+            match &outcome {
+                // An insert (here, or in the store by another process) overtook the refresh
+                // and left a set whose access token is not usable (a login's, expired; the
+                // placeholder of `insert_refresh_token`): that set is refreshed now, in this
+                // flight. Its callers asked for a usable token, and one more insert during
+                // their own next try would hand them an expired one. Each turn needs another
+                // insert. (The asking for a lost pair needs no usable token.)
+                Ok(current)
+                    if !current.usable(self.clock.now())
+                        && !matches!(reason, Reason::Unresolved(_))
+                        && (notes.overtaken || session.generation() != generation) => {}
+                _ => break outcome,
+            }
+        };
         if outcome.is_err() {
             // A call whose answer was lost (before this failure, or a panic) is asked again
             // before the provider's window for it closes.
             self.resolve_later(session);
         }
-        if replayed {
+        if notes.replayed {
             // A remembered failure answered again: not remembered anew, so it lapses.
             return outcome;
         }
@@ -60,7 +77,7 @@ impl<P: Provider> Inner<P> {
         self: &Arc<Self>,
         session: &Arc<Session<P::Extras>>,
         reason: Reason,
-        replayed: &mut bool,
+        notes: &mut RunNotes,
     ) -> Outcome<P::Extras> {
         // Wait out an insert or remove under way, then start in the generation it left.
         let generation = {
@@ -101,7 +118,7 @@ impl<P: Provider> Inner<P> {
                     Some(record) if Some(record.version) != *version => {
                         let state = self.state_from(session, record)?;
                         self.publish_if(session, generation, state);
-                        return Box::pin(self.run_once(session, reason, replayed)).await;
+                        return Box::pin(self.run_once(session, reason, notes)).await;
                     }
                     _ => {
                         self.publish_if(
@@ -125,7 +142,7 @@ impl<P: Provider> Inner<P> {
                 let found = !matches!(state, State::Absent { .. });
                 self.publish_if(session, generation, state);
                 if found {
-                    return Box::pin(self.run_once(session, reason, replayed)).await;
+                    return Box::pin(self.run_once(session, reason, notes)).await;
                 }
                 if !self.provider.can_issue() {
                     return Err(self.no_tokens(session));
@@ -158,7 +175,7 @@ impl<P: Provider> Inner<P> {
         if !matches!(reason, Reason::Unresolved(_))
             && let Some(error) = session.recent_failure(now, self.config.failure_cooldown)
         {
-            *replayed = true;
+            notes.replayed = true;
             return Err(error);
         }
 
@@ -172,18 +189,30 @@ impl<P: Provider> Inner<P> {
                 taken_over,
             } => (current, taken_over),
         };
-        if session.is_retired() {
+        match session.generation() {
             // Retired meanwhile (a remove): what the store holds now (read since) is the
             // mapped session's to refresh, not this one's.
-            self.release(session).await;
-            return self.on_mapped(session, reason).await;
+            RETIRED => {
+                self.release(session).await;
+                return self.on_mapped(session, reason).await;
+            }
+            // An insert or a remove meanwhile: what the store holds now (read since) may be
+            // the new generation's set, which a refresh of this generation could spend but
+            // not publish (and a pair it could not save would then be dropped, its spent
+            // token left in the store). Start over in the new generation.
+            now if now != generation => {
+                self.release(session).await;
+                return Box::pin(self.run_once(session, reason, notes)).await;
+            }
+            _ => {}
         }
+        notes.taken_over = taken_over;
         let watch = LeaseWatch::default();
         let work = async {
             // A panic (in the provider, or in a store) must not leave the lease taken: it
             // ends this refresh like any failure, and the lease is given back below.
             let done = CatchUnwind(Box::pin(
-                self.refresh_held(session, generation, current, &reason, &watch, taken_over),
+                self.refresh_held(session, generation, current, &reason, &watch, notes),
             ))
             .await
             .unwrap_or_else(|()| {
@@ -203,6 +232,9 @@ impl<P: Provider> Inner<P> {
         let ((outcome, keep_lease), ()) = tokio::join!(work, self.heartbeat(session, &watch));
         if !keep_lease {
             self.release(session).await;
+        }
+        if std::mem::take(&mut notes.start_over) {
+            return Box::pin(self.run_once(session, reason, notes)).await;
         }
         outcome
     }
@@ -264,7 +296,7 @@ impl<P: Provider> Inner<P> {
         current: Option<Ready<P::Extras>>,
         reason: &Reason,
         watch: &LeaseWatch,
-        taken_over: bool,
+        notes: &mut RunNotes,
     ) -> (Outcome<P::Extras>, bool) {
         // A set whose save failed is saved before its refresh token is spent again: the
         // next pair must replace it in the store, or another process would find the old
@@ -281,6 +313,15 @@ impl<P: Provider> Inner<P> {
             }
             current => current,
         };
+        if session.generation() != generation {
+            // An insert or a remove while the set was saved: what the save found in the store
+            // instead (`Superseded`) may be the new generation's set, which a refresh of this
+            // generation could spend but not publish (a pair it could not save would then be
+            // dropped, its spent token left in the store). Start over in the new generation.
+            notes.start_over = true;
+            let error = Error::RefreshAborted("the session was replaced".into());
+            return (Err(error), false);
+        }
         let cx = CallContext::new(
             self.client.clone(),
             self.clock.clone(),
@@ -300,12 +341,12 @@ impl<P: Provider> Inner<P> {
         #[cfg(feature = "metrics")]
         crate::metrics::record_refresh(self.provider.name(), started.elapsed(), result.is_ok());
         match result {
-            Ok((set, issued)) => {
-                self.refreshed(session, generation, current, reason, set, issued)
+            Ok(answer) => {
+                self.refreshed(session, generation, current, reason, answer, notes)
                     .await
             }
             Err(error) if error.kind() == ErrorKind::ReauthRequired && !unrenewable_but_valid => (
-                self.refused(session, generation, current.as_ref(), error, taken_over)
+                self.refused(session, generation, current.as_ref(), error, notes)
                     .await,
                 false,
             ),
@@ -386,8 +427,9 @@ impl<P: Provider> Inner<P> {
         generation: u64,
         current: Option<Ready<P::Extras>>,
         reason: &Reason,
-        mut set: TokenSet<P::Extras>,
-        issued: bool,
+        // The provider's answer and whether it was issued anew, as `obtain` gives them.
+        (mut set, issued): (TokenSet<P::Extras>, bool),
+        turn: &mut RunNotes,
     ) -> (Outcome<P::Extras>, bool) {
         let now = self.clock.now();
         let mut notes = Vec::new();
@@ -470,6 +512,7 @@ impl<P: Provider> Inner<P> {
             Persisted::Saved(version) => (Some(version), true, None),
             Persisted::Superseded(found) => {
                 // An insert replaced the set meanwhile: it has the last word.
+                turn.overtaken = true;
                 let adopted = found
                     .value
                     .into_tokens()
@@ -589,7 +632,7 @@ impl<P: Provider> Inner<P> {
         generation: u64,
         current: Option<&Ready<P::Extras>>,
         error: Error,
-        taken_over: bool,
+        notes: &mut RunNotes,
     ) -> Outcome<P::Extras> {
         if session.generation() != generation {
             return self.after_insert(session, Err(error));
@@ -598,7 +641,7 @@ impl<P: Provider> Inner<P> {
         // spent the token and cannot reach the store yet (it lost the store, not the
         // provider): its save is watched for one more lease length (the lease kept) before
         // a verdict.
-        let watched = if taken_over {
+        let watched = if notes.taken_over {
             tracing::warn!(
                 "the refresh token was refused after taking over a lapsed lease; waiting for its holder's save"
             );
@@ -610,7 +653,10 @@ impl<P: Provider> Inner<P> {
         let started = tokio::time::Instant::now();
         loop {
             match self.read_newer(session, generation, current).await {
-                Ok(Stored::Tokens(adopted)) => return Ok(adopted),
+                Ok(Stored::Tokens(adopted)) => {
+                    notes.overtaken = true;
+                    return Ok(adopted);
+                }
                 Ok(Stored::Dead(dead) | Stored::Removed(dead)) => return Err(dead),
                 Ok(Stored::Unchanged) => {}
                 Err(store_error) => {
@@ -638,7 +684,10 @@ impl<P: Provider> Inner<P> {
             Err(StoreError::Conflict { .. }) => {
                 // Written meanwhile: take it instead.
                 return match self.read_newer(session, generation, current).await {
-                    Ok(Stored::Tokens(adopted)) => Ok(adopted),
+                    Ok(Stored::Tokens(adopted)) => {
+                        notes.overtaken = true;
+                        Ok(adopted)
+                    }
                     Ok(Stored::Dead(dead) | Stored::Removed(dead)) => Err(dead),
                     Ok(Stored::Unchanged) => Err(error),
                     Err(store_error) => Err(store_error),
@@ -819,6 +868,21 @@ impl<P: Provider> Inner<P> {
             self.cooldown.extend(until, wait);
         }
     }
+}
+
+/// What one turn of a refresh noted for the next.
+#[derive(Default)]
+pub(super) struct RunNotes {
+    /// A remembered failure was answered again (not remembered anew, so it lapses).
+    replayed: bool,
+    /// The lease was taken over from a holder whose lease lapsed unreleased.
+    taken_over: bool,
+    /// The generation changed before the provider was called: the refresh starts over.
+    start_over: bool,
+    /// The answer is what another writer put in the store, not the provider's (an insert
+    /// by another process superseded the refreshed set, or a refused token gave way to a
+    /// newer one).
+    overtaken: bool,
 }
 
 /// A future's output, or `Err` if polling it panicked.

@@ -258,8 +258,8 @@ impl<X> Session<X> {
 
     /// Takes the session out of the session map with `unmap` (given the instant the store
     /// was last asked, `None` if the session was never loaded; it says whether it took the
-    /// session out), if the session holds no tokens (absent, or never loaded) and no handle
-    /// holds it. Under the generation lock: a handle taken, or an insert or a load
+    /// session out), if the session holds no tokens (absent, or never loaded), no handle
+    /// holds it and no insert or remove is writing it. Under the generation lock: a handle taken, or an insert or a load
     /// publishing, meanwhile is either seen here (and the session kept) or finds it
     /// retired. From then on nothing publishes into it, no handle is taken on it, and a
     /// refresh asked of it runs on the session its name maps to instead: two sessions of
@@ -270,6 +270,14 @@ impl<X> Session<X> {
     ) -> bool {
         let mut generation = lock(&self.generation);
         if *generation == RETIRED || self.has_handles() {
+            return false;
+        }
+        // An insert or a remove through the store holds the writer lock from before its
+        // write to its publication: retired in between, the session would refuse that
+        // publication, and the insert (or remove) would write again on the session the name
+        // maps to next, over whatever was written meanwhile (a login already refreshed by
+        // another process and spent). A refresh holds it only briefly.
+        if (self.cold.get()).is_some_and(|cold| cold.writer.try_lock().is_err()) {
             return false;
         }
         let checked_at = match self.state.load().as_deref() {

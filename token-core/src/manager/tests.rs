@@ -1443,6 +1443,40 @@ async fn an_insert_wins_over_a_refresh_under_way() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_refresh_overtaken_by_two_expired_logins_in_a_row_answers_a_usable_token() {
+    let (h, gate, waiting) = held_refresh().await;
+    // A login whose access token has already expired (as `insert_refresh_token`'s is).
+    let login = |n: u32| {
+        TokenSet::new(AccessToken::new(format!("at-login-{n}")))
+            .with_refresh_token(RefreshToken::new(format!("rt-login-{n}")))
+            .with_access_expires_at(h.clock.now() - Duration::from_secs(1))
+    };
+    // Lets the call at the gate through, and only that one (the gate is fair: the permit
+    // comes back to this task, not to the next call).
+    let pass_one = || async {
+        gate.add_permits(1);
+        gate.acquire().await.unwrap().forget();
+    };
+    // The user logs in while the refresh is at the provider; the refresh of that login
+    // is overtaken by the next login in turn.
+    h.manager.insert("s", login(1)).await.unwrap();
+    pass_one().await;
+    h.until_calls(2).await;
+    h.manager.insert("s", login(2)).await.unwrap();
+    *h.fake.live.lock().unwrap() = "rt-login-1".into();
+    pass_one().await;
+    h.until_calls(3).await;
+    *h.fake.live.lock().unwrap() = "rt-login-2".into();
+    pass_one().await;
+    let answered = waiting.await.unwrap().unwrap();
+    assert_eq!(
+        h.fake.presented.lock().unwrap()[1..],
+        ["rt-login-1", "rt-login-2"]
+    );
+    assert_eq!(answered.expose_secret(), "at-3", "the last login's refresh");
+}
+
+#[tokio::test(start_paused = true)]
 async fn shutdown_waits_for_the_refresh_in_flight_and_saves_it() {
     let (h, gate, waiting) = held_refresh().await;
     let manager = h.manager.clone();
@@ -1716,6 +1750,142 @@ fn login(h: &Harness) -> TokenSet {
     TokenSet::new(AccessToken::new("at-login"))
         .with_refresh_token(RefreshToken::new("rt-login"))
         .with_access_expires_at(h.clock.now() + HOUR)
+}
+
+/// Holds every lease request at a gate while `hold` is set, and fails every save while
+/// `failing` is.
+struct HeldLeases {
+    hold: std::sync::atomic::AtomicBool,
+    waiting: AtomicU32,
+    gate: Semaphore,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Hooks for HeldLeases {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        match call {
+            Call::Acquire if self.hold.load(Ordering::SeqCst) => {
+                self.waiting.fetch_add(1, Ordering::SeqCst);
+                self.gate.acquire().await.unwrap().forget();
+            }
+            Call::Save if self.failing.load(Ordering::SeqCst) => return Err(disk_full()),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_login_inserted_as_a_refresh_takes_the_lease_is_refreshed_once_though_its_pair_is_unsaved()
+ {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let store = Arc::new(Hooked::new(HeldLeases {
+        hold: true.into(),
+        waiting: AtomicU32::new(0),
+        gate: Semaphore::new(0),
+        failing: false.into(),
+    }));
+    let manager = manager_over(&h, store.clone());
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    let caller = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.access_token("s").await }
+    });
+    while store.waiting.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    // The user logs in while the refresh (of `rt-0`, in the generation before) asks for the
+    // lease; the store then takes no save.
+    let login = TokenSet::new(AccessToken::new("at-login"))
+        .with_refresh_token(RefreshToken::new("rt-login"))
+        .with_access_expires_at(h.clock.now());
+    manager.insert("s", login).await.unwrap();
+    *h.fake.live.lock().unwrap() = "rt-login".into();
+    store.failing.store(true, Ordering::SeqCst);
+    store.hold.store(false, Ordering::SeqCst);
+    store.gate.add_permits(1);
+    let answered = caller.await.unwrap().unwrap();
+    assert_eq!(answered.expose_secret(), "at-1");
+    // The new pair, unsaved, is kept (with the lease) and refreshed from: the login's token
+    // is not presented again.
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-login"]);
+    store.failing.store(false, Ordering::SeqCst);
+    manager.shutdown(Duration::from_secs(60)).await.unwrap();
+    let stored = store.inner.load(&SessionKey::new("fake", "s")).await;
+    assert_eq!(refresh_of(&stored.unwrap().unwrap()), "rt-1");
+}
+
+/// Holds the next save at a gate once `hold_next` is set (and lets it through to the store
+/// then); fails every other save while `failing` is set.
+struct HeldSave {
+    hold_next: std::sync::atomic::AtomicBool,
+    held: AtomicU32,
+    gate: Semaphore,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Hooks for HeldSave {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        if call == Call::Save {
+            if self.hold_next.swap(false, Ordering::SeqCst) {
+                self.held.fetch_add(1, Ordering::SeqCst);
+                self.gate.acquire().await.unwrap().forget();
+                return Ok(());
+            }
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(disk_full());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_login_inserted_while_a_refresh_saves_its_unsaved_pair_is_refreshed_once() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let store = Arc::new(Hooked::new(HeldSave {
+        hold_next: false.into(),
+        held: AtomicU32::new(0),
+        gate: Semaphore::new(0),
+        failing: false.into(),
+    }));
+    let manager = manager_over(&h, store.clone());
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    // A refresh whose new pair cannot be saved: kept in memory, unsaved.
+    store.failing.store(true, Ordering::SeqCst);
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    // The next refresh saves that pair first; the user logs in while that save is on its
+    // way, and new pairs cannot be saved again.
+    store.hold_next.store(true, Ordering::SeqCst);
+    let caller = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.refresh_now("s").await }
+    });
+    while store.held.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    store.failing.store(false, Ordering::SeqCst);
+    let login = TokenSet::new(AccessToken::new("at-login"))
+        .with_refresh_token(RefreshToken::new("rt-login"))
+        .with_access_expires_at(h.clock.now());
+    manager.insert("s", login).await.unwrap();
+    *h.fake.live.lock().unwrap() = "rt-login".into();
+    store.failing.store(true, Ordering::SeqCst);
+    store.gate.add_permits(1);
+    let answered = caller.await.unwrap().unwrap();
+    assert_eq!(answered.expose_secret(), "at-2");
+    // The save found the login in the store: the refresh (of the generation before) gave
+    // way, and the login was refreshed once, its unsaved pair kept.
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0", "rt-login"]);
+    store.failing.store(false, Ordering::SeqCst);
+    manager.shutdown(Duration::from_secs(60)).await.unwrap();
+    let stored = store.inner.load(&SessionKey::new("fake", "s")).await;
+    assert_eq!(refresh_of(&stored.unwrap().unwrap()), "rt-2");
 }
 
 #[tokio::test(start_paused = true)]
@@ -3187,6 +3357,11 @@ async fn an_insert_that_overlaps_the_lookup_of_its_unknown_name_is_served() {
     assert!(matches!(asking.await.unwrap(), Err(Error::NoTokens { .. })));
     saved.add_permits(1);
     inserting.await.unwrap().unwrap();
+    // Written once: the look did not forget the session while the insert was writing it
+    // (the insert would then have written again, on the session the name maps to next,
+    // over whatever another process wrote in between).
+    let stored = store.inner.load(&SessionKey::new("fake", "new")).await;
+    assert_eq!(stored.unwrap().unwrap().version, 1);
     // The insert has returned: its tokens are served, not "no tokens" for failure_cooldown.
     assert_eq!(
         manager.access_token("new").await.unwrap().expose_secret(),
