@@ -585,12 +585,11 @@ impl<P: Provider> Inner<P> {
             // goes: an insert into this session publishes after both, and then forgets
             // the name again. A session never loaded (the store failed) goes too, but its
             // name is not remembered: the store is asked again next time. One with a
-            // refresh under way stays (that refresh may load it).
-            if session.in_flight() {
-                return outcome;
-            }
+            // refresh under way stays (that refresh may load it, or issue for it): looked at
+            // under the generation lock, so a refresh starting after this reads the
+            // session's generation after the retirement, and hands over to the mapped one.
             session.retire_if_absent(|checked_at| {
-                if checked_at.is_some() && !unknown {
+                if (checked_at.is_some() && !unknown) || session.in_flight() {
                     return false;
                 }
                 let removed = self
