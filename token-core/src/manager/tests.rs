@@ -2013,6 +2013,87 @@ async fn an_unsaved_set_gives_way_to_tokens_another_process_inserted() {
     );
 }
 
+/// What each save does, in order (then every save passes): pass, fail, or wait at `gate`
+/// and then pass.
+struct ScriptedSaves {
+    script: StdMutex<VecDeque<SaveStep>>,
+    held: AtomicU32,
+    gate: Semaphore,
+}
+
+#[derive(Clone, Copy)]
+enum SaveStep {
+    Pass,
+    Fail,
+    Hold,
+}
+
+#[async_trait]
+impl Hooks for ScriptedSaves {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        if call != Call::Save {
+            return Ok(());
+        }
+        let step = self.script.lock().unwrap().pop_front();
+        match step.unwrap_or(SaveStep::Pass) {
+            SaveStep::Pass => Ok(()),
+            SaveStep::Fail => Err(disk_full()),
+            SaveStep::Hold => {
+                self.held.fetch_add(1, Ordering::SeqCst);
+                self.gate.acquire().await.unwrap().forget();
+                Ok(())
+            }
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_background_save_does_not_publish_its_old_pair_over_a_newer_one() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let store = Arc::new(Hooked::new(ScriptedSaves {
+        script: StdMutex::new(VecDeque::new()),
+        held: AtomicU32::new(0),
+        gate: Semaphore::new(0),
+    }));
+    let manager = manager_over(&h, store.clone());
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    // The refresh's save of at-1's pair fails (kept in memory, saved in the background);
+    // the background save is then held on its way to the store; a forced refresh saves
+    // at-1's pair itself, spends rt-1, and cannot save at-2's pair.
+    store.script.lock().unwrap().extend([
+        SaveStep::Fail,
+        SaveStep::Hold,
+        SaveStep::Pass,
+        SaveStep::Fail,
+    ]);
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    while store.held.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        manager.refresh_now("s").await.unwrap().expose_secret(),
+        "at-2"
+    );
+    // The held background save of at-1's pair reaches the store now, and finds it there.
+    store.gate.add_permits(1);
+    manager.shutdown(Duration::from_secs(600)).await.unwrap();
+    let stored = store
+        .inner
+        .load(&SessionKey::new("fake", "s"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        refresh_of(&stored),
+        "rt-2",
+        "at-2's pair, whose refresh token is the live one, is saved, not dropped"
+    );
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0", "rt-1"]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_verdict_that_could_not_be_recorded_does_not_revive_the_dead_token() {
     let mut h = harness(|fake| fake.reuse_window = Duration::ZERO);
