@@ -685,6 +685,16 @@ impl<P: Provider> Inner<P> {
         session.publish_refreshed(generation, started_from, state.into(), self.show(session))
     }
 
+    /// Publishes `state` in place of `replaced` if `session` still holds exactly that.
+    fn publish_over(
+        &self,
+        session: &Session<P::Extras>,
+        replaced: &Ready<P::Extras>,
+        state: impl Into<Arc<State<P::Extras>>>,
+    ) -> bool {
+        session.publish_over(replaced, state.into(), self.show(session))
+    }
+
     fn closing(&self) -> bool {
         self.closing.load(Ordering::SeqCst)
     }

@@ -128,22 +128,16 @@ impl<P: Provider> Inner<P> {
     pub(super) fn spawn_save_retry(
         self: Arc<Self>,
         session: Arc<Session<P::Extras>>,
-        generation: u64,
         unsaved: Ready<P::Extras>,
     ) {
         let inner = self.clone();
         self.tasks.spawn(async move {
-            inner.save_retry(&session, generation, &unsaved).await;
+            inner.save_retry(&session, &unsaved).await;
             inner.release(&session).await;
         });
     }
 
-    async fn save_retry(
-        &self,
-        session: &Session<P::Extras>,
-        generation: u64,
-        unsaved: &Ready<P::Extras>,
-    ) {
+    async fn save_retry(&self, session: &Session<P::Extras>, unsaved: &Ready<P::Extras>) {
         // Until saved, superseded or removed: this set is the only copy of a pair the
         // provider has already rotated to. `shutdown` waits for it (and says so if it must
         // stop first).
@@ -168,7 +162,7 @@ impl<P: Provider> Inner<P> {
                     "the refresh lease was lost before the new token set could be saved"
                 );
             }
-            match self.save_unsaved(session, generation, unsaved).await {
+            match self.save_unsaved(session, unsaved).await {
                 Ok(_) => return,
                 Err(Error::NoTokens { .. }) => return,
                 Err(error @ Error::Store(StoreError::Corrupt(_))) => {
@@ -192,11 +186,12 @@ impl<P: Provider> Inner<P> {
     }
 
     /// Saves a set whose save had failed, replacing the version it was refreshed from, and
-    /// publishes the saved set (or what superseded it).
+    /// publishes the saved set (or what superseded it) if the session still holds `unsaved`:
+    /// a background save and a refresh may both save it, and the refresh may have published
+    /// a newer pair (in the same generation) by the time the other save returns.
     pub(super) async fn save_unsaved(
         &self,
         session: &Session<P::Extras>,
-        generation: u64,
         unsaved: &Ready<P::Extras>,
     ) -> Result<Ready<P::Extras>, Error> {
         match self.persist(&session.key, unsaved, unsaved.version()).await {
@@ -204,7 +199,7 @@ impl<P: Provider> Inner<P> {
                 // A new publication (its saved flag is part of what callers compare), with
                 // the same set.
                 let saved = Ready::new(unsaved.saved_at(version));
-                self.publish_refreshed(session, generation, Some(unsaved), saved.clone());
+                self.publish_over(session, unsaved, saved.clone());
                 self.emit(Event::Persisted {
                     session: session.name().clone(),
                     version,
@@ -221,7 +216,7 @@ impl<P: Provider> Inner<P> {
                     })
                     .and_then(super::from_stored)?;
                 let adopted = Ready::new(self.current_from(set, extras, Some(version), true));
-                if self.publish_refreshed(session, generation, Some(unsaved), adopted.clone()) {
+                if self.publish_over(session, unsaved, adopted.clone()) {
                     self.emit(Event::Adopted {
                         session: session.name().clone(),
                         version,
@@ -230,10 +225,9 @@ impl<P: Provider> Inner<P> {
                 Ok(adopted)
             }
             Persisted::Removed => {
-                self.publish_refreshed(
+                self.publish_over(
                     session,
-                    generation,
-                    Some(unsaved),
+                    unsaved,
                     State::Absent {
                         checked_at: self.clock.now(),
                     },

@@ -306,7 +306,7 @@ impl<P: Provider> Inner<P> {
         // may spend the stale stored token meanwhile (`PersistFailed` has said so).
         let current = match current {
             Some(unsaved) if !unsaved.saved() && !unsaved.unstorable => {
-                match self.save_unsaved(session, generation, &unsaved).await {
+                match self.save_unsaved(session, &unsaved).await {
                     Ok(saved) => Some(saved),
                     Err(error) => return (Err(error), false),
                 }
@@ -580,8 +580,7 @@ impl<P: Provider> Inner<P> {
         // not succeed, and would hold the lease and `shutdown` for ever. `PersistFailed` has
         // said why; the set is used (and refreshed from) in memory.
         if !saved && !next.unstorable {
-            self.clone()
-                .spawn_save_retry(session.clone(), generation, next.clone());
+            self.clone().spawn_save_retry(session.clone(), next.clone());
             return (Ok(next), true);
         }
         (Ok(next), false)

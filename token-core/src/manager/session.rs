@@ -230,6 +230,27 @@ impl<X> Session<X> {
         true
     }
 
+    /// Publishes `state` in place of `replaced` if the session still holds exactly that
+    /// (whatever its generation: an insert that has not published yet publishes over this),
+    /// unless it is retired. For a background save of an unsaved set: once anything else
+    /// was published (a newer pair, within the same generation), the saved set is stale.
+    pub(super) fn publish_over(
+        &self,
+        replaced: &Ready<X>,
+        state: Arc<State<X>>,
+        show: impl FnOnce(&Arc<State<X>>),
+    ) -> bool {
+        let current = lock(&self.generation);
+        let unchanged = (*self.state.load())
+            .as_ref()
+            .is_some_and(|now| replaced.is(now));
+        if *current == RETIRED || !unchanged {
+            return false;
+        }
+        show(&self.set(state));
+        true
+    }
+
     /// Starts a new generation and publishes the state `write` makes (a remove, after its
     /// store write; `write` may make that write itself, which then no refresh start can come
     /// between). A retired session is left alone (`write` is not called): `false`.
