@@ -527,13 +527,15 @@ pub struct IssuerConfig {
     /// [`purge`](IssuerStore::purge) forgets a replaced pair once its reuse window has
     /// ended (one record per rotation would otherwise pile up for the refresh tokens' whole
     /// life), and a token replayed after that is [`IssuerError::InvalidRefreshToken`] and
-    /// revokes nothing. Purge less often to detect replays over a longer span.
+    /// revokes nothing. Purge less often ([`purge_every`](Self::purge_every)) to detect
+    /// replays over a longer span.
     pub revoke_on_reuse: bool,
-    /// How often the issuer forgets dead records by itself: after an issue or a rotation,
-    /// once this span has passed since the last time, it runs the store's
-    /// [`purge`](IssuerStore::purge) in a task of its own. Default 1 hour; `None`: never
-    /// (the application calls [`Issuer::purge`] on a schedule of its own, or the store
-    /// grows by a record per rotation).
+    /// How often the issuer forgets dead records by itself: after an issue, a rotation, or
+    /// an authorization code's issue or redemption, once this span (in whole seconds) has
+    /// passed since the last time, it runs the store's [`purge`](IssuerStore::purge) in a
+    /// task of its own. Default 1 hour; `None`: never (the application calls
+    /// [`Issuer::purge`] on a schedule of its own, or the store grows by a record per
+    /// rotation).
     pub purge_every: Option<Duration>,
 }
 
