@@ -53,6 +53,20 @@ fn discriminants_are_the_integer_codes_both_ways() {
 }
 
 #[test]
+fn an_integer_code_written_as_a_string_with_a_sign_or_leading_zeros_is_the_same_code() {
+    let ok = StatusCode::OK;
+    for code in [r#""040030""#, r#""+40030""#, "40030", r#""40030""#] {
+        let body = format!(r#"{{"errcode":{code},"errmsg":"invalid refresh_token"}}"#);
+        let error = WeChatError::decode_error(ok, body.as_bytes()).unwrap();
+        assert_eq!(error.errcode, WeChatCode::InvalidRefreshToken, "{code}");
+        assert_eq!(error.kind(ok), ErrorKind::ReauthRequired, "{code}");
+    }
+    // Not a number: the catch-all, as it was written.
+    let error = WeChatError::decode_error(ok, br#"{"errcode":"40030x","errmsg":"?"}"#).unwrap();
+    assert_eq!(error.errcode, WeChatCode::Other("40030x".into()));
+}
+
+#[test]
 fn the_string_variant_is_the_catch_all_without_a_key() {
     let unknown = WeChatCode::from_code("45009");
     assert_eq!(unknown, WeChatCode::Other("45009".into()));

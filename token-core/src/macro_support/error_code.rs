@@ -89,6 +89,12 @@ pub fn deserialize_code<'de, C: ErrorCode, D: serde::Deserializer<'de>>(
         Unsigned(u64),
     }
     let text = match <Code as serde::Deserialize>::deserialize(deserializer)? {
+        // An integer code in a string, however written (`"040030"`, `"+40030"`), is the
+        // number it says; any other text is kept as it came (the catch-all's).
+        Code::Text(text) if C::NUMERIC => match text.parse::<i64>() {
+            Ok(n) => n.to_string(),
+            Err(_) => text,
+        },
         Code::Text(text) => text,
         Code::Signed(n) => n.to_string(),
         Code::Unsigned(n) => n.to_string(),
