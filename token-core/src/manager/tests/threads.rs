@@ -198,12 +198,11 @@ fn race(race: Race, managers: impl Fn(&Arc<OneUse>) -> Vec<TokenManager<Arc<OneU
     })
 }
 
-/// As [`race`], the store for the last check given beside the managers (one that answers
-/// every call).
-fn race_on(
-    race: Race,
-    managers: impl Fn(&Arc<OneUse>) -> (Vec<TokenManager<Arc<OneUse>>>, Arc<dyn TokenStore>),
-) {
+/// The managers of a race, and the store for its last check (one that answers every call).
+type Racers = (Vec<TokenManager<Arc<OneUse>>>, Arc<dyn TokenStore>);
+
+/// As [`race`], the store for the last check given beside the managers.
+fn race_on(race: Race, managers: impl Fn(&Arc<OneUse>) -> Racers) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -407,14 +406,20 @@ fn config() -> ManagerConfig {
         )
 }
 
+/// A manager for the race over `store`, which it shares with the other managers (other
+/// processes), or over a `MemoryStore` of its own.
+fn racer(provider: &Arc<OneUse>, store: Option<Arc<dyn TokenStore>>) -> TokenManager<Arc<OneUse>> {
+    let mut builder = TokenManager::builder(provider.clone())
+        .client(NoTransport)
+        .config(config());
+    if let Some(store) = store {
+        builder = builder.shared_store(store);
+    }
+    builder.build().unwrap()
+}
+
 fn one_manager(provider: &Arc<OneUse>) -> Vec<TokenManager<Arc<OneUse>>> {
-    vec![
-        TokenManager::builder(provider.clone())
-            .client(NoTransport)
-            .config(config())
-            .build()
-            .unwrap(),
-    ]
+    vec![racer(provider, None)]
 }
 
 #[test]
@@ -442,14 +447,7 @@ fn two_processes_on_one_store_raced_from_several_threads_never_spend_a_refresh_t
     };
     race(faults, |provider| {
         (0..2)
-            .map(|_| {
-                TokenManager::builder(provider.clone())
-                    .shared_store(store.clone())
-                    .client(NoTransport)
-                    .config(config())
-                    .build()
-                    .unwrap()
-            })
+            .map(|_| racer(provider, Some(store.clone())))
             .collect()
     });
 }
@@ -466,12 +464,7 @@ fn two_processes_on_one_file_store_raced_from_several_threads_never_spend_a_toke
         (0..2)
             .map(|_| {
                 let store = crate::store::FileStore::open(dir.path()).unwrap();
-                TokenManager::builder(provider.clone())
-                    .store(store)
-                    .client(NoTransport)
-                    .config(config())
-                    .build()
-                    .unwrap()
+                racer(provider, Some(Arc::new(store)))
             })
             .collect()
     });
@@ -605,6 +598,25 @@ impl TokenStore for Unreliable {
     }
 }
 
+/// For [`race_on`]: `processes` managers over one `MemoryStore` behind [`Unreliable`]; the
+/// lease calls of one manager fail too, those of several are always answered (a lease
+/// granted unheard would hold the other process off for a lease length).
+fn unreliable(processes: usize) -> impl Fn(&Arc<OneUse>) -> Racers {
+    move |provider| {
+        let memory = Arc::new(MemoryStore::new());
+        let managers = (0..processes)
+            .map(|_| {
+                let store = match processes {
+                    1 => Unreliable::over(memory.clone()),
+                    _ => Unreliable::records_only(memory.clone()),
+                };
+                racer(provider, Some(Arc::new(store)))
+            })
+            .collect();
+        (managers, memory as Arc<dyn TokenStore>)
+    }
+}
+
 #[test]
 fn a_store_that_fails_at_random_never_makes_a_refresh_token_spent_twice_or_a_pair_lost() {
     let store_faults = Race {
@@ -612,16 +624,7 @@ fn a_store_that_fails_at_random_never_makes_a_refresh_token_spent_twice_or_a_pai
         names: 2,
         ..Race::calls(400)
     };
-    race_on(store_faults, |provider| {
-        let memory = Arc::new(MemoryStore::new());
-        let manager = TokenManager::builder(provider.clone())
-            .shared_store(Arc::new(Unreliable::over(memory.clone())))
-            .client(NoTransport)
-            .config(config())
-            .build()
-            .unwrap();
-        (vec![manager], memory)
-    });
+    race_on(store_faults, unreliable(1));
 }
 
 #[test]
@@ -633,16 +636,7 @@ fn callers_dropped_mid_call_over_a_store_that_fails_at_random_never_spend_a_toke
         names: 2,
         ..Race::calls(400)
     };
-    race_on(both, |provider| {
-        let memory = Arc::new(MemoryStore::new());
-        let manager = TokenManager::builder(provider.clone())
-            .shared_store(Arc::new(Unreliable::over(memory.clone())))
-            .client(NoTransport)
-            .config(config())
-            .build()
-            .unwrap();
-        (vec![manager], memory)
-    });
+    race_on(both, unreliable(1));
 }
 
 #[test]
@@ -652,20 +646,7 @@ fn two_processes_on_a_store_whose_record_calls_fail_at_random_never_spend_a_toke
         names: 2,
         ..Race::calls(400)
     };
-    race_on(store_faults, |provider| {
-        let memory = Arc::new(MemoryStore::new());
-        let managers = (0..2)
-            .map(|_| {
-                TokenManager::builder(provider.clone())
-                    .shared_store(Arc::new(Unreliable::records_only(memory.clone())))
-                    .client(NoTransport)
-                    .config(config())
-                    .build()
-                    .unwrap()
-            })
-            .collect();
-        (managers, memory)
-    });
+    race_on(store_faults, unreliable(2));
 }
 
 #[test]
@@ -686,20 +667,7 @@ fn answers_lost_inside_a_reuse_window_over_a_failing_store_and_two_processes_los
         names: 2,
         ..Race::calls(400)
     };
-    race_on(lost, |provider| {
-        let memory = Arc::new(MemoryStore::new());
-        let managers = (0..2)
-            .map(|_| {
-                TokenManager::builder(provider.clone())
-                    .shared_store(Arc::new(Unreliable::records_only(memory.clone())))
-                    .client(NoTransport)
-                    .config(config())
-                    .build()
-                    .unwrap()
-            })
-            .collect();
-        (managers, memory)
-    });
+    race_on(lost, unreliable(2));
 }
 
 #[test]
@@ -722,16 +690,7 @@ fn sessions_retired_over_a_store_that_fails_at_random_with_callers_dropped_never
         cancel: true,
         ..Race::calls(400)
     };
-    race_on(unheld, |provider| {
-        let memory = Arc::new(MemoryStore::new());
-        let manager = TokenManager::builder(provider.clone())
-            .shared_store(Arc::new(Unreliable::over(memory.clone())))
-            .client(NoTransport)
-            .config(config())
-            .build()
-            .unwrap();
-        (vec![manager], memory)
-    });
+    race_on(unheld, unreliable(1));
 }
 
 #[test]
@@ -745,14 +704,7 @@ fn sessions_retired_in_two_processes_on_one_store_never_spend_a_token_twice() {
     let store = Arc::new(MemoryStore::new());
     race(unheld, |provider| {
         (0..2)
-            .map(|_| {
-                TokenManager::builder(provider.clone())
-                    .shared_store(store.clone())
-                    .client(NoTransport)
-                    .config(config())
-                    .build()
-                    .unwrap()
-            })
+            .map(|_| racer(provider, Some(store.clone())))
             .collect()
     });
 }
@@ -777,18 +729,5 @@ fn sessions_a_provider_issues_for_in_two_processes_over_a_failing_store_never_sp
         names: 2,
         ..Race::calls(400)
     };
-    race_on(issues, |provider| {
-        let memory = Arc::new(MemoryStore::new());
-        let managers = (0..2)
-            .map(|_| {
-                TokenManager::builder(provider.clone())
-                    .shared_store(Arc::new(Unreliable::records_only(memory.clone())))
-                    .client(NoTransport)
-                    .config(config())
-                    .build()
-                    .unwrap()
-            })
-            .collect();
-        (managers, memory)
-    });
+    race_on(issues, unreliable(2));
 }
