@@ -365,6 +365,18 @@ impl HttpClient for NoTransport {
     }
 }
 
+/// Lets the other tasks run (no time passes) until `done`, for at most 10,000 turns; says
+/// whether it came.
+async fn until(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..10_000 {
+        if done() {
+            return true;
+        }
+        tokio::task::yield_now().await;
+    }
+    done()
+}
+
 struct Harness {
     fake: Arc<Fake>,
     manager: TokenManager<Arc<Fake>>,
@@ -442,13 +454,9 @@ impl Harness {
 
     /// Lets the other tasks run until the provider has been called `n` times (bounded).
     async fn until_calls(&self, n: u32) {
-        for _ in 0..10_000 {
-            if self.calls() >= n {
-                return;
-            }
-            tokio::task::yield_now().await;
+        if !until(|| self.calls() >= n).await {
+            panic!("the provider was called {} times, not {n}", self.calls());
         }
-        panic!("the provider was called {} times, not {n}", self.calls());
     }
 
     fn drain(&mut self) -> Vec<Event> {
@@ -1792,9 +1800,7 @@ async fn a_login_inserted_as_a_refresh_takes_the_lease_is_refreshed_once_though_
         let manager = manager.clone();
         async move { manager.access_token("s").await }
     });
-    while store.waiting.load(Ordering::SeqCst) == 0 {
-        tokio::task::yield_now().await;
-    }
+    assert!(until(|| store.waiting.load(Ordering::SeqCst) > 0).await);
     // The user logs in while the refresh (of `rt-0`, in the generation before) asks for the
     // lease; the store then takes no save.
     let login = TokenSet::new(AccessToken::new("at-login"))
@@ -1866,9 +1872,7 @@ async fn a_login_inserted_while_a_refresh_saves_its_unsaved_pair_is_refreshed_on
         let manager = manager.clone();
         async move { manager.refresh_now("s").await }
     });
-    while store.held.load(Ordering::SeqCst) == 0 {
-        tokio::task::yield_now().await;
-    }
+    assert!(until(|| store.held.load(Ordering::SeqCst) > 0).await);
     store.failing.store(false, Ordering::SeqCst);
     let login = TokenSet::new(AccessToken::new("at-login"))
         .with_refresh_token(RefreshToken::new("rt-login"))
@@ -2070,9 +2074,17 @@ async fn a_late_background_save_does_not_publish_its_old_pair_over_a_newer_one()
         manager.access_token("s").await.unwrap().expose_secret(),
         "at-1"
     );
-    while store.held.load(Ordering::SeqCst) == 0 {
+    // The background save waits out its backoff (paused time): a minute at most.
+    for _ in 0..600 {
+        if store.held.load(Ordering::SeqCst) > 0 {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(
+        store.held.load(Ordering::SeqCst) > 0,
+        "the background save came"
+    );
     assert_eq!(
         manager.refresh_now("s").await.unwrap().expose_secret(),
         "at-2"
@@ -2612,12 +2624,7 @@ async fn a_refresh_of_a_removed_session_does_not_release_the_lease_of_its_succes
     // is still at the provider.
     gate.add_permits(2);
     let users = h.manager.inner.lease_users.lock().unwrap()["s"].clone();
-    for _ in 0..10_000 {
-        if *users.0.lock().await == 1 {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    until(|| users.0.try_lock().is_ok_and(|count| *count == 1)).await;
     assert_eq!(
         *users.0.lock().await,
         1,
@@ -3384,11 +3391,8 @@ impl HeldCalls {
 
     /// Lets the other tasks run until `n` held calls have reached their hold (bounded).
     async fn until_reached(&self, n: u32) {
-        for _ in 0..10_000 {
-            if self.reached.load(Ordering::SeqCst) >= n {
-                return;
-            }
-            tokio::task::yield_now().await;
+        if until(|| self.reached.load(Ordering::SeqCst) >= n).await {
+            return;
         }
         panic!(
             "{} held calls reached, not {n}",
