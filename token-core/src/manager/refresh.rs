@@ -189,22 +189,14 @@ impl<P: Provider> Inner<P> {
                 taken_over,
             } => (current, taken_over),
         };
-        match session.generation() {
-            // Retired meanwhile (a remove): what the store holds now (read since) is the
-            // mapped session's to refresh, not this one's.
-            RETIRED => {
-                self.release(session).await;
-                return self.on_mapped(session, reason).await;
-            }
+        if session.generation() != generation {
             // An insert or a remove meanwhile: what the store holds now (read since) may be
             // the new generation's set, which a refresh of this generation could spend but
             // not publish (and a pair it could not save would then be dropped, its spent
-            // token left in the store). Start over in the new generation.
-            now if now != generation => {
-                self.release(session).await;
-                return Box::pin(self.run_once(session, reason, notes)).await;
-            }
-            _ => {}
+            // token left in the store). Start over in the new generation; retired meanwhile,
+            // the start hands over to the mapped session.
+            self.release(session).await;
+            return Box::pin(self.run_once(session, reason, notes)).await;
         }
         notes.taken_over = taken_over;
         let watch = LeaseWatch::default();
