@@ -423,26 +423,21 @@ impl<P: Provider> TokenManager<P> {
         // session the name maps to absent too.
         let session = loop {
             let session = inner.session(name);
-            if let Some(memory) = &inner.memory {
-                let removed = session.replace(
+            let removed = if let Some(memory) = &inner.memory {
+                session.replace(
                     || {
                         memory.remove(&session.key);
                         Ok::<_, Error>(Arc::new(absent()))
                     },
                     inner.show(&session),
-                )?;
-                if removed {
-                    break session;
-                }
+                )?
             } else {
-                let removed = {
-                    let _writing = session.writer().lock().await;
-                    inner.store.delete(&session.key, None).await?;
-                    session.replace(|| Ok::<_, Error>(Arc::new(absent())), inner.show(&session))?
-                };
-                if removed {
-                    break session;
-                }
+                let _writing = session.writer().lock().await;
+                inner.store.delete(&session.key, None).await?;
+                session.replace(|| Ok::<_, Error>(Arc::new(absent())), inner.show(&session))?
+            };
+            if removed {
+                break session;
             }
         };
         // The entry goes unless a `SessionHandle` holds the session (or an insert has
