@@ -67,6 +67,31 @@ fn an_integer_code_written_as_a_string_with_a_sign_or_leading_zeros_is_the_same_
 }
 
 #[test]
+fn an_integer_code_written_as_a_whole_float_is_the_same_code() {
+    // A PHP or JavaScript back end may write the integer 40030 as `40030.0` or `4.003e4`.
+    let ok = StatusCode::OK;
+    for code in ["40030.0", "4.003e4", "40030e0"] {
+        let body = format!(r#"{{"errcode":{code},"errmsg":"invalid refresh_token"}}"#);
+        let error = WeChatError::decode_error(ok, body.as_bytes()).unwrap();
+        assert_eq!(error.errcode, WeChatCode::InvalidRefreshToken, "{code}");
+        assert_eq!(error.kind(ok), ErrorKind::ReauthRequired, "{code}");
+    }
+    let busy = WeChatError::decode_error(ok, br#"{"errcode":-1.0,"errmsg":"system error"}"#);
+    assert_eq!(busy.unwrap().errcode, WeChatCode::SystemBusy);
+    // Not a whole number, or beyond the integers a float holds exactly: no code, so the
+    // body is not this error (it then fails as a success answer: a typed error).
+    for code in ["40030.5", "1e300"] {
+        let body = format!(r#"{{"errcode":{code},"errmsg":"?"}}"#);
+        assert!(
+            WeChatError::decode_error(ok, body.as_bytes()).is_none(),
+            "{code}"
+        );
+    }
+    // A whole zero written as a float is the success code.
+    assert!(WeChatError::decode_error(ok, br#"{"errcode":0.0,"errmsg":"ok"}"#).is_none());
+}
+
+#[test]
 fn the_string_variant_is_the_catch_all_without_a_key() {
     let unknown = WeChatCode::from_code("45009");
     assert_eq!(unknown, WeChatCode::Other("45009".into()));

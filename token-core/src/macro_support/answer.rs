@@ -192,8 +192,13 @@ pub fn decode_error_json<T: DeserializeOwned>(
             return None;
         }
         Value::String(text) => text.clone(),
-        // Only whole numbers are codes (`1.5`, `1e30` are not).
+        // Only whole numbers are codes (`1.5`, `1e30` are not); a whole one written as a
+        // float (`40030.0`, `4.003e4`) is the integer it says.
         Value::Number(number) if number.is_i64() || number.is_u64() => number.to_string(),
+        Value::Number(number) => match number.as_f64() {
+            Some(f) if super::error_code::whole(f) => (f as i64).to_string(),
+            _ => return None,
+        },
         // A code of no type a code has: the body is not this error.
         _ => return None,
     };

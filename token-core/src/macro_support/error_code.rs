@@ -77,7 +77,16 @@ pub fn serialize_code<C: ErrorCode, S: serde::Serializer>(
     }
 }
 
-/// Reads a code written as a string or an integer; any other JSON type is not a code.
+/// Whether `f` is a whole number that names one integer: up to 2^53, where every integer is
+/// exact in a float (beyond, `1e30` stands for many).
+pub(crate) fn whole(f: f64) -> bool {
+    f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0
+}
+
+/// Reads a code written as a string or a number; any other JSON type is not a code.
+///
+/// A whole number written as a float (`40030.0`, `4.003e4`: some back ends write every
+/// number so) is the integer it says; any other float (`1.5`, `1e30`) is not a code.
 pub fn deserialize_code<'de, C: ErrorCode, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<C, D::Error> {
@@ -87,6 +96,7 @@ pub fn deserialize_code<'de, C: ErrorCode, D: serde::Deserializer<'de>>(
         Text(String),
         Signed(i64),
         Unsigned(u64),
+        Float(f64),
     }
     let text = match <Code as serde::Deserialize>::deserialize(deserializer)? {
         // An integer code in a string, however written (`"040030"`, `"+40030"`), is the
@@ -98,6 +108,12 @@ pub fn deserialize_code<'de, C: ErrorCode, D: serde::Deserializer<'de>>(
         Code::Text(text) => text,
         Code::Signed(n) => n.to_string(),
         Code::Unsigned(n) => n.to_string(),
+        Code::Float(f) if whole(f) => (f as i64).to_string(),
+        Code::Float(_) => {
+            return Err(serde::de::Error::custom(
+                "a code is a whole number, a string or null",
+            ));
+        }
     };
     Ok(C::from_code(&text))
 }
