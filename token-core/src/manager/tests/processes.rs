@@ -1,0 +1,123 @@
+//! Several processes (managers) on one store whose calls hang or answer slowly while a
+//! refresh holds the lease: a refresh token is never sent under a lease that may have
+//! lapsed, since another process may then take it over and send the same token.
+
+use super::*;
+
+/// A process on `store` with the default configuration (its retries included).
+fn process(h: &Harness, store: Arc<dyn TokenStore>) -> TokenManager<Arc<Fake>> {
+    TokenManager::builder(h.fake.clone())
+        .shared_store(store)
+        .client(NoTransport)
+        .clock(Arc::new(h.clock))
+        .build()
+        .unwrap()
+}
+
+/// The refresh tokens the provider was sent, in order.
+fn presented(h: &Harness) -> Vec<String> {
+    h.fake.presented.lock().unwrap().clone()
+}
+
+/// `manager` reported no re-auth.
+fn no_reauth(events: &mut broadcast::Receiver<Event>) {
+    while let Ok(event) = events.try_recv() {
+        assert!(!matches!(event, Event::ReauthRequired(_)), "{event:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_is_not_sent_when_the_store_cannot_confirm_the_lease() {
+    // No reuse window: a refresh token presented after it was spent is refused.
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    let shared = Arc::new(MemoryStore::new());
+    let store_a = Arc::new(Hooked::over(shared.clone(), HangingStore::default()));
+    let (a, b) = (process(&h, store_a.clone()), process(&h, shared.clone()));
+    let mut events = b.subscribe();
+    b.insert("s", expired_pair(&h)).await.unwrap();
+    // A takes the lease and sends rt-0; the provider is slow, and answers with a 503.
+    h.fake.then(Step::Fail(unavailable(None)));
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    h.until_calls(1).await;
+    // A's store stops answering (its renewals hang until the store timeout): its lease
+    // lapses, and B takes it over.
+    store_a.hung.store(true, Ordering::SeqCst);
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    let second = tokio::spawn({
+        let b = b.clone();
+        async move { b.access_token("s").await }
+    });
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The 503 reaches A, which would retry; B waits a lease length for a save, then
+    // spends rt-0.
+    gate.add_permits(10);
+    assert_eq!(second.await.unwrap().unwrap().expose_secret(), "at-1");
+    assert!(first.await.unwrap().is_err());
+    assert_eq!(
+        presented(&h),
+        ["rt-0", "rt-0"],
+        "A's first call and B's: A sends no retry under a lease it could not renew"
+    );
+    no_reauth(&mut events);
+    let stored = h_stored(&shared).await;
+    assert_eq!(stored, "rt-1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_taken_long_before_the_first_call_is_renewed_before_it() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    let shared = Arc::new(MemoryStore::new());
+    let store_a = Arc::new(Hooked::over(shared.clone(), HeldCalls::default()));
+    let (a, b) = (process(&h, store_a.clone()), process(&h, shared.clone()));
+    let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    // A takes the lease; its re-read of the store answers after most of a lease length
+    // (a slow database, under the store timeout).
+    let reread = store_a.hold(Call::Load);
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    store_a.until_reached(1).await;
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease * 5 / 6).await;
+    reread.add_permits(1);
+    // A sends rt-0; the provider is slow to answer (under the call timeout).
+    h.until_calls(1).await;
+    tokio::time::sleep(lease / 6 + Duration::from_secs(1)).await;
+    // B wants the session once A's lease would have lapsed without a renewal.
+    let second = tokio::spawn({
+        let b = b.clone();
+        async move { b.access_token("s").await }
+    });
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    gate.add_permits(10);
+    assert_eq!(first.await.unwrap().unwrap().expose_secret(), "at-1");
+    assert_eq!(second.await.unwrap().unwrap().expose_secret(), "at-1");
+    assert_eq!(presented(&h), ["rt-0"], "B never sends the token A sent");
+    no_reauth(&mut events_a);
+    no_reauth(&mut events_b);
+    assert_eq!(h_stored(&shared).await, "rt-1");
+}
+
+/// The refresh token `store` holds for session `s`.
+async fn h_stored(store: &MemoryStore) -> String {
+    let record = store
+        .load(&SessionKey::new("fake", "s"))
+        .await
+        .unwrap()
+        .unwrap();
+    refresh_of(&record).to_owned()
+}
