@@ -179,7 +179,7 @@ impl<P: Provider> Inner<P> {
             return Err(error);
         }
 
-        let (current, taken_over) = match self
+        let (current, taken_over, held_at) = match self
             .take_lease(session, generation, current, &reason)
             .await?
         {
@@ -187,7 +187,8 @@ impl<P: Provider> Inner<P> {
             LeaseTaken::Held {
                 current,
                 taken_over,
-            } => (current, taken_over),
+                held_at,
+            } => (current, taken_over, held_at),
         };
         if session.generation() != generation {
             // An insert or a remove meanwhile: what the store holds now (read since) may be
@@ -199,7 +200,7 @@ impl<P: Provider> Inner<P> {
             return Box::pin(self.run_once(session, reason, notes)).await;
         }
         notes.taken_over = taken_over;
-        let watch = LeaseWatch::default();
+        let watch = LeaseWatch::new(held_at);
         let work = async {
             // A panic (in the provider, or in a store) must not leave the lease taken: it
             // ends this refresh like any failure, and the lease is given back below.
@@ -753,9 +754,9 @@ impl<P: Provider> Inner<P> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            if attempt > 1
-                && (watch.lost() || self.renew(session).await == super::lease::Renewal::Lost)
-            {
+            // A retry renews the lease first; a first call too if the lease was granted a
+            // while ago (a slow re-read or save since).
+            if !self.still_held(session, watch, attempt > 1).await {
                 // Another process may be refreshing with the same token now: stop, and let
                 // the next call take the lease and read the store again.
                 return Err(Error::RefreshAborted(
