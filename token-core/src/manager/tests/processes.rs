@@ -6,10 +6,19 @@ use super::*;
 
 /// A process on `store` with the default configuration (its retries included).
 fn process(h: &Harness, store: Arc<dyn TokenStore>) -> TokenManager<Arc<Fake>> {
+    process_with(h, store, ManagerConfig::default())
+}
+
+fn process_with(
+    h: &Harness,
+    store: Arc<dyn TokenStore>,
+    config: ManagerConfig,
+) -> TokenManager<Arc<Fake>> {
     TokenManager::builder(h.fake.clone())
         .shared_store(store)
         .client(NoTransport)
         .clock(Arc::new(h.clock))
+        .config(config)
         .build()
         .unwrap()
 }
@@ -120,4 +129,54 @@ async fn h_stored(store: &MemoryStore) -> String {
         .unwrap()
         .unwrap();
     refresh_of(&record).to_owned()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_after_the_lease_was_lost_waits_for_the_new_holders_save() {
+    // No reuse window: a refresh token presented twice is refused.
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    let shared = Arc::new(MemoryStore::new());
+    let store_a = Arc::new(Hooked::over(shared.clone(), CutOff::default()));
+    // A provider slower than two lease lengths: A's call outlives its lease.
+    let config = ManagerConfig::default().with_call_timeout(Duration::from_secs(600));
+    let a = process_with(&h, store_a.clone(), config.clone());
+    let b = process_with(&h, shared.clone(), config);
+    let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
+    b.insert("s", expired_pair(&h)).await.unwrap();
+    // A sends rt-0; the provider is slow, and A loses the store: its lease lapses.
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    h.until_calls(1).await;
+    store_a.cut.store(true, Ordering::SeqCst);
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    // B takes the lease over, waits a lease length for a save, and sends rt-0 too.
+    let second = tokio::spawn({
+        let b = b.clone();
+        async move { b.access_token("s").await }
+    });
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    assert_eq!(h.calls(), 2, "B sent rt-0 after a lease length");
+    // A reaches the store again. The provider handled B's request first: it refuses A's rt-0
+    // (its first answer), then answers B (rt-0 -> rt-1) a moment later.
+    store_a.cut.store(false, Ordering::SeqCst);
+    h.fake.then(Step::Fail(invalid_grant()));
+    gate.add_permits(1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    gate.add_permits(1);
+    assert_eq!(second.await.unwrap().unwrap().expose_secret(), "at-1");
+    assert_eq!(
+        first.await.unwrap().unwrap().expose_secret(),
+        "at-1",
+        "A takes the pair of the process that took its lease over"
+    );
+    no_reauth(&mut events_a);
+    no_reauth(&mut events_b);
+    assert_eq!(h_stored(&shared).await, "rt-1");
 }
