@@ -339,8 +339,15 @@ impl<P: Provider> Inner<P> {
                     .await
             }
             Err(error) if error.kind() == ErrorKind::ReauthRequired && !unrenewable_but_valid => (
-                self.refused(session, generation, current.as_ref(), error, notes)
-                    .await,
+                self.refused(
+                    session,
+                    generation,
+                    current.as_ref(),
+                    error,
+                    notes,
+                    watch.lost(),
+                )
+                .await,
                 false,
             ),
             Err(error) => (self.failed(session, generation, current, error), false),
@@ -625,6 +632,7 @@ impl<P: Provider> Inner<P> {
         current: Option<&Ready<P::Extras>>,
         error: Error,
         notes: &mut RunNotes,
+        lease_lost: bool,
     ) -> Outcome<P::Extras> {
         if session.generation() != generation {
             return self.after_insert(session, Err(error));
@@ -632,10 +640,11 @@ impl<P: Provider> Inner<P> {
         // Over a lease that lapsed unreleased, the refusal may only mean that its holder
         // spent the token and cannot reach the store yet (it lost the store, not the
         // provider): its save is watched for one more lease length (the lease kept) before
-        // a verdict.
-        let watched = if notes.taken_over {
+        // a verdict. So too when this refresh lost its lease during the call: the process
+        // that took it over may have spent the token first, and be saving what it got.
+        let watched = if notes.taken_over || lease_lost {
             tracing::warn!(
-                "the refresh token was refused after taking over a lapsed lease; waiting for its holder's save"
+                "the refresh token was refused over a lease that changed hands; waiting for the other holder's save"
             );
             self.config.lease_ttl
         } else {
