@@ -180,3 +180,42 @@ async fn a_refusal_after_the_lease_was_lost_waits_for_the_new_holders_save() {
     no_reauth(&mut events_b);
     assert_eq!(h_stored(&shared).await, "rt-1");
 }
+
+/// Two processes whose clocks disagree by `skew` (B's ahead) use one session for six hours,
+/// its access tokens valid for one; returns how many refreshes they made.
+async fn use_with_a_clock_ahead(skew: Duration) -> u32 {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let shared = Arc::new(MemoryStore::new());
+    let a = process(&h, shared.clone());
+    let ahead = TokioClock::starting_at(h.clock.now() + skew);
+    let b = TokenManager::builder(h.fake.clone())
+        .shared_store(shared.clone())
+        .client(NoTransport)
+        .clock(Arc::new(ahead))
+        .build()
+        .unwrap();
+    let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    for _ in 0..6 * 12 {
+        a.access_token("s").await.unwrap();
+        b.access_token("s").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(300)).await;
+    }
+    let presented = presented(&h);
+    let spent: std::collections::HashSet<_> = presented.iter().collect();
+    assert_eq!(spent.len(), presented.len(), "{skew:?}: {presented:?}");
+    no_reauth(&mut events_a);
+    no_reauth(&mut events_b);
+    assert_eq!(h_stored(&shared).await, *h.fake.live.lock().unwrap());
+    h.calls()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_process_whose_clock_is_ahead_spends_no_token_twice_and_declares_no_reauth() {
+    // Minutes ahead: leases run on the store's clock, and expiries are only scheduled sooner.
+    // The first refresh, then one an hour.
+    assert_eq!(use_with_a_clock_ahead(Duration::from_secs(5 * 60)).await, 7);
+    // More than a token's lifetime ahead: every token looks expired to B, which refreshes
+    // at most once per minimum interval.
+    use_with_a_clock_ahead(Duration::from_secs(2 * 3600)).await;
+}
