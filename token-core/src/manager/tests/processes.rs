@@ -219,3 +219,112 @@ async fn a_process_whose_clock_is_ahead_spends_no_token_twice_and_declares_no_re
     // at most once per minimum interval.
     use_with_a_clock_ahead(Duration::from_secs(2 * 3600)).await;
 }
+
+/// Fails (or, with `hang`, holds until healed) every call from the `from`-th on (counting
+/// from 0) until `healed` is set.
+#[derive(Default)]
+struct OutageFrom {
+    from: u32,
+    hang: bool,
+    calls: AtomicU32,
+    healed: Arc<tokio::sync::Notify>,
+    over: std::sync::atomic::AtomicBool,
+}
+
+impl OutageFrom {
+    fn heal(&self) {
+        self.over.store(true, Ordering::SeqCst);
+        self.healed.notify_waiters();
+    }
+}
+
+#[async_trait]
+impl Hooks for OutageFrom {
+    async fn before(&self, _: Call) -> Result<(), StoreError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        let healed = self.healed.notified();
+        if call < self.from || self.over.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if self.hang {
+            healed.await;
+            return Ok(());
+        }
+        Err(StoreError::Backend {
+            message: "the store is unreachable".into(),
+            source: None,
+        })
+    }
+}
+
+/// A's store fails (or hangs) from its `from`-th call for `outage` while A refreshes, and B
+/// wants the session `b_after` into it.
+async fn outage_at(from: u32, hang: bool, outage: Duration, b_after: Duration) {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    let shared = Arc::new(MemoryStore::new());
+    let store_a = Arc::new(Hooked::over(
+        shared.clone(),
+        OutageFrom {
+            from,
+            hang,
+            ..OutageFrom::default()
+        },
+    ));
+    let (a, b) = (process(&h, store_a.clone()), process(&h, shared.clone()));
+    let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
+    b.insert("s", expired_pair(&h)).await.unwrap();
+    gate.add_permits(1000);
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    let second = tokio::spawn({
+        let b = b.clone();
+        async move {
+            tokio::time::sleep(b_after).await;
+            b.access_token("s").await
+        }
+    });
+    tokio::time::sleep(outage).await;
+    store_a.heal();
+    let _ = first.await.unwrap();
+    let _ = second.await.unwrap();
+    // Once A's store is back, both serve the live pair.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let case = format!("from call {from}, hang {hang}, {outage:?} out, B after {b_after:?}");
+    for manager in [&a, &b] {
+        let token = manager.access_token("s").await;
+        assert!(token.is_ok(), "{case}: {token:?}");
+    }
+    let presented = presented(&h);
+    let spent: std::collections::HashSet<_> = presented.iter().collect();
+    assert_eq!(spent.len(), presented.len(), "{case}: {presented:?}");
+    no_reauth(&mut events_a);
+    no_reauth(&mut events_b);
+    a.shutdown(Duration::from_secs(60)).await.unwrap();
+    b.shutdown(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(
+        h_stored(&shared).await,
+        *h.fake.live.lock().unwrap(),
+        "{case}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_outage_at_any_step_of_a_refresh_shorter_than_a_lease_loses_nothing() {
+    for hang in [false, true] {
+        for from in 0..8 {
+            for outage in [1, 5, 15, 25] {
+                for b_after in [0, 1, 10, 20] {
+                    let (outage, b_after) =
+                        (Duration::from_secs(outage), Duration::from_secs(b_after));
+                    outage_at(from, hang, outage, b_after).await;
+                }
+            }
+        }
+    }
+}
