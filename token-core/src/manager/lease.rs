@@ -369,7 +369,7 @@ impl<P: Provider> Inner<P> {
     }
 
     /// How long after its last grant a lease whose renewals fail is taken as held.
-    fn unsure_after(&self) -> std::time::Duration {
+    fn unsure_after(&self) -> Duration {
         self.config.lease_ttl / 3 * 2
     }
 
@@ -378,15 +378,18 @@ impl<P: Provider> Inner<P> {
     /// reached for two thirds of its length (another process reaching the store may have
     /// taken it then).
     pub(super) async fn heartbeat(&self, session: &Session<P::Extras>, watch: &LeaseWatch) {
-        let mut next = watch.held_at() + self.config.heartbeat();
+        // The last renewal (or the grant) sent; no instant is computed ahead (a lease
+        // length may be as long as a `Duration` holds).
+        let mut from = watch.held_at();
         loop {
+            let wait = self.config.heartbeat().saturating_sub(from.elapsed());
             tokio::select! {
                 biased;
                 () = watch.done.notified() => return,
-                () = tokio::time::sleep_until(next) => {}
+                () = tokio::time::sleep(wait) => {}
             }
             let asked = tokio::time::Instant::now();
-            next = asked + self.config.heartbeat();
+            from = asked;
             match self.renew(session).await {
                 Renewal::Held => watch.renewed(asked),
                 Renewal::Unknown if watch.held_at().elapsed() < self.unsure_after() => {}
