@@ -1,6 +1,8 @@
-//! Several processes (managers) on one store whose calls hang or answer slowly while a
-//! refresh holds the lease: a refresh token is never sent under a lease that may have
-//! lapsed, since another process may then take it over and send the same token.
+//! Several processes (managers) on one store that fails, hangs or answers slowly for one of
+//! them, or whose clocks disagree, against a provider that refuses a refresh token presented
+//! twice: no token is sent under a lease that may have lapsed (another process may take it
+//! over and send the same token), no re-auth is declared while the grant lives, and the
+//! store ends with the live pair.
 
 use super::*;
 
@@ -28,7 +30,7 @@ fn presented(h: &Harness) -> Vec<String> {
     h.fake.presented.lock().unwrap().clone()
 }
 
-/// `manager` reported no re-auth.
+/// The events received report no re-auth.
 fn no_reauth(events: &mut broadcast::Receiver<Event>) {
     while let Ok(event) = events.try_recv() {
         assert!(!matches!(event, Event::ReauthRequired(_)), "{event:?}");
