@@ -17,9 +17,11 @@ pub(super) enum LeaseTaken<X> {
     Settled(Ready<X>),
     /// The lease is ours; refresh from `current`. `taken_over`: over a holder whose lease
     /// lapsed unreleased (it may have spent the stored refresh token and not saved yet).
+    /// `held_at`: when the request that last granted or renewed it was sent.
     Held {
         current: Option<Ready<X>>,
         taken_over: bool,
+        held_at: tokio::time::Instant,
     },
 }
 
@@ -46,16 +48,36 @@ pub(super) enum Renewal {
 }
 
 /// Between a refresh and its heartbeat: the heartbeat notes when the lease was lost, the
-/// refresh says when it is done.
-#[derive(Default)]
+/// refresh says when it is done; both note when the lease was last known held.
 pub(super) struct LeaseWatch {
     lost: AtomicBool,
     done: tokio::sync::Notify,
+    /// When the request that last granted or renewed the lease was sent: it lasts at least a
+    /// lease length from then.
+    held_at: std::sync::Mutex<tokio::time::Instant>,
 }
 
 impl LeaseWatch {
+    pub(super) fn new(held_at: tokio::time::Instant) -> Self {
+        Self {
+            lost: AtomicBool::new(false),
+            done: tokio::sync::Notify::new(),
+            held_at: std::sync::Mutex::new(held_at),
+        }
+    }
+
     pub(super) fn lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)
+    }
+
+    fn held_at(&self) -> tokio::time::Instant {
+        *self.held_at.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A renewal sent at `asked` was granted.
+    fn renewed(&self, asked: tokio::time::Instant) {
+        let mut held_at = self.held_at.lock().unwrap_or_else(|p| p.into_inner());
+        *held_at = (*held_at).max(asked);
     }
 
     /// Ends the heartbeat (after the renewal it may be making).
@@ -85,10 +107,11 @@ impl<P: Provider> Inner<P> {
     ) -> Result<LeaseTaken<P::Extras>, Error> {
         let started = tokio::time::Instant::now();
         let mut polls = 0u32;
-        let taken_over = loop {
+        let (taken_over, held_at) = loop {
+            let asked = tokio::time::Instant::now();
             match self.acquire(session).await? {
-                Lease::Acquired => break false,
-                Lease::TakenOver => break true,
+                Lease::Acquired => break (false, asked),
+                Lease::TakenOver => break (true, asked),
                 Lease::HeldByOther { remaining } => {
                     polls += 1;
                     // A holder may keep the lease (renewing it) for as long as its refresh
@@ -131,9 +154,9 @@ impl<P: Provider> Inner<P> {
         };
         // A panic (in a store's code, say) must not leave the lease counted as taken here:
         // it would never be given back again.
-        match CatchUnwind(Box::pin(
-            self.reread_after_taking(session, generation, current, reason, taken_over),
-        ))
+        match CatchUnwind(Box::pin(self.reread_after_taking(
+            session, generation, current, reason, taken_over, held_at,
+        )))
         .await
         {
             Ok(taken) => taken,
@@ -154,13 +177,14 @@ impl<P: Provider> Inner<P> {
         mut current: Option<Ready<P::Extras>>,
         reason: &Reason,
         taken_over: bool,
+        mut held_at: tokio::time::Instant,
     ) -> Result<LeaseTaken<P::Extras>, Error> {
         if taken_over {
             tracing::warn!(
                 "took over a refresh lease that lapsed unreleased; waiting for its holder's save"
             );
             if let Some(settled) = self
-                .await_lapsed_holder(session, generation, &mut current, reason)
+                .await_lapsed_holder(session, generation, &mut current, reason, &mut held_at)
                 .await?
             {
                 self.release(session).await;
@@ -191,6 +215,7 @@ impl<P: Provider> Inner<P> {
         Ok(LeaseTaken::Held {
             current,
             taken_over,
+            held_at,
         })
     }
 
@@ -204,6 +229,7 @@ impl<P: Provider> Inner<P> {
         generation: u64,
         current: &mut Option<Ready<P::Extras>>,
         reason: &Reason,
+        held_at: &mut tokio::time::Instant,
     ) -> Result<Option<Ready<P::Extras>>, Error> {
         let started = tokio::time::Instant::now();
         let poll = (self.config.lease_ttl / 6).max(Duration::from_millis(50));
@@ -224,11 +250,16 @@ impl<P: Provider> Inner<P> {
                 }
                 Err(error) => tracing::warn!(%error, "could not read the store"),
             }
-            if self.renew(session).await == Renewal::Lost {
-                self.release(session).await;
-                return Err(Error::RefreshAborted(
-                    "the refresh lease was taken by another process".into(),
-                ));
+            let asked = tokio::time::Instant::now();
+            match self.renew(session).await {
+                Renewal::Held => *held_at = asked,
+                Renewal::Unknown => {}
+                Renewal::Lost => {
+                    self.release(session).await;
+                    return Err(Error::RefreshAborted(
+                        "the refresh lease was taken by another process".into(),
+                    ));
+                }
             }
         }
         Ok(None)
@@ -309,21 +340,59 @@ impl<P: Provider> Inner<P> {
         }
     }
 
-    /// Renews the lease every third of its length until stopped; notes when it was lost,
-    /// or when it may have lapsed because the store could not be reached for two thirds of
-    /// its length (another process reaching the store may have taken it then).
+    /// Whether a refresh token may be sent now: the lease is known held for a while yet.
+    /// A lease granted or renewed less than a heartbeat ago is; otherwise it is renewed
+    /// first (`renew`: always), and a renewal the store could not answer leaves it held only
+    /// while the last grant is less than two thirds of a lease length old. Another process
+    /// may take a lapsed lease over and, a lease length later, send the same token.
+    pub(super) async fn still_held(
+        &self,
+        session: &Session<P::Extras>,
+        watch: &LeaseWatch,
+        renew: bool,
+    ) -> bool {
+        if watch.lost() {
+            return false;
+        }
+        if !renew && watch.held_at().elapsed() < self.config.heartbeat() {
+            return true;
+        }
+        let asked = tokio::time::Instant::now();
+        match self.renew(session).await {
+            Renewal::Held => {
+                watch.renewed(asked);
+                !watch.lost()
+            }
+            Renewal::Lost => false,
+            Renewal::Unknown => !watch.lost() && watch.held_at().elapsed() < self.unsure_after(),
+        }
+    }
+
+    /// How long after its last grant a lease whose renewals fail is taken as held.
+    fn unsure_after(&self) -> Duration {
+        self.config.lease_ttl / 3 * 2
+    }
+
+    /// Renews the lease every third of its length (from its last grant) until stopped;
+    /// notes when it was lost, or when it may have lapsed because the store could not be
+    /// reached for two thirds of its length (another process reaching the store may have
+    /// taken it then).
     pub(super) async fn heartbeat(&self, session: &Session<P::Extras>, watch: &LeaseWatch) {
-        let mut last_held = tokio::time::Instant::now();
-        let unsure_after = self.config.lease_ttl / 3 * 2;
+        // The last renewal (or the grant) sent; no instant is computed ahead (a lease
+        // length may be as long as a `Duration` holds).
+        let mut from = watch.held_at();
         loop {
+            let wait = self.config.heartbeat().saturating_sub(from.elapsed());
             tokio::select! {
                 biased;
                 () = watch.done.notified() => return,
-                () = tokio::time::sleep(self.config.heartbeat()) => {}
+                () = tokio::time::sleep(wait) => {}
             }
+            let asked = tokio::time::Instant::now();
+            from = asked;
             match self.renew(session).await {
-                Renewal::Held => last_held = tokio::time::Instant::now(),
-                Renewal::Unknown if last_held.elapsed() < unsure_after => {}
+                Renewal::Held => watch.renewed(asked),
+                Renewal::Unknown if watch.held_at().elapsed() < self.unsure_after() => {}
                 Renewal::Unknown | Renewal::Lost => {
                     tracing::warn!("the refresh lease was lost, or may have lapsed");
                     watch.lost.store(true, Ordering::SeqCst);

@@ -179,7 +179,7 @@ impl<P: Provider> Inner<P> {
             return Err(error);
         }
 
-        let (current, taken_over) = match self
+        let (current, taken_over, held_at) = match self
             .take_lease(session, generation, current, &reason)
             .await?
         {
@@ -187,7 +187,8 @@ impl<P: Provider> Inner<P> {
             LeaseTaken::Held {
                 current,
                 taken_over,
-            } => (current, taken_over),
+                held_at,
+            } => (current, taken_over, held_at),
         };
         if session.generation() != generation {
             // An insert or a remove meanwhile: what the store holds now (read since) may be
@@ -199,7 +200,7 @@ impl<P: Provider> Inner<P> {
             return Box::pin(self.run_once(session, reason, notes)).await;
         }
         notes.taken_over = taken_over;
-        let watch = LeaseWatch::default();
+        let watch = LeaseWatch::new(held_at);
         let work = async {
             // A panic (in the provider, or in a store) must not leave the lease taken: it
             // ends this refresh like any failure, and the lease is given back below.
@@ -338,8 +339,15 @@ impl<P: Provider> Inner<P> {
                     .await
             }
             Err(error) if error.kind() == ErrorKind::ReauthRequired && !unrenewable_but_valid => (
-                self.refused(session, generation, current.as_ref(), error, notes)
-                    .await,
+                self.refused(
+                    session,
+                    generation,
+                    current.as_ref(),
+                    error,
+                    notes,
+                    watch.lost(),
+                )
+                .await,
                 false,
             ),
             Err(error) => (self.failed(session, generation, current, error), false),
@@ -624,6 +632,7 @@ impl<P: Provider> Inner<P> {
         current: Option<&Ready<P::Extras>>,
         error: Error,
         notes: &mut RunNotes,
+        lease_lost: bool,
     ) -> Outcome<P::Extras> {
         if session.generation() != generation {
             return self.after_insert(session, Err(error));
@@ -631,10 +640,11 @@ impl<P: Provider> Inner<P> {
         // Over a lease that lapsed unreleased, the refusal may only mean that its holder
         // spent the token and cannot reach the store yet (it lost the store, not the
         // provider): its save is watched for one more lease length (the lease kept) before
-        // a verdict.
-        let watched = if notes.taken_over {
+        // a verdict. So too when this refresh lost its lease during the call: the process
+        // that took it over may have spent the token first, and be saving what it got.
+        let watched = if notes.taken_over || lease_lost {
             tracing::warn!(
-                "the refresh token was refused after taking over a lapsed lease; waiting for its holder's save"
+                "the refresh token was refused over a lease that changed hands; waiting for the other holder's save"
             );
             self.config.lease_ttl
         } else {
@@ -753,9 +763,9 @@ impl<P: Provider> Inner<P> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            if attempt > 1
-                && (watch.lost() || self.renew(session).await == super::lease::Renewal::Lost)
-            {
+            // A retry renews the lease first; a first call too if the lease was granted a
+            // while ago (a slow re-read or save since).
+            if !self.still_held(session, watch, attempt > 1).await {
                 // Another process may be refreshing with the same token now: stop, and let
                 // the next call take the lease and read the store again.
                 return Err(Error::RefreshAborted(

@@ -3923,4 +3923,5 @@ fn no_extras_are_kept_as_serde_would_make_them() {
 
 mod crash;
 mod model;
+mod processes;
 mod threads;

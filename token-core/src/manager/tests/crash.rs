@@ -107,12 +107,14 @@ fn paused_runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn dies_at(at: Dies) {
+/// `reuse_window`: the provider's. Without one, the pair the provider sent to a process that
+/// died before saving it is lost with the process, and the session needs re-auth.
+fn dies_at(at: Dies, reuse_window: Duration) {
     let dir = tempfile::TempDir::new().unwrap();
     let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
-    // A reuse window (Fake's is 300 s): without one, the pair the provider sent to a process
-    // that died before saving it is lost with the process, and the session needs re-auth.
-    let fake = Arc::new(Fake::new(Arc::new(clock.clone())));
+    let mut fake = Fake::new(Arc::new(clock.clone()));
+    fake.reuse_window = reuse_window;
+    let fake = Arc::new(fake);
     let expired = TokenSet::new(AccessToken::new("at-0"))
         .with_refresh_token(RefreshToken::new("rt-0"))
         .with_access_expires_at(clock.now());
@@ -185,6 +187,15 @@ fn a_process_dying_at_any_step_of_a_refresh_loses_nothing() {
         Dies::InTheSave,
         Dies::InTheRelease,
     ] {
-        dies_at(at);
+        dies_at(at, Duration::from_secs(300));
+    }
+}
+
+#[test]
+fn without_a_reuse_window_a_process_dying_before_spending_or_after_saving_loses_nothing() {
+    // A provider that refuses a refresh token presented twice: the survivor must present
+    // the stored token only if the dead process never did, or never present it at all.
+    for at in [Dies::BeforeTheProvider, Dies::InTheRelease] {
+        dies_at(at, Duration::ZERO);
     }
 }

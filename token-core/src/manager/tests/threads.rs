@@ -472,6 +472,50 @@ fn two_processes_on_one_file_store_raced_from_several_threads_never_spend_a_toke
     });
 }
 
+#[cfg(feature = "postgres")]
+#[test]
+fn two_processes_on_one_postgres_store_raced_from_several_threads_never_spend_a_token_twice() {
+    use crate::postgres::PostgresDatabase;
+    use crate::store::PostgresStore;
+    use crate::store::postgres::tests::{drop_schema, test_db, test_url};
+    let Some(url) = test_url(
+        "two_processes_on_one_postgres_store_raced_from_several_threads_never_spend_a_token_twice",
+    ) else {
+        return;
+    };
+    // Two pools (two processes) on one schema, opened on a runtime of their own that runs
+    // until the end: the connections made there are driven by it.
+    let opener = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = test_db(&url, "token-core-test-race");
+    let other = PostgresDatabase::builder(&url)
+        .unwrap()
+        .schema(db.schema())
+        .max_connections(4)
+        .build()
+        .unwrap();
+    let stores = opener.block_on(async {
+        [
+            PostgresStore::open(&db).await.unwrap(),
+            PostgresStore::open(&other).await.unwrap(),
+        ]
+    });
+    let faults = Race {
+        faults: true,
+        ..Race::calls(150)
+    };
+    race(faults, |provider| {
+        stores
+            .iter()
+            .map(|store| racer(provider, Some(Arc::new(store.clone()))))
+            .collect()
+    });
+    opener.block_on(drop_schema(&db));
+}
+
 #[test]
 fn several_sessions_whose_entries_leave_the_map_and_come_back_never_spend_a_token_twice() {
     let names = Race {

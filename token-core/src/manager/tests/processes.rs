@@ -1,0 +1,332 @@
+//! Several processes (managers) on one store that fails, hangs or answers slowly for one of
+//! them, or whose clocks disagree, against a provider that refuses a refresh token presented
+//! twice: no token is sent under a lease that may have lapsed (another process may take it
+//! over and send the same token), no re-auth is declared while the grant lives, and the
+//! store ends with the live pair.
+
+use super::*;
+
+/// A process on `store` with the default configuration (its retries included).
+fn process(h: &Harness, store: Arc<dyn TokenStore>) -> TokenManager<Arc<Fake>> {
+    process_with(h, store, ManagerConfig::default())
+}
+
+fn process_with(
+    h: &Harness,
+    store: Arc<dyn TokenStore>,
+    config: ManagerConfig,
+) -> TokenManager<Arc<Fake>> {
+    TokenManager::builder(h.fake.clone())
+        .shared_store(store)
+        .client(NoTransport)
+        .clock(Arc::new(h.clock))
+        .config(config)
+        .build()
+        .unwrap()
+}
+
+/// The refresh tokens the provider was sent, in order.
+fn presented(h: &Harness) -> Vec<String> {
+    h.fake.presented.lock().unwrap().clone()
+}
+
+/// The events received report no re-auth.
+fn no_reauth(events: &mut broadcast::Receiver<Event>) {
+    while let Ok(event) = events.try_recv() {
+        assert!(!matches!(event, Event::ReauthRequired(_)), "{event:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_is_not_sent_when_the_store_cannot_confirm_the_lease() {
+    // No reuse window: a refresh token presented after it was spent is refused.
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    let shared = Arc::new(MemoryStore::new());
+    let store_a = Arc::new(Hooked::over(shared.clone(), HangingStore::default()));
+    let (a, b) = (process(&h, store_a.clone()), process(&h, shared.clone()));
+    let mut events = b.subscribe();
+    b.insert("s", expired_pair(&h)).await.unwrap();
+    // A takes the lease and sends rt-0; the provider is slow, and answers with a 503.
+    h.fake.then(Step::Fail(unavailable(None)));
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    h.until_calls(1).await;
+    // A's store stops answering (its renewals hang until the store timeout): its lease
+    // lapses, and B takes it over.
+    store_a.hung.store(true, Ordering::SeqCst);
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    let second = tokio::spawn({
+        let b = b.clone();
+        async move { b.access_token("s").await }
+    });
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The 503 reaches A, which would retry; B waits a lease length for a save, then
+    // spends rt-0.
+    gate.add_permits(10);
+    assert_eq!(second.await.unwrap().unwrap().expose_secret(), "at-1");
+    assert!(first.await.unwrap().is_err());
+    assert_eq!(
+        presented(&h),
+        ["rt-0", "rt-0"],
+        "A's first call and B's: A sends no retry under a lease it could not renew"
+    );
+    no_reauth(&mut events);
+    let stored = h_stored(&shared).await;
+    assert_eq!(stored, "rt-1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_taken_long_before_the_first_call_is_renewed_before_it() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    let shared = Arc::new(MemoryStore::new());
+    let store_a = Arc::new(Hooked::over(shared.clone(), HeldCalls::default()));
+    let (a, b) = (process(&h, store_a.clone()), process(&h, shared.clone()));
+    let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    // A takes the lease; its re-read of the store answers after most of a lease length
+    // (a slow database, under the store timeout).
+    let reread = store_a.hold(Call::Load);
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    store_a.until_reached(1).await;
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease * 5 / 6).await;
+    reread.add_permits(1);
+    // A sends rt-0; the provider is slow to answer (under the call timeout).
+    h.until_calls(1).await;
+    tokio::time::sleep(lease / 6 + Duration::from_secs(1)).await;
+    // B wants the session once A's lease would have lapsed without a renewal.
+    let second = tokio::spawn({
+        let b = b.clone();
+        async move { b.access_token("s").await }
+    });
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    gate.add_permits(10);
+    assert_eq!(first.await.unwrap().unwrap().expose_secret(), "at-1");
+    assert_eq!(second.await.unwrap().unwrap().expose_secret(), "at-1");
+    assert_eq!(presented(&h), ["rt-0"], "B never sends the token A sent");
+    no_reauth(&mut events_a);
+    no_reauth(&mut events_b);
+    assert_eq!(h_stored(&shared).await, "rt-1");
+}
+
+/// The refresh token `store` holds for session `s`.
+async fn h_stored(store: &MemoryStore) -> String {
+    let record = store
+        .load(&SessionKey::new("fake", "s"))
+        .await
+        .unwrap()
+        .unwrap();
+    refresh_of(&record).to_owned()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_after_the_lease_was_lost_waits_for_the_new_holders_save() {
+    // No reuse window: a refresh token presented twice is refused.
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    let shared = Arc::new(MemoryStore::new());
+    let store_a = Arc::new(Hooked::over(shared.clone(), CutOff::default()));
+    // A provider slower than two lease lengths: A's call outlives its lease.
+    let config = ManagerConfig::default().with_call_timeout(Duration::from_secs(600));
+    let a = process_with(&h, store_a.clone(), config.clone());
+    let b = process_with(&h, shared.clone(), config);
+    let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
+    b.insert("s", expired_pair(&h)).await.unwrap();
+    // A sends rt-0; the provider is slow, and A loses the store: its lease lapses.
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    h.until_calls(1).await;
+    store_a.cut.store(true, Ordering::SeqCst);
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    // B takes the lease over, waits a lease length for a save, and sends rt-0 too.
+    let second = tokio::spawn({
+        let b = b.clone();
+        async move { b.access_token("s").await }
+    });
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    assert_eq!(h.calls(), 2, "B sent rt-0 after a lease length");
+    // A reaches the store again. The provider handled B's request first: it refuses A's rt-0
+    // (its first answer), then answers B (rt-0 -> rt-1) a moment later.
+    store_a.cut.store(false, Ordering::SeqCst);
+    h.fake.then(Step::Fail(invalid_grant()));
+    gate.add_permits(1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    gate.add_permits(1);
+    assert_eq!(second.await.unwrap().unwrap().expose_secret(), "at-1");
+    assert_eq!(
+        first.await.unwrap().unwrap().expose_secret(),
+        "at-1",
+        "A takes the pair of the process that took its lease over"
+    );
+    no_reauth(&mut events_a);
+    no_reauth(&mut events_b);
+    assert_eq!(h_stored(&shared).await, "rt-1");
+}
+
+/// Two processes whose clocks disagree by `skew` (B's ahead) use one session for six hours,
+/// its access tokens valid for one; returns how many refreshes they made.
+async fn use_with_a_clock_ahead(skew: Duration) -> u32 {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let shared = Arc::new(MemoryStore::new());
+    let a = process(&h, shared.clone());
+    let ahead = TokioClock::starting_at(h.clock.now() + skew);
+    let b = TokenManager::builder(h.fake.clone())
+        .shared_store(shared.clone())
+        .client(NoTransport)
+        .clock(Arc::new(ahead))
+        .build()
+        .unwrap();
+    let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    for _ in 0..6 * 12 {
+        a.access_token("s").await.unwrap();
+        b.access_token("s").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(300)).await;
+    }
+    let presented = presented(&h);
+    let spent: std::collections::HashSet<_> = presented.iter().collect();
+    assert_eq!(spent.len(), presented.len(), "{skew:?}: {presented:?}");
+    no_reauth(&mut events_a);
+    no_reauth(&mut events_b);
+    assert_eq!(h_stored(&shared).await, *h.fake.live.lock().unwrap());
+    h.calls()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_process_whose_clock_is_ahead_spends_no_token_twice_and_declares_no_reauth() {
+    // Minutes ahead: leases run on the store's clock, and expiries are only scheduled sooner.
+    // The first refresh, then one an hour.
+    assert_eq!(use_with_a_clock_ahead(Duration::from_secs(5 * 60)).await, 7);
+    // More than a token's lifetime ahead: every token looks expired to B, which refreshes
+    // at most once per minimum interval.
+    use_with_a_clock_ahead(Duration::from_secs(2 * 3600)).await;
+}
+
+/// Fails (or, with `hang`, holds until healed) every call from the `from`-th on (counting
+/// from 0) until `healed` is set.
+#[derive(Default)]
+struct OutageFrom {
+    from: u32,
+    hang: bool,
+    calls: AtomicU32,
+    healed: Arc<tokio::sync::Notify>,
+    over: std::sync::atomic::AtomicBool,
+}
+
+impl OutageFrom {
+    fn heal(&self) {
+        self.over.store(true, Ordering::SeqCst);
+        self.healed.notify_waiters();
+    }
+}
+
+#[async_trait]
+impl Hooks for OutageFrom {
+    async fn before(&self, _: Call) -> Result<(), StoreError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        let healed = self.healed.notified();
+        if call < self.from || self.over.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if self.hang {
+            healed.await;
+            return Ok(());
+        }
+        Err(StoreError::Backend {
+            message: "the store is unreachable".into(),
+            source: None,
+        })
+    }
+}
+
+/// A's store fails (or hangs) from its `from`-th call for `outage` while A refreshes, and B
+/// wants the session `b_after` into it.
+async fn outage_at(from: u32, hang: bool, outage: Duration, b_after: Duration) {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    let shared = Arc::new(MemoryStore::new());
+    let store_a = Arc::new(Hooked::over(
+        shared.clone(),
+        OutageFrom {
+            from,
+            hang,
+            ..OutageFrom::default()
+        },
+    ));
+    let (a, b) = (process(&h, store_a.clone()), process(&h, shared.clone()));
+    let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
+    b.insert("s", expired_pair(&h)).await.unwrap();
+    gate.add_permits(1000);
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    let second = tokio::spawn({
+        let b = b.clone();
+        async move {
+            tokio::time::sleep(b_after).await;
+            b.access_token("s").await
+        }
+    });
+    tokio::time::sleep(outage).await;
+    store_a.heal();
+    let _ = first.await.unwrap();
+    let _ = second.await.unwrap();
+    // Once A's store is back, both serve the live pair.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let case = format!("from call {from}, hang {hang}, {outage:?} out, B after {b_after:?}");
+    for manager in [&a, &b] {
+        let token = manager.access_token("s").await;
+        assert!(token.is_ok(), "{case}: {token:?}");
+    }
+    let presented = presented(&h);
+    let spent: std::collections::HashSet<_> = presented.iter().collect();
+    assert_eq!(spent.len(), presented.len(), "{case}: {presented:?}");
+    no_reauth(&mut events_a);
+    no_reauth(&mut events_b);
+    a.shutdown(Duration::from_secs(60)).await.unwrap();
+    b.shutdown(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(
+        h_stored(&shared).await,
+        *h.fake.live.lock().unwrap(),
+        "{case}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_outage_at_any_step_of_a_refresh_shorter_than_a_lease_loses_nothing() {
+    for hang in [false, true] {
+        for from in 0..8 {
+            for outage in [1, 5, 15, 25] {
+                for b_after in [0, 1, 10, 20] {
+                    let (outage, b_after) =
+                        (Duration::from_secs(outage), Duration::from_secs(b_after));
+                    outage_at(from, hang, outage, b_after).await;
+                }
+            }
+        }
+    }
+}
