@@ -81,7 +81,9 @@ const NAME_DOMAIN: &[u8] = b"token-core/file-store/v1\0";
 /// manager keeps it while a refresh runs); otherwise it answers [`Lease::HeldByOther`] with
 /// the time left. [`release_lease`](TokenStore::release_lease) removes it only for its
 /// holder. A process killed while holding a lease leaves it to lapse after its ttl. A lease
-/// file that cannot be read (torn, foreign) counts as lapsed and is replaced. Expiry is the
+/// file that cannot be read (damaged, foreign, another release's format) counts as lapsed
+/// and is replaced, as a takeover ([`Lease::TakenOver`]: the manager waits for a save of
+/// whoever held it before it trusts a refusal). Expiry is the
 /// system clock's, which every process on one machine shares; if that clock goes back, a
 /// lease still lapses at most its ttl after it is next looked at. `delete` removes a lapsed
 /// lease with the record, but keeps a live one until its holder releases it or it lapses,
@@ -332,8 +334,8 @@ impl TokenStore for FileStore {
             let _lock = DirLock::acquire(dir)?;
             // Read under the lock: time spent waiting for it must not shorten the lease.
             let now = unix_nanos(clock.now());
-            let held = read_lease(dir, &key);
-            if let Some(held) = &held
+            let on_file = read_lease(dir, &key);
+            if let OnFile::Lease(held) = &on_file
                 && held.holder != holder
                 && held.expires_at_unix_nanos > now
             {
@@ -349,8 +351,13 @@ impl TokenStore for FileStore {
                 });
             }
             write_lease(dir, &key, &holder, now, ttl)?;
-            // Another holder's lease still on file lapsed instead of being released.
-            let taken_over = held.is_some_and(|held| held.holder != holder);
+            // Another holder's lease still on file lapsed instead of being released; one
+            // that cannot be read is someone's too (damaged, or another release's format).
+            let taken_over = match on_file {
+                OnFile::Lease(held) => held.holder != holder,
+                OnFile::Unreadable => true,
+                OnFile::None => false,
+            };
             Ok(if taken_over {
                 Lease::TakenOver
             } else {
@@ -365,7 +372,7 @@ impl TokenStore for FileStore {
         let holder = holder.to_owned();
         self.write(move |dir| {
             let _lock = DirLock::acquire(dir)?;
-            if read_lease(dir, &key).is_some_and(|held| held.holder == holder) {
+            if matches!(read_lease(dir, &key), OnFile::Lease(held) if held.holder == holder) {
                 remove_if_present(&lease_path(dir, &key)).map_err(|e| {
                     StoreError::backend(
                         format!("file store: cannot remove the refresh lease of {key}"),
@@ -389,20 +396,29 @@ struct LeaseRecord {
     ttl_nanos: u64,
 }
 
-/// The lease of `key`; `None` if there is none or it cannot be read (a crash mid-write, a
-/// stranger's file): such a lease counts as lapsed and the next holder replaces it.
-fn read_lease(dir: &Path, key: &SessionKey) -> Option<LeaseRecord> {
+/// What `key`'s lease file holds.
+enum OnFile {
+    /// No lease file.
+    None,
+    Lease(LeaseRecord),
+    /// A file that is not a lease this release reads (damaged, a stranger's, or another
+    /// release's format): it counts as lapsed, and the next holder takes it over.
+    Unreadable,
+}
+
+/// The lease of `key`.
+fn read_lease(dir: &Path, key: &SessionKey) -> OnFile {
     let path = lease_path(dir, key);
     let unreadable = |why: &dyn fmt::Display| {
         tracing::warn!(
             session = %key,
             "file store: the refresh lease of {key} {why}; treating it as lapsed"
         );
-        None
+        OnFile::Unreadable
     };
     let file = match open_for_reading(&path) {
         Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return OnFile::None,
         Err(e) => return unreadable(&format_args!("cannot be opened ({e})")),
     };
     let mut bytes = Vec::new();
@@ -413,7 +429,7 @@ fn read_lease(dir: &Path, key: &SessionKey) -> Option<LeaseRecord> {
         return unreadable(&"is too large");
     }
     match serde_json::from_slice(&bytes) {
-        Ok(lease) => Some(lease),
+        Ok(lease) => OnFile::Lease(lease),
         // Not the parser's message: it could quote the file, which is not ours to show.
         Err(_) => unreadable(&"is not a lease"),
     }
@@ -444,7 +460,7 @@ fn write_lease(
 
 /// Best effort: removes `key`'s lease if it lapsed by `now` (or cannot be read).
 fn remove_lapsed_lease(dir: &Path, key: &SessionKey, now: u64) {
-    if read_lease(dir, key).is_some_and(|held| held.expires_at_unix_nanos > now) {
+    if matches!(read_lease(dir, key), OnFile::Lease(held) if held.expires_at_unix_nanos > now) {
         return;
     }
     if let Err(error) = remove_if_present(&lease_path(dir, key)) {
@@ -1519,6 +1535,9 @@ mod tests {
         );
     }
 
+    /// An unreadable lease is someone's (a damaged file, or a lease of a release that writes
+    /// another format, during a rolling upgrade): taking it is a takeover, so the manager
+    /// waits for that holder's save before trusting a refusal, as after a lapsed lease.
     #[tokio::test]
     async fn an_unreadable_lease_is_taken_over_and_replaced() {
         let tmp = TempDir::new().unwrap();
@@ -1537,7 +1556,7 @@ mod tests {
             fs::write(&path, content).unwrap();
             assert_eq!(
                 store.acquire_lease(&key, "a", ttl).await.unwrap(),
-                Lease::Acquired
+                Lease::TakenOver
             );
             // Replaced by a real lease: another holder is now kept out.
             assert!(matches!(
@@ -1807,7 +1826,7 @@ mod tests {
         let ttl = Duration::from_secs(30);
         assert_eq!(
             store.acquire_lease(&key, "a", ttl).await.unwrap(),
-            Lease::Acquired
+            Lease::TakenOver
         );
         assert!(
             !fs::symlink_metadata(lease_path(&dir, &key))
