@@ -23,6 +23,19 @@ pub(super) enum LeaseTaken<X> {
         taken_over: bool,
         held_at: tokio::time::Instant,
     },
+    /// Another process took the lease over while this one waited for a lapsed holder's
+    /// save: the refresh starts again (waits for that process, reads what it saves).
+    Lost,
+}
+
+/// How the wait for a lapsed holder's save ended.
+enum Awaited<X> {
+    /// It saved a set that serves the refresh's callers.
+    Settled(Ready<X>),
+    /// Nothing to take (or a set to refresh from, now in `current`): refresh.
+    Refresh,
+    /// Another process took the lease (released here).
+    Lost,
 }
 
 /// What the store holds, compared with what this process holds.
@@ -183,12 +196,16 @@ impl<P: Provider> Inner<P> {
             tracing::warn!(
                 "took over a refresh lease that lapsed unreleased; waiting for its holder's save"
             );
-            if let Some(settled) = self
+            match self
                 .await_lapsed_holder(session, generation, &mut current, reason, &mut held_at)
                 .await?
             {
-                self.release(session).await;
-                return Ok(LeaseTaken::Settled(settled));
+                Awaited::Settled(settled) => {
+                    self.release(session).await;
+                    return Ok(LeaseTaken::Settled(settled));
+                }
+                Awaited::Lost => return Ok(LeaseTaken::Lost),
+                Awaited::Refresh => {}
             }
         }
         let newer = match self.read_newer(session, generation, current.as_ref()).await {
@@ -230,7 +247,7 @@ impl<P: Provider> Inner<P> {
         current: &mut Option<Ready<P::Extras>>,
         reason: &Reason,
         held_at: &mut tokio::time::Instant,
-    ) -> Result<Option<Ready<P::Extras>>, Error> {
+    ) -> Result<Awaited<P::Extras>, Error> {
         let started = tokio::time::Instant::now();
         let poll = (self.config.lease_ttl / 6).max(Duration::from_millis(50));
         while started.elapsed() < self.config.lease_ttl {
@@ -239,10 +256,10 @@ impl<P: Provider> Inner<P> {
                 Ok(Stored::Unchanged) => {}
                 Ok(Stored::Tokens(adopted)) => {
                     if reason.satisfied_by(&adopted, self.clock.now()) {
-                        return Ok(Some(adopted));
+                        return Ok(Awaited::Settled(adopted));
                     }
                     *current = Some(adopted);
-                    return Ok(None);
+                    return Ok(Awaited::Refresh);
                 }
                 Ok(Stored::Dead(error)) | Ok(Stored::Removed(error)) => {
                     self.release(session).await;
@@ -256,13 +273,11 @@ impl<P: Provider> Inner<P> {
                 Renewal::Unknown => {}
                 Renewal::Lost => {
                     self.release(session).await;
-                    return Err(Error::RefreshAborted(
-                        "the refresh lease was taken by another process".into(),
-                    ));
+                    return Ok(Awaited::Lost);
                 }
             }
         }
-        Ok(None)
+        Ok(Awaited::Refresh)
     }
 
     /// Looks at the store and takes what another writer put there since `current`.
@@ -344,7 +359,8 @@ impl<P: Provider> Inner<P> {
     /// A lease granted or renewed less than a heartbeat ago is; otherwise it is renewed
     /// first (`renew`: always), and a renewal the store could not answer leaves it held only
     /// while the last grant is less than two thirds of a lease length old. Another process
-    /// may take a lapsed lease over and, a lease length later, send the same token.
+    /// may take a lapsed lease over and, a lease length later, send the same token. A lease
+    /// found not held is noted lost in `watch` (the refresh then starts again).
     pub(super) async fn still_held(
         &self,
         session: &Session<P::Extras>,
@@ -358,14 +374,18 @@ impl<P: Provider> Inner<P> {
             return true;
         }
         let asked = tokio::time::Instant::now();
-        match self.renew(session).await {
+        let held = match self.renew(session).await {
             Renewal::Held => {
                 watch.renewed(asked);
-                !watch.lost()
+                true
             }
             Renewal::Lost => false,
-            Renewal::Unknown => !watch.lost() && watch.held_at().elapsed() < self.unsure_after(),
+            Renewal::Unknown => watch.held_at().elapsed() < self.unsure_after(),
+        };
+        if !held {
+            watch.lost.store(true, Ordering::SeqCst);
         }
+        !watch.lost()
     }
 
     /// How long after its last grant a lease whose renewals fail is taken as held.

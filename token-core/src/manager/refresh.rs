@@ -184,6 +184,15 @@ impl<P: Provider> Inner<P> {
             .await?
         {
             LeaseTaken::Settled(current) => return Ok(current),
+            LeaseTaken::Lost if notes.lease_restarts < MAX_LEASE_RESTARTS => {
+                notes.lease_restarts += 1;
+                return Box::pin(self.run_once(session, reason, notes)).await;
+            }
+            LeaseTaken::Lost => {
+                return Err(Error::RefreshAborted(
+                    "the refresh lease was taken by another process".into(),
+                ));
+            }
             LeaseTaken::Held {
                 current,
                 taken_over,
@@ -350,6 +359,16 @@ impl<P: Provider> Inner<P> {
                 .await,
                 false,
             ),
+            // The lease was lost before a call could be sent (another process may be
+            // sending the same token): start again, which waits for that process and reads
+            // what it saves, rather than fail the callers.
+            Err(error @ Error::RefreshAborted(_))
+                if watch.lost() && notes.lease_restarts < MAX_LEASE_RESTARTS =>
+            {
+                notes.lease_restarts += 1;
+                notes.start_over = true;
+                (Err(error), false)
+            }
             Err(error) => (self.failed(session, generation, current, error), false),
         }
     }
@@ -871,6 +890,10 @@ impl<P: Provider> Inner<P> {
     }
 }
 
+/// How many times one refresh starts over after losing its lease to another process
+/// before its callers get [`Error::RefreshAborted`]: each time, that process made progress.
+const MAX_LEASE_RESTARTS: u8 = 2;
+
 /// What one turn of a refresh noted for the next.
 #[derive(Default)]
 pub(super) struct RunNotes {
@@ -878,8 +901,11 @@ pub(super) struct RunNotes {
     replayed: bool,
     /// The lease was taken over from a holder whose lease lapsed unreleased.
     taken_over: bool,
-    /// The generation changed before the provider was called: the refresh starts over.
+    /// The generation changed before the provider was called, or the lease was lost
+    /// before a call could be sent: the refresh starts over.
     start_over: bool,
+    /// How many times the refresh started over after losing its lease.
+    lease_restarts: u8,
     /// The answer is what another writer put in the store, not the provider's (an insert
     /// by another process superseded the refreshed set, or a refused token gave way to a
     /// newer one).

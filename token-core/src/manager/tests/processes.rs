@@ -37,9 +37,22 @@ fn no_reauth(events: &mut broadcast::Receiver<Event>) {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_retry_is_not_sent_when_the_store_cannot_confirm_the_lease() {
-    // No reuse window: a refresh token presented after it was spent is refused.
+/// Two processes on one store, a provider without a reuse window whose answers wait at
+/// `gate`: A (on `store_a`, which hangs while `hung` is set) sends rt-0 and is answered a
+/// 503 once the gate opens; meanwhile A's store stops answering, its lease lapses, and B
+/// asks for the session (B takes the lease over, waits a lease length for a save, then
+/// refreshes).
+struct LostLease {
+    h: Harness,
+    gate: Arc<Semaphore>,
+    shared: Arc<MemoryStore>,
+    store_a: Arc<Hooked<HangingStore, Arc<MemoryStore>>>,
+    events: [broadcast::Receiver<Event>; 2],
+    first: tokio::task::JoinHandle<Result<AccessToken, Error>>,
+    second: tokio::task::JoinHandle<Result<AccessToken, Error>>,
+}
+
+async fn a_loses_its_lease_to_b() -> LostLease {
     let gate = Arc::new(Semaphore::new(0));
     let h = harness(|fake| {
         fake.gate = Some(gate.clone());
@@ -48,27 +61,40 @@ async fn a_retry_is_not_sent_when_the_store_cannot_confirm_the_lease() {
     let shared = Arc::new(MemoryStore::new());
     let store_a = Arc::new(Hooked::over(shared.clone(), HangingStore::default()));
     let (a, b) = (process(&h, store_a.clone()), process(&h, shared.clone()));
-    let mut events = b.subscribe();
+    let events = [a.subscribe(), b.subscribe()];
     b.insert("s", expired_pair(&h)).await.unwrap();
-    // A takes the lease and sends rt-0; the provider is slow, and answers with a 503.
     h.fake.then(Step::Fail(unavailable(None)));
-    let first = tokio::spawn({
-        let a = a.clone();
-        async move { a.access_token("s").await }
-    });
+    let first = tokio::spawn(async move { a.access_token("s").await });
     h.until_calls(1).await;
-    // A's store stops answering (its renewals hang until the store timeout): its lease
-    // lapses, and B takes it over.
     store_a.hung.store(true, Ordering::SeqCst);
     let lease = ManagerConfig::default().lease_ttl;
     tokio::time::sleep(lease + Duration::from_secs(1)).await;
-    let second = tokio::spawn({
-        let b = b.clone();
-        async move { b.access_token("s").await }
-    });
+    let second = tokio::spawn(async move { b.access_token("s").await });
+    LostLease {
+        h,
+        gate,
+        shared,
+        store_a,
+        events,
+        first,
+        second,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_is_not_sent_when_the_store_cannot_confirm_the_lease() {
+    let LostLease {
+        h,
+        gate,
+        shared,
+        events: [_, mut events],
+        first,
+        second,
+        ..
+    } = a_loses_its_lease_to_b().await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     // The 503 reaches A, which would retry; B waits a lease length for a save, then
-    // spends rt-0.
+    // spends rt-0. A's store still hangs: A's callers get an error.
     gate.add_permits(10);
     assert_eq!(second.await.unwrap().unwrap().expose_secret(), "at-1");
     assert!(first.await.unwrap().is_err());
@@ -118,6 +144,30 @@ async fn a_lease_taken_long_before_the_first_call_is_renewed_before_it() {
     assert_eq!(first.await.unwrap().unwrap().expose_secret(), "at-1");
     assert_eq!(second.await.unwrap().unwrap().expose_secret(), "at-1");
     assert_eq!(presented(&h), ["rt-0"], "B never sends the token A sent");
+    no_reauth(&mut events_a);
+    no_reauth(&mut events_b);
+    assert_eq!(h_stored(&shared).await, "rt-1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_that_lost_its_lease_takes_the_pair_the_new_holder_saved() {
+    let LostLease {
+        h,
+        gate,
+        shared,
+        store_a,
+        events: [mut events_a, mut events_b],
+        first,
+        second,
+    } = a_loses_its_lease_to_b().await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // A's store is back as its 503 arrives: rather than retry under a lease it lost (or
+    // fail its callers), A reads the store again and takes what B saved.
+    store_a.hung.store(false, Ordering::SeqCst);
+    gate.add_permits(10);
+    assert_eq!(second.await.unwrap().unwrap().expose_secret(), "at-1");
+    assert_eq!(first.await.unwrap().unwrap().expose_secret(), "at-1");
+    assert_eq!(presented(&h), ["rt-0", "rt-0"], "A's first call and B's");
     no_reauth(&mut events_a);
     no_reauth(&mut events_b);
     assert_eq!(h_stored(&shared).await, "rt-1");
