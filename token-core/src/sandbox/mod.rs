@@ -60,6 +60,13 @@ pub use provider::SandboxOAuth;
 /// The default largest request body: 64 KiB. A larger one is answered 413.
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
 
+/// The default read timeout: 30 s for a request's headers, then 30 s for its body; a
+/// connection idle that long between requests is closed.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest read timeout: a day (a longer one is taken as this).
+const MAX_READ_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// One route's behaviour: turns a request into an answer, with the sandbox's issuer and
 /// clock at hand.
 ///
@@ -160,7 +167,8 @@ impl Default for Sandbox {
 
 impl Sandbox {
     /// A builder with the defaults: [`SystemClock`], the default [`IssuerConfig`] over a
-    /// [`MemoryIssuerStore`], the built-in `/token` and `/api/` routes, 64 KiB bodies.
+    /// [`MemoryIssuerStore`], the built-in `/token` and `/api/` routes, 64 KiB bodies, a 30 s
+    /// read timeout.
     pub fn builder() -> SandboxBuilder {
         SandboxBuilder {
             clock: None,
@@ -171,6 +179,7 @@ impl Sandbox {
             serves_endpoint: false,
             api_routes: true,
             max_body: DEFAULT_MAX_BODY,
+            read_timeout: DEFAULT_READ_TIMEOUT,
         }
     }
 
@@ -185,6 +194,7 @@ impl Sandbox {
             serves_endpoint,
             api_routes,
             max_body,
+            read_timeout,
         } = self.builder;
         // A sandbox serving a provider's endpoint is that provider's, unless told otherwise.
         let oauth_routes = oauth_routes.unwrap_or(!serves_endpoint);
@@ -211,6 +221,7 @@ impl Sandbox {
             cx: SandboxContext { issuer, clock },
             routes,
             max_body,
+            read_timeout,
             calls: Mutex::new(HashMap::new()),
             total: AtomicU64::new(0),
             faults: Mutex::new(faults::FaultTable::default()),
@@ -247,6 +258,7 @@ pub struct SandboxBuilder {
     serves_endpoint: bool,
     api_routes: bool,
     max_body: usize,
+    read_timeout: Duration,
 }
 
 impl fmt::Debug for SandboxBuilder {
@@ -259,6 +271,7 @@ impl fmt::Debug for SandboxBuilder {
             .field("serves_endpoint", &self.serves_endpoint)
             .field("api_routes", &self.api_routes)
             .field("max_body", &self.max_body)
+            .field("read_timeout", &self.read_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -348,6 +361,17 @@ impl SandboxBuilder {
     /// handler.
     pub fn max_body(mut self, bytes: usize) -> Self {
         self.max_body = bytes;
+        self
+    }
+
+    /// How long the sandbox waits for a request over the socket (default
+    /// [`DEFAULT_READ_TIMEOUT`], at most a day): for its headers, then again for its body. A
+    /// connection whose headers do not arrive in time, or that stays idle that long after an
+    /// answer, is closed; a body that does not arrive in time is answered 408 without calling
+    /// the handler. A client that trickles a request, or opens a connection and sends
+    /// nothing, holds no connection for longer.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout.min(MAX_READ_TIMEOUT);
         self
     }
 
@@ -565,6 +589,7 @@ pub(crate) struct Shared {
     cx: SandboxContext,
     routes: Vec<Route>,
     max_body: usize,
+    read_timeout: Duration,
     calls: Mutex<HashMap<String, u64>>,
     total: AtomicU64,
     faults: Mutex<faults::FaultTable>,
@@ -585,6 +610,10 @@ impl Shared {
         self.max_body
     }
 
+    pub(crate) fn read_timeout(&self) -> Duration {
+        self.read_timeout
+    }
+
     pub(crate) fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::SeqCst)
     }
@@ -601,6 +630,20 @@ impl Shared {
             StatusCode::PAYLOAD_TOO_LARGE,
             &serde_json::json!({"error": "invalid_request", "error_description": "request body too large"}),
         )
+    }
+
+    /// A request whose body did not arrive within the read timeout: counted, answered 408
+    /// (closing the connection), no handler.
+    pub(crate) fn timed_out(&self, path: &str) -> http::Response<Vec<u8>> {
+        self.count(path);
+        let mut response = json_response(
+            StatusCode::REQUEST_TIMEOUT,
+            &serde_json::json!({"error": "invalid_request", "error_description": "request body not received in time"}),
+        );
+        response
+            .headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        response
     }
 
     /// Counts the call, applies its faults and runs the matching handler.

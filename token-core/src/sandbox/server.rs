@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
@@ -41,12 +41,16 @@ pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
+    let read_timeout = shared.read_timeout();
     let service = service_fn(move |request| {
         let shared = shared.clone();
         async move { answer(&shared, request).await }
     });
     // An error here is a client going away or a dropped answer: nothing to report.
+    // The header timeout also closes a connection idle between requests.
     let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(read_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .await;
 }
@@ -77,13 +81,16 @@ async fn answer(
     if declared.is_some_and(|len| len > shared.max_body() as u64) {
         return Ok(to_hyper(shared.too_large(&path)));
     }
-    let body = match Limited::new(body, shared.max_body()).collect().await {
-        Ok(collected) => collected.to_bytes().to_vec(),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+    let body = Limited::new(body, shared.max_body()).collect();
+    let body = match tokio::time::timeout(shared.read_timeout(), body).await {
+        Ok(Ok(collected)) => collected.to_bytes().to_vec(),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
             return Ok(to_hyper(shared.too_large(&path)));
         }
         // The client went away mid-body.
-        Err(_) => return Err(DropConnection),
+        Ok(Err(_)) => return Err(DropConnection),
+        // A body trickled or never sent must not hold the connection.
+        Err(_) => return Ok(to_hyper(shared.timed_out(&path))),
     };
     match shared
         .dispatch(http::Request::from_parts(parts, body))

@@ -551,3 +551,118 @@ fn the_token_answer_is_what_the_client_codec_expects() {
     );
     assert!(answer.is_ok());
 }
+
+/// Writes `bytes` to `stream` (small enough for one write on loopback).
+async fn write_all(stream: &tokio::net::TcpStream, bytes: &[u8]) {
+    stream.writable().await.unwrap();
+    assert_eq!(stream.try_write(bytes).unwrap(), bytes.len());
+}
+
+/// Reads until the server closes the connection, or `None` if it is still open after an
+/// hour (of tokio's clock, paused in these tests).
+async fn read_until_closed(stream: &tokio::net::TcpStream) -> Option<Vec<u8>> {
+    let read = async {
+        let mut answer = Vec::new();
+        let mut buf = [0; 4096];
+        for _ in 0..10_000 {
+            stream.readable().await.unwrap();
+            match stream.try_read(&mut buf) {
+                Ok(0) => return answer,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                // A reset is a close too.
+                Err(_) => return answer,
+            }
+        }
+        panic!("the server kept writing");
+    };
+    tokio::time::timeout(Duration::from_secs(3600), read)
+        .await
+        .ok()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_that_never_ends_its_headers_is_closed_after_the_read_timeout() {
+    let running = Sandbox::builder().start().await.unwrap();
+    let stream = tokio::net::TcpStream::connect(running.addr())
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    write_all(
+        &stream,
+        b"POST /token HTTP/1.1\r\nHost: sandbox\r\nX-Slow: ",
+    )
+    .await;
+
+    let answer = read_until_closed(&stream).await;
+    assert!(answer.is_some(), "the connection is held open for ever");
+    assert!(
+        started.elapsed() <= DEFAULT_READ_TIMEOUT,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(running.total_calls(), 0, "no handler ran");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_never_ends_is_answered_408_after_the_read_timeout() {
+    let running = Sandbox::builder()
+        .read_timeout(Duration::from_secs(5))
+        .start()
+        .await
+        .unwrap();
+    let stream = tokio::net::TcpStream::connect(running.addr())
+        .await
+        .unwrap();
+    write_all(
+        &stream,
+        b"POST /token HTTP/1.1\r\nHost: sandbox\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ngrant_type=",
+    )
+    .await;
+    let started = tokio::time::Instant::now();
+
+    let answer = read_until_closed(&stream)
+        .await
+        .expect("the connection is held open for ever");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(
+        started.elapsed() <= Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // Counted as a call to its path, like a body too large; its handler never ran.
+    assert_eq!(running.calls("/token"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_keep_alive_connection_is_closed_after_the_read_timeout() {
+    let running = Sandbox::builder()
+        .read_timeout(Duration::from_secs(5))
+        .start()
+        .await
+        .unwrap();
+    let stream = tokio::net::TcpStream::connect(running.addr())
+        .await
+        .unwrap();
+    write_all(&stream, b"GET /api/me HTTP/1.1\r\nHost: sandbox\r\n\r\n").await;
+    let started = tokio::time::Instant::now();
+
+    let answer = read_until_closed(&stream)
+        .await
+        .expect("an idle connection is held open for ever");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 401"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(
+        started.elapsed() <= Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(running.calls("/api/me"), 1);
+}
