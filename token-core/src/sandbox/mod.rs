@@ -64,6 +64,9 @@ pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
 /// connection idle that long between requests is closed.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The default number of connections served at once: 1024.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
 /// The longest read timeout: a day (a longer one is taken as this).
 const MAX_READ_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -168,7 +171,7 @@ impl Default for Sandbox {
 impl Sandbox {
     /// A builder with the defaults: [`SystemClock`], the default [`IssuerConfig`] over a
     /// [`MemoryIssuerStore`], the built-in `/token` and `/api/` routes, 64 KiB bodies, a 30 s
-    /// read timeout.
+    /// read timeout, 1024 connections at once.
     pub fn builder() -> SandboxBuilder {
         SandboxBuilder {
             clock: None,
@@ -180,6 +183,7 @@ impl Sandbox {
             api_routes: true,
             max_body: DEFAULT_MAX_BODY,
             read_timeout: DEFAULT_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 
@@ -195,6 +199,7 @@ impl Sandbox {
             api_routes,
             max_body,
             read_timeout,
+            max_connections,
         } = self.builder;
         // A sandbox serving a provider's endpoint is that provider's, unless told otherwise.
         let oauth_routes = oauth_routes.unwrap_or(!serves_endpoint);
@@ -237,7 +242,7 @@ impl Sandbox {
             url::Url::parse(&format!("http://{addr}/")).map_err(|e| SandboxError::Bind {
                 source: std::io::Error::other(e),
             })?;
-        let task = tokio::spawn(server::serve(listener, shared.clone()));
+        let task = tokio::spawn(server::serve(listener, shared.clone(), max_connections));
         Ok(RunningSandbox {
             shared,
             addr,
@@ -259,6 +264,7 @@ pub struct SandboxBuilder {
     api_routes: bool,
     max_body: usize,
     read_timeout: Duration,
+    max_connections: usize,
 }
 
 impl fmt::Debug for SandboxBuilder {
@@ -272,6 +278,7 @@ impl fmt::Debug for SandboxBuilder {
             .field("api_routes", &self.api_routes)
             .field("max_body", &self.max_body)
             .field("read_timeout", &self.read_timeout)
+            .field("max_connections", &self.max_connections)
             .finish_non_exhaustive()
     }
 }
@@ -372,6 +379,16 @@ impl SandboxBuilder {
     /// nothing, holds no connection for longer.
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = timeout.min(MAX_READ_TIMEOUT);
+        self
+    }
+
+    /// How many connections are served at once (default [`DEFAULT_MAX_CONNECTIONS`], at
+    /// least one). Beyond it no connection is accepted until one closes: they wait in the
+    /// listen queue, so many clients (or many idle ones, until the
+    /// [read timeout](Self::read_timeout)) cannot grow the sandbox's tasks and sockets
+    /// without bound.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
         self
     }
 

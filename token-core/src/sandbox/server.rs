@@ -19,13 +19,14 @@ use super::{Outcome, Shared};
 use crate::error::TransportError;
 use crate::transport::HttpClient;
 
-/// Accepts connections until the task is aborted; dropping the `JoinSet` then aborts every
+/// Accepts connections until the task is aborted, at most `max_connections` served at once
+/// (the others wait in the listen queue); dropping the `JoinSet` then aborts every
 /// connection task with it.
-pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>, max_connections: usize) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if connections.len() < max_connections => match accepted {
                 Ok((stream, _)) => {
                     connections.spawn(serve_connection(stream, shared.clone()));
                 }

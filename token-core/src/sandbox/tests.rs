@@ -666,3 +666,35 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_read_timeout() {
     );
     assert_eq!(running.calls("/api/me"), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn connections_beyond_the_limit_wait_until_one_closes() {
+    let running = Sandbox::builder().max_connections(2).start().await.unwrap();
+    let connect = || tokio::net::TcpStream::connect(running.addr());
+    // Two clients that say nothing hold the two connections served.
+    let (first, _second) = (connect().await.unwrap(), connect().await.unwrap());
+    let third = connect().await.unwrap();
+    write_all(
+        &third,
+        b"GET /api/me HTTP/1.1\r\nHost: sandbox\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+
+    let early = tokio::time::timeout(Duration::from_secs(1), third.readable()).await;
+    assert!(
+        early.is_err(),
+        "a third connection is served beside two others"
+    );
+    assert_eq!(running.total_calls(), 0);
+
+    drop(first);
+    let answer = read_until_closed(&third)
+        .await
+        .expect("the third connection is served once one closes");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 401"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert_eq!(running.calls("/api/me"), 1);
+}
