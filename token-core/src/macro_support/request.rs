@@ -397,14 +397,20 @@ impl<'r> RequestReader<'r> {
     }
 
     fn raw(&self, at: At, name: &str) -> Result<Option<String>, RequestError> {
+        // A header sent twice (whatever the case of its name) is refused like a repeated
+        // parameter below: a proxy in front may have read the other one.
         let header = |name: &str| -> Result<Option<String>, RequestError> {
-            match self.request.headers().get(name) {
-                None => Ok(None),
-                Some(value) => value
-                    .to_str()
-                    .map(|v| Some(v.trim().to_owned()))
-                    .map_err(|_| RequestError(format!("header `{name}` is not text"))),
+            let mut values = self.request.headers().get_all(name).iter();
+            let Some(value) = values.next() else {
+                return Ok(None);
+            };
+            if values.next().is_some() {
+                return Err(RequestError(format!("header `{name}` is repeated")));
             }
+            value
+                .to_str()
+                .map(|v| Some(v.trim().to_owned()))
+                .map_err(|_| RequestError(format!("header `{name}` is not text")))
         };
         // RFC 6749 section 3.1: a parameter sent more than once is a malformed request, not
         // a choice between its values.

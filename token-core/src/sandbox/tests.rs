@@ -188,6 +188,44 @@ async fn token_endpoint_errors_follow_rfc_6749() {
     }
 }
 
+/// `Authorization` twice (two clients, or a bearer token and a client) is no choice between
+/// them: the token endpoint refuses it as a malformed request, the API as unauthorized.
+#[tokio::test]
+async fn a_repeated_authorization_header_is_refused() {
+    let (running, _clock) = sandbox().await;
+    let set = running.issue("alice").await.unwrap();
+    let basic = |user: &str| {
+        use base64::Engine as _;
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:secret"));
+        format!("Basic {credentials}")
+    };
+    for (name, client) in transports(&running) {
+        let request = http::Request::builder()
+            .method(Method::POST)
+            .uri(running.url("/token").as_str())
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::AUTHORIZATION, basic("client-a"))
+            .header("authorization", basic("client-b"))
+            .body(b"grant_type=client_credentials".to_vec())
+            .unwrap();
+        let response = client.send(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{name}");
+        assert_eq!(json(&response)["error"], "invalid_request", "{name}");
+
+        let mut request = get(&running, "/api/me", Some(set.access_token.expose_secret()));
+        request.headers_mut().append(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_static("Bearer at_other"),
+        );
+        let response = client.send(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{name}");
+    }
+}
+
 #[tokio::test]
 async fn an_expired_refresh_token_is_invalid_grant() {
     let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
