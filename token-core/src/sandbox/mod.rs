@@ -67,6 +67,11 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default number of connections served at once: 1024.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
+/// How many distinct paths [`RunningSandbox::calls`] counts: 1024. Calls to further paths
+/// count in [`RunningSandbox::total_calls`] only, so that requests to made-up paths cannot
+/// grow the counters without bound.
+pub const MAX_COUNTED_PATHS: usize = 1024;
+
 /// The longest read timeout: a day (a longer one is taken as this).
 const MAX_READ_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -468,7 +473,8 @@ impl RunningSandbox {
     }
 
     /// How many requests arrived for `path` (faulted ones included), over the socket and in
-    /// process.
+    /// process. The first [`MAX_COUNTED_PATHS`] distinct paths are counted; calls to any
+    /// other count in [`total_calls`](Self::total_calls) only.
     pub fn calls(&self, path: &str) -> u64 {
         self.shared.calls().get(path).copied().unwrap_or(0)
     }
@@ -637,7 +643,12 @@ impl Shared {
 
     fn count(&self, path: &str) {
         self.total.fetch_add(1, Ordering::SeqCst);
-        *self.calls().entry(path.to_owned()).or_insert(0) += 1;
+        let mut calls = self.calls();
+        if let Some(count) = calls.get_mut(path) {
+            *count += 1;
+        } else if calls.len() < MAX_COUNTED_PATHS {
+            calls.insert(path.to_owned(), 1);
+        }
     }
 
     /// A request whose body exceeded the limit: counted, answered 413, no handler.

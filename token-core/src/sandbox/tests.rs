@@ -736,3 +736,34 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
     );
     assert_eq!(running.calls("/api/me"), 1);
 }
+
+#[tokio::test]
+async fn the_call_counters_keep_a_bounded_number_of_paths() {
+    let running = Sandbox::builder().start().await.unwrap();
+    let client = running.client();
+    let limit = u64::try_from(MAX_COUNTED_PATHS).unwrap();
+    for i in 0..=limit {
+        let response = client
+            .send(get(&running, &format!("/nowhere/{i}"), None))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+    assert_eq!(running.calls("/nowhere/0"), 1);
+    assert_eq!(
+        running.calls(&format!("/nowhere/{limit}")),
+        0,
+        "one path more than the counters keep"
+    );
+    assert_eq!(
+        running.total_calls(),
+        limit + 1,
+        "every call is in the total"
+    );
+    // A path counted before keeps counting.
+    client
+        .send(get(&running, "/nowhere/0", None))
+        .await
+        .unwrap();
+    assert_eq!(running.calls("/nowhere/0"), 2);
+}
