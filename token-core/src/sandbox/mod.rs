@@ -380,8 +380,9 @@ impl SandboxBuilder {
     /// [`DEFAULT_READ_TIMEOUT`], at most a day): for its headers, then again for its body. A
     /// connection whose headers do not arrive in time, or that stays idle that long after an
     /// answer, is closed; a body that does not arrive in time is answered 408 without calling
-    /// the handler. A client that trickles a request, or opens a connection and sends
-    /// nothing, holds no connection for longer.
+    /// the handler; and so is a connection whose answers cannot be written for that long (a
+    /// client that sends requests and reads no answer). A client that trickles a request,
+    /// opens a connection and sends nothing, or stops reading holds no connection for longer.
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = timeout.min(MAX_READ_TIMEOUT);
         self

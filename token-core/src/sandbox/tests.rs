@@ -767,3 +767,54 @@ async fn the_call_counters_keep_a_bounded_number_of_paths() {
         .unwrap();
     assert_eq!(running.calls("/nowhere/0"), 2);
 }
+
+/// A client that sends requests and never reads the answers blocks the server's writes: the
+/// connection is closed once they have made no progress for the read timeout.
+#[tokio::test(start_paused = true)]
+async fn a_client_that_never_reads_its_answers_is_dropped() {
+    let running = Sandbox::builder()
+        .read_timeout(Duration::from_secs(5))
+        .start()
+        .await
+        .unwrap();
+    let stream = tokio::net::TcpStream::connect(running.addr())
+        .await
+        .unwrap();
+    let request = b"GET /api/me HTTP/1.1\r\nHost: sandbox\r\n\r\n".repeat(1000);
+    // Pipelined requests until the server stops taking them: its answers fill the buffers.
+    let mut full = false;
+    for _ in 0..100_000 {
+        match tokio::time::timeout(Duration::from_secs(1), stream.writable()).await {
+            Err(_) => {
+                full = true;
+                break;
+            }
+            Ok(ready) => ready.unwrap(),
+        }
+        match stream.try_write(&request) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("the server closed while still reading: {e}"),
+        }
+    }
+    assert!(full, "the server kept taking requests");
+    let stalled_at = running.total_calls();
+
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    // Closed: the next writes meet a reset. Still held: they wait (or are buffered).
+    let mut closed = false;
+    for _ in 0..3 {
+        match stream.try_write(b"GET /api/me HTTP/1.1\r\n\r\n") {
+            Ok(_) => tokio::task::yield_now().await,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        closed,
+        "the connection is held for ever ({stalled_at} calls served)"
+    );
+}
