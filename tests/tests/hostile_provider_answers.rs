@@ -2,7 +2,9 @@
 //! their seeds: an odd expiry or a duplicate key never costs a rotated pair, Keycloak's
 //! `refresh_expires_in: 0` is "no refresh expiry", a token with a control character is
 //! refused by field name, and a refresh token echoed (whole or in part) in an error answer
-//! shows nowhere.
+//! shows nowhere. Over a loopback socket, the transport's limits hold for the body too: one
+//! that trickles or never ends costs at most the timeout, one that grows without end at
+//! most the size limit.
 
 use http::StatusCode;
 use time::macros::datetime;
@@ -538,4 +540,140 @@ fn hostile_codes_and_envelopes_give_typed_errors_and_never_cost_a_success() {
     )
     .unwrap();
     assert_eq!(set.access_expires_at, None);
+}
+
+/// A loopback server for one connection: reads the request, writes `head`, then `chunk`
+/// every `every` (tokio's clock) at most `times` times, then holds the connection open.
+/// Returns its URL and how many body bytes it wrote.
+async fn body_server(
+    head: &'static str,
+    chunk: Vec<u8>,
+    every: std::time::Duration,
+    times: usize,
+) -> (url::Url, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = url::Url::parse(&format!("http://{}/token", listener.local_addr().unwrap())).unwrap();
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = written.clone();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut request = [0; 4096];
+        let _ = stream.read(&mut request).await;
+        stream.write_all(head.as_bytes()).await.unwrap();
+        for _ in 0..times {
+            if stream.write_all(&chunk).await.is_err() {
+                return; // the client gave up
+            }
+            counter.fetch_add(chunk.len(), Ordering::SeqCst);
+            tokio::time::sleep(every).await;
+        }
+        std::future::pending::<()>().await;
+    });
+    (url, written)
+}
+
+/// Sends a refresh to `url` through the default transport; `Err` also when no verdict came
+/// within an hour of tokio's clock (so a broken limit fails the test instead of hanging it).
+async fn send_to(
+    url: &url::Url,
+) -> Result<http::Response<Vec<u8>>, token_core::error::TransportError> {
+    use token_core::transport::HttpClient as _;
+    let request = RefreshTokenGrant::new(RefreshToken::new("rt-canary"))
+        .encode_request(url)
+        .unwrap();
+    let client = token_core::transport::ReqwestClient::new().unwrap();
+    let send = client.send(request);
+    tokio::time::timeout(std::time::Duration::from_secs(3600), send)
+        .await
+        .expect("no verdict within an hour")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_trickles_or_never_comes_costs_at_most_the_timeout() {
+    use std::sync::atomic::Ordering;
+    let second = std::time::Duration::from_secs(1);
+    let cases = [
+        // One byte every 10 s of a 100 000-byte answer: each read is quick, the whole is not.
+        (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n",
+            10 * second,
+            ErrorKind::OutcomeUnknown,
+        ),
+        (
+            "HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n",
+            10 * second,
+            ErrorKind::Transient,
+        ),
+        // The headers, then nothing.
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n",
+            3600 * second,
+            ErrorKind::OutcomeUnknown,
+        ),
+    ];
+    for (head, every, kind) in cases {
+        let chunk = if head.contains("chunked") {
+            b"1\r\n{\r\n".to_vec()
+        } else {
+            b"{".to_vec()
+        };
+        let (url, written) = body_server(head, chunk, every, 10_000).await;
+        let started = tokio::time::Instant::now();
+        let error = send_to(&url)
+            .await
+            .expect_err("an answer that never completes");
+        assert_eq!(error.kind, kind, "{head:?}: {error}");
+        assert!(
+            started.elapsed() <= 31 * second,
+            "{head:?}: {:?}",
+            started.elapsed()
+        );
+        assert!(written.load(Ordering::SeqCst) < 100, "{head:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_grows_without_end_is_cut_at_the_size_limit() {
+    use std::sync::atomic::Ordering;
+    let cases = [
+        (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+            ErrorKind::OutcomeUnknown,
+        ),
+        (
+            "HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n",
+            ErrorKind::Transient,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 1000000000000\r\n\r\n",
+            ErrorKind::OutcomeUnknown,
+        ),
+    ];
+    for (head, kind) in cases {
+        let chunk = if head.contains("chunked") {
+            let mut chunk = b"10000\r\n".to_vec(); // 64 KiB
+            chunk.resize(chunk.len() + 0x10000, b'x');
+            chunk.extend_from_slice(b"\r\n");
+            chunk
+        } else {
+            vec![b'x'; 0x10000]
+        };
+        // 64 MiB at most, at once; then the connection stays open.
+        let (url, written) = body_server(head, chunk, std::time::Duration::ZERO, 1024).await;
+        let started = tokio::time::Instant::now();
+        let error = send_to(&url).await.expect_err("an answer over the limit");
+        assert_eq!(error.kind, kind, "{head:?}: {error}");
+        assert!(error.message.contains("exceeds"), "{head:?}: {error}");
+        assert_eq!(
+            started.elapsed(),
+            std::time::Duration::ZERO,
+            "{head:?}: cut without waiting"
+        );
+        assert!(
+            written.load(Ordering::SeqCst) < 64 << 20,
+            "{head:?}: read to its end"
+        );
+    }
 }

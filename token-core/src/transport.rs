@@ -92,8 +92,10 @@ impl ReqwestClient {
 
     /// Wraps a configured reqwest client.
     ///
-    /// Build it with `.redirect(reqwest::redirect::Policy::none())`, as [`new`](Self::new)
-    /// does: reqwest cannot change a built client's redirect policy. Whatever its policy,
+    /// Build it with `.redirect(reqwest::redirect::Policy::none())` and a `.timeout(...)`, as
+    /// [`new`](Self::new) does: reqwest cannot change a built client's redirect policy, and
+    /// its overall timeout is the only bound on an answer whose body trickles or never ends
+    /// (the size limit bounds its length, not its time). Whatever its policy,
     /// token calls stay at their origin:
     ///
     /// - a body is never resent: the 307 or 308 that would forward it (and the refresh token

@@ -460,3 +460,47 @@ async fn a_signed_request_replayed_outside_the_request_time_window_is_refused() 
     );
     assert!(accepted(&world.sandbox, &access).await);
 }
+
+/// A signed body that names `refreshToken` twice (once escaped) is malformed: refused as
+/// `PARAM_ILLEGAL`, not read as whichever value one JSON parser keeps, and nothing rotates.
+#[tokio::test(start_paused = true)]
+async fn a_signed_body_with_a_repeated_field_is_refused_and_rotates_nothing() {
+    let world = world().await;
+    let first = world.user("alice").await;
+    let config = world.manager.provider().config();
+    let live = first.refresh_token.clone().unwrap();
+    let signer = config.signer().unwrap();
+    let send = async |body: String| {
+        let mut request = http::Request::post(world.sandbox.url(APPLY).as_str())
+            .body(body.into_bytes())
+            .unwrap();
+        signer
+            .sign_request(&mut request, world.sandbox.clock().now())
+            .unwrap();
+        let answer = world.sandbox.client().send(request).await.unwrap();
+        serde_json::from_slice::<serde_json::Value>(answer.body()).unwrap()
+    };
+    let head = format!(
+        r#"{{"acquirerId":{},"pspId":{},"grantType":"REFRESH_TOKEN","#,
+        serde_json::json!(config.acquirer_id),
+        serde_json::json!(config.psp_id),
+    );
+    for repeated in [
+        format!(
+            r#""refreshToken":"not-a-token","refreshToken":"{}"}}"#,
+            live.expose_secret()
+        ),
+        format!(
+            r#""refreshToken":"not-a-token","refresh\u0054oken":"{}"}}"#,
+            live.expose_secret()
+        ),
+    ] {
+        let answer = send(format!("{head}{repeated}")).await;
+        assert_eq!(answer["result"]["resultStatus"], "F", "{answer}");
+        assert_eq!(answer["result"]["resultCode"], "PARAM_ILLEGAL", "{answer}");
+    }
+    assert!(
+        accepted(&world.sandbox, &first.access_token).await,
+        "the pair was not rotated"
+    );
+}

@@ -361,7 +361,15 @@ impl<'r> RequestReader<'r> {
         let mut form = Vec::new();
         match format {
             BodyFormat::Json if !blank => match serde_json::from_slice::<Value>(body) {
-                Ok(Value::Object(map)) => json = map,
+                Ok(Value::Object(map)) => {
+                    // As a repeated form parameter: a key twice is a malformed request, not a
+                    // choice between its values (another reader of the same signed bytes
+                    // may keep the other one).
+                    if serde_json::from_slice::<NoRepeatedKeys>(body).is_err() {
+                        return Err(RequestError("the body repeats a JSON key".into()));
+                    }
+                    json = map;
+                }
                 _ => return Err(RequestError("the body is not a JSON object".into())),
             },
             BodyFormat::Form if !blank => {
@@ -389,14 +397,20 @@ impl<'r> RequestReader<'r> {
     }
 
     fn raw(&self, at: At, name: &str) -> Result<Option<String>, RequestError> {
+        // A header sent twice (whatever the case of its name) is refused like a repeated
+        // parameter below: a proxy in front may have read the other one.
         let header = |name: &str| -> Result<Option<String>, RequestError> {
-            match self.request.headers().get(name) {
-                None => Ok(None),
-                Some(value) => value
-                    .to_str()
-                    .map(|v| Some(v.trim().to_owned()))
-                    .map_err(|_| RequestError(format!("header `{name}` is not text"))),
+            let mut values = self.request.headers().get_all(name).iter();
+            let Some(value) = values.next() else {
+                return Ok(None);
+            };
+            if values.next().is_some() {
+                return Err(RequestError(format!("header `{name}` is repeated")));
             }
+            value
+                .to_str()
+                .map(|v| Some(v.trim().to_owned()))
+                .map_err(|_| RequestError(format!("header `{name}` is not text")))
         };
         // RFC 6749 section 3.1: a parameter sent more than once is a malformed request, not
         // a choice between its values.
@@ -539,6 +553,64 @@ fn describe(at: At, name: &str) -> String {
 fn describe_constant(at: Option<At>, name: &str) -> String {
     at.map(|at| describe(at, name))
         .unwrap_or_else(|| format!("body field `{name}`"))
+}
+
+/// Deserializes from any JSON and fails on an object that names a key twice, at any depth
+/// (escapes decoded: `"a"` and `"\u0061"` are one key).
+struct NoRepeatedKeys;
+
+impl<'de> serde::Deserialize<'de> for NoRepeatedKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NoRepeatedKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoRepeatedKeys {
+    type Value = NoRepeatedKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<NoRepeatedKeys>()?.is_some() {}
+        Ok(self)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if !seen.insert(key) {
+                return Err(serde::de::Error::custom("a repeated key"));
+            }
+            map.next_value::<NoRepeatedKeys>()?;
+        }
+        Ok(self)
+    }
 }
 
 /// Inserts `value` at a dotted path (`result.resultStatus`), creating objects on the way.

@@ -60,6 +60,21 @@ pub use provider::SandboxOAuth;
 /// The default largest request body: 64 KiB. A larger one is answered 413.
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
 
+/// The default read timeout: 30 s for a request's headers, then 30 s for its body; a
+/// connection idle that long between requests is closed.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default number of connections served at once: 1024.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// How many distinct paths [`RunningSandbox::calls`] counts: 1024. Calls to further paths
+/// count in [`RunningSandbox::total_calls`] only, so that requests to made-up paths cannot
+/// grow the counters without bound.
+pub const MAX_COUNTED_PATHS: usize = 1024;
+
+/// The longest read timeout: a day (a longer one is taken as this).
+const MAX_READ_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// One route's behaviour: turns a request into an answer, with the sandbox's issuer and
 /// clock at hand.
 ///
@@ -160,7 +175,8 @@ impl Default for Sandbox {
 
 impl Sandbox {
     /// A builder with the defaults: [`SystemClock`], the default [`IssuerConfig`] over a
-    /// [`MemoryIssuerStore`], the built-in `/token` and `/api/` routes, 64 KiB bodies.
+    /// [`MemoryIssuerStore`], the built-in `/token` and `/api/` routes, 64 KiB bodies, a 30 s
+    /// read timeout, 1024 connections at once.
     pub fn builder() -> SandboxBuilder {
         SandboxBuilder {
             clock: None,
@@ -171,6 +187,8 @@ impl Sandbox {
             serves_endpoint: false,
             api_routes: true,
             max_body: DEFAULT_MAX_BODY,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 
@@ -185,6 +203,8 @@ impl Sandbox {
             serves_endpoint,
             api_routes,
             max_body,
+            read_timeout,
+            max_connections,
         } = self.builder;
         // A sandbox serving a provider's endpoint is that provider's, unless told otherwise.
         let oauth_routes = oauth_routes.unwrap_or(!serves_endpoint);
@@ -211,6 +231,7 @@ impl Sandbox {
             cx: SandboxContext { issuer, clock },
             routes,
             max_body,
+            read_timeout,
             calls: Mutex::new(HashMap::new()),
             total: AtomicU64::new(0),
             faults: Mutex::new(faults::FaultTable::default()),
@@ -226,7 +247,7 @@ impl Sandbox {
             url::Url::parse(&format!("http://{addr}/")).map_err(|e| SandboxError::Bind {
                 source: std::io::Error::other(e),
             })?;
-        let task = tokio::spawn(server::serve(listener, shared.clone()));
+        let task = tokio::spawn(server::serve(listener, shared.clone(), max_connections));
         Ok(RunningSandbox {
             shared,
             addr,
@@ -247,6 +268,8 @@ pub struct SandboxBuilder {
     serves_endpoint: bool,
     api_routes: bool,
     max_body: usize,
+    read_timeout: Duration,
+    max_connections: usize,
 }
 
 impl fmt::Debug for SandboxBuilder {
@@ -259,6 +282,8 @@ impl fmt::Debug for SandboxBuilder {
             .field("serves_endpoint", &self.serves_endpoint)
             .field("api_routes", &self.api_routes)
             .field("max_body", &self.max_body)
+            .field("read_timeout", &self.read_timeout)
+            .field("max_connections", &self.max_connections)
             .finish_non_exhaustive()
     }
 }
@@ -351,6 +376,28 @@ impl SandboxBuilder {
         self
     }
 
+    /// How long the sandbox waits for a request over the socket (default
+    /// [`DEFAULT_READ_TIMEOUT`], at most a day): for its headers, then again for its body. A
+    /// connection whose headers do not arrive in time, or that stays idle that long after an
+    /// answer, is closed; a body that does not arrive in time is answered 408 without calling
+    /// the handler; and so is a connection whose answers cannot be written for that long (a
+    /// client that sends requests and reads no answer). A client that trickles a request,
+    /// opens a connection and sends nothing, or stops reading holds no connection for longer.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout.min(MAX_READ_TIMEOUT);
+        self
+    }
+
+    /// How many connections are served at once (default [`DEFAULT_MAX_CONNECTIONS`], at
+    /// least one). Beyond it no connection is accepted until one closes: they wait in the
+    /// listen queue, so many clients (or many idle ones, until the
+    /// [read timeout](Self::read_timeout)) cannot grow the sandbox's tasks and sockets
+    /// without bound.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
     /// The sandbox.
     pub fn build(self) -> Sandbox {
         Sandbox { builder: self }
@@ -427,7 +474,8 @@ impl RunningSandbox {
     }
 
     /// How many requests arrived for `path` (faulted ones included), over the socket and in
-    /// process.
+    /// process. The first [`MAX_COUNTED_PATHS`] distinct paths are counted; calls to any
+    /// other count in [`total_calls`](Self::total_calls) only.
     pub fn calls(&self, path: &str) -> u64 {
         self.shared.calls().get(path).copied().unwrap_or(0)
     }
@@ -565,6 +613,7 @@ pub(crate) struct Shared {
     cx: SandboxContext,
     routes: Vec<Route>,
     max_body: usize,
+    read_timeout: Duration,
     calls: Mutex<HashMap<String, u64>>,
     total: AtomicU64,
     faults: Mutex<faults::FaultTable>,
@@ -585,13 +634,22 @@ impl Shared {
         self.max_body
     }
 
+    pub(crate) fn read_timeout(&self) -> Duration {
+        self.read_timeout
+    }
+
     pub(crate) fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::SeqCst)
     }
 
     fn count(&self, path: &str) {
         self.total.fetch_add(1, Ordering::SeqCst);
-        *self.calls().entry(path.to_owned()).or_insert(0) += 1;
+        let mut calls = self.calls();
+        if let Some(count) = calls.get_mut(path) {
+            *count += 1;
+        } else if calls.len() < MAX_COUNTED_PATHS {
+            calls.insert(path.to_owned(), 1);
+        }
     }
 
     /// A request whose body exceeded the limit: counted, answered 413, no handler.
@@ -601,6 +659,20 @@ impl Shared {
             StatusCode::PAYLOAD_TOO_LARGE,
             &serde_json::json!({"error": "invalid_request", "error_description": "request body too large"}),
         )
+    }
+
+    /// A request whose body did not arrive within the read timeout: counted, answered 408
+    /// (closing the connection), no handler.
+    pub(crate) fn timed_out(&self, path: &str) -> http::Response<Vec<u8>> {
+        self.count(path);
+        let mut response = json_response(
+            StatusCode::REQUEST_TIMEOUT,
+            &serde_json::json!({"error": "invalid_request", "error_description": "request body not received in time"}),
+        );
+        response
+            .headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        response
     }
 
     /// Counts the call, applies its faults and runs the matching handler.

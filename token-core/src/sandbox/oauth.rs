@@ -221,13 +221,18 @@ impl Handler for ApiHandler {
     }
 }
 
-/// The bearer token of `Authorization: Bearer <token>`, if any.
+/// The bearer token of `Authorization: Bearer <token>`, if any: none when `Authorization`
+/// is sent more than once.
 pub fn bearer_token<B>(request: &http::Request<B>) -> Option<&str> {
-    let value = request
+    let mut values = request
         .headers()
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+        .get_all(http::header::AUTHORIZATION)
+        .iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let value = value.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
@@ -279,5 +284,11 @@ mod tests {
         assert_eq!(bearer_token(&request("Basic abc")), None);
         assert_eq!(bearer_token(&request("Bearer ")), None);
         assert_eq!(bearer_token(&http::Request::new(())), None);
+        let mut twice = request("Bearer at_1");
+        twice.headers_mut().append(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer at_1"),
+        );
+        assert_eq!(bearer_token(&twice), None);
     }
 }

@@ -188,6 +188,44 @@ async fn token_endpoint_errors_follow_rfc_6749() {
     }
 }
 
+/// `Authorization` twice (two clients, or a bearer token and a client) is no choice between
+/// them: the token endpoint refuses it as a malformed request, the API as unauthorized.
+#[tokio::test]
+async fn a_repeated_authorization_header_is_refused() {
+    let (running, _clock) = sandbox().await;
+    let set = running.issue("alice").await.unwrap();
+    let basic = |user: &str| {
+        use base64::Engine as _;
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:secret"));
+        format!("Basic {credentials}")
+    };
+    for (name, client) in transports(&running) {
+        let request = http::Request::builder()
+            .method(Method::POST)
+            .uri(running.url("/token").as_str())
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::AUTHORIZATION, basic("client-a"))
+            .header("authorization", basic("client-b"))
+            .body(b"grant_type=client_credentials".to_vec())
+            .unwrap();
+        let response = client.send(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{name}");
+        assert_eq!(json(&response)["error"], "invalid_request", "{name}");
+
+        let mut request = get(&running, "/api/me", Some(set.access_token.expose_secret()));
+        request.headers_mut().append(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_static("Bearer at_other"),
+        );
+        let response = client.send(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{name}");
+    }
+}
+
 #[tokio::test]
 async fn an_expired_refresh_token_is_invalid_grant() {
     let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
@@ -550,4 +588,233 @@ fn the_token_answer_is_what_the_client_codec_expects() {
         br#"{"access_token":"a","token_type":"Bearer","expires_in":3600,"refresh_token":"r"}"#,
     );
     assert!(answer.is_ok());
+}
+
+/// Writes `bytes` to `stream` (small enough for one write on loopback).
+async fn write_all(stream: &tokio::net::TcpStream, bytes: &[u8]) {
+    stream.writable().await.unwrap();
+    assert_eq!(stream.try_write(bytes).unwrap(), bytes.len());
+}
+
+/// Reads until the server closes the connection, or `None` if it is still open after an
+/// hour (of tokio's clock, paused in these tests).
+async fn read_until_closed(stream: &tokio::net::TcpStream) -> Option<Vec<u8>> {
+    let read = async {
+        let mut answer = Vec::new();
+        let mut buf = [0; 4096];
+        for _ in 0..10_000 {
+            stream.readable().await.unwrap();
+            match stream.try_read(&mut buf) {
+                Ok(0) => return answer,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                // A reset is a close too.
+                Err(_) => return answer,
+            }
+        }
+        panic!("the server kept writing");
+    };
+    tokio::time::timeout(Duration::from_secs(3600), read)
+        .await
+        .ok()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_that_never_ends_its_headers_is_closed_after_the_read_timeout() {
+    let running = Sandbox::builder().start().await.unwrap();
+    let stream = tokio::net::TcpStream::connect(running.addr())
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    write_all(
+        &stream,
+        b"POST /token HTTP/1.1\r\nHost: sandbox\r\nX-Slow: ",
+    )
+    .await;
+
+    let answer = read_until_closed(&stream).await;
+    assert!(answer.is_some(), "the connection is held open for ever");
+    assert!(
+        started.elapsed() <= DEFAULT_READ_TIMEOUT,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(running.total_calls(), 0, "no handler ran");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_never_ends_is_answered_408_after_the_read_timeout() {
+    let running = Sandbox::builder()
+        .read_timeout(Duration::from_secs(5))
+        .start()
+        .await
+        .unwrap();
+    let stream = tokio::net::TcpStream::connect(running.addr())
+        .await
+        .unwrap();
+    write_all(
+        &stream,
+        b"POST /token HTTP/1.1\r\nHost: sandbox\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ngrant_type=",
+    )
+    .await;
+    let started = tokio::time::Instant::now();
+
+    let answer = read_until_closed(&stream)
+        .await
+        .expect("the connection is held open for ever");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(
+        started.elapsed() <= Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // Counted as a call to its path, like a body too large; its handler never ran.
+    assert_eq!(running.calls("/token"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_keep_alive_connection_is_closed_after_the_read_timeout() {
+    let running = Sandbox::builder()
+        .read_timeout(Duration::from_secs(5))
+        .start()
+        .await
+        .unwrap();
+    let stream = tokio::net::TcpStream::connect(running.addr())
+        .await
+        .unwrap();
+    write_all(&stream, b"GET /api/me HTTP/1.1\r\nHost: sandbox\r\n\r\n").await;
+    let started = tokio::time::Instant::now();
+
+    let answer = read_until_closed(&stream)
+        .await
+        .expect("an idle connection is held open for ever");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 401"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(
+        started.elapsed() <= Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(running.calls("/api/me"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn connections_beyond_the_limit_wait_until_one_closes() {
+    let running = Sandbox::builder().max_connections(2).start().await.unwrap();
+    let connect = || tokio::net::TcpStream::connect(running.addr());
+    // Two clients that say nothing hold the two connections served.
+    let (first, _second) = (connect().await.unwrap(), connect().await.unwrap());
+    let third = connect().await.unwrap();
+    write_all(
+        &third,
+        b"GET /api/me HTTP/1.1\r\nHost: sandbox\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+
+    let early = tokio::time::timeout(Duration::from_secs(1), third.readable()).await;
+    assert!(
+        early.is_err(),
+        "a third connection is served beside two others"
+    );
+    assert_eq!(running.total_calls(), 0);
+
+    drop(first);
+    let answer = read_until_closed(&third)
+        .await
+        .expect("the third connection is served once one closes");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 401"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert_eq!(running.calls("/api/me"), 1);
+}
+
+#[tokio::test]
+async fn the_call_counters_keep_a_bounded_number_of_paths() {
+    let running = Sandbox::builder().start().await.unwrap();
+    let client = running.client();
+    let limit = u64::try_from(MAX_COUNTED_PATHS).unwrap();
+    for i in 0..=limit {
+        let response = client
+            .send(get(&running, &format!("/nowhere/{i}"), None))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+    assert_eq!(running.calls("/nowhere/0"), 1);
+    assert_eq!(
+        running.calls(&format!("/nowhere/{limit}")),
+        0,
+        "one path more than the counters keep"
+    );
+    assert_eq!(
+        running.total_calls(),
+        limit + 1,
+        "every call is in the total"
+    );
+    // A path counted before keeps counting.
+    client
+        .send(get(&running, "/nowhere/0", None))
+        .await
+        .unwrap();
+    assert_eq!(running.calls("/nowhere/0"), 2);
+}
+
+/// A client that sends requests and never reads the answers blocks the server's writes: the
+/// connection is closed once they have made no progress for the read timeout.
+#[tokio::test(start_paused = true)]
+async fn a_client_that_never_reads_its_answers_is_dropped() {
+    let running = Sandbox::builder()
+        .read_timeout(Duration::from_secs(5))
+        .start()
+        .await
+        .unwrap();
+    let stream = tokio::net::TcpStream::connect(running.addr())
+        .await
+        .unwrap();
+    let request = b"GET /api/me HTTP/1.1\r\nHost: sandbox\r\n\r\n".repeat(1000);
+    // Pipelined requests until the server stops taking them: its answers fill the buffers.
+    let mut full = false;
+    for _ in 0..100_000 {
+        match tokio::time::timeout(Duration::from_secs(1), stream.writable()).await {
+            Err(_) => {
+                full = true;
+                break;
+            }
+            Ok(ready) => ready.unwrap(),
+        }
+        match stream.try_write(&request) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("the server closed while still reading: {e}"),
+        }
+    }
+    assert!(full, "the server kept taking requests");
+    let stalled_at = running.total_calls();
+
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    // Closed: the next writes meet a reset. Still held: they wait (or are buffered).
+    let mut closed = false;
+    for _ in 0..3 {
+        match stream.try_write(b"GET /api/me HTTP/1.1\r\n\r\n") {
+            Ok(_) => tokio::task::yield_now().await,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        closed,
+        "the connection is held for ever ({stalled_at} calls served)"
+    );
 }
