@@ -377,14 +377,16 @@ impl SandboxBuilder {
     }
 
     /// How long the sandbox waits for a request over the socket (default
-    /// [`DEFAULT_READ_TIMEOUT`], at most a day): for its headers, then again for its body. A
+    /// [`DEFAULT_READ_TIMEOUT`], at least a millisecond, at most a day): for its headers,
+    /// then again for its body. A
     /// connection whose headers do not arrive in time, or that stays idle that long after an
     /// answer, is closed; a body that does not arrive in time is answered 408 without calling
     /// the handler; and so is a connection whose answers cannot be written for that long (a
     /// client that sends requests and reads no answer). A client that trickles a request,
     /// opens a connection and sends nothing, or stops reading holds no connection for longer.
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
-        self.read_timeout = timeout.min(MAX_READ_TIMEOUT);
+        // Zero would close every connection before its first request.
+        self.read_timeout = timeout.clamp(Duration::from_millis(1), MAX_READ_TIMEOUT);
         self
     }
 

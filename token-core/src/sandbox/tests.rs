@@ -642,6 +642,14 @@ async fn a_connection_that_never_ends_its_headers_is_closed_after_the_read_timeo
     assert_eq!(running.total_calls(), 0, "no handler ran");
 }
 
+#[test]
+fn a_read_timeout_of_zero_is_the_shortest_one_not_a_sandbox_that_closes_every_connection() {
+    let timeout = |asked| Sandbox::builder().read_timeout(asked).read_timeout;
+    assert_eq!(timeout(Duration::ZERO), Duration::from_millis(1));
+    assert_eq!(timeout(Duration::from_secs(5)), Duration::from_secs(5));
+    assert_eq!(timeout(Duration::MAX), MAX_READ_TIMEOUT);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_body_that_never_ends_is_answered_408_after_the_read_timeout() {
     let running = Sandbox::builder()
