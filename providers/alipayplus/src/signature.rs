@@ -265,11 +265,20 @@ impl Rsa256Signer {
         time_header: &str,
         body: &[u8],
     ) -> Result<(), EndpointError> {
+        // A header sent twice is refused, whichever copy is valid: a proxy in front (or the
+        // peer's own stack) may have read the other one.
         let text = |name: &str| {
-            headers
-                .get(name)
+            let mut values = headers.get_all(name).iter();
+            let value = values
+                .next()
                 .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| EndpointError::Signature(format!("missing `{name}` header")))
+                .ok_or_else(|| EndpointError::Signature(format!("missing `{name}` header")))?;
+            match values.next() {
+                Some(_) => Err(EndpointError::Signature(format!(
+                    "the `{name}` header is repeated"
+                ))),
+                None => Ok(value),
+            }
         };
         let client_id = text(CLIENT_ID)?;
         if client_id != self.client_id {

@@ -429,6 +429,45 @@ fn a_client_id_answered_by_the_peer_is_not_quoted_in_the_signature_error() {
     assert!(!shown.contains(echoed), "{shown}");
 }
 
+/// The seed's applyToken request, signed by `signer` at the seed's time.
+fn seed_request_signed_by(signer: &Rsa256Signer) -> http::Request<Vec<u8>> {
+    let mut request = http::Request::post("https://x.example/aps/api/v1/authorizations/applyToken")
+        .body(SEED_REQUEST.as_bytes().to_vec())
+        .unwrap();
+    signer
+        .sign_request(&mut request, datetime!(2022-06-06 12:12:12 +08:00))
+        .unwrap();
+    request
+}
+
+/// A signed request with a second `Signature`, `Request-Time` or `Client-Id` header is
+/// refused, whichever copy is valid: a proxy in front may read the other one.
+#[cfg(feature = "sandbox")]
+#[test]
+fn a_signature_header_sent_twice_is_refused() {
+    use token_provider_alipayplus::sandbox::{client_private_key, client_public_key};
+    let signer =
+        Rsa256Signer::from_pem("CLIENT", 1, client_private_key(), client_public_key()).unwrap();
+    let signed = || seed_request_signed_by(&signer);
+    signer.verify_request(&signed()).unwrap();
+    for (name, other) in [
+        (
+            "Signature",
+            "algorithm=RSA256, keyVersion=1, signature=AAAA",
+        ),
+        ("Request-Time", "2022-06-06T12:12:13+08:00"),
+        ("Client-Id", "CLIENT"),
+    ] {
+        // The valid copy first, then another (the same value, for the client id).
+        let mut request = signed();
+        request
+            .headers_mut()
+            .append(name, http::HeaderValue::from_static(other));
+        let error = signer.verify_request(&request).unwrap_err();
+        assert!(error.to_string().contains("repeated"), "{name}: {error}");
+    }
+}
+
 /// openssl's key as PEM, as DER, and as the bare Base64 of the DER that Alipay+'s portal
 /// shows: the three sign the same bytes (PKCS#1 v1.5 is deterministic) and verify each other.
 #[test]
@@ -454,19 +493,7 @@ fn keys_read_from_pem_der_and_bare_base64_sign_alike() {
         Rsa256Signer::from_der("CLIENT", 1, &der(&key), &der(&public)).unwrap(),
         Rsa256Signer::from_pem("CLIENT", 1, &bare(&key), &bare(&public)).unwrap(),
     ];
-    let signed: Vec<_> = signers
-        .iter()
-        .map(|signer| {
-            let mut request =
-                http::Request::post("https://x.example/aps/api/v1/authorizations/applyToken")
-                    .body(SEED_REQUEST.as_bytes().to_vec())
-                    .unwrap();
-            signer
-                .sign_request(&mut request, datetime!(2022-06-06 12:12:12 +08:00))
-                .unwrap();
-            request
-        })
-        .collect();
+    let signed: Vec<_> = signers.iter().map(seed_request_signed_by).collect();
     for request in &signed {
         assert_eq!(
             request.headers()["Signature"],
