@@ -74,10 +74,17 @@ impl LeaseWatch {
         *self.held_at.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A renewal sent at `asked` was granted.
-    fn renewed(&self, asked: tokio::time::Instant) {
+    /// A renewal sent at `asked` was granted, and answered now: whether the lease was held
+    /// throughout. Only if answered before the last grant's lease length ran out: a grant
+    /// answered later may have been made after the lease lapsed, been taken over by another
+    /// process (which may have spent the token) and given back meanwhile.
+    fn renewed(&self, asked: tokio::time::Instant, ttl: Duration) -> bool {
         let mut held_at = self.held_at.lock().unwrap_or_else(|p| p.into_inner());
+        if held_at.elapsed() >= ttl {
+            return false;
+        }
         *held_at = (*held_at).max(asked);
+        true
     }
 
     /// Ends the heartbeat (after the renewal it may be making).
@@ -343,8 +350,9 @@ impl<P: Provider> Inner<P> {
     /// Whether a refresh token may be sent now: the lease is known held for a while yet.
     /// A lease granted or renewed less than a heartbeat ago is; otherwise it is renewed
     /// first (`renew`: always), and a renewal the store could not answer leaves it held only
-    /// while the last grant is less than two thirds of a lease length old. Another process
-    /// may take a lapsed lease over and, a lease length later, send the same token.
+    /// while the last grant is less than two thirds of a lease length old, and one answered
+    /// after the last grant ran out does not count. Another process may take a lapsed lease
+    /// over and, a lease length later, send the same token.
     pub(super) async fn still_held(
         &self,
         session: &Session<P::Extras>,
@@ -359,10 +367,7 @@ impl<P: Provider> Inner<P> {
         }
         let asked = tokio::time::Instant::now();
         match self.renew(session).await {
-            Renewal::Held => {
-                watch.renewed(asked);
-                !watch.lost()
-            }
+            Renewal::Held => watch.renewed(asked, self.config.lease_ttl) && !watch.lost(),
             Renewal::Lost => false,
             Renewal::Unknown => !watch.lost() && watch.held_at().elapsed() < self.unsure_after(),
         }
@@ -391,9 +396,9 @@ impl<P: Provider> Inner<P> {
             let asked = tokio::time::Instant::now();
             from = asked;
             match self.renew(session).await {
-                Renewal::Held => watch.renewed(asked),
+                Renewal::Held if watch.renewed(asked, self.config.lease_ttl) => {}
                 Renewal::Unknown if watch.held_at().elapsed() < self.unsure_after() => {}
-                Renewal::Unknown | Renewal::Lost => {
+                Renewal::Held | Renewal::Unknown | Renewal::Lost => {
                     tracing::warn!("the refresh lease was lost, or may have lapsed");
                     watch.lost.store(true, Ordering::SeqCst);
                     return watch.done.notified().await;

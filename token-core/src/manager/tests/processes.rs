@@ -330,3 +330,48 @@ async fn a_store_outage_at_any_step_of_a_refresh_shorter_than_a_lease_loses_noth
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_renewal_answered_after_the_lease_ran_out_does_not_let_a_retry_send_the_token() {
+    // The shortest lease, the default store timeout: a renewal may be answered long after
+    // the lease it renews ran out. No reuse window: a spent token presented again is refused.
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let shared = Arc::new(MemoryStore::new());
+    let store_a = Arc::new(Hooked::over(shared.clone(), HeldCalls::default()));
+    let config = ManagerConfig::default().with_lease_ttl(Duration::from_secs(1));
+    let a = process_with(&h, store_a.clone(), config.clone());
+    let b = process_with(&h, shared.clone(), config);
+    let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
+    b.insert("s", expired_pair(&h)).await.unwrap();
+    // A takes the lease and sends rt-0, answered with a 503; every renewal it sends from
+    // then on (its heartbeat's, its retry's) is held on the way to the store.
+    h.fake.then(Step::Fail(unavailable(None)));
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    h.until_calls(1).await;
+    let renewals = [store_a.hold(Call::Acquire), store_a.hold(Call::Acquire)];
+    // Its retry (after at most 250 ms) and its heartbeat (a third of a second in).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    store_a.until_reached(2).await;
+    // A's lease lapses; B takes it over, waits a lease length for a save, spends rt-0,
+    // saves rt-1 and gives the lease back.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(presented(&h), ["rt-0", "rt-0"]);
+    // A's renewals reach the store now: nobody holds the lease, so they are granted.
+    for renewal in &renewals {
+        renewal.add_permits(1);
+    }
+    let _ = first.await.unwrap();
+    assert_eq!(
+        presented(&h),
+        ["rt-0", "rt-0"],
+        "A's retry does not send rt-0, spent by B while A's lease had lapsed"
+    );
+    no_reauth(&mut events_a);
+    no_reauth(&mut events_b);
+    assert_eq!(a.access_token("s").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(h_stored(&shared).await, "rt-1");
+}
