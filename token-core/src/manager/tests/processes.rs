@@ -375,3 +375,142 @@ async fn a_renewal_answered_after_the_lease_ran_out_does_not_let_a_retry_send_th
     assert_eq!(a.access_token("s").await.unwrap().expose_secret(), "at-1");
     assert_eq!(h_stored(&shared).await, "rt-1");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_after_the_lease_was_lost_waits_while_the_new_holder_refreshes() {
+    // As above, but the process that took the lease over saves its pair more than a lease
+    // length after the refusal (a slow store, under its timeout; it keeps the lease).
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    let shared = Arc::new(MemoryStore::new());
+    let store_a = Arc::new(Hooked::over(shared.clone(), CutOff::default()));
+    let store_b = Arc::new(Hooked::over(shared.clone(), HeldCalls::default()));
+    let config = ManagerConfig::default().with_call_timeout(Duration::from_secs(600));
+    let a = process_with(&h, store_a.clone(), config.clone());
+    let b = process_with(
+        &h,
+        store_b.clone(),
+        config.with_store_timeout(Duration::from_secs(120)),
+    );
+    let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
+    b.insert("s", expired_pair(&h)).await.unwrap();
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    h.until_calls(1).await;
+    store_a.cut.store(true, Ordering::SeqCst);
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    let second = tokio::spawn({
+        let b = b.clone();
+        async move { b.access_token("s").await }
+    });
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    assert_eq!(h.calls(), 2, "B sent rt-0 after a lease length");
+    // The provider handled B's request first: it refuses A's rt-0, then answers B
+    // (rt-0 -> rt-1), whose save takes two lease lengths.
+    store_a.cut.store(false, Ordering::SeqCst);
+    let save = store_b.hold(Call::Save);
+    h.fake.then(Step::Fail(invalid_grant()));
+    gate.add_permits(1);
+    store_b.until_reached(1).await;
+    tokio::time::sleep(lease * 2).await;
+    assert!(
+        !first.is_finished(),
+        "A reaches no verdict while B holds the lease"
+    );
+    save.add_permits(1);
+    assert_eq!(second.await.unwrap().unwrap().expose_secret(), "at-1");
+    assert_eq!(first.await.unwrap().unwrap().expose_secret(), "at-1");
+    no_reauth(&mut events_a);
+    no_reauth(&mut events_b);
+    assert_eq!(h_stored(&shared).await, "rt-1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_after_the_lease_lapsed_with_nobody_else_about_is_a_verdict_at_once() {
+    // One process: its store is unreachable for longer than a lease during its provider
+    // call, and the provider has revoked the refresh token meanwhile.
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    let store_a = Arc::new(Hooked::new(CutOff::default()));
+    let config = ManagerConfig::default().with_call_timeout(Duration::from_secs(600));
+    let a = process_with(&h, store_a.clone(), config);
+    let mut events = a.subscribe();
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    h.until_calls(1).await;
+    store_a.cut.store(true, Ordering::SeqCst);
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    store_a.cut.store(false, Ordering::SeqCst);
+    *h.fake.live.lock().unwrap() = "rt-revoked".into();
+    let refused = tokio::time::Instant::now();
+    gate.add_permits(1);
+    let error = first.await.unwrap().unwrap_err();
+    assert!(matches!(error, Error::ReauthRequired(_)), "{error:?}");
+    // Nobody took the lease over: nobody else can have spent the token.
+    assert!(refused.elapsed() < lease / 6, "{:?}", refused.elapsed());
+    assert!(matches!(events.try_recv(), Ok(Event::ReauthRequired(_))));
+    assert!(events.try_recv().is_err(), "the verdict is reported once");
+    assert_eq!(h.calls(), 1);
+    // The lease taken again for the verdict is given back.
+    let key = SessionKey::new("fake", "s");
+    let lease = store_a.acquire_lease(&key, "next", lease).await.unwrap();
+    assert_eq!(lease, Lease::Acquired);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_after_the_lease_was_lost_to_a_process_that_died_is_a_verdict_once_it_lapses() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    let shared = Arc::new(MemoryStore::new());
+    let store_a = Arc::new(Hooked::over(shared.clone(), CutOff::default()));
+    let config = ManagerConfig::default().with_call_timeout(Duration::from_secs(600));
+    let a = process_with(&h, store_a.clone(), config);
+    let mut events = a.subscribe();
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    h.until_calls(1).await;
+    store_a.cut.store(true, Ordering::SeqCst);
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    // Another process took the lapsed lease over, spent rt-0 and died before saving.
+    let key = SessionKey::new("fake", "s");
+    let taken = shared.acquire_lease(&key, "gone", lease).await.unwrap();
+    assert_eq!(taken, Lease::TakenOver);
+    *h.fake.live.lock().unwrap() = "rt-1".into();
+    store_a.cut.store(false, Ordering::SeqCst);
+    let refused = tokio::time::Instant::now();
+    gate.add_permits(1);
+    // A waits for the dead process's lease to lapse, then a lease length for its save.
+    let error = first.await.unwrap().unwrap_err();
+    assert!(matches!(error, Error::ReauthRequired(_)), "{error:?}");
+    let waited = refused.elapsed();
+    assert!(
+        waited >= lease * 2 && waited <= lease * 2 + Duration::from_secs(5),
+        "{waited:?}"
+    );
+    assert!(matches!(events.try_recv(), Ok(Event::ReauthRequired(_))));
+    assert!(events.try_recv().is_err(), "the verdict is reported once");
+    // The lease is given back.
+    let after = shared.acquire_lease(&key, "next", lease).await.unwrap();
+    assert_eq!(after, Lease::Acquired);
+    assert_eq!(h.calls(), 1);
+}
