@@ -115,8 +115,8 @@ impl<P: Provider> Inner<P> {
         let started = tokio::time::Instant::now();
         let mut polls = 0u32;
         let (taken_over, held_at) = loop {
-            let asked = tokio::time::Instant::now();
-            match self.acquire(session).await? {
+            let (answer, asked) = self.acquire(session).await;
+            match answer? {
                 Lease::Acquired => break (false, asked),
                 Lease::TakenOver => break (true, asked),
                 Lease::HeldByOther { remaining } => {
@@ -436,10 +436,15 @@ impl<P: Provider> Inner<P> {
     /// Asks the store for the lease, and counts a new user in this process if granted. In
     /// order with this process's releases: a release whose last user left cannot reach the
     /// store after a grant it did not count, and take away the lease of a refresh that
-    /// believes it holds it.
-    async fn acquire(&self, session: &Session<P::Extras>) -> Result<Lease, StoreError> {
+    /// believes it holds it. Also says when the request was sent (after this process's
+    /// turn): a grant lasts at least a lease length from then.
+    async fn acquire(
+        &self,
+        session: &Session<P::Extras>,
+    ) -> (Result<Lease, StoreError>, tokio::time::Instant) {
         let users = self.lease_users(session);
         let mut count = users.0.lock().await;
+        let asked = tokio::time::Instant::now();
         let answer = self
             .store
             .acquire_lease(&session.key, &self.holder, self.config.lease_ttl)
@@ -448,7 +453,7 @@ impl<P: Provider> Inner<P> {
             *count += 1;
         }
         self.tidy_lease_users(session, &users, *count);
-        answer
+        (answer, asked)
     }
 
     /// Gives the lease back once its last user in this process is done with it.

@@ -514,3 +514,31 @@ async fn a_refusal_after_the_lease_was_lost_to_a_process_that_died_is_a_verdict_
     assert_eq!(after, Lease::Acquired);
     assert_eq!(h.calls(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_granted_after_a_long_wait_for_another_lease_user_here_is_held_from_its_grant() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::ZERO).await;
+    // Another user of the session's lease in this process (a background save giving it
+    // back, say) is talking to a slow store: a refresh's request for the lease waits its
+    // turn, for longer than a lease length.
+    let users = h
+        .manager
+        .inner
+        .lease_users
+        .lock()
+        .unwrap()
+        .entry(Arc::from("s"))
+        .or_default()
+        .clone();
+    let turn = users.0.lock().await;
+    let manager = h.manager.clone();
+    let caller = tokio::spawn(async move { manager.access_token("s").await });
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease + Duration::from_secs(5)).await;
+    assert_eq!(h.calls(), 0);
+    drop(turn);
+    // The lease is granted at once then: it is held from then, not from the wait's start.
+    assert_eq!(caller.await.unwrap().unwrap().expose_secret(), "at-1");
+    assert_eq!(h.calls(), 1);
+}
