@@ -376,8 +376,38 @@ async fn a_renewal_answered_after_the_lease_ran_out_does_not_let_a_retry_send_th
     assert_eq!(h_stored(&shared).await, "rt-1");
 }
 
+/// What A's application does while A waits, after a refusal, for the process that took its
+/// lease over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Meanwhile {
+    Nothing,
+    Insert,
+    Remove,
+    /// A shutdown that gives up before the wait ends.
+    Shutdown,
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_refusal_after_the_lease_was_lost_waits_while_the_new_holder_refreshes() {
+    refused_while_the_new_holder_saves(Meanwhile::Nothing).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_login_inserted_while_a_refusal_waits_for_the_new_holder_is_served() {
+    refused_while_the_new_holder_saves(Meanwhile::Insert).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_remove_while_a_refusal_waits_for_the_new_holder_is_no_verdict() {
+    refused_while_the_new_holder_saves(Meanwhile::Remove).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_while_a_refusal_waits_for_the_new_holder_reports_it_and_declares_nothing() {
+    refused_while_the_new_holder_saves(Meanwhile::Shutdown).await;
+}
+
+async fn refused_while_the_new_holder_saves(meanwhile: Meanwhile) {
     // As above, but the process that took the lease over saves its pair more than a lease
     // length after the refusal (a slow store, under its timeout; it keeps the lease).
     let gate = Arc::new(Semaphore::new(0));
@@ -423,12 +453,48 @@ async fn a_refusal_after_the_lease_was_lost_waits_while_the_new_holder_refreshes
         !first.is_finished(),
         "A reaches no verdict while B holds the lease"
     );
+    match meanwhile {
+        Meanwhile::Nothing => {}
+        Meanwhile::Insert => a.insert("s", login(&h)).await.unwrap(),
+        Meanwhile::Remove => a.remove("s").await.unwrap(),
+        Meanwhile::Shutdown => {
+            let shutdown = a.shutdown(Duration::from_secs(1)).await;
+            assert!(
+                matches!(shutdown, Err(Error::ShutdownTimedOut { pending: 1 })),
+                "{shutdown:?}"
+            );
+        }
+    }
     save.add_permits(1);
-    assert_eq!(second.await.unwrap().unwrap().expose_secret(), "at-1");
-    assert_eq!(first.await.unwrap().unwrap().expose_secret(), "at-1");
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
     no_reauth(&mut events_a);
     no_reauth(&mut events_b);
-    assert_eq!(h_stored(&shared).await, "rt-1");
+    let key = SessionKey::new("fake", "s");
+    match meanwhile {
+        Meanwhile::Nothing | Meanwhile::Shutdown => {
+            assert_eq!(second.unwrap().expose_secret(), "at-1");
+            assert_eq!(first.unwrap().expose_secret(), "at-1");
+            assert_eq!(h_stored(&shared).await, "rt-1");
+        }
+        // The login has the last word, in both processes.
+        Meanwhile::Insert => {
+            assert_eq!(first.unwrap().expose_secret(), "at-login");
+            assert_eq!(second.unwrap().expose_secret(), "at-login");
+            assert_eq!(h_stored(&shared).await, "rt-login");
+        }
+        Meanwhile::Remove => {
+            assert!(first.is_err());
+            assert!(!matches!(first, Err(Error::ReauthRequired(_))), "{first:?}");
+            assert!(
+                !matches!(second, Err(Error::ReauthRequired(_))),
+                "{second:?}"
+            );
+            assert!(shared.load(&key).await.unwrap().is_none());
+        }
+    }
+    // The lease is given back by both.
+    let lease = shared.acquire_lease(&key, "next", lease).await.unwrap();
+    assert_eq!(lease, Lease::Acquired);
 }
 
 #[tokio::test(start_paused = true)]
