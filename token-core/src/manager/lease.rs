@@ -87,10 +87,17 @@ impl LeaseWatch {
         *self.held_at.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A renewal sent at `asked` was granted.
-    fn renewed(&self, asked: tokio::time::Instant) {
+    /// A renewal sent at `asked` was granted, and answered now: whether the lease was held
+    /// throughout. Only if answered before the last grant's lease length ran out: a grant
+    /// answered later may have been made after the lease lapsed, been taken over by another
+    /// process (which may have spent the token) and given back meanwhile.
+    fn renewed(&self, asked: tokio::time::Instant, ttl: Duration) -> bool {
         let mut held_at = self.held_at.lock().unwrap_or_else(|p| p.into_inner());
+        if held_at.elapsed() >= ttl {
+            return false;
+        }
         *held_at = (*held_at).max(asked);
+        true
     }
 
     /// Ends the heartbeat (after the renewal it may be making).
@@ -121,8 +128,8 @@ impl<P: Provider> Inner<P> {
         let started = tokio::time::Instant::now();
         let mut polls = 0u32;
         let (taken_over, held_at) = loop {
-            let asked = tokio::time::Instant::now();
-            match self.acquire(session).await? {
+            let (answer, asked) = self.acquire(session).await;
+            match answer? {
                 Lease::Acquired => break (false, asked),
                 Lease::TakenOver => break (true, asked),
                 Lease::HeldByOther { remaining } => {
@@ -358,9 +365,10 @@ impl<P: Provider> Inner<P> {
     /// Whether a refresh token may be sent now: the lease is known held for a while yet.
     /// A lease granted or renewed less than a heartbeat ago is; otherwise it is renewed
     /// first (`renew`: always), and a renewal the store could not answer leaves it held only
-    /// while the last grant is less than two thirds of a lease length old. Another process
-    /// may take a lapsed lease over and, a lease length later, send the same token. A lease
-    /// found not held is noted lost in `watch` (the refresh then starts again).
+    /// while the last grant is less than two thirds of a lease length old, and one answered
+    /// after the last grant ran out does not count. Another process may take a lapsed lease
+    /// over and, a lease length later, send the same token. A lease found not held is noted
+    /// lost in `watch` (the refresh then starts again).
     pub(super) async fn still_held(
         &self,
         session: &Session<P::Extras>,
@@ -375,10 +383,7 @@ impl<P: Provider> Inner<P> {
         }
         let asked = tokio::time::Instant::now();
         let held = match self.renew(session).await {
-            Renewal::Held => {
-                watch.renewed(asked);
-                true
-            }
+            Renewal::Held => watch.renewed(asked, self.config.lease_ttl),
             Renewal::Lost => false,
             Renewal::Unknown => watch.held_at().elapsed() < self.unsure_after(),
         };
@@ -411,9 +416,9 @@ impl<P: Provider> Inner<P> {
             let asked = tokio::time::Instant::now();
             from = asked;
             match self.renew(session).await {
-                Renewal::Held => watch.renewed(asked),
+                Renewal::Held if watch.renewed(asked, self.config.lease_ttl) => {}
                 Renewal::Unknown if watch.held_at().elapsed() < self.unsure_after() => {}
-                Renewal::Unknown | Renewal::Lost => {
+                Renewal::Held | Renewal::Unknown | Renewal::Lost => {
                     tracing::warn!("the refresh lease was lost, or may have lapsed");
                     watch.lost.store(true, Ordering::SeqCst);
                     return watch.done.notified().await;
@@ -451,10 +456,15 @@ impl<P: Provider> Inner<P> {
     /// Asks the store for the lease, and counts a new user in this process if granted. In
     /// order with this process's releases: a release whose last user left cannot reach the
     /// store after a grant it did not count, and take away the lease of a refresh that
-    /// believes it holds it.
-    async fn acquire(&self, session: &Session<P::Extras>) -> Result<Lease, StoreError> {
+    /// believes it holds it. Also says when the request was sent (after this process's
+    /// turn): a grant lasts at least a lease length from then.
+    async fn acquire(
+        &self,
+        session: &Session<P::Extras>,
+    ) -> (Result<Lease, StoreError>, tokio::time::Instant) {
         let users = self.lease_users(session);
         let mut count = users.0.lock().await;
+        let asked = tokio::time::Instant::now();
         let answer = self
             .store
             .acquire_lease(&session.key, &self.holder, self.config.lease_ttl)
@@ -463,7 +473,7 @@ impl<P: Provider> Inner<P> {
             *count += 1;
         }
         self.tidy_lease_users(session, &users, *count);
-        answer
+        (answer, asked)
     }
 
     /// Gives the lease back once its last user in this process is done with it.

@@ -656,19 +656,101 @@ impl<P: Provider> Inner<P> {
         if session.generation() != generation {
             return self.after_insert(session, Err(error));
         }
+        if lease_lost {
+            return self
+                .refused_after_losing_the_lease(session, generation, current, error, notes)
+                .await;
+        }
         // Over a lease that lapsed unreleased, the refusal may only mean that its holder
         // spent the token and cannot reach the store yet (it lost the store, not the
         // provider): its save is watched for one more lease length (the lease kept) before
-        // a verdict. So too when this refresh lost its lease during the call: the process
-        // that took it over may have spent the token first, and be saving what it got.
-        let watched = if notes.taken_over || lease_lost {
+        // a verdict.
+        let watched = if notes.taken_over {
             tracing::warn!(
-                "the refresh token was refused over a lease that changed hands; waiting for the other holder's save"
+                "the refresh token was refused after taking over a lapsed lease; waiting for its holder's save"
             );
             self.config.lease_ttl
         } else {
             Duration::ZERO
         };
+        self.judge(session, generation, current, error, notes, watched)
+            .await
+    }
+
+    /// The provider refused a token sent under a lease that was lost during the call: a
+    /// process that took the lease over may have spent the token first, and be saving what
+    /// it got (it keeps the lease until then). The lease is taken again, as by any refresh
+    /// (waiting while another process holds it, watching the store, a lease length more
+    /// after a holder that let it lapse), and the store re-read, before a verdict: one
+    /// reached under the lease, and at once when nobody else took it.
+    async fn refused_after_losing_the_lease(
+        &self,
+        session: &Session<P::Extras>,
+        generation: u64,
+        current: Option<&Ready<P::Extras>>,
+        error: Error,
+        notes: &mut RunNotes,
+    ) -> Outcome<P::Extras> {
+        tracing::warn!(
+            "the refresh token was refused after the lease was lost; taking it again before a verdict"
+        );
+        // Settled by a set holding another refresh token.
+        let newer = match current.and_then(|c| c.stored.refresh_token.clone()) {
+            Some(refused) => Reason::Unresolved(refused),
+            None => Reason::Forced,
+        };
+        let version = current.and_then(|c| c.version());
+        match self
+            .take_lease(session, generation, current.cloned(), &newer)
+            .await?
+        {
+            LeaseTaken::Settled(adopted) => {
+                notes.overtaken = true;
+                Ok(adopted)
+            }
+            // Another process took the lease meanwhile: no verdict; the next call starts a
+            // new refresh (and waits for that process).
+            LeaseTaken::Lost => Err(Error::RefreshAborted(
+                "the refresh lease was taken by another process".into(),
+            )),
+            LeaseTaken::Held { current: now, .. } => {
+                let outcome = match now {
+                    // Written since, if with the same refresh token: taken, no verdict.
+                    Some(now) if now.version() != version => {
+                        notes.overtaken = true;
+                        Ok(now)
+                    }
+                    _ => CatchUnwind(Box::pin(self.judge(
+                        session,
+                        generation,
+                        current,
+                        error,
+                        notes,
+                        Duration::ZERO,
+                    )))
+                    .await
+                    .unwrap_or_else(|()| {
+                        tracing::error!("the refresh panicked");
+                        Err(Error::RefreshAborted("the refresh panicked".into()))
+                    }),
+                };
+                self.release(session).await;
+                outcome
+            }
+        }
+    }
+
+    /// The verdict on a refused token, unless the store holds another set (looked at for
+    /// `watched`).
+    async fn judge(
+        &self,
+        session: &Session<P::Extras>,
+        generation: u64,
+        current: Option<&Ready<P::Extras>>,
+        error: Error,
+        notes: &mut RunNotes,
+        watched: Duration,
+    ) -> Outcome<P::Extras> {
         let poll = (self.config.lease_ttl / 6).max(Duration::from_millis(50));
         let started = tokio::time::Instant::now();
         loop {

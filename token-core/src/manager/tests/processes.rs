@@ -380,3 +380,281 @@ async fn a_store_outage_at_any_step_of_a_refresh_shorter_than_a_lease_loses_noth
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_renewal_answered_after_the_lease_ran_out_does_not_let_a_retry_send_the_token() {
+    // The shortest lease, the default store timeout: a renewal may be answered long after
+    // the lease it renews ran out. No reuse window: a spent token presented again is refused.
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let shared = Arc::new(MemoryStore::new());
+    let store_a = Arc::new(Hooked::over(shared.clone(), HeldCalls::default()));
+    let config = ManagerConfig::default().with_lease_ttl(Duration::from_secs(1));
+    let a = process_with(&h, store_a.clone(), config.clone());
+    let b = process_with(&h, shared.clone(), config);
+    let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
+    b.insert("s", expired_pair(&h)).await.unwrap();
+    // A takes the lease and sends rt-0, answered with a 503; every renewal it sends from
+    // then on (its heartbeat's, its retry's) is held on the way to the store.
+    h.fake.then(Step::Fail(unavailable(None)));
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    h.until_calls(1).await;
+    let renewals = [store_a.hold(Call::Acquire), store_a.hold(Call::Acquire)];
+    // Its retry (after at most 250 ms) and its heartbeat (a third of a second in).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    store_a.until_reached(2).await;
+    // A's lease lapses; B takes it over, waits a lease length for a save, spends rt-0,
+    // saves rt-1 and gives the lease back.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(presented(&h), ["rt-0", "rt-0"]);
+    // A's renewals reach the store now: nobody holds the lease, so they are granted.
+    for renewal in &renewals {
+        renewal.add_permits(1);
+    }
+    let _ = first.await.unwrap();
+    assert_eq!(
+        presented(&h),
+        ["rt-0", "rt-0"],
+        "A's retry does not send rt-0, spent by B while A's lease had lapsed"
+    );
+    no_reauth(&mut events_a);
+    no_reauth(&mut events_b);
+    assert_eq!(a.access_token("s").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(h_stored(&shared).await, "rt-1");
+}
+
+/// What A's application does while A waits, after a refusal, for the process that took its
+/// lease over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Meanwhile {
+    Nothing,
+    Insert,
+    Remove,
+    /// A shutdown that gives up before the wait ends.
+    Shutdown,
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_after_the_lease_was_lost_waits_while_the_new_holder_refreshes() {
+    refused_while_the_new_holder_saves(Meanwhile::Nothing).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_login_inserted_while_a_refusal_waits_for_the_new_holder_is_served() {
+    refused_while_the_new_holder_saves(Meanwhile::Insert).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_remove_while_a_refusal_waits_for_the_new_holder_is_no_verdict() {
+    refused_while_the_new_holder_saves(Meanwhile::Remove).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_while_a_refusal_waits_for_the_new_holder_reports_it_and_declares_nothing() {
+    refused_while_the_new_holder_saves(Meanwhile::Shutdown).await;
+}
+
+async fn refused_while_the_new_holder_saves(meanwhile: Meanwhile) {
+    // As above, but the process that took the lease over saves its pair more than a lease
+    // length after the refusal (a slow store, under its timeout; it keeps the lease).
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    let shared = Arc::new(MemoryStore::new());
+    let store_a = Arc::new(Hooked::over(shared.clone(), CutOff::default()));
+    let store_b = Arc::new(Hooked::over(shared.clone(), HeldCalls::default()));
+    let config = ManagerConfig::default().with_call_timeout(Duration::from_secs(600));
+    let a = process_with(&h, store_a.clone(), config.clone());
+    let b = process_with(
+        &h,
+        store_b.clone(),
+        config.with_store_timeout(Duration::from_secs(120)),
+    );
+    let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
+    b.insert("s", expired_pair(&h)).await.unwrap();
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    h.until_calls(1).await;
+    store_a.cut.store(true, Ordering::SeqCst);
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    let second = tokio::spawn({
+        let b = b.clone();
+        async move { b.access_token("s").await }
+    });
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    assert_eq!(h.calls(), 2, "B sent rt-0 after a lease length");
+    // The provider handled B's request first: it refuses A's rt-0, then answers B
+    // (rt-0 -> rt-1), whose save takes two lease lengths.
+    store_a.cut.store(false, Ordering::SeqCst);
+    let save = store_b.hold(Call::Save);
+    h.fake.then(Step::Fail(invalid_grant()));
+    gate.add_permits(1);
+    store_b.until_reached(1).await;
+    tokio::time::sleep(lease * 2).await;
+    assert!(
+        !first.is_finished(),
+        "A reaches no verdict while B holds the lease"
+    );
+    match meanwhile {
+        Meanwhile::Nothing => {}
+        Meanwhile::Insert => a.insert("s", login(&h)).await.unwrap(),
+        Meanwhile::Remove => a.remove("s").await.unwrap(),
+        Meanwhile::Shutdown => {
+            let shutdown = a.shutdown(Duration::from_secs(1)).await;
+            assert!(
+                matches!(shutdown, Err(Error::ShutdownTimedOut { pending: 1 })),
+                "{shutdown:?}"
+            );
+        }
+    }
+    save.add_permits(1);
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    no_reauth(&mut events_a);
+    no_reauth(&mut events_b);
+    let key = SessionKey::new("fake", "s");
+    match meanwhile {
+        Meanwhile::Nothing | Meanwhile::Shutdown => {
+            assert_eq!(second.unwrap().expose_secret(), "at-1");
+            assert_eq!(first.unwrap().expose_secret(), "at-1");
+            assert_eq!(h_stored(&shared).await, "rt-1");
+        }
+        // The login has the last word, in both processes.
+        Meanwhile::Insert => {
+            assert_eq!(first.unwrap().expose_secret(), "at-login");
+            assert_eq!(second.unwrap().expose_secret(), "at-login");
+            assert_eq!(h_stored(&shared).await, "rt-login");
+        }
+        Meanwhile::Remove => {
+            assert!(first.is_err());
+            assert!(!matches!(first, Err(Error::ReauthRequired(_))), "{first:?}");
+            assert!(
+                !matches!(second, Err(Error::ReauthRequired(_))),
+                "{second:?}"
+            );
+            assert!(shared.load(&key).await.unwrap().is_none());
+        }
+    }
+    // The lease is given back by both.
+    let lease = shared.acquire_lease(&key, "next", lease).await.unwrap();
+    assert_eq!(lease, Lease::Acquired);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_after_the_lease_lapsed_with_nobody_else_about_is_a_verdict_at_once() {
+    // One process: its store is unreachable for longer than a lease during its provider
+    // call, and the provider has revoked the refresh token meanwhile.
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    let store_a = Arc::new(Hooked::new(CutOff::default()));
+    let config = ManagerConfig::default().with_call_timeout(Duration::from_secs(600));
+    let a = process_with(&h, store_a.clone(), config);
+    let mut events = a.subscribe();
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    h.until_calls(1).await;
+    store_a.cut.store(true, Ordering::SeqCst);
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    store_a.cut.store(false, Ordering::SeqCst);
+    *h.fake.live.lock().unwrap() = "rt-revoked".into();
+    let refused = tokio::time::Instant::now();
+    gate.add_permits(1);
+    let error = first.await.unwrap().unwrap_err();
+    assert!(matches!(error, Error::ReauthRequired(_)), "{error:?}");
+    // Nobody took the lease over: nobody else can have spent the token.
+    assert!(refused.elapsed() < lease / 6, "{:?}", refused.elapsed());
+    assert!(matches!(events.try_recv(), Ok(Event::ReauthRequired(_))));
+    assert!(events.try_recv().is_err(), "the verdict is reported once");
+    assert_eq!(h.calls(), 1);
+    // The lease taken again for the verdict is given back.
+    let key = SessionKey::new("fake", "s");
+    let lease = store_a.acquire_lease(&key, "next", lease).await.unwrap();
+    assert_eq!(lease, Lease::Acquired);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_after_the_lease_was_lost_to_a_process_that_died_is_a_verdict_once_it_lapses() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    let shared = Arc::new(MemoryStore::new());
+    let store_a = Arc::new(Hooked::over(shared.clone(), CutOff::default()));
+    let config = ManagerConfig::default().with_call_timeout(Duration::from_secs(600));
+    let a = process_with(&h, store_a.clone(), config);
+    let mut events = a.subscribe();
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    h.until_calls(1).await;
+    store_a.cut.store(true, Ordering::SeqCst);
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    // Another process took the lapsed lease over, spent rt-0 and died before saving.
+    let key = SessionKey::new("fake", "s");
+    let taken = shared.acquire_lease(&key, "gone", lease).await.unwrap();
+    assert_eq!(taken, Lease::TakenOver);
+    *h.fake.live.lock().unwrap() = "rt-1".into();
+    store_a.cut.store(false, Ordering::SeqCst);
+    let refused = tokio::time::Instant::now();
+    gate.add_permits(1);
+    // A waits for the dead process's lease to lapse, then a lease length for its save.
+    let error = first.await.unwrap().unwrap_err();
+    assert!(matches!(error, Error::ReauthRequired(_)), "{error:?}");
+    let waited = refused.elapsed();
+    assert!(
+        waited >= lease * 2 && waited <= lease * 2 + Duration::from_secs(5),
+        "{waited:?}"
+    );
+    assert!(matches!(events.try_recv(), Ok(Event::ReauthRequired(_))));
+    assert!(events.try_recv().is_err(), "the verdict is reported once");
+    // The lease is given back.
+    let after = shared.acquire_lease(&key, "next", lease).await.unwrap();
+    assert_eq!(after, Lease::Acquired);
+    assert_eq!(h.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_granted_after_a_long_wait_for_another_lease_user_here_is_held_from_its_grant() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::ZERO).await;
+    // Another user of the session's lease in this process (a background save giving it
+    // back, say) is talking to a slow store: a refresh's request for the lease waits its
+    // turn, for longer than a lease length.
+    let users = h
+        .manager
+        .inner
+        .lease_users
+        .lock()
+        .unwrap()
+        .entry(Arc::from("s"))
+        .or_default()
+        .clone();
+    let turn = users.0.lock().await;
+    let manager = h.manager.clone();
+    let caller = tokio::spawn(async move { manager.access_token("s").await });
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease + Duration::from_secs(5)).await;
+    assert_eq!(h.calls(), 0);
+    drop(turn);
+    // The lease is granted at once then: it is held from then, not from the wait's start.
+    assert_eq!(caller.await.unwrap().unwrap().expose_secret(), "at-1");
+    assert_eq!(h.calls(), 1);
+}
