@@ -579,12 +579,6 @@ fn error(model: &Model, fields: &[Field<ErrorRole>], errors: &mut Errors) {
             "an error needs one code field, the provider's error code: a field named `error`, `code` or `errcode`, or one marked `#[token(code)]`",
         );
     }
-    if model.top.envelope.is_some() && !has(ErrorRole::ResultStatus) {
-        errors.at(
-            model.ident,
-            "an `envelope` error needs a `#[token(result_status)]` field: it tells a success (`S`) from a failure",
-        );
-    }
     let mut declared: Vec<Refusal> = Vec::new();
     for refusal in &model.top.refusals {
         let name = &refusal.name;
