@@ -121,7 +121,8 @@ pub struct AlipayError {
 pub struct AlipayRefresh {
     #[token(from = config.app_id)]
     pub app_id: String,
-    #[token(from = now_rfc3339)]
+    /// China time, `2014-07-24 03:07:50`.
+    #[token(from = now_datetime("+08:00"))]
     pub timestamp: String,
     #[token(from = refresh_token)]
     pub refresh_token: RefreshToken,

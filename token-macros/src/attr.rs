@@ -112,6 +112,8 @@ pub enum Timestamp {
     UnixSeconds,
     UnixMillis,
     Rfc3339,
+    /// `now_datetime("+08:00")`: `yyyy-MM-dd HH:mm:ss` at this UTC offset, in seconds.
+    DateTime(i32),
 }
 
 /// `sign(...)` on a request: the declared signature.
@@ -559,6 +561,27 @@ fn source(meta: &Meta, errors: &mut Errors) -> Option<Source> {
             ) if f.path.is_ident("value") && call.args.len() == 1 => {
                 Some(Source::Value(name.clone()))
             }
+            (
+                Expr::Path(f),
+                Some(Expr::Lit(syn::ExprLit {
+                    lit: Lit::Str(offset),
+                    ..
+                })),
+            ) if f.path.is_ident("now_datetime") && call.args.len() == 1 => {
+                match utc_offset(&offset.value()) {
+                    Some(seconds) => Some(Source::Now(Timestamp::DateTime(seconds))),
+                    None => {
+                        errors.at(
+                            offset,
+                            format!(
+                                "`{}` is not a UTC offset: write it `+08:00` or `-05:30`",
+                                offset.value()
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
             _ => fail(errors),
         },
         Expr::Field(_) => {
@@ -579,6 +602,27 @@ fn source(meta: &Meta, errors: &mut Errors) -> Option<Source> {
         }
         _ => fail(errors),
     }
+}
+
+/// `+08:00` or `-05:30` in seconds east of UTC; `None` for anything else.
+fn utc_offset(text: &str) -> Option<i32> {
+    let bytes = text.as_bytes();
+    let sign = match bytes.first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits = |range: std::ops::Range<usize>| -> Option<i32> {
+        let part = text.get(range)?;
+        part.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    if bytes.len() != 6 || bytes[3] != b':' {
+        return None;
+    }
+    let (hours, minutes) = (digits(1..3)?, digits(4..6)?);
+    (hours <= 23 && minutes <= 59).then_some(sign * (hours * 3600 + minutes * 60))
 }
 
 /// `sign(hmac_sha256, over(path, sorted_params), encoding = hex_upper, into = query("sign"))`.

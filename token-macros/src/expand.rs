@@ -872,6 +872,7 @@ fn from_context(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
                     Timestamp::UnixSeconds => quote!(#p::TimeFormat::UnixSeconds),
                     Timestamp::UnixMillis => quote!(#p::TimeFormat::UnixMillis),
                     Timestamp::Rfc3339 => quote!(#p::TimeFormat::Rfc3339),
+                    Timestamp::DateTime(offset) => quote!(#p::TimeFormat::DateTime(#offset)),
                 };
                 let now = quote_spanned!(span=> #p::timestamp::<#inner>(__cx.now, #format, #what)?);
                 if field.optional {

@@ -330,7 +330,7 @@ fn signature(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) 
             [_] => {}
             [] => errors.at(
                 part,
-                "`timestamp` signs the request's time: add a field `#[token(from = now_unix)]` (or `now_unix_ms`, `now_rfc3339`)",
+                "`timestamp` signs the request's time: add a field `#[token(from = now_unix)]` (or `now_unix_ms`, `now_rfc3339`, `now_datetime(\"+08:00\")`)",
             ),
             [_, second, ..] => errors.at(
                 second.ident,
