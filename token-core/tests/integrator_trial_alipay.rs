@@ -116,7 +116,7 @@ pub struct AlipayError {
                  body(name = "format", value = "JSON"), body(name = "charset", value = "utf-8"),
                  body(name = "sign_type", value = "RSA2"), body(name = "version", value = "1.0"),
                  body(name = "grant_type", value = "refresh_token"),
-                 sign(rsa_sha256, over(sorted_params), encoding = base64, into = body("sign")))]
+                 sign(rsa_sha256, over(sorted_params(pair = "=", join = "&")), encoding = base64, into = body("sign")))]
 #[derive(Debug)]
 pub struct AlipayRefresh {
     #[token(from = config.app_id)]

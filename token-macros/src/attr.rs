@@ -140,6 +140,9 @@ pub enum SignPart {
     Path,
     Timestamp,
     SortedParams,
+    /// `sorted_params(pair = "=", join = "&")`: the sorted parameters, each name, `pair`,
+    /// value, joined by `join`.
+    SortedPairs(String, String),
     Body,
     /// `query("partner_id")`: the value of one named parameter, as it travels.
     Param(SlotKind, String),
@@ -764,16 +767,26 @@ fn sign_parts(list: &syn::MetaList, errors: &mut Errors) -> Vec<(SignPart, Token
         };
         let part = match (named, &expr) {
             (Some(part), _) => Some(part),
+            (None, Expr::Call(call)) if is_ident(&call.func, "sorted_params") => {
+                match sorted_pairs(call, errors) {
+                    Some(part) => Some(part),
+                    None => continue,
+                }
+            }
             (None, Expr::Call(_)) => {
                 slot_call(&expr).map(|(kind, name)| SignPart::Param(kind, name.value()))
             }
             (None, _) => None,
         };
+        let sorted = |p: &SignPart| matches!(p, SignPart::SortedParams | SignPart::SortedPairs(..));
         match part {
-            Some(part) if out.iter().any(|(p, _)| *p == part) => errors.at(
-                &expr,
-                format!("duplicate signed part `{}`", written(&expr)),
-            ),
+            Some(part)
+                if out
+                    .iter()
+                    .any(|(p, _)| *p == part || (sorted(p) && sorted(&part))) =>
+            {
+                errors.at(&expr, format!("duplicate signed part `{}`", written(&expr)))
+            }
             Some(part) => out.push((part, expr.to_token_stream())),
             None => errors.at(
                 &expr,
@@ -792,6 +805,56 @@ fn sign_parts(list: &syn::MetaList, errors: &mut Errors) -> Vec<(SignPart, Token
         );
     }
     out
+}
+
+fn is_ident(expr: &Expr, name: &str) -> bool {
+    matches!(expr, Expr::Path(p) if p.path.is_ident(name))
+}
+
+/// `sorted_params(pair = "=", join = "&")`: each key once, a string each, at least one.
+fn sorted_pairs(call: &syn::ExprCall, errors: &mut Errors) -> Option<SignPart> {
+    let (mut pair, mut join) = (None, None);
+    let mut ok = true;
+    for arg in &call.args {
+        let assigned = match arg {
+            Expr::Assign(assign) => match (&*assign.left, &*assign.right) {
+                (
+                    Expr::Path(key),
+                    Expr::Lit(syn::ExprLit {
+                        lit: Lit::Str(value),
+                        ..
+                    }),
+                ) => key.path.get_ident().map(|key| (key.clone(), value.value())),
+                _ => None,
+            },
+            _ => None,
+        };
+        let slot = match &assigned {
+            Some((key, _)) if key == "pair" => &mut pair,
+            Some((key, _)) if key == "join" => &mut join,
+            _ => {
+                errors.at(
+                    arg,
+                    "`sorted_params(...)` takes `pair = \"=\"` (what is written between a name and its value) and `join = \"&\"` (what is written between two parameters)",
+                );
+                ok = false;
+                continue;
+            }
+        };
+        if slot.is_some() {
+            errors.at(arg, "duplicate key in `sorted_params(...)`");
+            ok = false;
+        }
+        *slot = assigned.map(|(_, value)| value);
+    }
+    if ok && pair.is_none() && join.is_none() {
+        errors.at(
+            call,
+            "`sorted_params(...)` takes `pair = \"=\"` and `join = \"&\"`; without them write `sorted_params`",
+        );
+        ok = false;
+    }
+    ok.then(|| SignPart::SortedPairs(pair.unwrap_or_default(), join.unwrap_or_default()))
 }
 
 /// A signed part as it is written (`query("name")`, without the space tokens print).

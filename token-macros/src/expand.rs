@@ -796,6 +796,9 @@ fn signature(fields: &[Field<RequestRole>], sign: &Signature) -> TokenStream {
         SignPart::Path => quote!(#p::sign::Part::Path),
         SignPart::Timestamp => quote!(#p::sign::Part::Timestamp),
         SignPart::SortedParams => quote!(#p::sign::Part::SortedParams),
+        SignPart::SortedPairs(pair, join) => {
+            quote!(#p::sign::Part::SortedPairs { pair: #pair, join: #join })
+        }
         SignPart::Body => quote!(#p::sign::Part::Body),
         SignPart::Param(kind, name) => {
             let slot = slot(*kind, name);
