@@ -16,8 +16,8 @@
 //! Basic credentials are form-urlencoded before Base64 (RFC 6749 section 2.3.1), which
 //! changes nothing for Xero's ids and secrets (letters, digits, `-` and `_`).
 //!
-//! Not kept: the `id_token` (an identity assertion, not needed to refresh; kept as an extra
-//! it would be a bearer credential in the session's extras and their `Debug`).
+//! The `id_token` (an identity assertion, itself a bearer credential) is kept as an extra of
+//! a secret type, so the session's extras never show it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +48,15 @@ pub struct XeroConfig {
     pub client_secret: ClientSecret,
 }
 
-#[token_endpoint(response)]
+/// The OpenID Connect identity token, a bearer credential of its own: a secret type, so it
+/// is stored but never shown.
+#[token_endpoint(extras)]
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Identity {
+    pub id_token: Option<AccessToken>,
+}
+
+#[token_endpoint(response, extras = Identity)]
 #[derive(Debug)]
 pub struct XeroTokens {
     pub access_token: AccessToken,
@@ -56,6 +64,7 @@ pub struct XeroTokens {
     pub expires_in: Option<ExpiresIn>,
     pub token_type: Option<String>,
     pub scope: Option<String>,
+    pub identity: Identity,
 }
 
 #[token_endpoint(error_code, rename_all = "snake_case")]
@@ -105,7 +114,7 @@ fn now() -> OffsetDateTime {
     datetime!(2024-05-01 09:00 UTC)
 }
 
-fn session() -> TokenSet {
+fn session() -> TokenSet<Identity> {
     TokenSet::new(AccessToken::new("at-old")).with_refresh_token(RefreshToken::new(REFRESH_TOKEN))
 }
 
@@ -114,7 +123,7 @@ fn refresh() -> XeroRefresh {
     XeroRefresh::from_context(&RequestContext::for_refresh(&config, &session)).unwrap()
 }
 
-fn decode(status: u16, body: &[u8]) -> Result<TokenSet, EndpointError> {
+fn decode(status: u16, body: &[u8]) -> Result<TokenSet<Identity>, EndpointError> {
     decode_response::<XeroRefresh>(&answer(status, body), now(), &refresh().secrets())
 }
 
@@ -165,8 +174,16 @@ fn the_documented_answer_rotates_and_lives_thirty_minutes() {
         set.scope.as_deref(),
         Some("openid profile email accounting.transactions offline_access")
     );
-    // The id_token is read and dropped: nowhere in the set.
-    assert!(!format!("{:?}", set.to_stored()).contains("c2ln\""));
+    // The id_token is kept, and shown nowhere.
+    assert!(
+        set.extras
+            .id_token
+            .as_ref()
+            .is_some_and(|t| t.expose_secret().ends_with(".e30.c2ln"))
+    );
+    assert!(!format!("{set:?}").contains("e30.c2ln"), "{set:?}");
+    let stored = set.to_stored();
+    assert!(!format!("{stored:?}").contains("e30.c2ln"), "{stored:?}");
 }
 
 #[test]
@@ -282,7 +299,8 @@ async fn the_manager_rotates_survives_a_lost_answer_and_a_rate_limit_and_asks_fo
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(now()));
     let sandbox = sandbox(clock.clone()).await;
     let manager = manager_for(&sandbox, clock.clone(), config());
-    let first: TokenSet = TokenSet::from_stored(sandbox.issue("org").await.unwrap()).unwrap();
+    let first: TokenSet<Identity> =
+        TokenSet::from_stored(sandbox.issue("org").await.unwrap()).unwrap();
     manager.insert("org", first.clone()).await.unwrap();
     let mut events = manager.subscribe();
 
