@@ -26,7 +26,9 @@
 //! public ones in the query, which the gateway takes too.
 //!
 //! Not declarable: checking the answer's `sign` with Alipay's public key (`sign(...)`
-//! signs requests only).
+//! signs requests only); classifying an `error_response` that carries the gateway's `code`
+//! but no `sub_code` (one code field per error: such an answer is unreadable, of unknown
+//! outcome).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -291,6 +293,12 @@ fn the_documented_errors_are_classified_by_their_sub_code_on_200() {
         let error = decode(200, body.as_bytes()).unwrap_err();
         assert_eq!(error.kind(), kind, "{body}");
     }
+    // An `error_response` without a `sub_code` has no code to classify: not a success (there
+    // are no tokens), but unreadable, of unknown outcome on HTTP 200.
+    let bare = br#"{"error_response":{"code":"20000","msg":"Service Currently Unavailable"}}"#;
+    let error = decode(200, bare).unwrap_err();
+    assert!(matches!(error, EndpointError::Parse { .. }), "{error:?}");
+    assert_eq!(error.kind(), ErrorKind::OutcomeUnknown);
     let refused = AlipayError::from_refusal(RefusalReason::ExpiredRefreshToken, "expired");
     assert_eq!(refused.sub_code, AlipaySubCode::RefreshTokenTimeOut);
     assert_eq!(refused.encode_error().0, StatusCode::OK);
