@@ -2,7 +2,8 @@
 //! and the one implementation that signs (client) and verifies (server) it.
 //!
 //! A signature covers chosen [`Part`]s of the request (method, path, timestamp, the sorted
-//! query and body parameters as key+value, the body, one named parameter's value), joined by a separator, signed with
+//! query and body parameters as key+value or as `key=value&...`, the body, one named
+//! parameter's value), joined by a separator, signed with
 //! HMAC-SHA256 (hex lower, hex upper or Base64) or RSA-SHA256 (PKCS#1 v1.5, Base64; feature
 //! `rsa`), and placed in a query parameter, a body field or a header ([`Slot`]). Both
 //! directions read the encoded `http::Request`, so the server verifies exactly the bytes it
@@ -80,6 +81,15 @@ pub enum Part {
     /// strings as their text and other values as JSON), the signature's own slot left out,
     /// sorted by name then value, each written name then value with nothing between.
     SortedParams,
+    /// The same sorted parameters but the empty ones, each written name, `pair`, value,
+    /// and joined by `join`: `sorted_params(pair = "=", join = "&")` is Alipay's `a=1&b=2`
+    /// (values as they are, not URL-encoded; a parameter with an empty value is not signed).
+    SortedPairs {
+        /// What is written between a name and its value (`"="`).
+        pair: &'static str,
+        /// What is written between two parameters (`"&"`).
+        join: &'static str,
+    },
     /// The body's bytes.
     Body,
     /// The value of one named parameter as it travels (Shopee signs its `partner_id`
@@ -192,14 +202,9 @@ impl RequestSignature {
                     })?;
                     out.extend_from_slice(value.as_bytes());
                 }
-                Part::SortedParams => {
-                    let mut params = params(request)?;
-                    params.retain(|(name, _, slot)| !self.is_own_slot(name, *slot));
-                    params.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-                    for (name, value, _) in params {
-                        out.extend_from_slice(name.as_bytes());
-                        out.extend_from_slice(value.as_bytes());
-                    }
+                Part::SortedParams => self.sorted(request, None, &mut out)?,
+                Part::SortedPairs { pair, join } => {
+                    self.sorted(request, Some((pair, join)), &mut out)?;
                 }
                 Part::Body => out.extend_from_slice(request.body()),
                 Part::Param(slot) => {
@@ -257,6 +262,32 @@ impl RequestSignature {
         } else {
             Err(SignatureError::Mismatch)
         }
+    }
+
+    /// Every parameter but the signature's own, sorted by name then value, written name
+    /// then value; with `(pair, join)`, the empty ones left out and each written name,
+    /// `pair`, value, joined by `join`.
+    fn sorted(
+        &self,
+        request: &http::Request<Vec<u8>>,
+        pairs: Option<(&str, &str)>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SignatureError> {
+        let (pair, join) = pairs.unwrap_or_default();
+        let mut params = params(request)?;
+        params.retain(|(name, value, slot)| {
+            !self.is_own_slot(name, *slot) && (pairs.is_none() || !value.is_empty())
+        });
+        params.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        for (i, (name, value, _)) in params.into_iter().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(join.as_bytes());
+            }
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(pair.as_bytes());
+            out.extend_from_slice(value.as_bytes());
+        }
+        Ok(())
     }
 
     fn write(&self, bytes: &[u8]) -> String {
@@ -638,6 +669,32 @@ mod tests {
             LAZADA.string_to_sign(&request).unwrap(),
             b"/auth/token/refreshapp_keykb2refresh_tokenr ttimestamp1"
         );
+    }
+
+    #[test]
+    fn sorted_pairs_write_name_pair_value_joined_and_leave_the_signature_out() {
+        let alipay = RequestSignature::new(
+            Algorithm::HmacSha256,
+            "/gateway.do",
+            &[Part::SortedPairs {
+                pair: "=",
+                join: "&",
+            }],
+            Encoding::Base64,
+            Slot::Body("sign"),
+        );
+        let form = request(
+            "https://h/gateway.do?charset=utf-8",
+            Some("application/x-www-form-urlencoded"),
+            "timestamp=2014-07-24+03%3A07%3A50&sign=X&app_id=1&b=",
+        );
+        // Values as they are, not URL-encoded; an empty one is left out.
+        assert_eq!(
+            alipay.string_to_sign(&form).unwrap(),
+            b"app_id=1&charset=utf-8&timestamp=2014-07-24 03:07:50"
+        );
+        let none = request("https://h/gateway.do", None, "");
+        assert_eq!(alipay.string_to_sign(&none).unwrap(), b"");
     }
 
     #[test]

@@ -143,15 +143,20 @@ pub type StoredTokenSet = TokenSet<serde_json::Value>;
 /// An access token with its optional refresh token, both expiries as absolute instants,
 /// and the provider's typed extras.
 ///
-/// `Debug` shows the tokens redacted:
+/// `Debug` shows the tokens redacted, and typed extras as their own `Debug` says (a field of
+/// a secret type redacted). The stored form's extras, JSON that may hold such a field's raw
+/// value (an OpenID `id_token`), show their keys only:
 ///
 /// ```
-/// use token_core::{token_set::TokenSet, secret::AccessToken, secret::RefreshToken};
+/// use token_core::{token_set::StoredTokenSet, token_set::TokenSet, secret::AccessToken, secret::RefreshToken};
 /// let set: TokenSet = TokenSet::new(AccessToken::new("at-secret"))
 ///     .with_refresh_token(RefreshToken::new("rt-secret"));
 /// assert!(!format!("{set:?}").contains("secret"));
+/// let mut stored: StoredTokenSet = set.to_stored().unwrap();
+/// stored.extras = serde_json::json!({"id_token": "id-secret"});
+/// assert!(format!("{stored:?}").contains(r#"extras: {"id_token": [redacted]}"#));
 /// ```
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct TokenSet<X = NoExtras> {
     /// The bearer token sent to the provider's API.
@@ -173,6 +178,47 @@ pub struct TokenSet<X = NoExtras> {
     /// Typed provider extras.
     #[serde(default)]
     pub extras: X,
+}
+
+impl<X: Debug + 'static> Debug for TokenSet<X> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stored = (&self.extras as &dyn std::any::Any).downcast_ref::<serde_json::Value>();
+        let mut out = f.debug_struct("TokenSet");
+        out.field("access_token", &self.access_token)
+            .field("refresh_token", &self.refresh_token)
+            .field("access_expires_at", &self.access_expires_at)
+            .field("refresh_expires_at", &self.refresh_expires_at)
+            .field("token_type", &self.token_type)
+            .field("scope", &self.scope);
+        match stored {
+            Some(json) => out.field("extras", &StoredExtras(json)),
+            None => out.field("extras", &self.extras),
+        };
+        out.finish()
+    }
+}
+
+/// A stored set's extras in `Debug`: the keys of an object, no value (a typed field of a
+/// secret type is plain text here).
+struct StoredExtras<'a>(&'a serde_json::Value);
+
+impl Debug for StoredExtras<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Redacted;
+        impl Debug for Redacted {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("[redacted]")
+            }
+        }
+        match self.0 {
+            serde_json::Value::Null => f.write_str("Null"),
+            serde_json::Value::Object(map) => f
+                .debug_map()
+                .entries(map.keys().map(|key| (key, Redacted)))
+                .finish(),
+            _ => Redacted.fmt(f),
+        }
+    }
 }
 
 impl<X: Extras> TokenSet<X> {

@@ -112,6 +112,8 @@ pub enum Timestamp {
     UnixSeconds,
     UnixMillis,
     Rfc3339,
+    /// `now_datetime("+08:00")`: `yyyy-MM-dd HH:mm:ss` at this UTC offset, in seconds.
+    DateTime(i32),
 }
 
 /// `sign(...)` on a request: the declared signature.
@@ -138,6 +140,9 @@ pub enum SignPart {
     Path,
     Timestamp,
     SortedParams,
+    /// `sorted_params(pair = "=", join = "&")`: the sorted parameters, each name, `pair`,
+    /// value, joined by `join`.
+    SortedPairs(String, String),
     Body,
     /// `query("partner_id")`: the value of one named parameter, as it travels.
     Param(SlotKind, String),
@@ -559,6 +564,27 @@ fn source(meta: &Meta, errors: &mut Errors) -> Option<Source> {
             ) if f.path.is_ident("value") && call.args.len() == 1 => {
                 Some(Source::Value(name.clone()))
             }
+            (
+                Expr::Path(f),
+                Some(Expr::Lit(syn::ExprLit {
+                    lit: Lit::Str(offset),
+                    ..
+                })),
+            ) if f.path.is_ident("now_datetime") && call.args.len() == 1 => {
+                match utc_offset(&offset.value()) {
+                    Some(seconds) => Some(Source::Now(Timestamp::DateTime(seconds))),
+                    None => {
+                        errors.at(
+                            offset,
+                            format!(
+                                "`{}` is not a UTC offset: write it `+08:00` or `-05:30`",
+                                offset.value()
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
             _ => fail(errors),
         },
         Expr::Field(_) => {
@@ -579,6 +605,27 @@ fn source(meta: &Meta, errors: &mut Errors) -> Option<Source> {
         }
         _ => fail(errors),
     }
+}
+
+/// `+08:00` or `-05:30` in seconds east of UTC; `None` for anything else.
+fn utc_offset(text: &str) -> Option<i32> {
+    let bytes = text.as_bytes();
+    let sign = match bytes.first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits = |range: std::ops::Range<usize>| -> Option<i32> {
+        let part = text.get(range)?;
+        part.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    if bytes.len() != 6 || bytes[3] != b':' {
+        return None;
+    }
+    let (hours, minutes) = (digits(1..3)?, digits(4..6)?);
+    (hours <= 23 && minutes <= 59).then_some(sign * (hours * 3600 + minutes * 60))
 }
 
 /// `sign(hmac_sha256, over(path, sorted_params), encoding = hex_upper, into = query("sign"))`.
@@ -720,16 +767,26 @@ fn sign_parts(list: &syn::MetaList, errors: &mut Errors) -> Vec<(SignPart, Token
         };
         let part = match (named, &expr) {
             (Some(part), _) => Some(part),
+            (None, Expr::Call(call)) if is_ident(&call.func, "sorted_params") => {
+                match sorted_pairs(call, errors) {
+                    Some(part) => Some(part),
+                    None => continue,
+                }
+            }
             (None, Expr::Call(_)) => {
                 slot_call(&expr).map(|(kind, name)| SignPart::Param(kind, name.value()))
             }
             (None, _) => None,
         };
+        let sorted = |p: &SignPart| matches!(p, SignPart::SortedParams | SignPart::SortedPairs(..));
         match part {
-            Some(part) if out.iter().any(|(p, _)| *p == part) => errors.at(
-                &expr,
-                format!("duplicate signed part `{}`", written(&expr)),
-            ),
+            Some(part)
+                if out
+                    .iter()
+                    .any(|(p, _)| *p == part || (sorted(p) && sorted(&part))) =>
+            {
+                errors.at(&expr, format!("duplicate signed part `{}`", written(&expr)))
+            }
             Some(part) => out.push((part, expr.to_token_stream())),
             None => errors.at(
                 &expr,
@@ -748,6 +805,56 @@ fn sign_parts(list: &syn::MetaList, errors: &mut Errors) -> Vec<(SignPart, Token
         );
     }
     out
+}
+
+fn is_ident(expr: &Expr, name: &str) -> bool {
+    matches!(expr, Expr::Path(p) if p.path.is_ident(name))
+}
+
+/// `sorted_params(pair = "=", join = "&")`: each key once, a string each, at least one.
+fn sorted_pairs(call: &syn::ExprCall, errors: &mut Errors) -> Option<SignPart> {
+    let (mut pair, mut join) = (None, None);
+    let mut ok = true;
+    for arg in &call.args {
+        let assigned = match arg {
+            Expr::Assign(assign) => match (&*assign.left, &*assign.right) {
+                (
+                    Expr::Path(key),
+                    Expr::Lit(syn::ExprLit {
+                        lit: Lit::Str(value),
+                        ..
+                    }),
+                ) => key.path.get_ident().map(|key| (key.clone(), value.value())),
+                _ => None,
+            },
+            _ => None,
+        };
+        let slot = match &assigned {
+            Some((key, _)) if key == "pair" => &mut pair,
+            Some((key, _)) if key == "join" => &mut join,
+            _ => {
+                errors.at(
+                    arg,
+                    "`sorted_params(...)` takes `pair = \"=\"` (what is written between a name and its value) and `join = \"&\"` (what is written between two parameters)",
+                );
+                ok = false;
+                continue;
+            }
+        };
+        if slot.is_some() {
+            errors.at(arg, "duplicate key in `sorted_params(...)`");
+            ok = false;
+        }
+        *slot = assigned.map(|(_, value)| value);
+    }
+    if ok && pair.is_none() && join.is_none() {
+        errors.at(
+            call,
+            "`sorted_params(...)` takes `pair = \"=\"` and `join = \"&\"`; without them write `sorted_params`",
+        );
+        ok = false;
+    }
+    ok.then(|| SignPart::SortedPairs(pair.unwrap_or_default(), join.unwrap_or_default()))
 }
 
 /// A signed part as it is written (`query("name")`, without the space tokens print).

@@ -509,13 +509,14 @@ fn request(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
             },
         ),
     };
-    // A success answer that declares its error's code field, with no rule telling a success
-    // code from an error code, would be read as that error: refuse to compile.
+    // A success answer that declares its error's code field (or writes under its error's
+    // envelope), with no rule telling a success code from an error code, would be read as
+    // that error: refuse to compile.
     let trap = match (response, error) {
         (Some(response), Some(error)) => quote_spanned! {response.span()=>
             const _: () = if #p::code_field_trap::<#response, #error>() {
                 ::core::panic!(
-                    "the response declares the field that holds its error's code, and the error does not say which codes mean success: every success answer carrying that field would be read as an error. Add `success_codes(...)` to the error's `#[token_endpoint(error, ...)]` (`\"\"`, `null` and an absent code are always a success)"
+                    "the response declares the field that holds its error's code (or a field under the error's envelope), and the error does not say which codes mean success: every success answer carrying that field would be read as an error. Add `success_codes(...)` to the error's `#[token_endpoint(error, ...)]` (`\"\"`, `null` and an absent code are always a success), or a `#[token(result_status)]` field to an envelope error"
                 )
             };
         },
@@ -795,6 +796,9 @@ fn signature(fields: &[Field<RequestRole>], sign: &Signature) -> TokenStream {
         SignPart::Path => quote!(#p::sign::Part::Path),
         SignPart::Timestamp => quote!(#p::sign::Part::Timestamp),
         SignPart::SortedParams => quote!(#p::sign::Part::SortedParams),
+        SignPart::SortedPairs(pair, join) => {
+            quote!(#p::sign::Part::SortedPairs { pair: #pair, join: #join })
+        }
         SignPart::Body => quote!(#p::sign::Part::Body),
         SignPart::Param(kind, name) => {
             let slot = slot(*kind, name);
@@ -871,6 +875,7 @@ fn from_context(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
                     Timestamp::UnixSeconds => quote!(#p::TimeFormat::UnixSeconds),
                     Timestamp::UnixMillis => quote!(#p::TimeFormat::UnixMillis),
                     Timestamp::Rfc3339 => quote!(#p::TimeFormat::Rfc3339),
+                    Timestamp::DateTime(offset) => quote!(#p::TimeFormat::DateTime(#offset)),
                 };
                 let now = quote_spanned!(span=> #p::timestamp::<#inner>(__cx.now, #format, #what)?);
                 if field.optional {

@@ -548,6 +548,7 @@ pub const SOURCES: &[&str] = &[
     "now_unix",
     "now_unix_ms",
     "now_rfc3339",
+    "now_datetime(\"+08:00\")",
     "config.<field>",
     "extras.<field>",
     "value(\"<name>\")",

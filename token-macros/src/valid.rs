@@ -330,7 +330,7 @@ fn signature(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) 
             [_] => {}
             [] => errors.at(
                 part,
-                "`timestamp` signs the request's time: add a field `#[token(from = now_unix)]` (or `now_unix_ms`, `now_rfc3339`)",
+                "`timestamp` signs the request's time: add a field `#[token(from = now_unix)]` (or `now_unix_ms`, `now_rfc3339`, `now_datetime(\"+08:00\")`)",
             ),
             [_, second, ..] => errors.at(
                 second.ident,
@@ -577,12 +577,6 @@ fn error(model: &Model, fields: &[Field<ErrorRole>], errors: &mut Errors) {
         errors.at(
             model.ident,
             "an error needs one code field, the provider's error code: a field named `error`, `code` or `errcode`, or one marked `#[token(code)]`",
-        );
-    }
-    if model.top.envelope.is_some() && !has(ErrorRole::ResultStatus) {
-        errors.at(
-            model.ident,
-            "an `envelope` error needs a `#[token(result_status)]` field: it tells a success (`S`) from a failure",
         );
     }
     let mut declared: Vec<Refusal> = Vec::new();

@@ -211,9 +211,10 @@ pub fn decode_error_json<T: DeserializeOwned>(
 }
 
 /// Whether the success answer `R` declares, at the top of the answer, the field that holds
-/// the error `E`'s code while `E` has no rule telling a success code from an error code:
-/// then every success answer carrying that field would be read as an error. Evaluated at
-/// compile time for each request, which names both.
+/// the error `E`'s code, or (for an error under an envelope, `result.resultCode`) anything
+/// under that envelope, while `E` has no rule telling a success code from an error code:
+/// then every success answer carrying that field or envelope would be read as an error.
+/// Evaluated at compile time for each request, which names both.
 pub const fn code_field_trap<R: TokenResponse, E: ErrorResponse>() -> bool {
     let Some(code) = E::CODE_PATH else {
         return false;
@@ -221,10 +222,18 @@ pub const fn code_field_trap<R: TokenResponse, E: ErrorResponse>() -> bool {
     if E::SUCCESS_RULE {
         return false;
     }
+    let envelope = envelope_of(code.as_bytes());
     let paths = R::ANSWER_PATHS;
     let mut i = 0;
     while i < paths.len() {
-        if same_text(paths[i], code) {
+        let path = paths[i].as_bytes();
+        if same_bytes(path, code.as_bytes())
+            || (envelope > 0 && path.len() > envelope && path[envelope] == b'.' && {
+                let (head, _) = path.split_at(envelope);
+                let (own, _) = code.as_bytes().split_at(envelope);
+                same_bytes(head, own)
+            })
+        {
             return true;
         }
         i += 1;
@@ -232,8 +241,19 @@ pub const fn code_field_trap<R: TokenResponse, E: ErrorResponse>() -> bool {
     false
 }
 
-const fn same_text(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+/// The length of a dotted path's first segment (its envelope), or 0 for a top-level field.
+const fn envelope_of(path: &[u8]) -> usize {
+    let mut i = 0;
+    while i < path.len() {
+        if path[i] == b'.' {
+            return i;
+        }
+        i += 1;
+    }
+    0
+}
+
+const fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -35,6 +35,8 @@ pub enum TimeFormat {
     UnixSeconds,
     UnixMillis,
     Rfc3339,
+    /// `yyyy-MM-dd HH:mm:ss` at this UTC offset, in seconds east of UTC.
+    DateTime(i32),
 }
 
 /// The context's time as the field `what` takes it; an error naming the field when the
@@ -49,14 +51,29 @@ pub fn timestamp<T: TextValue>(
             "the request needs the current time for `{what}`: build its context `with_now(cx.now())`"
         ))
     })?;
+    let unwritable = || EndpointError::Encode(format!("the time for `{what}` cannot be written"));
     let text = match format {
         TimeFormat::UnixSeconds => now.unix_timestamp().to_string(),
         TimeFormat::UnixMillis => (now.unix_timestamp_nanos() / 1_000_000).to_string(),
         TimeFormat::Rfc3339 => now
             .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|_| {
-                EndpointError::Encode(format!("the time for `{what}` cannot be written"))
-            })?,
+            .map_err(|_| unwritable())?,
+        TimeFormat::DateTime(offset) => {
+            let offset = time::UtcOffset::from_whole_seconds(offset).map_err(|_| unwritable())?;
+            let at = now
+                .checked_to_offset(offset)
+                .filter(|at| (0..=9999).contains(&at.year()))
+                .ok_or_else(unwritable)?;
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                at.year(),
+                u8::from(at.month()),
+                at.day(),
+                at.hour(),
+                at.minute(),
+                at.second()
+            )
+        }
     };
     T::from_text(&text).ok_or_else(|| {
         EndpointError::Encode(format!("the time for `{what}` does not fit its type"))
