@@ -24,8 +24,9 @@ pub(super) enum LeaseTaken<X> {
         held_at: tokio::time::Instant,
     },
     /// Another process took the lease over while this one waited for a lapsed holder's
-    /// save: the refresh starts again (waits for that process, reads what it saves).
-    Lost,
+    /// save (given back here): the refresh starts again (waits for that process, reads what
+    /// it saves). With the set last read from the store, to compare it with then.
+    Lost(Option<Ready<X>>),
 }
 
 /// How the wait for a lapsed holder's save ended.
@@ -211,7 +212,7 @@ impl<P: Provider> Inner<P> {
                     self.release(session).await;
                     return Ok(LeaseTaken::Settled(settled));
                 }
-                Awaited::Lost => return Ok(LeaseTaken::Lost),
+                Awaited::Lost => return Ok(LeaseTaken::Lost(current)),
                 Awaited::Refresh => {}
             }
         }

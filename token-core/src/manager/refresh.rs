@@ -184,11 +184,11 @@ impl<P: Provider> Inner<P> {
             .await?
         {
             LeaseTaken::Settled(current) => return Ok(current),
-            LeaseTaken::Lost if notes.lease_restarts < MAX_LEASE_RESTARTS => {
+            LeaseTaken::Lost(_) if notes.lease_restarts < MAX_LEASE_RESTARTS => {
                 notes.lease_restarts += 1;
                 return Box::pin(self.run_once(session, reason, notes)).await;
             }
-            LeaseTaken::Lost => {
+            LeaseTaken::Lost(_) => {
                 return Err(Error::RefreshAborted(
                     "the refresh lease was taken by another process".into(),
                 ));
@@ -700,17 +700,27 @@ impl<P: Provider> Inner<P> {
             None => Reason::Forced,
         };
         let version = current.and_then(|c| c.version());
-        match self
-            .take_lease(session, generation, current.cloned(), &newer)
-            .await?
-        {
+        let mut seen = current.cloned();
+        let taken = loop {
+            match self.take_lease(session, generation, seen, &newer).await? {
+                // Another process took the lease over while this one waited for a save: it
+                // is taken again (twice at most, as a refresh starts again), which waits for
+                // that process and takes what it saves; the refused token is not sent again.
+                LeaseTaken::Lost(latest) if notes.lease_restarts < MAX_LEASE_RESTARTS => {
+                    notes.lease_restarts += 1;
+                    seen = latest;
+                }
+                taken => break taken,
+            }
+        };
+        match taken {
             LeaseTaken::Settled(adopted) => {
                 notes.overtaken = true;
                 Ok(adopted)
             }
-            // Another process took the lease meanwhile: no verdict; the next call starts a
-            // new refresh (and waits for that process).
-            LeaseTaken::Lost => Err(Error::RefreshAborted(
+            // Another process took the lease again and again: no verdict; the next call
+            // starts a new refresh (and waits for that process).
+            LeaseTaken::Lost(_) => Err(Error::RefreshAborted(
                 "the refresh lease was taken by another process".into(),
             )),
             LeaseTaken::Held { current: now, .. } => {
@@ -972,8 +982,9 @@ impl<P: Provider> Inner<P> {
     }
 }
 
-/// How many times one refresh starts over after losing its lease to another process
-/// before its callers get [`Error::RefreshAborted`]: each time, that process made progress.
+/// How many times one refresh starts over (or, after a refusal, takes the lease again) after
+/// losing its lease to another process before its callers get [`Error::RefreshAborted`]:
+/// each time, that process made progress.
 const MAX_LEASE_RESTARTS: u8 = 2;
 
 /// What one turn of a refresh noted for the next.

@@ -658,3 +658,56 @@ async fn a_lease_granted_after_a_long_wait_for_another_lease_user_here_is_held_f
     assert_eq!(caller.await.unwrap().unwrap().expose_secret(), "at-1");
     assert_eq!(h.calls(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_whose_lease_is_lost_again_while_taken_back_takes_what_the_new_holder_saved() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    let held = Lease::HeldByOther {
+        remaining: Duration::from_secs(5),
+    };
+    // A's lease: granted; found lost by the heartbeat during the provider call; taken over
+    // after the refusal; lost again at the first renewal of the wait that follows, as the
+    // process that took it saves its pair; granted from then on.
+    let store = Arc::new(ScriptedLeases::new(
+        [
+            Lease::Acquired,
+            held.clone(),
+            Lease::TakenOver,
+            held,
+            Lease::Acquired,
+        ],
+        Some((3, other_replicas_set("at-theirs"))),
+    ));
+    let a = manager_over(&h, store.clone());
+    let mut events = a.subscribe();
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    h.until_calls(1).await;
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease / 3 + Duration::from_secs(1)).await;
+    assert_eq!(
+        store.requests.load(Ordering::SeqCst),
+        2,
+        "the heartbeat found the lease lost"
+    );
+    h.fake.then(Step::Fail(invalid_grant()));
+    gate.add_permits(1);
+    assert_eq!(
+        first.await.unwrap().unwrap().expose_secret(),
+        "at-theirs",
+        "the callers get the pair of the process that took the lease, not RefreshAborted"
+    );
+    assert_eq!(
+        presented(&h),
+        ["rt-0"],
+        "the refused token is not sent again"
+    );
+    no_reauth(&mut events);
+}
