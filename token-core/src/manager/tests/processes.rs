@@ -711,3 +711,52 @@ async fn a_refusal_whose_lease_is_lost_again_while_taken_back_takes_what_the_new
     );
     no_reauth(&mut events);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_starts_again_twice_at_most_whichever_step_lost_its_lease() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let held = Lease::HeldByOther {
+        remaining: Duration::from_secs(5),
+    };
+    // Taken over, then lost while waiting for the lapsed holder's save; granted, then lost
+    // before the retry of a 503; taken over and lost again as at first.
+    let store = Arc::new(ScriptedLeases::new(
+        [
+            Lease::TakenOver,
+            held.clone(),
+            Lease::Acquired,
+            held.clone(),
+            Lease::TakenOver,
+            held,
+        ],
+        None,
+    ));
+    let a = process(&h, store.clone());
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    h.fake.then(Step::Fail(unavailable(None)));
+    let error = a.access_token("s").await.unwrap_err();
+    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    assert_eq!(
+        store.requests.load(Ordering::SeqCst),
+        6,
+        "three turns: the first and two starts again"
+    );
+    assert_eq!(presented(&h), ["rt-0"], "no token sent without the lease");
+    // The lease is given back.
+    let key = SessionKey::new("fake", "s");
+    let lease = ManagerConfig::default().lease_ttl;
+    assert_eq!(
+        store
+            .inner
+            .acquire_lease(&key, "next", lease)
+            .await
+            .unwrap(),
+        Lease::Acquired
+    );
+    store.inner.release_lease(&key, "next").await.unwrap();
+    // Not answered again from memory: the next call asks for the lease (and waits for the
+    // holder the store names).
+    let error = a.access_token("s").await.unwrap_err();
+    assert!(matches!(error, Error::Store(_)), "{error:?}");
+    assert!(store.requests.load(Ordering::SeqCst) > 6);
+}
