@@ -760,3 +760,83 @@ async fn a_refresh_starts_again_twice_at_most_whichever_step_lost_its_lease() {
     assert!(matches!(error, Error::Store(_)), "{error:?}");
     assert!(store.requests.load(Ordering::SeqCst) > 6);
 }
+
+/// A's lease answers: granted; then, at A's next renewal, taken over from another holder
+/// whose lease lapsed (that process took A's lapsed lease, spent rt-0 and lost the store
+/// before saving); granted from then on. That process's save lands with the request after.
+fn renewed_over_a_lapsed_holder() -> Arc<Hooked<ScriptedLeases>> {
+    Arc::new(ScriptedLeases::new(
+        [Lease::Acquired, Lease::TakenOver, Lease::Acquired],
+        Some((3, other_replicas_set("at-theirs"))),
+    ))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_after_a_renewal_took_the_lease_over_waits_for_the_lapsed_holders_save() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    let store = renewed_over_a_lapsed_holder();
+    let a = manager_over(&h, store.clone());
+    let mut events = a.subscribe();
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    h.until_calls(1).await;
+    // The heartbeat during the call is answered TakenOver; the provider refuses rt-0, which
+    // the other process spent.
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease / 3 + Duration::from_secs(1)).await;
+    assert_eq!(store.requests.load(Ordering::SeqCst), 2);
+    h.fake.then(Step::Fail(invalid_grant()));
+    gate.add_permits(1);
+    assert_eq!(
+        first.await.unwrap().unwrap().expose_secret(),
+        "at-theirs",
+        "no verdict before the lapsed holder's save had a lease length to land"
+    );
+    no_reauth(&mut events);
+    given_back(&store).await;
+}
+
+/// The lease `store` keeps for session `s` is free.
+async fn given_back(store: &Hooked<ScriptedLeases>) {
+    let key = SessionKey::new("fake", "s");
+    let lease = ManagerConfig::default().lease_ttl;
+    let granted = store
+        .inner
+        .acquire_lease(&key, "next", lease)
+        .await
+        .unwrap();
+    assert_eq!(granted, Lease::Acquired, "the lease is given back");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_starting_again_after_a_renewal_took_the_lease_over_waits_for_the_lapsed_holders_save()
+ {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let store = renewed_over_a_lapsed_holder();
+    let a = process(&h, store.clone());
+    let mut events = a.subscribe();
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    // A 503; the renewal before the retry is answered TakenOver. The provider would refuse
+    // rt-0 now (the other process spent it).
+    h.fake
+        .then(Step::Fail(unavailable(None)))
+        .then(Step::Fail(invalid_grant()));
+    assert_eq!(
+        a.access_token("s").await.unwrap().expose_secret(),
+        "at-theirs"
+    );
+    assert_eq!(
+        presented(&h),
+        ["rt-0"],
+        "rt-0 is not sent again before the lapsed holder's save had a lease length to land"
+    );
+    no_reauth(&mut events);
+    given_back(&store).await;
+}
