@@ -281,6 +281,7 @@ impl<P: Provider> Inner<P> {
         held_at: &mut tokio::time::Instant,
     ) -> Result<Awaited<P::Extras>, Error> {
         let mut started = tokio::time::Instant::now();
+        let mut extended = false;
         let poll = (self.config.lease_ttl / 6).max(Duration::from_millis(50));
         while started.elapsed() < self.config.lease_ttl {
             tokio::time::sleep(poll).await;
@@ -303,10 +304,14 @@ impl<P: Provider> Inner<P> {
             match self.renew(session).await {
                 Renewal::Held => *held_at = asked,
                 // Ours again, over another holder that took it meanwhile and let it lapse in
-                // turn: its save is waited for a lease length from now.
+                // turn: its save is waited for a lease length from now, once (a store that
+                // answers every request so, a lease no release can read, would hold the
+                // refresh for ever).
                 Renewal::TakenOver => {
                     *held_at = asked;
-                    started = tokio::time::Instant::now();
+                    if !std::mem::replace(&mut extended, true) {
+                        started = tokio::time::Instant::now();
+                    }
                 }
                 Renewal::Unknown => {}
                 Renewal::Lost => {

@@ -840,3 +840,21 @@ async fn a_refresh_starting_again_after_a_renewal_took_the_lease_over_waits_for_
     no_reauth(&mut events);
     given_back(&store).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_store_granting_every_lease_request_as_a_take_over_delays_a_refresh_by_two_lease_lengths_at_most()
+ {
+    // A lease file no release can read, say: every grant, renewals included, is a take-over.
+    let h = harness(|_| {});
+    let store = Arc::new(ScriptedLeases::new([Lease::TakenOver], None));
+    let a = manager_over(&h, store.clone());
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    let lease = ManagerConfig::default().lease_ttl;
+    let started = tokio::time::Instant::now();
+    let answer = tokio::time::timeout(lease * 10, a.access_token("s"))
+        .await
+        .expect("the wait for a lapsed holder's save ends");
+    assert_eq!(answer.unwrap().expose_secret(), "at-1");
+    assert!(started.elapsed() <= lease * 2 + Duration::from_secs(1));
+    assert_eq!(h.calls(), 1);
+}
