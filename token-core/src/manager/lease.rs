@@ -24,8 +24,9 @@ pub(super) enum LeaseTaken<X> {
         held_at: tokio::time::Instant,
     },
     /// Another process took the lease over while this one waited for a lapsed holder's
-    /// save: the refresh starts again (waits for that process, reads what it saves).
-    Lost,
+    /// save (given back here): the refresh starts again (waits for that process, reads what
+    /// it saves). With the set last read from the store, to compare it with then.
+    Lost(Option<Ready<X>>),
 }
 
 /// How the wait for a lapsed holder's save ended.
@@ -56,6 +57,9 @@ pub(super) enum Renewal {
     Held,
     /// Taken by another holder (ours lapsed).
     Lost,
+    /// Granted again over another holder whose lease lapsed in turn (ours lapsed first):
+    /// that holder may have spent the stored refresh token and not saved yet.
+    TakenOver,
     /// The store could not be asked.
     Unknown,
 }
@@ -64,6 +68,8 @@ pub(super) enum Renewal {
 /// refresh says when it is done; both note when the lease was last known held.
 pub(super) struct LeaseWatch {
     lost: AtomicBool,
+    /// A renewal was granted over another holder whose lease lapsed (`Renewal::TakenOver`).
+    lapsed_holder: AtomicBool,
     done: tokio::sync::Notify,
     /// When the request that last granted or renewed the lease was sent: it lasts at least a
     /// lease length from then.
@@ -74,6 +80,7 @@ impl LeaseWatch {
     pub(super) fn new(held_at: tokio::time::Instant) -> Self {
         Self {
             lost: AtomicBool::new(false),
+            lapsed_holder: AtomicBool::new(false),
             done: tokio::sync::Notify::new(),
             held_at: std::sync::Mutex::new(held_at),
         }
@@ -81,6 +88,21 @@ impl LeaseWatch {
 
     pub(super) fn lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Whether a renewal took the lease over from another holder whose lease lapsed: it is
+    /// held again, but that holder may have spent the token, and its save is waited for
+    /// before a verdict or another call.
+    pub(super) fn lapsed_holder(&self) -> bool {
+        self.lapsed_holder.load(Ordering::SeqCst)
+    }
+
+    /// Notes what a renewal found that leaves the lease not held throughout.
+    fn note_lost(&self, renewal: Renewal) {
+        if renewal == Renewal::TakenOver {
+            self.lapsed_holder.store(true, Ordering::SeqCst);
+        }
+        self.lost.store(true, Ordering::SeqCst);
     }
 
     fn held_at(&self) -> tokio::time::Instant {
@@ -117,20 +139,23 @@ pub(super) struct LeaseUsers(pub(super) tokio::sync::Mutex<usize>);
 impl<P: Provider> Inner<P> {
     /// Takes the store's refresh lease, waiting while another process holds it; then
     /// re-reads the store, since the other process may have refreshed meanwhile (a replica
-    /// must never refresh with a refresh token another one already used).
+    /// must never refresh with a refresh token another one already used). `lapsed_holder`:
+    /// this process's lease was last granted over a lapsed holder and is still its own in
+    /// the store, so granting it again at once is a take-over from that holder.
     pub(super) async fn take_lease(
         &self,
         session: &Session<P::Extras>,
         generation: u64,
         mut current: Option<Ready<P::Extras>>,
         reason: &Reason,
+        lapsed_holder: bool,
     ) -> Result<LeaseTaken<P::Extras>, Error> {
         let started = tokio::time::Instant::now();
         let mut polls = 0u32;
         let (taken_over, held_at) = loop {
             let (answer, asked) = self.acquire(session).await;
             match answer? {
-                Lease::Acquired => break (false, asked),
+                Lease::Acquired => break (lapsed_holder && polls == 0, asked),
                 Lease::TakenOver => break (true, asked),
                 Lease::HeldByOther { remaining } => {
                     polls += 1;
@@ -211,7 +236,7 @@ impl<P: Provider> Inner<P> {
                     self.release(session).await;
                     return Ok(LeaseTaken::Settled(settled));
                 }
-                Awaited::Lost => return Ok(LeaseTaken::Lost),
+                Awaited::Lost => return Ok(LeaseTaken::Lost(current)),
                 Awaited::Refresh => {}
             }
         }
@@ -255,7 +280,8 @@ impl<P: Provider> Inner<P> {
         reason: &Reason,
         held_at: &mut tokio::time::Instant,
     ) -> Result<Awaited<P::Extras>, Error> {
-        let started = tokio::time::Instant::now();
+        let mut started = tokio::time::Instant::now();
+        let mut extended = false;
         let poll = (self.config.lease_ttl / 6).max(Duration::from_millis(50));
         while started.elapsed() < self.config.lease_ttl {
             tokio::time::sleep(poll).await;
@@ -277,6 +303,16 @@ impl<P: Provider> Inner<P> {
             let asked = tokio::time::Instant::now();
             match self.renew(session).await {
                 Renewal::Held => *held_at = asked,
+                // Ours again, over another holder that took it meanwhile and let it lapse in
+                // turn: its save is waited for a lease length from now, once (a store that
+                // answers every request so, a lease no release can read, would hold the
+                // refresh for ever).
+                Renewal::TakenOver => {
+                    *held_at = asked;
+                    if !std::mem::replace(&mut extended, true) {
+                        started = tokio::time::Instant::now();
+                    }
+                }
                 Renewal::Unknown => {}
                 Renewal::Lost => {
                     self.release(session).await;
@@ -353,7 +389,9 @@ impl<P: Provider> Inner<P> {
             .await
         {
             Ok(Lease::Acquired) => Renewal::Held,
-            // Another holder has it, or had it (ours lapsed meanwhile).
+            // Another holder had it, and let it lapse (ours lapsed first).
+            Ok(Lease::TakenOver) => Renewal::TakenOver,
+            // Another holder has it (ours lapsed meanwhile).
             Ok(_) => Renewal::Lost,
             Err(error) => {
                 tracing::warn!(%error, "could not renew the refresh lease");
@@ -382,13 +420,14 @@ impl<P: Provider> Inner<P> {
             return true;
         }
         let asked = tokio::time::Instant::now();
-        let held = match self.renew(session).await {
+        let renewal = self.renew(session).await;
+        let held = match renewal {
             Renewal::Held => watch.renewed(asked, self.config.lease_ttl),
-            Renewal::Lost => false,
+            Renewal::Lost | Renewal::TakenOver => false,
             Renewal::Unknown => watch.held_at().elapsed() < self.unsure_after(),
         };
         if !held {
-            watch.lost.store(true, Ordering::SeqCst);
+            watch.note_lost(renewal);
         }
         !watch.lost()
     }
@@ -418,9 +457,9 @@ impl<P: Provider> Inner<P> {
             match self.renew(session).await {
                 Renewal::Held if watch.renewed(asked, self.config.lease_ttl) => {}
                 Renewal::Unknown if watch.held_at().elapsed() < self.unsure_after() => {}
-                Renewal::Held | Renewal::Unknown | Renewal::Lost => {
+                renewal => {
                     tracing::warn!("the refresh lease was lost, or may have lapsed");
-                    watch.lost.store(true, Ordering::SeqCst);
+                    watch.note_lost(renewal);
                     return watch.done.notified().await;
                 }
             }
@@ -474,6 +513,15 @@ impl<P: Provider> Inner<P> {
         }
         self.tidy_lease_users(session, &users, *count);
         (answer, asked)
+    }
+
+    /// Counts a user of the lease out without giving the lease back to the store, where it
+    /// stays this process's until it lapses or is taken again here.
+    pub(super) async fn leave(&self, session: &Session<P::Extras>) {
+        let users = self.lease_users(session);
+        let mut count = users.0.lock().await;
+        *count = count.saturating_sub(1);
+        self.tidy_lease_users(session, &users, *count);
     }
 
     /// Gives the lease back once its last user in this process is done with it.

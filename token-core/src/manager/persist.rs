@@ -157,7 +157,10 @@ impl<P: Provider> Inner<P> {
             if !still_current {
                 return;
             }
-            if self.renew(session).await == super::lease::Renewal::Lost {
+            if matches!(
+                self.renew(session).await,
+                super::lease::Renewal::Lost | super::lease::Renewal::TakenOver
+            ) {
                 tracing::error!(
                     "the refresh lease was lost before the new token set could be saved"
                 );

@@ -179,16 +179,17 @@ impl<P: Provider> Inner<P> {
             return Err(error);
         }
 
+        let lapsed_holder = std::mem::take(&mut notes.lapsed_holder);
         let (current, taken_over, held_at) = match self
-            .take_lease(session, generation, current, &reason)
+            .take_lease(session, generation, current, &reason, lapsed_holder)
             .await?
         {
             LeaseTaken::Settled(current) => return Ok(current),
-            LeaseTaken::Lost if notes.lease_restarts < MAX_LEASE_RESTARTS => {
+            LeaseTaken::Lost(_) if notes.lease_restarts < MAX_LEASE_RESTARTS => {
                 notes.lease_restarts += 1;
                 return Box::pin(self.run_once(session, reason, notes)).await;
             }
-            LeaseTaken::Lost => {
+            LeaseTaken::Lost(_) => {
                 return Err(Error::RefreshAborted(
                     "the refresh lease was taken by another process".into(),
                 ));
@@ -233,7 +234,15 @@ impl<P: Provider> Inner<P> {
         // otherwise reach the store after the release below and hold the lease again.
         let ((outcome, keep_lease), ()) = tokio::join!(work, self.heartbeat(session, &watch));
         if !keep_lease {
-            self.release(session).await;
+            if notes.start_over && watch.lapsed_holder() {
+                // Granted last over a holder that let it lapse, which may have spent the
+                // token: kept in the store, where nobody takes it without waiting for that
+                // holder's save, and taken again by the next turn as a take-over.
+                notes.lapsed_holder = true;
+                self.leave(session).await;
+            } else {
+                self.release(session).await;
+            }
         }
         if std::mem::take(&mut notes.start_over) {
             return Box::pin(self.run_once(session, reason, notes)).await;
@@ -348,15 +357,8 @@ impl<P: Provider> Inner<P> {
                     .await
             }
             Err(error) if error.kind() == ErrorKind::ReauthRequired && !unrenewable_but_valid => (
-                self.refused(
-                    session,
-                    generation,
-                    current.as_ref(),
-                    error,
-                    notes,
-                    watch.lost(),
-                )
-                .await,
+                self.refused(session, generation, current.as_ref(), error, notes, watch)
+                    .await,
                 false,
             ),
             // The lease was lost before a call could be sent (another process may be
@@ -651,14 +653,21 @@ impl<P: Provider> Inner<P> {
         current: Option<&Ready<P::Extras>>,
         error: Error,
         notes: &mut RunNotes,
-        lease_lost: bool,
+        watch: &LeaseWatch,
     ) -> Outcome<P::Extras> {
         if session.generation() != generation {
             return self.after_insert(session, Err(error));
         }
-        if lease_lost {
+        if watch.lost() {
             return self
-                .refused_after_losing_the_lease(session, generation, current, error, notes)
+                .refused_after_losing_the_lease(
+                    session,
+                    generation,
+                    current,
+                    error,
+                    notes,
+                    watch.lapsed_holder(),
+                )
                 .await;
         }
         // Over a lease that lapsed unreleased, the refusal may only mean that its holder
@@ -682,7 +691,9 @@ impl<P: Provider> Inner<P> {
     /// it got (it keeps the lease until then). The lease is taken again, as by any refresh
     /// (waiting while another process holds it, watching the store, a lease length more
     /// after a holder that let it lapse), and the store re-read, before a verdict: one
-    /// reached under the lease, and at once when nobody else took it.
+    /// reached under the lease, and at once when nobody else took it. `lapsed_holder`: a
+    /// renewal took the lease over from a holder that let it lapse (it is still this
+    /// process's): that holder's save is waited for as after any take-over.
     async fn refused_after_losing_the_lease(
         &self,
         session: &Session<P::Extras>,
@@ -690,6 +701,7 @@ impl<P: Provider> Inner<P> {
         current: Option<&Ready<P::Extras>>,
         error: Error,
         notes: &mut RunNotes,
+        mut lapsed_holder: bool,
     ) -> Outcome<P::Extras> {
         tracing::warn!(
             "the refresh token was refused after the lease was lost; taking it again before a verdict"
@@ -700,17 +712,36 @@ impl<P: Provider> Inner<P> {
             None => Reason::Forced,
         };
         let version = current.and_then(|c| c.version());
-        match self
-            .take_lease(session, generation, current.cloned(), &newer)
-            .await?
-        {
+        let mut seen = current.cloned();
+        let taken = loop {
+            let taken = self
+                .take_lease(
+                    session,
+                    generation,
+                    seen,
+                    &newer,
+                    std::mem::take(&mut lapsed_holder),
+                )
+                .await?;
+            match taken {
+                // Another process took the lease over while this one waited for a save: it
+                // is taken again (twice at most, as a refresh starts again), which waits for
+                // that process and takes what it saves; the refused token is not sent again.
+                LeaseTaken::Lost(latest) if notes.lease_restarts < MAX_LEASE_RESTARTS => {
+                    notes.lease_restarts += 1;
+                    seen = latest;
+                }
+                taken => break taken,
+            }
+        };
+        match taken {
             LeaseTaken::Settled(adopted) => {
                 notes.overtaken = true;
                 Ok(adopted)
             }
-            // Another process took the lease meanwhile: no verdict; the next call starts a
-            // new refresh (and waits for that process).
-            LeaseTaken::Lost => Err(Error::RefreshAborted(
+            // Another process took the lease again and again: no verdict; the next call
+            // starts a new refresh (and waits for that process).
+            LeaseTaken::Lost(_) => Err(Error::RefreshAborted(
                 "the refresh lease was taken by another process".into(),
             )),
             LeaseTaken::Held { current: now, .. } => {
@@ -972,8 +1003,9 @@ impl<P: Provider> Inner<P> {
     }
 }
 
-/// How many times one refresh starts over after losing its lease to another process
-/// before its callers get [`Error::RefreshAborted`]: each time, that process made progress.
+/// How many times one refresh starts over (or, after a refusal, takes the lease again) after
+/// losing its lease to another process before its callers get [`Error::RefreshAborted`]:
+/// each time, that process made progress.
 const MAX_LEASE_RESTARTS: u8 = 2;
 
 /// What one turn of a refresh noted for the next.
@@ -988,6 +1020,9 @@ pub(super) struct RunNotes {
     start_over: bool,
     /// How many times the refresh started over after losing its lease.
     lease_restarts: u8,
+    /// The lease was lost to a renewal that took it over from a holder that let it lapse:
+    /// kept in the store for the next turn, whose grant is a take-over.
+    lapsed_holder: bool,
     /// The answer is what another writer put in the store, not the provider's (an insert
     /// by another process superseded the refreshed set, or a refused token gave way to a
     /// newer one).

@@ -658,3 +658,203 @@ async fn a_lease_granted_after_a_long_wait_for_another_lease_user_here_is_held_f
     assert_eq!(caller.await.unwrap().unwrap().expose_secret(), "at-1");
     assert_eq!(h.calls(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_whose_lease_is_lost_again_while_taken_back_takes_what_the_new_holder_saved() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    let held = Lease::HeldByOther {
+        remaining: Duration::from_secs(5),
+    };
+    // A's lease: granted; found lost by the heartbeat during the provider call; taken over
+    // after the refusal; lost again at the first renewal of the wait that follows, as the
+    // process that took it saves its pair; granted from then on.
+    let store = Arc::new(ScriptedLeases::new(
+        [
+            Lease::Acquired,
+            held.clone(),
+            Lease::TakenOver,
+            held,
+            Lease::Acquired,
+        ],
+        Some((3, other_replicas_set("at-theirs"))),
+    ));
+    let a = manager_over(&h, store.clone());
+    let mut events = a.subscribe();
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    h.until_calls(1).await;
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease / 3 + Duration::from_secs(1)).await;
+    assert_eq!(
+        store.requests.load(Ordering::SeqCst),
+        2,
+        "the heartbeat found the lease lost"
+    );
+    h.fake.then(Step::Fail(invalid_grant()));
+    gate.add_permits(1);
+    assert_eq!(
+        first.await.unwrap().unwrap().expose_secret(),
+        "at-theirs",
+        "the callers get the pair of the process that took the lease, not RefreshAborted"
+    );
+    assert_eq!(
+        presented(&h),
+        ["rt-0"],
+        "the refused token is not sent again"
+    );
+    no_reauth(&mut events);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_starts_again_twice_at_most_whichever_step_lost_its_lease() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let held = Lease::HeldByOther {
+        remaining: Duration::from_secs(5),
+    };
+    // Taken over, then lost while waiting for the lapsed holder's save; granted, then lost
+    // before the retry of a 503; taken over and lost again as at first.
+    let store = Arc::new(ScriptedLeases::new(
+        [
+            Lease::TakenOver,
+            held.clone(),
+            Lease::Acquired,
+            held.clone(),
+            Lease::TakenOver,
+            held,
+        ],
+        None,
+    ));
+    let a = process(&h, store.clone());
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    h.fake.then(Step::Fail(unavailable(None)));
+    let error = a.access_token("s").await.unwrap_err();
+    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    assert_eq!(
+        store.requests.load(Ordering::SeqCst),
+        6,
+        "three turns: the first and two starts again"
+    );
+    assert_eq!(presented(&h), ["rt-0"], "no token sent without the lease");
+    // The lease is given back.
+    let key = SessionKey::new("fake", "s");
+    let lease = ManagerConfig::default().lease_ttl;
+    assert_eq!(
+        store
+            .inner
+            .acquire_lease(&key, "next", lease)
+            .await
+            .unwrap(),
+        Lease::Acquired
+    );
+    store.inner.release_lease(&key, "next").await.unwrap();
+    // Not answered again from memory: the next call asks for the lease (and waits for the
+    // holder the store names).
+    let error = a.access_token("s").await.unwrap_err();
+    assert!(matches!(error, Error::Store(_)), "{error:?}");
+    assert!(store.requests.load(Ordering::SeqCst) > 6);
+}
+
+/// A's lease answers: granted; then, at A's next renewal, taken over from another holder
+/// whose lease lapsed (that process took A's lapsed lease, spent rt-0 and lost the store
+/// before saving); granted from then on. That process's save lands with the request after.
+fn renewed_over_a_lapsed_holder() -> Arc<Hooked<ScriptedLeases>> {
+    Arc::new(ScriptedLeases::new(
+        [Lease::Acquired, Lease::TakenOver, Lease::Acquired],
+        Some((3, other_replicas_set("at-theirs"))),
+    ))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_after_a_renewal_took_the_lease_over_waits_for_the_lapsed_holders_save() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    let store = renewed_over_a_lapsed_holder();
+    let a = manager_over(&h, store.clone());
+    let mut events = a.subscribe();
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    h.until_calls(1).await;
+    // The heartbeat during the call is answered TakenOver; the provider refuses rt-0, which
+    // the other process spent.
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease / 3 + Duration::from_secs(1)).await;
+    assert_eq!(store.requests.load(Ordering::SeqCst), 2);
+    h.fake.then(Step::Fail(invalid_grant()));
+    gate.add_permits(1);
+    assert_eq!(
+        first.await.unwrap().unwrap().expose_secret(),
+        "at-theirs",
+        "no verdict before the lapsed holder's save had a lease length to land"
+    );
+    no_reauth(&mut events);
+    given_back(&store).await;
+}
+
+/// The lease `store` keeps for session `s` is free.
+async fn given_back(store: &Hooked<ScriptedLeases>) {
+    let key = SessionKey::new("fake", "s");
+    let lease = ManagerConfig::default().lease_ttl;
+    let granted = store
+        .inner
+        .acquire_lease(&key, "next", lease)
+        .await
+        .unwrap();
+    assert_eq!(granted, Lease::Acquired, "the lease is given back");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_starting_again_after_a_renewal_took_the_lease_over_waits_for_the_lapsed_holders_save()
+ {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let store = renewed_over_a_lapsed_holder();
+    let a = process(&h, store.clone());
+    let mut events = a.subscribe();
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    // A 503; the renewal before the retry is answered TakenOver. The provider would refuse
+    // rt-0 now (the other process spent it).
+    h.fake
+        .then(Step::Fail(unavailable(None)))
+        .then(Step::Fail(invalid_grant()));
+    assert_eq!(
+        a.access_token("s").await.unwrap().expose_secret(),
+        "at-theirs"
+    );
+    assert_eq!(
+        presented(&h),
+        ["rt-0"],
+        "rt-0 is not sent again before the lapsed holder's save had a lease length to land"
+    );
+    no_reauth(&mut events);
+    given_back(&store).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_granting_every_lease_request_as_a_take_over_delays_a_refresh_by_two_lease_lengths_at_most()
+ {
+    // A lease file no release can read, say: every grant, renewals included, is a take-over.
+    let h = harness(|_| {});
+    let store = Arc::new(ScriptedLeases::new([Lease::TakenOver], None));
+    let a = manager_over(&h, store.clone());
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    let lease = ManagerConfig::default().lease_ttl;
+    let started = tokio::time::Instant::now();
+    let answer = tokio::time::timeout(lease * 10, a.access_token("s"))
+        .await
+        .expect("the wait for a lapsed holder's save ends");
+    assert_eq!(answer.unwrap().expose_secret(), "at-1");
+    assert!(started.elapsed() <= lease * 2 + Duration::from_secs(1));
+    assert_eq!(h.calls(), 1);
+}
