@@ -180,7 +180,11 @@ impl<P: Provider> Inner<P> {
                         .backoff(polls, None)
                         .min(remaining)
                         .max(Duration::from_millis(10));
-                    tokio::time::sleep(wait).await;
+                    // Nothing is spent or held yet: a shutdown ends the wait.
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = self.stopping.cancelled() => return Err(Error::ShuttingDown),
+                    }
                     match self
                         .read_newer(session, generation, current.as_ref())
                         .await?
@@ -284,7 +288,14 @@ impl<P: Provider> Inner<P> {
         let mut extended = false;
         let poll = (self.config.lease_ttl / 6).max(Duration::from_millis(50));
         while started.elapsed() < self.config.lease_ttl {
-            tokio::time::sleep(poll).await;
+            // Nothing is spent yet: a shutdown ends the wait and gives the lease back.
+            tokio::select! {
+                () = tokio::time::sleep(poll) => {}
+                () = self.stopping.cancelled() => {
+                    self.release(session).await;
+                    return Err(Error::ShuttingDown);
+                }
+            }
             match self.read_newer(session, generation, current.as_ref()).await {
                 Ok(Stored::Unchanged) => {}
                 Ok(Stored::Tokens(adopted)) => {

@@ -457,8 +457,10 @@ impl<P: Provider> TokenManager<P> {
 
     /// Stops starting refreshes and waits, up to `within`, for those under way and for
     /// the background saves of sets whose save had failed, so that a normal exit loses no
-    /// token the provider already rotated. Afterwards fresh tokens are still served, but
-    /// every call that needs a refresh fails with [`Error::ShuttingDown`].
+    /// token the provider already rotated. A refresh that has spent nothing yet and is
+    /// waiting on another process (for its refresh lease, or for its save) ends at once,
+    /// its callers answered [`Error::ShuttingDown`]. Afterwards fresh tokens are still
+    /// served, but every call that needs a refresh fails with [`Error::ShuttingDown`].
     ///
     /// Returns [`Error::ShutdownTimedOut`] if work was still running at the deadline.
     pub async fn shutdown(&self, within: Duration) -> Result<(), Error> {

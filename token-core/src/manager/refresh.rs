@@ -802,7 +802,11 @@ impl<P: Provider> Inner<P> {
             if started.elapsed() >= watched {
                 break;
             }
-            tokio::time::sleep(poll).await;
+            // A shutdown ends the wait with no verdict (the next process looks again).
+            tokio::select! {
+                () = tokio::time::sleep(poll) => {}
+                () = self.stopping.cancelled() => return Err(Error::ShuttingDown),
+            }
         }
         let reauth = self.reauth_for(session, &error);
         let version = current.and_then(|c| c.version());

@@ -1525,6 +1525,44 @@ async fn shutdown_reports_work_still_running_at_its_deadline() {
     );
 }
 
+/// A refresh waiting for another process's lease (or, having taken over a lapsed one, for
+/// its holder's save) has spent nothing: a shutdown ends the wait at once, the callers get
+/// `ShuttingDown`, no token is sent and the lease is given back.
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_ends_a_refresh_waiting_for_a_lease_at_once() {
+    let held = Lease::HeldByOther {
+        remaining: Duration::from_secs(30),
+    };
+    for (name, leases) in [
+        ("held by another process", vec![held]),
+        ("taken over from a lapsed holder", vec![Lease::TakenOver]),
+    ] {
+        let h = harness(|_| {});
+        let store = ScriptedLeases::new(leases, None);
+        let manager = manager_over(&h, Arc::new(store));
+        manager.insert("s", expired_pair(&h)).await.unwrap();
+        let waiting = tokio::spawn({
+            let manager = manager.clone();
+            async move { manager.access_token("s").await }
+        });
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!waiting.is_finished(), "{name}: waits for the lease");
+        let started = tokio::time::Instant::now();
+        manager.shutdown(Duration::from_secs(60)).await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{name}: {:?}",
+            started.elapsed()
+        );
+        let answer = waiting.await.unwrap();
+        assert!(
+            matches!(answer, Err(Error::ShuttingDown)),
+            "{name}: {answer:?}"
+        );
+        assert_eq!(h.calls(), 0, "{name}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_verdict_is_recorded_once_and_another_manager_sends_nothing_more() {
     let mut h = harness(|fake| fake.reuse_window = Duration::ZERO);
