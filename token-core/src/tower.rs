@@ -54,8 +54,9 @@ pub trait ResendPolicy<B>: Clone + Send + Sync + 'static {
     fn copy(&self, request: &http::Request<B>) -> Option<http::Request<B>>;
 }
 
-/// Resends a request after a 401 with a fresh token, once; its body is cloned before the
-/// first send. A request carrying [`NoResend`] in its extensions is not resent.
+/// Resends a request after a 401 with a fresh token, once; its body, headers and
+/// extensions are cloned before the first send. A request carrying [`NoResend`] in its
+/// extensions is not resent.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Resend;
 
@@ -69,9 +70,9 @@ impl<B: Clone> ResendPolicy<B> for Resend {
         *copy.uri_mut() = request.uri().clone();
         *copy.version_mut() = request.version();
         *copy.headers_mut() = request.headers().clone();
-        if let Some(session) = request.extensions().get::<Session>() {
-            copy.extensions_mut().insert(session.clone());
-        }
+        // Every extension (the session, a trace context, a deadline the inner service
+        // reads): the resend is the same request.
+        *copy.extensions_mut() = request.extensions().clone();
         Some(copy)
     }
 }

@@ -3,6 +3,7 @@
 //! 401, `RefreshOnly`, `NoResend`, per-request sessions, and no token in errors.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -85,7 +86,7 @@ impl Harness {
         http::Request<String>,
         Response = http::Response<String>,
         Error = Infallible,
-        Future = impl Send,
+        Future = impl Future<Output = Result<http::Response<String>, Infallible>> + Send,
     > + Clone
     + Send
     + 'static {
@@ -161,6 +162,34 @@ async fn a_401_refreshes_once_and_resends_once_with_the_same_body() {
         "the first send and one resend"
     );
     assert_eq!(h.refreshes(), 1);
+}
+
+/// The resend is the same request: its extensions (a trace context, a per-request
+/// deadline the inner service reads) go with it, not the session alone.
+#[tokio::test]
+async fn the_resend_after_a_401_keeps_the_requests_extensions() {
+    #[derive(Clone, Debug, PartialEq)]
+    struct TraceId(u64);
+    let h = Harness::new().await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let mut api = h.api(Arc::new(AtomicU32::new(0)));
+    let api = service_fn(move |request: http::Request<String>| {
+        record
+            .lock()
+            .unwrap()
+            .push(request.extensions().get::<TraceId>().cloned());
+        api.call(request)
+    });
+    let mut client = ServiceBuilder::new()
+        .layer(BearerLayer::new(h.manager.clone(), "s"))
+        .service(api);
+    h.revoke();
+    let mut request = post("amount=5");
+    request.extensions_mut().insert(TraceId(7));
+    let response = send(&mut client, request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(*seen.lock().unwrap(), [Some(TraceId(7)), Some(TraceId(7))]);
 }
 
 #[tokio::test]
