@@ -761,6 +761,99 @@ pub(crate) mod tests {
         drop_schema(&db).await;
     }
 
+    /// Waits (bounded) until no statement of `app` is running on the server: an abandoned
+    /// one has either finished or been cancelled.
+    async fn wait_until_idle(killer: &PostgresDatabase, app: &str) {
+        for _ in 0..200 {
+            let running: i64 = killer
+                .run("watch", async |client| {
+                    client
+                        .query_one(
+                            "SELECT count(*) FROM pg_stat_activity
+                             WHERE application_name = $1 AND state = 'active'",
+                            &[&app],
+                        )
+                        .await
+                        .db("watch")
+                })
+                .await
+                .unwrap()
+                .get(0);
+            if running == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("a statement of {app} is still running");
+    }
+
+    /// A row locked by another transaction for longer than the operation timeout: the
+    /// calls waiting for it fail with a typed error within the timeout, and, having failed,
+    /// have no effect once the lock goes (the server does not go on with a statement whose
+    /// caller gave up: a lease release landing later would take away a lease granted after
+    /// it, a save landing later would overwrite what was saved after it).
+    #[tokio::test]
+    async fn a_call_that_timed_out_on_a_locked_row_has_no_later_effect() {
+        let Some(url) = test_url("a_call_that_timed_out_on_a_locked_row_has_no_later_effect")
+        else {
+            return;
+        };
+        let app = format!("token-core-test-locked-{}", uuid::Uuid::new_v4().simple());
+        let timeout = Duration::from_millis(500);
+        let db = test_db(&url, &app).with_operation_timeout(timeout);
+        let store = PostgresStore::open(&db).await.unwrap();
+        let key = SessionKey::new("p", "locked");
+        let long = Duration::from_secs(60);
+        assert_eq!(
+            store.acquire_lease(&key, "me", long).await.unwrap(),
+            Lease::Acquired
+        );
+        let v1 = store.save(&key, &set("a"), None).await.unwrap();
+
+        // Another transaction (another application's, an administrator's) locks both rows.
+        let other = test_db_same_schema(&url, &db);
+        let locker = other.pool().get().await.unwrap();
+        locker
+            .batch_execute(&format!(
+                "BEGIN;
+                 SELECT 1 FROM {} WHERE provider = 'p' AND session = 'locked' FOR UPDATE;
+                 SELECT 1 FROM {} WHERE provider = 'p' AND session = 'locked' FOR UPDATE;",
+                db.table("token_leases"),
+                db.table("token_sets"),
+            ))
+            .await
+            .unwrap();
+
+        let started = std::time::Instant::now();
+        let err = store.release_lease(&key, "me").await.unwrap_err();
+        assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+        let err = store.save(&key, &set("late"), Some(v1)).await.unwrap_err();
+        assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+        assert!(
+            started.elapsed() < 2 * (timeout + Duration::from_secs(2)),
+            "each call ended within its timeout (and the grace to settle it): {:?}",
+            started.elapsed()
+        );
+
+        // The lock goes; whatever the server still had of those calls has ended.
+        locker.batch_execute("ROLLBACK").await.unwrap();
+        drop(locker);
+        wait_until_idle(&other, &app).await;
+        assert!(
+            matches!(
+                store.acquire_lease(&key, "another", long).await.unwrap(),
+                Lease::HeldByOther { .. }
+            ),
+            "the release that failed let go of the lease after all"
+        );
+        assert_eq!(
+            store.load(&key).await.unwrap().unwrap().version,
+            v1,
+            "the save that failed was saved after all"
+        );
+        drop_schema(&db).await;
+    }
+
     #[tokio::test]
     async fn errors_never_contain_the_password() {
         // Nothing listens on port 9 of 127.0.0.1 (discard): connecting fails at once.
