@@ -8,6 +8,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -20,8 +21,13 @@ use token_core::{
     token_set::StoredTokenSet,
 };
 
-use token_test_support::pg::{database, drop_schema, test_url, unique_schema};
+use token_core::manager::ManagerConfig;
+use token_core::postgres::PostgresDatabase;
+use token_core::store::{Lease, StoredRecord, Version, Versioned};
+use token_core::token_set::TokenSet;
+use token_test_support::pg::{PrivateServer, database, drop_schema, test_url, unique_schema};
 use token_test_support::proxy::Proxy;
+use token_test_support::stores::RecordingIssuerStore;
 
 fn fingerprint(token: &str) -> String {
     TokenHash::of(token).to_hex()[..16].to_owned()
@@ -477,4 +483,263 @@ async fn the_database_going_away_gives_typed_errors_and_the_store_recovers() {
     drop(manager);
     drop(store);
     drop_schema(&url, &schema).await;
+}
+
+/// Where in a refresh [`StopsTheServer`] stops the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Once the lease is taken, before the session is read again and the provider called.
+    Lease,
+    /// After the provider rotated the pair, before the new pair is saved.
+    Save,
+}
+
+/// A `PostgresStore` whose server is stopped (really: `pg_ctl stop`) at one point of the
+/// first refresh once armed; every call is then made to the stopped server.
+struct StopsTheServer {
+    inner: PostgresStore,
+    server: std::sync::Arc<PrivateServer>,
+    phase: Phase,
+    mode: &'static str,
+    armed: std::sync::Arc<AtomicBool>,
+}
+
+impl StopsTheServer {
+    fn trip(&self, phase: Phase) {
+        if self.phase == phase && self.armed.swap(false, Ordering::SeqCst) {
+            tokio::task::block_in_place(|| self.server.stop(self.mode));
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenStore for StopsTheServer {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        self.inner.load(key).await
+    }
+
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        self.trip(Phase::Save);
+        self.inner.save(key, record, expected).await
+    }
+
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
+        self.inner.delete(key, expected).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        let lease = self.inner.acquire_lease(key, holder, ttl).await;
+        if matches!(lease, Ok(Lease::Acquired | Lease::TakenOver)) {
+            self.trip(Phase::Lease);
+        }
+        lease
+    }
+
+    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        self.inner.release_lease(key, holder).await
+    }
+}
+
+/// The PostgreSQL server stopped (`fast`: clients told, then cut; `immediate`: as in a
+/// crash) in the middle of a refresh, and started again: every call ends with a typed error
+/// or the new token within the store timeout, the same store and manager carry on without a
+/// restart, the provider sees each refresh token once, and the rotated pair ends in the
+/// database (saved in the background once the server is back, when the stop came between the
+/// rotation and the save).
+async fn the_server_stopped_mid_refresh(test: &str, phase: Phase, mode: &'static str) {
+    let Some(server) = PrivateServer::start(test) else {
+        return;
+    };
+    let server = std::sync::Arc::new(server);
+    let schema = unique_schema();
+    let db = PostgresDatabase::builder(server.url())
+        .unwrap()
+        .schema(&schema)
+        .max_connections(2)
+        .operation_timeout(Duration::from_secs(2))
+        .connect_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let postgres = PostgresStore::open(&db).await.unwrap();
+    let armed = std::sync::Arc::new(AtomicBool::new(false));
+    let store = StopsTheServer {
+        inner: postgres.clone(),
+        server: server.clone(),
+        phase,
+        mode,
+        armed: armed.clone(),
+    };
+    let issuer = std::sync::Arc::new(RecordingIssuerStore::default());
+    let sandbox = Sandbox::builder()
+        .issuer_store(issuer.clone())
+        .start()
+        .await
+        .unwrap();
+    let store_timeout = Duration::from_secs(5);
+    let manager = TokenManager::builder(SandboxOAuth::new(sandbox.base_url()))
+        .store(store)
+        .config(
+            ManagerConfig::default()
+                .with_store_timeout(store_timeout)
+                .with_lease_ttl(Duration::from_secs(3)),
+        )
+        .build()
+        .unwrap();
+    let session = "customer-stop";
+    let initial = expired_set(&sandbox, session).await;
+    manager
+        .insert(session, TokenSet::from_stored(initial.clone()).unwrap())
+        .await
+        .unwrap();
+    let key = SessionKey::new("sandbox-oauth", session);
+    let v0 = postgres.load(&key).await.unwrap().unwrap().version;
+
+    armed.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    // Bounded by the stop itself (pg_ctl waits for it) plus the store calls' timeouts.
+    let first = tokio::time::timeout(Duration::from_secs(90), manager.access_token(session))
+        .await
+        .expect("the call ended");
+    assert!(!armed.load(Ordering::SeqCst), "the server was stopped");
+    let elapsed = started.elapsed();
+    let in_memory = match phase {
+        Phase::Lease => {
+            let error = first.unwrap_err();
+            assert!(
+                matches!(error, Error::Store(StoreError::Backend { .. })),
+                "{error:?}"
+            );
+            assert_eq!(error.kind(), ErrorKind::Transient, "{error}");
+            assert_eq!(
+                sandbox.calls("/token"),
+                0,
+                "no token sent without the store"
+            );
+            None
+        }
+        // The provider rotated: the new pair is used from memory, unsaved.
+        Phase::Save => Some(first.expect("the rotated pair, kept in memory")),
+    };
+    eprintln!("{test}: the call ended after {elapsed:?}");
+    // Every call while the server is down ends within the store timeout, with a typed error.
+    for _ in 0..3 {
+        let started = Instant::now();
+        let answer = postgres.load(&key).await;
+        assert!(
+            matches!(answer, Err(StoreError::Backend { .. })),
+            "{answer:?}"
+        );
+        assert!(started.elapsed() < store_timeout, "{:?}", started.elapsed());
+    }
+
+    tokio::task::block_in_place(|| server.restart());
+
+    let token = match in_memory {
+        Some(token) => token,
+        None => {
+            // The same manager carries on; the pool may still find out that its connections
+            // died with the server (one failed call per pooled connection at most).
+            let mut refreshed = None;
+            for _ in 0..5 {
+                match manager.access_token(session).await {
+                    Ok(token) => {
+                        refreshed = Some(token);
+                        break;
+                    }
+                    Err(error @ Error::Store(StoreError::Backend { .. })) => {
+                        eprintln!("{test}: after the restart: {error}");
+                    }
+                    Err(other) => panic!("{other:?}"),
+                }
+            }
+            refreshed.expect("the manager carried on after the restart")
+        }
+    };
+    // The new pair reaches the database (in the background when its save had failed).
+    let mut stored = None;
+    for _ in 0..200 {
+        if let Ok(Some(found)) = postgres.load(&key).await
+            && found.version > v0
+        {
+            stored = Some(found);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stored = stored.expect("the rotated pair was saved once the server was back");
+    let tokens = stored.value.tokens().unwrap();
+    assert_eq!(tokens.access_token, token);
+    assert_eq!(sandbox.calls("/token"), 1, "one refresh in all");
+    assert!(
+        issuer.refusals.lock().unwrap().is_empty(),
+        "a refresh token was presented twice"
+    );
+    assert_eq!(*issuer.reused.lock().unwrap(), 0);
+    assert_eq!(*issuer.rotated.lock().unwrap(), 1);
+    // Nothing lost: what is stored works.
+    sandbox
+        .issuer()
+        .authenticate(tokens.access_token.expose_secret())
+        .await
+        .unwrap();
+    sandbox
+        .issuer()
+        .refresh(tokens.refresh_token.as_ref().unwrap().expose_secret())
+        .await
+        .unwrap();
+    manager.shutdown(Duration::from_secs(10)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_stopped_fast_once_the_lease_is_taken() {
+    the_server_stopped_mid_refresh(
+        "the_server_stopped_fast_once_the_lease_is_taken",
+        Phase::Lease,
+        "fast",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_stopped_immediately_once_the_lease_is_taken() {
+    the_server_stopped_mid_refresh(
+        "the_server_stopped_immediately_once_the_lease_is_taken",
+        Phase::Lease,
+        "immediate",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_stopped_fast_between_the_rotation_and_the_save() {
+    the_server_stopped_mid_refresh(
+        "the_server_stopped_fast_between_the_rotation_and_the_save",
+        Phase::Save,
+        "fast",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_stopped_immediately_between_the_rotation_and_the_save() {
+    the_server_stopped_mid_refresh(
+        "the_server_stopped_immediately_between_the_rotation_and_the_save",
+        Phase::Save,
+        "immediate",
+    )
+    .await;
 }
