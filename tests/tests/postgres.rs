@@ -743,3 +743,127 @@ async fn the_server_stopped_immediately_between_the_rotation_and_the_save() {
     )
     .await;
 }
+
+/// Many sessions refreshing at once through two managers (two replicas), each with a pool of
+/// two connections, the provider slower than a lease (1 s): the lease renewals wait for a
+/// connection behind every other statement, and must still come in time (a lease that
+/// lapses lets the other replica spend the same refresh token); nothing deadlocks, every
+/// call ends with the new token, and each session is refreshed once.
+///
+/// `TOKEN_TEST_PG_SESSIONS` sets how many (default 200). From about 700 on two cores the
+/// queue for a connection outlasts the lease: grants answered later than a lease length
+/// after they were asked for are not trusted, most calls fail with `RefreshAborted` (typed,
+/// and no refresh token is presented twice), so the test fails there: the lease must be
+/// longer than the longest wait for a connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_sessions_through_two_small_pools_refresh_once_each() {
+    let test = "hundreds_of_sessions_through_two_small_pools_refresh_once_each";
+    let Some(url) = test_url(test) else {
+        return;
+    };
+    let sessions: usize = std::env::var("TOKEN_TEST_PG_SESSIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200);
+    let schema = unique_schema();
+    let pool_of_two = || {
+        PostgresDatabase::builder(&url)
+            .unwrap()
+            .schema(&schema)
+            .max_connections(2)
+            .operation_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    };
+    let stores = [
+        PostgresStore::open(&pool_of_two()).await.unwrap(),
+        PostgresStore::open(&pool_of_two()).await.unwrap(),
+    ];
+    let issuer = std::sync::Arc::new(RecordingIssuerStore::default());
+    let sandbox = Sandbox::builder()
+        .issuer_store(issuer.clone())
+        .start()
+        .await
+        .unwrap();
+    let lease_ttl = Duration::from_secs(1);
+    let managers: Vec<_> = stores
+        .iter()
+        .map(|store| {
+            TokenManager::builder(SandboxOAuth::new(sandbox.base_url()))
+                .store(store.clone())
+                .config(
+                    ManagerConfig::default()
+                        .with_lease_ttl(lease_ttl)
+                        .with_store_timeout(Duration::from_secs(20)),
+                )
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let mut initial = Vec::new();
+    for i in 0..sessions {
+        let name = format!("customer-{i}");
+        let set = expired_set(&sandbox, &name).await;
+        let key = SessionKey::new("sandbox-oauth", name.as_str());
+        stores[0]
+            .save(&key, &set.clone().into(), None)
+            .await
+            .unwrap();
+        initial.push(set);
+    }
+    // Every refresh outlives a lease: only renewals keep it.
+    sandbox.delay_next("/token", u32::try_from(sessions).unwrap(), 2 * lease_ttl);
+
+    let started = Instant::now();
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..sessions {
+        for (m, manager) in managers.iter().enumerate() {
+            let manager = manager.clone();
+            calls.spawn(async move {
+                let answer = manager.access_token(&format!("customer-{i}")).await;
+                (i, m, answer)
+            });
+        }
+    }
+    let mut tokens: Vec<Vec<String>> = vec![Vec::new(); sessions];
+    let mut failures = Vec::new();
+    let all = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(joined) = calls.join_next().await {
+            let (i, m, answer) = joined.unwrap();
+            match answer {
+                Ok(token) => tokens[i].push(token.expose_secret().to_owned()),
+                Err(error) => failures.push(format!("customer-{i} via manager {m}: {error}")),
+            }
+        }
+    })
+    .await;
+    assert!(all.is_ok(), "calls still waiting after 120 s (a deadlock?)");
+    eprintln!("{test}: {sessions} sessions in {:?}", started.elapsed());
+    let refusals = issuer.refusals.lock().unwrap().len();
+    let reused = *issuer.reused.lock().unwrap();
+    assert_eq!(
+        (refusals, reused),
+        (0, 0),
+        "refresh tokens presented twice (a lease lapsed?); failures: {failures:?}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} calls failed, {} refreshes; the first: {:?}",
+        failures.len(),
+        2 * sessions,
+        sandbox.calls("/token"),
+        failures.iter().take(3).collect::<Vec<_>>()
+    );
+    assert_eq!(sandbox.calls("/token"), sessions as u64, "one refresh each");
+    for (i, seen) in tokens.iter().enumerate() {
+        let key = SessionKey::new("sandbox-oauth", format!("customer-{i}"));
+        let stored = stores[1].load(&key).await.unwrap().unwrap();
+        let access = stored.value.tokens().unwrap().access_token.expose_secret();
+        assert_ne!(access, initial[i].access_token.expose_secret());
+        assert!(seen.iter().all(|t| t == access), "customer-{i}");
+    }
+    for manager in &managers {
+        manager.shutdown(Duration::from_secs(10)).await.unwrap();
+    }
+    drop_schema(&url, &schema).await;
+}
