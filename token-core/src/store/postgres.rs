@@ -653,6 +653,68 @@ pub(crate) mod tests {
         drop_schema(&db).await;
     }
 
+    /// The tables of an older library (schema version 1: `token_set`, records without a
+    /// `kind`) migrate at open, two processes opening at once, and keep their records; tables
+    /// missing under a recorded version, or present without one, give typed errors.
+    #[tokio::test]
+    async fn an_older_or_damaged_schema_at_start_migrates_or_fails_typed() {
+        let Some(url) = test_url("an_older_or_damaged_schema_at_start_migrates_or_fails_typed")
+        else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-old-schema");
+        db.migrate("token_store", &migrations(&db)[..1])
+            .await
+            .unwrap();
+        let StoredRecord::Tokens(tokens) = set("old") else {
+            unreachable!()
+        };
+        admin(
+            &db,
+            &format!(
+                "INSERT INTO {} (provider, session, version, token_set) VALUES ('p', 'old', 7, '{}')",
+                db.table("token_sets"),
+                serde_json::to_string(&tokens).unwrap()
+            ),
+        )
+        .await;
+        let other = test_db_same_schema(&url, &db);
+        let (a, b) = tokio::join!(PostgresStore::open(&db), PostgresStore::open(&other));
+        let (store, _) = (a.unwrap(), b.unwrap());
+        let key = SessionKey::new("p", "old");
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!((loaded.version, loaded.value), (7, set("old")));
+
+        // A table dropped by hand under a recorded version: typed errors, no panic.
+        admin(&db, &format!("DROP TABLE {}", db.table("token_sets"))).await;
+        let reopened = PostgresStore::open(&db).await;
+        let err = match reopened {
+            Ok(store) => store.load(&key).await.unwrap_err(),
+            Err(err) => err,
+        };
+        assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+        assert!(err.to_string().contains("42P01"), "{err}");
+
+        // Tables without a version (made by hand, or the version row deleted): typed error.
+        admin(
+            &db,
+            &format!(
+                "DELETE FROM {}; CREATE TABLE {} (x int)",
+                db.table("token_core_schema"),
+                db.table("token_sets")
+            ),
+        )
+        .await;
+        let err = PostgresStore::open(&db).await.unwrap_err();
+        assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("migrate `token_store` to version 1"),
+            "{err}"
+        );
+        drop_schema(&db).await;
+    }
+
     #[tokio::test]
     async fn a_corrupt_record_is_typed_and_quotes_nothing() {
         let Some(url) = test_url("a_corrupt_record_is_typed_and_quotes_nothing") else {
