@@ -715,6 +715,61 @@ pub(crate) mod tests {
         drop_schema(&db).await;
     }
 
+    /// The server closes connections idle too long (`idle_session_timeout`, as a proxy or a
+    /// firewall would): the next call after a long quiet spell connects again rather than
+    /// failing on the closed one.
+    #[tokio::test]
+    async fn a_connection_the_server_closed_while_idle_is_not_reused() {
+        let Some(url) = test_url("a_connection_the_server_closed_while_idle_is_not_reused") else {
+            return;
+        };
+        let app = format!("token-core-test-idle-{}", uuid::Uuid::new_v4().simple());
+        let mut config: tokio_postgres::Config = url.parse().unwrap();
+        config.options("-c idle_session_timeout=200");
+        let db = PostgresDatabase::builder_from_config(config)
+            .schema(format!("tc_test_{}", uuid::Uuid::new_v4().simple()))
+            .application_name(&app)
+            .max_connections(2)
+            .build()
+            .unwrap();
+        let store = PostgresStore::open(&db).await.unwrap();
+        let key = SessionKey::new("p", "idle");
+        let v1 = store.save(&key, &set("a"), None).await.unwrap();
+        let watcher = test_db_same_schema(&url, &db);
+        for round in 0..3 {
+            // Wait (bounded) until the server has closed every connection of ours.
+            let mut closed = false;
+            for _ in 0..200 {
+                let open: i64 = watcher
+                    .run("watch", async |client| {
+                        client
+                            .query_one(
+                                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                                &[&app],
+                            )
+                            .await
+                            .db("watch")
+                    })
+                    .await
+                    .unwrap()
+                    .get(0);
+                if open == 0 {
+                    closed = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            assert!(closed, "the server never closed the idle connections");
+            let loaded = store.load(&key).await;
+            assert_eq!(
+                loaded.map(|found| found.map(|f| f.version)).ok(),
+                Some(Some(v1)),
+                "round {round}: the call after a quiet spell failed"
+            );
+        }
+        drop_schema(&watcher).await;
+    }
+
     #[tokio::test]
     async fn a_corrupt_record_is_typed_and_quotes_nothing() {
         let Some(url) = test_url("a_corrupt_record_is_typed_and_quotes_nothing") else {
