@@ -770,6 +770,89 @@ pub(crate) mod tests {
         drop_schema(&watcher).await;
     }
 
+    /// The connection of a process creating the tables is killed by the server
+    /// (`pg_terminate_backend`) mid-transaction, its tables made and its version not yet
+    /// recorded: it fails with a typed error, leaves nothing half-made, and the next open
+    /// creates everything.
+    #[tokio::test]
+    async fn a_migration_killed_mid_transaction_leaves_nothing_half_made() {
+        let Some(url) = test_url("a_migration_killed_mid_transaction_leaves_nothing_half_made")
+        else {
+            return;
+        };
+        let app = format!("token-core-test-mig-kill-{}", uuid::Uuid::new_v4().simple());
+        let db = test_db(&url, &app);
+        // The schema and its version table, without the store's tables.
+        db.migrate("other", &[]).await.unwrap();
+        let versions = db.table("token_core_schema");
+        let other = test_db_same_schema(&url, &db);
+        // Another transaction is recording the store's version: the opener's own recording,
+        // its last step, waits for it.
+        let locker = other.pool().get().await.unwrap();
+        locker
+            .batch_execute(&format!(
+                "BEGIN; INSERT INTO {versions} (component, version) VALUES ('token_store', 0)"
+            ))
+            .await
+            .unwrap();
+        let opening = {
+            let db = db.clone();
+            tokio::spawn(async move { PostgresStore::open(&db).await.map(drop) })
+        };
+        let mut killed = false;
+        for _ in 0..400 {
+            let row = other
+                .run("kill", async |client| {
+                    client
+                        .query_one(
+                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                             WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                            &[&app],
+                        )
+                        .await
+                        .db("kill")
+                })
+                .await
+                .unwrap();
+            if row.get::<_, i64>(0) > 0 {
+                killed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(killed, "the opener never waited for the lock");
+        let err = tokio::time::timeout(Duration::from_secs(10), opening)
+            .await
+            .expect("the killed open ended at once")
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+        assert!(err.to_string().contains("57P01"), "{err}");
+        locker.batch_execute("ROLLBACK").await.unwrap();
+        drop(locker);
+        let tables: i64 = other
+            .run("count", async |client| {
+                client
+                    .query_one(
+                        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                         WHERE n.nspname = $1 AND c.relname LIKE 'token_%'",
+                        &[&db.schema()],
+                    )
+                    .await
+                    .db("count")
+            })
+            .await
+            .unwrap()
+            .get(0);
+        // The version table (and its index) alone: the killed transaction made nothing.
+        assert_eq!(tables, 2, "tables left half-made");
+        let store = PostgresStore::open(&db).await.unwrap();
+        let key = SessionKey::new("p", "after");
+        let v1 = store.save(&key, &set("a"), None).await.unwrap();
+        assert_eq!(store.load(&key).await.unwrap().unwrap().version, v1);
+        drop_schema(&db).await;
+    }
+
     #[tokio::test]
     async fn a_corrupt_record_is_typed_and_quotes_nothing() {
         let Some(url) = test_url("a_corrupt_record_is_typed_and_quotes_nothing") else {
