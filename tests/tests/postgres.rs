@@ -25,7 +25,9 @@ use token_core::manager::ManagerConfig;
 use token_core::postgres::PostgresDatabase;
 use token_core::store::{Lease, StoredRecord, Version, Versioned};
 use token_core::token_set::TokenSet;
-use token_test_support::pg::{PrivateServer, database, drop_schema, test_url, unique_schema};
+use token_test_support::pg::{
+    PrivateServer, database, drop_schema, scalar, test_url, unique_schema,
+};
 use token_test_support::proxy::Proxy;
 use token_test_support::stores::RecordingIssuerStore;
 
@@ -865,5 +867,115 @@ async fn hundreds_of_sessions_through_two_small_pools_refresh_once_each() {
     for manager in &managers {
         manager.shutdown(Duration::from_secs(10)).await.unwrap();
     }
+    drop_schema(&url, &schema).await;
+}
+
+/// The session's row locked by another transaction for longer than the store's timeouts
+/// while a refresh saves: the call still ends (the rotated pair from memory) within the
+/// store timeout, the save is retried in the background under the lease, and once the lock
+/// goes the pair is in the database; the refresh token was presented once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_locked_past_the_store_timeout_delays_the_save_and_loses_nothing() {
+    let test = "a_row_locked_past_the_store_timeout_delays_the_save_and_loses_nothing";
+    let Some(url) = test_url(test) else {
+        return;
+    };
+    let schema = unique_schema();
+    let app = format!("token-test-locked-{}", std::process::id());
+    let db = PostgresDatabase::builder(&url)
+        .unwrap()
+        .schema(&schema)
+        .application_name(&app)
+        .max_connections(2)
+        .operation_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let store = PostgresStore::open(&db).await.unwrap();
+    let issuer = std::sync::Arc::new(RecordingIssuerStore::default());
+    let sandbox = Sandbox::builder()
+        .issuer_store(issuer.clone())
+        .start()
+        .await
+        .unwrap();
+    let store_timeout = Duration::from_secs(3);
+    let manager = TokenManager::builder(SandboxOAuth::new(sandbox.base_url()))
+        .store(store.clone())
+        .config(
+            ManagerConfig::default()
+                .with_store_timeout(store_timeout)
+                .with_lease_ttl(Duration::from_secs(3)),
+        )
+        .build()
+        .unwrap();
+    let session = "customer-locked";
+    let key = SessionKey::new("sandbox-oauth", session);
+    let v0 = store
+        .save(&key, &expired_set(&sandbox, session).await.into(), None)
+        .await
+        .unwrap();
+
+    let (locker, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    locker
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM \"{schema}\".token_sets WHERE session = '{session}' FOR UPDATE"
+        ))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let token = tokio::time::timeout(4 * store_timeout, manager.access_token(session))
+        .await
+        .expect("the call ended")
+        .expect("the rotated pair, from memory");
+    assert!(
+        started.elapsed() < 2 * store_timeout,
+        "{:?}",
+        started.elapsed()
+    );
+    // The background save waits for the row, and is cancelled at each timeout: see it wait
+    // (from another connection: the locker's transaction sees one snapshot of the activity).
+    let mut waited = false;
+    for _ in 0..200 {
+        let waiting = scalar(
+            &url,
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE application_name = '{app}' AND wait_event_type = 'Lock'"
+            ),
+        )
+        .await;
+        if waiting > 0 {
+            waited = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(waited, "no save waited for the locked row");
+    assert_eq!(
+        store.load(&key).await.unwrap().unwrap().version,
+        v0,
+        "nothing saved through the lock"
+    );
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    drop(locker);
+    let _ = connection.await;
+
+    let mut stored = None;
+    for _ in 0..200 {
+        let found = store.load(&key).await.unwrap().unwrap();
+        if found.version > v0 {
+            stored = Some(found);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stored = stored.expect("the pair was saved once the lock went");
+    assert_eq!(stored.value.tokens().unwrap().access_token, token);
+    assert_eq!(sandbox.calls("/token"), 1);
+    assert!(issuer.refusals.lock().unwrap().is_empty());
+    assert_eq!(*issuer.reused.lock().unwrap(), 0);
+    manager.shutdown(Duration::from_secs(10)).await.unwrap();
     drop_schema(&url, &schema).await;
 }
