@@ -494,6 +494,9 @@ enum Phase {
     Lease,
     /// After the provider rotated the pair, before the new pair is saved.
     Save,
+    /// While the save's statement runs (waiting for the row, which another transaction
+    /// holds locked).
+    SaveInFlight,
 }
 
 /// A `PostgresStore` whose server is stopped (really: `pg_ctl stop`) at one point of the
@@ -504,6 +507,8 @@ struct StopsTheServer {
     phase: Phase,
     mode: &'static str,
     armed: std::sync::Arc<AtomicBool>,
+    /// The `application_name` of the store's connections.
+    app: String,
 }
 
 impl StopsTheServer {
@@ -511,6 +516,57 @@ impl StopsTheServer {
         if self.phase == phase && self.armed.swap(false, Ordering::SeqCst) {
             tokio::task::block_in_place(|| self.server.stop(self.mode));
         }
+    }
+
+    /// Saves while another transaction holds the row locked, and stops the server once the
+    /// save's statement waits for it.
+    async fn save_in_flight(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        let url = self.server.url().to_owned();
+        let (locker, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let connection = tokio::spawn(connection);
+        locker
+            .batch_execute(&format!(
+                "BEGIN; SELECT 1 FROM \"{}\".token_sets WHERE session = '{}' FOR UPDATE",
+                self.inner.database().schema(),
+                key.session()
+            ))
+            .await
+            .unwrap();
+        let stopper = {
+            let (server, mode, app) = (self.server.clone(), self.mode, self.app.clone());
+            tokio::spawn(async move {
+                for _ in 0..400 {
+                    let waiting = scalar(
+                        &url,
+                        &format!(
+                            "SELECT count(*) FROM pg_stat_activity
+                             WHERE application_name = '{app}' AND wait_event_type = 'Lock'"
+                        ),
+                    )
+                    .await;
+                    if waiting > 0 {
+                        tokio::task::spawn_blocking(move || server.stop(mode))
+                            .await
+                            .unwrap();
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                panic!("the save never waited for the locked row");
+            })
+        };
+        let saved = self.inner.save(key, record, expected).await;
+        stopper.await.unwrap();
+        drop(locker);
+        let _ = connection.await;
+        saved
     }
 }
 
@@ -526,6 +582,9 @@ impl TokenStore for StopsTheServer {
         record: &StoredRecord,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
+        if self.phase == Phase::SaveInFlight && self.armed.swap(false, Ordering::SeqCst) {
+            return self.save_in_flight(key, record, expected).await;
+        }
         self.trip(Phase::Save);
         self.inner.save(key, record, expected).await
     }
@@ -568,9 +627,11 @@ async fn the_server_stopped_mid_refresh(test: &str, phase: Phase, mode: &'static
     };
     let server = std::sync::Arc::new(server);
     let schema = unique_schema();
+    let app = format!("token-test-stop-{}", std::process::id());
     let db = PostgresDatabase::builder(server.url())
         .unwrap()
         .schema(&schema)
+        .application_name(&app)
         .max_connections(2)
         .operation_timeout(Duration::from_secs(2))
         .connect_timeout(Duration::from_secs(1))
@@ -584,6 +645,7 @@ async fn the_server_stopped_mid_refresh(test: &str, phase: Phase, mode: &'static
         phase,
         mode,
         armed: armed.clone(),
+        app,
     };
     let issuer = std::sync::Arc::new(RecordingIssuerStore::default());
     let sandbox = Sandbox::builder()
@@ -634,7 +696,7 @@ async fn the_server_stopped_mid_refresh(test: &str, phase: Phase, mode: &'static
             None
         }
         // The provider rotated: the new pair is used from memory, unsaved.
-        Phase::Save => Some(first.expect("the rotated pair, kept in memory")),
+        Phase::Save | Phase::SaveInFlight => Some(first.expect("the rotated pair, kept in memory")),
     };
     eprintln!("{test}: the call ended after {elapsed:?}");
     // Every call while the server is down ends within the store timeout, with a typed error.
@@ -978,4 +1040,24 @@ async fn a_row_locked_past_the_store_timeout_delays_the_save_and_loses_nothing()
     assert_eq!(*issuer.reused.lock().unwrap(), 0);
     manager.shutdown(Duration::from_secs(10)).await.unwrap();
     drop_schema(&url, &schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_stopped_fast_during_the_save() {
+    the_server_stopped_mid_refresh(
+        "the_server_stopped_fast_during_the_save",
+        Phase::SaveInFlight,
+        "fast",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_stopped_immediately_during_the_save() {
+    the_server_stopped_mid_refresh(
+        "the_server_stopped_immediately_during_the_save",
+        Phase::SaveInFlight,
+        "immediate",
+    )
+    .await;
 }
