@@ -1061,3 +1061,129 @@ async fn the_server_stopped_immediately_during_the_save() {
     )
     .await;
 }
+
+/// The network to the database drops every packet (connections stay open and silent, no
+/// reset): no call hangs on a dead connection; each store call ends with a typed error
+/// within the operation timeout and the grace to cancel, the manager's within its store
+/// timeout, no token is sent; when the network is back the same store and manager carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_network_never_hangs_a_call() {
+    let test = "a_silent_network_never_hangs_a_call";
+    let Some(url) = test_url(test) else {
+        return;
+    };
+    let mut through_proxy = url::Url::parse(&url).unwrap();
+    let Some(host) = through_proxy.host_str().map(str::to_owned) else {
+        eprintln!("{test}: skipped: TOKEN_TEST_POSTGRES_URL has no TCP host to proxy");
+        return;
+    };
+    let proxy = Proxy::start(format!("{host}:{}", through_proxy.port().unwrap_or(5432))).await;
+    through_proxy.set_host(Some("127.0.0.1")).unwrap();
+    through_proxy.set_port(Some(proxy.addr.port())).unwrap();
+    let schema = unique_schema();
+    let operation_timeout = Duration::from_secs(1);
+    let db = PostgresDatabase::builder(through_proxy.as_str())
+        .unwrap()
+        .schema(&schema)
+        .max_connections(2)
+        .operation_timeout(operation_timeout)
+        .connect_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let store = PostgresStore::open(&db).await.unwrap();
+    let sandbox = Sandbox::builder().start().await.unwrap();
+    let store_timeout = Duration::from_secs(5);
+    let manager = TokenManager::builder(SandboxOAuth::new(sandbox.base_url()))
+        .store(store.clone())
+        .config(ManagerConfig::default().with_store_timeout(store_timeout))
+        .build()
+        .unwrap();
+    let session = "customer-silent";
+    let key = SessionKey::new("sandbox-oauth", session);
+    let v1 = store
+        .save(&key, &expired_set(&sandbox, session).await.into(), None)
+        .await
+        .unwrap();
+    assert!(db.idle_connections() > 0, "a pooled connection to freeze");
+
+    proxy.freeze();
+    // The operation timeout, the cancel's grace (2 s), and a margin.
+    let bound = operation_timeout + Duration::from_secs(3);
+    let timed = async |name: &str,
+                       call: std::pin::Pin<
+        Box<dyn Future<Output = Result<(), StoreError>> + Send + '_>,
+    >| {
+        let started = Instant::now();
+        let answer = tokio::time::timeout(2 * bound, call).await;
+        let took = started.elapsed();
+        let answer = answer.unwrap_or_else(|_| panic!("{name} hung on a silent connection"));
+        assert!(
+            matches!(answer, Err(StoreError::Backend { .. })),
+            "{name}: {answer:?}"
+        );
+        assert!(took < bound, "{name} took {took:?}");
+    };
+    timed("load", Box::pin(async { store.load(&key).await.map(drop) })).await;
+    timed(
+        "save",
+        Box::pin(async {
+            let set = sandbox.issue("other").await.unwrap();
+            store.save(&key, &set.into(), Some(v1)).await.map(drop)
+        }),
+    )
+    .await;
+    timed(
+        "lease",
+        Box::pin(async {
+            store
+                .acquire_lease(&key, "me", Duration::from_secs(5))
+                .await
+                .map(drop)
+        }),
+    )
+    .await;
+    timed(
+        "release",
+        Box::pin(async { store.release_lease(&key, "me").await }),
+    )
+    .await;
+    let started = Instant::now();
+    let error = tokio::time::timeout(4 * store_timeout, manager.access_token(session))
+        .await
+        .expect("the manager's call ended")
+        .unwrap_err();
+    assert!(
+        started.elapsed() < store_timeout + bound,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(error.kind(), ErrorKind::Transient, "{error}");
+    assert_eq!(
+        sandbox.calls("/token"),
+        0,
+        "no token sent without the lease"
+    );
+
+    // The network comes back (the frozen connections die): everything carries on.
+    proxy.down();
+    proxy.restore();
+    let mut token = None;
+    for _ in 0..20 {
+        match manager.access_token(session).await {
+            Ok(found) => {
+                token = Some(found);
+                break;
+            }
+            Err(Error::Store(StoreError::Backend { .. })) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    let token = token.expect("the manager carried on");
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(stored.value.tokens().unwrap().access_token, token);
+    assert_eq!(sandbox.calls("/token"), 1);
+    manager.shutdown(Duration::from_secs(10)).await.unwrap();
+    drop(manager);
+    drop(store);
+    drop_schema(&url, &schema).await;
+}
