@@ -145,7 +145,10 @@ impl PostgresDatabase {
     }
 
     /// A database over the application's own `deadpool-postgres` pool, in the default
-    /// schema with the default operation timeout (10 s). Its connections are shared with the
+    /// schema with the default operation timeout (10 s). A statement still running at the
+    /// timeout is cancelled through a connection in the clear (the pool's TLS connector is
+    /// not known here): where the server requires TLS the cancel fails, and the connection
+    /// is only closed. Its connections are shared with the
     /// rest of the application; token-core's statements name their schema, so the pool's
     /// `search_path` does not matter.
     ///
@@ -251,12 +254,14 @@ impl PostgresDatabase {
             .map_err(|_| timed_out())?
             .map_err(|e| pool_error(what, e))?;
         let cancel = client.cancel_token();
+        let mut cancelled = false;
         let result = {
             let operation = operation(&mut client);
             tokio::pin!(operation);
             match tokio::time::timeout_at(deadline, &mut operation).await {
                 Ok(result) => result,
                 Err(_) => {
+                    cancelled = true;
                     let grace = CANCEL_GRACE.min(self.inner.operation_timeout);
                     let settled = tokio::time::timeout(grace, async {
                         (self.inner.canceller)(cancel).await.ok()?;
@@ -274,7 +279,9 @@ impl PostgresDatabase {
                 }
             }
         };
-        if matches!(result, Err(StoreError::Backend { .. })) {
+        // A connection sent a cancel is not reused even when its operation ended well: the
+        // cancel may reach the server late, and stop the next caller's statement.
+        if cancelled || matches!(result, Err(StoreError::Backend { .. })) {
             drop(deadpool_postgres::Object::take(client));
         }
         result
