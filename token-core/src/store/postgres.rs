@@ -853,6 +853,73 @@ pub(crate) mod tests {
         drop_schema(&db).await;
     }
 
+    /// A call dropped by its caller (an outer timeout, a `select!`) while its statement waits
+    /// for a row another transaction holds: its connection is not handed to the next caller
+    /// (whose statement would queue behind the abandoned one), and the abandoned statement
+    /// is cancelled, not left to land once the lock goes.
+    #[tokio::test]
+    async fn a_call_dropped_mid_statement_leaves_neither_its_connection_nor_its_statement() {
+        let Some(url) = test_url(
+            "a_call_dropped_mid_statement_leaves_neither_its_connection_nor_its_statement",
+        ) else {
+            return;
+        };
+        let app = format!("token-core-test-dropped-{}", uuid::Uuid::new_v4().simple());
+        let db = PostgresDatabase::builder(&url)
+            .unwrap()
+            .schema(format!("tc_test_{}", uuid::Uuid::new_v4().simple()))
+            .application_name(&app)
+            .max_connections(1)
+            .operation_timeout(Duration::from_secs(3))
+            .build()
+            .unwrap();
+        let store = PostgresStore::open(&db).await.unwrap();
+        let key = SessionKey::new("p", "dropped");
+        let v1 = store.save(&key, &set("a"), None).await.unwrap();
+        let other = test_db_same_schema(&url, &db);
+        let locker = other.pool().get().await.unwrap();
+        locker
+            .batch_execute(&format!(
+                "BEGIN; SELECT 1 FROM {} WHERE provider = 'p' AND session = 'dropped' FOR UPDATE",
+                db.table("token_sets"),
+            ))
+            .await
+            .unwrap();
+        let dropped = tokio::time::timeout(
+            Duration::from_millis(300),
+            store.save(&key, &set("abandoned"), Some(v1)),
+        )
+        .await;
+        assert!(
+            dropped.is_err(),
+            "the save waited for the lock: {dropped:?}"
+        );
+
+        // The next caller gets a connection that answers at once.
+        let started = std::time::Instant::now();
+        let loaded = store.load(&SessionKey::new("p", "elsewhere")).await;
+        assert!(
+            matches!(loaded, Ok(None)),
+            "{loaded:?} after {:?}",
+            started.elapsed()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+
+        locker.batch_execute("ROLLBACK").await.unwrap();
+        drop(locker);
+        wait_until_idle(&other, &app).await;
+        assert_eq!(
+            store.load(&key).await.unwrap().unwrap().version,
+            v1,
+            "the abandoned save was saved after all"
+        );
+        drop_schema(&db).await;
+    }
+
     #[tokio::test]
     async fn a_corrupt_record_is_typed_and_quotes_nothing() {
         let Some(url) = test_url("a_corrupt_record_is_typed_and_quotes_nothing") else {
