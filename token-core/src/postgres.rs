@@ -235,7 +235,9 @@ impl PostgresDatabase {
     /// transaction locked, say), to land after its caller was told it failed: a lease
     /// release then takes away a lease granted since, a save overwrites what was saved
     /// since. An operation that completed despite the cancel answers what it did; one the
-    /// cancel cannot reach (the server is gone) fails when the grace is over.
+    /// cancel cannot reach (the server is gone) fails when the grace is over. The same when
+    /// the caller drops this future before it ends: the connection is closed and what it
+    /// runs cancelled (in the background), never handed to the next caller.
     pub(crate) async fn run<T>(
         &self,
         what: &str,
@@ -249,14 +251,23 @@ impl PostgresDatabase {
             ),
             source: None,
         };
-        let mut client = tokio::time::timeout_at(deadline, self.inner.pool.get())
+        let client = tokio::time::timeout_at(deadline, self.inner.pool.get())
             .await
             .map_err(|_| timed_out())?
             .map_err(|e| pool_error(what, e))?;
         let cancel = client.cancel_token();
+        // Dropped before the end (its caller gave up), it closes the connection and cancels
+        // what it runs.
+        let mut in_flight = InFlight {
+            client: Some(client),
+            canceller: self.inner.canceller.clone(),
+        };
         let mut cancelled = false;
         let result = {
-            let operation = operation(&mut client);
+            let Some(client) = in_flight.client.as_mut() else {
+                return Err(timed_out());
+            };
+            let operation = operation(client);
             tokio::pin!(operation);
             match tokio::time::timeout_at(deadline, &mut operation).await {
                 Ok(result) => result,
@@ -281,7 +292,9 @@ impl PostgresDatabase {
         };
         // A connection sent a cancel is not reused even when its operation ended well: the
         // cancel may reach the server late, and stop the next caller's statement.
-        if cancelled || matches!(result, Err(StoreError::Backend { .. })) {
+        if let Some(client) = in_flight.client.take()
+            && (cancelled || matches!(result, Err(StoreError::Backend { .. })))
+        {
             drop(deadpool_postgres::Object::take(client));
         }
         result
@@ -449,6 +462,32 @@ impl PostgresDatabaseBuilder {
                 db.with_operation_timeout(self.operation_timeout)
                     .rebuilt(|db| db.canceller = canceller)
             })
+    }
+}
+
+/// A connection in use by an operation. Dropped with it (the operation's caller gave up: an
+/// outer timeout, a `select!`), it must not go back to the pool, where the next caller's
+/// statements would queue behind the abandoned one: it is closed, and what it runs is
+/// cancelled on the server (a statement waiting for a locked row would otherwise land after
+/// its caller gave up).
+struct InFlight {
+    client: Option<deadpool_postgres::Client>,
+    canceller: Canceller,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let cancel = client.cancel_token();
+        drop(deadpool_postgres::Object::take(client));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let canceller = self.canceller.clone();
+            runtime.spawn(tokio::time::timeout(CANCEL_GRACE, async move {
+                canceller(cancel).await
+            }));
+        }
     }
 }
 

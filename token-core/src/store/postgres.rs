@@ -60,7 +60,8 @@ pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 2;
 /// Every failure of the database is a [`StoreError::Backend`] (a lost connection, a refused
 /// one, a timeout); the connection is then dropped and the next call connects again. A
 /// statement still running at the timeout (waiting for a row another transaction holds
-/// locked) is cancelled on the server first: a call that failed has no later effect.
+/// locked), or when the caller drops the call, is cancelled on the server: a call that
+/// failed or was dropped has no later effect, and its connection is not reused.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), token_core::error::StoreError> {
