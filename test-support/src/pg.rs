@@ -14,6 +14,8 @@ use token_core::postgres::PostgresDatabase;
 #[path = "../../token-core/src/store/postgres_test_server.rs"]
 mod server;
 
+pub use server::PrivateServer;
+
 /// The test database's URL, or `None` when `test` should skip (see the module docs).
 pub fn test_url(test: &str) -> Option<String> {
     server::test_url(test)

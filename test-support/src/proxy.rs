@@ -1,5 +1,6 @@
 //! A loopback TCP proxy in front of a database: the tests cut every connection and refuse
-//! new ones to make the database "go away", and restore it, with no privileges needed.
+//! new ones to make the database "go away", or freeze every connection (open, and silent,
+//! as a network that drops every packet), and restore it, with no privileges needed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +11,7 @@ pub struct Proxy {
     pub addr: std::net::SocketAddr,
     up: Arc<AtomicBool>,
     cut: tokio::sync::watch::Sender<u64>,
+    frozen: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -19,9 +21,11 @@ impl Proxy {
         let addr = listener.local_addr().unwrap();
         let up = Arc::new(AtomicBool::new(true));
         let (cut, _) = tokio::sync::watch::channel(0u64);
+        let (frozen, _) = tokio::sync::watch::channel(false);
         let task = {
             let up = up.clone();
             let cut = cut.clone();
+            let frozen = frozen.clone();
             tokio::spawn(async move {
                 loop {
                     let Ok((mut inbound, _)) = listener.accept().await else {
@@ -32,15 +36,21 @@ impl Proxy {
                         continue;
                     }
                     let mut cut = cut.subscribe();
+                    let mut frozen = frozen.subscribe();
                     let upstream = upstream.clone();
                     tokio::spawn(async move {
                         let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await
                         else {
                             return;
                         };
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                            _ = cut.changed() => {}
+                        let froze = tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => false,
+                            _ = cut.changed() => false,
+                            _ = frozen.wait_for(|frozen| *frozen) => true,
+                        };
+                        if froze {
+                            // Open and silent until cut: nothing more goes through.
+                            let _ = cut.changed().await;
                         }
                     });
                 }
@@ -50,6 +60,7 @@ impl Proxy {
             addr,
             up,
             cut,
+            frozen,
             task,
         }
     }
@@ -61,6 +72,13 @@ impl Proxy {
 
     pub fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
+        self.frozen.send_replace(false);
+    }
+
+    /// Every connection, open or new, stays open but carries nothing more (a network that
+    /// drops every packet: no reset, no end of stream) until [`down`](Self::down).
+    pub fn freeze(&self) {
+        self.frozen.send_replace(true);
     }
 }
 

@@ -8,6 +8,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -20,8 +21,15 @@ use token_core::{
     token_set::StoredTokenSet,
 };
 
-use token_test_support::pg::{database, drop_schema, test_url, unique_schema};
+use token_core::manager::ManagerConfig;
+use token_core::postgres::PostgresDatabase;
+use token_core::store::{Lease, StoredRecord, Version, Versioned};
+use token_core::token_set::TokenSet;
+use token_test_support::pg::{
+    PrivateServer, database, drop_schema, scalar, test_url, unique_schema,
+};
 use token_test_support::proxy::Proxy;
+use token_test_support::stores::RecordingIssuerStore;
 
 fn fingerprint(token: &str) -> String {
     TokenHash::of(token).to_hex()[..16].to_owned()
@@ -474,6 +482,707 @@ async fn the_database_going_away_gives_typed_errors_and_the_store_recovers() {
     assert!(stored.version > v1);
     assert_eq!(stored.value.tokens().unwrap().access_token, token);
     assert_eq!(sandbox.calls("/token"), 1);
+    drop(manager);
+    drop(store);
+    drop_schema(&url, &schema).await;
+}
+
+/// Where in a refresh [`StopsTheServer`] stops the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Once the lease is taken, before the session is read again and the provider called.
+    Lease,
+    /// After the provider rotated the pair, before the new pair is saved.
+    Save,
+    /// While the save's statement runs (waiting for the row, which another transaction
+    /// holds locked).
+    SaveInFlight,
+}
+
+/// A `PostgresStore` whose server is stopped (really: `pg_ctl stop`) at one point of the
+/// first refresh once armed; every call is then made to the stopped server.
+struct StopsTheServer {
+    inner: PostgresStore,
+    server: std::sync::Arc<PrivateServer>,
+    phase: Phase,
+    mode: &'static str,
+    armed: std::sync::Arc<AtomicBool>,
+    /// The `application_name` of the store's connections.
+    app: String,
+}
+
+impl StopsTheServer {
+    fn trip(&self, phase: Phase) {
+        if self.phase == phase && self.armed.swap(false, Ordering::SeqCst) {
+            tokio::task::block_in_place(|| self.server.stop(self.mode));
+        }
+    }
+
+    /// Saves while another transaction holds the row locked, and stops the server once the
+    /// save's statement waits for it.
+    async fn save_in_flight(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        let url = self.server.url().to_owned();
+        let (locker, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let connection = tokio::spawn(connection);
+        locker
+            .batch_execute(&format!(
+                "BEGIN; SELECT 1 FROM \"{}\".token_sets WHERE session = '{}' FOR UPDATE",
+                self.inner.database().schema(),
+                key.session()
+            ))
+            .await
+            .unwrap();
+        let stopper = {
+            let (server, mode, app) = (self.server.clone(), self.mode, self.app.clone());
+            tokio::spawn(async move {
+                for _ in 0..400 {
+                    let waiting = scalar(
+                        &url,
+                        &format!(
+                            "SELECT count(*) FROM pg_stat_activity
+                             WHERE application_name = '{app}' AND wait_event_type = 'Lock'"
+                        ),
+                    )
+                    .await;
+                    if waiting > 0 {
+                        tokio::task::spawn_blocking(move || server.stop(mode))
+                            .await
+                            .unwrap();
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                panic!("the save never waited for the locked row");
+            })
+        };
+        let saved = self.inner.save(key, record, expected).await;
+        stopper.await.unwrap();
+        drop(locker);
+        let _ = connection.await;
+        saved
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenStore for StopsTheServer {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        self.inner.load(key).await
+    }
+
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        if self.phase == Phase::SaveInFlight && self.armed.swap(false, Ordering::SeqCst) {
+            return self.save_in_flight(key, record, expected).await;
+        }
+        self.trip(Phase::Save);
+        self.inner.save(key, record, expected).await
+    }
+
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
+        self.inner.delete(key, expected).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        let lease = self.inner.acquire_lease(key, holder, ttl).await;
+        if matches!(lease, Ok(Lease::Acquired | Lease::TakenOver)) {
+            self.trip(Phase::Lease);
+        }
+        lease
+    }
+
+    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        self.inner.release_lease(key, holder).await
+    }
+}
+
+/// The PostgreSQL server stopped (`fast`: clients told, then cut; `immediate`: as in a
+/// crash) in the middle of a refresh, and started again: every call ends with a typed error
+/// or the new token within the store timeout, the same store and manager carry on without a
+/// restart, the provider sees each refresh token once, and the rotated pair ends in the
+/// database (saved in the background once the server is back, when the stop came between the
+/// rotation and the save).
+async fn the_server_stopped_mid_refresh(test: &str, phase: Phase, mode: &'static str) {
+    let Some(server) = PrivateServer::start(test) else {
+        return;
+    };
+    let server = std::sync::Arc::new(server);
+    let schema = unique_schema();
+    let app = format!("token-test-stop-{}", std::process::id());
+    let db = PostgresDatabase::builder(server.url())
+        .unwrap()
+        .schema(&schema)
+        .application_name(&app)
+        .max_connections(2)
+        .operation_timeout(Duration::from_secs(2))
+        .connect_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let postgres = PostgresStore::open(&db).await.unwrap();
+    let armed = std::sync::Arc::new(AtomicBool::new(false));
+    let store = StopsTheServer {
+        inner: postgres.clone(),
+        server: server.clone(),
+        phase,
+        mode,
+        armed: armed.clone(),
+        app,
+    };
+    let issuer = std::sync::Arc::new(RecordingIssuerStore::default());
+    let sandbox = Sandbox::builder()
+        .issuer_store(issuer.clone())
+        .start()
+        .await
+        .unwrap();
+    let store_timeout = Duration::from_secs(5);
+    let manager = TokenManager::builder(SandboxOAuth::new(sandbox.base_url()))
+        .store(store)
+        .config(
+            ManagerConfig::default()
+                .with_store_timeout(store_timeout)
+                .with_lease_ttl(Duration::from_secs(3)),
+        )
+        .build()
+        .unwrap();
+    let session = "customer-stop";
+    let initial = expired_set(&sandbox, session).await;
+    manager
+        .insert(session, TokenSet::from_stored(initial.clone()).unwrap())
+        .await
+        .unwrap();
+    let key = SessionKey::new("sandbox-oauth", session);
+    let v0 = postgres.load(&key).await.unwrap().unwrap().version;
+
+    armed.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    // Bounded by the stop itself (pg_ctl waits for it) plus the store calls' timeouts.
+    let first = tokio::time::timeout(Duration::from_secs(90), manager.access_token(session))
+        .await
+        .expect("the call ended");
+    assert!(!armed.load(Ordering::SeqCst), "the server was stopped");
+    let elapsed = started.elapsed();
+    let in_memory = match phase {
+        Phase::Lease => {
+            let error = first.unwrap_err();
+            assert!(
+                matches!(error, Error::Store(StoreError::Backend { .. })),
+                "{error:?}"
+            );
+            assert_eq!(error.kind(), ErrorKind::Transient, "{error}");
+            assert_eq!(
+                sandbox.calls("/token"),
+                0,
+                "no token sent without the store"
+            );
+            None
+        }
+        // The provider rotated: the new pair is used from memory, unsaved.
+        Phase::Save | Phase::SaveInFlight => Some(first.expect("the rotated pair, kept in memory")),
+    };
+    eprintln!("{test}: the call ended after {elapsed:?}");
+    // Every call while the server is down ends within the store timeout, with a typed error.
+    for _ in 0..3 {
+        let started = Instant::now();
+        let answer = postgres.load(&key).await;
+        assert!(
+            matches!(answer, Err(StoreError::Backend { .. })),
+            "{answer:?}"
+        );
+        assert!(started.elapsed() < store_timeout, "{:?}", started.elapsed());
+    }
+
+    tokio::task::block_in_place(|| server.restart());
+
+    let token = match in_memory {
+        Some(token) => token,
+        None => {
+            // The same manager carries on; the pool may still find out that its connections
+            // died with the server (one failed call per pooled connection at most).
+            let mut refreshed = None;
+            for _ in 0..5 {
+                match manager.access_token(session).await {
+                    Ok(token) => {
+                        refreshed = Some(token);
+                        break;
+                    }
+                    Err(error @ Error::Store(StoreError::Backend { .. })) => {
+                        eprintln!("{test}: after the restart: {error}");
+                    }
+                    Err(other) => panic!("{other:?}"),
+                }
+            }
+            refreshed.expect("the manager carried on after the restart")
+        }
+    };
+    // The new pair reaches the database (in the background when its save had failed).
+    let mut stored = None;
+    for _ in 0..200 {
+        if let Ok(Some(found)) = postgres.load(&key).await
+            && found.version > v0
+        {
+            stored = Some(found);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stored = stored.expect("the rotated pair was saved once the server was back");
+    let tokens = stored.value.tokens().unwrap();
+    assert_eq!(tokens.access_token, token);
+    assert_eq!(sandbox.calls("/token"), 1, "one refresh in all");
+    assert!(
+        issuer.refusals.lock().unwrap().is_empty(),
+        "a refresh token was presented twice"
+    );
+    assert_eq!(*issuer.reused.lock().unwrap(), 0);
+    assert_eq!(*issuer.rotated.lock().unwrap(), 1);
+    // Nothing lost: what is stored works.
+    sandbox
+        .issuer()
+        .authenticate(tokens.access_token.expose_secret())
+        .await
+        .unwrap();
+    sandbox
+        .issuer()
+        .refresh(tokens.refresh_token.as_ref().unwrap().expose_secret())
+        .await
+        .unwrap();
+    manager.shutdown(Duration::from_secs(10)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_stopped_fast_once_the_lease_is_taken() {
+    the_server_stopped_mid_refresh(
+        "the_server_stopped_fast_once_the_lease_is_taken",
+        Phase::Lease,
+        "fast",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_stopped_immediately_once_the_lease_is_taken() {
+    the_server_stopped_mid_refresh(
+        "the_server_stopped_immediately_once_the_lease_is_taken",
+        Phase::Lease,
+        "immediate",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_stopped_fast_between_the_rotation_and_the_save() {
+    the_server_stopped_mid_refresh(
+        "the_server_stopped_fast_between_the_rotation_and_the_save",
+        Phase::Save,
+        "fast",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_stopped_immediately_between_the_rotation_and_the_save() {
+    the_server_stopped_mid_refresh(
+        "the_server_stopped_immediately_between_the_rotation_and_the_save",
+        Phase::Save,
+        "immediate",
+    )
+    .await;
+}
+
+/// Many sessions refreshing at once through two managers (two replicas), each with a pool of
+/// two connections, the provider slower than a lease (1 s): the lease renewals wait for a
+/// connection behind every other statement, and must still come in time (a lease that
+/// lapses lets the other replica spend the same refresh token); nothing deadlocks, every
+/// call ends with the new token, and each session is refreshed once.
+///
+/// `TOKEN_TEST_PG_SESSIONS` sets how many (default 200). From about 700 on two cores the
+/// queue for a connection outlasts the lease: grants answered later than a lease length
+/// after they were asked for are not trusted, most calls fail with `RefreshAborted` (typed,
+/// and no refresh token is presented twice), so the test fails there: the lease must be
+/// longer than the longest wait for a connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_sessions_through_two_small_pools_refresh_once_each() {
+    let test = "hundreds_of_sessions_through_two_small_pools_refresh_once_each";
+    let Some(url) = test_url(test) else {
+        return;
+    };
+    let sessions: usize = std::env::var("TOKEN_TEST_PG_SESSIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200);
+    let schema = unique_schema();
+    let pool_of_two = || {
+        PostgresDatabase::builder(&url)
+            .unwrap()
+            .schema(&schema)
+            .max_connections(2)
+            .operation_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    };
+    let stores = [
+        PostgresStore::open(&pool_of_two()).await.unwrap(),
+        PostgresStore::open(&pool_of_two()).await.unwrap(),
+    ];
+    let issuer = std::sync::Arc::new(RecordingIssuerStore::default());
+    let sandbox = Sandbox::builder()
+        .issuer_store(issuer.clone())
+        .start()
+        .await
+        .unwrap();
+    let lease_ttl = Duration::from_secs(1);
+    let managers: Vec<_> = stores
+        .iter()
+        .map(|store| {
+            TokenManager::builder(SandboxOAuth::new(sandbox.base_url()))
+                .store(store.clone())
+                .config(
+                    ManagerConfig::default()
+                        .with_lease_ttl(lease_ttl)
+                        .with_store_timeout(Duration::from_secs(20)),
+                )
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let mut initial = Vec::new();
+    for i in 0..sessions {
+        let name = format!("customer-{i}");
+        let set = expired_set(&sandbox, &name).await;
+        let key = SessionKey::new("sandbox-oauth", name.as_str());
+        stores[0]
+            .save(&key, &set.clone().into(), None)
+            .await
+            .unwrap();
+        initial.push(set);
+    }
+    // Every refresh outlives a lease: only renewals keep it.
+    sandbox.delay_next("/token", u32::try_from(sessions).unwrap(), 2 * lease_ttl);
+
+    let started = Instant::now();
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..sessions {
+        for (m, manager) in managers.iter().enumerate() {
+            let manager = manager.clone();
+            calls.spawn(async move {
+                let answer = manager.access_token(&format!("customer-{i}")).await;
+                (i, m, answer)
+            });
+        }
+    }
+    let mut tokens: Vec<Vec<String>> = vec![Vec::new(); sessions];
+    let mut failures = Vec::new();
+    let all = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(joined) = calls.join_next().await {
+            let (i, m, answer) = joined.unwrap();
+            match answer {
+                Ok(token) => tokens[i].push(token.expose_secret().to_owned()),
+                Err(error) => failures.push(format!("customer-{i} via manager {m}: {error}")),
+            }
+        }
+    })
+    .await;
+    assert!(all.is_ok(), "calls still waiting after 120 s (a deadlock?)");
+    eprintln!("{test}: {sessions} sessions in {:?}", started.elapsed());
+    let refusals = issuer.refusals.lock().unwrap().len();
+    let reused = *issuer.reused.lock().unwrap();
+    assert_eq!(
+        (refusals, reused),
+        (0, 0),
+        "refresh tokens presented twice (a lease lapsed?); failures: {failures:?}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} calls failed, {} refreshes; the first: {:?}",
+        failures.len(),
+        2 * sessions,
+        sandbox.calls("/token"),
+        failures.iter().take(3).collect::<Vec<_>>()
+    );
+    assert_eq!(sandbox.calls("/token"), sessions as u64, "one refresh each");
+    for (i, seen) in tokens.iter().enumerate() {
+        let key = SessionKey::new("sandbox-oauth", format!("customer-{i}"));
+        let stored = stores[1].load(&key).await.unwrap().unwrap();
+        let access = stored.value.tokens().unwrap().access_token.expose_secret();
+        assert_ne!(access, initial[i].access_token.expose_secret());
+        assert!(seen.iter().all(|t| t == access), "customer-{i}");
+    }
+    for manager in &managers {
+        manager.shutdown(Duration::from_secs(10)).await.unwrap();
+    }
+    drop_schema(&url, &schema).await;
+}
+
+/// The session's row locked by another transaction for longer than the store's timeouts
+/// while a refresh saves: the call still ends (the rotated pair from memory) within the
+/// store timeout, the save is retried in the background under the lease, and once the lock
+/// goes the pair is in the database; the refresh token was presented once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_locked_past_the_store_timeout_delays_the_save_and_loses_nothing() {
+    let test = "a_row_locked_past_the_store_timeout_delays_the_save_and_loses_nothing";
+    let Some(url) = test_url(test) else {
+        return;
+    };
+    let schema = unique_schema();
+    let app = format!("token-test-locked-{}", std::process::id());
+    let db = PostgresDatabase::builder(&url)
+        .unwrap()
+        .schema(&schema)
+        .application_name(&app)
+        .max_connections(2)
+        .operation_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let store = PostgresStore::open(&db).await.unwrap();
+    let issuer = std::sync::Arc::new(RecordingIssuerStore::default());
+    let sandbox = Sandbox::builder()
+        .issuer_store(issuer.clone())
+        .start()
+        .await
+        .unwrap();
+    let store_timeout = Duration::from_secs(3);
+    let manager = TokenManager::builder(SandboxOAuth::new(sandbox.base_url()))
+        .store(store.clone())
+        .config(
+            ManagerConfig::default()
+                .with_store_timeout(store_timeout)
+                .with_lease_ttl(Duration::from_secs(3)),
+        )
+        .build()
+        .unwrap();
+    let session = "customer-locked";
+    let key = SessionKey::new("sandbox-oauth", session);
+    let v0 = store
+        .save(&key, &expired_set(&sandbox, session).await.into(), None)
+        .await
+        .unwrap();
+
+    let (locker, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    locker
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM \"{schema}\".token_sets WHERE session = '{session}' FOR UPDATE"
+        ))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let token = tokio::time::timeout(4 * store_timeout, manager.access_token(session))
+        .await
+        .expect("the call ended")
+        .expect("the rotated pair, from memory");
+    assert!(
+        started.elapsed() < 2 * store_timeout,
+        "{:?}",
+        started.elapsed()
+    );
+    // The background save waits for the row, and is cancelled at each timeout: see it wait
+    // (from another connection: the locker's transaction sees one snapshot of the activity).
+    let mut waited = false;
+    for _ in 0..200 {
+        let waiting = scalar(
+            &url,
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE application_name = '{app}' AND wait_event_type = 'Lock'"
+            ),
+        )
+        .await;
+        if waiting > 0 {
+            waited = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(waited, "no save waited for the locked row");
+    assert_eq!(
+        store.load(&key).await.unwrap().unwrap().version,
+        v0,
+        "nothing saved through the lock"
+    );
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    drop(locker);
+    let _ = connection.await;
+
+    let mut stored = None;
+    for _ in 0..200 {
+        let found = store.load(&key).await.unwrap().unwrap();
+        if found.version > v0 {
+            stored = Some(found);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stored = stored.expect("the pair was saved once the lock went");
+    assert_eq!(stored.value.tokens().unwrap().access_token, token);
+    assert_eq!(sandbox.calls("/token"), 1);
+    assert!(issuer.refusals.lock().unwrap().is_empty());
+    assert_eq!(*issuer.reused.lock().unwrap(), 0);
+    manager.shutdown(Duration::from_secs(10)).await.unwrap();
+    drop_schema(&url, &schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_stopped_fast_during_the_save() {
+    the_server_stopped_mid_refresh(
+        "the_server_stopped_fast_during_the_save",
+        Phase::SaveInFlight,
+        "fast",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_stopped_immediately_during_the_save() {
+    the_server_stopped_mid_refresh(
+        "the_server_stopped_immediately_during_the_save",
+        Phase::SaveInFlight,
+        "immediate",
+    )
+    .await;
+}
+
+/// The network to the database drops every packet (connections stay open and silent, no
+/// reset): no call hangs on a dead connection; each store call ends with a typed error
+/// within the operation timeout and the grace to cancel, the manager's within its store
+/// timeout, no token is sent; when the network is back the same store and manager carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_network_never_hangs_a_call() {
+    let test = "a_silent_network_never_hangs_a_call";
+    let Some(url) = test_url(test) else {
+        return;
+    };
+    let mut through_proxy = url::Url::parse(&url).unwrap();
+    let Some(host) = through_proxy.host_str().map(str::to_owned) else {
+        eprintln!("{test}: skipped: TOKEN_TEST_POSTGRES_URL has no TCP host to proxy");
+        return;
+    };
+    let proxy = Proxy::start(format!("{host}:{}", through_proxy.port().unwrap_or(5432))).await;
+    through_proxy.set_host(Some("127.0.0.1")).unwrap();
+    through_proxy.set_port(Some(proxy.addr.port())).unwrap();
+    let schema = unique_schema();
+    let operation_timeout = Duration::from_secs(1);
+    let db = PostgresDatabase::builder(through_proxy.as_str())
+        .unwrap()
+        .schema(&schema)
+        .max_connections(2)
+        .operation_timeout(operation_timeout)
+        .connect_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let store = PostgresStore::open(&db).await.unwrap();
+    let sandbox = Sandbox::builder().start().await.unwrap();
+    let store_timeout = Duration::from_secs(5);
+    let manager = TokenManager::builder(SandboxOAuth::new(sandbox.base_url()))
+        .store(store.clone())
+        .config(ManagerConfig::default().with_store_timeout(store_timeout))
+        .build()
+        .unwrap();
+    let session = "customer-silent";
+    let key = SessionKey::new("sandbox-oauth", session);
+    let v1 = store
+        .save(&key, &expired_set(&sandbox, session).await.into(), None)
+        .await
+        .unwrap();
+    assert!(db.idle_connections() > 0, "a pooled connection to freeze");
+
+    proxy.freeze();
+    // The operation timeout, the cancel's grace (2 s), and a margin.
+    let bound = operation_timeout + Duration::from_secs(3);
+    let timed = async |name: &str,
+                       call: std::pin::Pin<
+        Box<dyn Future<Output = Result<(), StoreError>> + Send + '_>,
+    >| {
+        let started = Instant::now();
+        let answer = tokio::time::timeout(2 * bound, call).await;
+        let took = started.elapsed();
+        let answer = answer.unwrap_or_else(|_| panic!("{name} hung on a silent connection"));
+        assert!(
+            matches!(answer, Err(StoreError::Backend { .. })),
+            "{name}: {answer:?}"
+        );
+        assert!(took < bound, "{name} took {took:?}");
+    };
+    timed("load", Box::pin(async { store.load(&key).await.map(drop) })).await;
+    timed(
+        "save",
+        Box::pin(async {
+            let set = sandbox.issue("other").await.unwrap();
+            store.save(&key, &set.into(), Some(v1)).await.map(drop)
+        }),
+    )
+    .await;
+    timed(
+        "lease",
+        Box::pin(async {
+            store
+                .acquire_lease(&key, "me", Duration::from_secs(5))
+                .await
+                .map(drop)
+        }),
+    )
+    .await;
+    timed(
+        "release",
+        Box::pin(async { store.release_lease(&key, "me").await }),
+    )
+    .await;
+    let started = Instant::now();
+    let error = tokio::time::timeout(4 * store_timeout, manager.access_token(session))
+        .await
+        .expect("the manager's call ended")
+        .unwrap_err();
+    assert!(
+        started.elapsed() < store_timeout + bound,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(error.kind(), ErrorKind::Transient, "{error}");
+    assert_eq!(
+        sandbox.calls("/token"),
+        0,
+        "no token sent without the lease"
+    );
+
+    // The network comes back (the frozen connections die): everything carries on.
+    proxy.down();
+    proxy.restore();
+    let mut token = None;
+    for _ in 0..20 {
+        match manager.access_token(session).await {
+            Ok(found) => {
+                token = Some(found);
+                break;
+            }
+            Err(Error::Store(StoreError::Backend { .. })) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    let token = token.expect("the manager carried on");
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(stored.value.tokens().unwrap().access_token, token);
+    assert_eq!(sandbox.calls("/token"), 1);
+    manager.shutdown(Duration::from_secs(10)).await.unwrap();
     drop(manager);
     drop(store);
     drop_schema(&url, &schema).await;

@@ -6,12 +6,14 @@
 //! an unknown state never reused.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::Socket;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{CancelToken, Socket};
 
 use crate::error::StoreError;
 
@@ -24,6 +26,22 @@ const DEFAULT_MAX_CONNECTIONS: usize = 8;
 const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_APPLICATION_NAME: &str = "token-core";
+/// The longest an operation still running at its timeout is given to end once cancelled.
+const CANCEL_GRACE: Duration = Duration::from_secs(2);
+
+/// Sends the server a request to cancel what a connection is running (through the TLS
+/// connector of the pool when it has one).
+type Canceller = Arc<
+    dyn Fn(CancelToken) -> Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send>>
+        + Send
+        + Sync,
+>;
+
+fn cancel_in_the_clear() -> Canceller {
+    Arc::new(|token: CancelToken| {
+        Box::pin(async move { token.cancel_query(tokio_postgres::NoTls).await })
+    })
+}
 
 /// A PostgreSQL database as token-core uses it: a pool of connections, a schema and an
 /// operation timeout. Cheap to clone; clones share the pool. Give one to
@@ -35,8 +53,11 @@ const DEFAULT_APPLICATION_NAME: &str = "token-core";
 /// connection whose operation failed or timed out is closed rather than returned to the
 /// pool, so after the database went away and came back the next operation simply connects
 /// again. Every operation, waiting for a connection included, is bounded by the
-/// [operation timeout](Self::with_operation_timeout). Error messages never contain the
-/// connection's password.
+/// [operation timeout](Self::with_operation_timeout); a statement still running then is
+/// cancelled on the server and given up to 2 s more to end, so that an operation that failed
+/// has no later effect (keep the manager's
+/// [`store_timeout`](crate::manager::ManagerConfig::store_timeout) above both). Error
+/// messages never contain the connection's password.
 #[derive(Clone)]
 pub struct PostgresDatabase {
     inner: Arc<Database>,
@@ -46,6 +67,7 @@ struct Database {
     pool: Pool,
     schema: String,
     operation_timeout: Duration,
+    canceller: Canceller,
 }
 
 impl fmt::Debug for PostgresDatabase {
@@ -65,7 +87,7 @@ pub struct PostgresDatabaseBuilder {
     schema: String,
     max_connections: usize,
     operation_timeout: Duration,
-    manager: Option<Manager>,
+    manager: Option<(Manager, Canceller)>,
 }
 
 impl fmt::Debug for PostgresDatabaseBuilder {
@@ -123,7 +145,10 @@ impl PostgresDatabase {
     }
 
     /// A database over the application's own `deadpool-postgres` pool, in the default
-    /// schema with the default operation timeout (10 s). Its connections are shared with the
+    /// schema with the default operation timeout (10 s). A statement still running at the
+    /// timeout is cancelled through a connection in the clear (the pool's TLS connector is
+    /// not known here): where the server requires TLS the cancel fails, and the connection
+    /// is only closed. Its connections are shared with the
     /// rest of the application; token-core's statements name their schema, so the pool's
     /// `search_path` does not matter.
     ///
@@ -143,6 +168,7 @@ impl PostgresDatabase {
                 pool,
                 schema: DEFAULT_SCHEMA.to_owned(),
                 operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+                canceller: cancel_in_the_clear(),
             }),
         }
     }
@@ -174,6 +200,7 @@ impl PostgresDatabase {
             pool: self.inner.pool.clone(),
             schema: self.inner.schema.clone(),
             operation_timeout: self.inner.operation_timeout,
+            canceller: self.inner.canceller.clone(),
         };
         change(&mut db);
         Self {
@@ -201,6 +228,16 @@ impl PostgresDatabase {
     /// something other than [`StoreError::Backend`] (a conflict, a corrupt record); after a
     /// database error or the timeout it is closed, so a connection in an unknown state
     /// (mid-transaction, a statement in flight) is never reused.
+    ///
+    /// An operation still running at the timeout is cancelled on the server, and given up
+    /// to [`CANCEL_GRACE`] (and at most the timeout again) to end: closing the connection
+    /// alone would leave its statement running on the server (waiting for a row another
+    /// transaction locked, say), to land after its caller was told it failed: a lease
+    /// release then takes away a lease granted since, a save overwrites what was saved
+    /// since. An operation that completed despite the cancel answers what it did; one the
+    /// cancel cannot reach (the server is gone) fails when the grace is over. The same when
+    /// the caller drops this future before it ends: the connection is closed and what it
+    /// runs cancelled (in the background), never handed to the next caller.
     pub(crate) async fn run<T>(
         &self,
         what: &str,
@@ -214,14 +251,50 @@ impl PostgresDatabase {
             ),
             source: None,
         };
-        let mut client = tokio::time::timeout_at(deadline, self.inner.pool.get())
+        let client = tokio::time::timeout_at(deadline, self.inner.pool.get())
             .await
             .map_err(|_| timed_out())?
             .map_err(|e| pool_error(what, e))?;
-        let result = tokio::time::timeout_at(deadline, operation(&mut client))
-            .await
-            .unwrap_or_else(|_| Err(timed_out()));
-        if matches!(result, Err(StoreError::Backend { .. })) {
+        let cancel = client.cancel_token();
+        // Dropped before the end (its caller gave up), it closes the connection and cancels
+        // what it runs.
+        let mut in_flight = InFlight {
+            client: Some(client),
+            canceller: self.inner.canceller.clone(),
+        };
+        let mut cancelled = false;
+        let result = {
+            let Some(client) = in_flight.client.as_mut() else {
+                return Err(timed_out());
+            };
+            let operation = operation(client);
+            tokio::pin!(operation);
+            match tokio::time::timeout_at(deadline, &mut operation).await {
+                Ok(result) => result,
+                Err(_) => {
+                    cancelled = true;
+                    let grace = CANCEL_GRACE.min(self.inner.operation_timeout);
+                    let settled = tokio::time::timeout(grace, async {
+                        (self.inner.canceller)(cancel).await.ok()?;
+                        Some(operation.await)
+                    })
+                    .await;
+                    match settled {
+                        // It ended despite the cancel: what it did is what it answers.
+                        Ok(Some(answer)) if !matches!(answer, Err(StoreError::Backend { .. })) => {
+                            answer
+                        }
+                        // Cancelled, or the cancel could not reach the server.
+                        _ => Err(timed_out()),
+                    }
+                }
+            }
+        };
+        // A connection sent a cancel is not reused even when its operation ended well: the
+        // cancel may reach the server late, and stop the next caller's statement.
+        if let Some(client) = in_flight.client.take()
+            && (cancelled || matches!(result, Err(StoreError::Backend { .. })))
+        {
             drop(deadpool_postgres::Object::take(client));
         }
         result
@@ -353,18 +426,27 @@ impl PostgresDatabaseBuilder {
         T::TlsConnect: Send + Sync,
         <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
     {
-        self.manager = Some(Manager::from_config(
-            self.config.clone(),
-            tls,
-            manager_config(),
+        let canceller: Canceller = {
+            let tls = tls.clone();
+            Arc::new(move |token: CancelToken| {
+                let tls = tls.clone();
+                Box::pin(async move { token.cancel_query(tls).await })
+            })
+        };
+        self.manager = Some((
+            Manager::from_config(self.config.clone(), tls, manager_config()),
+            canceller,
         ));
         self
     }
 
     /// The database. Fails only on an invalid schema name; nothing connects yet.
     pub fn build(self) -> Result<PostgresDatabase, StoreError> {
-        let manager = self.manager.unwrap_or_else(|| {
-            Manager::from_config(self.config, tokio_postgres::NoTls, manager_config())
+        let (manager, canceller) = self.manager.unwrap_or_else(|| {
+            (
+                Manager::from_config(self.config, tokio_postgres::NoTls, manager_config()),
+                cancel_in_the_clear(),
+            )
         });
         let pool = Pool::builder(manager)
             .max_size(self.max_connections)
@@ -376,7 +458,36 @@ impl PostgresDatabaseBuilder {
             })?;
         PostgresDatabase::from_pool(pool)
             .with_schema(self.schema)
-            .map(|db| db.with_operation_timeout(self.operation_timeout))
+            .map(|db| {
+                db.with_operation_timeout(self.operation_timeout)
+                    .rebuilt(|db| db.canceller = canceller)
+            })
+    }
+}
+
+/// A connection in use by an operation. Dropped with it (the operation's caller gave up: an
+/// outer timeout, a `select!`), it must not go back to the pool, where the next caller's
+/// statements would queue behind the abandoned one: it is closed, and what it runs is
+/// cancelled on the server (a statement waiting for a locked row would otherwise land after
+/// its caller gave up).
+struct InFlight {
+    client: Option<deadpool_postgres::Client>,
+    canceller: Canceller,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let cancel = client.cancel_token();
+        drop(deadpool_postgres::Object::take(client));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let canceller = self.canceller.clone();
+            runtime.spawn(tokio::time::timeout(CANCEL_GRACE, async move {
+                canceller(cancel).await
+            }));
+        }
     }
 }
 

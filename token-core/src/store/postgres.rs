@@ -58,7 +58,10 @@ pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 2;
 /// ```
 ///
 /// Every failure of the database is a [`StoreError::Backend`] (a lost connection, a refused
-/// one, a timeout); the connection is then dropped and the next call connects again.
+/// one, a timeout); the connection is then dropped and the next call connects again. A
+/// statement still running at the timeout (waiting for a row another transaction holds
+/// locked), or when the caller drops the call, is cancelled on the server: a call that
+/// failed or was dropped has no later effect, and its connection is not reused.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), token_core::error::StoreError> {
@@ -651,6 +654,273 @@ pub(crate) mod tests {
         drop_schema(&db).await;
     }
 
+    /// The tables of an older library (schema version 1: `token_set`, records without a
+    /// `kind`) migrate at open, two processes opening at once, and keep their records; tables
+    /// missing under a recorded version, or present without one, give typed errors.
+    #[tokio::test]
+    async fn an_older_or_damaged_schema_at_start_migrates_or_fails_typed() {
+        let Some(url) = test_url("an_older_or_damaged_schema_at_start_migrates_or_fails_typed")
+        else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-old-schema");
+        db.migrate("token_store", &migrations(&db)[..1])
+            .await
+            .unwrap();
+        let StoredRecord::Tokens(tokens) = set("old") else {
+            unreachable!()
+        };
+        admin(
+            &db,
+            &format!(
+                "INSERT INTO {} (provider, session, version, token_set) VALUES ('p', 'old', 7, '{}')",
+                db.table("token_sets"),
+                serde_json::to_string(&tokens).unwrap()
+            ),
+        )
+        .await;
+        let other = test_db_same_schema(&url, &db);
+        let (a, b) = tokio::join!(PostgresStore::open(&db), PostgresStore::open(&other));
+        let (store, _) = (a.unwrap(), b.unwrap());
+        let key = SessionKey::new("p", "old");
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!((loaded.version, loaded.value), (7, set("old")));
+
+        // A table dropped by hand under a recorded version: typed errors, no panic.
+        admin(&db, &format!("DROP TABLE {}", db.table("token_sets"))).await;
+        let reopened = PostgresStore::open(&db).await;
+        let err = match reopened {
+            Ok(store) => store.load(&key).await.unwrap_err(),
+            Err(err) => err,
+        };
+        assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+        assert!(err.to_string().contains("42P01"), "{err}");
+
+        // Tables without a version (made by hand, or the version row deleted): typed error.
+        admin(
+            &db,
+            &format!(
+                "DELETE FROM {}; CREATE TABLE {} (x int)",
+                db.table("token_core_schema"),
+                db.table("token_sets")
+            ),
+        )
+        .await;
+        let err = PostgresStore::open(&db).await.unwrap_err();
+        assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("migrate `token_store` to version 1"),
+            "{err}"
+        );
+        drop_schema(&db).await;
+    }
+
+    /// The server closes connections idle too long (`idle_session_timeout`, as a proxy or a
+    /// firewall would): the next call after a long quiet spell connects again rather than
+    /// failing on the closed one.
+    #[tokio::test]
+    async fn a_connection_the_server_closed_while_idle_is_not_reused() {
+        let Some(url) = test_url("a_connection_the_server_closed_while_idle_is_not_reused") else {
+            return;
+        };
+        let app = format!("token-core-test-idle-{}", uuid::Uuid::new_v4().simple());
+        let mut config: tokio_postgres::Config = url.parse().unwrap();
+        config.options("-c idle_session_timeout=200");
+        let db = PostgresDatabase::builder_from_config(config)
+            .schema(format!("tc_test_{}", uuid::Uuid::new_v4().simple()))
+            .application_name(&app)
+            .max_connections(2)
+            .build()
+            .unwrap();
+        let store = PostgresStore::open(&db).await.unwrap();
+        let key = SessionKey::new("p", "idle");
+        let v1 = store.save(&key, &set("a"), None).await.unwrap();
+        let watcher = test_db_same_schema(&url, &db);
+        for round in 0..3 {
+            // Wait (bounded) until the server has closed every connection of ours.
+            let mut closed = false;
+            for _ in 0..200 {
+                let open: i64 = watcher
+                    .run("watch", async |client| {
+                        client
+                            .query_one(
+                                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                                &[&app],
+                            )
+                            .await
+                            .db("watch")
+                    })
+                    .await
+                    .unwrap()
+                    .get(0);
+                if open == 0 {
+                    closed = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            assert!(closed, "the server never closed the idle connections");
+            let loaded = store.load(&key).await;
+            assert_eq!(
+                loaded.map(|found| found.map(|f| f.version)).ok(),
+                Some(Some(v1)),
+                "round {round}: the call after a quiet spell failed"
+            );
+        }
+        drop_schema(&watcher).await;
+    }
+
+    /// The connection of a process creating the tables is killed by the server
+    /// (`pg_terminate_backend`) mid-transaction, its tables made and its version not yet
+    /// recorded: it fails with a typed error, leaves nothing half-made, and the next open
+    /// creates everything.
+    #[tokio::test]
+    async fn a_migration_killed_mid_transaction_leaves_nothing_half_made() {
+        let Some(url) = test_url("a_migration_killed_mid_transaction_leaves_nothing_half_made")
+        else {
+            return;
+        };
+        let app = format!("token-core-test-mig-kill-{}", uuid::Uuid::new_v4().simple());
+        let db = test_db(&url, &app);
+        // The schema and its version table, without the store's tables.
+        db.migrate("other", &[]).await.unwrap();
+        let versions = db.table("token_core_schema");
+        let other = test_db_same_schema(&url, &db);
+        // Another transaction is recording the store's version: the opener's own recording,
+        // its last step, waits for it.
+        let locker = other.pool().get().await.unwrap();
+        locker
+            .batch_execute(&format!(
+                "BEGIN; INSERT INTO {versions} (component, version) VALUES ('token_store', 0)"
+            ))
+            .await
+            .unwrap();
+        let opening = {
+            let db = db.clone();
+            tokio::spawn(async move { PostgresStore::open(&db).await.map(drop) })
+        };
+        let mut killed = false;
+        for _ in 0..400 {
+            let row = other
+                .run("kill", async |client| {
+                    client
+                        .query_one(
+                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                             WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                            &[&app],
+                        )
+                        .await
+                        .db("kill")
+                })
+                .await
+                .unwrap();
+            if row.get::<_, i64>(0) > 0 {
+                killed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(killed, "the opener never waited for the lock");
+        let err = tokio::time::timeout(Duration::from_secs(10), opening)
+            .await
+            .expect("the killed open ended at once")
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+        assert!(err.to_string().contains("57P01"), "{err}");
+        locker.batch_execute("ROLLBACK").await.unwrap();
+        drop(locker);
+        let tables: i64 = other
+            .run("count", async |client| {
+                client
+                    .query_one(
+                        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                         WHERE n.nspname = $1 AND c.relname LIKE 'token_%'",
+                        &[&db.schema()],
+                    )
+                    .await
+                    .db("count")
+            })
+            .await
+            .unwrap()
+            .get(0);
+        // The version table (and its index) alone: the killed transaction made nothing.
+        assert_eq!(tables, 2, "tables left half-made");
+        let store = PostgresStore::open(&db).await.unwrap();
+        let key = SessionKey::new("p", "after");
+        let v1 = store.save(&key, &set("a"), None).await.unwrap();
+        assert_eq!(store.load(&key).await.unwrap().unwrap().version, v1);
+        drop_schema(&db).await;
+    }
+
+    /// A call dropped by its caller (an outer timeout, a `select!`) while its statement waits
+    /// for a row another transaction holds: its connection is not handed to the next caller
+    /// (whose statement would queue behind the abandoned one), and the abandoned statement
+    /// is cancelled, not left to land once the lock goes.
+    #[tokio::test]
+    async fn a_call_dropped_mid_statement_leaves_neither_its_connection_nor_its_statement() {
+        let Some(url) = test_url(
+            "a_call_dropped_mid_statement_leaves_neither_its_connection_nor_its_statement",
+        ) else {
+            return;
+        };
+        let app = format!("token-core-test-dropped-{}", uuid::Uuid::new_v4().simple());
+        let db = PostgresDatabase::builder(&url)
+            .unwrap()
+            .schema(format!("tc_test_{}", uuid::Uuid::new_v4().simple()))
+            .application_name(&app)
+            .max_connections(1)
+            .operation_timeout(Duration::from_secs(3))
+            .build()
+            .unwrap();
+        let store = PostgresStore::open(&db).await.unwrap();
+        let key = SessionKey::new("p", "dropped");
+        let v1 = store.save(&key, &set("a"), None).await.unwrap();
+        let other = test_db_same_schema(&url, &db);
+        let locker = other.pool().get().await.unwrap();
+        locker
+            .batch_execute(&format!(
+                "BEGIN; SELECT 1 FROM {} WHERE provider = 'p' AND session = 'dropped' FOR UPDATE",
+                db.table("token_sets"),
+            ))
+            .await
+            .unwrap();
+        let dropped = tokio::time::timeout(
+            Duration::from_millis(300),
+            store.save(&key, &set("abandoned"), Some(v1)),
+        )
+        .await;
+        assert!(
+            dropped.is_err(),
+            "the save waited for the lock: {dropped:?}"
+        );
+
+        // The next caller gets a connection that answers at once.
+        let started = std::time::Instant::now();
+        let loaded = store.load(&SessionKey::new("p", "elsewhere")).await;
+        assert!(
+            matches!(loaded, Ok(None)),
+            "{loaded:?} after {:?}",
+            started.elapsed()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+
+        locker.batch_execute("ROLLBACK").await.unwrap();
+        drop(locker);
+        wait_until_idle(&other, &app).await;
+        assert_eq!(
+            store.load(&key).await.unwrap().unwrap().version,
+            v1,
+            "the abandoned save was saved after all"
+        );
+        drop_schema(&db).await;
+    }
+
     #[tokio::test]
     async fn a_corrupt_record_is_typed_and_quotes_nothing() {
         let Some(url) = test_url("a_corrupt_record_is_typed_and_quotes_nothing") else {
@@ -758,6 +1028,99 @@ pub(crate) mod tests {
         }
         assert_eq!(loaded.expect("the store reconnected").version, v1);
         store.save(&key, &set("b"), Some(v1)).await.unwrap();
+        drop_schema(&db).await;
+    }
+
+    /// Waits (bounded) until no statement of `app` is running on the server: an abandoned
+    /// one has either finished or been cancelled.
+    async fn wait_until_idle(killer: &PostgresDatabase, app: &str) {
+        for _ in 0..200 {
+            let running: i64 = killer
+                .run("watch", async |client| {
+                    client
+                        .query_one(
+                            "SELECT count(*) FROM pg_stat_activity
+                             WHERE application_name = $1 AND state = 'active'",
+                            &[&app],
+                        )
+                        .await
+                        .db("watch")
+                })
+                .await
+                .unwrap()
+                .get(0);
+            if running == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("a statement of {app} is still running");
+    }
+
+    /// A row locked by another transaction for longer than the operation timeout: the
+    /// calls waiting for it fail with a typed error within the timeout, and, having failed,
+    /// have no effect once the lock goes (the server does not go on with a statement whose
+    /// caller gave up: a lease release landing later would take away a lease granted after
+    /// it, a save landing later would overwrite what was saved after it).
+    #[tokio::test]
+    async fn a_call_that_timed_out_on_a_locked_row_has_no_later_effect() {
+        let Some(url) = test_url("a_call_that_timed_out_on_a_locked_row_has_no_later_effect")
+        else {
+            return;
+        };
+        let app = format!("token-core-test-locked-{}", uuid::Uuid::new_v4().simple());
+        let timeout = Duration::from_millis(500);
+        let db = test_db(&url, &app).with_operation_timeout(timeout);
+        let store = PostgresStore::open(&db).await.unwrap();
+        let key = SessionKey::new("p", "locked");
+        let long = Duration::from_secs(60);
+        assert_eq!(
+            store.acquire_lease(&key, "me", long).await.unwrap(),
+            Lease::Acquired
+        );
+        let v1 = store.save(&key, &set("a"), None).await.unwrap();
+
+        // Another transaction (another application's, an administrator's) locks both rows.
+        let other = test_db_same_schema(&url, &db);
+        let locker = other.pool().get().await.unwrap();
+        locker
+            .batch_execute(&format!(
+                "BEGIN;
+                 SELECT 1 FROM {} WHERE provider = 'p' AND session = 'locked' FOR UPDATE;
+                 SELECT 1 FROM {} WHERE provider = 'p' AND session = 'locked' FOR UPDATE;",
+                db.table("token_leases"),
+                db.table("token_sets"),
+            ))
+            .await
+            .unwrap();
+
+        let started = std::time::Instant::now();
+        let err = store.release_lease(&key, "me").await.unwrap_err();
+        assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+        let err = store.save(&key, &set("late"), Some(v1)).await.unwrap_err();
+        assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+        assert!(
+            started.elapsed() < 2 * (timeout + Duration::from_secs(2)),
+            "each call ended within its timeout (and the grace to settle it): {:?}",
+            started.elapsed()
+        );
+
+        // The lock goes; whatever the server still had of those calls has ended.
+        locker.batch_execute("ROLLBACK").await.unwrap();
+        drop(locker);
+        wait_until_idle(&other, &app).await;
+        assert!(
+            matches!(
+                store.acquire_lease(&key, "another", long).await.unwrap(),
+                Lease::HeldByOther { .. }
+            ),
+            "the release that failed let go of the lease after all"
+        );
+        assert_eq!(
+            store.load(&key).await.unwrap().unwrap().version,
+            v1,
+            "the save that failed was saved after all"
+        );
         drop_schema(&db).await;
     }
 

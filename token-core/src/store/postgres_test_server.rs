@@ -63,15 +63,32 @@ enum Unavailable {
 
 struct Server {
     url: String,
-    /// The write end of the watchdog's pipe, never written: it closes when this process
-    /// exits, and that stops the server.
-    _lifeline: ChildStdin,
+    _cluster: Cluster,
 }
 
 impl Server {
     fn start() -> Result<Self, Unavailable> {
-        let Some(bin) = server_binaries() else {
-            if !required() {
+        let bin = binaries()?;
+        let cluster = Cluster::create(&bin).map_err(Unavailable::Failed)?;
+        let port = cluster.start(None, false).map_err(Unavailable::Failed)?;
+        say(&format!(
+            "postgres: a throwaway server on 127.0.0.1:{port} ({}), stopped when this test \
+             binary exits\n",
+            cluster.dir.display()
+        ));
+        Ok(Self {
+            url: format!("postgresql://postgres@127.0.0.1:{port}/postgres"),
+            _cluster: cluster,
+        })
+    }
+}
+
+/// The server binaries, or why there are none (after the banner, where the tests may skip).
+fn binaries() -> Result<PathBuf, Unavailable> {
+    server_binaries().ok_or_else(|| {
+        if !required() {
+            static BANNER: OnceLock<()> = OnceLock::new();
+            BANNER.get_or_init(|| {
                 say(&format!(
                     "\n=========================================================================\n\
                      PostgreSQL tests SKIPPED: {URL_VAR} is not set and no PostgreSQL server\n\
@@ -79,18 +96,97 @@ impl Server {
                      To run them: install the server (Debian: apt-get install postgresql),\n\
                      or set {URL_VAR}=postgresql://user@host:port/db.\n\
                      =========================================================================\n\n"
-                ));
-            }
-            return Err(Unavailable::NoBinaries);
+                ))
+            });
+        }
+        Unavailable::NoBinaries
+    })
+}
+
+/// A throwaway server of one test's own, which the test may stop (as an administrator or a
+/// crash would) and start again on the same port, its committed data kept; the shared server serves
+/// every other test undisturbed. Removed when dropped, or when the test binary exits.
+#[allow(dead_code)] // Not every crate that includes this file uses it.
+pub struct PrivateServer {
+    url: String,
+    port: u16,
+    cluster: Cluster,
+}
+
+#[allow(dead_code)]
+impl PrivateServer {
+    /// A new server, or `None` when `test` should skip: no server binaries here (even with
+    /// `TOKEN_TEST_POSTGRES_URL` set: a server the tests did not start cannot be stopped).
+    /// Panics where the tests must run and cannot.
+    pub fn start(test: &str) -> Option<Self> {
+        let bin = match binaries() {
+            Ok(bin) => bin,
+            Err(_) if required() => panic!(
+                "{test}: PostgreSQL tests must run here (TOKEN_TEST_REQUIRE_POSTGRES={:?}, \
+                 CI={:?}), but there are no PostgreSQL server binaries to start a server of \
+                 its own",
+                std::env::var("TOKEN_TEST_REQUIRE_POSTGRES").ok(),
+                std::env::var("CI").ok(),
+            ),
+            Err(_) => return None,
         };
-        Self::start_with(&bin).map_err(Unavailable::Failed)
+        let started = Cluster::create(&bin).and_then(|cluster| {
+            let port = cluster.start(None, true)?;
+            Ok(Self {
+                url: format!("postgresql://postgres@127.0.0.1:{port}/postgres"),
+                port,
+                cluster,
+            })
+        });
+        Some(started.unwrap_or_else(|why| panic!("{test}: a server of its own: {why}")))
     }
 
-    fn start_with(bin: &Path) -> Result<Self, String> {
+    /// Its URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Stops it and waits until it has (bounded): `fast` (clients are told, then
+    /// disconnected) or `immediate` (every process killed, as in a crash).
+    pub fn stop(&self, mode: &str) {
+        self.cluster
+            .stop(mode)
+            .unwrap_or_else(|why| panic!("stopping the server ({mode}): {why}"));
+    }
+
+    /// Starts it again on the same port and waits until it accepts connections (bounded).
+    pub fn restart(&self) {
+        self.cluster
+            .start(Some(self.port), true)
+            .unwrap_or_else(|why| panic!("starting the server again: {why}"));
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let _ = self.cluster.stop("immediate");
+    }
+}
+
+/// A database cluster in a new temporary directory, stopped and removed when this process
+/// exits.
+struct Cluster {
+    bin: PathBuf,
+    dir: PathBuf,
+    owner: Owner,
+    /// The write end of the watchdog's pipe, never written: it closes when this process
+    /// exits, and that stops the server.
+    _lifeline: ChildStdin,
+}
+
+impl Cluster {
+    fn create(bin: &Path) -> Result<Self, String> {
+        static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let owner = Owner::for_this_process()?;
         let dir = std::env::temp_dir().join(format!(
-            "token-test-pg-{}-{}",
+            "token-test-pg-{}-{}-{}",
             std::process::id(),
+            COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos())
@@ -119,24 +215,39 @@ impl Server {
                 String::from_utf8_lossy(&initdb.stderr)
             ));
         }
+        Ok(Self {
+            bin: bin.to_path_buf(),
+            dir,
+            owner,
+            _lifeline: lifeline,
+        })
+    }
 
-        // A free port: one the OS just gave out; if the server still cannot bind it (taken
-        // in between), another.
-        let log = dir.join("server.log");
+    /// Starts the server on `port`, or on a free port: one the OS just gave out; if the
+    /// server still cannot bind it (taken in between), another. The port it listens on.
+    /// Commits are durable across a crash of the server (its processes killed) only when
+    /// `durable` (`synchronous_commit`; the machine does not crash, so `fsync` stays off).
+    fn start(&self, port: Option<u16>, durable: bool) -> Result<u16, String> {
+        let log = self.dir.join("server.log");
         for _attempt in 0..8 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map_err(|e| format!("no free port: {e}"))?
-                .port();
+            let port = match port {
+                Some(port) => port,
+                None => std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .map_err(|e| format!("no free port: {e}"))?
+                    .port(),
+            };
             let options = format!(
                 "-p {port} -h 127.0.0.1 -k {} -c max_connections=300 -c fsync=off \
-                 -c synchronous_commit=off -c full_page_writes=off",
-                socket.display()
+                 -c synchronous_commit={} -c full_page_writes=off",
+                self.dir.join("socket").display(),
+                if durable { "on" } else { "off" },
             );
-            let started = owner
-                .command(&bin.join("pg_ctl"))
+            let started = self
+                .owner
+                .command(&self.bin.join("pg_ctl"))
                 .arg("-D")
-                .arg(dir.join("data"))
+                .arg(self.dir.join("data"))
                 .arg("-l")
                 .arg(&log)
                 .args(["-w", "-t", "60", "-o", &options, "start"])
@@ -147,15 +258,7 @@ impl Server {
                 .status()
                 .map_err(|e| format!("pg_ctl: {e}"))?;
             if started.success() {
-                say(&format!(
-                    "postgres: a throwaway server on 127.0.0.1:{port} ({}), stopped when this \
-                     test binary exits\n",
-                    dir.display()
-                ));
-                return Ok(Self {
-                    url: format!("postgresql://postgres@127.0.0.1:{port}/postgres"),
-                    _lifeline: lifeline,
-                });
+                return Ok(port);
             }
         }
         let tail = std::fs::read_to_string(&log).unwrap_or_default();
@@ -164,6 +267,24 @@ impl Server {
             "pg_ctl start failed 8 times; the server log ends:\n{}",
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         ))
+    }
+
+    fn stop(&self, mode: &str) -> Result<(), String> {
+        let stopped = self
+            .owner
+            .command(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", mode, "-w", "-t", "60", "stop"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| format!("pg_ctl: {e}"))?;
+        stopped
+            .success()
+            .then_some(())
+            .ok_or_else(|| format!("pg_ctl stop -m {mode}: {stopped}"))
     }
 }
 
