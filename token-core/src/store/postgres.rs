@@ -99,6 +99,20 @@ struct Sql {
 }
 
 impl Sql {
+    /// Every statement.
+    fn all(&self) -> [&str; 8] {
+        [
+            &self.load,
+            &self.version_of,
+            &self.insert,
+            &self.update,
+            &self.delete_any,
+            &self.delete_at,
+            &self.acquire,
+            &self.release,
+        ]
+    }
+
     fn new(db: &PostgresDatabase) -> Self {
         let sets = db.table("token_sets");
         let leases = db.table("token_leases");
@@ -174,11 +188,23 @@ fn migrations(db: &PostgresDatabase) -> Vec<String> {
 
 impl PostgresStore {
     /// Opens the store in `db`'s schema, creating or migrating its tables first.
+    ///
+    /// Every statement the store sends is then prepared once against the schema, so tables
+    /// dropped or altered by hand under a recorded version fail here, as a typed error, not
+    /// at the first call.
     pub async fn open(db: &PostgresDatabase) -> Result<Self, StoreError> {
         db.migrate("token_store", &migrations(db)).await?;
+        let sql = Sql::new(db);
+        db.run("check the schema", async |client| {
+            for statement in sql.all() {
+                client.prepare(statement).await.db("check the schema")?;
+            }
+            Ok(())
+        })
+        .await?;
         Ok(Self {
             db: db.clone(),
-            sql: Arc::new(Sql::new(db)),
+            sql: Arc::new(sql),
         })
     }
 
@@ -686,14 +712,13 @@ pub(crate) mod tests {
         let loaded = store.load(&key).await.unwrap().unwrap();
         assert_eq!((loaded.version, loaded.value), (7, set("old")));
 
-        // A table dropped by hand under a recorded version: typed errors, no panic.
+        // A table dropped by hand under a recorded version: a typed error at open, no
+        // panic, and the store already open fails typed too.
         admin(&db, &format!("DROP TABLE {}", db.table("token_sets"))).await;
-        let reopened = PostgresStore::open(&db).await;
-        let err = match reopened {
-            Ok(store) => store.load(&key).await.unwrap_err(),
-            Err(err) => err,
-        };
+        let err = PostgresStore::open(&db).await.unwrap_err();
         assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+        assert!(err.to_string().contains("42P01"), "{err}");
+        let err = store.load(&key).await.unwrap_err();
         assert!(err.to_string().contains("42P01"), "{err}");
 
         // Tables without a version (made by hand, or the version row deleted): typed error.
