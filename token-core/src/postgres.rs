@@ -305,6 +305,18 @@ impl PostgresDatabase {
         format!("\"{}\".{name}", self.inner.schema)
     }
 
+    /// Prepares each of `statements` once against the schema: tables dropped or altered by
+    /// hand under a recorded version fail here, as a typed error, not at a later call.
+    pub(crate) async fn prepare_all(&self, statements: &[&str]) -> Result<(), StoreError> {
+        self.run("check the schema", async |client| {
+            for statement in statements {
+                client.prepare(statement).await.db("check the schema")?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Brings `component`'s tables to `migrations.len()`: step `i` (0-based) migrates from
     /// version `i` to `i + 1`. Runs in one transaction under an advisory lock per schema, so
     /// concurrent openers migrate once.

@@ -117,6 +117,26 @@ const CODE_COLUMNS: &str = "code_hash, client_id, redirect_uri, code_challenge, 
      extras, issued_at, expires_at, redeemed_at, pair";
 
 impl Sql {
+    /// Every statement.
+    fn all(&self) -> [&str; 14] {
+        [
+            &self.insert,
+            &self.by_access,
+            &self.by_refresh,
+            &self.lock_refresh,
+            &self.share_refresh,
+            &self.set_state,
+            &self.renew_access,
+            &self.revoke,
+            &self.revoke_subject,
+            &self.purge,
+            &self.insert_code,
+            &self.lock_code,
+            &self.use_code,
+            &self.purge_codes,
+        ]
+    }
+
     fn new(db: &PostgresDatabase) -> Self {
         let pairs = db.table("issuer_pairs");
         let codes = db.table("issuer_codes");
@@ -218,11 +238,17 @@ fn migrations(db: &PostgresDatabase) -> Vec<String> {
 
 impl PostgresIssuerStore {
     /// Opens the store in `db`'s schema, creating or migrating its table first.
+    ///
+    /// Every statement the store sends is then prepared once against the schema, so tables
+    /// dropped or altered by hand under a recorded version fail here, as a typed error, not
+    /// at the first call.
     pub async fn open(db: &PostgresDatabase) -> Result<Self, StoreError> {
         db.migrate("issuer", &migrations(db)).await?;
+        let sql = Sql::new(db);
+        db.prepare_all(&sql.all()).await?;
         Ok(Self {
             db: db.clone(),
-            sql: Arc::new(Sql::new(db)),
+            sql: Arc::new(sql),
         })
     }
 
@@ -639,7 +665,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::issuer::{Issued, Issuer, IssuerConfig, IssuerError, RefreshRotation};
-    use crate::store::postgres::tests::{drop_schema, test_db, test_url};
+    use crate::store::postgres::tests::{admin, drop_schema, test_db, test_url};
 
     const WINDOW: Duration = Duration::from_secs(300);
 
@@ -992,6 +1018,20 @@ mod tests {
         ));
         assert!(a.authenticate(&access(&lost)).await.is_err());
         assert!(!b.revoke(&refresh(&first)).await.unwrap(), "nothing left");
+        drop_schema(&db).await;
+    }
+
+    #[tokio::test]
+    async fn a_table_dropped_by_hand_is_a_typed_error_at_open() {
+        let Some(url) = test_url("a_table_dropped_by_hand_is_a_typed_error_at_open") else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-issuer-dropped");
+        PostgresIssuerStore::open(&db).await.unwrap();
+        admin(&db, &format!("DROP TABLE {}", db.table("issuer_codes"))).await;
+        let err = PostgresIssuerStore::open(&db).await.unwrap_err();
+        assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+        assert!(err.to_string().contains("42P01"), "{err}");
         drop_schema(&db).await;
     }
 

@@ -195,13 +195,7 @@ impl PostgresStore {
     pub async fn open(db: &PostgresDatabase) -> Result<Self, StoreError> {
         db.migrate("token_store", &migrations(db)).await?;
         let sql = Sql::new(db);
-        db.run("check the schema", async |client| {
-            for statement in sql.all() {
-                client.prepare(statement).await.db("check the schema")?;
-            }
-            Ok(())
-        })
-        .await?;
+        db.prepare_all(&sql.all()).await?;
         Ok(Self {
             db: db.clone(),
             sql: Arc::new(sql),
