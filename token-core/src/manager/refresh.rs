@@ -185,15 +185,10 @@ impl<P: Provider> Inner<P> {
             .await?
         {
             LeaseTaken::Settled(current) => return Ok(current),
-            LeaseTaken::Lost(_) if notes.lease_restarts < MAX_LEASE_RESTARTS => {
-                notes.lease_restarts += 1;
+            LeaseTaken::Lost(_) if notes.restart_after_losing_the_lease() => {
                 return Box::pin(self.run_once(session, reason, notes)).await;
             }
-            LeaseTaken::Lost(_) => {
-                return Err(Error::RefreshAborted(
-                    "the refresh lease was taken by another process".into(),
-                ));
-            }
+            LeaseTaken::Lost(_) => return Err(lease_taken_away()),
             LeaseTaken::Held {
                 current,
                 taken_over,
@@ -365,9 +360,8 @@ impl<P: Provider> Inner<P> {
             // sending the same token): start again, which waits for that process and reads
             // what it saves, rather than fail the callers.
             Err(error @ Error::RefreshAborted(_))
-                if watch.lost() && notes.lease_restarts < MAX_LEASE_RESTARTS =>
+                if watch.lost() && notes.restart_after_losing_the_lease() =>
             {
-                notes.lease_restarts += 1;
                 notes.start_over = true;
                 (Err(error), false)
             }
@@ -727,8 +721,7 @@ impl<P: Provider> Inner<P> {
                 // Another process took the lease over while this one waited for a save: it
                 // is taken again (twice at most, as a refresh starts again), which waits for
                 // that process and takes what it saves; the refused token is not sent again.
-                LeaseTaken::Lost(latest) if notes.lease_restarts < MAX_LEASE_RESTARTS => {
-                    notes.lease_restarts += 1;
+                LeaseTaken::Lost(latest) if notes.restart_after_losing_the_lease() => {
                     seen = latest;
                 }
                 taken => break taken,
@@ -741,9 +734,7 @@ impl<P: Provider> Inner<P> {
             }
             // Another process took the lease again and again: no verdict; the next call
             // starts a new refresh (and waits for that process).
-            LeaseTaken::Lost(_) => Err(Error::RefreshAborted(
-                "the refresh lease was taken by another process".into(),
-            )),
+            LeaseTaken::Lost(_) => Err(lease_taken_away()),
             LeaseTaken::Held { current: now, .. } => {
                 let outcome = match now {
                     // Written since, if with the same refresh token: taken, no verdict.
@@ -1012,6 +1003,11 @@ impl<P: Provider> Inner<P> {
 /// each time, that process made progress.
 const MAX_LEASE_RESTARTS: u8 = 2;
 
+/// What callers get once a refresh lost its lease more often than it may start again.
+fn lease_taken_away() -> Error {
+    Error::RefreshAborted("the refresh lease was taken by another process".into())
+}
+
 /// What one turn of a refresh noted for the next.
 #[derive(Default)]
 pub(super) struct RunNotes {
@@ -1031,6 +1027,16 @@ pub(super) struct RunNotes {
     /// by another process superseded the refreshed set, or a refused token gave way to a
     /// newer one).
     overtaken: bool,
+}
+
+impl RunNotes {
+    /// Whether the refresh may start again after losing its lease (at most
+    /// [`MAX_LEASE_RESTARTS`] times, wherever it was lost), counting the restart if so.
+    fn restart_after_losing_the_lease(&mut self) -> bool {
+        let may = self.lease_restarts < MAX_LEASE_RESTARTS;
+        self.lease_restarts += u8::from(may);
+        may
+    }
 }
 
 /// A future's output, or `Err` if polling it panicked.
