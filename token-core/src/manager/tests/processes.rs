@@ -25,6 +25,12 @@ fn process_with(
         .unwrap()
 }
 
+/// `process` asks for session `s`'s access token, in a task of its own.
+fn asks(process: &TokenManager<Arc<Fake>>) -> tokio::task::JoinHandle<Result<AccessToken, Error>> {
+    let process = process.clone();
+    tokio::spawn(async move { process.access_token("s").await })
+}
+
 /// The refresh tokens the provider was sent, in order.
 fn presented(h: &Harness) -> Vec<String> {
     h.fake.presented.lock().unwrap().clone()
@@ -64,12 +70,12 @@ async fn a_loses_its_lease_to_b() -> LostLease {
     let events = [a.subscribe(), b.subscribe()];
     b.insert("s", expired_pair(&h)).await.unwrap();
     h.fake.then(Step::Fail(unavailable(None)));
-    let first = tokio::spawn(async move { a.access_token("s").await });
+    let first = asks(&a);
     h.until_calls(1).await;
     store_a.hung.store(true, Ordering::SeqCst);
     let lease = ManagerConfig::default().lease_ttl;
     tokio::time::sleep(lease + Duration::from_secs(1)).await;
-    let second = tokio::spawn(async move { b.access_token("s").await });
+    let second = asks(&b);
     LostLease {
         h,
         gate,
@@ -123,10 +129,7 @@ async fn a_lease_taken_long_before_the_first_call_is_renewed_before_it() {
     // A takes the lease; its re-read of the store answers after most of a lease length
     // (a slow database, under the store timeout).
     let reread = store_a.hold(Call::Load);
-    let first = tokio::spawn({
-        let a = a.clone();
-        async move { a.access_token("s").await }
-    });
+    let first = asks(&a);
     store_a.until_reached(1).await;
     let lease = ManagerConfig::default().lease_ttl;
     tokio::time::sleep(lease * 5 / 6).await;
@@ -135,10 +138,7 @@ async fn a_lease_taken_long_before_the_first_call_is_renewed_before_it() {
     h.until_calls(1).await;
     tokio::time::sleep(lease / 6 + Duration::from_secs(1)).await;
     // B wants the session once A's lease would have lapsed without a renewal.
-    let second = tokio::spawn({
-        let b = b.clone();
-        async move { b.access_token("s").await }
-    });
+    let second = asks(&b);
     tokio::time::sleep(lease + Duration::from_secs(1)).await;
     gate.add_permits(10);
     assert_eq!(first.await.unwrap().unwrap().expose_secret(), "at-1");
@@ -200,19 +200,13 @@ async fn a_refusal_after_the_lease_was_lost_waits_for_the_new_holders_save() {
     let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
     b.insert("s", expired_pair(&h)).await.unwrap();
     // A sends rt-0; the provider is slow, and A loses the store: its lease lapses.
-    let first = tokio::spawn({
-        let a = a.clone();
-        async move { a.access_token("s").await }
-    });
+    let first = asks(&a);
     h.until_calls(1).await;
     store_a.cut.store(true, Ordering::SeqCst);
     let lease = ManagerConfig::default().lease_ttl;
     tokio::time::sleep(lease + Duration::from_secs(1)).await;
     // B takes the lease over, waits a lease length for a save, and sends rt-0 too.
-    let second = tokio::spawn({
-        let b = b.clone();
-        async move { b.access_token("s").await }
-    });
+    let second = asks(&b);
     tokio::time::sleep(lease + Duration::from_secs(1)).await;
     assert_eq!(h.calls(), 2, "B sent rt-0 after a lease length");
     // A reaches the store again. The provider handled B's request first: it refuses A's rt-0
@@ -330,10 +324,7 @@ async fn outage_at(from: u32, hang: bool, outage: Duration, b_after: Duration) {
     let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
     b.insert("s", expired_pair(&h)).await.unwrap();
     gate.add_permits(1000);
-    let first = tokio::spawn({
-        let a = a.clone();
-        async move { a.access_token("s").await }
-    });
+    let first = asks(&a);
     let second = tokio::spawn({
         let b = b.clone();
         async move {
@@ -396,10 +387,7 @@ async fn a_renewal_answered_after_the_lease_ran_out_does_not_let_a_retry_send_th
     // A takes the lease and sends rt-0, answered with a 503; every renewal it sends from
     // then on (its heartbeat's, its retry's) is held on the way to the store.
     h.fake.then(Step::Fail(unavailable(None)));
-    let first = tokio::spawn({
-        let a = a.clone();
-        async move { a.access_token("s").await }
-    });
+    let first = asks(&a);
     h.until_calls(1).await;
     let renewals = [store_a.hold(Call::Acquire), store_a.hold(Call::Acquire)];
     // Its retry (after at most 250 ms) and its heartbeat (a third of a second in).
@@ -477,18 +465,12 @@ async fn refused_while_the_new_holder_saves(meanwhile: Meanwhile) {
     );
     let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
     b.insert("s", expired_pair(&h)).await.unwrap();
-    let first = tokio::spawn({
-        let a = a.clone();
-        async move { a.access_token("s").await }
-    });
+    let first = asks(&a);
     h.until_calls(1).await;
     store_a.cut.store(true, Ordering::SeqCst);
     let lease = ManagerConfig::default().lease_ttl;
     tokio::time::sleep(lease + Duration::from_secs(1)).await;
-    let second = tokio::spawn({
-        let b = b.clone();
-        async move { b.access_token("s").await }
-    });
+    let second = asks(&b);
     tokio::time::sleep(lease + Duration::from_secs(1)).await;
     assert_eq!(h.calls(), 2, "B sent rt-0 after a lease length");
     // The provider handled B's request first: it refuses A's rt-0, then answers B
@@ -561,10 +543,7 @@ async fn a_refusal_after_the_lease_lapsed_with_nobody_else_about_is_a_verdict_at
     let a = process_with(&h, store_a.clone(), config);
     let mut events = a.subscribe();
     a.insert("s", expired_pair(&h)).await.unwrap();
-    let first = tokio::spawn({
-        let a = a.clone();
-        async move { a.access_token("s").await }
-    });
+    let first = asks(&a);
     h.until_calls(1).await;
     store_a.cut.store(true, Ordering::SeqCst);
     let lease = ManagerConfig::default().lease_ttl;
@@ -599,10 +578,7 @@ async fn a_refusal_after_the_lease_was_lost_to_a_process_that_died_is_a_verdict_
     let a = process_with(&h, store_a.clone(), config);
     let mut events = a.subscribe();
     a.insert("s", expired_pair(&h)).await.unwrap();
-    let first = tokio::spawn({
-        let a = a.clone();
-        async move { a.access_token("s").await }
-    });
+    let first = asks(&a);
     h.until_calls(1).await;
     store_a.cut.store(true, Ordering::SeqCst);
     let lease = ManagerConfig::default().lease_ttl;
@@ -648,8 +624,7 @@ async fn a_lease_granted_after_a_long_wait_for_another_lease_user_here_is_held_f
         .or_default()
         .clone();
     let turn = users.0.lock().await;
-    let manager = h.manager.clone();
-    let caller = tokio::spawn(async move { manager.access_token("s").await });
+    let caller = asks(&h.manager);
     let lease = ManagerConfig::default().lease_ttl;
     tokio::time::sleep(lease + Duration::from_secs(5)).await;
     assert_eq!(h.calls(), 0);
@@ -685,10 +660,7 @@ async fn a_refusal_whose_lease_is_lost_again_while_taken_back_takes_what_the_new
     let a = manager_over(&h, store.clone());
     let mut events = a.subscribe();
     a.insert("s", expired_pair(&h)).await.unwrap();
-    let first = tokio::spawn({
-        let a = a.clone();
-        async move { a.access_token("s").await }
-    });
+    let first = asks(&a);
     h.until_calls(1).await;
     let lease = ManagerConfig::default().lease_ttl;
     tokio::time::sleep(lease / 3 + Duration::from_secs(1)).await;
@@ -782,10 +754,7 @@ async fn a_refusal_after_a_renewal_took_the_lease_over_waits_for_the_lapsed_hold
     let a = manager_over(&h, store.clone());
     let mut events = a.subscribe();
     a.insert("s", expired_pair(&h)).await.unwrap();
-    let first = tokio::spawn({
-        let a = a.clone();
-        async move { a.access_token("s").await }
-    });
+    let first = asks(&a);
     h.until_calls(1).await;
     // The heartbeat during the call is answered TakenOver; the provider refuses rt-0, which
     // the other process spent.
