@@ -430,6 +430,13 @@ impl<P: Provider> Inner<P> {
         if !renew && watch.held_at().elapsed() < self.config.heartbeat() {
             return true;
         }
+        self.renewed_and_held(session, watch).await && !watch.lost()
+    }
+
+    /// Renews the lease now and judges the answer: held if granted within a lease length
+    /// of the last grant, or unanswered while the last grant is less than two thirds of a
+    /// lease length old; otherwise noted lost (or taken over) in `watch`. Whether it is held.
+    async fn renewed_and_held(&self, session: &Session<P::Extras>, watch: &LeaseWatch) -> bool {
         let asked = tokio::time::Instant::now();
         let renewal = self.renew(session).await;
         let held = match renewal {
@@ -440,7 +447,7 @@ impl<P: Provider> Inner<P> {
         if !held {
             watch.note_lost(renewal);
         }
-        !watch.lost()
+        held
     }
 
     /// How long after its last grant a lease whose renewals fail is taken as held.
@@ -463,16 +470,10 @@ impl<P: Provider> Inner<P> {
                 () = watch.done.notified() => return,
                 () = tokio::time::sleep(wait) => {}
             }
-            let asked = tokio::time::Instant::now();
-            from = asked;
-            match self.renew(session).await {
-                Renewal::Held if watch.renewed(asked, self.config.lease_ttl) => {}
-                Renewal::Unknown if watch.held_at().elapsed() < self.unsure_after() => {}
-                renewal => {
-                    tracing::warn!("the refresh lease was lost, or may have lapsed");
-                    watch.note_lost(renewal);
-                    return watch.done.notified().await;
-                }
+            from = tokio::time::Instant::now();
+            if !self.renewed_and_held(session, watch).await {
+                tracing::warn!("the refresh lease was lost, or may have lapsed");
+                return watch.done.notified().await;
             }
         }
     }
