@@ -363,7 +363,7 @@ impl<P: Provider> TokenManager<P> {
     /// Stores tokens obtained outside the manager (an authorization-code exchange, Maya's
     /// session URL) as the session's current set, replacing whatever it had, and ends a
     /// re-auth state. It wins over any refresh of the session already under way: that
-    /// refresh's result (or verdict) is dropped.
+    /// refresh's result (or verdict, or failure) is dropped.
     pub async fn insert(&self, session: &str, set: TokenSet<P::Extras>) -> Result<(), Error> {
         let name = session;
         let (stored, extras) = split(set)?;

@@ -29,9 +29,12 @@ impl<P: Provider> Inner<P> {
     ) -> Outcome<P::Extras> {
         let mut notes = RunNotes::default();
         let outcome = loop {
-            let generation = session.generation();
             notes.overtaken = false;
+            notes.replayed = false;
             let outcome = self.run_once(session, reason.clone(), &mut notes).await;
+            // The generation the turn ended in (it may have started over in a later one).
+            let replaced = session.generation() != notes.generation;
+            let asking = matches!(reason, Reason::Unresolved(_));
             match &outcome {
                 // An insert (here, or in the store by another process) overtook the refresh
                 // and left a set whose access token is not usable (a login's, expired; the
@@ -41,8 +44,18 @@ impl<P: Provider> Inner<P> {
                 // insert. (The asking for a lost pair needs no usable token.)
                 Ok(current)
                     if !current.usable(self.clock.now())
-                        && !matches!(reason, Reason::Unresolved(_))
-                        && (notes.overtaken || session.generation() != generation) => {}
+                        && !asking
+                        && (notes.overtaken || replaced) => {}
+                // A failure of the tokens an insert replaced meanwhile is not the inserted
+                // set's (it was never sent): the callers get that set, or its refresh.
+                Err(_) if replaced && !asking => {
+                    match self.state(session).as_ref().and_then(Ready::of) {
+                        Some(inserted) if inserted.usable(self.clock.now()) => break Ok(inserted),
+                        // Not refreshed once `shutdown` began.
+                        Some(_) if !self.closing() => {}
+                        _ => break outcome,
+                    }
+                }
                 _ => break outcome,
             }
         };
@@ -66,8 +79,9 @@ impl<P: Provider> Inner<P> {
                 Error::Endpoint(_) | Error::Transport(_) | Error::RetriesExhausted { .. }
             );
             if remembered {
+                // Not for a generation an insert (or a remove) started since.
                 let until = later(self.clock.now(), self.config.failure_cooldown);
-                session.remember_failure(until, error.clone());
+                session.remember_failure_at(notes.generation, until, error.clone());
             }
         }
         outcome
@@ -84,6 +98,7 @@ impl<P: Provider> Inner<P> {
             let _writing = session.writer().lock().await;
             session.generation()
         };
+        notes.generation = generation;
         if generation == RETIRED {
             return self.on_mapped(session, reason).await;
         }
@@ -1020,6 +1035,8 @@ pub(super) struct RunNotes {
     start_over: bool,
     /// How many times the refresh started over after losing its lease.
     lease_restarts: u8,
+    /// The generation the latest turn (or start over) ran in.
+    generation: u64,
     /// The lease was lost to a renewal that took it over from a holder that let it lapse:
     /// kept in the store for the next turn, whose grant is a take-over.
     lapsed_holder: bool,
