@@ -366,11 +366,21 @@ impl<P: Provider> Inner<P> {
                 self.refreshed(session, generation, current, reason, answer, notes)
                     .await
             }
-            Err(error) if error.kind() == ErrorKind::ReauthRequired && !unrenewable_but_valid => (
-                self.refused(session, generation, current.as_ref(), error, notes, watch)
-                    .await,
-                false,
-            ),
+            // A refusal is a verdict only on a refresh token: a provider that can issue
+            // answers a refused one by issuing, and a refused grant of the client's own
+            // leaves nobody to authorize again (it is a failure, asked again after the
+            // cooldown, as a misconfiguration is).
+            Err(error)
+                if error.kind() == ErrorKind::ReauthRequired
+                    && !self.provider.can_issue()
+                    && !unrenewable_but_valid =>
+            {
+                (
+                    self.refused(session, generation, current.as_ref(), error, notes, watch)
+                        .await,
+                    false,
+                )
+            }
             // The lease was lost before a call could be sent (another process may be
             // sending the same token): start again, which waits for that process and reads
             // what it saves, rather than fail the callers.

@@ -52,6 +52,8 @@ struct Fake {
     generation: AtomicU32,
     reuse_window: Duration,
     can_issue: bool,
+    /// How many of the next grants of the client's own are refused (`invalid_grant`).
+    refused_issues: AtomicU32,
     gate: Option<Arc<Semaphore>>,
 }
 
@@ -68,6 +70,7 @@ impl Fake {
             generation: AtomicU32::new(0),
             reuse_window: Duration::from_secs(300),
             can_issue: false,
+            refused_issues: AtomicU32::new(0),
             gate: None,
         }
     }
@@ -194,6 +197,14 @@ impl Provider for Arc<Fake> {
         self.issues.fetch_add(1, Ordering::SeqCst);
         if let Some(gate) = &self.gate {
             let _permit = gate.acquire().await.unwrap();
+        }
+        let refused = |n: u32| n.checked_sub(1);
+        if self
+            .refused_issues
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, refused)
+            .is_ok()
+        {
+            return Err(invalid_grant());
         }
         let set = self.mint();
         *self.live.lock().unwrap() = set
@@ -873,6 +884,43 @@ async fn a_refresh_token_past_its_local_expiry_is_still_tried_once() {
         ErrorKind::ReauthRequired
     );
     assert_eq!(h.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_grant_of_the_clients_own_is_no_verdict_and_is_asked_again_later() {
+    for refreshed_first in [false, true] {
+        let mut h = harness(|fake| fake.can_issue = true);
+        if refreshed_first {
+            // A session with a refresh token that the provider refuses, and then refuses the
+            // client's own grant too.
+            h.seed("svc", Duration::ZERO).await;
+            *h.fake.live.lock().unwrap() = "rt-other".into();
+        }
+        h.fake.refused_issues.store(1, Ordering::SeqCst);
+        let refused = h.manager.access_token("svc").await.unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::ReauthRequired, "{refused:?}");
+        // No user can authorize the client again: no verdict, in memory or in the store.
+        let events = h.drain();
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::ReauthRequired(_))),
+            "refreshed_first={refreshed_first}: {events:?}"
+        );
+        assert!(
+            h.stored("svc")
+                .await
+                .is_none_or(|record| record.value.reauth().is_none()),
+            "refreshed_first={refreshed_first}"
+        );
+        // The provider answers again after the failure cooldown: the session is not dead.
+        tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+        let token = h.manager.access_token("svc").await.unwrap();
+        assert_eq!(
+            token.expose_secret(),
+            "at-1",
+            "refreshed_first={refreshed_first}"
+        );
+        assert_eq!(h.fake.issues.load(Ordering::SeqCst), 2);
+    }
 }
 
 #[tokio::test(start_paused = true)]
