@@ -183,7 +183,9 @@ impl<P: Provider> Inner<P> {
             .cooldown_left(now)
             .or_else(|| self.cooldown.left(now).filter(|_| issuing))
         {
-            return Err(Error::CoolingDown { remaining });
+            return self
+                .cooling_down(session, generation, current.as_ref(), &reason, remaining)
+                .await;
         }
         // Not for the asking after a lost pair: a few calls in all, which must fall inside
         // the provider's reuse window however long `failure_cooldown` is.
@@ -258,6 +260,36 @@ impl<P: Provider> Inner<P> {
             return Box::pin(self.run_once(session, reason, notes)).await;
         }
         outcome
+    }
+
+    /// A refresh asked while the provider's `Retry-After` runs: no provider call, but the
+    /// store is looked at (another process may have stored a set since, a login say: the
+    /// wait may last an hour) unless a failure was remembered within `failure_cooldown`
+    /// (the one that began the wait, or the previous look).
+    async fn cooling_down(
+        &self,
+        session: &Session<P::Extras>,
+        generation: u64,
+        current: Option<&Ready<P::Extras>>,
+        reason: &Reason,
+        remaining: Duration,
+    ) -> Outcome<P::Extras> {
+        let (now, within) = (self.clock.now(), self.config.failure_cooldown);
+        let cooling = Error::CoolingDown { remaining };
+        if session.recent_failure(now, within).is_some() {
+            return Err(cooling);
+        }
+        match self.read_newer(session, generation, current).await {
+            Ok(Stored::Tokens(adopted)) if reason.satisfied_by(&adopted, self.clock.now()) => {
+                return Ok(adopted);
+            }
+            Ok(Stored::Dead(error) | Stored::Removed(error)) => return Err(error),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "could not read the store while cooling down"),
+        }
+        let until = later(now, within.min(remaining));
+        session.remember_failure_at(generation, until, cooling.clone());
+        Err(cooling)
     }
 
     /// A refresh asked of a retired session (it left the session map after its caller

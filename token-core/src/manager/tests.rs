@@ -123,6 +123,15 @@ fn invalid_grant() -> Error {
     .into()
 }
 
+/// A 429 asking to wait `retry_after`.
+fn too_many_requests(retry_after: Duration) -> Error {
+    EndpointError::from(
+        ProviderError::new(ErrorKind::Transient, StatusCode::TOO_MANY_REQUESTS, "429")
+            .with_retry_after(Some(retry_after)),
+    )
+    .into()
+}
+
 fn unavailable(retry_after: Option<Duration>) -> Error {
     EndpointError::from(
         ProviderError::new(ErrorKind::Transient, StatusCode::SERVICE_UNAVAILABLE, "503")
@@ -1368,11 +1377,8 @@ async fn a_panicking_hook_is_caught_and_never_fatal() {
 async fn retry_after_is_remembered_between_callers() {
     let h = harness(|_| {});
     h.seed("s", Duration::ZERO).await;
-    let too_many = EndpointError::from(
-        ProviderError::new(ErrorKind::Transient, StatusCode::TOO_MANY_REQUESTS, "429")
-            .with_retry_after(Some(Duration::from_secs(120))),
-    );
-    h.fake.then(Step::Fail(too_many.into()));
+    h.fake
+        .then(Step::Fail(too_many_requests(Duration::from_secs(120))));
     assert_eq!(
         h.manager.access_token("s").await.unwrap_err().kind(),
         ErrorKind::Transient
@@ -1394,6 +1400,34 @@ async fn retry_after_is_remembered_between_callers() {
         "at-1"
     );
     assert_eq!(h.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_cooling_down_takes_a_set_another_process_stored_meanwhile() {
+    let h = harness(|_| {});
+    let other = manager_over(&h, h.store.clone());
+    h.seed("s", Duration::ZERO).await;
+    h.fake
+        .then(Step::Fail(too_many_requests(Duration::from_secs(600))));
+    assert!(
+        h.manager
+            .access_token("s")
+            .await
+            .unwrap_err()
+            .retry_after()
+            .is_some()
+    );
+    // The user logs in again through another process sharing the store.
+    let login = TokenSet::new(AccessToken::new("at-login"))
+        .with_refresh_token(RefreshToken::new("rt-login"))
+        .with_access_expires_at(h.clock.now() + HOUR);
+    other.insert("s", login).await.unwrap();
+    // The provider's wait is for its calls, not for what the store holds: once the failure
+    // is no longer answered from memory, the login is served.
+    tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+    let token = h.manager.access_token("s").await.unwrap();
+    assert_eq!(token.expose_secret(), "at-login");
+    assert_eq!(h.calls(), 1, "the provider is not asked during its wait");
 }
 
 #[tokio::test(start_paused = true)]
