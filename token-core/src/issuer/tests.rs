@@ -349,6 +349,12 @@ async fn the_issuer_purges_dead_records_by_itself_once_per_interval() {
     issuer.refresh(&refresh(&fourth)).await.unwrap();
     tokio::task::yield_now().await;
     assert_eq!(store.len(), 3);
+    assert_eq!(
+        issuer.purge().await.unwrap(),
+        0,
+        "dead for less than the grace"
+    );
+    clock.advance(time::Duration::try_from(PURGE_GRACE).unwrap());
     assert_eq!(issuer.purge().await.unwrap(), 1, "the third is dead now");
 }
 
@@ -648,4 +654,33 @@ async fn revoking_a_refresh_token_inside_its_reuse_window_revokes_the_pair_it_an
     let third = issuer.refresh(&refresh(&second)).await.unwrap();
     assert!(!issuer.revoke(&refresh(&first)).await.unwrap());
     assert!(issuer.authenticate(&access(&third)).await.is_ok());
+}
+
+/// Two replicas on one store, the second's clock two minutes ahead (NTP misses happen): its
+/// purge must not take from the first's clients the reuse answer their window still promises.
+#[tokio::test]
+async fn a_replica_whose_clock_runs_ahead_does_not_purge_a_pending_reuse_answer() {
+    let store = Arc::new(MemoryIssuerStore::new());
+    let start = datetime!(2026-01-01 00:00 UTC);
+    let (clock_a, clock_b) = (
+        ManualClock::new(start),
+        ManualClock::new(start + time::Duration::minutes(2)),
+    );
+    let config = IssuerConfig::default()
+        .with_reuse_window(WINDOW)
+        .with_purge_every(None);
+    let a = Issuer::new(store.clone(), Arc::new(clock_a.clone()), config.clone());
+    let b = Issuer::new(store.clone(), Arc::new(clock_b.clone()), config);
+    let first = a.issue("alice", serde_json::json!({})).await.unwrap();
+    // Rotated on A; the answer is lost on its way to the client.
+    let lost = a.refresh(&refresh(&first)).await.unwrap();
+    clock_a.advance(time::Duration::minutes(4));
+    clock_b.advance(time::Duration::minutes(4));
+    b.purge().await.unwrap();
+    // Four minutes into a five-minute window, by A's clock: the client's retry gets its pair.
+    let again = a.refresh(&refresh(&first)).await;
+    assert!(
+        matches!(&again, Ok(issued) if issued.tokens == lost.tokens),
+        "{again:?}"
+    );
 }
