@@ -113,6 +113,11 @@ struct Sql {
     purge_codes: String,
 }
 
+/// How many rows one purge statement deletes at most.
+const PURGE_BATCH: i64 = 1000;
+/// How many batches one purge of a table runs at most.
+const MAX_PURGE_BATCHES: usize = 10_000;
+
 const CODE_COLUMNS: &str = "code_hash, client_id, redirect_uri, code_challenge, scope, subject, \
      extras, issued_at, expires_at, redeemed_at, pair";
 
@@ -151,8 +156,12 @@ impl Sql {
             use_code: format!(
                 "UPDATE {codes} SET redeemed_at = $2, pair = $3 WHERE code_hash = $1"
             ),
-            // The same rule as `CodeRecord::is_dead`.
-            purge_codes: format!("DELETE FROM {codes} WHERE expires_at <= $1"),
+            // The same rule as `CodeRecord::is_dead`; a batch at a time (see `purge`).
+            purge_codes: format!(
+                "DELETE FROM {codes} WHERE code_hash IN (
+                     SELECT code_hash FROM {codes} WHERE expires_at <= $1
+                     LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            ),
             insert: format!(
                 "INSERT INTO {pairs} ({COLUMNS})
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
@@ -187,12 +196,16 @@ impl Sql {
                      reuse_tokens = NULL
                  WHERE subject = $1 AND state = 'active'"
             ),
-            // The same rule as `PairRecord::is_dead`.
+            // The same rule as `PairRecord::is_dead`; a batch at a time, passing over the rows
+            // a rotation in flight holds (see `purge`).
             purge: format!(
-                "DELETE FROM {pairs}
-                 WHERE state = 'revoked'
-                    OR (state = 'replaced' AND (reuse_until IS NULL OR reuse_until <= $1))
-                    OR (state = 'active' AND refresh_expires_at <= $1 AND access_expires_at <= $1)"
+                "DELETE FROM {pairs} WHERE refresh_hash IN (
+                     SELECT refresh_hash FROM {pairs}
+                     WHERE state = 'revoked'
+                        OR (state = 'replaced' AND (reuse_until IS NULL OR reuse_until <= $1))
+                        OR (state = 'active' AND refresh_expires_at <= $1
+                            AND access_expires_at <= $1)
+                     LIMIT $2 FOR UPDATE SKIP LOCKED)"
             ),
         }
     }
@@ -642,17 +655,32 @@ impl IssuerStore for PostgresIssuerStore {
             .await
     }
 
+    /// Deletes in batches of [`PURGE_BATCH`] rows, each a statement of its own within the
+    /// operation timeout, so a store that grew for long is purged however large, and passes
+    /// over the rows other transactions hold (a rotation presenting a used-up token): one
+    /// held row neither holds up the purge until the timeout nor makes it forget nothing. A
+    /// row passed over is forgotten by the next purge.
     async fn purge(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
-        self.db
-            .run("purge", async |client| {
-                let pairs = client.execute(&self.sql.purge, &[&now]).await.db("purge")?;
-                let codes = client
-                    .execute(&self.sql.purge_codes, &[&now])
-                    .await
-                    .db("purge codes")?;
-                Ok(usize::try_from(pairs + codes).unwrap_or(usize::MAX))
-            })
-            .await
+        let mut purged = 0;
+        for (sql, what) in [
+            (&self.sql.purge, "purge"),
+            (&self.sql.purge_codes, "purge codes"),
+        ] {
+            // Bounded: rows that die while it runs are left to the next purge.
+            for _ in 0..MAX_PURGE_BATCHES {
+                let deleted = self
+                    .db
+                    .run(what, async |client| {
+                        client.execute(sql, &[&now, &PURGE_BATCH]).await.db(what)
+                    })
+                    .await?;
+                purged += usize::try_from(deleted).unwrap_or(usize::MAX);
+                if deleted < PURGE_BATCH.unsigned_abs() {
+                    break;
+                }
+            }
+        }
+        Ok(purged)
     }
 }
 
@@ -1018,6 +1046,90 @@ mod tests {
         ));
         assert!(a.authenticate(&access(&lost)).await.is_err());
         assert!(!b.revoke(&refresh(&first)).await.unwrap(), "nothing left");
+        drop_schema(&db).await;
+    }
+
+    /// A rotation in flight holds the row of the refresh token it was presented (here a
+    /// used-up one, dead) while the purge runs: the purge forgets every other dead record
+    /// without waiting for it, and that one the next time.
+    #[tokio::test]
+    async fn a_purge_skips_a_row_a_rotation_in_flight_holds_and_forgets_the_rest() {
+        let Some(url) =
+            test_url("a_purge_skips_a_row_a_rotation_in_flight_holds_and_forgets_the_rest")
+        else {
+            return;
+        };
+        let (a, _b, clock, db) = replicas(&url, Duration::ZERO).await;
+        let first = a.issue("alice", serde_json::json!({})).await.unwrap();
+        let mut pair = first.clone();
+        for _ in 0..20 {
+            pair = a.refresh(&refresh(&pair)).await.unwrap();
+        }
+        let holder = PostgresDatabase::builder(&url)
+            .unwrap()
+            .schema(db.schema())
+            .max_connections(1)
+            .build()
+            .unwrap();
+        let (locked, is_locked) = tokio::sync::oneshot::channel();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let lock = format!(
+            "SELECT 1 FROM {} WHERE refresh_hash = $1 FOR UPDATE",
+            db.table("issuer_pairs")
+        );
+        let hash = TokenHash::of(&refresh(&first)).as_bytes().to_vec();
+        let holding = tokio::spawn(async move {
+            holder
+                .run("hold a row", async move |client| {
+                    let tx = client.transaction().await.db("hold")?;
+                    tx.query_one(&lock, &[&hash]).await.db("hold")?;
+                    let _ = locked.send(());
+                    let _ = released.await;
+                    tx.rollback().await.db("hold")
+                })
+                .await
+        });
+        is_locked.await.unwrap();
+        let store =
+            PostgresIssuerStore::open(&db.clone().with_operation_timeout(Duration::from_secs(2)))
+                .await
+                .unwrap();
+        let now = crate::clock::Clock::now(&clock);
+        let purged = store.purge(now).await;
+        release.send(()).unwrap();
+        holding.await.unwrap().unwrap();
+        assert_eq!(purged.unwrap(), 19, "every dead record but the held one");
+        assert_eq!(store.purge(now).await.unwrap(), 1, "and that one next time");
+        a.authenticate(&access(&pair)).await.unwrap();
+        drop_schema(&db).await;
+    }
+
+    #[tokio::test]
+    async fn a_purge_of_more_dead_rows_than_a_batch_forgets_them_all() {
+        let Some(url) = test_url("a_purge_of_more_dead_rows_than_a_batch_forgets_them_all") else {
+            return;
+        };
+        let (a, _b, clock, db) = replicas(&url, Duration::ZERO).await;
+        let live = a.issue("alice", serde_json::json!({})).await.unwrap();
+        let dead = 2 * PURGE_BATCH + 7;
+        admin(
+            &db,
+            &format!(
+                "INSERT INTO {} ({COLUMNS})
+                 SELECT 'bob', sha256(('a' || i)::bytea), sha256(('r' || i)::bytea), now(), now(),
+                        NULL, '{{}}', 'revoked', now(), NULL, NULL, NULL
+                 FROM generate_series(1, {dead}) AS i",
+                db.table("issuer_pairs")
+            ),
+        )
+        .await;
+        let purged = a
+            .store()
+            .purge(crate::clock::Clock::now(&clock))
+            .await
+            .unwrap();
+        assert_eq!(purged, usize::try_from(dead).unwrap());
+        a.authenticate(&access(&live)).await.unwrap();
         drop_schema(&db).await;
     }
 
