@@ -1066,6 +1066,10 @@ pub trait IssuerStore: Send + Sync + 'static {
 
     /// Forgets the pairs that are [dead](PairRecord::is_dead) and the codes that are
     /// [dead](CodeRecord::is_dead) at `now`; returns how many.
+    ///
+    /// A code still alive names the pair it gave ([`CodeState::Redeemed`]), so that its
+    /// replay revokes what descended from that pair: when that pair is replaced and about to
+    /// be forgotten, the code is made to name the first successor that is kept instead.
     async fn purge(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
         let _ = now;
         Ok(0)

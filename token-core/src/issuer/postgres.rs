@@ -107,6 +107,7 @@ struct Sql {
     revoke: String,
     revoke_subject: String,
     purge: String,
+    advance_codes: String,
     insert_code: String,
     lock_code: String,
     use_code: String,
@@ -123,7 +124,7 @@ const CODE_COLUMNS: &str = "code_hash, client_id, redirect_uri, code_challenge, 
 
 impl Sql {
     /// Every statement.
-    fn all(&self) -> [&str; 14] {
+    fn all(&self) -> [&str; 15] {
         [
             &self.insert,
             &self.by_access,
@@ -135,6 +136,7 @@ impl Sql {
             &self.revoke,
             &self.revoke_subject,
             &self.purge,
+            &self.advance_codes,
             &self.insert_code,
             &self.lock_code,
             &self.use_code,
@@ -196,16 +198,28 @@ impl Sql {
                      reuse_tokens = NULL
                  WHERE subject = $1 AND state = 'active'"
             ),
-            // The same rule as `PairRecord::is_dead`; a batch at a time, passing over the rows
-            // a rotation in flight holds (see `purge`).
+            // The same rule as `PairRecord::is_dead`, and a pair a live code names is kept
+            // (`advance_codes` moves the name on first); a batch at a time, passing over the
+            // rows a rotation in flight holds (see `purge`).
             purge: format!(
                 "DELETE FROM {pairs} WHERE refresh_hash IN (
-                     SELECT refresh_hash FROM {pairs}
-                     WHERE state = 'revoked'
+                     SELECT refresh_hash FROM {pairs} p
+                     WHERE (state = 'revoked'
                         OR (state = 'replaced' AND (reuse_until IS NULL OR reuse_until <= $1))
                         OR (state = 'active' AND refresh_expires_at <= $1
-                            AND access_expires_at <= $1)
+                            AND access_expires_at <= $1))
+                       AND NOT EXISTS (SELECT 1 FROM {codes} c
+                                       WHERE c.pair = p.refresh_hash AND c.expires_at > $1)
                      LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            ),
+            // A live code's replay revokes what descended from the pair it gave: before the
+            // purge, a code naming a replaced pair about to be forgotten names its successor
+            // (one step along the rotations per run).
+            advance_codes: format!(
+                "UPDATE {codes} c SET pair = p.successor
+                 FROM {pairs} p
+                 WHERE c.pair = p.refresh_hash AND c.expires_at > $1
+                   AND p.state = 'replaced' AND (p.reuse_until IS NULL OR p.reuse_until <= $1)"
             ),
         }
     }
@@ -661,6 +675,21 @@ impl IssuerStore for PostgresIssuerStore {
     /// held row neither holds up the purge until the timeout nor makes it forget nothing. A
     /// row passed over is forgotten by the next purge.
     async fn purge(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+        // Bounded like `Issuer::revoke_lineage`; a name left behind keeps its pair.
+        for _ in 0..10_000 {
+            let moved = self
+                .db
+                .run("purge: advance codes", async |client| {
+                    client
+                        .execute(&self.sql.advance_codes, &[&now])
+                        .await
+                        .db("purge: advance codes")
+                })
+                .await?;
+            if moved == 0 {
+                break;
+            }
+        }
         let mut purged = 0;
         for (sql, what) in [
             (&self.sql.purge, "purge"),
@@ -1013,6 +1042,19 @@ mod tests {
             .unwrap();
         assert_eq!(row.get::<_, String>("client_id"), "app-1");
         assert!(row.get::<_, bool>("pending"));
+        drop_schema(&db).await;
+    }
+
+    #[tokio::test]
+    async fn a_replayed_code_revokes_its_pair_after_a_purge_on_either_replica() {
+        let Some(url) =
+            test_url("a_replayed_code_revokes_its_pair_after_a_purge_on_either_replica")
+        else {
+            return;
+        };
+        let (a, b, clock, db) = replicas(&url, Duration::ZERO).await;
+        crate::issuer::code_tests::a_replayed_code_revokes_its_pair_after_a_purge(&a, &b, &clock)
+            .await;
         drop_schema(&db).await;
     }
 

@@ -508,6 +508,12 @@ mod codes {
     }
 
     #[tokio::test]
+    async fn a_replayed_code_revokes_its_pair_after_a_purge() {
+        let (issuer, clock, _store) = issuer_with(IssuerConfig::default().with_purge_every(None));
+        code_tests::a_replayed_code_revokes_its_pair_after_a_purge(&issuer, &issuer, &clock).await;
+    }
+
+    #[tokio::test]
     async fn a_code_expires_by_the_issuers_clock() {
         let (issuer, clock, _store) = issuer();
         code_tests::a_code_expires_by_the_issuers_clock(&issuer, &issuer, &clock).await;
