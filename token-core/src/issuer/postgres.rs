@@ -1175,6 +1175,47 @@ mod tests {
         drop_schema(&db).await;
     }
 
+    /// The database goes away while a client refreshes, and comes back: the refresh fails as
+    /// the store's failure (never as a refusal of the token), and the client's retry with the
+    /// same refresh token gets a pair, which a second retry (its answer lost too) gets again.
+    #[tokio::test]
+    async fn a_refresh_during_a_database_outage_is_not_a_refusal_and_its_retry_succeeds() {
+        let Some(server) = crate::store::postgres_test_server::PrivateServer::start(
+            "a_refresh_during_a_database_outage_is_not_a_refusal_and_its_retry_succeeds",
+        ) else {
+            return;
+        };
+        let db = PostgresDatabase::builder(server.url())
+            .unwrap()
+            .schema("issuer_outage")
+            .max_connections(2)
+            .operation_timeout(Duration::from_secs(3))
+            .connect_timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
+        let config = IssuerConfig::default()
+            .with_reuse_window(WINDOW)
+            .with_purge_every(None);
+        let issuer = Issuer::new(
+            Arc::new(PostgresIssuerStore::open(&db).await.unwrap()),
+            Arc::new(clock.clone()),
+            config,
+        );
+        let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+        server.stop("immediate");
+        let failed = issuer.refresh(&refresh(&first)).await;
+        assert!(
+            matches!(&failed, Err(IssuerError::Store(StoreError::Backend { .. }))),
+            "{failed:?}"
+        );
+        server.restart();
+        let second = issuer.refresh(&refresh(&first)).await.unwrap();
+        let again = issuer.refresh(&refresh(&first)).await.unwrap();
+        assert_eq!(again.tokens, second.tokens);
+        issuer.authenticate(&access(&second)).await.unwrap();
+    }
+
     #[tokio::test]
     async fn a_table_dropped_by_hand_is_a_typed_error_at_open() {
         let Some(url) = test_url("a_table_dropped_by_hand_is_a_typed_error_at_open") else {

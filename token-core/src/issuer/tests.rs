@@ -690,3 +690,72 @@ async fn a_replica_whose_clock_runs_ahead_does_not_purge_a_pending_reuse_answer(
         "{again:?}"
     );
 }
+
+/// A store whose first rotation commits and then fails, as a database connection lost after
+/// the commit was sent: the rotation happened, its answer did not arrive.
+struct LosesTheFirstRotationAnswer {
+    inner: MemoryIssuerStore,
+    lost: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl IssuerStore for LosesTheFirstRotationAnswer {
+    async fn insert(&self, record: PairRecord) -> Result<(), StoreError> {
+        self.inner.insert(record).await
+    }
+    async fn find_by_access(&self, access: &TokenHash) -> Result<Option<PairRecord>, StoreError> {
+        self.inner.find_by_access(access).await
+    }
+    async fn find_by_refresh(&self, refresh: &TokenHash) -> Result<Option<PairRecord>, StoreError> {
+        self.inner.find_by_refresh(refresh).await
+    }
+    async fn rotate(&self, rotation: Rotation<'_>) -> Result<RotateOutcome, StoreError> {
+        let outcome = self.inner.rotate(rotation).await?;
+        if self.lost.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Backend {
+                message: "connection closed".into(),
+                source: None,
+            });
+        }
+        Ok(outcome)
+    }
+    async fn revoke(&self, token: &TokenHash, at: OffsetDateTime) -> Result<bool, StoreError> {
+        self.inner.revoke(token, at).await
+    }
+    async fn revoke_subject(&self, subject: &str, at: OffsetDateTime) -> Result<usize, StoreError> {
+        self.inner.revoke_subject(subject, at).await
+    }
+    async fn insert_code(&self, record: CodeRecord) -> Result<(), StoreError> {
+        self.inner.insert_code(record).await
+    }
+    async fn redeem_code(&self, redemption: Redemption<'_>) -> Result<RedeemOutcome, StoreError> {
+        self.inner.redeem_code(redemption).await
+    }
+}
+
+/// The store committed a rotation and its answer was lost: the client's retry with the
+/// same refresh token gets the pair that rotation made (one rotation in all), even with
+/// reuse detection on.
+#[tokio::test]
+async fn a_retry_after_a_rotation_whose_answer_the_store_lost_gets_the_pair_it_made() {
+    let store = Arc::new(LosesTheFirstRotationAnswer {
+        inner: MemoryIssuerStore::new(),
+        lost: std::sync::atomic::AtomicBool::new(true),
+    });
+    let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
+    let config = IssuerConfig::default()
+        .with_reuse_window(WINDOW)
+        .with_revoke_on_reuse(true);
+    let issuer = Issuer::new(store.clone(), Arc::new(clock.clone()), config);
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    let failed = issuer.refresh(&refresh(&first)).await;
+    assert!(
+        matches!(&failed, Err(e) if !e.is_refresh_rejection()),
+        "{failed:?}"
+    );
+    clock.advance(time::Duration::seconds(30));
+    let retry = issuer.refresh(&refresh(&first)).await.unwrap();
+    assert!(retry.reused, "the pair the lost rotation made");
+    issuer.authenticate(&access(&retry)).await.unwrap();
+    assert_eq!(store.inner.len(), 2, "one rotation");
+}
