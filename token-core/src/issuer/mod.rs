@@ -102,7 +102,7 @@ impl Issuer {
     }
 
     /// After a write: purges if [`purge_every`](IssuerConfig::purge_every) has passed since
-    /// the last purge, in a task of its own (inline outside a tokio runtime), once however
+    /// the last purge (or the clock has stepped back since), in a task of its own (inline outside a tokio runtime), once however
     /// many writes find it due. Without it the store keeps a record per rotation for ever.
     async fn purge_when_due(&self, now: OffsetDateTime) {
         use std::sync::atomic::Ordering;
@@ -110,7 +110,12 @@ impl Issuer {
             return;
         };
         let due = self.next_purge.load(Ordering::Relaxed);
-        if now.unix_timestamp() < due
+        let at = now.unix_timestamp();
+        // Due; or set more than an interval ahead, by a clock that has stepped back since
+        // (waiting for it would postpone every purge by the size of the step).
+        let interval = i64::try_from(every.as_secs()).unwrap_or(i64::MAX);
+        let is_due = at >= due || due.saturating_sub(at) > interval;
+        if !is_due
             || self
                 .next_purge
                 .compare_exchange(

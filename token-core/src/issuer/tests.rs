@@ -759,3 +759,38 @@ async fn a_retry_after_a_rotation_whose_answer_the_store_lost_gets_the_pair_it_m
     issuer.authenticate(&access(&retry)).await.unwrap();
     assert_eq!(store.inner.len(), 2, "one rotation");
 }
+
+/// A clock that read a day ahead once (a bad NTP answer, a VM resumed with a stale offset)
+/// and stepped back: the purge it scheduled from that reading must not wait for the wall
+/// clock to reach it.
+#[tokio::test]
+async fn a_clock_stepping_back_does_not_postpone_the_purge_past_one_interval() {
+    let (issuer, clock, store) = issuer_with(
+        IssuerConfig::default()
+            .with_reuse_window(WINDOW)
+            .with_purge_every(Some(Duration::from_secs(600))),
+    );
+    let start = clock.now();
+    clock.set(start + time::Duration::days(1));
+    issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    tokio::task::yield_now().await; // the purge that reading made due
+    clock.set(start);
+    let first = issuer.issue("bob", serde_json::json!({})).await.unwrap();
+    issuer.refresh(&refresh(&first)).await.unwrap();
+    tokio::task::yield_now().await;
+    let kept = store.len();
+    // Past the window and the grace, and more than an interval after the step back.
+    clock.advance(time::Duration::seconds(601) + time::Duration::try_from(WINDOW).unwrap());
+    issuer.issue("carol", serde_json::json!({})).await.unwrap();
+    for _ in 0..100 {
+        if store.len() <= kept {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        store.len(),
+        kept,
+        "bob's first pair was purged, carol's added"
+    );
+}
