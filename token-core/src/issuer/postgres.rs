@@ -63,7 +63,9 @@ pub const ISSUER_SCHEMA_VERSION: i32 = 2;
 /// row (`SELECT ... FOR UPDATE`) and its successor's (`FOR SHARE`), so concurrent rotations
 /// with one refresh token, on any replica, agree on one successor; a code redemption locks
 /// the code's row the same way, so one code gives at most one pair. Times are kept to the
-/// microsecond.
+/// microsecond. A [`purge`](IssuerStore::purge) deletes in batches, passes over rows a
+/// transaction in flight holds, and never forgets what is still alive by the database's own
+/// clock, whatever the replica's clock says.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -107,6 +109,7 @@ struct Sql {
     revoke: String,
     revoke_subject: String,
     purge: String,
+    purge_horizon: String,
     advance_codes: String,
     insert_code: String,
     lock_code: String,
@@ -124,7 +127,7 @@ const CODE_COLUMNS: &str = "code_hash, client_id, redirect_uri, code_challenge, 
 
 impl Sql {
     /// Every statement.
-    fn all(&self) -> [&str; 15] {
+    fn all(&self) -> [&str; 16] {
         [
             &self.insert,
             &self.by_access,
@@ -136,6 +139,7 @@ impl Sql {
             &self.revoke,
             &self.revoke_subject,
             &self.purge,
+            &self.purge_horizon,
             &self.advance_codes,
             &self.insert_code,
             &self.lock_code,
@@ -212,6 +216,9 @@ impl Sql {
                                        WHERE c.pair = p.refresh_hash AND c.expires_at > $1)
                      LIMIT $2 FOR UPDATE SKIP LOCKED)"
             ),
+            // A purge never forgets what is alive by the database's clock, the one clock
+            // every replica shares (see `purge`).
+            purge_horizon: "SELECT LEAST($1::timestamptz, now())".to_owned(),
             // A live code's replay revokes what descended from the pair it gave: before the
             // purge, a code naming a replaced pair about to be forgotten names its successor
             // (one step along the rotations per run).
@@ -674,7 +681,21 @@ impl IssuerStore for PostgresIssuerStore {
     /// over the rows other transactions hold (a rotation presenting a used-up token): one
     /// held row neither holds up the purge until the timeout nor makes it forget nothing. A
     /// row passed over is forgotten by the next purge.
+    ///
+    /// `now` is taken no later than the database's own clock: a replica whose clock runs far
+    /// ahead (a VM resumed with a stale offset) would otherwise forget, for good, the pairs
+    /// every other replica still accepts.
     async fn purge(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+        let now: OffsetDateTime = self
+            .db
+            .run("purge: read the clock", async |client| {
+                let row = client
+                    .query_one(&self.sql.purge_horizon, &[&now])
+                    .await
+                    .db("purge: read the clock")?;
+                row.try_get(0).db("purge: read the clock")
+            })
+            .await?;
         // Bounded like `Issuer::revoke_lineage`; a name left behind keeps its pair.
         for _ in 0..10_000 {
             let moved = self
@@ -1214,6 +1235,37 @@ mod tests {
         let again = issuer.refresh(&refresh(&first)).await.unwrap();
         assert_eq!(again.tokens, second.tokens);
         issuer.authenticate(&access(&second)).await.unwrap();
+    }
+
+    /// One replica's clock reads 40 days ahead (a VM resumed with a stale offset): its purge
+    /// must not forget, for good, the live pairs every other replica still accepts.
+    #[tokio::test]
+    async fn a_replica_whose_clock_is_far_ahead_does_not_purge_live_pairs() {
+        let Some(url) = test_url("a_replica_whose_clock_is_far_ahead_does_not_purge_live_pairs")
+        else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-issuer-ahead");
+        let store: Arc<dyn IssuerStore> = Arc::new(PostgresIssuerStore::open(&db).await.unwrap());
+        let config = IssuerConfig::default()
+            .with_reuse_window(WINDOW)
+            .with_purge_every(None);
+        let now = OffsetDateTime::now_utc();
+        let right = Issuer::new(
+            store.clone(),
+            Arc::new(ManualClock::new(now)),
+            config.clone(),
+        );
+        let ahead = Issuer::new(
+            store,
+            Arc::new(ManualClock::new(now + time::Duration::days(40))),
+            config,
+        );
+        let live = right.issue("alice", serde_json::json!({})).await.unwrap();
+        ahead.purge().await.unwrap();
+        right.authenticate(&access(&live)).await.unwrap();
+        right.refresh(&refresh(&live)).await.unwrap();
+        drop_schema(&db).await;
     }
 
     #[tokio::test]
