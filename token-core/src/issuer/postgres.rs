@@ -1079,6 +1079,25 @@ mod tests {
         drop_schema(&db).await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replay_racing_the_clients_rotation_on_two_replicas_leaves_no_live_descendant() {
+        let Some(url) = test_url(
+            "a_replay_racing_the_clients_rotation_on_two_replicas_leaves_no_live_descendant",
+        ) else {
+            return;
+        };
+        let config = IssuerConfig::default()
+            .with_reuse_window(WINDOW)
+            .with_revoke_on_reuse(true)
+            .with_purge_every(None);
+        let (a, b, clock, db) = replicas_with(&url, config).await;
+        crate::issuer::tests::a_replay_racing_the_clients_rotation_leaves_no_live_descendant(
+            &a, &b, &clock,
+        )
+        .await;
+        drop_schema(&db).await;
+    }
+
     #[tokio::test]
     async fn concurrent_redemptions_on_two_replicas_give_one_pair() {
         let Some(url) = test_url("concurrent_redemptions_on_two_replicas_give_one_pair") else {

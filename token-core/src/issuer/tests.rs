@@ -794,3 +794,43 @@ async fn a_clock_stepping_back_does_not_postpone_the_purge_past_one_interval() {
         "bob's first pair was purged, carol's added"
     );
 }
+
+/// With reuse detection on, a thief replays a used-up refresh token on one replica while the
+/// client rotates its live one on the other, at the same instant: however they interleave,
+/// the replay is refused and no pair of that family is left alive. `a` and `b` share a store
+/// and `clock`, with a reuse window and `revoke_on_reuse`.
+pub(super) async fn a_replay_racing_the_clients_rotation_leaves_no_live_descendant(
+    a: &Issuer,
+    b: &Issuer,
+    clock: &ManualClock,
+) {
+    for _ in 0..20 {
+        let first = a.issue("alice", serde_json::json!({})).await.unwrap();
+        let second = b.refresh(&refresh(&first)).await.unwrap();
+        clock.advance(time::Duration::try_from(a.config().reuse_window).unwrap());
+        let (thief, client) = (a.clone(), b.clone());
+        let (stolen, live) = (refresh(&first), refresh(&second));
+        let replay = tokio::spawn(async move { thief.refresh(&stolen).await });
+        let rotation = tokio::spawn(async move { client.refresh(&live).await });
+        let replay = replay.await.unwrap();
+        assert!(
+            matches!(replay, Err(IssuerError::UsedRefreshToken)),
+            "{replay:?}"
+        );
+        if let Ok(third) = rotation.await.unwrap() {
+            assert!(a.authenticate(&access(&third)).await.is_err());
+            assert!(b.refresh(&refresh(&third)).await.is_err());
+        }
+        assert!(b.authenticate(&access(&second)).await.is_err());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_racing_the_clients_rotation_leaves_no_live_descendant_in_memory() {
+    let (issuer, clock, _store) = issuer_with(
+        IssuerConfig::default()
+            .with_reuse_window(WINDOW)
+            .with_revoke_on_reuse(true),
+    );
+    a_replay_racing_the_clients_rotation_leaves_no_live_descendant(&issuer, &issuer, &clock).await;
+}
