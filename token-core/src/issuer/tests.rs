@@ -691,15 +691,26 @@ async fn a_replica_whose_clock_runs_ahead_does_not_purge_a_pending_reuse_answer(
     );
 }
 
-/// A store whose first rotation commits and then fails, as a database connection lost after
-/// the commit was sent: the rotation happened, its answer did not arrive.
-struct LosesTheFirstRotationAnswer {
+/// A memory store with faults: `lose_rotation_answer` makes the next rotation commit and then
+/// fail (a database connection lost after the commit was sent); `fail_purges` makes every
+/// purge fail. `purges` counts the purges asked of it.
+#[derive(Default)]
+struct Faulty {
     inner: MemoryIssuerStore,
-    lost: std::sync::atomic::AtomicBool,
+    lose_rotation_answer: std::sync::atomic::AtomicBool,
+    fail_purges: std::sync::atomic::AtomicBool,
+    purges: std::sync::atomic::AtomicUsize,
+}
+
+fn failure() -> StoreError {
+    StoreError::Backend {
+        message: "connection closed".into(),
+        source: None,
+    }
 }
 
 #[async_trait]
-impl IssuerStore for LosesTheFirstRotationAnswer {
+impl IssuerStore for Faulty {
     async fn insert(&self, record: PairRecord) -> Result<(), StoreError> {
         self.inner.insert(record).await
     }
@@ -711,11 +722,11 @@ impl IssuerStore for LosesTheFirstRotationAnswer {
     }
     async fn rotate(&self, rotation: Rotation<'_>) -> Result<RotateOutcome, StoreError> {
         let outcome = self.inner.rotate(rotation).await?;
-        if self.lost.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            return Err(StoreError::Backend {
-                message: "connection closed".into(),
-                source: None,
-            });
+        if self
+            .lose_rotation_answer
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(failure());
         }
         Ok(outcome)
     }
@@ -731,6 +742,14 @@ impl IssuerStore for LosesTheFirstRotationAnswer {
     async fn redeem_code(&self, redemption: Redemption<'_>) -> Result<RedeemOutcome, StoreError> {
         self.inner.redeem_code(redemption).await
     }
+    async fn purge(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+        self.purges
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.fail_purges.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(failure());
+        }
+        self.inner.purge(now).await
+    }
 }
 
 /// The store committed a rotation and its answer was lost: the client's retry with the
@@ -738,10 +757,10 @@ impl IssuerStore for LosesTheFirstRotationAnswer {
 /// reuse detection on.
 #[tokio::test]
 async fn a_retry_after_a_rotation_whose_answer_the_store_lost_gets_the_pair_it_made() {
-    let store = Arc::new(LosesTheFirstRotationAnswer {
-        inner: MemoryIssuerStore::new(),
-        lost: std::sync::atomic::AtomicBool::new(true),
-    });
+    let store = Arc::new(Faulty::default());
+    store
+        .lose_rotation_answer
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
     let config = IssuerConfig::default()
         .with_reuse_window(WINDOW)
@@ -833,4 +852,38 @@ async fn a_replay_racing_the_clients_rotation_leaves_no_live_descendant_in_memor
             .with_revoke_on_reuse(true),
     );
     a_replay_racing_the_clients_rotation_leaves_no_live_descendant(&issuer, &issuer, &clock).await;
+}
+
+/// The store fails every purge: writes still succeed, without waiting for the purge, and the
+/// purge is tried again an interval later (not at every write), and succeeds once the store
+/// does.
+#[tokio::test]
+async fn a_failing_purge_blocks_no_write_and_is_tried_again_an_interval_later() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let store = Arc::new(Faulty::default());
+    store.fail_purges.store(true, SeqCst);
+    let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
+    let config = IssuerConfig::default().with_purge_every(Some(Duration::from_secs(600)));
+    let issuer = Issuer::new(store.clone(), Arc::new(clock.clone()), config);
+    let settle = async || {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    };
+    let mut pair = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    clock.advance(time::Duration::seconds(600));
+    pair = issuer.refresh(&refresh(&pair)).await.unwrap();
+    settle().await;
+    assert_eq!(store.purges.load(SeqCst), 1);
+    for _ in 0..5 {
+        pair = issuer.refresh(&refresh(&pair)).await.unwrap();
+    }
+    settle().await;
+    assert_eq!(store.purges.load(SeqCst), 1, "not again before an interval");
+    store.fail_purges.store(false, SeqCst);
+    clock.advance(time::Duration::seconds(600) + time::Duration::try_from(PURGE_GRACE).unwrap());
+    issuer.refresh(&refresh(&pair)).await.unwrap();
+    settle().await;
+    assert_eq!(store.purges.load(SeqCst), 2);
+    assert_eq!(store.inner.len(), 1, "every rotated pair forgotten");
 }
