@@ -676,7 +676,7 @@ impl IssuerStore for PostgresIssuerStore {
             .await
     }
 
-    /// Deletes in batches of [`PURGE_BATCH`] rows, each a statement of its own within the
+    /// Deletes in batches of 1000 rows, each a statement of its own within the
     /// operation timeout, so a store that grew for long is purged however large, and passes
     /// over the rows other transactions hold (a rotation presenting a used-up token): one
     /// held row neither holds up the purge until the timeout nor makes it forget nothing. A
