@@ -365,8 +365,10 @@ mod tests {
             let bodies: Vec<(Vec<u8>, &str)> = vec![
                 (refresh(&psp, &grant, &deep), "PARAM_ILLEGAL"),
                 (
-                    format!(r#"{{"x":{deep},"pspId":{psp},"grantType":{grant},"refreshToken":{quoted}}}"#)
-                        .into_bytes(),
+                    format!(
+                        r#"{{"x":{deep},"pspId":{psp},"grantType":{grant},"refreshToken":{quoted}}}"#
+                    )
+                    .into_bytes(),
                     "PARAM_ILLEGAL",
                 ),
                 (refresh(&psp, &grant, "12345"), "PARAM_ILLEGAL"),

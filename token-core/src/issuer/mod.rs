@@ -102,8 +102,9 @@ impl Issuer {
     }
 
     /// After a write: purges if [`purge_every`](IssuerConfig::purge_every) has passed since
-    /// the last purge (or the clock has stepped back since), in a task of its own (inline outside a tokio runtime), once however
-    /// many writes find it due. Without it the store keeps a record per rotation for ever.
+    /// the last purge (or the clock has stepped back since), in a task of its own (inline
+    /// outside a tokio runtime), once however many writes find it due. Without it the store
+    /// keeps a record per rotation for ever.
     async fn purge_when_due(&self, now: OffsetDateTime) {
         use std::sync::atomic::Ordering;
         let Some(every) = self.config.purge_every else {
@@ -531,16 +532,16 @@ pub struct IssuerConfig {
     /// A used-up token is recognised while its pair's record is kept: a store's
     /// [`purge`](IssuerStore::purge) forgets a replaced pair once its reuse window has
     /// ended (and the issuer's [`PURGE_GRACE`] after it; one record per rotation would
-    /// otherwise pile up for the refresh tokens' whole life), and a token replayed after that is [`IssuerError::InvalidRefreshToken`] and
-    /// revokes nothing. Purge less often ([`purge_every`](Self::purge_every)) to detect
-    /// replays over a longer span.
+    /// otherwise pile up for the refresh tokens' whole life), and a token replayed after
+    /// that is [`IssuerError::InvalidRefreshToken`] and revokes nothing. Purge less often
+    /// ([`purge_every`](Self::purge_every)) to detect replays over a longer span.
     pub revoke_on_reuse: bool,
     /// How often the issuer forgets dead records by itself: after an issue, a rotation, or
     /// an authorization code's issue or redemption, once this span (in whole seconds) has
     /// passed since the last time, it runs the store's [`purge`](IssuerStore::purge) in a
-    /// task of its own, for what has been dead for [`PURGE_GRACE`] at least. Default 1 hour; `None`: never (the application calls
-    /// [`Issuer::purge`] on a schedule of its own, or the store grows by a record per
-    /// rotation).
+    /// task of its own, for what has been dead for [`PURGE_GRACE`] at least. Default 1
+    /// hour; `None`: never (the application calls [`Issuer::purge`] on a schedule of its
+    /// own, or the store grows by a record per rotation).
     pub purge_every: Option<Duration>,
 }
 
