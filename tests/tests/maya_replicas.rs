@@ -74,6 +74,7 @@ on_every_store!(
     a_lapsed_session_is_forgotten_by_the_other_replica_on_receive,
     a_lapsed_session_is_forgotten_by_the_other_replica_on_redeem,
     bad_input_stores_nothing,
+    other_tokens_under_a_claimed_reference_do_not_get_its_session_id,
 );
 
 // ---- the scenarios -------------------------------------------------------------------------
@@ -174,6 +175,36 @@ async fn mayas_retry_on_the_other_replica_gets_the_same_session_id(backend: Back
         assert_eq!(answer.status(), StatusCode::CONFLICT);
     }
     assert!(!world.has_tokens(&first).await);
+    world.close().await;
+}
+
+/// The POST carries no credential, and a `Request-Reference-No` is no secret (it is logged,
+/// on both sides). Someone who learnt Maya's reference and POSTs other tokens under it is not
+/// Maya retrying: answering them the session's `sessionId` would let them redeem the
+/// customer's tokens into their own partner session. They are refused, on either replica,
+/// and the customer's session is untouched.
+async fn other_tokens_under_a_claimed_reference_do_not_get_its_session_id(backend: Backend) {
+    let Some(world) = World::new(backend, "other_tokens_under_a_claimed_reference").await else {
+        return;
+    };
+    let [a, b] = &world.receivers;
+    let post = world.post("at-1", "rt-1");
+    let session_id = session_id_of(a.receive(clone(&post)).await);
+    let mut forged = world.post("at-evil", "rt-evil");
+    forged.headers_mut().insert(
+        "Request-Reference-No",
+        post.headers()["Request-Reference-No"].clone(),
+    );
+    for receiver in [a, b] {
+        let answer = receiver.receive(clone(&forged)).await;
+        let body = String::from_utf8_lossy(answer.body()).into_owned();
+        assert_eq!(answer.status(), StatusCode::CONFLICT, "{body}");
+        assert!(!body.contains(&session_id), "{body}");
+    }
+    // Maya's own retry still gets it, and the customer's tokens are the ones redeemed.
+    assert_eq!(session_id_of(b.receive(clone(&post)).await), session_id);
+    let redeemed = b.redeem(&session_id, "user-1").await.unwrap();
+    assert_eq!(redeemed.access_token.expose_secret(), "at-1");
     world.close().await;
 }
 

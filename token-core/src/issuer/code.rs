@@ -154,7 +154,8 @@ pub enum CodeState {
     Redeemed {
         /// When.
         at: OffsetDateTime,
-        /// The refresh token hash of the pair issued for it (`None`: refused, none issued).
+        /// The refresh token hash of the pair issued for it (`None`: refused, none issued),
+        /// or of a successor of that pair once a purge forgot the pair.
         pair: Option<TokenHash>,
     },
 }

@@ -212,3 +212,40 @@ pub(super) async fn a_code_is_never_logged_or_shown(a: &Issuer, store: &dyn fmt:
         assert!(!text.contains(VERIFIER), "{text}");
     }
 }
+
+/// Without a reuse window a rotated pair is dead at once, and a purge forgets it while the
+/// code that gave it still lives: a replay of the code must still revoke the live pair
+/// descended from it. `a` and `b` rotate without a window and never purge by themselves.
+pub(super) async fn a_replayed_code_revokes_its_pair_after_a_purge(
+    a: &Issuer,
+    b: &Issuer,
+    clock: &ManualClock,
+) {
+    let code = a.issue_code(grant()).await.unwrap();
+    let first = b
+        .redeem_code(code.expose_secret(), exchange())
+        .await
+        .unwrap();
+    let second = a.refresh(&refresh_of(&first)).await.unwrap();
+    let third = b.refresh(&refresh_of(&second)).await.unwrap();
+    clock.advance(time::Duration::try_from(PURGE_GRACE).unwrap() + time::Duration::seconds(1));
+    assert!(
+        a.purge().await.unwrap() >= 2,
+        "the rotated pairs are forgotten"
+    );
+    let live = third.tokens.access_token.expose_secret();
+    assert!(b.authenticate(live).await.is_ok());
+
+    let replay = b.redeem_code(code.expose_secret(), exchange()).await;
+    assert!(
+        matches!(replay, Err(IssuerError::UsedAuthCode)),
+        "{replay:?}"
+    );
+    assert!(
+        matches!(
+            a.authenticate(live).await,
+            Err(IssuerError::InvalidAccessToken)
+        ),
+        "the pair descended from the replayed code is revoked"
+    );
+}

@@ -188,6 +188,17 @@ impl IssuerStore for MemoryIssuerStore {
     async fn purge(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
         let mut inner = self.lock();
         let before = inner.records.len() + inner.codes.len();
+        // A live code's replay revokes what descended from the pair it gave: it names the
+        // first pair along the rotations that outlives this purge.
+        let Inner { records, codes, .. } = &mut *inner;
+        for code in codes.values_mut().filter(|code| !code.is_dead(now)) {
+            if let CodeState::Redeemed {
+                pair: Some(pair), ..
+            } = &mut code.state
+            {
+                *pair = first_kept(records, *pair, now);
+            }
+        }
         inner.records.retain(|_, record| !record.is_dead(now));
         inner.codes.retain(|_, code| !code.is_dead(now));
         let Inner {
@@ -196,4 +207,24 @@ impl IssuerStore for MemoryIssuerStore {
         by_access.retain(|_, key| records.contains_key(key));
         Ok(before - inner.records.len() - inner.codes.len())
     }
+}
+
+/// The first pair from `pair` along its successors that a purge at `now` keeps: `pair` itself
+/// unless it is a replaced pair about to be forgotten (or the last one the store has).
+fn first_kept(
+    records: &HashMap<TokenHash, PairRecord>,
+    mut pair: TokenHash,
+    now: OffsetDateTime,
+) -> TokenHash {
+    // Bounded like `Issuer::revoke_lineage`: a longer chain is not followed further.
+    for _ in 0..10_000 {
+        let Some(record) = records.get(&pair).filter(|record| record.is_dead(now)) else {
+            break;
+        };
+        let PairState::Replaced { successor, .. } = record.state else {
+            break;
+        };
+        pair = successor;
+    }
+    pair
 }

@@ -94,23 +94,29 @@ impl Issuer {
         }
     }
 
-    /// Forgets the pairs and codes that are dead now ([`IssuerStore::purge`]); returns how
-    /// many. The issuer also does it by itself, every
+    /// Forgets the pairs and codes that have been dead for [`PURGE_GRACE`] at least
+    /// ([`IssuerStore::purge`]); returns how many. The issuer also does it by itself, every
     /// [`purge_every`](IssuerConfig::purge_every).
     pub async fn purge(&self) -> Result<usize, IssuerError> {
-        Ok(self.store.purge(self.clock.now()).await?)
+        Ok(self.store.purge(purge_horizon(self.clock.now())).await?)
     }
 
     /// After a write: purges if [`purge_every`](IssuerConfig::purge_every) has passed since
-    /// the last purge, in a task of its own (inline outside a tokio runtime), once however
-    /// many writes find it due. Without it the store keeps a record per rotation for ever.
+    /// the last purge (or the clock has stepped back since), in a task of its own (inline
+    /// outside a tokio runtime), once however many writes find it due. Without it the store
+    /// keeps a record per rotation for ever.
     async fn purge_when_due(&self, now: OffsetDateTime) {
         use std::sync::atomic::Ordering;
         let Some(every) = self.config.purge_every else {
             return;
         };
         let due = self.next_purge.load(Ordering::Relaxed);
-        if now.unix_timestamp() < due
+        let at = now.unix_timestamp();
+        // Due; or set more than an interval ahead, by a clock that has stepped back since
+        // (waiting for it would postpone every purge by the size of the step).
+        let interval = i64::try_from(every.as_secs()).unwrap_or(i64::MAX);
+        let is_due = at >= due || due.saturating_sub(at) > interval;
+        if !is_due
             || self
                 .next_purge
                 .compare_exchange(
@@ -125,7 +131,7 @@ impl Issuer {
         }
         let store = self.store.clone();
         let purge = async move {
-            match store.purge(now).await {
+            match store.purge(purge_horizon(now)).await {
                 Ok(purged) => tracing::debug!(purged, "the issuer purged dead records"),
                 Err(error) => tracing::warn!(%error, "the issuer could not purge dead records"),
             }
@@ -525,17 +531,17 @@ pub struct IssuerConfig {
     ///
     /// A used-up token is recognised while its pair's record is kept: a store's
     /// [`purge`](IssuerStore::purge) forgets a replaced pair once its reuse window has
-    /// ended (one record per rotation would otherwise pile up for the refresh tokens' whole
-    /// life), and a token replayed after that is [`IssuerError::InvalidRefreshToken`] and
-    /// revokes nothing. Purge less often ([`purge_every`](Self::purge_every)) to detect
-    /// replays over a longer span.
+    /// ended (and the issuer's [`PURGE_GRACE`] after it; one record per rotation would
+    /// otherwise pile up for the refresh tokens' whole life), and a token replayed after
+    /// that is [`IssuerError::InvalidRefreshToken`] and revokes nothing. Purge less often
+    /// ([`purge_every`](Self::purge_every)) to detect replays over a longer span.
     pub revoke_on_reuse: bool,
     /// How often the issuer forgets dead records by itself: after an issue, a rotation, or
     /// an authorization code's issue or redemption, once this span (in whole seconds) has
     /// passed since the last time, it runs the store's [`purge`](IssuerStore::purge) in a
-    /// task of its own. Default 1 hour; `None`: never (the application calls
-    /// [`Issuer::purge`] on a schedule of its own, or the store grows by a record per
-    /// rotation).
+    /// task of its own, for what has been dead for [`PURGE_GRACE`] at least. Default 1
+    /// hour; `None`: never (the application calls [`Issuer::purge`] on a schedule of its
+    /// own, or the store grows by a record per rotation).
     pub purge_every: Option<Duration>,
 }
 
@@ -553,6 +559,23 @@ impl Default for IssuerConfig {
             purge_every: Some(Duration::from_secs(3600)),
         }
     }
+}
+
+/// How long after a record died the issuer's purges ([`Issuer::purge`], and the ones
+/// [`purge_every`](IssuerConfig::purge_every) runs) still keep it: 5 minutes.
+///
+/// A purge is the one irreversible step, and replicas sharing a store read their own clocks:
+/// without a margin, a replica whose clock runs ahead would forget a rotated pair whose reuse
+/// window is still open on the replica the client asks, and refuse the client the pair it
+/// lost in transit. Keep the replicas' clocks (NTP) well within it.
+pub const PURGE_GRACE: Duration = Duration::from_secs(300);
+
+/// The instant a purge at `now` forgets what was dead at: [`PURGE_GRACE`] before it.
+fn purge_horizon(now: OffsetDateTime) -> OffsetDateTime {
+    time::Duration::try_from(PURGE_GRACE)
+        .ok()
+        .and_then(|grace| now.checked_sub(grace))
+        .unwrap_or(now)
 }
 
 /// `span` after `now`, in Unix seconds (`i64::MAX` for never).
@@ -1049,6 +1072,10 @@ pub trait IssuerStore: Send + Sync + 'static {
 
     /// Forgets the pairs that are [dead](PairRecord::is_dead) and the codes that are
     /// [dead](CodeRecord::is_dead) at `now`; returns how many.
+    ///
+    /// A code still alive names the pair it gave ([`CodeState::Redeemed`]), so that its
+    /// replay revokes what descended from that pair: when that pair is replaced and about to
+    /// be forgotten, the code is made to name the first successor that is kept instead.
     async fn purge(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
         let _ = now;
         Ok(0)

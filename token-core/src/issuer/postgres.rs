@@ -63,7 +63,9 @@ pub const ISSUER_SCHEMA_VERSION: i32 = 2;
 /// row (`SELECT ... FOR UPDATE`) and its successor's (`FOR SHARE`), so concurrent rotations
 /// with one refresh token, on any replica, agree on one successor; a code redemption locks
 /// the code's row the same way, so one code gives at most one pair. Times are kept to the
-/// microsecond.
+/// microsecond. A [`purge`](IssuerStore::purge) deletes in batches, passes over rows a
+/// transaction in flight holds, and never forgets what is still alive by the database's own
+/// clock, whatever the replica's clock says.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -107,18 +109,25 @@ struct Sql {
     revoke: String,
     revoke_subject: String,
     purge: String,
+    purge_horizon: String,
+    advance_codes: String,
     insert_code: String,
     lock_code: String,
     use_code: String,
     purge_codes: String,
 }
 
+/// How many rows one purge statement deletes at most.
+const PURGE_BATCH: i64 = 1000;
+/// How many batches one purge of a table runs at most.
+const MAX_PURGE_BATCHES: usize = 10_000;
+
 const CODE_COLUMNS: &str = "code_hash, client_id, redirect_uri, code_challenge, scope, subject, \
      extras, issued_at, expires_at, redeemed_at, pair";
 
 impl Sql {
     /// Every statement.
-    fn all(&self) -> [&str; 14] {
+    fn all(&self) -> [&str; 16] {
         [
             &self.insert,
             &self.by_access,
@@ -130,6 +139,8 @@ impl Sql {
             &self.revoke,
             &self.revoke_subject,
             &self.purge,
+            &self.purge_horizon,
+            &self.advance_codes,
             &self.insert_code,
             &self.lock_code,
             &self.use_code,
@@ -151,8 +162,12 @@ impl Sql {
             use_code: format!(
                 "UPDATE {codes} SET redeemed_at = $2, pair = $3 WHERE code_hash = $1"
             ),
-            // The same rule as `CodeRecord::is_dead`.
-            purge_codes: format!("DELETE FROM {codes} WHERE expires_at <= $1"),
+            // The same rule as `CodeRecord::is_dead`; a batch at a time (see `purge`).
+            purge_codes: format!(
+                "DELETE FROM {codes} WHERE code_hash IN (
+                     SELECT code_hash FROM {codes} WHERE expires_at <= $1
+                     LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            ),
             insert: format!(
                 "INSERT INTO {pairs} ({COLUMNS})
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
@@ -187,12 +202,31 @@ impl Sql {
                      reuse_tokens = NULL
                  WHERE subject = $1 AND state = 'active'"
             ),
-            // The same rule as `PairRecord::is_dead`.
+            // The same rule as `PairRecord::is_dead`, and a pair a live code names is kept
+            // (`advance_codes` moves the name on first); a batch at a time, passing over the
+            // rows a rotation in flight holds (see `purge`).
             purge: format!(
-                "DELETE FROM {pairs}
-                 WHERE state = 'revoked'
-                    OR (state = 'replaced' AND (reuse_until IS NULL OR reuse_until <= $1))
-                    OR (state = 'active' AND refresh_expires_at <= $1 AND access_expires_at <= $1)"
+                "DELETE FROM {pairs} WHERE refresh_hash IN (
+                     SELECT refresh_hash FROM {pairs} p
+                     WHERE (state = 'revoked'
+                        OR (state = 'replaced' AND (reuse_until IS NULL OR reuse_until <= $1))
+                        OR (state = 'active' AND refresh_expires_at <= $1
+                            AND access_expires_at <= $1))
+                       AND NOT EXISTS (SELECT 1 FROM {codes} c
+                                       WHERE c.pair = p.refresh_hash AND c.expires_at > $1)
+                     LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            ),
+            // A purge never forgets what is alive by the database's clock, the one clock
+            // every replica shares (see `purge`).
+            purge_horizon: "SELECT LEAST($1::timestamptz, now())".to_owned(),
+            // A live code's replay revokes what descended from the pair it gave: before the
+            // purge, a code naming a replaced pair about to be forgotten names its successor
+            // (one step along the rotations per run).
+            advance_codes: format!(
+                "UPDATE {codes} c SET pair = p.successor
+                 FROM {pairs} p
+                 WHERE c.pair = p.refresh_hash AND c.expires_at > $1
+                   AND p.state = 'replaced' AND (p.reuse_until IS NULL OR p.reuse_until <= $1)"
             ),
         }
     }
@@ -642,17 +676,61 @@ impl IssuerStore for PostgresIssuerStore {
             .await
     }
 
+    /// Deletes in batches of 1000 rows, each a statement of its own within the
+    /// operation timeout, so a store that grew for long is purged however large, and passes
+    /// over the rows other transactions hold (a rotation presenting a used-up token): one
+    /// held row neither holds up the purge until the timeout nor makes it forget nothing. A
+    /// row passed over is forgotten by the next purge.
+    ///
+    /// `now` is taken no later than the database's own clock: a replica whose clock runs far
+    /// ahead (a VM resumed with a stale offset) would otherwise forget, for good, the pairs
+    /// every other replica still accepts.
     async fn purge(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
-        self.db
-            .run("purge", async |client| {
-                let pairs = client.execute(&self.sql.purge, &[&now]).await.db("purge")?;
-                let codes = client
-                    .execute(&self.sql.purge_codes, &[&now])
+        let now: OffsetDateTime = self
+            .db
+            .run("purge: read the clock", async |client| {
+                let row = client
+                    .query_one(&self.sql.purge_horizon, &[&now])
                     .await
-                    .db("purge codes")?;
-                Ok(usize::try_from(pairs + codes).unwrap_or(usize::MAX))
+                    .db("purge: read the clock")?;
+                row.try_get(0).db("purge: read the clock")
             })
-            .await
+            .await?;
+        // Bounded like `Issuer::revoke_lineage`; a name left behind keeps its pair.
+        for _ in 0..10_000 {
+            let moved = self
+                .db
+                .run("purge: advance codes", async |client| {
+                    client
+                        .execute(&self.sql.advance_codes, &[&now])
+                        .await
+                        .db("purge: advance codes")
+                })
+                .await?;
+            if moved == 0 {
+                break;
+            }
+        }
+        let mut purged = 0;
+        for (sql, what) in [
+            (&self.sql.purge, "purge"),
+            (&self.sql.purge_codes, "purge codes"),
+        ] {
+            // Bounded: rows that die while it runs are left to the next purge.
+            for _ in 0..MAX_PURGE_BATCHES {
+                let deleted = self
+                    .db
+                    .run(what, async |client| {
+                        client.execute(sql, &[&now, &PURGE_BATCH]).await.db(what)
+                    })
+                    .await?;
+                purged += usize::try_from(deleted).unwrap_or(usize::MAX);
+                if deleted < PURGE_BATCH.unsigned_abs() {
+                    break;
+                }
+            }
+        }
+        Ok(purged)
     }
 }
 
@@ -989,6 +1067,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_replayed_code_revokes_its_pair_after_a_purge_on_either_replica() {
+        let Some(url) =
+            test_url("a_replayed_code_revokes_its_pair_after_a_purge_on_either_replica")
+        else {
+            return;
+        };
+        let (a, b, clock, db) = replicas(&url, Duration::ZERO).await;
+        crate::issuer::code_tests::a_replayed_code_revokes_its_pair_after_a_purge(&a, &b, &clock)
+            .await;
+        drop_schema(&db).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replay_racing_the_clients_rotation_on_two_replicas_leaves_no_live_descendant() {
+        let Some(url) = test_url(
+            "a_replay_racing_the_clients_rotation_on_two_replicas_leaves_no_live_descendant",
+        ) else {
+            return;
+        };
+        let config = IssuerConfig::default()
+            .with_reuse_window(WINDOW)
+            .with_revoke_on_reuse(true)
+            .with_purge_every(None);
+        let (a, b, clock, db) = replicas_with(&url, config).await;
+        crate::issuer::tests::a_replay_racing_the_clients_rotation_leaves_no_live_descendant(
+            &a, &b, &clock,
+        )
+        .await;
+        drop_schema(&db).await;
+    }
+
+    #[tokio::test]
     async fn concurrent_redemptions_on_two_replicas_give_one_pair() {
         let Some(url) = test_url("concurrent_redemptions_on_two_replicas_give_one_pair") else {
             return;
@@ -1018,6 +1128,162 @@ mod tests {
         ));
         assert!(a.authenticate(&access(&lost)).await.is_err());
         assert!(!b.revoke(&refresh(&first)).await.unwrap(), "nothing left");
+        drop_schema(&db).await;
+    }
+
+    /// A rotation in flight holds the row of the refresh token it was presented (here a
+    /// used-up one, dead) while the purge runs: the purge forgets every other dead record
+    /// without waiting for it, and that one the next time.
+    #[tokio::test]
+    async fn a_purge_skips_a_row_a_rotation_in_flight_holds_and_forgets_the_rest() {
+        let Some(url) =
+            test_url("a_purge_skips_a_row_a_rotation_in_flight_holds_and_forgets_the_rest")
+        else {
+            return;
+        };
+        let (a, _b, clock, db) = replicas(&url, Duration::ZERO).await;
+        let first = a.issue("alice", serde_json::json!({})).await.unwrap();
+        let mut pair = first.clone();
+        for _ in 0..20 {
+            pair = a.refresh(&refresh(&pair)).await.unwrap();
+        }
+        let holder = PostgresDatabase::builder(&url)
+            .unwrap()
+            .schema(db.schema())
+            .max_connections(1)
+            .build()
+            .unwrap();
+        let (locked, is_locked) = tokio::sync::oneshot::channel();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let lock = format!(
+            "SELECT 1 FROM {} WHERE refresh_hash = $1 FOR UPDATE",
+            db.table("issuer_pairs")
+        );
+        let hash = TokenHash::of(&refresh(&first)).as_bytes().to_vec();
+        let holding = tokio::spawn(async move {
+            holder
+                .run("hold a row", async move |client| {
+                    let tx = client.transaction().await.db("hold")?;
+                    tx.query_one(&lock, &[&hash]).await.db("hold")?;
+                    let _ = locked.send(());
+                    let _ = released.await;
+                    tx.rollback().await.db("hold")
+                })
+                .await
+        });
+        is_locked.await.unwrap();
+        let store =
+            PostgresIssuerStore::open(&db.clone().with_operation_timeout(Duration::from_secs(2)))
+                .await
+                .unwrap();
+        let now = crate::clock::Clock::now(&clock);
+        let purged = store.purge(now).await;
+        release.send(()).unwrap();
+        holding.await.unwrap().unwrap();
+        assert_eq!(purged.unwrap(), 19, "every dead record but the held one");
+        assert_eq!(store.purge(now).await.unwrap(), 1, "and that one next time");
+        a.authenticate(&access(&pair)).await.unwrap();
+        drop_schema(&db).await;
+    }
+
+    #[tokio::test]
+    async fn a_purge_of_more_dead_rows_than_a_batch_forgets_them_all() {
+        let Some(url) = test_url("a_purge_of_more_dead_rows_than_a_batch_forgets_them_all") else {
+            return;
+        };
+        let (a, _b, clock, db) = replicas(&url, Duration::ZERO).await;
+        let live = a.issue("alice", serde_json::json!({})).await.unwrap();
+        let dead = 2 * PURGE_BATCH + 7;
+        admin(
+            &db,
+            &format!(
+                "INSERT INTO {} ({COLUMNS})
+                 SELECT 'bob', sha256(('a' || i)::bytea), sha256(('r' || i)::bytea), now(), now(),
+                        NULL, '{{}}', 'revoked', now(), NULL, NULL, NULL
+                 FROM generate_series(1, {dead}) AS i",
+                db.table("issuer_pairs")
+            ),
+        )
+        .await;
+        let purged = a
+            .store()
+            .purge(crate::clock::Clock::now(&clock))
+            .await
+            .unwrap();
+        assert_eq!(purged, usize::try_from(dead).unwrap());
+        a.authenticate(&access(&live)).await.unwrap();
+        drop_schema(&db).await;
+    }
+
+    /// The database goes away while a client refreshes, and comes back: the refresh fails as
+    /// the store's failure (never as a refusal of the token), and the client's retry with the
+    /// same refresh token gets a pair, which a second retry (its answer lost too) gets again.
+    #[tokio::test]
+    async fn a_refresh_during_a_database_outage_is_not_a_refusal_and_its_retry_succeeds() {
+        let Some(server) = crate::store::postgres_test_server::PrivateServer::start(
+            "a_refresh_during_a_database_outage_is_not_a_refusal_and_its_retry_succeeds",
+        ) else {
+            return;
+        };
+        let db = PostgresDatabase::builder(server.url())
+            .unwrap()
+            .schema("issuer_outage")
+            .max_connections(2)
+            .operation_timeout(Duration::from_secs(3))
+            .connect_timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
+        let config = IssuerConfig::default()
+            .with_reuse_window(WINDOW)
+            .with_purge_every(None);
+        let issuer = Issuer::new(
+            Arc::new(PostgresIssuerStore::open(&db).await.unwrap()),
+            Arc::new(clock.clone()),
+            config,
+        );
+        let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+        server.stop("immediate");
+        let failed = issuer.refresh(&refresh(&first)).await;
+        assert!(
+            matches!(&failed, Err(IssuerError::Store(StoreError::Backend { .. }))),
+            "{failed:?}"
+        );
+        server.restart();
+        let second = issuer.refresh(&refresh(&first)).await.unwrap();
+        let again = issuer.refresh(&refresh(&first)).await.unwrap();
+        assert_eq!(again.tokens, second.tokens);
+        issuer.authenticate(&access(&second)).await.unwrap();
+    }
+
+    /// One replica's clock reads 40 days ahead (a VM resumed with a stale offset): its purge
+    /// must not forget, for good, the live pairs every other replica still accepts.
+    #[tokio::test]
+    async fn a_replica_whose_clock_is_far_ahead_does_not_purge_live_pairs() {
+        let Some(url) = test_url("a_replica_whose_clock_is_far_ahead_does_not_purge_live_pairs")
+        else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-issuer-ahead");
+        let store: Arc<dyn IssuerStore> = Arc::new(PostgresIssuerStore::open(&db).await.unwrap());
+        let config = IssuerConfig::default()
+            .with_reuse_window(WINDOW)
+            .with_purge_every(None);
+        let now = OffsetDateTime::now_utc();
+        let right = Issuer::new(
+            store.clone(),
+            Arc::new(ManualClock::new(now)),
+            config.clone(),
+        );
+        let ahead = Issuer::new(
+            store,
+            Arc::new(ManualClock::new(now + time::Duration::days(40))),
+            config,
+        );
+        let live = right.issue("alice", serde_json::json!({})).await.unwrap();
+        ahead.purge().await.unwrap();
+        right.authenticate(&access(&live)).await.unwrap();
+        right.refresh(&refresh(&live)).await.unwrap();
         drop_schema(&db).await;
     }
 

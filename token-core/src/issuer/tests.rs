@@ -349,6 +349,12 @@ async fn the_issuer_purges_dead_records_by_itself_once_per_interval() {
     issuer.refresh(&refresh(&fourth)).await.unwrap();
     tokio::task::yield_now().await;
     assert_eq!(store.len(), 3);
+    assert_eq!(
+        issuer.purge().await.unwrap(),
+        0,
+        "dead for less than the grace"
+    );
+    clock.advance(time::Duration::try_from(PURGE_GRACE).unwrap());
     assert_eq!(issuer.purge().await.unwrap(), 1, "the third is dead now");
 }
 
@@ -502,6 +508,12 @@ mod codes {
     }
 
     #[tokio::test]
+    async fn a_replayed_code_revokes_its_pair_after_a_purge() {
+        let (issuer, clock, _store) = issuer_with(IssuerConfig::default().with_purge_every(None));
+        code_tests::a_replayed_code_revokes_its_pair_after_a_purge(&issuer, &issuer, &clock).await;
+    }
+
+    #[tokio::test]
     async fn a_code_expires_by_the_issuers_clock() {
         let (issuer, clock, _store) = issuer();
         code_tests::a_code_expires_by_the_issuers_clock(&issuer, &issuer, &clock).await;
@@ -648,4 +660,230 @@ async fn revoking_a_refresh_token_inside_its_reuse_window_revokes_the_pair_it_an
     let third = issuer.refresh(&refresh(&second)).await.unwrap();
     assert!(!issuer.revoke(&refresh(&first)).await.unwrap());
     assert!(issuer.authenticate(&access(&third)).await.is_ok());
+}
+
+/// Two replicas on one store, the second's clock two minutes ahead (NTP misses happen): its
+/// purge must not take from the first's clients the reuse answer their window still promises.
+#[tokio::test]
+async fn a_replica_whose_clock_runs_ahead_does_not_purge_a_pending_reuse_answer() {
+    let store = Arc::new(MemoryIssuerStore::new());
+    let start = datetime!(2026-01-01 00:00 UTC);
+    let (clock_a, clock_b) = (
+        ManualClock::new(start),
+        ManualClock::new(start + time::Duration::minutes(2)),
+    );
+    let config = IssuerConfig::default()
+        .with_reuse_window(WINDOW)
+        .with_purge_every(None);
+    let a = Issuer::new(store.clone(), Arc::new(clock_a.clone()), config.clone());
+    let b = Issuer::new(store.clone(), Arc::new(clock_b.clone()), config);
+    let first = a.issue("alice", serde_json::json!({})).await.unwrap();
+    // Rotated on A; the answer is lost on its way to the client.
+    let lost = a.refresh(&refresh(&first)).await.unwrap();
+    clock_a.advance(time::Duration::minutes(4));
+    clock_b.advance(time::Duration::minutes(4));
+    b.purge().await.unwrap();
+    // Four minutes into a five-minute window, by A's clock: the client's retry gets its pair.
+    let again = a.refresh(&refresh(&first)).await;
+    assert!(
+        matches!(&again, Ok(issued) if issued.tokens == lost.tokens),
+        "{again:?}"
+    );
+}
+
+/// A memory store with faults: `lose_rotation_answer` makes the next rotation commit and then
+/// fail (a database connection lost after the commit was sent); `fail_purges` makes every
+/// purge fail. `purges` counts the purges asked of it.
+#[derive(Default)]
+struct Faulty {
+    inner: MemoryIssuerStore,
+    lose_rotation_answer: std::sync::atomic::AtomicBool,
+    fail_purges: std::sync::atomic::AtomicBool,
+    purges: std::sync::atomic::AtomicUsize,
+}
+
+fn failure() -> StoreError {
+    StoreError::Backend {
+        message: "connection closed".into(),
+        source: None,
+    }
+}
+
+#[async_trait]
+impl IssuerStore for Faulty {
+    async fn insert(&self, record: PairRecord) -> Result<(), StoreError> {
+        self.inner.insert(record).await
+    }
+    async fn find_by_access(&self, access: &TokenHash) -> Result<Option<PairRecord>, StoreError> {
+        self.inner.find_by_access(access).await
+    }
+    async fn find_by_refresh(&self, refresh: &TokenHash) -> Result<Option<PairRecord>, StoreError> {
+        self.inner.find_by_refresh(refresh).await
+    }
+    async fn rotate(&self, rotation: Rotation<'_>) -> Result<RotateOutcome, StoreError> {
+        let outcome = self.inner.rotate(rotation).await?;
+        if self
+            .lose_rotation_answer
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(failure());
+        }
+        Ok(outcome)
+    }
+    async fn revoke(&self, token: &TokenHash, at: OffsetDateTime) -> Result<bool, StoreError> {
+        self.inner.revoke(token, at).await
+    }
+    async fn revoke_subject(&self, subject: &str, at: OffsetDateTime) -> Result<usize, StoreError> {
+        self.inner.revoke_subject(subject, at).await
+    }
+    async fn insert_code(&self, record: CodeRecord) -> Result<(), StoreError> {
+        self.inner.insert_code(record).await
+    }
+    async fn redeem_code(&self, redemption: Redemption<'_>) -> Result<RedeemOutcome, StoreError> {
+        self.inner.redeem_code(redemption).await
+    }
+    async fn purge(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+        self.purges
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.fail_purges.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(failure());
+        }
+        self.inner.purge(now).await
+    }
+}
+
+/// The store committed a rotation and its answer was lost: the client's retry with the
+/// same refresh token gets the pair that rotation made (one rotation in all), even with
+/// reuse detection on.
+#[tokio::test]
+async fn a_retry_after_a_rotation_whose_answer_the_store_lost_gets_the_pair_it_made() {
+    let store = Arc::new(Faulty::default());
+    store
+        .lose_rotation_answer
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
+    let config = IssuerConfig::default()
+        .with_reuse_window(WINDOW)
+        .with_revoke_on_reuse(true);
+    let issuer = Issuer::new(store.clone(), Arc::new(clock.clone()), config);
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    let failed = issuer.refresh(&refresh(&first)).await;
+    assert!(
+        matches!(&failed, Err(e) if !e.is_refresh_rejection()),
+        "{failed:?}"
+    );
+    clock.advance(time::Duration::seconds(30));
+    let retry = issuer.refresh(&refresh(&first)).await.unwrap();
+    assert!(retry.reused, "the pair the lost rotation made");
+    issuer.authenticate(&access(&retry)).await.unwrap();
+    assert_eq!(store.inner.len(), 2, "one rotation");
+}
+
+/// A clock that read a day ahead once (a bad NTP answer, a VM resumed with a stale offset)
+/// and stepped back: the purge it scheduled from that reading must not wait for the wall
+/// clock to reach it.
+#[tokio::test]
+async fn a_clock_stepping_back_does_not_postpone_the_purge_past_one_interval() {
+    let (issuer, clock, store) = issuer_with(
+        IssuerConfig::default()
+            .with_reuse_window(WINDOW)
+            .with_purge_every(Some(Duration::from_secs(600))),
+    );
+    let start = clock.now();
+    clock.set(start + time::Duration::days(1));
+    issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    tokio::task::yield_now().await; // the purge that reading made due
+    clock.set(start);
+    let first = issuer.issue("bob", serde_json::json!({})).await.unwrap();
+    issuer.refresh(&refresh(&first)).await.unwrap();
+    tokio::task::yield_now().await;
+    let kept = store.len();
+    // Past the window and the grace, and more than an interval after the step back.
+    clock.advance(time::Duration::seconds(601) + time::Duration::try_from(WINDOW).unwrap());
+    issuer.issue("carol", serde_json::json!({})).await.unwrap();
+    for _ in 0..100 {
+        if store.len() <= kept {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        store.len(),
+        kept,
+        "bob's first pair was purged, carol's added"
+    );
+}
+
+/// With reuse detection on, a thief replays a used-up refresh token on one replica while the
+/// client rotates its live one on the other, at the same instant: however they interleave,
+/// the replay is refused and no pair of that family is left alive. `a` and `b` share a store
+/// and `clock`, with a reuse window and `revoke_on_reuse`.
+pub(super) async fn a_replay_racing_the_clients_rotation_leaves_no_live_descendant(
+    a: &Issuer,
+    b: &Issuer,
+    clock: &ManualClock,
+) {
+    for _ in 0..20 {
+        let first = a.issue("alice", serde_json::json!({})).await.unwrap();
+        let second = b.refresh(&refresh(&first)).await.unwrap();
+        clock.advance(time::Duration::try_from(a.config().reuse_window).unwrap());
+        let (thief, client) = (a.clone(), b.clone());
+        let (stolen, live) = (refresh(&first), refresh(&second));
+        let replay = tokio::spawn(async move { thief.refresh(&stolen).await });
+        let rotation = tokio::spawn(async move { client.refresh(&live).await });
+        let replay = replay.await.unwrap();
+        assert!(
+            matches!(replay, Err(IssuerError::UsedRefreshToken)),
+            "{replay:?}"
+        );
+        if let Ok(third) = rotation.await.unwrap() {
+            assert!(a.authenticate(&access(&third)).await.is_err());
+            assert!(b.refresh(&refresh(&third)).await.is_err());
+        }
+        assert!(b.authenticate(&access(&second)).await.is_err());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_racing_the_clients_rotation_leaves_no_live_descendant_in_memory() {
+    let (issuer, clock, _store) = issuer_with(
+        IssuerConfig::default()
+            .with_reuse_window(WINDOW)
+            .with_revoke_on_reuse(true),
+    );
+    a_replay_racing_the_clients_rotation_leaves_no_live_descendant(&issuer, &issuer, &clock).await;
+}
+
+/// The store fails every purge: writes still succeed, without waiting for the purge, and the
+/// purge is tried again an interval later (not at every write), and succeeds once the store
+/// does.
+#[tokio::test]
+async fn a_failing_purge_blocks_no_write_and_is_tried_again_an_interval_later() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let store = Arc::new(Faulty::default());
+    store.fail_purges.store(true, SeqCst);
+    let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
+    let config = IssuerConfig::default().with_purge_every(Some(Duration::from_secs(600)));
+    let issuer = Issuer::new(store.clone(), Arc::new(clock.clone()), config);
+    let settle = async || {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    };
+    let mut pair = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    clock.advance(time::Duration::seconds(600));
+    pair = issuer.refresh(&refresh(&pair)).await.unwrap();
+    settle().await;
+    assert_eq!(store.purges.load(SeqCst), 1);
+    for _ in 0..5 {
+        pair = issuer.refresh(&refresh(&pair)).await.unwrap();
+    }
+    settle().await;
+    assert_eq!(store.purges.load(SeqCst), 1, "not again before an interval");
+    store.fail_purges.store(false, SeqCst);
+    clock.advance(time::Duration::seconds(600) + time::Duration::try_from(PURGE_GRACE).unwrap());
+    issuer.refresh(&refresh(&pair)).await.unwrap();
+    settle().await;
+    assert_eq!(store.purges.load(SeqCst), 2);
+    assert_eq!(store.inner.len(), 1, "every rotated pair forgotten");
 }

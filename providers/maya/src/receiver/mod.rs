@@ -52,7 +52,9 @@ pub const DEFAULT_MAX_SESSIONS: usize = 1000;
 /// - the tokens are inserted in the [`TokenManager<Maya>`] under a new UUIDv4 `sessionId`,
 ///   then answered 200 `{"sessionId": "..."}`;
 /// - the same `Request-Reference-No` again (Maya retrying after losing our answer) gets the
-///   same `sessionId` while it is unredeemed, and 409 once redeemed;
+///   same `sessionId` while it is unredeemed, and 409 once redeemed; with other tokens than
+///   the session holds it is not Maya's retry (a reference number is no secret: it is
+///   logged) and gets 409 too, never the `sessionId`;
 /// - the POST carries no credential, so whoever finds the Session URL can send one: with
 ///   [`with_max_sessions`](Self::with_max_sessions) sessions remembered (1000 by default,
 ///   pending or redeemed, each for twice `redeem_within`), a new reference is answered 503
@@ -151,6 +153,8 @@ enum Opened {
     Pending(String),
     /// The reference's session was redeemed already.
     Redeemed,
+    /// The reference's session holds other tokens than the POST: not Maya's retry.
+    OtherTokens,
 }
 
 impl SessionReceiver {
@@ -243,6 +247,12 @@ impl SessionReceiver {
                 session_answer(&session_id)
             }
             Ok(Opened::Redeemed) => {
+                refuse(StatusCode::CONFLICT, "this Request-Reference-No was used")
+            }
+            Ok(Opened::OtherTokens) => {
+                tracing::warn!(
+                    "Maya session refused: other tokens under a Request-Reference-No already claimed"
+                );
                 refuse(StatusCode::CONFLICT, "this Request-Reference-No was used")
             }
             Err(error) => {
@@ -406,8 +416,14 @@ impl SessionReceiver {
             return Ok(Opened::Redeemed);
         }
         let tokens = SessionKey::new(self.manager.provider().name(), claim.session_id.as_str());
-        if self.manager.store().load(&tokens).await?.is_none() {
-            self.manager.insert(&claim.session_id, set).await?;
+        match self.manager.store().load(&tokens).await? {
+            None => self.manager.insert(&claim.session_id, set).await?,
+            // The reference is no secret: whoever sends other tokens under it is not Maya
+            // retrying, and must not learn the session's id.
+            Some(stored) if !same_tokens(stored.value.tokens(), &set) => {
+                return Ok(Opened::OtherTokens);
+            }
+            Some(_) => {}
         }
         Ok(Opened::Pending(claim.session_id))
     }
@@ -491,6 +507,27 @@ fn lapsed(since: OffsetDateTime, within: Duration, now: OffsetDateTime) -> bool 
         .ok()
         .and_then(|within| since.checked_add(within))
         .is_some_and(|deadline| now >= deadline)
+}
+
+/// Whether `stored` holds the access and refresh token of `set`, compared in a time that
+/// does not depend on where they differ.
+fn same_tokens(stored: Option<&token_core::token_set::StoredTokenSet>, set: &TokenSet) -> bool {
+    use token_core::sign::constant_time_eq;
+    let Some(stored) = stored else {
+        return false;
+    };
+    fn secret(token: Option<&token_core::secret::RefreshToken>) -> &[u8] {
+        token.map_or(&[][..], |token| token.expose_secret().as_bytes())
+    }
+    let access = constant_time_eq(
+        stored.access_token.expose_secret().as_bytes(),
+        set.access_token.expose_secret().as_bytes(),
+    );
+    let refresh = constant_time_eq(
+        secret(stored.refresh_token.as_ref()),
+        secret(set.refresh_token.as_ref()),
+    );
+    access & refresh
 }
 
 /// Reads Maya's body into a token set, or says (without quoting a token) why not.
