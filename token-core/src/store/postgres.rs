@@ -670,6 +670,28 @@ pub(crate) mod tests {
         drop_schema(&db).await;
     }
 
+    /// A StoredRecord whose JSON holds `\u0000` (a provider's answer with a NUL character in
+    /// any string) cannot be saved: `jsonb` refuses that escape.
+    #[tokio::test]
+    #[ignore = "known fault: jsonb refuses \\u0000, so a token set holding a NUL character is \
+                never persisted (a Backend error on every save); the file and memory stores \
+                keep it"]
+    async fn a_record_holding_a_nul_character_is_saved_and_loaded() {
+        let Some(url) = test_url("a_record_holding_a_nul_character_is_saved_and_loaded") else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-nul");
+        let store = PostgresStore::open(&db).await.unwrap();
+        let key = SessionKey::new("p", "nul");
+        let record = set("at-\0-1");
+        let saved = store.save(&key, &record, None).await;
+        let loaded = store.load(&key).await;
+        drop_schema(&db).await;
+        let version = saved.unwrap();
+        let loaded = loaded.unwrap().unwrap();
+        assert_eq!((loaded.version, loaded.value), (version, record));
+    }
+
     #[tokio::test]
     async fn the_schema_is_created_once_and_versioned() {
         let Some(url) = test_url("the_schema_is_created_once_and_versioned") else {
