@@ -27,7 +27,8 @@ pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 2;
 /// differ): [`acquire_lease`](TokenStore::acquire_lease) takes the row if it is absent,
 /// lapsed, or already this holder's (which extends it), in one `INSERT ... ON CONFLICT DO
 /// UPDATE ... WHERE`; otherwise it answers [`Lease::HeldByOther`] with the time left. A
-/// replica that crashes mid-refresh leaves its lease to lapse after its ttl. The
+/// replica that crashes mid-refresh leaves its lease to lapse after its ttl (at most 1000
+/// years: a longer one, up to `Duration::MAX`, lasts that long). The
 /// [`TokenManager`](crate::manager::TokenManager) re-reads the session after taking the lease and
 /// adopts a newer version instead of refreshing with a stale refresh token.
 ///
@@ -240,9 +241,14 @@ fn version_of(
     })
 }
 
+/// The longest lease the database is asked for: a longer ttl (up to `Duration::MAX`, which
+/// the file and memory stores grant as "never lapses") would put its expiry past what a
+/// `timestamptz` holds, or its remaining microseconds past a `bigint`.
+const MAX_LEASE: Duration = Duration::from_secs(1000 * 366 * 86_400);
+
 fn lease_seconds(ttl: Duration) -> f64 {
     // Whole microseconds, the database's resolution.
-    ttl.as_micros() as f64 / 1e6
+    ttl.min(MAX_LEASE).as_micros() as f64 / 1e6
 }
 
 #[async_trait]
@@ -631,6 +637,59 @@ pub(crate) mod tests {
         }
         assert_eq!(acquired, 1);
         drop_schema(&db).await;
+    }
+
+    #[tokio::test]
+    async fn a_lease_as_long_as_a_duration_holds_is_granted_and_excludes_others() {
+        let Some(url) =
+            test_url("a_lease_as_long_as_a_duration_holds_is_granted_and_excludes_others")
+        else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-lease-forever");
+        let store = PostgresStore::open(&db).await.unwrap();
+        let key = SessionKey::new("p", "forever");
+        // What the file and memory stores grant too: "never lapses", not a database error.
+        assert_eq!(
+            store.acquire_lease(&key, "a", Duration::MAX).await.unwrap(),
+            Lease::Acquired
+        );
+        match store.acquire_lease(&key, "b", Duration::MAX).await.unwrap() {
+            Lease::HeldByOther { remaining } => {
+                assert!(
+                    remaining > Duration::from_secs(50 * 365 * 86_400),
+                    "{remaining:?}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            store.acquire_lease(&key, "a", Duration::MAX).await.unwrap(),
+            Lease::Acquired
+        );
+        drop_schema(&db).await;
+    }
+
+    /// A StoredRecord whose JSON holds `\u0000` (a provider's answer with a NUL character in
+    /// any string) cannot be saved: `jsonb` refuses that escape.
+    #[tokio::test]
+    #[ignore = "known fault: jsonb refuses \\u0000, so a token set holding a NUL character is \
+                never persisted (a Backend error on every save); the file and memory stores \
+                keep it"]
+    async fn a_record_holding_a_nul_character_is_saved_and_loaded() {
+        let Some(url) = test_url("a_record_holding_a_nul_character_is_saved_and_loaded") else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-nul");
+        let store = PostgresStore::open(&db).await.unwrap();
+        let key = SessionKey::new("p", "nul");
+        let record = set("at-\0-1");
+        let saved = store.save(&key, &record, None).await;
+        let loaded = store.load(&key).await;
+        drop_schema(&db).await;
+        let version = saved.unwrap();
+        let loaded = loaded.unwrap().unwrap();
+        assert_eq!((loaded.version, loaded.value), (version, record));
     }
 
     #[tokio::test]
