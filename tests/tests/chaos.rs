@@ -36,12 +36,15 @@
 //! lease and the issuer has rotated their refresh token but before they saved the new pair
 //! (their answer is held back; they are killed, then the answer is released to the dead
 //! process or dropped). A process killed there takes the pair with it, which no manager can
-//! save: so this run's issuer has a reuse window (10 s, longer than the 3 s lease and the
-//! wait for a lapsed holder's save that follows it), the workers declare it, and invariant
-//! 1 becomes "no refresh token presented again after its reuse window ended" (every later
+//! save: so this run's issuer has a reuse window, the workers declare it, and invariant 1
+//! becomes "no refresh token presented again after its reuse window ended" (every later
 //! presentation was answered with the same successor). Invariants 2 to 5 are unchanged:
 //! the successor that presents the dead one's token again gets the pair back, saves it, and
-//! nothing is lost.
+//! nothing is lost. Each death of a session's lease holder delays that presentation by up
+//! to two lease lengths (2 s here: the lease lasts out, then the next holder watches the
+//! store a lease length for a late save), and kills may hit successive holders of one
+//! session, so the window (20 s) covers three deaths in a row; one that covers fewer loses
+//! the pair when kills chain (as the provider would, past its window).
 //!
 //! The counts and every violation are printed to stderr; the test fails on any violation.
 //! The seed is printed; `CHAOS_SEED=<seed>` replays the same schedule (the processes' timing
@@ -151,14 +154,24 @@ impl Run {
 }
 
 /// The kill run's lease: short, so a killed holder's lease lapses soon.
-const KILL_LEASE_TTL: Duration = Duration::from_secs(3);
-/// The kill run's reuse window: longer than a killed holder's lease lasting out plus the
-/// wait for its save that follows (two lease lengths), with room to spare.
-const KILL_REUSE_WINDOW: Duration = Duration::from_secs(10);
-/// Kills happen from `go` until this.
-const KILL_UNTIL: Duration = Duration::from_secs(8);
-const KILL_MARK_AT: Duration = Duration::from_secs(16);
-const KILL_STOP_AT: Duration = Duration::from_secs(19);
+const KILL_LEASE_TTL: Duration = Duration::from_secs(2);
+/// The kill run's reuse window. Each process killed while it holds a session's lease
+/// delays the next presentation of the session's refresh token by up to two lease lengths
+/// (its lease lasts out, then its successor watches the store one more lease length for
+/// its late save) and a poll; and the window runs from the rotation, not from a later
+/// presentation answered inside it. Kills can land on successive holders of one session
+/// (the successor of a killed holder killed in turn, while it waits), so the window covers
+/// three such deaths in a row (about 15 s).
+const KILL_REUSE_WINDOW: Duration = Duration::from_secs(20);
+/// Random kills happen from `go` until this; a kill while holding is set up by then and
+/// happens at most [`HOLDING_WAIT`] later.
+const KILL_UNTIL: Duration = Duration::from_secs(6);
+/// How long the kill run waits for the answer it holds back before it kills at random
+/// instead.
+const HOLDING_WAIT: Duration = Duration::from_secs(2);
+/// After the last kill, two deaths in a row have been recovered from (about 10 s).
+const KILL_MARK_AT: Duration = Duration::from_secs(17);
+const KILL_STOP_AT: Duration = Duration::from_secs(20);
 
 /// How many workers the kill run kills at random moments (`CHAOS_KILLS` overrides, up to 40).
 fn random_kills() -> usize {
@@ -214,6 +227,15 @@ struct Presented {
     hash: TokenHash,
     subject: Option<String>,
     outcome: &'static str,
+    /// The worker process that presented it (see [`CALLER`]), and when.
+    worker: Option<usize>,
+    at: Instant,
+}
+
+tokio::task_local! {
+    /// The worker process whose call the sandbox is answering (its `x-chaos-worker`
+    /// header), for the [`Ledger`]'s records.
+    static CALLER: Option<usize>;
 }
 
 #[derive(Clone, Default)]
@@ -312,6 +334,8 @@ impl IssuerStore for Ledger {
             hash: presented,
             subject,
             outcome: outcome_name,
+            worker: CALLER.try_with(|w| *w).ok().flatten(),
+            at: Instant::now(),
         });
         Ok(outcome)
     }
@@ -381,7 +405,9 @@ impl Gate {
                 session = Some(session_of(&record.subject).to_owned());
             }
         }
-        let response = TokenHandler::default().handle(request, &cx).await;
+        let response = CALLER
+            .scope(worker, TokenHandler::default().handle(request, &cx))
+            .await;
         if let Some(session) = session
             && response.status().is_success()
             && self.take(&session)
@@ -416,8 +442,8 @@ struct Line {
 struct Worker {
     child: Child,
     stdin: Option<ChildStdin>,
-    /// Killed by the test (SIGKILL) mid-run; a fresh process took its place.
-    killed: bool,
+    /// When the test killed it (SIGKILL) mid-run; a fresh process took its place.
+    killed: Option<Instant>,
 }
 
 /// The worker processes, their stdout lines and the held answers; killed when dropped.
@@ -513,7 +539,7 @@ impl Rig {
         self.workers.push(Worker {
             child,
             stdin,
-            killed: false,
+            killed: None,
         });
         index
     }
@@ -532,7 +558,7 @@ impl Rig {
         // `Child::kill` is SIGKILL on Unix.
         let _ = killed.child.kill();
         let _ = killed.child.wait();
-        killed.killed = true;
+        killed.killed = Some(Instant::now());
         let index = self.start_process();
         self.slots[slot] = index;
         let ready = self
@@ -709,7 +735,6 @@ enum Action {
 }
 
 /// What the schedule did.
-#[derive(Default)]
 struct Injected {
     long_retry_after: u32,
     short_failures: u32,
@@ -734,6 +759,8 @@ struct Injected {
     in_flight_at_stop: Vec<String>,
     skipped_late: u32,
     late: Duration,
+    /// When the workers were told to go.
+    go: Instant,
 }
 
 fn seed() -> u64 {
@@ -754,7 +781,7 @@ fn schedule(rng: &mut StdRng, postgres: bool, run: Run) -> Vec<(Duration, Action
     if run == Run::Kills {
         let until = KILL_UNTIL.as_millis() as u64;
         for _ in 0..2 {
-            let time = at(1_000, until);
+            let time = at(1_000, until - HOLDING_WAIT.as_millis() as u64);
             if fault("kill") {
                 actions.push((time, Action::KillHolding));
             }
@@ -898,7 +925,26 @@ async fn scenario(
     let go = Instant::now();
 
     // The faults.
-    let mut injected = Injected::default();
+    let mut injected = Injected {
+        long_retry_after: 0,
+        short_failures: 0,
+        revoked: None,
+        races_set_up: 0,
+        races_missed: 0,
+        inserts_ok: 0,
+        inserts_failed: 0,
+        inserts_unanswered: 0,
+        outages: 0,
+        kills: 0,
+        kills_holding: 0,
+        kills_released: 0,
+        kills_missed: 0,
+        slow_successors: 0,
+        in_flight_at_stop: Vec::new(),
+        skipped_late: 0,
+        late: Duration::ZERO,
+        go,
+    };
     let mut next_generation = 1u32;
     for (at, action) in schedule(&mut rng, matches!(backend, Backend::Postgres { .. }), run) {
         rig.pump_until(go + at).await;
@@ -995,7 +1041,7 @@ async fn scenario(
                 let fallback = rng.random_range(0..workers());
                 gate.arm(&session);
                 rig.send(asked, &format!("refresh {session}"));
-                let held = rig.wait_held(&session, Duration::from_secs(6)).await;
+                let held = rig.wait_held(&session, HOLDING_WAIT).await;
                 gate.disarm(&session);
                 let holder = held
                     .then(|| rig.holding.iter().position(|h| h.session == session))
@@ -1217,13 +1263,34 @@ async fn check(
     let mut presented_twice = 0;
     for presentations in repeated {
         presented_twice += presentations.len() - 1;
-        let outcomes: Vec<&str> = presentations.iter().map(|p| p.outcome).collect();
+        let since_go = |at: Instant| at.saturating_duration_since(injected.go).as_secs_f64();
+        let outcomes: Vec<String> = (presentations.iter())
+            .map(|p| match p.worker {
+                Some(w) => format!("{} (w{w} +{:.1}s)", p.outcome, since_go(p.at)),
+                None => format!("{} (+{:.1}s)", p.outcome, since_go(p.at)),
+            })
+            .collect();
+        let (first, last) = (
+            presentations[0].at,
+            presentations[presentations.len() - 1].at,
+        );
+        // Kills from shortly before the first presentation to the last.
+        let kills: Vec<String> = (rig.workers.iter().enumerate())
+            .filter_map(|(w, worker)| worker.killed.map(|at| (w, at)))
+            .filter(|(_, at)| *at + run.lease_ttl() * 2 >= first && *at <= last)
+            .map(|(w, at)| format!("w{w} +{:.1}s", since_go(at)))
+            .collect();
         twice.items.push(format!(
-            "{} rt#{} presented {}x: {}",
+            "{} rt#{} presented {}x: {}{}",
             presentations[0].subject.as_deref().unwrap_or("?"),
             &fingerprint_of(&presentations[0].hash)[..8],
             presentations.len(),
-            outcomes.join(", ")
+            outcomes.join(", "),
+            if kills.is_empty() {
+                String::new()
+            } else {
+                format!("; killed meanwhile: {}", kills.join(", "))
+            }
         ));
     }
 
@@ -1368,7 +1435,7 @@ async fn check(
     // The run itself.
     let mut broken = Vec::new();
     for (worker, code) in codes.iter().enumerate() {
-        if rig.workers[worker].killed {
+        if rig.workers[worker].killed.is_some() {
             continue;
         }
         if *code != Some(0) || !finished[worker] {
