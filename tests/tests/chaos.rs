@@ -35,7 +35,8 @@
 //! store in each one's place: some at random moments, and some while they hold a session's
 //! lease and the issuer has rotated their refresh token but before they saved the new pair
 //! (their answer is held back; they are killed, then the answer is released to the dead
-//! process or dropped). A process killed there takes the pair with it, which no manager can
+//! process or dropped), and one a moment (up to 40 ms) after its held answer is let go (as
+//! it saves or publishes the pair, or releases the lease). A process killed there takes the pair with it, which no manager can
 //! save: so this run's issuer has a reuse window, the workers declare it, and invariant 1
 //! becomes "no refresh token presented again after its reuse window ended" (every later
 //! presentation was answered with the same successor). Invariants 2 to 5 are unchanged:
@@ -549,6 +550,33 @@ impl Rig {
         self.slots.iter().position(|&w| w == worker)
     }
 
+    /// Arms the gate for `session`, asks the worker in slot `asked` to refresh it, and waits
+    /// (at most [`HOLDING_WAIT`]) for a refresh answer of it to be held: that answer, and
+    /// the slot of the worker it answers.
+    async fn hold_answer(
+        &mut self,
+        gate: &Gate,
+        session: &str,
+        asked: usize,
+    ) -> Option<(Held, usize)> {
+        gate.arm(session);
+        self.send(asked, &format!("refresh {session}"));
+        let held = self.wait_held(session, HOLDING_WAIT).await;
+        gate.disarm(session);
+        if !held {
+            return None;
+        }
+        let at = self.holding.iter().position(|h| h.session == session)?;
+        let holder = self.holding.remove(at);
+        match holder.worker.and_then(|w| self.slot_of(w)) {
+            Some(slot) => Some((holder, slot)),
+            None => {
+                self.holding.push(holder);
+                None
+            }
+        }
+    }
+
     /// Kills the worker in `slot` outright (SIGKILL: no drain, no save, no lease release)
     /// and starts a fresh process in its place, told to `go` once it is ready. Whether the
     /// successor became ready in time.
@@ -732,6 +760,8 @@ enum Action {
     /// A worker killed while it holds a session's lease and the issuer has rotated its
     /// refresh token, before it could save the new pair (its answer is held back).
     KillHolding,
+    /// A worker killed a moment (up to 40 ms) after its held answer was let go.
+    KillSaving,
 }
 
 /// What the schedule did.
@@ -751,6 +781,8 @@ struct Injected {
     /// (to a dead process) rather than dropped.
     kills_holding: u32,
     kills_released: u32,
+    /// Workers killed a moment after their held answer was let go.
+    kills_saving: u32,
     /// Kills while holding that were not set up (no answer held in time; a plain kill then).
     kills_missed: u32,
     /// Successors that did not say `ready` in time.
@@ -780,10 +812,10 @@ fn schedule(rng: &mut StdRng, postgres: bool, run: Run) -> Vec<(Duration, Action
     let mut actions = Vec::new();
     if run == Run::Kills {
         let until = KILL_UNTIL.as_millis() as u64;
-        for _ in 0..2 {
+        for action in [Action::KillHolding, Action::KillHolding, Action::KillSaving] {
             let time = at(1_000, until - HOLDING_WAIT.as_millis() as u64);
             if fault("kill") {
-                actions.push((time, Action::KillHolding));
+                actions.push((time, action));
             }
         }
         for _ in 0..random_kills() {
@@ -938,6 +970,7 @@ async fn scenario(
         kills: 0,
         kills_holding: 0,
         kills_released: 0,
+        kills_saving: 0,
         kills_missed: 0,
         slow_successors: 0,
         in_flight_at_stop: Vec::new(),
@@ -1031,46 +1064,48 @@ async fn scenario(
                     injected.slow_successors += 1;
                 }
             }
-            Action::KillHolding => {
+            Action::KillHolding | Action::KillSaving => {
                 // A refresh is asked of some worker; whichever worker's refresh of the
-                // session the issuer answers first (it rotated), its answer is held back,
-                // and that worker is killed: it holds the lease and a pair nobody saved.
+                // session the issuer answers first (it rotated), its answer is held back.
                 let session = sessions[rng.random_range(0..SESSIONS)].clone();
                 let release = rng.random_bool(0.5);
                 let asked = rng.random_range(0..workers());
                 let fallback = rng.random_range(0..workers());
-                gate.arm(&session);
-                rig.send(asked, &format!("refresh {session}"));
-                let held = rig.wait_held(&session, HOLDING_WAIT).await;
-                gate.disarm(&session);
-                let holder = held
-                    .then(|| rig.holding.iter().position(|h| h.session == session))
-                    .flatten()
-                    .map(|at| rig.holding.remove(at));
-                let slot = holder
-                    .as_ref()
-                    .and_then(|h| h.worker)
-                    .and_then(|w| rig.slot_of(w));
-                let slot = match slot {
-                    Some(slot) => {
-                        injected.kills_holding += 1;
-                        slot
-                    }
+                let saving_for = Duration::from_millis(rng.random_range(0..=40));
+                let (holder, slot) = match rig.hold_answer(&gate, &session, asked).await {
+                    Some((holder, slot)) => (Some(holder), slot),
                     None => {
                         injected.kills_missed += 1;
-                        fallback
+                        (None, fallback)
                     }
                 };
-                if !rig.kill_and_replace(slot).await {
-                    injected.slow_successors += 1;
-                }
-                // The answer goes to a dead process, or is never sent.
-                if let Some(holder) = holder {
-                    if release {
-                        injected.kills_released += 1;
+                match (action, holder) {
+                    // That worker is killed: it holds the lease and a pair nobody saved. The
+                    // answer then goes to a dead process, or is never sent.
+                    (Action::KillHolding, Some(holder)) => {
+                        injected.kills_holding += 1;
+                        if !rig.kill_and_replace(slot).await {
+                            injected.slow_successors += 1;
+                        }
+                        if release {
+                            injected.kills_released += 1;
+                            let _ = holder.release.send(());
+                        }
+                    }
+                    // The answer is let go, and the worker killed a moment later: as it
+                    // reads, saves or publishes the pair, or releases the lease.
+                    (_, Some(holder)) => {
+                        injected.kills_saving += 1;
                         let _ = holder.release.send(());
-                    } else {
-                        drop(holder);
+                        rig.pump_until(Instant::now() + saving_for).await;
+                        if !rig.kill_and_replace(slot).await {
+                            injected.slow_successors += 1;
+                        }
+                    }
+                    (_, None) => {
+                        if !rig.kill_and_replace(slot).await {
+                            injected.slow_successors += 1;
+                        }
                     }
                 }
             }
@@ -1498,10 +1533,11 @@ async fn check(
     if run == Run::Kills {
         let _ = writeln!(
             text,
-            "  kills: {} at random, {} holding a lease and a rotated pair not yet saved ({} of their answers then released, the rest dropped), {} holding kills not set up, {} successors slow to start",
+            "  kills: {} at random, {} holding a lease and a rotated pair not yet saved ({} of their answers then released, the rest dropped), {} just after their answer was let go, {} holding kills not set up, {} successors slow to start",
             injected.kills,
             injected.kills_holding,
             injected.kills_released,
+            injected.kills_saving,
             injected.kills_missed,
             injected.slow_successors,
         );
