@@ -32,20 +32,21 @@
 //!
 //! A second run on each store (`chaos_kill_*`, about 20 s each) kills workers outright
 //! (SIGKILL: no drain, no save, no lease release) and starts a fresh process on the same
-//! store in each one's place: some at random moments, and some while they hold a session's
-//! lease and the issuer has rotated their refresh token but before they saved the new pair
-//! (their answer is held back; they are killed, then the answer is released to the dead
-//! process or dropped), and one a moment (up to 40 ms) after its held answer is let go (as
-//! it saves or publishes the pair, or releases the lease). A process killed there takes the pair with it, which no manager can
-//! save: so this run's issuer has a reuse window, the workers declare it, and invariant 1
-//! becomes "no refresh token presented again after its reuse window ended" (every later
-//! presentation was answered with the same successor). Invariants 2 to 5 are unchanged:
-//! the successor that presents the dead one's token again gets the pair back, saves it, and
-//! nothing is lost. Each death of a session's lease holder delays that presentation by up
-//! to two lease lengths (2 s here: the lease lasts out, then the next holder watches the
-//! store a lease length for a late save), and kills may hit successive holders of one
-//! session, so the window (20 s) covers three deaths in a row; one that covers fewer loses
-//! the pair when kills chain (as the provider would, past its window).
+//! store in each one's place: some at random moments; two while they hold a session's lease
+//! and the issuer has rotated their refresh token but before they saved the new pair (their
+//! answer is held back; they are killed, then the answer is released to the dead process or
+//! dropped); and one a moment (up to 40 ms) after its held answer is let go (as it saves or
+//! publishes the pair, or releases the lease). A process killed before its save takes the
+//! pair with it, which no manager can save: so this run's issuer has a reuse window, the
+//! workers declare it, and invariant 1 becomes "no refresh token presented again after its
+//! reuse window ended" (every later presentation was answered with the same successor).
+//! Invariants 2 to 5 are unchanged: the successor that presents the dead one's token again
+//! gets the pair back, saves it, and nothing is lost. Each death of a session's lease
+//! holder delays that presentation by up to two lease lengths (2 s here: the lease lasts
+//! out, then the next holder watches the store a lease length for a late save), and kills
+//! may hit successive holders of one session, so the window (20 s) covers three deaths in a
+//! row; one that covers fewer loses the pair when kills chain (as the provider would, past
+//! its window).
 //!
 //! The counts and every violation are printed to stderr; the test fails on any violation.
 //! The seed is printed; `CHAOS_SEED=<seed>` replays the same schedule (the processes' timing
