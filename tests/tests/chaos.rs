@@ -30,11 +30,31 @@
 //! 5. no session is wedged: in the last seconds before the stop, every worker obtained a token
 //!    for every live session.
 //!
+//! A second run on each store (`chaos_kill_*`, about 20 s each) kills workers outright
+//! (SIGKILL: no drain, no save, no lease release) and starts a fresh process on the same
+//! store in each one's place: some at random moments; two while they hold a session's lease
+//! and the issuer has rotated their refresh token but before they saved the new pair (their
+//! answer is held back; they are killed, then the answer is released to the dead process or
+//! dropped); and one a moment (up to 40 ms) after its held answer is let go (as it saves or
+//! publishes the pair, or releases the lease). A process killed before its save takes the
+//! pair with it, which no manager can save: so this run's issuer has a reuse window, the
+//! workers declare it, and invariant 1 becomes "no refresh token presented again after its
+//! reuse window ended" (every later presentation was answered with the same successor).
+//! Invariants 2 to 5 are unchanged: the successor that presents the dead one's token again
+//! gets the pair back, saves it, and nothing is lost. Each death of a session's lease
+//! holder delays that presentation by up to two lease lengths (2 s here: the lease lasts
+//! out, then the next holder watches the store a lease length for a late save), and kills
+//! may hit successive holders of one session, so the window (20 s) covers three deaths in a
+//! row; one that covers fewer loses the pair when kills chain (as the provider would, past
+//! its window).
+//!
 //! The counts and every violation are printed to stderr; the test fails on any violation.
 //! The seed is printed; `CHAOS_SEED=<seed>` replays the same schedule (the processes' timing
-//! still varies). `CHAOS_FAULTS=long503,short503,revoke,insert,outage,panic,stop` (any subset,
-//! or `none`) injects only some fault families, and `CHAOS_WORKERS=N` changes the number of
-//! processes, to tell which fault breaks which invariant.
+//! still varies). `CHAOS_FAULTS=long503,short503,revoke,insert,outage,panic,stop,kill` (any
+//! subset, or `none`) injects only some fault families (the first run knows every one but
+//! `kill`; the kill run knows `kill` and `short503`), `CHAOS_WORKERS=N` changes the number of
+//! processes, and `CHAOS_KILLS=N` the number of random kills in the kill run (3), to tell
+//! which fault breaks which invariant.
 //!
 //! PostgreSQL: `TOKEN_TEST_POSTGRES_URL`, or else a throwaway server started from the
 //! PostgreSQL server binaries (see `token_test_support::pg`); without either the PostgreSQL scenario
@@ -70,8 +90,8 @@ use token_test_support::proxy::Proxy;
 /// How many worker processes (`CHAOS_WORKERS` overrides, 1 to 8).
 const WORKERS: usize = 4;
 /// Every fault family; `CHAOS_FAULTS` (a comma-separated list of these, or `none`) picks some.
-const FAULTS: [&str; 7] = [
-    "long503", "short503", "revoke", "insert", "outage", "panic", "stop",
+const FAULTS: [&str; 8] = [
+    "long503", "short503", "revoke", "insert", "outage", "panic", "stop", "kill",
 ];
 const SESSIONS: usize = 8;
 /// The session revoked at the issuer mid-run: the only one that may be declared dead.
@@ -93,6 +113,77 @@ const STOP_AT: Duration = Duration::from_secs(35);
 /// How long a held refresh answer is kept back at most.
 const HOLD_MAX: Duration = Duration::from_secs(8);
 
+/// Which of the two runs: the faults of issue 11 against an issuer with no reuse window, or
+/// processes killed outright (`kill`) against one with a reuse window (a killed process
+/// cannot save the pair the issuer rotated for it: only presenting its token again, inside
+/// the window, gets that pair back).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Run {
+    Faults,
+    Kills,
+}
+
+impl Run {
+    /// The fault families this run may inject ([`fault`] asks `CHAOS_FAULTS` too).
+    fn families(self) -> &'static [&'static str] {
+        match self {
+            Run::Faults => &FAULTS[..7],
+            Run::Kills => &["kill", "short503"],
+        }
+    }
+
+    fn reuse_window(self) -> Duration {
+        match self {
+            Run::Faults => Duration::ZERO,
+            Run::Kills => KILL_REUSE_WINDOW,
+        }
+    }
+
+    fn lease_ttl(self) -> Duration {
+        match self {
+            Run::Faults => LEASE_TTL,
+            Run::Kills => KILL_LEASE_TTL,
+        }
+    }
+
+    /// When the liveness window starts, and when the workers are stopped.
+    fn mark_and_stop(self) -> (Duration, Duration) {
+        match self {
+            Run::Faults => (MARK_AT, STOP_AT),
+            Run::Kills => (KILL_MARK_AT, KILL_STOP_AT),
+        }
+    }
+}
+
+/// The kill run's lease: short, so a killed holder's lease lapses soon.
+const KILL_LEASE_TTL: Duration = Duration::from_secs(2);
+/// The kill run's reuse window. Each process killed while it holds a session's lease
+/// delays the next presentation of the session's refresh token by up to two lease lengths
+/// (its lease lasts out, then its successor watches the store one more lease length for
+/// its late save) and a poll; and the window runs from the rotation, not from a later
+/// presentation answered inside it. Kills can land on successive holders of one session
+/// (the successor of a killed holder killed in turn, while it waits), so the window covers
+/// three such deaths in a row (about 15 s).
+const KILL_REUSE_WINDOW: Duration = Duration::from_secs(20);
+/// Random kills happen from `go` until this; a kill while holding is set up by then and
+/// happens at most [`HOLDING_WAIT`] later.
+const KILL_UNTIL: Duration = Duration::from_secs(6);
+/// How long the kill run waits for the answer it holds back before it kills at random
+/// instead.
+const HOLDING_WAIT: Duration = Duration::from_secs(2);
+/// After the last kill, two deaths in a row have been recovered from (about 10 s).
+const KILL_MARK_AT: Duration = Duration::from_secs(17);
+const KILL_STOP_AT: Duration = Duration::from_secs(20);
+
+/// How many workers the kill run kills at random moments (`CHAOS_KILLS` overrides, up to 40).
+fn random_kills() -> usize {
+    std::env::var("CHAOS_KILLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3)
+        .min(40)
+}
+
 fn workers() -> usize {
     std::env::var("CHAOS_WORKERS")
         .ok()
@@ -102,8 +193,11 @@ fn workers() -> usize {
 }
 
 /// Whether the fault family `name` (one of [`FAULTS`]) is injected in this run.
-fn fault(name: &str) -> bool {
+fn fault(run: Run, name: &str) -> bool {
     debug_assert!(FAULTS.contains(&name));
+    if !run.families().contains(&name) {
+        return false;
+    }
     match std::env::var("CHAOS_FAULTS") {
         Ok(list) if !list.trim().is_empty() => list.split(',').any(|f| f.trim() == name),
         _ => true,
@@ -135,6 +229,15 @@ struct Presented {
     hash: TokenHash,
     subject: Option<String>,
     outcome: &'static str,
+    /// The worker process that presented it (see [`CALLER`]), and when.
+    worker: Option<usize>,
+    at: Instant,
+}
+
+tokio::task_local! {
+    /// The worker process whose call the sandbox is answering (its `x-chaos-worker`
+    /// header), for the [`Ledger`]'s records.
+    static CALLER: Option<usize>;
 }
 
 #[derive(Clone, Default)]
@@ -233,6 +336,8 @@ impl IssuerStore for Ledger {
             hash: presented,
             subject,
             outcome: outcome_name,
+            worker: CALLER.try_with(|w| *w).ok().flatten(),
+            at: Instant::now(),
         });
         Ok(outcome)
     }
@@ -251,6 +356,8 @@ impl IssuerStore for Ledger {
 /// A refresh answer kept back after the issuer rotated; dropping `release` lets it go.
 struct Held {
     session: String,
+    /// The worker process whose call it answers (its `x-chaos-worker` header).
+    worker: Option<usize>,
     release: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -288,6 +395,11 @@ impl Gate {
         request: http::Request<Vec<u8>>,
         cx: SandboxContext,
     ) -> http::Response<Vec<u8>> {
+        let worker = request
+            .headers()
+            .get("x-chaos-worker")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
         let mut session = None;
         if let Ok(grant) = RefreshTokenGrant::decode_request(&request) {
             let hash = TokenHash::of(grant.refresh_token.expose_secret());
@@ -295,13 +407,20 @@ impl Gate {
                 session = Some(session_of(&record.subject).to_owned());
             }
         }
-        let response = TokenHandler::default().handle(request, &cx).await;
+        let response = CALLER
+            .scope(worker, TokenHandler::default().handle(request, &cx))
+            .await;
         if let Some(session) = session
             && response.status().is_success()
             && self.take(&session)
         {
             let (release, released) = tokio::sync::oneshot::channel();
-            if self.held.send(Held { session, release }).is_ok() {
+            let held = Held {
+                session,
+                worker,
+                release,
+            };
+            if self.held.send(held).is_ok() {
                 let _ = tokio::time::timeout(HOLD_MAX, released).await;
             }
         }
@@ -321,9 +440,25 @@ struct Line {
     text: String,
 }
 
+/// One worker process.
+struct Worker {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// When the test killed it (SIGKILL) mid-run; a fresh process took its place.
+    killed: Option<Instant>,
+}
+
 /// The worker processes, their stdout lines and the held answers; killed when dropped.
+///
+/// A worker is named by its process number (in spawn order: what its lines and its calls
+/// carry); the `slots` are the places a killed worker's successor takes over.
 struct Rig {
-    children: Vec<(Child, Option<ChildStdin>)>,
+    run: Run,
+    args: Vec<(&'static str, String)>,
+    workers: Vec<Worker>,
+    /// The process in each slot now.
+    slots: Vec<usize>,
+    tx: tokio::sync::mpsc::UnboundedSender<Line>,
     lines: tokio::sync::mpsc::UnboundedReceiver<Line>,
     held: tokio::sync::mpsc::UnboundedReceiver<Held>,
     /// Held answers not yet released.
@@ -332,67 +467,142 @@ struct Rig {
 }
 
 impl Rig {
-    fn spawn(args: &[(&str, String)], held: tokio::sync::mpsc::UnboundedReceiver<Held>) -> Self {
+    fn spawn(
+        run: Run,
+        args: Vec<(&'static str, String)>,
+        held: tokio::sync::mpsc::UnboundedReceiver<Held>,
+    ) -> Self {
         let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
-        let mut children = Vec::new();
-        for index in 0..workers() {
-            let mut command = Command::new(env!("CARGO_BIN_EXE_chaos_worker"));
-            command
-                .arg("--index")
-                .arg(index.to_string())
-                // Worker 1's hook panics once.
-                .arg("--panic-hook")
-                .arg(if index == 1 && fault("panic") {
-                    "1"
-                } else {
-                    "0"
-                })
-                .env("RUST_BACKTRACE", "0");
-            for (name, value) in args {
-                let value = if *name == "seed" {
-                    format!("{}", value.parse::<u64>().unwrap() ^ (index as u64 + 1))
-                } else {
-                    value.clone()
-                };
-                command.arg(format!("--{name}")).arg(value);
-            }
-            let mut child = command
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("spawn chaos_worker");
-            let stdout = child.stdout.take().unwrap();
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for text in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if std::env::var_os("CHAOS_TRACE").is_some() {
-                        report(&format!("[w{index}] {text}"));
-                    }
-                    let line = Line {
-                        worker: index,
-                        at: Instant::now(),
-                        text,
-                    };
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-            let stdin = child.stdin.take();
-            children.push((child, stdin));
-        }
-        Self {
-            children,
+        let mut rig = Self {
+            run,
+            args,
+            workers: Vec::new(),
+            slots: Vec::new(),
+            tx,
             lines,
             held,
             holding: Vec::new(),
             seen: Vec::new(),
+        };
+        for _ in 0..workers() {
+            let index = rig.start_process();
+            rig.slots.push(index);
+        }
+        rig
+    }
+
+    /// Starts a worker process; its process number.
+    fn start_process(&mut self) -> usize {
+        let index = self.workers.len();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chaos_worker"));
+        command
+            .arg("--index")
+            .arg(index.to_string())
+            // Worker 1's hook panics once.
+            .arg("--panic-hook")
+            .arg(if index == 1 && fault(self.run, "panic") {
+                "1"
+            } else {
+                "0"
+            })
+            .env("RUST_BACKTRACE", "0");
+        for (name, value) in &self.args {
+            let value = if *name == "seed" {
+                format!("{}", value.parse::<u64>().unwrap() ^ (index as u64 + 1))
+            } else {
+                value.clone()
+            };
+            command.arg(format!("--{name}")).arg(value);
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn chaos_worker");
+        let stdout = child.stdout.take().unwrap();
+        let tx = self.tx.clone();
+        std::thread::spawn(move || {
+            for text in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if std::env::var_os("CHAOS_TRACE").is_some() {
+                    report(&format!("[w{index}] {text}\n"));
+                }
+                let line = Line {
+                    worker: index,
+                    at: Instant::now(),
+                    text,
+                };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        self.workers.push(Worker {
+            child,
+            stdin,
+            killed: None,
+        });
+        index
+    }
+
+    /// The slot process `worker` is in, if it is still in one.
+    fn slot_of(&self, worker: usize) -> Option<usize> {
+        self.slots.iter().position(|&w| w == worker)
+    }
+
+    /// Arms the gate for `session`, asks the worker in slot `asked` to refresh it, and waits
+    /// (at most [`HOLDING_WAIT`]) for a refresh answer of it to be held: that answer, and
+    /// the slot of the worker it answers.
+    async fn hold_answer(
+        &mut self,
+        gate: &Gate,
+        session: &str,
+        asked: usize,
+    ) -> Option<(Held, usize)> {
+        gate.arm(session);
+        self.send(asked, &format!("refresh {session}"));
+        let held = self.wait_held(session, HOLDING_WAIT).await;
+        gate.disarm(session);
+        if !held {
+            return None;
+        }
+        let at = self.holding.iter().position(|h| h.session == session)?;
+        let holder = self.holding.remove(at);
+        match holder.worker.and_then(|w| self.slot_of(w)) {
+            Some(slot) => Some((holder, slot)),
+            None => {
+                self.holding.push(holder);
+                None
+            }
         }
     }
 
-    fn send(&mut self, worker: usize, command: &str) {
-        if let Some(stdin) = self.children[worker].1.as_mut() {
+    /// Kills the worker in `slot` outright (SIGKILL: no drain, no save, no lease release)
+    /// and starts a fresh process in its place, told to `go` once it is ready. Whether the
+    /// successor became ready in time.
+    async fn kill_and_replace(&mut self, slot: usize) -> bool {
+        let killed = &mut self.workers[self.slots[slot]];
+        killed.stdin.take();
+        // `Child::kill` is SIGKILL on Unix.
+        let _ = killed.child.kill();
+        let _ = killed.child.wait();
+        killed.killed = Some(Instant::now());
+        let index = self.start_process();
+        self.slots[slot] = index;
+        let ready = self
+            .wait_line(Duration::from_secs(30), |l| {
+                l.worker == index && l.text == "ready"
+            })
+            .await
+            .is_some();
+        self.send(slot, "go");
+        ready
+    }
+
+    /// Sends `command` to the worker in `slot`.
+    fn send(&mut self, slot: usize, command: &str) {
+        if let Some(stdin) = self.workers[self.slots[slot]].stdin.as_mut() {
             // A worker that died cannot be told anything; its absence is reported at the end.
             let _ = stdin.write_all(format!("{command}\n").as_bytes());
             let _ = stdin.flush();
@@ -400,8 +610,8 @@ impl Rig {
     }
 
     fn send_all(&mut self, command: &str) {
-        for worker in 0..self.children.len() {
-            self.send(worker, command);
+        for slot in 0..self.slots.len() {
+            self.send(slot, command);
         }
     }
 
@@ -446,12 +656,12 @@ impl Rig {
         }
     }
 
-    /// Waits (bounded) until every worker printed a line equal to `text`.
+    /// Waits (bounded) until every worker in a slot printed a line equal to `text`.
     async fn wait_all(&mut self, text: &str, bound: Duration) -> bool {
         let deadline = Instant::now() + bound;
         loop {
-            let missing = (0..self.children.len())
-                .filter(|&w| !self.seen.iter().any(|l| l.worker == w && l.text == text))
+            let missing = (self.slots.iter())
+                .filter(|&&w| !self.seen.iter().any(|l| l.worker == w && l.text == text))
                 .count();
             if missing == 0 {
                 return true;
@@ -489,14 +699,15 @@ impl Rig {
     }
 
     /// Waits (bounded) for every worker to exit, collecting what they print; their exit codes
-    /// (`None`: still running at the bound, then killed).
+    /// by process number (`None`: still running at the bound, then killed; -1: killed by a
+    /// signal, as the test kills mid-run).
     async fn wait_exits(&mut self, bound: Duration) -> Vec<Option<i32>> {
         let deadline = Instant::now() + bound;
-        let mut codes = vec![None; self.children.len()];
+        let mut codes = vec![None; self.workers.len()];
         loop {
             for (worker, code) in codes.iter_mut().enumerate() {
                 if code.is_none()
-                    && let Ok(Some(status)) = self.children[worker].0.try_wait()
+                    && let Ok(Some(status)) = self.workers[worker].child.try_wait()
                 {
                     *code = Some(status.code().unwrap_or(-1));
                 }
@@ -517,10 +728,10 @@ impl Rig {
 impl Drop for Rig {
     fn drop(&mut self) {
         self.release_all();
-        for (child, stdin) in &mut self.children {
-            stdin.take();
-            let _ = child.kill();
-            let _ = child.wait();
+        for worker in &mut self.workers {
+            worker.stdin.take();
+            let _ = worker.child.kill();
+            let _ = worker.child.wait();
         }
     }
 }
@@ -545,10 +756,16 @@ enum Action {
     Revoke,
     InsertRace,
     DatabaseOutage,
+    /// A worker killed at a random moment.
+    Kill,
+    /// A worker killed while it holds a session's lease and the issuer has rotated its
+    /// refresh token, before it could save the new pair (its answer is held back).
+    KillHolding,
+    /// A worker killed a moment (up to 40 ms) after its held answer was let go.
+    KillSaving,
 }
 
 /// What the schedule did.
-#[derive(Default)]
 struct Injected {
     long_retry_after: u32,
     short_failures: u32,
@@ -559,10 +776,24 @@ struct Injected {
     inserts_failed: u32,
     inserts_unanswered: u32,
     outages: u32,
+    /// Workers killed at a random moment.
+    kills: u32,
+    /// Workers killed while their refresh answer was held; of those, answers then released
+    /// (to a dead process) rather than dropped.
+    kills_holding: u32,
+    kills_released: u32,
+    /// Workers killed a moment after their held answer was let go.
+    kills_saving: u32,
+    /// Kills while holding that were not set up (no answer held in time; a plain kill then).
+    kills_missed: u32,
+    /// Successors that did not say `ready` in time.
+    slow_successors: u32,
     /// Sessions whose refresh answer was held back when the workers were stopped.
     in_flight_at_stop: Vec<String>,
     skipped_late: u32,
     late: Duration,
+    /// When the workers were told to go.
+    go: Instant,
 }
 
 fn seed() -> u64 {
@@ -575,10 +806,34 @@ fn seed() -> u64 {
     }
 }
 
-fn schedule(rng: &mut StdRng, postgres: bool) -> Vec<(Duration, Action)> {
+fn schedule(rng: &mut StdRng, postgres: bool, run: Run) -> Vec<(Duration, Action)> {
+    let fault = |name| fault(run, name);
     let mut at = |from: u64, to: u64| Duration::from_millis(rng.random_range(from..=to));
     // Every time is drawn whether or not its fault is on, so a seed means one schedule.
     let mut actions = Vec::new();
+    if run == Run::Kills {
+        let until = KILL_UNTIL.as_millis() as u64;
+        for action in [Action::KillHolding, Action::KillHolding, Action::KillSaving] {
+            let time = at(1_000, until - HOLDING_WAIT.as_millis() as u64);
+            if fault("kill") {
+                actions.push((time, action));
+            }
+        }
+        for _ in 0..random_kills() {
+            let time = at(500, until);
+            if fault("kill") {
+                actions.push((time, Action::Kill));
+            }
+        }
+        for _ in 0..2 {
+            let time = at(1_000, until);
+            if fault("short503") {
+                actions.push((time, Action::ShortFailures));
+            }
+        }
+        actions.sort_by_key(|(at, _)| *at);
+        return actions;
+    }
     for _ in 0..2 {
         let time = at(2_000, 12_000);
         if fault("long503") {
@@ -612,6 +867,7 @@ fn schedule(rng: &mut StdRng, postgres: bool) -> Vec<(Duration, Action)> {
 
 /// Runs one scenario; returns its report and whether every invariant held.
 async fn scenario(
+    run: Run,
     name: &str,
     test: &str,
     backend: Backend,
@@ -636,7 +892,7 @@ async fn scenario(
             .issuer_config(
                 IssuerConfig::default()
                     .with_access_ttl(ACCESS_TTL)
-                    .with_reuse_window(Duration::ZERO),
+                    .with_reuse_window(run.reuse_window()),
             )
             .issuer_store(ledger.clone())
             .route(
@@ -670,7 +926,11 @@ async fn scenario(
         ("base-url", sandbox.base_url().to_string()),
         ("sessions", sessions.join(",")),
         ("seed", seed.to_string()),
-        ("lease-ttl-ms", LEASE_TTL.as_millis().to_string()),
+        ("lease-ttl-ms", run.lease_ttl().as_millis().to_string()),
+        (
+            "reuse-window-ms",
+            run.reuse_window().as_millis().to_string(),
+        ),
     ];
     match &backend {
         Backend::File { dir } => {
@@ -688,7 +948,7 @@ async fn scenario(
             args.push(("schema", schema.clone()));
         }
     }
-    let mut rig = Rig::spawn(&args, held_rx);
+    let mut rig = Rig::spawn(run, args, held_rx);
     assert!(
         rig.wait_all("ready", Duration::from_secs(60)).await,
         "chaos[{name}]: the workers did not all start: {:?}",
@@ -698,9 +958,29 @@ async fn scenario(
     let go = Instant::now();
 
     // The faults.
-    let mut injected = Injected::default();
+    let mut injected = Injected {
+        long_retry_after: 0,
+        short_failures: 0,
+        revoked: None,
+        races_set_up: 0,
+        races_missed: 0,
+        inserts_ok: 0,
+        inserts_failed: 0,
+        inserts_unanswered: 0,
+        outages: 0,
+        kills: 0,
+        kills_holding: 0,
+        kills_released: 0,
+        kills_saving: 0,
+        kills_missed: 0,
+        slow_successors: 0,
+        in_flight_at_stop: Vec::new(),
+        skipped_late: 0,
+        late: Duration::ZERO,
+        go,
+    };
     let mut next_generation = 1u32;
-    for (at, action) in schedule(&mut rng, matches!(backend, Backend::Postgres { .. })) {
+    for (at, action) in schedule(&mut rng, matches!(backend, Backend::Postgres { .. }), run) {
         rig.pump_until(go + at).await;
         injected.late = injected.late.max(go.elapsed().saturating_sub(at));
         match action {
@@ -778,19 +1058,72 @@ async fn scenario(
                     injected.outages += 1;
                 }
             }
+            Action::Kill => {
+                let slot = rng.random_range(0..workers());
+                injected.kills += 1;
+                if !rig.kill_and_replace(slot).await {
+                    injected.slow_successors += 1;
+                }
+            }
+            Action::KillHolding | Action::KillSaving => {
+                // A refresh is asked of some worker; whichever worker's refresh of the
+                // session the issuer answers first (it rotated), its answer is held back.
+                let session = sessions[rng.random_range(0..SESSIONS)].clone();
+                let release = rng.random_bool(0.5);
+                let asked = rng.random_range(0..workers());
+                let fallback = rng.random_range(0..workers());
+                let saving_for = Duration::from_millis(rng.random_range(0..=40));
+                let (holder, slot) = match rig.hold_answer(&gate, &session, asked).await {
+                    Some((holder, slot)) => (Some(holder), slot),
+                    None => {
+                        injected.kills_missed += 1;
+                        (None, fallback)
+                    }
+                };
+                match (action, holder) {
+                    // That worker is killed: it holds the lease and a pair nobody saved. The
+                    // answer then goes to a dead process, or is never sent.
+                    (Action::KillHolding, Some(holder)) => {
+                        injected.kills_holding += 1;
+                        if !rig.kill_and_replace(slot).await {
+                            injected.slow_successors += 1;
+                        }
+                        if release {
+                            injected.kills_released += 1;
+                            let _ = holder.release.send(());
+                        }
+                    }
+                    // The answer is let go, and the worker killed a moment later: as it
+                    // reads, saves or publishes the pair, or releases the lease.
+                    (_, Some(holder)) => {
+                        injected.kills_saving += 1;
+                        let _ = holder.release.send(());
+                        rig.pump_until(Instant::now() + saving_for).await;
+                        if !rig.kill_and_replace(slot).await {
+                            injected.slow_successors += 1;
+                        }
+                    }
+                    (_, None) => {
+                        if !rig.kill_and_replace(slot).await {
+                            injected.slow_successors += 1;
+                        }
+                    }
+                }
+            }
         }
     }
+    let (mark_at, stop_at) = run.mark_and_stop();
     assert!(
-        go.elapsed() < MARK_AT,
+        go.elapsed() < mark_at,
         "chaos[{name}]: the fault schedule overran the liveness window ({:?})",
         go.elapsed()
     );
     rig.release_all();
 
     // Quiet: every session should recover; then the liveness window.
-    rig.pump_until(go + MARK_AT).await;
+    rig.pump_until(go + mark_at).await;
     rig.send_all("mark");
-    rig.pump_until(go + STOP_AT).await;
+    rig.pump_until(go + stop_at).await;
 
     // Shutdown while refreshes are in flight: hold two sessions' answers, stop every worker,
     // and let the answers go once the workers are draining.
@@ -801,7 +1134,7 @@ async fn scenario(
             stop_sessions.push(session);
         }
     }
-    if !fault("stop") {
+    if !fault(run, "stop") {
         stop_sessions.clear();
     }
     for session in &stop_sessions {
@@ -821,6 +1154,7 @@ async fn scenario(
     let ran_for = go.elapsed();
 
     let verdict = check(
+        run,
         name,
         &rig,
         &ledger,
@@ -857,6 +1191,7 @@ impl Violations {
 
 #[allow(clippy::too_many_arguments)]
 async fn check(
+    run: Run,
     name: &str,
     rig: &Rig,
     ledger: &Ledger,
@@ -935,24 +1270,63 @@ async fn check(
     }
     let log = lock(&ledger.log).clone();
 
-    // (1) No refresh token presented twice.
-    let mut twice = Violations::new("(1) refresh token presented twice");
+    // (1) No refresh token presented twice; with a reuse window (the kill run), none
+    // presented again after its window ended: every later presentation got the same
+    // successor back (`reused`).
+    let mut twice = Violations::new(if run.reuse_window().is_zero() {
+        "(1) refresh token presented twice"
+    } else {
+        "(1) refresh token presented again after its reuse window (or after its successor was spent)"
+    });
     let mut by_hash: HashMap<TokenHash, Vec<&Presented>> = HashMap::new();
     for presented in &log.presented {
         by_hash.entry(presented.hash).or_default().push(presented);
     }
-    let mut repeated: Vec<_> = by_hash.values().filter(|p| p.len() > 1).collect();
+    let within_window = |p: &&Vec<&Presented>| {
+        !run.reuse_window().is_zero() && p[1..].iter().all(|p| p.outcome == "reused")
+    };
+    let reused = by_hash
+        .values()
+        .filter(|p| p.len() > 1)
+        .filter(within_window)
+        .map(|p| p.len() - 1)
+        .sum::<usize>();
+    let mut repeated: Vec<_> = by_hash
+        .values()
+        .filter(|p| p.len() > 1 && !within_window(p))
+        .collect();
     repeated.sort_by_key(|p| p[0].subject.clone());
     let mut presented_twice = 0;
     for presentations in repeated {
         presented_twice += presentations.len() - 1;
-        let outcomes: Vec<&str> = presentations.iter().map(|p| p.outcome).collect();
+        let since_go = |at: Instant| at.saturating_duration_since(injected.go).as_secs_f64();
+        let outcomes: Vec<String> = (presentations.iter())
+            .map(|p| match p.worker {
+                Some(w) => format!("{} (w{w} +{:.1}s)", p.outcome, since_go(p.at)),
+                None => format!("{} (+{:.1}s)", p.outcome, since_go(p.at)),
+            })
+            .collect();
+        let (first, last) = (
+            presentations[0].at,
+            presentations[presentations.len() - 1].at,
+        );
+        // Kills from shortly before the first presentation to the last.
+        let kills: Vec<String> = (rig.workers.iter().enumerate())
+            .filter_map(|(w, worker)| worker.killed.map(|at| (w, at)))
+            .filter(|(_, at)| *at + run.lease_ttl() * 2 >= first && *at <= last)
+            .map(|(w, at)| format!("w{w} +{:.1}s", since_go(at)))
+            .collect();
         twice.items.push(format!(
-            "{} rt#{} presented {}x: {}",
+            "{} rt#{} presented {}x: {}{}",
             presentations[0].subject.as_deref().unwrap_or("?"),
             &fingerprint_of(&presentations[0].hash)[..8],
             presentations.len(),
-            outcomes.join(", ")
+            outcomes.join(", "),
+            if kills.is_empty() {
+                String::new()
+            } else {
+                format!("; killed meanwhile: {}", kills.join(", "))
+            }
         ));
     }
 
@@ -1097,6 +1471,9 @@ async fn check(
     // The run itself.
     let mut broken = Vec::new();
     for (worker, code) in codes.iter().enumerate() {
+        if rig.workers[worker].killed.is_some() {
+            continue;
+        }
         if *code != Some(0) || !finished[worker] {
             broken.push(format!(
                 "worker {worker} exited with {code:?} (finished: {})",
@@ -1109,11 +1486,13 @@ async fn check(
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "chaos[{name}]: {} workers, {SESSIONS} sessions, faults {}, ran {:.1}s (schedule late by at most {:.1}s)",
+        "chaos[{name}]: {} workers ({} processes in all), {SESSIONS} sessions, reuse window {:?}, faults {}, ran {:.1}s (schedule late by at most {:.1}s)",
+        rig.slots.len(),
         codes.len(),
+        run.reuse_window(),
         match FAULTS
             .iter()
-            .filter(|f| fault(f))
+            .filter(|f| fault(run, f))
             .copied()
             .collect::<Vec<_>>()
         {
@@ -1125,7 +1504,7 @@ async fn check(
     );
     let _ = writeln!(
         text,
-        "  counts: refreshes {refreshes} (issuer: {} rotations, {} pairs issued, {} presentations refused), adoptions {adoptions}, re-auth events {reauth_events}, refresh failures {failed_kinds:?}",
+        "  counts: refreshes {refreshes} (issuer: {} rotations, {} pairs issued, {} presentations refused, {reused} answered again inside the reuse window), adoptions {adoptions}, re-auth events {reauth_events}, refresh failures {failed_kinds:?}",
         log.rotated,
         log.issued,
         log.presented
@@ -1152,6 +1531,18 @@ async fn check(
         injected.skipped_late,
         injected.in_flight_at_stop,
     );
+    if run == Run::Kills {
+        let _ = writeln!(
+            text,
+            "  kills: {} at random, {} holding a lease and a rotated pair not yet saved ({} of their answers then released, the rest dropped), {} just after their answer was let go, {} holding kills not set up, {} successors slow to start",
+            injected.kills,
+            injected.kills_holding,
+            injected.kills_released,
+            injected.kills_saving,
+            injected.kills_missed,
+            injected.slow_successors,
+        );
+    }
     if !call_failures.is_empty() {
         let _ = writeln!(text, "  callers saw failures: {call_failures:?}");
     }
@@ -1209,18 +1600,12 @@ fn temp_dir() -> std::path::PathBuf {
     dir
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chaos_file_store() {
+async fn file_store(run: Run, name: &str, test: &str) {
     let _one = ONE_AT_A_TIME.lock().await;
     let dir = temp_dir();
     let store: Arc<dyn TokenStore> = Arc::new(FileStore::open(&dir).unwrap());
-    let (text, ok) = scenario(
-        "file",
-        "chaos_file_store",
-        Backend::File { dir: dir.clone() },
-        store,
-    )
-    .await;
+    let backend = Backend::File { dir: dir.clone() };
+    let (text, ok) = scenario(run, name, test, backend, store).await;
     report(&text);
     let _ = std::fs::remove_dir_all(&dir);
     assert!(ok, "{text}");
@@ -1238,9 +1623,8 @@ async fn drop_schema(url: &str, schema: &str) {
     let _ = connection.await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chaos_postgres_store() {
-    let Some(url) = test_url("chaos_postgres_store") else {
+async fn postgres_store(run: Run, name: &str, test: &str) {
+    let Some(url) = test_url(test) else {
         return;
     };
     let _one = ONE_AT_A_TIME.lock().await;
@@ -1267,8 +1651,28 @@ async fn chaos_postgres_store() {
         schema: schema.clone(),
         proxy,
     };
-    let (text, ok) = scenario("postgres", "chaos_postgres_store", backend, store).await;
+    let (text, ok) = scenario(run, name, test, backend, store).await;
     report(&text);
     drop_schema(&url, &schema).await;
     assert!(ok, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_file_store() {
+    file_store(Run::Faults, "file", "chaos_file_store").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_postgres_store() {
+    postgres_store(Run::Faults, "postgres", "chaos_postgres_store").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_kill_file_store() {
+    file_store(Run::Kills, "kill-file", "chaos_kill_file_store").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_kill_postgres_store() {
+    postgres_store(Run::Kills, "kill-postgres", "chaos_kill_postgres_store").await;
 }

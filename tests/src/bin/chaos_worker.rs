@@ -4,8 +4,12 @@
 //!
 //! ```text
 //! chaos_worker --index N --base-url URL --sessions s0,s1,... --seed N --lease-ttl-ms MS
-//!              --panic-hook 0|1 (--store file --dir DIR | --store postgres --db URL --schema NAME)
+//!              --panic-hook 0|1 --reuse-window-ms MS
+//!              (--store file --dir DIR | --store postgres --db URL --schema NAME)
 //! ```
+//!
+//! Every call to the sandbox carries an `x-chaos-worker: N` header, so the test knows whose
+//! refresh answer it holds back (and which process to kill while it does).
 //!
 //! Commands on stdin, one per line: `go` (start calling), `refresh S` (force a refresh of
 //! session S), `insert S SUBJECT` (obtain a fresh set issued to SUBJECT and insert it as S's
@@ -41,6 +45,7 @@ use token_core::oauth::ClientCredentialsGrant;
 use token_core::postgres::PostgresDatabase;
 use token_core::sandbox::SandboxOAuth;
 use token_core::store::{PostgresStore, SessionKey, StoredRecord, TokenStore};
+use token_core::transport::ReqwestClient;
 use token_core::{
     error::Error, manager::Event, manager::ManagerConfig, manager::RetryPolicy,
     manager::TokenManager, store::FileStore,
@@ -209,6 +214,7 @@ async fn run(args: &HashMap<String, String>) -> i32 {
         .collect();
     let lease_ttl = Duration::from_millis(arg(args, "lease-ttl-ms").parse().expect("ms"));
     let panic_hook = arg(args, "panic-hook") == "1";
+    let reuse_window = Duration::from_millis(arg(args, "reuse-window-ms").parse().expect("ms"));
     let store = open_store(args).await;
 
     // Events are printed by the hook, in the task where they happen. One worker's hook
@@ -256,12 +262,25 @@ async fn run(args: &HashMap<String, String>) -> i32 {
                 .with_backoff(Duration::from_millis(100), Duration::from_secs(1))
                 .with_deadline(Duration::from_secs(20)),
         );
-    let manager = TokenManager::builder(SandboxOAuth::new(base_url.clone()))
-        .shared_store(store.clone())
-        .config(config)
-        .on_event(hook)
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "x-chaos-worker",
+        http::HeaderValue::from_str(&index.to_string()).expect("a header value"),
+    );
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .default_headers(headers)
         .build()
-        .expect("a manager");
+        .expect("an HTTP client");
+    let manager =
+        TokenManager::builder(SandboxOAuth::new(base_url.clone()).with_reuse_window(reuse_window))
+            .client(ReqwestClient::from_client(client))
+            .shared_store(store.clone())
+            .config(config)
+            .on_event(hook)
+            .build()
+            .expect("a manager");
 
     // After a re-auth, what does the store hold? (Tells a verdict shared by every process
     // from one declared while a valid pair was stored.)

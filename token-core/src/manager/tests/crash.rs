@@ -2,8 +2,11 @@
 //! parked at that step, so nothing after it runs (no save, no lease release). Another
 //! process on the same `FileStore` directory takes over once the lease lapses, and nothing
 //! is lost: the session ends with the provider's live refresh token, and no refresh token
-//! is presented after the provider's reuse window.
+//! is presented after the provider's reuse window. Also two deaths in a row (the process
+//! that took over dies while it waits for the first one's save): each costs up to two lease
+//! lengths before the token is presented again, so the window must cover both.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 
 use super::*;
@@ -85,18 +88,32 @@ fn config() -> ManagerConfig {
         .with_retry(RetryPolicy::never())
 }
 
-fn survivor(
-    fake: &Arc<Fake>,
+/// A process's manager: `provider` over `store` (its handle on the shared directory).
+fn process<P: Provider>(
+    provider: P,
+    store: impl TokenStore,
     clock: &ManualClock,
-    dir: &std::path::Path,
-) -> TokenManager<Arc<Fake>> {
-    TokenManager::builder(fake.clone())
-        .store(FileStore::open_with_clock(dir, Arc::new(clock.clone())).unwrap())
+) -> TokenManager<P> {
+    TokenManager::builder(provider)
+        .store(store)
         .client(NoTransport)
         .clock(Arc::new(clock.clone()))
         .config(config())
         .build()
         .unwrap()
+}
+
+/// A directory handle on the test's clock.
+fn file_store(dir: &std::path::Path, clock: &ManualClock) -> FileStore {
+    FileStore::open_with_clock(dir, Arc::new(clock.clone())).unwrap()
+}
+
+fn survivor(
+    fake: &Arc<Fake>,
+    clock: &ManualClock,
+    dir: &std::path::Path,
+) -> TokenManager<Arc<Fake>> {
+    process(fake.clone(), file_store(dir, clock), clock)
 }
 
 fn paused_runtime() -> tokio::runtime::Runtime {
@@ -107,9 +124,9 @@ fn paused_runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// `reuse_window`: the provider's. Without one, the pair the provider sent to a process that
-/// died before saving it is lost with the process, and the session needs re-auth.
-fn dies_at(at: Dies, reuse_window: Duration) {
+/// A directory whose session `s` holds an expired set with `rt-0`, a clock, and a provider
+/// with `reuse_window`.
+fn seeded(reuse_window: Duration) -> (tempfile::TempDir, ManualClock, Arc<Fake>) {
     let dir = tempfile::TempDir::new().unwrap();
     let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
     let mut fake = Fake::new(Arc::new(clock.clone()));
@@ -122,8 +139,12 @@ fn dies_at(at: Dies, reuse_window: Duration) {
         let seeding = survivor(&fake, &clock, dir.path());
         seeding.insert("s", expired).await.unwrap();
     });
+    (dir, clock, fake)
+}
 
-    // The process that dies: its own runtime, store handle and provider.
+/// A process refreshes `s` and dies at `at`: its own runtime, store handle and provider,
+/// shut down with the refresh parked there.
+fn one_dies(at: Dies, fake: &Arc<Fake>, clock: &ManualClock, dir: &std::path::Path) {
     let (reached, signal) = mpsc::sync_channel(4);
     let dying = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -131,7 +152,7 @@ fn dies_at(at: Dies, reuse_window: Duration) {
         .build()
         .unwrap();
     let store = Hooked::over(
-        FileStore::open_with_clock(dir.path(), Arc::new(clock.clone())).unwrap(),
+        file_store(dir, clock),
         DyingStore {
             at,
             reached: reached.clone(),
@@ -142,13 +163,7 @@ fn dies_at(at: Dies, reuse_window: Duration) {
         at,
         reached,
     };
-    let manager = TokenManager::builder(provider)
-        .store(store)
-        .client(NoTransport)
-        .clock(Arc::new(clock.clone()))
-        .config(config())
-        .build()
-        .unwrap();
+    let manager = process(provider, store, clock);
     dying.spawn(async move { manager.access_token("s").await });
     assert_eq!(
         signal.recv_timeout(std::time::Duration::from_secs(60)),
@@ -156,27 +171,116 @@ fn dies_at(at: Dies, reuse_window: Duration) {
         "the refresh reaches the step"
     );
     dying.shutdown_background();
+}
 
-    // Its lease lapses; another process (within the provider's reuse window) carries on.
+/// Lets the last holder's lease lapse.
+fn lease_lapses(clock: &ManualClock) {
     clock.advance(time::Duration::try_from(LEASE).unwrap() + time::Duration::SECOND);
+}
+
+/// Another process carries on: it gets the next access token, keeps the provider's live
+/// refresh token, and can refresh from it.
+fn survivor_loses_nothing(
+    what: &str,
+    fake: &Arc<Fake>,
+    clock: &ManualClock,
+    dir: &std::path::Path,
+) {
     paused_runtime().block_on(async {
-        let manager = survivor(&fake, &clock, dir.path());
+        let manager = survivor(fake, clock, dir);
         let token = manager.access_token("s").await.unwrap();
-        assert_eq!(token.expose_secret(), "at-1", "{at:?}");
+        assert_eq!(token.expose_secret(), "at-1", "{what}");
         let live = fake.live.lock().unwrap().clone();
         let stored = manager.token_set("s").await.unwrap().refresh_token.unwrap();
         assert_eq!(
             stored.expose_secret(),
             live,
-            "{at:?}: the live refresh token is kept"
+            "{what}: the live refresh token is kept"
         );
         // Still refreshable from what is stored: nothing was lost.
         assert_eq!(
             manager.refresh_now("s").await.unwrap().expose_secret(),
             "at-2",
-            "{at:?}"
+            "{what}"
         );
     });
+}
+
+/// `reuse_window`: the provider's. Without one, the pair the provider sent to a process that
+/// died before saving it is lost with the process, and the session needs re-auth.
+fn dies_at(at: Dies, reuse_window: Duration) {
+    let (dir, clock, fake) = seeded(reuse_window);
+    one_dies(at, &fake, &clock, dir.path());
+    // Its lease lapses; another process (within the provider's reuse window) carries on.
+    lease_lapses(&clock);
+    survivor_loses_nothing(&format!("{at:?}"), &fake, &clock, dir.path());
+}
+
+/// The store of a process that takes over a lapsed lease and dies while it watches the
+/// store for the lapsed holder's save: its first look at the store after the grant never
+/// returns. It holds the lease and has presented nothing.
+struct DiesWaiting {
+    granted: AtomicBool,
+    reached: mpsc::SyncSender<()>,
+    parked: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait]
+impl Hooks for DiesWaiting {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        match call {
+            Call::Acquire => self.granted.store(true, Ordering::SeqCst),
+            Call::Load if self.granted.load(Ordering::SeqCst) => {
+                let _ = self.reached.send(());
+                self.parked.notify_one();
+                std::future::pending::<()>().await;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The holder that rotated died (after the rotation, before its save); its lease lapsed; the
+/// process that took it over dies while it waits for that holder's save. Its lease lapses
+/// in turn. Two lease lengths, and two more, have passed since the rotation.
+fn two_die_in_a_row(reuse_window: Duration) -> (tempfile::TempDir, ManualClock, Arc<Fake>) {
+    let (dir, clock, fake) = seeded(reuse_window);
+    one_dies(Dies::AfterTheRotation, &fake, &clock, dir.path());
+    lease_lapses(&clock);
+    // The second process: on tokio's paused clock (its wait before the look runs at
+    // once), stopped as soon as it parks, so that nothing renews its lease afterwards.
+    let (reached, signal) = mpsc::sync_channel(1);
+    let parked = Arc::new(tokio::sync::Notify::new());
+    let store = Hooked::over(
+        file_store(dir.path(), &clock),
+        DiesWaiting {
+            granted: AtomicBool::new(false),
+            reached,
+            parked: parked.clone(),
+        },
+    );
+    let manager = process(fake.clone(), store, &clock);
+    let second = paused_runtime();
+    second.block_on(async {
+        tokio::select! {
+            _ = manager.access_token("s") => panic!("the second process's refresh ended"),
+            () = parked.notified() => {}
+        }
+    });
+    assert_eq!(
+        signal.try_recv(),
+        Ok(()),
+        "the second process waits for a save"
+    );
+    second.shutdown_background();
+    // (The first process rotated without going through `Fake::refresh`.)
+    assert!(
+        fake.presented.lock().unwrap().is_empty(),
+        "the second process presented nothing"
+    );
+    lease_lapses(&clock);
+    (dir, clock, fake)
 }
 
 #[test]
@@ -198,4 +302,37 @@ fn without_a_reuse_window_a_process_dying_before_spending_or_after_saving_loses_
     for at in [Dies::BeforeTheProvider, Dies::InTheRelease] {
         dies_at(at, Duration::ZERO);
     }
+}
+
+#[test]
+fn two_processes_dying_in_a_row_lose_nothing_inside_the_reuse_window() {
+    // The third process waits out the second's lease and a lease length for its save, as
+    // the second did for the first: rt-0 is presented again four lease lengths (and a
+    // little) after its rotation, inside the provider's window, and answered its successor.
+    let (dir, clock, fake) = two_die_in_a_row(Duration::from_secs(300));
+    survivor_loses_nothing("two in a row", &fake, &clock, dir.path());
+}
+
+#[test]
+fn a_reuse_window_covering_one_death_does_not_cover_two_in_a_row() {
+    // Each death of a lease holder delays the next presentation of the stored token by up
+    // to two lease lengths (its lease lasts out, then the next holder watches the store a
+    // lease length for its save). Here the provider's clock moves a lease length and a
+    // second per death (the watching runs on tokio's clock): a window of 45 s is enough for
+    // one death, not for two in a row. The provider refuses, the pair the first process got
+    // is lost with it, and the session needs re-auth: why the window must cover as many
+    // deaths in a row as are to be survived.
+    let (dir, clock, fake) = two_die_in_a_row(Duration::from_secs(45));
+    paused_runtime().block_on(async {
+        let manager = survivor(&fake, &clock, dir.path());
+        let error = manager.access_token("s").await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+        assert_eq!(
+            *fake.presented.lock().unwrap(),
+            ["rt-0"],
+            "presented again once, by the survivor"
+        );
+    });
+    // With one death only, the same window is enough.
+    dies_at(Dies::AfterTheRotation, Duration::from_secs(45));
 }
