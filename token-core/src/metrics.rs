@@ -58,7 +58,7 @@ pub(crate) fn record(provider: &str, event: &Event) {
         Event::PersistFailed { .. } => {
             metrics::counter!(PERSIST_FAILURES, "provider" => provider).increment(1);
         }
-        Event::Persisted { .. } | Event::ExpiryAdjusted { .. } => {}
+        Event::Persisted { .. } | Event::ExpiryAdjusted { .. } | Event::ExtrasNotStored { .. } => {}
     }
 }
 

@@ -1,6 +1,6 @@
-//! A provider whose extras cannot be serialized: the refreshed tokens are used all the same
-//! (the old refresh token is already spent), the store keeps what it had (nothing half
-//! written), and the failed save is reported.
+//! A provider whose extras cannot be serialized: the refreshed tokens are used and stored
+//! all the same, without the extras (a later load gets their default), since the old refresh
+//! token is already spent; the dropped extras are reported.
 
 use std::sync::Arc;
 
@@ -66,7 +66,7 @@ async fn stored_session() -> (
 }
 
 #[tokio::test]
-async fn the_refreshed_set_is_used_and_the_failed_save_reported_without_touching_the_store() {
+async fn the_refreshed_tokens_are_stored_without_the_extras_and_the_drop_reported() {
     let (store, manager, key, version) = stored_session().await;
     let mut events = manager.subscribe();
 
@@ -82,33 +82,58 @@ async fn the_refreshed_set_is_used_and_the_failed_save_reported_without_touching
     );
 
     let stored = store.load(&key).await.unwrap().unwrap();
+    assert!(stored.version > version, "the new set was saved");
+    let tokens = stored.value.into_tokens().expect("a token set");
     assert_eq!(
-        stored.version, version,
-        "nothing was written over the stored set"
+        tokens.refresh_token.as_ref().map(|t| t.expose_secret()),
+        Some("rt-new"),
+        "the store holds the live refresh token, not the spent one"
+    );
+    assert_eq!(
+        tokens.extras,
+        serde_json::Value::Null,
+        "stored without extras"
     );
     // Reported during the refresh, so already queued (no wait).
-    let mut failed = None;
+    let mut dropped = false;
     while let Ok(event) = events.try_recv() {
-        if let Event::PersistFailed { error, .. } = event {
-            failed = Some(error);
+        match event {
+            Event::ExtrasNotStored { session } => {
+                assert_eq!(&*session, "s");
+                dropped = true;
+            }
+            Event::PersistFailed { error, .. } => panic!("the save failed: {error}"),
+            _ => {}
         }
     }
-    let failed = failed.expect("a PersistFailed event");
-    assert!(failed.contains("extras"), "{failed}");
-    assert!(
-        !failed.contains("at-new") && !failed.contains("rt-new"),
-        "{failed}"
-    );
+    assert!(dropped, "an ExtrasNotStored event");
 }
 
 #[tokio::test]
-async fn a_session_whose_extras_cannot_be_saved_is_refreshed_again() {
+async fn another_process_takes_the_stored_tokens_with_default_extras() {
+    let (store, manager, _, _) = stored_session().await;
+    manager.refresh_now("s").await.unwrap();
+    let other = TokenManager::builder(Odd)
+        .shared_store(store.clone())
+        .build()
+        .unwrap();
+    let set = other.token_set("s").await.unwrap();
+    assert_eq!(set.access_token.expose_secret(), "at-new");
+    assert_eq!(
+        set.refresh_token.as_ref().map(|t| t.expose_secret()),
+        Some("rt-new")
+    );
+    assert_eq!(set.extras, Unwritable);
+}
+
+#[tokio::test]
+async fn a_session_whose_extras_cannot_be_stored_is_refreshed_again() {
     let (_, manager, _, _) = stored_session().await;
     assert_eq!(
         manager.refresh_now("s").await.unwrap().expose_secret(),
         "at-new"
     );
-    // The set that cannot be saved holds the only refresh token the provider still
+    // The set stored without its extras holds the only refresh token the provider still
     // accepts: the session refreshes from it, rather than failing for good.
     assert_eq!(
         manager.refresh_now("s").await.unwrap().expose_secret(),
@@ -117,14 +142,14 @@ async fn a_session_whose_extras_cannot_be_saved_is_refreshed_again() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_set_that_can_never_be_saved_holds_up_neither_shutdown_nor_the_lease() {
+async fn a_set_stored_without_its_extras_holds_up_neither_shutdown_nor_the_lease() {
     let (store, manager, key, _) = stored_session().await;
     assert_eq!(
         manager.refresh_now("s").await.unwrap().expose_secret(),
         "at-new"
     );
-    // No save to retry in the background: it could never succeed, and would keep the
-    // lease and `shutdown` waiting for ever.
+    // Saved at once: no save is left to retry in the background, keeping the lease and
+    // `shutdown` waiting.
     assert_eq!(
         store
             .acquire_lease(&key, "another-manager", std::time::Duration::from_secs(30))

@@ -58,6 +58,13 @@ pub enum Event {
         /// The stored version.
         version: Version,
     },
+    /// The provider's extras could not be serialized (a failing `Serialize`): the set was
+    /// stored without them, so a later load (another process, a restart) gets the extras'
+    /// `Default`; this process keeps them. The tokens are stored as usual.
+    ExtrasNotStored {
+        /// The session.
+        session: Arc<str>,
+    },
     /// The provider's answer had an odd expiry; the tokens were kept and the expiry
     /// adjusted as the note says.
     ExpiryAdjusted {
@@ -99,7 +106,8 @@ impl Event {
             | Self::RefreshFailed { session, .. }
             | Self::PersistFailed { session, .. }
             | Self::Persisted { session, .. }
-            | Self::ExpiryAdjusted { session, .. } => session,
+            | Self::ExpiryAdjusted { session, .. }
+            | Self::ExtrasNotStored { session } => session,
             Self::ReauthRequired(reauth) => &reauth.session,
         }
     }
@@ -114,6 +122,7 @@ impl Event {
             Self::PersistFailed { .. } => "persist_failed",
             Self::Persisted { .. } => "persisted",
             Self::ExpiryAdjusted { .. } => "expiry_adjusted",
+            Self::ExtrasNotStored { .. } => "extras_not_stored",
         }
     }
 }

@@ -33,11 +33,6 @@ impl<P: Provider> Inner<P> {
         set: &Ready<P::Extras>,
         base: Option<Version>,
     ) -> Persisted {
-        if set.unstorable {
-            return Persisted::Failed(Error::Config(
-                "the provider's extras could not be serialized".into(),
-            ));
-        }
         let mut record = None;
         let mut expected = base;
         for _ in 0..3 {

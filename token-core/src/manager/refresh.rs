@@ -353,17 +353,12 @@ impl<P: Provider> Inner<P> {
     ) -> (Outcome<P::Extras>, bool) {
         // A set whose save failed is saved before its refresh token is spent again: the
         // next pair must replace it in the store, or another process would find the old
-        // one there and spend a token that is already spent. One that can never be saved
-        // (its extras cannot be serialized) is refreshed from as it is: its refresh token is
-        // the only live one. No background save keeps a lease for it, so another process
-        // may spend the stale stored token meanwhile (`PersistFailed` has said so).
+        // one there and spend a token that is already spent.
         let current = match current {
-            Some(unsaved) if !unsaved.saved() && !unsaved.unstorable => {
-                match self.save_unsaved(session, &unsaved).await {
-                    Ok(saved) => Some(saved),
-                    Err(error) => return (Err(error), false),
-                }
-            }
+            Some(unsaved) if !unsaved.saved() => match self.save_unsaved(session, &unsaved).await {
+                Ok(saved) => Some(saved),
+                Err(error) => return (Err(error), false),
+            },
             current => current,
         };
         if session.generation() != generation {
@@ -515,9 +510,10 @@ impl<P: Provider> Inner<P> {
             .as_ref()
             .is_some_and(|c| set.refresh_token != c.stored.refresh_token);
         let base = current.as_ref().and_then(|c| c.version());
-        // Extras that cannot be serialized: the set is used, never saved (as before a
-        // save that failed, it keeps the lease).
-        let (set, extras, unstorable) = match super::extras_json(&set.extras) {
+        // Extras that cannot be serialized are stored as none (a later load gets their
+        // default): the tokens the provider sent are saved all the same, or the spent
+        // refresh token would stay in the store. This process keeps the typed extras.
+        let (set, extras, extras_dropped) = match super::extras_json(&set.extras) {
             Ok(json) => {
                 let (set, extras) = super::untyped(set, json);
                 (set, extras, false)
@@ -562,7 +558,6 @@ impl<P: Provider> Inner<P> {
         };
         // Built before it is saved (a `MemoryStore` keeps this very state), settled after.
         let mut next = self.current_at(set, extras, base, false, refresh_at);
-        next.unstorable = unstorable;
         next.after_rejection = matches!(reason, Reason::Rejected(_));
         // Refreshes of one session are spaced by at least the minimum interval, whatever
         // the answer's expiries say.
@@ -641,6 +636,12 @@ impl<P: Provider> Inner<P> {
             access_expires_at: next.stored.access_expires_at,
             version: saved.then_some(version).flatten(),
         });
+        if extras_dropped {
+            tracing::warn!("the provider's extras could not be serialized; stored without them");
+            self.emit(Event::ExtrasNotStored {
+                session: session.name().clone(),
+            });
+        }
         for note in notes {
             tracing::warn!(note = note.as_str(), "the provider's expiry was adjusted");
             self.emit(Event::ExpiryAdjusted {
@@ -648,10 +649,7 @@ impl<P: Provider> Inner<P> {
                 note,
             });
         }
-        // A set whose extras cannot be serialized is never saved: a background save could
-        // not succeed, and would hold the lease and `shutdown` for ever. `PersistFailed` has
-        // said why; the set is used (and refreshed from) in memory.
-        if !saved && !next.unstorable {
+        if !saved {
             self.clone().spawn_save_retry(session.clone(), next.clone());
             return (Ok(next), true);
         }

@@ -486,8 +486,6 @@ pub(super) struct Current<X> {
     pub(super) stored: StoredTokenSet,
     /// The extras, typed.
     pub(super) extras: X,
-    /// The extras could not be serialized: `stored` holds none, and the set is never saved.
-    pub(super) unstorable: bool,
     /// The store version this set is at (or, unsaved, the version it replaces), if
     /// `settled` says it has one.
     version: AtomicU64,
@@ -612,7 +610,6 @@ impl<X> Current<X> {
             usable_until,
             stored,
             extras,
-            unstorable: false,
             version: AtomicU64::new(version.unwrap_or(0)),
             settled: AtomicU8::new(flags(version, saved)),
             refresh_at,
@@ -707,7 +704,6 @@ impl<X: Clone> Current<X> {
         Self {
             stored: self.stored.clone(),
             extras: self.extras.clone(),
-            unstorable: false,
             version: AtomicU64::new(version),
             settled: AtomicU8::new(HAS_VERSION | SAVED),
             refresh_at: self.refresh_at,
@@ -722,7 +718,6 @@ impl<X: Clone> Current<X> {
         Self {
             stored: self.stored.clone(),
             extras: self.extras.clone(),
-            unstorable: self.unstorable,
             version: AtomicU64::new(self.version.load(Ordering::Relaxed)),
             settled: AtomicU8::new(self.settled.load(Ordering::Acquire)),
             refresh_at: Nanos::of(at).min(self.usable_until),
