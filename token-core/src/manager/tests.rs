@@ -3963,6 +3963,7 @@ fn no_extras_are_kept_as_serde_would_make_them() {
     assert_eq!(extras_json(&other).unwrap(), other);
 }
 
+mod bounds;
 mod crash;
 mod model;
 mod processes;
