@@ -42,7 +42,11 @@ impl<P: Provider> Clone for SessionHandle<P> {
 
 impl<P: Provider> Drop for SessionHandle<P> {
     fn drop(&mut self) {
-        self.session.handle_dropped();
+        // The last handle gone, a session without tokens leaves the map, as it would have
+        // after a by-name call.
+        if self.session.handle_dropped() {
+            self.manager.inner.forget_unheld(&self.session);
+        }
     }
 }
 

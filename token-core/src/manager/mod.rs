@@ -586,25 +586,48 @@ impl<P: Provider> Inner<P> {
             // under the generation lock, so a refresh starting after this reads the
             // session's generation after the retirement, and hands over to the mapped one.
             session.retire_if_absent(|checked_at| {
-                if (checked_at.is_some() && !unknown) || session.in_flight() {
+                if checked_at.is_some() && !unknown {
                     return false;
                 }
-                let removed = self
-                    .sessions
-                    .pin()
-                    .remove_if(&**session.name(), |_, entry| {
-                        Arc::ptr_eq(&entry.session, session)
-                    })
-                    .is_ok_and(|removed| removed.is_some());
-                if let Some(checked_at) = checked_at.filter(|_| removed) {
-                    let now = self.clock.now();
-                    let within = self.config.failure_cooldown;
-                    (self.unknown).remember(session.name().clone(), checked_at, now, within);
-                }
-                removed
+                self.unmap_absent(session, checked_at)
             });
         }
         outcome
+    }
+
+    /// After the last [`SessionHandle`] on `session` is dropped: the session leaves the map
+    /// if it holds no tokens (never loaded, or absent) and no refresh is under way, as a
+    /// by-name call would have left it. Otherwise every handle taken on a name without
+    /// tokens, and every session removed while a handle held it, would stay for good.
+    fn forget_unheld(&self, session: &Arc<Session<P::Extras>>) {
+        session.retire_if_absent(|checked_at| self.unmap_absent(session, checked_at));
+    }
+
+    /// Under `session`'s generation lock, as it is retired: takes it out of the map unless
+    /// a refresh of it is under way (that refresh may load it, or issue for it), and
+    /// remembers its name among the unknown ones if the store was asked (`checked_at`).
+    /// Whether it left the map.
+    fn unmap_absent(
+        &self,
+        session: &Arc<Session<P::Extras>>,
+        checked_at: Option<OffsetDateTime>,
+    ) -> bool {
+        if session.in_flight() {
+            return false;
+        }
+        let removed = self
+            .sessions
+            .pin()
+            .remove_if(&**session.name(), |_, entry| {
+                Arc::ptr_eq(&entry.session, session)
+            })
+            .is_ok_and(|removed| removed.is_some());
+        if let Some(checked_at) = checked_at.filter(|_| removed) {
+            let now = self.clock.now();
+            let within = self.config.failure_cooldown;
+            (self.unknown).remember(session.name().clone(), checked_at, now, within);
+        }
+        removed
     }
 
     fn session(&self, name: &str) -> Arc<Session<P::Extras>> {
