@@ -55,3 +55,34 @@ async fn sessions_removed_while_a_handle_held_them_leave_the_map_once_it_is_drop
     assert!(h.store.is_empty());
     assert_eq!(h.calls(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn names_whose_callers_gave_up_during_the_lookup_leave_nothing_behind() {
+    let h = harness(|_| {});
+    let store = Arc::new(Hooked::<HeldCalls>::default());
+    let manager = manager_over(&h, store.clone());
+    const NAMES: u32 = 200;
+    let gates: Vec<_> = (0..NAMES).map(|_| store.hold(Call::Load)).collect();
+    for i in 0..NAMES {
+        // A caller with a deadline of its own (a web request's): it gives up while the
+        // store is looked at; the lookup goes on in its own task and finds nothing.
+        let name = format!("ghost-{i}");
+        let asked = manager.access_token(&name);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), asked)
+                .await
+                .is_err()
+        );
+    }
+    store.until_reached(NAMES).await;
+    for gate in gates {
+        gate.add_permits(1);
+    }
+    assert!(until(|| manager.inner.tasks.is_empty()).await);
+    assert_eq!(
+        manager.inner.sessions.len(),
+        0,
+        "a name found without tokens stays in the map once its caller gave up"
+    );
+    assert!(manager.inner.unknown.len() <= name::UNKNOWN_NAMES_KEPT);
+}
