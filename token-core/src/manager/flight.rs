@@ -88,7 +88,14 @@ impl<P: Provider> Inner<P> {
         self.tasks.spawn(
             async move {
                 let outcome = inner.run(&session, reason).await;
+                let failed = outcome.as_ref().err().cloned();
                 guard.finish(outcome);
+                // Its callers may all have given up: a session found without tokens (or
+                // never loaded) leaves the map here too, not only when a caller reads the
+                // answer.
+                if let Some(error) = failed {
+                    inner.forget_after(&session, &error);
+                }
             }
             .instrument(span),
         );

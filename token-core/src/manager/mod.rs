@@ -577,22 +577,29 @@ impl<P: Provider> Inner<P> {
         outcome: Result<T, Error>,
     ) -> Result<T, Error> {
         if let Err(error) = &outcome {
-            let unknown = matches!(error, Error::NoTokens { .. });
-            // The name is remembered under the session's generation lock, as the entry
-            // goes: an insert into this session publishes after both, and then forgets
-            // the name again. A session never loaded (the store failed) goes too, but its
-            // name is not remembered: the store is asked again next time. One with a
-            // refresh under way stays (that refresh may load it, or issue for it): looked at
-            // under the generation lock, so a refresh starting after this reads the
-            // session's generation after the retirement, and hands over to the mapped one.
-            session.retire_if_absent(|checked_at| {
-                if checked_at.is_some() && !unknown {
-                    return false;
-                }
-                self.unmap_absent(session, checked_at)
-            });
+            self.forget_after(session, error);
         }
         outcome
+    }
+
+    /// What [`forget_if_unknown`](Self::forget_if_unknown) does after `error`. Also done by
+    /// the refresh's own task as it ends, so that a session is forgotten though every
+    /// caller gave up waiting for it.
+    fn forget_after(&self, session: &Arc<Session<P::Extras>>, error: &Error) {
+        let unknown = matches!(error, Error::NoTokens { .. });
+        // The name is remembered under the session's generation lock, as the entry goes:
+        // an insert into this session publishes after both, and then forgets the name
+        // again. A session never loaded (the store failed) goes too, but its name is not
+        // remembered: the store is asked again next time. One with a refresh under way
+        // stays (that refresh may load it, or issue for it): looked at under the generation
+        // lock, so a refresh starting after this reads the session's generation after the
+        // retirement, and hands over to the mapped one.
+        session.retire_if_absent(|checked_at| {
+            if checked_at.is_some() && !unknown {
+                return false;
+            }
+            self.unmap_absent(session, checked_at)
+        });
     }
 
     /// After the last [`SessionHandle`] on `session` is dropped: the session leaves the map
