@@ -605,6 +605,70 @@ pub(crate) mod tests {
         drop_schema(&db).await;
     }
 
+    /// How many rows `table` of `db`'s schema holds.
+    async fn rows(db: &PostgresDatabase, table: &str) -> i64 {
+        let table = db.table(table);
+        db.run("count", async |client| {
+            let row = client
+                .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+                .await
+                .db("count")?;
+            row.try_get::<_, i64>(0).db("count")
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_deleted_session_leaves_no_lapsed_lease_row_and_keeps_a_live_one() {
+        let Some(url) =
+            test_url("a_deleted_session_leaves_no_lapsed_lease_row_and_keeps_a_live_one")
+        else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-lease-delete");
+        let store = PostgresStore::open(&db).await.unwrap();
+        // Sessions made and removed for good, each of whose refresh lease lapsed unreleased
+        // (a replica killed mid-refresh, a release that failed): nothing is left of them.
+        let short = Duration::from_millis(1);
+        for i in 0..50 {
+            let key = SessionKey::new("p", format!("gone-{i}"));
+            store.save(&key, &set("a"), None).await.unwrap();
+            store.acquire_lease(&key, "dead", short).await.unwrap();
+        }
+        // The database's clock passes the leases' expiry (nothing else waits on this).
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for i in 0..50 {
+            let key = SessionKey::new("p", format!("gone-{i}"));
+            assert!(store.delete(&key, None).await.unwrap());
+        }
+        assert_eq!(rows(&db, "token_sets").await, 0);
+        assert_eq!(
+            rows(&db, "token_leases").await,
+            0,
+            "lapsed lease rows of deleted sessions stay for good"
+        );
+        // A live lease outlives the delete: its holder may still be refreshing the session
+        // (as in the file store); it releases it, and then nothing is left either.
+        let live = SessionKey::new("p", "live");
+        store.save(&live, &set("a"), None).await.unwrap();
+        store
+            .acquire_lease(&live, "alive", Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(store.delete(&live, None).await.unwrap());
+        assert!(matches!(
+            store
+                .acquire_lease(&live, "other", Duration::from_secs(30))
+                .await
+                .unwrap(),
+            Lease::HeldByOther { .. }
+        ));
+        store.release_lease(&live, "alive").await.unwrap();
+        assert_eq!(rows(&db, "token_leases").await, 0);
+        drop_schema(&db).await;
+    }
+
     #[tokio::test]
     async fn concurrent_lease_requests_have_exactly_one_winner() {
         let Some(url) = test_url("concurrent_lease_requests_have_exactly_one_winner") else {
