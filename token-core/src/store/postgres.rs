@@ -27,7 +27,8 @@ pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 2;
 /// differ): [`acquire_lease`](TokenStore::acquire_lease) takes the row if it is absent,
 /// lapsed, or already this holder's (which extends it), in one `INSERT ... ON CONFLICT DO
 /// UPDATE ... WHERE`; otherwise it answers [`Lease::HeldByOther`] with the time left. A
-/// replica that crashes mid-refresh leaves its lease to lapse after its ttl. The
+/// replica that crashes mid-refresh leaves its lease to lapse after its ttl; `delete` removes
+/// a lapsed lease with the record, and keeps a live one until its holder releases it. The
 /// [`TokenManager`](crate::manager::TokenManager) re-reads the session after taking the lease and
 /// adopts a newer version instead of refreshing with a stale refresh token.
 ///
@@ -132,8 +133,11 @@ impl Sql {
                  WHERE {key} AND version = $4
                  RETURNING version"
             ),
-            delete_any: format!("DELETE FROM {sets} WHERE {key} RETURNING version"),
-            delete_at: format!("DELETE FROM {sets} WHERE {key} AND version = $3 RETURNING version"),
+            // A lease outlives its session only while its holder may still be refreshing
+            // it (as in the file store): a lapsed one goes with the record, or the table
+            // would keep a row for every session ever removed whose lease was not released.
+            delete_any: deleting(&sets, &leases, key, ""),
+            delete_at: deleting(&sets, &leases, key, " AND version = $3"),
             // One statement: take the lease if free, lapsed or ours; otherwise read how long
             // the other holder keeps it (the outer SELECT sees the row as it was before).
             acquire: format!(
@@ -154,6 +158,17 @@ impl Sql {
             release: format!("DELETE FROM {leases} WHERE {key} AND holder = $3"),
         }
     }
+}
+
+/// Deletes the record of the key (`key`, and `condition` on the record), and its lease if
+/// that lapsed; returns the deleted record's version.
+fn deleting(sets: &str, leases: &str, key: &str, condition: &str) -> String {
+    format!(
+        "WITH gone AS (DELETE FROM {sets} WHERE {key}{condition} RETURNING version),
+         lapsed AS (DELETE FROM {leases} WHERE {key} AND expires_at <= clock_timestamp()
+                        AND EXISTS (SELECT 1 FROM gone))
+         SELECT version FROM gone"
+    )
 }
 
 fn migrations(db: &PostgresDatabase) -> Vec<String> {
