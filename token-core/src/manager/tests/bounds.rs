@@ -86,3 +86,138 @@ async fn names_whose_callers_gave_up_during_the_lookup_leave_nothing_behind() {
     );
     assert!(manager.inner.unknown.len() <= name::UNKNOWN_NAMES_KEPT);
 }
+
+/// Whether another holder would be granted `session`'s lease as free (released), not taken
+/// over (lapsed unreleased) nor refused (held).
+async fn lease_released(store: &dyn TokenStore, session: &str) -> bool {
+    let key = SessionKey::new("fake", session);
+    let lease = store.acquire_lease(&key, "probe", HOUR).await.unwrap();
+    store.release_lease(&key, "probe").await.unwrap();
+    lease == Lease::Acquired
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_manager_dropped_mid_refresh_is_freed_once_the_refresh_ends() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::ZERO).await;
+    h.fake.then(Step::Hang);
+    let caller = tokio::spawn({
+        let manager = h.manager.clone();
+        async move { manager.access_token("s").await }
+    });
+    h.until_calls(1).await;
+    let Harness { manager, store, .. } = h;
+    let weak = Arc::downgrade(&manager.inner);
+    caller.abort();
+    drop(manager);
+    // Nothing keeps it past the refresh's own bounds (the call timeout, the retries).
+    tokio::time::sleep(HOUR).await;
+    assert!(
+        weak.upgrade().is_none(),
+        "the dropped manager is still alive"
+    );
+    assert!(lease_released(&*store, "s").await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_manager_dropped_while_a_lost_pair_is_unresolved_is_freed_by_the_windows_close() {
+    let h = harness(|_| {});
+    lose_the_rotated_pair(&h).await;
+    let reuse_window = h.fake.reuse_window;
+    let Harness { manager, store, .. } = h;
+    let weak = Arc::downgrade(&manager.inner);
+    drop(manager);
+    tokio::time::sleep(reuse_window).await;
+    assert!(
+        weak.upgrade().is_none(),
+        "the dropped manager is still alive"
+    );
+    assert!(lease_released(&*store, "s").await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_manager_dropped_while_its_new_pair_cannot_be_saved_keeps_trying_to_save_it() {
+    let h = harness(|_| {});
+    let store = Arc::new(Hooked::over(
+        MemoryStore::new(),
+        HeldLeases {
+            hold: false.into(),
+            waiting: AtomicU32::new(0),
+            gate: Semaphore::new(0),
+            failing: true.into(),
+        },
+    ));
+    let manager = manager_over(&h, store.clone());
+    store.failing.store(false, Ordering::SeqCst);
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    store.failing.store(true, Ordering::SeqCst);
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    let weak = Arc::downgrade(&manager.inner);
+    drop(manager);
+    tokio::time::sleep(HOUR).await;
+    assert!(!lease_released(&*store, "s").await, "kept until saved");
+    store.failing.store(false, Ordering::SeqCst);
+    tokio::time::sleep(HOUR).await;
+    assert!(
+        weak.upgrade().is_none(),
+        "the dropped manager is still alive"
+    );
+    assert!(lease_released(&*store, "s").await);
+    let stored = store
+        .inner
+        .load(&SessionKey::new("fake", "s"))
+        .await
+        .unwrap();
+    assert_eq!(
+        refresh_of(&stored.unwrap()),
+        "rt-1",
+        "the rotated pair was saved after the manager was dropped"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_refreshed_twenty_thousand_times_keeps_nothing_per_refresh() {
+    let h = harness(|_| {});
+    h.seed("s", HOUR).await;
+    // A subscriber that never reads, and a hook that keeps nothing.
+    let never_read = h.manager.subscribe();
+    let session = h.manager.inner.session("s");
+    let baseline = Arc::strong_count(&session);
+    const REFRESHES: u32 = 20_000;
+    for i in 0..REFRESHES {
+        let token = h.manager.refresh_now("s").await.unwrap();
+        assert_eq!(token.expose_secret(), format!("at-{}", i + 1));
+        if i % 1000 == 0 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+    }
+    assert_eq!(h.calls(), REFRESHES);
+    assert!(until(|| h.manager.inner.tasks.is_empty()).await);
+    assert_eq!(h.manager.inner.sessions.len(), 1);
+    assert_eq!(h.store.len(), 1);
+    assert!(h.manager.inner.lease_users.lock().unwrap().is_empty());
+    assert_eq!(h.manager.inner.unknown.len(), 0);
+    assert!(lease_released(&*h.store, "s").await);
+    // Events wait for a reader in a bounded ring: the oldest are dropped, not queued.
+    let mut never_read = never_read;
+    assert!(matches!(
+        never_read.try_recv(),
+        Err(broadcast::error::TryRecvError::Lagged(_))
+    ));
+    let mut kept = 0;
+    while never_read.try_recv().is_ok() {
+        kept += 1;
+    }
+    assert!(kept <= 1024, "{kept}");
+    // Nothing holds the session or its states but the map, the store and this test.
+    assert_eq!(Arc::strong_count(&session), baseline);
+    let state = session.load().unwrap();
+    assert!(
+        Arc::strong_count(&state) <= 4,
+        "{}",
+        Arc::strong_count(&state)
+    );
+}
