@@ -621,7 +621,7 @@ pub(crate) mod tests {
     }
 
     /// How many rows `table` of `db`'s schema holds.
-    async fn rows(db: &PostgresDatabase, table: &str) -> i64 {
+    pub(crate) async fn rows(db: &PostgresDatabase, table: &str) -> i64 {
         let table = db.table(table);
         db.run("count", async |client| {
             let row = client

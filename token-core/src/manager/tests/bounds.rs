@@ -221,3 +221,69 @@ async fn a_session_refreshed_twenty_thousand_times_keeps_nothing_per_refresh() {
         Arc::strong_count(&state)
     );
 }
+
+/// The names of the files in `dir`.
+fn files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Inserts an expired pair as `name`, refreshes it (a lease taken and given back, the
+/// record replaced) and removes it while a handle holds it, then drops the handle.
+async fn cycle(h: &Harness, manager: &TokenManager<Arc<Fake>>, name: &str) {
+    manager.insert(name, expired_pair(h)).await.unwrap();
+    let handle = manager.session(name);
+    assert!(handle.access_token().await.is_ok());
+    manager.remove(name).await.unwrap();
+    drop(handle);
+}
+
+#[tokio::test(start_paused = true)]
+async fn sessions_inserted_refreshed_and_removed_leave_the_file_store_directory_as_it_was() {
+    let h = harness(|_| {});
+    let tmp = tempfile::TempDir::new().unwrap();
+    let store = Arc::new(crate::store::FileStore::open(tmp.path()).unwrap());
+    let manager = manager_over(&h, store.clone());
+    // One session lives throughout; the directory's bookkeeping files exist from here on.
+    manager.insert("kept", login(&h)).await.unwrap();
+    let baseline = files(tmp.path());
+    for i in 0..150 {
+        let name = format!("s-{i}");
+        cycle(&h, &manager, &name).await;
+        // And removed again with nobody holding it.
+        if i % 2 == 0 {
+            manager.remove(&name).await.unwrap();
+        }
+    }
+    assert!(until(|| manager.inner.tasks.is_empty()).await);
+    assert_eq!(files(tmp.path()), baseline);
+    assert_eq!(manager.inner.sessions.len(), 1);
+    assert!(manager.inner.lease_users.lock().unwrap().is_empty());
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn sessions_inserted_refreshed_and_removed_leave_no_postgres_rows() {
+    use crate::store::postgres::tests::{drop_schema, rows, test_db, test_url};
+    let Some(url) = test_url("sessions_inserted_refreshed_and_removed_leave_no_postgres_rows")
+    else {
+        return;
+    };
+    let db = test_db(&url, "token-core-test-manager-cycles");
+    let h = harness(|_| {});
+    let store = Arc::new(crate::store::PostgresStore::open(&db).await.unwrap());
+    let manager = manager_over(&h, store.clone());
+    for i in 0..100 {
+        cycle(&h, &manager, &format!("s-{i}")).await;
+    }
+    // Real time (the database's): the background work is waited for by a shutdown.
+    manager.shutdown(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(rows(&db, "token_sets").await, 0);
+    assert_eq!(rows(&db, "token_leases").await, 0);
+    assert_eq!(manager.inner.sessions.len(), 0);
+    drop_schema(&db).await;
+}
