@@ -85,7 +85,8 @@ impl<P: Provider> Inner<P> {
             session = %session.name(),
             reason = reason.as_str(),
         );
-        self.tasks.spawn(
+        self.tasks.spawn(super::lease::Counted::scope(
+            None,
             async move {
                 let outcome = inner.run(&session, reason).await;
                 let failed = outcome.as_ref().err().cloned();
@@ -98,7 +99,7 @@ impl<P: Provider> Inner<P> {
                 }
             }
             .instrument(span),
-        );
+        ));
         rx
     }
 
