@@ -382,3 +382,65 @@ fn a_runtime_dropped_mid_refresh_panics_on_no_thread() {
     );
     drop(store);
 }
+
+/// A provider that can issue tokens of its own (client credentials) and is down; counts
+/// the issues asked for.
+#[derive(Default)]
+struct IssuerDown(AtomicU32);
+
+#[async_trait]
+impl Provider for Arc<IssuerDown> {
+    type Extras = NoExtras;
+
+    fn name(&self) -> &str {
+        "down"
+    }
+
+    async fn refresh(&self, _: &CallContext, _: &TokenSet) -> Result<TokenSet, Error> {
+        Err(unavailable(None))
+    }
+
+    fn can_issue(&self) -> bool {
+        true
+    }
+
+    async fn issue(&self, _: &CallContext) -> Result<TokenSet, Error> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Err(unavailable(None))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn names_asked_for_while_an_issuing_provider_is_down_leave_nothing_behind() {
+    let provider = Arc::new(IssuerDown::default());
+    let manager = TokenManager::builder(provider.clone())
+        .client(NoTransport)
+        .clock(Arc::new(TokioClock::starting_at(
+            datetime!(2026-01-01 00:00 UTC),
+        )))
+        .config(ManagerConfig::default().with_retry(RetryPolicy::never()))
+        .build()
+        .unwrap();
+    let names = 3 * name::UNKNOWN_NAMES_KEPT;
+    for i in 0..names {
+        assert!(manager.access_token(&format!("tenant-{i}")).await.is_err());
+    }
+    assert_eq!(
+        manager.inner.sessions.len(),
+        0,
+        "a session kept for every name asked for while the provider was down"
+    );
+    assert!(manager.inner.unknown.len() <= name::UNKNOWN_NAMES_KEPT);
+    // A failure is still answered again for the cooldown, not asked once per caller.
+    let asked = provider.0.load(Ordering::SeqCst);
+    assert_eq!(asked as usize, names);
+    for turn in 0..2 {
+        for _ in 0..5 {
+            let error = manager.access_token("tenant-1").await.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Transient, "{error:?}");
+        }
+        assert_eq!(provider.0.load(Ordering::SeqCst), asked + turn);
+        tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+    }
+    assert_eq!(manager.inner.sessions.len(), 0);
+}
