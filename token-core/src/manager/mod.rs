@@ -558,12 +558,13 @@ impl<P: Provider> Inner<P> {
         if let Some(entry) = self.sessions.pin().get(name) {
             return Ok(entry.session.clone());
         }
-        if !self.provider.can_issue()
-            && self
-                .unknown
-                .recent(name, self.clock.now(), self.config.failure_cooldown)
-        {
-            return Err(self.no_tokens_for(name));
+        let (now, within) = (self.clock.now(), self.config.failure_cooldown);
+        if !self.provider.can_issue() {
+            if self.unknown.recent(name, now, within) {
+                return Err(self.no_tokens_for(name));
+            }
+        } else if let Some(failure) = self.unknown.recent_failure(name, now, within) {
+            return Err(failure);
         }
         Ok(self.session(name))
     }
@@ -587,6 +588,10 @@ impl<P: Provider> Inner<P> {
     /// caller gave up waiting for it.
     fn forget_after(&self, session: &Arc<Session<P::Extras>>, error: &Error) {
         let unknown = matches!(error, Error::NoTokens { .. });
+        // A provider that issues tokens of its own failed to for a name without tokens:
+        // that failure is answered again from the bounded set of names, not from a session
+        // kept for every name asked for while the provider is down.
+        let failed_issue = self.provider.can_issue() && refresh::remembered(error);
         // The name is remembered under the session's generation lock, as the entry goes:
         // an insert into this session publishes after both, and then forgets the name
         // again. A session never loaded (the store failed) goes too, but its name is not
@@ -595,10 +600,10 @@ impl<P: Provider> Inner<P> {
         // lock, so a refresh starting after this reads the session's generation after the
         // retirement, and hands over to the mapped one.
         session.retire_if_absent(|checked_at| {
-            if checked_at.is_some() && !unknown {
+            if checked_at.is_some() && !unknown && !failed_issue {
                 return false;
             }
-            self.unmap_absent(session, checked_at)
+            self.unmap_absent(session, checked_at, failed_issue.then(|| error.clone()))
         });
     }
 
@@ -607,17 +612,18 @@ impl<P: Provider> Inner<P> {
     /// by-name call would have left it. Otherwise every handle taken on a name without
     /// tokens, and every session removed while a handle held it, would stay for good.
     fn forget_unheld(&self, session: &Arc<Session<P::Extras>>) {
-        session.retire_if_absent(|checked_at| self.unmap_absent(session, checked_at));
+        session.retire_if_absent(|checked_at| self.unmap_absent(session, checked_at, None));
     }
 
     /// Under `session`'s generation lock, as it is retired: takes it out of the map unless
     /// a refresh of it is under way (that refresh may load it, or issue for it), and
-    /// remembers its name among the unknown ones if the store was asked (`checked_at`).
-    /// Whether it left the map.
+    /// remembers its name among the unknown ones if the store was asked (`checked_at`),
+    /// with the `failure` of an issue for it (from now). Whether it left the map.
     fn unmap_absent(
         &self,
         session: &Arc<Session<P::Extras>>,
         checked_at: Option<OffsetDateTime>,
+        failure: Option<Error>,
     ) -> bool {
         if session.in_flight() {
             return false;
@@ -632,7 +638,10 @@ impl<P: Provider> Inner<P> {
         if let Some(checked_at) = checked_at.filter(|_| removed) {
             let now = self.clock.now();
             let within = self.config.failure_cooldown;
-            (self.unknown).remember(session.name().clone(), checked_at, now, within);
+            // A failure is answered again for a cooldown from when it happened.
+            let at = if failure.is_some() { now } else { checked_at };
+            let name = session.name().clone();
+            (self.unknown).remember(name, at, now, within, failure);
         }
         removed
     }

@@ -10,6 +10,8 @@ use time::OffsetDateTime;
 
 use papaya::Equivalent;
 
+use crate::error::Error;
+
 /// A session's name as the session map's key (shared with the session's `SessionKey`).
 ///
 /// Hashed as its `str`, so a lookup hashes the caller's `&str` without building a key, and
@@ -114,58 +116,100 @@ mod tests {
 /// `failure_cooldown`; past that, a name without tokens is looked up in the store each time.
 pub(super) const UNKNOWN_NAMES_KEPT: usize = 1024;
 
-/// The names the store had no tokens for, and when it was asked: the session map keeps no
-/// entry for them, so memory does not grow with the names callers ask for (a web service
-/// that keys sessions by a user id from its requests), and this set is bounded.
+/// The names the store had no tokens for, and when it was asked (or, for a provider that
+/// issues tokens of its own, whose issue failed, and how): the session map keeps no entry
+/// for them, so memory does not grow with the names callers ask for (a web service that
+/// keys sessions by a user id from its requests), and this set is bounded.
 #[derive(Default)]
 pub(super) struct UnknownNames {
-    names: Mutex<HashMap<Arc<str>, OffsetDateTime, RandomState>>,
+    names: Mutex<HashMap<Arc<str>, Look, RandomState>>,
     /// How many names the set holds, written under its lock: an `insert` (which forgets its
     /// name) does not take the lock while the set is empty, as it is unless names without
     /// tokens are asked for.
     held: std::sync::atomic::AtomicUsize,
 }
 
+/// When a name was found without tokens, and the failure of the issue that followed, if
+/// any (answered again instead of asking the provider once per caller).
+struct Look {
+    at: OffsetDateTime,
+    failure: Option<Box<Error>>,
+}
+
+type Names = HashMap<Arc<str>, Look, RandomState>;
+
 impl UnknownNames {
-    fn names(&self) -> MutexGuard<'_, HashMap<Arc<str>, OffsetDateTime, RandomState>> {
-        // A map of names and instants, each entry written whole: a panic leaves none half-set.
+    fn names(&self) -> MutexGuard<'_, Names> {
+        // A map of names and looks, each entry written whole: a panic leaves none half-set.
         self.names
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn count(&self, names: &HashMap<Arc<str>, OffsetDateTime, RandomState>) {
+    fn count(&self, names: &Names) {
         self.held
             .store(names.len(), std::sync::atomic::Ordering::Release);
     }
 
-    /// Whether `name` was found without tokens within `within` before `now` (and not
-    /// after it: a clock stepped back since is no reason to trust an old look).
-    pub(super) fn recent(&self, name: &str, now: OffsetDateTime, within: Duration) -> bool {
+    /// The look at `name` made within `within` before `now` (and not after it: a clock
+    /// stepped back since is no reason to trust an old look).
+    fn recent_look<T>(
+        &self,
+        name: &str,
+        now: OffsetDateTime,
+        within: Duration,
+        what: impl FnOnce(&Look) -> T,
+    ) -> Option<T> {
         self.names()
             .get(name)
-            .is_some_and(|&checked| checked <= now && now < super::later(checked, within))
+            .filter(|look| look.at <= now && now < super::later(look.at, within))
+            .map(what)
     }
 
-    /// Remembers that `name` had no tokens when the store was asked at `checked`. When the
-    /// set is full, the looks older than `within` go first; if none is, `name` is not
-    /// remembered.
+    /// Whether `name` was found without tokens within `within` before `now`.
+    pub(super) fn recent(&self, name: &str, now: OffsetDateTime, within: Duration) -> bool {
+        self.recent_look(name, now, within, |look| look.failure.is_none())
+            .unwrap_or(false)
+    }
+
+    /// The failure of an issue for `name` within `within` before `now`.
+    pub(super) fn recent_failure(
+        &self,
+        name: &str,
+        now: OffsetDateTime,
+        within: Duration,
+    ) -> Option<Error> {
+        self.recent_look(name, now, within, |look| look.failure.as_deref().cloned())
+            .flatten()
+    }
+
+    /// Remembers that `name` had no tokens when the store was asked at `checked` (and, with
+    /// `failure`, that issuing them failed so). When the set is full, the looks older than
+    /// `within` go first; if none is, `name` is not remembered.
     pub(super) fn remember(
         &self,
         name: Arc<str>,
         checked: OffsetDateTime,
         now: OffsetDateTime,
         within: Duration,
+        failure: Option<Error>,
     ) {
         let mut names = self.names();
         if names.len() >= UNKNOWN_NAMES_KEPT && !names.contains_key(&*name) {
-            names.retain(|_, &mut at| at <= now && now < super::later(at, within));
+            names.retain(|_, look| look.at <= now && now < super::later(look.at, within));
             if names.len() >= UNKNOWN_NAMES_KEPT {
                 self.count(&names);
                 return;
             }
         }
-        names.insert(name, checked);
+        let failure = failure.map(Box::new);
+        names.insert(
+            name,
+            Look {
+                at: checked,
+                failure,
+            },
+        );
         self.count(&names);
     }
 
