@@ -383,10 +383,10 @@ fn a_runtime_dropped_mid_refresh_panics_on_no_thread() {
     drop(store);
 }
 
-/// A provider that can issue tokens of its own (client credentials) and is down; counts
-/// the issues asked for.
+/// A provider that can issue tokens of its own (client credentials) and is down, asking
+/// to wait this long if at all; counts the issues asked for.
 #[derive(Default)]
-struct IssuerDown(AtomicU32);
+struct IssuerDown(AtomicU32, Option<Duration>);
 
 #[async_trait]
 impl Provider for Arc<IssuerDown> {
@@ -406,7 +406,7 @@ impl Provider for Arc<IssuerDown> {
 
     async fn issue(&self, _: &CallContext) -> Result<TokenSet, Error> {
         self.0.fetch_add(1, Ordering::SeqCst);
-        Err(unavailable(None))
+        Err(unavailable(self.1))
     }
 }
 
@@ -442,5 +442,24 @@ async fn names_asked_for_while_an_issuing_provider_is_down_leave_nothing_behind(
         assert_eq!(provider.0.load(Ordering::SeqCst), asked + turn);
         tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
     }
+    assert_eq!(manager.inner.sessions.len(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn names_asked_for_while_an_issuing_provider_asks_to_wait_leave_nothing_behind() {
+    let provider = Arc::new(IssuerDown(AtomicU32::new(0), Some(HOUR)));
+    let manager = TokenManager::builder(provider.clone())
+        .client(NoTransport)
+        .clock(Arc::new(TokioClock::starting_at(
+            datetime!(2026-01-01 00:00 UTC),
+        )))
+        .config(ManagerConfig::default().with_retry(RetryPolicy::never()))
+        .build()
+        .unwrap();
+    for i in 0..3 * name::UNKNOWN_NAMES_KEPT {
+        assert!(manager.access_token(&format!("tenant-{i}")).await.is_err());
+    }
+    // The provider's wait is the whole client's: asked once.
+    assert_eq!(provider.0.load(Ordering::SeqCst), 1);
     assert_eq!(manager.inner.sessions.len(), 0);
 }
