@@ -591,7 +591,10 @@ impl<P: Provider> Inner<P> {
         // A provider that issues tokens of its own failed to for a name without tokens:
         // that failure is answered again from the bounded set of names, not from a session
         // kept for every name asked for while the provider is down.
-        let failed_issue = self.provider.can_issue() && refresh::remembered(error);
+        // So does a wait the provider asked of the whole client: it answers every name.
+        let issuing = self.provider.can_issue();
+        let failed_issue = issuing && refresh::remembered(error);
+        let cooling_down = issuing && matches!(error, Error::CoolingDown { .. });
         // The name is remembered under the session's generation lock, as the entry goes:
         // an insert into this session publishes after both, and then forgets the name
         // again. A session never loaded (the store failed) goes too, but its name is not
@@ -600,7 +603,7 @@ impl<P: Provider> Inner<P> {
         // lock, so a refresh starting after this reads the session's generation after the
         // retirement, and hands over to the mapped one.
         session.retire_if_absent(|checked_at| {
-            if checked_at.is_some() && !unknown && !failed_issue {
+            if checked_at.is_some() && !unknown && !failed_issue && !cooling_down {
                 return false;
             }
             self.unmap_absent(session, checked_at, failed_issue.then(|| error.clone()))
