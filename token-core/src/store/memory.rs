@@ -538,6 +538,45 @@ mod tests {
         Arc::new(Shared(set, AtomicU64::new(0)))
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_deleted_session_leaves_no_lapsed_lease_and_keeps_a_live_one() {
+        let store = MemoryStore::new();
+        let ttl = Duration::from_secs(30);
+        // Sessions made and removed for good, each of whose refresh lease lapsed unreleased
+        // (its refresh dropped with its runtime): nothing is left of them.
+        for i in 0..100 {
+            let key = SessionKey::new("p", format!("gone-{i}"));
+            store.save(&key, &set("a"), None).await.unwrap();
+            store.acquire_lease(&key, "dead", ttl).await.unwrap();
+        }
+        tokio::time::advance(ttl).await;
+        for i in 0..100 {
+            let key = SessionKey::new("p", format!("gone-{i}"));
+            if i % 2 == 0 {
+                assert!(store.delete(&key, None).await.unwrap());
+            } else {
+                store.remove(&key);
+            }
+        }
+        assert!(store.is_empty());
+        assert_eq!(
+            store.leases.lock().unwrap().len(),
+            0,
+            "lapsed leases of deleted sessions stay for good"
+        );
+        // A live lease outlives the delete: its holder may still be refreshing.
+        let live = SessionKey::new("p", "live");
+        store.save(&live, &set("a"), None).await.unwrap();
+        store.acquire_lease(&live, "alive", ttl).await.unwrap();
+        assert!(store.delete(&live, None).await.unwrap());
+        assert!(matches!(
+            store.acquire_lease(&live, "other", ttl).await.unwrap(),
+            Lease::HeldByOther { .. }
+        ));
+        store.release_lease(&live, "alive").await.unwrap();
+        assert_eq!(store.leases.lock().unwrap().len(), 0);
+    }
+
     #[tokio::test]
     async fn a_shared_set_is_kept_not_copied_and_reads_back_like_a_saved_one() {
         let store = MemoryStore::new();
