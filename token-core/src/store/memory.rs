@@ -15,7 +15,8 @@ use crate::token_set::StoredTokenSet;
 
 /// Keeps token sets in memory. Cheap, and gone when the process ends. Managers sharing one
 /// `MemoryStore` (through `Arc`) also share its refresh leases, so they refresh a session
-/// one at a time as managers of several processes do over a shared store.
+/// one at a time as managers of several processes do over a shared store. A lease that
+/// lapsed unreleased goes with its session's record; a live one stays for its holder.
 ///
 /// ```
 /// # tokio_test_block_on(async {
@@ -123,9 +124,24 @@ impl MemoryStore {
     /// Deletes the record of `key`, whatever its version (a `TokenManager`'s `remove`).
     pub(crate) fn remove(&self, key: &SessionKey) {
         if let Some(sessions) = self.sessions(key.provider()) {
-            sessions.lock().remove(key.session());
+            let removed = sessions.lock().remove(key.session()).is_some();
             drop(sessions);
             self.forget_if_empty(key.provider());
+            if removed {
+                self.forget_lapsed_lease(key);
+            }
+        }
+    }
+
+    /// Forgets `key`'s lease if it lapsed, as its record goes: a lease outlives its session
+    /// only while its holder may still be refreshing it (as in the other stores).
+    fn forget_lapsed_lease(&self, key: &SessionKey) {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        if leases
+            .get(key)
+            .is_some_and(|(_, until)| *until <= tokio::time::Instant::now())
+        {
+            leases.remove(key);
         }
     }
 
@@ -195,7 +211,9 @@ impl BoundMemoryStore {
     pub(crate) fn remove(&self, key: &SessionKey) {
         match self.sessions(key) {
             Some(sessions) => {
-                sessions.lock().remove(key.session());
+                if sessions.lock().remove(key.session()).is_some() {
+                    self.store.forget_lapsed_lease(key);
+                }
             }
             None => self.store.remove(key),
         }
@@ -412,6 +430,7 @@ impl TokenStore for MemoryStore {
                 drop(records);
                 drop(sessions);
                 self.forget_if_empty(key.provider());
+                self.forget_lapsed_lease(key);
                 Ok(true)
             }
         }
