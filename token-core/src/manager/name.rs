@@ -122,11 +122,14 @@ pub(super) const UNKNOWN_NAMES_KEPT: usize = 1024;
 /// keys sessions by a user id from its requests), and this set is bounded.
 #[derive(Default)]
 pub(super) struct UnknownNames {
-    names: Mutex<HashMap<Arc<str>, Look, RandomState>>,
+    names: Mutex<Names>,
     /// How many names the set holds, written under its lock: an `insert` (which forgets its
     /// name) does not take the lock while the set is empty, as it is unless names without
     /// tokens are asked for.
     held: std::sync::atomic::AtomicUsize,
+    /// How many passes over the whole set were made.
+    #[cfg(test)]
+    passes: std::sync::atomic::AtomicUsize,
 }
 
 /// When a name was found without tokens, and the failure of the issue that followed, if
@@ -136,7 +139,16 @@ struct Look {
     failure: Option<Box<Error>>,
 }
 
-type Names = HashMap<Arc<str>, Look, RandomState>;
+/// The looks by name, the earliest instant one of them lapses and the latest look (`None`
+/// while none is held): a full set is not scanned for lapsed looks before then (nor while
+/// the clock has not stepped back past a look, which lapses it too), so that a flood of new
+/// names costs a lookup each, not a pass over the whole set.
+#[derive(Default)]
+struct Names {
+    looks: HashMap<Arc<str>, Look, RandomState>,
+    first_lapse: Option<OffsetDateTime>,
+    latest: Option<OffsetDateTime>,
+}
 
 impl UnknownNames {
     fn names(&self) -> MutexGuard<'_, Names> {
@@ -148,7 +160,7 @@ impl UnknownNames {
 
     fn count(&self, names: &Names) {
         self.held
-            .store(names.len(), std::sync::atomic::Ordering::Release);
+            .store(names.looks.len(), std::sync::atomic::Ordering::Release);
     }
 
     /// The look at `name` made within `within` before `now` (and not after it: a clock
@@ -161,6 +173,7 @@ impl UnknownNames {
         what: impl FnOnce(&Look) -> T,
     ) -> Option<T> {
         self.names()
+            .looks
             .get(name)
             .filter(|look| look.at <= now && now < super::later(look.at, within))
             .map(what)
@@ -195,21 +208,39 @@ impl UnknownNames {
         failure: Option<Error>,
     ) {
         let mut names = self.names();
-        if names.len() >= UNKNOWN_NAMES_KEPT && !names.contains_key(&*name) {
-            names.retain(|_, look| look.at <= now && now < super::later(look.at, within));
-            if names.len() >= UNKNOWN_NAMES_KEPT {
+        let lapses = |at: OffsetDateTime| super::later(at, within);
+        if names.looks.len() >= UNKNOWN_NAMES_KEPT && !names.looks.contains_key(&*name) {
+            // Nothing lapsed yet (and the clock did not step back, which lapses looks too):
+            // no pass over the set.
+            if names.first_lapse.is_some_and(|first| now < first)
+                && names.latest.is_some_and(|latest| latest <= now)
+            {
+                return;
+            }
+            #[cfg(test)]
+            self.passes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            names
+                .looks
+                .retain(|_, look| look.at <= now && now < lapses(look.at));
+            names.first_lapse = names.looks.values().map(|look| lapses(look.at)).min();
+            names.latest = names.looks.values().map(|look| look.at).max();
+            if names.looks.len() >= UNKNOWN_NAMES_KEPT {
                 self.count(&names);
                 return;
             }
         }
         let failure = failure.map(Box::new);
-        names.insert(
+        names.looks.insert(
             name,
             Look {
                 at: checked,
                 failure,
             },
         );
+        let lapse = lapses(checked);
+        names.first_lapse = Some(names.first_lapse.map_or(lapse, |first| first.min(lapse)));
+        names.latest = Some(names.latest.map_or(checked, |latest| latest.max(checked)));
         self.count(&names);
     }
 
@@ -219,12 +250,49 @@ impl UnknownNames {
             return;
         }
         let mut names = self.names();
-        names.remove(name);
+        names.looks.remove(name);
         self.count(&names);
     }
 
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        self.names().len()
+        self.names().looks.len()
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+    use time::macros::datetime;
+
+    #[test]
+    fn a_full_set_is_not_scanned_for_every_new_name() {
+        let names = UnknownNames::default();
+        let within = Duration::from_secs(5);
+        let now = datetime!(2026-01-01 00:00 UTC);
+        for i in 0..10 * UNKNOWN_NAMES_KEPT {
+            names.remember(Arc::from(format!("ghost-{i}")), now, now, within, None);
+        }
+        assert_eq!(names.len(), UNKNOWN_NAMES_KEPT);
+        // Full of looks that lapse together: one pass finds nothing to drop, and the next
+        // 9000 names are turned away without another.
+        assert!(
+            names.passes.load(Ordering::Relaxed) <= 1,
+            "{:?}",
+            names.passes
+        );
+        // Once they lapse, a pass makes room; a clock stepped back lapses them too.
+        let later = now + within;
+        names.remember(Arc::from("late"), later, later, within, None);
+        assert!(names.recent("late", later, within));
+        assert_eq!(names.len(), 1);
+        for i in 0..UNKNOWN_NAMES_KEPT {
+            names.remember(Arc::from(format!("again-{i}")), later, later, within, None);
+        }
+        let back = now - within;
+        names.remember(Arc::from("back"), back, back, within, None);
+        assert!(names.recent("back", back, within));
+        assert!(!names.recent("late", back, within));
     }
 }
