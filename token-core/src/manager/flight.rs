@@ -85,13 +85,21 @@ impl<P: Provider> Inner<P> {
             session = %session.name(),
             reason = reason.as_str(),
         );
-        self.tasks.spawn(
+        self.tasks.spawn(super::lease::Counted::scope(
+            None,
             async move {
                 let outcome = inner.run(&session, reason).await;
+                let failed = outcome.as_ref().err().cloned();
                 guard.finish(outcome);
+                // Its callers may all have given up: a session found without tokens (or
+                // never loaded) leaves the map here too, not only when a caller reads the
+                // answer.
+                if let Some(error) = failed {
+                    inner.forget_after(&session, &error);
+                }
             }
             .instrument(span),
-        );
+        ));
         rx
     }
 

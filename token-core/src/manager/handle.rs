@@ -16,7 +16,9 @@ use crate::secret::AccessToken;
 /// at a time, a proactive refresh near expiry, the set of the latest
 /// [`insert`](TokenManager::insert), and the by-name call's error once the session was
 /// [`remove`](TokenManager::remove)d. Cheap to clone; hold one per session you call often
-/// ([`BearerAuth`](crate::middleware::BearerAuth) does).
+/// ([`BearerAuth`](crate::middleware::BearerAuth) does). While a handle is held its session
+/// stays in the manager's map even without tokens (a later insert reaches the handle's fast
+/// path); once the last one is dropped, a session without tokens leaves it.
 ///
 /// ```no_run
 /// # async fn run<P: token_core::provider::Provider>(manager: token_core::manager::TokenManager<P>)
@@ -42,7 +44,11 @@ impl<P: Provider> Clone for SessionHandle<P> {
 
 impl<P: Provider> Drop for SessionHandle<P> {
     fn drop(&mut self) {
-        self.session.handle_dropped();
+        // The last handle gone, a session without tokens leaves the map, as it would have
+        // after a by-name call.
+        if self.session.handle_dropped() {
+            self.manager.inner.forget_unheld(&self.session);
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! renewed while the refresh runs, and checked before a refresh token is spent.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::refresh::CatchUnwind;
@@ -134,7 +134,81 @@ impl LeaseWatch {
 /// under its lock, so this process's grants and releases of the lease reach the store in the
 /// order they are counted.
 #[derive(Default)]
-pub(super) struct LeaseUsers(pub(super) tokio::sync::Mutex<usize>);
+pub(super) struct LeaseUsers {
+    /// Held to count and to ask the store, so both happen in one order.
+    pub(super) order: tokio::sync::Mutex<()>,
+    /// Written under `order`, except by a task dropped unfinished ([`Counted`]).
+    pub(super) count: AtomicUsize,
+}
+
+impl LeaseUsers {
+    /// Counts a user out; how many are left.
+    fn count_out(&self) -> usize {
+        let before = self
+            .count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_sub(1))
+            });
+        before.unwrap_or(0).saturating_sub(1)
+    }
+}
+
+tokio::task_local! {
+    /// The lease users the current refresh or background save counted in and has not
+    /// counted out yet.
+    static COUNTED: Counted;
+}
+
+/// The lease users a task counted in and has not counted out: counted out when the task is
+/// dropped unfinished (its runtime shut down under it), so that a user that will never
+/// give the lease back does not keep this process from ever giving it back. The lease
+/// itself then lapses in the store, as after a crash.
+#[derive(Default)]
+pub(super) struct Counted(std::sync::Mutex<Vec<Arc<LeaseUsers>>>);
+
+impl Counted {
+    fn list(&self) -> std::sync::MutexGuard<'_, Vec<Arc<LeaseUsers>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `task` with a ledger of its own, holding `handed` (users counted by the task
+    /// that started it, handed over).
+    pub(super) fn scope<F: std::future::Future>(
+        handed: Option<Arc<LeaseUsers>>,
+        task: F,
+    ) -> impl std::future::Future<Output = F::Output> {
+        COUNTED.scope(
+            Counted(std::sync::Mutex::new(handed.into_iter().collect())),
+            task,
+        )
+    }
+
+    /// Notes `users` counted in by the current task.
+    fn note(users: &Arc<LeaseUsers>) {
+        let _ = COUNTED.try_with(|counted| counted.list().push(users.clone()));
+    }
+
+    /// Takes `users` off the current task's ledger (counted out, or handed over); whether
+    /// it was there.
+    pub(super) fn take(users: &Arc<LeaseUsers>) -> bool {
+        COUNTED
+            .try_with(|counted| {
+                let mut list = counted.list();
+                let at = list.iter().position(|noted| Arc::ptr_eq(noted, users));
+                at.map(|at| list.swap_remove(at)).is_some()
+            })
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let list = self.0.get_mut().unwrap_or_else(|p| p.into_inner());
+        for users in list.drain(..) {
+            users.count_out();
+        }
+    }
+}
 
 impl<P: Provider> Inner<P> {
     /// Takes the store's refresh lease, waiting while another process holds it; then
@@ -480,7 +554,7 @@ impl<P: Provider> Inner<P> {
 
     /// This process's users of the session's store lease (by name: a session removed and
     /// inserted again while a refresh of the old one runs is under the same lease).
-    fn lease_users(&self, session: &Session<P::Extras>) -> Arc<LeaseUsers> {
+    pub(super) fn lease_users(&self, session: &Session<P::Extras>) -> Arc<LeaseUsers> {
         let mut users = self.lease_users.lock().unwrap_or_else(|p| p.into_inner());
         users.entry(session.name().clone()).or_default().clone()
     }
@@ -514,16 +588,17 @@ impl<P: Provider> Inner<P> {
         session: &Session<P::Extras>,
     ) -> (Result<Lease, StoreError>, tokio::time::Instant) {
         let users = self.lease_users(session);
-        let mut count = users.0.lock().await;
+        let _order = users.order.lock().await;
         let asked = tokio::time::Instant::now();
         let answer = self
             .store
             .acquire_lease(&session.key, &self.holder, self.config.lease_ttl)
             .await;
         if matches!(answer, Ok(Lease::Acquired | Lease::TakenOver)) {
-            *count += 1;
+            users.count.fetch_add(1, Ordering::SeqCst);
+            Counted::note(&users);
         }
-        self.tidy_lease_users(session, &users, *count);
+        self.tidy_lease_users(session, &users, users.count.load(Ordering::SeqCst));
         (answer, asked)
     }
 
@@ -531,21 +606,23 @@ impl<P: Provider> Inner<P> {
     /// stays this process's until it lapses or is taken again here.
     pub(super) async fn leave(&self, session: &Session<P::Extras>) {
         let users = self.lease_users(session);
-        let mut count = users.0.lock().await;
-        *count = count.saturating_sub(1);
-        self.tidy_lease_users(session, &users, *count);
+        let _order = users.order.lock().await;
+        Counted::take(&users);
+        let count = users.count_out();
+        self.tidy_lease_users(session, &users, count);
     }
 
     /// Gives the lease back once its last user in this process is done with it.
     pub(super) async fn release(&self, session: &Session<P::Extras>) {
         let users = self.lease_users(session);
-        let mut count = users.0.lock().await;
-        *count = count.saturating_sub(1);
-        if *count == 0
+        let _order = users.order.lock().await;
+        Counted::take(&users);
+        let count = users.count_out();
+        if count == 0
             && let Err(error) = self.store.release_lease(&session.key, &self.holder).await
         {
             tracing::warn!(%error, "could not release the refresh lease; it will lapse");
         }
-        self.tidy_lease_users(session, &users, *count);
+        self.tidy_lease_users(session, &users, count);
     }
 }

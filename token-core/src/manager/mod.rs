@@ -558,12 +558,13 @@ impl<P: Provider> Inner<P> {
         if let Some(entry) = self.sessions.pin().get(name) {
             return Ok(entry.session.clone());
         }
-        if !self.provider.can_issue()
-            && self
-                .unknown
-                .recent(name, self.clock.now(), self.config.failure_cooldown)
-        {
-            return Err(self.no_tokens_for(name));
+        let (now, within) = (self.clock.now(), self.config.failure_cooldown);
+        if !self.provider.can_issue() {
+            if self.unknown.recent(name, now, within) {
+                return Err(self.no_tokens_for(name));
+            }
+        } else if let Some(failure) = self.unknown.recent_failure(name, now, within) {
+            return Err(failure);
         }
         Ok(self.session(name))
     }
@@ -577,34 +578,75 @@ impl<P: Provider> Inner<P> {
         outcome: Result<T, Error>,
     ) -> Result<T, Error> {
         if let Err(error) = &outcome {
-            let unknown = matches!(error, Error::NoTokens { .. });
-            // The name is remembered under the session's generation lock, as the entry
-            // goes: an insert into this session publishes after both, and then forgets
-            // the name again. A session never loaded (the store failed) goes too, but its
-            // name is not remembered: the store is asked again next time. One with a
-            // refresh under way stays (that refresh may load it, or issue for it): looked at
-            // under the generation lock, so a refresh starting after this reads the
-            // session's generation after the retirement, and hands over to the mapped one.
-            session.retire_if_absent(|checked_at| {
-                if (checked_at.is_some() && !unknown) || session.in_flight() {
-                    return false;
-                }
-                let removed = self
-                    .sessions
-                    .pin()
-                    .remove_if(&**session.name(), |_, entry| {
-                        Arc::ptr_eq(&entry.session, session)
-                    })
-                    .is_ok_and(|removed| removed.is_some());
-                if let Some(checked_at) = checked_at.filter(|_| removed) {
-                    let now = self.clock.now();
-                    let within = self.config.failure_cooldown;
-                    (self.unknown).remember(session.name().clone(), checked_at, now, within);
-                }
-                removed
-            });
+            self.forget_after(session, error);
         }
         outcome
+    }
+
+    /// What [`forget_if_unknown`](Self::forget_if_unknown) does after `error`. Also done by
+    /// the refresh's own task as it ends, so that a session is forgotten though every
+    /// caller gave up waiting for it.
+    fn forget_after(&self, session: &Arc<Session<P::Extras>>, error: &Error) {
+        let unknown = matches!(error, Error::NoTokens { .. });
+        // A provider that issues tokens of its own failed to for a name without tokens:
+        // that failure is answered again from the bounded set of names, not from a session
+        // kept for every name asked for while the provider is down.
+        // So does a wait the provider asked of the whole client: it answers every name.
+        let issuing = self.provider.can_issue();
+        let failed_issue = issuing && refresh::remembered(error);
+        let cooling_down = issuing && matches!(error, Error::CoolingDown { .. });
+        // The name is remembered under the session's generation lock, as the entry goes:
+        // an insert into this session publishes after both, and then forgets the name
+        // again. A session never loaded (the store failed) goes too, but its name is not
+        // remembered: the store is asked again next time. One with a refresh under way
+        // stays (that refresh may load it, or issue for it): looked at under the generation
+        // lock, so a refresh starting after this reads the session's generation after the
+        // retirement, and hands over to the mapped one.
+        session.retire_if_absent(|checked_at| {
+            if checked_at.is_some() && !unknown && !failed_issue && !cooling_down {
+                return false;
+            }
+            self.unmap_absent(session, checked_at, failed_issue.then(|| error.clone()))
+        });
+    }
+
+    /// After the last [`SessionHandle`] on `session` is dropped: the session leaves the map
+    /// if it holds no tokens (never loaded, or absent) and no refresh is under way, as a
+    /// by-name call would have left it. Otherwise every handle taken on a name without
+    /// tokens, and every session removed while a handle held it, would stay for good.
+    fn forget_unheld(&self, session: &Arc<Session<P::Extras>>) {
+        session.retire_if_absent(|checked_at| self.unmap_absent(session, checked_at, None));
+    }
+
+    /// Under `session`'s generation lock, as it is retired: takes it out of the map unless
+    /// a refresh of it is under way (that refresh may load it, or issue for it), and
+    /// remembers its name among the unknown ones if the store was asked (`checked_at`),
+    /// with the `failure` of an issue for it (from now). Whether it left the map.
+    fn unmap_absent(
+        &self,
+        session: &Arc<Session<P::Extras>>,
+        checked_at: Option<OffsetDateTime>,
+        failure: Option<Error>,
+    ) -> bool {
+        if session.in_flight() {
+            return false;
+        }
+        let removed = self
+            .sessions
+            .pin()
+            .remove_if(&**session.name(), |_, entry| {
+                Arc::ptr_eq(&entry.session, session)
+            })
+            .is_ok_and(|removed| removed.is_some());
+        if let Some(checked_at) = checked_at.filter(|_| removed) {
+            let now = self.clock.now();
+            let within = self.config.failure_cooldown;
+            // A failure is answered again for a cooldown from when it happened.
+            let at = if failure.is_some() { now } else { checked_at };
+            let name = session.name().clone();
+            (self.unknown).remember(name, at, now, within, failure);
+        }
+        removed
     }
 
     fn session(&self, name: &str) -> Arc<Session<P::Extras>> {

@@ -10,6 +10,8 @@ use time::OffsetDateTime;
 
 use papaya::Equivalent;
 
+use crate::error::Error;
+
 /// A session's name as the session map's key (shared with the session's `SessionKey`).
 ///
 /// Hashed as its `str`, so a lookup hashes the caller's `&str` without building a key, and
@@ -114,58 +116,131 @@ mod tests {
 /// `failure_cooldown`; past that, a name without tokens is looked up in the store each time.
 pub(super) const UNKNOWN_NAMES_KEPT: usize = 1024;
 
-/// The names the store had no tokens for, and when it was asked: the session map keeps no
-/// entry for them, so memory does not grow with the names callers ask for (a web service
-/// that keys sessions by a user id from its requests), and this set is bounded.
+/// The names the store had no tokens for, and when it was asked (or, for a provider that
+/// issues tokens of its own, whose issue failed, and how): the session map keeps no entry
+/// for them, so memory does not grow with the names callers ask for (a web service that
+/// keys sessions by a user id from its requests), and this set is bounded.
 #[derive(Default)]
 pub(super) struct UnknownNames {
-    names: Mutex<HashMap<Arc<str>, OffsetDateTime, RandomState>>,
+    names: Mutex<Names>,
     /// How many names the set holds, written under its lock: an `insert` (which forgets its
     /// name) does not take the lock while the set is empty, as it is unless names without
     /// tokens are asked for.
     held: std::sync::atomic::AtomicUsize,
+    /// How many passes over the whole set were made.
+    #[cfg(test)]
+    passes: std::sync::atomic::AtomicUsize,
+}
+
+/// When a name was found without tokens, and the failure of the issue that followed, if
+/// any (answered again instead of asking the provider once per caller).
+struct Look {
+    at: OffsetDateTime,
+    failure: Option<Box<Error>>,
+}
+
+/// The looks by name, the earliest instant one of them lapses and the latest look (`None`
+/// while none is held): a full set is not scanned for lapsed looks before then (nor while
+/// the clock has not stepped back past a look, which lapses it too), so that a flood of new
+/// names costs a lookup each, not a pass over the whole set.
+#[derive(Default)]
+struct Names {
+    looks: HashMap<Arc<str>, Look, RandomState>,
+    first_lapse: Option<OffsetDateTime>,
+    latest: Option<OffsetDateTime>,
 }
 
 impl UnknownNames {
-    fn names(&self) -> MutexGuard<'_, HashMap<Arc<str>, OffsetDateTime, RandomState>> {
-        // A map of names and instants, each entry written whole: a panic leaves none half-set.
+    fn names(&self) -> MutexGuard<'_, Names> {
+        // A map of names and looks, each entry written whole: a panic leaves none half-set.
         self.names
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn count(&self, names: &HashMap<Arc<str>, OffsetDateTime, RandomState>) {
+    fn count(&self, names: &Names) {
         self.held
-            .store(names.len(), std::sync::atomic::Ordering::Release);
+            .store(names.looks.len(), std::sync::atomic::Ordering::Release);
     }
 
-    /// Whether `name` was found without tokens within `within` before `now` (and not
-    /// after it: a clock stepped back since is no reason to trust an old look).
-    pub(super) fn recent(&self, name: &str, now: OffsetDateTime, within: Duration) -> bool {
+    /// The look at `name` made within `within` before `now` (and not after it: a clock
+    /// stepped back since is no reason to trust an old look).
+    fn recent_look<T>(
+        &self,
+        name: &str,
+        now: OffsetDateTime,
+        within: Duration,
+        what: impl FnOnce(&Look) -> T,
+    ) -> Option<T> {
         self.names()
+            .looks
             .get(name)
-            .is_some_and(|&checked| checked <= now && now < super::later(checked, within))
+            .filter(|look| look.at <= now && now < super::later(look.at, within))
+            .map(what)
     }
 
-    /// Remembers that `name` had no tokens when the store was asked at `checked`. When the
-    /// set is full, the looks older than `within` go first; if none is, `name` is not
-    /// remembered.
+    /// Whether `name` was found without tokens within `within` before `now`.
+    pub(super) fn recent(&self, name: &str, now: OffsetDateTime, within: Duration) -> bool {
+        self.recent_look(name, now, within, |look| look.failure.is_none())
+            .unwrap_or(false)
+    }
+
+    /// The failure of an issue for `name` within `within` before `now`.
+    pub(super) fn recent_failure(
+        &self,
+        name: &str,
+        now: OffsetDateTime,
+        within: Duration,
+    ) -> Option<Error> {
+        self.recent_look(name, now, within, |look| look.failure.as_deref().cloned())
+            .flatten()
+    }
+
+    /// Remembers that `name` had no tokens when the store was asked at `checked` (and, with
+    /// `failure`, that issuing them failed so). When the set is full, the looks older than
+    /// `within` go first; if none is, `name` is not remembered.
     pub(super) fn remember(
         &self,
         name: Arc<str>,
         checked: OffsetDateTime,
         now: OffsetDateTime,
         within: Duration,
+        failure: Option<Error>,
     ) {
         let mut names = self.names();
-        if names.len() >= UNKNOWN_NAMES_KEPT && !names.contains_key(&*name) {
-            names.retain(|_, &mut at| at <= now && now < super::later(at, within));
-            if names.len() >= UNKNOWN_NAMES_KEPT {
+        let lapses = |at: OffsetDateTime| super::later(at, within);
+        if names.looks.len() >= UNKNOWN_NAMES_KEPT && !names.looks.contains_key(&*name) {
+            // Nothing lapsed yet (and the clock did not step back, which lapses looks too):
+            // no pass over the set.
+            if names.first_lapse.is_some_and(|first| now < first)
+                && names.latest.is_some_and(|latest| latest <= now)
+            {
+                return;
+            }
+            #[cfg(test)]
+            self.passes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            names
+                .looks
+                .retain(|_, look| look.at <= now && now < lapses(look.at));
+            names.first_lapse = names.looks.values().map(|look| lapses(look.at)).min();
+            names.latest = names.looks.values().map(|look| look.at).max();
+            if names.looks.len() >= UNKNOWN_NAMES_KEPT {
                 self.count(&names);
                 return;
             }
         }
-        names.insert(name, checked);
+        let failure = failure.map(Box::new);
+        names.looks.insert(
+            name,
+            Look {
+                at: checked,
+                failure,
+            },
+        );
+        let lapse = lapses(checked);
+        names.first_lapse = Some(names.first_lapse.map_or(lapse, |first| first.min(lapse)));
+        names.latest = Some(names.latest.map_or(checked, |latest| latest.max(checked)));
         self.count(&names);
     }
 
@@ -175,12 +250,49 @@ impl UnknownNames {
             return;
         }
         let mut names = self.names();
-        names.remove(name);
+        names.looks.remove(name);
         self.count(&names);
     }
 
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        self.names().len()
+        self.names().looks.len()
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+    use time::macros::datetime;
+
+    #[test]
+    fn a_full_set_is_not_scanned_for_every_new_name() {
+        let names = UnknownNames::default();
+        let within = Duration::from_secs(5);
+        let now = datetime!(2026-01-01 00:00 UTC);
+        for i in 0..10 * UNKNOWN_NAMES_KEPT {
+            names.remember(Arc::from(format!("ghost-{i}")), now, now, within, None);
+        }
+        assert_eq!(names.len(), UNKNOWN_NAMES_KEPT);
+        // Full of looks that lapse together: one pass finds nothing to drop, and the next
+        // 9000 names are turned away without another.
+        assert!(
+            names.passes.load(Ordering::Relaxed) <= 1,
+            "{:?}",
+            names.passes
+        );
+        // Once they lapse, a pass makes room; a clock stepped back lapses them too.
+        let later = now + within;
+        names.remember(Arc::from("late"), later, later, within, None);
+        assert!(names.recent("late", later, within));
+        assert_eq!(names.len(), 1);
+        for i in 0..UNKNOWN_NAMES_KEPT {
+            names.remember(Arc::from(format!("again-{i}")), later, later, within, None);
+        }
+        let back = now - within;
+        names.remember(Arc::from("back"), back, back, within, None);
+        assert!(names.recent("back", back, within));
+        assert!(!names.recent("late", back, within));
     }
 }

@@ -126,10 +126,14 @@ impl<P: Provider> Inner<P> {
         unsaved: Ready<P::Extras>,
     ) {
         let inner = self.clone();
-        self.tasks.spawn(async move {
-            inner.save_retry(&session, &unsaved).await;
-            inner.release(&session).await;
-        });
+        // The refresh's count of the lease goes with the save.
+        let users = self.lease_users(&session);
+        let handed = super::lease::Counted::take(&users).then_some(users);
+        self.tasks
+            .spawn(super::lease::Counted::scope(handed, async move {
+                inner.save_retry(&session, &unsaved).await;
+                inner.release(&session).await;
+            }));
     }
 
     async fn save_retry(&self, session: &Session<P::Extras>, unsaved: &Ready<P::Extras>) {

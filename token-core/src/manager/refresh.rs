@@ -74,11 +74,7 @@ impl<P: Provider> Inner<P> {
             // Only the provider's failures: a store that failed is asked again at once (it
             // has its own timeouts), and a verdict or a wait the provider asked for is kept
             // in the state and the cooldown already.
-            let remembered = matches!(
-                error,
-                Error::Endpoint(_) | Error::Transport(_) | Error::RetriesExhausted { .. }
-            );
-            if remembered {
+            if remembered(error) {
                 // Not for a generation an insert (or a remove) started since.
                 let until = later(self.clock.now(), self.config.failure_cooldown);
                 session.remember_failure_at(notes.generation, until, error.clone());
@@ -1051,6 +1047,16 @@ impl<P: Provider> Inner<P> {
             self.cooldown.extend(until, wait);
         }
     }
+}
+
+/// Whether a refresh's failure is answered again for `failure_cooldown` rather than the
+/// provider asked once per caller: only the provider's failures (a store that failed is
+/// asked again at once; a verdict or a wait the provider asked for is kept otherwise).
+pub(super) fn remembered(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Endpoint(_) | Error::Transport(_) | Error::RetriesExhausted { .. }
+    )
 }
 
 /// How many times one refresh starts over (or, after a refusal, takes the lease again) after

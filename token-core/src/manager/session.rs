@@ -138,12 +138,13 @@ impl<X> Session<X> {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Counts a handle gone.
-    pub(super) fn handle_dropped(&self) {
-        if let Some(cold) = self.cold.get() {
+    /// Counts a handle gone; whether it was the last.
+    pub(super) fn handle_dropped(&self) -> bool {
+        self.cold.get().is_some_and(|cold| {
             cold.handles
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        }
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed)
+                == 1
+        })
     }
 
     /// Whether a handle holds the session.

@@ -2789,9 +2789,9 @@ async fn a_refresh_of_a_removed_session_does_not_release_the_lease_of_its_succes
     // is still at the provider.
     gate.add_permits(2);
     let users = h.manager.inner.lease_users.lock().unwrap()["s"].clone();
-    until(|| users.0.try_lock().is_ok_and(|count| *count == 1)).await;
+    until(|| users.order.try_lock().is_ok() && users.count.load(Ordering::SeqCst) == 1).await;
     assert_eq!(
-        *users.0.lock().await,
+        users.count.load(Ordering::SeqCst),
         1,
         "the new refresh's use of the lease"
     );
@@ -4088,6 +4088,7 @@ fn no_extras_are_kept_as_serde_would_make_them() {
     assert_eq!(extras_json(&other).unwrap(), other);
 }
 
+mod bounds;
 mod crash;
 mod model;
 mod processes;

@@ -15,7 +15,8 @@ use crate::token_set::StoredTokenSet;
 
 /// Keeps token sets in memory. Cheap, and gone when the process ends. Managers sharing one
 /// `MemoryStore` (through `Arc`) also share its refresh leases, so they refresh a session
-/// one at a time as managers of several processes do over a shared store.
+/// one at a time as managers of several processes do over a shared store. A lease that
+/// lapsed unreleased goes with its session's record; a live one stays for its holder.
 ///
 /// ```
 /// # tokio_test_block_on(async {
@@ -123,9 +124,24 @@ impl MemoryStore {
     /// Deletes the record of `key`, whatever its version (a `TokenManager`'s `remove`).
     pub(crate) fn remove(&self, key: &SessionKey) {
         if let Some(sessions) = self.sessions(key.provider()) {
-            sessions.lock().remove(key.session());
+            let removed = sessions.lock().remove(key.session()).is_some();
             drop(sessions);
             self.forget_if_empty(key.provider());
+            if removed {
+                self.forget_lapsed_lease(key);
+            }
+        }
+    }
+
+    /// Forgets `key`'s lease if it lapsed, as its record goes: a lease outlives its session
+    /// only while its holder may still be refreshing it (as in the other stores).
+    fn forget_lapsed_lease(&self, key: &SessionKey) {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        if leases
+            .get(key)
+            .is_some_and(|(_, until)| *until <= tokio::time::Instant::now())
+        {
+            leases.remove(key);
         }
     }
 
@@ -195,7 +211,9 @@ impl BoundMemoryStore {
     pub(crate) fn remove(&self, key: &SessionKey) {
         match self.sessions(key) {
             Some(sessions) => {
-                sessions.lock().remove(key.session());
+                if sessions.lock().remove(key.session()).is_some() {
+                    self.store.forget_lapsed_lease(key);
+                }
             }
             None => self.store.remove(key),
         }
@@ -412,6 +430,7 @@ impl TokenStore for MemoryStore {
                 drop(records);
                 drop(sessions);
                 self.forget_if_empty(key.provider());
+                self.forget_lapsed_lease(key);
                 Ok(true)
             }
         }
@@ -536,6 +555,45 @@ mod tests {
             .to_stored()
             .unwrap();
         Arc::new(Shared(set, AtomicU64::new(0)))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deleted_session_leaves_no_lapsed_lease_and_keeps_a_live_one() {
+        let store = MemoryStore::new();
+        let ttl = Duration::from_secs(30);
+        // Sessions made and removed for good, each of whose refresh lease lapsed unreleased
+        // (its refresh dropped with its runtime): nothing is left of them.
+        for i in 0..100 {
+            let key = SessionKey::new("p", format!("gone-{i}"));
+            store.save(&key, &set("a"), None).await.unwrap();
+            store.acquire_lease(&key, "dead", ttl).await.unwrap();
+        }
+        tokio::time::advance(ttl).await;
+        for i in 0..100 {
+            let key = SessionKey::new("p", format!("gone-{i}"));
+            if i % 2 == 0 {
+                assert!(store.delete(&key, None).await.unwrap());
+            } else {
+                store.remove(&key);
+            }
+        }
+        assert!(store.is_empty());
+        assert_eq!(
+            store.leases.lock().unwrap().len(),
+            0,
+            "lapsed leases of deleted sessions stay for good"
+        );
+        // A live lease outlives the delete: its holder may still be refreshing.
+        let live = SessionKey::new("p", "live");
+        store.save(&live, &set("a"), None).await.unwrap();
+        store.acquire_lease(&live, "alive", ttl).await.unwrap();
+        assert!(store.delete(&live, None).await.unwrap());
+        assert!(matches!(
+            store.acquire_lease(&live, "other", ttl).await.unwrap(),
+            Lease::HeldByOther { .. }
+        ));
+        store.release_lease(&live, "alive").await.unwrap();
+        assert_eq!(store.leases.lock().unwrap().len(), 0);
     }
 
     #[tokio::test]

@@ -28,7 +28,8 @@ pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 2;
 /// lapsed, or already this holder's (which extends it), in one `INSERT ... ON CONFLICT DO
 /// UPDATE ... WHERE`; otherwise it answers [`Lease::HeldByOther`] with the time left. A
 /// replica that crashes mid-refresh leaves its lease to lapse after its ttl (at most 1000
-/// years: a longer one, up to `Duration::MAX`, lasts that long). The
+/// years: a longer one, up to `Duration::MAX`, lasts that long); `delete` removes a lapsed
+/// lease with the record, and keeps a live one until its holder releases it. The
 /// [`TokenManager`](crate::manager::TokenManager) re-reads the session after taking the lease and
 /// adopts a newer version instead of refreshing with a stale refresh token.
 ///
@@ -133,8 +134,11 @@ impl Sql {
                  WHERE {key} AND version = $4
                  RETURNING version"
             ),
-            delete_any: format!("DELETE FROM {sets} WHERE {key} RETURNING version"),
-            delete_at: format!("DELETE FROM {sets} WHERE {key} AND version = $3 RETURNING version"),
+            // A lease outlives its session only while its holder may still be refreshing
+            // it (as in the file store): a lapsed one goes with the record, or the table
+            // would keep a row for every session ever removed whose lease was not released.
+            delete_any: deleting(&sets, &leases, key, ""),
+            delete_at: deleting(&sets, &leases, key, " AND version = $3"),
             // One statement: take the lease if free, lapsed or ours; otherwise read how long
             // the other holder keeps it (the outer SELECT sees the row as it was before).
             acquire: format!(
@@ -155,6 +159,17 @@ impl Sql {
             release: format!("DELETE FROM {leases} WHERE {key} AND holder = $3"),
         }
     }
+}
+
+/// Deletes the record of the key (`key`, and `condition` on the record), and its lease if
+/// that lapsed; returns the deleted record's version.
+fn deleting(sets: &str, leases: &str, key: &str, condition: &str) -> String {
+    format!(
+        "WITH gone AS (DELETE FROM {sets} WHERE {key}{condition} RETURNING version),
+         lapsed AS (DELETE FROM {leases} WHERE {key} AND expires_at <= clock_timestamp()
+                        AND EXISTS (SELECT 1 FROM gone))
+         SELECT version FROM gone"
+    )
 }
 
 fn migrations(db: &PostgresDatabase) -> Vec<String> {
@@ -608,6 +623,70 @@ pub(crate) mod tests {
             started.elapsed() >= Duration::from_millis(250),
             "lapsed too early"
         );
+        drop_schema(&db).await;
+    }
+
+    /// How many rows `table` of `db`'s schema holds.
+    pub(crate) async fn rows(db: &PostgresDatabase, table: &str) -> i64 {
+        let table = db.table(table);
+        db.run("count", async |client| {
+            let row = client
+                .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+                .await
+                .db("count")?;
+            row.try_get::<_, i64>(0).db("count")
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_deleted_session_leaves_no_lapsed_lease_row_and_keeps_a_live_one() {
+        let Some(url) =
+            test_url("a_deleted_session_leaves_no_lapsed_lease_row_and_keeps_a_live_one")
+        else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-lease-delete");
+        let store = PostgresStore::open(&db).await.unwrap();
+        // Sessions made and removed for good, each of whose refresh lease lapsed unreleased
+        // (a replica killed mid-refresh, a release that failed): nothing is left of them.
+        let short = Duration::from_millis(1);
+        for i in 0..50 {
+            let key = SessionKey::new("p", format!("gone-{i}"));
+            store.save(&key, &set("a"), None).await.unwrap();
+            store.acquire_lease(&key, "dead", short).await.unwrap();
+        }
+        // The database's clock passes the leases' expiry (nothing else waits on this).
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for i in 0..50 {
+            let key = SessionKey::new("p", format!("gone-{i}"));
+            assert!(store.delete(&key, None).await.unwrap());
+        }
+        assert_eq!(rows(&db, "token_sets").await, 0);
+        assert_eq!(
+            rows(&db, "token_leases").await,
+            0,
+            "lapsed lease rows of deleted sessions stay for good"
+        );
+        // A live lease outlives the delete: its holder may still be refreshing the session
+        // (as in the file store); it releases it, and then nothing is left either.
+        let live = SessionKey::new("p", "live");
+        store.save(&live, &set("a"), None).await.unwrap();
+        store
+            .acquire_lease(&live, "alive", Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(store.delete(&live, None).await.unwrap());
+        assert!(matches!(
+            store
+                .acquire_lease(&live, "other", Duration::from_secs(30))
+                .await
+                .unwrap(),
+            Lease::HeldByOther { .. }
+        ));
+        store.release_lease(&live, "alive").await.unwrap();
+        assert_eq!(rows(&db, "token_leases").await, 0);
         drop_schema(&db).await;
     }
 

@@ -623,7 +623,7 @@ async fn a_lease_granted_after_a_long_wait_for_another_lease_user_here_is_held_f
         .entry(Arc::from("s"))
         .or_default()
         .clone();
-    let turn = users.0.lock().await;
+    let turn = users.order.lock().await;
     let caller = asks(&h.manager);
     let lease = ManagerConfig::default().lease_ttl;
     tokio::time::sleep(lease + Duration::from_secs(5)).await;
