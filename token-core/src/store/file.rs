@@ -40,8 +40,10 @@ const RECORD_SUFFIX: &str = ".json";
 const LEASE_SUFFIX: &str = ".lease";
 /// The extension of records and leases being written.
 const TEMP_SUFFIX: &str = ".tmp";
-/// A record larger than this is not one of ours.
-const MAX_RECORD_BYTES: u64 = 1 << 20;
+/// A record larger than this is not one of ours: twice what the client reads of an answer
+/// by default ([`DEFAULT_MAX_BODY`](crate::transport::DEFAULT_MAX_BODY)), so that any set an
+/// answer holds is saved (written as compact JSON, a record is about the answer's size).
+const MAX_RECORD_BYTES: u64 = 2 << 20;
 /// A lease larger than this is not one of ours.
 const MAX_LEASE_BYTES: u64 = 64 << 10;
 /// Domain separation for record file names.
@@ -249,7 +251,7 @@ impl TokenStore for FileStore {
                 session: key.session(),
                 record: &value,
             };
-            let bytes = serde_json::to_vec_pretty(&record).map_err(|e| {
+            let bytes = serde_json::to_vec(&record).map_err(|e| {
                 StoreError::backend(format!("file store: cannot encode the record of {key}"), e)
             })?;
             if bytes.len() as u64 > MAX_RECORD_BYTES {
@@ -1065,6 +1067,37 @@ mod tests {
             }
         );
         assert!(store.save(&key, &set("b"), Some(version)).await.unwrap() > version);
+    }
+
+    /// Any set a provider's answer can hold (the client reads at most
+    /// `transport::DEFAULT_MAX_BODY` bytes) is saved and loads back: its record is written as
+    /// compact JSON, which is about the size of the answer, and the store loads records
+    /// well over that size. Pretty-printed, a few kilobytes of nested extras grow past a
+    /// megabyte (every element on its own line, indented by its depth), and a save that can
+    /// never succeed keeps the spent refresh token in the store.
+    #[tokio::test]
+    async fn a_set_as_large_as_an_answer_can_hold_is_saved_and_loads() {
+        let tmp = TempDir::new().unwrap();
+        let store = FileStore::open(tmp.path()).unwrap();
+        let key = SessionKey::new("p", "s");
+        // 10 KB of JSON: 5,000 numbers 100 arrays deep.
+        let mut nested = serde_json::Value::Array(vec![serde_json::json!(1); 5_000]);
+        for _ in 0..100 {
+            nested = serde_json::Value::Array(vec![nested]);
+        }
+        assert!(serde_json::to_vec(&nested).unwrap().len() < 11_000);
+        // A string filling what an answer can hold.
+        let long = "x".repeat(crate::transport::DEFAULT_MAX_BODY - 100);
+        for extras in [nested, serde_json::json!({ "note": long })] {
+            let record: StoredRecord = TokenSet::<serde_json::Value>::new(AccessToken::new("at"))
+                .with_refresh_token(RefreshToken::new("rt"))
+                .with_extras(extras)
+                .into();
+            let version = store.save(&key, &record, None).await.unwrap();
+            let loaded = store.load(&key).await.unwrap().unwrap();
+            assert_eq!((loaded.version, &loaded.value), (version, &record));
+            store.delete(&key, Some(version)).await.unwrap();
+        }
     }
 
     #[cfg(unix)]
