@@ -1,9 +1,7 @@
 //! Authorization code scenarios, run on every issuer store (the memory store in `tests.rs`,
 //! PostgreSQL with two replicas in `postgres.rs`): `a` and `b` share one store and `clock`.
 
-use std::sync::{Arc, Mutex};
-
-use super::tests::refresh as refresh_of;
+use super::tests::{capture_logs, refresh as refresh_of};
 use super::*;
 use crate::clock::ManualClock;
 use crate::pkce::challenge_s256;
@@ -38,7 +36,7 @@ pub(super) async fn a_code_is_redeemed_once_and_a_replay_revokes_its_pair(a: &Is
     assert_eq!(first.subject, "alice");
     assert_eq!(first.tokens.extras["customerId"], "c-1");
     assert_eq!(first.tokens.scope.as_deref(), Some("payments"));
-    let rotated = a.refresh(&refresh_of(&first)).await.unwrap();
+    let rotated = a.refresh_for(&refresh_of(&first), CLIENT).await.unwrap();
     let live = rotated.tokens.access_token.expose_secret();
     assert!(b.authenticate(live).await.is_ok());
 
@@ -48,7 +46,7 @@ pub(super) async fn a_code_is_redeemed_once_and_a_replay_revokes_its_pair(a: &Is
         b.authenticate(live).await,
         Err(IssuerError::InvalidAccessToken)
     ));
-    assert!(b.refresh(&refresh_of(&rotated)).await.is_err());
+    assert!(b.refresh_for(&refresh_of(&rotated), CLIENT).await.is_err());
     // An unrelated pair of the same subject lives on.
     let other = a.issue("alice", serde_json::json!({})).await.unwrap();
     let replay = b.redeem_code(code.expose_secret(), exchange()).await;
@@ -170,24 +168,7 @@ pub(super) async fn a_code_is_refused_to_another_client_redirect_or_verifier(
 /// The code appears in no log line, no `Debug` (of the issuer, the store, the errors), and
 /// no error message.
 pub(super) async fn a_code_is_never_logged_or_shown(a: &Issuer, store: &dyn fmt::Debug) {
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_logs();
 
     let code = a.issue_code(grant()).await.unwrap();
     let secret = code.expose_secret().to_owned();
@@ -205,7 +186,7 @@ pub(super) async fn a_code_is_never_logged_or_shown(a: &Issuer, store: &dyn fmt:
         .unwrap_err();
     shown.push(format!("{error:?} {error} {:?}", exchange()));
     shown.push(format!("{store:?}"));
-    shown.push(String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned());
+    shown.push(captured.text());
     for text in &shown {
         assert!(!text.contains(&secret), "{text}");
         assert!(!text.contains(mismatch.expose_secret()), "{text}");
@@ -226,8 +207,8 @@ pub(super) async fn a_replayed_code_revokes_its_pair_after_a_purge(
         .redeem_code(code.expose_secret(), exchange())
         .await
         .unwrap();
-    let second = a.refresh(&refresh_of(&first)).await.unwrap();
-    let third = b.refresh(&refresh_of(&second)).await.unwrap();
+    let second = a.refresh_for(&refresh_of(&first), CLIENT).await.unwrap();
+    let third = b.refresh_for(&refresh_of(&second), CLIENT).await.unwrap();
     clock.advance(time::Duration::try_from(PURGE_GRACE).unwrap() + time::Duration::seconds(1));
     assert!(
         a.purge().await.unwrap() >= 2,

@@ -101,7 +101,7 @@ impl IssuerStore for MemoryIssuerStore {
             PairState::Replaced { successor, .. } => inner.records.get(successor),
             _ => None,
         };
-        match current.verdict(successor, rotation.now) {
+        match current.verdict(rotation.client, successor, rotation.now) {
             RotateVerdict::Reject(rejection) => Ok(RotateOutcome::Rejected(rejection)),
             RotateVerdict::Reuse(tokens) => Ok(RotateOutcome::Reused {
                 subject: current.subject.clone(),

@@ -8,6 +8,11 @@
 //! answers that same successor again (a client whose answer was lost can recover); after it,
 //! or once the successor itself was rotated, the old token is dead.
 //!
+//! A pair issued to a client ([`Issuer::issue_for`], or a code exchange) is bound to it, and
+//! so is every successor: only that client may refresh it ([`Issuer::refresh_for`], RFC 6749
+//! section 6); to any other it is an unknown refresh token. A pair issued without a client
+//! ([`Issuer::issue`]) may be refreshed by anyone holding its refresh token.
+//!
 //! Authorization codes ([`Issuer::issue_code`], [`Issuer::redeem_code`]) are kept the same
 //! way, as hashes, bound to a client, redirect URI, PKCE challenge, scope and subject; the
 //! store redeems each at most once, and a code presented again revokes the pair it gave.
@@ -163,14 +168,62 @@ impl Issuer {
     }
 
     /// Issues a new pair for `subject`, carrying `extras` (Alipay+ `customerId`...) in the
-    /// token set and in every successor.
+    /// token set and in every successor. The pair is bound to no client: whoever presents
+    /// its refresh token may refresh it, with [`refresh`](Self::refresh) or
+    /// [`refresh_for`](Self::refresh_for) (a wallet issuing for its own customers, a
+    /// sandbox). [`issue_for`](Self::issue_for) binds it to a client.
     pub async fn issue(
         &self,
         subject: impl Into<String>,
         extras: serde_json::Value,
     ) -> Result<Issued, IssuerError> {
+        self.issue_bound(None, subject.into(), extras).await
+    }
+
+    /// Issues a new pair for `subject` to the client `client_id` (a `client_credentials`
+    /// grant, say), carrying `extras` like [`issue`](Self::issue). The pair and every
+    /// successor are bound to that client: only [`refresh_for`](Self::refresh_for) with the
+    /// same client refreshes it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use token_core::clock::ManualClock;
+    /// use token_core::issuer::{Issuer, IssuerConfig, IssuerError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), IssuerError> {
+    /// let issuer = Issuer::in_memory(Arc::new(ManualClock::default()), IssuerConfig::default());
+    /// let issued = issuer.issue_for("app-1", "app-1", serde_json::json!({})).await?;
+    /// let refresh = issued.tokens.refresh_token.clone().expect("the issuer always issues one");
+    /// // Another client, or none, learns only that the token is invalid...
+    /// assert!(matches!(
+    ///     issuer.refresh_for(refresh.expose_secret(), "app-2").await,
+    ///     Err(IssuerError::InvalidRefreshToken)
+    /// ));
+    /// assert!(issuer.refresh(refresh.expose_secret()).await.is_err());
+    /// // ...and the client it was issued to still refreshes it.
+    /// issuer.refresh_for(refresh.expose_secret(), "app-1").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn issue_for(
+        &self,
+        client_id: impl Into<String>,
+        subject: impl Into<String>,
+        extras: serde_json::Value,
+    ) -> Result<Issued, IssuerError> {
+        self.issue_bound(Some(client_id.into()), subject.into(), extras)
+            .await
+    }
+
+    async fn issue_bound(
+        &self,
+        client: Option<String>,
+        subject: String,
+        extras: serde_json::Value,
+    ) -> Result<Issued, IssuerError> {
         let now = self.clock.now();
-        let minted = self.mint(subject.into(), extras, now);
+        let minted = self.mint(client, subject, extras, now);
         let issued = Issued {
             subject: minted.record.subject.clone(),
             tokens: minted.tokens,
@@ -181,21 +234,77 @@ impl Issuer {
         Ok(issued)
     }
 
-    /// Rotates: checks `refresh_token`, issues the successor pair and invalidates the old
-    /// access and refresh token at once.
+    /// Rotates for a caller that authenticated no client: checks `refresh_token`, issues the
+    /// successor pair and invalidates the old access and refresh token at once.
     ///
     /// Presented again within the reuse window, the old refresh token answers exactly the
     /// same successor ([`Issued::reused`] is then `true`), as long as that successor has not
     /// been rotated or revoked itself; otherwise it is [`IssuerError::UsedRefreshToken`].
+    ///
+    /// Only a pair issued without a client ([`issue`](Self::issue)) is refreshed this way; a
+    /// pair bound to a client is [`IssuerError::InvalidRefreshToken`] here (see
+    /// [`refresh_for`](Self::refresh_for)).
     pub async fn refresh(&self, refresh_token: &str) -> Result<Issued, IssuerError> {
+        self.rotate(refresh_token, None).await
+    }
+
+    /// Rotates like [`refresh`](Self::refresh), for the authenticated client `client_id`
+    /// (RFC 6749 section 6: the refresh token must have been issued to it).
+    ///
+    /// A pair bound to another client ([`issue_for`](Self::issue_for), a code exchange) is
+    /// refused exactly as an unknown refresh token is, [`IssuerError::InvalidRefreshToken`]:
+    /// nothing rotates, nothing is revoked (even with
+    /// [`revoke_on_reuse`](IssuerConfig::revoke_on_reuse), the pair's own client is not
+    /// punished for another's request), nothing is logged, and the presenting client learns
+    /// nothing about the token. A pair issued without a client is refreshed for any client.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use token_core::clock::ManualClock;
+    /// use token_core::issuer::{CodeExchange, CodeGrant, Issuer, IssuerConfig, IssuerError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), IssuerError> {
+    /// let issuer = Issuer::in_memory(Arc::new(ManualClock::default()), IssuerConfig::default());
+    /// let code = issuer.issue_code(CodeGrant::new("app-1", "alice")).await?;
+    /// let issued = issuer.redeem_code(code.expose_secret(), CodeExchange::new("app-1")).await?;
+    /// let refresh = issued.tokens.refresh_token.clone().expect("the issuer always issues one");
+    /// assert!(matches!(
+    ///     issuer.refresh_for(refresh.expose_secret(), "app-2").await,
+    ///     Err(IssuerError::InvalidRefreshToken)
+    /// ));
+    /// let next = issuer.refresh_for(refresh.expose_secret(), "app-1").await?;
+    /// assert_eq!(next.subject, "alice");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn refresh_for(
+        &self,
+        refresh_token: &str,
+        client_id: &str,
+    ) -> Result<Issued, IssuerError> {
+        self.rotate(refresh_token, Some(client_id)).await
+    }
+
+    async fn rotate(
+        &self,
+        refresh_token: &str,
+        client: Option<&str>,
+    ) -> Result<Issued, IssuerError> {
         let now = self.clock.now();
         let presented = TokenHash::of(refresh_token);
         let mint = |old: &PairRecord| match self.config.refresh_rotation {
-            RefreshRotation::Rotate => self.mint(old.subject.clone(), old.extras.clone(), now),
+            RefreshRotation::Rotate => self.mint(
+                old.client.clone(),
+                old.subject.clone(),
+                old.extras.clone(),
+                now,
+            ),
             keep => self.renew_access(old, refresh_token, keep, now),
         };
         let rotation = Rotation {
             presented: &presented,
+            client,
             now,
             reuse_window: self.config.reuse_window,
             mint: &mint,
@@ -295,9 +404,10 @@ impl Issuer {
     }
 
     /// Redeems `code` (RFC 6749 section 4.1.3): issues a pair for the code's subject (carrying
-    /// its extras, the answer its scope), once. The exchange's client must be the code's, its
-    /// redirect URI the authorization request's (when that had one), and its PKCE verifier
-    /// must match the code's challenge (and be absent without one).
+    /// its extras, the answer its scope), once, bound to the code's client (only
+    /// [`refresh_for`](Self::refresh_for) that client refreshes it). The exchange's client
+    /// must be the code's, its redirect URI the authorization request's (when that had one),
+    /// and its PKCE verifier must match the code's challenge (and be absent without one).
     ///
     /// A wrong client, redirect URI or verifier uses the code up ([`IssuerError::AuthCodeMismatch`]).
     /// A code presented again is [`IssuerError::UsedAuthCode`], and the pair the first
@@ -312,7 +422,12 @@ impl Issuer {
         let presented = TokenHash::of(code);
         let mint = |record: &CodeRecord| {
             let grant = &record.grant;
-            let mut minted = self.mint(grant.subject.clone(), grant.extras.clone(), now);
+            let mut minted = self.mint(
+                Some(grant.client_id.clone()),
+                grant.subject.clone(),
+                grant.extras.clone(),
+                now,
+            );
             minted.tokens.scope = grant.scope.clone();
             minted
         };
@@ -393,7 +508,7 @@ impl Issuer {
             return Ok(false);
         };
         let next = self.store.find_by_refresh(&successor).await?;
-        match record.verdict(next.as_ref(), now) {
+        match record.state_verdict(next.as_ref(), now) {
             RotateVerdict::Reuse(_) => Ok(self.revoke_lineage(successor).await? > 0),
             _ => Ok(false),
         }
@@ -405,10 +520,21 @@ impl Issuer {
         Ok(self.store.revoke_subject(subject, now).await?)
     }
 
-    fn mint(&self, subject: String, extras: serde_json::Value, now: OffsetDateTime) -> Minted {
+    fn mint(
+        &self,
+        client: Option<String>,
+        subject: String,
+        extras: serde_json::Value,
+        now: OffsetDateTime,
+    ) -> Minted {
         let refresh_expires_at = self.config.refresh_ttl.map(|ttl| later(whole(now), ttl));
         let refresh = format!("rt_{}", random_token());
-        self.mint_with(subject, extras, refresh, refresh_expires_at, now)
+        let pair = Pair {
+            client,
+            subject,
+            extras,
+        };
+        self.mint_with(pair, refresh, refresh_expires_at, now)
     }
 
     /// The successor of `old` when refresh tokens are kept: a new access token beside the
@@ -420,13 +546,13 @@ impl Issuer {
         keep: RefreshRotation,
         now: OffsetDateTime,
     ) -> Minted {
-        let mut minted = self.mint_with(
-            old.subject.clone(),
-            old.extras.clone(),
-            refresh_token.to_owned(),
-            old.refresh_expires_at,
-            now,
-        );
+        let pair = Pair {
+            client: old.client.clone(),
+            subject: old.subject.clone(),
+            extras: old.extras.clone(),
+        };
+        let mut minted =
+            self.mint_with(pair, refresh_token.to_owned(), old.refresh_expires_at, now);
         if keep == RefreshRotation::KeepUnsent {
             minted.tokens.refresh_token = None;
             minted.tokens.refresh_expires_at = None;
@@ -436,12 +562,16 @@ impl Issuer {
 
     fn mint_with(
         &self,
-        subject: String,
-        extras: serde_json::Value,
+        pair: Pair,
         refresh: String,
         refresh_expires_at: Option<OffsetDateTime>,
         now: OffsetDateTime,
     ) -> Minted {
+        let Pair {
+            client,
+            subject,
+            extras,
+        } = pair;
         let now = whole(now);
         let access_expires_at = later(now, self.config.access_ttl);
         let access = match self.config.access_format {
@@ -449,6 +579,7 @@ impl Issuer {
             AccessTokenFormat::UnsignedJwt => unsigned_jwt(&subject, now, access_expires_at),
         };
         let record = PairRecord {
+            client,
             subject,
             access_hash: TokenHash::of(&access),
             refresh_hash: TokenHash::of(&refresh),
@@ -466,6 +597,13 @@ impl Issuer {
         tokens.refresh_expires_at = refresh_expires_at;
         Minted { record, tokens }
     }
+}
+
+/// Who a pair is for and what it carries: what every successor inherits.
+struct Pair {
+    client: Option<String>,
+    subject: String,
+    extras: serde_json::Value,
 }
 
 /// Whole seconds: what a client computes from `expires_in` or a JWT `exp` is then never later
@@ -723,7 +861,7 @@ pub struct Grant {
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IssuerError {
-    /// The refresh token is unknown or revoked.
+    /// The refresh token is unknown, revoked, or issued to another client.
     #[error("the refresh token is invalid")]
     InvalidRefreshToken,
     /// The refresh token was already used for a rotation, outside the reuse window or with a
@@ -828,6 +966,9 @@ impl fmt::Debug for TokenHash {
 /// not `#[non_exhaustive]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PairRecord {
+    /// The client the pair was issued to, and only it may refresh it (kept by every
+    /// successor); `None`: issued without a client ([`Issuer::issue`]), any client may.
+    pub client: Option<String>,
     /// Whom the pair was issued to.
     pub subject: String,
     /// The hash of the access token.
@@ -847,12 +988,36 @@ pub struct PairRecord {
 }
 
 impl PairRecord {
-    /// What a rotation presenting this record's refresh token does at `now`. `successor` is
-    /// the record that replaced this one, if it was replaced and the store still has it.
+    /// What a rotation presenting this record's refresh token for `client` (the
+    /// authenticated client, `None` for none) does at `now`. `successor` is the record that
+    /// replaced this one, if it was replaced and the store still has it.
+    ///
+    /// A pair bound to another client is [`RotateRejection::Unknown`] whatever its state:
+    /// the same answer as a token never issued, and never [`RotateRejection::Used`], which
+    /// could revoke the pair's own client's successor.
     ///
     /// Stores call this inside their atomic [`IssuerStore::rotate`], so every store applies
     /// the same rules.
-    pub fn verdict(&self, successor: Option<&PairRecord>, now: OffsetDateTime) -> RotateVerdict {
+    pub fn verdict(
+        &self,
+        client: Option<&str>,
+        successor: Option<&PairRecord>,
+        now: OffsetDateTime,
+    ) -> RotateVerdict {
+        if !self.is_refreshable_by(client) {
+            return RotateVerdict::Reject(RotateRejection::Unknown);
+        }
+        self.state_verdict(successor, now)
+    }
+
+    /// Whether `client` (`None`: no authenticated client) may refresh this pair: it is the
+    /// pair's client, or the pair has none.
+    pub fn is_refreshable_by(&self, client: Option<&str>) -> bool {
+        self.client.as_deref().is_none_or(|own| client == Some(own))
+    }
+
+    /// [`verdict`](Self::verdict) by the pair's state alone, whoever presents it.
+    fn state_verdict(&self, successor: Option<&PairRecord>, now: OffsetDateTime) -> RotateVerdict {
         match &self.state {
             PairState::Active => {
                 if self.refresh_expires_at.is_some_and(|at| at <= now) {
@@ -961,6 +1126,8 @@ pub struct Minted {
 pub struct Rotation<'a> {
     /// The hash of the presented refresh token.
     pub presented: &'a TokenHash,
+    /// The authenticated client presenting it (`None`: none); see [`PairRecord::verdict`].
+    pub client: Option<&'a str>,
     /// The issuer's current time.
     pub now: OffsetDateTime,
     /// The issuer's reuse window.
@@ -974,6 +1141,7 @@ impl fmt::Debug for Rotation<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Rotation")
             .field("presented", self.presented)
+            .field("client", &self.client)
             .field("now", &self.now)
             .field("reuse_window", &self.reuse_window)
             .finish_non_exhaustive()
@@ -1018,7 +1186,7 @@ pub enum RotateOutcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RotateRejection {
-    /// No pair has this refresh token.
+    /// No pair has this refresh token, or it was issued to another client.
     Unknown,
     /// The refresh token has expired.
     Expired,
@@ -1047,10 +1215,11 @@ pub trait IssuerStore: Send + Sync + 'static {
     async fn find_by_refresh(&self, refresh: &TokenHash) -> Result<Option<PairRecord>, StoreError>;
 
     /// Atomically: finds the pair of `rotation.presented`, asks [`PairRecord::verdict`]
-    /// (with the successor record, if replaced), and on [`RotateVerdict::Rotate`] mints the
-    /// successor, stores it and marks the old pair [replaced](PairRecord::replace_with);
-    /// or, when the successor [keeps](PairRecord::is_kept_by) the refresh token, stores the
-    /// successor in the old pair's place (the old access token no longer found).
+    /// (with `rotation.client`, and the successor record if replaced), and on
+    /// [`RotateVerdict::Rotate`] mints the successor, stores it and marks the old pair
+    /// [replaced](PairRecord::replace_with); or, when the successor
+    /// [keeps](PairRecord::is_kept_by) the refresh token, stores the successor in the old
+    /// pair's place (the old access token no longer found).
     async fn rotate(&self, rotation: Rotation<'_>) -> Result<RotateOutcome, StoreError>;
 
     /// Revokes the live pair whose access or refresh token has this hash; returns whether one
@@ -1103,6 +1272,8 @@ fn unsigned_jwt(subject: &str, now: OffsetDateTime, expires_at: OffsetDateTime) 
     format!("{header}.{payload}.")
 }
 
+#[cfg(test)]
+mod client_tests;
 #[cfg(test)]
 mod code_tests;
 #[cfg(test)]

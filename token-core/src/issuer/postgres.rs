@@ -20,7 +20,7 @@ use crate::postgres::{DbResult, PostgresDatabase};
 use crate::token_set::StoredTokenSet;
 
 /// The schema version [`PostgresIssuerStore`] migrates its table to.
-pub const ISSUER_SCHEMA_VERSION: i32 = 2;
+pub const ISSUER_SCHEMA_VERSION: i32 = 3;
 
 /// An [`IssuerStore`] in PostgreSQL, shared by several issuer replicas.
 ///
@@ -41,7 +41,9 @@ pub const ISSUER_SCHEMA_VERSION: i32 = 2;
 ///     state_at           timestamptz,           -- when replaced or revoked
 ///     successor          bytea,                 -- replaced: the successor's refresh_hash
 ///     reuse_until        timestamptz,           -- replaced: end of the reuse window
-///     reuse_tokens       jsonb);                -- replaced: the successor as issued
+///     reuse_tokens       jsonb,                 -- replaced: the successor as issued
+///     client_id          text);                 -- since version 3: the client it was
+///                                               -- issued to (NULL: none, any may refresh)
 ///
 /// CREATE TABLE issuer_codes (                   -- since version 2
 ///     code_hash      bytea PRIMARY KEY,         -- SHA-256 of the authorization code
@@ -61,8 +63,10 @@ pub const ISSUER_SCHEMA_VERSION: i32 = 2;
 /// to answer the same pair again; [`purge`](IssuerStore::purge) removes them with the row).
 /// [`rotate`](IssuerStore::rotate) runs in one transaction that locks the presented pair's
 /// row (`SELECT ... FOR UPDATE`) and its successor's (`FOR SHARE`), so concurrent rotations
-/// with one refresh token, on any replica, agree on one successor; a code redemption locks
-/// the code's row the same way, so one code gives at most one pair. Times are kept to the
+/// with one refresh token, on any replica, agree on one successor; a pair whose `client_id`
+/// is not the presenting client's is refused in that transaction ([`PairRecord::verdict`]),
+/// unchanged. A code redemption locks the code's row the same way, so one code gives at
+/// most one pair. Times are kept to the
 /// microsecond. A [`purge`](IssuerStore::purge) deletes in batches, passes over rows a
 /// transaction in flight holds, and never forgets what is still alive by the database's own
 /// clock, whatever the replica's clock says.
@@ -96,7 +100,8 @@ impl fmt::Debug for PostgresIssuerStore {
 }
 
 const COLUMNS: &str = "subject, access_hash, refresh_hash, issued_at, access_expires_at, \
-     refresh_expires_at, extras, state, state_at, successor, reuse_until, reuse_tokens";
+     refresh_expires_at, extras, state, state_at, successor, reuse_until, reuse_tokens, \
+     client_id";
 
 struct Sql {
     insert: String,
@@ -170,7 +175,7 @@ impl Sql {
             ),
             insert: format!(
                 "INSERT INTO {pairs} ({COLUMNS})
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
             ),
             by_access: format!("SELECT {COLUMNS} FROM {pairs} WHERE access_hash = $1"),
             by_refresh: format!("SELECT {COLUMNS} FROM {pairs} WHERE refresh_hash = $1"),
@@ -267,6 +272,8 @@ fn migrations(db: &PostgresDatabase) -> Vec<String> {
                  pair           bytea);
              CREATE INDEX issuer_codes_expiry ON {codes} (expires_at);"
         ),
+        // Pairs from before it were issued without a client: NULL, refreshable by any.
+        format!("ALTER TABLE {pairs} ADD COLUMN client_id text;"),
     ]
 }
 
@@ -406,6 +413,7 @@ fn record_of(row: &Row) -> Result<PairRecord, StoreError> {
         _ => return Err(corrupt("unknown state")),
     };
     Ok(PairRecord {
+        client: row.try_get("client_id").db(READ)?,
         subject: row.try_get("subject").db(READ)?,
         access_hash: hash_of(row.try_get("access_hash").db(READ)?, "access_hash")?,
         refresh_hash: hash_of(row.try_get("refresh_hash").db(READ)?, "refresh_hash")?,
@@ -454,7 +462,7 @@ async fn insert_record(
     let state = StateColumns::of(&record.state)?;
     let access = record.access_hash.as_bytes().as_slice();
     let refresh = record.refresh_hash.as_bytes().as_slice();
-    let params: [&(dyn ToSql + Sync); 12] = [
+    let params: [&(dyn ToSql + Sync); 13] = [
         &record.subject,
         &access,
         &refresh,
@@ -467,6 +475,7 @@ async fn insert_record(
         &state.successor,
         &state.reuse_until,
         &state.reuse_tokens,
+        &record.client,
     ];
     client.execute(sql, &params).await.db("insert a pair")?;
     Ok(())
@@ -522,7 +531,8 @@ impl IssuerStore for PostgresIssuerStore {
                         .transpose()?,
                     _ => None,
                 };
-                let outcome = match current.verdict(successor.as_ref(), rotation.now) {
+                let verdict = current.verdict(rotation.client, successor.as_ref(), rotation.now);
+                let outcome = match verdict {
                     RotateVerdict::Reject(rejection) => RotateOutcome::Rejected(rejection),
                     RotateVerdict::Reuse(tokens) => RotateOutcome::Reused {
                         subject: current.subject.clone(),
@@ -755,6 +765,17 @@ mod tests {
         // Purged only when a test asks, so that it sees what each purge forgets.
         let config = IssuerConfig::default()
             .with_reuse_window(window)
+            .with_purge_every(None);
+        replicas_with(url, config).await
+    }
+
+    /// Replicas with a reuse window that revoke what descends from a used-up refresh token.
+    async fn replicas_detecting_reuse(
+        url: &str,
+    ) -> (Issuer, Issuer, ManualClock, PostgresDatabase) {
+        let config = IssuerConfig::default()
+            .with_reuse_window(WINDOW)
+            .with_revoke_on_reuse(true)
             .with_purge_every(None);
         replicas_with(url, config).await
     }
@@ -1086,11 +1107,7 @@ mod tests {
         ) else {
             return;
         };
-        let config = IssuerConfig::default()
-            .with_reuse_window(WINDOW)
-            .with_revoke_on_reuse(true)
-            .with_purge_every(None);
-        let (a, b, clock, db) = replicas_with(&url, config).await;
+        let (a, b, clock, db) = replicas_detecting_reuse(&url).await;
         crate::issuer::tests::a_replay_racing_the_clients_rotation_leaves_no_live_descendant(
             &a, &b, &clock,
         )
@@ -1199,7 +1216,7 @@ mod tests {
             &format!(
                 "INSERT INTO {} ({COLUMNS})
                  SELECT 'bob', sha256(('a' || i)::bytea), sha256(('r' || i)::bytea), now(), now(),
-                        NULL, '{{}}', 'revoked', now(), NULL, NULL, NULL
+                        NULL, '{{}}', 'revoked', now(), NULL, NULL, NULL, NULL
                  FROM generate_series(1, {dead}) AS i",
                 db.table("issuer_pairs")
             ),
@@ -1288,6 +1305,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn pairs_are_bound_to_their_client_across_replicas() {
+        let Some(url) = test_url("pairs_are_bound_to_their_client_across_replicas") else {
+            return;
+        };
+        let (a, b, clock, db) = replicas_detecting_reuse(&url).await;
+        use crate::issuer::client_tests as scenario;
+        scenario::a_pair_is_refreshed_only_by_the_client_it_was_issued_to(&a, &b).await;
+        scenario::a_wrong_client_gets_no_reuse_answer_and_revokes_nothing(&a, &b, &clock).await;
+        drop_schema(&db).await;
+    }
+
+    #[tokio::test]
     async fn a_table_dropped_by_hand_is_a_typed_error_at_open() {
         let Some(url) = test_url("a_table_dropped_by_hand_is_a_typed_error_at_open") else {
             return;
@@ -1301,27 +1330,53 @@ mod tests {
         drop_schema(&db).await;
     }
 
+    /// A store at each older version, with a pair issued then, migrates to the current one:
+    /// codes work, the old pair (issued before clients were recorded) is refreshed by any
+    /// client, and new pairs are bound to theirs.
     #[tokio::test]
-    async fn a_version_1_schema_migrates_to_the_code_table() {
-        let Some(url) = test_url("a_version_1_schema_migrates_to_the_code_table") else {
+    async fn every_older_schema_migrates_to_the_current_one() {
+        let Some(url) = test_url("every_older_schema_migrates_to_the_current_one") else {
             return;
         };
-        let db = test_db(&url, "token-core-test-issuer-v1");
-        db.migrate("issuer", &migrations(&db)[..1]).await.unwrap();
-        let store = PostgresIssuerStore::open(&db).await.unwrap();
-        let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
-        let issuer = Issuer::new(Arc::new(store), Arc::new(clock), IssuerConfig::default());
-        let code = issuer
-            .issue_code(crate::issuer::CodeGrant::new("app-1", "alice"))
-            .await
-            .unwrap();
-        let exchange = crate::issuer::CodeExchange::new("app-1");
-        assert!(
-            issuer
+        let current = usize::try_from(ISSUER_SCHEMA_VERSION).unwrap();
+        for version in 1..current {
+            let db = test_db(&url, "token-core-test-issuer-old");
+            assert_eq!(migrations(&db).len(), current);
+            db.migrate("issuer", &migrations(&db)[..version])
+                .await
+                .unwrap();
+            admin(
+                &db,
+                &format!(
+                    "INSERT INTO {} (subject, access_hash, refresh_hash, issued_at,
+                         access_expires_at, refresh_expires_at, extras, state)
+                     VALUES ('alice', sha256('at_old'::bytea), sha256('rt_old'::bytea), now(),
+                         now() + interval '1 hour', NULL, '{{}}', 'active')",
+                    db.table("issuer_pairs")
+                ),
+            )
+            .await;
+            let store = PostgresIssuerStore::open(&db).await.unwrap();
+            let clock = ManualClock::new(OffsetDateTime::now_utc());
+            let issuer = Issuer::new(Arc::new(store), Arc::new(clock), IssuerConfig::default());
+            let code = issuer
+                .issue_code(crate::issuer::CodeGrant::new("app-1", "bob"))
+                .await
+                .unwrap();
+            let exchange = crate::issuer::CodeExchange::new("app-1");
+            let bound = issuer
                 .redeem_code(code.expose_secret(), exchange)
                 .await
-                .is_ok()
-        );
-        drop_schema(&db).await;
+                .unwrap();
+            assert!(matches!(
+                issuer.refresh_for(&refresh(&bound), "app-2").await,
+                Err(IssuerError::InvalidRefreshToken)
+            ));
+            issuer.refresh_for(&refresh(&bound), "app-1").await.unwrap();
+            let old = issuer.refresh_for("rt_old", "app-2").await.unwrap();
+            assert_eq!(old.subject, "alice", "version {version}");
+            issuer.refresh(&refresh(&old)).await.unwrap();
+            drop_schema(&db).await;
+        }
     }
 }

@@ -32,6 +32,38 @@ pub(super) fn refresh(issued: &Issued) -> String {
         .unwrap_or_default()
 }
 
+/// What `tracing` wrote, at every level, while its guard lived.
+#[derive(Clone, Default)]
+pub(super) struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    pub(super) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures this thread's `tracing` output until the guard drops (run the test on a
+/// current-thread runtime, so that spawned tasks log on this thread).
+pub(super) fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
 #[tokio::test]
 async fn issue_gives_prefixed_random_tokens_with_absolute_expiry() {
     let (issuer, _clock, _store) = issuer();
@@ -547,6 +579,82 @@ mod codes {
             store.purge(crate::clock::Clock::now(&clock)).await.unwrap(),
             1
         );
+    }
+}
+
+mod clients {
+    use super::*;
+    use crate::issuer::client_tests;
+
+    fn issuer() -> (Issuer, ManualClock, Arc<MemoryIssuerStore>) {
+        issuer_with(
+            IssuerConfig::default()
+                .with_reuse_window(WINDOW)
+                .with_revoke_on_reuse(true),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_pair_is_refreshed_only_by_the_client_it_was_issued_to() {
+        let (issuer, _clock, _store) = issuer();
+        client_tests::a_pair_is_refreshed_only_by_the_client_it_was_issued_to(&issuer, &issuer)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_wrong_client_gets_no_reuse_answer_and_revokes_nothing() {
+        let (issuer, clock, _store) = issuer();
+        client_tests::a_wrong_client_gets_no_reuse_answer_and_revokes_nothing(
+            &issuer, &issuer, &clock,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_refresh_refused_to_another_client_logs_nothing() {
+        let (issuer, clock, _store) = issuer();
+        let (captured, _guard) = capture_logs();
+        let first = issuer
+            .issue_for("app-1", "alice", serde_json::json!({}))
+            .await
+            .unwrap();
+        let token = refresh(&first);
+        let second = issuer.refresh_for(&token, "app-1").await.unwrap();
+        issuer
+            .refresh_for(&refresh(&second), "app-1")
+            .await
+            .unwrap();
+        clock.advance(time::Duration::seconds(1));
+        let refused = issuer.refresh_for(&token, "app-2").await;
+        assert!(matches!(refused, Err(IssuerError::InvalidRefreshToken)));
+        assert_eq!(captured.text(), "", "nothing logged, let alone the token");
+        // The client's own replay is logged (without the token): the capture works.
+        let used = issuer.refresh_for(&token, "app-1").await;
+        assert!(matches!(used, Err(IssuerError::UsedRefreshToken)));
+        let logged = captured.text();
+        assert!(logged.contains("used-up refresh token"), "{logged}");
+        assert!(!logged.contains(&token[3..]), "{logged}");
+    }
+
+    #[test]
+    fn a_pair_without_a_client_is_refreshable_by_any_and_a_bound_one_by_its_own() {
+        let (issuer, _clock, _store) = issuer();
+        let mut record = issuer
+            .mint(
+                None,
+                "alice".into(),
+                serde_json::json!({}),
+                issuer.clock.now(),
+            )
+            .record;
+        for client in [None, Some("app-1"), Some("")] {
+            assert!(record.is_refreshable_by(client), "{client:?}");
+        }
+        record.client = Some("app-1".into());
+        assert!(record.is_refreshable_by(Some("app-1")));
+        for client in [None, Some("app-2"), Some(""), Some("APP-1"), Some("app-1 ")] {
+            assert!(!record.is_refreshable_by(client), "{client:?}");
+        }
     }
 }
 

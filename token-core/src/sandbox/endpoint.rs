@@ -145,7 +145,10 @@ where
     }
 
     /// Serves a refresh endpoint: the issuer rotates the refresh token `token_of` reads
-    /// from the request.
+    /// from the request, for no client in particular
+    /// ([`Issuer::refresh`](crate::issuer::Issuer::refresh)): pairs issued with
+    /// [`Issuer::issue`](crate::issuer::Issuer::issue) are refreshed, pairs bound to a client
+    /// refused as unknown.
     pub fn refresh(
         token_of: impl Fn(&E) -> crate::secret::RefreshToken + Send + Sync + 'static,
     ) -> Self {
@@ -206,7 +209,8 @@ where
     /// [`RefusalReason::BadRequest`]; a declared HMAC signature is checked with the config's
     /// `signing_key` (an RSA one needs [`verify_with`](Self::verify_with) and the public key);
     /// then the issuer rotates the refresh token as its [`IssuerConfig`](crate::issuer::IssuerConfig)
-    /// says. [`SandboxBuilder::serve`](super::SandboxBuilder::serve) registers it at `E`'s
+    /// says, for no client in particular, like [`refresh`](Self::refresh) (the sandbox serves
+    /// the one client `config` names). [`SandboxBuilder::serve`](super::SandboxBuilder::serve) registers it at `E`'s
     /// method and path.
     pub fn declared(config: &E::Config) -> Self {
         let key = E::verify_key(config);

@@ -48,11 +48,15 @@ pub fn routes_at(
 }
 
 /// `POST /token`: the grant named by `grant_type` is read with its own definition and served
-/// over the issuer. `refresh_token` rotates ([`Issuer::refresh`](crate::issuer::Issuer::refresh));
-/// `client_credentials` issues a pair whose subject is the client id, accepting any client
-/// secret (this is a sandbox); `authorization_code` redeems a code of [`AuthorizeHandler`]
-/// ([`Issuer::redeem_code`](crate::issuer::Issuer::redeem_code): once, by its client, with its
-/// redirect URI and PKCE verifier). Answers carry `Cache-Control: no-store`.
+/// over the issuer. `client_credentials` issues a pair to the client, whose subject is the
+/// client id, accepting any client secret (this is a sandbox); `authorization_code` redeems a
+/// code of [`AuthorizeHandler`] ([`Issuer::redeem_code`](crate::issuer::Issuer::redeem_code):
+/// once, by its client, with its redirect URI and PKCE verifier); `refresh_token` rotates
+/// for the client the request names, in HTTP Basic or the body
+/// ([`Issuer::refresh_for`](crate::issuer::Issuer::refresh_for); without one,
+/// [`Issuer::refresh`](crate::issuer::Issuer::refresh)): a pair either of the other grants
+/// issued is refreshed only by its own client, and refused to any other as `invalid_grant`,
+/// like an unknown refresh token. Answers carry `Cache-Control: no-store`.
 pub struct TokenHandler {
     refresh: ServeEndpoint<RefreshTokenGrant>,
     client_credentials: ServeEndpoint<ClientCredentialsGrant>,
@@ -62,9 +66,16 @@ pub struct TokenHandler {
 impl Default for TokenHandler {
     fn default() -> Self {
         Self {
-            refresh: ServeEndpoint::refresh(|grant: &RefreshTokenGrant| {
-                grant.refresh_token.clone()
-            }),
+            refresh: ServeEndpoint::new(
+                |grant: RefreshTokenGrant, cx: SandboxContext| async move {
+                    let token = grant.refresh_token.expose_secret();
+                    let issuer = cx.issuer();
+                    Ok(match grant.client.client_id() {
+                        Some(client) => issuer.refresh_for(token, client).await?,
+                        None => issuer.refresh(token).await?,
+                    })
+                },
+            ),
             client_credentials: ServeEndpoint::new(
                 |grant: ClientCredentialsGrant, cx: SandboxContext| async move {
                     let client = grant.client.client_id().map(str::to_owned).ok_or_else(|| {
@@ -73,7 +84,10 @@ impl Default for TokenHandler {
                             "missing client authentication",
                         )
                     })?;
-                    Ok(cx.issuer().issue(client, json!({})).await?)
+                    Ok(cx
+                        .issuer()
+                        .issue_for(client.clone(), client, json!({}))
+                        .await?)
                 },
             ),
             authorization_code: ServeEndpoint::new(

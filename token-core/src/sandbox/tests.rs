@@ -50,6 +50,19 @@ fn get(running: &RunningSandbox, path: &str, token: Option<&str>) -> http::Reque
     request.body(Vec::new()).unwrap()
 }
 
+/// A form POST of `body` to the token endpoint.
+fn post_token(running: &RunningSandbox, body: impl Into<Vec<u8>>) -> http::Request<Vec<u8>> {
+    http::Request::builder()
+        .method(Method::POST)
+        .uri(running.url("/token").as_str())
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body.into())
+        .unwrap()
+}
+
 fn json(response: &http::Response<Vec<u8>>) -> serde_json::Value {
     serde_json::from_slice(response.body()).unwrap_or_default()
 }
@@ -143,17 +156,6 @@ async fn token_endpoint_errors_follow_rfc_6749() {
         assert_eq!(error.kind(), ErrorKind::ReauthRequired, "{name}: {error}");
         assert_eq!(error.provider_code(), Some("invalid_grant"), "{name}");
 
-        let raw = |body: &'static str| {
-            http::Request::builder()
-                .method(Method::POST)
-                .uri(running.url("/token").as_str())
-                .header(
-                    http::header::CONTENT_TYPE,
-                    "application/x-www-form-urlencoded",
-                )
-                .body(body.as_bytes().to_vec())
-                .unwrap()
-        };
         for (body, status, code) in [
             (
                 "grant_type=password&username=a",
@@ -175,7 +177,7 @@ async fn token_endpoint_errors_follow_rfc_6749() {
             ),
             ("grant_type=client_credentials", 401, "invalid_client"),
         ] {
-            let response = client.send(raw(body)).await.unwrap();
+            let response = client.send(post_token(&running, body)).await.unwrap();
             assert_eq!(response.status(), status, "{name}: {body}");
             assert_eq!(json(&response)["error"], code, "{name}: {body}");
         }
@@ -186,6 +188,67 @@ async fn token_endpoint_errors_follow_rfc_6749() {
         let response = client.send(get(&running, "/nowhere", None)).await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{name}");
     }
+}
+
+/// RFC 6749 section 6: a pair the token endpoint issued to a client (an authorization code's,
+/// a `client_credentials` one) is refreshed by that client only. Another client, or none, gets
+/// exactly the answer an unknown refresh token gets, and the pair is not rotated.
+#[tokio::test]
+async fn a_refresh_token_is_refused_to_another_client() {
+    let (running, _clock) = sandbox().await;
+    let client = running.client();
+    let post = |body: String| post_token(&running, body);
+    let refresh = |token: &str, client: &str| {
+        post(format!(
+            "grant_type=refresh_token&refresh_token={token}{client}"
+        ))
+    };
+    let authorize = get(
+        &running,
+        "/authorize?response_type=code&client_id=app-1&login_hint=alice",
+        None,
+    );
+    let code = json(&client.send(authorize).await.unwrap())["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let exchange = post(format!(
+        "grant_type=authorization_code&code={code}&client_id=app-1"
+    ));
+    let by_code = json(&client.send(exchange).await.unwrap());
+    let credentials = post("grant_type=client_credentials&client_id=app-1&client_secret=s".into());
+    let by_credentials = json(&client.send(credentials).await.unwrap());
+
+    let unknown = client
+        .send(refresh("rt_unknown", "&client_id=app-2"))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json(&unknown)["error"], "invalid_grant");
+    for issued in [by_code, by_credentials] {
+        let token = issued["refresh_token"].as_str().unwrap();
+        for other in ["&client_id=app-2", "&client_id=app-2&client_secret=s", ""] {
+            let answer = client.send(refresh(token, other)).await.unwrap();
+            assert_eq!(answer.status(), unknown.status(), "{other}");
+            assert_eq!(answer.body(), unknown.body(), "{other}");
+        }
+        let access = issued["access_token"].as_str().unwrap();
+        running.issuer().authenticate(access).await.unwrap();
+        let answer = client
+            .send(refresh(token, "&client_id=app-1"))
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert!(running.issuer().authenticate(access).await.is_err());
+    }
+    // A pair issued without a client is refreshed by any.
+    let unbound = running.issue("bob").await.unwrap();
+    let token = refresh_of(&unbound);
+    let answer = client
+        .send(refresh(token.expose_secret(), "&client_id=app-2"))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
 }
 
 /// `Authorization` twice (two clients, or a bearer token and a client) is no choice between
