@@ -14,7 +14,7 @@ use crate::error::StoreError;
 use crate::postgres::{DbResult, PostgresDatabase};
 
 /// The schema version [`PostgresStore`] migrates its tables to.
-pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 2;
+pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 3;
 
 /// Keeps token sets in PostgreSQL, so several replicas of a service share every session,
 /// with a refresh lease per session so exactly one replica refreshes it at a time.
@@ -47,7 +47,7 @@ pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 2;
 ///     provider   text NOT NULL,
 ///     session    text NOT NULL,
 ///     version    bigint NOT NULL,
-///     record     jsonb NOT NULL,           -- a StoredRecord, tokens in the clear
+///     record     json NOT NULL,            -- a StoredRecord, tokens in the clear
 ///     updated_at timestamptz NOT NULL DEFAULT now(),
 ///     PRIMARY KEY (provider, session));
 /// CREATE TABLE token_leases (
@@ -184,6 +184,10 @@ fn migrations(db: &PostgresDatabase) -> Vec<String> {
              UPDATE {sets} SET record = jsonb_build_object('kind', 'tokens') || record
                  WHERE NOT record ? 'kind';"
         ),
+        // 3: `json`, which keeps a record as the text it was given: `jsonb` refuses the
+        // `\u0000` of a string holding a NUL character (a provider's answer may carry one).
+        // Nothing queries into the column from here on: jsonb operators stay above.
+        format!("ALTER TABLE {sets} ALTER COLUMN record TYPE json USING record::json;"),
     ]
 }
 
@@ -671,11 +675,9 @@ pub(crate) mod tests {
     }
 
     /// A StoredRecord whose JSON holds `\u0000` (a provider's answer with a NUL character in
-    /// any string) cannot be saved: `jsonb` refuses that escape.
+    /// any string) is saved and loaded as it was, as the file and memory stores do (`jsonb`
+    /// refused that escape: every save failed, and the rotated pair was never persisted).
     #[tokio::test]
-    #[ignore = "known fault: jsonb refuses \\u0000, so a token set holding a NUL character is \
-                never persisted (a Backend error on every save); the file and memory stores \
-                keep it"]
     async fn a_record_holding_a_nul_character_is_saved_and_loaded() {
         let Some(url) = test_url("a_record_holding_a_nul_character_is_saved_and_loaded") else {
             return;
@@ -791,6 +793,82 @@ pub(crate) mod tests {
                 .contains("migrate `token_store` to version 1"),
             "{err}"
         );
+        drop_schema(&db).await;
+    }
+
+    /// Tables of the previous schema version (2: `record jsonb`) migrate at open, two
+    /// processes opening at once: their records and versions are kept, the column becomes
+    /// `json`, and a record holding a NUL character can then be saved over one of them.
+    #[tokio::test]
+    async fn a_version_2_schema_migrates_to_json_and_keeps_its_records() {
+        let Some(url) = test_url("a_version_2_schema_migrates_to_json_and_keeps_its_records")
+        else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-v2-schema");
+        db.migrate("token_store", &migrations(&db)[..2])
+            .await
+            .unwrap();
+        let verdict = StoredRecord::Reauth(crate::store::ReauthVerdict::new(
+            Some("invalid_grant".into()),
+            "refused",
+            time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+        ));
+        let records = [("kept", 7_i64, set("old")), ("verdict", 9, verdict)];
+        let insert = format!(
+            "INSERT INTO {} (provider, session, version, record) VALUES ('p', $1, $2, $3::jsonb)",
+            db.table("token_sets")
+        );
+        for (session, version, record) in &records {
+            let json = serde_json::to_value(record).unwrap();
+            db.run("insert", async |client| {
+                client
+                    .execute(&insert, &[session, version, &json])
+                    .await
+                    .db("insert")
+            })
+            .await
+            .unwrap();
+        }
+        let other = test_db_same_schema(&url, &db);
+        let (a, b) = tokio::join!(PostgresStore::open(&db), PostgresStore::open(&other));
+        let (store, _) = (a.unwrap(), b.unwrap());
+        for (session, version, record) in &records {
+            let loaded = store
+                .load(&SessionKey::new("p", *session))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!((loaded.version, &loaded.value), (*version as u64, record));
+        }
+        let (column, recorded): (String, i32) = db
+            .run("read", async |client| {
+                let row = client
+                    .query_one(
+                        &format!(
+                            "SELECT (SELECT data_type FROM information_schema.columns
+                                     WHERE table_schema = $1 AND table_name = 'token_sets'
+                                       AND column_name = 'record'),
+                                    (SELECT version FROM {} WHERE component = 'token_store')",
+                            db.table("token_core_schema")
+                        ),
+                        &[&db.schema()],
+                    )
+                    .await
+                    .db("read")?;
+                Ok((row.get(0), row.get(1)))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (column.as_str(), recorded),
+            ("json", TOKEN_STORE_SCHEMA_VERSION)
+        );
+        let key = SessionKey::new("p", "kept");
+        let nul = set("at-\0-2");
+        let saved = store.save(&key, &nul, Some(7)).await.unwrap();
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!((loaded.version, loaded.value), (saved, nul));
         drop_schema(&db).await;
     }
 
