@@ -58,6 +58,15 @@ pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 3;
 ///     PRIMARY KEY (provider, session));
 /// ```
 ///
+/// **Names** are kept as PostgreSQL `text` (in a UTF-8 database), with provider and session
+/// as the primary key: a provider, session or lease holder name holding a NUL character,
+/// or a provider and session name longer together than [`MAX_KEY_BYTES`](Self::MAX_KEY_BYTES)
+/// (2048 bytes, well inside what the key's index entry holds), is refused with
+/// [`StoreError::Unsupported`] before any statement is sent: nothing is read or written, no
+/// connection is closed, and the manager gives up on it rather than retry it as an outage.
+/// The file and memory stores take such names; records themselves may hold any string,
+/// NUL characters included (the column is `json`, kept as the text it was saved as).
+///
 /// Every failure of the database is a [`StoreError::Backend`] (a lost connection, a refused
 /// one, a timeout); the connection is then dropped and the next call connects again. A
 /// statement still running at the timeout (waiting for a row another transaction holds
@@ -192,6 +201,9 @@ fn migrations(db: &PostgresDatabase) -> Vec<String> {
 }
 
 impl PostgresStore {
+    /// The most bytes (UTF-8) a provider and a session name may have together.
+    pub const MAX_KEY_BYTES: usize = 2048;
+
     /// Opens the store in `db`'s schema, creating or migrating its tables first.
     ///
     /// Every statement the store sends is then prepared once against the schema, so tables
@@ -245,6 +257,44 @@ fn version_of(
     })
 }
 
+/// Refuses, before any statement is sent, a key the tables cannot hold: `text` takes no NUL
+/// character (22021), and the primary key's index entry no longer names than
+/// [`PostgresStore::MAX_KEY_BYTES`] (54000 past about 2.7 kB once compressed). Sent anyway,
+/// either would be a database error: a [`StoreError::Backend`] the manager retries as an
+/// outage, and a closed connection.
+fn storable(key: &SessionKey) -> Result<(), StoreError> {
+    let (provider, session) = (key.provider(), key.session());
+    for (what, name) in [("provider", provider), ("session", session)] {
+        if name.contains('\0') {
+            return Err(holds_nul(what));
+        }
+    }
+    let bytes = provider.len() + session.len();
+    if bytes > PostgresStore::MAX_KEY_BYTES {
+        return Err(StoreError::Unsupported(format!(
+            "postgres: a provider and session name of {bytes} bytes together, more than the \
+             {} the store keeps",
+            PostgresStore::MAX_KEY_BYTES
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a key or a lease holder name the tables cannot hold (see [`storable`]).
+fn storable_lease(key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+    storable(key)?;
+    match holder.contains('\0') {
+        true => Err(holds_nul("lease holder")),
+        false => Ok(()),
+    }
+}
+
+fn holds_nul(what: &str) -> StoreError {
+    StoreError::Unsupported(format!(
+        "postgres: a {what} name holding a NUL character, which PostgreSQL text cannot hold"
+    ))
+}
+
 /// The longest lease the database is asked for: a longer ttl (up to `Duration::MAX`, which
 /// the file and memory stores grant as "never lapses") would put its expiry past what a
 /// `timestamptz` holds, or its remaining microseconds past a `bigint`.
@@ -258,6 +308,7 @@ fn lease_seconds(ttl: Duration) -> f64 {
 #[async_trait]
 impl TokenStore for PostgresStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        storable(key)?;
         let row = self
             .db
             .run("load", async |client| {
@@ -286,6 +337,7 @@ impl TokenStore for PostgresStore {
         record: &StoredRecord,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
+        storable(key)?;
         let value = serde_json::to_value(record).map_err(|e| StoreError::Backend {
             message: format!("postgres: cannot encode the record of {key}"),
             source: Some(Arc::new(e)),
@@ -323,6 +375,7 @@ impl TokenStore for PostgresStore {
         key: &SessionKey,
         expected: Option<Version>,
     ) -> Result<bool, StoreError> {
+        storable(key)?;
         let (provider, session) = (key.provider(), key.session());
         self.db
             .run("delete", async |client| {
@@ -357,6 +410,7 @@ impl TokenStore for PostgresStore {
         holder: &str,
         ttl: Duration,
     ) -> Result<Lease, StoreError> {
+        storable_lease(key, holder)?;
         let what = "acquire the lease";
         let seconds = lease_seconds(ttl);
         let row = self
@@ -390,6 +444,7 @@ impl TokenStore for PostgresStore {
     }
 
     async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        storable_lease(key, holder)?;
         let what = "release the lease";
         self.db
             .run(what, async |client| {
@@ -409,6 +464,7 @@ impl TokenStore for PostgresStore {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use crate::{secret::AccessToken, secret::RefreshToken, token_set::TokenSet};
 
     pub(crate) use crate::store::postgres_test_server::test_url;
@@ -692,6 +748,86 @@ pub(crate) mod tests {
         let version = saved.unwrap();
         let loaded = loaded.unwrap().unwrap();
         assert_eq!((loaded.version, loaded.value), (version, record));
+    }
+
+    /// Names the tables cannot hold (a NUL character in a provider, session or holder name,
+    /// which `text` refuses; provider and session names too long for the primary key's index
+    /// entry) are refused with a typed error before any statement is sent: not a Backend
+    /// error (an outage to the manager, retried), no connection closed, nothing changed. A
+    /// key at the limit, of incompressible text, is kept.
+    #[tokio::test]
+    async fn names_the_tables_cannot_hold_are_refused_typed_and_change_nothing() {
+        let Some(url) =
+            test_url("names_the_tables_cannot_hold_are_refused_typed_and_change_nothing")
+        else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-names");
+        let store = PostgresStore::open(&db).await.unwrap();
+        let fine = SessionKey::new("p", "fine");
+        let v1 = store.save(&fine, &set("a"), None).await.unwrap();
+        let open = db.pool().status().size;
+        // Random hex: incompressible for the index's compression.
+        let random = |bytes: usize| {
+            let mut text = String::new();
+            while text.len() < bytes {
+                text.push_str(&uuid::Uuid::new_v4().simple().to_string());
+            }
+            text.truncate(bytes);
+            text
+        };
+        let too_long = random(PostgresStore::MAX_KEY_BYTES);
+        let refused = [
+            SessionKey::new("p", "nul-\0-session"),
+            SessionKey::new("p\0", "s"),
+            SessionKey::new("p", too_long.as_str()),
+            SessionKey::new("p", "x".repeat(PostgresStore::MAX_KEY_BYTES)),
+        ];
+        let long = Duration::from_secs(60);
+        for key in &refused {
+            let errors = [
+                store.save(key, &set("b"), None).await.err(),
+                store.save(key, &set("b"), Some(v1)).await.err(),
+                store.load(key).await.err(),
+                store.delete(key, None).await.err(),
+                store.acquire_lease(key, "h", long).await.err(),
+                store.release_lease(key, "h").await.err(),
+            ];
+            for err in errors {
+                let err = err.expect("refused");
+                assert!(
+                    matches!(err, StoreError::Unsupported(_)),
+                    "{key:?}: {err:?}"
+                );
+                assert_eq!(crate::error::Error::from(err).kind(), ErrorKind::Rejected);
+            }
+        }
+        for err in [
+            store.acquire_lease(&fine, "h\0", long).await.err(),
+            store.release_lease(&fine, "h\0").await.err(),
+        ] {
+            let err = err.expect("refused");
+            assert!(matches!(err, StoreError::Unsupported(_)), "{err:?}");
+        }
+        assert_eq!(db.pool().status().size, open, "a connection was closed");
+        let loaded = store.load(&fine).await.unwrap().unwrap();
+        assert_eq!((loaded.version, loaded.value), (v1, set("a")));
+        assert_eq!(
+            store.acquire_lease(&fine, "h", long).await.unwrap(),
+            Lease::Acquired,
+            "a refused holder took no lease"
+        );
+
+        // At the limit, incompressible: kept, leased, loaded.
+        let edge = SessionKey::new("p", random(PostgresStore::MAX_KEY_BYTES - 1));
+        let version = store.save(&edge, &set("edge"), None).await.unwrap();
+        assert_eq!(
+            store.acquire_lease(&edge, "h", long).await.unwrap(),
+            Lease::Acquired
+        );
+        let loaded = store.load(&edge).await.unwrap().unwrap();
+        assert_eq!((loaded.version, loaded.value), (version, set("edge")));
+        drop_schema(&db).await;
     }
 
     #[tokio::test]
