@@ -234,6 +234,13 @@ pub enum StoreError {
     /// where the store keeps a file. The message says what is wrong and how to fix it.
     #[error("store: unsafe location: {0}")]
     Insecure(String),
+    /// The store cannot hold this name (a provider, session or lease holder name): the
+    /// `PostgresStore` takes no NUL character, and no provider and session names longer
+    /// together than its `MAX_KEY_BYTES`. Refused before anything was read or written, so
+    /// nothing changed; asking again cannot help (the manager does not retry it: its
+    /// [kind](Error::kind) is [`Rejected`](ErrorKind::Rejected)).
+    #[error("store: unsupported name: {0}")]
+    Unsupported(String),
     /// The backend failed (I/O, database unreachable).
     #[error("store: {message}")]
     Backend {
@@ -319,7 +326,8 @@ pub enum Error {
         /// Where to send the user, when the provider has one.
         authorize_url: Option<String>,
     },
-    /// The token store failed.
+    /// The token store failed: [`Transient`](ErrorKind::Transient), except a name the
+    /// store cannot hold ([`StoreError::Unsupported`], [`Rejected`](ErrorKind::Rejected)).
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Retrying stopped at its attempt or time bound; the last failure is inside.
@@ -361,6 +369,7 @@ impl Error {
             Self::Endpoint(e) => e.kind(),
             Self::Transport(e) => e.kind,
             Self::ReauthRequired(_) | Self::NoTokens { .. } => ErrorKind::ReauthRequired,
+            Self::Store(StoreError::Unsupported(_)) => ErrorKind::Rejected,
             Self::Store(_) => ErrorKind::Transient,
             Self::RetriesExhausted { last, .. } => last.kind(),
             Self::Config(_) => ErrorKind::Misconfigured,

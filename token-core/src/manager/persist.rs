@@ -167,8 +167,9 @@ impl<P: Provider> Inner<P> {
             match self.save_unsaved(session, unsaved).await {
                 Ok(_) => return,
                 Err(Error::NoTokens { .. }) => return,
-                Err(error @ Error::Store(StoreError::Corrupt(_))) => {
-                    // Another kind of record sits under the key: saving again cannot help.
+                Err(error @ Error::Store(StoreError::Corrupt(_) | StoreError::Unsupported(_))) => {
+                    // Another kind of record sits under the key, or the store cannot hold
+                    // the key: saving again cannot help.
                     tracing::error!(%error, "the new token set cannot be saved; kept in memory");
                     return;
                 }

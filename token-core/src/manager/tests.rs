@@ -1117,6 +1117,99 @@ async fn a_failed_save_keeps_the_new_set_in_use_and_saves_it_later() {
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
 }
 
+/// Refuses every call with `StoreError::Unsupported` (a name the store cannot hold) while
+/// `refusing` is set, and counts the calls refused.
+#[derive(Default)]
+struct RefusingStore {
+    refusing: std::sync::atomic::AtomicBool,
+    refused: AtomicU32,
+    saves_only: bool,
+}
+
+#[async_trait]
+impl Hooks for RefusingStore {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        let applies = !self.saves_only || matches!(call, Call::Save);
+        if applies && self.refusing.load(Ordering::SeqCst) {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError::Unsupported(
+                "a name this store cannot hold".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A name the store refuses is a verdict, not an outage: the caller gets a `Rejected` error
+/// without the provider being asked or the store asked again; a set whose save is refused
+/// stays in use in memory, and the background save gives up rather than retry for ever.
+#[tokio::test(start_paused = true)]
+async fn a_name_the_store_refuses_is_rejected_not_retried_as_an_outage() {
+    let clock = TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));
+    let fake = Arc::new(Fake::new(Arc::new(clock)));
+    let manager_over = |store: Arc<Hooked<RefusingStore>>| {
+        TokenManager::builder(fake.clone())
+            .shared_store(store)
+            .client(NoTransport)
+            .clock(Arc::new(clock))
+            .build()
+            .unwrap()
+    };
+
+    // Every call refused (what a PostgresStore answers for such a name).
+    let store = Arc::new(Hooked::<RefusingStore>::default());
+    store.refusing.store(true, Ordering::SeqCst);
+    let manager = manager_over(store.clone());
+    let error = manager.access_token("s").await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Store(StoreError::Unsupported(_))),
+        "{error:?}"
+    );
+    assert_eq!(error.kind(), ErrorKind::Rejected);
+    let set = TokenSet::new(AccessToken::new("at-0")).with_refresh_token(RefreshToken::new("rt-0"));
+    let error = manager.insert("s", set.clone()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Rejected, "{error:?}");
+    let refused = store.refused.load(Ordering::SeqCst);
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    assert_eq!(store.refused.load(Ordering::SeqCst), refused, "asked again");
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
+    manager.shutdown(Duration::from_secs(60)).await.unwrap();
+
+    // Only saves refused (another store's limit): the rotated set is kept in use, and its
+    // background save stops at the refusal.
+    let store = Arc::new(Hooked::over(
+        MemoryStore::new(),
+        RefusingStore {
+            saves_only: true,
+            ..RefusingStore::default()
+        },
+    ));
+    let manager = manager_over(store.clone());
+    manager
+        .insert("s", set.with_access_expires_at(clock.now()))
+        .await
+        .unwrap();
+    store.refusing.store(true, Ordering::SeqCst);
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    // Well before at-1 is due for a refresh (an hour): a background save retrying would
+    // have asked many times by then.
+    for _ in 0..20 {
+        tokio::time::advance(Duration::from_secs(60)).await;
+        until(|| false).await;
+    }
+    let refused = store.refused.load(Ordering::SeqCst);
+    assert_eq!(refused, 2, "the refresh's save, then the background one");
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+    manager.shutdown(Duration::from_secs(60)).await.unwrap();
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_replica_waiting_on_the_lease_adopts_the_other_replicas_set() {
     let clock = TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));

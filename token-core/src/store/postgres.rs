@@ -14,7 +14,7 @@ use crate::error::StoreError;
 use crate::postgres::{DbResult, PostgresDatabase};
 
 /// The schema version [`PostgresStore`] migrates its tables to.
-pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 2;
+pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 3;
 
 /// Keeps token sets in PostgreSQL, so several replicas of a service share every session,
 /// with a refresh lease per session so exactly one replica refreshes it at a time.
@@ -48,7 +48,7 @@ pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 2;
 ///     provider   text NOT NULL,
 ///     session    text NOT NULL,
 ///     version    bigint NOT NULL,
-///     record     jsonb NOT NULL,           -- a StoredRecord, tokens in the clear
+///     record     json NOT NULL,            -- a StoredRecord, tokens in the clear
 ///     updated_at timestamptz NOT NULL DEFAULT now(),
 ///     PRIMARY KEY (provider, session));
 /// CREATE TABLE token_leases (
@@ -58,6 +58,15 @@ pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 2;
 ///     expires_at timestamptz NOT NULL,     -- the database's clock, not the replicas'
 ///     PRIMARY KEY (provider, session));
 /// ```
+///
+/// **Names** are kept as PostgreSQL `text` (in a UTF-8 database), with provider and session
+/// as the primary key: a provider, session or lease holder name holding a NUL character,
+/// or a provider and session name longer together than [`MAX_KEY_BYTES`](Self::MAX_KEY_BYTES)
+/// (2048 bytes, well inside what the key's index entry holds), is refused with
+/// [`StoreError::Unsupported`] before any statement is sent: nothing is read or written, no
+/// connection is closed, and the manager gives up on it rather than retry it as an outage.
+/// The file and memory stores take such names; records themselves may hold any string,
+/// NUL characters included (the column is `json`, kept as the text it was saved as).
 ///
 /// Every failure of the database is a [`StoreError::Backend`] (a lost connection, a refused
 /// one, a timeout); the connection is then dropped and the next call connects again. A
@@ -199,10 +208,17 @@ fn migrations(db: &PostgresDatabase) -> Vec<String> {
              UPDATE {sets} SET record = jsonb_build_object('kind', 'tokens') || record
                  WHERE NOT record ? 'kind';"
         ),
+        // 3: `json`, which keeps a record as the text it was given: `jsonb` refuses the
+        // `\u0000` of a string holding a NUL character (a provider's answer may carry one).
+        // Nothing queries into the column from here on: jsonb operators stay above.
+        format!("ALTER TABLE {sets} ALTER COLUMN record TYPE json USING record::json;"),
     ]
 }
 
 impl PostgresStore {
+    /// The most bytes (UTF-8) a provider and a session name may have together.
+    pub const MAX_KEY_BYTES: usize = 2048;
+
     /// Opens the store in `db`'s schema, creating or migrating its tables first.
     ///
     /// Every statement the store sends is then prepared once against the schema, so tables
@@ -256,6 +272,44 @@ fn version_of(
     })
 }
 
+/// Refuses, before any statement is sent, a key the tables cannot hold: `text` takes no NUL
+/// character (22021), and the primary key's index entry no longer names than
+/// [`PostgresStore::MAX_KEY_BYTES`] (54000 past about 2.7 kB once compressed). Sent anyway,
+/// either would be a database error: a [`StoreError::Backend`] the manager retries as an
+/// outage, and a closed connection.
+fn storable(key: &SessionKey) -> Result<(), StoreError> {
+    let (provider, session) = (key.provider(), key.session());
+    for (what, name) in [("provider", provider), ("session", session)] {
+        if name.contains('\0') {
+            return Err(holds_nul(what));
+        }
+    }
+    let bytes = provider.len() + session.len();
+    if bytes > PostgresStore::MAX_KEY_BYTES {
+        return Err(StoreError::Unsupported(format!(
+            "postgres: a provider and session name of {bytes} bytes together, more than the \
+             {} the store keeps",
+            PostgresStore::MAX_KEY_BYTES
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a key or a lease holder name the tables cannot hold (see [`storable`]).
+fn storable_lease(key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+    storable(key)?;
+    match holder.contains('\0') {
+        true => Err(holds_nul("lease holder")),
+        false => Ok(()),
+    }
+}
+
+fn holds_nul(what: &str) -> StoreError {
+    StoreError::Unsupported(format!(
+        "postgres: a {what} name holding a NUL character, which PostgreSQL text cannot hold"
+    ))
+}
+
 /// The longest lease the database is asked for: a longer ttl (up to `Duration::MAX`, which
 /// the file and memory stores grant as "never lapses") would put its expiry past what a
 /// `timestamptz` holds, or its remaining microseconds past a `bigint`.
@@ -269,6 +323,7 @@ fn lease_seconds(ttl: Duration) -> f64 {
 #[async_trait]
 impl TokenStore for PostgresStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        storable(key)?;
         let row = self
             .db
             .run("load", async |client| {
@@ -297,6 +352,7 @@ impl TokenStore for PostgresStore {
         record: &StoredRecord,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
+        storable(key)?;
         let value = serde_json::to_value(record).map_err(|e| StoreError::Backend {
             message: format!("postgres: cannot encode the record of {key}"),
             source: Some(Arc::new(e)),
@@ -334,6 +390,7 @@ impl TokenStore for PostgresStore {
         key: &SessionKey,
         expected: Option<Version>,
     ) -> Result<bool, StoreError> {
+        storable(key)?;
         let (provider, session) = (key.provider(), key.session());
         self.db
             .run("delete", async |client| {
@@ -368,6 +425,7 @@ impl TokenStore for PostgresStore {
         holder: &str,
         ttl: Duration,
     ) -> Result<Lease, StoreError> {
+        storable_lease(key, holder)?;
         let what = "acquire the lease";
         let seconds = lease_seconds(ttl);
         let row = self
@@ -401,6 +459,7 @@ impl TokenStore for PostgresStore {
     }
 
     async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        storable_lease(key, holder)?;
         let what = "release the lease";
         self.db
             .run(what, async |client| {
@@ -420,6 +479,7 @@ impl TokenStore for PostgresStore {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use crate::{secret::AccessToken, secret::RefreshToken, token_set::TokenSet};
 
     pub(crate) use crate::store::postgres_test_server::test_url;
@@ -750,11 +810,9 @@ pub(crate) mod tests {
     }
 
     /// A StoredRecord whose JSON holds `\u0000` (a provider's answer with a NUL character in
-    /// any string) cannot be saved: `jsonb` refuses that escape.
+    /// any string) is saved and loaded as it was, as the file and memory stores do (`jsonb`
+    /// refused that escape: every save failed, and the rotated pair was never persisted).
     #[tokio::test]
-    #[ignore = "known fault: jsonb refuses \\u0000, so a token set holding a NUL character is \
-                never persisted (a Backend error on every save); the file and memory stores \
-                keep it"]
     async fn a_record_holding_a_nul_character_is_saved_and_loaded() {
         let Some(url) = test_url("a_record_holding_a_nul_character_is_saved_and_loaded") else {
             return;
@@ -769,6 +827,86 @@ pub(crate) mod tests {
         let version = saved.unwrap();
         let loaded = loaded.unwrap().unwrap();
         assert_eq!((loaded.version, loaded.value), (version, record));
+    }
+
+    /// Names the tables cannot hold (a NUL character in a provider, session or holder name,
+    /// which `text` refuses; provider and session names too long for the primary key's index
+    /// entry) are refused with a typed error before any statement is sent: not a Backend
+    /// error (an outage to the manager, retried), no connection closed, nothing changed. A
+    /// key at the limit, of incompressible text, is kept.
+    #[tokio::test]
+    async fn names_the_tables_cannot_hold_are_refused_typed_and_change_nothing() {
+        let Some(url) =
+            test_url("names_the_tables_cannot_hold_are_refused_typed_and_change_nothing")
+        else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-names");
+        let store = PostgresStore::open(&db).await.unwrap();
+        let fine = SessionKey::new("p", "fine");
+        let v1 = store.save(&fine, &set("a"), None).await.unwrap();
+        let open = db.pool().status().size;
+        // Random hex: incompressible for the index's compression.
+        let random = |bytes: usize| {
+            let mut text = String::new();
+            while text.len() < bytes {
+                text.push_str(&uuid::Uuid::new_v4().simple().to_string());
+            }
+            text.truncate(bytes);
+            text
+        };
+        let too_long = random(PostgresStore::MAX_KEY_BYTES);
+        let refused = [
+            SessionKey::new("p", "nul-\0-session"),
+            SessionKey::new("p\0", "s"),
+            SessionKey::new("p", too_long.as_str()),
+            SessionKey::new("p", "x".repeat(PostgresStore::MAX_KEY_BYTES)),
+        ];
+        let long = Duration::from_secs(60);
+        for key in &refused {
+            let errors = [
+                store.save(key, &set("b"), None).await.err(),
+                store.save(key, &set("b"), Some(v1)).await.err(),
+                store.load(key).await.err(),
+                store.delete(key, None).await.err(),
+                store.acquire_lease(key, "h", long).await.err(),
+                store.release_lease(key, "h").await.err(),
+            ];
+            for err in errors {
+                let err = err.expect("refused");
+                assert!(
+                    matches!(err, StoreError::Unsupported(_)),
+                    "{key:?}: {err:?}"
+                );
+                assert_eq!(crate::error::Error::from(err).kind(), ErrorKind::Rejected);
+            }
+        }
+        for err in [
+            store.acquire_lease(&fine, "h\0", long).await.err(),
+            store.release_lease(&fine, "h\0").await.err(),
+        ] {
+            let err = err.expect("refused");
+            assert!(matches!(err, StoreError::Unsupported(_)), "{err:?}");
+        }
+        assert_eq!(db.pool().status().size, open, "a connection was closed");
+        let loaded = store.load(&fine).await.unwrap().unwrap();
+        assert_eq!((loaded.version, loaded.value), (v1, set("a")));
+        assert_eq!(
+            store.acquire_lease(&fine, "h", long).await.unwrap(),
+            Lease::Acquired,
+            "a refused holder took no lease"
+        );
+
+        // At the limit, incompressible: kept, leased, loaded.
+        let edge = SessionKey::new("p", random(PostgresStore::MAX_KEY_BYTES - 1));
+        let version = store.save(&edge, &set("edge"), None).await.unwrap();
+        assert_eq!(
+            store.acquire_lease(&edge, "h", long).await.unwrap(),
+            Lease::Acquired
+        );
+        let loaded = store.load(&edge).await.unwrap().unwrap();
+        assert_eq!((loaded.version, loaded.value), (version, set("edge")));
+        drop_schema(&db).await;
     }
 
     #[tokio::test]
@@ -870,6 +1008,82 @@ pub(crate) mod tests {
                 .contains("migrate `token_store` to version 1"),
             "{err}"
         );
+        drop_schema(&db).await;
+    }
+
+    /// Tables of the previous schema version (2: `record jsonb`) migrate at open, two
+    /// processes opening at once: their records and versions are kept, the column becomes
+    /// `json`, and a record holding a NUL character can then be saved over one of them.
+    #[tokio::test]
+    async fn a_version_2_schema_migrates_to_json_and_keeps_its_records() {
+        let Some(url) = test_url("a_version_2_schema_migrates_to_json_and_keeps_its_records")
+        else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-v2-schema");
+        db.migrate("token_store", &migrations(&db)[..2])
+            .await
+            .unwrap();
+        let verdict = StoredRecord::Reauth(crate::store::ReauthVerdict::new(
+            Some("invalid_grant".into()),
+            "refused",
+            time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+        ));
+        let records = [("kept", 7_i64, set("old")), ("verdict", 9, verdict)];
+        let insert = format!(
+            "INSERT INTO {} (provider, session, version, record) VALUES ('p', $1, $2, $3::jsonb)",
+            db.table("token_sets")
+        );
+        for (session, version, record) in &records {
+            let json = serde_json::to_value(record).unwrap();
+            db.run("insert", async |client| {
+                client
+                    .execute(&insert, &[session, version, &json])
+                    .await
+                    .db("insert")
+            })
+            .await
+            .unwrap();
+        }
+        let other = test_db_same_schema(&url, &db);
+        let (a, b) = tokio::join!(PostgresStore::open(&db), PostgresStore::open(&other));
+        let (store, _) = (a.unwrap(), b.unwrap());
+        for (session, version, record) in &records {
+            let loaded = store
+                .load(&SessionKey::new("p", *session))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!((loaded.version, &loaded.value), (*version as u64, record));
+        }
+        let (column, recorded): (String, i32) = db
+            .run("read", async |client| {
+                let row = client
+                    .query_one(
+                        &format!(
+                            "SELECT (SELECT data_type FROM information_schema.columns
+                                     WHERE table_schema = $1 AND table_name = 'token_sets'
+                                       AND column_name = 'record'),
+                                    (SELECT version FROM {} WHERE component = 'token_store')",
+                            db.table("token_core_schema")
+                        ),
+                        &[&db.schema()],
+                    )
+                    .await
+                    .db("read")?;
+                Ok((row.get(0), row.get(1)))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (column.as_str(), recorded),
+            ("json", TOKEN_STORE_SCHEMA_VERSION)
+        );
+        let key = SessionKey::new("p", "kept");
+        let nul = set("at-\0-2");
+        let saved = store.save(&key, &nul, Some(7)).await.unwrap();
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!((loaded.version, loaded.value), (saved, nul));
         drop_schema(&db).await;
     }
 
