@@ -621,9 +621,14 @@ impl<P: Provider> Inner<P> {
         next.settle(version, saved);
         if !self.publish_refreshed(session, generation, current.as_ref(), next.clone()) {
             // An insert replaced the session while the provider answered: it wins, and the
-            // answer (for the replaced tokens) is dropped.
+            // answer (for the replaced tokens) is dropped. A remove did (its delete seen by
+            // no save, the store failing): nothing is answered, as when a save finds the
+            // session gone.
             tracing::info!("the session was replaced during the refresh; its result is dropped");
-            return (self.after_insert(session, Ok(next)), false);
+            return (
+                self.after_insert(session, Err(self.no_tokens(session))),
+                false,
+            );
         }
         if let Some(error) = &failure {
             tracing::error!(%error, "could not save the new token set; keeping it in memory");

@@ -1061,10 +1061,15 @@ impl Hooks for FlakyStore {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_failed_save_keeps_the_new_set_in_use_and_saves_it_later() {
+/// A manager over a [`FlakyStore`] (saving for now), its provider configured by
+/// `configure`, and `s` inserted with `at-0`/`rt-0`, the access token expiring now.
+async fn over_flaky_store(
+    configure: impl FnOnce(&mut Fake),
+) -> (Arc<Fake>, Arc<Hooked<FlakyStore>>, TokenManager<Arc<Fake>>) {
     let clock = TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));
-    let fake = Arc::new(Fake::new(Arc::new(clock)));
+    let mut fake = Fake::new(Arc::new(clock));
+    configure(&mut fake);
+    let fake = Arc::new(fake);
     let store = Arc::new(Hooked::<FlakyStore>::default());
     let manager = TokenManager::builder(fake.clone())
         .shared_store(store.clone())
@@ -1072,12 +1077,46 @@ async fn a_failed_save_keeps_the_new_set_in_use_and_saves_it_later() {
         .clock(Arc::new(clock))
         .build()
         .unwrap();
-    let mut events = manager.subscribe();
     let set = TokenSet::new(AccessToken::new("at-0")).with_refresh_token(RefreshToken::new("rt-0"));
     manager
         .insert("s", set.with_access_expires_at(clock.now()))
         .await
         .unwrap();
+    (fake, store, manager)
+}
+
+/// A session removed while its refresh is at the provider, and the store failing the
+/// refreshed set's save: the refresh's callers are answered `NoTokens`, as when the save
+/// finds the session gone, not handed the tokens of a removed session; nothing is left in
+/// the session map.
+#[tokio::test(start_paused = true)]
+async fn a_refresh_whose_session_was_removed_and_whose_save_failed_answers_no_tokens() {
+    let gate = Arc::new(Semaphore::new(0));
+    let (fake, store, manager) = over_flaky_store(|fake| fake.gate = Some(gate.clone())).await;
+    let waiting = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.access_token("s").await }
+    });
+    assert!(until(|| fake.calls.load(Ordering::SeqCst) == 1).await);
+    store.failing.store(true, Ordering::SeqCst);
+    manager.remove("s").await.unwrap();
+    gate.add_permits(10);
+    let answered = waiting.await.unwrap();
+    assert!(
+        matches!(answered, Err(Error::NoTokens { .. })),
+        "{answered:?}"
+    );
+    assert_eq!(manager.inner.sessions.len(), 0);
+    assert!(matches!(
+        manager.access_token("s").await,
+        Err(Error::NoTokens { .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_save_keeps_the_new_set_in_use_and_saves_it_later() {
+    let (fake, store, manager) = over_flaky_store(|_| {}).await;
+    let mut events = manager.subscribe();
 
     store.failing.store(true, Ordering::SeqCst);
     assert_eq!(
