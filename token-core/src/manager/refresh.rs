@@ -42,17 +42,25 @@ impl<P: Provider> Inner<P> {
                 // flight. Its callers asked for a usable token, and one more insert during
                 // their own next try would hand them an expired one. Each turn needs another
                 // insert. (The asking for a lost pair needs no usable token.)
+                // Not once `shutdown` began: that would be a new refresh (a call its deadline
+                // may cut off, the answer lost), and the inserted set is kept for later.
                 Ok(current)
                     if !current.usable(self.clock.now())
                         && !asking
-                        && (notes.overtaken || replaced) => {}
+                        && (notes.overtaken || replaced) =>
+                {
+                    if self.closing() {
+                        break Err(Error::ShuttingDown);
+                    }
+                }
                 // A failure of the tokens an insert replaced meanwhile is not the inserted
-                // set's (it was never sent): the callers get that set, or its refresh.
+                // set's (it was never sent): the callers get that set, or its refresh (not
+                // once `shutdown` began, as above).
                 Err(_) if replaced && !asking => {
                     match self.state(session).as_ref().and_then(Ready::of) {
                         Some(inserted) if inserted.usable(self.clock.now()) => break Ok(inserted),
-                        // Not refreshed once `shutdown` began.
-                        Some(_) if !self.closing() => {}
+                        Some(_) if self.closing() => break Err(Error::ShuttingDown),
+                        Some(_) => {}
                         _ => break outcome,
                     }
                 }
@@ -613,9 +621,14 @@ impl<P: Provider> Inner<P> {
         next.settle(version, saved);
         if !self.publish_refreshed(session, generation, current.as_ref(), next.clone()) {
             // An insert replaced the session while the provider answered: it wins, and the
-            // answer (for the replaced tokens) is dropped.
+            // answer (for the replaced tokens) is dropped. A remove did (its delete seen by
+            // no save, the store failing): nothing is answered, as when a save finds the
+            // session gone.
             tracing::info!("the session was replaced during the refresh; its result is dropped");
-            return (self.after_insert(session, Ok(next)), false);
+            return (
+                self.after_insert(session, Err(self.no_tokens(session))),
+                false,
+            );
         }
         if let Some(error) = &failure {
             tracing::error!(%error, "could not save the new token set; keeping it in memory");

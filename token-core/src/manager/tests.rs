@@ -1061,10 +1061,15 @@ impl Hooks for FlakyStore {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_failed_save_keeps_the_new_set_in_use_and_saves_it_later() {
+/// A manager over a [`FlakyStore`] (saving for now), its provider configured by
+/// `configure`, and `s` inserted with `at-0`/`rt-0`, the access token expiring now.
+async fn over_flaky_store(
+    configure: impl FnOnce(&mut Fake),
+) -> (Arc<Fake>, Arc<Hooked<FlakyStore>>, TokenManager<Arc<Fake>>) {
     let clock = TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));
-    let fake = Arc::new(Fake::new(Arc::new(clock)));
+    let mut fake = Fake::new(Arc::new(clock));
+    configure(&mut fake);
+    let fake = Arc::new(fake);
     let store = Arc::new(Hooked::<FlakyStore>::default());
     let manager = TokenManager::builder(fake.clone())
         .shared_store(store.clone())
@@ -1072,12 +1077,46 @@ async fn a_failed_save_keeps_the_new_set_in_use_and_saves_it_later() {
         .clock(Arc::new(clock))
         .build()
         .unwrap();
-    let mut events = manager.subscribe();
     let set = TokenSet::new(AccessToken::new("at-0")).with_refresh_token(RefreshToken::new("rt-0"));
     manager
         .insert("s", set.with_access_expires_at(clock.now()))
         .await
         .unwrap();
+    (fake, store, manager)
+}
+
+/// A session removed while its refresh is at the provider, and the store failing the
+/// refreshed set's save: the refresh's callers are answered `NoTokens`, as when the save
+/// finds the session gone, not handed the tokens of a removed session; nothing is left in
+/// the session map.
+#[tokio::test(start_paused = true)]
+async fn a_refresh_whose_session_was_removed_and_whose_save_failed_answers_no_tokens() {
+    let gate = Arc::new(Semaphore::new(0));
+    let (fake, store, manager) = over_flaky_store(|fake| fake.gate = Some(gate.clone())).await;
+    let waiting = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.access_token("s").await }
+    });
+    assert!(until(|| fake.calls.load(Ordering::SeqCst) == 1).await);
+    store.failing.store(true, Ordering::SeqCst);
+    manager.remove("s").await.unwrap();
+    gate.add_permits(10);
+    let answered = waiting.await.unwrap();
+    assert!(
+        matches!(answered, Err(Error::NoTokens { .. })),
+        "{answered:?}"
+    );
+    assert_eq!(manager.inner.sessions.len(), 0);
+    assert!(matches!(
+        manager.access_token("s").await,
+        Err(Error::NoTokens { .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_save_keeps_the_new_set_in_use_and_saves_it_later() {
+    let (fake, store, manager) = over_flaky_store(|_| {}).await;
+    let mut events = manager.subscribe();
 
     store.failing.store(true, Ordering::SeqCst);
     assert_eq!(
@@ -1659,35 +1698,43 @@ async fn a_refresh_overtaken_by_two_expired_logins_in_a_row_answers_a_usable_tok
     assert_eq!(answered.expose_secret(), "at-3", "the last login's refresh");
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_refresh_overtaken_by_an_insert_does_not_answer_its_failure_for_the_inserted_tokens() {
-    let (h, gate, waiting) = held_refresh().await;
-    // The old grant's refresh ends in a refusal that is no verdict (a scope withdrawn).
-    let refused = EndpointError::from(ProviderError::new(
+/// A refusal that is no verdict (a scope withdrawn): not retried.
+fn invalid_scope() -> Error {
+    EndpointError::from(ProviderError::new(
         ErrorKind::Rejected,
         StatusCode::BAD_REQUEST,
         "invalid_scope",
-    ));
-    h.fake.then(Step::Fail(refused.into()));
+    ))
+    .into()
+}
+
+/// The user logs in (`rt-login` alone, through `insert_refresh_token`) while the refresh of
+/// [`held_refresh`] is at the provider: returns once the login is stored, its own refresh
+/// then joining the one under way.
+async fn log_in_while_held(h: &Harness) -> tokio::task::JoinHandle<Result<AccessToken, Error>> {
     *h.fake.live.lock().unwrap() = "rt-login".into();
-    // The user logs in (a refresh token alone) while that refresh is at the provider: the
-    // login's own refresh joins the one under way.
     let manager = h.manager.clone();
     let login = tokio::spawn(async move {
         let login = RefreshToken::new("rt-login");
         manager.insert_refresh_token("s", login).await
     });
-    let mut inserted = false;
     for _ in 0..1000 {
         if h.stored_tokens("s").await.is_some_and(|stored| {
             stored.value.refresh_token.as_ref().unwrap().expose_secret() == "rt-login"
         }) {
-            inserted = true;
-            break;
+            return login;
         }
         tokio::task::yield_now().await;
     }
-    assert!(inserted);
+    panic!("the login was not stored");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_overtaken_by_an_insert_does_not_answer_its_failure_for_the_inserted_tokens() {
+    let (h, gate, waiting) = held_refresh().await;
+    // The old grant's refresh ends in a refusal that is no verdict (a scope withdrawn).
+    h.fake.then(Step::Fail(invalid_scope()));
+    let login = log_in_while_held(&h).await;
     gate.add_permits(10);
     // The refusal was of the replaced tokens: the login is refreshed, not refused with it.
     let first = login.await.unwrap().unwrap();
@@ -1698,6 +1745,47 @@ async fn a_refresh_overtaken_by_an_insert_does_not_answer_its_failure_for_the_in
         h.manager.access_token("s").await.unwrap().expose_secret(),
         "at-1"
     );
+}
+
+/// A refresh overtaken by an expired login once `shutdown` has begun does not go on to
+/// refresh the login (a new provider call that the shutdown's deadline may cut off, its
+/// answer lost): its callers are answered `ShuttingDown`, whether the overtaken refresh
+/// succeeded or failed.
+#[tokio::test(start_paused = true)]
+async fn a_refresh_overtaken_by_a_login_during_shutdown_does_not_refresh_the_login() {
+    for fails in [false, true] {
+        let (h, gate, waiting) = held_refresh().await;
+        if fails {
+            h.fake.then(Step::Fail(invalid_scope()));
+        }
+        let login = log_in_while_held(&h).await;
+        let manager = h.manager.clone();
+        let shutting = tokio::spawn(async move { manager.shutdown(Duration::from_secs(30)).await });
+        tokio::task::yield_now().await;
+        gate.add_permits(100);
+        shutting.await.unwrap().unwrap();
+        assert_eq!(
+            *h.fake.presented.lock().unwrap(),
+            ["rt-0"],
+            "fails: {fails}"
+        );
+        let login = login.await.unwrap();
+        assert!(
+            matches!(login, Err(Error::ShuttingDown)),
+            "{fails}: {login:?}"
+        );
+        let waiting = waiting.await.unwrap();
+        assert!(
+            matches!(waiting, Err(Error::ShuttingDown)),
+            "{fails}: {waiting:?}"
+        );
+        // The login is kept for the next process.
+        let stored = h.stored_tokens("s").await.unwrap();
+        assert_eq!(
+            stored.value.refresh_token.unwrap().expose_secret(),
+            "rt-login"
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]
