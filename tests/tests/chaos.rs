@@ -1034,9 +1034,14 @@ async fn scenario(
                 gate.disarm(&session);
                 let subject = format!("{session}/g{next_generation}");
                 next_generation += 1;
+                // A new authorization: a pair issued to `subject`, for no client in
+                // particular (the workers refresh without client authentication), handed to
+                // a worker to insert, as an application hands over a login.
+                let login = sandbox.issue(&subject).await.unwrap();
+                let login = serde_json::to_string(&login).unwrap();
                 rig.send(
                     rng.random_range(0..workers()),
-                    &format!("insert {session} {subject}"),
+                    &format!("insert {session} {subject} {login}"),
                 );
                 let prefix = format!("inserted {session} {subject} ");
                 match rig

@@ -12,8 +12,8 @@
 //! refresh answer it holds back (and which process to kill while it does).
 //!
 //! Commands on stdin, one per line: `go` (start calling), `refresh S` (force a refresh of
-//! session S), `insert S SUBJECT` (obtain a fresh set issued to SUBJECT and insert it as S's
-//! set), `mark` (start the liveness window), `stop` (graceful shutdown, then exit 0).
+//! session S), `insert S SUBJECT SET` (insert SET, a stored set as one line of JSON issued
+//! to SUBJECT by the test's sandbox, as S's set), `mark` (start the liveness window), `stop` (graceful shutdown, then exit 0).
 //! When stdin closes early (the test went away) the worker exits at once.
 //!
 //! Lines on stdout, machine-readable, never a token (fingerprints are 16 hex digits of the
@@ -41,14 +41,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use token_core::issuer::TokenHash;
-use token_core::oauth::ClientCredentialsGrant;
 use token_core::postgres::PostgresDatabase;
 use token_core::sandbox::SandboxOAuth;
 use token_core::store::{PostgresStore, SessionKey, StoredRecord, TokenStore};
 use token_core::transport::ReqwestClient;
 use token_core::{
     error::Error, manager::Event, manager::ManagerConfig, manager::RetryPolicy,
-    manager::TokenManager, store::FileStore,
+    manager::TokenManager, store::FileStore, token_set::StoredTokenSet, token_set::TokenSet,
 };
 
 /// The provider name, the first half of every session key.
@@ -398,16 +397,15 @@ async fn run(args: &HashMap<String, String>) -> i32 {
                     }
                 });
             }
-            ["insert", session, subject] => {
+            ["insert", session, subject, login] => {
                 let manager = manager.clone();
                 let session = (*session).to_owned();
                 let subject = (*subject).to_owned();
-                let base_url = base_url.clone();
+                let login = serde_json::from_str::<StoredTokenSet>(login)
+                    .and_then(TokenSet::from_stored)
+                    .map_err(|e| Error::Config(format!("not a stored set: {e}")));
                 side_tasks.spawn(async move {
-                    // A new authorization: the sandbox issues a pair to `subject`.
-                    let grant = ClientCredentialsGrant::new(subject.as_str(), None);
-                    let result = match manager.call_context(&session).call(&base_url, &grant).await
-                    {
+                    let result = match login {
                         Ok(set) => manager.insert(&session, set).await,
                         Err(error) => Err(error),
                     };
