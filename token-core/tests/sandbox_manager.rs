@@ -267,6 +267,48 @@ async fn a_client_credentials_provider_issues_its_first_set() {
     assert_eq!(sandbox.calls(TOKEN_PATH), 1);
 }
 
+/// The set a client-credentials provider issued is refreshed by that client: the refresh
+/// names the client its pair is bound to, so the sandbox rotates it rather than refusing it
+/// as unknown (which sent the manager back to issuing a new set at every refresh).
+#[tokio::test(start_paused = true)]
+async fn a_client_credentials_provider_refreshes_the_set_it_issued() {
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)));
+    let sandbox = sandbox(clock.clone(), Duration::ZERO).await;
+    let provider = SandboxOAuth::new(sandbox.base_url()).with_client_credentials("app-1");
+    let manager = TokenManager::builder(provider)
+        .shared_client(sandbox.client())
+        .clock(clock)
+        .build()
+        .unwrap();
+    let mut events = manager.subscribe();
+    manager.access_token("app").await.unwrap();
+    let token = manager.refresh_now("app").await.unwrap();
+    assert_eq!(
+        sandbox
+            .issuer()
+            .authenticate(token.expose_secret())
+            .await
+            .unwrap()
+            .subject,
+        "app-1"
+    );
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let Event::Refreshed {
+            issued, rotated, ..
+        } = event
+        {
+            seen.push((issued, rotated));
+        }
+    }
+    assert_eq!(
+        seen,
+        [(true, false), (false, true)],
+        "issued once, then refreshed (rotated), not issued again"
+    );
+    assert_eq!(sandbox.calls(TOKEN_PATH), 2);
+}
+
 /// A sandbox on a manual clock, so the provider can expire an access token the client still
 /// believes fresh (clock skew, early revocation).
 async fn api_sandbox() -> (RunningSandbox, ManualClock) {

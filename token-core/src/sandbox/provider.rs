@@ -6,12 +6,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::Error;
-use crate::oauth::{ClientCredentialsGrant, RefreshTokenGrant};
+use crate::oauth::{ClientAuthentication, ClientCredentialsGrant, RefreshTokenGrant};
 use crate::provider::{CallContext, Provider};
 use crate::token_set::{NoExtras, TokenSet};
 
 /// Refreshes against `POST /token` of a sandbox (or any plain RFC 6749 server); with a
-/// client id it can also issue sets by `client_credentials`.
+/// client id it can also issue sets by `client_credentials`, and names that client in its
+/// refreshes (the sandbox refreshes a pair only for the client it was issued to).
 #[derive(Clone, Debug)]
 pub struct SandboxOAuth {
     base_url: url::Url,
@@ -59,8 +60,15 @@ impl Provider for SandboxOAuth {
             .refresh_token
             .clone()
             .ok_or_else(|| Error::Config("the session has no refresh token".into()))?;
-        cx.call(&self.base_url, &RefreshTokenGrant::new(refresh_token))
-            .await
+        // A set issued by `client_credentials` is bound to the client: its refresh names it.
+        let grant = RefreshTokenGrant {
+            client: ClientAuthentication {
+                client_id: self.client_id.clone(),
+                ..ClientAuthentication::default()
+            },
+            ..RefreshTokenGrant::new(refresh_token)
+        };
+        cx.call(&self.base_url, &grant).await
     }
 
     fn can_issue(&self) -> bool {
