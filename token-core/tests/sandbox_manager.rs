@@ -247,8 +247,8 @@ async fn a_provider_that_keeps_its_refresh_token_refreshes_with_it_again_and_aga
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_client_credentials_provider_issues_its_first_set() {
+/// A sandbox, and a manager whose provider issues sets for client `app-1`.
+async fn client_credentials_manager() -> (RunningSandbox, TokenManager<SandboxOAuth>) {
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)));
     let sandbox = sandbox(clock.clone(), Duration::ZERO).await;
     let provider = SandboxOAuth::new(sandbox.base_url()).with_client_credentials("app-1");
@@ -257,6 +257,12 @@ async fn a_client_credentials_provider_issues_its_first_set() {
         .clock(clock)
         .build()
         .unwrap();
+    (sandbox, manager)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_credentials_provider_issues_its_first_set() {
+    let (sandbox, manager) = client_credentials_manager().await;
     let token = manager.access_token("app").await.unwrap();
     let grant = sandbox
         .issuer()
@@ -272,14 +278,7 @@ async fn a_client_credentials_provider_issues_its_first_set() {
 /// as unknown (which sent the manager back to issuing a new set at every refresh).
 #[tokio::test(start_paused = true)]
 async fn a_client_credentials_provider_refreshes_the_set_it_issued() {
-    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC)));
-    let sandbox = sandbox(clock.clone(), Duration::ZERO).await;
-    let provider = SandboxOAuth::new(sandbox.base_url()).with_client_credentials("app-1");
-    let manager = TokenManager::builder(provider)
-        .shared_client(sandbox.client())
-        .clock(clock)
-        .build()
-        .unwrap();
+    let (sandbox, manager) = client_credentials_manager().await;
     let mut events = manager.subscribe();
     manager.access_token("app").await.unwrap();
     let token = manager.refresh_now("app").await.unwrap();
