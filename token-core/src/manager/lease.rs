@@ -605,20 +605,23 @@ impl<P: Provider> Inner<P> {
     /// Counts a user of the lease out without giving the lease back to the store, where it
     /// stays this process's until it lapses or is taken again here.
     pub(super) async fn leave(&self, session: &Session<P::Extras>) {
-        let users = self.lease_users(session);
-        let _order = users.order.lock().await;
-        Counted::take(&users);
-        let count = users.count_out();
-        self.tidy_lease_users(session, &users, count);
+        self.stop_using(session, false).await;
     }
 
     /// Gives the lease back once its last user in this process is done with it.
     pub(super) async fn release(&self, session: &Session<P::Extras>) {
+        self.stop_using(session, true).await;
+    }
+
+    /// Counts a user of the lease out (off the task's ledger too) and, with `give_back`,
+    /// gives the lease back to the store if it was the last one.
+    async fn stop_using(&self, session: &Session<P::Extras>, give_back: bool) {
         let users = self.lease_users(session);
         let _order = users.order.lock().await;
         Counted::take(&users);
         let count = users.count_out();
-        if count == 0
+        if give_back
+            && count == 0
             && let Err(error) = self.store.release_lease(&session.key, &self.holder).await
         {
             tracing::warn!(%error, "could not release the refresh lease; it will lapse");

@@ -78,10 +78,7 @@ impl<P: Provider> Inner<P> {
         }
         if let Err(error) = &outcome {
             // Answer the next callers with this failure for a while rather than calling the
-            // provider again once per caller.
-            // Only the provider's failures: a store that failed is asked again at once (it
-            // has its own timeouts), and a verdict or a wait the provider asked for is kept
-            // in the state and the cooldown already.
+            // provider again once per caller (`remembered` says which failures).
             if remembered(error) {
                 // Not for a generation an insert (or a remove) started since.
                 let until = later(self.clock.now(), self.config.failure_cooldown);
