@@ -223,7 +223,14 @@ impl Issuer {
         extras: serde_json::Value,
     ) -> Result<Issued, IssuerError> {
         let now = self.clock.now();
-        let minted = self.mint(client, subject, extras, now);
+        let minted = self.mint(
+            Pair {
+                client,
+                subject,
+                extras,
+            },
+            now,
+        );
         let issued = Issued {
             subject: minted.record.subject.clone(),
             tokens: minted.tokens,
@@ -294,12 +301,7 @@ impl Issuer {
         let now = self.clock.now();
         let presented = TokenHash::of(refresh_token);
         let mint = |old: &PairRecord| match self.config.refresh_rotation {
-            RefreshRotation::Rotate => self.mint(
-                old.client.clone(),
-                old.subject.clone(),
-                old.extras.clone(),
-                now,
-            ),
+            RefreshRotation::Rotate => self.mint(Pair::of(old), now),
             keep => self.renew_access(old, refresh_token, keep, now),
         };
         let rotation = Rotation {
@@ -422,12 +424,12 @@ impl Issuer {
         let presented = TokenHash::of(code);
         let mint = |record: &CodeRecord| {
             let grant = &record.grant;
-            let mut minted = self.mint(
-                Some(grant.client_id.clone()),
-                grant.subject.clone(),
-                grant.extras.clone(),
-                now,
-            );
+            let pair = Pair {
+                client: Some(grant.client_id.clone()),
+                subject: grant.subject.clone(),
+                extras: grant.extras.clone(),
+            };
+            let mut minted = self.mint(pair, now);
             minted.tokens.scope = grant.scope.clone();
             minted
         };
@@ -520,20 +522,9 @@ impl Issuer {
         Ok(self.store.revoke_subject(subject, now).await?)
     }
 
-    fn mint(
-        &self,
-        client: Option<String>,
-        subject: String,
-        extras: serde_json::Value,
-        now: OffsetDateTime,
-    ) -> Minted {
+    fn mint(&self, pair: Pair, now: OffsetDateTime) -> Minted {
         let refresh_expires_at = self.config.refresh_ttl.map(|ttl| later(whole(now), ttl));
         let refresh = format!("rt_{}", random_token());
-        let pair = Pair {
-            client,
-            subject,
-            extras,
-        };
         self.mint_with(pair, refresh, refresh_expires_at, now)
     }
 
@@ -546,13 +537,12 @@ impl Issuer {
         keep: RefreshRotation,
         now: OffsetDateTime,
     ) -> Minted {
-        let pair = Pair {
-            client: old.client.clone(),
-            subject: old.subject.clone(),
-            extras: old.extras.clone(),
-        };
-        let mut minted =
-            self.mint_with(pair, refresh_token.to_owned(), old.refresh_expires_at, now);
+        let mut minted = self.mint_with(
+            Pair::of(old),
+            refresh_token.to_owned(),
+            old.refresh_expires_at,
+            now,
+        );
         if keep == RefreshRotation::KeepUnsent {
             minted.tokens.refresh_token = None;
             minted.tokens.refresh_expires_at = None;
@@ -604,6 +594,17 @@ struct Pair {
     client: Option<String>,
     subject: String,
     extras: serde_json::Value,
+}
+
+impl Pair {
+    /// What `old`'s successor inherits.
+    fn of(old: &PairRecord) -> Self {
+        Self {
+            client: old.client.clone(),
+            subject: old.subject.clone(),
+            extras: old.extras.clone(),
+        }
+    }
 }
 
 /// Whole seconds: what a client computes from `expires_in` or a JWT `exp` is then never later

@@ -641,9 +641,11 @@ mod clients {
         let (issuer, _clock, _store) = issuer();
         let mut record = issuer
             .mint(
-                None,
-                "alice".into(),
-                serde_json::json!({}),
+                Pair {
+                    client: None,
+                    subject: "alice".into(),
+                    extras: serde_json::json!({}),
+                },
                 issuer.clock.now(),
             )
             .record;
