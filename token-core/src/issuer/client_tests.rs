@@ -143,3 +143,30 @@ pub(super) async fn a_wrong_client_gets_no_reuse_answer_and_revokes_nothing(
     ));
     assert!(b.authenticate(&access_of(&live)).await.is_err());
 }
+
+/// RFC 7009 section 2.1: a client revokes only what was issued to it. Another client (or
+/// an empty one) presenting the access token, the refresh token or a rotated refresh token
+/// still inside its reuse window revokes nothing and gets the answer an unknown token gets;
+/// the client itself revokes the pair. A pair issued without a client is revoked by any.
+pub(super) async fn a_pair_is_revoked_only_by_the_client_it_was_issued_to(a: &Issuer, b: &Issuer) {
+    let first = exchanged(a).await;
+    let live = a.refresh_for(&refresh_of(&first), CLIENT).await.unwrap();
+    let unknown = b.revoke_for("rt_unknown", OTHER).await.unwrap();
+    for token in [access_of(&live), refresh_of(&live), refresh_of(&first)] {
+        for other in [OTHER, ""] {
+            assert_eq!(b.revoke_for(&token, other).await.unwrap(), unknown);
+        }
+    }
+    a.authenticate(&access_of(&live)).await.unwrap();
+    let live = b.refresh_for(&refresh_of(&live), CLIENT).await.unwrap();
+    assert!(b.revoke_for(&access_of(&live), CLIENT).await.unwrap());
+    assert!(a.authenticate(&access_of(&live)).await.is_err());
+    assert!(matches!(
+        a.refresh_for(&refresh_of(&live), CLIENT).await,
+        Err(IssuerError::InvalidRefreshToken)
+    ));
+
+    let open = a.issue("bob", serde_json::json!({})).await.unwrap();
+    assert!(b.revoke_for(&refresh_of(&open), OTHER).await.unwrap());
+    assert!(a.authenticate(&access_of(&open)).await.is_err());
+}

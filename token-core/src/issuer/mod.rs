@@ -491,8 +491,10 @@ impl Issuer {
         Ok(0)
     }
 
-    /// Revokes the pair that `token` (its access or its refresh token) belongs to. Returns
-    /// whether a live pair was revoked; an unknown token is not an error (RFC 7009).
+    /// Revokes the pair that `token` (its access or its refresh token) belongs to, whichever
+    /// client it was issued to (a wallet's own logout; a client's request goes through
+    /// [`revoke_for`](Self::revoke_for)). Returns whether a live pair was revoked; an unknown
+    /// token is not an error (RFC 7009).
     ///
     /// A rotated refresh token still inside its reuse window answers its successor, so
     /// revoking it revokes that successor: afterwards the token obtains nothing (a client
@@ -512,6 +514,45 @@ impl Issuer {
         let next = self.store.find_by_refresh(&successor).await?;
         match record.state_verdict(next.as_ref(), now) {
             RotateVerdict::Reuse(_) => Ok(self.revoke_lineage(successor).await? > 0),
+            _ => Ok(false),
+        }
+    }
+
+    /// Revokes like [`revoke`](Self::revoke), for the authenticated client `client_id`
+    /// (RFC 7009 section 2.1: a client revokes only the tokens issued to it).
+    ///
+    /// A token of a pair bound to another client ([`issue_for`](Self::issue_for), a code
+    /// exchange) revokes nothing and answers `false`, exactly as an unknown token does: the
+    /// presenting client learns nothing about it. A pair issued without a client is revoked
+    /// for any client.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use token_core::clock::ManualClock;
+    /// use token_core::issuer::{Issuer, IssuerConfig, IssuerError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), IssuerError> {
+    /// let issuer = Issuer::in_memory(Arc::new(ManualClock::default()), IssuerConfig::default());
+    /// let issued = issuer.issue_for("app-1", "app-1", serde_json::json!({})).await?;
+    /// let access = issued.tokens.access_token.expose_secret();
+    /// assert!(!issuer.revoke_for(access, "app-2").await?);
+    /// issuer.authenticate(access).await?;
+    /// assert!(issuer.revoke_for(access, "app-1").await?);
+    /// assert!(issuer.authenticate(access).await.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn revoke_for(&self, token: &str, client_id: &str) -> Result<bool, IssuerError> {
+        let hash = TokenHash::of(token);
+        let record = match self.store.find_by_refresh(&hash).await? {
+            Some(record) => Some(record),
+            None => self.store.find_by_access(&hash).await?,
+        };
+        // A pair's client is kept by every successor: the check holds for whatever the
+        // pair has become by the time `revoke` runs.
+        match record {
+            Some(record) if record.is_refreshable_by(Some(client_id)) => self.revoke(token).await,
             _ => Ok(false),
         }
     }

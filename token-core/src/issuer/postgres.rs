@@ -1313,6 +1313,7 @@ mod tests {
         use crate::issuer::client_tests as scenario;
         scenario::a_pair_is_refreshed_only_by_the_client_it_was_issued_to(&a, &b).await;
         scenario::a_wrong_client_gets_no_reuse_answer_and_revokes_nothing(&a, &b, &clock).await;
+        scenario::a_pair_is_revoked_only_by_the_client_it_was_issued_to(&a, &b).await;
         drop_schema(&db).await;
     }
 

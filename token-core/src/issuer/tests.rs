@@ -602,6 +602,12 @@ mod clients {
     }
 
     #[tokio::test]
+    async fn a_pair_is_revoked_only_by_the_client_it_was_issued_to() {
+        let (issuer, _clock, _store) = issuer();
+        client_tests::a_pair_is_revoked_only_by_the_client_it_was_issued_to(&issuer, &issuer).await;
+    }
+
+    #[tokio::test]
     async fn a_wrong_client_gets_no_reuse_answer_and_revokes_nothing() {
         let (issuer, clock, _store) = issuer();
         client_tests::a_wrong_client_gets_no_reuse_answer_and_revokes_nothing(
