@@ -818,6 +818,34 @@ mod tests {
         issued.tokens.access_token.expose_secret().to_owned()
     }
 
+    /// Extras holding a NUL character (JSON allows `\u0000`, `jsonb` refuses it) are issued,
+    /// rotated, answered again inside the reuse window and carried through a code exchange,
+    /// as the memory store does: not a backend error on every write.
+    #[tokio::test]
+    async fn extras_holding_a_nul_character_are_issued_and_rotated() {
+        let Some(url) = test_url("extras_holding_a_nul_character_are_issued_and_rotated") else {
+            return;
+        };
+        let (a, b, _clock, db) = replicas(&url, WINDOW).await;
+        let extras = serde_json::json!({"customerId": "c\u{0}1", "nested": ["\u{0}"]});
+        let first = a.issue("alice", extras.clone()).await.unwrap();
+        let second = b.refresh(&refresh(&first)).await.unwrap();
+        assert_eq!(second.tokens.extras, extras);
+        let again = a.refresh(&refresh(&first)).await.unwrap();
+        assert!(again.reused);
+        assert_eq!(again.tokens, second.tokens);
+        assert_eq!(b.authenticate(&access(&second)).await.unwrap().extras, extras);
+
+        let grant = CodeGrant::new("app-1", "bob").with_extras(extras.clone());
+        let code = a.issue_code(grant).await.unwrap();
+        let exchanged = b
+            .redeem_code(code.expose_secret(), crate::issuer::CodeExchange::new("app-1"))
+            .await
+            .unwrap();
+        assert_eq!(exchanged.tokens.extras, extras);
+        drop_schema(&db).await;
+    }
+
     #[tokio::test]
     async fn records_round_trip_and_rotation_follows_the_issuer_rules() {
         let Some(url) = test_url("records_round_trip_and_rotation_follows_the_issuer_rules") else {
