@@ -20,7 +20,7 @@ use crate::postgres::{DbResult, PostgresDatabase};
 use crate::token_set::StoredTokenSet;
 
 /// The schema version [`PostgresIssuerStore`] migrates its table to.
-pub const ISSUER_SCHEMA_VERSION: i32 = 3;
+pub const ISSUER_SCHEMA_VERSION: i32 = 4;
 
 /// An [`IssuerStore`] in PostgreSQL, shared by several issuer replicas.
 ///
@@ -36,12 +36,12 @@ pub const ISSUER_SCHEMA_VERSION: i32 = 3;
 ///     issued_at          timestamptz NOT NULL,
 ///     access_expires_at  timestamptz NOT NULL,
 ///     refresh_expires_at timestamptz,
-///     extras             jsonb NOT NULL,
+///     extras             json NOT NULL,         -- json since version 4 (jsonb before)
 ///     state              text NOT NULL,         -- 'active', 'replaced' or 'revoked'
 ///     state_at           timestamptz,           -- when replaced or revoked
 ///     successor          bytea,                 -- replaced: the successor's refresh_hash
 ///     reuse_until        timestamptz,           -- replaced: end of the reuse window
-///     reuse_tokens       jsonb,                 -- replaced: the successor as issued
+///     reuse_tokens       json,                  -- replaced: the successor as issued
 ///     client_id          text);                 -- since version 3: the client it was
 ///                                               -- issued to (NULL: none, any may refresh)
 ///
@@ -52,7 +52,7 @@ pub const ISSUER_SCHEMA_VERSION: i32 = 3;
 ///     code_challenge text,                      -- S256
 ///     scope          text,
 ///     subject        text NOT NULL,
-///     extras         jsonb NOT NULL,
+///     extras         json NOT NULL,             -- json since version 4
 ///     issued_at      timestamptz NOT NULL,
 ///     expires_at     timestamptz NOT NULL,
 ///     redeemed_at    timestamptz,               -- used up
@@ -274,6 +274,13 @@ fn migrations(db: &PostgresDatabase) -> Vec<String> {
         ),
         // Pairs from before it were issued without a client: NULL, refreshable by any.
         format!("ALTER TABLE {pairs} ADD COLUMN client_id text;"),
+        // 4: `json`, which keeps extras as the text they were given: `jsonb` refuses the
+        // NUL character (`\u0000`) that JSON allows, so every write of such extras failed.
+        format!(
+            "ALTER TABLE {pairs} ALTER COLUMN extras TYPE json USING extras::json,
+                                 ALTER COLUMN reuse_tokens TYPE json USING reuse_tokens::json;
+             ALTER TABLE {codes} ALTER COLUMN extras TYPE json USING extras::json;"
+        ),
     ]
 }
 
@@ -834,12 +841,18 @@ mod tests {
         let again = a.refresh(&refresh(&first)).await.unwrap();
         assert!(again.reused);
         assert_eq!(again.tokens, second.tokens);
-        assert_eq!(b.authenticate(&access(&second)).await.unwrap().extras, extras);
+        assert_eq!(
+            b.authenticate(&access(&second)).await.unwrap().extras,
+            extras
+        );
 
         let grant = CodeGrant::new("app-1", "bob").with_extras(extras.clone());
         let code = a.issue_code(grant).await.unwrap();
         let exchanged = b
-            .redeem_code(code.expose_secret(), crate::issuer::CodeExchange::new("app-1"))
+            .redeem_code(
+                code.expose_secret(),
+                crate::issuer::CodeExchange::new("app-1"),
+            )
             .await
             .unwrap();
         assert_eq!(exchanged.tokens.extras, extras);
@@ -1361,7 +1374,7 @@ mod tests {
 
     /// A store at each older version, with a pair issued then, migrates to the current one:
     /// codes work, the old pair (issued before clients were recorded) is refreshed by any
-    /// client, and new pairs are bound to theirs.
+    /// client with its extras, and new pairs are bound to theirs.
     #[tokio::test]
     async fn every_older_schema_migrates_to_the_current_one() {
         let Some(url) = test_url("every_older_schema_migrates_to_the_current_one") else {
@@ -1380,7 +1393,7 @@ mod tests {
                     "INSERT INTO {} (subject, access_hash, refresh_hash, issued_at,
                          access_expires_at, refresh_expires_at, extras, state)
                      VALUES ('alice', sha256('at_old'::bytea), sha256('rt_old'::bytea), now(),
-                         now() + interval '1 hour', NULL, '{{}}', 'active')",
+                         now() + interval '1 hour', NULL, '{{\"customerId\": \"c-1\"}}', 'active')",
                     db.table("issuer_pairs")
                 ),
             )
@@ -1404,6 +1417,7 @@ mod tests {
             issuer.refresh_for(&refresh(&bound), "app-1").await.unwrap();
             let old = issuer.refresh_for("rt_old", "app-2").await.unwrap();
             assert_eq!(old.subject, "alice", "version {version}");
+            assert_eq!(old.tokens.extras["customerId"], "c-1", "version {version}");
             issuer.refresh(&refresh(&old)).await.unwrap();
             drop_schema(&db).await;
         }
