@@ -47,6 +47,8 @@ use crate::secret::AccessToken;
 pub struct BearerAuth<P: Provider> {
     target: Target<P>,
     header: BearerHeader,
+    /// Set by [`only_to`](Self::only_to): other origins get no token.
+    scope: Option<OriginScope>,
 }
 
 #[cfg(feature = "middleware")]
@@ -93,6 +95,73 @@ impl BearerHeader {
     }
 }
 
+#[cfg(any(feature = "middleware", feature = "tower"))]
+/// The one origin (scheme, host, port) a layer sends its token to, when it was given one.
+#[derive(Debug)]
+pub(crate) struct OriginScope {
+    scheme: Box<str>,
+    host: Box<str>,
+    port: u16,
+}
+
+#[cfg(any(feature = "middleware", feature = "tower"))]
+impl OriginScope {
+    /// `origin` as `https://host[:port]` (a trailing `/` allowed; nothing else after it).
+    pub(crate) fn parse(origin: &str) -> Result<Self, crate::error::Error> {
+        let invalid = || {
+            crate::error::Error::Config(format!(
+                "{origin:?} is not an origin: expected http or https, a host, an optional port and nothing after them"
+            ))
+        };
+        let uri: http::Uri = origin.parse().map_err(|_| invalid())?;
+        let scheme = uri.scheme_str().filter(|s| *s == "http" || *s == "https");
+        let (Some(scheme), Some(authority)) = (scheme, uri.authority()) else {
+            return Err(invalid());
+        };
+        let bare = matches!(uri.path(), "" | "/") && uri.query().is_none();
+        if !bare || authority.as_str().contains('@') || authority.host().is_empty() {
+            return Err(invalid());
+        }
+        Ok(Self {
+            port: authority.port_u16().unwrap_or(default_port(scheme)),
+            scheme: scheme.into(),
+            host: authority.host().to_ascii_lowercase().into(),
+        })
+    }
+
+    /// Whether a request for this scheme, host and port (its scheme's default if `None`)
+    /// goes to the origin.
+    fn admits(&self, scheme: Option<&str>, host: Option<&str>, port: Option<u16>) -> bool {
+        let (Some(scheme), Some(host)) = (scheme, host) else {
+            return false;
+        };
+        scheme.eq_ignore_ascii_case(&self.scheme)
+            && host.eq_ignore_ascii_case(&self.host)
+            && port.unwrap_or(default_port(&self.scheme)) == self.port
+    }
+
+    /// Whether `uri` (a tower request's) goes to the origin; a relative one does not.
+    #[cfg(feature = "tower")]
+    pub(crate) fn admits_uri(&self, uri: &http::Uri) -> bool {
+        self.admits(uri.scheme_str(), uri.host(), uri.port_u16())
+    }
+
+    /// Whether `url` (a reqwest request's) goes to the origin.
+    #[cfg(feature = "middleware")]
+    fn admits_url(&self, url: &reqwest::Url) -> bool {
+        self.admits(Some(url.scheme()), url.host_str(), url.port())
+    }
+}
+
+#[cfg(any(feature = "middleware", feature = "tower"))]
+fn default_port(scheme: &str) -> u16 {
+    if scheme.eq_ignore_ascii_case("https") {
+        443
+    } else {
+        80
+    }
+}
+
 #[cfg(feature = "middleware")]
 impl<P: Provider> BearerAuth<P> {
     /// Authenticates every request as `session` (unless a request carries [`Session`]).
@@ -106,6 +175,7 @@ impl<P: Provider> BearerAuth<P> {
         Self {
             target: Target::One(session),
             header: BearerHeader::default(),
+            scope: None,
         }
     }
 
@@ -115,7 +185,28 @@ impl<P: Provider> BearerAuth<P> {
         Self {
             target: Target::PerRequest(manager),
             header: BearerHeader::default(),
+            scope: None,
         }
+    }
+
+    /// Sends the token only to requests for `origin` (`https://api.example.com`, a port if
+    /// not the scheme's default): a request for any other origin goes on untouched, without
+    /// the token, and its 401 is no verdict on the token. For a client that also calls other
+    /// hosts. (Redirects reqwest follows itself never carry the token to another origin:
+    /// reqwest drops `Authorization` on the way.)
+    ///
+    /// Fails with [`Error::Config`](crate::error::Error::Config) if `origin` is not an
+    /// `http` or `https` origin (a path, a query or user information is refused).
+    ///
+    /// ```
+    /// # fn run<P: token_core::provider::Provider>(manager: token_core::manager::TokenManager<P>) -> Result<(), token_core::error::Error> {
+    /// use token_core::middleware::BearerAuth;
+    /// let auth = BearerAuth::new(manager, "customer-42").only_to("https://api.example.com")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn only_to(mut self, origin: &str) -> Result<Self, crate::error::Error> {
+        self.scope = Some(OriginScope::parse(origin)?);
+        Ok(self)
     }
 
     fn manager(&self) -> &TokenManager<P> {
@@ -159,6 +250,11 @@ impl<P: Provider> Middleware for BearerAuth<P> {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
+        if let Some(scope) = &self.scope
+            && !scope.admits_url(request.url())
+        {
+            return next.run(request, extensions).await;
+        }
         // A fresh token without awaiting anything; everything else in a future of its own,
         // so that the one this method's future carries (boxed on every request) stays small.
         let token = match self.fresh_token(extensions) {

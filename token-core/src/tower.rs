@@ -44,7 +44,7 @@ use tower_service::Service;
 
 use crate::error::Error;
 use crate::manager::TokenManager;
-use crate::middleware::{BearerHeader, NoResend, Session};
+use crate::middleware::{BearerHeader, NoResend, OriginScope, Session};
 use crate::provider::Provider;
 
 /// Whether a request can be sent again after a 401: [`Resend`] for bodies that can be cloned
@@ -95,6 +95,8 @@ pub struct BearerLayer<P: Provider, R = Resend> {
     policy: R,
     /// The last token's `Authorization` value, shared by every service the layer makes.
     header: Arc<BearerHeader>,
+    /// Set by [`only_to`](Self::only_to): other origins get no token.
+    scope: Option<Arc<OriginScope>>,
 }
 
 impl<P: Provider, R: Clone> Clone for BearerLayer<P, R> {
@@ -104,6 +106,7 @@ impl<P: Provider, R: Clone> Clone for BearerLayer<P, R> {
             session: self.session.clone(),
             policy: self.policy.clone(),
             header: self.header.clone(),
+            scope: self.scope.clone(),
         }
     }
 }
@@ -117,6 +120,7 @@ impl<P: Provider> BearerLayer<P> {
             session: Some(session.into()),
             policy: Resend,
             header: Arc::default(),
+            scope: None,
         }
     }
 
@@ -128,6 +132,7 @@ impl<P: Provider> BearerLayer<P> {
             session: None,
             policy: Resend,
             header: Arc::default(),
+            scope: None,
         }
     }
 }
@@ -140,7 +145,26 @@ impl<P: Provider, R> BearerLayer<P, R> {
             session: self.session,
             policy,
             header: self.header,
+            scope: self.scope,
         }
+    }
+
+    /// Sends the token only to requests for `origin` (`https://api.example.com`, a port if
+    /// not the scheme's default): a request for any other origin, or with a relative URI,
+    /// goes to the inner service untouched, without the token, and its 401 is no verdict on
+    /// the token.
+    ///
+    /// Without it every request through the layer gets the token, whatever its URI. That
+    /// matters where a layer that follows redirects sits *outside* this one (each hop is a
+    /// new request through it: tower-http's `FollowRedirect` wrapped around this layer would
+    /// hand the token to whatever host a redirect names); placed inside this layer instead,
+    /// `FollowRedirect`'s default policy drops `Authorization` on a hop to another origin.
+    ///
+    /// Fails with [`Error::Config`] if `origin` is not an `http` or `https` origin (a
+    /// path, a query or user information is refused).
+    pub fn only_to(mut self, origin: &str) -> Result<Self, Error> {
+        self.scope = Some(Arc::new(OriginScope::parse(origin)?));
+        Ok(self)
     }
 }
 
@@ -153,6 +177,7 @@ impl<P: Provider, R: Clone, S> Layer<S> for BearerLayer<P, R> {
             session: self.session.clone(),
             policy: self.policy.clone(),
             header: self.header.clone(),
+            scope: self.scope.clone(),
             inner,
         }
     }
@@ -164,6 +189,7 @@ pub struct BearerService<P: Provider, S, R = Resend> {
     session: Option<Arc<str>>,
     policy: R,
     header: Arc<BearerHeader>,
+    scope: Option<Arc<OriginScope>>,
     inner: S,
 }
 
@@ -174,6 +200,7 @@ impl<P: Provider, S: Clone, R: Clone> Clone for BearerService<P, S, R> {
             session: self.session.clone(),
             policy: self.policy.clone(),
             header: self.header.clone(),
+            scope: self.scope.clone(),
             inner: self.inner.clone(),
         }
     }
@@ -217,6 +244,11 @@ where
         // (tower's rule for services called from a boxed future).
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
+        if let Some(scope) = &self.scope
+            && !scope.admits_uri(request.uri())
+        {
+            return Box::pin(async move { inner.call(request).await.map_err(BearerError::Inner) });
+        }
         let manager = self.manager.clone();
         let session = request
             .extensions()

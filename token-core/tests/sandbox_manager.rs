@@ -328,6 +328,15 @@ async fn api_client(
     reqwest_middleware::ClientWithMiddleware,
     TokenManager<SandboxOAuth>,
 ) {
+    let manager = api_manager(sandbox, session).await;
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(BearerAuth::new(manager.clone(), session))
+        .build();
+    (client, manager)
+}
+
+/// A manager over `sandbox`'s OAuth routes holding a login for `session`.
+async fn api_manager(sandbox: &RunningSandbox, session: &str) -> TokenManager<SandboxOAuth> {
     let provider = SandboxOAuth::new(sandbox.base_url());
     let manager = TokenManager::builder(provider).build().unwrap();
     let first = sandbox.issue(session).await.unwrap();
@@ -335,10 +344,102 @@ async fn api_client(
         .insert(session, TokenSet::from_stored(first).unwrap())
         .await
         .unwrap();
+    manager
+}
+
+/// `BearerAuth::only_to`: a request for another origin goes on without the token, and that
+/// origin's 401 is no verdict on the token (no refresh); the origin's own requests carry it.
+/// What is not an origin is refused.
+#[tokio::test]
+async fn only_to_keeps_the_token_from_other_origins() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<Option<String>>::new()));
+    let log = seen.clone();
+    let other = Sandbox::builder()
+        .oauth_routes(false)
+        .api_routes(false)
+        .route_any(
+            "/api/x",
+            move |request: http::Request<Vec<u8>>, _cx: token_core::sandbox::SandboxContext| {
+                let auth = request.headers().get("authorization");
+                log.lock()
+                    .unwrap()
+                    .push(auth.map(|v| v.to_str().unwrap().to_owned()));
+                let mut refused = http::Response::new(Vec::new());
+                *refused.status_mut() = StatusCode::UNAUTHORIZED;
+                async move { refused }
+            },
+        )
+        .start()
+        .await
+        .unwrap();
+    let (sandbox, _) = api_sandbox().await;
+    let manager = api_manager(&sandbox, "m").await;
+    let token = manager.access_token("m").await.unwrap();
+    let origin = sandbox.base_url().origin().ascii_serialization();
+    for scoped in [origin.clone(), format!("{origin}/"), origin.to_uppercase()] {
+        let auth = BearerAuth::new(manager.clone(), "m")
+            .only_to(&scoped)
+            .unwrap();
+        let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(auth)
+            .build();
+        let response = client.get(other.url("/api/x")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            seen.lock().unwrap().pop(),
+            Some(None),
+            "no token for {scoped}"
+        );
+        let response = client
+            .get(sandbox.url("/api/balance"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{scoped}");
+    }
+    assert_eq!(
+        sandbox.calls(TOKEN_PATH),
+        0,
+        "another origin's 401 refreshes nothing"
+    );
+    assert_eq!(manager.access_token("m").await.unwrap(), token);
+
+    let port = sandbox.base_url().port().unwrap();
+    for not_an_origin in [
+        "",
+        "127.0.0.1",
+        "ftp://127.0.0.1",
+        "http://127.0.0.1/api",
+        "http://127.0.0.1?x=1",
+        "http://user@127.0.0.1",
+        "/api",
+    ] {
+        let refused = BearerAuth::new(manager.clone(), "m").only_to(not_an_origin);
+        assert!(
+            matches!(refused, Err(token_core::error::Error::Config(_))),
+            "{not_an_origin:?}"
+        );
+    }
+    // Another port of the same host is another origin.
+    let elsewhere = format!("http://127.0.0.1:{}", port.wrapping_add(1).max(1));
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(BearerAuth::new(manager.clone(), session))
+        .with(
+            BearerAuth::new(manager.clone(), "m")
+                .only_to(&elsewhere)
+                .unwrap(),
+        )
         .build();
-    (client, manager)
+    let response = client
+        .get(sandbox.url("/api/balance"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "sent without the token"
+    );
+    assert_eq!(sandbox.calls(TOKEN_PATH), 0);
 }
 
 #[tokio::test]

@@ -348,3 +348,59 @@ async fn works_in_front_of_a_hyper_util_client() {
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     assert_eq!(h.refreshes(), 1);
 }
+
+/// `only_to`: a layer that follows redirects, placed outside this one, sends each hop
+/// through it. A request for another origin (another host, scheme or port) or with a
+/// relative URI goes on without the token, and its 401 refreshes nothing; the origin's own
+/// requests (its host in any case, its default port spelled out) carry the token.
+#[tokio::test]
+async fn only_to_keeps_the_token_from_other_origins() {
+    let h = Harness::new().await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let api = service_fn(move |request: http::Request<String>| {
+        let auth = request.headers().get("authorization").cloned();
+        let status = if auth.as_ref().is_some_and(|v| v == "Bearer at-0") {
+            StatusCode::OK
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        record
+            .lock()
+            .unwrap()
+            .push((request.uri().to_string(), auth));
+        let mut response = http::Response::new(String::new());
+        *response.status_mut() = status;
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let layer = BearerLayer::new(h.manager.clone(), "s")
+        .only_to("http://api.test")
+        .unwrap();
+    let mut client = ServiceBuilder::new().layer(layer).service(api);
+    for elsewhere in [
+        "http://evil.test/pay",
+        "https://api.test/pay",
+        "http://api.test:8080/pay",
+        "http://api.test.evil.test/pay",
+        "/pay",
+    ] {
+        let request = http::Request::get(elsewhere).body(String::new()).unwrap();
+        let response = send(&mut client, request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{elsewhere}");
+        let (uri, auth) = seen.lock().unwrap().pop().unwrap();
+        assert_eq!((uri.as_str(), auth), (elsewhere, None));
+    }
+    assert_eq!(h.refreshes(), 0, "another origin's 401 refreshes nothing");
+    for own in ["http://api.test/pay", "http://API.test:80/pay"] {
+        let request = http::Request::get(own).body(String::new()).unwrap();
+        let response = send(&mut client, request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{own}");
+    }
+    for not_an_origin in ["", "api.test", "ftp://api.test", "http://api.test/x", "/"] {
+        let refused = BearerLayer::new(h.manager.clone(), "s").only_to(not_an_origin);
+        assert!(
+            matches!(refused, Err(Error::Config(_))),
+            "{not_an_origin:?}"
+        );
+    }
+}
