@@ -1,0 +1,884 @@
+//! The manager's documented promises, probed from the public API alone: a scripted provider
+//! that counts its calls, a `MemoryStore` or a `FileStore` in a temporary directory, two
+//! managers on one store standing in for two processes, and tokio's paused clock.
+//!
+//! Each test names the sentence of the documentation (README, rustdoc) it holds the code to.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::StatusCode;
+use time::macros::datetime;
+use token_core::async_trait;
+use token_core::clock::{Clock, TokioClock};
+use token_core::error::{EndpointError, Error, ErrorKind, ProviderError, StoreError};
+use token_core::manager::{Event, ExpiryNote, ManagerConfig, RetryPolicy, TokenManager};
+use token_core::provider::{CallContext, Provider};
+use token_core::secret::{AccessToken, RefreshToken};
+use token_core::store::{FileStore, MemoryStore, SessionKey, StoredRecord, TokenStore};
+use token_core::token_set::{NoExtras, TokenSet};
+use tokio::sync::{Semaphore, broadcast, mpsc};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// One answer of the scripted provider; without a script it rotates (`at-N`, `rt-N`, an
+/// hour's life).
+enum Step {
+    Fail(Error),
+    /// A new access token, no refresh token (the provider keeps the one it was sent).
+    KeepRefreshToken,
+    /// A new pair without an access-token expiry.
+    NoExpiry,
+    /// A new pair whose access token lives this long.
+    Lives(Duration),
+}
+
+#[derive(Default)]
+struct Scripted {
+    calls: AtomicU32,
+    minted: AtomicU32,
+    script: Mutex<VecDeque<Step>>,
+    /// When set, every call waits for a permit before it answers.
+    gate: Option<Arc<Semaphore>>,
+    /// Told of every call as it reaches the provider.
+    entered: Mutex<Option<mpsc::UnboundedSender<()>>>,
+    can_issue: bool,
+}
+
+impl Scripted {
+    fn then(&self, step: Step) {
+        self.script.lock().unwrap().push_back(step);
+    }
+
+    fn calls(&self) -> u32 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    fn answer(&self, cx: &CallContext) -> Result<TokenSet, Error> {
+        let step = self.script.lock().unwrap().pop_front();
+        if let Some(Step::Fail(error)) = step {
+            return Err(error);
+        }
+        let n = self.minted.fetch_add(1, Ordering::SeqCst) + 1;
+        let set = TokenSet::new(AccessToken::new(format!("at-{n}")))
+            .with_refresh_token(RefreshToken::new(format!("rt-{n}")))
+            .with_access_expires_at(cx.now() + HOUR);
+        Ok(match step {
+            None | Some(Step::Fail(_)) => set,
+            Some(Step::KeepRefreshToken) => {
+                TokenSet::new(set.access_token).with_access_expires_at(cx.now() + HOUR)
+            }
+            Some(Step::NoExpiry) => {
+                TokenSet::new(set.access_token).with_refresh_token(set.refresh_token.unwrap())
+            }
+            Some(Step::Lives(life)) => set.with_access_expires_at(cx.now() + life),
+        })
+    }
+
+    async fn call(&self, cx: &CallContext) -> Result<TokenSet, Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(entered) = &*self.entered.lock().unwrap() {
+            let _ = entered.send(());
+        }
+        if let Some(gate) = &self.gate {
+            gate.acquire().await.unwrap().forget();
+        }
+        self.answer(cx)
+    }
+}
+
+struct Probe(Arc<Scripted>);
+
+#[async_trait]
+impl Provider for Probe {
+    type Extras = NoExtras;
+
+    fn name(&self) -> &str {
+        "probe"
+    }
+
+    async fn refresh(&self, cx: &CallContext, _: &TokenSet) -> Result<TokenSet, Error> {
+        self.0.call(cx).await
+    }
+
+    fn can_issue(&self) -> bool {
+        self.0.can_issue
+    }
+
+    async fn issue(&self, cx: &CallContext) -> Result<TokenSet, Error> {
+        self.0.call(cx).await
+    }
+
+    fn authorize_url(&self, session: &str) -> Option<String> {
+        Some(format!("https://probe.example/authorize?state={session}"))
+    }
+}
+
+fn clock() -> TokioClock {
+    TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC))
+}
+
+fn config() -> ManagerConfig {
+    ManagerConfig::default()
+        .with_refresh_skew(Duration::from_secs(60), Duration::ZERO)
+        .with_retry(RetryPolicy::never())
+}
+
+fn manager_with(
+    provider: &Arc<Scripted>,
+    store: Arc<dyn TokenStore>,
+    config: ManagerConfig,
+) -> TokenManager<Probe> {
+    TokenManager::builder(Probe(provider.clone()))
+        .shared_store(store)
+        .clock(Arc::new(clock()))
+        .config(config)
+        .build()
+        .unwrap()
+}
+
+fn manager(provider: &Arc<Scripted>, store: Arc<dyn TokenStore>) -> TokenManager<Probe> {
+    manager_with(provider, store, config())
+}
+
+/// A login: `at-login`/`rt-login`, an hour's life from `manager`'s now.
+fn login(manager: &TokenManager<Probe>) -> TokenSet {
+    TokenSet::new(AccessToken::new("at-login"))
+        .with_refresh_token(RefreshToken::new("rt-login"))
+        .with_access_expires_at(manager.call_context("s").now() + HOUR)
+}
+
+/// Lets the other tasks run (no time passes): a background refresh reaches the provider.
+async fn settle() {
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The first set, `at-0`/`rt-0`, living `life` from the start of a test.
+fn first(life: Duration) -> TokenSet {
+    TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(clock().now() + life)
+}
+
+fn invalid_grant() -> Error {
+    EndpointError::from(ProviderError::new(
+        ErrorKind::ReauthRequired,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    ))
+    .into()
+}
+
+fn unavailable() -> Error {
+    EndpointError::from(ProviderError::new(
+        ErrorKind::Transient,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "503",
+    ))
+    .into()
+}
+
+fn drain(events: &mut broadcast::Receiver<Event>) -> Vec<Event> {
+    let mut drained = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        drained.push(event);
+    }
+    drained
+}
+
+fn count(events: &[Event], name: &str) -> usize {
+    events.iter().filter(|e| e.name() == name).count()
+}
+
+fn key() -> SessionKey {
+    SessionKey::new("probe", "s")
+}
+
+async fn stored(store: &dyn TokenStore) -> Option<StoredRecord> {
+    store.load(&key()).await.unwrap().map(|v| v.value)
+}
+
+async fn stored_access(store: &dyn TokenStore) -> Option<String> {
+    let record = stored(store).await?;
+    Some(record.tokens()?.access_token.expose_secret().to_owned())
+}
+
+/// A `FileStore` in a fresh directory, and a second store over the same directory (another
+/// process's own OS lock handle).
+fn file_stores() -> (tempfile::TempDir, Arc<dyn TokenStore>, Arc<dyn TokenStore>) {
+    let dir = tempfile::TempDir::new().unwrap();
+    let a = Arc::new(FileStore::open(dir.path()).unwrap());
+    let b = Arc::new(FileStore::open(dir.path()).unwrap());
+    (dir, a, b)
+}
+
+/// A provider whose calls wait at a gate, and a channel that tells of each call.
+fn gated() -> (Arc<Scripted>, Arc<Semaphore>, mpsc::UnboundedReceiver<()>) {
+    let gate = Arc::new(Semaphore::new(0));
+    let (tx, rx) = mpsc::unbounded_channel();
+    let provider = Arc::new(Scripted {
+        gate: Some(gate.clone()),
+        entered: Mutex::new(Some(tx)),
+        ..Scripted::default()
+    });
+    (provider, gate, rx)
+}
+
+/// A provider, a manager over a `MemoryStore` holding session `s` (`first(life)`), the
+/// store, and the manager's events from then on.
+async fn one_session(
+    life: Duration,
+) -> (
+    Arc<Scripted>,
+    TokenManager<Probe>,
+    Arc<dyn TokenStore>,
+    broadcast::Receiver<Event>,
+) {
+    let provider = Arc::new(Scripted::default());
+    let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let manager = manager(&provider, store.clone());
+    manager.insert("s", first(life)).await.unwrap();
+    let events = manager.subscribe();
+    (provider, manager, store, events)
+}
+
+/// `Event::Refreshed`: "A new set was obtained and is in use"; `Event::Adopted`: "Another
+/// process refreshed the session; its newer stored set was taken." One refresh seen by two
+/// processes is one `Refreshed` (where it ran) and one `Adopted` (where it was taken), one
+/// provider call.
+#[tokio::test(start_paused = true)]
+async fn one_refresh_seen_by_two_processes_is_one_refreshed_and_one_adopted() {
+    let provider = Arc::new(Scripted::default());
+    let (_dir, store_a, store_b) = file_stores();
+    let a = manager(&provider, store_a.clone());
+    let b = manager(&provider, store_b);
+    a.insert("s", first(HOUR)).await.unwrap();
+    assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-0");
+    let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
+
+    tokio::time::advance(2 * HOUR).await;
+    assert_eq!(a.access_token("s").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-1");
+    for _ in 0..10 {
+        a.access_token("s").await.unwrap();
+        b.access_token("s").await.unwrap();
+    }
+    assert_eq!(provider.calls(), 1);
+
+    let version = store_a.load(&key()).await.unwrap().unwrap().version;
+    let (seen_a, seen_b) = (drain(&mut events_a), drain(&mut events_b));
+    assert_eq!(seen_a.len(), 1, "{seen_a:?}");
+    assert!(
+        matches!(
+            &seen_a[0],
+            Event::Refreshed { rotated: true, issued: false, version: Some(v), .. } if *v == version
+        ),
+        "{seen_a:?}"
+    );
+    assert_eq!(
+        seen_b,
+        vec![Event::Adopted {
+            session: "s".into(),
+            version
+        }]
+    );
+}
+
+/// `Event::ReauthRequired`: "the verdict replaced its set in the store. Reported once, by the
+/// process that reached it"; README: "the verdict replaces the set in the store, so every
+/// process sees it; `Event::ReauthRequired` is sent once with the provider's code and the
+/// authorize URL; `insert` ends it".
+#[tokio::test(start_paused = true)]
+async fn a_verdict_is_one_event_one_stored_record_and_no_call_from_the_other_process() {
+    let provider = Arc::new(Scripted::default());
+    let (_dir, store_a, store_b) = file_stores();
+    let a = manager(&provider, store_a.clone());
+    let b = manager(&provider, store_b);
+    a.insert("s", first(HOUR)).await.unwrap();
+    b.access_token("s").await.unwrap();
+    let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
+
+    provider.then(Step::Fail(invalid_grant()));
+    tokio::time::advance(2 * HOUR).await;
+    let error = a.access_token("s").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+    assert_eq!(error.provider_code(), Some("invalid_grant"));
+    let verdict = stored(&*store_a).await.unwrap();
+    assert_eq!(
+        verdict.reauth().map(|v| v.code.as_deref()),
+        Some(Some("invalid_grant")),
+        "{verdict:?}"
+    );
+
+    // The other process: the verdict from the store, with its code and URL, and no call.
+    for round in 0..4 {
+        for manager in [&a, &b] {
+            let error = manager.access_token("s").await.unwrap_err();
+            let reauth = error.reauth().expect("a re-auth error");
+            assert_eq!(reauth.code.as_deref(), Some("invalid_grant"), "{round}");
+            assert_eq!(
+                reauth.authorize_url.as_deref(),
+                Some("https://probe.example/authorize?state=s")
+            );
+        }
+        tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+    }
+    assert_eq!(provider.calls(), 1, "the dead token is sent once");
+
+    let (seen_a, seen_b) = (drain(&mut events_a), drain(&mut events_b));
+    let reauths: Vec<_> = seen_a
+        .iter()
+        .filter_map(|e| match e {
+            Event::ReauthRequired(reauth) => Some(reauth),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reauths.len(), 1, "{seen_a:?}");
+    assert_eq!(reauths[0].code.as_deref(), Some("invalid_grant"));
+    assert_eq!(
+        reauths[0].authorize_url.as_deref(),
+        Some("https://probe.example/authorize?state=s")
+    );
+    assert_eq!(count(&seen_b, "reauth_required"), 0, "{seen_b:?}");
+
+    // A login through the other process ends it here too, once this one looks again.
+    b.insert("s", login(&b)).await.unwrap();
+    tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+    assert_eq!(
+        a.access_token("s").await.unwrap().expose_secret(),
+        "at-login"
+    );
+    assert_eq!(provider.calls(), 1);
+    assert_eq!(count(&drain(&mut events_a), "reauth_required"), 0);
+}
+
+/// `refresh_rejected`: "returns a token to try again with: the current one if another caller
+/// already replaced `rejected`, otherwise a refreshed one"; DESIGN: after a 401 the
+/// middleware "forces one refresh (unless another caller already rotated)". Another
+/// process's rotation is in the store: a 401 to the token it replaced takes that, with no
+/// second refresh.
+#[tokio::test(start_paused = true)]
+async fn a_401_to_a_token_another_process_replaced_takes_its_set_without_a_refresh() {
+    let provider = Arc::new(Scripted::default());
+    let (_dir, store_a, store_b) = file_stores();
+    let a = manager(&provider, store_a);
+    let b = manager(&provider, store_b);
+    a.insert("s", first(HOUR)).await.unwrap();
+    let old = b.access_token("s").await.unwrap();
+    assert_eq!(a.refresh_now("s").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(provider.calls(), 1);
+
+    // The other process still serves the replaced token (it is fresh); the API refuses it.
+    assert_eq!(b.access_token("s").await.unwrap(), old);
+    let retry_with = b.refresh_rejected("s", &old).await.unwrap();
+    assert_eq!(retry_with.expose_secret(), "at-1");
+    assert_eq!(
+        provider.calls(),
+        1,
+        "no second refresh for a replaced token"
+    );
+    // A late report about the same old token still refreshes nothing.
+    let again = b.session("s").refresh_rejected(&old).await.unwrap();
+    assert_eq!(again.expose_secret(), "at-1");
+    assert_eq!(provider.calls(), 1);
+}
+
+/// Where the two managers of a race keep their sessions.
+#[derive(Clone, Copy, Debug)]
+enum Stores {
+    /// A `MemoryStore` given to the first manager (which then keeps its sets in it, not
+    /// copies), the second with one of its own.
+    OwnedMemory,
+    /// One `MemoryStore` shared by both managers.
+    SharedMemory,
+    /// A `FileStore` each, on one directory.
+    File,
+}
+
+/// Two managers `a` and `b` of one gated provider, session `s` inserted through `a` and
+/// expired, and `a`'s events from then on.
+struct Race {
+    provider: Arc<Scripted>,
+    gate: Arc<Semaphore>,
+    entered: mpsc::UnboundedReceiver<()>,
+    a: TokenManager<Probe>,
+    b: TokenManager<Probe>,
+    /// What `a` stores in.
+    store: Arc<dyn TokenStore>,
+    events: broadcast::Receiver<Event>,
+    _dir: tempfile::TempDir,
+}
+
+/// The races run: each store kind, the session changed through the refreshing manager or
+/// through the other one.
+const RACES: [(Stores, bool); 5] = [
+    (Stores::OwnedMemory, false),
+    (Stores::SharedMemory, false),
+    (Stores::SharedMemory, true),
+    (Stores::File, false),
+    (Stores::File, true),
+];
+
+impl Race {
+    /// The manager that changes the session during the refresh.
+    fn actor(&self, from_other: bool) -> TokenManager<Probe> {
+        if from_other {
+            self.b.clone()
+        } else {
+            self.a.clone()
+        }
+    }
+
+    async fn new(stores: Stores) -> Self {
+        let (provider, gate, entered) = gated();
+        let dir = tempfile::TempDir::new().unwrap();
+        let (a, b, store) = match stores {
+            Stores::OwnedMemory => {
+                let a = TokenManager::builder(Probe(provider.clone()))
+                    .store(MemoryStore::new())
+                    .clock(Arc::new(clock()))
+                    .config(config())
+                    .build()
+                    .unwrap();
+                let store = a.store().clone();
+                let b = manager(&provider, Arc::new(MemoryStore::new()));
+                (a, b, store)
+            }
+            Stores::SharedMemory => {
+                let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+                let a = manager(&provider, store.clone());
+                (a, manager(&provider, store.clone()), store)
+            }
+            Stores::File => {
+                let store: Arc<dyn TokenStore> = Arc::new(FileStore::open(dir.path()).unwrap());
+                let other = Arc::new(FileStore::open(dir.path()).unwrap());
+                let a = manager(&provider, store.clone());
+                (a, manager(&provider, other), store)
+            }
+        };
+        a.insert("s", first(Duration::ZERO)).await.unwrap();
+        let events = a.subscribe();
+        Race {
+            provider,
+            gate,
+            entered,
+            a,
+            b,
+            store,
+            events,
+            _dir: dir,
+        }
+    }
+
+    /// What `a.access_token("s")` answers when `meanwhile` runs while its refresh is at the
+    /// provider.
+    async fn meanwhile(
+        &mut self,
+        meanwhile: impl Future<Output = ()>,
+    ) -> Result<AccessToken, Error> {
+        let refreshing = tokio::spawn({
+            let a = self.a.clone();
+            async move { a.access_token("s").await }
+        });
+        self.entered.recv().await.unwrap();
+        meanwhile.await;
+        self.gate.add_permits(1);
+        refreshing.await.unwrap()
+    }
+}
+
+/// `insert`: "It wins over any refresh of the session already under way: that refresh's
+/// result (or verdict, or failure) is dropped"; DESIGN invariant 4. Through this manager
+/// (whatever its store) and through another process: the store keeps the login, and the
+/// dropped result is not reported as a set in use.
+#[tokio::test(start_paused = true)]
+async fn an_insert_during_a_refresh_is_what_the_store_keeps() {
+    for (stores, from_other) in RACES {
+        let label = format!("{stores:?}, from the other manager: {from_other}");
+        let mut race = Race::new(stores).await;
+        let actor = race.actor(from_other);
+        let answered = race
+            .meanwhile(async { actor.insert("s", login(&actor)).await.unwrap() })
+            .await;
+
+        assert_eq!(
+            stored_access(&*race.store).await.as_deref(),
+            Some("at-login"),
+            "{label}: the refresh's result overwrote the login"
+        );
+        assert_eq!(
+            race.a.access_token("s").await.unwrap().expose_secret(),
+            "at-login",
+            "{label}"
+        );
+        if !from_other {
+            // Inserted here, the login is what the overtaken refresh's callers get.
+            assert_eq!(answered.unwrap().expose_secret(), "at-login", "{label}");
+        }
+        assert_eq!(race.provider.calls(), 1, "{label}");
+        let seen = drain(&mut race.events);
+        assert_eq!(count(&seen, "refreshed"), 0, "{label}: {seen:?}");
+    }
+}
+
+/// `remove`: "Forgets `session`: removes its set from the store and from memory. A refresh
+/// under way neither brings it back nor reports on it."
+#[tokio::test(start_paused = true)]
+async fn a_remove_during_a_refresh_is_neither_undone_nor_reported() {
+    for (stores, from_other) in RACES {
+        let label = format!("{stores:?}, from the other manager: {from_other}");
+        let mut race = Race::new(stores).await;
+        let actor = race.actor(from_other);
+        let answered = race
+            .meanwhile(async { actor.remove("s").await.unwrap() })
+            .await;
+
+        assert!(
+            stored(&*race.store).await.is_none(),
+            "{label}: brought back"
+        );
+        if !from_other {
+            assert!(
+                matches!(answered, Err(Error::NoTokens { .. })),
+                "{label}: {answered:?}"
+            );
+            assert!(
+                matches!(race.a.access_token("s").await, Err(Error::NoTokens { .. })),
+                "{label}"
+            );
+        }
+        settle().await;
+        let seen = drain(&mut race.events);
+        assert_eq!(count(&seen, "refreshed"), 0, "{label}: {seen:?}");
+        assert_eq!(race.provider.calls(), 1, "{label}");
+        assert!(
+            stored(&*race.store).await.is_none(),
+            "{label}: brought back late"
+        );
+    }
+}
+
+/// `ManagerConfig::refresh_skew`: refresh that long before the access token expires (no
+/// jitter here); `access_token`: "Near expiry, one background refresh starts and the current
+/// token is returned."
+#[tokio::test(start_paused = true)]
+async fn the_refresh_ahead_of_expiry_starts_at_the_skew_and_serves_the_current_token() {
+    let (provider, manager, _, mut events) = one_session(HOUR).await;
+
+    tokio::time::advance(HOUR - Duration::from_secs(61)).await;
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-0"
+    );
+    settle().await;
+    assert_eq!(provider.calls(), 0, "a minute and a second before expiry");
+
+    tokio::time::advance(Duration::from_secs(1)).await;
+    // At the skew: the current token, while one refresh starts in the background.
+    for _ in 0..20 {
+        assert_eq!(
+            manager.access_token("s").await.unwrap().expose_secret(),
+            "at-0"
+        );
+    }
+    settle().await;
+    assert_eq!(provider.calls(), 1);
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    assert_eq!(count(&drain(&mut events), "refreshed"), 1);
+}
+
+/// `ManagerConfig::refresh_skew`: a token whose life is shorter than twice the skew is
+/// refreshed at half its remaining life, not at once (so an answer that lives less than the
+/// skew is not refreshed again and again); such an answer is no odd expiry.
+#[tokio::test(start_paused = true)]
+async fn a_token_living_less_than_twice_the_skew_is_refreshed_at_half_its_life() {
+    let (provider, manager, _, mut events) = one_session(Duration::from_secs(60)).await;
+    tokio::time::advance(Duration::from_secs(29)).await;
+    manager.access_token("s").await.unwrap();
+    settle().await;
+    assert_eq!(provider.calls(), 0, "before half its life");
+    tokio::time::advance(Duration::from_secs(1)).await;
+    manager.access_token("s").await.unwrap();
+    settle().await;
+    assert_eq!(provider.calls(), 1, "at half its life");
+
+    // The provider answers a token that lives 30 s (under the 60 s skew): used, refreshed
+    // after 15 s, and no `ExpiryAdjusted`.
+    provider.then(Step::Lives(Duration::from_secs(30)));
+    manager.refresh_now("s").await.unwrap();
+    assert_eq!(provider.calls(), 2);
+    tokio::time::advance(Duration::from_secs(14)).await;
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-2"
+    );
+    settle().await;
+    assert_eq!(provider.calls(), 2);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    manager.access_token("s").await.unwrap();
+    settle().await;
+    assert_eq!(provider.calls(), 3);
+    let seen = drain(&mut events);
+    assert_eq!(count(&seen, "expiry_adjusted"), 0, "{seen:?}");
+}
+
+/// `ManagerConfig::default_access_lifetime`: "`None`: such a token is used until the API
+/// refuses it"; `ExpiryNote::Unknown`: reported.
+#[tokio::test(start_paused = true)]
+async fn an_answer_without_expiry_is_used_until_the_api_refuses_it() {
+    let (provider, manager, _, mut events) = one_session(Duration::ZERO).await;
+    provider.then(Step::NoExpiry);
+    let token = manager.access_token("s").await.unwrap();
+    assert_eq!(token.expose_secret(), "at-1");
+    let seen = drain(&mut events);
+    assert_eq!(
+        seen.iter()
+            .filter(|e| matches!(
+                e,
+                Event::ExpiryAdjusted {
+                    note: ExpiryNote::Unknown,
+                    ..
+                }
+            ))
+            .count(),
+        1,
+        "{seen:?}"
+    );
+    for _ in 0..10 {
+        tokio::time::advance(30 * 24 * HOUR).await;
+        assert_eq!(manager.access_token("s").await.unwrap(), token);
+    }
+    settle().await;
+    assert_eq!(provider.calls(), 1, "no refresh without an expiry");
+    let next = manager.refresh_rejected("s", &token).await.unwrap();
+    assert_eq!(next.expose_secret(), "at-2");
+    assert_eq!(provider.calls(), 2);
+}
+
+/// README: "A rotated set is saved ... before anyone uses it"; DESIGN: "A response without a
+/// refresh token keeps the previous one"; `Event::Refreshed::rotated`: "The provider sent a
+/// new refresh token".
+#[tokio::test(start_paused = true)]
+async fn an_answer_without_a_refresh_token_keeps_and_stores_the_previous_one() {
+    let (provider, manager, store, mut events) = one_session(Duration::ZERO).await;
+    provider.then(Step::KeepRefreshToken);
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    let record = stored(&*store).await.unwrap();
+    let tokens = record.tokens().unwrap();
+    assert_eq!(tokens.access_token.expose_secret(), "at-1");
+    assert_eq!(
+        tokens.refresh_token.as_ref().map(|t| t.expose_secret()),
+        Some("rt-0")
+    );
+    let seen = drain(&mut events);
+    assert!(
+        matches!(
+            &seen[..],
+            [Event::Refreshed {
+                rotated: false,
+                issued: false,
+                version: Some(_),
+                ..
+            }]
+        ),
+        "{seen:?}"
+    );
+}
+
+/// `ManagerConfig::failure_cooldown`: "After a failed ahead-of-expiry refresh, wait this long
+/// before trying again (the current token is still valid meanwhile)"; `Event::RefreshFailed`:
+/// "A refresh failed; the session keeps its current set."
+#[tokio::test(start_paused = true)]
+async fn a_failed_refresh_ahead_of_expiry_keeps_the_token_and_waits_the_cooldown() {
+    let (provider, manager, _, mut events) = one_session(Duration::from_secs(600)).await;
+    tokio::time::advance(Duration::from_secs(560)).await;
+    provider.then(Step::Fail(unavailable()));
+    let cooldown = ManagerConfig::default().failure_cooldown;
+    for _ in 0..50 {
+        assert_eq!(
+            manager.access_token("s").await.unwrap().expose_secret(),
+            "at-0"
+        );
+        settle().await;
+    }
+    assert_eq!(provider.calls(), 1);
+    let seen = drain(&mut events);
+    assert_eq!(count(&seen, "refresh_failed"), 1, "{seen:?}");
+    assert!(
+        matches!(
+            &seen[0],
+            Event::RefreshFailed {
+                kind: ErrorKind::Transient,
+                ..
+            }
+        ),
+        "{seen:?}"
+    );
+    tokio::time::advance(cooldown - Duration::from_millis(1)).await;
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-0"
+    );
+    settle().await;
+    assert_eq!(provider.calls(), 1, "inside the cooldown");
+    tokio::time::advance(Duration::from_millis(1)).await;
+    manager.access_token("s").await.unwrap();
+    settle().await;
+    assert_eq!(provider.calls(), 2, "after the cooldown");
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+}
+
+/// `TokenManager` rustdoc: "Each session is refreshed by one task at a time"; README:
+/// "exactly one refresh runs per session". A herd on an expired token: one call, one
+/// `Refreshed`.
+#[tokio::test(start_paused = true)]
+async fn a_herd_on_an_expired_token_is_one_call_and_one_event() {
+    let (provider, manager, _, mut events) = one_session(Duration::ZERO).await;
+    let mut herd = tokio::task::JoinSet::new();
+    for i in 0..64 {
+        let manager = manager.clone();
+        herd.spawn(async move {
+            match i % 3 {
+                0 => manager.access_token("s").await,
+                1 => manager.session("s").access_token().await,
+                _ => manager.refresh_now("s").await,
+            }
+        });
+    }
+    while let Some(token) = herd.join_next().await {
+        assert_eq!(token.unwrap().unwrap().expose_secret(), "at-1");
+    }
+    assert_eq!(provider.calls(), 1);
+    let seen = drain(&mut events);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].name(), "refreshed");
+}
+
+/// `shutdown`: "Afterwards fresh tokens are still served, but every call that needs a
+/// refresh fails with [`Error::ShuttingDown`]."
+#[tokio::test(start_paused = true)]
+async fn after_shutdown_fresh_tokens_are_served_and_refreshes_refused_without_a_call() {
+    let provider = Arc::new(Scripted::default());
+    let manager = manager(&provider, Arc::new(MemoryStore::new()));
+    manager.insert("fresh", first(HOUR)).await.unwrap();
+    manager
+        .insert("stale", first(Duration::ZERO))
+        .await
+        .unwrap();
+    manager.shutdown(Duration::from_secs(1)).await.unwrap();
+    assert_eq!(
+        manager.access_token("fresh").await.unwrap().expose_secret(),
+        "at-0"
+    );
+    assert!(matches!(
+        manager.access_token("stale").await,
+        Err(Error::ShuttingDown)
+    ));
+    assert!(matches!(
+        manager.refresh_now("fresh").await,
+        Err(Error::ShuttingDown)
+    ));
+    let at0 = AccessToken::new("at-0");
+    assert!(matches!(
+        manager.refresh_rejected("fresh", &at0).await,
+        Err(Error::ShuttingDown)
+    ));
+    assert_eq!(provider.calls(), 0);
+}
+
+/// `insert_refresh_token`: "refreshes at once, so a refresh token the provider refuses is
+/// known now"; invariant 1: the verdict is recorded in the store, and reported once.
+#[tokio::test(start_paused = true)]
+async fn a_refused_login_by_refresh_token_is_known_at_once_and_recorded() {
+    let provider = Arc::new(Scripted::default());
+    let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let manager = manager(&provider, store.clone());
+    let mut events = manager.subscribe();
+    provider.then(Step::Fail(invalid_grant()));
+    let error = manager
+        .insert_refresh_token("s", RefreshToken::new("rt-refused"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+    assert!(stored(&*store).await.unwrap().reauth().is_some());
+    for _ in 0..5 {
+        assert_eq!(
+            manager.access_token("s").await.unwrap_err().kind(),
+            ErrorKind::ReauthRequired
+        );
+    }
+    assert_eq!(provider.calls(), 1);
+    assert_eq!(count(&drain(&mut events), "reauth_required"), 1);
+}
+
+/// `Event::Refreshed::issued`: "The set was issued anew (client credentials, account key)
+/// rather than refreshed."
+#[tokio::test(start_paused = true)]
+async fn a_set_issued_for_a_new_session_is_reported_as_issued() {
+    let provider = Arc::new(Scripted {
+        can_issue: true,
+        ..Scripted::default()
+    });
+    let manager = manager(&provider, Arc::new(MemoryStore::new()));
+    let mut events = manager.subscribe();
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    let seen = drain(&mut events);
+    assert!(
+        matches!(&seen[..], [Event::Refreshed { issued: true, .. }]),
+        "{seen:?}"
+    );
+}
+
+/// Invariant 2: "a refresh token is never sent ... without a re-read"; the rules for bad
+/// input: a typed error, never a lost stored token. A record damaged under a session this
+/// process has cached: the refresh's re-read fails as a store error, no token is sent, and
+/// the record is left as it is.
+#[tokio::test(start_paused = true)]
+async fn a_record_damaged_under_a_cached_session_is_a_store_error_and_left_as_it_is() {
+    let provider = Arc::new(Scripted::default());
+    let dir = tempfile::TempDir::new().unwrap();
+    let store: Arc<dyn TokenStore> = Arc::new(FileStore::open(dir.path()).unwrap());
+    let manager = manager(&provider, store.clone());
+    manager.insert("s", first(HOUR)).await.unwrap();
+    let records: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let damaged = b"{\"version\": 3, \"record\": {\"kind\": \"tok";
+    std::fs::write(&records[0], damaged).unwrap();
+
+    tokio::time::advance(2 * HOUR).await;
+    for _ in 0..3 {
+        let error = manager.access_token("s").await.unwrap_err();
+        assert!(
+            matches!(error, Error::Store(StoreError::Corrupt(_))),
+            "{error:?}"
+        );
+        assert_eq!(error.kind(), ErrorKind::Transient);
+        tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+    }
+    assert_eq!(
+        provider.calls(),
+        0,
+        "no token sent without a readable re-read"
+    );
+    assert_eq!(std::fs::read(&records[0]).unwrap(), damaged);
+}
