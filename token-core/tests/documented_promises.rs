@@ -423,7 +423,19 @@ const RACES: [(Stores, bool); 5] = [
     (Stores::File, true),
 ];
 
+/// What the provider answers the refresh a race overtakes.
+const ANSWERS: [&str; 3] = ["a new pair", "invalid_grant", "503"];
+
 impl Race {
+    /// Scripts the provider's answer to the refresh (one of [`ANSWERS`]).
+    fn answer(&self, answer: &str) {
+        match answer {
+            "invalid_grant" => self.provider.then(Step::Fail(invalid_grant())),
+            "503" => self.provider.then(Step::Fail(unavailable())),
+            _ => {}
+        }
+    }
+
     /// The manager that changes the session during the refresh.
     fn actor(&self, from_other: bool) -> TokenManager<Probe> {
         if from_other {
@@ -497,9 +509,13 @@ impl Race {
 /// dropped result is not reported as a set in use.
 #[tokio::test(start_paused = true)]
 async fn an_insert_during_a_refresh_is_what_the_store_keeps() {
-    for (stores, from_other) in RACES {
-        let label = format!("{stores:?}, from the other manager: {from_other}");
+    for ((stores, from_other), answer) in RACES
+        .into_iter()
+        .flat_map(|race| ANSWERS.map(|answer| (race, answer)))
+    {
+        let label = format!("{stores:?}, from the other manager: {from_other}, answer: {answer}");
         let mut race = Race::new(stores).await;
+        race.answer(answer);
         let actor = race.actor(from_other);
         let answered = race
             .meanwhile(async { actor.insert("s", login(&actor)).await.unwrap() })
@@ -510,6 +526,10 @@ async fn an_insert_during_a_refresh_is_what_the_store_keeps() {
             Some("at-login"),
             "{label}: the refresh's result overwrote the login"
         );
+        if from_other {
+            // A failure is answered again for the cooldown; then the store is read.
+            tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+        }
         assert_eq!(
             race.a.access_token("s").await.unwrap().expose_secret(),
             "at-login",
@@ -522,6 +542,11 @@ async fn an_insert_during_a_refresh_is_what_the_store_keeps() {
         assert_eq!(race.provider.calls(), 1, "{label}");
         let seen = drain(&mut race.events);
         assert_eq!(count(&seen, "refreshed"), 0, "{label}: {seen:?}");
+        assert_eq!(count(&seen, "reauth_required"), 0, "{label}: {seen:?}");
+        // Another process's change is not seen before the store is read: the failure of
+        // the tokens this process holds is reported.
+        let failed = usize::from(from_other && answer == "503");
+        assert_eq!(count(&seen, "refresh_failed"), failed, "{label}: {seen:?}");
     }
 }
 
@@ -529,9 +554,13 @@ async fn an_insert_during_a_refresh_is_what_the_store_keeps() {
 /// under way neither brings it back nor reports on it."
 #[tokio::test(start_paused = true)]
 async fn a_remove_during_a_refresh_is_neither_undone_nor_reported() {
-    for (stores, from_other) in RACES {
-        let label = format!("{stores:?}, from the other manager: {from_other}");
+    for ((stores, from_other), answer) in RACES
+        .into_iter()
+        .flat_map(|race| ANSWERS.map(|answer| (race, answer)))
+    {
+        let label = format!("{stores:?}, from the other manager: {from_other}, answer: {answer}");
         let mut race = Race::new(stores).await;
+        race.answer(answer);
         let actor = race.actor(from_other);
         let answered = race
             .meanwhile(async { actor.remove("s").await.unwrap() })
@@ -542,6 +571,7 @@ async fn a_remove_during_a_refresh_is_neither_undone_nor_reported() {
             "{label}: brought back"
         );
         if !from_other {
+            // The callers of the refresh get the by-name call's answer for a removed session.
             assert!(
                 matches!(answered, Err(Error::NoTokens { .. })),
                 "{label}: {answered:?}"
@@ -554,6 +584,11 @@ async fn a_remove_during_a_refresh_is_neither_undone_nor_reported() {
         settle().await;
         let seen = drain(&mut race.events);
         assert_eq!(count(&seen, "refreshed"), 0, "{label}: {seen:?}");
+        assert_eq!(count(&seen, "reauth_required"), 0, "{label}: {seen:?}");
+        // Another process's change is not seen before the store is read: the failure of
+        // the tokens this process holds is reported.
+        let failed = usize::from(from_other && answer == "503");
+        assert_eq!(count(&seen, "refresh_failed"), failed, "{label}: {seen:?}");
         assert_eq!(race.provider.calls(), 1, "{label}");
         assert!(
             stored(&*race.store).await.is_none(),

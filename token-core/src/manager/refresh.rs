@@ -56,12 +56,19 @@ impl<P: Provider> Inner<P> {
                 // A failure of the tokens an insert replaced meanwhile is not the inserted
                 // set's (it was never sent): the callers get that set, or its refresh (not
                 // once `shutdown` began, as above).
+                // A remove meanwhile: its callers get what the by-name call answers for a
+                // removed session, as when the refresh succeeds, not the removed tokens'
+                // failure.
                 Err(_) if replaced && !asking => {
-                    match self.state(session).as_ref().and_then(Ready::of) {
+                    let state = self.state(session);
+                    match state.as_ref().and_then(Ready::of) {
                         Some(inserted) if inserted.usable(self.clock.now()) => break Ok(inserted),
                         Some(_) if self.closing() => break Err(Error::ShuttingDown),
                         Some(_) => {}
-                        _ => break outcome,
+                        None if matches!(state.as_deref(), Some(State::Absent { .. })) => {
+                            break Err(self.no_tokens(session));
+                        }
+                        None => break outcome,
                     }
                 }
                 _ => break outcome,
@@ -910,6 +917,13 @@ impl<P: Provider> Inner<P> {
         error: Error,
     ) -> Outcome<P::Extras> {
         tracing::warn!(kind = %error.kind(), %error, "refresh failed");
+        if session.generation() != generation {
+            // An insert or a remove replaced the session while the provider answered: the
+            // failure is the replaced tokens', dropped with them (what its callers get is
+            // decided as the refresh ends), and not reported: the session does not keep the
+            // set that failed.
+            return Err(error);
+        }
         self.emit(Event::RefreshFailed {
             session: session.name().clone(),
             kind: error.kind(),
