@@ -45,6 +45,8 @@ struct Scripted {
     /// Told of every call as it reaches the provider.
     entered: Mutex<Option<mpsc::UnboundedSender<()>>>,
     can_issue: bool,
+    /// When each call reached the provider.
+    times: Mutex<Vec<time::OffsetDateTime>>,
 }
 
 impl Scripted {
@@ -79,6 +81,7 @@ impl Scripted {
 
     async fn call(&self, cx: &CallContext) -> Result<TokenSet, Error> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.times.lock().unwrap().push(cx.now());
         if let Some(entered) = &*self.entered.lock().unwrap() {
             let _ = entered.send(());
         }
@@ -216,6 +219,19 @@ fn file_stores() -> (tempfile::TempDir, Arc<dyn TokenStore>, Arc<dyn TokenStore>
     (dir, a, b)
 }
 
+/// Cuts the one record file in `dir` short; its path and what it now holds.
+fn damage_the_record(dir: &std::path::Path) -> (std::path::PathBuf, &'static [u8]) {
+    let records: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let damaged: &[u8] = b"{\"version\": 3, \"record\": {\"kind\": \"tok";
+    std::fs::write(&records[0], damaged).unwrap();
+    (records[0].clone(), damaged)
+}
+
 /// A provider whose calls wait at a gate, and a channel that tells of each call.
 fn gated() -> (Arc<Scripted>, Arc<Semaphore>, mpsc::UnboundedReceiver<()>) {
     let gate = Arc::new(Semaphore::new(0));
@@ -314,6 +330,7 @@ async fn a_verdict_is_one_event_one_stored_record_and_no_call_from_the_other_pro
         "{verdict:?}"
     );
 
+    let recorded = store_a.load(&key()).await.unwrap().unwrap().version;
     // The other process: the verdict from the store, with its code and URL, and no call.
     for round in 0..4 {
         for manager in [&a, &b] {
@@ -328,6 +345,8 @@ async fn a_verdict_is_one_event_one_stored_record_and_no_call_from_the_other_pro
         tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
     }
     assert_eq!(provider.calls(), 1, "the dead token is sent once");
+    let version = store_a.load(&key()).await.unwrap().unwrap().version;
+    assert_eq!(version, recorded, "the verdict is recorded once");
 
     let (seen_a, seen_b) = (drain(&mut events_a), drain(&mut events_b));
     let reauths: Vec<_> = seen_a
@@ -891,14 +910,7 @@ async fn a_record_damaged_under_a_cached_session_is_a_store_error_and_left_as_it
     let store: Arc<dyn TokenStore> = Arc::new(FileStore::open(dir.path()).unwrap());
     let manager = manager(&provider, store.clone());
     manager.insert("s", first(HOUR)).await.unwrap();
-    let records: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
-        .collect();
-    assert_eq!(records.len(), 1, "{records:?}");
-    let damaged = b"{\"version\": 3, \"record\": {\"kind\": \"tok";
-    std::fs::write(&records[0], damaged).unwrap();
+    let (record, damaged) = damage_the_record(dir.path());
 
     tokio::time::advance(2 * HOUR).await;
     for _ in 0..3 {
@@ -915,5 +927,221 @@ async fn a_record_damaged_under_a_cached_session_is_a_store_error_and_left_as_it
         0,
         "no token sent without a readable re-read"
     );
-    assert_eq!(std::fs::read(&records[0]).unwrap(), damaged);
+    assert_eq!(std::fs::read(&record).unwrap(), damaged);
+}
+
+/// Both managers call at once on an expired token (one `FileStore` directory), for a rotation
+/// and for a refusal: one provider call; one `Refreshed` in all and one `Adopted` (the other
+/// process took the stored set), or one `ReauthRequired` in all ("Reported once, by the
+/// process that reached it").
+#[tokio::test(start_paused = true)]
+async fn two_processes_racing_on_an_expired_token_report_it_once_between_them() {
+    for refused in [false, true] {
+        let provider = Arc::new(Scripted::default());
+        let (_dir, store_a, store_b) = file_stores();
+        let a = manager(&provider, store_a);
+        let b = manager(&provider, store_b);
+        a.insert("s", first(HOUR)).await.unwrap();
+        b.access_token("s").await.unwrap();
+        let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
+        if refused {
+            provider.then(Step::Fail(invalid_grant()));
+        }
+        tokio::time::advance(2 * HOUR).await;
+        let mut callers = tokio::task::JoinSet::new();
+        for i in 0..16 {
+            let manager = if i % 2 == 0 { a.clone() } else { b.clone() };
+            callers.spawn(async move { manager.access_token("s").await });
+        }
+        while let Some(answer) = callers.join_next().await {
+            match answer.unwrap() {
+                Ok(token) => assert!(!refused && token.expose_secret() == "at-1"),
+                Err(error) => assert!(refused && error.kind() == ErrorKind::ReauthRequired),
+            }
+        }
+        assert_eq!(provider.calls(), 1, "refused: {refused}");
+        let mut seen = drain(&mut events_a);
+        seen.extend(drain(&mut events_b));
+        let expected: &[(&str, usize)] = if refused {
+            &[("reauth_required", 1), ("refreshed", 0), ("adopted", 0)]
+        } else {
+            &[("refreshed", 1), ("adopted", 1), ("reauth_required", 0)]
+        };
+        for (name, times) in expected {
+            assert_eq!(
+                count(&seen, name),
+                *times,
+                "{name}, refused: {refused}: {seen:?}"
+            );
+        }
+    }
+}
+
+/// A store whose next `failing` saves fail (a database outage), over a `MemoryStore`.
+struct FlakyStore {
+    inner: MemoryStore,
+    failing: AtomicU32,
+}
+
+#[async_trait]
+impl TokenStore for FlakyStore {
+    async fn load(
+        &self,
+        key: &SessionKey,
+    ) -> Result<Option<token_core::store::Versioned<StoredRecord>>, StoreError> {
+        self.inner.load(key).await
+    }
+
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<token_core::store::Version>,
+    ) -> Result<token_core::store::Version, StoreError> {
+        let failing = self.failing.load(Ordering::SeqCst);
+        if failing > 0 {
+            self.failing.store(failing - 1, Ordering::SeqCst);
+            return Err(StoreError::backend(
+                "the database is down",
+                std::io::Error::other("connection refused"),
+            ));
+        }
+        self.inner.save(key, record, expected).await
+    }
+
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<token_core::store::Version>,
+    ) -> Result<bool, StoreError> {
+        self.inner.delete(key, expected).await
+    }
+}
+
+/// README: "if the save fails, the new set is used anyway ..., saved again in the background,
+/// and `Event::PersistFailed`/`Persisted` say so"; `Event::Refreshed::version`: "`None` when
+/// saving failed"; `ManagerConfig::save_retries`: "After this many failed attempts to save a
+/// set in the background, `PersistFailed` is reported again"; `shutdown`: "waits ... for the
+/// background saves of sets whose save had failed", and "Returns
+/// [`Error::ShutdownTimedOut`] if work was still running at the deadline".
+#[tokio::test(start_paused = true)]
+async fn a_set_whose_save_failed_is_reported_saved_again_and_waited_for_by_shutdown() {
+    for heals in [true, false] {
+        let provider = Arc::new(Scripted::default());
+        let store = Arc::new(FlakyStore {
+            inner: MemoryStore::new(),
+            failing: AtomicU32::new(0),
+        });
+        let manager = manager_with(&provider, store.clone(), config().with_save_retries(3));
+        manager.insert("s", first(Duration::ZERO)).await.unwrap();
+        let mut events = manager.subscribe();
+        // The refresh's save and seven background attempts fail, or every save does.
+        let failing = if heals { 8 } else { u32::MAX };
+        store.failing.store(failing, Ordering::SeqCst);
+        assert_eq!(
+            manager.access_token("s").await.unwrap().expose_secret(),
+            "at-1"
+        );
+        assert_eq!(stored_access(&*store).await.as_deref(), Some("at-0"));
+
+        let stopped = manager.shutdown(Duration::from_secs(3600)).await;
+        let seen = drain(&mut events);
+        assert_eq!(provider.calls(), 1);
+        assert_eq!(
+            seen.iter()
+                .filter(|e| matches!(e, Event::Refreshed { version: None, .. }))
+                .count(),
+            1,
+            "{seen:?}"
+        );
+        if heals {
+            stopped.unwrap();
+            let saved = store.load(&key()).await.unwrap().unwrap();
+            assert_eq!(
+                saved.value.tokens().unwrap().access_token.expose_secret(),
+                "at-1"
+            );
+            // Reported at the refresh's failure, and after the 3rd and 6th background one.
+            assert_eq!(count(&seen, "persist_failed"), 3, "{seen:?}");
+            let persisted: Vec<_> = seen
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Persisted { version, .. } => Some(*version),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(persisted, vec![saved.version], "{seen:?}");
+        } else {
+            assert!(
+                matches!(stopped, Err(Error::ShutdownTimedOut { pending }) if pending >= 1),
+                "{stopped:?}"
+            );
+            assert_eq!(count(&seen, "persisted"), 0, "{seen:?}");
+            assert_eq!(stored_access(&*store).await.as_deref(), Some("at-0"));
+        }
+    }
+}
+
+/// `RetryPolicy::deadline`: "No call starts later than this after the first";
+/// `max_attempts`: "Calls at most, the first included".
+#[tokio::test(start_paused = true)]
+async fn no_retry_starts_after_the_deadline() {
+    let provider = Arc::new(Scripted::default());
+    let retry = RetryPolicy::default()
+        .with_max_attempts(100)
+        .with_backoff(Duration::from_secs(10), Duration::from_secs(10))
+        .with_deadline(Duration::from_secs(25));
+    let manager = manager_with(
+        &provider,
+        Arc::new(MemoryStore::new()),
+        config().with_retry(retry),
+    );
+    manager.insert("s", first(Duration::ZERO)).await.unwrap();
+    for _ in 0..100 {
+        provider.then(Step::Fail(unavailable()));
+    }
+    let started = tokio::time::Instant::now();
+    let error = manager.access_token("s").await.unwrap_err();
+    assert!(
+        matches!(error, Error::RetriesExhausted { attempts, .. } if attempts == provider.calls()),
+        "{error:?}"
+    );
+    assert!(provider.calls() >= 3, "{}", provider.calls());
+    let times = provider.times.lock().unwrap().clone();
+    let last = *times.last().unwrap();
+    assert!(
+        last - times[0] <= Duration::from_secs(25),
+        "a call {:?} after the first",
+        last - times[0]
+    );
+    assert!(started.elapsed() <= Duration::from_secs(25));
+}
+
+/// `FileStore`: "`delete(key, None)` removes even a corrupt record, so it can be cleared";
+/// `remove`: "removes its set from the store and from memory". A session whose record is
+/// damaged is removed, and is then a session without tokens.
+#[tokio::test(start_paused = true)]
+async fn a_session_whose_record_is_damaged_can_be_removed() {
+    let provider = Arc::new(Scripted::default());
+    let dir = tempfile::TempDir::new().unwrap();
+    let store: Arc<dyn TokenStore> = Arc::new(FileStore::open(dir.path()).unwrap());
+    let manager = manager(&provider, store.clone());
+    manager.insert("s", first(HOUR)).await.unwrap();
+    damage_the_record(dir.path());
+    let fresh = self::manager(&provider, store.clone());
+    assert!(matches!(
+        fresh.access_token("s").await,
+        Err(Error::Store(StoreError::Corrupt(_)))
+    ));
+    fresh.remove("s").await.unwrap();
+    assert!(stored(&*store).await.is_none());
+    // The first manager (another process) sees the remove once its token needs a refresh.
+    tokio::time::advance(2 * HOUR).await;
+    for manager in [&manager, &fresh] {
+        assert!(matches!(
+            manager.access_token("s").await,
+            Err(Error::NoTokens { .. })
+        ));
+    }
+    assert_eq!(provider.calls(), 0);
 }
