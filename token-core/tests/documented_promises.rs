@@ -1145,3 +1145,102 @@ async fn a_session_whose_record_is_damaged_can_be_removed() {
     }
     assert_eq!(provider.calls(), 0);
 }
+
+/// Up to ten virtual minutes (the paused clock), until `manager` serves `expected` for `s`.
+async fn until_served(manager: &TokenManager<Probe>, expected: &str) {
+    for _ in 0..600 {
+        if manager.access_token("s").await.unwrap().expose_secret() == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    panic!("{expected} was never served");
+}
+
+/// README: "Near expiry ... exactly one refresh runs per session, in its own task, while
+/// callers keep the still-valid token", across processes on one `FileStore`: both managers
+/// reach the skew together, both keep serving the current token, one call is made, and the
+/// other process takes its result.
+#[tokio::test(start_paused = true)]
+async fn two_processes_at_the_skew_keep_the_current_token_and_refresh_once() {
+    let provider = Arc::new(Scripted::default());
+    let (_dir, store_a, store_b) = file_stores();
+    let a = manager(&provider, store_a);
+    let b = manager(&provider, store_b);
+    a.insert("s", first(HOUR)).await.unwrap();
+    b.access_token("s").await.unwrap();
+    let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
+    tokio::time::advance(HOUR - Duration::from_secs(60)).await;
+    for manager in [&a, &b, &a, &b] {
+        assert_eq!(
+            manager.access_token("s").await.unwrap().expose_secret(),
+            "at-0"
+        );
+    }
+    until_served(&a, "at-1").await;
+    until_served(&b, "at-1").await;
+    assert_eq!(provider.calls(), 1);
+    let mut seen = drain(&mut events_a);
+    seen.extend(drain(&mut events_b));
+    assert_eq!(count(&seen, "refreshed"), 1, "{seen:?}");
+    assert_eq!(count(&seen, "adopted"), 1, "{seen:?}");
+}
+
+/// `insert_refresh_token`: "stores it, like `insert`, and refreshes at once"; the stored
+/// placeholder has no access token to serve: another process asking meanwhile waits for the
+/// first refresh and takes its set, with one provider call.
+#[tokio::test(start_paused = true)]
+async fn a_login_by_refresh_token_is_refreshed_once_while_another_process_asks_for_it() {
+    let (provider, gate, mut entered) = gated();
+    let (_dir, store_a, store_b) = file_stores();
+    let a = manager(&provider, store_a);
+    let b = manager(&provider, store_b);
+    let login = tokio::spawn({
+        let a = a.clone();
+        async move {
+            a.insert_refresh_token("s", RefreshToken::new("rt-login"))
+                .await
+        }
+    });
+    entered.recv().await.unwrap();
+    let asking = tokio::spawn({
+        let b = b.clone();
+        async move { b.access_token("s").await }
+    });
+    settle().await;
+    gate.add_permits(1);
+    assert_eq!(login.await.unwrap().unwrap().expose_secret(), "at-1");
+    assert_eq!(asking.await.unwrap().unwrap().expose_secret(), "at-1");
+    assert_eq!(provider.calls(), 1);
+}
+
+/// `refresh_now`: "Refreshes now, whatever the expiry, unless a refresh is already under way
+/// (whose result is then shared)".
+#[tokio::test(start_paused = true)]
+async fn refresh_now_shares_a_refresh_under_way_and_otherwise_refreshes() {
+    let (provider, gate, mut entered) = gated();
+    let manager = manager(&provider, Arc::new(MemoryStore::new()));
+    manager.insert("s", first(HOUR)).await.unwrap();
+    tokio::time::advance(HOUR - Duration::from_secs(30)).await;
+    // The refresh ahead of expiry starts in the background.
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-0"
+    );
+    entered.recv().await.unwrap();
+    let forced = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.refresh_now("s").await }
+    });
+    settle().await;
+    gate.add_permits(1);
+    assert_eq!(forced.await.unwrap().unwrap().expose_secret(), "at-1");
+    assert_eq!(provider.calls(), 1, "shared");
+    // Nothing under way: a fresh token is refreshed all the same.
+    gate.add_permits(1);
+    assert_eq!(
+        manager.refresh_now("s").await.unwrap().expose_secret(),
+        "at-2"
+    );
+    assert_eq!(provider.calls(), 2);
+}
