@@ -404,6 +404,24 @@ async fn a_401_to_a_token_another_process_replaced_takes_its_set_without_a_refre
     let again = b.session("s").refresh_rejected(&old).await.unwrap();
     assert_eq!(again.expose_secret(), "at-1");
     assert_eq!(provider.calls(), 1);
+
+    // The other way round: the API refuses the set this process took (its first refusal),
+    // and then the first process's copy of it.
+    let second = b.refresh_rejected("s", &retry_with).await.unwrap();
+    assert_eq!(
+        second.expose_secret(),
+        "at-2",
+        "one refresh for a token refused once"
+    );
+    assert_eq!(provider.calls(), 2);
+    assert_eq!(a.access_token("s").await.unwrap(), retry_with);
+    let from_a = a.refresh_rejected("s", &retry_with).await.unwrap();
+    assert_eq!(from_a.expose_secret(), "at-2");
+    assert_eq!(
+        provider.calls(),
+        2,
+        "no second refresh for a replaced token"
+    );
 }
 
 /// Where the two managers of a race keep their sessions.
@@ -1243,4 +1261,45 @@ async fn refresh_now_shares_a_refresh_under_way_and_otherwise_refreshes() {
         "at-2"
     );
     assert_eq!(provider.calls(), 2);
+}
+
+/// README: "A `Retry-After` is remembered for the session ... without calling the provider";
+/// `RetryPolicy::max_backoff`: "a longer `Retry-After` is honoured". Asked to wait during a
+/// refresh ahead of expiry, the manager keeps serving the still valid token and calls the
+/// provider again only once the wait is over, though `failure_cooldown` is shorter.
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_during_a_refresh_ahead_of_expiry_is_waited_out_with_the_current_token() {
+    let (provider, manager, _, mut events) = one_session(Duration::from_secs(600)).await;
+    // Longer than the cooldown, within the token's life after the skew (60 s).
+    let wait = Duration::from_secs(30);
+    provider.then(Step::Fail(
+        EndpointError::from(
+            ProviderError::new(ErrorKind::Transient, StatusCode::TOO_MANY_REQUESTS, "429")
+                .with_retry_after(Some(wait)),
+        )
+        .into(),
+    ));
+    tokio::time::advance(Duration::from_secs(540)).await;
+    for _ in 0..(wait.as_secs() - 1) {
+        assert_eq!(
+            manager.access_token("s").await.unwrap().expose_secret(),
+            "at-0"
+        );
+        settle().await;
+        tokio::time::advance(Duration::from_secs(1)).await;
+    }
+    assert_eq!(
+        provider.calls(),
+        1,
+        "asked again before the Retry-After was over"
+    );
+    tokio::time::advance(Duration::from_secs(1)).await;
+    manager.access_token("s").await.unwrap();
+    settle().await;
+    assert_eq!(provider.calls(), 2);
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    assert_eq!(count(&drain(&mut events), "refresh_failed"), 1);
 }
