@@ -33,6 +33,8 @@ enum Step {
     NoExpiry,
     /// A new pair whose access token lives this long.
     Lives(Duration),
+    /// The provider's code panics.
+    Panic,
 }
 
 #[derive(Default)]
@@ -60,15 +62,17 @@ impl Scripted {
 
     fn answer(&self, cx: &CallContext) -> Result<TokenSet, Error> {
         let step = self.script.lock().unwrap().pop_front();
-        if let Some(Step::Fail(error)) = step {
-            return Err(error);
+        match step {
+            Some(Step::Fail(error)) => return Err(error),
+            Some(Step::Panic) => panic!("the provider's code panicked"),
+            _ => {}
         }
         let n = self.minted.fetch_add(1, Ordering::SeqCst) + 1;
         let set = TokenSet::new(AccessToken::new(format!("at-{n}")))
             .with_refresh_token(RefreshToken::new(format!("rt-{n}")))
             .with_access_expires_at(cx.now() + HOUR);
         Ok(match step {
-            None | Some(Step::Fail(_)) => set,
+            None | Some(Step::Fail(_) | Step::Panic) => set,
             Some(Step::KeepRefreshToken) => {
                 TokenSet::new(set.access_token).with_access_expires_at(cx.now() + HOUR)
             }
@@ -1302,4 +1306,31 @@ async fn a_retry_after_during_a_refresh_ahead_of_expiry_is_waited_out_with_the_c
         "at-1"
     );
     assert_eq!(count(&drain(&mut events), "refresh_failed"), 1);
+}
+
+/// README: "A panic in a refresh ...: the callers of that refresh get an error
+/// (`RefreshAborted`), the refresh lease is given back, and a later call starts a new one (a
+/// refresh that panicked is answered again for `failure_cooldown`, as a provider's failure
+/// is, so a provider whose code always panics is not called once per caller)".
+#[tokio::test(start_paused = true)]
+async fn a_panicking_provider_is_asked_once_per_failure_cooldown() {
+    let provider = Arc::new(Scripted::default());
+    let (_dir, store_a, store_b) = file_stores();
+    let a = manager(&provider, store_a);
+    let b = manager(&provider, store_b);
+    a.insert("s", first(Duration::ZERO)).await.unwrap();
+    provider.then(Step::Panic);
+    for _ in 0..10 {
+        assert!(
+            matches!(a.access_token("s").await, Err(Error::RefreshAborted(_))),
+            "answered again for the cooldown"
+        );
+    }
+    assert_eq!(provider.calls(), 1);
+    // The lease was given back: the other process refreshes at once.
+    assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(provider.calls(), 2);
+    tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+    assert_eq!(a.access_token("s").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(provider.calls(), 2, "the other process's set is taken");
 }
