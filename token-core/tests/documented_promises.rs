@@ -1334,3 +1334,48 @@ async fn a_panicking_provider_is_asked_once_per_failure_cooldown() {
     assert_eq!(a.access_token("s").await.unwrap().expose_secret(), "at-1");
     assert_eq!(provider.calls(), 2, "the other process's set is taken");
 }
+
+/// DESIGN invariant 1: "the verdict is recorded once in the store, and every process sees it
+/// there"; README: "other processes see it on their next look and neither call the provider
+/// with the dead token nor report it again". The store fails the moment the verdict is to be
+/// recorded, then heals: the verdict still reaches the store, and another process sends
+/// nothing.
+#[tokio::test(start_paused = true)]
+async fn a_verdict_the_store_failed_to_record_is_recorded_once_it_heals() {
+    let provider = Arc::new(Scripted::default());
+    let store = Arc::new(FlakyStore {
+        inner: MemoryStore::new(),
+        failing: AtomicU32::new(0),
+    });
+    let a = manager(&provider, store.clone());
+    a.insert("s", first(Duration::ZERO)).await.unwrap();
+    let mut events_a = a.subscribe();
+    // The provider refuses the dead token whoever sends it.
+    provider.then(Step::Fail(invalid_grant()));
+    provider.then(Step::Fail(invalid_grant()));
+    store.failing.store(1, Ordering::SeqCst);
+    assert_eq!(
+        a.access_token("s").await.unwrap_err().kind(),
+        ErrorKind::ReauthRequired
+    );
+    assert_eq!(provider.calls(), 1);
+    for _ in 0..3 {
+        tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+        assert_eq!(
+            a.access_token("s").await.unwrap_err().kind(),
+            ErrorKind::ReauthRequired
+        );
+    }
+    let b = manager(&provider, store.clone());
+    let mut events_b = b.subscribe();
+    let answer = b.access_token("s").await;
+    let record = stored(&*store).await;
+    assert_eq!(count(&drain(&mut events_a), "reauth_required"), 1);
+    assert!(
+        record.as_ref().is_some_and(|r| r.reauth().is_some()),
+        "the verdict never reached the store: {record:?}"
+    );
+    assert_eq!(answer.unwrap_err().kind(), ErrorKind::ReauthRequired);
+    assert_eq!(provider.calls(), 1, "the other process sent the dead token");
+    assert_eq!(count(&drain(&mut events_b), "reauth_required"), 0);
+}

@@ -709,8 +709,8 @@ impl<P: Provider> Inner<P> {
     /// still the newest one: the store is read first, and what another process or an
     /// insert put there is taken instead.
     async fn refused(
-        &self,
-        session: &Session<P::Extras>,
+        self: &Arc<Self>,
+        session: &Arc<Session<P::Extras>>,
         generation: u64,
         current: Option<&Ready<P::Extras>>,
         error: Error,
@@ -757,8 +757,8 @@ impl<P: Provider> Inner<P> {
     /// renewal took the lease over from a holder that let it lapse (it is still this
     /// process's): that holder's save is waited for as after any take-over.
     async fn refused_after_losing_the_lease(
-        &self,
-        session: &Session<P::Extras>,
+        self: &Arc<Self>,
+        session: &Arc<Session<P::Extras>>,
         generation: u64,
         current: Option<&Ready<P::Extras>>,
         error: Error,
@@ -833,8 +833,8 @@ impl<P: Provider> Inner<P> {
     /// The verdict on a refused token, unless the store holds another set (looked at for
     /// `watched`).
     async fn judge(
-        &self,
-        session: &Session<P::Extras>,
+        self: &Arc<Self>,
+        session: &Arc<Session<P::Extras>>,
         generation: u64,
         current: Option<&Ready<P::Extras>>,
         error: Error,
@@ -890,10 +890,11 @@ impl<P: Provider> Inner<P> {
                 };
             }
             Err(store_error) => {
-                tracing::warn!(error = %store_error, "could not record the re-auth verdict");
+                tracing::warn!(error = %store_error, "could not record the re-auth verdict; recording it again in the background");
                 None
             }
         };
+        let unrecorded = recorded.is_none().then_some(version).flatten();
         let dead = State::Dead {
             reauth: Box::new(reauth.clone()),
             // Not recorded: the refused version, so a later look at the store does not
@@ -904,9 +905,52 @@ impl<P: Provider> Inner<P> {
         if !self.publish_if(session, generation, dead) {
             return self.after_insert(session, Err(Error::ReauthRequired(reauth)));
         }
+        if let Some(refused) = unrecorded {
+            self.record_later(session, generation, &reauth, refused);
+        }
         tracing::warn!(reason = %reauth.reason, "re-authorization required");
         self.emit(Event::ReauthRequired(reauth.clone()));
         Err(Error::ReauthRequired(reauth))
+    }
+
+    /// Records in the background the verdict on the set stored at `refused`, which the
+    /// store failed to take as it was reached, so that every process sees it there and none
+    /// sends the dead token again: until it is recorded, or the record moved on (an insert,
+    /// a remove, another process's save), or the session did here, or `shutdown` began.
+    fn record_later(
+        self: &Arc<Self>,
+        session: &Arc<Session<P::Extras>>,
+        generation: u64,
+        reauth: &crate::error::Reauth,
+        refused: crate::store::Version,
+    ) {
+        let verdict =
+            ReauthVerdict::new(reauth.code.clone(), reauth.reason.clone(), self.clock.now());
+        let record = StoredRecord::from(verdict);
+        let (inner, session) = (self.clone(), session.clone());
+        self.tasks.spawn(async move {
+            let mut attempt = 0u32;
+            loop {
+                attempt = attempt.saturating_add(1);
+                let wait = (inner.config.retry.backoff(attempt, None)).min(inner.config.heartbeat());
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = inner.stopping.cancelled() => return,
+                }
+                if session.generation() != generation {
+                    return;
+                }
+                match inner.store.save(&session.key, &record, Some(refused)).await {
+                    Ok(_) => return,
+                    Err(StoreError::Conflict { .. } | StoreError::Corrupt(_) | StoreError::Unsupported(_)) => {
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::warn!(attempt, %error, "recording the re-auth verdict failed again");
+                    }
+                }
+            }
+        });
     }
 
     fn failed(
