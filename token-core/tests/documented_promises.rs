@@ -1379,3 +1379,55 @@ async fn a_verdict_the_store_failed_to_record_is_recorded_once_it_heals() {
     assert_eq!(provider.calls(), 1, "the other process sent the dead token");
     assert_eq!(count(&drain(&mut events_b), "reauth_required"), 0);
 }
+
+/// `NoResend`: "the 401 is returned, and the token is refreshed for the next request (a
+/// refresh that fails returns its error instead)"; `RefreshOnly`: "after a 401 the token is
+/// refreshed for the next request and the 401 is returned". The tower layer, with a refresh
+/// after the 401 that the provider refuses: the refusal is the answer, the request was sent
+/// once, and the dead token is sent to the provider once.
+#[cfg(feature = "tower")]
+#[tokio::test(start_paused = true)]
+async fn after_a_401_a_failed_refresh_is_the_tower_layers_answer_and_nothing_is_resent() {
+    use token_core::middleware::NoResend;
+    use token_core::tower::{BearerError, BearerLayer, RefreshOnly};
+    use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+
+    for (no_resend, refresh_only) in [(true, false), (false, true), (false, false)] {
+        let label = format!("NoResend: {no_resend}, RefreshOnly: {refresh_only}");
+        let (provider, manager, _, _) = one_session(HOUR).await;
+        provider.then(Step::Fail(invalid_grant()));
+        let sent = Arc::new(AtomicU32::new(0));
+        let api = service_fn({
+            let sent = sent.clone();
+            move |_: http::Request<String>| {
+                sent.fetch_add(1, Ordering::SeqCst);
+                let mut refused = http::Response::new(String::new());
+                *refused.status_mut() = StatusCode::UNAUTHORIZED;
+                async move { Ok::<_, std::convert::Infallible>(refused) }
+            }
+        });
+        let layer = BearerLayer::new(manager.clone(), "s");
+        let mut request = http::Request::new("pay once".to_owned());
+        if no_resend {
+            request.extensions_mut().insert(NoResend);
+        }
+        let answer = if refresh_only {
+            let mut client = ServiceBuilder::new()
+                .layer(layer.resend(RefreshOnly))
+                .service(api);
+            client.ready().await.unwrap().call(request).await
+        } else {
+            let mut client = ServiceBuilder::new().layer(layer).service(api);
+            client.ready().await.unwrap().call(request).await
+        };
+        match answer {
+            Err(BearerError::Token(error)) => {
+                assert_eq!(error.kind(), ErrorKind::ReauthRequired, "{label}")
+            }
+            Err(BearerError::Inner(never)) => match never {},
+            Ok(response) => panic!("{label}: {}", response.status()),
+        }
+        assert_eq!(sent.load(Ordering::SeqCst), 1, "{label}");
+        assert_eq!(provider.calls(), 1, "{label}");
+    }
+}
