@@ -1431,3 +1431,54 @@ async fn after_a_401_a_failed_refresh_is_the_tower_layers_answer_and_nothing_is_
         assert_eq!(provider.calls(), 1, "{label}");
     }
 }
+
+/// `ManagerConfig::skew_jitter`: "Refresh up to this much earlier again, chosen at random
+/// per token set": every session's refresh ahead of expiry starts within
+/// `[expiry - skew - jitter, expiry - skew]`.
+#[tokio::test(start_paused = true)]
+async fn the_refresh_ahead_of_expiry_starts_within_the_skew_and_its_jitter() {
+    let provider = Arc::new(Scripted::default());
+    let config = config().with_refresh_skew(Duration::from_secs(60), Duration::from_secs(30));
+    let manager = manager_with(&provider, Arc::new(MemoryStore::new()), config);
+    let sessions: Vec<String> = (0..16).map(|i| format!("s{i}")).collect();
+    for name in &sessions {
+        manager.insert(name, first(HOUR)).await.unwrap();
+    }
+    tokio::time::advance(HOUR - Duration::from_secs(91)).await;
+    for name in &sessions {
+        manager.access_token(name).await.unwrap();
+    }
+    settle().await;
+    assert_eq!(provider.calls(), 0, "earlier than the skew and its jitter");
+    for _ in 0..31 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        for name in &sessions {
+            manager.access_token(name).await.unwrap();
+        }
+        settle().await;
+    }
+    assert_eq!(provider.calls(), 16, "one refresh each, by the skew");
+}
+
+/// A 401 in one process leads to a verdict; the other process, still holding the same
+/// (unexpired) token, meets a 401 too: it finds the verdict in the store, sends nothing and
+/// reports nothing ("Reported once, by the process that reached it").
+#[tokio::test(start_paused = true)]
+async fn a_401_after_another_process_reached_a_verdict_sends_and_reports_nothing() {
+    let provider = Arc::new(Scripted::default());
+    let (_dir, store_a, store_b) = file_stores();
+    let a = manager(&provider, store_a);
+    let b = manager(&provider, store_b);
+    a.insert("s", first(HOUR)).await.unwrap();
+    let token = b.access_token("s").await.unwrap();
+    let mut events_b = b.subscribe();
+    provider.then(Step::Fail(invalid_grant()));
+    provider.then(Step::Fail(invalid_grant()));
+    let error = a.refresh_rejected("s", &token).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+    assert_eq!(provider.calls(), 1);
+    let error = b.refresh_rejected("s", &token).await.unwrap_err();
+    assert_eq!(error.provider_code(), Some("invalid_grant"));
+    assert_eq!(provider.calls(), 1, "the dead token is sent once");
+    assert_eq!(count(&drain(&mut events_b), "reauth_required"), 0);
+}
