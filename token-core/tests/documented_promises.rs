@@ -133,6 +133,16 @@ fn config() -> ManagerConfig {
         .with_retry(RetryPolicy::never())
 }
 
+/// One transport for every manager of the tests (the scripted provider sends nothing):
+/// building one per manager costs a tenth of a second each.
+fn transport() -> Arc<dyn token_core::transport::HttpClient> {
+    static CLIENT: std::sync::OnceLock<Arc<dyn token_core::transport::HttpClient>> =
+        std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| Arc::new(token_core::transport::ReqwestClient::new().unwrap()))
+        .clone()
+}
+
 fn manager_with(
     provider: &Arc<Scripted>,
     store: Arc<dyn TokenStore>,
@@ -140,6 +150,7 @@ fn manager_with(
 ) -> TokenManager<Probe> {
     TokenManager::builder(Probe(provider.clone()))
         .shared_store(store)
+        .shared_client(transport())
         .clock(Arc::new(clock()))
         .config(config)
         .build()
@@ -493,6 +504,7 @@ impl Race {
             Stores::OwnedMemory => {
                 let a = TokenManager::builder(Probe(provider.clone()))
                     .store(MemoryStore::new())
+                    .shared_client(transport())
                     .clock(Arc::new(clock()))
                     .config(config())
                     .build()
