@@ -1494,3 +1494,37 @@ async fn a_401_after_another_process_reached_a_verdict_sends_and_reports_nothing
     assert_eq!(provider.calls(), 1, "the dead token is sent once");
     assert_eq!(count(&drain(&mut events_b), "reauth_required"), 0);
 }
+
+/// `Event::ExpiryAdjusted`: "The provider's answer had an odd expiry": reported by the
+/// process that got the answer, once; the process that takes the stored set reports only
+/// `Adopted`.
+#[tokio::test(start_paused = true)]
+async fn an_odd_expiry_is_reported_once_by_the_process_that_got_the_answer() {
+    let provider = Arc::new(Scripted::default());
+    let (_dir, store_a, store_b) = file_stores();
+    let a = manager(&provider, store_a);
+    let b = manager(&provider, store_b);
+    a.insert("s", first(HOUR)).await.unwrap();
+    b.access_token("s").await.unwrap();
+    let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
+    provider.then(Step::NoExpiry);
+    tokio::time::advance(2 * HOUR).await;
+    assert_eq!(a.access_token("s").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-1");
+    tokio::time::advance(30 * 24 * HOUR).await;
+    for manager in [&a, &b] {
+        assert_eq!(
+            manager.access_token("s").await.unwrap().expose_secret(),
+            "at-1"
+        );
+    }
+    assert_eq!(provider.calls(), 1);
+    let (seen_a, seen_b) = (drain(&mut events_a), drain(&mut events_b));
+    let names = |seen: &[Event]| seen.iter().map(Event::name).collect::<Vec<_>>();
+    assert_eq!(
+        names(&seen_a),
+        ["refreshed", "expiry_adjusted"],
+        "{seen_a:?}"
+    );
+    assert_eq!(names(&seen_b), ["adopted"], "{seen_b:?}");
+}
