@@ -247,6 +247,24 @@ fn damage_the_record(dir: &std::path::Path) -> (std::path::PathBuf, &'static [u8
     (records[0].clone(), damaged)
 }
 
+/// Two processes: a provider, managers `a` and `b` of it with a `FileStore` each on one
+/// directory, session `s` (`first(HOUR)`) inserted through `a`, `a`'s store and the
+/// directory.
+async fn two_processes() -> (
+    Arc<Scripted>,
+    TokenManager<Probe>,
+    TokenManager<Probe>,
+    Arc<dyn TokenStore>,
+    tempfile::TempDir,
+) {
+    let provider = Arc::new(Scripted::default());
+    let (dir, store_a, store_b) = file_stores();
+    let a = manager(&provider, store_a.clone());
+    let b = manager(&provider, store_b);
+    a.insert("s", first(HOUR)).await.unwrap();
+    (provider, a, b, store_a, dir)
+}
+
 /// A provider whose calls wait at a gate, and a channel that tells of each call.
 fn gated() -> (Arc<Scripted>, Arc<Semaphore>, mpsc::UnboundedReceiver<()>) {
     let gate = Arc::new(Semaphore::new(0));
@@ -283,11 +301,7 @@ async fn one_session(
 /// provider call.
 #[tokio::test(start_paused = true)]
 async fn one_refresh_seen_by_two_processes_is_one_refreshed_and_one_adopted() {
-    let provider = Arc::new(Scripted::default());
-    let (_dir, store_a, store_b) = file_stores();
-    let a = manager(&provider, store_a.clone());
-    let b = manager(&provider, store_b);
-    a.insert("s", first(HOUR)).await.unwrap();
+    let (provider, a, b, store_a, _dir) = two_processes().await;
     assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-0");
     let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
 
@@ -325,11 +339,7 @@ async fn one_refresh_seen_by_two_processes_is_one_refreshed_and_one_adopted() {
 /// authorize URL; `insert` ends it".
 #[tokio::test(start_paused = true)]
 async fn a_verdict_is_one_event_one_stored_record_and_no_call_from_the_other_process() {
-    let provider = Arc::new(Scripted::default());
-    let (_dir, store_a, store_b) = file_stores();
-    let a = manager(&provider, store_a.clone());
-    let b = manager(&provider, store_b);
-    a.insert("s", first(HOUR)).await.unwrap();
+    let (provider, a, b, store_a, _dir) = two_processes().await;
     b.access_token("s").await.unwrap();
     let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
 
@@ -397,11 +407,7 @@ async fn a_verdict_is_one_event_one_stored_record_and_no_call_from_the_other_pro
 /// second refresh.
 #[tokio::test(start_paused = true)]
 async fn a_401_to_a_token_another_process_replaced_takes_its_set_without_a_refresh() {
-    let provider = Arc::new(Scripted::default());
-    let (_dir, store_a, store_b) = file_stores();
-    let a = manager(&provider, store_a);
-    let b = manager(&provider, store_b);
-    a.insert("s", first(HOUR)).await.unwrap();
+    let (provider, a, b, _, _dir) = two_processes().await;
     let old = b.access_token("s").await.unwrap();
     assert_eq!(a.refresh_now("s").await.unwrap().expose_secret(), "at-1");
     assert_eq!(provider.calls(), 1);
@@ -971,11 +977,7 @@ async fn a_record_damaged_under_a_cached_session_is_a_store_error_and_left_as_it
 #[tokio::test(start_paused = true)]
 async fn two_processes_racing_on_an_expired_token_report_it_once_between_them() {
     for refused in [false, true] {
-        let provider = Arc::new(Scripted::default());
-        let (_dir, store_a, store_b) = file_stores();
-        let a = manager(&provider, store_a);
-        let b = manager(&provider, store_b);
-        a.insert("s", first(HOUR)).await.unwrap();
+        let (provider, a, b, _, _dir) = two_processes().await;
         b.access_token("s").await.unwrap();
         let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
         if refused {
@@ -1197,11 +1199,7 @@ async fn until_served(manager: &TokenManager<Probe>, expected: &str) {
 /// other process takes its result.
 #[tokio::test(start_paused = true)]
 async fn two_processes_at_the_skew_keep_the_current_token_and_refresh_once() {
-    let provider = Arc::new(Scripted::default());
-    let (_dir, store_a, store_b) = file_stores();
-    let a = manager(&provider, store_a);
-    let b = manager(&provider, store_b);
-    a.insert("s", first(HOUR)).await.unwrap();
+    let (provider, a, b, _, _dir) = two_processes().await;
     b.access_token("s").await.unwrap();
     let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
     tokio::time::advance(HOUR - Duration::from_secs(60)).await;
@@ -1477,11 +1475,7 @@ async fn the_refresh_ahead_of_expiry_starts_within_the_skew_and_its_jitter() {
 /// reports nothing ("Reported once, by the process that reached it").
 #[tokio::test(start_paused = true)]
 async fn a_401_after_another_process_reached_a_verdict_sends_and_reports_nothing() {
-    let provider = Arc::new(Scripted::default());
-    let (_dir, store_a, store_b) = file_stores();
-    let a = manager(&provider, store_a);
-    let b = manager(&provider, store_b);
-    a.insert("s", first(HOUR)).await.unwrap();
+    let (provider, a, b, _, _dir) = two_processes().await;
     let token = b.access_token("s").await.unwrap();
     let mut events_b = b.subscribe();
     provider.then(Step::Fail(invalid_grant()));
@@ -1500,11 +1494,7 @@ async fn a_401_after_another_process_reached_a_verdict_sends_and_reports_nothing
 /// `Adopted`.
 #[tokio::test(start_paused = true)]
 async fn an_odd_expiry_is_reported_once_by_the_process_that_got_the_answer() {
-    let provider = Arc::new(Scripted::default());
-    let (_dir, store_a, store_b) = file_stores();
-    let a = manager(&provider, store_a);
-    let b = manager(&provider, store_b);
-    a.insert("s", first(HOUR)).await.unwrap();
+    let (provider, a, b, _, _dir) = two_processes().await;
     b.access_token("s").await.unwrap();
     let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
     provider.then(Step::NoExpiry);
