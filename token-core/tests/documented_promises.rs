@@ -247,6 +247,21 @@ fn damage_the_record(dir: &std::path::Path) -> (std::path::PathBuf, &'static [u8
     (records[0].clone(), damaged)
 }
 
+/// The access token `manager` serves for `s`.
+async fn served(manager: &TokenManager<Probe>) -> String {
+    let token = manager.access_token("s").await.unwrap();
+    token.expose_secret().to_owned()
+}
+
+/// Moves the clock on `by`, asks `manager` for `s` (a token is served) and lets a refresh
+/// that started reach the provider: how many calls the provider has had.
+async fn calls_after(by: Duration, manager: &TokenManager<Probe>, provider: &Scripted) -> u32 {
+    tokio::time::advance(by).await;
+    manager.access_token("s").await.unwrap();
+    settle().await;
+    provider.calls()
+}
+
 /// Two processes: a provider, managers `a` and `b` of it with a `FileStore` each on one
 /// directory, session `s` (`first(HOUR)`) inserted through `a`, `a`'s store and the
 /// directory.
@@ -302,12 +317,12 @@ async fn one_session(
 #[tokio::test(start_paused = true)]
 async fn one_refresh_seen_by_two_processes_is_one_refreshed_and_one_adopted() {
     let (provider, a, b, store_a, _dir) = two_processes().await;
-    assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-0");
+    assert_eq!(served(&b).await, "at-0");
     let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
 
     tokio::time::advance(2 * HOUR).await;
-    assert_eq!(a.access_token("s").await.unwrap().expose_secret(), "at-1");
-    assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(served(&a).await, "at-1");
+    assert_eq!(served(&b).await, "at-1");
     for _ in 0..10 {
         a.access_token("s").await.unwrap();
         b.access_token("s").await.unwrap();
@@ -392,10 +407,7 @@ async fn a_verdict_is_one_event_one_stored_record_and_no_call_from_the_other_pro
     // A login through the other process ends it here too, once this one looks again.
     b.insert("s", login(&b)).await.unwrap();
     tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
-    assert_eq!(
-        a.access_token("s").await.unwrap().expose_secret(),
-        "at-login"
-    );
+    assert_eq!(served(&a).await, "at-login");
     assert_eq!(provider.calls(), 1);
     assert_eq!(count(&drain(&mut events_a), "reauth_required"), 0);
 }
@@ -484,7 +496,30 @@ const RACES: [(Stores, bool); 5] = [
 /// What the provider answers the refresh a race overtakes.
 const ANSWERS: [&str; 3] = ["a new pair", "invalid_grant", "503"];
 
+/// Every race with every answer, and its label.
+fn race_cases() -> impl Iterator<Item = (Stores, bool, &'static str, String)> {
+    RACES.into_iter().flat_map(|(stores, from_other)| {
+        ANSWERS.map(|answer| {
+            let label =
+                format!("{stores:?}, from the other manager: {from_other}, answer: {answer}");
+            (stores, from_other, answer, label)
+        })
+    })
+}
+
 impl Race {
+    /// The overtaken refresh made one call, and reported no result of it: no set in use, no
+    /// verdict, and no failure unless another process made the change (not seen before the
+    /// store is read: the failure of the tokens this process holds is reported).
+    fn nothing_reported(&mut self, from_other: bool, answer: &str, label: &str) {
+        assert_eq!(self.provider.calls(), 1, "{label}");
+        let seen = drain(&mut self.events);
+        assert_eq!(count(&seen, "refreshed"), 0, "{label}: {seen:?}");
+        assert_eq!(count(&seen, "reauth_required"), 0, "{label}: {seen:?}");
+        let failed = usize::from(from_other && answer == "503");
+        assert_eq!(count(&seen, "refresh_failed"), failed, "{label}: {seen:?}");
+    }
+
     /// Scripts the provider's answer to the refresh (one of [`ANSWERS`]).
     fn answer(&self, answer: &str) {
         match answer {
@@ -568,11 +603,7 @@ impl Race {
 /// dropped result is not reported as a set in use.
 #[tokio::test(start_paused = true)]
 async fn an_insert_during_a_refresh_is_what_the_store_keeps() {
-    for ((stores, from_other), answer) in RACES
-        .into_iter()
-        .flat_map(|race| ANSWERS.map(|answer| (race, answer)))
-    {
-        let label = format!("{stores:?}, from the other manager: {from_other}, answer: {answer}");
+    for (stores, from_other, answer, label) in race_cases() {
         let mut race = Race::new(stores).await;
         race.answer(answer);
         let actor = race.actor(from_other);
@@ -589,23 +620,12 @@ async fn an_insert_during_a_refresh_is_what_the_store_keeps() {
             // A failure is answered again for the cooldown; then the store is read.
             tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
         }
-        assert_eq!(
-            race.a.access_token("s").await.unwrap().expose_secret(),
-            "at-login",
-            "{label}"
-        );
+        assert_eq!(served(&race.a).await, "at-login", "{label}");
         if !from_other {
             // Inserted here, the login is what the overtaken refresh's callers get.
             assert_eq!(answered.unwrap().expose_secret(), "at-login", "{label}");
         }
-        assert_eq!(race.provider.calls(), 1, "{label}");
-        let seen = drain(&mut race.events);
-        assert_eq!(count(&seen, "refreshed"), 0, "{label}: {seen:?}");
-        assert_eq!(count(&seen, "reauth_required"), 0, "{label}: {seen:?}");
-        // Another process's change is not seen before the store is read: the failure of
-        // the tokens this process holds is reported.
-        let failed = usize::from(from_other && answer == "503");
-        assert_eq!(count(&seen, "refresh_failed"), failed, "{label}: {seen:?}");
+        race.nothing_reported(from_other, answer, &label);
     }
 }
 
@@ -613,11 +633,7 @@ async fn an_insert_during_a_refresh_is_what_the_store_keeps() {
 /// under way neither brings it back nor reports on it."
 #[tokio::test(start_paused = true)]
 async fn a_remove_during_a_refresh_is_neither_undone_nor_reported() {
-    for ((stores, from_other), answer) in RACES
-        .into_iter()
-        .flat_map(|race| ANSWERS.map(|answer| (race, answer)))
-    {
-        let label = format!("{stores:?}, from the other manager: {from_other}, answer: {answer}");
+    for (stores, from_other, answer, label) in race_cases() {
         let mut race = Race::new(stores).await;
         race.answer(answer);
         let actor = race.actor(from_other);
@@ -641,14 +657,7 @@ async fn a_remove_during_a_refresh_is_neither_undone_nor_reported() {
             );
         }
         settle().await;
-        let seen = drain(&mut race.events);
-        assert_eq!(count(&seen, "refreshed"), 0, "{label}: {seen:?}");
-        assert_eq!(count(&seen, "reauth_required"), 0, "{label}: {seen:?}");
-        // Another process's change is not seen before the store is read: the failure of
-        // the tokens this process holds is reported.
-        let failed = usize::from(from_other && answer == "503");
-        assert_eq!(count(&seen, "refresh_failed"), failed, "{label}: {seen:?}");
-        assert_eq!(race.provider.calls(), 1, "{label}");
+        race.nothing_reported(from_other, answer, &label);
         assert!(
             stored(&*race.store).await.is_none(),
             "{label}: brought back late"
@@ -664,27 +673,18 @@ async fn the_refresh_ahead_of_expiry_starts_at_the_skew_and_serves_the_current_t
     let (provider, manager, _, mut events) = one_session(HOUR).await;
 
     tokio::time::advance(HOUR - Duration::from_secs(61)).await;
-    assert_eq!(
-        manager.access_token("s").await.unwrap().expose_secret(),
-        "at-0"
-    );
+    assert_eq!(served(&manager).await, "at-0");
     settle().await;
     assert_eq!(provider.calls(), 0, "a minute and a second before expiry");
 
     tokio::time::advance(Duration::from_secs(1)).await;
     // At the skew: the current token, while one refresh starts in the background.
     for _ in 0..20 {
-        assert_eq!(
-            manager.access_token("s").await.unwrap().expose_secret(),
-            "at-0"
-        );
+        assert_eq!(served(&manager).await, "at-0");
     }
     settle().await;
     assert_eq!(provider.calls(), 1);
-    assert_eq!(
-        manager.access_token("s").await.unwrap().expose_secret(),
-        "at-1"
-    );
+    assert_eq!(served(&manager).await, "at-1");
     assert_eq!(count(&drain(&mut events), "refreshed"), 1);
 }
 
@@ -694,14 +694,16 @@ async fn the_refresh_ahead_of_expiry_starts_at_the_skew_and_serves_the_current_t
 #[tokio::test(start_paused = true)]
 async fn a_token_living_less_than_twice_the_skew_is_refreshed_at_half_its_life() {
     let (provider, manager, _, mut events) = one_session(Duration::from_secs(60)).await;
-    tokio::time::advance(Duration::from_secs(29)).await;
-    manager.access_token("s").await.unwrap();
-    settle().await;
-    assert_eq!(provider.calls(), 0, "before half its life");
-    tokio::time::advance(Duration::from_secs(1)).await;
-    manager.access_token("s").await.unwrap();
-    settle().await;
-    assert_eq!(provider.calls(), 1, "at half its life");
+    assert_eq!(
+        calls_after(Duration::from_secs(29), &manager, &provider).await,
+        0,
+        "before half its life"
+    );
+    assert_eq!(
+        calls_after(Duration::from_secs(1), &manager, &provider).await,
+        1,
+        "at half its life"
+    );
 
     // The provider answers a token that lives 30 s (under the 60 s skew): used, refreshed
     // after 15 s, and no `ExpiryAdjusted`.
@@ -709,16 +711,13 @@ async fn a_token_living_less_than_twice_the_skew_is_refreshed_at_half_its_life()
     manager.refresh_now("s").await.unwrap();
     assert_eq!(provider.calls(), 2);
     tokio::time::advance(Duration::from_secs(14)).await;
-    assert_eq!(
-        manager.access_token("s").await.unwrap().expose_secret(),
-        "at-2"
-    );
+    assert_eq!(served(&manager).await, "at-2");
     settle().await;
     assert_eq!(provider.calls(), 2);
-    tokio::time::advance(Duration::from_secs(1)).await;
-    manager.access_token("s").await.unwrap();
-    settle().await;
-    assert_eq!(provider.calls(), 3);
+    assert_eq!(
+        calls_after(Duration::from_secs(1), &manager, &provider).await,
+        3
+    );
     let seen = drain(&mut events);
     assert_eq!(count(&seen, "expiry_adjusted"), 0, "{seen:?}");
 }
@@ -763,10 +762,7 @@ async fn an_answer_without_expiry_is_used_until_the_api_refuses_it() {
 async fn an_answer_without_a_refresh_token_keeps_and_stores_the_previous_one() {
     let (provider, manager, store, mut events) = one_session(Duration::ZERO).await;
     provider.then(Step::KeepRefreshToken);
-    assert_eq!(
-        manager.access_token("s").await.unwrap().expose_secret(),
-        "at-1"
-    );
+    assert_eq!(served(&manager).await, "at-1");
     let record = stored(&*store).await.unwrap();
     let tokens = record.tokens().unwrap();
     assert_eq!(tokens.access_token.expose_secret(), "at-1");
@@ -799,10 +795,7 @@ async fn a_failed_refresh_ahead_of_expiry_keeps_the_token_and_waits_the_cooldown
     provider.then(Step::Fail(unavailable()));
     let cooldown = ManagerConfig::default().failure_cooldown;
     for _ in 0..50 {
-        assert_eq!(
-            manager.access_token("s").await.unwrap().expose_secret(),
-            "at-0"
-        );
+        assert_eq!(served(&manager).await, "at-0");
         settle().await;
     }
     assert_eq!(provider.calls(), 1);
@@ -819,20 +812,15 @@ async fn a_failed_refresh_ahead_of_expiry_keeps_the_token_and_waits_the_cooldown
         "{seen:?}"
     );
     tokio::time::advance(cooldown - Duration::from_millis(1)).await;
-    assert_eq!(
-        manager.access_token("s").await.unwrap().expose_secret(),
-        "at-0"
-    );
+    assert_eq!(served(&manager).await, "at-0");
     settle().await;
     assert_eq!(provider.calls(), 1, "inside the cooldown");
-    tokio::time::advance(Duration::from_millis(1)).await;
-    manager.access_token("s").await.unwrap();
-    settle().await;
-    assert_eq!(provider.calls(), 2, "after the cooldown");
     assert_eq!(
-        manager.access_token("s").await.unwrap().expose_secret(),
-        "at-1"
+        calls_after(Duration::from_millis(1), &manager, &provider).await,
+        2,
+        "after the cooldown"
     );
+    assert_eq!(served(&manager).await, "at-1");
 }
 
 /// `TokenManager` rustdoc: "Each session is refreshed by one task at a time"; README:
@@ -928,10 +916,7 @@ async fn a_set_issued_for_a_new_session_is_reported_as_issued() {
     });
     let manager = manager(&provider, Arc::new(MemoryStore::new()));
     let mut events = manager.subscribe();
-    assert_eq!(
-        manager.access_token("s").await.unwrap().expose_secret(),
-        "at-1"
-    );
+    assert_eq!(served(&manager).await, "at-1");
     let seen = drain(&mut events);
     assert!(
         matches!(&seen[..], [Event::Refreshed { issued: true, .. }]),
@@ -1074,10 +1059,7 @@ async fn a_set_whose_save_failed_is_reported_saved_again_and_waited_for_by_shutd
         // The refresh's save and seven background attempts fail, or every save does.
         let failing = if heals { 8 } else { u32::MAX };
         store.failing.store(failing, Ordering::SeqCst);
-        assert_eq!(
-            manager.access_token("s").await.unwrap().expose_secret(),
-            "at-1"
-        );
+        assert_eq!(served(&manager).await, "at-1");
         assert_eq!(stored_access(&*store).await.as_deref(), Some("at-0"));
 
         let stopped = manager.shutdown(Duration::from_secs(3600)).await;
@@ -1185,7 +1167,7 @@ async fn a_session_whose_record_is_damaged_can_be_removed() {
 /// Up to ten virtual minutes (the paused clock), until `manager` serves `expected` for `s`.
 async fn until_served(manager: &TokenManager<Probe>, expected: &str) {
     for _ in 0..600 {
-        if manager.access_token("s").await.unwrap().expose_secret() == expected {
+        if served(manager).await == expected {
             return;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1204,10 +1186,7 @@ async fn two_processes_at_the_skew_keep_the_current_token_and_refresh_once() {
     let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
     tokio::time::advance(HOUR - Duration::from_secs(60)).await;
     for manager in [&a, &b, &a, &b] {
-        assert_eq!(
-            manager.access_token("s").await.unwrap().expose_secret(),
-            "at-0"
-        );
+        assert_eq!(served(manager).await, "at-0");
     }
     until_served(&a, "at-1").await;
     until_served(&b, "at-1").await;
@@ -1255,10 +1234,7 @@ async fn refresh_now_shares_a_refresh_under_way_and_otherwise_refreshes() {
     manager.insert("s", first(HOUR)).await.unwrap();
     tokio::time::advance(HOUR - Duration::from_secs(30)).await;
     // The refresh ahead of expiry starts in the background.
-    assert_eq!(
-        manager.access_token("s").await.unwrap().expose_secret(),
-        "at-0"
-    );
+    assert_eq!(served(&manager).await, "at-0");
     entered.recv().await.unwrap();
     let forced = tokio::spawn({
         let manager = manager.clone();
@@ -1295,10 +1271,7 @@ async fn a_retry_after_during_a_refresh_ahead_of_expiry_is_waited_out_with_the_c
     ));
     tokio::time::advance(Duration::from_secs(540)).await;
     for _ in 0..(wait.as_secs() - 1) {
-        assert_eq!(
-            manager.access_token("s").await.unwrap().expose_secret(),
-            "at-0"
-        );
+        assert_eq!(served(&manager).await, "at-0");
         settle().await;
         tokio::time::advance(Duration::from_secs(1)).await;
     }
@@ -1307,14 +1280,11 @@ async fn a_retry_after_during_a_refresh_ahead_of_expiry_is_waited_out_with_the_c
         1,
         "asked again before the Retry-After was over"
     );
-    tokio::time::advance(Duration::from_secs(1)).await;
-    manager.access_token("s").await.unwrap();
-    settle().await;
-    assert_eq!(provider.calls(), 2);
     assert_eq!(
-        manager.access_token("s").await.unwrap().expose_secret(),
-        "at-1"
+        calls_after(Duration::from_secs(1), &manager, &provider).await,
+        2
     );
+    assert_eq!(served(&manager).await, "at-1");
     assert_eq!(count(&drain(&mut events), "refresh_failed"), 1);
 }
 
@@ -1338,10 +1308,10 @@ async fn a_panicking_provider_is_asked_once_per_failure_cooldown() {
     }
     assert_eq!(provider.calls(), 1);
     // The lease was given back: the other process refreshes at once.
-    assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(served(&b).await, "at-1");
     assert_eq!(provider.calls(), 2);
     tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
-    assert_eq!(a.access_token("s").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(served(&a).await, "at-1");
     assert_eq!(provider.calls(), 2, "the other process's set is taken");
 }
 
@@ -1499,14 +1469,11 @@ async fn an_odd_expiry_is_reported_once_by_the_process_that_got_the_answer() {
     let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
     provider.then(Step::NoExpiry);
     tokio::time::advance(2 * HOUR).await;
-    assert_eq!(a.access_token("s").await.unwrap().expose_secret(), "at-1");
-    assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(served(&a).await, "at-1");
+    assert_eq!(served(&b).await, "at-1");
     tokio::time::advance(30 * 24 * HOUR).await;
     for manager in [&a, &b] {
-        assert_eq!(
-            manager.access_token("s").await.unwrap().expose_secret(),
-            "at-1"
-        );
+        assert_eq!(served(manager).await, "at-1");
     }
     assert_eq!(provider.calls(), 1);
     let (seen_a, seen_b) = (drain(&mut events_a), drain(&mut events_b));
