@@ -1485,3 +1485,40 @@ async fn an_odd_expiry_is_reported_once_by_the_process_that_got_the_answer() {
     );
     assert_eq!(names(&seen_b), ["adopted"], "{seen_b:?}");
 }
+
+/// A verdict waiting to be recorded (the store failed it) gives way to what the application
+/// did since: a remove stays a remove, an insert's login stays in the store (README: "`insert`
+/// ends it"; `remove`: nothing "brings it back").
+#[tokio::test(start_paused = true)]
+async fn a_verdict_waiting_to_be_recorded_gives_way_to_a_remove_or_an_insert() {
+    for insert in [false, true] {
+        let provider = Arc::new(Scripted::default());
+        let store = Arc::new(FlakyStore {
+            inner: MemoryStore::new(),
+            failing: AtomicU32::new(0),
+        });
+        let manager = manager(&provider, store.clone());
+        manager.insert("s", first(Duration::ZERO)).await.unwrap();
+        provider.then(Step::Fail(invalid_grant()));
+        // The verdict's save and the next few fail.
+        store.failing.store(3, Ordering::SeqCst);
+        assert!(manager.access_token("s").await.is_err());
+        store.failing.store(0, Ordering::SeqCst);
+        if insert {
+            manager.insert("s", login(&manager)).await.unwrap();
+        } else {
+            manager.remove("s").await.unwrap();
+        }
+        tokio::time::advance(Duration::from_secs(600)).await;
+        settle().await;
+        let expected = insert.then_some("at-login");
+        assert_eq!(
+            stored_access(&*store).await.as_deref(),
+            expected,
+            "insert: {insert}"
+        );
+        if !insert {
+            assert!(stored(&*store).await.is_none(), "no verdict written back");
+        }
+    }
+}
