@@ -890,7 +890,10 @@ impl<P: Provider> Inner<P> {
                 };
             }
             Err(store_error) => {
-                tracing::warn!(error = %store_error, "could not record the re-auth verdict; recording it again in the background");
+                tracing::warn!(
+                    error = %store_error,
+                    "could not record the re-auth verdict; recording it again in the background"
+                );
                 None
             }
         };
@@ -932,7 +935,8 @@ impl<P: Provider> Inner<P> {
             let mut attempt = 0u32;
             loop {
                 attempt = attempt.saturating_add(1);
-                let wait = (inner.config.retry.backoff(attempt, None)).min(inner.config.heartbeat());
+                let wait = inner.config.retry.backoff(attempt, None);
+                let wait = wait.min(inner.config.heartbeat());
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     () = inner.stopping.cancelled() => return,
@@ -942,11 +946,18 @@ impl<P: Provider> Inner<P> {
                 }
                 match inner.store.save(&session.key, &record, Some(refused)).await {
                     Ok(_) => return,
-                    Err(StoreError::Conflict { .. } | StoreError::Corrupt(_) | StoreError::Unsupported(_)) => {
-                        return;
-                    }
+                    // Written meanwhile, or never to be written: nothing to record over.
+                    Err(
+                        StoreError::Conflict { .. }
+                        | StoreError::Corrupt(_)
+                        | StoreError::Unsupported(_),
+                    ) => return,
                     Err(error) => {
-                        tracing::warn!(attempt, %error, "recording the re-auth verdict failed again");
+                        tracing::warn!(
+                            attempt,
+                            %error,
+                            "recording the re-auth verdict failed again"
+                        );
                     }
                 }
             }
