@@ -1522,3 +1522,66 @@ async fn a_verdict_waiting_to_be_recorded_gives_way_to_a_remove_or_an_insert() {
         }
     }
 }
+
+/// `BearerAuth`: after a 401 "it asks the manager for a new token ... and resends the request
+/// once"; `NoResend`: "the 401 is returned, and the token is refreshed for the next request
+/// (a refresh that fails returns its error instead)". An API on 127.0.0.1 that answers 401 to
+/// everything, and a provider that refuses the refresh: the refusal is the answer, the
+/// request was sent once, the dead token sent to the provider once.
+#[cfg(feature = "middleware")]
+#[tokio::test]
+async fn after_a_401_a_failed_refresh_is_the_middlewares_answer_and_nothing_is_resent() {
+    use token_core::middleware::{BearerAuth, NoResend};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/pay", listener.local_addr().unwrap());
+    let sent = Arc::new(AtomicU32::new(0));
+    tokio::spawn({
+        let sent = sent.clone();
+        async move {
+            // Every request on its own connection, each read to the end of its headers.
+            for _ in 0..16 {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                sent.fetch_add(1, Ordering::SeqCst);
+                let answer =
+                    b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                let _ = socket.write_all(answer).await;
+            }
+        }
+    });
+    for no_resend in [true, false] {
+        sent.store(0, Ordering::SeqCst);
+        let (provider, manager, _, _) = one_session(HOUR).await;
+        provider.then(Step::Fail(invalid_grant()));
+        let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(BearerAuth::new(manager, "s"))
+            .build();
+        let mut request = client.post(&url).body("pay once");
+        if no_resend {
+            request = request.with_extension(NoResend);
+        }
+        let error = request.send().await.unwrap_err();
+        let reauth = match &error {
+            reqwest_middleware::Error::Middleware(error) => error.downcast_ref::<Error>(),
+            reqwest_middleware::Error::Reqwest(_) => None,
+        };
+        assert_eq!(
+            reauth.map(Error::kind),
+            Some(ErrorKind::ReauthRequired),
+            "NoResend: {no_resend}: {error}"
+        );
+        assert_eq!(sent.load(Ordering::SeqCst), 1, "NoResend: {no_resend}");
+        assert_eq!(provider.calls(), 1, "NoResend: {no_resend}");
+    }
+}
