@@ -8,12 +8,15 @@ use super::RetryPolicy;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ManagerConfig {
-    /// Refresh this long before the access token expires.
+    /// Refresh this long before the access token expires, or at half its remaining life
+    /// when that comes later (a token that lives less than twice the skew is refreshed
+    /// halfway, not at once and again after every answer).
     pub refresh_skew: Duration,
     /// Refresh up to this much earlier again, chosen at random per token set, so sessions
     /// issued together do not all refresh in the same instant.
     pub skew_jitter: Duration,
-    /// Refresh this long before the refresh token expires, if the session is in use then.
+    /// Refresh this long before the refresh token expires (at most half its remaining life
+    /// ahead), if the session is in use then.
     pub refresh_token_skew: Duration,
     /// Backoff and bounds for retrying a failed refresh.
     pub retry: RetryPolicy,
@@ -24,9 +27,10 @@ pub struct ManagerConfig {
     /// current token is still valid meanwhile). Also how often a session declared dead is
     /// looked up in the store again (another process may have inserted new tokens).
     pub failure_cooldown: Duration,
-    /// The shortest time between two refreshes of a session whose provider answers with a
-    /// token that is already expired (or expires within the skew): the answer is used, and
-    /// the next refresh waits this long instead of following at once.
+    /// The shortest time from a refresh to the next one it schedules, whatever the answer's
+    /// expiry says: a provider that answers with a token that is already expired (or that
+    /// lives less than this) is not asked again at once. An already expired answer is used
+    /// for this long.
     pub min_refresh_interval: Duration,
     /// The access-token lifetime assumed when the provider's answer gives none (or one that
     /// cannot be read); `None`: such a token is used until the API refuses it.

@@ -82,8 +82,10 @@ pub enum ExpiryNote {
     /// No access-token expiry (none sent, or one that could not be read): the configured
     /// default lifetime applies, if any.
     Unknown,
-    /// The access token was already expired, or expires within the refresh skew, on
-    /// arrival: it is used, and the next refresh waits the minimum interval.
+    /// The access token had already expired on arrival: it is used all the same for
+    /// [`min_refresh_interval`](super::ManagerConfig::min_refresh_interval), and the next
+    /// refresh waits that long. (One that expires within the refresh skew is no odd expiry:
+    /// it is refreshed at half its remaining life.)
     AlreadyExpired,
 }
 

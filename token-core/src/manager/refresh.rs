@@ -56,12 +56,19 @@ impl<P: Provider> Inner<P> {
                 // A failure of the tokens an insert replaced meanwhile is not the inserted
                 // set's (it was never sent): the callers get that set, or its refresh (not
                 // once `shutdown` began, as above).
+                // A remove meanwhile: its callers get what the by-name call answers for a
+                // removed session, as when the refresh succeeds, not the removed tokens'
+                // failure.
                 Err(_) if replaced && !asking => {
-                    match self.state(session).as_ref().and_then(Ready::of) {
+                    let state = self.state(session);
+                    match state.as_ref().and_then(Ready::of) {
                         Some(inserted) if inserted.usable(self.clock.now()) => break Ok(inserted),
                         Some(_) if self.closing() => break Err(Error::ShuttingDown),
                         Some(_) => {}
-                        _ => break outcome,
+                        None if matches!(state.as_deref(), Some(State::Absent { .. })) => {
+                            break Err(self.no_tokens(session));
+                        }
+                        None => break outcome,
                     }
                 }
                 _ => break outcome,
@@ -702,8 +709,8 @@ impl<P: Provider> Inner<P> {
     /// still the newest one: the store is read first, and what another process or an
     /// insert put there is taken instead.
     async fn refused(
-        &self,
-        session: &Session<P::Extras>,
+        self: &Arc<Self>,
+        session: &Arc<Session<P::Extras>>,
         generation: u64,
         current: Option<&Ready<P::Extras>>,
         error: Error,
@@ -750,8 +757,8 @@ impl<P: Provider> Inner<P> {
     /// renewal took the lease over from a holder that let it lapse (it is still this
     /// process's): that holder's save is waited for as after any take-over.
     async fn refused_after_losing_the_lease(
-        &self,
-        session: &Session<P::Extras>,
+        self: &Arc<Self>,
+        session: &Arc<Session<P::Extras>>,
         generation: u64,
         current: Option<&Ready<P::Extras>>,
         error: Error,
@@ -826,8 +833,8 @@ impl<P: Provider> Inner<P> {
     /// The verdict on a refused token, unless the store holds another set (looked at for
     /// `watched`).
     async fn judge(
-        &self,
-        session: &Session<P::Extras>,
+        self: &Arc<Self>,
+        session: &Arc<Session<P::Extras>>,
         generation: u64,
         current: Option<&Ready<P::Extras>>,
         error: Error,
@@ -883,10 +890,14 @@ impl<P: Provider> Inner<P> {
                 };
             }
             Err(store_error) => {
-                tracing::warn!(error = %store_error, "could not record the re-auth verdict");
+                tracing::warn!(
+                    error = %store_error,
+                    "could not record the re-auth verdict; recording it again in the background"
+                );
                 None
             }
         };
+        let unrecorded = recorded.is_none().then_some(version).flatten();
         let dead = State::Dead {
             reauth: Box::new(reauth.clone()),
             // Not recorded: the refused version, so a later look at the store does not
@@ -897,9 +908,60 @@ impl<P: Provider> Inner<P> {
         if !self.publish_if(session, generation, dead) {
             return self.after_insert(session, Err(Error::ReauthRequired(reauth)));
         }
+        if let Some(refused) = unrecorded {
+            self.record_later(session, generation, &reauth, refused);
+        }
         tracing::warn!(reason = %reauth.reason, "re-authorization required");
         self.emit(Event::ReauthRequired(reauth.clone()));
         Err(Error::ReauthRequired(reauth))
+    }
+
+    /// Records in the background the verdict on the set stored at `refused`, which the
+    /// store failed to take as it was reached, so that every process sees it there and none
+    /// sends the dead token again: until it is recorded, or the record moved on (an insert,
+    /// a remove, another process's save), or the session did here, or `shutdown` began.
+    fn record_later(
+        self: &Arc<Self>,
+        session: &Arc<Session<P::Extras>>,
+        generation: u64,
+        reauth: &crate::error::Reauth,
+        refused: crate::store::Version,
+    ) {
+        let verdict =
+            ReauthVerdict::new(reauth.code.clone(), reauth.reason.clone(), self.clock.now());
+        let record = StoredRecord::from(verdict);
+        let (inner, session) = (self.clone(), session.clone());
+        self.tasks.spawn(async move {
+            let mut attempt = 0u32;
+            loop {
+                attempt = attempt.saturating_add(1);
+                let wait = inner.config.retry.backoff(attempt, None);
+                let wait = wait.min(inner.config.heartbeat());
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = inner.stopping.cancelled() => return,
+                }
+                if session.generation() != generation {
+                    return;
+                }
+                match inner.store.save(&session.key, &record, Some(refused)).await {
+                    Ok(_) => return,
+                    // Written meanwhile, or never to be written: nothing to record over.
+                    Err(
+                        StoreError::Conflict { .. }
+                        | StoreError::Corrupt(_)
+                        | StoreError::Unsupported(_),
+                    ) => return,
+                    Err(error) => {
+                        tracing::warn!(
+                            attempt,
+                            %error,
+                            "recording the re-auth verdict failed again"
+                        );
+                    }
+                }
+            }
+        });
     }
 
     fn failed(
@@ -910,6 +972,13 @@ impl<P: Provider> Inner<P> {
         error: Error,
     ) -> Outcome<P::Extras> {
         tracing::warn!(kind = %error.kind(), %error, "refresh failed");
+        if session.generation() != generation {
+            // An insert or a remove replaced the session while the provider answered: the
+            // failure is the replaced tokens', dropped with them (what its callers get is
+            // decided as the refresh ends), and not reported: the session does not keep the
+            // set that failed.
+            return Err(error);
+        }
         self.emit(Event::RefreshFailed {
             session: session.name().clone(),
             kind: error.kind(),
