@@ -1360,6 +1360,39 @@ async fn a_verdict_the_store_failed_to_record_is_recorded_once_it_heals() {
     assert_eq!(count(&drain(&mut events_b), "reauth_required"), 0);
 }
 
+/// DESIGN: "graceful shutdown persists every refresh in flight". A verdict the store failed
+/// to record is a refresh's result not yet persisted: `shutdown` right after it (before the
+/// background retry's first wait is over) still records it once the store answers.
+#[tokio::test(start_paused = true)]
+async fn shutdown_records_a_verdict_the_store_failed_to_record() {
+    let provider = Arc::new(Scripted::default());
+    let store = Arc::new(FlakyStore {
+        inner: MemoryStore::new(),
+        failing: AtomicU32::new(0),
+    });
+    let a = manager(&provider, store.clone());
+    a.insert("s", first(Duration::ZERO)).await.unwrap();
+    provider.then(Step::Fail(invalid_grant()));
+    provider.then(Step::Fail(invalid_grant()));
+    store.failing.store(1, Ordering::SeqCst);
+    assert_eq!(
+        a.access_token("s").await.unwrap_err().kind(),
+        ErrorKind::ReauthRequired
+    );
+    a.shutdown(Duration::from_secs(30)).await.unwrap();
+    let record = stored(&*store).await;
+    assert!(
+        record.as_ref().is_some_and(|r| r.reauth().is_some()),
+        "shutdown returned with the verdict unrecorded: {record:?}"
+    );
+    let b = manager(&provider, store.clone());
+    assert_eq!(
+        b.access_token("s").await.unwrap_err().kind(),
+        ErrorKind::ReauthRequired
+    );
+    assert_eq!(provider.calls(), 1, "the next process sent the dead token");
+}
+
 /// `NoResend`: "the 401 is returned, and the token is refreshed for the next request (a
 /// refresh that fails returns its error instead)"; `RefreshOnly`: "after a 401 the token is
 /// refreshed for the next request and the 401 is returned". The tower layer, with a refresh
