@@ -919,7 +919,7 @@ impl<P: Provider> Inner<P> {
     /// Records in the background the verdict on the set stored at `refused`, which the
     /// store failed to take as it was reached, so that every process sees it there and none
     /// sends the dead token again: until it is recorded, or the record moved on (an insert,
-    /// a remove, another process's save), or the session did here, or `shutdown` began.
+    /// a remove, another process's save), or the session did here. `shutdown` waits for it.
     fn record_later(
         self: &Arc<Self>,
         session: &Arc<Session<P::Extras>>,
@@ -933,13 +933,16 @@ impl<P: Provider> Inner<P> {
         let (inner, session) = (self.clone(), session.clone());
         self.tasks.spawn(async move {
             let mut attempt = 0u32;
+            let mut stopping = false;
             loop {
                 attempt = attempt.saturating_add(1);
                 let wait = inner.config.retry.backoff(attempt, None);
                 let wait = wait.min(inner.config.heartbeat());
+                // `shutdown` waits for this task as for a failed set's saves: once it
+                // begins, the verdict is tried at once, then on as before until its deadline.
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
-                    () = inner.stopping.cancelled() => return,
+                    () = inner.stopping.cancelled(), if !stopping => stopping = true,
                 }
                 if session.generation() != generation {
                     return;
