@@ -868,6 +868,8 @@ fn split<X: crate::token_set::Extras>(set: TokenSet<X>) -> Result<(StoredTokenSe
 
 /// `extras` as JSON. [`NoExtras`](crate::token_set::NoExtras) (most providers') is the
 /// empty object that serde would make, without serde's machinery on every insert and refresh.
+/// A `Serialize` that panics fails like one that errs: in a refresh, the tokens the provider
+/// sent are then saved without their extras, not dropped.
 fn extras_json<X: crate::token_set::Extras>(
     extras: &X,
 ) -> Result<serde_json::Value, serde_json::Error> {
@@ -875,7 +877,11 @@ fn extras_json<X: crate::token_set::Extras>(
     if TypeId::of::<X>() == TypeId::of::<crate::token_set::NoExtras>() {
         return Ok(serde_json::Value::Object(serde_json::Map::new()));
     }
-    serde_json::to_value(extras)
+    catch_unwind(AssertUnwindSafe(|| serde_json::to_value(extras))).unwrap_or_else(|_| {
+        Err(serde::ser::Error::custom(
+            "the extras' Serialize implementation panicked",
+        ))
+    })
 }
 
 /// `set` with `json` for its extras, and the typed extras.

@@ -107,3 +107,123 @@ async fn a_background_save_that_panics_goes_on_saving_and_shutdown_persists_the_
     );
     assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"]);
 }
+
+/// Extras whose `Serialize` panics (`Touchy::Serialize`), or whose `Deserialize` does
+/// (from the JSON string `"panic"`).
+#[derive(Clone, Debug, Default, PartialEq)]
+enum Touchy {
+    #[default]
+    Calm,
+    Serialize,
+}
+
+impl serde::Serialize for Touchy {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Touchy::Calm => serializer.serialize_str("calm"),
+            Touchy::Serialize => panic!("the extras' Serialize panicked"),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Touchy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        assert_ne!(text, "panic", "the extras' Deserialize panicked");
+        Ok(Touchy::Calm)
+    }
+}
+
+/// The fake provider, answering with `next` for extras.
+struct WithExtras {
+    fake: Arc<Fake>,
+    next: StdMutex<Touchy>,
+}
+
+#[async_trait]
+impl Provider for WithExtras {
+    type Extras = Touchy;
+
+    fn name(&self) -> &str {
+        "fake"
+    }
+
+    async fn refresh(
+        &self,
+        cx: &CallContext,
+        current: &TokenSet<Touchy>,
+    ) -> Result<TokenSet<Touchy>, Error> {
+        let answer = self.fake.refresh(cx, &retyped(current.clone())).await?;
+        Ok(retyped(answer).with_extras(self.next.lock().unwrap().clone()))
+    }
+}
+
+/// `set`'s tokens, with default extras of another type.
+fn retyped<X: crate::token_set::Extras, Y: crate::token_set::Extras>(
+    set: TokenSet<X>,
+) -> TokenSet<Y> {
+    let mut typed = TokenSet::new(set.access_token);
+    typed.refresh_token = set.refresh_token;
+    typed.access_expires_at = set.access_expires_at;
+    typed
+}
+
+fn with_extras(h: &Harness) -> (Arc<MemoryStore>, TokenManager<WithExtras>) {
+    let store = Arc::new(MemoryStore::new());
+    let manager = TokenManager::builder(WithExtras {
+        fake: h.fake.clone(),
+        next: StdMutex::new(Touchy::Calm),
+    })
+    .shared_store(store.clone())
+    .client(NoTransport)
+    .clock(Arc::new(h.clock))
+    .config(ManagerConfig::default().with_retry(RetryPolicy::never()))
+    .build()
+    .unwrap();
+    (store, manager)
+}
+
+#[tokio::test(start_paused = true)]
+async fn extras_that_panic_when_serialized_do_not_lose_the_rotated_pair() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let (store, manager) = with_extras(&h);
+    manager
+        .insert("s", retyped(expired_pair(&h)))
+        .await
+        .unwrap();
+    *manager.provider().next.lock().unwrap() = Touchy::Serialize;
+    let answered = manager.access_token("s").await;
+    let key = SessionKey::new("fake", "s");
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(refresh_of(&stored), "rt-1", "answered {answered:?}");
+    assert_eq!(answered.unwrap().expose_secret(), "at-1");
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"]);
+    // Inserted, they are refused with a typed error, and the stored pair stays.
+    let login = TokenSet::new(AccessToken::new("at-login")).with_extras(Touchy::Serialize);
+    let refused = manager.insert("s", login).await.unwrap_err();
+    assert!(matches!(refused, Error::Config(_)), "{refused:?}");
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(refresh_of(&stored), "rt-1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn stored_extras_that_panic_when_read_are_an_error_and_the_session_recovers() {
+    let h = harness(|_| {});
+    let (store, manager) = with_extras(&h);
+    let key = SessionKey::new("fake", "s");
+    let mut planted = expired_pair(&h).to_stored().unwrap();
+    planted.extras = serde_json::json!("panic");
+    store.save(&key, &planted.into(), None).await.unwrap();
+    let error = manager.access_token("s").await.unwrap_err();
+    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    assert_eq!(h.calls(), 0);
+    // A new login replaces the record it could not read.
+    manager
+        .insert("s", retyped(expired_pair(&h)))
+        .await
+        .unwrap();
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+}
