@@ -19,7 +19,7 @@ use crate::error::{Error, ErrorKind};
 use crate::provider::{CallContext, Provider};
 use crate::secret::RefreshToken;
 use crate::store::{ReauthVerdict, StoredRecord};
-use crate::token_set::TokenSet;
+use crate::token_set::{StoredTokenSet, TokenSet};
 
 impl<P: Provider> Inner<P> {
     pub(super) async fn run(
@@ -390,9 +390,18 @@ impl<P: Provider> Inner<P> {
         #[cfg(feature = "metrics")]
         crate::metrics::record_refresh(self.provider.name(), started.elapsed(), result.is_ok());
         match result {
-            Ok(answer) => {
-                self.refreshed(session, generation, current, reason, answer, notes)
-                    .await
+            Ok((set, issued)) => {
+                let base = current.as_ref().and_then(|c| c.version());
+                let (set, extras, extras_dropped) = stored_form(set);
+                // A panic from here on (in the clock, say) must not drop the pair the
+                // provider sent, its refresh token spent: it is saved as it came.
+                let spare = set.clone();
+                let answer = (set, extras, extras_dropped, issued);
+                let refreshed = self.refreshed(session, generation, current, reason, answer, notes);
+                match CatchUnwind(Box::pin(refreshed)).await {
+                    Ok(done) => done,
+                    Err(()) => (self.save_as_sent(session, spare, base).await, false),
+                }
             }
             // A refusal is a verdict only on a refresh token: a provider that can issue
             // answers a refused one by issuing, and a refused grant of the client's own
@@ -495,8 +504,9 @@ impl<P: Provider> Inner<P> {
         generation: u64,
         current: Option<Ready<P::Extras>>,
         reason: &Reason,
-        // The provider's answer and whether it was issued anew, as `obtain` gives them.
-        (mut set, issued): (TokenSet<P::Extras>, bool),
+        // The provider's answer as stores keep it, its typed extras, whether those could
+        // not be serialized (`stored_form`), and whether it was issued anew.
+        (mut set, extras, extras_dropped, issued): (StoredTokenSet, P::Extras, bool, bool),
         turn: &mut RunNotes,
     ) -> (Outcome<P::Extras>, bool) {
         let now = self.clock.now();
@@ -511,19 +521,6 @@ impl<P: Provider> Inner<P> {
             .as_ref()
             .is_some_and(|c| set.refresh_token != c.stored.refresh_token);
         let base = current.as_ref().and_then(|c| c.version());
-        // Extras that cannot be serialized are stored as none (a later load gets their
-        // default): the tokens the provider sent are saved all the same, or the spent
-        // refresh token would stay in the store. This process keeps the typed extras.
-        let (set, extras, extras_dropped) = match super::extras_json(&set.extras) {
-            Ok(json) => {
-                let (set, extras) = super::untyped(set, json);
-                (set, extras, false)
-            }
-            Err(_) => {
-                let (set, extras) = super::untyped(set, serde_json::Value::Null);
-                (set, extras, true)
-            }
-        };
         // An answer that did not renew the refresh token (the same one, expiring no later)
         // is not renewed by refreshing again soon: the access token's expiry alone schedules
         // the next refresh. Otherwise a refresh token near (or past) its expiry would be
@@ -660,6 +657,25 @@ impl<P: Provider> Inner<P> {
             return (Ok(next), true);
         }
         (Ok(next), false)
+    }
+
+    /// What a refresh that panicked after the provider answered does with the answer
+    /// (`spare`, as it came): saves it over `base`, the version it was refreshed from,
+    /// unless something was saved there since (the refresh's own save, or an insert). The
+    /// next refresh then reads it from the store instead of spending the old token again.
+    async fn save_as_sent(
+        &self,
+        session: &Session<P::Extras>,
+        spare: StoredTokenSet,
+        base: Option<crate::store::Version>,
+    ) -> Outcome<P::Extras> {
+        tracing::error!("the refresh panicked after the provider answered; saving the answer");
+        let record = StoredRecord::Tokens(spare);
+        match self.store.save(&session.key, &record, base).await {
+            Ok(_) | Err(StoreError::Conflict { .. }) => {}
+            Err(error) => tracing::error!(%error, "could not save the provider's answer"),
+        }
+        Err(Error::RefreshAborted("the refresh panicked".into()))
     }
 
     /// After saving `version`, a set for a session the store had no record of: whether the
@@ -1055,6 +1071,23 @@ impl<P: Provider> Inner<P> {
         session.extend_cooldown(until, wait);
         if issuing {
             self.cooldown.extend(until, wait);
+        }
+    }
+}
+
+/// A provider's answer as stores keep it, its typed extras, and whether those could not be
+/// serialized: stored as none then (a later load gets their default), since the tokens the
+/// provider sent are saved all the same, or the spent refresh token would stay in the
+/// store. This process keeps the typed extras.
+fn stored_form<X: crate::token_set::Extras>(set: TokenSet<X>) -> (StoredTokenSet, X, bool) {
+    match super::extras_json(&set.extras) {
+        Ok(json) => {
+            let (set, extras) = super::untyped(set, json);
+            (set, extras, false)
+        }
+        Err(_) => {
+            let (set, extras) = super::untyped(set, serde_json::Value::Null);
+            (set, extras, true)
         }
     }
 }

@@ -227,3 +227,91 @@ async fn stored_extras_that_panic_when_read_are_an_error_and_the_session_recover
         "at-1"
     );
 }
+
+/// A clock that panics at its `panic_at`-th reading (counted from 1; 0: never).
+struct PanickyClock {
+    inner: TokioClock,
+    readings: AtomicU32,
+    panic_at: AtomicU32,
+}
+
+impl Clock for PanickyClock {
+    fn now(&self) -> OffsetDateTime {
+        let reading = self.readings.fetch_add(1, Ordering::SeqCst) + 1;
+        if reading == self.panic_at.load(Ordering::SeqCst) {
+            panic!("the clock panicked");
+        }
+        self.inner.now()
+    }
+}
+
+/// Lets the background work run (bounded), a second of paused time at a time.
+async fn settle() {
+    for _ in 0..5 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clock_that_panics_at_any_reading_of_a_refresh_loses_nothing_and_wedges_nothing() {
+    for n in 1..200 {
+        let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+        let clock = Arc::new(PanickyClock {
+            inner: h.clock,
+            readings: AtomicU32::new(0),
+            panic_at: AtomicU32::new(0),
+        });
+        let shared = Arc::new(MemoryStore::new());
+        let manager = TokenManager::builder(h.fake.clone())
+            .shared_store(shared.clone())
+            .client(NoTransport)
+            .clock(clock.clone())
+            .config(ManagerConfig::default().with_retry(RetryPolicy::never()))
+            .build()
+            .unwrap();
+        manager.insert("s", expired_pair(&h)).await.unwrap();
+        let armed = clock.readings.load(Ordering::SeqCst) + n;
+        clock.panic_at.store(armed, Ordering::SeqCst);
+        let caller = tokio::spawn({
+            let manager = manager.clone();
+            async move { manager.access_token("s").await }
+        });
+        let answered = caller.await;
+        settle().await;
+        let reached = clock.readings.load(Ordering::SeqCst) >= armed;
+        clock.panic_at.store(0, Ordering::SeqCst);
+        tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+        let after = manager.access_token("s").await;
+        settle().await;
+        let key = SessionKey::new("fake", "s");
+        let live = h.fake.live.lock().unwrap().clone();
+        let stored = shared.load(&key).await.unwrap().unwrap();
+        let kept = stored
+            .value
+            .tokens()
+            .and_then(|set| set.refresh_token.as_ref());
+        assert_eq!(
+            kept.map(RefreshToken::expose_secret),
+            Some(&*live),
+            "panic at reading {n}: first {answered:?}, then {after:?}, presented {:?}",
+            h.fake.presented.lock().unwrap()
+        );
+        assert!(after.is_ok(), "panic at reading {n}: then {after:?}");
+        let presented = h.fake.presented.lock().unwrap().clone();
+        let mut unique = presented.clone();
+        unique.dedup();
+        assert_eq!(presented, unique, "panic at reading {n}");
+        assert_eq!(
+            shared.acquire_lease(&key, "another", HOUR).await.unwrap(),
+            Lease::Acquired,
+            "panic at reading {n}: the lease is given back"
+        );
+        if !reached {
+            return;
+        }
+    }
+    panic!("the refresh read the clock 200 times");
+}
