@@ -363,7 +363,9 @@ impl<P: Provider> TokenManager<P> {
     /// Stores tokens obtained outside the manager (an authorization-code exchange, Maya's
     /// session URL) as the session's current set, replacing whatever it had, and ends a
     /// re-auth state. It wins over any refresh of the session already under way: that
-    /// refresh's result (or verdict, or failure) is dropped.
+    /// refresh's result (or verdict, or failure) is dropped. Once polled, it runs to the
+    /// end even if the returned future is dropped (a caller that gives up does not leave
+    /// the store and this process holding different sets).
     pub async fn insert(&self, session: &str, set: TokenSet<P::Extras>) -> Result<(), Error> {
         let name = session;
         let (stored, extras) = split(set)?;
@@ -393,6 +395,21 @@ impl<P: Provider> TokenManager<P> {
             inner.unknown.forget(session.name());
             return Ok(());
         }
+        // The store write and its publication run to the end even if the caller gives up
+        // meanwhile: dropped between them, the store would hold the inserted set while this
+        // process kept serving the one it replaced.
+        let (manager, name) = (self.clone(), Arc::<str>::from(name));
+        to_the_end(async move { manager.insert_through_store(&name, stored, extras).await }).await
+    }
+
+    /// [`insert`](Self::insert) through a store other than the manager's `MemoryStore`.
+    async fn insert_through_store(
+        &self,
+        name: &str,
+        stored: StoredTokenSet,
+        extras: P::Extras,
+    ) -> Result<(), Error> {
+        let inner = &self.inner;
         loop {
             let session = inner.session(name);
             // Inserts and removes of one session run one at a time, and no refresh starts
@@ -412,8 +429,22 @@ impl<P: Provider> TokenManager<P> {
     }
 
     /// Forgets `session`: removes its set from the store and from memory. A refresh under
-    /// way neither brings it back nor reports on it.
+    /// way neither brings it back nor reports on it. Like [`insert`](Self::insert), once
+    /// polled it runs to the end even if the returned future is dropped.
     pub async fn remove(&self, session: &str) -> Result<(), Error> {
+        if self.inner.memory.is_some() {
+            // Nothing to wait for: done before the caller could give up.
+            return self.remove_now(session).await;
+        }
+        // As in `insert`, the store write and its publication run to the end: dropped
+        // between them, the store would have forgotten the session and this process would
+        // keep serving its tokens.
+        let (manager, name) = (self.clone(), Arc::<str>::from(session));
+        to_the_end(async move { manager.remove_now(&name).await }).await
+    }
+
+    /// [`remove`](Self::remove), in the caller's task.
+    async fn remove_now(&self, session: &str) -> Result<(), Error> {
         let name = session;
         let inner = &self.inner;
         let absent = || State::Absent {
@@ -844,6 +875,20 @@ impl<P: Provider> Inner<P> {
             session: session.to_string(),
             authorize_url: self.provider.authorize_url(session),
         }
+    }
+}
+
+/// Runs `write` in a task of its own and waits for it: a caller that gives up does not stop
+/// it halfway. A panic in it (in a clock, say) reaches the caller as if it ran there.
+async fn to_the_end<T: Send + 'static>(
+    write: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<T, Error> {
+    use tracing::Instrument;
+    match tokio::spawn(write.instrument(tracing::Span::current())).await {
+        Ok(done) => done,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        // Cancelled only as the runtime shuts down.
+        Err(_) => Err(Error::ShuttingDown),
     }
 }
 

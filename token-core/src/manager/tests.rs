@@ -250,6 +250,11 @@ trait Hooks: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Runs after `call` reached the store, before its answer is returned; it may wait.
+    async fn after(&self, call: Call) {
+        let _ = call;
+    }
+
     /// The answer to a lease request, given the store's (`granted`): by default that one.
     async fn lease(
         &self,
@@ -294,7 +299,9 @@ impl<H, S> std::ops::Deref for Hooked<H, S> {
 impl<H: Hooks, S: TokenStore> TokenStore for Hooked<H, S> {
     async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
         self.hooks.before(Call::Load).await?;
-        self.inner.load(key).await
+        let answer = self.inner.load(key).await;
+        self.hooks.after(Call::Load).await;
+        answer
     }
     async fn save(
         &self,
@@ -303,7 +310,9 @@ impl<H: Hooks, S: TokenStore> TokenStore for Hooked<H, S> {
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
         self.hooks.before(Call::Save).await?;
-        self.inner.save(key, record, expected).await
+        let answer = self.inner.save(key, record, expected).await;
+        self.hooks.after(Call::Save).await;
+        answer
     }
     async fn delete(
         &self,
@@ -311,7 +320,9 @@ impl<H: Hooks, S: TokenStore> TokenStore for Hooked<H, S> {
         expected: Option<Version>,
     ) -> Result<bool, StoreError> {
         self.hooks.before(Call::Delete).await?;
-        self.inner.delete(key, expected).await
+        let answer = self.inner.delete(key, expected).await;
+        self.hooks.after(Call::Delete).await;
+        answer
     }
     async fn acquire_lease(
         &self,
@@ -320,12 +331,15 @@ impl<H: Hooks, S: TokenStore> TokenStore for Hooked<H, S> {
         ttl: Duration,
     ) -> Result<Lease, StoreError> {
         self.hooks.before(Call::Acquire).await?;
-        let granted = self.inner.acquire_lease(key, holder, ttl).await?;
-        self.hooks.lease(key, &self.inner, granted).await
+        let granted = self.inner.acquire_lease(key, holder, ttl).await;
+        self.hooks.after(Call::Acquire).await;
+        self.hooks.lease(key, &self.inner, granted?).await
     }
     async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
         self.hooks.before(Call::Release).await?;
-        self.inner.release_lease(key, holder).await
+        let answer = self.inner.release_lease(key, holder).await;
+        self.hooks.after(Call::Release).await;
+        answer
     }
 }
 
@@ -1388,7 +1402,16 @@ async fn events_errors_and_logs_never_contain_a_secret() {
 // --- Faults: panics, overflows, races with insert, throttling, shutdown, several managers ---
 
 fn manager_over(h: &Harness, store: Arc<dyn TokenStore>) -> TokenManager<Arc<Fake>> {
-    TokenManager::builder(h.fake.clone())
+    manager_of(h, h.fake.clone(), store)
+}
+
+/// A manager of `provider` over `store`, on the harness's clock, never retrying.
+fn manager_of<Q: Provider>(
+    h: &Harness,
+    provider: Q,
+    store: Arc<dyn TokenStore>,
+) -> TokenManager<Q> {
+    TokenManager::builder(provider)
         .shared_store(store)
         .client(NoTransport)
         .clock(Arc::new(h.clock))
@@ -4275,6 +4298,7 @@ fn no_extras_are_kept_as_serde_would_make_them() {
 }
 
 mod bounds;
+mod cancel;
 mod crash;
 mod faults;
 mod model;

@@ -170,16 +170,11 @@ fn retyped<X: crate::token_set::Extras, Y: crate::token_set::Extras>(
 
 fn with_extras(h: &Harness) -> (Arc<MemoryStore>, TokenManager<WithExtras>) {
     let store = Arc::new(MemoryStore::new());
-    let manager = TokenManager::builder(WithExtras {
+    let provider = WithExtras {
         fake: h.fake.clone(),
         next: StdMutex::new(Touchy::Calm),
-    })
-    .shared_store(store.clone())
-    .client(NoTransport)
-    .clock(Arc::new(h.clock))
-    .config(ManagerConfig::default().with_retry(RetryPolicy::never()))
-    .build()
-    .unwrap();
+    };
+    let manager = manager_of(h, provider, store.clone());
     (store, manager)
 }
 
