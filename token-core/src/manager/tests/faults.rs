@@ -310,3 +310,78 @@ async fn a_clock_that_panics_at_any_reading_of_a_refresh_loses_nothing_and_wedge
     }
     panic!("the refresh read the clock 200 times");
 }
+
+/// A store whose `panic_at`-th call (counted from 1 over every kind; 0: never) panics.
+/// Notes which kind of call it was in `panicked`.
+#[derive(Default)]
+struct PanicAt {
+    calls: AtomicU32,
+    panic_at: AtomicU32,
+    panicked: StdMutex<Option<Call>>,
+}
+
+#[async_trait]
+impl Hooks for PanicAt {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.panic_at.load(Ordering::SeqCst) {
+            *self.panicked.lock().unwrap() = Some(call);
+            panic!("the store's code panicked");
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_that_panics_at_any_call_of_a_refresh_loses_nothing_and_wedges_nothing() {
+    for n in 1..100 {
+        let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+        let shared = Arc::new(MemoryStore::new());
+        let store = Arc::new(Hooked::over(shared.clone(), PanicAt::default()));
+        let manager = manager_over(&h, store.clone());
+        manager.insert("s", expired_pair(&h)).await.unwrap();
+        let armed = store.calls.load(Ordering::SeqCst) + n;
+        store.panic_at.store(armed, Ordering::SeqCst);
+        let first = manager.access_token("s").await;
+        settle().await;
+        let reached = store.calls.load(Ordering::SeqCst) >= armed;
+        let panicked = *store.panicked.lock().unwrap();
+        let context = format!("panic at call {n} ({panicked:?}): first {first:?}");
+        if let Err(error) = &first {
+            assert!(
+                matches!(error, Error::Store(StoreError::Backend { message, .. }) if message.ends_with("panicked")),
+                "{context}"
+            );
+        }
+        // A store's failure is not answered again: the next call works at once.
+        let then = manager.access_token("s").await;
+        assert!(then.is_ok(), "{context}, then {then:?}");
+        settle().await;
+        let key = SessionKey::new("fake", "s");
+        let live = h.fake.live.lock().unwrap().clone();
+        assert_eq!(
+            refresh_of(&shared.load(&key).await.unwrap().unwrap()),
+            live,
+            "{context}"
+        );
+        assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"], "{context}");
+        let lease = if panicked == Some(Call::Release) {
+            // Not given back: it lapses.
+            tokio::time::advance(ManagerConfig::default().lease_ttl).await;
+            Lease::TakenOver
+        } else {
+            Lease::Acquired
+        };
+        assert_eq!(
+            shared.acquire_lease(&key, "another", HOUR).await.unwrap(),
+            lease,
+            "{context}: the lease is given back"
+        );
+        shared.release_lease(&key, "another").await.unwrap();
+        manager.shutdown(Duration::from_secs(1)).await.unwrap();
+        if !reached {
+            return;
+        }
+    }
+    panic!("the refresh made 100 store calls");
+}
