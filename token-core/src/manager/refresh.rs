@@ -990,8 +990,16 @@ impl<P: Provider> Inner<P> {
             };
             // Whatever the transport, no call holds the refresh (and its lease) for ever. The
             // request may have been processed: its outcome is unknown.
+            let call = CatchUnwind(Box::pin(call));
             let result = match tokio::time::timeout(self.config.call_timeout, call).await {
-                Ok(result) => result,
+                Ok(Ok(result)) => result,
+                Ok(Err(())) => {
+                    // The provider's code panicked, perhaps decoding an answer its server
+                    // sent after rotating: as for an answer lost in transit, the token is
+                    // asked for again inside the reuse window. The refresh ends as a panic.
+                    self.note_unresolved(session, issuing, refreshable, sent);
+                    std::panic::resume_unwind(Box::new("the provider's code panicked"));
+                }
                 Err(_) => Err(crate::error::TransportError::answer_lost(format!(
                     "the provider did not answer within {} s",
                     self.config.call_timeout.as_secs()
@@ -1009,19 +1017,8 @@ impl<P: Provider> Inner<P> {
             };
             let kind = error.kind();
             tracing::debug!(attempt, %kind, issuing, "call failed");
-            if let (ErrorKind::OutcomeUnknown, false, Some(set)) = (kind, issuing, refreshable)
-                && let Some(token) = &set.refresh_token
-                && !self.provider.reuse_window().is_zero()
-            {
-                // The provider's reuse window runs from its rotation, at the earliest when
-                // the call was sent.
-                let window = self.provider.reuse_window();
-                session.note_unresolved(Unresolved {
-                    token: token.clone(),
-                    // A window too long for the clock is a year: asked a few times in all.
-                    closes: (sent.checked_add(window))
-                        .unwrap_or_else(|| sent + Duration::from_secs(365 * 24 * 3600)),
-                });
+            if kind == ErrorKind::OutcomeUnknown {
+                self.note_unresolved(session, issuing, refreshable, sent);
             }
             let wait = policy.backoff(attempt, error.retry_after());
             let next_call_at = started.elapsed().saturating_add(wait);
@@ -1055,6 +1052,31 @@ impl<P: Provider> Inner<P> {
                 });
             }
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Notes the refresh token of a call sent at `sent` whose outcome is unknown (the
+    /// provider may have rotated it), to be asked for again inside the reuse window.
+    fn note_unresolved(
+        &self,
+        session: &Session<P::Extras>,
+        issuing: bool,
+        refreshable: Option<&TokenSet<P::Extras>>,
+        sent: tokio::time::Instant,
+    ) {
+        if let (false, Some(set)) = (issuing, refreshable)
+            && let Some(token) = &set.refresh_token
+            && !self.provider.reuse_window().is_zero()
+        {
+            // The provider's reuse window runs from its rotation, at the earliest when
+            // the call was sent.
+            let window = self.provider.reuse_window();
+            session.note_unresolved(Unresolved {
+                token: token.clone(),
+                // A window too long for the clock is a year: asked a few times in all.
+                closes: (sent.checked_add(window))
+                    .unwrap_or_else(|| sent + Duration::from_secs(365 * 24 * 3600)),
+            });
         }
     }
 

@@ -25,6 +25,8 @@ enum Step {
     LoseAfterRotate,
     /// Panic inside the refresh.
     Panic,
+    /// Rotate, then panic (as a decoder of the answer may).
+    PanicAfterRotate,
     /// Rotate, answering an access token that has already expired.
     AnswerExpired,
     /// Rotate, answering no access-token expiry.
@@ -172,6 +174,10 @@ impl Provider for Arc<Fake> {
                 Err(TransportError::answer_lost("connection closed before the answer").into())
             }
             Some(Step::Panic) => panic!("the provider's code panicked"),
+            Some(Step::PanicAfterRotate) => {
+                self.rotate(&presented)?;
+                panic!("the provider's decoder panicked")
+            }
             Some(Step::Hang) => std::future::pending().await,
             Some(Step::AnswerExpired) => {
                 let mut set = self.rotate(&presented)?;

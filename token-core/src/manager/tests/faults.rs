@@ -385,3 +385,22 @@ async fn a_store_that_panics_at_any_call_of_a_refresh_loses_nothing_and_wedges_n
     }
     panic!("the refresh made 100 store calls");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_that_panics_after_its_server_rotated_is_asked_again_inside_the_reuse_window() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::ZERO).await;
+    h.fake.then(Step::PanicAfterRotate);
+    let error = h.manager.access_token("s").await.unwrap_err();
+    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    assert_eq!(*h.fake.live.lock().unwrap(), "rt-1");
+    // Nobody calls until the window (300 s) is over: as after an answer lost in transit,
+    // the manager asks again before that, and gets the pair the provider rotated to.
+    tokio::time::sleep(h.fake.reuse_window).await;
+    let stored = h.stored_tokens("s").await.unwrap().value;
+    assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-1");
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+}
