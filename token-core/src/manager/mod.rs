@@ -410,6 +410,9 @@ impl<P: Provider> TokenManager<P> {
         extras: P::Extras,
     ) -> Result<(), Error> {
         let inner = &self.inner;
+        // Scheduled before the store write (the clock is read then): nothing that can fail
+        // or panic comes between that write and the publication.
+        let refresh_at = inner.schedule(&stored);
         loop {
             let session = inner.session(name);
             // Inserts and removes of one session run one at a time, and no refresh starts
@@ -420,7 +423,7 @@ impl<P: Provider> TokenManager<P> {
             }
             let version = inner.save_authoritative(&session.key, &stored).await?;
             if let Some(writing) = session.writing() {
-                let current = inner.current_from(stored, extras, Some(version), true);
+                let current = inner.current_at(stored, extras, Some(version), true, refresh_at);
                 writing.publish(Ready::new(current).into(), inner.show(&session));
                 inner.unknown.forget(session.name());
                 return Ok(());
@@ -447,8 +450,12 @@ impl<P: Provider> TokenManager<P> {
     async fn remove_now(&self, session: &str) -> Result<(), Error> {
         let name = session;
         let inner = &self.inner;
-        let absent = || State::Absent {
-            checked_at: inner.clock.now(),
+        // Made before the store write (the clock is read then): nothing that can fail or
+        // panic comes between that write and the publication.
+        let absent = || {
+            Arc::new(State::Absent {
+                checked_at: inner.clock.now(),
+            })
         };
         // As in `insert`, a retired session is looked up again: the delete must leave the
         // session the name maps to absent too.
@@ -457,15 +464,17 @@ impl<P: Provider> TokenManager<P> {
             let removed = if let Some(memory) = &inner.memory {
                 session.replace(
                     || {
+                        let absent = absent();
                         memory.remove(&session.key);
-                        Ok::<_, Error>(Arc::new(absent()))
+                        Ok::<_, Error>(absent)
                     },
                     inner.show(&session),
                 )?
             } else {
                 let _writing = session.writer().lock().await;
+                let absent = absent();
                 inner.store.delete(&session.key, None).await?;
-                session.replace(|| Ok::<_, Error>(Arc::new(absent())), inner.show(&session))?
+                session.replace(|| Ok::<_, Error>(absent), inner.show(&session))?
             };
             if removed {
                 break session;

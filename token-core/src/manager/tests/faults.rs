@@ -404,3 +404,70 @@ async fn a_provider_that_panics_after_its_server_rotated_is_asked_again_inside_t
         "at-1"
     );
 }
+
+/// An insert or a remove of `s`, in a task of its own (whose panic the test sees).
+type WriteOp = fn(TokenManager<Arc<Fake>>) -> tokio::task::JoinHandle<Result<(), Error>>;
+
+/// What a manager over `PanickyClock` serves for `s` agrees with its store after `op`
+/// panicked at the clock's `n`-th reading; whether the op reached that reading.
+async fn clock_panics_in(n: u32, memory: bool, op: WriteOp) -> bool {
+    let h = harness(|_| {});
+    let clock = Arc::new(PanickyClock {
+        inner: h.clock,
+        readings: AtomicU32::new(0),
+        panic_at: AtomicU32::new(0),
+    });
+    let builder = TokenManager::builder(h.fake.clone())
+        .client(NoTransport)
+        .clock(clock.clone());
+    let manager = match memory {
+        true => builder.store(MemoryStore::new()),
+        false => builder.shared_store(Arc::new(MemoryStore::new())),
+    }
+    .build()
+    .unwrap();
+    let mut first = expired_pair(&h);
+    first.access_expires_at = Some(h.clock.now() + HOUR);
+    manager.insert("s", first).await.unwrap();
+    let armed = clock.readings.load(Ordering::SeqCst) + n;
+    clock.panic_at.store(armed, Ordering::SeqCst);
+    let done = op(manager.clone()).await;
+    let reached = clock.readings.load(Ordering::SeqCst) >= armed;
+    clock.panic_at.store(0, Ordering::SeqCst);
+    let key = SessionKey::new("fake", "s");
+    let stored = manager.store().load(&key).await.unwrap();
+    let stored = stored.as_ref().and_then(|record| record.value.tokens());
+    let served = manager.access_token("s").await;
+    let context = format!("memory {memory}, panic at reading {n}: {done:?}");
+    match (&served, stored) {
+        (Ok(token), Some(set)) => assert_eq!(token, &set.access_token, "{context}"),
+        (Err(Error::NoTokens { .. }), None) => {}
+        _ => panic!("{context}: served {served:?}, stored {stored:?}"),
+    }
+    reached
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clock_that_panics_in_an_insert_or_a_remove_leaves_memory_and_store_agreeing() {
+    let insert: WriteOp = |manager: TokenManager<Arc<Fake>>| {
+        tokio::spawn(async move {
+            let login = TokenSet::new(AccessToken::new("at-login"))
+                .with_access_expires_at(datetime!(2026-01-01 02:00 UTC));
+            manager.insert("s", login).await
+        })
+    };
+    let remove: WriteOp =
+        |manager: TokenManager<Arc<Fake>>| tokio::spawn(async move { manager.remove("s").await });
+    for (op, memory) in [
+        (insert, true),
+        (insert, false),
+        (remove, true),
+        (remove, false),
+    ] {
+        let mut n = 1;
+        while clock_panics_in(n, memory, op).await {
+            n += 1;
+            assert!(n < 50, "more than 50 readings");
+        }
+    }
+}
