@@ -99,7 +99,7 @@ async fn turns(n: usize) {
 
 /// One run: `op` dropped after `polls` polls, another caller waiting for the session's
 /// refresh throughout. Whether `op` completed within them.
-async fn dropped_after(op: Op, polls: usize, fresh: bool, late: bool) -> bool {
+async fn dropped_after(op: Op, polls: usize, (fresh, late, other_first): Setup) -> bool {
     let provider_gate = Arc::new(Semaphore::new(0));
     let h = harness(|fake| {
         fake.reuse_window = Duration::ZERO;
@@ -125,16 +125,20 @@ async fn dropped_after(op: Op, polls: usize, fresh: bool, late: bool) -> bool {
     }
     manager.insert("s", first).await.unwrap();
     gated.store(true, Ordering::SeqCst);
-    // Another caller, whose refresh the dropped call may join.
-    let other = tokio::spawn({
+    // Another caller, whose refresh the dropped call may join (`other_first`), or which
+    // joins the refresh the dropped call started.
+    let spawn_other = || {
         let manager = manager.clone();
-        async move { manager.access_token("s").await }
-    });
+        tokio::spawn(async move { manager.access_token("s").await })
+    };
+    let mut other = other_first.then(spawn_other);
     turns(20).await;
     let mut call = op.call(&manager, &h.clock);
     let mut completed = false;
     for _ in 0..polls {
-        if poll_once(&mut call).await.is_ready() {
+        let polled = poll_once(&mut call).await;
+        other = other.or_else(|| Some(spawn_other()));
+        if polled.is_ready() {
             completed = true;
             break;
         }
@@ -147,6 +151,7 @@ async fn dropped_after(op: Op, polls: usize, fresh: bool, late: bool) -> bool {
     gated.store(false, Ordering::SeqCst);
     gate.add_permits(1000);
     provider_gate.add_permits(1000);
+    let other = other.unwrap_or_else(spawn_other);
     let other = tokio::time::timeout(Duration::from_secs(60), other)
         .await
         .unwrap_or_else(|_| panic!("{op:?} dropped after {polls} polls: the other caller hangs"))
@@ -162,7 +167,7 @@ async fn dropped_after(op: Op, polls: usize, fresh: bool, late: bool) -> bool {
         turns(100).await;
     }
     let context = format!(
-        "{op:?} dropped after {polls} polls (fresh {fresh}, late {late}; other caller: {other:?}; presented {:?})",
+        "{op:?} dropped after {polls} polls (fresh {fresh}, late {late}, other first {other_first}; other caller: {other:?}; presented {:?})",
         fake.presented.lock().unwrap()
     );
     let presented = fake.presented.lock().unwrap().clone();
@@ -205,15 +210,23 @@ async fn dropped_after(op: Op, polls: usize, fresh: bool, late: bool) -> bool {
     completed
 }
 
+/// Whether the session's access token is still fresh, whether the store writes before it
+/// answers late, and whether the other caller starts the refresh.
+type Setup = (bool, bool, bool);
+
 async fn every_drop_point(op: Op) {
-    for (fresh, late) in [(false, false), (true, false), (false, true), (true, true)] {
-        every_drop_point_from(op, fresh, late).await;
+    for fresh in [false, true] {
+        for late in [false, true] {
+            for other_first in [false, true] {
+                every_drop_point_from(op, (fresh, late, other_first)).await;
+            }
+        }
     }
 }
 
-async fn every_drop_point_from(op: Op, fresh: bool, late: bool) {
+async fn every_drop_point_from(op: Op, setup: Setup) {
     for polls in 1..100 {
-        if dropped_after(op, polls, fresh, late).await {
+        if dropped_after(op, polls, setup).await {
             return;
         }
     }
