@@ -240,6 +240,14 @@ impl Clock for PanickyClock {
     }
 }
 
+/// Fails if `text` (what callers were answered, in `Debug`) holds one of the fake
+/// provider's tokens.
+fn no_secret_in(text: &str) {
+    for token in ["at-0", "rt-0", "at-1", "rt-1", "at-2", "rt-2"] {
+        assert!(!text.contains(token), "{token} in {text}");
+    }
+}
+
 /// Lets the background work run (bounded), a second of paused time at a time.
 async fn settle() {
     for _ in 0..5 {
@@ -295,6 +303,7 @@ async fn a_clock_that_panics_at_any_reading_of_a_refresh_loses_nothing_and_wedge
             h.fake.presented.lock().unwrap()
         );
         assert!(after.is_ok(), "panic at reading {n}: then {after:?}");
+        no_secret_in(&format!("{answered:?} {after:?} {manager:?}"));
         let presented = h.fake.presented.lock().unwrap().clone();
         let mut unique = presented.clone();
         unique.dedup();
@@ -347,6 +356,7 @@ async fn a_store_that_panics_at_any_call_of_a_refresh_loses_nothing_and_wedges_n
         let reached = store.calls.load(Ordering::SeqCst) >= armed;
         let panicked = *store.panicked.lock().unwrap();
         let context = format!("panic at call {n} ({panicked:?}): first {first:?}");
+        no_secret_in(&context);
         if let Err(error) = &first {
             assert!(
                 matches!(error, Error::Store(StoreError::Backend { message, .. }) if message.ends_with("panicked")),
