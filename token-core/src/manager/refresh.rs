@@ -663,17 +663,22 @@ impl<P: Provider> Inner<P> {
     /// (`spare`, as it came): saves it over `base`, the version it was refreshed from,
     /// unless something was saved there since (the refresh's own save, or an insert). The
     /// next refresh then reads it from the store instead of spending the old token again.
+    /// Without a stored version (a set issued for a session the store did not have) it is
+    /// not saved: no stored token was spent, and a session removed meanwhile must not come
+    /// back.
     async fn save_as_sent(
         &self,
         session: &Session<P::Extras>,
         spare: StoredTokenSet,
         base: Option<crate::store::Version>,
     ) -> Outcome<P::Extras> {
-        tracing::error!("the refresh panicked after the provider answered; saving the answer");
-        let record = StoredRecord::Tokens(spare);
-        match self.store.save(&session.key, &record, base).await {
-            Ok(_) | Err(StoreError::Conflict { .. }) => {}
-            Err(error) => tracing::error!(%error, "could not save the provider's answer"),
+        tracing::error!("the refresh panicked after the provider answered");
+        if base.is_some() {
+            let record = StoredRecord::Tokens(spare);
+            match self.store.save(&session.key, &record, base).await {
+                Ok(_) | Err(StoreError::Conflict { .. }) => {}
+                Err(error) => tracing::error!(%error, "could not save the provider's answer"),
+            }
         }
         Err(Error::RefreshAborted("the refresh panicked".into()))
     }
