@@ -363,7 +363,9 @@ impl<P: Provider> TokenManager<P> {
     /// Stores tokens obtained outside the manager (an authorization-code exchange, Maya's
     /// session URL) as the session's current set, replacing whatever it had, and ends a
     /// re-auth state. It wins over any refresh of the session already under way: that
-    /// refresh's result (or verdict, or failure) is dropped.
+    /// refresh's result (or verdict, or failure) is dropped. Once polled, it runs to the
+    /// end even if the returned future is dropped (a caller that gives up does not leave
+    /// the store and this process holding different sets).
     pub async fn insert(&self, session: &str, set: TokenSet<P::Extras>) -> Result<(), Error> {
         let name = session;
         let (stored, extras) = split(set)?;
@@ -393,6 +395,24 @@ impl<P: Provider> TokenManager<P> {
             inner.unknown.forget(session.name());
             return Ok(());
         }
+        // The store write and its publication run to the end even if the caller gives up
+        // meanwhile: dropped between them, the store would hold the inserted set while this
+        // process kept serving the one it replaced.
+        let (manager, name) = (self.clone(), Arc::<str>::from(name));
+        to_the_end(async move { manager.insert_through_store(&name, stored, extras).await }).await
+    }
+
+    /// [`insert`](Self::insert) through a store other than the manager's `MemoryStore`.
+    async fn insert_through_store(
+        &self,
+        name: &str,
+        stored: StoredTokenSet,
+        extras: P::Extras,
+    ) -> Result<(), Error> {
+        let inner = &self.inner;
+        // Scheduled before the store write (the clock is read then): nothing that can fail
+        // or panic comes between that write and the publication.
+        let refresh_at = inner.schedule(&stored);
         loop {
             let session = inner.session(name);
             // Inserts and removes of one session run one at a time, and no refresh starts
@@ -403,7 +423,7 @@ impl<P: Provider> TokenManager<P> {
             }
             let version = inner.save_authoritative(&session.key, &stored).await?;
             if let Some(writing) = session.writing() {
-                let current = inner.current_from(stored, extras, Some(version), true);
+                let current = inner.current_at(stored, extras, Some(version), true, refresh_at);
                 writing.publish(Ready::new(current).into(), inner.show(&session));
                 inner.unknown.forget(session.name());
                 return Ok(());
@@ -412,12 +432,30 @@ impl<P: Provider> TokenManager<P> {
     }
 
     /// Forgets `session`: removes its set from the store and from memory. A refresh under
-    /// way neither brings it back nor reports on it.
+    /// way neither brings it back nor reports on it. Like [`insert`](Self::insert), once
+    /// polled it runs to the end even if the returned future is dropped.
     pub async fn remove(&self, session: &str) -> Result<(), Error> {
+        if self.inner.memory.is_some() {
+            // Nothing to wait for: done before the caller could give up.
+            return self.remove_now(session).await;
+        }
+        // As in `insert`, the store write and its publication run to the end: dropped
+        // between them, the store would have forgotten the session and this process would
+        // keep serving its tokens.
+        let (manager, name) = (self.clone(), Arc::<str>::from(session));
+        to_the_end(async move { manager.remove_now(&name).await }).await
+    }
+
+    /// [`remove`](Self::remove), in the caller's task.
+    async fn remove_now(&self, session: &str) -> Result<(), Error> {
         let name = session;
         let inner = &self.inner;
-        let absent = || State::Absent {
-            checked_at: inner.clock.now(),
+        // Made before the store write (the clock is read then): nothing that can fail or
+        // panic comes between that write and the publication.
+        let absent = || {
+            Arc::new(State::Absent {
+                checked_at: inner.clock.now(),
+            })
         };
         // As in `insert`, a retired session is looked up again: the delete must leave the
         // session the name maps to absent too.
@@ -426,15 +464,17 @@ impl<P: Provider> TokenManager<P> {
             let removed = if let Some(memory) = &inner.memory {
                 session.replace(
                     || {
+                        let absent = absent();
                         memory.remove(&session.key);
-                        Ok::<_, Error>(Arc::new(absent()))
+                        Ok::<_, Error>(absent)
                     },
                     inner.show(&session),
                 )?
             } else {
                 let _writing = session.writer().lock().await;
+                let absent = absent();
                 inner.store.delete(&session.key, None).await?;
-                session.replace(|| Ok::<_, Error>(Arc::new(absent())), inner.show(&session))?
+                session.replace(|| Ok::<_, Error>(absent), inner.show(&session))?
             };
             if removed {
                 break session;
@@ -847,6 +887,20 @@ impl<P: Provider> Inner<P> {
     }
 }
 
+/// Runs `write` in a task of its own and waits for it: a caller that gives up does not stop
+/// it halfway. A panic in it (in a clock, say) reaches the caller as if it ran there.
+async fn to_the_end<T: Send + 'static>(
+    write: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<T, Error> {
+    use tracing::Instrument;
+    match tokio::spawn(write.instrument(tracing::Span::current())).await {
+        Ok(done) => done,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        // Cancelled only as the runtime shuts down.
+        Err(_) => Err(Error::ShuttingDown),
+    }
+}
+
 /// A session map entry: the session, and its current set for the by-name fast path (a
 /// copy of the session's own, replaced with it).
 struct Entry<X> {
@@ -868,6 +922,8 @@ fn split<X: crate::token_set::Extras>(set: TokenSet<X>) -> Result<(StoredTokenSe
 
 /// `extras` as JSON. [`NoExtras`](crate::token_set::NoExtras) (most providers') is the
 /// empty object that serde would make, without serde's machinery on every insert and refresh.
+/// A `Serialize` that panics fails like one that errs: in a refresh, the tokens the provider
+/// sent are then saved without their extras, not dropped.
 fn extras_json<X: crate::token_set::Extras>(
     extras: &X,
 ) -> Result<serde_json::Value, serde_json::Error> {
@@ -875,7 +931,11 @@ fn extras_json<X: crate::token_set::Extras>(
     if TypeId::of::<X>() == TypeId::of::<crate::token_set::NoExtras>() {
         return Ok(serde_json::Value::Object(serde_json::Map::new()));
     }
-    serde_json::to_value(extras)
+    catch_unwind(AssertUnwindSafe(|| serde_json::to_value(extras))).unwrap_or_else(|_| {
+        Err(serde::ser::Error::custom(
+            "the extras' Serialize implementation panicked",
+        ))
+    })
 }
 
 /// `set` with `json` for its extras, and the typed extras.

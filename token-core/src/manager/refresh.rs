@@ -19,7 +19,7 @@ use crate::error::{Error, ErrorKind};
 use crate::provider::{CallContext, Provider};
 use crate::secret::RefreshToken;
 use crate::store::{ReauthVerdict, StoredRecord};
-use crate::token_set::TokenSet;
+use crate::token_set::{StoredTokenSet, TokenSet};
 
 impl<P: Provider> Inner<P> {
     pub(super) async fn run(
@@ -397,9 +397,18 @@ impl<P: Provider> Inner<P> {
         #[cfg(feature = "metrics")]
         crate::metrics::record_refresh(self.provider.name(), started.elapsed(), result.is_ok());
         match result {
-            Ok(answer) => {
-                self.refreshed(session, generation, current, reason, answer, notes)
-                    .await
+            Ok((set, issued)) => {
+                let base = current.as_ref().and_then(|c| c.version());
+                let (set, extras, extras_dropped) = stored_form(set);
+                // A panic from here on (in the clock, say) must not drop the pair the
+                // provider sent, its refresh token spent: it is saved as it came.
+                let spare = set.clone();
+                let answer = (set, extras, extras_dropped, issued);
+                let refreshed = self.refreshed(session, generation, current, reason, answer, notes);
+                match CatchUnwind(Box::pin(refreshed)).await {
+                    Ok(done) => done,
+                    Err(()) => (self.save_as_sent(session, spare, base).await, false),
+                }
             }
             // A refusal is a verdict only on a refresh token: a provider that can issue
             // answers a refused one by issuing, and a refused grant of the client's own
@@ -502,8 +511,9 @@ impl<P: Provider> Inner<P> {
         generation: u64,
         current: Option<Ready<P::Extras>>,
         reason: &Reason,
-        // The provider's answer and whether it was issued anew, as `obtain` gives them.
-        (mut set, issued): (TokenSet<P::Extras>, bool),
+        // The provider's answer as stores keep it, its typed extras, whether those could
+        // not be serialized (`stored_form`), and whether it was issued anew.
+        (mut set, extras, extras_dropped, issued): (StoredTokenSet, P::Extras, bool, bool),
         turn: &mut RunNotes,
     ) -> (Outcome<P::Extras>, bool) {
         let now = self.clock.now();
@@ -518,19 +528,6 @@ impl<P: Provider> Inner<P> {
             .as_ref()
             .is_some_and(|c| set.refresh_token != c.stored.refresh_token);
         let base = current.as_ref().and_then(|c| c.version());
-        // Extras that cannot be serialized are stored as none (a later load gets their
-        // default): the tokens the provider sent are saved all the same, or the spent
-        // refresh token would stay in the store. This process keeps the typed extras.
-        let (set, extras, extras_dropped) = match super::extras_json(&set.extras) {
-            Ok(json) => {
-                let (set, extras) = super::untyped(set, json);
-                (set, extras, false)
-            }
-            Err(_) => {
-                let (set, extras) = super::untyped(set, serde_json::Value::Null);
-                (set, extras, true)
-            }
-        };
         // An answer that did not renew the refresh token (the same one, expiring no later)
         // is not renewed by refreshing again soon: the access token's expiry alone schedules
         // the next refresh. Otherwise a refresh token near (or past) its expiry would be
@@ -667,6 +664,30 @@ impl<P: Provider> Inner<P> {
             return (Ok(next), true);
         }
         (Ok(next), false)
+    }
+
+    /// What a refresh that panicked after the provider answered does with the answer
+    /// (`spare`, as it came): saves it over `base`, the version it was refreshed from,
+    /// unless something was saved there since (the refresh's own save, or an insert). The
+    /// next refresh then reads it from the store instead of spending the old token again.
+    /// Without a stored version (a set issued for a session the store did not have) it is
+    /// not saved: no stored token was spent, and a session removed meanwhile must not come
+    /// back.
+    async fn save_as_sent(
+        &self,
+        session: &Session<P::Extras>,
+        spare: StoredTokenSet,
+        base: Option<crate::store::Version>,
+    ) -> Outcome<P::Extras> {
+        tracing::error!("the refresh panicked after the provider answered");
+        if base.is_some() {
+            let record = StoredRecord::Tokens(spare);
+            match self.store.save(&session.key, &record, base).await {
+                Ok(_) | Err(StoreError::Conflict { .. }) => {}
+                Err(error) => tracing::error!(%error, "could not save the provider's answer"),
+            }
+        }
+        Err(Error::RefreshAborted("the refresh panicked".into()))
     }
 
     /// After saving `version`, a set for a session the store had no record of: whether the
@@ -1046,8 +1067,16 @@ impl<P: Provider> Inner<P> {
             };
             // Whatever the transport, no call holds the refresh (and its lease) for ever. The
             // request may have been processed: its outcome is unknown.
+            let call = CatchUnwind(Box::pin(call));
             let result = match tokio::time::timeout(self.config.call_timeout, call).await {
-                Ok(result) => result,
+                Ok(Ok(result)) => result,
+                Ok(Err(())) => {
+                    // The provider's code panicked, perhaps decoding an answer its server
+                    // sent after rotating: as for an answer lost in transit, the token is
+                    // asked for again inside the reuse window. The refresh ends as a panic.
+                    self.note_unresolved(session, issuing, refreshable, sent);
+                    std::panic::resume_unwind(Box::new("the provider's code panicked"));
+                }
                 Err(_) => Err(crate::error::TransportError::answer_lost(format!(
                     "the provider did not answer within {} s",
                     self.config.call_timeout.as_secs()
@@ -1065,19 +1094,8 @@ impl<P: Provider> Inner<P> {
             };
             let kind = error.kind();
             tracing::debug!(attempt, %kind, issuing, "call failed");
-            if let (ErrorKind::OutcomeUnknown, false, Some(set)) = (kind, issuing, refreshable)
-                && let Some(token) = &set.refresh_token
-                && !self.provider.reuse_window().is_zero()
-            {
-                // The provider's reuse window runs from its rotation, at the earliest when
-                // the call was sent.
-                let window = self.provider.reuse_window();
-                session.note_unresolved(Unresolved {
-                    token: token.clone(),
-                    // A window too long for the clock is a year: asked a few times in all.
-                    closes: (sent.checked_add(window))
-                        .unwrap_or_else(|| sent + Duration::from_secs(365 * 24 * 3600)),
-                });
+            if kind == ErrorKind::OutcomeUnknown {
+                self.note_unresolved(session, issuing, refreshable, sent);
             }
             let wait = policy.backoff(attempt, error.retry_after());
             let next_call_at = started.elapsed().saturating_add(wait);
@@ -1114,6 +1132,31 @@ impl<P: Provider> Inner<P> {
         }
     }
 
+    /// Notes the refresh token of a call sent at `sent` whose outcome is unknown (the
+    /// provider may have rotated it), to be asked for again inside the reuse window.
+    fn note_unresolved(
+        &self,
+        session: &Session<P::Extras>,
+        issuing: bool,
+        refreshable: Option<&TokenSet<P::Extras>>,
+        sent: tokio::time::Instant,
+    ) {
+        if let (false, Some(set)) = (issuing, refreshable)
+            && let Some(token) = &set.refresh_token
+            && !self.provider.reuse_window().is_zero()
+        {
+            // The provider's reuse window runs from its rotation, at the earliest when
+            // the call was sent.
+            let window = self.provider.reuse_window();
+            session.note_unresolved(Unresolved {
+                token: token.clone(),
+                // A window too long for the clock is a year: asked a few times in all.
+                closes: (sent.checked_add(window))
+                    .unwrap_or_else(|| sent + Duration::from_secs(365 * 24 * 3600)),
+            });
+        }
+    }
+
     /// Remembers the provider's `Retry-After` beyond this refresh: for the session, and for
     /// the whole client when the call was a grant of the client's own (issuing).
     fn note_cooldown(&self, session: &Session<P::Extras>, error: &Error, issuing: bool) {
@@ -1127,6 +1170,23 @@ impl<P: Provider> Inner<P> {
         session.extend_cooldown(until, wait);
         if issuing {
             self.cooldown.extend(until, wait);
+        }
+    }
+}
+
+/// A provider's answer as stores keep it, its typed extras, and whether those could not be
+/// serialized: stored as none then (a later load gets their default), since the tokens the
+/// provider sent are saved all the same, or the spent refresh token would stay in the
+/// store. This process keeps the typed extras.
+fn stored_form<X: crate::token_set::Extras>(set: TokenSet<X>) -> (StoredTokenSet, X, bool) {
+    match super::extras_json(&set.extras) {
+        Ok(json) => {
+            let (set, extras) = super::untyped(set, json);
+            (set, extras, false)
+        }
+        Err(_) => {
+            let (set, extras) = super::untyped(set, serde_json::Value::Null);
+            (set, extras, true)
         }
     }
 }

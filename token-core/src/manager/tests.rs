@@ -25,6 +25,8 @@ enum Step {
     LoseAfterRotate,
     /// Panic inside the refresh.
     Panic,
+    /// Rotate, then panic (as a decoder of the answer may).
+    PanicAfterRotate,
     /// Rotate, answering an access token that has already expired.
     AnswerExpired,
     /// Rotate, answering no access-token expiry.
@@ -172,6 +174,10 @@ impl Provider for Arc<Fake> {
                 Err(TransportError::answer_lost("connection closed before the answer").into())
             }
             Some(Step::Panic) => panic!("the provider's code panicked"),
+            Some(Step::PanicAfterRotate) => {
+                self.rotate(&presented)?;
+                panic!("the provider's decoder panicked")
+            }
             Some(Step::Hang) => std::future::pending().await,
             Some(Step::AnswerExpired) => {
                 let mut set = self.rotate(&presented)?;
@@ -250,6 +256,11 @@ trait Hooks: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Runs after `call` reached the store, before its answer is returned; it may wait.
+    async fn after(&self, call: Call) {
+        let _ = call;
+    }
+
     /// The answer to a lease request, given the store's (`granted`): by default that one.
     async fn lease(
         &self,
@@ -294,7 +305,9 @@ impl<H, S> std::ops::Deref for Hooked<H, S> {
 impl<H: Hooks, S: TokenStore> TokenStore for Hooked<H, S> {
     async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
         self.hooks.before(Call::Load).await?;
-        self.inner.load(key).await
+        let answer = self.inner.load(key).await;
+        self.hooks.after(Call::Load).await;
+        answer
     }
     async fn save(
         &self,
@@ -303,7 +316,9 @@ impl<H: Hooks, S: TokenStore> TokenStore for Hooked<H, S> {
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
         self.hooks.before(Call::Save).await?;
-        self.inner.save(key, record, expected).await
+        let answer = self.inner.save(key, record, expected).await;
+        self.hooks.after(Call::Save).await;
+        answer
     }
     async fn delete(
         &self,
@@ -311,7 +326,9 @@ impl<H: Hooks, S: TokenStore> TokenStore for Hooked<H, S> {
         expected: Option<Version>,
     ) -> Result<bool, StoreError> {
         self.hooks.before(Call::Delete).await?;
-        self.inner.delete(key, expected).await
+        let answer = self.inner.delete(key, expected).await;
+        self.hooks.after(Call::Delete).await;
+        answer
     }
     async fn acquire_lease(
         &self,
@@ -320,12 +337,15 @@ impl<H: Hooks, S: TokenStore> TokenStore for Hooked<H, S> {
         ttl: Duration,
     ) -> Result<Lease, StoreError> {
         self.hooks.before(Call::Acquire).await?;
-        let granted = self.inner.acquire_lease(key, holder, ttl).await?;
-        self.hooks.lease(key, &self.inner, granted).await
+        let granted = self.inner.acquire_lease(key, holder, ttl).await;
+        self.hooks.after(Call::Acquire).await;
+        self.hooks.lease(key, &self.inner, granted?).await
     }
     async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
         self.hooks.before(Call::Release).await?;
-        self.inner.release_lease(key, holder).await
+        let answer = self.inner.release_lease(key, holder).await;
+        self.hooks.after(Call::Release).await;
+        answer
     }
 }
 
@@ -1388,7 +1408,16 @@ async fn events_errors_and_logs_never_contain_a_secret() {
 // --- Faults: panics, overflows, races with insert, throttling, shutdown, several managers ---
 
 fn manager_over(h: &Harness, store: Arc<dyn TokenStore>) -> TokenManager<Arc<Fake>> {
-    TokenManager::builder(h.fake.clone())
+    manager_of(h, h.fake.clone(), store)
+}
+
+/// A manager of `provider` over `store`, on the harness's clock, never retrying.
+fn manager_of<Q: Provider>(
+    h: &Harness,
+    provider: Q,
+    store: Arc<dyn TokenStore>,
+) -> TokenManager<Q> {
+    TokenManager::builder(provider)
         .shared_store(store)
         .client(NoTransport)
         .clock(Arc::new(h.clock))
@@ -4097,6 +4126,11 @@ impl Hooks for PanickingStore {
     }
 }
 
+/// The store error a call of a store whose code panicked answers.
+fn is_store_panic(error: &Error) -> bool {
+    matches!(error, Error::Store(StoreError::Backend { message, .. }) if message.ends_with("panicked"))
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_store_that_panics_once_the_lease_is_taken_does_not_keep_it_taken() {
     let h = harness(|_| {});
@@ -4124,7 +4158,7 @@ async fn a_store_that_panics_once_the_lease_is_taken_does_not_keep_it_taken() {
     // The re-read after the lease was taken panics.
     store.panics.store(true, Ordering::SeqCst);
     let error = manager.access_token("s").await.unwrap_err();
-    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    assert!(is_store_panic(&error), "{error:?}");
     assert_eq!(free().await, Lease::Acquired, "the lease was given back");
     assert_eq!(
         manager.access_token("s").await.unwrap().expose_secret(),
@@ -4150,7 +4184,7 @@ async fn a_store_that_panics_once_the_lease_is_taken_does_not_keep_it_taken() {
     store.save_fails.store(false, Ordering::SeqCst);
     store.save_panics.store(true, Ordering::SeqCst);
     let error = manager.refresh_now("s").await.unwrap_err();
-    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    assert!(is_store_panic(&error), "{error:?}");
     assert_eq!(h.calls(), 2, "no token spent without the save");
     // The background save lands, and gives the lease back.
     let persisted = tokio::time::timeout(HOUR, async {
@@ -4270,7 +4304,9 @@ fn no_extras_are_kept_as_serde_would_make_them() {
 }
 
 mod bounds;
+mod cancel;
 mod crash;
+mod faults;
 mod model;
 mod processes;
 mod threads;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
+use super::refresh::CatchUnwind;
 use crate::error::StoreError;
 use crate::store::{Lease, SessionKey, StoredRecord, TokenStore, Version, Versioned};
 
@@ -47,8 +48,17 @@ impl Timed {
         }
     }
 
+    fn panicked(what: &str) -> StoreError {
+        StoreError::Backend {
+            message: format!("the store's {what} panicked"),
+            source: None,
+        }
+    }
+
     /// `call` for `key`, after the unconditional write of `key` under way (if any), within
-    /// the timeout.
+    /// the timeout. A store whose code panics fails the call, as a store that errs does: a
+    /// panic unwinding through a refresh would drop the pair the provider has just sent
+    /// (its save panicked), or end the background save that is its only copy.
     async fn bounded<T>(
         &self,
         what: &str,
@@ -63,8 +73,9 @@ impl Timed {
             }
             call.await
         };
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(answer) => answer,
+        match tokio::time::timeout(self.timeout, CatchUnwind(Box::pin(call))).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(())) => Err(Self::panicked(what)),
             Err(_) => Err(self.timed_out(what)),
         }
     }
@@ -97,10 +108,7 @@ impl Timed {
         });
         match tokio::time::timeout(self.timeout, task).await {
             Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => Err(StoreError::Backend {
-                message: format!("the store's {what} panicked"),
-                source: None,
-            }),
+            Ok(Err(_)) => Err(Self::panicked(what)),
             Err(_) => Err(self.timed_out(what)),
         }
     }

@@ -1,0 +1,483 @@
+//! Code a user supplies that panics (a store's call, the provider's extras), and callers
+//! that give up at every await point: nothing the provider issued is lost, no refresh
+//! token is presented twice, and the session keeps working.
+
+use super::*;
+
+/// A store whose next `call` panics (once) when armed, and whose saves fail while
+/// `save_fails` is set.
+struct PanicOnce {
+    call: StdMutex<Option<Call>>,
+    save_fails: std::sync::atomic::AtomicBool,
+}
+
+impl PanicOnce {
+    fn arm(&self, call: Call) {
+        *self.call.lock().unwrap() = Some(call);
+    }
+}
+
+#[async_trait]
+impl Hooks for PanicOnce {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        let mut armed = self.call.lock().unwrap();
+        if *armed == Some(call) {
+            *armed = None;
+            drop(armed);
+            panic!("the store's code panicked");
+        }
+        if call == Call::Save && self.save_fails.load(Ordering::SeqCst) {
+            return Err(disk_full());
+        }
+        Ok(())
+    }
+}
+
+/// A manager over a store whose calls can be made to panic, its provider rotating with no
+/// reuse window (a token presented twice is refused), `s` holding an expired `at-0`/`rt-0`.
+async fn over_panicking_store() -> (
+    Harness,
+    Arc<MemoryStore>,
+    Arc<Hooked<PanicOnce, Arc<MemoryStore>>>,
+    TokenManager<Arc<Fake>>,
+) {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let shared = Arc::new(MemoryStore::new());
+    let store = Arc::new(Hooked::over(
+        shared.clone(),
+        PanicOnce {
+            call: StdMutex::new(None),
+            save_fails: false.into(),
+        },
+    ));
+    let manager = manager_over(&h, store.clone());
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    (h, shared, store, manager)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_whose_save_of_a_rotated_pair_panics_keeps_the_pair() {
+    let (h, shared, store, manager) = over_panicking_store().await;
+    store.arm(Call::Save);
+    let answered = manager.access_token("s").await;
+    // Whatever the caller was answered, the pair the provider rotated to is not lost: it is
+    // served, then saved, and rt-0 is never presented again.
+    for _ in 0..10 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let key = SessionKey::new("fake", "s");
+    let stored = shared.load(&key).await.unwrap().unwrap();
+    assert_eq!(refresh_of(&stored), "rt-1", "answered {answered:?}");
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_background_save_that_panics_goes_on_saving_and_shutdown_persists_the_pair() {
+    let (h, shared, store, manager) = over_panicking_store().await;
+    store.save_fails.store(true, Ordering::SeqCst);
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    // The background save's next attempt panics; the store then works again.
+    store.save_fails.store(false, Ordering::SeqCst);
+    store.arm(Call::Save);
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    manager.shutdown(HOUR).await.unwrap();
+    let key = SessionKey::new("fake", "s");
+    let stored = shared.load(&key).await.unwrap().unwrap();
+    assert_eq!(
+        refresh_of(&stored),
+        "rt-1",
+        "the rotated pair is saved by shutdown"
+    );
+    assert_eq!(
+        shared.acquire_lease(&key, "another", HOUR).await.unwrap(),
+        Lease::Acquired,
+        "and the lease given back"
+    );
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"]);
+}
+
+/// Extras whose `Serialize` panics (`Touchy::Serialize`), or whose `Deserialize` does
+/// (from the JSON string `"panic"`).
+#[derive(Clone, Debug, Default, PartialEq)]
+enum Touchy {
+    #[default]
+    Calm,
+    Serialize,
+}
+
+impl serde::Serialize for Touchy {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Touchy::Calm => serializer.serialize_str("calm"),
+            Touchy::Serialize => panic!("the extras' Serialize panicked"),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Touchy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        assert_ne!(text, "panic", "the extras' Deserialize panicked");
+        Ok(Touchy::Calm)
+    }
+}
+
+/// The fake provider, answering with `next` for extras.
+struct WithExtras {
+    fake: Arc<Fake>,
+    next: StdMutex<Touchy>,
+}
+
+#[async_trait]
+impl Provider for WithExtras {
+    type Extras = Touchy;
+
+    fn name(&self) -> &str {
+        "fake"
+    }
+
+    async fn refresh(
+        &self,
+        cx: &CallContext,
+        current: &TokenSet<Touchy>,
+    ) -> Result<TokenSet<Touchy>, Error> {
+        let answer = self.fake.refresh(cx, &retyped(current.clone())).await?;
+        Ok(retyped(answer).with_extras(self.next.lock().unwrap().clone()))
+    }
+}
+
+/// `set`'s tokens, with default extras of another type.
+fn retyped<X: crate::token_set::Extras, Y: crate::token_set::Extras>(
+    set: TokenSet<X>,
+) -> TokenSet<Y> {
+    let mut typed = TokenSet::new(set.access_token);
+    typed.refresh_token = set.refresh_token;
+    typed.access_expires_at = set.access_expires_at;
+    typed
+}
+
+fn with_extras(h: &Harness) -> (Arc<MemoryStore>, TokenManager<WithExtras>) {
+    let store = Arc::new(MemoryStore::new());
+    let provider = WithExtras {
+        fake: h.fake.clone(),
+        next: StdMutex::new(Touchy::Calm),
+    };
+    let manager = manager_of(h, provider, store.clone());
+    (store, manager)
+}
+
+#[tokio::test(start_paused = true)]
+async fn extras_that_panic_when_serialized_do_not_lose_the_rotated_pair() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let (store, manager) = with_extras(&h);
+    manager
+        .insert("s", retyped(expired_pair(&h)))
+        .await
+        .unwrap();
+    *manager.provider().next.lock().unwrap() = Touchy::Serialize;
+    let answered = manager.access_token("s").await;
+    let key = SessionKey::new("fake", "s");
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(refresh_of(&stored), "rt-1", "answered {answered:?}");
+    assert_eq!(answered.unwrap().expose_secret(), "at-1");
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"]);
+    // Inserted, they are refused with a typed error, and the stored pair stays.
+    let login = TokenSet::new(AccessToken::new("at-login")).with_extras(Touchy::Serialize);
+    let refused = manager.insert("s", login).await.unwrap_err();
+    assert!(matches!(refused, Error::Config(_)), "{refused:?}");
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(refresh_of(&stored), "rt-1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn stored_extras_that_panic_when_read_are_an_error_and_the_session_recovers() {
+    let h = harness(|_| {});
+    let (store, manager) = with_extras(&h);
+    let key = SessionKey::new("fake", "s");
+    let mut planted = expired_pair(&h).to_stored().unwrap();
+    planted.extras = serde_json::json!("panic");
+    store.save(&key, &planted.into(), None).await.unwrap();
+    let error = manager.access_token("s").await.unwrap_err();
+    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    assert_eq!(h.calls(), 0);
+    // A new login replaces the record it could not read.
+    manager
+        .insert("s", retyped(expired_pair(&h)))
+        .await
+        .unwrap();
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+}
+
+/// A clock that panics at its `panic_at`-th reading (counted from 1; 0: never).
+struct PanickyClock {
+    inner: TokioClock,
+    readings: AtomicU32,
+    panic_at: AtomicU32,
+}
+
+impl Clock for PanickyClock {
+    fn now(&self) -> OffsetDateTime {
+        let reading = self.readings.fetch_add(1, Ordering::SeqCst) + 1;
+        if reading == self.panic_at.load(Ordering::SeqCst) {
+            panic!("the clock panicked");
+        }
+        self.inner.now()
+    }
+}
+
+/// Fails if `text` (what callers were answered, in `Debug`) holds one of the fake
+/// provider's tokens.
+fn no_secret_in(text: &str) {
+    for token in ["at-0", "rt-0", "at-1", "rt-1", "at-2", "rt-2"] {
+        assert!(!text.contains(token), "{token} in {text}");
+    }
+}
+
+/// Lets the background work run (bounded), a second of paused time at a time.
+async fn settle() {
+    for _ in 0..5 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clock_that_panics_at_any_reading_of_a_refresh_loses_nothing_and_wedges_nothing() {
+    for n in 1..200 {
+        let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+        let clock = Arc::new(PanickyClock {
+            inner: h.clock,
+            readings: AtomicU32::new(0),
+            panic_at: AtomicU32::new(0),
+        });
+        let shared = Arc::new(MemoryStore::new());
+        let manager = TokenManager::builder(h.fake.clone())
+            .shared_store(shared.clone())
+            .client(NoTransport)
+            .clock(clock.clone())
+            .config(ManagerConfig::default().with_retry(RetryPolicy::never()))
+            .build()
+            .unwrap();
+        manager.insert("s", expired_pair(&h)).await.unwrap();
+        let armed = clock.readings.load(Ordering::SeqCst) + n;
+        clock.panic_at.store(armed, Ordering::SeqCst);
+        let caller = tokio::spawn({
+            let manager = manager.clone();
+            async move { manager.access_token("s").await }
+        });
+        let answered = caller.await;
+        settle().await;
+        let reached = clock.readings.load(Ordering::SeqCst) >= armed;
+        clock.panic_at.store(0, Ordering::SeqCst);
+        tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+        let after = manager.access_token("s").await;
+        settle().await;
+        let key = SessionKey::new("fake", "s");
+        let live = h.fake.live.lock().unwrap().clone();
+        let stored = shared.load(&key).await.unwrap().unwrap();
+        let kept = stored
+            .value
+            .tokens()
+            .and_then(|set| set.refresh_token.as_ref());
+        assert_eq!(
+            kept.map(RefreshToken::expose_secret),
+            Some(&*live),
+            "panic at reading {n}: first {answered:?}, then {after:?}, presented {:?}",
+            h.fake.presented.lock().unwrap()
+        );
+        assert!(after.is_ok(), "panic at reading {n}: then {after:?}");
+        no_secret_in(&format!("{answered:?} {after:?} {manager:?}"));
+        let presented = h.fake.presented.lock().unwrap().clone();
+        let mut unique = presented.clone();
+        unique.dedup();
+        assert_eq!(presented, unique, "panic at reading {n}");
+        assert_eq!(
+            shared.acquire_lease(&key, "another", HOUR).await.unwrap(),
+            Lease::Acquired,
+            "panic at reading {n}: the lease is given back"
+        );
+        if !reached {
+            return;
+        }
+    }
+    panic!("the refresh read the clock 200 times");
+}
+
+/// A store whose `panic_at`-th call (counted from 1 over every kind; 0: never) panics.
+/// Notes which kind of call it was in `panicked`.
+#[derive(Default)]
+struct PanicAt {
+    calls: AtomicU32,
+    panic_at: AtomicU32,
+    panicked: StdMutex<Option<Call>>,
+}
+
+#[async_trait]
+impl Hooks for PanicAt {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.panic_at.load(Ordering::SeqCst) {
+            *self.panicked.lock().unwrap() = Some(call);
+            panic!("the store's code panicked");
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_that_panics_at_any_call_of_a_refresh_loses_nothing_and_wedges_nothing() {
+    for n in 1..100 {
+        let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+        let shared = Arc::new(MemoryStore::new());
+        let store = Arc::new(Hooked::over(shared.clone(), PanicAt::default()));
+        let manager = manager_over(&h, store.clone());
+        manager.insert("s", expired_pair(&h)).await.unwrap();
+        let armed = store.calls.load(Ordering::SeqCst) + n;
+        store.panic_at.store(armed, Ordering::SeqCst);
+        let first = manager.access_token("s").await;
+        settle().await;
+        let reached = store.calls.load(Ordering::SeqCst) >= armed;
+        let panicked = *store.panicked.lock().unwrap();
+        let context = format!("panic at call {n} ({panicked:?}): first {first:?}");
+        no_secret_in(&context);
+        if let Err(error) = &first {
+            assert!(
+                matches!(error, Error::Store(StoreError::Backend { message, .. }) if message.ends_with("panicked")),
+                "{context}"
+            );
+        }
+        // A store's failure is not answered again: the next call works at once.
+        let then = manager.access_token("s").await;
+        assert!(then.is_ok(), "{context}, then {then:?}");
+        settle().await;
+        let key = SessionKey::new("fake", "s");
+        let live = h.fake.live.lock().unwrap().clone();
+        assert_eq!(
+            refresh_of(&shared.load(&key).await.unwrap().unwrap()),
+            live,
+            "{context}"
+        );
+        assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"], "{context}");
+        let lease = if panicked == Some(Call::Release) {
+            // Not given back: it lapses.
+            tokio::time::advance(ManagerConfig::default().lease_ttl).await;
+            Lease::TakenOver
+        } else {
+            Lease::Acquired
+        };
+        assert_eq!(
+            shared.acquire_lease(&key, "another", HOUR).await.unwrap(),
+            lease,
+            "{context}: the lease is given back"
+        );
+        shared.release_lease(&key, "another").await.unwrap();
+        manager.shutdown(Duration::from_secs(1)).await.unwrap();
+        if !reached {
+            return;
+        }
+    }
+    panic!("the refresh made 100 store calls");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_that_panics_after_its_server_rotated_is_asked_again_inside_the_reuse_window() {
+    let h = harness(|_| {});
+    h.seed("s", Duration::ZERO).await;
+    h.fake.then(Step::PanicAfterRotate);
+    let error = h.manager.access_token("s").await.unwrap_err();
+    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    assert_eq!(*h.fake.live.lock().unwrap(), "rt-1");
+    // Nobody calls until the window (300 s) is over: as after an answer lost in transit,
+    // the manager asks again before that, and gets the pair the provider rotated to.
+    tokio::time::sleep(h.fake.reuse_window).await;
+    let stored = h.stored_tokens("s").await.unwrap().value;
+    assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-1");
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+}
+
+/// An insert or a remove of `s`, in a task of its own (whose panic the test sees).
+type WriteOp = fn(TokenManager<Arc<Fake>>) -> tokio::task::JoinHandle<Result<(), Error>>;
+
+/// What a manager over `PanickyClock` serves for `s` agrees with its store after `op`
+/// panicked at the clock's `n`-th reading; whether the op reached that reading.
+async fn clock_panics_in(n: u32, memory: bool, op: WriteOp) -> bool {
+    let h = harness(|_| {});
+    let clock = Arc::new(PanickyClock {
+        inner: h.clock,
+        readings: AtomicU32::new(0),
+        panic_at: AtomicU32::new(0),
+    });
+    let builder = TokenManager::builder(h.fake.clone())
+        .client(NoTransport)
+        .clock(clock.clone());
+    let manager = match memory {
+        true => builder.store(MemoryStore::new()),
+        false => builder.shared_store(Arc::new(MemoryStore::new())),
+    }
+    .build()
+    .unwrap();
+    let mut first = expired_pair(&h);
+    first.access_expires_at = Some(h.clock.now() + HOUR);
+    manager.insert("s", first).await.unwrap();
+    let armed = clock.readings.load(Ordering::SeqCst) + n;
+    clock.panic_at.store(armed, Ordering::SeqCst);
+    let done = op(manager.clone()).await;
+    let reached = clock.readings.load(Ordering::SeqCst) >= armed;
+    clock.panic_at.store(0, Ordering::SeqCst);
+    let key = SessionKey::new("fake", "s");
+    let stored = manager.store().load(&key).await.unwrap();
+    let stored = stored.as_ref().and_then(|record| record.value.tokens());
+    let served = manager.access_token("s").await;
+    let context = format!("memory {memory}, panic at reading {n}: {done:?}");
+    match (&served, stored) {
+        (Ok(token), Some(set)) => assert_eq!(token, &set.access_token, "{context}"),
+        (Err(Error::NoTokens { .. }), None) => {}
+        _ => panic!("{context}: served {served:?}, stored {stored:?}"),
+    }
+    reached
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clock_that_panics_in_an_insert_or_a_remove_leaves_memory_and_store_agreeing() {
+    let insert: WriteOp = |manager: TokenManager<Arc<Fake>>| {
+        tokio::spawn(async move {
+            let login = TokenSet::new(AccessToken::new("at-login"))
+                .with_access_expires_at(datetime!(2026-01-01 02:00 UTC));
+            manager.insert("s", login).await
+        })
+    };
+    let remove: WriteOp =
+        |manager: TokenManager<Arc<Fake>>| tokio::spawn(async move { manager.remove("s").await });
+    for (op, memory) in [
+        (insert, true),
+        (insert, false),
+        (remove, true),
+        (remove, false),
+    ] {
+        let mut n = 1;
+        while clock_panics_in(n, memory, op).await {
+            n += 1;
+            assert!(n < 50, "more than 50 readings");
+        }
+    }
+}
