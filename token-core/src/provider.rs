@@ -448,15 +448,15 @@ impl CallContext {
             signer.sign(&mut request, self.now())?;
         }
         let retained = signer.map(|_| clone_request(&request));
+        // The declared signature is kept out of errors too: an answer may echo it.
+        let signature = E::SIGNATURE.and_then(|declared| declared.carried_by(&request));
         let response = self.send(request).await?;
         if let (Some(signer), Some(request)) = (signer, retained.as_ref()) {
             signer.verify(request, &response)?;
         }
-        Ok(decode_response::<E>(
-            &response,
-            self.now(),
-            &endpoint.secrets(),
-        )?)
+        let mut secrets = endpoint.secrets();
+        secrets.extend(signature.as_deref());
+        Ok(decode_response::<E>(&response, self.now(), &secrets)?)
     }
 }
 
