@@ -57,6 +57,8 @@ pub struct LazadaSeller {
     pub account_platform: Option<String>,
     /// The login account.
     pub account: Option<String>,
+    /// The account's id (`null` for a `seller_center` account, the reference says).
+    pub account_id: Option<String>,
     /// The account's country (`sg`, `my`, `ph`, `th`, `id`, `vn`).
     pub country: Option<String>,
     /// The seller and user ids per country (token creation's name).

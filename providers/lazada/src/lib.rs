@@ -9,7 +9,7 @@
 //!   is a test of this crate).
 //! - **Answer** ([`LazadaTokens`]): flat, with `"code": "0"`, `access_token`,
 //!   `refresh_token`, `expires_in` and `refresh_expires_in` in seconds; `account_platform`,
-//!   `account`, `country` and the per-country seller ids (`country_user_info`, or
+//!   `account`, `account_id`, `country` and the per-country seller ids (`country_user_info`, or
 //!   `country_user_info_list` as the refresh reference names it) are the session's
 //!   [`LazadaSeller`] extras.
 //! - **Errors** ([`LazadaError`], `{"type", "code", "message", "request_id"}`): decided by the

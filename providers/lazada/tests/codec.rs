@@ -181,6 +181,8 @@ fn the_reference_sample_answer_decodes_with_its_seller_extras() {
         Some("seller_center")
     );
     assert_eq!(set.extras.country.as_deref(), Some("sg"));
+    // The reference lists `account_id` (a string, null for a seller_center account).
+    assert_eq!(set.extras.account_id.as_deref(), Some("7063844"));
     assert_eq!(
         set.extras.country_user_info_list.as_ref().unwrap()["sg"]["seller_id"],
         "1001"
@@ -189,6 +191,7 @@ fn the_reference_sample_answer_decodes_with_its_seller_extras() {
     let back = LazadaTokens::from_token_set(&set, now).encode_body();
     let back: serde_json::Value = serde_json::from_slice(&back).unwrap();
     assert_eq!(back["code"], "0");
+    assert_eq!(back["account_id"], "7063844");
     assert_eq!(back["refresh_expires_in"], 60);
 }
 
