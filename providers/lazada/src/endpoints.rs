@@ -39,8 +39,9 @@ pub struct RefreshAccessToken {
     /// The app key.
     #[token(query, from = config.app_key)]
     pub app_key: String,
-    /// The request time, UNIX milliseconds.
-    #[token(query, from = now_unix_ms)]
+    /// The request time, UNIX milliseconds; Lazada refuses one 7200 s or more from its
+    /// clock (the sandbox too).
+    #[token(query, from = now_unix_ms, window = 7200)]
     pub timestamp: String,
     /// The seller's refresh token.
     pub refresh_token: RefreshToken,
