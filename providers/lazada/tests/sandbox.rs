@@ -161,20 +161,25 @@ async fn send_signed_at(
     decode_response::<RefreshAccessToken>(&response, sandbox.clock().now(), &[]).map_err(Into::into)
 }
 
-/// With `query` rewritten by `rewrite` and the request signed again over it (as a client
-/// that signs what it sends would).
-fn resigned(rewrite: impl Fn(&str) -> String) -> impl FnOnce(&mut http::Request<Vec<u8>>) {
+/// Removes the query parameter `name` from `request`.
+fn without(request: &mut http::Request<Vec<u8>>, name: &str) {
+    let uri = request.uri().to_string();
+    let (base, query) = uri.split_once('?').unwrap();
+    let prefix = format!("{name}=");
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.starts_with(&prefix))
+        .collect();
+    *request.uri_mut() = format!("{base}?{}", kept.join("&")).parse().unwrap();
+}
+
+/// Without the query parameter `name`, and signed again over what is left (as a client that
+/// signs what it sends would).
+fn resigned_without(name: &'static str) -> impl FnOnce(&mut http::Request<Vec<u8>>) {
     use token_core::codec::Endpoint as _;
     move |request| {
-        let uri = request.uri().to_string();
-        let (base, query) = uri.split_once('?').unwrap();
-        let query: Vec<&str> = query
-            .split('&')
-            .filter(|p| !p.starts_with("sign="))
-            .collect();
-        *request.uri_mut() = format!("{base}?{}", rewrite(&query.join("&")))
-            .parse()
-            .unwrap();
+        without(request, "sign");
+        without(request, name);
         RefreshAccessToken::SIGNATURE
             .unwrap()
             .sign(
@@ -210,13 +215,15 @@ async fn the_sandbox_checks_the_signature_and_the_timestamp_as_lazada_documents(
         send_signed_at(&sandbox, &session, now, tampered).await,
         "IncompleteSignature",
     );
+    // No `sign`: "the input parameter “sign” that is mandatory for processing this request
+    // is not supplied" (the token creation reference's MissingParameter).
+    let unsigned = |r: &mut http::Request<Vec<u8>>| without(r, "sign");
+    refused(
+        send_signed_at(&sandbox, &session, now, unsigned).await,
+        "MissingParameter",
+    );
     // No timestamp, the rest signed: a mandatory parameter is missing.
-    let untimed = resigned(|q| {
-        q.split('&')
-            .filter(|p| !p.starts_with("timestamp="))
-            .collect::<Vec<_>>()
-            .join("&")
-    });
+    let untimed = resigned_without("timestamp");
     refused(
         send_signed_at(&sandbox, &session, now, untimed).await,
         "MissingParameter",
@@ -234,7 +241,7 @@ async fn the_sandbox_checks_the_signature_and_the_timestamp_as_lazada_documents(
     }
     assert_eq!(
         sandbox.calls(<RefreshAccessToken as token_core::codec::Endpoint>::PATH),
-        4
+        5
     );
     let fresh = send_signed_at(&sandbox, &session, now - time::Duration::hours(1), |_| {})
         .await

@@ -84,11 +84,15 @@ impl From<RequestError> for Refusal {
 }
 
 impl From<SignedRequestError> for Refusal {
-    /// `bad_request` for an unreadable request, `bad_signature` for a missing or wrong
-    /// signature (its message names no secret).
+    /// `bad_request` for an unreadable request or one without its signature (a mandatory
+    /// parameter missing: Lazada's `MissingParameter` for `sign`), `bad_signature` for a
+    /// wrong one (its message names no secret).
     fn from(error: SignedRequestError) -> Self {
         match error {
             SignedRequestError::Invalid(error) => error.into(),
+            SignedRequestError::BadSignature(error @ crate::sign::SignatureError::Missing(_)) => {
+                Self::new(RefusalReason::BadRequest, error.to_string())
+            }
             SignedRequestError::BadSignature(error) => {
                 Self::new(RefusalReason::BadSignature, error.to_string())
             }
@@ -136,8 +140,9 @@ where
     }
 
     /// Checks each request's declared signature (`sign(...)`) with `key` (the shared secret
-    /// for HMAC, the client's public key for RSA) before the grant runs; a missing or wrong
-    /// signature is refused as [`RefusalReason::BadSignature`]. Without a key, a signed
+    /// for HMAC, the client's public key for RSA) before the grant runs; a wrong signature
+    /// is refused as [`RefusalReason::BadSignature`], a missing one as
+    /// [`RefusalReason::BadRequest`]. Without a key, a signed
     /// endpoint refuses every request as unreadable.
     pub fn verify_with(mut self, key: ClientSecret) -> Self {
         self.key = Some(key);
