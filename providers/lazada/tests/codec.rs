@@ -240,3 +240,39 @@ fn refresh_reference_codes_are_classified() {
         "code 0 is a success"
     );
 }
+
+/// Every code the crate maps, and codes it leaves unmapped: only a dead refresh token is
+/// re-auth; an unmapped code (whatever its `type`) is a refusal, never re-auth.
+#[test]
+fn the_error_code_table() {
+    let ok = StatusCode::OK;
+    let table: &[(&str, ErrorKind)] = &[
+        ("IllegalRefreshToken", ErrorKind::ReauthRequired),
+        ("AUTH_TYPE_UNSUPPORTED", ErrorKind::Misconfigured),
+        ("IncompleteSignature", ErrorKind::Misconfigured),
+        ("InvalidAppKey", ErrorKind::Misconfigured),
+        ("MissingParameter", ErrorKind::Misconfigured),
+        ("ApiCallLimit", ErrorKind::Transient),
+        ("ServiceTemporaryUnavailable", ErrorKind::Transient),
+        // Not mapped: token creation's code, another API's token code, numeric codes.
+        ("InvalidCode", ErrorKind::Rejected),
+        ("IllegalAccessToken", ErrorKind::Rejected),
+        ("500", ErrorKind::Rejected),
+        ("E0001", ErrorKind::Rejected),
+    ];
+    for &(code, kind) in table {
+        for r#type in ["ISV", "ISP", "SYSTEM"] {
+            let body = format!(
+                r#"{{"type":"{type}","code":"{code}","message":"m","request_id":"0ba2887315178178017221014"}}"#
+            );
+            let error = LazadaError::decode_error(ok, body.as_bytes()).expect(code);
+            assert_eq!(error.kind(ok), kind, "{body}");
+            let set = decode_response::<RefreshAccessToken>(
+                &http::Response::new(body.into_bytes()),
+                datetime!(2026-01-01 00:00 UTC),
+                &[],
+            );
+            assert_eq!(set.unwrap_err().kind(), kind, "{code}");
+        }
+    }
+}
