@@ -1118,4 +1118,41 @@ mod wallets {
             assert!(!text.contains(APP_SECRET), "the app secret in {text}");
         }
     }
+
+    /// WeChat documents `expires_in: 7200`; a lifetime of `u64::MAX` seconds (or any beyond
+    /// the latest instant an expiry may have) is nonsense like `1e300`: unknown, so the
+    /// manager assumes the lifetime it is configured with and refreshes again, instead of
+    /// keeping the token for seven thousand years.
+    #[tokio::test]
+    async fn wechat_an_absurd_lifetime_is_unknown_not_forever() {
+        let clock = ManualClock::new(START);
+        let (sandbox, config) = wechat_sandbox(&clock).await;
+        let lifetime = Duration::from_secs(7200);
+        let manager = TokenManager::builder(WeChat::new(sandbox.base_url(), config))
+            .client(ReqwestClient::with_timeout(Some(Duration::from_secs(20))).unwrap())
+            .clock(Arc::new(clock.clone()) as Arc<dyn Clock>)
+            .config(ManagerConfig::default().with_default_access_lifetime(Some(lifetime)))
+            .build()
+            .unwrap();
+        let first = TokenSet::from_stored(sandbox.issue(SESSION).await.unwrap()).unwrap();
+        manager.insert(SESSION, first).await.unwrap();
+        for absurd in ["18446744073709551615", "1e300", "9223372036854775807"] {
+            clock.advance(time::Duration::days(1));
+            let path = <SnsRefreshToken as token_core::codec::Endpoint>::PATH;
+            sandbox.fail_next(
+                path,
+                1,
+                json_200(format!(
+                    r#"{{"access_token":"at-{absurd}","expires_in":{absurd},"openid":"o"}}"#
+                )),
+            );
+            manager.access_token(SESSION).await.unwrap();
+            let set = manager.token_set(SESSION).await.unwrap();
+            assert_eq!(
+                set.access_expires_at,
+                Some(clock.now() + lifetime),
+                "{absurd}: the default lifetime"
+            );
+        }
+    }
 }
