@@ -677,3 +677,482 @@ async fn a_body_that_grows_without_end_is_cut_at_the_size_limit() {
         );
     }
 }
+
+// ---- WeChat and Lazada: hostile answers to their own clients over a loopback socket --------
+
+mod wallets {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use http::header::CONTENT_TYPE;
+    use http::{HeaderValue, StatusCode};
+    use serde_json::{Value, json};
+    use token_core::clock::{Clock, ManualClock};
+    use token_core::error::ErrorKind;
+    use token_core::manager::{ManagerConfig, RetryPolicy, TokenManager};
+    use token_core::provider::Provider;
+    use token_core::sandbox::{Failure, RunningSandbox};
+    use token_core::store::{SessionKey, StoredRecord};
+    use token_core::token_set::{StoredTokenSet, TokenSet};
+    use token_core::transport::ReqwestClient;
+    use token_provider_lazada::{Lazada, LazadaConfig, RefreshAccessToken};
+    use token_provider_wechat::{SnsRefreshToken, WeChat, WeChatConfig};
+    use token_test_support::harness::START;
+
+    const SESSION: &str = "user-1";
+    const APP_SECRET: &str = "lazada-app-SECRET-9f8e";
+
+    /// What the caller gets, and what the store holds afterwards.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub enum Outcome {
+        /// A token; the stored set is the answer's.
+        Token,
+        /// An error of this kind after this many calls; the stored set is the seeded one.
+        Kept(ErrorKind, u64),
+        /// Re-auth after one call; the store holds the verdict.
+        Reauth,
+    }
+
+    pub struct Case {
+        pub what: &'static str,
+        pub failure: Failure,
+        pub outcome: Outcome,
+    }
+
+    pub fn json_200(body: impl Into<Vec<u8>>) -> Failure {
+        Failure::new(StatusCode::OK)
+            .with_header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .with_body(body)
+    }
+
+    pub fn fifty_megabytes(token: &str) -> Vec<u8> {
+        let mut body = format!(r#"{{"access_token":"{token}","padding":""#).into_bytes();
+        body.resize(50 * 1024 * 1024, b'x');
+        body.extend_from_slice(b"\"}");
+        body
+    }
+
+    /// The cases both providers meet, whatever their envelope.
+    pub fn common(token_key: &str) -> Vec<Case> {
+        use Outcome::Kept;
+        vec![
+            Case {
+                what: "an HTML page on HTTP 200",
+                failure: Failure::new(StatusCode::OK)
+                    .with_header(CONTENT_TYPE, HeaderValue::from_static("text/html"))
+                    .with_body("<!doctype html><title>Sign in to Wi-Fi</title>"),
+                outcome: Kept(ErrorKind::OutcomeUnknown, 1),
+            },
+            Case {
+                what: "a truncated JSON body",
+                failure: json_200(format!(r#"{{"{token_key}":"at-CANARY-1","expires_in":72"#)),
+                outcome: Kept(ErrorKind::OutcomeUnknown, 1),
+            },
+            Case {
+                what: "a 50 MB body",
+                failure: json_200(fifty_megabytes("at-CANARY-2")),
+                outcome: Kept(ErrorKind::OutcomeUnknown, 1),
+            },
+        ]
+    }
+
+    /// What differs between the providers' runs.
+    pub struct Setup {
+        /// The refresh path.
+        pub path: &'static str,
+        /// The seeded session's extras.
+        pub extras: Value,
+        /// How long until the seeded access token needs a refresh.
+        pub expire: time::Duration,
+        /// The provider's secrets besides the refresh token.
+        pub secrets: &'static [&'static str],
+    }
+
+    /// Seeds `SESSION` with a pair the sandbox issued, lets its access token expire, injects
+    /// `case` and asks for a token, over a real socket.
+    pub async fn run<P: Provider>(
+        provider: impl FnOnce(url::Url) -> P,
+        sandbox: RunningSandbox,
+        clock: ManualClock,
+        setup: &Setup,
+        case: Case,
+    ) {
+        let Setup {
+            path,
+            extras,
+            expire,
+            secrets,
+        } = setup;
+        let what = case.what;
+        let shown = Arc::new(Mutex::new(Vec::<String>::new()));
+        let manager = socket_manager(provider(sandbox.base_url()), &clock, &shown);
+        let seeded = sandbox.issue_with(SESSION, extras.clone()).await.unwrap();
+        let first = TokenSet::<P::Extras>::from_stored(seeded.clone()).unwrap();
+        manager.insert(SESSION, first).await.unwrap();
+        clock.advance(*expire);
+        sandbox.reset_calls();
+        sandbox.fail_next(path, 10, case.failure);
+
+        let result = manager.access_token(SESSION).await;
+        let calls = sandbox.calls(path);
+        let key = SessionKey::new(manager.provider().name(), SESSION);
+        let stored = manager.store().load(&key).await.unwrap().map(|v| v.value);
+        match (case.outcome, &result) {
+            (Outcome::Token, Ok(_)) => {}
+            (Outcome::Kept(kind, n), Err(error)) => {
+                assert_eq!((error.kind(), calls), (kind, n), "{what}: {error}");
+                let Some(StoredRecord::Tokens(kept)) = &stored else {
+                    panic!("{what}: the stored set is gone: {stored:?}")
+                };
+                assert_same(kept, &seeded, what);
+            }
+            (Outcome::Reauth, Err(error)) => {
+                assert_eq!(
+                    (error.kind(), calls),
+                    (ErrorKind::ReauthRequired, 1),
+                    "{what}: {error}"
+                );
+                assert!(
+                    matches!(stored, Some(StoredRecord::Reauth(_))),
+                    "{what}: {stored:?}"
+                );
+            }
+            (expected, got) => panic!("{what}: expected {expected:?}, got {got:?}"),
+        }
+        if let Err(error) = &result {
+            shown.lock().unwrap().push(format!("{error} {error:?}"));
+        }
+        let refresh = seeded.refresh_token.as_ref().unwrap().expose_secret();
+        for text in shown.lock().unwrap().iter() {
+            for secret in secrets.iter().copied().chain([refresh, "CANARY"]) {
+                assert!(!text.contains(secret), "{what}: `{secret}` in {text}");
+            }
+        }
+        sandbox.shutdown().await;
+    }
+
+    async fn wechat_sandbox(clock: &ManualClock) -> (RunningSandbox, WeChatConfig) {
+        let config = WeChatConfig::new("wx520c15f417810387");
+        let sandbox = token_provider_wechat::sandbox::start(
+            Arc::new(clock.clone()),
+            token_provider_wechat::sandbox::issuer_config(),
+            &config,
+        )
+        .await
+        .unwrap();
+        (sandbox, config)
+    }
+
+    async fn lazada_sandbox(clock: &ManualClock) -> (RunningSandbox, LazadaConfig) {
+        let app = LazadaConfig::new("123456", APP_SECRET);
+        let sandbox = token_provider_lazada::sandbox::start(
+            Arc::new(clock.clone()),
+            token_provider_lazada::sandbox::issuer_config(),
+            &app,
+        )
+        .await
+        .unwrap();
+        (sandbox, app)
+    }
+
+    /// A manager over `provider` on a real socket and `clock`, its events' `Debug` collected
+    /// in `shown`.
+    fn socket_manager<P: Provider>(
+        provider: P,
+        clock: &ManualClock,
+        shown: &Arc<Mutex<Vec<String>>>,
+    ) -> TokenManager<P> {
+        let config = ManagerConfig::default().with_retry(
+            RetryPolicy::default()
+                .with_max_attempts(3)
+                .with_backoff(Duration::from_millis(1), Duration::from_millis(5)),
+        );
+        let events = shown.clone();
+        TokenManager::builder(provider)
+            .client(ReqwestClient::with_timeout(Some(Duration::from_secs(20))).unwrap())
+            .clock(Arc::new(clock.clone()) as Arc<dyn Clock>)
+            .config(config)
+            .on_event(move |event| events.lock().unwrap().push(format!("{event:?}")))
+            .build()
+            .unwrap()
+    }
+
+    fn assert_same(kept: &StoredTokenSet, seeded: &StoredTokenSet, what: &str) {
+        assert_eq!(kept.access_token, seeded.access_token, "{what}");
+        assert_eq!(kept.refresh_token, seeded.refresh_token, "{what}");
+    }
+
+    fn errcode(code: Value) -> Failure {
+        json_200(json!({"errcode": code, "errmsg": "invalid refresh_token"}).to_string())
+    }
+
+    fn wechat_cases() -> Vec<Case> {
+        use Outcome::{Kept, Reauth, Token};
+        let mut cases = common("access_token");
+        cases.extend([
+            Case { what: "errcode 40030 as a string", failure: errcode(json!("40030")), outcome: Reauth },
+            Case { what: "errcode 42002 as a float", failure: errcode(json!(42002.0)), outcome: Reauth },
+            Case { what: "errcode null and no token", failure: errcode(Value::Null), outcome: Kept(ErrorKind::OutcomeUnknown, 1) },
+            Case { what: "errcode 0 and no token", failure: json_200(r#"{"errcode":0,"errmsg":"ok"}"#), outcome: Kept(ErrorKind::OutcomeUnknown, 1) },
+            Case { what: "a success carrying errcode 0", failure: json_200(r#"{"errcode":0,"errmsg":"ok","access_token":"at-new","expires_in":7200,"refresh_token":"rt-new","openid":"o"}"#), outcome: Token },
+            Case { what: "a token that is a number", failure: json_200(r#"{"access_token":12345678901,"expires_in":7200}"#), outcome: Kept(ErrorKind::OutcomeUnknown, 1) },
+            Case { what: "an empty access token", failure: json_200(r#"{"access_token":"","expires_in":7200,"refresh_token":"rt-new"}"#), outcome: Kept(ErrorKind::OutcomeUnknown, 1) },
+            Case { what: "an unknown errcode", failure: errcode(json!(40163)), outcome: Kept(ErrorKind::Rejected, 1) },
+            Case { what: "an unknown errcode as text", failure: errcode(json!("nope")), outcome: Kept(ErrorKind::Rejected, 1) },
+            Case { what: "the minute quota (45011)", failure: errcode(json!(45011)), outcome: Kept(ErrorKind::Transient, 3) },
+            Case { what: "the daily quota (45009)", failure: errcode(json!(45009)), outcome: Kept(ErrorKind::Transient, 3) },
+            Case { what: "system busy (-1)", failure: errcode(json!(-1)), outcome: Kept(ErrorKind::Transient, 3) },
+            Case { what: "invalid appid (40013)", failure: errcode(json!(40013)), outcome: Kept(ErrorKind::Misconfigured, 1) },
+        ]);
+        cases
+    }
+
+    #[tokio::test]
+    async fn wechat_hostile_answers_give_typed_errors_and_keep_the_set() {
+        for case in wechat_cases() {
+            let clock = ManualClock::new(START);
+            let (sandbox, config) = wechat_sandbox(&clock).await;
+            run(
+                |url| WeChat::new(url, config),
+                sandbox,
+                clock,
+                &Setup {
+                    path: <SnsRefreshToken as token_core::codec::Endpoint>::PATH,
+                    extras: json!({"openid": "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"}),
+                    expire: time::Duration::hours(3),
+                    secrets: &[],
+                },
+                case,
+            )
+            .await;
+        }
+    }
+
+    #[tokio::test]
+    async fn wechat_sends_the_same_refresh_token_back_and_it_is_kept() {
+        let clock = ManualClock::new(START);
+        let (sandbox, config) = wechat_sandbox(&clock).await;
+        let shown = Arc::new(Mutex::new(Vec::new()));
+        let manager = socket_manager(WeChat::new(sandbox.base_url(), config), &clock, &shown);
+        let first = TokenSet::from_stored(sandbox.issue(SESSION).await.unwrap()).unwrap();
+        manager.insert(SESSION, first.clone()).await.unwrap();
+        for _ in 0..3 {
+            clock.advance(time::Duration::hours(3));
+            let token = manager.access_token(SESSION).await.unwrap();
+            assert_ne!(token, first.access_token);
+            let set = manager.token_set(SESSION).await.unwrap();
+            assert_eq!(set.refresh_token, first.refresh_token);
+        }
+        assert_eq!(
+            sandbox.calls(<SnsRefreshToken as token_core::codec::Endpoint>::PATH),
+            3
+        );
+    }
+
+    fn code(code: &str) -> Failure {
+        json_200(
+            json!({"type": "ISV", "code": code, "message": "m", "request_id": "0ba2887315178178017221014"})
+                .to_string(),
+        )
+    }
+
+    fn tokens(expires_in: Option<&str>) -> Failure {
+        let expiry = expires_in.map_or(String::new(), |e| format!(r#","expires_in":{e}"#));
+        json_200(format!(
+            r#"{{"code":"0","access_token":"at-new","refresh_token":"rt-new","refresh_expires_in":60{expiry},"request_id":"0b1"}}"#
+        ))
+    }
+
+    fn lazada_cases() -> Vec<Case> {
+        use Outcome::{Kept, Reauth, Token};
+        let mut cases = common("access_token");
+        cases.extend([
+            Case {
+                what: "IllegalRefreshToken",
+                failure: code("IllegalRefreshToken"),
+                outcome: Reauth,
+            },
+            Case {
+                what: "code 0 and no expires_in",
+                failure: tokens(None),
+                outcome: Token,
+            },
+            Case {
+                what: "expires_in as a string",
+                failure: tokens(Some(r#""2592000""#)),
+                outcome: Token,
+            },
+            Case {
+                what: "a negative expires_in",
+                failure: tokens(Some("-5")),
+                outcome: Token,
+            },
+            Case {
+                what: "expires_in u64::MAX",
+                failure: tokens(Some("18446744073709551615")),
+                outcome: Token,
+            },
+            Case {
+                what: "expires_in 1e300",
+                failure: tokens(Some("1e300")),
+                outcome: Token,
+            },
+            Case {
+                what: "code 0 and no access token",
+                failure: json_200(r#"{"code":"0","refresh_token":"rt-new","expires_in":10}"#),
+                outcome: Kept(ErrorKind::OutcomeUnknown, 1),
+            },
+            Case {
+                what: "a token that is a number",
+                failure: json_200(r#"{"code":"0","access_token":5,"refresh_token":"rt-new"}"#),
+                outcome: Kept(ErrorKind::OutcomeUnknown, 1),
+            },
+            Case {
+                what: "an empty access token",
+                failure: json_200(r#"{"code":"0","access_token":"","refresh_token":"rt-new"}"#),
+                outcome: Kept(ErrorKind::OutcomeUnknown, 1),
+            },
+            Case {
+                what: "an unknown code on 200",
+                failure: code("SomethingNew"),
+                outcome: Kept(ErrorKind::Rejected, 1),
+            },
+            Case {
+                what: "a numeric code on 200",
+                failure: json_200(r#"{"code":500,"message":"m"}"#),
+                outcome: Kept(ErrorKind::Rejected, 1),
+            },
+            Case {
+                what: "ApiCallLimit",
+                failure: code("ApiCallLimit"),
+                outcome: Kept(ErrorKind::Transient, 3),
+            },
+            Case {
+                what: "IncompleteSignature",
+                failure: code("IncompleteSignature"),
+                outcome: Kept(ErrorKind::Misconfigured, 1),
+            },
+        ]);
+        cases
+    }
+
+    #[tokio::test]
+    async fn lazada_hostile_answers_give_typed_errors_and_keep_the_set() {
+        for case in lazada_cases() {
+            let clock = ManualClock::new(START);
+            let (sandbox, app) = lazada_sandbox(&clock).await;
+            run(
+                |url| Lazada::new(url, app),
+                sandbox,
+                clock,
+                &Setup {
+                    path: <RefreshAccessToken as token_core::codec::Endpoint>::PATH,
+                    extras: json!({}),
+                    expire: time::Duration::days(31),
+                    secrets: &[APP_SECRET],
+                },
+                case,
+            )
+            .await;
+        }
+    }
+
+    /// Lazada's error echoing the request's `sign` and refresh token, whole and in part:
+    /// neither shows in the error or an event.
+    #[tokio::test]
+    async fn lazada_an_echoed_signature_shows_nowhere() {
+        use token_core::codec::{Endpoint, FromContext, RequestContext};
+        let clock = ManualClock::new(START);
+        let (sandbox, app) = lazada_sandbox(&clock).await;
+        let shown = Arc::new(Mutex::new(Vec::<String>::new()));
+        let manager = socket_manager(Lazada::new(sandbox.base_url(), app.clone()), &clock, &shown);
+        let seeded = sandbox.issue_with(SESSION, json!({})).await.unwrap();
+        let session = TokenSet::from_stored(seeded.clone()).unwrap();
+        manager.insert(SESSION, session.clone()).await.unwrap();
+        clock.advance(time::Duration::days(31));
+        // The request the manager is about to send, signed at the same instant.
+        let request = RefreshAccessToken::from_context(
+            &RequestContext::for_refresh(&app, &session).with_now(clock.now()),
+        )
+        .unwrap()
+        .encode_request(&sandbox.base_url())
+        .unwrap();
+        let query = request.uri().query().unwrap().to_owned();
+        let sign = query
+            .split("sign=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .to_owned();
+        let refresh = seeded
+            .refresh_token
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .to_owned();
+        let message = format!(
+            "sign {sign} of {refresh} does not match; got {}",
+            &sign[8..40]
+        );
+        let path = <RefreshAccessToken as Endpoint>::PATH;
+        sandbox.fail_next(
+            path,
+            1,
+            json_200(
+                json!({"type": "ISV", "code": "IncompleteSignature", "message": message})
+                    .to_string(),
+            ),
+        );
+        let error = manager.access_token(SESSION).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Misconfigured);
+        assert_eq!(sandbox.calls(path), 1);
+        shown.lock().unwrap().push(format!("{error} {error:?}"));
+        for text in shown.lock().unwrap().iter() {
+            for start in (0..sign.len() - 16).step_by(8) {
+                let part = &sign[start..start + 16];
+                assert!(!text.contains(part), "`{part}` of the signature in {text}");
+            }
+            assert!(!text.contains(&refresh), "the refresh token in {text}");
+            assert!(!text.contains(APP_SECRET), "the app secret in {text}");
+        }
+    }
+
+    /// WeChat documents `expires_in: 7200`; a lifetime of `u64::MAX` seconds (or any beyond
+    /// the latest instant an expiry may have) is nonsense like `1e300`: unknown, so the
+    /// manager assumes the lifetime it is configured with and refreshes again, instead of
+    /// keeping the token for seven thousand years.
+    #[tokio::test]
+    async fn wechat_an_absurd_lifetime_is_unknown_not_forever() {
+        let clock = ManualClock::new(START);
+        let (sandbox, config) = wechat_sandbox(&clock).await;
+        let lifetime = Duration::from_secs(7200);
+        let manager = TokenManager::builder(WeChat::new(sandbox.base_url(), config))
+            .client(ReqwestClient::with_timeout(Some(Duration::from_secs(20))).unwrap())
+            .clock(Arc::new(clock.clone()) as Arc<dyn Clock>)
+            .config(ManagerConfig::default().with_default_access_lifetime(Some(lifetime)))
+            .build()
+            .unwrap();
+        let first = TokenSet::from_stored(sandbox.issue(SESSION).await.unwrap()).unwrap();
+        manager.insert(SESSION, first).await.unwrap();
+        for absurd in ["18446744073709551615", "1e300", "9223372036854775807"] {
+            clock.advance(time::Duration::days(1));
+            let path = <SnsRefreshToken as token_core::codec::Endpoint>::PATH;
+            sandbox.fail_next(
+                path,
+                1,
+                json_200(format!(
+                    r#"{{"access_token":"at-{absurd}","expires_in":{absurd},"openid":"o"}}"#
+                )),
+            );
+            manager.access_token(SESSION).await.unwrap();
+            let set = manager.token_set(SESSION).await.unwrap();
+            assert_eq!(
+                set.access_expires_at,
+                Some(clock.now() + lifetime),
+                "{absurd}: the default lifetime"
+            );
+        }
+    }
+}

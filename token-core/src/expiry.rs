@@ -67,15 +67,22 @@ pub struct ExpiresIn(pub Option<u64>);
 impl ExpiresIn {
     /// The absolute instant `now + self`, if a lifetime was given.
     ///
-    /// A lifetime beyond [`LATEST`] (a provider's nonsense) ends there, rather than
-    /// overflowing.
+    /// A lifetime that ends beyond [`LATEST`] (`18446744073709551615`: a provider's
+    /// nonsense, like `1e300`) is no lifetime: the expiry is unknown, so a manager assumes
+    /// its default lifetime rather than keeping the token for millennia.
+    ///
+    /// ```
+    /// use token_core::expiry::ExpiresIn;
+    /// use time::macros::datetime;
+    ///
+    /// let now = datetime!(2026-01-01 00:00 UTC);
+    /// assert_eq!(ExpiresIn(Some(7200)).at(now), Some(datetime!(2026-01-01 02:00 UTC)));
+    /// assert_eq!(ExpiresIn(Some(u64::MAX)).at(now), None);
+    /// ```
     pub fn at(self, now: OffsetDateTime) -> Option<OffsetDateTime> {
-        self.0.map(|secs| {
-            i64::try_from(secs)
-                .ok()
-                .and_then(|secs| now.checked_add(Duration::seconds(secs)))
-                .map_or(LATEST, |at| at.min(LATEST))
-        })
+        let secs = i64::try_from(self.0?).ok()?;
+        now.checked_add(Duration::seconds(secs))
+            .filter(|at| *at <= LATEST)
     }
 
     /// The lifetime left from `now` until `at`, rounded down, zero if already past.
@@ -327,19 +334,22 @@ mod tests {
             Some(datetime!(2026-01-01 00:01 UTC))
         );
         assert_eq!(ExpiresIn(None).at(now), None);
-        // Nonsense lifetimes saturate instead of overflowing, and leave room for more
-        // arithmetic.
+        // Nonsense lifetimes (ending past `LATEST`) are unknown, never an overflow: the
+        // manager's default lifetime applies, as to `1e300`.
         for secs in [u64::MAX, i64::MAX as u64, i64::MAX as u64 + 1, 1 << 40] {
-            let far = ExpiresIn(Some(secs)).at(now).unwrap();
-            assert_eq!(far, LATEST, "{secs}");
-            assert!(far > now + Duration::days(365 * 1000));
-            assert!(far.format(&Rfc3339).is_ok(), "stores can still write it");
-            assert!(far.checked_add(Duration::days(366 * 100)).is_some());
+            assert_eq!(ExpiresIn(Some(secs)).at(now), None, "{secs}");
         }
         assert_eq!(
             ExpiresIn(Some(u64::MAX)).at(time::PrimitiveDateTime::MAX.assume_utc()),
-            Some(LATEST)
+            None
         );
+        assert_eq!(ExpiresIn(Some(0)).at(LATEST), Some(LATEST));
+        assert_eq!(ExpiresIn(Some(1)).at(LATEST), None);
+        // A long but sane lifetime is kept, with room for more arithmetic.
+        let far = ExpiresIn(Some(1 << 36)).at(now).unwrap();
+        assert!(far > now + Duration::days(365 * 1000));
+        assert!(far.format(&Rfc3339).is_ok(), "stores can still write it");
+        assert!(far.checked_add(Duration::days(366 * 100)).is_some());
         assert_eq!(
             ExpiresIn::until(now, datetime!(2026-01-01 00:05 UTC)),
             ExpiresIn(Some(0))

@@ -112,6 +112,15 @@ pub trait RefreshEndpoint: Endpoint + FromContext<Self::Config> + Send + Sync + 
     /// value its `signing_key` field reads. `None` without a signature, and for RSA, whose
     /// requests are checked with the public key the config does not hold.
     fn verify_key(config: &Self::Config) -> Option<ClientSecret>;
+
+    /// Server side: the wire name of the first `now_*` field declared with a `window`
+    /// (`#[token(from = now_unix_ms, window = 7200)]`) whose time is missing, unreadable,
+    /// or not less than the window from `now`, either way; `None` when every such time is
+    /// inside its window (and for requests that declare none).
+    fn stale_time(&self, now: time::OffsetDateTime) -> Option<&'static str> {
+        let _ = now;
+        None
+    }
 }
 
 /// What a refresh keeps of the extras it replaces: `#[token(keep)]` fields of an
@@ -448,15 +457,15 @@ impl CallContext {
             signer.sign(&mut request, self.now())?;
         }
         let retained = signer.map(|_| clone_request(&request));
+        // The declared signature is kept out of errors too: an answer may echo it.
+        let signature = E::SIGNATURE.and_then(|declared| declared.carried_by(&request));
         let response = self.send(request).await?;
         if let (Some(signer), Some(request)) = (signer, retained.as_ref()) {
             signer.verify(request, &response)?;
         }
-        Ok(decode_response::<E>(
-            &response,
-            self.now(),
-            &endpoint.secrets(),
-        )?)
+        let mut secrets = endpoint.secrets();
+        secrets.extend(signature.as_deref());
+        Ok(decode_response::<E>(&response, self.now(), &secrets)?)
     }
 }
 

@@ -218,6 +218,24 @@ impl RequestSignature {
         Ok(out)
     }
 
+    /// The signature `request` carries in this declaration's slot, if any: a value to keep
+    /// out of errors, as a provider's answer may echo it.
+    ///
+    /// ```
+    /// use token_core::sign::{Algorithm, Encoding, Part, RequestSignature, Slot};
+    ///
+    /// const SIGN: RequestSignature = RequestSignature::new(
+    ///     Algorithm::HmacSha256, "/t", &[Part::Path], Encoding::HexUpper, Slot::Query("sign"));
+    /// let request = http::Request::get("https://h/t?a=1&sign=ABC").body(Vec::new()).unwrap();
+    /// assert_eq!(SIGN.carried_by(&request).as_deref(), Some("ABC"));
+    /// ```
+    pub fn carried_by(&self, request: &http::Request<Vec<u8>>) -> Option<String> {
+        read_slot(request, self.into)
+            .ok()
+            .flatten()
+            .filter(|v| !v.is_empty())
+    }
+
     /// Client side: signs `request` with `key` and puts the signature in its slot.
     pub fn sign(
         &self,

@@ -201,6 +201,9 @@ pub struct FieldAttrs<R> {
     pub role: Option<Keyed<R>>,
     pub rename: Option<LitStr>,
     pub from: Option<Keyed<Source>>,
+    /// `window = seconds` on a `from = now_*` request field: how far from the server's
+    /// clock its time may be.
+    pub window: Option<Keyed<u64>>,
 }
 
 /// `#[token(...)]` on a variant.
@@ -341,6 +344,18 @@ fn lit_int(meta: &Meta) -> Option<LitInt> {
             lit: Lit::Int(i), ..
         })) => Some(i.clone()),
         _ => None,
+    }
+}
+
+/// A number of seconds above zero (`window = 7200`); `None` (and an error at it) otherwise.
+fn seconds(meta: &Meta, errors: &mut Errors) -> Option<u64> {
+    let lit = lit_int(meta)?;
+    match lit.base10_parse::<u64>() {
+        Ok(n) if n > 0 => Some(n),
+        _ => {
+            errors.at(&lit, "a number of seconds above zero, such as `7200`");
+            None
+        }
     }
 }
 
@@ -1362,6 +1377,7 @@ pub fn parse_field<R: RoleName>(
         role: None,
         rename: None,
         from: None,
+        window: None,
     };
     let mut seen = Vec::new();
     for entry in token_attrs(attrs, errors) {
@@ -1374,6 +1390,12 @@ pub fn parse_field<R: RoleName>(
         let name = entry.key.to_string();
         match (name.as_str(), form) {
             ("rename", _) => out.rename = lit_str(&entry.meta),
+            ("window", _) => {
+                out.window = seconds(&entry.meta, errors).map(|value| Keyed {
+                    key: entry.key.clone(),
+                    value,
+                })
+            }
             ("from", _) => {
                 out.from = source(&entry.meta, errors).map(|value| Keyed {
                     key: entry.key.clone(),

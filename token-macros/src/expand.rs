@@ -720,6 +720,15 @@ fn refresh_endpoint(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream
         },
         _ => quote!(::core::option::Option::None),
     };
+    let windows = windows(fields);
+    let stale_time = (!windows.is_empty()).then(|| {
+        quote! {
+            fn stale_time(&self, __now: #p::OffsetDateTime) -> ::core::option::Option<&'static str> {
+                #(#windows)*
+                ::core::option::Option::None
+            }
+        }
+    });
     quote! {
         impl #p::RefreshEndpoint for #ident {
             type Config = #config;
@@ -739,9 +748,48 @@ fn refresh_endpoint(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream
             fn verify_key(__config: &Self::Config) -> ::core::option::Option<#p::ClientSecret> {
                 #key
             }
+
+            #stale_time
         }
         #group_reads
     }
+}
+
+/// The `TimeFormat` a `now_*` source writes.
+fn time_format(format: &Timestamp) -> TokenStream {
+    let p = private();
+    match format {
+        Timestamp::UnixSeconds => quote!(#p::TimeFormat::UnixSeconds),
+        Timestamp::UnixMillis => quote!(#p::TimeFormat::UnixMillis),
+        Timestamp::Rfc3339 => quote!(#p::TimeFormat::Rfc3339),
+        Timestamp::DateTime(offset) => quote!(#p::TimeFormat::DateTime(#offset)),
+    }
+}
+
+/// `stale_time`'s checks: each `now_*` field with a `window` (`valid.rs` allows it there
+/// only) within it of the server's clock.
+fn windows(fields: &[Field<RequestRole>]) -> Vec<TokenStream> {
+    let p = private();
+    fields
+        .iter()
+        .filter_map(|field| {
+            let window = field.attrs.window.as_ref()?.value;
+            let Source::Now(format) = &field.attrs.from.as_ref()?.value else {
+                return None;
+            };
+            let (f, wire, format) = (field.ident, &field.wire, time_format(format));
+            let value = if field.optional {
+                quote!(::core::option::Option::as_ref(&self.#f))
+            } else {
+                quote!(::core::option::Option::Some(&self.#f))
+            };
+            Some(quote! {
+                if !#p::time_within(#value, #format, #window, __now) {
+                    return ::core::option::Option::Some(#wire);
+                }
+            })
+        })
+        .collect()
 }
 
 /// A group's [`server_side`], for the `provider = "..."` requests that flatten it.
@@ -871,12 +919,7 @@ fn from_context(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
                 }
             }
             Source::Now(format) => {
-                let format = match format {
-                    Timestamp::UnixSeconds => quote!(#p::TimeFormat::UnixSeconds),
-                    Timestamp::UnixMillis => quote!(#p::TimeFormat::UnixMillis),
-                    Timestamp::Rfc3339 => quote!(#p::TimeFormat::Rfc3339),
-                    Timestamp::DateTime(offset) => quote!(#p::TimeFormat::DateTime(#offset)),
-                };
+                let format = time_format(format);
                 let now = quote_spanned!(span=> #p::timestamp::<#inner>(__cx.now, #format, #what)?);
                 if field.optional {
                     some_or_none(Some(now))

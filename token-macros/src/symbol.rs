@@ -363,6 +363,7 @@ pub const KEYS: &[(&str, Form, Place)] = &[
     ),
     ("rename", Form::Str, Place::Member(ItemKind::Request)),
     ("from", Form::Source, Place::Member(ItemKind::Request)),
+    ("window", Form::Int, Place::Member(ItemKind::Request)),
     ("signing_key", Form::Flag, Place::Member(ItemKind::Request)),
     ("flatten", Form::Flag, Place::Member(ItemKind::Request)),
     // field group

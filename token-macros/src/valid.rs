@@ -119,6 +119,23 @@ fn request(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) {
     for constant in top.headers.iter() {
         header_name(&constant.name, errors);
     }
+    for (field, window) in fields
+        .iter()
+        .filter_map(|f| Some((f, f.attrs.window.as_ref()?)))
+    {
+        let now = matches!(&field.attrs.from, Some(from) if matches!(from.value, Source::Now(..)));
+        if !now {
+            errors.at(
+                &window.key,
+                "`window` bounds the time a field carries: add `from = now_unix` (or `now_unix_ms`, `now_rfc3339`, `now_datetime(\"+08:00\")`)",
+            );
+        } else if top.provider.is_none() {
+            errors.at(
+                &window.key,
+                "`window` is checked by the sandbox serving a refresh endpoint: add `provider = \"...\"` to `#[token_endpoint(...)]`",
+            );
+        }
+    }
     for field in fields.iter().filter(|f| f.goes() == RequestRole::Flatten) {
         if field.optional {
             errors.at(

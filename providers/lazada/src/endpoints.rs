@@ -39,8 +39,9 @@ pub struct RefreshAccessToken {
     /// The app key.
     #[token(query, from = config.app_key)]
     pub app_key: String,
-    /// The request time, UNIX milliseconds.
-    #[token(query, from = now_unix_ms)]
+    /// The request time, UNIX milliseconds; Lazada refuses one 7200 s or more from its
+    /// clock (the sandbox too).
+    #[token(query, from = now_unix_ms, window = 7200)]
     pub timestamp: String,
     /// The seller's refresh token.
     pub refresh_token: RefreshToken,
@@ -57,6 +58,8 @@ pub struct LazadaSeller {
     pub account_platform: Option<String>,
     /// The login account.
     pub account: Option<String>,
+    /// The account's id (`null` for a `seller_center` account, the reference says).
+    pub account_id: Option<String>,
     /// The account's country (`sg`, `my`, `ph`, `th`, `id`, `vn`).
     pub country: Option<String>,
     /// The seller and user ids per country (token creation's name).

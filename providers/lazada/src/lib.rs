@@ -9,7 +9,7 @@
 //!   is a test of this crate).
 //! - **Answer** ([`LazadaTokens`]): flat, with `"code": "0"`, `access_token`,
 //!   `refresh_token`, `expires_in` and `refresh_expires_in` in seconds; `account_platform`,
-//!   `account`, `country` and the per-country seller ids (`country_user_info`, or
+//!   `account`, `account_id`, `country` and the per-country seller ids (`country_user_info`, or
 //!   `country_user_info_list` as the refresh reference names it) are the session's
 //!   [`LazadaSeller`] extras.
 //! - **Errors** ([`LazadaError`], `{"type", "code", "message", "request_id"}`): decided by the
@@ -36,7 +36,22 @@
 //!   `ApiCallLimit` and `ServiceTemporaryUnavailable` are Lazada's common error codes as the
 //!   SDKs name them, not listed on the refresh page.
 //! - Lifetimes: 30 days (access) and 180 days (refresh) for a live app, 7 and 14 days in
-//!   test status; the answer's values are trusted.
+//!   test status; the answer's values are trusted (`refresh_expires_in` is a string in token
+//!   creation's reference and a number in the refresh's: both read).
+//! - The `timestamp` must be less than 7200 s from Lazada's clock ("Calling parameters");
+//!   the sandbox refuses one outside that window, as `MissingParameter` (Lazada documents
+//!   no code of its own for it), and a request without `sign` as `MissingParameter`, as
+//!   token creation's reference does.
+//! - Empty parameters: the signature page's text signs every parameter, its Java sample
+//!   skips those with an empty value, and Lazada's Python and Ruby SDKs sign them. The
+//!   refresh never sends an empty parameter, so the readings agree on its requests; the
+//!   sandbox signs every parameter it receives.
+//! - `account_id` is a string (`null` for a seller_center account); a number would be
+//!   dropped, the tokens kept. `country_user_info_list` is documented as an array of
+//!   `{country, seller_id, user_id, short_code}` but sampled as an object keyed by
+//!   country: kept as JSON, whichever comes.
+//! - An unknown code is a refusal whatever its `type` (`ISP`, a back-end error Lazada says
+//!   to retry later, included): never re-auth, and not retried.
 //!
 //! # Configuration
 //!

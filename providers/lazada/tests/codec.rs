@@ -181,6 +181,8 @@ fn the_reference_sample_answer_decodes_with_its_seller_extras() {
         Some("seller_center")
     );
     assert_eq!(set.extras.country.as_deref(), Some("sg"));
+    // The reference lists `account_id` (a string, null for a seller_center account).
+    assert_eq!(set.extras.account_id.as_deref(), Some("7063844"));
     assert_eq!(
         set.extras.country_user_info_list.as_ref().unwrap()["sg"]["seller_id"],
         "1001"
@@ -189,6 +191,7 @@ fn the_reference_sample_answer_decodes_with_its_seller_extras() {
     let back = LazadaTokens::from_token_set(&set, now).encode_body();
     let back: serde_json::Value = serde_json::from_slice(&back).unwrap();
     assert_eq!(back["code"], "0");
+    assert_eq!(back["account_id"], "7063844");
     assert_eq!(back["refresh_expires_in"], 60);
 }
 
@@ -236,4 +239,40 @@ fn refresh_reference_codes_are_classified() {
         LazadaError::decode_error(ok, SAMPLE.as_bytes()).is_none(),
         "code 0 is a success"
     );
+}
+
+/// Every code the crate maps, and codes it leaves unmapped: only a dead refresh token is
+/// re-auth; an unmapped code (whatever its `type`) is a refusal, never re-auth.
+#[test]
+fn the_error_code_table() {
+    let ok = StatusCode::OK;
+    let table: &[(&str, ErrorKind)] = &[
+        ("IllegalRefreshToken", ErrorKind::ReauthRequired),
+        ("AUTH_TYPE_UNSUPPORTED", ErrorKind::Misconfigured),
+        ("IncompleteSignature", ErrorKind::Misconfigured),
+        ("InvalidAppKey", ErrorKind::Misconfigured),
+        ("MissingParameter", ErrorKind::Misconfigured),
+        ("ApiCallLimit", ErrorKind::Transient),
+        ("ServiceTemporaryUnavailable", ErrorKind::Transient),
+        // Not mapped: token creation's code, another API's token code, numeric codes.
+        ("InvalidCode", ErrorKind::Rejected),
+        ("IllegalAccessToken", ErrorKind::Rejected),
+        ("500", ErrorKind::Rejected),
+        ("E0001", ErrorKind::Rejected),
+    ];
+    for &(code, kind) in table {
+        for r#type in ["ISV", "ISP", "SYSTEM"] {
+            let body = format!(
+                r#"{{"type":"{type}","code":"{code}","message":"m","request_id":"0ba2887315178178017221014"}}"#
+            );
+            let error = LazadaError::decode_error(ok, body.as_bytes()).expect(code);
+            assert_eq!(error.kind(ok), kind, "{body}");
+            let set = decode_response::<RefreshAccessToken>(
+                &http::Response::new(body.into_bytes()),
+                datetime!(2026-01-01 00:00 UTC),
+                &[],
+            );
+            assert_eq!(set.unwrap_err().kind(), kind, "{code}");
+        }
+    }
 }

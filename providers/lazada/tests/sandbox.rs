@@ -133,3 +133,130 @@ async fn a_wrong_app_key_is_a_misconfiguration() {
     assert_eq!(error.kind(), ErrorKind::Misconfigured);
     assert_eq!(error.provider_code(), Some("InvalidAppKey"));
 }
+
+/// A request signed by hand at `at`, sent over the loopback socket, and the sandbox's answer
+/// as the client reads it.
+async fn send_signed_at(
+    sandbox: &RunningSandbox,
+    session: &TokenSet<LazadaSeller>,
+    at: time::OffsetDateTime,
+    edit: impl FnOnce(&mut http::Request<Vec<u8>>),
+) -> Result<TokenSet<LazadaSeller>, token_core::error::Error> {
+    use token_core::codec::{Endpoint, FromContext, RequestContext, decode_response};
+    use token_core::transport::HttpClient as _;
+    let app = app();
+    let cx = RequestContext::for_refresh(&app, session).with_now(at);
+    let mut request = RefreshAccessToken::from_context(&cx)
+        .unwrap()
+        .encode_request(&sandbox.base_url())
+        .unwrap();
+    edit(&mut request);
+    let client = token_core::transport::ReqwestClient::new().unwrap();
+    let response = client.send(request).await.unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "Lazada answers its refusals with 200"
+    );
+    decode_response::<RefreshAccessToken>(&response, sandbox.clock().now(), &[]).map_err(Into::into)
+}
+
+/// Removes the query parameter `name` from `request`.
+fn without(request: &mut http::Request<Vec<u8>>, name: &str) {
+    let uri = request.uri().to_string();
+    let (base, query) = uri.split_once('?').unwrap();
+    let prefix = format!("{name}=");
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.starts_with(&prefix))
+        .collect();
+    *request.uri_mut() = format!("{base}?{}", kept.join("&")).parse().unwrap();
+}
+
+/// Without the query parameter `name`, and signed again over what is left (as a client that
+/// signs what it sends would).
+fn resigned_without(name: &'static str) -> impl FnOnce(&mut http::Request<Vec<u8>>) {
+    use token_core::codec::Endpoint as _;
+    move |request| {
+        without(request, "sign");
+        without(request, name);
+        RefreshAccessToken::SIGNATURE
+            .unwrap()
+            .sign(
+                request,
+                &token_core::secret::ClientSecret::new("helloworld"),
+            )
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_sandbox_checks_the_signature_and_the_timestamp_as_lazada_documents() {
+    let clock: Arc<dyn Clock> = Arc::new(token_core::clock::ManualClock::new(
+        token_test_support::harness::START,
+    ));
+    let sandbox = start(&clock).await;
+    let session = TokenSet::from_stored(sandbox.issue("seller").await.unwrap()).unwrap();
+    let now = clock.now();
+    let refused = |result: Result<_, token_core::error::Error>, code: &str| {
+        let error = result.expect_err(code);
+        assert_eq!(
+            (error.kind(), error.provider_code()),
+            (ErrorKind::Misconfigured, Some(code)),
+            "{error}"
+        );
+    };
+    // A wrong signature.
+    let tampered = |r: &mut http::Request<Vec<u8>>| {
+        let uri = r.uri().to_string().replace("&sign=", "&sign=0");
+        *r.uri_mut() = uri.parse().unwrap();
+    };
+    refused(
+        send_signed_at(&sandbox, &session, now, tampered).await,
+        "IncompleteSignature",
+    );
+    // No `sign`: "the input parameter “sign” that is mandatory for processing this request
+    // is not supplied" (the token creation reference's MissingParameter).
+    let unsigned = |r: &mut http::Request<Vec<u8>>| without(r, "sign");
+    refused(
+        send_signed_at(&sandbox, &session, now, unsigned).await,
+        "MissingParameter",
+    );
+    // No timestamp, the rest signed: a mandatory parameter is missing.
+    let untimed = resigned_without("timestamp");
+    refused(
+        send_signed_at(&sandbox, &session, now, untimed).await,
+        "MissingParameter",
+    );
+    // "less than 7200s difference from UTC time", either way: a request signed 2 h 1 s ago
+    // (a replay) or ahead is refused, one signed 1 h ago is served.
+    for skew in [
+        time::Duration::seconds(7201),
+        time::Duration::seconds(-7201),
+    ] {
+        let error = send_signed_at(&sandbox, &session, now - skew, |_| {})
+            .await
+            .expect_err("a stale timestamp");
+        assert_eq!(error.kind(), ErrorKind::Misconfigured, "{error}");
+    }
+    assert_eq!(
+        sandbox.calls(<RefreshAccessToken as token_core::codec::Endpoint>::PATH),
+        5
+    );
+    let fresh = send_signed_at(&sandbox, &session, now - time::Duration::hours(1), |_| {})
+        .await
+        .unwrap();
+    assert_ne!(fresh.refresh_token, session.refresh_token);
+    // The same request again, inside the window: its refresh token was rotated away.
+    refused_reauth(
+        send_signed_at(&sandbox, &session, now - time::Duration::hours(1), |_| {}).await,
+    );
+}
+
+fn refused_reauth(result: Result<TokenSet<LazadaSeller>, token_core::error::Error>) {
+    let error = result.expect_err("a replayed refresh token");
+    assert_eq!(
+        (error.kind(), error.provider_code()),
+        (ErrorKind::ReauthRequired, Some("IllegalRefreshToken"))
+    );
+}

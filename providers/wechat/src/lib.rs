@@ -34,7 +34,21 @@
 //! - `40125` is documented for calls that send the app secret; the refresh sends none, so it
 //!   is mapped (misconfigured) only in case WeChat answers it here;
 //! - the quota codes are retried like any transient error; `45009` (a daily quota) will not
-//!   clear within the manager's retries and surfaces as a transient failure.
+//!   clear within the manager's retries and surfaces as a transient failure;
+//! - the refresh token's lifetime: 30 days for an Official Account's web authorization, 180
+//!   days for a mobile app on the Open Platform ("拥有较长的有效期(180 天)且无法续期": it
+//!   cannot be extended); the answer does not say, so the session's refresh expiry stays
+//!   unknown and the sandbox uses 30 days;
+//! - a refresh before the access token expires keeps the same access token with a new
+//!   expiry, the web-app document says; the sandbox mints a new one each time (the manager
+//!   treats both alike);
+//! - other global codes a malformed refresh could meet (`40002` grant type, `41002` missing
+//!   appid, `41003` missing refresh token, `40029`, which the new reference lists for this
+//!   call by mistake) are not mapped: refusals, never re-auth; `is_snapshotuser` is sent by
+//!   the code exchange only and is not read;
+//! - the codes come as integers; one written as a string (`"40030"`) or a whole float
+//!   (`40030.0`) reads the same; `"00"` is not the success code `0` (compared as text)
+//!   but a refusal, never a success.
 //!
 //! # Configuration
 //!

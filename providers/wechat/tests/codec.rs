@@ -170,3 +170,46 @@ fn an_echoed_refresh_token_is_scrubbed_from_the_error() {
     assert!(!shown.contains("rt-SECRET-1"), "{shown}");
     assert_eq!(error.kind(), ErrorKind::ReauthRequired);
 }
+
+/// Every code the crate maps, the quota codes, and documented codes it leaves unmapped:
+/// only a dead refresh token is re-auth; an unmapped code is a refusal, never re-auth.
+#[test]
+fn the_error_code_table() {
+    // (errcode, errmsg as WeChat words it, kind)
+    let table: &[(i64, &str, ErrorKind)] = &[
+        (40030, "invalid refresh_token", ErrorKind::ReauthRequired),
+        (42002, "refresh_token timeout", ErrorKind::ReauthRequired),
+        (40013, "invalid appid", ErrorKind::Misconfigured),
+        (40125, "invalid appsecret", ErrorKind::Misconfigured),
+        (-1, "system error", ErrorKind::Transient),
+        (
+            45009,
+            "reach max api daily quota limit",
+            ErrorKind::Transient,
+        ),
+        (
+            45011,
+            "api minute-quota reach limit, must slower, retry next minute",
+            ErrorKind::Transient,
+        ),
+        (40035, "invalid parameter", ErrorKind::Rejected),
+        // Documented global codes the crate does not map.
+        (40002, "invalid grant_type", ErrorKind::Rejected),
+        (40029, "invalid code", ErrorKind::Rejected),
+        (41002, "appid missing", ErrorKind::Rejected),
+        (41003, "refresh_token missing", ErrorKind::Rejected),
+        (40163, "code been used", ErrorKind::Rejected),
+        (48001, "api unauthorized", ErrorKind::Rejected),
+        (99999, "?", ErrorKind::Rejected),
+    ];
+    for &(code, message, kind) in table {
+        let body = json!({"errcode": code, "errmsg": format!("{message}, rid: 6114eeb9")});
+        let error =
+            decode_response::<SnsRefreshToken>(&answer(&body.to_string()), now(), &[]).unwrap_err();
+        assert_eq!(error.kind(), kind, "{code}");
+        let EndpointError::Provider(provider) = error else {
+            panic!("{code}: a provider error")
+        };
+        assert_eq!(provider.code, code.to_string());
+    }
+}

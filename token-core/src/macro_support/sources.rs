@@ -1,7 +1,7 @@
 //! Where a request's fields come from, its signature, and the wire checks.
 
 use super::*;
-use time::OffsetDateTime;
+pub use time::OffsetDateTime;
 
 // ---- FromContext sources -------------------------------------------------------------
 
@@ -78,6 +78,47 @@ pub fn timestamp<T: TextValue>(
     T::from_text(&text).ok_or_else(|| {
         EndpointError::Encode(format!("the time for `{what}` does not fit its type"))
     })
+}
+
+/// Server side: whether the time a `now_*` field carries (`value`, written as `format`) is
+/// less than `window` seconds from `now`, either way (`#[token(window = 7200)]`). An absent or
+/// unreadable time is not.
+pub fn time_within<T: TextValue>(
+    value: Option<&T>,
+    format: TimeFormat,
+    window: u64,
+    now: OffsetDateTime,
+) -> bool {
+    let Some(text) = value.map(TextValue::to_text) else {
+        return false;
+    };
+    let text = text.trim();
+    let at = match format {
+        TimeFormat::UnixSeconds => text
+            .parse::<i64>()
+            .ok()
+            .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok()),
+        TimeFormat::UnixMillis => text.parse::<i64>().ok().and_then(|ms| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+        }),
+        TimeFormat::Rfc3339 => {
+            OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+        }
+        TimeFormat::DateTime(offset) => {
+            let layout = time::format_description::parse_borrowed::<2>(
+                "[year]-[month]-[day] [hour]:[minute]:[second]",
+            )
+            .ok();
+            let offset = time::UtcOffset::from_whole_seconds(offset).ok();
+            layout.zip(offset).and_then(|(layout, offset)| {
+                time::PrimitiveDateTime::parse(text, &layout)
+                    .ok()
+                    .map(|at| at.assume_offset(offset))
+            })
+        }
+    };
+    let window = i64::try_from(window).unwrap_or(i64::MAX);
+    at.is_some_and(|at| (at - now).abs() < time::Duration::seconds(window))
 }
 
 /// Client side: signs the encoded request with its declared signature.
@@ -186,4 +227,55 @@ pub fn unverified() -> RequestError {
 /// A fresh UUIDv4 (Maya's `Request-Reference-No`).
 pub fn fresh_uuid<U: From<String>>() -> U {
     U::from(uuid::Uuid::new_v4().to_string())
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn a_time_is_inside_its_window_in_every_format_and_an_odd_one_never() {
+        let now = datetime!(2018-02-05 08:46:32 UTC);
+        let inside = |text: &str, format| time_within(Some(&text.to_owned()), format, 7200, now);
+        // Lazada's worked example's `timestamp`, and the same instant in the other formats.
+        assert!(inside("1517820392000", TimeFormat::UnixMillis));
+        assert!(inside("1517820392", TimeFormat::UnixSeconds));
+        assert!(inside("2018-02-05T08:46:32Z", TimeFormat::Rfc3339));
+        assert!(inside(
+            "2018-02-05 16:46:32",
+            TimeFormat::DateTime(8 * 3600)
+        ));
+        // "less than 7200s difference", either way.
+        assert!(inside("1517827591000", TimeFormat::UnixMillis));
+        assert!(!inside("1517827592000", TimeFormat::UnixMillis));
+        assert!(!inside("1517813192000", TimeFormat::UnixMillis));
+        // Unreadable, absent or out of range: outside.
+        for odd in [
+            "",
+            "soon",
+            "1e12",
+            "99999999999999999999",
+            "-9223372036854775808",
+        ] {
+            assert!(!inside(odd, TimeFormat::UnixMillis), "{odd}");
+            assert!(!inside(odd, TimeFormat::UnixSeconds), "{odd}");
+        }
+        assert!(!inside("2018-02-05 16:46", TimeFormat::DateTime(8 * 3600)));
+        assert!(!time_within::<String>(
+            None,
+            TimeFormat::UnixMillis,
+            7200,
+            now
+        ));
+        // A window of any size cannot overflow.
+        let long_ago = OffsetDateTime::UNIX_EPOCH;
+        let window = u64::MAX;
+        assert!(time_within(
+            Some(&"1517820392000".to_owned()),
+            TimeFormat::UnixMillis,
+            window,
+            long_ago
+        ));
+    }
 }

@@ -84,11 +84,15 @@ impl From<RequestError> for Refusal {
 }
 
 impl From<SignedRequestError> for Refusal {
-    /// `bad_request` for an unreadable request, `bad_signature` for a missing or wrong
-    /// signature (its message names no secret).
+    /// `bad_request` for an unreadable request or one without its signature (a mandatory
+    /// parameter missing: Lazada's `MissingParameter` for `sign`), `bad_signature` for a
+    /// wrong one (its message names no secret).
     fn from(error: SignedRequestError) -> Self {
         match error {
             SignedRequestError::Invalid(error) => error.into(),
+            SignedRequestError::BadSignature(error @ crate::sign::SignatureError::Missing(_)) => {
+                Self::new(RefusalReason::BadRequest, error.to_string())
+            }
             SignedRequestError::BadSignature(error) => {
                 Self::new(RefusalReason::BadSignature, error.to_string())
             }
@@ -136,8 +140,9 @@ where
     }
 
     /// Checks each request's declared signature (`sign(...)`) with `key` (the shared secret
-    /// for HMAC, the client's public key for RSA) before the grant runs; a missing or wrong
-    /// signature is refused as [`RefusalReason::BadSignature`]. Without a key, a signed
+    /// for HMAC, the client's public key for RSA) before the grant runs; a wrong signature
+    /// is refused as [`RefusalReason::BadSignature`], a missing one as
+    /// [`RefusalReason::BadRequest`]. Without a key, a signed
     /// endpoint refuses every request as unreadable.
     pub fn verify_with(mut self, key: ClientSecret) -> Self {
         self.key = Some(key);
@@ -205,8 +210,9 @@ where
 {
     /// Serves `E`'s refresh as its declarations read the other way round: a request whose
     /// `from = config.*` fields are not `config`'s is refused as
-    /// [`RefusalReason::UnknownClient`], one without a refresh token as
-    /// [`RefusalReason::BadRequest`]; a declared HMAC signature is checked with the config's
+    /// [`RefusalReason::UnknownClient`], one whose `now_*` field with a `window` is outside
+    /// it from the sandbox's clock ([`RefreshEndpoint::stale_time`]) or that has no refresh
+    /// token as [`RefusalReason::BadRequest`]; a declared HMAC signature is checked with the config's
     /// `signing_key` (an RSA one needs [`verify_with`](Self::verify_with) and the public key);
     /// then the issuer rotates the refresh token as its [`IssuerConfig`](crate::issuer::IssuerConfig)
     /// says, for no client in particular, like [`refresh`](Self::refresh) (the sandbox serves
@@ -216,12 +222,18 @@ where
         let key = E::verify_key(config);
         let config = config.clone();
         let serve = Self::new(move |endpoint: E, cx: SandboxContext| {
-            let token = match endpoint.config_mismatch(&config) {
-                Some(field) => Err(Refusal::new(
+            let stale = endpoint.stale_time(cx.now());
+            let token = match (endpoint.config_mismatch(&config), stale) {
+                (Some(field), _) => Err(Refusal::new(
                     RefusalReason::UnknownClient,
                     format!("`{field}` is not the one this sandbox serves"),
                 )),
-                None => endpoint.refresh_token().ok_or_else(|| {
+                // A replayed or badly clocked request: its time is outside the declared window.
+                (None, Some(field)) => Err(Refusal::new(
+                    RefusalReason::BadRequest,
+                    format!("`{field}` is too far from the server's time"),
+                )),
+                (None, None) => endpoint.refresh_token().ok_or_else(|| {
                     Refusal::new(
                         RefusalReason::BadRequest,
                         "the request has no refresh token",
