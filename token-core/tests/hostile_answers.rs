@@ -569,8 +569,11 @@ fn a_jwt_exp_at_the_edges_of_time_is_unknown_or_bounded_never_a_panic() {
     );
 }
 
+/// A lifetime that would end past the year 9000 is nonsense, not "for ever": an unknown
+/// expiry (so a configured default lifetime and the unknown-expiry note apply), never an
+/// overflow. A long but representable one is kept, with room for the manager's arithmetic.
 #[test]
-fn extreme_lifetimes_leave_room_for_arithmetic() {
+fn extreme_lifetimes_are_unknown_and_long_ones_leave_room_for_arithmetic() {
     for expiry in [
         u64::MAX.to_string(),
         i64::MAX.to_string(),
@@ -578,18 +581,19 @@ fn extreme_lifetimes_leave_room_for_arithmetic() {
         "1.7e19".into(),
     ] {
         let set = decode(200, &success(&expiry)).unwrap();
-        let at = set
-            .access_expires_at
-            .expect("a huge lifetime is far away, not unknown");
-        assert!(
-            at > now() + time::Duration::days(365 * 1000),
-            "{expiry}: {at}"
-        );
-        assert!(
-            at.checked_add(time::Duration::days(366 * 100)).is_some(),
-            "{expiry}: {at}"
-        );
+        assert_eq!(set.access_expires_at, None, "{expiry}");
+        assert_eq!(set.access_token.expose_secret(), "at-new", "{expiry}");
     }
+    let thousand_years = (365u64 * 1000 * 86_400).to_string();
+    let at = decode(200, &success(&thousand_years))
+        .unwrap()
+        .access_expires_at
+        .expect("a long lifetime is kept");
+    assert!(at > now() + time::Duration::days(365 * 999), "{at}");
+    assert!(
+        at.checked_add(time::Duration::days(366 * 100)).is_some(),
+        "{at}"
+    );
 }
 
 // ---- Retry-After never overflows -------------------------------------------------------
