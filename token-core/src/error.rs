@@ -318,14 +318,12 @@ pub enum Error {
     /// The session's refresh token is dead; the verdict is recorded in the store.
     #[error("reauth_required: {0}")]
     ReauthRequired(Reauth),
-    /// No tokens are stored for the session and the provider cannot obtain any without a user.
-    #[error("reauth_required: no tokens for session `{session}`")]
-    NoTokens {
-        /// The session.
-        session: String,
-        /// Where to send the user, when the provider has one.
-        authorize_url: Option<String>,
-    },
+    /// No tokens are stored for the session and the provider cannot obtain any without a user:
+    /// a re-auth signal like [`ReauthRequired`](Self::ReauthRequired) (the same
+    /// [`reauth`](Self::reauth), with where to send the user), but no refresh token was
+    /// refused and nothing is recorded in the store.
+    #[error("reauth_required: no tokens for session `{}`", .0.session)]
+    NoTokens(Reauth),
     /// The token store failed: [`Transient`](ErrorKind::Transient), except a name the
     /// store cannot hold ([`StoreError::Unsupported`], [`Rejected`](ErrorKind::Rejected)).
     #[error(transparent)]
@@ -368,7 +366,7 @@ impl Error {
         match self {
             Self::Endpoint(e) => e.kind(),
             Self::Transport(e) => e.kind,
-            Self::ReauthRequired(_) | Self::NoTokens { .. } => ErrorKind::ReauthRequired,
+            Self::ReauthRequired(_) | Self::NoTokens(_) => ErrorKind::ReauthRequired,
             Self::Store(StoreError::Unsupported(_)) => ErrorKind::Rejected,
             Self::Store(_) => ErrorKind::Transient,
             Self::RetriesExhausted { last, .. } => last.kind(),
@@ -400,10 +398,14 @@ impl Error {
         }
     }
 
-    /// The re-auth signal, when this error is one.
+    /// The re-auth signal, when this error is one: a dead session
+    /// ([`ReauthRequired`](Self::ReauthRequired)) or one without tokens
+    /// ([`NoTokens`](Self::NoTokens)), each with where to send the user if the provider
+    /// has such a place. Whenever [`kind`](Self::kind) is
+    /// [`ReauthRequired`](ErrorKind::ReauthRequired), this is `Some`.
     pub fn reauth(&self) -> Option<&Reauth> {
         match self {
-            Self::ReauthRequired(r) => Some(r),
+            Self::ReauthRequired(r) | Self::NoTokens(r) => Some(r),
             Self::RetriesExhausted { last, .. } => last.reauth(),
             _ => None,
         }

@@ -627,7 +627,7 @@ impl<P: Provider> Inner<P> {
     /// the refresh's own task as it ends, so that a session is forgotten though every
     /// caller gave up waiting for it.
     fn forget_after(&self, session: &Arc<Session<P::Extras>>, error: &Error) {
-        let unknown = matches!(error, Error::NoTokens { .. });
+        let unknown = matches!(error, Error::NoTokens(_));
         // A provider that issues tokens of its own failed to for a name without tokens:
         // that failure is answered again from the bounded set of names, not from a session
         // kept for every name asked for while the provider is down.
@@ -880,10 +880,9 @@ impl<P: Provider> Inner<P> {
     }
 
     fn no_tokens_for(&self, session: &str) -> Error {
-        Error::NoTokens {
-            session: session.to_string(),
-            authorize_url: self.provider.authorize_url(session),
-        }
+        let mut reauth = Reauth::new(session, "no tokens are stored for the session");
+        reauth.authorize_url = self.provider.authorize_url(session);
+        Error::NoTokens(reauth)
     }
 }
 

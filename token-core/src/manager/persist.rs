@@ -166,7 +166,7 @@ impl<P: Provider> Inner<P> {
             }
             match self.save_unsaved(session, unsaved).await {
                 Ok(_) => return,
-                Err(Error::NoTokens { .. }) => return,
+                Err(Error::NoTokens(_)) => return,
                 Err(error @ Error::Store(StoreError::Corrupt(_) | StoreError::Unsupported(_))) => {
                     // Another kind of record sits under the key, or the store cannot hold
                     // the key: saving again cannot help.

@@ -694,6 +694,36 @@ async fn transient_retries_stop_at_the_attempt_bound() {
     assert_eq!(h.calls(), 4);
 }
 
+/// A session without tokens is a re-auth signal like a dead one: `reauth()` gives the
+/// session and where to send the user, so an application that redirects on `reauth()`
+/// redirects a user who never logged in (or was removed) too.
+#[tokio::test(start_paused = true)]
+async fn a_session_without_tokens_is_a_reauth_signal_with_the_authorize_url() {
+    let h = harness(|_| {});
+    for error in [
+        h.manager.access_token("nobody").await.unwrap_err(),
+        h.manager
+            .session("nobody")
+            .access_token()
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(matches!(error, Error::NoTokens(_)), "{error:?}");
+        assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+        let reauth = error.reauth().expect("a re-auth signal");
+        assert_eq!(reauth.session, "nobody");
+        assert_eq!(
+            reauth.authorize_url.as_deref(),
+            Some("https://auth.example/authorize?state=nobody")
+        );
+        assert_eq!(
+            error.to_string(),
+            "reauth_required: no tokens for session `nobody`"
+        );
+    }
+    assert_eq!(h.calls(), 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn invalid_grant_is_not_retried_and_signals_reauth_once() {
     let mut h = harness(|_| {});
@@ -802,7 +832,7 @@ async fn a_session_is_loaded_from_the_store_on_first_use() {
         "at-stored"
     );
     let missing = h.manager.access_token("nobody").await.unwrap_err();
-    assert!(matches!(missing, Error::NoTokens { .. }), "{missing}");
+    assert!(matches!(missing, Error::NoTokens(_)), "{missing}");
     assert_eq!(missing.kind(), ErrorKind::ReauthRequired);
 }
 
@@ -1122,14 +1152,11 @@ async fn a_refresh_whose_session_was_removed_and_whose_save_failed_answers_no_to
     manager.remove("s").await.unwrap();
     gate.add_permits(10);
     let answered = waiting.await.unwrap();
-    assert!(
-        matches!(answered, Err(Error::NoTokens { .. })),
-        "{answered:?}"
-    );
+    assert!(matches!(answered, Err(Error::NoTokens(_))), "{answered:?}");
     assert_eq!(manager.inner.sessions.len(), 0);
     assert!(matches!(
         manager.access_token("s").await,
-        Err(Error::NoTokens { .. })
+        Err(Error::NoTokens(_))
     ));
 }
 
@@ -2273,17 +2300,14 @@ async fn a_remove_during_a_refresh_is_not_undone_by_it() {
     h.manager.remove("s").await.unwrap();
     gate.add_permits(1);
     let answered = refreshing.await.unwrap();
-    assert!(
-        matches!(answered, Err(Error::NoTokens { .. })),
-        "{answered:?}"
-    );
+    assert!(matches!(answered, Err(Error::NoTokens(_))), "{answered:?}");
     assert!(
         h.stored("s").await.is_none(),
         "the removed session stays removed"
     );
     assert!(matches!(
         h.manager.access_token("s").await,
-        Err(Error::NoTokens { .. })
+        Err(Error::NoTokens(_))
     ));
 }
 
@@ -2300,7 +2324,7 @@ async fn a_session_removed_by_another_manager_is_not_refreshed_back() {
     tokio::time::advance(HOUR).await;
     assert!(matches!(
         other.access_token("s").await,
-        Err(Error::NoTokens { .. })
+        Err(Error::NoTokens(_))
     ));
     assert_eq!(h.calls(), 0, "the removed session's token is not spent");
     assert!(h.stored("s").await.is_none());
@@ -2312,7 +2336,7 @@ async fn a_session_absent_here_is_found_once_another_manager_inserts_it() {
     let other = manager_over(&h, h.store.clone());
     assert!(matches!(
         other.access_token("s").await,
-        Err(Error::NoTokens { .. })
+        Err(Error::NoTokens(_))
     ));
     h.manager.insert("s", login(&h)).await.unwrap();
     tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
@@ -2753,7 +2777,7 @@ async fn a_session_handle_has_the_by_name_calls_semantics() {
     let by_handle = handle.access_token().await.unwrap_err();
     let by_name = h.manager.access_token("s").await.unwrap_err();
     assert_eq!(by_handle.kind(), by_name.kind());
-    assert!(matches!(by_handle, Error::NoTokens { .. }), "{by_handle:?}");
+    assert!(matches!(by_handle, Error::NoTokens(_)), "{by_handle:?}");
     // Inserted again: the handle still reads it, from its fast path (a session held by a
     // handle stays in the map when removed, so the handle does not fall to the by-name
     // path for good).
@@ -2902,7 +2926,7 @@ async fn a_clock_stepped_back_does_not_keep_an_inserted_session_absent() {
     let (clock, _fake, [one, other]) = managers_on_a_manual_clock();
     assert!(matches!(
         other.access_token("s").await,
-        Err(Error::NoTokens { .. })
+        Err(Error::NoTokens(_))
     ));
     login_after_a_step_back(&clock, &one, &other).await;
 }
@@ -3125,10 +3149,7 @@ async fn a_remove_during_a_first_issue_is_not_undone_by_it() {
     h.manager.remove("s").await.unwrap();
     gate.add_permits(1);
     let answered = issuing.await.unwrap();
-    assert!(
-        matches!(answered, Err(Error::NoTokens { .. })),
-        "{answered:?}"
-    );
+    assert!(matches!(answered, Err(Error::NoTokens(_))), "{answered:?}");
     assert!(
         h.stored("s").await.is_none(),
         "the removed session stays removed from the store"
@@ -3687,7 +3708,7 @@ async fn names_without_a_session_leave_nothing_behind() {
     let h = harness(|_| {});
     for i in 0..3 * name::UNKNOWN_NAMES_KEPT {
         let name = format!("ghost-{i}");
-        let no_tokens = |r: Result<AccessToken, Error>| matches!(r, Err(Error::NoTokens { .. }));
+        let no_tokens = |r: Result<AccessToken, Error>| matches!(r, Err(Error::NoTokens(_)));
         assert!(no_tokens(h.manager.access_token(&name).await));
         assert!(no_tokens(h.manager.refresh_now(&name).await));
         assert!(no_tokens(
@@ -3697,7 +3718,7 @@ async fn names_without_a_session_leave_nothing_behind() {
         ));
         assert!(matches!(
             h.manager.token_set(&name).await,
-            Err(Error::NoTokens { .. })
+            Err(Error::NoTokens(_))
         ));
     }
     // Memory does not grow with the names callers ask for: no session entry is kept for
@@ -3726,7 +3747,7 @@ async fn an_unknown_name_is_answered_from_memory_for_the_failure_cooldown() {
     for _ in 0..5 {
         assert!(matches!(
             manager.access_token("ghost").await,
-            Err(Error::NoTokens { .. })
+            Err(Error::NoTokens(_))
         ));
     }
     assert_eq!(
@@ -3737,7 +3758,7 @@ async fn an_unknown_name_is_answered_from_memory_for_the_failure_cooldown() {
     tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
     assert!(matches!(
         manager.access_token("ghost").await,
-        Err(Error::NoTokens { .. })
+        Err(Error::NoTokens(_))
     ));
     assert_eq!(
         store.loads.load(Ordering::SeqCst),
@@ -3816,7 +3837,7 @@ async fn an_insert_that_overlaps_the_lookup_of_its_unknown_name_is_served() {
     });
     store.until_reached(2).await;
     looked.add_permits(1);
-    assert!(matches!(asking.await.unwrap(), Err(Error::NoTokens { .. })));
+    assert!(matches!(asking.await.unwrap(), Err(Error::NoTokens(_))));
     saved.add_permits(1);
     inserting.await.unwrap().unwrap();
     // Written once: the look did not forget the session while the insert was writing it
@@ -3874,7 +3895,7 @@ async fn names_asked_for_while_the_store_fails_leave_nothing_behind() {
     store.failing.store(false, Ordering::SeqCst);
     assert!(matches!(
         manager.access_token("ghost-1").await,
-        Err(Error::NoTokens { .. })
+        Err(Error::NoTokens(_))
     ));
     assert_eq!(
         manager.access_token("real").await.unwrap().expose_secret(),
@@ -4262,7 +4283,7 @@ async fn a_session_forgotten_as_unknown_answers_with_the_tokens_inserted_since()
     let left_behind = h.manager.inner.session("s");
     assert!(matches!(
         h.manager.access_token("s").await,
-        Err(Error::NoTokens { .. })
+        Err(Error::NoTokens(_))
     ));
     assert!(h.manager.inner.sessions.pin().get("s").is_none());
     h.seed("s", Duration::from_secs(300)).await;
@@ -4285,7 +4306,7 @@ async fn a_session_out_of_the_map_takes_no_handle_and_a_held_one_stays_in_it() {
     let handle = h.manager.session("t");
     assert!(matches!(
         handle.access_token().await,
-        Err(Error::NoTokens { .. })
+        Err(Error::NoTokens(_))
     ));
     h.manager.remove("t").await.unwrap();
     assert!(h.manager.inner.sessions.pin().get("t").is_some());

@@ -461,7 +461,7 @@ async fn run(seed: u64) {
     }
     if *removed.lock().await {
         let outcome = managers[0].refresh_now("s").await;
-        if !matches!(outcome, Err(Error::NoTokens { .. })) {
+        if !matches!(outcome, Err(Error::NoTokens(_))) {
             report(format!("removed, but {outcome:?}"));
         }
         return;

@@ -328,7 +328,7 @@ fn race_on(race: Race, managers: impl Fn(&Arc<OneUse>) -> Racers) {
                                 }
                                 last.insert(name.clone(), token);
                             }
-                            Ok(None) | Err(Error::NoTokens { .. }) => {}
+                            Ok(None) | Err(Error::NoTokens(_)) => {}
                             Err(Error::ShuttingDown) if shut.load(Ordering::SeqCst) => {}
                             Err(Error::Store(_)) if race.store_faults => {}
                             // The provider's 503s and panics, when it has faults.
