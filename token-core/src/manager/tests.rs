@@ -4307,6 +4307,7 @@ mod bounds;
 mod cancel;
 mod crash;
 mod faults;
+mod interplay;
 mod model;
 mod processes;
 mod threads;

@@ -1,0 +1,79 @@
+//! How today's safety nets meet each other: writes that run to the end after their caller
+//! gave up, a verdict recorded later, an answer saved as it came after a panic.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
+use super::*;
+
+/// A store with no faults: every call answers at once.
+struct Plain;
+
+impl Hooks for Plain {}
+
+/// Polls `future` once.
+async fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *future).poll(cx))).await
+}
+
+fn login(h: &Harness, name: &str) -> TokenSet {
+    TokenSet::new(AccessToken::new(format!("at-{name}")))
+        .with_refresh_token(RefreshToken::new(format!("rt-{name}")))
+        .with_access_expires_at(h.clock.now() + HOUR)
+}
+
+/// The access token stored for `s`.
+async fn stored_access(store: &MemoryStore) -> String {
+    let key = SessionKey::new("fake", "s");
+    let found = store.load(&key).await.unwrap().unwrap();
+    found
+        .value
+        .tokens()
+        .unwrap()
+        .access_token
+        .expose_secret()
+        .to_owned()
+}
+
+/// A caller that gives up on an insert and then inserts again: the set it inserted last
+/// is what the session keeps, in the store and in memory, even on a runtime whose worker
+/// runs the task spawned last first (tokio's multi-thread scheduler does).
+#[test]
+fn an_insert_given_up_does_not_land_after_the_next_insert_of_its_caller() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        // On the worker, where spawned tasks go to its own queue.
+        tokio::spawn(async {
+            let h = harness(|_| {});
+            let shared = Arc::new(MemoryStore::new());
+            let store: Arc<dyn TokenStore> = Arc::new(Hooked::over(shared.clone(), Plain));
+            let manager = manager_over(&h, store);
+            let mut first = Box::pin(manager.insert("s", login(&h, "a")));
+            let polled = poll_once(&mut first).await;
+            assert!(polled.is_pending(), "the insert waits for its task");
+            drop(first);
+            manager.insert("s", login(&h, "b")).await.unwrap();
+            // Whatever ran meanwhile, the given-up insert finishes within these turns.
+            for _ in 0..100 {
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(
+                stored_access(&shared).await,
+                "at-b",
+                "the store keeps the last insert"
+            );
+            assert_eq!(
+                manager.access_token("s").await.unwrap().expose_secret(),
+                "at-b",
+                "the manager serves the last insert"
+            );
+        })
+        .await
+        .unwrap();
+    });
+}
