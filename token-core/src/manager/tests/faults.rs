@@ -260,8 +260,8 @@ async fn settle() {
 
 /// A store whose saves fail while `saves_fail` is set.
 #[derive(Default)]
-struct SavesFail {
-    saves_fail: std::sync::atomic::AtomicBool,
+pub(super) struct SavesFail {
+    pub(super) saves_fail: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]

@@ -77,3 +77,41 @@ fn an_insert_given_up_does_not_land_after_the_next_insert_of_its_caller() {
         .unwrap();
     });
 }
+
+/// A verdict the store failed to record is recorded later at the refused version only:
+/// a login another process stored meanwhile is kept, and `shutdown` (which tries the
+/// verdict at once) is not held until its deadline by a verdict with nothing left to
+/// record over. Without the login, `shutdown` records it.
+#[tokio::test(start_paused = true)]
+async fn a_verdict_recorded_later_never_overwrites_a_login_and_shutdown_ends_at_once() {
+    use super::faults::SavesFail;
+    for login_meanwhile in [true, false] {
+        let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+        let shared = Arc::new(MemoryStore::new());
+        let store = Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
+        let manager = manager_over(&h, store.clone());
+        manager.insert("s", expired_pair(&h)).await.unwrap();
+        // The provider rotated past rt-0 elsewhere: it refuses it.
+        *h.fake.live.lock().unwrap() = "rt-other".into();
+        store.saves_fail.store(true, Ordering::SeqCst);
+        let error = manager.access_token("s").await.unwrap_err();
+        assert!(matches!(error, Error::ReauthRequired(_)), "{error:?}");
+        if login_meanwhile {
+            let other = manager_over(&h, shared.clone());
+            other.insert("s", login(&h, "login")).await.unwrap();
+        }
+        store.saves_fail.store(false, Ordering::SeqCst);
+        let started = tokio::time::Instant::now();
+        manager.shutdown(HOUR).await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{login_meanwhile}"
+        );
+        let key = SessionKey::new("fake", "s");
+        let record = shared.load(&key).await.unwrap().unwrap().value;
+        match login_meanwhile {
+            true => assert_eq!(stored_access(&shared).await, "at-login"),
+            false => assert!(matches!(record, StoredRecord::Reauth(_)), "{record:?}"),
+        }
+    }
+}
