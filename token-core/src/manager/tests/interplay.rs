@@ -36,46 +36,50 @@ async fn stored_access(store: &MemoryStore) -> String {
         .to_owned()
 }
 
-/// A caller that gives up on an insert and then inserts again: the set it inserted last
-/// is what the session keeps, in the store and in memory, even on a runtime whose worker
-/// runs the task spawned last first (tokio's multi-thread scheduler does).
+/// A caller that gives up on an insert (or a remove) and then inserts again: the set it
+/// inserted last is what the session keeps, in the store and in memory, even on a runtime
+/// whose worker runs the task spawned last first (tokio's multi-thread scheduler does).
 #[test]
-fn an_insert_given_up_does_not_land_after_the_next_insert_of_its_caller() {
+fn a_write_given_up_does_not_land_after_the_next_insert_of_its_caller() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async {
-        // On the worker, where spawned tasks go to its own queue.
-        tokio::spawn(async {
-            let h = harness(|_| {});
-            let shared = Arc::new(MemoryStore::new());
-            let store: Arc<dyn TokenStore> = Arc::new(Hooked::over(shared.clone(), Plain));
-            let manager = manager_over(&h, store);
-            let mut first = Box::pin(manager.insert("s", login(&h, "a")));
-            let polled = poll_once(&mut first).await;
-            assert!(polled.is_pending(), "the insert waits for its task");
-            drop(first);
-            manager.insert("s", login(&h, "b")).await.unwrap();
-            // Whatever ran meanwhile, the given-up insert finishes within these turns.
-            for _ in 0..100 {
-                tokio::task::yield_now().await;
-            }
-            assert_eq!(
-                stored_access(&shared).await,
-                "at-b",
-                "the store keeps the last insert"
-            );
-            assert_eq!(
-                manager.access_token("s").await.unwrap().expose_secret(),
-                "at-b",
-                "the manager serves the last insert"
-            );
-        })
-        .await
-        .unwrap();
-    });
+    for remove_first in [false, true] {
+        runtime.block_on(async move {
+            // On the worker, where spawned tasks go to its own queue.
+            tokio::spawn(async move {
+                let h = harness(|_| {});
+                let shared = Arc::new(MemoryStore::new());
+                let store: Arc<dyn TokenStore> = Arc::new(Hooked::over(shared.clone(), Plain));
+                let manager = manager_over(&h, store);
+                manager.insert("s", login(&h, "0")).await.unwrap();
+                let mut first = match remove_first {
+                    true => Box::pin(manager.remove("s")),
+                    false => Box::pin(manager.insert("s", login(&h, "a")))
+                        as Pin<Box<dyn Future<Output = _> + Send>>,
+                };
+                let polled = poll_once(&mut first).await;
+                assert!(polled.is_pending(), "the write waits for its task");
+                drop(first);
+                manager.insert("s", login(&h, "b")).await.unwrap();
+                // Whatever ran meanwhile, the given-up write finishes within these turns.
+                for _ in 0..100 {
+                    tokio::task::yield_now().await;
+                }
+                let context = format!("remove first: {remove_first}");
+                assert_eq!(stored_access(&shared).await, "at-b", "{context}");
+                assert_eq!(
+                    manager.access_token("s").await.unwrap().expose_secret(),
+                    "at-b",
+                    "{context}"
+                );
+            })
+            .await
+            .unwrap();
+        });
+    }
 }
 
 /// A verdict the store failed to record is recorded later at the refused version only:
