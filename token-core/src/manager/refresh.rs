@@ -668,14 +668,16 @@ impl<P: Provider> Inner<P> {
 
     /// What a refresh that panicked after the provider answered does with the answer
     /// (`spare`: as it came, its typed extras, and the set it was refreshed from): saves it
-    /// over `base`, the version it was refreshed from, unless something was saved there
-    /// since (the refresh's own save, or an insert). The next refresh then reads it from
+    /// as `persist` saves any answer, over `base`, the version it was refreshed from (or a
+    /// verdict found there), unless newer tokens were saved there since (the refresh's own
+    /// save, or an insert) or the session was removed. The next refresh then reads it from
     /// the store instead of spending the old token again. Without a stored version (a set
     /// issued for a session the store did not have) it is not saved: no stored token was
     /// spent, and a session removed meanwhile must not come back. A store that fails keeps
     /// the answer in memory, with the lease, and saved again in the background, as any set
-    /// whose save failed (the clock is not read: the panic may have been its). Returns the
-    /// outcome and whether the lease is kept.
+    /// whose save failed. The clock is not read (the panic may have been its): the answer
+    /// is refreshed when its access token expires. Returns the outcome and whether the
+    /// lease is kept.
     async fn save_as_sent(
         self: &Arc<Self>,
         session: &Arc<Session<P::Extras>>,
@@ -688,20 +690,14 @@ impl<P: Provider> Inner<P> {
         if base.is_none() {
             return (aborted, false);
         }
-        let record = StoredRecord::Tokens(spare);
-        let error = match self.store.save(&session.key, &record, base).await {
-            Ok(_) | Err(StoreError::Conflict { .. }) => return (aborted, false),
-            Err(error) => error,
+        let refresh_at = (spare.access_expires_at).map(time::OffsetDateTime::unix_timestamp_nanos);
+        let unsaved = Ready::new(self.current_at(spare, extras, base, false, refresh_at));
+        let error = match self.persist(&session.key, &unsaved, base).await {
+            Persisted::Failed(error) => error,
+            // Saved, or the store moved on (an insert, a remove): read there next time.
+            _ => return (aborted, false),
         };
         tracing::error!(%error, "could not save the provider's answer; keeping it in memory");
-        let StoredRecord::Tokens(spare) = record else {
-            unreachable!("made as tokens above")
-        };
-        // Refreshed when its access token expires (a schedule ahead of that needs the clock).
-        let refresh_at = spare
-            .access_expires_at
-            .map(time::OffsetDateTime::unix_timestamp_nanos);
-        let unsaved = Ready::new(self.current_at(spare, extras, base, false, refresh_at));
         if !self.publish_refreshed(session, generation, current.as_ref(), unsaved.clone()) {
             // An insert or a remove meanwhile: it has the last word, as in `refreshed`.
             return (aborted, false);

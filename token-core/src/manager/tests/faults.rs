@@ -258,10 +258,13 @@ async fn settle() {
     }
 }
 
-/// A store whose saves fail while `saves_fail` is set.
+/// A store whose saves fail while `saves_fail` is set, and which, when given one in
+/// `verdict_first`, records a re-auth verdict over `s` there just before the next save (as
+/// another process would that judged refused a token this one has just spent), once.
 #[derive(Default)]
 pub(super) struct SavesFail {
     pub(super) saves_fail: std::sync::atomic::AtomicBool,
+    verdict_first: StdMutex<Option<Arc<MemoryStore>>>,
 }
 
 #[async_trait]
@@ -270,15 +273,34 @@ impl Hooks for SavesFail {
         if call == Call::Save && self.saves_fail.load(Ordering::SeqCst) {
             return Err(disk_full());
         }
+        let planted = (call == Call::Save)
+            .then(|| self.verdict_first.lock().unwrap().take())
+            .flatten();
+        if let Some(shared) = planted {
+            let key = SessionKey::new("fake", "s");
+            let at = shared.load(&key).await?.map(|found| found.version);
+            let verdict =
+                ReauthVerdict::new(None, "refused elsewhere", datetime!(2026-01-01 00:00 UTC));
+            shared.save(&key, &verdict.into(), at).await?;
+        }
         Ok(())
     }
 }
 
-/// A refresh whose clock panics at its `n`-th reading (the store's saves failing
-/// meanwhile if `saves_fail`) loses nothing and wedges nothing: the store ends with the
-/// provider's live refresh token, none is presented twice, the session refreshes, and the
-/// lease is given back. Whether the refresh reached that reading.
-async fn clock_panics_in_a_refresh(n: u32, saves_fail: bool) -> bool {
+/// What the store does meanwhile in [`clock_panics_in_a_refresh`].
+#[derive(Clone, Copy, Debug)]
+enum Meanwhile {
+    Nothing,
+    SavesFail,
+    /// A verdict of another process lands just before the refresh's first save.
+    VerdictFirst,
+}
+
+/// A refresh whose clock panics at its `n`-th reading (the store doing what `meanwhile`
+/// says) loses nothing and wedges nothing: the store ends with the provider's live refresh
+/// token, none is presented twice, the session refreshes, and the lease is given back.
+/// Whether the refresh reached that reading.
+async fn clock_panics_in_a_refresh(n: u32, meanwhile: Meanwhile) -> bool {
     let h = harness(|fake| fake.reuse_window = Duration::ZERO);
     let clock = Arc::new(PanickyClock {
         inner: h.clock,
@@ -295,7 +317,11 @@ async fn clock_panics_in_a_refresh(n: u32, saves_fail: bool) -> bool {
         .build()
         .unwrap();
     manager.insert("s", expired_pair(&h)).await.unwrap();
-    store.saves_fail.store(saves_fail, Ordering::SeqCst);
+    match meanwhile {
+        Meanwhile::Nothing => {}
+        Meanwhile::SavesFail => store.saves_fail.store(true, Ordering::SeqCst),
+        Meanwhile::VerdictFirst => *store.verdict_first.lock().unwrap() = Some(shared.clone()),
+    }
     let armed = clock.readings.load(Ordering::SeqCst) + n;
     clock.panic_at.store(armed, Ordering::SeqCst);
     // In a task of its own: the caller's own reading of the clock may be the one.
@@ -312,7 +338,7 @@ async fn clock_panics_in_a_refresh(n: u32, saves_fail: bool) -> bool {
     let after = manager.access_token("s").await;
     settle().await;
     let context = format!(
-        "saves fail {saves_fail}, panic at reading {n}: first {answered:?}, then {after:?}, presented {:?}",
+        "{meanwhile:?}, panic at reading {n}: first {answered:?}, then {after:?}, presented {:?}",
         h.fake.presented.lock().unwrap()
     );
     let key = SessionKey::new("fake", "s");
@@ -341,27 +367,24 @@ async fn clock_panics_in_a_refresh(n: u32, saves_fail: bool) -> bool {
     reached
 }
 
+/// Also with a store that cannot save meanwhile, and with another process's verdict on
+/// the refreshed token landing before the refresh's save (it judged refused the token this
+/// process spent): a panic after the provider answered does not drop the pair it sent. It
+/// is saved over the verdict, as a refresh that does not panic saves it, or kept in memory
+/// with the lease and saved once the store can.
 #[tokio::test(start_paused = true)]
 async fn a_clock_that_panics_at_any_reading_of_a_refresh_loses_nothing_and_wedges_nothing() {
-    for n in 1..200 {
-        if !clock_panics_in_a_refresh(n, false).await {
-            return;
+    for meanwhile in [
+        Meanwhile::Nothing,
+        Meanwhile::SavesFail,
+        Meanwhile::VerdictFirst,
+    ] {
+        let mut n = 1;
+        while clock_panics_in_a_refresh(n, meanwhile).await {
+            n += 1;
+            assert!(n < 200, "the refresh read the clock 200 times");
         }
     }
-    panic!("the refresh read the clock 200 times");
-}
-
-/// As above with a store that cannot save meanwhile: a panic after the provider answered
-/// must not drop the pair it sent, which the store did not take (it is kept in memory,
-/// with the lease, and saved once the store can).
-#[tokio::test(start_paused = true)]
-async fn a_clock_that_panics_in_a_refresh_the_store_cannot_save_loses_nothing() {
-    for n in 1..200 {
-        if !clock_panics_in_a_refresh(n, true).await {
-            return;
-        }
-    }
-    panic!("the refresh read the clock 200 times");
 }
 
 /// A store whose `panic_at`-th call (counted from 1 over every kind; 0: never) panics.
