@@ -108,10 +108,13 @@ pub(crate) struct OriginScope {
 impl OriginScope {
     /// `origin` as `https://host[:port]` (a trailing `/` allowed; nothing else after it).
     pub(crate) fn parse(origin: &str) -> Result<Self, crate::error::Error> {
+        // The value is not repeated: what follows a host may be a credential (a password
+        // in user information, a token in a query).
         let invalid = || {
-            crate::error::Error::Config(format!(
-                "{origin:?} is not an origin: expected http or https, a host, an optional port and nothing after them"
-            ))
+            crate::error::Error::Config(
+                "only_to: not an origin: expected http or https, a host, an optional port and nothing after them"
+                    .into(),
+            )
         };
         let uri: http::Uri = origin.parse().map_err(|_| invalid())?;
         let scheme = uri.scheme_str().filter(|s| *s == "http" || *s == "https");
@@ -150,6 +153,25 @@ impl OriginScope {
     #[cfg(feature = "middleware")]
     fn admits_url(&self, url: &reqwest::Url) -> bool {
         self.admits(Some(url.scheme()), url.host_str(), url.port())
+    }
+}
+
+#[cfg(all(test, any(feature = "middleware", feature = "tower")))]
+mod origin_tests {
+    /// What `only_to` refuses may carry a credential (a password in user information, a
+    /// token in a query or path): the error does not repeat it.
+    #[test]
+    fn an_origin_refused_is_not_repeated_in_the_error() {
+        for origin in [
+            "https://user:hunter2@api.example.com",
+            "https://api.example.com/?access_token=hunter2",
+            "https://api.example.com/hunter2",
+            "hunter2",
+        ] {
+            let error = super::OriginScope::parse(origin).unwrap_err();
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
     }
 }
 

@@ -363,9 +363,11 @@ impl<P: Provider> TokenManager<P> {
     /// Stores tokens obtained outside the manager (an authorization-code exchange, Maya's
     /// session URL) as the session's current set, replacing whatever it had, and ends a
     /// re-auth state. It wins over any refresh of the session already under way: that
-    /// refresh's result (or verdict, or failure) is dropped. Once polled, it runs to the
+    /// refresh's result (or verdict, or failure) is dropped. Once it has its turn (inserts
+    /// and removes of a session take turns in the order they are called), it runs to the
     /// end even if the returned future is dropped (a caller that gives up does not leave
-    /// the store and this process holding different sets).
+    /// the store and this process holding different sets), and before the next insert or
+    /// remove of the session.
     pub async fn insert(&self, session: &str, set: TokenSet<P::Extras>) -> Result<(), Error> {
         let name = session;
         let (stored, extras) = split(set)?;
@@ -397,15 +399,20 @@ impl<P: Provider> TokenManager<P> {
         }
         // The store write and its publication run to the end even if the caller gives up
         // meanwhile: dropped between them, the store would hold the inserted set while this
-        // process kept serving the one it replaced.
+        // process kept serving the one it replaced. The turn is taken here, in the caller's
+        // task: a write its caller gave up on still comes before the caller's next one.
+        let turn = inner.write_turn(name).await;
         let (manager, name) = (self.clone(), Arc::<str>::from(name));
-        to_the_end(async move { manager.insert_through_store(&name, stored, extras).await }).await
+        to_the_end(async move { (manager.insert_through_store(&name, turn, stored, extras)).await })
+            .await
     }
 
-    /// [`insert`](Self::insert) through a store other than the manager's `MemoryStore`.
+    /// [`insert`](Self::insert) through a store other than the manager's `MemoryStore`,
+    /// starting in `turn`.
     async fn insert_through_store(
         &self,
         name: &str,
+        turn: WriteTurn<P::Extras>,
         stored: StoredTokenSet,
         extras: P::Extras,
     ) -> Result<(), Error> {
@@ -413,14 +420,14 @@ impl<P: Provider> TokenManager<P> {
         // Scheduled before the store write (the clock is read then): nothing that can fail
         // or panic comes between that write and the publication.
         let refresh_at = inner.schedule(&stored);
+        let mut turn = Some(turn);
         loop {
-            let session = inner.session(name);
             // Inserts and removes of one session run one at a time, and no refresh starts
             // meanwhile; one that started before publishes nothing over this.
-            let _writing = session.writer().lock().await;
-            if session.is_retired() {
-                continue;
-            }
+            let (session, _writing) = match turn.take() {
+                Some(turn) => turn,
+                None => inner.write_turn(name).await,
+            };
             let version = inner.save_authoritative(&session.key, &stored).await?;
             if let Some(writing) = session.writing() {
                 let current = inner.current_at(stored, extras, Some(version), true, refresh_at);
@@ -432,22 +439,27 @@ impl<P: Provider> TokenManager<P> {
     }
 
     /// Forgets `session`: removes its set from the store and from memory. A refresh under
-    /// way neither brings it back nor reports on it. Like [`insert`](Self::insert), once
-    /// polled it runs to the end even if the returned future is dropped.
+    /// way neither brings it back nor reports on it. Like [`insert`](Self::insert), once it
+    /// has its turn it runs to the end even if the returned future is dropped.
     pub async fn remove(&self, session: &str) -> Result<(), Error> {
         if self.inner.memory.is_some() {
             // Nothing to wait for: done before the caller could give up.
-            return self.remove_now(session).await;
+            return self.remove_now(session, None).await;
         }
         // As in `insert`, the store write and its publication run to the end: dropped
         // between them, the store would have forgotten the session and this process would
-        // keep serving its tokens.
+        // keep serving its tokens. The turn is taken here, as there.
+        let turn = self.inner.write_turn(session).await;
         let (manager, name) = (self.clone(), Arc::<str>::from(session));
-        to_the_end(async move { manager.remove_now(&name).await }).await
+        to_the_end(async move { manager.remove_now(&name, Some(turn)).await }).await
     }
 
-    /// [`remove`](Self::remove), in the caller's task.
-    async fn remove_now(&self, session: &str) -> Result<(), Error> {
+    /// [`remove`](Self::remove), starting in `turn` if it was taken already.
+    async fn remove_now(
+        &self,
+        session: &str,
+        mut turn: Option<WriteTurn<P::Extras>>,
+    ) -> Result<(), Error> {
         let name = session;
         let inner = &self.inner;
         // Made before the store write (the clock is read then): nothing that can fail or
@@ -460,7 +472,10 @@ impl<P: Provider> TokenManager<P> {
         // As in `insert`, a retired session is looked up again: the delete must leave the
         // session the name maps to absent too.
         let session = loop {
-            let session = inner.session(name);
+            let (session, writing) = match turn.take() {
+                Some((session, writing)) => (session, Some(writing)),
+                None => (inner.session(name), None),
+            };
             let removed = if let Some(memory) = &inner.memory {
                 session.replace(
                     || {
@@ -471,7 +486,10 @@ impl<P: Provider> TokenManager<P> {
                     inner.show(&session),
                 )?
             } else {
-                let _writing = session.writer().lock().await;
+                let _writing = match writing {
+                    Some(writing) => writing,
+                    None => session.writer().clone().lock_owned().await,
+                };
                 let absent = absent();
                 inner.store.delete(&session.key, None).await?;
                 session.replace(|| Ok::<_, Error>(absent), inner.show(&session))?
@@ -707,6 +725,19 @@ impl<P: Provider> Inner<P> {
             .clone()
     }
 
+    /// The session `name` maps to, with its writer lock taken (inserts and removes of one
+    /// session take turns in the order they ask): a session retired meanwhile is looked up
+    /// again, so that what is written reaches the session the name maps to.
+    async fn write_turn(&self, name: &str) -> WriteTurn<P::Extras> {
+        loop {
+            let session = self.session(name);
+            let writing = session.writer().clone().lock_owned().await;
+            if !session.is_retired() {
+                return (session, writing);
+            }
+        }
+    }
+
     /// What a publication of `session`'s state also does (under its generation lock, so in
     /// the order of publication): the session map's entry takes the new current set, if
     /// the entry is still this session's (a removed session is not brought back).
@@ -885,6 +916,9 @@ impl<P: Provider> Inner<P> {
         Error::NoTokens(reauth)
     }
 }
+
+/// A session and its writer lock, held: the turn of an insert or a remove.
+type WriteTurn<X> = (Arc<Session<X>>, tokio::sync::OwnedMutexGuard<()>);
 
 /// Runs `write` in a task of its own and waits for it: a caller that gives up does not stop
 /// it halfway. A panic in it (in a clock, say) reaches the caller as if it ran there.

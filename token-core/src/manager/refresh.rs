@@ -402,12 +402,12 @@ impl<P: Provider> Inner<P> {
                 let (set, extras, extras_dropped) = stored_form(set);
                 // A panic from here on (in the clock, say) must not drop the pair the
                 // provider sent, its refresh token spent: it is saved as it came.
-                let spare = set.clone();
+                let spare = (set.clone(), extras.clone(), current.clone());
                 let answer = (set, extras, extras_dropped, issued);
                 let refreshed = self.refreshed(session, generation, current, reason, answer, notes);
                 match CatchUnwind(Box::pin(refreshed)).await {
                     Ok(done) => done,
-                    Err(()) => (self.save_as_sent(session, spare, base).await, false),
+                    Err(()) => self.save_as_sent(session, generation, spare, base).await,
                 }
             }
             // A refusal is a verdict only on a refresh token: a provider that can issue
@@ -667,27 +667,47 @@ impl<P: Provider> Inner<P> {
     }
 
     /// What a refresh that panicked after the provider answered does with the answer
-    /// (`spare`, as it came): saves it over `base`, the version it was refreshed from,
-    /// unless something was saved there since (the refresh's own save, or an insert). The
-    /// next refresh then reads it from the store instead of spending the old token again.
-    /// Without a stored version (a set issued for a session the store did not have) it is
-    /// not saved: no stored token was spent, and a session removed meanwhile must not come
-    /// back.
+    /// (`spare`: as it came, its typed extras, and the set it was refreshed from): saves it
+    /// as `persist` saves any answer, over `base`, the version it was refreshed from (or a
+    /// verdict found there), unless newer tokens were saved there since (the refresh's own
+    /// save, or an insert) or the session was removed. The next refresh then reads it from
+    /// the store instead of spending the old token again. Without a stored version (a set
+    /// issued for a session the store did not have) it is not saved: no stored token was
+    /// spent, and a session removed meanwhile must not come back. A store that fails keeps
+    /// the answer in memory, with the lease, and saved again in the background, as any set
+    /// whose save failed. The clock is not read (the panic may have been its): the answer
+    /// is refreshed when its access token expires. Returns the outcome and whether the
+    /// lease is kept.
     async fn save_as_sent(
-        &self,
-        session: &Session<P::Extras>,
-        spare: StoredTokenSet,
+        self: &Arc<Self>,
+        session: &Arc<Session<P::Extras>>,
+        generation: u64,
+        (spare, extras, current): (StoredTokenSet, P::Extras, Option<Ready<P::Extras>>),
         base: Option<crate::store::Version>,
-    ) -> Outcome<P::Extras> {
+    ) -> (Outcome<P::Extras>, bool) {
         tracing::error!("the refresh panicked after the provider answered");
-        if base.is_some() {
-            let record = StoredRecord::Tokens(spare);
-            match self.store.save(&session.key, &record, base).await {
-                Ok(_) | Err(StoreError::Conflict { .. }) => {}
-                Err(error) => tracing::error!(%error, "could not save the provider's answer"),
-            }
+        let aborted = Err(Error::RefreshAborted("the refresh panicked".into()));
+        if base.is_none() {
+            return (aborted, false);
         }
-        Err(Error::RefreshAborted("the refresh panicked".into()))
+        let refresh_at = (spare.access_expires_at).map(time::OffsetDateTime::unix_timestamp_nanos);
+        let unsaved = Ready::new(self.current_at(spare, extras, base, false, refresh_at));
+        let error = match self.persist(&session.key, &unsaved, base).await {
+            Persisted::Failed(error) => error,
+            // Saved, or the store moved on (an insert, a remove): read there next time.
+            _ => return (aborted, false),
+        };
+        tracing::error!(%error, "could not save the provider's answer; keeping it in memory");
+        if !self.publish_refreshed(session, generation, current.as_ref(), unsaved.clone()) {
+            // An insert or a remove meanwhile: it has the last word, as in `refreshed`.
+            return (aborted, false);
+        }
+        self.emit(Event::PersistFailed {
+            session: session.name().clone(),
+            error: error.to_string(),
+        });
+        self.clone().spawn_save_retry(session.clone(), unsaved);
+        (aborted, true)
     }
 
     /// After saving `version`, a set for a session the store had no record of: whether the

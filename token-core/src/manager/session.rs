@@ -55,8 +55,9 @@ struct Cold<X> {
     unresolved: Mutex<(Option<Unresolved>, bool)>,
     /// Held by `insert` and `remove` for their whole write (through a store other than the
     /// manager's `MemoryStore`), and briefly by a refresh as it starts: a refresh never
-    /// starts from a state an insert is about to replace.
-    writer: tokio::sync::Mutex<()>,
+    /// starts from a state an insert is about to replace. Shared, so that an insert or a
+    /// remove can take its turn in its caller's task and write in a task of its own.
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl<X> Default for Cold<X> {
@@ -67,7 +68,7 @@ impl<X> Default for Cold<X> {
             cooldown: Cooldown::default(),
             failure: Mutex::new(None),
             unresolved: Mutex::new((None, false)),
-            writer: tokio::sync::Mutex::new(()),
+            writer: Arc::default(),
         }
     }
 }
@@ -371,7 +372,7 @@ impl<X> Session<X> {
     }
 
     /// The lock `insert` and `remove` hold for a write through the store.
-    pub(super) fn writer(&self) -> &tokio::sync::Mutex<()> {
+    pub(super) fn writer(&self) -> &Arc<tokio::sync::Mutex<()>> {
         &self.cold().writer
     }
 

@@ -4328,6 +4328,7 @@ mod bounds;
 mod cancel;
 mod crash;
 mod faults;
+mod interplay;
 mod model;
 mod processes;
 mod threads;

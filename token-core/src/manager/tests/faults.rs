@@ -258,66 +258,133 @@ async fn settle() {
     }
 }
 
+/// A store whose saves fail while `saves_fail` is set, and which, when given one in
+/// `verdict_first`, records a re-auth verdict over `s` there just before the next save (as
+/// another process would that judged refused a token this one has just spent), once.
+#[derive(Default)]
+pub(super) struct SavesFail {
+    pub(super) saves_fail: std::sync::atomic::AtomicBool,
+    verdict_first: StdMutex<Option<Arc<MemoryStore>>>,
+}
+
+#[async_trait]
+impl Hooks for SavesFail {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        if call == Call::Save && self.saves_fail.load(Ordering::SeqCst) {
+            return Err(disk_full());
+        }
+        let planted = (call == Call::Save)
+            .then(|| self.verdict_first.lock().unwrap().take())
+            .flatten();
+        if let Some(shared) = planted {
+            let key = SessionKey::new("fake", "s");
+            let at = shared.load(&key).await?.map(|found| found.version);
+            let verdict =
+                ReauthVerdict::new(None, "refused elsewhere", datetime!(2026-01-01 00:00 UTC));
+            shared.save(&key, &verdict.into(), at).await?;
+        }
+        Ok(())
+    }
+}
+
+/// What the store does meanwhile in [`clock_panics_in_a_refresh`].
+#[derive(Clone, Copy, Debug)]
+enum Meanwhile {
+    Nothing,
+    SavesFail,
+    /// A verdict of another process lands just before the refresh's first save.
+    VerdictFirst,
+}
+
+/// A refresh whose clock panics at its `n`-th reading (the store doing what `meanwhile`
+/// says) loses nothing and wedges nothing: the store ends with the provider's live refresh
+/// token, none is presented twice, the session refreshes, and the lease is given back.
+/// Whether the refresh reached that reading.
+async fn clock_panics_in_a_refresh(n: u32, meanwhile: Meanwhile) -> bool {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let clock = Arc::new(PanickyClock {
+        inner: h.clock,
+        readings: AtomicU32::new(0),
+        panic_at: AtomicU32::new(0),
+    });
+    let shared = Arc::new(MemoryStore::new());
+    let store = Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
+    let manager = TokenManager::builder(h.fake.clone())
+        .shared_store(store.clone())
+        .client(NoTransport)
+        .clock(clock.clone())
+        .config(ManagerConfig::default().with_retry(RetryPolicy::never()))
+        .build()
+        .unwrap();
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    match meanwhile {
+        Meanwhile::Nothing => {}
+        Meanwhile::SavesFail => store.saves_fail.store(true, Ordering::SeqCst),
+        Meanwhile::VerdictFirst => *store.verdict_first.lock().unwrap() = Some(shared.clone()),
+    }
+    let armed = clock.readings.load(Ordering::SeqCst) + n;
+    clock.panic_at.store(armed, Ordering::SeqCst);
+    // In a task of its own: the caller's own reading of the clock may be the one.
+    let caller = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.access_token("s").await }
+    });
+    let answered = caller.await;
+    let reached = clock.readings.load(Ordering::SeqCst) >= armed;
+    clock.panic_at.store(0, Ordering::SeqCst);
+    store.saves_fail.store(false, Ordering::SeqCst);
+    settle().await;
+    tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+    let after = manager.access_token("s").await;
+    settle().await;
+    let context = format!(
+        "{meanwhile:?}, panic at reading {n}: first {answered:?}, then {after:?}, presented {:?}",
+        h.fake.presented.lock().unwrap()
+    );
+    let key = SessionKey::new("fake", "s");
+    let live = h.fake.live.lock().unwrap().clone();
+    let stored = shared.load(&key).await.unwrap().unwrap();
+    let kept = stored
+        .value
+        .tokens()
+        .and_then(|set| set.refresh_token.as_ref());
+    assert_eq!(
+        kept.map(RefreshToken::expose_secret),
+        Some(&*live),
+        "{context}"
+    );
+    assert!(after.is_ok(), "{context}");
+    no_secret_in(&format!("{answered:?} {after:?} {manager:?}"));
+    let presented = h.fake.presented.lock().unwrap().clone();
+    let mut unique = presented.clone();
+    unique.dedup();
+    assert_eq!(presented, unique, "{context}");
+    assert_eq!(
+        shared.acquire_lease(&key, "another", HOUR).await.unwrap(),
+        Lease::Acquired,
+        "{context}: the lease is given back"
+    );
+    reached
+}
+
+/// Also with a store that cannot save meanwhile, and with another process's verdict on
+/// the refreshed token landing before the refresh's save (it judged refused the token this
+/// process spent): a panic after the provider answered does not drop the pair it sent. It
+/// is saved over the verdict, as a refresh that does not panic saves it, or kept in memory
+/// with the lease and saved once the store can.
 #[tokio::test(start_paused = true)]
 async fn a_clock_that_panics_at_any_reading_of_a_refresh_loses_nothing_and_wedges_nothing() {
-    for n in 1..200 {
-        let h = harness(|fake| fake.reuse_window = Duration::ZERO);
-        let clock = Arc::new(PanickyClock {
-            inner: h.clock,
-            readings: AtomicU32::new(0),
-            panic_at: AtomicU32::new(0),
-        });
-        let shared = Arc::new(MemoryStore::new());
-        let manager = TokenManager::builder(h.fake.clone())
-            .shared_store(shared.clone())
-            .client(NoTransport)
-            .clock(clock.clone())
-            .config(ManagerConfig::default().with_retry(RetryPolicy::never()))
-            .build()
-            .unwrap();
-        manager.insert("s", expired_pair(&h)).await.unwrap();
-        let armed = clock.readings.load(Ordering::SeqCst) + n;
-        clock.panic_at.store(armed, Ordering::SeqCst);
-        let caller = tokio::spawn({
-            let manager = manager.clone();
-            async move { manager.access_token("s").await }
-        });
-        let answered = caller.await;
-        settle().await;
-        let reached = clock.readings.load(Ordering::SeqCst) >= armed;
-        clock.panic_at.store(0, Ordering::SeqCst);
-        tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
-        let after = manager.access_token("s").await;
-        settle().await;
-        let key = SessionKey::new("fake", "s");
-        let live = h.fake.live.lock().unwrap().clone();
-        let stored = shared.load(&key).await.unwrap().unwrap();
-        let kept = stored
-            .value
-            .tokens()
-            .and_then(|set| set.refresh_token.as_ref());
-        assert_eq!(
-            kept.map(RefreshToken::expose_secret),
-            Some(&*live),
-            "panic at reading {n}: first {answered:?}, then {after:?}, presented {:?}",
-            h.fake.presented.lock().unwrap()
-        );
-        assert!(after.is_ok(), "panic at reading {n}: then {after:?}");
-        no_secret_in(&format!("{answered:?} {after:?} {manager:?}"));
-        let presented = h.fake.presented.lock().unwrap().clone();
-        let mut unique = presented.clone();
-        unique.dedup();
-        assert_eq!(presented, unique, "panic at reading {n}");
-        assert_eq!(
-            shared.acquire_lease(&key, "another", HOUR).await.unwrap(),
-            Lease::Acquired,
-            "panic at reading {n}: the lease is given back"
-        );
-        if !reached {
-            return;
+    for meanwhile in [
+        Meanwhile::Nothing,
+        Meanwhile::SavesFail,
+        Meanwhile::VerdictFirst,
+    ] {
+        let mut n = 1;
+        while clock_panics_in_a_refresh(n, meanwhile).await {
+            n += 1;
+            assert!(n < 200, "the refresh read the clock 200 times");
         }
     }
-    panic!("the refresh read the clock 200 times");
 }
 
 /// A store whose `panic_at`-th call (counted from 1 over every kind; 0: never) panics.
