@@ -272,3 +272,46 @@ async fn insert_refresh_token_dropped_at_any_await_loses_nothing() {
 async fn remove_dropped_at_any_await_loses_nothing() {
     every_drop_point(Op::Remove).await;
 }
+
+/// `shutdown` waits for the writes it began: an insert whose caller gave up while its store
+/// write was under way is one of them. Once `shutdown` returns `Ok`, the store holds the
+/// login (a process exiting then does not lose it).
+#[tokio::test(start_paused = true)]
+async fn shutdown_waits_for_an_insert_given_up_while_it_writes() {
+    let h = harness(|_| {});
+    let gate = Arc::new(Semaphore::new(0));
+    let gated = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let shared = Arc::new(MemoryStore::new());
+    let hooks = Gated {
+        gate: gate.clone(),
+        gated: gated.clone(),
+    };
+    let manager = manager_over(&h, Arc::new(Hooked::over(shared.clone(), hooks)));
+    let login = TokenSet::new(AccessToken::new("at-login"))
+        .with_refresh_token(RefreshToken::new("rt-login"))
+        .with_access_expires_at(h.clock.now() + HOUR);
+    let mut call = Box::pin(manager.insert("s", login));
+    for _ in 0..3 {
+        assert!(poll_once(&mut call).await.is_pending());
+        turns(20).await;
+    }
+    drop(call);
+    let shutdown = {
+        let manager = manager.clone();
+        tokio::spawn(async move { manager.shutdown(Duration::from_secs(60)).await })
+    };
+    turns(20).await;
+    assert!(
+        !shutdown.is_finished(),
+        "shutdown returned with the insert's write under way"
+    );
+    gated.store(false, Ordering::SeqCst);
+    gate.add_permits(1000);
+    shutdown.await.unwrap().unwrap();
+    let stored = shared.load(&SessionKey::new("fake", "s")).await.unwrap();
+    let access = stored
+        .as_ref()
+        .and_then(|record| record.value.tokens())
+        .map(|set| set.access_token.expose_secret().to_owned());
+    assert_eq!(access.as_deref(), Some("at-login"));
+}
