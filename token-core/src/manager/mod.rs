@@ -366,8 +366,8 @@ impl<P: Provider> TokenManager<P> {
     /// refresh's result (or verdict, or failure) is dropped. Once it has its turn (inserts
     /// and removes of a session take turns in the order they are called), it runs to the
     /// end even if the returned future is dropped (a caller that gives up does not leave
-    /// the store and this process holding different sets), and before the next insert or
-    /// remove of the session.
+    /// the store and this process holding different sets), before the next insert or
+    /// remove of the session, and [`shutdown`](Self::shutdown) waits for it.
     pub async fn insert(&self, session: &str, set: TokenSet<P::Extras>) -> Result<(), Error> {
         let name = session;
         let (stored, extras) = split(set)?;
@@ -403,8 +403,10 @@ impl<P: Provider> TokenManager<P> {
         // task: a write its caller gave up on still comes before the caller's next one.
         let turn = inner.write_turn(name).await;
         let (manager, name) = (self.clone(), Arc::<str>::from(name));
-        to_the_end(async move { (manager.insert_through_store(&name, turn, stored, extras)).await })
-            .await
+        to_the_end(&inner.tasks, async move {
+            (manager.insert_through_store(&name, turn, stored, extras)).await
+        })
+        .await
     }
 
     /// [`insert`](Self::insert) through a store other than the manager's `MemoryStore`,
@@ -440,7 +442,8 @@ impl<P: Provider> TokenManager<P> {
 
     /// Forgets `session`: removes its set from the store and from memory. A refresh under
     /// way neither brings it back nor reports on it. Like [`insert`](Self::insert), once it
-    /// has its turn it runs to the end even if the returned future is dropped.
+    /// has its turn it runs to the end even if the returned future is dropped, and
+    /// [`shutdown`](Self::shutdown) waits for it.
     pub async fn remove(&self, session: &str) -> Result<(), Error> {
         if self.inner.memory.is_some() {
             // Nothing to wait for: done before the caller could give up.
@@ -451,7 +454,10 @@ impl<P: Provider> TokenManager<P> {
         // keep serving its tokens. The turn is taken here, as there.
         let turn = self.inner.write_turn(session).await;
         let (manager, name) = (self.clone(), Arc::<str>::from(session));
-        to_the_end(async move { manager.remove_now(&name, Some(turn)).await }).await
+        to_the_end(&self.inner.tasks, async move {
+            manager.remove_now(&name, Some(turn)).await
+        })
+        .await
     }
 
     /// [`remove`](Self::remove), starting in `turn` if it was taken already.
@@ -920,13 +926,18 @@ impl<P: Provider> Inner<P> {
 /// A session and its writer lock, held: the turn of an insert or a remove.
 type WriteTurn<X> = (Arc<Session<X>>, tokio::sync::OwnedMutexGuard<()>);
 
-/// Runs `write` in a task of its own and waits for it: a caller that gives up does not stop
-/// it halfway. A panic in it (in a clock, say) reaches the caller as if it ran there.
+/// Runs `write` in a task of its own among `tasks` (which `shutdown` waits for) and waits for
+/// it: a caller that gives up does not stop it halfway. A panic in it (in a clock, say)
+/// reaches the caller as if it ran there.
 async fn to_the_end<T: Send + 'static>(
+    tasks: &TaskTracker,
     write: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
 ) -> Result<T, Error> {
     use tracing::Instrument;
-    match tokio::spawn(write.instrument(tracing::Span::current())).await {
+    match tasks
+        .spawn(write.instrument(tracing::Span::current()))
+        .await
+    {
         Ok(done) => done,
         Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
         // Cancelled only as the runtime shuts down.
