@@ -519,9 +519,10 @@ impl<P: Provider> TokenManager<P> {
         Ok(())
     }
 
-    /// Stops starting refreshes and waits, up to `within`, for those under way and for
-    /// the background saves of sets whose save had failed, so that a normal exit loses no
-    /// token the provider already rotated. A refresh that has spent nothing yet and is
+    /// Stops starting refreshes and waits, up to `within`, for those under way, for the
+    /// inserts and removes under way, and for the background saves of sets (and re-auth
+    /// verdicts) whose save had failed, so that a normal exit loses no token the provider
+    /// already rotated. A refresh that has spent nothing yet and is
     /// waiting on another process (for its refresh lease, or for its save) ends at once,
     /// its callers answered [`Error::ShuttingDown`]. Afterwards fresh tokens are still
     /// served, but every call that needs a refresh fails with [`Error::ShuttingDown`].
