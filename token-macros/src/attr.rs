@@ -114,6 +114,9 @@ pub enum Timestamp {
     Rfc3339,
     /// `now_datetime("+08:00")`: `yyyy-MM-dd HH:mm:ss` at this UTC offset, in seconds.
     DateTime(i32),
+    /// `now_rfc3339("+07:00")`: `yyyy-MM-ddTHH:mm:ss+07:00`, whole seconds at this UTC
+    /// offset, in seconds.
+    Rfc3339At(i32),
 }
 
 /// `sign(...)` on a request: the declared signature.
@@ -585,9 +588,16 @@ fn source(meta: &Meta, errors: &mut Errors) -> Option<Source> {
                     lit: Lit::Str(offset),
                     ..
                 })),
-            ) if f.path.is_ident("now_datetime") && call.args.len() == 1 => {
+            ) if (f.path.is_ident("now_datetime") || f.path.is_ident("now_rfc3339"))
+                && call.args.len() == 1 =>
+            {
+                let at = if f.path.is_ident("now_datetime") {
+                    Timestamp::DateTime
+                } else {
+                    Timestamp::Rfc3339At
+                };
                 match utc_offset(&offset.value()) {
-                    Some(seconds) => Some(Source::Now(Timestamp::DateTime(seconds))),
+                    Some(seconds) => Some(Source::Now(at(seconds))),
                     None => {
                         errors.at(
                             offset,

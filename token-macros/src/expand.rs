@@ -763,6 +763,7 @@ fn time_format(format: &Timestamp) -> TokenStream {
         Timestamp::UnixMillis => quote!(#p::TimeFormat::UnixMillis),
         Timestamp::Rfc3339 => quote!(#p::TimeFormat::Rfc3339),
         Timestamp::DateTime(offset) => quote!(#p::TimeFormat::DateTime(#offset)),
+        Timestamp::Rfc3339At(offset) => quote!(#p::TimeFormat::Rfc3339At(#offset)),
     }
 }
 

@@ -549,6 +549,7 @@ pub const SOURCES: &[&str] = &[
     "now_unix",
     "now_unix_ms",
     "now_rfc3339",
+    "now_rfc3339(\"+07:00\")",
     "now_datetime(\"+08:00\")",
     "config.<field>",
     "extras.<field>",

@@ -127,7 +127,7 @@ fn request(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) {
         if !now {
             errors.at(
                 &window.key,
-                "`window` bounds the time a field carries: add `from = now_unix` (or `now_unix_ms`, `now_rfc3339`, `now_datetime(\"+08:00\")`)",
+                "`window` bounds the time a field carries: add `from = now_unix` (or `now_unix_ms`, `now_rfc3339`, `now_rfc3339(\"+07:00\")`, `now_datetime(\"+08:00\")`)",
             );
         } else if top.provider.is_none() {
             errors.at(
@@ -347,7 +347,7 @@ fn signature(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) 
             [_] => {}
             [] => errors.at(
                 part,
-                "`timestamp` signs the request's time: add a field `#[token(from = now_unix)]` (or `now_unix_ms`, `now_rfc3339`, `now_datetime(\"+08:00\")`)",
+                "`timestamp` signs the request's time: add a field `#[token(from = now_unix)]` (or `now_unix_ms`, `now_rfc3339`, `now_rfc3339(\"+07:00\")`, `now_datetime(\"+08:00\")`)",
             ),
             [_, second, ..] => errors.at(
                 second.ident,
