@@ -48,14 +48,12 @@ use token_core::codec::{
     decode_response,
 };
 use token_core::expiry::{ExpiresIn, Iso8601};
-use token_core::provider::{CallContext, Provider, RefreshProvider};
-use token_core::sandbox::endpoint::{Refusal, ServeEndpoint};
+use token_core::provider::RefreshProvider;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox};
 use token_core::{
-    async_trait, clock::Clock, clock::TokioClock, error::EndpointError, error::Error,
-    error::ErrorKind, manager::ManagerConfig, manager::RetryPolicy, manager::TokenManager,
-    secret::AccessToken, secret::ClientSecret, secret::RefreshToken, token_endpoint,
-    token_set::NoExtras, token_set::TokenSet,
+    clock::Clock, clock::TokioClock, error::EndpointError, error::Error, error::ErrorKind,
+    manager::ManagerConfig, manager::RetryPolicy, manager::TokenManager, secret::AccessToken,
+    secret::ClientSecret, secret::RefreshToken, token_endpoint, token_set::TokenSet,
 };
 
 mod integrator_trial;
@@ -118,6 +116,7 @@ pub struct B2bError {
 
 #[token_endpoint(post = "/v1.0/access-token/b2b", json, rename_all = "camelCase",
                  response = B2bToken, error = B2bError, config = SnapConfig,
+                 provider = "snap-b2b", issue,
                  body(name = "grantType", value = "client_credentials"),
                  sign(rsa_sha256, over(header("X-CLIENT-KEY"), timestamp), separator = "|",
                       encoding = base64, into = header("X-SIGNATURE")))]
@@ -240,9 +239,7 @@ fn rsa_verifies(message: &str, signature: &str) -> bool {
     let Ok(signature) = base64::engine::general_purpose::STANDARD.decode(signature) else {
         return false;
     };
-    // The SPKI's last BIT STRING is the PKCS#1 RSAPublicKey aws-lc-rs reads; the SPKI
-    // header of a 2048-bit key is 24 bytes.
-    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &der[24..])
+    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &der)
         .verify(message.as_bytes(), &signature)
         .is_ok()
 }
@@ -486,62 +483,17 @@ fn hostile_answers_are_typed_errors_that_never_show_a_token() {
     assert!(shown(&error).len() < 8 << 10);
 }
 
-/// The B2B token as the manager's provider. A client-credentials grant has no refresh token,
-/// so `provider = "..."` does not declare it (it "declares the refresh endpoint: one field
-/// reads `from = refresh_token`"), and `RefreshProvider` cannot issue: this is the few
-/// lines of glue the README's "writes its `Provider` impl by hand" asks for.
-#[derive(Clone, Debug)]
-pub struct SnapB2b {
-    base_url: url::Url,
-    config: SnapConfig,
-}
+/// The B2B token: a grant with no user, which the manager issues with (`issue`).
+pub type SnapB2b = RefreshProvider<B2bAccessToken>;
 
-#[async_trait]
-impl Provider for SnapB2b {
-    type Extras = NoExtras;
-
-    fn name(&self) -> &str {
-        "snap-b2b"
-    }
-
-    fn can_issue(&self) -> bool {
-        true
-    }
-
-    async fn issue(&self, cx: &CallContext) -> Result<TokenSet, Error> {
-        let context = RequestContext::new(&self.config).with_now(cx.now());
-        let request = B2bAccessToken::from_context(&context)?;
-        cx.call(&self.base_url, &request).await
-    }
-
-    /// A B2B token is never refreshed: a new one is asked for the same way.
-    async fn refresh(&self, cx: &CallContext, _: &TokenSet) -> Result<TokenSet, Error> {
-        self.issue(cx).await
-    }
-}
-
-/// Both services over one issuer, each request's signature checked with the client's
-/// public key, and an unknown `X-CLIENT-KEY` refused.
+/// Both services over one issuer, served from their declarations: each request's
+/// signature checked with the client's public key, another `X-CLIENT-KEY` refused.
 async fn sandbox(clock: Arc<dyn Clock>) -> RunningSandbox {
     let public = ClientSecret::new(keys().public.as_str());
-    let b2b = ServeEndpoint::<B2bAccessToken>::new(|request: B2bAccessToken, cx| async move {
-        Ok(cx
-            .issuer()
-            .issue(request.client_key, serde_json::json!({}))
-            .await?)
-    })
-    .verify_with(public.clone())
-    .require(
-        |request| request.client_key == CLIENT_KEY,
-        Refusal::new(
-            RefusalReason::UnknownClient,
-            "Unauthorized. [Unknown client]",
-        ),
-    );
     Sandbox::builder()
         .clock(clock)
+        .serve_verified::<B2bAccessToken>(&config(), public.clone())
         .serve_verified::<B2b2cRefresh>(&config(), public)
-        .route(Method::POST, B2bAccessToken::PATH, b2b)
         .start()
         .await
         .unwrap()
@@ -558,11 +510,7 @@ fn b2b_manager(
     clock: Arc<dyn Clock>,
     config: SnapConfig,
 ) -> TokenManager<SnapB2b> {
-    let provider = SnapB2b {
-        base_url: sandbox.base_url(),
-        config,
-    };
-    TokenManager::builder(provider)
+    TokenManager::builder(SnapB2b::new(sandbox.base_url(), config))
         .shared_client(sandbox.client())
         .clock(clock)
         .config(retry())

@@ -179,6 +179,9 @@ pub struct TopAttrs {
     pub extras: Option<Keyed<Type>>,
     /// `provider = "name"` on a request: the provider's refresh endpoint.
     pub provider: Option<LitStr>,
+    /// `issue` on a request: the provider's grant with no user (client credentials), which
+    /// the manager issues with; the key, for spans.
+    pub issue: Option<Ident>,
     pub rename_all: Option<RenameRule>,
     pub jwt_expiry: bool,
     pub envelope: Option<LitStr>,
@@ -1005,6 +1008,7 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
         provider: None,
         rename_all: None,
         jwt_expiry: false,
+        issue: None,
         envelope: None,
         status: None,
         success_codes: None,
@@ -1093,6 +1097,7 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
                 })
             }
             ("provider", _) => top.provider = lit_str(meta),
+            ("issue", _) => top.issue = Some(entry.key.clone()),
             ("rename_all", _) => top.rename_all = rename_rule(meta, errors),
             ("jwt_expiry", _) => top.jwt_expiry = true,
             ("envelope", _) => top.envelope = lit_str(meta),

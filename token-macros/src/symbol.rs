@@ -328,6 +328,7 @@ pub const KEYS: &[(&str, Form, Place)] = &[
     ("sign", Form::List, Place::Item(ItemKind::Request)),
     ("extras", Form::Path, Place::Item(ItemKind::Request)),
     ("provider", Form::Str, Place::Item(ItemKind::Request)),
+    ("issue", Form::Flag, Place::Item(ItemKind::Request)),
     // response struct
     ("response", Form::Flag, Place::Item(ItemKind::Response)),
     ("rename_all", Form::Str, Place::Item(ItemKind::Response)),
