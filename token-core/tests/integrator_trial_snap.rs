@@ -35,6 +35,18 @@
 //! send milliseconds, Durianpay's sample answers `"tokenType":"BearerToken"` and an
 //! `expiresIn` that is a date; the brief's `refreshTokenExpiresIn` is not in the documents
 //! found (they say `refreshTokenExpiryTime`). These tests follow DANA and Paydia.
+//!
+//! Declared since this trial: `from = now_rfc3339("+07:00")` (plain `now_rfc3339` wrote
+//! `...Z` with nanoseconds), `provider = "snap-b2b", issue` (a client-credentials grant
+//! was no provider), `SandboxBuilder::serve_verified` (`serve` of an RSA-signed endpoint
+//! refused every request).
+//!
+//! Not declarable: the code family (`HTTP status + service code + case code`) once for both
+//! services: each service has its own code enum and error struct, and each code repeats its
+//! status (`status = 401` beside `"4017300"`), unchecked against the code; a constant JSON
+//! object (`"additionalInfo": {}`, which Ayoconnect requires) is no `body(...)` constant;
+//! a UTC `X-TIMESTAMP` in whole seconds written `Z` (DOKU) is not a source
+//! (`now_rfc3339("+00:00")` writes `+00:00`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -366,6 +378,17 @@ fn the_documented_answers_decode() {
         decode_b2b(200, number).unwrap().access_expires_at,
         Some(now() + time::Duration::seconds(900))
     );
+
+    // Durianpay's sample: `expiresIn` a date and `tokenType` `BearerToken`. The tokens are
+    // kept; the expiry is unknown (a `WARN`), and the manager assumes its default lifetime.
+    let durianpay = br#"{"responseCode":"2007300","responseMessage":"Successful","accessToken":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJEdXJpYW4gTW9uZXkiLCJleHAiOjE3MTU1OTAwNTYsImlhdCI6MTcxNTU4OTE1NiwibWVyY2","tokenType":"BearerToken","expiresIn":"2024-05-13 08:47:36.452492159 +0000 UTC"}"#;
+    let set = decode_b2b(200, durianpay).unwrap();
+    assert!(
+        set.access_token
+            .expose_secret()
+            .starts_with("eyJhbGciOiJIUzI1NiIs")
+    );
+    assert_eq!(set.access_expires_at, None);
 
     // The B2B2C answer (finpay's fields): ISO-8601 expiries.
     let b2b2c = br#"{
