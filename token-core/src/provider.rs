@@ -101,6 +101,12 @@ pub trait RefreshEndpoint: Endpoint + FromContext<Self::Config> + Send + Sync + 
     /// The provider's name (`provider = "name"`); stores keep its sessions under it.
     const PROVIDER: &'static str;
 
+    /// Whether the endpoint obtains tokens with no user (`issue`: client credentials, SNAP
+    /// BI's B2B access token): [`RefreshProvider`] then issues with it when a session has
+    /// no refresh token, and asks it again rather than refreshing; the sandbox issues a new
+    /// set for each request.
+    const ISSUES: bool = false;
+
     /// Server side: the refresh token the request carries (the field `from = refresh_token`).
     fn refresh_token(&self) -> Option<RefreshToken>;
 
@@ -183,6 +189,28 @@ impl KeepExtras for NoExtras {}
 /// assert_eq!(acme.name(), "acme");
 /// assert_eq!(acme.config().client_id, "app-1");
 /// assert!(!acme.can_issue()); // a dead refresh token means the user authorizes again
+/// # Ok::<(), url::ParseError>(())
+/// ```
+///
+/// A grant with no user (client credentials) declared with `issue` is a provider too: the
+/// manager issues with it, and asks it again when the token expires.
+///
+/// ```
+/// # use token_core::{secret::AccessToken, token_endpoint};
+/// # #[token_endpoint(response)] pub struct Tokens { pub access_token: AccessToken }
+/// # #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }
+/// # #[derive(Clone, Debug)] pub struct AcmeConfig { pub client_id: String }
+/// use token_core::provider::{Provider, RefreshProvider};
+///
+/// #[token_endpoint(post = "/token", form, response = Tokens, error = Failure, config = AcmeConfig,
+///                  provider = "acme-app", issue, body(name = "grant_type", value = "client_credentials"))]
+/// pub struct AppToken {
+///     #[token(from = config.client_id)]
+///     pub client_id: String,
+/// }
+///
+/// let app = RefreshProvider::<AppToken>::new("https://auth.acme.example".parse()?, AcmeConfig { client_id: "app-1".into() });
+/// assert!(app.can_issue());
 /// # Ok::<(), url::ParseError>(())
 /// ```
 ///
@@ -304,11 +332,31 @@ where
         self.authorize_url.as_ref().map(|url| url(session))
     }
 
+    fn can_issue(&self) -> bool {
+        E::ISSUES
+    }
+
+    async fn issue(&self, cx: &CallContext) -> Result<TokenSet<Self::Extras>, Error> {
+        if !E::ISSUES {
+            return Err(Error::Config(format!(
+                "provider `{}` cannot obtain tokens without a user",
+                E::PROVIDER
+            )));
+        }
+        let context = RequestContext::new(&self.config).with_now(cx.now());
+        let request = E::from_context(&context)?;
+        cx.call(&self.base_url, &request).await
+    }
+
     async fn refresh(
         &self,
         cx: &CallContext,
         current: &TokenSet<Self::Extras>,
     ) -> Result<TokenSet<Self::Extras>, Error> {
+        if E::ISSUES {
+            // A grant with no user has nothing to refresh: it is asked again.
+            return self.issue(cx).await;
+        }
         let context = RequestContext::for_refresh(&self.config, current).with_now(cx.now());
         // A refresh needs the token even where the request declares it optional.
         context.refresh_token()?;

@@ -51,7 +51,9 @@ use token_core::{
 };
 
 mod integrator_trial;
-use integrator_trial::{HTML, answer, assert_hidden, huge_body, shown};
+use integrator_trial::{
+    HTML, answer, assert_hidden, huge_body, revoked_session_asks_for_reauthorization, shown,
+};
 
 #[token_endpoint(config)]
 #[derive(Clone, Debug, PartialEq)]
@@ -397,17 +399,15 @@ async fn the_manager_rotates_retries_a_busy_gateway_and_asks_for_reauthorization
     assert_eq!(sandbox.calls(AlipayRefresh::PATH), 3);
 
     // A revoked authorization asks for a new one, once.
-    sandbox
-        .issuer()
-        .revoke(third.refresh_token.as_ref().unwrap().expose_secret())
-        .await
-        .unwrap();
-    tokio::time::advance(Duration::from_secs(2 * 3600)).await;
-    let error = manager.access_token("user").await.unwrap_err();
-    assert_eq!(
-        (error.kind(), error.provider_code()),
-        (ErrorKind::ReauthRequired, Some("isv.refresh-token-invalid"))
-    );
+    revoked_session_asks_for_reauthorization(
+        &manager,
+        &sandbox,
+        "user",
+        &third,
+        Duration::from_secs(2 * 3600),
+        "isv.refresh-token-invalid",
+    )
+    .await;
     assert_eq!(sandbox.calls(AlipayRefresh::PATH), 4);
 
     // Another app's key: the gateway refuses the signature.

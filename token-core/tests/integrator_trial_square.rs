@@ -39,7 +39,9 @@ use token_core::{
 };
 
 mod integrator_trial;
-use integrator_trial::{HTML, answer, assert_hidden, huge_body, shown};
+use integrator_trial::{
+    HTML, answer, assert_hidden, huge_body, revoked_session_asks_for_reauthorization, shown,
+};
 
 #[token_endpoint(config)]
 #[derive(Clone, Debug, PartialEq)]
@@ -376,16 +378,14 @@ async fn the_manager_refreshes_at_half_life_with_one_refresh_token_and_asks_for_
     assert_eq!(sandbox.calls(SquareRefresh::PATH), 3);
 
     // The seller revokes the app: re-authorize.
-    sandbox
-        .issuer()
-        .revoke(first.refresh_token.as_ref().unwrap().expose_secret())
-        .await
-        .unwrap();
-    tokio::time::advance(31 * DAY).await;
-    let error = manager.access_token("seller").await.unwrap_err();
-    assert_eq!(
-        (error.kind(), error.provider_code()),
-        (ErrorKind::ReauthRequired, Some("service.not_authorized"))
-    );
+    revoked_session_asks_for_reauthorization(
+        &manager,
+        &sandbox,
+        "seller",
+        &first,
+        31 * DAY,
+        "service.not_authorized",
+    )
+    .await;
     assert_eq!(sandbox.calls(SquareRefresh::PATH), 4);
 }

@@ -39,7 +39,9 @@ use token_core::{
 };
 
 mod integrator_trial;
-use integrator_trial::{HTML, answer, assert_hidden, huge_body, shown};
+use integrator_trial::{
+    HTML, answer, assert_hidden, huge_body, revoked_session_asks_for_reauthorization, shown,
+};
 
 #[token_endpoint(config)]
 #[derive(Clone, Debug, PartialEq)]
@@ -332,17 +334,15 @@ async fn the_manager_rotates_survives_a_lost_answer_and_a_rate_limit_and_asks_fo
     }
 
     // The user disconnects the app: invalid_grant, re-authorize, and no more calls.
-    sandbox
-        .issuer()
-        .revoke(fourth.refresh_token.as_ref().unwrap().expose_secret())
-        .await
-        .unwrap();
-    tokio::time::advance(Duration::from_secs(1801)).await;
-    let error = manager.access_token("org").await.unwrap_err();
-    assert_eq!(
-        (error.kind(), error.provider_code()),
-        (ErrorKind::ReauthRequired, Some("invalid_grant"))
-    );
+    revoked_session_asks_for_reauthorization(
+        &manager,
+        &sandbox,
+        "org",
+        &fourth,
+        Duration::from_secs(1801),
+        "invalid_grant",
+    )
+    .await;
     assert_eq!(sandbox.calls(XeroRefresh::PATH), 6);
     assert_eq!(
         manager.access_token("org").await.unwrap_err().kind(),

@@ -114,6 +114,9 @@ pub enum Timestamp {
     Rfc3339,
     /// `now_datetime("+08:00")`: `yyyy-MM-dd HH:mm:ss` at this UTC offset, in seconds.
     DateTime(i32),
+    /// `now_rfc3339("+07:00")`: `yyyy-MM-ddTHH:mm:ss+07:00`, whole seconds at this UTC
+    /// offset, in seconds.
+    Rfc3339At(i32),
 }
 
 /// `sign(...)` on a request: the declared signature.
@@ -176,6 +179,9 @@ pub struct TopAttrs {
     pub extras: Option<Keyed<Type>>,
     /// `provider = "name"` on a request: the provider's refresh endpoint.
     pub provider: Option<LitStr>,
+    /// `issue` on a request: the provider's grant with no user (client credentials), which
+    /// the manager issues with; the key, for spans.
+    pub issue: Option<Ident>,
     pub rename_all: Option<RenameRule>,
     pub jwt_expiry: bool,
     pub envelope: Option<LitStr>,
@@ -585,9 +591,16 @@ fn source(meta: &Meta, errors: &mut Errors) -> Option<Source> {
                     lit: Lit::Str(offset),
                     ..
                 })),
-            ) if f.path.is_ident("now_datetime") && call.args.len() == 1 => {
+            ) if (f.path.is_ident("now_datetime") || f.path.is_ident("now_rfc3339"))
+                && call.args.len() == 1 =>
+            {
+                let at = if f.path.is_ident("now_datetime") {
+                    Timestamp::DateTime
+                } else {
+                    Timestamp::Rfc3339At
+                };
                 match utc_offset(&offset.value()) {
-                    Some(seconds) => Some(Source::Now(Timestamp::DateTime(seconds))),
+                    Some(seconds) => Some(Source::Now(at(seconds))),
                     None => {
                         errors.at(
                             offset,
@@ -995,6 +1008,7 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
         provider: None,
         rename_all: None,
         jwt_expiry: false,
+        issue: None,
         envelope: None,
         status: None,
         success_codes: None,
@@ -1083,6 +1097,7 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
                 })
             }
             ("provider", _) => top.provider = lit_str(meta),
+            ("issue", _) => top.issue = Some(entry.key.clone()),
             ("rename_all", _) => top.rename_all = rename_rule(meta, errors),
             ("jwt_expiry", _) => top.jwt_expiry = true,
             ("envelope", _) => top.envelope = lit_str(meta),

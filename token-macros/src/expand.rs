@@ -685,7 +685,8 @@ fn refresh_endpoint(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream
     // Without a field of its own reading the refresh token (`valid.rs` said so when it has
     // no group either), one of its groups does.
     let reads_own = fields.iter().any(|f| f.reads(SessionValue::RefreshToken));
-    let group_reads = (!reads_own && !groups.is_empty()).then(|| {
+    let issues = model.top.issue.is_some();
+    let group_reads = (!issues && !reads_own && !groups.is_empty()).then(|| {
         let message = format!(
             "`provider = \"{}\"` declares the refresh endpoint: one field reads `from = refresh_token`, and neither `{}` nor a group it flattens has one",
             name.value(),
@@ -733,6 +734,7 @@ fn refresh_endpoint(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream
         impl #p::RefreshEndpoint for #ident {
             type Config = #config;
             const PROVIDER: &'static str = #name;
+            const ISSUES: bool = #issues;
 
             fn refresh_token(&self) -> ::core::option::Option<#p::RefreshToken> {
                 #refresh_token
@@ -763,6 +765,7 @@ fn time_format(format: &Timestamp) -> TokenStream {
         Timestamp::UnixMillis => quote!(#p::TimeFormat::UnixMillis),
         Timestamp::Rfc3339 => quote!(#p::TimeFormat::Rfc3339),
         Timestamp::DateTime(offset) => quote!(#p::TimeFormat::DateTime(#offset)),
+        Timestamp::Rfc3339At(offset) => quote!(#p::TimeFormat::Rfc3339At(#offset)),
     }
 }
 

@@ -328,6 +328,7 @@ pub const KEYS: &[(&str, Form, Place)] = &[
     ("sign", Form::List, Place::Item(ItemKind::Request)),
     ("extras", Form::Path, Place::Item(ItemKind::Request)),
     ("provider", Form::Str, Place::Item(ItemKind::Request)),
+    ("issue", Form::Flag, Place::Item(ItemKind::Request)),
     // response struct
     ("response", Form::Flag, Place::Item(ItemKind::Response)),
     ("rename_all", Form::Str, Place::Item(ItemKind::Response)),
@@ -549,6 +550,7 @@ pub const SOURCES: &[&str] = &[
     "now_unix",
     "now_unix_ms",
     "now_rfc3339",
+    "now_rfc3339(\"+07:00\")",
     "now_datetime(\"+08:00\")",
     "config.<field>",
     "extras.<field>",

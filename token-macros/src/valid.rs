@@ -28,9 +28,16 @@ pub fn check(model: &Model, errors: &mut Errors) {
 
 /// `provider = "name"`: the provider's refresh endpoint, built from the context and served
 /// by the sandbox, so it reads a refresh token and every field says where it comes from (a
-/// flattened group's fields say so in the group, and may read the refresh token).
+/// flattened group's fields say so in the group, and may read the refresh token). With
+/// `issue` it is the provider's grant with no user instead, and reads no refresh token.
 fn provider(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) {
     let Some(name) = &model.top.provider else {
+        if let Some(issue) = &model.top.issue {
+            errors.at(
+                issue,
+                "`issue` makes the request the provider's grant with no user, which the manager issues with: add `provider = \"name\"`",
+            );
+        }
         return;
     };
     if name.value().is_empty() {
@@ -40,11 +47,17 @@ fn provider(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) {
         );
     }
     let flattens = fields.iter().any(|f| f.goes() == RequestRole::Flatten);
-    if !flattens && !fields.iter().any(|f| f.reads(SessionValue::RefreshToken)) {
-        errors.at(
+    let refresh_token = fields.iter().find(|f| f.reads(SessionValue::RefreshToken));
+    match (&model.top.issue, refresh_token) {
+        (Some(_), Some(field)) => errors.at(
+            field.ident,
+            "an `issue` request is the provider's grant with no user (client credentials) and sends no refresh token: remove this field, or remove `issue` to declare the refresh endpoint",
+        ),
+        (None, None) if !flattens => errors.at(
             name,
-            "`provider = ...` declares the refresh endpoint: one field reads `from = refresh_token`",
-        );
+            "`provider = ...` declares the refresh endpoint: one field reads `from = refresh_token` (or add `issue` for a grant with no user, such as client credentials)",
+        ),
+        _ => {}
     }
     let unsourced = fields
         .iter()
@@ -127,7 +140,7 @@ fn request(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) {
         if !now {
             errors.at(
                 &window.key,
-                "`window` bounds the time a field carries: add `from = now_unix` (or `now_unix_ms`, `now_rfc3339`, `now_datetime(\"+08:00\")`)",
+                "`window` bounds the time a field carries: add `from = now_unix` (or `now_unix_ms`, `now_rfc3339`, `now_rfc3339(\"+07:00\")`, `now_datetime(\"+08:00\")`)",
             );
         } else if top.provider.is_none() {
             errors.at(
@@ -347,7 +360,7 @@ fn signature(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) 
             [_] => {}
             [] => errors.at(
                 part,
-                "`timestamp` signs the request's time: add a field `#[token(from = now_unix)]` (or `now_unix_ms`, `now_rfc3339`, `now_datetime(\"+08:00\")`)",
+                "`timestamp` signs the request's time: add a field `#[token(from = now_unix)]` (or `now_unix_ms`, `now_rfc3339`, `now_rfc3339(\"+07:00\")`, `now_datetime(\"+08:00\")`)",
             ),
             [_, second, ..] => errors.at(
                 second.ident,

@@ -11,6 +11,9 @@ pub struct Refresh {
     pub timestamp: String,
     #[token(from = now_datetime("+24:00"))]
     pub sent_at: String,
+    // SNAP BI's Jakarta time is `+07:00`; a zone name is no offset.
+    #[token(header, rename = "X-TIMESTAMP", from = now_rfc3339("WIB"))]
+    pub x_timestamp: String,
 }
 
 fn main() {}

@@ -37,6 +37,9 @@ pub enum TimeFormat {
     Rfc3339,
     /// `yyyy-MM-dd HH:mm:ss` at this UTC offset, in seconds east of UTC.
     DateTime(i32),
+    /// `yyyy-MM-ddTHH:mm:ss+07:00`: RFC 3339 in whole seconds at this UTC offset, in seconds
+    /// east of UTC (SNAP BI's `X-TIMESTAMP`, Jakarta time).
+    Rfc3339At(i32),
 }
 
 /// The context's time as the field `what` takes it; an error naming the field when the
@@ -58,21 +61,28 @@ pub fn timestamp<T: TextValue>(
         TimeFormat::Rfc3339 => now
             .format(&time::format_description::well_known::Rfc3339)
             .map_err(|_| unwritable())?,
-        TimeFormat::DateTime(offset) => {
-            let offset = time::UtcOffset::from_whole_seconds(offset).map_err(|_| unwritable())?;
+        TimeFormat::DateTime(offset) | TimeFormat::Rfc3339At(offset) => {
+            let utc = time::UtcOffset::from_whole_seconds(offset).map_err(|_| unwritable())?;
             let at = now
-                .checked_to_offset(offset)
+                .checked_to_offset(utc)
                 .filter(|at| (0..=9999).contains(&at.year()))
                 .ok_or_else(unwritable)?;
-            format!(
-                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            let date = format!(
+                "{:04}-{:02}-{:02}",
                 at.year(),
                 u8::from(at.month()),
-                at.day(),
-                at.hour(),
-                at.minute(),
-                at.second()
-            )
+                at.day()
+            );
+            let clock = format!("{:02}:{:02}:{:02}", at.hour(), at.minute(), at.second());
+            match format {
+                TimeFormat::Rfc3339At(_) => {
+                    let (hours, minutes, _) = utc.as_hms();
+                    let sign = if offset < 0 { '-' } else { '+' };
+                    let (hours, minutes) = (hours.unsigned_abs(), minutes.unsigned_abs());
+                    format!("{date}T{clock}{sign}{hours:02}:{minutes:02}")
+                }
+                _ => format!("{date} {clock}"),
+            }
         }
     };
     T::from_text(&text).ok_or_else(|| {
@@ -101,7 +111,7 @@ pub fn time_within<T: TextValue>(
         TimeFormat::UnixMillis => text.parse::<i64>().ok().and_then(|ms| {
             OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
         }),
-        TimeFormat::Rfc3339 => {
+        TimeFormat::Rfc3339 | TimeFormat::Rfc3339At(_) => {
             OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
         }
         TimeFormat::DateTime(offset) => {
@@ -235,6 +245,23 @@ mod window_tests {
     use time::macros::datetime;
 
     #[test]
+    fn an_rfc3339_time_at_an_offset_is_whole_seconds_with_that_offset_written() {
+        // SNAP BI's `X-TIMESTAMP`: `YYYY-MM-DDTHH:mm:ss+07:00`, 25 characters, Jakarta time,
+        // whatever the fraction of the clock and the offset it reads in.
+        let now = datetime!(2020-12-18 08:06:00.123456789 UTC);
+        let at =
+            |offset| timestamp::<String>(Some(now), TimeFormat::Rfc3339At(offset), "t").unwrap();
+        assert_eq!(at(7 * 3600), "2020-12-18T15:06:00+07:00");
+        assert_eq!(at(-(5 * 3600 + 30 * 60)), "2020-12-18T02:36:00-05:30");
+        assert_eq!(at(0), "2020-12-18T08:06:00+00:00");
+        let plain = timestamp::<String>(Some(now), TimeFormat::Rfc3339, "t").unwrap();
+        assert_eq!(
+            plain, "2020-12-18T08:06:00.123456789Z",
+            "`now_rfc3339` keeps its form"
+        );
+    }
+
+    #[test]
     fn a_time_is_inside_its_window_in_every_format_and_an_odd_one_never() {
         let now = datetime!(2018-02-05 08:46:32 UTC);
         let inside = |text: &str, format| time_within(Some(&text.to_owned()), format, 7200, now);
@@ -245,6 +272,10 @@ mod window_tests {
         assert!(inside(
             "2018-02-05 16:46:32",
             TimeFormat::DateTime(8 * 3600)
+        ));
+        assert!(inside(
+            "2018-02-05T15:46:32+07:00",
+            TimeFormat::Rfc3339At(7 * 3600)
         ));
         // "less than 7200s difference", either way.
         assert!(inside("1517827591000", TimeFormat::UnixMillis));

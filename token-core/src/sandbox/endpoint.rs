@@ -214,7 +214,8 @@ where
     /// it from the sandbox's clock ([`RefreshEndpoint::stale_time`]) or that has no refresh
     /// token as [`RefusalReason::BadRequest`]; a declared HMAC signature is checked with the config's
     /// `signing_key` (an RSA one needs [`verify_with`](Self::verify_with) and the public key);
-    /// then the issuer rotates the refresh token as its [`IssuerConfig`](crate::issuer::IssuerConfig)
+    /// then the issuer issues a new set for an [`issue`](crate::provider::RefreshEndpoint::ISSUES)
+    /// endpoint, and otherwise rotates the refresh token as its [`IssuerConfig`](crate::issuer::IssuerConfig)
     /// says, for no client in particular, like [`refresh`](Self::refresh) (the sandbox serves
     /// the one client `config` names). [`SandboxBuilder::serve`](super::SandboxBuilder::serve) registers it at `E`'s
     /// method and path.
@@ -233,14 +234,24 @@ where
                     RefusalReason::BadRequest,
                     format!("`{field}` is too far from the server's time"),
                 )),
-                (None, None) => endpoint.refresh_token().ok_or_else(|| {
+                (None, None) if E::ISSUES => Ok(None),
+                (None, None) => endpoint.refresh_token().map(Some).ok_or_else(|| {
                     Refusal::new(
                         RefusalReason::BadRequest,
                         "the request has no refresh token",
                     )
                 }),
             };
-            async move { Ok(cx.issuer().refresh(token?.expose_secret()).await?) }
+            async move {
+                match token? {
+                    Some(token) => Ok(cx.issuer().refresh(token.expose_secret()).await?),
+                    // A grant with no user (`issue`): a new set for the provider's client.
+                    None => Ok(cx
+                        .issuer()
+                        .issue(E::PROVIDER, serde_json::Value::Object(Default::default()))
+                        .await?),
+                }
+            }
         });
         Self { key, ..serve }
     }

@@ -51,6 +51,7 @@ use time::OffsetDateTime;
 
 use crate::clock::{Clock, SystemClock};
 use crate::issuer::{Issuer, IssuerConfig, IssuerError, IssuerStore, MemoryIssuerStore};
+use crate::secret::ClientSecret;
 use crate::token_set::StoredTokenSet;
 use crate::transport::HttpClient;
 
@@ -185,6 +186,7 @@ impl Sandbox {
             routes: Vec::new(),
             oauth_routes: None,
             serves_endpoint: false,
+            unverifiable: Vec::new(),
             api_routes: true,
             max_body: DEFAULT_MAX_BODY,
             read_timeout: DEFAULT_READ_TIMEOUT,
@@ -201,11 +203,15 @@ impl Sandbox {
             mut routes,
             oauth_routes,
             serves_endpoint,
+            unverifiable,
             api_routes,
             max_body,
             read_timeout,
             max_connections,
         } = self.builder;
+        if let Some(path) = unverifiable.first() {
+            return Err(SandboxError::UnverifiableSignature { path });
+        }
         // A sandbox serving a provider's endpoint is that provider's, unless told otherwise.
         let oauth_routes = oauth_routes.unwrap_or(!serves_endpoint);
         let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
@@ -266,6 +272,9 @@ pub struct SandboxBuilder {
     /// `oauth_routes(...)` as set; unset, the built-in routes are served unless `serve` is.
     oauth_routes: Option<bool>,
     serves_endpoint: bool,
+    /// The paths `serve` registered whose declared signature no config value checks (RSA:
+    /// the client's public key): `start` refuses them rather than every request.
+    unverifiable: Vec<&'static str>,
     api_routes: bool,
     max_body: usize,
     read_timeout: Duration,
@@ -336,7 +345,61 @@ impl SandboxBuilder {
     /// let sandbox = Sandbox::builder().serve::<Refresh>(&config); // no built-in `/token`
     /// # let _ = sandbox;
     /// ```
+    ///
+    /// An endpoint whose declared signature is checked with a key the config does not hold
+    /// (`sign(rsa_sha256, ...)`: the client's public key) is served with
+    /// [`serve_verified`](Self::serve_verified); `serve` of one makes [`start`](Self::start)
+    /// fail with [`SandboxError::UnverifiableSignature`] (without the key, every request
+    /// would be refused as unreadable).
     pub fn serve<E>(mut self, config: &E::Config) -> Self
+    where
+        E: crate::provider::RefreshEndpoint,
+        E::Config: Clone,
+        E::Error: Send,
+    {
+        if E::SIGNATURE.is_some() && E::verify_key(config).is_none() {
+            self.unverifiable.push(E::PATH);
+        }
+        self.serves_endpoint = true;
+        self.route(
+            E::METHOD,
+            E::PATH,
+            endpoint::ServeEndpoint::<E>::declared(config),
+        )
+    }
+
+    /// Serves the refresh endpoint `E` for `config` like [`serve`](Self::serve), its
+    /// declared signature checked with `key` ([`ServeEndpoint::verify_with`](endpoint::ServeEndpoint::verify_with)):
+    /// the client's public key (PEM or Base64 SPKI) for `sign(rsa_sha256, ...)`, which the
+    /// client's config, holding the private key, cannot give.
+    ///
+    /// ```
+    /// use token_core::sandbox::Sandbox;
+    /// use token_core::secret::ClientSecret;
+    /// # use token_core::{secret::AccessToken, secret::RefreshToken, token_endpoint};
+    /// # #[token_endpoint(response)] pub struct Tokens { pub access_token: AccessToken }
+    /// # #[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }
+    /// # #[derive(Clone, Debug)] pub struct Client { pub client_key: String, pub private_key: ClientSecret }
+    /// #[token_endpoint(post = "/v1.0/access-token/b2b2c", response = Tokens, error = Failure,
+    ///                  config = Client, provider = "snap",
+    ///                  sign(rsa_sha256, over(header("X-CLIENT-KEY"), timestamp), separator = "|",
+    ///                       encoding = base64, into = header("X-SIGNATURE")))]
+    /// pub struct Refresh {
+    ///     #[token(header, rename = "X-TIMESTAMP", from = now_rfc3339("+07:00"))]
+    ///     pub timestamp: String,
+    ///     #[token(header, rename = "X-CLIENT-KEY", from = config.client_key)]
+    ///     pub client_key: String,
+    ///     pub refresh_token: RefreshToken,
+    ///     #[token(signing_key, from = config.private_key)]
+    ///     pub private_key: ClientSecret,
+    /// }
+    ///
+    /// # let public_key = ClientSecret::new("MIIBIjANBg...");
+    /// let client = Client { client_key: "c-1".into(), private_key: ClientSecret::new("MIIEvQ...") };
+    /// let sandbox = Sandbox::builder().serve_verified::<Refresh>(&client, public_key);
+    /// # let _ = sandbox;
+    /// ```
+    pub fn serve_verified<E>(mut self, config: &E::Config, key: ClientSecret) -> Self
     where
         E: crate::provider::RefreshEndpoint,
         E::Config: Clone,
@@ -346,7 +409,7 @@ impl SandboxBuilder {
         self.route(
             E::METHOD,
             E::PATH,
-            endpoint::ServeEndpoint::<E>::declared(config),
+            endpoint::ServeEndpoint::<E>::declared(config).verify_with(key),
         )
     }
 
@@ -557,6 +620,16 @@ pub enum SandboxError {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// [`SandboxBuilder::serve`] of an endpoint whose declared signature needs a key its
+    /// config does not hold (RSA: the client's public key): serve it with
+    /// [`SandboxBuilder::serve_verified`].
+    #[error(
+        "sandbox: the signature of `{path}` is checked with a key its config does not hold (RSA: the client's public key): serve it with `serve_verified::<E>(&config, public_key)`"
+    )]
+    UnverifiableSignature {
+        /// The endpoint's path.
+        path: &'static str,
     },
 }
 

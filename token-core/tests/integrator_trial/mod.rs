@@ -3,8 +3,14 @@
 
 #![allow(dead_code)] // each trial uses its own part
 
+use std::time::Duration;
+
 use http::StatusCode;
-use token_core::error::{EndpointError, Error};
+use token_core::error::{EndpointError, Error, ErrorKind};
+use token_core::manager::TokenManager;
+use token_core::provider::Provider;
+use token_core::sandbox::RunningSandbox;
+use token_core::token_set::TokenSet;
 
 /// An answer with `status` and `body`, as the transport hands it to the decoder.
 pub fn answer(status: u16, body: &[u8]) -> http::Response<Vec<u8>> {
@@ -42,3 +48,31 @@ pub fn huge_body() -> Vec<u8> {
 /// The HTML page a gateway answers with.
 pub const HTML: &[u8] =
     b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>";
+
+/// Revokes `set`'s refresh token at the sandbox's issuer (the user withdrew the
+/// authorization), lets `wait` pass on tokio's paused clock, and checks that the session's
+/// next token is refused for re-authorization with the provider's `code`.
+pub async fn revoked_session_asks_for_reauthorization<P: Provider>(
+    manager: &TokenManager<P>,
+    sandbox: &RunningSandbox,
+    session: &str,
+    set: &TokenSet<P::Extras>,
+    wait: Duration,
+    code: &str,
+) {
+    let refresh_token = set
+        .refresh_token
+        .as_ref()
+        .expect("a refresh token to revoke");
+    sandbox
+        .issuer()
+        .revoke(refresh_token.expose_secret())
+        .await
+        .unwrap();
+    tokio::time::advance(wait).await;
+    let error = manager.access_token(session).await.unwrap_err();
+    assert_eq!(
+        (error.kind(), error.provider_code()),
+        (ErrorKind::ReauthRequired, Some(code))
+    );
+}
