@@ -168,8 +168,15 @@ impl MayaConfig {
             return set;
         }
         if let Some(secs) = self.refresh_token_lifetime_secs {
-            // Saturating: a lifetime too long for the calendar must not panic a refresh.
-            set.refresh_expires_at = token_core::expiry::ExpiresIn(Some(secs)).at(now);
+            // Saturating: a configured lifetime too long for the calendar is "for as long as
+            // can be said" (not a provider's nonsense, which is an unknown expiry), and must
+            // not panic a refresh.
+            let lifetime = time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX));
+            let latest = token_core::expiry::LATEST;
+            set.refresh_expires_at = Some(
+                now.checked_add(lifetime)
+                    .map_or(latest, |at| at.min(latest)),
+            );
         }
         set
     }
