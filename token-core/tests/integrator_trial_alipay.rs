@@ -410,7 +410,30 @@ async fn the_manager_rotates_retries_a_busy_gateway_and_asks_for_reauthorization
     .await;
     assert_eq!(sandbox.calls(AlipayRefresh::PATH), 4);
 
-    // Another app's key: the gateway refuses the signature.
-    let stranger_key = APP_PRIVATE_KEY.replace('A', "B");
-    let _ = stranger_key;
+    // Another app's key: the gateway refuses the signature, a misconfiguration, asked once.
+    let stranger = crate::manager(
+        &sandbox,
+        clock.clone(),
+        AlipayConfig::new(APP_ID, another_private_key()),
+    );
+    let issued = sandbox
+        .issue_with("other", serde_json::json!({"user_id": "2088000000000001"}))
+        .await
+        .unwrap();
+    let other: TokenSet<AlipayUser> = TokenSet::from_stored(issued).unwrap();
+    stranger.insert("other", other).await.unwrap();
+    tokio::time::advance(Duration::from_secs(2 * 3600)).await;
+    let error = stranger.access_token("other").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Misconfigured, "{error}");
+    assert_eq!(error.provider_code(), Some("isv.invalid-signature"));
+    assert_eq!(sandbox.calls(AlipayRefresh::PATH), 5, "not retried");
+}
+
+/// A PKCS#8 RSA private key of another app, Base64 DER, made for this test.
+fn another_private_key() -> String {
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::rsa::{KeyPair, KeySize};
+    use base64::Engine as _;
+    let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(pair.as_der().unwrap().as_ref())
 }
