@@ -143,12 +143,7 @@ impl<P: Provider> Inner<P> {
         let mut attempt = 0u32;
         loop {
             attempt = attempt.saturating_add(1);
-            let wait = self
-                .config
-                .retry
-                .backoff(attempt, None)
-                .min(self.config.heartbeat());
-            tokio::time::sleep(wait).await;
+            tokio::time::sleep(self.background_wait(attempt)).await;
             let still_current = self
                 .state(session)
                 .and_then(|state| Ready::of(&state))
@@ -186,6 +181,16 @@ impl<P: Provider> Inner<P> {
                 }
             }
         }
+    }
+
+    /// How long a background write (a failed set's save, a verdict's record) waits before
+    /// its `attempt`th try: the retry policy's backoff, but at most a heartbeat, so that a
+    /// store back from an outage is written to within one.
+    pub(super) fn background_wait(&self, attempt: u32) -> std::time::Duration {
+        self.config
+            .retry
+            .backoff(attempt, None)
+            .min(self.config.heartbeat())
     }
 
     /// Saves a set whose save had failed, replacing the version it was refreshed from, and

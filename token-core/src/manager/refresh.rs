@@ -977,8 +977,7 @@ impl<P: Provider> Inner<P> {
             let mut stopping = false;
             loop {
                 attempt = attempt.saturating_add(1);
-                let wait = inner.config.retry.backoff(attempt, None);
-                let wait = wait.min(inner.config.heartbeat());
+                let wait = inner.background_wait(attempt);
                 // `shutdown` waits for this task as for a failed set's saves: once it
                 // begins, the verdict is tried at once, then on as before until its deadline.
                 tokio::select! {
