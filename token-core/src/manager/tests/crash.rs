@@ -145,6 +145,17 @@ fn seeded(reuse_window: Duration) -> (tempfile::TempDir, ManualClock, Arc<Fake>)
 /// A process refreshes `s` and dies at `at`: its own runtime, store handle and provider,
 /// shut down with the refresh parked there.
 fn one_dies(at: Dies, fake: &Arc<Fake>, clock: &ManualClock, dir: &std::path::Path) {
+    dies_refreshing(at, false, fake, clock, dir);
+}
+
+/// As [`one_dies`]; its refresh is `refresh_now` if `forced` (the access token may be fresh).
+fn dies_refreshing(
+    at: Dies,
+    forced: bool,
+    fake: &Arc<Fake>,
+    clock: &ManualClock,
+    dir: &std::path::Path,
+) {
     let (reached, signal) = mpsc::sync_channel(4);
     let dying = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -164,7 +175,12 @@ fn one_dies(at: Dies, fake: &Arc<Fake>, clock: &ManualClock, dir: &std::path::Pa
         reached,
     };
     let manager = process(provider, store, clock);
-    dying.spawn(async move { manager.access_token("s").await });
+    dying.spawn(async move {
+        match forced {
+            true => manager.refresh_now("s").await,
+            false => manager.access_token("s").await,
+        }
+    });
     assert_eq!(
         signal.recv_timeout(std::time::Duration::from_secs(60)),
         Ok(at),
@@ -335,4 +351,48 @@ fn a_reuse_window_covering_one_death_does_not_cover_two_in_a_row() {
     });
     // With one death only, the same window is enough.
     dies_at(Dies::AfterTheRotation, Duration::from_secs(45));
+}
+
+/// A process that dies after its refresh of a session whose access token is still fresh
+/// rotated the pair (a `refresh_now`, or a 401 from the API) leaves the spent refresh token
+/// stored, and no other process knows: each keeps serving its fresh access token and
+/// presents that refresh token only when its own schedule (or a caller) asks for a
+/// refresh. Inside the provider's reuse window that refresh gets the successor; after it,
+/// the pair is lost with the process and the session needs re-auth. The documented bound
+/// ("up to two lease lengths from the rotation") holds only for a refresh that is due;
+/// nothing watches for a lease that lapsed while no refresh is due.
+#[test]
+fn a_death_while_refreshing_a_fresh_session_is_recovered_only_by_a_refresh_inside_the_window() {
+    for inside in [true, false] {
+        let (dir, clock, fake) = seeded(Duration::from_secs(300));
+        // The survivor loaded the fresh set before the death: it holds at-1.
+        let runtime = paused_runtime();
+        let survivor = survivor(&fake, &clock, dir.path());
+        let fresh = TokenSet::new(AccessToken::new("at-0"))
+            .with_refresh_token(RefreshToken::new("rt-0"))
+            .with_access_expires_at(clock.now() + HOUR);
+        runtime.block_on(survivor.insert("s", fresh)).unwrap();
+        dies_refreshing(Dies::AfterTheRotation, true, &fake, &clock, dir.path());
+        lease_lapses(&clock);
+        lease_lapses(&clock);
+        if !inside {
+            clock.advance(time::Duration::seconds(300));
+        }
+        let outcome = runtime.block_on(async {
+            // Served from memory: nothing asks the store or the provider.
+            let token = survivor.access_token("s").await.unwrap();
+            assert_eq!(token.expose_secret(), "at-0");
+            // The API refuses it (the provider revoked it as it rotated): the 401 refreshes.
+            survivor.refresh_rejected("s", &token).await
+        });
+        assert_eq!(*fake.presented.lock().unwrap(), ["rt-0"], "inside {inside}");
+        match inside {
+            true => assert_eq!(outcome.unwrap().expose_secret(), "at-1"),
+            false => assert_eq!(
+                outcome.unwrap_err().kind(),
+                ErrorKind::ReauthRequired,
+                "past the window, the pair the dead process got is lost"
+            ),
+        }
+    }
 }
