@@ -65,7 +65,9 @@ impl<P: Provider> Inner<P> {
         if let Some(running) = slot.as_ref() {
             return running.rx.clone();
         }
-        if self.closing() {
+        // Once `shutdown` began, only the last ask for a pair whose answer was lost starts
+        // (see `resolve_later`).
+        if self.closing() && !matches!(reason, Reason::Unresolved(_)) {
             return watch::channel(Some(Err(Error::ShuttingDown))).1;
         }
         let id = NEXT_FLIGHT.fetch_add(1, Ordering::Relaxed);

@@ -442,11 +442,12 @@ impl<P: Provider> Inner<P> {
     /// provider may have rotated to a pair this process never saw): a few times before its
     /// reuse window closes (first after `failure_cooldown`, then halfway to the close each
     /// time), until the session holds another refresh token, a verdict or none, even if no
-    /// caller asks meanwhile. One task per session, asking for the latest such token. Stops
-    /// at `shutdown` (the stored token is then what the next process presents, inside the
-    /// window if it starts in time).
+    /// caller asks meanwhile. One task per session, asking for the latest such token. At
+    /// `shutdown` it asks once more at once, then stops: the next process would present
+    /// the stored token only when it refreshes, which for a fresh access token comes after
+    /// the window has closed (`shutdown` waits for that ask, within its deadline).
     fn resolve_later(self: &Arc<Self>, session: &Arc<Session<P::Extras>>) {
-        if self.closing() || !session.start_resolving() {
+        if !session.start_resolving() {
             return;
         }
         let (inner, session) = (self.clone(), session.clone());
@@ -474,11 +475,9 @@ impl<P: Provider> Inner<P> {
                 };
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
-                    () = inner.stopping.cancelled() => {
-                        session.stop_resolving();
-                        return;
-                    }
+                    () = inner.stopping.cancelled() => {}
                 }
+                let last = inner.closing();
                 asking = Some(lost.token.clone());
                 if session
                     .next_unresolved()
@@ -500,6 +499,10 @@ impl<P: Provider> Inner<P> {
                     Ok(current) if current.stored.refresh_token.as_ref() == Some(&lost.token) => {}
                     // Settled, a verdict, or nothing left to ask for.
                     _ => session.resolved(&lost.token),
+                }
+                if last {
+                    session.stop_resolving();
+                    return;
                 }
             }
         });

@@ -548,3 +548,61 @@ async fn a_clock_that_panics_in_an_insert_or_a_remove_leaves_memory_and_store_ag
         }
     }
 }
+
+/// A refresh of a fresh session whose answer was lost (the provider rotated) and whose
+/// retry panicked leaves the spent refresh token stored; the manager would ask again in
+/// the background. A `shutdown` that returns `Ok` meanwhile must not leave it so: the next
+/// process loads a fresh access token and presents the stored refresh token only at its
+/// schedule, after the provider's reuse window, and the pair is lost. Shutdown asks once
+/// more (inside the window) before it returns.
+#[tokio::test(start_paused = true)]
+async fn shutdown_asks_again_for_a_pair_whose_answer_was_lost_before_it_returns() {
+    for shut_while_refreshing in [false, true] {
+        let gate = Arc::new(Semaphore::new(0));
+        let h = harness(|fake| fake.gate = Some(gate.clone()));
+        h.seed("s", HOUR).await;
+        h.fake.then(Step::LoseAfterRotate).then(Step::Panic);
+        let refresh = {
+            let manager = h.manager.clone();
+            tokio::spawn(async move { manager.refresh_now("s").await })
+        };
+        gate.add_permits(1);
+        // The retry (after its backoff) is at the provider.
+        for _ in 0..100 {
+            if h.calls() >= 2 {
+                break;
+            }
+            tokio::time::advance(Duration::from_millis(100)).await;
+            for _ in 0..20 {
+                tokio::task::yield_now().await;
+            }
+        }
+        assert_eq!(h.calls(), 2);
+        let shutdown = if shut_while_refreshing {
+            // The retry fails once shutdown has begun.
+            let manager = h.manager.clone();
+            let shutdown = tokio::spawn(async move { manager.shutdown(HOUR).await });
+            for _ in 0..100 {
+                tokio::task::yield_now().await;
+            }
+            gate.add_permits(1000);
+            Some(shutdown)
+        } else {
+            gate.add_permits(1000);
+            None
+        };
+        let answered = refresh.await.unwrap();
+        assert!(answered.is_err(), "{answered:?}");
+        assert_eq!(*h.fake.live.lock().unwrap(), "rt-1");
+        match shutdown {
+            Some(shutdown) => shutdown.await.unwrap().unwrap(),
+            None => h.manager.shutdown(HOUR).await.unwrap(),
+        }
+        let stored = h.stored_tokens("s").await.unwrap().value;
+        assert_eq!(
+            stored.refresh_token.unwrap().expose_secret(),
+            "rt-1",
+            "shut down while refreshing: {shut_while_refreshing}"
+        );
+    }
+}
