@@ -282,6 +282,9 @@ enum Shot {
     FailAfterWrite,
     /// The call reaches the store, and its answer comes after the store timeout.
     LateAfterWrite,
+    /// The call gets no answer within the store timeout, and reaches the store after it (a
+    /// query sent before the caller gave up, committed late).
+    LandsLate,
     /// The store's code panics.
     Panic,
 }
@@ -315,6 +318,40 @@ struct Faulty {
 }
 
 impl Faulty {
+    /// If the next call lands late: runs `write` after the store timeout, in a task of its
+    /// own (it lands even if the process died meanwhile), and fails the call once the
+    /// manager gave up on it.
+    async fn lands_late(
+        &self,
+        call: Call,
+        write: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        self.life.gone().await;
+        {
+            let mut next = self.faults.next.lock().unwrap();
+            if !matches!(*next, Some(Shot::LandsLate)) {
+                return Ok(());
+            }
+            *next = None;
+        }
+        let line = format!(
+            "{} {} store {call:?} lands late",
+            self.clock.now(),
+            self.life.name
+        );
+        self.log.lock().unwrap().push(line);
+        let late = self.late;
+        tokio::spawn(async move {
+            tokio::time::sleep(late).await;
+            write.await;
+        });
+        tokio::time::sleep(2 * late).await;
+        Err(StoreError::Backend {
+            message: "no answer".into(),
+            source: None,
+        })
+    }
+
     async fn around<T>(
         &self,
         call: Call,
@@ -370,6 +407,11 @@ impl TokenStore for Faulty {
         record: &StoredRecord,
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
+        let (shared, owned, copy) = (self.shared.clone(), key.clone(), record.clone());
+        let late = async move {
+            let _ = shared.records.save(&owned, &copy, expected).await;
+        };
+        self.lands_late(Call::Save, late).await?;
         let call = self.shared.records.save(key, record, expected);
         self.around(Call::Save, call).await
     }
@@ -378,6 +420,11 @@ impl TokenStore for Faulty {
         key: &SessionKey,
         expected: Option<Version>,
     ) -> Result<bool, StoreError> {
+        let (shared, owned) = (self.shared.clone(), key.clone());
+        let late = async move {
+            let _ = shared.records.delete(&owned, expected).await;
+        };
+        self.lands_late(Call::Delete, late).await?;
         let call = self.shared.records.delete(key, expected);
         self.around(Call::Delete, call).await
     }
@@ -387,10 +434,18 @@ impl TokenStore for Faulty {
         holder: &str,
         ttl: Duration,
     ) -> Result<Lease, StoreError> {
+        let (shared, owned, by) = (self.shared.clone(), key.clone(), holder.to_owned());
+        let late = async move {
+            let _ = shared.acquire(&owned, &by, ttl);
+        };
+        self.lands_late(Call::Acquire, late).await?;
         let call = async { Ok(self.shared.acquire(key, holder, ttl)) };
         self.around(Call::Acquire, call).await
     }
     async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        let (shared, owned, by) = (self.shared.clone(), key.clone(), holder.to_owned());
+        let late = async move { shared.release(&owned, &by) };
+        self.lands_late(Call::Release, late).await?;
         let call = async {
             self.shared.release(key, holder);
             Ok(())
@@ -780,8 +835,12 @@ async fn run(seed: u64) {
                 None
             }
             82..=86 if quiet => {
-                let shot = [Shot::FailAfterWrite, Shot::LateAfterWrite, Shot::Panic]
-                    [rng.below(3) as usize];
+                let shot = [
+                    Shot::FailAfterWrite,
+                    Shot::LateAfterWrite,
+                    Shot::LandsLate,
+                    Shot::Panic,
+                ][rng.below(4) as usize];
                 *world.faults[i].next.lock().unwrap() = Some(shot);
                 quiet_until = tokio::time::Instant::now() + Duration::from_secs(90);
                 note(format!("next store call of m{i}: {shot:?}"));
