@@ -720,6 +720,7 @@ async fn run(seed: u64) {
     // No new fault of the store or of a process before this: one at a time, each within
     // what the provider's reuse window covers.
     let mut quiet_until = tokio::time::Instant::now();
+    let mut provider_quiet_until = quiet_until;
     let note = |line: String| log.lock().unwrap().push(format!("{} {line}", clock.now()));
     for _ in 0..150 {
         let i = rng.below(2) as usize;
@@ -794,14 +795,18 @@ async fn run(seed: u64) {
                     };
                 }))
             }
-            61..=72 => {
-                // One fault at a time: a provider that keeps failing for longer than its
-                // reuse window after a lost answer loses the pair whatever a client does.
+            61..=72 if tokio::time::Instant::now() >= provider_quiet_until => {
+                // One fault at a time, and none for the reuse window after a lost answer: a
+                // provider that keeps failing every call for longer than its reuse window
+                // after a lost answer loses the pair whatever a client does.
                 let mut script = grants.script.lock().unwrap();
                 if script.is_empty() {
                     script.push_back(match op {
                         61..=66 => Step::Fail(unavailable(None)),
-                        67..=70 => Step::LoseAfterRotate,
+                        67..=70 => {
+                            provider_quiet_until = tokio::time::Instant::now() + REUSE;
+                            Step::LoseAfterRotate
+                        }
                         _ => Step::Panic,
                     });
                 }
