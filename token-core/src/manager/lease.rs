@@ -445,6 +445,10 @@ impl<P: Provider> Inner<P> {
                         session: session.name().clone(),
                         version: record.version,
                     });
+                } else if let Some(held) = self.state(session).as_ref().and_then(Ready::of) {
+                    // An insert overtook the refresh: its callers get what the process
+                    // holds (and serves next), not a set it did not take.
+                    return Ok(Stored::Tokens(held));
                 }
                 Ok(Stored::Tokens(adopted))
             }

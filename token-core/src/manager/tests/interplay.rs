@@ -119,3 +119,35 @@ async fn a_verdict_recorded_later_never_overwrites_a_login_and_shutdown_ends_at_
         }
     }
 }
+
+/// A refresh that an insert overtook while it waited for its lease, and that then finds in
+/// the store a set another process wrote after the insert, cannot publish it (the insert
+/// won): it answers its callers with what the process holds, not with a set the process
+/// does not serve (its next caller would get an older token than the one before).
+#[tokio::test(start_paused = true)]
+async fn a_refresh_overtaken_by_an_insert_answers_what_the_process_then_serves() {
+    let h = harness(|_| {});
+    let shared = Arc::new(MemoryStore::new());
+    let store = Arc::new(Hooked::over(shared.clone(), HeldCalls::default()));
+    let a = manager_over(&h, store.clone());
+    let b = manager_over(&h, shared.clone());
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    let acquire = store.hold(Call::Acquire);
+    let caller = tokio::spawn({
+        let a = a.clone();
+        async move { a.access_token("s").await }
+    });
+    store.until_reached(1).await;
+    // A's insert overtakes its refresh; B then inserts another login.
+    a.insert("s", login(&h, "a")).await.unwrap();
+    b.insert("s", login(&h, "b")).await.unwrap();
+    acquire.add_permits(1);
+    let answered = caller.await.unwrap().unwrap();
+    let served = a.access_token("s").await.unwrap();
+    assert_eq!(
+        answered.expose_secret(),
+        served.expose_secret(),
+        "the refresh's caller and the next one"
+    );
+    assert_eq!(h.calls(), 0);
+}
