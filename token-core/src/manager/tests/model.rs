@@ -1,13 +1,28 @@
-//! Seeded model runs: two managers (two processes) on one store with leases share one
-//! session, and random interleavings of callers, 401s, logins (`insert`), removes, provider
-//! faults (a 503, an answer lost after the rotation, a panic), store outages (every call of
-//! one process, or of both, failing for a while) and time passing run on tokio's paused clock. The
-//! store is in memory, so a seed replays the same run (`MODEL_SEEDS=N` runs seeds 0 to N).
-//! The provider never revokes anything (a login is a new grant) and answers a spent refresh
-//! token again with its successor for its reuse window, so after every run:
-//! - no re-auth was declared (any verdict would be false);
-//! - the stored refresh token is the newest of its grant (no pair the provider sent was
-//!   dropped) and refreshable, unless the session was last removed (then it has none).
+//! Seeded model runs: two processes (managers) on one store with leases share one session,
+//! and random interleavings of callers (by name and through a `SessionHandle`, some giving
+//! up after a few polls, inside store and provider calls), 401s, logins (`insert`, some
+//! already expired), removes, provider faults (a 503, an answer lost after the rotation, a
+//! panic; each answer takes a little time), store faults (outages; every call of a process
+//! held for a while, longer than the lease and the store timeout at times; one call whose
+//! answer is lost after it wrote, comes after the timeout, or never comes while the write
+//! lands late; one that panics), processes that crash (nothing of them reaches the store or
+//! the provider again) or are shut down, each replaced by a fresh manager on the same
+//! store, and time passing run on tokio's paused clock. The lease, the store timeout, the
+//! cooldown and the minimum refresh interval vary by seed. The store is in memory, so a
+//! seed replays the same run (`MODEL_SEEDS=N` runs N seeds from `MODEL_FIRST_SEED`, 0).
+//! Faults of the store and of processes come one at a time, each within what the
+//! provider's reuse window covers (after a crash, or a shutdown that timed out, a refresh is
+//! asked for inside it: see crash.rs). The provider never revokes anything (a login is a
+//! new grant) and answers a spent refresh token again with its successor for its reuse
+//! window, so:
+//! - no re-auth is declared (any verdict would be false), and every call ends;
+//! - every token answered was issued, and a process never answers an older token of a
+//!   grant than one it answered before the call began;
+//! - no process reports more refreshes than the answers it got;
+//! - a shutdown that returns `Ok` leaves no newer pair of the stored grant unsaved;
+//! - at the end the stored refresh token is the newest of its grant (no pair the provider
+//!   sent was dropped) and refreshable, unless the session was removed (then every process
+//!   answers `NoTokens`); each process, refreshed, serves what the store holds.
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
@@ -457,6 +472,7 @@ impl TokenStore for Faulty {
 /// The settings of a run, drawn from its seed.
 #[derive(Clone, Copy, Debug)]
 struct Settings {
+    lease_ttl: Duration,
     store_timeout: Duration,
     min_refresh_interval: Duration,
     failure_cooldown: Duration,
@@ -483,8 +499,6 @@ struct Slot {
     life: Arc<Life>,
     handle: SessionHandle<Proc>,
 }
-
-const LEASE: Duration = Duration::from_secs(30);
 
 impl World {
     /// Starts a process in slot `index` (its store faults are the slot's).
@@ -521,7 +535,7 @@ impl World {
                 ManagerConfig::default()
                     // Access tokens live an hour; refreshed 30 s after each is issued.
                     .with_refresh_skew(Duration::from_secs(3570), Duration::ZERO)
-                    .with_lease_ttl(LEASE)
+                    .with_lease_ttl(self.settings.lease_ttl)
                     .with_store_timeout(self.settings.store_timeout)
                     .with_min_refresh_interval(self.settings.min_refresh_interval)
                     .with_failure_cooldown(self.settings.failure_cooldown)
@@ -590,7 +604,7 @@ impl World {
     /// After a process died: `survivor` refreshes inside the provider's reuse window, once
     /// the dead process's lease lapsed and its save was waited for.
     async fn recover(&self, survivor: &TokenManager<Proc>, life: &Life) {
-        tokio::time::sleep(2 * LEASE + Duration::from_secs(10)).await;
+        tokio::time::sleep(2 * self.settings.lease_ttl + Duration::from_secs(10)).await;
         if let Ok(token) = survivor.refresh_now("s").await {
             self.answered(life, 0, "refresh_now", &token);
         }
@@ -673,6 +687,7 @@ async fn run(seed: u64) {
     let clock = TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));
     let log = Arc::new(StdMutex::new(Vec::new()));
     let settings = Settings {
+        lease_ttl: Duration::from_secs([10, 30][rng.below(2) as usize]),
         store_timeout: Duration::from_secs([5, 20, 45][rng.below(3) as usize]),
         min_refresh_interval: Duration::from_secs(rng.below(40)),
         failure_cooldown: Duration::from_secs(rng.below(30)),
@@ -777,6 +792,8 @@ async fn run(seed: u64) {
                     log.lock()
                         .unwrap()
                         .push(format!("{} login {rt} expired {expired}", clock.now()));
+                    // Unknown until it answers (its caller may end with its process).
+                    *known = Known::Either;
                     *known = match patience(polls, manager.insert("s", set)).await {
                         Some(Ok(())) => Known::Present,
                         // Refused while the store is down, or given up: the login may have
@@ -786,13 +803,20 @@ async fn run(seed: u64) {
                 }))
             }
             58..=60 => {
-                let known = known.clone();
+                let (known, store_timeout) = (known.clone(), settings.store_timeout);
                 Some(tasks.spawn(async move {
                     let mut known = known.lock().await;
+                    *known = Known::Either;
                     *known = match patience(polls, manager.remove("s")).await {
                         Some(Ok(())) => Known::Removed,
                         _ => Known::Either,
                     };
+                    // A delete that got no answer may still land (unconditional, as a remove
+                    // is) after another process's next login: a process orders its own calls
+                    // behind it, not the others'. The application's next login waits for that.
+                    if *known == Known::Either {
+                        tokio::time::sleep(2 * store_timeout).await;
+                    }
                 }))
             }
             61..=72 if tokio::time::Instant::now() >= provider_quiet_until => {
