@@ -541,16 +541,7 @@ pub fn decode_response<E: Endpoint>(
         ));
     }
     // A token that cannot travel in a header would be cached and fail every API call.
-    let unusable = [
-        ("access", Some(set.access_token.expose_secret())),
-        (
-            "refresh",
-            set.refresh_token.as_ref().map(RefreshToken::expose_secret),
-        ),
-    ]
-    .into_iter()
-    .find(|(_, token)| token.is_some_and(|t| t.chars().any(|c| c.is_ascii_control())));
-    if let Some((field, _)) = unusable {
+    if let Some(field) = unsendable_token(&set) {
         let mut secrets = known_secrets.to_vec();
         secrets.push(set.access_token.expose_secret());
         secrets.extend(set.refresh_token.as_ref().map(RefreshToken::expose_secret));
@@ -562,6 +553,20 @@ pub fn decode_response<E: Endpoint>(
         ));
     }
     Ok(set)
+}
+
+/// Which token of `set` cannot travel in a header, `"access"` or `"refresh"`: one holding an
+/// ASCII control character (CR, LF, NUL, DEL...). The one rule for a declared answer
+/// ([`decode_response`]), a hand-written provider's set and an inserted one.
+pub(crate) fn unsendable_token<X>(set: &TokenSet<X>) -> Option<&'static str> {
+    let unsendable = |token: &str| token.chars().any(|c| c.is_ascii_control());
+    if unsendable(set.access_token.expose_secret()) {
+        Some("access")
+    } else if (set.refresh_token.as_ref()).is_some_and(|t| unsendable(t.expose_secret())) {
+        Some("refresh")
+    } else {
+        None
+    }
 }
 
 /// The kind of an error answer: the one place where an answer's status, its result

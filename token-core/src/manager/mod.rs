@@ -368,6 +368,11 @@ impl<P: Provider> TokenManager<P> {
     /// end even if the returned future is dropped (a caller that gives up does not leave
     /// the store and this process holding different sets), before the next insert or
     /// remove of the session, and [`shutdown`](Self::shutdown) waits for it.
+    ///
+    /// A token holding an ASCII control character (CR, LF, NUL...) cannot be sent in a
+    /// header: such a set is refused with [`Error::Config`] and the session keeps what it
+    /// had (a provider's answer holding one is refused the same way, as an unreadable
+    /// answer).
     pub async fn insert(&self, session: &str, set: TokenSet<P::Extras>) -> Result<(), Error> {
         let name = session;
         let (stored, extras) = split(set)?;
@@ -955,6 +960,12 @@ struct Entry<X> {
 
 /// `set` in the form stores keep (moved, not copied) and its typed extras.
 fn split<X: crate::token_set::Extras>(set: TokenSet<X>) -> Result<(StoredTokenSet, X), Error> {
+    // Served, it would fail every API call until it expires; the value is not repeated.
+    if let Some(field) = crate::codec::unsendable_token(&set) {
+        return Err(Error::Config(format!(
+            "the {field} token contains a control character and cannot be sent in a header"
+        )));
+    }
     // serde's message may quote a value (an extra can be personal data): name its kind only.
     let json = extras_json(&set.extras).map_err(|e| {
         Error::Config(format!(

@@ -1102,6 +1102,19 @@ impl<P: Provider> Inner<P> {
                 ))
                 .into()),
             };
+            // A hand-written provider's set is checked as a declared answer is: a token
+            // that cannot be sent would be served, and fail every API call, until it
+            // expires. Its outcome is unknown (the provider may have rotated).
+            let result = result.and_then(|set| match crate::codec::unsendable_token(&set) {
+                None => Ok(set),
+                Some(field) => Err(crate::error::EndpointError::parse(
+                    http::StatusCode::OK,
+                    format!("the {field} token contains a control character"),
+                    b"",
+                    &[],
+                )
+                .into()),
+            });
             let error = match result {
                 Ok(set) => {
                     if let Some(token) = refreshable.and_then(|set| set.refresh_token.as_ref()) {
