@@ -5,13 +5,14 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use token_core::error::{Error, ErrorKind};
-use token_core::manager::{Event, ManagerConfig, TokenManager};
+use token_core::manager::{Event, ManagerConfig, RetryPolicy, TokenManager};
 use token_core::provider::{CallContext, Provider};
 use token_core::secret::{AccessToken, RefreshToken};
 use token_core::store::{MemoryStore, SessionKey, StoredRecord, TokenStore as _};
 use token_core::token_set::{NoExtras, TokenSet};
 
 const SESSION: &str = "s";
+const MILLISECOND: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// A hand-written provider that answers every refresh with `access` and a new refresh
 /// token `rt-N`, and counts its calls.
@@ -163,4 +164,154 @@ async fn an_unsendable_token_is_refused_by_insert() {
         let served = subject.manager.access_token(SESSION).await.unwrap();
         assert_eq!(served.expose_secret(), "at-0");
     }
+}
+
+// ---- a hostile token endpoint over a loopback socket --------------------------------------
+
+/// A token endpoint on 127.0.0.1 that answers its `n`th connection with `replies[n]` (a
+/// raw HTTP/1.1 answer, then `close`s it or, if not, holds it open), after reading the
+/// request; connections past the script are closed unanswered. Returns its base URL and
+/// how many connections it accepted.
+async fn scripted_endpoint(replies: Vec<Reply>) -> (url::Url, Arc<AtomicU32>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = url::Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+    let accepted = Arc::new(AtomicU32::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        for reply in replies {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                // The whole request: its head, then as many body bytes as it declared.
+                let mut request = Vec::new();
+                let mut buffer = [0; 4096];
+                for _ in 0..64 {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                    if complete(&request) {
+                        break;
+                    }
+                }
+                for (chunk, pause) in reply.chunks {
+                    if stream.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+                if !reply.close {
+                    std::future::pending::<()>().await;
+                }
+            });
+        }
+    });
+    (url, accepted)
+}
+
+/// Whether `request` holds a whole HTTP/1.1 request with a `Content-Length` body.
+fn complete(request: &[u8]) -> bool {
+    let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    request.len() >= end + 4 + length
+}
+
+/// One scripted answer: chunks written with a pause after each, then closed or held open.
+struct Reply {
+    chunks: Vec<(Vec<u8>, std::time::Duration)>,
+    close: bool,
+}
+
+impl Reply {
+    /// `raw` at once, then the connection closed.
+    fn once(raw: &str) -> Self {
+        Self {
+            chunks: vec![(raw.as_bytes().to_vec(), std::time::Duration::ZERO)],
+            close: true,
+        }
+    }
+
+    /// A 200 with a fresh pair, `at-new` and `rt-new`.
+    fn tokens() -> Self {
+        let body = r#"{"access_token":"at-new","refresh_token":"rt-new","expires_in":3600}"#;
+        Self::once(&format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+    }
+}
+
+/// An RFC 6749 client of a scripted endpoint, with a reuse window.
+struct Grant {
+    base: url::Url,
+    reuse: std::time::Duration,
+}
+
+#[token_core::async_trait]
+impl Provider for Grant {
+    type Extras = NoExtras;
+
+    fn name(&self) -> &str {
+        "grant"
+    }
+
+    fn reuse_window(&self) -> std::time::Duration {
+        self.reuse
+    }
+
+    async fn refresh(&self, cx: &CallContext, current: &TokenSet) -> Result<TokenSet, Error> {
+        let token = current.refresh_token.clone().expect("a refresh token");
+        let grant = token_core::oauth::RefreshTokenGrant::new(token);
+        let answer = cx.call(&self.base, &grant).await?;
+        let mut set = TokenSet::new(answer.access_token);
+        set.refresh_token = answer.refresh_token;
+        set.access_expires_at = answer.access_expires_at;
+        Ok(set)
+    }
+}
+
+/// A subject whose expired session refreshes at a scripted endpoint through the default
+/// transport, retrying at once (a millisecond's backoff).
+async fn over_socket(
+    replies: Vec<Reply>,
+    reuse: std::time::Duration,
+) -> (Subject<Grant>, Arc<AtomicU32>) {
+    let (base, accepted) = scripted_endpoint(replies).await;
+    let retry = RetryPolicy::default().with_backoff(MILLISECOND, MILLISECOND);
+    let config = ManagerConfig::default().with_retry(retry);
+    let subject = Subject::with_config(Grant { base, reuse }, true, config).await;
+    (subject, accepted)
+}
+
+/// A 1xx is no final answer (hyper skips `100` and `103` itself; a `101` nobody asked for
+/// comes back as it is): the request was sent and its outcome is unknown, so it is asked
+/// again inside the reuse window, and never read as a refusal.
+#[tokio::test]
+async fn a_final_1xx_answer_is_an_unknown_outcome_asked_again_inside_the_reuse_window() {
+    let switching =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n";
+    let reuse = std::time::Duration::from_secs(300);
+    let (subject, accepted) =
+        over_socket(vec![Reply::once(switching), Reply::tokens()], reuse).await;
+    let token = subject.manager.access_token(SESSION).await.unwrap();
+    assert_eq!(token.expose_secret(), "at-new");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    // Without a reuse window: an unknown outcome, no verdict, the pair kept.
+    let (subject, accepted) =
+        over_socket(vec![Reply::once(switching)], std::time::Duration::ZERO).await;
+    let error = subject.manager.access_token(SESSION).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{error}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(subject.stored().await, ("at-0".into(), Some("rt-0".into())));
+    assert!(!subject.events().contains("ReauthRequired"));
 }
