@@ -729,4 +729,59 @@ mod tests {
         );
         assert_eq!(retry_after(&headers, now), Some(Duration::ZERO));
     }
+
+    /// What no sender should write: no panic, no overflow, and either a bounded wait or
+    /// none (the backoff's own); of several headers, the first.
+    #[test]
+    fn an_odd_retry_after_is_bounded_or_ignored() {
+        let now = datetime!(2026-01-01 00:00 UTC);
+        let ignored = [
+            "1.5",
+            "+5",
+            "5, 7",
+            "0x10",
+            "1e3",
+            "-0",
+            "",
+            " ",
+            "\t",
+            "soon",
+            "NaN",
+            "Thu, 01 Jan 2026 00:00:30",
+            "Thu, 32 Jan 2026 00:00:30 GMT",
+        ];
+        for value in ignored {
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::RETRY_AFTER, value.parse().unwrap());
+            assert_eq!(retry_after(&headers, now), None, "{value:?}");
+        }
+        let obs_text = http::HeaderValue::from_bytes("\u{663}".as_bytes()).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::RETRY_AFTER, obs_text);
+        assert_eq!(retry_after(&headers, now), None);
+        let read = [
+            (" 7 ", Duration::from_secs(7)),
+            ("007", Duration::from_secs(7)),
+            ("0", Duration::ZERO),
+            ("Sun, 06 Nov 1994 08:49:37 GMT", Duration::ZERO),
+            ("Sunday, 06-Nov-94 08:49:37 GMT", Duration::ZERO),
+            ("Sun Nov  6 08:49:37 1994", Duration::ZERO),
+            ("Thu, 01 Jan 2026 00:00:30 GMT", Duration::from_secs(30)),
+            ("Sat, 01 Jan 2000 00:00:00 GMT", Duration::ZERO),
+            ("Fri, 31 Dec 9999 23:59:59 GMT", MAX_RETRY_AFTER),
+            (
+                "99999999999999999999999999999999999999999999999999",
+                MAX_RETRY_AFTER,
+            ),
+        ];
+        for (value, wait) in read {
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::RETRY_AFTER, value.parse().unwrap());
+            assert_eq!(retry_after(&headers, now), Some(wait), "{value:?}");
+        }
+        let mut headers = HeaderMap::new();
+        headers.append(http::header::RETRY_AFTER, "3".parse().unwrap());
+        headers.append(http::header::RETRY_AFTER, "86400".parse().unwrap());
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(3)));
+    }
 }

@@ -10,6 +10,7 @@ use token_core::provider::{CallContext, Provider};
 use token_core::secret::{AccessToken, RefreshToken};
 use token_core::store::{MemoryStore, SessionKey, StoredRecord, TokenStore as _};
 use token_core::token_set::{NoExtras, TokenSet};
+use token_core::transport::ReqwestClient;
 
 const SESSION: &str = "s";
 const MILLISECOND: std::time::Duration = std::time::Duration::from_millis(1);
@@ -53,8 +54,13 @@ impl<P: Provider<Extras = NoExtras>> Subject<P> {
         let events = Arc::new(Mutex::new(Vec::new()));
         let seen = events.clone();
         let store = Arc::new(MemoryStore::new());
+        // One transport for every manager (each test's endpoint has a port of its own, so
+        // no connection is reused across tests): building one costs a tenth of a second.
+        static TRANSPORT: std::sync::OnceLock<ReqwestClient> = std::sync::OnceLock::new();
+        let transport = TRANSPORT.get_or_init(|| ReqwestClient::new().unwrap());
         let manager = TokenManager::builder(provider)
             .store(store.clone())
+            .client(transport.clone())
             .config(config)
             .on_event(move |event: &Event| seen.lock().unwrap().push(format!("{event:?}")))
             .build()
@@ -314,4 +320,50 @@ async fn a_final_1xx_answer_is_an_unknown_outcome_asked_again_inside_the_reuse_w
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
     assert_eq!(subject.stored().await, ("at-0".into(), Some("rt-0".into())));
     assert!(!subject.events().contains("ReauthRequired"));
+}
+
+/// Answers that begin and never end well: a body dripped a byte a second (each read quick,
+/// the whole never done), a `Content-Length` larger than what is sent before the server
+/// closes, the headers and then a close. Each ends within the transport's 30 s timeout
+/// (tokio's paused clock) as an unknown outcome: asked again inside the reuse window, and
+/// without one the caller's error, the pair kept, never a verdict.
+#[tokio::test(start_paused = true)]
+async fn an_answer_cut_or_dripped_is_asked_again_inside_the_reuse_window_never_a_verdict() {
+    let second = std::time::Duration::from_secs(1);
+    let head =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n";
+    let dripped = || Reply {
+        chunks: std::iter::once((head.as_bytes().to_vec(), second))
+            .chain((0..1000).map(|_| (b" ".to_vec(), second)))
+            .collect(),
+        close: false,
+    };
+    let cut = || Reply::once(&format!("{head}{{\"access_token\":\"at-CANARY\","));
+    let headers_only = || Reply::once(head);
+    let faults: [(&str, &dyn Fn() -> Reply); 3] = [
+        ("dripped", &dripped),
+        ("cut", &cut),
+        ("headers only", &headers_only),
+    ];
+    for (what, fault) in faults {
+        let reuse = std::time::Duration::from_secs(300);
+        let (subject, accepted) = over_socket(vec![fault(), Reply::tokens()], reuse).await;
+        let started = tokio::time::Instant::now();
+        let token = subject.manager.access_token(SESSION).await;
+        assert_eq!(token.unwrap().expose_secret(), "at-new", "{what}");
+        assert!(
+            started.elapsed() <= 31 * second,
+            "{what}: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "{what}");
+
+        let (subject, accepted) = over_socket(vec![fault()], std::time::Duration::ZERO).await;
+        let error = subject.manager.access_token(SESSION).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{what}: {error}");
+        assert!(!format!("{error} {error:?}").contains("CANARY"), "{what}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "{what}");
+        assert_eq!(subject.stored().await, ("at-0".into(), Some("rt-0".into())));
+        assert!(!subject.events().contains("ReauthRequired"), "{what}");
+    }
 }
