@@ -367,3 +367,114 @@ async fn an_answer_cut_or_dripped_is_asked_again_inside_the_reuse_window_never_a
         assert!(!subject.events().contains("ReauthRequired"), "{what}");
     }
 }
+
+// ---- a hostile API behind the bearer layers -----------------------------------------------
+
+/// `WWW-Authenticate` challenges of a 401, and whether a refresh (and a resend) answers it:
+/// a token without the scope a call needs (RFC 6750 section 3.1) gets no better by a
+/// refresh, which returns the same grant; anything else may be a token the API no longer
+/// takes.
+const CHALLENGES: [(&str, bool); 7] = [
+    (
+        r#"Bearer realm="api", error="insufficient_scope", scope="payments:write""#,
+        false,
+    ),
+    (r#"Bearer error=insufficient_scope"#, false),
+    (r#"Bearer realm="api", ERROR = "Insufficient_Scope""#, false),
+    (r#"Bearer realm="api", error="invalid_token""#, true),
+    (
+        r#"Bearer error="invalid_token", error_description="not error=\"insufficient_scope\"""#,
+        true,
+    ),
+    (r#"Bearer realm="error=insufficient_scope""#, true),
+    ("", true),
+];
+
+/// `BearerAuth` in front of an API on 127.0.0.1 that answers 401 with `challenge` to every
+/// request: how many requests it saw and how many refreshes the manager made.
+async fn through_bearer_auth(challenge: &str) -> (http::StatusCode, u32, u32) {
+    let header = if challenge.is_empty() {
+        String::new()
+    } else {
+        format!("WWW-Authenticate: {challenge}\r\n")
+    };
+    let answer: &'static str = Box::leak(
+        format!(
+            "HTTP/1.1 401 Unauthorized\r\n{header}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .into_boxed_str(),
+    );
+    let (api, requests) = scripted_endpoint((0..4).map(|_| Reply::once(answer)).collect()).await;
+    let provider = Answering {
+        access: "at-1",
+        calls: AtomicU32::new(0),
+    };
+    let subject = Subject::new(provider, false).await;
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(reqwest::Client::new).clone();
+    let client = reqwest_middleware::ClientBuilder::new(client)
+        .with(token_core::middleware::BearerAuth::new(
+            subject.manager.clone(),
+            SESSION,
+        ))
+        .build();
+    let response = client.get(api.join("pay").unwrap()).send().await.unwrap();
+    let refreshes = subject.manager.provider().calls.load(Ordering::SeqCst);
+    (
+        response.status(),
+        requests.load(Ordering::SeqCst),
+        refreshes,
+    )
+}
+
+#[tokio::test]
+async fn bearer_auth_refreshes_for_a_401_only_when_the_token_may_be_the_reason() {
+    for (challenge, refreshed) in CHALLENGES {
+        let (status, requests, refreshes) = through_bearer_auth(challenge).await;
+        assert_eq!(status, http::StatusCode::UNAUTHORIZED, "{challenge}");
+        let expected = if refreshed { (2, 1) } else { (1, 0) };
+        assert_eq!((requests, refreshes), expected, "{challenge}");
+    }
+}
+
+#[tokio::test]
+async fn bearer_layer_refreshes_for_a_401_only_when_the_token_may_be_the_reason() {
+    use tower::{Service as _, ServiceExt as _};
+    for (challenge, refreshed) in CHALLENGES {
+        let requests = Arc::new(AtomicU32::new(0));
+        let seen = requests.clone();
+        let api = tower::service_fn(move |_: http::Request<String>| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let mut answer = http::Response::builder().status(http::StatusCode::UNAUTHORIZED);
+            if !challenge.is_empty() {
+                answer = answer.header(http::header::WWW_AUTHENTICATE, challenge);
+            }
+            std::future::ready(Ok::<_, std::convert::Infallible>(
+                answer.body(String::new()).unwrap(),
+            ))
+        });
+        let provider = Answering {
+            access: "at-1",
+            calls: AtomicU32::new(0),
+        };
+        let subject = Subject::new(provider, false).await;
+        let mut client = tower::ServiceBuilder::new()
+            .layer(token_core::tower::BearerLayer::new(
+                subject.manager.clone(),
+                SESSION,
+            ))
+            .service(api);
+        let request = http::Request::post("http://api.test/pay")
+            .body(String::new())
+            .unwrap();
+        let response = client.ready().await.unwrap().call(request).await.unwrap();
+        assert_eq!(response.status(), http::StatusCode::UNAUTHORIZED);
+        let refreshes = subject.manager.provider().calls.load(Ordering::SeqCst);
+        let expected = if refreshed { (2, 1) } else { (1, 0) };
+        assert_eq!(
+            (requests.load(Ordering::SeqCst), refreshes),
+            expected,
+            "{challenge}"
+        );
+    }
+}
