@@ -390,6 +390,21 @@ const CHALLENGES: [(&str, bool); 7] = [
     ("", true),
 ];
 
+/// A reqwest client through `BearerAuth` for the session of `manager` (one reqwest client
+/// for every test: each API has a port of its own, so no connection is reused across them).
+fn bearer_client<P: Provider>(
+    manager: &TokenManager<P>,
+) -> reqwest_middleware::ClientWithMiddleware {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(reqwest::Client::new).clone();
+    reqwest_middleware::ClientBuilder::new(client)
+        .with(token_core::middleware::BearerAuth::new(
+            manager.clone(),
+            SESSION,
+        ))
+        .build()
+}
+
 /// `BearerAuth` in front of an API on 127.0.0.1 that answers 401 with `challenge` to every
 /// request: how many requests it saw and how many refreshes the manager made.
 async fn through_bearer_auth(challenge: &str) -> (http::StatusCode, u32, u32) {
@@ -410,14 +425,7 @@ async fn through_bearer_auth(challenge: &str) -> (http::StatusCode, u32, u32) {
         calls: AtomicU32::new(0),
     };
     let subject = Subject::new(provider, false).await;
-    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    let client = CLIENT.get_or_init(reqwest::Client::new).clone();
-    let client = reqwest_middleware::ClientBuilder::new(client)
-        .with(token_core::middleware::BearerAuth::new(
-            subject.manager.clone(),
-            SESSION,
-        ))
-        .build();
+    let client = bearer_client(&subject.manager);
     let response = client.get(api.join("pay").unwrap()).send().await.unwrap();
     let refreshes = subject.manager.provider().calls.load(Ordering::SeqCst);
     (
@@ -476,5 +484,56 @@ async fn bearer_layer_refreshes_for_a_401_only_when_the_token_may_be_the_reason(
             expected,
             "{challenge}"
         );
+    }
+}
+
+/// A 401 to a request whose body cannot be sent twice (a stream): `BearerAuth` refreshes
+/// once and returns the 401 (nothing is resent, the body is gone); the next request goes
+/// with the new token and no second refresh.
+#[tokio::test]
+async fn bearer_auth_returns_the_401_of_a_body_it_cannot_resend_and_refreshes_once() {
+    let refused = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let accepted = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+    let (api, requests) =
+        scripted_endpoint(vec![Reply::once(refused), Reply::once(accepted)]).await;
+    let provider = Answering {
+        access: "at-1",
+        calls: AtomicU32::new(0),
+    };
+    let subject = Subject::new(provider, false).await;
+    let client = bearer_client(&subject.manager);
+    let stream = reqwest::Body::wrap(http_body_util::Full::new(bytes::Bytes::from_static(
+        b"{\"amount\":1}",
+    )));
+    let url = api.join("pay").unwrap();
+    let response = client.post(url.clone()).body(stream).send().await.unwrap();
+    assert_eq!(response.status(), http::StatusCode::UNAUTHORIZED);
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
+    assert_eq!(subject.manager.provider().calls.load(Ordering::SeqCst), 1);
+    let response = client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), http::StatusCode::OK);
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    assert_eq!(subject.manager.provider().calls.load(Ordering::SeqCst), 1);
+    let served = subject.manager.access_token(SESSION).await.unwrap();
+    assert_eq!(served.expose_secret(), "at-1");
+}
+
+/// Access tokens that are odd but can travel in a header (100 KB, non-ASCII bytes, inner
+/// spaces and `=`) are sent by `BearerAuth` over a socket: no panic, no error of ours.
+#[tokio::test]
+async fn an_odd_but_sendable_access_token_is_sent() {
+    let huge: &'static str = Box::leak("a".repeat(100 * 1024).into_boxed_str());
+    for access in [huge, "ät-ü", "at one two", "at=="] {
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let (api, requests) = scripted_endpoint(vec![Reply::once(ok)]).await;
+        let provider = Answering {
+            access,
+            calls: AtomicU32::new(0),
+        };
+        let subject = Subject::new(provider, true).await;
+        let client = bearer_client(&subject.manager);
+        let response = client.get(api.join("balance").unwrap()).send().await;
+        assert_eq!(response.unwrap().status(), http::StatusCode::OK);
+        assert_eq!(requests.load(Ordering::SeqCst), 1);
     }
 }
