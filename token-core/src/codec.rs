@@ -559,7 +559,6 @@ pub fn decode_response<E: Endpoint>(
 /// ASCII control character (CR, LF, NUL, DEL...). The one rule for a declared answer
 /// ([`decode_response`]), a hand-written provider's set and an inserted one.
 pub(crate) fn unsendable_token<X>(set: &TokenSet<X>) -> Option<&'static str> {
-    let unsendable = |token: &str| token.chars().any(|c| c.is_ascii_control());
     if unsendable(set.access_token.expose_secret()) {
         Some("access")
     } else if (set.refresh_token.as_ref()).is_some_and(|t| unsendable(t.expose_secret())) {
@@ -567,6 +566,11 @@ pub(crate) fn unsendable_token<X>(set: &TokenSet<X>) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Whether `token` cannot travel in a header: it holds an ASCII control character.
+pub(crate) fn unsendable(token: &str) -> bool {
+    token.bytes().any(|b| b.is_ascii_control())
 }
 
 /// The kind of an error answer: the one place where an answer's status, its result

@@ -537,3 +537,42 @@ async fn an_odd_but_sendable_access_token_is_sent() {
         assert_eq!(requests.load(Ordering::SeqCst), 1);
     }
 }
+
+/// A stored access token that cannot be sent (written by another process's older version,
+/// or by hand) is not served: the manager refreshes with the stored refresh token, and the
+/// API call goes with the new token.
+#[tokio::test]
+async fn an_unsendable_access_token_found_in_the_store_is_refreshed_not_served() {
+    for access in UNSENDABLE {
+        let store = Arc::new(MemoryStore::new());
+        let key = SessionKey::new("answering", SESSION);
+        let stored = TokenSet::new(AccessToken::new(access))
+            .with_refresh_token(RefreshToken::new("rt-0"))
+            .with_access_expires_at(time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+            .with_extras(serde_json::json!({}));
+        store
+            .save(&key, &StoredRecord::Tokens(stored), None)
+            .await
+            .unwrap();
+        let provider = Answering {
+            access: "at-1",
+            calls: AtomicU32::new(0),
+        };
+        let manager = TokenManager::builder(provider)
+            .store(store.clone())
+            .build()
+            .unwrap();
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let (api, requests) = scripted_endpoint(vec![Reply::once(ok)]).await;
+        let response = bearer_client(&manager).get(api).send().await;
+        assert_eq!(
+            response.unwrap().status(),
+            http::StatusCode::OK,
+            "{access:?}"
+        );
+        assert_eq!(requests.load(Ordering::SeqCst), 1);
+        assert_eq!(manager.provider().calls.load(Ordering::SeqCst), 1);
+        let served = manager.access_token(SESSION).await.unwrap();
+        assert_eq!(served.expose_secret(), "at-1");
+    }
+}
