@@ -406,8 +406,9 @@ fn bearer_client<P: Provider>(
 }
 
 /// `BearerAuth` in front of an API on 127.0.0.1 that answers 401 with `challenge` to every
-/// request: how many requests it saw and how many refreshes the manager made.
-async fn through_bearer_auth(challenge: &str) -> (http::StatusCode, u32, u32) {
+/// request, sent `sends` requests one after the other: how many requests the API saw and how
+/// many refreshes the manager made.
+async fn through_bearer_auth(challenge: &str, sends: u32) -> (u32, u32) {
     let header = if challenge.is_empty() {
         String::new()
     } else {
@@ -419,30 +420,45 @@ async fn through_bearer_auth(challenge: &str) -> (http::StatusCode, u32, u32) {
         )
         .into_boxed_str(),
     );
-    let (api, requests) = scripted_endpoint((0..4).map(|_| Reply::once(answer)).collect()).await;
+    let replies = (0..2 * sends).map(|_| Reply::once(answer)).collect();
+    let (api, requests) = scripted_endpoint(replies).await;
     let provider = Answering {
         access: "at-1",
         calls: AtomicU32::new(0),
     };
     let subject = Subject::new(provider, false).await;
     let client = bearer_client(&subject.manager);
-    let response = client.get(api.join("pay").unwrap()).send().await.unwrap();
+    for _ in 0..sends {
+        let response = client.get(api.join("pay").unwrap()).send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            http::StatusCode::UNAUTHORIZED,
+            "{challenge}"
+        );
+    }
     let refreshes = subject.manager.provider().calls.load(Ordering::SeqCst);
-    (
-        response.status(),
-        requests.load(Ordering::SeqCst),
-        refreshes,
-    )
+    (requests.load(Ordering::SeqCst), refreshes)
 }
 
 #[tokio::test]
 async fn bearer_auth_refreshes_for_a_401_only_when_the_token_may_be_the_reason() {
     for (challenge, refreshed) in CHALLENGES {
-        let (status, requests, refreshes) = through_bearer_auth(challenge).await;
-        assert_eq!(status, http::StatusCode::UNAUTHORIZED, "{challenge}");
         let expected = if refreshed { (2, 1) } else { (1, 0) };
-        assert_eq!((requests, refreshes), expected, "{challenge}");
+        assert_eq!(
+            through_bearer_auth(challenge, 1).await,
+            expected,
+            "{challenge}"
+        );
     }
+}
+
+/// An API that answers 401 to every token: the first request is refreshed for and resent
+/// once; the token obtained after that 401 is refused too, and it is not refreshed again:
+/// each later request is sent once and its 401 returned, with no refresh and no loop.
+#[tokio::test]
+async fn bearer_auth_against_an_api_refusing_every_token_refreshes_once_in_all() {
+    let challenge = r#"Bearer error="invalid_token""#;
+    assert_eq!(through_bearer_auth(challenge, 5).await, (6, 1));
 }
 
 #[tokio::test]
