@@ -256,6 +256,49 @@ fn error_params(challenges: &str) -> Vec<&str> {
     errors
 }
 
+#[cfg(all(test, any(feature = "middleware", feature = "tower")))]
+mod challenge_tests {
+    /// The `error` auth-params of challenges, odd ones included: never a panic, and no
+    /// error read out of a quoted string.
+    #[test]
+    fn error_params_are_read_outside_quoted_strings_only() {
+        let table: &[(&str, &[&str])] = &[
+            (
+                r#"Bearer error="insufficient_scope""#,
+                &["insufficient_scope"],
+            ),
+            (
+                r#"Bearer realm="a,b", Error = invalid_token"#,
+                &["invalid_token"],
+            ),
+            (
+                r#"Basic realm="x", Bearer error="a", error="b""#,
+                &["a", "b"],
+            ),
+            (
+                r#"Bearer realm="error=\"x\"", error_description="error=y""#,
+                &[],
+            ),
+            (r#"Bearer error=""#, &[""]),
+            (r#"Bearer error="\"#, &[""]),
+            (r#"Bearer error="a\"b""#, &[r#"a\"b"#]),
+            ("Bearer error=", &[""]),
+            ("Bearer error", &[]),
+            ("=error", &[]),
+            ("abc==, error=x", &["x"]),
+            ("", &[]),
+            ("\"", &[]),
+            ("\\", &[]),
+            (",,,", &[]),
+        ];
+        for (challenges, errors) in table {
+            assert_eq!(super::error_params(challenges), *errors, "{challenges:?}");
+        }
+        let long = "\"".repeat(10_000) + "error=x";
+        assert_eq!(super::error_params(&long), ["x"]);
+    }
+}
+
 #[cfg(any(feature = "middleware", feature = "tower"))]
 fn default_port(scheme: &str) -> u16 {
     if scheme.eq_ignore_ascii_case("https") {
