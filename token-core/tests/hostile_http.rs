@@ -592,3 +592,38 @@ async fn an_unsendable_access_token_found_in_the_store_is_refreshed_not_served()
         assert_eq!(served.expose_secret(), "at-1");
     }
 }
+
+/// A success answer nested twenty thousand deep (under the 1 MiB body limit), in the
+/// token's place, beside it and in an error's place: a typed error, never a stack overflow.
+#[test]
+fn a_deeply_nested_answer_is_a_typed_error_not_a_stack_overflow() {
+    use token_core::codec::decode_response;
+    use token_core::oauth::RefreshTokenGrant;
+    let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
+    let bodies = [
+        format!(r#"{{"access_token":{deep}}}"#),
+        format!(r#"{{"access_token":"at-CANARY","extra":{deep}}}"#),
+        format!(r#"{{"error":{deep}}}"#),
+        format!(r#"{{"error":"invalid_grant","error_description":{deep}}}"#),
+        deep.clone(),
+    ];
+    for status in [200, 400, 503] {
+        for body in &bodies {
+            let response = http::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(body.clone().into_bytes())
+                .unwrap();
+            let now = time::OffsetDateTime::now_utc();
+            let result = decode_response::<RefreshTokenGrant>(&response, now, &[]);
+            let error = result.expect_err("no token in a nested answer");
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains("CANARY"), "{shown}");
+            assert!(
+                shown.len() < 20_000,
+                "{status}: {} bytes shown",
+                shown.len()
+            );
+        }
+    }
+}
