@@ -177,19 +177,20 @@ async fn an_unsendable_token_is_refused_by_insert() {
 /// A token endpoint on 127.0.0.1 that answers its `n`th connection with `replies[n]` (a
 /// raw HTTP/1.1 answer, then `close`s it or, if not, holds it open), after reading the
 /// request; connections past the script are closed unanswered. Returns its base URL and
-/// how many connections it accepted.
-async fn scripted_endpoint(replies: Vec<Reply>) -> (url::Url, Arc<AtomicU32>) {
+/// what it saw.
+async fn scripted_endpoint(replies: Vec<Reply>) -> (url::Url, Arc<Seen>) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = url::Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
-    let accepted = Arc::new(AtomicU32::new(0));
-    let counter = accepted.clone();
+    let accepted = Arc::new(Seen::default());
+    let seen = accepted.clone();
     tokio::spawn(async move {
         for reply in replies {
             let Ok((mut stream, _)) = listener.accept().await else {
                 return;
             };
-            counter.fetch_add(1, Ordering::SeqCst);
+            seen.connections.fetch_add(1, Ordering::SeqCst);
+            let seen = seen.clone();
             tokio::spawn(async move {
                 // The whole request: its head, then as many body bytes as it declared.
                 let mut request = Vec::new();
@@ -203,6 +204,9 @@ async fn scripted_endpoint(replies: Vec<Reply>) -> (url::Url, Arc<AtomicU32>) {
                         break;
                     }
                 }
+                let head = request.split(|b| *b == b'\n').skip(1);
+                let lines = head.map(|line| String::from_utf8_lossy(line).trim_end().to_owned());
+                seen.headers.lock().unwrap().push(lines.collect());
                 for (chunk, pause) in reply.chunks {
                     if stream.write_all(&chunk).await.is_err() {
                         return;
@@ -216,6 +220,31 @@ async fn scripted_endpoint(replies: Vec<Reply>) -> (url::Url, Arc<AtomicU32>) {
         }
     });
     (url, accepted)
+}
+
+/// What a scripted endpoint saw: its connections, and each request's header lines (up to
+/// the blank line and the body after it).
+#[derive(Default)]
+struct Seen {
+    connections: AtomicU32,
+    headers: Mutex<Vec<Vec<String>>>,
+}
+
+impl Seen {
+    fn count(&self) -> u32 {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// The values of the `name` header lines of every request, in order.
+    fn header(&self, name: &str) -> Vec<String> {
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        let requests = self.headers.lock().unwrap();
+        let lines = requests.iter().flatten();
+        lines
+            .filter(|line| line.to_ascii_lowercase().starts_with(&prefix))
+            .map(|line| line[prefix.len()..].trim().to_owned())
+            .collect()
+    }
 }
 
 /// Whether `request` holds a whole HTTP/1.1 request with a `Content-Length` body.
@@ -249,7 +278,15 @@ impl Reply {
 
     /// A 200 with a fresh pair, `at-new` and `rt-new`.
     fn tokens() -> Self {
-        let body = r#"{"access_token":"at-new","refresh_token":"rt-new","expires_in":3600}"#;
+        Self::tokens_of_type("Bearer")
+    }
+
+    /// A 200 with a fresh pair, `at-new` and `rt-new`, of `token_type` (JSON-escaped).
+    fn tokens_of_type(token_type: &str) -> Self {
+        let body = format!(
+            r#"{{"access_token":"at-new","refresh_token":"rt-new","expires_in":3600,"token_type":{}}}"#,
+            serde_json::Value::from(token_type)
+        );
         Self::once(&format!(
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
@@ -282,6 +319,7 @@ impl Provider for Grant {
         let mut set = TokenSet::new(answer.access_token);
         set.refresh_token = answer.refresh_token;
         set.access_expires_at = answer.access_expires_at;
+        set.token_type = answer.token_type;
         Ok(set)
     }
 }
@@ -291,7 +329,7 @@ impl Provider for Grant {
 async fn over_socket(
     replies: Vec<Reply>,
     reuse: std::time::Duration,
-) -> (Subject<Grant>, Arc<AtomicU32>) {
+) -> (Subject<Grant>, Arc<Seen>) {
     let (base, accepted) = scripted_endpoint(replies).await;
     let retry = RetryPolicy::default().with_backoff(MILLISECOND, MILLISECOND);
     let config = ManagerConfig::default().with_retry(retry);
@@ -311,13 +349,13 @@ async fn a_final_1xx_answer_is_an_unknown_outcome_asked_again_inside_the_reuse_w
         over_socket(vec![Reply::once(switching), Reply::tokens()], reuse).await;
     let token = subject.manager.access_token(SESSION).await.unwrap();
     assert_eq!(token.expose_secret(), "at-new");
-    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    assert_eq!(accepted.count(), 2);
     // Without a reuse window: an unknown outcome, no verdict, the pair kept.
     let (subject, accepted) =
         over_socket(vec![Reply::once(switching)], std::time::Duration::ZERO).await;
     let error = subject.manager.access_token(SESSION).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{error}");
-    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(accepted.count(), 1);
     assert_eq!(subject.stored().await, ("at-0".into(), Some("rt-0".into())));
     assert!(!subject.events().contains("ReauthRequired"));
 }
@@ -356,13 +394,13 @@ async fn an_answer_cut_or_dripped_is_asked_again_inside_the_reuse_window_never_a
             "{what}: {:?}",
             started.elapsed()
         );
-        assert_eq!(accepted.load(Ordering::SeqCst), 2, "{what}");
+        assert_eq!(accepted.count(), 2, "{what}");
 
         let (subject, accepted) = over_socket(vec![fault()], std::time::Duration::ZERO).await;
         let error = subject.manager.access_token(SESSION).await.unwrap_err();
         assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{what}: {error}");
         assert!(!format!("{error} {error:?}").contains("CANARY"), "{what}");
-        assert_eq!(accepted.load(Ordering::SeqCst), 1, "{what}");
+        assert_eq!(accepted.count(), 1, "{what}");
         assert_eq!(subject.stored().await, ("at-0".into(), Some("rt-0".into())));
         assert!(!subject.events().contains("ReauthRequired"), "{what}");
     }
@@ -437,7 +475,7 @@ async fn through_bearer_auth(challenge: &str, sends: u32) -> (u32, u32) {
         );
     }
     let refreshes = subject.manager.provider().calls.load(Ordering::SeqCst);
-    (requests.load(Ordering::SeqCst), refreshes)
+    (requests.count(), refreshes)
 }
 
 #[tokio::test]
@@ -524,18 +562,18 @@ async fn bearer_auth_returns_the_401_of_a_body_it_cannot_resend_and_refreshes_on
     let url = api.join("pay").unwrap();
     let response = client.post(url.clone()).body(stream).send().await.unwrap();
     assert_eq!(response.status(), http::StatusCode::UNAUTHORIZED);
-    assert_eq!(requests.load(Ordering::SeqCst), 1);
+    assert_eq!(requests.count(), 1);
     assert_eq!(subject.manager.provider().calls.load(Ordering::SeqCst), 1);
     let response = client.get(url).send().await.unwrap();
     assert_eq!(response.status(), http::StatusCode::OK);
-    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    assert_eq!(requests.count(), 2);
     assert_eq!(subject.manager.provider().calls.load(Ordering::SeqCst), 1);
     let served = subject.manager.access_token(SESSION).await.unwrap();
     assert_eq!(served.expose_secret(), "at-1");
 }
 
 /// Access tokens that are odd but can travel in a header (100 KB, non-ASCII bytes, inner
-/// spaces and `=`) are sent by `BearerAuth` over a socket: no panic, no error of ours.
+/// spaces and `=`) are sent whole by `BearerAuth` over a socket: no panic, no error of ours.
 #[tokio::test]
 async fn an_odd_but_sendable_access_token_is_sent() {
     let huge: &'static str = Box::leak("a".repeat(100 * 1024).into_boxed_str());
@@ -550,7 +588,10 @@ async fn an_odd_but_sendable_access_token_is_sent() {
         let client = bearer_client(&subject.manager);
         let response = client.get(api.join("balance").unwrap()).send().await;
         assert_eq!(response.unwrap().status(), http::StatusCode::OK);
-        assert_eq!(requests.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            requests.header("authorization"),
+            [format!("Bearer {access}")]
+        );
     }
 }
 
@@ -586,7 +627,7 @@ async fn an_unsendable_access_token_found_in_the_store_is_refreshed_not_served()
             http::StatusCode::OK,
             "{access:?}"
         );
-        assert_eq!(requests.load(Ordering::SeqCst), 1);
+        assert_eq!(requests.count(), 1);
         assert_eq!(manager.provider().calls.load(Ordering::SeqCst), 1);
         let served = manager.access_token(SESSION).await.unwrap();
         assert_eq!(served.expose_secret(), "at-1");
@@ -625,5 +666,29 @@ fn a_deeply_nested_answer_is_a_typed_error_not_a_stack_overflow() {
                 shown.len()
             );
         }
+    }
+}
+
+/// A token type no header could carry (CR/LF, NUL, non-ASCII, 100 KB) is kept as the
+/// provider sent it, with the pair, and never sent: `BearerAuth` writes `Bearer` and the
+/// token, one header, nothing injected.
+#[tokio::test]
+async fn a_hostile_token_type_is_kept_and_never_sent() {
+    let huge = "B".repeat(100 * 1024);
+    for token_type in ["Bearer\r\nX-Injected: 1", "Bearer\0", "Bäärer", &huge] {
+        let reuse = std::time::Duration::ZERO;
+        let (subject, _) = over_socket(vec![Reply::tokens_of_type(token_type)], reuse).await;
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let (api, seen) = scripted_endpoint(vec![Reply::once(ok)]).await;
+        let response = bearer_client(&subject.manager).get(api).send().await;
+        assert_eq!(response.unwrap().status(), http::StatusCode::OK);
+        assert_eq!(seen.header("authorization"), ["Bearer at-new"]);
+        assert_eq!(seen.header("x-injected"), Vec::<String>::new());
+        let set = subject.manager.token_set(SESSION).await.unwrap();
+        assert_eq!(set.token_type.as_deref(), Some(token_type));
+        assert_eq!(
+            subject.stored().await,
+            ("at-new".into(), Some("rt-new".into()))
+        );
     }
 }
