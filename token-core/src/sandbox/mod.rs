@@ -806,4 +806,6 @@ impl Shared {
 }
 
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod tests;

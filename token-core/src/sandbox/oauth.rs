@@ -168,9 +168,20 @@ impl Handler for AuthorizeHandler {
             Ok(query) => query,
             Err(error) => return Refusal::from(error).answer::<OAuthError>(),
         };
-        let subject = url::form_urlencoded::parse(raw.as_bytes())
-            .find(|(name, _)| name == "login_hint")
-            .map_or_else(|| "sandbox-user".to_owned(), |(_, hint)| hint.into_owned());
+        let mut hints = url::form_urlencoded::parse(raw.as_bytes())
+            .filter(|(name, _)| name == "login_hint")
+            .map(|(_, hint)| hint);
+        let subject = match (hints.next(), hints.next()) {
+            (_, Some(_)) => {
+                return Refusal::new(
+                    RefusalReason::BadRequest,
+                    "parameter `login_hint` is repeated",
+                )
+                .answer::<OAuthError>();
+            }
+            (Some(hint), None) => hint.into_owned(),
+            (None, None) => "sandbox-user".to_owned(),
+        };
         let grant = CodeGrant::new(query.client_id, subject)
             .with_redirect_uri(query.redirect_uri.clone())
             .with_challenge(query.code_challenge)
