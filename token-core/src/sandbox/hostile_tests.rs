@@ -118,3 +118,171 @@ async fn a_panicking_handler_is_answered_500_and_the_sandbox_keeps_serving() {
     }
     assert_eq!(running.calls("/boom"), 4);
 }
+
+/// Sends `bytes` on a new connection and reads until the sandbox closes it; `None` if it
+/// stays open for an hour of tokio's (paused) clock.
+async fn raw_exchange(running: &RunningSandbox, bytes: &[u8]) -> Option<Vec<u8>> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(running.addr())
+        .await
+        .unwrap();
+    let exchange = async {
+        // The sandbox may refuse before it has read everything: a failed write is its answer.
+        let _ = stream.write_all(bytes).await;
+        let mut answer = Vec::new();
+        let mut buf = [0; 4096];
+        for _ in 0..10_000 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return answer,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+        panic!("the sandbox kept writing");
+    };
+    tokio::time::timeout(Duration::from_secs(3600), exchange)
+        .await
+        .ok()
+}
+
+/// Requests that hyper itself refuses or that try to reach past the routes: each is answered
+/// (never held open), none reaches a handler it should not, and the sandbox serves on. A body
+/// framed both by `Content-Length` and chunked is read chunked and its connection closed, so
+/// a request hidden after it (smuggled past a proxy that reads `Content-Length`) never runs.
+#[tokio::test(start_paused = true)]
+async fn malformed_http_is_answered_and_closed_and_smuggles_nothing() {
+    let running = Sandbox::builder()
+        .read_timeout(Duration::from_secs(5))
+        .start()
+        .await
+        .unwrap();
+    let big_header = format!(
+        "GET /api/me HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
+    let many: String = (0..300).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many = format!("GET /api/me HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    let huge_method = format!(
+        "{} /token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "M".repeat(60_000)
+    );
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("a 1 MiB header", big_header.into_bytes(), "431"),
+        ("300 headers", many.into_bytes(), "431"),
+        (
+            "Content-Length and chunked",
+            b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /api/smuggled HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            "400",
+        ),
+        (
+            "two Content-Lengths",
+            b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde".to_vec(),
+            "400",
+        ),
+        ("not HTTP", b"\x00\xff\xfe garbage\r\n\r\n".to_vec(), "400"),
+        (
+            "a path that is not UTF-8",
+            b"GET /api/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            "400",
+        ),
+        (
+            "asterisk form",
+            b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+            "404",
+        ),
+        (
+            "CONNECT",
+            b"CONNECT evil.example:443 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+            "404",
+        ),
+        ("a 60 kB method", huge_method.into_bytes(), "405"),
+        (
+            "a dot segment out of /api/",
+            b"POST /api/../token HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            "401",
+        ),
+    ];
+    for (name, bytes, status) in cases {
+        let answer = raw_exchange(&running, &bytes)
+            .await
+            .unwrap_or_else(|| panic!("{name}: the connection was held open"));
+        let shown = String::from_utf8_lossy(&answer[..answer.len().min(200)]).into_owned();
+        assert!(
+            shown.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{name}: {shown}"
+        );
+    }
+    assert_eq!(running.calls("/api/smuggled"), 0);
+    assert_eq!(running.calls("/api/.."), 0);
+    let answer = raw_exchange(
+        &running,
+        b"GET /api/me HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 401 "), "still serving");
+}
+
+fn form_post(
+    running: &RunningSandbox,
+    path_and_query: &str,
+    body: String,
+) -> http::Request<Vec<u8>> {
+    http::Request::builder()
+        .method(Method::POST)
+        .uri(running.url(path_and_query).as_str())
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body.into_bytes())
+        .unwrap()
+}
+
+/// RFC 6749 section 3.1: a parameter of the token request also sent in the query is sent
+/// twice; whoever read the query (a proxy, a log, a rate limiter keyed on the token) saw
+/// another request than the one served. Refused, rotating nothing.
+#[tokio::test]
+async fn a_token_parameter_also_in_the_query_is_refused_and_rotates_nothing() {
+    let running = Sandbox::builder().start().await.unwrap();
+    let set = running.issue("alice").await.unwrap();
+    let token = set.refresh_token.clone().unwrap();
+    let token = token.expose_secret();
+    let client = running.client();
+    let body = format!("grant_type=refresh_token&refresh_token={token}");
+    for query in [
+        "refresh_token=rt_other",
+        "grant_type=refresh_token",
+        "grant_type=client_credentials",
+    ] {
+        let answer = client
+            .send(form_post(
+                &running,
+                &format!("/token?{query}"),
+                body.clone(),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{query}");
+        let text = String::from_utf8_lossy(answer.body()).into_owned();
+        assert_eq!(json(&answer)["error"], "invalid_request", "{query}: {text}");
+        assert!(!text.contains(token), "{query}: {text}");
+    }
+    let answer = client
+        .send(form_post(
+            &running,
+            "/token",
+            format!("grant_type=refresh_token&{body}"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        json(&answer)["error_description"],
+        "parameter `grant_type` is repeated"
+    );
+    // Nothing rotated: the body alone still refreshes.
+    let answer = client
+        .send(form_post(&running, "/token", body))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+}

@@ -124,21 +124,15 @@ impl Handler for TokenHandler {
         request: http::Request<Vec<u8>>,
         cx: &SandboxContext,
     ) -> http::Response<Vec<u8>> {
-        #[derive(serde::Deserialize)]
-        struct GrantType {
-            grant_type: Option<String>,
-        }
-        let grant_type = serde_urlencoded::from_bytes::<GrantType>(request.body())
-            .ok()
-            .and_then(|form| form.grant_type);
-        let mut response = match grant_type.as_deref() {
-            Some("refresh_token") => self.refresh.handle(request, cx).await,
-            Some("client_credentials") => self.client_credentials.handle(request, cx).await,
-            Some("authorization_code") => self.authorization_code.handle(request, cx).await,
-            None | Some("") => {
+        let mut response = match grant_type(&request).as_ref().map(Option::as_deref) {
+            Err(refusal) => refusal.answer::<OAuthError>(),
+            Ok(Some("refresh_token")) => self.refresh.handle(request, cx).await,
+            Ok(Some("client_credentials")) => self.client_credentials.handle(request, cx).await,
+            Ok(Some("authorization_code")) => self.authorization_code.handle(request, cx).await,
+            Ok(None | Some("")) => {
                 Refusal::new(RefusalReason::BadRequest, "missing grant_type").answer::<OAuthError>()
             }
-            Some(_) => crate::codec::encode_error(&OAuthError::new(
+            Ok(Some(_)) => crate::codec::encode_error(&OAuthError::new(
                 OAuthCode::UnsupportedGrantType,
                 "supported: refresh_token, client_credentials, authorization_code",
             )),
@@ -147,6 +141,52 @@ impl Handler for TokenHandler {
         response
     }
 }
+
+/// The `grant_type` of a token request's form body. RFC 6749 section 3.1: no parameter may be
+/// sent more than once, so a second `grant_type`, or a body parameter the query names too
+/// (whoever read the query, a proxy or a log, saw another request than the one served), is
+/// refused as `invalid_request` before any grant runs.
+fn grant_type(request: &http::Request<Vec<u8>>) -> Result<Option<String>, Refusal> {
+    let body: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(request.body()).unwrap_or_default();
+    let query = request.uri().query().unwrap_or_default();
+    let in_query = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| body.iter().any(|(own, _)| own == name));
+    if let Some((name, _)) = in_query {
+        // Named when it is one of RFC 6749's: any other name is the sender's text.
+        let name = TOKEN_PARAMETERS
+            .iter()
+            .find(|known| **known == name)
+            .map_or_else(
+                || "a body parameter".to_owned(),
+                |known| format!("parameter `{known}`"),
+            );
+        return Err(Refusal::new(
+            RefusalReason::BadRequest,
+            format!("{name} is sent in both the query and the body"),
+        ));
+    }
+    let mut grant_types = body.into_iter().filter(|(name, _)| name == "grant_type");
+    match (grant_types.next(), grant_types.next()) {
+        (_, Some(_)) => Err(Refusal::new(
+            RefusalReason::BadRequest,
+            "parameter `grant_type` is repeated",
+        )),
+        (grant_type, None) => Ok(grant_type.map(|(_, value)| value)),
+    }
+}
+
+/// The token request parameters of RFC 6749 and RFC 7636.
+const TOKEN_PARAMETERS: [&str; 8] = [
+    "grant_type",
+    "refresh_token",
+    "client_id",
+    "client_secret",
+    "scope",
+    "code",
+    "redirect_uri",
+    "code_verifier",
+];
 
 /// `GET /authorize`: approves at once, for the user named by `login_hint` (default
 /// `sandbox-user`), and redirects (302) to `redirect_uri` with `code` and `state`; without a
