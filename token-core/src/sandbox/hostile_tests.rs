@@ -286,3 +286,50 @@ async fn a_token_parameter_also_in_the_query_is_refused_and_rotates_nothing() {
         .unwrap();
     assert_eq!(answer.status(), StatusCode::OK);
 }
+
+/// RFC 6749 section 2.3: a client uses one authentication method per request. HTTP Basic
+/// naming one client and a body `client_id` naming another is no choice between them: the
+/// token endpoint refuses it, whatever the grant, issuing and rotating nothing.
+#[tokio::test]
+async fn a_token_request_naming_two_clients_is_refused() {
+    let running = Sandbox::builder().start().await.unwrap();
+    let client = running.client();
+    let basic = crate::oauth::BasicCredentials::new("app-1", crate::secret::ClientSecret::new("s"))
+        .to_header();
+    let with_basic = |body: String| {
+        let mut request = form_post(&running, "/token", body);
+        request.headers_mut().insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::try_from(basic.as_str()).unwrap(),
+        );
+        request
+    };
+    let issued = client
+        .send(with_basic("grant_type=client_credentials".into()))
+        .await
+        .unwrap();
+    assert_eq!(issued.status(), StatusCode::OK);
+    let token = json(&issued)["refresh_token"].as_str().unwrap().to_owned();
+    for (grant, body) in [
+        (
+            "refresh_token",
+            format!("grant_type=refresh_token&refresh_token={token}&client_id=app-2"),
+        ),
+        (
+            "client_credentials",
+            "grant_type=client_credentials&client_id=app-2".to_owned(),
+        ),
+    ] {
+        let answer = client.send(with_basic(body)).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{grant}");
+        assert_eq!(json(&answer)["error"], "invalid_request", "{grant}");
+    }
+    // The same client named both ways is one client; the pair was not rotated above.
+    let answer = client
+        .send(with_basic(format!(
+            "grant_type=refresh_token&refresh_token={token}&client_id=app-1"
+        )))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+}

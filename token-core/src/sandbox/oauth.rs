@@ -25,8 +25,8 @@ use super::{Handler, SandboxBuilder, SandboxContext, json_response};
 use crate::codec::RefusalReason;
 use crate::issuer::{CodeExchange, CodeGrant, IssuerError};
 use crate::oauth::{
-    AuthorizationCodeGrant, AuthorizeQuery, ClientCredentialsGrant, OAuthCode, OAuthError,
-    RefreshTokenGrant,
+    AuthorizationCodeGrant, AuthorizeQuery, ClientAuthentication, ClientCredentialsGrant,
+    OAuthCode, OAuthError, RefreshTokenGrant,
 };
 
 /// The prefix of the protected API.
@@ -52,8 +52,8 @@ pub fn routes_at(
 /// client id, accepting any client secret (this is a sandbox); `authorization_code` redeems a
 /// code of [`AuthorizeHandler`] ([`Issuer::redeem_code`](crate::issuer::Issuer::redeem_code):
 /// once, by its client, with its redirect URI and PKCE verifier); `refresh_token` rotates
-/// for the client the request names, in HTTP Basic or the body
-/// ([`Issuer::refresh_for`](crate::issuer::Issuer::refresh_for); without one,
+/// for the client the request names, in HTTP Basic or the body (a request naming one client
+/// in each is refused) ([`Issuer::refresh_for`](crate::issuer::Issuer::refresh_for); without one,
 /// [`Issuer::refresh`](crate::issuer::Issuer::refresh)): a pair either of the other grants
 /// issued is refreshed only by its own client, and refused to any other as `invalid_grant`,
 /// like an unknown refresh token. Answers carry `Cache-Control: no-store`.
@@ -70,7 +70,7 @@ impl Default for TokenHandler {
                 |grant: RefreshTokenGrant, cx: SandboxContext| async move {
                     let token = grant.refresh_token.expose_secret();
                     let issuer = cx.issuer();
-                    Ok(match grant.client.client_id() {
+                    Ok(match client_of(&grant.client)? {
                         Some(client) => issuer.refresh_for(token, client).await?,
                         None => issuer.refresh(token).await?,
                     })
@@ -78,12 +78,14 @@ impl Default for TokenHandler {
             ),
             client_credentials: ServeEndpoint::new(
                 |grant: ClientCredentialsGrant, cx: SandboxContext| async move {
-                    let client = grant.client.client_id().map(str::to_owned).ok_or_else(|| {
-                        Refusal::new(
-                            RefusalReason::UnknownClient,
-                            "missing client authentication",
-                        )
-                    })?;
+                    let client = client_of(&grant.client)?
+                        .map(str::to_owned)
+                        .ok_or_else(|| {
+                            Refusal::new(
+                                RefusalReason::UnknownClient,
+                                "missing client authentication",
+                            )
+                        })?;
                     Ok(cx
                         .issuer()
                         .issue_for(client.clone(), client, json!({}))
@@ -92,7 +94,7 @@ impl Default for TokenHandler {
             ),
             authorization_code: ServeEndpoint::new(
                 |grant: AuthorizationCodeGrant, cx: SandboxContext| async move {
-                    let client = grant.client.client_id().ok_or_else(|| {
+                    let client = client_of(&grant.client)?.ok_or_else(|| {
                         Refusal::new(
                             RefusalReason::UnknownClient,
                             "missing client authentication",
@@ -139,6 +141,19 @@ impl Handler for TokenHandler {
         };
         no_store(&mut response);
         response
+    }
+}
+
+/// The client a token request names, in HTTP Basic or the body. Naming two (RFC 6749
+/// section 2.3: one authentication method per request) is refused as `invalid_request`,
+/// not settled by taking one of them; the same client named both ways is that client.
+fn client_of(client: &ClientAuthentication) -> Result<Option<&str>, Refusal> {
+    match (client.basic_user.as_deref(), client.client_id.as_deref()) {
+        (Some(basic), Some(body)) if basic != body => Err(Refusal::new(
+            RefusalReason::BadRequest,
+            "the request names one client in HTTP Basic and another in the body",
+        )),
+        (basic, body) => Ok(basic.or(body)),
     }
 }
 
