@@ -100,3 +100,29 @@ async fn a_body_over_64_kib_is_refused_unread_and_stores_nothing() {
     assert_eq!(app.oneshot(request).await.unwrap().status(), 200);
     assert!(!store.is_empty());
 }
+
+/// `Request-Reference-No` twice (two values) is no choice between them: whoever keyed
+/// Maya's retries on the other one (a proxy, a log) would see another session. Refused as
+/// a malformed POST, storing nothing; the same POST with one header is stored.
+#[tokio::test]
+async fn a_repeated_request_reference_is_refused_and_stores_nothing() {
+    let store = Arc::new(MemoryStore::new());
+    let receiver = SessionReceiver::new(manager(store.clone()));
+    let tokens =
+        TokenSet::new(AccessToken::new("at-1")).with_refresh_token(RefreshToken::new("rt-1"));
+    let post = session_url_post("/maya/session", &tokens, START);
+    let (parts, body) = post.into_parts();
+    for second in ["ref-2", "ref-2, ref-3"] {
+        let mut twice = http::Request::from_parts(parts.clone(), body.clone());
+        twice.headers_mut().append(
+            "Request-Reference-No",
+            http::HeaderValue::from_static(second),
+        );
+        let answer = receiver.receive(twice).await;
+        assert_eq!(answer.status(), 400, "{second}");
+        assert!(store.is_empty(), "{second}: nothing stored");
+    }
+    let once = http::Request::from_parts(parts, body);
+    assert_eq!(receiver.receive(once).await.status(), 200);
+    assert!(!store.is_empty());
+}
