@@ -588,7 +588,7 @@ pub(crate) fn too_large() -> http::Response<Vec<u8>> {
     )
 }
 
-fn refuse(status: StatusCode, description: &str) -> http::Response<Vec<u8>> {
+pub(crate) fn refuse(status: StatusCode, description: &str) -> http::Response<Vec<u8>> {
     let mut answer = encode_error(&OAuthError::new(OAuthCode::InvalidRequest, description));
     *answer.status_mut() = status;
     answer
