@@ -788,12 +788,12 @@ impl Shared {
             }
         }
         if let Some(route) = found {
-            let path = path.to_owned();
             let handled = CatchUnwind(Box::pin(route.handler.handle(request, &self.cx))).await;
             // A handler's bug is the sandbox's failure, answered like one: the caller's task
             // (in process) and the connection (over the socket) go on.
             return handled.unwrap_or_else(|()| {
-                tracing::error!(path, "sandbox: a handler panicked; answered 500");
+                // The route as registered, not the request's path: that is the sender's text.
+                tracing::error!(route = ?route, "sandbox: a handler panicked; answered 500");
                 json_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     &serde_json::json!({"error": "server_error", "error_description": "the sandbox's handler failed"}),
