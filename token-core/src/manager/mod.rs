@@ -23,6 +23,8 @@ mod retry;
 mod session;
 mod timed;
 
+pub(crate) use refresh::CatchUnwind;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1276,8 +1276,9 @@ impl RunNotes {
     }
 }
 
-/// A future's output, or `Err` if polling it panicked.
-pub(super) struct CatchUnwind<F>(pub(super) Pin<Box<F>>);
+/// A future's output, or `Err` if polling it panicked (the sandbox answers a handler's
+/// panic with it too).
+pub(crate) struct CatchUnwind<F>(pub(crate) Pin<Box<F>>);
 
 impl<F: Future> Future for CatchUnwind<F> {
     type Output = Result<F::Output, ()>;
