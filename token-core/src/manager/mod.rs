@@ -522,9 +522,10 @@ impl<P: Provider> TokenManager<P> {
     /// Stops starting refreshes and waits, up to `within`, for those under way, for the
     /// inserts and removes under way, and for the background saves of sets (and re-auth
     /// verdicts) whose save had failed, so that a normal exit loses no token the provider
-    /// already rotated. A refresh that has spent nothing yet and is
-    /// waiting on another process (for its refresh lease, or for its save) ends at once,
-    /// its callers answered [`Error::ShuttingDown`]. Afterwards fresh tokens are still
+    /// already rotated: those are tried again at once as it begins (not after their
+    /// backoff, which may be longer than `within`), then on until the deadline. A refresh
+    /// that has spent nothing yet and is waiting on another process (for its refresh
+    /// lease, or for its save) ends at once, its callers answered [`Error::ShuttingDown`]. Afterwards fresh tokens are still
     /// served, but every call that needs a refresh fails with [`Error::ShuttingDown`].
     ///
     /// Returns [`Error::ShutdownTimedOut`] if work was still running at the deadline.

@@ -139,11 +139,16 @@ impl<P: Provider> Inner<P> {
     async fn save_retry(&self, session: &Session<P::Extras>, unsaved: &Ready<P::Extras>) {
         // Until saved, superseded or removed: this set is the only copy of a pair the
         // provider has already rotated to. `shutdown` waits for it (and says so if it must
-        // stop first).
+        // stop first): once it begins, the set is tried at once (the process may exit at
+        // its deadline, shorter than the wait), then on as before until that deadline.
         let mut attempt = 0u32;
+        let mut stopping = false;
         loop {
             attempt = attempt.saturating_add(1);
-            tokio::time::sleep(self.background_wait(attempt)).await;
+            tokio::select! {
+                () = tokio::time::sleep(self.background_wait(attempt)) => {}
+                () = self.stopping.cancelled(), if !stopping => stopping = true,
+            }
             let still_current = self
                 .state(session)
                 .and_then(|state| Ready::of(&state))
