@@ -525,10 +525,14 @@ impl<P: Provider> TokenManager<P> {
     /// already rotated: those are tried again at once as it begins (not after their
     /// backoff, which may be longer than `within`), then on until the deadline. A refresh
     /// that has spent nothing yet and is waiting on another process (for its refresh
-    /// lease, or for its save) ends at once, its callers answered [`Error::ShuttingDown`]. Afterwards fresh tokens are still
-    /// served, but every call that needs a refresh fails with [`Error::ShuttingDown`].
+    /// lease, or for its save) ends at once, its callers answered [`Error::ShuttingDown`].
+    /// Afterwards fresh tokens are still served, but every call that needs a refresh fails
+    /// with [`Error::ShuttingDown`]; inserts and removes still reach the store.
     ///
-    /// Returns [`Error::ShutdownTimedOut`] if work was still running at the deadline.
+    /// Returns [`Error::ShutdownTimedOut`] if work was still running at the deadline, and
+    /// `Ok` only when none was: a refresh asked for while `shutdown` runs is either waited
+    /// for or never starts (its callers answered [`Error::ShuttingDown`]). Called again, or
+    /// from several tasks at once, each call waits for the same work up to its own deadline.
     pub async fn shutdown(&self, within: Duration) -> Result<(), Error> {
         self.inner.closing.store(true, Ordering::SeqCst);
         self.inner.stopping.cancel();

@@ -72,3 +72,80 @@ async fn run_ready() {
         tokio::task::yield_now().await;
     }
 }
+
+/// Polls `future` once, outside any async context, with a waker that does nothing.
+fn poll_once_here<F: std::future::Future>(future: F) -> std::task::Poll<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    future.as_mut().poll(&mut cx)
+}
+
+/// A provider whose `name()`, once armed, runs `shutdown` to its end (polled once, its
+/// deadline zero) where it is called: inside the start of a refresh, after the manager
+/// looked whether it is closing.
+struct ShutsDownInName {
+    fake: Arc<Fake>,
+    armed: std::sync::atomic::AtomicBool,
+    shutdown: std::sync::OnceLock<Box<dyn Fn() -> Result<(), Error> + Send + Sync>>,
+    answered: StdMutex<Option<Result<(), Error>>>,
+}
+
+#[async_trait]
+impl Provider for Arc<ShutsDownInName> {
+    type Extras = NoExtras;
+
+    fn name(&self) -> &str {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            let answer = (self.shutdown.get().unwrap())();
+            *self.answered.lock().unwrap() = Some(answer);
+        }
+        "fake"
+    }
+
+    async fn refresh(&self, cx: &CallContext, current: &TokenSet) -> Result<TokenSet, Error> {
+        self.fake.refresh(cx, current).await
+    }
+}
+
+/// A refresh that starts while `shutdown` runs either is waited for by it, or does not
+/// start: `shutdown` never returns `Ok` with a refresh about to call the provider (whose
+/// rotated pair the exiting process would then lose).
+#[tokio::test(start_paused = true)]
+async fn a_refresh_starting_as_shutdown_runs_is_waited_for_or_never_starts() {
+    let _logs = capture_logs();
+    let h = harness(|_| {});
+    let provider = Arc::new(ShutsDownInName {
+        fake: h.fake.clone(),
+        armed: false.into(),
+        shutdown: std::sync::OnceLock::new(),
+        answered: StdMutex::new(None),
+    });
+    let manager = manager_of(&h, provider.clone(), h.store.clone());
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    let closer = manager.clone();
+    let _ = provider.shutdown.set(Box::new(move || {
+        match poll_once_here(closer.shutdown(Duration::ZERO)) {
+            std::task::Poll::Ready(answer) => answer,
+            std::task::Poll::Pending => panic!("shutdown(0) is ready at once"),
+        }
+    }));
+    provider.armed.store(true, Ordering::SeqCst);
+    let answer = manager.access_token("s").await;
+    let shut = provider.answered.lock().unwrap().take();
+    let Some(shut) = shut else {
+        panic!("the refresh named its provider before it was spawned: {answer:?}");
+    };
+    run_ready().await;
+    match shut {
+        // `shutdown` found nothing running: nothing may run after it.
+        Ok(()) => {
+            assert!(matches!(answer, Err(Error::ShuttingDown)), "{answer:?}");
+            assert_eq!(
+                h.calls(),
+                0,
+                "the provider was called after shutdown returned Ok"
+            );
+        }
+        Err(error) => assert!(matches!(error, Error::ShutdownTimedOut { .. })),
+    }
+}
