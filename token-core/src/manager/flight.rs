@@ -74,6 +74,9 @@ impl<P: Provider> Inner<P> {
         if self.closing() || self.tasks.is_closed() {
             return watch::channel(Some(Err(Error::ShuttingDown))).1;
         }
+        if let Err(error) = super::in_runtime() {
+            return watch::channel(Some(Err(error))).1;
+        }
         let id = NEXT_FLIGHT.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = watch::channel(None);
         *slot = Some(Flight { id, rx: rx.clone() });

@@ -196,6 +196,12 @@ impl<P: Provider> TokenManagerBuilder<P> {
 /// task at a time; callers arriving meanwhile wait for it or, while the current access token
 /// is still valid, keep using it.
 ///
+/// Refreshes, writes through a store other than the [`MemoryStore`] and
+/// [`shutdown`](Self::shutdown) run on the Tokio runtime of their caller, whichever it is
+/// (not necessarily the one the manager was built in, which may be gone). Outside any
+/// runtime (a future polled by another executor) they fail with [`Error::Config`]; a fresh
+/// token is served anywhere.
+///
 /// ```no_run
 /// # async fn run<P: token_core::provider::Provider>(provider: P) -> Result<(), token_core::error::Error> {
 /// use token_core::{store::FileStore, manager::TokenManager};
@@ -534,6 +540,7 @@ impl<P: Provider> TokenManager<P> {
     /// for or never starts (its callers answered [`Error::ShuttingDown`]). Called again, or
     /// from several tasks at once, each call waits for the same work up to its own deadline.
     pub async fn shutdown(&self, within: Duration) -> Result<(), Error> {
+        in_runtime()?;
         self.inner.closing.store(true, Ordering::SeqCst);
         self.inner.stopping.cancel();
         self.inner.tasks.close();
@@ -940,6 +947,7 @@ async fn to_the_end<T: Send + 'static>(
     write: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
 ) -> Result<T, Error> {
     use tracing::Instrument;
+    in_runtime()?;
     match tasks
         .spawn(write.instrument(tracing::Span::current()))
         .await
@@ -948,6 +956,20 @@ async fn to_the_end<T: Send + 'static>(
         Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
         // Cancelled only as the runtime shuts down.
         Err(_) => Err(Error::ShuttingDown),
+    }
+}
+
+/// Whether the caller runs inside a Tokio runtime, where refreshes and writes are spawned
+/// (a future polled by another executor, or by hand, is not): a typed error otherwise,
+/// rather than the panic of `tokio::spawn`.
+fn in_runtime() -> Result<(), Error> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(Error::Config(
+            "the token manager was called outside a Tokio runtime; it runs refreshes and \
+             store writes as Tokio tasks"
+                .into(),
+        )),
     }
 }
 

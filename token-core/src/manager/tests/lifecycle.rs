@@ -149,3 +149,37 @@ async fn a_refresh_starting_as_shutdown_runs_is_waited_for_or_never_starts() {
         Err(error) => assert!(matches!(error, Error::ShutdownTimedOut { .. })),
     }
 }
+
+/// Outside any runtime (a future polled by another executor, or by hand), a call that
+/// would start a refresh, write through a store, or wait for a deadline is a typed error,
+/// not a panic; a fresh token is still served.
+#[test]
+fn calls_outside_a_runtime_are_typed_errors() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let (h, shared) = runtime.block_on(async {
+        let h = harness(|_| {});
+        h.seed("fresh", HOUR).await;
+        h.seed("expired", Duration::ZERO).await;
+        (h, Arc::new(Hooked::new(SavesFail::default())))
+    });
+    let through_store = runtime.block_on(async { manager_over(&h, shared.clone()) });
+    drop(runtime);
+    let fresh = poll_once_here(h.manager.access_token("fresh"));
+    assert!(matches!(fresh, std::task::Poll::Ready(Ok(_))), "{fresh:?}");
+    let outside = |answer: std::task::Poll<Result<(), Error>>| match answer {
+        std::task::Poll::Ready(Err(Error::Config(message))) => {
+            assert!(message.contains("runtime"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    };
+    let expired = poll_once_here(h.manager.access_token("expired"));
+    outside(expired.map(|r| r.map(drop)));
+    outside(poll_once_here(through_store.insert("s", login(&h))));
+    outside(poll_once_here(through_store.remove("s")));
+    outside(poll_once_here(h.manager.shutdown(HOUR)));
+    assert_eq!(h.calls(), 0);
+}
