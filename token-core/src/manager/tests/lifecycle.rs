@@ -80,6 +80,76 @@ fn poll_once_here<F: std::future::Future>(future: F) -> std::task::Poll<F::Outpu
     future.as_mut().poll(&mut cx)
 }
 
+/// Two `shutdown`s at once, and another after them, agree: each waits for the refresh in
+/// flight (none returns before it is saved), all return `Ok`, and the pair is saved once.
+/// A zero deadline with nothing running is `Ok`; with a refresh running, it says so.
+#[tokio::test(start_paused = true)]
+async fn shutdowns_twice_and_at_once_agree_and_wait_for_the_refresh() {
+    let (h, gate, waiting) = held_refresh().await;
+    let zero = h.manager.shutdown(Duration::ZERO).await;
+    assert!(
+        matches!(zero, Err(Error::ShutdownTimedOut { pending: 1 })),
+        "{zero:?}"
+    );
+    let shutting: Vec<_> = (0..2)
+        .map(|_| {
+            let manager = h.manager.clone();
+            tokio::spawn(async move { manager.shutdown(HOUR).await })
+        })
+        .collect();
+    run_ready().await;
+    assert!(shutting.iter().all(|s| !s.is_finished()), "both wait");
+    gate.add_permits(10);
+    for shut in shutting {
+        shut.await.unwrap().unwrap();
+    }
+    assert_eq!(waiting.await.unwrap().unwrap().expose_secret(), "at-1");
+    let stored = h.stored_tokens("s").await.unwrap();
+    assert_eq!(stored.value.refresh_token.unwrap().expose_secret(), "rt-1");
+    h.manager.shutdown(Duration::ZERO).await.unwrap();
+    h.manager.shutdown(HOUR).await.unwrap();
+    assert_eq!(h.calls(), 1);
+}
+
+/// After `shutdown`, every call that would need the provider is a typed error and calls
+/// nothing; fresh tokens are served; inserts and removes still reach the store (nothing
+/// handed over is dropped).
+#[tokio::test(start_paused = true)]
+async fn calls_after_shutdown_are_typed_errors_that_call_nothing_and_lose_nothing() {
+    let h = harness(|_| {});
+    h.seed("expired", Duration::ZERO).await;
+    h.seed("fresh", HOUR).await;
+    h.manager.shutdown(Duration::ZERO).await.unwrap();
+    let shut = |r: Result<AccessToken, Error>| matches!(r, Err(Error::ShuttingDown));
+    assert!(shut(h.manager.access_token("expired").await));
+    assert!(shut(h.manager.refresh_now("fresh").await));
+    let fresh = h.manager.access_token("fresh").await.unwrap();
+    assert_eq!(fresh.expose_secret(), "at-0");
+    assert!(shut(h.manager.refresh_rejected("fresh", &fresh).await));
+    assert!(shut(h.manager.session("expired").access_token().await));
+    let first = h
+        .manager
+        .insert_refresh_token("new", RefreshToken::new("rt-new"))
+        .await;
+    assert!(shut(first));
+    let kept = h.stored_tokens("new").await.unwrap();
+    assert_eq!(kept.value.refresh_token.unwrap().expose_secret(), "rt-new");
+    h.manager.insert("later", login(&h)).await.unwrap();
+    assert_eq!(
+        h.manager
+            .access_token("later")
+            .await
+            .unwrap()
+            .expose_secret(),
+        "at-login"
+    );
+    h.manager.remove("fresh").await.unwrap();
+    assert!(h.stored("fresh").await.is_none());
+    assert_eq!(h.calls(), 0);
+    assert_eq!(h.fake.issues.load(Ordering::SeqCst), 0);
+    h.manager.shutdown(Duration::ZERO).await.unwrap();
+}
+
 /// A provider whose `name()`, once armed, runs `shutdown` to its end (polled once, its
 /// deadline zero) where it is called: inside the start of a refresh, after the manager
 /// looked whether it is closing.
@@ -182,4 +252,219 @@ fn calls_outside_a_runtime_are_typed_errors() {
     outside(poll_once_here(through_store.remove("s")));
     outside(poll_once_here(h.manager.shutdown(HOUR)));
     assert_eq!(h.calls(), 0);
+}
+
+/// A manager built in one runtime is used from another after the first is shut down
+/// (a `current_thread` one, then a multi-thread one, its calls from `spawn_blocking` and
+/// `block_in_place` too): refreshes, inserts and removes through a store with timeouts
+/// all work, and `shutdown` there waits for that runtime's work.
+#[test]
+fn a_manager_outlives_the_runtime_that_built_it() {
+    let clock = Arc::new(crate::clock::ManualClock::new(
+        datetime!(2026-01-01 00:00 UTC),
+    ));
+    let fake = Arc::new(Fake::new(clock.clone()));
+    let shared = Arc::new(MemoryStore::new());
+    let first = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let manager = first.block_on(async {
+        let store: Arc<dyn TokenStore> =
+            Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
+        let manager = TokenManager::builder(fake.clone())
+            .shared_store(store)
+            .client(NoTransport)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let set = TokenSet::new(AccessToken::new("at-0"))
+            .with_refresh_token(RefreshToken::new("rt-0"))
+            .with_access_expires_at(clock.now());
+        manager.insert("s", set).await.unwrap();
+        // A refresh in the first runtime, its lease released there.
+        assert_eq!(
+            manager.refresh_now("s").await.unwrap().expose_secret(),
+            "at-1"
+        );
+        manager
+    });
+    first.shutdown_background();
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    second.block_on(async {
+        assert_eq!(
+            manager.refresh_now("s").await.unwrap().expose_secret(),
+            "at-2"
+        );
+        manager.insert("t", login_at(&clock)).await.unwrap();
+        manager.remove("t").await.unwrap();
+    });
+    drop(second);
+    let third = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    third.block_on(async {
+        let blocking = {
+            let manager = manager.clone();
+            tokio::task::spawn_blocking(move || {
+                tokio::runtime::Handle::current().block_on(manager.refresh_now("s"))
+            })
+        };
+        assert_eq!(blocking.await.unwrap().unwrap().expose_secret(), "at-3");
+        let in_place = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(manager.refresh_now("s"))
+        });
+        assert_eq!(in_place.unwrap().expose_secret(), "at-4");
+        manager.shutdown(HOUR).await.unwrap();
+    });
+    let key = SessionKey::new("fake", "s");
+    let stored = third.block_on(shared.load(&key)).unwrap().unwrap();
+    assert_eq!(refresh_of(&stored), "rt-4");
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 4);
+}
+
+fn login_at(clock: &crate::clock::ManualClock) -> TokenSet {
+    TokenSet::new(AccessToken::new("at-login"))
+        .with_refresh_token(RefreshToken::new("rt-login"))
+        .with_access_expires_at(clock.now() + HOUR)
+}
+
+/// A manager dropped (every clone, its callers gone) while its refresh is at the provider:
+/// the refresh runs on, its pair is saved and its lease given back.
+#[tokio::test(start_paused = true)]
+async fn a_manager_dropped_during_a_refresh_still_saves_the_pair_and_gives_the_lease_back() {
+    let (h, gate, waiting) = held_refresh().await;
+    let Harness {
+        fake,
+        manager,
+        store,
+        ..
+    } = h;
+    waiting.abort();
+    drop(manager);
+    gate.add_permits(10);
+    let key = SessionKey::new("fake", "s");
+    let mut saved = false;
+    for _ in 0..1000 {
+        let found = store.load(&key).await.unwrap().unwrap();
+        if refresh_of(&found) == "rt-1" {
+            saved = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(saved, "the rotated pair is saved");
+    run_ready().await;
+    assert_eq!(
+        store.acquire_lease(&key, "another", HOUR).await.unwrap(),
+        Lease::Acquired,
+        "and the lease given back"
+    );
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+}
+
+/// A manager dropped while a failed save is tried again in the background: it goes on
+/// until the store answers, saves the pair and gives the lease back.
+#[tokio::test(start_paused = true)]
+async fn a_manager_dropped_during_a_background_save_still_saves_the_pair() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let (shared, store, manager) = over_failing_saves(&h, Duration::from_secs(1)).await;
+    store.saves_fail.store(true, Ordering::SeqCst);
+    // The last clone dropped inside a spawned task, with its answer.
+    let answer = tokio::spawn(async move {
+        let answer = manager.access_token("s").await;
+        drop(manager);
+        answer
+    });
+    assert_eq!(answer.await.unwrap().unwrap().expose_secret(), "at-1");
+    tokio::time::advance(Duration::from_secs(5)).await;
+    run_ready().await;
+    store.saves_fail.store(false, Ordering::SeqCst);
+    tokio::time::advance(Duration::from_secs(2)).await;
+    run_ready().await;
+    let key = SessionKey::new("fake", "s");
+    let stored = shared.load(&key).await.unwrap().unwrap();
+    assert_eq!(refresh_of(&stored), "rt-1", "the rotated pair is saved");
+    assert_eq!(
+        shared.acquire_lease(&key, "another", HOUR).await.unwrap(),
+        Lease::Acquired,
+        "and the lease given back"
+    );
+}
+
+/// A subscriber that never reads, one dropped, and an `on_event` hook that takes and drops
+/// a handle on the session and subscribes (the manager's own sync calls, from inside a
+/// refresh) neither block nor lose a refresh: more refreshes than the channel holds all complete and are
+/// saved; the slow receiver learns it lagged.
+#[tokio::test(start_paused = true)]
+async fn slow_dropped_and_reentrant_subscribers_do_not_hold_a_refresh() {
+    let h = harness(|_| {});
+    let manager_slot: Arc<std::sync::OnceLock<TokenManager<Arc<Fake>>>> = Default::default();
+    let hooked = TokenManager::builder(h.fake.clone())
+        .shared_store(h.store.clone())
+        .client(NoTransport)
+        .clock(Arc::new(h.clock))
+        .on_event({
+            let slot = manager_slot.clone();
+            move |_| {
+                if let Some(manager) = slot.get() {
+                    drop(manager.session("s"));
+                    drop(manager.session("nobody"));
+                    drop(manager.subscribe());
+                }
+            }
+        })
+        .build()
+        .unwrap();
+    let _ = manager_slot.set(hooked.clone());
+    let mut slow = hooked.subscribe();
+    drop(hooked.subscribe());
+    hooked.insert("s", expired_pair(&h)).await.unwrap();
+    for n in 1..=1100 {
+        let token = hooked.refresh_now("s").await.unwrap();
+        assert_eq!(token.expose_secret(), format!("at-{n}"));
+    }
+    assert_eq!(refresh_of(&h.stored("s").await.unwrap()), "rt-1100");
+    assert!(matches!(
+        slow.try_recv(),
+        Err(broadcast::error::TryRecvError::Lagged(_))
+    ));
+}
+
+/// A handle (and so its manager) outliving `shutdown`, a `remove` and a new insert of its
+/// session: it serves the new set, and the removed set's error in between.
+#[tokio::test(start_paused = true)]
+async fn a_handle_follows_its_session_through_remove_insert_and_shutdown() {
+    let h = harness(|_| {});
+    h.seed("s", HOUR).await;
+    let handle = h.manager.session("s");
+    h.manager.remove("s").await.unwrap();
+    let gone = handle.access_token().await;
+    assert!(matches!(gone, Err(Error::NoTokens(_))), "{gone:?}");
+    h.manager.insert("s", login(&h)).await.unwrap();
+    assert_eq!(
+        handle.access_token().await.unwrap().expose_secret(),
+        "at-login"
+    );
+    h.manager.shutdown(Duration::ZERO).await.unwrap();
+    assert_eq!(
+        handle.access_token().await.unwrap().expose_secret(),
+        "at-login"
+    );
+    h.manager.remove("s").await.unwrap();
+    let gone = handle.access_token().await;
+    assert!(
+        matches!(gone, Err(Error::NoTokens(_) | Error::ShuttingDown)),
+        "{gone:?}"
+    );
+    let manager = handle.manager().clone();
+    drop(h);
+    drop(manager);
+    drop(handle);
 }
