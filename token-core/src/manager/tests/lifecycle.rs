@@ -55,15 +55,24 @@ async fn shutdown_tries_a_failed_save_at_once_and_saves_the_pair() {
     let shut = manager.shutdown(Duration::from_millis(100)).await;
     assert!(shut.is_ok(), "{shut:?}");
     assert!(started.elapsed() < Duration::from_millis(100));
+    assert_saved_and_released(&shared, "rt-1").await;
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"]);
+}
+
+/// `store` holds `s` with `refresh_token`, and its lease is free.
+async fn assert_saved_and_released(store: &MemoryStore, refresh_token: &str) {
     let key = SessionKey::new("fake", "s");
-    let stored = shared.load(&key).await.unwrap().unwrap();
-    assert_eq!(refresh_of(&stored), "rt-1", "the rotated pair is saved");
+    let stored = store.load(&key).await.unwrap().unwrap();
     assert_eq!(
-        shared.acquire_lease(&key, "another", HOUR).await.unwrap(),
+        refresh_of(&stored),
+        refresh_token,
+        "the rotated pair is saved"
+    );
+    assert_eq!(
+        store.acquire_lease(&key, "another", HOUR).await.unwrap(),
         Lease::Acquired,
         "and the lease given back"
     );
-    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"]);
 }
 
 /// Lets every task run (no time passes), a bounded number of turns.
@@ -279,10 +288,10 @@ fn a_manager_outlives_the_runtime_that_built_it() {
             .clock(clock.clone())
             .build()
             .unwrap();
-        let set = TokenSet::new(AccessToken::new("at-0"))
-            .with_refresh_token(RefreshToken::new("rt-0"))
-            .with_access_expires_at(clock.now());
-        manager.insert("s", set).await.unwrap();
+        manager
+            .insert("s", login_at(&clock, "0", Duration::ZERO))
+            .await
+            .unwrap();
         // A refresh in the first runtime, its lease released there.
         assert_eq!(
             manager.refresh_now("s").await.unwrap().expose_secret(),
@@ -300,7 +309,10 @@ fn a_manager_outlives_the_runtime_that_built_it() {
             manager.refresh_now("s").await.unwrap().expose_secret(),
             "at-2"
         );
-        manager.insert("t", login_at(&clock)).await.unwrap();
+        manager
+            .insert("t", login_at(&clock, "login", HOUR))
+            .await
+            .unwrap();
         manager.remove("t").await.unwrap();
     });
     drop(second);
@@ -329,10 +341,11 @@ fn a_manager_outlives_the_runtime_that_built_it() {
     assert_eq!(fake.calls.load(Ordering::SeqCst), 4);
 }
 
-fn login_at(clock: &crate::clock::ManualClock) -> TokenSet {
-    TokenSet::new(AccessToken::new("at-login"))
-        .with_refresh_token(RefreshToken::new("rt-login"))
-        .with_access_expires_at(clock.now() + HOUR)
+/// `at-NAME`/`rt-NAME`, the access token expiring `in` from `clock`'s now.
+fn login_at(clock: &crate::clock::ManualClock, name: &str, expires_in: Duration) -> TokenSet {
+    TokenSet::new(AccessToken::new(format!("at-{name}")))
+        .with_refresh_token(RefreshToken::new(format!("rt-{name}")))
+        .with_access_expires_at(clock.now() + expires_in)
 }
 
 /// A manager dropped (every clone, its callers gone) while its refresh is at the provider:
@@ -361,11 +374,7 @@ async fn a_manager_dropped_during_a_refresh_still_saves_the_pair_and_gives_the_l
     }
     assert!(saved, "the rotated pair is saved");
     run_ready().await;
-    assert_eq!(
-        store.acquire_lease(&key, "another", HOUR).await.unwrap(),
-        Lease::Acquired,
-        "and the lease given back"
-    );
+    assert_saved_and_released(&store, "rt-1").await;
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
 }
 
@@ -388,14 +397,7 @@ async fn a_manager_dropped_during_a_background_save_still_saves_the_pair() {
     store.saves_fail.store(false, Ordering::SeqCst);
     tokio::time::advance(Duration::from_secs(2)).await;
     run_ready().await;
-    let key = SessionKey::new("fake", "s");
-    let stored = shared.load(&key).await.unwrap().unwrap();
-    assert_eq!(refresh_of(&stored), "rt-1", "the rotated pair is saved");
-    assert_eq!(
-        shared.acquire_lease(&key, "another", HOUR).await.unwrap(),
-        Lease::Acquired,
-        "and the lease given back"
-    );
+    assert_saved_and_released(&shared, "rt-1").await;
 }
 
 /// A subscriber that never reads, one dropped, and an `on_event` hook that takes and drops
