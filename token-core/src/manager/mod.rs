@@ -198,9 +198,10 @@ impl<P: Provider> TokenManagerBuilder<P> {
 ///
 /// Refreshes, writes through a store other than the [`MemoryStore`] and
 /// [`shutdown`](Self::shutdown) run on the Tokio runtime of their caller, whichever it is
-/// (not necessarily the one the manager was built in, which may be gone). Outside any
-/// runtime (a future polled by another executor) they fail with [`Error::Config`]; a fresh
-/// token is served anywhere.
+/// (not necessarily the one the manager was built in, which may be gone), which needs its
+/// time driver (`enable_all`, as `#[tokio::main]` gives). Outside any runtime (a future
+/// polled by another executor), or on one without timers, they fail with
+/// [`Error::Config`]; a fresh token is served anywhere.
 ///
 /// ```no_run
 /// # async fn run<P: token_core::provider::Provider>(provider: P) -> Result<(), token_core::error::Error> {
@@ -959,18 +960,28 @@ async fn to_the_end<T: Send + 'static>(
     }
 }
 
-/// Whether the caller runs inside a Tokio runtime, where refreshes and writes are spawned
-/// (a future polled by another executor, or by hand, is not): a typed error otherwise,
-/// rather than the panic of `tokio::spawn`.
+/// Whether the caller runs inside a Tokio runtime with its time driver, where refreshes
+/// and writes are spawned and bounded by timeouts (a future polled by another executor, or
+/// by hand, is not in one; a runtime built without `enable_time` has no timers): a typed
+/// error otherwise, rather than the panic of `tokio::spawn` or of a timeout.
 fn in_runtime() -> Result<(), Error> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(_) => Ok(()),
-        Err(_) => Err(Error::Config(
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(Error::Config(
             "the token manager was called outside a Tokio runtime; it runs refreshes and \
              store writes as Tokio tasks"
                 .into(),
-        )),
+        ));
     }
+    // Tokio has no question for it: making a timer panics without the driver (and the
+    // panic hook reports it, once per such call).
+    if catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_err() {
+        return Err(Error::Config(
+            "the token manager was called on a Tokio runtime without timers; build the \
+             runtime with `enable_time` (or `enable_all`)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A session map entry: the session, and its current set for the by-name fast path (a

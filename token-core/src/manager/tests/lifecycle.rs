@@ -470,3 +470,52 @@ async fn a_handle_follows_its_session_through_remove_insert_and_shutdown() {
     drop(manager);
     drop(handle);
 }
+
+/// On a runtime built without its time driver, the calls that would start a refresh, write
+/// through a store (its calls bounded by a timeout) or wait for a deadline are typed
+/// errors, not panics; a fresh token is served, and inserts into a `MemoryStore` work.
+#[test]
+fn calls_on_a_runtime_without_timers_are_typed_errors() {
+    let clock = Arc::new(crate::clock::ManualClock::new(
+        datetime!(2026-01-01 00:00 UTC),
+    ));
+    let fake = Arc::new(Fake::new(clock.clone()));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let without_timers = |answer: Result<(), Error>| match answer {
+            Err(Error::Config(message)) => assert!(message.contains("timers"), "{message}"),
+            other => panic!("{other:?}"),
+        };
+        let store: Arc<dyn TokenStore> = Arc::new(Hooked::over(
+            Arc::new(MemoryStore::new()),
+            SavesFail::default(),
+        ));
+        let through_store = TokenManager::builder(fake.clone())
+            .shared_store(store)
+            .client(NoTransport)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        without_timers(through_store.insert("s", login_at(&clock, "0", HOUR)).await);
+        without_timers(through_store.remove("s").await);
+        let memory = TokenManager::builder(fake.clone())
+            .client(NoTransport)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        memory
+            .insert("fresh", login_at(&clock, "0", HOUR))
+            .await
+            .unwrap();
+        memory
+            .insert("expired", login_at(&clock, "0", Duration::ZERO))
+            .await
+            .unwrap();
+        assert!(memory.access_token("fresh").await.is_ok());
+        without_timers(memory.access_token("expired").await.map(drop));
+        without_timers(memory.shutdown(HOUR).await);
+    });
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
+}
