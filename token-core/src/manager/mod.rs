@@ -530,7 +530,8 @@ impl<P: Provider> TokenManager<P> {
     /// inserts and removes under way, and for the background saves of sets (and re-auth
     /// verdicts) whose save had failed, so that a normal exit loses no token the provider
     /// already rotated: those are tried again at once as it begins (not after their
-    /// backoff, which may be longer than `within`), then on until the deadline. A refresh
+    /// backoff, which may be longer than `within`), then on until the deadline; so are sets
+    /// whose background save was dropped unfinished with the runtime that ran it. A refresh
     /// that has spent nothing yet and is waiting on another process (for its refresh
     /// lease, or for its save) ends at once, its callers answered [`Error::ShuttingDown`].
     /// Afterwards fresh tokens are still served, but every call that needs a refresh fails
@@ -545,10 +546,26 @@ impl<P: Provider> TokenManager<P> {
         self.inner.closing.store(true, Ordering::SeqCst);
         self.inner.stopping.cancel();
         self.inner.tasks.close();
-        match tokio::time::timeout(within, self.inner.tasks.wait()).await {
+        // A set whose background save was dropped unfinished (with the runtime it ran on)
+        // is saved here: no task is left to wait for, and the set is the only copy.
+        let unsaved = std::sync::atomic::AtomicUsize::new(0);
+        let work = async {
+            self.inner.tasks.wait().await;
+            let mut attempt = 0u32;
+            loop {
+                let left = self.inner.save_orphans().await;
+                unsaved.store(left, Ordering::SeqCst);
+                if left == 0 {
+                    return;
+                }
+                attempt = attempt.saturating_add(1);
+                tokio::time::sleep(self.inner.background_wait(attempt)).await;
+            }
+        };
+        match tokio::time::timeout(within, work).await {
             Ok(()) => Ok(()),
             Err(_) => Err(Error::ShutdownTimedOut {
-                pending: self.inner.tasks.len(),
+                pending: self.inner.tasks.len() + unsaved.load(Ordering::SeqCst),
             }),
         }
     }

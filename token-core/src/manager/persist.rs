@@ -188,6 +188,35 @@ impl<P: Provider> Inner<P> {
         }
     }
 
+    /// After `shutdown`'s wait for its tasks: saves every set still unsaved in memory, whose
+    /// background save no longer runs (its task was dropped with the runtime that ran it,
+    /// which this process outlived), and gives its lease back. How many are left unsaved
+    /// (the store failed again).
+    pub(super) async fn save_orphans(&self) -> usize {
+        let orphans: Vec<_> = (self.sessions.pin().values())
+            .filter(|entry| entry.current.as_ref().is_some_and(|shown| !shown.saved()))
+            .map(|entry| entry.session.clone())
+            .collect();
+        let mut left = 0;
+        for session in orphans {
+            let current = self.state(&session).and_then(|state| Ready::of(&state));
+            let Some(unsaved) = current.filter(|current| !current.saved()) else {
+                continue;
+            };
+            match self.save_unsaved(&session, &unsaved).await {
+                Ok(_) | Err(Error::NoTokens(_)) => self.release(&session).await,
+                Err(error @ Error::Store(StoreError::Corrupt(_) | StoreError::Unsupported(_))) => {
+                    tracing::error!(%error, "the new token set cannot be saved; kept in memory");
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "saving the token set failed again at shutdown");
+                    left += 1;
+                }
+            }
+        }
+        left
+    }
+
     /// How long a background write (a failed set's save, a verdict's record) waits before
     /// its `attempt`th try: the retry policy's backoff, but at most a heartbeat, so that a
     /// store back from an outage is written to within one.

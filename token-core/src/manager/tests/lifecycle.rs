@@ -519,3 +519,69 @@ fn calls_on_a_runtime_without_timers_are_typed_errors() {
     });
     assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
 }
+
+/// The runtime that runs a manager's background save is shut down (the save's task dropped
+/// with it) while the manager lives on in another runtime: a `shutdown` there still saves
+/// the pair the provider rotated to (or says it could not), rather than return `Ok` with
+/// the only copy of the pair in memory.
+#[test]
+fn a_pair_whose_background_save_died_with_its_runtime_is_saved_by_shutdown() {
+    let clock = Arc::new(crate::clock::ManualClock::new(
+        datetime!(2026-01-01 00:00 UTC),
+    ));
+    let mut fake = Fake::new(clock.clone());
+    fake.reuse_window = Duration::ZERO;
+    let fake = Arc::new(fake);
+    let shared = Arc::new(MemoryStore::new());
+    let store = Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
+    let first = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let manager = first.block_on(async {
+        let manager = TokenManager::builder(fake.clone())
+            .shared_store(store.clone())
+            .client(NoTransport)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        manager
+            .insert("s", login_at(&clock, "0", Duration::ZERO))
+            .await
+            .unwrap();
+        store.saves_fail.store(true, Ordering::SeqCst);
+        assert_eq!(
+            manager.access_token("s").await.unwrap().expose_secret(),
+            "at-1"
+        );
+        manager
+    });
+    // Dropped: its tasks are dropped before this returns.
+    drop(first);
+    store.saves_fail.store(false, Ordering::SeqCst);
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let shut = second.block_on(async {
+        assert_eq!(
+            manager.access_token("s").await.unwrap().expose_secret(),
+            "at-1"
+        );
+        manager.shutdown(Duration::from_secs(60)).await
+    });
+    let key = SessionKey::new("fake", "s");
+    let stored = second.block_on(shared.load(&key)).unwrap().unwrap();
+    assert!(shut.is_ok(), "{shut:?}");
+    assert_eq!(refresh_of(&stored), "rt-1", "the rotated pair is saved");
+    assert_eq!(
+        second
+            .block_on(shared.acquire_lease(&key, "another", HOUR))
+            .unwrap(),
+        Lease::Acquired,
+        "and the lease given back"
+    );
+    assert_eq!(*fake.presented.lock().unwrap(), ["rt-0"]);
+}
