@@ -274,20 +274,11 @@ fn a_manager_outlives_the_runtime_that_built_it() {
     ));
     let fake = Arc::new(Fake::new(clock.clone()));
     let shared = Arc::new(MemoryStore::new());
-    let first = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let first = one_worker();
     let manager = first.block_on(async {
         let store: Arc<dyn TokenStore> =
             Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
-        let manager = TokenManager::builder(fake.clone())
-            .shared_store(store)
-            .client(NoTransport)
-            .clock(clock.clone())
-            .build()
-            .unwrap();
+        let manager = manual(&fake, &clock, store);
         manager
             .insert("s", login_at(&clock, "0", Duration::ZERO))
             .await
@@ -339,6 +330,29 @@ fn a_manager_outlives_the_runtime_that_built_it() {
     let stored = third.block_on(shared.load(&key)).unwrap().unwrap();
     assert_eq!(refresh_of(&stored), "rt-4");
     assert_eq!(fake.calls.load(Ordering::SeqCst), 4);
+}
+
+/// A multi-thread runtime with one worker.
+fn one_worker() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A manager of `fake` over `store`, on a manual `clock`, with the default configuration.
+fn manual(
+    fake: &Arc<Fake>,
+    clock: &Arc<crate::clock::ManualClock>,
+    store: Arc<dyn TokenStore>,
+) -> TokenManager<Arc<Fake>> {
+    TokenManager::builder(fake.clone())
+        .shared_store(store)
+        .client(NoTransport)
+        .clock(clock.clone())
+        .build()
+        .unwrap()
 }
 
 /// `at-NAME`/`rt-NAME`, the access token expiring `in` from `clock`'s now.
@@ -492,12 +506,7 @@ fn calls_on_a_runtime_without_timers_are_typed_errors() {
             Arc::new(MemoryStore::new()),
             SavesFail::default(),
         ));
-        let through_store = TokenManager::builder(fake.clone())
-            .shared_store(store)
-            .client(NoTransport)
-            .clock(clock.clone())
-            .build()
-            .unwrap();
+        let through_store = manual(&fake, &clock, store);
         without_timers(through_store.insert("s", login_at(&clock, "0", HOUR)).await);
         without_timers(through_store.remove("s").await);
         let memory = TokenManager::builder(fake.clone())
@@ -534,18 +543,9 @@ fn a_pair_whose_background_save_died_with_its_runtime_is_saved_by_shutdown() {
     let fake = Arc::new(fake);
     let shared = Arc::new(MemoryStore::new());
     let store = Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
-    let first = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let first = one_worker();
     let manager = first.block_on(async {
-        let manager = TokenManager::builder(fake.clone())
-            .shared_store(store.clone())
-            .client(NoTransport)
-            .clock(clock.clone())
-            .build()
-            .unwrap();
+        let manager = manual(&fake, &clock, store.clone());
         manager
             .insert("s", login_at(&clock, "0", Duration::ZERO))
             .await
