@@ -182,6 +182,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
                 tasks: TaskTracker::new(),
                 closing: AtomicBool::new(false),
                 stopping: tokio_util::sync::CancellationToken::new(),
+                shutdowns: tokio::sync::watch::channel(0).0,
                 cooldown: session::Cooldown::default(),
                 #[cfg(feature = "metrics")]
                 cache: crate::metrics::CacheCounters::new(&provider_name),
@@ -529,7 +530,7 @@ impl<P: Provider> TokenManager<P> {
     /// Stops starting refreshes and waits, up to `within`, for those under way, for the
     /// inserts and removes under way, and for the background saves of sets (and re-auth
     /// verdicts) whose save had failed, so that a normal exit loses no token the provider
-    /// already rotated: those are tried again at once as it begins (not after their
+    /// already rotated: those are tried again at once as each call begins (not after their
     /// backoff, which may be longer than `within`), then on until the deadline; so are sets
     /// whose background save was dropped unfinished with the runtime that ran it. A refresh
     /// that has spent nothing yet and is waiting on another process (for its refresh
@@ -545,6 +546,9 @@ impl<P: Provider> TokenManager<P> {
         in_runtime()?;
         self.inner.closing.store(true, Ordering::SeqCst);
         self.inner.stopping.cancel();
+        self.inner
+            .shutdowns
+            .send_modify(|calls| *calls = calls.wrapping_add(1));
         self.inner.tasks.close();
         // A set whose background save was dropped unfinished (with the runtime it ran on)
         // is saved here: no task is left to wait for, and the set is the only copy.
@@ -638,6 +642,9 @@ struct Inner<P: Provider> {
     closing: AtomicBool,
     /// Cancelled by `shutdown`: background work that only waits (for a reuse window) stops.
     stopping: tokio_util::sync::CancellationToken,
+    /// How many times `shutdown` was called: each call ends the backoff of the background
+    /// writes (`Inner::background_pause`), so that each tries at once.
+    shutdowns: tokio::sync::watch::Sender<u64>,
     /// No issuing call (a grant of the client's own) before this instant.
     cooldown: session::Cooldown,
     /// Cache hits and misses, registered with the recorder installed at build time.

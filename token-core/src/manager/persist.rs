@@ -139,16 +139,13 @@ impl<P: Provider> Inner<P> {
     async fn save_retry(&self, session: &Session<P::Extras>, unsaved: &Ready<P::Extras>) {
         // Until saved, superseded or removed: this set is the only copy of a pair the
         // provider has already rotated to. `shutdown` waits for it (and says so if it must
-        // stop first): once it begins, the set is tried at once (the process may exit at
-        // its deadline, shorter than the wait), then on as before until that deadline.
+        // stop first): as each call begins, the set is tried at once (the process may exit
+        // at its deadline, shorter than the wait), then on as before until that deadline.
+        let mut shutdowns = self.shutdowns_seen();
         let mut attempt = 0u32;
-        let mut stopping = false;
         loop {
             attempt = attempt.saturating_add(1);
-            tokio::select! {
-                () = tokio::time::sleep(self.background_wait(attempt)) => {}
-                () = self.stopping.cancelled(), if !stopping => stopping = true,
-            }
+            self.background_pause(attempt, &mut shutdowns).await;
             let still_current = self
                 .state(session)
                 .and_then(|state| Ready::of(&state))
@@ -215,6 +212,31 @@ impl<P: Provider> Inner<P> {
             }
         }
         left
+    }
+
+    /// What a background write watches to try at once when `shutdown` is called: as if
+    /// called already when it has been.
+    pub(super) fn shutdowns_seen(&self) -> tokio::sync::watch::Receiver<u64> {
+        let mut shutdowns = self.shutdowns.subscribe();
+        if self.closing() {
+            shutdowns.mark_changed();
+        }
+        shutdowns
+    }
+
+    /// The wait of a background write before its `attempt`th try ([`background_wait`]),
+    /// ended early by a call of `shutdown` (each call, seen through `shutdowns`).
+    ///
+    /// [`background_wait`]: Self::background_wait
+    pub(super) async fn background_pause(
+        &self,
+        attempt: u32,
+        shutdowns: &mut tokio::sync::watch::Receiver<u64>,
+    ) {
+        tokio::select! {
+            () = tokio::time::sleep(self.background_wait(attempt)) => {}
+            Ok(()) = shutdowns.changed() => {}
+        }
     }
 
     /// How long a background write (a failed set's save, a verdict's record) waits before

@@ -33,6 +33,24 @@ async fn over_failing_saves(
     (shared, store, manager)
 }
 
+/// As [`over_failing_saves`] (waits of 4 to 8 s), `s` refreshed to `at-1`/`rt-1` while
+/// saves fail: the pair is only in memory, saved again in the background.
+async fn rotated_unsaved(
+    h: &Harness,
+) -> (
+    Arc<MemoryStore>,
+    Arc<Hooked<SavesFail, Arc<MemoryStore>>>,
+    TokenManager<Arc<Fake>>,
+) {
+    let (shared, store, manager) = over_failing_saves(h, Duration::from_secs(8)).await;
+    store.saves_fail.store(true, Ordering::SeqCst);
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    (shared, store, manager)
+}
+
 /// A rotated pair whose save failed is saved again in the background, a backoff (up to a
 /// heartbeat) apart. Once `shutdown` begins it is tried at once, as a verdict recorded
 /// later is: a shutdown whose deadline is shorter than that wait, after the store came
@@ -41,12 +59,7 @@ async fn over_failing_saves(
 #[tokio::test(start_paused = true)]
 async fn shutdown_tries_a_failed_save_at_once_and_saves_the_pair() {
     let h = harness(|fake| fake.reuse_window = Duration::ZERO);
-    let (shared, store, manager) = over_failing_saves(&h, Duration::from_secs(8)).await;
-    store.saves_fail.store(true, Ordering::SeqCst);
-    assert_eq!(
-        manager.access_token("s").await.unwrap().expose_secret(),
-        "at-1"
-    );
+    let (shared, store, manager) = rotated_unsaved(&h).await;
     // The background save's first try (after 4 to 8 s) fails too.
     tokio::time::advance(Duration::from_secs(9)).await;
     run_ready().await;
@@ -73,6 +86,26 @@ async fn assert_saved_and_released(store: &MemoryStore, refresh_token: &str) {
         Lease::Acquired,
         "and the lease given back"
     );
+}
+
+/// Each `shutdown` call tries a failed save at once, not only the first: a shutdown with
+/// no time at all while the store still fails, then another with a short deadline once it
+/// is back, saves the pair and returns `Ok`.
+#[tokio::test(start_paused = true)]
+async fn a_second_shutdown_tries_a_failed_save_at_once_too() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let (shared, store, manager) = rotated_unsaved(&h).await;
+    let first = manager.shutdown(Duration::ZERO).await;
+    assert!(
+        matches!(first, Err(Error::ShutdownTimedOut { pending: 1 })),
+        "{first:?}"
+    );
+    // Its try at once fails: the store is still down.
+    run_ready().await;
+    store.saves_fail.store(false, Ordering::SeqCst);
+    let second = manager.shutdown(Duration::from_millis(100)).await;
+    assert!(second.is_ok(), "{second:?}");
+    assert_saved_and_released(&shared, "rt-1").await;
 }
 
 /// Lets every task run (no time passes), a bounded number of turns.
