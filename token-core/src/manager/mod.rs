@@ -912,11 +912,11 @@ impl<P: Provider> Inner<P> {
         }
     }
 
-    /// Reports `event` to the hook and the subscribers. A panicking hook is caught and
-    /// logged: it must not take the refresh down with it.
+    /// Reports `event` to the metrics recorder, the hook and the subscribers. A panicking
+    /// hook or recorder is caught and logged: it must not take the refresh down with it.
     fn emit(&self, event: Event) {
         #[cfg(feature = "metrics")]
-        crate::metrics::record(self.provider.name(), &event);
+        metered(|| crate::metrics::record(self.provider.name(), &event));
         if let Some(hook) = &self.hook
             && catch_unwind(AssertUnwindSafe(|| hook(&event))).is_err()
         {
@@ -981,6 +981,15 @@ async fn to_the_end<T: Send + 'static>(
         Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
         // Cancelled only as the runtime shuts down.
         Err(_) => Err(Error::ShuttingDown),
+    }
+}
+
+/// Runs `record` (a call of the installed metrics recorder, the application's code): a
+/// panic in it is logged and ignored, as one in the `on_event` hook is.
+#[cfg(feature = "metrics")]
+fn metered(record: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(record)).is_err() {
+        tracing::error!("the metrics recorder panicked; ignored");
     }
 }
 

@@ -395,7 +395,9 @@ impl<P: Provider> Inner<P> {
                 .is_some_and(|c| c.stored.refresh_token.is_none() && c.usable(self.clock.now()));
         let result = self.obtain(&cx, session, from.as_ref(), watch).await;
         #[cfg(feature = "metrics")]
-        crate::metrics::record_refresh(self.provider.name(), started.elapsed(), result.is_ok());
+        super::metered(|| {
+            crate::metrics::record_refresh(self.provider.name(), started.elapsed(), result.is_ok())
+        });
         match result {
             Ok((set, issued)) => {
                 let base = current.as_ref().and_then(|c| c.version());

@@ -618,3 +618,76 @@ fn a_pair_whose_background_save_died_with_its_runtime_is_saved_by_shutdown() {
     );
     assert_eq!(*fake.presented.lock().unwrap(), ["rt-0"]);
 }
+
+/// A metrics recorder whose every registration panics.
+#[cfg(feature = "metrics")]
+struct PanickingRecorder;
+
+#[cfg(feature = "metrics")]
+impl metrics::Recorder for PanickingRecorder {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        panic!("the metrics recorder panicked")
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        panic!("the metrics recorder panicked")
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        panic!("the metrics recorder panicked")
+    }
+}
+
+/// A metrics recorder that panics is treated as an `on_event` hook that panics: ignored. A
+/// refresh whose pair was saved is answered with it, not `RefreshAborted`, and the
+/// background save of a pair whose save failed goes on to save it and give the lease back.
+#[cfg(feature = "metrics")]
+#[test]
+fn a_panicking_metrics_recorder_neither_fails_a_refresh_nor_stops_a_save() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let (_h, shared, store, manager) = runtime.block_on(async {
+        let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+        let (shared, store, manager) = over_failing_saves(&h, Duration::from_secs(1)).await;
+        (h, shared, store, manager)
+    });
+    metrics::with_local_recorder(&PanickingRecorder, || {
+        runtime.block_on(async {
+            store.saves_fail.store(true, Ordering::SeqCst);
+            let answer = manager.access_token("s").await;
+            assert_eq!(answer.unwrap().expose_secret(), "at-1");
+            store.saves_fail.store(false, Ordering::SeqCst);
+            for _ in 0..5 {
+                tokio::time::advance(Duration::from_secs(1)).await;
+                run_ready().await;
+            }
+            assert_saved_and_released(&shared, "rt-1").await;
+        })
+    });
+}
