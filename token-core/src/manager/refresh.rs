@@ -395,7 +395,9 @@ impl<P: Provider> Inner<P> {
                 .is_some_and(|c| c.stored.refresh_token.is_none() && c.usable(self.clock.now()));
         let result = self.obtain(&cx, session, from.as_ref(), watch).await;
         #[cfg(feature = "metrics")]
-        crate::metrics::record_refresh(self.provider.name(), started.elapsed(), result.is_ok());
+        super::metered(|| {
+            crate::metrics::record_refresh(self.provider.name(), started.elapsed(), result.is_ok())
+        });
         match result {
             Ok((set, issued)) => {
                 let base = current.as_ref().and_then(|c| c.version());
@@ -973,17 +975,13 @@ impl<P: Provider> Inner<P> {
         let record = StoredRecord::from(verdict);
         let (inner, session) = (self.clone(), session.clone());
         self.tasks.spawn(async move {
+            let mut shutdowns = inner.shutdowns_seen();
             let mut attempt = 0u32;
-            let mut stopping = false;
             loop {
                 attempt = attempt.saturating_add(1);
-                let wait = inner.background_wait(attempt);
-                // `shutdown` waits for this task as for a failed set's saves: once it
+                // `shutdown` waits for this task as for a failed set's saves: as each call
                 // begins, the verdict is tried at once, then on as before until its deadline.
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    () = inner.stopping.cancelled(), if !stopping => stopping = true,
-                }
+                inner.background_pause(attempt, &mut shutdowns).await;
                 if session.generation() != generation {
                     return;
                 }
