@@ -686,6 +686,16 @@ pub(crate) mod tests {
         drop_schema(&db).await;
     }
 
+    /// `bytes` of random hex: incompressible for an index's compression.
+    pub(crate) fn random_text(bytes: usize) -> String {
+        let mut text = String::new();
+        while text.len() < bytes {
+            text.push_str(&uuid::Uuid::new_v4().simple().to_string());
+        }
+        text.truncate(bytes);
+        text
+    }
+
     /// How many rows `table` of `db`'s schema holds.
     pub(crate) async fn rows(db: &PostgresDatabase, table: &str) -> i64 {
         let table = db.table(table);
@@ -846,15 +856,7 @@ pub(crate) mod tests {
         let fine = SessionKey::new("p", "fine");
         let v1 = store.save(&fine, &set("a"), None).await.unwrap();
         let open = db.pool().status().size;
-        // Random hex: incompressible for the index's compression.
-        let random = |bytes: usize| {
-            let mut text = String::new();
-            while text.len() < bytes {
-                text.push_str(&uuid::Uuid::new_v4().simple().to_string());
-            }
-            text.truncate(bytes);
-            text
-        };
+        let random = random_text;
         let too_long = random(PostgresStore::MAX_KEY_BYTES);
         let refused = [
             SessionKey::new("p", "nul-\0-session"),
