@@ -527,18 +527,15 @@ impl StopsTheServer {
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
         let url = self.server.url().to_owned();
-        let (locker, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let connection = tokio::spawn(connection);
-        locker
-            .batch_execute(&format!(
+        let (locker, connection) = locking(
+            &url,
+            &format!(
                 "BEGIN; SELECT 1 FROM \"{}\".token_sets WHERE session = '{}' FOR UPDATE",
                 self.inner.database().schema(),
                 key.session()
-            ))
-            .await
-            .unwrap();
+            ),
+        )
+        .await;
         let stopper = {
             let (server, mode, app) = (self.server.clone(), self.mode, self.app.clone());
             tokio::spawn(async move {
@@ -1172,6 +1169,23 @@ async fn a_silent_network_never_hangs_a_call() {
     drop_schema(&url, &schema).await;
 }
 
+/// A connection of its own that has run `sql` (a transaction that locks rows, left open),
+/// and the task driving it.
+async fn locking(
+    url: &str,
+    sql: &str,
+) -> (
+    tokio_postgres::Client,
+    tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+) {
+    let (locker, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    locker.batch_execute(sql).await.unwrap();
+    (locker, connection)
+}
+
 /// A store and a direct one over the same schema: `store` goes through `proxy` (which
 /// loses answers), `direct` straight to the server (to see what really happened).
 async fn behind_a_proxy(
@@ -1393,6 +1407,89 @@ async fn a_manager_recovers_from_a_save_or_a_lease_grant_whose_answer_was_lost()
     assert_eq!(stored.value.tokens().unwrap().access_token, renewed);
     manager.shutdown(Duration::from_secs(10)).await.unwrap();
     drop(manager);
+    drop(store);
+    drop(direct);
+    drop_schema(&url, &schema).await;
+}
+
+/// Rows locked by another transaction past the operation timeout while a holder releases
+/// its lease, saves and deletes, and no new connection gets through to the server then (a
+/// firewall that lets established connections through, a listener out of descriptors): the
+/// cancel, which needs a connection of its own, cannot reach the server. Each call fails
+/// typed within its bound, and has no later effect once the lock goes: a release landing
+/// late would take away the lease its holder was granted again meanwhile (another replica
+/// then takes it while the holder still refreshes), a save would overwrite what was saved
+/// since, a delete would remove it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_cancel_cannot_reach_the_server_has_no_later_effect() {
+    let test = "a_call_whose_cancel_cannot_reach_the_server_has_no_later_effect";
+    let timeout = Duration::from_millis(500);
+    let Some((url, schema, proxy, store, direct)) = behind_a_proxy(test, timeout).await else {
+        return;
+    };
+    let sandbox = Sandbox::builder().start().await.unwrap();
+    let key = SessionKey::new("p", "uncancellable");
+    let long = Duration::from_secs(60);
+    assert_eq!(
+        store.acquire_lease(&key, "me", long).await.unwrap(),
+        Lease::Acquired
+    );
+    let kept: StoredRecord = sandbox.issue("kept").await.unwrap().into();
+    let v1 = store.save(&key, &kept, None).await.unwrap();
+    let (locker, connection) = locking(
+        &url,
+        &format!(
+            "BEGIN;
+             SELECT 1 FROM \"{schema}\".token_leases WHERE session = 'uncancellable' FOR UPDATE;
+             SELECT 1 FROM \"{schema}\".token_sets WHERE session = 'uncancellable' FOR UPDATE;"
+        ),
+    )
+    .await;
+
+    proxy.refuse_new();
+    let late: StoredRecord = sandbox.issue("late").await.unwrap().into();
+    let bound = 2 * timeout + Duration::from_secs(1);
+    let started = Instant::now();
+    let error = store.release_lease(&key, "me").await.unwrap_err();
+    assert!(matches!(error, StoreError::Backend { .. }), "{error:?}");
+    let error = store.save(&key, &late, Some(v1)).await.unwrap_err();
+    assert!(matches!(error, StoreError::Backend { .. }), "{error:?}");
+    let error = store.delete(&key, Some(v1)).await.unwrap_err();
+    assert!(matches!(error, StoreError::Backend { .. }), "{error:?}");
+    assert!(started.elapsed() < 3 * bound, "{:?}", started.elapsed());
+    proxy.restore();
+
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    // Whatever the server still had of those calls has run by now, or never will.
+    let waiting = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' \
+         AND query LIKE '%{schema}%' AND pid <> pg_backend_pid()"
+    );
+    for _ in 0..100 {
+        if scalar(&url, &waiting).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        matches!(
+            direct.acquire_lease(&key, "another", long).await.unwrap(),
+            Lease::HeldByOther { .. }
+        ),
+        "the release that failed let go of the lease after all"
+    );
+    let stored = direct
+        .load(&key)
+        .await
+        .unwrap()
+        .expect("the delete that failed deleted");
+    assert_eq!(
+        (stored.version, stored.value),
+        (v1, kept),
+        "the save that failed was saved after all"
+    );
+    drop(locker);
+    let _ = connection.await;
     drop(store);
     drop(direct);
     drop_schema(&url, &schema).await;

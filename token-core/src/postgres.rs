@@ -19,6 +19,14 @@ use crate::error::StoreError;
 
 pub use deadpool_postgres;
 
+/// A condition for a statement's `WHERE` that bounds its own row-lock waits on the server
+/// to `$n` milliseconds: it sets `lock_timeout` for the statement's transaction alone
+/// (`set_config(.., true)`, undone at its end, so neither a shared pool nor a
+/// transaction-pooling proxy keeps it), before the statement locks any row.
+pub(crate) fn lock_bound(n: usize) -> String {
+    format!("set_config('lock_timeout', ${n}::bigint::text, true) IS NOT NULL")
+}
+
 /// The schema used when none is configured.
 pub const DEFAULT_SCHEMA: &str = "token_core";
 
@@ -148,7 +156,8 @@ impl PostgresDatabase {
     /// schema with the default operation timeout (10 s). A statement still running at the
     /// timeout is cancelled through a connection in the clear (the pool's TLS connector is
     /// not known here): where the server requires TLS the cancel fails, and the connection
-    /// is only closed. Its connections are shared with the
+    /// is only closed (the token store's statements that may wait for a locked row still
+    /// stop waiting by the timeout, on the server). Its connections are shared with the
     /// rest of the application; token-core's statements name their schema, so the pool's
     /// `search_path` does not matter.
     ///
@@ -243,6 +252,21 @@ impl PostgresDatabase {
         what: &str,
         operation: impl AsyncFnOnce(&mut deadpool_postgres::Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.run_bounded(what, async |client, _| operation(client).await)
+            .await
+    }
+
+    /// [`run`](Self::run), telling `operation` how many milliseconds of the operation
+    /// timeout are left once it has its connection (at least 1): the bound its statements
+    /// give their own row-lock waits on the server ([`lock_bound`]), so that a statement
+    /// whose cancel cannot reach the server (no new connection gets through, a pool without
+    /// the TLS connector) still stops waiting by the caller's deadline, and does not land
+    /// after its caller was told it failed.
+    pub(crate) async fn run_bounded<T>(
+        &self,
+        what: &str,
+        operation: impl AsyncFnOnce(&mut deadpool_postgres::Client, i64) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let deadline = tokio::time::Instant::now() + self.inner.operation_timeout;
         let timed_out = || StoreError::Backend {
             message: format!(
@@ -267,7 +291,9 @@ impl PostgresDatabase {
             let Some(client) = in_flight.client.as_mut() else {
                 return Err(timed_out());
             };
-            let operation = operation(client);
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let budget = i64::try_from(left.as_millis()).unwrap_or(i64::MAX).max(1);
+            let operation = operation(client, budget);
             tokio::pin!(operation);
             match tokio::time::timeout_at(deadline, &mut operation).await {
                 Ok(result) => result,

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use super::{Lease, SessionKey, StoredRecord, TokenStore, Version, Versioned};
 use crate::error::StoreError;
-use crate::postgres::{DbResult, PostgresDatabase};
+use crate::postgres::{DbResult, PostgresDatabase, lock_bound};
 
 /// The schema version [`PostgresStore`] migrates its tables to.
 pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 3;
@@ -72,7 +72,12 @@ pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 3;
 /// one, a timeout); the connection is then dropped and the next call connects again. A
 /// statement still running at the timeout (waiting for a row another transaction holds
 /// locked), or when the caller drops the call, is cancelled on the server: a call that
-/// failed or was dropped has no later effect, and its connection is not reused.
+/// failed or was dropped has no later effect, and its connection is not reused. The
+/// statements that may wait for a locked row (saves, deletes, lease grants and releases)
+/// also bound that wait on the server by what is left of the operation timeout (a
+/// `lock_timeout` of their own transaction), so that holds even when the cancel cannot
+/// reach the server: a release landing late would take away the lease its holder was
+/// granted again since.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), token_core::error::StoreError> {
@@ -129,32 +134,38 @@ impl Sql {
         let leases = db.table("token_leases");
         let next_version = format!("nextval('{}')", db.table("token_set_versions"));
         let key = "provider = $1 AND session = $2";
+        // Every statement that may wait for a row another transaction holds bounds that
+        // wait by its last parameter (see `lock_bound`).
         Self {
             load: format!("SELECT version, record FROM {sets} WHERE {key}"),
             version_of: format!("SELECT version FROM {sets} WHERE {key}"),
             insert: format!(
                 "INSERT INTO {sets} (provider, session, version, record)
-                 VALUES ($1, $2, {next_version}, $3)
+                 SELECT $1::text, $2::text, {next_version}, $3::json WHERE {}
                  ON CONFLICT (provider, session) DO NOTHING
-                 RETURNING version"
+                 RETURNING version",
+                lock_bound(4)
             ),
             update: format!(
                 "UPDATE {sets} SET version = {next_version}, record = $3, updated_at = now()
-                 WHERE {key} AND version = $4
-                 RETURNING version"
+                 WHERE {key} AND version = $4 AND {}
+                 RETURNING version",
+                lock_bound(5)
             ),
             // A lease outlives its session only while its holder may still be refreshing
             // it (as in the file store): a lapsed one goes with the record, or the table
             // would keep a row for every session ever removed whose lease was not released.
-            delete_any: deleting(&sets, &leases, key, ""),
-            delete_at: deleting(&sets, &leases, key, " AND version = $3"),
+            delete_any: deleting(&sets, &leases, key, "", 3),
+            delete_at: deleting(&sets, &leases, key, " AND version = $3", 4),
             // One statement: take the lease if free, lapsed or ours; otherwise read how long
             // the other holder keeps it (the outer SELECT sees the row as it was before).
             acquire: format!(
                 "WITH old AS (SELECT holder FROM {leases} WHERE {key}),
                  taken AS (
                      INSERT INTO {leases} AS l (provider, session, holder, expires_at)
-                     VALUES ($1, $2, $3, clock_timestamp() + make_interval(secs => $4))
+                     SELECT $1::text, $2::text, $3::text,
+                            clock_timestamp() + make_interval(secs => $4::float8)
+                     WHERE {}
                      ON CONFLICT (provider, session) DO UPDATE
                          SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
                          WHERE l.expires_at <= clock_timestamp() OR l.holder = EXCLUDED.holder
@@ -163,18 +174,24 @@ impl Sql {
                         (SELECT GREATEST(0, EXTRACT(EPOCH FROM expires_at - clock_timestamp())
                                               * 1000000)::bigint
                          FROM {leases} WHERE {key}),
-                        EXISTS (SELECT 1 FROM old WHERE holder <> $3)"
+                        EXISTS (SELECT 1 FROM old WHERE holder <> $3)",
+                lock_bound(5)
             ),
-            release: format!("DELETE FROM {leases} WHERE {key} AND holder = $3"),
+            release: format!(
+                "DELETE FROM {leases} WHERE {key} AND holder = $3 AND {}",
+                lock_bound(4)
+            ),
         }
     }
 }
 
 /// Deletes the record of the key (`key`, and `condition` on the record), and its lease if
-/// that lapsed; returns the deleted record's version.
-fn deleting(sets: &str, leases: &str, key: &str, condition: &str) -> String {
+/// that lapsed, waiting for a locked row up to parameter `bound`'s milliseconds; returns the
+/// deleted record's version.
+fn deleting(sets: &str, leases: &str, key: &str, condition: &str, bound: usize) -> String {
+    let bound = lock_bound(bound);
     format!(
-        "WITH gone AS (DELETE FROM {sets} WHERE {key}{condition} RETURNING version),
+        "WITH gone AS (DELETE FROM {sets} WHERE {key}{condition} AND {bound} RETURNING version),
          lapsed AS (DELETE FROM {leases} WHERE {key} AND expires_at <= clock_timestamp()
                         AND EXISTS (SELECT 1 FROM gone))
          SELECT version FROM gone"
@@ -359,16 +376,19 @@ impl TokenStore for PostgresStore {
         })?;
         let (provider, session) = (key.provider(), key.session());
         self.db
-            .run("save", async |client| {
+            .run_bounded("save", async |client, bound| {
                 let row = match expected {
                     None => client
-                        .query_opt(&self.sql.insert, &[&provider, &session, &value])
+                        .query_opt(&self.sql.insert, &[&provider, &session, &value, &bound])
                         .await
                         .db("save")?,
                     // A version beyond i64 was never issued here: it cannot match.
                     Some(version) => match i64::try_from(version) {
                         Ok(at) => client
-                            .query_opt(&self.sql.update, &[&provider, &session, &value, &at])
+                            .query_opt(
+                                &self.sql.update,
+                                &[&provider, &session, &value, &at, &bound],
+                            )
                             .await
                             .db("save")?,
                         Err(_) => None,
@@ -393,17 +413,17 @@ impl TokenStore for PostgresStore {
         storable(key)?;
         let (provider, session) = (key.provider(), key.session());
         self.db
-            .run("delete", async |client| {
+            .run_bounded("delete", async |client, bound| {
                 let Some(version) = expected else {
                     let rows = client
-                        .execute(&self.sql.delete_any, &[&provider, &session])
+                        .execute(&self.sql.delete_any, &[&provider, &session, &bound])
                         .await
                         .db("delete")?;
                     return Ok(rows > 0);
                 };
                 let rows = match i64::try_from(version) {
                     Ok(at) => client
-                        .execute(&self.sql.delete_at, &[&provider, &session, &at])
+                        .execute(&self.sql.delete_at, &[&provider, &session, &at, &bound])
                         .await
                         .db("delete")?,
                     Err(_) => 0,
@@ -430,11 +450,11 @@ impl TokenStore for PostgresStore {
         let seconds = lease_seconds(ttl);
         let row = self
             .db
-            .run(what, async |client| {
+            .run_bounded(what, async |client, bound| {
                 client
                     .query_one(
                         &self.sql.acquire,
-                        &[&key.provider(), &key.session(), &holder, &seconds],
+                        &[&key.provider(), &key.session(), &holder, &seconds, &bound],
                     )
                     .await
                     .db(what)
@@ -462,11 +482,11 @@ impl TokenStore for PostgresStore {
         storable_lease(key, holder)?;
         let what = "release the lease";
         self.db
-            .run(what, async |client| {
+            .run_bounded(what, async |client, bound| {
                 client
                     .execute(
                         &self.sql.release,
-                        &[&key.provider(), &key.session(), &holder],
+                        &[&key.provider(), &key.session(), &holder, &bound],
                     )
                     .await
                     .db(what)
