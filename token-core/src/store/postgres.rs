@@ -1517,6 +1517,92 @@ pub(crate) mod tests {
         drop_schema(&db).await;
     }
 
+    /// The server paused (`SIGSTOP` of every process: a frozen VM or container) with
+    /// connections open, a lease held and a record saved: every call (on a pooled
+    /// connection, or on a new one the kernel accepts and nobody answers) fails typed within
+    /// the timeout and the cancel's grace; once the server resumes, the same store answers
+    /// at once (no connection left stuck in the pool), and what the failed calls asked for
+    /// was not done: the record and the lease are as they were.
+    #[tokio::test]
+    async fn a_paused_server_gives_typed_errors_in_bounded_time_and_nothing_after() {
+        let Some(server) = crate::store::postgres_test_server::PrivateServer::start(
+            "a_paused_server_gives_typed_errors_in_bounded_time_and_nothing_after",
+        ) else {
+            return;
+        };
+        let timeout = Duration::from_millis(500);
+        let db = PostgresDatabase::builder(server.url())
+            .unwrap()
+            .schema("paused")
+            .max_connections(2)
+            .operation_timeout(timeout)
+            .connect_timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let store = PostgresStore::open(&db).await.unwrap();
+        let key = SessionKey::new("p", "paused");
+        let long = Duration::from_secs(60);
+        let v1 = store.save(&key, &set("a"), None).await.unwrap();
+        assert_eq!(
+            store.acquire_lease(&key, "me", long).await.unwrap(),
+            Lease::Acquired
+        );
+
+        server.pause();
+        // The timeout, the cancel's grace (at most the timeout again), and a margin.
+        let bound = 2 * timeout + Duration::from_millis(500);
+        let mut errors = Vec::new();
+        for call in 0..6 {
+            let started = std::time::Instant::now();
+            let answer = match call {
+                0 => store.load(&key).await.map(drop),
+                1 => store.save(&key, &set("b"), Some(v1)).await.map(drop),
+                2 => store.acquire_lease(&key, "other", long).await.map(drop),
+                3 => store.release_lease(&key, "me").await,
+                4 => store.delete(&key, None).await.map(drop),
+                _ => store
+                    .save(&SessionKey::new("p", "new"), &set("c"), None)
+                    .await
+                    .map(drop),
+            };
+            let took = started.elapsed();
+            assert!(took < bound, "call {call} took {took:?}");
+            errors.push(answer.unwrap_err());
+        }
+        for error in &errors {
+            assert!(matches!(error, StoreError::Backend { .. }), "{error:?}");
+        }
+        server.resume();
+
+        let started = std::time::Instant::now();
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!((loaded.version, loaded.value), (v1, set("a")));
+        assert!(
+            store
+                .load(&SessionKey::new("p", "new"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            matches!(
+                store.acquire_lease(&key, "other", long).await.unwrap(),
+                Lease::HeldByOther { .. }
+            ),
+            "the lease is still held"
+        );
+        assert_eq!(
+            store.acquire_lease(&key, "me", long).await.unwrap(),
+            Lease::Acquired
+        );
+        store.save(&key, &set("b"), Some(v1)).await.unwrap();
+    }
+
     #[tokio::test]
     async fn errors_never_contain_the_password() {
         // Nothing listens on port 9 of 127.0.0.1 (discard): connecting fails at once.
