@@ -1603,6 +1603,112 @@ pub(crate) mod tests {
         store.save(&key, &set("b"), Some(v1)).await.unwrap();
     }
 
+    /// Every connection of a small pool busy past the operation timeout (many sessions
+    /// refreshing at once): a call waiting for one fails typed within the timeout, and the
+    /// pool serves again once they are free.
+    #[tokio::test]
+    async fn a_call_waiting_for_a_busy_pool_fails_typed_within_the_timeout() {
+        let Some(url) = test_url("a_call_waiting_for_a_busy_pool_fails_typed_within_the_timeout")
+        else {
+            return;
+        };
+        let timeout = Duration::from_millis(400);
+        let db = PostgresDatabase::builder(&url)
+            .unwrap()
+            .schema(format!("tc_test_{}", uuid::Uuid::new_v4().simple()))
+            .max_connections(1)
+            .operation_timeout(timeout)
+            .build()
+            .unwrap();
+        let store = PostgresStore::open(&db).await.unwrap();
+        let key = SessionKey::new("p", "busy");
+        let v1 = store.save(&key, &set("a"), None).await.unwrap();
+        let busy = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.run("busy", async |client| {
+                    client.batch_execute("SELECT pg_sleep(5)").await.db("busy")
+                })
+                .await
+            })
+        };
+        tokio::task::yield_now().await;
+        let started = std::time::Instant::now();
+        let mut waiting = tokio::task::JoinSet::new();
+        for i in 0..8 {
+            let (store, key) = (store.clone(), key.clone());
+            waiting.spawn(async move {
+                match i % 2 {
+                    0 => store.load(&key).await.map(drop),
+                    _ => store
+                        .acquire_lease(&key, "h", Duration::from_secs(60))
+                        .await
+                        .map(drop),
+                }
+            });
+        }
+        let mut failed = 0;
+        while let Some(answer) = waiting.join_next().await {
+            match answer.unwrap() {
+                Err(StoreError::Backend { message, .. }) => {
+                    assert!(message.contains("no answer within"), "{message}");
+                    failed += 1;
+                }
+                // Those that got the connection after the busy one gave up.
+                Ok(()) => {}
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        assert!(failed > 0, "nobody waited for the pool");
+        assert!(
+            started.elapsed() < 2 * timeout + Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(matches!(
+            busy.await.unwrap(),
+            Err(StoreError::Backend { .. })
+        ));
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!(loaded.version, v1);
+        drop_schema(&db).await;
+    }
+
+    /// Names with quotes, semicolons, backslashes and SQL in them are kept as they are.
+    #[tokio::test]
+    async fn names_with_quotes_and_sql_are_kept_as_they_are() {
+        let Some(url) = test_url("names_with_quotes_and_sql_are_kept_as_they_are") else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-quotes");
+        let store = PostgresStore::open(&db).await.unwrap();
+        let hostile = "x'); DROP TABLE token_sets; --\"\\$1 \u{1F600}";
+        let key = SessionKey::new(hostile, hostile);
+        let version = store.save(&key, &set("a"), None).await.unwrap();
+        let long = Duration::from_secs(60);
+        assert_eq!(
+            store.acquire_lease(&key, hostile, long).await.unwrap(),
+            Lease::Acquired
+        );
+        assert!(matches!(
+            store.acquire_lease(&key, "other", long).await.unwrap(),
+            Lease::HeldByOther { .. }
+        ));
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!((loaded.version, loaded.value), (version, set("a")));
+        assert!(
+            store
+                .load(&SessionKey::new("x", "x"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        store.release_lease(&key, hostile).await.unwrap();
+        assert!(store.delete(&key, Some(version)).await.unwrap());
+        assert_eq!(rows(&db, "token_leases").await, 0);
+        drop_schema(&db).await;
+    }
+
     #[tokio::test]
     async fn errors_never_contain_the_password() {
         // Nothing listens on port 9 of 127.0.0.1 (discard): connecting fails at once.
