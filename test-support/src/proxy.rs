@@ -24,6 +24,9 @@ pub struct Proxy {
 struct LoseAnswer {
     tag: String,
     lost: tokio::sync::oneshot::Sender<()>,
+    /// Keep the connection open and silent afterwards (a network partition the server
+    /// does not notice), instead of closing it.
+    freeze: bool,
 }
 
 impl Proxy {
@@ -60,12 +63,12 @@ impl Proxy {
                         let (mut from_client, mut to_client) = inbound.into_split();
                         let pumps = async {
                             tokio::select! {
-                                _ = tokio::io::copy(&mut from_client, &mut to_server) => {}
-                                () = answers(&mut from_server, &mut to_client, &lose) => {}
+                                _ = tokio::io::copy(&mut from_client, &mut to_server) => false,
+                                froze = answers(&mut from_server, &mut to_client, &lose) => froze,
                             }
                         };
                         let froze = tokio::select! {
-                            () = pumps => false,
+                            froze = pumps => froze,
                             _ = cut.changed() => false,
                             _ = frozen.wait_for(|frozen| *frozen) => true,
                         };
@@ -92,10 +95,23 @@ impl Proxy {
     /// follows up to the server's `ReadyForQuery` (the statement's implicit transaction has
     /// committed by then), and closes its connection. The receiver hears when it happened.
     pub fn lose_next_answer(&self, tag: &str) -> tokio::sync::oneshot::Receiver<()> {
+        self.arm(tag, false)
+    }
+
+    /// Like [`lose_next_answer`](Self::lose_next_answer), but the connection then stays
+    /// open and silent both ways until [`down`](Self::down), whatever the client does (a
+    /// network partition the server does not notice): a transaction the statement was part
+    /// of stays open on the server, its locks held.
+    pub fn freeze_at_next_answer(&self, tag: &str) -> tokio::sync::oneshot::Receiver<()> {
+        self.arm(tag, true)
+    }
+
+    fn arm(&self, tag: &str, freeze: bool) -> tokio::sync::oneshot::Receiver<()> {
         let (lost, heard) = tokio::sync::oneshot::channel();
         *self.lose.lock().unwrap() = Some(LoseAnswer {
             tag: tag.to_owned(),
             lost,
+            freeze,
         });
         heard
     }
@@ -131,24 +147,25 @@ impl Drop for Proxy {
 }
 
 /// Copies the server's messages to the client, and loses the answer [`Proxy::lose_next_answer`]
-/// asks for. Returns when either side ends, or once an answer was lost.
+/// asks for. Returns when either side ends, or once an answer was lost: whether the
+/// connection is to be frozen then.
 async fn answers(
     from_server: &mut tokio::net::tcp::OwnedReadHalf,
     to_client: &mut tokio::net::tcp::OwnedWriteHalf,
     lose: &Mutex<Option<LoseAnswer>>,
-) {
+) -> bool {
     let mut buffer: Vec<u8> = Vec::new();
     // The offset of the next message not yet forwarded (messages are a type byte and a
     // length that counts itself); the single byte that answers an SSL request comes first.
     let mut first = true;
-    let mut losing: Option<tokio::sync::oneshot::Sender<()>> = None;
+    let mut losing: Option<(tokio::sync::oneshot::Sender<()>, bool)> = None;
     let mut chunk = [0u8; 8192];
     loop {
         let Ok(read) = from_server.read(&mut chunk).await else {
-            return;
+            return false;
         };
         if read == 0 {
-            return;
+            return false;
         }
         buffer.extend_from_slice(&chunk[..read]);
         let mut forward = 0;
@@ -164,11 +181,14 @@ async fn answers(
             if losing.is_some() {
                 if message[0] == b'Z' {
                     // Committed; the client never hears it.
-                    if let Some(lost) = losing.take() {
-                        let _ = lost.send(());
+                    let Some((lost, freeze)) = losing.take() else {
+                        return false;
+                    };
+                    let _ = lost.send(());
+                    if !freeze {
+                        let _ = to_client.shutdown().await;
                     }
-                    let _ = to_client.shutdown().await;
-                    return;
+                    return freeze;
                 }
                 // Dropped, as everything up to the end of the answer.
                 buffer.drain(forward..forward + 1 + length);
@@ -180,7 +200,7 @@ async fn answers(
                     .as_ref()
                     .is_some_and(|lose| message[5..].starts_with(lose.tag.as_bytes()))
                 {
-                    losing = armed.take().map(|lose| lose.lost);
+                    losing = armed.take().map(|lose| (lose.lost, lose.freeze));
                     drop(armed);
                     buffer.drain(forward..forward + 1 + length);
                     continue;
@@ -189,7 +209,7 @@ async fn answers(
             forward += 1 + length;
         }
         if to_client.write_all(&buffer[..forward]).await.is_err() {
-            return;
+            return false;
         }
         buffer.drain(..forward);
     }

@@ -1494,3 +1494,69 @@ async fn a_call_whose_cancel_cannot_reach_the_server_has_no_later_effect() {
     drop(direct);
     drop_schema(&url, &schema).await;
 }
+
+/// An issuer replica's rotation cut off from the database mid-transaction, its row locked
+/// (a network partition the server does not notice: the connection stays open on its side,
+/// for as long as TCP keepalive takes, hours by default): the replica's call fails typed
+/// within its timeout, and another replica presenting the same refresh token is not locked
+/// out with it: the server ends the orphaned transaction by the first one's deadline, and
+/// the second rotates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_cut_off_mid_transaction_does_not_lock_the_token_out() {
+    use std::sync::Arc;
+    use token_core::clock::ManualClock;
+    use token_core::issuer::{Issuer, IssuerConfig, IssuerError, PostgresIssuerStore};
+
+    let test = "a_rotation_cut_off_mid_transaction_does_not_lock_the_token_out";
+    let timeout = Duration::from_millis(500);
+    let Some((url, schema, proxy, store, _direct)) = behind_a_proxy(test, timeout).await else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let config = IssuerConfig::default()
+        .with_reuse_window(Duration::from_secs(300))
+        .with_purge_every(None);
+    let cut_off = Issuer::new(
+        Arc::new(PostgresIssuerStore::open(store.database()).await.unwrap()),
+        clock.clone(),
+        config.clone(),
+    );
+    // Its operation timeout (5 s) is well past the other's.
+    let other = Issuer::new(
+        Arc::new(
+            PostgresIssuerStore::open(&database(&url, &schema))
+                .await
+                .unwrap(),
+        ),
+        clock,
+        config,
+    );
+    let first = other.issue("alice", serde_json::json!({})).await.unwrap();
+    let refresh = first.tokens.refresh_token.unwrap();
+
+    // The answer to the rotation's `SELECT ... FOR UPDATE` never comes back.
+    let heard = proxy.freeze_at_next_answer("SELECT");
+    let started = Instant::now();
+    let failed = cut_off.refresh(refresh.expose_secret()).await;
+    assert!(
+        matches!(failed, Err(IssuerError::Store(StoreError::Backend { .. }))),
+        "{failed:?}"
+    );
+    assert!(started.elapsed() < 2 * timeout + Duration::from_secs(1));
+    tokio::time::timeout(Duration::from_secs(1), heard)
+        .await
+        .expect("the rotation's answer was held")
+        .unwrap();
+
+    let started = Instant::now();
+    let rotated = other.refresh(refresh.expose_secret()).await;
+    let took = started.elapsed();
+    proxy.down();
+    let rotated = rotated.expect("the other replica rotates");
+    assert!(!rotated.reused);
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    drop(cut_off);
+    drop(other);
+    drop(store);
+    drop_schema(&url, &schema).await;
+}

@@ -27,6 +27,27 @@ pub(crate) fn lock_bound(n: usize) -> String {
     format!("set_config('lock_timeout', ${n}::bigint::text, true) IS NOT NULL")
 }
 
+/// Opens a transaction on `client` that the server itself bounds however its client fares:
+/// each of its waits for a lock, and each wait for the client's next statement, lasts at
+/// most `budget` milliseconds (`SET LOCAL`: nothing outlives the transaction). A client cut
+/// off mid-transaction (a network partition the server does not notice, for as long as TCP
+/// keepalive takes) would otherwise leave it open, its rows and tables locked, and every
+/// other replica waiting on them; it now ends `budget` after the last statement.
+pub(crate) async fn bounded_transaction<'a>(
+    client: &'a mut deadpool_postgres::Client,
+    budget: i64,
+    what: &str,
+) -> Result<deadpool_postgres::Transaction<'a>, StoreError> {
+    let tx = client.transaction().await.db(what)?;
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = {budget}; \
+         SET LOCAL idle_in_transaction_session_timeout = {budget}"
+    ))
+    .await
+    .db(what)?;
+    Ok(tx)
+}
+
 /// The schema used when none is configured.
 pub const DEFAULT_SCHEMA: &str = "token_core";
 
@@ -353,8 +374,8 @@ impl PostgresDatabase {
     ) -> Result<(), StoreError> {
         let target = i32::try_from(migrations.len()).unwrap_or(i32::MAX);
         let schema = &self.inner.schema;
-        self.run("migrate", async |client| {
-            let tx = client.transaction().await.db("migrate")?;
+        self.run_bounded("migrate", async |client, budget| {
+            let tx = bounded_transaction(client, budget, "migrate").await?;
             let lock_key = format!("token-core:{schema}");
             tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock_key])
                 .await

@@ -16,7 +16,7 @@ use super::{
     Rotation, TokenHash,
 };
 use crate::error::StoreError;
-use crate::postgres::{DbResult, PostgresDatabase};
+use crate::postgres::{DbResult, PostgresDatabase, bounded_transaction};
 use crate::token_set::StoredTokenSet;
 
 /// The schema version [`PostgresIssuerStore`] migrates its table to.
@@ -66,7 +66,11 @@ pub const ISSUER_SCHEMA_VERSION: i32 = 4;
 /// with one refresh token, on any replica, agree on one successor; a pair whose `client_id`
 /// is not the presenting client's is refused in that transaction ([`PairRecord::verdict`]),
 /// unchanged. A code redemption locks the code's row the same way, so one code gives at
-/// most one pair. Times are kept to the
+/// most one pair. Those transactions bound, on the server, each wait for a lock and each
+/// wait for the replica's next statement by what is left of the operation timeout: a
+/// replica cut off mid-rotation (a network partition the server does not notice) does not
+/// leave the row locked, and the token refused on every other replica, until TCP keepalive
+/// ends its connection. Times are kept to the
 /// microsecond. A [`purge`](IssuerStore::purge) deletes in batches, passes over rows a
 /// transaction in flight holds, and never forgets what is still alive by the database's own
 /// clock, whatever the replica's clock says.
@@ -578,8 +582,8 @@ impl IssuerStore for PostgresIssuerStore {
     async fn rotate(&self, rotation: Rotation<'_>) -> Result<RotateOutcome, StoreError> {
         let what = "rotate";
         self.db
-            .run(what, async |client| {
-                let tx = client.transaction().await.db(what)?;
+            .run_bounded(what, async |client, budget| {
+                let tx = bounded_transaction(client, budget, what).await?;
                 let presented = rotation.presented.as_bytes().as_slice();
                 let Some(row) = tx
                     .query_opt(&self.sql.lock_refresh, &[&presented])
@@ -721,8 +725,8 @@ impl IssuerStore for PostgresIssuerStore {
     async fn redeem_code(&self, redemption: Redemption<'_>) -> Result<RedeemOutcome, StoreError> {
         let what = "redeem a code";
         self.db
-            .run(what, async |client| {
-                let tx = client.transaction().await.db(what)?;
+            .run_bounded(what, async |client, budget| {
+                let tx = bounded_transaction(client, budget, what).await?;
                 let presented = redemption.presented.as_bytes().as_slice();
                 let Some(row) = tx
                     .query_opt(&self.sql.lock_code, &[&presented])
