@@ -1709,6 +1709,81 @@ pub(crate) mod tests {
         drop_schema(&db).await;
     }
 
+    /// A process of the previous release (schema version 2: `record jsonb`, its statements
+    /// as they were) still running beside one that migrated the tables to version 3
+    /// (`json`): its saves and loads keep working on the migrated table, and what each
+    /// writes the other reads.
+    #[tokio::test]
+    async fn a_process_of_the_previous_schema_version_keeps_working_beside_the_new_one() {
+        let Some(url) =
+            test_url("a_process_of_the_previous_schema_version_keeps_working_beside_the_new_one")
+        else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-old-beside-new");
+        let store = PostgresStore::open(&db).await.unwrap();
+        let (sets, versions) = (db.table("token_sets"), db.table("token_set_versions"));
+        // The previous release's statements, as it sent them.
+        let old_insert = format!(
+            "INSERT INTO {sets} (provider, session, version, record)
+             VALUES ($1, $2, nextval('{versions}'), $3)
+             ON CONFLICT (provider, session) DO NOTHING
+             RETURNING version"
+        );
+        let old_update = format!(
+            "UPDATE {sets} SET version = nextval('{versions}'), record = $3, updated_at = now()
+             WHERE provider = $1 AND session = $2 AND version = $4
+             RETURNING version"
+        );
+        let old_load =
+            format!("SELECT version, record FROM {sets} WHERE provider = $1 AND session = $2");
+        let key = SessionKey::new("p", "old-beside-new");
+        let record = serde_json::to_value(set("old")).unwrap();
+        let old_version: i64 = db
+            .run("old", async |client| {
+                let row = client
+                    .query_one(&old_insert, &[&"p", &"old-beside-new", &record])
+                    .await
+                    .db("old")?;
+                row.try_get(0).db("old")
+            })
+            .await
+            .unwrap();
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!(loaded.value, set("old"));
+        let new_version = store
+            .save(&key, &set("new"), Some(loaded.version))
+            .await
+            .unwrap();
+        assert!(new_version > u64::try_from(old_version).unwrap());
+        let (version, value): (i64, serde_json::Value) = db
+            .run("old", async |client| {
+                let row = client
+                    .query_one(&old_load, &[&"p", &"old-beside-new"])
+                    .await
+                    .db("old")?;
+                Ok((row.try_get(0).db("old")?, row.try_get(1).db("old")?))
+            })
+            .await
+            .unwrap();
+        assert_eq!(u64::try_from(version).unwrap(), new_version);
+        assert_eq!(value, serde_json::to_value(set("new")).unwrap());
+        let newer = serde_json::to_value(set("old-again")).unwrap();
+        db.run("old", async |client| {
+            client
+                .query_one(&old_update, &[&"p", &"old-beside-new", &newer, &version])
+                .await
+                .db("old")
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            store.load(&key).await.unwrap().unwrap().value,
+            set("old-again")
+        );
+        drop_schema(&db).await;
+    }
+
     #[tokio::test]
     async fn errors_never_contain_the_password() {
         // Nothing listens on port 9 of 127.0.0.1 (discard): connecting fails at once.
