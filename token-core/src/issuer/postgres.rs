@@ -1519,6 +1519,58 @@ mod tests {
         drop_schema(&db).await;
     }
 
+    /// Replicas of a wallet starting together on an empty database, each opening the token
+    /// store and the issuer's store at once (two components racing to create the schema and
+    /// its version table): every open succeeds, each component's tables are made once, and
+    /// both work.
+    #[tokio::test]
+    async fn the_store_and_the_issuer_migrating_at_once_on_an_empty_database() {
+        let Some(url) = test_url("the_store_and_the_issuer_migrating_at_once_on_an_empty_database")
+        else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-both-migrate");
+        let mut opens = tokio::task::JoinSet::new();
+        for i in 0..8 {
+            let db = PostgresDatabase::builder(&url)
+                .unwrap()
+                .schema(db.schema())
+                .max_connections(1)
+                .build()
+                .unwrap();
+            opens.spawn(async move {
+                match i % 2 {
+                    0 => crate::store::PostgresStore::open(&db).await.map(drop),
+                    _ => PostgresIssuerStore::open(&db).await.map(drop),
+                }
+            });
+        }
+        while let Some(opened) = opens.join_next().await {
+            opened.unwrap().unwrap();
+        }
+        assert_eq!(
+            crate::store::postgres::tests::rows(&db, "token_core_schema").await,
+            2
+        );
+        let issuer = Issuer::new(
+            Arc::new(PostgresIssuerStore::open(&db).await.unwrap()),
+            Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC))),
+            IssuerConfig::default().with_purge_every(None),
+        );
+        let issued = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+        issuer.refresh(&refresh(&issued)).await.unwrap();
+        let store = crate::store::PostgresStore::open(&db).await.unwrap();
+        use crate::store::TokenStore as _;
+        assert!(
+            store
+                .load(&crate::store::SessionKey::new("p", "s"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        drop_schema(&db).await;
+    }
+
     #[tokio::test]
     async fn a_table_dropped_by_hand_is_a_typed_error_at_open() {
         let Some(url) = test_url("a_table_dropped_by_hand_is_a_typed_error_at_open") else {
