@@ -527,18 +527,15 @@ impl StopsTheServer {
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
         let url = self.server.url().to_owned();
-        let (locker, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let connection = tokio::spawn(connection);
-        locker
-            .batch_execute(&format!(
+        let (locker, connection) = locking(
+            &url,
+            &format!(
                 "BEGIN; SELECT 1 FROM \"{}\".token_sets WHERE session = '{}' FOR UPDATE",
                 self.inner.database().schema(),
                 key.session()
-            ))
-            .await
-            .unwrap();
+            ),
+        )
+        .await;
         let stopper = {
             let (server, mode, app) = (self.server.clone(), self.mode, self.app.clone());
             tokio::spawn(async move {
@@ -1069,28 +1066,12 @@ async fn the_server_stopped_immediately_during_the_save() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_network_never_hangs_a_call() {
     let test = "a_silent_network_never_hangs_a_call";
-    let Some(url) = test_url(test) else {
-        return;
-    };
-    let mut through_proxy = url::Url::parse(&url).unwrap();
-    let Some(host) = through_proxy.host_str().map(str::to_owned) else {
-        eprintln!("{test}: skipped: TOKEN_TEST_POSTGRES_URL has no TCP host to proxy");
-        return;
-    };
-    let proxy = Proxy::start(format!("{host}:{}", through_proxy.port().unwrap_or(5432))).await;
-    through_proxy.set_host(Some("127.0.0.1")).unwrap();
-    through_proxy.set_port(Some(proxy.addr.port())).unwrap();
-    let schema = unique_schema();
     let operation_timeout = Duration::from_secs(1);
-    let db = PostgresDatabase::builder(through_proxy.as_str())
-        .unwrap()
-        .schema(&schema)
-        .max_connections(2)
-        .operation_timeout(operation_timeout)
-        .connect_timeout(Duration::from_secs(1))
-        .build()
-        .unwrap();
-    let store = PostgresStore::open(&db).await.unwrap();
+    let Some((url, schema, proxy, store, _direct)) = behind_a_proxy(test, operation_timeout).await
+    else {
+        return;
+    };
+    let db = store.database().clone();
     let sandbox = Sandbox::builder().start().await.unwrap();
     let store_timeout = Duration::from_secs(5);
     let manager = TokenManager::builder(SandboxOAuth::new(sandbox.base_url()))
@@ -1184,6 +1165,398 @@ async fn a_silent_network_never_hangs_a_call() {
     assert_eq!(sandbox.calls("/token"), 1);
     manager.shutdown(Duration::from_secs(10)).await.unwrap();
     drop(manager);
+    drop(store);
+    drop_schema(&url, &schema).await;
+}
+
+/// A connection of its own that has run `sql` (a transaction that locks rows, left open),
+/// and the task driving it.
+async fn locking(
+    url: &str,
+    sql: &str,
+) -> (
+    tokio_postgres::Client,
+    tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+) {
+    let (locker, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    locker.batch_execute(sql).await.unwrap();
+    (locker, connection)
+}
+
+/// A store and a direct one over the same schema: `store` goes through `proxy` (which
+/// loses answers), `direct` straight to the server (to see what really happened).
+async fn behind_a_proxy(
+    test: &str,
+    operation_timeout: Duration,
+) -> Option<(String, String, Proxy, PostgresStore, PostgresStore)> {
+    let url = test_url(test)?;
+    let mut through_proxy = url::Url::parse(&url).unwrap();
+    let Some(host) = through_proxy.host_str().map(str::to_owned) else {
+        eprintln!("{test}: skipped: TOKEN_TEST_POSTGRES_URL has no TCP host to proxy");
+        return None;
+    };
+    let proxy = Proxy::start(format!("{host}:{}", through_proxy.port().unwrap_or(5432))).await;
+    through_proxy.set_host(Some("127.0.0.1")).unwrap();
+    through_proxy.set_port(Some(proxy.addr.port())).unwrap();
+    let schema = unique_schema();
+    let db = PostgresDatabase::builder(through_proxy.as_str())
+        .unwrap()
+        .schema(&schema)
+        .max_connections(2)
+        .operation_timeout(operation_timeout)
+        .connect_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let store = PostgresStore::open(&db).await.unwrap();
+    let direct = PostgresStore::open(&database(&url, &schema)).await.unwrap();
+    Some((url, schema, proxy, store, direct))
+}
+
+/// Runs `call` with the answer of its statement tagged `tag` lost after the server
+/// committed it: the call fails with a typed error within its timeout, and the loss did
+/// happen.
+async fn answer_lost<T: std::fmt::Debug>(
+    proxy: &Proxy,
+    tag: &str,
+    call: impl Future<Output = Result<T, StoreError>>,
+) {
+    let heard = proxy.lose_next_answer(tag);
+    let answer = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the call ended");
+    assert!(
+        matches!(answer, Err(StoreError::Backend { .. })),
+        "{tag}: {answer:?}"
+    );
+    tokio::time::timeout(Duration::from_secs(1), heard)
+        .await
+        .expect("the answer was lost")
+        .unwrap();
+}
+
+/// Every store call whose statement committed but whose answer never came back (the
+/// connection died in between): the call fails typed, and the next call on the same store
+/// (connecting again) finds what it did: a save's version as the conflict's `found` and its
+/// record in the store, the lease granted to the same holder again (not held by another,
+/// not a take-over), the lease released, the record deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_answer_is_lost_after_the_commit_is_found_done_by_the_next() {
+    let test = "a_call_whose_answer_is_lost_after_the_commit_is_found_done_by_the_next";
+    let Some((url, schema, proxy, store, direct)) =
+        behind_a_proxy(test, Duration::from_secs(2)).await
+    else {
+        return;
+    };
+    let sandbox = Sandbox::builder().start().await.unwrap();
+    let key = SessionKey::new("p", "lost-answers");
+    let (a, b): (StoredRecord, StoredRecord) = (
+        sandbox.issue("a").await.unwrap().into(),
+        sandbox.issue("b").await.unwrap().into(),
+    );
+
+    answer_lost(&proxy, "INSERT", store.save(&key, &a, None)).await;
+    let v1 = direct
+        .load(&key)
+        .await
+        .unwrap()
+        .expect("the insert committed");
+    assert_eq!(v1.value, a);
+    match store.save(&key, &a, None).await {
+        Err(StoreError::Conflict {
+            expected: None,
+            found: Some(found),
+        }) => assert_eq!(found, v1.version),
+        other => panic!("{other:?}"),
+    }
+
+    answer_lost(&proxy, "UPDATE", store.save(&key, &b, Some(v1.version))).await;
+    let v2 = store.load(&key).await.unwrap().expect("kept");
+    assert_eq!(v2.value, b, "the update committed");
+    match store.save(&key, &b, Some(v1.version)).await {
+        Err(StoreError::Conflict {
+            found: Some(found), ..
+        }) => assert_eq!(found, v2.version),
+        other => panic!("{other:?}"),
+    }
+
+    let long = Duration::from_secs(60);
+    answer_lost(&proxy, "SELECT", store.acquire_lease(&key, "me", long)).await;
+    assert!(
+        matches!(
+            direct.acquire_lease(&key, "other", long).await.unwrap(),
+            Lease::HeldByOther { .. }
+        ),
+        "the lease was granted"
+    );
+    assert_eq!(
+        store.acquire_lease(&key, "me", long).await.unwrap(),
+        Lease::Acquired,
+        "the holder's next try has it"
+    );
+
+    answer_lost(&proxy, "DELETE", store.release_lease(&key, "me")).await;
+    assert_eq!(
+        direct.acquire_lease(&key, "other", long).await.unwrap(),
+        Lease::Acquired,
+        "the release committed"
+    );
+    direct.release_lease(&key, "other").await.unwrap();
+
+    // `delete` answers the deleted version (`SELECT` from the `DELETE`).
+    answer_lost(&proxy, "SELECT", store.delete(&key, Some(v2.version))).await;
+    assert!(direct.load(&key).await.unwrap().is_none(), "deleted");
+    assert!(!store.delete(&key, Some(v2.version)).await.unwrap());
+    drop(store);
+    drop(direct);
+    drop_schema(&url, &schema).await;
+}
+
+/// A refresh whose save committed, its answer lost: the caller gets the new token all the
+/// same, the store holds that pair (the manager's save again finds its own pair there and
+/// adopts it), the provider saw one refresh, no re-auth. Then a refresh whose lease grant's
+/// answer is lost: the session is not wedged for the lease's length (the next refresh takes
+/// the lease its holder already has).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_recovers_from_a_save_or_a_lease_grant_whose_answer_was_lost() {
+    let test = "a_manager_recovers_from_a_save_or_a_lease_grant_whose_answer_was_lost";
+    let Some((url, schema, proxy, store, direct)) =
+        behind_a_proxy(test, Duration::from_secs(2)).await
+    else {
+        return;
+    };
+    let sandbox = Sandbox::builder().start().await.unwrap();
+    let manager = TokenManager::builder(SandboxOAuth::new(sandbox.base_url()))
+        .store(store.clone())
+        .config(
+            ManagerConfig::default()
+                .with_store_timeout(Duration::from_secs(5))
+                .with_lease_ttl(Duration::from_secs(60)),
+        )
+        .build()
+        .unwrap();
+    let session = "customer-lost-answer";
+    let key = SessionKey::new("sandbox-oauth", session);
+    direct
+        .save(&key, &expired_set(&sandbox, session).await.into(), None)
+        .await
+        .unwrap();
+
+    let heard = proxy.lose_next_answer("UPDATE");
+    let token = tokio::time::timeout(Duration::from_secs(20), manager.access_token(session))
+        .await
+        .expect("the call ended")
+        .expect("the new token, saved or not");
+    tokio::time::timeout(Duration::from_secs(1), heard)
+        .await
+        .expect("the save's answer was lost")
+        .unwrap();
+    let stored = direct.load(&key).await.unwrap().unwrap();
+    assert_eq!(stored.value.tokens().unwrap().access_token, token);
+    assert_eq!(sandbox.calls("/token"), 1);
+    // The manager's save in the background finds its pair there, adopts it and lets the
+    // lease go: another replica gets the lease well before its length.
+    let mut released = false;
+    for _ in 0..100 {
+        match direct
+            .acquire_lease(&key, "another-replica", Duration::from_secs(1))
+            .await
+            .unwrap()
+        {
+            Lease::HeldByOther { .. } => tokio::time::sleep(Duration::from_millis(100)).await,
+            _ => {
+                released = true;
+                break;
+            }
+        }
+    }
+    assert!(released, "the lease was never released");
+    direct.release_lease(&key, "another-replica").await.unwrap();
+    assert_eq!(manager.access_token(session).await.unwrap(), token);
+    assert_eq!(
+        direct.load(&key).await.unwrap().unwrap().version,
+        stored.version
+    );
+
+    // The lease grant of a forced refresh is lost (the first `SELECT` a refresh of a
+    // session in memory sends is its lease's).
+    let heard = proxy.lose_next_answer("SELECT");
+    let started = Instant::now();
+    let first = manager.refresh_now(session).await;
+    tokio::time::timeout(Duration::from_secs(1), heard)
+        .await
+        .expect("an answer was lost")
+        .unwrap();
+    let renewed = match first {
+        Ok(renewed) => renewed,
+        Err(error) => {
+            assert_eq!(error.kind(), ErrorKind::Transient, "{error}");
+            manager.refresh_now(session).await.unwrap()
+        }
+    };
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "wedged for {:?}",
+        started.elapsed()
+    );
+    assert_ne!(renewed, token);
+    assert_eq!(sandbox.calls("/token"), 2);
+    let stored = direct.load(&key).await.unwrap().unwrap();
+    assert_eq!(stored.value.tokens().unwrap().access_token, renewed);
+    manager.shutdown(Duration::from_secs(10)).await.unwrap();
+    drop(manager);
+    drop(store);
+    drop(direct);
+    drop_schema(&url, &schema).await;
+}
+
+/// Rows locked by another transaction past the operation timeout while a holder releases
+/// its lease, saves and deletes, and no new connection gets through to the server then (a
+/// firewall that lets established connections through, a listener out of descriptors): the
+/// cancel, which needs a connection of its own, cannot reach the server. Each call fails
+/// typed within its bound, and has no later effect once the lock goes: a release landing
+/// late would take away the lease its holder was granted again meanwhile (another replica
+/// then takes it while the holder still refreshes), a save would overwrite what was saved
+/// since, a delete would remove it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_cancel_cannot_reach_the_server_has_no_later_effect() {
+    let test = "a_call_whose_cancel_cannot_reach_the_server_has_no_later_effect";
+    let timeout = Duration::from_millis(500);
+    let Some((url, schema, proxy, store, direct)) = behind_a_proxy(test, timeout).await else {
+        return;
+    };
+    let sandbox = Sandbox::builder().start().await.unwrap();
+    let key = SessionKey::new("p", "uncancellable");
+    let long = Duration::from_secs(60);
+    assert_eq!(
+        store.acquire_lease(&key, "me", long).await.unwrap(),
+        Lease::Acquired
+    );
+    let kept: StoredRecord = sandbox.issue("kept").await.unwrap().into();
+    let v1 = store.save(&key, &kept, None).await.unwrap();
+    let (locker, connection) = locking(
+        &url,
+        &format!(
+            "BEGIN;
+             SELECT 1 FROM \"{schema}\".token_leases WHERE session = 'uncancellable' FOR UPDATE;
+             SELECT 1 FROM \"{schema}\".token_sets WHERE session = 'uncancellable' FOR UPDATE;"
+        ),
+    )
+    .await;
+
+    proxy.refuse_new();
+    let late: StoredRecord = sandbox.issue("late").await.unwrap().into();
+    let bound = 2 * timeout + Duration::from_secs(1);
+    let started = Instant::now();
+    let error = store.release_lease(&key, "me").await.unwrap_err();
+    assert!(matches!(error, StoreError::Backend { .. }), "{error:?}");
+    let error = store.save(&key, &late, Some(v1)).await.unwrap_err();
+    assert!(matches!(error, StoreError::Backend { .. }), "{error:?}");
+    let error = store.delete(&key, Some(v1)).await.unwrap_err();
+    assert!(matches!(error, StoreError::Backend { .. }), "{error:?}");
+    assert!(started.elapsed() < 3 * bound, "{:?}", started.elapsed());
+    proxy.restore();
+
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    // Whatever the server still had of those calls has run by now, or never will.
+    let waiting = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' \
+         AND query LIKE '%{schema}%' AND pid <> pg_backend_pid()"
+    );
+    for _ in 0..100 {
+        if scalar(&url, &waiting).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        matches!(
+            direct.acquire_lease(&key, "another", long).await.unwrap(),
+            Lease::HeldByOther { .. }
+        ),
+        "the release that failed let go of the lease after all"
+    );
+    let stored = direct
+        .load(&key)
+        .await
+        .unwrap()
+        .expect("the delete that failed deleted");
+    assert_eq!(
+        (stored.version, stored.value),
+        (v1, kept),
+        "the save that failed was saved after all"
+    );
+    drop(locker);
+    let _ = connection.await;
+    drop(store);
+    drop(direct);
+    drop_schema(&url, &schema).await;
+}
+
+/// An issuer replica's rotation cut off from the database mid-transaction, its row locked
+/// (a network partition the server does not notice: the connection stays open on its side,
+/// for as long as TCP keepalive takes, hours by default): the replica's call fails typed
+/// within its timeout, and another replica presenting the same refresh token is not locked
+/// out with it: the server ends the orphaned transaction by the first one's deadline, and
+/// the second rotates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_cut_off_mid_transaction_does_not_lock_the_token_out() {
+    use std::sync::Arc;
+    use token_core::clock::ManualClock;
+    use token_core::issuer::{Issuer, IssuerConfig, IssuerError, PostgresIssuerStore};
+
+    let test = "a_rotation_cut_off_mid_transaction_does_not_lock_the_token_out";
+    let timeout = Duration::from_millis(500);
+    let Some((url, schema, proxy, store, _direct)) = behind_a_proxy(test, timeout).await else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
+    let config = IssuerConfig::default()
+        .with_reuse_window(Duration::from_secs(300))
+        .with_purge_every(None);
+    let cut_off = Issuer::new(
+        Arc::new(PostgresIssuerStore::open(store.database()).await.unwrap()),
+        clock.clone(),
+        config.clone(),
+    );
+    // Its operation timeout (5 s) is well past the other's.
+    let other = Issuer::new(
+        Arc::new(
+            PostgresIssuerStore::open(&database(&url, &schema))
+                .await
+                .unwrap(),
+        ),
+        clock,
+        config,
+    );
+    let first = other.issue("alice", serde_json::json!({})).await.unwrap();
+    let refresh = first.tokens.refresh_token.unwrap();
+
+    // The answer to the rotation's `SELECT ... FOR UPDATE` never comes back.
+    let heard = proxy.freeze_at_next_answer("SELECT");
+    let started = Instant::now();
+    let failed = cut_off.refresh(refresh.expose_secret()).await;
+    assert!(
+        matches!(failed, Err(IssuerError::Store(StoreError::Backend { .. }))),
+        "{failed:?}"
+    );
+    assert!(started.elapsed() < 2 * timeout + Duration::from_secs(1));
+    tokio::time::timeout(Duration::from_secs(1), heard)
+        .await
+        .expect("the rotation's answer was held")
+        .unwrap();
+
+    let started = Instant::now();
+    let rotated = other.refresh(refresh.expose_secret()).await;
+    let took = started.elapsed();
+    proxy.down();
+    let rotated = rotated.expect("the other replica rotates");
+    assert!(!rotated.reused);
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    drop(cut_off);
+    drop(other);
     drop(store);
     drop_schema(&url, &schema).await;
 }

@@ -541,16 +541,7 @@ pub fn decode_response<E: Endpoint>(
         ));
     }
     // A token that cannot travel in a header would be cached and fail every API call.
-    let unusable = [
-        ("access", Some(set.access_token.expose_secret())),
-        (
-            "refresh",
-            set.refresh_token.as_ref().map(RefreshToken::expose_secret),
-        ),
-    ]
-    .into_iter()
-    .find(|(_, token)| token.is_some_and(|t| t.chars().any(|c| c.is_ascii_control())));
-    if let Some((field, _)) = unusable {
+    if let Some(field) = unsendable_token(&set) {
         let mut secrets = known_secrets.to_vec();
         secrets.push(set.access_token.expose_secret());
         secrets.extend(set.refresh_token.as_ref().map(RefreshToken::expose_secret));
@@ -562,6 +553,24 @@ pub fn decode_response<E: Endpoint>(
         ));
     }
     Ok(set)
+}
+
+/// Which token of `set` cannot travel in a header, `"access"` or `"refresh"`: one holding an
+/// ASCII control character (CR, LF, NUL, DEL...). The one rule for a declared answer
+/// ([`decode_response`]), a hand-written provider's set and an inserted one.
+pub(crate) fn unsendable_token<X>(set: &TokenSet<X>) -> Option<&'static str> {
+    if unsendable(set.access_token.expose_secret()) {
+        Some("access")
+    } else if (set.refresh_token.as_ref()).is_some_and(|t| unsendable(t.expose_secret())) {
+        Some("refresh")
+    } else {
+        None
+    }
+}
+
+/// Whether `token` cannot travel in a header: it holds an ASCII control character.
+pub(crate) fn unsendable(token: &str) -> bool {
+    token.bytes().any(|b| b.is_ascii_control())
 }
 
 /// The kind of an error answer: the one place where an answer's status, its result
@@ -723,5 +732,60 @@ mod tests {
             "Thu, 01 Jan 1970 00:00:00 GMT".parse().unwrap(),
         );
         assert_eq!(retry_after(&headers, now), Some(Duration::ZERO));
+    }
+
+    /// What no sender should write: no panic, no overflow, and either a bounded wait or
+    /// none (the backoff's own); of several headers, the first.
+    #[test]
+    fn an_odd_retry_after_is_bounded_or_ignored() {
+        let now = datetime!(2026-01-01 00:00 UTC);
+        let ignored = [
+            "1.5",
+            "+5",
+            "5, 7",
+            "0x10",
+            "1e3",
+            "-0",
+            "",
+            " ",
+            "\t",
+            "soon",
+            "NaN",
+            "Thu, 01 Jan 2026 00:00:30",
+            "Thu, 32 Jan 2026 00:00:30 GMT",
+        ];
+        for value in ignored {
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::RETRY_AFTER, value.parse().unwrap());
+            assert_eq!(retry_after(&headers, now), None, "{value:?}");
+        }
+        let obs_text = http::HeaderValue::from_bytes("\u{663}".as_bytes()).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::RETRY_AFTER, obs_text);
+        assert_eq!(retry_after(&headers, now), None);
+        let read = [
+            (" 7 ", Duration::from_secs(7)),
+            ("007", Duration::from_secs(7)),
+            ("0", Duration::ZERO),
+            ("Sun, 06 Nov 1994 08:49:37 GMT", Duration::ZERO),
+            ("Sunday, 06-Nov-94 08:49:37 GMT", Duration::ZERO),
+            ("Sun Nov  6 08:49:37 1994", Duration::ZERO),
+            ("Thu, 01 Jan 2026 00:00:30 GMT", Duration::from_secs(30)),
+            ("Sat, 01 Jan 2000 00:00:00 GMT", Duration::ZERO),
+            ("Fri, 31 Dec 9999 23:59:59 GMT", MAX_RETRY_AFTER),
+            (
+                "99999999999999999999999999999999999999999999999999",
+                MAX_RETRY_AFTER,
+            ),
+        ];
+        for (value, wait) in read {
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::RETRY_AFTER, value.parse().unwrap());
+            assert_eq!(retry_after(&headers, now), Some(wait), "{value:?}");
+        }
+        let mut headers = HeaderMap::new();
+        headers.append(http::header::RETRY_AFTER, "3".parse().unwrap());
+        headers.append(http::header::RETRY_AFTER, "86400".parse().unwrap());
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(3)));
     }
 }

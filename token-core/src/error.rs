@@ -41,12 +41,14 @@ impl ErrorKind {
         }
     }
 
-    /// The kind an HTTP status implies when the body says nothing more useful.
+    /// The kind an HTTP status implies when the body says nothing more useful. A 2xx that
+    /// cannot be read, and a 1xx that came as the last answer (a `101` nobody asked for:
+    /// the request was sent, and no final answer came), are `OutcomeUnknown`.
     pub fn from_status(status: StatusCode) -> Self {
         match status.as_u16() {
             408 | 425 | 429 => Self::Transient,
             s if s >= 500 => Self::Transient,
-            s if (200..300).contains(&s) => Self::OutcomeUnknown,
+            s if (100..300).contains(&s) => Self::OutcomeUnknown,
             _ => Self::Rejected,
         }
     }
@@ -436,6 +438,10 @@ mod tests {
         );
         assert_eq!(
             ErrorKind::from_status(StatusCode::OK),
+            ErrorKind::OutcomeUnknown
+        );
+        assert_eq!(
+            ErrorKind::from_status(StatusCode::SWITCHING_PROTOCOLS),
             ErrorKind::OutcomeUnknown
         );
     }

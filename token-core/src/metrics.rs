@@ -15,7 +15,9 @@
 //! | [`REFRESH_SECONDS`] | histogram | `provider`, `result` = `ok`, `error` | the provider calls of one refresh, retries included |
 //!
 //! Without a recorder each report is a no-op. The cache counters are registered when a
-//! manager is built: install the recorder before building managers.
+//! manager is built: install the recorder before building managers. A recorder that
+//! panics as a refresh reports is ignored (and logged), like a panicking `on_event` hook:
+//! the refresh and the saving of its pair go on.
 
 use std::time::Duration;
 

@@ -29,7 +29,9 @@ use crate::secret::AccessToken;
 ///
 /// After a 401 it asks the manager for a new token (which refreshes only if no other caller
 /// already replaced the refused one) and resends the request once; a 401 that another origin
-/// answered (after a redirect the client followed) is returned as it is. Put [`NoResend`] in a
+/// answered (after a redirect the client followed) is returned as it is, and so is one whose
+/// `WWW-Authenticate` says `error="insufficient_scope"` (RFC 6750: a refresh returns the same
+/// grant, so it would not help). Put [`NoResend`] in a
 /// request's extensions to turn the resend off (a non-idempotent call: its 401 is returned,
 /// and the next request has the new token; if that refresh fails, its error is returned
 /// instead, as after any 401), and [`Session`] to choose the session per request.
@@ -176,6 +178,128 @@ mod origin_tests {
 }
 
 #[cfg(any(feature = "middleware", feature = "tower"))]
+/// Whether a 401's `WWW-Authenticate` challenges say the token lacks a scope the call needs
+/// (RFC 6750 section 3.1, `error="insufficient_scope"`) and none says the token is invalid:
+/// a refresh returns the same grant, so such a 401 is answered as it is, without a refresh.
+pub(crate) fn insufficient_scope(headers: &http::HeaderMap) -> bool {
+    let errors: Vec<&str> = headers
+        .get_all(http::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(error_params)
+        .collect();
+    let said = |error: &str| errors.iter().any(|e| e.eq_ignore_ascii_case(error));
+    said("insufficient_scope") && !said("invalid_token")
+}
+
+#[cfg(any(feature = "middleware", feature = "tower"))]
+/// The values of the `error` auth-params in `challenges` (RFC 9110 section 11.6.1), whatever
+/// their scheme; quoted strings are skipped whole, so a description or realm that mentions
+/// an error is not one. Bounded by the header's length.
+fn error_params(challenges: &str) -> Vec<&str> {
+    let bytes = challenges.as_bytes();
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    let skip_space = |mut i: usize| {
+        while i < bytes.len() && matches!(bytes[i], b' ' | b'\t') {
+            i += 1;
+        }
+        i
+    };
+    // The index just past the quoted string that opens at `start`.
+    let past_quoted = |start: usize| {
+        let mut i = start + 1;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' => i += 2,
+                b'"' => return i + 1,
+                _ => i += 1,
+            }
+        }
+        bytes.len()
+    };
+    let mut errors = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'"' {
+            i = past_quoted(i);
+            continue;
+        }
+        if !tchar(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && tchar(bytes[i]) {
+            i += 1;
+        }
+        let name = &challenges[start..i];
+        let equals = skip_space(i);
+        if bytes.get(equals) != Some(&b'=') {
+            continue; // a scheme, or a token68
+        }
+        let value = skip_space(equals + 1);
+        let (text, next) = if bytes.get(value) == Some(&b'"') {
+            let end = past_quoted(value);
+            (challenges.get(value + 1..end - 1).unwrap_or(""), end)
+        } else {
+            let mut end = value;
+            while end < bytes.len() && tchar(bytes[end]) {
+                end += 1;
+            }
+            (&challenges[value..end], end)
+        };
+        if name.eq_ignore_ascii_case("error") {
+            errors.push(text);
+        }
+        i = next.max(i);
+    }
+    errors
+}
+
+#[cfg(all(test, any(feature = "middleware", feature = "tower")))]
+mod challenge_tests {
+    /// The `error` auth-params of challenges, odd ones included: never a panic, and no
+    /// error read out of a quoted string.
+    #[test]
+    fn error_params_are_read_outside_quoted_strings_only() {
+        let table: &[(&str, &[&str])] = &[
+            (
+                r#"Bearer error="insufficient_scope""#,
+                &["insufficient_scope"],
+            ),
+            (
+                r#"Bearer realm="a,b", Error = invalid_token"#,
+                &["invalid_token"],
+            ),
+            (
+                r#"Basic realm="x", Bearer error="a", error="b""#,
+                &["a", "b"],
+            ),
+            (
+                r#"Bearer realm="error=\"x\"", error_description="error=y""#,
+                &[],
+            ),
+            (r#"Bearer error=""#, &[""]),
+            (r#"Bearer error="\"#, &[""]),
+            (r#"Bearer error="a\"b""#, &[r#"a\"b"#]),
+            ("Bearer error=", &[""]),
+            ("Bearer error", &[]),
+            ("=error", &[]),
+            ("abc==, error=x", &["x"]),
+            ("", &[]),
+            ("\"", &[]),
+            ("\\", &[]),
+            (",,,", &[]),
+        ];
+        for (challenges, errors) in table {
+            assert_eq!(super::error_params(challenges), *errors, "{challenges:?}");
+        }
+        let long = "\"".repeat(10_000) + "error=x";
+        assert_eq!(super::error_params(&long), ["x"]);
+    }
+}
+
+#[cfg(any(feature = "middleware", feature = "tower"))]
 fn default_port(scheme: &str) -> u16 {
     if scheme.eq_ignore_ascii_case("https") {
         443
@@ -293,7 +417,7 @@ impl<P: Provider> Middleware for BearerAuth<P> {
             .headers_mut()
             .insert(AUTHORIZATION, self.header(&token)?);
         let response = next.clone().run(request, extensions).await?;
-        if response.status() != StatusCode::UNAUTHORIZED {
+        if response.status() != StatusCode::UNAUTHORIZED || insufficient_scope(response.headers()) {
             return Ok(response);
         }
         // A 401 from another origin (the client followed a redirect, and dropped the token

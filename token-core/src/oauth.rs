@@ -508,12 +508,23 @@ impl AuthorizeQuery {
     }
 
     /// Reads a query string (without `?`): `response_type` must be `code`, `client_id` is
-    /// required, a challenge must be `S256` (RFC 7636's `plain` is refused). Other parameters
-    /// are ignored.
+    /// required, a challenge must be `S256` (RFC 7636's `plain` is refused), and none of
+    /// these parameters may be sent twice (RFC 6749 section 3.1). Other parameters are
+    /// ignored.
     pub fn from_query(query: &str) -> Result<Self, RequestError> {
         let mut read = Self::new("");
         let (mut response_type, mut method) = (None, None);
+        let mut seen: Vec<String> = Vec::new();
         for (name, value) in url::form_urlencoded::parse(query.as_bytes()).into_owned() {
+            // A repeated parameter is a malformed request, not a choice between its values:
+            // whoever checked the request before (a proxy, a consent page) may have read the
+            // other `redirect_uri`.
+            if AUTHORIZE_PARAMETERS.contains(&name.as_str()) {
+                if seen.contains(&name) {
+                    return Err(RequestError(format!("parameter `{name}` is repeated")));
+                }
+                seen.push(name.clone());
+            }
             match name.as_str() {
                 "response_type" => response_type = Some(value),
                 "client_id" => read.client_id = value,
@@ -539,6 +550,17 @@ impl AuthorizeQuery {
         Ok(read)
     }
 }
+
+/// The parameters [`AuthorizeQuery::from_query`] reads.
+const AUTHORIZE_PARAMETERS: [&str; 7] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+];
 
 /// HTTP Basic client credentials (RFC 6749 section 2.3.1): each part form-urlencoded, then
 /// `user:password` in Base64, so a `:` in the id, a `+` or non-ASCII text survive the trip.

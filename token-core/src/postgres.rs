@@ -19,6 +19,35 @@ use crate::error::StoreError;
 
 pub use deadpool_postgres;
 
+/// A condition for a statement's `WHERE` that bounds its own row-lock waits on the server
+/// to `$n` milliseconds: it sets `lock_timeout` for the statement's transaction alone
+/// (`set_config(.., true)`, undone at its end, so neither a shared pool nor a
+/// transaction-pooling proxy keeps it), before the statement locks any row.
+pub(crate) fn lock_bound(n: usize) -> String {
+    format!("set_config('lock_timeout', ${n}::bigint::text, true) IS NOT NULL")
+}
+
+/// Opens a transaction on `client` that the server itself bounds however its client fares:
+/// each of its waits for a lock, and each wait for the client's next statement, lasts at
+/// most `budget` milliseconds (`SET LOCAL`: nothing outlives the transaction). A client cut
+/// off mid-transaction (a network partition the server does not notice, for as long as TCP
+/// keepalive takes) would otherwise leave it open, its rows and tables locked, and every
+/// other replica waiting on them; it now ends `budget` after the last statement.
+pub(crate) async fn bounded_transaction<'a>(
+    client: &'a mut deadpool_postgres::Client,
+    budget: i64,
+    what: &str,
+) -> Result<deadpool_postgres::Transaction<'a>, StoreError> {
+    let tx = client.transaction().await.db(what)?;
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = {budget}; \
+         SET LOCAL idle_in_transaction_session_timeout = {budget}"
+    ))
+    .await
+    .db(what)?;
+    Ok(tx)
+}
+
 /// The schema used when none is configured.
 pub const DEFAULT_SCHEMA: &str = "token_core";
 
@@ -148,7 +177,8 @@ impl PostgresDatabase {
     /// schema with the default operation timeout (10 s). A statement still running at the
     /// timeout is cancelled through a connection in the clear (the pool's TLS connector is
     /// not known here): where the server requires TLS the cancel fails, and the connection
-    /// is only closed. Its connections are shared with the
+    /// is only closed (the token store's statements that may wait for a locked row still
+    /// stop waiting by the timeout, on the server). Its connections are shared with the
     /// rest of the application; token-core's statements name their schema, so the pool's
     /// `search_path` does not matter.
     ///
@@ -243,6 +273,21 @@ impl PostgresDatabase {
         what: &str,
         operation: impl AsyncFnOnce(&mut deadpool_postgres::Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.run_bounded(what, async |client, _| operation(client).await)
+            .await
+    }
+
+    /// [`run`](Self::run), telling `operation` how many milliseconds of the operation
+    /// timeout are left once it has its connection (at least 1): the bound its statements
+    /// give their own row-lock waits on the server ([`lock_bound`]), so that a statement
+    /// whose cancel cannot reach the server (no new connection gets through, a pool without
+    /// the TLS connector) still stops waiting by the caller's deadline, and does not land
+    /// after its caller was told it failed.
+    pub(crate) async fn run_bounded<T>(
+        &self,
+        what: &str,
+        operation: impl AsyncFnOnce(&mut deadpool_postgres::Client, i64) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let deadline = tokio::time::Instant::now() + self.inner.operation_timeout;
         let timed_out = || StoreError::Backend {
             message: format!(
@@ -267,7 +312,9 @@ impl PostgresDatabase {
             let Some(client) = in_flight.client.as_mut() else {
                 return Err(timed_out());
             };
-            let operation = operation(client);
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let budget = i64::try_from(left.as_millis()).unwrap_or(i64::MAX).max(1);
+            let operation = operation(client, budget);
             tokio::pin!(operation);
             match tokio::time::timeout_at(deadline, &mut operation).await {
                 Ok(result) => result,
@@ -327,8 +374,8 @@ impl PostgresDatabase {
     ) -> Result<(), StoreError> {
         let target = i32::try_from(migrations.len()).unwrap_or(i32::MAX);
         let schema = &self.inner.schema;
-        self.run("migrate", async |client| {
-            let tx = client.transaction().await.db("migrate")?;
+        self.run_bounded("migrate", async |client, budget| {
+            let tx = bounded_transaction(client, budget, "migrate").await?;
             let lock_key = format!("token-core:{schema}");
             tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock_key])
                 .await

@@ -44,7 +44,7 @@ use tower_service::Service;
 
 use crate::error::Error;
 use crate::manager::TokenManager;
-use crate::middleware::{BearerHeader, NoResend, OriginScope, Session};
+use crate::middleware::{BearerHeader, NoResend, OriginScope, Session, insufficient_scope};
 use crate::provider::Provider;
 
 /// Whether a request can be sent again after a 401: [`Resend`] for bodies that can be cloned
@@ -273,7 +273,10 @@ where
                 header.value(&token).map_err(BearerError::Token)?,
             );
             let response = inner.call(request).await.map_err(BearerError::Inner)?;
-            if response.status() != StatusCode::UNAUTHORIZED {
+            // A token without the scope the call needs gets no better by a refresh.
+            if response.status() != StatusCode::UNAUTHORIZED
+                || insufficient_scope(response.headers())
+            {
                 return Ok(response);
             }
             tracing::debug!(session = %session, "API refused the access token; refreshing");

@@ -100,3 +100,69 @@ async fn a_body_over_64_kib_is_refused_unread_and_stores_nothing() {
     assert_eq!(app.oneshot(request).await.unwrap().status(), 200);
     assert!(!store.is_empty());
 }
+
+/// `Request-Reference-No` twice (two values) is no choice between them: whoever keyed
+/// Maya's retries on the other one (a proxy, a log) would see another session. Refused as
+/// a malformed POST, storing nothing; the same POST with one header is stored.
+#[tokio::test]
+async fn a_repeated_request_reference_is_refused_and_stores_nothing() {
+    let store = Arc::new(MemoryStore::new());
+    let receiver = SessionReceiver::new(manager(store.clone()));
+    let tokens =
+        TokenSet::new(AccessToken::new("at-1")).with_refresh_token(RefreshToken::new("rt-1"));
+    let post = session_url_post("/maya/session", &tokens, START);
+    let (parts, body) = post.into_parts();
+    for second in ["ref-2", "ref-2, ref-3"] {
+        let mut twice = http::Request::from_parts(parts.clone(), body.clone());
+        twice.headers_mut().append(
+            "Request-Reference-No",
+            http::HeaderValue::from_static(second),
+        );
+        let answer = receiver.receive(twice).await;
+        assert_eq!(answer.status(), 400, "{second}");
+        assert!(store.is_empty(), "{second}: nothing stored");
+    }
+    let once = http::Request::from_parts(parts, body);
+    assert_eq!(receiver.receive(once).await.status(), 200);
+    assert!(!store.is_empty());
+}
+
+/// A Session URL POST whose body never ends is answered 408 after the adapter's read
+/// timeout instead of holding its task for ever, and one whose body breaks off 400 (it is
+/// not too large); neither stores anything.
+#[tokio::test(start_paused = true)]
+async fn a_body_that_never_ends_or_breaks_off_is_refused_in_bounded_time() {
+    use http_body_util::channel::Channel;
+    let store = Arc::new(MemoryStore::new());
+    let app = axum::Router::new().route(
+        "/maya/session",
+        token_provider_maya::axum::session_url(Arc::new(SessionReceiver::new(manager(
+            store.clone(),
+        )))),
+    );
+    let tokens =
+        TokenSet::new(AccessToken::new("at-1")).with_refresh_token(RefreshToken::new("rt-1"));
+    let (parts, _) = session_url_post("/maya/session", &tokens, START).into_parts();
+    let bounded = std::time::Duration::from_secs(3600);
+
+    let (sender, never_ends) = Channel::<axum::body::Bytes, std::io::Error>::new(1);
+    let request = http::Request::from_parts(parts.clone(), axum::body::Body::new(never_ends));
+    let started = tokio::time::Instant::now();
+    let answer = tokio::time::timeout(bounded, app.clone().oneshot(request))
+        .await
+        .expect("the adapter waited for the body for ever")
+        .unwrap();
+    assert_eq!(answer.status(), 408);
+    assert!(started.elapsed() <= token_provider_maya::axum::READ_TIMEOUT);
+    drop(sender);
+
+    let (sender, breaks_off) = Channel::<axum::body::Bytes, std::io::Error>::new(1);
+    sender.abort(std::io::Error::other("connection reset"));
+    let request = http::Request::from_parts(parts, axum::body::Body::new(breaks_off));
+    let answer = tokio::time::timeout(bounded, app.oneshot(request))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    assert!(store.is_empty(), "nothing stored");
+}

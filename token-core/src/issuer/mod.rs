@@ -1319,4 +1319,6 @@ mod client_tests;
 #[cfg(test)]
 mod code_tests;
 #[cfg(test)]
+mod race_tests;
+#[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@ use super::{
     Rotation, TokenHash,
 };
 use crate::error::StoreError;
-use crate::postgres::{DbResult, PostgresDatabase};
+use crate::postgres::{DbResult, PostgresDatabase, bounded_transaction};
 use crate::token_set::StoredTokenSet;
 
 /// The schema version [`PostgresIssuerStore`] migrates its table to.
@@ -66,10 +66,22 @@ pub const ISSUER_SCHEMA_VERSION: i32 = 4;
 /// with one refresh token, on any replica, agree on one successor; a pair whose `client_id`
 /// is not the presenting client's is refused in that transaction ([`PairRecord::verdict`]),
 /// unchanged. A code redemption locks the code's row the same way, so one code gives at
-/// most one pair. Times are kept to the
+/// most one pair. Those transactions bound, on the server, each wait for a lock and each
+/// wait for the replica's next statement by what is left of the operation timeout: a
+/// replica cut off mid-rotation (a network partition the server does not notice) does not
+/// leave the row locked, and the token refused on every other replica, until TCP keepalive
+/// ends its connection. Times are kept to the
 /// microsecond. A [`purge`](IssuerStore::purge) deletes in batches, passes over rows a
 /// transaction in flight holds, and never forgets what is still alive by the database's own
 /// clock, whatever the replica's clock says.
+///
+/// **Names** (subjects, client ids, redirect URIs, challenges, scopes) are kept as
+/// PostgreSQL `text`: one holding a NUL character, or a subject longer than
+/// [`MAX_SUBJECT_BYTES`](Self::MAX_SUBJECT_BYTES) (the live-subject index's entry holds no
+/// more), is refused with [`StoreError::Unsupported`] before any statement is sent: nothing
+/// is written and no connection is closed (the sandbox answers it as a bad request, not a
+/// server error). [`revoke_subject`](IssuerStore::revoke_subject) of such a subject revokes
+/// nothing, as none can be stored. The memory store takes such names.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -285,6 +297,9 @@ fn migrations(db: &PostgresDatabase) -> Vec<String> {
 }
 
 impl PostgresIssuerStore {
+    /// The most bytes (UTF-8) a subject may have.
+    pub const MAX_SUBJECT_BYTES: usize = 2048;
+
     /// Opens the store in `db`'s schema, creating or migrating its table first.
     ///
     /// Every statement the store sends is then prepared once against the schema, so tables
@@ -321,6 +336,56 @@ impl PostgresIssuerStore {
             })
             .await
     }
+}
+
+/// Refuses, before any statement is sent, a name `text` cannot hold (a NUL character:
+/// 22021). Sent anyway, it would be a database error: a server error to the client, and a
+/// closed connection.
+fn storable_text(what: &str, name: &str) -> Result<(), StoreError> {
+    match name.contains('\0') {
+        true => Err(StoreError::Unsupported(format!(
+            "postgres issuer: a {what} holding a NUL character, which PostgreSQL text cannot hold"
+        ))),
+        false => Ok(()),
+    }
+}
+
+/// Refuses a subject the pairs' table cannot hold: a NUL character, or more bytes than the
+/// live-subject index's entry holds (54000 past about 2.7 kB once compressed).
+fn storable_subject(subject: &str) -> Result<(), StoreError> {
+    storable_text("subject", subject)?;
+    let bytes = subject.len();
+    if bytes > PostgresIssuerStore::MAX_SUBJECT_BYTES {
+        return Err(StoreError::Unsupported(format!(
+            "postgres issuer: a subject of {bytes} bytes, more than the {} the store keeps",
+            PostgresIssuerStore::MAX_SUBJECT_BYTES
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a pair whose names the table cannot hold (see [`storable_subject`]).
+fn storable_pair(record: &PairRecord) -> Result<(), StoreError> {
+    storable_subject(&record.subject)?;
+    record
+        .client
+        .as_deref()
+        .map_or(Ok(()), |client| storable_text("client id", client))
+}
+
+/// Refuses a code whose names the table cannot hold; its subject is its pair's.
+fn storable_code(grant: &CodeGrant) -> Result<(), StoreError> {
+    storable_subject(&grant.subject)?;
+    storable_text("client id", &grant.client_id)?;
+    for (what, name) in [
+        ("redirect URI", &grant.redirect_uri),
+        ("code challenge", &grant.code_challenge),
+        ("scope", &grant.scope),
+    ] {
+        name.as_deref()
+            .map_or(Ok(()), |name| storable_text(what, name))?;
+    }
+    Ok(())
 }
 
 /// The state columns of a record: state, state_at, successor, reuse_until, reuse_tokens.
@@ -491,6 +556,7 @@ async fn insert_record(
 #[async_trait]
 impl IssuerStore for PostgresIssuerStore {
     async fn insert(&self, record: PairRecord) -> Result<(), StoreError> {
+        storable_pair(&record)?;
         self.db
             .run("insert a pair", async |client| {
                 insert_record(client, &self.sql.insert, &record).await?;
@@ -516,8 +582,8 @@ impl IssuerStore for PostgresIssuerStore {
     async fn rotate(&self, rotation: Rotation<'_>) -> Result<RotateOutcome, StoreError> {
         let what = "rotate";
         self.db
-            .run(what, async |client| {
-                let tx = client.transaction().await.db(what)?;
+            .run_bounded(what, async |client, budget| {
+                let tx = bounded_transaction(client, budget, what).await?;
                 let presented = rotation.presented.as_bytes().as_slice();
                 let Some(row) = tx
                     .query_opt(&self.sql.lock_refresh, &[&presented])
@@ -607,6 +673,10 @@ impl IssuerStore for PostgresIssuerStore {
     }
 
     async fn revoke_subject(&self, subject: &str, at: OffsetDateTime) -> Result<usize, StoreError> {
+        if storable_subject(subject).is_err() {
+            // No pair can have it.
+            return Ok(0);
+        }
         self.db
             .run("revoke a subject", async |client| {
                 let rows = client
@@ -620,6 +690,7 @@ impl IssuerStore for PostgresIssuerStore {
 
     async fn insert_code(&self, record: CodeRecord) -> Result<(), StoreError> {
         let what = "insert a code";
+        storable_code(&record.grant)?;
         self.db
             .run(what, async |client| {
                 let grant = &record.grant;
@@ -654,8 +725,8 @@ impl IssuerStore for PostgresIssuerStore {
     async fn redeem_code(&self, redemption: Redemption<'_>) -> Result<RedeemOutcome, StoreError> {
         let what = "redeem a code";
         self.db
-            .run(what, async |client| {
-                let tx = client.transaction().await.db(what)?;
+            .run_bounded(what, async |client, budget| {
+                let tx = bounded_transaction(client, budget, what).await?;
                 let presented = redemption.presented.as_bytes().as_slice();
                 let Some(row) = tx
                     .query_opt(&self.sql.lock_code, &[&presented])
@@ -1355,6 +1426,148 @@ mod tests {
         scenario::a_pair_is_refreshed_only_by_the_client_it_was_issued_to(&a, &b).await;
         scenario::a_wrong_client_gets_no_reuse_answer_and_revokes_nothing(&a, &b, &clock).await;
         scenario::a_pair_is_revoked_only_by_the_client_it_was_issued_to(&a, &b).await;
+        drop_schema(&db).await;
+    }
+
+    /// Names the tables cannot hold, as a hostile authorization request or a wallet's bug
+    /// would send them: a NUL character in a subject, client id, redirect URI, challenge or
+    /// scope (`text` refuses it: 22021), a subject too long for the live-subject index
+    /// (54000). Each is refused typed ([`StoreError::Unsupported`]) before any statement is
+    /// sent, not a database failure (a `server_error` answer, a pooled connection closed on
+    /// every request); nothing is written, and names with quotes and semicolons are kept as
+    /// they are.
+    #[tokio::test]
+    async fn names_the_tables_cannot_hold_are_refused_typed_and_quotes_are_kept() {
+        let Some(url) =
+            test_url("names_the_tables_cannot_hold_are_refused_typed_and_quotes_are_kept")
+        else {
+            return;
+        };
+        let (a, _b, _clock, db) = replicas(&url, WINDOW).await;
+        a.issue("warm", serde_json::json!({})).await.unwrap();
+        let open = db.pool().status().size;
+        let long = crate::store::postgres::tests::random_text(16 * 1024);
+        let unsupported = |result: Result<(), IssuerError>, what: &str| match result {
+            Err(IssuerError::Store(StoreError::Unsupported(_))) => {}
+            other => panic!("{what}: {other:?}"),
+        };
+        for subject in ["nul\0subject", long.as_str()] {
+            unsupported(
+                a.issue(subject, serde_json::json!({})).await.map(drop),
+                "issue",
+            );
+            unsupported(
+                a.issue_for("app-1", subject, serde_json::json!({}))
+                    .await
+                    .map(drop),
+                "issue_for",
+            );
+            unsupported(
+                a.issue_code(CodeGrant::new("app-1", subject))
+                    .await
+                    .map(drop),
+                "issue_code",
+            );
+            assert_eq!(a.revoke_subject(subject).await.unwrap(), 0);
+        }
+        unsupported(
+            a.issue_for("app\0", "alice", serde_json::json!({}))
+                .await
+                .map(drop),
+            "a client id",
+        );
+        let nul = Some("x\0y".to_owned());
+        for grant in [
+            CodeGrant::new("app\0", "alice"),
+            CodeGrant::new("app-1", "alice").with_redirect_uri(nul.clone()),
+            CodeGrant::new("app-1", "alice").with_challenge(nul.clone()),
+            CodeGrant::new("app-1", "alice").with_scope(nul.clone()),
+        ] {
+            unsupported(a.issue_code(grant).await.map(drop), "a code");
+        }
+        assert_eq!(db.pool().status().size, open, "a connection was closed");
+        assert_eq!(
+            crate::store::postgres::tests::rows(&db, "issuer_pairs").await,
+            1
+        );
+        assert_eq!(
+            crate::store::postgres::tests::rows(&db, "issuer_codes").await,
+            0
+        );
+
+        // Quotes, semicolons and SQL are names like any other.
+        let hostile = "a'); DROP TABLE issuer_pairs; --\"\\";
+        let issued = a
+            .issue_for(hostile, hostile, serde_json::json!({}))
+            .await
+            .unwrap();
+        assert_eq!(issued.subject, hostile);
+        let code = a
+            .issue_code(CodeGrant::new(hostile, hostile).with_scope(Some(hostile.to_owned())))
+            .await
+            .unwrap();
+        let redeemed = a
+            .redeem_code(
+                code.expose_secret(),
+                crate::issuer::CodeExchange::new(hostile),
+            )
+            .await
+            .unwrap();
+        assert_eq!(redeemed.subject, hostile);
+        a.refresh_for(&refresh(&issued), hostile).await.unwrap();
+        assert_eq!(a.revoke_subject(hostile).await.unwrap(), 2);
+        drop_schema(&db).await;
+    }
+
+    /// Replicas of a wallet starting together on an empty database, each opening the token
+    /// store and the issuer's store at once (two components racing to create the schema and
+    /// its version table): every open succeeds, each component's tables are made once, and
+    /// both work.
+    #[tokio::test]
+    async fn the_store_and_the_issuer_migrating_at_once_on_an_empty_database() {
+        let Some(url) = test_url("the_store_and_the_issuer_migrating_at_once_on_an_empty_database")
+        else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-both-migrate");
+        let mut opens = tokio::task::JoinSet::new();
+        for i in 0..8 {
+            let db = PostgresDatabase::builder(&url)
+                .unwrap()
+                .schema(db.schema())
+                .max_connections(1)
+                .build()
+                .unwrap();
+            opens.spawn(async move {
+                match i % 2 {
+                    0 => crate::store::PostgresStore::open(&db).await.map(drop),
+                    _ => PostgresIssuerStore::open(&db).await.map(drop),
+                }
+            });
+        }
+        while let Some(opened) = opens.join_next().await {
+            opened.unwrap().unwrap();
+        }
+        assert_eq!(
+            crate::store::postgres::tests::rows(&db, "token_core_schema").await,
+            2
+        );
+        let issuer = Issuer::new(
+            Arc::new(PostgresIssuerStore::open(&db).await.unwrap()),
+            Arc::new(ManualClock::new(datetime!(2026-01-01 00:00 UTC))),
+            IssuerConfig::default().with_purge_every(None),
+        );
+        let issued = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+        issuer.refresh(&refresh(&issued)).await.unwrap();
+        let store = crate::store::PostgresStore::open(&db).await.unwrap();
+        use crate::store::TokenStore as _;
+        assert!(
+            store
+                .load(&crate::store::SessionKey::new("p", "s"))
+                .await
+                .unwrap()
+                .is_none()
+        );
         drop_schema(&db).await;
     }
 

@@ -65,10 +65,19 @@ impl<P: Provider> Inner<P> {
         if let Some(running) = slot.as_ref() {
             return running.rx.clone();
         }
-        // Once `shutdown` began, only the last ask for a pair whose answer was lost starts
-        // (see `resolve_later`).
-        if self.closing() && !matches!(reason, Reason::Unresolved(_)) {
+        // Counted among the tracked tasks before the tracker is looked at, until the refresh's
+        // own task is: a `shutdown` that closes the tracker after this look waits for the
+        // refresh, and one that closed it before is seen here. Otherwise a refresh could
+        // start after `shutdown` returned `Ok` (nothing running), and the process exit with
+        // the pair it rotated to unsaved. Once `shutdown` began, only the last ask for a pair
+        // whose answer was lost starts (see `resolve_later`: from a tracked task, so before
+        // `shutdown` can return).
+        let _tracked = self.tasks.token();
+        if (self.closing() || self.tasks.is_closed()) && !matches!(reason, Reason::Unresolved(_)) {
             return watch::channel(Some(Err(Error::ShuttingDown))).1;
+        }
+        if let Err(error) = super::in_runtime() {
+            return watch::channel(Some(Err(error))).1;
         }
         let id = NEXT_FLIGHT.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = watch::channel(None);

@@ -23,6 +23,8 @@ mod retry;
 mod session;
 mod timed;
 
+pub(crate) use refresh::CatchUnwind;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -182,6 +184,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
                 tasks: TaskTracker::new(),
                 closing: AtomicBool::new(false),
                 stopping: tokio_util::sync::CancellationToken::new(),
+                shutdowns: tokio::sync::watch::channel(0).0,
                 cooldown: session::Cooldown::default(),
                 #[cfg(feature = "metrics")]
                 cache: crate::metrics::CacheCounters::new(&provider_name),
@@ -195,6 +198,13 @@ impl<P: Provider> TokenManagerBuilder<P> {
 /// Cheap to clone (all clones share the same sessions). Each session is refreshed by one
 /// task at a time; callers arriving meanwhile wait for it or, while the current access token
 /// is still valid, keep using it.
+///
+/// Refreshes, writes through a store other than the [`MemoryStore`] and
+/// [`shutdown`](Self::shutdown) run on the Tokio runtime of their caller, whichever it is
+/// (not necessarily the one the manager was built in, which may be gone), which needs its
+/// time driver (`enable_all`, as `#[tokio::main]` gives). Outside any runtime (a future
+/// polled by another executor), or on one without timers, they fail with
+/// [`Error::Config`]; a fresh token is served anywhere.
 ///
 /// ```no_run
 /// # async fn run<P: token_core::provider::Provider>(provider: P) -> Result<(), token_core::error::Error> {
@@ -368,6 +378,11 @@ impl<P: Provider> TokenManager<P> {
     /// end even if the returned future is dropped (a caller that gives up does not leave
     /// the store and this process holding different sets), before the next insert or
     /// remove of the session, and [`shutdown`](Self::shutdown) waits for it.
+    ///
+    /// A token holding an ASCII control character (CR, LF, NUL...) cannot be sent in a
+    /// header: such a set is refused with [`Error::Config`] and the session keeps what it
+    /// had (a provider's answer holding one is refused the same way, as an unreadable
+    /// answer).
     pub async fn insert(&self, session: &str, set: TokenSet<P::Extras>) -> Result<(), Error> {
         let name = session;
         let (stored, extras) = split(set)?;
@@ -522,20 +537,46 @@ impl<P: Provider> TokenManager<P> {
     /// Stops starting refreshes and waits, up to `within`, for those under way, for the
     /// inserts and removes under way, and for the background saves of sets (and re-auth
     /// verdicts) whose save had failed, so that a normal exit loses no token the provider
-    /// already rotated. A refresh that has spent nothing yet and is
-    /// waiting on another process (for its refresh lease, or for its save) ends at once,
-    /// its callers answered [`Error::ShuttingDown`]. Afterwards fresh tokens are still
-    /// served, but every call that needs a refresh fails with [`Error::ShuttingDown`].
+    /// already rotated: those are tried again at once as each call begins (not after their
+    /// backoff, which may be longer than `within`), then on until the deadline; so are sets
+    /// whose background save was dropped unfinished with the runtime that ran it. A refresh
+    /// that has spent nothing yet and is waiting on another process (for its refresh
+    /// lease, or for its save) ends at once, its callers answered [`Error::ShuttingDown`].
+    /// Afterwards fresh tokens are still served, but every call that needs a refresh fails
+    /// with [`Error::ShuttingDown`]; inserts and removes still reach the store.
     ///
-    /// Returns [`Error::ShutdownTimedOut`] if work was still running at the deadline.
+    /// Returns [`Error::ShutdownTimedOut`] if work was still running at the deadline, and
+    /// `Ok` only when none was: a refresh asked for while `shutdown` runs is either waited
+    /// for or never starts (its callers answered [`Error::ShuttingDown`]). Called again, or
+    /// from several tasks at once, each call waits for the same work up to its own deadline.
     pub async fn shutdown(&self, within: Duration) -> Result<(), Error> {
+        in_runtime()?;
         self.inner.closing.store(true, Ordering::SeqCst);
         self.inner.stopping.cancel();
+        self.inner
+            .shutdowns
+            .send_modify(|calls| *calls = calls.wrapping_add(1));
         self.inner.tasks.close();
-        match tokio::time::timeout(within, self.inner.tasks.wait()).await {
+        // A set whose background save was dropped unfinished (with the runtime it ran on)
+        // is saved here: no task is left to wait for, and the set is the only copy.
+        let unsaved = std::sync::atomic::AtomicUsize::new(0);
+        let work = async {
+            self.inner.tasks.wait().await;
+            let mut attempt = 0u32;
+            loop {
+                let left = self.inner.save_orphans().await;
+                unsaved.store(left, Ordering::SeqCst);
+                if left == 0 {
+                    return;
+                }
+                attempt = attempt.saturating_add(1);
+                tokio::time::sleep(self.inner.background_wait(attempt)).await;
+            }
+        };
+        match tokio::time::timeout(within, work).await {
             Ok(()) => Ok(()),
             Err(_) => Err(Error::ShutdownTimedOut {
-                pending: self.inner.tasks.len(),
+                pending: self.inner.tasks.len() + unsaved.load(Ordering::SeqCst),
             }),
         }
     }
@@ -608,6 +649,9 @@ struct Inner<P: Provider> {
     closing: AtomicBool,
     /// Cancelled by `shutdown`: background work that only waits (for a reuse window) stops.
     stopping: tokio_util::sync::CancellationToken,
+    /// How many times `shutdown` was called: each call ends the backoff of the background
+    /// writes (`Inner::background_pause`), so that each tries at once.
+    shutdowns: tokio::sync::watch::Sender<u64>,
     /// No issuing call (a grant of the client's own) before this instant.
     cooldown: session::Cooldown,
     /// Cache hits and misses, registered with the recorder installed at build time.
@@ -875,11 +919,11 @@ impl<P: Provider> Inner<P> {
         }
     }
 
-    /// Reports `event` to the hook and the subscribers. A panicking hook is caught and
-    /// logged: it must not take the refresh down with it.
+    /// Reports `event` to the metrics recorder, the hook and the subscribers. A panicking
+    /// hook or recorder is caught and logged: it must not take the refresh down with it.
     fn emit(&self, event: Event) {
         #[cfg(feature = "metrics")]
-        crate::metrics::record(self.provider.name(), &event);
+        metered(|| crate::metrics::record(self.provider.name(), &event));
         if let Some(hook) = &self.hook
             && catch_unwind(AssertUnwindSafe(|| hook(&event))).is_err()
         {
@@ -935,6 +979,7 @@ async fn to_the_end<T: Send + 'static>(
     write: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
 ) -> Result<T, Error> {
     use tracing::Instrument;
+    in_runtime()?;
     match tasks
         .spawn(write.instrument(tracing::Span::current()))
         .await
@@ -946,6 +991,39 @@ async fn to_the_end<T: Send + 'static>(
     }
 }
 
+/// Runs `record` (a call of the installed metrics recorder, the application's code): a
+/// panic in it is logged and ignored, as one in the `on_event` hook is.
+#[cfg(feature = "metrics")]
+fn metered(record: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(record)).is_err() {
+        tracing::error!("the metrics recorder panicked; ignored");
+    }
+}
+
+/// Whether the caller runs inside a Tokio runtime with its time driver, where refreshes
+/// and writes are spawned and bounded by timeouts (a future polled by another executor, or
+/// by hand, is not in one; a runtime built without `enable_time` has no timers): a typed
+/// error otherwise, rather than the panic of `tokio::spawn` or of a timeout.
+fn in_runtime() -> Result<(), Error> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(Error::Config(
+            "the token manager was called outside a Tokio runtime; it runs refreshes and \
+             store writes as Tokio tasks"
+                .into(),
+        ));
+    }
+    // Tokio has no question for it: making a timer panics without the driver (and the
+    // panic hook reports it, once per such call).
+    if catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_err() {
+        return Err(Error::Config(
+            "the token manager was called on a Tokio runtime without timers; build the \
+             runtime with `enable_time` (or `enable_all`)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A session map entry: the session, and its current set for the by-name fast path (a
 /// copy of the session's own, replaced with it).
 struct Entry<X> {
@@ -955,6 +1033,12 @@ struct Entry<X> {
 
 /// `set` in the form stores keep (moved, not copied) and its typed extras.
 fn split<X: crate::token_set::Extras>(set: TokenSet<X>) -> Result<(StoredTokenSet, X), Error> {
+    // Served, it would fail every API call until it expires; the value is not repeated.
+    if let Some(field) = crate::codec::unsendable_token(&set) {
+        return Err(Error::Config(format!(
+            "the {field} token contains a control character and cannot be sent in a header"
+        )));
+    }
     // serde's message may quote a value (an extra can be personal data): name its kind only.
     let json = extras_json(&set.extras).map_err(|e| {
         Error::Config(format!(

@@ -139,11 +139,13 @@ impl<P: Provider> Inner<P> {
     async fn save_retry(&self, session: &Session<P::Extras>, unsaved: &Ready<P::Extras>) {
         // Until saved, superseded or removed: this set is the only copy of a pair the
         // provider has already rotated to. `shutdown` waits for it (and says so if it must
-        // stop first).
+        // stop first): as each call begins, the set is tried at once (the process may exit
+        // at its deadline, shorter than the wait), then on as before until that deadline.
+        let mut shutdowns = self.shutdowns_seen();
         let mut attempt = 0u32;
         loop {
             attempt = attempt.saturating_add(1);
-            tokio::time::sleep(self.background_wait(attempt)).await;
+            self.background_pause(attempt, &mut shutdowns).await;
             let still_current = self
                 .state(session)
                 .and_then(|state| Ready::of(&state))
@@ -180,6 +182,60 @@ impl<P: Provider> Inner<P> {
                     }
                 }
             }
+        }
+    }
+
+    /// After `shutdown`'s wait for its tasks: saves every set still unsaved in memory, whose
+    /// background save no longer runs (its task was dropped with the runtime that ran it,
+    /// which this process outlived), and gives its lease back. How many are left unsaved
+    /// (the store failed again).
+    pub(super) async fn save_orphans(&self) -> usize {
+        let orphans: Vec<_> = (self.sessions.pin().values())
+            .filter(|entry| entry.current.as_ref().is_some_and(|shown| !shown.saved()))
+            .map(|entry| entry.session.clone())
+            .collect();
+        let mut left = 0;
+        for session in orphans {
+            let current = self.state(&session).and_then(|state| Ready::of(&state));
+            let Some(unsaved) = current.filter(|current| !current.saved()) else {
+                continue;
+            };
+            match self.save_unsaved(&session, &unsaved).await {
+                Ok(_) | Err(Error::NoTokens(_)) => self.release(&session).await,
+                Err(error @ Error::Store(StoreError::Corrupt(_) | StoreError::Unsupported(_))) => {
+                    tracing::error!(%error, "the new token set cannot be saved; kept in memory");
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "saving the token set failed again at shutdown");
+                    left += 1;
+                }
+            }
+        }
+        left
+    }
+
+    /// What a background write watches to try at once when `shutdown` is called: as if
+    /// called already when it has been.
+    pub(super) fn shutdowns_seen(&self) -> tokio::sync::watch::Receiver<u64> {
+        let mut shutdowns = self.shutdowns.subscribe();
+        if self.closing() {
+            shutdowns.mark_changed();
+        }
+        shutdowns
+    }
+
+    /// The wait of a background write before its `attempt`th try ([`background_wait`]),
+    /// ended early by a call of `shutdown` (each call, seen through `shutdowns`).
+    ///
+    /// [`background_wait`]: Self::background_wait
+    pub(super) async fn background_pause(
+        &self,
+        attempt: u32,
+        shutdowns: &mut tokio::sync::watch::Receiver<u64>,
+    ) {
+        tokio::select! {
+            () = tokio::time::sleep(self.background_wait(attempt)) => {}
+            Ok(()) = shutdowns.changed() => {}
         }
     }
 

@@ -395,7 +395,9 @@ impl<P: Provider> Inner<P> {
                 .is_some_and(|c| c.stored.refresh_token.is_none() && c.usable(self.clock.now()));
         let result = self.obtain(&cx, session, from.as_ref(), watch).await;
         #[cfg(feature = "metrics")]
-        crate::metrics::record_refresh(self.provider.name(), started.elapsed(), result.is_ok());
+        super::metered(|| {
+            crate::metrics::record_refresh(self.provider.name(), started.elapsed(), result.is_ok())
+        });
         match result {
             Ok((set, issued)) => {
                 let base = current.as_ref().and_then(|c| c.version());
@@ -976,17 +978,13 @@ impl<P: Provider> Inner<P> {
         let record = StoredRecord::from(verdict);
         let (inner, session) = (self.clone(), session.clone());
         self.tasks.spawn(async move {
+            let mut shutdowns = inner.shutdowns_seen();
             let mut attempt = 0u32;
-            let mut stopping = false;
             loop {
                 attempt = attempt.saturating_add(1);
-                let wait = inner.background_wait(attempt);
-                // `shutdown` waits for this task as for a failed set's saves: once it
+                // `shutdown` waits for this task as for a failed set's saves: as each call
                 // begins, the verdict is tried at once, then on as before until its deadline.
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    () = inner.stopping.cancelled(), if !stopping => stopping = true,
-                }
+                inner.background_pause(attempt, &mut shutdowns).await;
                 if session.generation() != generation {
                     return;
                 }
@@ -1105,6 +1103,19 @@ impl<P: Provider> Inner<P> {
                 ))
                 .into()),
             };
+            // A hand-written provider's set is checked as a declared answer is: a token
+            // that cannot be sent would be served, and fail every API call, until it
+            // expires. Its outcome is unknown (the provider may have rotated).
+            let result = result.and_then(|set| match crate::codec::unsendable_token(&set) {
+                None => Ok(set),
+                Some(field) => Err(crate::error::EndpointError::parse(
+                    http::StatusCode::OK,
+                    format!("the {field} token contains a control character"),
+                    b"",
+                    &[],
+                )
+                .into()),
+            });
             let error = match result {
                 Ok(set) => {
                     if let Some(token) = refreshable.and_then(|set| set.refresh_token.as_ref()) {
@@ -1266,8 +1277,9 @@ impl RunNotes {
     }
 }
 
-/// A future's output, or `Err` if polling it panicked.
-pub(super) struct CatchUnwind<F>(pub(super) Pin<Box<F>>);
+/// A future's output, or `Err` if polling it panicked (the sandbox answers a handler's
+/// panic with it too).
+pub(crate) struct CatchUnwind<F>(pub(crate) Pin<Box<F>>);
 
 impl<F: Future> Future for CatchUnwind<F> {
     type Output = Result<F::Output, ()>;

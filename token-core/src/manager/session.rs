@@ -606,7 +606,13 @@ impl<X> Current<X> {
         refresh_at: Option<i128>,
     ) -> Self {
         // Built in one go (no pass through `sealed`): an insert moves the set once less.
-        let usable_until = nanos_or_never(stored.access_expires_at);
+        let usable_until = if crate::codec::unsendable(stored.access_token.expose_secret()) {
+            // Found in a store (a refresh and `insert` refuse one): never served, so the
+            // first caller refreshes with the stored refresh token.
+            Nanos::new(0)
+        } else {
+            nanos_or_never(stored.access_expires_at)
+        };
         let refresh_at = refresh_at.map_or(NEVER, Nanos::new);
         Self {
             usable_until,

@@ -4329,6 +4329,7 @@ mod cancel;
 mod crash;
 mod faults;
 mod interplay;
+mod lifecycle;
 mod model;
 mod processes;
 mod threads;

@@ -13,6 +13,7 @@ use crate::codec::{
     Endpoint, ErrorResponse, RefusalReason, RequestError, SignedRequestError, TokenResponse,
     encode_error, encode_response,
 };
+use crate::error::StoreError;
 use crate::issuer::{Issued, IssuerError};
 use crate::provider::RefreshEndpoint;
 use crate::secret::ClientSecret;
@@ -54,7 +55,8 @@ impl Refusal {
 impl From<IssuerError> for Refusal {
     /// Invalid and used refresh tokens are `invalid_refresh_token`, expired ones
     /// `expired_refresh_token`, refused authorization codes `invalid_auth_code`, rejected access tokens `invalid_access_token`, a store
-    /// failure `server_error` (its details are not sent).
+    /// failure `server_error` (its details are not sent), a name the store cannot hold
+    /// ([`StoreError::Unsupported`]) `bad_request`.
     fn from(error: IssuerError) -> Self {
         let reason = match error {
             IssuerError::InvalidRefreshToken | IssuerError::UsedRefreshToken => {
@@ -67,6 +69,11 @@ impl From<IssuerError> for Refusal {
             | IssuerError::AuthCodeMismatch => RefusalReason::InvalidAuthCode,
             IssuerError::InvalidAccessToken | IssuerError::ExpiredAccessToken => {
                 RefusalReason::InvalidAccessToken
+            }
+            // A name the store cannot hold (a NUL character, an overlong subject): the
+            // request's fault, and its message names no secret.
+            IssuerError::Store(StoreError::Unsupported(reason)) => {
+                return Self::new(RefusalReason::BadRequest, reason);
             }
             IssuerError::Store(_) => {
                 return Self::new(RefusalReason::ServerError, "the issuer failed");
@@ -299,6 +306,23 @@ mod tests {
     use crate::{
         clock::SystemClock, error::ErrorKind, provider::CallContext, secret::RefreshToken,
     };
+
+    /// A name the issuer's store cannot hold is the request's fault (a bad request); any
+    /// other store failure is the server's, and says nothing of its cause.
+    #[test]
+    fn a_name_the_store_cannot_hold_is_a_bad_request_not_a_server_error() {
+        let refusal = Refusal::from(IssuerError::Store(StoreError::Unsupported(
+            "a subject holding a NUL character".into(),
+        )));
+        assert_eq!(refusal.reason, RefusalReason::BadRequest);
+        assert!(refusal.message.contains("NUL"), "{}", refusal.message);
+        let refusal = Refusal::from(IssuerError::Store(StoreError::Backend {
+            message: "postgres: insert a pair: 08006".into(),
+            source: None,
+        }));
+        assert_eq!(refusal.reason, RefusalReason::ServerError);
+        assert!(!refusal.message.contains("postgres"), "{}", refusal.message);
+    }
 
     #[tokio::test]
     async fn an_endpoint_definition_is_served_over_the_issuer() {

@@ -51,6 +51,7 @@ use time::OffsetDateTime;
 
 use crate::clock::{Clock, SystemClock};
 use crate::issuer::{Issuer, IssuerConfig, IssuerError, IssuerStore, MemoryIssuerStore};
+use crate::manager::CatchUnwind;
 use crate::secret::ClientSecret;
 use crate::token_set::StoredTokenSet;
 use crate::transport::HttpClient;
@@ -77,7 +78,8 @@ pub const MAX_COUNTED_PATHS: usize = 1024;
 const MAX_READ_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// One route's behaviour: turns a request into an answer, with the sandbox's issuer and
-/// clock at hand.
+/// clock at hand. A handler that panics is answered 500 `{"error": "server_error"}` (on
+/// both transports), and the sandbox goes on serving.
 ///
 /// Closures `Fn(http::Request<Vec<u8>>, SandboxContext) -> impl Future<Output =
 /// http::Response<Vec<u8>>>` are handlers:
@@ -786,7 +788,17 @@ impl Shared {
             }
         }
         if let Some(route) = found {
-            return route.handler.handle(request, &self.cx).await;
+            let handled = CatchUnwind(Box::pin(route.handler.handle(request, &self.cx))).await;
+            // A handler's bug is the sandbox's failure, answered like one: the caller's task
+            // (in process) and the connection (over the socket) go on.
+            return handled.unwrap_or_else(|()| {
+                // The route as registered, not the request's path: that is the sender's text.
+                tracing::error!(route = ?route, "sandbox: a handler panicked; answered 500");
+                json_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &serde_json::json!({"error": "server_error", "error_description": "the sandbox's handler failed"}),
+                )
+            });
         }
         if allowed.is_empty() {
             return json_response(
@@ -805,5 +817,7 @@ impl Shared {
     }
 }
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod tests;

@@ -25,8 +25,8 @@ use super::{Handler, SandboxBuilder, SandboxContext, json_response};
 use crate::codec::RefusalReason;
 use crate::issuer::{CodeExchange, CodeGrant, IssuerError};
 use crate::oauth::{
-    AuthorizationCodeGrant, AuthorizeQuery, ClientCredentialsGrant, OAuthCode, OAuthError,
-    RefreshTokenGrant,
+    AuthorizationCodeGrant, AuthorizeQuery, ClientAuthentication, ClientCredentialsGrant,
+    OAuthCode, OAuthError, RefreshTokenGrant,
 };
 
 /// The prefix of the protected API.
@@ -52,8 +52,8 @@ pub fn routes_at(
 /// client id, accepting any client secret (this is a sandbox); `authorization_code` redeems a
 /// code of [`AuthorizeHandler`] ([`Issuer::redeem_code`](crate::issuer::Issuer::redeem_code):
 /// once, by its client, with its redirect URI and PKCE verifier); `refresh_token` rotates
-/// for the client the request names, in HTTP Basic or the body
-/// ([`Issuer::refresh_for`](crate::issuer::Issuer::refresh_for); without one,
+/// for the client the request names, in HTTP Basic or the body (a request naming one client
+/// in each is refused) ([`Issuer::refresh_for`](crate::issuer::Issuer::refresh_for); without one,
 /// [`Issuer::refresh`](crate::issuer::Issuer::refresh)): a pair either of the other grants
 /// issued is refreshed only by its own client, and refused to any other as `invalid_grant`,
 /// like an unknown refresh token. Answers carry `Cache-Control: no-store`.
@@ -70,7 +70,7 @@ impl Default for TokenHandler {
                 |grant: RefreshTokenGrant, cx: SandboxContext| async move {
                     let token = grant.refresh_token.expose_secret();
                     let issuer = cx.issuer();
-                    Ok(match grant.client.client_id() {
+                    Ok(match client_of(&grant.client)? {
                         Some(client) => issuer.refresh_for(token, client).await?,
                         None => issuer.refresh(token).await?,
                     })
@@ -78,12 +78,14 @@ impl Default for TokenHandler {
             ),
             client_credentials: ServeEndpoint::new(
                 |grant: ClientCredentialsGrant, cx: SandboxContext| async move {
-                    let client = grant.client.client_id().map(str::to_owned).ok_or_else(|| {
-                        Refusal::new(
-                            RefusalReason::UnknownClient,
-                            "missing client authentication",
-                        )
-                    })?;
+                    let client = client_of(&grant.client)?
+                        .map(str::to_owned)
+                        .ok_or_else(|| {
+                            Refusal::new(
+                                RefusalReason::UnknownClient,
+                                "missing client authentication",
+                            )
+                        })?;
                     Ok(cx
                         .issuer()
                         .issue_for(client.clone(), client, json!({}))
@@ -92,7 +94,7 @@ impl Default for TokenHandler {
             ),
             authorization_code: ServeEndpoint::new(
                 |grant: AuthorizationCodeGrant, cx: SandboxContext| async move {
-                    let client = grant.client.client_id().ok_or_else(|| {
+                    let client = client_of(&grant.client)?.ok_or_else(|| {
                         Refusal::new(
                             RefusalReason::UnknownClient,
                             "missing client authentication",
@@ -124,21 +126,15 @@ impl Handler for TokenHandler {
         request: http::Request<Vec<u8>>,
         cx: &SandboxContext,
     ) -> http::Response<Vec<u8>> {
-        #[derive(serde::Deserialize)]
-        struct GrantType {
-            grant_type: Option<String>,
-        }
-        let grant_type = serde_urlencoded::from_bytes::<GrantType>(request.body())
-            .ok()
-            .and_then(|form| form.grant_type);
-        let mut response = match grant_type.as_deref() {
-            Some("refresh_token") => self.refresh.handle(request, cx).await,
-            Some("client_credentials") => self.client_credentials.handle(request, cx).await,
-            Some("authorization_code") => self.authorization_code.handle(request, cx).await,
-            None | Some("") => {
+        let mut response = match grant_type(&request).as_ref().map(Option::as_deref) {
+            Err(refusal) => refusal.answer::<OAuthError>(),
+            Ok(Some("refresh_token")) => self.refresh.handle(request, cx).await,
+            Ok(Some("client_credentials")) => self.client_credentials.handle(request, cx).await,
+            Ok(Some("authorization_code")) => self.authorization_code.handle(request, cx).await,
+            Ok(None | Some("")) => {
                 Refusal::new(RefusalReason::BadRequest, "missing grant_type").answer::<OAuthError>()
             }
-            Some(_) => crate::codec::encode_error(&OAuthError::new(
+            Ok(Some(_)) => crate::codec::encode_error(&OAuthError::new(
                 OAuthCode::UnsupportedGrantType,
                 "supported: refresh_token, client_credentials, authorization_code",
             )),
@@ -147,6 +143,65 @@ impl Handler for TokenHandler {
         response
     }
 }
+
+/// The client a token request names, in HTTP Basic or the body. Naming two (RFC 6749
+/// section 2.3: one authentication method per request) is refused as `invalid_request`,
+/// not settled by taking one of them; the same client named both ways is that client.
+fn client_of(client: &ClientAuthentication) -> Result<Option<&str>, Refusal> {
+    match (client.basic_user.as_deref(), client.client_id.as_deref()) {
+        (Some(basic), Some(body)) if basic != body => Err(Refusal::new(
+            RefusalReason::BadRequest,
+            "the request names one client in HTTP Basic and another in the body",
+        )),
+        (basic, body) => Ok(basic.or(body)),
+    }
+}
+
+/// The `grant_type` of a token request's form body. RFC 6749 section 3.1: no parameter may be
+/// sent more than once, so a second `grant_type`, or a body parameter the query names too
+/// (whoever read the query, a proxy or a log, saw another request than the one served), is
+/// refused as `invalid_request` before any grant runs.
+fn grant_type(request: &http::Request<Vec<u8>>) -> Result<Option<String>, Refusal> {
+    let body: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(request.body()).unwrap_or_default();
+    let query = request.uri().query().unwrap_or_default();
+    let in_query = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| body.iter().any(|(own, _)| own == name));
+    if let Some((name, _)) = in_query {
+        // Named when it is one of RFC 6749's: any other name is the sender's text.
+        let name = TOKEN_PARAMETERS
+            .iter()
+            .find(|known| **known == name)
+            .map_or_else(
+                || "a body parameter".to_owned(),
+                |known| format!("parameter `{known}`"),
+            );
+        return Err(Refusal::new(
+            RefusalReason::BadRequest,
+            format!("{name} is sent in both the query and the body"),
+        ));
+    }
+    let mut grant_types = body.into_iter().filter(|(name, _)| name == "grant_type");
+    match (grant_types.next(), grant_types.next()) {
+        (_, Some(_)) => Err(Refusal::new(
+            RefusalReason::BadRequest,
+            "parameter `grant_type` is repeated",
+        )),
+        (grant_type, None) => Ok(grant_type.map(|(_, value)| value)),
+    }
+}
+
+/// The token request parameters of RFC 6749 and RFC 7636.
+const TOKEN_PARAMETERS: [&str; 8] = [
+    "grant_type",
+    "refresh_token",
+    "client_id",
+    "client_secret",
+    "scope",
+    "code",
+    "redirect_uri",
+    "code_verifier",
+];
 
 /// `GET /authorize`: approves at once, for the user named by `login_hint` (default
 /// `sandbox-user`), and redirects (302) to `redirect_uri` with `code` and `state`; without a
@@ -168,9 +223,20 @@ impl Handler for AuthorizeHandler {
             Ok(query) => query,
             Err(error) => return Refusal::from(error).answer::<OAuthError>(),
         };
-        let subject = url::form_urlencoded::parse(raw.as_bytes())
-            .find(|(name, _)| name == "login_hint")
-            .map_or_else(|| "sandbox-user".to_owned(), |(_, hint)| hint.into_owned());
+        let mut hints = url::form_urlencoded::parse(raw.as_bytes())
+            .filter(|(name, _)| name == "login_hint")
+            .map(|(_, hint)| hint);
+        let subject = match (hints.next(), hints.next()) {
+            (_, Some(_)) => {
+                return Refusal::new(
+                    RefusalReason::BadRequest,
+                    "parameter `login_hint` is repeated",
+                )
+                .answer::<OAuthError>();
+            }
+            (Some(hint), None) => hint.into_owned(),
+            (None, None) => "sandbox-user".to_owned(),
+        };
         let grant = CodeGrant::new(query.client_id, subject)
             .with_redirect_uri(query.redirect_uri.clone())
             .with_challenge(query.code_challenge)

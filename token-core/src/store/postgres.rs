@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use super::{Lease, SessionKey, StoredRecord, TokenStore, Version, Versioned};
 use crate::error::StoreError;
-use crate::postgres::{DbResult, PostgresDatabase};
+use crate::postgres::{DbResult, PostgresDatabase, lock_bound};
 
 /// The schema version [`PostgresStore`] migrates its tables to.
 pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 3;
@@ -72,7 +72,12 @@ pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 3;
 /// one, a timeout); the connection is then dropped and the next call connects again. A
 /// statement still running at the timeout (waiting for a row another transaction holds
 /// locked), or when the caller drops the call, is cancelled on the server: a call that
-/// failed or was dropped has no later effect, and its connection is not reused.
+/// failed or was dropped has no later effect, and its connection is not reused. The
+/// statements that may wait for a locked row (saves, deletes, lease grants and releases)
+/// also bound that wait on the server by what is left of the operation timeout (a
+/// `lock_timeout` of their own transaction), so that holds even when the cancel cannot
+/// reach the server: a release landing late would take away the lease its holder was
+/// granted again since.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), token_core::error::StoreError> {
@@ -129,32 +134,38 @@ impl Sql {
         let leases = db.table("token_leases");
         let next_version = format!("nextval('{}')", db.table("token_set_versions"));
         let key = "provider = $1 AND session = $2";
+        // Every statement that may wait for a row another transaction holds bounds that
+        // wait by its last parameter (see `lock_bound`).
         Self {
             load: format!("SELECT version, record FROM {sets} WHERE {key}"),
             version_of: format!("SELECT version FROM {sets} WHERE {key}"),
             insert: format!(
                 "INSERT INTO {sets} (provider, session, version, record)
-                 VALUES ($1, $2, {next_version}, $3)
+                 SELECT $1::text, $2::text, {next_version}, $3::json WHERE {}
                  ON CONFLICT (provider, session) DO NOTHING
-                 RETURNING version"
+                 RETURNING version",
+                lock_bound(4)
             ),
             update: format!(
                 "UPDATE {sets} SET version = {next_version}, record = $3, updated_at = now()
-                 WHERE {key} AND version = $4
-                 RETURNING version"
+                 WHERE {key} AND version = $4 AND {}
+                 RETURNING version",
+                lock_bound(5)
             ),
             // A lease outlives its session only while its holder may still be refreshing
             // it (as in the file store): a lapsed one goes with the record, or the table
             // would keep a row for every session ever removed whose lease was not released.
-            delete_any: deleting(&sets, &leases, key, ""),
-            delete_at: deleting(&sets, &leases, key, " AND version = $3"),
+            delete_any: deleting(&sets, &leases, key, "", 3),
+            delete_at: deleting(&sets, &leases, key, " AND version = $3", 4),
             // One statement: take the lease if free, lapsed or ours; otherwise read how long
             // the other holder keeps it (the outer SELECT sees the row as it was before).
             acquire: format!(
                 "WITH old AS (SELECT holder FROM {leases} WHERE {key}),
                  taken AS (
                      INSERT INTO {leases} AS l (provider, session, holder, expires_at)
-                     VALUES ($1, $2, $3, clock_timestamp() + make_interval(secs => $4))
+                     SELECT $1::text, $2::text, $3::text,
+                            clock_timestamp() + make_interval(secs => $4::float8)
+                     WHERE {}
                      ON CONFLICT (provider, session) DO UPDATE
                          SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
                          WHERE l.expires_at <= clock_timestamp() OR l.holder = EXCLUDED.holder
@@ -163,18 +174,24 @@ impl Sql {
                         (SELECT GREATEST(0, EXTRACT(EPOCH FROM expires_at - clock_timestamp())
                                               * 1000000)::bigint
                          FROM {leases} WHERE {key}),
-                        EXISTS (SELECT 1 FROM old WHERE holder <> $3)"
+                        EXISTS (SELECT 1 FROM old WHERE holder <> $3)",
+                lock_bound(5)
             ),
-            release: format!("DELETE FROM {leases} WHERE {key} AND holder = $3"),
+            release: format!(
+                "DELETE FROM {leases} WHERE {key} AND holder = $3 AND {}",
+                lock_bound(4)
+            ),
         }
     }
 }
 
 /// Deletes the record of the key (`key`, and `condition` on the record), and its lease if
-/// that lapsed; returns the deleted record's version.
-fn deleting(sets: &str, leases: &str, key: &str, condition: &str) -> String {
+/// that lapsed, waiting for a locked row up to parameter `bound`'s milliseconds; returns the
+/// deleted record's version.
+fn deleting(sets: &str, leases: &str, key: &str, condition: &str, bound: usize) -> String {
+    let bound = lock_bound(bound);
     format!(
-        "WITH gone AS (DELETE FROM {sets} WHERE {key}{condition} RETURNING version),
+        "WITH gone AS (DELETE FROM {sets} WHERE {key}{condition} AND {bound} RETURNING version),
          lapsed AS (DELETE FROM {leases} WHERE {key} AND expires_at <= clock_timestamp()
                         AND EXISTS (SELECT 1 FROM gone))
          SELECT version FROM gone"
@@ -359,16 +376,19 @@ impl TokenStore for PostgresStore {
         })?;
         let (provider, session) = (key.provider(), key.session());
         self.db
-            .run("save", async |client| {
+            .run_bounded("save", async |client, bound| {
                 let row = match expected {
                     None => client
-                        .query_opt(&self.sql.insert, &[&provider, &session, &value])
+                        .query_opt(&self.sql.insert, &[&provider, &session, &value, &bound])
                         .await
                         .db("save")?,
                     // A version beyond i64 was never issued here: it cannot match.
                     Some(version) => match i64::try_from(version) {
                         Ok(at) => client
-                            .query_opt(&self.sql.update, &[&provider, &session, &value, &at])
+                            .query_opt(
+                                &self.sql.update,
+                                &[&provider, &session, &value, &at, &bound],
+                            )
                             .await
                             .db("save")?,
                         Err(_) => None,
@@ -393,17 +413,17 @@ impl TokenStore for PostgresStore {
         storable(key)?;
         let (provider, session) = (key.provider(), key.session());
         self.db
-            .run("delete", async |client| {
+            .run_bounded("delete", async |client, bound| {
                 let Some(version) = expected else {
                     let rows = client
-                        .execute(&self.sql.delete_any, &[&provider, &session])
+                        .execute(&self.sql.delete_any, &[&provider, &session, &bound])
                         .await
                         .db("delete")?;
                     return Ok(rows > 0);
                 };
                 let rows = match i64::try_from(version) {
                     Ok(at) => client
-                        .execute(&self.sql.delete_at, &[&provider, &session, &at])
+                        .execute(&self.sql.delete_at, &[&provider, &session, &at, &bound])
                         .await
                         .db("delete")?,
                     Err(_) => 0,
@@ -430,11 +450,11 @@ impl TokenStore for PostgresStore {
         let seconds = lease_seconds(ttl);
         let row = self
             .db
-            .run(what, async |client| {
+            .run_bounded(what, async |client, bound| {
                 client
                     .query_one(
                         &self.sql.acquire,
-                        &[&key.provider(), &key.session(), &holder, &seconds],
+                        &[&key.provider(), &key.session(), &holder, &seconds, &bound],
                     )
                     .await
                     .db(what)
@@ -462,11 +482,11 @@ impl TokenStore for PostgresStore {
         storable_lease(key, holder)?;
         let what = "release the lease";
         self.db
-            .run(what, async |client| {
+            .run_bounded(what, async |client, bound| {
                 client
                     .execute(
                         &self.sql.release,
-                        &[&key.provider(), &key.session(), &holder],
+                        &[&key.provider(), &key.session(), &holder, &bound],
                     )
                     .await
                     .db(what)
@@ -686,6 +706,16 @@ pub(crate) mod tests {
         drop_schema(&db).await;
     }
 
+    /// `bytes` of random hex: incompressible for an index's compression.
+    pub(crate) fn random_text(bytes: usize) -> String {
+        let mut text = String::new();
+        while text.len() < bytes {
+            text.push_str(&uuid::Uuid::new_v4().simple().to_string());
+        }
+        text.truncate(bytes);
+        text
+    }
+
     /// How many rows `table` of `db`'s schema holds.
     pub(crate) async fn rows(db: &PostgresDatabase, table: &str) -> i64 {
         let table = db.table(table);
@@ -846,15 +876,7 @@ pub(crate) mod tests {
         let fine = SessionKey::new("p", "fine");
         let v1 = store.save(&fine, &set("a"), None).await.unwrap();
         let open = db.pool().status().size;
-        // Random hex: incompressible for the index's compression.
-        let random = |bytes: usize| {
-            let mut text = String::new();
-            while text.len() < bytes {
-                text.push_str(&uuid::Uuid::new_v4().simple().to_string());
-            }
-            text.truncate(bytes);
-            text
-        };
+        let random = random_text;
         let too_long = random(PostgresStore::MAX_KEY_BYTES);
         let refused = [
             SessionKey::new("p", "nul-\0-session"),
@@ -1491,6 +1513,273 @@ pub(crate) mod tests {
             store.load(&key).await.unwrap().unwrap().version,
             v1,
             "the save that failed was saved after all"
+        );
+        drop_schema(&db).await;
+    }
+
+    /// The server paused (`SIGSTOP` of every process: a frozen VM or container) with
+    /// connections open, a lease held and a record saved: every call (on a pooled
+    /// connection, or on a new one the kernel accepts and nobody answers) fails typed within
+    /// the timeout and the cancel's grace; once the server resumes, the same store answers
+    /// at once (no connection left stuck in the pool), and what the failed calls asked for
+    /// was not done: the record and the lease are as they were.
+    #[tokio::test]
+    async fn a_paused_server_gives_typed_errors_in_bounded_time_and_nothing_after() {
+        let Some(server) = crate::store::postgres_test_server::PrivateServer::start(
+            "a_paused_server_gives_typed_errors_in_bounded_time_and_nothing_after",
+        ) else {
+            return;
+        };
+        let timeout = Duration::from_millis(500);
+        let db = PostgresDatabase::builder(server.url())
+            .unwrap()
+            .schema("paused")
+            .max_connections(2)
+            .operation_timeout(timeout)
+            .connect_timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let store = PostgresStore::open(&db).await.unwrap();
+        let key = SessionKey::new("p", "paused");
+        let long = Duration::from_secs(60);
+        let v1 = store.save(&key, &set("a"), None).await.unwrap();
+        assert_eq!(
+            store.acquire_lease(&key, "me", long).await.unwrap(),
+            Lease::Acquired
+        );
+
+        server.pause();
+        // The timeout, the cancel's grace (at most the timeout again), and a margin.
+        let bound = 2 * timeout + Duration::from_millis(500);
+        let mut errors = Vec::new();
+        for call in 0..6 {
+            let started = std::time::Instant::now();
+            let answer = match call {
+                0 => store.load(&key).await.map(drop),
+                1 => store.save(&key, &set("b"), Some(v1)).await.map(drop),
+                2 => store.acquire_lease(&key, "other", long).await.map(drop),
+                3 => store.release_lease(&key, "me").await,
+                4 => store.delete(&key, None).await.map(drop),
+                _ => store
+                    .save(&SessionKey::new("p", "new"), &set("c"), None)
+                    .await
+                    .map(drop),
+            };
+            let took = started.elapsed();
+            assert!(took < bound, "call {call} took {took:?}");
+            errors.push(answer.unwrap_err());
+        }
+        for error in &errors {
+            assert!(matches!(error, StoreError::Backend { .. }), "{error:?}");
+        }
+        server.resume();
+
+        let started = std::time::Instant::now();
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!((loaded.version, loaded.value), (v1, set("a")));
+        assert!(
+            store
+                .load(&SessionKey::new("p", "new"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            matches!(
+                store.acquire_lease(&key, "other", long).await.unwrap(),
+                Lease::HeldByOther { .. }
+            ),
+            "the lease is still held"
+        );
+        assert_eq!(
+            store.acquire_lease(&key, "me", long).await.unwrap(),
+            Lease::Acquired
+        );
+        store.save(&key, &set("b"), Some(v1)).await.unwrap();
+    }
+
+    /// Every connection of a small pool busy past the operation timeout (many sessions
+    /// refreshing at once): a call waiting for one fails typed within the timeout, and the
+    /// pool serves again once they are free.
+    #[tokio::test]
+    async fn a_call_waiting_for_a_busy_pool_fails_typed_within_the_timeout() {
+        let Some(url) = test_url("a_call_waiting_for_a_busy_pool_fails_typed_within_the_timeout")
+        else {
+            return;
+        };
+        let timeout = Duration::from_millis(400);
+        let db = PostgresDatabase::builder(&url)
+            .unwrap()
+            .schema(format!("tc_test_{}", uuid::Uuid::new_v4().simple()))
+            .max_connections(1)
+            .operation_timeout(timeout)
+            .build()
+            .unwrap();
+        let store = PostgresStore::open(&db).await.unwrap();
+        let key = SessionKey::new("p", "busy");
+        let v1 = store.save(&key, &set("a"), None).await.unwrap();
+        let busy = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.run("busy", async |client| {
+                    client.batch_execute("SELECT pg_sleep(5)").await.db("busy")
+                })
+                .await
+            })
+        };
+        tokio::task::yield_now().await;
+        let started = std::time::Instant::now();
+        let mut waiting = tokio::task::JoinSet::new();
+        for i in 0..8 {
+            let (store, key) = (store.clone(), key.clone());
+            waiting.spawn(async move {
+                match i % 2 {
+                    0 => store.load(&key).await.map(drop),
+                    _ => store
+                        .acquire_lease(&key, "h", Duration::from_secs(60))
+                        .await
+                        .map(drop),
+                }
+            });
+        }
+        let mut failed = 0;
+        while let Some(answer) = waiting.join_next().await {
+            match answer.unwrap() {
+                Err(StoreError::Backend { message, .. }) => {
+                    assert!(message.contains("no answer within"), "{message}");
+                    failed += 1;
+                }
+                // Those that got the connection after the busy one gave up.
+                Ok(()) => {}
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        assert!(failed > 0, "nobody waited for the pool");
+        assert!(
+            started.elapsed() < 2 * timeout + Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(matches!(
+            busy.await.unwrap(),
+            Err(StoreError::Backend { .. })
+        ));
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!(loaded.version, v1);
+        drop_schema(&db).await;
+    }
+
+    /// Names with quotes, semicolons, backslashes and SQL in them are kept as they are.
+    #[tokio::test]
+    async fn names_with_quotes_and_sql_are_kept_as_they_are() {
+        let Some(url) = test_url("names_with_quotes_and_sql_are_kept_as_they_are") else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-quotes");
+        let store = PostgresStore::open(&db).await.unwrap();
+        let hostile = "x'); DROP TABLE token_sets; --\"\\$1 \u{1F600}";
+        let key = SessionKey::new(hostile, hostile);
+        let version = store.save(&key, &set("a"), None).await.unwrap();
+        let long = Duration::from_secs(60);
+        assert_eq!(
+            store.acquire_lease(&key, hostile, long).await.unwrap(),
+            Lease::Acquired
+        );
+        assert!(matches!(
+            store.acquire_lease(&key, "other", long).await.unwrap(),
+            Lease::HeldByOther { .. }
+        ));
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!((loaded.version, loaded.value), (version, set("a")));
+        assert!(
+            store
+                .load(&SessionKey::new("x", "x"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        store.release_lease(&key, hostile).await.unwrap();
+        assert!(store.delete(&key, Some(version)).await.unwrap());
+        assert_eq!(rows(&db, "token_leases").await, 0);
+        drop_schema(&db).await;
+    }
+
+    /// A process of the previous release (schema version 2: `record jsonb`, its statements
+    /// as they were) still running beside one that migrated the tables to version 3
+    /// (`json`): its saves and loads keep working on the migrated table, and what each
+    /// writes the other reads.
+    #[tokio::test]
+    async fn a_process_of_the_previous_schema_version_keeps_working_beside_the_new_one() {
+        let Some(url) =
+            test_url("a_process_of_the_previous_schema_version_keeps_working_beside_the_new_one")
+        else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-old-beside-new");
+        let store = PostgresStore::open(&db).await.unwrap();
+        let (sets, versions) = (db.table("token_sets"), db.table("token_set_versions"));
+        // The previous release's statements, as it sent them.
+        let old_insert = format!(
+            "INSERT INTO {sets} (provider, session, version, record)
+             VALUES ($1, $2, nextval('{versions}'), $3)
+             ON CONFLICT (provider, session) DO NOTHING
+             RETURNING version"
+        );
+        let old_update = format!(
+            "UPDATE {sets} SET version = nextval('{versions}'), record = $3, updated_at = now()
+             WHERE provider = $1 AND session = $2 AND version = $4
+             RETURNING version"
+        );
+        let old_load =
+            format!("SELECT version, record FROM {sets} WHERE provider = $1 AND session = $2");
+        let key = SessionKey::new("p", "old-beside-new");
+        let record = serde_json::to_value(set("old")).unwrap();
+        let old_version: i64 = db
+            .run("old", async |client| {
+                let row = client
+                    .query_one(&old_insert, &[&"p", &"old-beside-new", &record])
+                    .await
+                    .db("old")?;
+                row.try_get(0).db("old")
+            })
+            .await
+            .unwrap();
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!(loaded.value, set("old"));
+        let new_version = store
+            .save(&key, &set("new"), Some(loaded.version))
+            .await
+            .unwrap();
+        assert!(new_version > u64::try_from(old_version).unwrap());
+        let (version, value): (i64, serde_json::Value) = db
+            .run("old", async |client| {
+                let row = client
+                    .query_one(&old_load, &[&"p", &"old-beside-new"])
+                    .await
+                    .db("old")?;
+                Ok((row.try_get(0).db("old")?, row.try_get(1).db("old")?))
+            })
+            .await
+            .unwrap();
+        assert_eq!(u64::try_from(version).unwrap(), new_version);
+        assert_eq!(value, serde_json::to_value(set("new")).unwrap());
+        let newer = serde_json::to_value(set("old-again")).unwrap();
+        db.run("old", async |client| {
+            client
+                .query_one(&old_update, &[&"p", &"old-beside-new", &newer, &version])
+                .await
+                .db("old")
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            store.load(&key).await.unwrap().unwrap().value,
+            set("old-again")
         );
         drop_schema(&db).await;
     }

@@ -162,8 +162,73 @@ impl PrivateServer {
     }
 }
 
+#[allow(dead_code)]
+impl PrivateServer {
+    /// Pauses every process of the server (`SIGSTOP`: a VM or a container frozen, a host
+    /// swapping hard): connections stay open, new ones are accepted by the kernel, and
+    /// nothing answers until [`resume`](Self::resume).
+    pub fn pause(&self) {
+        self.signal("STOP")
+            .unwrap_or_else(|why| panic!("pausing the server: {why}"));
+    }
+
+    /// Resumes a server [`pause`](Self::pause)d.
+    pub fn resume(&self) {
+        self.signal("CONT")
+            .unwrap_or_else(|why| panic!("resuming the server: {why}"));
+    }
+
+    /// Sends `signal` to the postmaster first, then to its children (it forks none while
+    /// stopped).
+    fn signal(&self, signal: &str) -> Result<(), String> {
+        let pid_file = self.cluster.dir.join("data").join("postmaster.pid");
+        let postmaster: u32 = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|text| text.lines().next()?.trim().parse().ok())
+            .ok_or_else(|| format!("no postmaster pid in {}", pid_file.display()))?;
+        let mut children = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // `pid (comm) state ppid ...`; the name may hold spaces and parentheses.
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            if parent == Some(postmaster) {
+                children.push(pid);
+            }
+        }
+        let kill = |pid: u32| {
+            Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(pid.to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        };
+        if !kill(postmaster) {
+            return Err(format!("kill -{signal} {postmaster} failed"));
+        }
+        // A child may have exited since it was listed.
+        for pid in children {
+            kill(pid);
+        }
+        Ok(())
+    }
+}
+
 impl Drop for PrivateServer {
     fn drop(&mut self) {
+        // A paused server does not stop.
+        let _ = self.signal("CONT");
         let _ = self.cluster.stop("immediate");
     }
 }

@@ -45,7 +45,7 @@ pub const DEFAULT_MAX_SESSIONS: usize = 1000;
 /// refused, so a `sessionId` that leaked from a URL or a log is worth nothing.
 ///
 /// Handling of Maya's POST ([`receive`](Self::receive)):
-/// - only `POST`, with a `Request-Reference-No` of 1 to 255 visible ASCII characters, a body
+/// - only `POST`, with one `Request-Reference-No` of 1 to 255 visible ASCII characters, a body
 ///   of at most 64 KiB `{"accessToken", "refreshToken", "expiresAt"}` (read with
 ///   [`MayaTokens`]) and tokens that are not empty and free of control characters; anything else is answered 4xx
 ///   `{"error": "invalid_request", ...}` and stores nothing;
@@ -552,7 +552,14 @@ fn tokens_of(body: &[u8], now: OffsetDateTime) -> Result<TokenSet, String> {
 }
 
 fn reference_of<B>(request: &http::Request<B>) -> Option<String> {
-    let value = request.headers().get(REFERENCE)?.to_str().ok()?.trim();
+    // Sent twice, it is no choice between the two: whoever keyed Maya's retries on the
+    // other one (a proxy, a log) would see another session.
+    let mut values = request.headers().get_all(REFERENCE).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let value = value.to_str().ok()?.trim();
     let valid =
         !value.is_empty() && value.len() <= MAX_LEN && value.bytes().all(|b| b.is_ascii_graphic());
     valid.then(|| value.to_owned())
@@ -581,7 +588,7 @@ pub(crate) fn too_large() -> http::Response<Vec<u8>> {
     )
 }
 
-fn refuse(status: StatusCode, description: &str) -> http::Response<Vec<u8>> {
+pub(crate) fn refuse(status: StatusCode, description: &str) -> http::Response<Vec<u8>> {
     let mut answer = encode_error(&OAuthError::new(OAuthCode::InvalidRequest, description));
     *answer.status_mut() = status;
     answer

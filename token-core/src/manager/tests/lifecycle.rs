@@ -1,0 +1,693 @@
+//! The manager's lifecycle: `shutdown` (twice, concurrently, with work in flight, with no
+//! time at all), calls after it, a manager dropped without it, and managers used across
+//! runtimes.
+
+use super::faults::SavesFail;
+use super::*;
+
+/// A manager over a store whose saves fail while `saves_fail` is set, its background
+/// writes waiting `backoff` (jittered to half of it at least), and `s` holding an expired
+/// `at-0`/`rt-0`.
+async fn over_failing_saves(
+    h: &Harness,
+    backoff: Duration,
+) -> (
+    Arc<MemoryStore>,
+    Arc<Hooked<SavesFail, Arc<MemoryStore>>>,
+    TokenManager<Arc<Fake>>,
+) {
+    let shared = Arc::new(MemoryStore::new());
+    let store = Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
+    let manager = TokenManager::builder(h.fake.clone())
+        .shared_store(store.clone())
+        .client(NoTransport)
+        .clock(Arc::new(h.clock))
+        .config(
+            ManagerConfig::default()
+                .with_refresh_skew(Duration::from_secs(60), Duration::ZERO)
+                .with_retry(RetryPolicy::never().with_backoff(backoff, backoff)),
+        )
+        .build()
+        .unwrap();
+    manager.insert("s", expired_pair(h)).await.unwrap();
+    (shared, store, manager)
+}
+
+/// As [`over_failing_saves`] (waits of 4 to 8 s), `s` refreshed to `at-1`/`rt-1` while
+/// saves fail: the pair is only in memory, saved again in the background.
+async fn rotated_unsaved(
+    h: &Harness,
+) -> (
+    Arc<MemoryStore>,
+    Arc<Hooked<SavesFail, Arc<MemoryStore>>>,
+    TokenManager<Arc<Fake>>,
+) {
+    let (shared, store, manager) = over_failing_saves(h, Duration::from_secs(8)).await;
+    store.saves_fail.store(true, Ordering::SeqCst);
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    (shared, store, manager)
+}
+
+/// A rotated pair whose save failed is saved again in the background, a backoff (up to a
+/// heartbeat) apart. Once `shutdown` begins it is tried at once, as a verdict recorded
+/// later is: a shutdown whose deadline is shorter than that wait, after the store came
+/// back, saves the pair and returns `Ok` rather than leave the process to exit with the
+/// only copy of the pair in memory.
+#[tokio::test(start_paused = true)]
+async fn shutdown_tries_a_failed_save_at_once_and_saves_the_pair() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let (shared, store, manager) = rotated_unsaved(&h).await;
+    // The background save's first try (after 4 to 8 s) fails too.
+    tokio::time::advance(Duration::from_secs(9)).await;
+    run_ready().await;
+    store.saves_fail.store(false, Ordering::SeqCst);
+    let started = tokio::time::Instant::now();
+    let shut = manager.shutdown(Duration::from_millis(100)).await;
+    assert!(shut.is_ok(), "{shut:?}");
+    assert!(started.elapsed() < Duration::from_millis(100));
+    assert_saved_and_released(&shared, "rt-1").await;
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"]);
+}
+
+/// `store` holds `s` with `refresh_token`, and its lease is free.
+async fn assert_saved_and_released(store: &MemoryStore, refresh_token: &str) {
+    let key = SessionKey::new("fake", "s");
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(
+        refresh_of(&stored),
+        refresh_token,
+        "the rotated pair is saved"
+    );
+    assert_eq!(
+        store.acquire_lease(&key, "another", HOUR).await.unwrap(),
+        Lease::Acquired,
+        "and the lease given back"
+    );
+}
+
+/// Each `shutdown` call tries a failed save at once, not only the first: a shutdown with
+/// no time at all while the store still fails, then another with a short deadline once it
+/// is back, saves the pair and returns `Ok`.
+#[tokio::test(start_paused = true)]
+async fn a_second_shutdown_tries_a_failed_save_at_once_too() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let (shared, store, manager) = rotated_unsaved(&h).await;
+    let first = manager.shutdown(Duration::ZERO).await;
+    assert!(
+        matches!(first, Err(Error::ShutdownTimedOut { pending: 1 })),
+        "{first:?}"
+    );
+    // Its try at once fails: the store is still down.
+    run_ready().await;
+    store.saves_fail.store(false, Ordering::SeqCst);
+    let second = manager.shutdown(Duration::from_millis(100)).await;
+    assert!(second.is_ok(), "{second:?}");
+    assert_saved_and_released(&shared, "rt-1").await;
+}
+
+/// Lets every task run (no time passes), a bounded number of turns.
+async fn run_ready() {
+    for _ in 0..200 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Polls `future` once, outside any async context, with a waker that does nothing.
+fn poll_once_here<F: std::future::Future>(future: F) -> std::task::Poll<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    future.as_mut().poll(&mut cx)
+}
+
+/// Two `shutdown`s at once, and another after them, agree: each waits for the refresh in
+/// flight (none returns before it is saved), all return `Ok`, and the pair is saved once.
+/// A zero deadline with nothing running is `Ok`; with a refresh running, it says so.
+#[tokio::test(start_paused = true)]
+async fn shutdowns_twice_and_at_once_agree_and_wait_for_the_refresh() {
+    let (h, gate, waiting) = held_refresh().await;
+    let zero = h.manager.shutdown(Duration::ZERO).await;
+    assert!(
+        matches!(zero, Err(Error::ShutdownTimedOut { pending: 1 })),
+        "{zero:?}"
+    );
+    let shutting: Vec<_> = (0..2)
+        .map(|_| {
+            let manager = h.manager.clone();
+            tokio::spawn(async move { manager.shutdown(HOUR).await })
+        })
+        .collect();
+    run_ready().await;
+    assert!(shutting.iter().all(|s| !s.is_finished()), "both wait");
+    gate.add_permits(10);
+    for shut in shutting {
+        shut.await.unwrap().unwrap();
+    }
+    assert_eq!(waiting.await.unwrap().unwrap().expose_secret(), "at-1");
+    let stored = h.stored_tokens("s").await.unwrap();
+    assert_eq!(stored.value.refresh_token.unwrap().expose_secret(), "rt-1");
+    h.manager.shutdown(Duration::ZERO).await.unwrap();
+    h.manager.shutdown(HOUR).await.unwrap();
+    assert_eq!(h.calls(), 1);
+}
+
+/// After `shutdown`, every call that would need the provider is a typed error and calls
+/// nothing; fresh tokens are served; inserts and removes still reach the store (nothing
+/// handed over is dropped).
+#[tokio::test(start_paused = true)]
+async fn calls_after_shutdown_are_typed_errors_that_call_nothing_and_lose_nothing() {
+    let h = harness(|_| {});
+    h.seed("expired", Duration::ZERO).await;
+    h.seed("fresh", HOUR).await;
+    h.manager.shutdown(Duration::ZERO).await.unwrap();
+    let shut = |r: Result<AccessToken, Error>| matches!(r, Err(Error::ShuttingDown));
+    assert!(shut(h.manager.access_token("expired").await));
+    assert!(shut(h.manager.refresh_now("fresh").await));
+    let fresh = h.manager.access_token("fresh").await.unwrap();
+    assert_eq!(fresh.expose_secret(), "at-0");
+    assert!(shut(h.manager.refresh_rejected("fresh", &fresh).await));
+    assert!(shut(h.manager.session("expired").access_token().await));
+    let first = h
+        .manager
+        .insert_refresh_token("new", RefreshToken::new("rt-new"))
+        .await;
+    assert!(shut(first));
+    let kept = h.stored_tokens("new").await.unwrap();
+    assert_eq!(kept.value.refresh_token.unwrap().expose_secret(), "rt-new");
+    h.manager.insert("later", login(&h)).await.unwrap();
+    assert_eq!(
+        h.manager
+            .access_token("later")
+            .await
+            .unwrap()
+            .expose_secret(),
+        "at-login"
+    );
+    h.manager.remove("fresh").await.unwrap();
+    assert!(h.stored("fresh").await.is_none());
+    assert_eq!(h.calls(), 0);
+    assert_eq!(h.fake.issues.load(Ordering::SeqCst), 0);
+    h.manager.shutdown(Duration::ZERO).await.unwrap();
+}
+
+/// A provider whose `name()`, once armed, runs `shutdown` to its end (polled once, its
+/// deadline zero) where it is called: inside the start of a refresh, after the manager
+/// looked whether it is closing.
+struct ShutsDownInName {
+    fake: Arc<Fake>,
+    armed: std::sync::atomic::AtomicBool,
+    shutdown: std::sync::OnceLock<Box<dyn Fn() -> Result<(), Error> + Send + Sync>>,
+    answered: StdMutex<Option<Result<(), Error>>>,
+}
+
+#[async_trait]
+impl Provider for Arc<ShutsDownInName> {
+    type Extras = NoExtras;
+
+    fn name(&self) -> &str {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            let answer = (self.shutdown.get().unwrap())();
+            *self.answered.lock().unwrap() = Some(answer);
+        }
+        "fake"
+    }
+
+    async fn refresh(&self, cx: &CallContext, current: &TokenSet) -> Result<TokenSet, Error> {
+        self.fake.refresh(cx, current).await
+    }
+}
+
+/// A refresh that starts while `shutdown` runs either is waited for by it, or does not
+/// start: `shutdown` never returns `Ok` with a refresh about to call the provider (whose
+/// rotated pair the exiting process would then lose).
+#[tokio::test(start_paused = true)]
+async fn a_refresh_starting_as_shutdown_runs_is_waited_for_or_never_starts() {
+    let _logs = capture_logs();
+    let h = harness(|_| {});
+    let provider = Arc::new(ShutsDownInName {
+        fake: h.fake.clone(),
+        armed: false.into(),
+        shutdown: std::sync::OnceLock::new(),
+        answered: StdMutex::new(None),
+    });
+    let manager = manager_of(&h, provider.clone(), h.store.clone());
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    let closer = manager.clone();
+    let _ = provider.shutdown.set(Box::new(move || {
+        match poll_once_here(closer.shutdown(Duration::ZERO)) {
+            std::task::Poll::Ready(answer) => answer,
+            std::task::Poll::Pending => panic!("shutdown(0) is ready at once"),
+        }
+    }));
+    provider.armed.store(true, Ordering::SeqCst);
+    let answer = manager.access_token("s").await;
+    let shut = provider.answered.lock().unwrap().take();
+    let Some(shut) = shut else {
+        panic!("the refresh named its provider before it was spawned: {answer:?}");
+    };
+    run_ready().await;
+    match shut {
+        // `shutdown` found nothing running: nothing may run after it.
+        Ok(()) => {
+            assert!(matches!(answer, Err(Error::ShuttingDown)), "{answer:?}");
+            assert_eq!(
+                h.calls(),
+                0,
+                "the provider was called after shutdown returned Ok"
+            );
+        }
+        Err(error) => assert!(matches!(error, Error::ShutdownTimedOut { .. })),
+    }
+}
+
+/// Outside any runtime (a future polled by another executor, or by hand), a call that
+/// would start a refresh, write through a store, or wait for a deadline is a typed error,
+/// not a panic; a fresh token is still served.
+#[test]
+fn calls_outside_a_runtime_are_typed_errors() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let (h, shared) = runtime.block_on(async {
+        let h = harness(|_| {});
+        h.seed("fresh", HOUR).await;
+        h.seed("expired", Duration::ZERO).await;
+        (h, Arc::new(Hooked::new(SavesFail::default())))
+    });
+    let through_store = runtime.block_on(async { manager_over(&h, shared.clone()) });
+    drop(runtime);
+    let fresh = poll_once_here(h.manager.access_token("fresh"));
+    assert!(matches!(fresh, std::task::Poll::Ready(Ok(_))), "{fresh:?}");
+    let outside = |answer: std::task::Poll<Result<(), Error>>| match answer {
+        std::task::Poll::Ready(Err(Error::Config(message))) => {
+            assert!(message.contains("runtime"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    };
+    let expired = poll_once_here(h.manager.access_token("expired"));
+    outside(expired.map(|r| r.map(drop)));
+    outside(poll_once_here(through_store.insert("s", login(&h))));
+    outside(poll_once_here(through_store.remove("s")));
+    outside(poll_once_here(h.manager.shutdown(HOUR)));
+    assert_eq!(h.calls(), 0);
+}
+
+/// A manager built in one runtime is used from another after the first is shut down
+/// (a `current_thread` one, then a multi-thread one, its calls from `spawn_blocking` and
+/// `block_in_place` too): refreshes, inserts and removes through a store with timeouts
+/// all work, and `shutdown` there waits for that runtime's work.
+#[test]
+fn a_manager_outlives_the_runtime_that_built_it() {
+    let clock = Arc::new(crate::clock::ManualClock::new(
+        datetime!(2026-01-01 00:00 UTC),
+    ));
+    let fake = Arc::new(Fake::new(clock.clone()));
+    let shared = Arc::new(MemoryStore::new());
+    let first = one_worker();
+    let manager = first.block_on(async {
+        let store: Arc<dyn TokenStore> =
+            Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
+        let manager = manual(&fake, &clock, store);
+        manager
+            .insert("s", login_at(&clock, "0", Duration::ZERO))
+            .await
+            .unwrap();
+        // A refresh in the first runtime, its lease released there.
+        assert_eq!(
+            manager.refresh_now("s").await.unwrap().expose_secret(),
+            "at-1"
+        );
+        manager
+    });
+    first.shutdown_background();
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    second.block_on(async {
+        assert_eq!(
+            manager.refresh_now("s").await.unwrap().expose_secret(),
+            "at-2"
+        );
+        manager
+            .insert("t", login_at(&clock, "login", HOUR))
+            .await
+            .unwrap();
+        manager.remove("t").await.unwrap();
+    });
+    drop(second);
+    let third = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    third.block_on(async {
+        let blocking = {
+            let manager = manager.clone();
+            tokio::task::spawn_blocking(move || {
+                tokio::runtime::Handle::current().block_on(manager.refresh_now("s"))
+            })
+        };
+        assert_eq!(blocking.await.unwrap().unwrap().expose_secret(), "at-3");
+        let in_place = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(manager.refresh_now("s"))
+        });
+        assert_eq!(in_place.unwrap().expose_secret(), "at-4");
+        manager.shutdown(HOUR).await.unwrap();
+    });
+    let key = SessionKey::new("fake", "s");
+    let stored = third.block_on(shared.load(&key)).unwrap().unwrap();
+    assert_eq!(refresh_of(&stored), "rt-4");
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 4);
+}
+
+/// A multi-thread runtime with one worker.
+fn one_worker() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A manager of `fake` over `store`, on a manual `clock`, with the default configuration.
+fn manual(
+    fake: &Arc<Fake>,
+    clock: &Arc<crate::clock::ManualClock>,
+    store: Arc<dyn TokenStore>,
+) -> TokenManager<Arc<Fake>> {
+    TokenManager::builder(fake.clone())
+        .shared_store(store)
+        .client(NoTransport)
+        .clock(clock.clone())
+        .build()
+        .unwrap()
+}
+
+/// `at-NAME`/`rt-NAME`, the access token expiring `in` from `clock`'s now.
+fn login_at(clock: &crate::clock::ManualClock, name: &str, expires_in: Duration) -> TokenSet {
+    TokenSet::new(AccessToken::new(format!("at-{name}")))
+        .with_refresh_token(RefreshToken::new(format!("rt-{name}")))
+        .with_access_expires_at(clock.now() + expires_in)
+}
+
+/// A manager dropped (every clone, its callers gone) while its refresh is at the provider:
+/// the refresh runs on, its pair is saved and its lease given back.
+#[tokio::test(start_paused = true)]
+async fn a_manager_dropped_during_a_refresh_still_saves_the_pair_and_gives_the_lease_back() {
+    let (h, gate, waiting) = held_refresh().await;
+    let Harness {
+        fake,
+        manager,
+        store,
+        ..
+    } = h;
+    waiting.abort();
+    drop(manager);
+    gate.add_permits(10);
+    let key = SessionKey::new("fake", "s");
+    let mut saved = false;
+    for _ in 0..1000 {
+        let found = store.load(&key).await.unwrap().unwrap();
+        if refresh_of(&found) == "rt-1" {
+            saved = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(saved, "the rotated pair is saved");
+    run_ready().await;
+    assert_saved_and_released(&store, "rt-1").await;
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+}
+
+/// A manager dropped while a failed save is tried again in the background: it goes on
+/// until the store answers, saves the pair and gives the lease back.
+#[tokio::test(start_paused = true)]
+async fn a_manager_dropped_during_a_background_save_still_saves_the_pair() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let (shared, store, manager) = over_failing_saves(&h, Duration::from_secs(1)).await;
+    store.saves_fail.store(true, Ordering::SeqCst);
+    // The last clone dropped inside a spawned task, with its answer.
+    let answer = tokio::spawn(async move {
+        let answer = manager.access_token("s").await;
+        drop(manager);
+        answer
+    });
+    assert_eq!(answer.await.unwrap().unwrap().expose_secret(), "at-1");
+    tokio::time::advance(Duration::from_secs(5)).await;
+    run_ready().await;
+    store.saves_fail.store(false, Ordering::SeqCst);
+    tokio::time::advance(Duration::from_secs(2)).await;
+    run_ready().await;
+    assert_saved_and_released(&shared, "rt-1").await;
+}
+
+/// A subscriber that never reads, one dropped, and an `on_event` hook that takes and drops
+/// a handle on the session and subscribes (the manager's own sync calls, from inside a
+/// refresh) neither block nor lose a refresh: more refreshes than the channel holds all complete and are
+/// saved; the slow receiver learns it lagged.
+#[tokio::test(start_paused = true)]
+async fn slow_dropped_and_reentrant_subscribers_do_not_hold_a_refresh() {
+    let h = harness(|_| {});
+    let manager_slot: Arc<std::sync::OnceLock<TokenManager<Arc<Fake>>>> = Default::default();
+    let hooked = TokenManager::builder(h.fake.clone())
+        .shared_store(h.store.clone())
+        .client(NoTransport)
+        .clock(Arc::new(h.clock))
+        .on_event({
+            let slot = manager_slot.clone();
+            move |_| {
+                if let Some(manager) = slot.get() {
+                    drop(manager.session("s"));
+                    drop(manager.session("nobody"));
+                    drop(manager.subscribe());
+                }
+            }
+        })
+        .build()
+        .unwrap();
+    let _ = manager_slot.set(hooked.clone());
+    let mut slow = hooked.subscribe();
+    drop(hooked.subscribe());
+    hooked.insert("s", expired_pair(&h)).await.unwrap();
+    for n in 1..=1100 {
+        let token = hooked.refresh_now("s").await.unwrap();
+        assert_eq!(token.expose_secret(), format!("at-{n}"));
+    }
+    assert_eq!(refresh_of(&h.stored("s").await.unwrap()), "rt-1100");
+    assert!(matches!(
+        slow.try_recv(),
+        Err(broadcast::error::TryRecvError::Lagged(_))
+    ));
+}
+
+/// A handle (and so its manager) outliving `shutdown`, a `remove` and a new insert of its
+/// session: it serves the new set, and the removed set's error in between.
+#[tokio::test(start_paused = true)]
+async fn a_handle_follows_its_session_through_remove_insert_and_shutdown() {
+    let h = harness(|_| {});
+    h.seed("s", HOUR).await;
+    let handle = h.manager.session("s");
+    h.manager.remove("s").await.unwrap();
+    let gone = handle.access_token().await;
+    assert!(matches!(gone, Err(Error::NoTokens(_))), "{gone:?}");
+    h.manager.insert("s", login(&h)).await.unwrap();
+    assert_eq!(
+        handle.access_token().await.unwrap().expose_secret(),
+        "at-login"
+    );
+    h.manager.shutdown(Duration::ZERO).await.unwrap();
+    assert_eq!(
+        handle.access_token().await.unwrap().expose_secret(),
+        "at-login"
+    );
+    h.manager.remove("s").await.unwrap();
+    let gone = handle.access_token().await;
+    assert!(
+        matches!(gone, Err(Error::NoTokens(_) | Error::ShuttingDown)),
+        "{gone:?}"
+    );
+    let manager = handle.manager().clone();
+    drop(h);
+    drop(manager);
+    drop(handle);
+}
+
+/// On a runtime built without its time driver, the calls that would start a refresh, write
+/// through a store (its calls bounded by a timeout) or wait for a deadline are typed
+/// errors, not panics; a fresh token is served, and inserts into a `MemoryStore` work.
+#[test]
+fn calls_on_a_runtime_without_timers_are_typed_errors() {
+    let clock = Arc::new(crate::clock::ManualClock::new(
+        datetime!(2026-01-01 00:00 UTC),
+    ));
+    let fake = Arc::new(Fake::new(clock.clone()));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let without_timers = |answer: Result<(), Error>| match answer {
+            Err(Error::Config(message)) => assert!(message.contains("timers"), "{message}"),
+            other => panic!("{other:?}"),
+        };
+        let store: Arc<dyn TokenStore> = Arc::new(Hooked::over(
+            Arc::new(MemoryStore::new()),
+            SavesFail::default(),
+        ));
+        let through_store = manual(&fake, &clock, store);
+        without_timers(through_store.insert("s", login_at(&clock, "0", HOUR)).await);
+        without_timers(through_store.remove("s").await);
+        let memory = TokenManager::builder(fake.clone())
+            .client(NoTransport)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        memory
+            .insert("fresh", login_at(&clock, "0", HOUR))
+            .await
+            .unwrap();
+        memory
+            .insert("expired", login_at(&clock, "0", Duration::ZERO))
+            .await
+            .unwrap();
+        assert!(memory.access_token("fresh").await.is_ok());
+        without_timers(memory.access_token("expired").await.map(drop));
+        without_timers(memory.shutdown(HOUR).await);
+    });
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
+}
+
+/// The runtime that runs a manager's background save is shut down (the save's task dropped
+/// with it) while the manager lives on in another runtime: a `shutdown` there still saves
+/// the pair the provider rotated to (or says it could not), rather than return `Ok` with
+/// the only copy of the pair in memory.
+#[test]
+fn a_pair_whose_background_save_died_with_its_runtime_is_saved_by_shutdown() {
+    let clock = Arc::new(crate::clock::ManualClock::new(
+        datetime!(2026-01-01 00:00 UTC),
+    ));
+    let mut fake = Fake::new(clock.clone());
+    fake.reuse_window = Duration::ZERO;
+    let fake = Arc::new(fake);
+    let shared = Arc::new(MemoryStore::new());
+    let store = Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
+    let first = one_worker();
+    let manager = first.block_on(async {
+        let manager = manual(&fake, &clock, store.clone());
+        manager
+            .insert("s", login_at(&clock, "0", Duration::ZERO))
+            .await
+            .unwrap();
+        store.saves_fail.store(true, Ordering::SeqCst);
+        assert_eq!(
+            manager.access_token("s").await.unwrap().expose_secret(),
+            "at-1"
+        );
+        manager
+    });
+    // Dropped: its tasks are dropped before this returns.
+    drop(first);
+    store.saves_fail.store(false, Ordering::SeqCst);
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let shut = second.block_on(async {
+        assert_eq!(
+            manager.access_token("s").await.unwrap().expose_secret(),
+            "at-1"
+        );
+        manager.shutdown(Duration::from_secs(60)).await
+    });
+    let key = SessionKey::new("fake", "s");
+    let stored = second.block_on(shared.load(&key)).unwrap().unwrap();
+    assert!(shut.is_ok(), "{shut:?}");
+    assert_eq!(refresh_of(&stored), "rt-1", "the rotated pair is saved");
+    assert_eq!(
+        second
+            .block_on(shared.acquire_lease(&key, "another", HOUR))
+            .unwrap(),
+        Lease::Acquired,
+        "and the lease given back"
+    );
+    assert_eq!(*fake.presented.lock().unwrap(), ["rt-0"]);
+}
+
+/// A metrics recorder whose every registration panics.
+#[cfg(feature = "metrics")]
+struct PanickingRecorder;
+
+#[cfg(feature = "metrics")]
+impl metrics::Recorder for PanickingRecorder {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        panic!("the metrics recorder panicked")
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        panic!("the metrics recorder panicked")
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        panic!("the metrics recorder panicked")
+    }
+}
+
+/// A metrics recorder that panics is treated as an `on_event` hook that panics: ignored. A
+/// refresh whose pair was saved is answered with it, not `RefreshAborted`, and the
+/// background save of a pair whose save failed goes on to save it and give the lease back.
+#[cfg(feature = "metrics")]
+#[test]
+fn a_panicking_metrics_recorder_neither_fails_a_refresh_nor_stops_a_save() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let (_h, shared, store, manager) = runtime.block_on(async {
+        let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+        let (shared, store, manager) = over_failing_saves(&h, Duration::from_secs(1)).await;
+        (h, shared, store, manager)
+    });
+    metrics::with_local_recorder(&PanickingRecorder, || {
+        runtime.block_on(async {
+            store.saves_fail.store(true, Ordering::SeqCst);
+            let answer = manager.access_token("s").await;
+            assert_eq!(answer.unwrap().expose_secret(), "at-1");
+            store.saves_fail.store(false, Ordering::SeqCst);
+            for _ in 0..5 {
+                tokio::time::advance(Duration::from_secs(1)).await;
+                run_ready().await;
+            }
+            assert_saved_and_released(&shared, "rt-1").await;
+        })
+    });
+}

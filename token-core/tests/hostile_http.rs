@@ -1,0 +1,694 @@
+//! A hostile token endpoint and a hostile API, met over loopback sockets and through
+//! hand-written providers: what the default transport, the manager and the bearer
+//! middleware make of answers no provider should send.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use token_core::error::{Error, ErrorKind};
+use token_core::manager::{Event, ManagerConfig, RetryPolicy, TokenManager};
+use token_core::provider::{CallContext, Provider};
+use token_core::secret::{AccessToken, RefreshToken};
+use token_core::store::{MemoryStore, SessionKey, StoredRecord, TokenStore as _};
+use token_core::token_set::{NoExtras, TokenSet};
+use token_core::transport::ReqwestClient;
+
+const SESSION: &str = "s";
+const MILLISECOND: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// A hand-written provider that answers every refresh with `access` and a new refresh
+/// token `rt-N`, and counts its calls.
+struct Answering {
+    access: &'static str,
+    calls: AtomicU32,
+}
+
+#[token_core::async_trait]
+impl Provider for Answering {
+    type Extras = NoExtras;
+
+    fn name(&self) -> &str {
+        "answering"
+    }
+
+    async fn refresh(&self, cx: &CallContext, _: &TokenSet) -> Result<TokenSet, Error> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok(TokenSet::new(AccessToken::new(self.access))
+            .with_refresh_token(RefreshToken::new(format!("rt-{n}")))
+            .with_access_expires_at(cx.now() + time::Duration::hours(1)))
+    }
+}
+
+/// A manager over `provider` whose session holds `at-0` (expired if `expired`) and `rt-0`.
+struct Subject<P: Provider> {
+    manager: TokenManager<P>,
+    store: Arc<MemoryStore>,
+    events: Arc<Mutex<Vec<String>>>,
+}
+
+impl<P: Provider<Extras = NoExtras>> Subject<P> {
+    async fn new(provider: P, expired: bool) -> Self {
+        Self::with_config(provider, expired, ManagerConfig::default()).await
+    }
+
+    async fn with_config(provider: P, expired: bool, config: ManagerConfig) -> Self {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let seen = events.clone();
+        let store = Arc::new(MemoryStore::new());
+        // One transport for every manager (each test's endpoint has a port of its own, so
+        // no connection is reused across tests): building one costs a tenth of a second.
+        static TRANSPORT: std::sync::OnceLock<ReqwestClient> = std::sync::OnceLock::new();
+        let transport = TRANSPORT.get_or_init(|| ReqwestClient::new().unwrap());
+        let manager = TokenManager::builder(provider)
+            .store(store.clone())
+            .client(transport.clone())
+            .config(config)
+            .on_event(move |event: &Event| seen.lock().unwrap().push(format!("{event:?}")))
+            .build()
+            .unwrap();
+        let hour = time::Duration::hours(if expired { -1 } else { 1 });
+        let set = TokenSet::new(AccessToken::new("at-0"))
+            .with_refresh_token(RefreshToken::new("rt-0"))
+            .with_access_expires_at(time::OffsetDateTime::now_utc() + hour);
+        manager.insert(SESSION, set).await.unwrap();
+        Self {
+            manager,
+            store,
+            events,
+        }
+    }
+
+    /// The stored access and refresh tokens.
+    async fn stored(&self) -> (String, Option<String>) {
+        let key = SessionKey::new(self.manager.provider().name(), SESSION);
+        match self.store.load(&key).await.unwrap().map(|v| v.value) {
+            Some(StoredRecord::Tokens(set)) => (
+                set.access_token.expose_secret().to_owned(),
+                set.refresh_token.map(|t| t.expose_secret().to_owned()),
+            ),
+            other => panic!("no tokens stored: {other:?}"),
+        }
+    }
+
+    fn events(&self) -> String {
+        self.events.lock().unwrap().join("\n")
+    }
+}
+
+/// Access tokens no `Authorization` header can carry.
+const UNSENDABLE: [&str; 4] = [
+    "at-CANARY\r\nX-Injected: 1",
+    "at-CANARY\n",
+    "at-CANARY\0",
+    "at-CANARY\u{7f}",
+];
+
+/// A hand-written provider (no declared codec to refuse it) answering with an access token
+/// that cannot be sent: the manager never serves it (it would fail every API call until it
+/// expires), the caller gets a typed error that shows no token, and the stored refresh
+/// token is the one the manager had, never a verdict of re-auth.
+#[tokio::test]
+async fn an_unsendable_access_token_from_a_hand_written_provider_is_never_served() {
+    for access in UNSENDABLE {
+        let provider = Answering {
+            access,
+            calls: AtomicU32::new(0),
+        };
+        let subject = Subject::new(provider, true).await;
+        for _ in 0..3 {
+            let error = subject
+                .manager
+                .access_token(SESSION)
+                .await
+                .expect_err("an access token that cannot be sent is no token");
+            assert_eq!(
+                error.kind(),
+                ErrorKind::OutcomeUnknown,
+                "{access:?}: {error}"
+            );
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains("CANARY"), "{shown}");
+            assert!(shown.contains("access token"), "{shown}");
+        }
+        let stored = subject.stored().await;
+        assert_eq!(stored, ("at-0".into(), Some("rt-0".into())), "{access:?}");
+        let events = subject.events();
+        assert!(!events.contains("ReauthRequired"), "{events}");
+        assert!(!events.contains("CANARY"), "{events}");
+    }
+}
+
+/// The same tokens handed to `insert` are refused there, naming no value, and what the
+/// session held stays.
+#[tokio::test]
+async fn an_unsendable_token_is_refused_by_insert() {
+    let subject = Subject::new(
+        Answering {
+            access: "at-1",
+            calls: AtomicU32::new(0),
+        },
+        false,
+    )
+    .await;
+    let sets = UNSENDABLE
+        .iter()
+        .map(|access| {
+            TokenSet::new(AccessToken::new(*access)).with_refresh_token(RefreshToken::new("rt-9"))
+        })
+        .chain(UNSENDABLE.iter().map(|refresh| {
+            TokenSet::new(AccessToken::new("at-9")).with_refresh_token(RefreshToken::new(*refresh))
+        }));
+    for set in sets {
+        let error = subject
+            .manager
+            .insert(SESSION, set)
+            .await
+            .expect_err("a token that cannot be sent is refused");
+        assert!(matches!(error, Error::Config(_)), "{error:?}");
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains("CANARY"), "{shown}");
+        assert_eq!(subject.stored().await, ("at-0".into(), Some("rt-0".into())));
+        let served = subject.manager.access_token(SESSION).await.unwrap();
+        assert_eq!(served.expose_secret(), "at-0");
+    }
+}
+
+// ---- a hostile token endpoint over a loopback socket --------------------------------------
+
+/// A token endpoint on 127.0.0.1 that answers its `n`th connection with `replies[n]` (a
+/// raw HTTP/1.1 answer, then `close`s it or, if not, holds it open), after reading the
+/// request; connections past the script are closed unanswered. Returns its base URL and
+/// what it saw.
+async fn scripted_endpoint(replies: Vec<Reply>) -> (url::Url, Arc<Seen>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = url::Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+    let accepted = Arc::new(Seen::default());
+    let seen = accepted.clone();
+    tokio::spawn(async move {
+        for reply in replies {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            seen.connections.fetch_add(1, Ordering::SeqCst);
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                // The whole request: its head, then as many body bytes as it declared.
+                let mut request = Vec::new();
+                let mut buffer = [0; 4096];
+                for _ in 0..64 {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                    if complete(&request) {
+                        break;
+                    }
+                }
+                let head = request.split(|b| *b == b'\n').skip(1);
+                let lines = head.map(|line| String::from_utf8_lossy(line).trim_end().to_owned());
+                seen.headers.lock().unwrap().push(lines.collect());
+                for (chunk, pause) in reply.chunks {
+                    if stream.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+                if !reply.close {
+                    std::future::pending::<()>().await;
+                }
+            });
+        }
+    });
+    (url, accepted)
+}
+
+/// What a scripted endpoint saw: its connections, and each request's header lines (up to
+/// the blank line and the body after it).
+#[derive(Default)]
+struct Seen {
+    connections: AtomicU32,
+    headers: Mutex<Vec<Vec<String>>>,
+}
+
+impl Seen {
+    fn count(&self) -> u32 {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// The values of the `name` header lines of every request, in order.
+    fn header(&self, name: &str) -> Vec<String> {
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        let requests = self.headers.lock().unwrap();
+        let lines = requests.iter().flatten();
+        lines
+            .filter(|line| line.to_ascii_lowercase().starts_with(&prefix))
+            .map(|line| line[prefix.len()..].trim().to_owned())
+            .collect()
+    }
+}
+
+/// Whether `request` holds a whole HTTP/1.1 request with a `Content-Length` body.
+fn complete(request: &[u8]) -> bool {
+    let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    request.len() >= end + 4 + length
+}
+
+/// One scripted answer: chunks written with a pause after each, then closed or held open.
+struct Reply {
+    chunks: Vec<(Vec<u8>, std::time::Duration)>,
+    close: bool,
+}
+
+impl Reply {
+    /// `raw` at once, then the connection closed.
+    fn once(raw: &str) -> Self {
+        Self {
+            chunks: vec![(raw.as_bytes().to_vec(), std::time::Duration::ZERO)],
+            close: true,
+        }
+    }
+
+    /// A 200 with a fresh pair, `at-new` and `rt-new`.
+    fn tokens() -> Self {
+        Self::tokens_of_type("Bearer")
+    }
+
+    /// A 200 with a fresh pair, `at-new` and `rt-new`, of `token_type` (JSON-escaped).
+    fn tokens_of_type(token_type: &str) -> Self {
+        let body = format!(
+            r#"{{"access_token":"at-new","refresh_token":"rt-new","expires_in":3600,"token_type":{}}}"#,
+            serde_json::Value::from(token_type)
+        );
+        Self::once(&format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+    }
+}
+
+/// An RFC 6749 client of a scripted endpoint, with a reuse window.
+struct Grant {
+    base: url::Url,
+    reuse: std::time::Duration,
+}
+
+#[token_core::async_trait]
+impl Provider for Grant {
+    type Extras = NoExtras;
+
+    fn name(&self) -> &str {
+        "grant"
+    }
+
+    fn reuse_window(&self) -> std::time::Duration {
+        self.reuse
+    }
+
+    async fn refresh(&self, cx: &CallContext, current: &TokenSet) -> Result<TokenSet, Error> {
+        let token = current.refresh_token.clone().expect("a refresh token");
+        let grant = token_core::oauth::RefreshTokenGrant::new(token);
+        let answer = cx.call(&self.base, &grant).await?;
+        let mut set = TokenSet::new(answer.access_token);
+        set.refresh_token = answer.refresh_token;
+        set.access_expires_at = answer.access_expires_at;
+        set.token_type = answer.token_type;
+        Ok(set)
+    }
+}
+
+/// A subject whose expired session refreshes at a scripted endpoint through the default
+/// transport, retrying at once (a millisecond's backoff).
+async fn over_socket(
+    replies: Vec<Reply>,
+    reuse: std::time::Duration,
+) -> (Subject<Grant>, Arc<Seen>) {
+    let (base, accepted) = scripted_endpoint(replies).await;
+    let retry = RetryPolicy::default().with_backoff(MILLISECOND, MILLISECOND);
+    let config = ManagerConfig::default().with_retry(retry);
+    let subject = Subject::with_config(Grant { base, reuse }, true, config).await;
+    (subject, accepted)
+}
+
+/// A 1xx is no final answer (hyper skips `100` and `103` itself; a `101` nobody asked for
+/// comes back as it is): the request was sent and its outcome is unknown, so it is asked
+/// again inside the reuse window, and never read as a refusal.
+#[tokio::test]
+async fn a_final_1xx_answer_is_an_unknown_outcome_asked_again_inside_the_reuse_window() {
+    let switching =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n";
+    let reuse = std::time::Duration::from_secs(300);
+    let (subject, accepted) =
+        over_socket(vec![Reply::once(switching), Reply::tokens()], reuse).await;
+    let token = subject.manager.access_token(SESSION).await.unwrap();
+    assert_eq!(token.expose_secret(), "at-new");
+    assert_eq!(accepted.count(), 2);
+    // Without a reuse window: an unknown outcome, no verdict, the pair kept.
+    let (subject, accepted) =
+        over_socket(vec![Reply::once(switching)], std::time::Duration::ZERO).await;
+    let error = subject.manager.access_token(SESSION).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{error}");
+    assert_eq!(accepted.count(), 1);
+    assert_eq!(subject.stored().await, ("at-0".into(), Some("rt-0".into())));
+    assert!(!subject.events().contains("ReauthRequired"));
+}
+
+/// Answers that begin and never end well: a body dripped a byte a second (each read quick,
+/// the whole never done), a `Content-Length` larger than what is sent before the server
+/// closes, the headers and then a close. Each ends within the transport's 30 s timeout
+/// (tokio's paused clock) as an unknown outcome: asked again inside the reuse window, and
+/// without one the caller's error, the pair kept, never a verdict.
+#[tokio::test(start_paused = true)]
+async fn an_answer_cut_or_dripped_is_asked_again_inside_the_reuse_window_never_a_verdict() {
+    let second = std::time::Duration::from_secs(1);
+    let head =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n";
+    let dripped = || Reply {
+        chunks: std::iter::once((head.as_bytes().to_vec(), second))
+            .chain((0..1000).map(|_| (b" ".to_vec(), second)))
+            .collect(),
+        close: false,
+    };
+    let cut = || Reply::once(&format!("{head}{{\"access_token\":\"at-CANARY\","));
+    let headers_only = || Reply::once(head);
+    let faults: [(&str, &dyn Fn() -> Reply); 3] = [
+        ("dripped", &dripped),
+        ("cut", &cut),
+        ("headers only", &headers_only),
+    ];
+    for (what, fault) in faults {
+        let reuse = std::time::Duration::from_secs(300);
+        let (subject, accepted) = over_socket(vec![fault(), Reply::tokens()], reuse).await;
+        let started = tokio::time::Instant::now();
+        let token = subject.manager.access_token(SESSION).await;
+        assert_eq!(token.unwrap().expose_secret(), "at-new", "{what}");
+        assert!(
+            started.elapsed() <= 31 * second,
+            "{what}: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(accepted.count(), 2, "{what}");
+
+        let (subject, accepted) = over_socket(vec![fault()], std::time::Duration::ZERO).await;
+        let error = subject.manager.access_token(SESSION).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{what}: {error}");
+        assert!(!format!("{error} {error:?}").contains("CANARY"), "{what}");
+        assert_eq!(accepted.count(), 1, "{what}");
+        assert_eq!(subject.stored().await, ("at-0".into(), Some("rt-0".into())));
+        assert!(!subject.events().contains("ReauthRequired"), "{what}");
+    }
+}
+
+// ---- a hostile API behind the bearer layers -----------------------------------------------
+
+/// `WWW-Authenticate` challenges of a 401, and whether a refresh (and a resend) answers it:
+/// a token without the scope a call needs (RFC 6750 section 3.1) gets no better by a
+/// refresh, which returns the same grant; anything else may be a token the API no longer
+/// takes.
+const CHALLENGES: [(&str, bool); 7] = [
+    (
+        r#"Bearer realm="api", error="insufficient_scope", scope="payments:write""#,
+        false,
+    ),
+    (r#"Bearer error=insufficient_scope"#, false),
+    (r#"Bearer realm="api", ERROR = "Insufficient_Scope""#, false),
+    (r#"Bearer realm="api", error="invalid_token""#, true),
+    (
+        r#"Bearer error="invalid_token", error_description="not error=\"insufficient_scope\"""#,
+        true,
+    ),
+    (r#"Bearer realm="error=insufficient_scope""#, true),
+    ("", true),
+];
+
+/// A reqwest client through `BearerAuth` for the session of `manager` (one reqwest client
+/// for every test: each API has a port of its own, so no connection is reused across them).
+fn bearer_client<P: Provider>(
+    manager: &TokenManager<P>,
+) -> reqwest_middleware::ClientWithMiddleware {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(reqwest::Client::new).clone();
+    reqwest_middleware::ClientBuilder::new(client)
+        .with(token_core::middleware::BearerAuth::new(
+            manager.clone(),
+            SESSION,
+        ))
+        .build()
+}
+
+/// `BearerAuth` in front of an API on 127.0.0.1 that answers 401 with `challenge` to every
+/// request, sent `sends` requests one after the other: how many requests the API saw and how
+/// many refreshes the manager made.
+async fn through_bearer_auth(challenge: &str, sends: u32) -> (u32, u32) {
+    let header = if challenge.is_empty() {
+        String::new()
+    } else {
+        format!("WWW-Authenticate: {challenge}\r\n")
+    };
+    let answer: &'static str = Box::leak(
+        format!(
+            "HTTP/1.1 401 Unauthorized\r\n{header}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .into_boxed_str(),
+    );
+    let replies = (0..2 * sends).map(|_| Reply::once(answer)).collect();
+    let (api, requests) = scripted_endpoint(replies).await;
+    let provider = Answering {
+        access: "at-1",
+        calls: AtomicU32::new(0),
+    };
+    let subject = Subject::new(provider, false).await;
+    let client = bearer_client(&subject.manager);
+    for _ in 0..sends {
+        let response = client.get(api.join("pay").unwrap()).send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            http::StatusCode::UNAUTHORIZED,
+            "{challenge}"
+        );
+    }
+    let refreshes = subject.manager.provider().calls.load(Ordering::SeqCst);
+    (requests.count(), refreshes)
+}
+
+#[tokio::test]
+async fn bearer_auth_refreshes_for_a_401_only_when_the_token_may_be_the_reason() {
+    for (challenge, refreshed) in CHALLENGES {
+        let expected = if refreshed { (2, 1) } else { (1, 0) };
+        assert_eq!(
+            through_bearer_auth(challenge, 1).await,
+            expected,
+            "{challenge}"
+        );
+    }
+}
+
+/// An API that answers 401 to every token: the first request is refreshed for and resent
+/// once; the token obtained after that 401 is refused too, and it is not refreshed again:
+/// each later request is sent once and its 401 returned, with no refresh and no loop.
+#[tokio::test]
+async fn bearer_auth_against_an_api_refusing_every_token_refreshes_once_in_all() {
+    let challenge = r#"Bearer error="invalid_token""#;
+    assert_eq!(through_bearer_auth(challenge, 5).await, (6, 1));
+}
+
+#[tokio::test]
+async fn bearer_layer_refreshes_for_a_401_only_when_the_token_may_be_the_reason() {
+    use tower::{Service as _, ServiceExt as _};
+    for (challenge, refreshed) in CHALLENGES {
+        let requests = Arc::new(AtomicU32::new(0));
+        let seen = requests.clone();
+        let api = tower::service_fn(move |_: http::Request<String>| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let mut answer = http::Response::builder().status(http::StatusCode::UNAUTHORIZED);
+            if !challenge.is_empty() {
+                answer = answer.header(http::header::WWW_AUTHENTICATE, challenge);
+            }
+            std::future::ready(Ok::<_, std::convert::Infallible>(
+                answer.body(String::new()).unwrap(),
+            ))
+        });
+        let provider = Answering {
+            access: "at-1",
+            calls: AtomicU32::new(0),
+        };
+        let subject = Subject::new(provider, false).await;
+        let mut client = tower::ServiceBuilder::new()
+            .layer(token_core::tower::BearerLayer::new(
+                subject.manager.clone(),
+                SESSION,
+            ))
+            .service(api);
+        let request = http::Request::post("http://api.test/pay")
+            .body(String::new())
+            .unwrap();
+        let response = client.ready().await.unwrap().call(request).await.unwrap();
+        assert_eq!(response.status(), http::StatusCode::UNAUTHORIZED);
+        let refreshes = subject.manager.provider().calls.load(Ordering::SeqCst);
+        let expected = if refreshed { (2, 1) } else { (1, 0) };
+        assert_eq!(
+            (requests.load(Ordering::SeqCst), refreshes),
+            expected,
+            "{challenge}"
+        );
+    }
+}
+
+/// A 401 to a request whose body cannot be sent twice (a stream): `BearerAuth` refreshes
+/// once and returns the 401 (nothing is resent, the body is gone); the next request goes
+/// with the new token and no second refresh.
+#[tokio::test]
+async fn bearer_auth_returns_the_401_of_a_body_it_cannot_resend_and_refreshes_once() {
+    let refused = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let accepted = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+    let (api, requests) =
+        scripted_endpoint(vec![Reply::once(refused), Reply::once(accepted)]).await;
+    let provider = Answering {
+        access: "at-1",
+        calls: AtomicU32::new(0),
+    };
+    let subject = Subject::new(provider, false).await;
+    let client = bearer_client(&subject.manager);
+    let stream = reqwest::Body::wrap(http_body_util::Full::new(bytes::Bytes::from_static(
+        b"{\"amount\":1}",
+    )));
+    let url = api.join("pay").unwrap();
+    let response = client.post(url.clone()).body(stream).send().await.unwrap();
+    assert_eq!(response.status(), http::StatusCode::UNAUTHORIZED);
+    assert_eq!(requests.count(), 1);
+    assert_eq!(subject.manager.provider().calls.load(Ordering::SeqCst), 1);
+    let response = client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), http::StatusCode::OK);
+    assert_eq!(requests.count(), 2);
+    assert_eq!(subject.manager.provider().calls.load(Ordering::SeqCst), 1);
+    let served = subject.manager.access_token(SESSION).await.unwrap();
+    assert_eq!(served.expose_secret(), "at-1");
+}
+
+/// Access tokens that are odd but can travel in a header (100 KB, non-ASCII bytes, inner
+/// spaces and `=`) are sent whole by `BearerAuth` over a socket: no panic, no error of ours.
+#[tokio::test]
+async fn an_odd_but_sendable_access_token_is_sent() {
+    let huge: &'static str = Box::leak("a".repeat(100 * 1024).into_boxed_str());
+    for access in [huge, "ät-ü", "at one two", "at=="] {
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let (api, requests) = scripted_endpoint(vec![Reply::once(ok)]).await;
+        let provider = Answering {
+            access,
+            calls: AtomicU32::new(0),
+        };
+        let subject = Subject::new(provider, true).await;
+        let client = bearer_client(&subject.manager);
+        let response = client.get(api.join("balance").unwrap()).send().await;
+        assert_eq!(response.unwrap().status(), http::StatusCode::OK);
+        assert_eq!(
+            requests.header("authorization"),
+            [format!("Bearer {access}")]
+        );
+    }
+}
+
+/// A stored access token that cannot be sent (written by another process's older version,
+/// or by hand) is not served: the manager refreshes with the stored refresh token, and the
+/// API call goes with the new token.
+#[tokio::test]
+async fn an_unsendable_access_token_found_in_the_store_is_refreshed_not_served() {
+    for access in UNSENDABLE {
+        let store = Arc::new(MemoryStore::new());
+        let key = SessionKey::new("answering", SESSION);
+        let stored = TokenSet::new(AccessToken::new(access))
+            .with_refresh_token(RefreshToken::new("rt-0"))
+            .with_access_expires_at(time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+            .with_extras(serde_json::json!({}));
+        store
+            .save(&key, &StoredRecord::Tokens(stored), None)
+            .await
+            .unwrap();
+        let provider = Answering {
+            access: "at-1",
+            calls: AtomicU32::new(0),
+        };
+        let manager = TokenManager::builder(provider)
+            .store(store.clone())
+            .build()
+            .unwrap();
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let (api, requests) = scripted_endpoint(vec![Reply::once(ok)]).await;
+        let response = bearer_client(&manager).get(api).send().await;
+        assert_eq!(
+            response.unwrap().status(),
+            http::StatusCode::OK,
+            "{access:?}"
+        );
+        assert_eq!(requests.count(), 1);
+        assert_eq!(manager.provider().calls.load(Ordering::SeqCst), 1);
+        let served = manager.access_token(SESSION).await.unwrap();
+        assert_eq!(served.expose_secret(), "at-1");
+    }
+}
+
+/// A success answer nested twenty thousand deep (under the 1 MiB body limit), in the
+/// token's place, beside it and in an error's place: a typed error, never a stack overflow.
+#[test]
+fn a_deeply_nested_answer_is_a_typed_error_not_a_stack_overflow() {
+    use token_core::codec::decode_response;
+    use token_core::oauth::RefreshTokenGrant;
+    let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
+    let bodies = [
+        format!(r#"{{"access_token":{deep}}}"#),
+        format!(r#"{{"access_token":"at-CANARY","extra":{deep}}}"#),
+        format!(r#"{{"error":{deep}}}"#),
+        format!(r#"{{"error":"invalid_grant","error_description":{deep}}}"#),
+        deep.clone(),
+    ];
+    for status in [200, 400, 503] {
+        for body in &bodies {
+            let response = http::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(body.clone().into_bytes())
+                .unwrap();
+            let now = time::OffsetDateTime::now_utc();
+            let result = decode_response::<RefreshTokenGrant>(&response, now, &[]);
+            let error = result.expect_err("no token in a nested answer");
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains("CANARY"), "{shown}");
+            assert!(
+                shown.len() < 20_000,
+                "{status}: {} bytes shown",
+                shown.len()
+            );
+        }
+    }
+}
+
+/// A token type no header could carry (CR/LF, NUL, non-ASCII, 100 KB) is kept as the
+/// provider sent it, with the pair, and never sent: `BearerAuth` writes `Bearer` and the
+/// token, one header, nothing injected.
+#[tokio::test]
+async fn a_hostile_token_type_is_kept_and_never_sent() {
+    let huge = "B".repeat(100 * 1024);
+    for token_type in ["Bearer\r\nX-Injected: 1", "Bearer\0", "Bäärer", &huge] {
+        let reuse = std::time::Duration::ZERO;
+        let (subject, _) = over_socket(vec![Reply::tokens_of_type(token_type)], reuse).await;
+        let ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let (api, seen) = scripted_endpoint(vec![Reply::once(ok)]).await;
+        let response = bearer_client(&subject.manager).get(api).send().await;
+        assert_eq!(response.unwrap().status(), http::StatusCode::OK);
+        assert_eq!(seen.header("authorization"), ["Bearer at-new"]);
+        assert_eq!(seen.header("x-injected"), Vec::<String>::new());
+        let set = subject.manager.token_set(SESSION).await.unwrap();
+        assert_eq!(set.token_type.as_deref(), Some(token_type));
+        assert_eq!(
+            subject.stored().await,
+            ("at-new".into(), Some("rt-new".into()))
+        );
+    }
+}
