@@ -278,7 +278,7 @@ impl PostgresDatabase {
     }
 
     /// [`run`](Self::run), telling `operation` how many milliseconds of the operation
-    /// timeout are left once it has its connection (at least 1): the bound its statements
+    /// timeout are left once it has its connection (at least 1, at most `i32::MAX`): the bound its statements
     /// give their own row-lock waits on the server ([`lock_bound`]), so that a statement
     /// whose cancel cannot reach the server (no new connection gets through, a pool without
     /// the TLS connector) still stops waiting by the caller's deadline, and does not land
@@ -313,7 +313,13 @@ impl PostgresDatabase {
                 return Err(timed_out());
             };
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let budget = i64::try_from(left.as_millis()).unwrap_or(i64::MAX).max(1);
+            // At most the largest `lock_timeout` (and `idle_in_transaction_session_timeout`)
+            // the server takes, `INT_MAX` milliseconds: a longer operation timeout (an
+            // application's "no timeout") would otherwise have every bounded statement
+            // refused as an invalid parameter.
+            let budget = i64::try_from(left.as_millis())
+                .unwrap_or(i64::MAX)
+                .clamp(1, i64::from(i32::MAX));
             let operation = operation(client, budget);
             tokio::pin!(operation);
             match tokio::time::timeout_at(deadline, &mut operation).await {

@@ -1674,6 +1674,35 @@ pub(crate) mod tests {
         drop_schema(&db).await;
     }
 
+    /// An operation timeout longer than the server's largest `lock_timeout` (`INT_MAX`
+    /// milliseconds, some 24.8 days: an application that means "no timeout") still opens,
+    /// saves, deletes and leases: the server-side bound is capped, not refused.
+    #[tokio::test]
+    async fn an_operation_timeout_of_a_month_still_works() {
+        let Some(url) = test_url("an_operation_timeout_of_a_month_still_works") else {
+            return;
+        };
+        let db = PostgresDatabase::builder(&url)
+            .unwrap()
+            .schema(format!("tc_test_{}", uuid::Uuid::new_v4().simple()))
+            .max_connections(2)
+            .operation_timeout(Duration::from_secs(30 * 24 * 3600))
+            .build()
+            .unwrap();
+        let store = PostgresStore::open(&db).await.unwrap();
+        let key = SessionKey::new("p", "a-month");
+        let version = store.save(&key, &set("a"), None).await.unwrap();
+        let version = store.save(&key, &set("b"), Some(version)).await.unwrap();
+        let long = Duration::from_secs(60);
+        assert_eq!(
+            store.acquire_lease(&key, "me", long).await.unwrap(),
+            Lease::Acquired
+        );
+        store.release_lease(&key, "me").await.unwrap();
+        assert!(store.delete(&key, Some(version)).await.unwrap());
+        drop_schema(&db).await;
+    }
+
     /// Names with quotes, semicolons, backslashes and SQL in them are kept as they are.
     #[tokio::test]
     async fn names_with_quotes_and_sql_are_kept_as_they_are() {
