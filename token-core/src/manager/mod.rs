@@ -556,6 +556,11 @@ impl<P: Provider> TokenManager<P> {
         self.inner
             .shutdowns
             .send_modify(|calls| *calls = calls.wrapping_add(1));
+        // A lost pair whose asking task was dropped with the runtime that ran it is asked
+        // for once more, as the others are (their tasks ask at once as `stopping` ends).
+        for entry in self.inner.sessions.pin().values() {
+            self.inner.resolve_later(&entry.session);
+        }
         self.inner.tasks.close();
         // A set whose background save was dropped unfinished (with the runtime it ran on)
         // is saved here: no task is left to wait for, and the set is the only copy.

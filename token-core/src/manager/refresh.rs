@@ -448,12 +448,16 @@ impl<P: Provider> Inner<P> {
     /// `shutdown` it asks once more at once, then stops: the next process would present
     /// the stored token only when it refreshes, which for a fresh access token comes after
     /// the window has closed (`shutdown` waits for that ask, within its deadline).
-    fn resolve_later(self: &Arc<Self>, session: &Arc<Session<P::Extras>>) {
+    ///
+    /// A task dropped unfinished (its runtime shut down while the manager lives on in
+    /// another) leaves the token to ask for, and no task: `shutdown` starts one again.
+    pub(super) fn resolve_later(self: &Arc<Self>, session: &Arc<Session<P::Extras>>) {
         if !session.start_resolving() {
             return;
         }
         let (inner, session) = (self.clone(), session.clone());
         self.tasks.spawn(async move {
+            let mut dropped = ResolvingDropped(Some(session.clone()));
             let mut asking: Option<RefreshToken> = None;
             while let Some(lost) = session.next_unresolved() {
                 let first = asking.as_ref() != Some(&lost.token);
@@ -504,9 +508,11 @@ impl<P: Provider> Inner<P> {
                 }
                 if last {
                     session.stop_resolving();
+                    dropped.0 = None;
                     return;
                 }
             }
+            dropped.0 = None;
         });
     }
 
@@ -1274,6 +1280,18 @@ impl RunNotes {
         let may = self.lease_restarts < MAX_LEASE_RESTARTS;
         self.lease_restarts += u8::from(may);
         may
+    }
+}
+
+/// Held by the task that asks again for a lost pair: dropped before the task ends (with
+/// the runtime that ran it), it lets the next call of `resolve_later` start another.
+struct ResolvingDropped<X>(Option<Arc<Session<X>>>);
+
+impl<X> Drop for ResolvingDropped<X> {
+    fn drop(&mut self) {
+        if let Some(session) = self.0.take() {
+            session.resolving_dropped();
+        }
     }
 }
 

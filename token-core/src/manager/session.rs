@@ -366,6 +366,15 @@ impl<X> Session<X> {
         }
     }
 
+    /// The task that asked was dropped unfinished (with the runtime that ran it): the
+    /// token is kept, and the next [`start_resolving`](Self::start_resolving) (a failed
+    /// refresh's, or `shutdown`'s) starts a task again.
+    pub(super) fn resolving_dropped(&self) {
+        if let Some(cold) = self.cold.get() {
+            lock(&cold.unresolved).1 = false;
+        }
+    }
+
     /// The task that asked ends (at `shutdown`): nothing is asked for any more.
     pub(super) fn stop_resolving(&self) {
         *lock(&self.cold().unresolved) = (None, false);

@@ -302,11 +302,7 @@ fn calls_outside_a_runtime_are_typed_errors() {
 /// all work, and `shutdown` there waits for that runtime's work.
 #[test]
 fn a_manager_outlives_the_runtime_that_built_it() {
-    let clock = Arc::new(crate::clock::ManualClock::new(
-        datetime!(2026-01-01 00:00 UTC),
-    ));
-    let fake = Arc::new(Fake::new(clock.clone()));
-    let shared = Arc::new(MemoryStore::new());
+    let (clock, fake, shared) = manual_world();
     let first = one_worker();
     let manager = first.block_on(async {
         let store: Arc<dyn TokenStore> =
@@ -363,6 +359,15 @@ fn a_manager_outlives_the_runtime_that_built_it() {
     let stored = third.block_on(shared.load(&key)).unwrap().unwrap();
     assert_eq!(refresh_of(&stored), "rt-4");
     assert_eq!(fake.calls.load(Ordering::SeqCst), 4);
+}
+
+/// A manual clock at 2026-01-01, a fake provider on it, and a memory store.
+fn manual_world() -> (Arc<crate::clock::ManualClock>, Arc<Fake>, Arc<MemoryStore>) {
+    let clock = Arc::new(crate::clock::ManualClock::new(
+        datetime!(2026-01-01 00:00 UTC),
+    ));
+    let fake = Arc::new(Fake::new(clock.clone()));
+    (clock, fake, Arc::new(MemoryStore::new()))
 }
 
 /// A multi-thread runtime with one worker.
@@ -690,4 +695,42 @@ fn a_panicking_metrics_recorder_neither_fails_a_refresh_nor_stops_a_save() {
             assert_saved_and_released(&shared, "rt-1").await;
         })
     });
+}
+
+/// A refresh whose answer was lost (the provider rotated) and whose retry panicked leaves
+/// the background asking for the lost pair to a task on the runtime that ran it. Dropped
+/// with that runtime while the manager lives on in another, the task must not leave the
+/// session marked as asked for: a `shutdown` there still asks once more, inside the
+/// provider's reuse window, rather than return `Ok` with the spent refresh token stored.
+#[test]
+fn a_lost_pair_whose_asking_died_with_its_runtime_is_asked_for_by_shutdown() {
+    let (clock, fake, shared) = manual_world();
+    let first = one_worker();
+    let manager = first.block_on(async {
+        let manager = manual(&fake, &clock, shared.clone());
+        manager
+            .insert("s", login_at(&clock, "0", HOUR))
+            .await
+            .unwrap();
+        fake.then(Step::LoseAfterRotate).then(Step::Panic);
+        assert!(manager.refresh_now("s").await.is_err());
+        manager
+    });
+    assert_eq!(*fake.live.lock().unwrap(), "rt-1");
+    // Dropped: the background asking (waiting `failure_cooldown`) is dropped with it.
+    drop(first);
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let shut = second.block_on(manager.shutdown(Duration::from_secs(60)));
+    let key = SessionKey::new("fake", "s");
+    let stored = second.block_on(shared.load(&key)).unwrap().unwrap();
+    assert!(shut.is_ok(), "{shut:?}");
+    assert_eq!(
+        refresh_of(&stored),
+        "rt-1",
+        "the lost pair was asked for again"
+    );
 }
