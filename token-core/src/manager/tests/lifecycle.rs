@@ -734,3 +734,61 @@ fn a_lost_pair_whose_asking_died_with_its_runtime_is_asked_for_by_shutdown() {
         "the lost pair was asked for again"
     );
 }
+
+thread_local! {
+    /// Panics on this thread that said a runtime has no timers.
+    static TIMERLESS_PANICS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// On a runtime without timers, every call for an expired session is answered
+/// `Error::Config` (as it should), and each one's check (`in_runtime`: a timer made under
+/// `catch_unwind`) panics: the panic hook (stderr, an application's error reporter) hears
+/// of it once per call, 50 times for 50 calls here, where a failed refresh is otherwise
+/// answered again from memory for `failure_cooldown`.
+#[test]
+#[ignore = "in_runtime cannot tell a runtime without timers apart without a panic, and \
+            tokio (1.x, any minor) gives no stable runtime identity to remember the answer by"]
+fn a_runtime_without_timers_panics_once_not_once_per_call() {
+    let chained = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let said = |text: &str| text.contains("timers are disabled");
+        let payload = info.payload();
+        if payload.downcast_ref::<&str>().is_some_and(|t| said(t))
+            || payload.downcast_ref::<String>().is_some_and(|t| said(t))
+        {
+            TIMERLESS_PANICS.with(|n| n.set(n.get() + 1));
+        }
+        chained(info);
+    }));
+    let (clock, fake, _) = manual_world();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let manager = TokenManager::builder(fake.clone())
+            .client(NoTransport)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        manager
+            .insert("s", login_at(&clock, "0", Duration::from_secs(30)))
+            .await
+            .unwrap();
+        for _ in 0..50 {
+            assert_eq!(
+                manager.access_token("s").await.unwrap().expose_secret(),
+                "at-0"
+            );
+        }
+        manager
+            .insert("expired", login_at(&clock, "0", Duration::ZERO))
+            .await
+            .unwrap();
+        for _ in 0..50 {
+            let answer = manager.access_token("expired").await;
+            assert!(matches!(answer, Err(Error::Config(_))), "{answer:?}");
+        }
+    });
+    let panics = TIMERLESS_PANICS.with(std::cell::Cell::get);
+    assert!(panics <= 1, "{panics} panics for 50 calls");
+}
