@@ -334,12 +334,12 @@ async fn a_token_request_naming_two_clients_is_refused() {
     assert_eq!(answer.status(), StatusCode::OK);
 }
 
-/// The check for a parameter in both the query and the body looks each query name up once
-/// (not against every body name): a body of the size limit full of names, and a query of
-/// as many, are answered about as fast as one request. Nothing is shared with other tests,
-/// and the bound is some fifty times what the lookup takes in a debug build.
+/// A body of the size limit full of names, and a query of as many, are answered (refused:
+/// the refresh token is unknown). The check for a parameter in both looks each query name up
+/// once among the body's, not against every one (a quadratic cost a sender could choose);
+/// that is a matter of speed, not asserted here: not a timed test.
 #[tokio::test]
-async fn many_parameters_in_the_query_and_the_body_cost_no_quadratic_time() {
+async fn many_parameters_in_the_query_and_the_body_are_answered() {
     let running = Sandbox::builder().start().await.unwrap();
     let client = running.client();
     // 12,000 names of four characters each, in the 64 KiB the body may hold.
@@ -352,12 +352,9 @@ async fn many_parameters_in_the_query_and_the_body_cost_no_quadratic_time() {
     };
     let body = format!("grant_type=refresh_token&refresh_token=rt_x&{}", names('b'));
     assert!(body.len() <= DEFAULT_MAX_BODY);
-    let started = std::time::Instant::now();
     let answer = client
         .send(form_post(&running, &format!("/token?{}", names('q')), body))
         .await
         .unwrap();
-    let took = started.elapsed();
     assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
-    assert!(took < Duration::from_secs(1), "{took:?}");
 }
