@@ -161,16 +161,9 @@ impl<P: Provider> Inner<P> {
                     "the refresh lease was lost before the new token set could be saved"
                 );
             }
-            match self.save_unsaved(session, unsaved).await {
-                Ok(_) => return,
-                Err(Error::NoTokens(_)) => return,
-                Err(error @ Error::Store(StoreError::Corrupt(_) | StoreError::Unsupported(_))) => {
-                    // Another kind of record sits under the key, or the store cannot hold
-                    // the key: saving again cannot help.
-                    tracing::error!(%error, "the new token set cannot be saved; kept in memory");
-                    return;
-                }
-                Err(error) => {
+            match self.save_again(session, unsaved).await {
+                SavedAgain::Done | SavedAgain::Never => return,
+                SavedAgain::Failed(error) => {
                     tracing::warn!(attempt, %error, "saving the token set failed again");
                     if self.config.save_retries > 0
                         && attempt.is_multiple_of(self.config.save_retries)
@@ -182,6 +175,26 @@ impl<P: Provider> Inner<P> {
                     }
                 }
             }
+        }
+    }
+
+    /// Saves again a set whose save had failed ([`save_unsaved`](Self::save_unsaved)), for
+    /// the background save and for `shutdown`: done (saved, superseded, or the session
+    /// removed), never to be saved (logged), or failed again.
+    async fn save_again(
+        &self,
+        session: &Session<P::Extras>,
+        unsaved: &Ready<P::Extras>,
+    ) -> SavedAgain {
+        match self.save_unsaved(session, unsaved).await {
+            Ok(_) | Err(Error::NoTokens(_)) => SavedAgain::Done,
+            Err(error @ Error::Store(StoreError::Corrupt(_) | StoreError::Unsupported(_))) => {
+                // Another kind of record sits under the key, or the store cannot hold the
+                // key: saving again cannot help.
+                tracing::error!(%error, "the new token set cannot be saved; kept in memory");
+                SavedAgain::Never
+            }
+            Err(error) => SavedAgain::Failed(error),
         }
     }
 
@@ -200,12 +213,10 @@ impl<P: Provider> Inner<P> {
             let Some(unsaved) = current.filter(|current| !current.saved()) else {
                 continue;
             };
-            match self.save_unsaved(&session, &unsaved).await {
-                Ok(_) | Err(Error::NoTokens(_)) => self.release(&session).await,
-                Err(error @ Error::Store(StoreError::Corrupt(_) | StoreError::Unsupported(_))) => {
-                    tracing::error!(%error, "the new token set cannot be saved; kept in memory");
-                }
-                Err(error) => {
+            match self.save_again(&session, &unsaved).await {
+                SavedAgain::Done => self.release(&session).await,
+                SavedAgain::Never => {}
+                SavedAgain::Failed(error) => {
                     tracing::warn!(%error, "saving the token set failed again at shutdown");
                     left += 1;
                 }
@@ -301,4 +312,14 @@ impl<P: Provider> Inner<P> {
             Persisted::Failed(error) => Err(error),
         }
     }
+}
+
+/// How a set whose save had failed fared when saved again.
+enum SavedAgain {
+    /// Saved, or no longer the session's to save (superseded, removed).
+    Done,
+    /// The store cannot hold it (another kind of record, or a key it refuses).
+    Never,
+    /// The store failed again.
+    Failed(Error),
 }
