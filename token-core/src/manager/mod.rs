@@ -16,6 +16,7 @@ mod event;
 mod flight;
 mod handle;
 mod lease;
+mod memo;
 mod name;
 mod persist;
 mod refresh;
@@ -27,7 +28,7 @@ pub(crate) use refresh::CatchUnwind;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -176,6 +177,8 @@ impl<P: Provider> TokenManagerBuilder<P> {
                     .hasher(foldhash::quality::RandomState::default())
                     .resize_mode(papaya::ResizeMode::Blocking)
                     .build(),
+                id: memo::next_manager_id(),
+                epoch: AtomicU64::new(0),
                 unknown: UnknownNames::default(),
                 events,
                 hook: self.hook,
@@ -298,12 +301,28 @@ impl<P: Provider> TokenManager<P> {
     /// The hot path: a fresh token read under the map's guard alone (the map holds each
     /// session's current set beside the session), with no lock, no reference count touched
     /// but the token's own, and no exact clock read.
+    ///
+    /// A thread that reads the same name again is answered from its memo of the last read
+    /// while no map entry has changed since ([`memo`]): no guard, no hash.
     #[inline]
     pub(crate) fn fresh_token(&self, name: &str) -> Option<AccessToken> {
-        let at_least = self.inner.clock.now_nanos_at_least();
-        let sessions = self.inner.sessions.pin();
-        let current = sessions.get(name)?.current.as_deref()?;
-        (at_least < current.fresh_until).then(|| current.access_token().clone())
+        let inner = &*self.inner;
+        let at_least = inner.clock.now_nanos_at_least();
+        // Read before the memo and the map: a change after this reading moves the epoch.
+        let epoch = inner.epoch.load(Ordering::Acquire);
+        if let Some(token) = memo::recall(inner.id, epoch, name, at_least) {
+            return Some(token);
+        }
+        let sessions = inner.sessions.pin();
+        let (key, entry) = sessions.get_key_value(name)?;
+        let current = entry.current.as_deref()?;
+        if at_least >= current.fresh_until {
+            return None;
+        }
+        let token = current.access_token().clone();
+        let found = std::ptr::from_ref(entry) as usize;
+        memo::remember(inner.id, epoch, found, &key.0, &token, current.fresh_until);
+        Some(token)
     }
 
     /// The whole current set of `session` (extras included), refreshing first if needed.
@@ -523,13 +542,15 @@ impl<P: Provider> TokenManager<P> {
         // published into it since): the handle then keeps reading it, from its fast path,
         // once tokens are inserted again.
         session.retire_if_absent(|_| {
-            inner
+            let removed = inner
                 .sessions
                 .pin()
                 .remove_if(&**session.name(), |_, entry| {
                     Arc::ptr_eq(&entry.session, &session)
                 })
-                .is_ok_and(|removed| removed.is_some())
+                .is_ok_and(|removed| removed.is_some());
+            inner.entries_changed();
+            removed
         });
         Ok(())
     }
@@ -636,6 +657,11 @@ struct Inner<P: Provider> {
     /// Keyed with foldhash (seeded per process) rather than SipHash: a by-name read hashes
     /// the session name on the hot path, and foldhash does it in a fraction of the time.
     sessions: papaya::HashMap<Name, Entry<P::Extras>, foldhash::quality::RandomState>,
+    /// This manager's identity in each thread's memo of its last by-name read ([`memo`]).
+    id: u64,
+    /// Moved after every change of a `sessions` entry (`Inner::entries_changed`): a memo
+    /// taken at another epoch is not answered from.
+    epoch: AtomicU64,
     /// Names the store had no tokens for, which the session map keeps no entry for.
     unknown: UnknownNames,
     /// The provider's name, shared by every session's key.
@@ -752,6 +778,7 @@ impl<P: Provider> Inner<P> {
                 Arc::ptr_eq(&entry.session, session)
             })
             .is_ok_and(|removed| removed.is_some());
+        self.entries_changed();
         if let Some(checked_at) = checked_at.filter(|_| removed) {
             let now = self.clock.now();
             let within = self.config.failure_cooldown;
@@ -821,7 +848,14 @@ impl<P: Provider> Inner<P> {
                     }
                     _ => papaya::Operation::Abort(()),
                 });
+            self.entries_changed();
         }
+    }
+
+    /// Marks a change of the session map's entries, after it is made: no thread answers
+    /// from a memo of a by-name read made before it ([`memo`]).
+    fn entries_changed(&self) {
+        self.epoch.fetch_add(1, Ordering::Release);
     }
 
     /// The state of `session`, if loaded.

@@ -4330,6 +4330,7 @@ mod crash;
 mod faults;
 mod interplay;
 mod lifecycle;
+mod memo;
 mod model;
 mod processes;
 mod threads;
