@@ -79,10 +79,21 @@ pub(crate) struct CacheCounters {
 }
 
 impl CacheCounters {
+    /// Registered with the installed recorder; counters that count nothing if it panics
+    /// (the application's code: logged, and the manager is built all the same).
     pub(crate) fn new(provider: &str) -> Self {
+        let register = |name: &'static str| {
+            std::panic::catch_unwind(|| metrics::counter!(name, "provider" => provider.to_owned()))
+                .unwrap_or_else(|_| {
+                    tracing::error!(
+                        "the metrics recorder panicked registering {name}; not counted"
+                    );
+                    metrics::Counter::noop()
+                })
+        };
         Self {
-            hits: metrics::counter!(CACHE_HITS, "provider" => provider.to_owned()),
-            misses: metrics::counter!(CACHE_MISSES, "provider" => provider.to_owned()),
+            hits: register(CACHE_HITS),
+            misses: register(CACHE_MISSES),
         }
     }
 }

@@ -95,7 +95,7 @@ impl<P: Provider> SessionHandle<P> {
     pub async fn access_token(&self) -> Result<AccessToken, Error> {
         if let Some(token) = self.fresh_token() {
             #[cfg(feature = "metrics")]
-            self.manager.inner.cache.hits.increment(1);
+            super::metered(|| self.manager.inner.cache.hits.increment(1));
             return Ok(token);
         }
         // Everything else by name: after a `remove`, the name leads to the session's new

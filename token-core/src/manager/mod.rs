@@ -282,7 +282,7 @@ impl<P: Provider> TokenManager<P> {
     pub async fn access_token(&self, session: &str) -> Result<AccessToken, Error> {
         if let Some(token) = self.fresh_token(session) {
             #[cfg(feature = "metrics")]
-            self.inner.cache.hits.increment(1);
+            metered(|| self.inner.cache.hits.increment(1));
             return Ok(token);
         }
         Box::pin(self.slow_access_token(session)).await
@@ -294,7 +294,7 @@ impl<P: Provider> TokenManager<P> {
     /// polls one per call), and this one is boxed only when it runs.
     async fn slow_access_token(&self, session: &str) -> Result<AccessToken, Error> {
         #[cfg(feature = "metrics")]
-        self.inner.cache.misses.increment(1);
+        metered(|| self.inner.cache.misses.increment(1));
         Ok(self.current(session).await?.access_token().clone())
     }
 
@@ -1033,7 +1033,7 @@ async fn to_the_end<T: Send + 'static>(
 /// Runs `record` (a call of the installed metrics recorder, the application's code): a
 /// panic in it is logged and ignored, as one in the `on_event` hook is.
 #[cfg(feature = "metrics")]
-fn metered(record: impl FnOnce()) {
+pub(crate) fn metered(record: impl FnOnce()) {
     if catch_unwind(AssertUnwindSafe(record)).is_err() {
         tracing::error!("the metrics recorder panicked; ignored");
     }

@@ -697,6 +697,107 @@ fn a_panicking_metrics_recorder_neither_fails_a_refresh_nor_stops_a_save() {
     });
 }
 
+/// A metrics recorder whose counters register but panic on every increment.
+#[cfg(feature = "metrics")]
+struct PanickingCounters;
+
+#[cfg(feature = "metrics")]
+struct PanickingCounter;
+
+#[cfg(feature = "metrics")]
+impl metrics::CounterFn for PanickingCounter {
+    fn increment(&self, _: u64) {
+        panic!("the metrics counter panicked")
+    }
+    fn absolute(&self, _: u64) {
+        panic!("the metrics counter panicked")
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl metrics::Recorder for PanickingCounters {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::from_arc(Arc::new(PanickingCounter))
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+/// The cache counters, registered as the manager is built, are counted on the fast path
+/// (by name and by handle) and the slow one: a counter that panics, or a recorder that
+/// panics as the manager registers them, fails no read and no build.
+#[cfg(feature = "metrics")]
+#[test]
+fn a_panicking_metrics_recorder_fails_no_read_and_no_build() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let build = |clock: TokioClock| {
+        TokenManager::builder(Arc::new(Fake::new(Arc::new(clock))))
+            .client(NoTransport)
+            .clock(Arc::new(clock))
+            .build()
+    };
+    runtime.block_on(async {
+        let clock = TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));
+        for recorder in [
+            &PanickingCounters as &dyn metrics::Recorder,
+            &PanickingRecorder,
+        ] {
+            let manager = metrics::with_local_recorder(recorder, || build(clock)).unwrap();
+            let set = TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(clock.now() + HOUR);
+            manager.insert("s", set).await.unwrap();
+            for _ in 0..3 {
+                assert_eq!(
+                    manager.access_token("s").await.unwrap().expose_secret(),
+                    "at-0"
+                );
+            }
+            let handle = manager.session("s");
+            assert_eq!(handle.access_token().await.unwrap().expose_secret(), "at-0");
+            // The slow path (the token expired): refreshed, counted as a miss.
+            tokio::time::advance(HOUR).await;
+            assert_eq!(
+                manager.access_token("s").await.unwrap().expose_secret(),
+                "at-1"
+            );
+        }
+    });
+}
+
 /// A refresh whose answer was lost (the provider rotated) and whose retry panicked leaves
 /// the background asking for the lost pair to a task on the runtime that ran it. Dropped
 /// with that runtime while the manager lives on in another, the task must not leave the
