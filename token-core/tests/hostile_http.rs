@@ -103,9 +103,10 @@ const UNSENDABLE: [&str; 4] = [
 ];
 
 /// A hand-written provider (no declared codec to refuse it) answering with an access token
-/// that cannot be sent: the manager never serves it (it would fail every API call until it
-/// expires), the caller gets a typed error that shows no token, and the stored refresh
-/// token is the one the manager had, never a verdict of re-auth.
+/// that cannot be sent beside a new refresh token: the manager never serves the access token
+/// (it would fail every API call until it expires) and saves the refresh token (the one it
+/// presented may be spent); the caller gets a typed error (`Rejected`) that shows no token,
+/// answered again for `failure_cooldown` without asking the provider; never a re-auth.
 #[tokio::test]
 async fn an_unsendable_access_token_from_a_hand_written_provider_is_never_served() {
     for access in UNSENDABLE {
@@ -120,25 +121,25 @@ async fn an_unsendable_access_token_from_a_hand_written_provider_is_never_served
                 .access_token(SESSION)
                 .await
                 .expect_err("an access token that cannot be sent is no token");
-            assert_eq!(
-                error.kind(),
-                ErrorKind::OutcomeUnknown,
-                "{access:?}: {error}"
-            );
+            assert_eq!(error.kind(), ErrorKind::Rejected, "{access:?}: {error}");
             let shown = format!("{error} {error:?}");
             assert!(!shown.contains("CANARY"), "{shown}");
             assert!(shown.contains("access token"), "{shown}");
         }
-        let stored = subject.stored().await;
-        assert_eq!(stored, ("at-0".into(), Some("rt-0".into())), "{access:?}");
+        assert_eq!(subject.manager.provider().calls.load(Ordering::SeqCst), 1);
+        let (stored_access, stored_refresh) = subject.stored().await;
+        assert!(!stored_access.contains("CANARY"), "{access:?}");
+        assert_eq!(stored_refresh.as_deref(), Some("rt-1"), "{access:?}");
         let events = subject.events();
         assert!(!events.contains("ReauthRequired"), "{events}");
         assert!(!events.contains("CANARY"), "{events}");
     }
 }
 
-/// The same tokens handed to `insert` are refused there, naming no value, and what the
-/// session held stays.
+/// The same access tokens handed to `insert` are refused there, naming no value, and what
+/// the session held stays. A refresh token with a control character is taken: it travels
+/// escaped, in a body or a query (and a request that would put it in a header fails to
+/// encode, a typed error, the token kept).
 #[tokio::test]
 async fn an_unsendable_token_is_refused_by_insert() {
     let subject = Subject::new(
@@ -149,26 +150,31 @@ async fn an_unsendable_token_is_refused_by_insert() {
         false,
     )
     .await;
-    let sets = UNSENDABLE
-        .iter()
-        .map(|access| {
-            TokenSet::new(AccessToken::new(*access)).with_refresh_token(RefreshToken::new("rt-9"))
-        })
-        .chain(UNSENDABLE.iter().map(|refresh| {
-            TokenSet::new(AccessToken::new("at-9")).with_refresh_token(RefreshToken::new(*refresh))
-        }));
-    for set in sets {
+    for access in UNSENDABLE {
+        let set =
+            TokenSet::new(AccessToken::new(access)).with_refresh_token(RefreshToken::new("rt-9"));
         let error = subject
             .manager
             .insert(SESSION, set)
             .await
-            .expect_err("a token that cannot be sent is refused");
+            .expect_err("an access token that cannot be sent is refused");
         assert!(matches!(error, Error::Config(_)), "{error:?}");
         let shown = format!("{error} {error:?}");
         assert!(!shown.contains("CANARY"), "{shown}");
         assert_eq!(subject.stored().await, ("at-0".into(), Some("rt-0".into())));
         let served = subject.manager.access_token(SESSION).await.unwrap();
         assert_eq!(served.expose_secret(), "at-0");
+    }
+    for refresh in UNSENDABLE {
+        let set =
+            TokenSet::new(AccessToken::new("at-9")).with_refresh_token(RefreshToken::new(refresh));
+        subject.manager.insert(SESSION, set).await.unwrap();
+        assert_eq!(
+            subject.stored().await,
+            ("at-9".into(), Some(refresh.into()))
+        );
+        let served = subject.manager.access_token(SESSION).await.unwrap();
+        assert_eq!(served.expose_secret(), "at-9");
     }
 }
 

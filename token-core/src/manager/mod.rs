@@ -1039,9 +1039,10 @@ struct Entry<X> {
 /// `set` in the form stores keep (moved, not copied) and its typed extras.
 fn split<X: crate::token_set::Extras>(set: TokenSet<X>) -> Result<(StoredTokenSet, X), Error> {
     // Served, it would fail every API call until it expires; the value is not repeated.
-    if let Some(field) = crate::codec::unsendable_token(&set) {
+    if crate::codec::unsendable(set.access_token.expose_secret()) {
         return Err(Error::Config(format!(
-            "the {field} token contains a control character and cannot be sent in a header"
+            "{} and cannot be sent in a header",
+            crate::codec::UNSENDABLE_ACCESS
         )));
     }
     // serde's message may quote a value (an extra can be personal data): name its kind only.
