@@ -343,6 +343,54 @@ async fn over_socket(
     (subject, accepted)
 }
 
+/// A declared answer (RFC 6749, over a socket) whose access token cannot be sent, beside a
+/// new refresh token: the refresh token is saved and presented at the next refresh (with no
+/// reuse window the spent one would be refused: a false re-auth), and the caller's error is
+/// `Rejected`, showing no token.
+#[tokio::test]
+async fn a_declared_answer_with_an_unsendable_access_token_keeps_its_refresh_token() {
+    let answer = |body: &str| {
+        Reply::once(&format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+    };
+    let (base, seen) = scripted_endpoint(vec![
+        answer(r#"{"access_token":"at-CANARY\r\nX-Injected: 1","refresh_token":"rt-new","expires_in":3600}"#),
+        answer(r#"{"access_token":"at-2","refresh_token":"rt-2","expires_in":3600}"#),
+    ])
+    .await;
+    let retry = RetryPolicy::default().with_backoff(MILLISECOND, MILLISECOND);
+    let mut config = ManagerConfig::default().with_retry(retry);
+    // Asked again at once rather than after the cooldown (this test runs on the real clock).
+    config.failure_cooldown = std::time::Duration::ZERO;
+    let reuse = std::time::Duration::ZERO;
+    let subject = Subject::with_config(Grant { base, reuse }, true, config).await;
+    let error = subject.manager.access_token(SESSION).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Rejected, "{error}");
+    let shown = format!("{error} {error:?}");
+    assert!(
+        !shown.contains("CANARY") && !shown.contains("rt-new"),
+        "{shown}"
+    );
+    let (access, refresh) = subject.stored().await;
+    assert!(!access.contains("CANARY"));
+    assert_eq!(refresh.as_deref(), Some("rt-new"));
+    let token = subject.manager.access_token(SESSION).await.unwrap();
+    assert_eq!(token.expose_secret(), "at-2");
+    let requests = seen.headers.lock().unwrap().clone();
+    let bodies: Vec<&String> = requests.iter().filter_map(|lines| lines.last()).collect();
+    assert_eq!(bodies.len(), 2);
+    assert!(bodies[0].contains("refresh_token=rt-0"), "{bodies:?}");
+    assert!(bodies[1].contains("refresh_token=rt-new"), "{bodies:?}");
+    assert_eq!(subject.stored().await, ("at-2".into(), Some("rt-2".into())));
+    let events = subject.events();
+    assert!(
+        !events.contains("ReauthRequired") && !events.contains("CANARY"),
+        "{events}"
+    );
+}
+
 /// A 1xx is no final answer (hyper skips `100` and `103` itself; a `101` nobody asked for
 /// comes back as it is): the request was sent and its outcome is unknown, so it is asked
 /// again inside the reuse window, and never read as a refusal.
