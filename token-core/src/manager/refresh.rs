@@ -408,24 +408,11 @@ impl<P: Provider> Inner<P> {
                 // A panic from here on (in the clock, say) must not drop the pair the
                 // provider sent, its refresh token spent: it is saved as it came.
                 let spare = (set.clone(), extras.clone(), current.clone());
-                let answer = (set, extras, extras_dropped, issued);
+                let answer = (set, extras, extras_dropped, issued, set_aside);
                 let refreshed = self.refreshed(session, generation, current, reason, answer, notes);
-                let done = match CatchUnwind(Box::pin(refreshed)).await {
+                match CatchUnwind(Box::pin(refreshed)).await {
                     Ok(done) => done,
                     Err(()) => self.save_as_sent(session, generation, spare, base).await,
-                };
-                match done {
-                    (Ok(_), keep_lease) if set_aside => {
-                        let error = unusable_access_token();
-                        tracing::warn!(%error, "refresh failed");
-                        self.emit(Event::RefreshFailed {
-                            session: session.name().clone(),
-                            kind: error.kind(),
-                            error: error.to_string(),
-                        });
-                        (Err(error), keep_lease)
-                    }
-                    done => done,
                 }
             }
             // A refusal is a verdict only on a refresh token: a provider that can issue
@@ -539,8 +526,16 @@ impl<P: Provider> Inner<P> {
         current: Option<Ready<P::Extras>>,
         reason: &Reason,
         // The provider's answer as stores keep it, its typed extras, whether those could
-        // not be serialized (`stored_form`), and whether it was issued anew.
-        (mut set, extras, extras_dropped, issued): (StoredTokenSet, P::Extras, bool, bool),
+        // not be serialized (`stored_form`), whether it was issued anew, and whether its
+        // access token was set aside (it could not be sent: the pair is saved for its
+        // refresh token, and the callers get a failure).
+        (mut set, extras, extras_dropped, issued, set_aside): (
+            StoredTokenSet,
+            P::Extras,
+            bool,
+            bool,
+            bool,
+        ),
         turn: &mut RunNotes,
     ) -> (Outcome<P::Extras>, bool) {
         let now = self.clock.now();
@@ -595,10 +590,8 @@ impl<P: Provider> Inner<P> {
         // the answer's expiries say.
         let earliest = later(now, self.config.min_refresh_interval);
         next.refresh_no_earlier_than(earliest);
-        // (Not an access token set aside, or none: never served.)
-        if next.stored.access_expires_at.is_some_and(|at| at <= now)
-            && !next.stored.access_token.expose_secret().is_empty()
-        {
+        // (Not an access token set aside: never served.)
+        if next.stored.access_expires_at.is_some_and(|at| at <= now) && !set_aside {
             // Already expired on arrival: used all the same, for a short while, rather than
             // refreshed again at once.
             notes.push(ExpiryNote::AlreadyExpired);
@@ -689,11 +682,23 @@ impl<P: Provider> Inner<P> {
                 note,
             });
         }
+        let outcome = if set_aside {
+            let error = unusable_access_token();
+            tracing::warn!(%error, "refresh failed");
+            self.emit(Event::RefreshFailed {
+                session: session.name().clone(),
+                kind: error.kind(),
+                error: error.to_string(),
+            });
+            Err(error)
+        } else {
+            Ok(next.clone())
+        };
         if !saved {
-            self.clone().spawn_save_retry(session.clone(), next.clone());
-            return (Ok(next), true);
+            self.clone().spawn_save_retry(session.clone(), next);
+            return (outcome, true);
         }
-        (Ok(next), false)
+        (outcome, false)
     }
 
     /// What a refresh that panicked after the provider answered does with the answer

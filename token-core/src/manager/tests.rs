@@ -1798,7 +1798,8 @@ async fn an_answer_without_expiry_gets_the_default_lifetime_and_an_event() {
 
 #[tokio::test(start_paused = true)]
 async fn an_insert_wins_over_a_refresh_under_way() {
-    for refused in [false, true] {
+    // The provider answers, refuses, or answers an access token that cannot be sent.
+    for (refused, unsendable) in [(false, false), (true, false), (false, true)] {
         let gate = Arc::new(Semaphore::new(0));
         let mut h = harness(|fake| {
             fake.gate = Some(gate.clone());
@@ -1807,6 +1808,9 @@ async fn an_insert_wins_over_a_refresh_under_way() {
         h.seed("s", Duration::ZERO).await;
         if refused {
             h.fake.then(Step::Fail(invalid_grant()));
+        }
+        if unsendable {
+            h.fake.then(Step::AnswerUnsendableAccess);
         }
         let manager = h.manager.clone();
         let waiting = tokio::spawn(async move { manager.access_token("s").await });
@@ -1818,19 +1822,27 @@ async fn an_insert_wins_over_a_refresh_under_way() {
         h.manager.insert("s", inserted).await.unwrap();
         gate.add_permits(1);
         let answered = waiting.await.unwrap().unwrap();
-        assert_eq!(answered.expose_secret(), "at-login", "refused={refused}");
+        assert_eq!(
+            answered.expose_secret(),
+            "at-login",
+            "{refused} {unsendable}"
+        );
         assert_eq!(
             h.manager.access_token("s").await.unwrap().expose_secret(),
             "at-login"
         );
         let stored = h.stored_tokens("s").await.unwrap();
         assert_eq!(stored.value.access_token.expose_secret(), "at-login");
+        let events = h.drain();
         assert!(
-            !h.drain()
-                .iter()
-                .any(|e| matches!(e, Event::ReauthRequired(_))),
+            !events.iter().any(|e| matches!(e, Event::ReauthRequired(_))),
             "refused={refused}: no re-auth for the replaced tokens"
         );
+        if unsendable {
+            // Nor a failure: the session does not keep the set that failed.
+            let failed = |e: &Event| matches!(e, Event::RefreshFailed { .. });
+            assert!(!events.iter().any(failed), "{events:?}");
+        }
     }
 }
 
