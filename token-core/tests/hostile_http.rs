@@ -241,6 +241,15 @@ impl Seen {
         self.connections.load(Ordering::SeqCst)
     }
 
+    /// Each request's body (its last line).
+    fn bodies(&self) -> Vec<String> {
+        let requests = self.headers.lock().unwrap();
+        requests
+            .iter()
+            .filter_map(|lines| lines.last().cloned())
+            .collect()
+    }
+
     /// The values of the `name` header lines of every request, in order.
     fn header(&self, name: &str) -> Vec<String> {
         let prefix = format!("{}:", name.to_ascii_lowercase());
@@ -343,29 +352,36 @@ async fn over_socket(
     (subject, accepted)
 }
 
+/// A subject whose expired session refreshes at a scripted endpoint answering each of
+/// `bodies` (a 200 of JSON, then `close`) in turn, with no reuse window and no failure
+/// cooldown (a failure is asked again at once: these tests run on the real clock).
+async fn answering_json(bodies: &[&str]) -> (Subject<Grant>, Arc<Seen>) {
+    let replies = bodies.iter().map(|body| {
+        Reply::once(&format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+    });
+    let (base, seen) = scripted_endpoint(replies.collect()).await;
+    let retry = RetryPolicy::default().with_backoff(MILLISECOND, MILLISECOND);
+    let mut config = ManagerConfig::default().with_retry(retry);
+    config.failure_cooldown = std::time::Duration::ZERO;
+    let reuse = std::time::Duration::ZERO;
+    let subject = Subject::with_config(Grant { base, reuse }, true, config).await;
+    (subject, seen)
+}
+
 /// A declared answer (RFC 6749, over a socket) whose access token cannot be sent, beside a
 /// new refresh token: the refresh token is saved and presented at the next refresh (with no
 /// reuse window the spent one would be refused: a false re-auth), and the caller's error is
 /// `Rejected`, showing no token.
 #[tokio::test]
 async fn a_declared_answer_with_an_unsendable_access_token_keeps_its_refresh_token() {
-    let answer = |body: &str| {
-        Reply::once(&format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ))
-    };
-    let (base, seen) = scripted_endpoint(vec![
-        answer(r#"{"access_token":"at-CANARY\r\nX-Injected: 1","refresh_token":"rt-new","expires_in":3600}"#),
-        answer(r#"{"access_token":"at-2","refresh_token":"rt-2","expires_in":3600}"#),
+    let (subject, seen) = answering_json(&[
+        r#"{"access_token":"at-CANARY\r\nX-Injected: 1","refresh_token":"rt-new","expires_in":3600}"#,
+        r#"{"access_token":"at-2","refresh_token":"rt-2","expires_in":3600}"#,
     ])
     .await;
-    let retry = RetryPolicy::default().with_backoff(MILLISECOND, MILLISECOND);
-    let mut config = ManagerConfig::default().with_retry(retry);
-    // Asked again at once rather than after the cooldown (this test runs on the real clock).
-    config.failure_cooldown = std::time::Duration::ZERO;
-    let reuse = std::time::Duration::ZERO;
-    let subject = Subject::with_config(Grant { base, reuse }, true, config).await;
     let error = subject.manager.access_token(SESSION).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Rejected, "{error}");
     let shown = format!("{error} {error:?}");
@@ -378,8 +394,7 @@ async fn a_declared_answer_with_an_unsendable_access_token_keeps_its_refresh_tok
     assert_eq!(refresh.as_deref(), Some("rt-new"));
     let token = subject.manager.access_token(SESSION).await.unwrap();
     assert_eq!(token.expose_secret(), "at-2");
-    let requests = seen.headers.lock().unwrap().clone();
-    let bodies: Vec<&String> = requests.iter().filter_map(|lines| lines.last()).collect();
+    let bodies = seen.bodies();
     assert_eq!(bodies.len(), 2);
     assert!(bodies[0].contains("refresh_token=rt-0"), "{bodies:?}");
     assert!(bodies[1].contains("refresh_token=rt-new"), "{bodies:?}");
@@ -389,6 +404,45 @@ async fn a_declared_answer_with_an_unsendable_access_token_keeps_its_refresh_tok
         !events.contains("ReauthRequired") && !events.contains("CANARY"),
         "{events}"
     );
+}
+
+/// A refresh token with a control character travels escaped in the refresh's form body, so
+/// it is kept like any other: beside a usable access token the set is served and saved;
+/// beside an access token that cannot be sent as well, the access token is set aside as
+/// above. Either way the next refresh presents it, percent-encoded, never a re-auth.
+#[tokio::test]
+async fn a_refresh_token_with_a_control_character_is_kept_and_presented_escaped() {
+    for access in ["at-1", "at-CANARY\\n"] {
+        let first = format!(
+            r#"{{"access_token":"{access}","refresh_token":"rt-\r\nSECRET","expires_in":3600}}"#
+        );
+        let second = r#"{"access_token":"at-2","refresh_token":"rt-2","expires_in":3600}"#;
+        let (subject, seen) = answering_json(&[&first, second]).await;
+        let usable = access == "at-1";
+        match subject.manager.access_token(SESSION).await {
+            Ok(token) if usable => assert_eq!(token.expose_secret(), "at-1"),
+            Err(error) if !usable => {
+                assert_eq!(error.kind(), ErrorKind::Rejected, "{error}");
+                let shown = format!("{error} {error:?}");
+                assert!(!shown.contains("CANARY") && !shown.contains("SECRET"));
+            }
+            other => panic!("{access:?}: {other:?}"),
+        }
+        assert_eq!(subject.stored().await.1.as_deref(), Some("rt-\r\nSECRET"));
+        let token = subject.manager.refresh_now(SESSION).await.unwrap();
+        assert_eq!(token.expose_secret(), "at-2");
+        let bodies = seen.bodies();
+        assert_eq!(bodies.len(), 2, "{access:?}");
+        assert!(
+            bodies[1].contains("refresh_token=rt-%0D%0ASECRET"),
+            "{bodies:?}"
+        );
+        let events = subject.events();
+        assert!(
+            !events.contains("ReauthRequired") && !events.contains("SECRET"),
+            "{events}"
+        );
+    }
 }
 
 /// A 1xx is no final answer (hyper skips `100` and `103` itself; a `101` nobody asked for
