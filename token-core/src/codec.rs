@@ -461,9 +461,13 @@ impl std::fmt::Display for RefusalReason {
 /// refusal, `Rejected`, whatever its body says); then 5xx and 429 are
 /// transient (with `Retry-After`), any other non-2xx is classified by its status, and a 2xx
 /// that cannot be read is `OutcomeUnknown` (the provider may already have rotated). So is a
-/// 2xx whose access or refresh token contains an ASCII control character (CR, LF, NUL...):
-/// such a token cannot be sent in a header; and a 2xx whose access token is empty. An empty
-/// refresh token is read as none (the previous one is kept). Every provider-supplied text in an error is
+/// 2xx whose access token is empty, and one whose access token contains an ASCII control
+/// character (CR, LF, NUL...: it cannot be sent in a header) and that carries no refresh
+/// token. With a refresh token, such an answer is returned as it is: the refresh token must
+/// not be lost (the provider may have spent the one presented), and the manager keeps it
+/// and never serves the access token. A refresh token may hold control characters: it
+/// travels in a body or a query, escaped. An empty refresh token is read as none (the
+/// previous one is kept). Every provider-supplied text in an error is
 /// scrubbed of `known_secrets`, whole or in part (see [`crate::redact::scrub_secrets`]).
 pub fn decode_response<E: Endpoint>(
     response: &http::Response<Vec<u8>>,
@@ -540,14 +544,14 @@ pub fn decode_response<E: Endpoint>(
             &secrets,
         ));
     }
-    // A token that cannot travel in a header would be cached and fail every API call.
-    if let Some(field) = unsendable_token(&set) {
+    // An access token that cannot travel in a header would be cached and fail every API
+    // call; with no refresh token beside it, the answer holds nothing to keep.
+    if set.refresh_token.is_none() && unsendable(set.access_token.expose_secret()) {
         let mut secrets = known_secrets.to_vec();
         secrets.push(set.access_token.expose_secret());
-        secrets.extend(set.refresh_token.as_ref().map(RefreshToken::expose_secret));
         return Err(EndpointError::parse(
             status,
-            format!("the {field} token contains a control character"),
+            UNSENDABLE_ACCESS,
             body,
             &secrets,
         ));
@@ -555,22 +559,31 @@ pub fn decode_response<E: Endpoint>(
     Ok(set)
 }
 
-/// Which token of `set` cannot travel in a header, `"access"` or `"refresh"`: one holding an
-/// ASCII control character (CR, LF, NUL, DEL...). The one rule for a declared answer
-/// ([`decode_response`]), a hand-written provider's set and an inserted one.
-pub(crate) fn unsendable_token<X>(set: &TokenSet<X>) -> Option<&'static str> {
-    if unsendable(set.access_token.expose_secret()) {
-        Some("access")
-    } else if (set.refresh_token.as_ref()).is_some_and(|t| unsendable(t.expose_secret())) {
-        Some("refresh")
-    } else {
-        None
-    }
-}
+/// What an error says of an access token that cannot be sent (never the value).
+pub(crate) const UNSENDABLE_ACCESS: &str = "the access token contains a control character";
 
-/// Whether `token` cannot travel in a header: it holds an ASCII control character.
+/// Whether an access token cannot travel in a header: it holds an ASCII control character
+/// (CR, LF, NUL, DEL...). The one rule for a declared answer ([`decode_response`]), a
+/// hand-written provider's set, an inserted one and a stored one. Only the access token is
+/// held to it: it goes in `Authorization`. A refresh token travels in a form or JSON body,
+/// or a query, each escaped (a request that puts one in a header fails to encode, a typed
+/// `EndpointError::Encode`, and the token is kept).
 pub(crate) fn unsendable(token: &str) -> bool {
     token.bytes().any(|b| b.is_ascii_control())
+}
+
+/// Sets aside an access token of `set` that cannot be sent: it becomes the empty one of a
+/// session that has no access token yet (as `insert_refresh_token` stores), expired since
+/// the Unix epoch, so it is never served and the next call refreshes with the set's
+/// refresh token (a provider that sends the current access token on refresh sends none).
+/// Returns whether it did.
+pub(crate) fn set_aside_unsendable_access<X>(set: &mut TokenSet<X>) -> bool {
+    if !unsendable(set.access_token.expose_secret()) {
+        return false;
+    }
+    set.access_token = crate::secret::AccessToken::new("");
+    set.access_expires_at = Some(OffsetDateTime::UNIX_EPOCH);
+    true
 }
 
 /// The kind of an error answer: the one place where an answer's status, its result

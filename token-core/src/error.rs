@@ -113,7 +113,11 @@ pub enum EndpointError {
     Provider(#[from] ProviderError),
     /// The provider's answer could not be read (malformed JSON, an HTML page, a missing
     /// field, a wrongly typed field). A 2xx we cannot read is `OutcomeUnknown`: the provider
-    /// may have rotated.
+    /// may have rotated. So is one whose access token cannot be sent in a header (a
+    /// control character) and that carries no new refresh token; with one, the manager
+    /// saves the refresh token, sets the access token aside, and its callers get this
+    /// error as `Rejected` (the pair was received: the outcome is known) until the next
+    /// refresh, after `failure_cooldown`.
     #[error("{kind}: could not read the provider's answer (HTTP {status}): {reason}")]
     Parse {
         /// What the manager does about it.

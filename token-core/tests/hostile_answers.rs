@@ -8,7 +8,8 @@
 //!   an odd scope or token type (Twitch's array of scopes);
 //! - `refresh_expires_in: 0` is "no refresh expiry", `expires_in: 0` stays "expires now";
 //! - extreme instants and `Retry-After` values never panic;
-//! - a token carrying a control character is refused, naming the field, never the value.
+//! - an access token carrying a control character, with no refresh token beside it, is
+//!   refused, naming the field, never the value (beside one, the answer is kept).
 //! - an empty access token is refused; an empty refresh token is read as none, so the
 //!   previous one is kept.
 //! - a UTF-8 byte order mark before the JSON is ignored;
@@ -623,44 +624,98 @@ fn a_huge_retry_after_is_clamped() {
 
 // ---- control characters ----------------------------------------------------------------
 
+/// How a 200 with `body` that is no answer (an unknown outcome, unread) is shown.
+fn no_answer(body: &str) -> String {
+    let error = decode(200, body).unwrap_err();
+    assert!(
+        matches!(error, EndpointError::Parse { .. }),
+        "{body}: {error}"
+    );
+    assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{body}");
+    shown(&error)
+}
+
+/// An access token with a control character cannot be sent in a header: with no refresh
+/// token beside it the answer holds nothing to keep and is refused (an unknown outcome),
+/// naming the field, never the value.
 #[test]
-fn a_token_with_a_control_character_is_refused_naming_the_field_not_the_value() {
-    for (field, body) in [
-        (
-            "access",
-            r#"{"access_token":"at-\r\nX-Injected: 1","refresh_token":"rt-new"}"#,
-        ),
-        (
-            "access",
-            r#"{"access_token":"at-new\u0000","refresh_token":"rt-new"}"#,
-        ),
-        (
-            "refresh",
-            r#"{"access_token":"at-new","refresh_token":"rt-\nnew-secret"}"#,
-        ),
-        (
-            "refresh",
-            r#"{"access_token":"at-new","refresh_token":"rt-\u007fnew-secret"}"#,
-        ),
-        (
-            "access",
-            r#"{"access_token":"at-\tnew","refresh_token":"rt-new"}"#,
-        ),
+fn an_unsendable_access_token_alone_is_refused_naming_the_field_not_the_value() {
+    for body in [
+        r#"{"access_token":"at-\r\nX-Injected: 1","expires_in":60}"#,
+        r#"{"access_token":"at-new\u0000"}"#,
+        r#"{"access_token":"at-\tnew","refresh_token":""}"#,
     ] {
-        let error = decode(200, body).unwrap_err();
+        let text = no_answer(body);
         assert!(
-            matches!(error, EndpointError::Parse { .. }),
-            "{body}: {error}"
-        );
-        assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{body}");
-        let text = shown(&error);
-        assert!(
-            text.contains(&format!("the {field} token contains a control character")),
+            text.contains("the access token contains a control character"),
             "{text}"
         );
-        for value in ["Injected", "at-new", "rt-new", "new-secret"] {
+        for value in ["Injected", "at-new"] {
             assert!(!text.contains(value), "{value} in {text}");
         }
+    }
+}
+
+/// Beside a refresh token, an access token that cannot be sent is returned as it came: the
+/// refresh token must not be lost (the manager saves it and never serves the access
+/// token). A refresh token with a control character is read too: it travels escaped, in a
+/// body or a query.
+#[test]
+fn a_control_character_beside_a_refresh_token_keeps_the_answer() {
+    for (body, access, refresh) in [
+        (
+            r#"{"access_token":"at-\r\nX-Injected: 1","refresh_token":"rt-new"}"#,
+            "at-\r\nX-Injected: 1",
+            "rt-new",
+        ),
+        (
+            r#"{"access_token":"at-new\u0000","refresh_token":"rt-new"}"#,
+            "at-new\0",
+            "rt-new",
+        ),
+        (
+            r#"{"access_token":"at-new","refresh_token":"rt-\nnew-secret"}"#,
+            "at-new",
+            "rt-\nnew-secret",
+        ),
+        (
+            r#"{"access_token":"at-new","refresh_token":"rt-\u007fnew-secret"}"#,
+            "at-new",
+            "rt-\u{7f}new-secret",
+        ),
+    ] {
+        let set = decode(200, body).unwrap();
+        assert_eq!(set.access_token.expose_secret(), access, "{body}");
+        assert_eq!(
+            set.refresh_token.as_ref().map(|t| t.expose_secret()),
+            Some(refresh),
+            "{body}"
+        );
+    }
+}
+
+/// Such a refresh token is sent escaped at the next refresh: percent-encoded in a form body,
+/// a JSON escape in a JSON one; nothing of it reaches a header.
+#[test]
+fn a_refresh_token_with_a_control_character_travels_escaped_in_a_body() {
+    let base = url::Url::parse("https://provider.example/").unwrap();
+    let session: TokenSet = TokenSet::new(AccessToken::new("at-current"))
+        .with_refresh_token(RefreshToken::new("rt-\r\nX-Injected: 1\0"));
+    let context = RequestContext::for_refresh(&(), &session);
+    let form = Refresh::from_context(&context).unwrap();
+    let request = form.encode_request(&base).unwrap();
+    let body = String::from_utf8(request.body().clone()).unwrap();
+    assert!(
+        body.contains("refresh_token=rt-%0D%0AX-Injected%3A+1%00"),
+        "{body}"
+    );
+    let json = UnixRefresh::from_context(&context).unwrap();
+    let request = json.encode_request(&base).unwrap();
+    let body: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
+    assert_eq!(body["refresh_token"], "rt-\r\nX-Injected: 1\0", "{body}");
+    for request in [form.encode_request(&base), json.encode_request(&base)] {
+        let headers = format!("{:?}", request.unwrap().headers());
+        assert!(!headers.contains("Injected"), "{headers}");
     }
 }
 
@@ -672,13 +727,7 @@ fn an_empty_access_token_is_refused_not_cached() {
         r#"{"access_token":"","refresh_token":"rt-new-secret"}"#,
         r#"{"access_token":"","expires_in":3600}"#,
     ] {
-        let error = decode(200, body).unwrap_err();
-        assert!(
-            matches!(error, EndpointError::Parse { .. }),
-            "{body}: {error}"
-        );
-        assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{body}");
-        let text = shown(&error);
+        let text = no_answer(body);
         assert!(text.contains("the access token is empty"), "{text}");
         assert!(!text.contains("rt-new-secret"), "{text}");
     }

@@ -103,9 +103,10 @@ const UNSENDABLE: [&str; 4] = [
 ];
 
 /// A hand-written provider (no declared codec to refuse it) answering with an access token
-/// that cannot be sent: the manager never serves it (it would fail every API call until it
-/// expires), the caller gets a typed error that shows no token, and the stored refresh
-/// token is the one the manager had, never a verdict of re-auth.
+/// that cannot be sent beside a new refresh token: the manager never serves the access token
+/// (it would fail every API call until it expires) and saves the refresh token (the one it
+/// presented may be spent); the caller gets a typed error (`Rejected`) that shows no token,
+/// answered again for `failure_cooldown` without asking the provider; never a re-auth.
 #[tokio::test]
 async fn an_unsendable_access_token_from_a_hand_written_provider_is_never_served() {
     for access in UNSENDABLE {
@@ -120,25 +121,25 @@ async fn an_unsendable_access_token_from_a_hand_written_provider_is_never_served
                 .access_token(SESSION)
                 .await
                 .expect_err("an access token that cannot be sent is no token");
-            assert_eq!(
-                error.kind(),
-                ErrorKind::OutcomeUnknown,
-                "{access:?}: {error}"
-            );
+            assert_eq!(error.kind(), ErrorKind::Rejected, "{access:?}: {error}");
             let shown = format!("{error} {error:?}");
             assert!(!shown.contains("CANARY"), "{shown}");
             assert!(shown.contains("access token"), "{shown}");
         }
-        let stored = subject.stored().await;
-        assert_eq!(stored, ("at-0".into(), Some("rt-0".into())), "{access:?}");
+        assert_eq!(subject.manager.provider().calls.load(Ordering::SeqCst), 1);
+        let (stored_access, stored_refresh) = subject.stored().await;
+        assert!(!stored_access.contains("CANARY"), "{access:?}");
+        assert_eq!(stored_refresh.as_deref(), Some("rt-1"), "{access:?}");
         let events = subject.events();
         assert!(!events.contains("ReauthRequired"), "{events}");
         assert!(!events.contains("CANARY"), "{events}");
     }
 }
 
-/// The same tokens handed to `insert` are refused there, naming no value, and what the
-/// session held stays.
+/// The same access tokens handed to `insert` are refused there, naming no value, and what
+/// the session held stays. A refresh token with a control character is taken: it travels
+/// escaped, in a body or a query (and a request that would put it in a header fails to
+/// encode, a typed error, the token kept).
 #[tokio::test]
 async fn an_unsendable_token_is_refused_by_insert() {
     let subject = Subject::new(
@@ -149,26 +150,31 @@ async fn an_unsendable_token_is_refused_by_insert() {
         false,
     )
     .await;
-    let sets = UNSENDABLE
-        .iter()
-        .map(|access| {
-            TokenSet::new(AccessToken::new(*access)).with_refresh_token(RefreshToken::new("rt-9"))
-        })
-        .chain(UNSENDABLE.iter().map(|refresh| {
-            TokenSet::new(AccessToken::new("at-9")).with_refresh_token(RefreshToken::new(*refresh))
-        }));
-    for set in sets {
+    for access in UNSENDABLE {
+        let set =
+            TokenSet::new(AccessToken::new(access)).with_refresh_token(RefreshToken::new("rt-9"));
         let error = subject
             .manager
             .insert(SESSION, set)
             .await
-            .expect_err("a token that cannot be sent is refused");
+            .expect_err("an access token that cannot be sent is refused");
         assert!(matches!(error, Error::Config(_)), "{error:?}");
         let shown = format!("{error} {error:?}");
         assert!(!shown.contains("CANARY"), "{shown}");
         assert_eq!(subject.stored().await, ("at-0".into(), Some("rt-0".into())));
         let served = subject.manager.access_token(SESSION).await.unwrap();
         assert_eq!(served.expose_secret(), "at-0");
+    }
+    for refresh in UNSENDABLE {
+        let set =
+            TokenSet::new(AccessToken::new("at-9")).with_refresh_token(RefreshToken::new(refresh));
+        subject.manager.insert(SESSION, set).await.unwrap();
+        assert_eq!(
+            subject.stored().await,
+            ("at-9".into(), Some(refresh.into()))
+        );
+        let served = subject.manager.access_token(SESSION).await.unwrap();
+        assert_eq!(served.expose_secret(), "at-9");
     }
 }
 
@@ -233,6 +239,15 @@ struct Seen {
 impl Seen {
     fn count(&self) -> u32 {
         self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Each request's body (its last line).
+    fn bodies(&self) -> Vec<String> {
+        let requests = self.headers.lock().unwrap();
+        requests
+            .iter()
+            .filter_map(|lines| lines.last().cloned())
+            .collect()
     }
 
     /// The values of the `name` header lines of every request, in order.
@@ -335,6 +350,99 @@ async fn over_socket(
     let config = ManagerConfig::default().with_retry(retry);
     let subject = Subject::with_config(Grant { base, reuse }, true, config).await;
     (subject, accepted)
+}
+
+/// A subject whose expired session refreshes at a scripted endpoint answering each of
+/// `bodies` (a 200 of JSON, then `close`) in turn, with no reuse window and no failure
+/// cooldown (a failure is asked again at once: these tests run on the real clock).
+async fn answering_json(bodies: &[&str]) -> (Subject<Grant>, Arc<Seen>) {
+    let replies = bodies.iter().map(|body| {
+        Reply::once(&format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+    });
+    let (base, seen) = scripted_endpoint(replies.collect()).await;
+    let retry = RetryPolicy::default().with_backoff(MILLISECOND, MILLISECOND);
+    let mut config = ManagerConfig::default().with_retry(retry);
+    config.failure_cooldown = std::time::Duration::ZERO;
+    let reuse = std::time::Duration::ZERO;
+    let subject = Subject::with_config(Grant { base, reuse }, true, config).await;
+    (subject, seen)
+}
+
+/// A declared answer (RFC 6749, over a socket) whose access token cannot be sent, beside a
+/// new refresh token: the refresh token is saved and presented at the next refresh (with no
+/// reuse window the spent one would be refused: a false re-auth), and the caller's error is
+/// `Rejected`, showing no token.
+#[tokio::test]
+async fn a_declared_answer_with_an_unsendable_access_token_keeps_its_refresh_token() {
+    let (subject, seen) = answering_json(&[
+        r#"{"access_token":"at-CANARY\r\nX-Injected: 1","refresh_token":"rt-new","expires_in":3600}"#,
+        r#"{"access_token":"at-2","refresh_token":"rt-2","expires_in":3600}"#,
+    ])
+    .await;
+    let error = subject.manager.access_token(SESSION).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Rejected, "{error}");
+    let shown = format!("{error} {error:?}");
+    assert!(
+        !shown.contains("CANARY") && !shown.contains("rt-new"),
+        "{shown}"
+    );
+    let (access, refresh) = subject.stored().await;
+    assert!(!access.contains("CANARY"));
+    assert_eq!(refresh.as_deref(), Some("rt-new"));
+    let token = subject.manager.access_token(SESSION).await.unwrap();
+    assert_eq!(token.expose_secret(), "at-2");
+    let bodies = seen.bodies();
+    assert_eq!(bodies.len(), 2);
+    assert!(bodies[0].contains("refresh_token=rt-0"), "{bodies:?}");
+    assert!(bodies[1].contains("refresh_token=rt-new"), "{bodies:?}");
+    assert_eq!(subject.stored().await, ("at-2".into(), Some("rt-2".into())));
+    let events = subject.events();
+    assert!(
+        !events.contains("ReauthRequired") && !events.contains("CANARY"),
+        "{events}"
+    );
+}
+
+/// A refresh token with a control character travels escaped in the refresh's form body, so
+/// it is kept like any other: beside a usable access token the set is served and saved;
+/// beside an access token that cannot be sent as well, the access token is set aside as
+/// above. Either way the next refresh presents it, percent-encoded, never a re-auth.
+#[tokio::test]
+async fn a_refresh_token_with_a_control_character_is_kept_and_presented_escaped() {
+    for access in ["at-1", "at-CANARY\\n"] {
+        let first = format!(
+            r#"{{"access_token":"{access}","refresh_token":"rt-\r\nSECRET","expires_in":3600}}"#
+        );
+        let second = r#"{"access_token":"at-2","refresh_token":"rt-2","expires_in":3600}"#;
+        let (subject, seen) = answering_json(&[&first, second]).await;
+        let usable = access == "at-1";
+        match subject.manager.access_token(SESSION).await {
+            Ok(token) if usable => assert_eq!(token.expose_secret(), "at-1"),
+            Err(error) if !usable => {
+                assert_eq!(error.kind(), ErrorKind::Rejected, "{error}");
+                let shown = format!("{error} {error:?}");
+                assert!(!shown.contains("CANARY") && !shown.contains("SECRET"));
+            }
+            other => panic!("{access:?}: {other:?}"),
+        }
+        assert_eq!(subject.stored().await.1.as_deref(), Some("rt-\r\nSECRET"));
+        let token = subject.manager.refresh_now(SESSION).await.unwrap();
+        assert_eq!(token.expose_secret(), "at-2");
+        let bodies = seen.bodies();
+        assert_eq!(bodies.len(), 2, "{access:?}");
+        assert!(
+            bodies[1].contains("refresh_token=rt-%0D%0ASECRET"),
+            "{bodies:?}"
+        );
+        let events = subject.events();
+        assert!(
+            !events.contains("ReauthRequired") && !events.contains("SECRET"),
+            "{events}"
+        );
+    }
 }
 
 /// A 1xx is no final answer (hyper skips `100` and `103` itself; a `101` nobody asked for

@@ -52,7 +52,8 @@ impl Provider for Paymentsgate {
 
     async fn refresh(&self, cx: &CallContext, current: &TokenSet) -> Result<TokenSet, Error> {
         let mut context = RequestContext::for_refresh(&self.config, current);
-        // No bearer when turned off, or when the session has no access token to send.
+        // No bearer when turned off, or when the session has no access token to send (none
+        // yet, or one that could not be sent: the manager sets such a token aside, empty).
         if !self.config.refresh_bearer || current.access_token.expose_secret().is_empty() {
             context.access_token = None;
         }

@@ -276,3 +276,53 @@ async fn an_expired_refresh_token_is_replaced_by_issuing_without_reauth() {
         "{events:?}"
     );
 }
+
+/// A stored access token that cannot be sent in a header (written by another process's
+/// older version, or by hand) is no access token to send: the refresh goes without the
+/// bearer, as for a session that has none, and presents the stored refresh token. It used
+/// to fail to encode (the bearer header), so the session could never refresh.
+#[tokio::test(start_paused = true)]
+async fn a_stored_access_token_that_cannot_be_sent_is_refreshed_without_the_bearer() {
+    use token_core::secret::AccessToken;
+    use token_core::store::{MemoryStore, SessionKey, StoredRecord, TokenStore as _};
+    for access in [
+        "at-CANARY\r\nX-Injected: 1",
+        "at-CANARY\0",
+        "at-CANARY\u{7f}",
+    ] {
+        let clock = paused_clock();
+        let sandbox = start(&clock, sandbox::issuer_config()).await;
+        let mut stored = sandbox.issue_with("acct-1", json!({})).await.unwrap();
+        let issued = stored.refresh_token.clone().unwrap();
+        stored.access_token = AccessToken::new(access);
+        let store = Arc::new(MemoryStore::new());
+        let key = SessionKey::new("paymentsgate", "service");
+        store
+            .save(&key, &StoredRecord::Tokens(stored), None)
+            .await
+            .unwrap();
+        let manager = harness::builder(
+            Paymentsgate::new(sandbox.base_url(), account()),
+            &sandbox,
+            &clock,
+        )
+        .store(store.clone())
+        .build()
+        .unwrap();
+        let token = manager.access_token("service").await.unwrap();
+        assert!(!token.expose_secret().contains("CANARY"));
+        assert_eq!(
+            (sandbox.calls(ISSUE_PATH), sandbox.calls(REFRESH_PATH)),
+            (0, 1),
+            "{access:?}: refreshed with the stored refresh token, not issued anew"
+        );
+        assert!(
+            sandbox
+                .issuer()
+                .refresh(issued.expose_secret())
+                .await
+                .is_err(),
+            "the stored refresh token was spent"
+        );
+    }
+}

@@ -12,7 +12,10 @@ use crate::store::Version;
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
-    /// A new set was obtained and is in use.
+    /// A new set was obtained and is in use (saved). When the provider's new refresh token
+    /// came beside an access token that cannot be sent in a header, the access token was
+    /// set aside (`access_expires_at` is the Unix epoch): a [`RefreshFailed`](Self::RefreshFailed)
+    /// (`Rejected`) follows, and the next refresh presents the saved refresh token.
     Refreshed {
         /// The session.
         session: Arc<str>,

@@ -398,10 +398,11 @@ impl<P: Provider> TokenManager<P> {
     /// the store and this process holding different sets), before the next insert or
     /// remove of the session, and [`shutdown`](Self::shutdown) waits for it.
     ///
-    /// A token holding an ASCII control character (CR, LF, NUL...) cannot be sent in a
-    /// header: such a set is refused with [`Error::Config`] and the session keeps what it
-    /// had (a provider's answer holding one is refused the same way, as an unreadable
-    /// answer).
+    /// An access token holding an ASCII control character (CR, LF, NUL...) cannot be sent
+    /// in a header: such a set is refused with [`Error::Config`] and the session keeps what
+    /// it had (a provider's answer holding one is no answer, unless a new refresh token
+    /// comes with it: that is saved, the access token set aside). A refresh token may hold
+    /// one: it travels escaped, in a body or a query.
     pub async fn insert(&self, session: &str, set: TokenSet<P::Extras>) -> Result<(), Error> {
         let name = session;
         let (stored, extras) = split(set)?;
@@ -1073,9 +1074,10 @@ struct Entry<X> {
 /// `set` in the form stores keep (moved, not copied) and its typed extras.
 fn split<X: crate::token_set::Extras>(set: TokenSet<X>) -> Result<(StoredTokenSet, X), Error> {
     // Served, it would fail every API call until it expires; the value is not repeated.
-    if let Some(field) = crate::codec::unsendable_token(&set) {
+    if crate::codec::unsendable(set.access_token.expose_secret()) {
         return Err(Error::Config(format!(
-            "the {field} token contains a control character and cannot be sent in a header"
+            "{} and cannot be sent in a header",
+            crate::codec::UNSENDABLE_ACCESS
         )));
     }
     // serde's message may quote a value (an extra can be personal data): name its kind only.

@@ -399,13 +399,16 @@ impl<P: Provider> Inner<P> {
             crate::metrics::record_refresh(self.provider.name(), started.elapsed(), result.is_ok())
         });
         match result {
-            Ok((set, issued)) => {
+            Ok((mut set, issued)) => {
+                // A new refresh token beside an access token that cannot be sent: the pair is
+                // saved with the access token set aside, and its callers get a failure.
+                let set_aside = crate::codec::set_aside_unsendable_access(&mut set);
                 let base = current.as_ref().and_then(|c| c.version());
                 let (set, extras, extras_dropped) = stored_form(set);
                 // A panic from here on (in the clock, say) must not drop the pair the
                 // provider sent, its refresh token spent: it is saved as it came.
                 let spare = (set.clone(), extras.clone(), current.clone());
-                let answer = (set, extras, extras_dropped, issued);
+                let answer = (set, extras, extras_dropped, issued, set_aside);
                 let refreshed = self.refreshed(session, generation, current, reason, answer, notes);
                 match CatchUnwind(Box::pin(refreshed)).await {
                     Ok(done) => done,
@@ -523,8 +526,16 @@ impl<P: Provider> Inner<P> {
         current: Option<Ready<P::Extras>>,
         reason: &Reason,
         // The provider's answer as stores keep it, its typed extras, whether those could
-        // not be serialized (`stored_form`), and whether it was issued anew.
-        (mut set, extras, extras_dropped, issued): (StoredTokenSet, P::Extras, bool, bool),
+        // not be serialized (`stored_form`), whether it was issued anew, and whether its
+        // access token was set aside (it could not be sent: the pair is saved for its
+        // refresh token, and the callers get a failure).
+        (mut set, extras, extras_dropped, issued, set_aside): (
+            StoredTokenSet,
+            P::Extras,
+            bool,
+            bool,
+            bool,
+        ),
         turn: &mut RunNotes,
     ) -> (Outcome<P::Extras>, bool) {
         let now = self.clock.now();
@@ -579,7 +590,8 @@ impl<P: Provider> Inner<P> {
         // the answer's expiries say.
         let earliest = later(now, self.config.min_refresh_interval);
         next.refresh_no_earlier_than(earliest);
-        if next.stored.access_expires_at.is_some_and(|at| at <= now) {
+        // (Not an access token set aside: never served.)
+        if next.stored.access_expires_at.is_some_and(|at| at <= now) && !set_aside {
             // Already expired on arrival: used all the same, for a short while, rather than
             // refreshed again at once.
             notes.push(ExpiryNote::AlreadyExpired);
@@ -670,11 +682,23 @@ impl<P: Provider> Inner<P> {
                 note,
             });
         }
+        let outcome = if set_aside {
+            let error = unusable_access_token();
+            tracing::warn!(%error, "refresh failed");
+            self.emit(Event::RefreshFailed {
+                session: session.name().clone(),
+                kind: error.kind(),
+                error: error.to_string(),
+            });
+            Err(error)
+        } else {
+            Ok(next.clone())
+        };
         if !saved {
-            self.clone().spawn_save_retry(session.clone(), next.clone());
-            return (Ok(next), true);
+            self.clone().spawn_save_retry(session.clone(), next);
+            return (outcome, true);
         }
-        (Ok(next), false)
+        (outcome, false)
     }
 
     /// What a refresh that panicked after the provider answered does with the answer
@@ -1109,18 +1133,26 @@ impl<P: Provider> Inner<P> {
                 ))
                 .into()),
             };
-            // A hand-written provider's set is checked as a declared answer is: a token
-            // that cannot be sent would be served, and fail every API call, until it
-            // expires. Its outcome is unknown (the provider may have rotated).
-            let result = result.and_then(|set| match crate::codec::unsendable_token(&set) {
-                None => Ok(set),
-                Some(field) => Err(crate::error::EndpointError::parse(
+            // An access token that cannot be sent would be served, and fail every API call,
+            // until it expires. Beside a new refresh token the answer is kept (the refresh
+            // token saved, the access token set aside: `refresh_held`): the provider may
+            // have spent the one presented. Without one there is nothing to keep, and the
+            // outcome is unknown (the provider may have rotated to a pair not received).
+            let result = result.and_then(|set| {
+                let presented = refreshable
+                    .filter(|_| !issuing)
+                    .and_then(|set| set.refresh_token.as_ref());
+                let kept = set.refresh_token.is_some() && set.refresh_token.as_ref() != presented;
+                if kept || !crate::codec::unsendable(set.access_token.expose_secret()) {
+                    return Ok(set);
+                }
+                Err(crate::error::EndpointError::parse(
                     http::StatusCode::OK,
-                    format!("the {field} token contains a control character"),
+                    crate::codec::UNSENDABLE_ACCESS,
                     b"",
                     &[],
                 )
-                .into()),
+                .into())
             });
             let error = match result {
                 Ok(set) => {
@@ -1238,6 +1270,25 @@ pub(super) fn remembered(error: &Error) -> bool {
         error,
         Error::Endpoint(_) | Error::Transport(_) | Error::RetriesExhausted { .. }
     )
+}
+
+/// What the callers of a refresh get when the provider answered a new refresh token beside
+/// an access token that cannot be sent in a header: `Rejected` (a definitive answer, not an
+/// unknown outcome: the pair was received, its refresh token saved). The refresh token is
+/// presented at the next refresh, after `failure_cooldown` (this failure is answered
+/// meanwhile, the provider not asked).
+fn unusable_access_token() -> Error {
+    crate::error::EndpointError::Parse {
+        kind: ErrorKind::Rejected,
+        status: http::StatusCode::OK,
+        reason: format!(
+            "{} and cannot be sent in a header; the new refresh token was saved and is \
+             presented at the next refresh",
+            crate::codec::UNSENDABLE_ACCESS
+        ),
+        body: String::new(),
+    }
+    .into()
 }
 
 /// How many times one refresh starts over (or, after a refusal, takes the lease again) after

@@ -608,20 +608,19 @@ impl<X> Current<X> {
     /// `refresh_at` (Unix nanoseconds).
     #[inline]
     pub(super) fn new(
-        stored: StoredTokenSet,
+        mut stored: StoredTokenSet,
         extras: X,
         version: Option<Version>,
         saved: bool,
         refresh_at: Option<i128>,
     ) -> Self {
+        // An access token that cannot be sent, found in a store (`insert` refuses one, a
+        // refresh sets one aside): set aside too, never served, so the first caller
+        // refreshes with the stored refresh token, and a provider that sends the current
+        // access token on refresh sends none rather than failing to encode the request.
+        crate::codec::set_aside_unsendable_access(&mut stored);
         // Built in one go (no pass through `sealed`): an insert moves the set once less.
-        let usable_until = if crate::codec::unsendable(stored.access_token.expose_secret()) {
-            // Found in a store (a refresh and `insert` refuse one): never served, so the
-            // first caller refreshes with the stored refresh token.
-            Nanos::new(0)
-        } else {
-            nanos_or_never(stored.access_expires_at)
-        };
+        let usable_until = nanos_or_never(stored.access_expires_at);
         let refresh_at = refresh_at.map_or(NEVER, Nanos::new);
         Self {
             usable_until,

@@ -31,6 +31,8 @@ enum Step {
     AnswerExpired,
     /// Rotate, answering no access-token expiry.
     AnswerWithoutExpiry,
+    /// Rotate, answering an access token that cannot be sent in a header (a new line).
+    AnswerUnsendableAccess,
     /// A new access token, no refresh token: the session keeps its own (and its expiry).
     KeepRefreshToken,
     /// As `KeepRefreshToken`, the refresh token's expiry answered as this instant (as a
@@ -198,6 +200,11 @@ impl Provider for Arc<Fake> {
             Some(Step::AnswerWithoutExpiry) => {
                 let mut set = self.rotate(&presented)?;
                 set.access_expires_at = None;
+                Ok(set)
+            }
+            Some(Step::AnswerUnsendableAccess) => {
+                let mut set = self.rotate(&presented)?;
+                set.access_token = AccessToken::new("at-CANARY\r\nX-Injected: 1");
                 Ok(set)
             }
             None => self.rotate(&presented),
@@ -1645,6 +1652,113 @@ async fn an_answer_already_expired_is_used_and_refreshes_are_spaced() {
     assert_eq!(h.calls(), 2);
 }
 
+/// A rotated pair whose access token cannot be sent in a header but whose new refresh token
+/// can: the refresh token is kept and saved (beside an access token never served), so the
+/// next refresh presents it. It used to be an unknown outcome, nothing saved: with no reuse
+/// window the spent token was presented next and the session lost (a false re-auth). The
+/// caller gets a typed error (`Rejected`) naming no token; the events say the pair rotated
+/// and that the refresh failed.
+#[tokio::test(start_paused = true)]
+async fn a_rotated_pair_whose_access_token_cannot_be_sent_keeps_its_refresh_token() {
+    let mut h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    h.seed("s", Duration::ZERO).await;
+    h.drain();
+    h.fake.then(Step::AnswerUnsendableAccess);
+    let error = h.manager.access_token("s").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Rejected, "{error}");
+    let shown = format!("{error} {error:?}");
+    assert!(
+        !shown.contains("CANARY") && !shown.contains("rt-1"),
+        "{shown}"
+    );
+    assert!(shown.contains("access token"), "{shown}");
+    let stored = h.stored_tokens("s").await.expect("tokens stored").value;
+    assert_eq!(
+        stored
+            .refresh_token
+            .as_ref()
+            .map(RefreshToken::expose_secret),
+        Some("rt-1"),
+        "the new refresh token is saved"
+    );
+    assert!(!stored.access_token.expose_secret().contains("CANARY"));
+    assert!(
+        stored
+            .access_expires_at
+            .is_some_and(|at| at <= h.clock.now())
+    );
+    let events = h.drain();
+    let shown = format!("{events:?}");
+    assert!(
+        !shown.contains("CANARY") && !shown.contains("rt-1"),
+        "{shown}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Refreshed { rotated: true, .. })),
+        "{shown}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::RefreshFailed {
+                kind: ErrorKind::Rejected,
+                ..
+            }
+        )),
+        "{shown}"
+    );
+    assert!(!shown.contains("ReauthRequired"), "{shown}");
+    // Callers meanwhile get the same failure, the provider not asked again.
+    for _ in 0..10 {
+        let again = h.manager.access_token("s").await.unwrap_err();
+        assert_eq!(again.kind(), ErrorKind::Rejected);
+    }
+    assert_eq!(h.calls(), 1);
+    tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+    let token = h.manager.access_token("s").await.unwrap();
+    assert_eq!(token.expose_secret(), "at-2");
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0", "rt-1"]);
+    let stored = h.stored_tokens("s").await.unwrap().value;
+    assert_eq!(stored.access_token.expose_secret(), "at-2");
+}
+
+/// A provider that keeps answering rotated pairs whose access tokens cannot be sent is not
+/// hammered: one call per `failure_cooldown` at most, however often callers ask, and each
+/// call presents the newest refresh token (never a spent one: no re-auth).
+#[tokio::test(start_paused = true)]
+async fn a_provider_that_keeps_answering_unsendable_access_tokens_is_not_hammered() {
+    let mut h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    h.seed("s", Duration::ZERO).await;
+    for _ in 0..1000 {
+        h.fake.then(Step::AnswerUnsendableAccess);
+    }
+    let span = Duration::from_secs(60);
+    for _ in 0..span.as_millis() / 250 {
+        let error = h.manager.access_token("s").await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Rejected, "{error}");
+        tokio::time::advance(Duration::from_millis(250)).await;
+    }
+    let cooldown = ManagerConfig::default().failure_cooldown;
+    let bound = (span.as_millis() / cooldown.as_millis()) as u32 + 1;
+    assert!(h.calls() <= bound, "{} calls in {span:?}", h.calls());
+    assert!(h.calls() >= 2, "asked again after the cooldown");
+    let presented = h.fake.presented.lock().unwrap().clone();
+    let expected: Vec<String> = (0..presented.len()).map(|n| format!("rt-{n}")).collect();
+    assert_eq!(
+        presented, expected,
+        "each call presents the newest refresh token"
+    );
+    let shown = format!("{:?}", h.drain());
+    assert!(!shown.contains("ReauthRequired") && !shown.contains("CANARY"));
+    // Once the provider answers a usable token, it is served.
+    h.fake.script.lock().unwrap().clear();
+    tokio::time::advance(cooldown).await;
+    let token = h.manager.access_token("s").await.unwrap();
+    assert_eq!(token.expose_secret(), format!("at-{}", h.calls()));
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_answer_without_expiry_gets_the_default_lifetime_and_an_event() {
     let clock = TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));
@@ -1684,7 +1798,8 @@ async fn an_answer_without_expiry_gets_the_default_lifetime_and_an_event() {
 
 #[tokio::test(start_paused = true)]
 async fn an_insert_wins_over_a_refresh_under_way() {
-    for refused in [false, true] {
+    // The provider answers, refuses, or answers an access token that cannot be sent.
+    for (refused, unsendable) in [(false, false), (true, false), (false, true)] {
         let gate = Arc::new(Semaphore::new(0));
         let mut h = harness(|fake| {
             fake.gate = Some(gate.clone());
@@ -1693,6 +1808,9 @@ async fn an_insert_wins_over_a_refresh_under_way() {
         h.seed("s", Duration::ZERO).await;
         if refused {
             h.fake.then(Step::Fail(invalid_grant()));
+        }
+        if unsendable {
+            h.fake.then(Step::AnswerUnsendableAccess);
         }
         let manager = h.manager.clone();
         let waiting = tokio::spawn(async move { manager.access_token("s").await });
@@ -1704,19 +1822,27 @@ async fn an_insert_wins_over_a_refresh_under_way() {
         h.manager.insert("s", inserted).await.unwrap();
         gate.add_permits(1);
         let answered = waiting.await.unwrap().unwrap();
-        assert_eq!(answered.expose_secret(), "at-login", "refused={refused}");
+        assert_eq!(
+            answered.expose_secret(),
+            "at-login",
+            "{refused} {unsendable}"
+        );
         assert_eq!(
             h.manager.access_token("s").await.unwrap().expose_secret(),
             "at-login"
         );
         let stored = h.stored_tokens("s").await.unwrap();
         assert_eq!(stored.value.access_token.expose_secret(), "at-login");
+        let events = h.drain();
         assert!(
-            !h.drain()
-                .iter()
-                .any(|e| matches!(e, Event::ReauthRequired(_))),
+            !events.iter().any(|e| matches!(e, Event::ReauthRequired(_))),
             "refused={refused}: no re-auth for the replaced tokens"
         );
+        if unsendable {
+            // Nor a failure: the session does not keep the set that failed.
+            let failed = |e: &Event| matches!(e, Event::RefreshFailed { .. });
+            assert!(!events.iter().any(failed), "{events:?}");
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! and random interleavings of callers (by name and through a `SessionHandle`, some giving
 //! up after a few polls, inside store and provider calls), 401s, logins (`insert`, some
 //! already expired), removes, provider faults (a 503, an answer lost after the rotation, a
-//! panic; each answer takes a little time), store faults (outages; every call of a process
+//! panic, a rotated pair whose access token cannot be sent; each answer takes a little time), store faults (outages; every call of a process
 //! held for a while, longer than the lease and the store timeout at times; one call whose
 //! answer is lost after it wrote, comes after the timeout, or never comes while the write
 //! lands late; one that panics), processes that crash (nothing of them reaches the store or
@@ -218,6 +218,7 @@ impl Provider for Proc {
                 Step::Fail(_) => "fail",
                 Step::LoseAfterRotate => "lose",
                 Step::Panic => "panic",
+                Step::AnswerUnsendableAccess => "unsendable",
                 _ => "?",
             })
         ));
@@ -228,6 +229,13 @@ impl Provider for Proc {
                 Err(TransportError::answer_lost("connection closed before the answer").into())
             }
             Some(Step::Panic) => panic!("the provider's code panicked"),
+            // Rotated, the access token one that cannot be sent (never issued, so never to
+            // be answered): the new refresh token must be kept all the same.
+            Some(Step::AnswerUnsendableAccess) => self.grants.rotate(presented).map(|mut set| {
+                let access = format!("{}\n", set.access_token.expose_secret());
+                set.access_token = AccessToken::new(access);
+                set
+            }),
             _ => self.grants.rotate(presented),
         };
         tokio::time::sleep(after).await;
@@ -831,7 +839,8 @@ async fn run(seed: u64) {
                             provider_quiet_until = tokio::time::Instant::now() + REUSE;
                             Step::LoseAfterRotate
                         }
-                        _ => Step::Panic,
+                        71 => Step::Panic,
+                        _ => Step::AnswerUnsendableAccess,
                     });
                 }
                 None
