@@ -8,6 +8,9 @@
 //! moves the epoch after the change, so a memo never outlives what it copied: a read that
 //! finds the epoch unchanged comes before the change, as it would have through the map.
 //!
+//! A [`SessionHandle`](super::SessionHandle) reads and takes the same memo by its session's
+//! name: while a handle holds its session, the name maps to that session.
+//!
 //! A memo holds one token per thread until that thread reads another name, or exits: a
 //! removed session's token may stay in memory that long (as it may in the caller's hands).
 
@@ -64,7 +67,7 @@ pub(super) fn recall(manager: u64, epoch: u64, name: &str, at_least: i64) -> Opt
         (memo.manager == manager
             && memo.epoch == epoch
             && at_least < memo.fresh_until
-            && same(name, &memo.name))
+            && (std::ptr::eq(name, &*memo.name) || same(name, &memo.name)))
         .then(|| memo.token.clone())
     })
     .ok()

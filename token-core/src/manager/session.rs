@@ -162,13 +162,14 @@ impl<X> Session<X> {
 
     /// The access token, if the state is a set that is fresh at any instant up to
     /// `at_least`: no lock, no reference count touched but the token's own.
+    /// With it, its "fresh until".
     #[inline]
-    pub(super) fn fresh_token(&self, at_least: i64) -> Option<AccessToken> {
+    pub(super) fn fresh_token(&self, at_least: i64) -> Option<(AccessToken, i64)> {
         match self.state.load().as_deref()? {
             // Fresh at any instant up to `at_least` (a reading of
             // `Clock::now_nanos_at_least`): otherwise the exact check decides.
             State::Ready(current) if at_least < current.fresh_until => {
-                Some(current.access_token().clone())
+                Some((current.access_token().clone(), current.fresh_until))
             }
             _ => None,
         }

@@ -238,3 +238,58 @@ fn readers_on_other_threads_never_answer_a_token_older_than_an_insert_that_retur
         done.store(true, Ordering::SeqCst);
     });
 }
+
+/// A handle reads and takes the same memo as a by-name read of its session's name: each
+/// answers what the other read, until an insert, a refresh or a remove moves the epoch.
+#[tokio::test(start_paused = true)]
+async fn a_handle_shares_the_memo_of_its_name_and_sees_every_change() {
+    let h = harness(|_| {});
+    h.seed("s", HOUR).await;
+    let handle = h.manager.session("s");
+    for _ in 0..2 {
+        assert_eq!(handle.access_token().await.unwrap().expose_secret(), "at-0");
+    }
+    assert_eq!(recalled(&h.manager, "s").unwrap().expose_secret(), "at-0");
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-0"
+    );
+
+    // The provider's live refresh token, so that the refresh below succeeds.
+    let set = TokenSet::new(AccessToken::new("at-7"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(h.clock.now() + HOUR);
+    h.manager.insert("s", set).await.unwrap();
+    assert_eq!(handle.access_token().await.unwrap().expose_secret(), "at-7");
+    assert_eq!(handle.access_token().await.unwrap().expose_secret(), "at-7");
+    assert_eq!(
+        h.manager.access_token("s").await.unwrap().expose_secret(),
+        "at-7"
+    );
+
+    let rejected = handle.access_token().await.unwrap();
+    assert_eq!(
+        handle
+            .refresh_rejected(&rejected)
+            .await
+            .unwrap()
+            .expose_secret(),
+        "at-1"
+    );
+    assert_eq!(handle.access_token().await.unwrap().expose_secret(), "at-1");
+
+    h.manager.remove("s").await.unwrap();
+    assert!(matches!(
+        handle.access_token().await,
+        Err(Error::NoTokens(_))
+    ));
+    assert!(matches!(
+        h.manager.access_token("s").await,
+        Err(Error::NoTokens(_))
+    ));
+    // Tokens inserted again reach the handle (it kept its session in the map).
+    h.seed("s", HOUR).await;
+    for _ in 0..2 {
+        assert_eq!(handle.access_token().await.unwrap().expose_secret(), "at-0");
+    }
+}
