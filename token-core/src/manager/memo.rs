@@ -11,8 +11,10 @@
 //! A [`SessionHandle`](super::SessionHandle) reads and takes the same memo by its session's
 //! name: while a handle holds its session, the name maps to that session.
 //!
-//! A memo holds one token per thread until that thread reads another name, or exits: a
-//! removed session's token may stay in memory that long (as it may in the caller's hands).
+//! A memo holds one token per thread until that thread takes another memo, or exits: a
+//! removed session's token, or a dropped manager's, may stay in memory that long (as it may
+//! in a caller's hands), never to be answered again. Nothing prints it (`AccessToken`'s
+//! `Debug` is redacted, and the memo has no `Debug`).
 
 use std::cell::RefCell;
 use std::sync::Arc;
