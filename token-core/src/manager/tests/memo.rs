@@ -22,6 +22,23 @@ fn recalled<P: Provider>(manager: &TokenManager<P>, name: &str) -> Option<Access
     crate::manager::memo::recall(inner.id, epoch, name, inner.clock.now_nanos_at_least())
 }
 
+/// A manager on the system clock, for tests whose threads each run their own runtime.
+fn threaded_manager() -> TokenManager<Arc<Fake>> {
+    let provider = Arc::new(Fake::new(Arc::new(SystemClock)));
+    TokenManager::builder(provider)
+        .client(NoTransport)
+        .build()
+        .unwrap()
+}
+
+/// A runtime of the calling thread alone.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_repeated_read_is_answered_from_the_memo_until_an_insert() {
     let h = harness(|_| {});
@@ -175,19 +192,9 @@ async fn two_managers_with_the_same_session_name_each_answer_their_own_token() {
 fn readers_on_other_threads_never_answer_a_token_older_than_an_insert_that_returned() {
     const SESSIONS: usize = 3;
     const INSERTS: u64 = 300;
-    let provider = Arc::new(Fake::new(Arc::new(SystemClock)));
-    let manager = TokenManager::builder(provider)
-        .client(NoTransport)
-        .build()
-        .unwrap();
+    let manager = threaded_manager();
     let inserted: Vec<AtomicU64> = (0..SESSIONS).map(|_| AtomicU64::new(0)).collect();
     let done = AtomicBool::new(false);
-    let runtime = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    };
     runtime().block_on(async {
         for (i, _) in inserted.iter().enumerate() {
             manager
@@ -237,4 +244,65 @@ fn readers_on_other_threads_never_answer_a_token_older_than_an_insert_that_retur
         });
         done.store(true, Ordering::SeqCst);
     });
+}
+
+/// A writer inserts `at-1`, `at-2`, ... into one session; a reader that never takes a memo
+/// of it (it reads another name in between) reads it through the map and says what it
+/// found; a reader that does take one reads it after hearing that. A read that begins
+/// after another read found `at-n` in the map must not answer older than `at-n`: through
+/// the map it could not (the map's own ordering), and the memo must not either, also in
+/// the moment between a change of the entry and the move of the epoch after it.
+#[test]
+fn a_read_after_another_threads_read_of_a_newer_token_never_answers_an_older_one() {
+    const INSERTS: u64 = 200_000;
+    let manager = threaded_manager();
+    runtime().block_on(async {
+        manager.insert("s", fresh_set(0, HOUR)).await.unwrap();
+        manager.insert("u", fresh_set(0, HOUR)).await.unwrap();
+    });
+    // The newest token the map-reading thread found, and how often the memo answered
+    // older than that.
+    let seen = AtomicU64::new(0);
+    let older = AtomicU64::new(0);
+    let done = AtomicBool::new(false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    std::thread::scope(|scope| {
+        let (manager, seen, older, done) = (&manager, &seen, &older, &done);
+        // Reads `s` through the map (never twice in a row: no memo of it).
+        scope.spawn(move || {
+            let mut reads = 0u64;
+            while !done.load(Ordering::SeqCst) && reads < 100_000_000 {
+                reads += 1;
+                let n = number(&manager.fresh_token("s").unwrap());
+                seen.fetch_max(n, Ordering::SeqCst);
+                manager.fresh_token("u").unwrap();
+            }
+        });
+        // Reads `s` again and again (from its memo), each time after reading `seen`.
+        scope.spawn(move || {
+            let mut reads = 0u64;
+            while !done.load(Ordering::SeqCst) && reads < 100_000_000 {
+                reads += 1;
+                let floor = seen.load(Ordering::SeqCst);
+                let n = number(&manager.fresh_token("s").unwrap());
+                if n < floor {
+                    older.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        runtime().block_on(async {
+            for n in 1..=INSERTS {
+                manager.insert("s", fresh_set(n, HOUR)).await.unwrap();
+                if std::time::Instant::now() > deadline || older.load(Ordering::SeqCst) > 0 {
+                    break;
+                }
+            }
+        });
+        done.store(true, Ordering::SeqCst);
+    });
+    assert_eq!(
+        older.load(Ordering::SeqCst),
+        0,
+        "reads answered a token older than one another thread had read before they began"
+    );
 }
