@@ -5,8 +5,12 @@
 //! and the manager's map epoch at the time of that read; a read of the same name by the
 //! same manager is answered from it while the epoch has not moved, without the session
 //! map's guard or the name's hash. Every change of a map entry (a publication, a remove)
-//! moves the epoch after the change, so a memo never outlives what it copied: a read that
-//! finds the epoch unchanged comes before the change, as it would have through the map.
+//! moves the epoch both before the change (one change more under way) and after it (one
+//! less, and the epoch proper moved), so a memo never outlives what it copied: a memo is
+//! taken only at an epoch with no change under way, and a read that finds the epoch
+//! unchanged since comes before any change began, as it would have through the map. (Moved
+//! only after the change, a read in between, after another thread's read found the new
+//! entry through the map and said so, would answer the older token from its memo.)
 //!
 //! A memo holds one token per thread until that thread reads another name, or exits: a
 //! removed session's token may stay in memory that long (as it may in the caller's hands).
@@ -18,6 +22,44 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::secret::AccessToken;
 
 use super::name::same;
+
+/// The low bits of an epoch: how many changes of map entries are under way.
+const CHANGING: u64 = (1 << 20) - 1;
+/// The epoch proper, moved once per change: the bits above [`CHANGING`].
+const CHANGED: u64 = CHANGING + 1;
+
+/// A manager's map epoch: the changes of map entries made so far and under way. Every
+/// move adds, so an epoch never comes back.
+#[derive(Default)]
+pub(super) struct Epoch(AtomicU64);
+
+impl Epoch {
+    /// The epoch now, read before a by-name read looks at its memo or the map: it sees
+    /// every change completed before (Acquire, paired with [`Changing`]'s Release).
+    #[inline]
+    pub(super) fn now(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Marks a change of map entries as under way until the returned guard is dropped,
+    /// after the change (even by a panic): a read whose thread learnt of the change
+    /// (through the map, or anything the change made visible) finds the epoch moved.
+    pub(super) fn changing(&self) -> Changing<'_> {
+        // Before the change's own writes (papaya's are Release, and so come after this).
+        self.0.fetch_add(1, Ordering::AcqRel);
+        Changing(&self.0)
+    }
+}
+
+/// A change of map entries under way ([`Epoch::changing`]).
+pub(super) struct Changing<'a>(&'a AtomicU64);
+
+impl Drop for Changing<'_> {
+    fn drop(&mut self) {
+        // One change less under way, and the epoch proper moved.
+        self.0.fetch_add(CHANGED - 1, Ordering::Release);
+    }
+}
 
 /// A manager's identity for the memo: never reused in a process, so a memo of a dropped
 /// manager never answers for a new one built at the same address.
@@ -73,7 +115,9 @@ pub(super) fn recall(manager: u64, epoch: u64, name: &str, at_least: i64) -> Opt
 
 /// Notes a fresh read of `name` by `manager` at `epoch` (read before the map was) that
 /// found the map entry at `entry`; remembers it if the last read that was not recalled
-/// found the same entry.
+/// found the same entry. Not at an epoch with a change under way: that change may already
+/// show in the map to other threads, and the epoch will not move again at its end for a
+/// memo taken before it.
 #[inline]
 pub(super) fn remember(
     manager: u64,
@@ -83,6 +127,9 @@ pub(super) fn remember(
     token: &AccessToken,
     fresh_until: i64,
 ) {
+    if epoch & CHANGING != 0 {
+        return;
+    }
     let _ = LAST.try_with(|last| {
         let Ok(mut last) = last.try_borrow_mut() else {
             return;

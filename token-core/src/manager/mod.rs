@@ -28,7 +28,7 @@ pub(crate) use refresh::CatchUnwind;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -178,7 +178,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
                     .resize_mode(papaya::ResizeMode::Blocking)
                     .build(),
                 id: memo::next_manager_id(),
-                epoch: AtomicU64::new(0),
+                epoch: memo::Epoch::default(),
                 unknown: UnknownNames::default(),
                 events,
                 hook: self.hook,
@@ -308,8 +308,9 @@ impl<P: Provider> TokenManager<P> {
     pub(crate) fn fresh_token(&self, name: &str) -> Option<AccessToken> {
         let inner = &*self.inner;
         let at_least = inner.clock.now_nanos_at_least();
-        // Read before the memo and the map: a change after this reading moves the epoch.
-        let epoch = inner.epoch.load(Ordering::Acquire);
+        // Read before the memo and the map: a change begun after this reading moves the
+        // epoch.
+        let epoch = inner.epoch.now();
         if let Some(token) = memo::recall(inner.id, epoch, name, at_least) {
             return Some(token);
         }
@@ -542,15 +543,14 @@ impl<P: Provider> TokenManager<P> {
         // published into it since): the handle then keeps reading it, from its fast path,
         // once tokens are inserted again.
         session.retire_if_absent(|_| {
-            let removed = inner
+            let _changing = inner.epoch.changing();
+            inner
                 .sessions
                 .pin()
                 .remove_if(&**session.name(), |_, entry| {
                     Arc::ptr_eq(&entry.session, &session)
                 })
-                .is_ok_and(|removed| removed.is_some());
-            inner.entries_changed();
-            removed
+                .is_ok_and(|removed| removed.is_some())
         });
         Ok(())
     }
@@ -659,9 +659,9 @@ struct Inner<P: Provider> {
     sessions: papaya::HashMap<Name, Entry<P::Extras>, foldhash::quality::RandomState>,
     /// This manager's identity in each thread's memo of its last by-name read ([`memo`]).
     id: u64,
-    /// Moved after every change of a `sessions` entry (`Inner::entries_changed`): a memo
-    /// taken at another epoch is not answered from.
-    epoch: AtomicU64,
+    /// Moved before and after every change of a `sessions` entry ([`memo::Epoch`]): a
+    /// memo taken at another epoch is not answered from.
+    epoch: memo::Epoch,
     /// Names the store had no tokens for, which the session map keeps no entry for.
     unknown: UnknownNames,
     /// The provider's name, shared by every session's key.
@@ -771,6 +771,7 @@ impl<P: Provider> Inner<P> {
         if session.in_flight() {
             return false;
         }
+        let changing = self.epoch.changing();
         let removed = self
             .sessions
             .pin()
@@ -778,7 +779,7 @@ impl<P: Provider> Inner<P> {
                 Arc::ptr_eq(&entry.session, session)
             })
             .is_ok_and(|removed| removed.is_some());
-        self.entries_changed();
+        drop(changing);
         if let Some(checked_at) = checked_at.filter(|_| removed) {
             let now = self.clock.now();
             let within = self.config.failure_cooldown;
@@ -837,6 +838,7 @@ impl<P: Provider> Inner<P> {
                 Some(shown) => shown.is(state),
                 None => !ready,
             };
+            let _changing = self.epoch.changing();
             self.sessions
                 .pin()
                 .compute(Name(session.name().clone()), |found| match found {
@@ -848,14 +850,7 @@ impl<P: Provider> Inner<P> {
                     }
                     _ => papaya::Operation::Abort(()),
                 });
-            self.entries_changed();
         }
-    }
-
-    /// Marks a change of the session map's entries, after it is made: no thread answers
-    /// from a memo of a by-name read made before it ([`memo`]).
-    fn entries_changed(&self) {
-        self.epoch.fetch_add(1, Ordering::Release);
     }
 
     /// The state of `session`, if loaded.

@@ -2,6 +2,8 @@
 //! never answers once the map entry it copied has changed (insert, refresh, remove), for
 //! another manager, or past the token's freshness.
 
+use std::sync::atomic::AtomicU64;
+
 use super::*;
 
 /// `at-N` as N.
@@ -18,7 +20,7 @@ fn fresh_set(n: u64, valid_for: Duration) -> TokenSet {
 /// What this thread's memo answers for `name` read by `manager` now.
 fn recalled<P: Provider>(manager: &TokenManager<P>, name: &str) -> Option<AccessToken> {
     let inner = &*manager.inner;
-    let epoch = inner.epoch.load(Ordering::Acquire);
+    let epoch = inner.epoch.now();
     crate::manager::memo::recall(inner.id, epoch, name, inner.clock.now_nanos_at_least())
 }
 
@@ -150,10 +152,7 @@ async fn two_managers_with_the_same_session_name_each_answer_their_own_token() {
     b.manager.insert("s", set).await.unwrap();
     // Each read twice in a row (the second takes a memo), the other manager's next: the
     // two managers are at the same epoch (one insert each).
-    assert_eq!(
-        a.manager.inner.epoch.load(Ordering::Acquire),
-        b.manager.inner.epoch.load(Ordering::Acquire)
-    );
+    assert_eq!(a.manager.inner.epoch.now(), b.manager.inner.epoch.now());
     for _ in 0..3 {
         for _ in 0..2 {
             assert_eq!(
@@ -170,10 +169,10 @@ async fn two_managers_with_the_same_session_name_each_answer_their_own_token() {
     }
     // A manager dropped and another built (perhaps at the same address) with the same
     // session name: the memo of the first does not answer for it.
-    let epoch = a.manager.inner.epoch.load(Ordering::Acquire);
+    let epoch = a.manager.inner.epoch.now();
     drop(a);
     let c = harness(|_| {});
-    assert_eq!(c.manager.inner.epoch.load(Ordering::Acquire), 0);
+    assert_eq!(c.manager.inner.epoch.now(), 0);
     let set = TokenSet::new(AccessToken::new("at-c"))
         .with_refresh_token(RefreshToken::new("rt-c"))
         .with_access_expires_at(c.clock.now() + HOUR);
