@@ -147,3 +147,9 @@ pub(super) fn remember(
         });
     });
 }
+
+/// The name this thread's memo holds a token of, if any.
+#[cfg(test)]
+pub(super) fn held() -> Option<Arc<str>> {
+    LAST.with(|last| last.borrow().memo.as_ref().map(|memo| memo.name.clone()))
+}

@@ -305,3 +305,148 @@ fn a_read_after_another_threads_read_of_a_newer_token_never_answers_an_older_one
         "reads answered a token older than one another thread had read before they began"
     );
 }
+
+/// The memo holds a token until its thread reads another name (the module's promise): a
+/// removed session's token, read twice before its remove, is let go of at the next fresh
+/// read of another name, though that read takes no memo of its own.
+#[tokio::test(start_paused = true)]
+async fn a_read_of_another_name_lets_go_of_the_memo_of_a_removed_session() {
+    let h = harness(|_| {});
+    h.seed("s", HOUR).await;
+    h.seed("t", HOUR).await;
+    h.manager.access_token("s").await.unwrap();
+    h.manager.access_token("s").await.unwrap();
+    assert_eq!(crate::manager::memo::held().as_deref(), Some("s"));
+    h.manager.remove("s").await.unwrap();
+    h.manager.access_token("t").await.unwrap();
+    assert_eq!(
+        crate::manager::memo::held(),
+        None,
+        "the removed session's token is still held after a read of another name"
+    );
+}
+
+/// Tasks on a multi-thread runtime move between its threads (and their memos) between
+/// reads: what one task reads of a session never goes back, and never answers older than
+/// an insert that returned before the read began.
+#[test]
+fn a_task_moving_between_threads_never_reads_an_older_token() {
+    const INSERTS: u64 = 2_000;
+    let manager = threaded_manager();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        manager.insert("s", fresh_set(0, HOUR)).await.unwrap();
+        let inserted = Arc::new(AtomicU64::new(0));
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let (manager, inserted) = (manager.clone(), inserted.clone());
+                tokio::spawn(async move {
+                    let mut last = 0;
+                    // Bounded: ends with the inserts, or after this many rounds.
+                    for _ in 0..1_000_000 {
+                        let floor = inserted.load(Ordering::SeqCst);
+                        for _ in 0..3 {
+                            let n = number(&manager.access_token("s").await.unwrap());
+                            assert!(n >= floor, "at-{n} read after at-{floor} was inserted");
+                            assert!(n >= last, "at-{n} read after at-{last}");
+                            last = n;
+                        }
+                        if floor == INSERTS {
+                            break;
+                        }
+                        // Perhaps resumed on the other thread.
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        let writer = {
+            let (manager, inserted) = (manager.clone(), inserted.clone());
+            tokio::spawn(async move {
+                for n in 1..=INSERTS {
+                    manager.insert("s", fresh_set(n, HOUR)).await.unwrap();
+                    inserted.store(n, Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        writer.await.unwrap();
+        for reader in readers {
+            reader.await.unwrap();
+        }
+    });
+}
+
+/// What a by-name read from the destructor of a thread-local answers, with the memo's own
+/// thread-local and the session map's (its guard's thread id) registered before that one
+/// (`early`: so destroyed after it) or after it (destroyed before it). Each of three reads
+/// is recorded.
+fn read_while_destroyed(early: bool) -> Vec<String> {
+    type Reading = (TokenManager<Arc<Fake>>, Arc<StdMutex<Vec<String>>>);
+    struct ReadOnDrop(std::cell::RefCell<Option<Reading>>);
+    impl Drop for ReadOnDrop {
+        fn drop(&mut self) {
+            if let Some((manager, read)) = self.0.borrow_mut().take() {
+                for _ in 0..3 {
+                    let token = manager.fresh_token("s");
+                    let token = token.map_or("none".into(), |t| t.expose_secret().to_owned());
+                    read.lock().unwrap().push(token);
+                }
+            }
+        }
+    }
+    thread_local! {
+        static READER: ReadOnDrop = const { ReadOnDrop(std::cell::RefCell::new(None)) };
+    }
+    let manager = threaded_manager();
+    runtime().block_on(async {
+        manager.insert("s", fresh_set(1, HOUR)).await.unwrap();
+    });
+    let read = Arc::new(StdMutex::new(Vec::new()));
+    std::thread::scope(|scope| {
+        let (manager, read) = (&manager, &read);
+        scope.spawn(move || {
+            let twice = || {
+                manager.fresh_token("s").unwrap();
+                manager.fresh_token("s").unwrap();
+                assert_eq!(crate::manager::memo::held().as_deref(), Some("s"));
+            };
+            if early {
+                twice();
+            }
+            READER.with(|reader| {
+                *reader.0.borrow_mut() = Some((manager.clone(), read.clone()));
+            });
+            if !early {
+                twice();
+            }
+            // A newer set: the memo (if still there as the reader reads) must not answer
+            // at-1.
+            runtime().block_on(async {
+                manager.insert("s", fresh_set(2, HOUR)).await.unwrap();
+            });
+        });
+    });
+    Arc::try_unwrap(read).unwrap().into_inner().unwrap()
+}
+
+/// A by-name read from the destructor of a thread-local destroyed before the memo's: the
+/// current token, not the memo's older one.
+#[test]
+fn a_read_from_a_thread_local_destroyed_before_the_memo_answers_the_current_token() {
+    assert_eq!(read_while_destroyed(true), ["at-2", "at-2", "at-2"]);
+}
+
+/// The same read from one destroyed after the memo's and the session map's thread-locals:
+/// the memo is passed over (it is gone), and the map's guard panics for want of its thread
+/// id, which aborts the process (a panic in a thread-local's destructor). The same as before
+/// the memo: every by-name read pins the map's guard (the slow path too).
+#[test]
+#[ignore = "aborts the test process: papaya's guard panics during thread-local destruction (not the memo's doing; not fixed)"]
+fn a_read_from_a_thread_local_destroyed_after_the_map_s_answers_the_current_token() {
+    assert_eq!(read_while_destroyed(false), ["at-2", "at-2", "at-2"]);
+}
