@@ -12,8 +12,9 @@
 //! only after the change, a read in between, after another thread's read found the new
 //! entry through the map and said so, would answer the older token from its memo.)
 //!
-//! A memo holds one token per thread until that thread reads another name, or exits: a
-//! removed session's token may stay in memory that long (as it may in the caller's hands).
+//! A memo holds one token per thread until that thread's next fresh by-name read of another
+//! map entry (of any manager), or until it exits: a removed session's token, or a dropped
+//! manager's, may stay in memory that long (as it may in the caller's hands).
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -115,7 +116,7 @@ pub(super) fn recall(manager: u64, epoch: u64, name: &str, at_least: i64) -> Opt
 
 /// Notes a fresh read of `name` by `manager` at `epoch` (read before the map was) that
 /// found the map entry at `entry`; remembers it if the last read that was not recalled
-/// found the same entry. Not at an epoch with a change under way: that change may already
+/// found the same entry, and lets go of the memo if not. Not at an epoch with a change under way: that change may already
 /// show in the map to other threads, and the epoch will not move again at its end for a
 /// memo taken before it.
 #[inline]
@@ -127,15 +128,18 @@ pub(super) fn remember(
     token: &AccessToken,
     fresh_until: i64,
 ) {
-    if epoch & CHANGING != 0 {
-        return;
-    }
     let _ = LAST.try_with(|last| {
         let Ok(mut last) = last.try_borrow_mut() else {
             return;
         };
         if last.candidate != entry {
+            // Another entry than the last read found: the memo (of another name, or of an
+            // entry replaced since) is let go of, not kept until the next one is taken.
             last.candidate = entry;
+            last.memo = None;
+            return;
+        }
+        if epoch & CHANGING != 0 {
             return;
         }
         last.memo = Some(Memo {

@@ -476,7 +476,9 @@ impl<P: Provider> TokenManager<P> {
     }
 
     /// Forgets `session`: removes its set from the store and from memory. A refresh under
-    /// way neither brings it back nor reports on it. Like [`insert`](Self::insert), once it
+    /// way neither brings it back nor reports on it. (Copies of its access token already
+    /// handed out stay with their holders, and so does a thread's memo of its last by-name
+    /// read, until that thread reads another session.) Like [`insert`](Self::insert), once it
     /// has its turn it runs to the end even if the returned future is dropped, and
     /// [`shutdown`](Self::shutdown) waits for it.
     pub async fn remove(&self, session: &str) -> Result<(), Error> {
