@@ -450,3 +450,64 @@ fn a_read_from_a_thread_local_destroyed_before_the_memo_answers_the_current_toke
 fn a_read_from_a_thread_local_destroyed_after_the_map_s_answers_the_current_token() {
     assert_eq!(read_while_destroyed(false), ["at-2", "at-2", "at-2"]);
 }
+
+/// What a by-name read would answer through the session map alone (no memo).
+fn mapped<P: Provider>(manager: &TokenManager<P>, name: &str) -> Option<AccessToken> {
+    let inner = &*manager.inner;
+    let at_least = inner.clock.now_nanos_at_least();
+    let sessions = inner.sessions.pin();
+    let current = sessions.get(name)?.current.as_deref()?;
+    (at_least < current.fresh_until).then(|| current.access_token().clone())
+}
+
+/// A token the API refused while fresh, read twice by this thread first (its memo holds
+/// it), and each way a refresh after the refusal can end (a verdict, a lost answer, a
+/// panic, an answer already expired, a failure, none yet): after each, and after the
+/// background work it leaves, a by-name read on this thread answers what the map alone
+/// would (the memo adds no token of its own).
+#[tokio::test(start_paused = true)]
+async fn after_a_refusal_the_memo_answers_what_the_map_would_whatever_the_refresh_did() {
+    let steps = [
+        Step::Fail(invalid_grant()),
+        Step::LoseAfterRotate,
+        Step::Panic,
+        Step::PanicAfterRotate,
+        Step::AnswerExpired,
+        Step::AnswerWithoutExpiry,
+        Step::KeepRefreshToken,
+        Step::Hang,
+    ];
+    for (i, step) in steps.into_iter().enumerate() {
+        let h = harness(|_| {});
+        h.seed("s", HOUR).await;
+        let refused = h.manager.access_token("s").await.unwrap();
+        h.manager.access_token("s").await.unwrap();
+        assert!(recalled(&h.manager, "s").is_some(), "step {i}");
+        h.fake.then(step);
+        let manager = h.manager.clone();
+        let rejected = tokio::spawn(async move {
+            let _ = manager.refresh_rejected("s", &refused).await;
+        });
+        // Bounded: the refresh's tasks (a hung one too) get their turns.
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+            for _ in 0..2 {
+                let read = h.manager.fresh_token("s");
+                assert_eq!(read, mapped(&h.manager, "s"), "step {i}");
+            }
+        }
+        assert_eq!(h.calls(), 1, "step {i}: the refusal was refreshed");
+        tokio::time::advance(Duration::from_secs(30)).await;
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..2 {
+            assert_eq!(
+                h.manager.fresh_token("s"),
+                mapped(&h.manager, "s"),
+                "step {i}"
+            );
+        }
+        rejected.abort();
+    }
+}
