@@ -511,3 +511,33 @@ async fn after_a_refusal_the_memo_answers_what_the_map_would_whatever_the_refres
         rejected.abort();
     }
 }
+
+/// A remove while a handle holds the session keeps its map entry (without a set): the
+/// memo of the removed token does not answer, and an insert after it is read by name and
+/// through the handle alike.
+#[tokio::test(start_paused = true)]
+async fn a_remove_while_a_handle_holds_the_session_is_not_answered_from_the_memo() {
+    let h = harness(|_| {});
+    h.seed("s", HOUR).await;
+    let handle = h.manager.session("s");
+    h.manager.access_token("s").await.unwrap();
+    h.manager.access_token("s").await.unwrap();
+    assert!(recalled(&h.manager, "s").is_some());
+    h.manager.remove("s").await.unwrap();
+    assert!(h.manager.inner.sessions.pin().get("s").is_some(), "held");
+    assert!(matches!(
+        h.manager.access_token("s").await,
+        Err(Error::NoTokens(_))
+    ));
+    assert!(matches!(
+        handle.access_token().await,
+        Err(Error::NoTokens(_))
+    ));
+    h.manager.insert("s", fresh_set(5, HOUR)).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(number(&h.manager.access_token("s").await.unwrap()), 5);
+        assert_eq!(number(&handle.access_token().await.unwrap()), 5);
+    }
+    h.manager.shutdown(Duration::from_secs(1)).await.unwrap();
+    assert_eq!(number(&h.manager.access_token("s").await.unwrap()), 5);
+}
