@@ -541,3 +541,40 @@ async fn a_remove_while_a_handle_holds_the_session_is_not_answered_from_the_memo
     h.manager.shutdown(Duration::from_secs(1)).await.unwrap();
     assert_eq!(number(&h.manager.access_token("s").await.unwrap()), 5);
 }
+
+/// Another process (a manager over the same store) refreshes the session and saves the
+/// new set; this one, whose thread's memo holds the old token, finds it in the store after
+/// the API refused the old one: by-name reads on this thread answer the adopted set at once.
+#[tokio::test(start_paused = true)]
+async fn a_set_adopted_from_the_store_is_read_at_once_by_the_thread_whose_memo_holds_the_old_one() {
+    let (clock, fake, [one, other]) = managers_on_a_manual_clock();
+    one.insert(
+        "s",
+        TokenSet::new(AccessToken::new("at-login"))
+            .with_refresh_token(RefreshToken::new("rt-0"))
+            .with_access_expires_at(clock.now() + HOUR * 2),
+    )
+    .await
+    .unwrap();
+    let old = one.access_token("s").await.unwrap();
+    one.access_token("s").await.unwrap();
+    assert_eq!(recalled(&one, "s").as_ref(), Some(&old));
+    assert_eq!(other.access_token("s").await.unwrap(), old);
+    let saved = other.refresh_now("s").await.unwrap();
+    assert_ne!(saved, old);
+    assert_eq!(
+        one.access_token("s").await.unwrap(),
+        old,
+        "not looked up yet"
+    );
+    assert_eq!(one.refresh_rejected("s", &old).await.unwrap(), saved);
+    assert_eq!(
+        fake.calls.load(Ordering::SeqCst),
+        1,
+        "adopted, not refreshed"
+    );
+    for _ in 0..3 {
+        assert_eq!(one.access_token("s").await.unwrap(), saved);
+    }
+    assert_eq!(recalled(&one, "s").as_ref(), Some(&saved));
+}
