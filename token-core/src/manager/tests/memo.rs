@@ -407,9 +407,12 @@ fn read_while_destroyed(early: bool) -> Vec<String> {
         manager.insert("s", fresh_set(1, HOUR)).await.unwrap();
     });
     let read = Arc::new(StdMutex::new(Vec::new()));
-    std::thread::scope(|scope| {
-        let (manager, read) = (&manager, &read);
-        scope.spawn(move || {
+    // Joined natively (not a scoped thread, whose join may come before its thread-locals'
+    // destructors have run).
+    let thread = {
+        let (manager, read) = (manager.clone(), read.clone());
+        std::thread::spawn(move || {
+            let manager = &manager;
             let twice = || {
                 manager.fresh_token("s").unwrap();
                 manager.fresh_token("s").unwrap();
@@ -419,7 +422,7 @@ fn read_while_destroyed(early: bool) -> Vec<String> {
                 twice();
             }
             READER.with(|reader| {
-                *reader.0.borrow_mut() = Some((manager.clone(), read.clone()));
+                *reader.0.borrow_mut() = Some((manager.clone(), read));
             });
             if !early {
                 twice();
@@ -429,8 +432,9 @@ fn read_while_destroyed(early: bool) -> Vec<String> {
             runtime().block_on(async {
                 manager.insert("s", fresh_set(2, HOUR)).await.unwrap();
             });
-        });
-    });
+        })
+    };
+    thread.join().unwrap();
     Arc::try_unwrap(read).unwrap().into_inner().unwrap()
 }
 
