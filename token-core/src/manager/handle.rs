@@ -119,7 +119,7 @@ impl<P: Provider> SessionHandle<P> {
         let inner = &self.manager.inner;
         let at_least = inner.clock.now_nanos_at_least();
         // Read before the memo and the state: a publication after this reading moves it.
-        let epoch = inner.epoch.load(std::sync::atomic::Ordering::Acquire);
+        let epoch = inner.epoch.now();
         let name = self.session.name();
         if let Some(token) = memo::recall(inner.id, epoch, name, at_least) {
             return Some(token);

@@ -5,16 +5,24 @@
 //! and the manager's map epoch at the time of that read; a read of the same name by the
 //! same manager is answered from it while the epoch has not moved, without the session
 //! map's guard or the name's hash. Every change of a map entry (a publication, a remove)
-//! moves the epoch after the change, so a memo never outlives what it copied: a read that
-//! finds the epoch unchanged comes before the change, as it would have through the map.
+//! moves the epoch both before the change (one change more under way) and after it (one
+//! less, and the epoch proper moved), so a memo never outlives what it copied: a memo is
+//! taken only at an epoch with no change under way, and a read that finds the epoch
+//! unchanged since comes before any change began, as it would have through the map. (Moved
+//! only after the change, a read in between, after another thread's read found the new
+//! entry through the map and said so, would answer the older token from its memo.)
 //!
 //! A [`SessionHandle`](super::SessionHandle) reads and takes the same memo by its session's
-//! name: while a handle holds its session, the name maps to that session.
+//! name: while a handle holds its session, the name maps to that session. A handle reads the
+//! session's own state, which a publication sets before the map's entry, so a publication's
+//! change is under way from before that (`Inner::show` marks it as it is made, before the
+//! publication it is given to).
 //!
-//! A memo holds one token per thread until that thread takes another memo, or exits: a
-//! removed session's token, or a dropped manager's, may stay in memory that long (as it may
-//! in a caller's hands), never to be answered again. Nothing prints it (`AccessToken`'s
-//! `Debug` is redacted, and the memo has no `Debug`).
+//! A memo holds one token per thread until that thread's next fresh read of another entry
+//! or session (of any manager), or until it exits: a removed session's token, or a dropped
+//! manager's, may stay in memory that long (as it may in a caller's hands), never to be
+//! answered again. Nothing prints it (`AccessToken`'s `Debug` is redacted, and the memo has
+//! no `Debug`).
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -23,6 +31,44 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::secret::AccessToken;
 
 use super::name::same;
+
+/// The low bits of an epoch: how many changes of map entries are under way.
+const CHANGING: u64 = (1 << 20) - 1;
+/// The epoch proper, moved once per change: the bits above [`CHANGING`].
+const CHANGED: u64 = CHANGING + 1;
+
+/// A manager's map epoch: the changes of map entries made so far and under way. Every
+/// move adds, so an epoch never comes back.
+#[derive(Default)]
+pub(super) struct Epoch(AtomicU64);
+
+impl Epoch {
+    /// The epoch now, read before a by-name read looks at its memo or the map: it sees
+    /// every change completed before (Acquire, paired with [`Changing`]'s Release).
+    #[inline]
+    pub(super) fn now(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Marks a change of map entries as under way until the returned guard is dropped,
+    /// after the change (even by a panic): a read whose thread learnt of the change
+    /// (through the map, or anything the change made visible) finds the epoch moved.
+    pub(super) fn changing(&self) -> Changing<'_> {
+        // Before the change's own writes (papaya's are Release, and so come after this).
+        self.0.fetch_add(1, Ordering::AcqRel);
+        Changing(&self.0)
+    }
+}
+
+/// A change of map entries under way ([`Epoch::changing`]).
+pub(super) struct Changing<'a>(&'a AtomicU64);
+
+impl Drop for Changing<'_> {
+    fn drop(&mut self) {
+        // One change less under way, and the epoch proper moved.
+        self.0.fetch_add(CHANGED - 1, Ordering::Release);
+    }
+}
 
 /// A manager's identity for the memo: never reused in a process, so a memo of a dropped
 /// manager never answers for a new one built at the same address.
@@ -78,7 +124,9 @@ pub(super) fn recall(manager: u64, epoch: u64, name: &str, at_least: i64) -> Opt
 
 /// Notes a fresh read of `name` by `manager` at `epoch` (read before the map was) that
 /// found the map entry at `entry`; remembers it if the last read that was not recalled
-/// found the same entry.
+/// found the same entry, and lets go of the memo if not. Not at an epoch with a change under way: that change may already
+/// show in the map to other threads, and the epoch will not move again at its end for a
+/// memo taken before it.
 #[inline]
 pub(super) fn remember(
     manager: u64,
@@ -93,7 +141,13 @@ pub(super) fn remember(
             return;
         };
         if last.candidate != entry {
+            // Another entry than the last read found: the memo (of another name, or of an
+            // entry replaced since) is let go of, not kept until the next one is taken.
             last.candidate = entry;
+            last.memo = None;
+            return;
+        }
+        if epoch & CHANGING != 0 {
             return;
         }
         last.memo = Some(Memo {
@@ -104,4 +158,10 @@ pub(super) fn remember(
             fresh_until,
         });
     });
+}
+
+/// The name this thread's memo holds a token of, if any.
+#[cfg(test)]
+pub(super) fn held() -> Option<Arc<str>> {
+    LAST.with(|last| last.borrow().memo.as_ref().map(|memo| memo.name.clone()))
 }

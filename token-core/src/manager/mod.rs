@@ -28,7 +28,7 @@ pub(crate) use refresh::CatchUnwind;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -178,7 +178,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
                     .resize_mode(papaya::ResizeMode::Blocking)
                     .build(),
                 id: memo::next_manager_id(),
-                epoch: AtomicU64::new(0),
+                epoch: memo::Epoch::default(),
                 unknown: UnknownNames::default(),
                 events,
                 hook: self.hook,
@@ -308,8 +308,9 @@ impl<P: Provider> TokenManager<P> {
     pub(crate) fn fresh_token(&self, name: &str) -> Option<AccessToken> {
         let inner = &*self.inner;
         let at_least = inner.clock.now_nanos_at_least();
-        // Read before the memo and the map: a change after this reading moves the epoch.
-        let epoch = inner.epoch.load(Ordering::Acquire);
+        // Read before the memo and the map: a change begun after this reading moves the
+        // epoch.
+        let epoch = inner.epoch.now();
         if let Some(token) = memo::recall(inner.id, epoch, name, at_least) {
             return Some(token);
         }
@@ -476,7 +477,9 @@ impl<P: Provider> TokenManager<P> {
     }
 
     /// Forgets `session`: removes its set from the store and from memory. A refresh under
-    /// way neither brings it back nor reports on it. Like [`insert`](Self::insert), once it
+    /// way neither brings it back nor reports on it. (Copies of its access token already
+    /// handed out stay with their holders, and so does a thread's memo of its last by-name
+    /// read, until that thread reads another session.) Like [`insert`](Self::insert), once it
     /// has its turn it runs to the end even if the returned future is dropped, and
     /// [`shutdown`](Self::shutdown) waits for it.
     pub async fn remove(&self, session: &str) -> Result<(), Error> {
@@ -543,15 +546,14 @@ impl<P: Provider> TokenManager<P> {
         // published into it since): the handle then keeps reading it, from its fast path,
         // once tokens are inserted again.
         session.retire_if_absent(|_| {
-            let removed = inner
+            let _changing = inner.epoch.changing();
+            inner
                 .sessions
                 .pin()
                 .remove_if(&**session.name(), |_, entry| {
                     Arc::ptr_eq(&entry.session, &session)
                 })
-                .is_ok_and(|removed| removed.is_some());
-            inner.entries_changed();
-            removed
+                .is_ok_and(|removed| removed.is_some())
         });
         Ok(())
     }
@@ -660,9 +662,9 @@ struct Inner<P: Provider> {
     sessions: papaya::HashMap<Name, Entry<P::Extras>, foldhash::quality::RandomState>,
     /// This manager's identity in each thread's memo of its last by-name read ([`memo`]).
     id: u64,
-    /// Moved after every change of a `sessions` entry (`Inner::entries_changed`): a memo
-    /// taken at another epoch is not answered from.
-    epoch: AtomicU64,
+    /// Moved before and after every change of a `sessions` entry ([`memo::Epoch`]): a
+    /// memo taken at another epoch is not answered from.
+    epoch: memo::Epoch,
     /// Names the store had no tokens for, which the session map keeps no entry for.
     unknown: UnknownNames,
     /// The provider's name, shared by every session's key.
@@ -772,6 +774,7 @@ impl<P: Provider> Inner<P> {
         if session.in_flight() {
             return false;
         }
+        let changing = self.epoch.changing();
         let removed = self
             .sessions
             .pin()
@@ -779,7 +782,7 @@ impl<P: Provider> Inner<P> {
                 Arc::ptr_eq(&entry.session, session)
             })
             .is_ok_and(|removed| removed.is_some());
-        self.entries_changed();
+        drop(changing);
         if let Some(checked_at) = checked_at.filter(|_| removed) {
             let now = self.clock.now();
             let within = self.config.failure_cooldown;
@@ -829,7 +832,12 @@ impl<P: Provider> Inner<P> {
         &'a self,
         session: &'a Session<P::Extras>,
     ) -> impl FnOnce(&Arc<State<P::Extras>>) + 'a {
+        // The change is under way from here, before the publication this is given to sets
+        // the session's own state (which a `SessionHandle` reads), until the map's entry
+        // took it (or the publication did not happen: this dropped uncalled) ([`memo`]).
+        let changing = self.epoch.changing();
         move |state| {
+            let _changing = changing;
             // Moved into the entry (cloned again only if papaya tries a second time).
             let mut current = Ready::of(state);
             let ready = current.is_some();
@@ -849,14 +857,7 @@ impl<P: Provider> Inner<P> {
                     }
                     _ => papaya::Operation::Abort(()),
                 });
-            self.entries_changed();
         }
-    }
-
-    /// Marks a change of the session map's entries, after it is made: no thread answers
-    /// from a memo of a by-name read made before it ([`memo`]).
-    fn entries_changed(&self) {
-        self.epoch.fetch_add(1, Ordering::Release);
     }
 
     /// The state of `session`, if loaded.
