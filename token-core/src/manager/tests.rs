@@ -228,13 +228,18 @@ impl Provider for Arc<Fake> {
         {
             return Err(invalid_grant());
         }
-        let set = self.mint();
+        let mut set = self.mint();
         *self.live.lock().unwrap() = set
             .refresh_token
             .as_ref()
             .unwrap()
             .expose_secret()
             .to_owned();
+        let mut script = self.script.lock().unwrap();
+        if matches!(script.front(), Some(Step::AnswerUnsendableAccess)) {
+            script.pop_front();
+            set.access_token = AccessToken::new("at-CANARY\r\nX-Injected: 1");
+        }
         Ok(set)
     }
 
@@ -1838,6 +1843,52 @@ async fn a_process_holding_the_old_token_refreshes_past_a_set_aside_pair() {
         assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0", "rt-1"]);
         let shown = format!("{:?}", h.drain());
         assert!(!shown.contains("ReauthRequired"), "{shown}");
+    }
+}
+
+/// A provider that issues sets of the client's own: an issued set whose access token cannot
+/// be sent, beside a refresh token, is kept like a refreshed one (the access token set aside,
+/// `Rejected` for the callers, never an empty bearer); after the cooldown the saved refresh
+/// token is presented, not a new set issued. Also when the issue followed a refused refresh.
+#[tokio::test(start_paused = true)]
+async fn an_issued_set_whose_access_token_cannot_be_sent_keeps_its_refresh_token() {
+    for refused in [false, true] {
+        let mut h = harness(|fake| {
+            fake.can_issue = true;
+            fake.reuse_window = Duration::ZERO;
+        });
+        if refused {
+            h.seed("svc", Duration::ZERO).await;
+            h.fake.then(Step::Fail(invalid_grant()));
+        }
+        h.fake.then(Step::AnswerUnsendableAccess);
+        let error = h.manager.access_token("svc").await.unwrap_err();
+        assert_eq!(
+            error.kind(),
+            ErrorKind::Rejected,
+            "refused={refused}: {error}"
+        );
+        let again = h.manager.access_token("svc").await.unwrap_err();
+        assert_eq!(again.kind(), ErrorKind::Rejected);
+        assert_eq!(h.fake.issues.load(Ordering::SeqCst), 1);
+        let stored = h.stored_tokens("svc").await.expect("saved").value;
+        assert_eq!(
+            stored
+                .refresh_token
+                .as_ref()
+                .map(RefreshToken::expose_secret),
+            Some("rt-1")
+        );
+        tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+        let token = h.manager.access_token("svc").await.unwrap();
+        assert_eq!(token.expose_secret(), "at-2", "refused={refused}");
+        assert_eq!(h.fake.issues.load(Ordering::SeqCst), 1, "not issued again");
+        assert_eq!(h.fake.presented.lock().unwrap().last().unwrap(), "rt-1");
+        let shown = format!("{:?}", h.drain());
+        assert!(
+            !shown.contains("ReauthRequired") && !shown.contains("CANARY"),
+            "{shown}"
+        );
     }
 }
 
