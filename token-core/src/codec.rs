@@ -572,18 +572,31 @@ pub(crate) fn unsendable(token: &str) -> bool {
     token.bytes().any(|b| b.is_ascii_control())
 }
 
-/// Sets aside an access token of `set` that cannot be sent: it becomes the empty one of a
-/// session that has no access token yet (as `insert_refresh_token` stores), expired since
-/// the Unix epoch, so it is never served and the next call refreshes with the set's
-/// refresh token (a provider that sends the current access token on refresh sends none).
-/// Returns whether it did.
-pub(crate) fn set_aside_unsendable_access<X>(set: &mut TokenSet<X>) -> bool {
-    if !unsendable(set.access_token.expose_secret()) {
-        return false;
+/// What an error says of an empty access token (an empty bearer is no credential).
+pub(crate) const EMPTY_ACCESS: &str = "the access token is empty";
+
+/// Why an access token cannot be served, never its value: it is empty (no bearer to send),
+/// or it cannot travel in a header ([`unsendable`]). `None` for one that can be served.
+pub(crate) fn unusable_access(token: &str) -> Option<&'static str> {
+    if token.is_empty() {
+        Some(EMPTY_ACCESS)
+    } else if unsendable(token) {
+        Some(UNSENDABLE_ACCESS)
+    } else {
+        None
     }
+}
+
+/// Sets aside an access token of `set` that cannot be served ([`unusable_access`]): it
+/// becomes the empty one of a session that has no access token yet (as
+/// `insert_refresh_token` stores), expired since the Unix epoch, so it is never served and
+/// the next call refreshes with the set's refresh token (a provider that sends the current
+/// access token on refresh sends none). Returns why, if it did.
+pub(crate) fn set_aside_unusable_access<X>(set: &mut TokenSet<X>) -> Option<&'static str> {
+    let why = unusable_access(set.access_token.expose_secret())?;
     set.access_token = crate::secret::AccessToken::new("");
     set.access_expires_at = Some(OffsetDateTime::UNIX_EPOCH);
-    true
+    Some(why)
 }
 
 /// The kind of an error answer: the one place where an answer's status, its result

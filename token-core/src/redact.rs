@@ -160,8 +160,8 @@ pub(crate) fn unquote(message: &str) -> String {
 
 /// `text` with every echo of a `known` secret replaced by the redaction marker: any run of
 /// [`MIN_ECHO`] or more consecutive bytes of a secret (so a token echoed whole, cut, or
-/// wrapped in other text), its form-urlencoded spelling too, and whole occurrences of a
-/// secret shorter than that (from 4 bytes).
+/// wrapped in other text), its form-urlencoded and JSON-string spellings too, and whole
+/// occurrences of a secret shorter than that (from 4 bytes).
 ///
 /// Linear in the text: every [`MIN_ECHO`]-byte window of the text is looked up among the
 /// windows of the secrets (a few dozen per token).
@@ -186,6 +186,15 @@ pub fn scrub_secrets(text: &str, known: &[&str]) -> String {
         let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
         if form != *secret {
             encoded.push(form);
+        }
+        // As a JSON string spells it (a refresh token may hold control characters: `\n`,
+        // `\u0000`), for a body shown as text (cut JSON, an HTML page quoting JSON): its runs
+        // between control characters may each be too short to match alone.
+        if let Ok(json) = serde_json::to_string(secret)
+            && let Some(json) = json.strip_prefix('"').and_then(|j| j.strip_suffix('"'))
+            && json != *secret
+        {
+            encoded.push(json.to_owned());
         }
     }
     for secret in known

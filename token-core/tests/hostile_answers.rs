@@ -940,3 +940,39 @@ fn capture_warnings(f: impl FnOnce()) -> String {
     CAPTURE.with(|capture| *capture.borrow_mut() = None);
     String::from_utf8(buffer.lock().unwrap().clone()).unwrap()
 }
+
+/// A refresh token holding control characters (the manager keeps and presents such a token
+/// now), echoed by the provider in its error answer in any spelling: raw (JSON decoded), as
+/// a JSON string escapes it (`\n`, `\u0000`) in a body the codec cannot read as JSON, or
+/// percent-encoded. Its runs between the control characters are short (7 characters), so
+/// no run of the raw token is long enough to be matched alone: none of them shows.
+#[test]
+fn a_refresh_token_with_control_characters_echoed_in_an_error_shows_in_no_spelling() {
+    let token = "Qz7kLmP\nWx3vBnR\r\nTy8uIoA\0Hj2gFdS";
+    let runs = ["Qz7kLmP", "Wx3vBnR", "Ty8uIoA", "Hj2gFdS"];
+    let session = TokenSet::<token_core::token_set::NoExtras>::new(AccessToken::new("at"))
+        .with_refresh_token(RefreshToken::new(token));
+    let refresh = Refresh::from_context(&RequestContext::for_refresh(&(), &session)).unwrap();
+    let escaped = serde_json::to_string(token).unwrap();
+    let escaped = escaped.trim_matches('"');
+    let encoded: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
+    for body in [
+        format!(
+            r#"{{"error":"invalid_grant","error_description":{}}}"#,
+            serde_json::to_string(token).unwrap()
+        ),
+        format!(r#"{{"error":"invalid_grant","error_description":"unknown {escaped}"#),
+        format!("<html><p>unknown refresh token {escaped}</p></html>"),
+        format!("<html><p>unknown refresh token {encoded}</p></html>"),
+    ] {
+        let error =
+            decode_response::<Refresh>(&answer(400, &body), now(), &refresh.secrets()).unwrap_err();
+        let text = shown(&error);
+        for run in runs {
+            assert!(
+                !text.contains(run),
+                "`{run}` of the refresh token shows in {text}"
+            );
+        }
+    }
+}

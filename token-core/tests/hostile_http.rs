@@ -136,6 +136,39 @@ async fn an_unsendable_access_token_from_a_hand_written_provider_is_never_served
     }
 }
 
+/// A hand-written provider answering an empty access token beside a new refresh token (what
+/// a declared answer refuses, and what the manager's own placeholder for a set-aside token
+/// is): never served as a bearer, here or by another process sharing the store.
+#[tokio::test]
+async fn an_empty_access_token_from_a_hand_written_provider_is_never_served() {
+    let provider = Answering {
+        access: "",
+        calls: AtomicU32::new(0),
+    };
+    let subject = Subject::new(provider, true).await;
+    for _ in 0..3 {
+        match subject.manager.access_token(SESSION).await {
+            Ok(token) => assert!(!token.expose_secret().is_empty(), "an empty bearer served"),
+            Err(error) => assert_eq!(error.kind(), ErrorKind::Rejected, "{error}"),
+        }
+    }
+    // Nor from the store, by another process, nor inserted with an expiry to come.
+    let set = TokenSet::new(AccessToken::new(""))
+        .with_refresh_token(RefreshToken::new("rt-9"))
+        .with_access_expires_at(time::OffsetDateTime::now_utc() + time::Duration::hours(1));
+    subject.manager.insert("other", set).await.unwrap();
+    if let Ok(token) = subject.manager.access_token("other").await {
+        assert!(!token.expose_secret().is_empty(), "an empty bearer served");
+    }
+    let (_, stored_refresh) = subject.stored().await;
+    assert!(
+        stored_refresh.is_some_and(|t| t != "rt-0"),
+        "the new refresh token is kept"
+    );
+    let events = subject.events();
+    assert!(!events.contains("ReauthRequired"), "{events}");
+}
+
 /// The same access tokens handed to `insert` are refused there, naming no value, and what
 /// the session held stays. A refresh token with a control character is taken: it travels
 /// escaped, in a body or a query (and a request that would put it in a header fails to

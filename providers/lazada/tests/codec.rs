@@ -276,3 +276,37 @@ fn the_error_code_table() {
         }
     }
 }
+
+/// A refresh token holding control characters and the form's own delimiters (the manager
+/// keeps such a token: it travels escaped) is sent percent-encoded in the body, signed over
+/// its decoded value (what Lazada reads and signs), and read back whole by the server side.
+#[test]
+fn a_refresh_token_with_control_characters_is_signed_as_lazada_reads_it() {
+    let raw = "RT-\r\n\0\t+&=%; SECRET";
+    let session = TokenSet::<LazadaSeller>::new(AccessToken::new("at"))
+        .with_refresh_token(RefreshToken::new(raw));
+    let app = app();
+    let cx =
+        RequestContext::for_refresh(&app, &session).with_now(datetime!(2018-02-05 08:46:32 UTC));
+    let request = RefreshAccessToken::from_context(&cx)
+        .unwrap()
+        .encode_request(&"https://auth.lazada.com/rest".parse().unwrap())
+        .unwrap();
+    let body = std::str::from_utf8(request.body()).unwrap();
+    assert!(!body.bytes().any(|b| b.is_ascii_control()), "{body:?}");
+    assert!(!request.uri().to_string().contains("SECRET"));
+    let signed = RefreshAccessToken::SIGNATURE
+        .unwrap()
+        .string_to_sign(&request)
+        .unwrap();
+    let mut expected = b"/auth/token/refreshapp_key123456refresh_token".to_vec();
+    expected.extend_from_slice(raw.as_bytes());
+    expected.extend_from_slice(b"sign_methodsha256timestamp1517820392000");
+    assert_eq!(signed, expected);
+    let decoded =
+        RefreshAccessToken::decode_signed_request(&request, &ClientSecret::new("helloworld"))
+            .unwrap();
+    assert_eq!(decoded.refresh_token.expose_secret(), raw);
+    let shown = format!("{request:?} {decoded:?}");
+    assert!(!shown.contains("SECRET"), "{shown}");
+}

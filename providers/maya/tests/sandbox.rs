@@ -487,6 +487,42 @@ async fn the_receiver_refuses_empty_tokens_and_gives_no_session_id() {
     assert_eq!(world.sandbox.total_calls(), 0);
 }
 
+/// A refresh token holding a control character is taken, as `insert` takes it (it travels
+/// in Maya's JSON refresh body, escaped, never in a header): the tokens are stored under a
+/// new `sessionId`, redeemed, and the access token served; the answer quotes no token. An
+/// access token holding one is still refused.
+#[tokio::test(start_paused = true)]
+async fn the_receiver_takes_a_refresh_token_with_a_control_character() {
+    let world = world(Setup::default()).await;
+    let post = |body: &str, reference: &str| {
+        let mut post = http::Request::new(body.as_bytes().to_vec());
+        *post.method_mut() = http::Method::POST;
+        post.headers_mut()
+            .insert("Request-Reference-No", reference.parse().unwrap());
+        post
+    };
+    let body =
+        r#"{"accessToken":"at-maya-1","refreshToken":"rt-maya-\r\n1","expiresAt":4102444800}"#;
+    let answer = world.receiver.receive(post(body, "ref-ctl-1")).await;
+    let text = String::from_utf8_lossy(answer.body()).into_owned();
+    assert_eq!(answer.status(), 200, "{text}");
+    assert!(!text.contains("maya-"), "{text}");
+    let id: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
+    let id = id["sessionId"].as_str().unwrap();
+    let set = world.receiver.redeem(id, "u-ctl").await.unwrap();
+    assert_eq!(
+        set.refresh_token.as_ref().map(|t| t.expose_secret()),
+        Some("rt-maya-\r\n1")
+    );
+    let token = world.manager.access_token("u-ctl").await.unwrap();
+    assert_eq!(token.expose_secret(), "at-maya-1");
+    let body = r#"{"accessToken":"at-maya-\n2","refreshToken":"rt-maya-2","expiresAt":4102444800}"#;
+    let answer = world.receiver.receive(post(body, "ref-ctl-2")).await;
+    assert_eq!(answer.status(), 400);
+    assert!(!String::from_utf8_lossy(answer.body()).contains("maya-"));
+    assert_eq!(world.sandbox.total_calls(), 0);
+}
+
 /// Maya's POST carries no credential: whoever finds the Session URL can POST to it. A flood
 /// of new references is bounded: with 1000 sessions remembered, a new reference is answered
 /// 503 and stores nothing (the receiver's index record stops growing), Maya's retry of a

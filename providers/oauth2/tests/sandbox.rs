@@ -432,3 +432,23 @@ async fn an_answer_without_refresh_token_keeps_the_previous_one() {
     assert_eq!(sandbox.calls(TOKEN_PATH), 1);
     assert_eq!(manager.provider().name(), "oauth2");
 }
+
+/// The issuer side, met with a refresh token holding control characters (a client may now
+/// hold and present one): it arrives percent-encoded, is looked up like any unknown token
+/// and refused `invalid_grant` (a re-auth verdict), never a server error; nothing is issued,
+/// and the verdict names no token.
+#[tokio::test(start_paused = true)]
+async fn the_sandbox_refuses_an_unknown_refresh_token_with_control_characters_as_invalid_grant() {
+    let clock = paused_clock();
+    let sandbox = sandbox(&clock, IssuerConfig::default()).await;
+    let manager = manager(&sandbox, &clock, config(&sandbox));
+    let raw = "rt-\r\n\0\u{7f}SECRETSECRET";
+    let set = TokenSet::new(token_core::secret::AccessToken::new(""))
+        .with_refresh_token(token_core::secret::RefreshToken::new(raw))
+        .with_access_expires_at(time::OffsetDateTime::UNIX_EPOCH);
+    manager.insert("s", set).await.unwrap();
+    let error = manager.access_token("s").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired, "{error}");
+    let shown = format!("{error} {error:?}");
+    assert!(!shown.contains("SECRET"), "{shown}");
+}

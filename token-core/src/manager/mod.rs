@@ -403,7 +403,9 @@ impl<P: Provider> TokenManager<P> {
     /// in a header: such a set is refused with [`Error::Config`] and the session keeps what
     /// it had (a provider's answer holding one is no answer, unless a new refresh token
     /// comes with it: that is saved, the access token set aside). A refresh token may hold
-    /// one: it travels escaped, in a body or a query.
+    /// one: it travels escaped, in a body or a query. An empty access token is taken but
+    /// never served, whatever its expiry: the first call refreshes (as after
+    /// [`insert_refresh_token`](Self::insert_refresh_token)).
     pub async fn insert(&self, session: &str, set: TokenSet<P::Extras>) -> Result<(), Error> {
         let name = session;
         let (stored, extras) = split(set)?;

@@ -400,9 +400,10 @@ impl<P: Provider> Inner<P> {
         });
         match result {
             Ok((mut set, issued)) => {
-                // A new refresh token beside an access token that cannot be sent: the pair is
-                // saved with the access token set aside, and its callers get a failure.
-                let set_aside = crate::codec::set_aside_unsendable_access(&mut set);
+                // A new refresh token beside an access token that cannot be served (empty, or
+                // unsendable): the pair is saved with the access token set aside, and its
+                // callers get a failure.
+                let set_aside = crate::codec::set_aside_unusable_access(&mut set);
                 let base = current.as_ref().and_then(|c| c.version());
                 let (set, extras, extras_dropped) = stored_form(set);
                 // A panic from here on (in the clock, say) must not drop the pair the
@@ -526,15 +527,15 @@ impl<P: Provider> Inner<P> {
         current: Option<Ready<P::Extras>>,
         reason: &Reason,
         // The provider's answer as stores keep it, its typed extras, whether those could
-        // not be serialized (`stored_form`), whether it was issued anew, and whether its
-        // access token was set aside (it could not be sent: the pair is saved for its
+        // not be serialized (`stored_form`), whether it was issued anew, and why its access
+        // token was set aside, if it was (it could not be served: the pair is saved for its
         // refresh token, and the callers get a failure).
         (mut set, extras, extras_dropped, issued, set_aside): (
             StoredTokenSet,
             P::Extras,
             bool,
             bool,
-            bool,
+            Option<&'static str>,
         ),
         turn: &mut RunNotes,
     ) -> (Outcome<P::Extras>, bool) {
@@ -591,7 +592,7 @@ impl<P: Provider> Inner<P> {
         let earliest = later(now, self.config.min_refresh_interval);
         next.refresh_no_earlier_than(earliest);
         // (Not an access token set aside: never served.)
-        if next.stored.access_expires_at.is_some_and(|at| at <= now) && !set_aside {
+        if next.stored.access_expires_at.is_some_and(|at| at <= now) && set_aside.is_none() {
             // Already expired on arrival: used all the same, for a short while, rather than
             // refreshed again at once.
             notes.push(ExpiryNote::AlreadyExpired);
@@ -682,8 +683,8 @@ impl<P: Provider> Inner<P> {
                 note,
             });
         }
-        let outcome = if set_aside {
-            let error = unusable_access_token();
+        let outcome = if let Some(why) = set_aside {
+            let error = unusable_access_token(why);
             tracing::warn!(%error, "refresh failed");
             self.emit(Event::RefreshFailed {
                 session: session.name().clone(),
@@ -1133,26 +1134,27 @@ impl<P: Provider> Inner<P> {
                 ))
                 .into()),
             };
-            // An access token that cannot be sent would be served, and fail every API call,
-            // until it expires. Beside a new refresh token the answer is kept (the refresh
-            // token saved, the access token set aside: `refresh_held`): the provider may
-            // have spent the one presented. Without one there is nothing to keep, and the
-            // outcome is unknown (the provider may have rotated to a pair not received).
+            // An access token that cannot be sent (or an empty one: no bearer) would be
+            // served, and fail every API call, until it expires: a hand-written provider's
+            // set is held to what a declared answer is. Beside a new refresh token the answer
+            // is kept (the refresh token saved, the access token set aside: `refresh_held`):
+            // the provider may have spent the one presented. Without one there is nothing to
+            // keep, and the outcome is unknown (the provider may have rotated to a pair not
+            // received).
             let result = result.and_then(|set| {
                 let presented = refreshable
                     .filter(|_| !issuing)
                     .and_then(|set| set.refresh_token.as_ref());
                 let kept = set.refresh_token.is_some() && set.refresh_token.as_ref() != presented;
-                if kept || !crate::codec::unsendable(set.access_token.expose_secret()) {
-                    return Ok(set);
+                match crate::codec::unusable_access(set.access_token.expose_secret()) {
+                    Some(why) if !kept => {
+                        Err(
+                            crate::error::EndpointError::parse(http::StatusCode::OK, why, b"", &[])
+                                .into(),
+                        )
+                    }
+                    _ => Ok(set),
                 }
-                Err(crate::error::EndpointError::parse(
-                    http::StatusCode::OK,
-                    crate::codec::UNSENDABLE_ACCESS,
-                    b"",
-                    &[],
-                )
-                .into())
             });
             let error = match result {
                 Ok(set) => {
@@ -1273,18 +1275,17 @@ pub(super) fn remembered(error: &Error) -> bool {
 }
 
 /// What the callers of a refresh get when the provider answered a new refresh token beside
-/// an access token that cannot be sent in a header: `Rejected` (a definitive answer, not an
-/// unknown outcome: the pair was received, its refresh token saved). The refresh token is
-/// presented at the next refresh, after `failure_cooldown` (this failure is answered
-/// meanwhile, the provider not asked).
-fn unusable_access_token() -> Error {
+/// an access token that cannot be sent in a header (`why`: empty, or a control character):
+/// `Rejected` (a definitive answer, not an unknown outcome: the pair was received, its
+/// refresh token saved). The refresh token is presented at the next refresh, after
+/// `failure_cooldown` (this failure is answered meanwhile, the provider not asked).
+fn unusable_access_token(why: &str) -> Error {
     crate::error::EndpointError::Parse {
         kind: ErrorKind::Rejected,
         status: http::StatusCode::OK,
         reason: format!(
-            "{} and cannot be sent in a header; the new refresh token was saved and is \
-             presented at the next refresh",
-            crate::codec::UNSENDABLE_ACCESS
+            "{why} and cannot be sent in a header; the new refresh token was saved and is \
+             presented at the next refresh"
         ),
         body: String::new(),
     }

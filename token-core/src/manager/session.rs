@@ -616,10 +616,11 @@ impl<X> Current<X> {
         refresh_at: Option<i128>,
     ) -> Self {
         // An access token that cannot be sent, found in a store (`insert` refuses one, a
-        // refresh sets one aside): set aside too, never served, so the first caller
-        // refreshes with the stored refresh token, and a provider that sends the current
-        // access token on refresh sends none rather than failing to encode the request.
-        crate::codec::set_aside_unsendable_access(&mut stored);
+        // refresh sets one aside), or an empty one (no bearer to send, whatever its
+        // expiry): set aside too, never served, so the first caller refreshes with the
+        // stored refresh token, and a provider that sends the current access token on
+        // refresh sends none rather than failing to encode the request.
+        crate::codec::set_aside_unusable_access(&mut stored);
         // Built in one go (no pass through `sealed`): an insert moves the set once less.
         let usable_until = nanos_or_never(stored.access_expires_at);
         let refresh_at = refresh_at.map_or(NEVER, Nanos::new);

@@ -228,13 +228,18 @@ impl Provider for Arc<Fake> {
         {
             return Err(invalid_grant());
         }
-        let set = self.mint();
+        let mut set = self.mint();
         *self.live.lock().unwrap() = set
             .refresh_token
             .as_ref()
             .unwrap()
             .expose_secret()
             .to_owned();
+        let mut script = self.script.lock().unwrap();
+        if matches!(script.front(), Some(Step::AnswerUnsendableAccess)) {
+            script.pop_front();
+            set.access_token = AccessToken::new("at-CANARY\r\nX-Injected: 1");
+        }
         Ok(set)
     }
 
@@ -1757,6 +1762,134 @@ async fn a_provider_that_keeps_answering_unsendable_access_tokens_is_not_hammere
     tokio::time::advance(cooldown).await;
     let token = h.manager.access_token("s").await.unwrap();
     assert_eq!(token.expose_secret(), format!("at-{}", h.calls()));
+}
+
+/// A set-aside pair seen by another process sharing the store: that process never serves
+/// the placeholder (by name, by handle, by `token_set`, after a 401 to an empty bearer or
+/// to the old token it held), refreshes once with the saved refresh token, and the process
+/// that set the token aside then adopts that process's set rather than presenting the
+/// saved refresh token again (spent: with no reuse window that would be a false re-auth).
+#[tokio::test(start_paused = true)]
+async fn a_set_aside_pair_is_refreshed_once_by_another_process_and_adopted_here() {
+    let mut h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    h.seed("s", Duration::ZERO).await;
+    let other = manager_over(&h, h.store.clone());
+    h.drain();
+    h.fake.then(Step::AnswerUnsendableAccess);
+    let error = h.manager.access_token("s").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Rejected, "{error}");
+    assert_eq!(h.calls(), 1);
+    // The other process: every way in refreshes once, with rt-1, and serves at-2.
+    let empty = AccessToken::new("");
+    assert_eq!(
+        other
+            .refresh_rejected("s", &empty)
+            .await
+            .unwrap()
+            .expose_secret(),
+        "at-2"
+    );
+    assert_eq!(
+        other.access_token("s").await.unwrap().expose_secret(),
+        "at-2"
+    );
+    assert_eq!(
+        other
+            .session("s")
+            .access_token()
+            .await
+            .unwrap()
+            .expose_secret(),
+        "at-2"
+    );
+    let set = other.token_set("s").await.unwrap();
+    assert_eq!(set.access_token.expose_secret(), "at-2");
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0", "rt-1"]);
+    // Here, once the failure is no longer answered: the other process's set, adopted.
+    tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+    let token = h.manager.access_token("s").await;
+    assert_eq!(token.unwrap().expose_secret(), "at-2");
+    let set = h.manager.token_set("s").await.unwrap();
+    assert_eq!(set.access_token.expose_secret(), "at-2");
+    assert_eq!(h.calls(), 2, "rt-1 is not presented again");
+    let shown = format!("{:?}", h.drain());
+    assert!(!shown.contains("ReauthRequired"), "{shown}");
+}
+
+/// A process that still holds the old access token (fresh when it loaded it) while another
+/// sets the rotated pair's access token aside: a 401 to the old token makes it read the
+/// store and refresh with the saved refresh token, never serve the placeholder. Its forced
+/// refresh does the same.
+#[tokio::test(start_paused = true)]
+async fn a_process_holding_the_old_token_refreshes_past_a_set_aside_pair() {
+    for forced in [false, true] {
+        let mut h = harness(|fake| fake.reuse_window = Duration::ZERO);
+        h.seed("s", HOUR).await;
+        let other = manager_over(&h, h.store.clone());
+        assert_eq!(
+            other.access_token("s").await.unwrap().expose_secret(),
+            "at-0"
+        );
+        h.drain();
+        h.fake.then(Step::AnswerUnsendableAccess);
+        let error = h.manager.refresh_now("s").await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Rejected, "{error}");
+        let token = if forced {
+            other.refresh_now("s").await
+        } else {
+            other.refresh_rejected("s", &AccessToken::new("at-0")).await
+        };
+        assert_eq!(token.unwrap().expose_secret(), "at-2", "forced={forced}");
+        assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0", "rt-1"]);
+        let shown = format!("{:?}", h.drain());
+        assert!(!shown.contains("ReauthRequired"), "{shown}");
+    }
+}
+
+/// A provider that issues sets of the client's own: an issued set whose access token cannot
+/// be sent, beside a refresh token, is kept like a refreshed one (the access token set aside,
+/// `Rejected` for the callers, never an empty bearer); after the cooldown the saved refresh
+/// token is presented, not a new set issued. Also when the issue followed a refused refresh.
+#[tokio::test(start_paused = true)]
+async fn an_issued_set_whose_access_token_cannot_be_sent_keeps_its_refresh_token() {
+    for refused in [false, true] {
+        let mut h = harness(|fake| {
+            fake.can_issue = true;
+            fake.reuse_window = Duration::ZERO;
+        });
+        if refused {
+            h.seed("svc", Duration::ZERO).await;
+            h.fake.then(Step::Fail(invalid_grant()));
+        }
+        h.fake.then(Step::AnswerUnsendableAccess);
+        let error = h.manager.access_token("svc").await.unwrap_err();
+        assert_eq!(
+            error.kind(),
+            ErrorKind::Rejected,
+            "refused={refused}: {error}"
+        );
+        let again = h.manager.access_token("svc").await.unwrap_err();
+        assert_eq!(again.kind(), ErrorKind::Rejected);
+        assert_eq!(h.fake.issues.load(Ordering::SeqCst), 1);
+        let stored = h.stored_tokens("svc").await.expect("saved").value;
+        assert_eq!(
+            stored
+                .refresh_token
+                .as_ref()
+                .map(RefreshToken::expose_secret),
+            Some("rt-1")
+        );
+        tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+        let token = h.manager.access_token("svc").await.unwrap();
+        assert_eq!(token.expose_secret(), "at-2", "refused={refused}");
+        assert_eq!(h.fake.issues.load(Ordering::SeqCst), 1, "not issued again");
+        assert_eq!(h.fake.presented.lock().unwrap().last().unwrap(), "rt-1");
+        let shown = format!("{:?}", h.drain());
+        assert!(
+            !shown.contains("ReauthRequired") && !shown.contains("CANARY"),
+            "{shown}"
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]

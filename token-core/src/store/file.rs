@@ -1417,6 +1417,30 @@ mod tests {
         );
     }
 
+    /// A refresh token holding CR, LF, NUL, DEL and a quote (the manager keeps such a token:
+    /// it travels escaped) is saved and read back as it was, by this store and by another
+    /// one opened on the same directory (another process), and shows in no Debug.
+    #[tokio::test]
+    async fn a_refresh_token_with_control_characters_is_kept_as_it_was() {
+        let tmp = TempDir::new().unwrap();
+        let store = FileStore::open(tmp.path()).unwrap();
+        let key = SessionKey::new("p", "s");
+        let raw = "rt-\r\n\0\u{7f}\"\\SECRET";
+        let record: StoredRecord = TokenSet::<serde_json::Value>::new(AccessToken::new(""))
+            .with_refresh_token(RefreshToken::new(raw))
+            .to_stored()
+            .unwrap()
+            .into();
+        let version = store.save(&key, &record, None).await.unwrap();
+        let other = FileStore::open(tmp.path()).unwrap();
+        for store in [&store, &other] {
+            let loaded = store.load(&key).await.unwrap().unwrap();
+            assert_eq!((loaded.version, &loaded.value), (version, &record));
+            let shown = format!("{loaded:?}");
+            assert!(!shown.contains("SECRET"), "{shown}");
+        }
+    }
+
     #[tokio::test]
     async fn keys_with_odd_characters_stay_inside_the_directory() {
         let tmp = TempDir::new().unwrap();

@@ -859,6 +859,45 @@ pub(crate) mod tests {
         assert_eq!((loaded.version, loaded.value), (version, record));
     }
 
+    /// A set-aside pair (the empty access token expired at the epoch) whose refresh token
+    /// holds CR, LF, NUL and DEL, saved by one process and read by another on the same
+    /// database, then replaced by that process's compare-and-swap save: kept byte for byte.
+    #[tokio::test]
+    async fn a_set_aside_pair_with_a_control_character_refresh_token_crosses_processes() {
+        let Some(url) =
+            test_url("a_set_aside_pair_with_a_control_character_refresh_token_crosses_processes")
+        else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-set-aside");
+        let one = PostgresStore::open(&db).await.unwrap();
+        let other = PostgresStore::open(&db).await.unwrap();
+        let key = SessionKey::new("p", "set-aside");
+        let record: StoredRecord = TokenSet::<serde_json::Value>::new(AccessToken::new(""))
+            .with_refresh_token(RefreshToken::new("rt-\r\n\0\u{7f}-1"))
+            .with_access_expires_at(time::OffsetDateTime::UNIX_EPOCH)
+            .to_stored()
+            .unwrap()
+            .into();
+        let outcome = async {
+            let version = one.save(&key, &record, None).await?;
+            let loaded = other.load(&key).await?;
+            let next = set("at-2\0");
+            let replaced = other.save(&key, &next, Some(version)).await?;
+            let stale = one.save(&key, &record, Some(version)).await;
+            let last = one.load(&key).await?;
+            Ok::<_, StoreError>((version, loaded, next, replaced, stale, last))
+        }
+        .await;
+        drop_schema(&db).await;
+        let (version, loaded, next, replaced, stale, last) = outcome.unwrap();
+        let loaded = loaded.unwrap();
+        assert_eq!((loaded.version, &loaded.value), (version, &record));
+        assert!(stale.is_err(), "a stale save loses: {stale:?}");
+        let last = last.unwrap();
+        assert_eq!((last.version, last.value), (replaced, next));
+    }
+
     /// Names the tables cannot hold (a NUL character in a provider, session or holder name,
     /// which `text` refuses; provider and session names too long for the primary key's index
     /// entry) are refused with a typed error before any statement is sent: not a Backend

@@ -47,7 +47,8 @@ pub const DEFAULT_MAX_SESSIONS: usize = 1000;
 /// Handling of Maya's POST ([`receive`](Self::receive)):
 /// - only `POST`, with one `Request-Reference-No` of 1 to 255 visible ASCII characters, a body
 ///   of at most 64 KiB `{"accessToken", "refreshToken", "expiresAt"}` (read with
-///   [`MayaTokens`]) and tokens that are not empty and free of control characters; anything else is answered 4xx
+///   [`MayaTokens`]) and tokens that are not empty, the access token free of control characters
+///   (a refresh token may hold one: it travels escaped, in a body); anything else is answered 4xx
 ///   `{"error": "invalid_request", ...}` and stores nothing;
 /// - the tokens are inserted in the [`TokenManager<Maya>`] under a new UUIDv4 `sessionId`,
 ///   then answered 200 `{"sessionId": "..."}`;
@@ -536,7 +537,6 @@ fn tokens_of(body: &[u8], now: OffsetDateTime) -> Result<TokenSet, String> {
     let Some(refresh) = &set.refresh_token else {
         return Err("missing refreshToken".into());
     };
-    // A token that cannot travel in a header would fail every refresh and API call.
     for (field, token) in [
         ("accessToken", set.access_token.expose_secret()),
         ("refreshToken", refresh.expose_secret()),
@@ -544,9 +544,12 @@ fn tokens_of(body: &[u8], now: OffsetDateTime) -> Result<TokenSet, String> {
         if token.trim().is_empty() {
             return Err(format!("{field} is empty"));
         }
-        if token.chars().any(|c| c.is_ascii_control()) {
-            return Err(format!("{field} contains a control character"));
-        }
+    }
+    // An access token that cannot travel in a header would fail every API call (and
+    // `insert` refuses it). A refresh token may hold a control character: it travels in the
+    // refresh's JSON body, escaped, as `insert` takes it.
+    if (set.access_token.expose_secret().chars()).any(|c| c.is_ascii_control()) {
+        return Err("accessToken contains a control character".into());
     }
     Ok(set)
 }

@@ -893,3 +893,29 @@ fn a_runtime_without_timers_panics_once_not_once_per_call() {
     let panics = TIMERLESS_PANICS.with(std::cell::Cell::get);
     assert!(panics <= 1, "{panics} panics for 50 calls");
 }
+
+/// A set-aside pair (a new refresh token beside an access token that cannot be sent) whose
+/// save fails: its callers get `Rejected`, not the placeholder, and `shutdown` saves it once
+/// the store is back, so the next process presents the new refresh token (no reuse window:
+/// the old one is spent) and gets a usable token.
+#[tokio::test(start_paused = true)]
+async fn a_set_aside_pair_whose_save_failed_is_saved_at_shutdown_and_refreshed_next() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let (shared, store, manager) = over_failing_saves(&h, Duration::from_secs(8)).await;
+    store.saves_fail.store(true, Ordering::SeqCst);
+    h.fake.then(Step::AnswerUnsendableAccess);
+    let error = manager.access_token("s").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Rejected, "{error}");
+    let again = manager.token_set("s").await.unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::Rejected, "{again}");
+    store.saves_fail.store(false, Ordering::SeqCst);
+    let shut = manager.shutdown(Duration::from_millis(100)).await;
+    assert!(shut.is_ok(), "{shut:?}");
+    assert_saved_and_released(&shared, "rt-1").await;
+    let key = SessionKey::new("fake", "s");
+    shared.release_lease(&key, "another").await.unwrap();
+    let next = manager_over(&h, shared.clone());
+    let token = next.access_token("s").await.unwrap();
+    assert_eq!(token.expose_secret(), "at-2");
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0", "rt-1"]);
+}
