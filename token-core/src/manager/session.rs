@@ -839,7 +839,11 @@ impl Reason {
                 current.usable(now) && (current.access_token() != token || current.after_rejection)
             }
             Self::Forced => false,
-            Self::Unresolved(token) => current.stored.refresh_token.as_ref() != Some(token),
+            // Another pair than the one asked about, if its access token can be served (a
+            // pair whose access token was set aside is refreshed with its refresh token).
+            Self::Unresolved(token) => {
+                current.usable(now) && current.stored.refresh_token.as_ref() != Some(token)
+            }
         }
     }
 }
