@@ -169,12 +169,14 @@ async fn an_empty_access_token_from_a_hand_written_provider_is_never_served() {
     assert!(!events.contains("ReauthRequired"), "{events}");
 }
 
-/// The same access tokens handed to `insert` are refused there, naming no value, and what
-/// the session held stays. A refresh token with a control character is taken: it travels
-/// escaped, in a body or a query (and a request that would put it in a header fails to
-/// encode, a typed error, the token kept).
+/// The same access tokens handed to `insert` alone are refused there, naming no value, and
+/// what the session held stays; beside a refresh token (a login from a spent authorization
+/// code) the refresh token is kept, the access token set aside, and the first call
+/// refreshes. A refresh token with a control character is taken: it travels escaped, in a
+/// body or a query (and a request that would put it in a header fails to encode, a typed
+/// error, the token kept).
 #[tokio::test]
-async fn an_unsendable_token_is_refused_by_insert() {
+async fn insert_refuses_an_unsendable_access_token_alone_and_sets_it_aside_beside_a_refresh_token() {
     let subject = Subject::new(
         Answering {
             access: "at-1",
@@ -184,19 +186,34 @@ async fn an_unsendable_token_is_refused_by_insert() {
     )
     .await;
     for access in UNSENDABLE {
-        let set =
-            TokenSet::new(AccessToken::new(access)).with_refresh_token(RefreshToken::new("rt-9"));
+        let set = TokenSet::new(AccessToken::new(access));
         let error = subject
             .manager
             .insert(SESSION, set)
             .await
-            .expect_err("an access token that cannot be sent is refused");
+            .expect_err("an access token that cannot be sent, alone, is refused");
         assert!(matches!(error, Error::Config(_)), "{error:?}");
         let shown = format!("{error} {error:?}");
         assert!(!shown.contains("CANARY"), "{shown}");
         assert_eq!(subject.stored().await, ("at-0".into(), Some("rt-0".into())));
         let served = subject.manager.access_token(SESSION).await.unwrap();
         assert_eq!(served.expose_secret(), "at-0");
+    }
+    for access in UNSENDABLE {
+        let set =
+            TokenSet::new(AccessToken::new(access)).with_refresh_token(RefreshToken::new("rt-9"));
+        subject.manager.insert(SESSION, set).await.unwrap();
+        assert_eq!(
+            subject.stored().await,
+            ("".into(), Some("rt-9".into())),
+            "set aside"
+        );
+        let served = subject.manager.access_token(SESSION).await.unwrap();
+        assert_eq!(served.expose_secret(), "at-1", "refreshed first, with rt-9");
+        let set = TokenSet::new(AccessToken::new("at-0"))
+            .with_refresh_token(RefreshToken::new("rt-0"))
+            .with_access_expires_at(time::OffsetDateTime::now_utc() + time::Duration::hours(1));
+        subject.manager.insert(SESSION, set).await.unwrap();
     }
     for refresh in UNSENDABLE {
         let set =

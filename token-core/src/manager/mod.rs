@@ -400,9 +400,11 @@ impl<P: Provider> TokenManager<P> {
     /// remove of the session, and [`shutdown`](Self::shutdown) waits for it.
     ///
     /// An access token holding an ASCII control character (CR, LF, NUL...) cannot be sent
-    /// in a header: such a set is refused with [`Error::Config`] and the session keeps what
-    /// it had (a provider's answer holding one is no answer, unless a new refresh token
-    /// comes with it: that is saved, the access token set aside). A refresh token may hold
+    /// in a header: beside a refresh token it is set aside (stored empty and expired, never
+    /// served; the first call refreshes, so a login whose code is spent is not lost), alone
+    /// it is refused with [`Error::Config`] and the session keeps what it had (a provider's
+    /// answer holding one is no answer either, unless a new refresh token comes with it:
+    /// that is saved, the access token set aside). A refresh token may hold
     /// one: it travels escaped, in a body or a query. An empty access token is taken but
     /// never served, whatever its expiry: the first call refreshes (as after
     /// [`insert_refresh_token`](Self::insert_refresh_token)).
@@ -1075,13 +1077,22 @@ struct Entry<X> {
 }
 
 /// `set` in the form stores keep (moved, not copied) and its typed extras.
-fn split<X: crate::token_set::Extras>(set: TokenSet<X>) -> Result<(StoredTokenSet, X), Error> {
+fn split<X: crate::token_set::Extras>(mut set: TokenSet<X>) -> Result<(StoredTokenSet, X), Error> {
     // Served, it would fail every API call until it expires; the value is not repeated.
     if crate::codec::unsendable(set.access_token.expose_secret()) {
-        return Err(Error::Config(format!(
-            "{} and cannot be sent in a header",
+        if set.refresh_token.is_none() {
+            return Err(Error::Config(format!(
+                "{} and cannot be sent in a header, and no refresh token comes with it",
+                crate::codec::UNSENDABLE_ACCESS
+            )));
+        }
+        // A login's refresh token (an authorization code, spent, got it) is kept: the
+        // access token is set aside, and the first call refreshes.
+        crate::codec::set_aside_unusable_access(&mut set);
+        tracing::warn!(
+            "{} and cannot be sent in a header: set aside, the session is refreshed first",
             crate::codec::UNSENDABLE_ACCESS
-        )));
+        );
     }
     // serde's message may quote a value (an extra can be personal data): name its kind only.
     let json = extras_json(&set.extras).map_err(|e| {
