@@ -176,7 +176,7 @@ async fn an_empty_access_token_from_a_hand_written_provider_is_never_served() {
 /// body or a query (and a request that would put it in a header fails to encode, a typed
 /// error, the token kept).
 #[tokio::test]
-async fn insert_refuses_an_unsendable_access_token_alone_and_sets_it_aside_beside_a_refresh_token() {
+async fn insert_sets_an_unsendable_access_token_aside_beside_a_refresh_token() {
     let subject = Subject::new(
         Answering {
             access: "at-1",
