@@ -376,16 +376,9 @@ async fn bad_input_stores_nothing(backend: Backend) {
             with_reference(Some("ref-1"), body("at\r1", "rt-1")),
             400,
         ),
-        (
-            "a refresh token with NUL",
-            with_reference(Some("ref-1"), body("at-1", "rt\u{0}1")),
-            400,
-        ),
-        (
-            "a refresh token with DEL",
-            with_reference(Some("ref-1"), body("at-1", "rt\u{7f}1")),
-            400,
-        ),
+        // (A refresh token with a control character is taken: it travels escaped in the
+        // JSON body, and only the access token goes in a header. The provider crate's
+        // sandbox tests store and present one.)
         (
             "a body over 64 KiB",
             with_reference(Some("ref-1"), padded),
