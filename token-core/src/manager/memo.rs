@@ -90,8 +90,8 @@ struct Memo {
 struct Last {
     memo: Option<Memo>,
     /// Where that entry was: a memo is taken only when two reads in a row find the same
-    /// entry, so reads of another name each time (a random session among many) pay no reference
-    /// counts for a memo that would not be used.
+    /// entry, so reads of another name each time (a random session among many) pay no
+    /// reference counts for a memo that would not be used.
     candidate: usize,
 }
 
@@ -124,9 +124,9 @@ pub(super) fn recall(manager: u64, epoch: u64, name: &str, at_least: i64) -> Opt
 
 /// Notes a fresh read of `name` by `manager` at `epoch` (read before the map was) that
 /// found the map entry at `entry`; remembers it if the last read that was not recalled
-/// found the same entry, and lets go of the memo if not. Not at an epoch with a change under way: that change may already
-/// show in the map to other threads, and the epoch will not move again at its end for a
-/// memo taken before it.
+/// found the same entry, and lets go of the memo if not. Not at an epoch with a change
+/// under way: that change may already show in the map to other threads, and the epoch
+/// will not move again at its end for a memo taken before it.
 #[inline]
 pub(super) fn remember(
     manager: u64,

@@ -624,9 +624,37 @@ fn a_pair_whose_background_save_died_with_its_runtime_is_saved_by_shutdown() {
     assert_eq!(*fake.presented.lock().unwrap(), ["rt-0"]);
 }
 
-/// A metrics recorder whose every registration panics.
+/// A metrics recorder that panics as each metric is registered, or (`AtCount`) whose
+/// counters register and then panic on every count.
 #[cfg(feature = "metrics")]
-struct PanickingRecorder;
+#[derive(Clone, Copy)]
+enum PanickingRecorder {
+    AtRegistration,
+    AtCount,
+}
+
+#[cfg(feature = "metrics")]
+struct PanickingCounter;
+
+#[cfg(feature = "metrics")]
+impl metrics::CounterFn for PanickingCounter {
+    fn increment(&self, _: u64) {
+        panic!("the metrics counter panicked")
+    }
+    fn absolute(&self, _: u64) {
+        panic!("the metrics counter panicked")
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl PanickingRecorder {
+    /// Panics if this recorder panics at registration.
+    fn register(self) {
+        if let Self::AtRegistration = self {
+            panic!("the metrics recorder panicked")
+        }
+    }
+}
 
 #[cfg(feature = "metrics")]
 impl metrics::Recorder for PanickingRecorder {
@@ -652,17 +680,20 @@ impl metrics::Recorder for PanickingRecorder {
     ) {
     }
     fn register_counter(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
-        panic!("the metrics recorder panicked")
+        self.register();
+        metrics::Counter::from_arc(Arc::new(PanickingCounter))
     }
     fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
-        panic!("the metrics recorder panicked")
+        self.register();
+        metrics::Gauge::noop()
     }
     fn register_histogram(
         &self,
         _: &metrics::Key,
         _: &metrics::Metadata<'_>,
     ) -> metrics::Histogram {
-        panic!("the metrics recorder panicked")
+        self.register();
+        metrics::Histogram::noop()
     }
 }
 
@@ -682,7 +713,7 @@ fn a_panicking_metrics_recorder_neither_fails_a_refresh_nor_stops_a_save() {
         let (shared, store, manager) = over_failing_saves(&h, Duration::from_secs(1)).await;
         (h, shared, store, manager)
     });
-    metrics::with_local_recorder(&PanickingRecorder, || {
+    metrics::with_local_recorder(&PanickingRecorder::AtRegistration, || {
         runtime.block_on(async {
             store.saves_fail.store(true, Ordering::SeqCst);
             let answer = manager.access_token("s").await;
@@ -695,61 +726,6 @@ fn a_panicking_metrics_recorder_neither_fails_a_refresh_nor_stops_a_save() {
             assert_saved_and_released(&shared, "rt-1").await;
         })
     });
-}
-
-/// A metrics recorder whose counters register but panic on every increment.
-#[cfg(feature = "metrics")]
-struct PanickingCounters;
-
-#[cfg(feature = "metrics")]
-struct PanickingCounter;
-
-#[cfg(feature = "metrics")]
-impl metrics::CounterFn for PanickingCounter {
-    fn increment(&self, _: u64) {
-        panic!("the metrics counter panicked")
-    }
-    fn absolute(&self, _: u64) {
-        panic!("the metrics counter panicked")
-    }
-}
-
-#[cfg(feature = "metrics")]
-impl metrics::Recorder for PanickingCounters {
-    fn describe_counter(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_gauge(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_histogram(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn register_counter(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
-        metrics::Counter::from_arc(Arc::new(PanickingCounter))
-    }
-    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
-        metrics::Gauge::noop()
-    }
-    fn register_histogram(
-        &self,
-        _: &metrics::Key,
-        _: &metrics::Metadata<'_>,
-    ) -> metrics::Histogram {
-        metrics::Histogram::noop()
-    }
 }
 
 /// The cache counters, registered as the manager is built, are counted on the fast path
@@ -772,10 +748,10 @@ fn a_panicking_metrics_recorder_fails_no_read_and_no_build() {
     runtime.block_on(async {
         let clock = TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));
         for recorder in [
-            &PanickingCounters as &dyn metrics::Recorder,
-            &PanickingRecorder,
+            PanickingRecorder::AtCount,
+            PanickingRecorder::AtRegistration,
         ] {
-            let manager = metrics::with_local_recorder(recorder, || build(clock)).unwrap();
+            let manager = metrics::with_local_recorder(&recorder, || build(clock)).unwrap();
             let set = TokenSet::new(AccessToken::new("at-0"))
                 .with_refresh_token(RefreshToken::new("rt-0"))
                 .with_access_expires_at(clock.now() + HOUR);
