@@ -298,9 +298,10 @@ impl<P: Provider> TokenManager<P> {
         Ok(self.current(session).await?.access_token().clone())
     }
 
-    /// The hot path: a fresh token read under the map's guard alone (the map holds each
-    /// session's current set beside the session), with no lock, no reference count touched
-    /// but the token's own, and no exact clock read.
+    /// The hot path: a fresh token read under the map's guard alone (each entry holds its
+    /// session's access token and until when it is fresh, beside the session), with no
+    /// lock, no memory touched but the entry, its name and the token, and no exact clock
+    /// read.
     ///
     /// A thread that reads the same name again is answered from its memo of the last read
     /// while no map entry has changed since ([`memo`]): no guard, no hash.
@@ -316,13 +317,13 @@ impl<P: Provider> TokenManager<P> {
         }
         let sessions = inner.sessions.pin();
         let (key, entry) = sessions.get_key_value(name)?;
-        let current = entry.current.as_deref()?;
-        if at_least >= current.fresh_until {
+        let fresh = entry.fresh.as_ref()?;
+        if at_least >= fresh.until {
             return None;
         }
-        let token = current.access_token().clone();
+        let token = fresh.token.clone();
         let found = std::ptr::from_ref(entry) as usize;
-        memo::remember(inner.id, epoch, found, &key.0, &token, current.fresh_until);
+        memo::remember(inner.id, epoch, found, &key.0, &token, fresh.until);
         Some(token)
     }
 
@@ -810,7 +811,7 @@ impl<P: Provider> Inner<P> {
                     self.provider_name.clone(),
                     name,
                 ))),
-                current: None,
+                fresh: None,
             })
             .session
             .clone()
@@ -842,21 +843,15 @@ impl<P: Provider> Inner<P> {
         let changing = self.epoch.changing();
         move |state| {
             let _changing = changing;
-            // Moved into the entry (cloned again only if papaya tries a second time).
-            let mut current = Ready::of(state);
-            let ready = current.is_some();
+            let fresh = Fresh::of(state);
             let ours = |entry: &Entry<P::Extras>| std::ptr::eq(&*entry.session, session);
-            let shows = |entry: &Entry<P::Extras>| match &entry.current {
-                Some(shown) => shown.is(state),
-                None => !ready,
-            };
             self.sessions
                 .pin()
                 .compute(Name(session.name().clone()), |found| match found {
-                    Some((_, entry)) if ours(entry) && !shows(entry) => {
+                    Some((_, entry)) if ours(entry) && !Fresh::same(&entry.fresh, &fresh) => {
                         papaya::Operation::Insert(Entry {
                             session: entry.session.clone(),
-                            current: current.take().or_else(|| Ready::of(state)),
+                            fresh: fresh.clone(),
                         })
                     }
                     _ => papaya::Operation::Abort(()),
@@ -1069,11 +1064,46 @@ fn in_runtime() -> Result<(), Error> {
     Ok(())
 }
 
-/// A session map entry: the session, and its current set for the by-name fast path (a
-/// copy of the session's own, replaced with it).
+/// A session map entry: the session, and what the by-name fast path reads of its current
+/// set (replaced with it).
 struct Entry<X> {
     session: Arc<Session<X>>,
-    current: Option<Ready<X>>,
+    fresh: Option<Fresh>,
+}
+
+/// The access token of a session's current set and until when it is fresh, in the map's
+/// entry itself: a by-name read touches the entry and the token, not the set's state (one
+/// dependent memory access less per read of a session not in cache).
+#[derive(Clone)]
+struct Fresh {
+    token: AccessToken,
+    /// [`Current::fresh_until`](session::Current): Unix nanoseconds.
+    until: i64,
+}
+
+impl Fresh {
+    /// What the fast path reads of `state`: nothing unless it is ready.
+    fn of<X>(state: &State<X>) -> Option<Self> {
+        match state {
+            State::Ready(current) => Some(Self {
+                token: current.access_token().clone(),
+                until: current.fresh_until,
+            }),
+            State::Absent { .. } | State::Dead { .. } => None,
+        }
+    }
+
+    /// Whether the fast path would read the same in `a` and `b` (the same token, shared,
+    /// fresh until the same instant): an entry showing one needs no replacement by the other.
+    fn same(a: &Option<Self>, b: &Option<Self>) -> bool {
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                std::ptr::eq(a.token.expose_secret(), b.token.expose_secret()) && a.until == b.until
+            }
+            (None, None) => true,
+            _ => false,
+        }
+    }
 }
 
 /// `set` in the form stores keep (moved, not copied) and its typed extras.

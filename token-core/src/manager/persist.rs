@@ -204,7 +204,12 @@ impl<P: Provider> Inner<P> {
     /// (the store failed again).
     pub(super) async fn save_orphans(&self) -> usize {
         let orphans: Vec<_> = (self.sessions.pin().values())
-            .filter(|entry| entry.current.as_ref().is_some_and(|shown| !shown.saved()))
+            .filter(|entry| {
+                (self
+                    .state(&entry.session)
+                    .and_then(|state| Ready::of(&state)))
+                .is_some_and(|current| !current.saved())
+            })
             .map(|entry| entry.session.clone())
             .collect();
         let mut left = 0;

@@ -489,8 +489,8 @@ fn mapped<P: Provider>(manager: &TokenManager<P>, name: &str) -> Option<AccessTo
     let inner = &*manager.inner;
     let at_least = inner.clock.now_nanos_at_least();
     let sessions = inner.sessions.pin();
-    let current = sessions.get(name)?.current.as_deref()?;
-    (at_least < current.fresh_until).then(|| current.access_token().clone())
+    let fresh = sessions.get(name)?.fresh.as_ref()?;
+    (at_least < fresh.until).then(|| fresh.token.clone())
 }
 
 /// A token the API refused while fresh, read twice by this thread first (its memo holds
