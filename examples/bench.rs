@@ -42,7 +42,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hint::black_box;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -414,6 +414,28 @@ impl Lookup for Handle {
     }
 }
 
+/// Two lookups asked in turn, each clone (each task) with its own turn: a handle read
+/// after a read of another session, as a thread serving two providers' clients makes.
+struct InTurn<L>(L, L, AtomicBool);
+
+impl<L: Clone> Clone for InTurn<L> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone(), self.1.clone(), AtomicBool::new(false))
+    }
+}
+
+impl<L: Lookup> Lookup for InTurn<L> {
+    async fn get(&self, session: &str) -> Option<AccessToken> {
+        let second = !self.2.load(Ordering::Relaxed);
+        self.2.store(second, Ordering::Relaxed);
+        if second {
+            self.1.get(session).await
+        } else {
+            self.0.get(session).await
+        }
+    }
+}
+
 /// The cache a user would write in five minutes.
 #[derive(Clone)]
 struct MutexMap(Arc<Mutex<HashMap<String, AccessToken>>>);
@@ -496,6 +518,8 @@ async fn lookups<L: Lookup>(
 
 const SESSIONS_IN_CACHE: usize = 1_000;
 const HOT: &str = "customer-0000500";
+/// A second session, read in turn with [`HOT`].
+const OTHER: &str = "customer-0000501";
 
 async fn access_token() -> BenchResult {
     let names = session_names(SESSIONS_IN_CACHE);
@@ -510,6 +534,17 @@ async fn access_token() -> BenchResult {
     let floor = Floor(Arc::new((AtomicU64::new(u64::MAX), hot)));
     let by_name = ByName(manager.clone());
     let handle = Handle(manager.session(HOT));
+    let other = map.get(OTHER).ok_or("no other session")?.clone();
+    let floors = InTurn(
+        floor.clone(),
+        Floor(Arc::new((AtomicU64::new(u64::MAX), other))),
+        AtomicBool::new(false),
+    );
+    let handles = InTurn(
+        handle.clone(),
+        Handle(manager.session(OTHER)),
+        AtomicBool::new(false),
+    );
     let mutex = MutexMap(Arc::new(Mutex::new(map)));
     let papaya = Papaya(Arc::new(papaya));
 
@@ -543,13 +578,23 @@ async fn access_token() -> BenchResult {
                 "SessionHandle::access_token",
                 hammer(&handle, HOT, tasks, per_task).await?,
             );
+            table.add(
+                "floor, two sessions in turn",
+                hammer(&floors, HOT, tasks, per_task).await?,
+            );
+            table.add(
+                "SessionHandle, two sessions in turn",
+                hammer(&handles, HOT, tasks, per_task).await?,
+            );
         }
         println!("{tasks} task(s), {per_task} calls each:");
         table.print("Mutex<HashMap<String, AccessToken>>");
         println!(
-            "  SessionHandle / floor: {:.2}x",
+            "  SessionHandle / floor: {:.2}x; two sessions in turn: {:.2}x",
             table.median("SessionHandle::access_token").cpu
-                / table.median("floor: AtomicU64 load + Arc clone").cpu
+                / table.median("floor: AtomicU64 load + Arc clone").cpu,
+            table.median("SessionHandle, two sessions in turn").cpu
+                / table.median("floor, two sessions in turn").cpu
         );
     }
     // Where a call's time went before: the clock.

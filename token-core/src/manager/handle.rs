@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use super::TokenManager;
-use super::memo;
 use super::session::Session;
 use crate::error::Error;
 use crate::provider::Provider;
@@ -111,22 +110,11 @@ impl<P: Provider> SessionHandle<P> {
             .await
     }
 
-    /// The fresh path: this thread's memo of the last by-name or handle read, as by name
-    /// (the name maps to this very session while a handle holds it, so the memo of either
-    /// read is the other's), else the session's own state.
+    /// The fresh path, the by-name read's: this thread's memo of its last read, else the
+    /// session map's entry, lock-free both. While a handle holds its session the name maps
+    /// to that very session, so the memo of either read is the other's.
     #[inline]
     pub(crate) fn fresh_token(&self) -> Option<AccessToken> {
-        let inner = &self.manager.inner;
-        let at_least = inner.clock.now_nanos_at_least();
-        // Read before the memo and the state: a publication after this reading moves it.
-        let epoch = inner.epoch.now();
-        let name = self.session.name();
-        if let Some(token) = memo::recall(inner.id, epoch, name, at_least) {
-            return Some(token);
-        }
-        let (token, fresh_until) = self.session.fresh_token(at_least)?;
-        let found = Arc::as_ptr(&self.session) as usize;
-        memo::remember(inner.id, epoch, found, name, &token, fresh_until);
-        Some(token)
+        self.manager.fresh_token(self.session.name())
     }
 }

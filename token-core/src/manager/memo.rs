@@ -12,11 +12,11 @@
 //! only after the change, a read in between, after another thread's read found the new
 //! entry through the map and said so, would answer the older token from its memo.)
 //!
-//! A [`SessionHandle`](super::SessionHandle) reads and takes the same memo by its session's
-//! name: while a handle holds its session, the name maps to that session. A handle reads the
-//! session's own state, which a publication sets before the map's entry, so a publication's
-//! change is under way from before that (`Inner::show` marks it as it is made, before the
-//! publication it is given to).
+//! A [`SessionHandle`](super::SessionHandle) reads exactly as a by-name read of its session's
+//! name does (the memo, then the map's entry): while a handle holds its session, the name maps
+//! to that session. A publication's change is under way from before it sets the session's own
+//! state (`Inner::show` marks it as it is made, before the publication it is given to), which
+//! the slow path reads.
 //!
 //! A memo holds one token per thread until that thread's next fresh read of another entry
 //! or session (of any manager), or until it exits: a removed session's token, or a dropped

@@ -2,8 +2,9 @@
 //! expiry by exactly one task, persisted before use, with events for what happened.
 //!
 //! The fast path of [`TokenManager::access_token`] is a lock-free map lookup ([`papaya`]),
-//! whose entry holds the session's current set; a [`SessionHandle`] reads its session's
-//! set with an atomic load ([`arc_swap`]). Locks and I/O are only on the slow path.
+//! whose entry holds the session's access token and until when it is fresh, after a
+//! per-thread memo of the last read (`memo`); a [`SessionHandle`] reads the same way. Locks
+//! and I/O are only on the slow path.
 //!
 //! One concern per module: [`config`](ManagerConfig) (settings), `session` (a session's
 //! state in memory, its generation), `flight` (one refresh per session, cleared on every

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
@@ -23,14 +22,15 @@ pub(super) struct Flight<X> {
 }
 
 pub(super) struct Session<X> {
-    /// `None` until loaded from the store.
-    state: ArcSwapOption<State<X>>,
+    /// The generation and the state, under one lock, which also orders publications. A
+    /// lock, not an `arc-swap` cell: a publication holds it anyway, and a store into such a
+    /// cell walks every thread's debt slots (its cost grows with the threads that ever read
+    /// one); a read holds it for a reference count. The fresh path (by name and by handle)
+    /// never takes it: the session map's entry has what it needs.
+    published: Mutex<Published<X>>,
     /// The provider's name (shared by every session) and the session's (shared with the
     /// map's key).
     pub(super) key: SessionKey,
-    /// Bumped by every `insert` and `remove`; a refresh publishes only into the generation
-    /// it started in. The lock also orders publications.
-    generation: Mutex<u64>,
     /// What only refreshes and writes through a store of its own need, allocated on first
     /// use: a session that is only read and inserted into (with a `MemoryStore`) never
     /// pays for it.
@@ -78,11 +78,27 @@ impl<X> Default for Cold<X> {
 /// the session again ([`Session::retire_if_absent`]).
 pub(super) const RETIRED: u64 = u64::MAX;
 
+/// What a session's lock guards.
+struct Published<X> {
+    /// Bumped by every `insert` and `remove`; a refresh publishes only into the generation
+    /// it started in.
+    generation: u64,
+    /// `None` until loaded from the store.
+    state: Option<Arc<State<X>>>,
+}
+
+impl<X> Published<X> {
+    /// Sets `state` and runs `show` with it, under the lock.
+    fn set(&mut self, state: Arc<State<X>>, show: impl FnOnce(&Arc<State<X>>)) {
+        show(self.state.insert(state));
+    }
+}
+
 /// A session's generation lock, held by an insert or a remove to write and publish under
 /// it ([`Session::writing`]).
 pub(super) struct Writing<'a, X> {
     session: &'a Session<X>,
-    generation: MutexGuard<'a, u64>,
+    published: MutexGuard<'a, Published<X>>,
 }
 
 impl<X> Writing<'_, X> {
@@ -90,8 +106,8 @@ impl<X> Writing<'_, X> {
     /// publication. A failure remembered or a `Retry-After` of the tokens it replaces is
     /// forgotten.
     pub(super) fn publish(mut self, state: Arc<State<X>>, show: impl FnOnce(&Arc<State<X>>)) {
-        *self.generation += 1;
-        show(&self.session.set(state));
+        self.published.generation += 1;
+        self.published.set(state, show);
         if let Some(cold) = self.session.cold.get() {
             cold.cooldown.clear();
             *lock(&cold.failure) = None;
@@ -109,9 +125,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl<X> Session<X> {
     pub(super) fn new(key: SessionKey) -> Self {
         Self {
-            state: ArcSwapOption::empty(),
+            published: Mutex::new(Published {
+                generation: 0,
+                state: None,
+            }),
             key,
-            generation: Mutex::new(0),
             cold: OnceLock::new(),
         }
     }
@@ -124,8 +142,7 @@ impl<X> Session<X> {
     /// a handle on it would never see a later insert). Under the generation lock, which
     /// [`retire_if_absent`](Self::retire_if_absent) holds as it looks at the count.
     pub(super) fn take_handle(&self) -> bool {
-        let generation = lock(&self.generation);
-        if *generation == RETIRED {
+        if lock(&self.published).generation == RETIRED {
             return false;
         }
         self.handle_taken();
@@ -160,34 +177,14 @@ impl<X> Session<X> {
         self.key.session_shared()
     }
 
-    /// The access token, if the state is a set that is fresh at any instant up to
-    /// `at_least`: no lock, no reference count touched but the token's own.
-    /// With it, its "fresh until".
-    #[inline]
-    pub(super) fn fresh_token(&self, at_least: i64) -> Option<(AccessToken, i64)> {
-        match self.state.load().as_deref()? {
-            // Fresh at any instant up to `at_least` (a reading of
-            // `Clock::now_nanos_at_least`): otherwise the exact check decides.
-            State::Ready(current) if at_least < current.fresh_until => {
-                Some((current.access_token().clone(), current.fresh_until))
-            }
-            _ => None,
-        }
-    }
-
     /// The state, if loaded.
     pub(super) fn load(&self) -> Option<Arc<State<X>>> {
-        self.state.load_full()
-    }
-
-    fn set(&self, state: Arc<State<X>>) -> Arc<State<X>> {
-        self.state.store(Some(state.clone()));
-        state
+        lock(&self.published).state.clone()
     }
 
     /// The session's generation; [`RETIRED`] once it has left the session map.
     pub(super) fn generation(&self) -> u64 {
-        *lock(&self.generation)
+        lock(&self.published).generation
     }
 
     /// Whether the session has left the session map (see [`RETIRED`]).
@@ -203,11 +200,11 @@ impl<X> Session<X> {
         state: Arc<State<X>>,
         show: impl FnOnce(&Arc<State<X>>),
     ) -> bool {
-        let current = lock(&self.generation);
-        if *current != generation {
+        let mut current = lock(&self.published);
+        if current.generation != generation {
             return false;
         }
-        show(&self.set(state));
+        current.set(state, show);
         true
     }
 
@@ -221,15 +218,15 @@ impl<X> Session<X> {
         state: Arc<State<X>>,
         show: impl FnOnce(&Arc<State<X>>),
     ) -> bool {
-        let current = lock(&self.generation);
-        let unchanged = match (&*self.state.load(), started_from) {
+        let mut current = lock(&self.published);
+        let unchanged = match (&current.state, started_from) {
             (Some(now), Some(from)) => Arc::ptr_eq(now, &from.0),
             _ => false,
         };
-        if *current == RETIRED || (*current != generation && !unchanged) {
+        if current.generation == RETIRED || (current.generation != generation && !unchanged) {
             return false;
         }
-        show(&self.set(state));
+        current.set(state, show);
         true
     }
 
@@ -243,14 +240,12 @@ impl<X> Session<X> {
         state: Arc<State<X>>,
         show: impl FnOnce(&Arc<State<X>>),
     ) -> bool {
-        let current = lock(&self.generation);
-        let unchanged = (*self.state.load())
-            .as_ref()
-            .is_some_and(|now| replaced.is(now));
-        if *current == RETIRED || !unchanged {
+        let mut current = lock(&self.published);
+        let unchanged = (current.state.as_ref()).is_some_and(|now| replaced.is(now));
+        if current.generation == RETIRED || !unchanged {
             return false;
         }
-        show(&self.set(state));
+        current.set(state, show);
         true
     }
 
@@ -273,10 +268,10 @@ impl<X> Session<X> {
     /// unless the session is retired: the caller then looks its name up again, so that
     /// what it writes reaches the session the name maps to.
     pub(super) fn writing(&self) -> Option<Writing<'_, X>> {
-        let generation = lock(&self.generation);
-        (*generation != RETIRED).then_some(Writing {
+        let published = lock(&self.published);
+        (published.generation != RETIRED).then_some(Writing {
             session: self,
-            generation,
+            published,
         })
     }
 
@@ -292,8 +287,8 @@ impl<X> Session<X> {
         &self,
         unmap: impl FnOnce(Option<OffsetDateTime>) -> bool,
     ) -> bool {
-        let mut generation = lock(&self.generation);
-        if *generation == RETIRED || self.has_handles() {
+        let mut published = lock(&self.published);
+        if published.generation == RETIRED || self.has_handles() {
             return false;
         }
         // An insert or a remove through the store holds the writer lock from before its
@@ -304,7 +299,7 @@ impl<X> Session<X> {
         if (self.cold.get()).is_some_and(|cold| cold.writer.try_lock().is_err()) {
             return false;
         }
-        let checked_at = match self.state.load().as_deref() {
+        let checked_at = match published.state.as_deref() {
             Some(State::Absent { checked_at }) => Some(*checked_at),
             None => None,
             Some(_) => return false,
@@ -312,7 +307,7 @@ impl<X> Session<X> {
         if !unmap(checked_at) {
             return false;
         }
-        *generation = RETIRED;
+        published.generation = RETIRED;
         true
     }
 
@@ -413,8 +408,8 @@ impl<X> Session<X> {
     /// `generation`: an insert or remove since (which forgets the failures before it) is
     /// not answered with a failure of the tokens it replaced.
     pub(super) fn remember_failure_at(&self, generation: u64, until: OffsetDateTime, error: Error) {
-        let current = lock(&self.generation);
-        if *current == generation {
+        let current = lock(&self.published);
+        if current.generation == generation {
             self.remember_failure(until, error);
         }
     }

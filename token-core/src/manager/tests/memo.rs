@@ -253,18 +253,24 @@ fn readers_on_other_threads_never_answer_a_token_older_than_an_insert_that_retur
 /// the moment between a change of the entry and the move of the epoch after it.
 #[test]
 fn a_read_after_another_threads_read_of_a_newer_token_never_answers_an_older_one() {
-    after_a_newer_read(false);
+    after_a_newer_read(false, false);
 }
 
-/// As above, the first reader reading through `SessionHandle`s: a handle reads the
-/// session's own state, which a publication sets before the map's entry, so the change
-/// must be under way from before that.
+/// As above, both readers reading through `SessionHandle`s (which read as by name).
 #[test]
 fn a_read_after_another_threads_handle_read_of_a_newer_token_never_answers_an_older_one() {
-    after_a_newer_read(true);
+    after_a_newer_read(true, true);
 }
 
-fn after_a_newer_read(by_handle: bool) {
+/// A by-name read after another thread's handle read of a newer token never answers an
+/// older one: a handle reads what a by-name read does, never a set the map's entry does not
+/// show yet (it read the session's own state, set a moment before the entry, and did).
+#[test]
+fn a_by_name_read_after_another_threads_handle_read_never_answers_an_older_token() {
+    after_a_newer_read(true, false);
+}
+
+fn after_a_newer_read(first_by_handle: bool, second_by_handle: bool) {
     const INSERTS: u64 = 200_000;
     let manager = threaded_manager();
     runtime().block_on(async {
@@ -279,36 +285,32 @@ fn after_a_newer_read(by_handle: bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     std::thread::scope(|scope| {
         let (manager, seen, older, done) = (&manager, &seen, &older, &done);
-        // Reads `s` through the map, or its handle's state (never twice in a row: no
-        // memo of it).
+        // Reads `s` by name or through its handle (never twice in a row: no memo of it).
         scope.spawn(move || {
             let (s, u) = (manager.session("s"), manager.session("u"));
             let mut reads = 0u64;
             while !done.load(Ordering::SeqCst) && reads < 100_000_000 {
                 reads += 1;
-                let found = match by_handle {
+                let found = match first_by_handle {
                     true => s.fresh_token(),
                     false => manager.fresh_token("s"),
                 };
                 seen.fetch_max(number(&found.unwrap()), Ordering::SeqCst);
-                match by_handle {
+                match first_by_handle {
                     true => u.fresh_token().unwrap(),
                     false => manager.fresh_token("u").unwrap(),
                 };
             }
         });
         // Reads `s` again and again (from its memo), each time after reading `seen`: by
-        // name, or through a handle of its own when the first reads through handles (by
-        // name, a read may find the map's entry not yet changed while the session's state,
-        // which a handle reads, already is: as before the memo, a handle can see a new set
-        // a moment before a by-name read does).
+        // name, or through a handle of its own when the first reads through handles.
         scope.spawn(move || {
             let s = manager.session("s");
             let mut reads = 0u64;
             while !done.load(Ordering::SeqCst) && reads < 100_000_000 {
                 reads += 1;
                 let floor = seen.load(Ordering::SeqCst);
-                let found = match by_handle {
+                let found = match second_by_handle {
                     true => s.fresh_token(),
                     false => manager.fresh_token("s"),
                 };
