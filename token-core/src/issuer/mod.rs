@@ -711,7 +711,8 @@ pub struct IssuerConfig {
     ///
     /// A used-up token is recognised while its pair's record is kept: a store's
     /// [`purge`](IssuerStore::purge) forgets a replaced pair once its reuse window has
-    /// ended (and the issuer's [`PURGE_GRACE`] after it; one record per rotation would
+    /// ended, or, without a window, once it was replaced (and the issuer's [`PURGE_GRACE`]
+    /// after that, at least; one record per rotation would
     /// otherwise pile up for the refresh tokens' whole life), and a token replayed after
     /// that is [`IssuerError::InvalidRefreshToken`] and revokes nothing. Purge less often
     /// ([`purge_every`](Self::purge_every)) to detect replays over a longer span.
@@ -1108,12 +1109,15 @@ impl PairRecord {
     }
 
     /// Whether a store may forget this record at `now`: no token of it can be accepted any
-    /// more and no reuse answer is pending.
+    /// more and no reuse answer is pending. A replaced pair dies when its reuse window ends,
+    /// or when it was replaced if it has none: the issuer's purges pass a `now`
+    /// [`PURGE_GRACE`] in the past, so that a used-up refresh token is still recognised for
+    /// that long after its rotation (see [`IssuerConfig::revoke_on_reuse`]).
     pub fn is_dead(&self, now: OffsetDateTime) -> bool {
         let refresh_dead = self.refresh_expires_at.is_some_and(|at| at <= now);
         match &self.state {
             PairState::Active => refresh_dead && self.access_expires_at <= now,
-            PairState::Replaced { reuse, .. } => reuse.as_ref().is_none_or(|r| r.until <= now),
+            PairState::Replaced { at, reuse, .. } => reuse.as_ref().map_or(*at, |r| r.until) <= now,
             PairState::Revoked { .. } => true,
         }
     }

@@ -226,7 +226,7 @@ impl Sql {
                 "DELETE FROM {pairs} WHERE refresh_hash IN (
                      SELECT refresh_hash FROM {pairs} p
                      WHERE (state = 'revoked'
-                        OR (state = 'replaced' AND (reuse_until IS NULL OR reuse_until <= $1))
+                        OR (state = 'replaced' AND COALESCE(reuse_until, state_at) <= $1)
                         OR (state = 'active' AND refresh_expires_at <= $1
                             AND access_expires_at <= $1))
                        AND NOT EXISTS (SELECT 1 FROM {codes} c
@@ -243,7 +243,7 @@ impl Sql {
                 "UPDATE {codes} c SET pair = p.successor
                  FROM {pairs} p
                  WHERE c.pair = p.refresh_hash AND c.expires_at > $1
-                   AND p.state = 'replaced' AND (p.reuse_until IS NULL OR p.reuse_until <= $1)"
+                   AND p.state = 'replaced' AND COALESCE(p.reuse_until, p.state_at) <= $1"
             ),
         }
     }
@@ -1221,6 +1221,24 @@ mod tests {
         };
         let (a, b, clock, db) = replicas_detecting_reuse(&url).await;
         crate::issuer::tests::a_replay_racing_the_clients_rotation_leaves_no_live_descendant(
+            &a, &b, &clock,
+        )
+        .await;
+        drop_schema(&db).await;
+    }
+
+    #[tokio::test]
+    async fn a_purge_keeps_a_used_up_refresh_token_recognised_for_the_grace_on_two_replicas() {
+        let Some(url) = test_url(
+            "a_purge_keeps_a_used_up_refresh_token_recognised_for_the_grace_on_two_replicas",
+        ) else {
+            return;
+        };
+        let config = IssuerConfig::default()
+            .with_revoke_on_reuse(true)
+            .with_purge_every(None);
+        let (a, b, clock, db) = replicas_with(&url, config).await;
+        crate::issuer::tests::a_purge_keeps_a_used_up_refresh_token_recognised_for_the_grace(
             &a, &b, &clock,
         )
         .await;

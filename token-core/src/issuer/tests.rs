@@ -715,6 +715,49 @@ async fn without_revoke_on_reuse_the_descendant_lives_on() {
     assert!(issuer.refresh(&refresh(&second)).await.is_ok());
 }
 
+/// Without a reuse window, a rotated pair is dead at once, yet the issuer's purges keep it
+/// [`PURGE_GRACE`] after its rotation (as they keep a windowed one after its window): a
+/// used-up refresh token replayed a moment after a purge is still recognised, and with
+/// `revoke_on_reuse` the pair it led to is revoked. `a` and `b` share one store (two replicas)
+/// and `clock`; neither purges by itself.
+pub(super) async fn a_purge_keeps_a_used_up_refresh_token_recognised_for_the_grace(
+    a: &Issuer,
+    b: &Issuer,
+    clock: &ManualClock,
+) {
+    let first = a.issue("alice", serde_json::json!({})).await.unwrap();
+    let second = a.refresh(&refresh(&first)).await.unwrap();
+    clock.advance(time::Duration::seconds(1));
+    b.purge().await.unwrap();
+    let replay = b.refresh(&refresh(&first)).await;
+    assert!(
+        matches!(replay, Err(IssuerError::UsedRefreshToken)),
+        "a second after the rotation, the replay is a used-up token: {replay:?}"
+    );
+    assert!(
+        a.authenticate(&access(&second)).await.is_err(),
+        "the pair the used-up token led to is revoked"
+    );
+    // Once the grace is over, the purge forgets both.
+    clock.advance(time::Duration::try_from(PURGE_GRACE).unwrap());
+    assert_eq!(a.purge().await.unwrap(), 2);
+    assert!(matches!(
+        b.refresh(&refresh(&first)).await,
+        Err(IssuerError::InvalidRefreshToken)
+    ));
+}
+
+#[tokio::test]
+async fn a_purge_keeps_a_used_up_refresh_token_recognised_for_the_grace_in_memory() {
+    let (a, clock, store) = issuer_with(
+        IssuerConfig::default()
+            .with_revoke_on_reuse(true)
+            .with_purge_every(None),
+    );
+    let b = Issuer::new(store, Arc::new(clock.clone()), a.config().clone());
+    a_purge_keeps_a_used_up_refresh_token_recognised_for_the_grace(&a, &b, &clock).await;
+}
+
 #[tokio::test]
 async fn lifetimes_too_long_for_the_calendar_end_at_the_latest_expiry() {
     // "Forever", written as the largest duration or as one past the calendar's end: every
@@ -1001,5 +1044,11 @@ async fn a_failing_purge_blocks_no_write_and_is_tried_again_an_interval_later() 
     issuer.refresh(&refresh(&pair)).await.unwrap();
     settle().await;
     assert_eq!(store.purges.load(SeqCst), 2);
-    assert_eq!(store.inner.len(), 1, "every rotated pair forgotten");
+    // Kept: the live pair, and the one this rotation replaced (dead for less than the
+    // grace: its token is still recognised as used up).
+    assert_eq!(
+        store.inner.len(),
+        2,
+        "every pair rotated more than the grace ago forgotten"
+    );
 }
