@@ -1272,7 +1272,9 @@ pub trait IssuerStore: Send + Sync + 'static {
     /// was revoked.
     async fn revoke(&self, token: &TokenHash, at: OffsetDateTime) -> Result<bool, StoreError>;
 
-    /// Revokes every live pair of `subject`; returns how many.
+    /// Revokes every live pair of `subject`; returns how many. A rotation running at the same
+    /// time must not leave its successor live: once this returns, no pair of `subject` that
+    /// was live when it began is live, nor any successor of one.
     async fn revoke_subject(&self, subject: &str, at: OffsetDateTime) -> Result<usize, StoreError>;
 
     /// Stores a newly issued authorization code.
