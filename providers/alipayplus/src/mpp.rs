@@ -29,7 +29,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::{Iso8601, Rfc3339};
 use token_core::codec::{Endpoint, encode_error, encode_response};
 use token_core::issuer::{CodeExchange, CodeGrant, Issued, IssuerError};
-use token_core::{codec::TokenResponse, issuer::Issuer, secret::AuthCode, token_set::TokenSet};
+use token_core::token_set::{StoredTokenSet, TokenSet};
+use token_core::{codec::TokenResponse, issuer::Issuer, secret::AuthCode};
 
 use crate::endpoints::{
     AlipayCode, AlipayError, AlipayExtras, ApplyToken, ApplyTokenByCode, ApplyTokenResult,
@@ -110,7 +111,9 @@ impl Mpp {
         issuer.issue_code(grant).await
     }
 
-    /// Answers an applyToken request, signed.
+    /// Answers an applyToken request, signed. A pair whose extras are not Alipay+ extras (a
+    /// wallet's own [`Issuer::issue`] with a number for `customerId`) is answered with the
+    /// extras fields that are text, not refused: it is rotated already.
     pub async fn answer(
         &self,
         issuer: &Issuer,
@@ -127,11 +130,11 @@ impl Mpp {
             Ok(()) => self.process(issuer, request).await,
         };
         let response = match outcome {
-            Ok(issued) => match TokenSet::<AlipayExtras>::from_stored(issued.tokens) {
-                Ok(set) => encode_response(&ApplyTokenResult::from_token_set(&set, now)),
-                Err(_) => encode_error(&AlipayError::unknown(
+            Ok(issued) => match alipay_set(issued.tokens) {
+                Some(set) => encode_response(&ApplyTokenResult::from_token_set(&set, now)),
+                None => encode_error(&AlipayError::unknown(
                     AlipayCode::UnknownException,
-                    "stored extras are not Alipay+ extras",
+                    "the pair cannot be answered",
                 )),
             },
             Err(error) => encode_error(&error),
@@ -242,6 +245,35 @@ impl Mpp {
         }
         response
     }
+}
+
+/// The pair as Alipay+ answers it. Extras that are not Alipay+'s (a wallet's own
+/// [`Issuer::issue`] given a number for `customerId`, or not an object) are read field by
+/// field, each kept when it is text: the pair is rotated in the store by now, and an error
+/// answer would lose it (every retry answered the same error, then the token was used up).
+fn alipay_set(stored: StoredTokenSet) -> Option<TokenSet<AlipayExtras>> {
+    if let Ok(set) = TokenSet::from_stored(stored.clone()) {
+        return Some(set);
+    }
+    tracing::warn!(
+        "the pair's extras are not Alipay+ extras; answered with the fields that are text"
+    );
+    let text = |name: &str| {
+        stored
+            .extras
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    let readable = AlipayExtras {
+        customer_id: text("customerId"),
+        user_login_id: text("userLoginId"),
+    };
+    let mut plain = stored;
+    plain.extras = serde_json::Value::Null;
+    // Without extras there is nothing to fail on.
+    let set = TokenSet::<AlipayExtras>::from_stored(plain).ok()?;
+    Some(set.with_extras(readable))
 }
 
 /// A `Request-Time`: ISO 8601 with an offset, as Alipay+ writes it (`2019-04-04T12:08:56+05:30`,
@@ -411,6 +443,51 @@ mod tests {
                 .authenticate(live.tokens.access_token.expose_secret())
                 .await
                 .unwrap();
+        }
+
+        /// Pairs the wallet issued itself ([`Issuer::issue`]) with extras that are not
+        /// Alipay+'s (a numeric `customerId`, not an object): a refresh rotates them in the
+        /// store, so its answer must carry the new pair (with the extras it can read), not a
+        /// `U` that loses it. Asked again (Alipay+ retrying), the same pair.
+        #[tokio::test]
+        async fn a_pair_with_extras_that_are_not_alipay_plus_extras_is_refreshed_not_lost() {
+            let sandbox = AlipayPlusSandbox::new();
+            let mpp = sandbox.mpp();
+            let clock = ManualClock::new(time::macros::datetime!(2026-01-01 00:00 UTC));
+            let issuer = Issuer::in_memory(Arc::new(clock), AlipayPlusSandbox::issuer_config());
+            for (extras, customer) in [
+                (serde_json::json!({"customerId": 12345}), None),
+                (
+                    serde_json::json!({"customerId": "c-1", "userLoginId": 7}),
+                    Some("c-1"),
+                ),
+                (serde_json::json!("c-1"), None),
+                (serde_json::json!([1, 2]), None),
+            ] {
+                let live = issuer.issue("alice", extras.clone()).await.unwrap();
+                let token = live.tokens.refresh_token.clone().unwrap();
+                let body = format!(
+                    r#"{{"pspId":"{PSP_ID}","grantType":"REFRESH_TOKEN","refreshToken":"{}"}}"#,
+                    token.expose_secret()
+                );
+                let answer = mpp
+                    .answer(&issuer, &signed(body.clone().into_bytes(), &issuer))
+                    .await;
+                assert_eq!(
+                    result(&answer),
+                    ("S".to_owned(), "SUCCESS".to_owned()),
+                    "{extras}"
+                );
+                let tokens: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
+                assert_eq!(tokens["customerId"].as_str(), customer, "{extras}");
+                let access = tokens["accessToken"].as_str().unwrap();
+                issuer.authenticate(access).await.unwrap();
+                let again = mpp
+                    .answer(&issuer, &signed(body.into_bytes(), &issuer))
+                    .await;
+                let again: serde_json::Value = serde_json::from_slice(again.body()).unwrap();
+                assert_eq!(again["accessToken"].as_str(), Some(access), "{extras}");
+            }
         }
 
         /// Two MPPs (two Alipay+ `Client-Id`s, say two regions) over one issuer store: a
