@@ -497,15 +497,16 @@ impl Issuer {
     /// token is not an error (RFC 7009).
     ///
     /// A rotated refresh token still inside its reuse window answers its successor, so
-    /// revoking it revokes that successor: afterwards the token obtains nothing (a client
-    /// whose refresh answer was lost logs out with the only token it has).
+    /// revoking it, or the access token of its pair, revokes that successor: afterwards the
+    /// pair's refresh token obtains nothing (a client whose refresh answer was lost logs out
+    /// with the tokens it has).
     pub async fn revoke(&self, token: &str) -> Result<bool, IssuerError> {
         let now = self.clock.now();
         let hash = TokenHash::of(token);
         if self.store.revoke(&hash, now).await? {
             return Ok(true);
         }
-        let Some(record) = self.store.find_by_refresh(&hash).await? else {
+        let Some(record) = self.find_by_either(&hash).await? else {
             return Ok(false);
         };
         let PairState::Replaced { successor, .. } = record.state else {
@@ -544,17 +545,21 @@ impl Issuer {
     /// # }
     /// ```
     pub async fn revoke_for(&self, token: &str, client_id: &str) -> Result<bool, IssuerError> {
-        let hash = TokenHash::of(token);
-        let record = match self.store.find_by_refresh(&hash).await? {
-            Some(record) => Some(record),
-            None => self.store.find_by_access(&hash).await?,
-        };
+        let record = self.find_by_either(&TokenHash::of(token)).await?;
         // A pair's client is kept by every successor: the check holds for whatever the
         // pair has become by the time `revoke` runs.
         match record {
             Some(record) if record.is_refreshable_by(Some(client_id)) => self.revoke(token).await,
             _ => Ok(false),
         }
+    }
+
+    /// The pair whose refresh token, or else access token, has this hash.
+    async fn find_by_either(&self, hash: &TokenHash) -> Result<Option<PairRecord>, IssuerError> {
+        Ok(match self.store.find_by_refresh(hash).await? {
+            Some(record) => Some(record),
+            None => self.store.find_by_access(hash).await?,
+        })
     }
 
     /// Revokes every live pair of `subject` (a logout everywhere); returns how many.

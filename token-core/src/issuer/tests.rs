@@ -794,31 +794,36 @@ async fn lifetimes_too_long_for_the_calendar_end_at_the_latest_expiry() {
 }
 
 #[tokio::test]
-async fn revoking_a_refresh_token_inside_its_reuse_window_revokes_the_pair_it_answers() {
-    // The client's answer was lost: it holds only the old refresh token, which still answers
-    // the successor for the reuse window. Revoking it (a logout) must leave nothing that
-    // token can obtain: the successor is revoked and the old token answers nothing.
+async fn revoking_a_token_of_a_pair_rotated_inside_its_reuse_window_revokes_the_pair_it_answers() {
+    // The client's answer was lost: it holds only the old pair, whose refresh token still
+    // answers the successor for the reuse window. Revoking either of its tokens (a logout;
+    // RFC 7009 lets it present either) must leave nothing that refresh token can obtain, as
+    // for a live pair: the successor is revoked and the old refresh token answers nothing.
     let (issuer, _clock, _store) = issuer();
-    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
-    let lost = issuer.refresh(&refresh(&first)).await.unwrap();
-    assert!(issuer.revoke(&refresh(&first)).await.unwrap());
-    assert!(matches!(
-        issuer.refresh(&refresh(&first)).await,
-        Err(IssuerError::UsedRefreshToken)
-    ));
-    assert!(matches!(
-        issuer.authenticate(&access(&lost)).await,
-        Err(IssuerError::InvalidAccessToken)
-    ));
-    assert!(issuer.refresh(&refresh(&lost)).await.is_err());
+    let token_of_first = refresh as fn(&Issued) -> String;
+    for (which, token_of) in [("refresh", token_of_first), ("access", access)] {
+        let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+        let lost = issuer.refresh(&refresh(&first)).await.unwrap();
+        assert!(issuer.revoke(&token_of(&first)).await.unwrap(), "{which}");
+        let again = issuer.refresh(&refresh(&first)).await;
+        assert!(
+            matches!(again, Err(IssuerError::UsedRefreshToken)),
+            "revoked by its {which} token, the old refresh token still obtains: {again:?}"
+        );
+        assert!(matches!(
+            issuer.authenticate(&access(&lost)).await,
+            Err(IssuerError::InvalidAccessToken)
+        ));
+        assert!(issuer.refresh(&refresh(&lost)).await.is_err());
 
-    // Once the successor moved on, the old token answers nothing and revoking it revokes
-    // nothing: the live pair is the client's own.
-    let first = issuer.issue("bob", serde_json::json!({})).await.unwrap();
-    let second = issuer.refresh(&refresh(&first)).await.unwrap();
-    let third = issuer.refresh(&refresh(&second)).await.unwrap();
-    assert!(!issuer.revoke(&refresh(&first)).await.unwrap());
-    assert!(issuer.authenticate(&access(&third)).await.is_ok());
+        // Once the successor moved on, the old tokens answer nothing and revoking one
+        // revokes nothing: the live pair is the client's own.
+        let first = issuer.issue("bob", serde_json::json!({})).await.unwrap();
+        let second = issuer.refresh(&refresh(&first)).await.unwrap();
+        let third = issuer.refresh(&refresh(&second)).await.unwrap();
+        assert!(!issuer.revoke(&token_of(&first)).await.unwrap(), "{which}");
+        assert!(issuer.authenticate(&access(&third)).await.is_ok());
+    }
 }
 
 /// Two replicas on one store, the second's clock two minutes ahead (NTP misses happen): its
