@@ -331,7 +331,7 @@ impl Issuer {
                 RotateRejection::Expired => IssuerError::ExpiredRefreshToken,
                 RotateRejection::Used => {
                     if self.config.revoke_on_reuse {
-                        let revoked = self.revoke_lineage(presented).await?;
+                        let revoked = self.revoke_lineage_to_the_end(presented).await?;
                         tracing::warn!(
                             revoked,
                             "a used-up refresh token was presented again; the pair descended from it is revoked"
@@ -453,7 +453,7 @@ impl Issuer {
                 CodeRejection::Mismatch => IssuerError::AuthCodeMismatch,
                 CodeRejection::Used { pair } => {
                     let revoked = match pair {
-                        Some(pair) => self.revoke_lineage(pair).await?,
+                        Some(pair) => self.revoke_lineage_to_the_end(pair).await?,
                         None => 0,
                     };
                     tracing::warn!(
@@ -464,6 +464,28 @@ impl Issuer {
                     IssuerError::UsedAuthCode
                 }
             }),
+        }
+    }
+
+    /// [`revoke_lineage`](Self::revoke_lineage) for a replay (a used-up refresh token, an
+    /// authorization code presented again), in a task of its own under a tokio runtime: the
+    /// replay's request cancelled halfway (its client hung up, a timeout) still revokes what
+    /// it revealed as stolen.
+    async fn revoke_lineage_to_the_end(&self, first: TokenHash) -> Result<usize, IssuerError> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return self.revoke_lineage(first).await;
+        };
+        let issuer = self.clone();
+        match runtime
+            .spawn(async move { issuer.revoke_lineage(first).await })
+            .await
+        {
+            Ok(revoked) => revoked,
+            Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
+            Err(_) => Err(IssuerError::Store(StoreError::Backend {
+                message: "the revocation was cancelled with its runtime".to_owned(),
+                source: None,
+            })),
         }
     }
 

@@ -857,13 +857,17 @@ async fn a_replica_whose_clock_runs_ahead_does_not_purge_a_pending_reuse_answer(
 
 /// A memory store with faults: `lose_rotation_answer` makes the next rotation commit and then
 /// fail (a database connection lost after the commit was sent); `fail_purges` makes every
-/// purge fail. `purges` counts the purges asked of it.
+/// purge fail. `purges` counts the purges asked of it. `hold_revoke` makes the next revoke
+/// tell `revoke_entered` and wait for `revoke_released`.
 #[derive(Default)]
 struct Faulty {
     inner: MemoryIssuerStore,
     lose_rotation_answer: std::sync::atomic::AtomicBool,
     fail_purges: std::sync::atomic::AtomicBool,
     purges: std::sync::atomic::AtomicUsize,
+    hold_revoke: std::sync::atomic::AtomicBool,
+    revoke_entered: tokio::sync::Notify,
+    revoke_released: tokio::sync::Notify,
 }
 
 fn failure() -> StoreError {
@@ -895,6 +899,13 @@ impl IssuerStore for Faulty {
         Ok(outcome)
     }
     async fn revoke(&self, token: &TokenHash, at: OffsetDateTime) -> Result<bool, StoreError> {
+        if self
+            .hold_revoke
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.revoke_entered.notify_one();
+            self.revoke_released.notified().await;
+        }
         self.inner.revoke(token, at).await
     }
     async fn revoke_subject(&self, subject: &str, at: OffsetDateTime) -> Result<usize, StoreError> {
@@ -941,6 +952,54 @@ async fn a_retry_after_a_rotation_whose_answer_the_store_lost_gets_the_pair_it_m
     assert!(retry.reused, "the pair the lost rotation made");
     issuer.authenticate(&access(&retry)).await.unwrap();
     assert_eq!(store.inner.len(), 2, "one rotation");
+}
+
+/// A replayed used-up refresh token, or a replayed authorization code, whose request is
+/// cancelled (its client hung up, a timeout) while the issuer revokes what descended from
+/// it: the revocation is carried to its end all the same, or a replay followed by a hang-up
+/// would never be punished.
+#[tokio::test]
+async fn a_replay_cancelled_while_its_pair_is_revoked_still_revokes_it() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let store = Arc::new(Faulty::default());
+    let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
+    let config = IssuerConfig::default().with_revoke_on_reuse(true);
+    let issuer = Issuer::new(store.clone(), Arc::new(clock.clone()), config);
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    let second = issuer.refresh(&refresh(&first)).await.unwrap();
+    let code = issuer
+        .issue_code(CodeGrant::new("app-1", "bob"))
+        .await
+        .unwrap();
+    let exchange = CodeExchange::new("app-1");
+    let redeemed = issuer
+        .redeem_code(code.expose_secret(), exchange)
+        .await
+        .unwrap();
+    let used = refresh(&first);
+    let replays: [(&str, std::pin::Pin<Box<dyn Future<Output = _> + Send + '_>>); 2] = [
+        ("refresh token", Box::pin(issuer.refresh(&used))),
+        (
+            "authorization code",
+            Box::pin(issuer.redeem_code(code.expose_secret(), exchange)),
+        ),
+    ];
+    for ((what, replay), victim) in replays.into_iter().zip([&second, &redeemed]) {
+        store.hold_revoke.store(true, SeqCst);
+        tokio::select! {
+            answer = replay => panic!("{what}: answered while its revocation was held: {answer:?}"),
+            () = store.revoke_entered.notified() => {}
+        }
+        // The replay's request is gone; the store now answers.
+        store.revoke_released.notify_one();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            issuer.authenticate(&access(victim)).await.is_err(),
+            "{what}: the pair the replay revealed as stolen is live"
+        );
+    }
 }
 
 /// A clock that read a day ahead once (a bad NTP answer, a VM resumed with a stale offset)
