@@ -331,11 +331,7 @@ impl Issuer {
                 RotateRejection::Expired => IssuerError::ExpiredRefreshToken,
                 RotateRejection::Used => {
                     if self.config.revoke_on_reuse {
-                        let revoked = self.revoke_lineage_to_the_end(presented).await?;
-                        tracing::warn!(
-                            revoked,
-                            "a used-up refresh token was presented again; the pair descended from it is revoked"
-                        );
+                        self.punish(Some(presented), Replay::RefreshToken).await?;
                     }
                     IssuerError::UsedRefreshToken
                 }
@@ -452,35 +448,33 @@ impl Issuer {
                 CodeRejection::Expired => IssuerError::ExpiredAuthCode,
                 CodeRejection::Mismatch => IssuerError::AuthCodeMismatch,
                 CodeRejection::Used { pair } => {
-                    let revoked = match pair {
-                        Some(pair) => self.revoke_lineage_to_the_end(pair).await?,
-                        None => 0,
-                    };
-                    tracing::warn!(
-                        client_id = exchange.client_id,
-                        revoked,
-                        "an authorization code was presented again; the pair it gave is revoked"
-                    );
+                    let client_id = exchange.client_id.to_owned();
+                    self.punish(pair, Replay::AuthCode { client_id }).await?;
                     IssuerError::UsedAuthCode
                 }
             }),
         }
     }
 
-    /// [`revoke_lineage`](Self::revoke_lineage) for a replay (a used-up refresh token, an
-    /// authorization code presented again), in a task of its own under a tokio runtime: the
-    /// replay's request cancelled halfway (its client hung up, a timeout) still revokes what
-    /// it revealed as stolen.
-    async fn revoke_lineage_to_the_end(&self, first: TokenHash) -> Result<usize, IssuerError> {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return self.revoke_lineage(first).await;
-        };
+    /// Revokes what `replay` revealed as stolen (the live pair descended from `first`, see
+    /// [`revoke_lineage`](Self::revoke_lineage)) and logs it, in a task of its own under a
+    /// tokio runtime: the replay's request cancelled halfway (its client hung up, a timeout)
+    /// still revokes it, and the replay is still seen.
+    async fn punish(&self, first: Option<TokenHash>, replay: Replay) -> Result<(), IssuerError> {
         let issuer = self.clone();
-        match runtime
-            .spawn(async move { issuer.revoke_lineage(first).await })
-            .await
-        {
-            Ok(revoked) => revoked,
+        let punish = async move {
+            let revoked = match first {
+                Some(first) => issuer.revoke_lineage(first).await?,
+                None => 0,
+            };
+            replay.report(revoked);
+            Ok(())
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return punish.await;
+        };
+        match runtime.spawn(punish).await {
+            Ok(punished) => punished,
             Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
             Err(_) => Err(IssuerError::Store(StoreError::Backend {
                 message: "the revocation was cancelled with its runtime".to_owned(),
@@ -654,6 +648,30 @@ impl Issuer {
             .with_extras(extras);
         tokens.refresh_expires_at = refresh_expires_at;
         Minted { record, tokens }
+    }
+}
+
+/// A replay the issuer detected: what it logs once it has revoked what the replay revealed.
+enum Replay {
+    /// A used-up refresh token presented again (with `revoke_on_reuse`).
+    RefreshToken,
+    /// An authorization code presented again, by this client.
+    AuthCode { client_id: String },
+}
+
+impl Replay {
+    fn report(&self, revoked: usize) {
+        match self {
+            Self::RefreshToken => tracing::warn!(
+                revoked,
+                "a used-up refresh token was presented again; the pair descended from it is revoked"
+            ),
+            Self::AuthCode { client_id } => tracing::warn!(
+                client_id = client_id.as_str(),
+                revoked,
+                "an authorization code was presented again; the pair it gave is revoked"
+            ),
+        }
     }
 }
 

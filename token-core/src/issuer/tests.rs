@@ -956,11 +956,12 @@ async fn a_retry_after_a_rotation_whose_answer_the_store_lost_gets_the_pair_it_m
 
 /// A replayed used-up refresh token, or a replayed authorization code, whose request is
 /// cancelled (its client hung up, a timeout) while the issuer revokes what descended from
-/// it: the revocation is carried to its end all the same, or a replay followed by a hang-up
-/// would never be punished.
+/// it: the revocation is carried to its end all the same, and logged, or a replay followed
+/// by a hang-up would never be punished, nor seen.
 #[tokio::test]
 async fn a_replay_cancelled_while_its_pair_is_revoked_still_revokes_it() {
     use std::sync::atomic::Ordering::SeqCst;
+    let (logs, _guard) = capture_logs();
     let store = Arc::new(Faulty::default());
     let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
     let config = IssuerConfig::default().with_revoke_on_reuse(true);
@@ -984,7 +985,13 @@ async fn a_replay_cancelled_while_its_pair_is_revoked_still_revokes_it() {
             Box::pin(issuer.redeem_code(code.expose_secret(), exchange)),
         ),
     ];
-    for ((what, replay), victim) in replays.into_iter().zip([&second, &redeemed]) {
+    let reports = [
+        "a used-up refresh token was presented again",
+        "an authorization code was presented again",
+    ];
+    for (((what, replay), victim), report) in
+        replays.into_iter().zip([&second, &redeemed]).zip(reports)
+    {
         store.hold_revoke.store(true, SeqCst);
         tokio::select! {
             answer = replay => panic!("{what}: answered while its revocation was held: {answer:?}"),
@@ -998,6 +1005,11 @@ async fn a_replay_cancelled_while_its_pair_is_revoked_still_revokes_it() {
         assert!(
             issuer.authenticate(&access(victim)).await.is_err(),
             "{what}: the pair the replay revealed as stolen is live"
+        );
+        assert!(
+            logs.text().contains(report),
+            "{what}: the replay was not logged: {}",
+            logs.text()
         );
     }
 }
