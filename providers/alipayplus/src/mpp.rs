@@ -21,7 +21,10 @@
 //! like a wrong signature, before the issuer sees it: a signed request captured and sent
 //! again later (a replayed code exchange would revoke the pair it gave) is worth nothing
 //! outside that window. Inside it, the same bytes are indistinguishable from Alipay+ sending
-//! the same request again after a `U` answer, which the issuer's reuse window answers.
+//! the same request again after a `U` answer: a refresh sent again is answered by the
+//! issuer's reuse window; a code exchange sent again after its answer was lost finds the
+//! code used, is refused `F INVALID_AUTH_CODE`, and revokes the pair it gave (the user
+//! authorizes again).
 
 use std::time::Duration;
 
@@ -374,6 +377,21 @@ mod tests {
             request
         }
 
+        /// An issuer with the sandbox's configuration, on a manual clock.
+        fn issuer() -> Issuer {
+            let clock = ManualClock::new(time::macros::datetime!(2026-01-01 00:00 UTC));
+            Issuer::in_memory(Arc::new(clock), AlipayPlusSandbox::issuer_config())
+        }
+
+        /// The body of an applyToken exchanging `code`.
+        fn code_exchange(code: &token_core::secret::AuthCode) -> Vec<u8> {
+            format!(
+                r#"{{"pspId":"{PSP_ID}","grantType":"AUTHORIZATION_CODE","authCode":"{}"}}"#,
+                code.expose_secret()
+            )
+            .into_bytes()
+        }
+
         fn result(answer: &http::Response<Vec<u8>>) -> (String, String) {
             let body: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
             let field = |name: &str| body["result"][name].as_str().unwrap_or("").to_owned();
@@ -384,8 +402,7 @@ mod tests {
         async fn hostile_signed_bodies_are_refused_and_rotate_nothing() {
             let sandbox = AlipayPlusSandbox::new();
             let mpp = sandbox.mpp();
-            let clock = ManualClock::new(time::macros::datetime!(2026-01-01 00:00 UTC));
-            let issuer = Issuer::in_memory(Arc::new(clock), AlipayPlusSandbox::issuer_config());
+            let issuer = issuer();
             let live = issuer.issue("alice", serde_json::json!({})).await.unwrap();
             let token = live.tokens.refresh_token.clone().unwrap();
             let token = token.expose_secret();
@@ -453,8 +470,7 @@ mod tests {
         async fn a_pair_with_extras_that_are_not_alipay_plus_extras_is_refreshed_not_lost() {
             let sandbox = AlipayPlusSandbox::new();
             let mpp = sandbox.mpp();
-            let clock = ManualClock::new(time::macros::datetime!(2026-01-01 00:00 UTC));
-            let issuer = Issuer::in_memory(Arc::new(clock), AlipayPlusSandbox::issuer_config());
+            let issuer = issuer();
             for (extras, customer) in [
                 (serde_json::json!({"customerId": 12345}), None),
                 (
@@ -490,6 +506,34 @@ mod tests {
             }
         }
 
+        /// A code exchange sent again with the same signed bytes, inside the `Request-Time`
+        /// window (Alipay+ after a lost answer, or someone who captured the request): the
+        /// code is used (RFC 6749 section 4.1.2: denied, and the pair it gave revoked), unlike
+        /// a refresh, which the issuer's reuse window answers again.
+        #[tokio::test]
+        async fn a_code_exchange_sent_again_is_refused_and_revokes_the_pair_it_gave() {
+            use crate::endpoints::AlipayExtras;
+            let sandbox = AlipayPlusSandbox::new();
+            let mpp = sandbox.mpp();
+            let issuer = issuer();
+            let code = mpp
+                .authorize(&issuer, "alice", AlipayExtras::default())
+                .await
+                .unwrap();
+            let request = signed(code_exchange(&code), &issuer);
+            let first = mpp.answer(&issuer, &request).await;
+            assert_eq!(result(&first), ("S".to_owned(), "SUCCESS".to_owned()));
+            let first: serde_json::Value = serde_json::from_slice(first.body()).unwrap();
+            let access = first["accessToken"].as_str().unwrap();
+            issuer.authenticate(access).await.unwrap();
+            let again = mpp.answer(&issuer, &request).await;
+            assert_eq!(
+                result(&again),
+                ("F".to_owned(), "INVALID_AUTH_CODE".to_owned())
+            );
+            assert!(issuer.authenticate(access).await.is_err());
+        }
+
         /// Two MPPs (two Alipay+ `Client-Id`s, say two regions) over one issuer store: a
         /// refresh token issued through one client's code exchange is refused when the other
         /// client presents it (RFC 6749 section 6: the refresh token must have been issued to
@@ -508,18 +552,13 @@ mod tests {
                 crate::mpp::Mpp::new(signer).with_psp_id(PSP_ID)
             };
             let (region_a, region_b) = (mpp_for(CLIENT_ID), mpp_for("OTHER_REGION_CLIENT"));
-            let clock = ManualClock::new(time::macros::datetime!(2026-01-01 00:00 UTC));
-            let issuer = Issuer::in_memory(Arc::new(clock), AlipayPlusSandbox::issuer_config());
+            let issuer = issuer();
             let code = region_a
                 .authorize(&issuer, "alice", AlipayExtras::default())
                 .await
                 .unwrap();
-            let body = format!(
-                r#"{{"pspId":"{PSP_ID}","grantType":"AUTHORIZATION_CODE","authCode":"{}"}}"#,
-                code.expose_secret()
-            );
             let answer = region_a
-                .answer(&issuer, &signed(body.into_bytes(), &issuer))
+                .answer(&issuer, &signed(code_exchange(&code), &issuer))
                 .await;
             let tokens: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
             let refresh = tokens["refreshToken"].as_str().unwrap();
