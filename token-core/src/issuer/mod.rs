@@ -757,9 +757,9 @@ pub struct IssuerConfig {
     /// A used-up token is recognised while its pair's record is kept: a store's
     /// [`purge`](IssuerStore::purge) forgets a replaced pair once its reuse window has
     /// ended, or, without a window, once it was replaced (and the issuer's [`PURGE_GRACE`]
-    /// after that, at least; one record per rotation would
-    /// otherwise pile up for the refresh tokens' whole life), and a token replayed after
-    /// that is [`IssuerError::InvalidRefreshToken`] and revokes nothing. Purge less often
+    /// after that, at least; one record per rotation would otherwise pile up for the
+    /// refresh tokens' whole life), and a token replayed after that is
+    /// [`IssuerError::InvalidRefreshToken`] and revokes nothing. Purge less often
     /// ([`purge_every`](Self::purge_every)) to detect replays over a longer span.
     pub revoke_on_reuse: bool,
     /// How often the issuer forgets dead records by itself: after an issue, a rotation, or
