@@ -21,7 +21,10 @@
 //! like a wrong signature, before the issuer sees it: a signed request captured and sent
 //! again later (a replayed code exchange would revoke the pair it gave) is worth nothing
 //! outside that window. Inside it, the same bytes are indistinguishable from Alipay+ sending
-//! the same request again after a `U` answer, which the issuer's reuse window answers.
+//! the same request again after a `U` answer: a refresh sent again is answered by the
+//! issuer's reuse window; a code exchange sent again after its answer was lost finds the
+//! code used, is refused `F INVALID_AUTH_CODE`, and revokes the pair it gave (the user
+//! authorizes again).
 
 use std::time::Duration;
 
@@ -29,7 +32,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::{Iso8601, Rfc3339};
 use token_core::codec::{Endpoint, encode_error, encode_response};
 use token_core::issuer::{CodeExchange, CodeGrant, Issued, IssuerError};
-use token_core::{codec::TokenResponse, issuer::Issuer, secret::AuthCode, token_set::TokenSet};
+use token_core::token_set::{StoredTokenSet, TokenSet};
+use token_core::{codec::TokenResponse, issuer::Issuer, secret::AuthCode};
 
 use crate::endpoints::{
     AlipayCode, AlipayError, AlipayExtras, ApplyToken, ApplyTokenByCode, ApplyTokenResult,
@@ -110,7 +114,9 @@ impl Mpp {
         issuer.issue_code(grant).await
     }
 
-    /// Answers an applyToken request, signed.
+    /// Answers an applyToken request, signed. A pair whose extras are not Alipay+ extras (a
+    /// wallet's own [`Issuer::issue`] with a number for `customerId`) is answered with the
+    /// extras fields that are text, not refused: it is rotated already.
     pub async fn answer(
         &self,
         issuer: &Issuer,
@@ -127,11 +133,11 @@ impl Mpp {
             Ok(()) => self.process(issuer, request).await,
         };
         let response = match outcome {
-            Ok(issued) => match TokenSet::<AlipayExtras>::from_stored(issued.tokens) {
-                Ok(set) => encode_response(&ApplyTokenResult::from_token_set(&set, now)),
-                Err(_) => encode_error(&AlipayError::unknown(
+            Ok(issued) => match alipay_set(issued.tokens) {
+                Some(set) => encode_response(&ApplyTokenResult::from_token_set(&set, now)),
+                None => encode_error(&AlipayError::unknown(
                     AlipayCode::UnknownException,
-                    "stored extras are not Alipay+ extras",
+                    "the pair cannot be answered",
                 )),
             },
             Err(error) => encode_error(&error),
@@ -244,6 +250,35 @@ impl Mpp {
     }
 }
 
+/// The pair as Alipay+ answers it. Extras that are not Alipay+'s (a wallet's own
+/// [`Issuer::issue`] given a number for `customerId`, or not an object) are read field by
+/// field, each kept when it is text: the pair is rotated in the store by now, and an error
+/// answer would lose it (every retry answered the same error, then the token was used up).
+fn alipay_set(stored: StoredTokenSet) -> Option<TokenSet<AlipayExtras>> {
+    if let Ok(set) = TokenSet::from_stored(stored.clone()) {
+        return Some(set);
+    }
+    tracing::warn!(
+        "the pair's extras are not Alipay+ extras; answered with the fields that are text"
+    );
+    let text = |name: &str| {
+        stored
+            .extras
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    let readable = AlipayExtras {
+        customer_id: text("customerId"),
+        user_login_id: text("userLoginId"),
+    };
+    let mut plain = stored;
+    plain.extras = serde_json::Value::Null;
+    // Without extras there is nothing to fail on.
+    let set = TokenSet::<AlipayExtras>::from_stored(plain).ok()?;
+    Some(set.with_extras(readable))
+}
+
 /// A `Request-Time`: ISO 8601 with an offset, as Alipay+ writes it (`2019-04-04T12:08:56+05:30`,
 /// with or without fractional seconds, `Z`, or the basic format's `+0530`).
 fn request_time(text: &str) -> Option<OffsetDateTime> {
@@ -342,6 +377,21 @@ mod tests {
             request
         }
 
+        /// An issuer with the sandbox's configuration, on a manual clock.
+        fn issuer() -> Issuer {
+            let clock = ManualClock::new(time::macros::datetime!(2026-01-01 00:00 UTC));
+            Issuer::in_memory(Arc::new(clock), AlipayPlusSandbox::issuer_config())
+        }
+
+        /// The body of an applyToken exchanging `code`.
+        fn code_exchange(code: &token_core::secret::AuthCode) -> Vec<u8> {
+            format!(
+                r#"{{"pspId":"{PSP_ID}","grantType":"AUTHORIZATION_CODE","authCode":"{}"}}"#,
+                code.expose_secret()
+            )
+            .into_bytes()
+        }
+
         fn result(answer: &http::Response<Vec<u8>>) -> (String, String) {
             let body: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
             let field = |name: &str| body["result"][name].as_str().unwrap_or("").to_owned();
@@ -352,8 +402,7 @@ mod tests {
         async fn hostile_signed_bodies_are_refused_and_rotate_nothing() {
             let sandbox = AlipayPlusSandbox::new();
             let mpp = sandbox.mpp();
-            let clock = ManualClock::new(time::macros::datetime!(2026-01-01 00:00 UTC));
-            let issuer = Issuer::in_memory(Arc::new(clock), AlipayPlusSandbox::issuer_config());
+            let issuer = issuer();
             let live = issuer.issue("alice", serde_json::json!({})).await.unwrap();
             let token = live.tokens.refresh_token.clone().unwrap();
             let token = token.expose_secret();
@@ -413,6 +462,78 @@ mod tests {
                 .unwrap();
         }
 
+        /// Pairs the wallet issued itself ([`Issuer::issue`]) with extras that are not
+        /// Alipay+'s (a numeric `customerId`, not an object): a refresh rotates them in the
+        /// store, so its answer must carry the new pair (with the extras it can read), not a
+        /// `U` that loses it. Asked again (Alipay+ retrying), the same pair.
+        #[tokio::test]
+        async fn a_pair_with_extras_that_are_not_alipay_plus_extras_is_refreshed_not_lost() {
+            let sandbox = AlipayPlusSandbox::new();
+            let mpp = sandbox.mpp();
+            let issuer = issuer();
+            for (extras, customer) in [
+                (serde_json::json!({"customerId": 12345}), None),
+                (
+                    serde_json::json!({"customerId": "c-1", "userLoginId": 7}),
+                    Some("c-1"),
+                ),
+                (serde_json::json!("c-1"), None),
+                (serde_json::json!([1, 2]), None),
+            ] {
+                let live = issuer.issue("alice", extras.clone()).await.unwrap();
+                let token = live.tokens.refresh_token.clone().unwrap();
+                let body = format!(
+                    r#"{{"pspId":"{PSP_ID}","grantType":"REFRESH_TOKEN","refreshToken":"{}"}}"#,
+                    token.expose_secret()
+                );
+                let answer = mpp
+                    .answer(&issuer, &signed(body.clone().into_bytes(), &issuer))
+                    .await;
+                assert_eq!(
+                    result(&answer),
+                    ("S".to_owned(), "SUCCESS".to_owned()),
+                    "{extras}"
+                );
+                let tokens: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
+                assert_eq!(tokens["customerId"].as_str(), customer, "{extras}");
+                let access = tokens["accessToken"].as_str().unwrap();
+                issuer.authenticate(access).await.unwrap();
+                let again = mpp
+                    .answer(&issuer, &signed(body.into_bytes(), &issuer))
+                    .await;
+                let again: serde_json::Value = serde_json::from_slice(again.body()).unwrap();
+                assert_eq!(again["accessToken"].as_str(), Some(access), "{extras}");
+            }
+        }
+
+        /// A code exchange sent again with the same signed bytes, inside the `Request-Time`
+        /// window (Alipay+ after a lost answer, or someone who captured the request): the
+        /// code is used (RFC 6749 section 4.1.2: denied, and the pair it gave revoked), unlike
+        /// a refresh, which the issuer's reuse window answers again.
+        #[tokio::test]
+        async fn a_code_exchange_sent_again_is_refused_and_revokes_the_pair_it_gave() {
+            use crate::endpoints::AlipayExtras;
+            let sandbox = AlipayPlusSandbox::new();
+            let mpp = sandbox.mpp();
+            let issuer = issuer();
+            let code = mpp
+                .authorize(&issuer, "alice", AlipayExtras::default())
+                .await
+                .unwrap();
+            let request = signed(code_exchange(&code), &issuer);
+            let first = mpp.answer(&issuer, &request).await;
+            assert_eq!(result(&first), ("S".to_owned(), "SUCCESS".to_owned()));
+            let first: serde_json::Value = serde_json::from_slice(first.body()).unwrap();
+            let access = first["accessToken"].as_str().unwrap();
+            issuer.authenticate(access).await.unwrap();
+            let again = mpp.answer(&issuer, &request).await;
+            assert_eq!(
+                result(&again),
+                ("F".to_owned(), "INVALID_AUTH_CODE".to_owned())
+            );
+            assert!(issuer.authenticate(access).await.is_err());
+        }
+
         /// Two MPPs (two Alipay+ `Client-Id`s, say two regions) over one issuer store: a
         /// refresh token issued through one client's code exchange is refused when the other
         /// client presents it (RFC 6749 section 6: the refresh token must have been issued to
@@ -431,18 +552,13 @@ mod tests {
                 crate::mpp::Mpp::new(signer).with_psp_id(PSP_ID)
             };
             let (region_a, region_b) = (mpp_for(CLIENT_ID), mpp_for("OTHER_REGION_CLIENT"));
-            let clock = ManualClock::new(time::macros::datetime!(2026-01-01 00:00 UTC));
-            let issuer = Issuer::in_memory(Arc::new(clock), AlipayPlusSandbox::issuer_config());
+            let issuer = issuer();
             let code = region_a
                 .authorize(&issuer, "alice", AlipayExtras::default())
                 .await
                 .unwrap();
-            let body = format!(
-                r#"{{"pspId":"{PSP_ID}","grantType":"AUTHORIZATION_CODE","authCode":"{}"}}"#,
-                code.expose_secret()
-            );
             let answer = region_a
-                .answer(&issuer, &signed(body.into_bytes(), &issuer))
+                .answer(&issuer, &signed(code_exchange(&code), &issuer))
                 .await;
             let tokens: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
             let refresh = tokens["refreshToken"].as_str().unwrap();

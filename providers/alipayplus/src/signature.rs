@@ -352,17 +352,29 @@ pub fn content(
 }
 
 /// Reads the signature out of `algorithm=RSA256, keyVersion=N, signature=<url-encoded base64>`.
+/// Parameter names are matched without regard to case, with whitespace around them and
+/// around `=` (RFC 9110 section 11.2, auth-params), and `RSA256` in any case. A parameter
+/// named twice is refused, whichever copy is valid (like a header sent twice: another reader
+/// may take the other copy).
 fn signature_of(header: &str) -> Result<Vec<u8>, EndpointError> {
     let mut algorithm = None;
     let mut value = None;
     for part in header.split(',') {
-        match part.trim().split_once('=') {
-            Some(("algorithm", v)) => algorithm = Some(v.trim()),
-            Some(("signature", v)) => value = Some(v.trim()),
-            _ => {}
+        let Some((name, v)) = part.split_once('=') else {
+            continue;
+        };
+        let (slot, name) = match name.trim() {
+            name if name.eq_ignore_ascii_case("algorithm") => (&mut algorithm, "algorithm"),
+            name if name.eq_ignore_ascii_case("signature") => (&mut value, "signature"),
+            _ => continue,
+        };
+        if slot.replace(v.trim()).is_some() {
+            return Err(EndpointError::Signature(format!(
+                "`Signature` names `{name}` twice"
+            )));
         }
     }
-    if algorithm != Some("RSA256") {
+    if !algorithm.is_some_and(|a| a.eq_ignore_ascii_case("RSA256")) {
         return Err(EndpointError::Signature(
             "`Signature` is not `algorithm=RSA256`".into(),
         ));

@@ -544,3 +544,48 @@ fn private_keys_never_show_in_debug_or_errors() {
     }
     assert!(shown[0].contains("CLIENT"), "{}", shown[0]);
 }
+
+/// The `Signature` header as another stack may write it: its parameters' names in another
+/// case or with spaces around `=` (RFC 9110 section 11.2: auth-param names are matched
+/// case-insensitively, and `=` may have whitespace around it), the algorithm in lowercase,
+/// no spaces at all. Each is read. A parameter named twice is refused, whichever copy is
+/// valid, like a header sent twice (another reader may take the other copy); so are a
+/// missing or other algorithm and a missing signature.
+#[cfg(feature = "sandbox")]
+#[test]
+fn a_signature_header_in_another_spacing_or_case_is_read_and_a_repeated_parameter_refused() {
+    use token_provider_alipayplus::sandbox::{client_private_key, client_public_key};
+    let signer =
+        Rsa256Signer::from_pem("CLIENT", 1, client_private_key(), client_public_key()).unwrap();
+    let signed = seed_request_signed_by(&signer);
+    let header = signed.headers()["Signature"].to_str().unwrap().to_owned();
+    let value = header.split("signature=").nth(1).unwrap().to_owned();
+    let with = |signature: String| {
+        let mut request = signed.clone();
+        request
+            .headers_mut()
+            .insert("Signature", http::HeaderValue::try_from(signature).unwrap());
+        request
+    };
+    for accepted in [
+        format!("algorithm=RSA256,keyVersion=1,signature={value}"),
+        format!("algorithm = RSA256 , keyVersion = 1 , signature = {value}"),
+        format!("\talgorithm=RSA256,\tsignature={value}\t"),
+        format!("Algorithm=RSA256, KeyVersion=1, Signature={value}"),
+        format!("ALGORITHM=rsa256, SIGNATURE={value}"),
+    ] {
+        let outcome = signer.verify_request(&with(accepted.clone()));
+        assert!(outcome.is_ok(), "{accepted}: {outcome:?}");
+    }
+    for refused in [
+        format!("algorithm=RSA256, signature=AAAA, signature={value}"),
+        format!("algorithm=RSA256, signature={value}, Signature=AAAA"),
+        format!("algorithm=RSA512, algorithm=RSA256, signature={value}"),
+        format!("algorithm=RSA512, signature={value}"),
+        format!("keyVersion=1, signature={value}"),
+        "algorithm=RSA256, keyVersion=1".to_owned(),
+    ] {
+        let outcome = signer.verify_request(&with(refused.clone()));
+        assert!(outcome.is_err(), "{refused}: read as signed");
+    }
+}

@@ -331,11 +331,7 @@ impl Issuer {
                 RotateRejection::Expired => IssuerError::ExpiredRefreshToken,
                 RotateRejection::Used => {
                     if self.config.revoke_on_reuse {
-                        let revoked = self.revoke_lineage(presented).await?;
-                        tracing::warn!(
-                            revoked,
-                            "a used-up refresh token was presented again; the pair descended from it is revoked"
-                        );
+                        self.punish(Some(presented), Replay::RefreshToken).await?;
                     }
                     IssuerError::UsedRefreshToken
                 }
@@ -452,18 +448,38 @@ impl Issuer {
                 CodeRejection::Expired => IssuerError::ExpiredAuthCode,
                 CodeRejection::Mismatch => IssuerError::AuthCodeMismatch,
                 CodeRejection::Used { pair } => {
-                    let revoked = match pair {
-                        Some(pair) => self.revoke_lineage(pair).await?,
-                        None => 0,
-                    };
-                    tracing::warn!(
-                        client_id = exchange.client_id,
-                        revoked,
-                        "an authorization code was presented again; the pair it gave is revoked"
-                    );
+                    let client_id = exchange.client_id.to_owned();
+                    self.punish(pair, Replay::AuthCode { client_id }).await?;
                     IssuerError::UsedAuthCode
                 }
             }),
+        }
+    }
+
+    /// Revokes what `replay` revealed as stolen (the live pair descended from `first`, see
+    /// [`revoke_lineage`](Self::revoke_lineage)) and logs it, in a task of its own under a
+    /// tokio runtime: the replay's request cancelled halfway (its client hung up, a timeout)
+    /// still revokes it, and the replay is still seen.
+    async fn punish(&self, first: Option<TokenHash>, replay: Replay) -> Result<(), IssuerError> {
+        let issuer = self.clone();
+        let punish = async move {
+            let revoked = match first {
+                Some(first) => issuer.revoke_lineage(first).await?,
+                None => 0,
+            };
+            replay.report(revoked);
+            Ok(())
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return punish.await;
+        };
+        match runtime.spawn(punish).await {
+            Ok(punished) => punished,
+            Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
+            Err(_) => Err(IssuerError::Store(StoreError::Backend {
+                message: "the revocation was cancelled with its runtime".to_owned(),
+                source: None,
+            })),
         }
     }
 
@@ -497,15 +513,16 @@ impl Issuer {
     /// token is not an error (RFC 7009).
     ///
     /// A rotated refresh token still inside its reuse window answers its successor, so
-    /// revoking it revokes that successor: afterwards the token obtains nothing (a client
-    /// whose refresh answer was lost logs out with the only token it has).
+    /// revoking it, or the access token of its pair, revokes that successor: afterwards the
+    /// pair's refresh token obtains nothing (a client whose refresh answer was lost logs out
+    /// with the tokens it has).
     pub async fn revoke(&self, token: &str) -> Result<bool, IssuerError> {
         let now = self.clock.now();
         let hash = TokenHash::of(token);
         if self.store.revoke(&hash, now).await? {
             return Ok(true);
         }
-        let Some(record) = self.store.find_by_refresh(&hash).await? else {
+        let Some(record) = self.find_by_either(&hash).await? else {
             return Ok(false);
         };
         let PairState::Replaced { successor, .. } = record.state else {
@@ -544,17 +561,21 @@ impl Issuer {
     /// # }
     /// ```
     pub async fn revoke_for(&self, token: &str, client_id: &str) -> Result<bool, IssuerError> {
-        let hash = TokenHash::of(token);
-        let record = match self.store.find_by_refresh(&hash).await? {
-            Some(record) => Some(record),
-            None => self.store.find_by_access(&hash).await?,
-        };
+        let record = self.find_by_either(&TokenHash::of(token)).await?;
         // A pair's client is kept by every successor: the check holds for whatever the
         // pair has become by the time `revoke` runs.
         match record {
             Some(record) if record.is_refreshable_by(Some(client_id)) => self.revoke(token).await,
             _ => Ok(false),
         }
+    }
+
+    /// The pair whose refresh token, or else access token, has this hash.
+    async fn find_by_either(&self, hash: &TokenHash) -> Result<Option<PairRecord>, IssuerError> {
+        Ok(match self.store.find_by_refresh(hash).await? {
+            Some(record) => Some(record),
+            None => self.store.find_by_access(hash).await?,
+        })
     }
 
     /// Revokes every live pair of `subject` (a logout everywhere); returns how many.
@@ -627,6 +648,30 @@ impl Issuer {
             .with_extras(extras);
         tokens.refresh_expires_at = refresh_expires_at;
         Minted { record, tokens }
+    }
+}
+
+/// A replay the issuer detected: what it logs once it has revoked what the replay revealed.
+enum Replay {
+    /// A used-up refresh token presented again (with `revoke_on_reuse`).
+    RefreshToken,
+    /// An authorization code presented again, by this client.
+    AuthCode { client_id: String },
+}
+
+impl Replay {
+    fn report(&self, revoked: usize) {
+        match self {
+            Self::RefreshToken => tracing::warn!(
+                revoked,
+                "a used-up refresh token was presented again; the pair descended from it is revoked"
+            ),
+            Self::AuthCode { client_id } => tracing::warn!(
+                client_id = client_id.as_str(),
+                revoked,
+                "an authorization code was presented again; the pair it gave is revoked"
+            ),
+        }
     }
 }
 
@@ -711,9 +756,10 @@ pub struct IssuerConfig {
     ///
     /// A used-up token is recognised while its pair's record is kept: a store's
     /// [`purge`](IssuerStore::purge) forgets a replaced pair once its reuse window has
-    /// ended (and the issuer's [`PURGE_GRACE`] after it; one record per rotation would
-    /// otherwise pile up for the refresh tokens' whole life), and a token replayed after
-    /// that is [`IssuerError::InvalidRefreshToken`] and revokes nothing. Purge less often
+    /// ended, or, without a window, once it was replaced (and the issuer's [`PURGE_GRACE`]
+    /// after that, at least; one record per rotation would otherwise pile up for the
+    /// refresh tokens' whole life), and a token replayed after that is
+    /// [`IssuerError::InvalidRefreshToken`] and revokes nothing. Purge less often
     /// ([`purge_every`](Self::purge_every)) to detect replays over a longer span.
     pub revoke_on_reuse: bool,
     /// How often the issuer forgets dead records by itself: after an issue, a rotation, or
@@ -1108,12 +1154,15 @@ impl PairRecord {
     }
 
     /// Whether a store may forget this record at `now`: no token of it can be accepted any
-    /// more and no reuse answer is pending.
+    /// more and no reuse answer is pending. A replaced pair dies when its reuse window ends,
+    /// or when it was replaced if it has none: the issuer's purges pass a `now`
+    /// [`PURGE_GRACE`] in the past, so that a used-up refresh token is still recognised for
+    /// that long after its rotation (see [`IssuerConfig::revoke_on_reuse`]).
     pub fn is_dead(&self, now: OffsetDateTime) -> bool {
         let refresh_dead = self.refresh_expires_at.is_some_and(|at| at <= now);
         match &self.state {
             PairState::Active => refresh_dead && self.access_expires_at <= now,
-            PairState::Replaced { reuse, .. } => reuse.as_ref().is_none_or(|r| r.until <= now),
+            PairState::Replaced { at, reuse, .. } => reuse.as_ref().map_or(*at, |r| r.until) <= now,
             PairState::Revoked { .. } => true,
         }
     }
@@ -1268,7 +1317,9 @@ pub trait IssuerStore: Send + Sync + 'static {
     /// was revoked.
     async fn revoke(&self, token: &TokenHash, at: OffsetDateTime) -> Result<bool, StoreError>;
 
-    /// Revokes every live pair of `subject`; returns how many.
+    /// Revokes every live pair of `subject`; returns how many. A rotation running at the same
+    /// time must not leave its successor live: once this returns, no pair of `subject` that
+    /// was live when it began is live, nor any successor of one.
     async fn revoke_subject(&self, subject: &str, at: OffsetDateTime) -> Result<usize, StoreError>;
 
     /// Stores a newly issued authorization code.

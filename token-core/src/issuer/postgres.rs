@@ -125,6 +125,7 @@ struct Sql {
     renew_access: String,
     revoke: String,
     revoke_subject: String,
+    live_subject: String,
     purge: String,
     purge_horizon: String,
     advance_codes: String,
@@ -138,13 +139,15 @@ struct Sql {
 const PURGE_BATCH: i64 = 1000;
 /// How many batches one purge of a table runs at most.
 const MAX_PURGE_BATCHES: usize = 10_000;
+/// How many times one `revoke_subject` revokes at most (see there).
+const MAX_REVOKE_PASSES: usize = 100;
 
 const CODE_COLUMNS: &str = "code_hash, client_id, redirect_uri, code_challenge, scope, subject, \
      extras, issued_at, expires_at, redeemed_at, pair";
 
 impl Sql {
     /// Every statement.
-    fn all(&self) -> [&str; 16] {
+    fn all(&self) -> [&str; 17] {
         [
             &self.insert,
             &self.by_access,
@@ -155,6 +158,7 @@ impl Sql {
             &self.renew_access,
             &self.revoke,
             &self.revoke_subject,
+            &self.live_subject,
             &self.purge,
             &self.purge_horizon,
             &self.advance_codes,
@@ -219,6 +223,9 @@ impl Sql {
                      reuse_tokens = NULL
                  WHERE subject = $1 AND state = 'active'"
             ),
+            live_subject: format!(
+                "SELECT 1 FROM {pairs} WHERE subject = $1 AND state = 'active' LIMIT 1"
+            ),
             // The same rule as `PairRecord::is_dead`, and a pair a live code names is kept
             // (`advance_codes` moves the name on first); a batch at a time, passing over the
             // rows a rotation in flight holds (see `purge`).
@@ -226,7 +233,7 @@ impl Sql {
                 "DELETE FROM {pairs} WHERE refresh_hash IN (
                      SELECT refresh_hash FROM {pairs} p
                      WHERE (state = 'revoked'
-                        OR (state = 'replaced' AND (reuse_until IS NULL OR reuse_until <= $1))
+                        OR (state = 'replaced' AND COALESCE(reuse_until, state_at) <= $1)
                         OR (state = 'active' AND refresh_expires_at <= $1
                             AND access_expires_at <= $1))
                        AND NOT EXISTS (SELECT 1 FROM {codes} c
@@ -243,7 +250,7 @@ impl Sql {
                 "UPDATE {codes} c SET pair = p.successor
                  FROM {pairs} p
                  WHERE c.pair = p.refresh_hash AND c.expires_at > $1
-                   AND p.state = 'replaced' AND (p.reuse_until IS NULL OR p.reuse_until <= $1)"
+                   AND p.state = 'replaced' AND COALESCE(p.reuse_until, p.state_at) <= $1"
             ),
         }
     }
@@ -677,13 +684,28 @@ impl IssuerStore for PostgresIssuerStore {
             // No pair can have it.
             return Ok(0);
         }
+        let what = "revoke a subject";
         self.db
-            .run("revoke a subject", async |client| {
-                let rows = client
-                    .execute(&self.sql.revoke_subject, &[&subject, &at])
-                    .await
-                    .db("revoke a subject")?;
-                Ok(usize::try_from(rows).unwrap_or(usize::MAX))
+            .run(what, async |client| {
+                // A rotation in flight when the update starts has locked the presented row
+                // and inserts its successor: the update waits for the row, finds it replaced
+                // and passes over it, and the successor is not among the rows its snapshot
+                // holds. Revoke again, each time with a newer snapshot, until none is live.
+                let mut revoked = 0u64;
+                for _ in 0..MAX_REVOKE_PASSES {
+                    revoked += client
+                        .execute(&self.sql.revoke_subject, &[&subject, &at])
+                        .await
+                        .db(what)?;
+                    let live = client
+                        .query_opt(&self.sql.live_subject, &[&subject])
+                        .await
+                        .db(what)?;
+                    if live.is_none() {
+                        break;
+                    }
+                }
+                Ok(usize::try_from(revoked).unwrap_or(usize::MAX))
             })
             .await
     }
@@ -1224,6 +1246,120 @@ mod tests {
             &a, &b, &clock,
         )
         .await;
+        drop_schema(&db).await;
+    }
+
+    #[tokio::test]
+    async fn a_purge_keeps_a_used_up_refresh_token_recognised_for_the_grace_on_two_replicas() {
+        let Some(url) = test_url(
+            "a_purge_keeps_a_used_up_refresh_token_recognised_for_the_grace_on_two_replicas",
+        ) else {
+            return;
+        };
+        let config = IssuerConfig::default()
+            .with_revoke_on_reuse(true)
+            .with_purge_every(None);
+        let (a, b, clock, db) = replicas_with(&url, config).await;
+        crate::issuer::tests::a_purge_keeps_a_used_up_refresh_token_recognised_for_the_grace(
+            &a, &b, &clock,
+        )
+        .await;
+        drop_schema(&db).await;
+    }
+
+    /// "Log out everywhere" on one replica while the subject's pair rotates on another: once
+    /// both have answered, no pair of the subject is live. The rotation has locked its row
+    /// and is minting when the revoke starts; the revoke waits for the row, and must then
+    /// revoke what the rotation made too (not only the rows it saw when it started).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn revoking_a_subject_while_its_pair_rotates_leaves_no_live_pair() {
+        let Some(url) = test_url("revoking_a_subject_while_its_pair_rotates_leaves_no_live_pair")
+        else {
+            return;
+        };
+        let (a, _b, clock, db) = replicas(&url, WINDOW).await;
+        const REVOKER: &str = "token-core-test-subject-revoker";
+        let revoker_db = PostgresDatabase::builder(&url)
+            .unwrap()
+            .schema(db.schema())
+            .application_name(REVOKER)
+            .max_connections(1)
+            .build()
+            .unwrap();
+        let revoker = Issuer::new(
+            Arc::new(PostgresIssuerStore::open(&revoker_db).await.unwrap()),
+            Arc::new(clock.clone()),
+            a.config().clone(),
+        );
+        let first = a.issue("alice", serde_json::json!({})).await.unwrap();
+        let (minting, is_minting) = std::sync::mpsc::channel::<()>();
+        let (go, may_go) = std::sync::mpsc::channel::<()>();
+        let may_go = std::sync::Mutex::new(may_go);
+        let rotating = {
+            let a = a.clone();
+            let presented = TokenHash::of(&refresh(&first));
+            let now = crate::clock::Clock::now(&clock);
+            tokio::spawn(async move {
+                // Stops, the presented row locked, until the revoke waits for that row.
+                let mint = |old: &PairRecord| {
+                    tokio::task::block_in_place(|| {
+                        minting.send(()).unwrap();
+                        let may_go = may_go.lock().unwrap();
+                        may_go.recv_timeout(Duration::from_secs(20)).unwrap();
+                    });
+                    a.mint(crate::issuer::Pair::of(old), now)
+                };
+                let rotation = Rotation {
+                    presented: &presented,
+                    client: None,
+                    now,
+                    reuse_window: WINDOW,
+                    mint: &mint,
+                };
+                a.store().rotate(rotation).await
+            })
+        };
+        tokio::task::spawn_blocking(move || is_minting.recv_timeout(Duration::from_secs(20)))
+            .await
+            .unwrap()
+            .unwrap();
+        let revoking = tokio::spawn(async move { revoker.revoke_subject("alice").await });
+        let mut waiting = false;
+        for _ in 0..400 {
+            let row = db
+                .run("watch", async |client| {
+                    client
+                        .query_one(
+                            "SELECT count(*) FROM pg_stat_activity
+                             WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                            &[&REVOKER],
+                        )
+                        .await
+                        .db("watch")
+                })
+                .await
+                .unwrap();
+            if row.get::<_, i64>(0) > 0 {
+                waiting = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(waiting, "the revoke never waited for the rotating row");
+        go.send(()).unwrap();
+        let rotated = rotating.await.unwrap().unwrap();
+        let revoked = revoking.await.unwrap().unwrap();
+        let RotateOutcome::Rotated { tokens, .. } = rotated else {
+            panic!("the rotation did not rotate: {rotated:?}");
+        };
+        assert!(
+            a.authenticate(tokens.access_token.expose_secret())
+                .await
+                .is_err(),
+            "revoke_subject answered {revoked} revoked, and the pair the rotation made is live"
+        );
+        let next = tokens.refresh_token.as_ref().unwrap().expose_secret();
+        assert!(a.refresh(next).await.is_err());
         drop_schema(&db).await;
     }
 

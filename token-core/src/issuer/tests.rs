@@ -715,6 +715,49 @@ async fn without_revoke_on_reuse_the_descendant_lives_on() {
     assert!(issuer.refresh(&refresh(&second)).await.is_ok());
 }
 
+/// Without a reuse window, a rotated pair is dead at once, yet the issuer's purges keep it
+/// [`PURGE_GRACE`] after its rotation (as they keep a windowed one after its window): a
+/// used-up refresh token replayed a moment after a purge is still recognised, and with
+/// `revoke_on_reuse` the pair it led to is revoked. `a` and `b` share one store (two replicas)
+/// and `clock`; neither purges by itself.
+pub(super) async fn a_purge_keeps_a_used_up_refresh_token_recognised_for_the_grace(
+    a: &Issuer,
+    b: &Issuer,
+    clock: &ManualClock,
+) {
+    let first = a.issue("alice", serde_json::json!({})).await.unwrap();
+    let second = a.refresh(&refresh(&first)).await.unwrap();
+    clock.advance(time::Duration::seconds(1));
+    b.purge().await.unwrap();
+    let replay = b.refresh(&refresh(&first)).await;
+    assert!(
+        matches!(replay, Err(IssuerError::UsedRefreshToken)),
+        "a second after the rotation, the replay is a used-up token: {replay:?}"
+    );
+    assert!(
+        a.authenticate(&access(&second)).await.is_err(),
+        "the pair the used-up token led to is revoked"
+    );
+    // Once the grace is over, the purge forgets both.
+    clock.advance(time::Duration::try_from(PURGE_GRACE).unwrap());
+    assert_eq!(a.purge().await.unwrap(), 2);
+    assert!(matches!(
+        b.refresh(&refresh(&first)).await,
+        Err(IssuerError::InvalidRefreshToken)
+    ));
+}
+
+#[tokio::test]
+async fn a_purge_keeps_a_used_up_refresh_token_recognised_for_the_grace_in_memory() {
+    let (a, clock, store) = issuer_with(
+        IssuerConfig::default()
+            .with_revoke_on_reuse(true)
+            .with_purge_every(None),
+    );
+    let b = Issuer::new(store, Arc::new(clock.clone()), a.config().clone());
+    a_purge_keeps_a_used_up_refresh_token_recognised_for_the_grace(&a, &b, &clock).await;
+}
+
 #[tokio::test]
 async fn lifetimes_too_long_for_the_calendar_end_at_the_latest_expiry() {
     // "Forever", written as the largest duration or as one past the calendar's end: every
@@ -751,31 +794,36 @@ async fn lifetimes_too_long_for_the_calendar_end_at_the_latest_expiry() {
 }
 
 #[tokio::test]
-async fn revoking_a_refresh_token_inside_its_reuse_window_revokes_the_pair_it_answers() {
-    // The client's answer was lost: it holds only the old refresh token, which still answers
-    // the successor for the reuse window. Revoking it (a logout) must leave nothing that
-    // token can obtain: the successor is revoked and the old token answers nothing.
+async fn revoking_a_token_of_a_pair_rotated_inside_its_reuse_window_revokes_the_pair_it_answers() {
+    // The client's answer was lost: it holds only the old pair, whose refresh token still
+    // answers the successor for the reuse window. Revoking either of its tokens (a logout;
+    // RFC 7009 lets it present either) must leave nothing that refresh token can obtain, as
+    // for a live pair: the successor is revoked and the old refresh token answers nothing.
     let (issuer, _clock, _store) = issuer();
-    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
-    let lost = issuer.refresh(&refresh(&first)).await.unwrap();
-    assert!(issuer.revoke(&refresh(&first)).await.unwrap());
-    assert!(matches!(
-        issuer.refresh(&refresh(&first)).await,
-        Err(IssuerError::UsedRefreshToken)
-    ));
-    assert!(matches!(
-        issuer.authenticate(&access(&lost)).await,
-        Err(IssuerError::InvalidAccessToken)
-    ));
-    assert!(issuer.refresh(&refresh(&lost)).await.is_err());
+    let token_of_first = refresh as fn(&Issued) -> String;
+    for (which, token_of) in [("refresh", token_of_first), ("access", access)] {
+        let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+        let lost = issuer.refresh(&refresh(&first)).await.unwrap();
+        assert!(issuer.revoke(&token_of(&first)).await.unwrap(), "{which}");
+        let again = issuer.refresh(&refresh(&first)).await;
+        assert!(
+            matches!(again, Err(IssuerError::UsedRefreshToken)),
+            "revoked by its {which} token, the old refresh token still obtains: {again:?}"
+        );
+        assert!(matches!(
+            issuer.authenticate(&access(&lost)).await,
+            Err(IssuerError::InvalidAccessToken)
+        ));
+        assert!(issuer.refresh(&refresh(&lost)).await.is_err());
 
-    // Once the successor moved on, the old token answers nothing and revoking it revokes
-    // nothing: the live pair is the client's own.
-    let first = issuer.issue("bob", serde_json::json!({})).await.unwrap();
-    let second = issuer.refresh(&refresh(&first)).await.unwrap();
-    let third = issuer.refresh(&refresh(&second)).await.unwrap();
-    assert!(!issuer.revoke(&refresh(&first)).await.unwrap());
-    assert!(issuer.authenticate(&access(&third)).await.is_ok());
+        // Once the successor moved on, the old tokens answer nothing and revoking one
+        // revokes nothing: the live pair is the client's own.
+        let first = issuer.issue("bob", serde_json::json!({})).await.unwrap();
+        let second = issuer.refresh(&refresh(&first)).await.unwrap();
+        let third = issuer.refresh(&refresh(&second)).await.unwrap();
+        assert!(!issuer.revoke(&token_of(&first)).await.unwrap(), "{which}");
+        assert!(issuer.authenticate(&access(&third)).await.is_ok());
+    }
 }
 
 /// Two replicas on one store, the second's clock two minutes ahead (NTP misses happen): its
@@ -809,13 +857,17 @@ async fn a_replica_whose_clock_runs_ahead_does_not_purge_a_pending_reuse_answer(
 
 /// A memory store with faults: `lose_rotation_answer` makes the next rotation commit and then
 /// fail (a database connection lost after the commit was sent); `fail_purges` makes every
-/// purge fail. `purges` counts the purges asked of it.
+/// purge fail. `purges` counts the purges asked of it. `hold_revoke` makes the next revoke
+/// tell `revoke_entered` and wait for `revoke_released`.
 #[derive(Default)]
 struct Faulty {
     inner: MemoryIssuerStore,
     lose_rotation_answer: std::sync::atomic::AtomicBool,
     fail_purges: std::sync::atomic::AtomicBool,
     purges: std::sync::atomic::AtomicUsize,
+    hold_revoke: std::sync::atomic::AtomicBool,
+    revoke_entered: tokio::sync::Notify,
+    revoke_released: tokio::sync::Notify,
 }
 
 fn failure() -> StoreError {
@@ -847,6 +899,13 @@ impl IssuerStore for Faulty {
         Ok(outcome)
     }
     async fn revoke(&self, token: &TokenHash, at: OffsetDateTime) -> Result<bool, StoreError> {
+        if self
+            .hold_revoke
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.revoke_entered.notify_one();
+            self.revoke_released.notified().await;
+        }
         self.inner.revoke(token, at).await
     }
     async fn revoke_subject(&self, subject: &str, at: OffsetDateTime) -> Result<usize, StoreError> {
@@ -893,6 +952,66 @@ async fn a_retry_after_a_rotation_whose_answer_the_store_lost_gets_the_pair_it_m
     assert!(retry.reused, "the pair the lost rotation made");
     issuer.authenticate(&access(&retry)).await.unwrap();
     assert_eq!(store.inner.len(), 2, "one rotation");
+}
+
+/// A replayed used-up refresh token, or a replayed authorization code, whose request is
+/// cancelled (its client hung up, a timeout) while the issuer revokes what descended from
+/// it: the revocation is carried to its end all the same, and logged, or a replay followed
+/// by a hang-up would never be punished, nor seen.
+#[tokio::test]
+async fn a_replay_cancelled_while_its_pair_is_revoked_still_revokes_it() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (logs, _guard) = capture_logs();
+    let store = Arc::new(Faulty::default());
+    let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
+    let config = IssuerConfig::default().with_revoke_on_reuse(true);
+    let issuer = Issuer::new(store.clone(), Arc::new(clock.clone()), config);
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    let second = issuer.refresh(&refresh(&first)).await.unwrap();
+    let code = issuer
+        .issue_code(CodeGrant::new("app-1", "bob"))
+        .await
+        .unwrap();
+    let exchange = CodeExchange::new("app-1");
+    let redeemed = issuer
+        .redeem_code(code.expose_secret(), exchange)
+        .await
+        .unwrap();
+    let used = refresh(&first);
+    let replays: [(&str, std::pin::Pin<Box<dyn Future<Output = _> + Send + '_>>); 2] = [
+        ("refresh token", Box::pin(issuer.refresh(&used))),
+        (
+            "authorization code",
+            Box::pin(issuer.redeem_code(code.expose_secret(), exchange)),
+        ),
+    ];
+    let reports = [
+        "a used-up refresh token was presented again",
+        "an authorization code was presented again",
+    ];
+    for (((what, replay), victim), report) in
+        replays.into_iter().zip([&second, &redeemed]).zip(reports)
+    {
+        store.hold_revoke.store(true, SeqCst);
+        tokio::select! {
+            answer = replay => panic!("{what}: answered while its revocation was held: {answer:?}"),
+            () = store.revoke_entered.notified() => {}
+        }
+        // The replay's request is gone; the store now answers.
+        store.revoke_released.notify_one();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            issuer.authenticate(&access(victim)).await.is_err(),
+            "{what}: the pair the replay revealed as stolen is live"
+        );
+        assert!(
+            logs.text().contains(report),
+            "{what}: the replay was not logged: {}",
+            logs.text()
+        );
+    }
 }
 
 /// A clock that read a day ahead once (a bad NTP answer, a VM resumed with a stale offset)
@@ -1001,5 +1120,11 @@ async fn a_failing_purge_blocks_no_write_and_is_tried_again_an_interval_later() 
     issuer.refresh(&refresh(&pair)).await.unwrap();
     settle().await;
     assert_eq!(store.purges.load(SeqCst), 2);
-    assert_eq!(store.inner.len(), 1, "every rotated pair forgotten");
+    // Kept: the live pair, and the one this rotation replaced (dead for less than the
+    // grace: its token is still recognised as used up).
+    assert_eq!(
+        store.inner.len(),
+        2,
+        "every pair rotated more than the grace ago forgotten"
+    );
 }
