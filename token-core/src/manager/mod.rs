@@ -25,6 +25,7 @@ mod retry;
 mod session;
 mod timed;
 
+#[cfg(feature = "sandbox")]
 pub(crate) use refresh::CatchUnwind;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
