@@ -88,9 +88,20 @@ struct Published<X> {
 }
 
 impl<X> Published<X> {
-    /// Sets `state` and runs `show` with it, under the lock.
-    fn set(&mut self, state: Arc<State<X>>, show: impl FnOnce(&Arc<State<X>>)) {
-        show(self.state.insert(state));
+    /// Sets `state` and runs `show` with it, under the lock. Returns the state replaced, to
+    /// be dropped once the lock is let go: its extras are the application's type, whose
+    /// `Drop` may read the session.
+    #[must_use]
+    fn set(
+        &mut self,
+        state: Arc<State<X>>,
+        show: impl FnOnce(&Arc<State<X>>),
+    ) -> Option<Arc<State<X>>> {
+        let replaced = self.state.replace(state);
+        if let Some(state) = &self.state {
+            show(state);
+        }
+        replaced
     }
 }
 
@@ -105,13 +116,19 @@ impl<X> Writing<'_, X> {
     /// Starts a new generation and publishes `state`; `show` runs with it, before any later
     /// publication. A failure remembered or a `Retry-After` of the tokens it replaces is
     /// forgotten.
-    pub(super) fn publish(mut self, state: Arc<State<X>>, show: impl FnOnce(&Arc<State<X>>)) {
-        self.published.generation += 1;
-        self.published.set(state, show);
-        if let Some(cold) = self.session.cold.get() {
+    pub(super) fn publish(self, state: Arc<State<X>>, show: impl FnOnce(&Arc<State<X>>)) {
+        let Self {
+            session,
+            mut published,
+        } = self;
+        published.generation += 1;
+        let replaced = published.set(state, show);
+        if let Some(cold) = session.cold.get() {
             cold.cooldown.clear();
             *lock(&cold.failure) = None;
         }
+        drop(published);
+        drop(replaced);
     }
 }
 
@@ -204,7 +221,9 @@ impl<X> Session<X> {
         if current.generation != generation {
             return false;
         }
-        current.set(state, show);
+        let replaced = current.set(state, show);
+        drop(current);
+        drop(replaced);
         true
     }
 
@@ -226,7 +245,9 @@ impl<X> Session<X> {
         if current.generation == RETIRED || (current.generation != generation && !unchanged) {
             return false;
         }
-        current.set(state, show);
+        let replaced = current.set(state, show);
+        drop(current);
+        drop(replaced);
         true
     }
 
@@ -245,7 +266,9 @@ impl<X> Session<X> {
         if current.generation == RETIRED || !unchanged {
             return false;
         }
-        current.set(state, show);
+        let replaced = current.set(state, show);
+        drop(current);
+        drop(replaced);
         true
     }
 
