@@ -630,6 +630,13 @@ impl<P: Provider> Inner<P> {
                 }
                 return (self.after_insert(session, adopted), false);
             }
+            Persisted::Judged(verdict) => {
+                // A login inserted meanwhile was refused: it had the last word.
+                turn.overtaken = true;
+                let (dead, error) = self.judged_elsewhere(session, verdict);
+                self.publish_if(session, generation, dead);
+                return (self.after_insert(session, Err(error)), false);
+            }
             Persisted::Removed => {
                 // Removed while the provider answered: the answer is dropped, not saved.
                 self.publish_if(
@@ -947,7 +954,8 @@ impl<P: Provider> Inner<P> {
         let reauth = self.reauth_for(session, &error);
         let version = current.and_then(|c| c.version());
         let verdict =
-            ReauthVerdict::new(reauth.code.clone(), reauth.reason.clone(), self.clock.now());
+            ReauthVerdict::new(reauth.code.clone(), reauth.reason.clone(), self.clock.now())
+                .replacing(version);
         let recorded = match self
             .store
             .save(&session.key, &verdict.into(), version)
@@ -1005,7 +1013,8 @@ impl<P: Provider> Inner<P> {
         refused: crate::store::Version,
     ) {
         let verdict =
-            ReauthVerdict::new(reauth.code.clone(), reauth.reason.clone(), self.clock.now());
+            ReauthVerdict::new(reauth.code.clone(), reauth.reason.clone(), self.clock.now())
+                .replacing(Some(refused));
         let record = StoredRecord::from(verdict);
         let (inner, session) = (self.clone(), session.clone());
         self.tasks.spawn(async move {

@@ -827,3 +827,96 @@ async fn a_store_granting_every_lease_request_as_a_take_over_delays_a_refresh_by
     assert!(started.elapsed() <= lease * 2 + Duration::from_secs(1));
     assert_eq!(h.calls(), 1);
 }
+
+/// A refreshes the old grant's rt-0 and loses the store; B, a lease length later, takes the
+/// lease over, and the application logs the session in again through B (an insert,
+/// rt-login), whose refresh token the provider refuses: B records the verdict on the login.
+/// A's save of the pair it got for rt-0 (a refresh that began before the login) must not
+/// then overwrite that verdict, whether A got the pair before the verdict (saved again in
+/// the background once its store is back) or after it (a slow provider): the login had the
+/// last word, as it has when A's save comes before the verdict (A then finds the login's
+/// tokens and takes them).
+async fn a_refresh_begun_before_a_refused_login_saves(answered_first: bool) {
+    // No reuse window: a refresh token presented twice is refused.
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    // B's provider: the same one's server (it refuses rt-login too), not slowed by A's gate.
+    let elsewhere = harness(|_| {});
+    let shared = Arc::new(MemoryStore::new());
+    let store_a = Arc::new(Hooked::over(shared.clone(), CutOff::default()));
+    let slow = ManagerConfig::default().with_call_timeout(Duration::from_secs(600));
+    let a = process_with(&h, store_a.clone(), slow);
+    let b = process(&elsewhere, shared.clone());
+    let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
+    b.insert("s", expired_pair(&h)).await.unwrap();
+    // A sends rt-0 and loses the store.
+    let mut first = Some(asks(&a));
+    h.until_calls(1).await;
+    store_a.cut.store(true, Ordering::SeqCst);
+    if answered_first {
+        // The pair it gets (rt-1) is kept in memory, saved again in the background.
+        gate.add_permits(1);
+        let answer = first.take().unwrap().await.unwrap();
+        assert_eq!(
+            answer.unwrap().expose_secret(),
+            "at-1",
+            "served while unsaved"
+        );
+    }
+    // A login through B, its access token expired; the provider does not know rt-login.
+    let expired_login = login(&h).with_access_expires_at(h.clock.now());
+    b.insert("s", expired_login).await.unwrap();
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    let error = b.access_token("s").await.unwrap_err();
+    assert!(matches!(error, Error::ReauthRequired(_)), "{error:?}");
+    assert_eq!(presented(&elsewhere), ["rt-login"]);
+    assert!(
+        (std::iter::from_fn(|| events_b.try_recv().ok()))
+            .any(|event| matches!(event, Event::ReauthRequired(_)))
+    );
+    // A reaches the store again (its background save runs within a heartbeat), or is
+    // answered now.
+    store_a.cut.store(false, Ordering::SeqCst);
+    if let Some(first) = first {
+        gate.add_permits(1);
+        let answer = first.await.unwrap();
+        assert!(
+            matches!(answer, Err(Error::ReauthRequired(_))),
+            "A's callers get the login's verdict: {answer:?}"
+        );
+    }
+    tokio::time::sleep(lease).await;
+    let record = shared
+        .load(&SessionKey::new("fake", "s"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        record.value.reauth().is_some(),
+        "the login's verdict stays: {:?}",
+        record.value
+    );
+    // And A, told by the store, gives the old grant's pair up too, reporting nothing.
+    let answer = a.access_token("s").await;
+    assert!(
+        matches!(answer, Err(Error::ReauthRequired(_))),
+        "{answer:?}"
+    );
+    no_reauth(&mut events_a);
+    a.shutdown(Duration::from_secs(60)).await.unwrap();
+    b.shutdown(Duration::from_secs(60)).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_begun_before_a_login_leaves_the_logins_verdict_when_saved_again_late() {
+    a_refresh_begun_before_a_refused_login_saves(true).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_begun_before_a_login_leaves_the_logins_verdict_when_answered_late() {
+    a_refresh_begun_before_a_refused_login_saves(false).await;
+}
