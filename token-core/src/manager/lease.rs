@@ -452,6 +452,21 @@ impl<P: Provider> Inner<P> {
                 }
                 Ok(Stored::Tokens(adopted))
             }
+            // A verdict on the very record an unsaved set of this process replaces: reached
+            // by a process that took the lease over and sent the token this one had already
+            // spent (its pair not saved yet). That pair lives: it is saved over the verdict
+            // (before any refresh spends its token), not given up for it.
+            StoredRecord::Reauth(verdict)
+                if current.is_some_and(|c| {
+                    !c.saved() && verdict.replaced.is_some() && verdict.replaced == c.version()
+                }) =>
+            {
+                tracing::warn!(
+                    "another process recorded a re-auth verdict on the token this one spent; \
+                     saving its pair over it"
+                );
+                Ok(Stored::Unchanged)
+            }
             StoredRecord::Reauth(verdict) => {
                 // Another process reached and reported the verdict: no second event.
                 let reauth = self.reauth_from(session, verdict);

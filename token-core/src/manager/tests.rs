@@ -3525,9 +3525,13 @@ impl Hooks for CutOff {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_refusal_after_taking_over_from_a_holder_that_lost_the_store_waits_for_its_save() {
-    // No reuse window: a refresh token presented twice is refused.
+/// A shared store as one process reaches it, through a way that can be cut off.
+type CutOffStore = Hooked<CutOff, Arc<MemoryStore>>;
+
+/// A provider without a reuse window (a refresh token presented twice is refused) whose
+/// answers wait at the gate returned, a store shared by two processes, and A's way to it,
+/// which `cut` cuts off.
+fn a_store_to_cut_off() -> (Harness, Arc<Semaphore>, Arc<MemoryStore>, Arc<CutOffStore>) {
     let gate = Arc::new(Semaphore::new(0));
     let h = harness(|fake| {
         fake.gate = Some(gate.clone());
@@ -3535,6 +3539,12 @@ async fn a_refusal_after_taking_over_from_a_holder_that_lost_the_store_waits_for
     });
     let shared = Arc::new(MemoryStore::new());
     let store_a = Arc::new(Hooked::over(shared.clone(), CutOff::default()));
+    (h, gate, shared, store_a)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_after_taking_over_from_a_holder_that_lost_the_store_waits_for_its_save() {
+    let (h, gate, shared, store_a) = a_store_to_cut_off();
     // A provider slower than two lease lengths: A's call outlives its lease.
     let process = |store: Arc<dyn TokenStore>| {
         TokenManager::builder(h.fake.clone())

@@ -185,14 +185,7 @@ async fn h_stored(store: &MemoryStore) -> String {
 
 #[tokio::test(start_paused = true)]
 async fn a_refusal_after_the_lease_was_lost_waits_for_the_new_holders_save() {
-    // No reuse window: a refresh token presented twice is refused.
-    let gate = Arc::new(Semaphore::new(0));
-    let h = harness(|fake| {
-        fake.gate = Some(gate.clone());
-        fake.reuse_window = Duration::ZERO;
-    });
-    let shared = Arc::new(MemoryStore::new());
-    let store_a = Arc::new(Hooked::over(shared.clone(), CutOff::default()));
+    let (h, gate, shared, store_a) = a_store_to_cut_off();
     // A provider slower than two lease lengths: A's call outlives its lease.
     let config = ManagerConfig::default().with_call_timeout(Duration::from_secs(600));
     let a = process_with(&h, store_a.clone(), config.clone());
@@ -448,13 +441,7 @@ async fn a_shutdown_while_a_refusal_waits_for_the_new_holder_ends_it_and_declare
 async fn refused_while_the_new_holder_saves(meanwhile: Meanwhile) {
     // As above, but the process that took the lease over saves its pair more than a lease
     // length after the refusal (a slow store, under its timeout; it keeps the lease).
-    let gate = Arc::new(Semaphore::new(0));
-    let h = harness(|fake| {
-        fake.gate = Some(gate.clone());
-        fake.reuse_window = Duration::ZERO;
-    });
-    let shared = Arc::new(MemoryStore::new());
-    let store_a = Arc::new(Hooked::over(shared.clone(), CutOff::default()));
+    let (h, gate, shared, store_a) = a_store_to_cut_off();
     let store_b = Arc::new(Hooked::over(shared.clone(), HeldCalls::default()));
     let config = ManagerConfig::default().with_call_timeout(Duration::from_secs(600));
     let a = process_with(&h, store_a.clone(), config.clone());
@@ -567,13 +554,7 @@ async fn a_refusal_after_the_lease_lapsed_with_nobody_else_about_is_a_verdict_at
 
 #[tokio::test(start_paused = true)]
 async fn a_refusal_after_the_lease_was_lost_to_a_process_that_died_is_a_verdict_once_it_lapses() {
-    let gate = Arc::new(Semaphore::new(0));
-    let h = harness(|fake| {
-        fake.gate = Some(gate.clone());
-        fake.reuse_window = Duration::ZERO;
-    });
-    let shared = Arc::new(MemoryStore::new());
-    let store_a = Arc::new(Hooked::over(shared.clone(), CutOff::default()));
+    let (h, gate, shared, store_a) = a_store_to_cut_off();
     let config = ManagerConfig::default().with_call_timeout(Duration::from_secs(600));
     let a = process_with(&h, store_a.clone(), config);
     let mut events = a.subscribe();
@@ -837,16 +818,9 @@ async fn a_store_granting_every_lease_request_as_a_take_over_delays_a_refresh_by
 /// last word, as it has when A's save comes before the verdict (A then finds the login's
 /// tokens and takes them).
 async fn a_refresh_begun_before_a_refused_login_saves(answered_first: bool) {
-    // No reuse window: a refresh token presented twice is refused.
-    let gate = Arc::new(Semaphore::new(0));
-    let h = harness(|fake| {
-        fake.gate = Some(gate.clone());
-        fake.reuse_window = Duration::ZERO;
-    });
+    let (h, gate, shared, store_a) = a_store_to_cut_off();
     // B's provider: the same one's server (it refuses rt-login too), not slowed by A's gate.
     let elsewhere = harness(|_| {});
-    let shared = Arc::new(MemoryStore::new());
-    let store_a = Arc::new(Hooked::over(shared.clone(), CutOff::default()));
     let slow = ManagerConfig::default().with_call_timeout(Duration::from_secs(600));
     let a = process_with(&h, store_a.clone(), slow);
     let b = process(&elsewhere, shared.clone());
@@ -919,4 +893,52 @@ async fn a_refresh_begun_before_a_login_leaves_the_logins_verdict_when_saved_aga
 #[tokio::test(start_paused = true)]
 async fn a_refresh_begun_before_a_login_leaves_the_logins_verdict_when_answered_late() {
     a_refresh_begun_before_a_refused_login_saves(false).await;
+}
+
+/// A got rt-1 for rt-0 and lost the store before it could save it (kept in memory, with the
+/// lease, saved again in the background); B, a lease length later, took the lease over,
+/// sent rt-0 again, was refused, and (A's save not showing up for another lease length)
+/// recorded a verdict on rt-0. A's store is back, and a refresh starts in A (a forced one,
+/// as after a 401) before its background save comes round: its re-read of the store finds
+/// the verdict on the very token A spent. A must not take that verdict over the live pair it
+/// holds (dropping the pair, whose background save then stops): it saves the pair over the
+/// verdict, as its background save would have.
+#[tokio::test(start_paused = true)]
+async fn a_verdict_on_the_token_a_process_spent_does_not_replace_its_unsaved_pair() {
+    let (h, gate, shared, store_a) = a_store_to_cut_off();
+    let (a, b) = (process(&h, store_a.clone()), process(&h, shared.clone()));
+    let mut events_a = a.subscribe();
+    b.insert("s", expired_pair(&h)).await.unwrap();
+    let first = asks(&a);
+    h.until_calls(1).await;
+    store_a.cut.store(true, Ordering::SeqCst);
+    gate.add_permits(10);
+    let answer = first.await.unwrap();
+    assert_eq!(
+        answer.unwrap().expose_secret(),
+        "at-1",
+        "served while unsaved"
+    );
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    let error = b.access_token("s").await.unwrap_err();
+    assert!(matches!(error, Error::ReauthRequired(_)), "{error:?}");
+    assert_eq!(presented(&h), ["rt-0", "rt-0"]);
+    // A's store is back; a refresh starts at once.
+    store_a.cut.store(false, Ordering::SeqCst);
+    let refreshed = a.refresh_now("s").await;
+    assert_eq!(
+        refreshed.as_ref().ok().map(|token| token.expose_secret()),
+        Some("at-2"),
+        "A saves rt-1 over the verdict, then refreshes it: {refreshed:?}"
+    );
+    no_reauth(&mut events_a);
+    tokio::time::sleep(lease).await;
+    assert_eq!(h_stored(&shared).await, "rt-2");
+    assert_eq!(*h.fake.live.lock().unwrap(), "rt-2");
+    // B, looking at the store again after its cooldown, serves it too.
+    tokio::time::sleep(ManagerConfig::default().failure_cooldown).await;
+    assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-2");
+    a.shutdown(Duration::from_secs(60)).await.unwrap();
+    b.shutdown(Duration::from_secs(60)).await.unwrap();
 }
