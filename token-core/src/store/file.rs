@@ -692,16 +692,16 @@ impl DirLock {
             true => os_lock(file).map(|()| true),
             false => os_try_lock(file),
         };
+        // A directory that cannot be opened or locked (a filesystem that refuses to lock
+        // one): the lock file alone, as before.
         #[cfg(unix)]
-        let dir_lock = match open_dir(dir) {
-            Ok(handle) => match lock(&handle) {
-                Ok(true) => Some(handle),
-                Ok(false) => return Ok(None),
-                // A system that cannot lock a directory: the lock file alone, as before.
-                Err(e) if e.kind() == io::ErrorKind::Unsupported => None,
-                Err(e) => return Err(cannot(e)),
-            },
-            Err(e) => return Err(cannot(e)),
+        let dir_lock = match open_dir(dir).and_then(|handle| lock(&handle).map(|l| (handle, l))) {
+            Ok((handle, true)) => Some(handle),
+            Ok((_, false)) => return Ok(None),
+            Err(error) => {
+                tracing::debug!(%error, "file store: cannot lock the directory itself");
+                None
+            }
         };
         let file = open_lock_file(dir)?;
         if !lock(&file).map_err(cannot)? {
