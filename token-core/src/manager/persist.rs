@@ -49,6 +49,19 @@ impl<P: Provider> Inner<P> {
             {
                 Ok(version) => return Persisted::Saved(version),
                 Err(StoreError::Conflict { .. }) => match self.store.load(key).await {
+                    // Older than the version the set replaces: the store went back to it,
+                    // losing writes it acknowledged (see `read_newer`). The set, newer, is
+                    // written over it.
+                    Ok(Some(found))
+                        if base.is_some_and(|base| found.version < base)
+                            && found.value.as_coordination().is_none() =>
+                    {
+                        tracing::warn!(
+                            found = found.version,
+                            "the store went back to an older record; saving the new set over it"
+                        );
+                        expected = Some(found.version);
+                    }
                     Ok(Some(found)) if found.value.tokens().is_some() => {
                         return Persisted::Superseded(found);
                     }

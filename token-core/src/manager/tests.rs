@@ -273,6 +273,16 @@ trait Hooks: Send + Sync + 'static {
         let _ = call;
     }
 
+    /// An answer to a save at `expected` in place of the store's, which is then not asked;
+    /// `None` (the default) asks it.
+    async fn instead_of_save(
+        &self,
+        expected: Option<Version>,
+    ) -> Option<Result<Version, StoreError>> {
+        let _ = expected;
+        None
+    }
+
     /// The answer to a lease request, given the store's (`granted`): by default that one.
     async fn lease(
         &self,
@@ -328,6 +338,9 @@ impl<H: Hooks, S: TokenStore> TokenStore for Hooked<H, S> {
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
         self.hooks.before(Call::Save).await?;
+        if let Some(answer) = self.hooks.instead_of_save(expected).await {
+            return answer;
+        }
         let answer = self.inner.save(key, record, expected).await;
         self.hooks.after(Call::Save).await;
         answer

@@ -942,3 +942,54 @@ async fn a_verdict_on_the_token_a_process_spent_does_not_replace_its_unsaved_pai
     a.shutdown(Duration::from_secs(60)).await.unwrap();
     b.shutdown(Duration::from_secs(60)).await.unwrap();
 }
+
+/// Acknowledges the next save, while `forget` is set, without letting it reach the store: a
+/// database that failed over to a replica the commit had not reached, a backup restored.
+#[derive(Default)]
+struct Forgets {
+    forget: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Hooks for Forgets {
+    async fn instead_of_save(
+        &self,
+        expected: Option<Version>,
+    ) -> Option<Result<Version, StoreError>> {
+        let forget = self.forget.swap(false, Ordering::SeqCst);
+        forget.then(|| Ok(expected.map_or(1, |at| at + 1000)))
+    }
+}
+
+/// The store lost the save of rt-1 it acknowledged, and went back to rt-0 (spent, past the
+/// provider's reuse window by the next refresh): its versions, which only ever grow for a
+/// key, show that record older than the one this process holds. The process keeps its pair,
+/// writes it back over the older record, and refreshes it, rather than take rt-0 back,
+/// spend it, and declare the session dead.
+#[tokio::test(start_paused = true)]
+async fn a_store_gone_back_to_an_older_record_does_not_take_the_pair_it_lost() {
+    let h = harness(|_| {});
+    let store = Arc::new(Hooked::new(Forgets::default()));
+    let manager = process(&h, store.clone());
+    let mut events = manager.subscribe();
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    store.forget.store(true, Ordering::SeqCst);
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    let key = SessionKey::new("fake", "s");
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(refresh_of(&stored), "rt-0", "the store lost rt-1");
+    tokio::time::sleep(HOUR).await;
+    let token = manager.access_token("s").await;
+    assert_eq!(
+        token.as_ref().ok().map(|token| token.expose_secret()),
+        Some("at-2"),
+        "{token:?}"
+    );
+    assert_eq!(presented(&h), ["rt-0", "rt-1"]);
+    no_reauth(&mut events);
+    assert_eq!(h_stored(&store.inner).await, "rt-2");
+    manager.shutdown(Duration::from_secs(60)).await.unwrap();
+}
