@@ -435,12 +435,15 @@ impl<P: Provider> Inner<P> {
         if current.is_some_and(|c| c.version() == Some(record.version)) {
             return Ok(Stored::Unchanged);
         }
-        // Versions only grow for a key: a record older than the one this process's set is
-        // at (or replaces) is one the store went back to, losing writes it acknowledged (a
-        // database failed over to a replica the commit had not reached, a backup restored).
+        // Versions only grow for a key: a record older than the one this process saved its
+        // set at (or its unsaved set replaces) is one the store went back to, losing writes
+        // it acknowledged (a database failed over to a replica the commit had not reached, a
+        // backup restored). Not for a set read from the store (`known_latest`).
         // This process's set is the newer: kept, and written back over that record by its
         // next save (`persist`), rather than given up for tokens that may be spent.
-        if let Some(held) = current.and_then(|c| c.version())
+        if let Some(held) = current
+            .filter(|c| c.known_latest())
+            .and_then(|c| c.version())
             && record.version < held
         {
             tracing::warn!(

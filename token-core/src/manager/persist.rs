@@ -33,11 +33,15 @@ impl<P: Provider> Inner<P> {
     /// from. A re-auth verdict on that version found in its place is overwritten (the
     /// provider has just answered, so the session lives); newer tokens are not, nor a
     /// verdict on a later record (a login inserted meanwhile and refused).
+    ///
+    /// `base_known_latest`: this process knows of no record newer than `base` (see
+    /// `Current::known_latest`), so a record older than it is one the store went back to.
     pub(super) async fn persist(
         &self,
         key: &SessionKey,
         set: &Ready<P::Extras>,
         base: Option<Version>,
+        base_known_latest: bool,
     ) -> Persisted {
         let mut record = None;
         let mut expected = base;
@@ -53,7 +57,8 @@ impl<P: Provider> Inner<P> {
                     // losing writes it acknowledged (see `read_newer`). The set, newer, is
                     // written over it.
                     Ok(Some(found))
-                        if base.is_some_and(|base| found.version < base)
+                        if base_known_latest
+                            && base.is_some_and(|base| found.version < base)
                             && found.value.as_coordination().is_none() =>
                     {
                         tracing::warn!(
@@ -301,7 +306,7 @@ impl<P: Provider> Inner<P> {
         session: &Session<P::Extras>,
         unsaved: &Ready<P::Extras>,
     ) -> Result<Ready<P::Extras>, Error> {
-        match self.persist(&session.key, unsaved, unsaved.version()).await {
+        match (self.persist(&session.key, unsaved, unsaved.version(), true)).await {
             Persisted::Saved(version) => {
                 // A new publication (its saved flag is part of what callers compare), with
                 // the same set.

@@ -599,7 +599,9 @@ impl<P: Provider> Inner<P> {
             next.usable_until_at_least(earliest);
         }
         let next = Ready::new(next.sealed());
-        let (version, saved, failure) = match self.persist(&session.key, &next, base).await {
+        let known_latest = current.as_ref().is_some_and(|c| c.known_latest());
+        let persisted = self.persist(&session.key, &next, base, known_latest);
+        let (version, saved, failure) = match persisted.await {
             Persisted::Saved(version)
                 if base.is_none() && self.removed_since(session, generation, version).await =>
             {
@@ -735,7 +737,11 @@ impl<P: Provider> Inner<P> {
         }
         let refresh_at = (spare.access_expires_at).map(time::OffsetDateTime::unix_timestamp_nanos);
         let unsaved = Ready::new(self.current_at(spare, extras, base, false, refresh_at));
-        let error = match self.persist(&session.key, &unsaved, base).await {
+        let known_latest = current.as_ref().is_some_and(|c| c.known_latest());
+        let error = match self
+            .persist(&session.key, &unsaved, base, known_latest)
+            .await
+        {
             Persisted::Failed(error) => error,
             // Saved, or the store moved on (an insert, a remove): read there next time.
             _ => return (aborted, false),

@@ -273,6 +273,13 @@ trait Hooks: Send + Sync + 'static {
         let _ = call;
     }
 
+    /// Added to every version the store answers, and taken off every version it is given
+    /// (0 by default): lowered, the store numbers the same records lower than before, as a
+    /// database restored with its version sequence rewound does.
+    fn shift(&self) -> Version {
+        0
+    }
+
     /// An answer to a save at `expected` in place of the store's, which is then not asked;
     /// `None` (the default) asks it.
     async fn instead_of_save(
@@ -329,7 +336,13 @@ impl<H: Hooks, S: TokenStore> TokenStore for Hooked<H, S> {
         self.hooks.before(Call::Load).await?;
         let answer = self.inner.load(key).await;
         self.hooks.after(Call::Load).await;
-        answer
+        let shift = self.hooks.shift();
+        answer.map(|found| {
+            found.map(|mut found| {
+                found.version += shift;
+                found
+            })
+        })
     }
     async fn save(
         &self,
@@ -341,9 +354,17 @@ impl<H: Hooks, S: TokenStore> TokenStore for Hooked<H, S> {
         if let Some(answer) = self.hooks.instead_of_save(expected).await {
             return answer;
         }
-        let answer = self.inner.save(key, record, expected).await;
+        let shift = self.hooks.shift();
+        let given = expected.map(|at| at.saturating_sub(shift));
+        let answer = self.inner.save(key, record, given).await;
         self.hooks.after(Call::Save).await;
-        answer
+        match answer {
+            Err(StoreError::Conflict { found, .. }) => Err(StoreError::Conflict {
+                expected,
+                found: found.map(|at| at + shift),
+            }),
+            answer => answer.map(|at| at + shift),
+        }
     }
     async fn delete(
         &self,
@@ -351,7 +372,8 @@ impl<H: Hooks, S: TokenStore> TokenStore for Hooked<H, S> {
         expected: Option<Version>,
     ) -> Result<bool, StoreError> {
         self.hooks.before(Call::Delete).await?;
-        let answer = self.inner.delete(key, expected).await;
+        let given = expected.map(|at| at.saturating_sub(self.hooks.shift()));
+        let answer = self.inner.delete(key, given).await;
         self.hooks.after(Call::Delete).await;
         answer
     }

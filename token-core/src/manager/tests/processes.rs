@@ -993,3 +993,46 @@ async fn a_store_gone_back_to_an_older_record_does_not_take_the_pair_it_lost() {
     assert_eq!(h_stored(&store.inner).await, "rt-2");
     manager.shutdown(Duration::from_secs(60)).await.unwrap();
 }
+
+/// Numbers the store's records `by` higher, until lowered: a database restored with its
+/// version sequence rewound, which numbers newer records lower than older ones.
+#[derive(Default)]
+struct Renumbered {
+    by: std::sync::atomic::AtomicU64,
+}
+
+impl Hooks for Renumbered {
+    fn shift(&self) -> Version {
+        self.by.load(Ordering::SeqCst)
+    }
+}
+
+/// B read rt-1 from the store at a high version; the store then numbers its records lower
+/// (restored, its version sequence rewound), and A inserts a login at a version lower than
+/// the one B holds. B, which only read its version, takes the login: a lower version is a
+/// store gone back only to a process that wrote the higher one itself.
+#[tokio::test(start_paused = true)]
+async fn a_process_that_only_read_its_version_takes_a_newer_record_numbered_lower() {
+    let h = harness(|_| {});
+    let store = Arc::new(Hooked::new(Renumbered::default()));
+    store.by.store(1000, Ordering::SeqCst);
+    let (a, b) = (process(&h, store.clone()), process(&h, store.clone()));
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    assert_eq!(a.access_token("s").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-1");
+    store.by.store(0, Ordering::SeqCst);
+    // A login the provider issued.
+    a.insert("s", login(&h)).await.unwrap();
+    *h.fake.live.lock().unwrap() = "rt-login".into();
+    tokio::time::sleep(HOUR).await;
+    let token = b.access_token("s").await;
+    assert_eq!(
+        token.as_ref().ok().map(|token| token.expose_secret()),
+        Some("at-2"),
+        "B refreshes the login: {token:?}"
+    );
+    assert_eq!(presented(&h), ["rt-0", "rt-login"]);
+    let key = SessionKey::new("fake", "s");
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(refresh_of(&stored), "rt-2");
+}
