@@ -435,6 +435,24 @@ impl<P: Provider> Inner<P> {
         if current.is_some_and(|c| c.version() == Some(record.version)) {
             return Ok(Stored::Unchanged);
         }
+        // Versions only grow for a key: a record older than the one this process saved its
+        // set at (or its unsaved set replaces) is one the store went back to, losing writes
+        // it acknowledged (a database failed over to a replica the commit had not reached, a
+        // backup restored). Not for a set read from the store (`known_latest`).
+        // This process's set is the newer: kept, and written back over that record by its
+        // next save (`persist`), rather than given up for tokens that may be spent.
+        if let Some(held) = current
+            .filter(|c| c.known_latest())
+            .and_then(|c| c.version())
+            && record.version < held
+        {
+            tracing::warn!(
+                found = record.version,
+                held,
+                "the store holds an older record than this process's; keeping this process's"
+            );
+            return Ok(Stored::Unchanged);
+        }
         match record.value {
             StoredRecord::Tokens(set) => {
                 let (set, extras) = from_stored(set)?;
@@ -451,6 +469,21 @@ impl<P: Provider> Inner<P> {
                     return Ok(Stored::Tokens(held));
                 }
                 Ok(Stored::Tokens(adopted))
+            }
+            // A verdict on the very record an unsaved set of this process replaces: reached
+            // by a process that took the lease over and sent the token this one had already
+            // spent (its pair not saved yet). That pair lives: it is saved over the verdict
+            // (before any refresh spends its token), not given up for it.
+            StoredRecord::Reauth(verdict)
+                if current.is_some_and(|c| {
+                    !c.saved() && verdict.replaced.is_some() && verdict.replaced == c.version()
+                }) =>
+            {
+                tracing::warn!(
+                    "another process recorded a re-auth verdict on the token this one spent; \
+                     saving its pair over it"
+                );
+                Ok(Stored::Unchanged)
             }
             StoredRecord::Reauth(verdict) => {
                 // Another process reached and reported the verdict: no second event.

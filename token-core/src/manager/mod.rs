@@ -476,6 +476,8 @@ impl<P: Provider> TokenManager<P> {
             let version = inner.save_authoritative(&session.key, &stored).await?;
             if let Some(writing) = session.writing() {
                 let current = inner.current_at(stored, extras, Some(version), true, refresh_at);
+                // Written here (not read from the store).
+                current.settle(Some(version), true);
                 writing.publish(Ready::new(current).into(), inner.show(&session));
                 inner.unknown.forget(session.name());
                 return Ok(());

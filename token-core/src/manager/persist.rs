@@ -7,7 +7,9 @@ use super::session::{Ready, Session, State};
 use super::{Event, Inner, not_a_session};
 use crate::error::{Error, StoreError};
 use crate::provider::Provider;
-use crate::store::{SessionKey, SharedSet, StoredRecord, TokenStore, Version, Versioned};
+use crate::store::{
+    ReauthVerdict, SessionKey, SharedSet, StoredRecord, TokenStore, Version, Versioned,
+};
 use crate::token_set::StoredTokenSet;
 
 /// What became of a refreshed set.
@@ -19,19 +21,27 @@ pub(super) enum Persisted {
     Superseded(Versioned<StoredRecord>),
     /// The session was removed from the store meanwhile: the set is dropped, not saved.
     Removed,
+    /// A re-auth verdict on a later record (a login inserted meanwhile, whose refresh token
+    /// the provider refused) was recorded meanwhile: it stands, and the set is dropped.
+    Judged(Versioned<ReauthVerdict>),
     /// Not saved (the store failed); kept in memory.
     Failed(Error),
 }
 
 impl<P: Provider> Inner<P> {
     /// Saves a set just obtained from the provider, replacing the version it was refreshed
-    /// from. A re-auth verdict found in its place is overwritten (the provider has just
-    /// answered, so the session lives); newer tokens are not.
+    /// from. A re-auth verdict on that version found in its place is overwritten (the
+    /// provider has just answered, so the session lives); newer tokens are not, nor a
+    /// verdict on a later record (a login inserted meanwhile and refused).
+    ///
+    /// `base_known_latest`: this process knows of no record newer than `base` (see
+    /// `Current::known_latest`), so a record older than it is one the store went back to.
     pub(super) async fn persist(
         &self,
         key: &SessionKey,
         set: &Ready<P::Extras>,
         base: Option<Version>,
+        base_known_latest: bool,
     ) -> Persisted {
         let mut record = None;
         let mut expected = base;
@@ -43,11 +53,38 @@ impl<P: Provider> Inner<P> {
             {
                 Ok(version) => return Persisted::Saved(version),
                 Err(StoreError::Conflict { .. }) => match self.store.load(key).await {
+                    // Older than the version the set replaces: the store went back to it,
+                    // losing writes it acknowledged (see `read_newer`). The set, newer, is
+                    // written over it.
+                    Ok(Some(found))
+                        if base_known_latest
+                            && base.is_some_and(|base| found.version < base)
+                            && found.value.as_coordination().is_none() =>
+                    {
+                        tracing::warn!(
+                            found = found.version,
+                            "the store went back to an older record; saving the new set over it"
+                        );
+                        expected = Some(found.version);
+                    }
                     Ok(Some(found)) if found.value.tokens().is_some() => {
                         return Persisted::Superseded(found);
                     }
                     Ok(Some(found)) if found.value.as_coordination().is_some() => {
                         return Persisted::Failed(not_a_session(key));
+                    }
+                    // A verdict on the very version this set was refreshed from is
+                    // overwritten (the provider has just answered its token: it was
+                    // reached by a process that took a lapsed lease over and sent the token
+                    // again); one on a later record is not (an insert had the last word).
+                    Ok(Some(Versioned {
+                        version,
+                        value: StoredRecord::Reauth(verdict),
+                    })) if verdict.replaced.is_some_and(|judged| Some(judged) != base) => {
+                        return Persisted::Judged(Versioned {
+                            version,
+                            value: verdict,
+                        });
                     }
                     // Removed since the refresh started: a refresh must not bring it back.
                     Ok(None) if base.is_some() => return Persisted::Removed,
@@ -187,7 +224,7 @@ impl<P: Provider> Inner<P> {
         unsaved: &Ready<P::Extras>,
     ) -> SavedAgain {
         match self.save_unsaved(session, unsaved).await {
-            Ok(_) | Err(Error::NoTokens(_)) => SavedAgain::Done,
+            Ok(_) | Err(Error::NoTokens(_) | Error::ReauthRequired(_)) => SavedAgain::Done,
             Err(error @ Error::Store(StoreError::Corrupt(_) | StoreError::Unsupported(_))) => {
                 // Another kind of record sits under the key, or the store cannot hold the
                 // key: saving again cannot help.
@@ -274,7 +311,7 @@ impl<P: Provider> Inner<P> {
         session: &Session<P::Extras>,
         unsaved: &Ready<P::Extras>,
     ) -> Result<Ready<P::Extras>, Error> {
-        match self.persist(&session.key, unsaved, unsaved.version()).await {
+        match (self.persist(&session.key, unsaved, unsaved.version(), true)).await {
             Persisted::Saved(version) => {
                 // A new publication (its saved flag is part of what callers compare), with
                 // the same set.
@@ -314,8 +351,35 @@ impl<P: Provider> Inner<P> {
                 );
                 Err(self.no_tokens(session))
             }
+            Persisted::Judged(verdict) => {
+                let (dead, error) = self.judged_elsewhere(session, verdict);
+                self.publish_over(session, unsaved, dead);
+                Err(error)
+            }
             Persisted::Failed(error) => Err(error),
         }
+    }
+}
+
+impl<P: Provider> Inner<P> {
+    /// The state and the error of a session whose verdict another process recorded (and
+    /// reported: no second event).
+    pub(super) fn judged_elsewhere(
+        &self,
+        session: &Session<P::Extras>,
+        verdict: Versioned<ReauthVerdict>,
+    ) -> (State<P::Extras>, Error) {
+        let reauth = self.reauth_from(session, verdict.value);
+        tracing::warn!(
+            "a re-auth verdict on a later record was recorded meanwhile; the refreshed set is dropped"
+        );
+        let error = Error::ReauthRequired(reauth.clone());
+        let dead = State::Dead {
+            reauth: Box::new(reauth),
+            version: Some(verdict.version),
+            checked_at: self.clock.now(),
+        };
+        (dead, error)
     }
 }
 

@@ -599,7 +599,9 @@ impl<P: Provider> Inner<P> {
             next.usable_until_at_least(earliest);
         }
         let next = Ready::new(next.sealed());
-        let (version, saved, failure) = match self.persist(&session.key, &next, base).await {
+        let known_latest = current.as_ref().is_some_and(|c| c.known_latest());
+        let persisted = self.persist(&session.key, &next, base, known_latest);
+        let (version, saved, failure) = match persisted.await {
             Persisted::Saved(version)
                 if base.is_none() && self.removed_since(session, generation, version).await =>
             {
@@ -629,6 +631,13 @@ impl<P: Provider> Inner<P> {
                     });
                 }
                 return (self.after_insert(session, adopted), false);
+            }
+            Persisted::Judged(verdict) => {
+                // A login inserted meanwhile was refused: it had the last word.
+                turn.overtaken = true;
+                let (dead, error) = self.judged_elsewhere(session, verdict);
+                self.publish_if(session, generation, dead);
+                return (self.after_insert(session, Err(error)), false);
             }
             Persisted::Removed => {
                 // Removed while the provider answered: the answer is dropped, not saved.
@@ -728,7 +737,11 @@ impl<P: Provider> Inner<P> {
         }
         let refresh_at = (spare.access_expires_at).map(time::OffsetDateTime::unix_timestamp_nanos);
         let unsaved = Ready::new(self.current_at(spare, extras, base, false, refresh_at));
-        let error = match self.persist(&session.key, &unsaved, base).await {
+        let known_latest = current.as_ref().is_some_and(|c| c.known_latest());
+        let error = match self
+            .persist(&session.key, &unsaved, base, known_latest)
+            .await
+        {
             Persisted::Failed(error) => error,
             // Saved, or the store moved on (an insert, a remove): read there next time.
             _ => return (aborted, false),
@@ -947,7 +960,8 @@ impl<P: Provider> Inner<P> {
         let reauth = self.reauth_for(session, &error);
         let version = current.and_then(|c| c.version());
         let verdict =
-            ReauthVerdict::new(reauth.code.clone(), reauth.reason.clone(), self.clock.now());
+            ReauthVerdict::new(reauth.code.clone(), reauth.reason.clone(), self.clock.now())
+                .replacing(version);
         let recorded = match self
             .store
             .save(&session.key, &verdict.into(), version)
@@ -1005,7 +1019,8 @@ impl<P: Provider> Inner<P> {
         refused: crate::store::Version,
     ) {
         let verdict =
-            ReauthVerdict::new(reauth.code.clone(), reauth.reason.clone(), self.clock.now());
+            ReauthVerdict::new(reauth.code.clone(), reauth.reason.clone(), self.clock.now())
+                .replacing(Some(refused));
         let record = StoredRecord::from(verdict);
         let (inner, session) = (self.clone(), session.clone());
         self.tasks.spawn(async move {

@@ -708,7 +708,19 @@ impl<X> Current<X> {
     /// first and settled after.
     pub(super) fn settle(&self, version: Option<Version>, saved: bool) {
         self.version.store(version.unwrap_or(0), Ordering::Relaxed);
-        self.settled.store(flags(version, saved), Ordering::Release);
+        let written = if saved { WRITTEN } else { 0 };
+        self.settled
+            .store(flags(version, saved) | written, Ordering::Release);
+    }
+
+    /// Whether this process knows of no newer record than this set's version: it saved
+    /// the set there itself ([`settle`](Self::settle)), or the set, unsaved, replaces that
+    /// version. A record found at a lower version is then one the store went back to (its
+    /// versions only grow), not a newer write; a set read from the store knows no such thing
+    /// (a store restored from a backup may issue lower versions again, to newer writes).
+    pub(super) fn known_latest(&self) -> bool {
+        let flags = self.settled.load(Ordering::Acquire);
+        flags & SAVED == 0 || flags & WRITTEN != 0
     }
 }
 
@@ -741,7 +753,7 @@ impl<X: Clone> Current<X> {
             stored: self.stored.clone(),
             extras: self.extras.clone(),
             version: AtomicU64::new(version),
-            settled: AtomicU8::new(HAS_VERSION | SAVED),
+            settled: AtomicU8::new(HAS_VERSION | SAVED | WRITTEN),
             refresh_at: self.refresh_at,
             usable_until: self.usable_until,
             after_rejection: self.after_rejection,
@@ -815,6 +827,10 @@ fn instant(nanos: Nanos) -> Option<OffsetDateTime> {
 const HAS_VERSION: u8 = 1;
 /// [`Current::settled`]: the set is saved at its version.
 const SAVED: u8 = 2;
+
+/// [`Current::settled`]: saved at its version by this process (a refresh's save, an
+/// insert's), not read from the store.
+const WRITTEN: u8 = 4;
 
 fn flags(version: Option<Version>, saved: bool) -> u8 {
     (if version.is_some() { HAS_VERSION } else { 0 }) | if saved { SAVED } else { 0 }

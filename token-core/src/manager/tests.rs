@@ -273,6 +273,23 @@ trait Hooks: Send + Sync + 'static {
         let _ = call;
     }
 
+    /// Added to every version the store answers, and taken off every version it is given
+    /// (0 by default): lowered, the store numbers the same records lower than before, as a
+    /// database restored with its version sequence rewound does.
+    fn shift(&self) -> Version {
+        0
+    }
+
+    /// An answer to a save at `expected` in place of the store's, which is then not asked;
+    /// `None` (the default) asks it.
+    async fn instead_of_save(
+        &self,
+        expected: Option<Version>,
+    ) -> Option<Result<Version, StoreError>> {
+        let _ = expected;
+        None
+    }
+
     /// The answer to a lease request, given the store's (`granted`): by default that one.
     async fn lease(
         &self,
@@ -319,7 +336,13 @@ impl<H: Hooks, S: TokenStore> TokenStore for Hooked<H, S> {
         self.hooks.before(Call::Load).await?;
         let answer = self.inner.load(key).await;
         self.hooks.after(Call::Load).await;
-        answer
+        let shift = self.hooks.shift();
+        answer.map(|found| {
+            found.map(|mut found| {
+                found.version += shift;
+                found
+            })
+        })
     }
     async fn save(
         &self,
@@ -328,9 +351,20 @@ impl<H: Hooks, S: TokenStore> TokenStore for Hooked<H, S> {
         expected: Option<Version>,
     ) -> Result<Version, StoreError> {
         self.hooks.before(Call::Save).await?;
-        let answer = self.inner.save(key, record, expected).await;
+        if let Some(answer) = self.hooks.instead_of_save(expected).await {
+            return answer;
+        }
+        let shift = self.hooks.shift();
+        let given = expected.map(|at| at.saturating_sub(shift));
+        let answer = self.inner.save(key, record, given).await;
         self.hooks.after(Call::Save).await;
-        answer
+        match answer {
+            Err(StoreError::Conflict { found, .. }) => Err(StoreError::Conflict {
+                expected,
+                found: found.map(|at| at + shift),
+            }),
+            answer => answer.map(|at| at + shift),
+        }
     }
     async fn delete(
         &self,
@@ -338,7 +372,8 @@ impl<H: Hooks, S: TokenStore> TokenStore for Hooked<H, S> {
         expected: Option<Version>,
     ) -> Result<bool, StoreError> {
         self.hooks.before(Call::Delete).await?;
-        let answer = self.inner.delete(key, expected).await;
+        let given = expected.map(|at| at.saturating_sub(self.hooks.shift()));
+        let answer = self.inner.delete(key, given).await;
         self.hooks.after(Call::Delete).await;
         answer
     }
@@ -3525,9 +3560,13 @@ impl Hooks for CutOff {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_refusal_after_taking_over_from_a_holder_that_lost_the_store_waits_for_its_save() {
-    // No reuse window: a refresh token presented twice is refused.
+/// A shared store as one process reaches it, through a way that can be cut off.
+type CutOffStore = Hooked<CutOff, Arc<MemoryStore>>;
+
+/// A provider without a reuse window (a refresh token presented twice is refused) whose
+/// answers wait at the gate returned, a store shared by two processes, and A's way to it,
+/// which `cut` cuts off.
+fn a_store_to_cut_off() -> (Harness, Arc<Semaphore>, Arc<MemoryStore>, Arc<CutOffStore>) {
     let gate = Arc::new(Semaphore::new(0));
     let h = harness(|fake| {
         fake.gate = Some(gate.clone());
@@ -3535,6 +3574,12 @@ async fn a_refusal_after_taking_over_from_a_holder_that_lost_the_store_waits_for
     });
     let shared = Arc::new(MemoryStore::new());
     let store_a = Arc::new(Hooked::over(shared.clone(), CutOff::default()));
+    (h, gate, shared, store_a)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_after_taking_over_from_a_holder_that_lost_the_store_waits_for_its_save() {
+    let (h, gate, shared, store_a) = a_store_to_cut_off();
     // A provider slower than two lease lengths: A's call outlives its lease.
     let process = |store: Arc<dyn TokenStore>| {
         TokenManager::builder(h.fake.clone())

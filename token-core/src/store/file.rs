@@ -14,8 +14,10 @@
 //! - `.<sha256>.<uuid>.tmp`: a record or lease being written. Loads never read these; a crash
 //!   can leave one behind, and [`FileStore::open`] removes such leftovers.
 //! - `.lock`: taken exclusively (an OS file lock) around every read-check-write of a record
-//!   or a lease, so compare-and-swap and leases hold across processes sharing the directory.
-//!   It also holds the directory's version counter (see [`FileStore`]).
+//!   or a lease, so compare-and-swap and leases hold across processes sharing the directory;
+//!   on unix the directory itself is locked first, so a lock file removed under its holder
+//!   lets nobody write beside it. It also holds the directory's version counter (see
+//!   [`FileStore`]).
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -65,8 +67,10 @@ const NAME_DOMAIN: &[u8] = b"token-core/file-store/v1\0";
 /// process) and an exclusive OS lock on the directory's lock file (other processes). A record
 /// is written to a private temporary file, synced, renamed over the old record and the
 /// directory synced, so a crash leaves either the old or the new record, never a mix. Blocking
-/// file work runs on Tokio's blocking pool. Loads take no lock. Never remove the `.lock` file
-/// while stores use the directory.
+/// file work runs on Tokio's blocking pool. Loads take no lock. On unix the OS lock is the
+/// directory's own as well as the lock file's, so a `.lock` file removed while a store holds
+/// it (a cleaner of old files) costs only the version counter it held; elsewhere, never
+/// remove it while stores use the directory.
 ///
 /// **A private directory.** Whoever can write to the directory can replace tokens, so
 /// [`open`](Self::open) refuses (on unix) a directory that another user owns or that group
@@ -180,13 +184,10 @@ impl FileStore {
         let opened = dir_id(&dir).map_err(|e| {
             StoreError::backend(format!("file store: cannot inspect {}", dir.display()), e)
         })?;
-        let locked = os_try_lock(&lock).map_err(|e| {
-            StoreError::backend(format!("file store: cannot lock {}", dir.display()), e)
-        })?;
-        if locked {
+        drop(lock);
+        if let Some(_held) = DirLock::try_acquire(&dir)? {
             // Temporary files are only created under this lock: every one now is a leftover.
             remove_stray_temp_files(&dir);
-            let _ = os_unlock(&lock);
         }
         Ok(Self {
             dir: dir.into(),
@@ -659,18 +660,58 @@ fn next_version(found: Option<Version>, counter: Version) -> Result<Version, Sto
     }
 }
 
-/// The exclusive OS lock on the directory, released when dropped.
+/// The exclusive OS lock on the directory, released when dropped: on unix the directory's
+/// own (a lock file removed under its holder, by a cleaner of old files say, would let the
+/// next writer create another, lock it and write beside the holder; a directory with files
+/// in it cannot be removed), and the lock file's (the one earlier releases of this crate
+/// take, alone; it holds the version counter), in that order.
 struct DirLock {
     file: File,
+    // Released after the lock file's (fields drop after `drop`).
+    #[cfg(unix)]
+    _dir: Option<File>,
 }
 
 impl DirLock {
     fn acquire(dir: &Path) -> Result<Self, StoreError> {
+        Self::take(dir, true)?.ok_or_else(|| StoreError::Backend {
+            message: format!("file store: cannot lock {}", dir.display()),
+            source: None,
+        })
+    }
+
+    /// The lock if no other holder has it; `None` otherwise.
+    fn try_acquire(dir: &Path) -> Result<Option<Self>, StoreError> {
+        Self::take(dir, false)
+    }
+
+    fn take(dir: &Path, wait: bool) -> Result<Option<Self>, StoreError> {
+        let cannot =
+            |e| StoreError::backend(format!("file store: cannot lock {}", dir.display()), e);
+        let lock = |file: &File| match wait {
+            true => os_lock(file).map(|()| true),
+            false => os_try_lock(file),
+        };
+        // A directory that cannot be opened or locked (a filesystem that refuses to lock
+        // one): the lock file alone, as before.
+        #[cfg(unix)]
+        let dir_lock = match open_dir(dir).and_then(|handle| lock(&handle).map(|l| (handle, l))) {
+            Ok((handle, true)) => Some(handle),
+            Ok((_, false)) => return Ok(None),
+            Err(error) => {
+                tracing::debug!(%error, "file store: cannot lock the directory itself");
+                None
+            }
+        };
         let file = open_lock_file(dir)?;
-        os_lock(&file).map_err(|e| {
-            StoreError::backend(format!("file store: cannot lock {}", dir.display()), e)
-        })?;
-        Ok(Self { file })
+        if !lock(&file).map_err(cannot)? {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            file,
+            #[cfg(unix)]
+            _dir: dir_lock,
+        }))
     }
 
     /// The highest version the directory has issued; 0 when unknown (the clock term of
@@ -737,6 +778,18 @@ fn os_try_lock(file: &File) -> io::Result<bool> {
 #[allow(clippy::incompatible_msrv)]
 fn os_unlock(file: &File) -> io::Result<()> {
     file.unlock()
+}
+
+/// Opens the store's directory itself (to lock it), never through a symbolic link.
+#[cfg(unix)]
+fn open_dir(dir: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::DIRECTORY).bits() as i32,
+    );
+    options.open(dir)
 }
 
 /// Opens an existing file of the store for reading, never through a symbolic link.
@@ -1415,6 +1468,52 @@ mod tests {
             access(&store.load(&key).await.unwrap()),
             Some((version, "a".into()))
         );
+    }
+
+    /// The lock file removed while a process holds it (a cleaner of old files, a hand
+    /// tidying the directory): another process's write still waits for that holder, rather
+    /// than create a new lock file, lock it, and run its compare-and-swap beside the
+    /// holder's (both would win at one version, and one saved pair be overwritten).
+    #[cfg(unix)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_waits_for_a_holder_whose_lock_file_was_removed() {
+        let tmp = TempDir::new().unwrap();
+        let store = Arc::new(FileStore::open(tmp.path()).unwrap());
+        let key = SessionKey::new("p", "s");
+        let v0 = store.save(&key, &set("start"), None).await.unwrap();
+        // Another process, in the middle of its own read-check-write.
+        let other = DirLock::acquire(tmp.path()).unwrap();
+        fs::remove_file(tmp.path().join(LOCK_FILE)).unwrap();
+
+        let save = tokio::spawn({
+            let (store, key) = (Arc::clone(&store), key.clone());
+            async move { store.save(&key, &set("a"), Some(v0)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !save.is_finished(),
+            "the save must wait for the holder: {:?}",
+            store.load(&key).await
+        );
+        let lease = tokio::spawn({
+            let (store, key) = (Arc::clone(&store), key.clone());
+            async move {
+                store
+                    .acquire_lease(&key, "b", Duration::from_secs(30))
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!lease.is_finished(), "so must a lease request");
+        drop(other);
+        let version = tokio::time::timeout(Duration::from_secs(10), save)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(version > v0);
+        let lease = tokio::time::timeout(Duration::from_secs(10), lease).await;
+        assert_eq!(lease.unwrap().unwrap().unwrap(), Lease::Acquired);
     }
 
     /// A refresh token holding CR, LF, NUL, DEL and a quote (the manager keeps such a token:

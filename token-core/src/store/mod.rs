@@ -110,7 +110,9 @@ pub enum Lease {
 ///
 /// Implement it for another backend by honouring three rules: `save` writes only when the
 /// record is at `expected` (`None`: absent) and returns the new version; versions never
-/// repeat for a key; `load` after a successful `save` returns what was saved.
+/// repeat for a key; `load` after a successful `save` returns what was saved. (A manager
+/// that finds a record at a lower version than one it saved itself takes it for writes the
+/// store lost, after a failover or a restored backup, and saves its newer set over it.)
 #[async_trait]
 pub trait TokenStore: Send + Sync + 'static {
     /// The record of `key`, if any.

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::Version;
 use crate::token_set::StoredTokenSet;
 
 /// A session's stored record.
@@ -118,6 +119,13 @@ pub struct ReauthVerdict {
     /// When the verdict was reached.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+    /// The version of the record whose refresh token was refused (the one this verdict
+    /// replaced), if known; none in verdicts recorded by earlier releases. A manager whose
+    /// save of a refreshed pair finds a verdict in its place overwrites it only if it judged
+    /// the version that refresh started from (the provider has just answered that very
+    /// token): a verdict on a later record (a login inserted meanwhile) stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<Version>,
 }
 
 impl ReauthVerdict {
@@ -127,7 +135,14 @@ impl ReauthVerdict {
             code,
             reason: reason.into(),
             at,
+            replaced: None,
         }
+    }
+
+    /// The verdict, on the record stored at `version` ([`replaced`](Self::replaced)).
+    pub fn replacing(mut self, version: Option<Version>) -> Self {
+        self.replaced = version;
+        self
     }
 }
 
@@ -159,9 +174,16 @@ mod tests {
         let json = serde_json::to_value(&verdict).unwrap();
         assert_eq!(json["kind"], "reauth");
         assert_eq!(json["code"], "invalid_grant");
-        let back: StoredRecord = serde_json::from_value(json).unwrap();
+        let back: StoredRecord = serde_json::from_value(json.clone()).unwrap();
         assert_eq!(back, verdict);
         assert!(back.tokens().is_none() && back.reauth().is_some());
+        // Without the version it replaced (as earlier releases wrote it), and with one.
+        assert!(json.get("replaced").is_none(), "{json}");
+        let judged = ReauthVerdict::new(None, "refused", datetime!(2026-01-01 00:00 UTC))
+            .replacing(Some(u64::MAX - 1));
+        let json = serde_json::to_value(StoredRecord::from(judged.clone())).unwrap();
+        let back: StoredRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back.reauth(), Some(&judged));
     }
 
     #[test]

@@ -279,8 +279,10 @@ impl Hooks for SavesFail {
         if let Some(shared) = planted {
             let key = SessionKey::new("fake", "s");
             let at = shared.load(&key).await?.map(|found| found.version);
+            // On the version the refresh started from, as the other process judged it.
             let verdict =
-                ReauthVerdict::new(None, "refused elsewhere", datetime!(2026-01-01 00:00 UTC));
+                ReauthVerdict::new(None, "refused elsewhere", datetime!(2026-01-01 00:00 UTC))
+                    .replacing(at);
             shared.save(&key, &verdict.into(), at).await?;
         }
         Ok(())

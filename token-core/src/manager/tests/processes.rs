@@ -185,14 +185,7 @@ async fn h_stored(store: &MemoryStore) -> String {
 
 #[tokio::test(start_paused = true)]
 async fn a_refusal_after_the_lease_was_lost_waits_for_the_new_holders_save() {
-    // No reuse window: a refresh token presented twice is refused.
-    let gate = Arc::new(Semaphore::new(0));
-    let h = harness(|fake| {
-        fake.gate = Some(gate.clone());
-        fake.reuse_window = Duration::ZERO;
-    });
-    let shared = Arc::new(MemoryStore::new());
-    let store_a = Arc::new(Hooked::over(shared.clone(), CutOff::default()));
+    let (h, gate, shared, store_a) = a_store_to_cut_off();
     // A provider slower than two lease lengths: A's call outlives its lease.
     let config = ManagerConfig::default().with_call_timeout(Duration::from_secs(600));
     let a = process_with(&h, store_a.clone(), config.clone());
@@ -448,13 +441,7 @@ async fn a_shutdown_while_a_refusal_waits_for_the_new_holder_ends_it_and_declare
 async fn refused_while_the_new_holder_saves(meanwhile: Meanwhile) {
     // As above, but the process that took the lease over saves its pair more than a lease
     // length after the refusal (a slow store, under its timeout; it keeps the lease).
-    let gate = Arc::new(Semaphore::new(0));
-    let h = harness(|fake| {
-        fake.gate = Some(gate.clone());
-        fake.reuse_window = Duration::ZERO;
-    });
-    let shared = Arc::new(MemoryStore::new());
-    let store_a = Arc::new(Hooked::over(shared.clone(), CutOff::default()));
+    let (h, gate, shared, store_a) = a_store_to_cut_off();
     let store_b = Arc::new(Hooked::over(shared.clone(), HeldCalls::default()));
     let config = ManagerConfig::default().with_call_timeout(Duration::from_secs(600));
     let a = process_with(&h, store_a.clone(), config.clone());
@@ -567,13 +554,7 @@ async fn a_refusal_after_the_lease_lapsed_with_nobody_else_about_is_a_verdict_at
 
 #[tokio::test(start_paused = true)]
 async fn a_refusal_after_the_lease_was_lost_to_a_process_that_died_is_a_verdict_once_it_lapses() {
-    let gate = Arc::new(Semaphore::new(0));
-    let h = harness(|fake| {
-        fake.gate = Some(gate.clone());
-        fake.reuse_window = Duration::ZERO;
-    });
-    let shared = Arc::new(MemoryStore::new());
-    let store_a = Arc::new(Hooked::over(shared.clone(), CutOff::default()));
+    let (h, gate, shared, store_a) = a_store_to_cut_off();
     let config = ManagerConfig::default().with_call_timeout(Duration::from_secs(600));
     let a = process_with(&h, store_a.clone(), config);
     let mut events = a.subscribe();
@@ -826,4 +807,232 @@ async fn a_store_granting_every_lease_request_as_a_take_over_delays_a_refresh_by
     assert_eq!(answer.unwrap().expose_secret(), "at-1");
     assert!(started.elapsed() <= lease * 2 + Duration::from_secs(1));
     assert_eq!(h.calls(), 1);
+}
+
+/// A refreshes the old grant's rt-0 and loses the store; B, a lease length later, takes the
+/// lease over, and the application logs the session in again through B (an insert,
+/// rt-login), whose refresh token the provider refuses: B records the verdict on the login.
+/// A's save of the pair it got for rt-0 (a refresh that began before the login) must not
+/// then overwrite that verdict, whether A got the pair before the verdict (saved again in
+/// the background once its store is back) or after it (a slow provider): the login had the
+/// last word, as it has when A's save comes before the verdict (A then finds the login's
+/// tokens and takes them).
+async fn a_refresh_begun_before_a_refused_login_saves(answered_first: bool) {
+    let (h, gate, shared, store_a) = a_store_to_cut_off();
+    // B's provider: the same one's server (it refuses rt-login too), not slowed by A's gate.
+    let elsewhere = harness(|_| {});
+    let slow = ManagerConfig::default().with_call_timeout(Duration::from_secs(600));
+    let a = process_with(&h, store_a.clone(), slow);
+    let b = process(&elsewhere, shared.clone());
+    let (mut events_a, mut events_b) = (a.subscribe(), b.subscribe());
+    b.insert("s", expired_pair(&h)).await.unwrap();
+    // A sends rt-0 and loses the store.
+    let mut first = Some(asks(&a));
+    h.until_calls(1).await;
+    store_a.cut.store(true, Ordering::SeqCst);
+    if answered_first {
+        // The pair it gets (rt-1) is kept in memory, saved again in the background.
+        gate.add_permits(1);
+        let answer = first.take().unwrap().await.unwrap();
+        assert_eq!(
+            answer.unwrap().expose_secret(),
+            "at-1",
+            "served while unsaved"
+        );
+    }
+    // A login through B, its access token expired; the provider does not know rt-login.
+    let expired_login = login(&h).with_access_expires_at(h.clock.now());
+    b.insert("s", expired_login).await.unwrap();
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    let error = b.access_token("s").await.unwrap_err();
+    assert!(matches!(error, Error::ReauthRequired(_)), "{error:?}");
+    assert_eq!(presented(&elsewhere), ["rt-login"]);
+    assert!(
+        (std::iter::from_fn(|| events_b.try_recv().ok()))
+            .any(|event| matches!(event, Event::ReauthRequired(_)))
+    );
+    // A reaches the store again (its background save runs within a heartbeat), or is
+    // answered now.
+    store_a.cut.store(false, Ordering::SeqCst);
+    if let Some(first) = first {
+        gate.add_permits(1);
+        let answer = first.await.unwrap();
+        assert!(
+            matches!(answer, Err(Error::ReauthRequired(_))),
+            "A's callers get the login's verdict: {answer:?}"
+        );
+    }
+    tokio::time::sleep(lease).await;
+    let record = shared
+        .load(&SessionKey::new("fake", "s"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        record.value.reauth().is_some(),
+        "the login's verdict stays: {:?}",
+        record.value
+    );
+    // And A, told by the store, gives the old grant's pair up too, reporting nothing.
+    let answer = a.access_token("s").await;
+    assert!(
+        matches!(answer, Err(Error::ReauthRequired(_))),
+        "{answer:?}"
+    );
+    no_reauth(&mut events_a);
+    a.shutdown(Duration::from_secs(60)).await.unwrap();
+    b.shutdown(Duration::from_secs(60)).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_begun_before_a_login_leaves_the_logins_verdict_when_saved_again_late() {
+    a_refresh_begun_before_a_refused_login_saves(true).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_begun_before_a_login_leaves_the_logins_verdict_when_answered_late() {
+    a_refresh_begun_before_a_refused_login_saves(false).await;
+}
+
+/// A got rt-1 for rt-0 and lost the store before it could save it (kept in memory, with the
+/// lease, saved again in the background); B, a lease length later, took the lease over,
+/// sent rt-0 again, was refused, and (A's save not showing up for another lease length)
+/// recorded a verdict on rt-0. A's store is back, and a refresh starts in A (a forced one,
+/// as after a 401) before its background save comes round: its re-read of the store finds
+/// the verdict on the very token A spent. A must not take that verdict over the live pair it
+/// holds (dropping the pair, whose background save then stops): it saves the pair over the
+/// verdict, as its background save would have.
+#[tokio::test(start_paused = true)]
+async fn a_verdict_on_the_token_a_process_spent_does_not_replace_its_unsaved_pair() {
+    let (h, gate, shared, store_a) = a_store_to_cut_off();
+    let (a, b) = (process(&h, store_a.clone()), process(&h, shared.clone()));
+    let mut events_a = a.subscribe();
+    b.insert("s", expired_pair(&h)).await.unwrap();
+    let first = asks(&a);
+    h.until_calls(1).await;
+    store_a.cut.store(true, Ordering::SeqCst);
+    gate.add_permits(10);
+    let answer = first.await.unwrap();
+    assert_eq!(
+        answer.unwrap().expose_secret(),
+        "at-1",
+        "served while unsaved"
+    );
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    let error = b.access_token("s").await.unwrap_err();
+    assert!(matches!(error, Error::ReauthRequired(_)), "{error:?}");
+    assert_eq!(presented(&h), ["rt-0", "rt-0"]);
+    // A's store is back; a refresh starts at once.
+    store_a.cut.store(false, Ordering::SeqCst);
+    let refreshed = a.refresh_now("s").await;
+    assert_eq!(
+        refreshed.as_ref().ok().map(|token| token.expose_secret()),
+        Some("at-2"),
+        "A saves rt-1 over the verdict, then refreshes it: {refreshed:?}"
+    );
+    no_reauth(&mut events_a);
+    tokio::time::sleep(lease).await;
+    assert_eq!(h_stored(&shared).await, "rt-2");
+    assert_eq!(*h.fake.live.lock().unwrap(), "rt-2");
+    // B, looking at the store again after its cooldown, serves it too.
+    tokio::time::sleep(ManagerConfig::default().failure_cooldown).await;
+    assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-2");
+    a.shutdown(Duration::from_secs(60)).await.unwrap();
+    b.shutdown(Duration::from_secs(60)).await.unwrap();
+}
+
+/// Acknowledges the next save, while `forget` is set, without letting it reach the store: a
+/// database that failed over to a replica the commit had not reached, a backup restored.
+#[derive(Default)]
+struct Forgets {
+    forget: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Hooks for Forgets {
+    async fn instead_of_save(
+        &self,
+        expected: Option<Version>,
+    ) -> Option<Result<Version, StoreError>> {
+        let forget = self.forget.swap(false, Ordering::SeqCst);
+        forget.then(|| Ok(expected.map_or(1, |at| at + 1000)))
+    }
+}
+
+/// The store lost the save of rt-1 it acknowledged, and went back to rt-0 (spent, past the
+/// provider's reuse window by the next refresh): its versions, which only ever grow for a
+/// key, show that record older than the one this process holds. The process keeps its pair,
+/// writes it back over the older record, and refreshes it, rather than take rt-0 back,
+/// spend it, and declare the session dead.
+#[tokio::test(start_paused = true)]
+async fn a_store_gone_back_to_an_older_record_does_not_take_the_pair_it_lost() {
+    let h = harness(|_| {});
+    let store = Arc::new(Hooked::new(Forgets::default()));
+    let manager = process(&h, store.clone());
+    let mut events = manager.subscribe();
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    store.forget.store(true, Ordering::SeqCst);
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    let key = SessionKey::new("fake", "s");
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(refresh_of(&stored), "rt-0", "the store lost rt-1");
+    tokio::time::sleep(HOUR).await;
+    let token = manager.access_token("s").await;
+    assert_eq!(
+        token.as_ref().ok().map(|token| token.expose_secret()),
+        Some("at-2"),
+        "{token:?}"
+    );
+    assert_eq!(presented(&h), ["rt-0", "rt-1"]);
+    no_reauth(&mut events);
+    assert_eq!(h_stored(&store.inner).await, "rt-2");
+    manager.shutdown(Duration::from_secs(60)).await.unwrap();
+}
+
+/// Numbers the store's records `by` higher, until lowered: a database restored with its
+/// version sequence rewound, which numbers newer records lower than older ones.
+#[derive(Default)]
+struct Renumbered {
+    by: std::sync::atomic::AtomicU64,
+}
+
+impl Hooks for Renumbered {
+    fn shift(&self) -> Version {
+        self.by.load(Ordering::SeqCst)
+    }
+}
+
+/// B read rt-1 from the store at a high version; the store then numbers its records lower
+/// (restored, its version sequence rewound), and A inserts a login at a version lower than
+/// the one B holds. B, which only read its version, takes the login: a lower version is a
+/// store gone back only to a process that wrote the higher one itself.
+#[tokio::test(start_paused = true)]
+async fn a_process_that_only_read_its_version_takes_a_newer_record_numbered_lower() {
+    let h = harness(|_| {});
+    let store = Arc::new(Hooked::new(Renumbered::default()));
+    store.by.store(1000, Ordering::SeqCst);
+    let (a, b) = (process(&h, store.clone()), process(&h, store.clone()));
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    assert_eq!(a.access_token("s").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-1");
+    store.by.store(0, Ordering::SeqCst);
+    // A login the provider issued.
+    a.insert("s", login(&h)).await.unwrap();
+    *h.fake.live.lock().unwrap() = "rt-login".into();
+    tokio::time::sleep(HOUR).await;
+    let token = b.access_token("s").await;
+    assert_eq!(
+        token.as_ref().ok().map(|token| token.expose_secret()),
+        Some("at-2"),
+        "B refreshes the login: {token:?}"
+    );
+    assert_eq!(presented(&h), ["rt-0", "rt-login"]);
+    let key = SessionKey::new("fake", "s");
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(refresh_of(&stored), "rt-2");
 }
