@@ -199,6 +199,16 @@ impl<X> Session<X> {
         lock(&self.published).state.clone()
     }
 
+    /// Whether the session's lock is held now (by this thread or another): for a test that
+    /// checks what runs under it.
+    #[cfg(test)]
+    pub(super) fn locked(&self) -> bool {
+        matches!(
+            self.published.try_lock(),
+            Err(std::sync::TryLockError::WouldBlock)
+        )
+    }
+
     /// The session's generation; [`RETIRED`] once it has left the session map.
     pub(super) fn generation(&self) -> u64 {
         lock(&self.published).generation

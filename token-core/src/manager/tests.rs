@@ -1577,6 +1577,37 @@ async fn a_jwt_style_expiry_near_the_end_of_time_does_not_panic() {
     );
 }
 
+/// 69c8b31 saturates a state's instants to the years 1677-2262: past the end, every instant
+/// is one and the same. A clock past 2262 (a `TokioClock` or an application's own `Clock`;
+/// `ManualClock` stops there) then finds every set with an expiry expired, however far ahead
+/// that expiry is, and refreshes on every call. Before, instants compared exactly (`i128`).
+#[tokio::test(start_paused = true)]
+#[ignore = "review2: shows a semantic change past 2262 not fixed here"]
+async fn a_clock_past_2262_serves_a_token_until_its_expiry() {
+    let clock = TokioClock::starting_at(datetime!(2300-01-01 00:00 UTC));
+    let fake = Arc::new(Fake::new(Arc::new(clock)));
+    let manager = TokenManager::builder(fake.clone())
+        .client(NoTransport)
+        .clock(Arc::new(clock))
+        .config(
+            ManagerConfig::default()
+                .with_refresh_skew(Duration::from_secs(60), Duration::ZERO)
+                .with_retry(RetryPolicy::never()),
+        )
+        .build()
+        .unwrap();
+    let set = TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(clock.now() + HOUR);
+    manager.insert("s", set).await.unwrap();
+    let token = manager.access_token("s").await.unwrap();
+    assert_eq!(
+        (token.expose_secret(), fake.calls.load(Ordering::SeqCst)),
+        ("at-0", 0),
+        "fresh for another hour"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_panicking_hook_is_caught_and_never_fatal() {
     let clock = TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));

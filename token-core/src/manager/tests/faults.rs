@@ -608,3 +608,104 @@ async fn shutdown_asks_again_for_a_pair_whose_answer_was_lost_before_it_returns(
         );
     }
 }
+
+thread_local! {
+    /// Whether the session a test watches is locked now (`Probe`'s drop asks).
+    static WATCHED: std::cell::RefCell<Option<Box<dyn Fn() -> bool>>> =
+        const { std::cell::RefCell::new(None) };
+    /// How many `Probe`s were dropped on this thread while the watched session was locked.
+    static DROPPED_UNDER_LOCK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Extras (the application's type) whose drop notes whether it ran under the watched
+/// session's lock.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Probe(u32);
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        let locked = WATCHED
+            .try_with(|watched| {
+                let watched = watched.try_borrow().ok()?;
+                watched.as_ref().map(|locked| locked())
+            })
+            .ok()
+            .flatten();
+        if locked == Some(true) {
+            let _ = DROPPED_UNDER_LOCK.try_with(|n| n.set(n.get() + 1));
+        }
+    }
+}
+
+/// The fake provider, answering with `Probe` extras.
+struct WithProbe(Arc<Fake>);
+
+#[async_trait]
+impl Provider for WithProbe {
+    type Extras = Probe;
+
+    fn name(&self) -> &str {
+        "fake"
+    }
+
+    async fn refresh(
+        &self,
+        cx: &CallContext,
+        current: &TokenSet<Probe>,
+    ) -> Result<TokenSet<Probe>, Error> {
+        let answer = self.0.refresh(cx, &retyped(current.clone())).await?;
+        Ok(retyped(answer).with_extras(Probe(2)))
+    }
+}
+
+/// 83a8286 drops the state a publication replaced after the session's lock is let go (the
+/// extras' `Drop` is the application's code). With the manager's own `MemoryStore`, which
+/// keeps a state itself, the store can hold the last reference to a state the session no
+/// longer holds (here: a failed forced refresh published a retry copy of the set, the store
+/// keeps the original); an insert's `put_shared` (and a remove's `memory.remove`) then drop
+/// that state, extras and all, under the session's lock (and the store's own).
+#[tokio::test(start_paused = true)]
+#[ignore = "review2: shows a fault not fixed here (extras dropped under the session's lock)"]
+async fn the_extras_a_memory_store_lets_go_of_are_not_dropped_under_the_sessions_lock() {
+    let h = harness(|_| {});
+    let manager = TokenManager::builder(WithProbe(h.fake.clone()))
+        .client(NoTransport)
+        .clock(Arc::new(h.clock))
+        .config(ManagerConfig::default().with_retry(RetryPolicy::never()))
+        .build()
+        .unwrap();
+    assert!(
+        manager.inner.memory.is_some(),
+        "the manager's own MemoryStore"
+    );
+    let set = TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(h.clock.now() + HOUR)
+        .with_extras(Probe(0));
+    manager.insert("s", set).await.unwrap();
+    // A forced refresh fails; the set, still usable, is published again as a copy (to be
+    // retried later), while the store keeps the state the insert published.
+    h.fake
+        .then(Step::Fail(too_many_requests(Duration::from_secs(1))));
+    assert!(manager.refresh_now("s").await.is_err());
+    let session = manager.inner.session("s");
+    let shown = session.load().unwrap();
+    let State::Ready(current) = &*shown else {
+        panic!("the set is kept")
+    };
+    assert_eq!(current.access_token().expose_secret(), "at-0");
+    drop(shown);
+    WATCHED.with(|watched| *watched.borrow_mut() = Some(Box::new(move || session.locked())));
+    // A login: the store lets go of the state it kept, its last holder.
+    let login = TokenSet::new(AccessToken::new("at-login"))
+        .with_refresh_token(RefreshToken::new("rt-login"))
+        .with_extras(Probe(1));
+    manager.insert("s", login).await.unwrap();
+    let watched = WATCHED.with(|watched| watched.borrow_mut().take());
+    drop(watched);
+    assert_eq!(
+        DROPPED_UNDER_LOCK.with(std::cell::Cell::get),
+        0,
+        "extras were dropped under the session's lock"
+    );
+}

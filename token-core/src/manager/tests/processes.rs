@@ -1036,3 +1036,120 @@ async fn a_process_that_only_read_its_version_takes_a_newer_record_numbered_lowe
     let stored = store.load(&key).await.unwrap().unwrap();
     assert_eq!(refresh_of(&stored), "rt-2");
 }
+
+/// The mirror of the test above: the login comes through B, the process that only read its
+/// version, and it is A, which wrote the higher version itself (its refresh's save), that
+/// finds the login numbered lower. A cannot tell a newer record numbered lower (the store's
+/// sequence rewound, as the test above has it) from the store gone back: it keeps the old
+/// grant's pair, ignores the login, refreshes rt-1 (refused here: the provider's live grant
+/// is the login's; a provider that kept both grants would rotate rt-1 and A's save would
+/// write over the login, `expected` the login's version), and so never serves the login.
+#[tokio::test(start_paused = true)]
+#[ignore = "review2: shows a fault not fixed here (a login numbered lower is taken for a store gone back)"]
+async fn a_process_that_wrote_a_higher_version_takes_a_login_another_inserted_numbered_lower() {
+    let h = harness(|_| {});
+    let store = Arc::new(Hooked::new(Renumbered::default()));
+    store.by.store(1000, Ordering::SeqCst);
+    let (a, b) = (process(&h, store.clone()), process(&h, store.clone()));
+    let mut events_a = a.subscribe();
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    assert_eq!(a.access_token("s").await.unwrap().expose_secret(), "at-1");
+    assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-1");
+    store.by.store(0, Ordering::SeqCst);
+    // A login the provider issued, inserted through B.
+    b.insert("s", login(&h)).await.unwrap();
+    *h.fake.live.lock().unwrap() = "rt-login".into();
+    tokio::time::sleep(HOUR).await;
+    let token = a.access_token("s").await;
+    assert_eq!(
+        token.as_ref().ok().map(|token| token.expose_secret()),
+        Some("at-2"),
+        "A refreshes the login: {token:?}"
+    );
+    assert_eq!(presented(&h), ["rt-0", "rt-login"]);
+    no_reauth(&mut events_a);
+    let key = SessionKey::new("fake", "s");
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(refresh_of(&stored), "rt-2");
+}
+
+/// Acknowledges the next save, while `forget` is set, without letting it reach the store, at
+/// the version the store would have given it (one above the expected one).
+#[derive(Default)]
+struct ForgetsAtNext {
+    forget: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Hooks for ForgetsAtNext {
+    async fn instead_of_save(
+        &self,
+        expected: Option<Version>,
+    ) -> Option<Result<Version, StoreError>> {
+        let forget = self.forget.swap(false, Ordering::SeqCst);
+        forget.then(|| Ok(expected.map_or(1, |at| at + 1)))
+    }
+}
+
+/// The store lost the save of rt-1 it acknowledged (at v2) and went back to rt-0 (v1); A
+/// keeps rt-1 (the "store went back" rule) and refreshes it. Meanwhile another process, which
+/// read rt-0 from the store gone back, spent it, was refused, and recorded its verdict on
+/// that record (`replaced` v1) at a version above A's v2 (a FileStore numbers by the clock;
+/// here two saves of another key come first). A's save of rt-2 finds that verdict:
+/// `Persisted::Judged` takes any verdict whose `replaced` is not A's base for "a verdict on a
+/// later record (a login inserted meanwhile)", though v1 is older than A's base: A drops the
+/// pair the provider has just rotated to (rt-1 spent) and declares the session dead.
+#[tokio::test(start_paused = true)]
+#[ignore = "review2: shows a fault not fixed here (a verdict on an older record drops a live pair)"]
+async fn a_verdict_on_a_record_older_than_a_refreshs_base_does_not_drop_its_pair() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    let store = Arc::new(Hooked::new(ForgetsAtNext::default()));
+    let a = process(&h, store.clone());
+    let mut events = a.subscribe();
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    let key = SessionKey::new("fake", "s");
+    let v0 = store.load(&key).await.unwrap().unwrap().version;
+    store.forget.store(true, Ordering::SeqCst);
+    gate.add_permits(1);
+    assert_eq!(a.access_token("s").await.unwrap().expose_secret(), "at-1");
+    gate.try_acquire().unwrap().forget();
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.version, refresh_of(&stored)),
+        (v0, "rt-0"),
+        "the store lost rt-1"
+    );
+    // The store's next versions come above the one A holds.
+    let other = SessionKey::new("fake", "other");
+    let at = (store.inner)
+        .save(&other, &other_replicas_set("at-x"), None)
+        .await
+        .unwrap();
+    (store.inner)
+        .save(&other, &other_replicas_set("at-y"), Some(at))
+        .await
+        .unwrap();
+    tokio::time::sleep(HOUR).await;
+    let asking = asks(&a);
+    h.until_calls(2).await;
+    assert_eq!(presented(&h), ["rt-0", "rt-1"], "A keeps rt-1 and sends it");
+    // Meanwhile: the other process's verdict on rt-0's record.
+    let verdict =
+        crate::store::ReauthVerdict::new(None, "refused", h.clock.now()).replacing(Some(v0));
+    let judged = (store.inner)
+        .save(&key, &verdict.into(), Some(v0))
+        .await
+        .unwrap();
+    assert!(judged > v0 + 1, "numbered above A's v{}", v0 + 1);
+    gate.add_permits(1);
+    let answer = asking.await.unwrap();
+    assert_eq!(
+        answer.as_ref().ok().map(|token| token.expose_secret()),
+        Some("at-2"),
+        "the provider has just rotated rt-1: the session lives ({answer:?})"
+    );
+    no_reauth(&mut events);
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(refresh_of(&stored), "rt-2", "rt-2 saved over the verdict");
+}
