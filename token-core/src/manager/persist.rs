@@ -76,11 +76,15 @@ impl<P: Provider> Inner<P> {
                     // A verdict on the very version this set was refreshed from is
                     // overwritten (the provider has just answered its token: it was
                     // reached by a process that took a lapsed lease over and sent the token
-                    // again); one on a later record is not (an insert had the last word).
+                    // again), and so is one on an older record (a store gone back to it);
+                    // one on a later record is not (an insert had the last word).
                     Ok(Some(Versioned {
                         version,
                         value: StoredRecord::Reauth(verdict),
-                    })) if verdict.replaced.is_some_and(|judged| Some(judged) != base) => {
+                    })) if verdict
+                        .replaced
+                        .is_some_and(|judged| base.is_none_or(|base| judged > base)) =>
+                    {
                         return Persisted::Judged(Versioned {
                             version,
                             value: verdict,

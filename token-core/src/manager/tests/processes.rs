@@ -1100,7 +1100,6 @@ impl Hooks for ForgetsAtNext {
 /// later record (a login inserted meanwhile)", though v1 is older than A's base: A drops the
 /// pair the provider has just rotated to (rt-1 spent) and declares the session dead.
 #[tokio::test(start_paused = true)]
-#[ignore = "review2: shows a fault not fixed here (a verdict on an older record drops a live pair)"]
 async fn a_verdict_on_a_record_older_than_a_refreshs_base_does_not_drop_its_pair() {
     let gate = Arc::new(Semaphore::new(0));
     let h = harness(|fake| fake.gate = Some(gate.clone()));
