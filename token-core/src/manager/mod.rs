@@ -430,8 +430,11 @@ impl<P: Provider> TokenManager<P> {
                 };
                 // Saved, then settled: the store keeps this very state.
                 let ready = Ready::new(inner.current_at(stored, extras, None, false, refresh_at));
-                ready.settle(Some(memory.put_shared(&session.key, ready.shared())), true);
+                let (version, replaced) = memory.put_shared(&session.key, ready.shared());
+                ready.settle(Some(version), true);
                 writing.publish(ready.into(), inner.show(&session));
+                // Dropped with no lock held (see `LetGo`).
+                drop(replaced);
                 break session;
             };
             // Forgotten meanwhile (its lookup found no tokens as this insert began), the
@@ -530,14 +533,18 @@ impl<P: Provider> TokenManager<P> {
                 None => (inner.session(name), None),
             };
             let removed = if let Some(memory) = &inner.memory {
-                session.replace(
+                let mut let_go = None;
+                let removed = session.replace(
                     || {
                         let absent = absent();
-                        memory.remove(&session.key);
+                        let_go = Some(memory.remove(&session.key));
                         Ok::<_, Error>(absent)
                     },
                     inner.show(&session),
-                )?
+                );
+                // Dropped with no lock held (see `LetGo`).
+                drop(let_go);
+                removed?
             } else {
                 let _writing = match writing {
                     Some(writing) => writing,

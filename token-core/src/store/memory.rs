@@ -116,21 +116,23 @@ impl MemoryStore {
 
     /// Writes `set` whatever is stored (the application's own tokens, which have the last
     /// word); returns the new version.
-    pub(crate) fn put_shared(&self, key: &SessionKey, set: Arc<dyn SharedSet>) -> Version {
+    pub(crate) fn put_shared(&self, key: &SessionKey, set: Arc<dyn SharedSet>) -> (Version, LetGo) {
         let sessions = self.sessions_or_new(key.provider_shared());
         sessions.put(key, &self.next_version, Held::shared(set))
     }
 
     /// Deletes the record of `key`, whatever its version (a `TokenManager`'s `remove`).
-    pub(crate) fn remove(&self, key: &SessionKey) {
-        if let Some(sessions) = self.sessions(key.provider()) {
-            let removed = sessions.lock().remove(key.session()).is_some();
-            drop(sessions);
-            self.forget_if_empty(key.provider());
-            if removed {
-                self.forget_lapsed_lease(key);
-            }
+    pub(crate) fn remove(&self, key: &SessionKey) -> LetGo {
+        let Some(sessions) = self.sessions(key.provider()) else {
+            return LetGo(None);
+        };
+        let removed = sessions.lock().remove(key.session());
+        drop(sessions);
+        self.forget_if_empty(key.provider());
+        if removed.is_some() {
+            self.forget_lapsed_lease(key);
         }
+        LetGo(removed)
     }
 
     /// Forgets `key`'s lease if it lapsed, as its record goes: a lease outlives its session
@@ -200,7 +202,7 @@ impl BoundMemoryStore {
     }
 
     /// As [`MemoryStore::put_shared`].
-    pub(crate) fn put_shared(&self, key: &SessionKey, set: Arc<dyn SharedSet>) -> Version {
+    pub(crate) fn put_shared(&self, key: &SessionKey, set: Arc<dyn SharedSet>) -> (Version, LetGo) {
         match self.sessions(key) {
             Some(sessions) => sessions.put(key, &self.store.next_version, Held::shared(set)),
             None => self.store.put_shared(key, set),
@@ -208,12 +210,14 @@ impl BoundMemoryStore {
     }
 
     /// As [`MemoryStore::remove`].
-    pub(crate) fn remove(&self, key: &SessionKey) {
+    pub(crate) fn remove(&self, key: &SessionKey) -> LetGo {
         match self.sessions(key) {
             Some(sessions) => {
-                if sessions.lock().remove(key.session()).is_some() {
+                let removed = sessions.lock().remove(key.session());
+                if removed.is_some() {
                     self.store.forget_lapsed_lease(key);
                 }
+                LetGo(removed)
             }
             None => self.store.remove(key),
         }
@@ -278,17 +282,18 @@ impl Sessions {
         key: &SessionKey,
         counter: &AtomicU64,
         held: impl FnOnce(Version) -> Held,
-    ) -> Version {
+    ) -> (Version, LetGo) {
         let mut sessions = self.lock();
         let version = next_version(counter);
         let held = held(version);
-        match sessions.get_mut(key.session()) {
-            Some(found) => *found = held,
+        let replaced = match sessions.get_mut(key.session()) {
+            Some(found) => Some(std::mem::replace(found, held)),
             None => {
                 sessions.insert(key.session_shared().clone(), held);
+                None
             }
-        }
-        version
+        };
+        (version, LetGo(replaced))
     }
 
     /// As [`put`](Self::put), if the stored record is at `expected`.
@@ -336,6 +341,12 @@ pub(crate) trait SharedSet: Send + Sync + 'static {
 }
 
 /// A stored record and its version (a slot of the table holds the name and this, no more).
+/// A record the store let go of (replaced or removed), handed to the caller to drop once it
+/// holds no lock: a manager's shared set may be the last holder of a state whose extras are
+/// the application's type, whose `Drop` may call back into the manager.
+#[must_use = "dropped here, it is dropped under the caller's locks"]
+pub(crate) struct LetGo(#[allow(dead_code, reason = "held only to be dropped later")] Option<Held>);
+
 enum Held {
     /// A set shared with its owner, which keeps the version.
     Shared(Arc<dyn SharedSet>),
@@ -574,7 +585,7 @@ mod tests {
             if i % 2 == 0 {
                 assert!(store.delete(&key, None).await.unwrap());
             } else {
-                store.remove(&key);
+                let _ = store.remove(&key);
             }
         }
         assert!(store.is_empty());
@@ -625,9 +636,15 @@ mod tests {
         );
         // `put_shared` overwrites whatever is there, at a new version.
         let other = shared("b");
-        let v2 = store.put_shared(&key, other.clone());
+        let (v2, let_go) = store.put_shared(&key, other.clone());
         assert!(v2 > v1);
         assert_eq!((first.version(), other.version()), (v1, v2));
+        assert_eq!(
+            Arc::strong_count(&first),
+            2,
+            "handed back, not dropped under the lock"
+        );
+        drop(let_go);
         assert_eq!(Arc::strong_count(&first), 1, "the old set is dropped");
         let loaded = store.load(&key).await.unwrap().unwrap();
         assert_eq!(
@@ -648,14 +665,14 @@ mod tests {
         let provider: Arc<str> = Arc::from("p");
         let bound = store.bind(&provider);
         let key = SessionKey::new(provider.clone(), "s");
-        let v1 = bound.put_shared(&key, shared("a"));
+        let (v1, _) = bound.put_shared(&key, shared("a"));
         assert_eq!(store.load(&key).await.unwrap().unwrap().version, v1);
         assert!(store.delete(&key, Some(v1)).await.unwrap());
         // Emptied, the bound table is still the store's: what is written through it is
         // seen through the store.
-        let v2 = bound.put_shared(&key, shared("b"));
+        let (v2, _) = bound.put_shared(&key, shared("b"));
         assert_eq!(store.load(&key).await.unwrap().unwrap().version, v2);
-        bound.remove(&key);
+        let _ = bound.remove(&key);
         assert!(store.is_empty());
         let v3 = store.save(&key, &set("c"), None).await.unwrap();
         assert!(
@@ -670,7 +687,7 @@ mod tests {
         assert!(store.delete(&other, None).await.unwrap());
         assert_eq!(store.lock().0.len(), 1);
         // A key of another provider, given to the bound store, is written to the store.
-        let v5 = bound.put_shared(&other, shared("f"));
+        let (v5, _) = bound.put_shared(&other, shared("f"));
         assert_eq!(store.load(&other).await.unwrap().unwrap().version, v5);
         assert_eq!(store.len(), 2);
     }

@@ -665,7 +665,6 @@ impl Provider for WithProbe {
 /// keeps the original); an insert's `put_shared` (and a remove's `memory.remove`) then drop
 /// that state, extras and all, under the session's lock (and the store's own).
 #[tokio::test(start_paused = true)]
-#[ignore = "review2: shows a fault not fixed here (extras dropped under the session's lock)"]
 async fn the_extras_a_memory_store_lets_go_of_are_not_dropped_under_the_sessions_lock() {
     let h = harness(|_| {});
     let manager = TokenManager::builder(WithProbe(h.fake.clone()))
