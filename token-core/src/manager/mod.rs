@@ -849,8 +849,8 @@ impl<P: Provider> Inner<P> {
         session: &'a Session<P::Extras>,
     ) -> impl FnOnce(&Arc<State<P::Extras>>) + 'a {
         // The change is under way from here, before the publication this is given to sets
-        // the session's own state (which a `SessionHandle` reads), until the map's entry
-        // took it (or the publication did not happen: this dropped uncalled) ([`memo`]).
+        // the session's own state (which the slow path reads), until the map's entry took
+        // it (or the publication did not happen: this dropped uncalled) ([`memo`]).
         let changing = self.epoch.changing();
         move |state| {
             let _changing = changing;

@@ -103,6 +103,18 @@ impl<X> Published<X> {
         }
         replaced
     }
+
+    /// [`set`](Self::set) under `guard`, then lets go of the lock, then drops the state
+    /// replaced.
+    fn set_and_let_go(
+        mut guard: MutexGuard<'_, Self>,
+        state: Arc<State<X>>,
+        show: impl FnOnce(&Arc<State<X>>),
+    ) {
+        let replaced = guard.set(state, show);
+        drop(guard);
+        drop(replaced);
+    }
 }
 
 /// A session's generation lock, held by an insert or a remove to write and publish under
@@ -227,13 +239,11 @@ impl<X> Session<X> {
         state: Arc<State<X>>,
         show: impl FnOnce(&Arc<State<X>>),
     ) -> bool {
-        let mut current = lock(&self.published);
+        let current = lock(&self.published);
         if current.generation != generation {
             return false;
         }
-        let replaced = current.set(state, show);
-        drop(current);
-        drop(replaced);
+        Published::set_and_let_go(current, state, show);
         true
     }
 
@@ -247,7 +257,7 @@ impl<X> Session<X> {
         state: Arc<State<X>>,
         show: impl FnOnce(&Arc<State<X>>),
     ) -> bool {
-        let mut current = lock(&self.published);
+        let current = lock(&self.published);
         let unchanged = match (&current.state, started_from) {
             (Some(now), Some(from)) => Arc::ptr_eq(now, &from.0),
             _ => false,
@@ -255,9 +265,7 @@ impl<X> Session<X> {
         if current.generation == RETIRED || (current.generation != generation && !unchanged) {
             return false;
         }
-        let replaced = current.set(state, show);
-        drop(current);
-        drop(replaced);
+        Published::set_and_let_go(current, state, show);
         true
     }
 
@@ -271,14 +279,12 @@ impl<X> Session<X> {
         state: Arc<State<X>>,
         show: impl FnOnce(&Arc<State<X>>),
     ) -> bool {
-        let mut current = lock(&self.published);
+        let current = lock(&self.published);
         let unchanged = (current.state.as_ref()).is_some_and(|now| replaced.is(now));
         if current.generation == RETIRED || !unchanged {
             return false;
         }
-        let replaced = current.set(state, show);
-        drop(current);
-        drop(replaced);
+        Published::set_and_let_go(current, state, show);
         true
     }
 
