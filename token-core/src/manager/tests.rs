@@ -1577,10 +1577,10 @@ async fn a_jwt_style_expiry_near_the_end_of_time_does_not_panic() {
     );
 }
 
-/// 69c8b31 saturates a state's instants to the years 1677-2262: past the end, every instant
-/// is one and the same. A clock past 2262 (a `TokioClock` or an application's own `Clock`;
-/// `ManualClock` stops there) then finds every set with an expiry expired, however far ahead
-/// that expiry is, and refreshes on every call. Before, instants compared exactly (`i128`).
+/// A clock past 2262 (a `TokioClock` or an application's own `Clock`; `ManualClock` stops
+/// there) serves a set until its expiry: a state's instants compare exactly (`i128`). (Saturated
+/// to the years 1677-2262, as they briefly were, every instant past the end was one and the
+/// same, every set with an expiry read as expired, and each call refreshed.)
 #[tokio::test(start_paused = true)]
 async fn a_clock_past_2262_serves_a_token_until_its_expiry() {
     let clock = TokioClock::starting_at(datetime!(2300-01-01 00:00 UTC));

@@ -658,12 +658,11 @@ impl Provider for WithProbe {
     }
 }
 
-/// 83a8286 drops the state a publication replaced after the session's lock is let go (the
-/// extras' `Drop` is the application's code). With the manager's own `MemoryStore`, which
-/// keeps a state itself, the store can hold the last reference to a state the session no
-/// longer holds (here: a failed forced refresh published a retry copy of the set, the store
-/// keeps the original); an insert's `put_shared` (and a remove's `memory.remove`) then drop
-/// that state, extras and all, under the session's lock (and the store's own).
+/// A state the manager lets go of is dropped after the session's lock is let go (the extras'
+/// `Drop` is the application's code), also when the manager's own `MemoryStore`, which keeps
+/// a state itself, holds its last reference (here: a failed forced refresh published a retry
+/// copy of the set, the store keeps the original): an insert's `put_shared` and a remove's
+/// `memory.remove` hand the state back (`LetGo`) rather than drop it under the lock.
 #[tokio::test(start_paused = true)]
 async fn the_extras_a_memory_store_lets_go_of_are_not_dropped_under_the_sessions_lock() {
     let h = harness(|_| {});

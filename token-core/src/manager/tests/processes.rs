@@ -944,10 +944,20 @@ async fn a_verdict_on_the_token_a_process_spent_does_not_replace_its_unsaved_pai
 }
 
 /// Acknowledges the next save, while `forget` is set, without letting it reach the store: a
-/// database that failed over to a replica the commit had not reached, a backup restored.
-#[derive(Default)]
+/// database that failed over to a replica the commit had not reached, a backup restored. The
+/// version it answers is `step` above the expected one.
 struct Forgets {
     forget: std::sync::atomic::AtomicBool,
+    step: Version,
+}
+
+impl Forgets {
+    fn stepping(step: Version) -> Self {
+        Self {
+            forget: std::sync::atomic::AtomicBool::new(false),
+            step,
+        }
+    }
 }
 
 #[async_trait]
@@ -957,7 +967,7 @@ impl Hooks for Forgets {
         expected: Option<Version>,
     ) -> Option<Result<Version, StoreError>> {
         let forget = self.forget.swap(false, Ordering::SeqCst);
-        forget.then(|| Ok(expected.map_or(1, |at| at + 1000)))
+        forget.then(|| Ok(expected.map_or(1, |at| at + self.step)))
     }
 }
 
@@ -969,7 +979,7 @@ impl Hooks for Forgets {
 #[tokio::test(start_paused = true)]
 async fn a_store_gone_back_to_an_older_record_does_not_take_the_pair_it_lost() {
     let h = harness(|_| {});
-    let store = Arc::new(Hooked::new(Forgets::default()));
+    let store = Arc::new(Hooked::new(Forgets::stepping(1000)));
     let manager = process(&h, store.clone());
     let mut events = manager.subscribe();
     manager.insert("s", expired_pair(&h)).await.unwrap();
@@ -1073,37 +1083,19 @@ async fn a_process_that_wrote_a_higher_version_takes_a_login_another_inserted_nu
     assert_eq!(refresh_of(&stored), "rt-2");
 }
 
-/// Acknowledges the next save, while `forget` is set, without letting it reach the store, at
-/// the version the store would have given it (one above the expected one).
-#[derive(Default)]
-struct ForgetsAtNext {
-    forget: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait]
-impl Hooks for ForgetsAtNext {
-    async fn instead_of_save(
-        &self,
-        expected: Option<Version>,
-    ) -> Option<Result<Version, StoreError>> {
-        let forget = self.forget.swap(false, Ordering::SeqCst);
-        forget.then(|| Ok(expected.map_or(1, |at| at + 1)))
-    }
-}
-
 /// The store lost the save of rt-1 it acknowledged (at v2) and went back to rt-0 (v1); A
 /// keeps rt-1 (the "store went back" rule) and refreshes it. Meanwhile another process, which
 /// read rt-0 from the store gone back, spent it, was refused, and recorded its verdict on
 /// that record (`replaced` v1) at a version above A's v2 (a FileStore numbers by the clock;
-/// here two saves of another key come first). A's save of rt-2 finds that verdict:
-/// `Persisted::Judged` takes any verdict whose `replaced` is not A's base for "a verdict on a
-/// later record (a login inserted meanwhile)", though v1 is older than A's base: A drops the
-/// pair the provider has just rotated to (rt-1 spent) and declares the session dead.
+/// here two saves of another key come first). A's save of rt-2 finds that verdict, reached
+/// on a record older than A's base: it saves over it (only a verdict on a later record, a
+/// login inserted meanwhile, has the last word), rather than drop the pair the provider has
+/// just rotated to (rt-1 spent) and declare the session dead.
 #[tokio::test(start_paused = true)]
 async fn a_verdict_on_a_record_older_than_a_refreshs_base_does_not_drop_its_pair() {
     let gate = Arc::new(Semaphore::new(0));
     let h = harness(|fake| fake.gate = Some(gate.clone()));
-    let store = Arc::new(Hooked::new(ForgetsAtNext::default()));
+    let store = Arc::new(Hooked::new(Forgets::stepping(1)));
     let a = process(&h, store.clone());
     let mut events = a.subscribe();
     a.insert("s", expired_pair(&h)).await.unwrap();
