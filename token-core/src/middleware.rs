@@ -410,8 +410,7 @@ impl<P: Provider> Middleware for BearerAuth<P> {
         let resend = if extensions.get::<NoResend>().is_some() {
             Err(request.url().origin())
         } else {
-            // `None` only for a streaming body.
-            request.try_clone().ok_or_else(|| request.url().origin())
+            resendable(&request).ok_or_else(|| request.url().origin())
         };
         request
             .headers_mut()
@@ -431,6 +430,37 @@ impl<P: Provider> Middleware for BearerAuth<P> {
         }
         Box::pin(self.after_401(response, again, token, extensions, next)).await
     }
+}
+
+/// Bodies up to this size are copied for a resend; larger ones are shared
+/// ([`Request::try_clone`]).
+#[cfg(feature = "middleware")]
+const COPIED_BODY: usize = 4096;
+
+/// A copy of `request` to send again after a 401, or `None` for a streaming body.
+///
+/// The same request as [`Request::try_clone`] makes, for less: `try_clone` also makes and
+/// drops a map of request settings on every call (most of this middleware's own work on a
+/// request that is not refused). A reqwest 0.13 request is its method, URL, headers,
+/// version, timeout (the one setting that map holds) and body; a body is copied if small,
+/// and shared through `try_clone` otherwise.
+#[cfg(feature = "middleware")]
+fn resendable(request: &Request) -> Option<Request> {
+    let body = match request.body() {
+        None => None,
+        Some(body) => match body.as_bytes() {
+            Some(bytes) if bytes.len() <= COPIED_BODY => Some(reqwest::Body::from(bytes.to_vec())),
+            _ => return request.try_clone(),
+        },
+    };
+    let mut copy = Request::new(request.method().clone(), request.url().clone());
+    *copy.headers_mut() = request.headers().clone();
+    *copy.version_mut() = request.version();
+    if let Some(timeout) = request.timeout() {
+        *copy.timeout_mut() = Some(*timeout);
+    }
+    *copy.body_mut() = body;
+    Some(copy)
 }
 
 #[cfg(feature = "middleware")]

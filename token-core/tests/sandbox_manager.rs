@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use reqwest::{ResponseBuilderExt, StatusCode};
 use time::macros::datetime;
 use token_core::issuer::IssuerConfig;
 use token_core::middleware::{BearerAuth, NoResend};
@@ -583,4 +583,116 @@ async fn a_401_after_a_hop_through_another_origin_is_no_verdict_on_the_token() {
         "no refresh for a 401 to a request that had lost its token"
     );
     assert_eq!(manager.access_token("m").await.unwrap(), token);
+}
+
+/// What a request carries to the network, less its `Authorization`.
+#[derive(Debug, PartialEq)]
+struct Sent {
+    method: reqwest::Method,
+    url: String,
+    headers: Vec<(String, Vec<u8>)>,
+    version: http::Version,
+    timeout: Option<Duration>,
+    body: Option<Vec<u8>>,
+    /// A hash of the `Authorization` value: a failure's message shows no token.
+    authorization: Option<u64>,
+}
+
+/// The end of a chain: records each request and answers the first 401, the others 200.
+#[derive(Default)]
+struct RefuseFirst(std::sync::Mutex<Vec<Sent>>);
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for RefuseFirst {
+    async fn handle(
+        &self,
+        request: reqwest::Request,
+        _: &mut http::Extensions,
+        _: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let headers = request
+            .headers()
+            .iter()
+            .filter(|(name, _)| *name != http::header::AUTHORIZATION)
+            .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
+            .collect();
+        let sent = Sent {
+            method: request.method().clone(),
+            url: request.url().to_string(),
+            headers,
+            version: request.version(),
+            timeout: request.timeout().copied(),
+            body: request
+                .body()
+                .map(|body| body.as_bytes().expect("not streamed").to_vec()),
+            authorization: request
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .map(|value| {
+                    use std::hash::{DefaultHasher, Hash, Hasher};
+                    let mut hasher = DefaultHasher::new();
+                    value.as_bytes().hash(&mut hasher);
+                    hasher.finish()
+                }),
+        };
+        let mut seen = self.0.lock().unwrap();
+        seen.push(sent);
+        let status = if seen.len() == 1 {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::OK
+        };
+        // Answered from the request's origin, as the network would.
+        let response = http::Response::builder()
+            .status(status)
+            .url(request.url().clone())
+            .body("")
+            .expect("a response");
+        Ok(reqwest::Response::from(response))
+    }
+}
+
+/// The request `BearerAuth` sends again after a 401 is the one it sent first (method, URL,
+/// headers, HTTP version, timeout, body, small or large), with the new token.
+#[tokio::test]
+async fn a_request_resent_after_a_401_is_the_request_sent_first() {
+    let (sandbox, _) = api_sandbox().await;
+    let large = vec![b'x'; 64 * 1024];
+    for body in [None, Some(b"{\"amount\":100}".to_vec()), Some(large)] {
+        let manager = api_manager(&sandbox, "m").await;
+        let end = Arc::new(RefuseFirst::default());
+        let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(BearerAuth::new(manager.clone(), "m"))
+            .with_arc(end.clone())
+            .build();
+        let mut request = client
+            .request(
+                reqwest::Method::PUT,
+                sandbox.url("/api/payments/7?currency=EUR"),
+            )
+            .header("idempotency-key", "k-7")
+            .header("x-trace", "a")
+            .header("x-trace", "b")
+            .version(http::Version::HTTP_11)
+            .timeout(Duration::from_secs(17));
+        if let Some(body) = &body {
+            request = request.body(body.clone());
+        }
+        assert_eq!(request.send().await.unwrap().status(), StatusCode::OK);
+
+        let mut seen = std::mem::take(&mut *end.0.lock().unwrap());
+        assert_eq!(seen.len(), 2, "sent, refused, sent again");
+        let again = seen.pop().unwrap();
+        let first = seen.pop().unwrap();
+        assert_eq!(first.timeout, Some(Duration::from_secs(17)));
+        assert_eq!(first.body, body);
+        assert_ne!(first.authorization, again.authorization, "a new token");
+        let with_new_token = Sent {
+            authorization: again.authorization,
+            ..first
+        };
+        assert_eq!(again, with_new_token);
+        assert_eq!(sandbox.calls(TOKEN_PATH), 1);
+        sandbox.reset_calls();
+    }
 }
