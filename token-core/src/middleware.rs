@@ -435,7 +435,7 @@ impl<P: Provider> Middleware for BearerAuth<P> {
 /// Bodies up to this size are copied for a resend; larger ones are shared
 /// ([`Request::try_clone`]).
 #[cfg(feature = "middleware")]
-const COPIED_BODY: usize = 4096;
+const COPIED_BODY: usize = 1024;
 
 /// A copy of `request` to send again after a 401, or `None` for a streaming body.
 ///
