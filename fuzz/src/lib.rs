@@ -163,6 +163,8 @@ endpoints![
     token_provider_paymentsgate::IssueServiceToken,
     token_provider_vaultist::RefreshV3,
     token_provider_vaultist::RefreshV2,
+    token_provider_wechat::SnsRefreshToken,
+    token_provider_lazada::RefreshAccessToken,
 ];
 
 /// Client side: `codec::decode_response` of a refresh or issue endpoint.

@@ -374,6 +374,8 @@ decoders! {
             refresh_token: refresh_token(),
         };
     vaultist: token_provider_vaultist::RefreshV3, subjects::Vaultist, vaultist_request();
+    wechat: token_provider_wechat::SnsRefreshToken, subjects::WeChat, wechat_request();
+    lazada: token_provider_lazada::RefreshAccessToken, subjects::Lazada, lazada_request();
 }
 
 fn maya_request() -> token_provider_maya::MiniAppRefresh {
@@ -414,4 +416,26 @@ fn vaultist_request() -> token_provider_vaultist::RefreshV3 {
     let cx = token_core::codec::RequestContext::for_refresh(&config, &set);
     <token_provider_vaultist::RefreshV3 as token_core::codec::FromContext<_>>::from_context(&cx)
         .expect("builds")
+}
+
+fn wechat_request() -> token_provider_wechat::SnsRefreshToken {
+    let config = token_provider_wechat::WeChatConfig::new("wx-app-1");
+    let set: TokenSet = TokenSet::new(token_core::secret::AccessToken::new("at"))
+        .with_refresh_token(refresh_token());
+    let cx = token_core::codec::RequestContext::for_refresh(&config, &set);
+    <token_provider_wechat::SnsRefreshToken as token_core::codec::FromContext<_>>::from_context(&cx)
+        .expect("builds")
+}
+
+fn lazada_request() -> token_provider_lazada::RefreshAccessToken {
+    let config = token_provider_lazada::LazadaConfig::new("123456", "helloworld");
+    let set: TokenSet = TokenSet::new(token_core::secret::AccessToken::new("at"))
+        .with_refresh_token(refresh_token());
+    // The signed timestamp: the request's decoding checks it against no clock.
+    let cx = token_core::codec::RequestContext::for_refresh(&config, &set)
+        .with_now(datetime!(2026-01-01 00:00 UTC));
+    <token_provider_lazada::RefreshAccessToken as token_core::codec::FromContext<_>>::from_context(
+        &cx,
+    )
+    .expect("builds")
 }
