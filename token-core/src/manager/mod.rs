@@ -411,6 +411,12 @@ impl<P: Provider> TokenManager<P> {
     /// one: it travels escaped, in a body or a query. An empty access token is taken but
     /// never served, whatever its expiry: the first call refreshes (as after
     /// [`insert_refresh_token`](Self::insert_refresh_token)).
+    ///
+    /// A stored record the store cannot read (damaged, or written by a newer release) is
+    /// removed first, by compare-and-swap on the record as read
+    /// ([`TokenStore::delete_unreadable`]): a removal that reaches the store late (its call
+    /// timed out, and the insert failed) removes no record written since, such as another
+    /// process's login.
     pub async fn insert(&self, session: &str, set: TokenSet<P::Extras>) -> Result<(), Error> {
         let name = session;
         let (stored, extras) = split(set)?;
@@ -494,6 +500,12 @@ impl<P: Provider> TokenManager<P> {
     /// read, until that thread reads another session.) Like [`insert`](Self::insert), once it
     /// has its turn it runs to the end even if the returned future is dropped, and
     /// [`shutdown`](Self::shutdown) waits for it.
+    ///
+    /// The store's record is deleted at the version read (a record saved between the read
+    /// and the delete, another process's refresh, is read and deleted in turn; one that
+    /// cannot be read is deleted as read, see [`insert`](Self::insert)): a delete that
+    /// reaches the store late (its call timed out, and the remove failed) deletes no
+    /// record written since, such as another process's next login.
     pub async fn remove(&self, session: &str) -> Result<(), Error> {
         if self.inner.memory.is_some() {
             // Nothing to wait for: done before the caller could give up.
@@ -551,7 +563,7 @@ impl<P: Provider> TokenManager<P> {
                     None => session.writer().clone().lock_owned().await,
                 };
                 let absent = absent();
-                inner.store.delete(&session.key, None).await?;
+                inner.delete_whatever(&session.key).await?;
                 session.replace(|| Ok::<_, Error>(absent), inner.show(&session))?
             };
             if removed {
