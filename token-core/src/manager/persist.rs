@@ -219,11 +219,10 @@ impl<P: Provider> Inner<P> {
         // The refresh's count of the lease goes with the save.
         let users = self.lease_users(&session);
         let handed = super::lease::Counted::take(&users).then_some(users);
-        self.tasks
-            .spawn(super::lease::Counted::scope(handed, async move {
-                inner.save_retry(&session, &unsaved).await;
-                inner.release(&session).await;
-            }));
+        self.spawn_background(super::lease::Counted::scope(handed, async move {
+            inner.save_retry(&session, &unsaved).await;
+            inner.release(&session).await;
+        }));
     }
 
     async fn save_retry(&self, session: &Session<P::Extras>, unsaved: &Ready<P::Extras>) {
@@ -293,17 +292,8 @@ impl<P: Provider> Inner<P> {
     /// which this process outlived), and gives its lease back. How many are left unsaved
     /// (the store failed again).
     pub(super) async fn save_orphans(&self) -> usize {
-        let orphans: Vec<_> = (self.sessions.pin().values())
-            .filter(|entry| {
-                (self
-                    .state(&entry.session)
-                    .and_then(|state| Ready::of(&state)))
-                .is_some_and(|current| !current.saved())
-            })
-            .map(|entry| entry.session.clone())
-            .collect();
         let mut left = 0;
-        for session in orphans {
+        for session in self.unsaved() {
             let current = self.state(&session).and_then(|state| Ready::of(&state));
             let Some(unsaved) = current.filter(|current| !current.saved()) else {
                 continue;

@@ -1360,7 +1360,12 @@ async fn a_name_the_store_refuses_is_rejected_not_retried_as_an_outage() {
         "at-1"
     );
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
-    manager.shutdown(Duration::from_secs(60)).await.unwrap();
+    // Only in memory: `shutdown` says so.
+    let shut = manager.shutdown(Duration::from_secs(60)).await;
+    assert!(
+        matches!(&shut, Err(Error::Unpersisted { sessions }) if sessions == &["s"]),
+        "{shut:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -2485,7 +2490,12 @@ async fn a_coordination_record_under_a_session_key_is_corrupt_not_a_session() {
     gate.add_permits(100);
     // The provider already rotated: the new token is served, as for any failed save.
     assert_eq!(refresh.await.unwrap().unwrap().expose_secret(), "at-1");
-    h.manager.shutdown(Duration::from_secs(600)).await.unwrap();
+    // Only in memory, for good: `shutdown` says so.
+    let shut = h.manager.shutdown(Duration::from_secs(600)).await;
+    assert!(
+        matches!(&shut, Err(Error::Unpersisted { sessions }) if sessions == &["saved"]),
+        "{shut:?}"
+    );
     assert_eq!(
         h.stored("saved").await.unwrap().value,
         record,
