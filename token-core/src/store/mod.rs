@@ -95,6 +95,17 @@ pub struct Versioned<T> {
 /// A store identifies it by its version when it can still read that, or by its content
 /// (a SHA-256 digest of its bytes); a store that cannot identify it at all says
 /// [`unidentified`](Self::unidentified). Its `Debug` shows neither bytes nor digest.
+///
+/// ```
+/// use token_core::store::Unreadable;
+///
+/// let damaged = br#"{"version": 3, "provi"#;
+/// let seen = Unreadable::with_content(damaged);
+/// assert!(seen.has_content(damaged) && !seen.has_content(b"{}"));
+/// assert_eq!(format!("{seen:?}"), "Unreadable(by content)");
+/// assert_eq!(Unreadable::at_version(7).version(), Some(7));
+/// assert_ne!(Unreadable::at_version(7), Unreadable::at_version(8));
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Unreadable(Identity);
 
