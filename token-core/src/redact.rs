@@ -301,6 +301,9 @@ fn json_unescaped(bytes: &[u8], spans: Option<&[Span]>) -> Option<(Vec<u8>, Vec<
             .then(|| hex(at + 2))
             .flatten()
     };
+    if !bytes.contains(&b'\\') {
+        return None;
+    }
     let mut out = Vec::with_capacity(bytes.len());
     let mut out_spans = Vec::with_capacity(bytes.len());
     let mut decoded = false;
