@@ -15,7 +15,7 @@ use token_core::issuer::{
     RotateOutcome, RotateRejection, Rotation, TokenHash,
 };
 use token_core::store::{
-    Lease, MemoryStore, SessionKey, StoredRecord, TokenStore, Version, Versioned,
+    Lease, MemoryStore, SessionKey, StoredRecord, TokenStore, Unreadable, Version, Versioned,
 };
 use token_core::{error::StoreError, token_set::StoredTokenSet};
 
@@ -45,6 +45,15 @@ pub trait Intercept: Send + Sync + 'static {
         &self,
         _key: &SessionKey,
         _expected: Option<Version>,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Before `delete_unreadable`.
+    async fn delete_unreadable(
+        &self,
+        _key: &SessionKey,
+        _seen: &Unreadable,
     ) -> Result<(), StoreError> {
         Ok(())
     }
@@ -127,6 +136,21 @@ impl<I: Intercept> TokenStore for Forwarding<I> {
     ) -> Result<bool, StoreError> {
         self.intercept.delete(key, expected).await?;
         self.inner.delete(key, expected).await
+    }
+
+    /// Forwarded after the intercept's `load` (it reads the record).
+    async fn unreadable(&self, key: &SessionKey) -> Result<Option<Unreadable>, StoreError> {
+        self.intercept.load(key).await?;
+        self.inner.unreadable(key).await
+    }
+
+    async fn delete_unreadable(
+        &self,
+        key: &SessionKey,
+        seen: &Unreadable,
+    ) -> Result<bool, StoreError> {
+        self.intercept.delete_unreadable(key, seen).await?;
+        self.inner.delete_unreadable(key, seen).await
     }
 
     async fn acquire_lease(

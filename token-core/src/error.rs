@@ -364,6 +364,16 @@ pub enum Error {
         /// Refreshes and saves still running.
         pending: usize,
     },
+    /// [`shutdown`](crate::manager::TokenManager::shutdown) finished its work, but the
+    /// newest tokens of these sessions are only in this process's memory: the store
+    /// refused them for good (a record of another kind under the session's key, a name it
+    /// cannot hold), so they are lost when the process exits, and the session's next
+    /// process finds what the store holds. Names the sessions, never a token.
+    #[error("shutdown left the newest tokens of session(s) {} only in memory: the store cannot hold them", .sessions.join(", "))]
+    Unpersisted {
+        /// The sessions, sorted.
+        sessions: Vec<String>,
+    },
 }
 
 impl Error {
@@ -373,7 +383,9 @@ impl Error {
             Self::Endpoint(e) => e.kind(),
             Self::Transport(e) => e.kind,
             Self::ReauthRequired(_) | Self::NoTokens(_) => ErrorKind::ReauthRequired,
-            Self::Store(StoreError::Unsupported(_)) => ErrorKind::Rejected,
+            Self::Store(StoreError::Unsupported(_)) | Self::Unpersisted { .. } => {
+                ErrorKind::Rejected
+            }
             Self::Store(_) => ErrorKind::Transient,
             Self::RetriesExhausted { last, .. } => last.kind(),
             Self::Config(_) => ErrorKind::Misconfigured,

@@ -160,11 +160,15 @@ pub(crate) fn unquote(message: &str) -> String {
 
 /// `text` with every echo of a `known` secret replaced by the redaction marker: any run of
 /// [`MIN_ECHO`] or more consecutive bytes of a secret (so a token echoed whole, cut, or
-/// wrapped in other text), its form-urlencoded and JSON-string spellings too, and whole
-/// occurrences of a secret shorter than that (from 4 bytes).
+/// wrapped in other text), its form-urlencoded spelling too, and whole occurrences of a
+/// secret shorter than that (from 4 bytes). Echoes inside JSON strings are found in any
+/// spelling JSON allows (`\n` or `\u000A` or `\u000a`, `\/` for `/`, any character as
+/// `\uXXXX` or a surrogate pair), once or twice escaped (JSON quoted in a JSON string): the
+/// text is also read with its escapes decoded, and what a decoded echo was spelled with is
+/// redacted.
 ///
-/// Linear in the text: every [`MIN_ECHO`]-byte window of the text is looked up among the
-/// windows of the secrets (a few dozen per token).
+/// Linear in the text: every [`MIN_ECHO`]-byte window of the text (and of its decoded
+/// readings) is looked up among the windows of the secrets (a few dozen per token).
 ///
 /// ```
 /// use token_core::redact::scrub_secrets;
@@ -175,26 +179,22 @@ pub(crate) fn unquote(message: &str) -> String {
 ///     scrub_secrets("invalid_grant: rt-9f8e7d6c5b4a3f2e1d0c9b8a is dead", &[token]),
 ///     "invalid_grant: [redacted] is dead"
 /// );
+/// assert_eq!(
+///     scrub_secrets(r#"{"t":"rt-\u0039f8e7d6c5b4a3f2e1d0c"}"#, &[token]),
+///     r#"{"t":"[redacted]"}"#
+/// );
 /// assert_eq!(scrub_secrets("invalid_grant", &[token]), "invalid_grant");
 /// ```
 pub fn scrub_secrets(text: &str, known: &[&str]) -> String {
     let bytes = text.as_bytes();
     let mut masked = vec![false; bytes.len()];
     let mut windows: Vec<u64> = Vec::new();
+    let mut shorts: Vec<&[u8]> = Vec::new();
     let mut encoded = Vec::new();
     for secret in known {
         let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
         if form != *secret {
             encoded.push(form);
-        }
-        // As a JSON string spells it (a refresh token may hold control characters: `\n`,
-        // `\u0000`), for a body shown as text (cut JSON, an HTML page quoting JSON): its runs
-        // between control characters may each be too short to match alone.
-        if let Ok(json) = serde_json::to_string(secret)
-            && let Some(json) = json.strip_prefix('"').and_then(|j| j.strip_suffix('"'))
-            && json != *secret
-        {
-            encoded.push(json.to_owned());
         }
     }
     for secret in known
@@ -206,20 +206,20 @@ pub fn scrub_secrets(text: &str, known: &[&str]) -> String {
         if secret.len() >= MIN_ECHO {
             windows.extend(secret.windows(MIN_ECHO).map(window_key));
         } else if secret.len() >= MIN_SECRET {
-            let mut from = 0;
-            while let Some(at) = find(&bytes[from..], secret) {
-                masked[from + at..from + at + secret.len()].fill(true);
-                from += at + 1;
-            }
+            shorts.push(secret);
         }
     }
     windows.sort_unstable();
     windows.dedup();
-    if !windows.is_empty() {
-        for (at, window) in bytes.windows(MIN_ECHO).enumerate() {
-            if windows.binary_search(&window_key(window)).is_ok() {
-                masked[at..at + MIN_ECHO].fill(true);
-            }
+    let echoes = Echoes { windows, shorts };
+    echoes.mark(bytes, None, &mut masked);
+    // JSON's spellings (a refresh token may hold control characters, `/` may be written
+    // `\/`, any character `\uXXXX` in either case): read once and twice decoded, each byte
+    // of a reading mapped back to the bytes of `text` that spell it.
+    if let Some((once, spans)) = json_unescaped(bytes, None) {
+        echoes.mark(&once, Some(&spans), &mut masked);
+        if let Some((twice, spans)) = json_unescaped(&once, Some(&spans)) {
+            echoes.mark(&twice, Some(&spans), &mut masked);
         }
     }
     if !masked.contains(&true) {
@@ -240,6 +240,117 @@ pub fn scrub_secrets(text: &str, known: &[&str]) -> String {
         }
     }
     out
+}
+
+/// What [`scrub_secrets`] looks for: the [`MIN_ECHO`]-byte windows of the long secrets
+/// (sorted), and the short secrets whole.
+struct Echoes<'a> {
+    windows: Vec<u64>,
+    shorts: Vec<&'a [u8]>,
+}
+
+impl Echoes<'_> {
+    /// Marks in `masked` (one flag per byte of the text) every echo found in `view`: the
+    /// text itself (`spans` none), or a decoded reading of it whose byte `i` is spelled by
+    /// the text's bytes `spans[i]`.
+    fn mark(&self, view: &[u8], spans: Option<&[Span]>, masked: &mut [bool]) {
+        let mut mask = |from: usize, to: usize| match spans {
+            None => masked[from..to].fill(true),
+            Some(spans) => masked[spans[from].0..spans[to - 1].1].fill(true),
+        };
+        for short in &self.shorts {
+            let mut from = 0;
+            while let Some(at) = find(&view[from..], short) {
+                mask(from + at, from + at + short.len());
+                from += at + 1;
+            }
+        }
+        if !self.windows.is_empty() {
+            for (at, window) in view.windows(MIN_ECHO).enumerate() {
+                if self.windows.binary_search(&window_key(window)).is_ok() {
+                    mask(at, at + MIN_ECHO);
+                }
+            }
+        }
+    }
+}
+
+/// The bytes of a text (from, to) that spell one byte of a decoded reading of it.
+type Span = (usize, usize);
+
+/// `bytes` with every JSON string escape decoded (`\"`, `\\`, `\/`, `\b`, `\f`, `\n`,
+/// `\r`, `\t`, `\uXXXX` in either case, a surrogate pair as one character; anything else,
+/// a lone surrogate too, is kept as it is), and for each byte of the result the range of
+/// the original text that spells it (`spans` maps `bytes` itself back to that text, if it
+/// is already a reading of it). None if nothing was decoded.
+fn json_unescaped(bytes: &[u8], spans: Option<&[Span]>) -> Option<(Vec<u8>, Vec<Span>)> {
+    let span = |from: usize, to: usize| match spans {
+        None => (from, to),
+        Some(spans) => (spans[from].0, spans[to - 1].1),
+    };
+    let hex = |at: usize| -> Option<u32> {
+        let digits = bytes.get(at..at + 4)?;
+        let digits = std::str::from_utf8(digits).ok()?;
+        if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u32::from_str_radix(digits, 16).ok()
+    };
+    let unit = |at: usize| -> Option<u32> {
+        (bytes.get(at..at + 2) == Some(b"\\u"))
+            .then(|| hex(at + 2))
+            .flatten()
+    };
+    if !bytes.contains(&b'\\') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut out_spans = Vec::with_capacity(bytes.len());
+    let mut decoded = false;
+    let mut at = 0;
+    while at < bytes.len() {
+        let simple = match bytes[at..] {
+            [b'\\', escape, ..] => match escape {
+                b'"' | b'\\' | b'/' => Some(escape),
+                b'b' => Some(0x08),
+                b'f' => Some(0x0c),
+                b'n' => Some(b'\n'),
+                b'r' => Some(b'\r'),
+                b't' => Some(b'\t'),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(byte) = simple {
+            out.push(byte);
+            out_spans.push(span(at, at + 2));
+            decoded = true;
+            at += 2;
+            continue;
+        }
+        let escaped = unit(at).and_then(|first| match first {
+            0xD800..=0xDBFF => {
+                let second = unit(at + 6).filter(|second| (0xDC00..=0xDFFF).contains(second))?;
+                let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
+                Some((char::from_u32(code)?, 12))
+            }
+            _ => Some((char::from_u32(first)?, 6)),
+        });
+        if let Some((ch, len)) = escaped {
+            let mut utf8 = [0; 4];
+            for &byte in ch.encode_utf8(&mut utf8).as_bytes() {
+                out.push(byte);
+                out_spans.push(span(at, at + len));
+            }
+            decoded = true;
+            at += len;
+            continue;
+        }
+        out.push(bytes[at]);
+        out_spans.push(span(at, at + 1));
+        at += 1;
+    }
+    decoded.then_some((out, out_spans))
 }
 
 fn window_key(window: &[u8]) -> u64 {
@@ -393,6 +504,62 @@ mod tests {
         let shown = scrub_secrets("refresh_token=rt_a%2Bb%2Fc%3D0123456789&x=1", &[token]);
         assert!(!shown.contains("0123456789"), "{shown}");
         assert!(shown.ends_with("&x=1"), "{shown}");
+    }
+
+    #[test]
+    fn an_echo_in_any_json_spelling_is_scrubbed() {
+        // A refresh token with a line feed, a slash and a character outside the BMP.
+        let token = "rt/9f8e\n7d6c5b4a3f2e1d0c\u{1F511}9b8a";
+        let escape_all = |upper: bool| -> String {
+            token
+                .encode_utf16()
+                .map(|unit| match upper {
+                    true => format!("\\u{unit:04X}"),
+                    false => format!("\\u{unit:04x}"),
+                })
+                .collect()
+        };
+        let spellings = [
+            // serde_json's own spelling, as before.
+            serde_json::to_string(token)
+                .unwrap()
+                .trim_matches('"')
+                .to_owned(),
+            "rt\\/9f8e\\u000A7d6c5b4a3f2e1d0c\u{1F511}9b8a".to_owned(),
+            "rt/9f8e\\u000a7d6c5b4a3f2e1d0c\\uD83D\\uDD119b8a".to_owned(),
+            "rt\\u002F9f8e\\n7d6c5b4a3f2e1d0c\\ud83d\\udd119b8a".to_owned(),
+            escape_all(true),
+            escape_all(false),
+            // JSON quoted in a JSON string: escaped twice.
+            "rt\\\\/9f8e\\\\u000A7d6c5b4a3f2e1d0c\u{1F511}9b8a".to_owned(),
+        ];
+        for spelling in &spellings {
+            let text = format!(r#"<p>{{"error":"invalid_grant","hint":"{spelling}"}}</p>"#);
+            let shown = scrub_secrets(&text, &[token]);
+            assert_eq!(
+                shown, r#"<p>{"error":"invalid_grant","hint":"[redacted]"}</p>"#,
+                "{spelling}"
+            );
+            // Its second half too: nothing of it is left to find, in any spelling.
+            let mut cut = spelling.len() / 2;
+            while !spelling.is_char_boundary(cut) {
+                cut += 1;
+            }
+            let part = &spelling[cut..];
+            let shown = scrub_secrets(&format!("got {part} here"), &[token]);
+            assert!(shown.contains(REDACTED), "{part}: {shown}");
+            assert_eq!(scrub_secrets(&shown, &[token]), shown, "{part}");
+            // And in a body excerpt that is not JSON (cut off).
+            let body = format!(r#"{{"hint":"{spelling}"#);
+            let shown = scrub_body(body.as_bytes(), &[token]);
+            assert!(
+                !shown.contains("b4a3f2") && !shown.contains("9b8a"),
+                "{shown}"
+            );
+        }
+        // Escapes that spell nothing of it are left as they are.
+        let text = r#"{"a":"line\u000Abreak \/ \uD83D alone \q"}"#;
+        assert_eq!(scrub_secrets(text, &[token]), text);
     }
 
     #[test]

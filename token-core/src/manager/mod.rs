@@ -189,6 +189,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
                 tasks: TaskTracker::new(),
                 closing: AtomicBool::new(false),
                 stopping: tokio_util::sync::CancellationToken::new(),
+                halting: Default::default(),
                 shutdowns: tokio::sync::watch::channel(0).0,
                 cooldown: session::Cooldown::default(),
                 #[cfg(feature = "metrics")]
@@ -411,6 +412,12 @@ impl<P: Provider> TokenManager<P> {
     /// one: it travels escaped, in a body or a query. An empty access token is taken but
     /// never served, whatever its expiry: the first call refreshes (as after
     /// [`insert_refresh_token`](Self::insert_refresh_token)).
+    ///
+    /// A stored record the store cannot read (damaged, or written by a newer release) is
+    /// removed first, by compare-and-swap on the record as read
+    /// ([`TokenStore::delete_unreadable`]): a removal that reaches the store late (its call
+    /// timed out, and the insert failed) removes no record written since, such as another
+    /// process's login.
     pub async fn insert(&self, session: &str, set: TokenSet<P::Extras>) -> Result<(), Error> {
         let name = session;
         let (stored, extras) = split(set)?;
@@ -494,6 +501,12 @@ impl<P: Provider> TokenManager<P> {
     /// read, until that thread reads another session.) Like [`insert`](Self::insert), once it
     /// has its turn it runs to the end even if the returned future is dropped, and
     /// [`shutdown`](Self::shutdown) waits for it.
+    ///
+    /// The store's record is deleted at the version read (a record saved between the read
+    /// and the delete, another process's refresh, is read and deleted in turn; one that
+    /// cannot be read is deleted as read, see [`insert`](Self::insert)): a delete that
+    /// reaches the store late (its call timed out, and the remove failed) deletes no
+    /// record written since, such as another process's next login.
     pub async fn remove(&self, session: &str) -> Result<(), Error> {
         if self.inner.memory.is_some() {
             // Nothing to wait for: done before the caller could give up.
@@ -551,7 +564,7 @@ impl<P: Provider> TokenManager<P> {
                     None => session.writer().clone().lock_owned().await,
                 };
                 let absent = absent();
-                inner.store.delete(&session.key, None).await?;
+                inner.delete_whatever(&session.key).await?;
                 session.replace(|| Ok::<_, Error>(absent), inner.show(&session))?
             };
             if removed {
@@ -585,12 +598,26 @@ impl<P: Provider> TokenManager<P> {
     /// Afterwards fresh tokens are still served, but every call that needs a refresh fails
     /// with [`Error::ShuttingDown`]; inserts and removes still reach the store.
     ///
-    /// Returns [`Error::ShutdownTimedOut`] if work was still running at the deadline, and
-    /// `Ok` only when none was: a refresh asked for while `shutdown` runs is either waited
-    /// for or never starts (its callers answered [`Error::ShuttingDown`]). Called again, or
-    /// from several tasks at once, each call waits for the same work up to its own deadline.
+    /// Returns [`Error::ShutdownTimedOut`] if work was still running at the deadline,
+    /// [`Error::Unpersisted`] (naming the sessions) if none was but a set is only in memory
+    /// because the store refused it for good (a record of another kind under its key, a
+    /// name it cannot hold: saving again cannot help), and `Ok` only when neither: a refresh
+    /// asked for while `shutdown` runs is either waited for or never starts (its callers
+    /// answered [`Error::ShuttingDown`]). Called again, or from several tasks at once, each
+    /// call waits for the same work up to its own deadline.
+    ///
+    /// When the last call under way returns, with an error or not, the background writes
+    /// (saves of sets whose save had failed, re-auth verdicts to record, asks for a pair
+    /// whose answer was lost) stop for good: none of them writes to the store afterwards,
+    /// where it could land over another process's newer record. A set whose save had not
+    /// succeeded stays in memory, unsaved: a later `shutdown` tries it again (as it begins,
+    /// then until its deadline), nothing else does. Such a task holding a session's refresh
+    /// lease leaves it to lapse (its release would be a write). A refresh still under way
+    /// (its provider call or store calls, each bounded) is not stopped: a later `shutdown`
+    /// waits for it, and its pair is saved by compare-and-swap as any refresh's is.
     pub async fn shutdown(&self, within: Duration) -> Result<(), Error> {
         in_runtime()?;
+        let _last_halts = ShutdownCall::begin(&self.inner);
         self.inner.closing.store(true, Ordering::SeqCst);
         self.inner.stopping.cancel();
         self.inner
@@ -619,7 +646,10 @@ impl<P: Provider> TokenManager<P> {
             }
         };
         match tokio::time::timeout(within, work).await {
-            Ok(()) => Ok(()),
+            Ok(()) => match self.inner.unpersisted() {
+                sessions if sessions.is_empty() => Ok(()),
+                sessions => Err(Error::Unpersisted { sessions }),
+            },
             Err(_) => Err(Error::ShutdownTimedOut {
                 pending: self.inner.tasks.len() + unsaved.load(Ordering::SeqCst),
             }),
@@ -699,6 +729,12 @@ struct Inner<P: Provider> {
     closing: AtomicBool,
     /// Cancelled by `shutdown`: background work that only waits (for a reuse window) stops.
     stopping: tokio_util::sync::CancellationToken,
+    /// The `shutdown` calls under way, and what the background writes (failed sets' saves,
+    /// verdicts to record, asks for lost pairs) stop at: cancelled as the last call under
+    /// way ends, so none writes after `shutdown` returned ([`Inner::spawn_background`]);
+    /// a new one as a call begins with none under way, so that call's writes run until it
+    /// ends.
+    halting: std::sync::Mutex<(usize, tokio_util::sync::CancellationToken)>,
     /// How many times `shutdown` was called: each call ends the backoff of the background
     /// writes (`Inner::background_pause`), so that each tries at once.
     shutdowns: tokio::sync::watch::Sender<u64>,
@@ -911,6 +947,50 @@ impl<P: Provider> Inner<P> {
         self.closing.load(Ordering::SeqCst)
     }
 
+    /// The `shutdown` calls under way and what background writes stop at.
+    fn halting(&self) -> std::sync::MutexGuard<'_, (usize, tokio_util::sync::CancellationToken)> {
+        // A count and a token, each written whole: a panic leaves neither half-set.
+        (self.halting.lock()).unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Spawns a background write among the tasks `shutdown` waits for: it stops where it
+    /// is (dropped, writing nothing more) once the last `shutdown` call under way ends, and
+    /// at once if it is spawned after one ended with none under way ([`halting`]).
+    ///
+    /// [`halting`]: Self::halting
+    fn spawn_background(&self, write: impl std::future::Future<Output = ()> + Send + 'static) {
+        let halted = self.halting().1.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                biased;
+                () = halted.cancelled() => {}
+                () = write => {}
+            }
+        });
+    }
+
+    /// The sessions whose current set is only in memory (its save not done).
+    fn unsaved(&self) -> Vec<Arc<Session<P::Extras>>> {
+        (self.sessions.pin().values())
+            .filter(|entry| {
+                (self
+                    .state(&entry.session)
+                    .and_then(|state| Ready::of(&state)))
+                .is_some_and(|current| !current.saved())
+            })
+            .map(|entry| entry.session.clone())
+            .collect()
+    }
+
+    /// The names of the [`unsaved`](Self::unsaved) sessions, sorted.
+    fn unpersisted(&self) -> Vec<String> {
+        let mut sessions: Vec<String> = (self.unsaved().iter())
+            .map(|session| session.name().to_string())
+            .collect();
+        sessions.sort_unstable();
+        sessions
+    }
+
     fn current_from(
         &self,
         stored: StoredTokenSet,
@@ -1016,6 +1096,31 @@ impl<P: Provider> Inner<P> {
         let mut reauth = Reauth::new(session, "no tokens are stored for the session");
         reauth.authorize_url = self.provider.authorize_url(session);
         Error::NoTokens(reauth)
+    }
+}
+
+/// A call of `shutdown` under way: the last to end (returned, or dropped) stops the
+/// manager's background writes ([`Inner::halting`]).
+struct ShutdownCall<'a, P: Provider>(&'a Inner<P>);
+
+impl<'a, P: Provider> ShutdownCall<'a, P> {
+    fn begin(inner: &'a Inner<P>) -> Self {
+        let mut halting = inner.halting();
+        if halting.0 == 0 && halting.1.is_cancelled() {
+            halting.1 = tokio_util::sync::CancellationToken::new();
+        }
+        halting.0 += 1;
+        Self(inner)
+    }
+}
+
+impl<P: Provider> Drop for ShutdownCall<'_, P> {
+    fn drop(&mut self) {
+        let mut halting = self.0.halting();
+        halting.0 -= 1;
+        if halting.0 == 0 {
+            halting.1.cancel();
+        }
     }
 }
 

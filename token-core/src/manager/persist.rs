@@ -109,27 +109,76 @@ impl<P: Provider> Inner<P> {
 
     /// Saves a set the application handed over (it has the last word): on a version
     /// conflict it overwrites what it finds, and a record the store cannot read (written by
-    /// a newer release, damaged) is removed first, since no compare-and-swap can name it.
+    /// a newer release, damaged) is removed first (see [`clear_unreadable`]).
+    ///
+    /// [`clear_unreadable`]: Self::clear_unreadable
     pub(super) async fn save_authoritative(
         &self,
         key: &SessionKey,
         set: &StoredTokenSet,
     ) -> Result<Version, Error> {
         let mut record = None;
-        let mut expected = match self.store.load(key).await {
-            Ok(found) => found.map(|found| found.version),
-            Err(StoreError::Corrupt(reason)) => {
-                // Kept, it would refuse every new login of the session for good.
-                tracing::warn!(%reason, "replacing a record that cannot be read with inserted tokens");
-                self.store.delete(key, None).await?;
-                None
-            }
-            Err(error) => return Err(error.into()),
-        };
+        let mut expected = self.clear_unreadable(key).await?;
         for _ in 0..3 {
             match self.save_set(key, set, None, &mut record, expected).await {
                 Ok(version) => return Ok(version),
                 Err(StoreError::Conflict { found, .. }) => expected = found,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(StoreError::Conflict {
+            expected,
+            found: None,
+        }
+        .into())
+    }
+
+    /// The version of `key`'s record (`None`: none), for a write that replaces or removes
+    /// whatever it holds (an insert, a remove). A record the store cannot read (written by a
+    /// newer release, damaged) is removed first, kept it would refuse every new login of the
+    /// session for good: by compare-and-swap on the record as read
+    /// ([`TokenStore::delete_unreadable`]), so that a delete landing late (after its call
+    /// timed out) removes no record written since, such as another process's login.
+    pub(super) async fn clear_unreadable(
+        &self,
+        key: &SessionKey,
+    ) -> Result<Option<Version>, Error> {
+        let mut unread = String::new();
+        for _ in 0..3 {
+            match self.store.load(key).await {
+                Ok(found) => return Ok(found.map(|found| found.version)),
+                Err(StoreError::Corrupt(reason)) => {
+                    // None: readable or gone since, looked at again.
+                    if let Some(seen) = self.store.unreadable(key).await? {
+                        tracing::warn!(%reason, "removing a record that cannot be read");
+                        self.store.delete_unreadable(key, &seen).await?;
+                    }
+                    unread = reason;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        // Unreadable again at each look: the store keeps writing such records.
+        Err(StoreError::Corrupt(unread).into())
+    }
+
+    /// Removes `key`'s record, whatever it holds, by compare-and-swap on the version read
+    /// (or on the unreadable record read, see [`clear_unreadable`]): a delete landing late
+    /// (after its call timed out) removes no record written since, such as another
+    /// process's next login. A record saved between the read and the delete (another
+    /// process's refresh) is read and removed in turn, a few times at most.
+    ///
+    /// [`clear_unreadable`]: Self::clear_unreadable
+    pub(super) async fn delete_whatever(&self, key: &SessionKey) -> Result<(), Error> {
+        let mut expected = None;
+        for _ in 0..3 {
+            let Some(version) = self.clear_unreadable(key).await? else {
+                return Ok(());
+            };
+            expected = Some(version);
+            match self.store.delete(key, Some(version)).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict { .. }) => {}
                 Err(error) => return Err(error.into()),
             }
         }
@@ -170,11 +219,10 @@ impl<P: Provider> Inner<P> {
         // The refresh's count of the lease goes with the save.
         let users = self.lease_users(&session);
         let handed = super::lease::Counted::take(&users).then_some(users);
-        self.tasks
-            .spawn(super::lease::Counted::scope(handed, async move {
-                inner.save_retry(&session, &unsaved).await;
-                inner.release(&session).await;
-            }));
+        self.spawn_background(super::lease::Counted::scope(handed, async move {
+            inner.save_retry(&session, &unsaved).await;
+            inner.release(&session).await;
+        }));
     }
 
     async fn save_retry(&self, session: &Session<P::Extras>, unsaved: &Ready<P::Extras>) {
@@ -244,17 +292,8 @@ impl<P: Provider> Inner<P> {
     /// which this process outlived), and gives its lease back. How many are left unsaved
     /// (the store failed again).
     pub(super) async fn save_orphans(&self) -> usize {
-        let orphans: Vec<_> = (self.sessions.pin().values())
-            .filter(|entry| {
-                (self
-                    .state(&entry.session)
-                    .and_then(|state| Ready::of(&state)))
-                .is_some_and(|current| !current.saved())
-            })
-            .map(|entry| entry.session.clone())
-            .collect();
         let mut left = 0;
-        for session in orphans {
+        for session in self.unsaved() {
             let current = self.state(&session).and_then(|state| Ready::of(&state));
             let Some(unsaved) = current.filter(|current| !current.saved()) else {
                 continue;

@@ -460,7 +460,7 @@ impl<P: Provider> Inner<P> {
             return;
         }
         let (inner, session) = (self.clone(), session.clone());
-        self.tasks.spawn(async move {
+        self.spawn_background(async move {
             let mut dropped = ResolvingDropped(Some(session.clone()));
             let mut asking: Option<RefreshToken> = None;
             while let Some(lost) = session.next_unresolved() {
@@ -1023,7 +1023,7 @@ impl<P: Provider> Inner<P> {
                 .replacing(Some(refused));
         let record = StoredRecord::from(verdict);
         let (inner, session) = (self.clone(), session.clone());
-        self.tasks.spawn(async move {
+        self.spawn_background(async move {
             let mut shutdowns = inner.shutdowns_seen();
             let mut attempt = 0u32;
             loop {

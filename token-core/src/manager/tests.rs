@@ -377,6 +377,26 @@ impl<H: Hooks, S: TokenStore> TokenStore for Hooked<H, S> {
         self.hooks.after(Call::Delete).await;
         answer
     }
+    // Its identity is the inner store's, given back to it as it is.
+    async fn unreadable(
+        &self,
+        key: &SessionKey,
+    ) -> Result<Option<crate::store::Unreadable>, StoreError> {
+        self.hooks.before(Call::Load).await?;
+        let answer = self.inner.unreadable(key).await;
+        self.hooks.after(Call::Load).await;
+        answer
+    }
+    async fn delete_unreadable(
+        &self,
+        key: &SessionKey,
+        seen: &crate::store::Unreadable,
+    ) -> Result<bool, StoreError> {
+        self.hooks.before(Call::Delete).await?;
+        let answer = self.inner.delete_unreadable(key, seen).await;
+        self.hooks.after(Call::Delete).await;
+        answer
+    }
     async fn acquire_lease(
         &self,
         key: &SessionKey,
@@ -1340,7 +1360,12 @@ async fn a_name_the_store_refuses_is_rejected_not_retried_as_an_outage() {
         "at-1"
     );
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
-    manager.shutdown(Duration::from_secs(60)).await.unwrap();
+    // Only in memory: `shutdown` says so.
+    let shut = manager.shutdown(Duration::from_secs(60)).await;
+    assert!(
+        matches!(&shut, Err(Error::Unpersisted { sessions }) if sessions == &["s"]),
+        "{shut:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -2465,7 +2490,12 @@ async fn a_coordination_record_under_a_session_key_is_corrupt_not_a_session() {
     gate.add_permits(100);
     // The provider already rotated: the new token is served, as for any failed save.
     assert_eq!(refresh.await.unwrap().unwrap().expose_secret(), "at-1");
-    h.manager.shutdown(Duration::from_secs(600)).await.unwrap();
+    // Only in memory, for good: `shutdown` says so.
+    let shut = h.manager.shutdown(Duration::from_secs(600)).await;
+    assert!(
+        matches!(&shut, Err(Error::Unpersisted { sessions }) if sessions == &["saved"]),
+        "{shut:?}"
+    );
     assert_eq!(
         h.stored("saved").await.unwrap().value,
         record,
@@ -4296,6 +4326,191 @@ async fn an_insert_replaces_a_record_the_store_cannot_read() {
     assert_eq!(
         other.access_token("s").await.unwrap().expose_secret(),
         "at-login"
+    );
+    assert_eq!(h.calls(), 0);
+}
+
+/// Another process's store: deletes it is asked for (of any kind) are sent but land only
+/// when the test says ([`land`](Self::land)), in tasks of their own, so one whose caller
+/// gave up (its `store_timeout`) still reaches the store then, as a query the database
+/// took late does.
+struct LateDeletes {
+    inner: Arc<dyn TokenStore>,
+    held: std::sync::Mutex<
+        Vec<(
+            tokio::sync::oneshot::Sender<()>,
+            tokio::task::JoinHandle<()>,
+        )>,
+    >,
+}
+
+impl LateDeletes {
+    fn over(inner: Arc<dyn TokenStore>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            held: Default::default(),
+        })
+    }
+
+    async fn hold<T: Send + 'static>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (go, gate) = tokio::sync::oneshot::channel();
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            if gate.await.is_ok() {
+                let _ = answer.send(call.await);
+            }
+        });
+        self.held.lock().unwrap().push((go, task));
+        (answered.await).unwrap_or_else(|_| Err(StoreError::Corrupt("never landed".into())))
+    }
+
+    /// Lets every held delete reach the store, and waits until each has: how many.
+    async fn land(&self) -> usize {
+        let held = std::mem::take(&mut *self.held.lock().unwrap());
+        let count = held.len();
+        for (go, task) in held {
+            go.send(()).unwrap();
+            task.await.unwrap();
+        }
+        count
+    }
+}
+
+#[async_trait]
+impl TokenStore for LateDeletes {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        self.inner.load(key).await
+    }
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        self.inner.save(key, record, expected).await
+    }
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
+        let (inner, key) = (self.inner.clone(), key.clone());
+        self.hold(async move { inner.delete(&key, expected).await })
+            .await
+    }
+    async fn unreadable(
+        &self,
+        key: &SessionKey,
+    ) -> Result<Option<crate::store::Unreadable>, StoreError> {
+        self.inner.unreadable(key).await
+    }
+    async fn delete_unreadable(
+        &self,
+        key: &SessionKey,
+        seen: &crate::store::Unreadable,
+    ) -> Result<bool, StoreError> {
+        let (inner, key, seen) = (self.inner.clone(), key.clone(), seen.clone());
+        self.hold(async move { inner.delete_unreadable(&key, &seen).await })
+            .await
+    }
+}
+
+/// Two processes on one `FileStore` directory. One inserts over a record it cannot read (a
+/// newer release's, a damaged one); its removal of that record is sent but does not answer
+/// in time, so the insert fails. The other process logs the user in meanwhile. The late
+/// removal then reaches the store: it removes nothing, since the record it was meant for is
+/// gone, and the login stays.
+#[tokio::test(start_paused = true)]
+async fn an_insert_over_an_unreadable_record_removes_no_login_saved_after_it() {
+    let h = harness(|_| {});
+    for unreadable in [
+        &br#"{"version": 7, "provider": "fake", "session": "s", "record": {"kind": "pending"}}"#[..],
+        br#"{"version": 7, "provi"#,
+    ] {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let open = || Arc::new(crate::store::FileStore::open(tmp.path()).unwrap());
+        let late = LateDeletes::over(open());
+        let (a, b) = (manager_over(&h, late.clone()), manager_over(&h, open()));
+        b.insert("s", login(&h)).await.unwrap();
+        overwrite_record_file(tmp.path(), unreadable);
+
+        let inserted = TokenSet::new(AccessToken::new("at-a"))
+            .with_refresh_token(RefreshToken::new("rt-a"))
+            .with_access_expires_at(h.clock.now() + HOUR);
+        let error = a.insert("s", inserted).await.unwrap_err();
+        assert!(
+            matches!(error, Error::Store(StoreError::Backend { .. })),
+            "{error:?}"
+        );
+        let relogin = TokenSet::new(AccessToken::new("at-relogin"))
+            .with_refresh_token(RefreshToken::new("rt-relogin"))
+            .with_access_expires_at(h.clock.now() + HOUR);
+        b.insert("s", relogin).await.unwrap();
+        assert_eq!(late.land().await, 1);
+
+        let stored = open().load(&SessionKey::new("fake", "s")).await.unwrap();
+        let stored = stored.expect("the login is kept");
+        assert_eq!(
+            stored.value.tokens().unwrap().access_token.expose_secret(),
+            "at-relogin"
+        );
+        // A third process sees it.
+        let c = manager_over(&h, open());
+        assert_eq!(
+            c.access_token("s").await.unwrap().expose_secret(),
+            "at-relogin"
+        );
+    }
+    assert_eq!(h.calls(), 0);
+}
+
+/// Two processes on one `FileStore` directory. One removes the session; its delete is
+/// sent but does not answer in time, so the remove fails. The other logs the user in
+/// again. The late delete then reaches the store: it was for the record the remove read,
+/// which is gone, so the login stays.
+#[tokio::test(start_paused = true)]
+async fn a_remove_that_times_out_removes_no_login_saved_after_it() {
+    let h = harness(|_| {});
+    let tmp = tempfile::TempDir::new().unwrap();
+    let open = || Arc::new(crate::store::FileStore::open(tmp.path()).unwrap());
+    let late = LateDeletes::over(open());
+    let (a, b) = (manager_over(&h, late.clone()), manager_over(&h, open()));
+    let first = TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(h.clock.now() + HOUR);
+    b.insert("s", first).await.unwrap();
+    assert_eq!(a.access_token("s").await.unwrap().expose_secret(), "at-0");
+
+    let error = a.remove("s").await.unwrap_err();
+    assert!(
+        matches!(error, Error::Store(StoreError::Backend { .. })),
+        "{error:?}"
+    );
+    b.insert("s", login(&h)).await.unwrap();
+    assert_eq!(late.land().await, 1);
+
+    let stored = open().load(&SessionKey::new("fake", "s")).await.unwrap();
+    let stored = stored.expect("the login is kept");
+    assert_eq!(
+        stored.value.tokens().unwrap().access_token.expose_secret(),
+        "at-login"
+    );
+    let c = manager_over(&h, open());
+    assert_eq!(
+        c.access_token("s").await.unwrap().expose_secret(),
+        "at-login"
+    );
+    // A remove that is answered removes the session, whatever refresh saved it last.
+    b.remove("s").await.unwrap();
+    assert!(
+        open()
+            .load(&SessionKey::new("fake", "s"))
+            .await
+            .unwrap()
+            .is_none()
     );
     assert_eq!(h.calls(), 0);
 }

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::refresh::CatchUnwind;
 use crate::error::StoreError;
-use crate::store::{Lease, SessionKey, StoredRecord, TokenStore, Version, Versioned};
+use crate::store::{Lease, SessionKey, StoredRecord, TokenStore, Unreadable, Version, Versioned};
 
 type Pending = Arc<Mutex<HashMap<SessionKey, watch::Receiver<bool>>>>;
 
@@ -149,6 +149,24 @@ impl TokenStore for Timed {
         let (inner, owned) = (self.inner.clone(), key.clone());
         let call = async move { inner.delete(&owned, None).await };
         self.detached("delete", key, call).await
+    }
+
+    async fn unreadable(&self, key: &SessionKey) -> Result<Option<Unreadable>, StoreError> {
+        (self.bounded("load", key, self.inner.unreadable(key))).await
+    }
+
+    async fn delete_unreadable(
+        &self,
+        key: &SessionKey,
+        seen: &Unreadable,
+    ) -> Result<bool, StoreError> {
+        if *seen == Unreadable::unidentified() {
+            // The store cannot compare: removed whatever it is, as an unconditional delete.
+            return self.delete(key, None).await;
+        }
+        // Compare-and-swap: landing late, it deletes nothing written since.
+        let call = self.inner.delete_unreadable(key, seen);
+        self.bounded("delete", key, call).await
     }
 
     async fn acquire_lease(

@@ -30,7 +30,7 @@ use crate::crypto::Sha256;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{Lease, SessionKey, StoredRecord, TokenStore, Version, Versioned};
+use super::{Lease, SessionKey, StoredRecord, TokenStore, Unreadable, Version, Versioned};
 use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
 
@@ -103,7 +103,9 @@ const NAME_DOMAIN: &[u8] = b"token-core/file-store/v1\0";
 /// lost (the directory wiped and recreated), unless the system clock also went backwards.
 ///
 /// A record that cannot be read back is [`StoreError::Corrupt`], whose message never holds
-/// the file's content. `delete(key, None)` removes even a corrupt record, so it can be cleared.
+/// the file's content. `delete(key, None)` removes even a corrupt record, so it can be cleared;
+/// [`delete_unreadable`](TokenStore::delete_unreadable) removes it only while the file holds
+/// the very bytes [`unreadable`](TokenStore::unreadable) read (compared by their SHA-256).
 ///
 /// **A directory that goes away.** A record missing from a directory that is no longer the
 /// one [`open`](Self::open) found at its path (removed, or removed and created again, as the
@@ -303,22 +305,34 @@ impl TokenStore for FileStore {
                 (Err(StoreError::Corrupt(_)), None) => {}
                 (Err(e), _) => return Err(e),
             }
-            let path = record_path(dir, &key);
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-                Err(e) => {
-                    return Err(StoreError::backend(
-                        format!("file store: cannot remove the record of {key}"),
-                        e,
-                    ));
-                }
+            remove_record(dir, &key, &*clock)
+        })
+        .await
+    }
+
+    async fn unreadable(&self, key: &SessionKey) -> Result<Option<Unreadable>, StoreError> {
+        // No lock, as for `load`.
+        let (dir, opened) = (Arc::clone(&self.dir), self.opened);
+        let key = key.clone();
+        blocking(move || read_unreadable(&dir, opened, &key)).await
+    }
+
+    async fn delete_unreadable(
+        &self,
+        key: &SessionKey,
+        seen: &Unreadable,
+    ) -> Result<bool, StoreError> {
+        let (key, seen) = (key.clone(), seen.clone());
+        let clock = Arc::clone(&self.clock);
+        let opened = self.opened;
+        self.write(move |dir| {
+            let _lock = DirLock::acquire(dir)?;
+            // The file as it is now, compared by content with the one read: a record saved
+            // since (a login), readable or not, is another file.
+            match read_unreadable(dir, opened, &key)? {
+                Some(found) if found == seen => remove_record(dir, &key, &*clock),
+                _ => Ok(false),
             }
-            // A lease outlives its session only while its holder may still be refreshing
-            // (as in the PostgreSQL store); a lapsed one is garbage.
-            remove_lapsed_lease(dir, &key, unix_nanos(clock.now()));
-            sync_dir(dir)?;
-            Ok(true)
         })
         .await
     }
@@ -505,6 +519,27 @@ struct Record {
     record: StoredRecord,
 }
 
+/// Removes `key`'s record file (under the directory's lock), and its lease if it lapsed.
+/// Whether there was one.
+fn remove_record(dir: &Path, key: &SessionKey, clock: &dyn Clock) -> Result<bool, StoreError> {
+    let path = record_path(dir, key);
+    match fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => {
+            return Err(StoreError::backend(
+                format!("file store: cannot remove the record of {key}"),
+                e,
+            ));
+        }
+    }
+    // A lease outlives its session only while its holder may still be refreshing (as in the
+    // PostgreSQL store); a lapsed one is garbage.
+    remove_lapsed_lease(dir, key, unix_nanos(clock.now()));
+    sync_dir(dir)?;
+    Ok(true)
+}
+
 /// Runs blocking file work on Tokio's blocking pool.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
@@ -532,6 +567,31 @@ fn record_path(dir: &Path, key: &SessionKey) -> PathBuf {
 
 /// Reads and checks `key`'s record: `None` if there is none in the directory `opened`.
 fn read_record(dir: &Path, opened: DirId, key: &SessionKey) -> Result<Option<Record>, StoreError> {
+    (read_record_bytes(dir, opened, key)?)
+        .map(|bytes| parse_record(&bytes, key))
+        .transpose()
+}
+
+/// `key`'s record file as stored (at most one byte more than [`MAX_RECORD_BYTES`]), read
+/// or not: `None` if there is none in the directory `opened`, and its identity if it
+/// cannot be read as a record.
+fn read_unreadable(
+    dir: &Path,
+    opened: DirId,
+    key: &SessionKey,
+) -> Result<Option<Unreadable>, StoreError> {
+    Ok(read_record_bytes(dir, opened, key)?
+        .filter(|bytes| parse_record(bytes, key).is_err())
+        .map(|bytes| Unreadable::with_content(&bytes)))
+}
+
+/// The bytes of `key`'s record file (at most one more than [`MAX_RECORD_BYTES`]): `None` if
+/// there is none in the directory `opened`.
+fn read_record_bytes(
+    dir: &Path,
+    opened: DirId,
+    key: &SessionKey,
+) -> Result<Option<Vec<u8>>, StoreError> {
     let stem = record_stem(key);
     let path = dir.join(format!("{stem}{RECORD_SUFFIX}"));
     let file = match open_for_reading(&path) {
@@ -560,6 +620,12 @@ fn read_record(dir: &Path, opened: DirId, key: &SessionKey) -> Result<Option<Rec
         .map_err(|e| {
             StoreError::backend(format!("file store: cannot read the record of {key}"), e)
         })?;
+    Ok(Some(bytes))
+}
+
+/// `bytes`, read from `key`'s record file, as its record.
+fn parse_record(bytes: &[u8], key: &SessionKey) -> Result<Record, StoreError> {
+    let stem = record_stem(key);
     if bytes.len() as u64 > MAX_RECORD_BYTES {
         return Err(StoreError::Corrupt(format!(
             "the record of {key} (file {stem}{RECORD_SUFFIX}) is larger than {MAX_RECORD_BYTES} bytes"
@@ -567,7 +633,7 @@ fn read_record(dir: &Path, opened: DirId, key: &SessionKey) -> Result<Option<Rec
     }
     // serde_json's messages may quote the offending value (a token), so only the category
     // and position of the failure are kept.
-    let record: Record = serde_json::from_slice(&bytes).map_err(|e| {
+    let record: Record = serde_json::from_slice(bytes).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Syntax => "is not valid JSON",
             serde_json::error::Category::Eof => "is truncated",
@@ -585,7 +651,7 @@ fn read_record(dir: &Path, opened: DirId, key: &SessionKey) -> Result<Option<Rec
             "file {stem}{RECORD_SUFFIX} holds the record of another session than {key}"
         )));
     }
-    Ok(Some(record))
+    Ok(record)
 }
 
 /// What tells one directory from another that later takes its path: its device and inode
@@ -1266,6 +1332,38 @@ mod tests {
         // An unconditional delete clears a corrupt record.
         assert!(store.delete(&key, None).await.unwrap());
         assert!(store.load(&key).await.unwrap().is_none());
+    }
+
+    /// An unreadable record is removed only while it is the file read: a login saved over
+    /// it since (by another process), or another unreadable file (a newer release's), is
+    /// kept by a delete that lands after it.
+    #[tokio::test]
+    async fn an_unreadable_record_is_removed_only_while_it_is_the_one_read() {
+        let tmp = TempDir::new().unwrap();
+        let store = FileStore::open(tmp.path()).unwrap();
+        let key = SessionKey::new("p", "s");
+        let path = record_path(tmp.path(), &key);
+        assert_eq!(store.unreadable(&key).await.unwrap(), None);
+        fs::write(&path, "{\"version\": 3, \"provider\"").unwrap();
+        let seen = store.unreadable(&key).await.unwrap().unwrap();
+        assert!(!format!("{seen:?}").contains("version\""), "{seen:?}");
+        // Replaced by a login since: kept.
+        store.delete(&key, None).await.unwrap();
+        let login = store.save(&key, &set("login"), None).await.unwrap();
+        assert_eq!(store.unreadable(&key).await.unwrap(), None);
+        assert!(!store.delete_unreadable(&key, &seen).await.unwrap());
+        assert_eq!(store.load(&key).await.unwrap().unwrap().version, login);
+        // Replaced by another unreadable record: kept.
+        let newer =
+            r#"{"version": 9, "provider": "p", "session": "s", "record": {"kind": "pending"}}"#;
+        fs::write(&path, newer).unwrap();
+        assert!(!store.delete_unreadable(&key, &seen).await.unwrap());
+        assert_eq!(fs::read_to_string(&path).unwrap(), newer);
+        // The one read is removed.
+        let now = store.unreadable(&key).await.unwrap().unwrap();
+        assert!(store.delete_unreadable(&key, &now).await.unwrap());
+        assert!(store.load(&key).await.unwrap().is_none());
+        assert!(!store.delete_unreadable(&key, &now).await.unwrap());
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use std::time::Duration;
 
-use super::{Lease, SessionKey, StoredRecord, TokenStore, Version, Versioned};
+use super::{Lease, SessionKey, StoredRecord, TokenStore, Unreadable, Version, Versioned};
 use crate::error::StoreError;
 use crate::token_set::StoredTokenSet;
 
@@ -447,6 +447,31 @@ impl TokenStore for MemoryStore {
         }
     }
 
+    async fn unreadable(&self, key: &SessionKey) -> Result<Option<Unreadable>, StoreError> {
+        let Some(sessions) = self.sessions(key.provider()) else {
+            return Ok(None);
+        };
+        let sessions = sessions.lock();
+        Ok((sessions.get(key.session()))
+            .filter(|held| held.to_record().is_err())
+            .map(|held| Unreadable::at_version(held.version())))
+    }
+
+    async fn delete_unreadable(
+        &self,
+        key: &SessionKey,
+        seen: &Unreadable,
+    ) -> Result<bool, StoreError> {
+        // A version is never reused, and the record at one never changes.
+        let Some(version) = seen.version() else {
+            return Ok(false);
+        };
+        match self.delete(key, Some(version)).await {
+            Err(StoreError::Conflict { .. }) => Ok(false),
+            deleted => deleted,
+        }
+    }
+
     async fn acquire_lease(
         &self,
         key: &SessionKey,
@@ -542,6 +567,46 @@ mod tests {
             ),
             (v2, "b")
         );
+    }
+
+    /// A shared record holding no tokens cannot be read back (a manager never gives one):
+    /// it is removed only at the version read.
+    #[tokio::test]
+    async fn an_unreadable_record_is_removed_only_while_it_is_the_one_read() {
+        struct Empty(AtomicU64);
+        impl SharedSet for Empty {
+            fn tokens(&self) -> Option<&StoredTokenSet> {
+                None
+            }
+            fn version(&self) -> Version {
+                self.0.load(Ordering::SeqCst)
+            }
+            fn saved_at(&self, version: Version) {
+                self.0.store(version, Ordering::SeqCst);
+            }
+        }
+        let store = MemoryStore::new();
+        let key = SessionKey::new("p", "s");
+        assert_eq!(store.unreadable(&key).await.unwrap(), None);
+        let empty = || Arc::new(Empty(AtomicU64::new(0))) as Arc<dyn SharedSet>;
+        let (first, _) = store.put_shared(&key, empty());
+        assert!(matches!(
+            store.load(&key).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        let seen = store.unreadable(&key).await.unwrap().unwrap();
+        assert_eq!(seen, Unreadable::at_version(first));
+        // Replaced since (readable or not): the delete of what was read keeps it.
+        let (second, _) = store.put_shared(&key, empty());
+        assert!(!store.delete_unreadable(&key, &seen).await.unwrap());
+        let login = store.save(&key, &set("login"), Some(second)).await.unwrap();
+        assert_eq!(store.unreadable(&key).await.unwrap(), None);
+        assert!(!store.delete_unreadable(&key, &seen).await.unwrap());
+        assert_eq!(store.load(&key).await.unwrap().unwrap().version, login);
+        let _ = store.put_shared(&key, empty());
+        let now = store.unreadable(&key).await.unwrap().unwrap();
+        assert!(store.delete_unreadable(&key, &now).await.unwrap());
+        assert!(store.load(&key).await.unwrap().is_none());
     }
 
     /// A set its owner shares with the store, which records the version in it.

@@ -87,6 +87,79 @@ pub struct Versioned<T> {
     pub value: T,
 }
 
+/// A record of a session that [`TokenStore::load`] cannot read (damaged, or written by a
+/// newer release), as the store read it: what [`TokenStore::delete_unreadable`] compares
+/// with, so that it removes that very record and never one written after it was read (a
+/// login another process saved meanwhile, landing before a delete sent earlier).
+///
+/// A store identifies it by its version when it can still read that, or by its content
+/// (a SHA-256 digest of its bytes); a store that cannot identify it at all says
+/// [`unidentified`](Self::unidentified). Its `Debug` shows neither bytes nor digest.
+///
+/// ```
+/// use token_core::store::Unreadable;
+///
+/// let damaged = br#"{"version": 3, "provi"#;
+/// let seen = Unreadable::with_content(damaged);
+/// assert!(seen.has_content(damaged) && !seen.has_content(b"{}"));
+/// assert_eq!(format!("{seen:?}"), "Unreadable(by content)");
+/// assert_eq!(Unreadable::at_version(7).version(), Some(7));
+/// assert_ne!(Unreadable::at_version(7), Unreadable::at_version(8));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Unreadable(Identity);
+
+#[derive(Clone, PartialEq, Eq)]
+enum Identity {
+    Version(Version),
+    Content([u8; 32]),
+    Unidentified,
+}
+
+impl Unreadable {
+    /// The unreadable record stored at `version`.
+    pub fn at_version(version: Version) -> Self {
+        Self(Identity::Version(version))
+    }
+
+    /// The unreadable record whose stored bytes are `bytes`.
+    pub fn with_content(bytes: &[u8]) -> Self {
+        Self(Identity::Content(crate::crypto::sha256(bytes)))
+    }
+
+    /// An unreadable record the store cannot tell from another (the default of
+    /// [`TokenStore::unreadable`]).
+    pub fn unidentified() -> Self {
+        Self(Identity::Unidentified)
+    }
+
+    /// The version it was identified by, if any.
+    pub fn version(&self) -> Option<Version> {
+        match self.0 {
+            Identity::Version(version) => Some(version),
+            Identity::Content(_) | Identity::Unidentified => None,
+        }
+    }
+
+    /// Whether it was identified by its content and `bytes` is that content.
+    pub fn has_content(&self, bytes: &[u8]) -> bool {
+        match &self.0 {
+            Identity::Content(digest) => *digest == crate::crypto::sha256(bytes),
+            Identity::Version(_) | Identity::Unidentified => false,
+        }
+    }
+}
+
+impl fmt::Debug for Unreadable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Identity::Version(version) => write!(f, "Unreadable(version {version})"),
+            Identity::Content(_) => f.write_str("Unreadable(by content)"),
+            Identity::Unidentified => f.write_str("Unreadable(unidentified)"),
+        }
+    }
+}
+
 /// The outcome of asking for a session's refresh lease.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -131,6 +204,41 @@ pub trait TokenStore: Send + Sync + 'static {
     /// whether a record was removed.
     async fn delete(&self, key: &SessionKey, expected: Option<Version>)
     -> Result<bool, StoreError>;
+
+    /// The record of `key` if [`load`](Self::load) cannot read it (it fails with
+    /// [`StoreError::Corrupt`]), identified for
+    /// [`delete_unreadable`](Self::delete_unreadable); `None` if there is no record or it
+    /// can be read.
+    ///
+    /// The default, for a store that does not implement these two methods, answers
+    /// [`Unreadable::unidentified`] whenever `load` fails as corrupt, and its
+    /// `delete_unreadable` removes whatever record is there: a store that can identify an
+    /// unreadable record (the stores of this crate do) should implement both.
+    async fn unreadable(&self, key: &SessionKey) -> Result<Option<Unreadable>, StoreError> {
+        match self.load(key).await {
+            Ok(_) => Ok(None),
+            Err(StoreError::Corrupt(_)) => Ok(Some(Unreadable::unidentified())),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Removes the record of `key` if it is still the unreadable record `seen` (as
+    /// [`unreadable`](Self::unreadable) identified it): compare-and-swap, as `delete` with a
+    /// version, so a call that lands late removes nothing written since. Returns whether a
+    /// record was removed. A record that can be read, or another unreadable one, is kept.
+    ///
+    /// The default removes whatever record is there (`delete(key, None)`) if `seen` is
+    /// [`unidentified`](Unreadable::unidentified), and nothing otherwise.
+    async fn delete_unreadable(
+        &self,
+        key: &SessionKey,
+        seen: &Unreadable,
+    ) -> Result<bool, StoreError> {
+        match seen.0 {
+            Identity::Unidentified => self.delete(key, None).await,
+            Identity::Version(_) | Identity::Content(_) => Ok(false),
+        }
+    }
 
     /// Asks for the exclusive right to refresh `key` for `ttl`.
     ///
@@ -187,6 +295,16 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
     }
     async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
         (**self).release_lease(key, holder).await
+    }
+    async fn unreadable(&self, key: &SessionKey) -> Result<Option<Unreadable>, StoreError> {
+        (**self).unreadable(key).await
+    }
+    async fn delete_unreadable(
+        &self,
+        key: &SessionKey,
+        seen: &Unreadable,
+    ) -> Result<bool, StoreError> {
+        (**self).delete_unreadable(key, seen).await
     }
 }
 

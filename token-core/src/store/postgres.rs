@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Lease, SessionKey, StoredRecord, TokenStore, Version, Versioned};
+use super::{Lease, SessionKey, StoredRecord, TokenStore, Unreadable, Version, Versioned};
 use crate::error::StoreError;
 use crate::postgres::{DbResult, PostgresDatabase, lock_bound};
 
@@ -337,20 +337,27 @@ fn lease_seconds(ttl: Duration) -> f64 {
     ttl.min(MAX_LEASE).as_micros() as f64 / 1e6
 }
 
-#[async_trait]
-impl TokenStore for PostgresStore {
-    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+impl PostgresStore {
+    /// `key`'s row (its version and record, unread), if any.
+    async fn load_row(&self, key: &SessionKey) -> Result<Option<tokio_postgres::Row>, StoreError> {
         storable(key)?;
-        let row = self
-            .db
+        self.db
             .run("load", async |client| {
                 client
                     .query_opt(&self.sql.load, &[&key.provider(), &key.session()])
                     .await
                     .db("load")
             })
-            .await?;
-        let Some(row) = row else { return Ok(None) };
+            .await
+    }
+}
+
+#[async_trait]
+impl TokenStore for PostgresStore {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        let Some(row) = self.load_row(key).await? else {
+            return Ok(None);
+        };
         let version = version_of(&row, 0, key)?;
         let value: serde_json::Value = row.try_get(1).db("load")?;
         // serde's message may quote a value: name only the kind of problem.
@@ -437,6 +444,38 @@ impl TokenStore for PostgresStore {
                 }
             })
             .await
+    }
+
+    async fn unreadable(&self, key: &SessionKey) -> Result<Option<Unreadable>, StoreError> {
+        let Some(row) = self.load_row(key).await? else {
+            return Ok(None);
+        };
+        let value: serde_json::Value = row.try_get(1).db("load")?;
+        let readable = serde_json::from_value::<StoredRecord>(value).is_ok();
+        Ok(match version_of(&row, 0, key) {
+            Ok(_) if readable => None,
+            // The version column, readable whatever the record holds, names it.
+            Ok(version) => Some(Unreadable::at_version(version)),
+            Err(_) => Some(Unreadable::unidentified()),
+        })
+    }
+
+    async fn delete_unreadable(
+        &self,
+        key: &SessionKey,
+        seen: &Unreadable,
+    ) -> Result<bool, StoreError> {
+        // A version is never reused, and the record at one never changes.
+        let expected = match seen.version() {
+            Some(version) => Some(version),
+            // A negative version (written by hand): removed whatever it holds.
+            None if *seen == Unreadable::unidentified() => None,
+            None => return Ok(false),
+        };
+        match self.delete(key, expected).await {
+            Err(StoreError::Conflict { .. }) => Ok(false),
+            deleted => deleted,
+        }
     }
 
     async fn acquire_lease(
@@ -1377,6 +1416,50 @@ pub(crate) mod tests {
             store.delete(&key, None).await.unwrap(),
             "a corrupt record can be cleared"
         );
+        drop_schema(&db).await;
+    }
+
+    /// An unreadable record is removed only while it is the one read: a login saved over it
+    /// since (by another process) is kept by a delete that lands after it.
+    #[tokio::test]
+    async fn an_unreadable_record_is_removed_only_while_it_is_the_one_read() {
+        let Some(url) = test_url("an_unreadable_record_is_removed_only_while_it_is_the_one_read")
+        else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-unreadable");
+        let store = PostgresStore::open(&db).await.unwrap();
+        let key = SessionKey::new("p", "unreadable");
+        let damage = |version: u64| {
+            format!(
+                "INSERT INTO {} (provider, session, version, record)
+                 VALUES ('p', 'unreadable', {version}, '{{\"kind\": \"pending\"}}')
+                 ON CONFLICT (provider, session) DO UPDATE
+                 SET version = EXCLUDED.version, record = EXCLUDED.record",
+                db.table("token_sets")
+            )
+        };
+        assert_eq!(store.unreadable(&key).await.unwrap(), None);
+        // Versions past the store's sequence, as no save of this test reaches them.
+        let damaged = 1 << 40;
+        admin(&db, &damage(damaged)).await;
+        let seen = store.unreadable(&key).await.unwrap().unwrap();
+        assert_eq!(seen, Unreadable::at_version(damaged));
+        // Another process replaces it with a login: the delete of what was read keeps it.
+        let login = store
+            .save(&key, &set("login"), Some(damaged))
+            .await
+            .unwrap();
+        assert_ne!(login, damaged);
+        assert_eq!(store.unreadable(&key).await.unwrap(), None);
+        assert!(!store.delete_unreadable(&key, &seen).await.unwrap());
+        assert_eq!(store.load(&key).await.unwrap().unwrap().version, login);
+        // Another unreadable record (a newer release's login) is kept too.
+        admin(&db, &damage(damaged + 1)).await;
+        assert!(!store.delete_unreadable(&key, &seen).await.unwrap());
+        let now = store.unreadable(&key).await.unwrap().unwrap();
+        assert!(store.delete_unreadable(&key, &now).await.unwrap());
+        assert!(store.load(&key).await.unwrap().is_none());
         drop_schema(&db).await;
     }
 

@@ -108,7 +108,105 @@ async fn a_second_shutdown_tries_a_failed_save_at_once_too() {
     assert_saved_and_released(&shared, "rt-1").await;
 }
 
-/// Lets every task run (no time passes), a bounded number of turns.
+/// A store whose saves never answer once `hung` is set, counting every call made to it
+/// from then on.
+#[derive(Default)]
+struct SavesHang {
+    hung: AtomicBool,
+    asked: AtomicU32,
+}
+
+#[async_trait]
+impl Hooks for SavesHang {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        if self.hung.load(Ordering::SeqCst) {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            if call == Call::Save {
+                std::future::pending::<()>().await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A shutdown that timed out because the store never answers the background save of a
+/// rotated pair: once it returned, that save is no longer tried (a save landing later
+/// could go over another process's newer record), no task is left, and the pair stays in
+/// memory for a later `shutdown` to try.
+#[tokio::test(start_paused = true)]
+async fn no_background_write_runs_after_a_shutdown_that_timed_out() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let store = Arc::new(Hooked::over(MemoryStore::new(), SavesHang::default()));
+    let manager = manager_over(&h, store.clone());
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    store.hung.store(true, Ordering::SeqCst);
+    // The refresh's save does not answer within `store_timeout`: the pair is used anyway.
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    let shut = manager.shutdown(Duration::from_secs(1)).await;
+    assert!(
+        matches!(shut, Err(Error::ShutdownTimedOut { pending: 1 })),
+        "{shut:?}"
+    );
+    let asked = store.asked.load(Ordering::SeqCst);
+    for _ in 0..120 {
+        tokio::time::advance(Duration::from_secs(60)).await;
+        run_ready().await;
+    }
+    assert_eq!(
+        store.asked.load(Ordering::SeqCst),
+        asked,
+        "the store was called after shutdown returned"
+    );
+    assert!(manager.inner.tasks.is_empty(), "a task is left running");
+    // A later shutdown tries the pair again, within its own deadline.
+    store.hung.store(false, Ordering::SeqCst);
+    manager.shutdown(Duration::from_secs(1)).await.unwrap();
+    let stored = store.load(&SessionKey::new("fake", "s")).await.unwrap();
+    assert_eq!(refresh_of(&stored.unwrap()), "rt-1");
+    assert_eq!(h.calls(), 1);
+}
+
+/// A rotated pair the store refuses for good (a name it cannot hold) is only in memory:
+/// `shutdown` has nothing left to wait for, and says so rather than `Ok`, naming the
+/// session and no token.
+#[tokio::test(start_paused = true)]
+async fn shutdown_names_the_sessions_whose_newest_set_the_store_refused() {
+    let h = harness(|_| {});
+    let store = Arc::new(Hooked::over(
+        MemoryStore::new(),
+        RefusingStore {
+            saves_only: true,
+            ..RefusingStore::default()
+        },
+    ));
+    let manager = manager_over(&h, store.clone());
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    manager.insert("saved", login(&h)).await.unwrap();
+    store.refusing.store(true, Ordering::SeqCst);
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    for within in [HOUR, Duration::ZERO] {
+        let error = manager.shutdown(within).await.unwrap_err();
+        assert!(
+            matches!(&error, Error::Unpersisted { sessions } if sessions == &["s"]),
+            "{error:?}"
+        );
+        assert_eq!(error.kind(), ErrorKind::Rejected);
+        let shown = format!("{error} {error:?}");
+        assert!(shown.contains('s'), "{shown}");
+        assert!(
+            !shown.contains("at-1") && !shown.contains("rt-1"),
+            "{shown}"
+        );
+    }
+}
+
+/// Lets every task run (no time passes), a bounded number of turns./// Lets every task run (no time passes), a bounded number of turns.
 async fn run_ready() {
     for _ in 0..200 {
         tokio::task::yield_now().await;
