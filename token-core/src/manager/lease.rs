@@ -350,6 +350,14 @@ impl<P: Provider> Inner<P> {
     /// refresh token and still be trying to save what it got (its store was unreachable
     /// longer than its lease). Spending the same token now would be refused, so watch the
     /// store for up to one lease length, keeping the lease, and take what appears.
+    ///
+    /// The store is read at once first: what it holds as the lease is taken over (taken
+    /// into `current` if newer than this process's set) is what the holder may have spent,
+    /// never its save, however new to this process. Only a record written after it is.
+    /// When none comes, the refresh presents that record's refresh token whatever the
+    /// refresh was for (a set that is still fresh too): if the holder died having spent it,
+    /// presenting it again now, inside the provider's reuse window, is the one way to get
+    /// its successor back; later, it would be refused.
     async fn await_lapsed_holder(
         &self,
         session: &Session<P::Extras>,
@@ -361,17 +369,26 @@ impl<P: Provider> Inner<P> {
         let mut started = tokio::time::Instant::now();
         let mut extended = false;
         let poll = (self.config.lease_ttl / 6).max(Duration::from_millis(50));
-        while started.elapsed() < self.config.lease_ttl {
+        // Whether the record found at the take-over has been read (and is in `current`).
+        let mut found = false;
+        let mut first = true;
+        while first || started.elapsed() < self.config.lease_ttl {
             // Nothing is spent yet: a shutdown ends the wait and gives the lease back.
-            tokio::select! {
-                () = tokio::time::sleep(poll) => {}
-                () = self.stopping.cancelled() => {
-                    self.release(session).await;
-                    return Err(Error::ShuttingDown);
+            if !std::mem::take(&mut first) {
+                tokio::select! {
+                    () = tokio::time::sleep(poll) => {}
+                    () = self.stopping.cancelled() => {
+                        self.release(session).await;
+                        return Err(Error::ShuttingDown);
+                    }
                 }
             }
             match self.read_newer(session, generation, current.as_ref()).await {
-                Ok(Stored::Unchanged) => {}
+                Ok(Stored::Unchanged) => found = true,
+                // Not the holder's save: what it may have spent.
+                Ok(Stored::Tokens(adopted)) if !std::mem::replace(&mut found, true) => {
+                    *current = Some(adopted);
+                }
                 Ok(Stored::Tokens(adopted)) => {
                     if reason.satisfied_by(&adopted, self.clock.now()) {
                         return Ok(Awaited::Settled(adopted));

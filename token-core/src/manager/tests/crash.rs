@@ -396,3 +396,63 @@ fn a_death_while_refreshing_a_fresh_session_is_recovered_only_by_a_refresh_insid
         }
     }
 }
+
+/// A set found in the store as a lapsed lease is taken over is what its dead holder may have
+/// spent, not its save, however new to the process taking over (here a login a third
+/// process inserted, which the survivor had not read, whose refresh the holder began after
+/// it): the survivor presents its refresh token again (inside the reuse window, the
+/// successor comes back) rather than take the set as a refresh's result and leave the
+/// spent token stored. Whether the survivor's own refresh was due (its older set expired)
+/// or asked for by a 401 on its older, still valid, token.
+#[test]
+fn a_set_found_when_taking_over_a_lapsed_lease_is_not_taken_for_the_holders_save() {
+    for refused in [false, true] {
+        let (dir, clock, fake) = seeded(Duration::from_secs(300));
+        let runtime = paused_runtime();
+        let survivor = survivor(&fake, &clock, dir.path());
+        // The survivor's own set, older than the login to come.
+        let expires = match refused {
+            true => clock.now() + HOUR,
+            false => clock.now() - time::Duration::SECOND,
+        };
+        let own = TokenSet::new(AccessToken::new("at-own"))
+            .with_refresh_token(RefreshToken::new("rt-0"))
+            .with_access_expires_at(expires);
+        runtime.block_on(survivor.insert("s", own)).unwrap();
+        // A login through a third process: a new grant the survivor has not read.
+        *fake.live.lock().unwrap() = "rt-login".into();
+        let login = TokenSet::new(AccessToken::new("at-login"))
+            .with_refresh_token(RefreshToken::new("rt-login"))
+            .with_access_expires_at(clock.now() + HOUR);
+        runtime
+            .block_on(self::survivor(&fake, &clock, dir.path()).insert("s", login))
+            .unwrap();
+        // A process refreshes the login, the provider rotates it, and the process dies.
+        dies_refreshing(Dies::AfterTheRotation, true, &fake, &clock, dir.path());
+        lease_lapses(&clock);
+        let token = runtime.block_on(async {
+            match refused {
+                true => {
+                    let own = survivor.access_token("s").await.unwrap();
+                    assert_eq!(own.expose_secret(), "at-own");
+                    survivor.refresh_rejected("s", &own).await
+                }
+                false => survivor.access_token("s").await,
+            }
+        });
+        let what = format!("refused {refused}");
+        assert_eq!(*fake.presented.lock().unwrap(), ["rt-login"], "{what}");
+        assert_eq!(token.unwrap().expose_secret(), "at-1", "{what}");
+        let stored = runtime
+            .block_on(survivor.token_set("s"))
+            .unwrap()
+            .refresh_token
+            .unwrap();
+        let live = fake.live.lock().unwrap().clone();
+        assert_eq!(
+            stored.expose_secret(),
+            live,
+            "{what}: the live pair is kept"
+        );
+    }
+}

@@ -1092,10 +1092,12 @@ async fn run(seed: u64) {
 /// asking again for a lost answer adopted another process's pair whose access token had
 /// been set aside (it could not be sent) and answered the empty placeholder; 51466, a
 /// remove whose delete was held by a slow store landed after the other process's login and
-/// deleted it (a remove now deletes the version it read).
+/// deleted it (a remove now deletes the version it read); 72265, a process that took over
+/// a lapsed lease took the set it found (a login it had not read, which the dead holder had
+/// rotated) for the holder's save, and left the spent refresh token stored.
 #[tokio::test(start_paused = true)]
 async fn seeds_that_found_faults_hold() {
-    for seed in [40633, 51466] {
+    for seed in [40633, 51466, 72265] {
         run(seed).await;
     }
 }
