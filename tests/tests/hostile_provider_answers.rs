@@ -555,6 +555,68 @@ fn hostile_codes_and_envelopes_give_typed_errors_and_never_cost_a_success() {
     assert_eq!(set.access_expires_at, None);
 }
 
+/// An answer on HTTP 200 that carries a new pair and an error code that means a dead grant
+/// contradicts itself: the provider may have rotated to that pair (then the refresh token
+/// presented is spent), or refused it. It is no verdict on the session (the pair in hand
+/// would be dropped with the session); an unknown outcome, asked again inside the reuse
+/// window, and never shown with a token of the pair.
+#[test]
+fn a_200_with_a_new_pair_and_a_dead_grant_code_is_an_unknown_outcome() {
+    fn check<E: Endpoint>(name: &str, body: &str) {
+        let error = decode_response::<E>(&answer(200, body), now(), &[])
+            .map(|_| ())
+            .expect_err(name);
+        assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{name}: {error}");
+        let text = shown(error);
+        for token in ["at-NEW-0123456789", "rt-NEW-0123456789"] {
+            assert!(!text.contains(token), "{name}: {text}");
+        }
+    }
+    let pair = r#""access_token":"at-NEW-0123456789","refresh_token":"rt-NEW-0123456789","expires_in":3600"#;
+    let camel = r#""accessToken":"at-NEW-0123456789","refreshToken":"rt-NEW-0123456789""#;
+    check::<RefreshTokenGrant>("oauth2", &format!(r#"{{"error":"invalid_grant",{pair}}}"#));
+    check::<RefreshTokenGrant>(
+        "oauth2 invalid_token",
+        &format!(r#"{{{pair},"error":"invalid_token","error_description":"expired"}}"#),
+    );
+    check::<MiniAppRefresh>(
+        "maya /tokens",
+        &format!(r#"{{"error":"invalid_token",{camel},"expiresAt":1700000000}}"#),
+    );
+    check::<RefreshV3>(
+        "vaultist v3",
+        &format!(r#"{{"error":"invalid_grant",{pair}}}"#),
+    );
+    check::<RefreshV2>(
+        "vaultist v2",
+        &format!(r#"{{"status":"UNAUTHORIZED","message":"The Token has expired",{pair}}}"#),
+    );
+    check::<ApplyToken>(
+        "alipay+",
+        &format!(
+            r#"{{"result":{{"resultStatus":"F","resultCode":"INVALID_REFRESH_TOKEN"}},{camel}}}"#
+        ),
+    );
+    check::<token_provider_wechat::SnsRefreshToken>(
+        "wechat",
+        &format!(r#"{{"errcode":40030,"errmsg":"invalid refresh_token",{pair},"openid":"o"}}"#),
+    );
+    check::<token_provider_lazada::RefreshAccessToken>(
+        "lazada",
+        &format!(r#"{{"code":"IllegalRefreshToken","type":"ISP",{pair}}}"#),
+    );
+    // The same codes without a pair are the verdicts they say; so are they on a 4xx.
+    for (status, body) in [
+        (200, r#"{"error":"invalid_grant"}"#.to_owned()),
+        (400, format!(r#"{{"error":"invalid_grant",{pair}}}"#)),
+    ] {
+        let error = decode_response::<RefreshTokenGrant>(&answer(status, &body), now(), &[])
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ReauthRequired, "{status} {body}");
+    }
+}
+
 /// A loopback server for one connection: reads the request, writes `head`, then `chunk`
 /// every `every` (tokio's clock) at most `times` times, then holds the connection open.
 /// Returns its URL and how many body bytes it wrote.

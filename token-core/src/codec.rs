@@ -458,7 +458,9 @@ impl std::fmt::Display for RefusalReason {
 /// Client side: turns an HTTP answer into a token set or a classified error.
 ///
 /// An error body the endpoint recognises wins, whatever the status but a redirect's (3xx: a
-/// refusal, `Rejected`, whatever its body says); then 5xx and 429 are
+/// refusal, `Rejected`, whatever its body says); on a 2xx that also carries an access token
+/// (a new pair beside an error code: the provider may have rotated) it is `OutcomeUnknown`
+/// unless `Transient`, never a verdict; then 5xx and 429 are
 /// transient (with `Retry-After`), any other non-2xx is classified by its status, and a 2xx
 /// that cannot be read is `OutcomeUnknown` (the provider may already have rotated). So is a
 /// 2xx whose access token is empty, and one whose access token contains an ASCII control
@@ -486,7 +488,14 @@ pub fn decode_response<E: Endpoint>(
     };
     if let Some(error) = error {
         // The endpoint's own reading of its error, then the rules every answer obeys.
-        let kind = classify_answer(status, None, Some(error.kind(status)), &[]);
+        let mut kind = classify_answer(status, None, Some(error.kind(status)), &[]);
+        // A 2xx that carries a new pair beside its error code contradicts itself: the
+        // provider may have rotated to that pair, so the answer is no verdict (a dead grant
+        // would drop the session with the pair in hand); it is asked again inside the reuse
+        // window, as a lost answer is.
+        if status.is_success() && kind != ErrorKind::Transient && carries_pair::<E>(body, now) {
+            kind = ErrorKind::OutcomeUnknown;
+        }
         // Both are the provider's text and may echo a secret of the request, whole or in part.
         let message = error
             .message()
@@ -557,6 +566,13 @@ pub fn decode_response<E: Endpoint>(
         ));
     }
     Ok(set)
+}
+
+/// Whether `body` also reads as the endpoint's success answer with an access token.
+fn carries_pair<E: Endpoint>(body: &[u8], now: OffsetDateTime) -> bool {
+    E::Response::decode_body(body)
+        .and_then(|answer| answer.into_token_set(now))
+        .is_ok_and(|set| !set.access_token.expose_secret().trim().is_empty())
 }
 
 /// What an error says of an access token that cannot be sent (never the value).
