@@ -209,6 +209,52 @@ async fn a_body_that_is_never_replayed_is_still_sent_with_its_length() {
     );
 }
 
+/// A redirect a wrapped client follows to another path of the same origin (a trailing slash
+/// added, a login page) is no answer to the refresh either: the request that path got is a
+/// bodiless `GET`, and its answer (here `invalid_grant`, as a server says of a request without
+/// a refresh token) is never read as the provider's verdict on the token.
+#[tokio::test]
+async fn a_redirect_followed_within_the_origin_is_no_verdict_either() {
+    let invalid_grant = |_: http::Request<Vec<u8>>, _: SandboxContext| async {
+        json_response(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({"error": "invalid_grant"}),
+        )
+    };
+    for status in [
+        StatusCode::MOVED_PERMANENTLY,
+        StatusCode::FOUND,
+        StatusCode::SEE_OTHER,
+    ] {
+        let endpoint = Sandbox::builder()
+            .route_any("/token/", invalid_grant)
+            .start()
+            .await
+            .expect("the sandbox starts");
+        let to = endpoint.url("/token/");
+        endpoint.fail_next(
+            TOKEN_PATH,
+            10,
+            Failure::new(status).with_header(
+                LOCATION,
+                HeaderValue::from_str(to.as_str()).expect("a header value"),
+            ),
+        );
+        let manager = manager(endpoint.base_url(), following_client());
+        manager.insert("s", session()).await.expect("inserts");
+        let error = manager.refresh_now("s").await.expect_err("no answer");
+        assert_ne!(error.kind(), ErrorKind::ReauthRequired, "{status}: {error}");
+        assert!(error.reauth().is_none(), "{status}: {error}");
+        assert_eq!(endpoint.calls("/token/"), 1, "{status}: followed once");
+        let kept = manager.token_set("s").await.expect("the session is kept");
+        assert_eq!(
+            kept.refresh_token.as_ref().map(RefreshToken::expose_secret),
+            Some(REFRESH_TOKEN),
+            "{status}"
+        );
+    }
+}
+
 /// A manager of an OAuth 2.0 client whose token endpoint is `{base_url}/token`.
 fn manager(base_url: url::Url, client: ReqwestClient) -> TokenManager<OAuth2> {
     let token_url = base_url
