@@ -109,7 +109,10 @@ impl ReqwestClient {
     ///
     /// A client that follows redirects still sends the request's headers, minus
     /// `Authorization` (reqwest drops it across origins), on such a `GET`: with such a
-    /// client, do not put a secret in another header.
+    /// client, do not put a secret in another header. It also sends the URL it was
+    /// redirected from, query included, as `Referer`: build it with `.referer(false)` too,
+    /// or a token request that carries its secret in the query (WeChat's refresh token, a
+    /// signature in Lazada's) hands it to the origin the redirect points to.
     pub fn from_client(client: reqwest::Client) -> Self {
         Self {
             client,
