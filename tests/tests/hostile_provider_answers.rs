@@ -287,15 +287,19 @@ fn shown(error: EndpointError) -> String {
     format!("{error}\n{error:?}")
 }
 
-#[test]
-fn an_echoed_refresh_token_shows_nowhere_in_the_oauth2_providers_errors() {
+/// The oauth2 provider's refresh of `ECHOED`, its client secret in HTTP Basic.
+fn echoed_grant() -> RefreshTokenGrant {
     let config = OAuth2Config::new("app", "https://id.example/token".parse().unwrap())
         .with_client_secret(ClientSecret::new("cs-0123456789abcdef"));
-    let client = config.client();
     let session: TokenSet =
         TokenSet::new(AccessToken::new("at")).with_refresh_token(RefreshToken::new(ECHOED));
-    let grant =
-        RefreshTokenGrant::from_context(&RequestContext::for_refresh(&client, &session)).unwrap();
+    RefreshTokenGrant::from_context(&RequestContext::for_refresh(&config.client(), &session))
+        .unwrap()
+}
+
+#[test]
+fn an_echoed_refresh_token_shows_nowhere_in_the_oauth2_providers_errors() {
+    let grant = echoed_grant();
     let secrets = grant.secrets();
     assert!(secrets.contains(&ECHOED));
     let part = &ECHOED[5..29];
@@ -331,6 +335,56 @@ fn an_echoed_refresh_token_shows_nowhere_in_the_oauth2_providers_errors() {
         let text = shown(error);
         assert!(text.contains(expect), "{status} {body}: {text}");
         assert_no_echo(&text);
+    }
+}
+
+/// An error page that echoes the request's headers (a proxy's or a framework's debug page,
+/// a WAF's block page) shows the client's HTTP Basic credentials, Base64 of `id:secret`,
+/// and a bearer sent on refresh (Paymentsgate's, Maya's app token): neither shows in the
+/// error, whatever the status and however the header is written.
+#[test]
+fn echoed_authorization_headers_show_nowhere_in_an_error() {
+    let grant = echoed_grant();
+    let request = grant
+        .encode_request(&"https://id.example/".parse().unwrap())
+        .unwrap();
+    let basic = request.headers()[http::header::AUTHORIZATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        basic.starts_with("Basic "),
+        "HTTP Basic: the client secret is in it"
+    );
+    let bearer = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLW9mLWl0";
+    let secrets = grant.secrets();
+    for header in [basic.as_str(), bearer] {
+        let value = header.split_once(' ').unwrap().1;
+        for (status, body) in [
+            (
+                500,
+                format!("<pre>POST /token\r\nAuthorization: {header}\r\nHost: id.example</pre>"),
+            ),
+            (
+                400,
+                format!("request headers: authorization={header}; host=id.example"),
+            ),
+            (
+                502,
+                format!(r#"{{"error":"bad_gateway","headers":{{"Authorization":"{header}"}}}}"#),
+            ),
+            (
+                403,
+                format!(r#"<td>HTTP_AUTHORIZATION</td><td>"{header}"</td>"#),
+            ),
+        ] {
+            let error =
+                decode_response::<RefreshTokenGrant>(&answer(status, &body), now(), &secrets)
+                    .unwrap_err();
+            let text = shown(error);
+            assert!(!text.contains(value), "{status}: {text}");
+            assert!(!text.contains(&value[..12]), "{status}: {text}");
+        }
     }
 }
 
