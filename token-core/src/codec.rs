@@ -460,7 +460,7 @@ impl std::fmt::Display for RefusalReason {
 /// An error body the endpoint recognises wins, whatever the status but a redirect's (3xx: a
 /// refusal, `Rejected`, whatever its body says); on a 2xx that also carries an access token
 /// (a new pair beside an error code: the provider may have rotated) it is `OutcomeUnknown`
-/// unless `Transient`, never a verdict; then 5xx and 429 are
+/// unless `Transient`, never a verdict; then 5xx, 429, 408 and 425 are
 /// transient (with `Retry-After`), any other non-2xx is classified by its status, and a 2xx
 /// that cannot be read is `OutcomeUnknown` (the provider may already have rotated). So is a
 /// 2xx whose access token is empty, and one whose access token contains an ASCII control
@@ -622,8 +622,9 @@ pub(crate) fn set_aside_unusable_access<X>(set: &mut TokenSet<X>) -> Option<&'st
 /// and [`decode_response`] both call it). In order:
 ///
 /// 1. a result envelope's `U` (or a code that means "unknown outcome"): `OutcomeUnknown`;
-/// 2. 5xx and 429: `Transient`, whatever code the body carries (a server failure is not a
-///    verdict on the token);
+/// 2. 5xx, 429, 408 and 425: `Transient`, whatever code the body carries (a server failure,
+///    a throttled request, one the server timed out reading or would not risk replaying, is
+///    not a verdict on the token);
 /// 3. the provider code's own kind (`invalid_grant`: `ReauthRequired`);
 /// 4. the endpoint's declared kind for this status;
 /// 5. an error on a 2xx: `Rejected`; otherwise the status's default
@@ -642,7 +643,7 @@ pub fn classify_answer(
     {
         return ErrorKind::OutcomeUnknown;
     }
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+    if ErrorKind::from_status(status) == ErrorKind::Transient {
         return ErrorKind::Transient;
     }
     if let Some(kind) = code_kind {
@@ -743,6 +744,11 @@ mod tests {
             (200, None, None, Rejected),
             (400, None, None, Rejected),
             (408, None, None, Transient),
+            // A request the server timed out on (408), or would not risk replaying (425),
+            // was not read: whatever code comes with it, no verdict on the token.
+            (408, None, Some(ReauthRequired), Transient),
+            (425, None, Some(ReauthRequired), Transient),
+            (425, Some("U"), None, OutcomeUnknown),
         ];
         for &(status, result, code, expected) in table {
             let status = StatusCode::from_u16(status).unwrap();
