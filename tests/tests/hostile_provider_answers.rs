@@ -633,6 +633,13 @@ fn a_200_with_a_new_pair_and_a_dead_grant_code_is_an_unknown_outcome() {
         "oauth2 invalid_token",
         &format!(r#"{{{pair},"error":"invalid_token","error_description":"expired"}}"#),
     );
+    // Its text echoing a token of the pair it carries shows none of it either.
+    check::<RefreshTokenGrant>(
+        "oauth2 echoing the pair",
+        &format!(
+            r#"{{{pair},"error":"invalid_grant at-NEW-0123456789","error_description":"use rt-NEW-0123456789 instead"}}"#
+        ),
+    );
     check::<MiniAppRefresh>(
         "maya /tokens",
         &format!(r#"{{"error":"invalid_token",{camel},"expiresAt":1700000000}}"#),

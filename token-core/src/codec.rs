@@ -493,17 +493,27 @@ pub fn decode_response<E: Endpoint>(
         // provider may have rotated to that pair, so the answer is no verdict (a dead grant
         // would drop the session with the pair in hand); it is asked again inside the reuse
         // window, as a lost answer is.
-        if status.is_success() && kind != ErrorKind::Transient && carries_pair::<E>(body, now) {
+        let pair = status
+            .is_success()
+            .then(|| carried_pair::<E>(body, now))
+            .flatten();
+        if pair.is_some() && kind != ErrorKind::Transient {
             kind = ErrorKind::OutcomeUnknown;
         }
-        // Both are the provider's text and may echo a secret of the request, whole or in part.
+        // Both are the provider's text and may echo a secret of the request, whole or in
+        // part, or one of the pair the answer carries.
+        let mut secrets = known_secrets.to_vec();
+        if let Some(set) = &pair {
+            secrets.push(set.access_token.expose_secret());
+            secrets.extend(set.refresh_token.as_ref().map(RefreshToken::expose_secret));
+        }
         let message = error
             .message()
-            .map(|m| crate::redact::scrub_body(m.as_bytes(), known_secrets));
+            .map(|m| crate::redact::scrub_body(m.as_bytes(), &secrets));
         return Err(ProviderError {
             kind,
             status,
-            code: crate::redact::scrub_secrets(&error.code(), known_secrets),
+            code: crate::redact::scrub_secrets(&error.code(), &secrets),
             message,
             retry_after,
         }
@@ -568,11 +578,16 @@ pub fn decode_response<E: Endpoint>(
     Ok(set)
 }
 
-/// Whether `body` also reads as the endpoint's success answer with an access token.
-fn carries_pair<E: Endpoint>(body: &[u8], now: OffsetDateTime) -> bool {
+/// The pair `body` carries if it also reads as the endpoint's success answer with an
+/// access token.
+fn carried_pair<E: Endpoint>(
+    body: &[u8],
+    now: OffsetDateTime,
+) -> Option<TokenSet<<E::Response as TokenResponse>::Extras>> {
     E::Response::decode_body(body)
         .and_then(|answer| answer.into_token_set(now))
-        .is_ok_and(|set| !set.access_token.expose_secret().trim().is_empty())
+        .ok()
+        .filter(|set| !set.access_token.expose_secret().trim().is_empty())
 }
 
 /// What an error says of an access token that cannot be sent (never the value).
