@@ -648,6 +648,35 @@ async fn bearer_auth_refreshes_for_a_401_only_when_the_token_may_be_the_reason()
     }
 }
 
+/// An API that redirects to itself for ever: reqwest gives up after its 10 redirects and
+/// `BearerAuth` returns that error, with no refresh (no 401 came) and no token in it; nothing
+/// loops past the client's bound.
+#[tokio::test]
+async fn bearer_auth_through_a_redirect_loop_ends_with_the_client_s_error() {
+    let loop_back =
+        "HTTP/1.1 302 Found\r\nLocation: /pay\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let (api, requests) =
+        scripted_endpoint((0..30).map(|_| Reply::once(loop_back)).collect()).await;
+    let provider = Answering {
+        access: "at-loop-0123456789",
+        calls: AtomicU32::new(0),
+    };
+    let subject = Subject::new(provider, false).await;
+    let error = bearer_client(&subject.manager)
+        .get(api.join("pay").unwrap())
+        .send()
+        .await
+        .expect_err("too many redirects");
+    assert!(error.is_redirect(), "{error}");
+    assert_eq!(requests.count(), 11, "the first request and 10 redirects");
+    assert_eq!(subject.manager.provider().calls.load(Ordering::SeqCst), 0);
+    let shown = format!("{error} {error:?}");
+    assert!(
+        !shown.contains("at-0") && !shown.contains("at-loop"),
+        "{shown}"
+    );
+}
+
 /// An API that answers 401 to every token: the first request is refreshed for and resent
 /// once; the token obtained after that 401 is refused too, and it is not refreshed again:
 /// each later request is sent once and its 401 returned, with no refresh and no loop.
