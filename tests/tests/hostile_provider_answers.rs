@@ -847,6 +847,9 @@ mod wallets {
         Kept(ErrorKind, u64),
         /// Re-auth after one call; the store holds the verdict.
         Reauth,
+        /// `Rejected` after one call; the store holds the answer's refresh token `rt-new`
+        /// beside an empty access token, set aside (never served).
+        SetAside,
     }
 
     pub struct Case {
@@ -953,6 +956,19 @@ mod wallets {
                     "{what}: {stored:?}"
                 );
             }
+            (Outcome::SetAside, Err(error)) => {
+                assert_eq!(
+                    (error.kind(), calls),
+                    (ErrorKind::Rejected, 1),
+                    "{what}: {error}"
+                );
+                let Some(StoredRecord::Tokens(kept)) = &stored else {
+                    panic!("{what}: the stored set is gone: {stored:?}")
+                };
+                assert_eq!(kept.access_token.expose_secret(), "", "{what}");
+                let refresh = kept.refresh_token.as_ref().map(|t| t.expose_secret());
+                assert_eq!(refresh, Some("rt-new"), "{what}");
+            }
             (expected, got) => panic!("{what}: expected {expected:?}, got {got:?}"),
         }
         if let Err(error) = &result {
@@ -1023,7 +1039,7 @@ mod wallets {
     }
 
     fn wechat_cases() -> Vec<Case> {
-        use Outcome::{Kept, Reauth, Token};
+        use Outcome::{Kept, Reauth, SetAside, Token};
         let mut cases = common("access_token");
         cases.extend([
             Case { what: "errcode 40030 as a string", failure: errcode(json!("40030")), outcome: Reauth },
@@ -1032,7 +1048,8 @@ mod wallets {
             Case { what: "errcode 0 and no token", failure: json_200(r#"{"errcode":0,"errmsg":"ok"}"#), outcome: Kept(ErrorKind::OutcomeUnknown, 1) },
             Case { what: "a success carrying errcode 0", failure: json_200(r#"{"errcode":0,"errmsg":"ok","access_token":"at-new","expires_in":7200,"refresh_token":"rt-new","openid":"o"}"#), outcome: Token },
             Case { what: "a token that is a number", failure: json_200(r#"{"access_token":12345678901,"expires_in":7200}"#), outcome: Kept(ErrorKind::OutcomeUnknown, 1) },
-            Case { what: "an empty access token", failure: json_200(r#"{"access_token":"","expires_in":7200,"refresh_token":"rt-new"}"#), outcome: Kept(ErrorKind::OutcomeUnknown, 1) },
+            Case { what: "an empty access token", failure: json_200(r#"{"access_token":"","expires_in":7200,"refresh_token":"rt-new"}"#), outcome: SetAside },
+            Case { what: "an empty access token alone", failure: json_200(r#"{"access_token":"","expires_in":7200}"#), outcome: Kept(ErrorKind::OutcomeUnknown, 1) },
             Case { what: "an unknown errcode", failure: errcode(json!(40163)), outcome: Kept(ErrorKind::Rejected, 1) },
             Case { what: "an unknown errcode as text", failure: errcode(json!("nope")), outcome: Kept(ErrorKind::Rejected, 1) },
             Case { what: "the minute quota (45011)", failure: errcode(json!(45011)), outcome: Kept(ErrorKind::Transient, 3) },
@@ -1100,7 +1117,7 @@ mod wallets {
     }
 
     fn lazada_cases() -> Vec<Case> {
-        use Outcome::{Kept, Reauth, Token};
+        use Outcome::{Kept, Reauth, SetAside, Token};
         let mut cases = common("access_token");
         cases.extend([
             Case {
@@ -1146,7 +1163,7 @@ mod wallets {
             Case {
                 what: "an empty access token",
                 failure: json_200(r#"{"code":"0","access_token":"","refresh_token":"rt-new"}"#),
-                outcome: Kept(ErrorKind::OutcomeUnknown, 1),
+                outcome: SetAside,
             },
             Case {
                 what: "an unknown code on 200",

@@ -463,11 +463,11 @@ impl std::fmt::Display for RefusalReason {
 /// unless `Transient`, never a verdict; then 5xx, 429, 408 and 425 are
 /// transient (with `Retry-After`), any other non-2xx is classified by its status, and a 2xx
 /// that cannot be read is `OutcomeUnknown` (the provider may already have rotated). So is a
-/// 2xx whose access token is empty, and one whose access token contains an ASCII control
-/// character (CR, LF, NUL...: it cannot be sent in a header) and that carries no refresh
-/// token. With a refresh token, such an answer is returned as it is: the refresh token must
-/// not be lost (the provider may have spent the one presented), and the manager keeps it
-/// and never serves the access token. A refresh token may hold control characters: it
+/// 2xx whose access token is empty (or blank), or contains an ASCII control character (CR,
+/// LF, NUL...: it cannot be sent in a header), and that carries no refresh token. With a
+/// refresh token, such an answer is returned (a blank access token as the empty one): the
+/// refresh token must not be lost (the provider may have spent the one presented), and the
+/// manager keeps it and never serves the access token. A refresh token may hold control characters: it
 /// travels in a body or a query, escaped. An empty refresh token is read as none (the
 /// previous one is kept). Every provider-supplied text in an error is
 /// scrubbed of `known_secrets`, whole or in part (see [`crate::redact::scrub_secrets`]).
@@ -551,17 +551,18 @@ pub fn decode_response<E: Endpoint>(
         set.refresh_token = None;
     }
     if set.access_token.expose_secret().trim().is_empty() {
-        let secrets: Vec<&str> = known_secrets
-            .iter()
-            .copied()
-            .chain(set.refresh_token.as_ref().map(RefreshToken::expose_secret))
-            .collect();
-        return Err(EndpointError::parse(
-            status,
-            "the access token is empty",
-            body,
-            &secrets,
-        ));
+        if set.refresh_token.is_none() {
+            return Err(EndpointError::parse(
+                status,
+                EMPTY_ACCESS,
+                body,
+                known_secrets,
+            ));
+        }
+        // Beside a new refresh token, as one that cannot be sent (below): the refresh token
+        // must not be lost (the one presented may be spent); the manager sets the access
+        // token aside, never serving it. A blank one is the empty one it stands for.
+        set.access_token = AccessToken::new("");
     }
     // An access token that cannot travel in a header would be cached and fail every API
     // call; with no refresh token beside it, the answer holds nothing to keep.

@@ -456,6 +456,35 @@ async fn a_declared_answer_with_an_unsendable_access_token_keeps_its_refresh_tok
     );
 }
 
+/// A declared answer whose access token is empty (or blank) beside a new refresh token, as
+/// a hand-written provider's is: the refresh token is saved and presented at the next
+/// refresh (the one sent may be spent), the empty access token never served, the caller's
+/// error `Rejected`; never a re-auth.
+#[tokio::test]
+async fn a_declared_answer_with_an_empty_access_token_keeps_its_refresh_token() {
+    for access in ["", "  "] {
+        let first =
+            format!(r#"{{"access_token":"{access}","refresh_token":"rt-new","expires_in":3600}}"#);
+        let second = r#"{"access_token":"at-2","refresh_token":"rt-2","expires_in":3600}"#;
+        let (subject, seen) = answering_json(&[&first, second]).await;
+        let error = subject.manager.access_token(SESSION).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Rejected, "{access:?}: {error}");
+        assert!(
+            !format!("{error} {error:?}").contains("rt-new"),
+            "{error:?}"
+        );
+        let (stored, refresh) = subject.stored().await;
+        assert!(stored.trim().is_empty(), "{access:?}: {stored:?}");
+        assert_eq!(refresh.as_deref(), Some("rt-new"), "{access:?}");
+        let token = subject.manager.access_token(SESSION).await.unwrap();
+        assert_eq!(token.expose_secret(), "at-2");
+        let bodies = seen.bodies();
+        assert_eq!(bodies.len(), 2);
+        assert!(bodies[1].contains("refresh_token=rt-new"), "{bodies:?}");
+        assert!(!subject.events().contains("ReauthRequired"));
+    }
+}
+
 /// A refresh token with a control character travels escaped in the refresh's form body, so
 /// it is kept like any other: beside a usable access token the set is served and saved;
 /// beside an access token that cannot be sent as well, the access token is set aside as
