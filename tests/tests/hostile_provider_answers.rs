@@ -287,15 +287,19 @@ fn shown(error: EndpointError) -> String {
     format!("{error}\n{error:?}")
 }
 
-#[test]
-fn an_echoed_refresh_token_shows_nowhere_in_the_oauth2_providers_errors() {
+/// The oauth2 provider's refresh of `ECHOED`, its client secret in HTTP Basic.
+fn echoed_grant() -> RefreshTokenGrant {
     let config = OAuth2Config::new("app", "https://id.example/token".parse().unwrap())
         .with_client_secret(ClientSecret::new("cs-0123456789abcdef"));
-    let client = config.client();
     let session: TokenSet =
         TokenSet::new(AccessToken::new("at")).with_refresh_token(RefreshToken::new(ECHOED));
-    let grant =
-        RefreshTokenGrant::from_context(&RequestContext::for_refresh(&client, &session)).unwrap();
+    RefreshTokenGrant::from_context(&RequestContext::for_refresh(&config.client(), &session))
+        .unwrap()
+}
+
+#[test]
+fn an_echoed_refresh_token_shows_nowhere_in_the_oauth2_providers_errors() {
+    let grant = echoed_grant();
     let secrets = grant.secrets();
     assert!(secrets.contains(&ECHOED));
     let part = &ECHOED[5..29];
@@ -331,6 +335,56 @@ fn an_echoed_refresh_token_shows_nowhere_in_the_oauth2_providers_errors() {
         let text = shown(error);
         assert!(text.contains(expect), "{status} {body}: {text}");
         assert_no_echo(&text);
+    }
+}
+
+/// An error page that echoes the request's headers (a proxy's or a framework's debug page,
+/// a WAF's block page) shows the client's HTTP Basic credentials, Base64 of `id:secret`,
+/// and a bearer sent on refresh (Paymentsgate's, Maya's app token): neither shows in the
+/// error, whatever the status and however the header is written.
+#[test]
+fn echoed_authorization_headers_show_nowhere_in_an_error() {
+    let grant = echoed_grant();
+    let request = grant
+        .encode_request(&"https://id.example/".parse().unwrap())
+        .unwrap();
+    let basic = request.headers()[http::header::AUTHORIZATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        basic.starts_with("Basic "),
+        "HTTP Basic: the client secret is in it"
+    );
+    let bearer = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLW9mLWl0";
+    let secrets = grant.secrets();
+    for header in [basic.as_str(), bearer] {
+        let value = header.split_once(' ').unwrap().1;
+        for (status, body) in [
+            (
+                500,
+                format!("<pre>POST /token\r\nAuthorization: {header}\r\nHost: id.example</pre>"),
+            ),
+            (
+                400,
+                format!("request headers: authorization={header}; host=id.example"),
+            ),
+            (
+                502,
+                format!(r#"{{"error":"bad_gateway","headers":{{"Authorization":"{header}"}}}}"#),
+            ),
+            (
+                403,
+                format!(r#"<td>HTTP_AUTHORIZATION</td><td>"{header}"</td>"#),
+            ),
+        ] {
+            let error =
+                decode_response::<RefreshTokenGrant>(&answer(status, &body), now(), &secrets)
+                    .unwrap_err();
+            let text = shown(error);
+            assert!(!text.contains(value), "{status}: {text}");
+            assert!(!text.contains(&value[..12]), "{status}: {text}");
+        }
     }
 }
 
@@ -555,6 +609,75 @@ fn hostile_codes_and_envelopes_give_typed_errors_and_never_cost_a_success() {
     assert_eq!(set.access_expires_at, None);
 }
 
+/// An answer on HTTP 200 that carries a new pair and an error code that means a dead grant
+/// contradicts itself: the provider may have rotated to that pair (then the refresh token
+/// presented is spent), or refused it. It is no verdict on the session (the pair in hand
+/// would be dropped with the session); an unknown outcome, asked again inside the reuse
+/// window, and never shown with a token of the pair.
+#[test]
+fn a_200_with_a_new_pair_and_a_dead_grant_code_is_an_unknown_outcome() {
+    fn check<E: Endpoint>(name: &str, body: &str) {
+        let error = decode_response::<E>(&answer(200, body), now(), &[])
+            .map(|_| ())
+            .expect_err(name);
+        assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{name}: {error}");
+        let text = shown(error);
+        for token in ["at-NEW-0123456789", "rt-NEW-0123456789"] {
+            assert!(!text.contains(token), "{name}: {text}");
+        }
+    }
+    let pair = r#""access_token":"at-NEW-0123456789","refresh_token":"rt-NEW-0123456789","expires_in":3600"#;
+    let camel = r#""accessToken":"at-NEW-0123456789","refreshToken":"rt-NEW-0123456789""#;
+    check::<RefreshTokenGrant>("oauth2", &format!(r#"{{"error":"invalid_grant",{pair}}}"#));
+    check::<RefreshTokenGrant>(
+        "oauth2 invalid_token",
+        &format!(r#"{{{pair},"error":"invalid_token","error_description":"expired"}}"#),
+    );
+    // Its text echoing a token of the pair it carries shows none of it either.
+    check::<RefreshTokenGrant>(
+        "oauth2 echoing the pair",
+        &format!(
+            r#"{{{pair},"error":"invalid_grant at-NEW-0123456789","error_description":"use rt-NEW-0123456789 instead"}}"#
+        ),
+    );
+    check::<MiniAppRefresh>(
+        "maya /tokens",
+        &format!(r#"{{"error":"invalid_token",{camel},"expiresAt":1700000000}}"#),
+    );
+    check::<RefreshV3>(
+        "vaultist v3",
+        &format!(r#"{{"error":"invalid_grant",{pair}}}"#),
+    );
+    check::<RefreshV2>(
+        "vaultist v2",
+        &format!(r#"{{"status":"UNAUTHORIZED","message":"The Token has expired",{pair}}}"#),
+    );
+    check::<ApplyToken>(
+        "alipay+",
+        &format!(
+            r#"{{"result":{{"resultStatus":"F","resultCode":"INVALID_REFRESH_TOKEN"}},{camel}}}"#
+        ),
+    );
+    check::<token_provider_wechat::SnsRefreshToken>(
+        "wechat",
+        &format!(r#"{{"errcode":40030,"errmsg":"invalid refresh_token",{pair},"openid":"o"}}"#),
+    );
+    check::<token_provider_lazada::RefreshAccessToken>(
+        "lazada",
+        &format!(r#"{{"code":"IllegalRefreshToken","type":"ISP",{pair}}}"#),
+    );
+    // The same codes without a pair are the verdicts they say; so are they on a 4xx.
+    for (status, body) in [
+        (200, r#"{"error":"invalid_grant"}"#.to_owned()),
+        (400, format!(r#"{{"error":"invalid_grant",{pair}}}"#)),
+    ] {
+        let error = decode_response::<RefreshTokenGrant>(&answer(status, &body), now(), &[])
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ReauthRequired, "{status} {body}");
+    }
+}
+
 /// A loopback server for one connection: reads the request, writes `head`, then `chunk`
 /// every `every` (tokio's clock) at most `times` times, then holds the connection open.
 /// Returns its URL and how many body bytes it wrote.
@@ -724,6 +847,9 @@ mod wallets {
         Kept(ErrorKind, u64),
         /// Re-auth after one call; the store holds the verdict.
         Reauth,
+        /// `Rejected` after one call; the store holds the answer's refresh token `rt-new`
+        /// beside an empty access token, set aside (never served).
+        SetAside,
     }
 
     pub struct Case {
@@ -830,6 +956,19 @@ mod wallets {
                     "{what}: {stored:?}"
                 );
             }
+            (Outcome::SetAside, Err(error)) => {
+                assert_eq!(
+                    (error.kind(), calls),
+                    (ErrorKind::Rejected, 1),
+                    "{what}: {error}"
+                );
+                let Some(StoredRecord::Tokens(kept)) = &stored else {
+                    panic!("{what}: the stored set is gone: {stored:?}")
+                };
+                assert_eq!(kept.access_token.expose_secret(), "", "{what}");
+                let refresh = kept.refresh_token.as_ref().map(|t| t.expose_secret());
+                assert_eq!(refresh, Some("rt-new"), "{what}");
+            }
             (expected, got) => panic!("{what}: expected {expected:?}, got {got:?}"),
         }
         if let Err(error) = &result {
@@ -900,7 +1039,7 @@ mod wallets {
     }
 
     fn wechat_cases() -> Vec<Case> {
-        use Outcome::{Kept, Reauth, Token};
+        use Outcome::{Kept, Reauth, SetAside, Token};
         let mut cases = common("access_token");
         cases.extend([
             Case { what: "errcode 40030 as a string", failure: errcode(json!("40030")), outcome: Reauth },
@@ -909,7 +1048,8 @@ mod wallets {
             Case { what: "errcode 0 and no token", failure: json_200(r#"{"errcode":0,"errmsg":"ok"}"#), outcome: Kept(ErrorKind::OutcomeUnknown, 1) },
             Case { what: "a success carrying errcode 0", failure: json_200(r#"{"errcode":0,"errmsg":"ok","access_token":"at-new","expires_in":7200,"refresh_token":"rt-new","openid":"o"}"#), outcome: Token },
             Case { what: "a token that is a number", failure: json_200(r#"{"access_token":12345678901,"expires_in":7200}"#), outcome: Kept(ErrorKind::OutcomeUnknown, 1) },
-            Case { what: "an empty access token", failure: json_200(r#"{"access_token":"","expires_in":7200,"refresh_token":"rt-new"}"#), outcome: Kept(ErrorKind::OutcomeUnknown, 1) },
+            Case { what: "an empty access token", failure: json_200(r#"{"access_token":"","expires_in":7200,"refresh_token":"rt-new"}"#), outcome: SetAside },
+            Case { what: "an empty access token alone", failure: json_200(r#"{"access_token":"","expires_in":7200}"#), outcome: Kept(ErrorKind::OutcomeUnknown, 1) },
             Case { what: "an unknown errcode", failure: errcode(json!(40163)), outcome: Kept(ErrorKind::Rejected, 1) },
             Case { what: "an unknown errcode as text", failure: errcode(json!("nope")), outcome: Kept(ErrorKind::Rejected, 1) },
             Case { what: "the minute quota (45011)", failure: errcode(json!(45011)), outcome: Kept(ErrorKind::Transient, 3) },
@@ -977,7 +1117,7 @@ mod wallets {
     }
 
     fn lazada_cases() -> Vec<Case> {
-        use Outcome::{Kept, Reauth, Token};
+        use Outcome::{Kept, Reauth, SetAside, Token};
         let mut cases = common("access_token");
         cases.extend([
             Case {
@@ -1023,7 +1163,7 @@ mod wallets {
             Case {
                 what: "an empty access token",
                 failure: json_200(r#"{"code":"0","access_token":"","refresh_token":"rt-new"}"#),
-                outcome: Kept(ErrorKind::OutcomeUnknown, 1),
+                outcome: SetAside,
             },
             Case {
                 what: "an unknown code on 200",

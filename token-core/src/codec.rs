@@ -458,14 +458,16 @@ impl std::fmt::Display for RefusalReason {
 /// Client side: turns an HTTP answer into a token set or a classified error.
 ///
 /// An error body the endpoint recognises wins, whatever the status but a redirect's (3xx: a
-/// refusal, `Rejected`, whatever its body says); then 5xx and 429 are
+/// refusal, `Rejected`, whatever its body says); on a 2xx that also carries an access token
+/// (a new pair beside an error code: the provider may have rotated) it is `OutcomeUnknown`
+/// unless `Transient`, never a verdict; then 5xx, 429, 408 and 425 are
 /// transient (with `Retry-After`), any other non-2xx is classified by its status, and a 2xx
 /// that cannot be read is `OutcomeUnknown` (the provider may already have rotated). So is a
-/// 2xx whose access token is empty, and one whose access token contains an ASCII control
-/// character (CR, LF, NUL...: it cannot be sent in a header) and that carries no refresh
-/// token. With a refresh token, such an answer is returned as it is: the refresh token must
-/// not be lost (the provider may have spent the one presented), and the manager keeps it
-/// and never serves the access token. A refresh token may hold control characters: it
+/// 2xx whose access token is empty (or blank), or contains an ASCII control character (CR,
+/// LF, NUL...: it cannot be sent in a header), and that carries no refresh token. With a
+/// refresh token, such an answer is returned (a blank access token as the empty one): the
+/// refresh token must not be lost (the provider may have spent the one presented), and the
+/// manager keeps it and never serves the access token. A refresh token may hold control characters: it
 /// travels in a body or a query, escaped. An empty refresh token is read as none (the
 /// previous one is kept). Every provider-supplied text in an error is
 /// scrubbed of `known_secrets`, whole or in part (see [`crate::redact::scrub_secrets`]).
@@ -486,15 +488,32 @@ pub fn decode_response<E: Endpoint>(
     };
     if let Some(error) = error {
         // The endpoint's own reading of its error, then the rules every answer obeys.
-        let kind = classify_answer(status, None, Some(error.kind(status)), &[]);
-        // Both are the provider's text and may echo a secret of the request, whole or in part.
+        let mut kind = classify_answer(status, None, Some(error.kind(status)), &[]);
+        // A 2xx that carries a new pair beside its error code contradicts itself: the
+        // provider may have rotated to that pair, so the answer is no verdict (a dead grant
+        // would drop the session with the pair in hand); it is asked again inside the reuse
+        // window, as a lost answer is.
+        let pair = status
+            .is_success()
+            .then(|| carried_pair::<E>(body, now))
+            .flatten();
+        if pair.is_some() && kind != ErrorKind::Transient {
+            kind = ErrorKind::OutcomeUnknown;
+        }
+        // Both are the provider's text and may echo a secret of the request, whole or in
+        // part, or one of the pair the answer carries.
+        let mut secrets = known_secrets.to_vec();
+        if let Some(set) = &pair {
+            secrets.push(set.access_token.expose_secret());
+            secrets.extend(set.refresh_token.as_ref().map(RefreshToken::expose_secret));
+        }
         let message = error
             .message()
-            .map(|m| crate::redact::scrub_body(m.as_bytes(), known_secrets));
+            .map(|m| crate::redact::scrub_body(m.as_bytes(), &secrets));
         return Err(ProviderError {
             kind,
             status,
-            code: crate::redact::scrub_secrets(&error.code(), known_secrets),
+            code: crate::redact::scrub_secrets(&error.code(), &secrets),
             message,
             retry_after,
         }
@@ -532,17 +551,18 @@ pub fn decode_response<E: Endpoint>(
         set.refresh_token = None;
     }
     if set.access_token.expose_secret().trim().is_empty() {
-        let secrets: Vec<&str> = known_secrets
-            .iter()
-            .copied()
-            .chain(set.refresh_token.as_ref().map(RefreshToken::expose_secret))
-            .collect();
-        return Err(EndpointError::parse(
-            status,
-            "the access token is empty",
-            body,
-            &secrets,
-        ));
+        if set.refresh_token.is_none() {
+            return Err(EndpointError::parse(
+                status,
+                EMPTY_ACCESS,
+                body,
+                known_secrets,
+            ));
+        }
+        // Beside a new refresh token, as one that cannot be sent (below): the refresh token
+        // must not be lost (the one presented may be spent); the manager sets the access
+        // token aside, never serving it. A blank one is the empty one it stands for.
+        set.access_token = AccessToken::new("");
     }
     // An access token that cannot travel in a header would be cached and fail every API
     // call; with no refresh token beside it, the answer holds nothing to keep.
@@ -557,6 +577,18 @@ pub fn decode_response<E: Endpoint>(
         ));
     }
     Ok(set)
+}
+
+/// The pair `body` carries if it also reads as the endpoint's success answer with an
+/// access token.
+fn carried_pair<E: Endpoint>(
+    body: &[u8],
+    now: OffsetDateTime,
+) -> Option<TokenSet<<E::Response as TokenResponse>::Extras>> {
+    E::Response::decode_body(body)
+        .and_then(|answer| answer.into_token_set(now))
+        .ok()
+        .filter(|set| !set.access_token.expose_secret().trim().is_empty())
 }
 
 /// What an error says of an access token that cannot be sent (never the value).
@@ -606,8 +638,9 @@ pub(crate) fn set_aside_unusable_access<X>(set: &mut TokenSet<X>) -> Option<&'st
 /// and [`decode_response`] both call it). In order:
 ///
 /// 1. a result envelope's `U` (or a code that means "unknown outcome"): `OutcomeUnknown`;
-/// 2. 5xx and 429: `Transient`, whatever code the body carries (a server failure is not a
-///    verdict on the token);
+/// 2. 5xx, 429, 408 and 425: `Transient`, whatever code the body carries (a server failure,
+///    a throttled request, one the server timed out reading or would not risk replaying, is
+///    not a verdict on the token);
 /// 3. the provider code's own kind (`invalid_grant`: `ReauthRequired`);
 /// 4. the endpoint's declared kind for this status;
 /// 5. an error on a 2xx: `Rejected`; otherwise the status's default
@@ -626,7 +659,7 @@ pub fn classify_answer(
     {
         return ErrorKind::OutcomeUnknown;
     }
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+    if ErrorKind::from_status(status) == ErrorKind::Transient {
         return ErrorKind::Transient;
     }
     if let Some(kind) = code_kind {
@@ -727,6 +760,11 @@ mod tests {
             (200, None, None, Rejected),
             (400, None, None, Rejected),
             (408, None, None, Transient),
+            // A request the server timed out on (408), or would not risk replaying (425),
+            // was not read: whatever code comes with it, no verdict on the token.
+            (408, None, Some(ReauthRequired), Transient),
+            (425, None, Some(ReauthRequired), Transient),
+            (425, Some("U"), None, OutcomeUnknown),
         ];
         for &(status, result, code, expected) in table {
             let status = StatusCode::from_u16(status).unwrap();

@@ -46,8 +46,9 @@ const SECRET_KEYS: &[&str] = &[
 ];
 
 /// A body made safe to show: at most [`MAX_KEPT_BODY`] bytes, every `known` secret replaced
-/// (whole or in part, see [`scrub_secrets`]), and the string values of token-like JSON keys
-/// replaced.
+/// (whole or in part, see [`scrub_secrets`]), the string values of token-like JSON keys
+/// replaced, and the credentials after `Basic ` or `Bearer ` (an echoed `Authorization`
+/// header: Base64 of a client's id and secret matches no known secret) masked.
 pub fn scrub_body(body: &[u8], known: &[&str]) -> String {
     let text = match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(mut value) => {
@@ -363,11 +364,60 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Masks the value after every token-like key followed by `:` or `=` (quoted or not, up to
-/// its closing quote, or to the next delimiter, or to the end of a cut-off text).
-fn scrub_text(text: &str) -> String {
+/// The authentication schemes whose credentials an echoed `Authorization` header shows: the
+/// client's HTTP Basic credentials (Base64 of `id:secret`, which no known secret matches) and
+/// a bearer sent on a token call.
+const SCHEMES: [&str; 2] = ["basic", "bearer"];
+
+/// Masks the credentials after every `Basic` or `Bearer` scheme name followed by a space (an
+/// echoed `Authorization` header, however its page writes or quotes it): a run of 8 or more
+/// token68 characters (RFC 9110 section 11.4) that is not a lowercase word, so "Bearer
+/// realm" and "Basic authentication failed" keep their words.
+fn mask_credentials(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let token68 = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b);
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
+    let (mut copied, mut at) = (0, 0);
+    while at < bytes.len() {
+        let word_start = at == 0 || !bytes[at - 1].is_ascii_alphanumeric();
+        let scheme = SCHEMES.iter().find(|scheme| {
+            word_start
+                && bytes
+                    .get(at..at + scheme.len())
+                    .is_some_and(|b| b.eq_ignore_ascii_case(scheme.as_bytes()))
+        });
+        let Some(scheme) = scheme else {
+            at += 1;
+            continue;
+        };
+        let after = at + scheme.len();
+        let mut start = after;
+        while start < bytes.len() && matches!(bytes[start], b' ' | b'\t') {
+            start += 1;
+        }
+        let mut end = start;
+        while end < bytes.len() && token68(bytes[end]) {
+            end += 1;
+        }
+        let run = &bytes[start..end];
+        if start > after && run.len() >= 8 && !run.iter().all(u8::is_ascii_lowercase) {
+            out.push_str(&text[copied..start]);
+            out.push_str(REDACTED);
+            copied = end;
+        }
+        at = end.max(at + 1);
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// Masks the credentials of echoed `Authorization` headers ([`mask_credentials`]), then
+/// the value after every token-like key followed by `:` or `=` (quoted or not, up to its
+/// closing quote, or to the next delimiter, or to the end of a cut-off text).
+fn scrub_text(text: &str) -> String {
+    let text = &mask_credentials(text);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
     while let Some(at) = rest.find([':', '=']) {
         let (before, after) = rest.split_at(at);
         out.push_str(before);
@@ -420,6 +470,7 @@ fn scrub_json(value: &mut serde_json::Value) {
             }
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(scrub_json),
+        serde_json::Value::String(text) => *text = mask_credentials(text),
         _ => {}
     }
 }
@@ -438,6 +489,33 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("soon"));
+    }
+
+    #[test]
+    fn echoed_credentials_are_masked_and_words_kept() {
+        let table = [
+            (
+                "Authorization: Basic YXBwOnNlY3JldA==",
+                "Authorization: Basic [redacted]",
+            ),
+            (
+                "h: bearer\teyJhbGciOi.e30.c2ln, x",
+                "h: bearer\t[redacted], x",
+            ),
+            (r#"["BEARER 0123456789abcdef"]"#, r#"["BEARER [redacted]"]"#),
+            ("Basic authentication failed", "Basic authentication failed"),
+            (
+                r#"Bearer realm="api", error="invalid_token""#,
+                r#"Bearer realm="api", error="invalid_token""#,
+            ),
+            ("Basically AbCdEfGh12345", "Basically AbCdEfGh12345"),
+            ("xbasic AbCdEfGh12345", "xbasic AbCdEfGh12345"),
+            ("é Bearer ééé Basic", "é Bearer ééé Basic"),
+            ("Bearer", "Bearer"),
+        ];
+        for (text, shown) in table {
+            assert_eq!(scrub_body(text.as_bytes(), &[]), shown, "{text:?}");
+        }
     }
 
     #[test]

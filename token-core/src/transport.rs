@@ -46,7 +46,7 @@ pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 ///
 /// Whatever client it wraps, an answer that comes from another origin (scheme, host, port)
 /// than the request's is refused with [`TransportError::cross_origin`] and its body is never
-/// read; and request bodies are sent so that they cannot be replayed, so even a client that
+/// read, nor is one from another URL of the same origin (a redirect the client followed); and request bodies are sent so that they cannot be replayed, so even a client that
 /// follows redirects does not resend a body (the refresh token) on a 307 or 308.
 #[derive(Clone, Debug)]
 pub struct ReqwestClient {
@@ -103,11 +103,16 @@ impl ReqwestClient {
     ///   reads it as a refusal (`Rejected`), not as the provider's verdict on the token;
     /// - a redirect the client follows without the body (301, 302, 303 become a `GET`) to
     ///   another origin ends in [`TransportError::cross_origin`] (`Misconfigured`), and that
-    ///   origin's answer is never read as a token answer.
+    ///   origin's answer is never read as a token answer; one to another URL of the same
+    ///   origin (a trailing slash added, a login page) is a refusal (`Rejected`), its answer
+    ///   unread as well.
     ///
     /// A client that follows redirects still sends the request's headers, minus
     /// `Authorization` (reqwest drops it across origins), on such a `GET`: with such a
-    /// client, do not put a secret in another header.
+    /// client, do not put a secret in another header. It also sends the URL it was
+    /// redirected from, query included, as `Referer`: build it with `.referer(false)` too,
+    /// or a token request that carries its secret in the query (WeChat's refresh token, a
+    /// signature in Lazada's) hands it to the origin the redirect points to.
     pub fn from_client(client: reqwest::Client) -> Self {
         Self {
             client,
@@ -138,11 +143,27 @@ impl HttpClient for ReqwestClient {
             kind: ErrorKind::Misconfigured,
             message: e.without_url().to_string(),
         })?;
-        let origin = request.url().origin();
+        let requested = request.url().clone();
+        let origin = requested.origin();
         let mut response = self.client.execute(request).await.map_err(classify)?;
         let answered_by = response.url().origin();
         if answered_by != origin {
             return Err(TransportError::cross_origin(&origin, &answered_by));
+        }
+        if *response.url() != requested {
+            // A redirect the client followed within the origin: the answer is to the
+            // bodiless request made then, not to this one (a server's `invalid_grant` to a
+            // request without a refresh token is no verdict on the token). As a redirect
+            // returned unfollowed, a refusal. No path: a query may hold a secret.
+            return Err(TransportError {
+                kind: ErrorKind::Rejected,
+                message: format!(
+                    "the token endpoint redirected to another URL of {} and the client \
+                     followed; a token call's answer comes from the URL it was sent to, so \
+                     this one was not read",
+                    origin.ascii_serialization()
+                ),
+            });
         }
         let status = response.status();
         let mut builder = http::Response::builder()

@@ -10,7 +10,8 @@
 //! - extreme instants and `Retry-After` values never panic;
 //! - an access token carrying a control character, with no refresh token beside it, is
 //!   refused, naming the field, never the value (beside one, the answer is kept).
-//! - an empty access token is refused; an empty refresh token is read as none, so the
+//! - an empty access token alone is refused (beside a new refresh token it is returned
+//!   empty, for the manager to set aside); an empty refresh token is read as none, so the
 //!   previous one is kept.
 //! - a UTF-8 byte order mark before the JSON is ignored;
 //! - a redirect (3xx) is a refusal, whatever its body says.
@@ -721,15 +722,30 @@ fn a_refresh_token_with_a_control_character_travels_escaped_in_a_body() {
 
 // ---- empty tokens ----------------------------------------------------------------------
 
+/// An empty (or blank) access token alone is no answer; beside a new refresh token the
+/// answer is returned with the access token empty, as one that cannot be sent is: the
+/// manager saves the refresh token (the one presented may be spent) and never serves the
+/// access token.
 #[test]
 fn an_empty_access_token_is_refused_not_cached() {
     for body in [
-        r#"{"access_token":"","refresh_token":"rt-new-secret"}"#,
         r#"{"access_token":"","expires_in":3600}"#,
+        r#"{"access_token":"  ","refresh_token":""}"#,
     ] {
         let text = no_answer(body);
         assert!(text.contains("the access token is empty"), "{text}");
-        assert!(!text.contains("rt-new-secret"), "{text}");
+    }
+    for body in [
+        r#"{"access_token":"","refresh_token":"rt-new-secret"}"#,
+        r#"{"access_token":" \t ","refresh_token":"rt-new-secret","expires_in":3600}"#,
+    ] {
+        let set = decode(200, body).unwrap();
+        assert_eq!(set.access_token.expose_secret(), "", "{body}");
+        assert_eq!(
+            set.refresh_token.as_ref().map(RefreshToken::expose_secret),
+            Some("rt-new-secret"),
+            "{body}"
+        );
     }
 }
 

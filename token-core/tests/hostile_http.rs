@@ -456,6 +456,56 @@ async fn a_declared_answer_with_an_unsendable_access_token_keeps_its_refresh_tok
     );
 }
 
+/// A declared answer whose access token is empty (or blank) beside a new refresh token, as
+/// a hand-written provider's is: the refresh token is saved and presented at the next
+/// refresh (the one sent may be spent), the empty access token never served, the caller's
+/// error `Rejected`; never a re-auth.
+#[tokio::test]
+async fn a_declared_answer_with_an_empty_access_token_keeps_its_refresh_token() {
+    for access in ["", "  "] {
+        let first =
+            format!(r#"{{"access_token":"{access}","refresh_token":"rt-new","expires_in":3600}}"#);
+        let second = r#"{"access_token":"at-2","refresh_token":"rt-2","expires_in":3600}"#;
+        let (subject, seen) = answering_json(&[&first, second]).await;
+        let error = subject.manager.access_token(SESSION).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Rejected, "{access:?}: {error}");
+        assert!(
+            !format!("{error} {error:?}").contains("rt-new"),
+            "{error:?}"
+        );
+        let (stored, refresh) = subject.stored().await;
+        assert!(stored.trim().is_empty(), "{access:?}: {stored:?}");
+        assert_eq!(refresh.as_deref(), Some("rt-new"), "{access:?}");
+        let token = subject.manager.access_token(SESSION).await.unwrap();
+        assert_eq!(token.expose_secret(), "at-2");
+        let bodies = seen.bodies();
+        assert_eq!(bodies.len(), 2);
+        assert!(bodies[1].contains("refresh_token=rt-new"), "{bodies:?}");
+        assert!(!subject.events().contains("ReauthRequired"));
+    }
+}
+
+/// The same with no access token at all (the key absent, or `null`) beside a new refresh
+/// token: the answer is still read as no answer, so the refresh token the provider may have
+/// rotated to is dropped with it.
+#[tokio::test]
+#[ignore = "a declared answer without its access-token field fails to decode whole; keeping its refresh token needs the macro to read a missing or null access token as the empty one"]
+async fn a_declared_answer_without_an_access_token_keeps_its_refresh_token() {
+    for first in [
+        r#"{"refresh_token":"rt-new","expires_in":3600}"#,
+        r#"{"access_token":null,"refresh_token":"rt-new","expires_in":3600}"#,
+    ] {
+        let second = r#"{"access_token":"at-2","refresh_token":"rt-2","expires_in":3600}"#;
+        let (subject, _) = answering_json(&[first, second]).await;
+        let _ = subject.manager.access_token(SESSION).await;
+        assert_eq!(
+            subject.stored().await.1.as_deref(),
+            Some("rt-new"),
+            "{first}"
+        );
+    }
+}
+
 /// A refresh token with a control character travels escaped in the refresh's form body, so
 /// it is kept like any other: beside a usable access token the set is served and saved;
 /// beside an access token that cannot be sent as well, the access token is set aside as
@@ -646,6 +696,35 @@ async fn bearer_auth_refreshes_for_a_401_only_when_the_token_may_be_the_reason()
             "{challenge}"
         );
     }
+}
+
+/// An API that redirects to itself for ever: reqwest gives up after its 10 redirects and
+/// `BearerAuth` returns that error, with no refresh (no 401 came) and no token in it; nothing
+/// loops past the client's bound.
+#[tokio::test]
+async fn bearer_auth_through_a_redirect_loop_ends_with_the_client_s_error() {
+    let loop_back =
+        "HTTP/1.1 302 Found\r\nLocation: /pay\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let (api, requests) =
+        scripted_endpoint((0..30).map(|_| Reply::once(loop_back)).collect()).await;
+    let provider = Answering {
+        access: "at-loop-0123456789",
+        calls: AtomicU32::new(0),
+    };
+    let subject = Subject::new(provider, false).await;
+    let error = bearer_client(&subject.manager)
+        .get(api.join("pay").unwrap())
+        .send()
+        .await
+        .expect_err("too many redirects");
+    assert!(error.is_redirect(), "{error}");
+    assert_eq!(requests.count(), 11, "the first request and 10 redirects");
+    assert_eq!(subject.manager.provider().calls.load(Ordering::SeqCst), 0);
+    let shown = format!("{error} {error:?}");
+    assert!(
+        !shown.contains("at-0") && !shown.contains("at-loop"),
+        "{shown}"
+    );
 }
 
 /// An API that answers 401 to every token: the first request is refreshed for and resent

@@ -15,8 +15,9 @@
 //!   "expiresAt"}` with `expiresAt` in UNIX seconds. With `"refresh": "oauth"` the forum
 //!   answer's shape instead: `grant_type=refresh_token` at Maya Connect (token-core's
 //!   [`RefreshTokenGrant`](token_core::oauth::RefreshTokenGrant)).
-//!   When `/tokens` answers HTTP 401 (the app token was refused) the app token is renewed and
-//!   the refresh sent once more.
+//!   When `/tokens` answers HTTP 401 (the app token was refused), whatever its body, the app
+//!   token is renewed and the refresh sent once more; a 401 to that one is a
+//!   misconfiguration (the partner may not call `/tokens`), never a re-auth of the customer.
 //! - **First tokens** are not obtained by the partner: Maya POSTs them to the partner's Session
 //!   URL. [`SessionReceiver`] validates that POST, stores the tokens under a new single-use
 //!   `sessionId` and answers `{"sessionId"}`; the partner's front-end then

@@ -161,7 +161,9 @@ impl Provider for Maya {
                             .refresh_rejected(APP_SESSION, &app_token)
                             .await
                             .map_err(app_failure)?;
-                        self.mini_app_refresh(cx, current, &app_token).await
+                        self.mini_app_refresh(cx, current, &app_token)
+                            .await
+                            .map_err(renewed_app_token_refused)
                     }
                     other => other,
                 }
@@ -184,8 +186,31 @@ impl Provider for Maya {
     }
 }
 
+/// Whether `/tokens` refused its bearer, the app token: an HTTP 401, whatever its body (an
+/// RFC 6749 error, a gateway's page, none at all). Maya says a customer's refresh token is
+/// dead with a 400.
 fn app_token_refused(error: &Error) -> bool {
-    matches!(error, Error::Endpoint(EndpointError::Provider(e)) if e.status == http::StatusCode::UNAUTHORIZED)
+    let status = match error {
+        Error::Endpoint(EndpointError::Provider(e)) => e.status,
+        Error::Endpoint(EndpointError::Parse { status, .. }) => *status,
+        _ => return false,
+    };
+    status == http::StatusCode::UNAUTHORIZED
+}
+
+/// A 401 to the refresh sent with a renewed app token: the partner may not call `/tokens`
+/// (its client disabled, a scope withdrawn), which is no verdict on the customer's refresh
+/// token, whatever code it carries (RFC 6750's `invalid_token` reads as a dead grant
+/// elsewhere): a misconfiguration, the provider's code and message kept.
+fn renewed_app_token_refused(mut error: Error) -> Error {
+    if app_token_refused(&error) {
+        match &mut error {
+            Error::Endpoint(EndpointError::Provider(e)) => e.kind = ErrorKind::Misconfigured,
+            Error::Endpoint(EndpointError::Parse { kind, .. }) => *kind = ErrorKind::Misconfigured,
+            _ => {}
+        }
+    }
+    error
 }
 
 /// The app token is the partner's, not the customer's: failing to get one must never end a

@@ -212,6 +212,86 @@ async fn a_refused_app_token_is_renewed_and_the_refresh_sent_again() {
     assert_eq!(world.sandbox.calls(CONNECT), 2);
 }
 
+/// A 401 from `/tokens` is about the bearer, the app token, whatever its body: one with no
+/// body (an API gateway's, RFC 6750's bare challenge) or one that is not an RFC 6749 error
+/// renews the app token and sends the refresh again, as one with `invalid_client` does.
+#[tokio::test(start_paused = true)]
+async fn a_401_without_an_oauth_body_renews_the_app_token_too() {
+    let bodies: [(&str, Failure); 2] = [
+        (
+            "no body",
+            Failure::new(http::StatusCode::UNAUTHORIZED).with_header(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+            ),
+        ),
+        (
+            "an HTML page",
+            Failure::new(http::StatusCode::UNAUTHORIZED)
+                .with_body("<html><h1>401 Authorization Required</h1></html>"),
+        ),
+    ];
+    for (what, failure) in bodies {
+        let world = world(Setup::default()).await;
+        world.customer("alice").await;
+        tokio::time::advance(Duration::from_secs(3601)).await;
+        world.sandbox.fail_next(TOKENS, 1, failure);
+        let token = world
+            .manager
+            .access_token("alice")
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(accepted(&world.sandbox, &token).await, "{what}");
+        assert_eq!(
+            world.sandbox.calls(TOKENS),
+            2,
+            "{what}: 401, then the refresh again"
+        );
+        assert_eq!(
+            world.sandbox.calls(CONNECT),
+            2,
+            "{what}: the app token renewed"
+        );
+    }
+}
+
+/// A 401 from `/tokens` again after the app token was renewed says the partner may not call
+/// it (a client disabled, a scope withdrawn), not that the customer's refresh token is dead
+/// (Maya answers that 400 `invalid_token`): whatever its code (RFC 6750's `invalid_token`
+/// here), the refresh fails as a misconfiguration, the customer's tokens are kept, no re-auth
+/// is signalled, and the session refreshes once Maya takes the app token again.
+#[tokio::test(start_paused = true)]
+async fn a_401_after_the_app_token_was_renewed_is_no_verdict_on_the_customer() {
+    let world = world(Setup::default()).await;
+    world.customer("alice").await;
+    let mut events = world.manager.subscribe();
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    let refused = Failure::new(http::StatusCode::UNAUTHORIZED).with_json(&serde_json::json!({
+        "error": "invalid_token",
+        "error_description": "Invalid access token."
+    }));
+    world.sandbox.fail_next(TOKENS, 2, refused);
+    let error = world.manager.access_token("alice").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Misconfigured, "{error}");
+    assert!(error.reauth().is_none(), "{error}");
+    assert_eq!(world.sandbox.calls(TOKENS), 2, "once with each app token");
+    assert_no_reauth(&drain(&mut events));
+    assert!(
+        world
+            .manager
+            .store()
+            .load(&token_core::store::SessionKey::new("maya", "alice"))
+            .await
+            .unwrap()
+            .is_some(),
+        "the customer's tokens are kept"
+    );
+    // Past the manager's memory of the failure, with Maya taking the app token again.
+    tokio::time::advance(Duration::from_secs(6)).await;
+    let token = world.manager.access_token("alice").await.unwrap();
+    assert!(accepted(&world.sandbox, &token).await);
+}
+
 #[tokio::test(start_paused = true)]
 async fn near_expiry_the_current_token_is_served_while_one_refresh_runs() {
     let world = world(Setup::default()).await;
