@@ -74,11 +74,11 @@ impl<P: Provider> Inner<P> {
                 _ => break outcome,
             }
         };
-        if outcome.is_err() {
-            // A call whose answer was lost (before this failure, or a panic) is asked again
-            // before the provider's window for it closes.
-            self.resolve_later(session);
-        }
+        // A call whose answer was lost (before this failure, or a panic) is asked again
+        // before the provider's window for it closes; also when the flight's callers were
+        // answered all the same (a set already held served their reason once the refresh
+        // started again): the stored refresh token may be the one the lost call spent.
+        self.resolve_later(session);
         if notes.replayed {
             // A remembered failure answered again: not remembered anew, so it lapses.
             return outcome;
