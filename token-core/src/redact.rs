@@ -518,6 +518,25 @@ mod tests {
         }
     }
 
+    /// An `Authorization` header echoed form-encoded (a page that dumps the request as a
+    /// query string), or right after another scheme name, shows its credentials: the
+    /// client's id and secret in Base64, which no known secret matches.
+    #[test]
+    #[ignore = "fails on main: mask_credentials needs a space or tab after the scheme name, and a run after one scheme name is skipped whole"]
+    fn echoed_credentials_are_masked_however_the_echo_spells_the_space() {
+        let credentials = "YXBwOnNlY3JldA";
+        let shown: Vec<String> = [
+            "authorization=Basic%20YXBwOnNlY3JldA%3D%3D&x=1",
+            "authorization=Basic+YXBwOnNlY3JldA%3D%3D&x=1",
+            "Authorization: Basic Basic YXBwOnNlY3JldA==",
+        ]
+        .iter()
+        .map(|text| scrub_body(text.as_bytes(), &[]))
+        .filter(|shown| shown.contains(credentials))
+        .collect();
+        assert!(shown.is_empty(), "{shown:?}");
+    }
+
     #[test]
     fn known_secrets_are_scrubbed_from_any_text() {
         let body = b"<html>Invalid refresh token: RT-SECRET-9.</html>";
