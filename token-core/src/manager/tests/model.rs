@@ -1117,6 +1117,16 @@ async fn seed_300681_a_take_over_that_presents_a_fresh_login_keeps_its_successor
     run(300681).await;
 }
 
+/// Seed 303499 (found in review, MODEL_FIRST_SEED=300682): rt-20's answer is lost at
+/// 0:20:35 (the provider rotated to rt-21), it is not asked for again until 0:24:59 (a
+/// 503) and 0:26:02, past the reuse window: refused, a false re-auth. Fails at c992f29 too
+/// (before today's changes); not analysed further.
+#[tokio::test(start_paused = true)]
+#[ignore = "fails on main and at c992f29: a re-auth was declared; refused rt-20 at 0:26:02"]
+async fn seed_303499_a_lost_answer_is_asked_for_again_inside_the_reuse_window() {
+    run(303499).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn two_processes_under_random_interleavings_lose_nothing_and_declare_no_reauth() {
     let seeds: u64 = std::env::var("MODEL_SEEDS")
