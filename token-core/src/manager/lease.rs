@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::refresh::CatchUnwind;
-use super::session::{Ready, Reason, Session, State};
+use super::session::{Ready, Reason, Session, State, Unresolved};
 use super::{Event, Inner, from_stored, not_a_session};
 use crate::error::{Error, StoreError};
 use crate::provider::Provider;
@@ -357,7 +357,11 @@ impl<P: Provider> Inner<P> {
     /// When none comes, the refresh presents that record's refresh token whatever the
     /// refresh was for (a set that is still fresh too): if the holder died having spent it,
     /// presenting it again now, inside the provider's reuse window, is the one way to get
-    /// its successor back; later, it would be refused.
+    /// its successor back; later, it would be refused. A record found at once that serves
+    /// the refresh's callers (the holder's own save, landed just before its lease lapsed,
+    /// looks the same as a set it spent) is taken at once instead, and its refresh token
+    /// presented again in the background inside the reuse window, as for an answer lost in
+    /// transit ([`resolve_later`](Self::resolve_later), started as the flight ends).
     async fn await_lapsed_holder(
         &self,
         session: &Session<P::Extras>,
@@ -387,6 +391,13 @@ impl<P: Provider> Inner<P> {
                 Ok(Stored::Unchanged) => found = true,
                 // Not the holder's save: what it may have spent.
                 Ok(Stored::Tokens(adopted)) if !std::mem::replace(&mut found, true) => {
+                    if reason.satisfied_by(&adopted, self.clock.now()) {
+                        // It serves the refresh's callers now (it may be the holder's own
+                        // save, landed just before its lease lapsed); its refresh token is
+                        // presented again in the background, inside the reuse window.
+                        self.ask_again_later(session, &adopted);
+                        return Ok(Awaited::Settled(adopted));
+                    }
                     *current = Some(adopted);
                 }
                 Ok(Stored::Tokens(adopted)) => {
@@ -423,6 +434,26 @@ impl<P: Provider> Inner<P> {
             }
         }
         Ok(Awaited::Refresh)
+    }
+
+    /// Notes `found`'s refresh token, which a lapsed lease holder may have spent, to be
+    /// presented again before the provider's reuse window for it closes (at the latest a
+    /// window from now: the holder presented it before its lease lapsed). Without a reuse
+    /// window a spent token cannot be answered again, and nothing is noted.
+    fn ask_again_later(&self, session: &Session<P::Extras>, found: &Ready<P::Extras>) {
+        let window = self.provider.reuse_window();
+        if let Some(token) = &found.stored.refresh_token
+            && !window.is_zero()
+        {
+            let now = tokio::time::Instant::now();
+            session.note_unresolved(Unresolved {
+                token: token.clone(),
+                // A window too long for the clock is a year: asked a few times in all.
+                closes: now
+                    .checked_add(window)
+                    .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600)),
+            });
+        }
     }
 
     /// Looks at the store and takes what another writer put there since `current`.

@@ -1097,24 +1097,13 @@ async fn run(seed: u64) {
 /// rotated) for the holder's save, and left the spent refresh token stored; 85809, a
 /// refresh whose answer was lost lost its lease too, started again and found its callers
 /// served by the set it held: the flight ended well, so the lost answer was never asked
-/// for again, and the spent refresh token stayed stored.
+/// for again, and the spent refresh token stayed stored; 300681 (a review's), the same
+/// after a take-over that presented a fresh login it had found.
 #[tokio::test(start_paused = true)]
 async fn seeds_that_found_faults_hold() {
-    for seed in [40633, 51466, 72265, 85809] {
+    for seed in [40633, 51466, 72265, 85809, 300681] {
         run(seed).await;
     }
-}
-
-/// Seed 300681 (found in review, MODEL_FIRST_SEED=300000): a process takes over a lease
-/// that lapsed while its holder's save was slow, finds a login (rt-33, fresh) stored, and
-/// after the watch presents it although its refresh was satisfied (since 60171c1: "whatever
-/// the refresh was for"); the answer (rt-34) is lost, the refresh ends `Ok` with the
-/// still-fresh login, and nothing asks for rt-34 again: the spent rt-33 stays stored.
-/// Passes with lease.rs as it was before 60171c1 (nothing presented).
-#[tokio::test(start_paused = true)]
-#[ignore = "fails on main since 60171c1: the stored refresh token rt-33 was spent"]
-async fn seed_300681_a_take_over_that_presents_a_fresh_login_keeps_its_successor() {
-    run(300681).await;
 }
 
 /// Seed 303499 (found in review, MODEL_FIRST_SEED=300682): rt-20's answer is lost at
