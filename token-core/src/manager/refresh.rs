@@ -378,6 +378,19 @@ impl<P: Provider> Inner<P> {
             let error = Error::RefreshAborted("the session was replaced".into());
             return (Err(error), false);
         }
+        // Refused before, its verdict waiting for the store: not presented again (another
+        // process may hold the pair it was spent for, and a provider that takes a second
+        // presentation for a replay would revoke that too); judged now that the store
+        // answers.
+        if let Some(refusal) = (current.as_ref())
+            .and_then(|c| c.stored.refresh_token.as_ref())
+            .and_then(|token| session.refusal_of(token))
+        {
+            let outcome = self
+                .refused(session, generation, current.as_ref(), refusal, notes, watch)
+                .await;
+            return (outcome, false);
+        }
         let cx = CallContext::new(
             self.client.clone(),
             self.clock.clone(),
@@ -943,8 +956,12 @@ impl<P: Provider> Inner<P> {
                 Ok(Stored::Unchanged) => {}
                 Err(store_error) => {
                     // The store cannot say whether someone else holds a newer pair: no
-                    // verdict yet, the next call looks again.
+                    // verdict yet, the next call looks again (without presenting the
+                    // refused token again: `refresh_held`).
                     tracing::warn!(error = %store_error, "the refresh token was refused and the store cannot be read");
+                    if let Some(token) = current.and_then(|c| c.stored.refresh_token.clone()) {
+                        session.note_refused(token, error);
+                    }
                     return Err(store_error);
                 }
             }

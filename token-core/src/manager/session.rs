@@ -53,6 +53,10 @@ struct Cold<X> {
     /// The refresh token whose call's answer was lost, to be asked again before its reuse
     /// window closes, and whether a task is doing that.
     unresolved: Mutex<(Option<Unresolved>, bool)>,
+    /// A refresh token the provider refused whose verdict waited for a store that could
+    /// not be read, and the refusal: judged again, never presented again.
+    /// Boxed: rare, and an `Error` is large.
+    refused: Mutex<Option<Box<(RefreshToken, Error)>>>,
     /// Held by `insert` and `remove` for their whole write (through a store other than the
     /// manager's `MemoryStore`), and briefly by a refresh as it starts: a refresh never
     /// starts from a state an insert is about to replace. Shared, so that an insert or a
@@ -68,6 +72,7 @@ impl<X> Default for Cold<X> {
             cooldown: Cooldown::default(),
             failure: Mutex::new(None),
             unresolved: Mutex::new((None, false)),
+            refused: Mutex::new(None),
             writer: Arc::default(),
         }
     }
@@ -451,6 +456,20 @@ impl<X> Session<X> {
         if current.generation == generation {
             self.remember_failure(until, error);
         }
+    }
+
+    /// Notes that the provider refused `token` and the verdict waits for the store.
+    pub(super) fn note_refused(&self, token: RefreshToken, error: Error) {
+        *lock(&self.cold().refused) = Some(Box::new((token, error)));
+    }
+
+    /// The refusal of `token`, if the provider refused it and the verdict waited for the
+    /// store.
+    pub(super) fn refusal_of(&self, token: &RefreshToken) -> Option<Error> {
+        lock(&self.cold.get()?.refused)
+            .as_ref()
+            .filter(|refused| refused.0 == *token)
+            .map(|refused| refused.1.clone())
     }
 
     pub(super) fn flight_slot(&self) -> MutexGuard<'_, Option<Flight<X>>> {

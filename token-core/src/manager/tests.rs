@@ -4883,3 +4883,48 @@ mod memo;
 mod model;
 mod processes;
 mod threads;
+
+/// Fails the first `load` after the provider was called once (the re-read before a verdict).
+struct FailsTheLookAfterTheCall {
+    fake: Arc<Fake>,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Hooks for FailsTheLookAfterTheCall {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        if call == Call::Load
+            && self.fake.calls.load(Ordering::SeqCst) >= 1
+            && !self.failed.swap(true, Ordering::SeqCst)
+        {
+            return Err(disk_full());
+        }
+        Ok(())
+    }
+}
+
+/// A refusal whose verdict waited for a store that could not be read then (it may hold a
+/// pair another process got with that token): the next call does not present the refused
+/// refresh token again (a provider that takes a second presentation for a replay revokes
+/// the whole grant, another process's new pair with it), it looks at the store and judges.
+#[tokio::test(start_paused = true)]
+async fn a_refused_refresh_token_is_not_presented_again_while_its_verdict_waits_for_the_store() {
+    let h = harness(|_| {});
+    let hooks = FailsTheLookAfterTheCall {
+        fake: h.fake.clone(),
+        failed: std::sync::atomic::AtomicBool::new(false),
+    };
+    let store: Arc<dyn TokenStore> = Arc::new(Hooked::over(MemoryStore::new(), hooks));
+    let manager = manager_over(&h, store);
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    h.fake.then(Step::Fail(invalid_grant()));
+    let first = manager.access_token("s").await.unwrap_err();
+    assert!(
+        matches!(first, Error::Store(_)),
+        "no verdict yet: {first:?}"
+    );
+    tokio::time::advance(ManagerConfig::default().failure_cooldown + Duration::from_secs(1)).await;
+    let second = manager.access_token("s").await.unwrap_err();
+    assert_eq!(second.kind(), ErrorKind::ReauthRequired, "{second:?}");
+    assert_eq!(h.calls(), 1, "the refused token is presented once");
+}
