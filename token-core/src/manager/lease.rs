@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::refresh::CatchUnwind;
-use super::session::{Ready, Reason, Session, State, Unresolved};
+use super::session::{Ready, Reason, Session, State};
 use super::{Event, Inner, from_stored, not_a_session};
 use crate::error::{Error, StoreError};
 use crate::provider::Provider;
@@ -395,7 +395,11 @@ impl<P: Provider> Inner<P> {
                         // It serves the refresh's callers now (it may be the holder's own
                         // save, landed just before its lease lapsed); its refresh token is
                         // presented again in the background, inside the reuse window.
-                        self.ask_again_later(session, &adopted);
+                        // (At the latest a window from now: the holder presented it
+                        // before its lease lapsed.)
+                        if let Some(token) = &adopted.stored.refresh_token {
+                            self.ask_again_later(session, token, tokio::time::Instant::now());
+                        }
                         return Ok(Awaited::Settled(adopted));
                     }
                     *current = Some(adopted);
@@ -434,26 +438,6 @@ impl<P: Provider> Inner<P> {
             }
         }
         Ok(Awaited::Refresh)
-    }
-
-    /// Notes `found`'s refresh token, which a lapsed lease holder may have spent, to be
-    /// presented again before the provider's reuse window for it closes (at the latest a
-    /// window from now: the holder presented it before its lease lapsed). Without a reuse
-    /// window a spent token cannot be answered again, and nothing is noted.
-    fn ask_again_later(&self, session: &Session<P::Extras>, found: &Ready<P::Extras>) {
-        let window = self.provider.reuse_window();
-        if let Some(token) = &found.stored.refresh_token
-            && !window.is_zero()
-        {
-            let now = tokio::time::Instant::now();
-            session.note_unresolved(Unresolved {
-                token: token.clone(),
-                // A window too long for the clock is a year: asked a few times in all.
-                closes: now
-                    .checked_add(window)
-                    .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600)),
-            });
-        }
     }
 
     /// Looks at the store and takes what another writer put there since `current`.

@@ -1248,18 +1248,32 @@ impl<P: Provider> Inner<P> {
     ) {
         if let (false, Some(set)) = (issuing, refreshable)
             && let Some(token) = &set.refresh_token
-            && !self.provider.reuse_window().is_zero()
         {
-            // The provider's reuse window runs from its rotation, at the earliest when
-            // the call was sent.
-            let window = self.provider.reuse_window();
-            session.note_unresolved(Unresolved {
-                token: token.clone(),
-                // A window too long for the clock is a year: asked a few times in all.
-                closes: (sent.checked_add(window))
-                    .unwrap_or_else(|| sent + Duration::from_secs(365 * 24 * 3600)),
-            });
+            self.ask_again_later(session, token, sent);
         }
+    }
+
+    /// Notes `token`, which the provider may have spent at `sent` or later without this
+    /// process getting its successor, to be presented again before the provider's reuse
+    /// window for it closes ([`resolve_later`](Self::resolve_later)). Without a reuse
+    /// window a spent token cannot be answered again, and nothing is noted.
+    pub(super) fn ask_again_later(
+        &self,
+        session: &Session<P::Extras>,
+        token: &RefreshToken,
+        sent: tokio::time::Instant,
+    ) {
+        let window = self.provider.reuse_window();
+        if window.is_zero() {
+            return;
+        }
+        // The provider's reuse window runs from its rotation, at the earliest at `sent`.
+        session.note_unresolved(Unresolved {
+            token: token.clone(),
+            // A window too long for the clock is a year: asked a few times in all.
+            closes: (sent.checked_add(window))
+                .unwrap_or_else(|| sent + Duration::from_secs(365 * 24 * 3600)),
+        });
     }
 
     /// Remembers the provider's `Retry-After` beyond this refresh: for the session, and for
