@@ -1023,28 +1023,7 @@ impl Hooks for Renumbered {
 /// store gone back only to a process that wrote the higher one itself.
 #[tokio::test(start_paused = true)]
 async fn a_process_that_only_read_its_version_takes_a_newer_record_numbered_lower() {
-    let h = harness(|_| {});
-    let store = Arc::new(Hooked::new(Renumbered::default()));
-    store.by.store(1000, Ordering::SeqCst);
-    let (a, b) = (process(&h, store.clone()), process(&h, store.clone()));
-    a.insert("s", expired_pair(&h)).await.unwrap();
-    assert_eq!(a.access_token("s").await.unwrap().expose_secret(), "at-1");
-    assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-1");
-    store.by.store(0, Ordering::SeqCst);
-    // A login the provider issued.
-    a.insert("s", login(&h)).await.unwrap();
-    *h.fake.live.lock().unwrap() = "rt-login".into();
-    tokio::time::sleep(HOUR).await;
-    let token = b.access_token("s").await;
-    assert_eq!(
-        token.as_ref().ok().map(|token| token.expose_secret()),
-        Some("at-2"),
-        "B refreshes the login: {token:?}"
-    );
-    assert_eq!(presented(&h), ["rt-0", "rt-login"]);
-    let key = SessionKey::new("fake", "s");
-    let stored = store.load(&key).await.unwrap().unwrap();
-    assert_eq!(refresh_of(&stored), "rt-2");
+    a_login_numbered_lower_is_taken(true).await;
 }
 
 /// The mirror of the test above: the login comes through B, the process that only read its
@@ -1057,27 +1036,38 @@ async fn a_process_that_only_read_its_version_takes_a_newer_record_numbered_lowe
 #[tokio::test(start_paused = true)]
 #[ignore = "review2: shows a fault not fixed here (a login numbered lower is taken for a store gone back)"]
 async fn a_process_that_wrote_a_higher_version_takes_a_login_another_inserted_numbered_lower() {
+    a_login_numbered_lower_is_taken(false).await;
+}
+
+/// A writes rt-1 at a high version (its refresh's save) and B reads it; the store then
+/// numbers its records lower, and a login is inserted (through A, the writer, if
+/// `through_the_writer`, else through B); the other process takes it and refreshes it.
+async fn a_login_numbered_lower_is_taken(through_the_writer: bool) {
     let h = harness(|_| {});
     let store = Arc::new(Hooked::new(Renumbered::default()));
     store.by.store(1000, Ordering::SeqCst);
     let (a, b) = (process(&h, store.clone()), process(&h, store.clone()));
-    let mut events_a = a.subscribe();
     a.insert("s", expired_pair(&h)).await.unwrap();
     assert_eq!(a.access_token("s").await.unwrap().expose_secret(), "at-1");
     assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-1");
     store.by.store(0, Ordering::SeqCst);
-    // A login the provider issued, inserted through B.
-    b.insert("s", login(&h)).await.unwrap();
+    let (inserter, reader, which) = match through_the_writer {
+        true => (&a, &b, "B"),
+        false => (&b, &a, "A"),
+    };
+    let mut events = reader.subscribe();
+    // A login the provider issued.
+    inserter.insert("s", login(&h)).await.unwrap();
     *h.fake.live.lock().unwrap() = "rt-login".into();
     tokio::time::sleep(HOUR).await;
-    let token = a.access_token("s").await;
+    let token = reader.access_token("s").await;
     assert_eq!(
         token.as_ref().ok().map(|token| token.expose_secret()),
         Some("at-2"),
-        "A refreshes the login: {token:?}"
+        "{which} refreshes the login: {token:?}"
     );
     assert_eq!(presented(&h), ["rt-0", "rt-login"]);
-    no_reauth(&mut events_a);
+    no_reauth(&mut events);
     let key = SessionKey::new("fake", "s");
     let stored = store.load(&key).await.unwrap().unwrap();
     assert_eq!(refresh_of(&stored), "rt-2");
