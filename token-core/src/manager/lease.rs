@@ -417,6 +417,22 @@ impl<P: Provider> Inner<P> {
                 }
                 Err(error) => tracing::warn!(%error, "could not read the store"),
             }
+            // The set to refresh holds the refresh token this process presented and lost
+            // the answer to: its window runs from that call, and whether the holder spent
+            // it after that or not, the provider answers it again inside it. Waiting here
+            // could outlast the window (two processes paused longer than the lease take it
+            // over from each other in turn, each waiting for the other's save).
+            if found
+                && current
+                    .as_ref()
+                    .and_then(|c| c.stored.refresh_token.as_ref())
+                    .is_some_and(|token| session.unresolved_open(token))
+            {
+                tracing::info!(
+                    "presenting again, inside its reuse window, a refresh token whose answer was lost here"
+                );
+                return Ok(Awaited::Refresh);
+            }
             let asked = tokio::time::Instant::now();
             match self.renew(session).await {
                 Renewal::Held => *held_at = asked,

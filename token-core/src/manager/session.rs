@@ -395,6 +395,22 @@ impl<X> Session<X> {
         next
     }
 
+    /// Whether `token` is the one a lost answer left to ask for again, and its reuse window
+    /// is open for more than a second still: the provider answers it again whoever spent it
+    /// after this process did (its window runs from the first rotation).
+    pub(super) fn unresolved_open(&self, token: &RefreshToken) -> bool {
+        let Some(cold) = self.cold.get() else {
+            return false;
+        };
+        lock(&cold.unresolved).0.as_ref().is_some_and(|lost| {
+            &lost.token == token
+                && lost
+                    .closes
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    > std::time::Duration::from_secs(1)
+        })
+    }
+
     /// `token` needs no more asking (answered, replaced, refused, or out of time).
     pub(super) fn resolved(&self, token: &RefreshToken) {
         let Some(cold) = self.cold.get() else {

@@ -3543,14 +3543,20 @@ async fn an_insert_during_a_refresh_that_panics_is_not_answered_with_the_panic()
 /// pair the provider rotated to.
 async fn lose_the_rotated_pair(h: &Harness) {
     h.seed("s", Duration::ZERO).await;
+    lose_the_answer_to_rt_0(h, &h.manager).await;
+    let stored = h.stored_tokens("s").await.unwrap().value;
+    assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-0");
+}
+
+/// `manager`'s refresh of session `s` (holding an expired `rt-0`) loses its answer after
+/// the provider rotated to `rt-1`, then is answered 503 until it gives up.
+async fn lose_the_answer_to_rt_0(h: &Harness, manager: &TokenManager<Arc<Fake>>) {
     h.fake.then(Step::LoseAfterRotate);
     for _ in 0..10 {
         h.fake.then(Step::Fail(unavailable(None)));
     }
-    assert!(h.manager.access_token("s").await.is_err());
+    assert!(manager.access_token("s").await.is_err());
     assert_eq!(*h.fake.live.lock().unwrap(), "rt-1");
-    let stored = h.stored_tokens("s").await.unwrap().value;
-    assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-0");
     h.fake.script.lock().unwrap().clear();
 }
 
@@ -3807,13 +3813,7 @@ async fn a_pair_lost_in_transit_is_asked_for_when_the_failure_cooldown_outlasts_
         .build()
         .unwrap();
     h.seed("s", Duration::ZERO).await;
-    h.fake.then(Step::LoseAfterRotate);
-    for _ in 0..10 {
-        h.fake.then(Step::Fail(unavailable(None)));
-    }
-    assert!(manager.access_token("s").await.is_err());
-    assert_eq!(*h.fake.live.lock().unwrap(), "rt-1");
-    h.fake.script.lock().unwrap().clear();
+    lose_the_answer_to_rt_0(&h, &manager).await;
     // Nobody calls until the window is over: the manager asks for the lost pair inside it,
     // not answered by the failure it remembers.
     tokio::time::sleep(h.fake.reuse_window).await;

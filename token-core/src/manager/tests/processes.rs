@@ -1134,3 +1134,71 @@ async fn a_verdict_on_a_record_older_than_a_refreshs_base_does_not_drop_its_pair
     let stored = store.load(&key).await.unwrap().unwrap();
     assert_eq!(refresh_of(&stored), "rt-2", "rt-2 saved over the verdict");
 }
+
+/// Grants the lease as the store does, except the request after `take_over_next` is set:
+/// a take-over from another holder whose lease lapsed.
+#[derive(Default)]
+struct TakeOverOnce {
+    take_over_next: AtomicBool,
+}
+
+#[async_trait]
+impl Hooks for TakeOverOnce {
+    async fn lease(
+        &self,
+        _: &SessionKey,
+        _: &dyn TokenStore,
+        granted: Lease,
+    ) -> Result<Lease, StoreError> {
+        match self.take_over_next.swap(false, Ordering::SeqCst) {
+            true => Ok(Lease::TakenOver),
+            false => Ok(granted),
+        }
+    }
+}
+
+/// A's answer to rt-0 is lost after the provider rotated to rt-1, and A asks for it again
+/// in the background. Its lease request then is a take-over: another process, paused as A
+/// was for longer than the lease, took A's lapsed lease and let it lapse in turn. rt-0 is
+/// the token A presented itself: the provider answers it again inside its reuse window
+/// whoever spent it after A, so A presents it at once, not after a lease length's wait for
+/// the other's save. (Two processes paused longer than the lease at every step took it over
+/// from each other in turn, each waiting a lease length, until the window had closed: seed
+/// 303499 of the model.)
+#[tokio::test(start_paused = true)]
+async fn a_lost_answers_token_is_presented_again_at_once_when_its_lease_is_taken_over() {
+    let h = harness(|_| {});
+    let store = Arc::new(Hooked::new(TakeOverOnce::default()));
+    let a = process(&h, store.clone());
+    let mut events = a.subscribe();
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    lose_the_answer_to_rt_0(&h, &a).await;
+    let calls = h.calls();
+    store.take_over_next.store(true, Ordering::SeqCst);
+    let asked = tokio::time::Instant::now();
+    // On the paused clock, in steps of 100 ms, for two lease lengths at most.
+    let config = ManagerConfig::default();
+    for _ in 0..(config.lease_ttl * 20).as_millis() / 100 {
+        if h.calls() > calls {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(h.calls(), calls + 1, "rt-0 is asked for again");
+    assert!(
+        asked.elapsed() < config.failure_cooldown + config.lease_ttl / 2,
+        "rt-0 presented again {:?} after the failure: a lease length's wait",
+        asked.elapsed()
+    );
+    assert_eq!(presented(&h).last().map(String::as_str), Some("rt-0"));
+    assert!(
+        !store.take_over_next.load(Ordering::SeqCst),
+        "the asking was a take-over"
+    );
+    assert_eq!(
+        a.access_token("s").await.unwrap().expose_secret(),
+        "at-1",
+        "the lost pair is served"
+    );
+    no_reauth(&mut events);
+}
