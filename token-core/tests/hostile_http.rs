@@ -487,9 +487,14 @@ async fn a_declared_answer_with_an_empty_access_token_keeps_its_refresh_token() 
 
 /// The same with no access token at all (the key absent, or `null`) beside a new refresh
 /// token: the answer is still read as no answer, so the refresh token the provider may have
-/// rotated to is dropped with it.
+/// rotated to is dropped with it. Reading it as an empty access token (tried: a few lines in
+/// `decode_answer_json`) makes this pass but breaks the fault matrix's rows "missing field"
+/// and "access token as a number": a malformed 200 from something that did not rotate
+/// (a proxy, a broken deployment) would then store its refresh token over the good one, and
+/// the session would be lost at the next refresh. As no answer, the outcome is unknown and
+/// the stored token is asked again (inside a reuse window, that gets a rotated pair back).
 #[tokio::test]
-#[ignore = "a declared answer without its access-token field fails to decode whole; keeping its refresh token needs the macro to read a missing or null access token as the empty one"]
+#[ignore = "design call: a 200 without an access token is no answer (the fault matrix keeps the stored token); keeping its refresh token would trust a malformed answer over the stored one"]
 async fn a_declared_answer_without_an_access_token_keeps_its_refresh_token() {
     for first in [
         r#"{"refresh_token":"rt-new","expires_in":3600}"#,
