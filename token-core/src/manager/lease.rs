@@ -453,6 +453,16 @@ impl<P: Provider> Inner<P> {
                 }
             }
         }
+        // No save came: the refresh presents the token the holder may have spent. If that
+        // presentation fails (a 503, the lease lost) and no caller comes, nothing would
+        // present it again before the reuse window closes: it is asked for again in the
+        // background, as for an answer lost in transit, until the set moves on.
+        if let Some(token) = current
+            .as_ref()
+            .and_then(|c| c.stored.refresh_token.as_ref())
+        {
+            self.ask_again_later(session, token, tokio::time::Instant::now());
+        }
         Ok(Awaited::Refresh)
     }
 

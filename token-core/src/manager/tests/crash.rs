@@ -353,6 +353,25 @@ fn a_reuse_window_covering_one_death_does_not_cover_two_in_a_row() {
     dies_at(Dies::AfterTheRotation, Duration::from_secs(45));
 }
 
+/// A survivor (on its own paused runtime) holding a fresh set of `s` (`at-0`, `rt-0`), and
+/// another process that died after the provider rotated on its `refresh_now`, whose lease
+/// has lapsed.
+fn dies_while_fresh(
+    fake: &Arc<Fake>,
+    clock: &ManualClock,
+    dir: &std::path::Path,
+) -> (tokio::runtime::Runtime, TokenManager<Arc<Fake>>) {
+    let runtime = paused_runtime();
+    let survivor = survivor(fake, clock, dir);
+    let fresh = TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(clock.now() + HOUR);
+    runtime.block_on(survivor.insert("s", fresh)).unwrap();
+    dies_refreshing(Dies::AfterTheRotation, true, fake, clock, dir);
+    lease_lapses(clock);
+    (runtime, survivor)
+}
+
 /// A process that dies after its refresh of a session whose access token is still fresh
 /// rotated the pair (a `refresh_now`, or a 401 from the API) leaves the spent refresh token
 /// stored, and no other process knows: each keeps serving its fresh access token and
@@ -366,14 +385,7 @@ fn a_death_while_refreshing_a_fresh_session_is_recovered_only_by_a_refresh_insid
     for inside in [true, false] {
         let (dir, clock, fake) = seeded(Duration::from_secs(300));
         // The survivor loaded the fresh set before the death: it holds at-1.
-        let runtime = paused_runtime();
-        let survivor = survivor(&fake, &clock, dir.path());
-        let fresh = TokenSet::new(AccessToken::new("at-0"))
-            .with_refresh_token(RefreshToken::new("rt-0"))
-            .with_access_expires_at(clock.now() + HOUR);
-        runtime.block_on(survivor.insert("s", fresh)).unwrap();
-        dies_refreshing(Dies::AfterTheRotation, true, &fake, &clock, dir.path());
-        lease_lapses(&clock);
+        let (runtime, survivor) = dies_while_fresh(&fake, &clock, dir.path());
         lease_lapses(&clock);
         if !inside {
             clock.advance(time::Duration::seconds(300));
@@ -498,4 +510,38 @@ fn a_lapsed_holders_save_found_at_the_take_over_is_taken_without_a_lease_length_
         "the saved pair is taken, nothing presented (waited {waited:?})"
     );
     assert!(waited < LEASE / 2, "waited {waited:?}");
+}
+
+/// A survivor takes over the lease of a process that died after the provider rotated (its
+/// answer never arrived), watches a lease length for a save, and presents the stored token:
+/// the provider answers 503 and the refresh gives up. That token may still be the one the
+/// dead process spent, so it is asked for again in the background inside the reuse window,
+/// although no caller comes (the access token is fresh), rather than left stored, spent,
+/// until the window has closed.
+#[test]
+fn a_presentation_after_a_take_over_that_fails_is_asked_for_again_inside_the_window() {
+    let (dir, clock, fake) = seeded(Duration::from_secs(300));
+    let (runtime, survivor) = dies_while_fresh(&fake, &clock, dir.path());
+    fake.then(Step::Fail(unavailable(None)));
+    runtime.block_on(async {
+        let token = survivor.access_token("s").await.unwrap();
+        let error = survivor.refresh_rejected("s", &token).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Transient, "{error}");
+        assert_eq!(*fake.presented.lock().unwrap(), ["rt-0"]);
+        // Nobody calls; bounded, on the paused clock, by the window.
+        for _ in 0..300 {
+            if fake.presented.lock().unwrap().len() > 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        survivor.shutdown(Duration::from_secs(60)).await.unwrap();
+    });
+    assert_eq!(*fake.presented.lock().unwrap(), ["rt-0", "rt-0"]);
+    let stored = runtime
+        .block_on(self::survivor(&fake, &clock, dir.path()).token_set("s"))
+        .unwrap()
+        .refresh_token
+        .unwrap();
+    assert_eq!(stored.expose_secret(), "rt-1", "the successor came back");
 }

@@ -1103,10 +1103,13 @@ async fn run(seed: u64) {
 /// processes, paused longer than the lease at every step, took the lease over from each
 /// other in turn for five minutes, each waiting a lease length for the other's save (a
 /// token this process presented itself is now presented again at once on a take-over,
-/// inside its window).
+/// inside its window); 99973, a process whose answer was lost got the pair again and
+/// crashed before saving it; the survivor took the lease over, presented the stored token,
+/// got a 503, and with a fresh access token nothing presented it again until the window had
+/// closed (a presentation after a take-over that fails is now asked for again).
 #[tokio::test(start_paused = true)]
 async fn seeds_that_found_faults_hold() {
-    for seed in [40633, 51466, 72265, 85809, 300681, 303499] {
+    for seed in [40633, 51466, 72265, 85809, 300681, 303499, 99973] {
         run(seed).await;
     }
 }
