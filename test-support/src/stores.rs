@@ -167,6 +167,10 @@ impl<I: Intercept> TokenStore for Forwarding<I> {
         self.intercept.release_lease(key, holder).await?;
         self.inner.release_lease(key, holder).await
     }
+
+    async fn lapsed_leases(&self, provider: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.lapsed_leases(provider).await
+    }
 }
 
 /// Records the hash of every refresh token the manager saves.

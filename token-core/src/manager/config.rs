@@ -45,6 +45,14 @@ pub struct ManagerConfig {
     /// hung network volume); past it the call fails with [`StoreError`](crate::error::StoreError)
     /// and is treated as any store failure. A `MemoryStore` never waits.
     pub store_timeout: Duration,
+    /// Whether to look for refresh leases that lapsed unreleased in the store, every
+    /// `lease_ttl`, and take each over ([`TokenStore::lapsed_leases`](crate::store::TokenStore::lapsed_leases)):
+    /// its holder died or lost the store mid-refresh, and may have spent the stored refresh
+    /// token, whose successor only a presentation inside the provider's reuse window gets
+    /// back. Without it, a death during the refresh of a session whose access token is still
+    /// fresh (a `refresh_now`, a 401) is noticed at that session's next refresh, which may
+    /// come after the window. On by default; only for a provider with a reuse window.
+    pub lapsed_lease_scan: bool,
 }
 
 impl Default for ManagerConfig {
@@ -61,6 +69,7 @@ impl Default for ManagerConfig {
             save_retries: 30,
             call_timeout: Duration::from_secs(60),
             store_timeout: Duration::from_secs(30),
+            lapsed_lease_scan: true,
         }
     }
 }
@@ -82,6 +91,12 @@ impl ManagerConfig {
     /// Sets the retry policy.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Sets whether lapsed leases are looked for ([`lapsed_lease_scan`](Self::lapsed_lease_scan)).
+    pub fn with_lapsed_lease_scan(mut self, scan: bool) -> Self {
+        self.lapsed_lease_scan = scan;
         self
     }
 

@@ -79,6 +79,7 @@ impl<P: Provider> Inner<P> {
         if let Err(error) = super::in_runtime() {
             return watch::channel(Some(Err(error))).1;
         }
+        self.start_scanning();
         let id = NEXT_FLIGHT.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = watch::channel(None);
         *slot = Some(Flight { id, rx: rx.clone() });

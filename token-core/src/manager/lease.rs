@@ -724,3 +724,90 @@ impl<P: Provider> Inner<P> {
         self.tidy_lease_users(session, &users, count);
     }
 }
+
+impl<P: Provider> Inner<P> {
+    /// Starts, once, the task that looks every lease length for leases of this provider's
+    /// sessions that lapsed unreleased in the store, and takes each over
+    /// ([`scan_lapsed_leases`](Self::scan_lapsed_leases)). Only for a provider with a reuse
+    /// window (without one, nothing a dead holder spent can be got back), unless
+    /// `lapsed_lease_scan` is off, and inside a Tokio runtime. The task holds the manager
+    /// weakly: it ends when the manager is dropped, and when `shutdown` begins (which does
+    /// not wait for it).
+    pub(super) fn start_scanning(self: &Arc<Self>) {
+        if self.scanning.load(Ordering::Relaxed)
+            || !self.config.lapsed_lease_scan
+            || self.provider.reuse_window().is_zero()
+            || tokio::runtime::Handle::try_current().is_err()
+            || self.scanning.swap(true, Ordering::SeqCst)
+        {
+            return;
+        }
+        let manager = Arc::downgrade(self);
+        let (stopping, every) = (self.stopping.clone(), self.config.lease_ttl);
+        // Dropped with its runtime (shut down while the manager lives on in another), the
+        // task is started again by the next refresh or insert.
+        struct Scanning<P: Provider>(std::sync::Weak<Inner<P>>, bool);
+        impl<P: Provider> Drop for Scanning<P> {
+            fn drop(&mut self) {
+                if let (false, Some(inner)) = (self.1, self.0.upgrade()) {
+                    inner.scanning.store(false, Ordering::SeqCst);
+                }
+            }
+        }
+        let scanning = Scanning(manager.clone(), false);
+        tokio::spawn(async move {
+            // The whole guard moves into the task (not only the field set below).
+            let mut scanning = scanning;
+            if super::in_runtime().is_ok() {
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(every) => {}
+                        () = stopping.cancelled() => break,
+                    }
+                    let Some(inner) = manager.upgrade() else {
+                        break;
+                    };
+                    inner.scan_lapsed_leases().await;
+                }
+            }
+            // Ended here (a shutdown, the manager dropped, no timers): not started again.
+            scanning.1 = true;
+        });
+    }
+
+    /// One look for lapsed leases. A holder whose lease lapsed unreleased died or lost the
+    /// store mid-refresh, and may have spent the stored refresh token without saving its
+    /// successor, which only a presentation inside the provider's reuse window gets back: a
+    /// refresh of each such session is started here (joining one under way), even if its
+    /// access token is fresh and no caller comes. It takes the lease over as any refresh
+    /// would (watching for the holder's save first), and is settled by any record written
+    /// after the one stored as the lease lapsed (another process's recovery, or the
+    /// holder's save).
+    pub(super) async fn scan_lapsed_leases(self: &Arc<Self>) {
+        let names = match self.store.lapsed_leases(self.provider.name()).await {
+            Ok(names) => names,
+            Err(error) => {
+                tracing::warn!(%error, "could not list the store's lapsed refresh leases");
+                return;
+            }
+        };
+        for name in names {
+            let session = self.session(&name);
+            let record = match self.store.load(&session.key).await {
+                Ok(Some(record)) => record,
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, session = %name, "could not read a session whose lease lapsed");
+                    continue;
+                }
+            };
+            if matches!(&record.value, StoredRecord::Tokens(set) if set.refresh_token.is_some()) {
+                tracing::info!(
+                    session = %name,
+                    "a refresh lease lapsed unreleased; taking it over to present its token again"
+                );
+                drop(self.start_flight(&session, Reason::Lapsed(record.version)));
+            }
+        }
+    }
+}

@@ -192,6 +192,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
                 halting: Default::default(),
                 shutdowns: tokio::sync::watch::channel(0).0,
                 cooldown: session::Cooldown::default(),
+                scanning: AtomicBool::new(false),
                 #[cfg(feature = "metrics")]
                 cache: crate::metrics::CacheCounters::new(&provider_name),
             }),
@@ -422,6 +423,7 @@ impl<P: Provider> TokenManager<P> {
         let name = session;
         let (stored, extras) = split(set)?;
         let inner = &self.inner;
+        inner.start_scanning();
         // Each turn looks the name up: a session that left the map since its lookup (a
         // `remove`, or a lookup that found no tokens) is retired, and what is written must
         // reach the session the name maps to now.
@@ -740,6 +742,8 @@ struct Inner<P: Provider> {
     shutdowns: tokio::sync::watch::Sender<u64>,
     /// No issuing call (a grant of the client's own) before this instant.
     cooldown: session::Cooldown,
+    /// Whether the task that looks for lapsed leases was started.
+    scanning: AtomicBool,
     /// Cache hits and misses, registered with the recorder installed at build time.
     #[cfg(feature = "metrics")]
     cache: crate::metrics::CacheCounters,

@@ -902,6 +902,11 @@ pub(super) enum Reason {
     /// lost), and the refresh that made it gave up: settled once the set holds another
     /// refresh token.
     Unresolved(RefreshToken),
+    /// A lease of this session lapsed unreleased in the store, holding the record at this
+    /// version: its holder may have spent that record's refresh token (see
+    /// [`Inner::scan_lapsed_leases`](super::Inner::scan_lapsed_leases)). Settled by a record
+    /// written after it.
+    Lapsed(crate::store::Version),
 }
 
 impl Reason {
@@ -912,6 +917,7 @@ impl Reason {
             Self::Rejected(_) => "rejected",
             Self::Forced => "forced",
             Self::Unresolved(_) => "unresolved",
+            Self::Lapsed(_) => "lapsed",
         }
     }
 
@@ -928,6 +934,9 @@ impl Reason {
             // pair whose access token was set aside is refreshed with its refresh token).
             Self::Unresolved(token) => {
                 current.usable(now) && current.stored.refresh_token.as_ref() != Some(token)
+            }
+            Self::Lapsed(version) => {
+                current.usable(now) && current.version().is_some_and(|at| at > *version)
             }
         }
     }

@@ -256,6 +256,8 @@ enum Call {
     Delete,
     Acquire,
     Release,
+    /// A look for lapsed leases.
+    Lapsed,
 }
 
 /// What a test store adds around the store it wraps (see [`Hooked`]).
@@ -412,6 +414,13 @@ impl<H: Hooks, S: TokenStore> TokenStore for Hooked<H, S> {
         self.hooks.before(Call::Release).await?;
         let answer = self.inner.release_lease(key, holder).await;
         self.hooks.after(Call::Release).await;
+        answer
+    }
+
+    async fn lapsed_leases(&self, provider: &str) -> Result<Vec<String>, StoreError> {
+        self.hooks.before(Call::Lapsed).await?;
+        let answer = self.inner.lapsed_leases(provider).await;
+        self.hooks.after(Call::Lapsed).await;
         answer
     }
 }

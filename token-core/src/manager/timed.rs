@@ -184,4 +184,13 @@ impl TokenStore for Timed {
         let call = async move { inner.release_lease(&owned, &holder).await };
         self.detached("lease release", key, call).await
     }
+
+    async fn lapsed_leases(&self, provider: &str) -> Result<Vec<String>, StoreError> {
+        let call = CatchUnwind(Box::pin(self.inner.lapsed_leases(provider)));
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(())) => Err(Self::panicked("listing of lapsed leases")),
+            Err(_) => Err(self.timed_out("listing of lapsed leases")),
+        }
+    }
 }

@@ -401,6 +401,56 @@ impl TokenStore for FileStore {
         })
         .await
     }
+
+    /// Reads the directory without its lock (a lease taken or given back meanwhile is
+    /// listed or not; the manager's take-over decides): each `.lease` file that lapsed and
+    /// whose record names a session of `provider`.
+    async fn lapsed_leases(&self, provider: &str) -> Result<Vec<String>, StoreError> {
+        let (dir, clock, provider) = (self.dir.clone(), self.clock.clone(), provider.to_owned());
+        blocking(move || {
+            let now = unix_nanos(clock.now());
+            let entries = fs::read_dir(&dir)
+                .map_err(|e| StoreError::backend("file store: cannot list the directory", e))?;
+            let mut lapsed = Vec::new();
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(LEASE_SUFFIX)) else {
+                    continue;
+                };
+                if lapsed.len() == super::LAPSED_LEASES_LISTED {
+                    break;
+                }
+                if let Some(session) = lapsed_session(&dir, stem, &provider, now) {
+                    lapsed.push(session);
+                }
+            }
+            Ok(lapsed)
+        })
+        .await
+    }
+}
+
+/// The session of the lease file `<stem>.lease` if it lapsed by `now` and its record names
+/// a session of `provider` (a lease without a record has no refresh token to recover).
+fn lapsed_session(dir: &Path, stem: &str, provider: &str, now: u64) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Names {
+        provider: String,
+        session: String,
+    }
+    let read = |suffix: &str, limit: u64| {
+        let mut bytes = Vec::new();
+        let file = open_for_reading(&dir.join(format!("{stem}{suffix}"))).ok()?;
+        file.take(limit + 1).read_to_end(&mut bytes).ok()?;
+        (bytes.len() as u64 <= limit).then_some(bytes)
+    };
+    let lease: LeaseRecord = serde_json::from_slice(&read(LEASE_SUFFIX, MAX_LEASE_BYTES)?).ok()?;
+    if lease.expires_at_unix_nanos > now {
+        return None;
+    }
+    let names: Names = serde_json::from_slice(&read(RECORD_SUFFIX, MAX_RECORD_BYTES)?).ok()?;
+    let key = SessionKey::new(names.provider, names.session);
+    (key.provider() == provider && record_stem(&key) == stem).then(|| key.session().to_owned())
 }
 
 /// A refresh lease as stored in `<sha256>.lease`.
@@ -1731,6 +1781,45 @@ mod tests {
     fn two_stores_with(clock: &ManualClock, dir: &Path) -> (FileStore, FileStore) {
         let open = || FileStore::open_with_clock(dir, Arc::new(clock.clone())).unwrap();
         (open(), open())
+    }
+
+    /// Listed: a lease of the provider that lapsed unreleased, for a session with a record;
+    /// not a live one, a released one, one without a record, another provider's, nor a
+    /// lease file whose record names another session than its own name says.
+    #[tokio::test]
+    async fn lapsed_leases_lists_the_provider_s_sessions_whose_lease_lapsed_unreleased() {
+        let tmp = TempDir::new().unwrap();
+        let clock = ManualClock::default();
+        let (store, _) = two_stores_with(&clock, tmp.path());
+        let (short, long) = (Duration::from_secs(1), Duration::from_secs(3600));
+        for (provider, session, ttl, saved) in [
+            ("p", "a", short, true),
+            ("p", "b", long, true),
+            ("q", "c", short, true),
+            ("p", "no record", short, false),
+            ("p", "released", short, true),
+        ] {
+            let key = SessionKey::new(provider, session);
+            if saved {
+                store.save(&key, &set("rt"), None).await.unwrap();
+            }
+            store.acquire_lease(&key, "h", ttl).await.unwrap();
+        }
+        let released = SessionKey::new("p", "released");
+        store.release_lease(&released, "h").await.unwrap();
+        // A lease file beside another session's record (a copied directory, a hand edit).
+        let stray = SessionKey::new("p", "stray");
+        let a = SessionKey::new("p", "a");
+        std::fs::copy(lease_path(tmp.path(), &a), lease_path(tmp.path(), &stray)).unwrap();
+        std::fs::copy(
+            record_path(tmp.path(), &SessionKey::new("q", "c")),
+            record_path(tmp.path(), &stray),
+        )
+        .unwrap();
+        assert!(store.lapsed_leases("p").await.unwrap().is_empty());
+        advance(&clock, Duration::from_secs(2));
+        assert_eq!(store.lapsed_leases("p").await.unwrap(), ["a"]);
+        assert_eq!(store.lapsed_leases("q").await.unwrap(), ["c"]);
     }
 
     #[tokio::test]

@@ -503,6 +503,17 @@ impl TokenStore for MemoryStore {
         }
         Ok(())
     }
+
+    async fn lapsed_leases(&self, provider: &str) -> Result<Vec<String>, StoreError> {
+        let now = tokio::time::Instant::now();
+        let leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(leases
+            .iter()
+            .filter(|(key, (_, expires))| key.provider() == provider && *expires <= now)
+            .map(|(key, _)| key.session().to_owned())
+            .take(super::LAPSED_LEASES_LISTED)
+            .collect())
+    }
 }
 
 #[cfg(test)]
@@ -771,6 +782,25 @@ mod tests {
             "delete at a stale version must lose"
         );
         assert_eq!(store.len(), 1);
+    }
+
+    /// Listed: a lease of the provider that lapsed unreleased; not a live one, a released
+    /// one, nor another provider's.
+    #[tokio::test(start_paused = true)]
+    async fn lapsed_leases_lists_the_provider_s_leases_that_lapsed_unreleased() {
+        let store = MemoryStore::new();
+        let (short, long) = (Duration::from_secs(1), Duration::from_secs(3600));
+        for (provider, session, ttl) in [("p", "a", short), ("p", "b", long), ("q", "c", short)] {
+            let key = SessionKey::new(provider, session);
+            store.acquire_lease(&key, "h", ttl).await.unwrap();
+        }
+        let released = SessionKey::new("p", "d");
+        store.acquire_lease(&released, "h", short).await.unwrap();
+        store.release_lease(&released, "h").await.unwrap();
+        assert!(store.lapsed_leases("p").await.unwrap().is_empty());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(store.lapsed_leases("p").await.unwrap(), ["a"]);
+        assert_eq!(store.lapsed_leases("q").await.unwrap(), ["c"]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -263,7 +263,23 @@ pub trait TokenStore: Send + Sync + 'static {
         let _ = (key, holder);
         Ok(())
     }
+
+    /// The sessions of `provider` whose refresh lease lapsed without being released (at
+    /// most [`LAPSED_LEASES_LISTED`] of them): each holder died, or lost the store, in the
+    /// middle of a refresh, and may have spent the stored refresh token without saving what
+    /// it got. The manager takes such a lease over and presents that token again inside the
+    /// provider's reuse window, even when no refresh of the session is due.
+    ///
+    /// The default lists none (a store used by one process, or one that cannot tell): such
+    /// a death is then noticed at the session's next refresh only.
+    async fn lapsed_leases(&self, provider: &str) -> Result<Vec<String>, StoreError> {
+        let _ = provider;
+        Ok(Vec::new())
+    }
 }
+
+/// The most sessions [`TokenStore::lapsed_leases`] lists in one answer.
+pub const LAPSED_LEASES_LISTED: usize = 64;
 
 #[async_trait]
 impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
@@ -295,6 +311,10 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
     }
     async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
         (**self).release_lease(key, holder).await
+    }
+
+    async fn lapsed_leases(&self, provider: &str) -> Result<Vec<String>, StoreError> {
+        (**self).lapsed_leases(provider).await
     }
     async fn unreadable(&self, key: &SessionKey) -> Result<Option<Unreadable>, StoreError> {
         (**self).unreadable(key).await

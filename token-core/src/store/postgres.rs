@@ -112,11 +112,12 @@ struct Sql {
     delete_at: String,
     acquire: String,
     release: String,
+    lapsed: String,
 }
 
 impl Sql {
     /// Every statement.
-    fn all(&self) -> [&str; 8] {
+    fn all(&self) -> [&str; 9] {
         [
             &self.load,
             &self.version_of,
@@ -126,6 +127,7 @@ impl Sql {
             &self.delete_at,
             &self.acquire,
             &self.release,
+            &self.lapsed,
         ]
     }
 
@@ -180,6 +182,11 @@ impl Sql {
             release: format!(
                 "DELETE FROM {leases} WHERE {key} AND holder = $3 AND {}",
                 lock_bound(4)
+            ),
+            lapsed: format!(
+                "SELECT session FROM {leases} WHERE provider = $1 AND expires_at <= clock_timestamp()
+                 ORDER BY expires_at LIMIT {}",
+                super::LAPSED_LEASES_LISTED
             ),
         }
     }
@@ -533,6 +540,22 @@ impl TokenStore for PostgresStore {
             })
             .await
     }
+
+    async fn lapsed_leases(&self, provider: &str) -> Result<Vec<String>, StoreError> {
+        let what = "list lapsed leases";
+        if provider.contains('\0') {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .db
+            .run(what, async |client| {
+                client.query(&self.sql.lapsed, &[&provider]).await.db(what)
+            })
+            .await?;
+        rows.iter()
+            .map(|row| row.try_get::<_, String>(0).db(what))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -671,6 +694,42 @@ pub(crate) mod tests {
             .max_connections(4)
             .build()
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn lapsed_leases_lists_the_provider_s_leases_that_lapsed_unreleased() {
+        let name = "lapsed_leases_lists_the_provider_s_leases_that_lapsed_unreleased";
+        let Some(url) = test_url(name) else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-lapsed");
+        let store = PostgresStore::open(&db).await.unwrap();
+        let (short, long) = (Duration::from_millis(200), Duration::from_secs(60));
+        for (provider, session, ttl) in [
+            ("p", "gone", short),
+            ("p", "live", long),
+            ("q", "other", short),
+            ("p", "released", short),
+        ] {
+            let key = SessionKey::new(provider, session);
+            store.acquire_lease(&key, "h", ttl).await.unwrap();
+        }
+        store
+            .release_lease(&SessionKey::new("p", "released"), "h")
+            .await
+            .unwrap();
+        // The database's clock: polled, bounded.
+        let mut lapsed = Vec::new();
+        for _ in 0..200 {
+            lapsed = store.lapsed_leases("p").await.unwrap();
+            if !lapsed.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(lapsed, ["gone"]);
+        assert_eq!(store.lapsed_leases("q").await.unwrap(), ["other"]);
+        assert!(store.lapsed_leases("p\0").await.unwrap().is_empty());
     }
 
     #[tokio::test]

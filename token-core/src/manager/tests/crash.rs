@@ -353,6 +353,32 @@ fn a_reuse_window_covering_one_death_does_not_cover_two_in_a_row() {
     dies_at(Dies::AfterTheRotation, Duration::from_secs(45));
 }
 
+/// Waits, on the paused clock, a second at a time for `seconds` at most, until the provider
+/// was presented more than `before` refresh tokens.
+async fn until_presented(fake: &Fake, before: usize, seconds: u64) {
+    for _ in 0..seconds {
+        if fake.presented.lock().unwrap().len() > before {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The refresh token a fresh process on `dir` finds stored for `s`.
+fn stored_refresh_token(
+    runtime: &tokio::runtime::Runtime,
+    fake: &Arc<Fake>,
+    clock: &ManualClock,
+    dir: &std::path::Path,
+) -> String {
+    let set = runtime.block_on(survivor(fake, clock, dir).token_set("s"));
+    set.unwrap()
+        .refresh_token
+        .unwrap()
+        .expose_secret()
+        .to_owned()
+}
+
 /// A survivor (on its own paused runtime) holding a fresh set of `s` (`at-0`, `rt-0`), and
 /// another process that died after the provider rotated on its `refresh_now`, whose lease
 /// has lapsed.
@@ -374,12 +400,11 @@ fn dies_while_fresh(
 
 /// A process that dies after its refresh of a session whose access token is still fresh
 /// rotated the pair (a `refresh_now`, or a 401 from the API) leaves the spent refresh token
-/// stored, and no other process knows: each keeps serving its fresh access token and
-/// presents that refresh token only when its own schedule (or a caller) asks for a
-/// refresh. Inside the provider's reuse window that refresh gets the successor; after it,
-/// the pair is lost with the process and the session needs re-auth. The documented bound
-/// ("up to two lease lengths from the rotation") holds only for a refresh that is due;
-/// nothing watches for a lease that lapsed while no refresh is due.
+/// stored, and no other process has a refresh due: each keeps serving its fresh access token and
+/// presents that refresh token when its own schedule or a caller asks for a refresh (here
+/// a 401, before its look for lapsed leases comes: see the next tests). Inside the
+/// provider's reuse window that refresh gets the successor; after it, the pair is lost with
+/// the process and the session needs re-auth.
 #[test]
 fn a_death_while_refreshing_a_fresh_session_is_recovered_only_by_a_refresh_inside_the_window() {
     for inside in [true, false] {
@@ -528,20 +553,35 @@ fn a_presentation_after_a_take_over_that_fails_is_asked_for_again_inside_the_win
         let error = survivor.refresh_rejected("s", &token).await.unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Transient, "{error}");
         assert_eq!(*fake.presented.lock().unwrap(), ["rt-0"]);
-        // Nobody calls; bounded, on the paused clock, by the window.
-        for _ in 0..300 {
-            if fake.presented.lock().unwrap().len() > 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
+        // Nobody calls; bounded by the window.
+        until_presented(&fake, 1, 300).await;
         survivor.shutdown(Duration::from_secs(60)).await.unwrap();
     });
     assert_eq!(*fake.presented.lock().unwrap(), ["rt-0", "rt-0"]);
-    let stored = runtime
-        .block_on(self::survivor(&fake, &clock, dir.path()).token_set("s"))
-        .unwrap()
-        .refresh_token
-        .unwrap();
-    assert_eq!(stored.expose_secret(), "rt-1", "the successor came back");
+    let stored = stored_refresh_token(&runtime, &fake, &clock, dir.path());
+    assert_eq!(stored, "rt-1", "the successor came back");
+}
+
+/// A process dies after the provider rotated on its `refresh_now` of a session whose access
+/// token is fresh (no other process has a refresh due). The survivor, which only inserted
+/// the set and reads it, finds the lease lapsed in the store on its own, takes it over and
+/// presents the stored token inside the reuse window: the successor comes back, with no
+/// caller and no 401.
+#[test]
+fn a_lease_that_lapsed_while_no_refresh_is_due_is_found_and_its_pair_recovered() {
+    let (dir, clock, fake) = seeded(Duration::from_secs(300));
+    let (runtime, survivor) = dies_while_fresh(&fake, &clock, dir.path());
+    runtime.block_on(async {
+        // Bounded: a look every lease length, then a lease length's watch for the dead
+        // holder's save.
+        until_presented(&fake, 0, LEASE.as_secs() * 4).await;
+        assert_eq!(
+            survivor.access_token("s").await.unwrap().expose_secret(),
+            "at-1"
+        );
+        survivor.shutdown(Duration::from_secs(60)).await.unwrap();
+    });
+    assert_eq!(*fake.presented.lock().unwrap(), ["rt-0"]);
+    let stored = stored_refresh_token(&runtime, &fake, &clock, dir.path());
+    assert_eq!(stored, "rt-1", "the successor came back");
 }

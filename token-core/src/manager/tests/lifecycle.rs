@@ -993,3 +993,56 @@ async fn a_set_aside_pair_whose_save_failed_is_saved_at_shutdown_and_refreshed_n
     assert_eq!(token.expose_secret(), "at-2");
     assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0", "rt-1"]);
 }
+
+/// Counts the looks for lapsed leases.
+#[derive(Default)]
+struct CountsLooks {
+    looks: AtomicU32,
+}
+
+#[async_trait]
+impl Hooks for CountsLooks {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        if call == Call::Lapsed {
+            self.looks.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+/// The look for lapsed leases runs every lease length from the first insert, only for a
+/// provider with a reuse window, ends when `shutdown` begins, and ends with the manager:
+/// it keeps neither the manager nor its store alive.
+#[tokio::test(start_paused = true)]
+async fn the_look_for_lapsed_leases_ends_with_shutdown_and_with_the_manager() {
+    let lease = ManagerConfig::default().lease_ttl;
+    for (reuse, shut_down) in [(true, true), (true, false), (false, false)] {
+        let h = harness(|fake| {
+            if !reuse {
+                fake.reuse_window = Duration::ZERO;
+            }
+        });
+        let store = Arc::new(Hooked::new(CountsLooks::default()));
+        let manager = TokenManager::builder(h.fake.clone())
+            .shared_store(store.clone())
+            .client(NoTransport)
+            .clock(Arc::new(h.clock))
+            .build()
+            .unwrap();
+        manager.insert("s", expired_pair(&h)).await.unwrap();
+        manager.insert("t", expired_pair(&h)).await.unwrap();
+        tokio::time::sleep(lease * 3 + Duration::from_secs(1)).await;
+        let what = format!("reuse {reuse}, shut down {shut_down}");
+        let looks = store.looks.load(Ordering::SeqCst);
+        assert_eq!(looks, if reuse { 3 } else { 0 }, "{what}");
+        match shut_down {
+            true => manager.shutdown(Duration::from_secs(5)).await.unwrap(),
+            false => drop(manager),
+        }
+        tokio::time::sleep(lease * 3).await;
+        assert_eq!(store.looks.load(Ordering::SeqCst), looks, "{what}");
+        if !shut_down {
+            assert_eq!(Arc::strong_count(&store), 1, "{what}: the store is let go");
+        }
+    }
+}
