@@ -403,8 +403,8 @@ impl TokenStore for FileStore {
     }
 
     /// Reads the directory without its lock (a lease taken or given back meanwhile is
-    /// listed or not; the manager's take-over decides): each `.lease` file that lapsed and
-    /// whose record names a session of `provider`.
+    /// listed or not; the manager's take-over decides): the `.lease` files that lapsed, the
+    /// latest first, whose records name sessions of `provider`.
     async fn lapsed_leases(&self, provider: &str) -> Result<Vec<String>, StoreError> {
         let (dir, clock, provider) = (self.dir.clone(), self.clock.clone(), provider.to_owned());
         blocking(move || {
@@ -417,38 +417,42 @@ impl TokenStore for FileStore {
                 let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(LEASE_SUFFIX)) else {
                     continue;
                 };
-                if lapsed.len() == super::LAPSED_LEASES_LISTED {
-                    break;
-                }
-                if let Some(session) = lapsed_session(&dir, stem, &provider, now) {
-                    lapsed.push(session);
+                let lease = read_small(&dir, stem, LEASE_SUFFIX, MAX_LEASE_BYTES)
+                    .and_then(|bytes| serde_json::from_slice::<LeaseRecord>(&bytes).ok());
+                if let Some(lease) = lease.filter(|lease| lease.expires_at_unix_nanos <= now) {
+                    lapsed.push((lease.expires_at_unix_nanos, stem.to_owned()));
                 }
             }
-            Ok(lapsed)
+            // The records of the latest first, until enough name sessions of `provider`.
+            lapsed.sort_by_key(|(expires, _)| std::cmp::Reverse(*expires));
+            Ok(lapsed
+                .iter()
+                .filter_map(|(_, stem)| session_of(&dir, stem, &provider))
+                .take(super::LAPSED_LEASES_LISTED)
+                .collect())
         })
         .await
     }
 }
 
-/// The session of the lease file `<stem>.lease` if it lapsed by `now` and its record names
-/// a session of `provider` (a lease without a record has no refresh token to recover).
-fn lapsed_session(dir: &Path, stem: &str, provider: &str, now: u64) -> Option<String> {
+/// The file `<stem><suffix>` if it holds at most `limit` bytes.
+fn read_small(dir: &Path, stem: &str, suffix: &str, limit: u64) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let file = open_for_reading(&dir.join(format!("{stem}{suffix}"))).ok()?;
+    file.take(limit + 1).read_to_end(&mut bytes).ok()?;
+    (bytes.len() as u64 <= limit).then_some(bytes)
+}
+
+/// The session whose record is `<stem>.json`, if the record names a session of `provider`
+/// whose file name is that stem (a lease without a record has no refresh token to recover).
+fn session_of(dir: &Path, stem: &str, provider: &str) -> Option<String> {
     #[derive(Deserialize)]
     struct Names {
         provider: String,
         session: String,
     }
-    let read = |suffix: &str, limit: u64| {
-        let mut bytes = Vec::new();
-        let file = open_for_reading(&dir.join(format!("{stem}{suffix}"))).ok()?;
-        file.take(limit + 1).read_to_end(&mut bytes).ok()?;
-        (bytes.len() as u64 <= limit).then_some(bytes)
-    };
-    let lease: LeaseRecord = serde_json::from_slice(&read(LEASE_SUFFIX, MAX_LEASE_BYTES)?).ok()?;
-    if lease.expires_at_unix_nanos > now {
-        return None;
-    }
-    let names: Names = serde_json::from_slice(&read(RECORD_SUFFIX, MAX_RECORD_BYTES)?).ok()?;
+    let bytes = read_small(dir, stem, RECORD_SUFFIX, MAX_RECORD_BYTES)?;
+    let names: Names = serde_json::from_slice(&bytes).ok()?;
     let key = SessionKey::new(names.provider, names.session);
     (key.provider() == provider && record_stem(&key) == stem).then(|| key.session().to_owned())
 }
@@ -1820,6 +1824,22 @@ mod tests {
         advance(&clock, Duration::from_secs(2));
         assert_eq!(store.lapsed_leases("p").await.unwrap(), ["a"]);
         assert_eq!(store.lapsed_leases("q").await.unwrap(), ["c"]);
+        // The latest lapsed come first: many that lapsed long ago (never taken over) do not
+        // crowd out one that lapsed just now.
+        let listed = crate::store::LAPSED_LEASES_LISTED;
+        for n in 0..2 * listed {
+            let key = SessionKey::new("p", format!("old-{n}"));
+            store.save(&key, &set("rt"), None).await.unwrap();
+            store.acquire_lease(&key, "h", short).await.unwrap();
+        }
+        advance(&clock, Duration::from_secs(60));
+        let recent = SessionKey::new("p", "recent");
+        store.save(&recent, &set("rt"), None).await.unwrap();
+        store.acquire_lease(&recent, "h", short).await.unwrap();
+        advance(&clock, Duration::from_secs(2));
+        let lapsed = store.lapsed_leases("p").await.unwrap();
+        assert_eq!(lapsed.len(), listed);
+        assert_eq!(lapsed[0], "recent");
     }
 
     #[tokio::test]

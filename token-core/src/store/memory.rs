@@ -507,11 +507,14 @@ impl TokenStore for MemoryStore {
     async fn lapsed_leases(&self, provider: &str) -> Result<Vec<String>, StoreError> {
         let now = tokio::time::Instant::now();
         let leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(leases
-            .iter()
+        let mut lapsed: Vec<_> = (leases.iter())
             .filter(|(key, (_, expires))| key.provider() == provider && *expires <= now)
-            .map(|(key, _)| key.session().to_owned())
-            .take(super::LAPSED_LEASES_LISTED)
+            .map(|(key, (_, expires))| (*expires, key.session()))
+            .collect();
+        super::drop_stale(&mut lapsed);
+        Ok(lapsed
+            .into_iter()
+            .map(|(_, session)| session.to_owned())
             .collect())
     }
 }
@@ -801,6 +804,20 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         assert_eq!(store.lapsed_leases("p").await.unwrap(), ["a"]);
         assert_eq!(store.lapsed_leases("q").await.unwrap(), ["c"]);
+        // The latest lapsed come first: many that lapsed long ago (never taken over) do not
+        // crowd out one that lapsed just now.
+        let listed = crate::store::LAPSED_LEASES_LISTED;
+        for n in 0..2 * listed {
+            let key = SessionKey::new("p", format!("old-{n}"));
+            store.acquire_lease(&key, "h", short).await.unwrap();
+        }
+        tokio::time::advance(Duration::from_secs(60)).await;
+        let recent = SessionKey::new("p", "recent");
+        store.acquire_lease(&recent, "h", short).await.unwrap();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let lapsed = store.lapsed_leases("p").await.unwrap();
+        assert_eq!(lapsed.len(), listed);
+        assert_eq!(lapsed[0], "recent");
     }
 
     #[tokio::test(start_paused = true)]

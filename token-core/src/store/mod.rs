@@ -278,8 +278,16 @@ pub trait TokenStore: Send + Sync + 'static {
     }
 }
 
-/// The most sessions [`TokenStore::lapsed_leases`] lists in one answer.
+/// The most sessions [`TokenStore::lapsed_leases`] lists in one answer: the latest lapsed
+/// (a recent death is the one whose pair may still come back; a lease that lapsed long ago
+/// and was never taken over, its session's record a verdict, must not crowd it out).
 pub const LAPSED_LEASES_LISTED: usize = 64;
+
+/// Keeps the [`LAPSED_LEASES_LISTED`] latest of `lapsed` (each with when it lapsed).
+pub(crate) fn drop_stale<T: Ord, S>(lapsed: &mut Vec<(T, S)>) {
+    lapsed.sort_by(|a, b| b.0.cmp(&a.0));
+    lapsed.truncate(LAPSED_LEASES_LISTED);
+}
 
 #[async_trait]
 impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {

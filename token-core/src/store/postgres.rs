@@ -183,9 +183,12 @@ impl Sql {
                 "DELETE FROM {leases} WHERE {key} AND holder = $3 AND {}",
                 lock_bound(4)
             ),
+            // The latest lapsed first (a recent death is the one whose pair may still come
+            // back), and only sessions with a record: stale rows never crowd them out.
             lapsed: format!(
-                "SELECT session FROM {leases} WHERE provider = $1 AND expires_at <= clock_timestamp()
-                 ORDER BY expires_at LIMIT {}",
+                "SELECT l.session FROM {leases} l JOIN {sets} s USING (provider, session)
+                 WHERE l.provider = $1 AND l.expires_at <= clock_timestamp()
+                 ORDER BY l.expires_at DESC LIMIT {}",
                 super::LAPSED_LEASES_LISTED
             ),
         }
@@ -705,13 +708,17 @@ pub(crate) mod tests {
         let db = test_db(&url, "token-core-test-lapsed");
         let store = PostgresStore::open(&db).await.unwrap();
         let (short, long) = (Duration::from_millis(200), Duration::from_secs(60));
-        for (provider, session, ttl) in [
-            ("p", "gone", short),
-            ("p", "live", long),
-            ("q", "other", short),
-            ("p", "released", short),
+        for (provider, session, ttl, saved) in [
+            ("p", "gone", short, true),
+            ("p", "live", long, true),
+            ("q", "other", short, true),
+            ("p", "released", short, true),
+            ("p", "no record", short, false),
         ] {
             let key = SessionKey::new(provider, session);
+            if saved {
+                store.save(&key, &set("rt"), None).await.unwrap();
+            }
             store.acquire_lease(&key, "h", ttl).await.unwrap();
         }
         store
