@@ -411,44 +411,53 @@ impl TokenStore for FileStore {
             let now = unix_nanos(clock.now());
             let entries = fs::read_dir(&dir)
                 .map_err(|e| StoreError::backend("file store: cannot list the directory", e))?;
+            // Those that lapsed last first: one left for good long ago (its session removed
+            // while a holder that then died held it) must not hide a recent death.
             let mut lapsed = Vec::new();
             for entry in entries.flatten() {
                 let name = entry.file_name();
                 let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(LEASE_SUFFIX)) else {
                     continue;
                 };
-                if lapsed.len() == super::LAPSED_LEASES_LISTED {
-                    break;
-                }
-                if let Some(session) = lapsed_session(&dir, stem, &provider, now) {
-                    lapsed.push(session);
+                if let Some(expires) = lapsed_at(&dir, stem, now) {
+                    lapsed.push((expires, stem.to_owned()));
                 }
             }
-            Ok(lapsed)
+            lapsed.sort_unstable_by(|a, b| b.cmp(a));
+            Ok((lapsed.iter())
+                .filter_map(|(_, stem)| session_of(&dir, stem, &provider))
+                .take(super::LAPSED_LEASES_LISTED)
+                .collect())
         })
         .await
     }
 }
 
-/// The session of the lease file `<stem>.lease` if it lapsed by `now` and its record names
-/// a session of `provider` (a lease without a record has no refresh token to recover).
-fn lapsed_session(dir: &Path, stem: &str, provider: &str, now: u64) -> Option<String> {
+/// Reads `<stem><suffix>` in `dir`, if it holds at most `limit` bytes.
+fn read_small(dir: &Path, stem: &str, suffix: &str, limit: u64) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let file = open_for_reading(&dir.join(format!("{stem}{suffix}"))).ok()?;
+    file.take(limit + 1).read_to_end(&mut bytes).ok()?;
+    (bytes.len() as u64 <= limit).then_some(bytes)
+}
+
+/// When the lease file `<stem>.lease` lapsed, if it did by `now`.
+fn lapsed_at(dir: &Path, stem: &str, now: u64) -> Option<u64> {
+    let bytes = read_small(dir, stem, LEASE_SUFFIX, MAX_LEASE_BYTES)?;
+    let lease: LeaseRecord = serde_json::from_slice(&bytes).ok()?;
+    (lease.expires_at_unix_nanos <= now).then_some(lease.expires_at_unix_nanos)
+}
+
+/// The session of the record `<stem>.json` if it names a session of `provider` (a lease
+/// without a record has no refresh token to recover).
+fn session_of(dir: &Path, stem: &str, provider: &str) -> Option<String> {
     #[derive(Deserialize)]
     struct Names {
         provider: String,
         session: String,
     }
-    let read = |suffix: &str, limit: u64| {
-        let mut bytes = Vec::new();
-        let file = open_for_reading(&dir.join(format!("{stem}{suffix}"))).ok()?;
-        file.take(limit + 1).read_to_end(&mut bytes).ok()?;
-        (bytes.len() as u64 <= limit).then_some(bytes)
-    };
-    let lease: LeaseRecord = serde_json::from_slice(&read(LEASE_SUFFIX, MAX_LEASE_BYTES)?).ok()?;
-    if lease.expires_at_unix_nanos > now {
-        return None;
-    }
-    let names: Names = serde_json::from_slice(&read(RECORD_SUFFIX, MAX_RECORD_BYTES)?).ok()?;
+    let bytes = read_small(dir, stem, RECORD_SUFFIX, MAX_RECORD_BYTES)?;
+    let names: Names = serde_json::from_slice(&bytes).ok()?;
     let key = SessionKey::new(names.provider, names.session);
     (key.provider() == provider && record_stem(&key) == stem).then(|| key.session().to_owned())
 }
@@ -1820,6 +1829,27 @@ mod tests {
         advance(&clock, Duration::from_secs(2));
         assert_eq!(store.lapsed_leases("p").await.unwrap(), ["a"]);
         assert_eq!(store.lapsed_leases("q").await.unwrap(), ["c"]);
+    }
+
+    /// More lapsed leases than one answer lists: those that lapsed last come first (one
+    /// left for good long ago must not hide a recent death, still recoverable).
+    #[tokio::test]
+    async fn lapsed_leases_lists_those_that_lapsed_last_first() {
+        let tmp = TempDir::new().unwrap();
+        let clock = ManualClock::default();
+        let (store, _) = two_stores_with(&clock, tmp.path());
+        let (count, expected) = super::super::lapsed_last_first();
+        for n in 0..count {
+            let key = SessionKey::new("p", format!("s{n}"));
+            store.save(&key, &set("t"), None).await.unwrap();
+            store
+                .acquire_lease(&key, "h", Duration::from_secs(1))
+                .await
+                .unwrap();
+            advance(&clock, Duration::from_millis(10));
+        }
+        advance(&clock, Duration::from_secs(2));
+        assert_eq!(store.lapsed_leases("p").await.unwrap(), expected);
     }
 
     #[tokio::test]

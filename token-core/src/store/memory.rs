@@ -507,11 +507,15 @@ impl TokenStore for MemoryStore {
     async fn lapsed_leases(&self, provider: &str) -> Result<Vec<String>, StoreError> {
         let now = tokio::time::Instant::now();
         let leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(leases
-            .iter()
+        let mut lapsed: Vec<_> = (leases.iter())
             .filter(|(key, (_, expires))| key.provider() == provider && *expires <= now)
-            .map(|(key, _)| key.session().to_owned())
+            .map(|(key, (_, expires))| (*expires, key.session()))
+            .collect();
+        lapsed.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(lapsed
+            .into_iter()
             .take(super::LAPSED_LEASES_LISTED)
+            .map(|(_, session)| session.to_owned())
             .collect())
     }
 }
@@ -801,6 +805,25 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         assert_eq!(store.lapsed_leases("p").await.unwrap(), ["a"]);
         assert_eq!(store.lapsed_leases("q").await.unwrap(), ["c"]);
+    }
+
+    /// More lapsed leases than one answer lists: those that lapsed last come first. A lease
+    /// left for good (its session removed, or given a verdict, while a holder that then died
+    /// held it) lapsed long ago, and must not hide a recent death, still recoverable.
+    #[tokio::test(start_paused = true)]
+    async fn lapsed_leases_lists_those_that_lapsed_last_first() {
+        let store = MemoryStore::new();
+        let (count, expected) = super::super::lapsed_last_first();
+        for n in 0..count {
+            let key = SessionKey::new("p", format!("s{n}"));
+            store
+                .acquire_lease(&key, "h", Duration::from_secs(1))
+                .await
+                .unwrap();
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(store.lapsed_leases("p").await.unwrap(), expected);
     }
 
     #[tokio::test(start_paused = true)]

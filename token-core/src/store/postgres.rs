@@ -185,7 +185,7 @@ impl Sql {
             ),
             lapsed: format!(
                 "SELECT session FROM {leases} WHERE provider = $1 AND expires_at <= clock_timestamp()
-                 ORDER BY expires_at LIMIT {}",
+                 ORDER BY expires_at DESC LIMIT {}",
                 super::LAPSED_LEASES_LISTED
             ),
         }
@@ -730,6 +730,35 @@ pub(crate) mod tests {
         assert_eq!(lapsed, ["gone"]);
         assert_eq!(store.lapsed_leases("q").await.unwrap(), ["other"]);
         assert!(store.lapsed_leases("p\0").await.unwrap().is_empty());
+    }
+
+    /// More lapsed leases than one answer lists: those that lapsed last come first (one
+    /// left for good long ago must not hide a recent death, still recoverable).
+    #[tokio::test]
+    async fn lapsed_leases_lists_those_that_lapsed_last_first() {
+        let Some(url) = test_url("lapsed_leases_lists_those_that_lapsed_last_first") else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-lapsed-order");
+        let store = PostgresStore::open(&db).await.unwrap();
+        let (count, expected) = super::super::lapsed_last_first();
+        for n in 0..count {
+            let key = SessionKey::new("p", format!("s{n}"));
+            // Granted one after the other: each expires after the one before.
+            let ttl = Duration::from_millis(100);
+            store.acquire_lease(&key, "h", ttl).await.unwrap();
+        }
+        let last = format!("s{}", count - 1);
+        // The database's clock: polled until the last one lapsed, bounded.
+        let mut lapsed = Vec::new();
+        for _ in 0..200 {
+            lapsed = store.lapsed_leases("p").await.unwrap();
+            if lapsed.contains(&last) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(lapsed, expected);
     }
 
     #[tokio::test]

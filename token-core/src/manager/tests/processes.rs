@@ -1202,3 +1202,60 @@ async fn a_lost_answers_token_is_presented_again_at_once_when_its_lease_is_taken
     );
     no_reauth(&mut events);
 }
+
+/// A process dies after the provider rotated on its refresh of `s` (fresh, no refresh due
+/// anywhere else), its lease on `s` left to lapse.
+async fn dies_after_the_rotation(h: &Harness, s: &str) {
+    let lease = ManagerConfig::default().lease_ttl;
+    let key = SessionKey::new("fake", s);
+    h.store.acquire_lease(&key, "dead", lease).await.unwrap();
+    h.fake.rotate("rt-0").unwrap();
+}
+
+/// `at-0`/`rt-0`, fresh for an hour.
+fn fresh_pair(h: &Harness) -> TokenSet {
+    TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(h.clock.now() + HOUR)
+}
+
+/// Until the provider was presented a refresh token, a second at a time on the paused
+/// clock, for four lease lengths at most (a look every lease length, then a lease length's
+/// watch for the dead holder's save).
+async fn until_presented(h: &Harness) {
+    for _ in 0..ManagerConfig::default().lease_ttl.as_secs() * 4 {
+        if !presented(h).is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Leases that no take-over ever gives back (their sessions removed while a holder that
+/// then died held them) stay in the store for good, lapsed. More of them than one look
+/// lists must not hide a death that can still be recovered: the survivor finds the lapsed
+/// lease of `s` and gets the rotated pair back inside the reuse window. (On main the store
+/// listed an arbitrary 64 of its lapsed leases, the same ones at each look: `s` was not
+/// found.)
+#[tokio::test(start_paused = true)]
+async fn leases_left_lapsed_for_good_do_not_hide_a_recent_death() {
+    let h = harness(|_| {});
+    for n in 0..2000 {
+        let key = SessionKey::new("fake", format!("removed-{n}"));
+        let ttl = Duration::from_secs(1);
+        h.store.acquire_lease(&key, "dead", ttl).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let survivor = process(&h, h.store.clone());
+    let mut events = survivor.subscribe();
+    survivor.insert("s", fresh_pair(&h)).await.unwrap();
+    dies_after_the_rotation(&h, "s").await;
+    until_presented(&h).await;
+    assert_eq!(
+        presented(&h),
+        ["rt-0"],
+        "the survivor found the lapsed lease"
+    );
+    assert_eq!(refresh_of(&h.stored("s").await.unwrap()), "rt-1");
+    no_reauth(&mut events);
+}
