@@ -1259,3 +1259,30 @@ async fn leases_left_lapsed_for_good_do_not_hide_a_recent_death() {
     assert_eq!(refresh_of(&h.stored("s").await.unwrap()), "rt-1");
     no_reauth(&mut events);
 }
+
+/// A look for lapsed leases that finds sessions it has nothing to refresh for (removed,
+/// given a verdict, or without a refresh token) leaves no entry for them in the session
+/// map: a manager that never used those names holds nothing for them, however many lapsed
+/// leases the store lists. (On main each name listed stayed in the map, never loaded.)
+#[tokio::test(start_paused = true)]
+async fn a_look_for_lapsed_leases_keeps_no_session_it_does_not_refresh() {
+    let h = harness(|_| {});
+    let ttl = Duration::from_secs(1);
+    for n in 0..10 {
+        let key = SessionKey::new("fake", format!("removed-{n}"));
+        h.store.acquire_lease(&key, "dead", ttl).await.unwrap();
+    }
+    let access_only =
+        TokenSet::new(AccessToken::new("at-x")).with_access_expires_at(h.clock.now() + HOUR);
+    h.manager.insert("access-only", access_only).await.unwrap();
+    h.store
+        .acquire_lease(&SessionKey::new("fake", "access-only"), "dead", ttl)
+        .await
+        .unwrap();
+    let survivor = process(&h, h.store.clone());
+    survivor.insert("s", fresh_pair(&h)).await.unwrap();
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease * 3).await;
+    assert_eq!(survivor.inner.sessions.len(), 1, "only s is mapped");
+    assert!(presented(&h).is_empty());
+}
