@@ -1286,3 +1286,93 @@ async fn a_look_for_lapsed_leases_keeps_no_session_it_does_not_refresh() {
     assert_eq!(survivor.inner.sessions.len(), 1, "only s is mapped");
     assert!(presented(&h).is_empty());
 }
+
+/// Three replicas find, each on its own look, the lapsed lease of a replica that died after
+/// the provider rotated: one takes it over and presents the stored token, once; the others
+/// wait for it and take what it saved.
+#[tokio::test(start_paused = true)]
+async fn replicas_that_all_find_one_lapsed_lease_present_its_token_once() {
+    let h = harness(|_| {});
+    let replicas: Vec<_> = (0..3).map(|_| process(&h, h.store.clone())).collect();
+    let mut events: Vec<_> = replicas.iter().map(TokenManager::subscribe).collect();
+    replicas[0].insert("s", fresh_pair(&h)).await.unwrap();
+    for replica in &replicas[1..] {
+        replica.access_token("s").await.unwrap();
+    }
+    dies_after_the_rotation(&h, "s").await;
+    until_presented(&h).await;
+    // Every replica's looks, and their waits for the one that took the lease over.
+    tokio::time::sleep(ManagerConfig::default().lease_ttl * 8).await;
+    assert_eq!(presented(&h), ["rt-0"]);
+    assert_eq!(refresh_of(&h.stored("s").await.unwrap()), "rt-1");
+    for events in &mut events {
+        no_reauth(events);
+    }
+}
+
+/// A store that fails every call while `down` is set (a database outage, seen by one
+/// replica).
+#[derive(Default)]
+struct Outage {
+    down: AtomicBool,
+}
+
+#[async_trait]
+impl Hooks for Outage {
+    async fn before(&self, _: Call) -> Result<(), StoreError> {
+        match self.down.load(Ordering::SeqCst) {
+            true => Err(disk_full()),
+            false => Ok(()),
+        }
+    }
+}
+
+/// Replica A loses the store (an outage of `outage`) just after the provider rotated on its
+/// `refresh_now` of a fresh session, for longer than the lease: the survivor B finds the
+/// lease lapsed, takes it over and watches a lease length for A's save. What the provider
+/// was presented, once A's store is back and everything settled; the store holds the pair
+/// it rotated to, nobody was told to re-authorize, and B serves that pair.
+async fn a_slow_holder_loses_its_lease(outage: Duration) -> Vec<String> {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    let store_a = Arc::new(Hooked::over(h.store.clone(), Outage::default()));
+    let (a, b) = (process(&h, store_a.clone()), process(&h, h.store.clone()));
+    let mut events = [a.subscribe(), b.subscribe()];
+    b.insert("s", fresh_pair(&h)).await.unwrap();
+    a.access_token("s").await.unwrap();
+    let refresh = {
+        let a = a.clone();
+        tokio::spawn(async move { a.refresh_now("s").await })
+    };
+    h.until_calls(1).await;
+    store_a.down.store(true, Ordering::SeqCst);
+    gate.add_permits(10);
+    tokio::time::sleep(outage).await;
+    store_a.down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(ManagerConfig::default().lease_ttl * 6).await;
+    let _ = refresh.await.unwrap();
+    assert_eq!(refresh_of(&h.stored("s").await.unwrap()), "rt-1");
+    assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-1");
+    for events in &mut events {
+        no_reauth(events);
+    }
+    presented(&h)
+}
+
+/// The outage ends while B watches: B takes A's save, and presents nothing.
+#[tokio::test(start_paused = true)]
+async fn a_slow_holder_whose_lease_lapsed_saves_and_the_survivors_look_takes_that() {
+    let lease = ManagerConfig::default().lease_ttl;
+    let presented = a_slow_holder_loses_its_lease(lease + lease / 2).await;
+    assert_eq!(presented, ["rt-0"]);
+}
+
+/// The outage outlasts B's watch: B presents rt-0 again inside the provider's reuse window
+/// and gets the same pair; A's late save finds it stored. Nothing is lost, and nothing but
+/// rt-0 (inside its window) is presented twice.
+#[tokio::test(start_paused = true)]
+async fn a_slow_holder_whose_save_comes_after_the_survivors_watch_loses_nothing() {
+    let lease = ManagerConfig::default().lease_ttl;
+    let presented = a_slow_holder_loses_its_lease(lease * 4).await;
+    assert_eq!(presented, ["rt-0", "rt-0"]);
+}
