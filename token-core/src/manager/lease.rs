@@ -792,6 +792,11 @@ impl<P: Provider> Inner<P> {
             }
         };
         for name in names {
+            // Each read may wait a store timeout: none once `shutdown` began (no refresh
+            // would start anyway).
+            if self.closing() {
+                return;
+            }
             // The session is looked up (and mapped, if this process never used it) only to
             // be refreshed: a name with nothing to refresh leaves no entry behind.
             let key = crate::store::SessionKey::new(self.provider_name.clone(), name.as_str());

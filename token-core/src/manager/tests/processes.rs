@@ -1376,3 +1376,61 @@ async fn a_slow_holder_whose_save_comes_after_the_survivors_watch_loses_nothing(
     let presented = a_slow_holder_loses_its_lease(lease * 4).await;
     assert_eq!(presented, ["rt-0", "rt-0"]);
 }
+
+/// Hangs every load once the store was asked for its lapsed leases, and counts them.
+#[derive(Default)]
+struct HangsLoadsAfterTheLook {
+    looked: AtomicBool,
+    loads: AtomicU32,
+}
+
+#[async_trait]
+impl Hooks for HangsLoadsAfterTheLook {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        match call {
+            Call::Lapsed => self.looked.store(true, Ordering::SeqCst),
+            Call::Load if self.looked.load(Ordering::SeqCst) => {
+                self.loads.fetch_add(1, Ordering::SeqCst);
+                std::future::pending::<()>().await;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// `shutdown` while a look for lapsed leases reads the sessions it found, each read
+/// hanging until the store timeout: the look reads no more once `shutdown` began (it ended
+/// 3 reads later, store timeouts apart, holding the manager all that while).
+#[tokio::test(start_paused = true)]
+async fn a_look_for_lapsed_leases_reads_no_more_once_shutdown_began() {
+    let h = harness(|_| {});
+    let other = process_with(
+        &h,
+        h.store.clone(),
+        ManagerConfig::default().with_lapsed_lease_scan(false),
+    );
+    for name in ["a", "b", "c"] {
+        other.insert(name, fresh_pair(&h)).await.unwrap();
+        let key = SessionKey::new("fake", name);
+        let ttl = Duration::from_secs(1);
+        h.store.acquire_lease(&key, "dead", ttl).await.unwrap();
+    }
+    let store = Arc::new(Hooked::over(
+        h.store.clone(),
+        HangsLoadsAfterTheLook::default(),
+    ));
+    let survivor = process(&h, store.clone());
+    survivor.insert("s", fresh_pair(&h)).await.unwrap();
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    assert_eq!(store.loads.load(Ordering::SeqCst), 1, "the look reads a");
+    survivor.shutdown(Duration::from_secs(5)).await.unwrap();
+    tokio::time::sleep(ManagerConfig::default().store_timeout * 10).await;
+    assert_eq!(
+        store.loads.load(Ordering::SeqCst),
+        1,
+        "no read after shutdown"
+    );
+    assert!(presented(&h).is_empty());
+}
