@@ -1377,6 +1377,30 @@ async fn a_slow_holder_whose_save_comes_after_the_survivors_watch_loses_nothing(
     assert_eq!(presented, ["rt-0", "rt-0"]);
 }
 
+/// The survivor's look takes over a dead replica's lapsed lease and watches for its save; a
+/// login inserted meanwhile (here) wins: it is served and stays stored, and neither its
+/// refresh token nor the one it replaced is presented.
+#[tokio::test(start_paused = true)]
+async fn a_login_inserted_while_a_look_watches_a_lapsed_lease_wins() {
+    let h = harness(|_| {});
+    let lease = ManagerConfig::default().lease_ttl;
+    let survivor = process(&h, h.store.clone());
+    dies_after_the_rotation(&h, "s").await;
+    survivor.insert("s", fresh_pair(&h)).await.unwrap();
+    // The look comes a lease length after the insert, and takes the lease over then.
+    tokio::time::sleep(lease + lease / 2).await;
+    assert!(presented(&h).is_empty(), "still watching");
+    let login = TokenSet::new(AccessToken::new("at-login"))
+        .with_refresh_token(RefreshToken::new("rt-login"))
+        .with_access_expires_at(h.clock.now() + HOUR);
+    survivor.insert("s", login).await.unwrap();
+    tokio::time::sleep(lease * 4).await;
+    assert!(presented(&h).is_empty(), "{:?}", presented(&h));
+    assert_eq!(refresh_of(&h.stored("s").await.unwrap()), "rt-login");
+    let served = survivor.access_token("s").await.unwrap();
+    assert_eq!(served.expose_secret(), "at-login");
+}
+
 /// Hangs every load once the store was asked for its lapsed leases, and counts them.
 #[derive(Default)]
 struct HangsLoadsAfterTheLook {
