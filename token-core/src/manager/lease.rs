@@ -792,8 +792,15 @@ impl<P: Provider> Inner<P> {
             }
         };
         for name in names {
-            let session = self.session(&name);
-            let record = match self.store.load(&session.key).await {
+            // Each read may wait a store timeout: none once `shutdown` began (no refresh
+            // would start anyway).
+            if self.closing() {
+                return;
+            }
+            // The session is looked up (and mapped, if this process never used it) only to
+            // be refreshed: a name with nothing to refresh leaves no entry behind.
+            let key = crate::store::SessionKey::new(self.provider_name.clone(), name.as_str());
+            let record = match self.store.load(&key).await {
                 Ok(Some(record)) => record,
                 Ok(None) => continue,
                 Err(error) => {
@@ -806,6 +813,7 @@ impl<P: Provider> Inner<P> {
                     session = %name,
                     "a refresh lease lapsed unreleased; taking it over to present its token again"
                 );
+                let session = self.session(&name);
                 drop(self.start_flight(&session, Reason::Lapsed(record.version)));
             }
         }

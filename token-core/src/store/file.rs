@@ -411,22 +411,20 @@ impl TokenStore for FileStore {
             let now = unix_nanos(clock.now());
             let entries = fs::read_dir(&dir)
                 .map_err(|e| StoreError::backend("file store: cannot list the directory", e))?;
+            // Those that lapsed last first: one left for good long ago (its session removed
+            // while a holder that then died held it) must not hide a recent death.
             let mut lapsed = Vec::new();
             for entry in entries.flatten() {
                 let name = entry.file_name();
                 let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(LEASE_SUFFIX)) else {
                     continue;
                 };
-                let lease = read_small(&dir, stem, LEASE_SUFFIX, MAX_LEASE_BYTES)
-                    .and_then(|bytes| serde_json::from_slice::<LeaseRecord>(&bytes).ok());
-                if let Some(lease) = lease.filter(|lease| lease.expires_at_unix_nanos <= now) {
-                    lapsed.push((lease.expires_at_unix_nanos, stem.to_owned()));
+                if let Some(expires) = lapsed_at(&dir, stem, now) {
+                    lapsed.push((expires, stem.to_owned()));
                 }
             }
-            // The records of the latest first, until enough name sessions of `provider`.
-            lapsed.sort_by_key(|(expires, _)| std::cmp::Reverse(*expires));
-            Ok(lapsed
-                .iter()
+            lapsed.sort_unstable_by(|a, b| b.cmp(a));
+            Ok((lapsed.iter())
                 .filter_map(|(_, stem)| session_of(&dir, stem, &provider))
                 .take(super::LAPSED_LEASES_LISTED)
                 .collect())
@@ -435,7 +433,7 @@ impl TokenStore for FileStore {
     }
 }
 
-/// The file `<stem><suffix>` if it holds at most `limit` bytes.
+/// Reads `<stem><suffix>` in `dir`, if it holds at most `limit` bytes.
 fn read_small(dir: &Path, stem: &str, suffix: &str, limit: u64) -> Option<Vec<u8>> {
     let mut bytes = Vec::new();
     let file = open_for_reading(&dir.join(format!("{stem}{suffix}"))).ok()?;
@@ -443,8 +441,15 @@ fn read_small(dir: &Path, stem: &str, suffix: &str, limit: u64) -> Option<Vec<u8
     (bytes.len() as u64 <= limit).then_some(bytes)
 }
 
-/// The session whose record is `<stem>.json`, if the record names a session of `provider`
-/// whose file name is that stem (a lease without a record has no refresh token to recover).
+/// When the lease file `<stem>.lease` lapsed, if it did by `now`.
+fn lapsed_at(dir: &Path, stem: &str, now: u64) -> Option<u64> {
+    let bytes = read_small(dir, stem, LEASE_SUFFIX, MAX_LEASE_BYTES)?;
+    let lease: LeaseRecord = serde_json::from_slice(&bytes).ok()?;
+    (lease.expires_at_unix_nanos <= now).then_some(lease.expires_at_unix_nanos)
+}
+
+/// The session of the record `<stem>.json` if it names a session of `provider` (a lease
+/// without a record has no refresh token to recover).
 fn session_of(dir: &Path, stem: &str, provider: &str) -> Option<String> {
     #[derive(Deserialize)]
     struct Names {
@@ -1824,22 +1829,27 @@ mod tests {
         advance(&clock, Duration::from_secs(2));
         assert_eq!(store.lapsed_leases("p").await.unwrap(), ["a"]);
         assert_eq!(store.lapsed_leases("q").await.unwrap(), ["c"]);
-        // The latest lapsed come first: many that lapsed long ago (never taken over) do not
-        // crowd out one that lapsed just now.
-        let listed = crate::store::LAPSED_LEASES_LISTED;
-        for n in 0..2 * listed {
-            let key = SessionKey::new("p", format!("old-{n}"));
-            store.save(&key, &set("rt"), None).await.unwrap();
-            store.acquire_lease(&key, "h", short).await.unwrap();
+    }
+
+    /// More lapsed leases than one answer lists: those that lapsed last come first (one
+    /// left for good long ago must not hide a recent death, still recoverable).
+    #[tokio::test]
+    async fn lapsed_leases_lists_those_that_lapsed_last_first() {
+        let tmp = TempDir::new().unwrap();
+        let clock = ManualClock::default();
+        let (store, _) = two_stores_with(&clock, tmp.path());
+        let (count, expected) = super::super::lapsed_last_first();
+        for n in 0..count {
+            let key = SessionKey::new("p", format!("s{n}"));
+            store.save(&key, &set("t"), None).await.unwrap();
+            store
+                .acquire_lease(&key, "h", Duration::from_secs(1))
+                .await
+                .unwrap();
+            advance(&clock, Duration::from_millis(10));
         }
-        advance(&clock, Duration::from_secs(60));
-        let recent = SessionKey::new("p", "recent");
-        store.save(&recent, &set("rt"), None).await.unwrap();
-        store.acquire_lease(&recent, "h", short).await.unwrap();
         advance(&clock, Duration::from_secs(2));
-        let lapsed = store.lapsed_leases("p").await.unwrap();
-        assert_eq!(lapsed.len(), listed);
-        assert_eq!(lapsed[0], "recent");
+        assert_eq!(store.lapsed_leases("p").await.unwrap(), expected);
     }
 
     #[tokio::test]

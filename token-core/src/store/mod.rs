@@ -265,10 +265,13 @@ pub trait TokenStore: Send + Sync + 'static {
     }
 
     /// The sessions of `provider` whose refresh lease lapsed without being released (at
-    /// most [`LAPSED_LEASES_LISTED`] of them): each holder died, or lost the store, in the
-    /// middle of a refresh, and may have spent the stored refresh token without saving what
-    /// it got. The manager takes such a lease over and presents that token again inside the
-    /// provider's reuse window, even when no refresh of the session is due.
+    /// most [`LAPSED_LEASES_LISTED`] of them, those that lapsed last first): each holder
+    /// died, or lost the store, in the middle of a refresh, and may have spent the stored
+    /// refresh token without saving what it got. The manager takes such a lease over and
+    /// presents that token again inside the provider's reuse window, even when no refresh of
+    /// the session is due. A lease no take-over gives back (its session removed, or given a
+    /// verdict, while a holder that then died held it) stays lapsed for good: listed first,
+    /// enough of them would hide every later death.
     ///
     /// The default lists none (a store used by one process, or one that cannot tell): such
     /// a death is then noticed at the session's next refresh only.
@@ -283,10 +286,14 @@ pub trait TokenStore: Send + Sync + 'static {
 /// and was never taken over, its session's record a verdict, must not crowd it out).
 pub const LAPSED_LEASES_LISTED: usize = 64;
 
-/// Keeps the [`LAPSED_LEASES_LISTED`] latest of `lapsed` (each with when it lapsed).
-pub(crate) fn drop_stale<T: Ord, S>(lapsed: &mut Vec<(T, S)>) {
-    lapsed.sort_by(|a, b| b.0.cmp(&a.0));
-    lapsed.truncate(LAPSED_LEASES_LISTED);
+/// For the stores' tests of [`TokenStore::lapsed_leases`]: how many leases to grant, one
+/// lapsing after the other, to sessions `s0`, `s1`, ...; and what is listed once all lapsed
+/// (those that lapsed last first, as many as one answer lists).
+#[cfg(test)]
+pub(crate) fn lapsed_last_first() -> (usize, Vec<String>) {
+    let count = LAPSED_LEASES_LISTED * 3;
+    let listed = (0..count).rev().take(LAPSED_LEASES_LISTED);
+    (count, listed.map(|n| format!("s{n}")).collect())
 }
 
 #[async_trait]

@@ -739,6 +739,40 @@ pub(crate) mod tests {
         assert!(store.lapsed_leases("p\0").await.unwrap().is_empty());
     }
 
+    /// More lapsed leases than one answer lists: those that lapsed last come first (one
+    /// left for good long ago must not hide a recent death, still recoverable).
+    #[tokio::test]
+    async fn lapsed_leases_lists_those_that_lapsed_last_first() {
+        let Some(url) = test_url("lapsed_leases_lists_those_that_lapsed_last_first") else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-lapsed-order");
+        let store = PostgresStore::open(&db).await.unwrap();
+        let (count, expected) = super::super::lapsed_last_first();
+        // Only sessions with a record are listed.
+        for n in 0..count {
+            let key = SessionKey::new("p", format!("s{n}"));
+            store.save(&key, &set("rt"), None).await.unwrap();
+        }
+        for n in 0..count {
+            let key = SessionKey::new("p", format!("s{n}"));
+            // Granted one after the other: each expires after the one before.
+            let ttl = Duration::from_millis(100);
+            store.acquire_lease(&key, "h", ttl).await.unwrap();
+        }
+        let last = format!("s{}", count - 1);
+        // The database's clock: polled until the last one lapsed, bounded.
+        let mut lapsed = Vec::new();
+        for _ in 0..200 {
+            lapsed = store.lapsed_leases("p").await.unwrap();
+            if lapsed.contains(&last) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(lapsed, expected);
+    }
+
     #[tokio::test]
     async fn a_lease_excludes_others_until_released_or_lapsed() {
         let Some(url) = test_url("a_lease_excludes_others_until_released_or_lapsed") else {

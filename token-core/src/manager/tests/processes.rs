@@ -1202,3 +1202,259 @@ async fn a_lost_answers_token_is_presented_again_at_once_when_its_lease_is_taken
     );
     no_reauth(&mut events);
 }
+
+/// A process dies after the provider rotated on its refresh of `s` (fresh, no refresh due
+/// anywhere else), its lease on `s` left to lapse.
+async fn dies_after_the_rotation(h: &Harness, s: &str) {
+    let lease = ManagerConfig::default().lease_ttl;
+    let key = SessionKey::new("fake", s);
+    h.store.acquire_lease(&key, "dead", lease).await.unwrap();
+    h.fake.rotate("rt-0").unwrap();
+}
+
+/// `at-0`/`rt-0`, fresh for an hour.
+fn fresh_pair(h: &Harness) -> TokenSet {
+    TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(h.clock.now() + HOUR)
+}
+
+/// Until the provider was presented a refresh token, a second at a time on the paused
+/// clock, for four lease lengths at most (a look every lease length, then a lease length's
+/// watch for the dead holder's save).
+async fn until_presented(h: &Harness) {
+    for _ in 0..ManagerConfig::default().lease_ttl.as_secs() * 4 {
+        if !presented(h).is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Leases that no take-over ever gives back (their sessions removed while a holder that
+/// then died held them) stay in the store for good, lapsed. More of them than one look
+/// lists must not hide a death that can still be recovered: the survivor finds the lapsed
+/// lease of `s` and gets the rotated pair back inside the reuse window. (On main the store
+/// listed an arbitrary 64 of its lapsed leases, the same ones at each look: `s` was not
+/// found.)
+#[tokio::test(start_paused = true)]
+async fn leases_left_lapsed_for_good_do_not_hide_a_recent_death() {
+    let h = harness(|_| {});
+    for n in 0..2000 {
+        let key = SessionKey::new("fake", format!("removed-{n}"));
+        let ttl = Duration::from_secs(1);
+        h.store.acquire_lease(&key, "dead", ttl).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let survivor = process(&h, h.store.clone());
+    let mut events = survivor.subscribe();
+    survivor.insert("s", fresh_pair(&h)).await.unwrap();
+    dies_after_the_rotation(&h, "s").await;
+    until_presented(&h).await;
+    assert_eq!(
+        presented(&h),
+        ["rt-0"],
+        "the survivor found the lapsed lease"
+    );
+    assert_eq!(refresh_of(&h.stored("s").await.unwrap()), "rt-1");
+    no_reauth(&mut events);
+}
+
+/// A look for lapsed leases that finds sessions it has nothing to refresh for (removed,
+/// given a verdict, or without a refresh token) leaves no entry for them in the session
+/// map: a manager that never used those names holds nothing for them, however many lapsed
+/// leases the store lists. (On main each name listed stayed in the map, never loaded.)
+#[tokio::test(start_paused = true)]
+async fn a_look_for_lapsed_leases_keeps_no_session_it_does_not_refresh() {
+    let h = harness(|_| {});
+    let ttl = Duration::from_secs(1);
+    for n in 0..10 {
+        let key = SessionKey::new("fake", format!("removed-{n}"));
+        h.store.acquire_lease(&key, "dead", ttl).await.unwrap();
+    }
+    let access_only =
+        TokenSet::new(AccessToken::new("at-x")).with_access_expires_at(h.clock.now() + HOUR);
+    h.manager.insert("access-only", access_only).await.unwrap();
+    h.store
+        .acquire_lease(&SessionKey::new("fake", "access-only"), "dead", ttl)
+        .await
+        .unwrap();
+    let survivor = process(&h, h.store.clone());
+    survivor.insert("s", fresh_pair(&h)).await.unwrap();
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease * 3).await;
+    assert_eq!(survivor.inner.sessions.len(), 1, "only s is mapped");
+    assert!(presented(&h).is_empty());
+}
+
+/// Three replicas find, each on its own look, the lapsed lease of a replica that died after
+/// the provider rotated: one takes it over and presents the stored token, once; the others
+/// wait for it and take what it saved.
+#[tokio::test(start_paused = true)]
+async fn replicas_that_all_find_one_lapsed_lease_present_its_token_once() {
+    let h = harness(|_| {});
+    let replicas: Vec<_> = (0..3).map(|_| process(&h, h.store.clone())).collect();
+    let mut events: Vec<_> = replicas.iter().map(TokenManager::subscribe).collect();
+    replicas[0].insert("s", fresh_pair(&h)).await.unwrap();
+    for replica in &replicas[1..] {
+        replica.access_token("s").await.unwrap();
+    }
+    dies_after_the_rotation(&h, "s").await;
+    until_presented(&h).await;
+    // Every replica's looks, and their waits for the one that took the lease over.
+    tokio::time::sleep(ManagerConfig::default().lease_ttl * 8).await;
+    assert_eq!(presented(&h), ["rt-0"]);
+    assert_eq!(refresh_of(&h.stored("s").await.unwrap()), "rt-1");
+    for events in &mut events {
+        no_reauth(events);
+    }
+}
+
+/// A store that fails every call while `down` is set (a database outage, seen by one
+/// replica).
+#[derive(Default)]
+struct Outage {
+    down: AtomicBool,
+}
+
+#[async_trait]
+impl Hooks for Outage {
+    async fn before(&self, _: Call) -> Result<(), StoreError> {
+        match self.down.load(Ordering::SeqCst) {
+            true => Err(disk_full()),
+            false => Ok(()),
+        }
+    }
+}
+
+/// Replica A loses the store (an outage of `outage`) just after the provider rotated on its
+/// `refresh_now` of a fresh session, for longer than the lease: the survivor B finds the
+/// lease lapsed, takes it over and watches a lease length for A's save. What the provider
+/// was presented, once A's store is back and everything settled; the store holds the pair
+/// it rotated to, nobody was told to re-authorize, and B serves that pair.
+async fn a_slow_holder_loses_its_lease(outage: Duration) -> Vec<String> {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    let store_a = Arc::new(Hooked::over(h.store.clone(), Outage::default()));
+    let (a, b) = (process(&h, store_a.clone()), process(&h, h.store.clone()));
+    let mut events = [a.subscribe(), b.subscribe()];
+    b.insert("s", fresh_pair(&h)).await.unwrap();
+    a.access_token("s").await.unwrap();
+    let refresh = {
+        let a = a.clone();
+        tokio::spawn(async move { a.refresh_now("s").await })
+    };
+    h.until_calls(1).await;
+    store_a.down.store(true, Ordering::SeqCst);
+    gate.add_permits(10);
+    tokio::time::sleep(outage).await;
+    store_a.down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(ManagerConfig::default().lease_ttl * 6).await;
+    let _ = refresh.await.unwrap();
+    assert_eq!(refresh_of(&h.stored("s").await.unwrap()), "rt-1");
+    assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-1");
+    for events in &mut events {
+        no_reauth(events);
+    }
+    presented(&h)
+}
+
+/// The outage ends while B watches: B takes A's save, and presents nothing.
+#[tokio::test(start_paused = true)]
+async fn a_slow_holder_whose_lease_lapsed_saves_and_the_survivors_look_takes_that() {
+    let lease = ManagerConfig::default().lease_ttl;
+    let presented = a_slow_holder_loses_its_lease(lease + lease / 2).await;
+    assert_eq!(presented, ["rt-0"]);
+}
+
+/// The outage outlasts B's watch: B presents rt-0 again inside the provider's reuse window
+/// and gets the same pair; A's late save finds it stored. Nothing is lost, and nothing but
+/// rt-0 (inside its window) is presented twice.
+#[tokio::test(start_paused = true)]
+async fn a_slow_holder_whose_save_comes_after_the_survivors_watch_loses_nothing() {
+    let lease = ManagerConfig::default().lease_ttl;
+    let presented = a_slow_holder_loses_its_lease(lease * 4).await;
+    assert_eq!(presented, ["rt-0", "rt-0"]);
+}
+
+/// The survivor's look takes over a dead replica's lapsed lease and watches for its save; a
+/// login inserted meanwhile (here) wins: it is served and stays stored, and neither its
+/// refresh token nor the one it replaced is presented.
+#[tokio::test(start_paused = true)]
+async fn a_login_inserted_while_a_look_watches_a_lapsed_lease_wins() {
+    let h = harness(|_| {});
+    let lease = ManagerConfig::default().lease_ttl;
+    let survivor = process(&h, h.store.clone());
+    dies_after_the_rotation(&h, "s").await;
+    survivor.insert("s", fresh_pair(&h)).await.unwrap();
+    // The look comes a lease length after the insert, and takes the lease over then.
+    tokio::time::sleep(lease + lease / 2).await;
+    assert!(presented(&h).is_empty(), "still watching");
+    let login = TokenSet::new(AccessToken::new("at-login"))
+        .with_refresh_token(RefreshToken::new("rt-login"))
+        .with_access_expires_at(h.clock.now() + HOUR);
+    survivor.insert("s", login).await.unwrap();
+    tokio::time::sleep(lease * 4).await;
+    assert!(presented(&h).is_empty(), "{:?}", presented(&h));
+    assert_eq!(refresh_of(&h.stored("s").await.unwrap()), "rt-login");
+    let served = survivor.access_token("s").await.unwrap();
+    assert_eq!(served.expose_secret(), "at-login");
+}
+
+/// Hangs every load once the store was asked for its lapsed leases, and counts them.
+#[derive(Default)]
+struct HangsLoadsAfterTheLook {
+    looked: AtomicBool,
+    loads: AtomicU32,
+}
+
+#[async_trait]
+impl Hooks for HangsLoadsAfterTheLook {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        match call {
+            Call::Lapsed => self.looked.store(true, Ordering::SeqCst),
+            Call::Load if self.looked.load(Ordering::SeqCst) => {
+                self.loads.fetch_add(1, Ordering::SeqCst);
+                std::future::pending::<()>().await;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// `shutdown` while a look for lapsed leases reads the sessions it found, each read
+/// hanging until the store timeout: the look reads no more once `shutdown` began (it ended
+/// 3 reads later, store timeouts apart, holding the manager all that while).
+#[tokio::test(start_paused = true)]
+async fn a_look_for_lapsed_leases_reads_no_more_once_shutdown_began() {
+    let h = harness(|_| {});
+    let other = process_with(
+        &h,
+        h.store.clone(),
+        ManagerConfig::default().with_lapsed_lease_scan(false),
+    );
+    for name in ["a", "b", "c"] {
+        other.insert(name, fresh_pair(&h)).await.unwrap();
+        let key = SessionKey::new("fake", name);
+        let ttl = Duration::from_secs(1);
+        h.store.acquire_lease(&key, "dead", ttl).await.unwrap();
+    }
+    let store = Arc::new(Hooked::over(
+        h.store.clone(),
+        HangsLoadsAfterTheLook::default(),
+    ));
+    let survivor = process(&h, store.clone());
+    survivor.insert("s", fresh_pair(&h)).await.unwrap();
+    let lease = ManagerConfig::default().lease_ttl;
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    assert_eq!(store.loads.load(Ordering::SeqCst), 1, "the look reads a");
+    survivor.shutdown(Duration::from_secs(5)).await.unwrap();
+    tokio::time::sleep(ManagerConfig::default().store_timeout * 10).await;
+    assert_eq!(
+        store.loads.load(Ordering::SeqCst),
+        1,
+        "no read after shutdown"
+    );
+    assert!(presented(&h).is_empty());
+}
