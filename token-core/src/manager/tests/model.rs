@@ -71,6 +71,9 @@ struct Grants {
     issued: StdMutex<HashSet<String>>,
     script: StdMutex<VecDeque<Step>>,
     refused: StdMutex<Vec<String>>,
+    /// The grants of logins whose `insert` got no answer (refused, failed or given up):
+    /// their save may land whenever, after a remove that came next too.
+    unanswered: StdMutex<HashSet<u32>>,
     log: Arc<StdMutex<Vec<String>>>,
     rng: StdMutex<Rng>,
 }
@@ -98,6 +101,12 @@ impl Grants {
             set.access_expires_at = Some(self.clock.now() - time::Duration::SECOND);
         }
         set
+    }
+
+    /// Whether refresh token `rt` is of a login whose `insert` got no answer.
+    fn of_unanswered_login(&self, rt: &str) -> bool {
+        let grant = self.place.lock().unwrap().get(rt).map(|(grant, _)| *grant);
+        grant.is_some_and(|grant| self.unanswered.lock().unwrap().contains(&grant))
     }
 
     /// Whether refresh token `a` is of `b`'s grant and came after it.
@@ -734,6 +743,7 @@ async fn run_with(seed: u64, processes: usize) {
         issued: StdMutex::default(),
         script: StdMutex::default(),
         refused: StdMutex::default(),
+        unanswered: StdMutex::default(),
         log: log.clone(),
         rng: StdMutex::new(Rng(seed ^ 0x5EED)),
     });
@@ -824,6 +834,7 @@ async fn run_with(seed: u64, processes: usize) {
                     log.lock()
                         .unwrap()
                         .push(format!("{} login {rt} expired {expired}", clock.now()));
+                    let grant = grants.place.lock().unwrap()[rt].0;
                     // Unknown until it answers (its caller may end with its process).
                     *known = Known::Either;
                     *known = match patience(polls, manager.insert("s", set)).await {
@@ -832,6 +843,9 @@ async fn run_with(seed: u64, processes: usize) {
                         // reached the store.
                         _ => Known::Either,
                     };
+                    if *known == Known::Either {
+                        grants.unanswered.lock().unwrap().insert(grant);
+                    }
                 }))
             }
             58..=60 => {
@@ -1059,7 +1073,18 @@ async fn run_with(seed: u64, processes: usize) {
             ));
         }
     }
-    let known = *known.lock().await;
+    let mut known = *known.lock().await;
+    // A login whose insert got no answer may have been saved after a remove that came next
+    // (its save, sent before the insert gave up, landing late; or the insert going on after
+    // its caller gave up): that remove found nothing to delete. Nothing orders two calls of
+    // an application through two processes but their answers, and the insert gave none.
+    if known == Known::Removed
+        && let Some((_, stored)) = world.shared.stored().await
+        && grants.of_unanswered_login(&stored)
+    {
+        note(format!("{stored} of a login saved after the remove"));
+        known = Known::Either;
+    }
     if world.shared.stored().await.is_none() {
         if known == Known::Present {
             report("no tokens stored".into());
@@ -1151,10 +1176,13 @@ async fn seeds_that_found_faults_hold() {
 /// process's store went down; it could not read the store again after the watch and its
 /// refresh failed before presenting the token it had found (spent by the dead holder):
 /// nothing else was due before the reuse window closed (the token is now noted as the watch
-/// ends, and asked for again in the background).
+/// ends, and asked for again in the background); 2228, a fault of the model: a login whose
+/// save landed late (after its insert timed out) came after the next remove, through
+/// another process, which had found nothing to delete, and the model took the session for
+/// removed.
 #[tokio::test(start_paused = true)]
 async fn three_process_seeds_that_found_faults_hold() {
-    for seed in [2874] {
+    for seed in [2228, 2874] {
         run_with(seed, 3).await;
     }
 }
