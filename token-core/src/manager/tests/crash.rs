@@ -387,8 +387,18 @@ fn dies_while_fresh(
     clock: &ManualClock,
     dir: &std::path::Path,
 ) -> (tokio::runtime::Runtime, TokenManager<Arc<Fake>>) {
+    dies_while_fresh_over(file_store(dir, clock), fake, clock, dir)
+}
+
+/// As [`dies_while_fresh`], the survivor reaching the directory through `store`.
+fn dies_while_fresh_over(
+    store: impl TokenStore,
+    fake: &Arc<Fake>,
+    clock: &ManualClock,
+    dir: &std::path::Path,
+) -> (tokio::runtime::Runtime, TokenManager<Arc<Fake>>) {
     let runtime = paused_runtime();
-    let survivor = survivor(fake, clock, dir);
+    let survivor = process(fake.clone(), store, clock);
     let fresh = TokenSet::new(AccessToken::new("at-0"))
         .with_refresh_token(RefreshToken::new("rt-0"))
         .with_access_expires_at(clock.now() + HOUR);
@@ -582,6 +592,77 @@ fn a_lease_that_lapsed_while_no_refresh_is_due_is_found_and_its_pair_recovered()
         survivor.shutdown(Duration::from_secs(60)).await.unwrap();
     });
     assert_eq!(*fake.presented.lock().unwrap(), ["rt-0"]);
+    let stored = stored_refresh_token(&runtime, &fake, &clock, dir.path());
+    assert_eq!(stored, "rt-1", "the successor came back");
+}
+
+/// The store of a process that takes over a lapsed lease: once the take-over has read the
+/// store, every call fails while `down` (an outage that begins as it watches for the lapsed
+/// holder's save, and lasts past that watch; it begins once).
+struct DownAfterTheFirstLook {
+    granted: AtomicBool,
+    /// The take-over's first look at the store.
+    looked: AtomicBool,
+    begun: AtomicBool,
+    down: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl Hooks for DownAfterTheFirstLook {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        match call {
+            Call::Acquire => self.granted.store(true, Ordering::SeqCst),
+            Call::Load
+                if self.granted.load(Ordering::SeqCst)
+                    && self.looked.swap(true, Ordering::SeqCst)
+                    && !self.begun.swap(true, Ordering::SeqCst) =>
+            {
+                self.down.store(true, Ordering::SeqCst);
+            }
+            _ => {}
+        }
+        match self.down.load(Ordering::SeqCst) {
+            true => Err(disk_full()),
+            false => Ok(()),
+        }
+    }
+}
+
+/// As in the test above, but the survivor's refresh (a `refresh_now`, asked for inside the
+/// reuse window, as after any crash) never presents the token: it takes the lapsed lease
+/// over, reads the store (the spent token), and watches a lease length for the holder's
+/// save while the store goes down; it cannot read the store again after the watch, and
+/// fails. The token found is still presented inside the window, in the background once the
+/// store is back, and its successor comes back. Found by the three-process model (seed
+/// 2874: an outage of every process's store calls began while the survivor of a crash
+/// watched for its save).
+#[test]
+fn a_take_over_that_cannot_read_the_store_after_the_watch_asks_for_the_token_found_again() {
+    let (dir, clock, fake) = seeded(Duration::from_secs(300));
+    let down = Arc::new(AtomicBool::new(false));
+    let store = Hooked::over(
+        file_store(dir.path(), &clock),
+        DownAfterTheFirstLook {
+            granted: AtomicBool::new(false),
+            looked: AtomicBool::new(false),
+            begun: AtomicBool::new(false),
+            down: down.clone(),
+        },
+    );
+    let (runtime, survivor) = dies_while_fresh_over(store, &fake, &clock, dir.path());
+    let failed = runtime.block_on(survivor.refresh_now("s")).unwrap_err();
+    assert!(
+        matches!(failed, Error::Store(StoreError::Backend { .. })),
+        "{failed:?}"
+    );
+    assert!(
+        fake.presented.lock().unwrap().is_empty(),
+        "nothing presented"
+    );
+    // The store is back; nobody asks for a refresh (the access token is fresh).
+    down.store(false, Ordering::SeqCst);
+    runtime.block_on(until_presented(&fake, 0, 240));
+    assert_eq!(*fake.presented.lock().unwrap(), ["rt-0"], "presented again");
     let stored = stored_refresh_token(&runtime, &fake, &clock, dir.path());
     assert_eq!(stored, "rt-1", "the successor came back");
 }
