@@ -1195,6 +1195,19 @@ fn seeds(prefix: &str, default: u64) -> std::ops::Range<u64> {
     first..first + seeds
 }
 
+/// Seed 229265 (found at the end of a session, not analysed to the end): a crash left rt-14
+/// spent at 0:17:08; the provider failed each of the five presentations inside its window
+/// (four 503s and a panic, injected one after another); the sixth, at 0:22:30, came after
+/// it closed: a re-auth. The model injects no provider fault for a reuse window after an
+/// answer lost to `LoseAfterRotate`, and has no such rule for a rotation a crash lost, so
+/// this may be the model breaking its own rule; whether the manager's spacing of the
+/// presentations wastes the window is still to check.
+#[tokio::test(start_paused = true)]
+#[ignore = "fails: a re-auth after five failed presentations inside the window (see its doc)"]
+async fn seed_229265_a_crash_then_a_provider_failing_each_presentation_inside_the_window() {
+    run(229265).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn two_processes_under_random_interleavings_lose_nothing_and_declare_no_reauth() {
     for seed in seeds("MODEL", 200) {
