@@ -73,6 +73,15 @@ impl Timed {
             }
             call.await
         };
+        self.within(what, call).await
+    }
+
+    /// `call` within the timeout, a panic in it failing the call.
+    async fn within<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.timeout, CatchUnwind(Box::pin(call))).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(())) => Err(Self::panicked(what)),
@@ -186,11 +195,7 @@ impl TokenStore for Timed {
     }
 
     async fn lapsed_leases(&self, provider: &str) -> Result<Vec<String>, StoreError> {
-        let call = CatchUnwind(Box::pin(self.inner.lapsed_leases(provider)));
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(())) => Err(Self::panicked("listing of lapsed leases")),
-            Err(_) => Err(self.timed_out("listing of lapsed leases")),
-        }
+        let call = self.inner.lapsed_leases(provider);
+        self.within("listing of lapsed leases", call).await
     }
 }
