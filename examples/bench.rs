@@ -900,6 +900,10 @@ async fn middleware() -> BenchResult {
     let through = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(BearerAuth::new(manager.clone(), "bench"))
         .build();
+    let layered = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(PassThrough)
+        .build();
+    let layered = Client::Layered(layered, static_header.clone());
     for concurrency in [1usize, 16] {
         let per_task = scaled(if concurrency == 1 { 5_000 } else { 20_000 }) / concurrency;
         // Warm both connection pools.
@@ -911,7 +915,9 @@ async fn middleware() -> BenchResult {
         )
         .await?;
         send_all(&Client::Through(through.clone()), &url, concurrency, 50).await?;
-        let (mut plain_runs, mut through_runs) = (Vec::new(), Vec::new());
+        send_all(&layered, &url, concurrency, 50).await?;
+        let (mut plain_runs, mut through_runs, mut layered_runs) =
+            (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
             plain_runs.push(
                 send_all(
@@ -931,6 +937,7 @@ async fn middleware() -> BenchResult {
                 )
                 .await?,
             );
+            layered_runs.push(send_all(&layered, &url, concurrency, per_task).await?);
         }
         let median = |runs: &mut Vec<(Duration, f64)>| {
             runs.sort_by(|a, b| a.1.total_cmp(&b.1));
@@ -938,6 +945,7 @@ async fn middleware() -> BenchResult {
         };
         let (plain_p50, plain_rate) = median(&mut plain_runs);
         let (through_p50, through_rate) = median(&mut through_runs);
+        let (layered_p50, layered_rate) = median(&mut layered_runs);
         println!(
             "minimal loopback server, concurrency {concurrency}, {} requests per round (load {}):",
             per_task * concurrency,
@@ -953,6 +961,12 @@ async fn middleware() -> BenchResult {
             us(through_p50) - us(plain_p50),
             through_rate / plain_rate
         );
+        println!(
+            "  reqwest-middleware, a pass-through layer, static header p50 {:>6.1} µs | {layered_rate:>8.0} req/s | p50 {:+.2} µs, throughput {:.3}x",
+            us(layered_p50),
+            us(layered_p50) - us(plain_p50),
+            layered_rate / plain_rate
+        );
     }
     Ok(())
 }
@@ -960,6 +974,8 @@ async fn middleware() -> BenchResult {
 #[derive(Clone)]
 enum Client {
     Plain(reqwest::Client, http::HeaderValue),
+    /// reqwest-middleware with a pass-through layer, the header set by the caller.
+    Layered(reqwest_middleware::ClientWithMiddleware, http::HeaderValue),
     Through(reqwest_middleware::ClientWithMiddleware),
 }
 
@@ -967,6 +983,12 @@ impl Client {
     async fn get(&self, url: &url::Url) -> Result<reqwest::Response, String> {
         match self {
             Self::Plain(client, header) => client
+                .get(url.clone())
+                .header(http::header::AUTHORIZATION, header.clone())
+                .send()
+                .await
+                .map_err(err),
+            Self::Layered(client, header) => client
                 .get(url.clone())
                 .header(http::header::AUTHORIZATION, header.clone())
                 .send()
