@@ -429,8 +429,11 @@ impl<P: Provider> TokenManager<P> {
         // reach the session the name maps to now.
         if let Some(memory) = &inner.memory {
             let refresh_at = inner.schedule(&stored);
+            // One pin of the session map for the lookup and the publication (nothing here
+            // awaits).
+            let sessions = inner.sessions.pin();
             let session = loop {
-                let session = inner.session(name);
+                let session = inner.session_in(name, &sessions);
                 // The store write and the publication under the session's generation lock:
                 // no refresh starts in between, and one that started before publishes
                 // nothing over this.
@@ -441,7 +444,7 @@ impl<P: Provider> TokenManager<P> {
                 let ready = Ready::new(inner.current_at(stored, extras, None, false, refresh_at));
                 let (version, replaced) = memory.put_shared(&session.key, ready.shared());
                 ready.settle(Some(version), true);
-                writing.publish(ready.into(), inner.show(&session));
+                writing.publish(ready.into(), inner.show_in(session, &sessions));
                 // Dropped with no lock held (see `LetGo`).
                 drop(replaced);
                 break session;
@@ -696,6 +699,10 @@ impl<P: Provider> TokenManager<P> {
     }
 }
 
+/// The session map, pinned (its guard held).
+type Pinned<'m, X> =
+    papaya::HashMapRef<'m, Name, Entry<X>, foldhash::quality::RandomState, papaya::LocalGuard<'m>>;
+
 struct Inner<P: Provider> {
     provider: P,
     store: Arc<dyn TokenStore>,
@@ -851,12 +858,21 @@ impl<P: Provider> Inner<P> {
     }
 
     fn session(&self, name: &str) -> Arc<Session<P::Extras>> {
-        let sessions = self.sessions.pin();
+        self.session_in(name, &self.sessions.pin()).clone()
+    }
+
+    /// [`session`](Self::session) under the guard of `sessions` (the session map pinned):
+    /// no reference count taken.
+    fn session_in<'g>(
+        &self,
+        name: &str,
+        sessions: &'g Pinned<'_, P::Extras>,
+    ) -> &'g Arc<Session<P::Extras>> {
         if let Some(entry) = sessions.get(name) {
-            return entry.session.clone();
+            return &entry.session;
         }
         let name: Arc<str> = Arc::from(name);
-        sessions
+        &sessions
             .get_or_insert_with(Name(name.clone()), || Entry {
                 session: Arc::new(Session::new(SessionKey::new(
                     self.provider_name.clone(),
@@ -865,7 +881,6 @@ impl<P: Provider> Inner<P> {
                 fresh: None,
             })
             .session
-            .clone()
     }
 
     /// The session `name` maps to, with its writer lock taken (inserts and removes of one
@@ -894,20 +909,42 @@ impl<P: Provider> Inner<P> {
         let changing = self.epoch.changing();
         move |state| {
             let _changing = changing;
-            let fresh = Fresh::of(state);
-            let ours = |entry: &Entry<P::Extras>| std::ptr::eq(&*entry.session, session);
-            self.sessions
-                .pin()
-                .compute(Name(session.name().clone()), |found| match found {
-                    Some((_, entry)) if ours(entry) && !Fresh::same(&entry.fresh, &fresh) => {
-                        papaya::Operation::Insert(Entry {
-                            session: entry.session.clone(),
-                            fresh: fresh.clone(),
-                        })
-                    }
-                    _ => papaya::Operation::Abort(()),
-                });
+            Self::show_entry(session, state, &self.sessions.pin());
         }
+    }
+
+    /// [`show`](Self::show) under the guard of `sessions`, which an `insert` pinned for
+    /// its lookup too (one pin, not two).
+    fn show_in<'a>(
+        &'a self,
+        session: &'a Session<P::Extras>,
+        sessions: &'a Pinned<'_, P::Extras>,
+    ) -> impl FnOnce(&Arc<State<P::Extras>>) + 'a {
+        let changing = self.epoch.changing();
+        move |state| {
+            let _changing = changing;
+            Self::show_entry(session, state, sessions);
+        }
+    }
+
+    /// The session map's entry of `session` takes `state`'s current set, if it is still
+    /// this session's entry.
+    fn show_entry(
+        session: &Session<P::Extras>,
+        state: &Arc<State<P::Extras>>,
+        sessions: &Pinned<'_, P::Extras>,
+    ) {
+        let fresh = Fresh::of(state);
+        let ours = |entry: &Entry<P::Extras>| std::ptr::eq(&*entry.session, session);
+        sessions.compute(Name(session.name().clone()), |found| match found {
+            Some((_, entry)) if ours(entry) && !Fresh::same(&entry.fresh, &fresh) => {
+                papaya::Operation::Insert(Entry {
+                    session: entry.session.clone(),
+                    fresh: fresh.clone(),
+                })
+            }
+            _ => papaya::Operation::Abort(()),
+        });
     }
 
     /// The state of `session`, if loaded.
