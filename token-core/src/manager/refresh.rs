@@ -476,6 +476,7 @@ impl<P: Provider> Inner<P> {
         self.spawn_background(async move {
             let mut dropped = ResolvingDropped(Some(session.clone()));
             let mut asking: Option<RefreshToken> = None;
+            let mut gap = Duration::ZERO;
             while let Some(lost) = session.next_unresolved() {
                 let first = asking.as_ref() != Some(&lost.token);
                 let left = lost
@@ -488,14 +489,18 @@ impl<P: Provider> Inner<P> {
                     session.resolved(&lost.token);
                     continue;
                 };
-                // Halving, but never below a second (or what is left of the usable time):
-                // a session answered at once each time (a provider's `Retry-After`, a store
-                // that fails) is asked a few times in all, not once per instant left.
+                // The first ask waits the failure cooldown, each later one twice the wait
+                // before it (a second at least): a provider that fails now and then is
+                // asked again soon, while most of the window is left. Never more than half
+                // of what is left, and never below a second (or what is left of the usable
+                // time): a session answered at once each time (a provider's `Retry-After`, a
+                // store that fails) is asked a few times in all, not once per instant left.
                 let half = (usable / 2).max(usable.min(Duration::from_secs(1)));
-                let wait = match first {
-                    true => inner.config.failure_cooldown.min(half),
-                    false => half,
+                gap = match first {
+                    true => inner.config.failure_cooldown,
+                    false => gap.saturating_mul(2).max(Duration::from_secs(1)),
                 };
+                let wait = gap.min(half);
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     () = inner.stopping.cancelled() => {}

@@ -3803,6 +3803,28 @@ async fn a_pair_lost_in_transit_is_still_asked_for_after_joining_a_refresh_that_
     assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-1");
 }
 
+/// A provider that fails now and then: the pair lost in transit is asked for again soon
+/// after an ask that failed, while most of the window is left (at doubling gaps from the
+/// failure cooldown), not half the window later: asks that fail in a row still leave
+/// several more inside the window.
+#[tokio::test(start_paused = true)]
+async fn a_pair_lost_in_transit_is_asked_for_again_soon_after_an_ask_that_failed() {
+    let h = harness(|_| {});
+    lose_the_rotated_pair(&h).await;
+    // The first ask (after the failure cooldown) fails, each of its four attempts.
+    for _ in 0..4 {
+        h.fake.then(Step::Fail(unavailable(None)));
+    }
+    // A fifth of the window (300 s) later, the pair is back.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let stored = h.stored_tokens("s").await.unwrap().value;
+    assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-1");
+    assert!(
+        h.fake.script.lock().unwrap().is_empty(),
+        "every failure was met"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_pair_lost_in_transit_is_asked_for_when_the_failure_cooldown_outlasts_the_window() {
     let h = harness(|fake| fake.reuse_window = Duration::from_secs(30));
