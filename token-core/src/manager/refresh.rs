@@ -459,12 +459,13 @@ impl<P: Provider> Inner<P> {
 
     /// Asks the provider again, in the background, for the pair a lost answer carried (the
     /// provider may have rotated to a pair this process never saw): a few times before its
-    /// reuse window closes (first after `failure_cooldown`, then halfway to the close each
-    /// time), until the session holds another refresh token, a verdict or none, even if no
-    /// caller asks meanwhile. One task per session, asking for the latest such token. At
-    /// `shutdown` it asks once more at once, then stops: the next process would present
-    /// the stored token only when it refreshes, which for a fresh access token comes after
-    /// the window has closed (`shutdown` waits for that ask, within its deadline).
+    /// reuse window closes (first after `failure_cooldown`, then after twice the wait before
+    /// each time, at most halfway to the close), until the session holds another refresh
+    /// token, a verdict or none, even if no caller asks meanwhile. One task per session,
+    /// asking for the latest such token. At `shutdown` it asks once more at once, then
+    /// stops: the next process would present the stored token only when it refreshes,
+    /// which for a fresh access token comes after the window has closed (`shutdown` waits
+    /// for that ask, within its deadline).
     ///
     /// A task dropped unfinished (its runtime shut down while the manager lives on in
     /// another) leaves the token to ask for, and no task: `shutdown` starts one again.
