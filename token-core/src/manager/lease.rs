@@ -361,7 +361,9 @@ impl<P: Provider> Inner<P> {
     /// the refresh's callers (the holder's own save, landed just before its lease lapsed,
     /// looks the same as a set it spent) is taken at once instead, and its refresh token
     /// presented again in the background inside the reuse window, as for an answer lost in
-    /// transit ([`resolve_later`](Self::resolve_later), started as the flight ends).
+    /// transit ([`resolve_later`](Self::resolve_later), started as the flight ends). So is
+    /// the token found when another process cuts the watch short by taking the lease over;
+    /// the next take-over here then presents it at once, without a second watch.
     async fn await_lapsed_holder(
         &self,
         session: &Session<P::Extras>,
@@ -418,10 +420,12 @@ impl<P: Provider> Inner<P> {
                 Err(error) => tracing::warn!(%error, "could not read the store"),
             }
             // The set to refresh holds the refresh token this process presented and lost
-            // the answer to: its window runs from that call, and whether the holder spent
-            // it after that or not, the provider answers it again inside it. Waiting here
-            // could outlast the window (two processes paused longer than the lease take it
-            // over from each other in turn, each waiting for the other's save).
+            // the answer to (or found at a take-over whose watch another process cut
+            // short): its window runs from that call (or is open yet), and whether the
+            // holder spent it after that or not, the provider answers it again inside it.
+            // Waiting here could outlast the window (two processes paused longer than the
+            // lease take it over from each other in turn, each waiting for the other's
+            // save).
             if found
                 && current
                     .as_ref()
@@ -447,7 +451,19 @@ impl<P: Provider> Inner<P> {
                     }
                 }
                 Renewal::Unknown => {}
+                // Another process took the lease over from this watch (this one was paused
+                // longer than the lease): it watches in turn, and may be cut short as this
+                // one was. Processes doing so in turn would watch until the window closed,
+                // none presenting: the token found is asked for again here inside its
+                // window, and presented at once the next time this process takes the lease
+                // over (as a token whose answer was lost here is).
                 Renewal::Lost => {
+                    if found
+                        && let Some(token) =
+                            (current.as_ref()).and_then(|c| c.stored.refresh_token.as_ref())
+                    {
+                        self.ask_again_later(session, token, tokio::time::Instant::now());
+                    }
                     self.release(session).await;
                     return Ok(Awaited::Lost);
                 }

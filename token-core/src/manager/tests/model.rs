@@ -1194,10 +1194,15 @@ async fn seeds_that_found_faults_hold() {
 /// ends, and asked for again in the background); 2228, a fault of the model: a login whose
 /// save landed late (after its insert timed out) came after the next remove, through
 /// another process, which had found nothing to delete, and the model took the session for
-/// removed.
+/// removed; 145946, a crash lost a rotation, and the two survivors, paused longer than the
+/// lease at every step, took the lapsed lease over from each other in turn for a minute and
+/// a half of the reuse window, each cutting the other's watch for the dead holder's save
+/// short, neither presenting the token; the provider then failed the three presentations
+/// left inside the window (a take-over after a watch cut short now presents the token found
+/// at once, and the token is asked for again in the background).
 #[tokio::test(start_paused = true)]
 async fn three_process_seeds_that_found_faults_hold() {
-    for seed in [2228, 2874] {
+    for seed in [2228, 2874, 145946] {
         run_with(seed, 3).await;
     }
 }
@@ -1208,21 +1213,6 @@ fn seeds(prefix: &str, default: u64) -> std::ops::Range<u64> {
     let seeds = var("SEEDS").and_then(|n| n.parse().ok()).unwrap_or(default);
     let first: u64 = var("FIRST_SEED").and_then(|n| n.parse().ok()).unwrap_or(0);
     first..first + seeds
-}
-
-/// Three-process seed 145946 (found at the end of a session; not analysed to the end): a
-/// crash lost the rotation of the stored refresh token at 0:18:41, and the provider failed
-/// each of the three presentations of it inside the window (a 503 each); the fourth, at
-/// 0:24:08, came after the window had closed: a re-auth. The model scripts provider faults
-/// after a rotation a crash lost (only after an answer lost in transit does it keep the
-/// window quiet). Asking again at doubling gaps instead of half of what is left of the
-/// window brought the second presentation forward (0:21:26 to 0:21:07) but not the third:
-/// between them a second process crashed (0:21:02) and a third was shut down (0:23:14), and
-/// the asking went through take-overs of lapsed leases and refreshes that lost their lease.
-#[tokio::test(start_paused = true)]
-#[ignore = "fails: a re-auth after three failed presentations inside the window (see its doc)"]
-async fn seed_145946_of_three_a_crash_then_three_failed_presentations_inside_the_window() {
-    run_with(145946, 3).await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -1203,6 +1203,79 @@ async fn a_lost_answers_token_is_presented_again_at_once_when_its_lease_is_taken
     no_reauth(&mut events);
 }
 
+/// The first lease answers a process gets, in place of the store's (which is asked all the
+/// same): a take-over, then another process's lease (the take-over's watch is cut short),
+/// then a take-over again; the instant of the last one.
+struct CutShortOnce {
+    answers: StdMutex<std::collections::VecDeque<Lease>>,
+    last_at: StdMutex<Option<tokio::time::Instant>>,
+}
+
+impl Default for CutShortOnce {
+    fn default() -> Self {
+        let held = Lease::HeldByOther {
+            remaining: ManagerConfig::default().lease_ttl,
+        };
+        Self {
+            answers: StdMutex::new([Lease::TakenOver, held, Lease::TakenOver].into()),
+            last_at: StdMutex::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl Hooks for CutShortOnce {
+    async fn lease(
+        &self,
+        _: &SessionKey,
+        _: &dyn TokenStore,
+        granted: Lease,
+    ) -> Result<Lease, StoreError> {
+        let mut answers = self.answers.lock().unwrap();
+        let Some(answer) = answers.pop_front() else {
+            return Ok(granted);
+        };
+        if answers.is_empty() {
+            *self.last_at.lock().unwrap() = Some(tokio::time::Instant::now());
+        }
+        Ok(answer)
+    }
+}
+
+/// A process dies after the provider rotated on its refresh of `s`. The survivor takes its
+/// lapsed lease over and watches for its save, and another process, paused longer than the
+/// lease, takes the lease over from that watch; the survivor takes it over again in turn.
+/// The token found was watched over once already: the survivor presents it at once, not
+/// after another lease length's watch. (Three processes paused longer than the lease took
+/// it over from each other in turn, each cutting the other's watch short, for a minute and
+/// a half of the reuse window: seed 145946 of the model.)
+#[tokio::test(start_paused = true)]
+async fn a_take_over_after_a_watch_cut_short_presents_the_token_found_at_once() {
+    let h = harness(|_| {});
+    let store = Arc::new(Hooked::over(h.store.clone(), CutShortOnce::default()));
+    let survivor = process(&h, store.clone());
+    let mut events = survivor.subscribe();
+    survivor.insert("s", fresh_pair(&h)).await.unwrap();
+    dies_after_the_rotation(&h, "s").await;
+    // On the paused clock, in steps of 100 ms: a look every lease length, then the watches.
+    let lease = ManagerConfig::default().lease_ttl;
+    for _ in 0..(lease * 4).as_millis() / 100 {
+        if !presented(&h).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(presented(&h), ["rt-0"], "the survivor presented the token");
+    let taken_again = store.last_at.lock().unwrap().expect("taken over twice");
+    let presented_after = taken_again.elapsed();
+    assert!(
+        presented_after < lease / 2,
+        "rt-0 presented {presented_after:?} after the second take-over: a second watch"
+    );
+    assert_eq!(refresh_of(&h.stored("s").await.unwrap()), "rt-1");
+    no_reauth(&mut events);
+}
+
 /// A process dies after the provider rotated on its refresh of `s` (fresh, no refresh due
 /// anywhere else), its lease on `s` left to lapse.
 async fn dies_after_the_rotation(h: &Harness, s: &str) {
