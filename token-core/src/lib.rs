@@ -98,31 +98,26 @@ mod crypto;
 pub mod error;
 pub mod expiry;
 #[cfg(feature = "server")]
-#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod issuer;
 mod macro_support;
 pub mod manager;
 #[cfg(feature = "metrics")]
-#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
 pub mod middleware;
 pub mod oauth;
 pub mod pkce;
 #[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
 pub mod provider;
 mod random;
 pub mod redact;
 #[cfg(feature = "sandbox")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sandbox")))]
 pub mod sandbox;
 pub mod secret;
 pub mod sign;
 pub mod store;
 pub mod token_set;
 #[cfg(feature = "tower")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
 pub mod transport;
 
@@ -136,6 +131,7 @@ pub use token_macros::token_endpoint;
 /// also has its one home in the module of its layer.
 pub mod prelude {
     pub use crate::error::{Error, ErrorKind};
+    pub use crate::expiry::ExpiresIn;
     pub use crate::manager::{ManagerConfig, SessionHandle, TokenManager};
     pub use crate::provider::{CallContext, Provider};
     pub use crate::secret::{AccessToken, ClientSecret, RefreshToken};

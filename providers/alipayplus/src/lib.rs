@@ -59,11 +59,9 @@
 mod config;
 mod endpoints;
 #[cfg(feature = "mpp")]
-#[cfg_attr(docsrs, doc(cfg(feature = "mpp")))]
 pub mod mpp;
 mod provider;
 #[cfg(feature = "sandbox")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sandbox")))]
 pub mod sandbox;
 pub mod signature;
 

@@ -63,7 +63,6 @@ mod config;
 mod endpoints;
 mod provider;
 #[cfg(feature = "sandbox")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sandbox")))]
 pub mod sandbox;
 
 pub use config::{ApiVersion, VaultistConfig};

@@ -43,7 +43,6 @@
 mod code;
 pub mod memory;
 #[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
 
 use std::fmt;
@@ -65,7 +64,6 @@ pub use code::{
 };
 pub use memory::MemoryIssuerStore;
 #[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::PostgresIssuerStore;
 
 /// Issues, rotates, authenticates and revokes token pairs over an [`IssuerStore`].

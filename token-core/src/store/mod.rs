@@ -22,7 +22,6 @@ pub use file::FileStore;
 pub use memory::MemoryStore;
 pub(crate) use memory::{BoundMemoryStore, SharedSet};
 #[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::{PostgresStore, TOKEN_STORE_SCHEMA_VERSION};
 pub use record::{ReauthVerdict, StoredRecord};
 
