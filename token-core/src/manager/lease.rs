@@ -373,6 +373,15 @@ impl<P: Provider> Inner<P> {
         held_at: &mut tokio::time::Instant,
     ) -> Result<Awaited<P::Extras>, Error> {
         let mut started = tokio::time::Instant::now();
+        // When the lapsed holder spent the token found, if it did: while it held the lease,
+        // so before the lease lapsed (before this grant), and after its last grant or
+        // renewal unless it kept renewing past its call. The token's reuse window is counted
+        // from a lease length before this grant, not from now (a watch, and a pause, later):
+        // a window counted from now would let it be presented after the provider's closed,
+        // a replay (one that detects reuse then revokes the holder's successor too).
+        let spent_from = held_at
+            .checked_sub(self.config.lease_ttl)
+            .unwrap_or(*held_at);
         let mut extended = false;
         let poll = (self.config.lease_ttl / 6).max(Duration::from_millis(50));
         // Whether the record found at the take-over has been read (and is in `current`).
@@ -397,10 +406,8 @@ impl<P: Provider> Inner<P> {
                         // It serves the refresh's callers now (it may be the holder's own
                         // save, landed just before its lease lapsed); its refresh token is
                         // presented again in the background, inside the reuse window.
-                        // (At the latest a window from now: the holder presented it
-                        // before its lease lapsed.)
                         if let Some(token) = &adopted.stored.refresh_token {
-                            self.ask_again_later(session, token, tokio::time::Instant::now());
+                            self.ask_again_later(session, token, spent_from);
                         }
                         return Ok(Awaited::Settled(adopted));
                     }
@@ -462,7 +469,7 @@ impl<P: Provider> Inner<P> {
                         && let Some(token) =
                             (current.as_ref()).and_then(|c| c.stored.refresh_token.as_ref())
                     {
-                        self.ask_again_later(session, token, tokio::time::Instant::now());
+                        self.ask_again_later(session, token, spent_from);
                     }
                     self.release(session).await;
                     return Ok(Awaited::Lost);
@@ -477,7 +484,7 @@ impl<P: Provider> Inner<P> {
             .as_ref()
             .and_then(|c| c.stored.refresh_token.as_ref())
         {
-            self.ask_again_later(session, token, tokio::time::Instant::now());
+            self.ask_again_later(session, token, spent_from);
         }
         Ok(Awaited::Refresh)
     }

@@ -59,6 +59,9 @@ struct Fake {
     /// How many of the next grants of the client's own are refused (`invalid_grant`).
     refused_issues: AtomicU32,
     gate: Option<Arc<Semaphore>>,
+    /// Reuse detection (as RFC 9700 recommends): a spent refresh token presented after its
+    /// reuse window revokes its successor too.
+    revoke_on_replay: bool,
 }
 
 impl Fake {
@@ -76,6 +79,7 @@ impl Fake {
             can_issue: false,
             refused_issues: AtomicU32::new(0),
             gate: None,
+            revoke_on_replay: false,
         }
     }
 
@@ -110,6 +114,12 @@ impl Fake {
             && self.clock.now() - *at < self.reuse_window
         {
             return Ok(successor.clone());
+        }
+        if self.revoke_on_replay
+            && let Some((old, _, _)) = &*self.previous.lock().unwrap()
+            && old == presented
+        {
+            live.clear();
         }
         Err(invalid_grant())
     }

@@ -1531,3 +1531,305 @@ async fn a_look_for_lapsed_leases_reads_no_more_once_shutdown_began() {
     );
     assert!(presented(&h).is_empty());
 }
+
+// ---- A watch cut short ----
+
+/// Lease answers for one process: the store's, except that from `cut_after` past its first
+/// take-over another process holds the lease (it took it over from this one's watch) until
+/// `back_at`; the first request after that is a take-over from it (it let the lease lapse
+/// in turn). The instant of that second take-over.
+struct OthersHoldUntil {
+    cut_after: Duration,
+    back_at: tokio::time::Instant,
+    first_taken: StdMutex<Option<tokio::time::Instant>>,
+    taken_again: StdMutex<Option<tokio::time::Instant>>,
+}
+
+impl OthersHoldUntil {
+    fn new(cut_after: Duration, back_at: tokio::time::Instant) -> Self {
+        Self {
+            cut_after,
+            back_at,
+            first_taken: StdMutex::default(),
+            taken_again: StdMutex::default(),
+        }
+    }
+}
+
+/// Holder A takes the lease of `s` and rotates rt-0 (to rt-1), then cannot reach the store
+/// (its lease lapses) but lives, and saves rt-1 over the record stored now at `saves_at`.
+/// Runs the paused clock a second at a time until two lease lengths after that save.
+async fn a_live_holder_saves_late(h: &Harness, saves_at: tokio::time::Instant) {
+    let lease = ManagerConfig::default().lease_ttl;
+    let key = SessionKey::new("fake", "s");
+    let v0 = h.stored("s").await.unwrap().version;
+    h.store.acquire_lease(&key, "a", lease).await.unwrap();
+    let a_pair: StoredRecord = h.fake.rotate("rt-0").unwrap().to_stored().unwrap().into();
+    let mut saved = false;
+    while tokio::time::Instant::now() < saves_at + lease * 2 {
+        if !saved && tokio::time::Instant::now() >= saves_at {
+            h.store.save(&key, &a_pair, Some(v0)).await.unwrap();
+            saved = true;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// A's pair (rt-1) is stored, and the survivor's next refresh presents it (at-2): the
+/// provider did not revoke it.
+async fn a_s_pair_is_kept(h: &Harness, survivor: &TokenManager<Arc<Fake>>) {
+    let stored = h.stored("s").await.unwrap();
+    assert_eq!(refresh_of(&stored), "rt-1", "A's pair saved");
+    let answer = survivor.refresh_now("s").await;
+    let token = answer.map(|at| at.expose_secret().to_owned());
+    assert_eq!(token.ok().as_deref(), Some("at-2"), "rt-1 refreshes");
+}
+
+#[async_trait]
+impl Hooks for OthersHoldUntil {
+    async fn lease(
+        &self,
+        _: &SessionKey,
+        _: &dyn TokenStore,
+        granted: Lease,
+    ) -> Result<Lease, StoreError> {
+        let now = tokio::time::Instant::now();
+        let mut first = self.first_taken.lock().unwrap();
+        let Some(first_at) = *first else {
+            if granted == Lease::TakenOver {
+                *first = Some(now);
+            }
+            return Ok(granted);
+        };
+        if now < first_at + self.cut_after {
+            return Ok(granted);
+        }
+        if now < self.back_at {
+            return Ok(Lease::HeldByOther {
+                remaining: self.back_at - now,
+            });
+        }
+        let mut again = self.taken_again.lock().unwrap();
+        if again.is_none() {
+            *again = Some(now);
+            return Ok(Lease::TakenOver);
+        }
+        Ok(granted)
+    }
+}
+
+/// Holder A rotates rt-0 (to rt-1) and then cannot reach the store: its lease lapses, but A
+/// lives and saves rt-1 later. The survivor takes the lease over, finds rt-0, and near the
+/// end of its watch another process takes the lease from it (the watch is cut short, `Lost`);
+/// others hold the lease until rt-0's reuse window, which runs from A's rotation, has
+/// closed. The survivor then takes the lease over again. rt-0's window is closed: presenting
+/// it is a replay the provider refuses, and one that detects reuse (as this one does)
+/// revokes rt-1 with it; A's save is on its way: the survivor watches for it again, takes
+/// it, and refreshes rt-1 later. (With
+/// rt-0's window counted from the instant the watch was cut short, the survivor took it to
+/// be open still and presented rt-0 at once.)
+#[tokio::test(start_paused = true)]
+async fn a_token_found_at_a_watch_cut_short_is_not_presented_after_its_window_closed() {
+    let h = harness(|fake| fake.revoke_on_replay = true);
+    let lease = ManagerConfig::default().lease_ttl;
+    let window = h.fake.reuse_window;
+    let start = tokio::time::Instant::now();
+    let hooks = OthersHoldUntil::new(
+        lease - Duration::from_secs(5),
+        start + window + Duration::from_secs(20),
+    );
+    let store = Arc::new(Hooked::over(h.store.clone(), hooks));
+    let survivor = process(&h, store.clone());
+    let mut events = survivor.subscribe();
+    survivor.insert("s", fresh_pair(&h)).await.unwrap();
+    let rotated_at = tokio::time::Instant::now();
+    a_live_holder_saves_late(&h, store.back_at + Duration::from_secs(10)).await;
+    let first = store.first_taken.lock().unwrap().expect("taken over once");
+    let again = store.taken_again.lock().unwrap().expect("taken over twice");
+    println!(
+        "first take-over {:?}, second {:?} after A's rotation (window {window:?}); presented {:?}",
+        first - rotated_at,
+        again - rotated_at,
+        presented(&h)
+    );
+    assert!(
+        again - rotated_at > window,
+        "the second take-over came after the window"
+    );
+    assert_eq!(
+        presented(&h),
+        Vec::<String>::new(),
+        "rt-0 presented after its reuse window closed, with A's save on its way"
+    );
+    a_s_pair_is_kept(&h, &survivor).await;
+    no_reauth(&mut events);
+}
+
+/// A survivor whose watch over a dead holder's lease (that holder rotated rt-0 to rt-1 and
+/// died) another process cut short `lease - 5 s` after the take-over; others then hold the
+/// lease until `others_until` from the start. Returned once the watch was cut short.
+async fn a_watch_cut_short(
+    others_until: Duration,
+) -> (
+    Harness,
+    Arc<Hooked<OthersHoldUntil, Arc<MemoryStore>>>,
+    TokenManager<Arc<Fake>>,
+    broadcast::Receiver<Event>,
+) {
+    let h = harness(|_| {});
+    let lease = ManagerConfig::default().lease_ttl;
+    let hooks = OthersHoldUntil::new(
+        lease - Duration::from_secs(5),
+        tokio::time::Instant::now() + others_until,
+    );
+    let store = Arc::new(Hooked::over(h.store.clone(), hooks));
+    let survivor = process(&h, store.clone());
+    let events = survivor.subscribe();
+    survivor.insert("s", fresh_pair(&h)).await.unwrap();
+    dies_after_the_rotation(&h, "s").await;
+    for _ in 0..lease.as_secs() * 4 {
+        if store
+            .first_taken
+            .lock()
+            .unwrap()
+            .is_some_and(|at| at.elapsed() > lease)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let session = survivor.inner.known_session("s").unwrap();
+    assert!(
+        session.unresolved_open(&RefreshToken::new("rt-0")),
+        "the watch was cut short and rt-0 noted"
+    );
+    assert!(presented(&h).is_empty());
+    (h, store, survivor, events)
+}
+
+/// The session is removed after the watch was cut short: rt-0 is not presented, the
+/// asking ends, and nothing keeps running.
+#[tokio::test(start_paused = true)]
+async fn a_removal_after_a_watch_cut_short_ends_the_asking() {
+    let window = Duration::from_secs(300);
+    let (h, _store, survivor, mut events) = a_watch_cut_short(window / 2).await;
+    survivor.remove("s").await.unwrap();
+    let removed_at = tokio::time::Instant::now();
+    let mut idle_at = None;
+    for _ in 0..window.as_secs() {
+        if idle_at.is_none() && survivor.inner.tasks.is_empty() {
+            idle_at = Some(removed_at.elapsed());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    println!(
+        "tasks idle {idle_at:?} after the remove; presented {:?}",
+        presented(&h)
+    );
+    assert!(
+        presented(&h).is_empty(),
+        "nothing presented after the remove"
+    );
+    assert!(survivor.inner.tasks.is_empty(), "a task still runs");
+    assert!(h.stored("s").await.is_none());
+    survivor.shutdown(Duration::from_secs(1)).await.unwrap();
+    no_reauth(&mut events);
+}
+
+/// A new pair is inserted after the watch was cut short: neither rt-0 nor the new refresh
+/// token is presented (the new access token is fresh), and the asking ends.
+#[tokio::test(start_paused = true)]
+async fn an_insert_after_a_watch_cut_short_ends_the_asking_without_a_call() {
+    let window = Duration::from_secs(300);
+    let (h, _store, survivor, mut events) = a_watch_cut_short(window * 3).await;
+    let pair = TokenSet::new(AccessToken::new("at-9"))
+        .with_refresh_token(RefreshToken::new("rt-9"))
+        .with_access_expires_at(h.clock.now() + HOUR);
+    survivor.insert("s", pair).await.unwrap();
+    for _ in 0..window.as_secs() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    println!(
+        "presented {:?}, tasks {}",
+        presented(&h),
+        survivor.inner.tasks.len()
+    );
+    assert!(
+        presented(&h).is_empty(),
+        "nothing presented after the insert"
+    );
+    let session = survivor.inner.known_session("s").unwrap();
+    assert!(!session.unresolved_open(&RefreshToken::new("rt-0")));
+    assert_eq!(
+        survivor.access_token("s").await.unwrap().expose_secret(),
+        "at-9"
+    );
+    assert_eq!(refresh_of(&h.stored("s").await.unwrap()), "rt-9");
+    no_reauth(&mut events);
+}
+
+/// Another process records a re-auth verdict after the watch was cut short, then gives the
+/// lease back: rt-0 is not presented over it.
+#[tokio::test(start_paused = true)]
+async fn a_verdict_after_a_watch_cut_short_is_not_presented_over() {
+    let window = Duration::from_secs(300);
+    let (h, _store, survivor, _events) = a_watch_cut_short(window / 2).await;
+    let key = SessionKey::new("fake", "s");
+    let v0 = h.stored("s").await.unwrap().version;
+    let verdict =
+        crate::store::ReauthVerdict::new(None, "refused", h.clock.now()).replacing(Some(v0));
+    h.store.save(&key, &verdict.into(), Some(v0)).await.unwrap();
+    for _ in 0..window.as_secs() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    println!("presented {:?}", presented(&h));
+    assert!(presented(&h).is_empty(), "rt-0 presented over the verdict");
+    let answer = survivor.access_token("s").await;
+    assert!(
+        matches!(answer, Err(Error::ReauthRequired(_))),
+        "the verdict is served: {answer:?}"
+    );
+}
+
+/// Holder A rotates rt-0 (to rt-1) and then cannot reach the store: its lease lapses, but A
+/// lives and saves rt-1 after rt-0's reuse window has closed. The survivor takes the lease
+/// over, watches a lease length for A's save, presents rt-0 and gets 503s; it asks for rt-0
+/// again in the background, while others hold the lease until the window has closed. The
+/// asking ends with the window, which runs from A's rotation: no replay of rt-0 after it,
+/// which a provider that detects reuse answers by revoking A's rt-1. (With the window
+/// counted from the end of the watch, the asking took it to be open still and presented
+/// rt-0 at once as it took the lease over again, a lease length after the close.)
+#[tokio::test(start_paused = true)]
+async fn a_token_asked_for_after_a_watch_is_not_presented_after_its_window_closed() {
+    let h = harness(|fake| fake.revoke_on_replay = true);
+    let lease = ManagerConfig::default().lease_ttl;
+    let window = h.fake.reuse_window;
+    let start = tokio::time::Instant::now();
+    let hooks = OthersHoldUntil {
+        // Past the watch and the presentation's retries (a second or two).
+        cut_after: lease + Duration::from_secs(5),
+        back_at: start + window + lease + Duration::from_secs(10),
+        first_taken: StdMutex::default(),
+        taken_again: StdMutex::default(),
+    };
+    let store = Arc::new(Hooked::over(h.store.clone(), hooks));
+    let survivor = process(&h, store.clone());
+    let mut events = survivor.subscribe();
+    survivor.insert("s", fresh_pair(&h)).await.unwrap();
+    let attempts = RetryPolicy::default().max_attempts;
+    for _ in 0..attempts {
+        (h.fake.script.lock().unwrap()).push_back(Step::Fail(unavailable(None)));
+    }
+    a_live_holder_saves_late(&h, store.back_at + lease).await;
+    assert!(
+        store.taken_again.lock().unwrap().is_some(),
+        "the lease was taken over again after the window"
+    );
+    assert_eq!(
+        presented(&h),
+        vec!["rt-0"; attempts as usize],
+        "rt-0 presented (and failed) after the watch only, not after its window"
+    );
+    a_s_pair_is_kept(&h, &survivor).await;
+    no_reauth(&mut events);
+}
