@@ -1469,19 +1469,11 @@ pub(crate) mod tests {
             "the save waited for the lock: {dropped:?}"
         );
 
-        // The next caller gets a connection that answers at once.
-        let started = std::time::Instant::now();
+        // The next caller is answered while the lock is still held: queued behind the
+        // abandoned statement, it would have waited for the lock until its timeout, an
+        // error. (No timing is asserted: a new connection under load may take a while.)
         let loaded = store.load(&SessionKey::new("p", "elsewhere")).await;
-        assert!(
-            matches!(loaded, Ok(None)),
-            "{loaded:?} after {:?}",
-            started.elapsed()
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "{:?}",
-            started.elapsed()
-        );
+        assert!(matches!(loaded, Ok(None)), "{loaded:?}");
 
         locker.batch_execute("ROLLBACK").await.unwrap();
         drop(locker);
@@ -1798,13 +1790,9 @@ pub(crate) mod tests {
         }
         server.resume();
 
-        let started = std::time::Instant::now();
+        // Answered (within the operation timeout, or it would be an error): no connection
+        // left waiting on the paused server is handed out again.
         let loaded = store.load(&key).await.unwrap().unwrap();
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "{:?}",
-            started.elapsed()
-        );
         assert_eq!((loaded.version, loaded.value), (v1, set("a")));
         assert!(
             store
