@@ -406,7 +406,13 @@ impl<P: Provider> Inner<P> {
                         // It serves the refresh's callers now (it may be the holder's own
                         // save, landed just before its lease lapsed); its refresh token is
                         // presented again in the background, inside the reuse window.
-                        if let Some(token) = &adopted.stored.refresh_token {
+                        // Not for a look's refresh: it is settled only by a record newer
+                        // than the one the look read after the lease lapsed, written since
+                        // (a login, a save), which the dead holder cannot have spent.
+                        if let (false, Some(token)) = (
+                            matches!(reason, Reason::Lapsed(_)),
+                            &adopted.stored.refresh_token,
+                        ) {
                             self.ask_again_later(session, token, spent_from);
                         }
                         return Ok(Awaited::Settled(adopted));

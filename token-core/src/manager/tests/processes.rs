@@ -1833,3 +1833,60 @@ async fn a_token_asked_for_after_a_watch_is_not_presented_after_its_window_close
     a_s_pair_is_kept(&h, &survivor).await;
     no_reauth(&mut events);
 }
+
+/// A login lands in the store (through another process) as this one takes a lapsed lease
+/// over, after the look read the record stored as the lease lapsed.
+struct LoginAtTheTakeOver {
+    login: StdMutex<Option<StoredRecord>>,
+}
+
+#[async_trait]
+impl Hooks for LoginAtTheTakeOver {
+    async fn lease(
+        &self,
+        key: &SessionKey,
+        store: &dyn TokenStore,
+        granted: Lease,
+    ) -> Result<Lease, StoreError> {
+        let login = match granted {
+            Lease::TakenOver => self.login.lock().unwrap().take(),
+            _ => None,
+        };
+        if let Some(login) = login {
+            let stored = store.load(key).await?.map(|record| record.version);
+            store.save(key, &login, stored).await?;
+        }
+        Ok(granted)
+    }
+}
+
+/// A process dies after the provider rotated on its refresh of `s`; the survivor's look
+/// finds its lapsed lease, and as the survivor takes it over a login lands (rt-9, through
+/// another process). The login was written after the lease lapsed: it is nothing the dead
+/// holder spent, and the survivor serves it without presenting its refresh token (an
+/// extra rotation of a token nobody spent).
+#[tokio::test(start_paused = true)]
+async fn a_login_that_lands_as_a_lapsed_lease_is_taken_over_is_not_presented() {
+    let h = harness(|_| {});
+    let login: TokenSet = TokenSet::new(AccessToken::new("at-9"))
+        .with_refresh_token(RefreshToken::new("rt-9"))
+        .with_access_expires_at(h.clock.now() + HOUR);
+    let hooks = LoginAtTheTakeOver {
+        login: StdMutex::new(Some(login.to_stored().unwrap().into())),
+    };
+    let store = Arc::new(Hooked::over(h.store.clone(), hooks));
+    let survivor = process(&h, store.clone());
+    let mut events = survivor.subscribe();
+    survivor.insert("s", fresh_pair(&h)).await.unwrap();
+    dies_after_the_rotation(&h, "s").await;
+    let lease = ManagerConfig::default().lease_ttl;
+    for _ in 0..(lease * 10).as_secs() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(store.login.lock().unwrap().is_none(), "the login landed");
+    assert_eq!(presented(&h), Vec::<String>::new(), "nothing presented");
+    assert_eq!(refresh_of(&h.stored("s").await.unwrap()), "rt-9");
+    let token = survivor.access_token("s").await.unwrap();
+    assert_eq!(token.expose_secret(), "at-9");
+    no_reauth(&mut events);
+}
