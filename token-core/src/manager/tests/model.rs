@@ -28,7 +28,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 
 use super::*;
 
@@ -46,6 +46,51 @@ impl Rng {
 
     pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
+    }
+}
+
+/// A host's wall clock: true time (tokio's paused clock, which the provider and the store
+/// keep) plus an offset that NTP steps now and then. A process restarted in a slot runs on
+/// the same host, so on the same clock.
+#[derive(Clone)]
+struct HostClock {
+    true_time: TokioClock,
+    offset_nanos: Arc<AtomicI64>,
+}
+
+/// How far a host's clock may drift from true time, in seconds: an hour ahead (fifty minutes
+/// when the provider's expiry is an instant of its clock), ten minutes behind (see
+/// `run_faults`).
+const AHEAD_AT_MOST: i64 = 3600;
+const AHEAD_OF_AN_INSTANT_AT_MOST: i64 = 3000;
+const BEHIND_AT_MOST: i64 = 600;
+
+impl HostClock {
+    fn new(true_time: TokioClock) -> Self {
+        Self {
+            true_time,
+            offset_nanos: Arc::default(),
+        }
+    }
+
+    fn offset(&self) -> time::Duration {
+        time::Duration::nanoseconds(self.offset_nanos.load(Ordering::SeqCst))
+    }
+
+    /// Steps the clock by `by` seconds (back if negative), within the bounds; returns the
+    /// offset from true time after the step, in seconds.
+    fn step(&self, by: i64, ahead_at_most: i64) -> i64 {
+        let offset = self.offset().whole_seconds();
+        let to = (offset + by).clamp(-BEHIND_AT_MOST, ahead_at_most);
+        self.offset_nanos
+            .store(to * 1_000_000_000, Ordering::SeqCst);
+        to
+    }
+}
+
+impl Clock for HostClock {
+    fn now(&self) -> OffsetDateTime {
+        self.true_time.now() + self.offset()
     }
 }
 
@@ -204,6 +249,10 @@ impl Life {
 struct Proc {
     grants: Arc<Grants>,
     life: Arc<Life>,
+    /// The process's host clock, and whether the provider's expiry is read as an
+    /// `expires_in` on it (on receipt), not as an instant of the provider's (true) clock.
+    host: HostClock,
+    relative_expiry: bool,
 }
 
 #[async_trait]
@@ -262,7 +311,12 @@ impl Provider for Proc {
             let rt = set.refresh_token.as_ref().unwrap().expose_secret();
             self.life.delivered.lock().unwrap().push(rt.to_owned());
         }
-        answer
+        answer.map(|mut set| {
+            if self.relative_expiry {
+                set.access_expires_at = set.access_expires_at.map(|at| at + self.host.offset());
+            }
+            set
+        })
     }
 }
 
@@ -524,6 +578,10 @@ struct World {
     shared: Arc<Shared>,
     /// One per process slot.
     faults: Vec<Arc<StoreFaults>>,
+    /// Each slot's host clock (all at true time unless the run steps them).
+    hosts: Vec<HostClock>,
+    /// The provider's expiry is read as an `expires_in` on the host's clock.
+    relative_expiry: bool,
     reauths: Arc<AtomicU32>,
     log: Arc<StdMutex<Vec<String>>>,
     settings: Settings,
@@ -566,11 +624,13 @@ impl World {
         let provider = Proc {
             grants: self.grants.clone(),
             life: life.clone(),
+            host: self.hosts[index].clone(),
+            relative_expiry: self.relative_expiry,
         };
         let manager = TokenManager::builder(provider)
             .store(store)
             .client(NoTransport)
-            .clock(Arc::new(self.clock))
+            .clock(Arc::new(self.hosts[index].clone()))
             .config(
                 ManagerConfig::default()
                     // Access tokens live an hour; refreshed 30 s after each is issued.
@@ -726,11 +786,34 @@ async fn run(seed: u64) {
     run_with(seed, 2).await;
 }
 
-/// One run of `processes` (2 or 3) processes; with 2, the same draws in the same order as
-/// ever (the pinned seeds replay as they did).
+/// One run of `processes` (2 or 3) processes, without the faults added later (wall clocks
+/// stepped, two of three stores cut): with 2, the same draws in the same order as ever
+/// (the pinned seeds replay as they did).
 async fn run_with(seed: u64, processes: usize) {
+    run_faults(seed, processes, false).await;
+}
+
+/// One run, with the later faults if `stepped`: their draws come from a second generator,
+/// drawn only where they fire, so a seed's other draws stay what they were. Now and then a
+/// host's wall clock (or every host's) is stepped, as NTP steps one: forward by a minute to
+/// an hour, back by a second to ten minutes, never further than an hour ahead of true time
+/// (fifty minutes if the provider's expiry is an instant: below an access token's life) or
+/// ten minutes behind it (the provider and the store keep true time). Within those
+/// bounds a correct client loses nothing: the model's refresh tokens do not expire (a clock
+/// stepped forward past a refresh token's expiry would make a live one look expired, and a
+/// manager may present it all the same), so a clock ahead only makes fresh access tokens
+/// look due or expired (an extra refresh), and one behind makes them look fresh a little
+/// longer (their true life, an hour, is far longer than ten minutes); cooldowns and
+/// schedules read on the wall clock are bounded by their length from now. Timers, leases'
+/// renewals and the reuse window are on the monotonic clock. The provider's expiry is read
+/// either as an instant of its clock (a JWT's `exp`), or as an `expires_in` on the host's
+/// clock on receipt (drawn per seed). With three processes, half of the outages of one
+/// process's store cut a second one too.
+async fn run_faults(seed: u64, processes: usize, stepped: bool) {
     assert!((2..=3).contains(&processes));
     let mut rng = Rng(seed);
+    let mut rng2 = Rng(seed ^ 0x9E37_79B9_7F4A_7C15);
+    let relative_expiry = stepped && rng2.below(2) == 0;
     let clock = TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));
     let log = Arc::new(StdMutex::new(Vec::new()));
     let settings = Settings {
@@ -739,7 +822,14 @@ async fn run_with(seed: u64, processes: usize) {
         min_refresh_interval: Duration::from_secs(rng.below(40)),
         failure_cooldown: Duration::from_secs(rng.below(30)),
     };
-    log.lock().unwrap().push(format!("{settings:?}"));
+    log.lock().unwrap().push(format!(
+        "{settings:?}{}",
+        match (stepped, relative_expiry) {
+            (false, _) => "",
+            (true, false) => " stepped clocks, expiry an instant",
+            (true, true) => " stepped clocks, expiry read on receipt",
+        }
+    ));
     let grants = Arc::new(Grants {
         clock,
         grants: StdMutex::default(),
@@ -763,6 +853,8 @@ async fn run_with(seed: u64, processes: usize) {
             clock,
         }),
         faults: (0..processes).map(|_| Arc::default()).collect(),
+        hosts: (0..processes).map(|_| HostClock::new(clock)).collect(),
+        relative_expiry,
         reauths: Arc::new(AtomicU32::new(0)),
         log: log.clone(),
         settings,
@@ -833,9 +925,14 @@ async fn run_with(seed: u64, processes: usize) {
             50..=57 => {
                 let (grants, known, log) = (grants.clone(), known.clone(), log.clone());
                 let expired = rng.below(3) == 0;
+                let host = world.hosts[i].clone();
                 Some(tasks.spawn(async move {
                     let mut known = known.lock().await;
-                    let set = grants.login(expired);
+                    let mut set = grants.login(expired);
+                    // The login's expiry as the application read it on its host.
+                    if relative_expiry {
+                        set.access_expires_at = set.access_expires_at.map(|at| at + host.offset());
+                    }
                     let rt = set.refresh_token.as_ref().unwrap().expose_secret();
                     log.lock()
                         .unwrap()
@@ -898,10 +995,17 @@ async fn run_with(seed: u64, processes: usize) {
                 // longer one after a lost answer loses the pair whatever the manager does).
                 // One process, or all of them.
                 let cut = rng.below(processes as u64 + 1) as usize;
+                // With three, half of the outages of one process's store cut another's too.
+                let also = (stepped && processes == 3 && cut < processes && rng2.below(2) == 0)
+                    .then(|| (cut + 1 + rng2.below(2) as usize) % processes);
                 for (i, faults) in world.faults.iter().enumerate() {
-                    faults
-                        .down
-                        .store(cut == processes || cut == i, Ordering::SeqCst);
+                    faults.down.store(
+                        cut == processes || cut == i || also == Some(i),
+                        Ordering::SeqCst,
+                    );
+                }
+                if let Some(also) = also {
+                    note(format!("outage also cuts {also}"));
                 }
                 outage = 1 + rng.below(4);
                 quiet_until = tokio::time::Instant::now() + Duration::from_secs(80 + 90);
@@ -987,6 +1091,27 @@ async fn run_with(seed: u64, processes: usize) {
         if let Some(caller) = caller {
             life.callers.lock().unwrap().push(caller);
         }
+        // A host's wall clock stepped (or every host's), about every 30 steps.
+        if stepped && rng2.below(30) == 0 {
+            // A host an hour ahead reads a token the provider says lives an hour as expired
+            // on arrival, and with no minimum refresh interval refreshes it at every call:
+            // nothing is lost, but no process could serve what it stored.
+            let ahead_at_most = match relative_expiry {
+                true => AHEAD_AT_MOST,
+                false => AHEAD_OF_AN_INSTANT_AT_MOST,
+            };
+            let which = rng2.below(processes as u64 + 1) as usize;
+            let by = match rng2.below(2) {
+                0 => 60 + rng2.below(3541) as i64,
+                _ => -(1 + rng2.below(600) as i64),
+            };
+            for (h, host) in world.hosts.iter().enumerate() {
+                if which == processes || which == h {
+                    let offset = host.step(by, ahead_at_most);
+                    note(format!("clock of m{h} stepped {by} s: {offset} s from true time"));
+                }
+            }
+        }
         if outage > 0 {
             outage -= 1;
             if outage == 0 {
@@ -1048,7 +1173,8 @@ async fn run_with(seed: u64, processes: usize) {
                     Some(State::Dead { .. }) => "dead".into(),
                     None => "unloaded".into(),
                 };
-                format!("{} flight={flying} {state}", slot.life.name)
+                let offset = slot.manager.inner.clock.now() - clock.now();
+                format!("{} flight={flying} clock {offset} {state}", slot.life.name)
             })
             .collect();
         panic!(
@@ -1059,6 +1185,10 @@ async fn run_with(seed: u64, processes: usize) {
     };
     if !finished {
         report("a call never finished".into());
+    }
+    // `MODEL_LOG=1` prints the log of every run.
+    if std::env::var_os("MODEL_LOG").is_some() {
+        eprintln!("seed {seed}:\n{}", log.lock().unwrap().join("\n"));
     }
     let declared = || world.reauths.load(Ordering::SeqCst);
     if declared() != 0 {
@@ -1218,7 +1348,7 @@ fn seeds(prefix: &str, default: u64) -> std::ops::Range<u64> {
 #[tokio::test(start_paused = true)]
 async fn two_processes_under_random_interleavings_lose_nothing_and_declare_no_reauth() {
     for seed in seeds("MODEL", 200) {
-        run(seed).await;
+        run_faults(seed, 2, true).await;
     }
 }
 
@@ -1229,6 +1359,6 @@ async fn two_processes_under_random_interleavings_lose_nothing_and_declare_no_re
 #[tokio::test(start_paused = true)]
 async fn three_processes_under_random_interleavings_lose_nothing_and_declare_no_reauth() {
     for seed in seeds("MODEL3", 300) {
-        run_with(seed, 3).await;
+        run_faults(seed, 3, true).await;
     }
 }
