@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::refresh::CatchUnwind;
-use super::session::{Ready, Reason, Session, State};
+use super::session::{Ready, Reason, Session, Stamp, State};
 use super::{Event, Inner, from_stored, not_a_session};
 use crate::error::{Error, StoreError};
 use crate::provider::Provider;
@@ -510,7 +510,7 @@ impl<P: Provider> Inner<P> {
                     session,
                     generation,
                     State::Absent {
-                        checked_at: self.clock.now(),
+                        checked_at: Stamp::at(self.clock.now()),
                     },
                 );
                 return Ok(Stored::Removed(self.no_tokens(session)));
@@ -581,7 +581,7 @@ impl<P: Provider> Inner<P> {
                     State::Dead {
                         reauth: Box::new(reauth.clone()),
                         version: Some(record.version),
-                        checked_at: self.clock.now(),
+                        checked_at: Stamp::at(self.clock.now()),
                     },
                 );
                 Ok(Stored::Dead(Error::ReauthRequired(reauth)))

@@ -50,7 +50,7 @@ use crate::store::{BoundMemoryStore, MemoryStore, ReauthVerdict, SessionKey, Tok
 use crate::token_set::{StoredTokenSet, TokenSet};
 use crate::transport::HttpClient;
 use name::{Name, UnknownNames};
-use session::{Current, Ready, Reason, Session, State, later};
+use session::{Current, Ready, Reason, Session, Stamp, State, later};
 
 type Hook = Arc<dyn Fn(&Event) + Send + Sync>;
 
@@ -540,7 +540,7 @@ impl<P: Provider> TokenManager<P> {
         // panic comes between that write and the publication.
         let absent = || {
             Arc::new(State::Absent {
-                checked_at: inner.clock.now(),
+                checked_at: Stamp::at(inner.clock.now()),
             })
         };
         // As in `insert`, a retired session is looked up again: the delete must leave the
@@ -679,15 +679,12 @@ impl<P: Provider> TokenManager<P> {
                 // is no reason to wait for it to catch up: the refresh looks again).
                 State::Dead {
                     reauth, checked_at, ..
-                } if *checked_at <= now
-                    && now < later(*checked_at, self.inner.config.failure_cooldown) =>
-                {
+                } if checked_at.within(now, self.inner.config.failure_cooldown) => {
                     return Err(Error::ReauthRequired((**reauth).clone()));
                 }
                 State::Absent { checked_at }
                     if !self.inner.provider.can_issue()
-                        && *checked_at <= now
-                        && now < later(*checked_at, self.inner.config.failure_cooldown) =>
+                        && checked_at.within(now, self.inner.config.failure_cooldown) =>
                 {
                     return Err(self.inner.no_tokens(&session));
                 }
@@ -831,7 +828,7 @@ impl<P: Provider> Inner<P> {
     fn unmap_absent(
         &self,
         session: &Arc<Session<P::Extras>>,
-        checked_at: Option<OffsetDateTime>,
+        checked_at: Option<Stamp>,
         failure: Option<Error>,
     ) -> bool {
         if session.in_flight() {
@@ -850,7 +847,10 @@ impl<P: Provider> Inner<P> {
             let now = self.clock.now();
             let within = self.config.failure_cooldown;
             // A failure is answered again for a cooldown from when it happened.
-            let at = if failure.is_some() { now } else { checked_at };
+            let at = match failure {
+                Some(_) => Stamp::at(now),
+                None => checked_at,
+            };
             let name = session.name().clone();
             (self.unknown).remember(name, at, now, within, failure);
         }

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use papaya::Equivalent;
 
+use super::session::Stamp;
 use crate::error::Error;
 
 /// A session's name as the session map's key (shared with the session's `SessionKey`).
@@ -135,18 +136,20 @@ pub(super) struct UnknownNames {
 /// When a name was found without tokens, and the failure of the issue that followed, if
 /// any (answered again instead of asking the provider once per caller).
 struct Look {
-    at: OffsetDateTime,
+    at: Stamp,
     failure: Option<Box<Error>>,
 }
 
-/// The looks by name, the earliest instant one of them lapses and the latest look (`None`
-/// while none is held): a full set is not scanned for lapsed looks before then (nor while
-/// the clock has not stepped back past a look, which lapses it too), so that a flood of new
-/// names costs a lookup each, not a pass over the whole set.
+/// The looks by name, the earliest instant one of them lapses (on each clock, see
+/// [`Stamp`]) and the latest look (`None` while none is held): a full set is not scanned
+/// for lapsed looks before then (nor while the clock has not stepped back past a look,
+/// which lapses it too), so that a flood of new names costs a lookup each, not a pass over
+/// the whole set.
 #[derive(Default)]
 struct Names {
     looks: HashMap<Arc<str>, Look, RandomState>,
     first_lapse: Option<OffsetDateTime>,
+    first_lapse_mono: Option<tokio::time::Instant>,
     latest: Option<OffsetDateTime>,
 }
 
@@ -175,7 +178,7 @@ impl UnknownNames {
         self.names()
             .looks
             .get(name)
-            .filter(|look| look.at <= now && now < super::later(look.at, within))
+            .filter(|look| look.at.within(now, within))
             .map(what)
     }
 
@@ -202,17 +205,21 @@ impl UnknownNames {
     pub(super) fn remember(
         &self,
         name: Arc<str>,
-        checked: OffsetDateTime,
+        checked: Stamp,
         now: OffsetDateTime,
         within: Duration,
         failure: Option<Error>,
     ) {
         let mut names = self.names();
         let lapses = |at: OffsetDateTime| super::later(at, within);
+        // A while too long for the monotonic clock never lapses on it.
+        let far = || tokio::time::Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
+        let lapses_mono = |at: Stamp| at.mono().checked_add(within).unwrap_or_else(far);
         if names.looks.len() >= UNKNOWN_NAMES_KEPT && !names.looks.contains_key(&*name) {
             // Nothing lapsed yet (and the clock did not step back, which lapses looks too):
             // no pass over the set.
             if names.first_lapse.is_some_and(|first| now < first)
+                && (names.first_lapse_mono).is_some_and(|first| tokio::time::Instant::now() < first)
                 && names.latest.is_some_and(|latest| latest <= now)
             {
                 return;
@@ -220,11 +227,14 @@ impl UnknownNames {
             #[cfg(test)]
             self.passes
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            names
+            names.looks.retain(|_, look| look.at.within(now, within));
+            names.first_lapse = names
                 .looks
-                .retain(|_, look| look.at <= now && now < lapses(look.at));
-            names.first_lapse = names.looks.values().map(|look| lapses(look.at)).min();
-            names.latest = names.looks.values().map(|look| look.at).max();
+                .values()
+                .map(|look| lapses(look.at.wall()))
+                .min();
+            names.first_lapse_mono = names.looks.values().map(|look| lapses_mono(look.at)).min();
+            names.latest = names.looks.values().map(|look| look.at.wall()).max();
             if names.looks.len() >= UNKNOWN_NAMES_KEPT {
                 self.count(&names);
                 return;
@@ -238,8 +248,11 @@ impl UnknownNames {
                 failure,
             },
         );
-        let lapse = lapses(checked);
+        let (lapse, lapse_mono) = (lapses(checked.wall()), lapses_mono(checked));
+        let checked = checked.wall();
         names.first_lapse = Some(names.first_lapse.map_or(lapse, |first| first.min(lapse)));
+        names.first_lapse_mono =
+            Some((names.first_lapse_mono).map_or(lapse_mono, |first| first.min(lapse_mono)));
         names.latest = Some(names.latest.map_or(checked, |latest| latest.max(checked)));
         self.count(&names);
     }
@@ -272,7 +285,13 @@ mod bound_tests {
         let within = Duration::from_secs(5);
         let now = datetime!(2026-01-01 00:00 UTC);
         for i in 0..10 * UNKNOWN_NAMES_KEPT {
-            names.remember(Arc::from(format!("ghost-{i}")), now, now, within, None);
+            names.remember(
+                Arc::from(format!("ghost-{i}")),
+                Stamp::at(now),
+                now,
+                within,
+                None,
+            );
         }
         assert_eq!(names.len(), UNKNOWN_NAMES_KEPT);
         // Full of looks that lapse together: one pass finds nothing to drop, and the next
@@ -284,14 +303,20 @@ mod bound_tests {
         );
         // Once they lapse, a pass makes room; a clock stepped back lapses them too.
         let later = now + within;
-        names.remember(Arc::from("late"), later, later, within, None);
+        names.remember(Arc::from("late"), Stamp::at(later), later, within, None);
         assert!(names.recent("late", later, within));
         assert_eq!(names.len(), 1);
         for i in 0..UNKNOWN_NAMES_KEPT {
-            names.remember(Arc::from(format!("again-{i}")), later, later, within, None);
+            names.remember(
+                Arc::from(format!("again-{i}")),
+                Stamp::at(later),
+                later,
+                within,
+                None,
+            );
         }
         let back = now - within;
-        names.remember(Arc::from("back"), back, back, within, None);
+        names.remember(Arc::from("back"), Stamp::at(back), back, within, None);
         assert!(names.recent("back", back, within));
         assert!(!names.recent("late", back, within));
     }

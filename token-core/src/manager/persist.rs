@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::session::{Ready, Session, State};
+use super::session::{Ready, Session, Stamp, State};
 use super::{Event, Inner, not_a_session};
 use crate::error::{Error, StoreError};
 use crate::provider::Provider;
@@ -389,7 +389,7 @@ impl<P: Provider> Inner<P> {
                     session,
                     unsaved,
                     State::Absent {
-                        checked_at: self.clock.now(),
+                        checked_at: Stamp::at(self.clock.now()),
                     },
                 );
                 Err(self.no_tokens(session))
@@ -420,7 +420,7 @@ impl<P: Provider> Inner<P> {
         let dead = State::Dead {
             reauth: Box::new(reauth),
             version: Some(verdict.version),
-            checked_at: self.clock.now(),
+            checked_at: Stamp::at(self.clock.now()),
         };
         (dead, error)
     }

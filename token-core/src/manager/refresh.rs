@@ -11,7 +11,8 @@ use std::time::Duration;
 use super::lease::{LeaseTaken, LeaseWatch, Stored};
 use super::persist::Persisted;
 use super::session::{
-    Current, MAX_COOLDOWN, Outcome, RETIRED, Ready, Reason, Session, State, Unresolved, later,
+    Current, MAX_COOLDOWN, Outcome, RETIRED, Ready, Reason, Session, Stamp, State, Unresolved,
+    later,
 };
 use super::{Event, ExpiryNote, Inner, from_stored, not_a_session, retry};
 use crate::error::StoreError;
@@ -88,8 +89,8 @@ impl<P: Provider> Inner<P> {
             // provider again once per caller (`remembered` says which failures).
             if remembered(error) {
                 // Not for a generation an insert (or a remove) started since.
-                let until = later(self.clock.now(), self.config.failure_cooldown);
-                session.remember_failure_at(notes.generation, until, error.clone());
+                let (at, lasting) = (Stamp::at(self.clock.now()), self.config.failure_cooldown);
+                session.remember_failure_at(notes.generation, at, lasting, error.clone());
             }
         }
         outcome
@@ -134,7 +135,7 @@ impl<P: Provider> Inner<P> {
             } => {
                 // Another process may have inserted new tokens since: look again, now and
                 // then, without calling the provider.
-                if now < later(*checked_at, self.config.failure_cooldown) && *checked_at <= now {
+                if checked_at.within(now, self.config.failure_cooldown) {
                     return Err(Error::ReauthRequired((**reauth).clone()));
                 }
                 match self.store.load(&session.key).await? {
@@ -150,7 +151,7 @@ impl<P: Provider> Inner<P> {
                             State::Dead {
                                 reauth: reauth.clone(),
                                 version: *version,
-                                checked_at: now,
+                                checked_at: Stamp::at(now),
                             },
                         );
                         return Err(Error::ReauthRequired((**reauth).clone()));
@@ -158,7 +159,7 @@ impl<P: Provider> Inner<P> {
                 }
             }
             State::Absent { checked_at }
-                if now >= later(*checked_at, self.config.failure_cooldown) || *checked_at > now =>
+                if !checked_at.within(now, self.config.failure_cooldown) =>
             {
                 // Another process may have inserted the session since: look again.
                 let state = self.load_state(session).await?;
@@ -243,8 +244,8 @@ impl<P: Provider> Inner<P> {
                 let error = Error::RefreshAborted("the refresh panicked".into());
                 // Answered again for a while, as the provider's failures are: a provider
                 // whose code panics on every answer is not called once per caller.
-                let until = later(self.clock.now(), self.config.failure_cooldown);
-                session.remember_failure_at(generation, until, error.clone());
+                let (at, lasting) = (Stamp::at(self.clock.now()), self.config.failure_cooldown);
+                session.remember_failure_at(generation, at, lasting, error.clone());
                 (Err(error), false)
             });
             watch.stop();
@@ -295,8 +296,8 @@ impl<P: Provider> Inner<P> {
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "could not read the store while cooling down"),
         }
-        let until = later(now, within.min(remaining));
-        session.remember_failure_at(generation, until, cooling.clone());
+        let lasting = within.min(remaining);
+        session.remember_failure_at(generation, Stamp::at(now), lasting, cooling.clone());
         Err(cooling)
     }
 
@@ -324,7 +325,7 @@ impl<P: Provider> Inner<P> {
         match self.store.load(&session.key).await? {
             Some(record) => self.state_from(session, record),
             None => Ok(State::Absent {
-                checked_at: self.clock.now(),
+                checked_at: Stamp::at(self.clock.now()),
             }),
         }
     }
@@ -342,7 +343,7 @@ impl<P: Provider> Inner<P> {
             StoredRecord::Reauth(verdict) => State::Dead {
                 reauth: Box::new(self.reauth_from(session, verdict)),
                 version: Some(record.version),
-                checked_at: self.clock.now(),
+                checked_at: Stamp::at(self.clock.now()),
             },
             StoredRecord::Coordination { .. } => return Err(not_a_session(&session.key)),
         })
@@ -664,7 +665,7 @@ impl<P: Provider> Inner<P> {
                     session,
                     generation,
                     State::Absent {
-                        checked_at: self.clock.now(),
+                        checked_at: Stamp::at(self.clock.now()),
                     },
                 );
                 return (Err(self.no_tokens(session)), false);
@@ -1017,7 +1018,7 @@ impl<P: Provider> Inner<P> {
             // Not recorded: the refused version, so a later look at the store does not
             // take the dead token back for a live one.
             version: recorded.or(version),
-            checked_at: self.clock.now(),
+            checked_at: Stamp::at(self.clock.now()),
         };
         if !self.publish_if(session, generation, dead) {
             return self.after_insert(session, Err(Error::ReauthRequired(reauth)));

@@ -49,7 +49,7 @@ struct Cold<X> {
     /// The last failure, answered again until the instant it holds instead of calling the
     /// provider (or the store) once per caller.
     /// Boxed: rare, and an `Error` is large.
-    failure: Mutex<Option<Box<(OffsetDateTime, Error)>>>,
+    failure: Mutex<Option<Box<(Stamp, Duration, Error)>>>,
     /// The refresh token whose call's answer was lost, to be asked again before its reuse
     /// window closes, and whether a task is doing that.
     unresolved: Mutex<(Option<Unresolved>, bool)>,
@@ -327,10 +327,7 @@ impl<X> Session<X> {
     /// retired. From then on nothing publishes into it, no handle is taken on it, and a
     /// refresh asked of it runs on the session its name maps to instead: two sessions of
     /// one name never refresh side by side.
-    pub(super) fn retire_if_absent(
-        &self,
-        unmap: impl FnOnce(Option<OffsetDateTime>) -> bool,
-    ) -> bool {
+    pub(super) fn retire_if_absent(&self, unmap: impl FnOnce(Option<Stamp>) -> bool) -> bool {
         let mut published = lock(&self.published);
         if published.generation == RETIRED || self.has_handles() {
             return false;
@@ -453,24 +450,33 @@ impl<X> Session<X> {
 
     /// The failure to answer again, while it is recent: remembered until an instant at
     /// most `within` from now (so a clock stepped back cannot stretch it).
+    /// The failure remembered less than its while ago (and less than `within`), on both
+    /// clocks ([`Stamp`]).
     pub(super) fn recent_failure(&self, now: OffsetDateTime, within: Duration) -> Option<Error> {
         lock(&self.cold.get()?.failure)
             .as_ref()
-            .filter(|failure| now < failure.0 && failure.0 <= later(now, within))
-            .map(|failure| failure.1.clone())
+            .filter(|failure| failure.0.within(now, failure.1.min(within)))
+            .map(|failure| failure.2.clone())
     }
 
-    pub(super) fn remember_failure(&self, until: OffsetDateTime, error: Error) {
-        *lock(&self.cold().failure) = Some(Box::new((until, error)));
+    /// Remembers `error`, which happened `at`, to be answered again for `lasting`.
+    pub(super) fn remember_failure(&self, at: Stamp, lasting: Duration, error: Error) {
+        *lock(&self.cold().failure) = Some(Box::new((at, lasting, error)));
     }
 
     /// As [`remember_failure`](Self::remember_failure), if the session is still at
     /// `generation`: an insert or remove since (which forgets the failures before it) is
     /// not answered with a failure of the tokens it replaced.
-    pub(super) fn remember_failure_at(&self, generation: u64, until: OffsetDateTime, error: Error) {
+    pub(super) fn remember_failure_at(
+        &self,
+        generation: u64,
+        at: Stamp,
+        lasting: Duration,
+        error: Error,
+    ) {
         let current = lock(&self.published);
         if current.generation == generation {
-            self.remember_failure(until, error);
+            self.remember_failure(at, lasting, error);
         }
     }
 
@@ -504,30 +510,34 @@ pub(super) struct Unresolved {
 /// No provider call before an instant: the provider's `Retry-After`, for a session or for
 /// the whole client.
 #[derive(Default)]
-pub(super) struct Cooldown(Mutex<Option<(OffsetDateTime, Duration)>>);
+pub(super) struct Cooldown(Mutex<Option<(OffsetDateTime, Duration, tokio::time::Instant)>>);
 
 impl Cooldown {
-    /// How long the provider asked to wait still, if it did; never longer than it asked,
-    /// so a clock stepped back cannot stretch it (the wait then starts again from now).
+    /// How long the provider asked to wait still, if it did, on both clocks (as a
+    /// [`Stamp`]'s while): never longer than it asked, so a clock stepped back past the
+    /// request cannot stretch it (the wait then starts again from now, on the manager's
+    /// clock), nor one stepped back less than the time since (the monotonic clock runs on).
     pub(super) fn left(&self, now: OffsetDateTime) -> Option<Duration> {
         let mut cooldown = lock(&self.0);
-        let (until, wait) = (*cooldown)?;
+        let (until, wait, until_mono) = (*cooldown)?;
+        let left_mono = until_mono.saturating_duration_since(tokio::time::Instant::now());
         let left = Duration::try_from(until - now)
             .ok()
-            .filter(|d| !d.is_zero())?;
+            .filter(|d| !d.is_zero() && !left_mono.is_zero())?;
         if left > wait {
-            *cooldown = Some((later(now, wait), wait));
-            return Some(wait);
+            *cooldown = Some((later(now, wait), wait, until_mono));
+            return Some(wait.min(left_mono));
         }
-        Some(left)
+        Some(left.min(left_mono))
     }
 
     /// Waits until `until` at least (`wait` from now).
     pub(super) fn extend(&self, until: OffsetDateTime, wait: Duration) {
         let mut cooldown = lock(&self.0);
+        let until_mono = mono_after(wait);
         *cooldown = Some(match *cooldown {
-            Some((at, asked)) => (at.max(until), asked.max(wait)),
-            None => (until, wait),
+            Some((at, asked, at_mono)) => (at.max(until), asked.max(wait), at_mono.max(until_mono)),
+            None => (until, wait, until_mono),
         });
     }
 
@@ -540,7 +550,7 @@ pub(super) enum State<X> {
     /// The store had no set for the session when last looked at.
     Absent {
         /// When the store was last looked at (another process may insert meanwhile).
-        checked_at: OffsetDateTime,
+        checked_at: Stamp,
     },
     /// Inline, so a session's current set and its state are one allocation: a [`Ready`]
     /// holds the `Arc` of this state.
@@ -554,7 +564,7 @@ pub(super) enum State<X> {
         /// version whose refresh token was refused: anything else in the store is newer.
         version: Option<Version>,
         /// When the store was last looked at.
-        checked_at: OffsetDateTime,
+        checked_at: Stamp,
     },
 }
 
@@ -940,6 +950,50 @@ impl Reason {
             }
         }
     }
+}
+
+/// An instant on the manager's clock and on the monotonic one (tokio's): what is remembered
+/// for a while from it (a look at the store, a failure) lapses as soon as either clock says
+/// the while has passed. A wall clock stepped back (NTP) stretches nothing, since the
+/// monotonic clock runs on; stepped back past the instant, or forward, it ends the while at
+/// once; and a test that moves only the manager's clock ends it too.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Stamp {
+    wall: OffsetDateTime,
+    mono: tokio::time::Instant,
+}
+
+impl Stamp {
+    /// `wall` (the manager's clock's now), and now on the monotonic clock.
+    pub(super) fn at(wall: OffsetDateTime) -> Self {
+        Self {
+            wall,
+            mono: tokio::time::Instant::now(),
+        }
+    }
+
+    /// On the manager's clock.
+    pub(super) fn wall(&self) -> OffsetDateTime {
+        self.wall
+    }
+
+    /// On the monotonic clock.
+    pub(super) fn mono(&self) -> tokio::time::Instant {
+        self.mono
+    }
+
+    /// Whether less than `within` has passed since this on both clocks: `now` (the
+    /// manager's clock) is not before it and less than `within` after it, and less than
+    /// `within` has passed on the monotonic clock.
+    pub(super) fn within(&self, now: OffsetDateTime, within: Duration) -> bool {
+        self.wall <= now && now < later(self.wall, within) && self.mono.elapsed() < within
+    }
+}
+
+/// `wait` from now on the monotonic clock; a wait too long for it, a century.
+fn mono_after(wait: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    (now.checked_add(wait)).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 /// The longest wait remembered from a provider's `Retry-After`.

@@ -3323,6 +3323,122 @@ async fn a_clock_stepped_back_does_not_keep_a_session_dead_after_a_new_login() {
     login_after_a_step_back(&clock, &one, &other).await;
 }
 
+/// The clock is stepped back a minute, then `one` (another process) inserts session `s`,
+/// and 63 s pass (on the monotonic clock too): `other`'s clock reads 3 s after its look at
+/// the store, within the cooldown, though that look is 63 s old. It finds the login all
+/// the same: a step back shorter than the time since (NTP's usual) stretches no look.
+/// (Three-process model seeds 664 and 2577: a process answered `NoTokens` minutes after
+/// another's login.)
+async fn login_after_a_short_step_back(
+    clock: &ManualClock,
+    one: &TokenManager<Arc<Fake>>,
+    other: &TokenManager<Arc<Fake>>,
+) {
+    clock.advance(-time::Duration::minutes(1));
+    one.insert(
+        "s",
+        TokenSet::new(AccessToken::new("at-login"))
+            .with_refresh_token(RefreshToken::new("rt-login"))
+            .with_access_expires_at(clock.now() + HOUR * 2),
+    )
+    .await
+    .unwrap();
+    tokio::time::advance(Duration::from_secs(63)).await;
+    clock.advance(time::Duration::seconds(63));
+    assert_eq!(
+        format!(
+            "{:?}",
+            other
+                .access_token("s")
+                .await
+                .map(|t| t.expose_secret().to_owned())
+        ),
+        r#"Ok("at-login")"#,
+        "looked up again once the cooldown has passed, not a minute after it"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clock_stepped_back_less_than_the_time_since_does_not_keep_an_inserted_session_absent() {
+    let (clock, _fake, [one, other]) = managers_on_a_manual_clock();
+    assert!(matches!(
+        other.access_token("s").await,
+        Err(Error::NoTokens(_))
+    ));
+    login_after_a_short_step_back(&clock, &one, &other).await;
+}
+
+/// As above, the session held by a handle (its state kept in the map, `Absent`).
+#[tokio::test(start_paused = true)]
+async fn a_clock_stepped_back_less_than_the_time_since_does_not_keep_a_held_session_absent() {
+    let (clock, _fake, [one, other]) = managers_on_a_manual_clock();
+    let handle = other.session("s");
+    assert!(matches!(
+        handle.access_token().await,
+        Err(Error::NoTokens(_))
+    ));
+    login_after_a_short_step_back(&clock, &one, &other).await;
+    assert_eq!(
+        handle.access_token().await.unwrap().expose_secret(),
+        "at-login"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clock_stepped_back_less_than_the_time_since_does_not_keep_a_session_dead() {
+    let (clock, fake, [one, other]) = managers_on_a_manual_clock();
+    let handle = other.session("s");
+    one.insert(
+        "s",
+        TokenSet::new(AccessToken::new("at-0"))
+            .with_refresh_token(RefreshToken::new("rt-0"))
+            .with_access_expires_at(clock.now()),
+    )
+    .await
+    .unwrap();
+    fake.then(Step::Fail(invalid_grant()));
+    assert_eq!(
+        handle.access_token().await.unwrap_err().kind(),
+        ErrorKind::ReauthRequired
+    );
+    login_after_a_short_step_back(&clock, &one, &other).await;
+}
+
+/// A refresh failed (the provider's code panicked); the clock is stepped back a minute and
+/// 63 s pass (on the monotonic clock too): the failure, remembered for the 5 s cooldown, is
+/// not answered again (three-process model seed 582: a panic remembered at a clock's 1:10:29
+/// was answered seven minutes later, after a refresh that succeeded, once a step back of
+/// 550 s brought the clock to 1:10:33).
+#[tokio::test(start_paused = true)]
+async fn a_clock_stepped_back_less_than_the_time_since_does_not_bring_back_a_failure() {
+    let (clock, fake, [manager, _]) = managers_on_a_manual_clock();
+    manager
+        .insert(
+            "s",
+            TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(clock.now() + HOUR),
+        )
+        .await
+        .unwrap();
+    fake.then(Step::Panic);
+    assert!(manager.refresh_now("s").await.is_err());
+    clock.advance(-time::Duration::minutes(1));
+    tokio::time::advance(Duration::from_secs(63)).await;
+    clock.advance(time::Duration::seconds(63));
+    assert_eq!(
+        format!(
+            "{:?}",
+            manager
+                .refresh_now("s")
+                .await
+                .map(|t| t.expose_secret().to_owned())
+        ),
+        r#"Ok("at-1")"#,
+        "the provider is asked again: the failure is 63 s old"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_clock_stepped_back_does_not_stretch_a_remembered_failure() {
     let (clock, fake, [manager, _]) = managers_on_a_manual_clock();
@@ -3434,9 +3550,13 @@ async fn a_lease_that_never_lapses_neither_panics_nor_wedges_the_session() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_clock_stepped_back_does_not_stretch_a_retry_after() {
-    let (clock, fake, [manager, _]) = managers_on_a_manual_clock();
+/// `s`'s access token expired, and the provider answers its refresh with a 503 asking to
+/// wait 120 s.
+async fn a_retry_after_of_two_minutes(
+    clock: &ManualClock,
+    fake: &Fake,
+    manager: &TokenManager<Arc<Fake>>,
+) {
     manager
         .insert(
             "s",
@@ -3451,6 +3571,12 @@ async fn a_clock_stepped_back_does_not_stretch_a_retry_after() {
         manager.access_token("s").await.unwrap_err().kind(),
         ErrorKind::Transient
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clock_stepped_back_does_not_stretch_a_retry_after() {
+    let (clock, fake, [manager, _]) = managers_on_a_manual_clock();
+    a_retry_after_of_two_minutes(&clock, &fake, &manager).await;
     clock.advance(-time::Duration::hours(1));
     let Err(Error::CoolingDown { remaining }) = manager.access_token("s").await else {
         panic!("cooling down")
@@ -3461,6 +3587,31 @@ async fn a_clock_stepped_back_does_not_stretch_a_retry_after() {
         manager.access_token("s").await.unwrap().expose_secret(),
         "at-1",
         "the provider is asked again after its Retry-After, not an hour later"
+    );
+}
+
+/// A `Retry-After` of 120 s; 100 s later (on both clocks) the clock is stepped back 60 s,
+/// less than the time since: the wait is not stretched by the step, and the provider is
+/// asked again 21 s later, not a minute after that.
+#[tokio::test(start_paused = true)]
+async fn a_clock_stepped_back_less_than_the_time_since_does_not_stretch_a_retry_after() {
+    let (clock, fake, [manager, _]) = managers_on_a_manual_clock();
+    a_retry_after_of_two_minutes(&clock, &fake, &manager).await;
+    let both = |by: i64| {
+        clock.advance(time::Duration::seconds(by));
+        tokio::time::advance(Duration::from_secs(by.unsigned_abs()))
+    };
+    both(100).await;
+    clock.advance(-time::Duration::seconds(60));
+    let Err(Error::CoolingDown { remaining }) = manager.access_token("s").await else {
+        panic!("cooling down")
+    };
+    assert!(remaining <= Duration::from_secs(20), "{remaining:?}");
+    both(21).await;
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1",
+        "the provider is asked again after its Retry-After, not a minute later"
     );
 }
 
