@@ -212,9 +212,7 @@ impl UnknownNames {
     ) {
         let mut names = self.names();
         let lapses = |at: OffsetDateTime| super::later(at, within);
-        // A while too long for the monotonic clock never lapses on it.
-        let far = || tokio::time::Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
-        let lapses_mono = |at: Stamp| at.mono().checked_add(within).unwrap_or_else(far);
+        let lapses_mono = |at: Stamp| super::session::mono_later(at.mono(), within);
         if names.looks.len() >= UNKNOWN_NAMES_KEPT && !names.looks.contains_key(&*name) {
             // Nothing lapsed yet (and the clock did not step back, which lapses looks too):
             // no pass over the set.

@@ -534,7 +534,7 @@ impl Cooldown {
     /// Waits until `until` at least (`wait` from now).
     pub(super) fn extend(&self, until: OffsetDateTime, wait: Duration) {
         let mut cooldown = lock(&self.0);
-        let until_mono = mono_after(wait);
+        let until_mono = mono_later(tokio::time::Instant::now(), wait);
         *cooldown = Some(match *cooldown {
             Some((at, asked, at_mono)) => (at.max(until), asked.max(wait), at_mono.max(until_mono)),
             None => (until, wait, until_mono),
@@ -990,10 +990,9 @@ impl Stamp {
     }
 }
 
-/// `wait` from now on the monotonic clock; a wait too long for it, a century.
-fn mono_after(wait: Duration) -> tokio::time::Instant {
-    let now = tokio::time::Instant::now();
-    (now.checked_add(wait)).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+/// `by` after `at` on the monotonic clock; a while too long for it, a century.
+pub(super) fn mono_later(at: tokio::time::Instant, by: Duration) -> tokio::time::Instant {
+    (at.checked_add(by)).unwrap_or_else(|| at + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 /// The longest wait remembered from a provider's `Retry-After`.

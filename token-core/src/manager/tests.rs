@@ -3270,6 +3270,40 @@ fn managers_on_a_manual_clock() -> (ManualClock, Arc<Fake>, [TokenManager<Arc<Fa
     (clock.clone(), fake.clone(), [manager(), manager()])
 }
 
+/// `at-0`/`rt-0`, the access token expiring at `at`.
+fn pair_0(at: OffsetDateTime) -> TokenSet {
+    TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(at)
+}
+
+/// `one` (another process) inserts session `s` (`at-login`, fresh for two hours on the
+/// clock as it reads now).
+async fn login_through(one: &TokenManager<Arc<Fake>>, clock: &ManualClock) {
+    let login = TokenSet::new(AccessToken::new("at-login"))
+        .with_refresh_token(RefreshToken::new("rt-login"))
+        .with_access_expires_at(clock.now() + HOUR * 2);
+    one.insert("s", login).await.unwrap();
+}
+
+/// `other` answers the login: it looked at the store again (`why`).
+async fn finds_the_login(other: &TokenManager<Arc<Fake>>, why: &str) {
+    let answer = other.access_token("s").await;
+    let answer = answer.map(|token| token.expose_secret().to_owned());
+    assert_eq!(format!("{answer:?}"), r#"Ok("at-login")"#, "{why}");
+}
+
+/// `one` inserts `s` with its access token expiring now, and the provider will refuse its
+/// refresh token: the next refresh declares `s` dead.
+async fn refused_at_the_next_refresh(
+    clock: &ManualClock,
+    fake: &Fake,
+    one: &TokenManager<Arc<Fake>>,
+) {
+    one.insert("s", pair_0(clock.now())).await.unwrap();
+    fake.then(Step::Fail(invalid_grant()));
+}
+
 /// The clock is stepped back an hour; then `one` (another process) inserts session `s`:
 /// `other` finds it once its cooldown has passed, not an hour later.
 async fn login_after_a_step_back(
@@ -3278,20 +3312,13 @@ async fn login_after_a_step_back(
     other: &TokenManager<Arc<Fake>>,
 ) {
     clock.advance(-time::Duration::hours(1));
-    one.insert(
-        "s",
-        TokenSet::new(AccessToken::new("at-login"))
-            .with_refresh_token(RefreshToken::new("rt-login"))
-            .with_access_expires_at(clock.now() + HOUR * 2),
-    )
-    .await
-    .unwrap();
+    login_through(one, clock).await;
     clock.advance(time::Duration::seconds(5));
-    assert_eq!(
-        other.access_token("s").await.unwrap().expose_secret(),
-        "at-login",
-        "looked up again after the cooldown, not an hour later"
-    );
+    finds_the_login(
+        other,
+        "looked up again after the cooldown, not an hour later",
+    )
+    .await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -3307,15 +3334,7 @@ async fn a_clock_stepped_back_does_not_keep_an_inserted_session_absent() {
 #[tokio::test(start_paused = true)]
 async fn a_clock_stepped_back_does_not_keep_a_session_dead_after_a_new_login() {
     let (clock, fake, [one, other]) = managers_on_a_manual_clock();
-    one.insert(
-        "s",
-        TokenSet::new(AccessToken::new("at-0"))
-            .with_refresh_token(RefreshToken::new("rt-0"))
-            .with_access_expires_at(clock.now()),
-    )
-    .await
-    .unwrap();
-    fake.then(Step::Fail(invalid_grant()));
+    refused_at_the_next_refresh(&clock, &fake, &one).await;
     assert_eq!(
         other.access_token("s").await.unwrap_err().kind(),
         ErrorKind::ReauthRequired
@@ -3335,27 +3354,11 @@ async fn login_after_a_short_step_back(
     other: &TokenManager<Arc<Fake>>,
 ) {
     clock.advance(-time::Duration::minutes(1));
-    one.insert(
-        "s",
-        TokenSet::new(AccessToken::new("at-login"))
-            .with_refresh_token(RefreshToken::new("rt-login"))
-            .with_access_expires_at(clock.now() + HOUR * 2),
-    )
-    .await
-    .unwrap();
+    login_through(one, clock).await;
     tokio::time::advance(Duration::from_secs(63)).await;
     clock.advance(time::Duration::seconds(63));
-    assert_eq!(
-        format!(
-            "{:?}",
-            other
-                .access_token("s")
-                .await
-                .map(|t| t.expose_secret().to_owned())
-        ),
-        r#"Ok("at-login")"#,
-        "looked up again once the cooldown has passed, not a minute after it"
-    );
+    let why = "looked up again once the cooldown has passed, not a minute after it";
+    finds_the_login(other, why).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -3388,15 +3391,7 @@ async fn a_clock_stepped_back_less_than_the_time_since_does_not_keep_a_held_sess
 async fn a_clock_stepped_back_less_than_the_time_since_does_not_keep_a_session_dead() {
     let (clock, fake, [one, other]) = managers_on_a_manual_clock();
     let handle = other.session("s");
-    one.insert(
-        "s",
-        TokenSet::new(AccessToken::new("at-0"))
-            .with_refresh_token(RefreshToken::new("rt-0"))
-            .with_access_expires_at(clock.now()),
-    )
-    .await
-    .unwrap();
-    fake.then(Step::Fail(invalid_grant()));
+    refused_at_the_next_refresh(&clock, &fake, &one).await;
     assert_eq!(
         handle.access_token().await.unwrap_err().kind(),
         ErrorKind::ReauthRequired
@@ -3413,12 +3408,7 @@ async fn a_clock_stepped_back_less_than_the_time_since_does_not_keep_a_session_d
 async fn a_clock_stepped_back_less_than_the_time_since_does_not_bring_back_a_failure() {
     let (clock, fake, [manager, _]) = managers_on_a_manual_clock();
     manager
-        .insert(
-            "s",
-            TokenSet::new(AccessToken::new("at-0"))
-                .with_refresh_token(RefreshToken::new("rt-0"))
-                .with_access_expires_at(clock.now() + HOUR),
-        )
+        .insert("s", pair_0(clock.now() + HOUR))
         .await
         .unwrap();
     fake.then(Step::Panic);
@@ -3443,12 +3433,7 @@ async fn a_clock_stepped_back_less_than_the_time_since_does_not_bring_back_a_fai
 async fn a_clock_stepped_back_does_not_stretch_a_remembered_failure() {
     let (clock, fake, [manager, _]) = managers_on_a_manual_clock();
     manager
-        .insert(
-            "s",
-            TokenSet::new(AccessToken::new("at-0"))
-                .with_refresh_token(RefreshToken::new("rt-0"))
-                .with_access_expires_at(clock.now() - HOUR * 2),
-        )
+        .insert("s", pair_0(clock.now() - HOUR * 2))
         .await
         .unwrap();
     let refused = EndpointError::from(ProviderError::new(
@@ -3558,12 +3543,7 @@ async fn a_retry_after_of_two_minutes(
     manager: &TokenManager<Arc<Fake>>,
 ) {
     manager
-        .insert(
-            "s",
-            TokenSet::new(AccessToken::new("at-0"))
-                .with_refresh_token(RefreshToken::new("rt-0"))
-                .with_access_expires_at(clock.now() - HOUR * 2),
-        )
+        .insert("s", pair_0(clock.now() - HOUR * 2))
         .await
         .unwrap();
     fake.then(Step::Fail(unavailable(Some(Duration::from_secs(120)))));
