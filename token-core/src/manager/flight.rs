@@ -14,6 +14,9 @@ use crate::provider::Provider;
 
 static NEXT_FLIGHT: AtomicU64 = AtomicU64::new(1);
 
+/// The refreshes a caller waits for at most ([`Inner::flight`]).
+const MAX_TURNS: usize = 4;
+
 /// Owns a flight's answer channel. Dropped without an answer (the refresh panicked, or its
 /// task was cancelled at shutdown) it frees the slot and answers the waiters with
 /// [`Error::RefreshAborted`], so the next call starts a new refresh.
@@ -61,9 +64,19 @@ impl<P: Provider> Inner<P> {
         session: &Arc<Session<P::Extras>>,
         reason: Reason,
     ) -> watch::Receiver<Option<Outcome<P::Extras>>> {
+        self.join_or_start(session, reason).0
+    }
+
+    /// As [`start_flight`](Self::start_flight), and whether the refresh is the asking for a
+    /// pair lost in transit.
+    fn join_or_start(
+        self: &Arc<Self>,
+        session: &Arc<Session<P::Extras>>,
+        reason: Reason,
+    ) -> (watch::Receiver<Option<Outcome<P::Extras>>>, bool) {
         let mut slot = session.flight_slot();
         if let Some(running) = slot.as_ref() {
-            return running.rx.clone();
+            return (running.rx.clone(), running.asking);
         }
         // Counted among the tracked tasks before the tracker is looked at, until the refresh's
         // own task is: a `shutdown` that closes the tracker after this look waits for the
@@ -74,15 +87,20 @@ impl<P: Provider> Inner<P> {
         // `shutdown` can return).
         let _tracked = self.tasks.token();
         if (self.closing() || self.tasks.is_closed()) && !matches!(reason, Reason::Unresolved(_)) {
-            return watch::channel(Some(Err(Error::ShuttingDown))).1;
+            return (watch::channel(Some(Err(Error::ShuttingDown))).1, false);
         }
         if let Err(error) = super::in_runtime() {
-            return watch::channel(Some(Err(error))).1;
+            return (watch::channel(Some(Err(error))).1, false);
         }
         self.start_scanning();
         let id = NEXT_FLIGHT.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = watch::channel(None);
-        *slot = Some(Flight { id, rx: rx.clone() });
+        let asking = matches!(reason, Reason::Unresolved(_));
+        *slot = Some(Flight {
+            id,
+            rx: rx.clone(),
+            asking,
+        });
         drop(slot);
         let guard = FlightGuard {
             session: session.clone(),
@@ -112,7 +130,7 @@ impl<P: Provider> Inner<P> {
             }
             .instrument(span),
         ));
-        rx
+        (rx, asking)
     }
 
     /// Starts or joins a refresh and waits for its answer.
@@ -121,23 +139,34 @@ impl<P: Provider> Inner<P> {
         session: &Arc<Session<P::Extras>>,
         reason: Reason,
     ) -> Outcome<P::Extras> {
-        let outcome = self.wait(self.start_flight(session, reason.clone())).await;
-        let again = match (&reason, &outcome) {
-            // A refresh that an insert overtook answers with the inserted set, which may
-            // have no usable token (the placeholder of `insert_refresh_token`): run one of
-            // our own, once.
-            (_, Ok(current)) if !current.usable(self.clock.now()) => true,
-            // A refusal of the very token a refresh under way (started for another reason)
-            // has just produced is not answered by that refresh: run one of our own, once.
-            (Reason::Rejected(rejected), Ok(current)) => {
-                current.access_token() == rejected && !current.after_rejection
+        // Refreshes of our own reason after the first, at most one; each refresh joined that
+        // was the asking for a lost pair is one more turn (a few at most).
+        let (mut own, mut turns) = (0, 0);
+        loop {
+            let (rx, asking) = self.join_or_start(session, reason.clone());
+            let outcome = self.wait(rx).await;
+            turns += 1;
+            own += usize::from(!asking);
+            let again = match (&reason, &outcome) {
+                // The asking for a lost pair needs no usable token: it takes what it got.
+                (Reason::Unresolved(_), _) => false,
+                // A refresh that an insert overtook answers with the inserted set, which may
+                // have no usable token (the placeholder of `insert_refresh_token`), and the
+                // asking for a lost pair, joined, with whatever set it ended with (one whose
+                // access token another process set aside, adopted): run one of our own.
+                (_, Ok(current)) if !current.usable(self.clock.now()) => true,
+                // A refusal of the very token a refresh under way (started for another
+                // reason) has just produced is not answered by that refresh: run one of our
+                // own.
+                (Reason::Rejected(rejected), Ok(current)) => {
+                    current.access_token() == rejected && !current.after_rejection
+                }
+                _ => false,
+            };
+            if !again || own >= 2 || turns >= MAX_TURNS {
+                return outcome;
             }
-            _ => false,
-        };
-        if again {
-            return self.wait(self.start_flight(session, reason)).await;
         }
-        outcome
     }
 
     async fn wait(

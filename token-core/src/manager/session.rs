@@ -19,6 +19,9 @@ pub(super) type Outcome<X> = Result<Ready<X>, Error>;
 pub(super) struct Flight<X> {
     pub(super) id: u64,
     pub(super) rx: watch::Receiver<Option<Outcome<X>>>,
+    /// The asking for a pair lost in transit ([`Reason::Unresolved`]): it answers with
+    /// whatever set it ends with, usable or not.
+    pub(super) asking: bool,
 }
 
 pub(super) struct Session<X> {

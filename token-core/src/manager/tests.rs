@@ -3944,6 +3944,74 @@ async fn a_pair_lost_in_transit_is_still_asked_for_after_joining_a_refresh_that_
     assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-1");
 }
 
+/// Polls `future` once, with a waker that does nothing: the test orders the polls.
+fn poll_once<F: std::future::Future + Unpin>(future: &mut F) -> std::task::Poll<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    std::pin::Pin::new(future).poll(&mut cx)
+}
+
+/// Another process's record of `s` after it presented a refresh token inside the reuse
+/// window too and set the answer's access token aside: `refresh` beside the placeholder.
+async fn save_set_aside_elsewhere(h: &Harness, refresh: &str) {
+    let key = SessionKey::new("fake", "s");
+    let found = h.store.load(&key).await.unwrap().unwrap().version;
+    let set_aside: TokenSet = TokenSet::new(AccessToken::new(""))
+        .with_refresh_token(RefreshToken::new(refresh))
+        .with_access_expires_at(OffsetDateTime::UNIX_EPOCH);
+    let record = set_aside.to_stored().unwrap().into();
+    h.store.save(&key, &record, Some(found)).await.unwrap();
+}
+
+/// A caller that needs a token and joins the asking for a pair lost in transit is never
+/// answered an access token another process set aside. The asking (which needs no usable
+/// token) ends with that process's record, adopted; the caller, retrying, may join the
+/// asking again (here begun at once), which ends the same way: the caller then refreshes
+/// the saved refresh token rather than serve the placeholder (three-process model seed
+/// 49662, where the asking's own retry was that second asking).
+#[tokio::test(start_paused = true)]
+async fn a_caller_whose_retry_joins_the_asking_for_a_lost_pair_is_not_answered_a_set_aside_token() {
+    let gate = Arc::new(Semaphore::new(1_000));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    lose_the_rotated_pair(&h).await;
+    gate.forget_permits(gate.available_permits());
+    // The asking presents rt-0 again; a caller joins it there.
+    let calls = h.calls();
+    tokio::time::sleep(ManagerConfig::default().failure_cooldown).await;
+    h.until_calls(calls + 1).await;
+    let session = h.manager.inner.session("s");
+    let asking = session.flight_slot().as_ref().unwrap().rx.clone();
+    let mut caller = Box::pin(h.manager.access_token("s"));
+    assert!(poll_once(&mut caller).is_pending());
+    save_set_aside_elsewhere(&h, "rt-1").await;
+    // It alone passes (the gate is fair): the gate is closed again behind it.
+    gate.add_permits(1);
+    gate.acquire().await.unwrap().forget();
+    assert!(until(|| asking.borrow().is_some()).await);
+    let adopted = asking.borrow().clone().unwrap().unwrap();
+    assert_eq!(adopted.access_token().expose_secret(), "");
+    // The asking again, before the caller retries: it presents rt-1, and the caller joins
+    // it there.
+    drop(
+        h.manager
+            .inner
+            .start_flight(&session, Reason::Unresolved(RefreshToken::new("rt-0"))),
+    );
+    h.until_calls(calls + 2).await;
+    assert_eq!(h.fake.presented.lock().unwrap().last().unwrap(), "rt-1");
+    let again = session.flight_slot().as_ref().unwrap().rx.clone();
+    assert!(poll_once(&mut caller).is_pending());
+    save_set_aside_elsewhere(&h, "rt-2").await;
+    gate.add_permits(1_000);
+    assert!(until(|| again.borrow().is_some()).await);
+    let adopted = again.borrow().clone().unwrap().unwrap();
+    assert_eq!(adopted.access_token().expose_secret(), "");
+    let answered = caller.await.unwrap();
+    assert_ne!(answered.expose_secret(), "", "the placeholder was served");
+    assert_eq!(answered.expose_secret(), "at-3");
+    let stored = h.stored_tokens("s").await.unwrap().value;
+    assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-3");
+}
+
 /// A provider that fails now and then: the pair lost in transit is asked for again soon
 /// after an ask that failed, while most of the window is left (at doubling gaps from the
 /// failure cooldown), not half the window later: asks that fail in a row still leave
