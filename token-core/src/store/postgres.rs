@@ -1475,9 +1475,12 @@ pub(crate) mod tests {
         let loaded = store.load(&SessionKey::new("p", "elsewhere")).await;
         assert!(matches!(loaded, Ok(None)), "{loaded:?}");
 
+        // The abandoned statement is cancelled while the lock is still held (the cancel is
+        // sent in the background: until it arrives the statement would take the lock if it
+        // went, as the lock's own bound lets it).
+        wait_until_idle(&other, &app).await;
         locker.batch_execute("ROLLBACK").await.unwrap();
         drop(locker);
-        wait_until_idle(&other, &app).await;
         assert_eq!(
             store.load(&key).await.unwrap().unwrap().version,
             v1,
