@@ -116,6 +116,8 @@ pub mod sandbox;
 pub mod secret;
 pub mod sign;
 pub mod store;
+#[cfg(test)]
+mod test_logs;
 pub mod token_set;
 #[cfg(feature = "tower")]
 pub mod tower;

@@ -1,10 +1,11 @@
 //! Authorization code scenarios, run on every issuer store (the memory store in `tests.rs`,
 //! PostgreSQL with two replicas in `postgres.rs`): `a` and `b` share one store and `clock`.
 
-use super::tests::{capture_logs, refresh as refresh_of};
+use super::tests::refresh as refresh_of;
 use super::*;
 use crate::clock::ManualClock;
 use crate::pkce::challenge_s256;
+use crate::test_logs::capture_logs;
 
 const CLIENT: &str = "app-1";
 const REDIRECT: &str = "https://app.example/cb";
@@ -168,7 +169,7 @@ pub(super) async fn a_code_is_refused_to_another_client_redirect_or_verifier(
 /// The code appears in no log line, no `Debug` (of the issuer, the store, the errors), and
 /// no error message.
 pub(super) async fn a_code_is_never_logged_or_shown(a: &Issuer, store: &dyn fmt::Debug) {
-    let (captured, _guard) = capture_logs();
+    let captured = capture_logs();
 
     let code = a.issue_code(grant()).await.unwrap();
     let secret = code.expose_secret().to_owned();

@@ -5,6 +5,7 @@ use time::macros::datetime;
 
 use super::*;
 use crate::clock::ManualClock;
+use crate::test_logs::capture_logs;
 
 const WINDOW: Duration = Duration::from_secs(300);
 
@@ -30,38 +31,6 @@ pub(super) fn refresh(issued: &Issued) -> String {
         .as_ref()
         .map(|t| t.expose_secret().to_owned())
         .unwrap_or_default()
-}
-
-/// What `tracing` wrote, at every level, while its guard lived.
-#[derive(Clone, Default)]
-pub(super) struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl Captured {
-    pub(super) fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Captures this thread's `tracing` output until the guard drops (run the test on a
-/// current-thread runtime, so that spawned tasks log on this thread).
-pub(super) fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    (captured, tracing::subscriber::set_default(subscriber))
 }
 
 #[tokio::test]
@@ -619,7 +588,7 @@ mod clients {
     #[tokio::test(flavor = "current_thread")]
     async fn a_refresh_refused_to_another_client_logs_nothing() {
         let (issuer, clock, _store) = issuer();
-        let (captured, _guard) = capture_logs();
+        let captured = capture_logs();
         let first = issuer
             .issue_for("app-1", "alice", serde_json::json!({}))
             .await
@@ -961,7 +930,7 @@ async fn a_retry_after_a_rotation_whose_answer_the_store_lost_gets_the_pair_it_m
 #[tokio::test]
 async fn a_replay_cancelled_while_its_pair_is_revoked_still_revokes_it() {
     use std::sync::atomic::Ordering::SeqCst;
-    let (logs, _guard) = capture_logs();
+    let logs = capture_logs();
     let store = Arc::new(Faulty::default());
     let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
     let config = IssuerConfig::default().with_revoke_on_reuse(true);

@@ -14,6 +14,7 @@ use crate::clock::{ManualClock, TokioClock};
 use crate::error::{EndpointError, ErrorKind, ProviderError, TransportError};
 use crate::secret::RefreshToken;
 use crate::store::{Lease, StoredRecord, Version, Versioned};
+use crate::test_logs::capture_logs;
 use crate::token_set::{NoExtras, StoredTokenSet};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -1442,50 +1443,6 @@ async fn the_fast_path_takes_no_lock() {
     );
 }
 
-/// Collects everything `tracing` writes on this thread, at every level.
-#[derive(Clone, Default)]
-struct Captured(Arc<StdMutex<Vec<u8>>>);
-
-thread_local! {
-    static CAPTURE: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Writes into the capture of the current thread, if it has one.
-struct ThreadWriter;
-
-impl std::io::Write for ThreadWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        CAPTURE.with(|slot| {
-            if let Some(captured) = &*slot.borrow() {
-                captured.0.lock().unwrap().extend_from_slice(buf);
-            }
-        });
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Captures this thread's `tracing` output. The subscriber is global (a thread-local default
-/// races with callsite interest cached by concurrent tests), and routes each line to the
-/// capture of the thread that wrote it: a current-thread runtime keeps a test's spawned
-/// tasks on its thread.
-fn capture_logs() -> Captured {
-    static INSTALL: std::sync::Once = std::sync::Once::new();
-    INSTALL.call_once(|| {
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(|| ThreadWriter)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber)
-            .expect("no other global subscriber in these tests");
-    });
-    let captured = Captured::default();
-    CAPTURE.with(|slot| *slot.borrow_mut() = Some(captured.clone()));
-    captured
-}
-
 #[tokio::test(start_paused = true)]
 async fn events_errors_and_logs_never_contain_a_secret() {
     let captured = capture_logs();
@@ -1506,7 +1463,7 @@ async fn events_errors_and_logs_never_contain_a_secret() {
     for event in h.drain() {
         shown.push(format!("{event:?}"));
     }
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("token_refresh") && logs.contains("re-authorization required"),
         "{logs}"
