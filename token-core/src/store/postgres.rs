@@ -71,13 +71,15 @@ pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 3;
 /// Every failure of the database is a [`StoreError::Backend`] (a lost connection, a refused
 /// one, a timeout); the connection is then dropped and the next call connects again. A
 /// statement still running at the timeout (waiting for a row another transaction holds
-/// locked), or when the caller drops the call, is cancelled on the server: a call that
-/// failed or was dropped has no later effect, and its connection is not reused. The
-/// statements that may wait for a locked row (saves, deletes, lease grants and releases)
-/// also bound that wait on the server by what is left of the operation timeout (a
-/// `lock_timeout` of their own transaction), so that holds even when the cancel cannot
-/// reach the server: a release landing late would take away the lease its holder was
-/// granted again since.
+/// locked) is cancelled on the server before the call fails: a call that failed has no
+/// later effect, and its connection is not reused. A call its caller drops (an outer
+/// timeout shorter than the operation timeout) is cancelled too, in the background: until
+/// the cancel arrives its statement may still complete. The statements that may wait for
+/// a locked row (saves, deletes, lease grants and releases) also bound that wait on the
+/// server by what is left of the operation timeout (a `lock_timeout` of their own
+/// transaction), so that none lands after its operation timeout, even when the cancel
+/// cannot reach the server: a release landing late would take away the lease its holder
+/// was granted again since.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), token_core::error::StoreError> {
