@@ -150,6 +150,10 @@ impl<P: Provider> Inner<P> {
             let again = match (&reason, &outcome) {
                 // The asking for a lost pair needs no usable token: it takes what it got.
                 (Reason::Unresolved(_), _) => false,
+                // The asking's failure, joined, may be the replaced tokens' (an insert
+                // meanwhile; the asking answers it as it is): our own refresh decides, and
+                // answers a failure it remembers without calling again.
+                (_, Err(_)) if asking => true,
                 // A refresh that an insert overtook answers with the inserted set, which may
                 // have no usable token (the placeholder of `insert_refresh_token`), and the
                 // asking for a lost pair, joined, with whatever set it ended with (one whose
@@ -164,7 +168,19 @@ impl<P: Provider> Inner<P> {
                 _ => false,
             };
             if !again || own >= 2 || turns >= MAX_TURNS {
-                return outcome;
+                return match outcome {
+                    // Never the placeholder of a set whose access token was set aside (or of
+                    // `insert_refresh_token`): a caller asked for a token to send.
+                    Ok(current)
+                        if current.access_token().expose_secret().is_empty()
+                            && !matches!(reason, Reason::Unresolved(_)) =>
+                    {
+                        Err(Error::RefreshAborted(
+                            "no access token to send after the refreshes waited for".into(),
+                        ))
+                    }
+                    outcome => outcome,
+                };
             }
         }
     }

@@ -3919,54 +3919,108 @@ async fn save_set_aside_elsewhere(h: &Harness, refresh: &str) {
     h.store.save(&key, &record, Some(found)).await.unwrap();
 }
 
-/// A caller that needs a token and joins the asking for a pair lost in transit is never
-/// answered an access token another process set aside. The asking (which needs no usable
-/// token) ends with that process's record, adopted; the caller, retrying, may join the
-/// asking again (here begun at once), which ends the same way: the caller then refreshes
-/// the saved refresh token rather than serve the placeholder (three-process model seed
-/// 49662, where the asking's own retry was that second asking).
-#[tokio::test(start_paused = true)]
-async fn a_caller_whose_retry_joins_the_asking_for_a_lost_pair_is_not_answered_a_set_aside_token() {
+/// A caller of `s` by name that joins `askings` askings for the pair lost in transit in a
+/// row, each ending with another process's record (`rt-1`, `rt-2`, ...) whose access token
+/// it set aside, adopted; each asking after the first begins before the caller retries (as
+/// the asking's own retry once did at once). Then the provider answers every call.
+async fn join_askings_that_end_set_aside(askings: u32) -> (Harness, Result<AccessToken, Error>) {
     let gate = Arc::new(Semaphore::new(1_000));
     let h = harness(|fake| fake.gate = Some(gate.clone()));
     lose_the_rotated_pair(&h).await;
     gate.forget_permits(gate.available_permits());
-    // The asking presents rt-0 again; a caller joins it there.
     let calls = h.calls();
     tokio::time::sleep(ManagerConfig::default().failure_cooldown).await;
-    h.until_calls(calls + 1).await;
     let session = h.manager.inner.session("s");
-    let asking = session.flight_slot().as_ref().unwrap().rx.clone();
     let mut caller = Box::pin(h.manager.access_token("s"));
-    assert!(poll_once(&mut caller).is_pending());
-    save_set_aside_elsewhere(&h, "rt-1").await;
-    // It alone passes (the gate is fair): the gate is closed again behind it.
-    gate.add_permits(1);
-    gate.acquire().await.unwrap().forget();
-    assert!(until(|| asking.borrow().is_some()).await);
-    let adopted = asking.borrow().clone().unwrap().unwrap();
-    assert_eq!(adopted.access_token().expose_secret(), "");
-    // The asking again, before the caller retries: it presents rt-1, and the caller joins
-    // it there.
-    drop(
-        h.manager
-            .inner
-            .start_flight(&session, Reason::Unresolved(RefreshToken::new("rt-0"))),
-    );
-    h.until_calls(calls + 2).await;
-    assert_eq!(h.fake.presented.lock().unwrap().last().unwrap(), "rt-1");
-    let again = session.flight_slot().as_ref().unwrap().rx.clone();
-    assert!(poll_once(&mut caller).is_pending());
-    save_set_aside_elsewhere(&h, "rt-2").await;
+    for n in 1..=askings {
+        if n > 1 {
+            let lost = RefreshToken::new("rt-0");
+            drop(
+                h.manager
+                    .inner
+                    .start_flight(&session, Reason::Unresolved(lost)),
+            );
+        }
+        // The asking presents rt-0 (then rt-1, ...) again, and the caller joins it there.
+        h.until_calls(calls + n).await;
+        let presented = h.fake.presented.lock().unwrap().last().unwrap().clone();
+        assert_eq!(presented, format!("rt-{}", n - 1));
+        let asking = session.flight_slot().as_ref().unwrap().rx.clone();
+        assert!(poll_once(&mut caller).is_pending());
+        save_set_aside_elsewhere(&h, &format!("rt-{n}")).await;
+        // It alone passes (the gate is fair): the gate is closed again behind it.
+        gate.add_permits(1);
+        gate.acquire().await.unwrap().forget();
+        assert!(until(|| asking.borrow().is_some()).await);
+        let adopted = asking.borrow().clone().unwrap().unwrap();
+        assert_eq!(adopted.access_token().expose_secret(), "");
+    }
     gate.add_permits(1_000);
-    assert!(until(|| again.borrow().is_some()).await);
-    let adopted = again.borrow().clone().unwrap().unwrap();
-    assert_eq!(adopted.access_token().expose_secret(), "");
-    let answered = caller.await.unwrap();
-    assert_ne!(answered.expose_secret(), "", "the placeholder was served");
-    assert_eq!(answered.expose_secret(), "at-3");
+    let answered = caller.await;
+    drop(session);
+    (h, answered)
+}
+
+/// A caller that needs a token and joins the asking for a pair lost in transit is never
+/// answered an access token another process set aside. The asking (which needs no usable
+/// token) ends with that process's record, adopted; the caller, retrying, may join the
+/// asking again, which ends the same way: the caller then refreshes the saved refresh token
+/// rather than serve the placeholder (three-process model seed 49662, where the asking's own
+/// retry was that second asking).
+#[tokio::test(start_paused = true)]
+async fn a_caller_whose_retry_joins_the_asking_for_a_lost_pair_is_not_answered_a_set_aside_token() {
+    let (h, answered) = join_askings_that_end_set_aside(2).await;
+    assert_eq!(answered.unwrap().expose_secret(), "at-3");
     let stored = h.stored_tokens("s").await.unwrap().value;
     assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-3");
+}
+
+/// A caller that joins so many askings in a row that it stops waiting (four flights) is
+/// answered an error, never the placeholder it was last answered.
+#[tokio::test(start_paused = true)]
+async fn a_caller_that_joins_askings_until_it_stops_waiting_is_answered_an_error() {
+    let (_h, answered) = join_askings_that_end_set_aside(4).await;
+    let error = answered.unwrap_err();
+    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+}
+
+/// The asking's calls failing while an insert replaces the tokens: that failure is the
+/// replaced tokens', and a caller that joined the asking is answered the inserted set, as a
+/// caller of any other refresh is. Without an insert, it is answered the asking's failure,
+/// with no call of its own.
+#[tokio::test(start_paused = true)]
+async fn a_caller_that_joined_the_asking_gets_a_set_inserted_meanwhile_not_the_failure() {
+    for inserted in [true, false] {
+        let gate = Arc::new(Semaphore::new(1_000));
+        let h = harness(|fake| fake.gate = Some(gate.clone()));
+        lose_the_rotated_pair(&h).await;
+        gate.forget_permits(gate.available_permits());
+        for _ in 0..4 {
+            h.fake.then(Step::Fail(unavailable(None)));
+        }
+        let calls = h.calls();
+        tokio::time::sleep(ManagerConfig::default().failure_cooldown).await;
+        h.until_calls(calls + 1).await;
+        let mut caller = Box::pin(h.manager.access_token("s"));
+        assert!(poll_once(&mut caller).is_pending());
+        if inserted {
+            let login = TokenSet::new(AccessToken::new("at-login"))
+                .with_refresh_token(RefreshToken::new("rt-login"))
+                .with_access_expires_at(h.clock.now() + HOUR);
+            h.manager.insert("s", login).await.unwrap();
+        }
+        gate.add_permits(1_000);
+        let answered = caller.await;
+        assert_eq!(
+            h.calls(),
+            calls + 4,
+            "inserted={inserted}: the asking's four attempts"
+        );
+        match inserted {
+            true => assert_eq!(answered.unwrap().expose_secret(), "at-login"),
+            false => assert_eq!(answered.unwrap_err().kind(), ErrorKind::Transient),
+        }
+    }
 }
 
 /// A provider that fails now and then: the pair lost in transit is asked for again soon
