@@ -16,6 +16,13 @@ use crate::error::StoreError;
 /// An in-memory [`IssuerStore`]. Every operation holds one mutex (never across an `.await`),
 /// which makes [`rotate`](IssuerStore::rotate) and [`redeem_code`](IssuerStore::redeem_code)
 /// atomic.
+///
+/// Its [`purge`](IssuerStore::purge) forgets what is dead at the instant it is given, the
+/// issuer's clock: a clock that reads far ahead for a moment (a VM resumed with a stale
+/// offset) makes it forget pairs that are still live, for good. The PostgreSQL store takes
+/// that instant no later than the database's own clock; with this one, purge on a clock
+/// you trust, or set [`purge_every`](super::IssuerConfig::purge_every) to `None` and call
+/// [`Issuer::purge`](super::Issuer::purge) yourself.
 #[derive(Debug, Default)]
 pub struct MemoryIssuerStore {
     inner: Mutex<Inner>,

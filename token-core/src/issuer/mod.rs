@@ -707,6 +707,12 @@ fn later(at: OffsetDateTime, lifetime: Duration) -> OffsetDateTime {
 }
 
 /// What a refresh does to the refresh token.
+///
+/// With either `Keep` form, each refresh replaces the pair's access token in place: the
+/// access token a refresh answered stops working at the next refresh, and the reuse window
+/// does not apply (nothing is retired), so of two refreshes at once, one caller is left with
+/// a token already replaced. Clients sharing one store (the manager's replicas) refresh
+/// once and adopt the stored answer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RefreshRotation {
