@@ -77,6 +77,9 @@ const NAME_DOMAIN: &[u8] = b"token-core/file-store/v1\0";
 /// or others may write to. Every file of the store is opened without following symbolic
 /// links: a link planted as the lock file or a record is [`StoreError::Insecure`] (and its
 /// target is never written); one planted as a lease is replaced like any unreadable lease.
+/// A lock file with another name (a hard link) or that is not a regular file is `Insecure`
+/// too; a FIFO or device planted as a record is an error, as a lease it is unreadable, and
+/// none is waited on.
 /// The directory's ancestors are not checked: keep it under one that only its user (or
 /// root) can change, such as `/var/lib/<app>`.
 ///
@@ -91,7 +94,10 @@ const NAME_DOMAIN: &[u8] = b"token-core/file-store/v1\0";
 /// and is replaced, as a takeover ([`Lease::TakenOver`]: the manager waits for a save of
 /// whoever held it before it trusts a refusal). Expiry is the
 /// system clock's, which every process on one machine shares; if that clock goes back, a
-/// lease still lapses at most its ttl after it is next looked at. `delete` removes a lapsed
+/// lease still lapses at most its ttl after it is next looked at (by `acquire_lease` or
+/// [`lapsed_leases`](TokenStore::lapsed_leases)). A holder name too long for a lease file
+/// (64 KiB encoded) is refused ([`StoreError::Unsupported`]): read back, such a lease could
+/// not be trusted, and would count as lapsed. `delete` removes a lapsed
 /// lease with the record, but keeps a live one until its holder releases it or it lapses,
 /// as the PostgreSQL store does.
 ///
@@ -413,14 +419,25 @@ impl TokenStore for FileStore {
                 .map_err(|e| StoreError::backend("file store: cannot list the directory", e))?;
             // Those that lapsed last first: one left for good long ago (its session removed
             // while a holder that then died held it) must not hide a recent death.
-            let mut lapsed = Vec::new();
+            let (mut lapsed, mut stretched) = (Vec::new(), Vec::new());
             for entry in entries.flatten() {
                 let name = entry.file_name();
                 let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(LEASE_SUFFIX)) else {
                     continue;
                 };
-                if let Some(expires) = lapsed_at(&dir, stem, now) {
-                    lapsed.push((expires, stem.to_owned()));
+                match lease_look(&dir, stem, now) {
+                    Some(LeaseLook::Lapsed(expires)) => lapsed.push((expires, stem.to_owned())),
+                    Some(LeaseLook::Stretched) => stretched.push(stem.to_owned()),
+                    None => {}
+                }
+            }
+            // Looked at, a lease lasts at most its ttl from now (as `acquire_lease` has it):
+            // one stretched by a clock that went back is cut to that, or a holder that died
+            // before the step would be listed only the size of the step later.
+            if !stretched.is_empty() {
+                let _lock = DirLock::acquire(&dir)?;
+                for stem in stretched.iter().take(super::LAPSED_LEASES_LISTED) {
+                    cut_stretched_lease(&dir, stem, now)?;
                 }
             }
             lapsed.sort_unstable_by(|a, b| b.cmp(a));
@@ -441,11 +458,44 @@ fn read_small(dir: &Path, stem: &str, suffix: &str, limit: u64) -> Option<Vec<u8
     (bytes.len() as u64 <= limit).then_some(bytes)
 }
 
-/// When the lease file `<stem>.lease` lapsed, if it did by `now`.
-fn lapsed_at(dir: &Path, stem: &str, now: u64) -> Option<u64> {
+/// What a look at a lease file finds.
+enum LeaseLook {
+    /// It lapsed at this instant, by now.
+    Lapsed(u64),
+    /// It lapses later than its ttl from now: the clock went back since it was written.
+    Stretched,
+}
+
+/// What the lease file `<stem>.lease` holds at `now`; `None`: live, or none readable.
+fn lease_look(dir: &Path, stem: &str, now: u64) -> Option<LeaseLook> {
+    let lease = read_lease_file(dir, stem)?;
+    let expires = lease.expires_at_unix_nanos;
+    if expires <= now {
+        Some(LeaseLook::Lapsed(expires))
+    } else {
+        (expires - now > lease.ttl_nanos).then_some(LeaseLook::Stretched)
+    }
+}
+
+fn read_lease_file(dir: &Path, stem: &str) -> Option<LeaseRecord> {
     let bytes = read_small(dir, stem, LEASE_SUFFIX, MAX_LEASE_BYTES)?;
-    let lease: LeaseRecord = serde_json::from_slice(&bytes).ok()?;
-    (lease.expires_at_unix_nanos <= now).then_some(lease.expires_at_unix_nanos)
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Under the directory's lock: cuts the lease `<stem>.lease` to its ttl from `now` if it
+/// still lapses later than that.
+fn cut_stretched_lease(dir: &Path, stem: &str, now: u64) -> Result<(), StoreError> {
+    let Some(mut lease) = read_lease_file(dir, stem) else {
+        return Ok(());
+    };
+    let cut = now.saturating_add(lease.ttl_nanos);
+    if lease.expires_at_unix_nanos <= cut {
+        return Ok(());
+    }
+    lease.expires_at_unix_nanos = cut;
+    let bytes = serde_json::to_vec(&lease)
+        .map_err(|e| StoreError::backend("file store: cannot encode a refresh lease", e))?;
+    replace_file(dir, stem, LEASE_SUFFIX, &bytes, Durable::No)
 }
 
 /// The session of the record `<stem>.json` if it names a session of `provider` (a lease
@@ -530,6 +580,14 @@ fn write_lease(
             e,
         )
     })?;
+    // Read back, it would be too large to trust: lapsed, and the next holder's.
+    if bytes.len() as u64 > MAX_LEASE_BYTES {
+        return Err(StoreError::Unsupported(format!(
+            "file store: a lease holder name of {} bytes is too long for the refresh lease of \
+             {key} (at most {MAX_LEASE_BYTES} bytes once encoded)",
+            holder.len()
+        )));
+    }
     // Not synced: after a machine crash no holder is left for the lease to protect.
     replace_file(dir, &record_stem(key), LEASE_SUFFIX, &bytes, Durable::No)
 }
@@ -917,12 +975,27 @@ fn open_dir(dir: &Path) -> io::Result<File> {
     options.open(dir)
 }
 
-/// Opens an existing file of the store for reading, never through a symbolic link.
+/// Opens an existing file of the store for reading, never through a symbolic link, and
+/// only a regular file: a FIFO or a device planted in the directory would hold the open (or
+/// the read) for ever, and a blocking-pool thread with it. (Opened without waiting for a
+/// FIFO's writer; a regular file's reads ignore that flag.)
 fn open_for_reading(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.read(true);
     no_follow(&mut options);
-    options.open(path)
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
+    );
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (this store writes none other)",
+        ));
+    }
+    Ok(file)
 }
 
 fn open_lock_file(dir: &Path) -> Result<File, StoreError> {
@@ -931,7 +1004,7 @@ fn open_lock_file(dir: &Path) -> Result<File, StoreError> {
     options.read(true).write(true).create(true).truncate(false);
     private_mode(&mut options);
     no_follow(&mut options);
-    options.open(&path).map_err(|e| {
+    let file = options.open(&path).map_err(|e| {
         if is_symlink(&path) {
             // Following it would let whoever planted it choose a file for us to overwrite.
             StoreError::Insecure(format!(
@@ -945,7 +1018,35 @@ fn open_lock_file(dir: &Path) -> Result<File, StoreError> {
                 e,
             )
         }
-    })
+    })?;
+    // A hard link planted as the lock file passes the symbolic-link check: the version
+    // counter written into it would overwrite the file it links to.
+    let metadata = file.metadata().map_err(|e| {
+        StoreError::backend(
+            format!("file store: cannot read the lock file in {}", dir.display()),
+            e,
+        )
+    })?;
+    if !metadata.is_file() || links(&metadata) > 1 {
+        return Err(StoreError::Insecure(format!(
+            "the lock file {} is not a file of its own (a hard link, or not a regular file), \
+             which this store never creates and does not write; remove it, and find out who \
+             planted it",
+            path.display()
+        )));
+    }
+    Ok(file)
+}
+
+/// How many names the file of `metadata` has (1 where the system does not say).
+fn links(metadata: &fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    return std::os::unix::fs::MetadataExt::nlink(metadata);
+    #[cfg(not(unix))]
+    {
+        let _ = metadata;
+        1
+    }
 }
 
 /// Makes `options` fail on a symbolic link in the last component of the path (unix; the
@@ -2293,5 +2394,131 @@ mod tests {
         let shown = format!("{store:?}");
         let dir = fs::canonicalize(tmp.path()).unwrap();
         assert_eq!(shown, format!("FileStore {{ dir: {dir:?} }}"));
+    }
+
+    /// A hard link planted as the lock file passes the symbolic-link check: it is refused
+    /// as `Insecure` too, and the file it links to is never written (the version counter
+    /// would overwrite it).
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_hard_link_planted_as_the_lock_file_is_refused_and_its_target_untouched() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("store");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        let outside = tmp.path().join("precious");
+        fs::write(&outside, "precious content").unwrap();
+        fs::hard_link(&outside, dir.join(LOCK_FILE)).unwrap();
+        let key = SessionKey::new("p", "s");
+        let refused = match FileStore::open(&dir) {
+            Err(error) => error,
+            Ok(store) => store.save(&key, &set("a"), None).await.unwrap_err(),
+        };
+        assert!(matches!(refused, StoreError::Insecure(_)), "{refused:?}");
+        assert_eq!(
+            fs::read_to_string(&outside).unwrap(),
+            "precious content",
+            "the lock file's hard-link target was overwritten"
+        );
+    }
+
+    /// A holder name whose lease would be larger than a lease is read back (which would
+    /// then count as lapsed: another holder would take it over at once) is refused, and no
+    /// lease is written.
+    #[tokio::test]
+    async fn a_holder_name_too_long_for_a_lease_is_refused_not_taken_over() {
+        let tmp = TempDir::new().unwrap();
+        let clock = ManualClock::default();
+        let store = FileStore::open_with_clock(tmp.path(), Arc::new(clock.clone())).unwrap();
+        let ttl = Duration::from_secs(30);
+        let holders = [
+            ("long", "h".repeat(MAX_LEASE_BYTES as usize)),
+            // 11,000 chars, 66,000 bytes once JSON escapes each NUL as \u0000.
+            ("nul", "\0".repeat(11_000)),
+        ];
+        for (what, holder) in holders {
+            let key = SessionKey::new("p", what);
+            let first = store.acquire_lease(&key, &holder, ttl).await;
+            assert!(
+                matches!(first, Err(StoreError::Unsupported(_))),
+                "{what}: {first:?}"
+            );
+            assert!(!lease_path(tmp.path(), &key).exists(), "{what}");
+            let other = store.acquire_lease(&key, "other", ttl).await.unwrap();
+            assert_eq!(other, Lease::Acquired, "{what}");
+        }
+    }
+
+    /// A lease lasts at most its ttl from when it is looked at, for `lapsed_leases` as for
+    /// `acquire_lease`: a holder that died just before the clock stepped back an hour is
+    /// listed one ttl later, not an hour later (long after a provider's reuse window for the
+    /// pair it may have spent).
+    #[tokio::test]
+    async fn a_dead_holder_is_listed_one_ttl_after_a_clock_stepped_back() {
+        let tmp = TempDir::new().unwrap();
+        let clock = ManualClock::default();
+        let store = FileStore::open_with_clock(tmp.path(), Arc::new(clock.clone())).unwrap();
+        let key = SessionKey::new("p", "s");
+        let ttl = Duration::from_secs(30);
+        store.save(&key, &set("a"), None).await.unwrap();
+        assert_eq!(
+            store.acquire_lease(&key, "dead", ttl).await.unwrap(),
+            Lease::Acquired
+        );
+        // The holder dies; the clock steps back an hour.
+        clock.advance(time::Duration::hours(-1));
+        assert!(
+            store.lapsed_leases("p").await.unwrap().is_empty(),
+            "looked at: live"
+        );
+        advance(&clock, ttl + Duration::from_secs(1));
+        let listed = store.lapsed_leases("p").await.unwrap();
+        assert_eq!(listed, ["s"]);
+    }
+
+    /// A FIFO planted as a record or a lease is not waited on (an open of it for reading
+    /// waits for a writer, for ever, and holds a blocking-pool thread): `load` answers a
+    /// typed error, `lapsed_leases` passes over it. (The timeouts only end a test that
+    /// would hang.)
+    #[cfg(unix)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fifo_planted_as_a_record_or_a_lease_does_not_hang_the_store() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let tmp = TempDir::new().unwrap();
+        let store = FileStore::open(tmp.path()).unwrap();
+        let key = SessionKey::new("p", "s");
+        let mkfifo = |path: &Path| {
+            let status = std::process::Command::new("mkfifo")
+                .arg(path)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        };
+        // Unblocks a reader stuck in open(2) on `path`, so the runtime can shut down.
+        let unblock = |path: &Path| {
+            let _ = fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+                .open(path);
+        };
+        let bound = Duration::from_secs(3);
+
+        let record = record_path(tmp.path(), &key);
+        mkfifo(&record);
+        let load = tokio::time::timeout(bound, store.load(&key)).await;
+        unblock(&record);
+        fs::remove_file(&record).unwrap();
+
+        store.save(&key, &set("a"), None).await.unwrap();
+        let lease = lease_path(tmp.path(), &key);
+        mkfifo(&lease);
+        let lapsed = tokio::time::timeout(bound, store.lapsed_leases("p")).await;
+        unblock(&lease);
+
+        let load = load.expect("load of a FIFO record still waiting");
+        assert!(matches!(load, Err(StoreError::Backend { .. })), "{load:?}");
+        let lapsed = lapsed.expect("lapsed_leases with a FIFO lease still waiting");
+        assert_eq!(lapsed.unwrap(), Vec::<String>::new());
     }
 }
