@@ -617,7 +617,9 @@ impl<P: Provider> TokenManager<P> {
     /// where it could land over another process's newer record. A set whose save had not
     /// succeeded stays in memory, unsaved: a later `shutdown` tries it again (as it begins,
     /// then until its deadline), nothing else does. Such a task holding a session's refresh
-    /// lease leaves it to lapse (its release would be a write). A refresh still under way
+    /// lease leaves it to lapse (its release would be a write); so does the last ask for a
+    /// pair lost in transit when it fails, for another process's look for lapsed leases to
+    /// take the lease over and ask for the pair inside the provider's window. A refresh still under way
     /// (its provider call or store calls, each bounded) is not stopped: a later `shutdown`
     /// waits for it, and its pair is saved by compare-and-swap as any refresh's is.
     pub async fn shutdown(&self, within: Duration) -> Result<(), Error> {

@@ -254,12 +254,29 @@ impl<P: Provider> Inner<P> {
         // The heartbeat is stopped and awaited, not dropped: a renewal still in flight could
         // otherwise reach the store after the release below and hold the lease again.
         let ((outcome, keep_lease), ()) = tokio::join!(work, self.heartbeat(session, &watch));
+        // Shutting down with a pair lost in transit still to ask for inside its window (this
+        // ask failed, and this process asks no more): the lease is left to lapse, for another
+        // process's look for lapsed leases to take over and present the token again. Given
+        // back, it would tell nobody that the stored token may be spent.
+        let asking_left = self.closing()
+            && outcome.as_ref().is_err_and(|error| {
+                matches!(
+                    error.kind(),
+                    ErrorKind::Transient | ErrorKind::OutcomeUnknown
+                )
+            })
+            && session.any_unresolved_open();
         if !keep_lease {
             if notes.start_over && watch.lapsed_holder() {
                 // Granted last over a holder that let it lapse, which may have spent the
                 // token: kept in the store, where nobody takes it without waiting for that
                 // holder's save, and taken again by the next turn as a take-over.
                 notes.lapsed_holder = true;
+                self.leave(session).await;
+            } else if asking_left {
+                tracing::warn!(
+                    "shutting down before a pair lost in transit was got back: the refresh lease is left to lapse, for another process to ask for it"
+                );
                 self.leave(session).await;
             } else {
                 self.release(session).await;

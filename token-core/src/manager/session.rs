@@ -399,11 +399,21 @@ impl<X> Session<X> {
     /// is open for more than a second still: the provider answers it again whoever spent it
     /// after this process did (its window runs from the first rotation).
     pub(super) fn unresolved_open(&self, token: &RefreshToken) -> bool {
+        self.open_unresolved(|lost| lost == token)
+    }
+
+    /// Whether any token is left to ask for again with its reuse window open for more than
+    /// a second still.
+    pub(super) fn any_unresolved_open(&self) -> bool {
+        self.open_unresolved(|_| true)
+    }
+
+    fn open_unresolved(&self, which: impl FnOnce(&RefreshToken) -> bool) -> bool {
         let Some(cold) = self.cold.get() else {
             return false;
         };
         lock(&cold.unresolved).0.as_ref().is_some_and(|lost| {
-            &lost.token == token
+            which(&lost.token)
                 && lost
                     .closes
                     .saturating_duration_since(tokio::time::Instant::now())

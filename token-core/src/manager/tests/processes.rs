@@ -1890,3 +1890,39 @@ async fn a_login_that_lands_as_a_lapsed_lease_is_taken_over_is_not_presented() {
     assert_eq!(token.expose_secret(), "at-9");
     no_reauth(&mut events);
 }
+
+/// A process shutting down while it still asks for the pair its lost answer left (the
+/// provider failing each ask) leaves its refresh lease to lapse rather than give it back:
+/// another process's look for lapsed leases takes it over and presents the token again
+/// inside the reuse window, though no caller asks there. Given back, the lease told nobody
+/// that the stored token may be spent, and the pair was lost when the window closed
+/// (two-process model seed 73972).
+#[tokio::test(start_paused = true)]
+async fn a_process_shutting_down_while_asking_for_a_lost_pair_leaves_the_asking_to_another() {
+    let h = harness(|_| {});
+    let shared: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let a = process(&h, shared.clone());
+    let b = process(&h, shared.clone());
+    let mut events = b.subscribe();
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    lose_the_answer_to_rt_0(&h, &a).await;
+    // B is at work on another session (its look for lapsed leases runs).
+    b.insert("other", login(&h)).await.unwrap();
+    for _ in 0..10 {
+        h.fake.then(Step::Fail(unavailable(None)));
+    }
+    let calls = h.calls();
+    a.shutdown(Duration::from_secs(60)).await.unwrap();
+    assert!(h.calls() > calls, "A asked once more as it shut down");
+    h.fake.script.lock().unwrap().clear();
+    tokio::time::sleep(h.fake.reuse_window).await;
+    let key = SessionKey::new("fake", "s");
+    let stored = shared.load(&key).await.unwrap().unwrap();
+    assert_eq!(
+        refresh_of(&stored),
+        "rt-1",
+        "the pair rt-0 was rotated to is kept"
+    );
+    assert_eq!(presented(&h).last().map(String::as_str), Some("rt-0"));
+    no_reauth(&mut events);
+}
