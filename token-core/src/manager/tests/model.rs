@@ -14,7 +14,10 @@
 //! two processes; `MODEL3_SEEDS` and `MODEL3_FIRST_SEED` of three).
 //! Faults of the store and of processes come one at a time, each within what the
 //! provider's reuse window covers (after a crash, or a shutdown that timed out, a refresh is
-//! asked for inside it: see crash.rs). The provider never revokes anything (a login is a
+//! asked for inside it: see crash.rs); the provider scripts no fault of its own for its
+//! reuse window after it lost an answer, a crash or such a shutdown (which may have lost
+//! one: a provider failing every call inside it loses the pair whatever a client does).
+//! The provider never revokes anything (a login is a
 //! new grant) and answers a spent refresh token again with its successor for its reuse
 //! window, so:
 //! - no re-auth is declared (any verdict would be false), and every call ends;
@@ -1045,6 +1048,10 @@ async fn run_faults(seed: u64, processes: usize, stepped: bool) {
                 life.kill();
                 slots[i] = world.process(i);
                 quiet_until = tokio::time::Instant::now() + Duration::from_secs(120);
+                // An answer the provider gave the dead process is lost as a lost answer is:
+                // no provider fault for the reuse window (a provider failing every call
+                // inside it loses the pair whatever a client does).
+                *grants.quiet_until.lock().unwrap() = Some(tokio::time::Instant::now() + REUSE);
                 // Its refresh may have rotated the pair: the stored refresh token is then
                 // spent, and only a refresh inside the provider's reuse window gets its
                 // successor. Nothing schedules one while the access token stays fresh (the
@@ -1067,6 +1074,7 @@ async fn run_faults(seed: u64, processes: usize, stepped: bool) {
                 quiet_until = tokio::time::Instant::now() + within + Duration::from_secs(120);
                 let (log, life) = (log.clone(), life.clone());
                 let (next, next_life) = (slots[i].manager.clone(), slots[i].life.clone());
+                let grants2 = grants.clone();
                 tasks.spawn(async move {
                     let outcome = manager.shutdown(within).await;
                     log.lock().unwrap().push(format!(
@@ -1081,6 +1089,8 @@ async fn run_faults(seed: u64, processes: usize, stepped: bool) {
                     // Timed out, the process exits with its work under way: a crash (a
                     // refresh inside the reuse window recovers a pair it rotated).
                     if outcome.is_err() {
+                        *grants2.quiet_until.lock().unwrap() =
+                            Some(tokio::time::Instant::now() + REUSE);
                         world2.recover(&next, &next_life).await;
                     }
                 });
@@ -1347,12 +1357,17 @@ async fn three_process_seeds_that_found_faults_hold() {
 /// `a_clock_stepped_back_less_than_the_time_since_*`); a caller that joined the asking for
 /// a lost pair answered the placeholder of an access token another process set aside
 /// (49662, one run in ten: see
-/// `a_caller_whose_retry_joins_the_asking_for_a_lost_pair_is_not_answered_a_set_aside_token`).
+/// `a_caller_whose_retry_joins_the_asking_for_a_lost_pair_is_not_answered_a_set_aside_token`);
+/// and one of two processes.
 #[tokio::test(start_paused = true)]
 async fn stepped_clock_seeds_that_found_faults_hold() {
     for seed in [582, 664, 2577, 5445, 49662] {
         run_faults(seed, 3, true).await;
     }
+    // Two processes: a survivor that asked for a crashed process's pair shut down, its
+    // lease given back, and nobody presented the token again inside the window (see
+    // `a_process_shutting_down_while_asking_for_a_lost_pair_leaves_the_asking_to_another`).
+    run_faults(73972, 2, true).await;
 }
 
 /// The seeds `{prefix}_SEEDS` (`default` unless set) from `{prefix}_FIRST_SEED` (0).
