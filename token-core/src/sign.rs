@@ -426,23 +426,34 @@ fn params(request: &http::Request<Vec<u8>>) -> Result<Vec<(String, String, Slot)
     }
 }
 
+/// The signature `request` carries in `slot`. Carried twice, it is a malformed request (as
+/// any parameter sent twice is): which copy a reader takes must not decide what verifies.
 fn read_slot(
     request: &http::Request<Vec<u8>>,
     slot: Slot,
 ) -> Result<Option<String>, SignatureError> {
-    Ok(match slot {
+    let mut found: Vec<String> = match slot {
         Slot::Header(name) => request
             .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().map(str::to_owned).unwrap_or_default())
+            .collect(),
         Slot::Query(name) | Slot::Body(name) => params(request)?
             .into_iter()
-            .find(|(k, _, at)| {
+            .filter(|(k, _, at)| {
                 k == name && std::mem::discriminant(at) == std::mem::discriminant(&slot)
             })
-            .map(|(_, v, _)| v),
-    })
+            .map(|(_, v, _)| v)
+            .collect(),
+    };
+    if found.len() > 1 {
+        return Err(SignatureError::Request(format!(
+            "the signature ({}) is carried more than once",
+            describe(slot)
+        )));
+    }
+    Ok(found.pop())
 }
 
 fn put_slot(
@@ -857,5 +868,44 @@ mod tests {
             .sign(&mut signed, &ClientSecret::new("not a key"))
             .unwrap_err();
         assert!(!refused.to_string().contains("not a key"), "{refused}");
+    }
+
+    /// A signature carried twice is a malformed request, whichever copy is the good one and
+    /// in every slot: which copy a reader takes must not decide what verifies.
+    #[test]
+    fn a_signature_carried_twice_is_a_malformed_request() {
+        let key = ClientSecret::new("k");
+        for into in [
+            Slot::Query("sign"),
+            Slot::Header("X-Sign"),
+            Slot::Body("sign"),
+        ] {
+            let declared = RequestSignature::new(
+                Algorithm::HmacSha256,
+                "/p",
+                &[Part::Path, Part::SortedParams],
+                Encoding::HexLower,
+                into,
+            );
+            let form = Some("application/x-www-form-urlencoded");
+            let mut signed = request("https://h/p?a=1", form, "b=2");
+            declared.sign(&mut signed, &key).unwrap();
+            assert_eq!(declared.verify(&signed, &key), Ok(()), "{into:?}");
+            match into {
+                Slot::Query(_) => {
+                    let uri = format!("{}&sign=00", signed.uri());
+                    *signed.uri_mut() = uri.parse().unwrap();
+                }
+                Slot::Header(_) => {
+                    signed.headers_mut().append("X-Sign", "00".parse().unwrap());
+                }
+                Slot::Body(_) => signed.body_mut().extend_from_slice(b"&sign=00"),
+            }
+            let refused = declared.verify(&signed, &key);
+            assert!(
+                matches!(refused, Err(SignatureError::Request(_))),
+                "{into:?}: {refused:?}"
+            );
+        }
     }
 }
