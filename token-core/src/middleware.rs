@@ -516,8 +516,9 @@ impl<P: Provider> BearerAuth<P> {
             return Ok(response);
         };
         if fresh == token {
-            // The token was itself obtained after a 401: the API refuses more than the
-            // token. Its answer stands; nothing is resent.
+            // The token was itself obtained after a 401 a moment ago (within the failure
+            // cooldown): the API refuses more than the token. Its answer stands; nothing is
+            // resent.
             return Ok(response);
         }
         again

@@ -288,8 +288,8 @@ where
                 return Ok(response);
             };
             if fresh == token {
-                // A token obtained after a 401 refused again: the API refuses more than the
-                // token, and its answer stands.
+                // A token obtained after a 401 a moment ago (within the failure cooldown)
+                // refused again: the API refuses more than the token, and its answer stands.
                 return Ok(response);
             }
             again.headers_mut().insert(

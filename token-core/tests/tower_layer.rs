@@ -12,6 +12,7 @@ use http::StatusCode;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use token_core::clock::{Clock, ManualClock};
 use token_core::middleware::{NoResend, Session};
 use token_core::tower::{BearerError, BearerLayer, RefreshOnly};
 use token_core::{
@@ -48,6 +49,7 @@ impl Provider for Issuing {
 struct Harness {
     manager: TokenManager<Issuing>,
     accepted: Arc<Mutex<String>>,
+    clock: ManualClock,
 }
 
 impl Harness {
@@ -57,15 +59,21 @@ impl Harness {
             refreshes: AtomicU32::new(0),
             accepted: accepted.clone(),
         };
+        let clock = ManualClock::new(time::OffsetDateTime::now_utc());
         let manager = TokenManager::builder(provider)
             .store(MemoryStore::new())
+            .clock(Arc::new(clock.clone()))
             .build()
             .unwrap();
         let fresh = TokenSet::new(AccessToken::new("at-0"))
             .with_refresh_token(RefreshToken::new("rt-0"))
-            .with_access_expires_at(time::OffsetDateTime::now_utc() + time::Duration::hours(1));
+            .with_access_expires_at(clock.now() + time::Duration::hours(1));
         manager.insert("s", fresh).await.unwrap();
-        Self { manager, accepted }
+        Self {
+            manager,
+            accepted,
+            clock,
+        }
     }
 
     fn refreshes(&self) -> u32 {
@@ -75,6 +83,24 @@ impl Harness {
     /// The API refuses the current token from now on (it was revoked).
     fn revoke(&self) {
         *self.accepted.lock().unwrap() = "revoked".to_owned();
+    }
+
+    /// [`api`](Self::api) behind a `BearerLayer` for session `s`, and its call counter.
+    fn client(
+        &self,
+    ) -> (
+        Arc<AtomicU32>,
+        impl Service<
+            http::Request<String>,
+            Response = http::Response<String>,
+            Error = BearerError<Infallible>,
+        >,
+    ) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let client = ServiceBuilder::new()
+            .layer(BearerLayer::new(self.manager.clone(), "s"))
+            .service(self.api(calls.clone()));
+        (calls, client)
     }
 
     /// An API answering 200 with the body it was sent for the accepted token, else 401;
@@ -148,10 +174,7 @@ async fn adds_the_bearer_token_as_a_sensitive_header() {
 #[tokio::test]
 async fn a_401_refreshes_once_and_resends_once_with_the_same_body() {
     let h = Harness::new().await;
-    let calls = Arc::new(AtomicU32::new(0));
-    let mut client = ServiceBuilder::new()
-        .layer(BearerLayer::new(h.manager.clone(), "s"))
-        .service(h.api(calls.clone()));
+    let (calls, mut client) = h.client();
     h.revoke();
     let response = send(&mut client, post("amount=5")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -216,6 +239,27 @@ async fn a_401_for_a_token_obtained_after_a_401_stands() {
     // manager does not refresh a token it obtained for a 401 a second time.
     assert_eq!(h.refreshes(), 1);
     assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+/// A token obtained after a 401, accepted for a while and then refused (revoked), is
+/// refreshed and the request resent, once the failure cooldown has passed since it was
+/// obtained: not an hour of 401s until it expires.
+#[tokio::test]
+async fn a_token_obtained_after_a_401_and_refused_much_later_is_refreshed() {
+    let h = Harness::new().await;
+    let (_, mut client) = h.client();
+    h.revoke();
+    let first = send(&mut client, post("a")).await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    for _ in 0..5 {
+        let accepted = send(&mut client, post("b")).await.unwrap();
+        assert_eq!(accepted.status(), StatusCode::OK);
+    }
+    let cooldown = token_core::manager::ManagerConfig::default().failure_cooldown;
+    h.clock.advance(time::Duration::try_from(cooldown).unwrap());
+    h.revoke();
+    let status = send(&mut client, post("c")).await.unwrap().status();
+    assert_eq!((status, h.refreshes()), (StatusCode::OK, 2));
 }
 
 #[tokio::test]

@@ -163,7 +163,8 @@ impl<P: Provider> Inner<P> {
                 // reason) has just produced is not answered by that refresh: run one of our
                 // own.
                 (Reason::Rejected(rejected), Ok(current)) => {
-                    current.access_token() == rejected && !current.after_rejection
+                    current.access_token() == rejected
+                        && !current.after_rejection(self.clock.now(), self.config.failure_cooldown)
                 }
                 _ => false,
             };

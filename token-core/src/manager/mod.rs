@@ -377,7 +377,10 @@ impl<P: Provider> TokenManager<P> {
 
     /// Reports that the provider's API refused `rejected` (HTTP 401) and returns a token to
     /// try again with: the current one if another caller already replaced `rejected`,
-    /// otherwise a refreshed one.
+    /// otherwise a refreshed one. A token this call obtained is answered again, not
+    /// refreshed, if it is refused within the failure cooldown (an API that refuses every
+    /// token does not rotate the session on every request); refused later (accepted for a
+    /// while, then revoked), it is refreshed.
     pub async fn refresh_rejected(
         &self,
         session: &str,

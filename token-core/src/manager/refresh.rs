@@ -174,7 +174,11 @@ impl<P: Provider> Inner<P> {
                 None
             }
             State::Ready(_) => match Ready::of(&state) {
-                Some(current) if reason.satisfied_by(&current, now) => return Ok(current),
+                Some(current)
+                    if reason.satisfied_by(&current, now, self.config.failure_cooldown) =>
+                {
+                    return Ok(current);
+                }
                 current => current,
             },
             State::Absent { .. } if self.provider.can_issue() => None,
@@ -306,7 +310,13 @@ impl<P: Provider> Inner<P> {
             return Err(cooling);
         }
         match self.read_newer(session, generation, current).await {
-            Ok(Stored::Tokens(adopted)) if reason.satisfied_by(&adopted, self.clock.now()) => {
+            Ok(Stored::Tokens(adopted))
+                if reason.satisfied_by(
+                    &adopted,
+                    self.clock.now(),
+                    self.config.failure_cooldown,
+                ) =>
+            {
                 return Ok(adopted);
             }
             Ok(Stored::Dead(error) | Stored::Removed(error)) => return Err(error),
@@ -623,7 +633,9 @@ impl<P: Provider> Inner<P> {
         };
         // Built before it is saved (a `MemoryStore` keeps this very state), settled after.
         let mut next = self.current_at(set, extras, base, false, refresh_at);
-        next.after_rejection = matches!(reason, Reason::Rejected(_));
+        if matches!(reason, Reason::Rejected(_)) {
+            next.obtained_after_rejection(now);
+        }
         // Refreshes of one session are spaced by at least the minimum interval, whatever
         // the answer's expiries say.
         let earliest = later(now, self.config.min_refresh_interval);

@@ -603,10 +603,12 @@ pub(super) struct Current<X> {
     /// Until when the access token is handed out, in Unix nanoseconds ([`NEVER`]: no expiry
     /// known): its expiry, or a short grace for a set that arrived already expired.
     usable_until: Nanos,
-    /// Obtained by a refresh after the API refused the previous token: a refusal of this
-    /// one too is not refreshed again (an API that refuses everything must not rotate the
-    /// session on every request).
-    pub(super) after_rejection: bool,
+    /// Obtained by a refresh after the API refused the previous token, at this instant
+    /// (Unix seconds; 0: not): a refusal of this one too is not refreshed again for a
+    /// while (an API that refuses everything must not rotate the session on every
+    /// request), but is once the while has passed (a token the API accepted, then
+    /// revoked). Four bytes, beside `settled`'s one: no larger a state.
+    after_rejection_at: u32,
     /// The earlier of `refresh_at` and `usable_until` in Unix nanoseconds, for the fast
     /// path: fresh while the clock reads earlier. Set by [`sealed`](Self::sealed) whenever
     /// either changes.
@@ -723,7 +725,7 @@ impl<X> Current<X> {
             version: AtomicU64::new(version.unwrap_or(0)),
             settled: AtomicU8::new(flags(version, saved)),
             refresh_at,
-            after_rejection: false,
+            after_rejection_at: 0,
             fresh_until: fresh_until(refresh_at, usable_until),
         }
     }
@@ -821,6 +823,22 @@ impl<X: Clone> Current<X> {
         Nanos::of(now) < self.usable_until
     }
 
+    /// Marks the set as obtained, at `now`, by a refresh after the API refused the token
+    /// before it.
+    pub(super) fn obtained_after_rejection(&mut self, now: OffsetDateTime) {
+        let at = u32::try_from(now.unix_timestamp().max(1)).unwrap_or(u32::MAX);
+        self.after_rejection_at = at;
+    }
+
+    /// Whether the set was obtained after a refusal less than `window` (a second at least)
+    /// before `now`: a refusal of it is not refreshed again yet. A clock that went back
+    /// past the instant it was obtained ends the while too.
+    pub(super) fn after_rejection(&self, now: OffsetDateTime, window: std::time::Duration) -> bool {
+        let at = i64::from(self.after_rejection_at);
+        let window = i64::try_from(window.as_secs().max(1)).unwrap_or(i64::MAX);
+        at != 0 && (at..at.saturating_add(window)).contains(&now.unix_timestamp())
+    }
+
     /// The same set, saved at `version`.
     pub(super) fn saved_at(&self, version: Version) -> Self {
         Self {
@@ -830,7 +848,7 @@ impl<X: Clone> Current<X> {
             settled: AtomicU8::new(HAS_VERSION | SAVED | WRITTEN),
             refresh_at: self.refresh_at,
             usable_until: self.usable_until,
-            after_rejection: self.after_rejection,
+            after_rejection_at: self.after_rejection_at,
             fresh_until: self.fresh_until,
         }
     }
@@ -844,7 +862,7 @@ impl<X: Clone> Current<X> {
             settled: AtomicU8::new(self.settled.load(Ordering::Acquire)),
             refresh_at: Nanos::of(at).min(self.usable_until),
             usable_until: self.usable_until,
-            after_rejection: self.after_rejection,
+            after_rejection_at: self.after_rejection_at,
             fresh_until: 0,
         }
         .sealed()
@@ -944,13 +962,22 @@ impl Reason {
         }
     }
 
-    pub(super) fn satisfied_by<X: Clone>(&self, current: &Current<X>, now: OffsetDateTime) -> bool {
+    /// Whether `current` serves this reason at `now`; a token obtained after a refusal
+    /// stands against another for `after_rejection` (the failure cooldown).
+    pub(super) fn satisfied_by<X: Clone>(
+        &self,
+        current: &Current<X>,
+        now: OffsetDateTime,
+        after_rejection: std::time::Duration,
+    ) -> bool {
         match self {
             Self::Proactive | Self::Needed => current.fresh(now),
-            // Another token to retry with (or one obtained after a refusal), if it is still
-            // valid: an expired one would only be refused in turn.
+            // Another token to retry with (or one obtained after a refusal a moment ago), if
+            // it is still valid: an expired one would only be refused in turn.
             Self::Rejected(token) => {
-                current.usable(now) && (current.access_token() != token || current.after_rejection)
+                current.usable(now)
+                    && (current.access_token() != token
+                        || current.after_rejection(now, after_rejection))
             }
             Self::Forced => false,
             // Another pair than the one asked about, if its access token can be served (a

@@ -2340,6 +2340,29 @@ async fn a_refused_token_is_no_verdict_when_the_store_holds_a_newer_pair() {
     let _ = h.drain();
 }
 
+/// A token obtained after a 401 stands against another 401 only for the failure cooldown:
+/// one the API accepted for a while and then refused (revoked) is refreshed again, or every
+/// request would be refused until it expires (for ever with no expiry known). An API that
+/// refuses every token gets one refresh per cooldown at most.
+#[tokio::test(start_paused = true)]
+async fn a_token_obtained_after_a_401_is_refreshed_again_when_refused_after_the_cooldown() {
+    let h = harness(|_| {});
+    h.seed("s", HOUR).await;
+    let token = h.manager.access_token("s").await.unwrap();
+    let fresh = h.manager.refresh_rejected("s", &token).await.unwrap();
+    assert_eq!(fresh.expose_secret(), "at-1");
+    tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+    let again = h.manager.refresh_rejected("s", &fresh).await.unwrap();
+    assert_eq!(
+        again.expose_secret(),
+        "at-2",
+        "the refused at-1 is refreshed"
+    );
+    let stands = h.manager.refresh_rejected("s", &again).await.unwrap();
+    assert_eq!(stands, again, "within the cooldown at-2 stands");
+    assert_eq!(h.calls(), 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_api_that_refuses_every_token_rotates_it_once() {
     let h = harness(|_| {});
