@@ -78,7 +78,8 @@ impl<B: Clone> ResendPolicy<B> for Resend {
 }
 
 /// Never resends: after a 401 the token is refreshed for the next request and the 401 is
-/// returned. For streaming bodies (tonic, hyper's `Incoming`) that cannot be sent twice.
+/// returned (or, if that refresh fails, its error, as [`BearerError::Token`]). For
+/// streaming bodies (tonic, hyper's `Incoming`) that cannot be sent twice.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RefreshOnly;
 
@@ -157,8 +158,12 @@ impl<P: Provider, R> BearerLayer<P, R> {
     /// Without it every request through the layer gets the token, whatever its URI. That
     /// matters where a layer that follows redirects sits *outside* this one (each hop is a
     /// new request through it: tower-http's `FollowRedirect` wrapped around this layer would
-    /// hand the token to whatever host a redirect names); placed inside this layer instead,
-    /// `FollowRedirect`'s default policy drops `Authorization` on a hop to another origin.
+    /// hand the token to whatever host a redirect names). With `only_to`, that is the place
+    /// for it: each hop to another origin goes without the token, and its 401 refreshes
+    /// nothing. Placed inside this layer instead, `FollowRedirect`'s default policy drops
+    /// `Authorization` on a hop to another origin, but this layer sees only the last hop's
+    /// answer, not where it came from: that origin's 401 refreshes the token (and the
+    /// request is resent) as if the API had refused it.
     ///
     /// Fails with [`Error::Config`] if `origin` is not an `http` or `https` origin (a
     /// path, a query or user information is refused).
