@@ -215,8 +215,10 @@ pub trait Subject: Send + Sync {
     fn rotates(&self) -> bool {
         true
     }
-    /// A fault answer as the provider's server would send it (Alipay+ signs its answers).
-    fn seal(&self, failure: Failure) -> Failure {
+    /// A fault answer as the provider's server would send it at `now`, its clock (Alipay+
+    /// signs its answers, with the time).
+    fn seal(&self, failure: Failure, now: time::OffsetDateTime) -> Failure {
+        let _ = now;
         failure
     }
 }

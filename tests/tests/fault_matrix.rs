@@ -97,8 +97,11 @@ struct Fx<'a> {
 
 impl Fx<'_> {
     fn fail(&self, times: u32, failure: Failure) {
-        self.sandbox
-            .fail_next(self.path, times, self.subject.seal(failure));
+        self.sandbox.fail_next(
+            self.path,
+            times,
+            self.subject.seal(failure, self.sandbox.clock().now()),
+        );
     }
 
     /// The provider's success sample with one field replaced (`None`: removed).

@@ -341,7 +341,10 @@ fn inject(
     path: &str,
     rng: &mut StdRng,
 ) {
-    let fail = |times: u32, failure: Failure| sandbox.fail_next(path, times, subject.seal(failure));
+    let fail = |times: u32, failure: Failure| {
+        let sealed = subject.seal(failure, sandbox.clock().now());
+        sandbox.fail_next(path, times, sealed);
+    };
     match rng.random_range(0..7u32) {
         // Mostly short runs; one time in ten an outage every session runs into.
         0 if rng.random_bool(0.1) => {

@@ -29,7 +29,6 @@
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use time::format_description::well_known::{Iso8601, Rfc3339};
 use token_core::codec::{Endpoint, encode_error, encode_response};
 use token_core::issuer::{CodeExchange, CodeGrant, Issued, IssuerError};
 use token_core::token_set::{StoredTokenSet, TokenSet};
@@ -282,10 +281,7 @@ fn alipay_set(stored: StoredTokenSet) -> Option<TokenSet<AlipayExtras>> {
 /// A `Request-Time`: ISO 8601 with an offset, as Alipay+ writes it (`2019-04-04T12:08:56+05:30`,
 /// with or without fractional seconds, `Z`, or the basic format's `+0530`).
 fn request_time(text: &str) -> Option<OffsetDateTime> {
-    let text = text.trim();
-    OffsetDateTime::parse(text, &Rfc3339)
-        .or_else(|_| OffsetDateTime::parse(text, &Iso8601::DEFAULT))
-        .ok()
+    crate::signature::parse_time(text)
 }
 
 fn param_illegal(error: token_core::codec::RequestError) -> AlipayError {

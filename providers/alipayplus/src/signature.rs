@@ -35,6 +35,9 @@ pub const REQUEST_TIME: &str = "Request-Time";
 pub const RESPONSE_TIME: &str = "Response-Time";
 /// `Signature`.
 pub const SIGNATURE: &str = "Signature";
+/// How far an answer's `Response-Time` may be from its request's `Request-Time` (either
+/// way): the window the MPP allows a request's time from its clock.
+pub const ANSWER_TIME_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
 /// The content type Alipay+ sends and expects.
 pub const CONTENT_TYPE: &str = "application/json; charset=UTF-8";
 
@@ -202,7 +205,11 @@ impl Rsa256Signer {
         )
     }
 
-    /// Checks the signature of `response` to `request` with the peer's key.
+    /// Checks the signature of `response` to `request` with the peer's key, and that it was
+    /// signed within [`ANSWER_TIME_WINDOW`] of the request's `Request-Time`: the signature
+    /// covers neither the request's body nor its time, so an answer recorded long ago (and
+    /// replayed by whoever sits between, a TLS-terminating proxy) would otherwise read as
+    /// today's, for any session of this client.
     pub fn verify_response(
         &self,
         request: &http::Request<Vec<u8>>,
@@ -214,7 +221,25 @@ impl Rsa256Signer {
             response.headers(),
             RESPONSE_TIME,
             response.body(),
-        )
+        )?;
+        let time = |headers: &http::HeaderMap, name: &str| {
+            (headers.get(name).and_then(|value| value.to_str().ok())).and_then(parse_time)
+        };
+        let Some(asked) = time(request.headers(), REQUEST_TIME) else {
+            // Not signed here: nothing to compare with.
+            return Ok(());
+        };
+        let answered = time(response.headers(), RESPONSE_TIME).ok_or_else(|| {
+            EndpointError::Signature("`Response-Time` is not an ISO 8601 time".into())
+        })?;
+        let window = time::Duration::try_from(ANSWER_TIME_WINDOW).unwrap_or(time::Duration::MAX);
+        if (answered - asked).abs() > window {
+            return Err(EndpointError::Signature(format!(
+                "the answer was signed more than {} s from the request",
+                ANSWER_TIME_WINDOW.as_secs()
+            )));
+        }
+        Ok(())
     }
 
     /// The content a message signs and the headers that carry its signature (`Client-Id`, the
@@ -387,6 +412,16 @@ fn signature_of(header: &str) -> Result<Vec<u8>, EndpointError> {
     STANDARD
         .decode(base64.as_bytes())
         .map_err(|_| EndpointError::Signature("the signature is not Base64".into()))
+}
+
+/// Reads a `Request-Time` or `Response-Time` in the ISO 8601 forms Alipay+ writes (an
+/// offset required).
+pub(crate) fn parse_time(text: &str) -> Option<OffsetDateTime> {
+    use time::format_description::well_known::{Iso8601, Rfc3339};
+    let text = text.trim();
+    OffsetDateTime::parse(text, &Rfc3339)
+        .or_else(|_| OffsetDateTime::parse(text, &Iso8601::DEFAULT))
+        .ok()
 }
 
 /// Formats `at` for `Request-Time` / `Response-Time`.

@@ -504,3 +504,31 @@ async fn a_signed_body_with_a_repeated_field_is_refused_and_rotates_nothing() {
         "the pair was not rotated"
     );
 }
+
+/// An answer's signature covers neither the request's body nor its time: an answer signed
+/// more than five minutes from the request (a recorded one, replayed by whoever sits
+/// between) is refused, never read. One signed within the window is read.
+#[test]
+fn an_answer_signed_far_from_its_request_is_refused() {
+    use token_provider_alipayplus::Rsa256Signer;
+    use token_provider_alipayplus::sandbox::{CLIENT_ID, mpp_public_key};
+    let client =
+        Rsa256Signer::from_pem(CLIENT_ID, 1, client_private_key(), mpp_public_key()).unwrap();
+    let mpp = Rsa256Signer::from_pem(CLIENT_ID, 1, mpp_private_key(), client_public_key()).unwrap();
+    let now = time::macros::datetime!(2026-01-01 00:00 UTC);
+    let mut request = http::Request::post(APPLY).body(b"{}".to_vec()).unwrap();
+    client.sign_request(&mut request, now).unwrap();
+    for (offset, read) in [
+        (-86_400 * 365, false),
+        (-301, false),
+        (301, false),
+        (-299, true),
+        (299, true),
+    ] {
+        let mut answer = http::Response::new(br#"{"result":{"resultStatus":"S"}}"#.to_vec());
+        let at = now + time::Duration::seconds(offset);
+        mpp.sign_response(&request, &mut answer, at).unwrap();
+        let verified = client.verify_response(&request, &answer);
+        assert_eq!(verified.is_ok(), read, "{offset} s: {verified:?}");
+    }
+}

@@ -156,7 +156,7 @@ impl Subject for AlipayPlus {
     }
 
     /// The MPP signs every 2xx answer; the client refuses an unsigned one as misconfigured.
-    fn seal(&self, failure: Failure) -> Failure {
+    fn seal(&self, failure: Failure, now: time::OffsetDateTime) -> Failure {
         use token_provider_alipayplus::sandbox::{CLIENT_ID, client_public_key, mpp_private_key};
         let mut response = failure.to_response();
         if !response.status().is_success() {
@@ -173,7 +173,7 @@ impl Subject for AlipayPlus {
             .body(Vec::<u8>::new())
             .expect("a request");
         signer
-            .sign_response(&request, &mut response, time::OffsetDateTime::now_utc())
+            .sign_response(&request, &mut response, now)
             .expect("signed");
         let mut sealed = Failure::new(response.status()).with_body(response.body().clone());
         for (name, value) in response.headers() {
