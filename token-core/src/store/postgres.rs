@@ -112,6 +112,7 @@ struct Sql {
     update: String,
     delete_any: String,
     delete_at: String,
+    delete_content: String,
     acquire: String,
     release: String,
     lapsed: String,
@@ -119,7 +120,7 @@ struct Sql {
 
 impl Sql {
     /// Every statement.
-    fn all(&self) -> [&str; 9] {
+    fn all(&self) -> [&str; 10] {
         [
             &self.load,
             &self.version_of,
@@ -127,6 +128,7 @@ impl Sql {
             &self.update,
             &self.delete_any,
             &self.delete_at,
+            &self.delete_content,
             &self.acquire,
             &self.release,
             &self.lapsed,
@@ -141,7 +143,9 @@ impl Sql {
         // Every statement that may wait for a row another transaction holds bounds that
         // wait by its last parameter (see `lock_bound`).
         Self {
-            load: format!("SELECT version, record FROM {sets} WHERE {key}"),
+            // As the text it was saved as: parsed here, so that whatever it holds is a
+            // Corrupt record, never a driver's deserializing error (a Backend outage).
+            load: format!("SELECT version, record::text FROM {sets} WHERE {key}"),
             version_of: format!("SELECT version FROM {sets} WHERE {key}"),
             insert: format!(
                 "INSERT INTO {sets} (provider, session, version, record)
@@ -161,6 +165,14 @@ impl Sql {
             // would keep a row for every session ever removed whose lease was not released.
             delete_any: deleting(&sets, &leases, key, "", 3),
             delete_at: deleting(&sets, &leases, key, " AND version = $3", 4),
+            // An unreadable record without a usable version, by the digest of its text.
+            delete_content: deleting(
+                &sets,
+                &leases,
+                key,
+                " AND version < 0 AND sha256(convert_to(record::text, 'UTF8')) = $3",
+                4,
+            ),
             // One statement: take the lease if free, lapsed or ours; otherwise read how long
             // the other holder keeps it (the outer SELECT sees the row as it was before).
             acquire: format!(
@@ -371,9 +383,9 @@ impl TokenStore for PostgresStore {
             return Ok(None);
         };
         let version = version_of(&row, 0, key)?;
-        let value: serde_json::Value = row.try_get(1).db("load")?;
+        let text: String = row.try_get(1).db("load")?;
         // serde's message may quote a value: name only the kind of problem.
-        let value = serde_json::from_value(value).map_err(|e| {
+        let value = serde_json::from_str(&text).map_err(|e| {
             StoreError::Corrupt(format!(
                 "postgres: the record of {key} is not a session record ({:?} error)",
                 e.classify()
@@ -462,13 +474,14 @@ impl TokenStore for PostgresStore {
         let Some(row) = self.load_row(key).await? else {
             return Ok(None);
         };
-        let value: serde_json::Value = row.try_get(1).db("load")?;
-        let readable = serde_json::from_value::<StoredRecord>(value).is_ok();
+        let text: String = row.try_get(1).db("load")?;
+        let readable = serde_json::from_str::<StoredRecord>(&text).is_ok();
         Ok(match version_of(&row, 0, key) {
             Ok(_) if readable => None,
             // The version column, readable whatever the record holds, names it.
             Ok(version) => Some(Unreadable::at_version(version)),
-            Err(_) => Some(Unreadable::unidentified()),
+            // A negative version (written by hand): named by its content.
+            Err(_) => Some(Unreadable::with_content(text.as_bytes())),
         })
     }
 
@@ -478,13 +491,30 @@ impl TokenStore for PostgresStore {
         seen: &Unreadable,
     ) -> Result<bool, StoreError> {
         // A version is never reused, and the record at one never changes.
-        let expected = match seen.version() {
-            Some(version) => Some(version),
-            // A negative version (written by hand): removed whatever it holds.
-            None if *seen == Unreadable::unidentified() => None,
-            None => return Ok(false),
+        let expected = match &seen.0 {
+            super::Identity::Version(version) => *version,
+            super::Identity::Content(digest) => {
+                storable(key)?;
+                let (provider, session, digest) = (key.provider(), key.session(), &digest[..]);
+                return self
+                    .db
+                    .run_bounded("delete", async |client, bound| {
+                        let sql = &self.sql.delete_content;
+                        let rows = client
+                            .execute(sql, &[&provider, &session, &digest, &bound])
+                            .await
+                            .db("delete")?;
+                        Ok(rows > 0)
+                    })
+                    .await;
+            }
+            // Nothing this store answers: it cannot tell the record from a later one.
+            super::Identity::Unidentified => {
+                storable(key)?;
+                return Ok(false);
+            }
         };
-        match self.delete(key, expected).await {
+        match self.delete(key, Some(expected)).await {
             Err(StoreError::Conflict { .. }) => Ok(false),
             deleted => deleted,
         }
@@ -2132,5 +2162,147 @@ pub(crate) mod tests {
         .await
         .unwrap();
         drop_schema(&db).await;
+    }
+
+    /// Records written by hand (an administrator, a damaged restore).
+    mod by_hand {
+        use super::*;
+
+        const GUARD: Duration = Duration::from_secs(60);
+
+        async fn guard<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+            tokio::time::timeout(GUARD, f)
+                .await
+                .unwrap_or_else(|_| panic!("{what} hung"))
+        }
+
+        /// Writes a row by hand, as an administrator (or a damaged restore) would.
+        async fn put_raw(
+            db: &PostgresDatabase,
+            session: &str,
+            version: i64,
+            json: &str,
+        ) -> Result<(), StoreError> {
+            let sql = format!(
+                "INSERT INTO {} (provider, session, version, record)
+                 VALUES ('p', $1, $2, $3::text::json)
+                 ON CONFLICT (provider, session) DO UPDATE
+                 SET version = EXCLUDED.version, record = EXCLUDED.record",
+                db.table("token_sets")
+            );
+            db.run("raw", async |c| {
+                c.execute(&sql, &[&session, &version, &json])
+                    .await
+                    .db("raw")
+            })
+            .await
+            .map(drop)
+        }
+
+        /// JSON the `json` column takes, edited in by hand, that is no session record: load
+        /// answers Corrupt (not Backend, which the manager retries as an outage for ever),
+        /// quoting nothing, and `unreadable` identifies it so it can be cleared.
+        #[tokio::test]
+        async fn hostile_json_is_corrupt_and_identified_never_backend() {
+            let Some(url) = test_url("hostile_json_is_corrupt_and_identified_never_backend") else {
+                return;
+            };
+            let db = test_db(&url, "token-core-test-hostile-json");
+            let store = PostgresStore::open(&db).await.unwrap();
+            let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
+            let cases: Vec<(&str, String)> = vec![
+                ("scalar", "\"SECRET-AT\"".into()),
+                ("array", "[1, \"SECRET-AT\"]".into()),
+                ("null", "null".into()),
+                (
+                    "wrong-kind",
+                    r#"{"kind": "SECRET-AT", "access_token": "SECRET-AT"}"#.into(),
+                ),
+                (
+                    "wrong-type",
+                    r#"{"kind": "tokens", "access_token": ["SECRET-AT"]}"#.into(),
+                ),
+                (
+                    "big-number",
+                    r#"{"kind": "tokens", "access_token": "SECRET-AT", "n": 1e400}"#.into(),
+                ),
+                (
+                    "deep",
+                    format!(r#"{{"kind": "tokens", "access_token": "SECRET-AT", "x": {deep}}}"#),
+                ),
+                (
+                    "surrogate",
+                    r#"{"kind": "tokens", "access_token": "SECRET-AT\ud800"}"#.into(),
+                ),
+            ];
+            let mut failures = Vec::new();
+            for (i, (session, json)) in cases.iter().enumerate() {
+                let version = 1_000_000 + i as i64;
+                if let Err(e) = put_raw(&db, session, version, json).await {
+                    eprintln!("{session}: the column refused it: {e}");
+                    continue;
+                }
+                let key = SessionKey::new("p", *session);
+                let loaded = guard("load", store.load(&key)).await;
+                match &loaded {
+                    Err(StoreError::Corrupt(m)) if !m.contains("SECRET") => {}
+                    other => failures.push(format!("{session}: load answered {other:?}")),
+                }
+                if let Err(e) = &loaded {
+                    let shown = format!("{e} {e:?}");
+                    if shown.contains("SECRET") {
+                        failures.push(format!("{session}: the error quotes the record: {shown}"));
+                    }
+                }
+                let seen = guard("unreadable", store.unreadable(&key)).await;
+                match seen {
+                    Ok(Some(u)) if u == Unreadable::at_version(version as u64) => {
+                        if !guard("delete", store.delete_unreadable(&key, &u))
+                            .await
+                            .unwrap()
+                        {
+                            failures.push(format!("{session}: delete_unreadable kept it"));
+                        }
+                    }
+                    other => failures.push(format!("{session}: unreadable answered {other:?}")),
+                }
+            }
+            drop_schema(&db).await;
+            assert!(failures.is_empty(), "{failures:#?}");
+        }
+
+        /// A record the store cannot identify (a version written negative by hand): two
+        /// processes see it; one clears it and saves a login; the other's late
+        /// `delete_unreadable` must not remove that login (the file store compares content,
+        /// the memory store removes nothing unidentified).
+        #[tokio::test]
+        async fn a_late_delete_of_an_unidentified_record_keeps_the_login_saved_since() {
+            let Some(url) =
+                test_url("a_late_delete_of_an_unidentified_record_keeps_the_login_saved_since")
+            else {
+                return;
+            };
+            let db = test_db(&url, "token-core-test-unidentified");
+            let one = PostgresStore::open(&db).await.unwrap();
+            let other = PostgresStore::open(&test_db_same_schema(&url, &db))
+                .await
+                .unwrap();
+            let json = serde_json::to_string(&set("old")).unwrap();
+            put_raw(&db, "neg", -5, &json).await.unwrap();
+            let key = SessionKey::new("p", "neg");
+            assert!(matches!(one.load(&key).await, Err(StoreError::Corrupt(_))));
+            let seen_one = one.unreadable(&key).await.unwrap().expect("unreadable");
+            let seen_other = other.unreadable(&key).await.unwrap().expect("unreadable");
+            assert!(other.delete_unreadable(&key, &seen_other).await.unwrap());
+            let login = other.save(&key, &set("login"), None).await.unwrap();
+            let late = one.delete_unreadable(&key, &seen_one).await.unwrap();
+            let now = one.load(&key).await.unwrap().map(|v| v.version);
+            drop_schema(&db).await;
+            assert!(
+                !late,
+                "the late delete of {seen_one:?} removed the login saved since"
+            );
+            assert_eq!(now, Some(login));
+        }
     }
 }
