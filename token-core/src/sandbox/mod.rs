@@ -244,6 +244,7 @@ impl Sandbox {
             total: AtomicU64::new(0),
             faults: Mutex::new(faults::FaultTable::default()),
             stopped: AtomicBool::new(false),
+            stop: tokio::sync::watch::Sender::new(false),
         });
         let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
             .await
@@ -595,9 +596,12 @@ impl RunningSandbox {
     }
 
     /// Stops serving: the listener closes and open connections are dropped. In-process
-    /// clients answer [`TransportError::not_sent`](crate::error::TransportError::not_sent) from now on.
+    /// clients answer [`TransportError::not_sent`](crate::error::TransportError::not_sent) from now on;
+    /// their calls in flight end with
+    /// [`TransportError::answer_lost`](crate::error::TransportError::answer_lost), like a
+    /// dropped connection's, and run no handler after the stop.
     pub async fn shutdown(mut self) {
-        self.shared.stopped.store(true, Ordering::SeqCst);
+        self.shared.stop();
         self.task.abort();
         // Wait for the task so the port is released when this returns; the result is the
         // cancellation just caused.
@@ -607,7 +611,7 @@ impl RunningSandbox {
 
 impl Drop for RunningSandbox {
     fn drop(&mut self) {
-        self.shared.stopped.store(true, Ordering::SeqCst);
+        self.shared.stop();
         self.task.abort();
     }
 }
@@ -695,6 +699,8 @@ pub(crate) struct Shared {
     total: AtomicU64,
     faults: Mutex<faults::FaultTable>,
     stopped: AtomicBool,
+    /// Set with `stopped`: ends the in-process calls still in flight.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -717,6 +723,18 @@ impl Shared {
 
     pub(crate) fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Marks the sandbox stopped and ends the in-process calls in flight.
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.stop.send_replace(true);
+    }
+
+    /// Resolves once the sandbox has stopped.
+    pub(crate) async fn stopped(&self) {
+        let mut stop = self.stop.subscribe();
+        let _ = stop.wait_for(|stopped| *stopped).await;
     }
 
     fn count(&self, path: &str) {

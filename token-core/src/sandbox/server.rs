@@ -217,7 +217,14 @@ impl HttpClient for InProcessClient {
         if request.body().len() > self.shared.max_body() {
             return Ok(self.shared.too_large(request.uri().path()));
         }
-        match self.shared.dispatch(request).await {
+        // A call in flight when the sandbox stops ends like one over a socket whose
+        // connection is dropped: no answer, and no handler run after the stop.
+        let outcome = tokio::select! {
+            biased;
+            () = self.shared.stopped() => Outcome::Drop,
+            outcome = self.shared.dispatch(request) => outcome,
+        };
+        match outcome {
             Outcome::Respond(response) => Ok(response),
             Outcome::Drop => Err(TransportError::answer_lost(
                 "the connection was closed before an answer arrived",

@@ -871,3 +871,29 @@ async fn a_client_that_never_reads_its_answers_is_dropped() {
         "the connection is held for ever ({stalled_at} calls served)"
     );
 }
+
+/// Stopping the sandbox ends an in-process call in flight (waiting on a delay) as a dropped
+/// connection would, and its handler never runs afterwards: the refresh token it carried is
+/// still unused, and the caller is not answered 200 after `shutdown` returned.
+#[tokio::test(start_paused = true)]
+async fn stopping_ends_in_process_calls_in_flight_and_runs_no_handler_after() {
+    let (running, _clock) = sandbox().await;
+    let first = running.issue("alice").await.unwrap();
+    running.delay_next("/token", 1, Duration::from_secs(60));
+    let cx = context(&running, running.client());
+    let (base, grant) = (
+        running.base_url(),
+        RefreshTokenGrant::new(refresh_of(&first)),
+    );
+    let call = tokio::spawn(async move { cx.call(&base, &grant).await });
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(running.calls("/token"), 1, "the call waits on its delay");
+    let issuer = running.issuer().clone();
+    running.shutdown().await;
+    let error = call.await.unwrap().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{error}");
+    let unused = issuer.refresh(refresh_of(&first).expose_secret()).await;
+    assert!(unused.is_ok(), "the handler ran after the stop: {unused:?}");
+}
