@@ -22,6 +22,8 @@ pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 3;
 /// **Saves** are compare-and-swap in one statement (`UPDATE ... WHERE version = $expected`,
 /// or `INSERT ... ON CONFLICT DO NOTHING` when the record should be absent); versions come
 /// from one sequence, so they increase for a key and never repeat, even after a delete.
+/// [`open`](Self::open) moves that sequence up to the highest version the table holds if it
+/// is behind (rows restored from another database, or written by hand).
 ///
 /// **Leases** are rows with an expiry computed on the database's clock (replicas' clocks may
 /// differ): [`acquire_lease`](TokenStore::acquire_lease) takes the row if it is absent,
@@ -222,6 +224,30 @@ fn deleting(sets: &str, leases: &str, key: &str, condition: &str, bound: usize) 
     )
 }
 
+/// Moves the version sequence up to the highest version the table holds, if it is behind
+/// (rows restored from another database, or written by hand): saves numbered from the
+/// sequence would otherwise go back below a record's version, and then repeat one. Under a
+/// lock that keeps every save out meanwhile (their statements take the table's row lock
+/// before they draw a version), so a version drawn concurrently is never set back.
+async fn catch_up_versions(db: &PostgresDatabase) -> Result<(), StoreError> {
+    let (versions, sets) = (db.table("token_set_versions"), db.table("token_sets"));
+    let what = "catch the version sequence up";
+    db.run_bounded(what, async |client, budget| {
+        let tx = crate::postgres::bounded_transaction(client, budget, what).await?;
+        tx.batch_execute(&format!(
+            "LOCK TABLE {sets} IN SHARE ROW EXCLUSIVE MODE;
+             SELECT setval('{versions}', top)
+               FROM (SELECT max(version) AS top FROM {sets}) AS highest
+              WHERE top > (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END
+                             FROM {versions});"
+        ))
+        .await
+        .db(what)?;
+        tx.commit().await.db(what)
+    })
+    .await
+}
+
 fn migrations(db: &PostgresDatabase) -> Vec<String> {
     let versions = db.table("token_set_versions");
     let sets = db.table("token_sets");
@@ -269,6 +295,7 @@ impl PostgresStore {
         db.migrate("token_store", &migrations(db)).await?;
         let sql = Sql::new(db);
         db.prepare_all(&sql.all()).await?;
+        catch_up_versions(db).await?;
         Ok(Self {
             db: db.clone(),
             sql: Arc::new(sql),
@@ -2197,6 +2224,40 @@ pub(crate) mod tests {
             })
             .await
             .map(drop)
+        }
+
+        /// A row written ahead of the version sequence (a restore from another database, a
+        /// hand insert): a store opened afterwards numbers its saves above it, so versions of
+        /// a key never go back, nor repeat after a delete.
+        #[tokio::test]
+        async fn versions_never_go_back_past_a_row_written_ahead_of_the_sequence() {
+            let Some(url) =
+                test_url("versions_never_go_back_past_a_row_written_ahead_of_the_sequence")
+            else {
+                return;
+            };
+            let db = test_db(&url, "token-core-test-ahead");
+            PostgresStore::open(&db).await.unwrap();
+            let ahead = 1_000_000;
+            put_raw(
+                &db,
+                "restored",
+                ahead,
+                &serde_json::to_string(&set("a")).unwrap(),
+            )
+            .await
+            .unwrap();
+            let store = PostgresStore::open(&test_db_same_schema(&url, &db))
+                .await
+                .unwrap();
+            let key = SessionKey::new("p", "restored");
+            let at = Version::try_from(ahead).unwrap();
+            let saved = store.save(&key, &set("b"), Some(at)).await.unwrap();
+            assert!(saved > at, "{saved} after {at}");
+            assert!(store.delete(&key, Some(saved)).await.unwrap());
+            let again = store.save(&key, &set("c"), None).await.unwrap();
+            assert!(again > saved, "{again} after {saved}");
+            drop_schema(&db).await;
         }
 
         /// JSON the `json` column takes, edited in by hand, that is no session record: load
