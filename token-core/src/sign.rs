@@ -432,28 +432,30 @@ fn read_slot(
     request: &http::Request<Vec<u8>>,
     slot: Slot,
 ) -> Result<Option<String>, SignatureError> {
-    let mut found: Vec<String> = match slot {
-        Slot::Header(name) => request
-            .headers()
-            .get_all(name)
-            .iter()
-            .map(|v| v.to_str().map(str::to_owned).unwrap_or_default())
-            .collect(),
-        Slot::Query(name) | Slot::Body(name) => params(request)?
-            .into_iter()
-            .filter(|(k, _, at)| {
-                k == name && std::mem::discriminant(at) == std::mem::discriminant(&slot)
-            })
-            .map(|(_, v, _)| v)
-            .collect(),
+    let (first, copies) = match slot {
+        Slot::Header(name) => {
+            let values = request.headers().get_all(name);
+            let first = values.iter().next().and_then(|v| v.to_str().ok());
+            (first.map(str::to_owned), values.iter().count())
+        }
+        Slot::Query(name) | Slot::Body(name) => {
+            let mut found = (params(request)?.into_iter())
+                .filter(|(k, _, at)| {
+                    k == name && std::mem::discriminant(at) == std::mem::discriminant(&slot)
+                })
+                .map(|(_, v, _)| v);
+            let first = found.next();
+            let copies = usize::from(first.is_some()) + found.count();
+            (first, copies)
+        }
     };
-    if found.len() > 1 {
+    if copies > 1 {
         return Err(SignatureError::Request(format!(
             "the signature ({}) is carried more than once",
             describe(slot)
         )));
     }
-    Ok(found.pop())
+    Ok(first)
 }
 
 fn put_slot(

@@ -37,7 +37,7 @@ use token_core::{codec::TokenResponse, issuer::Issuer, secret::AuthCode};
 use crate::endpoints::{
     AlipayCode, AlipayError, AlipayExtras, ApplyToken, ApplyTokenByCode, ApplyTokenResult,
 };
-use crate::signature::{REQUEST_TIME, Rsa256Signer};
+use crate::signature::{REQUEST_TIME, Rsa256Signer, parse_time};
 
 /// An MPP's applyToken service.
 ///
@@ -203,7 +203,7 @@ impl Mpp {
             .headers()
             .get(REQUEST_TIME)
             .and_then(|value| value.to_str().ok())
-            .and_then(request_time)
+            .and_then(parse_time)
             .ok_or_else(|| {
                 AlipayError::failed(
                     AlipayCode::InvalidSignature,
@@ -280,10 +280,6 @@ fn alipay_set(stored: StoredTokenSet) -> Option<TokenSet<AlipayExtras>> {
 
 /// A `Request-Time`: ISO 8601 with an offset, as Alipay+ writes it (`2019-04-04T12:08:56+05:30`,
 /// with or without fractional seconds, `Z`, or the basic format's `+0530`).
-fn request_time(text: &str) -> Option<OffsetDateTime> {
-    crate::signature::parse_time(text)
-}
-
 fn param_illegal(error: token_core::codec::RequestError) -> AlipayError {
     AlipayError::failed(AlipayCode::ParamIllegal, error.0)
 }
@@ -322,7 +318,7 @@ fn refresh_refusal(error: IssuerError) -> AlipayError {
 mod tests {
     use time::macros::datetime;
 
-    use super::request_time;
+    use super::parse_time;
 
     #[test]
     fn request_times_are_read_in_the_iso_8601_forms_alipay_plus_writes() {
@@ -333,14 +329,14 @@ mod tests {
             "2019-04-04T06:38:56Z",
             "2019-04-04T12:08:56+0530",
         ] {
-            assert_eq!(request_time(text), Some(at), "{text}");
+            assert_eq!(parse_time(text), Some(at), "{text}");
         }
         assert_eq!(
-            request_time("2019-04-04T12:08:56.250+05:30"),
+            parse_time("2019-04-04T12:08:56.250+05:30"),
             Some(at + time::Duration::milliseconds(250))
         );
         for text in ["", "2019-04-04T12:08:56", "yesterday", "1554359936"] {
-            assert_eq!(request_time(text), None, "{text}");
+            assert_eq!(parse_time(text), None, "{text}");
         }
     }
 

@@ -266,11 +266,7 @@ impl<P: Provider> Inner<P> {
                         Stored::Unchanged => {}
                         Stored::Dead(error) | Stored::Removed(error) => return Err(error),
                         Stored::Tokens(adopted) => {
-                            if reason.satisfied_by(
-                                &adopted,
-                                self.clock.now(),
-                                self.config.failure_cooldown,
-                            ) {
+                            if self.serves(reason, &adopted, self.clock.now()) {
                                 return Ok(LeaseTaken::Settled(adopted));
                             }
                             current = Some(adopted);
@@ -336,7 +332,7 @@ impl<P: Provider> Inner<P> {
                 return Err(error);
             }
             Stored::Tokens(adopted) => {
-                if reason.satisfied_by(&adopted, self.clock.now(), self.config.failure_cooldown) {
+                if self.serves(reason, &adopted, self.clock.now()) {
                     self.release(session).await;
                     return Ok(LeaseTaken::Settled(adopted));
                 }
@@ -406,8 +402,7 @@ impl<P: Provider> Inner<P> {
                 Ok(Stored::Unchanged) => found = true,
                 // Not the holder's save: what it may have spent.
                 Ok(Stored::Tokens(adopted)) if !std::mem::replace(&mut found, true) => {
-                    if reason.satisfied_by(&adopted, self.clock.now(), self.config.failure_cooldown)
-                    {
+                    if self.serves(reason, &adopted, self.clock.now()) {
                         // It serves the refresh's callers now (it may be the holder's own
                         // save, landed just before its lease lapsed); its refresh token is
                         // presented again in the background, inside the reuse window.
@@ -425,8 +420,7 @@ impl<P: Provider> Inner<P> {
                     *current = Some(adopted);
                 }
                 Ok(Stored::Tokens(adopted)) => {
-                    if reason.satisfied_by(&adopted, self.clock.now(), self.config.failure_cooldown)
-                    {
+                    if self.serves(reason, &adopted, self.clock.now()) {
                         return Ok(Awaited::Settled(adopted));
                     }
                     *current = Some(adopted);

@@ -622,9 +622,10 @@ impl<P: Provider> TokenManager<P> {
     /// then until its deadline), nothing else does. Such a task holding a session's refresh
     /// lease leaves it to lapse (its release would be a write); so does the last ask for a
     /// pair lost in transit when it fails, for another process's look for lapsed leases to
-    /// take the lease over and ask for the pair inside the provider's window. A refresh still under way
-    /// (its provider call or store calls, each bounded) is not stopped: a later `shutdown`
-    /// waits for it, and its pair is saved by compare-and-swap as any refresh's is.
+    /// take the lease over and ask for the pair inside the provider's window. A refresh
+    /// still under way (its provider call or store calls, each bounded) is not stopped: a
+    /// later `shutdown` waits for it, and its pair is saved by compare-and-swap as any
+    /// refresh's is.
     pub async fn shutdown(&self, within: Duration) -> Result<(), Error> {
         in_runtime()?;
         let _last_halts = ShutdownCall::begin(&self.inner);
@@ -950,6 +951,12 @@ impl<P: Provider> Inner<P> {
             }
             _ => papaya::Operation::Abort(()),
         });
+    }
+
+    /// Whether `current` serves `reason` at `now` ([`Reason::satisfied_by`], a token
+    /// obtained after a refusal standing for the failure cooldown).
+    fn serves(&self, reason: &Reason, current: &Current<P::Extras>, now: OffsetDateTime) -> bool {
+        reason.satisfied_by(current, now, self.config.failure_cooldown)
     }
 
     /// The state of `session`, if loaded.

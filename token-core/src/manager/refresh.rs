@@ -174,9 +174,7 @@ impl<P: Provider> Inner<P> {
                 None
             }
             State::Ready(_) => match Ready::of(&state) {
-                Some(current)
-                    if reason.satisfied_by(&current, now, self.config.failure_cooldown) =>
-                {
+                Some(current) if self.serves(&reason, &current, now) => {
                     return Ok(current);
                 }
                 current => current,
@@ -310,13 +308,7 @@ impl<P: Provider> Inner<P> {
             return Err(cooling);
         }
         match self.read_newer(session, generation, current).await {
-            Ok(Stored::Tokens(adopted))
-                if reason.satisfied_by(
-                    &adopted,
-                    self.clock.now(),
-                    self.config.failure_cooldown,
-                ) =>
-            {
+            Ok(Stored::Tokens(adopted)) if self.serves(reason, &adopted, self.clock.now()) => {
                 return Ok(adopted);
             }
             Ok(Stored::Dead(error) | Stored::Removed(error)) => return Err(error),

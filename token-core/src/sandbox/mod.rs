@@ -41,7 +41,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -243,7 +243,6 @@ impl Sandbox {
             calls: Mutex::new(HashMap::new()),
             total: AtomicU64::new(0),
             faults: Mutex::new(faults::FaultTable::default()),
-            stopped: AtomicBool::new(false),
             stop: tokio::sync::watch::Sender::new(false),
         });
         let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
@@ -698,8 +697,8 @@ pub(crate) struct Shared {
     calls: Mutex<HashMap<String, u64>>,
     total: AtomicU64,
     faults: Mutex<faults::FaultTable>,
-    stopped: AtomicBool,
-    /// Set with `stopped`: ends the in-process calls still in flight.
+    /// Set once the sandbox stops: in-process calls refuse to start, and those in flight
+    /// end.
     stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -722,12 +721,11 @@ impl Shared {
     }
 
     pub(crate) fn is_stopped(&self) -> bool {
-        self.stopped.load(Ordering::SeqCst)
+        *self.stop.borrow()
     }
 
     /// Marks the sandbox stopped and ends the in-process calls in flight.
     fn stop(&self) {
-        self.stopped.store(true, Ordering::SeqCst);
         self.stop.send_replace(true);
     }
 

@@ -493,9 +493,7 @@ fn cut_stretched_lease(dir: &Path, stem: &str, now: u64) -> Result<(), StoreErro
         return Ok(());
     }
     lease.expires_at_unix_nanos = cut;
-    let bytes = serde_json::to_vec(&lease)
-        .map_err(|e| StoreError::backend("file store: cannot encode a refresh lease", e))?;
-    replace_file(dir, stem, LEASE_SUFFIX, &bytes, Durable::No)
+    put_lease(dir, stem, &lease, &"a session")
 }
 
 /// The session of the record `<stem>.json` if it names a session of `provider` (a lease
@@ -574,7 +572,17 @@ fn write_lease(
         expires_at_unix_nanos: now.saturating_add(ttl),
         ttl_nanos: ttl,
     };
-    let bytes = serde_json::to_vec(&lease).map_err(|e| {
+    put_lease(dir, &record_stem(key), &lease, key)
+}
+
+/// Writes `lease` as `<stem>.lease` (the lease of `key`, as errors name it).
+fn put_lease(
+    dir: &Path,
+    stem: &str,
+    lease: &LeaseRecord,
+    key: &dyn fmt::Display,
+) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(lease).map_err(|e| {
         StoreError::backend(
             format!("file store: cannot encode the refresh lease of {key}"),
             e,
@@ -585,11 +593,11 @@ fn write_lease(
         return Err(StoreError::Unsupported(format!(
             "file store: a lease holder name of {} bytes is too long for the refresh lease of \
              {key} (at most {MAX_LEASE_BYTES} bytes once encoded)",
-            holder.len()
+            lease.holder.len()
         )));
     }
     // Not synced: after a machine crash no holder is left for the lease to protect.
-    replace_file(dir, &record_stem(key), LEASE_SUFFIX, &bytes, Durable::No)
+    replace_file(dir, stem, LEASE_SUFFIX, &bytes, Durable::No)
 }
 
 /// Best effort: removes `key`'s lease if it lapsed by `now` (or cannot be read).
@@ -982,7 +990,7 @@ fn open_dir(dir: &Path) -> io::Result<File> {
 fn open_for_reading(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.read(true);
-    no_follow(&mut options);
+    // `no_follow`'s flag, and not blocking.
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::custom_flags(
         &mut options,

@@ -1575,6 +1575,29 @@ pub(crate) mod tests {
         drop_schema(&db).await;
     }
 
+    /// Writes a row by hand, as an administrator (or a damaged restore) would.
+    async fn put_raw(
+        db: &PostgresDatabase,
+        session: &str,
+        version: i64,
+        json: &str,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO {} (provider, session, version, record)
+             VALUES ('p', $1, $2, $3::text::json)
+             ON CONFLICT (provider, session) DO UPDATE
+             SET version = EXCLUDED.version, record = EXCLUDED.record",
+            db.table("token_sets")
+        );
+        db.run("raw", async |c| {
+            c.execute(&sql, &[&session, &version, &json])
+                .await
+                .db("raw")
+        })
+        .await
+        .map(drop)
+    }
+
     /// An unreadable record is removed only while it is the one read: a login saved over it
     /// since (by another process) is kept by a delete that lands after it.
     #[tokio::test]
@@ -1586,19 +1609,16 @@ pub(crate) mod tests {
         let db = test_db(&url, "token-core-test-unreadable");
         let store = PostgresStore::open(&db).await.unwrap();
         let key = SessionKey::new("p", "unreadable");
-        let damage = |version: u64| {
-            format!(
-                "INSERT INTO {} (provider, session, version, record)
-                 VALUES ('p', 'unreadable', {version}, '{{\"kind\": \"pending\"}}')
-                 ON CONFLICT (provider, session) DO UPDATE
-                 SET version = EXCLUDED.version, record = EXCLUDED.record",
-                db.table("token_sets")
-            )
+        let damage = async |version: u64| {
+            let version = i64::try_from(version).unwrap();
+            put_raw(&db, "unreadable", version, r#"{"kind": "pending"}"#)
+                .await
+                .unwrap();
         };
         assert_eq!(store.unreadable(&key).await.unwrap(), None);
         // Versions past the store's sequence, as no save of this test reaches them.
         let damaged = 1 << 40;
-        admin(&db, &damage(damaged)).await;
+        damage(damaged).await;
         let seen = store.unreadable(&key).await.unwrap().unwrap();
         assert_eq!(seen, Unreadable::at_version(damaged));
         // Another process replaces it with a login: the delete of what was read keeps it.
@@ -1611,7 +1631,7 @@ pub(crate) mod tests {
         assert!(!store.delete_unreadable(&key, &seen).await.unwrap());
         assert_eq!(store.load(&key).await.unwrap().unwrap().version, login);
         // Another unreadable record (a newer release's login) is kept too.
-        admin(&db, &damage(damaged + 1)).await;
+        damage(damaged + 1).await;
         assert!(!store.delete_unreadable(&key, &seen).await.unwrap());
         let now = store.unreadable(&key).await.unwrap().unwrap();
         assert!(store.delete_unreadable(&key, &now).await.unwrap());
@@ -2203,29 +2223,6 @@ pub(crate) mod tests {
                 .unwrap_or_else(|_| panic!("{what} hung"))
         }
 
-        /// Writes a row by hand, as an administrator (or a damaged restore) would.
-        async fn put_raw(
-            db: &PostgresDatabase,
-            session: &str,
-            version: i64,
-            json: &str,
-        ) -> Result<(), StoreError> {
-            let sql = format!(
-                "INSERT INTO {} (provider, session, version, record)
-                 VALUES ('p', $1, $2, $3::text::json)
-                 ON CONFLICT (provider, session) DO UPDATE
-                 SET version = EXCLUDED.version, record = EXCLUDED.record",
-                db.table("token_sets")
-            );
-            db.run("raw", async |c| {
-                c.execute(&sql, &[&session, &version, &json])
-                    .await
-                    .db("raw")
-            })
-            .await
-            .map(drop)
-        }
-
         /// A row written ahead of the version sequence (a restore from another database, a
         /// hand insert): a store opened afterwards numbers its saves above it, so versions of
         /// a key never go back, nor repeat after a delete.
@@ -2299,10 +2296,8 @@ pub(crate) mod tests {
             let mut failures = Vec::new();
             for (i, (session, json)) in cases.iter().enumerate() {
                 let version = 1_000_000 + i as i64;
-                if let Err(e) = put_raw(&db, session, version, json).await {
-                    eprintln!("{session}: the column refused it: {e}");
-                    continue;
-                }
+                (put_raw(&db, session, version, json).await)
+                    .unwrap_or_else(|e| panic!("{session}: the column refused it: {e}"));
                 let key = SessionKey::new("p", *session);
                 let loaded = guard("load", store.load(&key)).await;
                 match &loaded {
