@@ -263,6 +263,17 @@ impl TokenStore for FileStore {
             let bytes = serde_json::to_vec(&record).map_err(|e| {
                 StoreError::backend(format!("file store: cannot encode the record of {key}"), e)
             })?;
+            if super::json::depth(&bytes) > super::json::MAX_DEPTH {
+                // `load` would refuse it: keep the record that loads.
+                return Err(StoreError::Backend {
+                    message: format!(
+                        "file store: the record of {key} would be nested more than {} deep, \
+                         which this store does not load",
+                        super::json::MAX_DEPTH
+                    ),
+                    source: None,
+                });
+            }
             if bytes.len() as u64 > MAX_RECORD_BYTES {
                 // `load` would refuse it: keep the record that loads.
                 return Err(StoreError::Backend {
@@ -758,7 +769,7 @@ fn parse_record(bytes: &[u8], key: &SessionKey) -> Result<Record, StoreError> {
     }
     // serde_json's messages may quote the offending value (a token), so only the category
     // and position of the failure are kept.
-    let record: Record = serde_json::from_slice(bytes).map_err(|e| {
+    let record: Record = super::json::from_slice(bytes).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Syntax => "is not valid JSON",
             serde_json::error::Category::Eof => "is truncated",
@@ -1385,6 +1396,16 @@ mod tests {
             assert_eq!((loaded.version, &loaded.value), (version, &record));
             store.delete(&key, Some(version)).await.unwrap();
         }
+    }
+
+    /// The store saves only what it loads back, however deep
+    /// (`json::saves_only_what_loads`): a set that saved and then never loaded would leave
+    /// the store holding something no process can use.
+    #[tokio::test]
+    async fn a_record_saves_only_if_it_loads_back_however_deep() {
+        let tmp = TempDir::new().unwrap();
+        let store = FileStore::open(tmp.path()).unwrap();
+        super::super::json::saves_only_what_loads(&store).await;
     }
 
     #[cfg(unix)]

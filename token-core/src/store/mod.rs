@@ -11,6 +11,7 @@ use async_trait::async_trait;
 
 use crate::error::StoreError;
 mod file;
+pub(crate) mod json;
 mod memory;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;

@@ -412,7 +412,7 @@ impl TokenStore for PostgresStore {
         let version = version_of(&row, 0, key)?;
         let text: String = row.try_get(1).db("load")?;
         // serde's message may quote a value: name only the kind of problem.
-        let value = serde_json::from_str(&text).map_err(|e| {
+        let value = super::json::from_slice(text.as_bytes()).map_err(|e| {
             StoreError::Corrupt(format!(
                 "postgres: the record of {key} is not a session record ({:?} error)",
                 e.classify()
@@ -432,6 +432,17 @@ impl TokenStore for PostgresStore {
             message: format!("postgres: cannot encode the record of {key}"),
             source: Some(Arc::new(e)),
         })?;
+        if super::json::value_depth(&value) > super::json::MAX_DEPTH {
+            // `load` would refuse it: keep the record that loads.
+            return Err(StoreError::Backend {
+                message: format!(
+                    "postgres: the record of {key} would be nested more than {} deep, which \
+                     this store does not load",
+                    super::json::MAX_DEPTH
+                ),
+                source: None,
+            });
+        }
         let (provider, session) = (key.provider(), key.session());
         self.db
             .run_bounded("save", async |client, bound| {
@@ -502,7 +513,7 @@ impl TokenStore for PostgresStore {
             return Ok(None);
         };
         let text: String = row.try_get(1).db("load")?;
-        let readable = serde_json::from_str::<StoredRecord>(&text).is_ok();
+        let readable = super::json::from_slice::<StoredRecord>(text.as_bytes()).is_ok();
         Ok(match version_of(&row, 0, key) {
             Ok(_) if readable => None,
             // The version column, readable whatever the record holds, names it.
@@ -2325,6 +2336,19 @@ pub(crate) mod tests {
             }
             drop_schema(&db).await;
             assert!(failures.is_empty(), "{failures:#?}");
+        }
+
+        /// The store saves only what it loads back, however deep
+        /// (`json::saves_only_what_loads`).
+        #[tokio::test]
+        async fn a_record_saves_only_if_it_loads_back_however_deep() {
+            let Some(url) = test_url("a_record_saves_only_if_it_loads_back_however_deep") else {
+                return;
+            };
+            let db = test_db(&url, "token-core-test-deep");
+            let store = PostgresStore::open(&db).await.unwrap();
+            crate::store::json::saves_only_what_loads(&store).await;
+            drop_schema(&db).await;
         }
 
         /// A record the store cannot identify (a version written negative by hand): two
