@@ -992,3 +992,39 @@ fn a_refresh_token_with_control_characters_echoed_in_an_error_shows_in_no_spelli
         }
     }
 }
+
+// ---- a declared error is read whatever its other fields hold ---------------------------
+
+#[token_endpoint(error, rename_all = "camelCase", on_status(status = 401, kind = reauth_required))]
+#[derive(Debug)]
+pub struct GatewayFailure {
+    #[token(code)]
+    pub error: String,
+    #[token(message)]
+    pub message: String,
+    pub request_id: Option<String>,
+}
+
+#[token_endpoint(post = "/token", json, response = UnixTokens, error = GatewayFailure)]
+#[derive(Debug)]
+pub struct GatewayRefresh {
+    #[token(from = refresh_token)]
+    pub refresh_token: RefreshToken,
+}
+
+/// The error's code (and its status) decide, as the docs' `GatewayError` declares: an
+/// answer without the message, or with a request id that is a number, is still that error,
+/// not an unreadable body classified by its status alone (`Rejected`, the declared re-auth
+/// lost).
+#[test]
+fn a_declared_error_with_an_odd_or_missing_other_field_is_still_that_error() {
+    for body in [
+        r#"{"error":"Unauthorized"}"#,
+        r#"{"error":"Unauthorized","message":"expired","requestId":12}"#,
+        r#"{"error":"Unauthorized","message":null}"#,
+    ] {
+        let error =
+            decode_response::<GatewayRefresh>(&answer(401, body), now(), &[]).expect_err(body);
+        assert_eq!(error.kind(), ErrorKind::ReauthRequired, "{body}: {error}");
+    }
+}

@@ -26,17 +26,27 @@ pub fn expand(model: &Model) -> TokenStream {
         Data::Request(fields) => request(model, fields),
         Data::Fields(fields) => group(model, fields),
         Data::Response(fields) => {
-            add_serde(&mut item, fields, true, |f| {
-                f.role() == Some(AnswerRole::Extras)
-            });
+            add_serde(
+                &mut item,
+                fields,
+                |f| f.role().is_none(),
+                |f| f.role() == Some(AnswerRole::Extras),
+            );
             response(model, fields)
         }
         Data::Error(fields) => {
-            add_serde(&mut item, fields, false, |_| false);
+            // The code alone decides what an error answer is: every other field may be
+            // absent (or odd, read as absent: see `error`).
+            add_serde(
+                &mut item,
+                fields,
+                |f| f.role() != Some(ErrorRole::Code),
+                |_| false,
+            );
             error(model, fields)
         }
         Data::Extras(fields) => {
-            add_serde(&mut item, fields, true, |_| false);
+            add_serde(&mut item, fields, |f| f.role().is_none(), |_| false);
             keep_extras(model, fields)
         }
         Data::ErrorCode(variants) => error_code(model, variants),
@@ -73,12 +83,13 @@ pub fn strip(item: &syn::Item) -> syn::Item {
     item
 }
 
-/// Serde derives on response and error structs, with each field's wire name; a `flattened`
-/// field (a response's whole extras) is read from the top level instead.
+/// Serde derives on response and error structs, with each field's wire name; a `defaulted`
+/// field absent from the answer takes its `Default`; a `flattened` field (a response's whole
+/// extras) is read from the top level instead.
 fn add_serde<R: Copy>(
     item: &mut syn::Item,
     fields: &[Field<R>],
-    default_unannotated: bool,
+    defaulted: impl Fn(&Field<R>) -> bool,
     flattened: impl Fn(&Field<R>) -> bool,
 ) {
     let syn::Item::Struct(s) = item else { return };
@@ -102,7 +113,7 @@ fn add_serde<R: Copy>(
             field.attrs.push(syn::parse_quote!(
                 #[serde(default, skip_serializing_if = "::core::option::Option::is_none")]
             ));
-        } else if default_unannotated && model_field.role().is_none() {
+        } else if defaulted(model_field) {
             field.attrs.push(syn::parse_quote!(#[serde(default)]));
         }
     }
@@ -1237,6 +1248,15 @@ fn error(model: &Model, fields: &[Field<ErrorRole>]) -> TokenStream {
     let success_rule =
         model.top.success_codes.is_some() || field(ErrorRole::ResultStatus).is_some();
     let from_refusal = from_refusal(model, fields, default_status);
+    // Every field but the code is read leniently: a value its type cannot read is absent
+    // (its default), so that an odd message or request id never hides a declared code.
+    let lenient = fields
+        .iter()
+        .filter(|f| f.role() != Some(ErrorRole::Code))
+        .map(|f| {
+            let (ty, wire) = (f.ty, &f.wire);
+            quote_spanned!(ty.span()=> (#wire, #p::reads_as::<#ty> as #p::ReadsAs))
+        });
     quote! {
         impl #p::ErrorResponse for #ident {
             const CODE_PATH: ::core::option::Option<&'static str> =
@@ -1248,7 +1268,7 @@ fn error(model: &Model, fields: &[Field<ErrorRole>]) -> TokenStream {
                 body: &[u8],
             ) -> ::core::option::Option<Self> {
                 let __e: Self =
-                    #p::decode_error_json(body, #envelope, #code_wire, &[#(#success_codes),*])?;
+                    #p::decode_error_json(body, #envelope, #code_wire, &[#(#success_codes),*], &[#(#lenient),*])?;
                 if #p::is_success(#result_status_of_decoded) {
                     return ::core::option::Option::None;
                 }

@@ -310,3 +310,57 @@ fn a_refresh_token_with_control_characters_is_signed_as_lazada_reads_it() {
     let shown = format!("{request:?} {decoded:?}");
     assert!(!shown.contains("SECRET"), "{shown}");
 }
+
+/// A declared code on HTTP 200 decides the kind even when another field of the error has a
+/// type the struct does not expect (`request_id` as a number, `type` as a number, a
+/// structured `message`): the code alone says what the answer is. Otherwise a dead refresh
+/// token is read as an unknown outcome (retried, never re-auth) and a busy Lazada as one too.
+#[test]
+fn a_declared_code_decides_whatever_the_other_fields_hold() {
+    let cases = [
+        (
+            r#"{"type":"ISV","code":"IllegalRefreshToken","message":"m","request_id":210117}"#,
+            ErrorKind::ReauthRequired,
+        ),
+        (
+            r#"{"type":1,"code":"IllegalRefreshToken","message":"m"}"#,
+            ErrorKind::ReauthRequired,
+        ),
+        (
+            r#"{"type":"ISV","code":"IllegalRefreshToken","message":{"en":"invalid"}}"#,
+            ErrorKind::ReauthRequired,
+        ),
+        (
+            r#"{"type":"ISP","code":"ServiceTemporaryUnavailable","message":"busy","request_id":7}"#,
+            ErrorKind::Transient,
+        ),
+        (
+            r#"{"type":"ISV","code":"InvalidAppKey","message":null,"request_id":["a"]}"#,
+            ErrorKind::Misconfigured,
+        ),
+    ];
+    for (body, kind) in cases {
+        let result = decode_response::<RefreshAccessToken>(
+            &http::Response::new(body.as_bytes().to_vec()),
+            datetime!(2026-01-01 00:00 UTC),
+            &[],
+        );
+        let error = result.expect_err(body);
+        assert_eq!(error.kind(), kind, "{body}: {error}");
+    }
+    // Beside a pair, a declared error code is no success (an unknown outcome), whatever the
+    // other fields hold; today the pair is taken as a fresh success.
+    let body = r#"{"type":"ISV","code":"IllegalRefreshToken","request_id":5,"access_token":"at","refresh_token":"rt2","expires_in":60}"#;
+    let result = decode_response::<RefreshAccessToken>(
+        &http::Response::new(body.as_bytes().to_vec()),
+        datetime!(2026-01-01 00:00 UTC),
+        &[],
+    );
+    assert_eq!(
+        result
+            .map(|set| set.access_expires_at)
+            .map_err(|e| e.kind()),
+        Err(ErrorKind::OutcomeUnknown),
+        "{body}"
+    );
+}

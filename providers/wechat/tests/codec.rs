@@ -213,3 +213,41 @@ fn the_error_code_table() {
         assert_eq!(provider.code, code.to_string());
     }
 }
+
+/// A declared `errcode` on HTTP 200 decides the kind even when `errmsg` is not text (a
+/// number, an object): `40030` is re-auth, `-1` is transient, never an unknown outcome.
+#[test]
+fn a_declared_errcode_decides_whatever_errmsg_holds() {
+    for (body, kind) in [
+        (
+            r#"{"errcode":40030,"errmsg":40030}"#,
+            ErrorKind::ReauthRequired,
+        ),
+        (
+            r#"{"errcode":42002,"errmsg":{"zh":"refresh_token timeout"}}"#,
+            ErrorKind::ReauthRequired,
+        ),
+        (
+            r#"{"errcode":-1,"errmsg":["system error"]}"#,
+            ErrorKind::Transient,
+        ),
+        (
+            r#"{"errcode":40013,"errmsg":false}"#,
+            ErrorKind::Misconfigured,
+        ),
+    ] {
+        let error = decode_response::<SnsRefreshToken>(&answer(body), now(), &[]).expect_err(body);
+        assert_eq!(error.kind(), kind, "{body}: {error}");
+    }
+    // Beside a pair, a declared error code is no success (the documented rule: an unknown
+    // outcome), whatever `errmsg` holds; today the pair is taken as a fresh success.
+    let body = r#"{"errcode":40030,"errmsg":0,"access_token":"at","refresh_token":"rt2","expires_in":7200}"#;
+    let result = decode_response::<SnsRefreshToken>(&answer(body), now(), &[]);
+    assert_eq!(
+        result
+            .map(|set| set.access_expires_at)
+            .map_err(|e| e.kind()),
+        Err(ErrorKind::OutcomeUnknown),
+        "{body}"
+    );
+}

@@ -168,3 +168,28 @@ async fn a_wrong_appid_is_misconfigured_and_not_retried() {
     assert_eq!(error.provider_code(), Some("40013"));
     assert_eq!(sandbox.calls(REFRESH_PATH), 1);
 }
+
+/// `40030` on HTTP 200 is re-auth whatever type `errmsg` has: the manager asks the user to
+/// authorize again after one call, instead of reading an unknown outcome (retried, and the
+/// user never told).
+#[tokio::test(start_paused = true)]
+async fn a_revoked_refresh_token_is_reauth_whatever_errmsg_holds() {
+    let clock = paused_clock();
+    let sandbox = start(&clock, sandbox::issuer_config()).await;
+    let (manager, _) = seeded(&sandbox, &clock, APPID).await;
+    let mut events = manager.subscribe();
+    tokio::time::advance(HOURS_2).await;
+    let odd = Failure::new(StatusCode::OK).with_json(&json!({"errcode": 40030, "errmsg": 40030}));
+    sandbox.fail_next(REFRESH_PATH, 8, odd);
+    let error = manager.access_token(USER).await.unwrap_err();
+    assert_eq!(
+        (error.kind(), error.provider_code()),
+        (ErrorKind::ReauthRequired, Some("40030")),
+        "{error}"
+    );
+    assert!(
+        matches!(events.recv().await.unwrap(), Event::ReauthRequired(_)),
+        "a re-auth event"
+    );
+    assert_eq!(sandbox.calls(REFRESH_PATH), 1);
+}

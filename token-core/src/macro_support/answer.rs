@@ -165,11 +165,15 @@ pub fn encode_json<T: Serialize>(
 /// The code under `code_field` decides first: absent, `null`, `""` or one of
 /// `success_codes` (compared as text, so `0` matches `0` and `"0"`) is not an error, whatever
 /// else the body holds (`{"error": "", "access_token": ...}`, `{"code": 0, "data": ...}`).
+/// Any other code is the error, whatever the other fields hold: one of `lenient_fields` its
+/// type cannot read (a number as the message, a structured request id) is read as absent,
+/// with a warning naming the field, never its value.
 pub fn decode_error_json<T: DeserializeOwned>(
     body: &[u8],
     envelope: Option<&str>,
     code_field: &str,
     success_codes: &[&str],
+    lenient_fields: &[(&str, ReadsAs)],
 ) -> Option<T> {
     let body = without_bom(body);
     // As for a success answer: a number beyond a double elsewhere in the body must not hide
@@ -207,6 +211,17 @@ pub fn decode_error_json<T: DeserializeOwned>(
     }
     // Every code type reads text: `String` and the generated enums alike.
     *code = Value::String(text);
+    if let Value::Object(map) = &mut value {
+        for (name, reads) in lenient_fields {
+            if map.get(*name).is_some_and(|field| !reads(field)) {
+                tracing::warn!(
+                    field = *name,
+                    "the provider's error answer has an invalid value in `{name}`; it is read by its code, and this field is treated as absent"
+                );
+                map.remove(*name);
+            }
+        }
+    }
     serde_json::from_value(value).ok()
 }
 
@@ -361,7 +376,7 @@ mod tests {
     fn an_error_answer_with_a_number_beyond_a_double_is_still_read() {
         let body = br#"{"error":"invalid_grant","retry_in":1e400}"#;
         let error: Map<String, Value> =
-            decode_error_json(body, None, "error", &[]).expect("the error is read");
+            decode_error_json(body, None, "error", &[], &[]).expect("the error is read");
         assert_eq!(error["error"], "invalid_grant");
         assert_eq!(
             error["retry_in"], "1e400",
