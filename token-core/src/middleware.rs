@@ -524,6 +524,10 @@ impl<P: Provider> BearerAuth<P> {
         again
             .headers_mut()
             .insert(AUTHORIZATION, self.header(&fresh)?);
+        // Let go of the refused answer (and its connection, its body perhaps still coming)
+        // before the resend: a server or proxy that allows one connection per client would
+        // never take the resend's.
+        drop(response);
         next.run(again, extensions).await
     }
 }

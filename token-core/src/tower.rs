@@ -301,6 +301,10 @@ where
                 AUTHORIZATION,
                 header.value(&fresh).map_err(BearerError::Token)?,
             );
+            // Let go of the refused answer (and its connection, its body perhaps still
+            // coming) before the resend: a server or proxy that allows one connection per
+            // client would never take the resend's.
+            drop(response);
             // The inner service was ready for the first call only; wait for it again.
             std::future::poll_fn(|cx| inner.poll_ready(cx))
                 .await

@@ -934,3 +934,85 @@ async fn a_hostile_token_type_is_kept_and_never_sent() {
         );
     }
 }
+
+/// Reads one request from `stream` and counts it in `seen`; false if the stream ended first.
+async fn read_request(stream: &mut tokio::net::TcpStream, seen: &AtomicU32) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let mut request = Vec::new();
+    let mut buffer = [0; 4096];
+    while !complete(&request) {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => request.extend_from_slice(&buffer[..n]),
+        }
+    }
+    seen.fetch_add(1, Ordering::SeqCst);
+    true
+}
+
+/// An API on 127.0.0.1 that serves one connection at a time (a device, or a proxy that
+/// allows one connection per client): its first connection is answered 401 with the head
+/// and half the body, the rest of the body still to come, and the next connection is
+/// taken only once the client has closed that one; that one is answered 200. Returns the
+/// URL and the count of requests read.
+async fn one_connection_at_a_time() -> (url::Url, Arc<AtomicU32>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = url::Url::parse(&format!("http://{}/pay", listener.local_addr().unwrap())).unwrap();
+    let requests = Arc::new(AtomicU32::new(0));
+    let seen = requests.clone();
+    tokio::spawn(async move {
+        let Ok((mut first, _)) = listener.accept().await else {
+            return;
+        };
+        if !read_request(&mut first, &seen).await {
+            return;
+        }
+        let refused = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer error=\"invalid_token\"\r\nContent-Length: 64\r\n\r\nhalf of ";
+        if first.write_all(refused.as_bytes()).await.is_err() {
+            return;
+        }
+        // The next connection only once the client let go of this one.
+        let mut rest = [0; 4096];
+        while let Ok(n) = first.read(&mut rest).await {
+            if n == 0 {
+                break;
+            }
+        }
+        drop(first);
+        let Ok((mut second, _)) = listener.accept().await else {
+            return;
+        };
+        if read_request(&mut second, &seen).await {
+            let accepted = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+            let _ = second.write_all(accepted.as_bytes()).await;
+        }
+    });
+    (url, requests)
+}
+
+/// After a 401, `BearerAuth` lets go of the refused answer before it sends the request
+/// again: held through the resend, the 401 (its body still coming) keeps its connection
+/// busy, so the resend needs another one, which a server or proxy that allows one
+/// connection per client never takes: the call hangs until its timeout. (Over HTTP/2 with
+/// one stream allowed, likewise: the 401's stream is still open.)
+#[tokio::test]
+async fn bearer_auth_lets_go_of_the_refused_answer_before_it_resends() {
+    let (api, requests) = one_connection_at_a_time().await;
+    let provider = Answering {
+        access: "at-1",
+        calls: AtomicU32::new(0),
+    };
+    let subject = Subject::new(provider, false).await;
+    let client = bearer_client(&subject.manager);
+    // The timeout only bounds the failure (a hang); a passing run never waits on it.
+    let answer = client
+        .get(api)
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await;
+    assert_eq!(subject.manager.provider().calls.load(Ordering::SeqCst), 1);
+    let response = answer.expect("the resend is answered (it timed out: never read)");
+    assert_eq!(response.status(), http::StatusCode::OK);
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+}

@@ -448,3 +448,95 @@ async fn only_to_keeps_the_token_from_other_origins() {
         );
     }
 }
+
+/// An API on 127.0.0.1 that serves one connection at a time (a device, or a proxy that
+/// allows one connection per client): the first request is answered 401 with its head and
+/// half its body, the rest still to come, and the next connection is taken only once the
+/// client closed that one; its request is answered 200. Counts the requests read.
+async fn one_connection_at_a_time(requests: Arc<AtomicU32>) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    async fn read_request(stream: &mut tokio::net::TcpStream, seen: &AtomicU32) -> bool {
+        let mut request = Vec::new();
+        let mut buffer = [0; 4096];
+        // A head, then the body its `content-length` declares.
+        loop {
+            if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .and_then(|n| n.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if request.len() >= end + 4 + length {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    return true;
+                }
+            }
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => request.extend_from_slice(&buffer[..n]),
+            }
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let Ok((mut first, _)) = listener.accept().await else {
+            return;
+        };
+        if !read_request(&mut first, &requests).await {
+            return;
+        }
+        let refused = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 64\r\n\r\nhalf of ";
+        if first.write_all(refused.as_bytes()).await.is_err() {
+            return;
+        }
+        // The next connection only once the client let go of this one.
+        let mut rest = [0; 4096];
+        while let Ok(n) = first.read(&mut rest).await {
+            if n == 0 {
+                break;
+            }
+        }
+        drop(first);
+        let Ok((mut second, _)) = listener.accept().await else {
+            return;
+        };
+        if read_request(&mut second, &requests).await {
+            let accepted = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+            let _ = second.write_all(accepted.as_bytes()).await;
+        }
+    });
+    format!("http://{address}/pay")
+}
+
+/// After a 401 the layer lets go of the refused answer before it sends the request again:
+/// held through the resend, the 401 (its body still coming) keeps its connection busy, so
+/// the resend needs another one, which a server or proxy allowing one connection per
+/// client never takes, and the call never ends. (Over HTTP/2 with one stream allowed,
+/// likewise.)
+#[tokio::test]
+async fn the_refused_answer_is_let_go_of_before_the_resend() {
+    let h = Harness::new().await;
+    let requests = Arc::new(AtomicU32::new(0));
+    let url = one_connection_at_a_time(requests.clone()).await;
+    let hyper_client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut client = ServiceBuilder::new()
+        .layer(BearerLayer::new(h.manager.clone(), "s"))
+        .service(hyper_client);
+    let request = http::Request::post(url.as_str())
+        .body(Full::new(Bytes::from_static(b"{\"amount\":1}")))
+        .unwrap();
+    // The bound only ends a failing run (a hang); a passing one never waits on it.
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        send(&mut client, request),
+    )
+    .await;
+    assert_eq!(h.refreshes(), 1);
+    let response = answer
+        .expect("the resend is answered (timed out: the server never took it)")
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+}
