@@ -709,3 +709,127 @@ async fn a_post_that_could_not_be_indexed_leaves_no_claim_behind() {
     let retried = world.receiver.receive(post("ref-again")).await;
     assert_eq!(retried.status(), 200);
 }
+
+/// Fails the next delete of a token session (not a receiver record) when armed.
+#[derive(Default)]
+struct FailTokenDelete(AtomicBool);
+
+#[async_trait]
+impl Intercept for FailTokenDelete {
+    async fn delete(&self, key: &SessionKey, _expected: Option<Version>) -> Result<(), StoreError> {
+        if key.provider() != SESSION_URL_NAMESPACE && self.0.swap(false, Ordering::SeqCst) {
+            return Err(backend_error(
+                "the session's tokens could not be removed (test)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A redemption whose tokens reached the partner's user but whose copy under the
+/// `sessionId` could not be removed (a store failure at the last step) has handed the tokens
+/// over already (it succeeds): the `sessionId` must not be redeemable again, or a second user (whoever
+/// else holds the leaked `sessionId`) is bound to the same Maya customer's tokens.
+#[tokio::test(start_paused = true)]
+async fn a_redemption_that_failed_after_binding_the_tokens_is_not_redeemable_again() {
+    let store = Arc::new(Forwarding::over_memory(FailTokenDelete::default()));
+    let world = world(Setup {
+        store: Some(store.clone()),
+        ..Setup::default()
+    })
+    .await;
+    let session_id = world.maya_posts_session("alice").await;
+
+    store.0.store(true, Ordering::SeqCst);
+    let first = world.receiver.redeem(&session_id, "user-alice").await;
+    let bound = world.manager.token_set("user-alice").await;
+    assert!(
+        !store.0.load(Ordering::SeqCst) && bound.is_ok(),
+        "setup: the tokens reached user-alice, then removing the sessionId's copy failed"
+    );
+    // The tokens are user-alice's: the redemption succeeded (the copy is removed later).
+    assert_eq!(first.unwrap(), bound.unwrap());
+
+    let second = world.receiver.redeem(&session_id, "mallory").await;
+    assert!(
+        world.manager.token_set("mallory").await.is_err(),
+        "user-alice's Maya tokens were bound to a second user by the same sessionId: {:?}",
+        second.map(|set| set.access_token.fingerprint())
+    );
+}
+
+/// Writes a redeemed session record through to `inner`, then answers the save with an error
+/// when armed: the write landed but its reply was lost (a PostgreSQL commit whose answer
+/// never came back, a timeout after the statement completed).
+struct LoseRedeemedReply {
+    armed: AtomicBool,
+    inner: Arc<dyn TokenStore>,
+}
+
+#[async_trait]
+impl Intercept for LoseRedeemedReply {
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<(), StoreError> {
+        let redeemed = key.provider() == SESSION_URL_NAMESPACE
+            && key.session().starts_with("id:")
+            && record
+                .as_coordination()
+                .is_some_and(|value| value["state"] == "redeemed");
+        if redeemed && self.armed.swap(false, Ordering::SeqCst) {
+            self.inner.save(key, record, expected).await?;
+            return Err(backend_error("the reply to the save was lost (test)"));
+        }
+        Ok(())
+    }
+}
+
+/// The redemption's compare-and-swap landed but its reply was lost: the redemption fails
+/// with a store error, and the front-end sends it again. The tokens never reached the
+/// partner's user, yet the `sessionId` now answers `AlreadyUsed` for good, and the tokens
+/// left under it are removed as "unowned" when the session lapses: the customer's grant is
+/// lost and Maya's login must be done again.
+#[tokio::test(start_paused = true)]
+async fn a_redemption_whose_store_reply_was_lost_can_be_completed_by_its_retry() {
+    let inner: Arc<dyn TokenStore> = Arc::new(token_core::store::MemoryStore::new());
+    let store = Arc::new(Forwarding::new(
+        inner.clone(),
+        LoseRedeemedReply {
+            armed: AtomicBool::new(false),
+            inner,
+        },
+    ));
+    let world = world(Setup {
+        store: Some(store.clone()),
+        ..Setup::default()
+    })
+    .await;
+    let session_id = world.maya_posts_session("alice").await;
+
+    store.armed.store(true, Ordering::SeqCst);
+    let first = world.receiver.redeem(&session_id, "user-alice").await;
+    assert!(first.is_err(), "setup: the store's reply was lost");
+
+    let retry = world.receiver.redeem(&session_id, "user-alice").await;
+    assert!(
+        world.manager.token_set("user-alice").await.is_ok(),
+        "the retry of the failed redemption got {:?} and user-alice has no tokens",
+        retry.map(|set| set.access_token.fingerprint())
+    );
+    let retried = retry.unwrap();
+    // Finished: another user is refused; the same one gets the same tokens again.
+    assert!(matches!(
+        world.receiver.redeem(&session_id, "mallory").await,
+        Err(RedeemError::AlreadyUsed)
+    ));
+    assert!(world.manager.token_set("mallory").await.is_err());
+    let again = world.receiver.redeem(&session_id, "user-alice").await;
+    assert_eq!(again.unwrap(), retried);
+    assert!(
+        world.manager.token_set(&session_id).await.is_err(),
+        "no copy is left under the sessionId"
+    );
+}

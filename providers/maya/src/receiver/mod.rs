@@ -22,6 +22,7 @@ use token_core::oauth::{OAuthCode, OAuthError};
 use crate::endpoints::MayaTokens;
 use crate::provider::Maya;
 use records::{Claim, Claimed, Records, Remembered, Session, State};
+use token_core::store::Version;
 
 pub use records::SESSION_URL_NAMESPACE;
 
@@ -139,8 +140,8 @@ pub enum RedeemError {
     /// The `sessionId` was not redeemed in time.
     #[error("the sessionId has expired")]
     Expired,
-    /// The tokens could not be moved to the partner's session (store failure); the
-    /// `sessionId` can be redeemed again.
+    /// The tokens could not be moved to the partner's session (store failure); a
+    /// redemption of the `sessionId` for the same partner session finishes the move.
     #[error(transparent)]
     Tokens(#[from] Error),
     /// The receiver's own records could not be read or written (a store failure).
@@ -269,12 +270,17 @@ impl SessionReceiver {
 
     /// Redeems `session_id` once: moves its tokens to the partner's session `bind_to` (the
     /// same name keeps them where they are) and returns them.
+    ///
+    /// A redemption that failed or was dropped midway (a store failure, a store's reply
+    /// lost, a client that hung up) is finished by a redemption for the same `bind_to`; for
+    /// any other, the `sessionId` is [`RedeemError::AlreadyUsed`] from the moment a
+    /// redemption took it, so its tokens never reach two partner sessions.
     pub async fn redeem(&self, session_id: &str, bind_to: &str) -> Result<TokenSet, RedeemError> {
         if session_id.is_empty() || session_id.len() > MAX_LEN {
             return Err(RedeemError::Unknown);
         }
         let now = self.now();
-        // Loops only when another replica's redemption failed and put the session back.
+        // Loops only when another replica moved the session first.
         for _ in 0..3 {
             let found = self
                 .records
@@ -282,8 +288,19 @@ impl SessionReceiver {
                 .await?
                 .ok_or(RedeemError::Unknown)?;
             let session = found.value;
-            if session.state == State::Redeemed {
-                return Err(RedeemError::AlreadyUsed);
+            let ours = session.bound_to.as_deref() == Some(bind_to);
+            match session.state {
+                State::Pending => {}
+                State::Redeemed if ours => {
+                    return self
+                        .bind(session_id, bind_to, &session, found.version)
+                        .await;
+                }
+                State::Bound if ours => {
+                    self.remove_copy(session_id, bind_to).await;
+                    return Ok(self.manager.token_set(bind_to).await?);
+                }
+                State::Redeemed | State::Bound => return Err(RedeemError::AlreadyUsed),
             }
             if lapsed(session.received_at, self.redeem_within, now) {
                 if lapsed(session.received_at, self.keep(), now) {
@@ -309,24 +326,59 @@ impl SessionReceiver {
                 Ok(version) => version,
                 // Another replica moved it first: look again.
                 Err(StoreError::Conflict { .. }) => continue,
+                // The swap may have landed all the same (its reply lost): a redemption for
+                // the same `bind_to` finishes it.
                 Err(error) => return Err(error.into()),
             };
-            return match self.bind(session_id, bind_to).await {
-                Ok(set) => Ok(set),
-                Err(error) => {
-                    let pending = Session::pending(&session.reference, session.received_at);
-                    if let Err(error) = self
-                        .records
-                        .swap_session(session_id, &pending, version)
-                        .await
-                    {
-                        tracing::error!(%error, "a failed Maya redemption could not be undone");
-                    }
-                    Err(error.into())
-                }
-            };
+            return self.bind(session_id, bind_to, &redeemed, version).await;
         }
         Err(RedeemError::AlreadyUsed)
+    }
+
+    /// Moves the tokens of `session_id`, redeemed for `bind_to` (`session`, at `version`),
+    /// there, and marks the session bound. A failure leaves the session redeemed for
+    /// `bind_to`, for a redemption for `bind_to` to finish.
+    async fn bind(
+        &self,
+        session_id: &str,
+        bind_to: &str,
+        session: &Session,
+        version: Version,
+    ) -> Result<TokenSet, RedeemError> {
+        let set = match self.manager.token_set(session_id).await {
+            Ok(set) => set,
+            // Moved already, the session not yet marked (its mark failed): they are there.
+            Err(error @ Error::NoTokens(_)) if bind_to != session_id => {
+                match self.manager.token_set(bind_to).await {
+                    Ok(set) => set,
+                    Err(_) => return Err(error.into()),
+                }
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if bind_to != session_id {
+            self.manager.insert(bind_to, set.clone()).await?;
+        }
+        let bound = Session {
+            state: State::Bound,
+            ..session.clone()
+        };
+        if let Err(error) = self.records.swap_session(session_id, &bound, version).await {
+            // The tokens are where they belong; a later redemption for `bind_to` finds them.
+            tracing::warn!(%error, "a Maya redemption could not be marked finished");
+        }
+        self.remove_copy(session_id, bind_to).await;
+        Ok(set)
+    }
+
+    /// Removes what is left under `session_id` once its tokens reached `bind_to`; a copy
+    /// left by a failure is removed when the session lapses.
+    async fn remove_copy(&self, session_id: &str, bind_to: &str) {
+        if bind_to != session_id
+            && let Err(error) = self.manager.remove(session_id).await
+        {
+            tracing::warn!(%error, "the copy of redeemed Maya tokens is left until the session lapses");
+        }
     }
 
     /// Claims `reference` for a new session, or finds the session that claimed it, and makes
@@ -413,7 +465,7 @@ impl SessionReceiver {
                 &Session::pending(reference, claim.received_at),
             )
             .await?;
-        if session.value.state == State::Redeemed {
+        if session.value.redeemed() {
             return Ok(Opened::Redeemed);
         }
         let tokens = SessionKey::new(self.manager.provider().name(), claim.session_id.as_str());
@@ -427,15 +479,6 @@ impl SessionReceiver {
             Some(_) => {}
         }
         Ok(Opened::Pending(claim.session_id))
-    }
-
-    async fn bind(&self, session_id: &str, bind_to: &str) -> Result<TokenSet, Error> {
-        let set = self.manager.token_set(session_id).await?;
-        if bind_to != session_id {
-            self.manager.insert(bind_to, set.clone()).await?;
-            self.manager.remove(session_id).await?;
-        }
-        Ok(set)
     }
 
     /// Forgets every remembered session older than twice `redeem_within`, and returns how

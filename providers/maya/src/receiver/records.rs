@@ -55,8 +55,13 @@ pub(super) struct Session {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(super) enum State {
+    /// Received, not redeemed.
     Pending,
+    /// Redeemed for `bound_to`; the tokens may not have reached it yet (the redemption
+    /// failed or was dropped midway): a redemption for the same session finishes it.
     Redeemed,
+    /// Redeemed, and the tokens reached `bound_to`.
+    Bound,
 }
 
 /// One entry of the index: enough to forget the session and its claim when it lapses, even
@@ -91,8 +96,15 @@ impl Session {
     pub(super) fn tokens_unowned(&self, session_id: &str) -> bool {
         match self.state {
             State::Pending => true,
-            State::Redeemed => self.bound_to.as_deref().is_some_and(|to| to != session_id),
+            State::Redeemed | State::Bound => {
+                self.bound_to.as_deref().is_some_and(|to| to != session_id)
+            }
         }
+    }
+
+    /// Whether a redemption took the session (whether or not it finished).
+    pub(super) fn redeemed(&self) -> bool {
+        self.state != State::Pending
     }
 }
 
