@@ -42,6 +42,7 @@ pub(crate) fn depth(json: &[u8]) -> usize {
 }
 
 /// The deepest nesting of arrays and objects in `value`, as [`depth`] counts it in its JSON.
+#[cfg(any(test, feature = "postgres"))]
 pub(crate) fn value_depth(value: &serde_json::Value) -> usize {
     match value {
         serde_json::Value::Array(items) => 1 + items.iter().map(value_depth).max().unwrap_or(0),
