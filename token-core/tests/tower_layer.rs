@@ -243,7 +243,8 @@ async fn a_401_for_a_token_obtained_after_a_401_stands() {
 
 /// A token obtained after a 401, accepted for a while and then refused (revoked), is
 /// refreshed and the request resent, once the failure cooldown has passed since it was
-/// obtained: not an hour of 401s until it expires.
+/// obtained (less than a second more: the instant is kept in whole seconds, rounded up):
+/// not an hour of 401s until it expires.
 #[tokio::test]
 async fn a_token_obtained_after_a_401_and_refused_much_later_is_refreshed() {
     let h = Harness::new().await;
@@ -255,8 +256,10 @@ async fn a_token_obtained_after_a_401_and_refused_much_later_is_refreshed() {
         let accepted = send(&mut client, post("b")).await.unwrap();
         assert_eq!(accepted.status(), StatusCode::OK);
     }
+    // The cooldown, counted from the next whole second after the token came.
     let cooldown = token_core::manager::ManagerConfig::default().failure_cooldown;
-    h.clock.advance(time::Duration::try_from(cooldown).unwrap());
+    h.clock
+        .advance(time::Duration::try_from(cooldown).unwrap() + time::Duration::SECOND);
     h.revoke();
     let status = send(&mut client, post("c")).await.unwrap().status();
     assert_eq!((status, h.refreshes()), (StatusCode::OK, 2));
@@ -539,4 +542,45 @@ async fn the_refused_answer_is_let_go_of_before_the_resend() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(requests.load(Ordering::SeqCst), 2);
+}
+
+/// The failure cooldown during which a token obtained after a 401 is not refreshed again
+/// for another 401 is the whole cooldown, however late in its second the token came: an API
+/// that refuses every token gets one refresh per cooldown, not one whenever the clock's
+/// seconds roll past it early (here 4.5 s into a 5 s cooldown; with a cooldown under two
+/// seconds, a few milliseconds).
+#[tokio::test]
+async fn a_token_obtained_late_in_a_second_after_a_401_stands_for_the_whole_cooldown() {
+    let h = Harness::new().await;
+    let now = h.clock.now();
+    // The last millisecond of a second.
+    h.clock
+        .set(now.replace_nanosecond(999_000_000).unwrap() + time::Duration::seconds(1));
+    let calls = Arc::new(AtomicU32::new(0));
+    let refusing = service_fn({
+        let calls = calls.clone();
+        move |_: http::Request<String>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let mut response = http::Response::new(String::new());
+            *response.status_mut() = StatusCode::UNAUTHORIZED;
+            async { Ok::<_, Infallible>(response) }
+        }
+    });
+    let mut client = ServiceBuilder::new()
+        .layer(BearerLayer::new(h.manager.clone(), "s"))
+        .service(refusing);
+    let response = send(&mut client, post("")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(h.refreshes(), 1, "refreshed once for the first 401");
+
+    let cooldown = token_core::manager::ManagerConfig::default().failure_cooldown;
+    let within = time::Duration::try_from(cooldown).unwrap() - time::Duration::milliseconds(500);
+    h.clock.advance(within);
+    let response = send(&mut client, post("")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        h.refreshes(),
+        1,
+        "a 401 {within} after the token was obtained for a 401, inside the {cooldown:?} cooldown, refreshed again"
+    );
 }

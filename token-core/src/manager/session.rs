@@ -604,7 +604,7 @@ pub(super) struct Current<X> {
     /// known): its expiry, or a short grace for a set that arrived already expired.
     usable_until: Nanos,
     /// Obtained by a refresh after the API refused the previous token, at this instant
-    /// (Unix seconds; 0: not): a refusal of this one too is not refreshed again for a
+    /// (Unix seconds, rounded up; 0: not): a refusal of this one too is not refreshed again for a
     /// while (an API that refuses everything must not rotate the session on every
     /// request), but is once the while has passed (a token the API accepted, then
     /// revoked). Four bytes, beside `settled`'s one: no larger a state.
@@ -826,17 +826,23 @@ impl<X: Clone> Current<X> {
     /// Marks the set as obtained, at `now`, by a refresh after the API refused the token
     /// before it.
     pub(super) fn obtained_after_rejection(&mut self, now: OffsetDateTime) {
-        let at = u32::try_from(now.unix_timestamp().max(1)).unwrap_or(u32::MAX);
+        // The next whole second (or this one, if `now` is whole): the while ends no earlier
+        // than `window` after `now`.
+        let whole = now.unix_timestamp() + i64::from(now.nanosecond() > 0);
+        let at = u32::try_from(whole.max(1)).unwrap_or(u32::MAX);
         self.after_rejection_at = at;
     }
 
     /// Whether the set was obtained after a refusal less than `window` (a second at least)
-    /// before `now`: a refusal of it is not refreshed again yet. A clock that went back
-    /// past the instant it was obtained ends the while too.
+    /// before `now`: a refusal of it is not refreshed again yet. The instant is kept in
+    /// whole seconds, rounded up, so the while is the whole `window` however late in its
+    /// second the set came, and less than a second more. A clock that went back past the
+    /// second it was obtained in ends the while too.
     pub(super) fn after_rejection(&self, now: OffsetDateTime, window: std::time::Duration) -> bool {
         let at = i64::from(self.after_rejection_at);
-        let window = i64::try_from(window.as_secs().max(1)).unwrap_or(i64::MAX);
-        at != 0 && (at..at.saturating_add(window)).contains(&now.unix_timestamp())
+        let whole = window.as_secs() + u64::from(window.subsec_nanos() > 0);
+        let window = i64::try_from(whole.max(1)).unwrap_or(i64::MAX);
+        at != 0 && (at - 1..at.saturating_add(window)).contains(&now.unix_timestamp())
     }
 
     /// The same set, saved at `version`.
