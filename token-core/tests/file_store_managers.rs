@@ -114,3 +114,51 @@ async fn a_record_restored_from_a_backup_does_not_cost_the_pair_saved_since() {
         token.unwrap().expose_secret()
     );
 }
+
+/// An API that refuses every token gets one refresh per `failure_cooldown` "whatever the
+/// store and however many processes share it": two processes (managers on one directory)
+/// behind bearer layers. The first refreshes for its 401; the second, whose 401 was for
+/// the same token, takes the pair the first saved (no refresh: right), but that pair, got
+/// for a 401, is not known as such there: its refusal a moment later is refreshed again.
+#[cfg(feature = "tower")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_refusing_every_token_gets_one_refresh_per_cooldown_across_processes() {
+    use tower::{Service as _, ServiceBuilder, ServiceExt as _};
+    let (clock, sandbox, tmp, a) = one_session_without_reuse().await;
+    let b = manager(&sandbox, &clock, tmp.path());
+    // Both processes hold the first token.
+    let first = a.access_token("shared").await.unwrap();
+    assert_eq!(b.access_token("shared").await.unwrap(), first);
+
+    let refusing = tower::service_fn(|_: http::Request<String>| {
+        let mut response = http::Response::new(String::new());
+        *response.status_mut() = http::StatusCode::UNAUTHORIZED;
+        std::future::ready(Ok::<_, std::convert::Infallible>(response))
+    });
+    let layer = |manager: &TokenManager<SandboxOAuth>| {
+        ServiceBuilder::new()
+            .layer(token_core::tower::BearerLayer::new(manager.clone(), "shared"))
+            .service(refusing.clone())
+    };
+    let (mut through_a, mut through_b) = (layer(&a), layer(&b));
+    let request = || {
+        http::Request::get("http://api.test/balance")
+            .body(String::new())
+            .unwrap()
+    };
+    // No time passes: everything below is inside one failure cooldown.
+    for who in ["a", "b", "b", "a"] {
+        let client = if who == "a" { &mut through_a } else { &mut through_b };
+        let response = client.ready().await.unwrap().call(request()).await;
+        assert_eq!(
+            response.map(|r| r.status()).map_err(|e| e.to_string()),
+            Ok(http::StatusCode::UNAUTHORIZED),
+            "{who}"
+        );
+    }
+    assert_eq!(
+        sandbox.calls(TOKEN_PATH),
+        1,
+        "one refresh inside one failure cooldown, across both processes"
+    );
+}

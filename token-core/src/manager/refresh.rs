@@ -307,7 +307,10 @@ impl<P: Provider> Inner<P> {
         if session.recent_failure(now, within).is_some() {
             return Err(cooling);
         }
-        match self.read_newer(session, generation, current).await {
+        match self
+            .read_newer(session, generation, current, Some(reason))
+            .await
+        {
             Ok(Stored::Tokens(adopted)) if self.serves(reason, &adopted, self.clock.now()) => {
                 return Ok(adopted);
             }
@@ -975,7 +978,7 @@ impl<P: Provider> Inner<P> {
         let poll = (self.config.lease_ttl / 6).max(Duration::from_millis(50));
         let started = tokio::time::Instant::now();
         loop {
-            match self.read_newer(session, generation, current).await {
+            match self.read_newer(session, generation, current, None).await {
                 Ok(Stored::Tokens(adopted)) => {
                     notes.overtaken = true;
                     return Ok(adopted);
@@ -1015,7 +1018,7 @@ impl<P: Provider> Inner<P> {
             Ok(version) => Some(version),
             Err(StoreError::Conflict { .. }) => {
                 // Written meanwhile: take it instead.
-                return match self.read_newer(session, generation, current).await {
+                return match self.read_newer(session, generation, current, None).await {
                     Ok(Stored::Tokens(adopted)) => {
                         notes.overtaken = true;
                         Ok(adopted)
