@@ -137,7 +137,10 @@ async fn an_api_refusing_every_token_gets_one_refresh_per_cooldown_across_proces
     });
     let layer = |manager: &TokenManager<SandboxOAuth>| {
         ServiceBuilder::new()
-            .layer(token_core::tower::BearerLayer::new(manager.clone(), "shared"))
+            .layer(token_core::tower::BearerLayer::new(
+                manager.clone(),
+                "shared",
+            ))
             .service(refusing.clone())
     };
     let (mut through_a, mut through_b) = (layer(&a), layer(&b));
@@ -148,7 +151,11 @@ async fn an_api_refusing_every_token_gets_one_refresh_per_cooldown_across_proces
     };
     // No time passes: everything below is inside one failure cooldown.
     for who in ["a", "b", "b", "a"] {
-        let client = if who == "a" { &mut through_a } else { &mut through_b };
+        let client = if who == "a" {
+            &mut through_a
+        } else {
+            &mut through_b
+        };
         let response = client.ready().await.unwrap().call(request()).await;
         assert_eq!(
             response.map(|r| r.status()).map_err(|e| e.to_string()),

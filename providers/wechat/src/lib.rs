@@ -149,7 +149,10 @@ pub struct SnsRefreshToken {
 #[token_endpoint(extras)]
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct WeChatUser {
-    /// The user, unique per Official Account or app.
+    /// The user, unique per Official Account or app (the payer of WeChat Pay's JSAPI
+    /// orders); it never changes for an app, so it is kept from the session when a refresh's
+    /// answer does not name it.
+    #[token(keep)]
     pub openid: Option<String>,
     /// The user across the developer's apps (only when bound to an Open Platform account);
     /// kept from the session when a refresh's answer does not name it.

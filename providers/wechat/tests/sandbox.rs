@@ -193,3 +193,35 @@ async fn a_revoked_refresh_token_is_reauth_whatever_errmsg_holds() {
     );
     assert_eq!(sandbox.calls(REFRESH_PATH), 1);
 }
+
+/// The user's `openid` (the payer id every WeChat Pay JSAPI order needs) never changes for
+/// an app: a refresh answer without it, or with an `openid` of another type, keeps the
+/// session's, as `unionid` is kept, instead of wiping it.
+#[tokio::test(start_paused = true)]
+async fn a_refresh_answer_without_a_readable_openid_keeps_the_users() {
+    let clock = paused_clock();
+    let sandbox = start(&clock, sandbox::issuer_config()).await;
+    let (manager, first) = seeded(&sandbox, &clock, APPID).await;
+    assert_eq!(first.extras.openid.as_deref(), Some(OPENID));
+    for (round, answer) in [
+        json!({"access_token": "at-odd-1", "expires_in": 7200, "openid": 5}),
+        json!({"access_token": "at-odd-2", "expires_in": 7200, "scope": "snsapi_userinfo"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        tokio::time::advance(HOURS_2).await;
+        sandbox.fail_next(
+            REFRESH_PATH,
+            1,
+            Failure::new(StatusCode::OK).with_json(&answer),
+        );
+        let set = manager.token_set(USER).await.unwrap();
+        assert_eq!(
+            set.access_token.expose_secret(),
+            format!("at-odd-{}", round + 1)
+        );
+        assert_eq!(set.refresh_token, first.refresh_token, "kept");
+        assert_eq!(set.extras.openid.as_deref(), Some(OPENID), "{answer}");
+    }
+}
