@@ -675,6 +675,24 @@ pub fn classify_answer(
     }
 }
 
+/// Server side: whether a JSON body (a byte-order mark skipped) repeats a key in any of its
+/// objects, which [`TokenResponse::decode_body`] reads as its last value: a server taking
+/// tokens in a request body refuses such a body, whose reader cannot know which value the
+/// sender meant (a proxy or a log may keep the other). A body that is not JSON is not
+/// answered here: its decode fails anyway.
+///
+/// ```
+/// use token_core::codec::repeats_a_key;
+/// assert!(repeats_a_key(br#"{"refreshToken":"rt-1","refreshToken":"rt-2"}"#));
+/// assert!(repeats_a_key(br#"{"a":{"b":1,"b":2}}"#));
+/// assert!(!repeats_a_key(br#"{"a":{"b":1},"b":[{"b":2}]}"#));
+/// assert!(!repeats_a_key(b"not json"));
+/// ```
+pub fn repeats_a_key(body: &[u8]) -> bool {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    crate::macro_support::repeats_a_key(body)
+}
+
 /// Server side: encodes a success answer.
 pub fn encode_response<R: TokenResponse>(response: &R) -> http::Response<Vec<u8>> {
     json_response(StatusCode::OK, response.encode_body())

@@ -833,3 +833,32 @@ async fn a_redemption_whose_store_reply_was_lost_can_be_completed_by_its_retry()
         "no copy is left under the sessionId"
     );
 }
+
+/// A Session URL body that names a token twice is a malformed request, not a choice between
+/// its values (as the receiver already refuses a repeated `Request-Reference-No`, and the
+/// codec a request body that repeats a JSON key): whoever else reads the same bytes (a
+/// proxy, a log, the partner's own audit of Maya's POST) may keep the other value. It must
+/// be refused 400 and store nothing, never answered a `sessionId` for one of the two.
+#[tokio::test(start_paused = true)]
+async fn a_session_post_that_repeats_a_token_key_is_refused() {
+    let world = world(Setup::default()).await;
+    let bodies = [
+        r#"{"accessToken":"at-1","refreshToken":"rt-1","refreshToken":"rt-2","expiresAt":4102444800}"#,
+        r#"{"accessToken":"at-1","accessToken":"at-2","refreshToken":"rt-1","expiresAt":4102444800}"#,
+    ];
+    for (i, body) in bodies.into_iter().enumerate() {
+        let reference = format!("ref-repeat-{i}");
+        let mut post = http::Request::new(body.as_bytes().to_vec());
+        *post.method_mut() = http::Method::POST;
+        post.headers_mut()
+            .insert("Request-Reference-No", reference.parse().unwrap());
+        let answer = world.receiver.receive(post).await;
+        let text = String::from_utf8_lossy(answer.body()).into_owned();
+        assert_eq!(answer.status(), 400, "{body}: {text}");
+        let claim = SessionKey::new(SESSION_URL_NAMESPACE, format!("ref:{reference}"));
+        assert!(
+            world.manager.store().load(&claim).await.unwrap().is_none(),
+            "{body}: nothing is stored"
+        );
+    }
+}

@@ -365,7 +365,7 @@ impl<'r> RequestReader<'r> {
                     // As a repeated form parameter: a key twice is a malformed request, not a
                     // choice between its values (another reader of the same signed bytes
                     // may keep the other one).
-                    if serde_json::from_slice::<NoRepeatedKeys>(body).is_err() {
+                    if repeats_a_key(body) {
                         return Err(RequestError("the body repeats a JSON key".into()));
                     }
                     json = map;
@@ -558,6 +558,12 @@ fn describe_constant(at: Option<At>, name: &str) -> String {
 /// Deserializes from any JSON and fails on an object that names a key twice, at any depth
 /// (escapes decoded: `"a"` and `"\u0061"` are one key).
 struct NoRepeatedKeys;
+
+/// Whether the JSON `body` repeats a key in one of its objects (false if it is not JSON).
+pub(crate) fn repeats_a_key(body: &[u8]) -> bool {
+    serde_json::from_slice::<NoRepeatedKeys>(body)
+        .is_err_and(|e| e.classify() == serde_json::error::Category::Data)
+}
 
 impl<'de> serde::Deserialize<'de> for NoRepeatedKeys {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

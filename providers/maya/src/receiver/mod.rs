@@ -576,6 +576,10 @@ fn same_tokens(stored: Option<&token_core::token_set::StoredTokenSet>, set: &Tok
 
 /// Reads Maya's body into a token set, or says (without quoting a token) why not.
 fn tokens_of(body: &[u8], now: OffsetDateTime) -> Result<TokenSet, String> {
+    // Which of two values Maya meant cannot be known (a proxy or a log may keep the other).
+    if token_core::codec::repeats_a_key(body) {
+        return Err("the body repeats a JSON key".into());
+    }
     let set = MayaTokens::decode_body(body)?.into_token_set(now)?;
     let Some(refresh) = &set.refresh_token else {
         return Err("missing refreshToken".into());
