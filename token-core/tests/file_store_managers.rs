@@ -141,7 +141,7 @@ async fn an_api_refusing_every_token_gets_one_refresh_per_cooldown_across_proces
                 manager.clone(),
                 "shared",
             ))
-            .service(refusing.clone())
+            .service(refusing)
     };
     let (mut through_a, mut through_b) = (layer(&a), layer(&b));
     let request = || {
