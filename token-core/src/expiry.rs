@@ -37,8 +37,10 @@ pub(crate) const fn utc(
     }
 }
 
-/// An instant a provider sent, made safe for arithmetic: `None` before [`EARLIEST`], capped
-/// at [`LATEST`].
+/// An instant a provider sent, if it is one an expiry can be: `None` (unknown) before
+/// [`EARLIEST`] or after [`LATEST`], a provider's nonsense, as a lifetime that ends after
+/// [`LATEST`] is (see [`ExpiresIn::at`]): a manager then assumes its default lifetime
+/// rather than keeping the token for millennia.
 ///
 /// ```
 /// use token_core::expiry::{LATEST, plausible};
@@ -46,15 +48,12 @@ pub(crate) const fn utc(
 ///
 /// let at = datetime!(2026-01-01 00:00 UTC);
 /// assert_eq!(plausible(at), Some(at));
+/// assert_eq!(plausible(LATEST), Some(LATEST));
 /// assert_eq!(plausible(datetime!(-9999-01-01 00:00 UTC)), None);
-/// assert_eq!(plausible(datetime!(9999-12-31 23:59 UTC)), Some(LATEST));
+/// assert_eq!(plausible(datetime!(9999-12-31 23:59 UTC)), None);
 /// ```
 pub fn plausible(at: OffsetDateTime) -> Option<OffsetDateTime> {
-    if at < EARLIEST {
-        None
-    } else {
-        Some(at.min(LATEST))
-    }
+    (EARLIEST..=LATEST).contains(&at).then_some(at)
 }
 
 /// Lifetime in seconds from the moment of the response, as `expires_in` carries it.
@@ -230,8 +229,7 @@ pub fn from_unix(secs: i64) -> Result<OffsetDateTime, ExpiryError> {
 ///
 /// Only for scheduling a refresh of one's own token: never trust an unverified claim for
 /// anything else. Returns `None` when the value is not a JWT or has no numeric `exp`, or an
-/// `exp` before the UNIX epoch; an `exp` beyond [`LATEST`] is capped there (see
-/// [`plausible`]).
+/// `exp` before the UNIX epoch or beyond [`LATEST`] (see [`plausible`]).
 pub fn jwt_exp(token: &str) -> Option<OffsetDateTime> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -406,7 +404,7 @@ mod tests {
     }
 
     #[test]
-    fn jwt_exp_at_the_edges_of_time_is_unknown_or_capped() {
+    fn jwt_exp_at_the_edges_of_time_is_unknown() {
         let jwt = |exp: &str| {
             let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .encode(format!(r#"{{"exp":{exp}}}"#));
@@ -426,10 +424,10 @@ mod tests {
             u64::MAX.to_string(),
             "1e300".into(),
         ] {
-            let at = jwt_exp(&jwt(&exp));
-            assert!(at.is_none() || at == Some(LATEST), "{exp}: {at:?}");
+            assert_eq!(jwt_exp(&jwt(&exp)), None, "{exp}");
         }
-        assert_eq!(jwt_exp(&jwt("253402300799")), Some(LATEST));
+        let latest = LATEST.unix_timestamp().to_string();
+        assert_eq!(jwt_exp(&jwt(&latest)), Some(LATEST));
         assert_eq!(jwt_exp(&jwt("0")), Some(EARLIEST));
     }
 }

@@ -1028,3 +1028,27 @@ fn a_declared_error_with_an_odd_or_missing_other_field_is_still_that_error() {
         assert_eq!(error.kind(), ErrorKind::ReauthRequired, "{body}: {error}");
     }
 }
+
+/// An instant past `LATEST` (year 9892 here, which `time` can still hold) is the nonsense a
+/// lifetime past it is: an unknown expiry, so the manager's default lifetime applies, as for
+/// `expires_in` (`extreme_lifetimes_are_unknown...`), not a token kept fresh until the year
+/// 9000.
+#[test]
+fn an_instant_past_latest_is_unknown_like_a_lifetime_past_it() {
+    let refresh = UnixRefresh::from_context(&RequestContext::for_refresh(&(), &session())).unwrap();
+    let body = r#"{"accessToken":"at-new","refreshToken":"rt-new","expiresAt":250000000000}"#;
+    let set =
+        decode_response::<UnixRefresh>(&answer(200, body), now(), &refresh.secrets()).unwrap();
+    assert_eq!(set.access_token.expose_secret(), "at-new");
+    assert_eq!(
+        set.access_expires_at, None,
+        "kept as {:?}",
+        set.access_expires_at
+    );
+    // The same distance written as a lifetime is already unknown.
+    let lifetime = (250_000_000_000i64 - now().unix_timestamp()).to_string();
+    assert_eq!(
+        decode(200, &success(&lifetime)).unwrap().access_expires_at,
+        None
+    );
+}
