@@ -364,3 +364,34 @@ fn a_declared_code_decides_whatever_the_other_fields_hold() {
         "{body}"
     );
 }
+
+/// A parameter sent in both the query and the form body is sent twice (RFC 6749 section
+/// 3.1, as the sandbox's own `/token` refuses it): which copy a reader takes must not decide
+/// what is served. Lazada merges query and body parameters; the declared reader reads the
+/// body's `refresh_token` and the query's `app_key`, whatever the other copy says, even
+/// with a valid signature over both.
+#[test]
+fn a_parameter_in_both_the_query_and_the_body_is_refused() {
+    let key = ClientSecret::new("helloworld");
+    for (query, body) in [
+        ("&refresh_token=RT-OTHER", ""),
+        ("", "&app_key=654321"),
+        ("", "&timestamp=1"),
+    ] {
+        let mut twice = request();
+        let uri = twice.uri().to_string();
+        let (unsigned, _) = uri.split_once("&sign=").unwrap();
+        *twice.uri_mut() = format!("{unsigned}{query}").parse().unwrap();
+        twice.body_mut().extend_from_slice(body.as_bytes());
+        RefreshAccessToken::SIGNATURE
+            .unwrap()
+            .sign(&mut twice, &key)
+            .unwrap();
+        let decoded = RefreshAccessToken::decode_signed_request(&twice, &key);
+        assert!(
+            matches!(decoded, Err(SignedRequestError::Invalid(_))),
+            "{query}{body}: {:?}",
+            decoded.map(|d| (d.app_key, d.timestamp))
+        );
+    }
+}

@@ -422,10 +422,23 @@ impl<'r> RequestReader<'r> {
                 None => Ok(first),
             }
         };
+        // So is one sent in both the query and a form body (which some servers merge).
+        let once = |other: &[(String, String)]| match other.iter().any(|(k, _)| k == name) {
+            true => Err(RequestError(format!(
+                "parameter `{name}` is sent in both the query and the body"
+            ))),
+            false => Ok(()),
+        };
         Ok(match at {
             At::Header => header(name)?,
-            At::Query => find(&self.query)?,
-            At::Form => find(&self.form)?.filter(|v| !v.is_empty()),
+            At::Query => {
+                once(&self.form)?;
+                find(&self.query)?
+            }
+            At::Form => {
+                once(&self.query)?;
+                find(&self.form)?.filter(|v| !v.is_empty())
+            }
             At::Bearer => {
                 let Some(value) = header(http::header::AUTHORIZATION.as_str())? else {
                     return Ok(None);
