@@ -260,7 +260,7 @@ impl<P: Provider> Inner<P> {
                         () = self.stopping.cancelled() => return Err(Error::ShuttingDown),
                     }
                     match self
-                        .read_newer(session, generation, current.as_ref(), Some(reason))
+                        .read_newer(session, generation, current.as_ref())
                         .await?
                     {
                         Stored::Unchanged => {}
@@ -318,10 +318,7 @@ impl<P: Provider> Inner<P> {
                 Awaited::Refresh => {}
             }
         }
-        let newer = match self
-            .read_newer(session, generation, current.as_ref(), Some(reason))
-            .await
-        {
+        let newer = match self.read_newer(session, generation, current.as_ref()).await {
             Ok(newer) => newer,
             Err(error) => {
                 self.release(session).await;
@@ -401,10 +398,7 @@ impl<P: Provider> Inner<P> {
                     }
                 }
             }
-            match self
-                .read_newer(session, generation, current.as_ref(), Some(reason))
-                .await
-            {
+            match self.read_newer(session, generation, current.as_ref()).await {
                 Ok(Stored::Unchanged) => found = true,
                 // Not the holder's save: what it may have spent.
                 Ok(Stored::Tokens(adopted)) if !std::mem::replace(&mut found, true) => {
@@ -507,7 +501,6 @@ impl<P: Provider> Inner<P> {
         session: &Session<P::Extras>,
         generation: u64,
         current: Option<&Ready<P::Extras>>,
-        reason: Option<&Reason>,
     ) -> Result<Stored<P::Extras>, Error> {
         let Some(record) = self.store.load(&session.key).await? else {
             // Gone from the store although this process had it there: removed.
@@ -550,17 +543,8 @@ impl<P: Provider> Inner<P> {
         match record.value {
             StoredRecord::Tokens(set) => {
                 let (set, extras) = from_stored(set)?;
-                let mut adopted = self.current_from(set, extras, Some(record.version), true);
-                // Taken for a refusal of another token: as if this process had obtained it
-                // after the refusal (another process did, most likely, for the same API),
-                // so that a refusal of it too is not refreshed again before the failure
-                // cooldown: one refresh per cooldown, however many processes.
-                if let Some(Reason::Rejected(rejected)) = reason
-                    && adopted.access_token() != rejected
-                {
-                    adopted.obtained_after_rejection(self.clock.now());
-                }
-                let adopted = Ready::new(adopted);
+                let adopted =
+                    Ready::new(self.current_from(set, extras, Some(record.version), true));
                 if self.publish_if(session, generation, adopted.clone()) {
                     self.emit(Event::Adopted {
                         session: session.name().clone(),

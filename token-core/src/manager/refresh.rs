@@ -307,10 +307,7 @@ impl<P: Provider> Inner<P> {
         if session.recent_failure(now, within).is_some() {
             return Err(cooling);
         }
-        match self
-            .read_newer(session, generation, current, Some(reason))
-            .await
-        {
+        match self.read_newer(session, generation, current).await {
             Ok(Stored::Tokens(adopted)) if self.serves(reason, &adopted, self.clock.now()) => {
                 return Ok(adopted);
             }
@@ -978,7 +975,7 @@ impl<P: Provider> Inner<P> {
         let poll = (self.config.lease_ttl / 6).max(Duration::from_millis(50));
         let started = tokio::time::Instant::now();
         loop {
-            match self.read_newer(session, generation, current, None).await {
+            match self.read_newer(session, generation, current).await {
                 Ok(Stored::Tokens(adopted)) => {
                     notes.overtaken = true;
                     return Ok(adopted);
@@ -1018,7 +1015,7 @@ impl<P: Provider> Inner<P> {
             Ok(version) => Some(version),
             Err(StoreError::Conflict { .. }) => {
                 // Written meanwhile: take it instead.
-                return match self.read_newer(session, generation, current, None).await {
+                return match self.read_newer(session, generation, current).await {
                     Ok(Stored::Tokens(adopted)) => {
                         notes.overtaken = true;
                         Ok(adopted)
