@@ -1140,12 +1140,19 @@ impl PairRecord {
 
     /// Marks this record replaced by `successor` at `now`, keeping the successor's tokens
     /// until `now + reuse_window` when the window is not zero.
+    ///
+    /// Never at an instant before this record was issued (a replica whose clock is behind
+    /// the one that issued it, a clock stepped back): a record is replaced no earlier than
+    /// the one it replaced was, so a purge that forgets it forgets that one too, and never
+    /// breaks the chain a replayed refresh token's revocation follows
+    /// ([`IssuerConfig::revoke_on_reuse`]) to the live pair.
     pub fn replace_with(
         &mut self,
         successor: &Minted,
         now: OffsetDateTime,
         reuse_window: Duration,
     ) {
+        let now = now.max(self.issued_at);
         let reuse = (!reuse_window.is_zero()).then(|| Reuse {
             until: later(now, reuse_window),
             tokens: successor.tokens.clone(),

@@ -1267,6 +1267,44 @@ mod tests {
         drop_schema(&db).await;
     }
 
+    /// Two replicas whose clocks are 2 s apart: see the shared test.
+    #[tokio::test]
+    async fn a_purge_never_breaks_the_chain_from_a_kept_used_up_token_to_its_live_pair_on_two_replicas()
+     {
+        let Some(url) = test_url(
+            "a_purge_never_breaks_the_chain_from_a_kept_used_up_token_to_its_live_pair_on_two_replicas",
+        ) else {
+            return;
+        };
+        let config = IssuerConfig::default()
+            .with_revoke_on_reuse(true)
+            .with_purge_every(None);
+        let db = test_db(&url, "token-core-test-issuer");
+        let other = PostgresDatabase::builder(&url)
+            .unwrap()
+            .schema(db.schema())
+            .max_connections(4)
+            .build()
+            .unwrap();
+        let a_clock = ManualClock::new(datetime!(2026-01-01 00:00:02 UTC));
+        let b_clock = ManualClock::new(datetime!(2026-01-01 00:00:00 UTC));
+        let a = Issuer::new(
+            Arc::new(PostgresIssuerStore::open(&db).await.unwrap()),
+            Arc::new(a_clock.clone()),
+            config.clone(),
+        );
+        let b = Issuer::new(
+            Arc::new(PostgresIssuerStore::open(&other).await.unwrap()),
+            Arc::new(b_clock.clone()),
+            config,
+        );
+        crate::issuer::tests::a_purge_never_breaks_the_chain_from_a_kept_used_up_token_to_its_live_pair(
+            &a, &a_clock, &b, &b_clock,
+        )
+        .await;
+        drop_schema(&db).await;
+    }
+
     /// "Log out everywhere" on one replica while the subject's pair rotates on another: once
     /// both have answered, no pair of the subject is live. The rotation has locked its row
     /// and is minting when the revoke starts; the revoke waits for the row, and must then

@@ -1097,3 +1097,54 @@ async fn a_failing_purge_blocks_no_write_and_is_tried_again_an_interval_later() 
         "every pair rotated more than the grace ago forgotten"
     );
 }
+
+/// Two replicas on one store whose clocks are 2 s apart (`a` ahead of `b`), well within
+/// [`PURGE_GRACE`], rotating one family twice within a second: the second rotation (on `b`)
+/// is recorded as earlier than the first (on `a`), so a purge whose horizon falls between
+/// the two forgets the middle pair and keeps the first. The first refresh token, replayed
+/// afterwards, is still recognised as used up, but `revoke_on_reuse` can no longer follow
+/// the chain to the live pair and revokes nothing: the thief's replay goes unpunished. A
+/// clock stepped back between two rotations on one issuer does the same.
+pub(super) async fn a_purge_never_breaks_the_chain_from_a_kept_used_up_token_to_its_live_pair(
+    a: &Issuer,
+    a_clock: &ManualClock,
+    b: &Issuer,
+    b_clock: &ManualClock,
+) {
+    let first = a.issue("alice", serde_json::json!({})).await.unwrap();
+    let second = a.refresh(&refresh(&first)).await.unwrap();
+    a_clock.advance(time::Duration::seconds(1));
+    b_clock.advance(time::Duration::seconds(1));
+    let third = b.refresh(&refresh(&second)).await.unwrap();
+    // The grace later, less the skew: the middle pair looks dead, the first not yet.
+    a_clock.advance(
+        time::Duration::try_from(PURGE_GRACE).unwrap() - time::Duration::milliseconds(1500),
+    );
+    a.purge().await.unwrap();
+
+    let replay = a.refresh(&refresh(&first)).await;
+    assert!(
+        matches!(replay, Err(IssuerError::UsedRefreshToken)),
+        "setup: the first token is still recognised as used up: {replay:?}"
+    );
+    assert!(
+        a.authenticate(&access(&third)).await.is_err(),
+        "a used-up refresh token was replayed with revoke_on_reuse, yet the live pair it led to survives"
+    );
+}
+
+#[tokio::test]
+async fn a_purge_never_breaks_the_chain_from_a_kept_used_up_token_to_its_live_pair_in_memory() {
+    let config = IssuerConfig::default()
+        .with_revoke_on_reuse(true)
+        .with_purge_every(None);
+    let store = Arc::new(MemoryIssuerStore::new());
+    let a_clock = ManualClock::new(datetime!(2026-01-01 00:00:02 UTC));
+    let b_clock = ManualClock::new(datetime!(2026-01-01 00:00:00 UTC));
+    let a = Issuer::new(store.clone(), Arc::new(a_clock.clone()), config.clone());
+    let b = Issuer::new(store, Arc::new(b_clock.clone()), config);
+    a_purge_never_breaks_the_chain_from_a_kept_used_up_token_to_its_live_pair(
+        &a, &a_clock, &b, &b_clock,
+    )
+    .await;
+}
