@@ -25,7 +25,9 @@ use crate::provider::Provider;
 use crate::secret::AccessToken;
 
 #[cfg(feature = "middleware")]
-/// Adds `Authorization: Bearer <token>` from a [`TokenManager`].
+/// Adds `Authorization: Bearer <token>` from a [`TokenManager`] to every request that has
+/// no `Authorization` header of its own (a request the caller gave credentials of its own,
+/// `.basic_auth(...)` say, goes on untouched, and its 401 is no verdict on the token).
 ///
 /// After a 401 it asks the manager for a new token (which refreshes only if no other caller
 /// already replaced the refused one) and resends the request once; a 401 that another origin
@@ -396,8 +398,10 @@ impl<P: Provider> Middleware for BearerAuth<P> {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        if let Some(scope) = &self.scope
-            && !scope.admits_url(request.url())
+        // A request with credentials of the caller's own, or for another origin than
+        // `only_to`'s: untouched, and its 401 is no verdict on the token.
+        if request.headers().contains_key(AUTHORIZATION)
+            || (self.scope.as_ref()).is_some_and(|scope| !scope.admits_url(request.url()))
         {
             return next.run(request, extensions).await;
         }

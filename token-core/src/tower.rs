@@ -188,7 +188,9 @@ impl<P: Provider, R: Clone, S> Layer<S> for BearerLayer<P, R> {
     }
 }
 
-/// Adds `Authorization: Bearer <token>` from a [`TokenManager`] to every request of `S`.
+/// Adds `Authorization: Bearer <token>` from a [`TokenManager`] to every request of `S`
+/// that has no `Authorization` header of its own (a request the caller gave credentials of
+/// its own goes to `S` untouched, and its 401 is no verdict on the token).
 pub struct BearerService<P: Provider, S, R = Resend> {
     manager: TokenManager<P>,
     session: Option<Arc<str>>,
@@ -249,8 +251,13 @@ where
         // (tower's rule for services called from a boxed future).
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
-        if let Some(scope) = &self.scope
-            && !scope.admits_uri(request.uri())
+        // A request with credentials of the caller's own, or for another origin than
+        // `only_to`'s: untouched, and its 401 is no verdict on the token.
+        if request.headers().contains_key(AUTHORIZATION)
+            || self
+                .scope
+                .as_ref()
+                .is_some_and(|scope| !scope.admits_uri(request.uri()))
         {
             return Box::pin(async move { inner.call(request).await.map_err(BearerError::Inner) });
         }

@@ -347,6 +347,55 @@ async fn api_manager(sandbox: &RunningSandbox, session: &str) -> TokenManager<Sa
     manager
 }
 
+/// A request that carries credentials of the caller's own (`.basic_auth(...)`) goes on as it
+/// is: its `Authorization` is not replaced by the token, and its 401 is no verdict on the
+/// token (no refresh, no resend).
+#[tokio::test]
+async fn a_request_with_its_own_authorization_is_left_alone() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<Option<String>>::new()));
+    let log = seen.clone();
+    let other = Sandbox::builder()
+        .oauth_routes(false)
+        .api_routes(false)
+        .route_any(
+            "/api/x",
+            move |request: http::Request<Vec<u8>>, _cx: token_core::sandbox::SandboxContext| {
+                let auth = request.headers().get("authorization");
+                log.lock()
+                    .unwrap()
+                    .push(auth.map(|v| v.to_str().unwrap().to_owned()));
+                let mut refused = http::Response::new(Vec::new());
+                *refused.status_mut() = StatusCode::UNAUTHORIZED;
+                async move { refused }
+            },
+        )
+        .start()
+        .await
+        .unwrap();
+    let (sandbox, _) = api_sandbox().await;
+    let manager = api_manager(&sandbox, "m").await;
+    let token = manager.access_token("m").await.unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(BearerAuth::new(manager.clone(), "m"))
+        .build();
+    let response = client
+        .get(other.url("/api/x"))
+        .basic_auth("user", Some("pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [Some("Basic dXNlcjpwdw==".to_owned())]
+    );
+    assert_eq!(
+        manager.access_token("m").await.unwrap(),
+        token,
+        "not refreshed"
+    );
+}
+
 /// `BearerAuth::only_to`: a request for another origin goes on without the token, and that
 /// origin's 401 is no verdict on the token (no refresh); the origin's own requests carry it.
 /// What is not an origin is refused.

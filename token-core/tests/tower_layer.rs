@@ -396,6 +396,44 @@ async fn works_in_front_of_a_hyper_util_client() {
     assert_eq!(h.refreshes(), 1);
 }
 
+/// A request that carries credentials of the caller's own goes to the inner service as it
+/// is: its `Authorization` is not replaced by the token (which must not reach wherever the
+/// caller sent other credentials), and its 401 is no verdict on the token.
+#[tokio::test]
+async fn a_request_with_its_own_authorization_is_left_alone() {
+    let h = Harness::new().await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let api = service_fn(move |request: http::Request<String>| {
+        record
+            .lock()
+            .unwrap()
+            .push(request.headers().get("authorization").cloned());
+        let mut response = http::Response::new(String::new());
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let mut client = ServiceBuilder::new()
+        .layer(BearerLayer::new(h.manager.clone(), "s"))
+        .service(api);
+    let mut request = post("");
+    request.headers_mut().insert(
+        http::header::AUTHORIZATION,
+        http::HeaderValue::from_static("Basic dXNlcjpwdw=="),
+    );
+    let response = send(&mut client, request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [Some(http::HeaderValue::from_static("Basic dXNlcjpwdw=="))]
+    );
+    assert_eq!(
+        h.refreshes(),
+        0,
+        "the caller's credentials' 401 refreshes nothing"
+    );
+}
+
 /// `only_to`: a layer that follows redirects, placed outside this one, sends each hop
 /// through it. A request for another origin (another host, scheme or port) or with a
 /// relative URI goes on without the token, and its 401 refreshes nothing; the origin's own
