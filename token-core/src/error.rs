@@ -240,12 +240,13 @@ pub enum StoreError {
     /// where the store keeps a file. The message says what is wrong and how to fix it.
     #[error("store: unsafe location: {0}")]
     Insecure(String),
-    /// The store cannot hold this name (a provider, session or lease holder name): the
+    /// The store cannot hold this name (a provider, session or lease holder name: the
     /// `PostgresStore` takes no NUL character, and no provider and session names longer
-    /// together than its `MAX_KEY_BYTES`. Refused before anything was read or written, so
-    /// nothing changed; asking again cannot help (the manager does not retry it: its
-    /// [kind](Error::kind) is [`Rejected`](ErrorKind::Rejected)).
-    #[error("store: unsupported name: {0}")]
+    /// together than its `MAX_KEY_BYTES`) or this record (larger, or nested deeper, than the
+    /// store loads: the manager then saves the set without its extras). Refused before
+    /// anything was written, so nothing changed; asking again cannot help (the manager does
+    /// not retry it: its [kind](Error::kind) is [`Rejected`](ErrorKind::Rejected)).
+    #[error("store: unsupported: {0}")]
     Unsupported(String),
     /// The backend failed (I/O, database unreachable).
     #[error("store: {message}")]

@@ -61,8 +61,8 @@ pub enum Event {
         /// The stored version.
         version: Version,
     },
-    /// The provider's extras could not be serialized (a failing `Serialize`): the set was
-    /// stored without them, so a later load (another process, a restart) gets the extras'
+    /// The provider's extras could not be serialized (a failing `Serialize`), or made the
+    /// record larger or nested deeper than the store holds: the set was stored without them, so a later load (another process, a restart) gets the extras'
     /// `Default`; this process keeps them. The tokens are stored as usual.
     ExtrasNotStored {
         /// The session.

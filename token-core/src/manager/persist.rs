@@ -45,13 +45,37 @@ impl<P: Provider> Inner<P> {
     ) -> Persisted {
         let mut record = None;
         let mut expected = base;
+        let mut without_extras = false;
         for _ in 0..3 {
             let shared = Some(set.shared());
             match self
                 .save_set(key, &set.stored, shared, &mut record, expected)
                 .await
             {
-                Ok(version) => return Persisted::Saved(version),
+                Ok(version) => {
+                    if without_extras {
+                        self.emit(Event::ExtrasNotStored {
+                            session: key.session().into(),
+                        });
+                    }
+                    return Persisted::Saved(version);
+                }
+                // The store can never hold this record (too large, nested too deep): the
+                // provider's extras are what can make it so, and the pair must not stay
+                // unsaved for that (its refresh token is spent). Saved without them, as
+                // extras that cannot be serialized are; this process keeps them.
+                Err(StoreError::Unsupported(reason))
+                    if !without_extras && !set.stored.extras.is_null() =>
+                {
+                    tracing::warn!(
+                        %reason,
+                        "the store cannot hold the token set with its extras; saving it without them"
+                    );
+                    let mut bare = set.stored.clone();
+                    bare.extras = serde_json::Value::Null;
+                    record = Some(StoredRecord::Tokens(bare));
+                    without_extras = true;
+                }
                 Err(StoreError::Conflict { .. }) => match self.store.load(key).await {
                     // Older than the version the set replaces: the store went back to it,
                     // losing writes it acknowledged (see `read_newer`). The set, newer, is

@@ -265,24 +265,18 @@ impl TokenStore for FileStore {
             })?;
             if super::json::depth(&bytes) > super::json::MAX_DEPTH {
                 // `load` would refuse it: keep the record that loads.
-                return Err(StoreError::Backend {
-                    message: format!(
-                        "file store: the record of {key} would be nested more than {} deep, \
-                         which this store does not load",
-                        super::json::MAX_DEPTH
-                    ),
-                    source: None,
-                });
+                return Err(StoreError::Unsupported(format!(
+                    "file store: the record of {key} would be nested more than {} deep, which \
+                     this store does not load",
+                    super::json::MAX_DEPTH
+                )));
             }
             if bytes.len() as u64 > MAX_RECORD_BYTES {
                 // `load` would refuse it: keep the record that loads.
-                return Err(StoreError::Backend {
-                    message: format!(
-                        "file store: the record of {key} would be larger than {MAX_RECORD_BYTES} \
-                         bytes, which this store does not load"
-                    ),
-                    source: None,
-                });
+                return Err(StoreError::Unsupported(format!(
+                    "file store: the record of {key} would be larger than {MAX_RECORD_BYTES} \
+                     bytes, which this store does not load"
+                )));
             }
             lock.set_counter(version)?;
             replace_file(dir, &record_stem(&key), RECORD_SUFFIX, &bytes, Durable::Yes)?;

@@ -434,14 +434,11 @@ impl TokenStore for PostgresStore {
         })?;
         if super::json::value_depth(&value) > super::json::MAX_DEPTH {
             // `load` would refuse it: keep the record that loads.
-            return Err(StoreError::Backend {
-                message: format!(
-                    "postgres: the record of {key} would be nested more than {} deep, which \
-                     this store does not load",
-                    super::json::MAX_DEPTH
-                ),
-                source: None,
-            });
+            return Err(StoreError::Unsupported(format!(
+                "postgres: the record of {key} would be nested more than {} deep, which this \
+                 store does not load",
+                super::json::MAX_DEPTH
+            )));
         }
         let (provider, session) = (key.provider(), key.session());
         self.db
