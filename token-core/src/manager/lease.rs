@@ -592,9 +592,10 @@ impl<P: Provider> Inner<P> {
 
     /// Renews the lease.
     pub(super) async fn renew(&self, session: &Session<P::Extras>) -> Renewal {
+        let holder = self.lease_holder(session);
         match self
             .store
-            .acquire_lease(&session.key, &self.holder, self.config.lease_ttl)
+            .acquire_lease(&session.key, &holder, self.config.lease_ttl)
             .await
         {
             Ok(Lease::Acquired) => Renewal::Held,
@@ -714,9 +715,10 @@ impl<P: Provider> Inner<P> {
         let users = self.lease_users(session);
         let _order = users.order.lock().await;
         let asked = tokio::time::Instant::now();
+        let holder = self.lease_holder(session);
         let answer = self
             .store
-            .acquire_lease(&session.key, &self.holder, self.config.lease_ttl)
+            .acquire_lease(&session.key, &holder, self.config.lease_ttl)
             .await;
         if matches!(answer, Ok(Lease::Acquired | Lease::TakenOver)) {
             users.count.fetch_add(1, Ordering::SeqCst);
@@ -744,13 +746,63 @@ impl<P: Provider> Inner<P> {
         let _order = users.order.lock().await;
         Counted::take(&users);
         let count = users.count_out();
-        if give_back
-            && count == 0
-            && let Err(error) = self.store.release_lease(&session.key, &self.holder).await
-        {
-            tracing::warn!(%error, "could not release the refresh lease; it will lapse");
+        if give_back && count == 0 {
+            let holder = self.lease_holder(session);
+            let mut unconfirmed = NewHolderUnlessReleased {
+                inner: self,
+                session,
+                released: false,
+            };
+            let answer = self.store.release_lease(&session.key, &holder).await;
+            // An error the store answered is its verdict: that release will not land.
+            unconfirmed.released = answer
+                .as_ref()
+                .map_or_else(|error| !super::timed::InDoubt::is(error), |()| true);
+            if let Err(error) = answer {
+                tracing::warn!(%error, "could not release the refresh lease; it will lapse");
+            }
         }
         self.tidy_lease_users(session, &users, count);
+    }
+
+    /// This process's name in the session's lease. A release that did not answer in time
+    /// (or was dropped under way) may still reach the store (a query already sent, a file
+    /// store's blocking I/O): it must
+    /// not take away a lease granted here after it, since another process could then take
+    /// the lease and spend the refresh token this one is spending. So from then on this
+    /// process asks for the session's lease under a new name, and such a release finds no
+    /// lease of its name; the lease it left behind lapses as a dead holder's does. No store
+    /// call waits for it, so a release that never answers wedges nothing.
+    pub(super) fn lease_holder(&self, session: &Session<P::Extras>) -> std::borrow::Cow<'_, str> {
+        let epochs = self.holder_epochs.lock().unwrap_or_else(|p| p.into_inner());
+        match epochs.1.get(&**session.name()) {
+            Some(epoch) => format!("{}.{epoch}", self.holder).into(),
+            None => self.holder.as_str().into(),
+        }
+    }
+}
+
+/// Gives the session's lease a new holder name in this process when dropped, unless the
+/// release it guards answered (see [`Inner::lease_holder`]).
+struct NewHolderUnlessReleased<'a, P: Provider> {
+    inner: &'a Inner<P>,
+    session: &'a Session<P::Extras>,
+    released: bool,
+}
+
+impl<P: Provider> Drop for NewHolderUnlessReleased<'_, P> {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        let mut epochs = self
+            .inner
+            .holder_epochs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        epochs.0 += 1;
+        let epoch = epochs.0;
+        epochs.1.insert(self.session.name().clone(), epoch);
     }
 }
 

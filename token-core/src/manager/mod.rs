@@ -185,6 +185,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
                 events,
                 hook: self.hook,
                 holder: uuid::Uuid::new_v4().to_string(),
+                holder_epochs: Default::default(),
                 lease_users: Default::default(),
                 tasks: TaskTracker::new(),
                 closing: AtomicBool::new(false),
@@ -731,6 +732,11 @@ struct Inner<P: Provider> {
     hook: Option<Hook>,
     /// This manager's name in the store's leases.
     holder: String,
+    /// The sessions whose lease release did not answer (in time, or was dropped under way), each with the epoch this process's name in their
+    /// leases carries since, and the last epoch given out: such a release may still reach
+    /// the store, and must find no lease of that name there (see `Inner::lease_holder`).
+    /// Only ever grows, by one small entry per such session.
+    holder_epochs: std::sync::Mutex<(u64, std::collections::HashMap<Arc<str>, u64>)>,
     /// How many users in this process hold each session's store lease (a refresh, and a
     /// background save that keeps it until its set is saved): it is released at zero.
     /// Counted by name, not per `Session`: one removed and inserted again while a refresh

@@ -4251,22 +4251,31 @@ impl TokenStore for DetachedReleases {
     }
 }
 
+/// A manager over `DetachedReleases` of `inner`, its session `s` (`rt-0`) due for a refresh.
+async fn detached_releases(
+    h: &Harness,
+    inner: &Arc<MemoryStore>,
+) -> (Arc<DetachedReleases>, TokenManager<Arc<Fake>>) {
+    let store = Arc::new(DetachedReleases {
+        inner: inner.clone(),
+        gate: StdMutex::new(None),
+        delete_gate: StdMutex::new(None),
+    });
+    let manager = manager_over(h, store.clone());
+    let set = TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(h.clock.now());
+    manager.insert("s", set).await.unwrap();
+    (store, manager)
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_lease_release_that_answers_after_the_store_timeout_takes_no_later_lease_away() {
     let gate = Arc::new(Semaphore::new(1));
     let h = harness(|fake| fake.gate = Some(gate.clone()));
     let inner = Arc::new(MemoryStore::new());
     let released = Arc::new(Semaphore::new(0));
-    let store = Arc::new(DetachedReleases {
-        inner: inner.clone(),
-        gate: StdMutex::new(None),
-        delete_gate: StdMutex::new(None),
-    });
-    let manager = manager_over(&h, store.clone());
-    let set = TokenSet::new(AccessToken::new("at-0"))
-        .with_refresh_token(RefreshToken::new("rt-0"))
-        .with_access_expires_at(h.clock.now());
-    manager.insert("s", set).await.unwrap();
+    let (store, manager) = detached_releases(&h, &inner).await;
     // The first refresh's lease release hangs past store_timeout, and reaches the store
     // later.
     *store.gate.lock().unwrap() = Some(released.clone());
@@ -4286,6 +4295,14 @@ async fn a_lease_release_that_answers_after_the_store_timeout_takes_no_later_lea
         tokio::task::yield_now().await;
     }
     released.add_permits(1);
+    // The lease the first refresh left is gone (or lapses): the next one is granted, under
+    // a new name.
+    for _ in 0..1000 {
+        if h.calls() >= 2 {
+            break;
+        }
+        tokio::time::advance(Duration::from_millis(100)).await;
+    }
     h.until_calls(2).await;
     for _ in 0..100 {
         tokio::task::yield_now().await;
@@ -4299,6 +4316,41 @@ async fn a_lease_release_that_answers_after_the_store_timeout_takes_no_later_lea
     assert!(matches!(other, Lease::HeldByOther { .. }), "{other:?}");
     gate.add_permits(1);
     assert_eq!(refreshing.await.unwrap().unwrap().expose_secret(), "at-2");
+}
+
+/// A lease release that never answers (a connection that died silently, a hung volume)
+/// does not wedge the session: later store calls for it do not wait on that release for
+/// ever, and the next refresh gets a lease of its own once the one left behind lapses (that
+/// the release, should it land after all, cannot take such a lease away is the test above).
+#[tokio::test(start_paused = true)]
+async fn a_lease_release_that_never_answers_does_not_wedge_the_session() {
+    let h = harness(|_| {});
+    let inner = Arc::new(MemoryStore::new());
+    let (store, manager) = detached_releases(&h, &inner).await;
+    let mut late = Vec::new();
+    for n in 1..=3 {
+        // This refresh's release never answers until the test lets it.
+        let never = Arc::new(Semaphore::new(0));
+        *store.gate.lock().unwrap() = Some(never.clone());
+        late.push(never);
+        let token = tokio::time::timeout(Duration::from_secs(600), manager.refresh_now("s"))
+            .await
+            .expect("the refresh ends");
+        assert_eq!(
+            token.unwrap().expose_secret(),
+            format!("at-{n}"),
+            "refresh {n}"
+        );
+    }
+    assert_eq!(h.fake.calls.load(Ordering::SeqCst), 3);
+    // The releases, landing at last, change nothing.
+    for never in &late {
+        never.add_permits(1);
+    }
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-3"
+    );
 }
 
 #[tokio::test(start_paused = true)]

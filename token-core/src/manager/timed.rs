@@ -20,12 +20,10 @@ type Pending = Arc<Mutex<HashMap<SessionKey, watch::Receiver<bool>>>>;
 pub(super) struct Timed {
     inner: Arc<dyn TokenStore>,
     timeout: Duration,
-    /// The unconditional writes under way (lease releases, deletes without a version), by
+    /// The unconditional deletes under way (of a record the store cannot tell apart), by
     /// key. One that did not answer in time may still reach the store (a file store's
     /// blocking I/O, a query already sent): every later call for its key waits for it
-    /// first, so that it cannot take away a lease granted after it (another process could
-    /// then spend the refresh token the new holder is spending) or delete tokens saved
-    /// after it (a login after a logout that timed out).
+    /// first, so that it cannot delete tokens saved after it.
     pending: Pending,
 }
 
@@ -123,6 +121,19 @@ impl Timed {
     }
 }
 
+/// The source of a store error for a call that may still reach the store: it did not
+/// answer in time, or panicked under way.
+#[derive(Debug, thiserror::Error)]
+#[error("the call may still reach the store")]
+pub(super) struct InDoubt;
+
+impl InDoubt {
+    /// Whether `error` is for a call that may still reach the store.
+    pub(super) fn is(error: &StoreError) -> bool {
+        matches!(error, StoreError::Backend { source: Some(source), .. } if source.is::<Self>())
+    }
+}
+
 fn lock(pending: &Pending) -> MutexGuard<'_, HashMap<SessionKey, watch::Receiver<bool>>> {
     // A map of channels, each entry written whole: a panic leaves none half-set.
     pending
@@ -189,9 +200,22 @@ impl TokenStore for Timed {
     }
 
     async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
-        let (inner, owned, holder) = (self.inner.clone(), key.clone(), holder.to_owned());
-        let call = async move { inner.release_lease(&owned, &holder).await };
-        self.detached("lease release", key, call).await
+        // Not waited for by later calls: one that does not answer could then wedge the
+        // session for good. One that lands late is harmless, since the manager asks for
+        // leases under a new name after it (`Inner::lease_holder`).
+        let call = CatchUnwind(Box::pin(self.inner.release_lease(key, holder)));
+        let in_doubt = |error| match error {
+            StoreError::Backend { message, .. } => StoreError::Backend {
+                message,
+                source: Some(Arc::new(InDoubt)),
+            },
+            other => other,
+        };
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(())) => Err(in_doubt(Self::panicked("lease release"))),
+            Err(_) => Err(in_doubt(self.timed_out("lease release"))),
+        }
     }
 
     async fn lapsed_leases(&self, provider: &str) -> Result<Vec<String>, StoreError> {
