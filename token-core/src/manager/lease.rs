@@ -714,6 +714,7 @@ impl<P: Provider> Inner<P> {
     ) -> (Result<Lease, StoreError>, tokio::time::Instant) {
         let users = self.lease_users(session);
         let _order = users.order.lock().await;
+        self.release_left(session).await;
         let asked = tokio::time::Instant::now();
         let holder = self.lease_holder(session);
         let answer = self
@@ -775,12 +776,81 @@ impl<P: Provider> Inner<P> {
     /// call waits for it, so a release that never answers wedges nothing.
     pub(super) fn lease_holder(&self, session: &Session<P::Extras>) -> std::borrow::Cow<'_, str> {
         let epochs = self.holder_epochs.lock().unwrap_or_else(|p| p.into_inner());
-        match epochs.1.get(&**session.name()) {
+        self.holder_named(epochs.1.get(&**session.name()).map(|e| e.epoch))
+    }
+
+    fn holder_named(&self, epoch: Option<u64>) -> std::borrow::Cow<'_, str> {
+        match epoch {
             Some(epoch) => format!("{}.{epoch}", self.holder).into(),
             None => self.holder.as_str().into(),
         }
     }
+
+    /// Releases again the session's lease under the names this process used before whose
+    /// release is in doubt (under the order lock, before the lease is asked for): the
+    /// lease such a release may have left is this process's, which spent nothing under it
+    /// that it did not save (it was given back with no user left), so it is removed rather
+    /// than left to lapse as a dead holder's (the next grant would wait for it, then watch
+    /// a lease length for a save that cannot come, and the look for lapsed leases would
+    /// take it for a death). No grant is ever made under those names again, so this
+    /// release, landing late in turn, takes nothing away either.
+    async fn release_left(&self, session: &Session<P::Extras>) {
+        self.release_left_of(session.name(), &session.key).await;
+    }
+
+    /// [`release_left`](Self::release_left) for the session `name` (its key `key`).
+    async fn release_left_of(&self, name: &str, key: &crate::store::SessionKey) {
+        let left = {
+            let epochs = self.holder_epochs.lock().unwrap_or_else(|p| p.into_inner());
+            match epochs.1.get(name) {
+                Some(epoch) if !epoch.left.is_empty() => epoch.left.clone(),
+                _ => return,
+            }
+        };
+        for holder in left {
+            if let Err(error) = self.store.release_lease(key, &holder).await {
+                tracing::debug!(%error, "could not release a refresh lease left under an old name");
+                continue;
+            }
+            let mut epochs = self.holder_epochs.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(epoch) = epochs.1.get_mut(name) {
+                epoch.left.retain(|left| *left != holder);
+            }
+        }
+    }
+
+    /// [`release_left`](Self::release_left) for every session that has such names, before
+    /// a look for lapsed leases: a lease this process left is not taken for a death.
+    async fn release_all_left(&self) {
+        let names: Vec<Arc<str>> = {
+            let epochs = self.holder_epochs.lock().unwrap_or_else(|p| p.into_inner());
+            (epochs.1.iter())
+                .filter(|(_, epoch)| !epoch.left.is_empty())
+                .map(|(name, _)| name.clone())
+                .collect()
+        };
+        for name in names {
+            if self.closing() {
+                return;
+            }
+            let key = crate::store::SessionKey::new(self.provider_name.clone(), &*name);
+            self.release_left_of(&name, &key).await;
+        }
+    }
 }
+
+/// This process's name in a session's lease since a release of it was in doubt (see
+/// [`Inner::lease_holder`]), and the names used before whose release is still in doubt.
+#[derive(Default)]
+pub(super) struct HolderEpoch {
+    epoch: u64,
+    left: Vec<String>,
+}
+
+/// How many names whose release is in doubt are kept per session: the store holds one
+/// lease per session, under the last of them at most unless a release was sent with no
+/// grant before it (at shutdown); any other lapses as before.
+const LEFT_NAMES_KEPT: usize = 4;
 
 /// Gives the session's lease a new holder name in this process when dropped, unless the
 /// release it guards answered (see [`Inner::lease_holder`]).
@@ -801,8 +871,15 @@ impl<P: Provider> Drop for NewHolderUnlessReleased<'_, P> {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         epochs.0 += 1;
-        let epoch = epochs.0;
-        epochs.1.insert(self.session.name().clone(), epoch);
+        let next = epochs.0;
+        let entry = epochs.1.entry(self.session.name().clone()).or_default();
+        let before = (entry.epoch != 0).then_some(entry.epoch);
+        let old = self.inner.holder_named(before).into_owned();
+        if entry.left.len() >= LEFT_NAMES_KEPT {
+            entry.left.remove(0);
+        }
+        entry.left.push(old);
+        entry.epoch = next;
     }
 }
 
@@ -865,6 +942,7 @@ impl<P: Provider> Inner<P> {
     /// after the one stored as the lease lapsed (another process's recovery, or the
     /// holder's save).
     pub(super) async fn scan_lapsed_leases(self: &Arc<Self>) {
+        self.release_all_left().await;
         let names = match self.store.lapsed_leases(self.provider.name()).await {
             Ok(names) => names,
             Err(error) => {

@@ -735,8 +735,12 @@ struct Inner<P: Provider> {
     /// The sessions whose lease release did not answer (in time, or was dropped under way), each with the epoch this process's name in their
     /// leases carries since, and the last epoch given out: such a release may still reach
     /// the store, and must find no lease of that name there (see `Inner::lease_holder`).
-    /// Only ever grows, by one small entry per such session.
-    holder_epochs: std::sync::Mutex<(u64, std::collections::HashMap<Arc<str>, u64>)>,
+    /// Only ever grows, by one small entry per such session. With each epoch, the names
+    /// of the session's lease this process used before whose release is still in doubt
+    /// (the last few): released again before the lease is next asked for, so that the
+    /// lease left under such a name does not hold up this process's next grant, as a dead
+    /// holder's would (see `Inner::release_left`).
+    holder_epochs: std::sync::Mutex<(u64, std::collections::HashMap<Arc<str>, lease::HolderEpoch>)>,
     /// How many users in this process hold each session's store lease (a refresh, and a
     /// background save that keeps it until its set is saved): it is released at zero.
     /// Counted by name, not per `Session`: one removed and inserted again while a refresh

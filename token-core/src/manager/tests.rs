@@ -5210,6 +5210,7 @@ mod lifecycle;
 mod memo;
 mod model;
 mod processes;
+mod release_doubt;
 mod threads;
 
 /// Fails the first `load` after the provider was called once (the re-read before a verdict).

@@ -666,3 +666,50 @@ fn a_take_over_that_cannot_read_the_store_after_the_watch_asks_for_the_token_fou
     let stored = stored_refresh_token(&runtime, &fake, &clock, dir.path());
     assert_eq!(stored, "rt-1", "the successor came back");
 }
+
+/// [`DownAfterTheFirstLook`], but while down a lease release never answers (a connection
+/// that died silently) instead of failing.
+struct DownAfterTheFirstLookReleasesHang(DownAfterTheFirstLook);
+
+#[async_trait]
+impl Hooks for DownAfterTheFirstLookReleasesHang {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        if matches!(call, Call::Release) && self.0.down.load(Ordering::SeqCst) {
+            return std::future::pending().await;
+        }
+        self.0.before(call).await
+    }
+}
+
+/// As the test above, with the survivor's lease release not answering during the outage
+/// (it times out): the lease it leaves under its old holder name must not keep the token
+/// found from being presented again inside the window once the store is back.
+#[test]
+fn a_take_over_whose_release_does_not_answer_still_asks_for_the_token_found_again() {
+    let (dir, clock, fake) = seeded(Duration::from_secs(300));
+    let down = Arc::new(AtomicBool::new(false));
+    let store = Hooked::over(
+        file_store(dir.path(), &clock),
+        DownAfterTheFirstLookReleasesHang(DownAfterTheFirstLook {
+            granted: AtomicBool::new(false),
+            looked: AtomicBool::new(false),
+            begun: AtomicBool::new(false),
+            down: down.clone(),
+        }),
+    );
+    let (runtime, survivor) = dies_while_fresh_over(store, &fake, &clock, dir.path());
+    let failed = runtime.block_on(survivor.refresh_now("s")).unwrap_err();
+    assert!(
+        matches!(failed, Error::Store(StoreError::Backend { .. })),
+        "{failed:?}"
+    );
+    assert!(
+        fake.presented.lock().unwrap().is_empty(),
+        "nothing presented"
+    );
+    down.store(false, Ordering::SeqCst);
+    runtime.block_on(until_presented(&fake, 0, 240));
+    assert_eq!(*fake.presented.lock().unwrap(), ["rt-0"], "presented again");
+    let stored = stored_refresh_token(&runtime, &fake, &clock, dir.path());
+    assert_eq!(stored, "rt-1", "the successor came back");
+}

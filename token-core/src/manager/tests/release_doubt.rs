@@ -1,0 +1,136 @@
+//! Lease releases whose outcome is in doubt: the manager may not assume that a release the
+//! store answered with an error will never land, that a lease it left behind under an old
+//! holder name holds nothing up, nor that an unconditional delete ends.
+
+use super::*;
+
+/// A manager of the harness's provider over `store`, store calls bounded by `timeout`.
+fn timed_manager(
+    h: &Harness,
+    store: Arc<dyn TokenStore>,
+    timeout: Duration,
+) -> TokenManager<Arc<Fake>> {
+    TokenManager::builder(h.fake.clone())
+        .shared_store(store)
+        .client(NoTransport)
+        .clock(Arc::new(h.clock))
+        .config(
+            ManagerConfig::default()
+                .with_refresh_skew(Duration::from_secs(60), Duration::ZERO)
+                .with_retry(RetryPolicy::never())
+                .with_store_timeout(timeout),
+        )
+        .build()
+        .unwrap()
+}
+
+/// After a release that never answers, the lease it left under the process's old name is
+/// the process's own, and nothing was spent under it that was not saved: the next refresh
+/// must not wait for it to lapse and then watch a lease length for a "lapsed holder's save"
+/// that cannot come (README: one that never answers "holds up nothing").
+#[tokio::test(start_paused = true)]
+async fn a_lease_release_that_never_answers_does_not_hold_up_the_next_refresh() {
+    let h = harness(|_| {});
+    let inner = Arc::new(MemoryStore::new());
+    let store = Arc::new(DetachedReleases {
+        inner: inner.clone(),
+        gate: StdMutex::new(None),
+        delete_gate: StdMutex::new(None),
+    });
+    let manager = timed_manager(&h, store.clone(), Duration::from_secs(2));
+    let set = TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(h.clock.now());
+    manager.insert("s", set).await.unwrap();
+    // The first refresh's release never answers.
+    let never = Arc::new(Semaphore::new(0));
+    *store.gate.lock().unwrap() = Some(never.clone());
+    assert_eq!(
+        manager.refresh_now("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    let started = tokio::time::Instant::now();
+    let second = tokio::time::timeout(Duration::from_secs(600), manager.refresh_now("s"))
+        .await
+        .expect("the second refresh ends");
+    assert_eq!(second.unwrap().expose_secret(), "at-2");
+    let took = started.elapsed();
+    // A few store calls, each bounded by 2 s; not the rest of a lease (30 s) and then a
+    // lease length's watch.
+    assert!(
+        took < Duration::from_secs(10),
+        "the next refresh was held up {took:?} by this process's own old lease"
+    );
+    drop(never);
+}
+
+/// `DetachedReleases`, with the inner store's lapsed leases listed (the look for them runs).
+struct ListedDetachedReleases(DetachedReleases);
+
+#[async_trait]
+impl TokenStore for ListedDetachedReleases {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        self.0.load(key).await
+    }
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        self.0.save(key, record, expected).await
+    }
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
+        self.0.delete(key, expected).await
+    }
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        self.0.acquire_lease(key, holder, ttl).await
+    }
+    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        self.0.release_lease(key, holder).await
+    }
+    async fn lapsed_leases(&self, provider: &str) -> Result<Vec<String>, StoreError> {
+        self.0.inner.lapsed_leases(provider).await
+    }
+}
+
+/// The lease a release that never answered left under this process's old name lapses
+/// unreleased: this process's look for lapsed leases must not take it for a dead holder's
+/// and rotate a healthy session nobody asked to refresh (another process's look still may,
+/// between the lapse and this process's next look or grant).
+#[tokio::test(start_paused = true)]
+async fn a_lease_release_that_never_answers_sets_off_no_refresh_of_a_fresh_session() {
+    let h = harness(|_| {});
+    let inner = Arc::new(MemoryStore::new());
+    let store = Arc::new(ListedDetachedReleases(DetachedReleases {
+        inner: inner.clone(),
+        gate: StdMutex::new(None),
+        delete_gate: StdMutex::new(None),
+    }));
+    let manager = timed_manager(&h, store.clone(), Duration::from_secs(2));
+    let set = TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(h.clock.now());
+    manager.insert("s", set).await.unwrap();
+    let never = Arc::new(Semaphore::new(0));
+    *store.0.gate.lock().unwrap() = Some(never.clone());
+    assert_eq!(
+        manager.refresh_now("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    // at-1 lasts an hour; nobody calls for five minutes.
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(h.calls(), 1, "a fresh session was refreshed by nobody's call");
+    drop(never);
+}
