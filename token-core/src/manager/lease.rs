@@ -755,10 +755,18 @@ impl<P: Provider> Inner<P> {
                 released: false,
             };
             let answer = self.store.release_lease(&session.key, &holder).await;
-            // An error the store answered is its verdict: that release will not land.
-            unconfirmed.released = answer
-                .as_ref()
-                .map_or_else(|error| !super::timed::InDoubt::is(error), |()| true);
+            // Only an answer that it did nothing is final. An outage (`Backend`) may come
+            // after the call went out: a store's own deadline passed with its statement
+            // sent (PostgresStore's "no answer within", whose cancel may not reach the
+            // server), a connection lost mid-query, as well as this manager's timeout
+            // (`timed::InDoubt`): such a release may still land.
+            unconfirmed.released = match &answer {
+                Ok(()) => true,
+                Err(error) => {
+                    !super::timed::InDoubt::is(error)
+                        && !matches!(error, StoreError::Backend { .. })
+                }
+            };
             if let Err(error) = answer {
                 tracing::warn!(%error, "could not release the refresh lease; it will lapse");
             }

@@ -134,3 +134,105 @@ async fn a_lease_release_that_never_answers_sets_off_no_refresh_of_a_fresh_sessi
     assert_eq!(h.calls(), 1, "a fresh session was refreshed by nobody's call");
     drop(never);
 }
+
+/// A store whose lease release, when gated, answers at once with the error a store gives
+/// when its own deadline passed with the statement sent (PostgresStore's
+/// "no answer within"), and lands when the gate lets it (a statement held in the network).
+struct AnsweredLateReleases {
+    inner: Arc<MemoryStore>,
+    gate: StdMutex<Option<Arc<Semaphore>>>,
+}
+
+#[async_trait]
+impl TokenStore for AnsweredLateReleases {
+    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+        self.inner.load(key).await
+    }
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        expected: Option<Version>,
+    ) -> Result<Version, StoreError> {
+        self.inner.save(key, record, expected).await
+    }
+    async fn delete(
+        &self,
+        key: &SessionKey,
+        expected: Option<Version>,
+    ) -> Result<bool, StoreError> {
+        self.inner.delete(key, expected).await
+    }
+    async fn acquire_lease(
+        &self,
+        key: &SessionKey,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        self.inner.acquire_lease(key, holder, ttl).await
+    }
+    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
+        let Some(gate) = self.gate.lock().unwrap().take() else {
+            return self.inner.release_lease(key, holder).await;
+        };
+        let (inner, key, holder) = (self.inner.clone(), key.clone(), holder.to_owned());
+        tokio::spawn(async move {
+            drop(gate.acquire().await.unwrap());
+            inner.release_lease(&key, &holder).await
+        });
+        Err(StoreError::Backend {
+            message: "postgres: release the lease: no answer within 10s".into(),
+            source: None,
+        })
+    }
+}
+
+/// A release the store answered with an outage error after the call went out (its own
+/// deadline passed, the connection dropped mid-query) may still land: it must not take away
+/// the lease of this process's next refresh, or another process takes it and spends the
+/// same refresh token.
+#[tokio::test(start_paused = true)]
+async fn a_lease_release_answered_with_an_outage_error_takes_no_later_lease_away() {
+    let gate = Arc::new(Semaphore::new(1));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    let inner = Arc::new(MemoryStore::new());
+    let released = Arc::new(Semaphore::new(0));
+    let store = Arc::new(AnsweredLateReleases {
+        inner: inner.clone(),
+        gate: StdMutex::new(Some(released.clone())),
+    });
+    let manager = manager_over(&h, store.clone());
+    let set = TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(h.clock.now());
+    manager.insert("s", set).await.unwrap();
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    // The provider answers no more calls until the test lets it.
+    gate.acquire().await.unwrap().forget();
+    let refreshing = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.refresh_now("s").await }
+    });
+    for _ in 0..1000 {
+        if h.calls() >= 2 {
+            break;
+        }
+        tokio::time::advance(Duration::from_millis(100)).await;
+    }
+    h.until_calls(2).await;
+    // The first release lands now, with the second refresh at the provider.
+    released.add_permits(1);
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    let other = inner
+        .acquire_lease(&SessionKey::new("fake", "s"), "other-process", HOUR)
+        .await
+        .unwrap();
+    assert!(matches!(other, Lease::HeldByOther { .. }), "{other:?}");
+    gate.add_permits(1);
+    assert_eq!(refreshing.await.unwrap().unwrap().expose_secret(), "at-2");
+}
