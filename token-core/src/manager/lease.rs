@@ -807,28 +807,33 @@ impl<P: Provider> Inner<P> {
     }
 
     /// [`release_left`](Self::release_left) for the session `name` (its key `key`).
-    async fn release_left_of(&self, name: &str, key: &crate::store::SessionKey) {
+    /// Whether the store answered each release (it stops at the first it did not: each may
+    /// take a store timeout).
+    async fn release_left_of(&self, name: &str, key: &crate::store::SessionKey) -> bool {
         let left = {
             let epochs = self.holder_epochs.lock().unwrap_or_else(|p| p.into_inner());
             match epochs.1.get(name) {
                 Some(epoch) if !epoch.left.is_empty() => epoch.left.clone(),
-                _ => return,
+                _ => return true,
             }
         };
         for holder in left {
             if let Err(error) = self.store.release_lease(key, &holder).await {
                 tracing::debug!(%error, "could not release a refresh lease left under an old name");
-                continue;
+                return false;
             }
             let mut epochs = self.holder_epochs.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(epoch) = epochs.1.get_mut(name) {
                 epoch.left.retain(|left| *left != holder);
             }
         }
+        true
     }
 
     /// [`release_left`](Self::release_left) for every session that has such names, before
-    /// a look for lapsed leases: a lease this process left is not taken for a death.
+    /// a look for lapsed leases: a lease this process left is not taken for a death. Ends
+    /// at the first release the store does not answer, so that a store that answers none
+    /// delays the look by one store timeout at most, not one per such session.
     async fn release_all_left(&self) {
         let names: Vec<Arc<str>> = {
             let epochs = self.holder_epochs.lock().unwrap_or_else(|p| p.into_inner());
@@ -842,7 +847,9 @@ impl<P: Provider> Inner<P> {
                 return;
             }
             let key = crate::store::SessionKey::new(self.provider_name.clone(), &*name);
-            self.release_left_of(&name, &key).await;
+            if !self.release_left_of(&name, &key).await {
+                return;
+            }
         }
     }
 }
