@@ -133,7 +133,11 @@ async fn a_lease_release_that_never_answers_sets_off_no_refresh_of_a_fresh_sessi
     for _ in 0..300 {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    assert_eq!(h.calls(), 1, "a fresh session was refreshed by nobody's call");
+    assert_eq!(
+        h.calls(),
+        1,
+        "a fresh session was refreshed by nobody's call"
+    );
     drop(never);
 }
 
