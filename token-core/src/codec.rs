@@ -327,6 +327,13 @@ pub trait TokenResponse: Sized {
     /// success code from an error code.
     const ANSWER_PATHS: &'static [&'static str] = &[];
 
+    /// The fields the extras type adds to the answer when the response flattens it (a field
+    /// `#[token(extras)]`, or of the `extras = Type`): the envelope they sit under, if any,
+    /// and their names ([`KeepExtras::WIRE_NAMES`](crate::provider::KeepExtras::WIRE_NAMES)).
+    /// Checked with [`ANSWER_PATHS`](Self::ANSWER_PATHS), since a success answer carries
+    /// them as it carries the response's own fields.
+    const EXTRAS_PATHS: (Option<&'static str>, &'static [&'static str]) = (None, &[]);
+
     /// Reads the answer body (JSON, whatever its content type).
     fn decode_body(body: &[u8]) -> Result<Self, String>;
     /// Writes the answer body (server side).

@@ -159,6 +159,13 @@ pub trait KeepExtras: Extras {
     #[doc(hidden)]
     const LENIENT_FIELDS: &'static [(&'static str, crate::macro_support::ReadsAs)] = &[];
 
+    /// Every field's wire name: what a response flattening these extras (`#[token(extras)]`)
+    /// reads at its top level, so that a request checks at compile time that none of them is
+    /// its error's code field (see [`TokenResponse::EXTRAS_PATHS`](crate::codec::TokenResponse::EXTRAS_PATHS)).
+    /// `#[token_endpoint(extras)]` lists them; the default none.
+    #[doc(hidden)]
+    const WIRE_NAMES: &'static [&'static str] = &[];
+
     /// Fills what `self`, the answer's extras, lacks from `previous`, the session's. The
     /// default keeps nothing.
     fn keep_from(&mut self, previous: &Self) {

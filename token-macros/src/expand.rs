@@ -1013,9 +1013,11 @@ fn keep_extras(model: &Model, fields: &[Field<ExtrasRole>]) -> TokenStream {
         let (ty, wire) = (f.ty, &f.wire);
         quote_spanned!(ty.span()=> (#wire, #p::reads_as::<#ty> as #p::ReadsAs))
     });
+    let wires = fields.iter().map(|f| &f.wire);
     quote! {
         impl #p::KeepExtras for #ident {
             const LENIENT_FIELDS: &'static [(&'static str, #p::ReadsAs)] = &[#(#lenient),*];
+            const WIRE_NAMES: &'static [&'static str] = &[#(#wires),*];
 
             #[allow(unused_variables)]
             fn keep_from(&mut self, __previous: &Self) {
@@ -1041,7 +1043,8 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
         quote!((#name, #value))
     });
     let envelope = model.top.envelope.as_ref().map(LitStr::value);
-    // The extras type's own fields are not known here.
+    // The extras type's own fields are not known here: its `KeepExtras::WIRE_NAMES` are
+    // checked beside these (`EXTRAS_PATHS`).
     let answer_paths = fields
         .iter()
         .filter(|f| f.role() != Some(AnswerRole::Extras))
@@ -1061,6 +1064,13 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
         )
         .collect::<Vec<_>>();
     let envelope = some_or_none(envelope.map(|e| quote!(#e)));
+    let extras_paths = role_of(fields, AnswerRole::Extras).map(|field| {
+        let ty = field.ty;
+        quote_spanned! {ty.span()=>
+            const EXTRAS_PATHS: (::core::option::Option<&'static str>, &'static [&'static str]) =
+                (#envelope, <#ty as #p::KeepExtras>::WIRE_NAMES);
+        }
+    });
     let jwt = model.top.jwt_expiry;
 
     let mut into = Vec::new();
@@ -1159,6 +1169,7 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
         impl #p::TokenResponse for #ident {
             type Extras = #extras;
             const ANSWER_PATHS: &'static [&'static str] = &[#(#answer_paths),*];
+            #extras_paths
 
             fn decode_body(body: &[u8]) -> ::core::result::Result<Self, ::std::string::String> {
                 #p::decode_answer_json(body, #envelope, &[#(#lenient_fields),*], #extras_lenient)

@@ -228,8 +228,9 @@ pub fn decode_error_json<T: DeserializeOwned>(
 /// Whether the success answer `R` declares, at the top of the answer, the field that holds
 /// the error `E`'s code, or (for an error under an envelope, `result.resultCode`) anything
 /// under that envelope, while `E` has no rule telling a success code from an error code:
-/// then every success answer carrying that field or envelope would be read as an error.
-/// Evaluated at compile time for each request, which names both.
+/// then every success answer carrying that field or envelope would be read as an error. The
+/// answer's fields are its own, its constants, and those of the extras type it flattens
+/// (`#[token(extras)]`). Evaluated at compile time for each request, which names both.
 pub const fn code_field_trap<R: TokenResponse, E: ErrorResponse>() -> bool {
     let Some(code) = E::CODE_PATH else {
         return false;
@@ -237,23 +238,68 @@ pub const fn code_field_trap<R: TokenResponse, E: ErrorResponse>() -> bool {
     if E::SUCCESS_RULE {
         return false;
     }
-    let envelope = envelope_of(code.as_bytes());
+    let code = code.as_bytes();
     let paths = R::ANSWER_PATHS;
     let mut i = 0;
     while i < paths.len() {
-        let path = paths[i].as_bytes();
-        if same_bytes(path, code.as_bytes())
-            || (envelope > 0 && path.len() > envelope && path[envelope] == b'.' && {
-                let (head, _) = path.split_at(envelope);
-                let (own, _) = code.as_bytes().split_at(envelope);
-                same_bytes(head, own)
-            })
-        {
+        if traps(&[], paths[i].as_bytes(), code) {
+            return true;
+        }
+        i += 1;
+    }
+    let (envelope, names) = R::EXTRAS_PATHS;
+    let envelope = match envelope {
+        Some(envelope) => envelope.as_bytes(),
+        None => &[],
+    };
+    let mut i = 0;
+    while i < names.len() {
+        if traps(envelope, names[i].as_bytes(), code) {
             return true;
         }
         i += 1;
     }
     false
+}
+
+/// Whether the answer's field at `envelope.name` (`name` alone without an envelope) is the
+/// error's `code` path, or lies under the error's envelope.
+const fn traps(envelope: &[u8], name: &[u8], code: &[u8]) -> bool {
+    let len = if envelope.is_empty() {
+        name.len()
+    } else {
+        envelope.len() + 1 + name.len()
+    };
+    // The byte at `i` of the field's dotted path.
+    const fn at(envelope: &[u8], name: &[u8], i: usize) -> u8 {
+        if envelope.is_empty() {
+            name[i]
+        } else if i < envelope.len() {
+            envelope[i]
+        } else if i == envelope.len() {
+            b'.'
+        } else {
+            name[i - envelope.len() - 1]
+        }
+    }
+    const fn prefix(envelope: &[u8], name: &[u8], of: &[u8], n: usize) -> bool {
+        let mut i = 0;
+        while i < n {
+            if at(envelope, name, i) != of[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+    if len == code.len() && prefix(envelope, name, code, len) {
+        return true;
+    }
+    let error_envelope = envelope_of(code);
+    error_envelope > 0
+        && len > error_envelope
+        && at(envelope, name, error_envelope) == b'.'
+        && prefix(envelope, name, code, error_envelope)
 }
 
 /// The length of a dotted path's first segment (its envelope), or 0 for a top-level field.
@@ -266,20 +312,6 @@ const fn envelope_of(path: &[u8]) -> usize {
         i += 1;
     }
     0
-}
-
-const fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
 }
 
 /// A result envelope's status `S`: the answer is a success, not an error.
