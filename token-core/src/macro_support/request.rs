@@ -396,7 +396,16 @@ impl<'r> RequestReader<'r> {
         })
     }
 
+    /// A field's value: an empty form field is an absent one (an `Option` field the client
+    /// left out, as some clients send it).
     fn raw(&self, at: At, name: &str) -> Result<Option<String>, RequestError> {
+        Ok(self
+            .sent(at, name)?
+            .filter(|v| at != At::Form || !v.is_empty()))
+    }
+
+    /// The value as sent, an empty one too: what a constant is checked against.
+    fn sent(&self, at: At, name: &str) -> Result<Option<String>, RequestError> {
         // A header sent twice (whatever the case of its name) is refused like a repeated
         // parameter below: a proxy in front may have read the other one.
         let header = |name: &str| -> Result<Option<String>, RequestError> {
@@ -437,7 +446,7 @@ impl<'r> RequestReader<'r> {
             }
             At::Form => {
                 once(&self.query)?;
-                find(&self.form)?.filter(|v| !v.is_empty())
+                find(&self.form)?
             }
             At::Bearer => {
                 let Some(value) = header(http::header::AUTHORIZATION.as_str())? else {
@@ -532,11 +541,12 @@ impl<'r> RequestReader<'r> {
         }
     }
 
-    /// Checks a constant: `at == None` is the body.
+    /// Checks a constant: `at == None` is the body. An empty constant (`value = ""`) is
+    /// sent as `name=`, and read so.
     pub fn expect(&self, at: Option<At>, name: &str, expected: &str) -> Result<(), RequestError> {
         let found = match at {
-            Some(at) => self.raw(at, name)?,
-            None if self.format == BodyFormat::Form => self.raw(At::Form, name)?,
+            Some(at) => self.sent(at, name)?,
+            None if self.format == BodyFormat::Form => self.sent(At::Form, name)?,
             None => get_path(&self.json, name).and_then(|v| v.as_str().map(str::to_owned)),
         };
         match found {
