@@ -127,3 +127,51 @@ fn a_string_coded_enum_keeps_its_catch_all_by_shape() {
     );
     assert_eq!(LazadaCode::from_code("X"), LazadaCode::Unknown("X".into()));
 }
+
+/// A code declared as integers whose success is `0`, where the success code is also
+/// declared as text written otherwise.
+#[token_endpoint(error, status = 200, success_codes("+0"))]
+#[derive(Debug)]
+pub struct PaddedSuccess {
+    pub errcode: WeChatCode,
+}
+
+#[test]
+fn an_integer_success_code_written_otherwise_is_still_the_success() {
+    // The success check reads an integer code as the integer it says, as the variant
+    // matching does: `"00"` is the code 0, so it is the success `success_codes(0)` declares,
+    // not an error landing in the catch-all as `"0"`.
+    let ok = StatusCode::OK;
+    for code in [
+        "0", r#""0""#, r#""00""#, r#""+0""#, r#""-0""#, r#""000""#, "0.0", "-0",
+    ] {
+        let body = format!(r#"{{"errcode":{code},"access_token":"at"}}"#);
+        assert!(
+            WeChatError::decode_error(ok, body.as_bytes()).is_none(),
+            "{code} is the integer 0, the success code"
+        );
+        assert!(
+            PaddedSuccess::decode_error(ok, body.as_bytes()).is_none(),
+            "{code} is the declared success `+0`"
+        );
+    }
+    // The code read as the variant and the success check agree on every spelling: a code
+    // that is an error is read as the same code whatever its spelling.
+    for code in [r#""040030""#, r#""+40030""#, "40030"] {
+        let body = format!(r#"{{"errcode":{code}}}"#);
+        let error = PaddedSuccess::decode_error(ok, body.as_bytes()).unwrap();
+        assert_eq!(error.errcode, WeChatCode::InvalidRefreshToken, "{code}");
+    }
+    // Text that is no integer stays an error, as it came.
+    let error = WeChatError::decode_error(ok, br#"{"errcode":"0x"}"#).unwrap();
+    assert_eq!(error.errcode, WeChatCode::Other("0x".into()));
+    // `from_code` reads an integer code the same way.
+    assert_eq!(
+        WeChatCode::from_code("040030"),
+        WeChatCode::InvalidRefreshToken
+    );
+    assert_eq!(
+        WeChatCode::from_code("+45009"),
+        WeChatCode::Other("45009".into())
+    );
+}

@@ -1251,6 +1251,15 @@ fn error(model: &Model, fields: &[Field<ErrorRole>]) -> TokenStream {
         Some(envelope) => format!("{}.{code_wire}", envelope.value()),
         None => code_wire.clone(),
     };
+    // An integer code arriving as text is read as an integer by the success check as by the
+    // code type itself.
+    let numeric = match field(ErrorRole::Code) {
+        Some(f) => {
+            let ty = f.ty;
+            quote_spanned!(ty.span()=> <#ty as #p::ErrorCode>::NUMERIC)
+        }
+        None => quote!(false),
+    };
     let success_codes = model
         .top
         .success_codes
@@ -1279,7 +1288,7 @@ fn error(model: &Model, fields: &[Field<ErrorRole>]) -> TokenStream {
                 body: &[u8],
             ) -> ::core::option::Option<Self> {
                 let __e: Self =
-                    #p::decode_error_json(body, #envelope, #code_wire, &[#(#success_codes),*], &[#(#lenient),*])?;
+                    #p::decode_error_json(body, #envelope, #code_wire, #numeric, &[#(#success_codes),*], &[#(#lenient),*])?;
                 if #p::is_success(#result_status_of_decoded) {
                     return ::core::option::Option::None;
                 }
@@ -1427,7 +1436,9 @@ fn error_code(model: &Model, variants: &[Variant]) -> TokenStream {
                 match self { #(#as_code,)* }
             }
             fn from_code(code: &str) -> Self {
-                match code { #(#from_code,)* #fallback }
+                // An integer code however written (`"040030"`) is the number it says.
+                let __code = #p::canonical_code(code, #numeric);
+                match &*__code { #(#from_code,)* #fallback }
             }
             fn kind(&self) -> ::core::option::Option<#p::ErrorKind> {
                 match self { #(#kinds,)* }

@@ -163,7 +163,9 @@ pub fn encode_json<T: Serialize>(
 /// Reads an error answer (inside `envelope` if given); `None` when the body is not one.
 ///
 /// The code under `code_field` decides first: absent, `null`, `""` or one of
-/// `success_codes` (compared as text, so `0` matches `0` and `"0"`) is not an error, whatever
+/// `success_codes` (compared as text, so `0` matches `0` and `"0"`; for a code type whose
+/// codes are integers, `numeric`, both sides are read as integers first, so `"00"` and `"+0"`
+/// are `0`, as the variant matching reads them) is not an error, whatever
 /// else the body holds (`{"error": "", "access_token": ...}`, `{"code": 0, "data": ...}`).
 /// Any other code is the error, whatever the other fields hold: one of `lenient_fields` its
 /// type cannot read (a number as the message, a structured request id) is read as absent,
@@ -172,6 +174,7 @@ pub fn decode_error_json<T: DeserializeOwned>(
     body: &[u8],
     envelope: Option<&str>,
     code_field: &str,
+    numeric: bool,
     success_codes: &[&str],
     lenient_fields: &[(&str, ReadsAs)],
 ) -> Option<T> {
@@ -206,7 +209,12 @@ pub fn decode_error_json<T: DeserializeOwned>(
         // A code of no type a code has: the body is not this error.
         _ => return None,
     };
-    if text.is_empty() || success_codes.contains(&text.as_str()) {
+    let text = super::error_code::canonical_code(&text, numeric).into_owned();
+    if text.is_empty()
+        || success_codes
+            .iter()
+            .any(|success| super::error_code::canonical_code(success, numeric) == text)
+    {
         return None;
     }
     // Every code type reads text: `String` and the generated enums alike.
@@ -408,7 +416,7 @@ mod tests {
     fn an_error_answer_with_a_number_beyond_a_double_is_still_read() {
         let body = br#"{"error":"invalid_grant","retry_in":1e400}"#;
         let error: Map<String, Value> =
-            decode_error_json(body, None, "error", &[], &[]).expect("the error is read");
+            decode_error_json(body, None, "error", false, &[], &[]).expect("the error is read");
         assert_eq!(error["error"], "invalid_grant");
         assert_eq!(
             error["retry_in"], "1e400",

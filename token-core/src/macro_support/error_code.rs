@@ -77,6 +77,22 @@ pub fn serialize_code<C: ErrorCode, S: serde::Serializer>(
     }
 }
 
+/// A code as read, for a code type whose codes are integers (`numeric`): an integer however
+/// written in text (`"040030"`, `"+40030"`, `"-0"`) is the number it says (`40030`, `0`);
+/// any other text, and every code of a string-coded type, is kept as it came. The success
+/// check, the variant matching and the catch-all all read a code through this, so they agree.
+pub fn canonical_code(text: &str, numeric: bool) -> std::borrow::Cow<'_, str> {
+    if numeric {
+        if let Ok(n) = text.parse::<i64>() {
+            return n.to_string().into();
+        }
+        if let Ok(n) = text.parse::<u64>() {
+            return n.to_string().into();
+        }
+    }
+    text.into()
+}
+
 /// Whether `f` is a whole number that names one integer: up to 2^53, where every integer is
 /// exact in a float (beyond, `1e30` stands for many).
 pub(crate) fn whole(f: f64) -> bool {
@@ -101,11 +117,8 @@ pub fn deserialize_code<'de, C: ErrorCode, D: serde::Deserializer<'de>>(
     let text = match <Code as serde::Deserialize>::deserialize(deserializer)? {
         // An integer code in a string, however written (`"040030"`, `"+40030"`), is the
         // number it says; any other text is kept as it came (the catch-all's).
-        Code::Text(text) if C::NUMERIC => match text.parse::<i64>() {
-            Ok(n) => n.to_string(),
-            Err(_) => text,
-        },
-        Code::Text(text) => text,
+        // `from_code` reads it so too.
+        Code::Text(text) => canonical_code(&text, C::NUMERIC).into_owned(),
         Code::Signed(n) => n.to_string(),
         Code::Unsigned(n) => n.to_string(),
         Code::Float(f) if whole(f) => (f as i64).to_string(),
