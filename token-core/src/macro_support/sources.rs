@@ -58,7 +58,11 @@ pub fn timestamp<T: TextValue>(
     let text = match format {
         TimeFormat::UnixSeconds => now.unix_timestamp().to_string(),
         TimeFormat::UnixMillis => (now.unix_timestamp_nanos() / 1_000_000).to_string(),
+        // UTC with `Z`, whatever the offset of the clock's time (an injectable clock need
+        // not be UTC).
         TimeFormat::Rfc3339 => now
+            .checked_to_offset(time::UtcOffset::UTC)
+            .ok_or_else(unwritable)?
             .format(&time::format_description::well_known::Rfc3339)
             .map_err(|_| unwritable())?,
         TimeFormat::DateTime(offset) | TimeFormat::Rfc3339At(offset) => {
