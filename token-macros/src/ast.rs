@@ -38,6 +38,8 @@ pub struct ConfigField<'a> {
     pub optional: Option<&'a Type>,
     /// The field's own docs, repeated on its setter.
     pub docs: Vec<&'a syn::Attribute>,
+    /// The field's `#[cfg(...)]` attributes, carried by its parameter and its setter.
+    pub cfgs: Vec<&'a syn::Attribute>,
 }
 
 pub struct Field<'a, R> {
@@ -51,6 +53,9 @@ pub struct Field<'a, R> {
     pub inferred: Option<Inferred<R>>,
     /// The name on the wire: `rename`, else `rename_all` applied, else the field name.
     pub wire: String,
+    /// The field's `#[cfg(...)]` attributes: the generated code carries them wherever it
+    /// touches the field, so a field compiled out is not touched at all.
+    pub cfgs: Vec<&'a syn::Attribute>,
 }
 
 /// A role a field takes without a role key, and what gave it.
@@ -238,9 +243,15 @@ fn fields<'a, R: RoleName>(
                 attrs,
                 inferred: None,
                 wire,
+                cfgs: cfgs(&field.attrs),
             })
         })
         .collect()
+}
+
+/// A field's `#[cfg(...)]` attributes.
+fn cfgs(attrs: &[syn::Attribute]) -> Vec<&syn::Attribute> {
+    attrs.iter().filter(|a| a.path().is_ident("cfg")).collect()
 }
 
 /// A config's fields take no `#[token(...)]`: `new` takes the required ones, in order, and
@@ -266,6 +277,7 @@ fn config_fields<'a>(
                     .iter()
                     .filter(|a| a.path().is_ident("doc"))
                     .collect(),
+                cfgs: cfgs(&field.attrs),
             })
         })
         .collect()

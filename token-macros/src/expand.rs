@@ -152,6 +152,37 @@ fn some_or_none(value: Option<TokenStream>) -> TokenStream {
     }
 }
 
+/// A field's `#[cfg(...)]` attributes, for each statement, struct-literal field, list
+/// element and item that touches it: a field compiled out is not touched.
+fn cfgs<R>(field: &Field<R>) -> TokenStream {
+    let cfgs = &field.cfgs;
+    quote!(#(#cfgs)*)
+}
+
+/// `value`, an expression that reads a field under `cfgs`, or `fallback` (of type `ty`) when
+/// the field is compiled out.
+fn cfg_or(
+    cfgs: &[&syn::Attribute],
+    ty: TokenStream,
+    value: TokenStream,
+    fallback: TokenStream,
+) -> TokenStream {
+    if cfgs.is_empty() {
+        return value;
+    }
+    let predicates = cfgs.iter().map(|a| match &a.meta {
+        syn::Meta::List(list) => list.tokens.clone(),
+        _ => quote!(all()),
+    });
+    quote! {{
+        #(#cfgs)*
+        let __field: #ty = #value;
+        #[cfg(not(all(#(#predicates),*)))]
+        let __field: #ty = #fallback;
+        __field
+    }}
+}
+
 // ---- requests ------------------------------------------------------------------------
 
 /// Where a request's (or a group's) body fields go.
@@ -179,22 +210,24 @@ fn codec(fields: &[Field<RequestRole>], body: BodyAt) -> Codec {
         let f = field.ident;
         let ty = field.ty;
         let span = ty.span();
+        let cfg = cfgs(field);
         let at = match role {
             RequestRole::SigningKey => {
                 // Never on the wire: the server side holds the key it verified with.
                 out.reads
-                    .push(quote_spanned!(span=> #f: <#ty as #p::SigningKey>::from_key(__key)));
-                out.secrets.push(quote_spanned!(span=> #p::AsSecret::collect_secrets(<#ty as #p::SigningKey>::key(&self.#f), &mut __s);));
+                    .push(quote_spanned!(span=> #cfg #f: <#ty as #p::SigningKey>::from_key(__key)));
+                out.secrets.push(quote_spanned!(span=> #cfg { #p::AsSecret::collect_secrets(<#ty as #p::SigningKey>::key(&self.#f), &mut __s); }));
                 continue;
             }
             RequestRole::Flatten => {
                 out.writes.push(
-                    quote_spanned!(span=> <#ty as #p::FieldGroup>::write_fields(&self.#f, &mut __w);),
+                    quote_spanned!(span=> #cfg { <#ty as #p::FieldGroup>::write_fields(&self.#f, &mut __w); }),
                 );
-                out.reads
-                    .push(quote_spanned!(span=> #f: <#ty as #p::FieldGroup>::read_fields(&__r)?));
+                out.reads.push(
+                    quote_spanned!(span=> #cfg #f: <#ty as #p::FieldGroup>::read_fields(&__r)?),
+                );
                 out.secrets.push(
-                    quote_spanned!(span=> __s.extend(<#ty as #p::FieldGroup>::secrets(&self.#f));),
+                    quote_spanned!(span=> #cfg { __s.extend(<#ty as #p::FieldGroup>::secrets(&self.#f)); }),
                 );
                 continue;
             }
@@ -239,11 +272,11 @@ fn codec(fields: &[Field<RequestRole>], body: BodyAt) -> Codec {
             }
         };
         out.writes.push(if field.optional {
-            quote!(if let ::core::option::Option::Some(__v) = &self.#f { #write })
+            quote!(#cfg if let ::core::option::Option::Some(__v) = &self.#f { #write })
         } else {
-            quote!({ let __v = &self.#f; #write })
+            quote!(#cfg { let __v = &self.#f; #write })
         });
-        out.reads.push(quote!(#f: #read));
+        out.reads.push(quote!(#cfg #f: #read));
         let source = field.attrs.from.as_ref().map(|from| &from.value);
         let (session, fresh) = match source {
             Some(Source::Session(_)) => (true, false),
@@ -252,12 +285,13 @@ fn codec(fields: &[Field<RequestRole>], body: BodyAt) -> Codec {
         };
         let credential = matches!(role, RequestRole::Bearer | RequestRole::BasicPassword);
         if session || credential {
-            out.secrets
-                .push(quote_spanned!(span=> #p::AsSecret::collect_secrets(&self.#f, &mut __s);));
+            out.secrets.push(
+                quote_spanned!(span=> #cfg { #p::AsSecret::collect_secrets(&self.#f, &mut __s); }),
+            );
         } else if !fresh {
             // Any other field (a config's `ClientSecret`, a hand-set token, a provider's
             // context value) is a secret when its type is one.
-            out.secrets.push(quote! {{
+            out.secrets.push(quote! {#cfg {
                 #[allow(unused_imports)]
                 use #p::{IsSecret as _, NotSecret as _};
                 (&#p::SecretProbe(&self.#f)).collect_if_secret(&mut __s);
@@ -319,8 +353,9 @@ fn flatten_checks(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
     if groups.is_empty() {
         return quote!();
     }
-    // What the request writes itself: its fields, its constants, its signature.
-    let mut own: Vec<(RequestRole, String, String, Span)> = Vec::new();
+    // What the request writes itself: its fields, its constants, its signature; each with
+    // the `cfg` of the field it is.
+    let mut own: Vec<(RequestRole, String, String, Span, TokenStream)> = Vec::new();
     for field in fields {
         let role = field.goes();
         if wire_at(role).is_some() {
@@ -331,7 +366,7 @@ fn flatten_checks(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
                 _ => field.wire.clone(),
             };
             let what = format!("field `{}`", field.ident);
-            own.push((role, name, what, field.ident.span()));
+            own.push((role, name, what, field.ident.span(), cfgs(field)));
         }
     }
     let top = &model.top;
@@ -344,7 +379,7 @@ fn flatten_checks(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
             let name = c.name.value();
             let name = name.split('.').next().unwrap_or_default().to_owned();
             let what = format!("the constant {}", wire_words(role, &name));
-            own.push((role, name, what, c.name.span()));
+            own.push((role, name, what, c.name.span(), quote!()));
         }
     }
     if let Some(sign) = &top.signature
@@ -355,30 +390,40 @@ fn flatten_checks(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
             SlotKind::Header => RequestRole::Header,
             SlotKind::Query => RequestRole::Query,
         };
-        own.push((role, name.value(), "the signature".to_owned(), name.span()));
+        own.push((
+            role,
+            name.value(),
+            "the signature".to_owned(),
+            name.span(),
+            quote!(),
+        ));
     }
     let mut checks = Vec::new();
     let get = matches!(&top.method, Some((method, _)) if method.value == Method::Get);
     for (i, group) in groups.iter().enumerate() {
         let (g, ty) = (group.ident, group.ty);
         let wires = quote_spanned!(ty.span()=> <#ty as #p::FieldGroup>::WIRES);
+        let group_cfg = cfgs(group);
         if get {
             let message = format!(
                 "the group flattened at `{g}` writes body fields, and a GET request sends no body: put them in the query or a header"
             );
             checks.push(quote_spanned! {ty.span()=>
+                #group_cfg
                 const _: () = if #p::wires_at(#wires, #p::At::Form) {
                     ::core::panic!(#message)
                 };
             });
         }
-        for (role, name, what, span) in &own {
+        for (role, name, what, span, own_cfg) in &own {
             let at = wire_at(*role);
             let message = format!(
                 "{what} and a field of the group flattened at `{g}` both go to {}",
                 wire_words(*role, name)
             );
             checks.push(quote_spanned! {*span=>
+                #group_cfg
+                #own_cfg
                 const _: () = if #p::wires_have(#wires, #at, #name) {
                     ::core::panic!(#message)
                 };
@@ -386,9 +431,12 @@ fn flatten_checks(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
         }
         for earlier in &groups[..i] {
             let (e, ety) = (earlier.ident, earlier.ty);
+            let earlier_cfg = cfgs(earlier);
             let message =
                 format!("the groups flattened at `{e}` and `{g}` both write the same field");
             checks.push(quote_spanned! {g.span()=>
+                #group_cfg
+                #earlier_cfg
                 const _: () = if #p::wires_clash(<#ety as #p::FieldGroup>::WIRES, #wires) {
                     ::core::panic!(#message)
                 };
@@ -415,7 +463,12 @@ fn flatten_checks(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
         );
         let found = groups.iter().map(|group| {
             let ty = group.ty;
-            quote!(#p::wires_have(<#ty as #p::FieldGroup>::WIRES, #at, #name))
+            cfg_or(
+                &group.cfgs,
+                quote!(bool),
+                quote!(#p::wires_have(<#ty as #p::FieldGroup>::WIRES, #at, #name)),
+                quote!(false),
+            )
         });
         checks.push(quote_spanned! {tokens.span()=>
             const _: () = if !(#(#found)||*) {
@@ -578,7 +631,8 @@ fn group(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
             RequestRole::Bearer | RequestRole::BasicUser | RequestRole::BasicPassword => "",
             _ => f.wire.as_str(),
         };
-        Some(quote!((#at, #name)))
+        let cfg = cfgs(f);
+        Some(quote!(#cfg (#at, #name)))
     });
     let from_context = from_context(model, fields);
     let group_refresh = group_refresh(model, fields);
@@ -634,17 +688,26 @@ fn server_side(fields: &[Field<RequestRole>]) -> ServerSide {
     for field in fields {
         let (f, ty, wire) = (field.ident, field.ty, &field.wire);
         let span = ty.span();
+        let cfg = cfgs(field);
         match (field.goes(), field.attrs.from.as_ref().map(|from| &from.value)) {
             (_, Some(Source::Session(value))) if value.value == SessionValue::RefreshToken => {
-                out.refresh_token = Some(if field.optional {
+                let value = if field.optional {
                     quote_spanned!(span=> ::core::option::Option::map(::core::option::Option::as_ref(&self.#f), |__t| ::core::convert::Into::into(::core::clone::Clone::clone(__t))))
                 } else {
                     quote_spanned!(span=> ::core::option::Option::Some(::core::convert::Into::into(::core::clone::Clone::clone(&self.#f))))
-                });
+                };
+                let p = private();
+                out.refresh_token = Some(cfg_or(
+                    &field.cfgs,
+                    quote!(::core::option::Option<#p::RefreshToken>),
+                    value,
+                    quote!(::core::option::Option::None),
+                ));
             }
             // The key is checked by verifying the signature.
             (RequestRole::SigningKey, _) => {}
             (_, Some(Source::Config(members))) => out.checks.push(quote_spanned! {span=>
+                #cfg
                 if self.#f != ::core::convert::Into::<#ty>::into(::core::clone::Clone::clone(&__config #(.#members)*)) {
                     return ::core::option::Option::Some(#wire);
                 }
@@ -684,14 +747,26 @@ fn refresh_endpoint(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream
     let mut reads = Vec::new();
     for field in &groups {
         let (f, g) = (field.ident, group(field.ty));
-        refresh_token =
-            quote!(::core::option::Option::or_else(#refresh_token, || #g::refresh_token(&self.#f)));
+        let cfg = cfgs(field);
+        let group_token = cfg_or(
+            &field.cfgs,
+            quote!(::core::option::Option<#p::RefreshToken>),
+            quote!(#g::refresh_token(&self.#f)),
+            quote!(::core::option::Option::None),
+        );
+        refresh_token = quote!(::core::option::Option::or_else(#refresh_token, || #group_token));
         checks.push(quote! {
+            #cfg
             if let ::core::option::Option::Some(__wire) = #g::config_mismatch(&self.#f, __config) {
                 return ::core::option::Option::Some(__wire);
             }
         });
-        reads.push(quote!(#g::READS_REFRESH_TOKEN));
+        reads.push(cfg_or(
+            &field.cfgs,
+            quote!(bool),
+            quote!(#g::READS_REFRESH_TOKEN),
+            quote!(false),
+        ));
     }
     // Without a field of its own reading the refresh token (`valid.rs` said so when it has
     // no group either), one of its groups does.
@@ -792,12 +867,14 @@ fn windows(fields: &[Field<RequestRole>]) -> Vec<TokenStream> {
                 return None;
             };
             let (f, wire, format) = (field.ident, &field.wire, time_format(format));
+            let cfg = cfgs(field);
             let value = if field.optional {
                 quote!(::core::option::Option::as_ref(&self.#f))
             } else {
                 quote!(::core::option::Option::Some(&self.#f))
             };
             Some(quote! {
+                #cfg
                 if !#p::time_within(#value, #format, #window, __now) {
                     return ::core::option::Option::Some(#wire);
                 }
@@ -908,10 +985,11 @@ fn from_context(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
     for field in fields {
         let f = field.ident;
         let span = field.ty.span();
+        let cfg = cfgs(field);
         if field.goes() == RequestRole::Flatten {
             let ty = field.ty;
             inits.push(
-                quote_spanned!(span=> #f: <#ty as #p::FieldGroup>::from_context::<#config>(__cx)?),
+                quote_spanned!(span=> #cfg #f: <#ty as #p::FieldGroup>::from_context::<#config>(__cx)?),
             );
             if model.top.config.is_none() {
                 bounds.push(quote_spanned!(span=> #ty: #p::FromContext<#config>));
@@ -977,7 +1055,7 @@ fn from_context(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
                 ::core::convert::Into::into(::core::clone::Clone::clone(&__cx.config #(.#members)*))
             },
         };
-        inits.push(quote!(#f: #value));
+        inits.push(quote!(#cfg #f: #value));
     }
     let bounds = (!bounds.is_empty()).then(|| quote!(where #(#bounds),*));
     quote! {
@@ -998,11 +1076,13 @@ fn from_context(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
 fn keep_extras(model: &Model, fields: &[Field<ExtrasRole>]) -> TokenStream {
     let p = private();
     let ident = model.ident;
-    let kept = fields.iter().filter_map(|f| {
-        let f = match f.role()? {
-            ExtrasRole::Keep => f.ident,
+    let kept = fields.iter().filter_map(|field| {
+        let f = match field.role()? {
+            ExtrasRole::Keep => field.ident,
         };
+        let cfg = cfgs(field);
         Some(quote! {
+            #cfg
             if ::core::option::Option::is_none(&self.#f) {
                 self.#f = ::core::clone::Clone::clone(&__previous.#f);
             }
@@ -1010,10 +1090,13 @@ fn keep_extras(model: &Model, fields: &[Field<ExtrasRole>]) -> TokenStream {
     });
     // Every `Option` field is read leniently: an odd value there must not cost the tokens.
     let lenient = fields.iter().filter(|f| f.optional).map(|f| {
-        let (ty, wire) = (f.ty, &f.wire);
-        quote_spanned!(ty.span()=> (#wire, #p::reads_as::<#ty> as #p::ReadsAs))
+        let (ty, wire, cfg) = (f.ty, &f.wire, cfgs(f));
+        quote_spanned!(ty.span()=> #cfg (#wire, #p::reads_as::<#ty> as #p::ReadsAs))
     });
-    let wires = fields.iter().map(|f| &f.wire);
+    let wires = fields.iter().map(|f| {
+        let (wire, cfg) = (&f.wire, cfgs(f));
+        quote!(#cfg #wire)
+    });
     quote! {
         impl #p::KeepExtras for #ident {
             const LENIENT_FIELDS: &'static [(&'static str, #p::ReadsAs)] = &[#(#lenient),*];
@@ -1048,9 +1131,13 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
     let answer_paths = fields
         .iter()
         .filter(|f| f.role() != Some(AnswerRole::Extras))
-        .map(|f| match &envelope {
-            Some(envelope) => format!("{envelope}.{}", f.wire),
-            None => f.wire.clone(),
+        .map(|f| {
+            let path = match &envelope {
+                Some(envelope) => format!("{envelope}.{}", f.wire),
+                None => f.wire.clone(),
+            };
+            let cfg = cfgs(f);
+            quote!(#cfg #path)
         })
         // A constant `""` (Shopee's `"error": ""`) is a success code whatever the error
         // declares: it cannot be read as an error, so it sets no trap.
@@ -1060,13 +1147,17 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
                 .bodies
                 .iter()
                 .filter(|c| !c.value.text.is_empty())
-                .map(|c| c.name.value()),
+                .map(|c| {
+                    let name = c.name.value();
+                    quote!(#name)
+                }),
         )
         .collect::<Vec<_>>();
     let envelope = some_or_none(envelope.map(|e| quote!(#e)));
     let extras_paths = role_of(fields, AnswerRole::Extras).map(|field| {
-        let ty = field.ty;
+        let (ty, cfg) = (field.ty, cfgs(field));
         quote_spanned! {ty.span()=>
+            #cfg
             const EXTRAS_PATHS: (::core::option::Option<&'static str>, &'static [&'static str]) =
                 (#envelope, <#ty as #p::KeepExtras>::WIRE_NAMES);
         }
@@ -1090,7 +1181,12 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
     let expiry_instant = match role_of(fields, AnswerRole::Expiry) {
         Some(field) => {
             let (f, ty, wire) = (field.ident, field.ty, &field.wire);
-            quote_spanned!(ty.span()=> <#ty as #p::ExpiryField>::checked_instant(&self.#f, __now, #wire))
+            cfg_or(
+                &field.cfgs,
+                quote!(::core::option::Option<#p::time::OffsetDateTime>),
+                quote_spanned!(ty.span()=> <#ty as #p::ExpiryField>::checked_instant(&self.#f, __now, #wire)),
+                quote!(::core::option::Option::None),
+            )
         }
         None => quote!(::core::option::Option::None),
     };
@@ -1110,13 +1206,18 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
             ) || f.role() == Some(AnswerRole::Extra) && f.optional
         })
         .map(|f| {
-            let (ty, wire) = (f.ty, &f.wire);
-            quote_spanned!(ty.span()=> (#wire, #p::reads_as::<#ty> as #p::ReadsAs))
+            let (ty, wire, cfg) = (f.ty, &f.wire, cfgs(f));
+            quote_spanned!(ty.span()=> #cfg (#wire, #p::reads_as::<#ty> as #p::ReadsAs))
         });
     let extras_lenient = match role_of(fields, AnswerRole::Extras) {
         Some(field) => {
             let ty = field.ty;
-            quote_spanned!(ty.span()=> <#ty as #p::KeepExtras>::LENIENT_FIELDS)
+            cfg_or(
+                &field.cfgs,
+                quote!(&'static [(&'static str, #p::ReadsAs)]),
+                quote_spanned!(ty.span()=> <#ty as #p::KeepExtras>::LENIENT_FIELDS),
+                quote!(&[]),
+            )
         }
         None => quote!(&[]),
     };
@@ -1125,6 +1226,8 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
         let f = field.ident;
         let ty = field.ty;
         let span = ty.span();
+        let cfg = cfgs(field);
+        let (into_len, from_len) = (into.len(), from.len());
         match field.role() {
             Some(AnswerRole::AccessToken) => {}
             Some(AnswerRole::RefreshToken) => {
@@ -1163,6 +1266,14 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
                 from.push(quote_spanned!(span=> #f: ::core::clone::Clone::clone(&__set.extras.#f)));
             }
             None => from.push(quote_spanned!(span=> #f: ::core::default::Default::default())),
+        }
+        // What touches the field carries its `cfg`: a statement as a block (an assignment
+        // takes no attribute), a struct literal's field as it is.
+        for statement in &mut into[into_len..] {
+            *statement = quote!(#cfg { #statement });
+        }
+        for init in &mut from[from_len..] {
+            *init = quote!(#cfg #init);
         }
     }
     quote! {
@@ -1220,7 +1331,12 @@ fn error(model: &Model, fields: &[Field<ErrorRole>]) -> TokenStream {
     let text = |role: ErrorRole, on: TokenStream| match field(role) {
         Some(f) => {
             let (i, ty) = (f.ident, f.ty);
-            quote_spanned!(ty.span()=> <#ty as #p::TextSlot>::get_text(&#on.#i))
+            cfg_or(
+                &f.cfgs,
+                quote!(::core::option::Option<::std::string::String>),
+                quote_spanned!(ty.span()=> <#ty as #p::TextSlot>::get_text(&#on.#i)),
+                quote!(::core::option::Option::None),
+            )
         }
         None => quote!(::core::option::Option::None),
     };
@@ -1230,7 +1346,12 @@ fn error(model: &Model, fields: &[Field<ErrorRole>]) -> TokenStream {
     let status_field = match field(ErrorRole::HttpStatus) {
         Some(f) => {
             let (i, ty) = (f.ident, f.ty);
-            quote_spanned!(ty.span()=> <#ty as #p::StatusField>::get_status(&self.#i))
+            cfg_or(
+                &f.cfgs,
+                quote!(::core::option::Option<u16>),
+                quote_spanned!(ty.span()=> <#ty as #p::StatusField>::get_status(&self.#i)),
+                quote!(::core::option::Option::None),
+            )
         }
         None => quote!(::core::option::Option::None),
     };
@@ -1265,8 +1386,12 @@ fn error(model: &Model, fields: &[Field<ErrorRole>]) -> TokenStream {
         .success_codes
         .iter()
         .flat_map(|codes| codes.value.iter().map(|c| &c.text));
-    let success_rule =
-        model.top.success_codes.is_some() || field(ErrorRole::ResultStatus).is_some();
+    // A result status compiled out is no rule.
+    let success_rule = match (&model.top.success_codes, field(ErrorRole::ResultStatus)) {
+        (Some(_), _) => quote!(true),
+        (None, Some(f)) => cfg_or(&f.cfgs, quote!(bool), quote!(true), quote!(false)),
+        (None, None) => quote!(false),
+    };
     let from_refusal = from_refusal(model, fields, default_status);
     // Every field but the code is read leniently: a value its type cannot read is absent
     // (its default), so that an odd message or request id never hides a declared code.
@@ -1274,8 +1399,8 @@ fn error(model: &Model, fields: &[Field<ErrorRole>]) -> TokenStream {
         .iter()
         .filter(|f| f.role() != Some(ErrorRole::Code))
         .map(|f| {
-            let (ty, wire) = (f.ty, &f.wire);
-            quote_spanned!(ty.span()=> (#wire, #p::reads_as::<#ty> as #p::ReadsAs))
+            let (ty, wire, cfg) = (f.ty, &f.wire, cfgs(f));
+            quote_spanned!(ty.span()=> #cfg (#wire, #p::reads_as::<#ty> as #p::ReadsAs))
         });
     quote! {
         impl #p::ErrorResponse for #ident {
@@ -1353,13 +1478,16 @@ fn from_refusal(model: &Model, fields: &[Field<ErrorRole>], default_status: u16)
             }
             None => quote_spanned!(ty.span()=> ::core::default::Default::default()),
         };
-        inits.push(quote!(#f: #value));
+        let cfg = cfgs(field);
+        inits.push(quote!(#cfg #f: #value));
     }
     let status = match status_used {
         true => quote_spanned! {code_ty.span()=>
             let __status = __status
                 .or_else(|| <#code_ty as #p::ErrorCode>::status(&__code))
                 .unwrap_or(#default_status);
+            // Unused when the status field is compiled out.
+            let _ = __status;
         },
         false => quote!(let _ = __status;),
     };
@@ -1526,12 +1654,13 @@ fn config(model: &Model, fields: &[ConfigField]) -> TokenStream {
     let mut inits = Vec::new();
     for f in fields {
         let name = f.ident;
+        let cfgs = &f.cfgs;
         if f.optional.is_some() {
-            inits.push(quote!(#name: ::core::option::Option::None));
+            inits.push(quote!(#(#cfgs)* #name: ::core::option::Option::None));
         } else {
             let (param, value) = config_param(f.ty, name);
-            params.push(quote!(#name: #param));
-            inits.push(quote!(#name: #value));
+            params.push(quote!(#(#cfgs)* #name: #param));
+            inits.push(quote!(#(#cfgs)* #name: #value));
         }
     }
     let setters = optional.iter().filter_map(|f| {
@@ -1544,10 +1673,12 @@ fn config(model: &Model, fields: &[ConfigField]) -> TokenStream {
         let docs = &f.docs;
         let blank = (!docs.is_empty()).then(|| quote!(#[doc = ""]));
         let (param, value) = config_param(inner, &format_ident!("value"));
+        let cfgs = &f.cfgs;
         Some(quote! {
             #[doc = #doc]
             #blank
             #(#docs)*
+            #(#cfgs)*
             #vis fn #setter(mut self, value: #param) -> Self {
                 self.#name = ::core::option::Option::Some(#value);
                 self
