@@ -113,6 +113,110 @@ pub struct Errmsg {
     pub errmsg: std::option::Option<std::string::String>,
 }
 
+/// A blanket extension trait in scope whose methods are named like those generated code
+/// could call by method syntax: by value, they would be found before an inherent method
+/// taking `&self` or `&mut self`, or a trait method of the same name, and the generated code
+/// would call them (or fail to compile). Generated code names every call it makes.
+pub trait Hijack: std::marker::Sized {
+    fn put(self) {}
+    fn body(self) {}
+    fn json(self) {}
+    fn constant(self) {}
+    fn expect(self) {}
+    fn finish(self) {}
+    fn extend(self) {}
+    fn map(self) {}
+    fn as_str(self) {}
+    fn as_ref(self) {}
+    fn as_deref(self) {}
+    fn clone(self) {}
+    fn to_string(self) {}
+    fn to_owned(self) {}
+    fn into(self) {}
+    fn iter(self) {}
+    fn get(self) {}
+    fn push(self) {}
+    fn len(self) {}
+    fn is_empty(self) {}
+    fn unwrap_or(self) {}
+    fn unwrap_or_default(self) {}
+    fn ok_or(self) {}
+    fn ok_or_else(self) {}
+    fn and_then(self) {}
+    fn is_some(self) {}
+    fn is_none(self) {}
+    fn expose_secret(self) {}
+    fn secrets(self) {}
+    fn write_fields(self) {}
+    fn read_fields(self) {}
+    fn collect_secrets(self) {}
+    fn parse(self) {}
+    fn value(self) {}
+    fn sign(self) {}
+    fn with_separator(self) {}
+    fn signed(self) {}
+    fn insert(self) {}
+    fn remove(self) {}
+    fn take(self) {}
+    fn query(self) {}
+    fn header(self) {}
+    fn text(self) {}
+    fn from_text(self) {}
+    fn get_text(self) {}
+    fn into_iter(self) {}
+    fn collect(self) {}
+}
+impl<T> Hijack for T {}
+
+#[token_endpoint(config)]
+pub struct SignedConfig {
+    pub app_key: std::string::String,
+    pub app_secret: ClientSecret,
+}
+
+/// Fields shared by several requests, flattened into one.
+#[token_endpoint(fields, config = SignedConfig)]
+pub struct Shared {
+    #[token(query, from = config.app_key)]
+    pub app_key: std::string::String,
+    #[token(query, from = now_unix_ms)]
+    pub timestamp: std::string::String,
+}
+
+#[token_endpoint(post = "/signed", form, response = Tokens, error = Errmsg, config = SignedConfig,
+                 sign(hmac_sha256, over(path, sorted_params), encoding = hex_upper, into = query("sign")))]
+pub struct Signed {
+    #[token(flatten)]
+    pub shared: Shared,
+    pub refresh_token: RefreshToken,
+    #[token(signing_key, from = config.app_secret)]
+    pub app_secret: ClientSecret,
+}
+
+#[test]
+fn a_flattened_group_and_a_signed_request_expand_beside_an_extension_trait() {
+    use token_core::codec::Endpoint;
+    let signed = Signed {
+        shared: Shared {
+            app_key: std::string::ToString::to_string("key"),
+            timestamp: std::string::ToString::to_string("1700000000000"),
+        },
+        refresh_token: RefreshToken::new("rt"),
+        app_secret: ClientSecret::new("secret"),
+    };
+    let base = url::Url::parse("https://h.example").unwrap();
+    let request = signed.encode_request(&base).unwrap();
+    let uri = std::string::ToString::to_string(request.uri());
+    std::assert!(uri.contains("sign="), "{uri}");
+    let back = Signed::decode_signed_request(&request, &ClientSecret::new("secret")).unwrap();
+    assert_eq!(back.shared.app_key, "key");
+    let config = SignedConfig::new(
+        std::string::ToString::to_string("key"),
+        ClientSecret::new("secret"),
+    );
+    assert_eq!(config.app_key, "key");
+}
+
 #[test]
 fn the_short_forms_expand_under_the_same_lints() {
     use token_core::codec::ErrorResponse;

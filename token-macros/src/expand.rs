@@ -194,7 +194,9 @@ enum BodyAt {
     OfRequest,
 }
 
-/// The code of each field: written (`__w`), read back (`__r`), scrubbed (`__s`).
+/// The code of each field: written (`__w`, a `&mut RequestWriter`), read back (`__r`, a
+/// `&RequestReader`), scrubbed (`__s`). Calls are spelled in full (`Type::method(..)`), never
+/// by method syntax, which a user's extension trait in scope could take over.
 #[derive(Default)]
 struct Codec {
     writes: Vec<TokenStream>,
@@ -221,13 +223,13 @@ fn codec(fields: &[Field<RequestRole>], body: BodyAt) -> Codec {
             }
             RequestRole::Flatten => {
                 out.writes.push(
-                    quote_spanned!(span=> #cfg { <#ty as #p::FieldGroup>::write_fields(&self.#f, &mut __w); }),
+                    quote_spanned!(span=> #cfg { <#ty as #p::FieldGroup>::write_fields(&self.#f, __w); }),
                 );
                 out.reads.push(
-                    quote_spanned!(span=> #cfg #f: <#ty as #p::FieldGroup>::read_fields(&__r)?),
+                    quote_spanned!(span=> #cfg #f: <#ty as #p::FieldGroup>::read_fields(__r)?),
                 );
                 out.secrets.push(
-                    quote_spanned!(span=> #cfg { __s.extend(<#ty as #p::FieldGroup>::secrets(&self.#f)); }),
+                    quote_spanned!(span=> #cfg { ::core::iter::Extend::extend(&mut __s, <#ty as #p::FieldGroup>::secrets(&self.#f)); }),
                 );
                 continue;
             }
@@ -252,22 +254,22 @@ fn codec(fields: &[Field<RequestRole>], body: BodyAt) -> Codec {
             (Some(at), _) => {
                 let read = format_ident!("text{opt}");
                 (
-                    quote!(__w.put(#at, #wire, #to_text(__v));),
-                    quote!(__r.#read(#at, #wire, #from_text)?),
+                    quote!(#p::RequestWriter::put(__w, #at, #wire, #to_text(__v));),
+                    quote!(#p::RequestReader::#read(__r, #at, #wire, #from_text)?),
                 )
             }
             (None, BodyAt::OfRequest) => {
                 let read = format_ident!("body{opt}");
                 (
-                    quote!(__w.body(#wire, #to_text(__v), __v);),
-                    quote!(__r.#read(#wire, #from_text)?),
+                    quote!(#p::RequestWriter::body(__w, #wire, #to_text(__v), __v);),
+                    quote!(#p::RequestReader::#read(__r, #wire, #from_text)?),
                 )
             }
             (None, _) => {
                 let read = format_ident!("json{opt}");
                 (
-                    quote_spanned!(span=> __w.json(#wire, __v);),
-                    quote_spanned!(span=> __r.#read(#wire)?),
+                    quote_spanned!(span=> #p::RequestWriter::json(__w, #wire, __v);),
+                    quote_spanned!(span=> #p::RequestReader::#read(__r, #wire)?),
                 )
             }
         };
@@ -294,7 +296,7 @@ fn codec(fields: &[Field<RequestRole>], body: BodyAt) -> Codec {
             out.secrets.push(quote! {#cfg {
                 #[allow(unused_imports)]
                 use #p::{IsSecret as _, NotSecret as _};
-                (&#p::SecretProbe(&self.#f)).collect_if_secret(&mut __s);
+                (&#p::SecretProbe(&self.#f)).__token_collect_if_secret(&mut __s);
             }});
         }
     }
@@ -511,8 +513,8 @@ fn request(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
     ] {
         for c in constants {
             let (name, value) = (&c.name, &c.value.text);
-            writes.push(quote!(__w.constant(#at, #name, #value);));
-            checks.push(quote!(__r.expect(#at, #name, #value)?;));
+            writes.push(quote!(#p::RequestWriter::constant(__w, #at, #name, #value);));
+            checks.push(quote!(#p::RequestReader::expect(__r, #at, #name, #value)?;));
         }
     }
     let Codec {
@@ -535,7 +537,7 @@ fn request(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
                     let (f, ty) = (key.ident, key.ty);
                     let key = quote_spanned!(ty.span()=> <#ty as #p::SigningKey>::key(&self.#f));
                     quote! {
-                        let mut __request = __w.finish(base_url)?;
+                        let mut __request = #p::RequestWriter::finish(__writer, base_url)?;
                         #p::sign_request(Self::SIGNATURE, &mut __request, #key)?;
                         ::core::result::Result::Ok(__request)
                     }
@@ -552,7 +554,7 @@ fn request(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
                         __key: &#p::ClientSecret,
                     ) -> ::core::result::Result<Self, #p::SignedRequestError> {
                         #p::verify_request(Self::SIGNATURE, request, __key)?;
-                        let __r = #p::RequestReader::new(request, Self::METHOD, #format)?;
+                        let __r = &#p::RequestReader::new(request, Self::METHOD, #format)?;
                         #(#checks)*
                         ::core::result::Result::Ok(Self { #(#reads,)* })
                     }
@@ -561,12 +563,12 @@ fn request(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
         }
         _ => (
             quote!(),
-            quote!(__w.finish(base_url)),
+            quote!(#p::RequestWriter::finish(__writer, base_url)),
             quote! {
                 fn decode_request(
                     request: &#p::http::Request<::std::vec::Vec<u8>>,
                 ) -> ::core::result::Result<Self, #p::RequestError> {
-                    let __r = #p::RequestReader::new(request, Self::METHOD, #format)?;
+                    let __r = &#p::RequestReader::new(request, Self::METHOD, #format)?;
                     #(#checks)*
                     ::core::result::Result::Ok(Self { #(#reads,)* })
                 }
@@ -598,7 +600,8 @@ fn request(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
                 &self,
                 base_url: &#p::url::Url,
             ) -> ::core::result::Result<#p::http::Request<::std::vec::Vec<u8>>, #p::EndpointError> {
-                let mut __w = #p::RequestWriter::new(Self::METHOD, Self::PATH, #format);
+                let mut __writer = #p::RequestWriter::new(Self::METHOD, Self::PATH, #format);
+                let __w = &mut __writer;
                 #(#writes)*
                 #encode
             }
@@ -1248,7 +1251,7 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
                 into.push(quote_spanned!(span=>
                     __set.token_type = <#ty as #p::TextSlot>::get_text(&self.#f).map(<#p::TokenType as ::core::convert::From<::std::string::String>>::from);));
                 from.push(quote_spanned!(span=>
-                    #f: <#ty as #p::TextSlot>::from_text(__set.token_type.as_ref().map(|t| ::std::string::ToString::to_string(t.as_str())))));
+                    #f: <#ty as #p::TextSlot>::from_text(::core::option::Option::map(::core::option::Option::as_ref(&__set.token_type), |t| ::std::string::ToString::to_string(#p::TokenType::as_str(t))))));
             }
             Some(AnswerRole::Scope) => {
                 into.push(

@@ -139,27 +139,27 @@ impl<T: SecretType> SecretType for Option<T> {}
 
 /// Collects a field's secrets when its type is a [`SecretType`], and nothing otherwise
 /// (autoref specialization: the generated code calls
-/// `(&SecretProbe(&self.field)).collect_if_secret(&mut out)` with both traits in scope;
+/// `(&SecretProbe(&self.field)).__token_collect_if_secret(&mut out)` with both traits in scope;
 /// [`IsSecret`] on `SecretProbe<T>` wins when `T: SecretType`, else [`NotSecret`] on
 /// `&SecretProbe<T>` applies).
 pub struct SecretProbe<'a, T: ?Sized>(pub &'a T);
 
 pub trait IsSecret<'a> {
-    fn collect_if_secret(&self, out: &mut Vec<&'a str>);
+    fn __token_collect_if_secret(&self, out: &mut Vec<&'a str>);
 }
 
 impl<'a, T: SecretType + ?Sized> IsSecret<'a> for SecretProbe<'a, T> {
-    fn collect_if_secret(&self, out: &mut Vec<&'a str>) {
+    fn __token_collect_if_secret(&self, out: &mut Vec<&'a str>) {
         self.0.collect_secrets(out);
     }
 }
 
 pub trait NotSecret<'a> {
-    fn collect_if_secret(&self, out: &mut Vec<&'a str>);
+    fn __token_collect_if_secret(&self, out: &mut Vec<&'a str>);
 }
 
 impl<'a, T: ?Sized> NotSecret<'a> for &SecretProbe<'a, T> {
-    fn collect_if_secret(&self, _out: &mut Vec<&'a str>) {}
+    fn __token_collect_if_secret(&self, _out: &mut Vec<&'a str>) {}
 }
 
 /// Client side: assembles a request field by field.
