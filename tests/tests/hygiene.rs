@@ -117,6 +117,11 @@ pub struct Errmsg {
 /// could call by method syntax: by value, they would be found before an inherent method
 /// taking `&self` or `&mut self`, or a trait method of the same name, and the generated code
 /// would call them (or fail to compile). Generated code names every call it makes.
+#[allow(
+    clippy::wrong_self_convention,
+    clippy::len_without_is_empty,
+    clippy::should_implement_trait
+)]
 pub trait Hijack: std::marker::Sized {
     fn put(self) {}
     fn body(self) {}
