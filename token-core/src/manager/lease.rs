@@ -758,15 +758,9 @@ impl<P: Provider> Inner<P> {
             // Only an answer that it did nothing is final. An outage (`Backend`) may come
             // after the call went out: a store's own deadline passed with its statement
             // sent (PostgresStore's "no answer within", whose cancel may not reach the
-            // server), a connection lost mid-query, as well as this manager's timeout
-            // (`timed::InDoubt`): such a release may still land.
-            unconfirmed.released = match &answer {
-                Ok(()) => true,
-                Err(error) => {
-                    !super::timed::InDoubt::is(error)
-                        && !matches!(error, StoreError::Backend { .. })
-                }
-            };
+            // server), a connection lost mid-query, as well as this manager's timeout or a
+            // panic in the store (both `Backend`): such a release may still land.
+            unconfirmed.released = !matches!(answer, Err(StoreError::Backend { .. }));
             if let Err(error) = answer {
                 tracing::warn!(%error, "could not release the refresh lease; it will lapse");
             }

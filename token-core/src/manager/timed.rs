@@ -121,19 +121,6 @@ impl Timed {
     }
 }
 
-/// The source of a store error for a call that may still reach the store: it did not
-/// answer in time, or panicked under way.
-#[derive(Debug, thiserror::Error)]
-#[error("the call may still reach the store")]
-pub(super) struct InDoubt;
-
-impl InDoubt {
-    /// Whether `error` is for a call that may still reach the store.
-    pub(super) fn is(error: &StoreError) -> bool {
-        matches!(error, StoreError::Backend { source: Some(source), .. } if source.is::<Self>())
-    }
-}
-
 fn lock(pending: &Pending) -> MutexGuard<'_, HashMap<SessionKey, watch::Receiver<bool>>> {
     // A map of channels, each entry written whole: a panic leaves none half-set.
     pending
@@ -203,19 +190,8 @@ impl TokenStore for Timed {
         // Not waited for by later calls: one that does not answer could then wedge the
         // session for good. One that lands late is harmless, since the manager asks for
         // leases under a new name after it (`Inner::lease_holder`).
-        let call = CatchUnwind(Box::pin(self.inner.release_lease(key, holder)));
-        let in_doubt = |error| match error {
-            StoreError::Backend { message, .. } => StoreError::Backend {
-                message,
-                source: Some(Arc::new(InDoubt)),
-            },
-            other => other,
-        };
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(())) => Err(in_doubt(Self::panicked("lease release"))),
-            Err(_) => Err(in_doubt(self.timed_out("lease release"))),
-        }
+        let call = self.inner.release_lease(key, holder);
+        self.within("lease release", call).await
     }
 
     async fn lapsed_leases(&self, provider: &str) -> Result<Vec<String>, StoreError> {
