@@ -188,6 +188,13 @@ impl Counted {
         let _ = COUNTED.try_with(|counted| counted.list().push(users.clone()));
     }
 
+    /// Whether the current task counted `users` in and has not counted them out.
+    pub(super) fn holds(users: &Arc<LeaseUsers>) -> bool {
+        COUNTED
+            .try_with(|counted| counted.list().iter().any(|noted| Arc::ptr_eq(noted, users)))
+            .unwrap_or(false)
+    }
+
     /// Takes `users` off the current task's ledger (counted out, or handed over); whether
     /// it was there.
     pub(super) fn take(users: &Arc<LeaseUsers>) -> bool {
@@ -285,7 +292,12 @@ impl<P: Provider> Inner<P> {
             Ok(taken) => taken,
             Err(()) => {
                 tracing::error!("the refresh panicked");
-                self.release(session).await;
+                // Given back only if this task still counts it: the panic may have come
+                // after a release had counted it out (a `tracing` subscriber's, say), and
+                // counting out again would take the count of another user of the lease.
+                if Counted::holds(&self.lease_users(session)) {
+                    self.release(session).await;
+                }
                 Err(Error::RefreshAborted("the refresh panicked".into()))
             }
         }
@@ -740,6 +752,19 @@ impl<P: Provider> Inner<P> {
         self.stop_using(session, true).await;
     }
 
+    /// Gives the lease back if no user in this process counts it, counting nobody out: for
+    /// a set whose background save was dropped with its runtime (which counted it out)
+    /// and was saved at shutdown.
+    pub(super) async fn release_unused(&self, session: &Session<P::Extras>) {
+        let users = self.lease_users(session);
+        let _order = users.order.lock().await;
+        let count = users.count.load(Ordering::SeqCst);
+        if count == 0 {
+            self.give_back(session).await;
+        }
+        self.tidy_lease_users(session, &users, count);
+    }
+
     /// Counts a user of the lease out (off the task's ledger too) and, with `give_back`,
     /// gives the lease back to the store if it was the last one.
     async fn stop_using(&self, session: &Session<P::Extras>, give_back: bool) {
@@ -748,24 +773,29 @@ impl<P: Provider> Inner<P> {
         Counted::take(&users);
         let count = users.count_out();
         if give_back && count == 0 {
-            let holder = self.lease_holder(session);
-            let mut unconfirmed = NewHolderUnlessReleased {
-                inner: self,
-                session,
-                released: false,
-            };
-            let answer = self.store.release_lease(&session.key, &holder).await;
-            // Only an answer that it did nothing is final. An outage (`Backend`) may come
-            // after the call went out: a store's own deadline passed with its statement
-            // sent (PostgresStore's "no answer within", whose cancel may not reach the
-            // server), a connection lost mid-query, as well as this manager's timeout or a
-            // panic in the store (both `Backend`): such a release may still land.
-            unconfirmed.released = !matches!(answer, Err(StoreError::Backend { .. }));
-            if let Err(error) = answer {
-                tracing::warn!(%error, "could not release the refresh lease; it will lapse");
-            }
+            self.give_back(session).await;
         }
         self.tidy_lease_users(session, &users, count);
+    }
+
+    /// Releases this process's lease in the store (under the order lock, no user left).
+    async fn give_back(&self, session: &Session<P::Extras>) {
+        let holder = self.lease_holder(session);
+        let mut unconfirmed = NewHolderUnlessReleased {
+            inner: self,
+            session,
+            released: false,
+        };
+        let answer = self.store.release_lease(&session.key, &holder).await;
+        // Only an answer that it did nothing is final. An outage (`Backend`) may come
+        // after the call went out: a store's own deadline passed with its statement
+        // sent (PostgresStore's "no answer within", whose cancel may not reach the
+        // server), a connection lost mid-query, as well as this manager's timeout or a
+        // panic in the store (both `Backend`): such a release may still land.
+        unconfirmed.released = !matches!(answer, Err(StoreError::Backend { .. }));
+        if let Err(error) = answer {
+            tracing::warn!(%error, "could not release the refresh lease; it will lapse");
+        }
     }
 
     /// This process's name in the session's lease. A release that did not answer in time

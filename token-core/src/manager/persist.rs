@@ -313,7 +313,8 @@ impl<P: Provider> Inner<P> {
 
     /// After `shutdown`'s wait for its tasks: saves every set still unsaved in memory, whose
     /// background save no longer runs (its task was dropped with the runtime that ran it,
-    /// which this process outlived), and gives its lease back. How many are left unsaved
+    /// which this process outlived), and gives its lease back unless another user in this
+    /// process counts it (the dropped task counted itself out). How many are left unsaved
     /// (the store failed again).
     pub(super) async fn save_orphans(&self) -> usize {
         let mut left = 0;
@@ -323,7 +324,7 @@ impl<P: Provider> Inner<P> {
                 continue;
             };
             match self.save_again(&session, &unsaved).await {
-                SavedAgain::Done => self.release(&session).await,
+                SavedAgain::Done => self.release_unused(&session).await,
                 SavedAgain::Never => {}
                 SavedAgain::Failed(error) => {
                     tracing::warn!(%error, "saving the token set failed again at shutdown");

@@ -671,6 +671,28 @@ fn calls_on_a_runtime_without_timers_are_typed_errors() {
 /// the only copy of the pair in memory.
 #[test]
 fn a_pair_whose_background_save_died_with_its_runtime_is_saved_by_shutdown() {
+    let (stored, lease) = orphan_saved_by_shutdown(false);
+    assert_eq!(refresh_of(&stored), "rt-1", "the rotated pair is saved");
+    assert_eq!(lease, Lease::Acquired, "and the lease given back");
+}
+
+/// The same, with another user of the session's lease still counted in this process when
+/// `shutdown` saves the orphaned pair: the dropped save counted itself out already, so the
+/// save at shutdown must not count that other user out and give the lease back under it.
+#[test]
+fn a_pair_saved_by_shutdown_leaves_a_lease_another_user_counts() {
+    let (stored, lease) = orphan_saved_by_shutdown(true);
+    assert_eq!(refresh_of(&stored), "rt-1", "the rotated pair is saved");
+    assert!(
+        matches!(lease, Lease::HeldByOther { .. }),
+        "the lease is still this process's: {lease:?}"
+    );
+}
+
+/// A pair refreshed on a runtime that is then dropped with its background save, saved by a
+/// `shutdown` on another runtime (with one more user of the lease counted first if
+/// `other_user`): what the store holds afterwards, and another holder's ask for the lease.
+fn orphan_saved_by_shutdown(other_user: bool) -> (Versioned<StoredRecord>, Lease) {
     let clock = Arc::new(crate::clock::ManualClock::new(
         datetime!(2026-01-01 00:00 UTC),
     ));
@@ -696,6 +718,16 @@ fn a_pair_whose_background_save_died_with_its_runtime_is_saved_by_shutdown() {
     // Dropped: its tasks are dropped before this returns.
     drop(first);
     store.saves_fail.store(false, Ordering::SeqCst);
+    if other_user {
+        let session = manager.inner.known_session("s").unwrap();
+        let users = manager.inner.lease_users(&session);
+        assert_eq!(
+            users.count.load(Ordering::SeqCst),
+            0,
+            "the dropped save counted out"
+        );
+        users.count.fetch_add(1, Ordering::SeqCst);
+    }
     let second = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
@@ -708,18 +740,14 @@ fn a_pair_whose_background_save_died_with_its_runtime_is_saved_by_shutdown() {
         );
         manager.shutdown(Duration::from_secs(60)).await
     });
+    assert!(shut.is_ok(), "{shut:?}");
+    assert_eq!(*fake.presented.lock().unwrap(), ["rt-0"]);
     let key = SessionKey::new("fake", "s");
     let stored = second.block_on(shared.load(&key)).unwrap().unwrap();
-    assert!(shut.is_ok(), "{shut:?}");
-    assert_eq!(refresh_of(&stored), "rt-1", "the rotated pair is saved");
-    assert_eq!(
-        second
-            .block_on(shared.acquire_lease(&key, "another", HOUR))
-            .unwrap(),
-        Lease::Acquired,
-        "and the lease given back"
-    );
-    assert_eq!(*fake.presented.lock().unwrap(), ["rt-0"]);
+    let lease = second
+        .block_on(shared.acquire_lease(&key, "another", HOUR))
+        .unwrap();
+    (stored, lease)
 }
 
 /// A metrics recorder that panics as each metric is registered, or (`AtCount`) whose
