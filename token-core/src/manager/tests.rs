@@ -4251,21 +4251,33 @@ impl TokenStore for DetachedReleases {
     }
 }
 
+impl DetachedReleases {
+    /// Over `inner`, with no call held.
+    fn over(inner: &Arc<MemoryStore>) -> Self {
+        Self {
+            inner: inner.clone(),
+            gate: StdMutex::new(None),
+            delete_gate: StdMutex::new(None),
+        }
+    }
+}
+
+/// Inserts the session `s` (`at-0`, `rt-0`) due for a refresh.
+async fn seed_due<Q: Provider<Extras = NoExtras>>(h: &Harness, manager: &TokenManager<Q>) {
+    let set = TokenSet::new(AccessToken::new("at-0"))
+        .with_refresh_token(RefreshToken::new("rt-0"))
+        .with_access_expires_at(h.clock.now());
+    manager.insert("s", set).await.unwrap();
+}
+
 /// A manager over `DetachedReleases` of `inner`, its session `s` (`rt-0`) due for a refresh.
 async fn detached_releases(
     h: &Harness,
     inner: &Arc<MemoryStore>,
 ) -> (Arc<DetachedReleases>, TokenManager<Arc<Fake>>) {
-    let store = Arc::new(DetachedReleases {
-        inner: inner.clone(),
-        gate: StdMutex::new(None),
-        delete_gate: StdMutex::new(None),
-    });
+    let store = Arc::new(DetachedReleases::over(inner));
     let manager = manager_over(h, store.clone());
-    let set = TokenSet::new(AccessToken::new("at-0"))
-        .with_refresh_token(RefreshToken::new("rt-0"))
-        .with_access_expires_at(h.clock.now());
-    manager.insert("s", set).await.unwrap();
+    seed_due(h, &manager).await;
     (store, manager)
 }
 
@@ -4358,11 +4370,8 @@ async fn a_remove_that_answers_after_the_store_timeout_deletes_no_later_login() 
     let h = harness(|_| {});
     let inner = Arc::new(MemoryStore::new());
     let deleted = Arc::new(Semaphore::new(0));
-    let store = Arc::new(DetachedReleases {
-        inner: inner.clone(),
-        gate: StdMutex::new(None),
-        delete_gate: StdMutex::new(Some(deleted.clone())),
-    });
+    let store = Arc::new(DetachedReleases::over(&inner));
+    *store.delete_gate.lock().unwrap() = Some(deleted.clone());
     let manager = manager_over(&h, store.clone());
     manager.insert("s", login(&h)).await.unwrap();
     // The user logs out; the store does not answer the delete in time (it reaches the

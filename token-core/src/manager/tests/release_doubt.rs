@@ -34,16 +34,9 @@ fn timed_manager(
 async fn a_lease_release_that_never_answers_does_not_hold_up_the_next_refresh() {
     let h = harness(|_| {});
     let inner = Arc::new(MemoryStore::new());
-    let store = Arc::new(DetachedReleases {
-        inner: inner.clone(),
-        gate: StdMutex::new(None),
-        delete_gate: StdMutex::new(None),
-    });
+    let store = Arc::new(DetachedReleases::over(&inner));
     let manager = timed_manager(&h, store.clone(), Duration::from_secs(2));
-    let set = TokenSet::new(AccessToken::new("at-0"))
-        .with_refresh_token(RefreshToken::new("rt-0"))
-        .with_access_expires_at(h.clock.now());
-    manager.insert("s", set).await.unwrap();
+    seed_due(&h, &manager).await;
     // The first refresh's release never answers.
     let never = Arc::new(Semaphore::new(0));
     *store.gate.lock().unwrap() = Some(never.clone());
@@ -113,16 +106,9 @@ impl TokenStore for ListedDetachedReleases {
 async fn a_lease_release_that_never_answers_sets_off_no_refresh_of_a_fresh_session() {
     let h = harness(|_| {});
     let inner = Arc::new(MemoryStore::new());
-    let store = Arc::new(ListedDetachedReleases(DetachedReleases {
-        inner: inner.clone(),
-        gate: StdMutex::new(None),
-        delete_gate: StdMutex::new(None),
-    }));
+    let store = Arc::new(ListedDetachedReleases(DetachedReleases::over(&inner)));
     let manager = timed_manager(&h, store.clone(), Duration::from_secs(2));
-    let set = TokenSet::new(AccessToken::new("at-0"))
-        .with_refresh_token(RefreshToken::new("rt-0"))
-        .with_access_expires_at(h.clock.now());
-    manager.insert("s", set).await.unwrap();
+    seed_due(&h, &manager).await;
     let never = Arc::new(Semaphore::new(0));
     *store.0.gate.lock().unwrap() = Some(never.clone());
     assert_eq!(
@@ -208,10 +194,7 @@ async fn a_lease_release_answered_with_an_outage_error_takes_no_later_lease_away
         gate: StdMutex::new(Some(released.clone())),
     });
     let manager = manager_over(&h, store.clone());
-    let set = TokenSet::new(AccessToken::new("at-0"))
-        .with_refresh_token(RefreshToken::new("rt-0"))
-        .with_access_expires_at(h.clock.now());
-    manager.insert("s", set).await.unwrap();
+    seed_due(&h, &manager).await;
     assert_eq!(
         manager.access_token("s").await.unwrap().expose_secret(),
         "at-1"
