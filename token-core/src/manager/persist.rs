@@ -380,6 +380,16 @@ impl<P: Provider> Inner<P> {
         unsaved: &Ready<P::Extras>,
     ) -> Result<Ready<P::Extras>, Error> {
         match (self.persist(&session.key, unsaved, unsaved.version(), true)).await {
+            // A set for a session the store had no record of (issued): a save that expects
+            // no record cannot tell a removed session from a new one, so a remove while it
+            // was under way would be undone by it; the save is taken back, as a refresh's
+            // is (`removed_since`).
+            Persisted::Saved(version)
+                if unsaved.version().is_none()
+                    && self.removed_while_unsaved(session, unsaved, version).await =>
+            {
+                Err(self.no_tokens(session))
+            }
             Persisted::Saved(version) => {
                 // A new publication (its saved flag is part of what callers compare), with
                 // the same set.
@@ -430,6 +440,28 @@ impl<P: Provider> Inner<P> {
 }
 
 impl<P: Provider> Inner<P> {
+    /// After saving `unsaved` at `version` where the store had no record: whether the
+    /// session was removed since `unsaved` was published (it holds no tokens now, and not
+    /// that set); if so, the save is taken back, so that it does not bring the session
+    /// back.
+    async fn removed_while_unsaved(
+        &self,
+        session: &Session<P::Extras>,
+        unsaved: &Ready<P::Extras>,
+        version: Version,
+    ) -> bool {
+        // A remove through the store holds this for its delete and its publication: it
+        // either published before this look, or deletes the record saved here.
+        let _writing = session.writer().lock().await;
+        let removed = self
+            .state(session)
+            .is_some_and(|state| !unsaved.is(&state) && matches!(*state, State::Absent { .. }));
+        if removed && let Err(error) = self.store.delete(&session.key, Some(version)).await {
+            tracing::warn!(%error, "could not take back the set saved for a removed session");
+        }
+        removed
+    }
+
     /// The state and the error of a session whose verdict another process recorded (and
     /// reported: no second event).
     pub(super) fn judged_elsewhere(

@@ -5266,3 +5266,75 @@ async fn a_refused_refresh_token_is_not_presented_again_while_its_verdict_waits_
     assert_eq!(second.kind(), ErrorKind::ReauthRequired, "{second:?}");
     assert_eq!(h.calls(), 1, "the refused token is presented once");
 }
+
+/// Fails `save` while `failing` is set, and holds each lease request at `gate` while
+/// `holding` is set (counting those held in `held`).
+#[derive(Default)]
+struct FailingSavesHeldLeases {
+    failing: std::sync::atomic::AtomicBool,
+    holding: std::sync::atomic::AtomicBool,
+    held: AtomicU32,
+    gate: tokio::sync::Notify,
+}
+
+#[async_trait]
+impl Hooks for FailingSavesHeldLeases {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        match call {
+            Call::Save if self.failing.load(Ordering::SeqCst) => return Err(disk_full()),
+            Call::Acquire if self.holding.load(Ordering::SeqCst) => {
+                let released = self.gate.notified();
+                self.held.fetch_add(1, Ordering::SeqCst);
+                released.await;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// A set the provider issued for a session the store had no record of, whose save failed,
+/// is saved again in the background; a remove of the session while that save is under way
+/// (its lease renewed first) is not undone by it: the store keeps no record of the removed
+/// session.
+#[tokio::test(start_paused = true)]
+async fn a_remove_during_the_background_save_of_an_issued_set_is_not_undone_by_it() {
+    let clock = TokioClock::starting_at(datetime!(2026-01-01 00:00 UTC));
+    let mut fake = Fake::new(Arc::new(clock));
+    fake.can_issue = true;
+    let fake = Arc::new(fake);
+    let store = Arc::new(Hooked::<FailingSavesHeldLeases>::default());
+    let manager = TokenManager::builder(fake.clone())
+        .shared_store(store.clone())
+        .client(NoTransport)
+        .clock(Arc::new(clock))
+        .build()
+        .unwrap();
+    store.failing.store(true, Ordering::SeqCst);
+    let issued = manager.access_token("s").await.unwrap();
+    assert_eq!(issued.expose_secret(), "at-1");
+    assert_eq!(fake.issues.load(Ordering::SeqCst), 1);
+    // The store is back; the background save renews its lease first, and is held there.
+    store.failing.store(false, Ordering::SeqCst);
+    store.holding.store(true, Ordering::SeqCst);
+    for _ in 0..100 {
+        if store.held.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        store.held.load(Ordering::SeqCst),
+        1,
+        "the background save renews"
+    );
+    store.holding.store(false, Ordering::SeqCst);
+    manager.remove("s").await.unwrap();
+    store.gate.notify_waiters();
+    assert!(manager.shutdown(Duration::from_secs(60)).await.is_ok());
+    let key = SessionKey::new("fake", "s");
+    assert!(
+        store.inner.load(&key).await.unwrap().is_none(),
+        "the removed session stays removed from the store"
+    );
+}
