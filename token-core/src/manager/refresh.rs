@@ -1227,7 +1227,7 @@ impl<P: Provider> Inner<P> {
             };
             let kind = error.kind();
             tracing::debug!(attempt, %kind, issuing, "call failed");
-            if kind == ErrorKind::OutcomeUnknown {
+            if kind == ErrorKind::OutcomeUnknown || may_follow_a_rotation(&error) {
                 self.note_unresolved(session, issuing, refreshable, sent);
             }
             let wait = policy.backoff(attempt, error.retry_after());
@@ -1336,6 +1336,22 @@ fn stored_form<X: crate::token_set::Extras>(set: TokenSet<X>) -> (StoredTokenSet
             (set, extras, true)
         }
     }
+}
+
+/// Whether a provider's failure, though `Transient` (retried, not bounded by the reuse
+/// window), may have come after the provider rotated the refresh token presented: a 5xx
+/// other than 503 (a server that failed after its commit, a gateway whose upstream answered
+/// too late or not at all). Its pair is then asked for again inside the reuse window if the
+/// refresh gives up, as for an answer lost in transit. A 503 (nothing taken on) and a 429
+/// are not.
+fn may_follow_a_rotation(error: &Error) -> bool {
+    use crate::error::EndpointError;
+    let status = match error {
+        Error::Endpoint(EndpointError::Provider(e)) => e.status,
+        Error::Endpoint(EndpointError::Parse { status, .. }) => *status,
+        _ => return false,
+    };
+    status.is_server_error() && status != http::StatusCode::SERVICE_UNAVAILABLE
 }
 
 /// Whether a refresh's failure is answered again for `failure_cooldown` rather than the

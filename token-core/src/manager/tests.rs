@@ -24,6 +24,9 @@ enum Step {
     Fail(Error),
     /// Rotate, then lose the answer (as if the connection dropped).
     LoseAfterRotate,
+    /// Rotate, then answer this error instead of the pair (a server that failed after its
+    /// commit, a gateway whose upstream answered too late).
+    FailAfterRotate(Error),
     /// Panic inside the refresh.
     Panic,
     /// Rotate, then panic (as a decoder of the answer may).
@@ -185,6 +188,10 @@ impl Provider for Arc<Fake> {
             Some(Step::LoseAfterRotate) => {
                 self.rotate(&presented)?;
                 Err(TransportError::answer_lost("connection closed before the answer").into())
+            }
+            Some(Step::FailAfterRotate(error)) => {
+                self.rotate(&presented)?;
+                Err(error)
             }
             Some(Step::Panic) => panic!("the provider's code panicked"),
             Some(Step::PanicAfterRotate) => {
@@ -3711,6 +3718,43 @@ async fn a_pair_lost_in_transit_is_fetched_inside_the_reuse_window_without_a_cal
     let calls = h.calls();
     tokio::time::sleep(h.fake.reuse_window).await;
     assert_eq!(h.calls(), calls, "and then no more calls");
+}
+
+/// A 5xx answered after the provider rotated (a 504 from a gateway whose upstream answered
+/// too late, a 500 after the commit) loses the pair as an answer lost in transit does: the
+/// refresh gives up after more 503s, and nobody calls until the reuse window is over. The
+/// manager asks again inside the window, as for a lost answer; otherwise the next caller
+/// presents the spent refresh token after the window and the session is declared dead.
+#[tokio::test(start_paused = true)]
+async fn a_pair_lost_behind_a_gateway_timeout_is_fetched_inside_the_reuse_window() {
+    for status in [
+        StatusCode::GATEWAY_TIMEOUT,
+        StatusCode::INTERNAL_SERVER_ERROR,
+    ] {
+        let h = harness(|_| {});
+        h.seed("s", Duration::ZERO).await;
+        let failure = EndpointError::from(ProviderError::new(
+            ErrorKind::Transient,
+            status,
+            status.as_str(),
+        ));
+        h.fake.then(Step::FailAfterRotate(failure.into()));
+        for _ in 0..10 {
+            h.fake.then(Step::Fail(unavailable(None)));
+        }
+        assert!(h.manager.access_token("s").await.is_err());
+        assert_eq!(*h.fake.live.lock().unwrap(), "rt-1");
+        h.fake.script.lock().unwrap().clear();
+        tokio::time::sleep(h.fake.reuse_window).await;
+        let answered = h.manager.access_token("s").await;
+        assert_eq!(
+            answered.as_ref().ok().map(AccessToken::expose_secret),
+            Some("at-1"),
+            "after a {status}: {answered:?}"
+        );
+        let stored = h.stored_tokens("s").await.unwrap().value;
+        assert_eq!(stored.refresh_token.unwrap().expose_secret(), "rt-1");
+    }
 }
 
 #[tokio::test(start_paused = true)]
