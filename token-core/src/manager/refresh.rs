@@ -182,9 +182,10 @@ impl<P: Provider> Inner<P> {
             State::Absent { .. } if self.provider.can_issue() => None,
             State::Absent { .. } => return Err(self.no_tokens(session)),
         };
-        if current.is_none() && matches!(reason, Reason::Unresolved(_)) {
-            // The session has no tokens (removed since the answer was lost): nothing is
-            // left to ask for, and a provider that can issue must not bring it back.
+        if current.is_none() && matches!(reason, Reason::Unresolved(_) | Reason::Lapsed(_)) {
+            // The session has no tokens (removed since the answer was lost, or since a look
+            // for lapsed leases read its record): nothing is left to ask for, and a
+            // provider that can issue must not bring it back.
             return Err(self.no_tokens(session));
         }
         let issuing = current

@@ -1360,6 +1360,66 @@ async fn a_look_for_lapsed_leases_keeps_no_session_it_does_not_refresh() {
     assert!(presented(&h).is_empty());
 }
 
+/// Holds the first `load` after a look for lapsed leases (the look's read of a session it
+/// found) until `release`, saying when it is reached.
+#[derive(Default)]
+struct HoldTheLooksRead {
+    armed: AtomicBool,
+    reached: AtomicBool,
+    release: tokio::sync::Notify,
+}
+
+#[async_trait]
+impl Hooks for HoldTheLooksRead {
+    async fn after(&self, call: Call) {
+        match call {
+            Call::Lapsed => self.armed.store(true, Ordering::SeqCst),
+            Call::Load if self.armed.swap(false, Ordering::SeqCst) => {
+                self.reached.store(true, Ordering::SeqCst);
+                self.release.notified().await;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A look for lapsed leases finds a session whose holder died, and reads its record (a
+/// session this process never used); the session is removed (by another process) before the refresh the look starts reads it in
+/// turn. That refresh finds no tokens: it has nothing to present again, and a provider that
+/// can issue must not issue for the removed session, which would bring it back to the
+/// store.
+#[tokio::test(start_paused = true)]
+async fn a_session_removed_as_a_look_finds_its_lapsed_lease_is_not_issued_for() {
+    let h = harness(|fake| fake.can_issue = true);
+    let store = Arc::new(Hooked::new(HoldTheLooksRead::default()));
+    let (survivor, other) = (process(&h, store.clone()), process(&h, store.clone()));
+    // The survivor never used s (its looks start with its first insert).
+    other.insert("s", fresh_pair(&h)).await.unwrap();
+    survivor.insert("t", fresh_pair(&h)).await.unwrap();
+    let key = SessionKey::new("fake", "s");
+    store
+        .inner
+        .acquire_lease(&key, "dead", Duration::from_secs(1))
+        .await
+        .unwrap();
+    let lease = ManagerConfig::default().lease_ttl;
+    for _ in 0..(lease.as_secs() * 2) {
+        if store.reached.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(store.reached.load(Ordering::SeqCst), "the look read s");
+    other.remove("s").await.unwrap();
+    store.release.notify_one();
+    tokio::time::sleep(lease * 3).await;
+    assert_eq!(h.fake.issues.load(Ordering::SeqCst), 0, "nothing issued");
+    assert!(
+        store.inner.load(&key).await.unwrap().is_none(),
+        "the removed session stays removed from the store"
+    );
+}
+
 /// Three replicas find, each on its own look, the lapsed lease of a replica that died after
 /// the provider rotated: one takes it over and presents the stored token, once; the others
 /// wait for it and take what it saved.
