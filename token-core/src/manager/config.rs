@@ -39,7 +39,8 @@ pub struct ManagerConfig {
     /// reported again (the attempts go on, the lease kept, until the set is saved).
     pub save_retries: u32,
     /// The longest one provider call may take, whatever the transport's own timeouts; past
-    /// it the call's outcome is unknown (the provider may have rotated).
+    /// it the call's outcome is unknown (the provider may have rotated). Not zero (a
+    /// [`Config`](crate::error::Error::Config) error at build).
     pub call_timeout: Duration,
     /// The longest one store call may take (a database that does not answer, a file on a
     /// hung network volume); past it the call fails with [`StoreError`](crate::error::StoreError)

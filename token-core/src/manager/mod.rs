@@ -143,10 +143,15 @@ impl<P: Provider> TokenManagerBuilder<P> {
                 ));
             }
         };
-        if self.config.store_timeout.is_zero() {
-            return Err(Error::Config(
-                "ManagerConfig::store_timeout must not be zero".into(),
-            ));
+        for (timeout, name) in [
+            (self.config.store_timeout, "store_timeout"),
+            (self.config.call_timeout, "call_timeout"),
+        ] {
+            if timeout.is_zero() {
+                return Err(Error::Config(format!(
+                    "ManagerConfig::{name} must not be zero"
+                )));
+            }
         }
         let (events, _) = broadcast::channel(1024);
         let (store, memory) = match self.store {

@@ -4221,18 +4221,34 @@ async fn a_store_that_never_answers_fails_the_call_after_store_timeout() {
     );
 }
 
+/// A store timeout or a provider call timeout of zero would fail every call (a provider
+/// call past its timeout is a lost answer, asked for again): refused at build.
 #[test]
-fn a_store_timeout_of_zero_is_a_config_error() {
+fn a_store_or_call_timeout_of_zero_is_a_config_error() {
     let h = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .unwrap()
         .block_on(async { harness(|_| {}) });
-    let built = TokenManager::builder(h.fake.clone())
-        .client(NoTransport)
-        .config(ManagerConfig::default().with_store_timeout(Duration::ZERO))
-        .build();
-    assert!(matches!(built, Err(Error::Config(_))));
+    for (config, field) in [
+        (
+            ManagerConfig::default().with_store_timeout(Duration::ZERO),
+            "store_timeout",
+        ),
+        (
+            ManagerConfig::default().with_call_timeout(Duration::ZERO),
+            "call_timeout",
+        ),
+    ] {
+        let built = TokenManager::builder(h.fake.clone())
+            .client(NoTransport)
+            .config(config)
+            .build();
+        match built {
+            Err(Error::Config(message)) => assert!(message.contains(field), "{message}"),
+            other => panic!("{field}: {:?}", other.map(drop)),
+        }
+    }
 }
 
 /// A store whose lease releases and deletes run on in a task of their own once asked, as
