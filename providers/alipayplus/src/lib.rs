@@ -61,7 +61,6 @@ mod endpoints;
 #[cfg(feature = "mpp")]
 pub mod mpp;
 mod provider;
-#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod signature;
 

@@ -20,6 +20,7 @@
 //! assert_eq!(config.base_url, sandbox.base_url());
 //! # Ok(()) }
 //! ```
+#![cfg(feature = "sandbox")]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock};

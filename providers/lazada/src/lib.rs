@@ -90,7 +90,6 @@
 use serde::Deserialize;
 use token_core::prelude::*;
 
-#[cfg(feature = "sandbox")]
 pub mod sandbox;
 
 /// Lazada's token service for every country: `https://auth.lazada.com/rest`.

@@ -18,6 +18,7 @@
 //! assert_ne!(second.refresh_token, first.refresh_token);
 //! # Ok(()) }
 //! ```
+#![cfg(feature = "sandbox")]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -88,7 +88,6 @@ mod config;
 mod endpoints;
 mod provider;
 mod receiver;
-#[cfg(feature = "sandbox")]
 pub mod sandbox;
 
 pub use config::{MayaConfig, RefreshShape};

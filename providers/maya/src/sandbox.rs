@@ -15,6 +15,7 @@
 //! assert_eq!(config.api_url, sandbox.base_url());
 //! # Ok(()) }
 //! ```
+#![cfg(feature = "sandbox")]
 
 use std::sync::Arc;
 

@@ -102,7 +102,6 @@
 mod config;
 mod endpoints;
 mod provider;
-#[cfg(feature = "sandbox")]
 pub mod sandbox;
 
 pub use config::OAuth2Config;

@@ -34,6 +34,7 @@
 //! assert_eq!(sandbox.calls(TOKEN_PATH), 1);
 //! # Ok(()) }
 //! ```
+#![cfg(feature = "sandbox")]
 
 use std::sync::Arc;
 

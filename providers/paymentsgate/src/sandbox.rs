@@ -22,6 +22,7 @@
 //! assert_eq!(sandbox.calls(ISSUE_PATH), 1);
 //! # Ok(()) }
 //! ```
+#![cfg(feature = "sandbox")]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -62,7 +62,6 @@
 mod config;
 mod endpoints;
 mod provider;
-#[cfg(feature = "sandbox")]
 pub mod sandbox;
 
 pub use config::{ApiVersion, VaultistConfig};

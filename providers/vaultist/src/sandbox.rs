@@ -25,6 +25,7 @@
 //! assert_eq!(next.extras.user_id.as_deref(), Some("usr:1"));
 //! # Ok(()) }
 //! ```
+#![cfg(feature = "sandbox")]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -79,7 +79,6 @@
 use serde::{Deserialize, Serialize};
 use token_core::prelude::*;
 
-#[cfg(feature = "sandbox")]
 pub mod sandbox;
 
 /// WeChat at `base_url` (`https://api.weixin.qq.com`): refreshes with [`SnsRefreshToken`],

@@ -18,6 +18,7 @@
 //! assert_eq!(next.extras.openid.as_deref(), Some("o6_bmjrPTlm6_2sgVt7hMZOPfL2M"));
 //! # Ok(()) }
 //! ```
+#![cfg(feature = "sandbox")]
 
 use std::sync::Arc;
 use std::time::Duration;
