@@ -78,6 +78,13 @@ pub struct Tokens {
     pub unused: u8,
 }
 
+#[token_endpoint(response, declare_extras = Declared)]
+pub struct DeclaringTokens {
+    pub access_token: AccessToken,
+    #[token(keep)]
+    pub openid: std::option::Option<std::string::String>,
+}
+
 #[token_endpoint(error_code)]
 pub enum Code {
     #[token(code = "invalid_grant", kind = reauth_required, status = 400)]

@@ -74,6 +74,8 @@ pub enum InferredBy {
     Name,
     /// The request's method: a GET's fields go in the query.
     Method,
+    /// A response's `declare_extras = Name`: its fields with no other role are the extras.
+    DeclaredExtras,
 }
 
 impl<R: Copy> Field<'_, R> {
@@ -99,7 +101,10 @@ impl<R: Copy> Field<'_, R> {
         match (&self.attrs.role, self.inferred_by()) {
             (Some(declared), _) => declared.key.span(),
             (None, Some(InferredBy::Type)) => self.ty.span(),
-            (None, Some(InferredBy::Name | InferredBy::Method) | None) => self.ident.span(),
+            (
+                None,
+                Some(InferredBy::Name | InferredBy::Method | InferredBy::DeclaredExtras) | None,
+            ) => self.ident.span(),
         }
     }
 }
@@ -199,6 +204,9 @@ pub fn build<'a>(item: &'a syn::Item, top: TopAttrs, errors: &mut Errors) -> Opt
                 ItemKind::Response => {
                     let mut fields = fields(named, &top, errors);
                     infer_answer_roles(&mut fields, &top, errors);
+                    if top.declare_extras.is_some() {
+                        declared_extras(&mut fields);
+                    }
                     Data::Response(fields)
                 }
                 ItemKind::Error => {
@@ -376,6 +384,17 @@ fn infer_error_roles(fields: &mut [Field<ErrorRole>], errors: &mut Errors) {
                 by: InferredBy::Name,
             });
         }
+    }
+}
+
+/// With `declare_extras = Name`, a response's fields that have no role, given or inferred,
+/// are the fields of the extras struct the macro declares: each an `extra`.
+fn declared_extras(fields: &mut [Field<AnswerRole>]) {
+    for field in fields.iter_mut().filter(|f| f.role().is_none()) {
+        field.inferred = Some(Inferred {
+            role: AnswerRole::Extra,
+            by: InferredBy::DeclaredExtras,
+        });
     }
 }
 

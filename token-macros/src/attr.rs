@@ -177,6 +177,9 @@ pub struct TopAttrs {
     pub error: Option<Keyed<Type>>,
     pub config: Option<Keyed<Type>>,
     pub extras: Option<Keyed<Type>>,
+    /// `declare_extras = Name` on a response: the extras struct the macro declares from the
+    /// response's fields with no other role.
+    pub declare_extras: Option<Keyed<Ident>>,
     /// `provider = "name"` on a request: the provider's refresh endpoint.
     pub provider: Option<LitStr>,
     /// `issue` on a request: the provider's grant with no user (client credentials), which
@@ -210,6 +213,9 @@ pub struct FieldAttrs<R> {
     /// `window = seconds` on a `from = now_*` request field: how far from the server's
     /// clock its time may be.
     pub window: Option<Keyed<u64>>,
+    /// `keep` on a response field that `declare_extras` makes an extras field: kept from
+    /// the session when an answer has none.
+    pub keep: Option<Ident>,
 }
 
 /// `#[token(...)]` on a variant.
@@ -1005,6 +1011,7 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
         error: None,
         config: None,
         extras: None,
+        declare_extras: None,
         provider: None,
         rename_all: None,
         jwt_expiry: false,
@@ -1094,6 +1101,24 @@ pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
                 top.extras = path_type(meta, errors).map(|value| Keyed {
                     key: entry.key.clone(),
                     value,
+                })
+            }
+            ("declare_extras", _) => {
+                top.declare_extras = path_type(meta, errors).and_then(|ty| match &ty {
+                    Type::Path(path) if path.qself.is_none() => match path.path.get_ident() {
+                        Some(name) => Some(Keyed {
+                            key: entry.key.clone(),
+                            value: name.clone(),
+                        }),
+                        None => {
+                            errors.at(&ty, "`declare_extras` names the struct it declares here: a single name such as `Seller`, not a path");
+                            None
+                        }
+                    },
+                    _ => {
+                        errors.at(&ty, "`declare_extras` names the struct it declares here: a single name such as `Seller`");
+                        None
+                    }
                 })
             }
             ("provider", _) => top.provider = lit_str(meta),
@@ -1393,6 +1418,7 @@ pub fn parse_field<R: RoleName>(
         rename: None,
         from: None,
         window: None,
+        keep: None,
     };
     let mut seen = Vec::new();
     for entry in token_attrs(attrs, errors) {
@@ -1405,6 +1431,8 @@ pub fn parse_field<R: RoleName>(
         let name = entry.key.to_string();
         match (name.as_str(), form) {
             ("rename", _) => out.rename = lit_str(&entry.meta),
+            // An extras struct's `keep` is its role; a response field's is not.
+            ("keep", _) if kind == ItemKind::Response => out.keep = Some(entry.key.clone()),
             ("window", _) => {
                 out.window = seconds(&entry.meta, errors).map(|value| Keyed {
                     key: entry.key.clone(),

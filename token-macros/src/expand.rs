@@ -32,7 +32,9 @@ pub fn expand(model: &Model) -> TokenStream {
                 |f| f.role().is_none(),
                 |f| f.role() == Some(AnswerRole::Extras),
             );
-            response(model, fields)
+            let declared = declared_extras(model, fields);
+            let response = response(model, fields);
+            quote!(#declared #response)
         }
         Data::Error(fields) => {
             // The code alone decides what an error answer is: every other field may be
@@ -1113,15 +1115,65 @@ fn keep_extras(model: &Model, fields: &[Field<ExtrasRole>]) -> TokenStream {
     }
 }
 
+/// The extras struct a response's `declare_extras = Name` declares: the response's `extra`
+/// fields (those with no other role), each with its docs, `cfg`, wire name and `keep`, as
+/// an `#[token_endpoint(extras)]` struct of the response's visibility would declare them.
+fn declared_extras(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
+    let (Some(declared), syn::Item::Struct(item)) = (&model.top.declare_extras, model.item) else {
+        return quote!();
+    };
+    let name = &declared.value;
+    let vis = &item.vis;
+    let doc = format!(
+        "The session's extras that [`{}`] declares: its fields with no token role, kept with the tokens.",
+        model.ident
+    );
+    let members = fields
+        .iter()
+        .zip(&item.fields)
+        .filter(|(f, _)| f.role() == Some(AnswerRole::Extra))
+        .map(|(f, original)| {
+            let (ident, ty, wire) = (f.ident, f.ty, &f.wire);
+            let vis = &original.vis;
+            let docs = original
+                .attrs
+                .iter()
+                .filter(|a| a.path().is_ident("doc") || a.path().is_ident("cfg"));
+            let keep = f.attrs.keep.as_ref().map(|keep| quote!(, #keep));
+            quote! {
+                #(#docs)*
+                #[token(rename = #wire #keep)]
+                #vis #ident: #ty
+            }
+        });
+    quote! {
+        #[doc = #doc]
+        #[::token_core::token_endpoint(extras)]
+        #[derive(
+            ::core::clone::Clone,
+            ::core::fmt::Debug,
+            ::core::default::Default,
+            ::core::cmp::PartialEq
+        )]
+        #vis struct #name {
+            #(#members,)*
+        }
+    }
+}
+
 fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
     let p = private();
     let ident = model.ident;
-    let extras = match &model.top.extras {
-        Some(extras) => {
+    let extras = match (&model.top.extras, &model.top.declare_extras) {
+        (Some(extras), _) => {
             let ty = &extras.value;
             quote!(#ty)
         }
-        None => quote!(#p::NoExtras),
+        (None, Some(declared)) => {
+            let ident = &declared.value;
+            quote!(#ident)
+        }
+        (None, None) => quote!(#p::NoExtras),
     };
     let constants = model.top.bodies.iter().map(|c| {
         let name = &c.name;

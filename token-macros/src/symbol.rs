@@ -333,6 +333,11 @@ pub const KEYS: &[(&str, Form, Place)] = &[
     ("response", Form::Flag, Place::Item(ItemKind::Response)),
     ("rename_all", Form::Str, Place::Item(ItemKind::Response)),
     ("extras", Form::Path, Place::Item(ItemKind::Response)),
+    (
+        "declare_extras",
+        Form::Path,
+        Place::Item(ItemKind::Response),
+    ),
     ("jwt_expiry", Form::Flag, Place::Item(ItemKind::Response)),
     ("envelope", Form::Str, Place::Item(ItemKind::Response)),
     ("body", Form::List, Place::Item(ItemKind::Response)),
@@ -406,6 +411,7 @@ pub const KEYS: &[(&str, Form, Place)] = &[
     ("extra", Form::Flag, Place::Member(ItemKind::Response)),
     ("extras", Form::Flag, Place::Member(ItemKind::Response)),
     ("rename", Form::Str, Place::Member(ItemKind::Response)),
+    ("keep", Form::Flag, Place::Member(ItemKind::Response)),
     // error fields
     ("code", Form::Flag, Place::Member(ItemKind::Error)),
     ("message", Form::Flag, Place::Member(ItemKind::Error)),

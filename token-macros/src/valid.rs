@@ -17,6 +17,7 @@ pub fn check(model: &Model, errors: &mut Errors) {
         Data::Response(fields) => {
             response(model, fields, errors);
             whole_extras(model, fields, errors);
+            declared_extras(model, fields, errors);
         }
         Data::Error(fields) => error(model, fields, errors),
         Data::Extras(fields) => kept_extras(fields, errors),
@@ -90,6 +91,10 @@ fn whole_extras(model: &Model, fields: &[Field<AnswerRole>], errors: &mut Errors
     let Some(field) = fields.iter().find(|f| f.role() == Some(AnswerRole::Extras)) else {
         return;
     };
+    if model.top.declare_extras.is_some() {
+        // `declared_extras` says what is wrong.
+        return;
+    }
     if model.top.extras.is_none() {
         errors.span(
             field.role_span(),
@@ -107,6 +112,67 @@ fn whole_extras(model: &Model, fields: &[Field<AnswerRole>], errors: &mut Errors
     }
     if let Some(rename) = &field.attrs.rename {
         errors.at(rename, "an `extras` field has no name on the wire: its fields are read at the answer's top level");
+    }
+}
+
+/// `declare_extras = Name` on a response: the extras are declared here, from its fields
+/// with no other role, so not also by `extras = Type` or in an `extras` field, and there is
+/// at least one; `keep` marks one of those fields, an `Option`.
+fn declared_extras(model: &Model, fields: &[Field<AnswerRole>], errors: &mut Errors) {
+    let declared = &model.top.declare_extras;
+    if let Some(declared) = declared {
+        if let Some(extras) = &model.top.extras {
+            errors.at(
+                &declared.key,
+                format!(
+                    "`declare_extras` conflicts with `{}`: the extras are declared here, from this response's fields, or by their own struct, not both",
+                    extras.key
+                ),
+            );
+        }
+        if let Some(field) = fields.iter().find(|f| f.role() == Some(AnswerRole::Extras)) {
+            errors.span(
+                field.role_span(),
+                format!(
+                    "`declare_extras = {}` declares the extras from this response's fields: an `extras` field would hold them twice",
+                    declared.value
+                ),
+            );
+        }
+        if !fields.iter().any(|f| f.role() == Some(AnswerRole::Extra)) {
+            errors.at(
+                &declared.value,
+                format!(
+                    "`{}` would have no field: every field of the response has a role; declare an extras field, or remove `declare_extras`",
+                    declared.value
+                ),
+            );
+        }
+    }
+    for field in fields {
+        let Some(keep) = &field.attrs.keep else {
+            continue;
+        };
+        if declared.is_none() {
+            errors.at(
+                keep,
+                "`keep` marks an extras field: on a response, one that `declare_extras = Name` declares (or put it on the field of the `#[token_endpoint(extras)]` struct)",
+            );
+        } else if let Some(role) = field.role().filter(|r| *r != AnswerRole::Extra) {
+            errors.at(
+                keep,
+                format!(
+                    "`keep` marks an extras field, and `{}` is the `{}`",
+                    field.ident,
+                    role.name()
+                ),
+            );
+        } else if !field.optional {
+            errors.at(
+                field.ty,
+                "a `keep` field is an `Option<...>`: kept from the previous set when an answer has none",
+            );
+        }
     }
 }
 
@@ -521,7 +587,7 @@ fn response(model: &Model, fields: &[Field<AnswerRole>], errors: &mut Errors) {
             "a response needs one access-token field: a field of type `AccessToken` (or marked `#[token(access_token)]`)",
         );
     }
-    if let (Some(field), None) = (extra, &model.top.extras) {
+    if let (Some(field), None, None) = (extra, &model.top.extras, &model.top.declare_extras) {
         errors.span(
             field.role_span(),
             "`extra` fields go to the extras type: add `extras = Type` to `#[token_endpoint(response, ...)]`",
@@ -556,8 +622,8 @@ fn duplicate_answer_role(
     let how = |field: &Field<AnswerRole>| match field.inferred_by() {
         Some(InferredBy::Type) => " (by its type)",
         Some(InferredBy::Name) => " (by its name)",
-        // A request's role, never an answer's.
-        Some(InferredBy::Method) | None => "",
+        // A request's role, never an answer's; an `extra` role, which any number hold.
+        Some(InferredBy::Method | InferredBy::DeclaredExtras) | None => "",
     };
     let mut message = format!(
         "duplicate `{}`: field `{}` already has this role{}",
@@ -574,7 +640,7 @@ fn duplicate_answer_role(
             "; `{0}` takes it by its name: give it another role with `#[token(...)]`, or another name (`#[token(rename = \"{1}\")]` keeps its name on the wire)",
             second.ident, second.wire
         )),
-        Some(InferredBy::Method) | None => {}
+        Some(InferredBy::Method | InferredBy::DeclaredExtras) | None => {}
     }
     message
 }

@@ -163,10 +163,19 @@ pub struct RefreshAccessToken {
     pub app_secret: ClientSecret,
 }
 
-/// The seller the tokens are for: what the answer says besides the tokens.
-#[token_endpoint(extras)]
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct LazadaSeller {
+/// The answer, flat with `"code": "0"`: the pair and both lifetimes in seconds; its other
+/// fields are the seller the tokens are for, the session's extras [`LazadaSeller`].
+#[token_endpoint(response, declare_extras = LazadaSeller, body(name = "code", value = "0"))]
+#[derive(Clone, Debug, PartialEq)]
+pub struct LazadaTokens {
+    /// The access token.
+    pub access_token: AccessToken,
+    /// The new refresh token.
+    pub refresh_token: Option<RefreshToken>,
+    /// Seconds until the access token expires.
+    pub expires_in: Option<ExpiresIn>,
+    /// Seconds until the refresh token expires.
+    pub refresh_expires_in: Option<ExpiresIn>,
     /// `seller_center` for a seller account.
     pub account_platform: Option<String>,
     /// The login account.
@@ -179,22 +188,6 @@ pub struct LazadaSeller {
     pub country_user_info: Option<serde_json::Value>,
     /// The seller and user ids per country (the refresh reference's name).
     pub country_user_info_list: Option<serde_json::Value>,
-}
-
-/// The answer, flat with `"code": "0"`: the pair and both lifetimes in seconds.
-#[token_endpoint(response, extras = LazadaSeller, body(name = "code", value = "0"))]
-#[derive(Clone, Debug, PartialEq)]
-pub struct LazadaTokens {
-    /// The access token.
-    pub access_token: AccessToken,
-    /// The new refresh token.
-    pub refresh_token: Option<RefreshToken>,
-    /// Seconds until the access token expires.
-    pub expires_in: Option<ExpiresIn>,
-    /// Seconds until the refresh token expires.
-    pub refresh_expires_in: Option<ExpiresIn>,
-    /// The seller, from the answer's other fields.
-    pub seller: LazadaSeller,
 }
 
 /// Lazada's error codes and what the manager does with each.

@@ -144,23 +144,9 @@ pub struct SnsRefreshToken {
     pub refresh_token: RefreshToken,
 }
 
-/// Whom a WeChat session belongs to.
-#[token_endpoint(extras)]
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct WeChatUser {
-    /// The user, unique per Official Account or app (the payer of WeChat Pay's JSAPI
-    /// orders); it never changes for an app, so it is kept from the session when a refresh's
-    /// answer does not name it.
-    #[token(keep)]
-    pub openid: Option<String>,
-    /// The user across the developer's apps (only when bound to an Open Platform account);
-    /// kept from the session when a refresh's answer does not name it.
-    #[token(keep)]
-    pub unionid: Option<String>,
-}
-
-/// `{access_token, expires_in, refresh_token, openid, scope}` (and `unionid` where sent).
-#[token_endpoint(response, extras = WeChatUser)]
+/// `{access_token, expires_in, refresh_token, openid, scope}` (and `unionid` where sent);
+/// `openid` and `unionid` are the session's extras, [`WeChatUser`].
+#[token_endpoint(response, declare_extras = WeChatUser)]
 #[derive(Clone, Debug, PartialEq)]
 pub struct WeChatTokens {
     /// The web authorization access token (not the Official Account's base `access_token`).
@@ -171,8 +157,15 @@ pub struct WeChatTokens {
     pub refresh_token: Option<RefreshToken>,
     /// The granted scopes, comma-separated (`snsapi_userinfo`).
     pub scope: Option<String>,
-    /// `openid`, and `unionid` when sent.
-    pub user: WeChatUser,
+    /// The user, unique per Official Account or app (the payer of WeChat Pay's JSAPI
+    /// orders); it never changes for an app, so it is kept from the session when a refresh's
+    /// answer does not name it.
+    #[token(keep)]
+    pub openid: Option<String>,
+    /// The user across the developer's apps (only when bound to an Open Platform account);
+    /// kept from the session when a refresh's answer does not name it.
+    #[token(keep)]
+    pub unionid: Option<String>,
 }
 
 /// WeChat's global return codes that a refresh meets.

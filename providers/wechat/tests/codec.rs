@@ -105,7 +105,7 @@ fn the_answer_encodes_back_to_the_sample() {
             .as_bytes(),
     )
     .unwrap();
-    assert_eq!(with_union.user.unionid.as_deref(), Some("u"));
+    assert_eq!(with_union.unionid.as_deref(), Some("u"));
 }
 
 #[test]
