@@ -362,6 +362,11 @@ pub trait ErrorResponse: Sized {
     fn code(&self) -> String;
     /// The provider's message.
     fn message(&self) -> Option<String>;
+    /// The provider's id of the request, when its answer gives one (Lazada's `request_id`):
+    /// what its support asks for. `None` unless a field takes the `request_id` role.
+    fn request_id(&self) -> Option<String> {
+        None
+    }
     /// The classification of this answer arriving with `status`.
     fn kind(&self, status: StatusCode) -> ErrorKind;
     /// Writes the answer (server side): status and body.
@@ -517,11 +522,15 @@ pub fn decode_response<E: Endpoint>(
         let message = error
             .message()
             .map(|m| crate::redact::scrub_body(m.as_bytes(), &secrets));
+        let request_id = error
+            .request_id()
+            .map(|id| crate::redact::scrub_secrets(&id, &secrets));
         return Err(ProviderError {
             kind,
             status,
             code: crate::redact::scrub_secrets(&error.code(), &secrets),
             message,
+            request_id,
             retry_after,
         }
         .into());

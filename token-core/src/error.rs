@@ -74,6 +74,10 @@ pub struct ProviderError {
     pub code: String,
     /// The provider's message, with any secret removed.
     pub message: Option<String>,
+    /// The provider's id of the request, when its error answer gives one (an error field
+    /// with the `request_id` role, such as Lazada's `request_id`): what its support asks
+    /// for, with any secret removed.
+    pub request_id: Option<String>,
     /// How long the provider asked us to wait (`Retry-After`).
     pub retry_after: Option<Duration>,
 }
@@ -86,6 +90,7 @@ impl ProviderError {
             status,
             code: code.into(),
             message: None,
+            request_id: None,
             retry_after: None,
         }
     }
@@ -93,6 +98,12 @@ impl ProviderError {
     /// Sets the message.
     pub fn with_message(mut self, message: impl Into<String>) -> Self {
         self.message = Some(message.into());
+        self
+    }
+
+    /// Sets the provider's id of the request.
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = Some(request_id.into());
         self
     }
 

@@ -350,7 +350,7 @@ fn query_by_default(fields: &mut [Field<RequestRole>]) {
 /// from every name (Vault.ist's `#[token(message)] error_description` leaves its `message` a
 /// plain field); two names for one role, with no key, is an error naming both.
 fn infer_error_roles(fields: &mut [Field<ErrorRole>], errors: &mut Errors) {
-    for role in [ErrorRole::Code, ErrorRole::Message] {
+    for role in [ErrorRole::Code, ErrorRole::Message, ErrorRole::RequestId] {
         if fields
             .iter()
             .any(|f| f.attrs.role.as_ref().is_some_and(|r| r.value == role))
@@ -359,6 +359,7 @@ fn infer_error_roles(fields: &mut [Field<ErrorRole>], errors: &mut Errors) {
         }
         let names: &[&str] = match role {
             ErrorRole::Code => crate::symbol::ERROR_CODE_NAMES,
+            ErrorRole::RequestId => crate::symbol::ERROR_REQUEST_ID_NAMES,
             _ => crate::symbol::ERROR_MESSAGE_NAMES,
         };
         let mut first: Option<String> = None;

@@ -1398,6 +1398,7 @@ fn error(model: &Model, fields: &[Field<ErrorRole>]) -> TokenStream {
     let result_status_of_decoded = text(ErrorRole::ResultStatus, quote!(__e));
     let result_status = text(ErrorRole::ResultStatus, quote!(self));
     let message = text(ErrorRole::Message, quote!(self));
+    let request_id = text(ErrorRole::RequestId, quote!(self));
     let status_field = match field(ErrorRole::HttpStatus) {
         Some(f) => {
             let (i, ty) = (f.ident, f.ty);
@@ -1483,6 +1484,10 @@ fn error(model: &Model, fields: &[Field<ErrorRole>]) -> TokenStream {
                 #message
             }
 
+            fn request_id(&self) -> ::core::option::Option<::std::string::String> {
+                #request_id
+            }
+
             fn kind(&self, status: #p::http::StatusCode) -> #p::ErrorKind {
                 #p::classify(#result_status, #code_kind, &[#(#on_status),*], status)
             }
@@ -1531,7 +1536,10 @@ fn from_refusal(model: &Model, fields: &[Field<ErrorRole>], default_status: u16)
                 quote_spanned!(ty.span()=>
                     <#ty as #p::StatusField>::from_status(__status))
             }
-            None => quote_spanned!(ty.span()=> ::core::default::Default::default()),
+            // A sandbox's refusal has no request id of its own.
+            Some(ErrorRole::RequestId) | None => {
+                quote_spanned!(ty.span()=> ::core::default::Default::default())
+            }
         };
         let cfg = cfgs(field);
         inits.push(quote!(#cfg #f: #value));

@@ -181,6 +181,8 @@ impl RoleName for AnswerRole {
 pub enum ErrorRole {
     Code,
     Message,
+    /// The provider's id of the request, for its support.
+    RequestId,
     ResultStatus,
     HttpStatus,
 }
@@ -189,6 +191,7 @@ impl RoleName for ErrorRole {
     const ALL: &'static [(&'static str, Self)] = &[
         ("code", Self::Code),
         ("message", Self::Message),
+        ("request_id", Self::RequestId),
         ("result_status", Self::ResultStatus),
         ("http_status", Self::HttpStatus),
     ];
@@ -415,6 +418,7 @@ pub const KEYS: &[(&str, Form, Place)] = &[
     // error fields
     ("code", Form::Flag, Place::Member(ItemKind::Error)),
     ("message", Form::Flag, Place::Member(ItemKind::Error)),
+    ("request_id", Form::Flag, Place::Member(ItemKind::Error)),
     ("result_status", Form::Flag, Place::Member(ItemKind::Error)),
     ("http_status", Form::Flag, Place::Member(ItemKind::Error)),
     ("rename", Form::Str, Place::Member(ItemKind::Error)),
@@ -567,6 +571,9 @@ pub const SOURCES: &[&str] = &[
 pub const ERROR_CODE_NAMES: &[&str] = &["error", "code", "errcode"];
 /// The names that make an error's field its message without `#[token(message)]`.
 pub const ERROR_MESSAGE_NAMES: &[&str] = &["error_description", "message", "errmsg"];
+/// The names that make an error's field the provider's request id without
+/// `#[token(request_id)]`.
+pub const ERROR_REQUEST_ID_NAMES: &[&str] = &["request_id"];
 
 /// The expiry types of `token_core::expiry`, by the last segment of their path as written: a
 /// response field of one needs an `expiry` or `refresh_expiry` role.

@@ -13,8 +13,10 @@
 //!   `country_user_info_list` as the refresh reference names it) are the session's
 //!   [`LazadaSeller`] extras.
 //! - **Errors** ([`LazadaError`], `{"type", "code", "message", "request_id"}`): decided by the
-//!   code, whatever the status. `IllegalRefreshToken` means the seller must authorize the app
-//!   again; `IncompleteSignature`, `InvalidAppKey`, `MissingParameter` and
+//!   code, whatever the status and the `type`; the `request_id` is kept in the
+//!   [`ProviderError`](token_core::error::ProviderError) for Lazada's support.
+//!   `IllegalRefreshToken` means the seller must authorize the app again;
+//!   `IncompleteSignature`, `InvalidAppKey`, `MissingParameter` and
 //!   `AUTH_TYPE_UNSUPPORTED` are misconfigurations; `ApiCallLimit` and
 //!   `ServiceTemporaryUnavailable` are retried.
 //!
@@ -219,16 +221,15 @@ pub enum LazadaCode {
     Other(String),
 }
 
-/// A refusal, `{"type", "code", "message", "request_id"}`, sent with HTTP 200.
+/// A refusal, `{"type", "code", "message", "request_id"}`, sent with HTTP 200; the code
+/// decides, whatever the `type` (`ISV`, `ISP` or `SYSTEM`), which is not read.
 #[token_endpoint(error, status = 200, success_codes("0"))]
 #[derive(Clone, Debug, PartialEq)]
 pub struct LazadaError {
-    /// `ISV`, `ISP` or `SYSTEM`.
-    pub r#type: Option<String>,
     /// The code.
     pub code: LazadaCode,
     /// What went wrong.
     pub message: Option<String>,
-    /// Lazada's id of the request.
+    /// Lazada's id of the request, for its support: the provider error's `request_id`.
     pub request_id: Option<String>,
 }

@@ -8,8 +8,8 @@ use token_core::codec::{SignedRequestError, decode_response};
 use token_core::sign::{Algorithm, Encoding, Part, RequestSignature, SignatureError, Slot};
 use token_core::{
     codec::Endpoint, codec::ErrorResponse, codec::FromContext, codec::RequestContext,
-    codec::TokenResponse, error::ErrorKind, secret::AccessToken, secret::ClientSecret,
-    secret::RefreshToken, token_set::TokenSet,
+    codec::TokenResponse, error::EndpointError, error::ErrorKind, secret::AccessToken,
+    secret::ClientSecret, secret::RefreshToken, token_set::TokenSet,
 };
 use token_provider_lazada::{
     LazadaCode, LazadaConfig, LazadaError, LazadaSeller, LazadaTokens, RefreshAccessToken,
@@ -234,7 +234,7 @@ fn refresh_reference_codes_are_classified() {
     }
     let error = LazadaError::decode_error(ok, cases[0].0.as_bytes()).unwrap();
     assert_eq!(error.code, LazadaCode::IllegalRefreshToken);
-    assert_eq!(error.r#type.as_deref(), Some("ISV"));
+    assert_eq!(error.request_id.as_deref(), Some("0b1"));
     assert!(
         LazadaError::decode_error(ok, SAMPLE.as_bytes()).is_none(),
         "code 0 is a success"
@@ -272,7 +272,16 @@ fn the_error_code_table() {
                 datetime!(2026-01-01 00:00 UTC),
                 &[],
             );
-            assert_eq!(set.unwrap_err().kind(), kind, "{code}");
+            let error = set.unwrap_err();
+            assert_eq!(error.kind(), kind, "{code}");
+            // Lazada's id of the request reaches the caller, for its support.
+            let EndpointError::Provider(provider) = error else {
+                panic!("{code}: {error}")
+            };
+            assert_eq!(
+                provider.request_id.as_deref(),
+                Some("0ba2887315178178017221014")
+            );
         }
     }
 }

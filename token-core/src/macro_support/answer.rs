@@ -347,7 +347,7 @@ pub fn error_status(field: Option<u16>, code: Option<u16>, default: u16) -> http
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a text field",
     label = "expected `String` or `Option<String>`",
-    note = "text fields are a response's `scope` and `token_type` and an error's `message` (marked so, or named so without a key: `message`, `error_description`, `errmsg`) and `result_status`; a field named so that is not text takes another name, and keeps its name on the wire with `#[token(rename = \"...\")]`"
+    note = "text fields are a response's `scope` and `token_type` and an error's `message` (marked so, or named so without a key: `message`, `error_description`, `errmsg`), `request_id` (likewise) and `result_status`; a field named so that is not text takes another name, and keeps its name on the wire with `#[token(rename = \"...\")]`"
 )]
 pub trait TextSlot {
     /// The text, if any.
