@@ -130,7 +130,9 @@ pub use async_trait::async_trait;
 pub use token_macros::token_endpoint;
 
 /// The names most code uses, in one import: `use token_core::prelude::*;`. Every name here
-/// also has its one home in the module of its layer.
+/// also has its one home in the module of its layer, but serde's `Serialize` and
+/// `Deserialize` (the traits and their derives, for a provider's config), whose derives name
+/// `serde`: a crate deriving them depends on serde.
 pub mod prelude {
     pub use crate::error::{Error, ErrorKind};
     pub use crate::expiry::ExpiresIn;
@@ -140,6 +142,7 @@ pub mod prelude {
     pub use crate::store::{MemoryStore, SessionKey, TokenStore};
     pub use crate::token_set::{NoExtras, TokenSet};
     pub use crate::{async_trait, token_endpoint};
+    pub use serde::{Deserialize, Serialize};
 }
 
 /// What generated code needs; not a public API.

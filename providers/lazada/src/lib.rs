@@ -89,7 +89,6 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-use serde::Deserialize;
 use token_core::prelude::*;
 
 pub mod sandbox;

@@ -76,7 +76,6 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-use serde::{Deserialize, Serialize};
 use token_core::prelude::*;
 
 pub mod sandbox;
