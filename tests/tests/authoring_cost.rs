@@ -10,9 +10,9 @@
 //! - sandbox: any item of `sandbox.rs`;
 //! - beyond refresh: files that are not part of the refresh client (`mpp.rs`, a receiver).
 //!
-//! The test holds every crate to no hand-written codec code, and reports whether the crates
-//! written with the macro's full grammar meet the guide's goal (60 lines of declarations and
-//! glue, 20 of sandbox).
+//! The test holds every crate to no hand-written codec code, and the crates written with the
+//! macro's full grammar to the guide's goal (60 lines of declarations and glue, 20 of
+//! sandbox), or, for one still over it, to the count it has reached, so it cannot grow.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -33,9 +33,15 @@ const CODEC_TRAITS: &[&str] = &[
 /// The files that make up a provider's refresh client; other files are counted apart.
 const CLIENT_FILES: &[&str] = &["lib.rs", "config.rs", "endpoints.rs", "provider.rs"];
 
-/// Crates measured against the guide's goal: at most 60 lines of declarations plus glue, at
-/// most 20 of sandbox.
-const DECLARATIVE: &[&str] = &["wechat", "lazada"];
+/// The guide's goal for a crate written with the full grammar: at most 60 lines of
+/// declarations plus glue, at most 20 of sandbox.
+const GOAL: (usize, usize) = (60, 20);
+
+/// The crates measured against the goal, each with the most it may take: the goal, or what
+/// a crate still over it has reached. Lazada is 4 over: its signed request carries the
+/// signing key as a field (`encode_request` has no config to read it from), and its seven
+/// codes take two lines each.
+const DECLARATIVE: &[(&str, (usize, usize))] = &[("wechat", GOAL), ("lazada", (64, 20))];
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Cost {
@@ -235,11 +241,15 @@ fn provider_crates_are_declarations() {
     println!("{table}");
     for (name, cost) in &crates {
         assert_eq!(cost.codec, 0, "{name} has hand-written codec code");
-        if DECLARATIVE.contains(&name.as_str()) {
-            // The guide's goal for crates written with the full grammar; reported, not yet
-            // met (what is left is declarations: the error codes, the config).
-            let within = cost.declarations + cost.glue <= 60 && cost.sandbox <= 20;
+        if let Some((_, (client, sandbox))) = DECLARATIVE.iter().find(|(n, _)| n == name) {
+            let within = cost.declarations + cost.glue <= GOAL.0 && cost.sandbox <= GOAL.1;
             println!("{name}: within the goal of 60 + 20 lines: {within}");
+            assert!(
+                cost.declarations + cost.glue <= *client && cost.sandbox <= *sandbox,
+                "{name} takes {} lines of declarations and glue (at most {client}) and {} of sandbox (at most {sandbox})",
+                cost.declarations + cost.glue,
+                cost.sandbox
+            );
         }
     }
 }
