@@ -47,8 +47,8 @@
 //!   call by mistake) are not mapped: refusals, never re-auth; `is_snapshotuser` is sent by
 //!   the code exchange only and is not read;
 //! - the codes come as integers; one written as a string (`"40030"`) or a whole float
-//!   (`40030.0`) reads the same; `"00"` is not the success code `0` (compared as text)
-//!   but a refusal, never a success.
+//!   (`40030.0`) reads the same, and so does the success code `0` written `"00"` or `"+0"`
+//!   (codes are compared as integers).
 //!
 //! # Configuration
 //!

@@ -159,6 +159,12 @@ fn an_unknown_code_is_a_refusal_and_a_zero_code_a_success() {
         r#"{"errcode":0,"errmsg":"ok","access_token":"a","expires_in":7200,"openid":"o"}"#;
     let set = decode_response::<SnsRefreshToken>(&answer(with_zero), now(), &[]).unwrap();
     assert_eq!(set.access_token.expose_secret(), "a");
+    // The codes are integers: written as text, `"00"` and `"+0"` are the success code too.
+    for zero in [r#""00""#, r#""+0""#, "0.0"] {
+        let body = format!(r#"{{"errcode":{zero},"access_token":"a","expires_in":7200}}"#);
+        let set = decode_response::<SnsRefreshToken>(&answer(&body), now(), &[]);
+        assert_eq!(set.unwrap().access_token.expose_secret(), "a", "{zero}");
+    }
 }
 
 #[test]
