@@ -862,3 +862,95 @@ async fn a_session_post_that_repeats_a_token_key_is_refused() {
         );
     }
 }
+
+/// Holds the save that marks a redeemed session bound for ever when armed: the redemption's
+/// caller (the front-end's request) is dropped after the tokens reached the partner's
+/// session and before the session was marked finished.
+#[derive(Default)]
+struct HangBoundMark(AtomicBool);
+
+#[async_trait]
+impl Intercept for HangBoundMark {
+    async fn save(
+        &self,
+        key: &SessionKey,
+        record: &StoredRecord,
+        _expected: Option<Version>,
+    ) -> Result<(), StoreError> {
+        let bound = key.provider() == SESSION_URL_NAMESPACE
+            && key.session().starts_with("id:")
+            && record
+                .as_coordination()
+                .is_some_and(|value| value["state"] == "bound");
+        if bound && self.0.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+}
+
+/// A redemption dropped after it moved the tokens (the front-end hung up) leaves the session
+/// redeemed, with a copy under the `sessionId`; the partner's session then refreshes and the
+/// provider rotates its refresh token. The front-end's retry of the redemption finishes it:
+/// it must neither put the copy's older pair back over the rotated one (whose refresh token
+/// would be lost, and the copy's, spent, refused: a re-auth) nor refresh the copy with its
+/// spent refresh token (the retry failed with a re-auth verdict).
+async fn retried_redemption_after_a_rotation(rotate_at_expiry: bool) {
+    let store = Arc::new(Forwarding::over_memory(HangBoundMark::default()));
+    let world = world(Setup {
+        store: Some(store.clone()),
+        ..Setup::default()
+    })
+    .await;
+    let session_id = world.maya_posts_session("alice").await;
+
+    store.0.store(true, Ordering::SeqCst);
+    let dropped = tokio::time::timeout(
+        Duration::from_secs(5),
+        world.receiver.redeem(&session_id, "user-alice"),
+    )
+    .await;
+    store.0.store(false, Ordering::SeqCst);
+    assert!(dropped.is_err(), "setup: the redemption was dropped");
+    let moved = world.manager.token_set("user-alice").await.unwrap();
+
+    if rotate_at_expiry {
+        tokio::time::advance(Duration::from_secs(3601)).await;
+        world.manager.access_token("user-alice").await.unwrap();
+    } else {
+        (world.manager)
+            .refresh_rejected("user-alice", &moved.access_token)
+            .await
+            .unwrap();
+    }
+    let rotated = world.manager.token_set("user-alice").await.unwrap();
+    assert_ne!(rotated.refresh_token, moved.refresh_token, "setup: rotated");
+
+    let retried = world.receiver.redeem(&session_id, "user-alice").await;
+    let now = world.manager.token_set("user-alice").await.unwrap();
+    assert_eq!(
+        now.refresh_token, rotated.refresh_token,
+        "the retried redemption put the older pair back over the rotated one"
+    );
+    assert_eq!(retried.unwrap().refresh_token, rotated.refresh_token);
+    let fresh = world.manager.access_token("user-alice").await.unwrap();
+    assert!(accepted(&world.sandbox, &fresh).await);
+    assert!(
+        world.manager.token_set(&session_id).await.is_err(),
+        "no copy is left under the sessionId"
+    );
+    assert!(matches!(
+        world.receiver.redeem(&session_id, "mallory").await,
+        Err(RedeemError::AlreadyUsed)
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retried_redemption_never_puts_an_older_pair_over_a_rotated_one() {
+    retried_redemption_after_a_rotation(false).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retried_redemption_never_refreshes_the_copy_with_a_spent_refresh_token() {
+    retried_redemption_after_a_rotation(true).await;
+}

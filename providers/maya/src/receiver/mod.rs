@@ -21,7 +21,7 @@ use token_core::oauth::{OAuthCode, OAuthError};
 
 use crate::endpoints::MayaTokens;
 use crate::provider::Maya;
-use records::{Claim, Claimed, Records, Remembered, Session, State};
+use records::{BoundOver, Claim, Claimed, Records, Remembered, Session, State};
 use token_core::store::Version;
 
 pub use records::SESSION_URL_NAMESPACE;
@@ -293,7 +293,7 @@ impl SessionReceiver {
                 State::Pending => {}
                 State::Redeemed if ours => {
                     return self
-                        .bind(session_id, bind_to, &session, found.version)
+                        .finish(session_id, bind_to, &session, found.version)
                         .await;
                 }
                 State::Bound if ours => {
@@ -313,9 +313,18 @@ impl SessionReceiver {
                 }
                 return Err(RedeemError::Expired);
             }
+            // What the partner's session holds before the move: a redemption finishing this
+            // one tells by it whether the tokens got there.
+            let bound_over = match bind_to != session_id {
+                true => Some(BoundOver {
+                    version: self.version_of(bind_to).await?,
+                }),
+                false => None,
+            };
             let redeemed = Session {
                 state: State::Redeemed,
                 bound_to: Some(bind_to.to_owned()),
+                bound_over,
                 ..session.clone()
             };
             let version = match self
@@ -333,6 +342,49 @@ impl SessionReceiver {
             return self.bind(session_id, bind_to, &redeemed, version).await;
         }
         Err(RedeemError::AlreadyUsed)
+    }
+
+    /// Finishes the redemption of `session_id` for `bind_to` that took it (`session`, at
+    /// `version`) and did not mark it bound: it failed or was dropped, before or after the
+    /// tokens reached `bind_to`. If `bind_to` was written since that redemption took the
+    /// session, they did, and may have been refreshed there since (the refresh token rotated,
+    /// the copy's spent): the copy is neither put back over them nor refreshed.
+    async fn finish(
+        &self,
+        session_id: &str,
+        bind_to: &str,
+        session: &Session,
+        version: Version,
+    ) -> Result<TokenSet, RedeemError> {
+        let moved = match session.bound_over {
+            Some(BoundOver { version: before }) if bind_to != session_id => {
+                self.version_of(bind_to).await? != before
+            }
+            _ => false,
+        };
+        if !moved {
+            return self.bind(session_id, bind_to, session, version).await;
+        }
+        let bound = Session {
+            state: State::Bound,
+            ..session.clone()
+        };
+        if let Err(error) = self.records.swap_session(session_id, &bound, version).await {
+            tracing::warn!(%error, "a Maya redemption could not be marked finished");
+        }
+        self.remove_copy(session_id, bind_to).await;
+        Ok(self.manager.token_set(bind_to).await?)
+    }
+
+    /// The version of `session`'s record in the store; `None` if it has none, or one that
+    /// cannot be read (which an insert replaces).
+    async fn version_of(&self, session: &str) -> Result<Option<Version>, StoreError> {
+        let key = SessionKey::new(self.manager.provider().name(), session);
+        match self.manager.store().load(&key).await {
+            Ok(found) => Ok(found.map(|found| found.version)),
+            Err(StoreError::Corrupt(_)) => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     /// Moves the tokens of `session_id`, redeemed for `bind_to` (`session`, at `version`),

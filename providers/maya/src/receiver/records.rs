@@ -50,6 +50,20 @@ pub(super) struct Session {
     /// The partner's session the tokens were moved to, once redeemed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound_to: Option<String>,
+    /// What `bound_to` held in the store when the redemption took the session (absent in
+    /// records of earlier releases): a redemption finishing the move that finds it written
+    /// since knows the tokens reached it, and may have been refreshed (rotated) there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_over: Option<BoundOver>,
+}
+
+/// The partner session's record in the store as a redemption found it before taking the
+/// session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BoundOver {
+    /// Its version; `None`: no record (or one that could not be read).
+    pub version: Option<Version>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +102,7 @@ impl Session {
             received_at,
             state: State::Pending,
             bound_to: None,
+            bound_over: None,
         }
     }
 
@@ -378,6 +393,13 @@ mod tests {
                                "state": "redeemed", "boundTo": "user-1"})
         );
         assert_eq!(serde_json::from_value::<Session>(json).unwrap(), session);
+        let over = Session {
+            bound_over: Some(BoundOver { version: Some(7) }),
+            ..session.clone()
+        };
+        let json = serde_json::to_value(&over).unwrap();
+        assert_eq!(json["boundOver"], serde_json::json!({"version": 7}));
+        assert_eq!(serde_json::from_value::<Session>(json).unwrap(), over);
         let claim = Claim {
             session_id: "s-1".into(),
             received_at: at,
