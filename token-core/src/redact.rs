@@ -46,9 +46,10 @@ const SECRET_KEYS: &[&str] = &[
 ];
 
 /// A body made safe to show: at most [`MAX_KEPT_BODY`] bytes, every `known` secret replaced
-/// (whole or in part, see [`scrub_secrets`]), the string values of token-like JSON keys
-/// replaced, and the credentials after `Basic ` or `Bearer ` (an echoed `Authorization`
-/// header: Base64 of a client's id and secret matches no known secret) masked.
+/// (whole or in part, see [`scrub_secrets`]), the values of token-like JSON keys replaced
+/// (strings, numbers, arrays and objects alike), and the credentials after `Basic ` or
+/// `Bearer ` (an echoed `Authorization` header: Base64 of a client's id and secret matches
+/// no known secret) masked.
 pub fn scrub_body(body: &[u8], known: &[&str]) -> String {
     let text = match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(mut value) => {
@@ -110,7 +111,14 @@ pub const MIN_TOKEN_RUN: usize = 16;
 fn mask_strings(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::String(text) if !text.is_empty() => *text = REDACTED.to_owned(),
-        serde_json::Value::Object(map) => map.values_mut().for_each(mask_strings),
+        serde_json::Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                // A token sent as a number is a token all the same.
+                if !redact_secret_value(key, value) {
+                    mask_strings(value);
+                }
+            }
+        }
         serde_json::Value::Array(items) => items.iter_mut().for_each(mask_strings),
         _ => {}
     }
@@ -139,7 +147,9 @@ fn mask_token_runs(text: &str) -> String {
 /// offending string values of a body in its messages, and a body's strings may be tokens.
 pub(crate) fn unquote(message: &str) -> String {
     // serde_json quotes offending string values (`invalid type: string "..."`), escaping a
-    // quote or backslash inside them (`"a\"b"`); field names are in backticks and survive.
+    // quote or backslash inside them (`"a\"b"`); field names are in backticks and survive,
+    // but so are offending numbers (`invalid type: integer `123``), which may be tokens.
+    let message = &unquote_numbers(message);
     let mut out = String::with_capacity(message.len());
     let (mut inside, mut escaped) = (false, false);
     for ch in message.chars() {
@@ -155,6 +165,22 @@ pub(crate) fn unquote(message: &str) -> String {
         } else if !inside {
             out.push(ch);
         }
+    }
+    out
+}
+
+/// `message` with every number serde quotes in backticks (`integer `123``, `floating
+/// point `1e20``) replaced by `…`; field names in backticks are kept.
+fn unquote_numbers(message: &str) -> String {
+    let mut parts = message.split('`');
+    let mut out = String::with_capacity(message.len());
+    out.push_str(parts.next().unwrap_or_default());
+    for (i, part) in parts.enumerate() {
+        out.push('`');
+        let quoted = i % 2 == 0;
+        let number = part.bytes().any(|b| b.is_ascii_digit())
+            && (part.bytes()).all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
+        out.push_str(if quoted && number { "…" } else { part });
     }
     out
 }
@@ -469,10 +495,7 @@ fn scrub_json(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Object(map) => {
             for (key, value) in map.iter_mut() {
-                let lower = key.to_ascii_lowercase();
-                if value.is_string() && SECRET_KEYS.contains(&lower.as_str()) {
-                    *value = serde_json::Value::String(REDACTED.to_owned());
-                } else {
+                if !redact_secret_value(key, value) {
                     scrub_json(value);
                 }
             }
@@ -481,6 +504,26 @@ fn scrub_json(value: &mut serde_json::Value) {
         serde_json::Value::String(text) => *text = mask_credentials(text),
         _ => {}
     }
+}
+
+/// Replaces `value` by the redaction marker if `key` names a secret and `value` could hold
+/// one, whatever its shape (a string, a number, or an array or object holding them: a
+/// provider that sends a token in another shape than expected sent it all the same, and
+/// the decode fails on it, keeping the body). Whether it did.
+fn redact_secret_value(key: &str, value: &mut serde_json::Value) -> bool {
+    let key = key.to_ascii_lowercase();
+    let holds = match value {
+        serde_json::Value::Null | serde_json::Value::Bool(_) => false,
+        // A number under `code` is an error code (TikTok's, WeChat's `errcode`...), which
+        // an answer's reader needs; an authorization code is text.
+        serde_json::Value::Number(_) => key != "code",
+        _ => true,
+    };
+    if holds && SECRET_KEYS.contains(&key.as_str()) {
+        *value = serde_json::Value::String(REDACTED.to_owned());
+        return true;
+    }
+    false
 }
 
 #[cfg(test)]
@@ -497,6 +540,75 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("soon"));
+    }
+
+    /// A provider that sends a token in another shape than a string (a number, an array,
+    /// an object) sent it all the same: the decode fails on it, and the body kept in that
+    /// error must not show it, in an error answer or a success one.
+    #[test]
+    fn token_like_keys_are_scrubbed_whatever_the_shape_of_their_value() {
+        for body in [
+            br#"{"access_token":["AT-SECRET-0001"],"expires_in":3600}"#.as_slice(),
+            br#"{"access_token":{"value":"AT-SECRET-0002"},"expires_in":3600}"#,
+            br#"{"refreshToken":[{"v":["AT-SECRET-0003"]}]}"#,
+            br#"{"access_token":987654321098765432,"token_type":"bearer"}"#,
+            br#"{"nested":{"refresh_token":1.2345678901e20}}"#,
+        ] {
+            for shown in [scrub_body(body, &[]), scrub_answer_body(body, &[])] {
+                assert!(
+                    !shown.contains("SECRET")
+                        && !shown.contains("98765432")
+                        && !shown.contains("12345678"),
+                    "{shown}"
+                );
+                assert!(shown.contains(REDACTED), "{shown}");
+            }
+        }
+        // Other keys keep their numbers and shapes; a null or boolean token is no secret.
+        let body = br#"{"expires_in":3600,"scope":["a","b"],"refresh_token":null}"#;
+        let shown = scrub_body(body, &[]);
+        assert!(
+            shown.contains("3600") && shown.contains(r#"["a","b"]"#),
+            "{shown}"
+        );
+        assert!(shown.contains(r#""refresh_token":null"#), "{shown}");
+        let shown = scrub_body(br#"{"code":40001,"message":"bad"}"#, &[]);
+        assert!(shown.contains("40001"), "an error code is kept: {shown}");
+        assert!(scrub_answer_body(body, &[]).contains("3600"));
+    }
+
+    /// serde_json quotes an offending number in backticks, as it does a field name: a
+    /// token sent as a number must not survive in a decoder's reason.
+    #[test]
+    fn numbers_quoted_by_the_decoder_are_removed_and_field_names_kept() {
+        for (message, shown) in [
+            (
+                "invalid type: integer `987654321098765432`, expected a string",
+                "invalid type: integer `…`, expected a string",
+            ),
+            (
+                "invalid type: floating point `1.2345678901e20`, expected a string",
+                "invalid type: floating point `…`, expected a string",
+            ),
+            (
+                "missing field `access_token`",
+                "missing field `access_token`",
+            ),
+            (
+                "unknown field `x1`, expected `a` or `b`",
+                "unknown field `x1`, expected `a` or `b`",
+            ),
+            (
+                "invalid value: integer `-5` at `",
+                "invalid value: integer `…` at `",
+            ),
+            (
+                "invalid type: string \"AT-1\"",
+                "invalid type: string \"…\"",
+            ),
+        ] {
+            assert_eq!(unquote(message), shown);
+        }
     }
 
     #[test]
@@ -671,5 +783,27 @@ mod tests {
     fn long_bodies_are_cut() {
         let body = vec![b'x'; 10 * 1024 * 1024];
         assert!(scrub_body(&body, &[]).len() <= MAX_KEPT_BODY + 3);
+    }
+}
+
+#[cfg(test)]
+mod numeric_token_tests {
+    /// A success answer whose token is a number (not the string the endpoint declares):
+    /// the provider may have rotated to it, and the error that says the answer could not
+    /// be read holds it neither in its reason nor in the body it keeps.
+    #[test]
+    fn a_token_sent_as_a_number_is_in_no_decode_error() {
+        use crate::codec::decode_response;
+        use crate::oauth::RefreshTokenGrant;
+        for body in [
+            r#"{"access_token":987654321098765432,"refresh_token":"rt-new-abcdefgh","expires_in":3600}"#,
+            r#"{"access_token":"at-new-abcdefgh","refresh_token":987654321098765432,"expires_in":3600}"#,
+        ] {
+            let response = http::Response::new(body.as_bytes().to_vec());
+            let now = time::OffsetDateTime::now_utc();
+            let error = decode_response::<RefreshTokenGrant>(&response, now, &[]).unwrap_err();
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains("98765432"), "{shown}");
+        }
     }
 }
