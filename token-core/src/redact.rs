@@ -171,7 +171,7 @@ pub(crate) fn unquote(message: &str) -> String {
 
 /// `message` with every number serde quotes in backticks (`integer `123``, `floating
 /// point `1e20``) replaced by `…`; field names in backticks are kept.
-fn unquote_numbers(message: &str) -> String {
+pub(crate) fn unquote_numbers(message: &str) -> String {
     let mut parts = message.split('`');
     let mut out = String::with_capacity(message.len());
     out.push_str(parts.next().unwrap_or_default());

@@ -86,7 +86,7 @@ macro_rules! secret_type {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                String::deserialize(deserializer).map(Self::new)
+                deserialize_secret(deserializer).map(Self::new)
             }
         }
 
@@ -96,6 +96,76 @@ macro_rules! secret_type {
             }
         }
     };
+}
+
+/// Reads a secret's text. Not as `String` does: a format's error, or serde's, quotes a
+/// number it was given instead (a secret written without quotes); such an error is given
+/// again without the number.
+fn deserialize_secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    deserializer
+        .deserialize_string(SecretText)
+        .map_err(|error| {
+            let shown = error.to_string();
+            let unquoted = crate::redact::unquote_numbers(&shown);
+            match unquoted == shown {
+                true => error,
+                false => serde::de::Error::custom(unquoted),
+            }
+        })
+}
+
+/// Reads a secret: text only. Whatever else it is given is refused without being quoted in
+/// the error (serde's default messages quote numbers, characters and bytes).
+struct SecretText;
+
+impl serde::de::Visitor<'_> for SecretText {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<String, E> {
+        Ok(value.to_owned())
+    }
+
+    fn visit_string<E: serde::de::Error>(self, value: String) -> Result<String, E> {
+        Ok(value)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<String, E> {
+        Err(self.refuse("an integer"))
+    }
+
+    fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<String, E> {
+        Err(self.refuse("an integer"))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<String, E> {
+        Err(self.refuse("an integer"))
+    }
+
+    fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<String, E> {
+        Err(self.refuse("an integer"))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<String, E> {
+        Err(self.refuse("a number"))
+    }
+
+    fn visit_char<E: serde::de::Error>(self, _: char) -> Result<String, E> {
+        Err(self.refuse("a character"))
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<String, E> {
+        Err(self.refuse("bytes"))
+    }
+}
+
+impl SecretText {
+    fn refuse<E: serde::de::Error>(&self, what: &str) -> E {
+        E::invalid_type(serde::de::Unexpected::Other(what), self)
+    }
 }
 
 secret_type!(
@@ -144,6 +214,40 @@ impl fmt::Debug for Fingerprint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A secret written as a number (an all-digit client secret left unquoted in a YAML or
+    /// TOML config, which those formats read as a number; a provider's numeric token) is
+    /// refused, and the error does not quote it as serde's own message does
+    /// (`invalid type: integer `…``).
+    #[test]
+    fn a_secret_that_is_not_text_is_refused_without_being_quoted() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Config {
+            client_secret: ClientSecret,
+        }
+        for value in [
+            serde_json::json!(987654321098765432u64),
+            serde_json::json!(-987654321098765432i64),
+            serde_json::json!(9.876543210987654e30),
+        ] {
+            let shown = [
+                serde_json::from_value::<ClientSecret>(value.clone()).unwrap_err(),
+                serde_json::from_str::<AccessToken>(&value.to_string()).unwrap_err(),
+                serde_json::from_value::<Config>(serde_json::json!({"client_secret": value}))
+                    .unwrap_err(),
+            ]
+            .map(|error| format!("{error} {error:?}"));
+            for shown in shown {
+                assert!(!shown.contains("98765432"), "{shown}");
+                assert!(shown.contains("expected a string"), "{shown}");
+            }
+        }
+        assert_eq!(
+            serde_json::from_str::<RefreshToken>(r#""rt-1""#).unwrap(),
+            RefreshToken::new("rt-1")
+        );
+    }
 
     #[test]
     fn secrets_compare_by_value_and_hash_alike() {
