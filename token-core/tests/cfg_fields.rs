@@ -284,3 +284,35 @@ fn a_refresh_endpoint_s_server_side_reads_only_the_fields_compiled_in() {
         Some("timestamp")
     );
 }
+
+/// Variants under `#[cfg(...)]`: one compiled out is neither read, written, given a kind or
+/// a status nor answers its refusal (its code lands in the catch-all); one compiled in is all
+/// of them.
+#[token_endpoint(error_code, rename_all = "snake_case")]
+#[derive(Debug, PartialEq)]
+pub enum Code {
+    #[token(kind = reauth_required, refusal = invalid_refresh_token)]
+    InvalidGrant,
+    #[cfg(any())]
+    #[token(kind = transient, status = 503, refusal = server_error)]
+    Gone,
+    #[cfg(all())]
+    #[token(kind = misconfigured, status = 401, refusal = unknown_client)]
+    InvalidClient,
+    Other(String),
+}
+
+#[test]
+fn an_error_code_enum_has_only_the_variants_compiled_in() {
+    use token_core::codec::{ErrorCode, RefusalReason};
+    assert_eq!(Code::from_code("invalid_client"), Code::InvalidClient);
+    assert_eq!(Code::from_code("gone"), Code::Other("gone".into()));
+    assert_eq!(Code::InvalidClient.as_code(), "invalid_client");
+    assert_eq!(Code::InvalidClient.status(), Some(401));
+    assert_eq!(Code::from_code("gone").status(), None);
+    assert_eq!(
+        Code::for_refusal(RefusalReason::UnknownClient),
+        Some(Code::InvalidClient)
+    );
+    assert_eq!(Code::for_refusal(RefusalReason::ServerError), None);
+}

@@ -129,6 +129,8 @@ pub struct Variant<'a> {
     /// The provider's code: `code = "..."` or `code = 40030`, else `rename_all` applied to
     /// the variant name.
     pub code: String,
+    /// The variant's `#[cfg(...)]` attributes: every generated arm naming it carries them.
+    pub cfgs: Vec<&'a syn::Attribute>,
 }
 
 /// Whether an error-code enum's codes are integers (`#[token(code = 40030)]`).
@@ -257,7 +259,7 @@ fn fields<'a, R: RoleName>(
         .collect()
 }
 
-/// A field's `#[cfg(...)]` attributes.
+/// A field's or variant's `#[cfg(...)]` attributes.
 fn cfgs(attrs: &[syn::Attribute]) -> Vec<&syn::Attribute> {
     attrs.iter().filter(|a| a.path().is_ident("cfg")).collect()
 }
@@ -321,6 +323,7 @@ fn variant<'a>(variant: &'a syn::Variant, top: &TopAttrs, errors: &mut Errors) -
         original: variant,
         attrs,
         code,
+        cfgs: cfgs(&variant.attrs),
     }
 }
 

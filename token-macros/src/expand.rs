@@ -1580,6 +1580,7 @@ fn error_code(model: &Model, variants: &[Variant]) -> TokenStream {
     let mut other = None;
     for variant in variants {
         let v = &variant.original.ident;
+        let cfgs = &variant.cfgs;
         let kind = some_or_none(variant.attrs.kind.as_ref().map(kind_path));
         let status = some_or_none(variant.attrs.status.map(|s| quote!(#s)));
         if variant.attrs.other.is_some() {
@@ -1589,19 +1590,20 @@ fn error_code(model: &Model, variants: &[Variant]) -> TokenStream {
             other = Some(v);
         } else {
             let code = &variant.code;
-            as_code.push(quote!(Self::#v => ::core::convert::From::from(#code)));
-            from_code.push(quote!(#code => Self::#v));
-            kinds.push(quote!(Self::#v => #kind));
-            statuses.push(quote!(Self::#v => #status));
+            as_code.push(quote!(#(#cfgs)* Self::#v => ::core::convert::From::from(#code)));
+            from_code.push(quote!(#(#cfgs)* #code => Self::#v));
+            kinds.push(quote!(#(#cfgs)* Self::#v => #kind));
+            statuses.push(quote!(#(#cfgs)* Self::#v => #status));
         }
     }
     let refusals: Vec<TokenStream> = variants
         .iter()
         .flat_map(|v| {
             let ident = &v.original.ident;
+            let cfgs = &v.cfgs;
             v.attrs.refusals.iter().map(move |r| {
                 let reason = refusal_path(r.refusal, &r.ident);
-                quote!(#reason => ::core::option::Option::Some(Self::#ident))
+                quote!(#(#cfgs)* #reason => ::core::option::Option::Some(Self::#ident))
             })
         })
         .collect();

@@ -755,6 +755,12 @@ fn error_code(model: &Model, variants: &[Variant], errors: &mut Errors) {
                     "the catch-all variant takes every other code; it has no `code`",
                 );
             }
+            if let Some(cfg) = variant.cfgs.first() {
+                errors.at(
+                    cfg,
+                    "the catch-all variant cannot be under `#[cfg(...)]`: it keeps every code nobody declared, whichever `cfg` holds",
+                );
+            }
             continue;
         }
         if let Some(code) = &variant.attrs.code
