@@ -1312,13 +1312,19 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
                 from.push(quote_spanned!(span=>
                     #f: <#ty as #p::TextSlot>::from_text(::core::clone::Clone::clone(&__set.scope))));
             }
+            // Both directions name the field's type through one trait, so a wrong type is
+            // one error.
             Some(AnswerRole::Extras) => {
-                into.push(quote_spanned!(span=> __set.extras = self.#f;));
-                from.push(quote_spanned!(span=> #f: ::core::clone::Clone::clone(&__set.extras)));
+                into.push(quote_spanned!(span=>
+                    __set.extras = <#ty as #p::ExtrasSlot<_>>::into_slot(self.#f);));
+                from.push(quote_spanned!(span=>
+                    #f: <#ty as #p::ExtrasSlot<_>>::from_slot(::core::clone::Clone::clone(&__set.extras))));
             }
             Some(AnswerRole::Extra) => {
-                into.push(quote_spanned!(span=> __set.extras.#f = self.#f;));
-                from.push(quote_spanned!(span=> #f: ::core::clone::Clone::clone(&__set.extras.#f)));
+                into.push(quote_spanned!(span=>
+                    __set.extras.#f = <#ty as #p::ExtrasSlot<_>>::into_slot(self.#f);));
+                from.push(quote_spanned!(span=>
+                    #f: <#ty as #p::ExtrasSlot<_>>::from_slot(::core::clone::Clone::clone(&__set.extras.#f))));
             }
             None => from.push(quote_spanned!(span=> #f: ::core::default::Default::default())),
         }

@@ -408,6 +408,41 @@ macro_rules! status_field {
 }
 status_field!(u16, u32, u64, i32, i64);
 
+/// A response's `extra` or `extras` field has the type the extras hold there: the field's
+/// value goes in and comes out through this one trait, so a wrong type is one error (the same
+/// in both directions, reported once), at the field's type. The second impl only keeps the
+/// slot's type from being inferred from the field's: it is read from the slot.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not `{Slot}`, the type the session's extras hold here",
+    label = "the field's type",
+    note = "an `extra` field has the type of its extras struct's field of that name; an `extras` field has the response's `extras = Type`"
+)]
+pub trait ExtrasSlot<Slot>: Sized {
+    fn into_slot(self) -> Slot;
+    fn from_slot(slot: Slot) -> Self;
+}
+
+impl<T> ExtrasSlot<T> for T {
+    fn into_slot(self) -> T {
+        self
+    }
+    fn from_slot(slot: T) -> T {
+        slot
+    }
+}
+
+/// Never a slot's type: see [`ExtrasSlot`].
+pub struct NotASlot<T>(T);
+
+impl<T> ExtrasSlot<NotASlot<T>> for T {
+    fn into_slot(self) -> NotASlot<T> {
+        NotASlot(self)
+    }
+    fn from_slot(slot: NotASlot<T>) -> T {
+        slot.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
