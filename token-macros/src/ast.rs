@@ -503,8 +503,20 @@ fn infer_request_sources(fields: &mut [Field<RequestRole>]) {
 }
 
 /// The last segment of a type written as a path (`token_core::secret::AccessToken`).
+/// The type inside the invisible groups (a `macro_rules!` macro's `$ty`) and parentheses
+/// around it.
+pub fn ungroup(mut ty: &Type) -> &Type {
+    loop {
+        match ty {
+            Type::Group(g) => ty = &g.elem,
+            Type::Paren(p) => ty = &p.elem,
+            _ => return ty,
+        }
+    }
+}
+
 fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
-    match ty {
+    match ungroup(ty) {
         Type::Path(path) if path.qself.is_none() => path.path.segments.last(),
         _ => None,
     }
@@ -512,7 +524,9 @@ fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
 
 /// `T` when `ty` is written `Option<T>` (or `core::option::Option<T>`...).
 pub fn option_inner(ty: &Type) -> Option<&Type> {
-    let Type::Path(path) = ty else { return None };
+    let Type::Path(path) = ungroup(ty) else {
+        return None;
+    };
     if path.qself.is_some() {
         return None;
     }

@@ -3,7 +3,7 @@
 //!
 //! Every problem is pushed to [`Errors`] and parsing goes on, so one build shows them all.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, Lit, LitInt, LitStr, Member, Meta, Token, Type};
@@ -237,7 +237,7 @@ struct Entry {
 
 fn entries(tokens: TokenStream, errors: &mut Errors) -> Vec<Entry> {
     let parser = Punctuated::<Meta, Token![,]>::parse_terminated;
-    let metas = match syn::parse::Parser::parse2(parser, tokens) {
+    let metas = match syn::parse::Parser::parse2(parser, ungroup(tokens)) {
         Ok(metas) => metas,
         Err(e) => {
             errors.push(e);
@@ -258,6 +258,24 @@ fn entries(tokens: TokenStream, errors: &mut Errors) -> Vec<Entry> {
         }
     }
     out
+}
+
+/// The tokens with every invisible group opened: a `macro_rules!` macro passes its `$ty`,
+/// `$path` and `$lit:literal` fragments in such groups, which read as what they hold (their
+/// tokens keep their spans).
+fn ungroup(tokens: TokenStream) -> TokenStream {
+    tokens
+        .into_iter()
+        .flat_map(|tree| match tree {
+            TokenTree::Group(g) if g.delimiter() == Delimiter::None => ungroup(g.stream()),
+            TokenTree::Group(g) => {
+                let mut open = Group::new(g.delimiter(), ungroup(g.stream()));
+                open.set_span(g.span());
+                TokenStream::from(TokenTree::Group(open))
+            }
+            other => TokenStream::from(other),
+        })
+        .collect()
 }
 
 fn form_of(meta: &Meta) -> Vec<Form> {

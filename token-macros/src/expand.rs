@@ -1679,7 +1679,7 @@ const PRIMITIVES: &[&str] = &[
 /// The parameter `value` for a value of `ty`, and the value it gives: `ty` itself when it
 /// is a primitive (by spelling), else `impl Into<ty>`, converted.
 fn config_param(ty: &syn::Type, value: &Ident) -> (TokenStream, TokenStream) {
-    let primitive = matches!(ty, syn::Type::Path(p) if p.qself.is_none()
+    let primitive = matches!(crate::ast::ungroup(ty), syn::Type::Path(p) if p.qself.is_none()
         && p.path.get_ident().is_some_and(|i| PRIMITIVES.iter().any(|n| i == n)));
     if primitive {
         (quote!(#ty), quote!(#value))
