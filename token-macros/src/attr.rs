@@ -236,12 +236,18 @@ struct Entry {
 }
 
 fn entries(tokens: TokenStream, errors: &mut Errors) -> Vec<Entry> {
+    parsed_entries(tokens, errors).unwrap_or_default()
+}
+
+/// The entries, or `None` when the tokens are not `key`, `key = value` or `key(...)`
+/// separated by commas (`post = ,`): the parser's one error, at the spot, is reported.
+fn parsed_entries(tokens: TokenStream, errors: &mut Errors) -> Option<Vec<Entry>> {
     let parser = Punctuated::<Meta, Token![,]>::parse_terminated;
     let metas = match syn::parse::Parser::parse2(parser, ungroup(tokens)) {
         Ok(metas) => metas,
         Err(e) => {
             errors.push(e);
-            return Vec::new();
+            return None;
         }
     };
     let mut out = Vec::new();
@@ -257,7 +263,7 @@ fn entries(tokens: TokenStream, errors: &mut Errors) -> Vec<Entry> {
             ),
         }
     }
-    out
+    Some(out)
 }
 
 /// The tokens with every invisible group opened: a `macro_rules!` macro passes its `$ty`,
@@ -964,7 +970,8 @@ fn once(seen: &mut Vec<String>, key: &Ident, errors: &mut Errors) -> bool {
 
 /// Parses the `#[token_endpoint(...)]` arguments. `None` when the item kind cannot be told.
 pub fn parse_top(args: TokenStream, errors: &mut Errors) -> Option<TopAttrs> {
-    let entries = entries(args, errors);
+    // Unreadable (`post = ,`): the parser said where, and nothing else can be judged.
+    let entries = parsed_entries(args, errors)?;
     // The item kind first: it decides which keys are allowed.
     let mut kind: Option<(ItemKind, Ident)> = None;
     for entry in &entries {
