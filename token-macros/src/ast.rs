@@ -162,6 +162,7 @@ pub fn build<'a>(item: &'a syn::Item, top: TopAttrs, errors: &mut Errors) -> Opt
         errors,
     );
     let kind = top.kind;
+    reject_serde_attrs(item, kind, errors);
     let data = match (item, kind) {
         (syn::Item::Enum(e), ItemKind::ErrorCode) => Data::ErrorCode(
             e.variants
@@ -257,6 +258,31 @@ fn fields<'a, R: RoleName>(
             })
         })
         .collect()
+}
+
+/// The items the macro writes serde for itself, from `#[token(...)]`: a user's
+/// `#[serde(...)]` on them, their fields or variants would be a second word on the wire
+/// (serde's "duplicate attribute", or silently another name), so it is an error at it.
+fn reject_serde_attrs(item: &syn::Item, kind: ItemKind, errors: &mut Errors) {
+    if !matches!(
+        kind,
+        ItemKind::Response | ItemKind::Error | ItemKind::Extras | ItemKind::ErrorCode
+    ) {
+        return;
+    }
+    let (own, inner): (&[syn::Attribute], Vec<&[syn::Attribute]>) = match item {
+        syn::Item::Struct(s) => (&s.attrs, s.fields.iter().map(|f| &f.attrs[..]).collect()),
+        syn::Item::Enum(e) => (&e.attrs, e.variants.iter().map(|v| &v.attrs[..]).collect()),
+        _ => return,
+    };
+    for attr in std::iter::once(own).chain(inner).flatten() {
+        if attr.path().is_ident("serde") {
+            errors.at(
+                attr,
+                "`#[token_endpoint]` derives serde itself: write the wire name as `#[token(rename = \"...\")]` and the casing as `rename_all` in `#[token_endpoint(...)]`",
+            );
+        }
+    }
 }
 
 /// A field's or variant's `#[cfg(...)]` attributes.

@@ -61,8 +61,18 @@ pub fn expand(model: &Model) -> TokenStream {
 /// integer codes, which rustc would refuse beside the `Other(String)` catch-all): what is
 /// emitted, and emitted beside `compile_error!`.
 pub fn strip(item: &syn::Item) -> syn::Item {
+    strip_but(item, &["token"])
+}
+
+/// The item as [`strip`] emits it beside `compile_error!`, its `#[serde(...)]` removed too:
+/// with no derive of the macro's to read them they would each be a second error.
+pub fn strip_for_error(item: &syn::Item) -> syn::Item {
+    strip_but(item, &["token", "serde"])
+}
+
+fn strip_but(item: &syn::Item, removed: &[&str]) -> syn::Item {
     let mut item = item.clone();
-    let keep = |a: &syn::Attribute| !a.path().is_ident("token");
+    let keep = |a: &syn::Attribute| !removed.iter().any(|name| a.path().is_ident(name));
     match &mut item {
         syn::Item::Struct(s) => {
             s.attrs.retain(keep);

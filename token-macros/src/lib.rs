@@ -53,7 +53,7 @@ fn expand_attribute(args: TokenStream, input: TokenStream) -> TokenStream {
                     "`#[token_endpoint]` could not read this item",
                 )
             });
-            let item = expand::strip(&item);
+            let item = expand::strip_for_error(&item);
             let error = error.to_compile_error();
             quote::quote!(#item #error)
         }
