@@ -18,7 +18,9 @@ use crate::macro_support::{At, RequestReader, RequestWriter};
 /// type misses. Implemented for the types the `#[token_endpoint]` docs list (and by the
 /// macro for error-code enums); implement them for a type of your own to use it in that
 /// role.
-pub use crate::macro_support::{ErrorCode, ExpiryField, StatusField, TextSlot, TextValue};
+pub use crate::macro_support::{
+    ErrorCode, ExpiryField, ExtrasSlot, StatusField, TextSlot, TextValue,
+};
 use crate::secret::{AccessToken, AuthCode, ClientSecret, RefreshToken};
 use crate::sign::{RequestSignature, SignatureError};
 use crate::token_set::{Extras, TokenSet};

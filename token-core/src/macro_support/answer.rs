@@ -418,7 +418,9 @@ status_field!(u16, u32, u64, i32, i64);
     note = "an `extra` field has the type of its extras struct's field of that name; an `extras` field has the response's `extras = Type`"
 )]
 pub trait ExtrasSlot<Slot>: Sized {
+    /// The field's value, put in the extras.
     fn into_slot(self) -> Slot;
+    /// The field's value, taken from the extras (server side).
     fn from_slot(slot: Slot) -> Self;
 }
 
