@@ -4258,6 +4258,12 @@ struct DetachedReleases {
     inner: Arc<MemoryStore>,
     gate: StdMutex<Option<Arc<Semaphore>>>,
     delete_gate: StdMutex<Option<Arc<Semaphore>>>,
+    /// Whether the inner store's lapsed leases are listed (the look for them runs).
+    lists_lapsed: bool,
+    /// Whether a gated release answers at once with the error a store gives when its own
+    /// deadline passed with the statement sent (PostgresStore's "no answer within"), and
+    /// lands when the gate lets it (a statement held in the network).
+    answers_early: bool,
 }
 
 #[async_trait]
@@ -4300,14 +4306,26 @@ impl TokenStore for DetachedReleases {
     async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
         let (inner, key, holder) = (self.inner.clone(), key.clone(), holder.to_owned());
         let gate = self.gate.lock().unwrap().take();
-        tokio::spawn(async move {
+        let answer_early = self.answers_early && gate.is_some();
+        let release = tokio::spawn(async move {
             if let Some(gate) = gate {
                 drop(gate.acquire().await.unwrap());
             }
             inner.release_lease(&key, &holder).await
-        })
-        .await
-        .unwrap()
+        });
+        if answer_early {
+            return Err(StoreError::Backend {
+                message: "postgres: release the lease: no answer within 10s".into(),
+                source: None,
+            });
+        }
+        release.await.unwrap()
+    }
+    async fn lapsed_leases(&self, provider: &str) -> Result<Vec<String>, StoreError> {
+        match self.lists_lapsed {
+            true => self.inner.lapsed_leases(provider).await,
+            false => Ok(Vec::new()),
+        }
     }
 }
 
@@ -4318,6 +4336,24 @@ impl DetachedReleases {
             inner: inner.clone(),
             gate: StdMutex::new(None),
             delete_gate: StdMutex::new(None),
+            lists_lapsed: false,
+            answers_early: false,
+        }
+    }
+
+    /// The same, listing the inner store's lapsed leases.
+    fn listing_lapsed(self) -> Self {
+        Self {
+            lists_lapsed: true,
+            ..self
+        }
+    }
+
+    /// The same, a gated release answering at once with an outage error.
+    fn answering_early(self) -> Self {
+        Self {
+            answers_early: true,
+            ..self
         }
     }
 }

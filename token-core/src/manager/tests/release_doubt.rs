@@ -59,45 +59,6 @@ async fn a_lease_release_that_never_answers_does_not_hold_up_the_next_refresh() 
     drop(never);
 }
 
-/// `DetachedReleases`, with the inner store's lapsed leases listed (the look for them runs).
-struct ListedDetachedReleases(DetachedReleases);
-
-#[async_trait]
-impl TokenStore for ListedDetachedReleases {
-    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
-        self.0.load(key).await
-    }
-    async fn save(
-        &self,
-        key: &SessionKey,
-        record: &StoredRecord,
-        expected: Option<Version>,
-    ) -> Result<Version, StoreError> {
-        self.0.save(key, record, expected).await
-    }
-    async fn delete(
-        &self,
-        key: &SessionKey,
-        expected: Option<Version>,
-    ) -> Result<bool, StoreError> {
-        self.0.delete(key, expected).await
-    }
-    async fn acquire_lease(
-        &self,
-        key: &SessionKey,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<Lease, StoreError> {
-        self.0.acquire_lease(key, holder, ttl).await
-    }
-    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
-        self.0.release_lease(key, holder).await
-    }
-    async fn lapsed_leases(&self, provider: &str) -> Result<Vec<String>, StoreError> {
-        self.0.inner.lapsed_leases(provider).await
-    }
-}
-
 /// The lease a release that never answered left under this process's old name lapses
 /// unreleased: this process's look for lapsed leases must not take it for a dead holder's
 /// and rotate a healthy session nobody asked to refresh (another process's look still may,
@@ -106,11 +67,11 @@ impl TokenStore for ListedDetachedReleases {
 async fn a_lease_release_that_never_answers_sets_off_no_refresh_of_a_fresh_session() {
     let h = harness(|_| {});
     let inner = Arc::new(MemoryStore::new());
-    let store = Arc::new(ListedDetachedReleases(DetachedReleases::over(&inner)));
+    let store = Arc::new(DetachedReleases::over(&inner).listing_lapsed());
     let manager = timed_manager(&h, store.clone(), Duration::from_secs(2));
     seed_due(&h, &manager).await;
     let never = Arc::new(Semaphore::new(0));
-    *store.0.gate.lock().unwrap() = Some(never.clone());
+    *store.gate.lock().unwrap() = Some(never.clone());
     assert_eq!(
         manager.refresh_now("s").await.unwrap().expose_secret(),
         "at-1"
@@ -127,58 +88,6 @@ async fn a_lease_release_that_never_answers_sets_off_no_refresh_of_a_fresh_sessi
     drop(never);
 }
 
-/// A store whose lease release, when gated, answers at once with the error a store gives
-/// when its own deadline passed with the statement sent (PostgresStore's
-/// "no answer within"), and lands when the gate lets it (a statement held in the network).
-struct AnsweredLateReleases {
-    inner: Arc<MemoryStore>,
-    gate: StdMutex<Option<Arc<Semaphore>>>,
-}
-
-#[async_trait]
-impl TokenStore for AnsweredLateReleases {
-    async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
-        self.inner.load(key).await
-    }
-    async fn save(
-        &self,
-        key: &SessionKey,
-        record: &StoredRecord,
-        expected: Option<Version>,
-    ) -> Result<Version, StoreError> {
-        self.inner.save(key, record, expected).await
-    }
-    async fn delete(
-        &self,
-        key: &SessionKey,
-        expected: Option<Version>,
-    ) -> Result<bool, StoreError> {
-        self.inner.delete(key, expected).await
-    }
-    async fn acquire_lease(
-        &self,
-        key: &SessionKey,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<Lease, StoreError> {
-        self.inner.acquire_lease(key, holder, ttl).await
-    }
-    async fn release_lease(&self, key: &SessionKey, holder: &str) -> Result<(), StoreError> {
-        let Some(gate) = self.gate.lock().unwrap().take() else {
-            return self.inner.release_lease(key, holder).await;
-        };
-        let (inner, key, holder) = (self.inner.clone(), key.clone(), holder.to_owned());
-        tokio::spawn(async move {
-            drop(gate.acquire().await.unwrap());
-            inner.release_lease(&key, &holder).await
-        });
-        Err(StoreError::Backend {
-            message: "postgres: release the lease: no answer within 10s".into(),
-            source: None,
-        })
-    }
-}
-
 /// A release the store answered with an outage error after the call went out (its own
 /// deadline passed, the connection dropped mid-query) may still land: it must not take away
 /// the lease of this process's next refresh, or another process takes it and spends the
@@ -189,10 +98,8 @@ async fn a_lease_release_answered_with_an_outage_error_takes_no_later_lease_away
     let h = harness(|fake| fake.gate = Some(gate.clone()));
     let inner = Arc::new(MemoryStore::new());
     let released = Arc::new(Semaphore::new(0));
-    let store = Arc::new(AnsweredLateReleases {
-        inner: inner.clone(),
-        gate: StdMutex::new(Some(released.clone())),
-    });
+    let store = Arc::new(DetachedReleases::over(&inner).answering_early());
+    *store.gate.lock().unwrap() = Some(released.clone());
     let manager = manager_over(&h, store.clone());
     seed_due(&h, &manager).await;
     assert_eq!(
