@@ -758,6 +758,15 @@ async fn a_redemption_that_failed_after_binding_the_tokens_is_not_redeemable_aga
     );
 }
 
+/// Whether `record`, saved under `key`, is the receiver's record of a session in `state`.
+fn is_session_record(key: &SessionKey, record: &StoredRecord, state: &str) -> bool {
+    key.provider() == SESSION_URL_NAMESPACE
+        && key.session().starts_with("id:")
+        && record
+            .as_coordination()
+            .is_some_and(|value| value["state"] == state)
+}
+
 /// Writes a redeemed session record through to `inner`, then answers the save with an error
 /// when armed: the write landed but its reply was lost (a PostgreSQL commit whose answer
 /// never came back, a timeout after the statement completed).
@@ -774,12 +783,7 @@ impl Intercept for LoseRedeemedReply {
         record: &StoredRecord,
         expected: Option<Version>,
     ) -> Result<(), StoreError> {
-        let redeemed = key.provider() == SESSION_URL_NAMESPACE
-            && key.session().starts_with("id:")
-            && record
-                .as_coordination()
-                .is_some_and(|value| value["state"] == "redeemed");
-        if redeemed && self.armed.swap(false, Ordering::SeqCst) {
+        if is_session_record(key, record, "redeemed") && self.armed.swap(false, Ordering::SeqCst) {
             self.inner.save(key, record, expected).await?;
             return Err(backend_error("the reply to the save was lost (test)"));
         }
@@ -877,12 +881,7 @@ impl Intercept for HangBoundMark {
         record: &StoredRecord,
         _expected: Option<Version>,
     ) -> Result<(), StoreError> {
-        let bound = key.provider() == SESSION_URL_NAMESPACE
-            && key.session().starts_with("id:")
-            && record
-                .as_coordination()
-                .is_some_and(|value| value["state"] == "bound");
-        if bound && self.0.load(Ordering::SeqCst) {
+        if is_session_record(key, record, "bound") && self.0.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
         Ok(())
