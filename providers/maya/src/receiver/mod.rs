@@ -365,14 +365,7 @@ impl SessionReceiver {
         if !moved {
             return self.bind(session_id, bind_to, session, version).await;
         }
-        let bound = Session {
-            state: State::Bound,
-            ..session.clone()
-        };
-        if let Err(error) = self.records.swap_session(session_id, &bound, version).await {
-            tracing::warn!(%error, "a Maya redemption could not be marked finished");
-        }
-        self.remove_copy(session_id, bind_to).await;
+        self.mark_bound(session_id, bind_to, session, version).await;
         Ok(self.manager.token_set(bind_to).await?)
     }
 
@@ -411,6 +404,19 @@ impl SessionReceiver {
         if bind_to != session_id {
             self.manager.insert(bind_to, set.clone()).await?;
         }
+        self.mark_bound(session_id, bind_to, session, version).await;
+        Ok(set)
+    }
+
+    /// Marks `session_id` (`session`, at `version`), whose tokens are in `bind_to`, bound,
+    /// and removes its copy of them.
+    async fn mark_bound(
+        &self,
+        session_id: &str,
+        bind_to: &str,
+        session: &Session,
+        version: Version,
+    ) {
         let bound = Session {
             state: State::Bound,
             ..session.clone()
@@ -420,7 +426,6 @@ impl SessionReceiver {
             tracing::warn!(%error, "a Maya redemption could not be marked finished");
         }
         self.remove_copy(session_id, bind_to).await;
-        Ok(set)
     }
 
     /// Removes what is left under `session_id` once its tokens reached `bind_to`; a copy
