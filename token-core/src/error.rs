@@ -62,7 +62,11 @@ impl fmt::Display for ErrorKind {
 
 /// A provider's decoded error answer: its own code and message, classified.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{kind}: provider answered HTTP {status} `{code}`{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+#[error(
+    "{kind}: provider answered HTTP {status} `{code}`{}{}",
+    message.as_deref().map(|m| format!(": {m}")).unwrap_or_default(),
+    request_id.as_deref().map(|id| format!(" (request id `{id}`)")).unwrap_or_default()
+)]
 #[non_exhaustive]
 pub struct ProviderError {
     /// What the manager does about it.
@@ -76,7 +80,7 @@ pub struct ProviderError {
     pub message: Option<String>,
     /// The provider's id of the request, when its error answer gives one (an error field
     /// with the `request_id` role, such as Lazada's `request_id`): what its support asks
-    /// for, with any secret removed.
+    /// for, with any secret removed. `Display` shows it after the message.
     pub request_id: Option<String>,
     /// How long the provider asked us to wait (`Retry-After`).
     pub retry_after: Option<Duration>,
@@ -506,6 +510,27 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "gave up after 3 attempts: transient: provider answered HTTP 429 Too Many Requests `rate_limited`"
+        );
+    }
+
+    #[test]
+    fn a_provider_error_shows_the_request_id_its_support_asks_for() {
+        let error = ProviderError::new(
+            ErrorKind::ReauthRequired,
+            StatusCode::OK,
+            "IllegalRefreshToken",
+        )
+        .with_message("refresh token is invalid")
+        .with_request_id("0b8e9f1c17070123");
+        assert_eq!(
+            error.to_string(),
+            "reauth_required: provider answered HTTP 200 OK `IllegalRefreshToken`: refresh token is invalid (request id `0b8e9f1c17070123`)"
+        );
+        let without =
+            ProviderError::new(ErrorKind::Rejected, StatusCode::OK, "x").with_request_id("r-1");
+        assert_eq!(
+            without.to_string(),
+            "rejected: provider answered HTTP 200 OK `x` (request id `r-1`)"
         );
     }
 }
