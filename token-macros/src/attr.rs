@@ -450,7 +450,10 @@ fn code(expr: &Expr, errors: &mut Errors) -> Option<Code> {
 }
 
 /// A variant's discriminant as its code: an integer (`= 40030`, `= -1`) and nothing else.
+/// One given through a `macro_rules!` fragment (`= $code`) reads as if written out.
 pub fn discriminant_code(expr: &Expr, errors: &mut Errors) -> Option<Code> {
+    let opened = syn::parse2::<Expr>(ungroup(expr.to_token_stream()));
+    let expr = opened.as_ref().unwrap_or(expr);
     let integer = match expr {
         Expr::Lit(syn::ExprLit {
             lit: Lit::Int(_), ..

@@ -235,6 +235,37 @@ mod tests {
         );
     }
 
+    /// `InvalidRefreshToken = $code` in a `macro_rules!` macro: the discriminant arrives in
+    /// an invisible group, and reads as if written out.
+    #[test]
+    fn an_integer_discriminant_from_a_macro_fragment_is_the_code() {
+        let fragment = |code: proc_macro2::TokenStream| {
+            proc_macro2::TokenTree::Group(proc_macro2::Group::new(
+                proc_macro2::Delimiter::None,
+                code,
+            ))
+        };
+        let (busy, invalid) = (fragment(quote!(-1)), fragment(quote!(40030)));
+        let output = expand_attribute(
+            quote!(error_code),
+            quote!(
+                pub enum Code {
+                    #[token(kind = transient)]
+                    Busy = #busy,
+                    InvalidRefreshToken = #invalid,
+                    Other(String),
+                }
+            ),
+        )
+        .to_string();
+        assert_eq!(errors_of(&output.parse().unwrap()), 0, "{output}");
+        assert!(output.contains("\"-1\" => Self :: Busy"), "{output}");
+        assert!(
+            output.contains("\"40030\" => Self :: InvalidRefreshToken"),
+            "{output}"
+        );
+    }
+
     #[test]
     fn a_kind_named_in_another_form_is_not_taken_for_the_typo() {
         let output = expand_attribute(

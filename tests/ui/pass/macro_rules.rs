@@ -52,10 +52,32 @@ macro_rules! endpoint {
 endpoint!("/token", Refresh, Tokens, Failure, Code,
           AccessToken, RefreshToken, Option<RefreshToken>, ExpiresIn, Option<String>, Code, Config, "invalid_grant");
 
+macro_rules! numeric_codes {
+    ($name:ident, $invalid:literal, $busy:expr) => {
+        #[token_endpoint(error_code)]
+        pub enum $name {
+            InvalidRefreshToken = $invalid,
+            #[token(kind = transient)]
+            Busy = $busy,
+            Other(String),
+        }
+    };
+}
+
+numeric_codes!(WeChatCode, 40030, -1);
+
 fn assert_endpoint<E: Endpoint>() {}
 fn assert_response<R: TokenResponse>() {}
 
 fn main() {
     assert_endpoint::<Refresh>();
     assert_response::<Tokens>();
+    assert!(matches!(
+        <WeChatCode as token_core::codec::ErrorCode>::from_code("40030"),
+        WeChatCode::InvalidRefreshToken
+    ));
+    assert!(matches!(
+        <WeChatCode as token_core::codec::ErrorCode>::from_code("-1"),
+        WeChatCode::Busy
+    ));
 }
