@@ -30,9 +30,14 @@ const INDEX: &str = "index";
 /// How often a compare-and-swap that keeps losing to other writers is tried.
 const CAS_ATTEMPTS: usize = 16;
 
+// The records skip fields they do not know: during a rolling upgrade a replica of an
+// earlier release reads a later one's records as it wrote them (a later release adds only
+// optional fields, such as `boundOver`, which an earlier one may drop when it writes the
+// record again). A state it does not know is refused.
+
 /// `ref:{reference}`: the reference's claim, written once by the first replica to see it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub(super) struct Claim {
     pub session_id: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -41,7 +46,7 @@ pub(super) struct Claim {
 
 /// `id:{sessionId}`: the session's state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub(super) struct Session {
     pub reference: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -60,7 +65,6 @@ pub(super) struct Session {
 /// The partner session's record in the store as a redemption found it before taking the
 /// session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct BoundOver {
     /// Its version; `None`: no record (or one that could not be read).
     pub version: Option<Version>,
@@ -81,7 +85,7 @@ pub(super) enum State {
 /// One entry of the index: enough to forget the session and its claim when it lapses, even
 /// if its other records were never written (a replica that died midway).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub(super) struct Remembered {
     pub session_id: String,
     pub reference: String,
@@ -90,7 +94,6 @@ pub(super) struct Remembered {
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Index {
     sessions: Vec<Remembered>,
 }
@@ -410,5 +413,44 @@ mod tests {
             serde_json::json!({"sessionId": "s-1", "receivedAt": "2026-01-01T00:00:00.5Z"})
         );
         assert_eq!(serde_json::from_value::<Claim>(json).unwrap(), claim);
+    }
+
+    /// Replicas of two releases share the store during a rolling upgrade: a field a later
+    /// release adds is skipped by an earlier one, which reads the rest as before. A state
+    /// it does not know is still refused.
+    #[test]
+    fn a_field_of_a_later_release_is_skipped_an_unknown_state_is_not() {
+        let at = "2026-01-01T00:00:00.5Z";
+        let session: Session = serde_json::from_value(serde_json::json!({
+            "reference": "ref-1", "receivedAt": at, "state": "redeemed", "boundTo": "user-1",
+            "boundOver": {"version": 3, "addedLater": true}, "addedLater": [1, 2]
+        }))
+        .unwrap();
+        assert_eq!(
+            (
+                session.state,
+                session.bound_to.as_deref(),
+                session.bound_over
+            ),
+            (
+                State::Redeemed,
+                Some("user-1"),
+                Some(BoundOver { version: Some(3) })
+            )
+        );
+        let claim: Claim = serde_json::from_value(
+            serde_json::json!({"sessionId": "s-1", "receivedAt": at, "addedLater": 1}),
+        )
+        .unwrap();
+        assert_eq!(claim.session_id, "s-1");
+        let index: Index = serde_json::from_value(serde_json::json!({
+            "sessions": [{"sessionId": "s-1", "reference": "ref-1", "receivedAt": at, "addedLater": 1}],
+            "addedLater": {}
+        }))
+        .unwrap();
+        assert_eq!(index.sessions.len(), 1);
+        let later_state =
+            serde_json::json!({"reference": "ref-1", "receivedAt": at, "state": "handedOver"});
+        assert!(serde_json::from_value::<Session>(later_state).is_err());
     }
 }
