@@ -897,3 +897,34 @@ async fn stopping_ends_in_process_calls_in_flight_and_runs_no_handler_after() {
     let unused = issuer.refresh(refresh_of(&first).expose_secret()).await;
     assert!(unused.is_ok(), "the handler ran after the stop: {unused:?}");
 }
+
+/// A pair whose extras do not fit the endpoint's answer (a test's `issue_with` given a
+/// string, or a number where the provider's extras hold text) is rotated by its refresh
+/// before the answer is built: the answer must carry the new pair, not a 500 after which
+/// the old refresh token is used up and the session lost.
+#[tokio::test]
+async fn a_pair_whose_extras_do_not_fit_the_answer_is_refreshed_not_lost() {
+    let (running, _clock) = sandbox().await;
+    let client = running.client();
+    let first = running
+        .issue_with("alice", serde_json::json!("not an object"))
+        .await
+        .unwrap();
+    let body = format!(
+        "grant_type=refresh_token&refresh_token={}",
+        refresh_of(&first).expose_secret()
+    );
+    let answer = client
+        .send(post_token(&running, body.clone()))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK, "{}", json(&answer));
+    let access = json(&answer)["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    running.issuer().authenticate(&access).await.unwrap();
+    // Asked again within the window: the same pair.
+    let again = client.send(post_token(&running, body)).await.unwrap();
+    assert_eq!(json(&again)["access_token"].as_str(), Some(access.as_str()));
+}
