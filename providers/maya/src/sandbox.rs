@@ -74,7 +74,8 @@ impl MayaSandbox {
     }
 
     /// Maya Connect's token endpoint: dispatches on `grant_type`, checks the client's Basic
-    /// credentials, then serves the `client_credentials` or `refresh_token` grant.
+    /// credentials, then serves the `client_credentials` or `refresh_token` grant (a dead
+    /// refresh token answered `400 invalid_token`, as Maya does).
     fn connect_handler(&self) -> impl Handler {
         let client = Arc::new(self.clone());
         let app = ServeEndpoint::<ClientCredentialsGrant>::new(
@@ -129,10 +130,28 @@ impl MayaSandbox {
                 }
                 match grant_type.as_deref() {
                     Some("client_credentials") => app.handle(request, &cx).await,
-                    _ => refresh.handle(request, &cx).await,
+                    _ => as_maya_connect_refusal(refresh.handle(request, &cx).await),
                 }
             }
         }
+    }
+}
+
+/// Maya Connect's answer to a refresh-token grant: a dead refresh token (unknown, used,
+/// revoked or expired), which RFC 6749 answers `invalid_grant`, is `400 invalid_token`
+/// "Invalid refresh token." there (Maya's `invalid_grant` is a locked account). Maya quotes
+/// the token in its message; the sandbox does not.
+fn as_maya_connect_refusal(answer: http::Response<Vec<u8>>) -> http::Response<Vec<u8>> {
+    let dead_refresh_token = answer.status() == http::StatusCode::BAD_REQUEST
+        && serde_json::from_slice::<serde_json::Value>(answer.body())
+            .is_ok_and(|body| body["error"] == "invalid_grant");
+    if dead_refresh_token {
+        encode_error(&OAuthError::new(
+            OAuthCode::InvalidToken,
+            "Invalid refresh token.",
+        ))
+    } else {
+        answer
     }
 }
 

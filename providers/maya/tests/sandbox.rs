@@ -953,3 +953,42 @@ async fn a_retried_redemption_never_puts_an_older_pair_over_a_rotated_one() {
 async fn a_retried_redemption_never_refreshes_the_copy_with_a_spent_refresh_token() {
     retried_redemption_after_a_rotation(true).await;
 }
+
+/// Maya Connect answers a refresh-token grant whose refresh token is dead (revoked, or
+/// expired) `400 invalid_token` "Invalid refresh token" (`invalid_grant` is its code for a
+/// locked account), and the sandbox quotes no token in it.
+#[tokio::test(start_paused = true)]
+async fn maya_connect_refuses_a_dead_refresh_token_as_invalid_token() {
+    for revoked in [true, false] {
+        let world = world(Setup {
+            shape: RefreshShape::OAuth,
+            issuer: IssuerConfig::default().with_refresh_ttl(Some(Duration::from_secs(1800))),
+            ..Setup::default()
+        })
+        .await;
+        world.customer("alice").await;
+        let set = world.manager.token_set("alice").await.unwrap();
+        let refresh = set.refresh_token.clone().unwrap();
+        if revoked {
+            assert!(
+                world
+                    .sandbox
+                    .issuer()
+                    .revoke(refresh.expose_secret())
+                    .await
+                    .unwrap()
+            );
+        }
+        tokio::time::advance(Duration::from_secs(3601)).await;
+        let error = world.manager.access_token("alice").await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ReauthRequired, "revoked {revoked}");
+        assert_eq!(
+            error.provider_code(),
+            Some("invalid_token"),
+            "revoked {revoked}: {error}"
+        );
+        assert!(error.to_string().contains("HTTP 400"), "{error}");
+        assert!(!format!("{error:?}").contains(refresh.expose_secret()));
+        assert_eq!(world.sandbox.calls(CONNECT), 1, "revoked {revoked}");
+    }
+}
