@@ -184,11 +184,16 @@ mod origin_tests {
 /// (RFC 6750 section 3.1, `error="insufficient_scope"`) and none says the token is invalid:
 /// a refresh returns the same grant, so such a 401 is answered as it is, without a refresh.
 pub(crate) fn insufficient_scope(headers: &http::HeaderMap) -> bool {
-    let errors: Vec<&str> = headers
+    // Read whatever bytes a challenge holds: a description in the server's language (not
+    // ASCII, so no `to_str`) must not hide the `error` beside it.
+    let challenges: Vec<_> = headers
         .get_all(http::header::WWW_AUTHENTICATE)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(error_params)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()))
+        .collect();
+    let errors: Vec<&str> = challenges
+        .iter()
+        .flat_map(|challenge| error_params(challenge))
         .collect();
     let said = |error: &str| errors.iter().any(|e| e.eq_ignore_ascii_case(error));
     said("insufficient_scope") && !said("invalid_token")
@@ -298,6 +303,27 @@ mod challenge_tests {
         }
         let long = "\"".repeat(10_000) + "error=x";
         assert_eq!(super::error_params(&long), ["x"]);
+    }
+
+    /// A description that is not ASCII (UTF-8, Latin-1, bytes of neither) does not hide the
+    /// `error` of its challenge.
+    #[test]
+    fn a_challenge_is_read_whatever_bytes_its_description_holds() {
+        for description in [
+            &b"Zugriff f\xc3\xbcr Zahlungen"[..],
+            b"Zugriff f\xfcr",
+            b"\xff\xfe\x80",
+        ] {
+            let mut value = br#"Bearer error="insufficient_scope", error_description=""#.to_vec();
+            value.extend_from_slice(description);
+            value.push(b'"');
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_bytes(&value).unwrap(),
+            );
+            assert!(super::insufficient_scope(&headers), "{description:?}");
+        }
     }
 }
 

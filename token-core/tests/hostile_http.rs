@@ -625,9 +625,15 @@ async fn an_answer_cut_or_dripped_is_asked_again_inside_the_reuse_window_never_a
 /// a token without the scope a call needs (RFC 6750 section 3.1) gets no better by a
 /// refresh, which returns the same grant; anything else may be a token the API no longer
 /// takes.
-const CHALLENGES: [(&str, bool); 7] = [
+const CHALLENGES: [(&str, bool); 8] = [
     (
         r#"Bearer realm="api", error="insufficient_scope", scope="payments:write""#,
+        false,
+    ),
+    // A description in the server's language (UTF-8, outside what RFC 6750 allows in it,
+    // but sent all the same): the challenge still says what it says.
+    (
+        r#"Bearer error="insufficient_scope", error_description="Zugriff für Zahlungen verweigert""#,
         false,
     ),
     (r#"Bearer error=insufficient_scope"#, false),
