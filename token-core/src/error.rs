@@ -199,6 +199,9 @@ pub struct TransportError {
     pub kind: ErrorKind,
     /// What happened, without URL or secret.
     pub message: String,
+    /// The HTTP status of an answer whose head came but whose body was lost or left unread
+    /// ([`body_lost`](Self::body_lost)); `None` otherwise.
+    pub status: Option<StatusCode>,
 }
 
 impl TransportError {
@@ -207,6 +210,7 @@ impl TransportError {
         Self {
             kind: ErrorKind::Transient,
             message: message.into(),
+            status: None,
         }
     }
 
@@ -215,6 +219,19 @@ impl TransportError {
         Self {
             kind: ErrorKind::OutcomeUnknown,
             message: message.into(),
+            status: None,
+        }
+    }
+
+    /// An answer whose status came but whose body was lost (cut, timed out) or left unread
+    /// (too large): classified by its status ([`ErrorKind::from_status`]), never read as a
+    /// verdict on the token. The manager takes a 5xx other than 503 so answered, as one
+    /// read whole, as perhaps coming after the provider rotated.
+    pub fn body_lost(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::from_status(status),
+            message: message.into(),
+            status: Some(status),
         }
     }
 
@@ -231,6 +248,7 @@ impl TransportError {
                 answered_by.ascii_serialization(),
                 requested.ascii_serialization()
             ),
+            status: None,
         }
     }
 }

@@ -142,6 +142,7 @@ impl HttpClient for ReqwestClient {
         .map_err(|e| TransportError {
             kind: ErrorKind::Misconfigured,
             message: e.without_url().to_string(),
+            status: None,
         })?;
         let requested = request.url().clone();
         let origin = requested.origin();
@@ -163,6 +164,7 @@ impl HttpClient for ReqwestClient {
                      this one was not read",
                     origin.ascii_serialization()
                 ),
+                status: None,
             });
         }
         let status = response.status();
@@ -175,13 +177,13 @@ impl HttpClient for ReqwestClient {
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| read_failed(status, e))? {
             if body.len() + chunk.len() > self.max_body {
-                return Err(TransportError {
-                    kind: ErrorKind::from_status(status),
-                    message: format!(
+                return Err(TransportError::body_lost(
+                    status,
+                    format!(
                         "answer body exceeds {} bytes (HTTP {status})",
                         self.max_body
                     ),
-                });
+                ));
             }
             body.extend_from_slice(&chunk);
         }
@@ -201,6 +203,7 @@ fn classify(error: reqwest::Error) -> TransportError {
         TransportError {
             kind: ErrorKind::Misconfigured,
             message,
+            status: None,
         }
     } else {
         TransportError::answer_lost(message)
@@ -209,11 +212,11 @@ fn classify(error: reqwest::Error) -> TransportError {
 
 #[cfg(feature = "reqwest")]
 fn read_failed(status: http::StatusCode, error: reqwest::Error) -> TransportError {
-    TransportError {
-        kind: ErrorKind::from_status(status),
-        message: format!(
+    TransportError::body_lost(
+        status,
+        format!(
             "answer lost while reading (HTTP {status}): {}",
             error.without_url()
         ),
-    }
+    )
 }

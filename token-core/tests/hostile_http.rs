@@ -619,6 +619,60 @@ async fn an_answer_cut_or_dripped_is_asked_again_inside_the_reuse_window_never_a
     }
 }
 
+/// A 5xx other than 503 may come after the provider rotated (a gateway whose upstream
+/// answered too late): when the refresh gives up, the pair is asked for again inside the
+/// reuse window, whether the 5xx's body was read, cut, or larger than the transport reads.
+/// Otherwise nobody asks until a caller comes, perhaps after the window, with the spent
+/// refresh token.
+#[tokio::test(start_paused = true)]
+async fn a_5xx_whose_body_is_lost_is_asked_again_inside_the_reuse_window() {
+    let head = |length: usize| {
+        format!(
+            "HTTP/1.1 504 Gateway Timeout\r\nContent-Type: text/html\r\nContent-Length: {length}\r\n\r\n"
+        )
+    };
+    let page = "<html>upstream timed out</html>";
+    let read = Reply::once(&format!("{}{page}", head(page.len())));
+    let cut = Reply::once(&format!("{}{page}", head(100_000)));
+    let huge = over_the_limit(&head(4 * 1024 * 1024));
+    let unavailable =
+        || Reply::once("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+    for (what, fault) in [("read", read), ("cut", cut), ("over the limit", huge)] {
+        let reuse = std::time::Duration::from_secs(300);
+        let replies = vec![
+            fault,
+            unavailable(),
+            unavailable(),
+            unavailable(),
+            Reply::tokens(),
+        ];
+        let (subject, accepted) = over_socket(replies, reuse).await;
+        let error = subject.manager.access_token(SESSION).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Transient, "{what}: {error}");
+        assert_eq!(accepted.count(), 4, "{what}");
+        // Nobody calls; the manager asks for the pair inside the window.
+        tokio::time::sleep(reuse).await;
+        assert_eq!(accepted.count(), 5, "{what}");
+        assert_eq!(
+            subject.stored().await,
+            ("at-new".into(), Some("rt-new".into())),
+            "{what}"
+        );
+    }
+}
+
+/// `head`, then a body larger than the transport reads.
+fn over_the_limit(head: &str) -> Reply {
+    let body = vec![b' '; token_core::transport::DEFAULT_MAX_BODY + 1];
+    Reply {
+        chunks: vec![
+            (head.as_bytes().to_vec(), std::time::Duration::ZERO),
+            (body, std::time::Duration::ZERO),
+        ],
+        close: true,
+    }
+}
+
 // ---- a hostile API behind the bearer layers -----------------------------------------------
 
 /// `WWW-Authenticate` challenges of a 401, and whether a refresh (and a resend) answers it:

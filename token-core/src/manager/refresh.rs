@@ -1344,12 +1344,16 @@ fn stored_form<X: crate::token_set::Extras>(set: TokenSet<X>) -> (StoredTokenSet
 /// other than 503 (a server that failed after its commit, a gateway whose upstream answered
 /// too late or not at all). Its pair is then asked for again inside the reuse window if the
 /// refresh gives up, as for an answer lost in transit. A 503 (nothing taken on) and a 429
-/// are not.
+/// are not. Whether its body was read or lost on the way.
 fn may_follow_a_rotation(error: &Error) -> bool {
-    use crate::error::EndpointError;
+    use crate::error::{EndpointError, TransportError};
     let status = match error {
         Error::Endpoint(EndpointError::Provider(e)) => e.status,
         Error::Endpoint(EndpointError::Parse { status, .. }) => *status,
+        Error::Transport(TransportError {
+            status: Some(status),
+            ..
+        }) => *status,
         _ => return false,
     };
     status.is_server_error() && status != http::StatusCode::SERVICE_UNAVAILABLE
