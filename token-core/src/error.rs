@@ -202,6 +202,9 @@ pub struct TransportError {
     /// The HTTP status of an answer whose head came but whose body was lost or left unread
     /// ([`body_lost`](Self::body_lost)); `None` otherwise.
     pub status: Option<StatusCode>,
+    /// How long such an answer asked to wait (its `Retry-After`, at most
+    /// [`MAX_RETRY_AFTER`](crate::codec::MAX_RETRY_AFTER)).
+    pub retry_after: Option<Duration>,
 }
 
 impl TransportError {
@@ -211,6 +214,7 @@ impl TransportError {
             kind: ErrorKind::Transient,
             message: message.into(),
             status: None,
+            retry_after: None,
         }
     }
 
@@ -220,6 +224,7 @@ impl TransportError {
             kind: ErrorKind::OutcomeUnknown,
             message: message.into(),
             status: None,
+            retry_after: None,
         }
     }
 
@@ -232,7 +237,14 @@ impl TransportError {
             kind: ErrorKind::from_status(status),
             message: message.into(),
             status: Some(status),
+            retry_after: None,
         }
+    }
+
+    /// Sets the wait the answer asked for (`Retry-After`).
+    pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.retry_after = retry_after;
+        self
     }
 
     /// The answer came from another origin than the request's (a redirect the HTTP client
@@ -249,6 +261,7 @@ impl TransportError {
                 requested.ascii_serialization()
             ),
             status: None,
+            retry_after: None,
         }
     }
 }
@@ -434,6 +447,7 @@ impl Error {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Endpoint(EndpointError::Provider(e)) => e.retry_after,
+            Self::Transport(e) => e.retry_after,
             Self::RetriesExhausted { last, .. } => last.retry_after(),
             Self::CoolingDown { remaining } => Some(*remaining),
             _ => None,

@@ -143,6 +143,7 @@ impl HttpClient for ReqwestClient {
             kind: ErrorKind::Misconfigured,
             message: e.without_url().to_string(),
             status: None,
+            retry_after: None,
         })?;
         let requested = request.url().clone();
         let origin = requested.origin();
@@ -165,9 +166,14 @@ impl HttpClient for ReqwestClient {
                     origin.ascii_serialization()
                 ),
                 status: None,
+                retry_after: None,
             });
         }
         let status = response.status();
+        // Asked for even if the body is then lost: a provider's throttling is honoured.
+        let retry_after = (!status.is_success())
+            .then(|| crate::codec::retry_after(response.headers(), time::OffsetDateTime::now_utc()))
+            .flatten();
         let mut builder = http::Response::builder()
             .status(status)
             .version(response.version());
@@ -175,15 +181,17 @@ impl HttpClient for ReqwestClient {
             *headers = std::mem::take(response.headers_mut());
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| read_failed(status, e))? {
+        while let Some(chunk) = (response.chunk().await)
+            .map_err(|e| read_failed(status, e).with_retry_after(retry_after))?
+        {
             if body.len() + chunk.len() > self.max_body {
-                return Err(TransportError::body_lost(
-                    status,
-                    format!(
-                        "answer body exceeds {} bytes (HTTP {status})",
-                        self.max_body
-                    ),
-                ));
+                let message = format!(
+                    "answer body exceeds {} bytes (HTTP {status})",
+                    self.max_body
+                );
+                return Err(
+                    TransportError::body_lost(status, message).with_retry_after(retry_after)
+                );
             }
             body.extend_from_slice(&chunk);
         }
@@ -204,6 +212,7 @@ fn classify(error: reqwest::Error) -> TransportError {
             kind: ErrorKind::Misconfigured,
             message,
             status: None,
+            retry_after: None,
         }
     } else {
         TransportError::answer_lost(message)

@@ -661,6 +661,41 @@ async fn a_5xx_whose_body_is_lost_is_asked_again_inside_the_reuse_window() {
     }
 }
 
+/// A 429 or 503 whose body is lost (cut, or larger than the transport reads) asks for its
+/// wait all the same: its `Retry-After` is the error's, and the provider is not asked again
+/// before it is over, as when the body is read.
+#[tokio::test]
+async fn a_retry_after_is_honoured_whether_or_not_the_body_arrives() {
+    for status in ["429 Too Many Requests", "503 Service Unavailable"] {
+        let head = |length: usize| {
+            format!("HTTP/1.1 {status}\r\nRetry-After: 120\r\nContent-Length: {length}\r\n\r\n")
+        };
+        let read = Reply::once(&format!("{}slow down", head(9)));
+        let cut = Reply::once(&format!("{}slow", head(100_000)));
+        let huge = over_the_limit(&head(4 * 1024 * 1024));
+        for (what, fault) in [("read", read), ("cut", cut), ("over the limit", huge)] {
+            let (base, accepted) = scripted_endpoint(vec![fault, Reply::tokens()]).await;
+            let mut config = ManagerConfig::default().with_retry(RetryPolicy::never());
+            config.failure_cooldown = std::time::Duration::ZERO;
+            let reuse = std::time::Duration::ZERO;
+            let subject = Subject::with_config(Grant { base, reuse }, true, config).await;
+            let error = subject.manager.access_token(SESSION).await.unwrap_err();
+            assert_eq!(
+                error.kind(),
+                ErrorKind::Transient,
+                "{status} {what}: {error}"
+            );
+            assert_eq!(
+                error.retry_after(),
+                Some(std::time::Duration::from_secs(120)),
+                "{status} {what}: {error}"
+            );
+            let again = subject.manager.access_token(SESSION).await.unwrap_err();
+            assert_eq!(accepted.count(), 1, "{status} {what}: {again}");
+        }
+    }
+}
+
 /// `head`, then a body larger than the transport reads.
 fn over_the_limit(head: &str) -> Reply {
     let body = vec![b' '; token_core::transport::DEFAULT_MAX_BODY + 1];
