@@ -514,14 +514,24 @@ impl CallContext {
         let retained = signer.map(|_| clone_request(&request));
         // The declared signature is kept out of errors too: an answer may echo it.
         let signature = E::SIGNATURE.and_then(|declared| declared.carried_by(&request));
+        // So are the credentials of its `Authorization` as sent: HTTP Basic's Base64 of the
+        // client id and secret, which anyone decodes, may be echoed in that spelling.
+        let authorization = request.headers().get(http::header::AUTHORIZATION).cloned();
         let response = self.send(request).await?;
         if let (Some(signer), Some(request)) = (signer, retained.as_ref()) {
             signer.verify(request, &response)?;
         }
         let mut secrets = endpoint.secrets();
         secrets.extend(signature.as_deref());
+        secrets.extend(authorization.as_ref().and_then(credentials));
         Ok(decode_response::<E>(&response, self.now(), &secrets)?)
     }
+}
+
+/// The credentials of an `Authorization` value, after its scheme (`Basic`, `Bearer`).
+fn credentials(authorization: &http::HeaderValue) -> Option<&str> {
+    let (_scheme, credentials) = authorization.to_str().ok()?.trim().split_once(' ')?;
+    Some(credentials.trim())
 }
 
 fn clone_request(request: &http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {

@@ -228,6 +228,80 @@ async fn insert_sets_an_unsendable_access_token_aside_beside_a_refresh_token() {
     }
 }
 
+/// A token endpoint that echoes the credentials of the request's `Authorization` (HTTP
+/// Basic's Base64 of the client id and secret), as they came, in an answer of `status` whose
+/// body is `body` with `{}` replaced by them.
+struct EchoingCredentials {
+    status: http::StatusCode,
+    body: &'static str,
+}
+
+#[token_core::async_trait]
+impl token_core::transport::HttpClient for EchoingCredentials {
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, token_core::error::TransportError> {
+        let authorization = request.headers()[http::header::AUTHORIZATION]
+            .to_str()
+            .unwrap();
+        let credentials = authorization.strip_prefix("Basic ").unwrap();
+        let mut response = http::Response::new(self.body.replace("{}", credentials).into_bytes());
+        *response.status_mut() = self.status;
+        Ok(response)
+    }
+}
+
+/// The client secret sent in HTTP Basic and echoed by the endpoint in that spelling (Base64,
+/// which anyone decodes), whole or in part, is in no error of the call.
+#[tokio::test]
+async fn client_credentials_echoed_in_their_basic_spelling_are_in_no_error() {
+    use token_core::oauth::{ClientAuthentication, RefreshTokenGrant};
+    use token_core::secret::ClientSecret;
+    let grant = RefreshTokenGrant {
+        refresh_token: RefreshToken::new("rt-0123456789"),
+        scope: None,
+        client: ClientAuthentication {
+            basic_user: Some("app".into()),
+            basic_password: Some(ClientSecret::new("s3cr3t-CANARY-xyz")),
+            ..ClientAuthentication::default()
+        },
+    };
+    // `app:s3cr3t-CANARY-xyz`, and the part of it that spells the secret alone.
+    let base64 = "YXBwOnMzY3IzdC1DQU5BUlkteHl6";
+    let echoes: [(u16, &str); 5] = [
+        (
+            400,
+            r#"{"error":"invalid_grant","error_description":"credentials {}"}"#,
+        ),
+        (
+            401,
+            r#"{"error":"invalid_client","error_description":"{} is unknown"}"#,
+        ),
+        (500, "upstream refused {}"),
+        (502, r#"{"echo":"{}"}"#),
+        (400, "you sent {}"),
+    ];
+    let base = url::Url::parse("http://127.0.0.1:9/").unwrap();
+    for (status, body) in echoes {
+        let client = EchoingCredentials {
+            status: http::StatusCode::from_u16(status).unwrap(),
+            body,
+        };
+        let cx = CallContext::new(
+            Arc::new(client),
+            Arc::new(token_core::clock::SystemClock),
+            SESSION,
+        );
+        let error = cx.call(&base, &grant).await.unwrap_err();
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains("CANARY"), "{shown}");
+        for part in [base64, &base64[8..], &base64[12..24]] {
+            assert!(!shown.contains(part), "{part} in {shown}");
+        }
+    }
+}
+
 // ---- a hostile token endpoint over a loopback socket --------------------------------------
 
 /// A token endpoint on 127.0.0.1 that answers its `n`th connection with `replies[n]` (a
