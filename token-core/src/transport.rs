@@ -105,7 +105,10 @@ impl ReqwestClient {
     ///   another origin ends in [`TransportError::cross_origin`] (`Misconfigured`), and that
     ///   origin's answer is never read as a token answer; one to another URL of the same
     ///   origin (a trailing slash added, a login page) is a refusal (`Rejected`), its answer
-    ///   unread as well.
+    ///   unread as well. Except a round trip that ends at the URL the call was sent to (a
+    ///   single sign-on gateway sending the client away and back): reqwest keeps no history
+    ///   of the redirects it followed, so that answer, to the bodiless `GET` made last, is
+    ///   read as the answer to the call, and an `invalid_grant` in it ends the session.
     ///
     /// A client that follows redirects still sends the request's headers, minus
     /// `Authorization` (reqwest drops it across origins), on such a `GET`: with such a
