@@ -211,3 +211,33 @@ fn a_client_secret_echoed_in_an_error_message_is_redacted() {
         "{shown}"
     );
 }
+
+/// An API key sent in a header of its own, beside a value that is not a secret.
+#[token_endpoint(post = "/token", form, response = Tokens, error = Failure, config = ClientConfig)]
+pub struct HeaderKeyRefresh {
+    #[token(header, rename = "X-Api-Key", from = config.client_secret)]
+    pub api_key: ClientSecret,
+    #[token(header, rename = "X-Client-Id", from = config.client_id)]
+    pub client_id: String,
+    #[token(from = refresh_token)]
+    pub refresh_token: RefreshToken,
+}
+
+/// A secret sent in a header other than `Authorization` is marked sensitive, as the
+/// `Authorization` header is: a `Debug` of the request does not show it, and HTTP/2 does not
+/// keep it in its header-compression table. A header that holds no secret is not marked.
+#[test]
+fn a_secret_in_a_header_of_its_own_is_marked_sensitive() {
+    let session: TokenSet =
+        TokenSet::new(AccessToken::new("at")).with_refresh_token(RefreshToken::new("rt-1"));
+    let config = config();
+    let refresh =
+        HeaderKeyRefresh::from_context(&RequestContext::for_refresh(&config, &session)).unwrap();
+    let request = refresh.encode_request(&base()).unwrap();
+    let key = request.headers().get("X-Api-Key").unwrap();
+    assert_eq!(key.as_bytes(), b"cs-Leaky-9");
+    assert!(key.is_sensitive());
+    assert!(!request.headers().get("X-Client-Id").unwrap().is_sensitive());
+    let shown = format!("{request:?}");
+    assert!(!shown.contains("cs-Leaky-9"), "{shown}");
+}

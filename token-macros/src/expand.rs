@@ -549,7 +549,7 @@ fn request(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
                     let (f, ty) = (key.ident, key.ty);
                     let key = quote_spanned!(ty.span()=> <#ty as #p::SigningKey>::key(&self.#f));
                     quote! {
-                        let mut __request = #p::RequestWriter::finish(__writer, base_url)?;
+                        let mut __request = #p::RequestWriter::finish(__writer, base_url, &<Self as #p::Endpoint>::secrets(self))?;
                         #p::sign_request(Self::SIGNATURE, &mut __request, #key)?;
                         ::core::result::Result::Ok(__request)
                     }
@@ -575,7 +575,7 @@ fn request(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
         }
         _ => (
             quote!(),
-            quote!(#p::RequestWriter::finish(__writer, base_url)),
+            quote!(#p::RequestWriter::finish(__writer, base_url, &<Self as #p::Endpoint>::secrets(self))),
             quote! {
                 fn decode_request(
                     request: &#p::http::Request<::std::vec::Vec<u8>>,

@@ -252,7 +252,15 @@ impl RequestWriter {
         }
     }
 
-    pub fn finish(self, base_url: &url::Url) -> Result<http::Request<Vec<u8>>, EndpointError> {
+    /// The request, against `base_url`. A header that carries one of `secrets` (the
+    /// request's [`Endpoint::secrets`](crate::codec::Endpoint::secrets)) is marked
+    /// sensitive, as `Authorization` is: no `Debug` shows it, and HTTP/2 keeps it out of its
+    /// header-compression table.
+    pub fn finish(
+        self,
+        base_url: &url::Url,
+        secrets: &[&str],
+    ) -> Result<http::Request<Vec<u8>>, EndpointError> {
         if let Some(error) = self.error {
             return Err(error);
         }
@@ -290,12 +298,18 @@ impl RequestWriter {
             }
             _ => Vec::new(),
         };
-        for (name, value) in &self.headers {
-            let value = http::HeaderValue::from_str(value).map_err(|_| {
+        for (name, text) in &self.headers {
+            let mut value = http::HeaderValue::from_str(text).map_err(|_| {
                 EndpointError::Encode(format!(
                     "the value of header `{name}` is not valid header text"
                 ))
             })?;
+            if secrets
+                .iter()
+                .any(|secret| !secret.is_empty() && text.contains(secret))
+            {
+                value.set_sensitive(true);
+            }
             builder = builder.header(*name, value);
         }
         let authorization = match (self.bearer, self.basic) {
