@@ -116,6 +116,10 @@ impl Mpp {
     /// Answers an applyToken request, signed. A pair whose extras are not Alipay+ extras (a
     /// wallet's own [`Issuer::issue`] with a number for `customerId`) is answered with the
     /// extras fields that are text, not refused: it is rotated already.
+    ///
+    /// The request arrives read whole: bounding what is read is the wallet's HTTP server's
+    /// job, before this call (an applyToken request is well under 4 KiB; a limit of 64 KiB
+    /// is ample, as is a read timeout of a few seconds). The loopback sandbox does both.
     pub async fn answer(
         &self,
         issuer: &Issuer,
