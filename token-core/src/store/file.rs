@@ -92,7 +92,8 @@ const NAME_DOMAIN: &[u8] = b"token-core/file-store/v1\0";
 /// holder. A process killed while holding a lease leaves it to lapse after its ttl. A lease
 /// file that cannot be read (damaged, foreign, another release's format) counts as lapsed
 /// and is replaced, as a takeover ([`Lease::TakenOver`]: the manager waits for a save of
-/// whoever held it before it trusts a refusal). Expiry is the
+/// whoever held it before it trusts a refusal), and `lapsed_leases` lists it (leases are
+/// not synced: a machine crash may leave a dying holder's lease file empty). Expiry is the
 /// system clock's, which every process on one machine shares; if that clock goes back, a
 /// lease still lapses at most its ttl after it is next looked at (by `acquire_lease` or
 /// [`lapsed_leases`](TokenStore::lapsed_leases)). A holder name too long for a lease file
@@ -471,9 +472,20 @@ enum LeaseLook {
     Stretched,
 }
 
-/// What the lease file `<stem>.lease` holds at `now`; `None`: live, or none readable.
+/// What the lease file `<stem>.lease` holds at `now`; `None`: live, or no lease file.
 fn lease_look(dir: &Path, stem: &str, now: u64) -> Option<LeaseLook> {
-    let lease = read_lease_file(dir, stem)?;
+    let path = dir.join(format!("{stem}{LEASE_SUFFIX}"));
+    let lease = match lease_at(&path) {
+        Ok(lease) => lease?,
+        // A file that is not a lease: someone's all the same, lapsed as `acquire_lease`
+        // takes it (a takeover). One left empty by a machine crash (leases are not synced)
+        // is a holder's that died mid-refresh: lapsed when it was written, as far as can be
+        // told. (Not what was planted instead of a file: a link, a FIFO.)
+        Err(_) => {
+            let file = fs::symlink_metadata(&path).ok()?;
+            return (file.is_file()).then(|| LeaseLook::Lapsed(written_at(&file)));
+        }
+    };
     let expires = lease.expires_at_unix_nanos;
     if expires <= now {
         Some(LeaseLook::Lapsed(expires))
@@ -483,8 +495,14 @@ fn lease_look(dir: &Path, stem: &str, now: u64) -> Option<LeaseLook> {
 }
 
 fn read_lease_file(dir: &Path, stem: &str) -> Option<LeaseRecord> {
-    let bytes = read_small(dir, stem, LEASE_SUFFIX, MAX_LEASE_BYTES)?;
-    serde_json::from_slice(&bytes).ok()
+    lease_at(&dir.join(format!("{stem}{LEASE_SUFFIX}")))
+        .ok()
+        .flatten()
+}
+
+/// When the file of `metadata` was last written, in UNIX nanoseconds (0 if unknown).
+fn written_at(metadata: &fs::Metadata) -> u64 {
+    metadata.modified().map_or(0, |at| unix_nanos(at.into()))
 }
 
 /// Under the directory's lock: cuts the lease `<stem>.lease` to its ttl from `now` if it
@@ -537,31 +555,38 @@ enum OnFile {
 
 /// The lease of `key`.
 fn read_lease(dir: &Path, key: &SessionKey) -> OnFile {
-    let path = lease_path(dir, key);
-    let unreadable = |why: &dyn fmt::Display| {
-        tracing::warn!(
-            session = %key,
-            "file store: the refresh lease of {key} {why}; treating it as lapsed"
-        );
-        OnFile::Unreadable
-    };
-    let file = match open_for_reading(&path) {
+    match lease_at(&lease_path(dir, key)) {
+        Ok(Some(lease)) => OnFile::Lease(lease),
+        Ok(None) => OnFile::None,
+        Err(why) => {
+            tracing::warn!(
+                session = %key,
+                "file store: the refresh lease of {key} {why}; treating it as lapsed"
+            );
+            OnFile::Unreadable
+        }
+    }
+}
+
+/// The lease file at `path`: `None` if there is none, and why not if it is there but
+/// cannot be read as a lease (it then counts as lapsed, see [`OnFile::Unreadable`]).
+fn lease_at(path: &Path) -> Result<Option<LeaseRecord>, String> {
+    let file = match open_for_reading(path) {
         Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return OnFile::None,
-        Err(e) => return unreadable(&format_args!("cannot be opened ({e})")),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot be opened ({e})")),
     };
     let mut bytes = Vec::new();
     if let Err(e) = file.take(MAX_LEASE_BYTES + 1).read_to_end(&mut bytes) {
-        return unreadable(&format_args!("cannot be read ({e})"));
+        return Err(format!("cannot be read ({e})"));
     }
     if bytes.len() as u64 > MAX_LEASE_BYTES {
-        return unreadable(&"is too large");
+        return Err("is too large".into());
     }
-    match serde_json::from_slice(&bytes) {
-        Ok(lease) => OnFile::Lease(lease),
-        // Not the parser's message: it could quote the file, which is not ours to show.
-        Err(_) => unreadable(&"is not a lease"),
-    }
+    // Not the parser's message: it could quote the file, which is not ours to show.
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|_| "is not a lease".into())
 }
 
 /// Gives `key`'s lease to `holder` until `now + ttl`.
@@ -1953,6 +1978,48 @@ mod tests {
         advance(&clock, Duration::from_secs(2));
         assert_eq!(store.lapsed_leases("p").await.unwrap(), ["a"]);
         assert_eq!(store.lapsed_leases("q").await.unwrap(), ["c"]);
+    }
+
+    /// A lease file that cannot be read counts as lapsed for `acquire_lease` (a takeover),
+    /// and so for `lapsed_leases`: leases are not synced, so a machine that crashed while a
+    /// holder was refreshing may leave its lease file empty, and that holder may have spent
+    /// the stored refresh token. Listed like any lapsed lease (if its session has a record),
+    /// and no longer once taken over.
+    #[tokio::test]
+    async fn an_unreadable_lease_of_a_session_with_a_record_is_listed_as_lapsed() {
+        let tmp = TempDir::new().unwrap();
+        let clock = ManualClock::default();
+        let (store, _) = two_stores_with(&clock, tmp.path());
+        let ttl = Duration::from_secs(3600);
+        let live = SessionKey::new("p", "live");
+        store.save(&live, &set("live"), None).await.unwrap();
+        store.acquire_lease(&live, "h", ttl).await.unwrap();
+        for (session, content, saved) in [
+            ("crashed", &b""[..], true),
+            (
+                "damaged",
+                &b"{\"holder\": \"h\", \"expires_at_unix_n"[..],
+                true,
+            ),
+            ("no record", &b""[..], false),
+        ] {
+            let key = SessionKey::new("p", session);
+            if saved {
+                store.save(&key, &set(session), None).await.unwrap();
+            }
+            fs::write(lease_path(tmp.path(), &key), content).unwrap();
+        }
+        let mut listed = store.lapsed_leases("p").await.unwrap();
+        listed.sort();
+        assert_eq!(listed, ["crashed", "damaged"]);
+        assert!(store.lapsed_leases("q").await.unwrap().is_empty());
+
+        let crashed = SessionKey::new("p", "crashed");
+        assert_eq!(
+            store.acquire_lease(&crashed, "next", ttl).await.unwrap(),
+            Lease::TakenOver
+        );
+        assert_eq!(store.lapsed_leases("p").await.unwrap(), ["damaged"]);
     }
 
     /// More lapsed leases than one answer lists: those that lapsed last come first (one
