@@ -289,6 +289,16 @@ impl PostgresDatabase {
         operation: impl AsyncFnOnce(&mut deadpool_postgres::Client, i64) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let deadline = tokio::time::Instant::now() + self.inner.operation_timeout;
+        self.run_until(what, deadline, operation).await
+    }
+
+    /// [`run_bounded`](Self::run_bounded), with the operation timeout ending at `deadline`.
+    async fn run_until<T>(
+        &self,
+        what: &str,
+        deadline: tokio::time::Instant,
+        operation: impl AsyncFnOnce(&mut deadpool_postgres::Client, i64) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let timed_out = || StoreError::Backend {
             message: format!(
                 "postgres: {what}: no answer within {:?}",
@@ -351,6 +361,39 @@ impl PostgresDatabase {
             drop(deadpool_postgres::Object::take(client));
         }
         result
+    }
+
+    /// [`run_bounded`](Self::run_bounded) of the operation `attempt` makes, made again (a
+    /// few times, all within one operation timeout) while it fails because a concurrent
+    /// transaction won a race the server settled by rolling this one back: a serialization
+    /// failure (on a database whose transactions are `REPEATABLE READ` or `SERIALIZABLE` by
+    /// default, a write to a row another transaction changed meanwhile fails so) or a
+    /// deadlock. Such a failure had no effect, and the next attempt sees what the winner
+    /// wrote (a compare-and-swap's conflict, a lease another holder has). For operations
+    /// whose statements each either fail without effect or write nothing before the next
+    /// one runs.
+    pub(crate) async fn run_raced<T, Op>(
+        &self,
+        what: &str,
+        attempt: impl Fn() -> Op,
+    ) -> Result<T, StoreError>
+    where
+        Op: AsyncFnOnce(&mut deadpool_postgres::Client, i64) -> Result<T, StoreError>,
+    {
+        let deadline = tokio::time::Instant::now() + self.inner.operation_timeout;
+        let mut tries = 0;
+        loop {
+            match self.run_until(what, deadline, attempt()).await {
+                Err(error)
+                    if tries < RACED_TRIES
+                        && tokio::time::Instant::now() < deadline
+                        && rolled_back_by_a_race(&error) =>
+                {
+                    tries += 1;
+                }
+                answer => return answer,
+            }
+        }
     }
 
     /// `name` in this database's schema, quoted: `"schema".name`.
@@ -530,6 +573,24 @@ impl PostgresDatabaseBuilder {
     }
 }
 
+/// How many times [`PostgresDatabase::run_raced`] makes an operation again after a race
+/// the server rolled it back for.
+const RACED_TRIES: u32 = 8;
+
+/// Whether `error` is a transaction the server rolled back because a concurrent one won a
+/// race (a serialization failure or a deadlock): it had no effect.
+fn rolled_back_by_a_race(error: &StoreError) -> bool {
+    match error {
+        StoreError::Backend {
+            source: Some(source),
+            ..
+        } => source
+            .downcast_ref::<DatabaseError>()
+            .is_some_and(|cause| cause.rolled_back),
+        _ => false,
+    }
+}
+
 /// A connection in use by an operation. Dropped with it (the operation's caller gave up: an
 /// outer timeout, a `select!`), it must not go back to the pool, where the next caller's
 /// statements would queue behind the abandoned one: it is closed, and what it runs is
@@ -577,6 +638,8 @@ fn valid_identifier(name: &str) -> bool {
 pub(crate) struct DatabaseError {
     text: String,
     connection_lost: bool,
+    /// A serialization failure or a deadlock: the transaction was rolled back.
+    rolled_back: bool,
 }
 
 impl DatabaseError {
@@ -591,9 +654,14 @@ impl DatabaseError {
                 .unwrap_or_default();
             format!("{kind}{io}")
         };
+        use tokio_postgres::error::SqlState;
+        let rolled_back = error.code().is_some_and(|code| {
+            *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
+        });
         Self {
             text,
             connection_lost: error.is_closed(),
+            rolled_back,
         }
     }
 }

@@ -81,6 +81,11 @@ pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 4;
 ///
 /// Every failure of the database is a [`StoreError::Backend`] (a lost connection, a refused
 /// one, a timeout); the connection is then dropped and the next call connects again. A
+/// statement the server rolls back because a concurrent one won a race (a serialization
+/// failure, on a database whose transactions are `REPEATABLE READ` or `SERIALIZABLE` by
+/// default; a deadlock) is no failure: it had no effect, and is sent again, so writers
+/// racing on one session get [`StoreError::Conflict`] or [`Lease::HeldByOther`] whatever the
+/// database's default isolation. A
 /// statement still running at the timeout (waiting for a row another transaction holds
 /// locked) is cancelled on the server before the call fails: a call that failed has no
 /// later effect, and its connection is not reused. A call its caller drops (an outer
@@ -456,11 +461,13 @@ impl PostgresStore {
     async fn load_row(&self, key: &SessionKey) -> Result<Option<tokio_postgres::Row>, StoreError> {
         storable(key)?;
         self.db
-            .run("load", async |client| {
-                client
-                    .query_opt(&self.sql.load, &[&key.provider(), &key.session()])
-                    .await
-                    .db("load")
+            .run_raced("load", || {
+                async |client, _| {
+                    client
+                        .query_opt(&self.sql.load, &[&key.provider(), &key.session()])
+                        .await
+                        .db("load")
+                }
             })
             .await
     }
@@ -505,30 +512,32 @@ impl TokenStore for PostgresStore {
         }
         let (provider, session) = (key.provider(), key.session());
         self.db
-            .run_bounded("save", async |client, bound| {
-                let row = match expected {
-                    None => client
-                        .query_opt(&self.sql.insert, &[&provider, &session, &value, &bound])
-                        .await
-                        .db("save")?,
-                    // A version beyond i64 was never issued here: it cannot match.
-                    Some(version) => match i64::try_from(version) {
-                        Ok(at) => client
-                            .query_opt(
-                                &self.sql.update,
-                                &[&provider, &session, &value, &at, &bound],
-                            )
+            .run_raced("save", || {
+                async |client, bound| {
+                    let row = match expected {
+                        None => client
+                            .query_opt(&self.sql.insert, &[&provider, &session, &value, &bound])
                             .await
                             .db("save")?,
-                        Err(_) => None,
-                    },
-                };
-                match row {
-                    Some(row) => version_of(&row, 0, key),
-                    None => Err(StoreError::Conflict {
-                        expected,
-                        found: self.found(client, key).await?,
-                    }),
+                        // A version beyond i64 was never issued here: it cannot match.
+                        Some(version) => match i64::try_from(version) {
+                            Ok(at) => client
+                                .query_opt(
+                                    &self.sql.update,
+                                    &[&provider, &session, &value, &at, &bound],
+                                )
+                                .await
+                                .db("save")?,
+                            Err(_) => None,
+                        },
+                    };
+                    match row {
+                        Some(row) => version_of(&row, 0, key),
+                        None => Err(StoreError::Conflict {
+                            expected,
+                            found: self.found(client, key).await?,
+                        }),
+                    }
                 }
             })
             .await
@@ -542,27 +551,29 @@ impl TokenStore for PostgresStore {
         storable(key)?;
         let (provider, session) = (key.provider(), key.session());
         self.db
-            .run_bounded("delete", async |client, bound| {
-                let Some(version) = expected else {
-                    let rows = client
-                        .execute(&self.sql.delete_any, &[&provider, &session, &bound])
-                        .await
-                        .db("delete")?;
-                    return Ok(rows > 0);
-                };
-                let rows = match i64::try_from(version) {
-                    Ok(at) => client
-                        .execute(&self.sql.delete_at, &[&provider, &session, &at, &bound])
-                        .await
-                        .db("delete")?,
-                    Err(_) => 0,
-                };
-                if rows > 0 {
-                    return Ok(true);
-                }
-                match self.found(client, key).await? {
-                    None => Ok(false),
-                    found => Err(StoreError::Conflict { expected, found }),
+            .run_raced("delete", || {
+                async |client, bound| {
+                    let Some(version) = expected else {
+                        let rows = client
+                            .execute(&self.sql.delete_any, &[&provider, &session, &bound])
+                            .await
+                            .db("delete")?;
+                        return Ok(rows > 0);
+                    };
+                    let rows = match i64::try_from(version) {
+                        Ok(at) => client
+                            .execute(&self.sql.delete_at, &[&provider, &session, &at, &bound])
+                            .await
+                            .db("delete")?,
+                        Err(_) => 0,
+                    };
+                    if rows > 0 {
+                        return Ok(true);
+                    }
+                    match self.found(client, key).await? {
+                        None => Ok(false),
+                        found => Err(StoreError::Conflict { expected, found }),
+                    }
                 }
             })
             .await
@@ -596,13 +607,15 @@ impl TokenStore for PostgresStore {
                 let (provider, session, digest) = (key.provider(), key.session(), &digest[..]);
                 return self
                     .db
-                    .run_bounded("delete", async |client, bound| {
-                        let sql = &self.sql.delete_content;
-                        let rows = client
-                            .execute(sql, &[&provider, &session, &digest, &bound])
-                            .await
-                            .db("delete")?;
-                        Ok(rows > 0)
+                    .run_raced("delete", || {
+                        async |client, bound| {
+                            let sql = &self.sql.delete_content;
+                            let rows = client
+                                .execute(sql, &[&provider, &session, &digest, &bound])
+                                .await
+                                .db("delete")?;
+                            Ok(rows > 0)
+                        }
                     })
                     .await;
             }
@@ -629,14 +642,16 @@ impl TokenStore for PostgresStore {
         let seconds = lease_seconds(ttl);
         let row = self
             .db
-            .run_bounded(what, async |client, bound| {
-                client
-                    .query_one(
-                        &self.sql.acquire,
-                        &[&key.provider(), &key.session(), &holder, &seconds, &bound],
-                    )
-                    .await
-                    .db(what)
+            .run_raced(what, || {
+                async |client, bound| {
+                    client
+                        .query_one(
+                            &self.sql.acquire,
+                            &[&key.provider(), &key.session(), &holder, &seconds, &bound],
+                        )
+                        .await
+                        .db(what)
+                }
             })
             .await?;
         let acquired: bool = row.try_get(0).db(what)?;
@@ -661,15 +676,17 @@ impl TokenStore for PostgresStore {
         storable_lease(key, holder)?;
         let what = "release the lease";
         self.db
-            .run_bounded(what, async |client, bound| {
-                client
-                    .execute(
-                        &self.sql.release,
-                        &[&key.provider(), &key.session(), &holder, &bound],
-                    )
-                    .await
-                    .db(what)
-                    .map(drop)
+            .run_raced(what, || {
+                async |client, bound| {
+                    client
+                        .execute(
+                            &self.sql.release,
+                            &[&key.provider(), &key.session(), &holder, &bound],
+                        )
+                        .await
+                        .db(what)
+                        .map(drop)
+                }
             })
             .await
     }
@@ -681,8 +698,8 @@ impl TokenStore for PostgresStore {
         }
         let rows = self
             .db
-            .run(what, async |client| {
-                client.query(&self.sql.lapsed, &[&provider]).await.db(what)
+            .run_raced(what, || {
+                async |client, _| client.query(&self.sql.lapsed, &[&provider]).await.db(what)
             })
             .await?;
         rows.iter()
@@ -817,6 +834,72 @@ pub(crate) mod tests {
         }
         assert_eq!(won.len(), 1, "exactly one writer wins the CAS");
         assert_eq!(stores[1].load(&key).await.unwrap().unwrap().version, won[0]);
+        drop_schema(&db).await;
+    }
+
+    /// A database whose transactions are serializable unless they say otherwise
+    /// (`ALTER DATABASE .. SET default_transaction_isolation`, as some deployments have it):
+    /// writers racing on one session still get what the store promises, one winner and a
+    /// `Conflict` (or `HeldByOther`) for every other, never a serialization failure as an
+    /// outage (a replica's callers would get a transient error instead of waiting for the
+    /// lease holder's pair).
+    #[tokio::test]
+    async fn racing_writers_on_a_serializable_database_get_conflicts_not_outages() {
+        let Some(url) =
+            test_url("racing_writers_on_a_serializable_database_get_conflicts_not_outages")
+        else {
+            return;
+        };
+        let serializable = |schema: &str| {
+            let mut config: tokio_postgres::Config = url.parse().unwrap();
+            config.options("-c default_transaction_isolation=serializable");
+            PostgresDatabase::builder_from_config(config)
+                .schema(schema)
+                .max_connections(8)
+                .operation_timeout(Duration::from_secs(20))
+                .build()
+                .unwrap()
+        };
+        let db = test_db(&url, "token-core-test-serializable");
+        PostgresStore::open(&db).await.unwrap();
+        let stores = [
+            PostgresStore::open(&serializable(db.schema()))
+                .await
+                .unwrap(),
+            PostgresStore::open(&serializable(db.schema()))
+                .await
+                .unwrap(),
+        ];
+        for round in 0..5 {
+            let key = SessionKey::new("p", format!("race-{round}"));
+            let base = stores[0].save(&key, &set("base"), None).await.unwrap();
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in 0..16 {
+                let (store, key) = (stores[i % 2].clone(), key.clone());
+                tasks.spawn(async move {
+                    let lease = store
+                        .acquire_lease(&key, &format!("h{i}"), Duration::from_secs(30))
+                        .await;
+                    let saved = store.save(&key, &set(&format!("w{i}")), Some(base)).await;
+                    (lease, saved)
+                });
+            }
+            let (mut granted, mut won) = (0, 0);
+            while let Some(result) = tasks.join_next().await {
+                let (lease, saved) = result.unwrap();
+                match lease {
+                    Ok(Lease::Acquired) => granted += 1,
+                    Ok(Lease::HeldByOther { .. }) => {}
+                    other => panic!("round {round}: a lease request answered {other:?}"),
+                }
+                match saved {
+                    Ok(_) => won += 1,
+                    Err(StoreError::Conflict { .. }) => {}
+                    Err(other) => panic!("round {round}: a save answered {other:?}"),
+                }
+            }
+            assert_eq!((granted, won), (1, 1), "round {round}");
+        }
         drop_schema(&db).await;
     }
 
