@@ -33,12 +33,21 @@ pub(crate) fn lock_bound(n: usize) -> String {
 /// off mid-transaction (a network partition the server does not notice, for as long as TCP
 /// keepalive takes) would otherwise leave it open, its rows and tables locked, and every
 /// other replica waiting on them; it now ends `budget` after the last statement.
+///
+/// `READ COMMITTED` whatever the database's default: each statement then reads what was
+/// committed before it, as every transaction here is written to, so one that waited for a
+/// lock (a migration another replica was making, a row another rotation held) reads what
+/// the holder wrote, not what its snapshot from before the wait held.
 pub(crate) async fn bounded_transaction<'a>(
     client: &'a mut deadpool_postgres::Client,
     budget: i64,
     what: &str,
 ) -> Result<deadpool_postgres::Transaction<'a>, StoreError> {
-    let tx = client.transaction().await.db(what)?;
+    let tx = (client.build_transaction())
+        .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+        .start()
+        .await
+        .db(what)?;
     tx.batch_execute(&format!(
         "SET LOCAL lock_timeout = {budget}; \
          SET LOCAL idle_in_transaction_session_timeout = {budget}"

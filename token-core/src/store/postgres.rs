@@ -837,6 +837,41 @@ pub(crate) mod tests {
         drop_schema(&db).await;
     }
 
+    /// A database whose transactions are serializable unless they say otherwise: replicas
+    /// starting together still migrate once, and every one opens (one that waited for
+    /// another's migration reads what it made, not the tables as they were before).
+    #[tokio::test]
+    async fn replicas_opening_together_on_a_serializable_database_all_open() {
+        let Some(url) = test_url("replicas_opening_together_on_a_serializable_database_all_open")
+        else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-serializable-open");
+        for isolation in ["repeatable read", "serializable"] {
+            drop_schema(&db).await;
+            let mut opens = tokio::task::JoinSet::new();
+            for _ in 0..6 {
+                let mut config: tokio_postgres::Config = url.parse().unwrap();
+                config.options(format!(
+                    "-c default_transaction_isolation={}",
+                    isolation.replace(' ', "\\ ")
+                ));
+                let db = PostgresDatabase::builder_from_config(config)
+                    .schema(db.schema())
+                    .max_connections(1)
+                    .operation_timeout(Duration::from_secs(20))
+                    .build()
+                    .unwrap();
+                opens.spawn(async move { PostgresStore::open(&db).await.map(|_| ()) });
+            }
+            while let Some(opened) = opens.join_next().await {
+                let opened = opened.unwrap();
+                assert!(opened.is_ok(), "{isolation}: {opened:?}");
+            }
+        }
+        drop_schema(&db).await;
+    }
+
     /// A database whose transactions are serializable unless they say otherwise
     /// (`ALTER DATABASE .. SET default_transaction_isolation`, as some deployments have it):
     /// writers racing on one session still get what the store promises, one winner and a
