@@ -449,14 +449,25 @@ impl PostgresDatabase {
                     .db("migrate: create the schema")?;
             }
             let versions = self.table("token_core_schema");
-            tx.batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {versions} (
-                    component   text PRIMARY KEY,
-                    version     integer NOT NULL,
-                    migrated_at timestamptz NOT NULL DEFAULT now())"
-            ))
-            .await
-            .db("migrate: create the schema version table")?;
+            // Made only if absent: `CREATE TABLE IF NOT EXISTS` needs the right to create in
+            // the schema even when the table is there, and a service may run as a role that
+            // only reads and writes tables an administrator made and migrated.
+            let made = tx
+                .query_one("SELECT to_regclass($1::text) IS NOT NULL", &[&versions])
+                .await
+                .db("migrate: find the schema version table")?
+                .try_get::<_, bool>(0)
+                .db("migrate: find the schema version table")?;
+            if !made {
+                tx.batch_execute(&format!(
+                    "CREATE TABLE IF NOT EXISTS {versions} (
+                        component   text PRIMARY KEY,
+                        version     integer NOT NULL,
+                        migrated_at timestamptz NOT NULL DEFAULT now())"
+                ))
+                .await
+                .db("migrate: create the schema version table")?;
+            }
             let current: i32 = tx
                 .query_opt(
                     &format!("SELECT version FROM {versions} WHERE component = $1"),

@@ -45,7 +45,10 @@ pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 4;
 /// **Tables**, in one schema (`token_core` unless [configured](crate::postgres::PostgresDatabaseBuilder::schema)),
 /// created and migrated by [`open`](Self::open) under a transaction-scoped advisory lock, so
 /// replicas starting together migrate once; `token_core_schema` records each component's
-/// schema version, and a newer version than this library knows is refused:
+/// schema version, and a newer version than this library knows is refused. Tables already
+/// at this version are opened without creating anything, so a service may run as a role
+/// that only reads and writes them (`SELECT`, `INSERT`, `UPDATE`, `DELETE` on the tables,
+/// `USAGE` and `SELECT` on the sequence), an administrator having made them:
 ///
 /// ```sql
 /// CREATE TABLE token_core_schema (         -- one row per component and its schema version
@@ -835,6 +838,60 @@ pub(crate) mod tests {
         assert_eq!(won.len(), 1, "exactly one writer wins the CAS");
         assert_eq!(stores[1].load(&key).await.unwrap().unwrap().version, won[0]);
         drop_schema(&db).await;
+    }
+
+    /// Tables made and migrated by an administrator, the service running as a role that may
+    /// read and write them but create nothing (no `CREATE` on the schema): the store opens,
+    /// as nothing needs making, and works.
+    #[tokio::test]
+    async fn a_role_that_may_only_read_and_write_the_migrated_tables_opens_the_store() {
+        let Some(url) =
+            test_url("a_role_that_may_only_read_and_write_the_migrated_tables_opens_the_store")
+        else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-least-privilege");
+        PostgresStore::open(&db).await.unwrap();
+        let (schema, role) = (
+            db.schema(),
+            format!("tc_app_{}", uuid::Uuid::new_v4().simple()),
+        );
+        admin(
+            &db,
+            &format!(
+                "CREATE ROLE {role} LOGIN;
+                 GRANT USAGE ON SCHEMA \"{schema}\" TO {role};
+                 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA \"{schema}\" TO {role};
+                 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA \"{schema}\" TO {role};"
+            ),
+        )
+        .await;
+        let mut config: tokio_postgres::Config = url.parse().unwrap();
+        config.user(&role);
+        let app = PostgresDatabase::builder_from_config(config)
+            .schema(schema)
+            .max_connections(2)
+            .build()
+            .unwrap();
+        let opened = PostgresStore::open(&app).await;
+        let outcome = match &opened {
+            Ok(store) => {
+                let key = SessionKey::new("p", "least-privilege");
+                let version = store.save(&key, &set("a"), None).await;
+                let lease = store
+                    .acquire_lease(&key, "h", Duration::from_secs(30))
+                    .await;
+                let loaded = store.load(&key).await;
+                let loaded = loaded.ok().flatten().map(|l| l.value);
+                Some((version.is_ok(), lease.ok(), loaded))
+            }
+            Err(_) => None,
+        };
+        drop((opened.as_ref().ok(), app));
+        admin(&db, &format!("DROP OWNED BY {role}; DROP ROLE {role};")).await;
+        drop_schema(&db).await;
+        assert!(opened.is_ok(), "{opened:?}");
+        assert_eq!(outcome, Some((true, Some(Lease::Acquired), Some(set("a")))));
     }
 
     /// A database whose transactions are serializable unless they say otherwise: replicas
