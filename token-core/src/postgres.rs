@@ -297,7 +297,7 @@ impl PostgresDatabase {
         what: &str,
         operation: impl AsyncFnOnce(&mut deadpool_postgres::Client, i64) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let deadline = tokio::time::Instant::now() + self.inner.operation_timeout;
+        let deadline = self.deadline();
         self.run_until(what, deadline, operation).await
     }
 
@@ -389,7 +389,7 @@ impl PostgresDatabase {
     where
         Op: AsyncFnOnce(&mut deadpool_postgres::Client, i64) -> Result<T, StoreError>,
     {
-        let deadline = tokio::time::Instant::now() + self.inner.operation_timeout;
+        let deadline = self.deadline();
         let mut tries = 0;
         loop {
             match self.run_until(what, deadline, attempt()).await {
@@ -403,6 +403,15 @@ impl PostgresDatabase {
                 answer => return answer,
             }
         }
+    }
+
+    /// When an operation starting now times out: at the operation timeout, or, for one too
+    /// long for an instant to hold (an application's "no timeout", `Duration::MAX`), in
+    /// thirty years.
+    fn deadline(&self) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        (now.checked_add(self.inner.operation_timeout))
+            .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400))
     }
 
     /// `name` in this database's schema, quoted: `"schema".name`.

@@ -2358,6 +2358,42 @@ pub(crate) mod tests {
         drop_schema(&db).await;
     }
 
+    /// An operation timeout as long as a `Duration` holds (an application's "no timeout"):
+    /// every call works, none panics on a deadline past what an instant holds.
+    #[tokio::test]
+    async fn an_operation_timeout_as_long_as_a_duration_holds_works() {
+        let Some(url) = test_url("an_operation_timeout_as_long_as_a_duration_holds_works") else {
+            return;
+        };
+        let db = PostgresDatabase::builder(&url)
+            .unwrap()
+            .schema(format!("tc_test_{}", uuid::Uuid::new_v4().simple()))
+            .max_connections(2)
+            .operation_timeout(Duration::MAX)
+            .build()
+            .unwrap();
+        let opened = tokio::spawn(async move {
+            let store = PostgresStore::open(&db).await?;
+            let key = SessionKey::new("p", "no-timeout");
+            let version = store.save(&key, &set("a"), None).await?;
+            let lease = store
+                .acquire_lease(&key, "me", Duration::from_secs(60))
+                .await?;
+            store.release_lease(&key, "me").await?;
+            let loaded = store.load(&key).await?.map(|loaded| loaded.value);
+            let deleted = store.delete(&key, Some(version)).await?;
+            drop_schema(&db).await;
+            Ok::<_, StoreError>((lease, loaded, deleted))
+        })
+        .await;
+        assert!(opened.is_ok(), "a call panicked");
+        let (lease, loaded, deleted) = opened.unwrap().unwrap();
+        assert_eq!(
+            (lease, loaded, deleted),
+            (Lease::Acquired, Some(set("a")), true)
+        );
+    }
+
     /// Names with quotes, semicolons, backslashes and SQL in them are kept as they are.
     #[tokio::test]
     async fn names_with_quotes_and_sql_are_kept_as_they_are() {
