@@ -1233,7 +1233,8 @@ fn replace_file(
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     #[cfg(unix)]
     {
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| {
+        let synced = File::open(dir).and_then(|d| d.sync_all());
+        dir_sync_answer(synced).map_err(|e| {
             StoreError::backend(format!("file store: cannot sync {}", dir.display()), e)
         })
     }
@@ -1241,6 +1242,24 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     {
         let _ = dir;
         Ok(())
+    }
+}
+
+/// What a directory's `fsync` answered, as the store reads it: a file system that cannot
+/// sync a directory at all (`EINVAL` or `EBADF`: some FUSE and overlay mounts) has made the
+/// rename or removal as durable as it can, which is not a failure (PostgreSQL reads it so
+/// too); reported as one, it would tell an `insert` that saved its tokens that it failed.
+#[cfg(unix)]
+fn dir_sync_answer(synced: std::io::Result<()>) -> std::io::Result<()> {
+    match synced {
+        Err(e)
+            if rustix::io::Errno::from_io_error(&e).is_some_and(|errno| {
+                errno == rustix::io::Errno::INVAL || errno == rustix::io::Errno::BADF
+            }) =>
+        {
+            Ok(())
+        }
+        other => other,
     }
 }
 
@@ -1281,6 +1300,20 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::{secret::AccessToken, secret::RefreshToken, token_set::TokenSet};
+
+    /// A file system that cannot sync a directory (some FUSE and overlay mounts answer
+    /// `EINVAL`) does not fail a save that was renamed into place; any other error does.
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_sync_the_file_system_does_not_support_is_no_failure() {
+        use rustix::io::Errno;
+        let refused = |errno: Errno| Err(std::io::Error::from_raw_os_error(errno.raw_os_error()));
+        assert!(dir_sync_answer(refused(Errno::INVAL)).is_ok());
+        assert!(dir_sync_answer(refused(Errno::BADF)).is_ok());
+        assert!(dir_sync_answer(refused(Errno::IO)).is_err());
+        assert!(dir_sync_answer(refused(Errno::NOSPC)).is_err());
+        assert!(dir_sync_answer(Ok(())).is_ok());
+    }
 
     fn set(token: &str) -> StoredRecord {
         TokenSet::<serde_json::Value>::new(AccessToken::new(token))
