@@ -668,13 +668,17 @@ impl IssuerStore for PostgresIssuerStore {
     }
 
     async fn revoke(&self, token: &TokenHash, at: OffsetDateTime) -> Result<bool, StoreError> {
+        // Sent again if the server rolled it back for a rotation of the same row that
+        // committed first (a database `SERIALIZABLE` or `REPEATABLE READ` by default).
         self.db
-            .run("revoke", async |client| {
-                let rows = client
-                    .execute(&self.sql.revoke, &[&token.as_bytes().as_slice(), &at])
-                    .await
-                    .db("revoke")?;
-                Ok(rows > 0)
+            .run_raced("revoke", || {
+                async |client, _| {
+                    let rows = client
+                        .execute(&self.sql.revoke, &[&token.as_bytes().as_slice(), &at])
+                        .await
+                        .db("revoke")?;
+                    Ok(rows > 0)
+                }
             })
             .await
     }
@@ -685,29 +689,37 @@ impl IssuerStore for PostgresIssuerStore {
             return Ok(0);
         }
         let what = "revoke a subject";
+        // Each statement commits alone, and the passes are sent again when the server
+        // rolled one back for a rotation that committed first (a database `SERIALIZABLE`
+        // or `REPEATABLE READ` by default): the pairs revoked are counted across attempts.
+        let revoked = std::sync::atomic::AtomicU64::new(0);
         self.db
-            .run(what, async |client| {
-                // A rotation in flight when the update starts has locked the presented row
-                // and inserts its successor: the update waits for the row, finds it replaced
-                // and passes over it, and the successor is not among the rows its snapshot
-                // holds. Revoke again, each time with a newer snapshot, until none is live.
-                let mut revoked = 0u64;
-                for _ in 0..MAX_REVOKE_PASSES {
-                    revoked += client
-                        .execute(&self.sql.revoke_subject, &[&subject, &at])
-                        .await
-                        .db(what)?;
-                    let live = client
-                        .query_opt(&self.sql.live_subject, &[&subject])
-                        .await
-                        .db(what)?;
-                    if live.is_none() {
-                        break;
+            .run_raced(what, || {
+                async |client, _| {
+                    // A rotation in flight when the update starts has locked the presented
+                    // row and inserts its successor: the update waits for the row, finds it
+                    // replaced and passes over it, and the successor is not among the rows
+                    // its snapshot holds. Revoke again, each time with a newer snapshot,
+                    // until none is live.
+                    for _ in 0..MAX_REVOKE_PASSES {
+                        let rows = client
+                            .execute(&self.sql.revoke_subject, &[&subject, &at])
+                            .await
+                            .db(what)?;
+                        revoked.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
+                        let live = client
+                            .query_opt(&self.sql.live_subject, &[&subject])
+                            .await
+                            .db(what)?;
+                        if live.is_none() {
+                            break;
+                        }
                     }
+                    Ok(())
                 }
-                Ok(usize::try_from(revoked).unwrap_or(usize::MAX))
             })
-            .await
+            .await?;
+        Ok(usize::try_from(revoked.into_inner()).unwrap_or(usize::MAX))
     }
 
     async fn insert_code(&self, record: CodeRecord) -> Result<(), StoreError> {
@@ -1089,6 +1101,95 @@ mod tests {
             answers.iter().all(|i| i.tokens == answers[0].tokens),
             "one successor"
         );
+        drop_schema(&db).await;
+    }
+
+    /// On a database whose transactions are `SERIALIZABLE` by default, a revoke racing the
+    /// rotation of the same refresh token on another replica, and lookups beside them, are
+    /// answered (the server's serialization failure had no effect and is sent again), never
+    /// a store error the wallet's logout or the client would see as an outage.
+    #[tokio::test]
+    async fn on_a_serializable_database_a_revoke_racing_a_rotation_is_answered() {
+        let Some(url) =
+            test_url("on_a_serializable_database_a_revoke_racing_a_rotation_is_answered")
+        else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-issuer-serializable");
+        PostgresIssuerStore::open(&db).await.unwrap();
+        let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
+        let replica = || {
+            let mut config: tokio_postgres::Config = url.parse().unwrap();
+            config.options("-c default_transaction_isolation=serializable");
+            let db = PostgresDatabase::builder_from_config(config)
+                .schema(db.schema())
+                .max_connections(8)
+                .operation_timeout(Duration::from_secs(20))
+                .build()
+                .unwrap();
+            let config = IssuerConfig::default()
+                .with_reuse_window(WINDOW)
+                .with_purge_every(None);
+            let clock = Arc::new(clock.clone());
+            async move {
+                Issuer::new(
+                    Arc::new(PostgresIssuerStore::open(&db).await.unwrap()),
+                    clock,
+                    config,
+                )
+            }
+        };
+        let (a, b) = (replica().await, replica().await);
+        let mut errors = Vec::new();
+        for round in 0..20 {
+            let subject = format!("user-{round}");
+            let first = a.issue(&subject, serde_json::json!({})).await.unwrap();
+            let token = refresh(&first);
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in 0..10 {
+                let (issuer, token, access, subject) = (
+                    if i % 2 == 0 { a.clone() } else { b.clone() },
+                    token.clone(),
+                    access(&first),
+                    subject.clone(),
+                );
+                tasks.spawn(async move {
+                    match i % 5 {
+                        0 | 1 => issuer
+                            .refresh(&token)
+                            .await
+                            .err()
+                            .filter(|e| {
+                                !matches!(
+                                    e,
+                                    IssuerError::UsedRefreshToken
+                                        | IssuerError::InvalidRefreshToken
+                                )
+                            })
+                            .map(|e| format!("refresh: {e}")),
+                        2 => issuer
+                            .revoke(&token)
+                            .await
+                            .err()
+                            .map(|e| format!("revoke: {e}")),
+                        3 => issuer
+                            .revoke(&access)
+                            .await
+                            .err()
+                            .map(|e| format!("revoke access: {e}")),
+                        _ => issuer
+                            .revoke_subject(&subject)
+                            .await
+                            .err()
+                            .map(|e| format!("revoke the subject: {e}")),
+                    }
+                });
+            }
+            while let Some(answer) = tasks.join_next().await {
+                errors.extend(answer.unwrap());
+            }
+        }
+        assert!(errors.is_empty(), "{errors:#?}");
         drop_schema(&db).await;
     }
 
