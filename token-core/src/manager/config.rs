@@ -22,6 +22,9 @@ pub struct ManagerConfig {
     pub retry: RetryPolicy,
     /// How long a refresh lease is held in a store shared by several processes. The holder
     /// renews it every third of this while its refresh runs, and until the new set is saved.
+    /// Give every process sharing a store the same value: one that takes over a lapsed lease
+    /// waits its own `lease_ttl` for the dead holder's save, so a process with a shorter one
+    /// may stop watching before a holder with a longer one could have saved.
     pub lease_ttl: Duration,
     /// After a failed ahead-of-expiry refresh, wait this long before trying again (the
     /// current token is still valid meanwhile). Also how often a session declared dead is
