@@ -865,7 +865,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::issuer::{Issued, Issuer, IssuerConfig, IssuerError, RefreshRotation};
-    use crate::store::postgres::tests::{admin, drop_schema, test_db, test_url};
+    use crate::store::postgres::tests::{admin, db_isolated, drop_schema, test_db, test_url};
 
     const WINDOW: Duration = Duration::from_secs(300);
 
@@ -1119,14 +1119,7 @@ mod tests {
         PostgresIssuerStore::open(&db).await.unwrap();
         let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
         let replica = || {
-            let mut config: tokio_postgres::Config = url.parse().unwrap();
-            config.options("-c default_transaction_isolation=serializable");
-            let db = PostgresDatabase::builder_from_config(config)
-                .schema(db.schema())
-                .max_connections(8)
-                .operation_timeout(Duration::from_secs(20))
-                .build()
-                .unwrap();
+            let db = db_isolated(&url, db.schema(), "serializable", 8);
             let config = IssuerConfig::default()
                 .with_reuse_window(WINDOW)
                 .with_purge_every(None);

@@ -732,6 +732,28 @@ pub(crate) mod tests {
             .unwrap()
     }
 
+    /// A connection to `schema` whose transactions are `isolation` (`serializable`,
+    /// `repeatable read`) unless they say otherwise, as a database with
+    /// `ALTER DATABASE .. SET default_transaction_isolation` has them.
+    pub(crate) fn db_isolated(
+        url: &str,
+        schema: &str,
+        isolation: &str,
+        max_connections: usize,
+    ) -> PostgresDatabase {
+        let mut config: tokio_postgres::Config = url.parse().unwrap();
+        config.options(format!(
+            "-c default_transaction_isolation={}",
+            isolation.replace(' ', "\\ ")
+        ));
+        PostgresDatabase::builder_from_config(config)
+            .schema(schema)
+            .max_connections(max_connections)
+            .operation_timeout(Duration::from_secs(20))
+            .build()
+            .unwrap()
+    }
+
     pub(crate) use crate::postgres::tests::admin;
 
     pub(crate) async fn drop_schema(db: &PostgresDatabase) {
@@ -908,17 +930,7 @@ pub(crate) mod tests {
             drop_schema(&db).await;
             let mut opens = tokio::task::JoinSet::new();
             for _ in 0..6 {
-                let mut config: tokio_postgres::Config = url.parse().unwrap();
-                config.options(format!(
-                    "-c default_transaction_isolation={}",
-                    isolation.replace(' ', "\\ ")
-                ));
-                let db = PostgresDatabase::builder_from_config(config)
-                    .schema(db.schema())
-                    .max_connections(1)
-                    .operation_timeout(Duration::from_secs(20))
-                    .build()
-                    .unwrap();
+                let db = db_isolated(&url, db.schema(), isolation, 1);
                 opens.spawn(async move { PostgresStore::open(&db).await.map(|_| ()) });
             }
             while let Some(opened) = opens.join_next().await {
@@ -942,16 +954,7 @@ pub(crate) mod tests {
         else {
             return;
         };
-        let serializable = |schema: &str| {
-            let mut config: tokio_postgres::Config = url.parse().unwrap();
-            config.options("-c default_transaction_isolation=serializable");
-            PostgresDatabase::builder_from_config(config)
-                .schema(schema)
-                .max_connections(8)
-                .operation_timeout(Duration::from_secs(20))
-                .build()
-                .unwrap()
-        };
+        let serializable = |schema: &str| db_isolated(&url, schema, "serializable", 8);
         let db = test_db(&url, "token-core-test-serializable");
         PostgresStore::open(&db).await.unwrap();
         let stores = [
