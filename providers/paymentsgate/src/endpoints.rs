@@ -96,6 +96,7 @@ pub struct PaymentsgateTokens {
                  on_status(status = 429, kind = transient),
                  refusal(bad_request, code = "Bad Request", status = 400),
                  refusal(invalid_refresh_token, code = "Unauthorized", status = 401),
+                 refusal(invalid_access_token, code = "Unauthorized", status = 401),
                  refusal(server_error, code = "Internal Server Error", status = 500))]
 #[derive(Clone, Debug, PartialEq)]
 pub struct PaymentsgateError {

@@ -3,8 +3,11 @@
 //!
 //! - `POST /auth/token` issues a pair for the one account the sandbox was started with; other
 //!   credentials get 401 `{"error": "Unauthorized", ...}`.
-//! - `POST /auth/token/refresh` rotates the pair, with or without the bearer header; a dead
-//!   refresh token gets 401 `{"error": "Unauthorized", ...}`, a malformed request 400.
+//! - `POST /auth/token/refresh` rotates the pair, with or without the bearer header; a bearer
+//!   that is sent must be an access token the sandbox issued (expired or not: the documents
+//!   refresh once it has expired), else 401 `{"error": "Unauthorized", ...}` and nothing
+//!   rotates; a dead refresh token gets 401 `{"error": "Unauthorized", ...}`, a malformed
+//!   request 400.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -30,12 +33,12 @@ use std::time::Duration;
 use http::Method;
 use token_core::clock::Clock;
 use token_core::codec::RefusalReason;
-use token_core::issuer::{AccessTokenFormat, IssuerConfig};
+use token_core::issuer::{AccessTokenFormat, IssuerConfig, TokenHash};
 use token_core::sandbox::endpoint::{Refusal, ServeEndpoint};
 use token_core::sandbox::{RunningSandbox, Sandbox, SandboxBuilder, SandboxContext, SandboxError};
 
 use crate::config::PaymentsgateConfig;
-use crate::endpoints::{ISSUE_PATH, IssueServiceToken, RefreshServiceToken};
+use crate::endpoints::{ISSUE_PATH, IssueServiceToken, REFRESH_PATH, RefreshServiceToken};
 
 /// The issuer as Paymentsgate documents it: JWT access tokens that last 3600 s.
 pub fn issuer_config() -> IssuerConfig {
@@ -59,7 +62,8 @@ pub async fn start(
 }
 
 /// Registers `POST /auth/token` (accepting only `account`'s credentials) and
-/// `POST /auth/token/refresh` on `builder`. Refusals are answered as
+/// `POST /auth/token/refresh` (checking the bearer when one is sent) on `builder`. Refusals
+/// are answered as
 /// [`IssueError`](crate::IssueError) and [`PaymentsgateError`](crate::PaymentsgateError)
 /// declare.
 pub fn routes(builder: SandboxBuilder, account: &PaymentsgateConfig) -> SandboxBuilder {
@@ -79,7 +83,36 @@ pub fn routes(builder: SandboxBuilder, account: &PaymentsgateConfig) -> SandboxB
             "unknown account or public key",
         ),
     );
+    let refresh = ServeEndpoint::<RefreshServiceToken>::new(
+        |refresh: RefreshServiceToken, cx: SandboxContext| async move {
+            if let Some(bearer) = &refresh.access_token {
+                // Any access token the sandbox issued, live, expired or rotated since: the
+                // bearer says who calls; the refresh token decides what rotates.
+                let hash = TokenHash::of(bearer.expose_secret());
+                let known = cx.issuer().store().find_by_access(&hash).await;
+                match known {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        return Err(Refusal::new(
+                            RefusalReason::InvalidAccessToken,
+                            "invalid bearer token",
+                        ));
+                    }
+                    Err(_) => {
+                        return Err(Refusal::new(
+                            RefusalReason::ServerError,
+                            "the issuer failed",
+                        ));
+                    }
+                }
+            }
+            Ok(cx
+                .issuer()
+                .refresh(refresh.refresh_token.expose_secret())
+                .await?)
+        },
+    );
     builder
         .route(Method::POST, ISSUE_PATH, issue)
-        .serve::<RefreshServiceToken>(account)
+        .route(Method::POST, REFRESH_PATH, refresh)
 }

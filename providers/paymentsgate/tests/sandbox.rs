@@ -326,3 +326,50 @@ async fn a_stored_access_token_that_cannot_be_sent_is_refreshed_without_the_bear
         );
     }
 }
+
+/// A refresh that carries `Authorization: Bearer` is checked as Paymentsgate checks it: the
+/// bearer must be an access token it issued (expired is fine: the documents refresh once the
+/// access token has expired). A bearer it never issued is refused 401, and the refresh token
+/// is not spent; without the header (the official clients) the refresh goes through.
+#[tokio::test(start_paused = true)]
+async fn a_bearer_the_sandbox_did_not_issue_is_refused_and_an_expired_one_accepted() {
+    use token_core::provider::CallContext;
+    use token_core::secret::AccessToken;
+    use token_provider_paymentsgate::RefreshServiceToken;
+    let clock = paused_clock();
+    let sandbox = start(&clock, sandbox::issuer_config()).await;
+    let cx = CallContext::new(sandbox.client(), clock.clone(), "service");
+    let issued = sandbox.issue_with("acct-1", json!({})).await.unwrap();
+    let refresh_token = issued.refresh_token.clone().unwrap();
+    let refresh = |bearer: Option<&str>| RefreshServiceToken {
+        access_token: bearer.map(AccessToken::new),
+        refresh_token: refresh_token.clone(),
+    };
+
+    let forged = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhY2N0LTEifQ.";
+    let error = cx
+        .call(&sandbox.base_url(), &refresh(Some(forged)))
+        .await
+        .unwrap_err();
+    assert_eq!(error.provider_code(), Some("Unauthorized"), "{error}");
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired);
+
+    // The refresh token was not spent: with the pair's own (expired) access token it rotates.
+    tokio::time::advance(2 * HOUR).await;
+    let next = cx
+        .call(
+            &sandbox.base_url(),
+            &refresh(Some(issued.access_token.expose_secret())),
+        )
+        .await
+        .unwrap();
+    assert_ne!(next.refresh_token.as_ref(), Some(&refresh_token));
+
+    // No header at all: the official clients' refresh.
+    let next_refresh = next.refresh_token.clone().unwrap();
+    let bare = RefreshServiceToken {
+        access_token: None,
+        refresh_token: next_refresh,
+    };
+    cx.call(&sandbox.base_url(), &bare).await.unwrap();
+}
