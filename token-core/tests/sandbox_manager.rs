@@ -273,15 +273,17 @@ async fn a_client_credentials_provider_issues_its_first_set() {
     assert_eq!(sandbox.calls(TOKEN_PATH), 1);
 }
 
-/// The set a client-credentials provider issued is refreshed by that client: the refresh
-/// names the client its pair is bound to, so the sandbox rotates it rather than refusing it
-/// as unknown (which sent the manager back to issuing a new set at every refresh).
+/// The set a client-credentials provider issued carries no refresh token (RFC 6749 section
+/// 4.4.3): a refresh of the session obtains a new set with the client's credentials, never
+/// a re-auth signal.
 #[tokio::test(start_paused = true)]
-async fn a_client_credentials_provider_refreshes_the_set_it_issued() {
+async fn a_client_credentials_provider_issues_again_instead_of_refreshing() {
     let (sandbox, manager) = client_credentials_manager().await;
     let mut events = manager.subscribe();
-    manager.access_token("app").await.unwrap();
+    let first = manager.access_token("app").await.unwrap();
+    assert_eq!(manager.token_set("app").await.unwrap().refresh_token, None);
     let token = manager.refresh_now("app").await.unwrap();
+    assert_ne!(token, first);
     assert_eq!(
         sandbox
             .issuer()
@@ -293,18 +295,15 @@ async fn a_client_credentials_provider_refreshes_the_set_it_issued() {
     );
     let mut seen = Vec::new();
     while let Ok(event) = events.try_recv() {
-        if let Event::Refreshed {
-            issued, rotated, ..
-        } = event
-        {
-            seen.push((issued, rotated));
+        match event {
+            Event::Refreshed {
+                issued, rotated, ..
+            } => seen.push((issued, rotated)),
+            Event::ReauthRequired(_) => panic!("{event:?}"),
+            _ => {}
         }
     }
-    assert_eq!(
-        seen,
-        [(true, false), (false, true)],
-        "issued once, then refreshed (rotated), not issued again"
-    );
+    assert_eq!(seen, [(true, false), (true, false)], "issued twice");
     assert_eq!(sandbox.calls(TOKEN_PATH), 2);
 }
 

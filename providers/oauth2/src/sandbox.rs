@@ -3,8 +3,9 @@
 //! [`sandbox::oauth`](token_core::sandbox::oauth) handlers, over the issuer's single-use
 //! authorization codes).
 //!
-//! - `POST /token` answers `refresh_token` (the issuer rotates), `client_credentials` (a pair
-//!   whose subject is the client id; any secret is accepted) and `authorization_code` (a code
+//! - `POST /token` answers `refresh_token` (the issuer rotates), `client_credentials` (an
+//!   access token whose subject is the client id, and no refresh token, as RFC 6749 section
+//!   4.4.3 says; any secret is accepted) and `authorization_code` (a code
 //!   from `GET /authorize`, single use, checked against its redirect URI and its S256 PKCE
 //!   challenge), with [`OAuthError`](token_core::oauth::OAuthError) answers: `invalid_grant` for a dead refresh token or a
 //!   bad code or verifier.

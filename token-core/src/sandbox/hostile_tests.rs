@@ -309,7 +309,19 @@ async fn a_token_request_naming_two_clients_is_refused() {
         .await
         .unwrap();
     assert_eq!(issued.status(), StatusCode::OK);
-    let token = json(&issued)["refresh_token"].as_str().unwrap().to_owned();
+    // A `client_credentials` answer has no refresh token: a pair bound to `app-1` for the
+    // refresh grant comes from the issuer.
+    let bound = running
+        .issuer()
+        .issue_for("app-1", "alice", serde_json::json!({}))
+        .await
+        .unwrap();
+    let token = bound
+        .tokens
+        .refresh_token
+        .unwrap()
+        .expose_secret()
+        .to_owned();
     for (grant, body) in [
         (
             "refresh_token",

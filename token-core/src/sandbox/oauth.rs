@@ -48,8 +48,9 @@ pub fn routes_at(
 }
 
 /// `POST /token`: the grant named by `grant_type` is read with its own definition and served
-/// over the issuer. `client_credentials` issues a pair to the client, whose subject is the
-/// client id, accepting any client secret (this is a sandbox); `authorization_code` redeems a
+/// over the issuer. `client_credentials` issues an access token to the client, whose subject
+/// is the client id, accepting any client secret (this is a sandbox), and no refresh token
+/// (RFC 6749 section 4.4.3); `authorization_code` redeems a
 /// code of [`AuthorizeHandler`] ([`Issuer::redeem_code`](crate::issuer::Issuer::redeem_code):
 /// once, by its client, with its redirect URI and PKCE verifier); `refresh_token` rotates
 /// for the client the request names, in HTTP Basic or the body (a request naming one client
@@ -86,10 +87,16 @@ impl Default for TokenHandler {
                                 "missing client authentication",
                             )
                         })?;
-                    Ok(cx
+                    let mut issued = cx
                         .issuer()
                         .issue_for(client.clone(), client, json!({}))
-                        .await?)
+                        .await?;
+                    // RFC 6749 section 4.4.3: "A refresh token SHOULD NOT be included"; the
+                    // client asks again with its credentials. The issuer's refresh token is
+                    // never sent, so nothing can refresh the pair.
+                    issued.tokens.refresh_token = None;
+                    issued.tokens.refresh_expires_at = None;
+                    Ok(issued)
                 },
             ),
             authorization_code: ServeEndpoint::new(

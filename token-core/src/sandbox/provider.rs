@@ -11,8 +11,9 @@ use crate::provider::{CallContext, Provider};
 use crate::token_set::{NoExtras, TokenSet};
 
 /// Refreshes against `POST /token` of a sandbox (or any plain RFC 6749 server); with a
-/// client id it can also issue sets by `client_credentials`, and names that client in its
-/// refreshes (the sandbox refreshes a pair only for the client it was issued to).
+/// client id it can also issue sets by `client_credentials` (which carry no refresh token:
+/// the manager issues again when one expires), and names that client in its refreshes (the
+/// sandbox refreshes a pair only for the client it was issued to).
 #[derive(Clone, Debug)]
 pub struct SandboxOAuth {
     base_url: url::Url,
@@ -60,7 +61,7 @@ impl Provider for SandboxOAuth {
             .refresh_token
             .clone()
             .ok_or_else(|| Error::Config("the session has no refresh token".into()))?;
-        // A set issued by `client_credentials` is bound to the client: its refresh names it.
+        // A pair issued to the client (a code's) is bound to it: its refresh names it.
         let grant = RefreshTokenGrant {
             client: ClientAuthentication {
                 client_id: self.client_id.clone(),
