@@ -74,8 +74,9 @@ impl MayaSandbox {
     }
 
     /// Maya Connect's token endpoint: dispatches on `grant_type`, checks the client's Basic
-    /// credentials, then serves the `client_credentials` or `refresh_token` grant (a dead
-    /// refresh token answered `400 invalid_token`, as Maya does).
+    /// credentials, then serves the `client_credentials` grant (an app token, no refresh
+    /// token) or the `refresh_token` grant (a dead refresh token answered `400
+    /// invalid_token`, as Maya does).
     fn connect_handler(&self) -> impl Handler {
         let client = Arc::new(self.clone());
         let app = ServeEndpoint::<ClientCredentialsGrant>::new(
@@ -84,7 +85,12 @@ impl MayaSandbox {
                     "{APP_SUBJECT}{}",
                     grant.client.client_id().unwrap_or_default()
                 );
-                Ok(cx.issuer().issue(subject, serde_json::json!({})).await?)
+                let mut issued = cx.issuer().issue(subject, serde_json::json!({})).await?;
+                // Maya Connect answers client credentials with an access token alone (RFC
+                // 6749 section 4.4.3): the issuer's refresh token is never sent.
+                issued.tokens.refresh_token = None;
+                issued.tokens.refresh_expires_at = None;
+                Ok(issued)
             },
         );
         let refresh =

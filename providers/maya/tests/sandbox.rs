@@ -992,3 +992,23 @@ async fn maya_connect_refuses_a_dead_refresh_token_as_invalid_token() {
         assert_eq!(world.sandbox.calls(CONNECT), 1, "revoked {revoked}");
     }
 }
+
+/// Maya Connect answers the partner's `client_credentials` grant with an access token alone
+/// (RFC 6749 section 4.4.3; Maya's guide: "Maya Connect responds with the access_token"):
+/// the app token has no refresh token, and a new one is obtained when it expires.
+#[tokio::test(start_paused = true)]
+async fn the_app_token_comes_without_a_refresh_token() {
+    let world = world(Setup::default()).await;
+    world.customer("alice").await;
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    world.manager.access_token("alice").await.unwrap();
+    let app = world
+        .manager
+        .provider()
+        .app_tokens()
+        .token_set(APP_SESSION)
+        .await
+        .unwrap();
+    assert_eq!(app.refresh_token, None, "an app token has no refresh token");
+    assert_eq!(world.sandbox.calls(CONNECT), 1);
+}
