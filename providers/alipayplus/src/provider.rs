@@ -100,10 +100,15 @@ impl Provider for AlipayPlus {
         let mut set = cx
             .call_signed(&self.config.base_url, &apply, &*self.signer)
             .await?;
-        // The answer names the customer again; if it does not, the session still belongs to
-        // the same one.
-        if set.extras == AlipayExtras::default() {
-            set.extras = current.extras.clone();
+        // Both fields are optional in the answer: one it leaves out has not changed, and
+        // the session keeps its value (the session still belongs to the same customer).
+        let kept = &current.extras;
+        let extras = &mut set.extras;
+        if extras.customer_id.is_none() {
+            extras.customer_id.clone_from(&kept.customer_id);
+        }
+        if extras.user_login_id.is_none() {
+            extras.user_login_id.clone_from(&kept.user_login_id);
         }
         Ok(set)
     }

@@ -532,3 +532,34 @@ fn an_answer_signed_far_from_its_request_is_refused() {
         assert_eq!(verified.is_ok(), read, "{offset} s: {verified:?}");
     }
 }
+
+/// `customerId` and `userLoginId` are optional in the answer: a refresh answer naming the
+/// customer but not the login id (or the other way round) keeps the session's value of the
+/// one it leaves out, as it keeps both when it names neither.
+#[tokio::test(start_paused = true)]
+async fn a_refresh_answer_naming_one_extra_keeps_the_sessions_other() {
+    use token_core::provider::Provider as _;
+    let world = world().await;
+    let provider = world.manager.provider();
+    for (sent, expected) in [
+        (
+            serde_json::json!({"customerId": "cust-alice"}),
+            extras("cust-alice"),
+        ),
+        (
+            serde_json::json!({"userLoginId": "62-***9999"}),
+            AlipayExtras {
+                customer_id: Some("cust-alice".into()),
+                user_login_id: Some("62-***9999".into()),
+            },
+        ),
+    ] {
+        let issued = world.sandbox.issue_with("alice", sent).await.unwrap();
+        let session = TokenSet::<AlipayExtras>::from_stored(issued)
+            .unwrap()
+            .with_extras(extras("cust-alice"));
+        let next = provider.refresh(&world.cx(), &session).await.unwrap();
+        assert_ne!(next.refresh_token, session.refresh_token);
+        assert_eq!(next.extras, expected);
+    }
+}
