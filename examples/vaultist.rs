@@ -72,11 +72,10 @@ async fn real_host(
 async fn in_sandbox() -> Result<(), Failure> {
     let clock = ManualClock::default();
     let issuer = sandbox::issuer_config().with_refresh_ttl(Some(Duration::from_secs(7200)));
-    let sandbox = sandbox::start(Arc::new(clock.clone()), issuer, Some("m-1")).await?;
+    let partner = VaultistConfig::new(42).with_merchant_id("m-1");
+    let sandbox = sandbox::start(Arc::new(clock.clone()), issuer, &partner).await?;
     for (step, version) in [(1, ApiVersion::V3), (2, ApiVersion::V2)] {
-        let config = VaultistConfig::new(42)
-            .with_merchant_id("m-1")
-            .with_api_version(version);
+        let config = partner.clone().with_api_version(version);
         let manager = TokenManager::builder(Vaultist::new(sandbox.base_url(), config))
             .shared_client(sandbox.client())
             .clock(Arc::new(clock.clone()))

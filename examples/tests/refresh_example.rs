@@ -181,7 +181,7 @@ async fn vaultist_v3_and_v2_refresh_and_v2_reports_its_extras() {
     let sandbox = token_provider_vaultist::sandbox::start(
         Arc::new(SystemClock),
         token_provider_vaultist::sandbox::issuer_config(),
-        None,
+        &token_provider_vaultist::VaultistConfig::new(42),
     )
     .await
     .unwrap();
@@ -403,7 +403,7 @@ async fn a_config_that_does_not_fit_is_misconfigured() {
     let sandbox = token_provider_vaultist::sandbox::start(
         Arc::new(SystemClock),
         token_provider_vaultist::sandbox::issuer_config(),
-        None,
+        &token_provider_vaultist::VaultistConfig::new(42),
     )
     .await
     .unwrap();
@@ -502,7 +502,7 @@ async fn the_built_binary_prints_one_line_and_exits_with_its_code() {
     let sandbox = token_provider_vaultist::sandbox::start(
         Arc::new(SystemClock),
         token_provider_vaultist::sandbox::issuer_config(),
-        None,
+        &token_provider_vaultist::VaultistConfig::new(42),
     )
     .await
     .unwrap();

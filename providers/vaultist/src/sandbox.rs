@@ -5,9 +5,10 @@
 //! a v2 request (`grant_type` in the body) with the v2 shapes: a dead refresh token is v3
 //! 400 `invalid_grant` or v2 401 `UNAUTHORIZED` ("The Token has expired on ..." when it
 //! expired). Sessions are issued with [`RunningSandbox::issue_with`] (Vault.ist's own login
-//! is out of scope); a `user_id` in their extras comes back in every answer. Started with a
-//! merchant id, the sandbox refuses requests without that `X-Merchant-ID` with the generic
-//! `{"error": "COMMON", ...}` (v3) or 400 `BAD_REQUEST` (v2).
+//! is out of scope); a `user_id` in their extras comes back in every answer. The sandbox
+//! serves one partner: a v3 request with another `partnerId` is refused with the generic
+//! `{"error": "COMMON", ...}`; and when that partner's config has a merchant id, a request
+//! without that `X-Merchant-ID` is refused the same way (v3) or 400 `BAD_REQUEST` (v2).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -16,9 +17,10 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let sandbox = sandbox::start(Arc::new(SystemClock), sandbox::issuer_config(), None).await?;
+//! let config = VaultistConfig::new(42);
+//! let sandbox = sandbox::start(Arc::new(SystemClock), sandbox::issuer_config(), &config).await?;
 //! let first = TokenSet::from_stored(sandbox.issue_with("partner", serde_json::json!({"user_id": "usr:1"})).await?)?;
-//! let provider = Vaultist::new(sandbox.base_url(), VaultistConfig::new(42));
+//! let provider = Vaultist::new(sandbox.base_url(), config);
 //! let cx = CallContext::new(sandbox.client(), sandbox.clock().clone(), "partner");
 //! let next = provider.refresh(&cx, &first).await?;
 //! assert_ne!(next.refresh_token, first.refresh_token);
@@ -40,6 +42,7 @@ use token_core::sandbox::{
     Handler, RunningSandbox, Sandbox, SandboxBuilder, SandboxContext, SandboxError,
 };
 
+use crate::config::VaultistConfig;
 use crate::endpoints::{REFRESH_PATH, RefreshV2, RefreshV3};
 
 /// The issuer as the v3 example answers: access tokens that last 3600 s (the v2 text says
@@ -48,31 +51,37 @@ pub fn issuer_config() -> IssuerConfig {
     IssuerConfig::default().with_access_ttl(Duration::from_secs(3600))
 }
 
-/// Starts a sandbox serving [`routes`] (and token-core's protected API under `/api/`) on
-/// 127.0.0.1.
+/// Starts a sandbox serving [`routes`] for `partner` (and token-core's protected API under
+/// `/api/`) on 127.0.0.1.
 pub async fn start(
     clock: Arc<dyn Clock>,
     issuer: IssuerConfig,
-    merchant_id: Option<&str>,
+    partner: &VaultistConfig,
 ) -> Result<RunningSandbox, SandboxError> {
     let builder = Sandbox::builder()
         .clock(clock)
         .issuer_config(issuer)
         .oauth_routes(false);
-    routes(builder, merchant_id).start().await
+    routes(builder, partner).start().await
 }
 
-/// Registers `POST /v1/auth/token` (v3 and v2) on `builder`; with `merchant_id`, requests
-/// must carry that `X-Merchant-ID`. Refusals are answered with the codes
+/// Registers `POST /v1/auth/token` (v3 and v2) on `builder` for `partner`: v3 requests must
+/// carry its `partnerId` (v2 requests carry none), and when it has a `merchant_id`, every
+/// request must carry that `X-Merchant-ID`. Refusals are answered with the codes
 /// [`VaultistCode`](crate::VaultistCode) and [`VaultistV2Status`](crate::VaultistV2Status)
 /// declare for them.
-pub fn routes(builder: SandboxBuilder, merchant_id: Option<&str>) -> SandboxBuilder {
-    let merchant = merchant_id.map(str::to_owned);
+pub fn routes(builder: SandboxBuilder, partner: &VaultistConfig) -> SandboxBuilder {
+    let merchant = partner.merchant_id.clone();
+    let partner_id = partner.partner_id;
     let unknown = || Refusal::new(RefusalReason::UnknownClient, "Merchant not found");
     let known = move |sent: &Option<String>| merchant.is_none() || merchant == *sent;
     let v3_known = known.clone();
     let v3 = ServeEndpoint::<RefreshV3>::refresh(|r| r.refresh_token.clone())
-        .require(move |r| v3_known(&r.merchant_id), unknown());
+        .require(move |r| v3_known(&r.merchant_id), unknown())
+        .require(
+            move |r| r.partner_id == partner_id,
+            Refusal::new(RefusalReason::UnknownClient, "Partner not found"),
+        );
     let v2 = ServeEndpoint::<RefreshV2>::refresh(|r| r.refresh_token.clone())
         .require(move |r| known(&r.merchant_id), unknown());
     builder.route(Method::POST, REFRESH_PATH, Versions { v3, v2 })

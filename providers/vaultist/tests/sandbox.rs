@@ -20,14 +20,13 @@ use token_test_support::harness::{self, accepted, issued, paused_clock};
 const HOUR: Duration = Duration::from_secs(3600);
 const USER: &str = "usr:b06d9aaa-4310-4c0d-9e5343c1b35";
 
+/// A sandbox serving the partner (and merchant, if any) of `served`.
 async fn start(
     clock: &Arc<dyn Clock>,
     issuer: IssuerConfig,
-    merchant: Option<&str>,
+    served: &VaultistConfig,
 ) -> RunningSandbox {
-    sandbox::start(clock.clone(), issuer, merchant)
-        .await
-        .unwrap()
+    sandbox::start(clock.clone(), issuer, served).await.unwrap()
 }
 
 /// A manager whose `session` holds a pair the sandbox issued (as after Vault.ist's login).
@@ -52,7 +51,7 @@ fn v2() -> VaultistConfig {
 async fn a_token_near_expiry_is_refreshed_in_the_background_in_both_versions() {
     for config in [VaultistConfig::new(42), v2()] {
         let clock = paused_clock();
-        let sandbox = start(&clock, sandbox::issuer_config(), None).await;
+        let sandbox = start(&clock, sandbox::issuer_config(), &VaultistConfig::new(42)).await;
         let (manager, first) = seeded(&sandbox, &clock, config.clone()).await;
         let mut events = manager.subscribe();
         tokio::time::advance(HOUR - Duration::from_secs(30)).await;
@@ -83,7 +82,7 @@ async fn a_token_near_expiry_is_refreshed_in_the_background_in_both_versions() {
 async fn v2_sessions_of_24_hours_rotate_on_every_refresh() {
     let clock = paused_clock();
     let issuer = sandbox::issuer_config().with_access_ttl(24 * HOUR);
-    let sandbox = start(&clock, issuer, None).await;
+    let sandbox = start(&clock, issuer, &VaultistConfig::new(42)).await;
     let (manager, first) = seeded(&sandbox, &clock, v2()).await;
     assert_eq!(
         first.access_expires_at,
@@ -114,7 +113,12 @@ async fn v2_sessions_of_24_hours_rotate_on_every_refresh() {
 #[tokio::test(start_paused = true)]
 async fn the_merchant_header_is_sent_when_configured() {
     let clock = paused_clock();
-    let sandbox = start(&clock, sandbox::issuer_config(), Some("m-1")).await;
+    let sandbox = start(
+        &clock,
+        sandbox::issuer_config(),
+        &VaultistConfig::new(42).with_merchant_id("m-1"),
+    )
+    .await;
     let (manager, _) = seeded(
         &sandbox,
         &clock,
@@ -136,7 +140,7 @@ async fn the_merchant_header_is_sent_when_configured() {
 #[tokio::test(start_paused = true)]
 async fn a_5xx_is_retried() {
     let clock = paused_clock();
-    let sandbox = start(&clock, sandbox::issuer_config(), None).await;
+    let sandbox = start(&clock, sandbox::issuer_config(), &VaultistConfig::new(42)).await;
     let (manager, first) = seeded(&sandbox, &clock, VaultistConfig::new(42)).await;
     tokio::time::advance(HOUR).await;
     sandbox.fail_next(
@@ -154,7 +158,7 @@ async fn a_5xx_is_retried() {
 #[tokio::test(start_paused = true)]
 async fn a_429_waits_for_its_retry_after() {
     let clock = paused_clock();
-    let sandbox = start(&clock, sandbox::issuer_config(), None).await;
+    let sandbox = start(&clock, sandbox::issuer_config(), &VaultistConfig::new(42)).await;
     let (manager, _) = seeded(&sandbox, &clock, v2()).await;
     tokio::time::advance(HOUR).await;
     sandbox.fail_next(
@@ -185,7 +189,7 @@ async fn a_429_waits_for_its_retry_after() {
 async fn a_lost_answer_is_outcome_unknown_then_the_rotated_token_needs_reauth() {
     // Vault.ist declares no reuse window: the same refresh token is not sent again blindly.
     let clock = paused_clock();
-    let sandbox = start(&clock, sandbox::issuer_config(), None).await;
+    let sandbox = start(&clock, sandbox::issuer_config(), &VaultistConfig::new(42)).await;
     let (manager, _) = seeded(&sandbox, &clock, VaultistConfig::new(42)).await;
     tokio::time::advance(HOUR).await;
     sandbox.drop_next(REFRESH_PATH, 1);
@@ -208,7 +212,7 @@ async fn an_expired_refresh_token_is_a_reauth_signal_in_both_versions() {
     ] {
         let clock = paused_clock();
         let issuer = sandbox::issuer_config().with_refresh_ttl(Some(2 * HOUR));
-        let sandbox = start(&clock, issuer, None).await;
+        let sandbox = start(&clock, issuer, &VaultistConfig::new(42)).await;
         let (manager, _) = seeded(&sandbox, &clock, config).await;
         let mut events = manager.subscribe();
         tokio::time::advance(3 * HOUR).await;
@@ -240,7 +244,7 @@ async fn an_expired_refresh_token_is_a_reauth_signal_in_both_versions() {
 #[tokio::test(start_paused = true)]
 async fn the_readme_example_serves_a_real_token_from_the_first_call() {
     let clock = paused_clock();
-    let sandbox = start(&clock, sandbox::issuer_config(), None).await;
+    let sandbox = start(&clock, sandbox::issuer_config(), &VaultistConfig::new(42)).await;
     let manager = TokenManager::builder(Vaultist::new(sandbox.base_url(), VaultistConfig::new(42)))
         .shared_client(sandbox.client())
         .clock(clock.clone())
@@ -272,4 +276,29 @@ async fn the_readme_example_serves_a_real_token_from_the_first_call() {
     tokio::time::advance(Duration::from_secs(60)).await;
     assert_eq!(manager.access_token("partner-42").await.unwrap(), token);
     assert_eq!(sandbox.calls(REFRESH_PATH), 1);
+}
+
+/// The v3 `partnerId` header names the partner: a refresh for another partner is refused
+/// with the sandbox host's generic error, a definitive refusal, and rotates nothing (v2
+/// requests carry no partner id).
+#[tokio::test(start_paused = true)]
+async fn a_v3_refresh_for_another_partner_is_refused() {
+    let clock = paused_clock();
+    let sandbox = start(&clock, sandbox::issuer_config(), &VaultistConfig::new(42)).await;
+    let (manager, first) = seeded(&sandbox, &clock, VaultistConfig::new(43)).await;
+    tokio::time::advance(HOUR).await;
+    let error = manager.access_token("partner").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Rejected);
+    assert_eq!(error.provider_code(), Some("COMMON"));
+    assert_eq!(sandbox.calls(REFRESH_PATH), 1, "a refusal is not retried");
+    // Nothing rotated: the partner's own refresh goes through with the same token.
+    let (manager, _) = seeded(&sandbox, &clock, VaultistConfig::new(42)).await;
+    manager.insert("partner", first.clone()).await.unwrap();
+    tokio::time::advance(HOUR).await;
+    manager.access_token("partner").await.unwrap();
+    // And v2, which sends no partner id, is served whatever partner the config names.
+    let other_v2 = VaultistConfig::new(7).with_api_version(ApiVersion::V2);
+    let (manager, _) = seeded(&sandbox, &clock, other_v2).await;
+    tokio::time::advance(HOUR).await;
+    manager.access_token("partner").await.unwrap();
 }

@@ -271,17 +271,15 @@ impl Subject for Vaultist {
     }
 
     async fn start(&self, env: &Env) -> Box<dyn Rig> {
+        let config = token_provider_vaultist::VaultistConfig::new(1001);
         let sandbox = token_provider_vaultist::sandbox::routes(
             builder(env, token_provider_vaultist::sandbox::issuer_config()).oauth_routes(false),
-            None,
+            &config,
         )
         .start()
         .await
         .expect("the sandbox starts");
-        let provider = token_provider_vaultist::Vaultist::new(
-            env.base_url(&sandbox),
-            token_provider_vaultist::VaultistConfig::new(1001),
-        );
+        let provider = token_provider_vaultist::Vaultist::new(env.base_url(&sandbox), config);
         rig(env, sandbox, provider, json!({}))
     }
 }
