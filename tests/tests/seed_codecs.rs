@@ -105,6 +105,7 @@ fn vaultist_server_decodes_the_seed_request_and_checks_the_grant_header() {
         .uri("/v1/auth/token")
         .header("partnerId", "42")
         .header("grantType", "refresh_token")
+        .header("content-type", "application/json")
         .body(VAULT_REQUEST.as_bytes().to_vec())
         .unwrap();
     let decoded = RefreshV3::decode_request(&request).unwrap();
@@ -122,6 +123,7 @@ fn vaultist_server_decodes_the_seed_request_and_checks_the_grant_header() {
         .uri("/v1/auth/token")
         .header("partnerId", "42")
         .header("grantType", "password")
+        .header("content-type", "application/json")
         .body(VAULT_REQUEST.as_bytes().to_vec())
         .unwrap();
     let error = RefreshV3::decode_request(&wrong_grant).unwrap_err();
@@ -129,6 +131,7 @@ fn vaultist_server_decodes_the_seed_request_and_checks_the_grant_header() {
     let no_partner = http::Request::builder()
         .method("POST")
         .header("grantType", "refresh_token")
+        .header("content-type", "application/json")
         .body(VAULT_REQUEST.as_bytes().to_vec())
         .unwrap();
     assert!(
@@ -462,6 +465,7 @@ fn alipay_apply_token_request_is_the_seed_request() {
     // The MPP side reads the seed's literal request.
     let seed = http::Request::builder()
         .method("POST")
+        .header("content-type", "application/json; charset=UTF-8")
         .body(ALIPAY_REQUEST.as_bytes().to_vec())
         .unwrap();
     assert_eq!(ApplyToken::decode_request(&seed).unwrap(), apply);
@@ -484,6 +488,7 @@ fn alipay_optional_fields_are_left_out_never_empty() {
         br#"{"acquirerId":null,"pspId":"p","refreshToken":"rt","grantType":"REFRESH_TOKEN"}"#;
     let request = http::Request::builder()
         .method("POST")
+        .header("content-type", "application/json")
         .body(with_null.to_vec())
         .unwrap();
     assert_eq!(
@@ -493,6 +498,7 @@ fn alipay_optional_fields_are_left_out_never_empty() {
     let wrong_grant = br#"{"pspId":"p","refreshToken":"rt","grantType":"AUTHORIZATION_CODE"}"#;
     let request = http::Request::builder()
         .method("POST")
+        .header("content-type", "application/json")
         .body(wrong_grant.to_vec())
         .unwrap();
     assert!(

@@ -296,8 +296,9 @@ pub trait Endpoint: Sized {
     /// Server side: decodes a request the client encoded. A signed request is refused here,
     /// since checking it needs its key: decode it with
     /// [`decode_signed_request`](Self::decode_signed_request). A header, form or query
-    /// parameter sent twice, or a JSON body whose objects name a key twice, is a malformed
-    /// request.
+    /// parameter sent twice, a JSON body whose objects name a key twice, or a body not
+    /// declared in the endpoint's format (`Content-Type: application/json` for JSON,
+    /// `application/x-www-form-urlencoded` for a form) is a malformed request.
     fn decode_request(request: &http::Request<Vec<u8>>) -> Result<Self, RequestError>;
 
     /// Server side: checks the request's declared signature with `key` (the shared secret

@@ -47,6 +47,10 @@ fn with_authorization(value: &str) -> http::Request<Vec<u8>> {
     request
         .headers_mut()
         .insert(http::header::AUTHORIZATION, value.parse().unwrap());
+    request.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        "application/x-www-form-urlencoded".parse().unwrap(),
+    );
     request
 }
 

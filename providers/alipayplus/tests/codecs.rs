@@ -76,6 +76,7 @@ fn refresh_request_is_the_seed_request_and_the_mpp_reads_it_back() {
     );
     assert_eq!(json_of(request.body()), json_of(SEED_REQUEST.as_bytes()));
     let seed = http::Request::post("/aps/api/v1/authorizations/applyToken")
+        .header("content-type", "application/json")
         .body(SEED_REQUEST.as_bytes().to_vec())
         .unwrap();
     assert_eq!(ApplyToken::decode_request(&seed).unwrap(), apply);
@@ -97,6 +98,7 @@ fn auth_code_request_has_exactly_the_seed_fields_and_omits_absent_ones() {
     assert_eq!(ApplyTokenByCode::decode_request(&request).unwrap(), apply);
     // The refresh grant is not an auth-code grant, and null counts as absent.
     let seed = http::Request::post("/")
+        .header("content-type", "application/json")
         .body(SEED_REQUEST.as_bytes().to_vec())
         .unwrap();
     assert!(
@@ -107,7 +109,10 @@ fn auth_code_request_has_exactly_the_seed_fields_and_omits_absent_ones() {
     );
     let with_null =
         br#"{"acquirerId":null,"pspId":"p","authCode":"c","grantType":"AUTHORIZATION_CODE"}"#;
-    let request = http::Request::post("/").body(with_null.to_vec()).unwrap();
+    let request = http::Request::post("/")
+        .header("content-type", "application/json")
+        .body(with_null.to_vec())
+        .unwrap();
     assert_eq!(
         ApplyTokenByCode::decode_request(&request)
             .unwrap()

@@ -448,3 +448,43 @@ async fn the_sandbox_refuses_an_unknown_refresh_token_with_control_characters_as
     let shown = format!("{error} {error:?}");
     assert!(!shown.contains("SECRET"), "{shown}");
 }
+
+/// RFC 6749 section 3.2: a token request is `application/x-www-form-urlencoded`. The same
+/// form sent with another content type, or none, is refused `invalid_request`, as a real
+/// server refuses a body it does not read as a form, and the refresh token is not spent.
+#[tokio::test(start_paused = true)]
+async fn a_token_request_that_is_not_declared_a_form_is_refused() {
+    let clock = paused_clock();
+    let sandbox = sandbox(&clock, IssuerConfig::default()).await;
+    let issued = sandbox.issue("alice").await.unwrap();
+    let token = issued.refresh_token.clone().unwrap();
+    let body = format!(
+        "grant_type=refresh_token&refresh_token={}",
+        token.expose_secret()
+    );
+    for content_type in [Some("application/json"), Some("text/plain"), None] {
+        let mut request = http::Request::builder()
+            .method(http::Method::POST)
+            .uri(sandbox.url(TOKEN_PATH).as_str());
+        if let Some(content_type) = content_type {
+            request = request.header(http::header::CONTENT_TYPE, content_type);
+        }
+        let request = request.body(body.clone().into_bytes()).unwrap();
+        let answer = sandbox.client().send(request).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{content_type:?}");
+        let error: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
+        assert_eq!(error["error"], "invalid_request", "{content_type:?}");
+    }
+    // Declared a form (its parameters may follow), it is served: nothing was spent above.
+    let request = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(sandbox.url(TOKEN_PATH).as_str())
+        .header(
+            http::header::CONTENT_TYPE,
+            "Application/X-WWW-Form-URLEncoded; charset=UTF-8",
+        )
+        .body(body.into_bytes())
+        .unwrap();
+    let answer = sandbox.client().send(request).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+}

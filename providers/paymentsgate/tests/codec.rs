@@ -105,6 +105,7 @@ fn the_server_reads_the_seed_request_with_or_without_the_bearer() {
     // The official Node and PHP clients send no Authorization header.
     let bare = http::Request::builder()
         .method("POST")
+        .header("content-type", "application/json")
         .body(SEED_REQUEST.as_bytes().to_vec())
         .unwrap();
     assert_eq!(
@@ -115,6 +116,7 @@ fn the_server_reads_the_seed_request_with_or_without_the_bearer() {
     );
     let empty = http::Request::builder()
         .method("POST")
+        .header("content-type", "application/json")
         .body(b"{}".to_vec())
         .unwrap();
     assert!(

@@ -373,3 +373,39 @@ async fn a_bearer_the_sandbox_did_not_issue_is_refused_and_an_expired_one_accept
     };
     cx.call(&sandbox.base_url(), &bare).await.unwrap();
 }
+
+/// The refresh is JSON, sent as `Content-Type: application/json` (the documents' curl): the
+/// same body with another content type, or none, is refused 400 and spends nothing.
+#[tokio::test(start_paused = true)]
+async fn a_refresh_body_not_declared_json_is_refused() {
+    let clock = paused_clock();
+    let sandbox = start(&clock, sandbox::issuer_config()).await;
+    let issued = sandbox.issue_with("acct-1", json!({})).await.unwrap();
+    let token = issued.refresh_token.clone().unwrap();
+    let body = json!({"refresh_token": token.expose_secret()}).to_string();
+    let post = |content_type: Option<&str>| {
+        let mut request = http::Request::builder()
+            .method(http::Method::POST)
+            .uri(sandbox.url(REFRESH_PATH).as_str());
+        if let Some(content_type) = content_type {
+            request = request.header(http::header::CONTENT_TYPE, content_type);
+        }
+        request.body(body.clone().into_bytes()).unwrap()
+    };
+    for content_type in [
+        Some("application/x-www-form-urlencoded"),
+        Some("text/plain"),
+        None,
+    ] {
+        let answer = sandbox.client().send(post(content_type)).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{content_type:?}");
+        let error: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
+        assert_eq!(error["error"], "Bad Request", "{content_type:?}");
+    }
+    let answer = sandbox
+        .client()
+        .send(post(Some("application/json; charset=utf-8")))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+}

@@ -121,6 +121,7 @@ fn v3_server_reads_the_seed_request_and_checks_its_headers() {
             .uri("/v1/auth/token")
             .header("partnerId", "42")
             .header("grantType", grant)
+            .header("content-type", "application/json")
             .body(V3_REQUEST.as_bytes().to_vec())
             .unwrap()
     };
@@ -135,6 +136,7 @@ fn v3_server_reads_the_seed_request_and_checks_its_headers() {
     // A v2 request is not a v3 request, and the other way round.
     let v2 = http::Request::builder()
         .method("POST")
+        .header("content-type", "application/json")
         .body(V2_REQUEST.as_bytes().to_vec())
         .unwrap();
     assert!(RefreshV3::decode_request(&v2).is_err());

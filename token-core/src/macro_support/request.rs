@@ -348,6 +348,41 @@ impl Serialize for Ordered<'_> {
     }
 }
 
+/// A request body must be declared in the endpoint's format, as a real server reads it: JSON
+/// as `application/json` (or a `+json` type), a form as `application/x-www-form-urlencoded`
+/// (RFC 6749 section 3.2), parameters such as `charset` aside and in any case. A body sent
+/// with another type, or none, is not read as that format by the provider, so it is refused
+/// rather than read anyway.
+fn declared_as(request: &http::Request<Vec<u8>>, format: BodyFormat) -> Result<(), RequestError> {
+    let mut values = request.headers().get_all(http::header::CONTENT_TYPE).iter();
+    let declared = match (values.next(), values.next()) {
+        (Some(value), None) => value.to_str().ok(),
+        _ => None,
+    };
+    let media = declared
+        .and_then(|value| value.split(';').next())
+        .map(|media| media.trim().to_ascii_lowercase());
+    let (fits, expected) = match format {
+        BodyFormat::Json => (
+            media
+                .as_deref()
+                .is_some_and(|m| m == "application/json" || m.ends_with("+json")),
+            "application/json",
+        ),
+        BodyFormat::Form => (
+            media.as_deref() == Some("application/x-www-form-urlencoded"),
+            "application/x-www-form-urlencoded",
+        ),
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(RequestError(format!(
+            "the body is not declared `Content-Type: {expected}`"
+        )))
+    }
+}
+
 /// Server side: reads a request field by field.
 pub struct RequestReader<'r> {
     request: &'r http::Request<Vec<u8>>,
@@ -371,6 +406,9 @@ impl<'r> RequestReader<'r> {
         }
         let body = request.body();
         let blank = body.iter().all(u8::is_ascii_whitespace);
+        if !blank {
+            declared_as(request, format)?;
+        }
         let mut json = Map::new();
         let mut form = Vec::new();
         match format {
