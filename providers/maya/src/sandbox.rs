@@ -161,13 +161,15 @@ fn as_maya_connect_refusal(answer: http::Response<Vec<u8>>) -> http::Response<Ve
     }
 }
 
-/// Mini App `POST /tokens`: the reference must be a UUID and the bearer a live app token.
+/// Mini App `POST /tokens`: the reference must be a UUIDv4, as Maya's reference says, and
+/// the bearer a live app token.
 fn mini_app_handler() -> impl Handler {
     ServeEndpoint::<MiniAppRefresh>::new(|refresh: MiniAppRefresh, cx: SandboxContext| async move {
-        if uuid::Uuid::parse_str(&refresh.request_reference_no).is_err() {
+        let reference = uuid::Uuid::parse_str(&refresh.request_reference_no);
+        if !reference.is_ok_and(|r| r.get_version() == Some(uuid::Version::Random)) {
             return Err(Refusal::new(
                 RefusalReason::BadRequest,
-                "Request-Reference-No must be a UUID",
+                "Request-Reference-No must be a UUIDv4",
             ));
         }
         let app = cx

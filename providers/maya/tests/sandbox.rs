@@ -1012,3 +1012,53 @@ async fn the_app_token_comes_without_a_refresh_token() {
     assert_eq!(app.refresh_token, None, "an app token has no refresh token");
     assert_eq!(world.sandbox.calls(CONNECT), 1);
 }
+
+/// Maya's `/tokens` takes a `Request-Reference-No` in UUIDv4 format: another UUID version
+/// (a time-based v1, the nil UUID) is refused `invalid_request`, spending nothing, as a
+/// reference that is no UUID is; a v4 one is served.
+#[tokio::test(start_paused = true)]
+async fn the_mini_app_refresh_takes_only_a_uuid_v4_reference() {
+    use token_core::provider::CallContext;
+    use token_provider_maya::MiniAppRefresh;
+    let world = world(Setup::default()).await;
+    let issued = world.sandbox.issue("alice").await.unwrap();
+    let refresh_token = issued.refresh_token.clone().unwrap();
+    let app_token = world
+        .manager
+        .provider()
+        .app_tokens()
+        .access_token(APP_SESSION)
+        .await
+        .unwrap();
+    let cx = CallContext::new(
+        world.sandbox.client(),
+        world.sandbox.clock().clone(),
+        "alice",
+    );
+    let refresh = |reference: &str| MiniAppRefresh {
+        request_reference_no: reference.to_owned(),
+        app_token: app_token.clone(),
+        refresh_token: refresh_token.clone(),
+    };
+    for reference in [
+        "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+        "00000000-0000-0000-0000-000000000000",
+        "ref-1",
+    ] {
+        let error = cx
+            .call(&world.sandbox.base_url(), &refresh(reference))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.provider_code(),
+            Some("invalid_request"),
+            "{reference}"
+        );
+    }
+    let v4 = uuid::Uuid::new_v4().to_string();
+    let set = cx
+        .call(&world.sandbox.base_url(), &refresh(&v4))
+        .await
+        .unwrap();
+    assert_ne!(set.refresh_token.as_ref(), Some(&refresh_token));
+}
