@@ -642,8 +642,10 @@ impl<P: Provider> Inner<P> {
         }
         let next = Ready::new(next.sealed());
         let known_latest = current.as_ref().is_some_and(|c| c.known_latest());
-        let persisted = self.persist(&session.key, &next, base, known_latest);
-        let (version, saved, failure) = match persisted.await {
+        let kept = KeptIfDropped::new(self, session, generation, current.as_ref(), &next);
+        let persisted = self.persist(&session.key, &next, base, known_latest).await;
+        kept.disarm();
+        let (version, saved, failure) = match persisted {
             Persisted::Saved(version)
                 if base.is_none() && self.removed_since(session, generation, version).await =>
             {
@@ -780,10 +782,10 @@ impl<P: Provider> Inner<P> {
         let refresh_at = (spare.access_expires_at).map(time::OffsetDateTime::unix_timestamp_nanos);
         let unsaved = Ready::new(self.current_at(spare, extras, base, false, refresh_at));
         let known_latest = current.as_ref().is_some_and(|c| c.known_latest());
-        let error = match self
-            .persist(&session.key, &unsaved, base, known_latest)
-            .await
-        {
+        let kept = KeptIfDropped::new(self, session, generation, current.as_ref(), &unsaved);
+        let persisted = (self.persist(&session.key, &unsaved, base, known_latest)).await;
+        kept.disarm();
+        let error = match persisted {
             Persisted::Failed(error) => error,
             // Saved, or the store moved on (an insert, a remove): read there next time.
             _ => return (aborted, false),
@@ -1427,6 +1429,58 @@ impl RunNotes {
         let may = self.lease_restarts < MAX_LEASE_RESTARTS;
         self.lease_restarts += u8::from(may);
         may
+    }
+}
+
+/// A pair the provider sent, being saved: dropped unfinished there (its task dropped with
+/// the runtime that ran it, while the manager lives on in another), it is published unsaved
+/// rather than lost with the task, its refresh token spent, as a set whose save failed is:
+/// the next refresh saves it before spending its refresh token, and `shutdown` saves it.
+/// Not during a panic, which the refresh handles itself (`save_as_sent`).
+struct KeptIfDropped<'a, P: Provider> {
+    inner: &'a Inner<P>,
+    session: &'a Session<P::Extras>,
+    generation: u64,
+    started_from: Option<Ready<P::Extras>>,
+    set: Option<Ready<P::Extras>>,
+}
+
+impl<'a, P: Provider> KeptIfDropped<'a, P> {
+    fn new(
+        inner: &'a Inner<P>,
+        session: &'a Session<P::Extras>,
+        generation: u64,
+        started_from: Option<&Ready<P::Extras>>,
+        set: &Ready<P::Extras>,
+    ) -> Self {
+        Self {
+            inner,
+            session,
+            generation,
+            started_from: started_from.cloned(),
+            set: Some(set.clone()),
+        }
+    }
+
+    /// The save answered: what it found decides.
+    fn disarm(mut self) {
+        self.set = None;
+    }
+}
+
+impl<P: Provider> Drop for KeptIfDropped<'_, P> {
+    fn drop(&mut self) {
+        let Some(set) = self.set.take() else {
+            return;
+        };
+        if std::thread::panicking() {
+            return;
+        }
+        tracing::error!(
+            "the refresh was dropped while saving the new token set; keeping it in memory"
+        );
+        let started_from = self.started_from.as_ref();
+        (self.inner).publish_refreshed(self.session, self.generation, started_from, set);
     }
 }
 

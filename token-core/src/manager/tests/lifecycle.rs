@@ -938,6 +938,82 @@ fn a_lost_pair_whose_asking_died_with_its_runtime_is_asked_for_by_shutdown() {
     );
 }
 
+/// A store whose saves, once `parking` is set, say so on `reached` and never answer.
+struct SavesPark {
+    parking: AtomicBool,
+    reached: std::sync::mpsc::SyncSender<()>,
+}
+
+#[async_trait]
+impl Hooks for SavesPark {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        if call == Call::Save && self.parking.load(Ordering::SeqCst) {
+            let _ = self.reached.try_send(());
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+}
+
+/// The runtime that runs a refresh is dropped while the refresh saves the pair the provider
+/// has just rotated to (its task dropped in the store call) and the manager lives on in
+/// another runtime: the pair is not dropped with the task. It is served there and saved by
+/// `shutdown`, and the spent refresh token is never presented again (no reuse window: it
+/// would be refused, and the session lost).
+#[test]
+fn a_pair_whose_save_died_with_its_runtime_is_kept_and_saved() {
+    let clock = Arc::new(crate::clock::ManualClock::new(
+        datetime!(2026-01-01 00:00 UTC),
+    ));
+    let mut fake = Fake::new(clock.clone());
+    fake.reuse_window = Duration::ZERO;
+    let fake = Arc::new(fake);
+    let shared = Arc::new(MemoryStore::new());
+    let (reached, signal) = std::sync::mpsc::sync_channel(1);
+    let store = Arc::new(Hooked::over(
+        shared.clone(),
+        SavesPark {
+            parking: AtomicBool::new(false),
+            reached,
+        },
+    ));
+    let first = one_worker();
+    let manager = first.block_on(async {
+        let manager = manual(&fake, &clock, store.clone());
+        manager
+            .insert("s", login_at(&clock, "0", Duration::ZERO))
+            .await
+            .unwrap();
+        manager
+    });
+    store.parking.store(true, Ordering::SeqCst);
+    let caller = manager.clone();
+    drop(first.spawn(async move { caller.access_token("s").await }));
+    assert_eq!(
+        signal.recv_timeout(Duration::from_secs(60)),
+        Ok(()),
+        "the refresh reaches its save"
+    );
+    // Dropped: the refresh's task is dropped in its save before this returns.
+    drop(first);
+    store.parking.store(false, Ordering::SeqCst);
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let (token, shut) = second.block_on(async {
+        let token = manager.access_token("s").await;
+        (token, manager.shutdown(Duration::from_secs(60)).await)
+    });
+    assert_eq!(token.unwrap().expose_secret(), "at-1");
+    assert!(shut.is_ok(), "{shut:?}");
+    assert_eq!(*fake.presented.lock().unwrap(), ["rt-0"]);
+    let key = SessionKey::new("fake", "s");
+    let stored = second.block_on(shared.load(&key)).unwrap().unwrap();
+    assert_eq!(refresh_of(&stored), "rt-1", "the rotated pair is saved");
+}
+
 thread_local! {
     /// Panics on this thread that said a runtime has no timers.
     static TIMERLESS_PANICS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
