@@ -1182,7 +1182,18 @@ impl<P: Provider> Inner<P> {
             // Whatever the transport, no call holds the refresh (and its lease) for ever. The
             // request may have been processed: its outcome is unknown.
             let call = CatchUnwind(Box::pin(call));
-            let result = match tokio::time::timeout(self.config.call_timeout, call).await {
+            let presented = refreshable
+                .filter(|_| !issuing)
+                .and_then(|set| set.refresh_token.as_ref());
+            let unanswered = AskedIfDropped {
+                inner: self,
+                session,
+                presented,
+                sent,
+            };
+            let answer = tokio::time::timeout(self.config.call_timeout, call).await;
+            unanswered.disarm();
+            let result = match answer {
                 Ok(Ok(result)) => result,
                 Ok(Err(())) => {
                     // The provider's code panicked, perhaps decoding an answer its server
@@ -1481,6 +1492,33 @@ impl<P: Provider> Drop for KeptIfDropped<'_, P> {
         );
         let started_from = self.started_from.as_ref();
         (self.inner).publish_refreshed(self.session, self.generation, started_from, set);
+    }
+}
+
+/// A provider call under way: dropped unanswered (its task dropped with the runtime that
+/// ran it, while the manager lives on in another), the provider may have rotated the
+/// refresh token it presented, so that token is asked for again inside the reuse window,
+/// as after an answer lost in transit (by the next failed refresh, or by `shutdown`).
+struct AskedIfDropped<'a, P: Provider> {
+    inner: &'a Inner<P>,
+    session: &'a Session<P::Extras>,
+    /// `None` once answered (or for a grant of the client's own, which spends nothing).
+    presented: Option<&'a RefreshToken>,
+    sent: tokio::time::Instant,
+}
+
+impl<P: Provider> AskedIfDropped<'_, P> {
+    /// The call answered (or timed out, or panicked): the refresh decides.
+    fn disarm(mut self) {
+        self.presented = None;
+    }
+}
+
+impl<P: Provider> Drop for AskedIfDropped<'_, P> {
+    fn drop(&mut self) {
+        if let Some(token) = self.presented.take() {
+            (self.inner).ask_again_later(self.session, token, self.sent);
+        }
     }
 }
 

@@ -44,6 +44,8 @@ enum Step {
     KeepRefreshTokenUntil(OffsetDateTime),
     /// Never answer.
     Hang,
+    /// Rotate, then never answer (a connection that stalls once the server committed).
+    HangAfterRotate,
 }
 
 /// A provider that rotates on every refresh and keeps the previous answer for its reuse
@@ -199,6 +201,10 @@ impl Provider for Arc<Fake> {
                 panic!("the provider's decoder panicked")
             }
             Some(Step::Hang) => std::future::pending().await,
+            Some(Step::HangAfterRotate) => {
+                self.rotate(&presented)?;
+                std::future::pending().await
+            }
             Some(Step::AnswerExpired) => {
                 let mut set = self.rotate(&presented)?;
                 set.access_expires_at = Some(self.clock.now() - Duration::from_secs(1));

@@ -1014,6 +1014,54 @@ fn a_pair_whose_save_died_with_its_runtime_is_kept_and_saved() {
     assert_eq!(refresh_of(&stored), "rt-1", "the rotated pair is saved");
 }
 
+/// The runtime that runs a refresh is dropped while the provider, which has rotated, has
+/// not answered yet (the refresh's task dropped in the call), and the manager lives on in
+/// another runtime: the refresh token presented may be spent, so a `shutdown` there asks
+/// for its pair again inside the provider's reuse window, as after an answer lost in
+/// transit, rather than return `Ok` with the spent refresh token stored.
+#[test]
+fn a_call_dropped_with_its_runtime_is_asked_for_again_by_shutdown() {
+    let (clock, fake, shared) = manual_world();
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let manager = first.block_on(async {
+        let manager = manual(&fake, &clock, shared.clone());
+        manager
+            .insert("s", login_at(&clock, "0", Duration::ZERO))
+            .await
+            .unwrap();
+        manager
+    });
+    fake.then(Step::HangAfterRotate);
+    let (caller, called) = (manager.clone(), fake.clone());
+    first.block_on(async move {
+        // Left running: the refresh's own task is what the runtime drops.
+        drop(tokio::spawn(async move { caller.access_token("s").await }));
+        if !until(|| called.calls.load(Ordering::SeqCst) == 1).await {
+            panic!("the provider was not called");
+        }
+    });
+    assert_eq!(*fake.live.lock().unwrap(), "rt-1");
+    // Dropped: the refresh's task is dropped in the provider's call.
+    drop(first);
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let shut = second.block_on(manager.shutdown(Duration::from_secs(60)));
+    assert!(shut.is_ok(), "{shut:?}");
+    let key = SessionKey::new("fake", "s");
+    let stored = second.block_on(shared.load(&key)).unwrap().unwrap();
+    assert_eq!(
+        refresh_of(&stored),
+        "rt-1",
+        "the pair of the dropped call was asked for again"
+    );
+}
+
 thread_local! {
     /// Panics on this thread that said a runtime has no timers.
     static TIMERLESS_PANICS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
