@@ -153,10 +153,15 @@ impl ManualClock {
         }
     }
 
-    /// Moves the clock forward (or back, with a negative duration).
+    /// Moves the clock forward (or back, with a negative duration), stopping at the ends
+    /// of the range it holds (the Unix epoch, and the year 2262), as [`new`](Self::new)
+    /// and [`set`](Self::set) do.
     pub fn advance(&self, by: impl Into<Duration>) {
-        let by = by.into().whole_nanoseconds() as i64;
-        self.unix_nanos.fetch_add(by, Ordering::SeqCst);
+        let by = by.into().whole_nanoseconds();
+        // Saturating, not wrapping: a clock moved past 2262 must not read as 1741.
+        let _ = (self.unix_nanos).fetch_update(Ordering::SeqCst, Ordering::SeqCst, |at| {
+            Some((i128::from(at).saturating_add(by)).clamp(0, i128::from(i64::MAX)) as i64)
+        });
     }
 
     /// Sets the clock to `at`.
@@ -200,6 +205,25 @@ mod tests {
         assert_eq!(clock.now(), datetime!(2026-01-01 00:05 UTC));
         clock.set(datetime!(2027-01-01 00:00 UTC));
         assert_eq!(other.now(), datetime!(2027-01-01 00:00 UTC));
+    }
+
+    #[test]
+    fn a_manual_clock_moved_by_centuries_saturates_rather_than_wraps() {
+        let start = datetime!(2026-01-01 00:00 UTC);
+        let clock = ManualClock::new(start);
+        // Three centuries on: past what Unix nanoseconds in an `i64` hold (2262).
+        clock.advance(Duration::days(300 * 365));
+        assert!(clock.now() > start, "{}", clock.now());
+        assert_eq!(clock.now_nanos_at_least(), i64::MAX);
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now_nanos_at_least(), i64::MAX);
+        // And back, below the epoch: no earlier than `new` and `set` allow.
+        clock.set(start);
+        clock.advance(Duration::MIN);
+        assert_eq!(clock.now(), OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(clock.now_nanos_at_least(), 0);
+        clock.advance(Duration::minutes(5));
+        assert_eq!(clock.now(), datetime!(1970-01-01 00:05 UTC));
     }
 
     #[test]
