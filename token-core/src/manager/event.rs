@@ -90,6 +90,11 @@ pub enum ExpiryNote {
     /// refresh waits that long. (One that expires within the refresh skew is no odd expiry:
     /// it is refreshed at half its remaining life.)
     AlreadyExpired,
+    /// The access token expires less than a second after arrival (a provider whose clock is
+    /// behind, an expiry with sub-second precision): it is used all the same for
+    /// [`min_refresh_interval`](super::ManagerConfig::min_refresh_interval), past its expiry,
+    /// as one already expired is, rather than refreshed again at every call once it expires.
+    ShortLived,
 }
 
 impl ExpiryNote {
@@ -98,6 +103,7 @@ impl ExpiryNote {
         match self {
             Self::Unknown => "unknown",
             Self::AlreadyExpired => "already_expired",
+            Self::ShortLived => "short_lived",
         }
     }
 }

@@ -634,10 +634,20 @@ impl<P: Provider> Inner<P> {
         let earliest = later(now, self.config.min_refresh_interval);
         next.refresh_no_earlier_than(earliest);
         // (Not an access token set aside: never served.)
-        if next.stored.access_expires_at.is_some_and(|at| at <= now) && set_aside.is_none() {
-            // Already expired on arrival: used all the same, for a short while, rather than
-            // refreshed again at once.
-            notes.push(ExpiryNote::AlreadyExpired);
+        let expires = next
+            .stored
+            .access_expires_at
+            .filter(|_| set_aside.is_none());
+        let short = later(now, SHORT_LIFE.min(self.config.min_refresh_interval));
+        if let Some(at) = expires.filter(|at| *at < short) {
+            // Already expired on arrival, or expiring within a second (a provider's clock
+            // behind this one, an expiry with sub-second precision): used all the same, for
+            // a short while, rather than refreshed again at once (at every call, once it
+            // expires: as often as the callers call, for a token that lives a millisecond).
+            notes.push(match at <= now {
+                true => ExpiryNote::AlreadyExpired,
+                false => ExpiryNote::ShortLived,
+            });
             next.usable_until_at_least(earliest);
         }
         let next = Ready::new(next.sealed());
@@ -1399,6 +1409,11 @@ fn unusable_access_token(why: &str) -> Error {
     }
     .into()
 }
+
+/// An access token that expires sooner than this after it arrived is used for
+/// `min_refresh_interval` all the same, as one already expired is ([`ExpiryNote::ShortLived`]):
+/// refreshed at its expiry, it would be refreshed more than once a second.
+const SHORT_LIFE: Duration = Duration::from_secs(1);
 
 /// How many times one refresh starts over (or, after a refusal, takes the lease again) after
 /// losing its lease to another process before its callers get [`Error::RefreshAborted`]:

@@ -35,6 +35,8 @@ enum Step {
     AnswerExpired,
     /// Rotate, answering no access-token expiry.
     AnswerWithoutExpiry,
+    /// Rotate, answering an access token that lives this long.
+    AnswerLiving(Duration),
     /// Rotate, answering an access token that cannot be sent in a header (a new line).
     AnswerUnsendableAccess,
     /// A new access token, no refresh token: the session keeps its own (and its expiry).
@@ -219,6 +221,11 @@ impl Provider for Arc<Fake> {
                 let mut set = self.mint();
                 set.refresh_token = None;
                 set.refresh_expires_at = Some(at);
+                Ok(set)
+            }
+            Some(Step::AnswerLiving(life)) => {
+                let mut set = self.rotate(&presented)?;
+                set.access_expires_at = Some(self.clock.now() + life);
                 Ok(set)
             }
             Some(Step::AnswerWithoutExpiry) => {
@@ -1736,6 +1743,53 @@ async fn an_answer_already_expired_is_used_and_refreshes_are_spaced() {
         "at-2"
     );
     assert_eq!(h.calls(), 2);
+}
+
+/// An answer whose access token lives less than a second (a provider's clock a little
+/// behind this host's, an expiry with sub-second precision) is used for
+/// `min_refresh_interval`, as one already expired is: its callers are not answered by a
+/// provider call each, at up to one per caller's call (a thousand a second here, for a
+/// token that lives 1 ms). One that lives a few seconds is refreshed as it expires.
+#[tokio::test(start_paused = true)]
+async fn a_short_lived_answer_is_used_and_refreshes_are_spaced() {
+    for life in [Duration::from_millis(1), Duration::from_millis(900)] {
+        let mut h = harness(|_| {});
+        h.seed("s", Duration::ZERO).await;
+        for _ in 0..2000 {
+            h.fake.then(Step::AnswerLiving(life));
+        }
+        for _ in 0..2000 {
+            tokio::time::advance(Duration::from_millis(1)).await;
+            h.manager.access_token("s").await.unwrap();
+        }
+        assert_eq!(h.calls(), 1, "{life:?}");
+        assert!(h.drain().iter().any(|e| matches!(
+            e,
+            Event::ExpiryAdjusted {
+                note: ExpiryNote::ShortLived,
+                ..
+            }
+        )));
+        tokio::time::advance(ManagerConfig::default().min_refresh_interval).await;
+        assert_eq!(
+            h.manager.access_token("s").await.unwrap().expose_secret(),
+            "at-2"
+        );
+        assert_eq!(h.calls(), 2, "{life:?}");
+    }
+    // Not served past its expiry: refreshed then, a second apart at most.
+    let h = harness(|_| {});
+    h.seed("s", Duration::ZERO).await;
+    for _ in 0..10 {
+        h.fake.then(Step::AnswerLiving(Duration::from_secs(2)));
+    }
+    for _ in 0..5000 {
+        tokio::time::advance(Duration::from_millis(1)).await;
+        h.manager.access_token("s").await.unwrap();
+        let set = h.manager.token_set("s").await.unwrap();
+        assert!(set.access_expires_at.unwrap() > h.clock.now());
+    }
+    assert_eq!(h.calls(), 3);
 }
 
 /// A rotated pair whose access token cannot be sent in a header but whose new refresh token
