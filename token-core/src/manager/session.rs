@@ -604,7 +604,8 @@ pub(super) struct Current<X> {
     /// known): its expiry, or a short grace for a set that arrived already expired.
     usable_until: Nanos,
     /// Obtained by a refresh after the API refused the previous token, at this instant
-    /// (Unix seconds, rounded up; 0: not): a refusal of this one too is not refreshed again for a
+    /// (Unix seconds, rounded up, modulo 2^32: only its distance to a later instant is read,
+    /// so it holds past 2106; 0: not): a refusal of this one too is not refreshed again for a
     /// while (an API that refuses everything must not rotate the session on every
     /// request), but is once the while has passed (a token the API accepted, then
     /// revoked). Four bytes, beside `settled`'s one: no larger a state.
@@ -829,8 +830,9 @@ impl<X: Clone> Current<X> {
         // The next whole second (or this one, if `now` is whole): the while ends no earlier
         // than `window` after `now`.
         let whole = now.unix_timestamp() + i64::from(now.nanosecond() > 0);
-        let at = u32::try_from(whole.max(1)).unwrap_or(u32::MAX);
-        self.after_rejection_at = at;
+        // Wrapped, not saturated: past 2106 a saturated instant would lie in the past of
+        // every later one, and every refusal would be refreshed again.
+        self.after_rejection_at = (whole as u32).max(1);
     }
 
     /// Whether the set was obtained after a refusal less than `window` (a second at least)
@@ -839,10 +841,13 @@ impl<X: Clone> Current<X> {
     /// second the set came, and less than a second more. A clock that went back past the
     /// second it was obtained in ends the while too.
     pub(super) fn after_rejection(&self, now: OffsetDateTime, window: std::time::Duration) -> bool {
-        let at = i64::from(self.after_rejection_at);
+        let at = self.after_rejection_at;
         let whole = window.as_secs() + u64::from(window.subsec_nanos() > 0);
-        let window = i64::try_from(whole.max(1)).unwrap_or(i64::MAX);
-        at != 0 && (at - 1..at.saturating_add(window)).contains(&now.unix_timestamp())
+        let window = u32::try_from(whole.max(1)).unwrap_or(u32::MAX);
+        // From the second before `at` (it was rounded up) to `window` after it, in the same
+        // wrapped seconds: a clock gone back before that second reads as far after it.
+        let since = (now.unix_timestamp() as u32).wrapping_sub(at.wrapping_sub(1));
+        at != 0 && since < window.saturating_add(1)
     }
 
     /// The same set, saved at `version`.

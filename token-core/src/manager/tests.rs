@@ -2454,6 +2454,35 @@ async fn an_api_that_refuses_every_token_rotates_it_once() {
     assert_eq!(h.calls(), 3);
 }
 
+/// As above on a clock past 2106 (a clock stepped forward by decades, a host set far
+/// ahead): an instant that no longer fits in 32-bit Unix seconds still holds off a refresh
+/// for each 401, rather than letting every request refused rotate the session.
+#[tokio::test(start_paused = true)]
+async fn an_api_that_refuses_every_token_rotates_it_once_whatever_the_year() {
+    for year in [2107, 2300] {
+        let start = datetime!(2026-01-01 00:00 UTC).replace_year(year).unwrap();
+        let clock = TokioClock::starting_at(start);
+        let fake = Arc::new(Fake::new(Arc::new(clock)));
+        let manager = TokenManager::builder(fake.clone())
+            .client(NoTransport)
+            .clock(Arc::new(clock))
+            .build()
+            .unwrap();
+        let set = TokenSet::new(AccessToken::new("at-0"))
+            .with_refresh_token(RefreshToken::new("rt-0"))
+            .with_access_expires_at(clock.now() + HOUR);
+        manager.insert("s", set).await.unwrap();
+        let token = manager.access_token("s").await.unwrap();
+        let fresh = manager.refresh_rejected("s", &token).await.unwrap();
+        assert_eq!(fresh.expose_secret(), "at-1");
+        for _ in 0..20 {
+            let again = manager.refresh_rejected("s", &fresh).await.unwrap();
+            assert_eq!(again, fresh, "{year}");
+        }
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 1, "{year}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn no_refresh_token_is_sent_after_the_lease_was_lost() {
     let h = harness(|_| {});
