@@ -135,9 +135,18 @@ impl Default for TokioClock {
 
 impl Clock for TokioClock {
     fn now(&self) -> OffsetDateTime {
-        self.wall + self.start.elapsed()
+        // Saturating at the last instant `time` holds: a paused clock advanced that far
+        // must not panic every caller.
+        (Duration::try_from(self.start.elapsed()).ok())
+            .and_then(|elapsed| self.wall.checked_add(elapsed))
+            .unwrap_or(LAST_INSTANT)
     }
 }
+
+/// The last whole second an `OffsetDateTime` holds (in UTC, without `time`'s `large-dates`
+/// feature), as the manager's own saturating arithmetic has it.
+const LAST_INSTANT: OffsetDateTime =
+    crate::expiry::utc(9999, time::Month::December, 31, (23, 59, 59));
 
 /// A clock that moves only when told to. Clones share the same time.
 #[derive(Clone, Debug)]
@@ -242,6 +251,14 @@ mod tests {
         assert_eq!(unix_nanos(OffsetDateTime::UNIX_EPOCH), 0);
         assert_eq!(unix_nanos(datetime!(9999-01-01 00:00 UTC)), i64::MAX);
         assert_eq!(unix_nanos(datetime!(-9999-01-01 00:00 UTC)), i64::MIN);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tokio_clock_run_past_the_last_instant_saturates_rather_than_panics() {
+        let clock = TokioClock::starting_at(datetime!(9999-12-31 23:59 UTC));
+        tokio::time::advance(std::time::Duration::from_secs(120)).await;
+        assert_eq!(clock.now(), datetime!(9999-12-31 23:59:59 UTC));
+        assert_eq!(clock.now_nanos_at_least(), i64::MAX);
     }
 
     #[tokio::test(start_paused = true)]
