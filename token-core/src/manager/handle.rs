@@ -1,5 +1,6 @@
 //! A handle on one session, looked up once: its fresh-token read skips the map.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use super::TokenManager;
@@ -47,7 +48,13 @@ impl<P: Provider> Drop for SessionHandle<P> {
         // The last handle gone, a session without tokens leaves the map, as it would have
         // after a by-name call.
         if self.session.handle_dropped() {
-            self.manager.inner.forget_unheld(&self.session);
+            // Never a panic out of `drop` (the clock's, say): dropped as its holder unwinds
+            // from a panic, the handle would abort the process. The session then stays in
+            // the map, as a held one does, until a by-name call finds it without tokens.
+            let forget = || self.manager.inner.forget_unheld(&self.session);
+            if catch_unwind(AssertUnwindSafe(forget)).is_err() {
+                tracing::error!("forgetting a session as its last handle went panicked; ignored");
+            }
         }
     }
 }

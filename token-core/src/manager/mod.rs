@@ -855,6 +855,8 @@ impl<P: Provider> Inner<P> {
         if session.in_flight() {
             return false;
         }
+        // Read before the entry goes: a clock that panics leaves the map as it was.
+        let now = checked_at.map(|_| self.clock.now());
         let changing = self.epoch.changing();
         let removed = self
             .sessions
@@ -864,8 +866,7 @@ impl<P: Provider> Inner<P> {
             })
             .is_ok_and(|removed| removed.is_some());
         drop(changing);
-        if let Some(checked_at) = checked_at.filter(|_| removed) {
-            let now = self.clock.now();
+        if let (Some(checked_at), Some(now)) = (checked_at.filter(|_| removed), now) {
             let within = self.config.failure_cooldown;
             // A failure is answered again for a cooldown from when it happened.
             let at = match failure {

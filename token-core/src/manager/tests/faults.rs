@@ -240,6 +240,35 @@ impl Clock for PanickyClock {
     }
 }
 
+/// The last handle on a session without tokens, dropped as the clock panics (as it is when
+/// its caller unwinds from that very panic), does not panic in turn: a panic in a `drop`
+/// during unwinding aborts the process.
+#[tokio::test(start_paused = true)]
+async fn dropping_the_last_handle_while_the_clock_panics_does_not_panic() {
+    let h = harness(|_| {});
+    let clock = Arc::new(PanickyClock {
+        inner: h.clock,
+        readings: AtomicU32::new(0),
+        panic_at: AtomicU32::new(0),
+    });
+    let manager = TokenManager::builder(h.fake.clone())
+        .client(NoTransport)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let handle = manager.session("ghost");
+    let answer = handle.access_token().await;
+    assert!(matches!(answer, Err(Error::NoTokens(_))), "{answer:?}");
+    let next = clock.readings.load(Ordering::SeqCst) + 1;
+    clock.panic_at.store(next, Ordering::SeqCst);
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(handle)));
+    assert!(dropped.is_ok(), "dropping the handle panicked");
+    // The clock works again: the name is answered as before.
+    clock.panic_at.store(0, Ordering::SeqCst);
+    let again = manager.access_token("ghost").await;
+    assert!(matches!(again, Err(Error::NoTokens(_))), "{again:?}");
+}
+
 /// Fails if `text` (what callers were answered, in `Debug`) holds one of the fake
 /// provider's tokens.
 fn no_secret_in(text: &str) {
