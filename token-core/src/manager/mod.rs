@@ -497,7 +497,10 @@ impl<P: Provider> TokenManager<P> {
                 Some(turn) => turn,
                 None => inner.write_turn(name).await,
             };
-            let version = inner.save_authoritative(&session.key, &stored).await?;
+            let unsettled = Unsettled::new(inner, &session);
+            let saved = inner.save_authoritative(&session.key, &stored).await;
+            unsettled.disarm();
+            let version = saved?;
             if let Some(writing) = session.writing() {
                 let current = inner.current_at(stored, extras, Some(version), true, refresh_at);
                 // Written here (not read from the store).
@@ -578,7 +581,10 @@ impl<P: Provider> TokenManager<P> {
                     None => session.writer().clone().lock_owned().await,
                 };
                 let absent = absent();
-                inner.delete_whatever(&session.key).await?;
+                let unsettled = Unsettled::new(inner, &session);
+                let deleted = inner.delete_whatever(&session.key).await;
+                unsettled.disarm();
+                deleted?;
                 session.replace(|| Ok::<_, Error>(absent), inner.show(&session))?
             };
             if removed {
@@ -1195,6 +1201,55 @@ impl<P: Provider> Drop for ShutdownCall<'_, P> {
 
 /// A session and its writer lock, held: the turn of an insert or a remove.
 type WriteTurn<X> = (Arc<Session<X>>, tokio::sync::OwnedMutexGuard<()>);
+
+/// An insert's or a remove's write through the store under way: dropped unfinished (its
+/// task dropped with the runtime that ran it, while the manager lives on in another), the
+/// write may have landed, and the session's set in memory may no longer be the store's. The
+/// session is then unloaded, and the next call reads it from the store, rather than serve a
+/// removed session's tokens, or the ones an insert replaced, until their expiry.
+struct Unsettled<'a, P: Provider> {
+    inner: &'a Inner<P>,
+    session: Option<&'a Session<P::Extras>>,
+}
+
+impl<'a, P: Provider> Unsettled<'a, P> {
+    fn new(inner: &'a Inner<P>, session: &'a Session<P::Extras>) -> Self {
+        Self {
+            inner,
+            session: Some(session),
+        }
+    }
+
+    /// The write answered: the insert or remove goes on.
+    fn disarm(mut self) {
+        self.session = None;
+    }
+}
+
+impl<P: Provider> Drop for Unsettled<'_, P> {
+    fn drop(&mut self) {
+        let Some(session) = self.session.take() else {
+            return;
+        };
+        let changing = self.inner.epoch.changing();
+        session.unload(|| {
+            let ours = |entry: &Entry<P::Extras>| std::ptr::eq(&*entry.session, session);
+            (self.inner.sessions.pin()).compute(
+                Name(session.name().clone()),
+                |found| match found {
+                    Some((_, entry)) if ours(entry) && entry.fresh.is_some() => {
+                        papaya::Operation::Insert(Entry {
+                            session: entry.session.clone(),
+                            fresh: None,
+                        })
+                    }
+                    _ => papaya::Operation::Abort(()),
+                },
+            );
+        });
+        drop(changing);
+    }
+}
 
 /// Runs `write` in a task of its own among `tasks` (which `shutdown` waits for) and waits for
 /// it: a caller that gives up does not stop it halfway. A panic in it (in a clock, say)

@@ -322,6 +322,29 @@ impl<X> Session<X> {
         })
     }
 
+    /// Starts a new generation with nothing loaded (the next call loads the session from
+    /// the store), unless the session is retired; `clear` runs under the lock (the session
+    /// map's copy of the current set goes). For an insert or a remove whose store write was
+    /// dropped unfinished: it may have landed, and the set held here may no longer be the
+    /// store's. A set not saved yet is kept: it may be the only copy of a pair the provider
+    /// rotated to, and its save (in the background, or at shutdown) compares it with what
+    /// the write left there and takes that instead if it landed.
+    pub(super) fn unload(&self, clear: impl FnOnce()) {
+        let mut published = lock(&self.published);
+        let unsaved = matches!(
+            published.state.as_deref(),
+            Some(State::Ready(current)) if !current.saved()
+        );
+        if published.generation == RETIRED || unsaved {
+            return;
+        }
+        published.generation += 1;
+        let replaced = published.state.take();
+        clear();
+        drop(published);
+        drop(replaced);
+    }
+
     /// Takes the session out of the session map with `unmap` (given the instant the store
     /// was last asked, `None` if the session was never loaded; it says whether it took the
     /// session out), if the session holds no tokens (absent, or never loaded), no handle

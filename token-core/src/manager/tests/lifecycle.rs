@@ -1062,6 +1062,189 @@ fn a_call_dropped_with_its_runtime_is_asked_for_again_by_shutdown() {
     );
 }
 
+/// A store whose writes of `call`, once `parking` is set, reach the store and then say so
+/// on `reached` and never answer.
+struct AnswersPark {
+    call: Call,
+    parking: AtomicBool,
+    reached: std::sync::mpsc::SyncSender<()>,
+}
+
+#[async_trait]
+impl Hooks for AnswersPark {
+    async fn after(&self, call: Call) {
+        if call == self.call && self.parking.load(Ordering::SeqCst) {
+            let _ = self.reached.try_send(());
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// `op` on `s` (holding a fresh `at-0`) from a runtime dropped while the store write it
+/// made has landed and not answered yet; what the manager answers for `s` afterwards from
+/// another runtime.
+fn answer_after_a_write_dropped_with_its_runtime<F>(
+    call: Call,
+    op: impl FnOnce(TokenManager<Arc<Fake>>) -> F,
+) -> Result<AccessToken, Error>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (clock, fake, shared) = manual_world();
+    let (reached, signal) = std::sync::mpsc::sync_channel(1);
+    let store = Arc::new(Hooked::over(
+        shared.clone(),
+        AnswersPark {
+            call,
+            parking: AtomicBool::new(false),
+            reached,
+        },
+    ));
+    let first = one_worker();
+    let manager = first.block_on(async {
+        let manager = manual(&fake, &clock, store.clone());
+        manager
+            .insert("s", login_at(&clock, "0", HOUR))
+            .await
+            .unwrap();
+        assert_eq!(
+            manager.access_token("s").await.unwrap().expose_secret(),
+            "at-0"
+        );
+        manager
+    });
+    store.parking.store(true, Ordering::SeqCst);
+    drop(first.spawn(op(manager.clone())));
+    assert_eq!(
+        signal.recv_timeout(Duration::from_secs(60)),
+        Ok(()),
+        "the write reached the store"
+    );
+    // Dropped: the write's task is dropped before this returns.
+    drop(first);
+    store.parking.store(false, Ordering::SeqCst);
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let answer = second.block_on(manager.access_token("s"));
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
+    answer
+}
+
+/// A `remove` whose delete reached the store, dropped with its runtime before it could say
+/// so here (the manager living on in another runtime): the session's tokens are not served
+/// any longer, as the store no longer has them.
+#[test]
+fn a_remove_dropped_with_its_runtime_after_its_delete_serves_no_more_tokens() {
+    let answer =
+        answer_after_a_write_dropped_with_its_runtime(Call::Delete, |manager| async move {
+            drop(manager.remove("s").await)
+        });
+    assert!(matches!(answer, Err(Error::NoTokens(_))), "{answer:?}");
+}
+
+/// An `insert` whose save reached the store, dropped likewise: the inserted set is served,
+/// as the store has it, not the one it replaced.
+#[test]
+fn an_insert_dropped_with_its_runtime_after_its_save_serves_the_inserted_set() {
+    let answer = answer_after_a_write_dropped_with_its_runtime(Call::Save, |manager| async move {
+        let login = TokenSet::new(AccessToken::new("at-login"))
+            .with_refresh_token(RefreshToken::new("rt-login"))
+            .with_access_expires_at(datetime!(2026-01-01 01:00 UTC));
+        drop(manager.insert("s", login).await)
+    });
+    assert_eq!(answer.unwrap().expose_secret(), "at-login");
+}
+
+/// A store whose saves succeed, fail (`1`), or never answer and say so on `reached` (`2`,
+/// before reaching the store), as `mode` says.
+struct SavesFailThenPark {
+    mode: std::sync::atomic::AtomicU8,
+    reached: std::sync::mpsc::SyncSender<()>,
+}
+
+#[async_trait]
+impl Hooks for SavesFailThenPark {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        match (call, self.mode.load(Ordering::SeqCst)) {
+            (Call::Save, 1) => Err(disk_full()),
+            (Call::Save, 2) => {
+                let _ = self.reached.try_send(());
+                std::future::pending().await
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A pair the provider rotated to whose save failed is only in memory when an `insert`
+/// of the session is dropped with its runtime before its save answered: the pair is not
+/// dropped with the insert's unsettled write, and `shutdown` (in another runtime) saves it.
+#[test]
+fn an_insert_dropped_with_its_runtime_keeps_an_unsaved_pair() {
+    let clock = Arc::new(crate::clock::ManualClock::new(
+        datetime!(2026-01-01 00:00 UTC),
+    ));
+    let mut fake = Fake::new(clock.clone());
+    fake.reuse_window = Duration::ZERO;
+    let fake = Arc::new(fake);
+    let shared = Arc::new(MemoryStore::new());
+    let (reached, signal) = std::sync::mpsc::sync_channel(1);
+    let store = Arc::new(Hooked::over(
+        shared.clone(),
+        SavesFailThenPark {
+            mode: Default::default(),
+            reached,
+        },
+    ));
+    let first = one_worker();
+    let manager = first.block_on(async {
+        let manager = TokenManager::builder(fake.clone())
+            .shared_store(store.clone())
+            .client(NoTransport)
+            .clock(clock.clone())
+            .config(ManagerConfig::default().with_retry(
+                RetryPolicy::never().with_backoff(Duration::from_secs(8), Duration::from_secs(8)),
+            ))
+            .build()
+            .unwrap();
+        manager
+            .insert("s", login_at(&clock, "0", Duration::ZERO))
+            .await
+            .unwrap();
+        store.mode.store(1, Ordering::SeqCst);
+        let token = manager.access_token("s").await.unwrap();
+        assert_eq!(token.expose_secret(), "at-1");
+        manager
+    });
+    store.mode.store(2, Ordering::SeqCst);
+    let inserting = manager.clone();
+    drop(
+        first.spawn(
+            async move { drop(inserting.insert("s", login_at(&clock, "login", HOUR)).await) },
+        ),
+    );
+    assert_eq!(
+        signal.recv_timeout(Duration::from_secs(60)),
+        Ok(()),
+        "the insert reached its save"
+    );
+    drop(first);
+    store.mode.store(0, Ordering::SeqCst);
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let shut = second.block_on(manager.shutdown(Duration::from_secs(60)));
+    assert!(shut.is_ok(), "{shut:?}");
+    let key = SessionKey::new("fake", "s");
+    let stored = second.block_on(shared.load(&key)).unwrap().unwrap();
+    assert_eq!(refresh_of(&stored), "rt-1", "the rotated pair is saved");
+}
+
 thread_local! {
     /// Panics on this thread that said a runtime has no timers.
     static TIMERLESS_PANICS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
