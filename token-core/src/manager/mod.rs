@@ -217,7 +217,10 @@ impl<P: Provider> TokenManagerBuilder<P> {
 /// (not necessarily the one the manager was built in, which may be gone), which needs its
 /// time driver (`enable_all`, as `#[tokio::main]` gives). Outside any runtime (a future
 /// polled by another executor), or on one without timers, they fail with
-/// [`Error::Config`]; a fresh token is served anywhere.
+/// [`Error::Config`]; a fresh token is served anywhere. A refresh started on a runtime that
+/// is then left idle (a `current_thread` helper between two `block_on`s: a call near expiry
+/// starts one in the background there) waits until that runtime runs again, and so does
+/// every caller of its session meanwhile: call from runtimes that keep running.
 ///
 /// ```no_run
 /// # async fn run<P: token_core::provider::Provider>(provider: P) -> Result<(), token_core::error::Error> {

@@ -1381,3 +1381,48 @@ async fn the_look_for_lapsed_leases_ends_with_shutdown_and_with_the_manager() {
         }
     }
 }
+
+/// A near-expiry call made from a helper runtime (a `current_thread` one that a blocking
+/// helper drives with `block_on` now and then, beside the application's `#[tokio::main]`)
+/// is answered at once and starts the proactive refresh as a task there; once `block_on`
+/// returns, nothing polls that task until the helper is driven again. When the token
+/// expires, every caller on the main runtime joins that refresh and waits for it: the
+/// session is wedged until the helper runs again.
+#[test]
+#[ignore = "a refresh is a task on its caller's runtime, which may be left idle: a waiter on \
+            another runtime can neither drive it (its timers belong to that runtime) nor \
+            start another (two refreshes of one session could spend one token), and tokio \
+            gives no stable runtime identity to tell the two apart"]
+fn a_refresh_started_on_an_idle_helper_runtime_does_not_wedge_the_session() {
+    let (clock, fake, shared) = manual_world();
+    let main = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let manager = main.block_on(async {
+        let manager = manual(&fake, &clock, shared.clone());
+        manager
+            .insert("s", login_at(&clock, "0", Duration::from_secs(30)))
+            .await
+            .unwrap();
+        manager
+    });
+    let helper = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Near expiry: served, and a proactive refresh left on the helper.
+    clock.advance(time::Duration::seconds(20));
+    let served = helper.block_on(manager.access_token("s")).unwrap();
+    assert_eq!(served.expose_secret(), "at-0");
+    clock.advance(time::Duration::seconds(11));
+    let answer = main.block_on(async {
+        tokio::time::timeout(Duration::from_secs(600), manager.access_token("s")).await
+    });
+    assert!(
+        answer.is_ok(),
+        "the caller waited for a refresh stranded on an idle runtime"
+    );
+    assert_eq!(answer.unwrap().unwrap().expose_secret(), "at-1");
+}
