@@ -91,7 +91,8 @@ fn request<E: Endpoint>(data: &[u8]) -> http::Request<Vec<u8>> {
     let mut request = http::Request::new(Vec::new());
     *request.method_mut() = E::METHOD;
     *request.uri_mut() = http::Uri::from_static(E::PATH);
-    let count = rest.first().copied().unwrap_or(0) % 5;
+    let first = rest.first().copied().unwrap_or(0);
+    let count = first % 5;
     rest = rest.get(1..).unwrap_or(&[]);
     for _ in 0..count {
         let (Some(&name), Some(&len)) = (rest.first(), rest.get(1)) else {
@@ -106,6 +107,20 @@ fn request<E: Endpoint>(data: &[u8]) -> http::Request<Vec<u8>> {
                 request.headers_mut().append(name, value);
             }
         }
+    }
+    // The readers refuse a body whose `Content-Type` is not the endpoint's format: without
+    // one drawn above, declare one (the high bit picks which), so that the body's decoding
+    // is reached as often as before.
+    if !request.headers().contains_key(http::header::CONTENT_TYPE) {
+        let declared = if first & 0x80 == 0 {
+            "application/json"
+        } else {
+            "application/x-www-form-urlencoded"
+        };
+        request.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(declared),
+        );
     }
     *request.body_mut() = rest.to_vec();
     request
