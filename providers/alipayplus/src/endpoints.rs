@@ -108,7 +108,8 @@ pub enum AlipayCode {
     /// Status `U`: the outcome is unknown; the same request may be sent again.
     #[token(kind = outcome_unknown)]
     UnknownException,
-    /// Status `U`: rate limited; retried after a backoff.
+    /// Rate limited. Alipay+ sends it with status `U`, which decides (sent again inside the
+    /// reuse window, as every `U` answer is); with `F` it is transient.
     #[token(kind = transient)]
     RequestTrafficExceedLimit,
     /// Any other code, kept as sent.

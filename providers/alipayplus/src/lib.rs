@@ -14,8 +14,10 @@
 //!   `USED_REFRESH_TOKEN`, `INVALID_AUTH_CODE`, `EXPIRED_AUTH_CODE` mean re-authorization,
 //!   `INVALID_SIGNATURE` and `PARAM_ILLEGAL` a misconfiguration, anything else a definitive
 //!   refusal; `U` is outcome-unknown, and the manager sends the same request again inside the
-//!   declared reuse window (5 minutes by default, as Alipay+ recommends);
-//!   `REQUEST_TRAFFIC_EXCEED_LIMIT` is retried after a backoff.
+//!   declared reuse window (5 minutes by default, as Alipay+ recommends), after a backoff.
+//!   `REQUEST_TRAFFIC_EXCEED_LIMIT` comes with `U` and is retried so, as Alipay+ asks ("call
+//!   the interface again"); outside the window (or with none declared) it is not sent again,
+//!   since the same request then could be a replay. Sent with `F`, it is retried as transient.
 //! - **Signatures** ([`signature`]): `Client-Id`, `Request-Time`, `Signature: algorithm=RSA256,
 //!   keyVersion=N, signature=<url-encoded base64>` over `<METHOD> <Request-URI>\n<Client-Id>.
 //!   <Request-Time>.<Body>`, SHA256withRSA with a PKCS#8 key; answers are verified the same

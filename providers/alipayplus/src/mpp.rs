@@ -282,8 +282,8 @@ fn alipay_set(stored: StoredTokenSet) -> Option<TokenSet<AlipayExtras>> {
     Some(set.with_extras(readable))
 }
 
-/// A `Request-Time`: ISO 8601 with an offset, as Alipay+ writes it (`2019-04-04T12:08:56+05:30`,
-/// with or without fractional seconds, `Z`, or the basic format's `+0530`).
+/// A request the endpoint cannot read (a missing field, a wrong constant) is
+/// `F PARAM_ILLEGAL`, with the reader's reason.
 fn param_illegal(error: token_core::codec::RequestError) -> AlipayError {
     AlipayError::failed(AlipayCode::ParamIllegal, error.0)
 }
