@@ -535,6 +535,13 @@ fn request(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
         secrets,
     } = codec(fields, body);
     writes.extend(field_writes);
+    if let Some(Signature {
+        into: Some((SlotKind::Body, _)),
+        ..
+    }) = &top.signature
+    {
+        writes.push(quote!(#p::RequestWriter::signature_in_body(__w);));
+    }
     let secrets = secrets_fn(&secrets);
     let from_context = from_context(model, fields);
     let flatten_checks = flatten_checks(model, fields);

@@ -176,6 +176,8 @@ pub struct RequestWriter {
     form: Vec<(&'static str, String)>,
     bearer: Option<String>,
     basic: (Option<String>, Option<String>),
+    /// A JSON body is written even with no member: its signature goes in it.
+    signed_json: bool,
     error: Option<EndpointError>,
 }
 
@@ -192,8 +194,16 @@ impl RequestWriter {
             form: Vec::new(),
             bearer: None,
             basic: (None, None),
+            signed_json: false,
             error: None,
         }
+    }
+
+    /// The request's signature goes in its body (`into = body("...")`): a JSON body is then
+    /// an object even when no field goes there, so the signature is added to it as a member
+    /// rather than sent as a form the server side cannot read.
+    pub fn signature_in_body(&mut self) {
+        self.signed_json = self.format == BodyFormat::Json;
     }
 
     /// Records a top-level JSON member the first time it is written.
@@ -279,7 +289,7 @@ impl RequestWriter {
             .uri(url.as_str())
             .header(http::header::ACCEPT, "application/json");
         let body = match self.format {
-            BodyFormat::Json if !self.json.is_empty() => {
+            BodyFormat::Json if !self.json.is_empty() || self.signed_json => {
                 builder = builder.header(http::header::CONTENT_TYPE, "application/json");
                 serde_json::to_vec(&Ordered(&self.json_order, &self.json)).map_err(|e| {
                     EndpointError::Encode(format!("could not write the JSON body: {e}"))
