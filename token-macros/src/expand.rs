@@ -414,6 +414,7 @@ fn flatten_checks(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
     }
     let mut checks = Vec::new();
     let get = matches!(&top.method, Some((method, _)) if method.value == Method::Get);
+    let form = matches!(&top.format, Some(format) if format.value == BodyFormat::Form);
     for (i, group) in groups.iter().enumerate() {
         let (g, ty) = (group.ident, group.ty);
         let wires = quote_spanned!(ty.span()=> <#ty as #p::FieldGroup>::WIRES);
@@ -442,6 +443,26 @@ fn flatten_checks(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
                     ::core::panic!(#message)
                 };
             });
+            // A form request's query and body are one set of parameters: the server side
+            // refuses one sent in both.
+            let other = match role {
+                RequestRole::Query if form => RequestRole::Body,
+                RequestRole::Body if form => RequestRole::Query,
+                _ => continue,
+            };
+            let other_at = wire_at(other);
+            let message = format!(
+                "{what} goes to {} and a field of the group flattened at `{g}` to {}: a form request sends the query and the body as one set of parameters, and the server side refuses one sent in both",
+                wire_words(*role, name),
+                wire_words(other, name)
+            );
+            checks.push(quote_spanned! {*span=>
+                #group_cfg
+                #own_cfg
+                const _: () = if #p::wires_have(#wires, #other_at, #name) {
+                    ::core::panic!(#message)
+                };
+            });
         }
         for earlier in &groups[..i] {
             let (e, ety) = (earlier.ident, earlier.ty);
@@ -455,6 +476,18 @@ fn flatten_checks(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
                     ::core::panic!(#message)
                 };
             });
+            if form {
+                let message = format!(
+                    "the groups flattened at `{e}` and `{g}` write a parameter of the same name, one in the query and one in the body: a form request sends them as one set of parameters, and the server side refuses one sent in both"
+                );
+                checks.push(quote_spanned! {g.span()=>
+                    #group_cfg
+                    #earlier_cfg
+                    const _: () = if #p::wires_cross(<#ety as #p::FieldGroup>::WIRES, #wires) {
+                        ::core::panic!(#message)
+                    };
+                });
+            }
         }
     }
     // A signed parameter the request does not send itself is a flattened group's.

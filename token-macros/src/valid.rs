@@ -235,7 +235,132 @@ fn request(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) {
         get_without_body(model, fields, errors);
     }
     request_fields(model, fields, errors);
+    wire_collisions(model, fields, errors);
     signature(model, fields, errors);
+}
+
+/// One thing a request writes to a named place: a field, a constant or the signature.
+struct Wire<'m> {
+    role: RequestRole,
+    name: String,
+    what: String,
+    constant: bool,
+    at: &'m dyn quote::ToTokens,
+}
+
+/// No two things a request writes go to one place: a constant beside a field or another
+/// constant of the same name, a header in any case, the signature beside a constant, and,
+/// in a form request, a query parameter beside a body field of the same name (the server
+/// side refuses a parameter sent in both, as RFC 6749 section 3.1 does one sent twice). Its
+/// own fields among themselves are checked by `request_fields`, the signature beside a
+/// field by `signature`, and flattened groups where the request expands.
+fn wire_collisions(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) {
+    let top = &model.top;
+    let form =
+        matches!(&top.format, Some(format) if format.value == crate::symbol::BodyFormat::Form);
+    let mut wires: Vec<Wire<'_>> = Vec::new();
+    for field in fields {
+        let role = field.goes();
+        if matches!(
+            role,
+            RequestRole::Body | RequestRole::Header | RequestRole::Query
+        ) {
+            wires.push(Wire {
+                role,
+                name: field.wire.clone(),
+                what: format!("field `{}`", field.ident),
+                constant: false,
+                at: field.ident,
+            });
+        }
+    }
+    for (role, constants) in [
+        (RequestRole::Header, &top.headers),
+        (RequestRole::Query, &top.queries),
+        (RequestRole::Body, &top.bodies),
+    ] {
+        for c in constants {
+            wires.push(Wire {
+                role,
+                name: c.name.value(),
+                what: format!("the constant `{}`", c.name.value()),
+                constant: true,
+                at: &c.name,
+            });
+        }
+    }
+    if let Some(sign) = &top.signature
+        && let Some((kind, name)) = &sign.into
+    {
+        let role = match kind {
+            SlotKind::Body => RequestRole::Body,
+            SlotKind::Header => RequestRole::Header,
+            SlotKind::Query => RequestRole::Query,
+        };
+        wires.push(Wire {
+            role,
+            name: name.value(),
+            what: "the signature".to_owned(),
+            constant: true,
+            at: name,
+        });
+    }
+    // A JSON body nests a dotted constant: `a.b` writes inside `a`.
+    let nests = |outer: &str, inner: &str| {
+        !form
+            && inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with('.'))
+    };
+    for (i, second) in wires.iter().enumerate() {
+        let first = wires[..i].iter().find(|first| {
+            let crossing = form
+                && matches!(
+                    (first.role, second.role),
+                    (RequestRole::Query, RequestRole::Body)
+                        | (RequestRole::Body, RequestRole::Query)
+                );
+            // Two fields in one place are `request_fields`' to report.
+            if !crossing && !first.constant && !second.constant {
+                return false;
+            }
+            let same_place = first.role == second.role || crossing;
+            let same_name = match second.role {
+                RequestRole::Header => first.name.eq_ignore_ascii_case(&second.name),
+                RequestRole::Body if first.role == RequestRole::Body => {
+                    first.name == second.name
+                        || nests(&first.name, &second.name)
+                        || nests(&second.name, &first.name)
+                }
+                _ => first.name == second.name,
+            };
+            same_place && same_name
+        });
+        if let Some(first) = first {
+            let place = |wire: &Wire<'_>| match wire.role {
+                RequestRole::Header => format!("header `{}`", wire.name),
+                RequestRole::Query => format!("query parameter `{}`", wire.name),
+                _ => format!("body field `{}`", wire.name),
+            };
+            let message = if first.role == second.role {
+                format!(
+                    "{} and {} both go to {}: it would be sent twice, and the server side refuses a repeated one",
+                    first.what,
+                    second.what,
+                    place(second)
+                )
+            } else {
+                format!(
+                    "{} goes to {} and {} to {}: a form request sends the query and the body as one set of parameters, and the server side refuses one sent in both",
+                    first.what,
+                    place(first),
+                    second.what,
+                    place(second)
+                )
+            };
+            errors.at(second.at, message);
+        }
+    }
 }
 
 /// A GET request sends no body (servers and proxies ignore or refuse one): nothing of it goes
@@ -309,10 +434,15 @@ fn request_fields(model: &Model, fields: &[Field<RequestRole>], errors: &mut Err
                         );
                     }
                 }
-                if let Some((_, _, first)) = wires
-                    .iter()
-                    .find(|(r, w, _)| *r == role && *w == field.wire)
-                {
+                // A header's name is the same in any case (the two would be sent twice).
+                let same = |r: &RequestRole, w: &str| {
+                    *r == role
+                        && match role {
+                            RequestRole::Header => w.eq_ignore_ascii_case(&field.wire),
+                            _ => w == field.wire,
+                        }
+                };
+                if let Some((_, _, first)) = wires.iter().find(|(r, w, _)| same(r, w)) {
                     errors.at(
                         field.ident,
                         format!(

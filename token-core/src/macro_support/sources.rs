@@ -199,6 +199,27 @@ pub const fn wires_clash(a: &[(At, &str)], b: &[(At, &str)]) -> bool {
     false
 }
 
+/// Whether one group writes a query parameter and the other a body field of the same name:
+/// in a form request, one parameter sent in both.
+pub const fn wires_cross(a: &[(At, &str)], b: &[(At, &str)]) -> bool {
+    let mut i = 0;
+    while i < a.len() {
+        let other = match a[i].0 {
+            At::Query => At::Form,
+            At::Form => At::Query,
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        if wires_have(b, other, a[i].1) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
 const fn credential(at: At) -> bool {
     matches!(at, At::Bearer | At::BasicUser | At::BasicPassword)
 }
