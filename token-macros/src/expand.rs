@@ -862,6 +862,22 @@ fn refresh_endpoint(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream
         },
         _ => quote!(::core::option::Option::None),
     };
+    // The sessions `RefreshProvider` refreshes hold the response's extras: a request reading
+    // `from = extras.*` from another type would read nothing.
+    let session_extras = match (&model.top.extras, &model.top.response) {
+        (Some(extras), Some(response)) => {
+            let (ty, response) = (&extras.value, &response.value);
+            quote_spanned! {ty.span()=>
+                const _: () = {
+                    fn __session_extras<__X: #p::SessionExtras<__S>, __S>() {}
+                    fn __check() {
+                        __session_extras::<#ty, <#response as #p::TokenResponse>::Extras>();
+                    }
+                };
+            }
+        }
+        _ => quote!(),
+    };
     let windows = windows(fields);
     let stale_time = (!windows.is_empty()).then(|| {
         quote! {
@@ -895,6 +911,7 @@ fn refresh_endpoint(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream
             #stale_time
         }
         #group_reads
+        #session_extras
     }
 }
 

@@ -41,6 +41,18 @@ pub trait GroupRefresh<C: ?Sized> {
     fn config_mismatch(&self, config: &C) -> Option<&'static str>;
 }
 
+/// The extras type a `provider = "..."` request reads `from = extras.*` (its
+/// `extras = Type`) is its response's: the sessions it refreshes hold those, so with another
+/// type every such field would read nothing. Implemented for every type as its own.
+#[diagnostic::on_unimplemented(
+    message = "`extras = {Self}` is not the extras type of this request's response, `{Session}`",
+    label = "the sessions this request refreshes hold `{Session}`",
+    note = "a `provider = \"...\"` request refreshes sessions holding its response's extras (its `extras = Type` or `declare_extras = Name`): name that type, or every `from = extras.*` field reads nothing"
+)]
+pub trait SessionExtras<Session> {}
+
+impl<T> SessionExtras<T> for T {}
+
 /// A value that travels as text: a header, a query parameter, a form field, a credential.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot travel as text in a header, query parameter, form field or `Authorization`",
