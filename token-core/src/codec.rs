@@ -126,6 +126,11 @@ impl<'a, C: ?Sized> RequestContext<'a, C> {
             .and_then(|(_, value)| (*value as &dyn Any).downcast_ref())
     }
 
+    /// Whether a value was added under `name`, whatever its type.
+    pub(crate) fn has_value(&self, name: &str) -> bool {
+        self.values.iter().any(|(n, _)| *n == name)
+    }
+
     /// The session's extras, if they are an `X`.
     pub fn extras<X: Any>(&self) -> Option<&'a X> {
         self.extras

@@ -1102,10 +1102,11 @@ fn from_context(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
             }
             Source::Value(name) => {
                 let what = format!("context value `{}`", name.value());
+                let value = quote_spanned!(span=> #p::context_value::<#inner, _>(__cx, #name)?);
                 if field.optional {
-                    quote_spanned!(span=> #p::optional(__cx.value::<#inner>(#name)))
+                    quote_spanned!(span=> #p::optional(#value))
                 } else {
-                    quote_spanned!(span=> #p::required(__cx.value::<#inner>(#name), #what)?)
+                    quote_spanned!(span=> #p::required(#value, #what)?)
                 }
             }
             Source::Extras(members) => {

@@ -22,6 +22,22 @@ pub fn optional<T: ?Sized + ToOwned, U: From<T::Owned>>(value: Option<&T>) -> Op
     value.map(|v| U::from(v.to_owned()))
 }
 
+/// The value the provider added under `name` (`from = value("name")`), if any; one added
+/// under that name with another type than the field's is an error naming the type it needs,
+/// not an absent value (an `Option` field would be silently left out).
+pub fn context_value<'a, T: std::any::Any, C: ?Sized>(
+    cx: &RequestContext<'a, C>,
+    name: &str,
+) -> Result<Option<&'a T>, EndpointError> {
+    match cx.value::<T>(name) {
+        None if cx.has_value(name) => Err(EndpointError::Encode(format!(
+            "the context value `{name}` is not a `{}`, the type of the field that reads it",
+            std::any::type_name::<T>()
+        ))),
+        value => Ok(value),
+    }
+}
+
 /// The error of a source the context lacks (`what` names it).
 pub fn missing_source(what: &str) -> EndpointError {
     EndpointError::Encode(format!(
