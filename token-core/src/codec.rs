@@ -131,6 +131,11 @@ impl<'a, C: ?Sized> RequestContext<'a, C> {
         self.values.iter().any(|(n, _)| *n == name)
     }
 
+    /// Whether the context holds the session's extras, whatever their type.
+    pub(crate) fn has_extras(&self) -> bool {
+        self.extras.is_some()
+    }
+
     /// The session's extras, if they are an `X`.
     pub fn extras<X: Any>(&self) -> Option<&'a X> {
         self.extras

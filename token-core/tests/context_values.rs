@@ -74,3 +74,44 @@ fn values_of_the_fields_types_are_read_and_absent_ones_are_none() {
         .unwrap();
     assert!(missing.to_string().contains("`app_token`"), "{missing}");
 }
+
+#[token_endpoint(extras)]
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Shop {
+    pub shop_id: Option<String>,
+}
+
+#[token_endpoint(extras)]
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Seller {
+    pub shop_id: Option<String>,
+}
+
+/// A request a provider written by hand fills from its sessions, which hold `Shop`.
+#[token_endpoint(post = "/token", json, response = Tokens, error = Failure, extras = Shop)]
+pub struct ShopRefresh {
+    #[token(header, rename = "X-Shop", from = extras.shop_id)]
+    pub shop_id: Option<String>,
+}
+
+#[test]
+fn session_extras_of_another_type_are_an_error_naming_it() {
+    use token_core::token_set::TokenSet;
+    let mut shop: TokenSet<Shop> = TokenSet::new(AccessToken::new("at"));
+    shop.extras.shop_id = Some("shop-7".into());
+    let read = ShopRefresh::from_context(&RequestContext::for_refresh(&(), &shop)).unwrap();
+    assert_eq!(read.shop_id.as_deref(), Some("shop-7"));
+    // No extras in the context: the optional field is absent.
+    let none = ShopRefresh::from_context(&RequestContext::new(&())).unwrap();
+    assert_eq!(none.shop_id, None);
+    // A session holding another type: the field cannot be read, and says so.
+    let mut seller: TokenSet<Seller> = TokenSet::new(AccessToken::new("at"));
+    seller.extras.shop_id = Some("shop-7".into());
+    match ShopRefresh::from_context(&RequestContext::for_refresh(&(), &seller)) {
+        Err(EndpointError::Encode(reason)) => {
+            assert!(reason.contains("Shop"), "{reason}");
+        }
+        Err(other) => panic!("another error: {other}"),
+        Ok(read) => panic!("read as {:?} instead of an error", read.shop_id),
+    }
+}

@@ -1118,7 +1118,7 @@ fn from_context(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
                     quote!(return ::core::result::Result::Err(#p::missing_source(#what)))
                 };
                 quote_spanned! {span=>
-                    match __cx.extras::<#extras>() {
+                    match #p::context_extras::<#extras, _>(__cx)? {
                         ::core::option::Option::Some(__x) => ::core::convert::Into::into(::core::clone::Clone::clone(&__x #(.#members)*)),
                         ::core::option::Option::None => #absent,
                     }

@@ -38,6 +38,21 @@ pub fn context_value<'a, T: std::any::Any, C: ?Sized>(
     }
 }
 
+/// The session's extras that `from = extras.*` fields read (the request's `extras = X`), if
+/// the context holds extras; a session holding another type is an error naming the type the
+/// request reads, not absent extras (its `Option` fields would be silently left out).
+pub fn context_extras<'a, X: std::any::Any, C: ?Sized>(
+    cx: &RequestContext<'a, C>,
+) -> Result<Option<&'a X>, EndpointError> {
+    match cx.extras::<X>() {
+        None if cx.has_extras() => Err(EndpointError::Encode(format!(
+            "the session's extras are not a `{}`, the request's `extras = ...` that its `from = extras.*` fields read",
+            std::any::type_name::<X>()
+        ))),
+        extras => Ok(extras),
+    }
+}
+
 /// The error of a source the context lacks (`what` names it).
 pub fn missing_source(what: &str) -> EndpointError {
     EndpointError::Encode(format!(
