@@ -818,6 +818,29 @@ fn error(model: &Model, fields: &[Field<ErrorRole>], errors: &mut Errors) {
             );
         }
         declared.push(name.refusal);
+        // The client reads an empty code, or one of `success_codes(...)`, as a success: the
+        // sandbox's refusal would not be one.
+        if let Some(code) = &refusal.code {
+            let mut success = model
+                .top
+                .success_codes
+                .iter()
+                .flat_map(|codes| &codes.value);
+            if code.value().is_empty() {
+                errors.at(
+                    code,
+                    "an empty code is read as a success, not this error: give the refusal the provider's code for it",
+                );
+            } else if success.any(|success| success.text == code.value()) {
+                errors.at(
+                    code,
+                    format!(
+                        "`{}` is one of `success_codes(...)`: the answer to this refusal would be read as a success, not this error",
+                        code.value()
+                    ),
+                );
+            }
+        }
         if let Some(key) = &refusal.status_key
             && !has(ErrorRole::HttpStatus)
         {
@@ -905,6 +928,15 @@ fn error_code(model: &Model, variants: &[Variant], errors: &mut Errors) {
             errors.at(
                 &v.fields,
                 "error-code variants are unit variants, except the `Other(String)` catch-all",
+            );
+        }
+        if let Some(code) = &variant.attrs.code
+            && !code.numeric
+            && code.text.is_empty()
+        {
+            errors.at(
+                &code.tokens,
+                "an empty code is read as a success, not this error: give the variant the provider's code",
             );
         }
         if numeric && variant.attrs.code.is_none() {
