@@ -249,11 +249,11 @@ struct Wire<'m> {
 }
 
 /// No two things a request writes go to one place: a constant beside a field or another
-/// constant of the same name, a header in any case, the signature beside a constant, and,
+/// constant of the same name, a header in any case, the signature beside either, and,
 /// in a form request, a query parameter beside a body field of the same name (the server
 /// side refuses a parameter sent in both, as RFC 6749 section 3.1 does one sent twice). Its
-/// own fields among themselves are checked by `request_fields`, the signature beside a
-/// field by `signature`, and flattened groups where the request expands.
+/// own fields among themselves are checked by `request_fields`, and flattened groups where
+/// the request expands.
 fn wire_collisions(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) {
     let top = &model.top;
     let form =
@@ -573,20 +573,7 @@ fn signature(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) 
         if *kind == SlotKind::Header {
             header_name(name, errors);
         }
-        let clash = fields
-            .iter()
-            .find(|f| slot_of(f.goes()) == Some(*kind) && f.wire == name.value());
-        if let Some(field) = clash {
-            errors.at(
-                name,
-                format!(
-                    "field `{}` already goes to {} `{}`",
-                    field.ident,
-                    field.goes().name(),
-                    field.wire
-                ),
-            );
-        }
+        // A field or constant in the signature's place: `wire_collisions`.
     }
     // A signed parameter is one the request sends: its own field or constant, or (checked
     // where the request expands, against their `WIRES`) a flattened group's field.
