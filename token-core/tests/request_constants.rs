@@ -81,3 +81,38 @@ fn an_empty_constant_the_client_writes_is_read_back() {
     assert_eq!(request.body(), br#"{"scope":"","refresh_token":"rt"}"#);
     JsonRefresh::decode_request(&request).expect("the JSON constant is read back");
 }
+
+/// A provider that names its media types: SNAP BI's `Content-Type: application/json`
+/// spelled its own way, a vendor `Accept`.
+#[token_endpoint(post = "/token", json, response = Tokens, error = Failure,
+                 header(name = "Content-Type", value = "application/json; charset=utf-8"),
+                 header(name = "Accept", value = "application/vnd.acme+json"))]
+pub struct MediaTypes {
+    pub refresh_token: RefreshToken,
+}
+
+/// A declared `Content-Type` or `Accept` replaces the one the client writes by default: it
+/// was sent beside it, two of each, which the server side refuses as a repeated header.
+#[test]
+fn a_declared_content_type_or_accept_is_the_only_one_sent() {
+    let request = MediaTypes {
+        refresh_token: RefreshToken::new("rt"),
+    }
+    .encode_request(&base())
+    .unwrap();
+    let all = |name: http::header::HeaderName| {
+        request
+            .headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        all(http::header::CONTENT_TYPE),
+        ["application/json; charset=utf-8"]
+    );
+    assert_eq!(all(http::header::ACCEPT), ["application/vnd.acme+json"]);
+    assert_eq!(request.body(), br#"{"refresh_token":"rt"}"#);
+    MediaTypes::decode_request(&request).expect("the server side reads it back");
+}

@@ -346,6 +346,17 @@ impl RequestWriter {
             {
                 value.set_sensitive(true);
             }
+            // A declared `Content-Type` or `Accept` (a charset, a vendor media type) replaces
+            // the default written above rather than being sent beside it.
+            let replaces = [http::header::CONTENT_TYPE, http::header::ACCEPT]
+                .iter()
+                .any(|default| default.as_str().eq_ignore_ascii_case(name));
+            if replaces
+                && let Some(headers) = builder.headers_mut()
+                && let Ok(name) = http::HeaderName::from_bytes(name.as_bytes())
+            {
+                headers.remove(&name);
+            }
             builder = builder.header(*name, value);
         }
         let authorization = match (self.bearer, self.basic) {
