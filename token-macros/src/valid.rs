@@ -274,6 +274,22 @@ fn wire_collisions(model: &Model, fields: &[Field<RequestRole>], errors: &mut Er
             });
         }
     }
+    // `bearer` and HTTP Basic write `Authorization` (one of them: `request_fields` refuses
+    // both), which a header of that name would write again.
+    if let Some(field) = fields.iter().find(|f| {
+        matches!(
+            f.goes(),
+            RequestRole::Bearer | RequestRole::BasicUser | RequestRole::BasicPassword
+        )
+    }) {
+        wires.push(Wire {
+            role: RequestRole::Header,
+            name: "Authorization".to_owned(),
+            what: format!("`{}` field `{}`", field.goes().name(), field.ident),
+            constant: true,
+            at: field.ident,
+        });
+    }
     for (role, constants) in [
         (RequestRole::Header, &top.headers),
         (RequestRole::Query, &top.queries),
