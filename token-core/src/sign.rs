@@ -435,7 +435,13 @@ fn read_slot(
     let (first, copies) = match slot {
         Slot::Header(name) => {
             let values = request.headers().get_all(name);
-            let first = values.iter().next().and_then(|v| v.to_str().ok());
+            // A header's value is what lies between its surrounding whitespace, which a
+            // server strips (RFC 9110 section 5.5): signed as the server reads it.
+            let first = values
+                .iter()
+                .next()
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim);
             (first.map(str::to_owned), values.iter().count())
         }
         Slot::Query(name) | Slot::Body(name) => {
@@ -675,6 +681,34 @@ mod tests {
             error.to_string(),
             "the request cannot be signed: no query parameter `partner_id` to sign"
         );
+    }
+
+    /// A header's value is what it holds between its leading and trailing whitespace (RFC
+    /// 9110 section 5.5: a server strips them), so a value sent with them is signed as the
+    /// server reads it.
+    #[test]
+    fn a_signed_header_is_its_value_without_surrounding_whitespace() {
+        const SIGNED: RequestSignature = RequestSignature::new(
+            Algorithm::HmacSha256,
+            "/p",
+            &[Part::Path, Part::Param(Slot::Header("X-Merchant-Id"))],
+            Encoding::HexLower,
+            Slot::Query("sign"),
+        );
+        let key = ClientSecret::new("k");
+        let mut sent = http::Request::post("https://h/p")
+            .header("X-Merchant-Id", " m-1 ")
+            .body(Vec::new())
+            .unwrap();
+        assert_eq!(SIGNED.string_to_sign(&sent).unwrap(), b"/pm-1");
+        SIGNED.sign(&mut sent, &key).unwrap();
+        // As a server receives it: the whitespace stripped.
+        let mut received = sent.clone();
+        received
+            .headers_mut()
+            .insert("X-Merchant-Id", http::HeaderValue::from_static("m-1"));
+        assert_eq!(SIGNED.verify(&received, &key), Ok(()));
+        assert_eq!(SIGNED.verify(&sent, &key), Ok(()));
     }
 
     #[test]
