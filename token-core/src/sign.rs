@@ -437,11 +437,12 @@ fn read_slot(
             let values = request.headers().get_all(name);
             // A header's value is what lies between its surrounding whitespace, which a
             // server strips (RFC 9110 section 5.5): signed as the server reads it.
-            let first = values
-                .iter()
-                .next()
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim);
+            let first = match values.iter().next() {
+                Some(value) => Some(value.to_str().map(str::trim).map_err(|_| {
+                    SignatureError::Request(format!("{} is not ASCII text", describe(slot)))
+                })?),
+                None => None,
+            };
             (first.map(str::to_owned), values.iter().count())
         }
         Slot::Query(name) | Slot::Body(name) => {
@@ -709,6 +710,30 @@ mod tests {
             .insert("X-Merchant-Id", http::HeaderValue::from_static("m-1"));
         assert_eq!(SIGNED.verify(&received, &key), Ok(()));
         assert_eq!(SIGNED.verify(&sent, &key), Ok(()));
+    }
+
+    /// A header whose value is not text (bytes beyond ASCII) is said to be so, not missing.
+    #[test]
+    fn a_signed_header_that_is_not_text_is_named_so() {
+        const SIGNED: RequestSignature = RequestSignature::new(
+            Algorithm::HmacSha256,
+            "/p",
+            &[Part::Path, Part::Param(Slot::Header("X-Shop"))],
+            Encoding::HexLower,
+            Slot::Query("sign"),
+        );
+        let request = http::Request::post("https://h/p")
+            .header(
+                "X-Shop",
+                http::HeaderValue::from_bytes("Café".as_bytes()).unwrap(),
+            )
+            .body(Vec::new())
+            .unwrap();
+        let error = SIGNED.string_to_sign(&request).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the request cannot be signed: header `X-Shop` is not ASCII text"
+        );
     }
 
     #[test]
