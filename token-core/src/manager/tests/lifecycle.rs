@@ -365,11 +365,7 @@ async fn a_refresh_starting_as_shutdown_runs_is_waited_for_or_never_starts() {
 /// not a panic; a fresh token is still served.
 #[test]
 fn calls_outside_a_runtime_are_typed_errors() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let runtime = paused_runtime();
     let (h, shared) = runtime.block_on(async {
         let h = harness(|_| {});
         h.seed("fresh", HOUR).await;
@@ -466,6 +462,50 @@ fn manual_world() -> (Arc<crate::clock::ManualClock>, Arc<Fake>, Arc<MemoryStore
     ));
     let fake = Arc::new(Fake::new(clock.clone()));
     (clock, fake, Arc::new(MemoryStore::new()))
+}
+
+/// A current-thread runtime on tokio's paused clock.
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
+/// What `shared` holds for session `s` of `fake`, read on `runtime`.
+fn stored_in(runtime: &tokio::runtime::Runtime, shared: &MemoryStore) -> Versioned<StoredRecord> {
+    let key = SessionKey::new("fake", "s");
+    runtime.block_on(shared.load(&key)).unwrap().unwrap()
+}
+
+/// [`manual_world`] with a provider that refuses a spent refresh token at once (no reuse
+/// window): presenting one again would lose the session.
+fn world_without_reuse_window() -> (Arc<crate::clock::ManualClock>, Arc<Fake>, Arc<MemoryStore>) {
+    let (clock, _, shared) = manual_world();
+    let mut fake = Fake::new(clock.clone());
+    fake.reuse_window = Duration::ZERO;
+    (clock, Arc::new(fake), shared)
+}
+
+/// Spawns `task` on `first`, waits until the store says on `reached` that the task got to
+/// the call where it parks, drops `first` (and the task with it, parked), runs `unpark`,
+/// and returns the runtime the manager lives on in: a new one on tokio's paused clock.
+fn drop_when_reached(
+    first: tokio::runtime::Runtime,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+    reached: &std::sync::mpsc::Receiver<()>,
+    unpark: impl FnOnce(),
+) -> tokio::runtime::Runtime {
+    drop(first.spawn(task));
+    assert_eq!(
+        reached.recv_timeout(Duration::from_secs(60)),
+        Ok(()),
+        "the task reached the store call where it parks"
+    );
+    drop(first);
+    unpark();
+    paused_runtime()
 }
 
 /// A multi-thread runtime with one worker.
@@ -693,13 +733,7 @@ fn a_pair_saved_by_shutdown_leaves_a_lease_another_user_counts() {
 /// `shutdown` on another runtime (with one more user of the lease counted first if
 /// `other_user`): what the store holds afterwards, and another holder's ask for the lease.
 fn orphan_saved_by_shutdown(other_user: bool) -> (Versioned<StoredRecord>, Lease) {
-    let clock = Arc::new(crate::clock::ManualClock::new(
-        datetime!(2026-01-01 00:00 UTC),
-    ));
-    let mut fake = Fake::new(clock.clone());
-    fake.reuse_window = Duration::ZERO;
-    let fake = Arc::new(fake);
-    let shared = Arc::new(MemoryStore::new());
+    let (clock, fake, shared) = world_without_reuse_window();
     let store = Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
     let first = one_worker();
     let manager = first.block_on(async {
@@ -728,11 +762,7 @@ fn orphan_saved_by_shutdown(other_user: bool) -> (Versioned<StoredRecord>, Lease
         );
         users.count.fetch_add(1, Ordering::SeqCst);
     }
-    let second = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let second = paused_runtime();
     let shut = second.block_on(async {
         assert_eq!(
             manager.access_token("s").await.unwrap().expose_secret(),
@@ -742,10 +772,9 @@ fn orphan_saved_by_shutdown(other_user: bool) -> (Versioned<StoredRecord>, Lease
     });
     assert!(shut.is_ok(), "{shut:?}");
     assert_eq!(*fake.presented.lock().unwrap(), ["rt-0"]);
-    let key = SessionKey::new("fake", "s");
-    let stored = second.block_on(shared.load(&key)).unwrap().unwrap();
+    let stored = stored_in(&second, &shared);
     let lease = second
-        .block_on(shared.acquire_lease(&key, "another", HOUR))
+        .block_on(shared.acquire_lease(&SessionKey::new("fake", "s"), "another", HOUR))
         .unwrap();
     (stored, lease)
 }
@@ -829,11 +858,7 @@ impl metrics::Recorder for PanickingRecorder {
 #[cfg(feature = "metrics")]
 #[test]
 fn a_panicking_metrics_recorder_neither_fails_a_refresh_nor_stops_a_save() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let runtime = paused_runtime();
     let (_h, shared, store, manager) = runtime.block_on(async {
         let h = harness(|fake| fake.reuse_window = Duration::ZERO);
         let (shared, store, manager) = over_failing_saves(&h, Duration::from_secs(1)).await;
@@ -860,11 +885,7 @@ fn a_panicking_metrics_recorder_neither_fails_a_refresh_nor_stops_a_save() {
 #[cfg(feature = "metrics")]
 #[test]
 fn a_panicking_metrics_recorder_fails_no_read_and_no_build() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let runtime = paused_runtime();
     let build = |clock: TokioClock| {
         TokenManager::builder(Arc::new(Fake::new(Arc::new(clock))))
             .client(NoTransport)
@@ -922,14 +943,9 @@ fn a_lost_pair_whose_asking_died_with_its_runtime_is_asked_for_by_shutdown() {
     assert_eq!(*fake.live.lock().unwrap(), "rt-1");
     // Dropped: the background asking (waiting `failure_cooldown`) is dropped with it.
     drop(first);
-    let second = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let second = paused_runtime();
     let shut = second.block_on(manager.shutdown(Duration::from_secs(60)));
-    let key = SessionKey::new("fake", "s");
-    let stored = second.block_on(shared.load(&key)).unwrap().unwrap();
+    let stored = stored_in(&second, &shared);
     assert!(shut.is_ok(), "{shut:?}");
     assert_eq!(
         refresh_of(&stored),
@@ -962,13 +978,7 @@ impl Hooks for SavesPark {
 /// would be refused, and the session lost).
 #[test]
 fn a_pair_whose_save_died_with_its_runtime_is_kept_and_saved() {
-    let clock = Arc::new(crate::clock::ManualClock::new(
-        datetime!(2026-01-01 00:00 UTC),
-    ));
-    let mut fake = Fake::new(clock.clone());
-    fake.reuse_window = Duration::ZERO;
-    let fake = Arc::new(fake);
-    let shared = Arc::new(MemoryStore::new());
+    let (clock, fake, shared) = world_without_reuse_window();
     let (reached, signal) = std::sync::mpsc::sync_channel(1);
     let store = Arc::new(Hooked::over(
         shared.clone(),
@@ -988,20 +998,13 @@ fn a_pair_whose_save_died_with_its_runtime_is_kept_and_saved() {
     });
     store.parking.store(true, Ordering::SeqCst);
     let caller = manager.clone();
-    drop(first.spawn(async move { caller.access_token("s").await }));
-    assert_eq!(
-        signal.recv_timeout(Duration::from_secs(60)),
-        Ok(()),
-        "the refresh reaches its save"
+    // The refresh's task is dropped in its save.
+    let second = drop_when_reached(
+        first,
+        async move { drop(caller.access_token("s").await) },
+        &signal,
+        || store.parking.store(false, Ordering::SeqCst),
     );
-    // Dropped: the refresh's task is dropped in its save before this returns.
-    drop(first);
-    store.parking.store(false, Ordering::SeqCst);
-    let second = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
     let (token, shut) = second.block_on(async {
         let token = manager.access_token("s").await;
         (token, manager.shutdown(Duration::from_secs(60)).await)
@@ -1009,8 +1012,7 @@ fn a_pair_whose_save_died_with_its_runtime_is_kept_and_saved() {
     assert_eq!(token.unwrap().expose_secret(), "at-1");
     assert!(shut.is_ok(), "{shut:?}");
     assert_eq!(*fake.presented.lock().unwrap(), ["rt-0"]);
-    let key = SessionKey::new("fake", "s");
-    let stored = second.block_on(shared.load(&key)).unwrap().unwrap();
+    let stored = stored_in(&second, &shared);
     assert_eq!(refresh_of(&stored), "rt-1", "the rotated pair is saved");
 }
 
@@ -1046,15 +1048,10 @@ fn a_call_dropped_with_its_runtime_is_asked_for_again_by_shutdown() {
     assert_eq!(*fake.live.lock().unwrap(), "rt-1");
     // Dropped: the refresh's task is dropped in the provider's call.
     drop(first);
-    let second = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let second = paused_runtime();
     let shut = second.block_on(manager.shutdown(Duration::from_secs(60)));
     assert!(shut.is_ok(), "{shut:?}");
-    let key = SessionKey::new("fake", "s");
-    let stored = second.block_on(shared.load(&key)).unwrap().unwrap();
+    let stored = stored_in(&second, &shared);
     assert_eq!(
         refresh_of(&stored),
         "rt-1",
@@ -1114,20 +1111,9 @@ where
         manager
     });
     store.parking.store(true, Ordering::SeqCst);
-    drop(first.spawn(op(manager.clone())));
-    assert_eq!(
-        signal.recv_timeout(Duration::from_secs(60)),
-        Ok(()),
-        "the write reached the store"
-    );
-    // Dropped: the write's task is dropped before this returns.
-    drop(first);
-    store.parking.store(false, Ordering::SeqCst);
-    let second = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let second = drop_when_reached(first, op(manager.clone()), &signal, || {
+        store.parking.store(false, Ordering::SeqCst)
+    });
     let answer = second.block_on(manager.access_token("s"));
     assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
     answer
@@ -1184,13 +1170,7 @@ impl Hooks for SavesFailThenPark {
 /// dropped with the insert's unsettled write, and `shutdown` (in another runtime) saves it.
 #[test]
 fn an_insert_dropped_with_its_runtime_keeps_an_unsaved_pair() {
-    let clock = Arc::new(crate::clock::ManualClock::new(
-        datetime!(2026-01-01 00:00 UTC),
-    ));
-    let mut fake = Fake::new(clock.clone());
-    fake.reuse_window = Duration::ZERO;
-    let fake = Arc::new(fake);
-    let shared = Arc::new(MemoryStore::new());
+    let (clock, fake, shared) = world_without_reuse_window();
     let (reached, signal) = std::sync::mpsc::sync_channel(1);
     let store = Arc::new(Hooked::over(
         shared.clone(),
@@ -1221,27 +1201,15 @@ fn an_insert_dropped_with_its_runtime_keeps_an_unsaved_pair() {
     });
     store.mode.store(2, Ordering::SeqCst);
     let inserting = manager.clone();
-    drop(
-        first.spawn(
-            async move { drop(inserting.insert("s", login_at(&clock, "login", HOUR)).await) },
-        ),
+    let second = drop_when_reached(
+        first,
+        async move { drop(inserting.insert("s", login_at(&clock, "login", HOUR)).await) },
+        &signal,
+        || store.mode.store(0, Ordering::SeqCst),
     );
-    assert_eq!(
-        signal.recv_timeout(Duration::from_secs(60)),
-        Ok(()),
-        "the insert reached its save"
-    );
-    drop(first);
-    store.mode.store(0, Ordering::SeqCst);
-    let second = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
     let shut = second.block_on(manager.shutdown(Duration::from_secs(60)));
     assert!(shut.is_ok(), "{shut:?}");
-    let key = SessionKey::new("fake", "s");
-    let stored = second.block_on(shared.load(&key)).unwrap().unwrap();
+    let stored = stored_in(&second, &shared);
     assert_eq!(refresh_of(&stored), "rt-1", "the rotated pair is saved");
 }
 
@@ -1395,11 +1363,7 @@ async fn the_look_for_lapsed_leases_ends_with_shutdown_and_with_the_manager() {
             gives no stable runtime identity to tell the two apart"]
 fn a_refresh_started_on_an_idle_helper_runtime_does_not_wedge_the_session() {
     let (clock, fake, shared) = manual_world();
-    let main = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let main = paused_runtime();
     let manager = main.block_on(async {
         let manager = manual(&fake, &clock, shared.clone());
         manager
