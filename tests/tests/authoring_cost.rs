@@ -38,10 +38,11 @@ const CLIENT_FILES: &[&str] = &["lib.rs", "config.rs", "endpoints.rs", "provider
 const GOAL: (usize, usize) = (60, 20);
 
 /// The crates measured against the goal, each with the most it may take: the goal, or what
-/// a crate still over it has reached. Lazada is 4 over: its signed request carries the
-/// signing key as a field (`encode_request` has no config to read it from), and its seven
-/// codes take two lines each.
-const DECLARATIVE: &[(&str, (usize, usize))] = &[("wechat", GOAL), ("lazada", (64, 20))];
+/// a crate still over it has reached. Lazada is 5 over: its signed request carries the
+/// signing key as a field (`encode_request` has no config to read it from), its seven
+/// codes take two lines each, and the seller ids token creation gives are kept through
+/// refreshes, which name them otherwise.
+const DECLARATIVE: &[(&str, (usize, usize))] = &[("wechat", GOAL), ("lazada", (65, 20))];
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Cost {

@@ -185,7 +185,9 @@ pub struct LazadaTokens {
     pub account_id: Option<String>,
     /// The account's country (`sg`, `my`, `ph`, `th`, `id`, `vn`).
     pub country: Option<String>,
-    /// The seller and user ids per country (token creation's name).
+    /// The seller and user ids per country (token creation's name): the refresh answers
+    /// `country_user_info_list` instead, so a refresh keeps the session's.
+    #[token(keep)]
     pub country_user_info: Option<serde_json::Value>,
     /// The seller and user ids per country (the refresh reference's name).
     pub country_user_info_list: Option<serde_json::Value>,

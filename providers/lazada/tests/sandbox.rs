@@ -260,3 +260,30 @@ fn refused_reauth(result: Result<TokenSet<LazadaSeller>, token_core::error::Erro
         (ErrorKind::ReauthRequired, Some("IllegalRefreshToken"))
     );
 }
+
+/// Token creation names the seller's per-country ids `country_user_info`, the refresh
+/// `country_user_info_list`: a refresh answer without the first keeps the session's, so an
+/// application reading it after a refresh still finds its seller ids.
+#[tokio::test(start_paused = true)]
+async fn a_refresh_keeps_the_seller_ids_that_token_creation_gave() {
+    let clock = paused_clock();
+    let sandbox = start(&clock).await;
+    let manager = harness::manager(Lazada::new(sandbox.base_url(), app()), &sandbox, &clock);
+    let list = json!([{"country": "sg", "seller_id": "1001", "user_id": "10101"}]);
+    let mut created: TokenSet<LazadaSeller> = harness::issued(
+        &sandbox,
+        "seller",
+        json!({"country_user_info_list": list.clone()}),
+    )
+    .await;
+    let ids =
+        json!([{"country": "sg", "seller_id": "1001", "user_id": "10101", "short_code": "SG1"}]);
+    created.extras.country_user_info = Some(ids.clone());
+    manager.insert("seller", created.clone()).await.unwrap();
+
+    tokio::time::advance(30 * DAY).await;
+    let refreshed = manager.token_set("seller").await.unwrap();
+    assert_ne!(refreshed.refresh_token, created.refresh_token);
+    assert_eq!(refreshed.extras.country_user_info_list, Some(list));
+    assert_eq!(refreshed.extras.country_user_info, Some(ids));
+}
