@@ -2600,7 +2600,7 @@ async fn a_coordination_record_under_a_session_key_is_corrupt_not_a_session() {
     );
 }
 
-// --- Found in review: removes, unsaved sets, absent sessions, unrecorded verdicts ---
+// --- Removes, unsaved sets, absent sessions, unrecorded verdicts ---
 
 fn flaky_manager(h: &Harness) -> (TokenManager<Arc<Fake>>, Arc<Hooked<FlakyStore>>) {
     let store = Arc::new(Hooked::<FlakyStore>::default());
@@ -3270,7 +3270,7 @@ async fn a_removed_session_nobody_holds_leaves_the_map() {
     assert!(h.manager.inner.sessions.pin().get("t").is_none());
 }
 
-// --- Adversarial review: panics and leases, placeholders, clocks stepped back ---
+// --- Panics and leases, placeholders, clocks stepped back ---
 
 #[tokio::test(start_paused = true)]
 async fn a_panicking_refresh_gives_its_lease_back() {

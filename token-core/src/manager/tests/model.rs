@@ -1303,7 +1303,7 @@ async fn run_faults(seed: u64, processes: usize, stepped: bool) {
 /// rotated) for the holder's save, and left the spent refresh token stored; 85809, a
 /// refresh whose answer was lost lost its lease too, started again and found its callers
 /// served by the set it held: the flight ended well, so the lost answer was never asked
-/// for again, and the spent refresh token stayed stored; 300681 (a review's), the same
+/// for again, and the spent refresh token stayed stored; 300681, the same
 /// after a take-over that presented a fresh login it had found; 303499, a refresh token
 /// whose answer was lost was not presented again before its reuse window closed: both
 /// processes, paused longer than the lease at every step, took the lease over from each
