@@ -108,7 +108,12 @@ thread_local! {
 /// at `epoch` (the manager's epoch read before this call looks anywhere else) and its
 /// token is fresh at any instant up to `at_least`.
 #[inline]
-pub(super) fn recall(manager: u64, epoch: u64, name: &str, at_least: i64) -> Option<AccessToken> {
+pub(super) fn recall(
+    manager: u64,
+    epoch: u64,
+    name: &str,
+    at_least: i64,
+) -> Result<Option<AccessToken>, std::thread::AccessError> {
     LAST.try_with(|last| {
         let last = last.try_borrow().ok()?;
         let memo = last.memo.as_ref()?;
@@ -118,8 +123,6 @@ pub(super) fn recall(manager: u64, epoch: u64, name: &str, at_least: i64) -> Opt
             && (std::ptr::eq(name, &*memo.name) || same(name, &memo.name)))
         .then(|| memo.token.clone())
     })
-    .ok()
-    .flatten()
 }
 
 /// Notes a fresh read of `name` by `manager` at `epoch` (read before the map was) that

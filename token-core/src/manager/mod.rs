@@ -325,19 +325,30 @@ impl<P: Provider> TokenManager<P> {
         // Read before the memo and the map: a change begun after this reading moves the
         // epoch.
         let epoch = inner.epoch.now();
-        if let Some(token) = memo::recall(inner.id, epoch, name, at_least) {
-            return Some(token);
+        match memo::recall(inner.id, epoch, name, at_least) {
+            Ok(Some(token)) => Some(token),
+            Ok(None) => {
+                let sessions = inner.sessions.pin();
+                let (key, entry) = sessions.get_key_value(name)?;
+                let fresh = entry.fresh_at(at_least)?;
+                let found = std::ptr::from_ref(entry) as usize;
+                memo::remember(inner.id, epoch, found, &key.0, &fresh.token, fresh.until);
+                Some(fresh.token.clone())
+            }
+            // This thread's thread-locals are being destroyed: the read comes from another
+            // one's destructor. The map's guard, which keeps its thread id in one, may be
+            // gone too, and pinning it would then panic, which aborts the process there. A
+            // guard of its own (slower: it takes a thread id for itself) reads the entry.
+            Err(_) => Some(
+                (inner
+                    .sessions
+                    .pin_owned()
+                    .get(name)?
+                    .fresh_at(at_least)?
+                    .token)
+                    .clone(),
+            ),
         }
-        let sessions = inner.sessions.pin();
-        let (key, entry) = sessions.get_key_value(name)?;
-        let fresh = entry.fresh.as_ref()?;
-        if at_least >= fresh.until {
-            return None;
-        }
-        let token = fresh.token.clone();
-        let found = std::ptr::from_ref(entry) as usize;
-        memo::remember(inner.id, epoch, found, &key.0, &token, fresh.until);
-        Some(token)
     }
 
     /// The whole current set of `session` (extras included), refreshing first if needed.
@@ -1312,6 +1323,14 @@ fn in_runtime() -> Result<(), Error> {
 struct Entry<X> {
     session: Arc<Session<X>>,
     fresh: Option<Fresh>,
+}
+
+impl<X> Entry<X> {
+    /// The session's access token and until when it is fresh, if it is at `at_least`.
+    #[inline]
+    fn fresh_at(&self, at_least: i64) -> Option<&Fresh> {
+        self.fresh.as_ref().filter(|fresh| at_least < fresh.until)
+    }
 }
 
 /// The access token of a session's current set and until when it is fresh, in the map's
