@@ -952,7 +952,7 @@ impl<P: Provider> Inner<P> {
             }
         }
         let scanning = Scanning(manager.clone(), false);
-        tokio::spawn(async move {
+        self.tasks.runtime.spawn(async move {
             // The whole guard moves into the task (not only the field set below).
             let mut scanning = scanning;
             if super::in_runtime().is_ok() {

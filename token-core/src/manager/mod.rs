@@ -23,6 +23,7 @@ mod persist;
 mod refresh;
 mod retry;
 mod session;
+mod tasks;
 mod timed;
 
 #[cfg(feature = "sandbox")]
@@ -35,7 +36,6 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
-use tokio_util::task::TaskTracker;
 
 pub use config::ManagerConfig;
 pub use event::{Event, ExpiryNote};
@@ -64,6 +64,7 @@ pub struct TokenManagerBuilder<P: Provider> {
     clock: Option<Arc<dyn Clock>>,
     config: ManagerConfig,
     hook: Option<Hook>,
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl<P: Provider> TokenManagerBuilder<P> {
@@ -115,6 +116,34 @@ impl<P: Provider> TokenManagerBuilder<P> {
         self
     }
 
+    /// Runs the manager's own tasks on `runtime`: refreshes (a proactive one too), the
+    /// writes of `insert` and `remove`, background saves, store calls and the look for
+    /// lapsed leases. By default each runs on the runtime of the call that starts it.
+    ///
+    /// For applications that call the manager from a runtime that does not keep running: a
+    /// `current_thread` helper driven by `block_on` now and then beside the application's
+    /// main runtime. A refresh started there (a call near expiry starts one in the
+    /// background) would wait until the helper runs again, and so would every caller of its
+    /// session meanwhile; given the main runtime here, it runs there. `runtime` must have
+    /// its time driver (`enable_all`; [`build`](Self::build) checks) and outlive the
+    /// manager: once it is shut down, refreshes and writes fail. Callers still need a Tokio
+    /// runtime of their own (with timers) for anything but a fresh token.
+    ///
+    /// ```no_run
+    /// # fn run<P: token_core::provider::Provider>(provider: P) -> Result<(), token_core::error::Error> {
+    /// use token_core::manager::TokenManager;
+    /// let main = tokio::runtime::Runtime::new().expect("a runtime");
+    /// let manager = TokenManager::builder(provider).runtime(main.handle().clone()).build()?;
+    /// // A blocking helper with a runtime of its own: the refreshes it starts run on `main`.
+    /// let helper = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    /// let token = helper.block_on(manager.access_token("customer-42"))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn runtime(mut self, runtime: tokio::runtime::Handle) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
     /// A callback run for every [`Event`], in the task where it happened. Keep it short. A
     /// panic in it is caught and logged; it never stops a refresh.
     pub fn on_event(mut self, hook: impl Fn(&Event) + Send + Sync + 'static) -> Self {
@@ -143,6 +172,17 @@ impl<P: Provider> TokenManagerBuilder<P> {
                 ));
             }
         };
+        if let Some(runtime) = &self.runtime {
+            let _entered = runtime.enter();
+            if catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_err() {
+                return Err(Error::Config(
+                    "TokenManagerBuilder::runtime: the runtime has no timers; build it with \
+                     `enable_time` (or `enable_all`)"
+                        .into(),
+                ));
+            }
+        }
+        let runtime = tasks::Runtime::given(self.runtime);
         for (timeout, name) in [
             (self.config.store_timeout, "store_timeout"),
             (self.config.call_timeout, "call_timeout"),
@@ -159,7 +199,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
             Some(store) if self.memory.is_some() => (store, self.memory),
             Some(store) => {
                 let timeout = self.config.store_timeout;
-                let timed = timed::Timed::new(store, timeout);
+                let timed = timed::Timed::new(store, timeout, runtime.clone());
                 (Arc::new(timed) as Arc<dyn TokenStore>, None)
             }
             None => {
@@ -192,7 +232,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
                 holder: uuid::Uuid::new_v4().to_string(),
                 holder_epochs: Default::default(),
                 lease_users: Default::default(),
-                tasks: TaskTracker::new(),
+                tasks: tasks::Tasks::on(runtime),
                 closing: AtomicBool::new(false),
                 stopping: tokio_util::sync::CancellationToken::new(),
                 halting: Default::default(),
@@ -215,12 +255,14 @@ impl<P: Provider> TokenManagerBuilder<P> {
 /// Refreshes, writes through a store other than the [`MemoryStore`] and
 /// [`shutdown`](Self::shutdown) run on the Tokio runtime of their caller, whichever it is
 /// (not necessarily the one the manager was built in, which may be gone), which needs its
-/// time driver (`enable_all`, as `#[tokio::main]` gives). Outside any runtime (a future
-/// polled by another executor), or on one without timers, they fail with
-/// [`Error::Config`]; a fresh token is served anywhere. A refresh started on a runtime that
-/// is then left idle (a `current_thread` helper between two `block_on`s: a call near expiry
-/// starts one in the background there) waits until that runtime runs again, and so does
-/// every caller of its session meanwhile: call from runtimes that keep running.
+/// time driver (`enable_all`, as `#[tokio::main]` gives), or on the runtime given to
+/// [`TokenManagerBuilder::runtime`]. Outside any runtime (a future polled by another
+/// executor), or on one without timers, they fail with [`Error::Config`]; a fresh token is
+/// served anywhere. A refresh started on a caller's runtime that is then left idle (a
+/// `current_thread` helper between two `block_on`s: a call near expiry starts one in the
+/// background there) waits until that runtime runs again, and so does every caller of its
+/// session meanwhile: call from runtimes that keep running, or give the manager one that
+/// does.
 ///
 /// ```no_run
 /// # async fn run<P: token_core::provider::Provider>(provider: P) -> Result<(), token_core::error::Error> {
@@ -264,6 +306,7 @@ impl<P: Provider> TokenManager<P> {
             clock: None,
             config: ManagerConfig::default(),
             hook: None,
+            runtime: None,
         }
     }
 
@@ -771,8 +814,9 @@ struct Inner<P: Provider> {
     /// Counted by name, not per `Session`: one removed and inserted again while a refresh
     /// of the old one runs is a new `Session` under the same lease.
     lease_users: std::sync::Mutex<std::collections::HashMap<Arc<str>, Arc<lease::LeaseUsers>>>,
-    /// Refreshes and background saves, waited for by `shutdown`.
-    tasks: TaskTracker,
+    /// Refreshes and background saves, waited for by `shutdown`, and where the manager's
+    /// tasks run.
+    tasks: tasks::Tasks,
     closing: AtomicBool,
     /// Cancelled by `shutdown`: background work that only waits (for a reuse window) stops.
     stopping: tokio_util::sync::CancellationToken,
@@ -1269,7 +1313,7 @@ impl<P: Provider> Drop for Unsettled<'_, P> {
 /// it: a caller that gives up does not stop it halfway. A panic in it (in a clock, say)
 /// reaches the caller as if it ran there.
 async fn to_the_end<T: Send + 'static>(
-    tasks: &TaskTracker,
+    tasks: &tasks::Tasks,
     write: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
 ) -> Result<T, Error> {
     use tracing::Instrument;

@@ -25,14 +25,21 @@ pub(super) struct Timed {
     /// blocking I/O, a query already sent): every later call for its key waits for it
     /// first, so that it cannot delete tokens saved after it.
     pending: Pending,
+    /// Where such calls run.
+    runtime: super::tasks::Runtime,
 }
 
 impl Timed {
-    pub(super) fn new(inner: Arc<dyn TokenStore>, timeout: Duration) -> Self {
+    pub(super) fn new(
+        inner: Arc<dyn TokenStore>,
+        timeout: Duration,
+        runtime: super::tasks::Runtime,
+    ) -> Self {
         Self {
             inner,
             timeout,
             pending: Arc::default(),
+            runtime,
         }
     }
 
@@ -98,7 +105,7 @@ impl Timed {
         let (tx, rx) = watch::channel(false);
         let previous = lock(&self.pending).insert(key.clone(), rx.clone());
         let (pending, key) = (self.pending.clone(), key.clone());
-        let task = tokio::spawn(async move {
+        let task = self.runtime.spawn(async move {
             if let Some(mut before) = previous {
                 let _ = before.wait_for(|done| *done).await;
             }
