@@ -125,8 +125,10 @@ impl<P: Provider> TokenManagerBuilder<P> {
     /// main runtime. A refresh started there (a call near expiry starts one in the
     /// background) would wait until the helper runs again, and so would every caller of its
     /// session meanwhile; given the main runtime here, it runs there. `runtime` must have
-    /// its time driver (`enable_all`; [`build`](Self::build) checks) and outlive the
-    /// manager: once it is shut down, refreshes and writes fail. Callers still need a Tokio
+    /// its time driver (`enable_all`; [`build`](Self::build) checks), keep running (a
+    /// multi-thread runtime, or the one the application's `block_on` lives in) and outlive
+    /// the manager: once it is shut down, refreshes and writes fail with
+    /// [`Error::ShuttingDown`] or [`Error::RefreshAborted`]. Callers still need a Tokio
     /// runtime of their own (with timers) for anything but a fresh token.
     ///
     /// ```no_run

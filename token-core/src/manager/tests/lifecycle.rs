@@ -1468,3 +1468,35 @@ fn a_runtime_without_timers_is_refused_at_build() {
         .build();
     assert!(matches!(built, Err(Error::Config(_))), "{built:?}");
 }
+
+/// A manager whose given runtime was shut down answers errors, and never waits: its tasks
+/// cannot run anywhere.
+#[test]
+fn a_manager_whose_given_runtime_is_gone_answers_errors() {
+    let (clock, fake, shared) = manual_world();
+    let given = one_worker();
+    let manager = manual_builder(&fake, &clock, shared.clone())
+        .runtime(given.handle().clone())
+        .build()
+        .unwrap();
+    drop(given);
+    let caller = paused_runtime();
+    let answers = caller.block_on(async {
+        let inserted = manager
+            .insert("s", login_at(&clock, "0", Duration::ZERO))
+            .await;
+        let token = tokio::time::timeout(Duration::from_secs(600), manager.access_token("s")).await;
+        (inserted, token)
+    });
+    assert!(
+        matches!(answers.0, Err(Error::ShuttingDown)),
+        "{:?}",
+        answers.0
+    );
+    let token = answers.1.expect("answered, not left waiting");
+    assert!(
+        matches!(token, Err(Error::RefreshAborted(_) | Error::ShuttingDown)),
+        "{token:?}"
+    );
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
+}
