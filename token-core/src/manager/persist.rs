@@ -91,6 +91,20 @@ impl<P: Provider> Inner<P> {
                         );
                         expected = Some(found.version);
                     }
+                    // The very record the set replaces, whose refresh token was just spent
+                    // for it: the conflict named nothing newer (a store that refused the
+                    // compare-and-swap wrongly, or answered one whose write it lost). The
+                    // set is saved over it again, never given up for it.
+                    Ok(Some(found))
+                        if base == Some(found.version)
+                            && found.value.as_coordination().is_none() =>
+                    {
+                        tracing::warn!(
+                            found = found.version,
+                            "the store refused a save at the version it holds; saving again"
+                        );
+                        expected = base;
+                    }
                     Ok(Some(found)) if found.value.tokens().is_some() => {
                         return Persisted::Superseded(found);
                     }

@@ -5399,6 +5399,7 @@ mod bounds;
 mod cancel;
 mod crash;
 mod faults;
+mod hostile;
 mod interplay;
 mod lifecycle;
 mod memo;

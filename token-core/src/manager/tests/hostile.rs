@@ -1,0 +1,67 @@
+//! Stores whose answers are odd or hostile: conflicts that name the very version a save
+//! expected, versions that go back, saves that land while their loads fail. Whatever they
+//! answer, a pair the provider rotated to is never given up for the one it replaced.
+
+use super::*;
+
+/// Answers the first `storm` saves with a conflict that names the very version the save
+/// expected (a store whose compare-and-swap is wrongly refused, and writes nothing), then
+/// lets the saves through.
+struct ConflictStorm {
+    storm: AtomicU32,
+}
+
+#[async_trait]
+impl Hooks for ConflictStorm {
+    async fn instead_of_save(
+        &self,
+        expected: Option<Version>,
+    ) -> Option<Result<Version, StoreError>> {
+        let left = self.storm.load(Ordering::SeqCst);
+        if expected.is_none() || left == 0 {
+            return None;
+        }
+        self.storm.store(left - 1, Ordering::SeqCst);
+        Some(Err(StoreError::Conflict {
+            expected,
+            found: expected,
+        }))
+    }
+}
+
+/// A refreshed set whose saves are answered a conflict while the store still holds the
+/// version the set replaces: that record's refresh token is spent, so the set is kept and
+/// saved over it, never given up for it (with no reuse window, the old token presented
+/// again would be refused, a false re-auth).
+#[tokio::test(start_paused = true)]
+async fn a_conflict_naming_the_version_the_save_expected_never_gives_up_the_new_pair() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let (fake, clock) = (h.fake.clone(), h.clock);
+    let store = Arc::new(Hooked::new(ConflictStorm {
+        storm: AtomicU32::new(0),
+    }));
+    let manager = manager_of(&h, fake.clone(), store.clone());
+    let mut events = manager.subscribe();
+    let set = TokenSet::new(AccessToken::new("at-0")).with_refresh_token(RefreshToken::new("rt-0"));
+    manager
+        .insert("s", set.with_access_expires_at(clock.now()))
+        .await
+        .unwrap();
+    store.storm.store(5, Ordering::SeqCst);
+
+    let answered = manager.access_token("s").await.unwrap();
+    assert_eq!(answered.expose_secret(), "at-1");
+    // Every later call is answered from the new pair, and the store ends with it.
+    for _ in 0..20 {
+        tokio::time::advance(Duration::from_secs(30)).await;
+        let token = manager.access_token("s").await.unwrap();
+        assert_eq!(token.expose_secret(), "at-1");
+    }
+    assert_eq!(*fake.presented.lock().unwrap(), ["rt-0"]);
+    let key = SessionKey::new("fake", "s");
+    let stored = store.inner.load(&key).await.unwrap();
+    assert_eq!(stored.as_ref().map(refresh_of), Some("rt-1"));
+    while let Ok(event) = events.try_recv() {
+        assert!(!matches!(event, Event::ReauthRequired(_)), "{event:?}");
+    }
+}
