@@ -65,3 +65,60 @@ async fn a_conflict_naming_the_version_the_save_expected_never_gives_up_the_new_
         assert!(!matches!(event, Event::ReauthRequired(_)), "{event:?}");
     }
 }
+
+/// Fails every `load` (an outage of reads alone: a replica gone, a table another release
+/// locked) while `failing` is set; every other call goes through.
+#[derive(Default)]
+struct LoadsFail {
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Hooks for LoadsFail {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        match call == Call::Load && self.failing.load(Ordering::SeqCst) {
+            true => Err(StoreError::Backend {
+                message: "reads are down".into(),
+                source: None,
+            }),
+            false => Ok(()),
+        }
+    }
+}
+
+/// A store whose saves succeed but whose loads then fail: a refresh that takes the lease
+/// cannot re-read the store, so it spends nothing (another process may have refreshed) and
+/// gives the lease back; no verdict, and once reads come back the stored token is presented,
+/// once.
+#[tokio::test(start_paused = true)]
+async fn a_store_that_saves_but_cannot_load_spends_nothing_and_gives_nothing_up() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let store = Arc::new(Hooked::new(LoadsFail::default()));
+    let manager = manager_of(&h, h.fake.clone(), store.clone());
+    let mut events = manager.subscribe();
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    store.failing.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        let failed = manager.access_token("s").await;
+        assert!(
+            matches!(&failed, Err(Error::Store(StoreError::Backend { .. }))),
+            "{failed:?}"
+        );
+        tokio::time::advance(Duration::from_secs(60)).await;
+    }
+    assert_eq!(h.calls(), 0, "no token is spent without a re-read");
+    let key = SessionKey::new("fake", "s");
+    let probe = store.inner.acquire_lease(&key, "probe", HOUR).await;
+    assert_eq!(probe.unwrap(), Lease::Acquired, "the lease was given back");
+    store.inner.release_lease(&key, "probe").await.unwrap();
+
+    store.failing.store(false, Ordering::SeqCst);
+    let token = manager.access_token("s").await.unwrap();
+    assert_eq!(token.expose_secret(), "at-1");
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"]);
+    let stored = store.inner.load(&key).await.unwrap();
+    assert_eq!(stored.as_ref().map(refresh_of), Some("rt-1"));
+    while let Ok(event) = events.try_recv() {
+        assert!(!matches!(event, Event::ReauthRequired(_)), "{event:?}");
+    }
+}
