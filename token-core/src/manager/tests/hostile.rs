@@ -122,3 +122,59 @@ async fn a_store_that_saves_but_cannot_load_spends_nothing_and_gives_nothing_up(
         assert!(!matches!(event, Event::ReauthRequired(_)), "{event:?}");
     }
 }
+
+/// A `FileStore` whose directory is moved away while a refresh is at the provider, a file
+/// left at its path: the new pair cannot be saved there, so it is kept in memory (served,
+/// never given up for the spent one) and saved once the directory is back at its path;
+/// nothing is presented twice and no re-auth is declared.
+#[tokio::test(start_paused = true)]
+async fn a_file_store_whose_directory_became_a_file_mid_refresh_keeps_the_pair_and_saves_it_later()
+{
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.reuse_window = Duration::ZERO;
+        fake.gate = Some(gate.clone());
+    });
+    let tmp = tempfile::TempDir::new().unwrap();
+    let (dir, aside) = (tmp.path().join("store"), tmp.path().join("aside"));
+    let store = Arc::new(crate::store::FileStore::open(&dir).unwrap());
+    let manager = manager_of(&h, h.fake.clone(), store.clone());
+    let mut events = manager.subscribe();
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    let asking = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.access_token("s").await }
+    });
+    h.until_calls(1).await;
+    std::fs::rename(&dir, &aside).unwrap();
+    std::fs::write(&dir, b"not a directory").unwrap();
+    gate.add_permits(100);
+    let answered = asking.await.unwrap().unwrap();
+    assert_eq!(answered.expose_secret(), "at-1");
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let token = manager.access_token("s").await.unwrap();
+        assert_eq!(token.expose_secret(), "at-1", "the unsaved pair is served");
+    }
+    // The directory comes back (the same one): the background save lands there.
+    std::fs::remove_file(&dir).unwrap();
+    std::fs::rename(&aside, &dir).unwrap();
+    let key = SessionKey::new("fake", "s");
+    let mut saved = None;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        saved = store.load(&key).await.unwrap();
+        if saved.as_ref().map(refresh_of) == Some("rt-1") {
+            break;
+        }
+    }
+    assert_eq!(saved.as_ref().map(refresh_of), Some("rt-1"));
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"]);
+    manager.shutdown(Duration::from_secs(60)).await.unwrap();
+    let mut failed = 0;
+    while let Ok(event) = events.try_recv() {
+        assert!(!matches!(event, Event::ReauthRequired(_)), "{event:?}");
+        failed += usize::from(matches!(event, Event::PersistFailed { .. }));
+    }
+    assert!(failed > 0, "the save failed while the directory was away");
+}
