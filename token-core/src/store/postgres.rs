@@ -195,7 +195,10 @@ impl Sql {
             // One statement: take the lease if free, lapsed or ours; otherwise cut it to its
             // ttl from now if the clock went back since it was written, and read how long the
             // other holder keeps it (the outer SELECT sees the row as it was before). `now` is
-            // read once: the new row's `ttl_from`.
+            // read once: the new row's `ttl_from`. Taken over only if the row was there to be
+            // replaced (updated, not inserted: `xmax` is 0 on a row this statement inserted):
+            // a holder's row deleted after the statement began (a release it waited for) is
+            // in its snapshot (`old`), but was given back, not left to lapse.
             acquire: {
                 let now = "EXCLUDED.ttl_from";
                 let free = format!("(l.expires_at <= {now} OR l.holder = EXCLUDED.holder)");
@@ -215,12 +218,13 @@ impl Sql {
                                  ttl = CASE WHEN {free} THEN EXCLUDED.ttl ELSE l.ttl END,
                                  ttl_from = {now}
                              WHERE {free} OR {}
-                         RETURNING holder)
+                         RETURNING holder, xmax = 0 AS inserted)
                      SELECT EXISTS (SELECT 1 FROM taken WHERE holder = $3),
                             (SELECT GREATEST(0, EXTRACT(EPOCH FROM {} - clock_timestamp())
                                                   * 1000000)::bigint
                              FROM {leases} WHERE {key}),
-                            EXISTS (SELECT 1 FROM old WHERE holder <> $3)",
+                            EXISTS (SELECT 1 FROM old WHERE holder <> $3)
+                                AND NOT EXISTS (SELECT 1 FROM taken WHERE inserted)",
                     lock_bound(5),
                     stretched("l.", now),
                     lease_end("", "clock_timestamp()"),
@@ -1372,6 +1376,55 @@ pub(crate) mod tests {
         drop_schema(&db).await;
     }
 
+    /// A lease given back while another holder's request for it waits on its row (the
+    /// release's transaction not committed yet): the request is granted as a lease nobody
+    /// holds, not taken over from a holder that let it lapse. Taken over, its manager would
+    /// wait a lease length for a save that came already, and ask the provider again for the
+    /// pair saved.
+    #[tokio::test]
+    async fn a_lease_released_while_a_request_waits_on_its_row_is_acquired_not_taken_over() {
+        let name = "a_lease_released_while_a_request_waits_on_its_row_is_acquired_not_taken_over";
+        let Some(url) = test_url(name) else {
+            return;
+        };
+        let app = format!(
+            "token-core-test-release-race-{}",
+            uuid::Uuid::new_v4().simple()
+        );
+        let db = test_db(&url, &app);
+        let store = PostgresStore::open(&db).await.unwrap();
+        let key = SessionKey::new("p", "released");
+        let ttl = Duration::from_secs(60);
+        let first = store.acquire_lease(&key, "first", ttl).await.unwrap();
+        assert_eq!(first, Lease::Acquired);
+        // The first holder's release, as the server runs it: its row deleted, not committed.
+        let other = test_db_same_schema(&url, &db);
+        let releaser = other.pool().get().await.unwrap();
+        releaser
+            .batch_execute(&format!(
+                "BEGIN; DELETE FROM {} WHERE provider = 'p' AND session = 'released' \
+                 AND holder = 'first'",
+                db.table("token_leases")
+            ))
+            .await
+            .unwrap();
+        let asking = tokio::spawn({
+            let (store, key) = (store.clone(), key.clone());
+            async move { store.acquire_lease(&key, "second", ttl).await }
+        });
+        let waits = activity_until(&other, &app, "wait_event_type = 'Lock'", true).await;
+        assert!(waits, "the request waits for the lease's row");
+        releaser.batch_execute("COMMIT").await.unwrap();
+        let second = asking.await.unwrap().unwrap();
+        assert_eq!(
+            second,
+            Lease::Acquired,
+            "the first holder released its lease"
+        );
+        drop(releaser);
+        drop_schema(&db).await;
+    }
+
     #[tokio::test]
     async fn a_lease_as_long_as_a_duration_holds_is_granted_and_excludes_others() {
         let Some(url) =
@@ -2089,27 +2142,36 @@ pub(crate) mod tests {
     /// Waits (bounded) until no statement of `app` is running on the server: an abandoned
     /// one has either finished or been cancelled.
     async fn wait_until_idle(killer: &PostgresDatabase, app: &str) {
-        for _ in 0..200 {
-            let running: i64 = killer
+        if !activity_until(killer, app, "state = 'active'", false).await {
+            panic!("a statement of {app} is still running");
+        }
+    }
+
+    /// Waits (bounded) until some connection of `app` is (`present`) or none is in the
+    /// state `condition` (on `pg_stat_activity`) says; whether it came.
+    async fn activity_until(
+        watcher: &PostgresDatabase,
+        app: &str,
+        condition: &str,
+        present: bool,
+    ) -> bool {
+        let sql = format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND {condition}"
+        );
+        for _ in 0..400 {
+            let found: i64 = watcher
                 .run("watch", async |client| {
-                    client
-                        .query_one(
-                            "SELECT count(*) FROM pg_stat_activity
-                             WHERE application_name = $1 AND state = 'active'",
-                            &[&app],
-                        )
-                        .await
-                        .db("watch")
+                    client.query_one(&sql, &[&app]).await.db("watch")
                 })
                 .await
                 .unwrap()
                 .get(0);
-            if running == 0 {
-                return;
+            if (found > 0) == present {
+                return true;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("a statement of {app} is still running");
+        false
     }
 
     /// A row locked by another transaction for longer than the operation timeout: the
