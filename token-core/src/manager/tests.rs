@@ -313,6 +313,12 @@ trait Hooks: Send + Sync + 'static {
         0
     }
 
+    /// An answer to a load in place of the store's (a read that lags its writes), which is
+    /// then not asked; `None` (the default) asks it.
+    fn instead_of_load(&self) -> Option<Option<Versioned<StoredRecord>>> {
+        None
+    }
+
     /// An answer to a save at `expected` in place of the store's, which is then not asked;
     /// `None` (the default) asks it.
     async fn instead_of_save(
@@ -367,6 +373,9 @@ impl<H, S> std::ops::Deref for Hooked<H, S> {
 impl<H: Hooks, S: TokenStore> TokenStore for Hooked<H, S> {
     async fn load(&self, key: &SessionKey) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
         self.hooks.before(Call::Load).await?;
+        if let Some(answer) = self.hooks.instead_of_load() {
+            return Ok(answer);
+        }
         let answer = self.inner.load(key).await;
         self.hooks.after(Call::Load).await;
         let shift = self.hooks.shift();

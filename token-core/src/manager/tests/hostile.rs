@@ -178,3 +178,67 @@ async fn a_file_store_whose_directory_became_a_file_mid_refresh_keeps_the_pair_a
     }
     assert!(failed > 0, "the save failed while the directory was away");
 }
+
+/// Reads that may lag the store's writes (a replica behind its primary): while `lagging`
+/// is set, the next `load` answers the record `stale` holds instead of the current one.
+#[derive(Default)]
+struct LaggingReads {
+    lagging: std::sync::atomic::AtomicBool,
+    stale: StdMutex<Option<Versioned<StoredRecord>>>,
+}
+
+impl Hooks for LaggingReads {
+    fn instead_of_load(&self) -> Option<Option<Versioned<StoredRecord>>> {
+        let lagging = self.lagging.swap(false, Ordering::SeqCst);
+        lagging.then(|| self.stale.lock().unwrap().clone())
+    }
+}
+
+/// Another process inserts a login while a refresh is at the provider, and the refresh's
+/// save, refused, reads back the record it replaced from a store whose reads lag: that
+/// record is not taken for the newer write (its refresh token was just spent). The save is
+/// tried again, finds the login, and the login, which had the last word, is served; no
+/// token is presented twice and no re-auth is declared.
+#[tokio::test(start_paused = true)]
+async fn a_lagging_read_after_a_refused_save_does_not_bring_back_the_spent_pair() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| {
+        fake.reuse_window = Duration::ZERO;
+        fake.gate = Some(gate.clone());
+    });
+    let store = Arc::new(Hooked::new(LaggingReads::default()));
+    let manager = manager_of(&h, h.fake.clone(), store.clone());
+    let mut events = manager.subscribe();
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    let key = SessionKey::new("fake", "s");
+    let base = store.inner.load(&key).await.unwrap().unwrap();
+    let asking = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.access_token("s").await }
+    });
+    h.until_calls(1).await;
+    // Another process's login lands; the next read still shows the record it replaced.
+    let login = TokenSet::<NoExtras>::new(AccessToken::new("at-login"))
+        .with_refresh_token(RefreshToken::new("rt-login"))
+        .with_access_expires_at(h.clock.now() + HOUR);
+    let record = StoredRecord::Tokens(login.to_stored().unwrap());
+    let saved = store.inner.save(&key, &record, Some(base.version)).await;
+    saved.unwrap();
+    *store.stale.lock().unwrap() = Some(base);
+    store.lagging.store(true, Ordering::SeqCst);
+    gate.add_permits(100);
+    let answered = asking.await.unwrap().unwrap();
+    assert_eq!(answered.expose_secret(), "at-login");
+    // The provider's live grant is the login's.
+    *h.fake.live.lock().unwrap() = "rt-login".into();
+    tokio::time::sleep(2 * HOUR).await;
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-2",
+        "the login is refreshed in turn"
+    );
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0", "rt-login"]);
+    while let Ok(event) = events.try_recv() {
+        assert!(!matches!(event, Event::ReauthRequired(_)), "{event:?}");
+    }
+}
