@@ -1020,30 +1020,41 @@ impl<P: Provider> Inner<P> {
         let verdict =
             ReauthVerdict::new(reauth.code.clone(), reauth.reason.clone(), self.clock.now())
                 .replacing(version);
-        let recorded = match self
-            .store
-            .save(&session.key, &verdict.into(), version)
-            .await
-        {
-            Ok(version) => Some(version),
-            Err(StoreError::Conflict { .. }) => {
-                // Written meanwhile: take it instead.
-                return match self.read_newer(session, generation, current).await {
-                    Ok(Stored::Tokens(adopted)) => {
-                        notes.overtaken = true;
-                        Ok(adopted)
+        let record = StoredRecord::from(verdict);
+        let mut expected = version;
+        let recorded = loop {
+            match self.store.save(&session.key, &record, expected).await {
+                Ok(version) => break Some(version),
+                Err(StoreError::Conflict { .. }) => {
+                    // Written meanwhile: take it instead.
+                    match self.read_newer(session, generation, current).await {
+                        Ok(Stored::Tokens(adopted)) => {
+                            notes.overtaken = true;
+                            return Ok(adopted);
+                        }
+                        Ok(Stored::Dead(dead) | Stored::Removed(dead)) => return Err(dead),
+                        // Nothing newer: the store went back to a record older than the
+                        // refused set, which this process wrote itself (see `read_newer`).
+                        // The verdict is recorded over it, once, as a new set would be
+                        // saved over it: left unrecorded, every later call would present
+                        // the refused token again.
+                        Ok(Stored::Unchanged) if expected == version => {
+                            match self.went_back_from(session, current).await {
+                                Some(older) => expected = Some(older),
+                                None => return Err(error),
+                            }
+                        }
+                        Ok(Stored::Unchanged) => return Err(error),
+                        Err(store_error) => return Err(store_error),
                     }
-                    Ok(Stored::Dead(dead) | Stored::Removed(dead)) => Err(dead),
-                    Ok(Stored::Unchanged) => Err(error),
-                    Err(store_error) => Err(store_error),
-                };
-            }
-            Err(store_error) => {
-                tracing::warn!(
-                    error = %store_error,
-                    "could not record the re-auth verdict; recording it again in the background"
-                );
-                None
+                }
+                Err(store_error) => {
+                    tracing::warn!(
+                        error = %store_error,
+                        "could not record the re-auth verdict; recording it again in the background"
+                    );
+                    break None;
+                }
             }
         };
         let unrecorded = recorded.is_none().then_some(version).flatten();
@@ -1063,6 +1074,23 @@ impl<P: Provider> Inner<P> {
         tracing::warn!(reason = %reauth.reason, "re-authorization required");
         self.emit(Event::ReauthRequired(reauth.clone()));
         Err(Error::ReauthRequired(reauth))
+    }
+
+    /// The version of the record the store holds if it is older than `current`'s, which this
+    /// process wrote itself (or replaces): the store went back to it, losing writes it
+    /// acknowledged.
+    async fn went_back_from(
+        &self,
+        session: &Session<P::Extras>,
+        current: Option<&Ready<P::Extras>>,
+    ) -> Option<crate::store::Version> {
+        let held = current.filter(|c| c.known_latest())?.version()?;
+        match self.store.load(&session.key).await {
+            Ok(Some(found)) if found.version < held && found.value.as_coordination().is_none() => {
+                Some(found.version)
+            }
+            _ => None,
+        }
     }
 
     /// Records in the background the verdict on the set stored at `refused`, which the

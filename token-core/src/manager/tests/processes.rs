@@ -979,18 +979,7 @@ impl Hooks for Forgets {
 #[tokio::test(start_paused = true)]
 async fn a_store_gone_back_to_an_older_record_does_not_take_the_pair_it_lost() {
     let h = harness(|_| {});
-    let store = Arc::new(Hooked::new(Forgets::stepping(1000)));
-    let manager = process(&h, store.clone());
-    let mut events = manager.subscribe();
-    manager.insert("s", expired_pair(&h)).await.unwrap();
-    store.forget.store(true, Ordering::SeqCst);
-    assert_eq!(
-        manager.access_token("s").await.unwrap().expose_secret(),
-        "at-1"
-    );
-    let key = SessionKey::new("fake", "s");
-    let stored = store.load(&key).await.unwrap().unwrap();
-    assert_eq!(refresh_of(&stored), "rt-0", "the store lost rt-1");
+    let (store, manager, mut events) = gone_back_to_rt_0(&h, 1000).await;
     tokio::time::sleep(HOUR).await;
     let token = manager.access_token("s").await;
     assert_eq!(
@@ -1002,6 +991,64 @@ async fn a_store_gone_back_to_an_older_record_does_not_take_the_pair_it_lost() {
     no_reauth(&mut events);
     assert_eq!(h_stored(&store.inner).await, "rt-2");
     manager.shutdown(Duration::from_secs(60)).await.unwrap();
+}
+
+/// A process that refreshed rt-0 (at-1, rt-1) over a store that lost that save (it numbers
+/// its acknowledgement `step` past rt-0's record) and went back to rt-0's record.
+async fn gone_back_to_rt_0(
+    h: &Harness,
+    step: Version,
+) -> (
+    Arc<Hooked<Forgets>>,
+    TokenManager<Arc<Fake>>,
+    broadcast::Receiver<Event>,
+) {
+    let store = Arc::new(Hooked::new(Forgets::stepping(step)));
+    let manager = process(h, store.clone());
+    let events = manager.subscribe();
+    manager.insert("s", expired_pair(h)).await.unwrap();
+    store.forget.store(true, Ordering::SeqCst);
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    let key = SessionKey::new("fake", "s");
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(refresh_of(&stored), "rt-0", "the store lost rt-1");
+    (store, manager, events)
+}
+
+/// The store lost this process's save of rt-1 and went back to rt-0's record; the provider
+/// then revokes the grant and refuses rt-1. The verdict is recorded over the older record
+/// (as a new set would be saved over it) and reported once: not left unrecorded, with
+/// every later call presenting the refused token to the provider again.
+#[tokio::test(start_paused = true)]
+async fn a_refusal_after_the_store_went_back_is_a_verdict_recorded_once() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let (store, manager, mut events) = gone_back_to_rt_0(&h, 1).await;
+    // The grant is revoked: rt-1 is refused.
+    h.fake.live.lock().unwrap().clear();
+    tokio::time::sleep(2 * HOUR).await;
+    for _ in 0..3 {
+        let refused = manager.access_token("s").await;
+        assert!(
+            matches!(&refused, Err(Error::ReauthRequired(_))),
+            "{refused:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(presented(&h), ["rt-0", "rt-1"]);
+    let mut verdicts = 0;
+    while let Ok(event) = events.try_recv() {
+        verdicts += usize::from(matches!(event, Event::ReauthRequired(_)));
+    }
+    assert_eq!(verdicts, 1, "the verdict is reported once");
+    let stored = store.inner.load(&SessionKey::new("fake", "s")).await;
+    let verdict = stored.unwrap().map(|found| found.value);
+    assert!(
+        matches!(verdict, Some(StoredRecord::Reauth(_))),
+        "the verdict is recorded"
+    );
 }
 
 /// Numbers the store's records `by` higher, until lowered: a database restored with its
