@@ -514,7 +514,7 @@ impl<P: Provider> Inner<P> {
         generation: u64,
         current: Option<&Ready<P::Extras>>,
     ) -> Result<Stored<P::Extras>, Error> {
-        let Some(record) = self.store.load(&session.key).await? else {
+        let Some(record) = self.store.load(&self.key(session)).await? else {
             // Gone from the store although this process had it there: removed.
             if let Some(version) = current.and_then(|c| c.version()) {
                 tracing::info!(version, "the session was removed from the store");
@@ -598,7 +598,7 @@ impl<P: Provider> Inner<P> {
                 );
                 Ok(Stored::Dead(Error::ReauthRequired(reauth)))
             }
-            StoredRecord::Coordination { .. } => Err(not_a_session(&session.key)),
+            StoredRecord::Coordination { .. } => Err(not_a_session(&self.key(session))),
         }
     }
 
@@ -607,7 +607,7 @@ impl<P: Provider> Inner<P> {
         let holder = self.lease_holder(session);
         match self
             .store
-            .acquire_lease(&session.key, &holder, self.config.lease_ttl)
+            .acquire_lease(&self.key(session), &holder, self.config.lease_ttl)
             .await
         {
             Ok(Lease::Acquired) => Renewal::Held,
@@ -731,7 +731,7 @@ impl<P: Provider> Inner<P> {
         let holder = self.lease_holder(session);
         let answer = self
             .store
-            .acquire_lease(&session.key, &holder, self.config.lease_ttl)
+            .acquire_lease(&self.key(session), &holder, self.config.lease_ttl)
             .await;
         if matches!(answer, Ok(Lease::Acquired | Lease::TakenOver)) {
             users.count.fetch_add(1, Ordering::SeqCst);
@@ -786,7 +786,7 @@ impl<P: Provider> Inner<P> {
             session,
             released: false,
         };
-        let answer = self.store.release_lease(&session.key, &holder).await;
+        let answer = self.store.release_lease(&self.key(session), &holder).await;
         // Only an answer that it did nothing is final. An outage (`Backend`) may come
         // after the call went out: a store's own deadline passed with its statement
         // sent (PostgresStore's "no answer within", whose cancel may not reach the
@@ -827,7 +827,8 @@ impl<P: Provider> Inner<P> {
     /// take it for a death). No grant is ever made under those names again, so this
     /// release, landing late in turn, takes nothing away either.
     async fn release_left(&self, session: &Session<P::Extras>) {
-        self.release_left_of(session.name(), &session.key).await;
+        self.release_left_of(session.name(), &self.key(session))
+            .await;
     }
 
     /// [`release_left`](Self::release_left) for the session `name` (its key `key`).

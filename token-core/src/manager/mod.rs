@@ -510,7 +510,7 @@ impl<P: Provider> TokenManager<P> {
                 };
                 // Saved, then settled: the store keeps this very state.
                 let ready = Ready::new(inner.current_at(stored, extras, None, false, refresh_at));
-                let (version, replaced) = memory.put_shared(&session.key, ready.shared());
+                let (version, replaced) = memory.put_own(session.name(), ready.shared());
                 ready.settle(Some(version), true);
                 writing.publish(ready.into(), inner.show_in(session, &sessions));
                 // Dropped with no lock held (see `LetGo`).
@@ -557,7 +557,9 @@ impl<P: Provider> TokenManager<P> {
                 None => inner.write_turn(name).await,
             };
             let unsettled = Unsettled::new(inner, &session);
-            let saved = inner.save_authoritative(&session.key, &stored).await;
+            let saved = inner
+                .save_authoritative(&inner.key(&session), &stored)
+                .await;
             unsettled.disarm();
             let version = saved?;
             if let Some(writing) = session.writing() {
@@ -626,7 +628,7 @@ impl<P: Provider> TokenManager<P> {
                 let removed = session.replace(
                     || {
                         let absent = absent();
-                        let_go = Some(memory.remove(&session.key));
+                        let_go = Some(memory.remove_own(session.name()));
                         Ok::<_, Error>(absent)
                     },
                     inner.show(&session),
@@ -641,7 +643,7 @@ impl<P: Provider> TokenManager<P> {
                 };
                 let absent = absent();
                 let unsettled = Unsettled::new(inner, &session);
-                let deleted = inner.delete_whatever(&session.key).await;
+                let deleted = inner.delete_whatever(&inner.key(&session)).await;
                 unsettled.disarm();
                 deleted?;
                 session.replace(|| Ok::<_, Error>(absent), inner.show(&session))?
@@ -949,6 +951,11 @@ impl<P: Provider> Inner<P> {
         self.session_in(name, &self.sessions.pin()).clone()
     }
 
+    /// The store's key of `session`: this manager's provider and the session's name.
+    fn key(&self, session: &Session<P::Extras>) -> SessionKey {
+        SessionKey::new(self.provider_name.clone(), session.name().clone())
+    }
+
     /// [`session`](Self::session) under the guard of `sessions` (the session map pinned):
     /// no reference count taken.
     fn session_in<'g>(
@@ -962,10 +969,7 @@ impl<P: Provider> Inner<P> {
         let name: Arc<str> = Arc::from(name);
         &sessions
             .get_or_insert_with(Name(name.clone()), || Entry {
-                session: Arc::new(Session::new(SessionKey::new(
-                    self.provider_name.clone(),
-                    name,
-                ))),
+                session: Arc::new(Session::new(name)),
                 fresh: None,
             })
             .session

@@ -393,7 +393,7 @@ impl<P: Provider> Inner<P> {
         session: &Session<P::Extras>,
         unsaved: &Ready<P::Extras>,
     ) -> Result<Ready<P::Extras>, Error> {
-        match (self.persist(&session.key, unsaved, unsaved.version(), true)).await {
+        match (self.persist(&self.key(session), unsaved, unsaved.version(), true)).await {
             // A set for a session the store had no record of (issued): a save that expects
             // no record cannot tell a removed session from a new one, so a remove while it
             // was under way would be undone by it; the save is taken back, as a refresh's
@@ -470,7 +470,7 @@ impl<P: Provider> Inner<P> {
         let removed = self
             .state(session)
             .is_some_and(|state| !unsaved.is(&state) && matches!(*state, State::Absent { .. }));
-        if removed && let Err(error) = self.store.delete(&session.key, Some(version)).await {
+        if removed && let Err(error) = self.store.delete(&self.key(session), Some(version)).await {
             tracing::warn!(%error, "could not take back the set saved for a removed session");
         }
         removed

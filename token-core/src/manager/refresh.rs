@@ -138,7 +138,7 @@ impl<P: Provider> Inner<P> {
                 if checked_at.within(now, self.config.failure_cooldown) {
                     return Err(Error::ReauthRequired((**reauth).clone()));
                 }
-                match self.store.load(&session.key).await? {
+                match self.store.load(&self.key(session)).await? {
                     Some(record) if Some(record.version) != *version => {
                         let state = self.state_from(session, record)?;
                         self.publish_if(session, generation, state);
@@ -342,7 +342,7 @@ impl<P: Provider> Inner<P> {
         &self,
         session: &Session<P::Extras>,
     ) -> Result<State<P::Extras>, Error> {
-        match self.store.load(&session.key).await? {
+        match self.store.load(&self.key(session)).await? {
             Some(record) => self.state_from(session, record),
             None => Ok(State::Absent {
                 checked_at: Stamp::at(self.clock.now()),
@@ -365,7 +365,7 @@ impl<P: Provider> Inner<P> {
                 version: Some(record.version),
                 checked_at: Stamp::at(self.clock.now()),
             },
-            StoredRecord::Coordination { .. } => return Err(not_a_session(&session.key)),
+            StoredRecord::Coordination { .. } => return Err(not_a_session(&self.key(session))),
         })
     }
 
@@ -653,7 +653,9 @@ impl<P: Provider> Inner<P> {
         let next = Ready::new(next.sealed());
         let known_latest = current.as_ref().is_some_and(|c| c.known_latest());
         let kept = KeptIfDropped::new(self, session, generation, current.as_ref(), &next);
-        let persisted = self.persist(&session.key, &next, base, known_latest).await;
+        let persisted = self
+            .persist(&self.key(session), &next, base, known_latest)
+            .await;
         kept.disarm();
         let (version, saved, failure) = match persisted {
             Persisted::Saved(version)
@@ -793,7 +795,7 @@ impl<P: Provider> Inner<P> {
         let unsaved = Ready::new(self.current_at(spare, extras, base, false, refresh_at));
         let known_latest = current.as_ref().is_some_and(|c| c.known_latest());
         let kept = KeptIfDropped::new(self, session, generation, current.as_ref(), &unsaved);
-        let persisted = (self.persist(&session.key, &unsaved, base, known_latest)).await;
+        let persisted = (self.persist(&self.key(session), &unsaved, base, known_latest)).await;
         kept.disarm();
         let error = match persisted {
             Persisted::Failed(error) => error,
@@ -827,7 +829,7 @@ impl<P: Provider> Inner<P> {
         let _writing = session.writer().lock().await;
         let removed = session.generation() != generation
             && matches!(self.state(session).as_deref(), Some(State::Absent { .. }));
-        if removed && let Err(error) = self.store.delete(&session.key, Some(version)).await {
+        if removed && let Err(error) = self.store.delete(&self.key(session), Some(version)).await {
             tracing::warn!(%error, "could not take back the set saved for a removed session");
         }
         removed
@@ -1022,8 +1024,9 @@ impl<P: Provider> Inner<P> {
                 .replacing(version);
         let record = StoredRecord::from(verdict);
         let mut expected = version;
+        let key = self.key(session);
         let recorded = loop {
-            match self.store.save(&session.key, &record, expected).await {
+            match self.store.save(&key, &record, expected).await {
                 Ok(version) => break Some(version),
                 Err(StoreError::Conflict { .. }) => {
                     // Written meanwhile: take it instead.
@@ -1085,7 +1088,7 @@ impl<P: Provider> Inner<P> {
         current: Option<&Ready<P::Extras>>,
     ) -> Option<crate::store::Version> {
         let held = current.filter(|c| c.known_latest())?.version()?;
-        match self.store.load(&session.key).await {
+        match self.store.load(&self.key(session)).await {
             Ok(Some(found)) if found.version < held && found.value.as_coordination().is_none() => {
                 Some(found.version)
             }
@@ -1120,7 +1123,11 @@ impl<P: Provider> Inner<P> {
                 if session.generation() != generation {
                     return;
                 }
-                match inner.store.save(&session.key, &record, Some(refused)).await {
+                match inner
+                    .store
+                    .save(&inner.key(&session), &record, Some(refused))
+                    .await
+                {
                     Ok(_) => return,
                     // Written meanwhile, or never to be written: nothing to record over.
                     Err(

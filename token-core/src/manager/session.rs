@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::error::{Error, Reauth};
 use crate::secret::{AccessToken, RefreshToken};
-use crate::store::{SessionKey, SharedSet, Version};
+use crate::store::{SharedSet, Version};
 use crate::token_set::{StoredTokenSet, TokenSet};
 
 pub(super) type Outcome<X> = Result<Ready<X>, Error>;
@@ -31,9 +31,10 @@ pub(super) struct Session<X> {
     /// one); a read holds it for a reference count. The fresh path (by name and by handle)
     /// never takes it: the session map's entry has what it needs.
     published: Mutex<Published<X>>,
-    /// The provider's name (shared by every session) and the session's (shared with the
-    /// map's key).
-    pub(super) key: SessionKey,
+    /// The session's name (shared with the map's key). Not a whole `SessionKey`: every
+    /// session of a manager has the same provider, and the manager makes the key for a
+    /// store call (16 bytes less per session).
+    name: Arc<str>,
     /// What only refreshes and writes through a store of its own need, allocated on first
     /// use: a session that is only read and inserted into (with a `MemoryStore`) never
     /// pays for it.
@@ -160,13 +161,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<X> Session<X> {
-    pub(super) fn new(key: SessionKey) -> Self {
+    pub(super) fn new(name: Arc<str>) -> Self {
         Self {
             published: Mutex::new(Published {
                 generation: 0,
                 state: None,
             }),
-            key,
+            name,
             cold: OnceLock::new(),
         }
     }
@@ -211,7 +212,7 @@ impl<X> Session<X> {
 
     /// The session's name.
     pub(super) fn name(&self) -> &Arc<str> {
-        self.key.session_shared()
+        &self.name
     }
 
     /// The state, if loaded.

@@ -115,24 +115,12 @@ impl MemoryStore {
     }
 
     /// Writes `set` whatever is stored (the application's own tokens, which have the last
-    /// word); returns the new version.
+    /// word); returns the new version. (A manager writes through its bound store's
+    /// [`put_own`](BoundMemoryStore::put_own).)
+    #[cfg(test)]
     pub(crate) fn put_shared(&self, key: &SessionKey, set: Arc<dyn SharedSet>) -> (Version, LetGo) {
         let sessions = self.sessions_or_new(key.provider_shared());
-        sessions.put(key, &self.next_version, Held::shared(set))
-    }
-
-    /// Deletes the record of `key`, whatever its version (a `TokenManager`'s `remove`).
-    pub(crate) fn remove(&self, key: &SessionKey) -> LetGo {
-        let Some(sessions) = self.sessions(key.provider()) else {
-            return LetGo(None);
-        };
-        let removed = sessions.lock().remove(key.session());
-        drop(sessions);
-        self.forget_if_empty(key.provider());
-        if removed.is_some() {
-            self.forget_lapsed_lease(key);
-        }
-        LetGo(removed)
+        sessions.put(key.session_shared(), &self.next_version, Held::shared(set))
     }
 
     /// Forgets `key`'s lease if it lapsed, as its record goes: a lease outlives its session
@@ -201,26 +189,22 @@ impl BoundMemoryStore {
         }
     }
 
-    /// As [`MemoryStore::put_shared`].
-    pub(crate) fn put_shared(&self, key: &SessionKey, set: Arc<dyn SharedSet>) -> (Version, LetGo) {
-        match self.sessions(key) {
-            Some(sessions) => sessions.put(key, &self.store.next_version, Held::shared(set)),
-            None => self.store.put_shared(key, set),
-        }
+    /// Writes `set` as the record of the bound provider's session `name`, whatever is
+    /// stored (a manager's `insert`: the application's own tokens have the last word);
+    /// returns the new version. No key to make, no provider to compare.
+    pub(crate) fn put_own(&self, name: &Arc<str>, set: Arc<dyn SharedSet>) -> (Version, LetGo) {
+        (self.sessions).put(name, &self.store.next_version, Held::shared(set))
     }
 
-    /// As [`MemoryStore::remove`].
-    pub(crate) fn remove(&self, key: &SessionKey) -> LetGo {
-        match self.sessions(key) {
-            Some(sessions) => {
-                let removed = sessions.lock().remove(key.session());
-                if removed.is_some() {
-                    self.store.forget_lapsed_lease(key);
-                }
-                LetGo(removed)
-            }
-            None => self.store.remove(key),
+    /// Deletes the record of the bound provider's session `name`, whatever its version (a
+    /// manager's `remove`), and its lease if that lapsed.
+    pub(crate) fn remove_own(&self, name: &Arc<str>) -> LetGo {
+        let removed = self.sessions.lock().remove(&**name);
+        if removed.is_some() {
+            let key = SessionKey::new(self.provider.clone(), name.clone());
+            self.store.forget_lapsed_lease(&key);
         }
+        LetGo(removed)
     }
 
     /// Whether the record of `key` is `set` itself (kept shared, not a copy).
@@ -279,17 +263,17 @@ impl Sessions {
     /// Writes `held` under `key`, replacing what is there; returns its version.
     fn put(
         &self,
-        key: &SessionKey,
+        name: &Arc<str>,
         counter: &AtomicU64,
         held: impl FnOnce(Version) -> Held,
     ) -> (Version, LetGo) {
         let mut sessions = self.lock();
         let version = next_version(counter);
         let held = held(version);
-        let replaced = match sessions.get_mut(key.session()) {
+        let replaced = match sessions.get_mut(&**name) {
             Some(found) => Some(std::mem::replace(found, held)),
             None => {
-                sessions.insert(key.session_shared().clone(), held);
+                sessions.insert(name.clone(), held);
                 None
             }
         };
@@ -650,7 +634,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_deleted_session_leaves_no_lapsed_lease_and_keeps_a_live_one() {
-        let store = MemoryStore::new();
+        let store = Arc::new(MemoryStore::new());
+        // The removes a manager makes go through its bound store.
+        let bound = store.bind(&Arc::from("p"));
         let ttl = Duration::from_secs(30);
         // Sessions made and removed for good, each of whose refresh lease lapsed unreleased
         // (its refresh dropped with its runtime): nothing is left of them.
@@ -665,7 +651,7 @@ mod tests {
             if i % 2 == 0 {
                 assert!(store.delete(&key, None).await.unwrap());
             } else {
-                let _ = store.remove(&key);
+                let _ = bound.remove_own(key.session_shared());
             }
         }
         assert!(store.is_empty());
@@ -745,14 +731,14 @@ mod tests {
         let provider: Arc<str> = Arc::from("p");
         let bound = store.bind(&provider);
         let key = SessionKey::new(provider.clone(), "s");
-        let (v1, _) = bound.put_shared(&key, shared("a"));
+        let (v1, _) = bound.put_own(key.session_shared(), shared("a"));
         assert_eq!(store.load(&key).await.unwrap().unwrap().version, v1);
         assert!(store.delete(&key, Some(v1)).await.unwrap());
         // Emptied, the bound table is still the store's: what is written through it is
         // seen through the store.
-        let (v2, _) = bound.put_shared(&key, shared("b"));
+        let (v2, _) = bound.put_own(key.session_shared(), shared("b"));
         assert_eq!(store.load(&key).await.unwrap().unwrap().version, v2);
-        let _ = bound.remove(&key);
+        let _ = bound.remove_own(key.session_shared());
         assert!(store.is_empty());
         let v3 = store.save(&key, &set("c"), None).await.unwrap();
         assert!(
@@ -767,7 +753,7 @@ mod tests {
         assert!(store.delete(&other, None).await.unwrap());
         assert_eq!(store.lock().0.len(), 1);
         // A key of another provider, given to the bound store, is written to the store.
-        let (v5, _) = bound.put_shared(&other, shared("f"));
+        let v5 = bound.save_shared(&other, shared("f"), None).unwrap();
         assert_eq!(store.load(&other).await.unwrap().unwrap().version, v5);
         assert_eq!(store.len(), 2);
     }
