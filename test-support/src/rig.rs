@@ -215,6 +215,11 @@ pub trait Subject: Send + Sync {
     fn rotates(&self) -> bool {
         true
     }
+    /// The kinds its refresh's error declares for HTTP statuses (`on_status`), which a
+    /// refusal whose body is not that error (a firewall's page) takes.
+    fn on_status(&self) -> &'static [(u16, token_core::error::ErrorKind)] {
+        &[]
+    }
     /// A fault answer as the provider's server would send it at `now`, its clock (Alipay+
     /// signs its answers, with the time).
     fn seal(&self, failure: Failure, now: time::OffsetDateTime) -> Failure {

@@ -85,6 +85,9 @@ struct Row {
     /// The least time the call takes (paused clock: `Retry-After` honoured).
     at_least: Duration,
     after: After,
+    /// The status of a refusal whose body is no provider's error: a provider that declares a
+    /// kind for it expects that kind instead.
+    refused_with: Option<u16>,
 }
 
 /// What an injection works with.
@@ -162,7 +165,7 @@ fn table() -> Vec<Row> {
         row("malformed JSON, inside the reuse window", IN_PROCESS, REUSE,    Sandbox, |f| f.fail(1, json_200(b"{\"access_token\":".to_vec())),                                     Token,                 2,     NONE,                    Usable),
         row("HTML error page, HTTP 502",               IN_PROCESS, NO_REUSE, Sandbox, |f| f.fail(1, html(StatusCode::BAD_GATEWAY, "<html><body><h1>502 Bad Gateway</h1></body></html>")), Token,     2,     NONE,                    Usable),
         row("HTML page, HTTP 200 (a captive portal)",  IN_PROCESS, NO_REUSE, Sandbox, |f| f.fail(1, html(StatusCode::OK, "<!doctype html><title>Sign in to Wi-Fi</title>")),     Fails(OutcomeUnknown), 1,     NONE,                    Usable),
-        row("HTML page, HTTP 403 (a firewall)",        IN_PROCESS, NO_REUSE, Sandbox, |f| f.fail(1, html(StatusCode::FORBIDDEN, "<html><h1>Request blocked</h1></html>")),        Fails(Rejected),       1,     NONE,                    Usable),
+        row("HTML page, HTTP 403 (a firewall)",        IN_PROCESS, NO_REUSE, Sandbox, |f| f.fail(1, html(StatusCode::FORBIDDEN, "<html><h1>Request blocked</h1></html>")),        Fails(Rejected),       1,     NONE,                    Usable).refused_with(403),
         row("10 MB body, HTTP 200",                    SOCKET,     NO_REUSE, Sandbox, |f| f.fail(1, json_200(ten_megabytes())),                                                 Fails(OutcomeUnknown), 1,     NONE,                    Usable),
         row("10 MB body, HTTP 503",                    SOCKET,     NO_REUSE, Sandbox, |f| f.fail(1, Failure::new(StatusCode::SERVICE_UNAVAILABLE).with_body(ten_megabytes())), Token,                2,     NONE,                    Usable),
         row("missing field: no access token",          IN_PROCESS, NO_REUSE, Sandbox, |f| f.fail(1, json_200(f.sample_with(f.subject.access_pointer(), None))),              Fails(OutcomeUnknown), 1,     NONE,                    Usable),
@@ -194,6 +197,15 @@ fn row(
         calls,
         at_least,
         after,
+        refused_with: None,
+    }
+}
+
+impl Row {
+    /// The row's fault is a refusal with `status` and a body that is no provider's error.
+    fn refused_with(mut self, status: u16) -> Self {
+        self.refused_with = Some(status);
+        self
     }
 }
 
@@ -248,6 +260,13 @@ fn every_provider_under_every_fault() {
                 if row.after == After::Reauth {
                     row.after = After::Usable;
                 }
+            }
+            if let Some((_, kind)) = (row.refused_with)
+                .and_then(|status| subject.on_status().iter().find(|(s, _)| *s == status))
+            {
+                // A refusal whose body is not the provider's error takes the kind the
+                // provider declares for its status.
+                row.expect = Expect::Error(*kind);
             }
             if !subject.rotates()
                 && row.expect == Expect::Error(OutcomeUnknown)

@@ -367,6 +367,11 @@ pub trait ErrorResponse: Sized {
     /// declared success codes), so that a success answer carrying the code field is not
     /// read as an error.
     const SUCCESS_RULE: bool = false;
+    /// The kind each declared status means (`on_status(status = 401, kind = ...)`): for an
+    /// answer carrying this error's code when the code decides none, and for a refusal whose
+    /// body is not this error at all (no code field, an empty or HTML body), which
+    /// [`decode_response`] classifies by this table before the status's default.
+    const ON_STATUS: &'static [(u16, ErrorKind)] = &[];
 
     /// Reads an error answer; `None` when the body is not one. Called for every status,
     /// because some providers answer errors with 200 (a result envelope, an RFC 6749 error).
@@ -486,7 +491,8 @@ impl std::fmt::Display for RefusalReason {
 /// refusal, `Rejected`, whatever its body says); on a 2xx that also carries an access token
 /// (a new pair beside an error code: the provider may have rotated) it is `OutcomeUnknown`
 /// unless `Transient`, never a verdict; then 5xx, 429, 408 and 425 are
-/// transient (with `Retry-After`), any other non-2xx is classified by its status, and a 2xx
+/// transient (with `Retry-After`), any other non-2xx is classified by the kind its error
+/// declares for that status ([`ErrorResponse::ON_STATUS`]), else by its status, and a 2xx
 /// that cannot be read is `OutcomeUnknown` (the provider may already have rotated). So is a
 /// 2xx whose access token is empty (or blank), or contains an ASCII control character (CR,
 /// LF, NUL...: it cannot be sent in a header), and that carries no refresh token. With a
@@ -549,8 +555,11 @@ pub fn decode_response<E: Endpoint>(
         .into());
     }
     if !status.is_success() {
-        let kind = ErrorKind::from_status(status);
-        if kind == ErrorKind::Transient {
+        // A body that is not the declared error (no code field: a gateway's page, a
+        // framework's default refusal) still has the status the endpoint declares a kind for.
+        let declared = (E::Error::ON_STATUS.iter()).any(|(s, _)| *s == status.as_u16());
+        let kind = classify_answer(status, None, None, E::Error::ON_STATUS);
+        if kind == ErrorKind::Transient || declared {
             return Err(
                 ProviderError::new(kind, status, status.as_u16().to_string())
                     .with_message(crate::redact::scrub_body(body, known_secrets))

@@ -1537,6 +1537,7 @@ fn error(model: &Model, fields: &[Field<ErrorRole>]) -> TokenStream {
             const CODE_PATH: ::core::option::Option<&'static str> =
                 ::core::option::Option::Some(#code_path);
             const SUCCESS_RULE: bool = #success_rule;
+            const ON_STATUS: &'static [(u16, #p::ErrorKind)] = &[#(#on_status),*];
 
             fn decode_error(
                 __status: #p::http::StatusCode,
@@ -1563,7 +1564,7 @@ fn error(model: &Model, fields: &[Field<ErrorRole>]) -> TokenStream {
             }
 
             fn kind(&self, status: #p::http::StatusCode) -> #p::ErrorKind {
-                #p::classify(#result_status, #code_kind, &[#(#on_status),*], status)
+                #p::classify(#result_status, #code_kind, Self::ON_STATUS, status)
             }
 
             fn encode_error(&self) -> (#p::http::StatusCode, ::std::vec::Vec<u8>) {

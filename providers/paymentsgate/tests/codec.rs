@@ -209,6 +209,46 @@ fn refused_issues_are_a_misconfiguration() {
     assert_eq!(kind(429), ErrorKind::Transient);
 }
 
+/// A refusal whose body has no `error` name (NestJS's default `{"statusCode":401,"message":
+/// "Unauthorized"}`, a message list, an empty or HTML body from the gateway) is classified by
+/// its status as declared, as the official clients do: a refresh's 400 or 401 is a dead pair
+/// (issued anew), an issue call's a misconfiguration. Read by its status alone it was
+/// `Rejected`, and the manager kept refreshing with the dead refresh token.
+#[test]
+fn a_refusal_without_an_error_name_is_classified_by_its_declared_status() {
+    let bodies = [
+        r#"{"statusCode":STATUS,"message":"Unauthorized"}"#,
+        r#"{"statusCode":STATUS,"message":["refresh_token must be a string"]}"#,
+        "",
+        "<html><body>Unauthorized</body></html>",
+    ];
+    for template in bodies {
+        let kind = |status: u16, issue: bool| {
+            let body = template.replace("STATUS", &status.to_string());
+            let decoded = match issue {
+                false => decode_response::<RefreshServiceToken>(&answer(status, &body), now(), &[]),
+                true => decode_response::<IssueServiceToken>(&answer(status, &body), now(), &[]),
+            };
+            decoded.expect_err(&body).kind()
+        };
+        assert_eq!(kind(400, false), ErrorKind::ReauthRequired, "{template}");
+        assert_eq!(kind(401, false), ErrorKind::ReauthRequired, "{template}");
+        assert_eq!(kind(403, false), ErrorKind::Misconfigured, "{template}");
+        assert_eq!(kind(401, true), ErrorKind::Misconfigured, "{template}");
+        assert_eq!(kind(429, true), ErrorKind::Transient, "{template}");
+        // A status nothing declares keeps its default.
+        assert_eq!(kind(404, false), ErrorKind::Rejected, "{template}");
+    }
+    // The body is kept for diagnosis, the refresh token echoed in it removed.
+    let echoed = r#"{"statusCode":401,"message":"unknown refresh token 8xLOxBatCN8fDrMHtkX1uDgeHxWxhoJDl..."}"#;
+    let error =
+        decode_response::<RefreshServiceToken>(&answer(401, echoed), now(), &[SEED_REFRESH])
+            .unwrap_err();
+    let shown = format!("{error} {error:?}");
+    assert!(shown.contains("unknown refresh token"), "{shown}");
+    assert!(!shown.contains("8xLOxBat"), "{shown}");
+}
+
 #[test]
 fn the_error_body_round_trips_with_its_status_code_and_details() {
     let body = r#"{"error":"Forbidden","message":"Account disabled","details":{"reason":"kyc"},"statusCode":403}"#;

@@ -220,6 +220,10 @@ impl Subject for Paymentsgate {
         true
     }
 
+    fn on_status(&self) -> &'static [(u16, token_core::error::ErrorKind)] {
+        <token_provider_paymentsgate::PaymentsgateError as token_core::codec::ErrorResponse>::ON_STATUS
+    }
+
     async fn start(&self, env: &Env) -> Box<dyn Rig> {
         let account =
             token_provider_paymentsgate::PaymentsgateConfig::new("acct-1", "cHVibGljLWtleQ==");
