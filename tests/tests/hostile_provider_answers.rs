@@ -1052,7 +1052,8 @@ mod wallets {
             Case { what: "an empty access token alone", failure: json_200(r#"{"access_token":"","expires_in":7200}"#), outcome: Kept(ErrorKind::OutcomeUnknown, 1) },
             Case { what: "an unknown errcode", failure: errcode(json!(40163)), outcome: Kept(ErrorKind::Rejected, 1) },
             Case { what: "an unknown errcode as text", failure: errcode(json!("nope")), outcome: Kept(ErrorKind::Rejected, 1) },
-            Case { what: "the minute quota (45011)", failure: errcode(json!(45011)), outcome: Kept(ErrorKind::Transient, 3) },
+            // "Retry next minute": no second call within this manager's retry deadline.
+            Case { what: "the minute quota (45011)", failure: errcode(json!(45011)), outcome: Kept(ErrorKind::Transient, 1) },
             Case { what: "the daily quota (45009)", failure: errcode(json!(45009)), outcome: Kept(ErrorKind::Transient, 3) },
             Case { what: "system busy (-1)", failure: errcode(json!(-1)), outcome: Kept(ErrorKind::Transient, 3) },
             Case { what: "invalid appid (40013)", failure: errcode(json!(40013)), outcome: Kept(ErrorKind::Misconfigured, 1) },

@@ -385,6 +385,11 @@ pub trait ErrorResponse: Sized {
     fn request_id(&self) -> Option<String> {
         None
     }
+    /// The wait this answer's code asks for before another call (an error-code variant's
+    /// `retry_after = 60`), when the answer sends no `Retry-After` header.
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        None
+    }
     /// The classification of this answer arriving with `status`.
     fn kind(&self, status: StatusCode) -> ErrorKind;
     /// Writes the answer (server side): status and body.
@@ -550,7 +555,7 @@ pub fn decode_response<E: Endpoint>(
             code: crate::redact::scrub_secrets(&error.code(), &secrets),
             message,
             request_id,
-            retry_after,
+            retry_after: retry_after.or_else(|| error.retry_after()),
         }
         .into());
     }

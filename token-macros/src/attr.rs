@@ -224,6 +224,8 @@ pub struct VariantAttrs {
     pub code: Option<Code>,
     pub kind: Option<Keyed<Kind>>,
     pub status: Option<u16>,
+    /// `retry_after = 60`: the seconds a transient code asks to wait before another call.
+    pub retry_after: Option<Keyed<u64>>,
     pub other: Option<Ident>,
     /// `refusal = name` or `refusal(a, b)`.
     pub refusals: Vec<RefusalName>,
@@ -1516,6 +1518,12 @@ pub fn parse_variant(attrs: &[syn::Attribute], errors: &mut Errors) -> VariantAt
             "code" => out.code = value_of(&entry.meta).and_then(|e| code(e, errors)),
             "kind" => out.kind = error_kind(&entry.meta, errors),
             "status" => out.status = status_value(&entry.meta, errors),
+            "retry_after" => {
+                out.retry_after = seconds(&entry.meta, errors).map(|value| Keyed {
+                    key: entry.key.clone(),
+                    value,
+                });
+            }
             "refusal" => out.refusals = variant_refusals(&entry.meta, errors),
             _ => out.other = Some(entry.key.clone()),
         }

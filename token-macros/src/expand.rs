@@ -1452,10 +1452,11 @@ fn error(model: &Model, fields: &[Field<ErrorRole>]) -> TokenStream {
         }
         None => quote!(::core::unreachable!()),
     };
-    let (as_code, code_kind, code_status) = (
+    let (as_code, code_kind, code_status, code_wait) = (
         code(quote!(as_code)),
         code(quote!(kind)),
         code(quote!(status)),
+        code(quote!(retry_after)),
     );
     let text = |role: ErrorRole, on: TokenStream| match field(role) {
         Some(f) => {
@@ -1563,6 +1564,10 @@ fn error(model: &Model, fields: &[Field<ErrorRole>]) -> TokenStream {
                 #request_id
             }
 
+            fn retry_after(&self) -> ::core::option::Option<::core::time::Duration> {
+                #code_wait
+            }
+
             fn kind(&self, status: #p::http::StatusCode) -> #p::ErrorKind {
                 #p::classify(#result_status, #code_kind, Self::ON_STATUS, status)
             }
@@ -1652,16 +1657,22 @@ fn error_code(model: &Model, variants: &[Variant]) -> TokenStream {
     let mut from_code = Vec::new();
     let mut kinds = Vec::new();
     let mut statuses = Vec::new();
+    let mut waits = Vec::new();
     let mut other = None;
     for variant in variants {
         let v = &variant.original.ident;
         let cfgs = &variant.cfgs;
         let kind = some_or_none(variant.attrs.kind.as_ref().map(kind_path));
         let status = some_or_none(variant.attrs.status.map(|s| quote!(#s)));
+        let wait = some_or_none((variant.attrs.retry_after.as_ref()).map(|w| {
+            let secs = w.value;
+            quote!(::core::time::Duration::from_secs(#secs))
+        }));
         if variant.attrs.other.is_some() {
             as_code.push(quote!(Self::#v(__c) => ::std::string::ToString::to_string(__c)));
             kinds.push(quote!(Self::#v(_) => #kind));
             statuses.push(quote!(Self::#v(_) => #status));
+            waits.push(quote!(Self::#v(_) => #wait));
             other = Some(v);
         } else {
             let code = &variant.code;
@@ -1669,6 +1680,7 @@ fn error_code(model: &Model, variants: &[Variant]) -> TokenStream {
             from_code.push(quote!(#(#cfgs)* #code => Self::#v));
             kinds.push(quote!(#(#cfgs)* Self::#v => #kind));
             statuses.push(quote!(#(#cfgs)* Self::#v => #status));
+            waits.push(quote!(#(#cfgs)* Self::#v => #wait));
         }
     }
     let refusals: Vec<TokenStream> = variants
@@ -1713,6 +1725,9 @@ fn error_code(model: &Model, variants: &[Variant]) -> TokenStream {
             }
             fn status(&self) -> ::core::option::Option<u16> {
                 match self { #(#statuses,)* }
+            }
+            fn retry_after(&self) -> ::core::option::Option<::core::time::Duration> {
+                match self { #(#waits,)* }
             }
             #for_refusal
         }

@@ -427,6 +427,7 @@ pub const KEYS: &[(&str, Form, Place)] = &[
     ("code", Form::Int, Place::Member(ItemKind::ErrorCode)),
     ("kind", Form::Path, Place::Member(ItemKind::ErrorCode)),
     ("status", Form::Int, Place::Member(ItemKind::ErrorCode)),
+    ("retry_after", Form::Int, Place::Member(ItemKind::ErrorCode)),
     ("other", Form::Flag, Place::Member(ItemKind::ErrorCode)),
     ("refusal", Form::Path, Place::Member(ItemKind::ErrorCode)),
     ("refusal", Form::List, Place::Member(ItemKind::ErrorCode)),

@@ -4,7 +4,7 @@
 use crate::ast::{Data, Field, InferredBy, Model, Variant, numeric_codes};
 use crate::attr::{Algorithm, Errors, SignEncoding, SignPart, SlotKind, Source};
 use crate::symbol::{
-    AnswerRole, ErrorRole, ExtrasRole, Method, Refusal, RequestRole, RoleName, SessionValue,
+    AnswerRole, ErrorRole, ExtrasRole, Kind, Method, Refusal, RequestRole, RoleName, SessionValue,
 };
 
 pub fn check(model: &Model, errors: &mut Errors) {
@@ -867,6 +867,14 @@ fn error_code(model: &Model, variants: &[Variant], errors: &mut Errors) {
     let numeric = numeric_codes(variants);
     let mut answered: Vec<(Refusal, &syn::Ident)> = Vec::new();
     for variant in variants {
+        if let Some(retry_after) = &variant.attrs.retry_after
+            && variant.attrs.kind.as_ref().map(|k| k.value) != Some(Kind::Transient)
+        {
+            errors.at(
+                &retry_after.key,
+                "`retry_after` is the wait before retrying a code declared `kind = transient`: declare it so, or drop the wait",
+            );
+        }
         for name in &variant.attrs.refusals {
             if variant.attrs.other.is_some() {
                 errors.at(

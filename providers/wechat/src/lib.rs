@@ -11,8 +11,8 @@
 //!   HTTP 200, told from a success by its `errcode` (absent or `0` is a success). `40030`
 //!   (invalid refresh token) and `42002` (refresh token timeout) mean the user must authorize
 //!   again; `40013` (invalid appid) and `40125` (invalid appsecret) are a misconfiguration;
-//!   `-1` (system busy) and the quota codes `45009` and `45011` are retried; any other code
-//!   is a definitive refusal.
+//!   `-1` (system busy) and the quota codes `45009` and `45011` (after a minute) are retried;
+//!   any other code is a definitive refusal.
 //!
 //! Sources: the Official Account documents "Refresh user authorization credentials"
 //! (`developers.weixin.qq.com/doc/service/en/api/webdev/access/api_snsrefreshtoken.html`:
@@ -33,8 +33,10 @@
 //!   refresh answer; read when present, otherwise the session keeps the one it has;
 //! - `40125` is documented for calls that send the app secret; the refresh sends none, so it
 //!   is mapped (misconfigured) only in case WeChat answers it here;
-//! - the quota codes are retried like any transient error; `45009` (a daily quota) will not
-//!   clear within the manager's retries and surfaces as a transient failure;
+//! - the quota codes are transient; `45011` asks to "retry next minute", so it is read as a
+//!   `Retry-After: 60` (no further call for that session until the minute has passed: the
+//!   manager's cooldown); `45009` (a daily quota) names no time, is retried like any transient
+//!   error, will not clear within the manager's retries and surfaces as a transient failure;
 //! - the refresh token's lifetime: 30 days for an Official Account's web authorization, 180
 //!   days for a mobile app on the Open Platform ("拥有较长的有效期(180 天)且无法续期": it
 //!   cannot be extended); the answer does not say, so the session's refresh expiry stays
@@ -192,8 +194,9 @@ pub enum WeChatCode {
     /// "reach max api daily quota limit".
     #[token(kind = transient)]
     DailyQuotaReached = 45009,
-    /// "api minute-quota reach limit must slower retry next minute".
-    #[token(kind = transient)]
+    /// "api minute-quota reach limit must slower retry next minute": waited out for a
+    /// minute, as a `Retry-After: 60`.
+    #[token(kind = transient, retry_after = 60)]
     MinuteQuotaReached = 45011,
     /// Any other code: a refusal on HTTP 200.
     Other(String),

@@ -43,6 +43,20 @@ async fn seeded(
     (manager, first)
 }
 
+/// A seeded session whose access token needs a refresh, and a sandbox answering its next
+/// `times` refreshes with `failure`.
+async fn due_for_refresh_under(
+    times: u32,
+    failure: Failure,
+) -> (RunningSandbox, TokenManager<WeChat>) {
+    let clock = paused_clock();
+    let sandbox = start(&clock, sandbox::issuer_config()).await;
+    let (manager, _) = seeded(&sandbox, &clock, APPID).await;
+    tokio::time::advance(HOURS_2).await;
+    sandbox.fail_next(REFRESH_PATH, times, failure);
+    (sandbox, manager)
+}
+
 fn errcode(code: i64, message: &str) -> Failure {
     Failure::new(StatusCode::OK).with_json(&json!({"errcode": code, "errmsg": message}))
 }
@@ -134,15 +148,8 @@ async fn a_busy_answer_on_http_200_is_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn a_quota_answer_on_every_call_is_transient_and_bounded() {
-    let clock = paused_clock();
-    let sandbox = start(&clock, sandbox::issuer_config()).await;
-    let (manager, _) = seeded(&sandbox, &clock, APPID).await;
-    tokio::time::advance(HOURS_2).await;
-    sandbox.fail_next(
-        REFRESH_PATH,
-        4,
-        errcode(45009, "reach max api daily quota limit"),
-    );
+    let (sandbox, manager) =
+        due_for_refresh_under(4, errcode(45009, "reach max api daily quota limit")).await;
     let error = manager.access_token(USER).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Transient);
     assert_eq!(error.provider_code(), Some("45009"));
@@ -155,6 +162,49 @@ async fn a_quota_answer_on_every_call_is_transient_and_bounded() {
     tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
     manager.access_token(USER).await.unwrap();
     assert_eq!(sandbox.calls(REFRESH_PATH), 5);
+}
+
+/// `45011` says "api minute-quota reach limit must slower retry next minute": it asks for a
+/// minute, as a `Retry-After: 60` would. The caller gets the wait with the error, and callers
+/// during that minute are answered from the session's cooldown instead of calling WeChat
+/// again (retried like any transient error, every refresh spent four calls of the exhausted
+/// quota, and the next caller a few seconds later four more).
+#[tokio::test(start_paused = true)]
+async fn the_minute_quota_is_waited_out_before_calling_again() {
+    let quota = errcode(
+        45011,
+        "api minute-quota reach limit must slower retry next minute",
+    );
+    let (sandbox, manager) = due_for_refresh_under(100, quota).await;
+    let started = tokio::time::Instant::now();
+    let error = manager.access_token(USER).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Transient);
+    assert_eq!(
+        error.retry_after(),
+        Some(Duration::from_secs(60)),
+        "{error:?}"
+    );
+    // A retry only in the next minute, inside the retry policy's deadline (60 s).
+    let calls = sandbox.calls(REFRESH_PATH);
+    assert!(
+        started.elapsed() >= Duration::from_secs(60) * u32::try_from(calls - 1).unwrap(),
+        "{calls} calls in {:?}",
+        started.elapsed()
+    );
+    for _ in 0..11 {
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let error = manager.access_token(USER).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Transient);
+    }
+    assert_eq!(
+        sandbox.calls(REFRESH_PATH),
+        calls,
+        "no call in the next minute"
+    );
+    sandbox.clear_faults();
+    tokio::time::advance(Duration::from_secs(6)).await;
+    manager.access_token(USER).await.unwrap();
+    assert_eq!(sandbox.calls(REFRESH_PATH), calls + 1);
 }
 
 #[tokio::test(start_paused = true)]

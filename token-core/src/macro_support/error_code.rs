@@ -20,6 +20,11 @@ pub trait ErrorCode: Sized {
     fn kind(&self) -> Option<ErrorKind>;
     /// The HTTP status this code is sent with (server side), if it has one.
     fn status(&self) -> Option<u16>;
+    /// How long this code asks to wait before another call (`retry_after = 60`: WeChat's
+    /// minute quota), taken as a `Retry-After` the answer does not send.
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        None
+    }
     /// The code that answers `reason`, if one declares it.
     fn for_refusal(reason: RefusalReason) -> Option<Self> {
         let _ = reason;
