@@ -13,7 +13,8 @@
 //!   `country_user_info_list` as the refresh reference names it) are the session's
 //!   [`LazadaSeller`] extras.
 //! - **Errors** ([`LazadaError`], `{"type", "code", "message", "request_id"}`): decided by the
-//!   code, whatever the status and the `type`; the `request_id` is kept in the
+//!   code, whatever the `type` and the status, except a server failure or throttling (5xx,
+//!   429, 408, 425), retried whatever its code says; the `request_id` is kept in the
 //!   [`ProviderError`](token_core::error::ProviderError) for Lazada's support.
 //!   `IllegalRefreshToken` means the seller must authorize the app again;
 //!   `IncompleteSignature`, `InvalidAppKey`, `MissingParameter` and

@@ -286,6 +286,27 @@ fn the_error_code_table() {
     }
 }
 
+/// The code decides on HTTP 200 and on a 4xx alike; a server failure or throttling is
+/// retried whatever its body's code says (a gateway's 503 is no verdict on the token).
+#[test]
+fn the_code_decides_on_any_status_but_a_server_failure() {
+    let body = r#"{"type":"ISV","code":"IllegalRefreshToken","message":"m","request_id":"0b1"}"#;
+    for (status, kind) in [
+        (200, ErrorKind::ReauthRequired),
+        (400, ErrorKind::ReauthRequired),
+        (401, ErrorKind::ReauthRequired),
+        (429, ErrorKind::Transient),
+        (503, ErrorKind::Transient),
+    ] {
+        let mut response = http::Response::new(body.as_bytes().to_vec());
+        *response.status_mut() = StatusCode::from_u16(status).unwrap();
+        let error =
+            decode_response::<RefreshAccessToken>(&response, datetime!(2026-01-01 00:00 UTC), &[])
+                .unwrap_err();
+        assert_eq!(error.kind(), kind, "{status}");
+    }
+}
+
 /// A refresh token holding control characters and the form's own delimiters (the manager
 /// keeps such a token: it travels escaped) is sent percent-encoded in the body, signed over
 /// its decoded value (what Lazada reads and signs), and read back whole by the server side.
