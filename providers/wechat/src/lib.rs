@@ -48,9 +48,9 @@
 //!   appid, `41003` missing refresh token, `40029`, which the new reference lists for this
 //!   call by mistake) are not mapped: refusals, never re-auth; `is_snapshotuser` is sent by
 //!   the code exchange only and is not read;
-//! - the codes come as integers; one written as a string (`"40030"`) or a whole float
-//!   (`40030.0`) reads the same, and so does the success code `0` written `"00"` or `"+0"`
-//!   (codes are compared as integers).
+//! - the codes come as integers; one written as a string (`"40030"`, `" 40030 "`) or a
+//!   whole float (`40030.0`) reads the same, and so does the success code `0` written
+//!   `"00"` or `"+0"` (codes are compared as integers).
 //!
 //! # Configuration
 //!

@@ -257,3 +257,30 @@ fn a_declared_errcode_decides_whatever_errmsg_holds() {
         "{body}"
     );
 }
+
+/// An integer code written as text reads as the integer it says with the whitespace around it
+/// too, as `expires_in` does: `" 40030 "` is a dead refresh token (re-auth), not an unknown
+/// code refused as such, and `" 0 "` beside a pair is a success.
+#[test]
+fn a_code_written_as_text_with_whitespace_is_its_integer() {
+    for (body, kind) in [
+        (
+            r#"{"errcode":" 40030 ","errmsg":"invalid refresh_token"}"#,
+            ErrorKind::ReauthRequired,
+        ),
+        (
+            r#"{"errcode":"42002\n","errmsg":"refresh_token timeout"}"#,
+            ErrorKind::ReauthRequired,
+        ),
+        (
+            r#"{"errcode":"\t-1","errmsg":"system error"}"#,
+            ErrorKind::Transient,
+        ),
+    ] {
+        let error = decode_response::<SnsRefreshToken>(&answer(body), now(), &[]).expect_err(body);
+        assert_eq!(error.kind(), kind, "{body}: {error}");
+    }
+    let body = r#"{"errcode":" 0 ","access_token":"at","refresh_token":"rt","expires_in":7200}"#;
+    let set = decode_response::<SnsRefreshToken>(&answer(body), now(), &[]).expect(body);
+    assert_eq!(set.access_token.expose_secret(), "at");
+}

@@ -83,15 +83,17 @@ pub fn serialize_code<C: ErrorCode, S: serde::Serializer>(
 }
 
 /// A code as read, for a code type whose codes are integers (`numeric`): an integer however
-/// written in text (`"040030"`, `"+40030"`, `"-0"`) is the number it says (`40030`, `0`);
-/// any other text, and every code of a string-coded type, is kept as it came. The success
-/// check, the variant matching and the catch-all all read a code through this, so they agree.
+/// written in text (`"040030"`, `"+40030"`, `"-0"`, `" 40030 "`: whitespace around it, as
+/// `expires_in` is read) is the number it says (`40030`, `0`); any other text, and every
+/// code of a string-coded type, is kept as it came. The success check, the variant matching
+/// and the catch-all all read a code through this, so they agree.
 pub fn canonical_code(text: &str, numeric: bool) -> std::borrow::Cow<'_, str> {
     if numeric {
-        if let Ok(n) = text.parse::<i64>() {
+        let number = text.trim();
+        if let Ok(n) = number.parse::<i64>() {
             return n.to_string().into();
         }
-        if let Ok(n) = text.parse::<u64>() {
+        if let Ok(n) = number.parse::<u64>() {
             return n.to_string().into();
         }
     }
