@@ -131,7 +131,8 @@ pub trait RefreshEndpoint: Endpoint + FromContext<Self::Config> + Send + Sync + 
 
 /// What a refresh keeps of the extras it replaces: `#[token(keep)]` fields of an
 /// `#[token_endpoint(extras)]` struct are taken from the previous set when the answer has
-/// none (WeChat names a user's `unionid` at authorization, not on refresh).
+/// none, or a blank one (`""`) (WeChat names a user's `unionid` at authorization, not on
+/// refresh).
 ///
 /// [`RefreshProvider`] applies it; a hand-written [`Provider`] calls it in its `refresh`.
 ///

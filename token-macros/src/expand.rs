@@ -1145,7 +1145,7 @@ fn from_context(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
 // ---- responses -----------------------------------------------------------------------
 
 /// `KeepExtras` for an extras struct: its `#[token(keep)]` fields are kept from the
-/// previous set when a refresh's answer has none.
+/// previous set when a refresh's answer has none (or a blank one).
 fn keep_extras(model: &Model, fields: &[Field<ExtrasRole>]) -> TokenStream {
     let p = private();
     let ident = model.ident;
@@ -1156,7 +1156,7 @@ fn keep_extras(model: &Model, fields: &[Field<ExtrasRole>]) -> TokenStream {
         let cfg = cfgs(field);
         Some(quote! {
             #cfg
-            if ::core::option::Option::is_none(&self.#f) {
+            if #p::names_nothing(&self.#f) {
                 self.#f = ::core::clone::Clone::clone(&__previous.#f);
             }
         })

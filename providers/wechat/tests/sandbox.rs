@@ -245,8 +245,8 @@ async fn a_revoked_refresh_token_is_reauth_whatever_errmsg_holds() {
 }
 
 /// The user's `openid` (the payer id every WeChat Pay JSAPI order needs) never changes for
-/// an app: a refresh answer without it, or with an `openid` of another type, keeps the
-/// session's, as `unionid` is kept, instead of wiping it.
+/// an app: a refresh answer without it, with an `openid` of another type, or an empty one,
+/// keeps the session's, as `unionid` is kept, instead of wiping it.
 #[tokio::test(start_paused = true)]
 async fn a_refresh_answer_without_a_readable_openid_keeps_the_users() {
     let clock = paused_clock();
@@ -256,6 +256,7 @@ async fn a_refresh_answer_without_a_readable_openid_keeps_the_users() {
     for (round, answer) in [
         json!({"access_token": "at-odd-1", "expires_in": 7200, "openid": 5}),
         json!({"access_token": "at-odd-2", "expires_in": 7200, "scope": "snsapi_userinfo"}),
+        json!({"access_token": "at-odd-3", "expires_in": 7200, "openid": "", "unionid": " "}),
     ]
     .into_iter()
     .enumerate()
@@ -273,5 +274,6 @@ async fn a_refresh_answer_without_a_readable_openid_keeps_the_users() {
         );
         assert_eq!(set.refresh_token, first.refresh_token, "kept");
         assert_eq!(set.extras.openid.as_deref(), Some(OPENID), "{answer}");
+        assert_eq!(set.extras.unionid, first.extras.unionid, "{answer}");
     }
 }

@@ -113,6 +113,20 @@ pub fn decode_answer_json<T: DeserializeOwned>(
     serde_json::from_value(value).map_err(|e| crate::redact::unquote(&e.to_string()))
 }
 
+/// Whether a `keep` extras field of a refresh's answer names nothing, so that the session's
+/// value is kept: absent, or a value written as `null` or as blank text (`"openid": ""`: an
+/// empty id is no id, as an empty refresh token is no refresh token).
+pub fn names_nothing<T: Serialize>(field: &Option<T>) -> bool {
+    match field {
+        None => true,
+        Some(value) => match serde_json::to_value(value) {
+            Ok(Value::Null) => true,
+            Ok(Value::String(text)) => text.trim().is_empty(),
+            _ => false,
+        },
+    }
+}
+
 /// Whether a JSON value reads as some field type: [`reads_as::<T>`](reads_as).
 pub type ReadsAs = fn(&Value) -> bool;
 
