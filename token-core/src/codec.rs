@@ -370,7 +370,8 @@ pub trait ErrorResponse: Sized {
     /// The kind each declared status means (`on_status(status = 401, kind = ...)`): for an
     /// answer carrying this error's code when the code decides none, and for a refusal whose
     /// body is not this error at all (no code field, an empty or HTML body), which
-    /// [`decode_response`] classifies by this table before the status's default.
+    /// [`decode_response`] classifies by this table before the status's default, but for
+    /// `ReauthRequired`: only the provider's own error can say that a session is dead.
     const ON_STATUS: &'static [(u16, ErrorKind)] = &[];
 
     /// Reads an error answer; `None` when the body is not one. Called for every status,
@@ -497,7 +498,8 @@ impl std::fmt::Display for RefusalReason {
 /// (a new pair beside an error code: the provider may have rotated) it is `OutcomeUnknown`
 /// unless `Transient`, never a verdict; then 5xx, 429, 408 and 425 are
 /// transient (with `Retry-After`), any other non-2xx is classified by the kind its error
-/// declares for that status ([`ErrorResponse::ON_STATUS`]), else by its status, and a 2xx
+/// declares for that status ([`ErrorResponse::ON_STATUS`]) unless that is re-auth (a body
+/// that is not the provider's error is no verdict on the token), else by its status, and a 2xx
 /// that cannot be read is `OutcomeUnknown` (the provider may already have rotated). So is a
 /// 2xx whose access token is empty (or blank), or contains an ASCII control character (CR,
 /// LF, NUL...: it cannot be sent in a header), and that carries no refresh token. With a
@@ -561,9 +563,13 @@ pub fn decode_response<E: Endpoint>(
     }
     if !status.is_success() {
         // A body that is not the declared error (no code field: a gateway's page, a
-        // framework's default refusal) still has the status the endpoint declares a kind for.
-        let declared = (E::Error::ON_STATUS.iter()).any(|(s, _)| *s == status.as_u16());
+        // framework's default refusal) still has the status the endpoint declares a kind for,
+        // but for re-auth: such a body is no verdict on the refresh token. A gateway or proxy
+        // in front of a provider whose 401 error means a dead token would otherwise declare
+        // every session dead (its own 401 for a wrong merchant id, a login page).
         let kind = classify_answer(status, None, None, E::Error::ON_STATUS);
+        let declared = kind != ErrorKind::ReauthRequired
+            && (E::Error::ON_STATUS.iter()).any(|(s, _)| *s == status.as_u16());
         if kind == ErrorKind::Transient || declared {
             return Err(
                 ProviderError::new(kind, status, status.as_u16().to_string())

@@ -211,9 +211,9 @@ fn refused_issues_are_a_misconfiguration() {
 
 /// A refusal whose body has no `error` name (NestJS's default `{"statusCode":401,"message":
 /// "Unauthorized"}`, a message list, an empty or HTML body from the gateway) is classified by
-/// its status as declared, as the official clients do: a refresh's 400 or 401 is a dead pair
-/// (issued anew), an issue call's a misconfiguration. Read by its status alone it was
-/// `Rejected`, and the manager kept refreshing with the dead refresh token.
+/// its status as declared: an issue call's 400 or 401 is a misconfiguration, a 403 too, a 429
+/// transient. Not re-auth: only Paymentsgate's own error (with its `error` name) says that a
+/// pair is dead, and a body that is not that error (a gateway's page) is no verdict on it.
 #[test]
 fn a_refusal_without_an_error_name_is_classified_by_its_declared_status() {
     let bodies = [
@@ -231,8 +231,8 @@ fn a_refusal_without_an_error_name_is_classified_by_its_declared_status() {
             };
             decoded.expect_err(&body).kind()
         };
-        assert_eq!(kind(400, false), ErrorKind::ReauthRequired, "{template}");
-        assert_eq!(kind(401, false), ErrorKind::ReauthRequired, "{template}");
+        assert_eq!(kind(400, false), ErrorKind::Rejected, "{template}");
+        assert_eq!(kind(401, false), ErrorKind::Rejected, "{template}");
         assert_eq!(kind(403, false), ErrorKind::Misconfigured, "{template}");
         assert_eq!(kind(401, true), ErrorKind::Misconfigured, "{template}");
         assert_eq!(kind(429, true), ErrorKind::Transient, "{template}");
