@@ -1002,9 +1002,7 @@ impl<P: Provider> Inner<P> {
                     // verdict yet, the next call looks again (without presenting the
                     // refused token again: `refresh_held`).
                     tracing::warn!(error = %store_error, "the refresh token was refused and the store cannot be read");
-                    if let Some(token) = current.and_then(|c| c.stored.refresh_token.clone()) {
-                        session.note_refused(token, error);
-                    }
+                    self.keep_refused(session, current, &error);
                     return Err(store_error);
                 }
             }
@@ -1023,11 +1021,18 @@ impl<P: Provider> Inner<P> {
             ReauthVerdict::new(reauth.code.clone(), reauth.reason.clone(), self.clock.now())
                 .replacing(version);
         let record = StoredRecord::from(verdict);
+        // The record the verdict is saved over: the refused one, or an older one the store
+        // went back to.
         let mut expected = version;
-        let key = self.key(session);
-        let recorded = loop {
-            match self.store.save(&key, &record, expected).await {
-                Ok(version) => break Some(version),
+        let mut recorded = None;
+        // A few tries, as a new set's save has: a store that keeps answering conflicts
+        // while it holds the refused record gets the verdict in the background.
+        for _ in 0..3 {
+            match self.store.save(&self.key(session), &record, expected).await {
+                Ok(version) => {
+                    recorded = Some(version);
+                    break;
+                }
                 Err(StoreError::Conflict { .. }) => {
                     // Written meanwhile: take it instead.
                     match self.read_newer(session, generation, current).await {
@@ -1036,19 +1041,27 @@ impl<P: Provider> Inner<P> {
                             return Ok(adopted);
                         }
                         Ok(Stored::Dead(dead) | Stored::Removed(dead)) => return Err(dead),
-                        // Nothing newer: the store went back to a record older than the
-                        // refused set, which this process wrote itself (see `read_newer`).
-                        // The verdict is recorded over it, once, as a new set would be
-                        // saved over it: left unrecorded, every later call would present
-                        // the refused token again.
-                        Ok(Stored::Unchanged) if expected == version => {
-                            match self.went_back_from(session, current).await {
-                                Some(older) => expected = Some(older),
-                                None => return Err(error),
-                            }
+                        Ok(Stored::Unchanged) => {}
+                        // No verdict yet: the next call looks again, without presenting the
+                        // refused token again.
+                        Err(store_error) => {
+                            tracing::warn!(error = %store_error, "the refresh token was refused and the store cannot be read");
+                            self.keep_refused(session, current, &error);
+                            return Err(store_error);
                         }
-                        Ok(Stored::Unchanged) => return Err(error),
-                        Err(store_error) => return Err(store_error),
+                    }
+                    // Nothing newer: the store holds the refused record itself (a store that
+                    // refused the compare-and-swap wrongly, or answered one whose write it
+                    // lost), or went back to a record older than the refused set, which
+                    // this process wrote itself (see `read_newer`). The verdict is saved
+                    // over that record, as a new set would be: left unrecorded, every later
+                    // call would present the refused token again.
+                    if let Some(found) = self.verdict_over(session, current).await {
+                        tracing::warn!(
+                            found,
+                            "the store refused the verdict's save at a record it replaces; saving it again"
+                        );
+                        expected = Some(found);
                     }
                 }
                 Err(store_error) => {
@@ -1056,60 +1069,87 @@ impl<P: Provider> Inner<P> {
                         error = %store_error,
                         "could not record the re-auth verdict; recording it again in the background"
                     );
-                    break None;
+                    break;
                 }
             }
-        };
-        let unrecorded = recorded.is_none().then_some(version).flatten();
+        }
+        let unrecorded = recorded.is_none().then_some(expected).flatten();
+        if recorded.is_none() {
+            // Kept here until it is recorded: never presented again, whatever the store
+            // shows meanwhile (the refused record again, after the older one).
+            self.keep_refused(session, current, &error);
+        }
         let dead = State::Dead {
             reauth: Box::new(reauth.clone()),
-            // Not recorded: the refused version, so a later look at the store does not
+            // Not recorded: the record it is to be saved over (the refused one, or the
+            // older one the store went back to), so a later look at the store does not
             // take the dead token back for a live one.
-            version: recorded.or(version),
+            version: recorded.or(expected),
             checked_at: Stamp::at(self.clock.now()),
         };
         if !self.publish_if(session, generation, dead) {
             return self.after_insert(session, Err(Error::ReauthRequired(reauth)));
         }
-        if let Some(refused) = unrecorded {
-            self.record_later(session, generation, &reauth, refused);
+        if let Some(at) = unrecorded {
+            self.record_later(session, generation, &reauth, version, at);
         }
         tracing::warn!(reason = %reauth.reason, "re-authorization required");
         self.emit(Event::ReauthRequired(reauth.clone()));
         Err(Error::ReauthRequired(reauth))
     }
 
-    /// The version of the record the store holds if it is older than `current`'s, which this
-    /// process wrote itself (or replaces): the store went back to it, losing writes it
-    /// acknowledged.
-    async fn went_back_from(
+    /// Notes that the provider refused `current`'s refresh token, whose verdict is not in
+    /// the store: it is judged again, never presented again (`refresh_held`).
+    fn keep_refused(
+        &self,
+        session: &Session<P::Extras>,
+        current: Option<&Ready<P::Extras>>,
+        error: &Error,
+    ) {
+        if let Some(token) = current.and_then(|c| c.stored.refresh_token.clone()) {
+            session.note_refused(token, error.clone());
+        }
+    }
+
+    /// The version of the record a verdict on `current`'s refresh token is to be saved over
+    /// after a conflict that found nothing newer: the refused record itself, still in the
+    /// store, or one older than it, which this process wrote itself (or replaces), the
+    /// store having gone back to it, losing writes it acknowledged. `None`: neither (the
+    /// store could not be read, or moved on since).
+    async fn verdict_over(
         &self,
         session: &Session<P::Extras>,
         current: Option<&Ready<P::Extras>>,
     ) -> Option<crate::store::Version> {
-        let held = current.filter(|c| c.known_latest())?.version()?;
+        let refused = current?.version()?;
+        let known_latest = current.is_some_and(|c| c.known_latest());
         match self.store.load(&self.key(session)).await {
-            Ok(Some(found)) if found.version < held && found.value.as_coordination().is_none() => {
+            Ok(Some(found))
+                if found.value.as_coordination().is_none()
+                    && (found.version == refused || known_latest && found.version < refused) =>
+            {
                 Some(found.version)
             }
             _ => None,
         }
     }
 
-    /// Records in the background the verdict on the set stored at `refused`, which the
-    /// store failed to take as it was reached, so that every process sees it there and none
-    /// sends the dead token again: until it is recorded, or the record moved on (an insert,
-    /// a remove, another process's save), or the session did here. `shutdown` waits for it.
+    /// Records in the background the verdict on the set stored at `refused`, over the
+    /// record at `at` (that one, or an older one the store went back to), which the store
+    /// failed to take as it was reached, so that every process sees it there and none sends
+    /// the dead token again: until it is recorded, or the record moved on (an insert, a
+    /// remove, another process's save), or the session did here. `shutdown` waits for it.
     fn record_later(
         self: &Arc<Self>,
         session: &Arc<Session<P::Extras>>,
         generation: u64,
         reauth: &crate::error::Reauth,
-        refused: crate::store::Version,
+        refused: Option<crate::store::Version>,
+        at: crate::store::Version,
     ) {
         let verdict =
             ReauthVerdict::new(reauth.code.clone(), reauth.reason.clone(), self.clock.now())
-                .replacing(Some(refused));
+                .replacing(refused);
         let record = StoredRecord::from(verdict);
         let (inner, session) = (self.clone(), session.clone());
         self.spawn_background(async move {
@@ -1123,18 +1163,28 @@ impl<P: Provider> Inner<P> {
                 if session.generation() != generation {
                     return;
                 }
-                match inner
-                    .store
-                    .save(&inner.key(&session), &record, Some(refused))
-                    .await
-                {
+                match inner.store.save(&inner.key(&session), &record, Some(at)).await {
                     Ok(_) => return,
-                    // Written meanwhile, or never to be written: nothing to record over.
-                    Err(
-                        StoreError::Conflict { .. }
-                        | StoreError::Corrupt(_)
-                        | StoreError::Unsupported(_),
-                    ) => return,
+                    // Written meanwhile: nothing to record over, unless the store still
+                    // holds that very record (a conflict it answered wrongly), or cannot
+                    // say (the next try will).
+                    Err(StoreError::Conflict { .. }) => match inner.store.load(&inner.key(&session)).await
+                    {
+                        Ok(Some(found))
+                            if found.version == at && found.value.tokens().is_some() =>
+                        {
+                            tracing::warn!(
+                                attempt,
+                                "the store refused the verdict's save at the record it replaces; recording it again"
+                            );
+                        }
+                        Err(error) => {
+                            tracing::warn!(attempt, %error, "could not read the store");
+                        }
+                        Ok(_) => return,
+                    },
+                    // Never to be written.
+                    Err(StoreError::Corrupt(_) | StoreError::Unsupported(_)) => return,
                     Err(error) => {
                         tracing::warn!(
                             attempt,

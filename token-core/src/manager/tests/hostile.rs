@@ -242,3 +242,76 @@ async fn a_lagging_read_after_a_refused_save_does_not_bring_back_the_spent_pair(
         assert!(!matches!(event, Event::ReauthRequired(_)), "{event:?}");
     }
 }
+
+/// The provider refuses the refresh token (the grant was revoked) and the saves of its
+/// verdict are answered a conflict that names the very version they expected, while the
+/// store still holds the refused record (a store that refused the compare-and-swap wrongly,
+/// or answered one whose write it lost): `storm` of them. The verdict is saved over that
+/// record again (or, past a few tries, kept here and recorded in the background once the
+/// store takes it) and reported once; the refused token is never presented again.
+async fn a_verdict_whose_saves_conflict_at_the_refused_version(storm: u32) {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let store = Arc::new(Hooked::new(ConflictStorm {
+        storm: AtomicU32::new(0),
+    }));
+    let manager = manager_of(&h, h.fake.clone(), store.clone());
+    let mut events = manager.subscribe();
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    h.fake.live.lock().unwrap().clear();
+    store.storm.store(storm, Ordering::SeqCst);
+    for _ in 0..3 {
+        let refused = manager.access_token("s").await;
+        assert!(
+            matches!(&refused, Err(Error::ReauthRequired(_))),
+            "{refused:?}"
+        );
+        // Past the failure cooldown: the next call looks at the store again.
+        tokio::time::sleep(Duration::from_secs(120)).await;
+    }
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"]);
+    // The storm ends (if it has not): the verdict is in the store, on the paused clock
+    // within a few minutes at most.
+    store.storm.store(0, Ordering::SeqCst);
+    let key = SessionKey::new("fake", "s");
+    let mut stored = None;
+    for _ in 0..60 {
+        stored = store
+            .inner
+            .load(&key)
+            .await
+            .unwrap()
+            .map(|found| found.value);
+        if matches!(stored, Some(StoredRecord::Reauth(_))) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    assert!(
+        matches!(stored, Some(StoredRecord::Reauth(_))),
+        "the verdict is recorded"
+    );
+    let refused = manager.access_token("s").await;
+    assert!(
+        matches!(&refused, Err(Error::ReauthRequired(_))),
+        "{refused:?}"
+    );
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"]);
+    let mut verdicts = 0;
+    while let Ok(event) = events.try_recv() {
+        verdicts += usize::from(matches!(event, Event::ReauthRequired(_)));
+    }
+    assert_eq!(verdicts, 1, "the verdict is reported once");
+}
+
+/// Two conflicts: the third save records the verdict.
+#[tokio::test(start_paused = true)]
+async fn a_verdict_save_answered_a_conflict_at_the_refused_version_is_saved_again() {
+    a_verdict_whose_saves_conflict_at_the_refused_version(2).await;
+}
+
+/// Conflicts past the tries of the refresh: the verdict stands here and is recorded in the
+/// background once the store takes it.
+#[tokio::test(start_paused = true)]
+async fn a_verdict_whose_saves_keep_conflicting_at_the_refused_version_is_recorded_later() {
+    a_verdict_whose_saves_conflict_at_the_refused_version(1000).await;
+}
