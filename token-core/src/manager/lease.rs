@@ -33,8 +33,12 @@ pub(super) enum LeaseTaken<X> {
 enum Awaited<X> {
     /// It saved a set that serves the refresh's callers.
     Settled(Ready<X>),
-    /// Nothing to take (or a set to refresh from, now in `current`): refresh.
-    Refresh,
+    /// Nothing to take (or a set to refresh from, now in `current`): refresh. `unread`:
+    /// every read of the watch failed, so the record the take-over found is read only after
+    /// it; whatever that read finds is what the lapsed holder may have spent, from then.
+    Refresh {
+        unread: Option<tokio::time::Instant>,
+    },
     /// Another process took the lease (released here).
     Lost,
 }
@@ -314,6 +318,7 @@ impl<P: Provider> Inner<P> {
         taken_over: bool,
         mut held_at: tokio::time::Instant,
     ) -> Result<LeaseTaken<P::Extras>, Error> {
+        let mut unread = None;
         if taken_over {
             tracing::warn!(
                 "took over a refresh lease that lapsed unreleased; waiting for its holder's save"
@@ -327,7 +332,7 @@ impl<P: Provider> Inner<P> {
                     return Ok(LeaseTaken::Settled(settled));
                 }
                 Awaited::Lost => return Ok(LeaseTaken::Lost(current)),
-                Awaited::Refresh => {}
+                Awaited::Refresh { unread: found } => unread = found,
             }
         }
         let newer = match self.read_newer(session, generation, current.as_ref()).await {
@@ -344,7 +349,20 @@ impl<P: Provider> Inner<P> {
                 return Err(error);
             }
             Stored::Tokens(adopted) => {
-                if self.serves(reason, &adopted, self.clock.now()) {
+                let serves = self.serves(reason, &adopted, self.clock.now());
+                // The record the take-over found, read only now (every read of the watch
+                // failed): the lapsed holder may have spent its refresh token. As for one read
+                // during the watch, that token is asked for again inside the reuse window,
+                // whether it is presented now (the call may fail, and no caller come) or
+                // taken as it serves; not the token this process held, which it replaces.
+                // Not for a look's refresh settled by it: it is newer than the record the
+                // look read after the lease lapsed (see `await_lapsed_holder`).
+                if let (Some(spent_from), Some(token)) = (unread, &adopted.stored.refresh_token)
+                    && !(serves && matches!(reason, Reason::Lapsed(_)))
+                {
+                    self.ask_again_later(session, token, spent_from);
+                }
+                if serves {
                     self.release(session).await;
                     return Ok(LeaseTaken::Settled(adopted));
                 }
@@ -436,7 +454,7 @@ impl<P: Provider> Inner<P> {
                         return Ok(Awaited::Settled(adopted));
                     }
                     *current = Some(adopted);
-                    return Ok(Awaited::Refresh);
+                    return Ok(Awaited::Refresh { unread: None });
                 }
                 Ok(Stored::Dead(error)) | Ok(Stored::Removed(error)) => {
                     self.release(session).await;
@@ -460,7 +478,7 @@ impl<P: Provider> Inner<P> {
                 tracing::info!(
                     "presenting again, inside its reuse window, a refresh token whose answer was lost here"
                 );
-                return Ok(Awaited::Refresh);
+                return Ok(Awaited::Refresh { unread: None });
             }
             let asked = tokio::time::Instant::now();
             match self.renew(session).await {
@@ -497,14 +515,19 @@ impl<P: Provider> Inner<P> {
         // No save came: the refresh presents the token the holder may have spent. If that
         // presentation fails (a 503, the lease lost) and no caller comes, nothing would
         // present it again before the reuse window closes: it is asked for again in the
-        // background, as for an answer lost in transit, until the set moves on.
+        // background, as for an answer lost in transit, until the set moves on. If every
+        // read failed, that is this process's own set until the read after the watch finds
+        // the record the holder may have spent, whose token is then asked for instead
+        // (`reread_after_taking`).
         if let Some(token) = current
             .as_ref()
             .and_then(|c| c.stored.refresh_token.as_ref())
         {
             self.ask_again_later(session, token, spent_from);
         }
-        Ok(Awaited::Refresh)
+        Ok(Awaited::Refresh {
+            unread: (!found).then_some(spent_from),
+        })
     }
 
     /// Looks at the store and takes what another writer put there since `current`.

@@ -2033,3 +2033,128 @@ async fn a_process_shutting_down_while_asking_for_a_lost_pair_leaves_the_asking_
     assert_eq!(presented(&h).last().map(String::as_str), Some("rt-0"));
     no_reauth(&mut events);
 }
+
+/// Fails every load from the first take-over of a lapsed lease it grants until a renewal
+/// a lease length after it: the reads of the watch for the lapsed holder's save, its last
+/// one included (an outage of reads that lasts the watch); every other call goes through.
+#[derive(Default)]
+struct ReadsDownForTheWatch {
+    /// When the take-over was granted, and whether the watch is over.
+    taken_over: StdMutex<Option<(tokio::time::Instant, bool)>>,
+}
+
+#[async_trait]
+impl Hooks for ReadsDownForTheWatch {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        let watching = matches!(*self.taken_over.lock().unwrap(), Some((_, false)));
+        match call == Call::Load && watching {
+            true => Err(disk_full()),
+            false => Ok(()),
+        }
+    }
+
+    async fn lease(
+        &self,
+        _: &SessionKey,
+        _: &dyn TokenStore,
+        granted: Lease,
+    ) -> Result<Lease, StoreError> {
+        let lease = ManagerConfig::default().lease_ttl;
+        let now = tokio::time::Instant::now();
+        match &mut *self.taken_over.lock().unwrap() {
+            Some((at, over)) if now >= *at + lease => *over = true,
+            Some(_) => {}
+            taken_over @ None if granted == Lease::TakenOver => *taken_over = Some((now, false)),
+            None => {}
+        }
+        Ok(granted)
+    }
+}
+
+/// B holds rt-0. Another process refreshed it (at-1, rt-1, fresh for an hour, stored), and
+/// a third took the lease, spent rt-1 (the provider rotated to rt-2) and died. B's
+/// refresh takes the lapsed lease over and watches for the dead holder's save while every
+/// read fails; the read after the watch finds rt-1, the token the dead holder may have
+/// spent. `forced`: B's refresh is a `refresh_now`, which presents rt-1 and is answered a
+/// 503; otherwise an `access_token`, which takes at-1 (fresh) without presenting it. Either
+/// way rt-1 is asked for again in the background inside the reuse window, though no caller
+/// comes, and rt-2 comes back: not rt-0 (B's own, out of date) asked for instead, rt-1
+/// left stored, spent, until the window has closed.
+async fn a_take_over_whose_watch_cannot_read(forced: bool) {
+    let h = harness(|_| {});
+    let store = Arc::new(Hooked::new(ReadsDownForTheWatch::default()));
+    let config = ManagerConfig::default()
+        .with_lapsed_lease_scan(false)
+        .with_retry(RetryPolicy::never());
+    let b = process_with(&h, store.clone(), config);
+    let mut events = b.subscribe();
+    b.insert("s", expired_pair(&h)).await.unwrap();
+    let key = SessionKey::new("fake", "s");
+    let base = store.inner.load(&key).await.unwrap().unwrap().version;
+    let refreshed: StoredRecord = h.fake.rotate("rt-0").unwrap().to_stored().unwrap().into();
+    store
+        .inner
+        .save(&key, &refreshed, Some(base))
+        .await
+        .unwrap();
+    let lease = ManagerConfig::default().lease_ttl;
+    store
+        .inner
+        .acquire_lease(&key, "dead", lease)
+        .await
+        .unwrap();
+    h.fake.rotate("rt-1").unwrap();
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+
+    if forced {
+        h.fake.then(Step::Fail(unavailable(None)));
+        let failed = b.refresh_now("s").await.unwrap_err();
+        assert_eq!(failed.kind(), ErrorKind::Transient, "{failed}");
+        assert_eq!(presented(&h), ["rt-1"]);
+    } else {
+        let token = b.access_token("s").await.unwrap();
+        assert_eq!(token.expose_secret(), "at-1");
+        assert!(presented(&h).is_empty());
+    }
+    assert!(
+        store
+            .taken_over
+            .lock()
+            .unwrap()
+            .is_some_and(|(_, over)| over),
+        "the lease was taken over"
+    );
+    // Nobody calls; a second at a time on the paused clock, bounded by the window.
+    for _ in 0..300 {
+        if store
+            .inner
+            .load(&key)
+            .await
+            .unwrap()
+            .as_ref()
+            .map(refresh_of)
+            == Some("rt-2")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let stored = store.inner.load(&key).await.unwrap();
+    assert_eq!(
+        stored.as_ref().map(refresh_of),
+        Some("rt-2"),
+        "the successor came back"
+    );
+    assert_eq!(presented(&h).last().map(String::as_str), Some("rt-1"));
+    no_reauth(&mut events);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_presented_after_a_take_over_whose_watch_could_not_read_is_asked_for_again() {
+    a_take_over_whose_watch_cannot_read(true).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_taken_after_a_take_over_whose_watch_could_not_read_is_asked_for_again() {
+    a_take_over_whose_watch_cannot_read(false).await;
+}
