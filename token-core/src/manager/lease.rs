@@ -335,9 +335,17 @@ impl<P: Provider> Inner<P> {
                 Awaited::Refresh { unread: found } => unread = found,
             }
         }
+        // An earlier take-over here that read nothing at all: this read is its first.
+        let unread = session.take_unread_take_over().or(unread);
         let newer = match self.read_newer(session, generation, current.as_ref()).await {
             Ok(newer) => newer,
             Err(error) => {
+                // Nothing read still: the next read under the lease here takes this one's
+                // place (the lease is given back, so no other process knows of the lapsed
+                // holder, and the token asked for again is this process's own).
+                if let Some(spent_from) = unread {
+                    session.note_unread_take_over(spent_from);
+                }
                 self.release(session).await;
                 return Err(error);
             }
@@ -351,7 +359,8 @@ impl<P: Provider> Inner<P> {
             Stored::Tokens(adopted) => {
                 let serves = self.serves(reason, &adopted, self.clock.now());
                 // The record the take-over found, read only now (every read of the watch
-                // failed): the lapsed holder may have spent its refresh token. As for one read
+                // failed, and maybe the read after an earlier watch too): the lapsed holder
+                // may have spent its refresh token. As for one read
                 // during the watch, that token is asked for again inside the reuse window,
                 // whether it is presented now (the call may fail, and no caller come) or
                 // taken as it serves; not the token this process held, which it replaces.

@@ -61,6 +61,10 @@ struct Cold<X> {
     /// not be read, and the refusal: judged again, never presented again.
     /// Boxed: rare, and an `Error` is large.
     refused: Mutex<Option<Box<(RefreshToken, Error)>>>,
+    /// A take-over of a lapsed lease that could read nothing (the read after its watch
+    /// failed too): the instant from which the lapsed holder may have spent the token of the
+    /// record the next read under the lease finds.
+    unread_take_over: Mutex<Option<tokio::time::Instant>>,
     /// Held by `insert` and `remove` for their whole write (through a store other than the
     /// manager's `MemoryStore`), and briefly by a refresh as it starts: a refresh never
     /// starts from a state an insert is about to replace. Shared, so that an insert or a
@@ -77,6 +81,7 @@ impl<X> Default for Cold<X> {
             failure: Mutex::new(None),
             unresolved: Mutex::new((None, false)),
             refused: Mutex::new(None),
+            unread_take_over: Mutex::new(None),
             writer: Arc::default(),
         }
     }
@@ -529,6 +534,17 @@ impl<X> Session<X> {
             .as_ref()
             .filter(|refused| refused.0 == *token)
             .map(|refused| refused.1.clone())
+    }
+
+    /// Notes a take-over of a lapsed lease that read nothing: the record the next read
+    /// under the lease finds may have been spent from `spent_from`.
+    pub(super) fn note_unread_take_over(&self, spent_from: tokio::time::Instant) {
+        *lock(&self.cold().unread_take_over) = Some(spent_from);
+    }
+
+    /// Takes the note of a take-over that read nothing, if any.
+    pub(super) fn take_unread_take_over(&self) -> Option<tokio::time::Instant> {
+        lock(&self.cold.get()?.unread_take_over).take()
     }
 
     pub(super) fn flight_slot(&self) -> MutexGuard<'_, Option<Flight<X>>> {

@@ -2041,13 +2041,23 @@ async fn a_process_shutting_down_while_asking_for_a_lost_pair_leaves_the_asking_
 struct ReadsDownForTheWatch {
     /// When the take-over was granted, and whether the watch is over.
     taken_over: StdMutex<Option<(tokio::time::Instant, bool)>>,
+    /// How many loads fail still once the watch is over.
+    after: AtomicU32,
 }
 
 #[async_trait]
 impl Hooks for ReadsDownForTheWatch {
     async fn before(&self, call: Call) -> Result<(), StoreError> {
-        let watching = matches!(*self.taken_over.lock().unwrap(), Some((_, false)));
-        match call == Call::Load && watching {
+        let (watching, over) = match *self.taken_over.lock().unwrap() {
+            Some((_, over)) => (!over, over),
+            None => (false, false),
+        };
+        let after = call == Call::Load
+            && over
+            && (self.after)
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        match call == Call::Load && watching || after {
             true => Err(disk_full()),
             false => Ok(()),
         }
@@ -2071,18 +2081,33 @@ impl Hooks for ReadsDownForTheWatch {
     }
 }
 
+/// How B's refresh in [`a_take_over_whose_watch_cannot_read`] goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AfterTheWatch {
+    /// A `refresh_now`: it presents rt-1, and is answered a 503.
+    Presents,
+    /// An `access_token`: it takes at-1 (fresh), presenting nothing.
+    Takes,
+    /// An `access_token` whose read after the watch fails too: it fails, having read
+    /// nothing, and gives the lease back.
+    ReadsNothing,
+}
+
 /// B holds rt-0. Another process refreshed it (at-1, rt-1, fresh for an hour, stored), and
 /// a third took the lease, spent rt-1 (the provider rotated to rt-2) and died. B's
 /// refresh takes the lapsed lease over and watches for the dead holder's save while every
 /// read fails; the read after the watch finds rt-1, the token the dead holder may have
-/// spent. `forced`: B's refresh is a `refresh_now`, which presents rt-1 and is answered a
-/// 503; otherwise an `access_token`, which takes at-1 (fresh) without presenting it. Either
-/// way rt-1 is asked for again in the background inside the reuse window, though no caller
-/// comes, and rt-2 comes back: not rt-0 (B's own, out of date) asked for instead, rt-1
-/// left stored, spent, until the window has closed.
-async fn a_take_over_whose_watch_cannot_read(forced: bool) {
+/// spent (or, `ReadsNothing`, fails too, and B's asking for its own token again later
+/// finds rt-1 under a lease granted anew, no take-over). Whichever, rt-1 is asked for again
+/// in the background inside the reuse window, though no caller comes, and rt-2 comes back:
+/// not rt-0 (B's own, out of date) asked for instead, rt-1 left stored, spent, until the
+/// window has closed.
+async fn a_take_over_whose_watch_cannot_read(then: AfterTheWatch) {
     let h = harness(|_| {});
-    let store = Arc::new(Hooked::new(ReadsDownForTheWatch::default()));
+    let store = Arc::new(Hooked::new(ReadsDownForTheWatch {
+        after: AtomicU32::new(u32::from(then == AfterTheWatch::ReadsNothing)),
+        ..ReadsDownForTheWatch::default()
+    }));
     let config = ManagerConfig::default()
         .with_lapsed_lease_scan(false)
         .with_retry(RetryPolicy::never());
@@ -2106,40 +2131,39 @@ async fn a_take_over_whose_watch_cannot_read(forced: bool) {
     h.fake.rotate("rt-1").unwrap();
     tokio::time::sleep(lease + Duration::from_secs(1)).await;
 
-    if forced {
-        h.fake.then(Step::Fail(unavailable(None)));
-        let failed = b.refresh_now("s").await.unwrap_err();
-        assert_eq!(failed.kind(), ErrorKind::Transient, "{failed}");
-        assert_eq!(presented(&h), ["rt-1"]);
-    } else {
-        let token = b.access_token("s").await.unwrap();
-        assert_eq!(token.expose_secret(), "at-1");
-        assert!(presented(&h).is_empty());
+    match then {
+        AfterTheWatch::Presents => {
+            h.fake.then(Step::Fail(unavailable(None)));
+            let failed = b.refresh_now("s").await.unwrap_err();
+            assert_eq!(failed.kind(), ErrorKind::Transient, "{failed}");
+            assert_eq!(presented(&h), ["rt-1"]);
+        }
+        AfterTheWatch::Takes => {
+            let token = b.access_token("s").await.unwrap();
+            assert_eq!(token.expose_secret(), "at-1");
+            assert!(presented(&h).is_empty());
+        }
+        AfterTheWatch::ReadsNothing => {
+            let failed = b.access_token("s").await.unwrap_err();
+            assert!(matches!(failed, Error::Store(_)), "{failed:?}");
+            assert!(presented(&h).is_empty());
+        }
     }
-    assert!(
-        store
-            .taken_over
-            .lock()
-            .unwrap()
-            .is_some_and(|(_, over)| over),
-        "the lease was taken over"
-    );
+    let over = store
+        .taken_over
+        .lock()
+        .unwrap()
+        .is_some_and(|(_, over)| over);
+    assert!(over, "the lease was taken over, and watched");
     // Nobody calls; a second at a time on the paused clock, bounded by the window.
+    let stored = || async { store.inner.load(&key).await.unwrap() };
     for _ in 0..300 {
-        if store
-            .inner
-            .load(&key)
-            .await
-            .unwrap()
-            .as_ref()
-            .map(refresh_of)
-            == Some("rt-2")
-        {
+        if stored().await.as_ref().map(refresh_of) == Some("rt-2") {
             break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let stored = store.inner.load(&key).await.unwrap();
+    let stored = stored().await;
     assert_eq!(
         stored.as_ref().map(refresh_of),
         Some("rt-2"),
@@ -2151,10 +2175,15 @@ async fn a_take_over_whose_watch_cannot_read(forced: bool) {
 
 #[tokio::test(start_paused = true)]
 async fn a_token_presented_after_a_take_over_whose_watch_could_not_read_is_asked_for_again() {
-    a_take_over_whose_watch_cannot_read(true).await;
+    a_take_over_whose_watch_cannot_read(AfterTheWatch::Presents).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_token_taken_after_a_take_over_whose_watch_could_not_read_is_asked_for_again() {
-    a_take_over_whose_watch_cannot_read(false).await;
+    a_take_over_whose_watch_cannot_read(AfterTheWatch::Takes).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_take_over_that_read_nothing_at_all_asks_for_the_token_found_later_again() {
+    a_take_over_whose_watch_cannot_read(AfterTheWatch::ReadsNothing).await;
 }
