@@ -4666,6 +4666,50 @@ async fn an_unknown_name_is_answered_from_memory_for_the_failure_cooldown() {
     assert_eq!(manager.inner.sessions.len(), 1);
 }
 
+/// The names answered from memory are the first `UNKNOWN_NAMES_KEPT` asked for within
+/// `failure_cooldown`, not the latest: a full set makes room only for looks that lapsed, so a
+/// flood of new names costs a store lookup each rather than a pass over the set, and turns
+/// none of the remembered names back to the store.
+#[tokio::test(start_paused = true)]
+async fn the_names_answered_from_memory_are_the_first_ones_within_the_cooldown() {
+    let h = harness(|_| {});
+    let store = Arc::new(Hooked::<FlakyStore>::default());
+    let manager = manager_over(&h, store.clone());
+    let loads = || store.loads.load(Ordering::SeqCst);
+    for i in 0..=name::UNKNOWN_NAMES_KEPT {
+        let error = manager
+            .access_token(&format!("ghost-{i}"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::NoTokens(_)), "{error:?}");
+    }
+    let asked = loads();
+    assert_eq!(asked as usize, name::UNKNOWN_NAMES_KEPT + 1);
+    // Every one of the first names is answered without the store.
+    for i in 0..name::UNKNOWN_NAMES_KEPT {
+        let error = manager
+            .access_token(&format!("ghost-{i}"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::NoTokens(_)), "{error:?}");
+    }
+    assert_eq!(loads(), asked, "the first names are answered from memory");
+    // The one past them is looked up in the store each time.
+    let last = format!("ghost-{}", name::UNKNOWN_NAMES_KEPT);
+    for turn in 1..=3 {
+        let error = manager.access_token(&last).await.unwrap_err();
+        assert!(matches!(error, Error::NoTokens(_)), "{error:?}");
+        assert_eq!(loads(), asked + turn, "a name past the set is looked up");
+    }
+    // Once the looks lapse, a name is remembered again.
+    tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+    for _ in 0..3 {
+        assert!(manager.access_token(&last).await.is_err());
+    }
+    assert_eq!(loads(), asked + 4);
+    assert_eq!(manager.inner.sessions.len(), 0);
+}
+
 /// Holds the next call of each kind given to [`hold`](HeldCalls::hold) until its gate
 /// opens, counting the calls that reached their hold.
 #[derive(Default)]
