@@ -151,6 +151,33 @@ struct Names {
     first_lapse: Option<OffsetDateTime>,
     first_lapse_mono: Option<tokio::time::Instant>,
     latest: Option<OffsetDateTime>,
+    /// The latest failed issue for a name the full set could not take, answered again
+    /// for `failure_cooldown` to the names past the set, so that their callers are not each
+    /// sent to the provider while it is down.
+    past_the_set: Option<Look>,
+}
+
+impl Names {
+    /// Keeps `failure`, of an issue for a name the full set could not take at `checked`,
+    /// as the one answered past the set, unless that one is still within `within`.
+    fn keep_past_the_set(
+        &mut self,
+        checked: Stamp,
+        now: OffsetDateTime,
+        within: Duration,
+        failure: Option<Error>,
+    ) {
+        let Some(failure) = failure else {
+            return;
+        };
+        if (self.past_the_set.as_ref()).is_some_and(|look| look.at.within(now, within)) {
+            return;
+        }
+        self.past_the_set = Some(Look {
+            at: checked,
+            failure: Some(Box::new(failure)),
+        });
+    }
 }
 
 impl UnknownNames {
@@ -199,9 +226,25 @@ impl UnknownNames {
             .flatten()
     }
 
+    /// The failed issue for a name the full set could not take, within `within` before
+    /// `now`: answered to a name without tokens in place of asking the provider again.
+    pub(super) fn failure_past_the_set(
+        &self,
+        now: OffsetDateTime,
+        within: Duration,
+    ) -> Option<Error> {
+        self.names()
+            .past_the_set
+            .as_ref()
+            .filter(|look| look.at.within(now, within))
+            .and_then(|look| look.failure.as_deref().cloned())
+    }
+
     /// Remembers that `name` had no tokens when the store was asked at `checked` (and, with
     /// `failure`, that issuing them failed so). When the set is full, the looks older than
-    /// `within` go first; if none is, `name` is not remembered.
+    /// `within` go first; if none is, `name` is not remembered, and its `failure` is kept
+    /// as the one past the set (unless one is kept within `within` already: a failure
+    /// answered again is not a new one).
     pub(super) fn remember(
         &self,
         name: Arc<str>,
@@ -220,6 +263,7 @@ impl UnknownNames {
                 && (names.first_lapse_mono).is_some_and(|first| tokio::time::Instant::now() < first)
                 && names.latest.is_some_and(|latest| latest <= now)
             {
+                names.keep_past_the_set(checked, now, within, failure);
                 return;
             }
             #[cfg(test)]
@@ -234,6 +278,7 @@ impl UnknownNames {
             names.first_lapse_mono = names.looks.values().map(|look| lapses_mono(look.at)).min();
             names.latest = names.looks.values().map(|look| look.at.wall()).max();
             if names.looks.len() >= UNKNOWN_NAMES_KEPT {
+                names.keep_past_the_set(checked, now, within, failure);
                 self.count(&names);
                 return;
             }

@@ -207,6 +207,15 @@ impl<P: Provider> Inner<P> {
             notes.replayed = true;
             return Err(error);
         }
+        // A name without tokens past the bounded set of names: an issue that failed for
+        // such a name is answered again for the cooldown, not asked for once per caller.
+        if current.is_none()
+            && let Some(error) =
+                (self.unknown).failure_past_the_set(now, self.config.failure_cooldown)
+        {
+            notes.replayed = true;
+            return Err(error);
+        }
 
         let lapsed_holder = std::mem::take(&mut notes.lapsed_holder);
         let (current, taken_over, held_at) = match self

@@ -410,17 +410,22 @@ impl Provider for Arc<IssuerDown> {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn names_asked_for_while_an_issuing_provider_is_down_leave_nothing_behind() {
-    let provider = Arc::new(IssuerDown::default());
-    let manager = TokenManager::builder(provider.clone())
+/// A manager of `provider` on a paused clock, never retrying.
+fn manager_issuing(provider: &Arc<IssuerDown>) -> TokenManager<Arc<IssuerDown>> {
+    TokenManager::builder(provider.clone())
         .client(NoTransport)
         .clock(Arc::new(TokioClock::starting_at(
             datetime!(2026-01-01 00:00 UTC),
         )))
         .config(ManagerConfig::default().with_retry(RetryPolicy::never()))
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn names_asked_for_while_an_issuing_provider_is_down_leave_nothing_behind() {
+    let provider = Arc::new(IssuerDown::default());
+    let manager = manager_issuing(&provider);
     let names = 3 * name::UNKNOWN_NAMES_KEPT;
     for i in 0..names {
         assert!(manager.access_token(&format!("tenant-{i}")).await.is_err());
@@ -431,9 +436,10 @@ async fn names_asked_for_while_an_issuing_provider_is_down_leave_nothing_behind(
         "a session kept for every name asked for while the provider was down"
     );
     assert!(manager.inner.unknown.len() <= name::UNKNOWN_NAMES_KEPT);
-    // A failure is still answered again for the cooldown, not asked once per caller.
+    // A failure is still answered again for the cooldown, not asked once per caller: by
+    // name for the names the set holds, and past it from the one failure kept for them.
     let asked = provider.0.load(Ordering::SeqCst);
-    assert_eq!(asked as usize, names);
+    assert_eq!(asked as usize, name::UNKNOWN_NAMES_KEPT + 1);
     for turn in 0..2 {
         for _ in 0..5 {
             let error = manager.access_token("tenant-1").await.unwrap_err();
@@ -448,18 +454,39 @@ async fn names_asked_for_while_an_issuing_provider_is_down_leave_nothing_behind(
 #[tokio::test(start_paused = true)]
 async fn names_asked_for_while_an_issuing_provider_asks_to_wait_leave_nothing_behind() {
     let provider = Arc::new(IssuerDown(AtomicU32::new(0), Some(HOUR)));
-    let manager = TokenManager::builder(provider.clone())
-        .client(NoTransport)
-        .clock(Arc::new(TokioClock::starting_at(
-            datetime!(2026-01-01 00:00 UTC),
-        )))
-        .config(ManagerConfig::default().with_retry(RetryPolicy::never()))
-        .build()
-        .unwrap();
+    let manager = manager_issuing(&provider);
     for i in 0..3 * name::UNKNOWN_NAMES_KEPT {
         assert!(manager.access_token(&format!("tenant-{i}")).await.is_err());
     }
     // The provider's wait is the whole client's: asked once.
     assert_eq!(provider.0.load(Ordering::SeqCst), 1);
     assert_eq!(manager.inner.sessions.len(), 0);
+}
+
+/// Past the bounded set of names, a failed issue is answered again for the cooldown too:
+/// a name asked for while the set is full of younger looks, and while the provider is down,
+/// does not send each of its callers to the provider.
+#[tokio::test(start_paused = true)]
+async fn a_failed_issue_for_a_name_past_the_bounded_set_is_answered_again_for_the_cooldown() {
+    let provider = Arc::new(IssuerDown::default());
+    let manager = manager_issuing(&provider);
+    for i in 0..name::UNKNOWN_NAMES_KEPT {
+        assert!(manager.access_token(&format!("tenant-{i}")).await.is_err());
+    }
+    let asked = provider.0.load(Ordering::SeqCst);
+    assert_eq!(asked as usize, name::UNKNOWN_NAMES_KEPT);
+    for turn in 0..2 {
+        for caller in 0..5 {
+            let error = manager.access_token("tenant-past").await.unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Transient, "{error:?}");
+            assert_eq!(
+                provider.0.load(Ordering::SeqCst),
+                asked + turn + 1,
+                "turn {turn}, caller {caller}: the provider asked once per cooldown"
+            );
+        }
+        tokio::time::advance(ManagerConfig::default().failure_cooldown).await;
+    }
+    assert_eq!(manager.inner.sessions.len(), 0);
+    assert!(manager.inner.unknown.len() <= name::UNKNOWN_NAMES_KEPT);
 }
