@@ -884,8 +884,11 @@ impl<P: Provider> Inner<P> {
         // that failure is answered again from the bounded set of names, not from a session
         // kept for every name asked for while the provider is down.
         // So does a wait the provider asked of the whole client: it answers every name.
+        // An issue whose code panicked too: it is answered again for a while as well, and
+        // a session kept for it would make memory grow with the names asked for.
         let issuing = self.provider.can_issue();
-        let failed_issue = issuing && refresh::remembered(error);
+        let failed_issue =
+            issuing && (refresh::remembered(error) || matches!(error, Error::RefreshAborted(_)));
         let cooling_down = issuing && matches!(error, Error::CoolingDown { .. });
         // The name is remembered under the session's generation lock, as the entry goes:
         // an insert into this session publishes after both, and then forgets the name

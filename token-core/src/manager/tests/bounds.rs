@@ -384,9 +384,10 @@ fn a_runtime_dropped_mid_refresh_panics_on_no_thread() {
 }
 
 /// A provider that can issue tokens of its own (client credentials) and is down, asking
-/// to wait this long if at all; counts the issues asked for.
+/// to wait this long if at all (or whose code panics as it issues, with `true`); counts the
+/// issues asked for.
 #[derive(Default)]
-struct IssuerDown(AtomicU32, Option<Duration>);
+struct IssuerDown(AtomicU32, Option<Duration>, bool);
 
 #[async_trait]
 impl Provider for Arc<IssuerDown> {
@@ -406,6 +407,7 @@ impl Provider for Arc<IssuerDown> {
 
     async fn issue(&self, _: &CallContext) -> Result<TokenSet, Error> {
         self.0.fetch_add(1, Ordering::SeqCst);
+        assert!(!self.2, "the provider's code panics");
         Err(unavailable(self.1))
     }
 }
@@ -453,7 +455,7 @@ async fn names_asked_for_while_an_issuing_provider_is_down_leave_nothing_behind(
 
 #[tokio::test(start_paused = true)]
 async fn names_asked_for_while_an_issuing_provider_asks_to_wait_leave_nothing_behind() {
-    let provider = Arc::new(IssuerDown(AtomicU32::new(0), Some(HOUR)));
+    let provider = Arc::new(IssuerDown(AtomicU32::new(0), Some(HOUR), false));
     let manager = manager_issuing(&provider);
     for i in 0..3 * name::UNKNOWN_NAMES_KEPT {
         assert!(manager.access_token(&format!("tenant-{i}")).await.is_err());
@@ -489,4 +491,30 @@ async fn a_failed_issue_for_a_name_past_the_bounded_set_is_answered_again_for_th
     }
     assert_eq!(manager.inner.sessions.len(), 0);
     assert!(manager.inner.unknown.len() <= name::UNKNOWN_NAMES_KEPT);
+}
+
+/// An issue that panics keeps no session for the name either: names asked for while the
+/// provider's code panics cost no memory beyond the bounded set, and the panic is answered
+/// again for the cooldown, not asked once per caller.
+#[tokio::test(start_paused = true)]
+async fn names_asked_for_while_an_issuing_provider_panics_leave_nothing_behind() {
+    let provider = Arc::new(IssuerDown(AtomicU32::new(0), None, true));
+    let manager = manager_issuing(&provider);
+    for i in 0..3 * name::UNKNOWN_NAMES_KEPT {
+        let error = manager
+            .access_token(&format!("tenant-{i}"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    }
+    assert_eq!(
+        manager.inner.sessions.len(),
+        0,
+        "a session kept for every name asked for while the provider's code panicked"
+    );
+    let asked = provider.0.load(Ordering::SeqCst);
+    for _ in 0..5 {
+        assert!(manager.access_token("tenant-1").await.is_err());
+    }
+    assert_eq!(provider.0.load(Ordering::SeqCst), asked);
 }
