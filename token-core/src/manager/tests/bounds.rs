@@ -518,3 +518,21 @@ async fn names_asked_for_while_an_issuing_provider_panics_leave_nothing_behind()
     }
     assert_eq!(provider.0.load(Ordering::SeqCst), asked);
 }
+
+/// After `shutdown`, names without tokens asked of a provider that could issue them (it is
+/// asked no more) keep no session either.
+#[tokio::test(start_paused = true)]
+async fn names_asked_for_after_shutdown_leave_nothing_behind() {
+    let provider = Arc::new(IssuerDown::default());
+    let manager = manager_issuing(&provider);
+    manager.shutdown(Duration::from_secs(1)).await.unwrap();
+    for i in 0..3 * name::UNKNOWN_NAMES_KEPT {
+        let error = manager
+            .access_token(&format!("tenant-{i}"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::ShuttingDown), "{error:?}");
+    }
+    assert_eq!(provider.0.load(Ordering::SeqCst), 0);
+    assert_eq!(manager.inner.sessions.len(), 0);
+}
