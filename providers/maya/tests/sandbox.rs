@@ -647,6 +647,70 @@ async fn a_flood_of_new_references_is_bounded_and_lapses() {
     assert_eq!(world.sandbox.total_calls(), 0);
 }
 
+/// Lets the other tasks run before every load, as a store across a network would.
+#[derive(Default)]
+struct YieldingLoads;
+
+#[async_trait]
+impl Intercept for YieldingLoads {
+    async fn load(&self, _key: &SessionKey) -> Result<(), StoreError> {
+        tokio::task::yield_now().await;
+        Ok(())
+    }
+}
+
+/// New references POSTed at once are bounded too: no more sessions are kept than
+/// `with_max_sessions` allows, whatever number arrive while the count is being read.
+#[tokio::test(start_paused = true)]
+async fn new_references_posted_at_once_are_bounded() {
+    let store = Arc::new(Forwarding::over_memory(YieldingLoads));
+    let world = world(Setup {
+        store: Some(store.clone()),
+        ..Setup::default()
+    })
+    .await;
+    let receiver = SessionReceiver::new(world.manager.clone()).with_max_sessions(2);
+    let post = |reference: &str| {
+        let body = r#"{"accessToken":"at-1","refreshToken":"rt-1","expiresAt":4102444800}"#;
+        let mut post = http::Request::new(body.as_bytes().to_vec());
+        *post.method_mut() = http::Method::POST;
+        post.headers_mut()
+            .insert("Request-Reference-No", reference.parse().unwrap());
+        receiver.receive(post)
+    };
+    let answers = tokio::join!(
+        post("at-once-0"),
+        post("at-once-1"),
+        post("at-once-2"),
+        post("at-once-3"),
+        post("at-once-4"),
+        post("at-once-5"),
+    );
+    let answers = [
+        answers.0, answers.1, answers.2, answers.3, answers.4, answers.5,
+    ];
+    let taken = answers.iter().filter(|a| a.status() == 200).count();
+    assert!(
+        answers
+            .iter()
+            .all(|a| [200, 503].contains(&a.status().as_u16())),
+        "{:?}",
+        answers.iter().map(|a| a.status()).collect::<Vec<_>>()
+    );
+    assert!(taken <= 2, "{taken} sessions kept, 2 at most");
+    let index = store
+        .inner()
+        .load(&SessionKey::new(SESSION_URL_NAMESPACE, "index"))
+        .await
+        .unwrap()
+        .unwrap();
+    let sessions = index.value.into_coordination().unwrap()["sessions"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(sessions <= 2, "{sessions} sessions remembered");
+}
+
 /// Fails the next save of the receiver's index record.
 #[derive(Default)]
 struct FailIndexSave(AtomicBool);

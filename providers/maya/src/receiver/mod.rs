@@ -157,6 +157,8 @@ enum Opened {
     Redeemed,
     /// The reference's session holds other tokens than the POST: not Maya's retry.
     OtherTokens,
+    /// A new reference while as many sessions are remembered as may be: nothing stored.
+    Full,
 }
 
 impl SessionReceiver {
@@ -224,16 +226,7 @@ impl SessionReceiver {
         if remembered.is_some_and(|count| count >= self.max_sessions) {
             match self.records.claimed(&reference).await {
                 Ok(Some(_)) => {}
-                Ok(None) => {
-                    tracing::warn!(
-                        max_sessions = self.max_sessions,
-                        "Maya session refused: too many sessions remembered"
-                    );
-                    return refuse(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "too many sessions await their redemption",
-                    );
-                }
+                Ok(None) => return too_many_sessions(self.max_sessions),
                 Err(error) => {
                     tracing::error!(%error, "could not read the Maya session claims");
                     return refuse(
@@ -248,6 +241,7 @@ impl SessionReceiver {
                 tracing::info!("Maya session received");
                 session_answer(&session_id)
             }
+            Ok(Opened::Full) => too_many_sessions(self.max_sessions),
             Ok(Opened::Redeemed) => {
                 refuse(StatusCode::CONFLICT, "this Request-Reference-No was used")
             }
@@ -453,6 +447,7 @@ impl SessionReceiver {
                 None => match self.claim(reference, now).await? {
                     Claimed::Ours(ours) => return self.complete(reference, ours, set).await,
                     Claimed::Before(theirs) => theirs,
+                    Claimed::Full => return Ok(Opened::Full),
                 },
             };
             if lapsed(theirs.received_at, self.keep(), now) {
@@ -483,13 +478,18 @@ impl SessionReceiver {
             session_id: uuid::Uuid::new_v4().to_string(),
             received_at: now,
         };
-        self.records
-            .remember(&Remembered {
-                session_id: ours.session_id.clone(),
-                reference: reference.to_owned(),
-                received_at: now,
-            })
-            .await?;
+        let entry = Remembered {
+            session_id: ours.session_id.clone(),
+            reference: reference.to_owned(),
+            received_at: now,
+        };
+        if !self
+            .records
+            .remember_within(&entry, self.max_sessions)
+            .await?
+        {
+            return Ok(Claimed::Full);
+        }
         let claimed = self.records.claim(reference, &ours).await?;
         if let Claimed::Before(_) = &claimed
             && let Err(error) = self.records.forget(&[ours.session_id]).await
@@ -688,6 +688,18 @@ fn session_answer(session_id: &str) -> http::Response<Vec<u8>> {
 }
 
 /// The answer to a body larger than [`MAX_BODY`].
+/// The answer to a new reference while `max_sessions` sessions are remembered.
+fn too_many_sessions(max_sessions: usize) -> http::Response<Vec<u8>> {
+    tracing::warn!(
+        max_sessions,
+        "Maya session refused: too many sessions remembered"
+    );
+    refuse(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too many sessions await their redemption",
+    )
+}
+
 pub(crate) fn too_large() -> http::Response<Vec<u8>> {
     refuse(
         StatusCode::PAYLOAD_TOO_LARGE,

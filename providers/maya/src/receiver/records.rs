@@ -6,6 +6,7 @@
 //! replicas sharing a store see the same records, and its compare-and-swap settles their races.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -132,6 +133,8 @@ pub(super) enum Claimed {
     Ours(Claim),
     /// The reference was claimed before (by another replica, or by Maya's earlier try).
     Before(Claim),
+    /// The index holds as many sessions as it may: nothing was claimed or written.
+    Full,
 }
 
 /// The receiver's records in one store.
@@ -262,14 +265,32 @@ impl Records {
 
     /// Adds `entry` to the index, unless it is there already.
     pub(super) async fn remember(&self, entry: &Remembered) -> Result<(), StoreError> {
+        self.remember_within(entry, usize::MAX).await.map(drop)
+    }
+
+    /// Adds `entry` to the index unless it is there already; `false`, nothing written, when
+    /// the index holds `max` sessions or more (read in the same compare-and-swap, so that
+    /// POSTs arriving at once, or on several replicas, cannot each find room).
+    pub(super) async fn remember_within(
+        &self,
+        entry: &Remembered,
+        max: usize,
+    ) -> Result<bool, StoreError> {
+        let full = AtomicBool::new(false);
         self.update_index(|sessions| {
+            full.store(false, Ordering::Relaxed);
             if sessions.iter().any(|s| s.session_id == entry.session_id) {
+                return false;
+            }
+            if sessions.len() >= max {
+                full.store(true, Ordering::Relaxed);
                 return false;
             }
             sessions.push(entry.clone());
             true
         })
-        .await
+        .await?;
+        Ok(!full.load(Ordering::Relaxed))
     }
 
     /// Takes `session_ids` out of the index.
