@@ -414,7 +414,20 @@ impl Provider for Arc<IssuerDown> {
 
 /// A manager of `provider` on a paused clock, never retrying.
 fn manager_issuing(provider: &Arc<IssuerDown>) -> TokenManager<Arc<IssuerDown>> {
-    TokenManager::builder(provider.clone())
+    manager_issuing_over(provider, None)
+}
+
+/// As [`manager_issuing`], over `store` if given.
+fn manager_issuing_over(
+    provider: &Arc<IssuerDown>,
+    store: Option<Arc<dyn TokenStore>>,
+) -> TokenManager<Arc<IssuerDown>> {
+    let builder = TokenManager::builder(provider.clone());
+    let builder = match store {
+        Some(store) => builder.shared_store(store),
+        None => builder,
+    };
+    builder
         .client(NoTransport)
         .clock(Arc::new(TokioClock::starting_at(
             datetime!(2026-01-01 00:00 UTC),
@@ -532,6 +545,25 @@ async fn names_asked_for_after_shutdown_leave_nothing_behind() {
             .await
             .unwrap_err();
         assert!(matches!(error, Error::ShuttingDown), "{error:?}");
+    }
+    assert_eq!(provider.0.load(Ordering::SeqCst), 0);
+    assert_eq!(manager.inner.sessions.len(), 0);
+}
+
+/// Names asked of an issuing provider while the store cannot be read keep no session
+/// either, and the provider is not asked (the store may hold their tokens).
+#[tokio::test(start_paused = true)]
+async fn names_asked_of_an_issuing_provider_while_the_store_fails_leave_nothing_behind() {
+    let provider = Arc::new(IssuerDown::default());
+    let store = Arc::new(Hooked::<FailingLoads>::default());
+    store.failing.store(true, Ordering::SeqCst);
+    let manager = manager_issuing_over(&provider, Some(store.clone()));
+    for i in 0..3 * name::UNKNOWN_NAMES_KEPT {
+        let error = manager
+            .access_token(&format!("tenant-{i}"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::Store(_)), "{error:?}");
     }
     assert_eq!(provider.0.load(Ordering::SeqCst), 0);
     assert_eq!(manager.inner.sessions.len(), 0);
