@@ -206,7 +206,7 @@ async fn shutdown_names_the_sessions_whose_newest_set_the_store_refused() {
     }
 }
 
-/// Lets every task run (no time passes), a bounded number of turns./// Lets every task run (no time passes), a bounded number of turns.
+/// Lets every task run (no time passes), a bounded number of turns.
 async fn run_ready() {
     for _ in 0..200 {
         tokio::task::yield_now().await;
