@@ -985,6 +985,33 @@ impl<P: Provider> Inner<P> {
         }
     }
 
+    /// What the store holds after the refusal of `current`'s refresh token (`error`), if it
+    /// answers the refresh: a newer set (taken), a verdict or a removal; or, when the store
+    /// cannot be read, that error, with the refusal kept so that the next call looks again
+    /// without presenting the refused token again (`refresh_held`). `None`: nothing newer.
+    async fn newer_than_refused(
+        &self,
+        session: &Session<P::Extras>,
+        generation: u64,
+        current: Option<&Ready<P::Extras>>,
+        error: &Error,
+        notes: &mut RunNotes,
+    ) -> Option<Outcome<P::Extras>> {
+        match self.read_newer(session, generation, current).await {
+            Ok(Stored::Tokens(adopted)) => {
+                notes.overtaken = true;
+                Some(Ok(adopted))
+            }
+            Ok(Stored::Dead(dead) | Stored::Removed(dead)) => Some(Err(dead)),
+            Ok(Stored::Unchanged) => None,
+            Err(store_error) => {
+                tracing::warn!(error = %store_error, "the refresh token was refused and the store cannot be read");
+                self.keep_refused(session, current, error);
+                Some(Err(store_error))
+            }
+        }
+    }
+
     /// The verdict on a refused token, unless the store holds another set (looked at for
     /// `watched`).
     async fn judge(
@@ -999,21 +1026,11 @@ impl<P: Provider> Inner<P> {
         let poll = (self.config.lease_ttl / 6).max(Duration::from_millis(50));
         let started = tokio::time::Instant::now();
         loop {
-            match self.read_newer(session, generation, current).await {
-                Ok(Stored::Tokens(adopted)) => {
-                    notes.overtaken = true;
-                    return Ok(adopted);
-                }
-                Ok(Stored::Dead(dead) | Stored::Removed(dead)) => return Err(dead),
-                Ok(Stored::Unchanged) => {}
-                Err(store_error) => {
-                    // The store cannot say whether someone else holds a newer pair: no
-                    // verdict yet, the next call looks again (without presenting the
-                    // refused token again: `refresh_held`).
-                    tracing::warn!(error = %store_error, "the refresh token was refused and the store cannot be read");
-                    self.keep_refused(session, current, &error);
-                    return Err(store_error);
-                }
+            if let Some(outcome) = self
+                .newer_than_refused(session, generation, current, &error, notes)
+                .await
+            {
+                return outcome;
             }
             if started.elapsed() >= watched {
                 break;
@@ -1044,20 +1061,11 @@ impl<P: Provider> Inner<P> {
                 }
                 Err(StoreError::Conflict { .. }) => {
                     // Written meanwhile: take it instead.
-                    match self.read_newer(session, generation, current).await {
-                        Ok(Stored::Tokens(adopted)) => {
-                            notes.overtaken = true;
-                            return Ok(adopted);
-                        }
-                        Ok(Stored::Dead(dead) | Stored::Removed(dead)) => return Err(dead),
-                        Ok(Stored::Unchanged) => {}
-                        // No verdict yet: the next call looks again, without presenting the
-                        // refused token again.
-                        Err(store_error) => {
-                            tracing::warn!(error = %store_error, "the refresh token was refused and the store cannot be read");
-                            self.keep_refused(session, current, &error);
-                            return Err(store_error);
-                        }
+                    if let Some(outcome) = self
+                        .newer_than_refused(session, generation, current, &error, notes)
+                        .await
+                    {
+                        return outcome;
                     }
                     // Nothing newer: the store holds the refused record itself (a store that
                     // refused the compare-and-swap wrongly, or answered one whose write it
