@@ -401,11 +401,7 @@ fn a_manager_outlives_the_runtime_that_built_it() {
     let manager = first.block_on(async {
         let store: Arc<dyn TokenStore> =
             Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
-        let manager = manual(&fake, &clock, store);
-        manager
-            .insert("s", login_at(&clock, "0", Duration::ZERO))
-            .await
-            .unwrap();
+        let manager = logged_in(&fake, &clock, store, Duration::ZERO).await;
         // A refresh in the first runtime, its lease released there.
         assert_eq!(
             manager.refresh_now("s").await.unwrap().expose_secret(),
@@ -536,6 +532,22 @@ fn manual_builder(
         .shared_store(store)
         .client(NoTransport)
         .clock(clock.clone())
+}
+
+/// [`manual`]'s manager, holding `at-0`/`rt-0` whose access token expires `expires_in`
+/// from `clock`'s now.
+async fn logged_in(
+    fake: &Arc<Fake>,
+    clock: &Arc<crate::clock::ManualClock>,
+    store: Arc<dyn TokenStore>,
+    expires_in: Duration,
+) -> TokenManager<Arc<Fake>> {
+    let manager = manual(fake, clock, store);
+    manager
+        .insert("s", login_at(clock, "0", expires_in))
+        .await
+        .unwrap();
+    manager
 }
 
 /// `at-NAME`/`rt-NAME`, the access token expiring `in` from `clock`'s now.
@@ -744,11 +756,7 @@ fn orphan_saved_by_shutdown(other_user: bool) -> (Versioned<StoredRecord>, Lease
     let store = Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
     let first = one_worker();
     let manager = first.block_on(async {
-        let manager = manual(&fake, &clock, store.clone());
-        manager
-            .insert("s", login_at(&clock, "0", Duration::ZERO))
-            .await
-            .unwrap();
+        let manager = logged_in(&fake, &clock, store.clone(), Duration::ZERO).await;
         store.saves_fail.store(true, Ordering::SeqCst);
         assert_eq!(
             manager.access_token("s").await.unwrap().expose_secret(),
@@ -938,11 +946,7 @@ fn a_lost_pair_whose_asking_died_with_its_runtime_is_asked_for_by_shutdown() {
     let (clock, fake, shared) = manual_world();
     let first = one_worker();
     let manager = first.block_on(async {
-        let manager = manual(&fake, &clock, shared.clone());
-        manager
-            .insert("s", login_at(&clock, "0", HOUR))
-            .await
-            .unwrap();
+        let manager = logged_in(&fake, &clock, shared.clone(), HOUR).await;
         fake.then(Step::LoseAfterRotate).then(Step::Panic);
         assert!(manager.refresh_now("s").await.is_err());
         manager
@@ -995,14 +999,7 @@ fn a_pair_whose_save_died_with_its_runtime_is_kept_and_saved() {
         },
     ));
     let first = one_worker();
-    let manager = first.block_on(async {
-        let manager = manual(&fake, &clock, store.clone());
-        manager
-            .insert("s", login_at(&clock, "0", Duration::ZERO))
-            .await
-            .unwrap();
-        manager
-    });
+    let manager = first.block_on(logged_in(&fake, &clock, store.clone(), Duration::ZERO));
     store.parking.store(true, Ordering::SeqCst);
     let caller = manager.clone();
     // The refresh's task is dropped in its save.
@@ -1035,14 +1032,7 @@ fn a_call_dropped_with_its_runtime_is_asked_for_again_by_shutdown() {
         .enable_all()
         .build()
         .unwrap();
-    let manager = first.block_on(async {
-        let manager = manual(&fake, &clock, shared.clone());
-        manager
-            .insert("s", login_at(&clock, "0", Duration::ZERO))
-            .await
-            .unwrap();
-        manager
-    });
+    let manager = first.block_on(logged_in(&fake, &clock, shared.clone(), Duration::ZERO));
     fake.then(Step::HangAfterRotate);
     let (caller, called) = (manager.clone(), fake.clone());
     first.block_on(async move {
@@ -1106,11 +1096,7 @@ where
     ));
     let first = one_worker();
     let manager = first.block_on(async {
-        let manager = manual(&fake, &clock, store.clone());
-        manager
-            .insert("s", login_at(&clock, "0", HOUR))
-            .await
-            .unwrap();
+        let manager = logged_in(&fake, &clock, store.clone(), HOUR).await;
         assert_eq!(
             manager.access_token("s").await.unwrap().expose_secret(),
             "at-0"
