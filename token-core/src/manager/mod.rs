@@ -176,7 +176,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
         };
         if let Some(runtime) = &self.runtime {
             let _entered = runtime.enter();
-            if catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_err() {
+            if !has_timers() {
                 return Err(Error::Config(
                     "TokenManagerBuilder::runtime: the runtime has no timers; build it with \
                      `enable_time` (or `enable_all`)"
@@ -1359,9 +1359,7 @@ fn in_runtime() -> Result<(), Error> {
                 .into(),
         ));
     }
-    // Tokio has no question for it: making a timer panics without the driver (and the
-    // panic hook reports it, once per such call).
-    if catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_err() {
+    if !has_timers() {
         return Err(Error::Config(
             "the token manager was called on a Tokio runtime without timers; build the \
              runtime with `enable_time` (or `enable_all`)"
@@ -1369,6 +1367,12 @@ fn in_runtime() -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// Whether the runtime entered has its time driver. Tokio has no question for it: making a
+/// timer panics without the driver (and the panic hook reports it, once per such call).
+fn has_timers() -> bool {
+    catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok()
 }
 
 /// A session map entry: the session, and what the by-name fast path reads of its current
