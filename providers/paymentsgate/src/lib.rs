@@ -14,8 +14,9 @@
 //! - **Errors** ([`PaymentsgateError`], `{error, message, details?, statusCode?}`): a refresh
 //!   refused with 400 or 401 means the pair is dead, and since [`Paymentsgate`] can issue, the
 //!   [`TokenManager`](token_core::manager::TokenManager) issues a new pair with the account
-//!   credentials instead of asking for re-authorization; 403 is a misconfiguration; 429 and
-//!   5xx are retried. The issue call's 400, 401 and 403 ([`IssueError`]) mean the account
+//!   credentials instead of asking for re-authorization (as it does for a refusal whose
+//!   body is not Paymentsgate's error, such as NestJS's default `{"statusCode":401,
+//!   "message":"Unauthorized"}`); 403 is a misconfiguration; 429 and 5xx are retried. The issue call's 400, 401 and 403 ([`IssueError`]) mean the account
 //!   credentials are wrong: a misconfiguration, never retried.
 //!
 //! The documented sandbox host is `https://secure.sandbox.paymentsgate.io`; paths are

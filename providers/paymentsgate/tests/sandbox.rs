@@ -283,7 +283,6 @@ async fn an_expired_refresh_token_is_replaced_by_issuing_without_reauth() {
 /// is never a re-auth for a provider that issues, so it costs one issue call at most. Taken
 /// for `Rejected`, the manager kept presenting the dead refresh token and never issued.
 #[tokio::test(start_paused = true)]
-#[ignore = "a refusal whose body is not the provider's error is Rejected, never re-auth (539e949), so an issuing provider refreshes with its dead pair for ever"]
 async fn a_refresh_refused_with_nests_default_body_issues_anew() {
     let clock = paused_clock();
     let sandbox = start(&clock, sandbox::issuer_config()).await;

@@ -82,8 +82,8 @@ impl RetryPolicy {
 pub(crate) enum Decision {
     /// Call again after the backoff (if the attempt and time bounds allow).
     Retry,
-    /// The refresh token was refused, but the provider can issue a new set with the
-    /// client's own credentials: do that.
+    /// The refresh was refused, but the provider can issue a new set with the client's own
+    /// credentials: do that.
     Issue,
     /// Stop: the failure is the answer.
     GiveUp,
@@ -92,8 +92,10 @@ pub(crate) enum Decision {
 /// Whether a failure of `kind` is worth another call: transient failures always; a lost
 /// answer when issuing (always safe) or while the next call would still fall inside the
 /// provider's reuse window (the provider then answers the same refresh token with the same
-/// pair); a refused refresh token by issuing anew when the provider can. Nothing else: 4xx
-/// answers are verdicts.
+/// pair); a refused refresh by issuing anew when the provider can, whether the refusal says
+/// the refresh token is dead or is one the provider does not explain (a gateway's or a
+/// framework's default body): issuing costs one call and gives up nothing, where giving up
+/// would present the same dead pair at every call. Nothing else: 4xx answers are verdicts.
 pub(crate) fn decide(
     kind: ErrorKind,
     issuing: bool,
@@ -104,7 +106,7 @@ pub(crate) fn decide(
     match kind {
         ErrorKind::Transient => Decision::Retry,
         ErrorKind::OutcomeUnknown if issuing || next_call_at < reuse_window => Decision::Retry,
-        ErrorKind::ReauthRequired if !issuing && can_issue => Decision::Issue,
+        ErrorKind::ReauthRequired | ErrorKind::Rejected if !issuing && can_issue => Decision::Issue,
         _ => Decision::GiveUp,
     }
 }
@@ -130,7 +132,9 @@ mod tests {
             (ReauthRequired, false, true, s(1), s(0), Issue),
             (ReauthRequired, true, true, s(1), s(0), GiveUp),
             (Misconfigured, false, true, s(1), s(300), GiveUp),
-            (Rejected, false, true, s(1), s(300), GiveUp),
+            (Rejected, false, true, s(1), s(300), Issue),
+            (Rejected, true, true, s(1), s(0), GiveUp),
+            (Rejected, false, false, s(1), s(300), GiveUp),
         ];
         for (kind, issuing, can_issue, at, window, expected) in table {
             assert_eq!(
