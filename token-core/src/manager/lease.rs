@@ -302,7 +302,7 @@ impl<P: Provider> Inner<P> {
                 if Counted::holds(&self.lease_users(session)) {
                     self.release(session).await;
                 }
-                Err(Error::RefreshAborted("the refresh panicked".into()))
+                Err(Error::RefreshAborted(super::refresh::PANICKED.into()))
             }
         }
     }

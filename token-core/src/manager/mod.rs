@@ -885,10 +885,12 @@ impl<P: Provider> Inner<P> {
         // kept for every name asked for while the provider is down.
         // So does a wait the provider asked of the whole client: it answers every name.
         // An issue whose code panicked too: it is answered again for a while as well, and
-        // a session kept for it would make memory grow with the names asked for.
+        // a session kept for it would make memory grow with the names asked for. Not a
+        // refresh aborted otherwise (its lease taken by another process, which may be
+        // issuing for the name and save tokens at once; its task cancelled): that says
+        // nothing of the provider, and the next call looks at the store again.
         let issuing = self.provider.can_issue();
-        let failed_issue =
-            issuing && (refresh::remembered(error) || matches!(error, Error::RefreshAborted(_)));
+        let failed_issue = issuing && (refresh::remembered(error) || refresh::panicked(error));
         let cooling_down = issuing && matches!(error, Error::CoolingDown { .. });
         // The name is remembered under the session's generation lock, as the entry goes:
         // an insert into this session publishes after both, and then forgets the name

@@ -253,7 +253,7 @@ impl<P: Provider> Inner<P> {
             .await
             .unwrap_or_else(|()| {
                 tracing::error!("the refresh panicked");
-                let error = Error::RefreshAborted("the refresh panicked".into());
+                let error = Error::RefreshAborted(PANICKED.into());
                 // Answered again for a while, as the provider's failures are: a provider
                 // whose code panics on every answer is not called once per caller.
                 let (at, lasting) = (Stamp::at(self.clock.now()), self.config.failure_cooldown);
@@ -796,7 +796,7 @@ impl<P: Provider> Inner<P> {
         base: Option<crate::store::Version>,
     ) -> (Outcome<P::Extras>, bool) {
         tracing::error!("the refresh panicked after the provider answered");
-        let aborted = Err(Error::RefreshAborted("the refresh panicked".into()));
+        let aborted = Err(Error::RefreshAborted(PANICKED.into()));
         if base.is_none() {
             return (aborted, false);
         }
@@ -976,7 +976,7 @@ impl<P: Provider> Inner<P> {
                     .await
                     .unwrap_or_else(|()| {
                         tracing::error!("the refresh panicked");
-                        Err(Error::RefreshAborted("the refresh panicked".into()))
+                        Err(Error::RefreshAborted(PANICKED.into()))
                     }),
                 };
                 self.release(session).await;
@@ -1521,6 +1521,15 @@ const SHORT_LIFE: Duration = Duration::from_secs(1);
 /// losing its lease to another process before its callers get [`Error::RefreshAborted`]:
 /// each time, that process made progress.
 const MAX_LEASE_RESTARTS: u8 = 2;
+
+/// The reason a refresh's callers get when its code (the provider's, a store's) panicked.
+pub(super) const PANICKED: &str = "the refresh panicked";
+
+/// Whether `error` is a refresh whose code panicked: not a lost lease, a cancelled task or
+/// a replaced session, which say nothing of the provider.
+pub(super) fn panicked(error: &Error) -> bool {
+    matches!(error, Error::RefreshAborted(reason) if reason == PANICKED)
+}
 
 /// What callers get once a refresh lost its lease more often than it may start again.
 fn lease_taken_away() -> Error {

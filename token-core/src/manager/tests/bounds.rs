@@ -568,3 +568,35 @@ async fn names_asked_of_an_issuing_provider_while_the_store_fails_leave_nothing_
     assert_eq!(provider.0.load(Ordering::SeqCst), 0);
     assert_eq!(manager.inner.sessions.len(), 0);
 }
+
+/// A name without tokens whose issue gave way, again and again, to another process taking
+/// the refresh lease over (that process issuing for the same name) is no failed issue: the
+/// other process's save is served at the next call, not the lost lease answered again for
+/// the cooldown without a look at the store.
+#[tokio::test(start_paused = true)]
+async fn an_issue_that_lost_its_lease_to_another_process_is_not_answered_again() {
+    let provider = Arc::new(IssuerDown::default());
+    let lost = Lease::HeldByOther {
+        remaining: Duration::from_secs(30),
+    };
+    let store = Arc::new(ScriptedLeases::new(
+        [
+            Lease::TakenOver,
+            lost.clone(),
+            Lease::TakenOver,
+            lost.clone(),
+            Lease::TakenOver,
+            lost,
+            Lease::Acquired,
+        ],
+        Some((6, other_replicas_set("at-other"))),
+    ));
+    let manager = manager_issuing_over(&provider, Some(store.clone()));
+    let error = manager.access_token("tenant").await.unwrap_err();
+    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    assert_eq!(store.requests.load(Ordering::SeqCst), 6);
+    // The other process saved what it issued: the next call takes it.
+    let token = manager.access_token("tenant").await.unwrap();
+    assert_eq!(token.expose_secret(), "at-other");
+    assert_eq!(provider.0.load(Ordering::SeqCst), 0);
+}
