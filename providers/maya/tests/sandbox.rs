@@ -711,6 +711,36 @@ async fn new_references_posted_at_once_are_bounded() {
     assert!(sessions <= 2, "{sessions} sessions remembered");
 }
 
+/// Maya's retry of a reference arriving while its first POST is stored, with room for one
+/// more session: both are the same session (one claim), not the retry refused as if it were
+/// a new reference past the cap.
+#[tokio::test(start_paused = true)]
+async fn a_retry_posted_with_its_first_post_at_the_cap_is_the_same_session() {
+    let store = Arc::new(Forwarding::over_memory(YieldingLoads));
+    let world = world(Setup {
+        store: Some(store.clone()),
+        ..Setup::default()
+    })
+    .await;
+    let receiver = SessionReceiver::new(world.manager.clone()).with_max_sessions(1);
+    let post = || {
+        let body = r#"{"accessToken":"at-1","refreshToken":"rt-1","expiresAt":4102444800}"#;
+        let mut post = http::Request::new(body.as_bytes().to_vec());
+        *post.method_mut() = http::Method::POST;
+        post.headers_mut()
+            .insert("Request-Reference-No", "retried".parse().unwrap());
+        receiver.receive(post)
+    };
+    let (first, retry) = tokio::join!(post(), post());
+    assert_eq!(
+        (first.status().as_u16(), retry.status().as_u16()),
+        (200, 200),
+        "{:?}",
+        String::from_utf8_lossy(retry.body())
+    );
+    assert_eq!(first.body(), retry.body(), "one session for the reference");
+}
+
 /// Fails the next save of the receiver's index record.
 #[derive(Default)]
 struct FailIndexSave(AtomicBool);

@@ -270,7 +270,9 @@ impl Records {
 
     /// Adds `entry` to the index unless it is there already; `false`, nothing written, when
     /// the index holds `max` sessions or more (read in the same compare-and-swap, so that
-    /// POSTs arriving at once, or on several replicas, cannot each find room).
+    /// POSTs arriving at once, or on several replicas, cannot each find room). An entry for
+    /// the same reference is another POST of it (Maya's retry) being claimed: this one then
+    /// finds that claim, its entry is taken out again, and the reference takes no more room.
     pub(super) async fn remember_within(
         &self,
         entry: &Remembered,
@@ -282,7 +284,7 @@ impl Records {
             if sessions.iter().any(|s| s.session_id == entry.session_id) {
                 return false;
             }
-            if sessions.len() >= max {
+            if sessions.len() >= max && !sessions.iter().any(|s| s.reference == entry.reference) {
                 full.store(true, Ordering::Relaxed);
                 return false;
             }
