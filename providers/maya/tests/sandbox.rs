@@ -741,6 +741,81 @@ async fn a_retry_posted_with_its_first_post_at_the_cap_is_the_same_session() {
     assert_eq!(first.body(), retry.body(), "one session for the reference");
 }
 
+/// Holds the first save of a reference's claim until `gate` opens, `parked` told.
+struct HeldClaim {
+    held: AtomicBool,
+    parked: tokio::sync::Notify,
+    gate: tokio::sync::Semaphore,
+}
+
+#[derive(Clone)]
+struct HoldFirstClaim(Arc<HeldClaim>);
+
+impl Default for HoldFirstClaim {
+    fn default() -> Self {
+        Self(Arc::new(HeldClaim {
+            held: AtomicBool::new(false),
+            parked: tokio::sync::Notify::new(),
+            gate: tokio::sync::Semaphore::new(0),
+        }))
+    }
+}
+
+#[async_trait]
+impl Intercept for HoldFirstClaim {
+    async fn save(
+        &self,
+        key: &SessionKey,
+        _record: &StoredRecord,
+        _expected: Option<Version>,
+    ) -> Result<(), StoreError> {
+        let hold = &self.0;
+        if key.session().starts_with("ref:") && !hold.held.swap(true, Ordering::SeqCst) {
+            hold.parked.notify_one();
+            drop(hold.gate.acquire().await.unwrap());
+        }
+        Ok(())
+    }
+}
+
+/// Maya's retry of a reference arriving once the first POST has entered the reference in the
+/// index, before its claim is written, with no room for another session: the retry is the
+/// same reference, not a new one past the cap, and both POSTs are answered one session.
+#[tokio::test(start_paused = true)]
+async fn a_retry_posted_while_its_first_post_claims_at_the_cap_is_the_same_session() {
+    let intercept = HoldFirstClaim::default();
+    let store = Arc::new(Forwarding::over_memory(intercept.clone()));
+    let world = world(Setup {
+        store: Some(store.clone()),
+        ..Setup::default()
+    })
+    .await;
+    let receiver = SessionReceiver::new(world.manager.clone()).with_max_sessions(1);
+    let post = || {
+        let body = r#"{"accessToken":"at-1","refreshToken":"rt-1","expiresAt":4102444800}"#;
+        let mut post = http::Request::new(body.as_bytes().to_vec());
+        *post.method_mut() = http::Method::POST;
+        post.headers_mut()
+            .insert("Request-Reference-No", "retried".parse().unwrap());
+        receiver.receive(post)
+    };
+    let intercept = &intercept.0;
+    let retry = async {
+        intercept.parked.notified().await;
+        let retry = post().await;
+        intercept.gate.add_permits(1);
+        retry
+    };
+    let (first, retry) = tokio::join!(post(), retry);
+    assert_eq!(
+        (first.status().as_u16(), retry.status().as_u16()),
+        (200, 200),
+        "{:?}",
+        String::from_utf8_lossy(retry.body())
+    );
+    assert_eq!(first.body(), retry.body(), "one session for the reference");
+}
+
 /// Fails the next save of the receiver's index record.
 #[derive(Default)]
 struct FailIndexSave(AtomicBool);

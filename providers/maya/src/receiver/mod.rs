@@ -222,8 +222,10 @@ impl SessionReceiver {
             .config()
             .stamp_refresh_expiry(set, None, now);
 
-        let remembered = self.forget_lapsed(now).await;
-        if remembered.is_some_and(|count| count >= self.max_sessions) {
+        // An entry for this reference is another POST of it (Maya's retry) being stored:
+        // this one is the same session, not a new one past the cap.
+        let remembered = self.forget_lapsed(now, &reference).await;
+        if remembered.is_some_and(|(count, entered)| count >= self.max_sessions && !entered) {
             match self.records.claimed(&reference).await {
                 Ok(Some(_)) => {}
                 Ok(None) => return too_many_sessions(self.max_sessions),
@@ -539,9 +541,9 @@ impl SessionReceiver {
     }
 
     /// Forgets every remembered session older than twice `redeem_within`, and returns how
-    /// many are remembered besides (`None`: the index could not be read). Failures are
-    /// logged: the next POST tries again.
-    async fn forget_lapsed(&self, now: OffsetDateTime) -> Option<usize> {
+    /// many are remembered besides and whether one of those is for `reference` (`None`: the
+    /// index could not be read). Failures are logged: the next POST tries again.
+    async fn forget_lapsed(&self, now: OffsetDateTime, reference: &str) -> Option<(usize, bool)> {
         let (lapsed, kept): (Vec<Remembered>, Vec<Remembered>) =
             match self.records.remembered().await {
                 Ok(remembered) => remembered
@@ -553,7 +555,7 @@ impl SessionReceiver {
                 }
             };
         self.forget_all(&lapsed).await;
-        Some(kept.len())
+        Some((kept.len(), kept.iter().any(|r| r.reference == reference)))
     }
 
     async fn forget_all(&self, lapsed: &[Remembered]) {
