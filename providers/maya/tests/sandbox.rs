@@ -111,6 +111,29 @@ impl World {
     }
 }
 
+/// A world whose manager's store is a `MemoryStore` behind `intercept`, and that store.
+async fn world_over<I: Intercept + 'static>(intercept: I) -> (Arc<Forwarding<I>>, World) {
+    let store = Arc::new(Forwarding::over_memory(intercept));
+    let world = world(Setup {
+        store: Some(store.clone()),
+        ..Setup::default()
+    })
+    .await;
+    (store, world)
+}
+
+/// Maya's POST of a session's tokens, `body`, under `reference` (`Request-Reference-No`).
+fn session_post(body: &str, reference: &str) -> http::Request<Vec<u8>> {
+    let mut post = http::Request::new(body.as_bytes().to_vec());
+    *post.method_mut() = http::Method::POST;
+    post.headers_mut()
+        .insert("Request-Reference-No", reference.parse().unwrap());
+    post
+}
+
+/// A session POST's body with long-lived tokens.
+const SESSION_BODY: &str = r#"{"accessToken":"at-1","refreshToken":"rt-1","expiresAt":4102444800}"#;
+
 #[tokio::test(start_paused = true)]
 async fn session_url_tokens_are_redeemed_once_then_refreshed_with_the_app_token() {
     let world = world(Setup::default()).await;
@@ -545,11 +568,10 @@ async fn the_receiver_refuses_empty_tokens_and_gives_no_session_id() {
         r#"{"accessToken":"at-maya-1","refreshToken":"","expiresAt":4102444800}"#,
         r#"{"accessToken":" ","refreshToken":"rt-maya-1","expiresAt":4102444800}"#,
     ] {
-        let mut post = http::Request::new(body.as_bytes().to_vec());
-        *post.method_mut() = http::Method::POST;
-        post.headers_mut()
-            .insert("Request-Reference-No", "ref-empty-1".parse().unwrap());
-        let answer = world.receiver.receive(post).await;
+        let answer = world
+            .receiver
+            .receive(session_post(body, "ref-empty-1"))
+            .await;
         let text = String::from_utf8_lossy(answer.body()).into_owned();
         assert_eq!(answer.status(), 400, "{body}: {text}");
         assert!(text.contains("invalid_request"), "{text}");
@@ -566,16 +588,12 @@ async fn the_receiver_refuses_empty_tokens_and_gives_no_session_id() {
 #[tokio::test(start_paused = true)]
 async fn the_receiver_takes_a_refresh_token_with_a_control_character() {
     let world = world(Setup::default()).await;
-    let post = |body: &str, reference: &str| {
-        let mut post = http::Request::new(body.as_bytes().to_vec());
-        *post.method_mut() = http::Method::POST;
-        post.headers_mut()
-            .insert("Request-Reference-No", reference.parse().unwrap());
-        post
-    };
     let body =
         r#"{"accessToken":"at-maya-1","refreshToken":"rt-maya-\r\n1","expiresAt":4102444800}"#;
-    let answer = world.receiver.receive(post(body, "ref-ctl-1")).await;
+    let answer = world
+        .receiver
+        .receive(session_post(body, "ref-ctl-1"))
+        .await;
     let text = String::from_utf8_lossy(answer.body()).into_owned();
     assert_eq!(answer.status(), 200, "{text}");
     assert!(!text.contains("maya-"), "{text}");
@@ -589,7 +607,10 @@ async fn the_receiver_takes_a_refresh_token_with_a_control_character() {
     let token = world.manager.access_token("u-ctl").await.unwrap();
     assert_eq!(token.expose_secret(), "at-maya-1");
     let body = r#"{"accessToken":"at-maya-\n2","refreshToken":"rt-maya-2","expiresAt":4102444800}"#;
-    let answer = world.receiver.receive(post(body, "ref-ctl-2")).await;
+    let answer = world
+        .receiver
+        .receive(session_post(body, "ref-ctl-2"))
+        .await;
     assert_eq!(answer.status(), 400);
     assert!(!String::from_utf8_lossy(answer.body()).contains("maya-"));
     assert_eq!(world.sandbox.total_calls(), 0);
@@ -605,11 +626,7 @@ async fn a_flood_of_new_references_is_bounded_and_lapses() {
     let world = world(Setup::default()).await;
     let post = |reference: &str| {
         let body = r#"{"accessToken":"at-flood","refreshToken":"rt-flood","expiresAt":4102444800}"#;
-        let mut post = http::Request::new(body.as_bytes().to_vec());
-        *post.method_mut() = http::Method::POST;
-        post.headers_mut()
-            .insert("Request-Reference-No", reference.parse().unwrap());
-        post
+        session_post(body, reference)
     };
     let store = world.manager.store().clone();
     let key = |name: &str| token_core::store::SessionKey::new(SESSION_URL_NAMESPACE, name);
@@ -663,21 +680,9 @@ impl Intercept for YieldingLoads {
 /// `with_max_sessions` allows, whatever number arrive while the count is being read.
 #[tokio::test(start_paused = true)]
 async fn new_references_posted_at_once_are_bounded() {
-    let store = Arc::new(Forwarding::over_memory(YieldingLoads));
-    let world = world(Setup {
-        store: Some(store.clone()),
-        ..Setup::default()
-    })
-    .await;
+    let (store, world) = world_over(YieldingLoads).await;
     let receiver = SessionReceiver::new(world.manager.clone()).with_max_sessions(2);
-    let post = |reference: &str| {
-        let body = r#"{"accessToken":"at-1","refreshToken":"rt-1","expiresAt":4102444800}"#;
-        let mut post = http::Request::new(body.as_bytes().to_vec());
-        *post.method_mut() = http::Method::POST;
-        post.headers_mut()
-            .insert("Request-Reference-No", reference.parse().unwrap());
-        receiver.receive(post)
-    };
+    let post = |reference: &str| receiver.receive(session_post(SESSION_BODY, reference));
     let answers = tokio::join!(
         post("at-once-0"),
         post("at-once-1"),
@@ -711,27 +716,8 @@ async fn new_references_posted_at_once_are_bounded() {
     assert!(sessions <= 2, "{sessions} sessions remembered");
 }
 
-/// Maya's retry of a reference arriving while its first POST is stored, with room for one
-/// more session: both are the same session (one claim), not the retry refused as if it were
-/// a new reference past the cap.
-#[tokio::test(start_paused = true)]
-async fn a_retry_posted_with_its_first_post_at_the_cap_is_the_same_session() {
-    let store = Arc::new(Forwarding::over_memory(YieldingLoads));
-    let world = world(Setup {
-        store: Some(store.clone()),
-        ..Setup::default()
-    })
-    .await;
-    let receiver = SessionReceiver::new(world.manager.clone()).with_max_sessions(1);
-    let post = || {
-        let body = r#"{"accessToken":"at-1","refreshToken":"rt-1","expiresAt":4102444800}"#;
-        let mut post = http::Request::new(body.as_bytes().to_vec());
-        *post.method_mut() = http::Method::POST;
-        post.headers_mut()
-            .insert("Request-Reference-No", "retried".parse().unwrap());
-        receiver.receive(post)
-    };
-    let (first, retry) = tokio::join!(post(), post());
+/// Both POSTs of one reference were answered, with the same session.
+fn assert_one_session(first: &http::Response<Vec<u8>>, retry: &http::Response<Vec<u8>>) {
     assert_eq!(
         (first.status().as_u16(), retry.status().as_u16()),
         (200, 200),
@@ -739,6 +725,18 @@ async fn a_retry_posted_with_its_first_post_at_the_cap_is_the_same_session() {
         String::from_utf8_lossy(retry.body())
     );
     assert_eq!(first.body(), retry.body(), "one session for the reference");
+}
+
+/// Maya's retry of a reference arriving while its first POST is stored, with room for one
+/// more session: both are the same session (one claim), not the retry refused as if it were
+/// a new reference past the cap.
+#[tokio::test(start_paused = true)]
+async fn a_retry_posted_with_its_first_post_at_the_cap_is_the_same_session() {
+    let (_store, world) = world_over(YieldingLoads).await;
+    let receiver = SessionReceiver::new(world.manager.clone()).with_max_sessions(1);
+    let post = || receiver.receive(session_post(SESSION_BODY, "retried"));
+    let (first, retry) = tokio::join!(post(), post());
+    assert_one_session(&first, &retry);
 }
 
 /// Holds the first save of a reference's claim until `gate` opens, `parked` told.
@@ -784,21 +782,9 @@ impl Intercept for HoldFirstClaim {
 #[tokio::test(start_paused = true)]
 async fn a_retry_posted_while_its_first_post_claims_at_the_cap_is_the_same_session() {
     let intercept = HoldFirstClaim::default();
-    let store = Arc::new(Forwarding::over_memory(intercept.clone()));
-    let world = world(Setup {
-        store: Some(store.clone()),
-        ..Setup::default()
-    })
-    .await;
+    let (_store, world) = world_over(intercept.clone()).await;
     let receiver = SessionReceiver::new(world.manager.clone()).with_max_sessions(1);
-    let post = || {
-        let body = r#"{"accessToken":"at-1","refreshToken":"rt-1","expiresAt":4102444800}"#;
-        let mut post = http::Request::new(body.as_bytes().to_vec());
-        *post.method_mut() = http::Method::POST;
-        post.headers_mut()
-            .insert("Request-Reference-No", "retried".parse().unwrap());
-        receiver.receive(post)
-    };
+    let post = || receiver.receive(session_post(SESSION_BODY, "retried"));
     let intercept = &intercept.0;
     let retry = async {
         intercept.parked.notified().await;
@@ -807,13 +793,7 @@ async fn a_retry_posted_while_its_first_post_claims_at_the_cap_is_the_same_sessi
         retry
     };
     let (first, retry) = tokio::join!(post(), retry);
-    assert_eq!(
-        (first.status().as_u16(), retry.status().as_u16()),
-        (200, 200),
-        "{:?}",
-        String::from_utf8_lossy(retry.body())
-    );
-    assert_eq!(first.body(), retry.body(), "one session for the reference");
+    assert_one_session(&first, &retry);
 }
 
 /// Fails the next save of the receiver's index record.
@@ -841,20 +821,8 @@ impl Intercept for FailIndexSave {
 /// sender that never retries cannot leave records in the store for good.
 #[tokio::test(start_paused = true)]
 async fn a_post_that_could_not_be_indexed_leaves_no_claim_behind() {
-    let store = Arc::new(Forwarding::over_memory(FailIndexSave::default()));
-    let world = world(Setup {
-        store: Some(store.clone()),
-        ..Setup::default()
-    })
-    .await;
-    let post = |reference: &str| {
-        let body = r#"{"accessToken":"at-1","refreshToken":"rt-1","expiresAt":4102444800}"#;
-        let mut post = http::Request::new(body.as_bytes().to_vec());
-        *post.method_mut() = http::Method::POST;
-        post.headers_mut()
-            .insert("Request-Reference-No", reference.parse().unwrap());
-        post
-    };
+    let (store, world) = world_over(FailIndexSave::default()).await;
+    let post = |reference: &str| session_post(SESSION_BODY, reference);
     let claim = SessionKey::new(SESSION_URL_NAMESPACE, "ref:ref-lost");
 
     store.0.store(true, Ordering::SeqCst);
@@ -901,12 +869,7 @@ impl Intercept for FailTokenDelete {
 /// else holds the leaked `sessionId`) is bound to the same Maya customer's tokens.
 #[tokio::test(start_paused = true)]
 async fn a_redemption_that_failed_after_binding_the_tokens_is_not_redeemable_again() {
-    let store = Arc::new(Forwarding::over_memory(FailTokenDelete::default()));
-    let world = world(Setup {
-        store: Some(store.clone()),
-        ..Setup::default()
-    })
-    .await;
+    let (store, world) = world_over(FailTokenDelete::default()).await;
     let session_id = world.maya_posts_session("alice").await;
 
     store.0.store(true, Ordering::SeqCst);
@@ -1021,11 +984,7 @@ async fn a_session_post_that_repeats_a_token_key_is_refused() {
     ];
     for (i, body) in bodies.into_iter().enumerate() {
         let reference = format!("ref-repeat-{i}");
-        let mut post = http::Request::new(body.as_bytes().to_vec());
-        *post.method_mut() = http::Method::POST;
-        post.headers_mut()
-            .insert("Request-Reference-No", reference.parse().unwrap());
-        let answer = world.receiver.receive(post).await;
+        let answer = world.receiver.receive(session_post(body, &reference)).await;
         let text = String::from_utf8_lossy(answer.body()).into_owned();
         assert_eq!(answer.status(), 400, "{body}: {text}");
         let claim = SessionKey::new(SESSION_URL_NAMESPACE, format!("ref:{reference}"));
@@ -1064,12 +1023,7 @@ impl Intercept for HangBoundMark {
 /// would be lost, and the copy's, spent, refused: a re-auth) nor refresh the copy with its
 /// spent refresh token (the retry failed with a re-auth verdict).
 async fn retried_redemption_after_a_rotation(rotate_at_expiry: bool) {
-    let store = Arc::new(Forwarding::over_memory(HangBoundMark::default()));
-    let world = world(Setup {
-        store: Some(store.clone()),
-        ..Setup::default()
-    })
-    .await;
+    let (store, world) = world_over(HangBoundMark::default()).await;
     let session_id = world.maya_posts_session("alice").await;
 
     store.0.store(true, Ordering::SeqCst);

@@ -42,6 +42,32 @@ fn manager(
     )
 }
 
+/// The next call gets a token the sandbox accepts, obtained by one refused refresh and then
+/// one issue (the first issue was the session's first set).
+async fn issued_anew_after_one_refused_refresh(
+    sandbox: &RunningSandbox,
+    manager: &TokenManager<Paymentsgate>,
+) {
+    let token = manager.access_token("service").await.unwrap();
+    assert!(accepted(sandbox, &token).await);
+    assert_eq!(
+        (sandbox.calls(ISSUE_PATH), sandbox.calls(REFRESH_PATH)),
+        (2, 1),
+        "one refused refresh, then one issue"
+    );
+}
+
+/// A manager whose session was issued a set an hour ago (its access token is due), and the
+/// sandbox that issued it.
+async fn issued_an_hour_ago() -> (RunningSandbox, TokenManager<Paymentsgate>) {
+    let clock = paused_clock();
+    let sandbox = start(&clock, sandbox::issuer_config()).await;
+    let manager = manager(&sandbox, &clock, account());
+    manager.access_token("service").await.unwrap();
+    tokio::time::advance(HOUR).await;
+    (sandbox, manager)
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_first_set_is_issued_with_the_account_credentials() {
     let clock = paused_clock();
@@ -169,11 +195,7 @@ async fn a_5xx_is_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn a_429_waits_for_its_retry_after() {
-    let clock = paused_clock();
-    let sandbox = start(&clock, sandbox::issuer_config()).await;
-    let manager = manager(&sandbox, &clock, account());
-    manager.access_token("service").await.unwrap();
-    tokio::time::advance(HOUR).await;
+    let (sandbox, manager) = issued_an_hour_ago().await;
     sandbox.fail_next(
         REFRESH_PATH,
         1,
@@ -200,11 +222,7 @@ async fn a_429_waits_for_its_retry_after() {
 
 #[tokio::test(start_paused = true)]
 async fn a_403_is_a_misconfiguration_and_not_retried() {
-    let clock = paused_clock();
-    let sandbox = start(&clock, sandbox::issuer_config()).await;
-    let manager = manager(&sandbox, &clock, account());
-    manager.access_token("service").await.unwrap();
-    tokio::time::advance(HOUR).await;
+    let (sandbox, manager) = issued_an_hour_ago().await;
     sandbox.fail_next(
         REFRESH_PATH,
         1,
@@ -260,13 +278,7 @@ async fn an_expired_refresh_token_is_replaced_by_issuing_without_reauth() {
     let mut events = manager.subscribe();
     tokio::time::advance(3 * HOUR).await;
 
-    let token = manager.access_token("service").await.unwrap();
-    assert!(accepted(&sandbox, &token).await);
-    assert_eq!(
-        (sandbox.calls(ISSUE_PATH), sandbox.calls(REFRESH_PATH)),
-        (2, 1),
-        "one refused refresh, then one issue"
-    );
+    issued_anew_after_one_refused_refresh(&sandbox, &manager).await;
     let events = drain(&mut events);
     assert_no_reauth(&events);
     assert!(
@@ -284,25 +296,15 @@ async fn an_expired_refresh_token_is_replaced_by_issuing_without_reauth() {
 /// for `Rejected`, the manager kept presenting the dead refresh token and never issued.
 #[tokio::test(start_paused = true)]
 async fn a_refresh_refused_with_nests_default_body_issues_anew() {
-    let clock = paused_clock();
-    let sandbox = start(&clock, sandbox::issuer_config()).await;
-    let manager = manager(&sandbox, &clock, account());
-    manager.access_token("service").await.unwrap();
+    let (sandbox, manager) = issued_an_hour_ago().await;
     let mut events = manager.subscribe();
-    tokio::time::advance(HOUR).await;
     sandbox.fail_next(
         REFRESH_PATH,
         1,
         Failure::new(StatusCode::UNAUTHORIZED)
             .with_json(&json!({"statusCode": 401, "message": "Unauthorized"})),
     );
-    let token = manager.access_token("service").await.unwrap();
-    assert!(accepted(&sandbox, &token).await);
-    assert_eq!(
-        (sandbox.calls(ISSUE_PATH), sandbox.calls(REFRESH_PATH)),
-        (2, 1),
-        "one refused refresh, then one issue"
-    );
+    issued_anew_after_one_refused_refresh(&sandbox, &manager).await;
     assert_no_reauth(&drain(&mut events));
 }
 
