@@ -457,6 +457,24 @@ async fn a_401_to_a_token_another_process_replaced_takes_its_set_without_a_refre
     );
 }
 
+/// `refresh_rejected`: "A token this call obtained is answered again, not refreshed, if it
+/// is refused within the failure cooldown", with the longest cooldown a `Duration` holds:
+/// the token obtained after a 401 is answered again, without a panic of the refresh task.
+#[tokio::test(start_paused = true)]
+async fn a_401_within_the_longest_failure_cooldown_answers_the_token_obtained_after_one() {
+    let provider = Arc::new(Scripted::default());
+    let mut config = config();
+    config.failure_cooldown = Duration::MAX;
+    let manager = manager_with(&provider, Arc::new(MemoryStore::new()), config);
+    manager.insert("s", first(HOUR)).await.unwrap();
+    let refused = manager.access_token("s").await.unwrap();
+    let fresh = manager.refresh_rejected("s", &refused).await.unwrap();
+    assert_eq!(fresh.expose_secret(), "at-1");
+    let again = manager.refresh_rejected("s", &fresh).await;
+    assert_eq!(again.unwrap().expose_secret(), "at-1");
+    assert_eq!(provider.calls(), 1);
+}
+
 /// Where the two managers of a race keep their sessions.
 #[derive(Clone, Copy, Debug)]
 enum Stores {

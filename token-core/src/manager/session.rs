@@ -882,7 +882,9 @@ impl<X: Clone> Current<X> {
     /// second it was obtained in ends the while too.
     pub(super) fn after_rejection(&self, now: OffsetDateTime, window: std::time::Duration) -> bool {
         let at = self.after_rejection_at;
-        let whole = window.as_secs() + u64::from(window.subsec_nanos() > 0);
+        // Saturating: a cooldown of `Duration::MAX` (whole seconds past `u64::MAX`) is the
+        // longest one, not an overflow.
+        let whole = (window.as_secs()).saturating_add(u64::from(window.subsec_nanos() > 0));
         let window = u32::try_from(whole.max(1)).unwrap_or(u32::MAX);
         // From the second before `at` (it was rounded up) to `window` after it, in the same
         // wrapped seconds: a clock gone back before that second reads as far after it.
