@@ -450,8 +450,11 @@ impl<P: Provider> Inner<P> {
                 let base = current.as_ref().and_then(|c| c.version());
                 let (set, extras, extras_dropped) = stored_form(set);
                 // A panic from here on (in the clock, say) must not drop the pair the
-                // provider sent, its refresh token spent: it is saved as it came.
-                let spare = (set.clone(), extras.clone(), current.clone());
+                // provider sent, its refresh token spent: it is saved as it came. The spare
+                // is made without a panic too: extras whose `Clone` panics are read back
+                // from their stored form (or left at their default, the stored record
+                // keeping them whole).
+                let spare = (set.clone(), spare_extras(&extras, &set), current.clone());
                 let answer = (set, extras, extras_dropped, issued, set_aside);
                 let refreshed = self.refreshed(session, generation, current, reason, answer, notes);
                 match CatchUnwind(Box::pin(refreshed)).await {
@@ -1451,6 +1454,20 @@ impl<P: Provider> Inner<P> {
 /// serialized: stored as none then (a later load gets their default), since the tokens the
 /// provider sent are saved all the same, or the spent refresh token would stay in the
 /// store. This process keeps the typed extras.
+/// A copy of `extras` (whose stored form `set` holds) for the spare of a refresh's answer,
+/// made without a panic: user code runs in `Clone` (and in `Deserialize`, the fallback).
+fn spare_extras<X: crate::token_set::Extras>(extras: &X, set: &StoredTokenSet) -> X {
+    catch_unwind(AssertUnwindSafe(|| extras.clone()))
+        .ok()
+        .or_else(|| {
+            catch_unwind(AssertUnwindSafe(|| from_stored::<X>(set.clone()).ok()))
+                .ok()
+                .flatten()
+                .map(|(_, extras)| extras)
+        })
+        .unwrap_or_default()
+}
+
 fn stored_form<X: crate::token_set::Extras>(set: TokenSet<X>) -> (StoredTokenSet, X, bool) {
     match super::extras_json(&set.extras) {
         Ok(json) => {

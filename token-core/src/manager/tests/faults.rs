@@ -736,3 +736,113 @@ async fn the_extras_a_memory_store_lets_go_of_are_not_dropped_under_the_sessions
         "extras were dropped under the session's lock"
     );
 }
+
+thread_local! {
+    /// Clones of `Fragile` left before one panics (0: none panics).
+    static CLONES_BEFORE_PANIC: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Extras whose `Clone` panics at the armed clone on this thread.
+#[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Fragile(u32);
+
+impl Clone for Fragile {
+    fn clone(&self) -> Self {
+        CLONES_BEFORE_PANIC.with(|left| match left.get() {
+            0 => {}
+            1 => {
+                left.set(0);
+                panic!("the extras' Clone panicked");
+            }
+            n => left.set(n - 1),
+        });
+        Fragile(self.0)
+    }
+}
+
+/// The fake provider, answering with extras whose `Clone` can panic.
+struct WithFragile(Arc<Fake>);
+
+#[async_trait]
+impl Provider for WithFragile {
+    type Extras = Fragile;
+
+    fn name(&self) -> &str {
+        "fake"
+    }
+
+    async fn refresh(
+        &self,
+        cx: &CallContext,
+        current: &TokenSet<Fragile>,
+    ) -> Result<TokenSet<Fragile>, Error> {
+        let mut plain = TokenSet::new(current.access_token.clone());
+        plain.refresh_token = current.refresh_token.clone();
+        plain.access_expires_at = current.access_expires_at;
+        let answer = self.0.refresh(cx, &plain).await?;
+        Ok(retyped(answer).with_extras(Fragile(current.extras.0 + 1)))
+    }
+}
+
+/// Extras whose `Clone` panics, at whichever clone of a refresh it comes: nothing the
+/// provider issued is lost, no refresh token is presented twice, no re-auth is declared,
+/// and the session refreshes again once the clones stop panicking.
+#[tokio::test(start_paused = true)]
+async fn extras_that_panic_when_cloned_at_any_clone_of_a_refresh_lose_nothing() {
+    for owned in [false, true] {
+        for at in 1.. {
+            let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+            let manager = match owned {
+                // The manager's own `MemoryStore`, which keeps the very sets it holds.
+                true => TokenManager::builder(WithFragile(h.fake.clone()))
+                    .store(MemoryStore::new())
+                    .client(NoTransport)
+                    .clock(Arc::new(h.clock))
+                    .config(ManagerConfig::default().with_retry(RetryPolicy::never()))
+                    .build()
+                    .unwrap(),
+                false => manager_of(
+                    &h,
+                    WithFragile(h.fake.clone()),
+                    Arc::new(MemoryStore::new()),
+                ),
+            };
+            let store = manager.store().clone();
+            let login = TokenSet::new(AccessToken::new("at-0"))
+                .with_refresh_token(RefreshToken::new("rt-0"))
+                .with_access_expires_at(h.clock.now())
+                .with_extras(Fragile(0));
+            manager.insert("s", login).await.unwrap();
+            CLONES_BEFORE_PANIC.with(|left| left.set(at));
+            let first = manager.access_token("s").await;
+            // Left unspent: the refresh made fewer clones than `at`, and every one was tried.
+            let every_clone_tried = CLONES_BEFORE_PANIC.with(|left| left.replace(0)) != 0;
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let next = manager.refresh_now("s").await;
+            let presented = h.fake.presented.lock().unwrap().clone();
+            let mut unique = presented.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(
+                unique.len(),
+                presented.len(),
+                "clone {at} (owned store {owned}): a refresh token presented twice: {presented:?} (first {first:?}, next {next:?})"
+            );
+            let next = next.unwrap_or_else(|e| {
+                panic!("clone {at} (owned store {owned}): {e:?} (first {first:?})")
+            });
+            let live = h.fake.live.lock().unwrap().clone();
+            let key = SessionKey::new("fake", "s");
+            let stored = store.load(&key).await.unwrap().unwrap();
+            assert_eq!(
+                refresh_of(&stored),
+                live,
+                "clone {at}: the live token is stored"
+            );
+            assert!(next.expose_secret().starts_with("at-"), "clone {at}");
+            if every_clone_tried {
+                break;
+            }
+        }
+    }
+}
