@@ -35,6 +35,9 @@ enum Step {
     Lives(Duration),
     /// The provider's code panics.
     Panic,
+    /// A new access token beside a blank refresh token (a hand-written provider that reads
+    /// an absent field as an empty string).
+    BlankRefreshToken(&'static str),
 }
 
 #[derive(Default)]
@@ -80,6 +83,9 @@ impl Scripted {
                 TokenSet::new(set.access_token).with_refresh_token(set.refresh_token.unwrap())
             }
             Some(Step::Lives(life)) => set.with_access_expires_at(cx.now() + life),
+            Some(Step::BlankRefreshToken(blank)) => TokenSet::new(set.access_token)
+                .with_refresh_token(RefreshToken::new(blank))
+                .with_access_expires_at(cx.now() + HOUR),
         })
     }
 
@@ -771,6 +777,27 @@ async fn an_answer_without_expiry_is_used_until_the_api_refuses_it() {
     let next = manager.refresh_rejected("s", &token).await.unwrap();
     assert_eq!(next.expose_secret(), "at-2");
     assert_eq!(provider.calls(), 2);
+}
+
+/// README: "an empty refresh token read as none (the previous one is kept)", for the set
+/// a hand-written provider returns as for a declared answer: the previous refresh token is
+/// stored and presented next, not the blank one.
+#[tokio::test(start_paused = true)]
+async fn a_blank_refresh_token_from_a_hand_written_provider_keeps_the_previous_one() {
+    for blank in ["", "  "] {
+        let (provider, manager, store, _events) = one_session(Duration::ZERO).await;
+        provider.then(Step::BlankRefreshToken(blank));
+        assert_eq!(served(&manager).await, "at-1");
+        let record = stored(&*store).await.unwrap();
+        let tokens = record.tokens().unwrap();
+        assert_eq!(
+            tokens.refresh_token.as_ref().map(|t| t.expose_secret()),
+            Some("rt-0"),
+            "{blank:?}"
+        );
+        let kept = manager.token_set("s").await.unwrap().refresh_token;
+        assert_eq!(kept.as_ref().map(|t| t.expose_secret()), Some("rt-0"));
+    }
 }
 
 /// README: "A rotated set is saved ... before anyone uses it"; DESIGN: "A response without a

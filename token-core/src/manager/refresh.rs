@@ -1290,8 +1290,12 @@ impl<P: Provider> Inner<P> {
                         .provider
                         .refresh(cx, set)
                         .await
-                        .map(|new| new.or_previous(set)),
-                    _ => self.provider.issue(cx).await,
+                        .map(|new| without_blank_refresh_token(new).or_previous(set)),
+                    _ => self
+                        .provider
+                        .issue(cx)
+                        .await
+                        .map(without_blank_refresh_token),
                 }
             };
             // Whatever the transport, no call holds the refresh (and its lease) for ever. The
@@ -1454,6 +1458,16 @@ impl<P: Provider> Inner<P> {
 /// serialized: stored as none then (a later load gets their default), since the tokens the
 /// provider sent are saved all the same, or the spent refresh token would stay in the
 /// store. This process keeps the typed extras.
+/// `set` without a blank refresh token: one is no refresh token (the previous one is
+/// kept), for a hand-written provider's set as for a declared answer (`decode_response`),
+/// instead of replacing the previous token with one that can never refresh.
+fn without_blank_refresh_token<X>(mut set: TokenSet<X>) -> TokenSet<X> {
+    if (set.refresh_token.as_ref()).is_some_and(|t| t.expose_secret().trim().is_empty()) {
+        set.refresh_token = None;
+    }
+    set
+}
+
 /// A copy of `extras` (whose stored form `set` holds) for the spare of a refresh's answer,
 /// made without a panic: user code runs in `Clone` (and in `Deserialize`, the fallback).
 fn spare_extras<X: crate::token_set::Extras>(extras: &X, set: &StoredTokenSet) -> X {
