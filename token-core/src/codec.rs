@@ -658,10 +658,11 @@ pub(crate) fn unsendable(token: &str) -> bool {
 /// What an error says of an empty access token (an empty bearer is no credential).
 pub(crate) const EMPTY_ACCESS: &str = "the access token is empty";
 
-/// Why an access token cannot be served, never its value: it is empty (no bearer to send),
-/// or it cannot travel in a header ([`unsendable`]). `None` for one that can be served.
+/// Why an access token cannot be served, never its value: it is empty or blank (no bearer
+/// to send, as [`decode_response`] reads a blank one), or it cannot travel in a header
+/// ([`unsendable`]). `None` for one that can be served.
 pub(crate) fn unusable_access(token: &str) -> Option<&'static str> {
-    if token.is_empty() {
+    if token.trim().is_empty() {
         Some(EMPTY_ACCESS)
     } else if unsendable(token) {
         Some(UNSENDABLE_ACCESS)

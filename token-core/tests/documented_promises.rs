@@ -38,6 +38,8 @@ enum Step {
     /// A new access token beside a blank refresh token (a hand-written provider that reads
     /// an absent field as an empty string).
     BlankRefreshToken(&'static str),
+    /// A blank access token beside a new refresh token.
+    BlankAccessToken,
 }
 
 #[derive(Default)]
@@ -83,6 +85,9 @@ impl Scripted {
                 TokenSet::new(set.access_token).with_refresh_token(set.refresh_token.unwrap())
             }
             Some(Step::Lives(life)) => set.with_access_expires_at(cx.now() + life),
+            Some(Step::BlankAccessToken) => TokenSet::new(AccessToken::new("   "))
+                .with_refresh_token(set.refresh_token.unwrap())
+                .with_access_expires_at(cx.now() + HOUR),
             Some(Step::BlankRefreshToken(blank)) => TokenSet::new(set.access_token)
                 .with_refresh_token(RefreshToken::new(blank))
                 .with_access_expires_at(cx.now() + HOUR),
@@ -798,6 +803,29 @@ async fn a_blank_refresh_token_from_a_hand_written_provider_keeps_the_previous_o
         let kept = manager.token_set("s").await.unwrap().refresh_token;
         assert_eq!(kept.as_ref().map(|t| t.expose_secret()), Some("rt-0"));
     }
+}
+
+/// README: "an empty (or blank) access token is no answer ... unless a new refresh token
+/// comes with it: then the refresh token is saved, the access token set aside (stored empty
+/// and expired, never served)", for the set a hand-written provider returns as for a
+/// declared answer: a blank bearer is never served.
+#[tokio::test(start_paused = true)]
+async fn a_blank_access_token_from_a_hand_written_provider_is_set_aside_never_served() {
+    let (provider, manager, store, _events) = one_session(Duration::ZERO).await;
+    provider.then(Step::BlankAccessToken);
+    let answered = manager.access_token("s").await;
+    let error = answered.expect_err("a blank bearer is not served");
+    assert_eq!(error.kind(), ErrorKind::Rejected, "{error}");
+    let record = stored(&*store).await.unwrap();
+    let tokens = record.tokens().unwrap();
+    assert_eq!(
+        tokens.refresh_token.as_ref().map(|t| t.expose_secret()),
+        Some("rt-1")
+    );
+    assert_eq!(tokens.access_token.expose_secret(), "");
+    tokio::time::advance(config().failure_cooldown).await;
+    assert_eq!(served(&manager).await, "at-2");
+    assert_eq!(provider.calls(), 2);
 }
 
 /// README: "A rotated set is saved ... before anyone uses it"; DESIGN: "A response without a

@@ -478,8 +478,8 @@ impl<P: Provider> TokenManager<P> {
     /// it is refused with [`Error::Config`] and the session keeps what it had (a provider's
     /// answer holding one is no answer either, unless a new refresh token comes with it:
     /// that is saved, the access token set aside). A refresh token may hold
-    /// one: it travels escaped, in a body or a query. An empty access token is taken but
-    /// never served, whatever its expiry: the first call refreshes (as after
+    /// one: it travels escaped, in a body or a query. An empty (or blank) access token is
+    /// taken but never served, whatever its expiry: the first call refreshes (as after
     /// [`insert_refresh_token`](Self::insert_refresh_token)).
     ///
     /// A stored record the store cannot read (damaged, or written by a newer release) is
