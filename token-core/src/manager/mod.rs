@@ -1212,14 +1212,14 @@ impl<P: Provider> Inner<P> {
             let mut reauth = reauth.clone();
             reauth.authorize_url = reauth
                 .authorize_url
-                .or_else(|| self.provider.authorize_url(session.name()));
+                .or_else(|| self.authorize_url(session.name()));
             return reauth;
         }
         Reauth {
             session: session.name().to_string(),
             code: error.provider_code().map(str::to_owned),
             reason: error.to_string(),
-            authorize_url: self.provider.authorize_url(session.name()),
+            authorize_url: self.authorize_url(session.name()),
         }
     }
 
@@ -1228,8 +1228,23 @@ impl<P: Provider> Inner<P> {
             session: session.name().to_string(),
             code: verdict.code,
             reason: verdict.reason,
-            authorize_url: self.provider.authorize_url(session.name()),
+            authorize_url: self.authorize_url(session.name()),
         }
+    }
+
+    /// Where the provider sends a user to log `session` in again. A provider whose
+    /// `authorize_url` panics costs the signal its URL, not the verdict it comes with (a
+    /// panic there would end the refresh before the verdict is recorded, and the dead
+    /// refresh token be presented again after every cooldown).
+    fn authorize_url(&self, session: &str) -> Option<String> {
+        catch_unwind(AssertUnwindSafe(|| self.provider.authorize_url(session))).unwrap_or_else(
+            |_| {
+                tracing::error!(
+                    "the provider's authorize_url panicked; the re-auth signal has no URL"
+                );
+                None
+            },
+        )
     }
 
     fn no_tokens(&self, session: &Session<P::Extras>) -> Error {
@@ -1238,7 +1253,7 @@ impl<P: Provider> Inner<P> {
 
     fn no_tokens_for(&self, session: &str) -> Error {
         let mut reauth = Reauth::new(session, "no tokens are stored for the session");
-        reauth.authorize_url = self.provider.authorize_url(session);
+        reauth.authorize_url = self.authorize_url(session);
         Error::NoTokens(reauth)
     }
 }

@@ -70,6 +70,8 @@ struct Fake {
     /// Reuse detection (as RFC 9700 recommends): a spent refresh token presented after its
     /// reuse window revokes its successor too.
     revoke_on_replay: bool,
+    /// `authorize_url` panics (a provider's code slicing a session name too short for it).
+    panicking_authorize_url: bool,
 }
 
 impl Fake {
@@ -88,6 +90,7 @@ impl Fake {
             refused_issues: AtomicU32::new(0),
             gate: None,
             revoke_on_replay: false,
+            panicking_authorize_url: false,
         }
     }
 
@@ -275,6 +278,7 @@ impl Provider for Arc<Fake> {
     }
 
     fn authorize_url(&self, session: &str) -> Option<String> {
+        assert!(!self.panicking_authorize_url, "authorize_url panicked");
         Some(format!("https://auth.example/authorize?state={session}"))
     }
 }

@@ -846,3 +846,35 @@ async fn extras_that_panic_when_cloned_at_any_clone_of_a_refresh_lose_nothing() 
         }
     }
 }
+
+/// A provider whose `authorize_url` panics (its code slicing a session name too short for
+/// it) costs the re-auth signal its URL, nothing else: the refusal is a verdict, recorded in
+/// the store and reported once, the dead refresh token never presented again, and a session
+/// without tokens is still answered `NoTokens`.
+#[tokio::test(start_paused = true)]
+async fn a_provider_whose_authorize_url_panics_still_records_the_verdict() {
+    let mut h = harness(|fake| fake.panicking_authorize_url = true);
+    h.fake.then(Step::Fail(invalid_grant()));
+    h.seed("s", Duration::ZERO).await;
+    let error = h.manager.access_token("s").await.unwrap_err();
+    let reauth = error.reauth().expect("a re-auth signal");
+    assert_eq!(reauth.code.as_deref(), Some("invalid_grant"));
+    assert_eq!(reauth.authorize_url, None);
+    let verdict = h.stored("s").await.expect("the verdict is recorded");
+    assert!(verdict.value.reauth().is_some(), "{verdict:?}");
+    for _ in 0..3 {
+        let again = h.manager.access_token("s").await.unwrap_err();
+        assert_eq!(again.kind(), ErrorKind::ReauthRequired, "{again:?}");
+    }
+    assert_eq!(
+        h.calls(),
+        1,
+        "the dead refresh token is never presented again"
+    );
+    let reauths = (h.drain().into_iter())
+        .filter(|e| matches!(e, Event::ReauthRequired(_)))
+        .count();
+    assert_eq!(reauths, 1);
+    let none = h.manager.access_token("nobody").await.unwrap_err();
+    assert!(matches!(none, Error::NoTokens(_)), "{none:?}");
+}
