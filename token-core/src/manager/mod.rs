@@ -404,7 +404,8 @@ impl<P: Provider> TokenManager<P> {
     /// Starts `session` from a refresh token alone (what a login or a partner's dashboard
     /// hands over): stores it, like [`insert`](Self::insert), and refreshes at once, so a
     /// refresh token the provider refuses is known now, not at the first API call. Returns
-    /// the first access token.
+    /// the first access token. An empty or blank refresh token is refused with
+    /// [`Error::Config`], and the session keeps what it had.
     ///
     /// ```no_run
     /// # async fn run<P: token_core::provider::Provider>(manager: token_core::manager::TokenManager<P>)
@@ -420,6 +421,10 @@ impl<P: Provider> TokenManager<P> {
         session: &str,
         refresh_token: RefreshToken,
     ) -> Result<AccessToken, Error> {
+        // Nothing to refresh with: refused before it replaces what the session has.
+        if refresh_token.expose_secret().trim().is_empty() {
+            return Err(Error::Config("the refresh token is empty".into()));
+        }
         // No access token yet: an empty one that has always expired, never served.
         let set = TokenSet::new(AccessToken::new(""))
             .with_refresh_token(refresh_token)
@@ -480,7 +485,8 @@ impl<P: Provider> TokenManager<P> {
     /// that is saved, the access token set aside). A refresh token may hold
     /// one: it travels escaped, in a body or a query. An empty (or blank) access token is
     /// taken but never served, whatever its expiry: the first call refreshes (as after
-    /// [`insert_refresh_token`](Self::insert_refresh_token)).
+    /// [`insert_refresh_token`](Self::insert_refresh_token)). An empty or blank refresh
+    /// token is none, as in a provider's answer.
     ///
     /// A stored record the store cannot read (damaged, or written by a newer release) is
     /// removed first, by compare-and-swap on the record as read
@@ -1443,7 +1449,8 @@ impl Fresh {
 }
 
 /// `set` in the form stores keep (moved, not copied) and its typed extras.
-fn split<X: crate::token_set::Extras>(mut set: TokenSet<X>) -> Result<(StoredTokenSet, X), Error> {
+fn split<X: crate::token_set::Extras>(set: TokenSet<X>) -> Result<(StoredTokenSet, X), Error> {
+    let mut set = without_blank_refresh_token(set);
     // Served, it would fail every API call until it expires; the value is not repeated.
     if crate::codec::unsendable(set.access_token.expose_secret()) {
         if set.refresh_token.is_none() {
@@ -1468,6 +1475,17 @@ fn split<X: crate::token_set::Extras>(mut set: TokenSet<X>) -> Result<(StoredTok
         ))
     })?;
     Ok(untyped(set, json))
+}
+
+/// `set` without a blank refresh token: one is no refresh token (a refresh's answer keeps
+/// the previous one), for a hand-written provider's set and an inserted one as for a
+/// declared answer (`decode_response`): stored, it could never refresh, and presented, it
+/// would be refused as a dead session's.
+pub(super) fn without_blank_refresh_token<X>(mut set: TokenSet<X>) -> TokenSet<X> {
+    if (set.refresh_token.as_ref()).is_some_and(|t| t.expose_secret().trim().is_empty()) {
+        set.refresh_token = None;
+    }
+    set
 }
 
 /// `extras` as JSON. [`NoExtras`](crate::token_set::NoExtras) (most providers') is the

@@ -1290,12 +1290,12 @@ impl<P: Provider> Inner<P> {
                         .provider
                         .refresh(cx, set)
                         .await
-                        .map(|new| without_blank_refresh_token(new).or_previous(set)),
+                        .map(|new| super::without_blank_refresh_token(new).or_previous(set)),
                     _ => self
                         .provider
                         .issue(cx)
                         .await
-                        .map(without_blank_refresh_token),
+                        .map(super::without_blank_refresh_token),
                 }
             };
             // Whatever the transport, no call holds the refresh (and its lease) for ever. The
@@ -1454,20 +1454,6 @@ impl<P: Provider> Inner<P> {
     }
 }
 
-/// A provider's answer as stores keep it, its typed extras, and whether those could not be
-/// serialized: stored as none then (a later load gets their default), since the tokens the
-/// provider sent are saved all the same, or the spent refresh token would stay in the
-/// store. This process keeps the typed extras.
-/// `set` without a blank refresh token: one is no refresh token (the previous one is
-/// kept), for a hand-written provider's set as for a declared answer (`decode_response`),
-/// instead of replacing the previous token with one that can never refresh.
-fn without_blank_refresh_token<X>(mut set: TokenSet<X>) -> TokenSet<X> {
-    if (set.refresh_token.as_ref()).is_some_and(|t| t.expose_secret().trim().is_empty()) {
-        set.refresh_token = None;
-    }
-    set
-}
-
 /// A copy of `extras` (whose stored form `set` holds) for the spare of a refresh's answer,
 /// made without a panic: user code runs in `Clone` (and in `Deserialize`, the fallback).
 fn spare_extras<X: crate::token_set::Extras>(extras: &X, set: &StoredTokenSet) -> X {
@@ -1482,6 +1468,10 @@ fn spare_extras<X: crate::token_set::Extras>(extras: &X, set: &StoredTokenSet) -
         .unwrap_or_default()
 }
 
+/// A provider's answer as stores keep it, its typed extras, and whether those could not be
+/// serialized: stored as none then (a later load gets their default), since the tokens the
+/// provider sent are saved all the same, or the spent refresh token would stay in the
+/// store. This process keeps the typed extras.
 fn stored_form<X: crate::token_set::Extras>(set: TokenSet<X>) -> (StoredTokenSet, X, bool) {
     match super::extras_json(&set.extras) {
         Ok(json) => {

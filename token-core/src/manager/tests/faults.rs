@@ -878,3 +878,35 @@ async fn a_provider_whose_authorize_url_panics_still_records_the_verdict() {
     let none = h.manager.access_token("nobody").await.unwrap_err();
     assert!(matches!(none, Error::NoTokens(_)), "{none:?}");
 }
+
+/// A blank refresh token is no refresh token, inserted as answered: `insert_refresh_token`
+/// refuses one with `Error::Config` (the session keeps what it had; stored, it would replace
+/// a live pair and then be presented and refused as a dead session's), and a set inserted
+/// with one beside its access token is stored with none.
+#[tokio::test(start_paused = true)]
+async fn a_blank_refresh_token_inserted_is_refused_alone_and_read_as_none_in_a_set() {
+    let h = harness(|_| {});
+    h.seed("s", HOUR).await;
+    for blank in ["", "  "] {
+        let error = (h.manager)
+            .insert_refresh_token("s", RefreshToken::new(blank))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::Config(_)), "{error:?}");
+        let token = h.manager.access_token("s").await.unwrap();
+        assert_eq!(token.expose_secret(), "at-0");
+        let stored = h.stored_tokens("s").await.unwrap().value;
+        assert_eq!(stored.refresh_token, Some(RefreshToken::new("rt-0")));
+    }
+    let set = TokenSet::new(AccessToken::new("at-9"))
+        .with_refresh_token(RefreshToken::new(" "))
+        .with_access_expires_at(h.clock.now() + HOUR);
+    h.manager.insert("t", set).await.unwrap();
+    assert_eq!(
+        h.stored_tokens("t").await.unwrap().value.refresh_token,
+        None
+    );
+    let set = h.manager.token_set("t").await.unwrap();
+    assert_eq!(set.refresh_token, None);
+    assert_eq!(h.calls(), 0, "nothing presented");
+}
