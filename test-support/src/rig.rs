@@ -215,6 +215,11 @@ pub trait Subject: Send + Sync {
     fn rotates(&self) -> bool {
         true
     }
+    /// Whether a 401 to its refresh is taken for the refusal of a credential of its own (Maya's
+    /// partner app token), which it renews before sending the refresh again.
+    fn renews_on_401(&self) -> bool {
+        false
+    }
     /// The kinds its refresh's error declares for HTTP statuses (`on_status`), which a
     /// refusal whose body is not that error (a firewall's page) takes.
     fn on_status(&self) -> &'static [(u16, token_core::error::ErrorKind)] {

@@ -166,6 +166,7 @@ fn table() -> Vec<Row> {
         row("HTML error page, HTTP 502",               IN_PROCESS, NO_REUSE, Sandbox, |f| f.fail(1, html(StatusCode::BAD_GATEWAY, "<html><body><h1>502 Bad Gateway</h1></body></html>")), Token,     2,     NONE,                    Usable),
         row("HTML page, HTTP 200 (a captive portal)",  IN_PROCESS, NO_REUSE, Sandbox, |f| f.fail(1, html(StatusCode::OK, "<!doctype html><title>Sign in to Wi-Fi</title>")),     Fails(OutcomeUnknown), 1,     NONE,                    Usable),
         row("HTML page, HTTP 403 (a firewall)",        IN_PROCESS, NO_REUSE, Sandbox, |f| f.fail(1, html(StatusCode::FORBIDDEN, "<html><h1>Request blocked</h1></html>")),        Fails(Rejected),       1,     NONE,                    Usable).refused_with(403),
+        row("HTML page, HTTP 401 (a gateway's login)", IN_PROCESS, NO_REUSE, Sandbox, |f| f.fail(1, html(StatusCode::UNAUTHORIZED, "<html><h1>401 Authorization Required</h1></html>")), Fails(Rejected), 1, NONE,            Usable).refused_with(401),
         row("10 MB body, HTTP 200",                    SOCKET,     NO_REUSE, Sandbox, |f| f.fail(1, json_200(ten_megabytes())),                                                 Fails(OutcomeUnknown), 1,     NONE,                    Usable),
         row("10 MB body, HTTP 503",                    SOCKET,     NO_REUSE, Sandbox, |f| f.fail(1, Failure::new(StatusCode::SERVICE_UNAVAILABLE).with_body(ten_megabytes())), Token,                2,     NONE,                    Usable),
         row("missing field: no access token",          IN_PROCESS, NO_REUSE, Sandbox, |f| f.fail(1, json_200(f.sample_with(f.subject.access_pointer(), None))),              Fails(OutcomeUnknown), 1,     NONE,                    Usable),
@@ -265,8 +266,25 @@ fn every_provider_under_every_fault() {
                 .and_then(|status| subject.on_status().iter().find(|(s, _)| *s == status))
             {
                 // A refusal whose body is not the provider's error takes the kind the
-                // provider declares for its status.
-                row.expect = Expect::Error(*kind);
+                // provider declares for its status, but re-auth: only the provider's own
+                // error says a session is dead.
+                row.expect = Expect::Error(match kind {
+                    ReauthRequired => Rejected,
+                    kind => *kind,
+                });
+            }
+            if subject.renews_on_401() && row.refused_with == Some(401) {
+                // Maya renews its app token and sends the refresh again, which is answered.
+                row.expect = Expect::Token;
+                row.calls += 1;
+            }
+            if subject.can_issue()
+                && row.refused_with.is_some()
+                && row.expect == Expect::Error(Rejected)
+            {
+                // A refresh refused, for a reason the provider does not say: a provider that
+                // can issue issues a new set, as for a dead refresh token.
+                row.expect = Expect::Token;
             }
             if !subject.rotates()
                 && row.expect == Expect::Error(OutcomeUnknown)
@@ -431,8 +449,12 @@ fn expected_shown(
         has_line(logged, &parts)
     };
     // Every row's fault makes at least one call fail, or (an odd expiry, whose tokens are
-    // kept) is reported by the field's name.
-    if !in_refresh(&["call failed", "attempt=1"]) && !in_refresh(&["invalid value", "field="]) {
+    // kept) is reported by the field's name, or (a 401 to Maya's refresh) renews the app
+    // token inside the provider's call.
+    if !in_refresh(&["call failed", "attempt=1"])
+        && !in_refresh(&["invalid value", "field="])
+        && !in_refresh(&["refused the app token; renewing it"])
+    {
         return Err(format!(
             "no `call failed` line in the refresh span was captured:\n{logged}"
         ));

@@ -62,6 +62,10 @@ pub struct Maya;
 
 #[async_trait]
 impl Subject for Maya {
+    fn renews_on_401(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "maya"
     }
