@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use token_core::codec::{Endpoint, encode_error, encode_response};
+use token_core::error::EndpointError;
 use token_core::issuer::{CodeExchange, CodeGrant, Issued, IssuerError};
 use token_core::token_set::{StoredTokenSet, TokenSet};
 use token_core::{codec::TokenResponse, issuer::Issuer, secret::AuthCode};
@@ -129,7 +130,7 @@ impl Mpp {
         let verified = self
             .signer
             .verify_request(request)
-            .map_err(|error| AlipayError::failed(AlipayCode::InvalidSignature, error.to_string()))
+            .map_err(|error| AlipayError::failed(AlipayCode::InvalidSignature, unverified(error)))
             .and_then(|()| self.check_request_time(request, now));
         let outcome = match verified {
             Err(error) => Err(error),
@@ -280,6 +281,17 @@ fn alipay_set(stored: StoredTokenSet) -> Option<TokenSet<AlipayExtras>> {
     // Without extras there is nothing to fail on.
     let set = TokenSet::<AlipayExtras>::from_stored(plain).ok()?;
     Some(set.with_extras(readable))
+}
+
+/// Why a request's signature did not verify, said of the request: the signer's errors are
+/// worded for the client, of an answer.
+fn unverified(error: EndpointError) -> String {
+    match error {
+        EndpointError::Signature(reason) => {
+            format!("the request's signature did not verify: {reason}")
+        }
+        error => error.to_string(),
+    }
 }
 
 /// A request the endpoint cannot read (a missing field, a wrong constant) is
@@ -456,6 +468,40 @@ mod tests {
                 .authenticate(live.tokens.access_token.expose_secret())
                 .await
                 .unwrap();
+        }
+
+        /// A request whose signature does not verify (missing, repeated, another key, another
+        /// `Client-Id`) is answered `F INVALID_SIGNATURE` with a message about the request,
+        /// the message Alipay+ logs to tell what to fix: never the client's own wording for
+        /// an answer whose signature did not verify.
+        #[tokio::test]
+        async fn a_request_whose_signature_does_not_verify_is_told_so() {
+            let sandbox = AlipayPlusSandbox::new();
+            let mpp = sandbox.mpp();
+            let issuer = issuer();
+            let body = format!(
+                r#"{{"pspId":"{PSP_ID}","grantType":"REFRESH_TOKEN","refreshToken":"rt_x"}}"#
+            )
+            .into_bytes();
+            let mut unsigned = signed(body.clone(), &issuer);
+            unsigned.headers_mut().remove("signature");
+            let mut repeated = signed(body.clone(), &issuer);
+            let signature = repeated.headers()["signature"].clone();
+            repeated.headers_mut().append("signature", signature);
+            let mut tampered = signed(body, &issuer);
+            tampered.body_mut().push(b' ');
+            for request in [unsigned, repeated, tampered] {
+                let answer = mpp.answer(&issuer, &request).await;
+                assert!(answer.headers().contains_key("signature"));
+                assert_eq!(
+                    result(&answer),
+                    ("F".to_owned(), "INVALID_SIGNATURE".to_owned())
+                );
+                let body: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
+                let message = body["result"]["resultMessage"].as_str().unwrap();
+                assert!(message.contains("request"), "{message}");
+                assert!(!message.contains("answer"), "{message}");
+            }
         }
 
         /// Pairs the wallet issued itself ([`Issuer::issue`]) with extras that are not
