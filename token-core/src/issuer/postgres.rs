@@ -81,7 +81,9 @@ pub const ISSUER_SCHEMA_VERSION: i32 = 4;
 /// more), is refused with [`StoreError::Unsupported`] before any statement is sent: nothing
 /// is written and no connection is closed (the sandbox answers it as a bad request, not a
 /// server error). [`revoke_subject`](IssuerStore::revoke_subject) of such a subject revokes
-/// nothing, as none can be stored. The memory store takes such names.
+/// nothing, as none can be stored. Extras (of a pair or a code) nested more than
+/// [`MAX_EXTRAS_DEPTH`](Self::MAX_EXTRAS_DEPTH) levels deep are refused the same way: the
+/// store could not read them back. The memory store takes such names and extras.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -307,6 +309,11 @@ impl PostgresIssuerStore {
     /// The most bytes (UTF-8) a subject may have.
     pub const MAX_SUBJECT_BYTES: usize = 2048;
 
+    /// How deeply extras may nest arrays and objects (`{"a": [1]}` is 2 deep): what the store
+    /// reads back. JSON is read at most 128 levels deep, and a successor's tokens, kept for the
+    /// reuse window, hold their extras one level down.
+    pub const MAX_EXTRAS_DEPTH: usize = 126;
+
     /// Opens the store in `db`'s schema, creating or migrating its table first.
     ///
     /// Every statement the store sends is then prepared once against the schema, so tables
@@ -371,18 +378,46 @@ fn storable_subject(subject: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Refuses a pair whose names the table cannot hold (see [`storable_subject`]).
+/// Refuses extras nested deeper than [`PostgresIssuerStore::MAX_EXTRAS_DEPTH`]: written, they
+/// could not be read back, and every read of their pair or code would fail as an outage.
+fn storable_extras(extras: &serde_json::Value) -> Result<(), StoreError> {
+    use serde_json::Value;
+    // Without recursion: the extras are the wallet's, however deep.
+    let mut pending = vec![(extras, 0)];
+    while let Some((value, depth)) = pending.pop() {
+        let inside: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(fields) => Box::new(fields.values()),
+            _ => continue,
+        };
+        if depth >= PostgresIssuerStore::MAX_EXTRAS_DEPTH {
+            return Err(StoreError::Unsupported(format!(
+                "postgres issuer: extras nested more than {} levels deep, which the store \
+                 cannot read back",
+                PostgresIssuerStore::MAX_EXTRAS_DEPTH
+            )));
+        }
+        pending.extend(inside.map(|inner| (inner, depth + 1)));
+    }
+    Ok(())
+}
+
+/// Refuses a pair whose names the table cannot hold (see [`storable_subject`]), or whose
+/// extras it cannot read back ([`storable_extras`]).
 fn storable_pair(record: &PairRecord) -> Result<(), StoreError> {
     storable_subject(&record.subject)?;
+    storable_extras(&record.extras)?;
     record
         .client
         .as_deref()
         .map_or(Ok(()), |client| storable_text("client id", client))
 }
 
-/// Refuses a code whose names the table cannot hold; its subject is its pair's.
+/// Refuses a code whose names the table cannot hold, or whose extras it cannot read back;
+/// its subject and extras are its pair's.
 fn storable_code(grant: &CodeGrant) -> Result<(), StoreError> {
     storable_subject(&grant.subject)?;
+    storable_extras(&grant.extras)?;
     storable_text("client id", &grant.client_id)?;
     for (what, name) in [
         ("redirect URI", &grant.redirect_uri),
@@ -951,6 +986,61 @@ mod tests {
             extras
         );
 
+        let grant = CodeGrant::new("app-1", "bob").with_extras(extras.clone());
+        let code = a.issue_code(grant).await.unwrap();
+        let exchanged = b
+            .redeem_code(
+                code.expose_secret(),
+                crate::issuer::CodeExchange::new("app-1"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(exchanged.tokens.extras, extras);
+        drop_schema(&db).await;
+    }
+
+    /// Extras nested deeper than the store can read back (JSON is read at most 128 levels
+    /// deep, and a successor kept for the reuse window holds its extras one level down) are
+    /// refused at the write, typed, like a name the tables cannot hold: written, every read
+    /// of the pair failed as an outage, so its tokens were never accepted nor refreshed (and
+    /// a code holding them never redeemed). Extras at the limit are issued, rotated, answered
+    /// again inside the window and carried through a code exchange.
+    #[tokio::test]
+    async fn extras_nested_deeper_than_the_store_reads_back_are_refused_typed() {
+        let Some(url) =
+            test_url("extras_nested_deeper_than_the_store_reads_back_are_refused_typed")
+        else {
+            return;
+        };
+        let (a, b, _clock, db) = replicas(&url, WINDOW).await;
+        let nested = |depth: usize| {
+            let mut extras = serde_json::json!({"customerId": "c-1"});
+            for level in 1..depth {
+                extras = match level % 2 {
+                    0 => serde_json::json!([extras]),
+                    _ => serde_json::json!({"inner": extras}),
+                };
+            }
+            extras
+        };
+        let deepest = PostgresIssuerStore::MAX_EXTRAS_DEPTH;
+        let unsupported = |result: Result<(), IssuerError>, what: &str| match result {
+            Err(IssuerError::Store(StoreError::Unsupported(_))) => {}
+            other => panic!("{what}: {other:?}"),
+        };
+        let deep = nested(deepest + 1);
+        unsupported(a.issue("alice", deep.clone()).await.map(drop), "issue");
+        let grant = CodeGrant::new("app-1", "alice").with_extras(deep);
+        unsupported(a.issue_code(grant).await.map(drop), "issue_code");
+
+        let extras = nested(deepest);
+        let first = a.issue("alice", extras.clone()).await.unwrap();
+        b.authenticate(&access(&first)).await.unwrap();
+        let second = b.refresh(&refresh(&first)).await.unwrap();
+        assert_eq!(second.tokens.extras, extras);
+        let again = a.refresh(&refresh(&first)).await.unwrap();
+        assert!(again.reused);
+        assert_eq!(again.tokens, second.tokens);
         let grant = CodeGrant::new("app-1", "bob").with_extras(extras.clone());
         let code = a.issue_code(grant).await.unwrap();
         let exchanged = b
