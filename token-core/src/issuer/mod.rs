@@ -310,7 +310,19 @@ impl Issuer {
             mint: &mint,
         };
         let outcome = self.store.rotate(rotation).await?;
+        let answer = self.rotation_answer(outcome, presented).await;
+        // Only now: a purge started before the punishment of a replay could forget the pair
+        // it follows the chain from, and it would revoke nothing.
         self.purge_when_due(now).await;
+        answer
+    }
+
+    /// What a rotation's `outcome` answers; a used-up `presented` token is punished first.
+    async fn rotation_answer(
+        &self,
+        outcome: RotateOutcome,
+        presented: TokenHash,
+    ) -> Result<Issued, IssuerError> {
         match outcome {
             RotateOutcome::Rotated { subject, tokens } => Ok(Issued {
                 subject,
@@ -434,8 +446,7 @@ impl Issuer {
             mint: &mint,
         };
         let outcome = self.store.redeem_code(redemption).await?;
-        self.purge_when_due(now).await;
-        match outcome {
+        let answer = match outcome {
             RedeemOutcome::Redeemed { subject, tokens } => Ok(Issued {
                 subject,
                 tokens,
@@ -451,7 +462,10 @@ impl Issuer {
                     IssuerError::UsedAuthCode
                 }
             }),
-        }
+        };
+        // After the punishment of a replay, as in `rotate`.
+        self.purge_when_due(now).await;
+        answer
     }
 
     /// Revokes what `replay` revealed as stolen (the live pair descended from `first`, see

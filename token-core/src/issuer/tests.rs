@@ -670,6 +670,59 @@ async fn with_revoke_on_reuse_a_used_up_refresh_token_revokes_its_live_descendan
     assert!(issuer.authenticate(&access(&bob)).await.is_ok());
 }
 
+/// The replay of a used-up refresh token, or of an authorization code, that arrives when a
+/// purge is due: the purge that request starts may forget the replayed pair (dead for longer
+/// than [`PURGE_GRACE`]), but only once the replay has revoked what it revealed. Before, the
+/// purge ran first, and the revocation, following the chain from a pair no longer there,
+/// revoked nothing: the replay was refused as used, and the pair it led to lived on.
+#[tokio::test]
+async fn a_replay_that_starts_a_purge_still_revokes_what_it_revealed() {
+    let (issuer, clock, _store) = issuer_with(
+        IssuerConfig::default()
+            .with_reuse_window(WINDOW)
+            .with_revoke_on_reuse(true),
+    );
+    let every = issuer.config().purge_every.unwrap();
+    let past_the_purge = time::Duration::try_from(every).unwrap() + time::Duration::seconds(1);
+
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    let second = issuer.refresh(&refresh(&first)).await.unwrap();
+    clock.advance(past_the_purge);
+    assert!(matches!(
+        issuer.refresh(&refresh(&first)).await,
+        Err(IssuerError::UsedRefreshToken)
+    ));
+    assert!(matches!(
+        issuer.authenticate(&access(&second)).await,
+        Err(IssuerError::InvalidAccessToken)
+    ));
+    assert!(issuer.refresh(&refresh(&second)).await.is_err());
+
+    let code = issuer
+        .issue_code(CodeGrant::new("app-1", "bob"))
+        .await
+        .unwrap();
+    let exchanged = issuer
+        .redeem_code(code.expose_secret(), CodeExchange::new("app-1"))
+        .await
+        .unwrap();
+    let next = issuer
+        .refresh_for(&refresh(&exchanged), "app-1")
+        .await
+        .unwrap();
+    clock.advance(past_the_purge);
+    assert!(matches!(
+        issuer
+            .redeem_code(code.expose_secret(), CodeExchange::new("app-1"))
+            .await,
+        Err(IssuerError::UsedAuthCode)
+    ));
+    assert!(matches!(
+        issuer.authenticate(&access(&next)).await,
+        Err(IssuerError::InvalidAccessToken)
+    ));
+}
+
 #[tokio::test]
 async fn without_revoke_on_reuse_the_descendant_lives_on() {
     let (issuer, clock, _store) = issuer();
