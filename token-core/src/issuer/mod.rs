@@ -298,9 +298,17 @@ impl Issuer {
     ) -> Result<Issued, IssuerError> {
         let now = self.clock.now();
         let presented = TokenHash::of(refresh_token);
-        let mint = |old: &PairRecord| match self.config.refresh_rotation {
-            RefreshRotation::Rotate => self.mint(Pair::of(old), now),
-            keep => self.renew_access(old, refresh_token, keep, now),
+        let mint = |old: &PairRecord| {
+            let mut minted = match self.config.refresh_rotation {
+                RefreshRotation::Rotate => self.mint(Pair::of(old), now),
+                keep => self.renew_access(old, refresh_token, keep, now),
+            };
+            // Never recorded issued before the pair it replaces (a clock stepped back since
+            // that one was issued): that pair is recorded replaced no earlier than it was
+            // issued (`PairRecord::replace_with`), and so must this one be, or a purge could
+            // forget this one while keeping that one.
+            minted.record.issued_at = minted.record.issued_at.max(old.issued_at);
+            minted
         };
         let rotation = Rotation {
             presented: &presented,
@@ -1081,7 +1089,8 @@ pub struct PairRecord {
     pub access_hash: TokenHash,
     /// The hash of the refresh token.
     pub refresh_hash: TokenHash,
-    /// When the pair was issued.
+    /// When the pair was issued (by the issuer's clock, and no earlier than the pair it
+    /// replaced).
     pub issued_at: OffsetDateTime,
     /// When the access token expires.
     pub access_expires_at: OffsetDateTime,

@@ -1186,6 +1186,39 @@ pub(super) async fn a_purge_never_breaks_the_chain_from_a_kept_used_up_token_to_
     );
 }
 
+/// A clock stepped back after a pair was issued, then two rotations: the first is recorded
+/// replaced no earlier than it was issued, and so must be the second, although its pair was
+/// minted at the stepped-back instant. Before, the second was recorded replaced at that
+/// instant, earlier than the first, so a purge whose horizon fell between the two forgot the
+/// middle pair and kept the first: the first refresh token replayed was recognised as used
+/// up, yet `revoke_on_reuse` could not follow the chain to the live pair.
+#[tokio::test]
+async fn a_purge_never_breaks_the_chain_after_the_clock_stepped_back_before_two_rotations() {
+    let (issuer, clock, _store) = issuer_with(
+        IssuerConfig::default()
+            .with_revoke_on_reuse(true)
+            .with_purge_every(None),
+    );
+    let issued_at = clock.now();
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    clock.set(issued_at - time::Duration::minutes(10));
+    let second = issuer.refresh(&refresh(&first)).await.unwrap();
+    let third = issuer.refresh(&refresh(&second)).await.unwrap();
+    // The horizon of this purge falls between the stepped-back instant and the first issue.
+    clock.set(issued_at - time::Duration::minutes(4));
+    issuer.purge().await.unwrap();
+
+    let replay = issuer.refresh(&refresh(&first)).await;
+    assert!(
+        matches!(replay, Err(IssuerError::UsedRefreshToken)),
+        "setup: the first token is still recognised as used up: {replay:?}"
+    );
+    assert!(
+        issuer.authenticate(&access(&third)).await.is_err(),
+        "a used-up refresh token was replayed with revoke_on_reuse, yet the live pair it led to survives"
+    );
+}
+
 #[tokio::test]
 async fn a_purge_never_breaks_the_chain_from_a_kept_used_up_token_to_its_live_pair_in_memory() {
     let config = IssuerConfig::default()
