@@ -975,28 +975,28 @@ mod tests {
         };
         let (a, b, _clock, db) = replicas(&url, WINDOW).await;
         let extras = serde_json::json!({"customerId": "c\u{0}1", "nested": ["\u{0}"]});
+        carried_through(&a, &b, &extras).await;
+        drop_schema(&db).await;
+    }
+
+    /// `extras`, issued by `a`, rotated by `b`, answered again by `a` inside the reuse
+    /// window, read back by `b` with the access token, and carried through a code exchange.
+    async fn carried_through(a: &Issuer, b: &Issuer, extras: &serde_json::Value) {
         let first = a.issue("alice", extras.clone()).await.unwrap();
         let second = b.refresh(&refresh(&first)).await.unwrap();
-        assert_eq!(second.tokens.extras, extras);
+        assert_eq!(&second.tokens.extras, extras);
         let again = a.refresh(&refresh(&first)).await.unwrap();
         assert!(again.reused);
         assert_eq!(again.tokens, second.tokens);
         assert_eq!(
-            b.authenticate(&access(&second)).await.unwrap().extras,
+            &b.authenticate(&access(&second)).await.unwrap().extras,
             extras
         );
-
         let grant = CodeGrant::new("app-1", "bob").with_extras(extras.clone());
         let code = a.issue_code(grant).await.unwrap();
-        let exchanged = b
-            .redeem_code(
-                code.expose_secret(),
-                crate::issuer::CodeExchange::new("app-1"),
-            )
-            .await
-            .unwrap();
-        assert_eq!(exchanged.tokens.extras, extras);
-        drop_schema(&db).await;
+        let exchange = crate::issuer::CodeExchange::new("app-1");
+        let exchanged = b.redeem_code(code.expose_secret(), exchange).await.unwrap();
+        assert_eq!(&exchanged.tokens.extras, extras);
     }
 
     /// Extras nested deeper than the store can read back (JSON is read at most 128 levels
@@ -1033,24 +1033,7 @@ mod tests {
         let grant = CodeGrant::new("app-1", "alice").with_extras(deep);
         unsupported(a.issue_code(grant).await.map(drop), "issue_code");
 
-        let extras = nested(deepest);
-        let first = a.issue("alice", extras.clone()).await.unwrap();
-        b.authenticate(&access(&first)).await.unwrap();
-        let second = b.refresh(&refresh(&first)).await.unwrap();
-        assert_eq!(second.tokens.extras, extras);
-        let again = a.refresh(&refresh(&first)).await.unwrap();
-        assert!(again.reused);
-        assert_eq!(again.tokens, second.tokens);
-        let grant = CodeGrant::new("app-1", "bob").with_extras(extras.clone());
-        let code = a.issue_code(grant).await.unwrap();
-        let exchanged = b
-            .redeem_code(
-                code.expose_secret(),
-                crate::issuer::CodeExchange::new("app-1"),
-            )
-            .await
-            .unwrap();
-        assert_eq!(exchanged.tokens.extras, extras);
+        carried_through(&a, &b, &nested(deepest)).await;
         drop_schema(&db).await;
     }
 
