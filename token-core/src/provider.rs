@@ -44,7 +44,9 @@ pub trait Provider: Send + Sync + 'static {
     ) -> Result<TokenSet<Self::Extras>, Error>;
 
     /// Whether [`issue`](Self::issue) can obtain a set with no user (client credentials,
-    /// an account key). The manager then issues instead of asking for re-authorization.
+    /// an account key). The manager then issues instead of asking for re-authorization,
+    /// and when a refresh is refused for a reason the provider does not say
+    /// ([`ErrorKind::Rejected`](crate::error::ErrorKind::Rejected)).
     fn can_issue(&self) -> bool {
         false
     }
