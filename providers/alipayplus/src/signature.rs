@@ -15,6 +15,7 @@ use http::HeaderValue;
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use std::sync::Arc;
 
+use aws_lc_rs::encoding::AsDer as _;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
     ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair,
@@ -140,6 +141,16 @@ impl Rsa256Signer {
             .map_err(|e| KeyError::private(e.to_string()))?;
         let peer = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, peer_public_key)
             .map_err(|e| KeyError::public(e.to_string()))?;
+        // Parsing does not look at the size, which verification refuses outside 2048 to 8192
+        // bits: every answer would then be unreadable, after its refresh token was spent.
+        let sized = aws_lc_rs::rsa::PublicKey::from_der(peer_public_key)
+            .map_err(|e| e.to_string())
+            .and_then(|key| key.as_der().map_err(|e| e.to_string()))
+            .and_then(|spki| {
+                aws_lc_rs::rsa::PublicEncryptingKey::from_der(spki.as_ref())
+                    .map_err(|e| e.to_string())
+            });
+        sized.map_err(KeyError::public)?;
         Ok(Self {
             client_id: client_id.into(),
             key_version,

@@ -511,6 +511,45 @@ fn keys_read_from_pem_der_and_bare_base64_sign_alike() {
     }
 }
 
+/// A server public key shorter than 2048 bits (in either encoding) is refused when the
+/// signer is built, as a private key of that size is: every answer signed with it would fail
+/// verification after the refresh token was spent, the new pair never read.
+#[test]
+fn a_server_public_key_too_small_to_verify_is_refused_at_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((key, _)) = openssl_keys(dir.path()) else {
+        return;
+    };
+    let small = openssl(
+        dir.path(),
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:1024",
+            "-out",
+            "small.pem",
+        ],
+    )
+    .unwrap();
+    assert!(small.status.success());
+    for (out, format) in [("spki.pem", None), ("pkcs1.pem", Some("-RSAPublicKey_out"))] {
+        let mut args = vec!["rsa", "-in", "small.pem", "-pubout", "-out", out];
+        args.extend(format);
+        assert!(openssl(dir.path(), &args).unwrap().status.success());
+        let public = std::fs::read_to_string(dir.path().join(out)).unwrap();
+        let error = Rsa256Signer::from_pem("CLIENT", 1, &key, &public).unwrap_err();
+        assert!(error.to_string().contains("public key"), "{out}: {error}");
+        let config = AlipayPlusConfig::new("CLIENT", "PSP", &key, &public);
+        let error = token_provider_alipayplus::AlipayPlus::new(config).unwrap_err();
+        assert!(
+            matches!(error, token_core::error::Error::Config(_)),
+            "{out}: {error:?}"
+        );
+    }
+}
+
 /// Neither a signer's `Debug` nor a key error shows any part of a private key.
 #[test]
 fn private_keys_never_show_in_debug_or_errors() {
