@@ -240,6 +240,32 @@ fn config_keys_are_read_from_json_and_unknown_ones_refused() {
     assert!(typo.unwrap_err().to_string().contains("refersh"));
 }
 
+/// The default authorize URL is `{connect_url}/authorize` as the token endpoint is
+/// `{connect_url}/token`: after the base's own path (with or without a trailing slash),
+/// the base's own query kept as the query (first), its fragment dropped. Appended to the
+/// whole text of a base with a query, the path landed inside the query.
+#[test]
+fn the_default_authorize_url_follows_the_connect_urls_path_whatever_its_query_or_fragment() {
+    for (connect_url, query) in [
+        ("https://connect.example/oauth", ""),
+        ("https://connect.example/oauth/", ""),
+        ("https://connect.example/oauth?tenant=7", "tenant=7&"),
+        ("https://connect.example/oauth/?tenant=7", "tenant=7&"),
+        ("https://connect.example/oauth#login", ""),
+        ("https://connect.example/oauth?tenant=7#login", "tenant=7&"),
+    ] {
+        let config = MayaConfig::new("c", ClientSecret::new("s"), connect_url.parse().unwrap());
+        let url = config.authorize_url_for("s-1").unwrap();
+        assert_eq!(
+            url.as_str(),
+            format!(
+                "https://connect.example/oauth/authorize?{query}response_type=code&client_id=c&state=s-1"
+            ),
+            "{connect_url}"
+        );
+    }
+}
+
 #[test]
 fn a_configured_refresh_lifetime_too_long_for_the_calendar_saturates() {
     let now = datetime!(2026-01-01 00:00 UTC);
