@@ -45,6 +45,68 @@ const SECRET_KEYS: &[&str] = &[
     "assertion",
 ];
 
+/// Reads a URL from a configuration (`#[serde(deserialize_with = "token_core::redact::url")]`)
+/// without repeating it in the error when it cannot be read: its user information may hold
+/// a password and its query a key, and `url`'s own `Deserialize` quotes the whole text.
+///
+/// ```
+/// #[derive(serde::Deserialize)]
+/// struct Config {
+///     #[serde(deserialize_with = "token_core::redact::url")]
+///     token_url: url::Url,
+/// }
+/// let error = serde_json::from_str::<Config>(r#"{"token_url": "https://u:hunter2@h:99999/"}"#)
+///     .err()
+///     .unwrap();
+/// assert!(!error.to_string().contains("hunter2"));
+/// ```
+pub fn url<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<::url::Url, D::Error> {
+    struct UrlText;
+    impl serde::de::Visitor<'_> for UrlText {
+        type Value = ::url::Url;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a URL")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<::url::Url, E> {
+            ::url::Url::parse(text).map_err(|e| {
+                E::custom(format_args!(
+                    "not a URL ({e}); the value is not repeated, as it may hold a credential"
+                ))
+            })
+        }
+    }
+    deserializer.deserialize_str(UrlText)
+}
+
+/// [`url`] for an optional URL (`#[serde(default, deserialize_with = "token_core::redact::optional_url")]`).
+pub fn optional_url<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<::url::Url>, D::Error> {
+    struct MaybeUrl;
+    impl<'de> serde::de::Visitor<'de> for MaybeUrl {
+        type Value = Option<::url::Url>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a URL or null")
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            url(d).map(Some)
+        }
+    }
+    deserializer.deserialize_option(MaybeUrl)
+}
+
 /// A body made safe to show: at most [`MAX_KEPT_BODY`] bytes, every `known` secret replaced
 /// (whole or in part, see [`scrub_secrets`]), the values of token-like JSON keys replaced
 /// (strings, numbers, arrays and objects alike), and the credentials after `Basic ` or

@@ -20,7 +20,10 @@ pub struct AlipayPlusConfig {
     #[serde(default)]
     pub acquirer_id: Option<String>,
     /// The host applyToken is sent to.
-    #[serde(default = "default_base_url")]
+    #[serde(
+        default = "default_base_url",
+        deserialize_with = "token_core::redact::url"
+    )]
     pub base_url: url::Url,
     /// The client's PKCS#8 private key, PEM or bare Base64 (redacted in `Debug`).
     #[serde(default)]
@@ -41,7 +44,7 @@ pub struct AlipayPlusConfig {
     #[serde(default = "default_reuse_window")]
     pub reuse_window_secs: u64,
     /// Where a user authorizes again; the re-auth signal carries it with `state=<session>`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "token_core::redact::optional_url")]
     pub authorize_url: Option<url::Url>,
 }
 

@@ -18,15 +18,19 @@ pub struct MayaConfig {
     /// Maya Connect client secret.
     pub client_secret: ClientSecret,
     /// Maya Connect's base URL (`{connect_url}/token`).
+    #[serde(deserialize_with = "token_core::redact::url")]
     pub connect_url: url::Url,
     /// The Mini App API host (`{api_url}/tokens`).
-    #[serde(default = "default_api_url")]
+    #[serde(
+        default = "default_api_url",
+        deserialize_with = "token_core::redact::url"
+    )]
     pub api_url: url::Url,
     /// Which customer refresh shape to use.
     #[serde(default)]
     pub refresh: RefreshShape,
     /// Maya Connect's authorize endpoint (default `{connect_url}/authorize`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "token_core::redact::optional_url")]
     pub authorize_url: Option<url::Url>,
     /// The redirect URI added to the authorize URL.
     #[serde(default)]

@@ -31,6 +31,7 @@ pub struct OAuth2Config {
     pub client_id: String,
     /// The token endpoint, a full URL (`https://oauth2.googleapis.com/token`,
     /// `https://github.com/login/oauth/access_token`): every grant is posted here.
+    #[serde(deserialize_with = "token_core::redact::url")]
     pub token_url: Url,
     /// The client secret; `None` for a public client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -46,7 +47,11 @@ pub struct OAuth2Config {
     pub redirect_uri: Option<String>,
     /// The authorization endpoint (a full URL), for the authorization code flow and the
     /// re-auth signal.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "token_core::redact::optional_url"
+    )]
     pub authorize_url: Option<Url>,
     /// Whether the manager may obtain tokens with `client_credentials` (service accounts).
     #[serde(default)]
