@@ -155,10 +155,31 @@ fn text_or_file(
 ) -> Result<String, ConfigError> {
     match (text, file) {
         (Some(text), None) => Ok(text.to_owned()),
-        (None, Some(path)) => std::fs::read_to_string(path).map_err(|source| ConfigError::File {
+        (None, Some(path)) => read_key_file(path).map_err(|source| ConfigError::File {
             path: path.to_owned(),
             source,
         }),
         _ => Err(ConfigError::KeySource(name)),
     }
+}
+
+/// The largest key file read: a PEM RSA key of 8192 bits is under 7 KiB.
+const MAX_KEY_FILE: u64 = 64 * 1024;
+
+/// A key file's text. Only a regular file of at most [`MAX_KEY_FILE`] bytes is read: a FIFO
+/// would wait for a writer for ever, and a device (`/dev/zero`) never ends.
+fn read_key_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(invalid("not a regular file"));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_KEY_FILE + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_KEY_FILE {
+        return Err(invalid("larger than any key (64 KiB)"));
+    }
+    Ok(text)
 }

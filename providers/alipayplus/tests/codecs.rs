@@ -219,6 +219,45 @@ fn config_needs_exactly_one_source_per_key_and_refuses_unknown_keys() {
     );
 }
 
+/// A key file that is not a regular file (a FIFO nobody writes to, a device) is refused at
+/// once rather than read: opening a FIFO waits for a writer for ever, and a device such as
+/// `/dev/zero` never ends. A regular file far larger than any key is refused unread too.
+#[cfg(unix)]
+#[test]
+fn a_key_file_that_is_not_a_regular_file_is_refused_without_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("key.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|status| status.success()) {
+        eprintln!("SKIPPED: `mkfifo` is not available");
+        return;
+    }
+    let huge = dir.path().join("huge.pem");
+    std::fs::write(&huge, vec![b'A'; 4 << 20]).unwrap();
+    for (key, path) in [
+        ("private_key_file", &fifo),
+        ("server_public_key_file", &fifo),
+        ("private_key_file", &huge),
+    ] {
+        let mut config = json!({
+            "client_id": "c", "psp_id": "p", "private_key": "k", "server_public_key": "p"
+        });
+        let text_key = key.trim_end_matches("_file");
+        config.as_object_mut().unwrap().remove(text_key);
+        config[key] = json!(path);
+        let config: AlipayPlusConfig = serde_json::from_value(config).unwrap();
+        let (done, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(config.signer().map(drop).map_err(|e| e.to_string()));
+        });
+        let outcome = wait.recv_timeout(std::time::Duration::from_secs(5));
+        let error = outcome
+            .unwrap_or_else(|_| panic!("{key} = {}: still reading after 5 s", path.display()))
+            .unwrap_err();
+        assert!(error.contains(&path.display().to_string()), "{error}");
+    }
+}
+
 // ---- RSA256 against openssl -----------------------------------------------------------------
 
 fn openssl(dir: &Path, args: &[&str]) -> Option<std::process::Output> {
