@@ -129,6 +129,13 @@ impl OriginScope {
         if !bare || authority.as_str().contains('@') || authority.host().is_empty() {
             return Err(invalid());
         }
+        // A port written that is no port (`:99999`) is refused, not read as the default.
+        let written_port = (authority.as_str().strip_prefix(authority.host()))
+            .and_then(|rest| rest.strip_prefix(':'))
+            .is_some_and(|port| !port.is_empty());
+        if written_port && authority.port_u16().is_none() {
+            return Err(invalid());
+        }
         Ok(Self {
             port: authority.port_u16().unwrap_or(default_port(scheme)),
             scheme: scheme.into(),
@@ -176,6 +183,27 @@ mod origin_tests {
             let shown = format!("{error} {error:?}");
             assert!(!shown.contains("hunter2"), "{shown}");
         }
+    }
+}
+
+#[cfg(all(test, any(feature = "middleware", feature = "tower")))]
+mod origin_port_tests {
+    /// A port that is no port (out of range, not a number) is refused, not read as the
+    /// scheme's default: `only_to("https://api.example.com:99999")` admitted port 443.
+    #[test]
+    fn an_origin_whose_port_is_no_port_is_refused() {
+        for origin in [
+            "https://api.example.com:99999",
+            "https://api.example.com:65536",
+            "http://api.example.com:4430000000",
+        ] {
+            assert!(
+                super::OriginScope::parse(origin).is_err(),
+                "{origin} was taken"
+            );
+        }
+        let scope = super::OriginScope::parse("https://api.example.com:8443").unwrap();
+        assert_eq!(scope.port, 8443);
     }
 }
 
