@@ -484,26 +484,36 @@ impl AuthorizeQuery {
     }
 
     /// `authorize_url` with this query appended, in the order RFC 6749 lists the parameters.
+    /// A parameter `authorize_url` already has is kept, in its place, unless this query sets
+    /// it: then only the query's value is sent (a parameter is sent once, RFC 6749 section
+    /// 3.1).
     pub fn to_url(&self, mut authorize_url: url::Url) -> url::Url {
-        {
-            let mut query = authorize_url.query_pairs_mut();
-            query
-                .append_pair("response_type", "code")
-                .append_pair("client_id", &self.client_id);
-            for (name, value) in [
-                ("redirect_uri", &self.redirect_uri),
-                ("scope", &self.scope),
-                ("state", &self.state),
-                ("code_challenge", &self.code_challenge),
-            ] {
-                if let Some(value) = value {
-                    query.append_pair(name, value);
-                }
-            }
-            if self.code_challenge.is_some() {
-                query.append_pair("code_challenge_method", crate::pkce::S256);
-            }
-        }
+        let challenge_method = self.code_challenge.as_ref().map(|_| crate::pkce::S256);
+        let ours = [
+            ("response_type", Some("code")),
+            ("client_id", Some(self.client_id.as_str())),
+            ("redirect_uri", self.redirect_uri.as_deref()),
+            ("scope", self.scope.as_deref()),
+            ("state", self.state.as_deref()),
+            ("code_challenge", self.code_challenge.as_deref()),
+            ("code_challenge_method", challenge_method),
+        ];
+        let sets = |name: &str| {
+            ours.iter()
+                .any(|(ours, value)| *ours == name && value.is_some())
+        };
+        let kept: Vec<(String, String)> = (authorize_url.query_pairs())
+            .filter(|(name, _)| !sets(name))
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect();
+        authorize_url.set_query(None);
+        authorize_url
+            .query_pairs_mut()
+            .extend_pairs(kept)
+            .extend_pairs(
+                ours.iter()
+                    .filter_map(|(name, value)| Some((*name, (*value)?))),
+            );
         authorize_url
     }
 
@@ -650,6 +660,49 @@ mod tests {
     use crate::codec::{ErrorResponse, RefusalReason};
     use crate::error::ErrorKind;
     use http::StatusCode;
+
+    /// An authorization URL configured with parameters of its own keeps those the query does
+    /// not set, in their order, and takes the query's value for each it does: every
+    /// parameter once (RFC 6749 section 3.1), never a configured `response_type=token`
+    /// beside the query's `code`.
+    #[test]
+    fn a_configured_authorize_url_keeps_its_own_parameters_once() {
+        let configured: url::Url =
+            "https://id.example/authorize?prompt=consent&response_type=token&client_id=old&state=x"
+                .parse()
+                .unwrap();
+        let url = AuthorizeQuery::new("spa")
+            .with_state("s-1")
+            .with_challenge("c".repeat(43))
+            .to_url(configured);
+        let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        let names: Vec<&str> = pairs.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "prompt",
+                "response_type",
+                "client_id",
+                "state",
+                "code_challenge",
+                "code_challenge_method"
+            ],
+            "{url}"
+        );
+        assert_eq!(
+            AuthorizeQuery::from_query(url.query().unwrap()).unwrap(),
+            AuthorizeQuery::new("spa")
+                .with_state("s-1")
+                .with_challenge("c".repeat(43))
+        );
+        // A parameter the query leaves unset stays as configured.
+        let scoped: url::Url = "https://id.example/authorize?scope=openid".parse().unwrap();
+        let url = AuthorizeQuery::new("spa").to_url(scoped);
+        assert_eq!(
+            url.as_str(),
+            "https://id.example/authorize?scope=openid&response_type=code&client_id=spa"
+        );
+    }
 
     #[test]
     fn each_code_has_its_kind() {
