@@ -314,7 +314,7 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RefreshProvider")
             .field("provider", &E::PROVIDER)
-            .field("base_url", &self.base_url.as_str())
+            .field("base_url", &crate::redact::url_shown(&self.base_url))
             .field("config", &self.config)
             .field("reuse_window", &self.reuse_window)
             .field("authorize_url", &self.authorize_url.is_some())

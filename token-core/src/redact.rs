@@ -80,6 +80,20 @@ pub fn url<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<::url::U
     deserializer.deserialize_str(UrlText)
 }
 
+/// `url` as `Debug` shows it: its password and query (where an integrator may have put a
+/// credential) replaced by `redacted`, its scheme, user, host, port and path kept.
+pub(crate) fn url_shown(url: &::url::Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        // Only a URL that cannot have a password refuses one, and this one has one.
+        let _ = shown.set_password(Some("redacted"));
+    }
+    if shown.query().is_some() {
+        shown.set_query(Some("redacted"));
+    }
+    shown.into()
+}
+
 /// [`url`] for an optional URL (`#[serde(default, deserialize_with = "token_core::redact::optional_url")]`).
 pub fn optional_url<'de, D: serde::Deserializer<'de>>(
     deserializer: D,

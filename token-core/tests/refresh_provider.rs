@@ -347,3 +347,17 @@ async fn serving_an_endpoint_leaves_out_the_built_in_oauth_routes_unless_asked()
     let plain = Sandbox::builder().start().await.unwrap();
     assert_ne!(authorize(&plain).await, http::StatusCode::NOT_FOUND);
 }
+
+/// A base URL's password and query (credentials an integrator may put there) are not shown
+/// by the provider's `Debug`; its scheme, host and path are.
+#[test]
+fn the_provider_s_debug_shows_no_credential_of_its_base_url() {
+    let base = "https://partner:hunter2@api.acme.example/rest?key=sk_live_1";
+    let provider = RefreshProvider::<Refresh>::new(base.parse().unwrap(), config());
+    let shown = format!("{provider:?}");
+    assert!(shown.contains("api.acme.example/rest"), "{shown}");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("sk_live_1"),
+        "{shown}"
+    );
+}
