@@ -94,7 +94,7 @@ pub(crate) fn url_shown(url: &::url::Url) -> String {
     shown.into()
 }
 
-/// [`url`] for an optional URL (`#[serde(default, deserialize_with = "token_core::redact::optional_url")]`).
+/// [`url()`] for an optional URL (`#[serde(default, deserialize_with = "token_core::redact::optional_url")]`).
 pub fn optional_url<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<::url::Url>, D::Error> {
