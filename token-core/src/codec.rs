@@ -743,6 +743,37 @@ pub fn repeats_a_key(body: &[u8]) -> bool {
     crate::macro_support::repeats_a_key(body)
 }
 
+/// The URL of `path` (which may carry a query of its own) under `base_url`: after the
+/// base's own path, the base's own query (a gateway's `?api-version=2`) kept as the query,
+/// first, and its fragment dropped (appended to the whole base URL, the path would land
+/// inside its query). Where a declared endpoint is sent; a hand-written provider's other
+/// URLs under the same base (an authorize page) are made the same way.
+///
+/// ```
+/// use token_core::codec::endpoint_url;
+/// let base = "https://gw.example/v1/?api-version=2#top".parse()?;
+/// assert_eq!(
+///     endpoint_url(&base, "/oauth/token")?.as_str(),
+///     "https://gw.example/v1/oauth/token?api-version=2"
+/// );
+/// # Ok::<(), url::ParseError>(())
+/// ```
+pub fn endpoint_url(base_url: &url::Url, path: &str) -> Result<url::Url, url::ParseError> {
+    let mut base = base_url.clone();
+    let base_query = base.query().filter(|q| !q.is_empty()).map(str::to_owned);
+    base.set_query(None);
+    base.set_fragment(None);
+    let mut url = url::Url::parse(&format!("{}{path}", base.as_str().trim_end_matches('/')))?;
+    if let Some(base_query) = base_query {
+        let query = match url.query() {
+            Some(own) if !own.is_empty() => format!("{base_query}&{own}"),
+            _ => base_query,
+        };
+        url.set_query(Some(&query));
+    }
+    Ok(url)
+}
+
 /// Server side: encodes a success answer.
 pub fn encode_response<R: TokenResponse>(response: &R) -> http::Response<Vec<u8>> {
     json_response(StatusCode::OK, response.encode_body())

@@ -119,22 +119,9 @@ impl MayaConfig {
     pub fn authorize_url_for(&self, session: &str) -> Option<url::Url> {
         let url = match &self.authorize_url {
             Some(url) => url.clone(),
-            // After the base's own path, as the token endpoint is: the base's own query
-            // stays the query (appended to the whole text, the path would land in it), and
-            // its fragment is dropped.
-            None => {
-                let mut url = self.connect_url.clone();
-                if url.cannot_be_a_base() {
-                    return None;
-                }
-                url.set_fragment(None);
-                let path = format!("{}/authorize", url.path().trim_end_matches('/'));
-                url.set_path(&path);
-                if url.query() == Some("") {
-                    url.set_query(None);
-                }
-                url
-            }
+            // Under the base as the token endpoint is: after its path, its query kept.
+            None if self.connect_url.cannot_be_a_base() => return None,
+            None => token_core::codec::endpoint_url(&self.connect_url, "/authorize").ok()?,
         };
         let query = AuthorizeQuery::new(self.client_id.clone())
             .with_redirect_uri(self.redirect_uri.clone())

@@ -286,26 +286,8 @@ impl RequestWriter {
         if let Some(error) = self.error {
             return Err(error);
         }
-        // The path goes after the base's own path, and the base's own query (a gateway's
-        // `?api-version=2`) stays the query, first: appended to the whole base URL, the path
-        // would land inside that query.
-        let mut base = base_url.clone();
-        let base_query = base.query().filter(|q| !q.is_empty()).map(str::to_owned);
-        base.set_query(None);
-        base.set_fragment(None);
-        let mut url = url::Url::parse(&format!(
-            "{}{}",
-            base.as_str().trim_end_matches('/'),
-            self.path
-        ))
-        .map_err(|e| EndpointError::Encode(format!("invalid endpoint URL: {e}")))?;
-        if let Some(base_query) = base_query {
-            let query = match url.query() {
-                Some(own) if !own.is_empty() => format!("{base_query}&{own}"),
-                _ => base_query,
-            };
-            url.set_query(Some(&query));
-        }
+        let mut url = crate::codec::endpoint_url(base_url, self.path)
+            .map_err(|e| EndpointError::Encode(format!("invalid endpoint URL: {e}")))?;
         if !self.query.is_empty() {
             url.query_pairs_mut()
                 .extend_pairs(self.query.iter().map(|(k, v)| (*k, v.as_str())));
