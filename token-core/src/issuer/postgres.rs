@@ -381,23 +381,12 @@ fn storable_subject(subject: &str) -> Result<(), StoreError> {
 /// Refuses extras nested deeper than [`PostgresIssuerStore::MAX_EXTRAS_DEPTH`]: written, they
 /// could not be read back, and every read of their pair or code would fail as an outage.
 fn storable_extras(extras: &serde_json::Value) -> Result<(), StoreError> {
-    use serde_json::Value;
-    // Without recursion: the extras are the wallet's, however deep.
-    let mut pending = vec![(extras, 0)];
-    while let Some((value, depth)) = pending.pop() {
-        let inside: Box<dyn Iterator<Item = &Value>> = match value {
-            Value::Array(items) => Box::new(items.iter()),
-            Value::Object(fields) => Box::new(fields.values()),
-            _ => continue,
-        };
-        if depth >= PostgresIssuerStore::MAX_EXTRAS_DEPTH {
-            return Err(StoreError::Unsupported(format!(
-                "postgres issuer: extras nested more than {} levels deep, which the store \
-                 cannot read back",
-                PostgresIssuerStore::MAX_EXTRAS_DEPTH
-            )));
-        }
-        pending.extend(inside.map(|inner| (inner, depth + 1)));
+    if crate::store::json::value_depth(extras) > PostgresIssuerStore::MAX_EXTRAS_DEPTH {
+        return Err(StoreError::Unsupported(format!(
+            "postgres issuer: extras nested more than {} levels deep, which the store \
+             cannot read back",
+            PostgresIssuerStore::MAX_EXTRAS_DEPTH
+        )));
     }
     Ok(())
 }

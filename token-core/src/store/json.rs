@@ -42,15 +42,20 @@ pub(crate) fn depth(json: &[u8]) -> usize {
 }
 
 /// The deepest nesting of arrays and objects in `value`, as [`depth`] counts it in its JSON.
+/// Without recursion: a value built in memory (a wallet's extras) may be nested however deep.
 #[cfg(any(test, feature = "postgres"))]
 pub(crate) fn value_depth(value: &serde_json::Value) -> usize {
-    match value {
-        serde_json::Value::Array(items) => 1 + items.iter().map(value_depth).max().unwrap_or(0),
-        serde_json::Value::Object(fields) => {
-            1 + fields.values().map(value_depth).max().unwrap_or(0)
+    use serde_json::Value;
+    let (mut deepest, mut pending) = (0, vec![(value, 0)]);
+    while let Some((value, depth)) = pending.pop() {
+        match value {
+            Value::Array(items) => pending.extend(items.iter().map(|item| (item, depth + 1))),
+            Value::Object(fields) => pending.extend(fields.values().map(|v| (v, depth + 1))),
+            _ => continue,
         }
-        _ => 0,
+        deepest = deepest.max(depth + 1);
     }
+    deepest
 }
 
 /// `json` read as a `T`, if it is nested at most [`MAX_DEPTH`] deep.
