@@ -398,10 +398,10 @@ pub enum Error {
         /// How long until the provider may be called again.
         remaining: Duration,
     },
-    /// The refresh ended without an answer (it panicked, or its task was cancelled); the next
-    /// call starts a new one.
+    /// The refresh ended without an answer for its callers; the next call starts a new one.
+    /// Why is typed: only [`AbortReason::Panicked`] says anything of the provider's code.
     #[error("the refresh was aborted: {0}")]
-    RefreshAborted(String),
+    RefreshAborted(AbortReason),
     /// The manager is shutting down and starts no new refresh.
     #[error("the token manager is shutting down")]
     ShuttingDown,
@@ -421,6 +421,37 @@ pub enum Error {
         /// The sessions, sorted.
         sessions: Vec<String>,
     },
+}
+
+/// Why a refresh ended without an answer ([`Error::RefreshAborted`]). Each is
+/// [`Transient`](ErrorKind::Transient): the next call starts a new refresh (after a panic,
+/// once [`failure_cooldown`](crate::manager::ManagerConfig::failure_cooldown) is over).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AbortReason {
+    /// The provider's or the store's code panicked during the refresh.
+    Panicked,
+    /// The refresh's task ended before it answered: cancelled, or its runtime shut down.
+    Cancelled,
+    /// Another process took the refresh lease (it had lapsed, or this process could not
+    /// renew it): the store is read again before the next attempt.
+    LeaseLost,
+    /// The session was inserted anew or removed while its refresh was under way.
+    SessionReplaced,
+    /// The refreshes waited for left no access token to send.
+    NoAccessToken,
+}
+
+impl fmt::Display for AbortReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Panicked => "the refresh panicked",
+            Self::Cancelled => "the refresh task ended before it answered",
+            Self::LeaseLost => "the refresh lease was taken by another process",
+            Self::SessionReplaced => "the session was replaced",
+            Self::NoAccessToken => "no access token to send after the refreshes waited for",
+        })
+    }
 }
 
 impl Error {

@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use super::Inner;
 use super::session::{Flight, Outcome, Reason, Session};
-use crate::error::Error;
+use crate::error::{AbortReason, Error};
 use crate::provider::Provider;
 
 static NEXT_FLIGHT: AtomicU64 = AtomicU64::new(1);
@@ -49,10 +49,14 @@ impl<X> FlightGuard<X> {
 impl<X> Drop for FlightGuard<X> {
     fn drop(&mut self) {
         if self.tx.is_some() {
-            tracing::error!("the refresh ended without an answer (a panic or a cancelled task)");
-            self.answer(Err(Error::RefreshAborted(
-                "the refresh task panicked or was cancelled".into(),
-            )));
+            // Dropped during an unwind: a panic the refresh's own catch did not see.
+            let reason = if std::thread::panicking() {
+                AbortReason::Panicked
+            } else {
+                AbortReason::Cancelled
+            };
+            tracing::error!("the refresh ended without an answer: {reason}");
+            self.answer(Err(Error::RefreshAborted(reason)));
         }
     }
 }
@@ -176,9 +180,7 @@ impl<P: Provider> Inner<P> {
                         if current.access_token().expose_secret().is_empty()
                             && !matches!(reason, Reason::Unresolved(_)) =>
                     {
-                        Err(Error::RefreshAborted(
-                            "no access token to send after the refreshes waited for".into(),
-                        ))
+                        Err(Error::RefreshAborted(AbortReason::NoAccessToken))
                     }
                     outcome => outcome,
                 };
@@ -194,10 +196,6 @@ impl<P: Provider> Inner<P> {
             Ok(outcome) => outcome.clone(),
             Err(_) => None,
         };
-        outcome.unwrap_or_else(|| {
-            Err(Error::RefreshAborted(
-                "the refresh task ended without an answer".into(),
-            ))
-        })
+        outcome.unwrap_or(Err(Error::RefreshAborted(AbortReason::Cancelled)))
     }
 }

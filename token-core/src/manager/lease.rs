@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::refresh::CatchUnwind;
 use super::session::{Ready, Reason, Session, Stamp, State};
 use super::{Event, Inner, from_stored, not_a_session};
-use crate::error::{Error, StoreError};
+use crate::error::{AbortReason, Error, StoreError};
 use crate::provider::Provider;
 use crate::store::{Lease, StoredRecord};
 
@@ -302,7 +302,7 @@ impl<P: Provider> Inner<P> {
                 if Counted::holds(&self.lease_users(session)) {
                     self.release(session).await;
                 }
-                Err(Error::RefreshAborted(super::refresh::PANICKED.into()))
+                Err(Error::RefreshAborted(AbortReason::Panicked))
             }
         }
     }

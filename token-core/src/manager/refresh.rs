@@ -16,7 +16,7 @@ use super::session::{
 };
 use super::{Event, ExpiryNote, Inner, from_stored, not_a_session, retry};
 use crate::error::StoreError;
-use crate::error::{Error, ErrorKind};
+use crate::error::{AbortReason, Error, ErrorKind};
 use crate::provider::{CallContext, Provider};
 use crate::secret::RefreshToken;
 use crate::store::{ReauthVerdict, StoredRecord};
@@ -226,7 +226,7 @@ impl<P: Provider> Inner<P> {
             LeaseTaken::Lost(_) if notes.restart_after_losing_the_lease() => {
                 return Box::pin(self.run_once(session, reason, notes)).await;
             }
-            LeaseTaken::Lost(_) => return Err(lease_taken_away()),
+            LeaseTaken::Lost(_) => return Err(Error::RefreshAborted(AbortReason::LeaseLost)),
             LeaseTaken::Held {
                 current,
                 taken_over,
@@ -253,7 +253,7 @@ impl<P: Provider> Inner<P> {
             .await
             .unwrap_or_else(|()| {
                 tracing::error!("the refresh panicked");
-                let error = Error::RefreshAborted(PANICKED.into());
+                let error = Error::RefreshAborted(AbortReason::Panicked);
                 // Answered again for a while, as the provider's failures are: a provider
                 // whose code panics on every answer is not called once per caller.
                 let (at, lasting) = (Stamp::at(self.clock.now()), self.config.failure_cooldown);
@@ -405,7 +405,7 @@ impl<P: Provider> Inner<P> {
             // generation could spend but not publish (a pair it could not save would then be
             // dropped, its spent token left in the store). Start over in the new generation.
             notes.start_over = true;
-            let error = Error::RefreshAborted("the session was replaced".into());
+            let error = Error::RefreshAborted(AbortReason::SessionReplaced);
             return (Err(error), false);
         }
         // Refused before, its verdict waiting for the store: not presented again (another
@@ -799,7 +799,7 @@ impl<P: Provider> Inner<P> {
         base: Option<crate::store::Version>,
     ) -> (Outcome<P::Extras>, bool) {
         tracing::error!("the refresh panicked after the provider answered");
-        let aborted = Err(Error::RefreshAborted(PANICKED.into()));
+        let aborted = Err(Error::RefreshAborted(AbortReason::Panicked));
         if base.is_none() {
             return (aborted, false);
         }
@@ -960,7 +960,7 @@ impl<P: Provider> Inner<P> {
             }
             // Another process took the lease again and again: no verdict; the next call
             // starts a new refresh (and waits for that process).
-            LeaseTaken::Lost(_) => Err(lease_taken_away()),
+            LeaseTaken::Lost(_) => Err(Error::RefreshAborted(AbortReason::LeaseLost)),
             LeaseTaken::Held { current: now, .. } => {
                 let outcome = match now {
                     // Written since, if with the same refresh token: taken, no verdict.
@@ -979,7 +979,7 @@ impl<P: Provider> Inner<P> {
                     .await
                     .unwrap_or_else(|()| {
                         tracing::error!("the refresh panicked");
-                        Err(Error::RefreshAborted(PANICKED.into()))
+                        Err(Error::RefreshAborted(AbortReason::Panicked))
                     }),
                 };
                 self.release(session).await;
@@ -1278,10 +1278,7 @@ impl<P: Provider> Inner<P> {
             if !self.still_held(session, watch, attempt > 1).await {
                 // Another process may be refreshing with the same token now: stop, and let
                 // the next call take the lease and read the store again.
-                return Err(Error::RefreshAborted(
-                    "the refresh lease was lost; the store is read again before the next attempt"
-                        .into(),
-                ));
+                return Err(Error::RefreshAborted(AbortReason::LeaseLost));
             }
             let sent = tokio::time::Instant::now();
             let call = async {
@@ -1543,18 +1540,10 @@ const SHORT_LIFE: Duration = Duration::from_secs(1);
 /// each time, that process made progress.
 const MAX_LEASE_RESTARTS: u8 = 2;
 
-/// The reason a refresh's callers get when its code (the provider's, a store's) panicked.
-pub(super) const PANICKED: &str = "the refresh panicked";
-
 /// Whether `error` is a refresh whose code panicked: not a lost lease, a cancelled task or
 /// a replaced session, which say nothing of the provider.
 pub(super) fn panicked(error: &Error) -> bool {
-    matches!(error, Error::RefreshAborted(reason) if reason == PANICKED)
-}
-
-/// What callers get once a refresh lost its lease more often than it may start again.
-fn lease_taken_away() -> Error {
-    Error::RefreshAborted("the refresh lease was taken by another process".into())
+    matches!(error, Error::RefreshAborted(AbortReason::Panicked))
 }
 
 /// What one turn of a refresh noted for the next.

@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 
 use super::*;
 use crate::clock::{ManualClock, TokioClock};
-use crate::error::{EndpointError, ErrorKind, ProviderError, TransportError};
+use crate::error::{AbortReason, EndpointError, ErrorKind, ProviderError, TransportError};
 use crate::secret::RefreshToken;
 use crate::store::{Lease, StoredRecord, Version, Versioned};
 use crate::test_logs::capture_logs;
@@ -1546,13 +1546,19 @@ async fn a_panicking_refresh_is_an_error_for_its_callers_and_a_later_call_refres
     h.seed("s", Duration::ZERO).await;
     h.fake.then(Step::Panic).then(Step::Panic);
     let error = h.manager.access_token("s").await.unwrap_err();
-    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    assert!(
+        matches!(error, Error::RefreshAborted(AbortReason::Panicked)),
+        "{error:?}"
+    );
     assert_eq!(error.kind(), ErrorKind::Transient);
     // Answered again for `failure_cooldown`, as a provider's failure is: a provider whose
     // code panics every time is not called once per caller.
     for _ in 0..5 {
         let again = h.manager.access_token("s").await.unwrap_err();
-        assert!(matches!(again, Error::RefreshAborted(_)), "{again:?}");
+        assert!(
+            matches!(again, Error::RefreshAborted(AbortReason::Panicked)),
+            "{again:?}"
+        );
     }
     assert_eq!(h.calls(), 1);
     // Then the slot is clear and a new refresh runs (and panics again, and is remembered).
@@ -3291,7 +3297,10 @@ async fn a_panicking_refresh_gives_its_lease_back() {
     h.seed("s", Duration::ZERO).await;
     h.fake.then(Step::Panic);
     let error = h.manager.access_token("s").await.unwrap_err();
-    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    assert!(
+        matches!(error, Error::RefreshAborted(AbortReason::Panicked)),
+        "{error:?}"
+    );
     let key = SessionKey::new("fake", "s");
     let ttl = ManagerConfig::default().lease_ttl;
     assert_eq!(
@@ -4152,7 +4161,10 @@ async fn a_caller_whose_retry_joins_the_asking_for_a_lost_pair_is_not_answered_a
 async fn a_caller_that_joins_askings_until_it_stops_waiting_is_answered_an_error() {
     let (_h, answered) = join_askings_that_end_set_aside(4).await;
     let error = answered.unwrap_err();
-    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    assert!(
+        matches!(error, Error::RefreshAborted(AbortReason::NoAccessToken)),
+        "{error:?}"
+    );
 }
 
 /// The asking's calls failing while an insert replaces the tokens: that failure is the

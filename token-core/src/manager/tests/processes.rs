@@ -688,7 +688,10 @@ async fn a_refresh_starts_again_twice_at_most_whichever_step_lost_its_lease() {
     a.insert("s", expired_pair(&h)).await.unwrap();
     h.fake.then(Step::Fail(unavailable(None)));
     let error = a.access_token("s").await.unwrap_err();
-    assert!(matches!(error, Error::RefreshAborted(_)), "{error:?}");
+    assert!(
+        matches!(error, Error::RefreshAborted(AbortReason::LeaseLost)),
+        "{error:?}"
+    );
     assert_eq!(
         store.requests.load(Ordering::SeqCst),
         6,
