@@ -104,26 +104,50 @@ impl Timed {
     ) -> Result<T, StoreError> {
         let (tx, rx) = watch::channel(false);
         let previous = lock(&self.pending).insert(key.clone(), rx.clone());
-        let (pending, key) = (self.pending.clone(), key.clone());
+        // Dropped however the task ends (answered, panicked, or dropped with its runtime).
+        let done = Done {
+            pending: self.pending.clone(),
+            key: key.clone(),
+            rx,
+            tx,
+        };
         let task = self.runtime.spawn(async move {
             if let Some(mut before) = previous {
                 let _ = before.wait_for(|done| *done).await;
             }
             let answer = call.await;
-            let _ = tx.send(true);
-            let mut pending = lock(&pending);
-            if pending
-                .get(&key)
-                .is_some_and(|found| found.same_channel(&rx))
-            {
-                pending.remove(&key);
-            }
+            drop(done);
             answer
         });
         match tokio::time::timeout(self.timeout, task).await {
             Ok(Ok(answer)) => answer,
+            Ok(Err(error)) if error.is_cancelled() => Err(StoreError::Backend {
+                message: format!("the store's {what} was cancelled (its runtime shut down)"),
+                source: None,
+            }),
             Ok(Err(_)) => Err(Self::panicked(what)),
             Err(_) => Err(self.timed_out(what)),
+        }
+    }
+}
+
+/// An unconditional write's mark in [`Timed::pending`], taken out as its task ends.
+struct Done {
+    pending: Pending,
+    key: SessionKey,
+    rx: watch::Receiver<bool>,
+    tx: watch::Sender<bool>,
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        let _ = self.tx.send(true);
+        let mut pending = lock(&self.pending);
+        if pending
+            .get(&self.key)
+            .is_some_and(|found| found.same_channel(&self.rx))
+        {
+            pending.remove(&self.key);
         }
     }
 }
@@ -204,5 +228,82 @@ impl TokenStore for Timed {
     async fn lapsed_leases(&self, provider: &str) -> Result<Vec<String>, StoreError> {
         let call = self.inner.lapsed_leases(provider);
         self.within("listing of lapsed leases", call).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MemoryStore, Versioned};
+    use tokio::sync::Notify;
+
+    /// A memory store whose deletes never answer, saying when one has begun.
+    #[derive(Default)]
+    struct StuckDeletes {
+        inner: MemoryStore,
+        entered: Notify,
+    }
+
+    #[async_trait]
+    impl TokenStore for StuckDeletes {
+        async fn load(
+            &self,
+            key: &SessionKey,
+        ) -> Result<Option<Versioned<StoredRecord>>, StoreError> {
+            self.inner.load(key).await
+        }
+
+        async fn save(
+            &self,
+            key: &SessionKey,
+            record: &StoredRecord,
+            expected: Option<Version>,
+        ) -> Result<Version, StoreError> {
+            self.inner.save(key, record, expected).await
+        }
+
+        async fn delete(
+            &self,
+            _key: &SessionKey,
+            _expected: Option<Version>,
+        ) -> Result<bool, StoreError> {
+            self.entered.notify_one();
+            std::future::pending().await
+        }
+    }
+
+    /// A delete whose task ends with the runtime given to the manager (shut down while the
+    /// store had not answered) is answered as cancelled, not as a panic of the store's, and
+    /// leaves no pending entry for its key behind.
+    #[test]
+    fn a_delete_whose_runtime_shuts_down_is_cancelled_not_a_panic() {
+        let given = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let store = Arc::new(StuckDeletes::default());
+        let runtime = super::super::tasks::Runtime::given(Some(given.handle().clone()));
+        let timed = Timed::new(store.clone(), Duration::from_secs(3600), runtime);
+        let key = SessionKey::new("p", "s");
+        let caller = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let answer = caller.block_on(async {
+            let shut_down = async {
+                store.entered.notified().await;
+                given.shutdown_background();
+                std::future::pending::<()>().await
+            };
+            tokio::select! {
+                answer = timed.delete(&key, None) => answer,
+                () = shut_down => unreachable!(),
+            }
+        });
+        let error = answer.unwrap_err().to_string();
+        assert!(error.contains("cancelled"), "{error}");
+        assert!(!error.contains("panicked"), "{error}");
+        assert!(lock(&timed.pending).is_empty(), "a pending entry was left");
     }
 }
