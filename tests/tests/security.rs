@@ -50,7 +50,6 @@ async fn capturing_server() -> (RunningSandbox, Seen) {
     (sandbox, seen)
 }
 
-/// A redirect to `to`.
 /// A client through `BearerAuth` for session `m` of a manager over `sandbox`'s OAuth
 /// endpoints (reqwest's default redirect policy), the manager, and the access token it holds.
 async fn bearer_client(
@@ -74,6 +73,7 @@ async fn bearer_client(
     (client, manager, token)
 }
 
+/// A redirect to `to`.
 fn redirect(to: &url::Url) -> http::Response<Vec<u8>> {
     let mut response = http::Response::new(Vec::new());
     *response.status_mut() = StatusCode::FOUND;
@@ -497,4 +497,44 @@ async fn a_401_from_another_origin_after_a_redirect_is_no_verdict_on_the_token()
         manager.access_token("m").await.expect("still served"),
         token
     );
+}
+
+/// A token call (a refresh token in its body) to a plain `http://` host that is not
+/// loopback is refused before anything is sent, `Misconfigured`: on the way, anyone could
+/// read the token. `allow_plain_http` lets it through, for a trusted network.
+#[tokio::test]
+async fn a_token_call_over_plain_http_to_a_host_not_loopback_is_refused_unsent() {
+    use token_core::transport::HttpClient as _;
+    let (server, seen) = capturing_server().await;
+    // `provider.test` is resolved to the loopback server without asking any DNS.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve("provider.test", server.addr())
+        .build()
+        .unwrap();
+    let url = format!("http://provider.test:{}/capture", server.addr().port());
+    let call = || {
+        http::Request::post(url.as_str())
+            .body(b"grant_type=refresh_token&refresh_token=rt-secret".to_vec())
+            .unwrap()
+    };
+    let refused = ReqwestClient::from_client(client.clone())
+        .send(call())
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.kind, ErrorKind::Misconfigured, "{refused}");
+    assert!(!refused.to_string().contains("rt-secret"), "{refused}");
+    assert!(
+        lock(&seen).is_empty(),
+        "the call was sent: {:?}",
+        lock(&seen)
+    );
+
+    let sent = ReqwestClient::from_client(client)
+        .allow_plain_http()
+        .send(call())
+        .await
+        .expect("sent when allowed");
+    assert_eq!(sent.status(), StatusCode::OK);
+    assert_eq!(lock(&seen).len(), 1);
 }

@@ -52,6 +52,7 @@ pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 pub struct ReqwestClient {
     client: reqwest::Client,
     max_body: usize,
+    plain_http: bool,
 }
 
 #[cfg(feature = "reqwest")]
@@ -87,6 +88,7 @@ impl ReqwestClient {
         Ok(Self {
             client,
             max_body: DEFAULT_MAX_BODY,
+            plain_http: false,
         })
     }
 
@@ -120,6 +122,7 @@ impl ReqwestClient {
         Self {
             client,
             max_body: DEFAULT_MAX_BODY,
+            plain_http: false,
         }
     }
 
@@ -128,6 +131,36 @@ impl ReqwestClient {
         self.max_body = bytes;
         self
     }
+
+    /// Sends to plain `http://` hosts that are not loopback too. By default such a call is
+    /// refused unsent ([`Misconfigured`](ErrorKind::Misconfigured)): a token call carries a
+    /// refresh token or client credentials, which anyone on the way could read. Loopback
+    /// hosts (`127.0.0.0/8`, `::1`, `localhost`), where the sandbox listens, are always
+    /// allowed. For a provider reached over a network you trust (a TLS-terminating sidecar,
+    /// a test environment's containers).
+    pub fn allow_plain_http(mut self) -> Self {
+        self.plain_http = true;
+        self
+    }
+}
+
+/// Whether a call to `url` would send its credentials in the clear over a network: plain
+/// `http://` to a host that is not loopback.
+#[cfg(feature = "reqwest")]
+fn in_the_clear(url: &url::Url) -> bool {
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => {
+            let name = name.strip_suffix('.').unwrap_or(name);
+            name.eq_ignore_ascii_case("localhost")
+                || name.len() > ".localhost".len()
+                    && name.as_bytes()[name.len() - ".localhost".len()..]
+                        .eq_ignore_ascii_case(b".localhost")
+        }
+        None => false,
+    };
+    url.scheme() == "http" && !loopback
 }
 
 #[cfg(feature = "reqwest")]
@@ -150,6 +183,19 @@ impl HttpClient for ReqwestClient {
         })?;
         let requested = request.url().clone();
         let origin = requested.origin();
+        if !self.plain_http && in_the_clear(&requested) {
+            return Err(TransportError {
+                kind: ErrorKind::Misconfigured,
+                message: format!(
+                    "refused to send a token call to {} over plain http (its credentials \
+                     would cross the network unencrypted): use https, or \
+                     ReqwestClient::allow_plain_http for a network you trust",
+                    origin.ascii_serialization()
+                ),
+                status: None,
+                retry_after: None,
+            });
+        }
         let mut response = self.client.execute(request).await.map_err(classify)?;
         let answered_by = response.url().origin();
         if answered_by != origin {
