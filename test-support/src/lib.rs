@@ -1,7 +1,8 @@
 //! The workspace's test harness, shared by the provider crates' tests and the cross-crate
 //! tests in `tests/`: a [`TokenManager`](token_core::manager::TokenManager) over a running sandbox on a
 //! test clock ([`harness`]), an event recorder ([`events`]), forwarding and recording stores
-//! ([`stores`]), and, behind features, one provider's sandbox with a manager over it in process
+//! ([`stores`]), a URL holding credentials for the tests that no `Debug` shows them
+//! ([`url_credentials`]), and, behind features, one provider's sandbox with a manager over it in process
 //! or over a socket (`rig`), a `tracing` capture per runtime (`logs`) and the PostgreSQL test
 //! database with a proxy that can cut it off (`postgres`).
 //!
@@ -51,6 +52,7 @@ pub mod proxy;
 #[cfg(feature = "rig")]
 pub mod rig;
 pub mod stores;
+pub mod url_credentials;
 
 /// Locks, whatever a panicking holder left (every update here is one push or insert).
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -318,8 +318,10 @@ impl StoreError {
     }
 }
 
-/// What the application needs to restore a session that can no longer be refreshed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What the application needs to restore a session that can no longer be refreshed. Its
+/// `Debug` shows the authorize URL without its password and query
+/// ([`url_shown`](crate::redact::url_shown)).
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Reauth {
     /// The session that needs authorization.
@@ -341,6 +343,18 @@ impl Reauth {
             reason: reason.into(),
             authorize_url: None,
         }
+    }
+}
+
+impl fmt::Debug for Reauth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let authorize_url = (self.authorize_url.as_deref()).map(crate::redact::url_text_shown);
+        f.debug_struct("Reauth")
+            .field("session", &self.session)
+            .field("code", &self.code)
+            .field("reason", &self.reason)
+            .field("authorize_url", &authorize_url)
+            .finish()
     }
 }
 

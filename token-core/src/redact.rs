@@ -1,5 +1,6 @@
 //! Removing secrets from text that may be shown: raw response bodies kept in parse errors,
-//! and the codes and messages of a provider's error answers.
+//! the codes and messages of a provider's error answers, and configured URLs (read by
+//! [`url()`] without being quoted, shown by [`url_shown`] without their credentials).
 //!
 //! A provider's broken answer is worth keeping for diagnosis, but it may echo a token back
 //! (Maya's `invalid_token` message does), whole or in part, in any field. Bodies are cut to a
@@ -80,9 +81,21 @@ pub fn url<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<::url::U
     deserializer.deserialize_str(UrlText)
 }
 
-/// `url` as `Debug` shows it: its password and query (where an integrator may have put a
-/// credential) replaced by `redacted`, its scheme, user, host, port and path kept.
-pub(crate) fn url_shown(url: &::url::Url) -> String {
+/// `url` as a `Debug` may show it: its password and its query, where an integrator may have
+/// put a credential (`https://user:password@host/`, `?key=...`), replaced by `redacted`; its
+/// scheme, user, host, port, path and fragment kept. For the hand-written `Debug` of a type
+/// holding a configured URL, whose derived `Debug` would show the URL whole.
+///
+/// ```
+/// use token_core::redact::url_shown;
+///
+/// let url = "https://partner:hunter2@api.acme.example/rest?key=sk_live_1".parse()?;
+/// assert_eq!(url_shown(&url), "https://partner:redacted@api.acme.example/rest?redacted");
+/// let plain = "https://api.acme.example/rest".parse()?;
+/// assert_eq!(url_shown(&plain), "https://api.acme.example/rest");
+/// # Ok::<(), url::ParseError>(())
+/// ```
+pub fn url_shown(url: &::url::Url) -> String {
     let mut shown = url.clone();
     if shown.password().is_some() {
         // Only a URL that cannot have a password refuses one, and this one has one.
@@ -92,6 +105,11 @@ pub(crate) fn url_shown(url: &::url::Url) -> String {
         shown.set_query(Some("redacted"));
     }
     shown.into()
+}
+
+/// [`url_shown`] for a URL held as text; text that is not a URL is not shown at all.
+pub(crate) fn url_text_shown(text: &str) -> String {
+    ::url::Url::parse(text).map_or_else(|_| REDACTED.to_owned(), |url| url_shown(&url))
 }
 
 /// [`url()`] for an optional URL (`#[serde(default, deserialize_with = "token_core::redact::optional_url")]`).

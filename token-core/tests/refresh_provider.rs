@@ -348,16 +348,26 @@ async fn serving_an_endpoint_leaves_out_the_built_in_oauth_routes_unless_asked()
     assert_ne!(authorize(&plain).await, http::StatusCode::NOT_FOUND);
 }
 
+/// The URL with credentials the `Debug` tests configure, shared with the provider crates.
+#[path = "../../test-support/src/url_credentials.rs"]
+mod url_credentials;
+use url_credentials::{assert_shows_no_url_credential, url_with_credentials};
+
 /// A base URL's password and query (credentials an integrator may put there) are not shown
 /// by the provider's `Debug`; its scheme, host and path are.
 #[test]
 fn the_provider_s_debug_shows_no_credential_of_its_base_url() {
-    let base = "https://partner:hunter2@api.acme.example/rest?key=sk_live_1";
-    let provider = RefreshProvider::<Refresh>::new(base.parse().unwrap(), config());
-    let shown = format!("{provider:?}");
-    assert!(shown.contains("api.acme.example/rest"), "{shown}");
-    assert!(
-        !shown.contains("hunter2") && !shown.contains("sk_live_1"),
-        "{shown}"
-    );
+    let provider = RefreshProvider::<Refresh>::new(url_with_credentials(), config());
+    assert_shows_no_url_credential(&format!("{provider:?}"));
+}
+
+/// Nor by the sandbox's provider's, nor by a re-auth signal's (its authorize URL is made
+/// from a configured one, query kept).
+#[test]
+fn no_debug_shows_a_credential_of_a_configured_url() {
+    let provider = token_core::sandbox::SandboxOAuth::new(url_with_credentials());
+    assert_shows_no_url_credential(&format!("{provider:?}"));
+    let mut reauth = token_core::error::Reauth::new("alice", "refresh token expired");
+    reauth.authorize_url = Some(format!("{}&state=alice", url_with_credentials()));
+    assert_shows_no_url_credential(&format!("{:?}", Error::ReauthRequired(reauth)));
 }

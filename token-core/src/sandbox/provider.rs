@@ -14,11 +14,21 @@ use crate::token_set::{NoExtras, TokenSet};
 /// client id it can also issue sets by `client_credentials` (which carry no refresh token:
 /// the manager issues again when one expires), and names that client in its refreshes (the
 /// sandbox refreshes a pair only for the client it was issued to).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SandboxOAuth {
     base_url: url::Url,
     reuse_window: Duration,
     client_id: Option<String>,
+}
+
+impl std::fmt::Debug for SandboxOAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxOAuth")
+            .field("base_url", &crate::redact::url_shown(&self.base_url))
+            .field("reuse_window", &self.reuse_window)
+            .field("client_id", &self.client_id)
+            .finish()
+    }
 }
 
 impl SandboxOAuth {
