@@ -1,14 +1,17 @@
 //! The client's Alipay+ configuration, read from JSON (keys in the crate docs).
 
+use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
+use token_core::redact::url_shown;
 use token_core::secret::ClientSecret;
 
 use crate::signature::{KeyError, Rsa256Signer};
 
-/// A client's Alipay+ settings. See the crate docs for the JSON keys.
-#[derive(Clone, Debug, Deserialize)]
+/// A client's Alipay+ settings. See the crate docs for the JSON keys. Its `Debug` shows the
+/// URLs without their passwords and queries ([`url_shown`]).
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct AlipayPlusConfig {
@@ -46,6 +49,38 @@ pub struct AlipayPlusConfig {
     /// Where a user authorizes again; the re-auth signal carries it with `state=<session>`.
     #[serde(default, deserialize_with = "token_core::redact::optional_url")]
     pub authorize_url: Option<url::Url>,
+}
+
+impl fmt::Debug for AlipayPlusConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Every field named, so that a new one cannot be left out unseen.
+        let Self {
+            client_id,
+            psp_id,
+            acquirer_id,
+            base_url,
+            private_key,
+            private_key_file,
+            server_public_key,
+            server_public_key_file,
+            key_version,
+            reuse_window_secs,
+            authorize_url,
+        } = self;
+        f.debug_struct("AlipayPlusConfig")
+            .field("client_id", client_id)
+            .field("psp_id", psp_id)
+            .field("acquirer_id", acquirer_id)
+            .field("base_url", &url_shown(base_url))
+            .field("private_key", private_key)
+            .field("private_key_file", private_key_file)
+            .field("server_public_key", server_public_key)
+            .field("server_public_key_file", server_public_key_file)
+            .field("key_version", key_version)
+            .field("reuse_window_secs", reuse_window_secs)
+            .field("authorize_url", &authorize_url.as_ref().map(url_shown))
+            .finish()
+    }
 }
 
 fn default_base_url() -> url::Url {

@@ -689,3 +689,18 @@ fn a_config_url_that_cannot_be_read_is_not_quoted_in_the_error() {
         assert!(shown.contains("URL"), "{key}: {shown}");
     }
 }
+
+/// The base and authorize URLs' passwords and queries (credentials an integrator may put
+/// there) are not shown by the config's `Debug` (nor so by the provider's, which shows it).
+#[test]
+fn the_config_s_debug_shows_no_credential_of_its_urls() {
+    use token_test_support::url_credentials::{
+        assert_shows_no_url_credential, url_with_credentials,
+    };
+    let config = config()
+        .with_base_url(url_with_credentials())
+        .with_authorize_url(url_with_credentials());
+    let shown = format!("{config:?}");
+    assert_shows_no_url_credential(&shown);
+    assert_eq!(shown.matches("host.example/token").count(), 2, "{shown}");
+}

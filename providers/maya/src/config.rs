@@ -1,15 +1,18 @@
 //! The partner's Maya configuration, read from JSON (keys in the crate docs), and the two
 //! things derived from it: the authorize URL and the refresh token's expiry.
 
+use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
 use time::OffsetDateTime;
 use token_core::oauth::{AuthorizeQuery, Client, ClientAuth};
+use token_core::redact::url_shown;
 use token_core::{secret::ClientSecret, token_set::TokenSet};
 
-/// A partner's Maya settings. See the crate docs for the JSON keys.
-#[derive(Clone, Debug, Deserialize)]
+/// A partner's Maya settings. See the crate docs for the JSON keys. Its `Debug` shows the
+/// URLs without their passwords and queries ([`url_shown`]).
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct MayaConfig {
@@ -60,6 +63,36 @@ pub enum RefreshShape {
 
 fn default_api_url() -> url::Url {
     url::Url::parse("https://op-sandbox.paymaya.com").expect("a valid constant URL")
+}
+
+impl fmt::Debug for MayaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Every field named, so that a new one cannot be left out unseen.
+        let Self {
+            client_id,
+            client_secret,
+            connect_url,
+            api_url,
+            refresh,
+            authorize_url,
+            redirect_uri,
+            scope,
+            refresh_token_lifetime_secs,
+            reuse_window_secs,
+        } = self;
+        f.debug_struct("MayaConfig")
+            .field("client_id", client_id)
+            .field("client_secret", client_secret)
+            .field("connect_url", &url_shown(connect_url))
+            .field("api_url", &url_shown(api_url))
+            .field("refresh", refresh)
+            .field("authorize_url", &authorize_url.as_ref().map(url_shown))
+            .field("redirect_uri", redirect_uri)
+            .field("scope", scope)
+            .field("refresh_token_lifetime_secs", refresh_token_lifetime_secs)
+            .field("reuse_window_secs", reuse_window_secs)
+            .finish()
+    }
 }
 
 impl MayaConfig {

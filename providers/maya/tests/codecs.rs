@@ -302,3 +302,24 @@ fn a_config_url_that_cannot_be_read_is_not_quoted_in_the_error() {
         assert!(shown.contains("URL"), "{key}: {shown}");
     }
 }
+
+/// The configured URLs' passwords and queries (credentials an integrator may put there) are
+/// shown by no `Debug`: the config's, the app provider's.
+#[test]
+fn no_debug_shows_a_credential_of_a_configured_url() {
+    use token_test_support::url_credentials::{
+        assert_shows_no_url_credential, url_with_credentials,
+    };
+    let mut config = MayaConfig::new(
+        "client",
+        ClientSecret::new("s3cret"),
+        url_with_credentials(),
+    )
+    .with_api_url(url_with_credentials());
+    config.authorize_url = Some(url_with_credentials());
+    let app = token_provider_maya::MayaApp::new(std::sync::Arc::new(config.clone()));
+    for shown in [format!("{config:?}"), format!("{app:?}")] {
+        assert_shows_no_url_credential(&shown);
+        assert_eq!(shown.matches("host.example/token").count(), 3, "{shown}");
+    }
+}

@@ -1,10 +1,12 @@
 //! The provider's configuration as an integrator writes it (JSON), and the client identity
 //! as the grants put it on the wire.
 
+use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use token_core::oauth::{Client, ClientAuth};
+use token_core::redact::url_shown;
 use token_core::secret::ClientSecret;
 use url::Url;
 
@@ -23,7 +25,10 @@ use url::Url;
 /// assert_eq!(config.token_url.path(), "/login/oauth/access_token");
 /// # Ok::<(), url::ParseError>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Its `Debug` shows the URLs without their passwords and queries
+/// ([`url_shown`](token_core::redact::url_shown)).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct OAuth2Config {
@@ -62,6 +67,36 @@ pub struct OAuth2Config {
     /// The provider name sessions are stored under (default `oauth2`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+impl fmt::Debug for OAuth2Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Every field named, so that a new one cannot be left out unseen.
+        let Self {
+            client_id,
+            token_url,
+            client_secret,
+            client_auth,
+            scope,
+            redirect_uri,
+            authorize_url,
+            client_credentials,
+            reuse_window_secs,
+            name,
+        } = self;
+        f.debug_struct("OAuth2Config")
+            .field("client_id", client_id)
+            .field("token_url", &url_shown(token_url))
+            .field("client_secret", client_secret)
+            .field("client_auth", client_auth)
+            .field("scope", scope)
+            .field("redirect_uri", redirect_uri)
+            .field("authorize_url", &authorize_url.as_ref().map(url_shown))
+            .field("client_credentials", client_credentials)
+            .field("reuse_window_secs", reuse_window_secs)
+            .field("name", name)
+            .finish()
+    }
 }
 
 impl OAuth2Config {

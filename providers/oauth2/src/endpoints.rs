@@ -11,7 +11,9 @@ use crate::config::OAuth2Config;
 
 /// An authorization URL to send the user to, with the PKCE verifier to keep until the code
 /// comes back (then pass it to [`OAuth2::exchange_code`](crate::OAuth2::exchange_code)).
-#[derive(Clone, Debug)]
+/// Its `Debug` shows the URL without its password and query (where the configured
+/// authorize URL may hold a credential).
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct AuthorizationRequest {
     /// Where to send the user.
@@ -20,6 +22,16 @@ pub struct AuthorizationRequest {
     pub state: String,
     /// The PKCE code verifier; its S256 challenge is in `url`.
     pub verifier: PkceVerifier,
+}
+
+impl std::fmt::Debug for AuthorizationRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizationRequest")
+            .field("url", &token_core::redact::url_shown(&self.url))
+            .field("state", &self.state)
+            .field("verifier", &self.verifier)
+            .finish()
+    }
 }
 
 /// The authorization endpoint's query for `config` with `state`: the client id, redirect URI

@@ -407,3 +407,26 @@ fn a_config_url_that_cannot_be_read_is_not_quoted_in_the_error() {
         assert!(shown.contains("URL"), "{key}: {shown}");
     }
 }
+
+/// A token or authorization URL's password and query (credentials an integrator may put
+/// there) are shown by no `Debug`: the config's, the provider's, an authorization request's.
+#[test]
+fn no_debug_shows_a_credential_of_a_configured_url() {
+    use token_provider_oauth2::OAuth2;
+    use token_test_support::url_credentials::{
+        assert_shows_no_url_credential, url_with_credentials,
+    };
+    let config = OAuth2Config::new("app", url_with_credentials())
+        .with_authorize_url(url_with_credentials())
+        .with_client_secret(ClientSecret::new("client-secret-1"));
+    let provider = OAuth2::new(config.clone());
+    let request = provider.authorization_request("s-1").unwrap();
+    for shown in [
+        format!("{config:?}"),
+        format!("{provider:?}"),
+        format!("{request:?}"),
+    ] {
+        assert_shows_no_url_credential(&shown);
+        assert!(!shown.contains("client-secret-1"), "{shown}");
+    }
+}

@@ -24,10 +24,22 @@ use crate::endpoints::{IssueServiceToken, RefreshServiceToken};
 /// assert_eq!(provider.name(), "paymentsgate");
 /// assert!(provider.can_issue());
 /// ```
-#[derive(Clone, Debug)]
+///
+/// Its `Debug` shows the base URL without its password and query
+/// ([`url_shown`](token_core::redact::url_shown)).
+#[derive(Clone)]
 pub struct Paymentsgate {
     base_url: Url,
     config: PaymentsgateConfig,
+}
+
+impl std::fmt::Debug for Paymentsgate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Paymentsgate")
+            .field("base_url", &token_core::redact::url_shown(&self.base_url))
+            .field("config", &self.config)
+            .finish()
+    }
 }
 
 impl Paymentsgate {

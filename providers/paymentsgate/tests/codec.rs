@@ -274,3 +274,14 @@ fn the_error_body_round_trips_with_its_status_code_and_details() {
         PaymentsgateError::decode_error(http::StatusCode::OK, SEED_RESPONSE.as_bytes()).is_none()
     );
 }
+
+/// The base URL's password and query (credentials an integrator may put there) are not
+/// shown by the provider's `Debug`.
+#[test]
+fn the_provider_s_debug_shows_no_credential_of_its_base_url() {
+    use token_test_support::url_credentials::{
+        assert_shows_no_url_credential, url_with_credentials,
+    };
+    let provider = token_provider_paymentsgate::Paymentsgate::new(url_with_credentials(), config());
+    assert_shows_no_url_credential(&format!("{provider:?}"));
+}

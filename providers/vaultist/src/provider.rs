@@ -21,10 +21,22 @@ use crate::endpoints::{RefreshV2, RefreshV3, VaultistExtras};
 /// assert_eq!(provider.name(), "vaultist");
 /// assert!(!provider.can_issue());
 /// ```
-#[derive(Clone, Debug)]
+///
+/// Its `Debug` shows the base URL without its password and query
+/// ([`url_shown`](token_core::redact::url_shown)).
+#[derive(Clone)]
 pub struct Vaultist {
     base_url: Url,
     config: VaultistConfig,
+}
+
+impl std::fmt::Debug for Vaultist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vaultist")
+            .field("base_url", &token_core::redact::url_shown(&self.base_url))
+            .field("config", &self.config)
+            .finish()
+    }
 }
 
 impl Vaultist {

@@ -305,3 +305,15 @@ fn a_v2_401_that_is_not_a_v2_error_is_no_reauth() {
         assert_ne!(error.kind(), ErrorKind::ReauthRequired, "{body}");
     }
 }
+
+/// The base URL's password and query (credentials an integrator may put there) are not
+/// shown by the provider's `Debug`.
+#[test]
+fn the_provider_s_debug_shows_no_credential_of_its_base_url() {
+    use token_test_support::url_credentials::{
+        assert_shows_no_url_credential, url_with_credentials,
+    };
+    let provider =
+        token_provider_vaultist::Vaultist::new(url_with_credentials(), VaultistConfig::new(42));
+    assert_shows_no_url_credential(&format!("{provider:?}"));
+}
