@@ -206,8 +206,8 @@ fn usage(problem: &str) -> Outcome {
     }
 }
 
-/// The parsed command line.
-#[derive(Debug)]
+/// The parsed command line. Its `Debug` shows neither the tokens nor the base URL's
+/// password and query.
 pub struct Args {
     /// `--provider`.
     pub provider: String,
@@ -221,6 +221,23 @@ pub struct Args {
     pub access_token: Option<String>,
     /// `--reveal`.
     pub reveal: bool,
+}
+
+impl std::fmt::Debug for Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use token_core::redact::{REDACTED, url_shown};
+        f.debug_struct("Args")
+            .field("provider", &self.provider)
+            .field("base_url", &url_shown(&self.base_url))
+            .field("config", &self.config)
+            .field("refresh_token", &REDACTED)
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| REDACTED),
+            )
+            .field("reveal", &self.reveal)
+            .finish()
+    }
 }
 
 impl Args {

@@ -574,3 +574,24 @@ async fn lazada_refreshes_signed_and_a_wrong_secret_is_a_misconfiguration() {
     );
     assert!(!line.to_string().contains("not-the-secret"), "{line}");
 }
+
+/// The URL with credentials the `Debug` tests configure, shared with the provider crates.
+#[path = "../../test-support/src/url_credentials.rs"]
+mod url_credentials;
+
+/// The parsed command line's `Debug` shows neither the base URL's password and query nor
+/// the tokens given on it.
+#[test]
+fn the_arguments_debug_shows_no_credential() {
+    let args = refresh::Args {
+        provider: "oauth2".into(),
+        base_url: url_credentials::url_with_credentials(),
+        config: "config.json".into(),
+        refresh_token: "rt-given-on-the-command-line".into(),
+        access_token: Some("at-given-on-the-command-line".into()),
+        reveal: false,
+    };
+    let shown = format!("{args:?}");
+    url_credentials::assert_shows_no_url_credential(&shown);
+    assert!(!shown.contains("given-on-the-command-line"), "{shown}");
+}
