@@ -81,9 +81,9 @@ pub fn url<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<::url::U
     deserializer.deserialize_str(UrlText)
 }
 
-/// `url` as a `Debug` may show it: its password and its query, where an integrator may have
-/// put a credential (`https://user:password@host/`, `?key=...`), replaced by `redacted`; its
-/// scheme, user, host, port, path and fragment kept. For the hand-written `Debug` of a type
+/// `url` as a `Debug` may show it: its password, its query and its fragment, where an
+/// integrator may have put a credential (`https://user:password@host/`, `?key=...`),
+/// replaced by `redacted`; its scheme, user, host, port and path kept. For the hand-written `Debug` of a type
 /// holding a configured URL, whose derived `Debug` would show the URL whole.
 ///
 /// ```
@@ -91,6 +91,8 @@ pub fn url<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<::url::U
 ///
 /// let url = "https://partner:hunter2@api.acme.example/rest?key=sk_live_1".parse()?;
 /// assert_eq!(url_shown(&url), "https://partner:redacted@api.acme.example/rest?redacted");
+/// let fragment = "https://api.acme.example/authorize#token=t0k".parse()?;
+/// assert_eq!(url_shown(&fragment), "https://api.acme.example/authorize#redacted");
 /// let plain = "https://api.acme.example/rest".parse()?;
 /// assert_eq!(url_shown(&plain), "https://api.acme.example/rest");
 /// # Ok::<(), url::ParseError>(())
@@ -103,6 +105,9 @@ pub fn url_shown(url: &::url::Url) -> String {
     }
     if shown.query().is_some() {
         shown.set_query(Some("redacted"));
+    }
+    if shown.fragment().is_some() {
+        shown.set_fragment(Some("redacted"));
     }
     shown.into()
 }
