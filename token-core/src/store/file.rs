@@ -93,7 +93,10 @@ const NAME_DOMAIN: &[u8] = b"token-core/file-store/v1\0";
 /// file that cannot be read (damaged, foreign, another release's format) counts as lapsed
 /// and is replaced, as a takeover ([`Lease::TakenOver`]: the manager waits for a save of
 /// whoever held it before it trusts a refusal), and `lapsed_leases` lists it (leases are
-/// not synced: a machine crash may leave a dying holder's lease file empty). Expiry is the
+/// not synced: a machine crash may leave a dying holder's lease file empty). A lease file the
+/// file system fails to open or read (too many open files, an I/O error, no permission) may
+/// be a live holder's: the call fails ([`StoreError::Backend`]) and nothing is taken over.
+/// Expiry is the
 /// system clock's, which every process on one machine shares; if that clock goes back, a
 /// lease still lapses at most its ttl after it is next looked at (by `acquire_lease` or
 /// [`lapsed_leases`](TokenStore::lapsed_leases)). A holder name too long for a lease file
@@ -363,7 +366,7 @@ impl TokenStore for FileStore {
             let _lock = DirLock::acquire(dir)?;
             // Read under the lock: time spent waiting for it must not shorten the lease.
             let now = unix_nanos(clock.now());
-            let on_file = read_lease(dir, &key);
+            let on_file = read_lease(dir, &key)?;
             if let OnFile::Lease(held) = &on_file
                 && held.holder != holder
                 && held.expires_at_unix_nanos > now
@@ -401,7 +404,7 @@ impl TokenStore for FileStore {
         let holder = holder.to_owned();
         self.write(move |dir| {
             let _lock = DirLock::acquire(dir)?;
-            if matches!(read_lease(dir, &key), OnFile::Lease(held) if held.holder == holder) {
+            if matches!(read_lease(dir, &key)?, OnFile::Lease(held) if held.holder == holder) {
                 remove_if_present(&lease_path(dir, &key)).map_err(|e| {
                     StoreError::backend(
                         format!("file store: cannot remove the refresh lease of {key}"),
@@ -477,11 +480,13 @@ fn lease_look(dir: &Path, stem: &str, now: u64) -> Option<LeaseLook> {
     let path = dir.join(format!("{stem}{LEASE_SUFFIX}"));
     let lease = match lease_at(&path) {
         Ok(lease) => lease?,
+        // Not read now: perhaps a live holder's; looked at again next time.
+        Err(LeaseUnread::Failed(_)) => return None,
         // A file that is not a lease: someone's all the same, lapsed as `acquire_lease`
         // takes it (a takeover). One left empty by a machine crash (leases are not synced)
         // is a holder's that died mid-refresh: lapsed when it was written, as far as can be
         // told. (Not what was planted instead of a file: a link, a FIFO.)
-        Err(_) => {
+        Err(LeaseUnread::Foreign(_)) => {
             let file = fs::symlink_metadata(&path).ok()?;
             return (file.is_file()).then(|| LeaseLook::Lapsed(written_at(&file)));
         }
@@ -553,40 +558,77 @@ enum OnFile {
     Unreadable,
 }
 
-/// The lease of `key`.
-fn read_lease(dir: &Path, key: &SessionKey) -> OnFile {
+/// The lease of `key`; an error if whether there is one cannot be told now (see
+/// [`LeaseUnread::Failed`]).
+fn read_lease(dir: &Path, key: &SessionKey) -> Result<OnFile, StoreError> {
     match lease_at(&lease_path(dir, key)) {
-        Ok(Some(lease)) => OnFile::Lease(lease),
-        Ok(None) => OnFile::None,
-        Err(why) => {
+        Ok(Some(lease)) => Ok(OnFile::Lease(lease)),
+        Ok(None) => Ok(OnFile::None),
+        Err(LeaseUnread::Foreign(why)) => {
             tracing::warn!(
                 session = %key,
                 "file store: the refresh lease of {key} {why}; treating it as lapsed"
             );
-            OnFile::Unreadable
+            Ok(OnFile::Unreadable)
         }
+        Err(LeaseUnread::Failed(error)) => Err(StoreError::backend(
+            format!("file store: cannot read the refresh lease of {key}"),
+            error,
+        )),
     }
 }
 
-/// The lease file at `path`: `None` if there is none, and why not if it is there but
-/// cannot be read as a lease (it then counts as lapsed, see [`OnFile::Unreadable`]).
-fn lease_at(path: &Path) -> Result<Option<LeaseRecord>, String> {
-    let file = match open_for_reading(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot be opened ({e})")),
+/// Why a lease file that is there was not read.
+enum LeaseUnread {
+    /// It is not a lease this release reads (damaged, too large, another release's format,
+    /// or not a file at all: a link, a FIFO): someone's, lapsed (see [`OnFile::Unreadable`]).
+    Foreign(&'static str),
+    /// The file system failed to open or read it (too many open files, an I/O error, no
+    /// permission): it may be a live holder's, so nothing is decided from it.
+    Failed(io::Error),
+}
+
+/// The lease file at `path`: `None` if there is none, and why not if it is there but was
+/// not read as a lease.
+fn lease_at(path: &Path) -> Result<Option<LeaseRecord>, LeaseUnread> {
+    let opened = open_for_reading(path);
+    #[cfg(test)]
+    let opened = tests::lease_read_fault(path).map_or(opened, Err);
+    let Some(file) = lease_opened(opened, || is_symlink(path))? else {
+        return Ok(None);
     };
     let mut bytes = Vec::new();
-    if let Err(e) = file.take(MAX_LEASE_BYTES + 1).read_to_end(&mut bytes) {
-        return Err(format!("cannot be read ({e})"));
-    }
+    (file.take(MAX_LEASE_BYTES + 1).read_to_end(&mut bytes)).map_err(LeaseUnread::Failed)?;
     if bytes.len() as u64 > MAX_LEASE_BYTES {
-        return Err("is too large".into());
+        return Err(LeaseUnread::Foreign("is too large"));
     }
     // Not the parser's message: it could quote the file, which is not ours to show.
     serde_json::from_slice(&bytes)
         .map(Some)
-        .map_err(|_| "is not a lease".into())
+        .map_err(|_| LeaseUnread::Foreign("is not a lease"))
+}
+
+/// What opening a lease file (`opened`) says: `None` if there is none. What this store
+/// never writes at a lease's path (`planted`: a symbolic link; or not a regular file) is
+/// foreign; any other error, the file system's failure.
+fn lease_opened(
+    opened: io::Result<File>,
+    planted: impl FnOnce() -> bool,
+) -> Result<Option<File>, LeaseUnread> {
+    match opened {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            Err(LeaseUnread::Foreign("is not a regular file"))
+        }
+        // `O_NOFOLLOW` on a link: `ELOOP` (a socket: `ENXIO`), whatever the platform names it.
+        Err(_) if planted() => Err(LeaseUnread::Foreign("is a symbolic link")),
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NXIO.raw_os_error()) => {
+            Err(LeaseUnread::Foreign("is not a regular file"))
+        }
+        Err(e) => Err(LeaseUnread::Failed(e)),
+    }
 }
 
 /// Gives `key`'s lease to `holder` until `now + ttl`.
@@ -630,10 +672,15 @@ fn put_lease(
     replace_file(dir, stem, LEASE_SUFFIX, &bytes, Durable::No)
 }
 
-/// Best effort: removes `key`'s lease if it lapsed by `now` (or cannot be read).
+/// Best effort: removes `key`'s lease if it lapsed by `now` (or is foreign).
 fn remove_lapsed_lease(dir: &Path, key: &SessionKey, now: u64) {
-    if matches!(read_lease(dir, key), OnFile::Lease(held) if held.expires_at_unix_nanos > now) {
-        return;
+    match read_lease(dir, key) {
+        Ok(OnFile::Lease(held)) if held.expires_at_unix_nanos > now => return,
+        Ok(_) => {}
+        Err(error) => {
+            tracing::debug!(%error, "file store: a refresh lease left as it is");
+            return;
+        }
     }
     if let Err(error) = remove_if_present(&lease_path(dir, key)) {
         tracing::debug!(%error, "file store: cannot remove a lapsed refresh lease");
@@ -1313,6 +1360,86 @@ mod tests {
         assert!(dir_sync_answer(refused(Errno::IO)).is_err());
         assert!(dir_sync_answer(refused(Errno::NOSPC)).is_err());
         assert!(dir_sync_answer(Ok(())).is_ok());
+    }
+
+    /// A lease file the file system fails to open (too many open files, an I/O error, no
+    /// permission) is no lapsed lease to take over: it may be a live holder's. What this
+    /// store never writes there (a link, a socket, not a regular file) is foreign, and lapsed.
+    #[cfg(unix)]
+    #[test]
+    fn a_lease_file_that_fails_to_open_is_an_error_not_a_lapsed_lease() {
+        use rustix::io::Errno;
+        let failing = |errno: Errno| Err(io::Error::from_raw_os_error(errno.raw_os_error()));
+        let opened = |result, planted| match lease_opened(result, || planted) {
+            Ok(file) => format!("present: {}", file.is_some()),
+            Err(LeaseUnread::Foreign(_)) => "foreign".into(),
+            Err(LeaseUnread::Failed(_)) => "failed".into(),
+        };
+        for errno in [
+            Errno::MFILE,
+            Errno::NFILE,
+            Errno::IO,
+            Errno::ACCESS,
+            Errno::INTR,
+        ] {
+            assert_eq!(opened(failing(errno), false), "failed", "{errno:?}");
+        }
+        assert_eq!(opened(failing(Errno::NOENT), false), "present: false");
+        assert_eq!(opened(failing(Errno::LOOP), true), "foreign");
+        assert_eq!(opened(failing(Errno::NXIO), false), "foreign");
+        let not_a_file = Err(io::Error::new(io::ErrorKind::InvalidInput, "not a file"));
+        assert_eq!(opened(not_a_file, false), "foreign");
+    }
+
+    /// Another process's lease that this one fails to read (here: its file system answers
+    /// `EMFILE`) is neither taken over nor released.
+    #[tokio::test]
+    async fn a_live_lease_this_process_fails_to_read_is_not_taken_over() {
+        let dir = TempDir::new().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        let key = SessionKey::new("p", "s");
+        let ttl = Duration::from_secs(60);
+        assert_eq!(
+            store.acquire_lease(&key, "a", ttl).await.unwrap(),
+            Lease::Acquired
+        );
+        let path = lease_path(dir.path(), &key);
+        // Too many open files, as `open` would answer: the file stays unread.
+        let fault = LeaseReadFault::at(&path);
+        let taken = store.acquire_lease(&key, "b", ttl).await;
+        assert!(
+            matches!(taken, Err(StoreError::Backend { .. })),
+            "{taken:?}"
+        );
+        store.release_lease(&key, "a").await.unwrap_err();
+        drop(fault);
+        let held = store.acquire_lease(&key, "b", ttl).await.unwrap();
+        assert!(matches!(held, Lease::HeldByOther { .. }), "{held:?}");
+    }
+
+    /// Paths whose lease file fails to open, as with too many open files.
+    static LEASE_READ_FAULTS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+    pub(super) fn lease_read_fault(path: &Path) -> Option<io::Error> {
+        let faults = LEASE_READ_FAULTS.lock().unwrap();
+        (faults.iter().any(|failing| failing == path))
+            .then(|| io::Error::other("too many open files"))
+    }
+
+    /// While held, opening the lease file at its path fails.
+    struct LeaseReadFault(PathBuf);
+
+    impl LeaseReadFault {
+        fn at(path: &Path) -> Self {
+            LEASE_READ_FAULTS.lock().unwrap().push(path.to_owned());
+            Self(path.to_owned())
+        }
+    }
+
+    impl Drop for LeaseReadFault {
+        fn drop(&mut self) {
+            LEASE_READ_FAULTS.lock().unwrap().retain(|p| *p != self.0);
+        }
     }
 
     fn set(token: &str) -> StoredRecord {
