@@ -302,4 +302,12 @@ impl IssuerStore for RecordingIssuerStore {
     async fn revoke_subject(&self, subject: &str, at: OffsetDateTime) -> Result<usize, StoreError> {
         self.inner.revoke_subject(subject, at).await
     }
+
+    async fn revoke_family(
+        &self,
+        family: &TokenHash,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        self.inner.revoke_family(family, at).await
+    }
 }

@@ -326,7 +326,7 @@ impl IssuerStore for Ledger {
                 "rotated"
             }
             RotateOutcome::Reused { .. } => "reused",
-            RotateOutcome::Rejected(RotateRejection::Used) => "refused:used",
+            RotateOutcome::Rejected(RotateRejection::Used { .. }) => "refused:used",
             RotateOutcome::Rejected(RotateRejection::Revoked) => "refused:revoked",
             RotateOutcome::Rejected(RotateRejection::Expired) => "refused:expired",
             RotateOutcome::Rejected(RotateRejection::Unknown) => "refused:unknown",
@@ -348,6 +348,14 @@ impl IssuerStore for Ledger {
 
     async fn revoke_subject(&self, subject: &str, at: OffsetDateTime) -> Result<usize, StoreError> {
         self.inner.revoke_subject(subject, at).await
+    }
+
+    async fn revoke_family(
+        &self,
+        family: &TokenHash,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        self.inner.revoke_family(family, at).await
     }
 }
 

@@ -256,7 +256,7 @@ async fn soak_over(
     for refusal in &refusals {
         let subject_name = refusal.subject.clone().unwrap_or_default();
         match refusal.rejection {
-            RotateRejection::Used => {
+            RotateRejection::Used { .. } => {
                 used += 1;
                 let successor = refusal.successor.expect("a used token has a successor");
                 assert!(

@@ -154,8 +154,9 @@ pub enum CodeState {
     Redeemed {
         /// When.
         at: OffsetDateTime,
-        /// The refresh token hash of the pair issued for it (`None`: refused, none issued),
-        /// or of a successor of that pair once a purge forgot the pair.
+        /// The refresh token hash of the pair issued for it (`None`: refused, none issued):
+        /// the [family](super::PairRecord::family) that pair starts, whose live pair a
+        /// replay of the code revokes, whatever purges have forgotten since.
         pair: Option<TokenHash>,
     },
 }
@@ -183,7 +184,7 @@ pub enum CodeRejection {
     Expired,
     /// The code was redeemed before; `pair` is the refresh token hash of the pair it gave.
     Used {
-        /// The pair issued for the first redemption, if one was.
+        /// The pair issued for the first redemption, if one was: its family's id.
         pair: Option<TokenHash>,
     },
     /// Another client, another redirect URI, or a missing or wrong PKCE verifier.

@@ -70,6 +70,18 @@ impl Inner {
         self.records.insert(record.refresh_hash, record);
     }
 
+    /// Revokes every live record `which` picks; returns how many.
+    fn revoke_live(&mut self, which: impl Fn(&PairRecord) -> bool, at: OffsetDateTime) -> usize {
+        let mut revoked = 0;
+        for record in self.records.values_mut() {
+            if matches!(record.state, PairState::Active) && which(record) {
+                record.state = PairState::Revoked { at };
+                revoked += 1;
+            }
+        }
+        revoked
+    }
+
     fn key_of(&self, token: &TokenHash) -> Option<TokenHash> {
         if self.records.contains_key(token) {
             Some(*token)
@@ -147,15 +159,19 @@ impl IssuerStore for MemoryIssuerStore {
     }
 
     async fn revoke_subject(&self, subject: &str, at: OffsetDateTime) -> Result<usize, StoreError> {
-        let mut inner = self.lock();
-        let mut revoked = 0;
-        for record in inner.records.values_mut() {
-            if record.subject == subject && matches!(record.state, PairState::Active) {
-                record.state = PairState::Revoked { at };
-                revoked += 1;
-            }
-        }
-        Ok(revoked)
+        Ok(self
+            .lock()
+            .revoke_live(|record| record.subject == subject, at))
+    }
+
+    async fn revoke_family(
+        &self,
+        family: &TokenHash,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        Ok(self
+            .lock()
+            .revoke_live(|record| record.family == *family, at))
     }
 
     async fn insert_code(&self, record: CodeRecord) -> Result<(), StoreError> {
@@ -195,17 +211,8 @@ impl IssuerStore for MemoryIssuerStore {
     async fn purge(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
         let mut inner = self.lock();
         let before = inner.records.len() + inner.codes.len();
-        // A live code's replay revokes what descended from the pair it gave: it names the
-        // first pair along the rotations that outlives this purge.
-        let Inner { records, codes, .. } = &mut *inner;
-        for code in codes.values_mut().filter(|code| !code.is_dead(now)) {
-            if let CodeState::Redeemed {
-                pair: Some(pair), ..
-            } = &mut code.state
-            {
-                *pair = first_kept(records, *pair, now);
-            }
-        }
+        // A live code names the family its pair started, which outlives the pair: nothing
+        // to keep for it.
         inner.records.retain(|_, record| !record.is_dead(now));
         inner.codes.retain(|_, code| !code.is_dead(now));
         let Inner {
@@ -214,24 +221,4 @@ impl IssuerStore for MemoryIssuerStore {
         by_access.retain(|_, key| records.contains_key(key));
         Ok(before - inner.records.len() - inner.codes.len())
     }
-}
-
-/// The first pair from `pair` along its successors that a purge at `now` keeps: `pair` itself
-/// unless it is a replaced pair about to be forgotten (or the last one the store has).
-fn first_kept(
-    records: &HashMap<TokenHash, PairRecord>,
-    mut pair: TokenHash,
-    now: OffsetDateTime,
-) -> TokenHash {
-    // Bounded like `Issuer::revoke_lineage`: a longer chain is not followed further.
-    for _ in 0..10_000 {
-        let Some(record) = records.get(&pair).filter(|record| record.is_dead(now)) else {
-            break;
-        };
-        let PairState::Replaced { successor, .. } = record.state else {
-            break;
-        };
-        pair = successor;
-    }
-    pair
 }

@@ -226,6 +226,7 @@ impl Issuer {
                 client,
                 subject,
                 extras,
+                family: None,
             },
             now,
         );
@@ -318,19 +319,16 @@ impl Issuer {
             mint: &mint,
         };
         let outcome = self.store.rotate(rotation).await?;
-        let answer = self.rotation_answer(outcome, presented).await;
-        // Only now: a purge started before the punishment of a replay could forget the pair
-        // it follows the chain from, and it would revoke nothing.
+        let answer = self.rotation_answer(outcome).await;
+        // A purge, this one or another replica's, may forget the replayed pair before or
+        // while its replay is punished: the punishment names the family the rotation's
+        // verdict gave, not the pair, and so revokes what it revealed all the same.
         self.purge_when_due(now).await;
         answer
     }
 
-    /// What a rotation's `outcome` answers; a used-up `presented` token is punished first.
-    async fn rotation_answer(
-        &self,
-        outcome: RotateOutcome,
-        presented: TokenHash,
-    ) -> Result<Issued, IssuerError> {
+    /// What a rotation's `outcome` answers; a used-up token is punished first.
+    async fn rotation_answer(&self, outcome: RotateOutcome) -> Result<Issued, IssuerError> {
         match outcome {
             RotateOutcome::Rotated { subject, tokens } => Ok(Issued {
                 subject,
@@ -347,9 +345,9 @@ impl Issuer {
                     IssuerError::InvalidRefreshToken
                 }
                 RotateRejection::Expired => IssuerError::ExpiredRefreshToken,
-                RotateRejection::Used => {
+                RotateRejection::Used { family } => {
                     if self.config.revoke_on_reuse {
-                        self.punish(Some(presented), Replay::RefreshToken).await?;
+                        self.punish(Some(family), Replay::RefreshToken).await?;
                     }
                     IssuerError::UsedRefreshToken
                 }
@@ -442,6 +440,7 @@ impl Issuer {
                 client: Some(grant.client_id.clone()),
                 subject: grant.subject.clone(),
                 extras: grant.extras.clone(),
+                family: None,
             };
             let mut minted = self.mint(pair, now);
             minted.tokens.scope = grant.scope.clone();
@@ -471,20 +470,23 @@ impl Issuer {
                 }
             }),
         };
-        // After the punishment of a replay, as in `rotate`.
+        // As in `rotate`: the code names the family it gave, which no purge forgets.
         self.purge_when_due(now).await;
         answer
     }
 
-    /// Revokes what `replay` revealed as stolen (the live pair descended from `first`, see
-    /// [`revoke_lineage`](Self::revoke_lineage)) and logs it, in a task of its own under a
-    /// tokio runtime: the replay's request cancelled halfway (its client hung up, a timeout)
-    /// still revokes it, and the replay is still seen.
-    async fn punish(&self, first: Option<TokenHash>, replay: Replay) -> Result<(), IssuerError> {
+    /// Revokes what `replay` revealed as stolen (the live pair of `family`, see
+    /// [`IssuerStore::revoke_family`]) and logs it, in a task of its own under a tokio
+    /// runtime: the replay's request cancelled halfway (its client hung up, a timeout) still
+    /// revokes it, and the replay is still seen.
+    async fn punish(&self, family: Option<TokenHash>, replay: Replay) -> Result<(), IssuerError> {
         let issuer = self.clone();
         let punish = async move {
-            let revoked = match first {
-                Some(first) => issuer.revoke_lineage(first).await?,
+            let revoked = match family {
+                Some(family) => {
+                    let now = issuer.clock.now();
+                    issuer.store.revoke_family(&family, now).await?
+                }
                 None => 0,
             };
             replay.report(revoked);
@@ -501,30 +503,6 @@ impl Issuer {
                 source: None,
             })),
         }
-    }
-
-    /// Revokes the live pair descended from the pair whose refresh token hash is `first`
-    /// (following each rotation to its successor); returns how many were revoked (0 or 1).
-    async fn revoke_lineage(&self, first: TokenHash) -> Result<usize, IssuerError> {
-        let mut current = first;
-        // Each step follows one rotation or retries one lost race with a rotation; a chain
-        // longer than this is not followed further.
-        for _ in 0..10_000 {
-            let Some(record) = self.store.find_by_refresh(&current).await? else {
-                return Ok(0);
-            };
-            match record.state {
-                PairState::Active => {
-                    if self.store.revoke(&current, self.clock.now()).await? {
-                        return Ok(1);
-                    }
-                    // Rotated (or revoked) since it was read: read it again.
-                }
-                PairState::Replaced { successor, .. } => current = successor,
-                PairState::Revoked { .. } => return Ok(0),
-            }
-        }
-        Ok(0)
     }
 
     /// Revokes the pair that `token` (its access or its refresh token) belongs to, whichever
@@ -545,12 +523,13 @@ impl Issuer {
         let Some(record) = self.find_by_either(&hash).await? else {
             return Ok(false);
         };
-        let PairState::Replaced { successor, .. } = record.state else {
+        let PairState::Replaced { successor, .. } = &record.state else {
             return Ok(false);
         };
-        let next = self.store.find_by_refresh(&successor).await?;
+        let next = self.store.find_by_refresh(successor).await?;
         match record.state_verdict(next.as_ref(), now) {
-            RotateVerdict::Reuse(_) => Ok(self.revoke_lineage(successor).await? > 0),
+            // The successor is the family's live pair (or what it has become since).
+            RotateVerdict::Reuse(_) => Ok(self.store.revoke_family(&record.family, now).await? > 0),
             _ => Ok(false),
         }
     }
@@ -643,6 +622,7 @@ impl Issuer {
             client,
             subject,
             extras,
+            family,
         } = pair;
         let now = whole(now);
         let access_expires_at = later(now, self.config.access_ttl);
@@ -650,11 +630,14 @@ impl Issuer {
             AccessTokenFormat::Opaque => format!("at_{}", random_token()),
             AccessTokenFormat::UnsignedJwt => unsigned_jwt(&subject, now, access_expires_at),
         };
+        let refresh_hash = TokenHash::of(&refresh);
         let record = PairRecord {
             client,
             subject,
             access_hash: TokenHash::of(&access),
-            refresh_hash: TokenHash::of(&refresh),
+            refresh_hash,
+            // A first pair starts its family, named by its own refresh token hash.
+            family: family.unwrap_or(refresh_hash),
             issued_at: now,
             access_expires_at,
             refresh_expires_at,
@@ -700,6 +683,8 @@ struct Pair {
     client: Option<String>,
     subject: String,
     extras: serde_json::Value,
+    /// The family of the pair it succeeds; `None`: a first pair, which starts its own.
+    family: Option<TokenHash>,
 }
 
 impl Pair {
@@ -709,6 +694,7 @@ impl Pair {
             client: old.client.clone(),
             subject: old.subject.clone(),
             extras: old.extras.clone(),
+            family: Some(old.family),
         }
     }
 }
@@ -787,6 +773,11 @@ pub struct IssuerConfig {
     /// refresh tokens' whole life), and a token replayed after that is
     /// [`IssuerError::InvalidRefreshToken`] and revokes nothing. Purge less often
     /// ([`purge_every`](Self::purge_every)) to detect replays over a longer span.
+    ///
+    /// A replay recognised is punished by its [family](PairRecord::family), which the
+    /// store's rotation names with its verdict: the live pair is revoked however many
+    /// rotations the family has had, and even when a purge (this replica's, another's)
+    /// forgets the replayed pair and its successors between the verdict and the revocation.
     pub revoke_on_reuse: bool,
     /// How often the issuer forgets dead records by itself: after an issue, a rotation, or
     /// an authorization code's issue or redemption, once this span (in whole seconds) has
@@ -1089,6 +1080,11 @@ pub struct PairRecord {
     pub access_hash: TokenHash,
     /// The hash of the refresh token.
     pub refresh_hash: TokenHash,
+    /// The family: the `refresh_hash` of the first pair of its line (issued by
+    /// [`Issuer::issue`], [`Issuer::issue_for`] or a code exchange), kept by every successor.
+    /// A replay revokes the family's live pair by it ([`IssuerStore::revoke_family`]),
+    /// however many of the line's pairs a purge has forgotten since.
+    pub family: TokenHash,
     /// When the pair was issued (by the issuer's clock, and no earlier than the pair it
     /// replaced).
     pub issued_at: OffsetDateTime,
@@ -1147,7 +1143,9 @@ impl PairRecord {
                 {
                     RotateVerdict::Reuse(reuse.tokens.clone())
                 }
-                _ => RotateVerdict::Reject(RotateRejection::Used),
+                _ => RotateVerdict::Reject(RotateRejection::Used {
+                    family: self.family,
+                }),
             },
             PairState::Revoked { .. } => RotateVerdict::Reject(RotateRejection::Revoked),
         }
@@ -1166,9 +1164,9 @@ impl PairRecord {
     ///
     /// Never at an instant before this record was issued (a replica whose clock is behind
     /// the one that issued it, a clock stepped back): a record is replaced no earlier than
-    /// the one it replaced was, so a purge that forgets it forgets that one too, and never
-    /// breaks the chain a replayed refresh token's revocation follows
-    /// ([`IssuerConfig::revoke_on_reuse`]) to the live pair.
+    /// the one it replaced was, so a purge that forgets it forgets that one too, and what is
+    /// kept of a line is its newest part. (A replay's revocation does not depend on it: it
+    /// names the [family](PairRecord::family), not the chain of rotations.)
     pub fn replace_with(
         &mut self,
         successor: &Minted,
@@ -1317,7 +1315,12 @@ pub enum RotateRejection {
     Expired,
     /// The refresh token was already rotated (outside the reuse window, or its successor
     /// moved on).
-    Used,
+    Used {
+        /// The presented pair's [family](PairRecord::family), read in the same atomic step
+        /// as the verdict: what a replay revokes ([`IssuerStore::revoke_family`]), even if a
+        /// purge forgets the presented pair before the revocation runs.
+        family: TokenHash,
+    },
     /// The pair was revoked.
     Revoked,
 }
@@ -1356,6 +1359,19 @@ pub trait IssuerStore: Send + Sync + 'static {
     /// was live when it began is live, nor any successor of one.
     async fn revoke_subject(&self, subject: &str, at: OffsetDateTime) -> Result<usize, StoreError>;
 
+    /// Revokes the live pair of `family` (the pairs whose [`PairRecord::family`] it is; a
+    /// family has at most one); returns how many. What a replayed refresh token or
+    /// authorization code revokes: by the family id every pair keeps, never by following
+    /// rotations from the replayed pair, which a purge may have forgotten (with any number
+    /// of its successors) since its verdict. A rotation running at the same time must not
+    /// leave its successor live: once this returns, no pair of `family` is live that was
+    /// live when it began, nor any successor of one.
+    async fn revoke_family(
+        &self,
+        family: &TokenHash,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError>;
+
     /// Stores a newly issued authorization code.
     async fn insert_code(&self, record: CodeRecord) -> Result<(), StoreError>;
 
@@ -1369,9 +1385,9 @@ pub trait IssuerStore: Send + Sync + 'static {
     /// Forgets the pairs that are [dead](PairRecord::is_dead) and the codes that are
     /// [dead](CodeRecord::is_dead) at `now`; returns how many.
     ///
-    /// A code still alive names the pair it gave ([`CodeState::Redeemed`]), so that its
-    /// replay revokes what descended from that pair: when that pair is replaced and about to
-    /// be forgotten, the code is made to name the first successor that is kept instead.
+    /// A code still alive names the pair it gave ([`CodeState::Redeemed`]), which is its
+    /// family's id: that pair may be forgotten, and its replay still revokes the family's
+    /// live pair ([`revoke_family`](Self::revoke_family)).
     async fn purge(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
         let _ = now;
         Ok(0)

@@ -20,7 +20,7 @@ use crate::postgres::{DbResult, PostgresDatabase, bounded_transaction};
 use crate::token_set::StoredTokenSet;
 
 /// The schema version [`PostgresIssuerStore`] migrates its table to.
-pub const ISSUER_SCHEMA_VERSION: i32 = 4;
+pub const ISSUER_SCHEMA_VERSION: i32 = 5;
 
 /// An [`IssuerStore`] in PostgreSQL, shared by several issuer replicas.
 ///
@@ -42,8 +42,11 @@ pub const ISSUER_SCHEMA_VERSION: i32 = 4;
 ///     successor          bytea,                 -- replaced: the successor's refresh_hash
 ///     reuse_until        timestamptz,           -- replaced: end of the reuse window
 ///     reuse_tokens       json,                  -- replaced: the successor as issued
-///     client_id          text);                 -- since version 3: the client it was
+///     client_id          text,                  -- since version 3: the client it was
 ///                                               -- issued to (NULL: none, any may refresh)
+///     family             bytea NOT NULL);       -- since version 5: the refresh_hash of the
+///                                               -- first pair of its line, kept by every
+///                                               -- successor (what a replay revokes by)
 ///
 /// CREATE TABLE issuer_codes (                   -- since version 2
 ///     code_hash      bytea PRIMARY KEY,         -- SHA-256 of the authorization code
@@ -57,13 +60,20 @@ pub const ISSUER_SCHEMA_VERSION: i32 = 4;
 ///     expires_at     timestamptz NOT NULL,
 ///     redeemed_at    timestamptz,               -- used up
 ///     pair           bytea);                    -- the refresh_hash of the pair it gave
+///                                               -- (its family)
 /// ```
+///
+/// Version 5 gave every pair its family: the migration names each line's first kept pair
+/// the family of the pairs its `successor` column leads to, and each code the family of the
+/// pair it names, in its one transaction. Replicas are upgraded together: one still on an
+/// older version writes pairs without a family, which the table refuses.
 ///
 /// Tokens are kept only as hashes, except a successor's tokens for the reuse window (needed
 /// to answer the same pair again; [`purge`](IssuerStore::purge) removes them with the row).
 /// [`rotate`](IssuerStore::rotate) runs in one transaction that locks the presented pair's
 /// row (`SELECT ... FOR UPDATE`) and its successor's (`FOR SHARE`), so concurrent rotations
-/// with one refresh token, on any replica, agree on one successor; a pair whose `client_id`
+/// with one refresh token, on any replica, agree on one successor, and a used-up token's
+/// refusal names its pair's family, read under that lock; a pair whose `client_id`
 /// is not the presenting client's is refused in that transaction ([`PairRecord::verdict`]),
 /// unchanged. A code redemption locks the code's row the same way, so one code gives at
 /// most one pair. Those transactions bound, on the server, each wait for a lock and each
@@ -115,7 +125,7 @@ impl fmt::Debug for PostgresIssuerStore {
 
 const COLUMNS: &str = "subject, access_hash, refresh_hash, issued_at, access_expires_at, \
      refresh_expires_at, extras, state, state_at, successor, reuse_until, reuse_tokens, \
-     client_id";
+     client_id, family";
 
 struct Sql {
     insert: String,
@@ -128,9 +138,10 @@ struct Sql {
     revoke: String,
     revoke_subject: String,
     live_subject: String,
+    revoke_family: String,
+    live_family: String,
     purge: String,
     purge_horizon: String,
-    advance_codes: String,
     insert_code: String,
     lock_code: String,
     use_code: String,
@@ -149,7 +160,7 @@ const CODE_COLUMNS: &str = "code_hash, client_id, redirect_uri, code_challenge, 
 
 impl Sql {
     /// Every statement.
-    fn all(&self) -> [&str; 17] {
+    fn all(&self) -> [&str; 18] {
         [
             &self.insert,
             &self.by_access,
@@ -161,9 +172,10 @@ impl Sql {
             &self.revoke,
             &self.revoke_subject,
             &self.live_subject,
+            &self.revoke_family,
+            &self.live_family,
             &self.purge,
             &self.purge_horizon,
-            &self.advance_codes,
             &self.insert_code,
             &self.lock_code,
             &self.use_code,
@@ -174,6 +186,19 @@ impl Sql {
     fn new(db: &PostgresDatabase) -> Self {
         let pairs = db.table("issuer_pairs");
         let codes = db.table("issuer_codes");
+        // Revokes the live pairs `which` picks (by `$1`), at `$2`.
+        let revoke = |which: &str| {
+            format!(
+                "UPDATE {pairs}
+                 SET state = 'revoked', state_at = $2, successor = NULL, reuse_until = NULL,
+                     reuse_tokens = NULL
+                 WHERE {which} AND state = 'active'"
+            )
+        };
+        // Whether `which` (by `$1`) picks a live pair.
+        let live = |which: &str| {
+            format!("SELECT 1 FROM {pairs} WHERE {which} AND state = 'active' LIMIT 1")
+        };
         Self {
             insert_code: format!(
                 "INSERT INTO {codes} ({CODE_COLUMNS})
@@ -193,7 +218,7 @@ impl Sql {
             ),
             insert: format!(
                 "INSERT INTO {pairs} ({COLUMNS})
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
             ),
             by_access: format!("SELECT {COLUMNS} FROM {pairs} WHERE access_hash = $1"),
             by_refresh: format!("SELECT {COLUMNS} FROM {pairs} WHERE refresh_hash = $1"),
@@ -213,47 +238,26 @@ impl Sql {
                  SET access_hash = $2, issued_at = $3, access_expires_at = $4
                  WHERE refresh_hash = $1"
             ),
-            revoke: format!(
-                "UPDATE {pairs}
-                 SET state = 'revoked', state_at = $2, successor = NULL, reuse_until = NULL,
-                     reuse_tokens = NULL
-                 WHERE (refresh_hash = $1 OR access_hash = $1) AND state = 'active'"
-            ),
-            revoke_subject: format!(
-                "UPDATE {pairs}
-                 SET state = 'revoked', state_at = $2, successor = NULL, reuse_until = NULL,
-                     reuse_tokens = NULL
-                 WHERE subject = $1 AND state = 'active'"
-            ),
-            live_subject: format!(
-                "SELECT 1 FROM {pairs} WHERE subject = $1 AND state = 'active' LIMIT 1"
-            ),
-            // The same rule as `PairRecord::is_dead`, and a pair a live code names is kept
-            // (`advance_codes` moves the name on first); a batch at a time, passing over the
-            // rows a rotation in flight holds (see `purge`).
+            revoke: revoke("(refresh_hash = $1 OR access_hash = $1)"),
+            revoke_subject: revoke("subject = $1"),
+            live_subject: live("subject = $1"),
+            revoke_family: revoke("family = $1"),
+            live_family: live("family = $1"),
+            // The same rule as `PairRecord::is_dead` (a code names its pair's family, which
+            // outlives the pair); a batch at a time, passing over the rows a rotation in
+            // flight holds (see `purge`).
             purge: format!(
                 "DELETE FROM {pairs} WHERE refresh_hash IN (
-                     SELECT refresh_hash FROM {pairs} p
-                     WHERE (state = 'revoked'
+                     SELECT refresh_hash FROM {pairs}
+                     WHERE state = 'revoked'
                         OR (state = 'replaced' AND COALESCE(reuse_until, state_at) <= $1)
                         OR (state = 'active' AND refresh_expires_at <= $1
-                            AND access_expires_at <= $1))
-                       AND NOT EXISTS (SELECT 1 FROM {codes} c
-                                       WHERE c.pair = p.refresh_hash AND c.expires_at > $1)
+                            AND access_expires_at <= $1)
                      LIMIT $2 FOR UPDATE SKIP LOCKED)"
             ),
             // A purge never forgets what is alive by the database's clock, the one clock
             // every replica shares (see `purge`).
             purge_horizon: "SELECT LEAST($1::timestamptz, now())".to_owned(),
-            // A live code's replay revokes what descended from the pair it gave: before the
-            // purge, a code naming a replaced pair about to be forgotten names its successor
-            // (one step along the rotations per run).
-            advance_codes: format!(
-                "UPDATE {codes} c SET pair = p.successor
-                 FROM {pairs} p
-                 WHERE c.pair = p.refresh_hash AND c.expires_at > $1
-                   AND p.state = 'replaced' AND COALESCE(p.reuse_until, p.state_at) <= $1"
-            ),
         }
     }
 }
@@ -302,6 +306,28 @@ fn migrations(db: &PostgresDatabase) -> Vec<String> {
                                  ALTER COLUMN reuse_tokens TYPE json USING reuse_tokens::json;
              ALTER TABLE {codes} ALTER COLUMN extras TYPE json USING extras::json;"
         ),
+        // 5: each pair's family, so that a replay revokes the live pair by it instead of
+        // following `successor` from a pair a purge may forget. A line's first kept pair
+        // (no kept pair names it its successor) starts its family, and the pairs its
+        // successors lead to join it; a code names the family of the pair it names (older
+        // purges moved a code's name along the rotations).
+        format!(
+            "ALTER TABLE {pairs} ADD COLUMN family bytea;
+             WITH RECURSIVE line (refresh_hash, family) AS (
+                 SELECT refresh_hash, refresh_hash FROM {pairs} p
+                 WHERE NOT EXISTS (SELECT 1 FROM {pairs} q WHERE q.successor = p.refresh_hash)
+                 UNION
+                 SELECT p.successor, line.family
+                 FROM line JOIN {pairs} p ON p.refresh_hash = line.refresh_hash
+                 WHERE p.successor IS NOT NULL)
+             UPDATE {pairs} p SET family = line.family
+             FROM line WHERE p.refresh_hash = line.refresh_hash;
+             UPDATE {pairs} SET family = refresh_hash WHERE family IS NULL;
+             ALTER TABLE {pairs} ALTER COLUMN family SET NOT NULL;
+             CREATE INDEX issuer_pairs_live_family ON {pairs} (family) WHERE state = 'active';
+             UPDATE {codes} c SET pair = p.family
+             FROM {pairs} p WHERE c.pair = p.refresh_hash;"
+        ),
     ]
 }
 
@@ -332,6 +358,43 @@ impl PostgresIssuerStore {
     /// The database.
     pub fn database(&self) -> &PostgresDatabase {
         &self.db
+    }
+
+    /// Revokes, with `revoke` (its parameters `key` and `at`), every live pair that `live`
+    /// (its parameter `key`) finds one of; returns how many.
+    ///
+    /// Each statement commits alone, and the passes are sent again when the server rolled
+    /// one back for a rotation that committed first (a database `SERIALIZABLE` or
+    /// `REPEATABLE READ` by default): the pairs revoked are counted across attempts.
+    async fn revoke_live(
+        &self,
+        what: &str,
+        revoke: &str,
+        live: &str,
+        key: &(dyn ToSql + Sync),
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let revoked = std::sync::atomic::AtomicU64::new(0);
+        self.db
+            .run_raced(what, || {
+                async |client, _| {
+                    // A rotation in flight when the update starts has locked the presented
+                    // row and inserts its successor: the update waits for the row, finds it
+                    // replaced and passes over it, and the successor is not among the rows
+                    // its snapshot holds. Revoke again, each time with a newer snapshot,
+                    // until none is live.
+                    for _ in 0..MAX_REVOKE_PASSES {
+                        let rows = client.execute(revoke, &[key, &at]).await.db(what)?;
+                        revoked.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
+                        if client.query_opt(live, &[key]).await.db(what)?.is_none() {
+                            break;
+                        }
+                    }
+                    Ok(())
+                }
+            })
+            .await?;
+        Ok(usize::try_from(revoked.into_inner()).unwrap_or(usize::MAX))
     }
 
     async fn find(
@@ -520,6 +583,7 @@ fn record_of(row: &Row) -> Result<PairRecord, StoreError> {
         subject: row.try_get("subject").db(READ)?,
         access_hash: hash_of(row.try_get("access_hash").db(READ)?, "access_hash")?,
         refresh_hash: hash_of(row.try_get("refresh_hash").db(READ)?, "refresh_hash")?,
+        family: hash_of(row.try_get("family").db(READ)?, "family")?,
         issued_at: row.try_get("issued_at").db(READ)?,
         access_expires_at: row.try_get("access_expires_at").db(READ)?,
         refresh_expires_at: row.try_get("refresh_expires_at").db(READ)?,
@@ -565,7 +629,8 @@ async fn insert_record(
     let state = StateColumns::of(&record.state)?;
     let access = record.access_hash.as_bytes().as_slice();
     let refresh = record.refresh_hash.as_bytes().as_slice();
-    let params: [&(dyn ToSql + Sync); 13] = [
+    let family = record.family.as_bytes().as_slice();
+    let params: [&(dyn ToSql + Sync); 14] = [
         &record.subject,
         &access,
         &refresh,
@@ -579,6 +644,7 @@ async fn insert_record(
         &state.reuse_until,
         &state.reuse_tokens,
         &record.client,
+        &family,
     ];
     client.execute(sql, &params).await.db("insert a pair")?;
     Ok(())
@@ -712,38 +778,32 @@ impl IssuerStore for PostgresIssuerStore {
             // No pair can have it.
             return Ok(0);
         }
-        let what = "revoke a subject";
-        // Each statement commits alone, and the passes are sent again when the server
-        // rolled one back for a rotation that committed first (a database `SERIALIZABLE`
-        // or `REPEATABLE READ` by default): the pairs revoked are counted across attempts.
-        let revoked = std::sync::atomic::AtomicU64::new(0);
-        self.db
-            .run_raced(what, || {
-                async |client, _| {
-                    // A rotation in flight when the update starts has locked the presented
-                    // row and inserts its successor: the update waits for the row, finds it
-                    // replaced and passes over it, and the successor is not among the rows
-                    // its snapshot holds. Revoke again, each time with a newer snapshot,
-                    // until none is live.
-                    for _ in 0..MAX_REVOKE_PASSES {
-                        let rows = client
-                            .execute(&self.sql.revoke_subject, &[&subject, &at])
-                            .await
-                            .db(what)?;
-                        revoked.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
-                        let live = client
-                            .query_opt(&self.sql.live_subject, &[&subject])
-                            .await
-                            .db(what)?;
-                        if live.is_none() {
-                            break;
-                        }
-                    }
-                    Ok(())
-                }
-            })
-            .await?;
-        Ok(usize::try_from(revoked.into_inner()).unwrap_or(usize::MAX))
+        let sql = &self.sql;
+        self.revoke_live(
+            "revoke a subject",
+            &sql.revoke_subject,
+            &sql.live_subject,
+            &subject,
+            at,
+        )
+        .await
+    }
+
+    async fn revoke_family(
+        &self,
+        family: &TokenHash,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let family = family.as_bytes().as_slice();
+        let sql = &self.sql;
+        self.revoke_live(
+            "revoke a family",
+            &sql.revoke_family,
+            &sql.live_family,
+            &family,
+            at,
+        )
+        .await
     }
 
     async fn insert_code(&self, record: CodeRecord) -> Result<(), StoreError> {
@@ -842,21 +902,6 @@ impl IssuerStore for PostgresIssuerStore {
                 row.try_get(0).db("purge: read the clock")
             })
             .await?;
-        // Bounded like `Issuer::revoke_lineage`; a name left behind keeps its pair.
-        for _ in 0..10_000 {
-            let moved = self
-                .db
-                .run("purge: advance codes", async |client| {
-                    client
-                        .execute(&self.sql.advance_codes, &[&now])
-                        .await
-                        .db("purge: advance codes")
-                })
-                .await?;
-            if moved == 0 {
-                break;
-            }
-        }
         let mut purged = 0;
         for (sql, what) in [
             (&self.sql.purge, "purge"),
@@ -1423,6 +1468,24 @@ mod tests {
         drop_schema(&db).await;
     }
 
+    /// A purge landing between a replay's verdict and its revocation: see the shared test.
+    #[tokio::test]
+    async fn a_purge_between_a_replays_verdict_and_its_revocation_leaves_no_live_pair() {
+        let Some(url) =
+            test_url("a_purge_between_a_replays_verdict_and_its_revocation_leaves_no_live_pair")
+        else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-issuer-purge-between");
+        let store = PostgresIssuerStore::open(&db).await.unwrap();
+        let faulty = Arc::new(crate::issuer::tests::Faulty::over(store));
+        crate::issuer::tests::a_purge_landing_between_a_replays_verdict_and_its_revocation_leaves_no_live_pair(
+            faulty,
+        )
+        .await;
+        drop_schema(&db).await;
+    }
+
     /// Two replicas whose clocks are 2 s apart: see the shared test.
     #[tokio::test]
     async fn a_purge_never_breaks_the_chain_from_a_kept_used_up_token_to_its_live_pair_on_two_replicas()
@@ -1658,7 +1721,8 @@ mod tests {
             &format!(
                 "INSERT INTO {} ({COLUMNS})
                  SELECT 'bob', sha256(('a' || i)::bytea), sha256(('r' || i)::bytea), now(), now(),
-                        NULL, '{{}}', 'revoked', now(), NULL, NULL, NULL, NULL
+                        NULL, '{{}}', 'revoked', now(), NULL, NULL, NULL, NULL,
+                        sha256(('r' || i)::bytea)
                  FROM generate_series(1, {dead}) AS i",
                 db.table("issuer_pairs")
             ),
@@ -1912,6 +1976,89 @@ mod tests {
         let err = PostgresIssuerStore::open(&db).await.unwrap_err();
         assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
         assert!(err.to_string().contains("42P01"), "{err}");
+        drop_schema(&db).await;
+    }
+
+    /// A store at version 4, before pairs had a family, holding a line rotated twice and a
+    /// code whose name an older purge moved along its line (the pair it gave forgotten):
+    /// the migration gives each line's pairs the family of its first kept pair, and the code
+    /// that family, so that replaying the line's first refresh token, or the code, revokes
+    /// the line's live pair.
+    #[tokio::test]
+    async fn migrating_from_version_4_gives_each_line_its_family() {
+        let Some(url) = test_url("migrating_from_version_4_gives_each_line_its_family") else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-issuer-family");
+        db.migrate("issuer", &migrations(&db)[..4]).await.unwrap();
+        let pairs = db.table("issuer_pairs");
+        let pair = |name: &str, state: &str, successor: &str| {
+            format!(
+                "('alice', sha256('at_{name}'::bytea), sha256('rt_{name}'::bytea), now(),
+                  now() + interval '1 hour', NULL, '{{}}', '{state}',
+                  CASE WHEN '{state}' = 'active' THEN NULL ELSE now() END,
+                  {successor}, NULL, NULL, CASE WHEN '{name}' LIKE 'b%' THEN 'app-1' END)"
+            )
+        };
+        let next = |name: &str| format!("sha256('rt_{name}'::bytea)");
+        admin(
+            &db,
+            &format!(
+                "INSERT INTO {pairs} ({}) VALUES {}, {}, {}, {}, {}",
+                COLUMNS.trim_end_matches(", family"),
+                pair("a1", "replaced", &next("a2")),
+                pair("a2", "replaced", &next("a3")),
+                pair("a3", "active", "NULL"),
+                pair("b2", "replaced", &next("b3")),
+                pair("b3", "active", "NULL"),
+            ),
+        )
+        .await;
+        admin(
+            &db,
+            &format!(
+                "INSERT INTO {} ({CODE_COLUMNS})
+                 VALUES (sha256('ac_b'::bytea), 'app-1', NULL, NULL, NULL, 'alice', '{{}}',
+                         now(), now() + interval '10 minutes', now(), {})",
+                db.table("issuer_codes"),
+                next("b2"),
+            ),
+        )
+        .await;
+        let store = PostgresIssuerStore::open(&db).await.unwrap();
+        for (name, family) in [("a1", "a1"), ("a2", "a1"), ("a3", "a1"), ("b3", "b2")] {
+            let record = store
+                .find_by_refresh(&TokenHash::of(&format!("rt_{name}")))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                record.family,
+                TokenHash::of(&format!("rt_{family}")),
+                "{name}"
+            );
+        }
+        let config = IssuerConfig::default()
+            .with_revoke_on_reuse(true)
+            .with_purge_every(None);
+        let clock = ManualClock::new(OffsetDateTime::now_utc());
+        let issuer = Issuer::new(Arc::new(store), Arc::new(clock), config);
+        issuer.authenticate("at_a3").await.unwrap();
+        let replay = issuer.refresh("rt_a1").await;
+        assert!(
+            matches!(replay, Err(IssuerError::UsedRefreshToken)),
+            "{replay:?}"
+        );
+        assert!(issuer.authenticate("at_a3").await.is_err());
+        issuer.authenticate("at_b3").await.unwrap();
+        let replay = issuer
+            .redeem_code("ac_b", crate::issuer::CodeExchange::new("app-1"))
+            .await;
+        assert!(
+            matches!(replay, Err(IssuerError::UsedAuthCode)),
+            "{replay:?}"
+        );
+        assert!(issuer.authenticate("at_b3").await.is_err());
         drop_schema(&db).await;
     }
 

@@ -620,6 +620,7 @@ mod clients {
                     client: None,
                     subject: "alice".into(),
                     extras: serde_json::json!({}),
+                    family: None,
                 },
                 issuer.clock.now(),
             )
@@ -723,35 +724,116 @@ async fn a_replay_that_starts_a_purge_still_revokes_what_it_revealed() {
     ));
 }
 
-/// A replayed used-up refresh token recognised as used, with a purge landing between that
-/// verdict and the revocation: the purge forgets the replayed pair (dead for longer than
-/// [`PURGE_GRACE`]) and every dead pair after it, and the revocation, which follows the
-/// chain from the replayed pair, finds nothing: the live pair survives a replay the issuer
-/// answered as detected.
-#[tokio::test]
-#[ignore = "not fixed: a purge landing between a replay's verdict and its revocation breaks the chain the revocation follows, and the live pair survives; the store's rotation would have to name the live descendant, or revoke it, in the same atomic step"]
-async fn a_purge_between_a_replays_verdict_and_its_revocation_leaves_no_live_pair() {
-    let store = Arc::new(Faulty::default());
+/// A replayed used-up refresh token recognised as used, or a replayed authorization code,
+/// with a purge landing between that verdict and the revocation (run by another request,
+/// replica or the application): the purge forgets the replayed pair (dead for longer than
+/// [`PURGE_GRACE`]) and every dead pair after it. The revocation must still revoke the live
+/// pair the replay revealed: before, it followed the chain of rotations from the replayed
+/// pair, found nothing, and the live pair survived a replay answered as detected. `store`'s
+/// issuers detect reuse; neither purges by itself.
+pub(super) async fn a_purge_landing_between_a_replays_verdict_and_its_revocation_leaves_no_live_pair<
+    S: IssuerStore,
+>(
+    store: Arc<Faulty<S>>,
+) {
     let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
     let config = IssuerConfig::default()
         .with_reuse_window(WINDOW)
         .with_revoke_on_reuse(true)
         .with_purge_every(None);
     let issuer = Issuer::new(store.clone(), Arc::new(clock.clone()), config);
-    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
-    let second = issuer.refresh(&refresh(&first)).await.unwrap();
     let window = time::Duration::try_from(WINDOW).unwrap();
     let grace = time::Duration::try_from(PURGE_GRACE).unwrap();
-    clock.advance(window + grace + time::Duration::seconds(1));
-    *store.purge_after_rotation.lock().unwrap() = Some(clock.now() - grace);
+    let past_the_grace = window + grace + time::Duration::seconds(1);
+    // Past the grace, then a replay: the purge lands between its verdict and its revocation.
+    let replay_past_the_grace = async |replay: std::pin::Pin<Box<dyn Future<Output = _> + '_>>| {
+        clock.advance(past_the_grace);
+        store.purge_after_verdict(clock.now() - grace);
+        replay.await
+    };
+    let forgotten = async |issued: &Issued| {
+        let hash = TokenHash::of(&refresh(issued));
+        issuer.find_by_either(&hash).await.unwrap().is_none()
+    };
+
+    // A refresh token: three pairs, the first two rotated away long ago.
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    let second = issuer.refresh(&refresh(&first)).await.unwrap();
+    let third = issuer.refresh(&refresh(&second)).await.unwrap();
+    let used = refresh(&first);
+    assert!(matches!(
+        replay_past_the_grace(Box::pin(issuer.refresh(&used))).await,
+        Err(IssuerError::UsedRefreshToken)
+    ));
+    assert!(
+        forgotten(&first).await,
+        "setup: the purge forgot the replayed pair before its revocation"
+    );
+    assert!(
+        issuer.authenticate(&access(&third)).await.is_err(),
+        "the replay was answered as used up, yet the live pair it led to survives"
+    );
+    assert!(issuer.refresh(&refresh(&third)).await.is_err());
+
+    // An authorization code: the pair it gave, rotated twice since.
+    let code = issuer
+        .issue_code(CodeGrant::new("app-1", "bob"))
+        .await
+        .unwrap();
+    let exchange = CodeExchange::new("app-1");
+    let given = issuer
+        .redeem_code(code.expose_secret(), exchange)
+        .await
+        .unwrap();
+    let next = issuer.refresh_for(&refresh(&given), "app-1").await.unwrap();
+    let live = issuer.refresh_for(&refresh(&next), "app-1").await.unwrap();
+    assert!(matches!(
+        replay_past_the_grace(Box::pin(issuer.redeem_code(code.expose_secret(), exchange))).await,
+        Err(IssuerError::UsedAuthCode)
+    ));
+    assert!(
+        forgotten(&given).await,
+        "setup: the purge forgot the pair the code gave before its revocation"
+    );
+    assert!(
+        issuer.authenticate(&access(&live)).await.is_err(),
+        "the code's replay was answered as used, yet the live pair it led to survives"
+    );
+}
+
+#[tokio::test]
+async fn a_purge_between_a_replays_verdict_and_its_revocation_leaves_no_live_pair() {
+    a_purge_landing_between_a_replays_verdict_and_its_revocation_leaves_no_live_pair(Arc::new(
+        Faulty::default(),
+    ))
+    .await;
+}
+
+/// A line rotated more than 10,000 times (the most that following rotations one by one
+/// ever went): a replay of its first refresh token still revokes its live pair, which the
+/// family names directly. Before, the chain was followed for 10,000 steps at most, and a
+/// longer one left the live pair alive.
+#[tokio::test]
+async fn a_replay_revokes_the_live_pair_of_a_line_rotated_more_than_ten_thousand_times() {
+    let (issuer, _clock, store) = issuer_with(
+        IssuerConfig::default()
+            .with_revoke_on_reuse(true)
+            .with_purge_every(None),
+    );
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    let mut live = issuer.refresh(&refresh(&first)).await.unwrap();
+    for _ in 0..10_001 {
+        live = issuer.refresh(&refresh(&live)).await.unwrap();
+    }
+    assert_eq!(store.len(), 10_003);
     assert!(matches!(
         issuer.refresh(&refresh(&first)).await,
         Err(IssuerError::UsedRefreshToken)
     ));
-    assert!(
-        issuer.authenticate(&access(&second)).await.is_err(),
-        "the replay was answered as used up, yet the live pair it led to survives"
-    );
+    assert!(matches!(
+        issuer.authenticate(&access(&live)).await,
+        Err(IssuerError::InvalidAccessToken)
+    ));
 }
 
 #[tokio::test]
@@ -908,22 +990,61 @@ async fn a_replica_whose_clock_runs_ahead_does_not_purge_a_pending_reuse_answer(
     );
 }
 
-/// A memory store with faults: `lose_rotation_answer` makes the next rotation commit and then
-/// fail (a database connection lost after the commit was sent); `fail_purges` makes every
-/// purge fail. `purges` counts the purges asked of it. `hold_revoke` makes the next revoke
-/// tell `revoke_entered` and wait for `revoke_released`. `purge_after_rotation` makes the
-/// next rotation purge at that horizon before it answers (a purge run by another request,
-/// replica or the application, landing between a replay's verdict and its revocation).
-#[derive(Default)]
-struct Faulty {
-    inner: MemoryIssuerStore,
-    purge_after_rotation: std::sync::Mutex<Option<OffsetDateTime>>,
+/// A store (the memory store unless told) with faults: `lose_rotation_answer` makes the next
+/// rotation commit and then fail (a database connection lost after the commit was sent);
+/// `fail_purges` makes every purge fail. `purges` counts the purges asked of it.
+/// `hold_revoke` makes the next family revocation (a replay's) tell `revoke_entered` and wait
+/// for `revoke_released`.
+/// [`purge_after_verdict`](Self::purge_after_verdict) makes the next rotation or code
+/// redemption purge at a horizon before it answers (a purge run by another request, replica
+/// or the application, landing between a replay's verdict and its revocation).
+pub(super) struct Faulty<S = MemoryIssuerStore> {
+    inner: S,
+    purge_after_verdict: std::sync::Mutex<Option<OffsetDateTime>>,
     lose_rotation_answer: std::sync::atomic::AtomicBool,
     fail_purges: std::sync::atomic::AtomicBool,
     purges: std::sync::atomic::AtomicUsize,
     hold_revoke: std::sync::atomic::AtomicBool,
     revoke_entered: tokio::sync::Notify,
     revoke_released: tokio::sync::Notify,
+}
+
+impl Default for Faulty {
+    fn default() -> Self {
+        Self::over(MemoryIssuerStore::new())
+    }
+}
+
+impl<S> Faulty<S> {
+    /// `inner`, without faults until told.
+    pub(super) fn over(inner: S) -> Self {
+        Self {
+            inner,
+            purge_after_verdict: std::sync::Mutex::default(),
+            lose_rotation_answer: std::sync::atomic::AtomicBool::default(),
+            fail_purges: std::sync::atomic::AtomicBool::default(),
+            purges: std::sync::atomic::AtomicUsize::default(),
+            hold_revoke: std::sync::atomic::AtomicBool::default(),
+            revoke_entered: tokio::sync::Notify::default(),
+            revoke_released: tokio::sync::Notify::default(),
+        }
+    }
+
+    /// Makes the next rotation or code redemption purge at `horizon` before it answers.
+    pub(super) fn purge_after_verdict(&self, horizon: OffsetDateTime) {
+        *self.purge_after_verdict.lock().unwrap() = Some(horizon);
+    }
+}
+
+impl<S: IssuerStore> Faulty<S> {
+    /// The purge [`purge_after_verdict`](Self::purge_after_verdict) asked for, if any.
+    async fn purge_if_told(&self) -> Result<(), StoreError> {
+        let horizon = self.purge_after_verdict.lock().unwrap().take();
+        if let Some(horizon) = horizon {
+            self.inner.purge(horizon).await?;
+        }
+        Ok(())
+    }
 }
 
 fn failure() -> StoreError {
@@ -934,7 +1055,7 @@ fn failure() -> StoreError {
 }
 
 #[async_trait]
-impl IssuerStore for Faulty {
+impl<S: IssuerStore> IssuerStore for Faulty<S> {
     async fn insert(&self, record: PairRecord) -> Result<(), StoreError> {
         self.inner.insert(record).await
     }
@@ -946,10 +1067,7 @@ impl IssuerStore for Faulty {
     }
     async fn rotate(&self, rotation: Rotation<'_>) -> Result<RotateOutcome, StoreError> {
         let outcome = self.inner.rotate(rotation).await?;
-        let horizon = self.purge_after_rotation.lock().unwrap().take();
-        if let Some(horizon) = horizon {
-            self.inner.purge(horizon).await?;
-        }
+        self.purge_if_told().await?;
         if self
             .lose_rotation_answer
             .swap(false, std::sync::atomic::Ordering::SeqCst)
@@ -959,6 +1077,16 @@ impl IssuerStore for Faulty {
         Ok(outcome)
     }
     async fn revoke(&self, token: &TokenHash, at: OffsetDateTime) -> Result<bool, StoreError> {
+        self.inner.revoke(token, at).await
+    }
+    async fn revoke_subject(&self, subject: &str, at: OffsetDateTime) -> Result<usize, StoreError> {
+        self.inner.revoke_subject(subject, at).await
+    }
+    async fn revoke_family(
+        &self,
+        family: &TokenHash,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
         if self
             .hold_revoke
             .swap(false, std::sync::atomic::Ordering::SeqCst)
@@ -966,16 +1094,15 @@ impl IssuerStore for Faulty {
             self.revoke_entered.notify_one();
             self.revoke_released.notified().await;
         }
-        self.inner.revoke(token, at).await
-    }
-    async fn revoke_subject(&self, subject: &str, at: OffsetDateTime) -> Result<usize, StoreError> {
-        self.inner.revoke_subject(subject, at).await
+        self.inner.revoke_family(family, at).await
     }
     async fn insert_code(&self, record: CodeRecord) -> Result<(), StoreError> {
         self.inner.insert_code(record).await
     }
     async fn redeem_code(&self, redemption: Redemption<'_>) -> Result<RedeemOutcome, StoreError> {
-        self.inner.redeem_code(redemption).await
+        let outcome = self.inner.redeem_code(redemption).await?;
+        self.purge_if_told().await?;
+        Ok(outcome)
     }
     async fn purge(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
         self.purges
