@@ -175,3 +175,29 @@ fn an_integer_success_code_written_otherwise_is_still_the_success() {
         WeChatCode::Other("45009".into())
     );
 }
+
+/// A text-coded error (a `String` code, RFC 6749's `error`) with a success code.
+#[token_endpoint(error, success_codes("0"))]
+#[derive(Debug)]
+pub struct TextCoded {
+    pub code: LazadaCode,
+}
+
+#[test]
+fn a_text_code_written_as_a_number_is_only_ever_its_success() {
+    let unauthorized = StatusCode::UNAUTHORIZED;
+    // A number where the provider writes names is no code of its (Spring Boot's default
+    // `{"status": 401, ...}` beside a provider's `"status": "UNAUTHORIZED"`), nor is a blank
+    // code; the body is then not this error.
+    for code in ["401", "-1", "401.0", r#"" ""#, r#""\t""#] {
+        let body = format!(r#"{{"code":{code},"message":"m"}}"#);
+        assert!(
+            TextCoded::decode_error(unauthorized, body.as_bytes()).is_none(),
+            "{code}"
+        );
+    }
+    // The success code written as a number is still the success; text is read as it came.
+    assert!(TextCoded::decode_error(StatusCode::OK, br#"{"code":0}"#).is_none());
+    let error = TextCoded::decode_error(unauthorized, br#"{"code":"401"}"#).unwrap();
+    assert_eq!(error.code, LazadaCode::Unknown("401".into()));
+}

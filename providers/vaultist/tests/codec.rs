@@ -291,15 +291,18 @@ fn v2_expired_refresh_token_is_reauth_and_round_trips() {
 }
 
 /// A v2 refresh answered 401 with a body that is not a v2 error (Vault.ist's generic
-/// `COMMON` error for an unknown merchant, a gateway's HTML page, nothing) is no verdict on
-/// the refresh token: only the documented `UNAUTHORIZED` error asks the user to authorize
-/// again. A misconfigured merchant id must not declare every session dead.
+/// `COMMON` error for an unknown merchant, a gateway's HTML page, nothing, Spring Boot's
+/// default error, whose `status` is the HTTP status as a number, or a blank `status`) is no
+/// verdict on the refresh token: only the documented `UNAUTHORIZED` error asks the user to
+/// authorize again. A misconfigured merchant id must not declare every session dead.
 #[test]
 fn a_v2_401_that_is_not_a_v2_error_is_no_reauth() {
     for body in [
         COMMON,
         "<html><body>401 Authorization Required</body></html>",
         "",
+        r#"{"timestamp":"2025-01-01T00:00:00.000+00:00","status":401,"error":"Unauthorized","path":"/v1/auth/token"}"#,
+        r#"{"status":" ","message":"m"}"#,
     ] {
         let error = decode_response::<RefreshV2>(&answer(401, body), now(), &[]).unwrap_err();
         assert_ne!(error.kind(), ErrorKind::ReauthRequired, "{body}");

@@ -176,11 +176,12 @@ pub fn encode_json<T: Serialize>(
 
 /// Reads an error answer (inside `envelope` if given); `None` when the body is not one.
 ///
-/// The code under `code_field` decides first: absent, `null`, `""` or one of
+/// The code under `code_field` decides first: absent, `null`, `""` (or blank) or one of
 /// `success_codes` (compared as text, so `0` matches `0` and `"0"`; for a code type whose
 /// codes are integers, `numeric`, both sides are read as integers first, so `"00"` and `"+0"`
 /// are `0`, as the variant matching reads them) is not an error, whatever
-/// else the body holds (`{"error": "", "access_token": ...}`, `{"code": 0, "data": ...}`).
+/// else the body holds (`{"error": "", "access_token": ...}`, `{"code": 0, "data": ...}`);
+/// nor is any other number where the codes are text (not `numeric`).
 /// Any other code is the error, whatever the other fields hold: one of `lenient_fields` its
 /// type cannot read (a number as the message, a structured request id) is read as absent,
 /// with a warning naming the field, never its value.
@@ -206,6 +207,7 @@ pub fn decode_error_json<T: DeserializeOwned>(
         value = value.get_mut(envelope)?.take();
     }
     let code = value.as_object_mut()?.get_mut(code_field)?;
+    let number = code.is_number();
     let text = match code {
         Value::Null => return None,
         // A code that was itself a number beyond a double is no code, as `1.5` is not.
@@ -224,10 +226,15 @@ pub fn decode_error_json<T: DeserializeOwned>(
         _ => return None,
     };
     let text = super::error_code::canonical_code(&text, numeric).into_owned();
-    if text.is_empty()
+    // A blank code is no code, as an empty one is; a number where the codes are text (a
+    // `String`, an enum of names) is none of this error's but its success code: Spring Boot's
+    // default `{"status": 401, ...}` is not Vault.ist's `"status": "UNAUTHORIZED"`, and a
+    // status that means re-auth for this error's own codes must not read so from it.
+    if text.trim().is_empty()
         || success_codes
             .iter()
             .any(|success| super::error_code::canonical_code(success, numeric) == text)
+        || (number && !numeric)
     {
         return None;
     }
