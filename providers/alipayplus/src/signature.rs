@@ -343,7 +343,10 @@ impl Signer for Rsa256Signer {
     }
 
     /// Verifies every 2xx answer (Alipay+ answers results, `F` and `U` included, with 200 and
-    /// signs them). A non-2xx answer is a gateway's or server's failure that carries no
+    /// signs them): one signed wrongly is refused as a misconfiguration (the keys), and one
+    /// with no `Signature` at all, an intermediary's (a captive portal's page), as an
+    /// unreadable 2xx, an unknown outcome (it may stand in for an answer sent after the
+    /// rotation). A non-2xx answer is a gateway's or server's failure that carries no
     /// signature; it is left to the codec, which classifies it by status. Except that one
     /// whose body reads as an Alipay+ result must be signed like any result: unsigned, its
     /// result is nobody's word (a forged `INVALID_REFRESH_TOKEN` would end the session), and
@@ -355,19 +358,26 @@ impl Signer for Rsa256Signer {
     ) -> Result<(), EndpointError> {
         let status = response.status();
         if status.is_success() {
+            if !response.headers().contains_key(SIGNATURE) {
+                return Err(unread(status, "an unsigned 2xx answer"));
+            }
             return self.verify_response(request, response);
         }
         let carries_result = AlipayError::decode_error(status, response.body()).is_some();
         if carries_result && self.verify_response(request, response).is_err() {
-            return Err(EndpointError::parse(
+            return Err(unread(
                 status,
-                "an unsigned answer carries an Alipay+ result; it is not read",
-                &[],
-                &[],
+                "an unsigned answer carries an Alipay+ result",
             ));
         }
         Ok(())
     }
+}
+
+/// An answer refused unread, `what` it is: classified by its status alone (a 2xx is an
+/// unknown outcome).
+fn unread(status: http::StatusCode, what: &str) -> EndpointError {
+    EndpointError::parse(status, format!("{what}; it is not read"), &[], &[])
 }
 
 /// `Client-Id`, the time, `Signature` and the content type of one signed message.

@@ -395,6 +395,31 @@ async fn an_unsigned_error_answer_cannot_end_the_session() {
     assert!(accepted(&world.sandbox, &token).await);
 }
 
+/// A 2xx without a signature is no answer of the MPP's (it signs every result, `F` and `U`
+/// too) but an intermediary's, a captive portal's page, which may stand in for an answer
+/// sent after the MPP rotated: unreadable, so an unknown outcome, asked again with the same
+/// refresh token inside the reuse window (the MPP's, here its new pair), never a
+/// misconfiguration given up at once.
+#[tokio::test(start_paused = true)]
+async fn an_unsigned_2xx_is_an_unknown_outcome_asked_again() {
+    let world = world().await;
+    world.user("alice").await;
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    world.sandbox.fail_next(
+        APPLY,
+        1,
+        Failure::new(http::StatusCode::OK)
+            .with_header(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/html"),
+            )
+            .with_body("<html><title>Sign in to the Wi-Fi</title></html>"),
+    );
+    let token = world.manager.access_token("alice").await.unwrap();
+    assert!(!world.sandbox.faults_pending(APPLY));
+    assert!(accepted(&world.sandbox, &token).await);
+}
+
 /// A signed applyToken captured and sent again later is refused by its `Request-Time` before
 /// it reaches the issuer: replaying an old authorization-code exchange cannot revoke the pair
 /// that exchange gave (the issuer revokes the pair of a code presented twice).
