@@ -199,6 +199,60 @@ fn duplicate_keys_keep_the_rotated_pair_and_the_last_value_wins() {
     assert_eq!(pair(&set).0, "at-dup");
 }
 
+/// Text that is not Unicode, a lone UTF-16 surrogate escaped (`"\ud83d"`: a Java back end
+/// cutting an emoji in half), in an odd field never costs the rotated pair: that value is
+/// read as absent. In a token it is no token (one that cannot be held is never altered into
+/// another): the answer cannot be read.
+#[test]
+fn a_lone_surrogate_in_an_odd_field_keeps_the_rotated_pair() {
+    fn kept<E: Endpoint>(name: &str, body: &str, (access, refresh): (&str, &str), field: &str) {
+        let set = decode::<E>(body).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(pair(&set), (access, Some(refresh)), "{name}");
+        let read = match field {
+            "scope" => set.scope.is_some(),
+            _ => set.extras.get(field).is_some(),
+        };
+        assert!(!read, "{name}: {set:?}");
+    }
+    let seeds = |seed: &str, from: &str, to: &str| seed.replace("EXPIRY", "3600").replace(from, to);
+    kept::<RefreshTokenGrant>(
+        "oauth2 scope",
+        &seeds(
+            OAUTH2,
+            r#""token_type""#,
+            r#""scope":"read \ud83d","token_type""#,
+        ),
+        ("2YotnFZFEjr1zCsicMWpAA", "tGzv3JOkF0XG5Qx2TlKWIA"),
+        "scope",
+    );
+    kept::<RefreshV2>(
+        "vaultist v2 user_id",
+        &seeds(VAULTIST_V2, "usr:b06d9aaa", r#"\udc00usr:b06d9aaa"#),
+        (
+            "eyJraWQiOiJmODAyNjg0OC1mNTJkLTRmY",
+            "eyJraWQiOiJmFGGghrwghhnEGFGrehrnjdf7653kFZ_uusa3WYE",
+        ),
+        "user_id",
+    );
+    kept::<token_provider_wechat::SnsRefreshToken>(
+        "wechat openid",
+        r#"{"access_token":"at-w","expires_in":7200,"refresh_token":"rt-w","openid":"o6_\ud83d","scope":"snsapi_userinfo"}"#,
+        ("at-w", "rt-w"),
+        "openid",
+    );
+    // Nor does one in an error's message hide its code.
+    let error = decode::<token_provider_wechat::SnsRefreshToken>(
+        r#"{"errcode":40030,"errmsg":"invalid refresh_token \ud83d"}"#,
+    )
+    .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired, "{error}");
+    // In a token: no pair to keep, never a token altered.
+    let error =
+        decode::<RefreshTokenGrant>(&seeds(OAUTH2, "tGzv3JOkF0XG5Qx2TlKWIA", r#"tGzv\ud83d"#))
+            .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{error}");
+}
+
 #[test]
 fn keycloak_refresh_expires_in_zero_means_no_refresh_expiry() {
     let set = decode::<RefreshTokenGrant>(&KEYCLOAK.replace("EXPIRY", "0")).unwrap();

@@ -241,17 +241,7 @@ fn error_params(challenges: &str) -> Vec<&str> {
         i
     };
     // The index just past the quoted string that opens at `start`.
-    let past_quoted = |start: usize| {
-        let mut i = start + 1;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'\\' => i += 2,
-                b'"' => return i + 1,
-                _ => i += 1,
-            }
-        }
-        bytes.len()
-    };
+    let past_quoted = |start: usize| crate::macro_support::string_end(bytes, start);
     let mut errors = Vec::new();
     let mut i = 0;
     while i < bytes.len() {

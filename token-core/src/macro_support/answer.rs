@@ -19,20 +19,29 @@ fn without_bom(body: &[u8]) -> &[u8] {
     body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
 }
 
-/// `body` with every number too large for a double (`1e400`, which `serde_json` refuses,
-/// failing the whole body) written as a string holding its text, so the field alone is
-/// unreadable; `None` when it has none. Strings are copied as they are.
-fn quote_infinite_numbers(body: &[u8]) -> Option<Vec<u8>> {
+/// `body` made readable where `serde_json` refuses the whole of it for one value: every
+/// number too large for a double (`1e400`) written as a string holding its text, and every
+/// string value holding a lone UTF-16 surrogate (`"\ud83d"`: text that is not Unicode, a Java
+/// back end cutting an emoji in half) written as `{}`, which no token or text field reads, so
+/// that such a field alone is unreadable (an expiry or other lenient field then absent), and
+/// a token is never altered into another; `None` when it has neither. Object keys, and the
+/// strings holding no lone surrogate, are copied as they are.
+fn readable_again(body: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(body.len() + 8);
-    let (mut at, mut changed, mut in_string) = (0, false, false);
+    let (mut at, mut changed) = (0, false);
     while at < body.len() {
         let byte = body[at];
-        if in_string {
-            // An escape keeps the byte after the backslash inside the string.
-            let len = if byte == b'\\' { 2 } else { 1 };
-            in_string = byte != b'"';
-            out.extend_from_slice(&body[at..(at + len).min(body.len())]);
-            at += len;
+        if byte == b'"' {
+            let end = string_end(body, at);
+            let string = &body[at..end];
+            let key = body[end..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b':');
+            if !key && has_lone_surrogate(string) {
+                out.extend_from_slice(b"{}");
+                changed = true;
+            } else {
+                out.extend_from_slice(string);
+            }
+            at = end;
         } else if byte == b'-' || byte.is_ascii_digit() {
             let start = at;
             while at < body.len()
@@ -54,12 +63,48 @@ fn quote_infinite_numbers(body: &[u8]) -> Option<Vec<u8>> {
                 out.extend_from_slice(number);
             }
         } else {
-            in_string = byte == b'"';
             out.push(byte);
             at += 1;
         }
     }
     changed.then_some(out)
+}
+
+/// Where the quoted string opening at `start` (a JSON string, an HTTP quoted-string) ends:
+/// after its closing quote, or at the end of `body`. A backslash keeps the byte after it
+/// inside the string.
+pub(crate) fn string_end(body: &[u8], start: usize) -> usize {
+    let mut at = start + 1;
+    while at < body.len() {
+        match body[at] {
+            b'\\' => at += 2,
+            b'"' => return at + 1,
+            _ => at += 1,
+        }
+    }
+    body.len()
+}
+
+/// Whether a JSON string, as written, escapes a UTF-16 surrogate that has no partner.
+fn has_lone_surrogate(string: &[u8]) -> bool {
+    let unit = |at: usize| {
+        let hex = string.get(at..at + 6)?.strip_prefix(b"\\u")?;
+        u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    };
+    let mut at = 0;
+    while at < string.len() {
+        if string[at] != b'\\' {
+            at += 1;
+            continue;
+        }
+        match unit(at) {
+            Some(0xD800..=0xDBFF) if matches!(unit(at + 6), Some(0xDC00..=0xDFFF)) => at += 12,
+            Some(0xD800..=0xDFFF) => return true,
+            Some(_) => at += 6,
+            None => at += 2,
+        }
+    }
+    false
 }
 
 /// Reads a success answer so that no odd field other than the tokens costs the tokens: the
@@ -69,7 +114,9 @@ fn quote_infinite_numbers(body: &[u8]) -> Option<Vec<u8>> {
 /// an object) is read as `null` (an unknown expiry), and so is a token type or scope field
 /// its type cannot read (Twitch's array of scopes), with a warning naming the field, never its
 /// value; so is an `Option` extras field (`extras_fields`, the extras type's
-/// [`KeepExtras::LENIENT_FIELDS`](crate::provider::KeepExtras::LENIENT_FIELDS)). The reason
+/// [`KeepExtras::LENIENT_FIELDS`](crate::provider::KeepExtras::LENIENT_FIELDS)), and any of
+/// them holding text that is not Unicode (a lone surrogate, `"\ud83d"`), which a token
+/// holding is not read at all. The reason
 /// of an error never quotes the body's strings.
 pub fn decode_answer_json<T: DeserializeOwned>(
     body: &[u8],
@@ -79,9 +126,10 @@ pub fn decode_answer_json<T: DeserializeOwned>(
 ) -> Result<T, String> {
     let mut value: Value = match decode_json(body) {
         Ok(value) => value,
-        // A number beyond a double fails the whole body: read it again with such numbers
-        // as strings, so that an expiry field holding one is unknown, not the tokens lost.
-        Err(reason) => quote_infinite_numbers(without_bom(body))
+        // A number beyond a double, or a lone surrogate, fails the whole body: read it again
+        // with such values made unreadable alone, so that an expiry or an odd field holding
+        // one is unknown, not the tokens lost.
+        Err(reason) => readable_again(without_bom(body))
             .and_then(|body| serde_json::from_slice(&body).ok())
             .ok_or(reason)?,
     };
@@ -198,10 +246,7 @@ pub fn decode_error_json<T: DeserializeOwned>(
     // the error's code.
     let (mut value, quoted): (Value, bool) = match serde_json::from_slice(body) {
         Ok(value) => (value, false),
-        Err(_) => (
-            serde_json::from_slice(&quote_infinite_numbers(body)?).ok()?,
-            true,
-        ),
+        Err(_) => (serde_json::from_slice(&readable_again(body)?).ok()?, true),
     };
     if let Some(envelope) = envelope {
         value = value.get_mut(envelope)?.take();
@@ -480,6 +525,29 @@ mod tests {
             error["retry_in"], "1e400",
             "the odd number kept as its text"
         );
+    }
+
+    #[test]
+    fn only_values_with_a_lone_surrogate_are_made_unreadable() {
+        let again = |body: &str| readable_again(body.as_bytes()).map(String::from_utf8);
+        // A pair, an escaped backslash before `u`, a key: copied as they are.
+        for body in [
+            r#"{"a":"\ud83d\ude00","b":"\\ud83d"}"#,
+            r#"{"\ud83d":"x"}"#,
+            r#"{"a":"\u00e9"}"#,
+        ] {
+            assert_eq!(again(body), None, "{body}");
+        }
+        for (body, read) in [
+            (r#"{"a":"x\ud83d","b":"ok"}"#, r#"{"a":{},"b":"ok"}"#),
+            (
+                r#"["\ude00", "\ud83d\u0041", 1e400]"#,
+                r#"[{}, {}, "1e400"]"#,
+            ),
+            (r#"{"a":"\ud83d"  ,"b":"\"\udfff"}"#, r#"{"a":{}  ,"b":{}}"#),
+        ] {
+            assert_eq!(again(body), Some(Ok(read.to_owned())), "{body}");
+        }
     }
 
     #[test]
