@@ -202,23 +202,36 @@ fn app_token_refused(error: &Error) -> bool {
 /// (its client disabled, a scope withdrawn), which is no verdict on the customer's refresh
 /// token, whatever code it carries (RFC 6750's `invalid_token` reads as a dead grant
 /// elsewhere): a misconfiguration, the provider's code and message kept.
-fn renewed_app_token_refused(mut error: Error) -> Error {
+fn renewed_app_token_refused(error: Error) -> Error {
     if app_token_refused(&error) {
-        match &mut error {
-            Error::Endpoint(EndpointError::Provider(e)) => e.kind = ErrorKind::Misconfigured,
-            Error::Endpoint(EndpointError::Parse { kind, .. }) => *kind = ErrorKind::Misconfigured,
-            _ => {}
-        }
+        return reclassified(error, ErrorKind::Misconfigured);
     }
     error
 }
 
 /// The app token is the partner's, not the customer's: failing to get one must never end a
-/// customer session.
+/// customer session, and says nothing of the customer's refresh token, which was not sent
+/// (an app token whose answer was lost is a transient failure of the customer's refresh,
+/// not an unknown outcome).
 fn app_failure(error: Error) -> Error {
-    if error.kind() == ErrorKind::ReauthRequired {
-        Error::Config(format!("no Maya app token: {error}"))
-    } else {
-        error
+    match error.kind() {
+        ErrorKind::ReauthRequired => Error::Config(format!("no Maya app token: {error}")),
+        ErrorKind::OutcomeUnknown => reclassified(error, ErrorKind::Transient),
+        _ => error,
     }
+}
+
+/// `error` as a failure of `kind`, its code, message and status kept.
+fn reclassified(mut error: Error, kind: ErrorKind) -> Error {
+    fn set(error: &mut Error, kind: ErrorKind) {
+        match error {
+            Error::Endpoint(EndpointError::Provider(e)) => e.kind = kind,
+            Error::Endpoint(EndpointError::Parse { kind: found, .. }) => *found = kind,
+            Error::Transport(e) => e.kind = kind,
+            Error::RetriesExhausted { last, .. } => set(last, kind),
+            _ => {}
+        }
+    }
+    set(&mut error, kind);
+    error
 }

@@ -307,6 +307,27 @@ async fn a_401_after_the_app_token_was_renewed_is_no_verdict_on_the_customer() {
     assert!(accepted(&world.sandbox, &token).await);
 }
 
+/// An app token that could not be had (Maya Connect's answer to the partner's own grant
+/// unreadable, every time it was asked) is a transient failure of the customer's refresh,
+/// never an unknown outcome: the customer's refresh token was never sent, so nothing of it
+/// may have been spent.
+#[tokio::test(start_paused = true)]
+async fn an_app_token_answer_that_cannot_be_read_is_transient_for_the_customer() {
+    let world = world(Setup::default()).await;
+    world.customer("alice").await;
+    tokio::time::advance(Duration::from_secs(3601)).await;
+    // The app token expired with the customer's: renewing it meets an HTML page.
+    let page = Failure::new(http::StatusCode::OK).with_body("<html>maintenance</html>");
+    world.sandbox.fail_next(CONNECT, 1000, page);
+    let error = world.manager.access_token("alice").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Transient, "{error}");
+    assert_eq!(
+        world.sandbox.calls(TOKENS),
+        0,
+        "the customer's token was never sent"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn near_expiry_the_current_token_is_served_while_one_refresh_runs() {
     let world = world(Setup::default()).await;
