@@ -135,8 +135,9 @@ impl ReqwestClient {
     /// Sends to plain `http://` hosts that are not loopback too. By default such a call is
     /// refused unsent ([`Misconfigured`](ErrorKind::Misconfigured)): a token call carries a
     /// refresh token or client credentials, which anyone on the way could read. Loopback
-    /// hosts (`127.0.0.0/8`, `::1`, `localhost`), where the sandbox listens, are always
-    /// allowed. For a provider reached over a network you trust (a TLS-terminating sidecar,
+    /// hosts (`127.0.0.0/8`, `::1`, `::ffff:127.0.0.0/104`, the name `localhost`), where the
+    /// sandbox listens, are always allowed. (A proxy configured for plain `http` still
+    /// carries such a call wherever it goes.) For a provider reached over a network you trust (a TLS-terminating sidecar,
     /// a test environment's containers).
     pub fn allow_plain_http(mut self) -> Self {
         self.plain_http = true;
@@ -145,18 +146,19 @@ impl ReqwestClient {
 }
 
 /// Whether a call to `url` would send its credentials in the clear over a network: plain
-/// `http://` to a host that is not loopback.
+/// `http://` to a host that is not loopback. Loopback is a loopback address, or the name
+/// `localhost` (which resolvers answer from the hosts file); not the names under it
+/// (`api.localhost`), which a resolver without special rules asks the network's DNS for.
 #[cfg(feature = "reqwest")]
 fn in_the_clear(url: &url::Url) -> bool {
     let loopback = match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|ip| ip.is_loopback())
+        }
         Some(url::Host::Domain(name)) => {
             let name = name.strip_suffix('.').unwrap_or(name);
             name.eq_ignore_ascii_case("localhost")
-                || name.len() > ".localhost".len()
-                    && name.as_bytes()[name.len() - ".localhost".len()..]
-                        .eq_ignore_ascii_case(b".localhost")
         }
         None => false,
     };
@@ -277,4 +279,36 @@ fn read_failed(status: http::StatusCode, error: reqwest::Error) -> TransportErro
             error.without_url()
         ),
     )
+}
+
+#[cfg(all(test, feature = "reqwest"))]
+mod plain_http_tests {
+    /// Loopback by its address or the name `localhost`; a name under `localhost` is sent
+    /// to whatever address the DNS gives, so it is not trusted by its spelling.
+    #[test]
+    fn only_loopback_addresses_and_localhost_may_be_sent_to_in_the_clear() {
+        for loopback in [
+            "http://127.0.0.1:8080/token",
+            "http://127.1/token",
+            "http://[::1]/token",
+            "http://[::ffff:127.0.0.1]/token",
+            "http://localhost/token",
+            "http://LOCALHOST./token",
+            "https://api.example.com/token",
+        ] {
+            let url = url::Url::parse(loopback).unwrap();
+            assert!(!super::in_the_clear(&url), "{loopback}");
+        }
+        for remote in [
+            "http://api.example.com/token",
+            "http://api.localhost/token",
+            "http://localhost.example.com/token",
+            "http://0.0.0.0/token",
+            "http://[::ffff:10.0.0.1]/token",
+            "http://10.0.0.1/token",
+        ] {
+            let url = url::Url::parse(remote).unwrap();
+            assert!(super::in_the_clear(&url), "{remote}");
+        }
+    }
 }
