@@ -65,8 +65,10 @@ pub const ISSUER_SCHEMA_VERSION: i32 = 5;
 ///
 /// Version 5 gave every pair its family: the migration names each line's first kept pair
 /// the family of the pairs its `successor` column leads to, and each code the family of the
-/// pair it names, in its one transaction. Replicas are upgraded together: one still on an
-/// older version writes pairs without a family, which the table refuses.
+/// pair it names, in its one transaction. Stop every replica of an older version before the
+/// first one of this version opens the store: an older one writes pairs without a family
+/// (which the table refuses), and its purge moves a code's name along its line, from the
+/// family to a later pair, after which a replay of that code revokes nothing.
 ///
 /// Tokens are kept only as hashes, except a successor's tokens for the reuse window (needed
 /// to answer the same pair again; [`purge`](IssuerStore::purge) removes them with the row).
