@@ -425,3 +425,16 @@ fn a_parameter_in_both_the_query_and_the_body_is_refused() {
         );
     }
 }
+
+/// A lone surrogate inside a JSON value extras field (a seller's user id cut in half) makes
+/// that field absent, as it does a text field: never a value altered into another and kept.
+#[test]
+fn a_lone_surrogate_in_a_json_value_field_makes_it_absent_not_altered() {
+    let now = datetime!(2026-01-01 00:00 UTC);
+    let body = r#"{"code":"0","access_token":"AT","refresh_token":"RT","expires_in":10,
+        "country_user_info_list":{"sg":{"seller_id":"1001","user_id":"abc\ud83d"}}}"#;
+    let response = http::Response::new(body.as_bytes().to_vec());
+    let set = decode_response::<RefreshAccessToken>(&response, now, &[]).unwrap();
+    assert_eq!(set.access_token.expose_secret(), "AT");
+    assert_eq!(set.extras.country_user_info_list, None);
+}

@@ -22,10 +22,11 @@ fn without_bom(body: &[u8]) -> &[u8] {
 /// `body` made readable where `serde_json` refuses the whole of it for one value: every
 /// number too large for a double (`1e400`) written as a string holding its text, and every
 /// string value holding a lone UTF-16 surrogate (`"\ud83d"`: text that is not Unicode, a Java
-/// back end cutting an emoji in half) written as `{}`, which no token or text field reads, so
-/// that such a field alone is unreadable (an expiry or other lenient field then absent), and
-/// a token is never altered into another; `None` when it has neither. Object keys, and the
-/// strings holding no lone surrogate, are copied as they are.
+/// back end cutting an emoji in half) written as [`NOT_UNICODE`], which no token or text
+/// field reads, so that such a field alone is unreadable (an expiry or other lenient field
+/// then absent, a JSON value field too: see [`holds_not_unicode`]), and a token is never
+/// altered into another; `None` when it has neither. Object keys, and the strings holding no
+/// lone surrogate, are copied as they are.
 fn readable_again(body: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(body.len() + 8);
     let (mut at, mut changed) = (0, false);
@@ -36,7 +37,7 @@ fn readable_again(body: &[u8]) -> Option<Vec<u8>> {
             let string = &body[at..end];
             let key = body[end..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b':');
             if !key && has_lone_surrogate(string) {
-                out.extend_from_slice(b"{}");
+                out.extend_from_slice(NOT_UNICODE);
                 changed = true;
             } else {
                 out.extend_from_slice(string);
@@ -68,6 +69,24 @@ fn readable_again(body: &[u8]) -> Option<Vec<u8>> {
         }
     }
     changed.then_some(out)
+}
+
+/// What [`readable_again`] writes for a string that is not Unicode: an object, which no
+/// token or text field reads, and which [`holds_not_unicode`] finds in a field that reads any
+/// JSON value.
+const NOT_UNICODE: &[u8] = br#"{"\u0000":"not Unicode"}"#;
+
+/// Whether `value` is, or holds, what [`readable_again`] wrote for a string that is not
+/// Unicode (`serde_json` nests values 128 deep at most, so the walk is bounded).
+fn holds_not_unicode(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => {
+            (map.len() == 1 && map.get("\0").and_then(Value::as_str) == Some("not Unicode"))
+                || map.values().any(holds_not_unicode)
+        }
+        Value::Array(items) => items.iter().any(holds_not_unicode),
+        _ => false,
+    }
 }
 
 /// Where the quoted string opening at `start` (a JSON string, an HTTP quoted-string) ends:
@@ -124,13 +143,14 @@ pub fn decode_answer_json<T: DeserializeOwned>(
     lenient_fields: &[(&str, ReadsAs)],
     extras_fields: &[(&str, ReadsAs)],
 ) -> Result<T, String> {
-    let mut value: Value = match decode_json(body) {
-        Ok(value) => value,
+    let (mut value, rewritten): (Value, bool) = match decode_json(body) {
+        Ok(value) => (value, false),
         // A number beyond a double, or a lone surrogate, fails the whole body: read it again
         // with such values made unreadable alone, so that an expiry or an odd field holding
         // one is unknown, not the tokens lost.
         Err(reason) => readable_again(without_bom(body))
             .and_then(|body| serde_json::from_slice(&body).ok())
+            .map(|value| (value, true))
             .ok_or(reason)?,
     };
     if let Some(envelope) = envelope {
@@ -149,7 +169,7 @@ pub fn decode_answer_json<T: DeserializeOwned>(
     for (name, reads) in lenient_fields.iter().chain(extras_fields) {
         if let Some(field) = map.get_mut(*name)
             && !field.is_null()
-            && !reads(field)
+            && (!reads(field) || rewritten && holds_not_unicode(field))
         {
             tracing::warn!(
                 field = *name,
@@ -546,7 +566,8 @@ mod tests {
             ),
             (r#"{"a":"\ud83d"  ,"b":"\"\udfff"}"#, r#"{"a":{}  ,"b":{}}"#),
         ] {
-            assert_eq!(again(body), Some(Ok(read.to_owned())), "{body}");
+            let read = read.replace("{}", std::str::from_utf8(NOT_UNICODE).unwrap());
+            assert_eq!(again(body), Some(Ok(read)), "{body}");
         }
     }
 
