@@ -481,7 +481,10 @@ fn lease_look(dir: &Path, stem: &str, now: u64) -> Option<LeaseLook> {
     let lease = match lease_at(&path) {
         Ok(lease) => lease?,
         // Not read now: perhaps a live holder's; looked at again next time.
-        Err(LeaseUnread::Failed(_)) => return None,
+        Err(LeaseUnread::Failed(error)) => {
+            tracing::warn!(%error, "file store: a refresh lease could not be read; not listed as lapsed");
+            return None;
+        }
         // A file that is not a lease: someone's all the same, lapsed as `acquire_lease`
         // takes it (a takeover). One left empty by a machine crash (leases are not synced)
         // is a holder's that died mid-refresh: lapsed when it was written, as far as can be
