@@ -1216,6 +1216,32 @@ async fn behind_a_proxy(
     Some((url, schema, proxy, store, direct))
 }
 
+/// Waits (a second at most) until the proxy says the answer it was asked to lose or hold
+/// was: `what` otherwise.
+async fn heard_within_a_second(heard: tokio::sync::oneshot::Receiver<()>, what: &str) {
+    tokio::time::timeout(Duration::from_secs(1), heard)
+        .await
+        .expect(what)
+        .unwrap();
+}
+
+/// A manager of the sandbox's sessions over `store`, its store calls bounded by 5 s.
+fn manager_over(
+    sandbox: &RunningSandbox,
+    store: &PostgresStore,
+    lease_ttl: Duration,
+) -> TokenManager<SandboxOAuth> {
+    TokenManager::builder(SandboxOAuth::new(sandbox.base_url()))
+        .store(store.clone())
+        .config(
+            ManagerConfig::default()
+                .with_store_timeout(Duration::from_secs(5))
+                .with_lease_ttl(lease_ttl),
+        )
+        .build()
+        .unwrap()
+}
+
 /// Runs `call` with the answer of its statement tagged `tag` lost after the server
 /// committed it: the call fails with a typed error within its timeout, and the loss did
 /// happen.
@@ -1232,10 +1258,7 @@ async fn answer_lost<T: std::fmt::Debug>(
         matches!(answer, Err(StoreError::Backend { .. })),
         "{tag}: {answer:?}"
     );
-    tokio::time::timeout(Duration::from_secs(1), heard)
-        .await
-        .expect("the answer was lost")
-        .unwrap();
+    heard_within_a_second(heard, "the answer was lost").await;
 }
 
 /// Every store call whose statement committed but whose answer never came back (the
@@ -1329,15 +1352,7 @@ async fn a_manager_recovers_from_a_save_or_a_lease_grant_whose_answer_was_lost()
         return;
     };
     let sandbox = Sandbox::builder().start().await.unwrap();
-    let manager = TokenManager::builder(SandboxOAuth::new(sandbox.base_url()))
-        .store(store.clone())
-        .config(
-            ManagerConfig::default()
-                .with_store_timeout(Duration::from_secs(5))
-                .with_lease_ttl(Duration::from_secs(60)),
-        )
-        .build()
-        .unwrap();
+    let manager = manager_over(&sandbox, &store, Duration::from_secs(60));
     let session = "customer-lost-answer";
     let key = SessionKey::new("sandbox-oauth", session);
     direct
@@ -1350,10 +1365,7 @@ async fn a_manager_recovers_from_a_save_or_a_lease_grant_whose_answer_was_lost()
         .await
         .expect("the call ended")
         .expect("the new token, saved or not");
-    tokio::time::timeout(Duration::from_secs(1), heard)
-        .await
-        .expect("the save's answer was lost")
-        .unwrap();
+    heard_within_a_second(heard, "the save's answer was lost").await;
     let stored = direct.load(&key).await.unwrap().unwrap();
     assert_eq!(stored.value.tokens().unwrap().access_token, token);
     assert_eq!(sandbox.calls("/token"), 1);
@@ -1386,10 +1398,7 @@ async fn a_manager_recovers_from_a_save_or_a_lease_grant_whose_answer_was_lost()
     let heard = proxy.lose_next_answer("SELECT");
     let started = Instant::now();
     let first = manager.refresh_now(session).await;
-    tokio::time::timeout(Duration::from_secs(1), heard)
-        .await
-        .expect("an answer was lost")
-        .unwrap();
+    heard_within_a_second(heard, "an answer was lost").await;
     let renewed = match first {
         Ok(renewed) => renewed,
         Err(error) => {
@@ -1544,10 +1553,7 @@ async fn a_rotation_cut_off_mid_transaction_does_not_lock_the_token_out() {
         "{failed:?}"
     );
     assert!(started.elapsed() < 2 * timeout + Duration::from_secs(1));
-    tokio::time::timeout(Duration::from_secs(1), heard)
-        .await
-        .expect("the rotation's answer was held")
-        .unwrap();
+    heard_within_a_second(heard, "the rotation's answer was held").await;
 
     let started = Instant::now();
     let rotated = other.refresh(refresh.expose_secret()).await;
@@ -1559,5 +1565,99 @@ async fn a_rotation_cut_off_mid_transaction_does_not_lock_the_token_out() {
     drop(cut_off);
     drop(other);
     drop(store);
+    drop_schema(&url, &schema).await;
+}
+
+/// A lease taken over from a holder that let it lapse (it lost the database mid-refresh,
+/// the refresh token spent, its pair not saved yet), the grant's answer lost: the next
+/// refresh is granted the lease its holder already has, and the provider refuses the
+/// token the lapsed holder spent. That refusal is no verdict before the lapsed holder's
+/// save has been watched for, as after any take-over: the holder saves its pair a moment
+/// later, and the refresh takes it, no re-auth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_take_over_whose_grant_answer_was_lost_still_waits_for_the_lapsed_holder_s_save() {
+    let test = "a_take_over_whose_grant_answer_was_lost_still_waits_for_the_lapsed_holder_s_save";
+    let Some((url, schema, proxy, store, direct)) =
+        behind_a_proxy(test, Duration::from_secs(2)).await
+    else {
+        return;
+    };
+    let sandbox = Sandbox::builder().start().await.unwrap();
+    let lease_ttl = Duration::from_secs(4);
+    let manager = manager_over(&sandbox, &store, lease_ttl);
+    let session = "customer-lost-take-over";
+    let key = SessionKey::new("sandbox-oauth", session);
+    let first = sandbox.issue(session).await.unwrap();
+    let v0 = direct
+        .save(&key, &first.clone().into(), None)
+        .await
+        .unwrap();
+    // In memory here (its access token fresh): a forced refresh's first `SELECT` is its
+    // lease's.
+    manager.access_token(session).await.unwrap();
+
+    // The holder that lost the database: it took the lease, spent the refresh token, and
+    // its lease lapsed before it could save.
+    let short = Duration::from_millis(300);
+    let dead = direct
+        .acquire_lease(&key, "lost-the-db", short)
+        .await
+        .unwrap();
+    assert_eq!(dead, Lease::Acquired);
+    let spent = first
+        .refresh_token
+        .as_ref()
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    let successor = sandbox.issuer().refresh(&spent).await.unwrap().tokens;
+    for _ in 0..200 {
+        if !direct
+            .lapsed_leases("sandbox-oauth")
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        direct.lapsed_leases("sandbox-oauth").await.unwrap(),
+        [session]
+    );
+
+    // The take-over is granted; its answer is lost.
+    let heard = proxy.lose_next_answer("SELECT");
+    let error = manager.refresh_now(session).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Transient, "{error}");
+    heard_within_a_second(heard, "the grant's answer was lost").await;
+    let mut refresh = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.refresh_now(session).await }
+    });
+    // The spent token is presented and refused.
+    for _ in 0..500 {
+        if sandbox.calls("/token") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(sandbox.calls("/token"), 1, "the spent token was presented");
+    if let Ok(early) = tokio::time::timeout(lease_ttl / 2, &mut refresh).await {
+        panic!("answered before the lapsed holder's save was watched for: {early:?}");
+    }
+    // The lapsed holder gets the database back, and saves.
+    direct
+        .save(&key, &successor.clone().into(), Some(v0))
+        .await
+        .unwrap();
+    let token = refresh.await.unwrap().expect("the lapsed holder's pair");
+    assert_eq!(token, successor.access_token);
+    assert_eq!(sandbox.calls("/token"), 1);
+    manager.shutdown(Duration::from_secs(10)).await.unwrap();
+    drop(manager);
+    drop(store);
+    drop(direct);
     drop_schema(&url, &schema).await;
 }

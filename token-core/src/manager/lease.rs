@@ -637,11 +637,12 @@ impl<P: Provider> Inner<P> {
     /// Renews the lease.
     pub(super) async fn renew(&self, session: &Session<P::Extras>) -> Renewal {
         let holder = self.lease_holder(session);
-        match self
+        let answer = self
             .store
             .acquire_lease(&self.key(session), &holder, self.config.lease_ttl)
-            .await
-        {
+            .await;
+        note_grant(session, &answer);
+        match answer {
             Ok(Lease::Acquired) => Renewal::Held,
             // Another holder had it, and let it lapse (ours lapsed first).
             Ok(Lease::TakenOver) => Renewal::TakenOver,
@@ -765,6 +766,7 @@ impl<P: Provider> Inner<P> {
             .store
             .acquire_lease(&self.key(session), &holder, self.config.lease_ttl)
             .await;
+        note_grant(session, &answer);
         if matches!(answer, Ok(Lease::Acquired | Lease::TakenOver)) {
             users.count.fetch_add(1, Ordering::SeqCst);
             Counted::note(&users);
@@ -819,6 +821,8 @@ impl<P: Provider> Inner<P> {
             released: false,
         };
         let answer = self.store.release_lease(&self.key(session), &holder).await;
+        // Given back, or left under a name this process asks under no more.
+        session.note_grant_unheard(false);
         // Only an answer that it did nothing is final. An outage (`Backend`) may come
         // after the call went out: a store's own deadline passed with its statement
         // sent (PostgresStore's "no answer within", whose cancel may not reach the
@@ -908,6 +912,18 @@ impl<P: Provider> Inner<P> {
                 return;
             }
         }
+    }
+}
+
+/// Notes in `session` what a request for its lease answered: one that failed may have
+/// been granted over a holder that let the lease lapse (an outage after the statement was
+/// sent, its answer lost), and the next grant at once, this process's own lease extended,
+/// says [`Lease::Acquired`]; an answer saying whose the lease is ends that doubt.
+fn note_grant<X>(session: &Session<X>, answer: &Result<Lease, StoreError>) {
+    match answer {
+        Err(StoreError::Backend { .. }) => session.note_grant_unheard(true),
+        Ok(Lease::TakenOver | Lease::HeldByOther { .. }) => session.note_grant_unheard(false),
+        Ok(Lease::Acquired) | Err(_) => {}
     }
 }
 

@@ -893,8 +893,9 @@ impl<P: Provider> Inner<P> {
         // Over a lease that lapsed unreleased, the refusal may only mean that its holder
         // spent the token and cannot reach the store yet (it lost the store, not the
         // provider): its save is watched for one more lease length (the lease kept) before
-        // a verdict.
-        let watched = if notes.taken_over {
+        // a verdict. So over a lease whose grant went unanswered (the grant heard since is
+        // this process's own lease extended): that grant may have been such a take-over.
+        let watched = if notes.taken_over || session.grant_unheard() {
             tracing::warn!(
                 "the refresh token was refused after taking over a lapsed lease; waiting for its holder's save"
             );

@@ -65,6 +65,11 @@ struct Cold<X> {
     /// failed too): the instant from which the lapsed holder may have spent the token of the
     /// record the next read under the lease finds.
     unread_take_over: Mutex<Option<tokio::time::Instant>>,
+    /// A request for the lease went unanswered (the store failed after it may have been
+    /// sent), and no answer since says whose the lease is: it may have been granted to this
+    /// process over a holder that let it lapse, and the next grant at once, this process's
+    /// own lease extended, does not say so.
+    grant_unheard: std::sync::atomic::AtomicBool,
     /// Held by `insert` and `remove` for their whole write (through a store other than the
     /// manager's `MemoryStore`), and briefly by a refresh as it starts: a refresh never
     /// starts from a state an insert is about to replace. Shared, so that an insert or a
@@ -82,6 +87,7 @@ impl<X> Default for Cold<X> {
             unresolved: Mutex::new((None, false)),
             refused: Mutex::new(None),
             unread_take_over: Mutex::new(None),
+            grant_unheard: std::sync::atomic::AtomicBool::new(false),
             writer: Arc::default(),
         }
     }
@@ -545,6 +551,21 @@ impl<X> Session<X> {
     /// Takes the note of a take-over that read nothing, if any.
     pub(super) fn take_unread_take_over(&self) -> Option<tokio::time::Instant> {
         lock(&self.cold.get()?.unread_take_over).take()
+    }
+
+    /// Notes whether the last request for the lease went unanswered (`true`), or was
+    /// answered with a grant over another holder or a refusal, or the lease given back
+    /// (`false`): see `Cold::grant_unheard`.
+    pub(super) fn note_grant_unheard(&self, unheard: bool) {
+        if unheard || self.cold.get().is_some() {
+            self.cold().grant_unheard.store(unheard, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether this process's lease may have been granted over a holder that let it lapse
+    /// without this process hearing so (see [`note_grant_unheard`](Self::note_grant_unheard)).
+    pub(super) fn grant_unheard(&self) -> bool {
+        (self.cold.get()).is_some_and(|cold| cold.grant_unheard.load(Ordering::SeqCst))
     }
 
     pub(super) fn flight_slot(&self) -> MutexGuard<'_, Option<Flight<X>>> {
