@@ -13,11 +13,41 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::types::{IsNull, ToSql, Type};
 use tokio_postgres::{CancelToken, Socket};
 
 use crate::error::StoreError;
 
 pub use deadpool_postgres;
+
+/// A statement parameter that holds tokens (a stored record, a rotated pair's successor
+/// tokens): sent as `T`, shown by `Debug` as `<hidden>`. tokio-postgres writes every
+/// statement's parameters through `Debug` to the `log` crate at debug level, and an
+/// application that logs its dependencies at that level (`tracing-subscriber`'s `init`
+/// forwards `log` records) would otherwise log the tokens in the clear.
+pub(crate) struct Hidden<T>(pub(crate) T);
+
+impl<T> fmt::Debug for Hidden<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
+impl<T: ToSql> ToSql for Hidden<T> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.0.to_sql(ty, out)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        T::accepts(ty)
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
 
 /// A condition for a statement's `WHERE` that bounds its own row-lock waits on the server
 /// to `$n` milliseconds: it sets `lock_timeout` for the statement's transaction alone
@@ -95,7 +125,8 @@ fn cancel_in_the_clear() -> Canceller {
 /// cancelled on the server and given up to 2 s more to end, so that an operation that failed
 /// has no later effect (keep the manager's
 /// [`store_timeout`](crate::manager::ManagerConfig::store_timeout) above both). Error
-/// messages never contain the connection's password.
+/// messages never contain the connection's password, and the parameters that hold tokens
+/// show as `<hidden>` in the driver's debug log of each statement.
 #[derive(Clone)]
 pub struct PostgresDatabase {
     inner: Arc<Database>,

@@ -39,7 +39,7 @@ impl std::io::Write for ThreadWriter {
     }
 }
 
-/// Captures this thread's `tracing` output from now on (each test runs on a thread of its
+/// Captures this thread's `tracing` output (and `log` records) from now on (each test runs on a thread of its
 /// own).
 pub(crate) fn capture_logs() -> Captured {
     static INSTALL: std::sync::Once = std::sync::Once::new();
@@ -48,7 +48,9 @@ pub(crate) fn capture_logs() -> Captured {
             .with_max_level(tracing::Level::TRACE)
             .with_writer(|| ThreadWriter)
             .finish();
-        tracing::subscriber::set_global_default(subscriber)
+        // With the `log` records of dependencies (tokio-postgres', say) forwarded, as an
+        // application's `tracing_subscriber::fmt().init()` has them.
+        tracing_subscriber::util::SubscriberInitExt::try_init(subscriber)
             .expect("no other global subscriber in these tests");
     });
     // Whatever a callsite cached before the subscriber was installed.

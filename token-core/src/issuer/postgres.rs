@@ -16,7 +16,7 @@ use super::{
     Rotation, TokenHash,
 };
 use crate::error::StoreError;
-use crate::postgres::{DbResult, PostgresDatabase, bounded_transaction};
+use crate::postgres::{DbResult, Hidden, PostgresDatabase, bounded_transaction};
 use crate::token_set::StoredTokenSet;
 
 /// The schema version [`PostgresIssuerStore`] migrates its table to.
@@ -644,7 +644,7 @@ async fn insert_record(
         &state.at,
         &state.successor,
         &state.reuse_until,
-        &state.reuse_tokens,
+        &Hidden(&state.reuse_tokens),
         &record.client,
         &family,
     ];
@@ -742,7 +742,7 @@ impl IssuerStore for PostgresIssuerStore {
                                 &state.at,
                                 &state.successor,
                                 &state.reuse_until,
-                                &state.reuse_tokens,
+                                &Hidden(&state.reuse_tokens),
                             ],
                         )
                         .await
@@ -999,6 +999,26 @@ mod tests {
 
     fn access(issued: &Issued) -> String {
         issued.tokens.access_token.expose_secret().to_owned()
+    }
+
+    /// tokio-postgres logs every statement's parameters at debug level (through `log`, as
+    /// `tracing-subscriber`'s `init` forwards it): no line shows the successor's tokens a
+    /// rotation keeps for its reuse window.
+    #[tokio::test]
+    async fn the_driver_s_debug_log_shows_no_token_of_a_rotation() {
+        let Some(url) = test_url("the_driver_s_debug_log_shows_no_token_of_a_rotation") else {
+            return;
+        };
+        let captured = crate::test_logs::capture_logs();
+        let (a, _, _, db) = replicas(&url, WINDOW).await;
+        let first = a.issue("alice", serde_json::json!({})).await.unwrap();
+        let next = a.refresh(&refresh(&first)).await.unwrap();
+        drop_schema(&db).await;
+        let text = captured.text();
+        assert!(text.contains("executing statement"), "{text}");
+        for token in [refresh(&next), access(&next)] {
+            assert!(!text.contains(&token), "a token logged: {text}");
+        }
     }
 
     /// Extras holding a NUL character (JSON allows `\u0000`, `jsonb` refuses it) are issued,

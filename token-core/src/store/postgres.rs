@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use super::{Lease, SessionKey, StoredRecord, TokenStore, Unreadable, Version, Versioned};
 use crate::error::StoreError;
-use crate::postgres::{DbResult, PostgresDatabase, lock_bound};
+use crate::postgres::{DbResult, Hidden, PostgresDatabase, lock_bound};
 
 /// The schema version [`PostgresStore`] migrates its tables to.
 pub const TOKEN_STORE_SCHEMA_VERSION: i32 = 4;
@@ -517,7 +517,7 @@ impl TokenStore for PostgresStore {
                 super::json::MAX_DEPTH
             )));
         }
-        let (provider, session) = (key.provider(), key.session());
+        let (provider, session, value) = (key.provider(), key.session(), Hidden(value));
         self.db
             .run_raced("save", || {
                 async |client, bound| {
@@ -2653,6 +2653,25 @@ pub(crate) mod tests {
             set("old-again")
         );
         drop_schema(&db).await;
+    }
+
+    /// tokio-postgres logs every statement's parameters at debug level (through `log`, as
+    /// `tracing-subscriber`'s `init` forwards it): no line shows a token the store saves.
+    #[tokio::test]
+    async fn the_driver_s_debug_log_shows_no_token_saved() {
+        let Some(url) = test_url("the_driver_s_debug_log_shows_no_token_saved") else {
+            return;
+        };
+        let captured = crate::test_logs::capture_logs();
+        let db = test_db(&url, "token-core-test-driver-log");
+        let store = PostgresStore::open(&db).await.unwrap();
+        let key = SessionKey::new("p", "logged");
+        let v1 = store.save(&key, &set("logged-1"), None).await.unwrap();
+        store.save(&key, &set("logged-2"), Some(v1)).await.unwrap();
+        drop_schema(&db).await;
+        let text = captured.text();
+        assert!(text.contains("executing statement"), "{text}");
+        assert!(!text.contains("logged-"), "a token logged: {text}");
     }
 
     #[tokio::test]
