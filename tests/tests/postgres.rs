@@ -1661,3 +1661,45 @@ async fn a_take_over_whose_grant_answer_was_lost_still_waits_for_the_lapsed_hold
     drop(direct);
     drop_schema(&url, &schema).await;
 }
+
+/// An issuer replica's rotation whose `COMMIT` answer is lost (the rotation landed, the
+/// replica answered an outage): the client's retry of the same refresh token is answered
+/// the same successor inside the reuse window, not refused as a replay (which, detecting
+/// reuse, would revoke that successor), and the successor rotates on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_whose_commit_answer_was_lost_is_answered_again_inside_the_window() {
+    use std::sync::Arc;
+    use token_core::clock::SystemClock;
+    use token_core::issuer::{Issuer, IssuerConfig, IssuerError, PostgresIssuerStore};
+    let test = "a_rotation_whose_commit_answer_was_lost_is_answered_again_inside_the_window";
+    let Some((url, schema, proxy, store, _direct)) =
+        behind_a_proxy(test, Duration::from_secs(2)).await
+    else {
+        return;
+    };
+    let config = IssuerConfig::default()
+        .with_reuse_window(Duration::from_secs(300))
+        .with_revoke_on_reuse(true)
+        .with_purge_every(None);
+    let issuer = Issuer::new(
+        Arc::new(PostgresIssuerStore::open(store.database()).await.unwrap()),
+        Arc::new(SystemClock),
+        config,
+    );
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    let refresh = first.tokens.refresh_token.unwrap();
+    let heard = proxy.lose_next_answer("COMMIT");
+    let lost = issuer.refresh(refresh.expose_secret()).await;
+    assert!(
+        matches!(lost, Err(IssuerError::Store(StoreError::Backend { .. }))),
+        "{lost:?}"
+    );
+    heard_within_a_second(heard, "the rotation's answer was lost").await;
+    let again = issuer.refresh(refresh.expose_secret()).await.unwrap();
+    assert!(again.reused, "answered as the rotation that landed");
+    let next = again.tokens.refresh_token.unwrap();
+    assert!(!issuer.refresh(next.expose_secret()).await.unwrap().reused);
+    drop(issuer);
+    drop(store);
+    drop_schema(&url, &schema).await;
+}
