@@ -897,7 +897,8 @@ impl<P: Provider> Inner<P> {
         // this process's own lease extended): that grant may have been such a take-over.
         let watched = if notes.taken_over || session.grant_unheard() {
             tracing::warn!(
-                "the refresh token was refused after taking over a lapsed lease; waiting for its holder's save"
+                "the refresh token was refused under a lease that may have been taken over from \
+                 a lapsed holder; waiting for that holder's save"
             );
             self.config.lease_ttl
         } else {
