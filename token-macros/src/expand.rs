@@ -631,8 +631,8 @@ fn request(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
     // envelope), with no rule telling a success code from an error code, would be read as
     // that error: refuse to compile.
     let trap = match (response, error) {
-        (Some(response), Some(error)) => quote_spanned! {response.span()=>
-            const _: () = if #p::code_field_trap::<#response, #error>() {
+        (Some(response), Some(_)) => quote_spanned! {response.span()=>
+            const _: () = if #p::endpoint_code_field_trap::<#ident>() {
                 ::core::panic!(
                     "the response declares the field that holds its error's code (or a field under the error's envelope), and the error does not say which codes mean success: every success answer carrying that field would be read as an error. Add `success_codes(...)` to the error's `#[token_endpoint(error, ...)]` (`\"\"`, `null` and an absent code are always a success), or a `#[token(result_status)]` field to an envelope error"
                 )

@@ -319,6 +319,13 @@ pub fn decode_error_json<T: DeserializeOwned>(
     serde_json::from_value(value).ok()
 }
 
+/// [`code_field_trap`] for the request `P`, reading its answers through its [`Endpoint`]
+/// impl, so that a `response` or `error` of the wrong kind is reported once, there, and not
+/// again here. Evaluated at compile time for each request.
+pub const fn endpoint_code_field_trap<P: Endpoint>() -> bool {
+    code_field_trap::<P::Response, P::Error>()
+}
+
 /// Whether the success answer `R` declares, at the top of the answer, the field that holds
 /// the error `E`'s code, or (for an error under an envelope, `result.resultCode`) anything
 /// under that envelope, while `E` has no rule telling a success code from an error code:
