@@ -6,6 +6,7 @@ use crate::attr::{Algorithm, Errors, SignEncoding, SignPart, SlotKind, Source};
 use crate::symbol::{
     AnswerRole, ErrorRole, ExtrasRole, Kind, Method, Refusal, RequestRole, RoleName, SessionValue,
 };
+use quote::ToTokens;
 
 pub fn check(model: &Model, errors: &mut Errors) {
     match &model.data {
@@ -896,6 +897,10 @@ fn error_code(model: &Model, variants: &[Variant], errors: &mut Errors) {
         }
     }
     let mut other = None;
+    // A variant written as the catch-all but not one (`Other(u32)`, `Other` with no field),
+    // while no variant is: one error there, not also "give it a code" and "no catch-all".
+    let declared_other = variants.iter().any(|v| v.attrs.other.is_some());
+    let mut meant_other = false;
     let mut codes: Vec<(&str, &syn::Ident)> = Vec::new();
     for variant in variants {
         let v = variant.original;
@@ -935,11 +940,26 @@ fn error_code(model: &Model, variants: &[Variant], errors: &mut Errors) {
                 "the codes of one enum are all integers or all strings: write this code as an integer, or every other one as a string",
             );
         }
-        if !matches!(v.fields, syn::Fields::Unit) {
+        let unit = matches!(v.fields, syn::Fields::Unit);
+        if !declared_other && (!unit || v.ident == "Other") {
+            meant_other = true;
+            let at = if unit {
+                v.ident.to_token_stream()
+            } else {
+                v.fields.to_token_stream()
+            };
+            errors.at(
+                at,
+                "the catch-all variant keeps every other code as text: write `Other(String)`",
+            );
+            continue;
+        }
+        if !unit {
             errors.at(
                 &v.fields,
                 "error-code variants are unit variants, except the `Other(String)` catch-all",
             );
+            continue;
         }
         if let Some(code) = &variant.attrs.code
             && !code.numeric
@@ -961,7 +981,7 @@ fn error_code(model: &Model, variants: &[Variant], errors: &mut Errors) {
         }
         codes.push((&variant.code, &v.ident));
     }
-    if other.is_none() {
+    if other.is_none() && !meant_other {
         errors.at(
             model.ident,
             "an error-code enum needs a catch-all variant that keeps every other code: `Other(String)`",
