@@ -548,9 +548,14 @@ fn error_kind(meta: &Meta, errors: &mut Errors) -> Option<Keyed<Kind>> {
             let at = value_of(meta)
                 .map(|v| v.to_token_stream())
                 .unwrap_or_else(|| meta.to_token_stream());
+            let written = at.to_string();
             errors.at(
                 at,
-                format!("unknown error kind, expected one of {}", Kind::expected()),
+                format!(
+                    "unknown error kind, expected one of {}{}",
+                    Kind::expected(),
+                    symbol::did_you_mean(&written, Kind::ALL.map(|(n, _)| n))
+                ),
             );
             None
         }
@@ -566,9 +571,10 @@ fn rename_rule(meta: &Meta, errors: &mut Errors) -> Option<RenameRule> {
             errors.at(
                 &lit,
                 format!(
-                    "unknown casing `{}`, expected one of {}",
+                    "unknown casing `{}`, expected one of {}{}",
                     lit.value(),
-                    symbol::list(&names)
+                    symbol::list(&names),
+                    symbol::did_you_mean(&lit.value(), names.iter().copied())
                 ),
             );
             None
@@ -579,11 +585,28 @@ fn rename_rule(meta: &Meta, errors: &mut Errors) -> Option<RenameRule> {
 fn source(meta: &Meta, errors: &mut Errors) -> Option<Source> {
     let expr = value_of(meta)?;
     let names: Vec<&str> = symbol::SOURCES.to_vec();
+    // A typo of a source's name (`refresh_tokne`, `now_unixms(...)`) is suggested.
+    let written = match expr {
+        Expr::Path(p) => p.path.get_ident(),
+        Expr::Call(call) => match &*call.func {
+            Expr::Path(f) => f.path.get_ident(),
+            _ => None,
+        },
+        _ => None,
+    }
+    .map(ToString::to_string);
     let fail = |errors: &mut Errors| {
+        // A source's name written in a wrong form (`value(app_token)`) is no typo.
+        let hint = match written.as_deref() {
+            Some(w) if !names.iter().any(|n| n.split('(').next() == Some(w)) => {
+                symbol::did_you_mean(w, names.iter().map(|n| n.split('(').next().unwrap_or(n)))
+            }
+            _ => String::new(),
+        };
         errors.at(
             expr,
             format!(
-                "unknown value source, expected one of {}",
+                "unknown value source, expected one of {}{hint}",
                 symbol::list(&names)
             ),
         );
