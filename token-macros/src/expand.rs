@@ -1517,6 +1517,20 @@ fn error(model: &Model, fields: &[Field<ErrorRole>]) -> TokenStream {
         .success_codes
         .iter()
         .flat_map(|codes| codes.value.iter().map(|c| &c.text));
+    // A success code that is also a variant's code: that variant is never read.
+    let success_is_a_variant = match (&model.top.success_codes, field(ErrorRole::Code)) {
+        (Some(codes), Some(f)) => {
+            let (ty, texts) = (f.ty, codes.value.iter().map(|c| &c.text));
+            quote_spanned! {codes.key.span()=>
+                const _: () = if #p::success_code_is_declared::<#ty>(&[#(#texts),*]) {
+                    ::core::panic!(
+                        "a code of `success_codes(...)` is also a variant's code in the error's code enum: an answer with it is read as a success, never as that variant (and the sandbox's refusal with it reaches the client as a success). Remove one of them"
+                    )
+                };
+            }
+        }
+        _ => quote!(),
+    };
     // A result status compiled out is no rule.
     let success_rule = match (&model.top.success_codes, field(ErrorRole::ResultStatus)) {
         (Some(_), _) => quote!(true),
@@ -1534,6 +1548,7 @@ fn error(model: &Model, fields: &[Field<ErrorRole>]) -> TokenStream {
             quote_spanned!(ty.span()=> #cfg (#wire, #p::reads_as::<#ty> as #p::ReadsAs))
         });
     quote! {
+        #success_is_a_variant
         impl #p::ErrorResponse for #ident {
             const CODE_PATH: ::core::option::Option<&'static str> =
                 ::core::option::Option::Some(#code_path);
@@ -1709,9 +1724,14 @@ fn error_code(model: &Model, variants: &[Variant]) -> TokenStream {
         None => quote!(_ => ::core::unreachable!()),
     };
     let numeric = numeric_codes(variants);
+    let codes = variants
+        .iter()
+        .filter(|v| v.attrs.other.is_none())
+        .map(|v| &v.code);
     quote! {
         impl #p::ErrorCode for #ident {
             const NUMERIC: bool = #numeric;
+            const CODES: &'static [&'static str] = &[#(#codes),*];
             fn as_code(&self) -> ::std::string::String {
                 match self { #(#as_code,)* }
             }

@@ -12,6 +12,9 @@ pub trait ErrorCode: Sized {
     /// Whether the code is written as a JSON number (`{"errcode": 40030}`). Any code is read
     /// from a string or an integer.
     const NUMERIC: bool = false;
+    /// The codes of the declared variants, the catch-all's aside, whatever `cfg` holds:
+    /// checked at compile time against the error's `success_codes(...)`.
+    const CODES: &'static [&'static str] = &[];
     /// The code as the provider writes it (`invalid_grant`, `40030`).
     fn as_code(&self) -> String;
     /// The code read from its text; an unknown code lands in the catch-all.
@@ -98,6 +101,74 @@ pub fn canonical_code(text: &str, numeric: bool) -> std::borrow::Cow<'_, str> {
         }
     }
     text.into()
+}
+
+/// Whether one of an error's `success_codes` is also the code of a declared variant of its
+/// code type `C`, compared as [`canonical_code`] compares them (`"00"` is `0` among integer
+/// codes): an answer with that code is a success, so the variant is never read, and the
+/// sandbox's answer with it (its `refusal`) reaches the client as a success. Evaluated at
+/// compile time for each error struct with `success_codes(...)`.
+pub const fn success_code_is_declared<C: ErrorCode>(success: &[&str]) -> bool {
+    let mut i = 0;
+    while i < success.len() {
+        let mut j = 0;
+        while j < C::CODES.len() {
+            if same_code(success[i].as_bytes(), C::CODES[j].as_bytes(), C::NUMERIC) {
+                return true;
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// `a` and `b` are one code: the same text, or, among integer codes, the same integer
+/// (surrounding whitespace, a sign and leading zeros aside).
+const fn same_code(a: &[u8], b: &[u8], numeric: bool) -> bool {
+    if numeric && let (Some((a_neg, a)), Some((b_neg, b))) = (integer(a), integer(b)) {
+        return same_bytes(a, b) && (a_neg == b_neg || a.is_empty());
+    }
+    same_bytes(a, b)
+}
+
+/// An integer's sign and its digits without leading zeros (none for zero); `None` if the
+/// text is no integer.
+const fn integer(text: &[u8]) -> Option<(bool, &[u8])> {
+    let text = text.trim_ascii();
+    let (negative, mut digits) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut i = 0;
+    while i < digits.len() {
+        if !digits[i].is_ascii_digit() {
+            return None;
+        }
+        i += 1;
+    }
+    while let [b'0', rest @ ..] = digits {
+        digits = rest;
+    }
+    Some((negative, digits))
+}
+
+const fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Whether `f` is a whole number that names one integer: up to 2^53, where every integer is
