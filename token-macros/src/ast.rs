@@ -190,6 +190,19 @@ pub fn build<'a>(item: &'a syn::Item, top: TopAttrs, errors: &mut Errors) -> Opt
                 return None;
             };
             let named = &named.named;
+            // Every item but a config is read back (a request by the server side, an answer
+            // by the client), so it owns its values: a borrowed field would be a lifetime
+            // error inside the generated serde, far from the field.
+            if kind != ItemKind::Config {
+                for field in named {
+                    if let syn::Type::Reference(r) = &field.ty {
+                        errors.at(
+                            r,
+                            "a `#[token_endpoint]` field owns its value, read back from the wire: write an owned type (`String`, not `&str`)",
+                        );
+                    }
+                }
+            }
             match kind {
                 ItemKind::Request => {
                     let mut fields = fields(named, &top, errors);
