@@ -577,6 +577,7 @@ fn request(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
     }
     let secrets = secrets_fn(&secrets);
     let from_context = from_context(model, fields);
+    let extras_check = extras_check(model);
     let flatten_checks = flatten_checks(model, fields);
     let refresh_endpoint = refresh_endpoint(model, fields);
     let signing_key = fields.iter().find(|f| f.goes() == RequestRole::SigningKey);
@@ -665,6 +666,7 @@ fn request(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
         #trap
         #flatten_checks
         #from_context
+        #extras_check
         #refresh_endpoint
     }
 }
@@ -690,6 +692,7 @@ fn group(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
         Some(quote!(#cfg (#at, #name)))
     });
     let from_context = from_context(model, fields);
+    let extras_check = extras_check(model);
     let group_refresh = group_refresh(model, fields);
     quote! {
         impl #p::FieldGroup for #ident {
@@ -711,6 +714,7 @@ fn group(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
             }
         }
         #from_context
+        #extras_check
         #group_refresh
     }
 }
@@ -1046,6 +1050,28 @@ fn signature(fields: &[Field<RequestRole>], sign: &Signature) -> TokenStream {
     }}
 }
 
+/// A request's or group's `extras = Type` is an extras struct: `from = extras.*` reads the
+/// session's extras, so another type would compile and fail every call. A `provider = "..."`
+/// request's is checked against its response's extras instead (`SessionExtras`), which says
+/// more.
+fn extras_check(model: &Model) -> TokenStream {
+    let p = private();
+    match &model.top.extras {
+        Some(extras) if model.top.provider.is_none() || model.top.response.is_none() => {
+            let ty = &extras.value;
+            quote_spanned! {ty.span()=>
+                const _: () = {
+                    fn __declared_extras<__X: #p::DeclaredExtras>() {}
+                    fn __check() {
+                        __declared_extras::<#ty>();
+                    }
+                };
+            }
+        }
+        _ => quote!(),
+    }
+}
+
 /// `FromContext`, when every field says where its value comes from (a flattened group's
 /// fields, through the group's own).
 fn from_context(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream {
@@ -1171,6 +1197,8 @@ fn keep_extras(model: &Model, fields: &[Field<ExtrasRole>]) -> TokenStream {
         quote!(#cfg #wire)
     });
     quote! {
+        impl #p::DeclaredExtras for #ident {}
+
         impl #p::KeepExtras for #ident {
             const LENIENT_FIELDS: &'static [(&'static str, #p::ReadsAs)] = &[#(#lenient),*];
             const WIRE_NAMES: &'static [&'static str] = &[#(#wires),*];

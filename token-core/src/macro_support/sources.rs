@@ -38,6 +38,17 @@ pub fn context_value<'a, T: std::any::Any, C: ?Sized>(
     }
 }
 
+/// A type a session holds as its extras: an `#[token_endpoint(extras)]` struct (or the one a
+/// response's `declare_extras = Name` declares), which the macro implements this for. A
+/// request's (or group's) `extras = Type` is one, so that its `from = extras.*` fields read
+/// what sessions hold rather than failing every call with an `EndpointError::Encode`.
+#[diagnostic::on_unimplemented(
+    message = "`extras = {Self}` is not an extras struct: `from = extras.*` reads a session's extras, and `{Self}` is not a `#[token_endpoint(extras)]` struct",
+    label = "not an extras struct",
+    note = "a session's extras are its response's `extras = Type` (an `#[token_endpoint(extras)]` struct) or the struct its `declare_extras = Name` declares: name that type, or every call fails reading `from = extras.*` with `EndpointError::Encode`"
+)]
+pub trait DeclaredExtras {}
+
 /// The session's extras that `from = extras.*` fields read (the request's `extras = X`), if
 /// the context holds extras; a session holding another type is an error naming the type the
 /// request reads, not absent extras (its `Option` fields would be silently left out).
