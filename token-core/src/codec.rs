@@ -19,7 +19,8 @@ use crate::macro_support::{At, RequestReader, RequestWriter};
 /// macro for error-code enums); implement them for a type of your own to use it in that
 /// role.
 pub use crate::macro_support::{
-    ErrorCode, ExpiryField, ExtrasSlot, SessionExtras, StatusField, TextSlot, TextValue,
+    DeclaredExtras, ErrorCode, ExpiryField, ExtrasSlot, SessionExtras, StatusField, TextSlot,
+    TextValue,
 };
 use crate::secret::{AccessToken, AuthCode, ClientSecret, RefreshToken};
 use crate::sign::{RequestSignature, SignatureError};
