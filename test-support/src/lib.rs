@@ -67,3 +67,26 @@ pub fn leaked<'a>(text: &str, secrets: impl IntoIterator<Item = &'a String>) -> 
         .find(|s| text.contains(s.as_str()))
         .cloned()
 }
+
+/// Asserts that a config of type `T`, `config` with each of `keys` set in turn to a URL that
+/// cannot be read (its port out of range) holding credentials, fails to deserialize, from a
+/// value and from text, with an error that says it is the URL and does not repeat it: its
+/// user information may hold a password, its query a key.
+#[track_caller]
+pub fn assert_unreadable_config_urls_unquoted<T>(config: &serde_json::Value, keys: &[&str])
+where
+    T: for<'de> token_core::prelude::Deserialize<'de> + std::fmt::Debug,
+{
+    let broken = "https://app:pw-hunter2@host.example:99999/token?key=k-hunter2";
+    for key in keys {
+        let mut config = config.clone();
+        config[*key] = serde_json::json!(broken);
+        let from_value = serde_json::from_value::<T>(config.clone()).unwrap_err();
+        let from_text = serde_json::from_str::<T>(&config.to_string()).unwrap_err();
+        for error in [from_value, from_text] {
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains("hunter2"), "{key}: {shown}");
+            assert!(shown.contains("URL"), "{key}: {shown}");
+        }
+    }
+}
