@@ -33,8 +33,7 @@ use token_core::{
     token_endpoint, token_set::TokenSet,
 };
 
-mod integrator_trial;
-use integrator_trial::{HTML, answer, assert_hidden, huge_body, shown};
+use crate::integrator_trial::{HTML, answer, assert_hidden, huge_body, shown};
 
 #[token_endpoint(config)]
 #[derive(Clone, Debug, PartialEq)]

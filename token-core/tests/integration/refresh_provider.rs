@@ -349,7 +349,7 @@ async fn serving_an_endpoint_leaves_out_the_built_in_oauth_routes_unless_asked()
 }
 
 /// The URL with credentials the `Debug` tests configure, shared with the provider crates.
-#[path = "../../test-support/src/url_credentials.rs"]
+#[path = "../../../test-support/src/url_credentials.rs"]
 mod url_credentials;
 use url_credentials::{assert_shows_no_url_credential, url_with_credentials};
 

@@ -109,8 +109,7 @@ pub struct ShopeeRefresh {
     pub partner_key: ClientSecret,
 }
 
-mod integrator_trial;
-use integrator_trial::{HTML, answer, assert_hidden, huge_body, shown};
+use crate::integrator_trial::{HTML, answer, assert_hidden, huge_body, shown};
 
 const PARTNER_KEY: &str = "1391fd986fe8ec7569bebed75b0c33ee35eb5a305bed7038657a5cd5f75b1c88";
 const REFRESH_TOKEN: &str = "594741416d76724f4a544d4a4c4a734e";

@@ -50,8 +50,7 @@ use token_core::{
     secret::ClientSecret, secret::RefreshToken, token_endpoint, token_set::TokenSet,
 };
 
-mod integrator_trial;
-use integrator_trial::{
+use crate::integrator_trial::{
     HTML, answer, assert_hidden, huge_body, revoked_session_asks_for_reauthorization, shown,
 };
 
@@ -411,7 +410,7 @@ async fn the_manager_rotates_retries_a_busy_gateway_and_asks_for_reauthorization
     assert_eq!(sandbox.calls(AlipayRefresh::PATH), 4);
 
     // Another app's key: the gateway refuses the signature, a misconfiguration, asked once.
-    let stranger = crate::manager(
+    let stranger = self::manager(
         &sandbox,
         clock.clone(),
         AlipayConfig::new(APP_ID, another_private_key()),

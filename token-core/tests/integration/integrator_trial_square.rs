@@ -38,8 +38,7 @@ use token_core::{
     secret::ClientSecret, secret::RefreshToken, token_endpoint, token_set::TokenSet,
 };
 
-mod integrator_trial;
-use integrator_trial::{
+use crate::integrator_trial::{
     HTML, answer, assert_hidden, huge_body, revoked_session_asks_for_reauthorization, shown,
 };
 
