@@ -253,6 +253,55 @@ fn a_lone_surrogate_in_an_odd_field_keeps_the_rotated_pair() {
     assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{error}");
 }
 
+/// A lone surrogate in an object's key (`{"\ud83d": 1}`) is a key that is not Unicode: no
+/// declared field's, so it is left out (not kept among the extras), and a JSON value field
+/// holding one is read as absent; the rotated pair is kept, and an error's code still
+/// decides.
+#[test]
+fn a_lone_surrogate_in_a_key_keeps_the_rotated_pair() {
+    let shown = |set: &TokenSet<serde_json::Value>| format!("{:?}", set.extras);
+    let body = VAULTIST_V2.replace("EXPIRY", "3600").replace(
+        r#""token_type""#,
+        r#""odd \ud83d":1,"\udc00":{"x":2},"token_type""#,
+    );
+    let set = decode::<RefreshV2>(&body).unwrap_or_else(|e| panic!("vaultist: {e}"));
+    assert_eq!(
+        pair(&set),
+        (
+            "eyJraWQiOiJmODAyNjg0OC1mNTJkLTRmY",
+            Some("eyJraWQiOiJmFGGghrwghhnEGFGrehrnjdf7653kFZ_uusa3WYE")
+        )
+    );
+    assert_eq!(
+        set.extras.get("user_id"),
+        Some(&serde_json::json!("usr:b06d9aaa-4310-4c0d-9e5343c1b35"))
+    );
+    assert!(
+        !shown(&set).contains("not Unicode") && !shown(&set).contains("\\0"),
+        "{}",
+        shown(&set)
+    );
+    // In a JSON value field (Lazada's `country_user_info`): that field alone is unread.
+    let lazada = r#"{"code":"0","access_token":"at-l","refresh_token":"rt-l","expires_in":3600,"country_user_info":[{"\ud800country":"sg","seller_id":"1"}],"account":"a@b.c"}"#;
+    let set = decode::<token_provider_lazada::RefreshAccessToken>(lazada)
+        .unwrap_or_else(|e| panic!("lazada: {e}"));
+    assert_eq!(pair(&set), ("at-l", Some("rt-l")));
+    assert_eq!(set.extras.get("account"), Some(&serde_json::json!("a@b.c")));
+    assert!(
+        set.extras
+            .get("country_user_info")
+            .is_none_or(serde_json::Value::is_null),
+        "{}",
+        shown(&set)
+    );
+    // Nor does one hide an error's code.
+    let error = decode::<token_provider_wechat::SnsRefreshToken>(
+        r#"{"errcode":40030,"\ud83d":"x","errmsg":"invalid refresh_token"}"#,
+    )
+    .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired, "{error}");
+}
+
 #[test]
 fn keycloak_refresh_expires_in_zero_means_no_refresh_expiry() {
     let set = decode::<RefreshTokenGrant>(&KEYCLOAK.replace("EXPIRY", "0")).unwrap();

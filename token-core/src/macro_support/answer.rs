@@ -25,18 +25,24 @@ fn without_bom(body: &[u8]) -> &[u8] {
 /// back end cutting an emoji in half) written as [`NOT_UNICODE`], which no token or text
 /// field reads, so that such a field alone is unreadable (an expiry or other lenient field
 /// then absent, a JSON value field too: see [`holds_not_unicode`]), and a token is never
-/// altered into another; `None` when it has neither. Object keys, and the strings holding no
-/// lone surrogate, are copied as they are.
+/// altered into another; an object key holding one written as a key of its own that no field
+/// has (see [`is_not_unicode_key`]), which the readers leave out; `None` when it has none of
+/// these. The strings holding no lone surrogate are copied as they are.
 fn readable_again(body: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(body.len() + 8);
-    let (mut at, mut changed) = (0, false);
+    let (mut at, mut changed, mut keys) = (0, false, 0_usize);
     while at < body.len() {
         let byte = body[at];
         if byte == b'"' {
             let end = string_end(body, at);
             let string = &body[at..end];
             let key = body[end..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b':');
-            if !key && has_lone_surrogate(string) {
+            if key && has_lone_surrogate(string) {
+                // Numbered, so that two such keys of one object stay two.
+                keys += 1;
+                out.extend_from_slice(format!("\"{NOT_UNICODE_KEY}{keys}\"").as_bytes());
+                changed = true;
+            } else if !key && has_lone_surrogate(string) {
                 out.extend_from_slice(NOT_UNICODE);
                 changed = true;
             } else {
@@ -76,12 +82,22 @@ fn readable_again(body: &[u8]) -> Option<Vec<u8>> {
 /// JSON value.
 const NOT_UNICODE: &[u8] = br#"{"\u0000":"not Unicode"}"#;
 
-/// Whether `value` is, or holds, what [`readable_again`] wrote for a string that is not
-/// Unicode (`serde_json` nests values 128 deep at most, so the walk is bounded).
+/// How [`readable_again`] writes an object key that is not Unicode, as JSON text, before its
+/// number: a NUL first, which no declared field's name has.
+const NOT_UNICODE_KEY: &str = "\\u0000not Unicode ";
+
+/// Whether `key` is what [`readable_again`] wrote for an object key that is not Unicode.
+fn is_not_unicode_key(key: &str) -> bool {
+    key.starts_with("\0not Unicode ")
+}
+
+/// Whether `value` is, or holds, what [`readable_again`] wrote for a string or an object key
+/// that is not Unicode (`serde_json` nests values 128 deep at most, so the walk is bounded).
 fn holds_not_unicode(value: &Value) -> bool {
     match value {
         Value::Object(map) => {
             (map.len() == 1 && map.get("\0").and_then(Value::as_str) == Some("not Unicode"))
+                || map.keys().any(|key| is_not_unicode_key(key))
                 || map.values().any(holds_not_unicode)
         }
         Value::Array(items) => items.iter().any(holds_not_unicode),
@@ -135,8 +151,8 @@ fn has_lone_surrogate(string: &[u8]) -> bool {
 /// value; so is an `Option` extras field (`extras_fields`, the extras type's
 /// [`KeepExtras::LENIENT_FIELDS`](crate::provider::KeepExtras::LENIENT_FIELDS)), and any of
 /// them holding text that is not Unicode (a lone surrogate, `"\ud83d"`), which a token
-/// holding is not read at all. The reason
-/// of an error never quotes the body's strings.
+/// holding is not read at all; an object key that is not Unicode is no field's, and is left
+/// out. The reason of an error never quotes the body's strings.
 pub fn decode_answer_json<T: DeserializeOwned>(
     body: &[u8],
     envelope: Option<&str>,
@@ -166,6 +182,10 @@ pub fn decode_answer_json<T: DeserializeOwned>(
     let Value::Object(map) = &mut value else {
         return Err("expected a JSON object".into());
     };
+    if rewritten {
+        // A key that is not Unicode is no field's: not kept among the extras either.
+        map.retain(|key, _| !is_not_unicode_key(key));
+    }
     for (name, reads) in lenient_fields.iter().chain(extras_fields) {
         if let Some(field) = map.get_mut(*name)
             && !field.is_null()
@@ -306,6 +326,9 @@ pub fn decode_error_json<T: DeserializeOwned>(
     // Every code type reads text: `String` and the generated enums alike.
     *code = Value::String(text);
     if let Value::Object(map) = &mut value {
+        if quoted {
+            map.retain(|key, _| !is_not_unicode_key(key));
+        }
         for (name, reads) in lenient_fields {
             if map.get(*name).is_some_and(|field| !reads(field)) {
                 tracing::warn!(
@@ -555,16 +578,32 @@ mod tests {
     }
 
     #[test]
-    fn only_values_with_a_lone_surrogate_are_made_unreadable() {
+    fn only_strings_with_a_lone_surrogate_are_made_unreadable() {
         let again = |body: &str| readable_again(body.as_bytes()).map(String::from_utf8);
-        // A pair, an escaped backslash before `u`, a key: copied as they are.
+        // A pair, an escaped backslash before `u`, a key that is Unicode: copied as they are.
         for body in [
             r#"{"a":"\ud83d\ude00","b":"\\ud83d"}"#,
-            r#"{"\ud83d":"x"}"#,
+            r#"{"\ud83d\ude00":"x"}"#,
             r#"{"a":"\u00e9"}"#,
         ] {
             assert_eq!(again(body), None, "{body}");
         }
+        // Keys that are not Unicode: each a key of its own no field has.
+        let body = r#"{"\ud83d":"x", "b":{"\udc00" :1,"\ud800":2}}"#;
+        let read = again(body).unwrap().unwrap();
+        assert_eq!(
+            read,
+            r#"{"\u0000not Unicode 1":"x", "b":{"\u0000not Unicode 2" :1,"\u0000not Unicode 3":2}}"#
+        );
+        let value: Value = serde_json::from_str(&read).unwrap();
+        assert!(holds_not_unicode(&value["b"]));
+        assert!(
+            value
+                .as_object()
+                .unwrap()
+                .keys()
+                .any(|key| is_not_unicode_key(key))
+        );
         for (body, read) in [
             (r#"{"a":"x\ud83d","b":"ok"}"#, r#"{"a":{},"b":"ok"}"#),
             (
