@@ -106,6 +106,9 @@ pub(crate) struct OriginScope {
     scheme: Box<str>,
     host: Box<str>,
     port: u16,
+    /// Whether a request without an origin in its URI was seen (and said once).
+    #[cfg(feature = "tower")]
+    relative_seen: std::sync::atomic::AtomicBool,
 }
 
 #[cfg(any(feature = "middleware", feature = "tower"))]
@@ -140,6 +143,8 @@ impl OriginScope {
             port: authority.port_u16().unwrap_or(default_port(scheme)),
             scheme: scheme.into(),
             host: authority.host().to_ascii_lowercase().into(),
+            #[cfg(feature = "tower")]
+            relative_seen: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -154,9 +159,20 @@ impl OriginScope {
             && port.unwrap_or(default_port(&self.scheme)) == self.port
     }
 
-    /// Whether `uri` (a tower request's) goes to the origin; a relative one does not.
+    /// Whether `uri` (a tower request's) goes to the origin; a relative one does not, and
+    /// the first one says so: a tonic channel's requests carry only a path (the channel adds
+    /// its origin below the layer), so that none of them would get the token without a word.
     #[cfg(feature = "tower")]
     pub(crate) fn admits_uri(&self, uri: &http::Uri) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        if uri.host().is_none()
+            && !self.relative_seen.load(Relaxed)
+            && !self.relative_seen.swap(true, Relaxed)
+        {
+            tracing::warn!(
+                "BearerLayer::only_to: a request whose URI has no origin (a tonic channel's, which adds it below this layer) goes on without the token, as every such request will; a client bound to one origin needs no only_to"
+            );
+        }
         self.admits(uri.scheme_str(), uri.host(), uri.port_u16())
     }
 

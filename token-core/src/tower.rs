@@ -155,6 +155,11 @@ impl<P: Provider, R> BearerLayer<P, R> {
     /// goes to the inner service untouched, without the token, and its 401 is no verdict on
     /// the token.
     ///
+    /// A tonic channel sends relative URIs (a path; the channel adds its origin below this
+    /// layer), so with `only_to` none of its requests would get the token: the first such
+    /// request logs a warning. A channel is bound to one origin and follows no redirect:
+    /// leave `only_to` unset there.
+    ///
     /// Without it every request through the layer gets the token, whatever its URI. That
     /// matters where a layer that follows redirects sits *outside* this one (each hop is a
     /// new request through it: tower-http's `FollowRedirect` wrapped around this layer would

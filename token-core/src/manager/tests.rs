@@ -537,6 +537,39 @@ async fn until(mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
+/// `BearerLayer::only_to` sends a request whose URI has no origin (a tonic channel's: the
+/// channel adds its origin below the layer) on without the token, and says so once: a
+/// channel that never gets a token is not left a silent mystery, nor the log flooded.
+#[cfg(feature = "tower")]
+#[tokio::test(flavor = "current_thread")]
+async fn only_to_warns_once_of_requests_without_an_origin() {
+    use tower::{Service as _, ServiceExt as _};
+    let logs = crate::test_logs::capture_logs();
+    let h = harness(|_| {});
+    let api = tower::service_fn(|request: http::Request<()>| async move {
+        let authorized = request.headers().contains_key(http::header::AUTHORIZATION);
+        Ok::<_, std::convert::Infallible>(http::Response::new(authorized))
+    });
+    let layer = crate::tower::BearerLayer::new(h.manager.clone(), "s")
+        .only_to("https://api.example")
+        .unwrap();
+    let mut client = tower::ServiceBuilder::new().layer(layer).service(api);
+    for _ in 0..3 {
+        let request = http::Request::post("/acme.Payments/Charge")
+            .body(())
+            .unwrap();
+        let ready = client.ready().await.unwrap();
+        let response = ready.call(request).await.unwrap();
+        assert!(
+            !response.into_body(),
+            "no token for a URI without an origin"
+        );
+    }
+    let text = logs.text();
+    assert_eq!(text.matches("BearerLayer::only_to").count(), 1, "{text}");
+    assert!(text.contains("WARN") && text.contains("tonic"), "{text}");
+}
+
 struct Harness {
     fake: Arc<Fake>,
     manager: TokenManager<Arc<Fake>>,
