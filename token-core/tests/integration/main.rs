@@ -2,9 +2,10 @@
 //! links the whole dependency tree, so one binary instead of thirty keeps the test build's
 //! disk and link time down.
 //!
-//! Two subjects have binaries of their own because they own process-wide state:
-//! `allocations` (a counting global allocator) and `hostile_answers` (a global tracing
-//! subscriber). A module needing features beyond the defaults is compiled with them only.
+//! Three subjects have binaries of their own because they own process-wide state:
+//! `allocations` (a counting global allocator), `hostile_answers` (a global tracing
+//! subscriber) and `metrics` (a global metrics recorder). A module needing features beyond
+//! the defaults is compiled with them only.
 
 mod base_urls;
 mod cfg_fields;
@@ -36,8 +37,6 @@ mod integrator_trial_tiktok;
 #[cfg(feature = "sandbox")]
 mod integrator_trial_xero;
 mod json_order;
-#[cfg(feature = "metrics")]
-mod metrics;
 #[cfg(feature = "sandbox")]
 mod refresh_provider;
 mod request_constants;
