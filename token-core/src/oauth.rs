@@ -519,8 +519,10 @@ impl AuthorizeQuery {
 
     /// Reads a query string (without `?`): `response_type` must be `code`, `client_id` is
     /// required, a challenge must be `S256` (RFC 7636's `plain` is refused), and none of
-    /// these parameters may be sent twice (RFC 6749 section 3.1). Other parameters are
-    /// ignored.
+    /// these parameters may be sent twice (RFC 6749 section 3.1). A parameter sent without a
+    /// value is read as omitted (RFC 6749 section 3.1, as the token endpoint reads its form):
+    /// an empty `redirect_uri` or `code_challenge` binds the code to none. Other parameters
+    /// are ignored.
     pub fn from_query(query: &str) -> Result<Self, RequestError> {
         let mut read = Self::new("");
         let (mut response_type, mut method) = (None, None);
@@ -534,6 +536,9 @@ impl AuthorizeQuery {
                     return Err(RequestError(format!("parameter `{name}` is repeated")));
                 }
                 seen.push(name.clone());
+            }
+            if value.is_empty() {
+                continue;
             }
             match name.as_str() {
                 "response_type" => response_type = Some(value),

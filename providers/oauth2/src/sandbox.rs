@@ -10,7 +10,7 @@
 //!   challenge), with [`OAuthError`](token_core::oauth::OAuthError) answers: `invalid_grant` for a dead refresh token or a
 //!   bad code or verifier.
 //! - `GET /authorize` approves at once, for the user named by `login_hint` (default
-//!   `sandbox-user`), and redirects (302) to `redirect_uri` with `code` and `state`; without
+//!   `sandbox-user`, also for an empty one), and redirects (302) to `redirect_uri` with `code` and `state`; without
 //!   a `redirect_uri` it answers `{"code", "state"}`.
 //!
 //! [`routes_at`] serves the same at other paths

@@ -370,3 +370,43 @@ async fn many_parameters_in_the_query_and_the_body_are_answered() {
         .unwrap();
     assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
 }
+
+/// RFC 6749 section 3.1: a parameter sent without a value is treated as omitted. An
+/// authorization request with an empty `redirect_uri` or `code_challenge` gets a code bound
+/// to neither, which the token request sending the same empty parameters (read as omitted
+/// there too) redeems, instead of a code that no exchange can ever redeem.
+#[tokio::test]
+async fn an_authorization_parameter_without_a_value_is_omitted_and_its_code_redeemed() {
+    let running = Sandbox::builder().start().await.unwrap();
+    let client = running.client();
+    for (authorize, exchange) in [
+        ("&redirect_uri=", "&redirect_uri="),
+        ("&code_challenge=&code_challenge_method=", "&code_verifier="),
+        ("&scope=&state=&login_hint=", ""),
+    ] {
+        let answer = client
+            .send(get(
+                &running,
+                &format!("/authorize?response_type=code&client_id=app-1{authorize}"),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{authorize}");
+        let approved = json(&answer);
+        assert_eq!(approved["state"], serde_json::Value::Null, "{authorize}");
+        let code = approved["code"].as_str().unwrap().to_owned();
+        let answer = client
+            .send(form_post(
+                &running,
+                "/token",
+                format!("grant_type=authorization_code&code={code}&client_id=app-1{exchange}"),
+            ))
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(answer.body()).into_owned();
+        assert_eq!(answer.status(), StatusCode::OK, "{authorize}: {text}");
+        let access = json(&answer)["access_token"].as_str().unwrap().to_owned();
+        let grant = running.issuer().authenticate(&access).await.unwrap();
+        assert_eq!(grant.subject, "sandbox-user", "{authorize}");
+    }
+}

@@ -214,7 +214,7 @@ const TOKEN_PARAMETERS: [&str; 8] = [
 ];
 
 /// `GET /authorize`: approves at once, for the user named by `login_hint` (default
-/// `sandbox-user`), and redirects (302) to `redirect_uri` with `code` and `state`; without a
+/// `sandbox-user`, also for an empty one), and redirects (302) to `redirect_uri` with `code` and `state`; without a
 /// `redirect_uri` it answers `{"code", "state"}`. The code is the issuer's
 /// ([`Issuer::issue_code`](crate::issuer::Issuer::issue_code)), bound to the client id,
 /// redirect URI, S256 challenge and scope of the request.
@@ -244,8 +244,9 @@ impl Handler for AuthorizeHandler {
                 )
                 .answer::<OAuthError>();
             }
-            (Some(hint), None) => hint.into_owned(),
-            (None, None) => "sandbox-user".to_owned(),
+            // RFC 6749 section 3.1: a parameter without a value is omitted.
+            (Some(hint), None) if !hint.is_empty() => hint.into_owned(),
+            (_, None) => "sandbox-user".to_owned(),
         };
         let grant = CodeGrant::new(query.client_id, subject)
             .with_redirect_uri(query.redirect_uri.clone())
