@@ -2,7 +2,8 @@
 //! from the same definitions the client uses.
 //!
 //! `POST /v1/auth/token` answers a v3 request (the `grantType` header) with the v3 shapes and
-//! a v2 request (`grant_type` in the body) with the v2 shapes: a dead refresh token is v3
+//! a v2 request (`grant_type` in the body, even one it cannot read) with the v2 shapes: a
+//! dead refresh token is v3
 //! 400 `invalid_grant` or v2 401 `UNAUTHORIZED` ("The Token has expired on ..." when it
 //! expired). Sessions are issued with [`RunningSandbox::issue_with`] (Vault.ist's own login
 //! is out of scope); a `user_id` in their extras comes back in every answer. The sandbox
@@ -34,7 +35,6 @@ use std::time::Duration;
 
 use http::Method;
 use token_core::clock::Clock;
-use token_core::codec::Endpoint;
 use token_core::codec::RefusalReason;
 use token_core::issuer::IssuerConfig;
 use token_core::sandbox::endpoint::{Refusal, ServeEndpoint};
@@ -87,8 +87,8 @@ pub fn routes(builder: SandboxBuilder, partner: &VaultistConfig) -> SandboxBuild
     builder.route(Method::POST, REFRESH_PATH, Versions { v3, v2 })
 }
 
-/// `POST /v1/auth/token`: the version whose definition reads the request serves it; a
-/// request neither reads is answered in the v3 shape.
+/// `POST /v1/auth/token`: a request whose JSON body names `grant_type` is v2's and served by
+/// v2, its refusals in v2's shape even when the rest of it cannot be read; any other is v3's.
 struct Versions {
     v3: ServeEndpoint<RefreshV3>,
     v2: ServeEndpoint<RefreshV2>,
@@ -101,9 +101,16 @@ impl Handler for Versions {
         request: http::Request<Vec<u8>>,
         cx: &SandboxContext,
     ) -> http::Response<Vec<u8>> {
-        if RefreshV2::decode_request(&request).is_ok() {
+        if is_v2(&request) {
             return self.v2.handle(request, cx).await;
         }
         self.v3.handle(request, cx).await
     }
+}
+
+/// Whether `request` is v2's: its JSON body names `grant_type` (v3 sends the `grantType`
+/// header instead).
+fn is_v2(request: &http::Request<Vec<u8>>) -> bool {
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(request.body())
+        .is_ok_and(|body| body.contains_key("grant_type"))
 }

@@ -302,3 +302,46 @@ async fn a_v3_refresh_for_another_partner_is_refused() {
     tokio::time::advance(HOUR).await;
     manager.access_token("partner").await.unwrap();
 }
+
+/// A v2 request (`grant_type` in the body) that cannot be read (no refresh token, the
+/// merchant header sent twice) is refused with v2's `400 BAD_REQUEST` shape, which its
+/// client reads, never with v3's `{"error": ...}`; a request with neither the body's
+/// `grant_type` nor the `grantType` header is v3's, and refused in its shape.
+#[tokio::test(start_paused = true)]
+async fn an_unreadable_v2_request_is_refused_in_the_v2_shape() {
+    let clock = paused_clock();
+    let sandbox = start(&clock, sandbox::issuer_config(), &v2()).await;
+    let post = |body: &str, merchants: &[&str]| {
+        let mut request = http::Request::builder()
+            .method(http::Method::POST)
+            .uri(sandbox.url(REFRESH_PATH).as_str())
+            .header(http::header::CONTENT_TYPE, "application/json");
+        for merchant in merchants {
+            request = request.header("X-Merchant-ID", *merchant);
+        }
+        request.body(body.as_bytes().to_vec()).unwrap()
+    };
+    let json_of = |answer: &http::Response<Vec<u8>>| -> serde_json::Value {
+        serde_json::from_slice(answer.body()).unwrap_or_default()
+    };
+    for request in [
+        post(r#"{"grant_type":"refresh_token"}"#, &[]),
+        post(
+            r#"{"grant_type":"refresh_token","refresh_token":"rt_x"}"#,
+            &["m-1", "m-2"],
+        ),
+    ] {
+        let answer = sandbox.client().send(request).await.unwrap();
+        let body = json_of(&answer);
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["status"], "BAD_REQUEST", "{body}");
+    }
+    let answer = sandbox
+        .client()
+        .send(post(r#"{"refresh_token":"rt_x"}"#, &[]))
+        .await
+        .unwrap();
+    let body = json_of(&answer);
+    assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_request", "{body}");
+}
