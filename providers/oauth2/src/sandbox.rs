@@ -10,8 +10,8 @@
 //!   challenge), with [`OAuthError`](token_core::oauth::OAuthError) answers: `invalid_grant` for a dead refresh token or a
 //!   bad code or verifier.
 //! - `GET /authorize` approves at once, for the user named by `login_hint` (default
-//!   `sandbox-user`, also for an empty one), and redirects (302) to `redirect_uri` with `code` and `state`; without
-//!   a `redirect_uri` it answers `{"code", "state"}`.
+//!   `sandbox-user`, also for an empty one), and redirects (302) to `redirect_uri` with
+//!   `code` and `state`; without a `redirect_uri` it answers `{"code", "state"}`.
 //!
 //! [`routes_at`] serves the same at other paths
 //! (GitHub's `/login/oauth/access_token`, say); [`config`] is a client's config for a running

@@ -3,9 +3,8 @@
 //!
 //! `POST /v1/auth/token` answers a v3 request (the `grantType` header) with the v3 shapes and
 //! a v2 request (`grant_type` in the body, even one it cannot read) with the v2 shapes: a
-//! dead refresh token is v3
-//! 400 `invalid_grant` or v2 401 `UNAUTHORIZED` ("The Token has expired on ..." when it
-//! expired). Sessions are issued with [`RunningSandbox::issue_with`] (Vault.ist's own login
+//! dead refresh token is v3 400 `invalid_grant` or v2 401 `UNAUTHORIZED` ("The Token has
+//! expired on ..." when it expired). Sessions are issued with [`RunningSandbox::issue_with`] (Vault.ist's own login
 //! is out of scope); a `user_id` in their extras comes back in every answer. The sandbox
 //! serves one partner: a v3 request with another `partnerId` is refused with the generic
 //! `{"error": "COMMON", ...}`; and when that partner's config has a merchant id, a request

@@ -214,8 +214,8 @@ const TOKEN_PARAMETERS: [&str; 8] = [
 ];
 
 /// `GET /authorize`: approves at once, for the user named by `login_hint` (default
-/// `sandbox-user`, also for an empty one), and redirects (302) to `redirect_uri` with `code` and `state`; without a
-/// `redirect_uri` it answers `{"code", "state"}`. The code is the issuer's
+/// `sandbox-user`, also for an empty one), and redirects (302) to `redirect_uri` with `code`
+/// and `state`; without a `redirect_uri` it answers `{"code", "state"}`. The code is the issuer's
 /// ([`Issuer::issue_code`](crate::issuer::Issuer::issue_code)), bound to the client id,
 /// redirect URI, S256 challenge and scope of the request.
 #[derive(Clone, Copy, Debug, Default)]
