@@ -513,7 +513,9 @@ impl Issuer {
     /// A rotated refresh token still inside its reuse window answers its successor, so
     /// revoking it, or the access token of its pair, revokes that successor: afterwards the
     /// pair's refresh token obtains nothing (a client whose refresh answer was lost logs out
-    /// with the tokens it has).
+    /// with the tokens it has). With [`revoke_on_reuse`](IssuerConfig::revoke_on_reuse), a
+    /// used-up refresh token the issuer still remembers revokes the live pair it led to, as
+    /// presenting it for a refresh would (a logout racing the refresh that rotated it).
     pub async fn revoke(&self, token: &str) -> Result<bool, IssuerError> {
         let now = self.clock.now();
         let hash = TokenHash::of(token);
@@ -530,6 +532,11 @@ impl Issuer {
         match record.state_verdict(next.as_ref(), now) {
             // The successor is the family's live pair (or what it has become since).
             RotateVerdict::Reuse(_) => Ok(self.store.revoke_family(&record.family, now).await? > 0),
+            // Used up, and presented for a refresh it would revoke its line: presented for a
+            // revocation (a logout racing the refresh that rotated it), it does as much.
+            _ if self.config.revoke_on_reuse && record.refresh_hash == hash => {
+                Ok(self.store.revoke_family(&record.family, now).await? > 0)
+            }
             _ => Ok(false),
         }
     }

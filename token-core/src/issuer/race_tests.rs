@@ -24,10 +24,20 @@ fn access(issued: &Issued) -> String {
 
 /// A logout (revoke of the refresh token) racing a refresh with that token: whichever runs
 /// first, the revoke answers `true` and afterwards no pair of the family is alive: not the
-/// old one, and not the successor the racing refresh may have been given.
+/// old one, and not the successor the racing refresh may have been given. So with a reuse
+/// window, and with none but `revoke_on_reuse`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_racing_a_revoke_leaves_no_live_pair() {
-    let (issuer, _clock) = issuer_with(IssuerConfig::default().with_reuse_window(WINDOW));
+    for config in [
+        IssuerConfig::default().with_reuse_window(WINDOW),
+        IssuerConfig::default().with_revoke_on_reuse(true),
+    ] {
+        a_refresh_racing_a_revoke_leaves_no_live_pair_with(config).await;
+    }
+}
+
+async fn a_refresh_racing_a_revoke_leaves_no_live_pair_with(config: IssuerConfig) {
+    let (issuer, _clock) = issuer_with(config);
     for _ in 0..50 {
         let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
         let token = refresh(&first);

@@ -836,6 +836,30 @@ async fn a_replay_revokes_the_live_pair_of_a_line_rotated_more_than_ten_thousand
     ));
 }
 
+/// With `revoke_on_reuse`, a used-up refresh token presented for a revocation (a logout
+/// racing the refresh that rotated it, with no reuse window) revokes the live pair it led
+/// to, as presenting it for a refresh does: no more than its holder could do through a
+/// refresh. Without `revoke_on_reuse` it revokes nothing, as a refresh with it does not.
+#[tokio::test]
+async fn with_revoke_on_reuse_a_logout_with_a_used_up_refresh_token_revokes_its_live_descendant() {
+    for revoke_on_reuse in [true, false] {
+        let (issuer, clock, _store) =
+            issuer_with(IssuerConfig::default().with_revoke_on_reuse(revoke_on_reuse));
+        let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+        let second = issuer.refresh(&refresh(&first)).await.unwrap();
+        let third = issuer.refresh(&refresh(&second)).await.unwrap();
+        let bob = issuer.issue("bob", serde_json::json!({})).await.unwrap();
+        clock.advance(time::Duration::seconds(1));
+        let revoked = issuer.revoke(&refresh(&first)).await.unwrap();
+        assert_eq!(revoked, revoke_on_reuse);
+        let live = issuer.authenticate(&access(&third)).await.is_ok();
+        assert_eq!(live, !revoke_on_reuse, "revoke_on_reuse {revoke_on_reuse}");
+        // An old access token revokes no more than its own pair, as before.
+        assert!(!issuer.revoke(&access(&first)).await.unwrap());
+        assert!(issuer.authenticate(&access(&bob)).await.is_ok());
+    }
+}
+
 #[tokio::test]
 async fn without_revoke_on_reuse_the_descendant_lives_on() {
     let (issuer, clock, _store) = issuer();
