@@ -324,7 +324,8 @@ impl StoreError {
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Reauth {
-    /// The session that needs authorization.
+    /// The session that needs authorization, as the application named it (`Display` shows
+    /// its control characters escaped).
     pub session: String,
     /// The provider's code, when it gave one (`invalid_grant`, `EXPIRED_REFRESH_TOKEN`).
     pub code: Option<String>,
@@ -363,7 +364,8 @@ impl fmt::Display for Reauth {
         write!(
             f,
             "session `{}` must be authorized again: {}",
-            self.session, self.reason
+            crate::redact::Printable(&self.session),
+            self.reason
         )?;
         if let Some(code) = &self.code {
             write!(f, " (`{code}`)")?;
@@ -389,7 +391,7 @@ pub enum Error {
     /// a re-auth signal like [`ReauthRequired`](Self::ReauthRequired) (the same
     /// [`reauth`](Self::reauth), with where to send the user), but no refresh token was
     /// refused and nothing is recorded in the store.
-    #[error("reauth_required: no tokens for session `{}`", .0.session)]
+    #[error("reauth_required: no tokens for session `{}`", crate::redact::Printable(&.0.session))]
     NoTokens(Reauth),
     /// The token store failed: [`Transient`](ErrorKind::Transient), except a name the
     /// store cannot hold ([`StoreError::Unsupported`], [`Rejected`](ErrorKind::Rejected)).
@@ -430,7 +432,7 @@ pub enum Error {
     /// refused them for good (a record of another kind under the session's key, a name it
     /// cannot hold), so they are lost when the process exits, and the session's next
     /// process finds what the store holds. Names the sessions, never a token.
-    #[error("shutdown left the newest tokens of session(s) {} only in memory: the store cannot hold them", .sessions.join(", "))]
+    #[error("shutdown left the newest tokens of session(s) {} only in memory: the store cannot hold them", crate::redact::Printable(&.sessions.join(", ")))]
     Unpersisted {
         /// The sessions, sorted.
         sessions: Vec<String>,

@@ -566,11 +566,11 @@ impl<P: Provider> BearerAuth<P> {
     ) -> reqwest_middleware::Result<Response> {
         let fresh = match (extensions.get::<Session>(), &self.target) {
             (Some(Session(name)), _) => {
-                tracing::debug!(session = %name, "API refused the access token; refreshing and resending once");
+                tracing::debug!(session = %crate::redact::Printable(name), "API refused the access token; refreshing and resending once");
                 self.manager().refresh_rejected(name, &token).await
             }
             (None, Target::One(handle)) => {
-                tracing::debug!(session = %handle.name(), "API refused the access token; refreshing and resending once");
+                tracing::debug!(session = %crate::redact::Printable(handle.name()), "API refused the access token; refreshing and resending once");
                 handle.refresh_rejected(&token).await
             }
             (None, Target::PerRequest(_)) => return Ok(response),

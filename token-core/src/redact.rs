@@ -16,6 +16,26 @@ pub trait Secret {
 /// The text every secret prints instead of its value.
 pub const REDACTED: &str = "[redacted]";
 
+/// A name from outside (a session's, often a user id taken from a request) as a log line or
+/// an error's message shows it: each control character (a line break, an escape) and line
+/// separator written as its escape (`\n`, `\u{1b}`), so that a name cannot forge a line of
+/// the application's log or drive its terminal.
+pub(crate) struct Printable<'a>(pub(crate) &'a str);
+
+impl std::fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.0;
+        let mut start = 0;
+        let escaped = |c: &char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+        for (at, c) in text.char_indices().filter(|(_, c)| escaped(c)) {
+            f.write_str(&text[start..at])?;
+            write!(f, "{}", c.escape_default())?;
+            start = at + c.len_utf8();
+        }
+        f.write_str(&text[start..])
+    }
+}
+
 /// How much of a raw body a parse error keeps.
 pub const MAX_KEPT_BODY: usize = 1024;
 

@@ -296,7 +296,7 @@ where
             {
                 return Ok(response);
             }
-            tracing::debug!(session = %session, "API refused the access token; refreshing");
+            tracing::debug!(session = %crate::redact::Printable(&session), "API refused the access token; refreshing");
             let fresh = manager
                 .refresh_rejected(&session, &token)
                 .await

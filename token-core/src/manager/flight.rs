@@ -116,7 +116,7 @@ impl<P: Provider> Inner<P> {
         let span = tracing::info_span!(
             "token_refresh",
             provider = %self.provider.name(),
-            session = %session.name(),
+            session = %crate::redact::Printable(session.name()),
             reason = reason.as_str(),
         );
         self.tasks.spawn(super::lease::Counted::scope(

@@ -10,6 +10,7 @@ use super::session::{Ready, Reason, Session, Stamp, State};
 use super::{Event, Inner, from_stored, not_a_session};
 use crate::error::{AbortReason, Error, StoreError};
 use crate::provider::Provider;
+use crate::redact::Printable;
 use crate::store::{Lease, StoredRecord};
 
 pub(super) enum LeaseTaken<X> {
@@ -1051,13 +1052,13 @@ impl<P: Provider> Inner<P> {
                 Ok(Some(record)) => record,
                 Ok(None) => continue,
                 Err(error) => {
-                    tracing::warn!(%error, session = %name, "could not read a session whose lease lapsed");
+                    tracing::warn!(%error, session = %Printable(&name), "could not read a session whose lease lapsed");
                     continue;
                 }
             };
             if matches!(&record.value, StoredRecord::Tokens(set) if set.refresh_token.is_some()) {
                 tracing::info!(
-                    session = %name,
+                    session = %Printable(&name),
                     "a refresh lease lapsed unreleased; taking it over to present its token again"
                 );
                 let session = self.session(&name);

@@ -1548,6 +1548,39 @@ async fn events_errors_and_logs_never_contain_a_secret() {
     assert!(shown.len() > 3);
 }
 
+/// A session name is often a caller's (a user id taken from a request): one holding a line
+/// break or another control character is escaped wherever the manager or a store writes it
+/// (a log line, an error's message), so it cannot forge a line of the application's log.
+#[tokio::test(start_paused = true)]
+async fn a_session_name_with_control_characters_forges_no_log_line_or_message() {
+    let captured = capture_logs();
+    let h = harness(|_| {});
+    let name = "customer-42\nERROR forged: the vault was opened\u{1b}[2K";
+    h.manager.insert(name, expired_pair(&h)).await.unwrap();
+    h.fake.then(Step::Fail(invalid_grant()));
+    let dead = h.manager.access_token(name).await.unwrap_err();
+    h.manager.remove(name).await.unwrap();
+    let absent = h.manager.access_token(name).await.unwrap_err();
+    let corrupt = not_a_session(&SessionKey::new("fake", name));
+    let logs = captured.text();
+    assert!(logs.contains("token_refresh"), "{logs}");
+    for text in [
+        dead.to_string(),
+        absent.to_string(),
+        corrupt.to_string(),
+        logs,
+    ] {
+        assert!(text.contains(r"customer-42\nERROR forged"), "{text}");
+        assert!(
+            !text.lines().any(|line| line.starts_with("ERROR forged"))
+                && !text.contains("opened\u{1b}"),
+            "{text}"
+        );
+    }
+    // The name itself is the caller's, unchanged.
+    assert_eq!(dead.reauth().unwrap().session, name);
+}
+
 // --- Faults: panics, overflows, races with insert, throttling, shutdown, several managers ---
 
 fn manager_over(h: &Harness, store: Arc<dyn TokenStore>) -> TokenManager<Arc<Fake>> {

@@ -69,9 +69,17 @@ impl fmt::Debug for SessionKey {
     }
 }
 
+/// Control characters in either name are shown escaped
+/// ([`Printable`](crate::redact::Printable)): the key goes into log lines and messages.
 impl fmt::Display for SessionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.provider, self.session)
+        use crate::redact::Printable;
+        write!(
+            f,
+            "{}/{}",
+            Printable(&self.provider),
+            Printable(&self.session)
+        )
     }
 }
 
