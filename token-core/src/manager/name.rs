@@ -117,6 +117,12 @@ mod tests {
 /// `failure_cooldown`; past that, a name without tokens is looked up in the store each time.
 pub(super) const UNKNOWN_NAMES_KEPT: usize = 1024;
 
+/// The longest name (in bytes) the set of names without tokens keeps: a longer one (a
+/// caller's whole request body taken as a user id) is treated as one past the full set,
+/// looked up in the store each time, so that the set holds a few hundred KiB at most,
+/// not a thousand times whatever length callers send.
+pub(super) const UNKNOWN_NAME_MAX_BYTES: usize = 256;
+
 /// The names the store had no tokens for, and when it was asked (or, for a provider that
 /// issues tokens of its own, whose issue failed, and how): the session map keeps no entry
 /// for them, so memory does not grow with the names callers ask for (a web service that
@@ -244,7 +250,7 @@ impl UnknownNames {
     /// `failure`, that issuing them failed so). When the set is full, the looks older than
     /// `within` go first; if none is, `name` is not remembered, and its `failure` is kept
     /// as the one past the set (unless one is kept within `within` already: a failure
-    /// answered again is not a new one).
+    /// answered again is not a new one). So is a name longer than [`UNKNOWN_NAME_MAX_BYTES`].
     pub(super) fn remember(
         &self,
         name: Arc<str>,
@@ -254,6 +260,10 @@ impl UnknownNames {
         failure: Option<Error>,
     ) {
         let mut names = self.names();
+        if name.len() > UNKNOWN_NAME_MAX_BYTES {
+            names.keep_past_the_set(checked, now, within, failure);
+            return;
+        }
         let lapses = |at: OffsetDateTime| super::later(at, within);
         let lapses_mono = |at: Stamp| super::session::mono_later(at.mono(), within);
         if names.looks.len() >= UNKNOWN_NAMES_KEPT && !names.looks.contains_key(&*name) {
@@ -313,6 +323,12 @@ impl UnknownNames {
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.names().looks.len()
+    }
+
+    /// The bytes of the names the set holds.
+    #[cfg(test)]
+    pub(super) fn name_bytes(&self) -> usize {
+        self.names().looks.keys().map(|name| name.len()).sum()
     }
 }
 

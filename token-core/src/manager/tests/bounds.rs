@@ -40,6 +40,30 @@ async fn handles_on_names_without_tokens_leave_nothing_behind_once_dropped() {
     assert_eq!(h.calls(), 0);
 }
 
+/// Names without tokens are remembered a thousand at a time: long ones (a caller's 64 KiB
+/// user id) must not make that a gigabyte. What the set holds stays within a few hundred
+/// KiB, and a long name is still answered (looked up in the store each time).
+#[tokio::test(start_paused = true)]
+async fn long_names_without_tokens_are_not_kept_by_the_thousand() {
+    let h = harness(|_| {});
+    for i in 0..name::UNKNOWN_NAMES_KEPT {
+        let name = format!("{i:06}-{}", "x".repeat(64 << 10));
+        assert!(matches!(
+            h.manager.access_token(&name).await,
+            Err(Error::NoTokens(_))
+        ));
+    }
+    let held = h.manager.inner.unknown.name_bytes();
+    assert!(held <= 512 << 10, "{held} bytes of names kept");
+    let long = format!("000000-{}", "x".repeat(64 << 10));
+    h.seed(&long, HOUR).await;
+    assert_eq!(
+        h.manager.access_token(&long).await.unwrap().expose_secret(),
+        "at-0"
+    );
+    assert_eq!(h.manager.inner.sessions.len(), 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn sessions_removed_while_a_handle_held_them_leave_the_map_once_it_is_dropped() {
     let h = harness(|_| {});
