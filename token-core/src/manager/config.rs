@@ -16,7 +16,8 @@ pub struct ManagerConfig {
     /// issued together do not all refresh in the same instant.
     pub skew_jitter: Duration,
     /// Refresh this long before the refresh token expires (at most half its remaining life
-    /// ahead), if the session is in use then.
+    /// ahead), if the session is in use then. A refresh token a provider answers as already
+    /// expired schedules no refresh of its own (refreshing cannot renew it).
     pub refresh_token_skew: Duration,
     /// Backoff and bounds for retrying a failed refresh.
     pub retry: RetryPolicy,

@@ -621,7 +621,13 @@ impl<P: Provider> Inner<P> {
                 }
         });
         let refresh_at = if renewed {
-            self.schedule(&set)
+            // A refresh token answered as already expired (a provider's clock behind, an
+            // expiry of the login that rotation does not move) is no reason to refresh
+            // again: that cannot renew what the answer says has passed, and would refresh
+            // at every `min_refresh_interval` while the session is used. The access token
+            // schedules the next refresh, and the provider judges the token then.
+            let alive = set.refresh_expires_at.is_none_or(|at| now < at);
+            self.schedule_by(&set, alive)
         } else {
             // The next try to renew it comes halfway to its expiry (a provider may renew a
             // refresh token only near its end: asked a few times in all, not at every

@@ -37,6 +37,8 @@ enum Step {
     AnswerWithoutExpiry,
     /// Rotate, answering an access token that lives this long.
     AnswerLiving(Duration),
+    /// Rotate, answering the new refresh token's expiry as this instant.
+    AnswerRefreshExpiring(OffsetDateTime),
     /// Rotate, answering an access token that cannot be sent in a header (a new line).
     AnswerUnsendableAccess,
     /// A new access token, no refresh token: the session keeps its own (and its expiry).
@@ -229,6 +231,11 @@ impl Provider for Arc<Fake> {
             Some(Step::AnswerLiving(life)) => {
                 let mut set = self.rotate(&presented)?;
                 set.access_expires_at = Some(self.clock.now() + life);
+                Ok(set)
+            }
+            Some(Step::AnswerRefreshExpiring(at)) => {
+                let mut set = self.rotate(&presented)?;
+                set.refresh_expires_at = Some(at);
                 Ok(set)
             }
             Some(Step::AnswerWithoutExpiry) => {
@@ -1034,6 +1041,32 @@ async fn a_refresh_that_could_not_renew_an_expiring_refresh_token_is_not_repeate
     // Once the refresh token's expiry has passed, the access token alone schedules.
     h.use_for("s", Duration::from_secs(1200)).await;
     assert_eq!(h.calls(), calls);
+}
+
+/// A provider that rotates the refresh token but answers its expiry as already past (a
+/// clock behind, an expiry of the login that rotation does not move): refreshing cannot renew
+/// what the answer says has passed, so the access token alone schedules the next refresh,
+/// not `min_refresh_interval` for as long as the session is used.
+#[tokio::test(start_paused = true)]
+async fn a_rotated_refresh_token_answered_as_already_expired_is_not_refreshed_at_every_interval() {
+    let h = harness(|_| {});
+    h.seed("s", HOUR).await;
+    for _ in 0..100 {
+        h.fake
+            .then(Step::AnswerRefreshExpiring(datetime!(2025-12-31 23:00 UTC)));
+    }
+    h.manager.refresh_now("s").await.unwrap();
+    // Ten minutes of use: the new access token lives an hour.
+    h.use_for("s", Duration::from_secs(600)).await;
+    assert_eq!(
+        h.calls(),
+        1,
+        "refreshed again to renew an expired refresh token"
+    );
+    // Its expiry still schedules the next refresh, which renews the pair.
+    h.use_for("s", HOUR).await;
+    let calls = h.calls();
+    assert!((2..=3).contains(&calls), "{calls} refreshes");
 }
 
 #[tokio::test(start_paused = true)]
