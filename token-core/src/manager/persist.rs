@@ -376,12 +376,15 @@ impl<P: Provider> Inner<P> {
 
     /// How long a background write (a failed set's save, a verdict's record) waits before
     /// its `attempt`th try: the retry policy's backoff, but at most a heartbeat, so that a
-    /// store back from an outage is written to within one.
+    /// store back from an outage is written to within one, and at least a tenth of a
+    /// second, so that a policy without backoff (meant for the provider's retries) does not
+    /// call a failing store, and log its failure, as fast as it answers.
     pub(super) fn background_wait(&self, attempt: u32) -> std::time::Duration {
         self.config
             .retry
             .backoff(attempt, None)
             .min(self.config.heartbeat())
+            .max(std::time::Duration::from_millis(100))
     }
 
     /// Saves a set whose save had failed, replacing the version it was refreshed from, and

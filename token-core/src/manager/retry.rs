@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::error::ErrorKind;
 
-/// Backoff and bounds for retrying a refresh.
+/// Backoff and bounds for retrying a refresh. A set the store refused is saved again in
+/// the background after the same backoff, kept between a tenth of a second and a third of
+/// [`lease_ttl`](super::ManagerConfig::lease_ttl).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RetryPolicy {

@@ -33,6 +33,42 @@ async fn over_failing_saves(
     (shared, store, manager)
 }
 
+/// A retry policy without backoff (`with_backoff(ZERO, ZERO)`, for a provider's retries)
+/// does not turn the background save of a pair the store refuses into a loop that calls
+/// the store, and logs a warning, as fast as it answers: its tries stay a tenth of a
+/// second apart at least.
+#[tokio::test(start_paused = true)]
+async fn background_saves_under_a_retry_policy_without_backoff_do_not_spin() {
+    let h = harness(|_| {});
+    let (_shared, store, manager) = over_failing_saves(&h, Duration::ZERO).await;
+    store.saves_fail.store(true, Ordering::SeqCst);
+    let mut reported = 0u64;
+    let mut events = manager.subscribe();
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    for _ in 0..100 {
+        tokio::time::advance(Duration::from_millis(10)).await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+    loop {
+        match events.try_recv() {
+            Ok(Event::PersistFailed { .. }) => reported += 1,
+            Ok(_) => {}
+            // More events than the channel holds: counted as that many failures.
+            Err(broadcast::error::TryRecvError::Lagged(missed)) => reported += missed,
+            Err(_) => break,
+        }
+    }
+    // One `PersistFailed` for the refresh's save, then one every `save_retries` (30) tries.
+    assert!(reported <= 2, "{reported} PersistFailed in a second");
+    store.saves_fail.store(false, Ordering::SeqCst);
+    manager.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
 /// As [`over_failing_saves`] (waits of 4 to 8 s), `s` refreshed to `at-1`/`rt-1` while
 /// saves fail: the pair is only in memory, saved again in the background.
 async fn rotated_unsaved(
