@@ -776,9 +776,13 @@ impl<X> Current<X> {
         // expiry): set aside too, never served, so the first caller refreshes with the
         // stored refresh token, and a provider that sends the current access token on
         // refresh sends none rather than failing to encode the request.
-        crate::codec::set_aside_unusable_access(&mut stored);
+        let set_aside = crate::codec::set_aside_unusable_access(&mut stored).is_some();
         // Built in one go (no pass through `sealed`): an insert moves the set once less.
-        let usable_until = nanos_or_never(stored.access_expires_at);
+        // Whatever the clock reads (one before the Unix epoch, the set-aside expiry, too).
+        let usable_until = match set_aside {
+            true => UNUSABLE,
+            false => nanos_or_never(stored.access_expires_at),
+        };
         let refresh_at = refresh_at.map_or(NEVER, Nanos::new);
         Self {
             usable_until,
@@ -946,6 +950,9 @@ impl<X: Clone> Current<X> {
 /// [`Current::refresh_at`] or [`Current::usable_until`] that never comes: later than every
 /// instant `time` represents.
 const NEVER: Nanos = Nanos::new(i128::MAX);
+
+/// [`Current::usable_until`] of an access token set aside: earlier than every instant.
+const UNUSABLE: Nanos = Nanos::new(i128::MIN);
 
 /// Unix nanoseconds (an `i128`) kept as two 8-byte halves, ordered as the `i128`: aligned
 /// to 8 bytes, not 16, so a state is not padded to a multiple of 16.

@@ -1985,6 +1985,29 @@ async fn a_rotated_pair_whose_access_token_cannot_be_sent_keeps_its_refresh_toke
 /// A provider that keeps answering rotated pairs whose access tokens cannot be sent is not
 /// hammered: one call per `failure_cooldown` at most, however often callers ask, and each
 /// call presents the newest refresh token (never a spent one: no re-auth).
+/// A set-aside access token (empty, or one that cannot be sent) is stored expiring at the
+/// Unix epoch; a clock that reads earlier (an injected one, a device that has not set its
+/// clock) must still never serve it: the first call refreshes.
+#[tokio::test(start_paused = true)]
+async fn a_set_aside_access_token_is_never_served_by_a_clock_before_1970() {
+    let clock = TokioClock::starting_at(datetime!(1960-01-01 00:00 UTC));
+    let fake = Arc::new(Fake::new(Arc::new(clock)));
+    let manager = TokenManager::builder(fake.clone())
+        .client(NoTransport)
+        .clock(Arc::new(clock))
+        .build()
+        .unwrap();
+    for (session, access) in [("empty", ""), ("unsendable", "at\nX-Injected: 1")] {
+        let set = TokenSet::new(AccessToken::new(access))
+            .with_refresh_token(RefreshToken::new(fake.live.lock().unwrap().clone()))
+            .with_access_expires_at(clock.now() + HOUR);
+        manager.insert(session, set).await.unwrap();
+        let token = manager.access_token(session).await.unwrap();
+        assert!(token.expose_secret().starts_with("at-"), "{session}");
+    }
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_provider_that_keeps_answering_unsendable_access_tokens_is_not_hammered() {
     let mut h = harness(|fake| fake.reuse_window = Duration::ZERO);
