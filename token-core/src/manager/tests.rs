@@ -1614,6 +1614,15 @@ async fn a_session_name_with_control_characters_forges_no_log_line_or_message() 
     assert_eq!(dead.reauth().unwrap().session, name);
 }
 
+/// A store's key prints its names escaped in `Debug` too (an application's `?key`).
+#[test]
+fn a_session_keys_debug_escapes_control_characters() {
+    let key = SessionKey::new("fake", "customer-42\nERROR forged");
+    let shown = format!("{key:?}");
+    assert!(!shown.contains('\n'), "{shown}");
+    assert!(shown.contains(r"customer-42\nERROR forged"), "{shown}");
+}
+
 // --- Faults: panics, overflows, races with insert, throttling, shutdown, several managers ---
 
 fn manager_over(h: &Harness, store: Arc<dyn TokenStore>) -> TokenManager<Arc<Fake>> {

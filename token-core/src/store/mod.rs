@@ -65,7 +65,7 @@ impl SessionKey {
 
 impl fmt::Debug for SessionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SessionKey({}/{})", self.provider, self.session)
+        write!(f, "SessionKey({self})")
     }
 }
 
