@@ -69,8 +69,8 @@ impl fmt::Debug for SessionKey {
     }
 }
 
-/// Control characters in either name are shown escaped
-/// ([`Printable`](crate::redact::Printable)): the key goes into log lines and messages.
+/// Control characters in either name are shown escaped (a line break as `\n`): the key goes
+/// into log lines and messages.
 impl fmt::Display for SessionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use crate::redact::Printable;
