@@ -1327,8 +1327,8 @@ impl<P: Provider> Inner<P> {
                     std::panic::resume_unwind(Box::new("the provider's code panicked"));
                 }
                 Err(_) => Err(crate::error::TransportError::answer_lost(format!(
-                    "the provider did not answer within {} s",
-                    self.config.call_timeout.as_secs()
+                    "the provider did not answer within {:?}",
+                    self.config.call_timeout
                 ))
                 .into()),
             };

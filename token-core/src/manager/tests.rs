@@ -4061,6 +4061,28 @@ fn a_store_to_cut_off() -> (Harness, Arc<Semaphore>, Arc<MemoryStore>, Arc<CutOf
     (h, gate, shared, store_a)
 }
 
+/// A provider that does not answer within `call_timeout` is reported with the timeout as
+/// set, sub-second part included: "within 0 s" for half a second said nothing.
+#[tokio::test(start_paused = true)]
+async fn a_call_timeout_is_reported_as_set() {
+    let h = harness(|_| {});
+    let manager = TokenManager::builder(h.fake.clone())
+        .shared_store(h.store.clone())
+        .client(NoTransport)
+        .clock(Arc::new(h.clock))
+        .config(
+            ManagerConfig::default()
+                .with_retry(RetryPolicy::never())
+                .with_call_timeout(Duration::from_millis(1500)),
+        )
+        .build()
+        .unwrap();
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    h.fake.then(Step::Hang);
+    let error = manager.refresh_now("s").await.unwrap_err();
+    assert!(error.to_string().contains("within 1.5s"), "{error}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_refusal_after_taking_over_from_a_holder_that_lost_the_store_waits_for_its_save() {
     let (h, gate, shared, store_a) = a_store_to_cut_off();
