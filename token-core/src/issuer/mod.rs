@@ -529,16 +529,17 @@ impl Issuer {
             return Ok(false);
         };
         let next = self.store.find_by_refresh(successor).await?;
-        match record.state_verdict(next.as_ref(), now) {
+        let revokes_line = match record.state_verdict(next.as_ref(), now) {
             // The successor is the family's live pair (or what it has become since).
-            RotateVerdict::Reuse(_) => Ok(self.store.revoke_family(&record.family, now).await? > 0),
+            RotateVerdict::Reuse(_) => true,
             // Used up, and presented for a refresh it would revoke its line: presented for a
             // revocation (a logout racing the refresh that rotated it), it does as much.
-            _ if self.config.revoke_on_reuse && record.refresh_hash == hash => {
-                Ok(self.store.revoke_family(&record.family, now).await? > 0)
-            }
-            _ => Ok(false),
+            _ => self.config.revoke_on_reuse && record.refresh_hash == hash,
+        };
+        if !revokes_line {
+            return Ok(false);
         }
+        Ok(self.store.revoke_family(&record.family, now).await? > 0)
     }
 
     /// Revokes like [`revoke`](Self::revoke), for the authenticated client `client_id`

@@ -37,13 +37,14 @@ fn readable_again(body: &[u8]) -> Option<Vec<u8>> {
             let end = string_end(body, at);
             let string = &body[at..end];
             let key = body[end..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b':');
-            if key && has_lone_surrogate(string) {
-                // Numbered, so that two such keys of one object stay two.
-                keys += 1;
-                out.extend_from_slice(format!("\"{NOT_UNICODE_KEY}{keys}\"").as_bytes());
-                changed = true;
-            } else if !key && has_lone_surrogate(string) {
-                out.extend_from_slice(NOT_UNICODE);
+            if has_lone_surrogate(string) {
+                if key {
+                    // Numbered, so that two such keys of one object stay two.
+                    keys += 1;
+                    out.extend_from_slice(format!("\"{NOT_UNICODE_KEY}{keys}\"").as_bytes());
+                } else {
+                    out.extend_from_slice(NOT_UNICODE);
+                }
                 changed = true;
             } else {
                 out.extend_from_slice(string);

@@ -779,9 +779,10 @@ impl<X> Current<X> {
         let set_aside = crate::codec::set_aside_unusable_access(&mut stored).is_some();
         // Built in one go (no pass through `sealed`): an insert moves the set once less.
         // Whatever the clock reads (one before the Unix epoch, the set-aside expiry, too).
-        let usable_until = match set_aside {
-            true => UNUSABLE,
-            false => nanos_or_never(stored.access_expires_at),
+        let usable_until = if set_aside {
+            UNUSABLE
+        } else {
+            nanos_or_never(stored.access_expires_at)
         };
         let refresh_at = refresh_at.map_or(NEVER, Nanos::new);
         Self {
