@@ -129,8 +129,8 @@ impl Env {
 #[async_trait]
 pub trait Rig: Send + Sync {
     fn sandbox(&self) -> &RunningSandbox;
-    /// The provider's name (the store's key prefix).
-    fn provider(&self) -> &str;
+    /// The manager's namespace (the store's key prefix).
+    fn namespace(&self) -> &str;
     async fn access_token(&self, session: &str) -> Result<AccessToken, Error>;
     /// Issues a first pair for `session` at the sandbox and inserts it into the manager.
     async fn seed(&self, session: &str) -> StoredTokenSet;
@@ -155,8 +155,8 @@ impl<P: Provider> Rig for ManagedRig<P> {
         &self.sandbox
     }
 
-    fn provider(&self) -> &str {
-        self.manager.provider().name()
+    fn namespace(&self) -> &str {
+        self.manager.namespace()
     }
 
     async fn access_token(&self, session: &str) -> Result<AccessToken, Error> {
@@ -175,7 +175,7 @@ impl<P: Provider> Rig for ManagedRig<P> {
     }
 
     async fn stored(&self, session: &str) -> Option<StoredTokenSet> {
-        let key = SessionKey::new(self.provider().to_owned(), session.to_owned());
+        let key = SessionKey::new(self.namespace().to_owned(), session.to_owned());
         self.store
             .load(&key)
             .await

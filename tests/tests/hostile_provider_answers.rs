@@ -931,7 +931,7 @@ mod wallets {
     use token_core::manager::{ManagerConfig, RetryPolicy, TokenManager};
     use token_core::provider::Provider;
     use token_core::sandbox::{Failure, RunningSandbox};
-    use token_core::store::{SessionKey, StoredRecord};
+    use token_core::store::StoredRecord;
     use token_core::token_set::{StoredTokenSet, TokenSet};
     use token_core::transport::ReqwestClient;
     use token_provider_lazada::{Lazada, LazadaConfig, RefreshAccessToken};
@@ -1037,7 +1037,7 @@ mod wallets {
 
         let result = manager.access_token(SESSION).await;
         let calls = sandbox.calls(path);
-        let key = SessionKey::new(manager.provider().name(), SESSION);
+        let key = manager.session_key(SESSION);
         let stored = manager.store().load(&key).await.unwrap().map(|v| v.value);
         match (case.outcome, &result) {
             (Outcome::Token, Ok(_)) => {}

@@ -215,7 +215,7 @@ async fn a_retry_completes_the_session_of_a_replica_that_failed_midway(backend: 
     let [a, b] = &world.receivers;
     let post = world.post("at-1", "rt-1");
     // Replica A claims the reference, then cannot store the tokens (as if it died there).
-    world.stores[0].fail_saves_under(Some("maya"));
+    world.stores[0].fail_saves_under(Some(a.manager().namespace()));
     let answer = a.receive(clone(&post)).await;
     assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
     world.stores[0].fail_saves_under(None);
@@ -236,7 +236,7 @@ async fn a_failed_redemption_leaves_the_session_redeemable(backend: Backend) {
     let [a, b] = &world.receivers;
     let session_id = session_id_of(a.receive(world.post("at-1", "rt-1")).await);
 
-    world.stores[1].fail_saves_under(Some("maya"));
+    world.stores[1].fail_saves_under(Some(b.manager().namespace()));
     let failed = b.redeem(&session_id, "user-1").await;
     assert!(matches!(failed, Err(RedeemError::Tokens(_))), "{failed:?}");
     world.stores[1].fail_saves_under(None);
@@ -489,7 +489,7 @@ impl World {
 
     /// Whether the store holds tokens for the manager's `session`.
     async fn has_tokens(&self, session: &str) -> bool {
-        let key = SessionKey::new("maya", session);
+        let key = self.receivers[0].manager().session_key(session);
         let found = self.stores[0].inner().load(&key).await.unwrap();
         found.is_some_and(|record| record.value.tokens().is_some())
     }
@@ -609,13 +609,13 @@ type ReplicaStore = Forwarding<Replica>;
 
 struct Replica {
     meeting: Arc<Meeting>,
-    /// Saves under this provider fail.
-    failing: Mutex<Option<&'static str>>,
+    /// Saves under this namespace fail.
+    failing: Mutex<Option<String>>,
 }
 
 impl Replica {
-    fn fail_saves_under(&self, provider: Option<&'static str>) {
-        *lock(&self.failing) = provider;
+    fn fail_saves_under(&self, namespace: Option<&str>) {
+        *lock(&self.failing) = namespace.map(str::to_owned);
     }
 }
 
@@ -627,7 +627,7 @@ impl Intercept for Replica {
         _record: &StoredRecord,
         expected: Option<Version>,
     ) -> Result<(), StoreError> {
-        if *lock(&self.failing) == Some(key.provider()) {
+        if lock(&self.failing).as_deref() == Some(key.provider()) {
             return Err(backend_error("the replica's store failed (test)"));
         }
         self.meeting.wait_if(key, expected).await;

@@ -538,3 +538,74 @@ async fn a_token_call_over_plain_http_to_a_host_not_loopback_is_refused_unsent()
     assert_eq!(sent.status(), StatusCode::OK);
     assert_eq!(lock(&seen).len(), 1);
 }
+
+/// Two generic OAuth 2.0 clients left at the default name, each at its own server, share one
+/// store and a session name: each manager refreshes only its own session, at its own server,
+/// and neither server is ever sent the other's refresh token (nor ends the other's session).
+#[tokio::test]
+async fn two_clients_under_one_provider_name_share_a_store_without_sharing_a_session() {
+    use token_core::provider::Provider as _;
+    use token_core::store::{MemoryStore, TokenStore};
+    use token_provider_oauth2::{OAuth2, OAuth2Config};
+
+    let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let mut servers = Vec::new();
+    let mut managers = Vec::new();
+    for client in ["app-a", "app-b"] {
+        let sandbox = Sandbox::builder()
+            .start()
+            .await
+            .expect("the sandbox starts");
+        let token_url = sandbox.url(TOKEN_PATH);
+        let manager = TokenManager::builder(OAuth2::new(OAuth2Config::new(client, token_url)))
+            .shared_store(store.clone())
+            .client(ReqwestClient::new().expect("a client"))
+            .build()
+            .expect("the manager builds");
+        assert_eq!(
+            manager.provider().name(),
+            "oauth2",
+            "both keep the default name"
+        );
+        assert_eq!(manager.namespace(), format!("oauth2:{client}"));
+        let first = sandbox.issue("user-1").await.expect("issues");
+        manager
+            .insert("user-1", TokenSet::from_stored(first).expect("a set"))
+            .await
+            .expect("inserts");
+        servers.push(sandbox);
+        managers.push(manager);
+    }
+    for round in 0..2 {
+        for (manager, sandbox) in managers.iter().zip(&servers) {
+            let before = sandbox.calls(TOKEN_PATH);
+            let token = manager
+                .refresh_now("user-1")
+                .await
+                .unwrap_or_else(|error| panic!("round {round}: {error}"));
+            assert_eq!(
+                sandbox.calls(TOKEN_PATH),
+                before + 1,
+                "one refresh, at its own server"
+            );
+            let grant = sandbox.issuer().authenticate(token.expose_secret()).await;
+            assert!(
+                grant.is_ok(),
+                "round {round}: the token is its own server's"
+            );
+        }
+    }
+    for (manager, sandbox) in managers.iter().zip(&servers) {
+        assert_eq!(
+            sandbox.calls(TOKEN_PATH),
+            2,
+            "each server saw its own two refreshes"
+        );
+        let record = store
+            .load(&manager.session_key("user-1"))
+            .await
+            .expect("loads")
+            .expect("each session is kept");
+        assert!(record.value.tokens().is_some(), "no re-auth verdict");
+    }
+}

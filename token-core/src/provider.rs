@@ -26,8 +26,24 @@ pub trait Provider: Send + Sync + 'static {
     /// The typed extras this provider's token sets carry.
     type Extras: Extras;
 
-    /// A stable name; stores keep sessions under it (`"vaultist"`).
+    /// A stable name (`"vaultist"`): stores keep sessions under it and the
+    /// [`client_id`](Self::client_id), and logs and metrics name the provider with it.
     fn name(&self) -> &str;
+
+    /// The client this provider refreshes for, as the provider's server knows it (an OAuth
+    /// `client_id`, an app key, a partner or merchant id), if it has one; never a secret.
+    ///
+    /// A refresh token is bound to the client it was issued to (RFC 6749 §6), so a manager
+    /// keeps its sessions in the store under the provider's name and this id
+    /// ([`TokenManager::namespace`](crate::manager::TokenManager::namespace)): two managers
+    /// of one provider for two clients (two merchants, or two servers a generic OAuth 2.0
+    /// config reaches under one name) can share a store, and neither loads, refreshes with
+    /// or sends to its server the other's tokens. Changing it starts from no sessions, as
+    /// the old client's refresh tokens would be refused anyway. `None` (the default) keeps
+    /// sessions under the name alone.
+    fn client_id(&self) -> Option<String> {
+        None
+    }
 
     /// How long after a rotation the provider answers the old refresh token again with the
     /// same new pair. A refresh whose answer was lost is retried only inside this window.
@@ -100,7 +116,8 @@ pub trait Provider: Send + Sync + 'static {
 pub trait RefreshEndpoint: Endpoint + FromContext<Self::Config> + Send + Sync + 'static {
     /// The provider's configuration (`config = Type`; `()` without one).
     type Config: Send + Sync + 'static;
-    /// The provider's name (`provider = "name"`); stores keep its sessions under it.
+    /// The provider's name (`provider = "name"`): [`Provider::name`] of the
+    /// [`RefreshProvider`].
     const PROVIDER: &'static str;
 
     /// Whether the endpoint obtains tokens with no user (`issue`: client credentials, SNAP
@@ -120,6 +137,14 @@ pub trait RefreshEndpoint: Endpoint + FromContext<Self::Config> + Send + Sync + 
     /// value its `signing_key` field reads. `None` without a signature, and for RSA, whose
     /// requests are checked with the public key the config does not hold.
     fn verify_key(config: &Self::Config) -> Option<ClientSecret>;
+
+    /// The client `config` is for, the value of the field declared
+    /// `#[token(from = config.<field>, client_id)]`: [`Provider::client_id`] of the
+    /// [`RefreshProvider`]. `None` when no field is declared so.
+    fn client_id(config: &Self::Config) -> Option<String> {
+        let _ = config;
+        None
+    }
 
     /// Server side: the wire name of the first `now_*` field declared with a `window`
     /// (`#[token(from = now_unix_ms, window = 7200)]`) whose time is missing, unreadable,
@@ -332,6 +357,10 @@ where
 
     fn name(&self) -> &str {
         E::PROVIDER
+    }
+
+    fn client_id(&self) -> Option<String> {
+        E::client_id(&self.config)
     }
 
     fn reuse_window(&self) -> Duration {

@@ -216,6 +216,9 @@ pub struct FieldAttrs<R> {
     /// `keep` on a response field that `declare_extras` makes an extras field: kept from
     /// the session when an answer has none.
     pub keep: Option<Ident>,
+    /// `client_id` on a request field read `from = config.*`: the value names the client
+    /// (`RefreshEndpoint::client_id`).
+    pub client_id: Option<Ident>,
 }
 
 /// `#[token(...)]` on a variant.
@@ -1472,6 +1475,7 @@ pub fn parse_field<R: RoleName>(
         from: None,
         window: None,
         keep: None,
+        client_id: None,
     };
     let mut seen = Vec::new();
     for entry in token_attrs(attrs, errors) {
@@ -1486,6 +1490,7 @@ pub fn parse_field<R: RoleName>(
             ("rename", _) => out.rename = lit_str(&entry.meta),
             // An extras struct's `keep` is its role; a response field's is not.
             ("keep", _) if kind == ItemKind::Response => out.keep = Some(entry.key.clone()),
+            ("client_id", _) => out.client_id = Some(entry.key.clone()),
             ("window", _) => {
                 out.window = seconds(&entry.meta, errors).map(|value| Keyed {
                     key: entry.key.clone(),

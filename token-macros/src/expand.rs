@@ -882,6 +882,20 @@ fn refresh_endpoint(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream
         }
         _ => quote!(),
     };
+    let client_id = fields
+        .iter()
+        .filter(|f| f.attrs.client_id.is_some())
+        .find_map(|field| match field.attrs.from.as_ref().map(|from| &from.value) {
+            Some(Source::Config(members)) => {
+                let span = field.attrs.client_id.as_ref().map_or(field.ident.span(), Ident::span);
+                Some(quote_spanned! {span=>
+                    fn client_id(__config: &Self::Config) -> ::core::option::Option<::std::string::String> {
+                        ::core::option::Option::Some(::std::string::ToString::to_string(&__config #(.#members)*))
+                    }
+                })
+            }
+            _ => None,
+        });
     let windows = windows(fields);
     let stale_time = (!windows.is_empty()).then(|| {
         quote! {
@@ -913,6 +927,7 @@ fn refresh_endpoint(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream
             }
 
             #stale_time
+            #client_id
         }
         #group_reads
         #session_extras

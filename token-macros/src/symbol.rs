@@ -374,6 +374,7 @@ pub const KEYS: &[(&str, Form, Place)] = &[
     ("from", Form::Source, Place::Member(ItemKind::Request)),
     ("window", Form::Int, Place::Member(ItemKind::Request)),
     ("signing_key", Form::Flag, Place::Member(ItemKind::Request)),
+    ("client_id", Form::Flag, Place::Member(ItemKind::Request)),
     ("flatten", Form::Flag, Place::Member(ItemKind::Request)),
     // field group
     ("fields", Form::Flag, Place::Item(ItemKind::Fields)),

@@ -199,6 +199,7 @@ fn request(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) {
     for constant in top.headers.iter() {
         header_name(&constant.name, errors);
     }
+    client_id(model, fields, errors);
     for (field, window) in fields
         .iter()
         .filter_map(|f| Some((f, f.attrs.window.as_ref()?)))
@@ -529,6 +530,42 @@ fn request_fields(model: &Model, fields: &[Field<RequestRole>], errors: &mut Err
         errors.at(
             password.ident,
             "`bearer` and HTTP Basic both set `Authorization`: keep one",
+        );
+    }
+}
+
+/// `client_id` marks one field, read from the config, of a refresh endpoint; never the
+/// signing key.
+fn client_id(model: &Model, fields: &[Field<RequestRole>], errors: &mut Errors) {
+    let mut marked = fields
+        .iter()
+        .filter_map(|f| Some((f, f.attrs.client_id.as_ref()?)));
+    let Some((field, key)) = marked.next() else {
+        return;
+    };
+    for (_, again) in marked {
+        errors.at(
+            again,
+            format!(
+                "`client_id` is already on `{}`: one field names the client",
+                field.ident
+            ),
+        );
+    }
+    if field.goes() == RequestRole::SigningKey {
+        errors.at(
+            key,
+            "a `signing_key` is a secret and cannot name the client: put `client_id` on the field that sends the client's id",
+        );
+    } else if matches!(&field.attrs.from, Some(from) if !matches!(from.value, Source::Config(_))) {
+        errors.at(
+            key,
+            "`client_id` names the client the config is for: read it `from = config.<field>`",
+        );
+    } else if model.top.provider.is_none() {
+        errors.at(
+            key,
+            "`client_id` names the client of a refresh endpoint: add `provider = \"...\"` to `#[token_endpoint(...)]`",
         );
     }
 }

@@ -87,6 +87,10 @@ impl Provider for AlipayPlus {
         "alipayplus"
     }
 
+    fn client_id(&self) -> Option<String> {
+        Some(self.config.client_id.clone())
+    }
+
     fn reuse_window(&self) -> Duration {
         self.config.reuse_window()
     }

@@ -6,8 +6,7 @@ use std::time::Duration;
 use token_core::issuer::IssuerConfig;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox};
 use token_core::{
-    error::ErrorKind, manager::TokenManager, provider::CallContext, store::SessionKey,
-    token_set::TokenSet,
+    error::ErrorKind, manager::TokenManager, provider::CallContext, token_set::TokenSet,
 };
 use token_provider_alipayplus::sandbox::{
     AlipayPlusSandbox, client_private_key, client_public_key, mpp_private_key,
@@ -352,7 +351,7 @@ async fn wrong_keys_are_misconfigured_in_both_directions_and_keep_the_session() 
         world
             .manager
             .store()
-            .load(&SessionKey::new("alipayplus", "carol"))
+            .load(&world.manager.session_key("carol"))
             .await
             .unwrap()
             .is_some()

@@ -152,7 +152,7 @@ pub struct LazadaConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RefreshAccessToken {
     /// The app key.
-    #[token(query, from = config.app_key)]
+    #[token(query, from = config.app_key, client_id)]
     pub app_key: String,
     /// The request time, UNIX milliseconds; Lazada refuses one 7200 s or more from its
     /// clock (the sandbox too).

@@ -43,6 +43,8 @@ async fn a_signed_refresh_rotates_the_pair_near_expiry() {
     let clock = paused_clock();
     let sandbox = start(&clock).await;
     let (manager, first) = seeded(&sandbox, &clock, app()).await;
+    // The app key names the client: another app's sessions in the store are not these.
+    assert_eq!(manager.namespace(), "lazada:123456");
     assert_eq!(
         manager.access_token("seller").await.unwrap(),
         first.access_token

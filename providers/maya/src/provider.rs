@@ -43,6 +43,10 @@ impl Provider for MayaApp {
         "maya-app"
     }
 
+    fn client_id(&self) -> Option<String> {
+        Some(self.config.client_id.clone())
+    }
+
     async fn refresh(&self, cx: &CallContext, _current: &TokenSet) -> Result<TokenSet, Error> {
         // Client credentials have no refresh token: a new token is simply issued.
         self.issue(cx).await
@@ -142,6 +146,10 @@ impl Provider for Maya {
 
     fn name(&self) -> &str {
         "maya"
+    }
+
+    fn client_id(&self) -> Option<String> {
+        Some(self.config.client_id.clone())
     }
 
     fn reuse_window(&self) -> Duration {

@@ -295,7 +295,7 @@ async fn a_401_after_the_app_token_was_renewed_is_no_verdict_on_the_customer() {
         world
             .manager
             .store()
-            .load(&token_core::store::SessionKey::new("maya", "alice"))
+            .load(&world.manager.session_key("alice"))
             .await
             .unwrap()
             .is_some(),
@@ -511,7 +511,7 @@ async fn bad_client_credentials_are_misconfigured_and_keep_the_session() {
             world
                 .manager
                 .store()
-                .load(&token_core::store::SessionKey::new("maya", "alice"))
+                .load(&world.manager.session_key("alice"))
                 .await
                 .unwrap()
                 .is_some(),

@@ -135,6 +135,10 @@ impl Provider for OAuth2 {
         self.config.name.as_deref().unwrap_or("oauth2")
     }
 
+    fn client_id(&self) -> Option<String> {
+        Some(self.config.client_id.clone())
+    }
+
     fn reuse_window(&self) -> Duration {
         Duration::from_secs(self.config.reuse_window_secs)
     }

@@ -62,6 +62,10 @@ impl Provider for Paymentsgate {
         "paymentsgate"
     }
 
+    fn client_id(&self) -> Option<String> {
+        Some(self.config.account_id.clone())
+    }
+
     async fn refresh(&self, cx: &CallContext, current: &TokenSet) -> Result<TokenSet, Error> {
         let mut context = RequestContext::for_refresh(&self.config, current);
         // No bearer when turned off, or when the session has no access token to send (none

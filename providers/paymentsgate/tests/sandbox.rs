@@ -327,7 +327,7 @@ async fn a_stored_access_token_that_cannot_be_sent_is_refreshed_without_the_bear
         let issued = stored.refresh_token.clone().unwrap();
         stored.access_token = AccessToken::new(access);
         let store = Arc::new(MemoryStore::new());
-        let key = SessionKey::new("paymentsgate", "service");
+        let key = SessionKey::new("paymentsgate:acct-1", "service");
         store
             .save(&key, &StoredRecord::Tokens(stored), None)
             .await

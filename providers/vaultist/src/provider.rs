@@ -59,6 +59,10 @@ impl Provider for Vaultist {
         "vaultist"
     }
 
+    fn client_id(&self) -> Option<String> {
+        Some(self.config.partner_id.to_string())
+    }
+
     async fn refresh(
         &self,
         cx: &CallContext,

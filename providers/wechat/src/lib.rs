@@ -139,7 +139,7 @@ pub struct WeChatConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SnsRefreshToken {
     /// The Official Account's (or app's) `appid`.
-    #[token(from = config.appid)]
+    #[token(from = config.appid, client_id)]
     pub appid: String,
     /// The refresh token.
     pub refresh_token: RefreshToken,

@@ -66,6 +66,8 @@ async fn a_refresh_keeps_the_refresh_token_and_the_user() {
     let clock = paused_clock();
     let sandbox = start(&clock, sandbox::issuer_config()).await;
     let (manager, first) = seeded(&sandbox, &clock, APPID).await;
+    // The appid names the client: another app's sessions in the store are not these.
+    assert_eq!(manager.namespace(), format!("wechat:{APPID}"));
     let mut events = manager.subscribe();
     for round in 1..=3 {
         tokio::time::advance(HOURS_2).await;

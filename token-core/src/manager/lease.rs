@@ -908,7 +908,7 @@ impl<P: Provider> Inner<P> {
             if self.closing() {
                 return;
             }
-            let key = crate::store::SessionKey::new(self.provider_name.clone(), &*name);
+            let key = crate::store::SessionKey::new(self.namespace.clone(), &*name);
             if !self.release_left_of(&name, &key).await {
                 return;
             }
@@ -1032,7 +1032,7 @@ impl<P: Provider> Inner<P> {
     /// holder's save).
     pub(super) async fn scan_lapsed_leases(self: &Arc<Self>) {
         self.release_all_left().await;
-        let names = match self.store.lapsed_leases(self.provider.name()).await {
+        let names = match self.store.lapsed_leases(&self.namespace).await {
             Ok(names) => names,
             Err(error) => {
                 tracing::warn!(%error, "could not list the store's lapsed refresh leases");
@@ -1047,7 +1047,7 @@ impl<P: Provider> Inner<P> {
             }
             // The session is looked up (and mapped, if this process never used it) only to
             // be refreshed: a name with nothing to refresh leaves no entry behind.
-            let key = crate::store::SessionKey::new(self.provider_name.clone(), name.as_str());
+            let key = crate::store::SessionKey::new(self.namespace.clone(), name.as_str());
             let record = match self.store.load(&key).await {
                 Ok(Some(record)) => record,
                 Ok(None) => continue,

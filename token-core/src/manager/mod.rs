@@ -65,6 +65,7 @@ pub struct TokenManagerBuilder<P: Provider> {
     config: ManagerConfig,
     hook: Option<Hook>,
     runtime: Option<tokio::runtime::Handle>,
+    namespace: Option<Arc<str>>,
 }
 
 impl<P: Provider> TokenManagerBuilder<P> {
@@ -82,6 +83,36 @@ impl<P: Provider> TokenManagerBuilder<P> {
             self.memory = None;
             self.store = Some(Arc::new(store));
         }
+        self
+    }
+
+    /// The namespace the store keeps this manager's sessions under, instead of the default:
+    /// the provider's [`name`](Provider::name), followed by its
+    /// [`client_id`](Provider::client_id) when it has one (`"oauth2:app-1"`).
+    ///
+    /// Managers sharing a store must not share a namespace unless they refresh the same
+    /// sessions at the same server for the same client (the replicas of one application):
+    /// one would send the other's refresh tokens to its own server, and record that
+    /// server's refusal as the end of the other's session. The default keeps two clients
+    /// apart; give a namespace of its own to each of two managers whose providers have
+    /// neither a name nor a client id of their own (a staging and a production server
+    /// reached with one app's id, or a custom provider without
+    /// [`client_id`](Provider::client_id)). An empty namespace is refused by
+    /// [`build`](Self::build).
+    ///
+    /// ```
+    /// # async fn run<P: token_core::provider::Provider>(production: P, staging: P) -> Result<(), token_core::error::Error> {
+    /// use std::sync::Arc;
+    /// use token_core::{manager::TokenManager, store::{MemoryStore, TokenStore}};
+    ///
+    /// let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    /// let live = TokenManager::builder(production).shared_store(store.clone()).namespace("acme-live").build()?;
+    /// let test = TokenManager::builder(staging).shared_store(store).namespace("acme-test").build()?;
+    /// assert_eq!(live.session_key("customer-42").provider(), "acme-live");
+    /// # Ok(()) }
+    /// ```
+    pub fn namespace(mut self, namespace: impl Into<Arc<str>>) -> Self {
+        self.namespace = Some(namespace.into());
         self
     }
 
@@ -209,13 +240,28 @@ impl<P: Provider> TokenManagerBuilder<P> {
                 (memory.clone() as Arc<dyn TokenStore>, Some(memory))
             }
         };
-        let provider_name: Arc<str> = Arc::from(self.provider.name());
+        let namespace: Arc<str> = match self.namespace {
+            Some(namespace) => namespace,
+            None => match self.provider.client_id() {
+                Some(client) => format!("{}:{client}", self.provider.name()).into(),
+                None => self.provider.name().into(),
+            },
+        };
+        if namespace.is_empty() {
+            return Err(Error::Config(
+                "the manager's namespace must not be empty: give the provider a name, or \
+                 TokenManagerBuilder::namespace one"
+                    .into(),
+            ));
+        }
+        #[cfg(feature = "metrics")]
+        let cache = crate::metrics::CacheCounters::new(self.provider.name());
         Ok(TokenManager {
             inner: Arc::new(Inner {
-                provider_name: provider_name.clone(),
+                memory: memory.map(|memory| memory.bind(&namespace)),
+                namespace,
                 provider: self.provider,
                 store,
-                memory: memory.map(|memory| memory.bind(&provider_name)),
                 client,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 config: self.config,
@@ -242,7 +288,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
                 cooldown: session::Cooldown::default(),
                 scanning: AtomicBool::new(false),
                 #[cfg(feature = "metrics")]
-                cache: crate::metrics::CacheCounters::new(&provider_name),
+                cache,
             }),
         })
     }
@@ -309,6 +355,7 @@ impl<P: Provider> TokenManager<P> {
             config: ManagerConfig::default(),
             hook: None,
             runtime: None,
+            namespace: None,
         }
     }
 
@@ -320,6 +367,19 @@ impl<P: Provider> TokenManager<P> {
     /// The store.
     pub fn store(&self) -> &Arc<dyn TokenStore> {
         &self.inner.store
+    }
+
+    /// The namespace the store keeps this manager's sessions under: the provider's name,
+    /// followed by its [`client_id`](Provider::client_id) when it has one, unless the
+    /// builder gave another ([`TokenManagerBuilder::namespace`]).
+    pub fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    /// The store's key of `session`: this manager's [`namespace`](Self::namespace) and the
+    /// name.
+    pub fn session_key(&self, session: &str) -> SessionKey {
+        SessionKey::new(self.inner.namespace.clone(), session)
     }
 
     /// A context for a provider's own calls outside refresh (an authorization-code exchange),
@@ -804,8 +864,8 @@ struct Inner<P: Provider> {
     epoch: memo::Epoch,
     /// Names the store had no tokens for, which the session map keeps no entry for.
     unknown: UnknownNames,
-    /// The provider's name, shared by every session's key.
-    provider_name: Arc<str>,
+    /// The namespace of every session's key in the store ([`TokenManager::namespace`]).
+    namespace: Arc<str>,
     events: broadcast::Sender<Event>,
     hook: Option<Hook>,
     /// This manager's name in the store's leases.
@@ -962,9 +1022,9 @@ impl<P: Provider> Inner<P> {
         self.session_in(name, &self.sessions.pin()).clone()
     }
 
-    /// The store's key of `session`: this manager's provider and the session's name.
+    /// The store's key of `session`: this manager's namespace and the session's name.
     fn key(&self, session: &Session<P::Extras>) -> SessionKey {
-        SessionKey::new(self.provider_name.clone(), session.name().clone())
+        SessionKey::new(self.namespace.clone(), session.name().clone())
     }
 
     /// [`session`](Self::session) under the guard of `sessions` (the session map pinned):

@@ -4518,6 +4518,57 @@ fn a_store_or_call_timeout_of_zero_is_a_config_error() {
     }
 }
 
+/// A manager keeps its sessions under its namespace: the provider's name when the provider
+/// names no client, or the one the builder gives. Two namespaces on one store keep two
+/// sessions of one name apart; an empty namespace is refused at build.
+#[tokio::test(start_paused = true)]
+async fn a_namespace_keeps_its_own_sessions_in_a_shared_store() {
+    let h = harness(|_| {});
+    assert_eq!(
+        h.manager.namespace(),
+        "fake",
+        "the provider's name: it names no client"
+    );
+    assert_eq!(h.manager.session_key("s").provider(), "fake");
+    let store: Arc<dyn TokenStore> = h.store.clone();
+    let built = |namespace: &str| {
+        TokenManager::builder(h.fake.clone())
+            .shared_store(store.clone())
+            .client(NoTransport)
+            .clock(Arc::new(h.clock))
+            .namespace(namespace)
+            .build()
+    };
+    let (a, b) = (built("tenant-a").unwrap(), built("tenant-b").unwrap());
+    assert_eq!(a.session_key("s"), SessionKey::new("tenant-a", "s"));
+    for (manager, token) in [(&a, "at-a"), (&b, "at-b"), (&h.manager, "at-fake")] {
+        let set = TokenSet::new(AccessToken::new(token))
+            .with_access_expires_at(h.clock.now() + time::Duration::hours(1));
+        manager.insert("s", set).await.unwrap();
+    }
+    for (manager, token) in [(&a, "at-a"), (&b, "at-b"), (&h.manager, "at-fake")] {
+        assert_eq!(
+            manager.access_token("s").await.unwrap().expose_secret(),
+            token
+        );
+        let stored = h
+            .store
+            .load(&manager.session_key("s"))
+            .await
+            .unwrap()
+            .unwrap();
+        let tokens = stored.value.tokens().unwrap();
+        assert_eq!(tokens.access_token.expose_secret(), token);
+    }
+    a.remove("s").await.unwrap();
+    assert!(h.store.load(&a.session_key("s")).await.unwrap().is_none());
+    assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-b");
+    match built("") {
+        Err(Error::Config(message)) => assert!(message.contains("namespace"), "{message}"),
+        other => panic!("an empty namespace: {:?}", other.map(drop)),
+    }
+}
+
 /// A store whose lease releases and deletes run on in a task of their own once asked, as
 /// a file store's blocking I/O does: a caller that stops waiting does not stop the call,
 /// which reaches the store when its gate (`gate`, `delete_gate`) lets it.

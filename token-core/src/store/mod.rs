@@ -26,7 +26,9 @@ pub(crate) use memory::{BoundMemoryStore, SharedSet};
 pub use postgres::{PostgresStore, TOKEN_STORE_SCHEMA_VERSION};
 pub use record::{ReauthVerdict, StoredRecord};
 
-/// Identifies one session of one provider.
+/// Identifies one session: the namespace it is kept under (a manager's
+/// [`TokenManager::namespace`](crate::manager::TokenManager::namespace), the provider's name
+/// and its client's id, `"oauth2:app-1"`; or a component's own) and the session's name.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionKey {
     provider: Arc<str>,
@@ -34,7 +36,7 @@ pub struct SessionKey {
 }
 
 impl SessionKey {
-    /// The key of `session` under `provider`.
+    /// The key of `session` under `provider`, a namespace.
     pub fn new(provider: impl Into<Arc<str>>, session: impl Into<Arc<str>>) -> Self {
         Self {
             provider: provider.into(),
@@ -42,7 +44,7 @@ impl SessionKey {
         }
     }
 
-    /// The provider's name.
+    /// The namespace (a manager's: the provider's name and its client's id).
     pub fn provider(&self) -> &str {
         &self.provider
     }
@@ -57,7 +59,7 @@ impl SessionKey {
         &self.session
     }
 
-    /// The provider's name, shared.
+    /// The namespace, shared.
     pub(crate) fn provider_shared(&self) -> &Arc<str> {
         &self.provider
     }

@@ -79,7 +79,7 @@ impl<P: Provider<Extras = NoExtras>> Subject<P> {
 
     /// The stored access and refresh tokens.
     async fn stored(&self) -> (String, Option<String>) {
-        let key = SessionKey::new(self.manager.provider().name(), SESSION);
+        let key = self.manager.session_key(SESSION);
         match self.store.load(&key).await.unwrap().map(|v| v.value) {
             Some(StoredRecord::Tokens(set)) => (
                 set.access_token.expose_secret().to_owned(),

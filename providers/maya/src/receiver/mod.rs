@@ -11,11 +11,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use time::OffsetDateTime;
 use token_core::codec::{TokenResponse, encode_error};
-use token_core::store::SessionKey;
-use token_core::{
-    error::Error, error::StoreError, manager::TokenManager, provider::Provider as _,
-    token_set::TokenSet,
-};
+use token_core::{error::Error, error::StoreError, manager::TokenManager, token_set::TokenSet};
 
 use token_core::oauth::{OAuthCode, OAuthError};
 
@@ -368,7 +364,7 @@ impl SessionReceiver {
     /// The version of `session`'s record in the store; `None` if it has none, or one that
     /// cannot be read (which an insert replaces).
     async fn version_of(&self, session: &str) -> Result<Option<Version>, StoreError> {
-        let key = SessionKey::new(self.manager.provider().name(), session);
+        let key = self.manager.session_key(session);
         match self.manager.store().load(&key).await {
             Ok(found) => Ok(found.map(|found| found.version)),
             Err(StoreError::Corrupt(_)) => Ok(None),
@@ -527,7 +523,7 @@ impl SessionReceiver {
         if session.value.redeemed() {
             return Ok(Opened::Redeemed);
         }
-        let tokens = SessionKey::new(self.manager.provider().name(), claim.session_id.as_str());
+        let tokens = self.manager.session_key(&claim.session_id);
         match self.manager.store().load(&tokens).await? {
             None => self.manager.insert(&claim.session_id, set).await?,
             // The reference is no secret: whoever sends other tokens under it is not Maya

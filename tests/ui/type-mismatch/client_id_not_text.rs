@@ -1,0 +1,14 @@
+use token_core::{secret::AccessToken, secret::RefreshToken, token_endpoint};
+#[token_endpoint(response)] pub struct Tokens { pub access_token: AccessToken }
+#[token_endpoint(error)] pub struct Failure { #[token(code)] pub error: String }
+pub struct App { pub client_id: Option<String> }
+
+// The client id is the config field's text: an `Option` has none.
+#[token_endpoint(post = "/token", form, response = Tokens, error = Failure, config = App, provider = "acme")]
+pub struct Refresh {
+    #[token(from = config.client_id, client_id)]
+    pub client_id: Option<String>,
+    pub refresh_token: RefreshToken,
+}
+
+fn main() {}
