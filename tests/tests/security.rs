@@ -544,6 +544,19 @@ async fn a_token_call_over_plain_http_to_a_host_not_loopback_is_refused_unsent()
 /// and neither server is ever sent the other's refresh token (nor ends the other's session).
 #[tokio::test]
 async fn two_clients_under_one_provider_name_share_a_store_without_sharing_a_session() {
+    two_managers_on_one_store(["app-a", "app-b"]).await;
+}
+
+/// The same with one client id at two servers (a realm per customer, each with a client of
+/// the same name): the token endpoint tells them apart.
+#[tokio::test]
+async fn one_client_id_at_two_servers_shares_a_store_without_sharing_a_session() {
+    two_managers_on_one_store(["payments", "payments"]).await;
+}
+
+/// Two generic OAuth 2.0 managers (default name) for `clients`, each at a sandbox of its
+/// own, on one store, each with a session `user-1` of its server's.
+async fn two_managers_on_one_store(clients: [&str; 2]) {
     use token_core::provider::Provider as _;
     use token_core::store::{MemoryStore, TokenStore};
     use token_provider_oauth2::{OAuth2, OAuth2Config};
@@ -551,13 +564,14 @@ async fn two_clients_under_one_provider_name_share_a_store_without_sharing_a_ses
     let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
     let mut servers = Vec::new();
     let mut managers = Vec::new();
-    for client in ["app-a", "app-b"] {
+    for client in clients {
         let sandbox = Sandbox::builder()
             .start()
             .await
             .expect("the sandbox starts");
         let token_url = sandbox.url(TOKEN_PATH);
-        let manager = TokenManager::builder(OAuth2::new(OAuth2Config::new(client, token_url)))
+        let config = OAuth2Config::new(client, token_url.clone());
+        let manager = TokenManager::builder(OAuth2::new(config))
             .shared_store(store.clone())
             .client(ReqwestClient::new().expect("a client"))
             .build()
@@ -567,7 +581,10 @@ async fn two_clients_under_one_provider_name_share_a_store_without_sharing_a_ses
             "oauth2",
             "both keep the default name"
         );
-        assert_eq!(manager.namespace(), format!("oauth2:{client}"));
+        assert_eq!(
+            manager.namespace(),
+            format!("oauth2:{client}@{}", token_url.as_str())
+        );
         let first = sandbox.issue("user-1").await.expect("issues");
         manager
             .insert("user-1", TokenSet::from_stored(first).expect("a set"))

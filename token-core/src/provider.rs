@@ -32,6 +32,8 @@ pub trait Provider: Send + Sync + 'static {
 
     /// The client this provider refreshes for, as the provider's server knows it (an OAuth
     /// `client_id`, an app key, a partner or merchant id), if it has one; never a secret.
+    /// Where a config can name any server, the server too: the generic OAuth 2.0
+    /// provider's is `app-1@https://id.example/token`.
     ///
     /// A refresh token is bound to the client it was issued to (RFC 6749 §6), so a manager
     /// keeps its sessions in the store under the provider's name and this id

@@ -42,7 +42,7 @@
 //! | `authorize_url` | URL, optional | the authorization endpoint; needed for [`OAuth2::authorization_request`] and the re-auth signal's URL |
 //! | `client_credentials` | bool, default `false` | let the manager obtain tokens with `client_credentials` when a session has none or its refresh is refused (for service accounts only: a user's session would become the client's) |
 //! | `reuse_window_secs` | integer, default 0 | how long the server answers a used refresh token again with the same pair; a refresh whose answer was lost is retried only inside it |
-//! | `name` | string, default `"oauth2"` | the provider's name in logs and metrics; stores keep sessions under it and `client_id` |
+//! | `name` | string, default `"oauth2"` | the provider's name in logs and metrics; stores keep sessions under it, `client_id` and `token_url` (`oauth2:app-1@https://id.example/token`) |
 //!
 //! ```
 //! use token_core::oauth::ClientAuth;

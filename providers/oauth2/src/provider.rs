@@ -135,8 +135,14 @@ impl Provider for OAuth2 {
         self.config.name.as_deref().unwrap_or("oauth2")
     }
 
+    /// The client id at the token endpoint's origin and path (`app-1@https://id.example/token`,
+    /// never its user info or query): a refresh token is bound to the client and to the
+    /// server that issued it, and a generic config reaches any server, two of which may
+    /// know a client by one id (a realm per customer, each with its `payments` client).
     fn client_id(&self) -> Option<String> {
-        Some(self.config.client_id.clone())
+        let url = &self.config.token_url;
+        let origin = url.origin().ascii_serialization();
+        Some(format!("{}@{origin}{}", self.config.client_id, url.path()))
     }
 
     fn reuse_window(&self) -> Duration {

@@ -488,3 +488,24 @@ async fn a_token_request_that_is_not_declared_a_form_is_refused() {
     let answer = sandbox.client().send(request).await.unwrap();
     assert_eq!(answer.status(), StatusCode::OK);
 }
+
+/// Sessions are kept under the client id at the token endpoint's origin and path: another
+/// server knowing the client by the same id keeps its own sessions, and the endpoint's user
+/// info and query (which can hold a secret) never reach a store key or a log line.
+#[test]
+fn the_namespace_is_the_client_at_its_token_endpoint_without_user_info_or_query() {
+    use token_core::provider::Provider as _;
+    let url = "https://user:pw-CANARY@id.example:8443/realms/a/token?key=q-CANARY#frag";
+    let provider = OAuth2::new(OAuth2Config::new("payments", url.parse().unwrap()));
+    let client = provider.client_id().unwrap();
+    assert_eq!(client, "payments@https://id.example:8443/realms/a/token");
+    let manager = token_core::manager::TokenManager::builder(provider)
+        .build()
+        .unwrap();
+    assert_eq!(manager.namespace(), format!("oauth2:{client}"));
+    let other = OAuth2::new(OAuth2Config::new(
+        "payments",
+        "https://id.example:8443/realms/b/token".parse().unwrap(),
+    ));
+    assert_ne!(other.client_id().unwrap(), client, "another realm");
+}
