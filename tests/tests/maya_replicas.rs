@@ -552,7 +552,10 @@ fn record_files(dir: &std::path::Path) -> Vec<PathBuf> {
 }
 
 fn is_receiver_key(key: &SessionKey, prefix: &str) -> bool {
-    key.provider() == SESSION_URL_NAMESPACE && key.session().starts_with(prefix)
+    key.provider()
+        .strip_prefix(SESSION_URL_NAMESPACE)
+        .is_some_and(|rest| rest.starts_with("/maya:"))
+        && key.session().starts_with(prefix)
 }
 
 fn session_id_of(answer: http::Response<Vec<u8>>) -> String {

@@ -41,6 +41,8 @@ struct Setup {
     lifetime: Option<Duration>,
     secret: &'static str,
     store: Option<Arc<dyn TokenStore>>,
+    /// The partner's client id at Maya.
+    client: &'static str,
 }
 
 impl Default for Setup {
@@ -52,13 +54,14 @@ impl Default for Setup {
             lifetime: None,
             secret: SECRET,
             store: None,
+            client: CLIENT,
         }
     }
 }
 
 async fn world(setup: Setup) -> World {
     let clock = paused_clock();
-    let maya = MayaSandbox::new(CLIENT, ClientSecret::new(SECRET));
+    let maya = MayaSandbox::new(setup.client, ClientSecret::new(SECRET));
     let sandbox = maya
         .routes(
             Sandbox::builder()
@@ -68,11 +71,15 @@ async fn world(setup: Setup) -> World {
         .start()
         .await
         .unwrap();
-    let mut config = MayaConfig::new(CLIENT, ClientSecret::new(setup.secret), sandbox.base_url())
-        .with_api_url(maya.config(&sandbox).api_url)
-        .with_refresh(setup.shape)
-        .with_reuse_window(setup.reuse)
-        .with_redirect_uri("https://partner.example/maya/callback");
+    let mut config = MayaConfig::new(
+        setup.client,
+        ClientSecret::new(setup.secret),
+        sandbox.base_url(),
+    )
+    .with_api_url(maya.config(&sandbox).api_url)
+    .with_refresh(setup.shape)
+    .with_reuse_window(setup.reuse)
+    .with_redirect_uri("https://partner.example/maya/callback");
     if let Some(lifetime) = setup.lifetime {
         config = config.with_refresh_token_lifetime(lifetime);
     }
@@ -131,6 +138,11 @@ fn session_post(body: &str, reference: &str) -> http::Request<Vec<u8>> {
     post
 }
 
+/// The namespace of the receiver's records for the partner `CLIENT`.
+fn records() -> String {
+    format!("{SESSION_URL_NAMESPACE}/maya:{CLIENT}")
+}
+
 /// A session POST's body with long-lived tokens.
 const SESSION_BODY: &str = r#"{"accessToken":"at-1","refreshToken":"rt-1","expiresAt":4102444800}"#;
 
@@ -179,6 +191,53 @@ async fn session_url_tokens_are_redeemed_once_then_refreshed_with_the_app_token(
     assert_eq!(world.sandbox.calls(CONNECT), 1, "one app token");
     let rotated = world.manager.token_set("user-alice").await.unwrap();
     assert_ne!(rotated.refresh_token, received.refresh_token, "rotated");
+}
+
+/// Two partners (two Maya clients), each with a receiver, over one shared store: a
+/// `Request-Reference-No` one partner's receiver claimed is nothing to the other's. POSTed
+/// there with other tokens (a reference is no secret), it never earns the first partner's
+/// `sessionId`; and that `sessionId` cannot be redeemed, nor used up, through the other.
+#[tokio::test(start_paused = true)]
+async fn a_session_received_for_one_partner_is_not_the_other_partner_s_on_a_shared_store() {
+    let store: Arc<dyn TokenStore> = Arc::new(token_core::store::MemoryStore::new());
+    let shared = |client| Setup {
+        store: Some(store.clone()),
+        client,
+        ..Setup::default()
+    };
+    let ours = world(shared(CLIENT)).await;
+    let theirs = world(shared("partner-2")).await;
+    assert_ne!(ours.manager.namespace(), theirs.manager.namespace());
+
+    let answer = ours
+        .receiver
+        .receive(session_post(SESSION_BODY, "ref-shared"))
+        .await;
+    assert_eq!(answer.status(), 200);
+    let body: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
+    let session_id = body["sessionId"].as_str().unwrap().to_owned();
+
+    let forged = r#"{"accessToken":"at-forged","refreshToken":"rt-forged","expiresAt":4102444800}"#;
+    let answer = theirs
+        .receiver
+        .receive(session_post(forged, "ref-shared"))
+        .await;
+    let text = String::from_utf8_lossy(answer.body()).into_owned();
+    assert!(
+        !text.contains(&session_id),
+        "the other partner's receiver gave away our sessionId: {text}"
+    );
+    assert!(matches!(
+        theirs.receiver.redeem(&session_id, "user-mallory").await,
+        Err(RedeemError::Unknown)
+    ));
+    let received = ours
+        .receiver
+        .redeem(&session_id, "user-alice")
+        .await
+        .unwrap();
+    assert_eq!(received.access_token.expose_secret(), "at-1");
+    assert!(theirs.manager.token_set("user-mallory").await.is_err());
 }
 
 #[tokio::test(start_paused = true)]
@@ -650,7 +709,7 @@ async fn a_flood_of_new_references_is_bounded_and_lapses() {
         session_post(body, reference)
     };
     let store = world.manager.store().clone();
-    let key = |name: &str| token_core::store::SessionKey::new(SESSION_URL_NAMESPACE, name);
+    let key = |name: &str| token_core::store::SessionKey::new(records(), name);
     let remembered = async || {
         let index = store.load(&key("index")).await.unwrap();
         index.map_or(0, |found| {
@@ -726,7 +785,7 @@ async fn new_references_posted_at_once_are_bounded() {
     assert!(taken <= 2, "{taken} sessions kept, 2 at most");
     let index = store
         .inner()
-        .load(&SessionKey::new(SESSION_URL_NAMESPACE, "index"))
+        .load(&SessionKey::new(records(), "index"))
         .await
         .unwrap()
         .unwrap();
@@ -829,7 +888,7 @@ impl Intercept for FailIndexSave {
         _record: &StoredRecord,
         _expected: Option<Version>,
     ) -> Result<(), StoreError> {
-        let index = key.provider() == SESSION_URL_NAMESPACE && key.session() == "index";
+        let index = key.provider() == records() && key.session() == "index";
         if index && self.0.swap(false, Ordering::SeqCst) {
             return Err(backend_error("the index could not be saved (test)"));
         }
@@ -844,7 +903,7 @@ impl Intercept for FailIndexSave {
 async fn a_post_that_could_not_be_indexed_leaves_no_claim_behind() {
     let (store, world) = world_over(FailIndexSave::default()).await;
     let post = |reference: &str| session_post(SESSION_BODY, reference);
-    let claim = SessionKey::new(SESSION_URL_NAMESPACE, "ref:ref-lost");
+    let claim = SessionKey::new(records(), "ref:ref-lost");
 
     store.0.store(true, Ordering::SeqCst);
     let failed = world.receiver.receive(post("ref-lost")).await;
@@ -875,7 +934,7 @@ struct FailTokenDelete(AtomicBool);
 #[async_trait]
 impl Intercept for FailTokenDelete {
     async fn delete(&self, key: &SessionKey, _expected: Option<Version>) -> Result<(), StoreError> {
-        if key.provider() != SESSION_URL_NAMESPACE && self.0.swap(false, Ordering::SeqCst) {
+        if key.provider() != records() && self.0.swap(false, Ordering::SeqCst) {
             return Err(backend_error(
                 "the session's tokens could not be removed (test)",
             ));
@@ -913,7 +972,7 @@ async fn a_redemption_that_failed_after_binding_the_tokens_is_not_redeemable_aga
 
 /// Whether `record`, saved under `key`, is the receiver's record of a session in `state`.
 fn is_session_record(key: &SessionKey, record: &StoredRecord, state: &str) -> bool {
-    key.provider() == SESSION_URL_NAMESPACE
+    key.provider() == records()
         && key.session().starts_with("id:")
         && record
             .as_coordination()
@@ -1008,7 +1067,7 @@ async fn a_session_post_that_repeats_a_token_key_is_refused() {
         let answer = world.receiver.receive(session_post(body, &reference)).await;
         let text = String::from_utf8_lossy(answer.body()).into_owned();
         assert_eq!(answer.status(), 400, "{body}: {text}");
-        let claim = SessionKey::new(SESSION_URL_NAMESPACE, format!("ref:{reference}"));
+        let claim = SessionKey::new(records(), format!("ref:{reference}"));
         assert!(
             world.manager.store().load(&claim).await.unwrap().is_none(),
             "{body}: nothing is stored"

@@ -62,7 +62,9 @@ pub const DEFAULT_MAX_SESSIONS: usize = 1000;
 /// **Several replicas.** Which reference claimed which `sessionId`, and whether a session is
 /// pending or redeemed, is kept in the manager's own store ([`TokenManager::store`]) beside
 /// the tokens, as [coordination records](token_core::store::StoredRecord::Coordination)
-/// under the provider namespace [`SESSION_URL_NAMESPACE`]. Give every replica a manager over
+/// under the namespace [`SESSION_URL_NAMESPACE`]`/` and the manager's
+/// [`namespace`](TokenManager::namespace) (the receiver of another client on the store has
+/// its own). Give every replica a manager over
 /// one shared store (a `PostgresStore`; a `FileStore` directory for processes on one
 /// machine) and any replica can take Maya's POST and any other the redemption. Across the
 /// replicas sharing the store:
@@ -162,7 +164,7 @@ impl SessionReceiver {
     /// `sessionId` must be redeemed within 10 minutes.
     pub fn new(manager: TokenManager<Maya>) -> Self {
         Self {
-            records: Records::new(manager.store().clone()),
+            records: Records::new(manager.store().clone(), manager.namespace()),
             manager,
             redeem_within: Duration::from_secs(600),
             max_sessions: DEFAULT_MAX_SESSIONS,

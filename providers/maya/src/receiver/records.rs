@@ -2,8 +2,9 @@
 //! `Request-Reference-No` claimed which `sessionId`, whether that session is pending or
 //! redeemed, and the index of sessions still remembered.
 //!
-//! Every record is a [`StoredRecord::Coordination`] under the [`SESSION_URL_NAMESPACE`] provider, so the
-//! replicas sharing a store see the same records, and its compare-and-swap settles their races.
+//! Every record is a [`StoredRecord::Coordination`] under the [`SESSION_URL_NAMESPACE`] of the
+//! manager's namespace, so the replicas sharing a store see the same records, and its
+//! compare-and-swap settles their races; another client's receiver on the store sees none.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,18 +15,21 @@ use time::OffsetDateTime;
 use token_core::error::StoreError;
 use token_core::store::{SessionKey, StoredRecord, TokenStore, Version, Versioned};
 
-/// The provider namespace of the [`SessionReceiver`](super::SessionReceiver)'s records in the
-/// manager's store (the manager's own sessions are under `maya`): `ref:{Request-Reference-No}`,
-/// `id:{sessionId}` and one `index`.
+/// The start of the namespace of the [`SessionReceiver`](super::SessionReceiver)'s records
+/// in the manager's store: followed by `/` and the manager's
+/// [`namespace`](token_core::manager::TokenManager::namespace) (whose own sessions are under
+/// `maya:{client_id}`), so the receivers of two clients sharing a store never see each
+/// other's records. They are `ref:{Request-Reference-No}`, `id:{sessionId}` and one `index`.
 ///
 /// ```
 /// use token_core::store::SessionKey;
-/// // The key of the claim of Maya's `Request-Reference-No: 6f1c…`:
-/// let claim = SessionKey::new(token_provider_maya::SESSION_URL_NAMESPACE, "ref:6f1c…");
-/// assert_eq!(claim.to_string(), "maya/session-url/ref:6f1c…");
+/// use token_provider_maya::SESSION_URL_NAMESPACE;
+/// // The key of the claim of Maya's `Request-Reference-No: 6f1c…`, for client `partner-1`:
+/// let claim = SessionKey::new(format!("{SESSION_URL_NAMESPACE}/maya:partner-1"), "ref:6f1c…");
+/// assert_eq!(claim.to_string(), "maya/session-url/maya:partner-1/ref:6f1c…");
 /// ```
 pub const SESSION_URL_NAMESPACE: &str = "maya/session-url";
-/// The index's key in [`SESSION_URL_NAMESPACE`]; claims are `ref:…` and sessions `id:…`, so no
+/// The index's key in the records' namespace; claims are `ref:…` and sessions `id:…`, so no
 /// reference or `sessionId` can name it.
 const INDEX: &str = "index";
 /// How often a compare-and-swap that keeps losing to other writers is tried.
@@ -141,19 +145,36 @@ pub(super) enum Claimed {
 #[derive(Clone)]
 pub(super) struct Records {
     store: Arc<dyn TokenStore>,
+    /// [`SESSION_URL_NAMESPACE`], `/` and the manager's namespace.
+    namespace: Arc<str>,
 }
 
 impl std::fmt::Debug for Records {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Records")
-            .field("namespace", &SESSION_URL_NAMESPACE)
+            .field("namespace", &self.namespace)
             .finish_non_exhaustive()
     }
 }
 
 impl Records {
-    pub(super) fn new(store: Arc<dyn TokenStore>) -> Self {
-        Self { store }
+    /// The records of the receiver of the manager whose namespace is `manager` (its
+    /// [`TokenManager::namespace`](token_core::manager::TokenManager::namespace)).
+    pub(super) fn new(store: Arc<dyn TokenStore>, manager: &str) -> Self {
+        let namespace = format!("{SESSION_URL_NAMESPACE}/{manager}").into();
+        Self { store, namespace }
+    }
+
+    fn claim_key(&self, reference: &str) -> SessionKey {
+        SessionKey::new(self.namespace.clone(), format!("ref:{reference}"))
+    }
+
+    fn session_key(&self, session_id: &str) -> SessionKey {
+        SessionKey::new(self.namespace.clone(), format!("id:{session_id}"))
+    }
+
+    fn index_key(&self) -> SessionKey {
+        SessionKey::new(self.namespace.clone(), INDEX)
     }
 
     /// Claims `reference` for `claim` atomically (a save that expects no record): exactly one
@@ -163,7 +184,7 @@ impl Records {
         reference: &str,
         claim: &Claim,
     ) -> Result<Claimed, StoreError> {
-        let key = claim_key(reference);
+        let key = self.claim_key(reference);
         for _ in 0..CAS_ATTEMPTS {
             match self.save(&key, claim, None).await {
                 Ok(_) => return Ok(Claimed::Ours(claim.clone())),
@@ -181,7 +202,7 @@ impl Records {
     /// `reference`'s claim, if it was claimed.
     pub(super) async fn claimed(&self, reference: &str) -> Result<Option<Claim>, StoreError> {
         Ok(self
-            .load::<Claim>(&claim_key(reference))
+            .load::<Claim>(&self.claim_key(reference))
             .await?
             .map(|found| found.value))
     }
@@ -192,7 +213,7 @@ impl Records {
         reference: &str,
         session_id: &str,
     ) -> Result<(), StoreError> {
-        let key = claim_key(reference);
+        let key = self.claim_key(reference);
         match self.load::<Claim>(&key).await? {
             Some(found) if found.value.session_id == session_id => {
                 self.delete(&key, found.version).await.map(drop)
@@ -206,7 +227,7 @@ impl Records {
         &self,
         session_id: &str,
     ) -> Result<Option<Versioned<Session>>, StoreError> {
-        self.load(&session_key(session_id)).await
+        self.load(&self.session_key(session_id)).await
     }
 
     /// Writes `pending` as the session's record unless it has one; returns the record there.
@@ -215,7 +236,7 @@ impl Records {
         session_id: &str,
         pending: &Session,
     ) -> Result<Versioned<Session>, StoreError> {
-        let key = session_key(session_id);
+        let key = self.session_key(session_id);
         for _ in 0..CAS_ATTEMPTS {
             match self.save(&key, pending, None).await {
                 Ok(version) => {
@@ -241,7 +262,7 @@ impl Records {
         next: &Session,
         expected: Version,
     ) -> Result<Version, StoreError> {
-        self.save(&session_key(session_id), next, Some(expected))
+        self.save(&self.session_key(session_id), next, Some(expected))
             .await
     }
 
@@ -251,13 +272,13 @@ impl Records {
         session_id: &str,
         expected: Version,
     ) -> Result<bool, StoreError> {
-        self.delete(&session_key(session_id), expected).await
+        self.delete(&self.session_key(session_id), expected).await
     }
 
     /// Every session the index remembers.
     pub(super) async fn remembered(&self) -> Result<Vec<Remembered>, StoreError> {
         Ok(self
-            .load::<Index>(&index_key())
+            .load::<Index>(&self.index_key())
             .await?
             .map(|index| index.value.sessions)
             .unwrap_or_default())
@@ -315,7 +336,7 @@ impl Records {
         &self,
         change: impl Fn(&mut Vec<Remembered>) -> bool,
     ) -> Result<(), StoreError> {
-        let key = index_key();
+        let key = self.index_key();
         for _ in 0..CAS_ATTEMPTS {
             let found = self.load::<Index>(&key).await?;
             let version = found.as_ref().map(|f| f.version);
@@ -377,18 +398,6 @@ impl Records {
             deleted => deleted,
         }
     }
-}
-
-fn claim_key(reference: &str) -> SessionKey {
-    SessionKey::new(SESSION_URL_NAMESPACE, format!("ref:{reference}"))
-}
-
-fn session_key(session_id: &str) -> SessionKey {
-    SessionKey::new(SESSION_URL_NAMESPACE, format!("id:{session_id}"))
-}
-
-fn index_key() -> SessionKey {
-    SessionKey::new(SESSION_URL_NAMESPACE, INDEX)
 }
 
 /// A compare-and-swap that lost [`CAS_ATTEMPTS`] times in a row.
