@@ -88,7 +88,9 @@ impl<P: Provider> TokenManagerBuilder<P> {
 
     /// The namespace the store keeps this manager's sessions under, instead of the default:
     /// the provider's [`name`](Provider::name), followed by its
-    /// [`client_id`](Provider::client_id) when it has one (`"oauth2:app-1"`).
+    /// [`client_id`](Provider::client_id) when it has one (`"wechat:wx-app-1"`; a generic
+    /// OAuth 2.0 client's names its token endpoint too,
+    /// `"oauth2:app-1@https://id.example/token"`).
     ///
     /// Managers sharing a store must not share a namespace unless they refresh the same
     /// sessions at the same server for the same client (the replicas of one application):

@@ -28,7 +28,7 @@ pub use record::{ReauthVerdict, StoredRecord};
 
 /// Identifies one session: the namespace it is kept under (a manager's
 /// [`TokenManager::namespace`](crate::manager::TokenManager::namespace), the provider's name
-/// and its client's id, `"oauth2:app-1"`; or a component's own) and the session's name.
+/// and its client's id, `"wechat:wx-app-1"`; or a component's own) and the session's name.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionKey {
     provider: Arc<str>,
