@@ -888,9 +888,19 @@ fn refresh_endpoint(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream
         .find_map(|field| match field.attrs.from.as_ref().map(|from| &from.value) {
             Some(Source::Config(members)) => {
                 let span = field.attrs.client_id.as_ref().map_or(field.ident.span(), Ident::span);
-                Some(quote_spanned! {span=>
-                    fn client_id(__config: &Self::Config) -> ::core::option::Option<::std::string::String> {
+                let ty = quote!(::core::option::Option<::std::string::String>);
+                // A field compiled out names no client (its config field may be gone too).
+                let value = cfg_or(
+                    &field.cfgs,
+                    ty.clone(),
+                    quote_spanned! {span=>
                         ::core::option::Option::Some(::std::string::ToString::to_string(&__config #(.#members)*))
+                    },
+                    quote!(::core::option::Option::None),
+                );
+                Some(quote_spanned! {span=>
+                    fn client_id(__config: &Self::Config) -> #ty {
+                        #value
                     }
                 })
             }

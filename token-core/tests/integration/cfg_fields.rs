@@ -285,6 +285,46 @@ fn a_refresh_endpoint_s_server_side_reads_only_the_fields_compiled_in() {
     );
 }
 
+/// A config whose client's id is compiled out, and a number compiled in.
+pub struct App {
+    #[cfg(any())]
+    pub gone_id: String,
+    #[cfg(all())]
+    pub app_id: u32,
+}
+
+/// `client_id` on a field compiled out: the endpoint names no client.
+#[token_endpoint(post = "/token", form, response = Tokens, error = Failure, config = App,
+                 provider = "cfg-gone")]
+#[derive(Debug)]
+pub struct GoneClientRefresh {
+    #[token(from = refresh_token)]
+    pub refresh_token: RefreshToken,
+    #[cfg(any())]
+    #[token(from = config.gone_id, client_id)]
+    pub client_id: String,
+}
+
+/// `client_id` on a field compiled in: the endpoint names the client by it.
+#[token_endpoint(post = "/token", form, response = Tokens, error = Failure, config = App,
+                 provider = "cfg-kept")]
+#[derive(Debug)]
+pub struct KeptClientRefresh {
+    #[token(from = refresh_token)]
+    pub refresh_token: RefreshToken,
+    #[cfg(all())]
+    #[token(from = config.app_id, client_id)]
+    pub client_id: u32,
+}
+
+#[test]
+fn a_client_id_field_names_the_client_only_when_compiled_in() {
+    use token_core::provider::RefreshEndpoint;
+    let app = App { app_id: 7 };
+    assert_eq!(GoneClientRefresh::client_id(&app), None);
+    assert_eq!(KeptClientRefresh::client_id(&app).as_deref(), Some("7"));
+}
+
 /// Variants under `#[cfg(...)]`: one compiled out is neither read, written, given a kind or
 /// a status nor answers its refusal (its code lands in the catch-all); one compiled in is all
 /// of them.
