@@ -261,6 +261,70 @@ impl SigningKey for ClientSecret {
     }
 }
 
+/// The type of a request field declared `#[token(client_id)]`: text that names the client
+/// to the provider, never a secret (a store key and log lines show it), so the secret
+/// types do not implement it. [`RefreshEndpoint::client_id`](crate::provider::RefreshEndpoint::client_id)
+/// is the field's value as this text.
+///
+/// ```
+/// use token_core::codec::ClientId;
+/// assert_eq!("wx-app-1".to_owned().client_id(), Some("wx-app-1".to_owned()));
+/// assert_eq!(7_u32.client_id(), Some("7".to_owned()));
+/// assert_eq!(None::<String>.client_id(), None);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot name the client",
+    label = "the `client_id` field's type",
+    note = "a client id is text or a number (`String`, `u64`...), never a secret: a store key and log lines show it"
+)]
+pub trait ClientId {
+    /// The client's id as text; `None` for an absent one.
+    fn client_id(&self) -> Option<String>;
+}
+
+impl<T: ClientId + ?Sized> ClientId for &T {
+    fn client_id(&self) -> Option<String> {
+        (**self).client_id()
+    }
+}
+
+impl<T: ClientId> ClientId for Option<T> {
+    fn client_id(&self) -> Option<String> {
+        self.as_ref().and_then(ClientId::client_id)
+    }
+}
+
+macro_rules! client_id_as_text {
+    ($($ty:ty),*) => {$(
+        impl ClientId for $ty {
+            fn client_id(&self) -> Option<String> {
+                Some(self.to_string())
+            }
+        }
+    )*};
+}
+
+client_id_as_text!(
+    str,
+    String,
+    Box<str>,
+    std::sync::Arc<str>,
+    std::borrow::Cow<'_, str>,
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    uuid::Uuid
+);
+
 /// A failure to read a request on the server side; answered with the provider's own
 /// "invalid request" error.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

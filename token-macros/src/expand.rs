@@ -893,8 +893,18 @@ fn refresh_endpoint(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream
                 let value = cfg_or(
                     &field.cfgs,
                     ty.clone(),
-                    quote_spanned! {span=>
-                        ::core::option::Option::Some(::std::string::ToString::to_string(&__config #(.#members)*))
+                    {
+                        // Read as the request reads it (a clone, converted with `Into`), then
+                        // named through the field type's `ClientId`, which no secret has.
+                        let fty = field.ty;
+                        let p = private();
+                        let name = quote_spanned!(fty.span()=> <#fty as #p::ClientId>::client_id(&__id));
+                        quote_spanned! {span=>
+                            {
+                                let __id: #fty = ::core::convert::Into::into(::core::clone::Clone::clone(&__config #(.#members)*));
+                                #name
+                            }
+                        }
                     },
                     quote!(::core::option::Option::None),
                 );

@@ -22,7 +22,7 @@ pub use request::*;
 pub use sources::*;
 
 pub use crate::codec::{
-    AccessTokenField, Endpoint, ErrorResponse, FieldGroup, FromContext, RefusalReason,
+    AccessTokenField, ClientId, Endpoint, ErrorResponse, FieldGroup, FromContext, RefusalReason,
     RequestContext, RequestError, SignedRequestError, SigningKey, TokenResponse,
 };
 pub use crate::error::{EndpointError, ErrorKind};
