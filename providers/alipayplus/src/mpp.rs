@@ -9,7 +9,9 @@
 //! `AUTHORIZATION_CODE` exchanges a single-use code minted by [`Mpp::authorize`] (the issuer's
 //! authorization codes: hashed at rest, shared by replicas on a `PostgresIssuerStore`, dead
 //! after [`IssuerConfig::code_ttl`](token_core::issuer::IssuerConfig::code_ttl)). Every answer is
-//! signed.
+//! signed. A failure of the MPP itself is `U UNKNOWN_EXCEPTION` (the same request may be
+//! sent again), except a request its issuer store refuses as one it cannot hold
+//! ([`StoreError::Unsupported`]), which would fail again: `F PROCESS_FAIL`.
 //!
 //! A pair is bound to the `Client-Id` whose code exchange obtained it (RFC 6749 section 6):
 //! several MPPs (several `Client-Id`s) may share one issuer store, and a refresh token presented
@@ -30,7 +32,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use token_core::codec::{Endpoint, encode_error, encode_response};
-use token_core::error::EndpointError;
+use token_core::error::{EndpointError, StoreError};
 use token_core::issuer::{CodeExchange, CodeGrant, Issued, IssuerError};
 use token_core::token_set::{StoredTokenSet, TokenSet};
 use token_core::{codec::TokenResponse, issuer::Issuer, secret::AuthCode};
@@ -107,9 +109,8 @@ impl Mpp {
         subject: &str,
         extras: AlipayExtras,
     ) -> Result<AuthCode, IssuerError> {
-        let extras = serde_json::to_value(&extras).map_err(|e| {
-            IssuerError::Store(token_core::error::StoreError::Corrupt(e.to_string()))
-        })?;
+        let extras = serde_json::to_value(&extras)
+            .map_err(|e| IssuerError::Store(StoreError::Corrupt(e.to_string())))?;
         let grant = CodeGrant::new(self.signer.client_id(), subject).with_extras(extras);
         issuer.issue_code(grant).await
     }
@@ -301,9 +302,11 @@ fn param_illegal(error: token_core::codec::RequestError) -> AlipayError {
 }
 
 /// An authorization code that is unknown, used or not this client's is `INVALID_AUTH_CODE`,
-/// an expired one `EXPIRED_AUTH_CODE`; a failure of the MPP itself is `U`.
+/// an expired one `EXPIRED_AUTH_CODE`; a request the issuer's store cannot hold is
+/// [`unsupported`]; any other failure of the MPP itself is `U`.
 fn code_refusal(error: IssuerError) -> AlipayError {
     match error {
+        IssuerError::Store(StoreError::Unsupported(_)) => unsupported(),
         IssuerError::ExpiredAuthCode => {
             AlipayError::failed(AlipayCode::ExpiredAuthCode, "the authCode has expired")
         }
@@ -315,9 +318,11 @@ fn code_refusal(error: IssuerError) -> AlipayError {
 }
 
 /// The seed's codes: invalid (unknown, revoked, already used) is `INVALID_REFRESH_TOKEN`,
-/// expired is `EXPIRED_REFRESH_TOKEN`; a failure of the MPP itself is `U`.
+/// expired is `EXPIRED_REFRESH_TOKEN`; a request the issuer's store cannot hold is
+/// [`unsupported`]; any other failure of the MPP itself is `U`.
 fn refresh_refusal(error: IssuerError) -> AlipayError {
     match error {
+        IssuerError::Store(StoreError::Unsupported(_)) => unsupported(),
         IssuerError::ExpiredRefreshToken => AlipayError::failed(
             AlipayCode::ExpiredRefreshToken,
             "the refresh token has expired",
@@ -328,6 +333,13 @@ fn refresh_refusal(error: IssuerError) -> AlipayError {
         ),
         _ => AlipayError::unknown(AlipayCode::UnknownException, "try again"),
     }
+}
+
+/// A request the issuer's store refused as one it cannot hold (`StoreError::Unsupported`:
+/// the same request would fail again, and nothing changed) is `F PROCESS_FAIL`, definitive,
+/// not a `U` the client would send again; the store's reason stays in the MPP.
+fn unsupported() -> AlipayError {
+    AlipayError::failed(AlipayCode::ProcessFail, "the request cannot be processed")
 }
 
 #[cfg(test)]

@@ -3,7 +3,12 @@
 
 use std::time::Duration;
 
-use token_core::issuer::IssuerConfig;
+use time::OffsetDateTime;
+use token_core::error::StoreError;
+use token_core::issuer::{
+    CodeRecord, IssuerConfig, PairRecord, RedeemOutcome, Redemption, RotateOutcome, Rotation,
+    TokenHash,
+};
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox};
 use token_core::{
     error::ErrorKind, manager::TokenManager, provider::CallContext, token_set::TokenSet,
@@ -586,4 +591,104 @@ async fn a_refresh_answer_naming_one_extra_keeps_the_sessions_other() {
         assert_ne!(next.refresh_token, session.refresh_token);
         assert_eq!(next.extras, expected);
     }
+}
+
+/// An issuer store that refuses, as `Unsupported`, every look-up and rotation of a refresh token while
+/// `refusing` is set (a name its tables cannot hold: the same request always fails).
+#[derive(Default)]
+struct Refusing {
+    inner: token_core::issuer::MemoryIssuerStore,
+    refusing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl token_core::issuer::IssuerStore for Refusing {
+    async fn insert(&self, record: PairRecord) -> Result<(), StoreError> {
+        self.inner.insert(record).await
+    }
+    async fn find_by_access(&self, access: &TokenHash) -> Result<Option<PairRecord>, StoreError> {
+        self.inner.find_by_access(access).await
+    }
+    async fn find_by_refresh(&self, refresh: &TokenHash) -> Result<Option<PairRecord>, StoreError> {
+        if self.refusing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Unsupported(
+                "the store cannot hold it (test)".into(),
+            ));
+        }
+        self.inner.find_by_refresh(refresh).await
+    }
+    async fn rotate(&self, rotation: Rotation<'_>) -> Result<RotateOutcome, StoreError> {
+        if self.refusing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Unsupported(
+                "the store cannot hold it (test)".into(),
+            ));
+        }
+        self.inner.rotate(rotation).await
+    }
+    async fn revoke(&self, token: &TokenHash, at: OffsetDateTime) -> Result<bool, StoreError> {
+        self.inner.revoke(token, at).await
+    }
+    async fn revoke_subject(&self, subject: &str, at: OffsetDateTime) -> Result<usize, StoreError> {
+        self.inner.revoke_subject(subject, at).await
+    }
+    async fn revoke_family(
+        &self,
+        family: &TokenHash,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        self.inner.revoke_family(family, at).await
+    }
+    async fn insert_code(&self, record: CodeRecord) -> Result<(), StoreError> {
+        self.inner.insert_code(record).await
+    }
+    async fn redeem_code(&self, redemption: Redemption<'_>) -> Result<RedeemOutcome, StoreError> {
+        self.inner.redeem_code(redemption).await
+    }
+}
+
+/// A refresh the MPP's issuer store refuses as `Unsupported` (the same request would fail
+/// again) is answered `F PROCESS_FAIL`, definitive: the client does not send it again as an
+/// unknown outcome, and the session is kept, not ended.
+#[tokio::test(start_paused = true)]
+async fn a_refresh_the_issuer_store_cannot_hold_is_a_definitive_failure_not_an_unknown() {
+    let clock = paused_clock();
+    let store = std::sync::Arc::new(Refusing::default());
+    let mpp = AlipayPlusSandbox::new();
+    let builder = Sandbox::builder()
+        .clock(clock.clone())
+        .issuer_config(AlipayPlusSandbox::issuer_config())
+        .issuer_store(store.clone());
+    let sandbox = mpp.routes(builder).start().await.unwrap();
+    let manager = harness::manager(
+        AlipayPlus::new(mpp.config(&sandbox)).unwrap(),
+        &sandbox,
+        &clock,
+    );
+    let world = World {
+        mpp,
+        sandbox,
+        manager,
+    };
+    let first = world.user("dave").await;
+    let mut events = world.manager.subscribe();
+    store
+        .refusing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let calls = world.sandbox.calls(APPLY);
+    let error = world.manager.refresh_now("dave").await.unwrap_err();
+    assert_eq!(error.provider_code(), Some("PROCESS_FAIL"), "{error}");
+    assert_ne!(error.kind(), ErrorKind::OutcomeUnknown, "{error}");
+    assert!(error.reauth().is_none(), "{error}");
+    assert_eq!(
+        world.sandbox.calls(APPLY),
+        calls + 1,
+        "sent once, not again"
+    );
+    assert_no_reauth(&drain(&mut events));
+    let kept = world.manager.token_set("dave").await;
+    assert_eq!(
+        kept.unwrap().refresh_token,
+        first.refresh_token,
+        "the session is kept"
+    );
 }
