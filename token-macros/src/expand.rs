@@ -748,7 +748,10 @@ fn server_side(fields: &[Field<RequestRole>]) -> ServerSide {
         let (f, ty, wire) = (field.ident, field.ty, &field.wire);
         let span = ty.span();
         let cfg = cfgs(field);
-        match (field.goes(), field.attrs.from.as_ref().map(|from| &from.value)) {
+        match (
+            field.goes(),
+            field.attrs.from.as_ref().map(|from| &from.value),
+        ) {
             (_, Some(Source::Session(value))) if value.value == SessionValue::RefreshToken => {
                 let value = if field.optional {
                     quote_spanned!(span=> ::core::option::Option::map(::core::option::Option::as_ref(&self.#f), |__t| ::core::convert::Into::into(::core::clone::Clone::clone(__t))))
@@ -765,16 +768,27 @@ fn server_side(fields: &[Field<RequestRole>]) -> ServerSide {
             }
             // The key is checked by verifying the signature.
             (RequestRole::SigningKey, _) => {}
-            (_, Some(Source::Config(members))) => out.checks.push(quote_spanned! {span=>
-                #cfg
-                if self.#f != ::core::convert::Into::<#ty>::into(::core::clone::Clone::clone(&__config #(.#members)*)) {
-                    return ::core::option::Option::Some(#wire);
+            (_, Some(Source::Config(members))) => out.checks.push({
+                let config_value = config_value(span, ty, members);
+                quote_spanned! {span=>
+                    #cfg
+                    if self.#f != #config_value {
+                        return ::core::option::Option::Some(#wire);
+                    }
                 }
             }),
             _ => {}
         }
     }
     out
+}
+
+/// The server side's reading of a `from = config.a.b` field of type `ty` from `__config`:
+/// a clone converted with `Into`, as `FromContext` reads it.
+fn config_value(span: Span, ty: &syn::Type, members: &[syn::Member]) -> TokenStream {
+    quote_spanned! {span=>
+        ::core::convert::Into::<#ty>::into(::core::clone::Clone::clone(&__config #(.#members)*))
+    }
 }
 
 /// `RefreshEndpoint`, for a request declaring `provider = "name"`: its config type and
@@ -856,10 +870,9 @@ fn refresh_endpoint(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream
         ) => match field.attrs.from.as_ref().map(|from| &from.value) {
             Some(Source::Config(members)) => {
                 let ty = field.ty;
+                let key = config_value(ty.span(), ty, members);
                 quote_spanned! {ty.span()=>
-                    ::core::option::Option::Some(::core::clone::Clone::clone(<#ty as #p::SigningKey>::key(
-                        &::core::convert::Into::<#ty>::into(::core::clone::Clone::clone(&__config #(.#members)*)),
-                    )))
+                    ::core::option::Option::Some(::core::clone::Clone::clone(<#ty as #p::SigningKey>::key(&#key)))
                 }
             }
             _ => quote!(::core::option::Option::None),
@@ -885,37 +898,38 @@ fn refresh_endpoint(model: &Model, fields: &[Field<RequestRole>]) -> TokenStream
     let client_id = fields
         .iter()
         .filter(|f| f.attrs.client_id.is_some())
-        .find_map(|field| match field.attrs.from.as_ref().map(|from| &from.value) {
-            Some(Source::Config(members)) => {
-                let span = field.attrs.client_id.as_ref().map_or(field.ident.span(), Ident::span);
-                let ty = quote!(::core::option::Option<::std::string::String>);
-                // A field compiled out names no client (its config field may be gone too).
-                let value = cfg_or(
-                    &field.cfgs,
-                    ty.clone(),
-                    {
-                        // Read as the request reads it (a clone, converted with `Into`), then
-                        // named through the field type's `ClientId`, which no secret has.
-                        let fty = field.ty;
-                        let p = private();
-                        let name = quote_spanned!(fty.span()=> <#fty as #p::ClientId>::client_id(&__id));
-                        quote_spanned! {span=>
-                            {
-                                let __id: #fty = ::core::convert::Into::into(::core::clone::Clone::clone(&__config #(.#members)*));
-                                #name
-                            }
+        .find_map(
+            |field| match field.attrs.from.as_ref().map(|from| &from.value) {
+                Some(Source::Config(members)) => {
+                    let span = field
+                        .attrs
+                        .client_id
+                        .as_ref()
+                        .map_or(field.ident.span(), Ident::span);
+                    let ty = quote!(::core::option::Option<::std::string::String>);
+                    // A field compiled out names no client (its config field may be gone too).
+                    let value = cfg_or(
+                        &field.cfgs,
+                        ty.clone(),
+                        {
+                            // Read as the request reads it (a clone, converted with `Into`), then
+                            // named through the field type's `ClientId`, which no secret has.
+                            let fty = field.ty;
+                            let p = private();
+                            let id = config_value(span, fty, members);
+                            quote_spanned!(fty.span()=> <#fty as #p::ClientId>::client_id(&#id))
+                        },
+                        quote!(::core::option::Option::None),
+                    );
+                    Some(quote_spanned! {span=>
+                        fn client_id(__config: &Self::Config) -> #ty {
+                            #value
                         }
-                    },
-                    quote!(::core::option::Option::None),
-                );
-                Some(quote_spanned! {span=>
-                    fn client_id(__config: &Self::Config) -> #ty {
-                        #value
-                    }
-                })
-            }
-            _ => None,
-        });
+                    })
+                }
+                _ => None,
+            },
+        );
     let windows = windows(fields);
     let stale_time = (!windows.is_empty()).then(|| {
         quote! {
