@@ -1,7 +1,7 @@
 //! Stores that forward to another and look on: [`Forwarding`] runs an [`Intercept`] before
 //! each call it forwards (to record, hold or fail it); [`SavedRefresh`] records every refresh
 //! token the manager saves; [`RecordingIssuerStore`] records every token the issuer hands
-//! out and every rotation it refuses.
+//! out and every rotation it refuses, and can fail the refreshes.
 
 use std::collections::HashSet;
 use std::ops::Deref;
@@ -223,6 +223,9 @@ pub struct Refusal {
 #[derive(Default)]
 pub struct RecordingIssuerStore {
     inner: MemoryIssuerStore,
+    /// While set, every look-up of a refresh token and every rotation fails with this error,
+    /// changing nothing.
+    pub failing_refreshes: Mutex<Option<StoreError>>,
     /// Every token value the issuer minted or answered again (the leak check's list).
     pub minted: Mutex<Vec<String>>,
     /// Every refused rotation.
@@ -234,6 +237,11 @@ pub struct RecordingIssuerStore {
 }
 
 impl RecordingIssuerStore {
+    /// The error refreshes fail with now, if they do.
+    fn refresh_failure(&self) -> Result<(), StoreError> {
+        lock(&self.failing_refreshes).clone().map_or(Ok(()), Err)
+    }
+
     fn record(&self, set: &StoredTokenSet) {
         let mut minted = lock(&self.minted);
         minted.push(set.access_token.expose_secret().to_owned());
@@ -262,10 +270,12 @@ impl IssuerStore for RecordingIssuerStore {
     }
 
     async fn find_by_refresh(&self, refresh: &TokenHash) -> Result<Option<PairRecord>, StoreError> {
+        self.refresh_failure()?;
         self.inner.find_by_refresh(refresh).await
     }
 
     async fn rotate(&self, rotation: Rotation<'_>) -> Result<RotateOutcome, StoreError> {
+        self.refresh_failure()?;
         let rotation_presented = rotation.presented;
         let presented = self.inner.find_by_refresh(rotation_presented).await?;
         let outcome = self.inner.rotate(rotation).await?;

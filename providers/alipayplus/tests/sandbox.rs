@@ -3,12 +3,8 @@
 
 use std::time::Duration;
 
-use time::OffsetDateTime;
 use token_core::error::StoreError;
-use token_core::issuer::{
-    CodeRecord, IssuerConfig, PairRecord, RedeemOutcome, Redemption, RotateOutcome, Rotation,
-    TokenHash,
-};
+use token_core::issuer::IssuerConfig;
 use token_core::sandbox::{Failure, RunningSandbox, Sandbox};
 use token_core::{
     error::ErrorKind, manager::TokenManager, provider::CallContext, token_set::TokenSet,
@@ -21,6 +17,7 @@ use token_provider_alipayplus::{
 };
 use token_test_support::events::{assert_no_reauth, drain};
 use token_test_support::harness::{self, accepted, paused_clock};
+use token_test_support::stores::RecordingIssuerStore;
 
 const APPLY: &str = "/aps/api/v1/authorizations/applyToken";
 
@@ -593,66 +590,13 @@ async fn a_refresh_answer_naming_one_extra_keeps_the_sessions_other() {
     }
 }
 
-/// An issuer store that refuses, as `Unsupported`, every look-up and rotation of a refresh token while
-/// `refusing` is set (a name its tables cannot hold: the same request always fails).
-#[derive(Default)]
-struct Refusing {
-    inner: token_core::issuer::MemoryIssuerStore,
-    refusing: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl token_core::issuer::IssuerStore for Refusing {
-    async fn insert(&self, record: PairRecord) -> Result<(), StoreError> {
-        self.inner.insert(record).await
-    }
-    async fn find_by_access(&self, access: &TokenHash) -> Result<Option<PairRecord>, StoreError> {
-        self.inner.find_by_access(access).await
-    }
-    async fn find_by_refresh(&self, refresh: &TokenHash) -> Result<Option<PairRecord>, StoreError> {
-        if self.refusing.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(StoreError::Unsupported(
-                "the store cannot hold it (test)".into(),
-            ));
-        }
-        self.inner.find_by_refresh(refresh).await
-    }
-    async fn rotate(&self, rotation: Rotation<'_>) -> Result<RotateOutcome, StoreError> {
-        if self.refusing.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(StoreError::Unsupported(
-                "the store cannot hold it (test)".into(),
-            ));
-        }
-        self.inner.rotate(rotation).await
-    }
-    async fn revoke(&self, token: &TokenHash, at: OffsetDateTime) -> Result<bool, StoreError> {
-        self.inner.revoke(token, at).await
-    }
-    async fn revoke_subject(&self, subject: &str, at: OffsetDateTime) -> Result<usize, StoreError> {
-        self.inner.revoke_subject(subject, at).await
-    }
-    async fn revoke_family(
-        &self,
-        family: &TokenHash,
-        at: OffsetDateTime,
-    ) -> Result<usize, StoreError> {
-        self.inner.revoke_family(family, at).await
-    }
-    async fn insert_code(&self, record: CodeRecord) -> Result<(), StoreError> {
-        self.inner.insert_code(record).await
-    }
-    async fn redeem_code(&self, redemption: Redemption<'_>) -> Result<RedeemOutcome, StoreError> {
-        self.inner.redeem_code(redemption).await
-    }
-}
-
 /// A refresh the MPP's issuer store refuses as `Unsupported` (the same request would fail
 /// again) is answered `F PROCESS_FAIL`, definitive: the client does not send it again as an
 /// unknown outcome, and the session is kept, not ended.
 #[tokio::test(start_paused = true)]
 async fn a_refresh_the_issuer_store_cannot_hold_is_a_definitive_failure_not_an_unknown() {
     let clock = paused_clock();
-    let store = std::sync::Arc::new(Refusing::default());
+    let store = std::sync::Arc::new(RecordingIssuerStore::default());
     let mpp = AlipayPlusSandbox::new();
     let builder = Sandbox::builder()
         .clock(clock.clone())
@@ -671,9 +615,10 @@ async fn a_refresh_the_issuer_store_cannot_hold_is_a_definitive_failure_not_an_u
     };
     let first = world.user("dave").await;
     let mut events = world.manager.subscribe();
-    store
-        .refusing
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // A name its tables cannot hold: the same request always fails.
+    *store.failing_refreshes.lock().unwrap() = Some(StoreError::Unsupported(
+        "the store cannot hold it (test)".into(),
+    ));
     let calls = world.sandbox.calls(APPLY);
     let error = world.manager.refresh_now("dave").await.unwrap_err();
     assert_eq!(error.provider_code(), Some("PROCESS_FAIL"), "{error}");

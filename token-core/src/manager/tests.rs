@@ -1625,6 +1625,19 @@ fn a_session_keys_debug_escapes_control_characters() {
 
 // --- Faults: panics, overflows, races with insert, throttling, shutdown, several managers ---
 
+/// The builder of a manager of `provider` over `store`, on the harness's clock, with no
+/// transport and the default configuration.
+fn builder_of<Q: Provider>(
+    h: &Harness,
+    provider: Q,
+    store: Arc<dyn TokenStore>,
+) -> TokenManagerBuilder<Q> {
+    TokenManager::builder(provider)
+        .shared_store(store)
+        .client(NoTransport)
+        .clock(Arc::new(h.clock))
+}
+
 fn manager_over(h: &Harness, store: Arc<dyn TokenStore>) -> TokenManager<Arc<Fake>> {
     manager_of(h, h.fake.clone(), store)
 }
@@ -1635,10 +1648,7 @@ fn manager_of<Q: Provider>(
     provider: Q,
     store: Arc<dyn TokenStore>,
 ) -> TokenManager<Q> {
-    TokenManager::builder(provider)
-        .shared_store(store)
-        .client(NoTransport)
-        .clock(Arc::new(h.clock))
+    builder_of(h, provider, store)
         .config(
             ManagerConfig::default()
                 .with_refresh_skew(Duration::from_secs(60), Duration::ZERO)
@@ -4066,10 +4076,7 @@ fn a_store_to_cut_off() -> (Harness, Arc<Semaphore>, Arc<MemoryStore>, Arc<CutOf
 #[tokio::test(start_paused = true)]
 async fn a_call_timeout_is_reported_as_set() {
     let h = harness(|_| {});
-    let manager = TokenManager::builder(h.fake.clone())
-        .shared_store(h.store.clone())
-        .client(NoTransport)
-        .clock(Arc::new(h.clock))
+    let manager = builder_of(&h, h.fake.clone(), h.store.clone())
         .config(
             ManagerConfig::default()
                 .with_retry(RetryPolicy::never())
@@ -4530,12 +4537,8 @@ async fn a_namespace_keeps_its_own_sessions_in_a_shared_store() {
         "the provider's name: it names no client"
     );
     assert_eq!(h.manager.session_key("s").provider(), "fake");
-    let store: Arc<dyn TokenStore> = h.store.clone();
     let built = |namespace: &str| {
-        TokenManager::builder(h.fake.clone())
-            .shared_store(store.clone())
-            .client(NoTransport)
-            .clock(Arc::new(h.clock))
+        builder_of(&h, h.fake.clone(), h.store.clone())
             .namespace(namespace)
             .build()
     };
