@@ -105,7 +105,9 @@ async fn run() -> Result<String, String> {
     let mut steps = Steps { done: Vec::new() };
     let manager = world.manager()?;
     let mut events = manager.subscribe();
-    let api = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+    // The sandbox is on loopback: no proxy from the environment in between.
+    let client = reqwest::Client::builder().no_proxy().build();
+    let api = reqwest_middleware::ClientBuilder::new(client.map_err(|e| e.to_string())?)
         .with(BearerAuth::new(manager.clone(), SESSION))
         .build();
     let balance = world.sandbox.url("/api/balance");

@@ -48,9 +48,17 @@ pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 /// than the request's is refused with [`TransportError::cross_origin`] and its body is never
 /// read, nor is one from another URL of the same origin (a redirect the client followed); and request bodies are sent so that they cannot be replayed, so even a client that
 /// follows redirects does not resend a body (the refresh token) on a 307 or 308.
+///
+/// A proxy from the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, minus `NO_PROXY`)
+/// carries the calls to other hosts, never one to a loopback host (as Go's `net/http` has
+/// it): plain `http` to loopback is allowed because it stays on the machine, and the sandbox
+/// or a sidecar on `127.0.0.1` is not reachable through a proxy elsewhere anyway.
 #[derive(Clone, Debug)]
 pub struct ReqwestClient {
     client: reqwest::Client,
+    /// For loopback hosts: the same settings, no proxy (`None` for a wrapped client, whose
+    /// own settings apply to every call).
+    loopback: Option<reqwest::Client>,
     max_body: usize,
     plain_http: bool,
 }
@@ -71,22 +79,25 @@ impl ReqwestClient {
             // the application installed one already (then that one stays).
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("token-core/", env!("CARGO_PKG_VERSION")));
-        if let Some(timeout) = timeout {
-            builder = builder
-                .timeout(timeout)
-                .connect_timeout(timeout.min(Duration::from_secs(10)));
-        }
-        let client = builder.build().map_err(|e| {
-            crate::error::Error::Config(format!(
-                "could not build the HTTP client: {}",
-                e.without_url()
-            ))
-        })?;
+        let build = |builder: reqwest::ClientBuilder| {
+            let mut builder = builder
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("token-core/", env!("CARGO_PKG_VERSION")));
+            if let Some(timeout) = timeout {
+                builder = builder
+                    .timeout(timeout)
+                    .connect_timeout(timeout.min(Duration::from_secs(10)));
+            }
+            builder.build().map_err(|e| {
+                crate::error::Error::Config(format!(
+                    "could not build the HTTP client: {}",
+                    e.without_url()
+                ))
+            })
+        };
         Ok(Self {
-            client,
+            client: build(reqwest::Client::builder())?,
+            loopback: Some(build(reqwest::Client::builder().no_proxy())?),
             max_body: DEFAULT_MAX_BODY,
             plain_http: false,
         })
@@ -118,9 +129,13 @@ impl ReqwestClient {
     /// redirected from, query included, as `Referer`: build it with `.referer(false)` too,
     /// or a token request that carries its secret in the query (WeChat's refresh token, a
     /// signature in Lazada's) hands it to the origin the redirect points to.
+    ///
+    /// Its proxy settings apply to every call, loopback hosts included: build it with
+    /// `.no_proxy()`, or a `NO_PROXY` naming them, if a proxy is configured.
     pub fn from_client(client: reqwest::Client) -> Self {
         Self {
             client,
+            loopback: None,
             max_body: DEFAULT_MAX_BODY,
             plain_http: false,
         }
@@ -136,9 +151,9 @@ impl ReqwestClient {
     /// refused unsent ([`Misconfigured`](ErrorKind::Misconfigured)): a token call carries a
     /// refresh token or client credentials, which anyone on the way could read. Loopback
     /// hosts (`127.0.0.0/8`, `::1`, `::ffff:127.0.0.0/104`, the name `localhost`), where the
-    /// sandbox listens, are always allowed. (A proxy configured for plain `http` still
-    /// carries such a call wherever it goes.) For a provider reached over a network you trust (a TLS-terminating sidecar,
-    /// a test environment's containers).
+    /// sandbox listens, are always allowed (and never sent through a proxy, unless the
+    /// client was [wrapped](Self::from_client) with one). For a provider reached over a
+    /// network you trust (a TLS-terminating sidecar, a test environment's containers).
     pub fn allow_plain_http(mut self) -> Self {
         self.plain_http = true;
         self
@@ -151,7 +166,13 @@ impl ReqwestClient {
 /// (`api.localhost`), which a resolver without special rules asks the network's DNS for.
 #[cfg(feature = "reqwest")]
 fn in_the_clear(url: &url::Url) -> bool {
-    let loopback = match url.host() {
+    url.scheme() == "http" && !is_loopback(url)
+}
+
+/// Whether `url`'s host is loopback: a loopback address, or the name `localhost`.
+#[cfg(feature = "reqwest")]
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => {
             ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|ip| ip.is_loopback())
@@ -161,8 +182,7 @@ fn in_the_clear(url: &url::Url) -> bool {
             name.eq_ignore_ascii_case("localhost")
         }
         None => false,
-    };
-    url.scheme() == "http" && !loopback
+    }
 }
 
 #[cfg(feature = "reqwest")]
@@ -198,7 +218,11 @@ impl HttpClient for ReqwestClient {
                 retry_after: None,
             });
         }
-        let mut response = self.client.execute(request).await.map_err(classify)?;
+        let client = match &self.loopback {
+            Some(direct) if is_loopback(&requested) => direct,
+            _ => &self.client,
+        };
+        let mut response = client.execute(request).await.map_err(classify)?;
         let answered_by = response.url().origin();
         if answered_by != origin {
             return Err(TransportError::cross_origin(&origin, &answered_by));
@@ -310,5 +334,119 @@ mod plain_http_tests {
             let url = url::Url::parse(remote).unwrap();
             assert!(super::in_the_clear(&url), "{remote}");
         }
+    }
+}
+
+#[cfg(all(test, feature = "reqwest"))]
+mod proxy_tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::{HttpClient, ReqwestClient};
+
+    /// Set in the child process this test starts: the loopback server's URL.
+    const CHILD: &str = "TOKEN_CORE_PROXY_TEST_SERVER";
+
+    /// Accepts at most `n` connections on a thread; each is counted and answered `answer`
+    /// once its request head has arrived.
+    fn serve(n: usize, answer: &'static str) -> (u16, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counted = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(n) {
+                let Ok(mut stream) = stream else { continue };
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 64 * 1024 {
+                    match stream.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => break,
+                    }
+                }
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        (port, seen)
+    }
+
+    /// A proxy configured in the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`)
+    /// carries the calls to other hosts, never a call to a loopback host: such a call is
+    /// allowed over plain `http` because it does not leave the machine, and through a proxy
+    /// it would (the sandbox and a sidecar on `127.0.0.1` are unreachable through a proxy
+    /// elsewhere, too). The environment is the process's, so the client runs in a child
+    /// process of this test binary.
+    #[test]
+    fn a_proxy_from_the_environment_never_carries_a_loopback_call() {
+        if let Ok(server) = std::env::var(CHILD) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let client = ReqwestClient::new().unwrap();
+                let get = |url: &str| http::Request::get(url).body(Vec::new()).unwrap();
+                let answer = client.send(get(&server)).await.expect("sent directly");
+                assert_eq!(answer.body(), b"ok");
+                // Another host still goes through the proxy (which refuses it).
+                let elsewhere = client.send(get("https://proxied.invalid/token")).await;
+                assert!(elsewhere.is_err(), "{elsewhere:?}");
+            });
+            return;
+        }
+        let (server, to_server) = serve(
+            4,
+            "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+        );
+        let (proxy, to_proxy) = serve(
+            4,
+            "HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        );
+        let proxy_url = format!("http://127.0.0.1:{proxy}");
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child
+            .args([
+                "transport::proxy_tests::a_proxy_from_the_environment_never_carries_a_loopback_call",
+                "--exact",
+                "--test-threads=1",
+            ])
+            .env(CHILD, format!("http://127.0.0.1:{server}/token"))
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .env_remove("REQUEST_METHOD");
+        for var in [
+            "HTTP_PROXY",
+            "http_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "ALL_PROXY",
+        ] {
+            child.env(var, &proxy_url);
+        }
+        let output = child.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("1 passed"),
+            "the child ran the test"
+        );
+        assert_eq!(
+            to_server.load(Ordering::SeqCst),
+            1,
+            "the loopback call went directly"
+        );
+        assert_eq!(
+            to_proxy.load(Ordering::SeqCst),
+            1,
+            "only the other host's call was proxied"
+        );
     }
 }
