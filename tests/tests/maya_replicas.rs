@@ -75,6 +75,7 @@ on_every_store!(
     a_lapsed_session_is_forgotten_by_the_other_replica_on_redeem,
     bad_input_stores_nothing,
     other_tokens_under_a_claimed_reference_do_not_get_its_session_id,
+    other_tokens_racing_mayas_post_do_not_get_its_session_id,
 );
 
 // ---- the scenarios -------------------------------------------------------------------------
@@ -204,6 +205,41 @@ async fn other_tokens_under_a_claimed_reference_do_not_get_its_session_id(backen
     // Maya's own retry still gets it, and the customer's tokens are the ones redeemed.
     assert_eq!(session_id_of(b.receive(clone(&post)).await), session_id);
     let redeemed = b.redeem(&session_id, "user-1").await.unwrap();
+    assert_eq!(redeemed.access_token.expose_secret(), "at-1");
+    world.close().await;
+}
+
+/// The same forgery as above, sent while Maya's POST is being stored: Maya's POST has
+/// claimed the reference and found its session without tokens, and the forged one arrives
+/// before Maya's tokens are saved. Only the POST whose tokens the session holds may learn
+/// its `sessionId`: answering both would hand the forger a `sessionId` that redeems the
+/// customer's tokens (stored last) into the forger's partner session.
+async fn other_tokens_racing_mayas_post_do_not_get_its_session_id(backend: Backend) {
+    let Some(world) = World::new(backend, "other_tokens_racing_mayas_post").await else {
+        return;
+    };
+    let [a, b] = &world.receivers;
+    let post = world.post("at-1", "rt-1");
+    let mut forged = world.post("at-evil", "rt-evil");
+    forged.headers_mut().insert(
+        "Request-Reference-No",
+        post.headers()["Request-Reference-No"].clone(),
+    );
+    // Maya's POST stops just before its tokens are saved, while the forged one runs.
+    let (reached, go) = world.pause_before(|key, _| {
+        !key.provider().starts_with(SESSION_URL_NAMESPACE) && key.session().len() == 36
+    });
+    let (mayas, forgers) = tokio::join!(a.receive(clone(&post)), async {
+        reached.await.unwrap();
+        let answer = b.receive(clone(&forged)).await;
+        go.send(()).unwrap();
+        answer
+    });
+    let body = String::from_utf8_lossy(forgers.body()).into_owned();
+    assert_eq!(forgers.status(), StatusCode::CONFLICT, "{body}");
+    let session_id = session_id_of(mayas);
+    assert!(!body.contains(&session_id), "{body}");
+    let redeemed = a.redeem(&session_id, "user-1").await.unwrap();
     assert_eq!(redeemed.access_token.expose_secret(), "at-1");
     world.close().await;
 }
@@ -480,6 +516,21 @@ impl World {
         session_url_post(SESSION_URL, &tokens, START)
     }
 
+    /// Holds the first save matching `at` until the second channel is sent to; the first
+    /// tells when it got there.
+    fn pause_before(
+        &self,
+        at: SaveMatcher,
+    ) -> (
+        tokio::sync::oneshot::Receiver<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (reached, on_reached) = tokio::sync::oneshot::channel();
+        let (go, on_go) = tokio::sync::oneshot::channel();
+        *lock(&self.meeting.pause) = Some((at, reached, on_go));
+        (on_reached, go)
+    }
+
     /// The access token replica `i` serves for `session`, if it has one.
     async fn access_token(&self, i: usize, session: &str) -> Option<String> {
         let manager = self.receivers[i].manager();
@@ -588,7 +639,16 @@ struct Meeting {
     at: Mutex<Option<SaveMatcher>>,
     arrived: AtomicUsize,
     barrier: BarrierOfTwo,
+    /// A save to hold once (see [`World::pause_before`]).
+    pause: Mutex<Option<Pause>>,
 }
+
+/// Which save to hold, whom to tell it got there, and what lets it go on.
+type Pause = (
+    SaveMatcher,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::sync::oneshot::Receiver<()>,
+);
 
 struct BarrierOfTwo(tokio::sync::Barrier);
 
@@ -600,6 +660,20 @@ impl Default for BarrierOfTwo {
 
 impl Meeting {
     async fn wait_if(&self, key: &SessionKey, expected: Option<Version>) {
+        let paused = {
+            let mut pause = lock(&self.pause);
+            match pause.take() {
+                Some((at, reached, go)) if at(key, expected) => Some((reached, go)),
+                other => {
+                    *pause = other;
+                    None
+                }
+            }
+        };
+        if let Some((reached, go)) = paused {
+            let _ = reached.send(());
+            let _ = go.await;
+        }
         let matches = lock(&self.at).is_some_and(|at| at(key, expected));
         if matches && self.arrived.fetch_add(1, Ordering::SeqCst) < 2 {
             self.barrier.0.wait().await;

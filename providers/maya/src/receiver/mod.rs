@@ -51,7 +51,7 @@ pub const DEFAULT_MAX_SESSIONS: usize = 1000;
 ///   then answered 200 `{"sessionId": "..."}`;
 /// - the same `Request-Reference-No` again (Maya retrying after losing our answer) gets the
 ///   same `sessionId` while it is unredeemed, and 409 once redeemed; with other tokens than
-///   the session holds it is not Maya's retry (a reference number is no secret: it is
+///   the POST that claimed the reference (or than the session holds) it is not Maya's retry (a reference number is no secret: it is
 ///   logged) and gets 409 too, never the `sessionId`;
 /// - the POST carries no credential, so whoever finds the Session URL can send one: with
 ///   [`with_max_sessions`](Self::with_max_sessions) sessions remembered (1000 by default,
@@ -444,7 +444,7 @@ impl SessionReceiver {
         for _ in 0..2 {
             let theirs = match self.records.claimed(reference).await? {
                 Some(theirs) => theirs,
-                None => match self.claim(reference, now).await? {
+                None => match self.claim(reference, &set, now).await? {
                     Claimed::Ours(ours) => return self.complete(reference, ours, set).await,
                     Claimed::Before(theirs) => theirs,
                     Claimed::Full => return Ok(Opened::Full),
@@ -473,9 +473,16 @@ impl SessionReceiver {
     /// whose sender never came back would otherwise stay for good). An entry left by a
     /// failed or lost claim names no session and lapses harmlessly; one that lost to
     /// another claim is taken out at once.
-    async fn claim(&self, reference: &str, now: OffsetDateTime) -> Result<Claimed, StoreError> {
+    async fn claim(
+        &self,
+        reference: &str,
+        set: &TokenSet,
+        now: OffsetDateTime,
+    ) -> Result<Claimed, StoreError> {
+        let session_id = uuid::Uuid::new_v4().to_string();
         let ours = Claim {
-            session_id: uuid::Uuid::new_v4().to_string(),
+            tokens: Some(fingerprint(&session_id, set)),
+            session_id,
             received_at: now,
         };
         let entry = Remembered {
@@ -502,12 +509,21 @@ impl SessionReceiver {
     /// Stores whatever of the claimed session is not in the store yet: its index entry, its
     /// pending record, its tokens. Whoever finds a claim does this too, since the replica
     /// that claimed may have died midway; the tokens of a retry are Maya's same tokens.
+    /// Other tokens than those that claimed the reference are refused before anything is
+    /// stored: looked for in the store only, they would be missed while the claimer has not
+    /// stored its own yet, and both POSTs answered the `sessionId`.
     async fn complete(
         &self,
         reference: &str,
         claim: Claim,
         set: TokenSet,
     ) -> Result<Opened, Error> {
+        if let Some(claimed) = &claim.tokens {
+            let posted = fingerprint(&claim.session_id, &set);
+            if !token_core::sign::constant_time_eq(claimed.as_bytes(), posted.as_bytes()) {
+                return Ok(Opened::OtherTokens);
+            }
+        }
         self.records
             .remember(&Remembered {
                 session_id: claim.session_id.clone(),
@@ -629,6 +645,27 @@ fn same_tokens(stored: Option<&token_core::token_set::StoredTokenSet>, set: &Tok
         secret(set.refresh_token.as_ref()),
     );
     access & refresh
+}
+
+/// The fingerprint of `set`'s access and refresh token that a claim keeps: the lowercase hex
+/// of their HMAC-SHA256 keyed with the session's id (each token's length first, so that no
+/// two pairs read alike).
+fn fingerprint(session_id: &str, set: &TokenSet) -> String {
+    let mut message = Vec::new();
+    let tokens = [
+        set.access_token.expose_secret(),
+        set.refresh_token
+            .as_ref()
+            .map_or("", |token| token.expose_secret()),
+    ];
+    for token in tokens {
+        message.extend_from_slice(&(token.len() as u64).to_be_bytes());
+        message.extend_from_slice(token.as_bytes());
+    }
+    token_core::sign::hmac_sha256(session_id.as_bytes(), &message)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// Reads Maya's body into a token set, or says (without quoting a token) why not.

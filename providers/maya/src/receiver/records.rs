@@ -47,6 +47,11 @@ pub(super) struct Claim {
     pub session_id: String,
     #[serde(with = "time::serde::rfc3339")]
     pub received_at: OffsetDateTime,
+    /// The fingerprint of the tokens of the POST that claimed the reference (absent in
+    /// records of earlier releases): a POST of other tokens under the reference is not
+    /// Maya's retry, told apart before any tokens are stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<String>,
 }
 
 /// `id:{sessionId}`: the session's state.
@@ -438,12 +443,20 @@ mod tests {
         let claim = Claim {
             session_id: "s-1".into(),
             received_at: at,
+            tokens: None,
         };
         let json = serde_json::to_value(&claim).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"sessionId": "s-1", "receivedAt": "2026-01-01T00:00:00.5Z"})
         );
+        assert_eq!(serde_json::from_value::<Claim>(json).unwrap(), claim);
+        let claim = Claim {
+            tokens: Some("ab12".into()),
+            ..claim
+        };
+        let json = serde_json::to_value(&claim).unwrap();
+        assert_eq!(json["tokens"], "ab12");
         assert_eq!(serde_json::from_value::<Claim>(json).unwrap(), claim);
     }
 
