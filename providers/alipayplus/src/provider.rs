@@ -104,14 +104,15 @@ impl Provider for AlipayPlus {
         let mut set = cx
             .call_signed(&self.config.base_url, &apply, &*self.signer)
             .await?;
-        // Both fields are optional in the answer: one it leaves out has not changed, and
-        // the session keeps its value (the session still belongs to the same customer).
+        // Both fields are optional in the answer: one it leaves out (or writes blank: an
+        // empty id is no id) has not changed, and the session keeps its value (the session
+        // still belongs to the same customer), as a `#[token(keep)]` extra is kept.
         let kept = &current.extras;
         let extras = &mut set.extras;
-        if extras.customer_id.is_none() {
+        if names_nothing(extras.customer_id.as_deref()) {
             extras.customer_id.clone_from(&kept.customer_id);
         }
-        if extras.user_login_id.is_none() {
+        if names_nothing(extras.user_login_id.as_deref()) {
             extras.user_login_id.clone_from(&kept.user_login_id);
         }
         Ok(set)
@@ -122,4 +123,9 @@ impl Provider for AlipayPlus {
         url.query_pairs_mut().append_pair("state", session);
         Some(url.into())
     }
+}
+
+/// Whether an answer's extras field names nothing: absent, or blank text.
+fn names_nothing(field: Option<&str>) -> bool {
+    field.is_none_or(|text| text.trim().is_empty())
 }

@@ -590,6 +590,32 @@ async fn a_refresh_answer_naming_one_extra_keeps_the_sessions_other() {
     }
 }
 
+/// A blank `customerId` or `userLoginId` (`""`, `"  "`) in a refresh answer names no
+/// customer, as an absent one does: the session keeps its value, as a `#[token(keep)]` extra
+/// does, rather than losing the customer it belongs to.
+#[tokio::test(start_paused = true)]
+async fn a_refresh_answer_with_a_blank_extra_keeps_the_sessions_value() {
+    use token_core::provider::Provider as _;
+    let world = world().await;
+    let provider = world.manager.provider();
+    for sent in [
+        serde_json::json!({"customerId": "", "userLoginId": "  "}),
+        serde_json::json!({"customerId": " ", "userLoginId": ""}),
+    ] {
+        let issued = world
+            .sandbox
+            .issue_with("alice", sent.clone())
+            .await
+            .unwrap();
+        let session = TokenSet::<AlipayExtras>::from_stored(issued)
+            .unwrap()
+            .with_extras(extras("cust-alice"));
+        let next = provider.refresh(&world.cx(), &session).await.unwrap();
+        assert_ne!(next.refresh_token, session.refresh_token);
+        assert_eq!(next.extras, extras("cust-alice"), "{sent}");
+    }
+}
+
 /// A refresh the MPP's issuer store refuses as `Unsupported` (the same request would fail
 /// again) is answered `F PROCESS_FAIL`, definitive: the client does not send it again as an
 /// unknown outcome, and the session is kept, not ended.
