@@ -79,10 +79,11 @@ impl Provider for Vaultist {
                     .await?
             }
         };
-        // v3 answers (and v2 answers without one) carry no `user_id`: the session keeps its own.
-        Ok(match set.extras.user_id {
-            Some(_) => set,
-            None => set.with_extras(current.extras.clone()),
+        // v3 answers (and v2 answers without one, or with a blank one: an empty id is no
+        // id) carry no `user_id`: the session keeps its own.
+        Ok(match set.extras.user_id.as_deref() {
+            Some(user) if !user.trim().is_empty() => set,
+            _ => set.with_extras(current.extras.clone()),
         })
     }
 }

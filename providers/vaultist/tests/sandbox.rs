@@ -345,3 +345,23 @@ async fn an_unreadable_v2_request_is_refused_in_the_v2_shape() {
     assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"], "invalid_request", "{body}");
 }
+
+/// A v2 answer whose `user_id` is blank (`""`, `"  "`) names no user, as one without it
+/// does: the session keeps the user its tokens belong to, as a `#[token(keep)]` extra is
+/// kept, rather than an empty id.
+#[tokio::test(start_paused = true)]
+async fn a_v2_answer_with_a_blank_user_id_keeps_the_sessions_user() {
+    use token_core::provider::Provider as _;
+    let clock = paused_clock();
+    let sandbox = start(&clock, sandbox::issuer_config(), &VaultistConfig::new(42)).await;
+    let provider = Vaultist::new(sandbox.base_url(), v2());
+    let cx = token_core::provider::CallContext::new(sandbox.client(), clock.clone(), "partner");
+    for blank in ["", "  "] {
+        let mut session: TokenSet<VaultistExtras> =
+            issued(&sandbox, "partner", json!({"user_id": blank})).await;
+        session.extras.user_id = Some(USER.into());
+        let next = provider.refresh(&cx, &session).await.unwrap();
+        assert_ne!(next.refresh_token, session.refresh_token);
+        assert_eq!(next.extras.user_id.as_deref(), Some(USER), "{blank:?}");
+    }
+}
