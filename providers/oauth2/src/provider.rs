@@ -122,8 +122,17 @@ impl OAuth2 {
         let mut request = grant.encode_request(&self.config.token_url)?;
         *request.uri_mut() = http::Uri::try_from(self.config.token_url.as_str())
             .map_err(|_| Error::Config("the oauth2 `token_url` is not a request URI".to_owned()))?;
+        // The credentials of `Authorization` as sent are kept out of errors too (as
+        // `CallContext::call` keeps them): HTTP Basic's Base64 of the client id and secret,
+        // which anyone decodes, may be echoed in that spelling.
+        let authorization = (request.headers().get(http::header::AUTHORIZATION))
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().split_once(' '))
+            .map(|(_scheme, credentials)| credentials.trim().to_owned());
         let response = cx.send(request).await?;
-        Ok(decode_response::<E>(&response, cx.now(), &grant.secrets())?)
+        let mut secrets = grant.secrets();
+        secrets.extend(authorization.as_deref());
+        Ok(decode_response::<E>(&response, cx.now(), &secrets)?)
     }
 }
 

@@ -509,3 +509,50 @@ fn the_namespace_is_the_client_at_its_token_endpoint_without_user_info_or_query(
     ));
     assert_ne!(other.client_id().unwrap(), client, "another realm");
 }
+
+/// A server that echoes the client's HTTP Basic credentials in its refusal, as they travel
+/// (Base64 of `id:secret`, without the scheme name before it): the refusal reaches the
+/// application without them, as it does through every other provider's call.
+#[tokio::test(start_paused = true)]
+async fn an_echoed_basic_credential_shows_nowhere_in_the_refusal() {
+    let clock = paused_clock();
+    let sandbox = Sandbox::builder()
+        .clock(clock.clone())
+        .oauth_routes(false)
+        .route(
+            http::Method::POST,
+            TOKEN_PATH,
+            |request: http::Request<Vec<u8>>, _cx| async move {
+                let sent = request.headers()[http::header::AUTHORIZATION]
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                let credentials = sent.split_once(' ').unwrap().1.to_owned();
+                json_response(
+                    StatusCode::UNAUTHORIZED,
+                    &json!({
+                        "error": "invalid_client",
+                        "error_description": format!("unknown client credentials {credentials}"),
+                    }),
+                )
+            },
+        )
+        .start()
+        .await
+        .unwrap();
+    let config = config(&sandbox);
+    let header = token_core::oauth::BasicCredentials::new(
+        config.client_id.clone(),
+        token_core::secret::ClientSecret::new("s3cret"),
+    )
+    .to_header();
+    let credentials = header.split_once(' ').unwrap().1.to_owned();
+    let provider = OAuth2::new(config);
+    let cx = token_core::provider::CallContext::new(sandbox.client(), clock.clone(), "s");
+    let current = TokenSet::new("at-1".into()).with_refresh_token("rt-0123456789".into());
+    let error = provider.refresh(&cx, &current).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Misconfigured, "{error}");
+    for shown in [error.to_string(), format!("{error:?}")] {
+        assert!(!shown.contains(&credentials[..12]), "{shown}");
+    }
+}
