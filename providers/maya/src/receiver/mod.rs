@@ -51,8 +51,9 @@ pub const DEFAULT_MAX_SESSIONS: usize = 1000;
 ///   then answered 200 `{"sessionId": "..."}`;
 /// - the same `Request-Reference-No` again (Maya retrying after losing our answer) gets the
 ///   same `sessionId` while it is unredeemed, and 409 once redeemed; with other tokens than
-///   the POST that claimed the reference (or than the session holds) it is not Maya's retry (a reference number is no secret: it is
-///   logged) and gets 409 too, never the `sessionId`;
+///   the POST that claimed the reference (or than the session holds) it is not Maya's retry
+///   (a reference number is no secret: it is logged) and gets 409 too, never the
+///   `sessionId`;
 /// - the POST carries no credential, so whoever finds the Session URL can send one: with
 ///   [`with_max_sessions`](Self::with_max_sessions) sessions remembered (1000 by default,
 ///   pending or redeemed, each for twice `redeem_within`), a new reference is answered 503
