@@ -86,7 +86,8 @@ pub enum ExpiryNote {
     /// default lifetime applies, if any.
     Unknown,
     /// The access token had already expired on arrival: it is used all the same for
-    /// [`min_refresh_interval`](super::ManagerConfig::min_refresh_interval), and the next
+    /// [`min_refresh_interval`](super::ManagerConfig::min_refresh_interval) (and saved with
+    /// that expiry, so a process that reads it from the store uses it too), and the next
     /// refresh waits that long. (One that expires within the refresh skew is no odd expiry:
     /// it is refreshed at half its remaining life.)
     AlreadyExpired,

@@ -667,6 +667,11 @@ impl<P: Provider> Inner<P> {
                 false => ExpiryNote::ShortLived,
             });
             next.usable_until_at_least(earliest);
+            // Saved with the expiry it is used until, as a default lifetime is: another
+            // process reading it from the store (one that waited for this refresh's lease)
+            // would otherwise find it expired and spend the refresh token it was just
+            // rotated to at once, once per process.
+            next.stored.access_expires_at = Some(earliest);
         }
         let next = Ready::new(next.sealed());
         let known_latest = current.as_ref().is_some_and(|c| c.known_latest());

@@ -2190,3 +2190,46 @@ async fn a_token_taken_after_a_take_over_whose_watch_could_not_read_is_asked_for
 async fn a_take_over_that_read_nothing_at_all_asks_for_the_token_found_later_again() {
     a_take_over_whose_watch_cannot_read(AfterTheWatch::ReadsNothing).await;
 }
+
+/// A process waiting for the lease of another's refresh whose answer arrived already
+/// expired (used by that process for `min_refresh_interval`) takes that answer too: it does
+/// not spend, at once, the refresh token the provider has just rotated to. (It found the
+/// stored set expired and refreshed again: two refreshes for one need, one per process.)
+#[tokio::test(start_paused = true)]
+async fn a_process_waiting_for_the_lease_takes_an_answer_that_arrived_expired() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    let shared: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let (a, b) = (process(&h, shared.clone()), process(&h, shared));
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    h.fake.then(Step::AnswerExpired).then(Step::AnswerExpired);
+    let first = asks(&a);
+    h.until_calls(1).await;
+    let second = asks(&b);
+    let waiting =
+        || (b.inner.sessions.pin().get("s")).is_some_and(|entry| entry.session.in_flight());
+    assert!(until(waiting).await, "B's refresh started");
+    gate.add_permits(2);
+    assert_eq!(first.await.unwrap().unwrap().expose_secret(), "at-1");
+    assert_eq!(second.await.unwrap().unwrap().expose_secret(), "at-1");
+    assert_eq!(h.calls(), 1, "one refresh for both processes");
+    assert_eq!(presented(&h), ["rt-0"]);
+}
+
+/// A process that reads, a moment after another process refreshed, a set whose access
+/// token arrived already expired uses it as that process does, for `min_refresh_interval`:
+/// it does not refresh the session again at its first call.
+#[tokio::test(start_paused = true)]
+async fn a_set_that_arrived_expired_is_used_by_every_process_reading_it() {
+    let h = harness(|_| {});
+    let shared: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let (a, b) = (process(&h, shared.clone()), process(&h, shared));
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    h.fake.then(Step::AnswerExpired).then(Step::AnswerExpired);
+    for _ in 0..4 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(a.access_token("s").await.unwrap().expose_secret(), "at-1");
+        assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-1");
+    }
+    assert_eq!(h.calls(), 1);
+}
