@@ -1228,7 +1228,7 @@ impl<P: Provider> Inner<P> {
     }
 
     /// When to refresh `set` ahead of expiry: before the access token expires (skew plus a
-    /// random jitter), and before the refresh token does.
+    /// random jitter), and before the refresh token does (unless it already has).
     fn schedule(&self, set: &StoredTokenSet) -> Option<i128> {
         self.schedule_by(set, true)
     }
@@ -1252,9 +1252,15 @@ impl<P: Provider> Inner<P> {
         let access = set
             .access_expires_at
             .map(|at| at_most_half(at, self.config.refresh_skew.saturating_add(jitter)));
+        // A refresh token whose expiry has passed is no reason to refresh: that cannot renew
+        // it (the provider judges it at the next refresh the access token schedules). So for
+        // a set read from the store too, not only for the answer of this process's refresh
+        // (`refreshed`): another process that got a pair whose new refresh token was answered
+        // as already expired would otherwise be followed at once by a refresh of each process
+        // that reads it.
         let refresh = set
             .refresh_expires_at
-            .filter(|_| refresh_expiry)
+            .filter(|at| refresh_expiry && at.unix_timestamp_nanos() > now)
             .map(|at| at_most_half(at, self.config.refresh_token_skew));
         match (access, refresh) {
             (Some(a), Some(r)) => Some(a.min(r)),

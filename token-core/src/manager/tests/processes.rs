@@ -2233,3 +2233,33 @@ async fn a_set_that_arrived_expired_is_used_by_every_process_reading_it() {
     }
     assert_eq!(h.calls(), 1);
 }
+
+/// A process that reads a pair another process has just got, whose new refresh token was
+/// answered as already expired (a provider's clock behind, an expiry of the login that
+/// rotation does not move), does not refresh it again at once: as for the process that got
+/// it, that expiry is no reason to refresh (it cannot be renewed by refreshing), and the
+/// access token schedules the next refresh.
+#[tokio::test(start_paused = true)]
+async fn a_pair_whose_refresh_token_arrived_expired_is_not_refreshed_again_by_another_process() {
+    let h = harness(|_| {});
+    let shared: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let (a, b) = (process(&h, shared.clone()), process(&h, shared));
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    for _ in 0..10 {
+        h.fake
+            .then(Step::AnswerRefreshExpiring(datetime!(2025-12-31 23:00 UTC)));
+    }
+    for _ in 0..60 {
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(a.access_token("s").await.unwrap().expose_secret(), "at-1");
+        assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-1");
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+    assert_eq!(
+        h.calls(),
+        1,
+        "refreshed again to renew an expired refresh token"
+    );
+}
