@@ -547,8 +547,10 @@ impl<P: Provider> TokenManager<P> {
     /// that is saved, the access token set aside). A refresh token may hold
     /// one: it travels escaped, in a body or a query. An empty (or blank) access token is
     /// taken but never served, whatever its expiry: the first call refreshes (as after
-    /// [`insert_refresh_token`](Self::insert_refresh_token)). An empty or blank refresh
-    /// token is none, as in a provider's answer.
+    /// [`insert_refresh_token`](Self::insert_refresh_token)); alone, it is refused with
+    /// [`Error::Config`] too (nothing could serve or refresh it), unless the provider
+    /// [can issue](Provider::can_issue), whose first call then issues. An empty or blank
+    /// refresh token is none, as in a provider's answer.
     ///
     /// A stored record the store cannot read (damaged, or written by a newer release) is
     /// removed first, by compare-and-swap on the record as read
@@ -557,8 +559,19 @@ impl<P: Provider> TokenManager<P> {
     /// process's login.
     pub async fn insert(&self, session: &str, set: TokenSet<P::Extras>) -> Result<(), Error> {
         let name = session;
-        let (stored, extras) = split(set)?;
         let inner = &self.inner;
+        let set = without_blank_refresh_token(set);
+        if set.refresh_token.is_none()
+            && set.access_token.expose_secret().trim().is_empty()
+            && !inner.provider.can_issue()
+        {
+            return Err(Error::Config(
+                "the access token is empty and no refresh token comes with it: nothing \
+                 could serve or refresh it"
+                    .into(),
+            ));
+        }
+        let (stored, extras) = split(set)?;
         inner.start_scanning();
         // Each turn looks the name up: a session that left the map since its lookup (a
         // `remove`, or a lookup that found no tokens) is retired, and what is written must
@@ -1516,9 +1529,9 @@ impl Fresh {
     }
 }
 
-/// `set` in the form stores keep (moved, not copied) and its typed extras.
-fn split<X: crate::token_set::Extras>(set: TokenSet<X>) -> Result<(StoredTokenSet, X), Error> {
-    let mut set = without_blank_refresh_token(set);
+/// `set` (its blank refresh token already dropped) in the form stores keep (moved, not
+/// copied) and its typed extras.
+fn split<X: crate::token_set::Extras>(mut set: TokenSet<X>) -> Result<(StoredTokenSet, X), Error> {
     // Served, it would fail every API call until it expires; the value is not repeated.
     if crate::codec::unsendable(set.access_token.expose_secret()) {
         if set.refresh_token.is_none() {

@@ -916,3 +916,32 @@ async fn a_blank_refresh_token_inserted_is_refused_alone_and_read_as_none_in_a_s
     assert_eq!(set.refresh_token, None);
     assert_eq!(h.calls(), 0, "nothing presented");
 }
+
+/// A blank access token inserted with no refresh token is refused with `Error::Config`, as
+/// one that cannot be sent in a header is: it could never be served, and nothing could
+/// refresh it, so stored it would replace a live pair and end the session at its first
+/// call. The session keeps what it had. A provider that can issue (client credentials)
+/// takes it: its first call issues a set.
+#[tokio::test(start_paused = true)]
+async fn a_blank_access_token_inserted_alone_is_refused_unless_the_provider_can_issue() {
+    let h = harness(|_| {});
+    h.seed("s", HOUR).await;
+    for blank in ["", "  "] {
+        let set =
+            TokenSet::new(AccessToken::new(blank)).with_access_expires_at(h.clock.now() + HOUR);
+        let error = h.manager.insert("s", set).await.unwrap_err();
+        assert!(matches!(error, Error::Config(_)), "{error:?}");
+        let token = h.manager.access_token("s").await.unwrap();
+        assert_eq!(token.expose_secret(), "at-0");
+        let stored = h.stored_tokens("s").await.unwrap().value;
+        assert_eq!(stored.refresh_token, Some(RefreshToken::new("rt-0")));
+    }
+    assert_eq!(h.calls(), 0, "nothing presented");
+    let h = harness(|fake| fake.can_issue = true);
+    h.manager
+        .insert("c", TokenSet::new(AccessToken::new("")))
+        .await
+        .unwrap();
+    let token = h.manager.access_token("c").await.unwrap();
+    assert!(!token.expose_secret().is_empty());
+}
