@@ -175,7 +175,7 @@ impl Issuer {
         subject: impl Into<String>,
         extras: serde_json::Value,
     ) -> Result<Issued, IssuerError> {
-        self.issue_bound(None, subject.into(), extras).await
+        self.issue_bound(None, subject.into(), extras, false).await
     }
 
     /// Issues a new pair for `subject` to the client `client_id` (a `client_credentials`
@@ -210,18 +210,36 @@ impl Issuer {
         subject: impl Into<String>,
         extras: serde_json::Value,
     ) -> Result<Issued, IssuerError> {
-        self.issue_bound(Some(client_id.into()), subject.into(), extras)
+        self.issue_bound(Some(client_id.into()), subject.into(), extras, false)
             .await
     }
 
+    /// Issues like [`issue_for`](Self::issue_for), an access token alone (a
+    /// `client_credentials` grant, RFC 6749 section 4.4.3): the answer carries no refresh
+    /// token, and the pair's refresh token, which nobody holds, expires with the access
+    /// token, so that a purge forgets the pair once its access token has expired instead of
+    /// keeping it for the refresh token's whole lifetime.
+    #[cfg(feature = "sandbox")]
+    pub(crate) async fn issue_access_for(
+        &self,
+        client_id: impl Into<String>,
+        subject: impl Into<String>,
+        extras: serde_json::Value,
+    ) -> Result<Issued, IssuerError> {
+        self.issue_bound(Some(client_id.into()), subject.into(), extras, true)
+            .await
+    }
+
+    /// Issues a first pair; `access_only`: an access token alone (see `issue_access_for`).
     async fn issue_bound(
         &self,
         client: Option<String>,
         subject: String,
         extras: serde_json::Value,
+        access_only: bool,
     ) -> Result<Issued, IssuerError> {
         let now = self.clock.now();
-        let minted = self.mint(
+        let mut minted = self.mint(
             Pair {
                 client,
                 subject,
@@ -230,6 +248,11 @@ impl Issuer {
             },
             now,
         );
+        if access_only {
+            minted.record.refresh_expires_at = Some(minted.record.access_expires_at);
+            minted.tokens.refresh_token = None;
+            minted.tokens.refresh_expires_at = None;
+        }
         let issued = Issued {
             subject: minted.record.subject.clone(),
             tokens: minted.tokens,

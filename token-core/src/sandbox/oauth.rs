@@ -87,16 +87,14 @@ impl Default for TokenHandler {
                                 "missing client authentication",
                             )
                         })?;
-                    let mut issued = cx
-                        .issuer()
-                        .issue_for(client.clone(), client, json!({}))
-                        .await?;
                     // RFC 6749 section 4.4.3: "A refresh token SHOULD NOT be included"; the
                     // client asks again with its credentials. The issuer's refresh token is
-                    // never sent, so nothing can refresh the pair.
-                    issued.tokens.refresh_token = None;
-                    issued.tokens.refresh_expires_at = None;
-                    Ok(issued)
+                    // never sent, so nothing can refresh the pair, and it is forgotten once
+                    // its access token has expired.
+                    Ok(cx
+                        .issuer()
+                        .issue_access_for(client.clone(), client, json!({}))
+                        .await?)
                 },
             ),
             authorization_code: ServeEndpoint::new(

@@ -936,3 +936,33 @@ async fn a_pair_whose_extras_do_not_fit_the_answer_is_refreshed_not_lost() {
     let again = client.send(post_token(&running, body)).await.unwrap();
     assert_eq!(json(&again)["access_token"].as_str(), Some(access.as_str()));
 }
+
+/// A `client_credentials` answer carries no refresh token (RFC 6749 section 4.4.3), so its
+/// pair is of no use once its access token has expired: a purge then forgets it. It was kept
+/// until the refresh token nobody holds expired (30 days by default), and a client asking
+/// for a token per call grew the store by a record per call for all that time.
+#[tokio::test]
+async fn a_client_credentials_pair_is_forgotten_once_its_access_token_expired() {
+    let (running, clock) = sandbox().await;
+    let cx = context(&running, running.client());
+    let grant = ClientCredentialsGrant::new("app-1", Some("secret".into()));
+    let mut issued = Vec::new();
+    for _ in 0..3 {
+        let set = cx.call(&running.base_url(), &grant).await.unwrap();
+        assert_eq!(set.refresh_token, None);
+        issued.push(set);
+    }
+    let access_ttl = time::Duration::try_from(running.issuer().config().access_ttl).unwrap();
+    let grace = time::Duration::try_from(crate::issuer::PURGE_GRACE).unwrap();
+    clock.advance(access_ttl - time::Duration::seconds(1));
+    for set in &issued {
+        running
+            .issuer()
+            .authenticate(set.access_token.expose_secret())
+            .await
+            .unwrap();
+    }
+    assert_eq!(running.issuer().purge().await.unwrap(), 0);
+    clock.advance(time::Duration::seconds(1) + grace);
+    assert_eq!(running.issuer().purge().await.unwrap(), 3);
+}
