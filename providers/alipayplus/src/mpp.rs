@@ -233,7 +233,7 @@ impl Mpp {
 
     fn check_psp(&self, psp_id: &str) -> Result<(), AlipayError> {
         let known = self.psp_id.as_deref().is_none_or(|p| p == psp_id);
-        if psp_id.is_empty() || psp_id.len() > MAX_PSP_ID || !known {
+        if psp_id.is_empty() || psp_id.chars().count() > MAX_PSP_ID || !known {
             return Err(AlipayError::failed(
                 AlipayCode::ParamIllegal,
                 "pspId is not this MPP's",
@@ -401,6 +401,43 @@ mod tests {
         fn issuer() -> Issuer {
             let clock = ManualClock::new(time::macros::datetime!(2026-01-01 00:00 UTC));
             Issuer::in_memory(Arc::new(clock), AlipayPlusSandbox::issuer_config())
+        }
+
+        /// `pspId` is at most 64 characters: an MPP that accepts any `pspId` measures it in
+        /// characters, not in UTF-8 bytes (one of 64 non-ASCII characters is within the
+        /// limit, one of 65 is not).
+        #[tokio::test]
+        async fn a_psp_id_is_measured_in_characters() {
+            let signer = Rsa256Signer::from_pem(
+                CLIENT_ID,
+                1,
+                crate::sandbox::mpp_private_key(),
+                crate::sandbox::client_public_key(),
+            )
+            .unwrap();
+            let mpp = crate::mpp::Mpp::new(signer);
+            let issuer = issuer();
+            let live = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+            let token = live.tokens.refresh_token.clone().unwrap();
+            let body = |psp: &str| {
+                format!(
+                    r#"{{"pspId":"{psp}","grantType":"REFRESH_TOKEN","refreshToken":"{}"}}"#,
+                    token.expose_secret()
+                )
+                .into_bytes()
+            };
+            for psp in ["é".repeat(65), "x".repeat(65), String::new()] {
+                let answer = mpp.answer(&issuer, &signed(body(&psp), &issuer)).await;
+                assert_eq!(
+                    result(&answer),
+                    ("F".to_owned(), "PARAM_ILLEGAL".to_owned()),
+                    "{psp}"
+                );
+            }
+            let answer = mpp
+                .answer(&issuer, &signed(body(&"é".repeat(64)), &issuer))
+                .await;
+            assert_eq!(result(&answer), ("S".to_owned(), "SUCCESS".to_owned()));
         }
 
         /// The body of an applyToken exchanging `code`.
