@@ -288,7 +288,7 @@ impl ClientCredentialsGrant {
 /// ```
 #[token_endpoint(post = "/token", form, response = OAuthTokens, error = OAuthError,
                  config = Client, body(name = "grant_type", value = "authorization_code"))]
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct AuthorizationCodeGrant {
     /// The authorization code.
     #[token(from = auth_code)]
@@ -302,6 +302,22 @@ pub struct AuthorizationCodeGrant {
     /// The client's credentials, where the [`Client`] puts them.
     #[token(flatten)]
     pub client: ClientAuthentication,
+}
+
+/// Never shows the PKCE verifier (whoever holds it with the code redeems the code), as the
+/// code itself, an [`AuthCode`], is never shown.
+impl fmt::Debug for AuthorizationCodeGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthorizationCodeGrant")
+            .field("code", &self.code)
+            .field("redirect_uri", &self.redirect_uri)
+            .field(
+                "code_verifier",
+                &self.code_verifier.as_ref().map(|_| "[redacted]"),
+            )
+            .field("client", &self.client)
+            .finish()
+    }
 }
 
 /// The RFC 6749 section 5.1 answer, read tolerantly: `expires_in` as a number, a numeric
@@ -767,6 +783,31 @@ mod tests {
             answer(RefusalReason::ServerError),
             (OAuthCode::ServerError, 500)
         );
+    }
+
+    /// The PKCE verifier is a secret (RFC 7636: whoever holds it with the code redeems the
+    /// code): a token request as a server decodes it (the sandbox's token endpoint), shown
+    /// with `Debug`, shows neither the verifier nor the code.
+    #[test]
+    fn an_authorization_code_grant_never_shows_its_verifier() {
+        use crate::codec::Endpoint as _;
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let body = format!(
+            "grant_type=authorization_code&code=ac_sEcReT&code_verifier={verifier}&client_id=spa"
+        );
+        let request = http::Request::post("https://id.example/token")
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body.into_bytes())
+            .unwrap();
+        let grant = AuthorizationCodeGrant::decode_request(&request).unwrap();
+        assert_eq!(grant.code_verifier.as_deref(), Some(verifier));
+        let shown = format!("{grant:?}");
+        assert!(!shown.contains(verifier), "{shown}");
+        assert!(!shown.contains("sEcReT"), "{shown}");
+        assert!(shown.contains("spa"), "{shown}");
     }
 
     #[test]
