@@ -85,12 +85,12 @@ impl MayaSandbox {
                     "{APP_SUBJECT}{}",
                     grant.client.client_id().unwrap_or_default()
                 );
-                let mut issued = cx.issuer().issue(subject, serde_json::json!({})).await?;
                 // Maya Connect answers client credentials with an access token alone (RFC
-                // 6749 section 4.4.3): the issuer's refresh token is never sent.
-                issued.tokens.refresh_token = None;
-                issued.tokens.refresh_expires_at = None;
-                Ok(issued)
+                // 6749 section 4.4.3): the pair is forgotten once it has expired.
+                Ok(cx
+                    .issuer()
+                    .issue_access(subject, serde_json::json!({}))
+                    .await?)
             },
         );
         let refresh =

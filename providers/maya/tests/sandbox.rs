@@ -1265,3 +1265,34 @@ async fn the_mini_app_refresh_takes_only_a_uuid_v4_reference() {
         .unwrap();
     assert_ne!(set.refresh_token.as_ref(), Some(&refresh_token));
 }
+
+/// Maya Connect answers client credentials with an access token alone: the app token's pair
+/// is of no use once that token has expired, and a purge then forgets it. It was kept until
+/// the refresh token the sandbox never sent expired (30 days by default), a record per app
+/// token request all that time.
+#[tokio::test(start_paused = true)]
+async fn an_app_token_is_forgotten_once_it_expired() {
+    let world = world(Setup::default()).await;
+    let client = world.sandbox.client();
+    let basic = token_core::oauth::BasicCredentials::new(CLIENT, ClientSecret::new(SECRET));
+    for _ in 0..3 {
+        let request = http::Request::post(world.sandbox.url(CONNECT).as_str())
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::AUTHORIZATION, basic.to_header())
+            .body(b"grant_type=client_credentials".to_vec())
+            .unwrap();
+        let answer = client.send(request).await.unwrap();
+        assert_eq!(answer.status(), http::StatusCode::OK);
+        let body: serde_json::Value = serde_json::from_slice(answer.body()).unwrap();
+        assert!(body.get("refresh_token").is_none(), "{body}");
+    }
+    let issuer = world.sandbox.issuer();
+    let lived = IssuerConfig::default().access_ttl + token_core::issuer::PURGE_GRACE;
+    tokio::time::advance(lived - Duration::from_secs(1)).await;
+    assert_eq!(issuer.purge().await.unwrap(), 0);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(issuer.purge().await.unwrap(), 3);
+}

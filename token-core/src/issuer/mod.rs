@@ -214,13 +214,39 @@ impl Issuer {
             .await
     }
 
-    /// Issues like [`issue_for`](Self::issue_for), an access token alone (a
-    /// `client_credentials` grant, RFC 6749 section 4.4.3): the answer carries no refresh
-    /// token, and the pair's refresh token, which nobody holds, expires with the access
-    /// token, so that a purge forgets the pair once its access token has expired instead of
-    /// keeping it for the refresh token's whole lifetime.
-    #[cfg(feature = "sandbox")]
-    pub(crate) async fn issue_access_for(
+    /// Issues like [`issue`](Self::issue), an access token alone (a `client_credentials`
+    /// grant, RFC 6749 section 4.4.3: "A refresh token SHOULD NOT be included"): the answer
+    /// carries no refresh token, and the refresh token the pair is recorded with, which
+    /// nobody holds, expires with the access token, so that a purge forgets the pair once
+    /// its access token has expired. (Issued with [`issue`](Self::issue) and the refresh
+    /// token taken out of the answer, it would be kept until that refresh token's expiry,
+    /// 30 days by default: a record per request for all that time.)
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use token_core::clock::ManualClock;
+    /// use token_core::issuer::{Issuer, IssuerConfig, IssuerError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), IssuerError> {
+    /// let issuer = Issuer::in_memory(Arc::new(ManualClock::default()), IssuerConfig::default());
+    /// let issued = issuer.issue_access("app-1", serde_json::json!({})).await?;
+    /// assert_eq!(issued.tokens.refresh_token, None);
+    /// issuer.authenticate(issued.tokens.access_token.expose_secret()).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn issue_access(
+        &self,
+        subject: impl Into<String>,
+        extras: serde_json::Value,
+    ) -> Result<Issued, IssuerError> {
+        self.issue_bound(None, subject.into(), extras, true).await
+    }
+
+    /// Issues like [`issue_for`](Self::issue_for), an access token alone, as
+    /// [`issue_access`](Self::issue_access) does.
+    pub async fn issue_access_for(
         &self,
         client_id: impl Into<String>,
         subject: impl Into<String>,
@@ -230,7 +256,8 @@ impl Issuer {
             .await
     }
 
-    /// Issues a first pair; `access_only`: an access token alone (see `issue_access_for`).
+    /// Issues a first pair; `access_only`: an access token alone (see
+    /// [`issue_access`](Self::issue_access)).
     async fn issue_bound(
         &self,
         client: Option<String>,
