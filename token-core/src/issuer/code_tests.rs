@@ -231,3 +231,35 @@ pub(super) async fn a_replayed_code_revokes_its_pair_after_a_purge(
         "the pair descended from the replayed code is revoked"
     );
 }
+
+/// A logout everywhere (`revoke_subject`) ends the subject's codes not yet redeemed, not
+/// only its pairs: a code issued before it (a login under way, or a code someone
+/// intercepted) is refused as expired, on either replica, and gives no pair. Another
+/// subject's code, and a code issued after the logout, are redeemed.
+pub(super) async fn a_logout_everywhere_ends_the_subjects_pending_codes(a: &Issuer, b: &Issuer) {
+    let pending = a.issue_code(grant()).await.unwrap();
+    let other = a
+        .issue_code(CodeGrant::new(CLIENT, "bob").with_challenge(Some(challenge_s256(VERIFIER))))
+        .await
+        .unwrap();
+    a.revoke_subject("alice").await.unwrap();
+    let late = b.redeem_code(pending.expose_secret(), exchange()).await;
+    assert!(
+        matches!(late, Err(IssuerError::ExpiredAuthCode)),
+        "{late:?}"
+    );
+    let bob = CodeExchange::new(CLIENT).with_verifier(Some(VERIFIER));
+    assert_eq!(
+        b.redeem_code(other.expose_secret(), bob)
+            .await
+            .unwrap()
+            .subject,
+        "bob"
+    );
+    let after = a.issue_code(grant()).await.unwrap();
+    let issued = b
+        .redeem_code(after.expose_secret(), exchange())
+        .await
+        .unwrap();
+    assert_eq!(issued.subject, "alice");
+}

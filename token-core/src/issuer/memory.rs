@@ -159,9 +159,13 @@ impl IssuerStore for MemoryIssuerStore {
     }
 
     async fn revoke_subject(&self, subject: &str, at: OffsetDateTime) -> Result<usize, StoreError> {
-        Ok(self
-            .lock()
-            .revoke_live(|record| record.subject == subject, at))
+        let mut inner = self.lock();
+        for code in inner.codes.values_mut() {
+            if code.grant.subject == subject && code.state == CodeState::Pending {
+                code.expires_at = code.expires_at.min(code.issued_at);
+            }
+        }
+        Ok(inner.revoke_live(|record| record.subject == subject, at))
     }
 
     async fn revoke_family(

@@ -635,7 +635,9 @@ impl Issuer {
         })
     }
 
-    /// Revokes every live pair of `subject` (a logout everywhere); returns how many.
+    /// Revokes every live pair of `subject` (a logout everywhere); returns how many. Its
+    /// authorization codes not yet redeemed expire too: a code issued before (a login under
+    /// way, or one someone intercepted) gives no pair after it.
     pub async fn revoke_subject(&self, subject: &str) -> Result<usize, IssuerError> {
         let now = self.clock.now();
         Ok(self.store.revoke_subject(subject, now).await?)
@@ -1414,7 +1416,9 @@ pub trait IssuerStore: Send + Sync + 'static {
 
     /// Revokes every live pair of `subject`; returns how many. A rotation running at the same
     /// time must not leave its successor live: once this returns, no pair of `subject` that
-    /// was live when it began is live, nor any successor of one.
+    /// was live when it began is live, nor any successor of one. The subject's codes not
+    /// yet redeemed expire ([`CodeRecord::expires_at`] set to its `issued_at`), and a
+    /// redemption running at the same time must not leave its pair live either.
     async fn revoke_subject(&self, subject: &str, at: OffsetDateTime) -> Result<usize, StoreError>;
 
     /// Revokes the live pair of `family` (the pairs whose [`PairRecord::family`] it is; a

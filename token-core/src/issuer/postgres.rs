@@ -148,6 +148,7 @@ struct Sql {
     lock_code: String,
     use_code: String,
     purge_codes: String,
+    end_subject_codes: String,
 }
 
 /// How many rows one purge statement deletes at most.
@@ -162,7 +163,7 @@ const CODE_COLUMNS: &str = "code_hash, client_id, redirect_uri, code_challenge, 
 
 impl Sql {
     /// Every statement.
-    fn all(&self) -> [&str; 18] {
+    fn all(&self) -> [&str; 19] {
         [
             &self.insert,
             &self.by_access,
@@ -182,6 +183,7 @@ impl Sql {
             &self.lock_code,
             &self.use_code,
             &self.purge_codes,
+            &self.end_subject_codes,
         ]
     }
 
@@ -211,6 +213,12 @@ impl Sql {
             ),
             use_code: format!(
                 "UPDATE {codes} SET redeemed_at = $2, pair = $3 WHERE code_hash = $1"
+            ),
+            // A pending code of the subject (`$1`) expires: it was issued before a logout
+            // everywhere.
+            end_subject_codes: format!(
+                "UPDATE {codes} SET expires_at = issued_at
+                 WHERE subject = $1 AND redeemed_at IS NULL AND expires_at > issued_at"
             ),
             // The same rule as `CodeRecord::is_dead`; a batch at a time (see `purge`).
             purge_codes: format!(
@@ -781,6 +789,14 @@ impl IssuerStore for PostgresIssuerStore {
             return Ok(0);
         }
         let sql = &self.sql;
+        // The codes first: a redemption under way holds its code's row, so this waits for
+        // it, and the pair it made is live by the time the pairs are revoked below.
+        self.db
+            .run("end a subject's codes", async |client| {
+                (client.execute(&sql.end_subject_codes, &[&subject]).await)
+                    .db("end a subject's codes")
+            })
+            .await?;
         self.revoke_live(
             "revoke a subject",
             &sql.revoke_subject,
@@ -1441,6 +1457,19 @@ mod tests {
             .unwrap();
         assert_eq!(row.get::<_, String>("client_id"), "app-1");
         assert!(row.get::<_, bool>("pending"));
+        drop_schema(&db).await;
+    }
+
+    #[tokio::test]
+    async fn a_logout_everywhere_ends_the_subjects_pending_codes_on_either_replica() {
+        let Some(url) =
+            test_url("a_logout_everywhere_ends_the_subjects_pending_codes_on_either_replica")
+        else {
+            return;
+        };
+        let (a, b, _clock, db) = replicas(&url, Duration::ZERO).await;
+        crate::issuer::code_tests::a_logout_everywhere_ends_the_subjects_pending_codes(&a, &b)
+            .await;
         drop_schema(&db).await;
     }
 

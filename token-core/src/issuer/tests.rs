@@ -515,6 +515,12 @@ mod codes {
     }
 
     #[tokio::test]
+    async fn a_logout_everywhere_ends_the_subjects_pending_codes() {
+        let (issuer, _clock, _store) = issuer();
+        code_tests::a_logout_everywhere_ends_the_subjects_pending_codes(&issuer, &issuer).await;
+    }
+
+    #[tokio::test]
     async fn a_code_expires_by_the_issuers_clock() {
         let (issuer, clock, _store) = issuer();
         code_tests::a_code_expires_by_the_issuers_clock(&issuer, &issuer, &clock).await;
