@@ -608,9 +608,13 @@ impl<P: Provider> TokenManager<P> {
         // meanwhile: dropped between them, the store would hold the inserted set while this
         // process kept serving the one it replaced. The turn is taken here, in the caller's
         // task: a write its caller gave up on still comes before the caller's next one.
+        // Counted among the tasks `shutdown` waits for while it waits for its turn too: an
+        // insert under way behind another of the session is under way all the same.
+        let tracked = inner.tasks.token();
         let turn = inner.write_turn(name).await;
         let (manager, name) = (self.clone(), Arc::<str>::from(name));
         to_the_end(&inner.tasks, async move {
+            let _tracked = tracked;
             (manager.insert_through_store(&name, turn, stored, extras)).await
         })
         .await
@@ -673,10 +677,13 @@ impl<P: Provider> TokenManager<P> {
         }
         // As in `insert`, the store write and its publication run to the end: dropped
         // between them, the store would have forgotten the session and this process would
-        // keep serving its tokens. The turn is taken here, as there.
+        // keep serving its tokens. The turn is taken here, as there, and counted among the
+        // tasks `shutdown` waits for meanwhile.
+        let tracked = self.inner.tasks.token();
         let turn = self.inner.write_turn(session).await;
         let (manager, name) = (self.clone(), Arc::<str>::from(session));
         to_the_end(&self.inner.tasks, async move {
+            let _tracked = tracked;
             manager.remove_now(&name, Some(turn)).await
         })
         .await
@@ -750,8 +757,9 @@ impl<P: Provider> TokenManager<P> {
     }
 
     /// Stops starting refreshes and waits, up to `within`, for those under way, for the
-    /// inserts and removes under way, and for the background saves of sets (and re-auth
-    /// verdicts) whose save had failed, so that a normal exit loses no token the provider
+    /// inserts and removes under way (one waiting for its turn behind another of the
+    /// session's too), and for the background saves of sets (and re-auth verdicts) whose
+    /// save had failed, so that a normal exit loses no token the provider
     /// already rotated: those are tried again at once as each call begins (not after their
     /// backoff, which may be longer than `within`), then on until the deadline; so are sets
     /// whose background save was dropped unfinished with the runtime that ran it. A refresh

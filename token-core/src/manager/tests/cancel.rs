@@ -315,3 +315,79 @@ async fn shutdown_waits_for_an_insert_given_up_while_it_writes() {
         .map(|set| set.access_token.expose_secret().to_owned());
     assert_eq!(access.as_deref(), Some("at-login"));
 }
+
+/// An insert or a remove waiting for its turn as `shutdown` begins (an insert of the
+/// session is writing) is under way too: `shutdown` waits for it, and returns `Ok` only once
+/// the store holds what it wrote. Otherwise the first insert's end let `shutdown` return
+/// while the second write was about to start, and a process exiting then lost it (a login,
+/// or a logout).
+#[tokio::test(start_paused = true)]
+async fn shutdown_waits_for_an_insert_or_remove_waiting_for_its_turn() {
+    for remove in [false, true] {
+        a_write_waiting_for_its_turn_is_waited_for(remove).await;
+    }
+}
+
+async fn a_write_waiting_for_its_turn_is_waited_for(remove: bool) {
+    let h = harness(|_| {});
+    let gate = Arc::new(Semaphore::new(0));
+    let gated = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let shared = Arc::new(MemoryStore::new());
+    let hooks = Gated {
+        gate: gate.clone(),
+        gated: gated.clone(),
+    };
+    let manager = manager_over(&h, Arc::new(Hooked::over(shared.clone(), hooks)));
+    let insert = |n: u32| {
+        let manager = manager.clone();
+        let login = TokenSet::new(AccessToken::new(format!("at-login-{n}")))
+            .with_refresh_token(RefreshToken::new(format!("rt-login-{n}")))
+            .with_access_expires_at(h.clock.now() + HOUR);
+        tokio::spawn(async move { manager.insert("s", login).await })
+    };
+    let first = insert(1);
+    turns(20).await;
+    let second = if remove {
+        let manager = manager.clone();
+        tokio::spawn(async move { manager.remove("s").await })
+    } else {
+        insert(2)
+    };
+    turns(20).await;
+    let shutdown = {
+        let manager = manager.clone();
+        tokio::spawn(async move { manager.shutdown(Duration::from_secs(60)).await })
+    };
+    turns(20).await;
+    assert!(
+        !shutdown.is_finished(),
+        "shutdown returned with writes under way"
+    );
+    // The first insert's store calls, one at a time, until it is done: the second write
+    // then has its turn, and its first store call waits.
+    while !first.is_finished() {
+        gate.add_permits(1);
+        turns(20).await;
+    }
+    first.await.unwrap().unwrap();
+    turns(20).await;
+    assert!(
+        !second.is_finished(),
+        "the second write's store call is held"
+    );
+    assert!(
+        !shutdown.is_finished(),
+        "shutdown returned with a write (remove: {remove}) waiting for its turn as it began"
+    );
+    gated.store(false, Ordering::SeqCst);
+    gate.add_permits(1000);
+    shutdown.await.unwrap().unwrap();
+    let stored = shared.load(&SessionKey::new("fake", "s")).await.unwrap();
+    let access = stored
+        .as_ref()
+        .and_then(|record| record.value.tokens())
+        .map(|set| set.access_token.expose_secret().to_owned());
+    let expected = (!remove).then_some("at-login-2");
+    assert_eq!(access.as_deref(), expected, "remove: {remove}");
+    second.await.unwrap().unwrap();
+}
