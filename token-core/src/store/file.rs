@@ -431,7 +431,11 @@ impl TokenStore for FileStore {
             let (mut lapsed, mut stretched) = (Vec::new(), Vec::new());
             for entry in entries.flatten() {
                 let name = entry.file_name();
-                let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(LEASE_SUFFIX)) else {
+                // A session's lease is named by its record's stem; a file with another name
+                // is no session's, and is neither read nor written (cut, its temporary file
+                // could even be named longer than the file system allows, failing the call).
+                let stem = name.to_str().and_then(|n| n.strip_suffix(LEASE_SUFFIX));
+                let Some(stem) = stem.filter(|stem| is_record_stem(stem)) else {
                     continue;
                 };
                 match lease_look(&dir, stem, now) {
@@ -1311,6 +1315,11 @@ fn dir_sync_answer(synced: std::io::Result<()>) -> std::io::Result<()> {
         }
         other => other,
     }
+}
+
+/// Whether `stem` is one [`record_stem`] makes (the hex SHA-256, lowercase).
+fn is_record_stem(stem: &str) -> bool {
+    stem.len() == 64 && stem.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Whether `name` is one of this store's temporary files.
@@ -2773,5 +2782,43 @@ mod tests {
         assert!(matches!(load, Err(StoreError::Backend { .. })), "{load:?}");
         let lapsed = lapsed.expect("lapsed_leases with a FIFO lease still waiting");
         assert_eq!(lapsed.unwrap(), Vec::<String>::new());
+    }
+
+    /// A `.lease` file whose name is no session's (a stranger's file, however long its
+    /// name) is neither read as a lease nor written: `lapsed_leases` lists the sessions'
+    /// lapsed leases beside it, and leaves it as it was, even when it says it lapses later
+    /// than its ttl (as a lease stretched by a clock that stepped back does).
+    #[tokio::test]
+    async fn a_lease_file_named_for_no_session_is_left_alone_by_lapsed_leases() {
+        let tmp = TempDir::new().unwrap();
+        let clock = ManualClock::default();
+        let store = FileStore::open_with_clock(tmp.path(), Arc::new(clock.clone())).unwrap();
+        let key = SessionKey::new("p", "s");
+        let ttl = Duration::from_secs(30);
+        store.save(&key, &set("a"), None).await.unwrap();
+        store.acquire_lease(&key, "dead", ttl).await.unwrap();
+        // Strangers' files that read as leases stretched an hour past their ttl.
+        let now = unix_nanos(clock.now());
+        let stranger = serde_json::to_vec(&LeaseRecord {
+            holder: "someone".into(),
+            expires_at_unix_nanos: now + 3_600_000_000_000,
+            ttl_nanos: 1_000_000_000,
+        })
+        .unwrap();
+        let strangers = [
+            format!("notes{LEASE_SUFFIX}"),
+            format!("{}{LEASE_SUFFIX}", "x".repeat(230)),
+        ];
+        for name in &strangers {
+            fs::write(tmp.path().join(name), &stranger).unwrap();
+        }
+        let before = names(tmp.path());
+        advance(&clock, ttl + Duration::from_secs(1));
+        let listed = store.lapsed_leases("p").await;
+        assert_eq!(listed.unwrap(), ["s"]);
+        assert_eq!(names(tmp.path()), before);
+        for name in &strangers {
+            assert_eq!(fs::read(tmp.path().join(name)).unwrap(), stranger, "{name}");
+        }
     }
 }
