@@ -448,7 +448,13 @@ impl TokenStore for FileStore {
             // one stretched by a clock that went back is cut to that, or a holder that died
             // before the step would be listed only the size of the step later.
             if !stretched.is_empty() {
+                #[cfg(test)]
+                tests::before_cutting(&dir);
                 let _lock = DirLock::acquire(&dir)?;
+                // Read under the lock, as `acquire_lease` reads it: a lease its holder renewed
+                // while this waited for the lock must not be cut to its ttl counted from
+                // before that wait (it would lapse early, its holder still refreshing).
+                let now = unix_nanos(clock.now());
                 for stem in stretched.iter().take(super::LAPSED_LEASES_LISTED) {
                     cut_stretched_lease(&dir, stem, now)?;
                 }
@@ -2820,5 +2826,64 @@ mod tests {
         for name in &strangers {
             assert_eq!(fs::read(tmp.path().join(name)).unwrap(), stranger, "{name}");
         }
+    }
+
+    /// What runs once in `lapsed_leases` of a store on a directory, between its look at
+    /// the leases and its taking the directory's lock to cut stretched ones.
+    type Hook = Box<dyn FnOnce() + Send>;
+    static BEFORE_CUTTING: std::sync::Mutex<Vec<(PathBuf, Hook)>> =
+        std::sync::Mutex::new(Vec::new());
+
+    pub(super) fn before_cutting(dir: &Path) {
+        let hooks = {
+            let mut all = BEFORE_CUTTING.lock().unwrap();
+            let (ours, others) = all.drain(..).partition(|(at, _)| at == dir);
+            *all = others;
+            ours
+        };
+        for (_, hook) in hooks {
+            hook();
+        }
+    }
+
+    /// A lease its holder renews while `lapsed_leases` waits for the directory's lock (to
+    /// cut leases stretched by a clock that stepped back) keeps what the renewal gave it:
+    /// cut to its ttl counted from before that wait, it would lapse early, and another
+    /// process would take it over while its holder still refreshes.
+    #[tokio::test]
+    async fn a_lease_renewed_while_lapsed_leases_waits_for_the_lock_is_not_cut_short() {
+        let tmp = TempDir::new().unwrap();
+        let clock = ManualClock::default();
+        let (store, holder) = two_stores_with(&clock, tmp.path());
+        let holder = Arc::new(holder);
+        let key = SessionKey::new("p", "s");
+        let ttl = Duration::from_secs(30);
+        store.save(&key, &set("a"), None).await.unwrap();
+        assert_eq!(
+            holder.acquire_lease(&key, "h", ttl).await.unwrap(),
+            Lease::Acquired
+        );
+        // The clock steps back an hour: the lease lapses later than its ttl from now.
+        clock.advance(time::Duration::hours(-1));
+        // Between the look and the lock, ten seconds pass and the holder renews its lease.
+        let renewal = {
+            let (holder, key, clock) = (holder.clone(), key.clone(), clock.clone());
+            let runtime = tokio::runtime::Handle::current();
+            move || {
+                advance(&clock, Duration::from_secs(10));
+                let renewed = runtime.block_on(holder.acquire_lease(&key, "h", ttl));
+                assert_eq!(renewed.unwrap(), Lease::Acquired);
+            }
+        };
+        BEFORE_CUTTING
+            .lock()
+            .unwrap()
+            .push((store.dir().to_owned(), Box::new(renewal)));
+        assert!(store.lapsed_leases("p").await.unwrap().is_empty());
+        // Short of the renewed lease's ttl, it is still the holder's.
+        advance(&clock, ttl - Duration::from_secs(1));
+        assert!(store.lapsed_leases("p").await.unwrap().is_empty());
+        let other = store.acquire_lease(&key, "other", ttl).await.unwrap();
+        assert!(matches!(other, Lease::HeldByOther { .. }), "{other:?}");
     }
 }
