@@ -117,11 +117,13 @@ const NAME_DOMAIN: &[u8] = b"token-core/file-store/v1\0";
 /// [`delete_unreadable`](TokenStore::delete_unreadable) removes it only while the file holds
 /// the very bytes [`unreadable`](TokenStore::unreadable) read (compared by their SHA-256).
 ///
-/// **A directory that goes away.** A record missing from a directory that is no longer the
-/// one [`open`](Self::open) found at its path (removed, or removed and created again, as the
-/// empty mount point of an unmounted volume is) is a [`StoreError::Backend`], not an absent
-/// session: a manager then neither gives the session up nor writes it elsewhere. Reopen the
-/// store to use the new directory.
+/// **A directory that goes away.** A record read from a directory that is no longer the one
+/// [`open`](Self::open) found at its path (removed, or removed and created again, as the
+/// empty mount point of an unmounted volume is), missing or not, is a
+/// [`StoreError::Backend`], not an absent session nor that directory's record (a stale copy
+/// left at a mount point before a volume was mounted over it): a manager then neither gives
+/// the session up, nor takes up a stale pair, nor writes it elsewhere. Reopen the store to
+/// use the new directory.
 ///
 /// ```
 /// # tokio_test_block_on(async {
@@ -801,7 +803,8 @@ fn read_unreadable(
 }
 
 /// The bytes of `key`'s record file (at most one more than [`MAX_RECORD_BYTES`]): `None` if
-/// there is none in the directory `opened`.
+/// there is none in the directory `opened`; an error if the directory is no longer `opened`,
+/// whether or not it holds one.
 fn read_record_bytes(
     dir: &Path,
     opened: DirId,
@@ -835,6 +838,8 @@ fn read_record_bytes(
         .map_err(|e| {
             StoreError::backend(format!("file store: cannot read the record of {key}"), e)
         })?;
+    // Checked once it is read: a directory that took the path meanwhile is not the store's.
+    still_opened(dir, opened)?;
     Ok(Some(bytes))
 }
 
@@ -2885,5 +2890,50 @@ mod tests {
         assert!(store.lapsed_leases("p").await.unwrap().is_empty());
         let other = store.acquire_lease(&key, "other", ttl).await.unwrap();
         assert!(matches!(other, Lease::HeldByOther { .. }), "{other:?}");
+    }
+
+    /// A directory that replaced the store's at its path is not the store's even when it
+    /// holds a record of the session (a copy left at a volume's mount point before the
+    /// volume was mounted over it, seen again once it is unmounted): its stale record is
+    /// neither loaded nor written over; reopened, the store uses it.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_directory_replaced_by_one_holding_the_session_is_an_error_not_its_record() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("store");
+        let store = FileStore::open(&dir).unwrap();
+        let key = SessionKey::new("p", "s");
+        let v1 = store.save(&key, &set("a"), None).await.unwrap();
+        let stale = fs::read(record_path(&dir, &key)).unwrap();
+        let v2 = store.save(&key, &set("b"), Some(v1)).await.unwrap();
+
+        fs::remove_dir_all(&dir).unwrap();
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::write(record_path(&dir, &key), &stale).unwrap();
+        let gone = |result: Result<(), StoreError>, what: &str| {
+            assert!(
+                matches!(&result, Err(StoreError::Backend { .. })),
+                "{what}: {result:?}"
+            );
+        };
+        gone(store.load(&key).await.map(drop), "load");
+        gone(
+            store.save(&key, &set("c"), Some(v1)).await.map(drop),
+            "save at the stale version",
+        );
+        gone(
+            store.save(&key, &set("c"), Some(v2)).await.map(drop),
+            "save at the version saved",
+        );
+        gone(store.delete(&key, None).await.map(drop), "delete");
+        assert_eq!(fs::read(record_path(&dir, &key)).unwrap(), stale);
+        // Reopened, the new directory is the store's.
+        let reopened = FileStore::open(&dir).unwrap();
+        assert_eq!(
+            access(&reopened.load(&key).await.unwrap()),
+            Some((v1, "a".into()))
+        );
     }
 }
