@@ -497,9 +497,12 @@ impl<'r> RequestReader<'r> {
             if values.next().is_some() {
                 return Err(RequestError(format!("header `{name}` is repeated")));
             }
-            value
-                .to_str()
-                .map(|v| Some(v.trim().to_owned()))
+            // Read as UTF-8, not as visible ASCII only: the client writes any text it holds
+            // (an access token beyond ASCII travels in `Authorization`), and its bytes go as
+            // they are; only bytes that are not UTF-8 are no text. The whitespace around a
+            // value is HTTP's, spaces and tabs (RFC 9110 section 5.5), not all of Unicode's.
+            std::str::from_utf8(value.as_bytes())
+                .map(|v| Some(v.trim_matches(HTTP_WHITESPACE).to_owned()))
                 .map_err(|_| RequestError(format!("header `{name}` is not text")))
         };
         // RFC 6749 section 3.1: a parameter sent more than once is a malformed request, not
@@ -536,7 +539,7 @@ impl<'r> RequestReader<'r> {
                 let token = value
                     .split_once(' ')
                     .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                    .map(|(_, token)| token.trim().to_owned());
+                    .map(|(_, token)| token.trim_matches(HTTP_WHITESPACE).to_owned());
                 Some(
                     token.ok_or_else(|| {
                         RequestError("`Authorization` is not a bearer token".into())
@@ -643,6 +646,9 @@ impl<'r> RequestReader<'r> {
         }
     }
 }
+
+/// The whitespace HTTP strips around a header's value (RFC 9110 section 5.5).
+const HTTP_WHITESPACE: [char; 2] = [' ', '\t'];
 
 fn describe(at: At, name: &str) -> String {
     match at {

@@ -245,3 +245,41 @@ fn a_secret_in_a_header_of_its_own_is_marked_sensitive() {
     let shown = format!("{request:?}");
     assert!(!shown.contains("cs-Leaky-9"), "{shown}");
 }
+
+#[token_endpoint(post = "/token", form, response = Tokens, error = Failure,
+                 body(name = "grant_type", value = "refresh_token"))]
+#[derive(Debug, PartialEq)]
+pub struct BearerRefresh {
+    #[token(bearer)]
+    pub access_token: AccessToken,
+    #[token(header, rename = "X-Merchant-Name")]
+    pub merchant: String,
+    #[token(header, rename = "X-Shop")]
+    pub shop: Option<String>,
+}
+
+/// An access token beyond ASCII travels in a header (only control characters keep one out
+/// of it), and so does any header text the client writes: the server side reads back what
+/// the client sent, rather than refusing the request as one whose header is not text.
+#[test]
+fn header_text_beyond_ascii_is_read_back_as_sent() {
+    let sent = BearerRefresh {
+        access_token: AccessToken::new("ät-ü\u{a0}"),
+        merchant: "Café Müller".into(),
+        // A space that is not HTTP's whitespace is the value's own.
+        shop: Some("東京\u{3000}".into()),
+    };
+    let request = sent.encode_request(&base()).unwrap();
+    let read = BearerRefresh::decode_request(&request).expect("the server reads what was sent");
+    assert_eq!(read.access_token.expose_secret(), "ät-ü\u{a0}");
+    assert_eq!(read.merchant, "Café Müller");
+    assert_eq!(read.shop.as_deref(), Some("東京\u{3000}"));
+    // Bytes that are not UTF-8 are still no text.
+    let mut odd = request.clone();
+    odd.headers_mut().insert(
+        "X-Merchant-Name",
+        http::HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+    );
+    let refused = BearerRefresh::decode_request(&odd).unwrap_err();
+    assert!(refused.0.contains("is not text"), "{refused}");
+}
