@@ -95,11 +95,16 @@ impl<'a, C: ?Sized> RequestContext<'a, C> {
         }
     }
 
-    /// A context for refreshing `set`: its refresh and access tokens, and its extras.
+    /// A context for refreshing `set`: its refresh and access tokens, and its extras. An
+    /// empty access token is none: the one of a session that has no access token yet (as
+    /// `insert_refresh_token` stores it) or whose token was set aside as unusable, so a
+    /// request sending the current access token on refresh sends none (an `Option` field
+    /// is left out, a required one is an [`EndpointError::Encode`] saying the session has
+    /// none) rather than an empty bearer.
     pub fn for_refresh<X: Extras>(config: &'a C, set: &'a TokenSet<X>) -> Self {
         Self {
             refresh_token: set.refresh_token.as_ref(),
-            access_token: Some(&set.access_token),
+            access_token: Some(&set.access_token).filter(|t| !t.expose_secret().is_empty()),
             extras: Some(&set.extras),
             ..Self::new(config)
         }

@@ -115,3 +115,56 @@ fn session_extras_of_another_type_are_an_error_naming_it() {
         Ok(read) => panic!("read as {:?} instead of an error", read.shop_id),
     }
 }
+
+#[token_endpoint(post = "/refresh", json, response = Tokens, error = Failure)]
+pub struct RefreshWithBearer {
+    /// The session's current access token, when it has one.
+    #[token(bearer)]
+    pub access_token: Option<token_core::secret::AccessToken>,
+    #[token(body, rename = "refreshToken")]
+    pub refresh_token: token_core::secret::RefreshToken,
+}
+
+#[token_endpoint(post = "/refresh", form, response = Tokens, error = Failure)]
+pub struct RefreshWithAccessToken {
+    #[token(body)]
+    pub access_token: token_core::secret::AccessToken,
+    #[token(body)]
+    pub refresh_token: token_core::secret::RefreshToken,
+}
+
+/// A session with no access token yet (`insert_refresh_token` stores the empty one, and one
+/// that cannot be served is set aside as it) has none to send on refresh: an `Option` field
+/// reading it is left out, not sent as an empty `Authorization: Bearer `, which the server
+/// side refuses as no bearer token; a required one is an error saying the session has none.
+#[test]
+fn the_empty_access_token_of_a_session_is_no_access_token() {
+    use token_core::codec::Endpoint;
+    use token_core::secret::RefreshToken;
+    use token_core::token_set::TokenSet;
+    let session: TokenSet =
+        TokenSet::new(AccessToken::new("")).with_refresh_token(RefreshToken::new("rt-1"));
+    let cx = RequestContext::for_refresh(&(), &session);
+    let refresh = RefreshWithBearer::from_context(&cx).unwrap();
+    assert!(refresh.access_token.is_none());
+    let request = refresh
+        .encode_request(&"https://api.example".parse().unwrap())
+        .unwrap();
+    assert!(
+        request.headers().get("authorization").is_none(),
+        "{request:?}"
+    );
+    let read = RefreshWithBearer::decode_request(&request).expect("the server reads it");
+    assert_eq!(read.refresh_token.expose_secret(), "rt-1");
+    let refused = RefreshWithAccessToken::from_context(&cx).err();
+    assert!(
+        matches!(&refused, Some(EndpointError::Encode(why)) if why.contains("access token")),
+        "{refused:?}"
+    );
+    // A session with one sends it.
+    let session: TokenSet =
+        TokenSet::new(AccessToken::new("at-1")).with_refresh_token(RefreshToken::new("rt-1"));
+    let refresh =
+        RefreshWithBearer::from_context(&RequestContext::for_refresh(&(), &session)).unwrap();
+    assert_eq!(refresh.access_token.unwrap().expose_secret(), "at-1");
+}
