@@ -1362,6 +1362,20 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
                 (#envelope, <#ty as #p::KeepExtras>::WIRE_NAMES);
         }
     });
+    // A field of the flattened extras type on the wire path of one of the answer's own
+    // fields or constants is never read (the answer's field takes the key), and a server
+    // writing the answer writes the key twice: refuse to compile.
+    let extras_clash = role_of(fields, AnswerRole::Extras).map(|field| {
+        let (ty, cfg) = (field.ty, cfgs(field));
+        quote_spanned! {ty.span()=>
+            #cfg
+            const _: () = if #p::extras_clash::<#ident>() {
+                ::core::panic!(
+                    "a field of this extras type has the wire name of one of the response's own fields or constants: the response's field takes the key, so the extras field is never read, and a server writing the answer would write the key twice. Give one of them another wire name (`#[token(rename = \"...\")]`), or leave the field to one of them"
+                )
+            };
+        }
+    });
     let jwt = model.top.jwt_expiry;
 
     let mut into = Vec::new();
@@ -1512,6 +1526,7 @@ fn response(model: &Model, fields: &[Field<AnswerRole>]) -> TokenStream {
                 Self { #(#from,)* }
             }
         }
+        #extras_clash
     }
 }
 

@@ -343,6 +343,63 @@ pub fn decode_error_json<T: DeserializeOwned>(
     serde_json::from_value(value).ok()
 }
 
+/// Whether a field the answer `R`'s extras type adds (`R::EXTRAS_PATHS`, flattened beside
+/// the answer's own fields) has the path of one of the answer's own fields or constants
+/// (`R::ANSWER_PATHS`): the answer's field reads that key first, so the extras field would
+/// never be read, and a server writing the answer would write the key twice, the client
+/// then reading one value for both. Evaluated at compile time for each response that
+/// flattens an extras type.
+pub const fn extras_clash<R: TokenResponse>() -> bool {
+    let (envelope, names) = R::EXTRAS_PATHS;
+    let envelope = match envelope {
+        Some(envelope) => envelope.as_bytes(),
+        None => &[],
+    };
+    let paths = R::ANSWER_PATHS;
+    let mut i = 0;
+    while i < names.len() {
+        let name = names[i].as_bytes();
+        let mut j = 0;
+        while j < paths.len() {
+            if same_path(envelope, name, paths[j].as_bytes()) {
+                return true;
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Whether `envelope.name` (`name` alone without an envelope) is `path`.
+const fn same_path(envelope: &[u8], name: &[u8], path: &[u8]) -> bool {
+    let tail = if envelope.is_empty() {
+        path
+    } else if path.len() > envelope.len()
+        && path[envelope.len()] == b'.'
+        && bytes_eq(path.split_at(envelope.len()).0, envelope)
+    {
+        path.split_at(envelope.len() + 1).1
+    } else {
+        return false;
+    };
+    bytes_eq(tail, name)
+}
+
+const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// [`code_field_trap`] for the request `P`, reading its answers through its [`Endpoint`]
 /// impl, so that a `response` or `error` of the wrong kind is reported once, there, and not
 /// again here. Evaluated at compile time for each request.
