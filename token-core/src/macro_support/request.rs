@@ -257,9 +257,18 @@ impl RequestWriter {
         }
     }
 
-    /// A JSON body field.
+    /// A JSON body field. One written as `null` is an encoding error: the server side reads
+    /// a `null` member as an absent one (a required field missing, an `Option` as `None`),
+    /// and a float that is not finite, which JSON cannot write, is written so.
     pub fn json<T: Serialize + ?Sized>(&mut self, name: &'static str, value: &T) {
         match serde_json::to_value(value) {
+            Ok(Value::Null) => {
+                self.error.get_or_insert_with(|| {
+                    EndpointError::Encode(format!(
+                        "body field `{name}` is written as JSON `null` (a float that is not finite is), which reads as absent: leave it out with `None`"
+                    ))
+                });
+            }
             Ok(value) => {
                 self.note_member(name);
                 self.json.insert(name.to_owned(), value);

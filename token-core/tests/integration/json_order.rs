@@ -52,3 +52,41 @@ fn members_are_written_in_declaration_order_and_read_back() {
     assert_eq!(back.zone, "eu");
     assert_eq!(back.app_id.as_deref(), Some("app"));
 }
+
+#[token_endpoint(post = "/quote", json, response = Tokens, error = Failure)]
+#[derive(Debug)]
+pub struct Quote {
+    pub ratio: f64,
+    pub limit: Option<f64>,
+    pub refresh_token: RefreshToken,
+}
+
+/// A JSON body field written as `null` reads back as absent: a float that is not finite,
+/// which JSON cannot write (`serde_json` writes `null` for it), is an encoding error naming
+/// the field, not a request the server side reads as missing that field (or, for an
+/// `Option`, as `None`).
+#[test]
+fn a_body_field_written_as_null_is_an_encoding_error() {
+    let base: url::Url = "https://id.example".parse().unwrap();
+    for (ratio, limit) in [(f64::NAN, None), (1.5, Some(f64::INFINITY))] {
+        let quote = Quote {
+            ratio,
+            limit,
+            refresh_token: RefreshToken::new("rt"),
+        };
+        let error = quote.encode_request(&base).err();
+        assert!(
+            matches!(&error, Some(token_core::error::EndpointError::Encode(why))
+                if why.contains("ratio") || why.contains("limit")),
+            "{error:?}"
+        );
+    }
+    // Finite values travel and read back.
+    let quote = Quote {
+        ratio: 0.25,
+        limit: Some(-1e300),
+        refresh_token: RefreshToken::new("rt"),
+    };
+    let read = Quote::decode_request(&quote.encode_request(&base).unwrap()).unwrap();
+    assert_eq!((read.ratio, read.limit), (0.25, Some(-1e300)));
+}
