@@ -377,27 +377,13 @@ const fn same_path(envelope: &[u8], name: &[u8], path: &[u8]) -> bool {
         path
     } else if path.len() > envelope.len()
         && path[envelope.len()] == b'.'
-        && bytes_eq(path.split_at(envelope.len()).0, envelope)
+        && super::error_code::same_bytes(path.split_at(envelope.len()).0, envelope)
     {
         path.split_at(envelope.len() + 1).1
     } else {
         return false;
     };
-    bytes_eq(tail, name)
-}
-
-const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
+    super::error_code::same_bytes(tail, name)
 }
 
 /// [`code_field_trap`] for the request `P`, reading its answers through its [`Endpoint`]

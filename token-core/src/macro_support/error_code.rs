@@ -157,7 +157,9 @@ const fn integer(text: &[u8]) -> Option<(bool, &[u8])> {
     Some((negative, digits))
 }
 
-const fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+/// Whether `a` and `b` hold the same bytes (in a `const fn`, where `==` on slices is not
+/// allowed).
+pub(super) const fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
