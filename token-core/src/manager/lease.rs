@@ -238,6 +238,8 @@ impl<P: Provider> Inner<P> {
     ) -> Result<LeaseTaken<P::Extras>, Error> {
         let started = tokio::time::Instant::now();
         let mut polls = 0u32;
+        // A forced refresh that finds another process's under way takes its answer.
+        let mut during_another = None;
         let (taken_over, held_at) = loop {
             let (answer, asked) = self.acquire(session).await;
             match answer? {
@@ -245,6 +247,22 @@ impl<P: Provider> Inner<P> {
                 Lease::TakenOver => break (true, asked),
                 Lease::HeldByOther { remaining } => {
                     polls += 1;
+                    if matches!(reason, Reason::Forced) && during_another.is_none() {
+                        // What the store holds while that refresh runs: its answer is a
+                        // record written after this one. One more store call, only when a
+                        // forced refresh meets another process's.
+                        match self
+                            .read_newer(session, generation, current.as_ref())
+                            .await?
+                        {
+                            Stored::Unchanged => {}
+                            Stored::Dead(error) | Stored::Removed(error) => return Err(error),
+                            Stored::Tokens(adopted) => current = Some(adopted),
+                        }
+                        let seen = current.as_ref().and_then(|c| c.version());
+                        during_another = Some(Reason::ForcedDuringAnother(seen));
+                    }
+                    let reason = during_another.as_ref().unwrap_or(reason);
                     // A holder may keep the lease (renewing it) for as long as its refresh
                     // may retry, and one that died leaves it for a lease length, after
                     // which its successor waits another one for a save: past all that,
@@ -289,6 +307,7 @@ impl<P: Provider> Inner<P> {
         };
         // A panic (in a store's code, say) must not leave the lease counted as taken here:
         // it would never be given back again.
+        let reason = during_another.as_ref().unwrap_or(reason);
         match CatchUnwind(Box::pin(self.reread_after_taking(
             session, generation, current, reason, taken_over, held_at,
         )))

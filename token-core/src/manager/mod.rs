@@ -496,7 +496,9 @@ impl<P: Provider> TokenManager<P> {
     }
 
     /// Refreshes now, whatever the expiry, unless a refresh is already under way (whose
-    /// result is then shared).
+    /// result is then shared): in this process, or in another process sharing the store,
+    /// found holding the session's refresh lease (its answer is taken once saved; if it
+    /// saves none, this call refreshes).
     pub async fn refresh_now(&self, session: &str) -> Result<AccessToken, Error> {
         let session = self.inner.known_session(session)?;
         let outcome = self.inner.flight(&session, Reason::Forced).await;

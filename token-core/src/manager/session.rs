@@ -1021,6 +1021,11 @@ pub(super) enum Reason {
     Rejected(AccessToken),
     /// The application asked.
     Forced,
+    /// The application asked, and found another process's refresh of the session under way
+    /// (its lease held) when the store held this version (none: no record): settled by a
+    /// record written after it, that refresh's answer, as a refresh under way in this
+    /// process is shared.
+    ForcedDuringAnother(Option<crate::store::Version>),
     /// A call that presented this refresh token may have been answered (its answer was
     /// lost), and the refresh that made it gave up: settled once the set holds another
     /// refresh token.
@@ -1038,7 +1043,7 @@ impl Reason {
             Self::Proactive => "proactive",
             Self::Needed => "needed",
             Self::Rejected(_) => "rejected",
-            Self::Forced => "forced",
+            Self::Forced | Self::ForcedDuringAnother(_) => "forced",
             Self::Unresolved(_) => "unresolved",
             Self::Lapsed(_) => "lapsed",
         }
@@ -1069,6 +1074,12 @@ impl Reason {
             }
             Self::Lapsed(version) => {
                 current.usable(now) && current.version().is_some_and(|at| at > *version)
+            }
+            Self::ForcedDuringAnother(seen) => {
+                current.usable(now)
+                    && current
+                        .version()
+                        .is_some_and(|at| seen.is_none_or(|seen| at > seen))
             }
         }
     }
