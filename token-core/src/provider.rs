@@ -522,7 +522,20 @@ impl CallContext {
         base_url: &url::Url,
         endpoint: &E,
     ) -> Result<TokenSet<<E::Response as TokenResponse>::Extras>, Error> {
-        self.call_inner(base_url, endpoint, None).await
+        self.call_inner(base_url, endpoint, None, false).await
+    }
+
+    /// Like [`call`](Self::call), sent to `url` itself: its path replaces the endpoint's
+    /// (a token URL configured whole, as OAuth 2.0's `token_url` is); `url`'s query and
+    /// the endpoint's own query parameters are both sent, as with a base URL. An endpoint
+    /// with a declared signature (`sign(...)`), which may cover its path, is an
+    /// [`EndpointError::Encode`], nothing sent.
+    pub async fn call_to<E: Endpoint>(
+        &self,
+        url: &url::Url,
+        endpoint: &E,
+    ) -> Result<TokenSet<<E::Response as TokenResponse>::Extras>, Error> {
+        self.call_inner(url, endpoint, None, true).await
     }
 
     /// Like [`call`](Self::call), signing the request and verifying the answer with `signer`.
@@ -532,16 +545,38 @@ impl CallContext {
         endpoint: &E,
         signer: &dyn Signer,
     ) -> Result<TokenSet<<E::Response as TokenResponse>::Extras>, Error> {
-        self.call_inner(base_url, endpoint, Some(signer)).await
+        self.call_inner(base_url, endpoint, Some(signer), false)
+            .await
     }
 
+    /// Sends `endpoint` against `base_url`, or to it, its path in place of the endpoint's
+    /// (`at_url`), and decodes the answer, every secret the request carried kept out of
+    /// errors.
     async fn call_inner<E: Endpoint>(
         &self,
         base_url: &url::Url,
         endpoint: &E,
         signer: Option<&dyn Signer>,
+        at_url: bool,
     ) -> Result<TokenSet<<E::Response as TokenResponse>::Extras>, Error> {
+        if at_url && E::SIGNATURE.is_some() {
+            // Its declared signature may cover the endpoint's path, which `url` replaces.
+            return Err(EndpointError::Encode(
+                "a signed request is sent against a base URL (`call`), not to a token URL"
+                    .to_owned(),
+            )
+            .into());
+        }
         let mut request = endpoint.encode_request(base_url)?;
+        if at_url {
+            // Encoded against `base_url`, its query is `base_url`'s and the endpoint's.
+            let mut url = base_url.clone();
+            url.set_fragment(None);
+            url.set_query(request.uri().query());
+            *request.uri_mut() = http::Uri::try_from(url.as_str()).map_err(|_| {
+                EndpointError::Encode("the token URL is not a request URI".to_owned())
+            })?;
+        }
         if let Some(signer) = signer {
             signer.sign(&mut request, self.now())?;
         }

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use token_core::async_trait;
-use token_core::codec::{Endpoint, TokenResponse, decode_response};
 use token_core::oauth::{
     AuthorizationCodeGrant, Client, ClientCredentialsGrant, RefreshTokenGrant,
 };
@@ -109,30 +108,7 @@ impl OAuth2 {
         let context = RequestContext::new(&self.client)
             .with_auth_code(code, verifier.map(PkceVerifier::expose_secret));
         let grant = AuthorizationCodeGrant::from_context(&context)?;
-        self.post(cx, &grant).await
-    }
-
-    /// Posts `grant` to the token URL as it is configured (the grant's own path, `/token`,
-    /// is the sandbox's; a real server's token URL is whatever it says).
-    async fn post<E: Endpoint>(
-        &self,
-        cx: &CallContext,
-        grant: &E,
-    ) -> Result<TokenSet<<E::Response as TokenResponse>::Extras>, Error> {
-        let mut request = grant.encode_request(&self.config.token_url)?;
-        *request.uri_mut() = http::Uri::try_from(self.config.token_url.as_str())
-            .map_err(|_| Error::Config("the oauth2 `token_url` is not a request URI".to_owned()))?;
-        // The credentials of `Authorization` as sent are kept out of errors too (as
-        // `CallContext::call` keeps them): HTTP Basic's Base64 of the client id and secret,
-        // which anyone decodes, may be echoed in that spelling.
-        let authorization = (request.headers().get(http::header::AUTHORIZATION))
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().split_once(' '))
-            .map(|(_scheme, credentials)| credentials.trim().to_owned());
-        let response = cx.send(request).await?;
-        let mut secrets = grant.secrets();
-        secrets.extend(authorization.as_deref());
-        Ok(decode_response::<E>(&response, cx.now(), &secrets)?)
+        cx.call_to(&self.config.token_url, &grant).await
     }
 }
 
@@ -161,7 +137,7 @@ impl Provider for OAuth2 {
     async fn refresh(&self, cx: &CallContext, current: &TokenSet) -> Result<TokenSet, Error> {
         let grant =
             RefreshTokenGrant::from_context(&RequestContext::for_refresh(&self.client, current))?;
-        self.post(cx, &grant).await
+        cx.call_to(&self.config.token_url, &grant).await
     }
 
     fn can_issue(&self) -> bool {
@@ -175,7 +151,7 @@ impl Provider for OAuth2 {
             ));
         }
         let grant = ClientCredentialsGrant::from_context(&RequestContext::new(&self.client))?;
-        self.post(cx, &grant).await
+        cx.call_to(&self.config.token_url, &grant).await
     }
 
     /// The authorization URL with `state` = the session (no PKCE: the manager cannot keep a
