@@ -636,6 +636,23 @@ impl<P: Provider> Inner<P> {
                 );
                 Ok(Stored::Unchanged)
             }
+            // A verdict on a record older than the one this process saved its set at (or its
+            // unsaved set replaces): reached by a process that read a store gone back to that
+            // record (see above), and sent the token this process had already spent. This
+            // process's pair is the newer: kept, and saved over the verdict by its next save
+            // (`persist`), as over the older record itself.
+            StoredRecord::Reauth(verdict)
+                if current
+                    .filter(|c| c.known_latest())
+                    .and_then(|c| c.version())
+                    .is_some_and(|held| verdict.replaced.is_some_and(|judged| judged < held)) =>
+            {
+                tracing::warn!(
+                    "the store holds a re-auth verdict on a record older than this process's; \
+                     keeping this process's"
+                );
+                Ok(Stored::Unchanged)
+            }
             StoredRecord::Reauth(verdict) => {
                 // Another process reached and reported the verdict: no second event.
                 let reauth = self.reauth_from(session, verdict);

@@ -1185,6 +1185,61 @@ async fn a_verdict_on_a_record_older_than_a_refreshs_base_does_not_drop_its_pair
     assert_eq!(refresh_of(&stored), "rt-2", "rt-2 saved over the verdict");
 }
 
+/// As the test above, but the other process's verdict on rt-0's record (numbered above A's
+/// v2) was recorded before A's next refresh began: A's re-read under the lease finds it.
+/// It judges a record older than the one A saved its pair at (the store went back, losing
+/// that save): A keeps rt-1, refreshes it, and saves rt-2 over the verdict, rather than
+/// take the verdict on a token it had already spent and drop the live pair.
+#[tokio::test(start_paused = true)]
+async fn a_verdict_on_a_record_older_than_a_process_s_saved_pair_read_before_its_refresh_does_not_drop_it()
+ {
+    let h = harness(|_| {});
+    let store = Arc::new(Hooked::new(Forgets::stepping(1)));
+    let a = process(&h, store.clone());
+    let mut events = a.subscribe();
+    a.insert("s", expired_pair(&h)).await.unwrap();
+    let key = SessionKey::new("fake", "s");
+    let v0 = store.load(&key).await.unwrap().unwrap().version;
+    store.forget.store(true, Ordering::SeqCst);
+    assert_eq!(a.access_token("s").await.unwrap().expose_secret(), "at-1");
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.version, refresh_of(&stored)),
+        (v0, "rt-0"),
+        "the store lost rt-1"
+    );
+    // The store's next versions come above the one A holds.
+    let other = SessionKey::new("fake", "other");
+    let at = (store.inner)
+        .save(&other, &other_replicas_set("at-x"), None)
+        .await
+        .unwrap();
+    (store.inner)
+        .save(&other, &other_replicas_set("at-y"), Some(at))
+        .await
+        .unwrap();
+    // Another process read rt-0 there, spent it, was refused, and recorded its verdict.
+    let verdict =
+        crate::store::ReauthVerdict::new(None, "refused", h.clock.now()).replacing(Some(v0));
+    let judged = (store.inner)
+        .save(&key, &verdict.into(), Some(v0))
+        .await
+        .unwrap();
+    assert!(judged > v0 + 1, "numbered above A's v{}", v0 + 1);
+    tokio::time::sleep(HOUR).await;
+    let answer = a.access_token("s").await;
+    assert_eq!(
+        answer.as_ref().ok().map(|token| token.expose_secret()),
+        Some("at-2"),
+        "rt-1 is live at the provider: the session lives ({answer:?})"
+    );
+    assert_eq!(presented(&h), ["rt-0", "rt-1"]);
+    no_reauth(&mut events);
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(refresh_of(&stored), "rt-2", "rt-2 saved over the verdict");
+    a.shutdown(Duration::from_secs(60)).await.unwrap();
+}
+
 /// Grants the lease as the store does, except the request after `take_over_next` is set:
 /// a take-over from another holder whose lease lapsed.
 #[derive(Default)]
