@@ -1662,15 +1662,16 @@ async fn a_take_over_whose_grant_answer_was_lost_still_waits_for_the_lapsed_hold
     drop_schema(&url, &schema).await;
 }
 
-/// An issuer replica's rotation whose `COMMIT` answer is lost (the rotation landed, the
-/// replica answered an outage): the client's retry of the same refresh token is answered
-/// the same successor inside the reuse window, not refused as a replay (which, detecting
-/// reuse, would revoke that successor), and the successor rotates on.
+/// An issuer replica's rotation whose `COMMIT` answer is lost (the rotation landed): the
+/// replica finds it landed and answers the successor, and a retry of the same refresh token
+/// (the client's answer lost in turn) is answered the same successor inside the reuse
+/// window, not refused as a replay (which, detecting reuse, would revoke that successor),
+/// and the successor rotates on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_whose_commit_answer_was_lost_is_answered_again_inside_the_window() {
     use std::sync::Arc;
     use token_core::clock::SystemClock;
-    use token_core::issuer::{Issuer, IssuerConfig, IssuerError, PostgresIssuerStore};
+    use token_core::issuer::{Issuer, IssuerConfig, PostgresIssuerStore};
     let test = "a_rotation_whose_commit_answer_was_lost_is_answered_again_inside_the_window";
     let Some((url, schema, proxy, store, _direct)) =
         behind_a_proxy(test, Duration::from_secs(2)).await
@@ -1689,15 +1690,56 @@ async fn a_rotation_whose_commit_answer_was_lost_is_answered_again_inside_the_wi
     let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
     let refresh = first.tokens.refresh_token.unwrap();
     let heard = proxy.lose_next_answer("COMMIT");
-    let lost = issuer.refresh(refresh.expose_secret()).await;
-    assert!(
-        matches!(lost, Err(IssuerError::Store(StoreError::Backend { .. }))),
-        "{lost:?}"
-    );
+    let landed = issuer.refresh(refresh.expose_secret()).await.unwrap();
+    assert!(!landed.reused);
     heard_within_a_second(heard, "the rotation's answer was lost").await;
     let again = issuer.refresh(refresh.expose_secret()).await.unwrap();
     assert!(again.reused, "answered as the rotation that landed");
+    assert_eq!(again.tokens.refresh_token, landed.tokens.refresh_token);
     let next = again.tokens.refresh_token.unwrap();
+    assert!(!issuer.refresh(next.expose_secret()).await.unwrap().reused);
+    drop(issuer);
+    drop(store);
+    drop_schema(&url, &schema).await;
+}
+
+/// An issuer replica's rotation whose `COMMIT` answer is lost (the rotation landed) under
+/// the default configuration, without a reuse window: the used-up token cannot be answered
+/// again, so the rotation must not be answered as an outage (which the client retries with
+/// that token, refused then as a replay, and, detecting reuse, the new pair revoked with
+/// it): the issuer looks whether its commit landed and answers the pair it minted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_whose_commit_answer_was_lost_without_a_window_answers_the_pair_it_committed() {
+    use std::sync::Arc;
+    use token_core::clock::SystemClock;
+    use token_core::issuer::{Issuer, IssuerConfig, PostgresIssuerStore};
+    let test =
+        "a_rotation_whose_commit_answer_was_lost_without_a_window_answers_the_pair_it_committed";
+    let Some((url, schema, proxy, store, _direct)) =
+        behind_a_proxy(test, Duration::from_secs(2)).await
+    else {
+        return;
+    };
+    let config = IssuerConfig::default()
+        .with_revoke_on_reuse(true)
+        .with_purge_every(None);
+    let issuer = Issuer::new(
+        Arc::new(PostgresIssuerStore::open(store.database()).await.unwrap()),
+        Arc::new(SystemClock),
+        config,
+    );
+    let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+    let refresh = first.tokens.refresh_token.unwrap();
+    let heard = proxy.lose_next_answer("COMMIT");
+    let rotated = issuer.refresh(refresh.expose_secret()).await;
+    heard_within_a_second(heard, "the rotation's answer was lost").await;
+    let rotated = rotated.expect("the rotation that landed is answered");
+    assert!(!rotated.reused);
+    issuer
+        .authenticate(rotated.tokens.access_token.expose_secret())
+        .await
+        .expect("the pair answered is the live one");
+    let next = rotated.tokens.refresh_token.unwrap();
     assert!(!issuer.refresh(next.expose_secret()).await.unwrap().reused);
     drop(issuer);
     drop(store);

@@ -129,6 +129,13 @@ const COLUMNS: &str = "subject, access_hash, refresh_hash, issued_at, access_exp
      refresh_expires_at, extras, state, state_at, successor, reuse_until, reuse_tokens, \
      client_id, family";
 
+/// What shows that a rotation landed: the presented pair replaced by this successor (its
+/// refresh token's hash), or, for a refresh token kept, its access token renewed to this one.
+enum Landed {
+    Successor(TokenHash),
+    Access(TokenHash),
+}
+
 struct Sql {
     insert: String,
     by_access: String,
@@ -405,6 +412,30 @@ impl PostgresIssuerStore {
             })
             .await?;
         Ok(usize::try_from(revoked.into_inner()).unwrap_or(usize::MAX))
+    }
+
+    /// Whether the rotation of the pair whose refresh token hashes to `presented` landed, as
+    /// `landed` shows.
+    async fn landed(&self, presented: &TokenHash, landed: Landed) -> Result<bool, StoreError> {
+        let what = "rotate: look whether it landed";
+        self.db
+            .run(what, async |client| {
+                let row = client
+                    .query_opt(&self.sql.share_refresh, &[&presented.as_bytes().as_slice()])
+                    .await
+                    .db(what)?;
+                let Some(record) = row.as_ref().map(record_of).transpose()? else {
+                    return Ok(false);
+                };
+                Ok(match landed {
+                    Landed::Successor(successor) => matches!(
+                        record.state,
+                        PairState::Replaced { successor: found, .. } if found == successor
+                    ),
+                    Landed::Access(access) => record.access_hash == access,
+                })
+            })
+            .await
     }
 
     async fn find(
@@ -688,7 +719,14 @@ impl IssuerStore for PostgresIssuerStore {
 
     async fn rotate(&self, rotation: Rotation<'_>) -> Result<RotateOutcome, StoreError> {
         let what = "rotate";
-        self.db
+        // A rotation whose `COMMIT` was sent: what shows that it landed, and its answer.
+        let committing: std::sync::Mutex<Option<(Landed, RotateOutcome)>> = Default::default();
+        let committing_as = |landed: Landed, outcome: &RotateOutcome| {
+            let mut committing = committing.lock().unwrap_or_else(|e| e.into_inner());
+            *committing = Some((landed, outcome.clone()));
+        };
+        let rotated = self
+            .db
             .run_bounded(what, async |client, budget| {
                 let tx = bounded_transaction(client, budget, what).await?;
                 let presented = rotation.presented.as_bytes().as_slice();
@@ -733,11 +771,13 @@ impl IssuerStore for PostgresIssuerStore {
                             )
                             .await
                             .db(what)?;
-                            tx.commit().await.db(what)?;
-                            return Ok(RotateOutcome::Rotated {
+                            let outcome = RotateOutcome::Rotated {
                                 subject: current.subject.clone(),
                                 tokens: minted.tokens,
-                            });
+                            };
+                            committing_as(Landed::Access(minted.record.access_hash), &outcome);
+                            tx.commit().await.db(what)?;
+                            return Ok(outcome);
                         }
                         insert_record(&tx, &self.sql.insert, &minted.record).await?;
                         current.replace_with(&minted, rotation.now, rotation.reuse_window);
@@ -755,16 +795,38 @@ impl IssuerStore for PostgresIssuerStore {
                         )
                         .await
                         .db(what)?;
-                        RotateOutcome::Rotated {
+                        let outcome = RotateOutcome::Rotated {
                             subject: current.subject.clone(),
                             tokens: minted.tokens,
-                        }
+                        };
+                        committing_as(Landed::Successor(minted.record.refresh_hash), &outcome);
+                        outcome
                     }
                 };
                 tx.commit().await.db(what)?;
                 Ok(outcome)
             })
-            .await
+            .await;
+        let committing = committing.into_inner().unwrap_or_else(|e| e.into_inner());
+        match (rotated, committing) {
+            // The connection failed (or the timeout came) once the rotation's `COMMIT` may
+            // have been sent: it may have landed. Answered as an outage, the client would
+            // present the same refresh token again, used up by then (a replay, refused, and
+            // with `revoke_on_reuse` the pair minted here revoked): whether it landed is
+            // looked at on another connection, waiting for the row while the transaction
+            // that sent it is still open on the server.
+            (Err(error @ StoreError::Backend { .. }), Some((landed, outcome))) => {
+                match self.landed(rotation.presented, landed).await {
+                    Ok(true) => Ok(outcome),
+                    Ok(false) => Err(error),
+                    Err(looked) => {
+                        tracing::warn!(error = %looked, "could not look whether a rotation landed");
+                        Err(error)
+                    }
+                }
+            }
+            (rotated, _) => rotated,
+        }
     }
 
     async fn revoke(&self, token: &TokenHash, at: OffsetDateTime) -> Result<bool, StoreError> {
