@@ -1745,3 +1745,46 @@ async fn a_rotation_whose_commit_answer_was_lost_without_a_window_answers_the_pa
     drop(store);
     drop_schema(&url, &schema).await;
 }
+
+/// An issuer replica's redemption of an authorization code whose `COMMIT` answer is lost
+/// (the redemption landed): the replica finds it landed and answers the pair it issued.
+/// Answered as an outage, the client would present the code again, used up by then: refused
+/// as a replay, and the pair issued for it revoked (a login lost to a database hiccup).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redemption_whose_commit_answer_was_lost_answers_the_pair_it_committed() {
+    use std::sync::Arc;
+    use token_core::clock::SystemClock;
+    use token_core::issuer::{CodeExchange, CodeGrant, Issuer, IssuerConfig, PostgresIssuerStore};
+    let test = "a_redemption_whose_commit_answer_was_lost_answers_the_pair_it_committed";
+    let Some((url, schema, proxy, store, _direct)) =
+        behind_a_proxy(test, Duration::from_secs(2)).await
+    else {
+        return;
+    };
+    let issuer = Issuer::new(
+        Arc::new(PostgresIssuerStore::open(store.database()).await.unwrap()),
+        Arc::new(SystemClock),
+        IssuerConfig::default().with_purge_every(None),
+    );
+    let code = issuer
+        .issue_code(CodeGrant::new("app-1", "alice"))
+        .await
+        .unwrap();
+    let heard = proxy.lose_next_answer("COMMIT");
+    let redeemed = issuer
+        .redeem_code(code.expose_secret(), CodeExchange::new("app-1"))
+        .await;
+    heard_within_a_second(heard, "the redemption's answer was lost").await;
+    let redeemed = redeemed.expect("the redemption that landed is answered");
+    assert_eq!(redeemed.subject, "alice");
+    issuer
+        .authenticate(redeemed.tokens.access_token.expose_secret())
+        .await
+        .expect("the pair answered is live");
+    let refresh = redeemed.tokens.refresh_token.unwrap();
+    let next = issuer.refresh_for(refresh.expose_secret(), "app-1").await;
+    assert!(!next.unwrap().reused);
+    drop(issuer);
+    drop(store);
+    drop_schema(&url, &schema).await;
+}

@@ -438,6 +438,24 @@ impl PostgresIssuerStore {
             .await
     }
 
+    /// Whether the code that hashes to `presented` was redeemed for the pair whose refresh
+    /// token hashes to `pair`.
+    async fn redeemed(&self, presented: &TokenHash, pair: &TokenHash) -> Result<bool, StoreError> {
+        let what = "redeem a code: look whether it landed";
+        self.db
+            .run(what, async |client| {
+                let row = client
+                    .query_opt(&self.sql.lock_code, &[&presented.as_bytes().as_slice()])
+                    .await
+                    .db(what)?;
+                let Some(code) = row.as_ref().map(code_of).transpose()? else {
+                    return Ok(false);
+                };
+                Ok(matches!(code.state, CodeState::Redeemed { pair: Some(found), .. } if found == *pair))
+            })
+            .await
+    }
+
     async fn find(
         &self,
         sql: &str,
@@ -922,7 +940,11 @@ impl IssuerStore for PostgresIssuerStore {
 
     async fn redeem_code(&self, redemption: Redemption<'_>) -> Result<RedeemOutcome, StoreError> {
         let what = "redeem a code";
-        self.db
+        // A redemption whose `COMMIT` was sent: the pair it recorded (its refresh token's
+        // hash), and its answer.
+        let committing: std::sync::Mutex<Option<(TokenHash, RedeemOutcome)>> = Default::default();
+        let redeemed = self
+            .db
             .run_bounded(what, async |client, budget| {
                 let tx = bounded_transaction(client, budget, what).await?;
                 let presented = redemption.presented.as_bytes().as_slice();
@@ -945,7 +967,7 @@ impl IssuerStore for PostgresIssuerStore {
                         let minted = (redemption.mint)(&code);
                         insert_record(&tx, &self.sql.insert, &minted.record).await?;
                         (
-                            Some(minted.record.refresh_hash.as_bytes().to_vec()),
+                            Some(minted.record.refresh_hash),
                             RedeemOutcome::Redeemed {
                                 subject: minted.record.subject,
                                 tokens: minted.tokens,
@@ -953,13 +975,38 @@ impl IssuerStore for PostgresIssuerStore {
                         )
                     }
                 };
-                tx.execute(&self.sql.use_code, &[&presented, &redemption.now, &pair])
-                    .await
-                    .db(what)?;
+                let recorded = pair.map(|pair| pair.as_bytes().to_vec());
+                tx.execute(
+                    &self.sql.use_code,
+                    &[&presented, &redemption.now, &recorded],
+                )
+                .await
+                .db(what)?;
+                if let Some(pair) = pair {
+                    let mut committing = committing.lock().unwrap_or_else(|e| e.into_inner());
+                    *committing = Some((pair, outcome.clone()));
+                }
                 tx.commit().await.db(what)?;
                 Ok(outcome)
             })
-            .await
+            .await;
+        let committing = committing.into_inner().unwrap_or_else(|e| e.into_inner());
+        match (redeemed, committing) {
+            // As for a rotation (see `rotate`): answered as an outage, the client would
+            // present the code again, used up by then (refused, and the pair issued for it
+            // revoked): whether it landed is looked at on another connection.
+            (Err(error @ StoreError::Backend { .. }), Some((pair, outcome))) => {
+                match self.redeemed(redemption.presented, &pair).await {
+                    Ok(true) => Ok(outcome),
+                    Ok(false) => Err(error),
+                    Err(looked) => {
+                        tracing::warn!(error = %looked, "could not look whether a redemption landed");
+                        Err(error)
+                    }
+                }
+            }
+            (redeemed, _) => redeemed,
+        }
     }
 
     /// Deletes in batches of 1000 rows, each a statement of its own within the
