@@ -68,7 +68,7 @@ async fn refreshes_failures_and_reauths_are_counted_by_provider() {
             ManagerConfig::default()
                 .with_retry(RetryPolicy::never())
                 .with_failure_cooldown(Duration::ZERO)
-                .with_min_refresh_interval(Duration::ZERO),
+                .with_min_refresh_interval(Duration::from_secs(1)),
         )
         .build()
         .unwrap();

@@ -35,7 +35,8 @@ pub struct ManagerConfig {
     /// expiry says: a provider that answers with a token that is already expired (or that
     /// lives less than this) is not asked again at once. An answer already expired, or
     /// expiring within a second, is used for this long, and saved with that expiry (so that
-    /// the other processes sharing the store use it too, rather than refresh it again).
+    /// the other processes sharing the store use it too, rather than refresh it again). At
+    /// least one second (a [`Config`](crate::error::Error::Config) error at build).
     pub min_refresh_interval: Duration,
     /// The access-token lifetime assumed when the provider's answer gives none (or one that
     /// cannot be read); `None`: such a token is used until the API refuses it.

@@ -187,12 +187,19 @@ impl<P: Provider> TokenManagerBuilder<P> {
     }
 
     /// Builds the manager. A lease shorter than a second is refused: it would lapse before
-    /// a refresh could use it.
+    /// a refresh could use it. So is a `min_refresh_interval` shorter than a second: a
+    /// provider answering tokens that are already expired would be asked again at every
+    /// call.
     pub fn build(self) -> Result<TokenManager<P>, Error> {
-        if self.config.lease_ttl < Duration::from_secs(1) {
-            return Err(Error::Config(
-                "ManagerConfig::lease_ttl must be at least one second".into(),
-            ));
+        for (length, name) in [
+            (self.config.lease_ttl, "lease_ttl"),
+            (self.config.min_refresh_interval, "min_refresh_interval"),
+        ] {
+            if length < Duration::from_secs(1) {
+                return Err(Error::Config(format!(
+                    "ManagerConfig::{name} must be at least one second"
+                )));
+            }
         }
         let client = match self.client {
             Some(client) => client,

@@ -5801,3 +5801,28 @@ async fn a_remove_during_the_background_save_of_an_issued_set_is_not_undone_by_i
         "the removed session stays removed from the store"
     );
 }
+
+/// `min_refresh_interval` is what keeps a provider that answers expired tokens from being
+/// asked again at once: below a second (zero, say) it would let every call refresh (two
+/// provider calls per `access_token` here, each spending a refresh token), so the build
+/// refuses it, as it refuses a lease shorter than a second.
+#[tokio::test(start_paused = true)]
+async fn a_min_refresh_interval_under_a_second_is_refused_at_build() {
+    for interval in [Duration::ZERO, Duration::from_millis(999)] {
+        let built = TokenManager::builder(Arc::new(Fake::new(Arc::new(crate::clock::SystemClock))))
+            .client(NoTransport)
+            .config(ManagerConfig::default().with_min_refresh_interval(interval))
+            .build();
+        assert!(
+            matches!(&built, Err(Error::Config(message)) if message.contains("min_refresh_interval")),
+            "{interval:?}: {:?}",
+            built.err()
+        );
+    }
+    let one_second = ManagerConfig::default().with_min_refresh_interval(Duration::from_secs(1));
+    let built = TokenManager::builder(Arc::new(Fake::new(Arc::new(crate::clock::SystemClock))))
+        .client(NoTransport)
+        .config(one_second)
+        .build();
+    assert!(built.is_ok());
+}

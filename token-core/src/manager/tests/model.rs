@@ -822,7 +822,7 @@ async fn run_faults(seed: u64, processes: usize, stepped: bool) {
     let settings = Settings {
         lease_ttl: Duration::from_secs([10, 30][rng.below(2) as usize]),
         store_timeout: Duration::from_secs([5, 20, 45][rng.below(3) as usize]),
-        min_refresh_interval: Duration::from_secs(rng.below(40)),
+        min_refresh_interval: Duration::from_secs(rng.below(40).max(1)),
         failure_cooldown: Duration::from_secs(rng.below(30)),
     };
     log.lock().unwrap().push(format!(

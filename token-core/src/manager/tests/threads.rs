@@ -398,11 +398,11 @@ async fn polled<F: std::future::Future>(polls: u64, future: F) -> Option<F::Outp
 }
 
 /// Every lookup that found nothing looks again at once, and every failure is tried again
-/// soon; refreshes are not spaced.
+/// soon; refreshes are spaced as little as a manager allows.
 fn config() -> ManagerConfig {
     ManagerConfig::default()
         .with_failure_cooldown(Duration::from_millis(1))
-        .with_min_refresh_interval(Duration::ZERO)
+        .with_min_refresh_interval(Duration::from_secs(1))
         .with_retry(
             RetryPolicy::default().with_backoff(Duration::from_millis(1), Duration::from_millis(2)),
         )
