@@ -9,10 +9,11 @@
 //!   in the set's scope.
 //! - **Errors** ([`WeChatError`]): `{"errcode": 40030, "errmsg": "invalid refresh_token"}` on
 //!   HTTP 200, told from a success by its `errcode` (absent or `0` is a success). `40030`
-//!   (invalid refresh token) and `42002` (refresh token timeout) mean the user must authorize
-//!   again; `40013` (invalid appid) and `40125` (invalid appsecret) are a misconfiguration;
-//!   `-1` (system busy) and the quota codes `45009` and `45011` (after a minute) are retried;
-//!   any other code is a definitive refusal.
+//!   (invalid refresh token), `42002` (refresh token timeout) and `42007` (the user changed
+//!   their password: both tokens are void) mean the user must authorize again; `40013`
+//!   (invalid appid) and `40125` (invalid appsecret) are a misconfiguration; `-1` (system
+//!   busy) and the quota codes `45009` and `45011` (after a minute) are retried; any other
+//!   code is a definitive refusal.
 //!
 //! Sources: the Official Account documents "Refresh user authorization credentials"
 //! (`developers.weixin.qq.com/doc/service/en/api/webdev/access/api_snsrefreshtoken.html`:
@@ -21,8 +22,9 @@
 //! `{"errcode":40030,"errmsg":"invalid refresh_token"}`; a refresh before the access token
 //! expires keeps it and extends its expiry), and the global return codes
 //! (`developers.weixin.qq.com/doc/offiaccount/en/Getting_Started/Global_Return_Code.html`:
-//! `-1`, `40013`, `40030`, `42002` "refresh_token timeout", `45009`; `45011` from the
-//! Channels shop's code table).
+//! `-1`, `40013`, `40030`, `42002` "refresh_token timeout", `45009`; `42007` from the
+//! Chinese edition of that table, "用户修改微信密码，accesstoken 和 refreshtoken 失效，需要重新授权";
+//! `45011` from the Channels shop's code table).
 //!
 //! Assumptions the documents do not settle:
 //! - whether a refresh rotates the refresh token: the answer carries one, and no document
@@ -179,6 +181,10 @@ pub enum WeChatCode {
     /// "refresh_token timeout": expired (30 days); the user authorizes again.
     #[token(kind = reauth_required, refusal = expired_refresh_token)]
     RefreshTokenTimeout = 42002,
+    /// The user changed their WeChat password: the access and refresh tokens are void;
+    /// the user authorizes again.
+    #[token(kind = reauth_required)]
+    PasswordChanged = 42007,
     /// "invalid appid".
     #[token(kind = misconfigured, refusal = unknown_client)]
     InvalidAppId = 40013,

@@ -185,6 +185,11 @@ fn the_error_code_table() {
     let table: &[(i64, &str, ErrorKind)] = &[
         (40030, "invalid refresh_token", ErrorKind::ReauthRequired),
         (42002, "refresh_token timeout", ErrorKind::ReauthRequired),
+        (
+            42007,
+            "access_token and refresh_token exception",
+            ErrorKind::ReauthRequired,
+        ),
         (40013, "invalid appid", ErrorKind::Misconfigured),
         (40125, "invalid appsecret", ErrorKind::Misconfigured),
         (-1, "system error", ErrorKind::Transient),
@@ -283,4 +288,23 @@ fn a_code_written_as_text_with_whitespace_is_its_integer() {
     let body = r#"{"errcode":" 0 ","access_token":"at","refresh_token":"rt","expires_in":7200}"#;
     let set = decode_response::<SnsRefreshToken>(&answer(body), now(), &[]).expect(body);
     assert_eq!(set.access_token.expose_secret(), "at");
+}
+
+/// Global return code `42007` ("用户修改微信密码，accesstoken 和 refreshtoken 失效，需要重新授权":
+/// the user changed their WeChat password, the access and refresh tokens are void, and the
+/// user must authorize again) says the refresh token is dead, as `40030` and `42002` do: the
+/// session needs re-authorization, not a refusal that leaves it failing every refresh
+/// without a re-auth signal.
+#[test]
+fn a_password_change_that_voided_the_refresh_token_is_reauth() {
+    let body =
+        r#"{"errcode":42007,"errmsg":"access_token and refresh_token exception, rid: 6114eeb9"}"#;
+    let error = decode_response::<SnsRefreshToken>(&answer(body), now(), &[]).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ReauthRequired, "{error}");
+    let decoded = WeChatError::decode_error(http::StatusCode::OK, body.as_bytes()).unwrap();
+    assert!(
+        !matches!(decoded.errcode, WeChatCode::Other(_)),
+        "{:?}",
+        decoded.errcode
+    );
 }
