@@ -112,6 +112,9 @@ pub enum VaultistCode {
     /// The sandbox host's generic error (an unknown merchant): the HTTP status decides.
     #[token(code = "COMMON", refusal = unknown_client)]
     Common,
+    /// RFC 6749's `server_error`: the server failed (HTTP 500); retried.
+    #[token(kind = transient, status = 500, refusal = server_error)]
+    ServerError,
     /// Any other code: the HTTP status decides.
     Other(String),
 }
@@ -160,6 +163,9 @@ pub enum VaultistV2Status {
     /// The request is malformed, or names an unknown merchant (HTTP 400).
     #[token(kind = rejected, status = 400, refusal(bad_request, unknown_client))]
     BadRequest,
+    /// The server failed (HTTP 500): retried, whatever the status it comes with.
+    #[token(kind = transient, status = 500, refusal = server_error)]
+    InternalServerError,
     /// Any other status: the HTTP status decides.
     Other(String),
 }

@@ -15,8 +15,10 @@
 //! - Both send the optional `X-Merchant-ID` header (the sandbox host requires it).
 //! - **Errors**: `invalid_grant` and v2's 401 `UNAUTHORIZED` mean re-authorization (Vault.ist
 //!   issues first tokens only through its own login); `invalid_request` and v2's
-//!   `BAD_REQUEST` are definitive refusals; 5xx and 429 are retried. The text says access
-//!   tokens last 24 h and the v3 example says `expires_in: 3600`: the answer decides.
+//!   `BAD_REQUEST` are definitive refusals; 5xx and 429 are retried, and so are v3's
+//!   `server_error` and v2's `INTERNAL_SERVER_ERROR` whatever their status (the sandbox
+//!   answers its own failure so, with HTTP 500). The text says access tokens last 24 h and
+//!   the v3 example says `expires_in: 3600`: the answer decides.
 //!
 //! # Configuration
 //!

@@ -8,7 +8,9 @@
 //! is out of scope); a `user_id` in their extras comes back in every answer. The sandbox
 //! serves one partner: a v3 request with another `partnerId` is refused with the generic
 //! `{"error": "COMMON", ...}`; and when that partner's config has a merchant id, a request
-//! without that `X-Merchant-ID` is refused the same way (v3) or 400 `BAD_REQUEST` (v2).
+//! without that `X-Merchant-ID` is refused the same way (v3) or 400 `BAD_REQUEST` (v2). A
+//! failure of the sandbox itself (its issuer store) is HTTP 500, `server_error` (v3) or
+//! `INTERNAL_SERVER_ERROR` (v2).
 //!
 //! ```
 //! use std::sync::Arc;

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
-use token_core::codec::{decode_response, encode_error, encode_response};
+use token_core::codec::{RefusalReason, decode_response, encode_error, encode_response};
 use token_core::{
     codec::Endpoint, codec::ErrorResponse, codec::FromContext, codec::RequestContext,
     codec::TokenResponse, error::EndpointError, error::ErrorKind, secret::AccessToken,
@@ -319,4 +319,28 @@ fn the_provider_s_debug_shows_no_credential_of_its_base_url() {
     let provider =
         token_provider_vaultist::Vaultist::new(url_with_credentials(), VaultistConfig::new(42));
     assert_shows_no_url_credential(&format!("{provider:?}"));
+}
+
+/// The server's own failure (the sandbox's issuer store failing: the `server_error` refusal)
+/// is answered as a server failure, HTTP 500, in each version's shape, and read as one: a
+/// transient failure, retried. Not as v2's 401, which the client reads as a dead refresh
+/// token (ending a live session), nor as v3's 400, a refusal never retried.
+#[test]
+fn the_servers_own_failure_is_a_retried_5xx_in_both_versions() {
+    let v2 = encode_error(&VaultistV2Error::from_refusal(
+        RefusalReason::ServerError,
+        "the issuer failed",
+    ));
+    let v3 = encode_error(&VaultistError::from_refusal(
+        RefusalReason::ServerError,
+        "the issuer failed",
+    ));
+    assert_eq!((v2.status().as_u16(), v3.status().as_u16()), (500, 500));
+    let v2 = decode_response::<RefreshV2>(&v2, now(), &[]).unwrap_err();
+    let v3 = decode_response::<RefreshV3>(&v3, now(), &[]).unwrap_err();
+    assert_eq!(
+        (v2.kind(), v3.kind()),
+        (ErrorKind::Transient, ErrorKind::Transient),
+        "{v2} / {v3}"
+    );
 }
