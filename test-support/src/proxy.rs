@@ -128,6 +128,11 @@ impl Proxy {
         self.cut.send_modify(|generation| *generation += 1);
     }
 
+    /// Cuts every open connection; new ones go through (a connection reset on the way).
+    pub fn cut_open(&self) {
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+
     pub fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
         self.frozen.send_replace(false);

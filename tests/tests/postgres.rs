@@ -1788,3 +1788,160 @@ async fn a_redemption_whose_commit_answer_was_lost_answers_the_pair_it_committed
     drop(store);
     drop_schema(&url, &schema).await;
 }
+
+/// An issuer replica's rotation whose connection dies while its `COMMIT` is still running on
+/// the server (the transaction open, its row locked), on a database whose transactions are
+/// `REPEATABLE READ` unless they say otherwise: the look whether it landed waits for that
+/// row, and once the commit lands, answers the pair it minted, as on any database, not a
+/// serialization failure answered as an outage (which the client retries with the used-up
+/// token, refused as a replay, and the new pair revoked with it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_whose_commit_was_still_running_as_its_connection_died_is_answered_on_a_repeatable_read_database()
+ {
+    let test = "a_rotation_whose_commit_was_still_running_as_its_connection_died_is_answered_on_a_repeatable_read_database";
+    commit_running_as_the_connection_dies(
+        test,
+        "issuer_pairs",
+        "FOR SHARE",
+        async |issuer| {
+            let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+            first.tokens.refresh_token.unwrap().expose_secret().to_owned()
+        },
+        |issuer, refresh| async move {
+            (issuer.refresh(&refresh).await).map(|issued| issued.tokens)
+        },
+    )
+    .await;
+}
+
+/// As the test above, for the redemption of an authorization code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redemption_whose_commit_was_still_running_as_its_connection_died_is_answered_on_a_repeatable_read_database()
+ {
+    use token_core::issuer::{CodeExchange, CodeGrant};
+    let test = "a_redemption_whose_commit_was_still_running_as_its_connection_died_is_answered_on_a_repeatable_read_database";
+    commit_running_as_the_connection_dies(
+        test,
+        "issuer_codes",
+        "FOR UPDATE",
+        async |issuer| {
+            let code = issuer.issue_code(CodeGrant::new("app-1", "alice"));
+            code.await.unwrap().expose_secret().to_owned()
+        },
+        |issuer, code| async move {
+            (issuer.redeem_code(&code, CodeExchange::new("app-1")).await)
+                .map(|redeemed| redeemed.tokens)
+        },
+    )
+    .await;
+}
+
+/// An issuer on a `REPEATABLE READ` database behind a proxy; `prepare` issues what `call`
+/// presents. Its `COMMIT` waits on the server (a deferred trigger on `table` waits for a lock
+/// this test holds) while the proxy cuts its connection; once the look whether it landed
+/// waits for the row (a statement `FOR SHARE` or `FOR UPDATE`, `lock`), the commit goes on.
+/// The call must answer the pair it committed, and that pair must be live.
+async fn commit_running_as_the_connection_dies<Call>(
+    test: &str,
+    table: &str,
+    lock: &str,
+    prepare: impl AsyncFnOnce(&token_core::issuer::Issuer) -> String,
+    call: impl FnOnce(token_core::issuer::Issuer, String) -> Call,
+) where
+    Call: std::future::Future<Output = Result<StoredTokenSet, token_core::issuer::IssuerError>>
+        + Send
+        + 'static,
+{
+    use std::sync::Arc;
+    use token_core::clock::SystemClock;
+    use token_core::issuer::{Issuer, IssuerConfig, PostgresIssuerStore};
+    let Some(url) = test_url(test) else {
+        return;
+    };
+    let mut through_proxy = url::Url::parse(&url).unwrap();
+    let Some(host) = through_proxy.host_str().map(str::to_owned) else {
+        eprintln!("{test}: skipped: TOKEN_TEST_POSTGRES_URL has no TCP host to proxy");
+        return;
+    };
+    let proxy = Proxy::start(format!("{host}:{}", through_proxy.port().unwrap_or(5432))).await;
+    through_proxy.set_host(Some("127.0.0.1")).unwrap();
+    through_proxy.set_port(Some(proxy.addr.port())).unwrap();
+    let schema = unique_schema();
+    let mut config: tokio_postgres::Config = through_proxy.as_str().parse().unwrap();
+    config.options("-c default_transaction_isolation=repeatable\\ read");
+    // Told from another test's statements by its name.
+    config.application_name(&schema);
+    let db = PostgresDatabase::builder_from_config(config)
+        .schema(&schema)
+        // One connection: the look whether the call landed makes a new one, rather than
+        // take one the proxy cut that the pool has not seen closed yet.
+        .max_connections(1)
+        .operation_timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let issuer = Issuer::new(
+        Arc::new(PostgresIssuerStore::open(&db).await.unwrap()),
+        Arc::new(SystemClock),
+        IssuerConfig::default()
+            .with_revoke_on_reuse(true)
+            .with_purge_every(None),
+    );
+    let presented = prepare(&issuer).await;
+    // A commit that waits, on the server, for a lock this test holds.
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let key = scalar(&url, &format!("SELECT hashtext('{schema}')::bigint")).await;
+    admin
+        .batch_execute(&format!(
+            "CREATE FUNCTION \"{schema}\".held() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN PERFORM pg_advisory_xact_lock({key}); RETURN NULL; END $$;
+             CREATE CONSTRAINT TRIGGER held AFTER UPDATE ON \"{schema}\".{table}
+             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION \"{schema}\".held();
+             SELECT pg_advisory_lock({key});"
+        ))
+        .await
+        .unwrap();
+    let waiting = async |query: String| {
+        for _ in 0..500 {
+            let row = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE wait_event_type = 'Lock' AND query LIKE $1
+                       AND application_name = $2",
+                    &[&query, &schema],
+                )
+                .await
+                .unwrap();
+            if row.get::<_, i64>(0) > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no statement like {query} waits");
+    };
+    let answer = tokio::spawn(call(issuer.clone(), presented));
+    waiting("COMMIT".to_owned()).await;
+    // The connection dies under the running commit; the look comes on a new one.
+    proxy.cut_open();
+    waiting(format!("%{lock}")).await;
+    admin
+        .batch_execute(&format!("SELECT pg_advisory_unlock({key})"))
+        .await
+        .unwrap();
+    let answer = answer.await.unwrap();
+    admin
+        .batch_execute(&format!("DROP TRIGGER held ON \"{schema}\".{table}"))
+        .await
+        .unwrap();
+    let tokens = answer.expect("the call that landed is answered");
+    issuer
+        .authenticate(tokens.access_token.expose_secret())
+        .await
+        .expect("the pair answered is the live one");
+    drop(issuer);
+    drop(db);
+    drop_schema(&url, &schema).await;
+}

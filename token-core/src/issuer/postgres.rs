@@ -415,15 +415,19 @@ impl PostgresIssuerStore {
     }
 
     /// Whether the rotation of the pair whose refresh token hashes to `presented` landed, as
-    /// `landed` shows.
+    /// `landed` shows. In a `READ COMMITTED` transaction, whatever the database's default:
+    /// the row waited for is then read as that transaction left it, where `REPEATABLE READ`
+    /// or `SERIALIZABLE` would fail with a serialization failure once it commits.
     async fn landed(&self, presented: &TokenHash, landed: Landed) -> Result<bool, StoreError> {
         let what = "rotate: look whether it landed";
         self.db
-            .run(what, async |client| {
-                let row = client
+            .run_bounded(what, async |client, budget| {
+                let tx = bounded_transaction(client, budget, what).await?;
+                let row = tx
                     .query_opt(&self.sql.share_refresh, &[&presented.as_bytes().as_slice()])
                     .await
                     .db(what)?;
+                tx.commit().await.db(what)?;
                 let Some(record) = row.as_ref().map(record_of).transpose()? else {
                     return Ok(false);
                 };
@@ -439,15 +443,17 @@ impl PostgresIssuerStore {
     }
 
     /// Whether the code that hashes to `presented` was redeemed for the pair whose refresh
-    /// token hashes to `pair`.
+    /// token hashes to `pair`. In a `READ COMMITTED` transaction, as in [`landed`](Self::landed).
     async fn redeemed(&self, presented: &TokenHash, pair: &TokenHash) -> Result<bool, StoreError> {
         let what = "redeem a code: look whether it landed";
         self.db
-            .run(what, async |client| {
-                let row = client
+            .run_bounded(what, async |client, budget| {
+                let tx = bounded_transaction(client, budget, what).await?;
+                let row = tx
                     .query_opt(&self.sql.lock_code, &[&presented.as_bytes().as_slice()])
                     .await
                     .db(what)?;
+                tx.commit().await.db(what)?;
                 let Some(code) = row.as_ref().map(code_of).transpose()? else {
                     return Ok(false);
                 };
