@@ -248,6 +248,7 @@ impl<P: Provider> Inner<P> {
                 Lease::HeldByOther { remaining } => {
                     polls += 1;
                     if matches!(reason, Reason::Forced) && during_another.is_none() {
+                        let held = current.as_ref().map(|c| c.access_token().clone());
                         // What the store holds while that refresh runs: its answer is a
                         // record written after this one. One more store call, only when a
                         // forced refresh meets another process's.
@@ -260,7 +261,7 @@ impl<P: Provider> Inner<P> {
                             Stored::Tokens(adopted) => current = Some(adopted),
                         }
                         let seen = current.as_ref().and_then(|c| c.version());
-                        during_another = Some(Reason::ForcedDuringAnother(seen));
+                        during_another = Some(Reason::ForcedDuringAnother(seen, held));
                     }
                     let reason = during_another.as_ref().unwrap_or(reason);
                     // A holder may keep the lease (renewing it) for as long as its refresh

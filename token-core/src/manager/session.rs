@@ -1024,8 +1024,9 @@ pub(super) enum Reason {
     /// The application asked, and found another process's refresh of the session under way
     /// (its lease held) when the store held this version (none: no record): settled by a
     /// record written after it, that refresh's answer, as a refresh under way in this
-    /// process is shared.
-    ForcedDuringAnother(Option<crate::store::Version>),
+    /// process is shared. Not by one holding the access token this process held as it
+    /// asked (its own unsaved pair, saved late): that is no refresh's answer.
+    ForcedDuringAnother(Option<crate::store::Version>, Option<AccessToken>),
     /// A call that presented this refresh token may have been answered (its answer was
     /// lost), and the refresh that made it gave up: settled once the set holds another
     /// refresh token.
@@ -1043,7 +1044,7 @@ impl Reason {
             Self::Proactive => "proactive",
             Self::Needed => "needed",
             Self::Rejected(_) => "rejected",
-            Self::Forced | Self::ForcedDuringAnother(_) => "forced",
+            Self::Forced | Self::ForcedDuringAnother(..) => "forced",
             Self::Unresolved(_) => "unresolved",
             Self::Lapsed(_) => "lapsed",
         }
@@ -1075,11 +1076,12 @@ impl Reason {
             Self::Lapsed(version) => {
                 current.usable(now) && current.version().is_some_and(|at| at > *version)
             }
-            Self::ForcedDuringAnother(seen) => {
+            Self::ForcedDuringAnother(seen, held) => {
                 current.usable(now)
                     && current
                         .version()
                         .is_some_and(|at| seen.is_none_or(|seen| at > seen))
+                    && held.as_ref() != Some(current.access_token())
             }
         }
     }

@@ -2364,6 +2364,77 @@ async fn a_forced_refresh_after_another_processs_refresh_failed_refreshes_itself
     assert_eq!(presented(&h), ["rt-0", "rt-1", "rt-1"]);
 }
 
+/// A store that fails every call while `down` is set, and every save while `saves_down` is.
+#[derive(Default)]
+struct SavesDown {
+    down: AtomicBool,
+    saves_down: AtomicBool,
+}
+
+#[async_trait]
+impl Hooks for SavesDown {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        let saves = matches!(call, Call::Save) && self.saves_down.load(Ordering::SeqCst);
+        match self.down.load(Ordering::SeqCst) || saves {
+            true => Err(disk_full()),
+            false => Ok(()),
+        }
+    }
+}
+
+/// A `refresh_now` in a process holding a pair it could not save yet (at-1, its lease
+/// lapsed meanwhile and taken over by another process, which watches for that save): that
+/// pair's save, landing while the call waits for the lease, is no refresh's answer (it
+/// was in this process before the call), and the call must not answer with it: it
+/// refreshes rt-1.
+#[tokio::test(start_paused = true)]
+async fn a_forced_refresh_waiting_for_a_lease_does_not_answer_its_own_pairs_late_save() {
+    let gate = Arc::new(Semaphore::new(0));
+    // No reuse window: no look for lapsed leases takes A's over before B's refresh does.
+    let h = harness(|fake| {
+        fake.gate = Some(gate.clone());
+        fake.reuse_window = Duration::ZERO;
+    });
+    let store_a = Arc::new(Hooked::over(h.store.clone(), SavesDown::default()));
+    let (a, b) = (process(&h, store_a.clone()), process(&h, h.store.clone()));
+    let pair = expired_pair(&h).with_access_expires_at(h.clock.now() + Duration::from_secs(600));
+    b.insert("s", pair).await.unwrap();
+    assert_eq!(a.access_token("s").await.unwrap().expose_secret(), "at-0");
+    let first = {
+        let a = a.clone();
+        tokio::spawn(async move { a.refresh_now("s").await })
+    };
+    h.until_calls(1).await;
+    store_a.down.store(true, Ordering::SeqCst);
+    gate.add_permits(10);
+    assert_eq!(
+        first.await.unwrap().unwrap().expose_secret(),
+        "at-1",
+        "kept unsaved"
+    );
+    // A's lease lapses; at-0 expires. B takes the lease over, and watches for A's save.
+    tokio::time::sleep(Duration::from_secs(660)).await;
+    let needed = asks(&b);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    store_a.saves_down.store(true, Ordering::SeqCst);
+    store_a.down.store(false, Ordering::SeqCst);
+    let forced = {
+        let a = a.clone();
+        tokio::spawn(async move { a.refresh_now("s").await })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A's save of at-1 lands while its refresh_now waits for B's lease.
+    store_a.saves_down.store(false, Ordering::SeqCst);
+    assert_eq!(needed.await.unwrap().unwrap().expose_secret(), "at-1");
+    let forced = forced.await.unwrap().unwrap();
+    assert_ne!(
+        forced.expose_secret(),
+        "at-1",
+        "refresh_now answered the token A held before the call"
+    );
+    assert_eq!(presented(&h), ["rt-0", "rt-1"]);
+}
+
 /// `refresh_now` of `s` in A, held at the provider (its `calls`th call) behind `gate`, then
 /// in B, which finds A's lease held; then the gate opens. Their answers, A's first.
 async fn forced_in_both(
