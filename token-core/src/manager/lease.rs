@@ -248,7 +248,8 @@ impl<P: Provider> Inner<P> {
                 Lease::HeldByOther { remaining } => {
                     polls += 1;
                     if matches!(reason, Reason::Forced) && during_another.is_none() {
-                        let held = current.as_ref().map(|c| c.access_token().clone());
+                        let held = (current.as_ref())
+                            .map(|c| (c.access_token().clone(), c.stored.access_expires_at));
                         // What the store holds while that refresh runs: its answer is a
                         // record written after this one. One more store call, only when a
                         // forced refresh meets another process's.

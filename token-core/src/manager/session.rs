@@ -1025,8 +1025,12 @@ pub(super) enum Reason {
     /// (its lease held) when the store held this version (none: no record): settled by a
     /// record written after it, that refresh's answer, as a refresh under way in this
     /// process is shared. Not by one holding the access token this process held as it
-    /// asked (its own unsaved pair, saved late): that is no refresh's answer.
-    ForcedDuringAnother(Option<crate::store::Version>, Option<AccessToken>),
+    /// asked with the same expiry (its own unsaved pair, saved late): that is no refresh's
+    /// answer (one renewing that token in place extends its expiry).
+    ForcedDuringAnother(
+        Option<crate::store::Version>,
+        Option<(AccessToken, Option<OffsetDateTime>)>,
+    ),
     /// A call that presented this refresh token may have been answered (its answer was
     /// lost), and the refresh that made it gave up: settled once the set holds another
     /// refresh token.
@@ -1081,7 +1085,10 @@ impl Reason {
                     && current
                         .version()
                         .is_some_and(|at| seen.is_none_or(|seen| at > seen))
-                    && held.as_ref() != Some(current.access_token())
+                    && held.as_ref().is_none_or(|(token, expiry)| {
+                        token != current.access_token()
+                            || *expiry != current.stored.access_expires_at
+                    })
             }
         }
     }

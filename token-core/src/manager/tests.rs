@@ -46,6 +46,9 @@ enum Step {
     /// As `KeepRefreshToken`, the refresh token's expiry answered as this instant (as a
     /// provider's remaining life in whole seconds, read a moment later, gives).
     KeepRefreshTokenUntil(OffsetDateTime),
+    /// The same access token, its expiry extended by an hour, and no refresh token (the
+    /// session keeps its own): a provider that renews an access token in place.
+    ExtendAccess,
     /// Never answer.
     Hang,
     /// Rotate, then never answer (a connection that stalls once the server committed).
@@ -207,6 +210,8 @@ impl Provider for Arc<Fake> {
                 self.rotate(&presented)?;
                 panic!("the provider's decoder panicked")
             }
+            Some(Step::ExtendAccess) => Ok(TokenSet::new(current.access_token.clone())
+                .with_access_expires_at(self.clock.now() + HOUR)),
             Some(Step::Hang) => std::future::pending().await,
             Some(Step::HangAfterRotate) => {
                 self.rotate(&presented)?;

@@ -2338,7 +2338,26 @@ async fn a_forced_refresh_waiting_for_another_processs_refresh_takes_its_answer(
     assert_eq!(presented(&h), ["rt-0"], "one refresh for both processes");
 }
 
-/// The other side of the test above: a `refresh_now` that waited for another process's
+/// As the test above, with a provider that renews the access token in place (the same
+/// token, a later expiry, the refresh token kept, as WeChat may): the answer is that
+/// refresh's all the same, though it holds the token the waiting process held.
+#[tokio::test(start_paused = true)]
+async fn a_forced_refresh_waiting_for_another_processs_renewal_in_place_takes_it() {
+    let gate = Arc::new(Semaphore::new(0));
+    let h = harness(|fake| fake.gate = Some(gate.clone()));
+    let shared: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let (a, b) = (process(&h, shared.clone()), process(&h, shared));
+    let valid = expired_pair(&h).with_access_expires_at(h.clock.now() + HOUR / 2);
+    a.insert("s", valid).await.unwrap();
+    assert_eq!(b.access_token("s").await.unwrap().expose_secret(), "at-0");
+    h.fake.then(Step::ExtendAccess).then(Step::ExtendAccess);
+    let (first, forced) = forced_in_both(&h, &gate, &a, &b, 1).await;
+    assert_eq!(first.unwrap().expose_secret(), "at-0");
+    assert_eq!(forced.unwrap().expose_secret(), "at-0");
+    assert_eq!(presented(&h), ["rt-0"], "one refresh for both processes");
+}
+
+/// The other side of the two tests above: a `refresh_now` that waited for another process's
 /// refresh takes only what that refresh saved, a record written after the one the store
 /// held as the wait began. Here the store holds a set the waiting process has not seen yet
 /// (the other process's refresh an hour ago), and the other process's refresh now fails and
