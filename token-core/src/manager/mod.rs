@@ -90,7 +90,8 @@ impl<P: Provider> TokenManagerBuilder<P> {
     /// the provider's [`name`](Provider::name), followed by its
     /// [`client_id`](Provider::client_id) when it has one (`"wechat:wx-app-1"`; a generic
     /// OAuth 2.0 client's names its token endpoint too,
-    /// `"oauth2:app-1@https://id.example/token"`).
+    /// `"oauth2:app-1@https://id.example/token"`; a `:` or `%` in the name is written `%3A`
+    /// or `%25`, so that no two names and client ids join alike).
     ///
     /// Managers sharing a store must not share a namespace unless they refresh the same
     /// sessions at the same server for the same client (the replicas of one application):
@@ -251,10 +252,7 @@ impl<P: Provider> TokenManagerBuilder<P> {
         };
         let namespace: Arc<str> = match self.namespace {
             Some(namespace) => namespace,
-            None => match self.provider.client_id() {
-                Some(client) => format!("{}:{client}", self.provider.name()).into(),
-                None => self.provider.name().into(),
-            },
+            None => default_namespace(self.provider.name(), self.provider.client_id()).into(),
         };
         if namespace.is_empty() {
             return Err(Error::Config(
@@ -350,6 +348,28 @@ impl<P: Provider> std::fmt::Debug for TokenManager<P> {
             .field("sessions", &self.inner.sessions.len())
             .finish_non_exhaustive()
     }
+}
+
+/// The namespace of a provider named `name` for `client`: `name:client`, or `name` alone.
+/// A `:` or `%` in the name is written `%3A` or `%25`, so that the first `:` always ends
+/// the name: a provider `a` for client `b:c` and a provider `a:b` for client `c` (or `a:b`
+/// naming no client and `a` for client `b`) would otherwise share one namespace, and each
+/// read and refresh the other's sessions. A name holding neither keeps the namespace it
+/// always had.
+fn default_namespace(name: &str, client: Option<String>) -> String {
+    let mut namespace = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            ':' => namespace.push_str("%3A"),
+            '%' => namespace.push_str("%25"),
+            c => namespace.push(c),
+        }
+    }
+    if let Some(client) = client {
+        namespace.push(':');
+        namespace.push_str(&client);
+    }
+    namespace
 }
 
 impl<P: Provider> TokenManager<P> {

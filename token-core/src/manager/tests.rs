@@ -5831,3 +5831,69 @@ async fn a_min_refresh_interval_under_a_second_is_refused_at_build() {
         .build();
     assert!(built.is_ok());
 }
+
+/// A provider of a given name and client id, which refreshes nothing.
+struct NamedClient {
+    name: &'static str,
+    client: Option<&'static str>,
+}
+
+#[async_trait]
+impl Provider for NamedClient {
+    type Extras = NoExtras;
+
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn client_id(&self) -> Option<String> {
+        self.client.map(str::to_owned)
+    }
+
+    async fn refresh(&self, _cx: &CallContext, _current: &TokenSet) -> Result<TokenSet, Error> {
+        Err(invalid_grant())
+    }
+}
+
+/// The default namespace tells every (name, client id) apart, whatever they hold: a
+/// provider `a` for client `b:c` and a provider `a:b` for client `c` (or `a:b` naming no
+/// client and `a` for client `b`) sharing a store never read each other's sessions.
+#[tokio::test(start_paused = true)]
+async fn providers_whose_name_and_client_id_join_alike_keep_apart_in_a_shared_store() {
+    let h = harness(|_| {});
+    let pairs = [
+        (("a", Some("b:c")), ("a:b", Some("c"))),
+        (("a", Some("b")), ("a:b", None)),
+        (("a%3Ab", Some("c")), ("a:b", Some("c"))),
+    ];
+    for ((name_a, client_a), (name_b, client_b)) in pairs {
+        let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+        let provider = |name, client| NamedClient { name, client };
+        let a = builder_of(&h, provider(name_a, client_a), store.clone())
+            .build()
+            .unwrap();
+        let b = builder_of(&h, provider(name_b, client_b), store.clone())
+            .build()
+            .unwrap();
+        assert_ne!(
+            a.namespace(),
+            b.namespace(),
+            "{name_a}/{client_a:?} and {name_b}/{client_b:?}"
+        );
+        let set = TokenSet::new(AccessToken::new("at-a"))
+            .with_access_expires_at(h.clock.now() + time::Duration::hours(1));
+        a.insert("s", set).await.unwrap();
+        assert!(store.load(&b.session_key("s")).await.unwrap().is_none());
+        assert!(b.access_token("s").await.is_err());
+    }
+    // A name without the separator keeps the namespace it always had.
+    let plain = builder_of(
+        &h,
+        NamedClient {
+            name: "wechat",
+            client: Some("wx:1"),
+        },
+        h.store.clone(),
+    );
+    assert_eq!(plain.build().unwrap().namespace(), "wechat:wx:1");
+}
