@@ -124,10 +124,21 @@ impl Provider for OAuth2 {
     /// never its user info or query): a refresh token is bound to the client and to the
     /// server that issued it, and a generic config reaches any server, two of which may
     /// know a client by one id (a realm per customer, each with its `payments` client).
+    /// A `@` or `%` in the client id is written `%40` or `%25`, so that the first `@` always
+    /// ends the id: the client `a@https://x.example/y` at `https://z.example/w` is not the
+    /// client `a` at `https://x.example/y@https://z.example/w`.
     fn client_id(&self) -> Option<String> {
         let url = &self.config.token_url;
         let origin = url.origin().ascii_serialization();
-        Some(format!("{}@{origin}{}", self.config.client_id, url.path()))
+        let mut id = String::with_capacity(self.config.client_id.len());
+        for c in self.config.client_id.chars() {
+            match c {
+                '@' => id.push_str("%40"),
+                '%' => id.push_str("%25"),
+                c => id.push(c),
+            }
+        }
+        Some(format!("{id}@{origin}{}", url.path()))
     }
 
     fn reuse_window(&self) -> Duration {

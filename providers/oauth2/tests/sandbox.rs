@@ -510,6 +510,34 @@ fn the_namespace_is_the_client_at_its_token_endpoint_without_user_info_or_query(
     assert_ne!(other.client_id().unwrap(), client, "another realm");
 }
 
+/// Two clients are two namespaces whatever their ids hold: a client id holding `@` and a
+/// server's address (`a@https://x.example/y` at `https://z.example/w`) and the client `a`
+/// at a token endpoint whose path holds the rest (`https://x.example/y@https://z.example/w`)
+/// are not kept as one.
+#[test]
+fn a_client_id_holding_the_separator_is_not_another_client_at_another_endpoint() {
+    use token_core::provider::Provider as _;
+    let of = |client: &str, url: &str| {
+        OAuth2::new(OAuth2Config::new(client, url.parse().unwrap()))
+            .client_id()
+            .unwrap()
+    };
+    let (one, two) = (
+        of("a@https://x.example/y", "https://z.example/w"),
+        of("a", "https://x.example/y@https://z.example/w"),
+    );
+    assert_ne!(one, two);
+    assert_ne!(
+        of("a%40b", "https://z.example/w"),
+        of("a@b", "https://z.example/w")
+    );
+    assert_eq!(
+        of("payments", "https://id.example/token"),
+        "payments@https://id.example/token",
+        "an id without `@` or `%` keeps its namespace"
+    );
+}
+
 /// A server that echoes the client's HTTP Basic credentials in its refusal, as they travel
 /// (Base64 of `id:secret`, without the scheme name before it): the refusal reaches the
 /// application without them, as it does through every other provider's call.
