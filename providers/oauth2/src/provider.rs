@@ -130,14 +130,9 @@ impl Provider for OAuth2 {
     fn client_id(&self) -> Option<String> {
         let url = &self.config.token_url;
         let origin = url.origin().ascii_serialization();
-        let mut id = String::with_capacity(self.config.client_id.len());
-        for c in self.config.client_id.chars() {
-            match c {
-                '@' => id.push_str("%40"),
-                '%' => id.push_str("%25"),
-                c => id.push(c),
-            }
-        }
+        const SEPARATOR: &percent_encoding::AsciiSet =
+            &percent_encoding::AsciiSet::EMPTY.add(b'@').add(b'%');
+        let id = percent_encoding::utf8_percent_encode(&self.config.client_id, SEPARATOR);
         Some(format!("{id}@{origin}{}", url.path()))
     }
 

@@ -357,19 +357,13 @@ impl<P: Provider> std::fmt::Debug for TokenManager<P> {
 /// read and refresh the other's sessions. A name holding neither keeps the namespace it
 /// always had.
 fn default_namespace(name: &str, client: Option<String>) -> String {
-    let mut namespace = String::with_capacity(name.len());
-    for c in name.chars() {
-        match c {
-            ':' => namespace.push_str("%3A"),
-            '%' => namespace.push_str("%25"),
-            c => namespace.push(c),
-        }
+    const SEPARATOR: &percent_encoding::AsciiSet =
+        &percent_encoding::AsciiSet::EMPTY.add(b':').add(b'%');
+    let name = percent_encoding::utf8_percent_encode(name, SEPARATOR);
+    match client {
+        Some(client) => format!("{name}:{client}"),
+        None => name.to_string(),
     }
-    if let Some(client) = client {
-        namespace.push(':');
-        namespace.push_str(&client);
-    }
-    namespace
 }
 
 impl<P: Provider> TokenManager<P> {
