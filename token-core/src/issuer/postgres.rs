@@ -136,6 +136,50 @@ enum Landed {
     Access(TokenHash),
 }
 
+/// A write's answer and what shows that it landed, noted just before its `COMMIT` is sent.
+/// The connection failing (or the timeout coming) after that, the write may have landed:
+/// answered as an outage, the client would present its used-up token or code again, refused
+/// then as a replay (and the pair just issued revoked with it). So whether it landed is
+/// looked at on another connection, waiting for the row while the transaction that sent it
+/// is still open on the server, and if it did, its answer is given.
+struct Committing<M, T>(std::sync::Mutex<Option<(M, T)>>);
+
+impl<M, T> Committing<M, T> {
+    fn new() -> Self {
+        Self(std::sync::Mutex::new(None))
+    }
+
+    /// The write's `COMMIT` is about to be sent: `shows` tells that it landed.
+    fn note(&self, shows: M, answer: T) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((shows, answer));
+    }
+
+    /// `result` as the write ended, unless it failed once its `COMMIT` was noted and
+    /// `landed` finds that it landed: then the answer noted. `what` names the write in a
+    /// warning if the look fails.
+    async fn settle(
+        self,
+        result: Result<T, StoreError>,
+        what: &str,
+        landed: impl AsyncFnOnce(M) -> Result<bool, StoreError>,
+    ) -> Result<T, StoreError> {
+        let noted = self.0.into_inner().unwrap_or_else(|e| e.into_inner());
+        match (result, noted) {
+            (Err(error @ StoreError::Backend { .. }), Some((shows, answer))) => {
+                match landed(shows).await {
+                    Ok(true) => Ok(answer),
+                    Ok(false) => Err(error),
+                    Err(looked) => {
+                        tracing::warn!(error = %looked, what, "could not look whether a write landed");
+                        Err(error)
+                    }
+                }
+            }
+            (result, _) => result,
+        }
+    }
+}
+
 struct Sql {
     insert: String,
     by_access: String,
@@ -414,52 +458,59 @@ impl PostgresIssuerStore {
         Ok(usize::try_from(revoked.into_inner()).unwrap_or(usize::MAX))
     }
 
-    /// Whether the rotation of the pair whose refresh token hashes to `presented` landed, as
-    /// `landed` shows. In a `READ COMMITTED` transaction, whatever the database's default:
-    /// the row waited for is then read as that transaction left it, where `REPEATABLE READ`
-    /// or `SERIALIZABLE` would fail with a serialization failure once it commits.
-    async fn landed(&self, presented: &TokenHash, landed: Landed) -> Result<bool, StoreError> {
-        let what = "rotate: look whether it landed";
+    /// The row `sql` finds for `hash`, read in a `READ COMMITTED` transaction whatever the
+    /// database's default: a row waited for (locked by a transaction still open) is then read
+    /// as that transaction left it, where `REPEATABLE READ` or `SERIALIZABLE` would fail with
+    /// a serialization failure once it commits.
+    async fn committed_row(
+        &self,
+        what: &str,
+        sql: &str,
+        hash: &TokenHash,
+    ) -> Result<Option<Row>, StoreError> {
         self.db
             .run_bounded(what, async |client, budget| {
                 let tx = bounded_transaction(client, budget, what).await?;
                 let row = tx
-                    .query_opt(&self.sql.share_refresh, &[&presented.as_bytes().as_slice()])
+                    .query_opt(sql, &[&hash.as_bytes().as_slice()])
                     .await
                     .db(what)?;
                 tx.commit().await.db(what)?;
-                let Some(record) = row.as_ref().map(record_of).transpose()? else {
-                    return Ok(false);
-                };
-                Ok(match landed {
-                    Landed::Successor(successor) => matches!(
-                        record.state,
-                        PairState::Replaced { successor: found, .. } if found == successor
-                    ),
-                    Landed::Access(access) => record.access_hash == access,
-                })
+                Ok(row)
             })
             .await
     }
 
+    /// Whether the rotation of the pair whose refresh token hashes to `presented` landed, as
+    /// `landed` shows.
+    async fn landed(&self, presented: &TokenHash, landed: Landed) -> Result<bool, StoreError> {
+        let what = "rotate: look whether it landed";
+        let row = self
+            .committed_row(what, &self.sql.share_refresh, presented)
+            .await?;
+        let Some(record) = row.as_ref().map(record_of).transpose()? else {
+            return Ok(false);
+        };
+        Ok(match landed {
+            Landed::Successor(successor) => matches!(
+                record.state,
+                PairState::Replaced { successor: found, .. } if found == successor
+            ),
+            Landed::Access(access) => record.access_hash == access,
+        })
+    }
+
     /// Whether the code that hashes to `presented` was redeemed for the pair whose refresh
-    /// token hashes to `pair`. In a `READ COMMITTED` transaction, as in [`landed`](Self::landed).
+    /// token hashes to `pair`.
     async fn redeemed(&self, presented: &TokenHash, pair: &TokenHash) -> Result<bool, StoreError> {
         let what = "redeem a code: look whether it landed";
-        self.db
-            .run_bounded(what, async |client, budget| {
-                let tx = bounded_transaction(client, budget, what).await?;
-                let row = tx
-                    .query_opt(&self.sql.lock_code, &[&presented.as_bytes().as_slice()])
-                    .await
-                    .db(what)?;
-                tx.commit().await.db(what)?;
-                let Some(code) = row.as_ref().map(code_of).transpose()? else {
-                    return Ok(false);
-                };
-                Ok(matches!(code.state, CodeState::Redeemed { pair: Some(found), .. } if found == *pair))
-            })
-            .await
+        let row = self
+            .committed_row(what, &self.sql.lock_code, presented)
+            .await?;
+        let Some(code) = row.as_ref().map(code_of).transpose()? else {
+            return Ok(false);
+        };
+        Ok(matches!(code.state, CodeState::Redeemed { pair: Some(found), .. } if found == *pair))
     }
 
     async fn find(
@@ -743,12 +794,7 @@ impl IssuerStore for PostgresIssuerStore {
 
     async fn rotate(&self, rotation: Rotation<'_>) -> Result<RotateOutcome, StoreError> {
         let what = "rotate";
-        // A rotation whose `COMMIT` was sent: what shows that it landed, and its answer.
-        let committing: std::sync::Mutex<Option<(Landed, RotateOutcome)>> = Default::default();
-        let committing_as = |landed: Landed, outcome: &RotateOutcome| {
-            let mut committing = committing.lock().unwrap_or_else(|e| e.into_inner());
-            *committing = Some((landed, outcome.clone()));
-        };
+        let committing = Committing::new();
         let rotated = self
             .db
             .run_bounded(what, async |client, budget| {
@@ -799,7 +845,8 @@ impl IssuerStore for PostgresIssuerStore {
                                 subject: current.subject.clone(),
                                 tokens: minted.tokens,
                             };
-                            committing_as(Landed::Access(minted.record.access_hash), &outcome);
+                            committing
+                                .note(Landed::Access(minted.record.access_hash), outcome.clone());
                             tx.commit().await.db(what)?;
                             return Ok(outcome);
                         }
@@ -823,7 +870,10 @@ impl IssuerStore for PostgresIssuerStore {
                             subject: current.subject.clone(),
                             tokens: minted.tokens,
                         };
-                        committing_as(Landed::Successor(minted.record.refresh_hash), &outcome);
+                        committing.note(
+                            Landed::Successor(minted.record.refresh_hash),
+                            outcome.clone(),
+                        );
                         outcome
                     }
                 };
@@ -831,26 +881,11 @@ impl IssuerStore for PostgresIssuerStore {
                 Ok(outcome)
             })
             .await;
-        let committing = committing.into_inner().unwrap_or_else(|e| e.into_inner());
-        match (rotated, committing) {
-            // The connection failed (or the timeout came) once the rotation's `COMMIT` may
-            // have been sent: it may have landed. Answered as an outage, the client would
-            // present the same refresh token again, used up by then (a replay, refused, and
-            // with `revoke_on_reuse` the pair minted here revoked): whether it landed is
-            // looked at on another connection, waiting for the row while the transaction
-            // that sent it is still open on the server.
-            (Err(error @ StoreError::Backend { .. }), Some((landed, outcome))) => {
-                match self.landed(rotation.presented, landed).await {
-                    Ok(true) => Ok(outcome),
-                    Ok(false) => Err(error),
-                    Err(looked) => {
-                        tracing::warn!(error = %looked, "could not look whether a rotation landed");
-                        Err(error)
-                    }
-                }
-            }
-            (rotated, _) => rotated,
-        }
+        committing
+            .settle(rotated, what, async |landed| {
+                self.landed(rotation.presented, landed).await
+            })
+            .await
     }
 
     async fn revoke(&self, token: &TokenHash, at: OffsetDateTime) -> Result<bool, StoreError> {
@@ -946,9 +981,8 @@ impl IssuerStore for PostgresIssuerStore {
 
     async fn redeem_code(&self, redemption: Redemption<'_>) -> Result<RedeemOutcome, StoreError> {
         let what = "redeem a code";
-        // A redemption whose `COMMIT` was sent: the pair it recorded (its refresh token's
-        // hash), and its answer.
-        let committing: std::sync::Mutex<Option<(TokenHash, RedeemOutcome)>> = Default::default();
+        // What shows that a redemption landed: the pair it recorded (its refresh token's hash).
+        let committing = Committing::new();
         let redeemed = self
             .db
             .run_bounded(what, async |client, budget| {
@@ -989,30 +1023,17 @@ impl IssuerStore for PostgresIssuerStore {
                 .await
                 .db(what)?;
                 if let Some(pair) = pair {
-                    let mut committing = committing.lock().unwrap_or_else(|e| e.into_inner());
-                    *committing = Some((pair, outcome.clone()));
+                    committing.note(pair, outcome.clone());
                 }
                 tx.commit().await.db(what)?;
                 Ok(outcome)
             })
             .await;
-        let committing = committing.into_inner().unwrap_or_else(|e| e.into_inner());
-        match (redeemed, committing) {
-            // As for a rotation (see `rotate`): answered as an outage, the client would
-            // present the code again, used up by then (refused, and the pair issued for it
-            // revoked): whether it landed is looked at on another connection.
-            (Err(error @ StoreError::Backend { .. }), Some((pair, outcome))) => {
-                match self.redeemed(redemption.presented, &pair).await {
-                    Ok(true) => Ok(outcome),
-                    Ok(false) => Err(error),
-                    Err(looked) => {
-                        tracing::warn!(error = %looked, "could not look whether a redemption landed");
-                        Err(error)
-                    }
-                }
-            }
-            (redeemed, _) => redeemed,
-        }
+        committing
+            .settle(redeemed, what, async |pair| {
+                self.redeemed(redemption.presented, &pair).await
+            })
+            .await
     }
 
     /// Deletes in batches of 1000 rows, each a statement of its own within the
