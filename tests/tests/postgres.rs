@@ -8,12 +8,14 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
-use token_core::issuer::TokenHash;
+use token_core::clock::SystemClock;
+use token_core::issuer::{Issuer, IssuerConfig, PostgresIssuerStore, TokenHash};
 use token_core::sandbox::{RunningSandbox, Sandbox, SandboxOAuth};
 use token_core::store::{PostgresStore, SessionKey, TokenStore};
 use token_core::{
@@ -1242,6 +1244,12 @@ fn manager_over(
         .unwrap()
 }
 
+/// An issuer over the PostgreSQL database `db`, on the system clock.
+async fn issuer_on(db: &PostgresDatabase, config: IssuerConfig) -> Issuer {
+    let store = PostgresIssuerStore::open(db).await.unwrap();
+    Issuer::new(Arc::new(store), Arc::new(SystemClock), config)
+}
+
 /// Runs `call` with the answer of its statement tagged `tag` lost after the server
 /// committed it: the call fails with a typed error within its timeout, and the loss did
 /// happen.
@@ -1513,9 +1521,8 @@ async fn a_call_whose_cancel_cannot_reach_the_server_has_no_later_effect() {
 /// the second rotates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_cut_off_mid_transaction_does_not_lock_the_token_out() {
-    use std::sync::Arc;
     use token_core::clock::ManualClock;
-    use token_core::issuer::{Issuer, IssuerConfig, IssuerError, PostgresIssuerStore};
+    use token_core::issuer::IssuerError;
 
     let test = "a_rotation_cut_off_mid_transaction_does_not_lock_the_token_out";
     let timeout = Duration::from_millis(500);
@@ -1669,9 +1676,6 @@ async fn a_take_over_whose_grant_answer_was_lost_still_waits_for_the_lapsed_hold
 /// and the successor rotates on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_whose_commit_answer_was_lost_is_answered_again_inside_the_window() {
-    use std::sync::Arc;
-    use token_core::clock::SystemClock;
-    use token_core::issuer::{Issuer, IssuerConfig, PostgresIssuerStore};
     let test = "a_rotation_whose_commit_answer_was_lost_is_answered_again_inside_the_window";
     let Some((url, schema, proxy, store, _direct)) =
         behind_a_proxy(test, Duration::from_secs(2)).await
@@ -1682,11 +1686,7 @@ async fn a_rotation_whose_commit_answer_was_lost_is_answered_again_inside_the_wi
         .with_reuse_window(Duration::from_secs(300))
         .with_revoke_on_reuse(true)
         .with_purge_every(None);
-    let issuer = Issuer::new(
-        Arc::new(PostgresIssuerStore::open(store.database()).await.unwrap()),
-        Arc::new(SystemClock),
-        config,
-    );
+    let issuer = issuer_on(store.database(), config).await;
     let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
     let refresh = first.tokens.refresh_token.unwrap();
     let heard = proxy.lose_next_answer("COMMIT");
@@ -1710,9 +1710,6 @@ async fn a_rotation_whose_commit_answer_was_lost_is_answered_again_inside_the_wi
 /// it): the issuer looks whether its commit landed and answers the pair it minted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_whose_commit_answer_was_lost_without_a_window_answers_the_pair_it_committed() {
-    use std::sync::Arc;
-    use token_core::clock::SystemClock;
-    use token_core::issuer::{Issuer, IssuerConfig, PostgresIssuerStore};
     let test =
         "a_rotation_whose_commit_answer_was_lost_without_a_window_answers_the_pair_it_committed";
     let Some((url, schema, proxy, store, _direct)) =
@@ -1723,11 +1720,7 @@ async fn a_rotation_whose_commit_answer_was_lost_without_a_window_answers_the_pa
     let config = IssuerConfig::default()
         .with_revoke_on_reuse(true)
         .with_purge_every(None);
-    let issuer = Issuer::new(
-        Arc::new(PostgresIssuerStore::open(store.database()).await.unwrap()),
-        Arc::new(SystemClock),
-        config,
-    );
+    let issuer = issuer_on(store.database(), config).await;
     let first = issuer.issue("alice", serde_json::json!({})).await.unwrap();
     let refresh = first.tokens.refresh_token.unwrap();
     let heard = proxy.lose_next_answer("COMMIT");
@@ -1752,20 +1745,18 @@ async fn a_rotation_whose_commit_answer_was_lost_without_a_window_answers_the_pa
 /// as a replay, and the pair issued for it revoked (a login lost to a database hiccup).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redemption_whose_commit_answer_was_lost_answers_the_pair_it_committed() {
-    use std::sync::Arc;
-    use token_core::clock::SystemClock;
-    use token_core::issuer::{CodeExchange, CodeGrant, Issuer, IssuerConfig, PostgresIssuerStore};
+    use token_core::issuer::{CodeExchange, CodeGrant};
     let test = "a_redemption_whose_commit_answer_was_lost_answers_the_pair_it_committed";
     let Some((url, schema, proxy, store, _direct)) =
         behind_a_proxy(test, Duration::from_secs(2)).await
     else {
         return;
     };
-    let issuer = Issuer::new(
-        Arc::new(PostgresIssuerStore::open(store.database()).await.unwrap()),
-        Arc::new(SystemClock),
+    let issuer = issuer_on(
+        store.database(),
         IssuerConfig::default().with_purge_every(None),
-    );
+    )
+    .await;
     let code = issuer
         .issue_code(CodeGrant::new("app-1", "alice"))
         .await
@@ -1852,9 +1843,6 @@ async fn commit_running_as_the_connection_dies<Call>(
         + Send
         + 'static,
 {
-    use std::sync::Arc;
-    use token_core::clock::SystemClock;
-    use token_core::issuer::{Issuer, IssuerConfig, PostgresIssuerStore};
     let Some(url) = test_url(test) else {
         return;
     };
@@ -1880,13 +1868,10 @@ async fn commit_running_as_the_connection_dies<Call>(
         .connect_timeout(Duration::from_secs(1))
         .build()
         .unwrap();
-    let issuer = Issuer::new(
-        Arc::new(PostgresIssuerStore::open(&db).await.unwrap()),
-        Arc::new(SystemClock),
-        IssuerConfig::default()
-            .with_revoke_on_reuse(true)
-            .with_purge_every(None),
-    );
+    let config = IssuerConfig::default()
+        .with_revoke_on_reuse(true)
+        .with_purge_every(None);
+    let issuer = issuer_on(&db, config).await;
     let presented = prepare(&issuer).await;
     // A commit that waits, on the server, for a lock this test holds.
     let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)

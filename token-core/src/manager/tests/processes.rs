@@ -946,6 +946,29 @@ async fn a_verdict_on_the_token_a_process_spent_does_not_replace_its_unsaved_pai
     b.shutdown(Duration::from_secs(60)).await.unwrap();
 }
 
+/// Two saves of another session, so that the store's next versions come above those the
+/// tests' process holds.
+async fn step_versions_past(store: &MemoryStore) {
+    let other = SessionKey::new("fake", "other");
+    let at = store
+        .save(&other, &other_replicas_set("at-x"), None)
+        .await
+        .unwrap();
+    store
+        .save(&other, &other_replicas_set("at-y"), Some(at))
+        .await
+        .unwrap();
+}
+
+/// Another process's re-auth verdict on the record of `key` at `v0`, numbered above `v0 + 1`
+/// (the version the tests' process saved its pair at, a save the store lost).
+async fn verdict_on(store: &MemoryStore, key: &SessionKey, v0: Version, h: &Harness) {
+    let verdict =
+        crate::store::ReauthVerdict::new(None, "refused", h.clock.now()).replacing(Some(v0));
+    let judged = store.save(key, &verdict.into(), Some(v0)).await.unwrap();
+    assert!(judged > v0 + 1, "numbered above the process's v{}", v0 + 1);
+}
+
 /// Acknowledges the next save, while `forget` is set, without letting it reach the store: a
 /// database that failed over to a replica the commit had not reached, a backup restored. The
 /// version it answers is `step` above the expected one.
@@ -1152,27 +1175,13 @@ async fn a_verdict_on_a_record_older_than_a_refreshs_base_does_not_drop_its_pair
         "the store lost rt-1"
     );
     // The store's next versions come above the one A holds.
-    let other = SessionKey::new("fake", "other");
-    let at = (store.inner)
-        .save(&other, &other_replicas_set("at-x"), None)
-        .await
-        .unwrap();
-    (store.inner)
-        .save(&other, &other_replicas_set("at-y"), Some(at))
-        .await
-        .unwrap();
+    step_versions_past(&store.inner).await;
     tokio::time::sleep(HOUR).await;
     let asking = asks(&a);
     h.until_calls(2).await;
     assert_eq!(presented(&h), ["rt-0", "rt-1"], "A keeps rt-1 and sends it");
     // Meanwhile: the other process's verdict on rt-0's record.
-    let verdict =
-        crate::store::ReauthVerdict::new(None, "refused", h.clock.now()).replacing(Some(v0));
-    let judged = (store.inner)
-        .save(&key, &verdict.into(), Some(v0))
-        .await
-        .unwrap();
-    assert!(judged > v0 + 1, "numbered above A's v{}", v0 + 1);
+    verdict_on(&store.inner, &key, v0, &h).await;
     gate.add_permits(1);
     let answer = asking.await.unwrap();
     assert_eq!(
@@ -1209,23 +1218,9 @@ async fn a_verdict_on_a_record_older_than_a_process_s_saved_pair_read_before_its
         "the store lost rt-1"
     );
     // The store's next versions come above the one A holds.
-    let other = SessionKey::new("fake", "other");
-    let at = (store.inner)
-        .save(&other, &other_replicas_set("at-x"), None)
-        .await
-        .unwrap();
-    (store.inner)
-        .save(&other, &other_replicas_set("at-y"), Some(at))
-        .await
-        .unwrap();
+    step_versions_past(&store.inner).await;
     // Another process read rt-0 there, spent it, was refused, and recorded its verdict.
-    let verdict =
-        crate::store::ReauthVerdict::new(None, "refused", h.clock.now()).replacing(Some(v0));
-    let judged = (store.inner)
-        .save(&key, &verdict.into(), Some(v0))
-        .await
-        .unwrap();
-    assert!(judged > v0 + 1, "numbered above A's v{}", v0 + 1);
+    verdict_on(&store.inner, &key, v0, &h).await;
     tokio::time::sleep(HOUR).await;
     let answer = a.access_token("s").await;
     assert_eq!(
