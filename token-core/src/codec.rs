@@ -618,13 +618,15 @@ pub fn decode_response<E: Endpoint>(
         let message = error
             .message()
             .map(|m| crate::redact::scrub_body(m.as_bytes(), &secrets));
+        // Cut as the message is: an error is kept per session, per name without tokens and
+        // per event for a while, and the provider's text must not make that megabytes.
         let request_id = error
             .request_id()
-            .map(|id| crate::redact::scrub_secrets(&id, &secrets));
+            .map(|id| crate::redact::scrub_bounded(&id, &secrets));
         return Err(ProviderError {
             kind,
             status,
-            code: crate::redact::scrub_secrets(&error.code(), &secrets),
+            code: crate::redact::scrub_bounded(&error.code(), &secrets),
             message,
             request_id,
             retry_after: retry_after.or_else(|| error.retry_after()),
@@ -905,6 +907,38 @@ mod tests {
                 assert_eq!(unsendable(&token), c.is_ascii_control(), "{:?} at {at}", c);
             }
         }
+    }
+
+    /// A provider's error code is its text as much as its message: a code of a megabyte
+    /// (the transport's limit) is kept as long as the message is, not whole. The error is
+    /// kept for a while per session, per name without tokens (a thousand of them for a
+    /// provider that issues its own), per event in the subscribers' ring and in a re-auth
+    /// verdict in the store: whole, a hostile or broken provider could make that gigabytes.
+    #[test]
+    fn a_providers_error_code_is_kept_as_bounded_as_its_message() {
+        let now = time::macros::datetime!(2026-01-01 00:00 UTC);
+        let huge = "x".repeat(crate::transport::DEFAULT_MAX_BODY / 2 - 64);
+        let body = format!(r#"{{"error":"{huge}","error_description":"{huge}"}}"#);
+        let mut answer = http::Response::new(body.into_bytes());
+        *answer.status_mut() = StatusCode::BAD_REQUEST;
+        let error =
+            decode_response::<crate::oauth::RefreshTokenGrant>(&answer, now, &[]).unwrap_err();
+        let EndpointError::Provider(error) = error else {
+            panic!("{error:?}");
+        };
+        let message = error.message.as_deref().unwrap_or_default();
+        assert!(
+            message.len() <= crate::redact::MAX_KEPT_BODY + 3,
+            "{}",
+            message.len()
+        );
+        assert!(
+            error.code.len() <= crate::redact::MAX_KEPT_BODY + 3,
+            "a code of {} bytes kept",
+            error.code.len()
+        );
+        assert!(error.code.starts_with("xxxx"));
+        assert_eq!(error.kind, ErrorKind::Rejected);
     }
 
     #[test]

@@ -74,13 +74,15 @@ pub struct ProviderError {
     /// The HTTP status of the answer (200 for a result envelope).
     pub status: StatusCode,
     /// The provider's own error code (`invalid_grant`, `INVALID_REFRESH_TOKEN`), with any
-    /// echo of the request's secrets removed.
+    /// echo of the request's secrets removed, cut to
+    /// [`MAX_KEPT_BODY`](crate::redact::MAX_KEPT_BODY) bytes as the message is.
     pub code: String,
     /// The provider's message, with any secret removed.
     pub message: Option<String>,
     /// The provider's id of the request, when its error answer gives one (an error field
     /// with the `request_id` role, such as Lazada's `request_id`): what its support asks
-    /// for, with any secret removed. `Display` shows it after the message.
+    /// for, with any secret removed, cut as the code is. `Display` shows it after the
+    /// message.
     pub request_id: Option<String>,
     /// How long the provider asked us to wait (`Retry-After`).
     pub retry_after: Option<Duration>,

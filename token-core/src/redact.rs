@@ -179,11 +179,11 @@ pub fn scrub_body(body: &[u8], known: &[&str]) -> String {
         // are still masked, so a cut-off answer cannot show the token it carried.
         Err(_) => scrub_text(&String::from_utf8_lossy(body)),
     };
-    bounded(&text, known)
+    scrub_bounded(&text, known)
 }
 
 /// `text` without the `known` secrets, cut to [`MAX_KEPT_BODY`] bytes.
-fn bounded(text: &str, known: &[&str]) -> String {
+pub(crate) fn scrub_bounded(text: &str, known: &[&str]) -> String {
     let mut text = scrub_secrets(text, known);
     // Scrub before cutting, so a secret straddling the cut cannot survive half-visible.
     if text.len() > MAX_KEPT_BODY {
@@ -220,7 +220,7 @@ pub fn scrub_answer_body(body: &[u8], known: &[&str]) -> String {
         }
         Err(_) => scrub_text(&mask_token_runs(&String::from_utf8_lossy(body))),
     };
-    bounded(&text, known)
+    scrub_bounded(&text, known)
 }
 
 /// The shortest run of token characters that [`scrub_answer_body`] masks in a body that is
