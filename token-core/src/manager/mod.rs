@@ -660,7 +660,7 @@ impl<P: Provider> TokenManager<P> {
         loop {
             // Inserts and removes of one session run one at a time, and no refresh starts
             // meanwhile; one that started before publishes nothing over this.
-            let (session, _writing) = match turn.take() {
+            let (session, writing_turn) = match turn.take() {
                 Some(turn) => turn,
                 None => inner.write_turn(name).await,
             };
@@ -669,7 +669,14 @@ impl<P: Provider> TokenManager<P> {
                 .save_authoritative(&inner.key(&session), &stored)
                 .await;
             unsettled.disarm();
-            let version = saved?;
+            let version = match saved {
+                Ok(version) => version,
+                Err(error) => {
+                    drop(writing_turn);
+                    inner.forget_unwritten(&session);
+                    return Err(error);
+                }
+            };
             if let Some(writing) = session.writing() {
                 let current = inner.current_at(stored, extras, Some(version), true, refresh_at);
                 // Written here (not read from the store).
@@ -748,7 +755,7 @@ impl<P: Provider> TokenManager<P> {
                 drop(let_go);
                 removed?
             } else {
-                let _writing = match writing {
+                let writing = match writing {
                     Some(writing) => writing,
                     None => session.writer().clone().lock_owned().await,
                 };
@@ -756,7 +763,11 @@ impl<P: Provider> TokenManager<P> {
                 let unsettled = Unsettled::new(inner, &session);
                 let deleted = inner.delete_whatever(&inner.key(&session)).await;
                 unsettled.disarm();
-                deleted?;
+                if let Err(error) = deleted {
+                    drop(writing);
+                    inner.forget_unwritten(&session);
+                    return Err(error);
+                }
                 session.replace(|| Ok::<_, Error>(absent), inner.show(&session))?
             };
             if removed {
@@ -1025,6 +1036,16 @@ impl<P: Provider> Inner<P> {
     /// tokens, and every session removed while a handle held it, would stay for good.
     fn forget_unheld(&self, session: &Arc<Session<P::Extras>>) {
         session.retire_if_absent(|checked_at| self.unmap_absent(session, checked_at, None));
+    }
+
+    /// After an insert or a remove of `session` that the store refused (its writer lock let
+    /// go): the session leaves the map if it holds no tokens (never loaded, or absent), as
+    /// after a by-name call that found none, so that names whose writes failed (a store
+    /// down, a name it refuses for good) are not kept one session each. Its name is not
+    /// remembered among the unknown ones: the write may have landed all the same (its call
+    /// timed out), and the next call asks the store.
+    fn forget_unwritten(&self, session: &Arc<Session<P::Extras>>) {
+        session.retire_if_absent(|_| self.unmap_absent(session, None, None));
     }
 
     /// Under `session`'s generation lock, as it is retired: takes it out of the map unless

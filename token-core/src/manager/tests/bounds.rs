@@ -630,3 +630,37 @@ async fn an_issue_that_lost_its_lease_to_another_process_is_not_answered_again()
     assert_eq!(token.expose_secret(), "at-other");
     assert_eq!(provider.0.load(Ordering::SeqCst), 0);
 }
+
+/// Inserts and removes of names the store does not take (an outage, or a key it refuses
+/// for good: a name longer than PostgreSQL's limit) leave no session behind: a service
+/// that keys sessions by its users' ids would otherwise keep one in the map (with its
+/// name, as long as the caller sent it) for every name tried while the store failed.
+#[tokio::test(start_paused = true)]
+async fn inserts_and_removes_the_store_refused_leave_nothing_behind() {
+    let h = harness(|_| {});
+    let store = Arc::new(Hooked::<FailingLoads>::default());
+    store.failing.store(true, Ordering::SeqCst);
+    let manager = manager_over(&h, store.clone());
+    for i in 0..1_000 {
+        let error = manager
+            .insert(&format!("user-{i}"), login(&h))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::Store(_)), "{error:?}");
+        let error = manager.remove(&format!("gone-{i}")).await.unwrap_err();
+        assert!(matches!(error, Error::Store(_)), "{error:?}");
+    }
+    assert!(until(|| manager.inner.tasks.is_empty()).await);
+    assert_eq!(
+        manager.inner.sessions.len(),
+        0,
+        "a session kept for every name whose insert or remove the store refused"
+    );
+    // The store back, the names are served as any other.
+    store.failing.store(false, Ordering::SeqCst);
+    manager.insert("user-1", login(&h)).await.unwrap();
+    let token = manager.access_token("user-1").await.unwrap();
+    assert_eq!(token.expose_secret(), "at-login");
+    manager.remove("gone-1").await.unwrap();
+    assert_eq!(manager.inner.sessions.len(), 1);
+}
