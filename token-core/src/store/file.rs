@@ -10,7 +10,8 @@
 //!   name and no key can name a path outside the directory.
 //! - `<sha256>.lease`: the session's refresh lease while someone holds it, `0600`, holding
 //!   `{"holder": .., "expires_at_unix_nanos": u64, "ttl_nanos": u64}` (the system clock).
-//!   Released leases are removed; one left by a killed process lapses at its expiry.
+//!   Released leases are removed; one left by a killed process lapses at its expiry, and
+//!   goes a lease length later if its session has no record by then (`lapsed_leases`).
 //! - `.<sha256>.<uuid>.tmp`: a record or lease being written. Loads never read these; a crash
 //!   can leave one behind, and [`FileStore::open`] removes such leftovers.
 //! - `.lock`: taken exclusively (an OS file lock) around every read-check-write of a record
@@ -428,8 +429,8 @@ impl TokenStore for FileStore {
             let now = unix_nanos(clock.now());
             let entries = fs::read_dir(&dir)
                 .map_err(|e| StoreError::backend("file store: cannot list the directory", e))?;
-            // Those that lapsed last first: one left for good long ago (its session removed
-            // while a holder that then died held it) must not hide a recent death.
+            // Those that lapsed last first: one left long ago (its holder died, and nobody
+            // has taken it over since) must not hide a recent death.
             let (mut lapsed, mut stretched) = (Vec::new(), Vec::new());
             for entry in entries.flatten() {
                 let name = entry.file_name();
@@ -459,6 +460,21 @@ impl TokenStore for FileStore {
                 let now = unix_nanos(clock.now());
                 for stem in stretched.iter().take(super::LAPSED_LEASES_LISTED) {
                     cut_stretched_lease(&dir, stem, now)?;
+                }
+            }
+            // A lapsed lease without a record beside it was left by a holder that died after
+            // its session was removed (a delete keeps a live lease, for its holder): gone a
+            // lease length after it lapsed, when no take-over waits on it any more.
+            let stale: Vec<&str> = (lapsed.iter())
+                .filter(|(_, stem)| !record_on_file(&dir, stem))
+                .map(|(_, stem)| stem.as_str())
+                .take(super::LAPSED_LEASES_LISTED)
+                .collect();
+            if !stale.is_empty() {
+                let _lock = DirLock::acquire(&dir)?;
+                let now = unix_nanos(clock.now());
+                for stem in stale {
+                    remove_stale_lease(&dir, stem, now);
                 }
             }
             lapsed.sort_unstable_by(|a, b| b.cmp(a));
@@ -537,6 +553,32 @@ fn cut_stretched_lease(dir: &Path, stem: &str, now: u64) -> Result<(), StoreErro
     }
     lease.expires_at_unix_nanos = cut;
     put_lease(dir, stem, &lease, &"a session")
+}
+
+/// Whether a file (of any kind) is where the record `<stem>.json` would be.
+fn record_on_file(dir: &Path, stem: &str) -> bool {
+    match fs::symlink_metadata(dir.join(format!("{stem}{RECORD_SUFFIX}"))) {
+        Ok(_) => true,
+        Err(e) => e.kind() != io::ErrorKind::NotFound,
+    }
+}
+
+/// Under the directory's lock: removes the lease `<stem>.lease` if it lapsed a lease length
+/// or more before `now` and no record is beside it (none was saved since it was listed).
+/// One that cannot be read is left as it is.
+fn remove_stale_lease(dir: &Path, stem: &str, now: u64) {
+    let path = dir.join(format!("{stem}{LEASE_SUFFIX}"));
+    let Ok(Some(lease)) = lease_at(&path) else {
+        return;
+    };
+    if lease.expires_at_unix_nanos.saturating_add(lease.ttl_nanos) > now
+        || record_on_file(dir, stem)
+    {
+        return;
+    }
+    if let Err(error) = remove_if_present(&path) {
+        tracing::debug!(%error, "file store: cannot remove a lapsed lease left without a record");
+    }
 }
 
 /// The session of the record `<stem>.json` if it names a session of `provider` (a lease
@@ -2161,6 +2203,45 @@ mod tests {
         advance(&clock, Duration::from_secs(2));
         assert_eq!(store.lapsed_leases("p").await.unwrap(), ["a"]);
         assert_eq!(store.lapsed_leases("q").await.unwrap(), ["c"]);
+    }
+
+    /// A lease left to lapse by a holder that died after its session was removed (a delete
+    /// keeps a live lease, for its holder) goes once it lapsed a lease length ago: nobody
+    /// waits on it then, and kept, every such death would leave a file in the directory for
+    /// good, read again at every look for lapsed leases. One that lapsed less long ago, one
+    /// beside a record, and a live one stay.
+    #[tokio::test]
+    async fn a_lapsed_lease_without_a_record_goes_a_lease_length_later() {
+        let tmp = TempDir::new().unwrap();
+        let clock = ManualClock::default();
+        let (store, other) = two_stores_with(&clock, tmp.path());
+        let ttl = Duration::from_secs(10);
+        let removed = SessionKey::new("p", "removed");
+        store.save(&removed, &set("rt"), None).await.unwrap();
+        store.acquire_lease(&removed, "dead", ttl).await.unwrap();
+        // Removed by another process while the holder, which then died, held the lease.
+        assert!(other.delete(&removed, None).await.unwrap());
+        let recorded = SessionKey::new("p", "recorded");
+        store.save(&recorded, &set("rt"), None).await.unwrap();
+        store.acquire_lease(&recorded, "dead", ttl).await.unwrap();
+        let longer = SessionKey::new("q", "longer");
+        store.acquire_lease(&longer, "dead", 3 * ttl).await.unwrap();
+        let kept = |key: &SessionKey| lease_path(tmp.path(), key).exists();
+        advance(&clock, ttl + ttl / 2);
+        assert_eq!(store.lapsed_leases("p").await.unwrap(), ["recorded"]);
+        assert!(kept(&removed) && kept(&recorded) && kept(&longer));
+        advance(&clock, ttl);
+        assert_eq!(store.lapsed_leases("p").await.unwrap(), ["recorded"]);
+        assert!(!kept(&removed), "a lease without a record is kept for good");
+        assert!(kept(&recorded) && kept(&longer));
+        advance(&clock, 5 * ttl);
+        store.lapsed_leases("p").await.unwrap();
+        assert!(!kept(&longer));
+        assert!(kept(&recorded));
+        // The session logged in again: its lease is granted as a free one.
+        store.save(&removed, &set("rt-2"), None).await.unwrap();
+        let granted = store.acquire_lease(&removed, "h", ttl).await.unwrap();
+        assert_eq!(granted, Lease::Acquired);
     }
 
     /// A lease file that cannot be read counts as lapsed for `acquire_lease` (a takeover),
