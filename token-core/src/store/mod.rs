@@ -279,9 +279,11 @@ pub trait TokenStore: Send + Sync + 'static {
     /// died, or lost the store, in the middle of a refresh, and may have spent the stored
     /// refresh token without saving what it got. The manager takes such a lease over and
     /// presents that token again inside the provider's reuse window, even when no refresh of
-    /// the session is due. A lease no take-over gives back (its session removed, or given a
-    /// verdict, while a holder that then died held it) stays lapsed for good: listed first,
-    /// enough of them would hide every later death.
+    /// the session is due. A lease no take-over gives back (its session given a verdict while
+    /// a holder that then died held it) stays lapsed for good: listed first, enough of them
+    /// would hide every later death. One whose session was removed meanwhile has no record to
+    /// list it by; the file and PostgreSQL stores delete it a lease length after it lapsed,
+    /// as they answer this.
     ///
     /// The default lists none (a store used by one process, or one that cannot tell): such
     /// a death is then noticed at the session's next refresh only.

@@ -234,6 +234,10 @@ impl Sql {
                 "DELETE FROM {leases} WHERE {key} AND holder = $3 AND {}",
                 lock_bound(4)
             ),
+            // A lease row that lapsed a lease length ago or more without a record beside it
+            // was left by a holder that died after its session was removed (a delete keeps
+            // a live lease, for its holder): deleted, or every such death would leave a row
+            // for good. No take-over waits on it any more (it watches a lease length).
             // Looked at, a lease lasts at most its ttl from now (as `acquire_lease` has it):
             // one stretched by a clock that went back is cut to that (rows another
             // transaction holds locked are being taken or given back, and are skipped, so
@@ -250,12 +254,20 @@ impl Sql {
                  cut AS (
                      UPDATE {leases} l SET expires_at = n.now + l.ttl, ttl_from = n.now
                      FROM n, stretched s
-                     WHERE l.provider = s.provider AND l.session = s.session AND {})
+                     WHERE l.provider = s.provider AND l.session = s.session AND {}),
+                 stale AS (
+                     SELECT x.provider, x.session FROM {leases} x, n
+                     WHERE x.provider = $1 AND {}
+                     LIMIT {listed} FOR UPDATE OF x SKIP LOCKED),
+                 gone AS (
+                     DELETE FROM {leases} l USING stale s
+                     WHERE l.provider = s.provider AND l.session = s.session)
                  SELECT l.session FROM {leases} l JOIN {sets} s USING (provider, session)
                  WHERE l.provider = $1 AND l.expires_at <= clock_timestamp()
                  ORDER BY l.expires_at DESC LIMIT {listed}",
                 stretched("x.", "n.now"),
                 stretched("l.", "n.now"),
+                stale_lease("x.", &sets, "n.now"),
                 listed = super::LAPSED_LEASES_LISTED
             ),
         }
@@ -269,6 +281,16 @@ impl Sql {
 /// `expires_at` alone), has no ttl of its own and lasts as it says.
 fn stretched(r: &str, now: &str) -> String {
     format!("({r}ttl_from + {r}ttl = {r}expires_at AND {r}expires_at > {now} + {r}ttl)")
+}
+
+/// Whether a lease row (its columns prefixed by `r`, as for [`stretched`]) lapsed a lease
+/// length or more before `now` and no record of `sets` is beside it. A row without a ttl of
+/// its own (schema version 3, or a process of that release) is never such a row.
+fn stale_lease(r: &str, sets: &str, now: &str) -> String {
+    format!(
+        "({r}expires_at + {r}ttl <= {now} AND NOT EXISTS
+             (SELECT 1 FROM {sets} t WHERE t.provider = {r}provider AND t.session = {r}session))"
+    )
 }
 
 /// When a lease row (as for [`stretched`]) ends, looked at `now`: its expiry, or its ttl from
@@ -1051,6 +1073,51 @@ pub(crate) mod tests {
         assert_eq!(lapsed, ["gone"]);
         assert_eq!(other, ["other"]);
         assert!(store.lapsed_leases("p\0").await.unwrap().is_empty());
+    }
+
+    /// A lease row left to lapse without a record (its holder died after the session was
+    /// removed while the lease was live, which a delete keeps for its holder) is deleted at
+    /// a look for lapsed leases of its provider once it lapsed a lease length ago: kept,
+    /// every such death would leave a row for good. One beside a record, and a live one, stay.
+    #[tokio::test]
+    async fn a_lapsed_lease_without_a_record_goes_a_lease_length_later() {
+        let name = "a_lapsed_lease_without_a_record_goes_a_lease_length_later";
+        let Some(url) = test_url(name) else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-stale-lease");
+        let store = PostgresStore::open(&db).await.unwrap();
+        let (short, long) = (Duration::from_millis(200), Duration::from_secs(60));
+        let removed = SessionKey::new("p", "removed");
+        store.save(&removed, &set("rt"), None).await.unwrap();
+        store.acquire_lease(&removed, "dead", short).await.unwrap();
+        assert!(store.delete(&removed, None).await.unwrap());
+        for (session, ttl, saved) in [("recorded", short, true), ("live", long, false)] {
+            let key = SessionKey::new("p", session);
+            if saved {
+                store.save(&key, &set("rt"), None).await.unwrap();
+            }
+            store.acquire_lease(&key, "dead", ttl).await.unwrap();
+        }
+        assert_eq!(rows(&db, "token_leases").await, 3);
+        // The database's clock: polled, bounded, until the lease lapsed a lease length ago.
+        let mut left = 3;
+        for _ in 0..200 {
+            let listed = store.lapsed_leases("p").await.unwrap();
+            left = rows(&db, "token_leases").await;
+            if left < 3 {
+                assert_eq!(listed, ["recorded"]);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(left, 2, "a lease without a record is kept for good");
+        assert_eq!(store.lapsed_leases("p").await.unwrap(), ["recorded"]);
+        assert_eq!(
+            store.acquire_lease(&removed, "h", short).await.unwrap(),
+            Lease::Acquired
+        );
+        drop_schema(&db).await;
     }
 
     /// More lapsed leases than one answer lists: those that lapsed last come first (one
