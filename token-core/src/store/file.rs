@@ -11,7 +11,8 @@
 //! - `<sha256>.lease`: the session's refresh lease while someone holds it, `0600`, holding
 //!   `{"holder": .., "expires_at_unix_nanos": u64, "ttl_nanos": u64}` (the system clock).
 //!   Released leases are removed; one left by a killed process lapses at its expiry, and
-//!   goes a lease length later if its session has no record by then (`lapsed_leases`).
+//!   goes a lease length later if its session has no record by then (at `lapsed_leases`,
+//!   and when a store is opened).
 //! - `.<sha256>.<uuid>.tmp`: a record or lease being written. Loads never read these; a crash
 //!   can leave one behind, and [`FileStore::open`] removes such leftovers.
 //! - `.lock`: taken exclusively (an OS file lock) around every read-check-write of a record
@@ -173,8 +174,9 @@ impl FileStore {
     /// must belong to this process's user and be writable by nobody else (`chmod 700`, or
     /// `0750`/`0755` if others must list it); otherwise, or if its `.lock` file is a symbolic
     /// link, this is [`StoreError::Insecure`], whose message says what to fix. An existing
-    /// directory is never changed. Temporary files left by a crashed writer are removed when
-    /// no other process is writing at that moment.
+    /// directory is never changed. Temporary files left by a crashed writer, and refresh
+    /// leases left by a dead holder of a session removed since (lapsed a lease length ago,
+    /// without a record), are removed when no other process is writing at that moment.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with_clock(dir, Arc::new(SystemClock))
     }
@@ -203,6 +205,7 @@ impl FileStore {
         if let Some(_held) = DirLock::try_acquire(&dir)? {
             // Temporary files are only created under this lock: every one now is a leftover.
             remove_stray_temp_files(&dir);
+            remove_stale_leases(&dir, unix_nanos(clock.now()));
         }
         Ok(Self {
             dir: dir.into(),
@@ -1383,6 +1386,23 @@ fn is_temp_file_name(name: &str) -> bool {
         .is_some_and(|(stem, _)| stem.len() == 64 && stem.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// Best effort: removes the leases that lapsed a lease length ago or more without a record
+/// beside them ([`remove_stale_lease`]). Call under the lock.
+fn remove_stale_leases(dir: &Path, now: u64) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let stem = name.to_str().and_then(|n| n.strip_suffix(LEASE_SUFFIX));
+        if let Some(stem) = stem.filter(|stem| is_record_stem(stem))
+            && !record_on_file(dir, stem)
+        {
+            remove_stale_lease(dir, stem, now);
+        }
+    }
+}
+
 /// Best effort: removes temporary files left by crashed writers. Call under the lock.
 fn remove_stray_temp_files(dir: &Path) {
     let entries = match fs::read_dir(dir) {
@@ -2242,6 +2262,37 @@ mod tests {
         store.save(&removed, &set("rt-2"), None).await.unwrap();
         let granted = store.acquire_lease(&removed, "h", ttl).await.unwrap();
         assert_eq!(granted, Lease::Acquired);
+    }
+
+    /// Opened again (a restart), the store removes what a dead holder of a removed session
+    /// left as `lapsed_leases` does: a store whose manager never looks for lapsed leases (a
+    /// provider without a reuse window) does not keep such files for good either.
+    #[tokio::test]
+    async fn a_lapsed_lease_without_a_record_goes_when_the_store_is_opened() {
+        let tmp = TempDir::new().unwrap();
+        let clock = ManualClock::default();
+        let (store, _) = two_stores_with(&clock, tmp.path());
+        let ttl = Duration::from_secs(10);
+        let (removed, recorded) = (
+            SessionKey::new("p", "removed"),
+            SessionKey::new("p", "kept"),
+        );
+        for key in [&removed, &recorded] {
+            store.save(key, &set("rt"), None).await.unwrap();
+            store.acquire_lease(key, "dead", ttl).await.unwrap();
+        }
+        assert!(store.delete(&removed, None).await.unwrap());
+        let kept = |key: &SessionKey| lease_path(tmp.path(), key).exists();
+        advance(&clock, ttl + ttl / 2);
+        let _reopened = two_stores_with(&clock, tmp.path());
+        assert!(
+            kept(&removed),
+            "removed before it lapsed a lease length ago"
+        );
+        advance(&clock, ttl);
+        let _reopened = two_stores_with(&clock, tmp.path());
+        assert!(!kept(&removed), "a lease without a record is kept for good");
+        assert!(kept(&recorded));
     }
 
     /// A lease file that cannot be read counts as lapsed for `acquire_lease` (a takeover),
