@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::lease::{LeaseTaken, LeaseWatch, Stored};
+use super::lease::{Counted, LeaseTaken, LeaseWatch, Stored};
 use super::persist::Persisted;
 use super::session::{
     Current, MAX_COOLDOWN, Outcome, RETIRED, Ready, Reason, Session, Stamp, State, Unresolved,
@@ -258,7 +258,12 @@ impl<P: Provider> Inner<P> {
                 // whose code panics on every answer is not called once per caller.
                 let (at, lasting) = (Stamp::at(self.clock.now()), self.config.failure_cooldown);
                 session.remember_failure_at(generation, at, lasting, error.clone());
-                (Err(error), false)
+                // Not given back if the background save of a pair that could not be saved
+                // took this refresh's count of it before the panic came (as the refresh
+                // let go of what it held): that save keeps the lease until the pair is
+                // saved.
+                let handed_over = !Counted::holds(&self.lease_users(session));
+                (Err(error), handed_over)
             });
             watch.stop();
             done

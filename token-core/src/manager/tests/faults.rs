@@ -945,3 +945,106 @@ async fn a_blank_access_token_inserted_alone_is_refused_unless_the_provider_can_
     let token = h.manager.access_token("c").await.unwrap();
     assert!(!token.expose_secret().is_empty());
 }
+
+thread_local! {
+    /// The `Brittle` extras whose next drop on this thread panics (0: none).
+    static PANIC_ON_DROP_OF: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Extras whose `Drop` panics once, for the id armed on this thread.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Brittle(u32);
+
+impl Drop for Brittle {
+    fn drop(&mut self) {
+        let armed = PANIC_ON_DROP_OF
+            .try_with(|armed| armed.get() == self.0 && armed.replace(0) != 0)
+            .unwrap_or(false);
+        if armed && !std::thread::panicking() {
+            panic!("the extras' Drop panicked");
+        }
+    }
+}
+
+/// The fake provider, answering with `Brittle` extras one higher than the set it refreshes,
+/// and arming the drop of that set's extras as it answers.
+struct WithBrittle(Arc<Fake>);
+
+#[async_trait]
+impl Provider for WithBrittle {
+    type Extras = Brittle;
+
+    fn name(&self) -> &str {
+        "fake"
+    }
+
+    async fn refresh(
+        &self,
+        cx: &CallContext,
+        current: &TokenSet<Brittle>,
+    ) -> Result<TokenSet<Brittle>, Error> {
+        let mut plain = TokenSet::new(current.access_token.clone());
+        plain.refresh_token = current.refresh_token.clone();
+        plain.access_expires_at = current.access_expires_at;
+        let answer = self.0.refresh(cx, &plain).await?;
+        let answer = retyped(answer).with_extras(Brittle(current.extras.0 + 1));
+        PANIC_ON_DROP_OF.with(|armed| armed.set(current.extras.0));
+        Ok(answer)
+    }
+}
+
+/// A refresh whose new pair could not be saved keeps the lease for the background save of
+/// that pair, even when the refresh then panics as it lets go of the set it refreshed (the
+/// extras' `Drop` is the application's code): the lease is the background save's, not the
+/// refresh's to give back. Given back, another process could take it and present the
+/// refresh token this one has already spent.
+#[tokio::test(start_paused = true)]
+async fn a_panic_after_an_unsaved_pair_went_to_its_background_save_leaves_it_the_lease() {
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let shared = Arc::new(MemoryStore::new());
+    let store = Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
+    let manager = manager_of(&h, WithBrittle(h.fake.clone()), store.clone());
+    let login = retyped(expired_pair(&h)).with_extras(Brittle(1));
+    manager.insert("s", login).await.unwrap();
+    store.saves_fail.store(true, Ordering::SeqCst);
+    let caller = tokio::spawn({
+        let manager = manager.clone();
+        async move {
+            manager
+                .access_token("s")
+                .await
+                .map(|t| t.expose_secret().to_owned())
+        }
+    });
+    let answered = caller.await.unwrap();
+    assert_eq!(
+        PANIC_ON_DROP_OF.with(std::cell::Cell::get),
+        0,
+        "{answered:?}"
+    );
+    let key = SessionKey::new("fake", "s");
+    assert_eq!(
+        refresh_of(&shared.load(&key).await.unwrap().unwrap()),
+        "rt-0"
+    );
+    // The pair the provider rotated to is only in memory: its lease is still held.
+    assert!(
+        matches!(
+            shared.acquire_lease(&key, "another", HOUR).await.unwrap(),
+            Lease::HeldByOther { .. }
+        ),
+        "the lease was given back before the rotated pair was saved ({answered:?})"
+    );
+    store.saves_fail.store(false, Ordering::SeqCst);
+    settle().await;
+    assert_eq!(
+        refresh_of(&shared.load(&key).await.unwrap().unwrap()),
+        "rt-1"
+    );
+    assert_eq!(
+        shared.acquire_lease(&key, "another", HOUR).await.unwrap(),
+        Lease::Acquired,
+        "and given back once it was"
+    );
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"]);
+}
