@@ -255,9 +255,13 @@ impl<P: Provider> Inner<P> {
                 tracing::error!("the refresh panicked");
                 let error = Error::RefreshAborted(AbortReason::Panicked);
                 // Answered again for a while, as the provider's failures are: a provider
-                // whose code panics on every answer is not called once per caller.
-                let (at, lasting) = (Stamp::at(self.clock.now()), self.config.failure_cooldown);
-                session.remember_failure_at(generation, at, lasting, error.clone());
+                // whose code panics on every answer is not called once per caller. Unless
+                // the clock cannot be read: the panic may have been its, and a second one
+                // here would end the refresh before its lease is given back.
+                let lasting = self.config.failure_cooldown;
+                if let Ok(now) = catch_unwind(AssertUnwindSafe(|| self.clock.now())) {
+                    session.remember_failure_at(generation, Stamp::at(now), lasting, error.clone());
+                }
                 // Not given back if the background save of a pair that could not be saved
                 // took this refresh's count of it before the panic came (as the refresh
                 // let go of what it held): that save keeps the lease until the pair is

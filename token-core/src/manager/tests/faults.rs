@@ -946,6 +946,91 @@ async fn a_blank_access_token_inserted_alone_is_refused_unless_the_provider_can_
     assert!(!token.expose_secret().is_empty());
 }
 
+/// A clock that panics at every reading from its `panic_from`-th on (counted from 1; 0:
+/// never): a clock gone wrong for good, not for one reading.
+struct BrokenClock {
+    inner: TokioClock,
+    readings: AtomicU32,
+    panic_from: AtomicU32,
+}
+
+impl Clock for BrokenClock {
+    fn now(&self) -> OffsetDateTime {
+        let reading = self.readings.fetch_add(1, Ordering::SeqCst) + 1;
+        let from = self.panic_from.load(Ordering::SeqCst);
+        if from != 0 && reading >= from {
+            panic!("the clock panicked");
+        }
+        self.inner.now()
+    }
+}
+
+/// The fake provider, reading the manager's clock first (as a provider's decoder does to
+/// turn an `expires_in` into an instant), which breaks for good at that reading.
+struct BreaksTheClock(Arc<Fake>, Arc<BrokenClock>);
+
+#[async_trait]
+impl Provider for BreaksTheClock {
+    type Extras = NoExtras;
+
+    fn name(&self) -> &str {
+        "fake"
+    }
+
+    async fn refresh(&self, cx: &CallContext, current: &TokenSet) -> Result<TokenSet, Error> {
+        let clock = &self.1;
+        let next = clock.readings.load(Ordering::SeqCst) + 1;
+        clock.panic_from.store(next, Ordering::SeqCst);
+        let _now = cx.now();
+        self.0.refresh(cx, current).await
+    }
+}
+
+/// A clock that panics for good (not once) from a reading in the provider's code on: the
+/// lease is given back all the same. The refresh's handling of the provider's panic must
+/// not read that clock and panic past the release, leaving the lease to lapse (another
+/// process would wait for it, then watch a lease length for a save that never comes).
+#[tokio::test(start_paused = true)]
+async fn a_clock_that_panics_for_good_in_the_providers_code_gives_the_lease_back() {
+    let h = harness(|_| {});
+    let clock = Arc::new(BrokenClock {
+        inner: h.clock,
+        readings: AtomicU32::new(0),
+        panic_from: AtomicU32::new(0),
+    });
+    let shared = Arc::new(MemoryStore::new());
+    let manager = builder_of(
+        &h,
+        BreaksTheClock(h.fake.clone(), clock.clone()),
+        shared.clone(),
+    )
+    .clock(clock.clone())
+    .config(ManagerConfig::default().with_retry(RetryPolicy::never()))
+    .build()
+    .unwrap();
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    let caller = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.access_token("s").await }
+    });
+    let answered = caller.await;
+    clock.panic_from.store(0, Ordering::SeqCst);
+    assert!(
+        matches!(
+            answered,
+            Ok(Err(Error::RefreshAborted(AbortReason::Panicked)))
+        ),
+        "{answered:?}"
+    );
+    assert_eq!(h.calls(), 0, "the provider's code panicked before its call");
+    let key = SessionKey::new("fake", "s");
+    assert_eq!(
+        shared.acquire_lease(&key, "another", HOUR).await.unwrap(),
+        Lease::Acquired,
+        "the lease is given back"
+    );
+}
+
 thread_local! {
     /// The `Brittle` extras whose next drop on this thread panics (0: none).
     static PANIC_ON_DROP_OF: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
