@@ -20,6 +20,8 @@ impl Captured {
 
 thread_local! {
     static CAPTURE: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
+    /// Text whose next line written on this thread panics ([`panic_on_line`]).
+    static PANIC_ON: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Writes into the capture of the current thread, if it has one.
@@ -27,6 +29,15 @@ struct ThreadWriter;
 
 impl std::io::Write for ThreadWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let line = String::from_utf8_lossy(buf);
+        let panics = PANIC_ON.with(|text| {
+            let mut text = text.borrow_mut();
+            let found = text.as_deref().is_some_and(|text| line.contains(text));
+            found && text.take().is_some()
+        });
+        if panics {
+            panic!("the subscriber panicked");
+        }
         CAPTURE.with(|slot| {
             if let Some(captured) = &*slot.borrow() {
                 captured.0.lock().unwrap().extend_from_slice(buf);
@@ -58,4 +69,11 @@ pub(crate) fn capture_logs() -> Captured {
     let captured = Captured::default();
     CAPTURE.with(|slot| *slot.borrow_mut() = Some(captured.clone()));
     captured
+}
+
+/// Makes the next line holding `text` that `tracing` writes on this thread, once captured
+/// ([`capture_logs`]), panic as it is written, as an application's subscriber (a layer of
+/// its own) may.
+pub(crate) fn panic_on_line(text: &str) {
+    PANIC_ON.with(|slot| *slot.borrow_mut() = Some(text.to_owned()));
 }

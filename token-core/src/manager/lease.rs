@@ -742,7 +742,23 @@ impl<P: Provider> Inner<P> {
     /// notes when it was lost, or when it may have lapsed because the store could not be
     /// reached for two thirds of its length (another process reaching the store may have
     /// taken it then).
+    ///
+    /// It runs beside the refresh, in its task: a panic in it (the application's code runs
+    /// here too, a `tracing` subscriber's say) ends the heartbeat, not the refresh, which
+    /// may be saving the pair the provider has just sent. The lease is then taken as lost
+    /// (it may lapse unrenewed): no refresh token is sent under it.
     pub(super) async fn heartbeat(&self, session: &Session<P::Extras>, watch: &LeaseWatch) {
+        if CatchUnwind(Box::pin(self.renew_until_done(session, watch)))
+            .await
+            .is_err()
+        {
+            watch.note_lost(Renewal::Unknown);
+            watch.done.notified().await;
+        }
+    }
+
+    /// [`heartbeat`](Self::heartbeat)'s renewals.
+    async fn renew_until_done(&self, session: &Session<P::Extras>, watch: &LeaseWatch) {
         // The last renewal (or the grant) sent; no instant is computed ahead (a lease
         // length may be as long as a `Duration` holds).
         let mut from = watch.held_at();

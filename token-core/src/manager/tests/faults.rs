@@ -1133,3 +1133,78 @@ async fn a_panic_after_an_unsaved_pair_went_to_its_background_save_leaves_it_the
     );
     assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"]);
 }
+
+/// A store whose saves wait for `saves` permits once `gated` is set, and whose lease
+/// requests fail while `leases_fail` is set; `saving` says a save is waiting.
+struct SlowSavesLostLeases {
+    gated: std::sync::atomic::AtomicBool,
+    saves: Semaphore,
+    saving: std::sync::atomic::AtomicBool,
+    leases_fail: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Hooks for SlowSavesLostLeases {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        match call {
+            Call::Save if self.gated.load(Ordering::SeqCst) => {
+                self.saving.store(true, Ordering::SeqCst);
+                drop(self.saves.acquire().await);
+                Ok(())
+            }
+            Call::Acquire if self.leases_fail.load(Ordering::SeqCst) => Err(disk_full()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The lease's heartbeat runs beside the refresh it guards: a panic in it (an application's
+/// `tracing` subscriber, say, as it writes that a renewal failed) must not end that refresh
+/// halfway, dropping the pair the provider has just sent while its save is under way.
+#[tokio::test(start_paused = true)]
+async fn a_heartbeat_that_panics_does_not_drop_the_pair_being_saved() {
+    let _logs = capture_logs();
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let shared = Arc::new(MemoryStore::new());
+    let hooks = SlowSavesLostLeases {
+        gated: false.into(),
+        saves: Semaphore::new(0),
+        saving: false.into(),
+        leases_fail: false.into(),
+    };
+    let store = Arc::new(Hooked::over(shared.clone(), hooks));
+    let manager = manager_over(&h, store.clone());
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    store.gated.store(true, Ordering::SeqCst);
+    let caller = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.access_token("s").await }
+    });
+    assert!(
+        until(|| store.saving.load(Ordering::SeqCst)).await,
+        "the save began"
+    );
+    assert_eq!(*h.fake.live.lock().unwrap(), "rt-1");
+    // The store fails the heartbeat's renewal, and the subscriber panics as it says so.
+    store.leases_fail.store(true, Ordering::SeqCst);
+    crate::test_logs::panic_on_line("could not renew the refresh lease");
+    tokio::time::advance(ManagerConfig::default().heartbeat()).await;
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    store.leases_fail.store(false, Ordering::SeqCst);
+    store.saves.add_permits(1000);
+    let answered = caller.await.unwrap();
+    settle().await;
+    let key = SessionKey::new("fake", "s");
+    assert_eq!(
+        refresh_of(&shared.load(&key).await.unwrap().unwrap()),
+        "rt-1",
+        "the rotated pair is saved (answered {answered:?})"
+    );
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"]);
+}
