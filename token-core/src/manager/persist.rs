@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::refresh::CatchUnwind;
 use super::session::{Ready, Session, Stamp, State};
 use super::{Event, Inner, not_a_session};
 use crate::error::{Error, StoreError};
@@ -273,34 +274,50 @@ impl<P: Provider> Inner<P> {
         loop {
             attempt = attempt.saturating_add(1);
             self.background_pause(attempt, &mut shutdowns).await;
-            let still_current = self
-                .state(session)
-                .and_then(|state| Ready::of(&state))
-                .is_some_and(|current| Ready::ptr_eq(&current, unsaved));
-            if !still_current {
+            // A panic in an attempt (the application's code runs there too: a `tracing`
+            // subscriber's as a failure is logged) fails that attempt, as a store that errs
+            // does: ended here, the task would leave the set unsaved and its lease to lapse,
+            // for another process to take and present the refresh token already spent.
+            let tried = CatchUnwind(Box::pin(self.save_attempt(session, unsaved, attempt)));
+            if tried.await.unwrap_or(false) {
                 return;
             }
-            if matches!(
-                self.renew(session).await,
-                super::lease::Renewal::Lost | super::lease::Renewal::TakenOver
-            ) {
-                tracing::error!(
-                    "the refresh lease was lost before the new token set could be saved"
-                );
-            }
-            match self.save_again(session, unsaved).await {
-                SavedAgain::Done | SavedAgain::Never => return,
-                SavedAgain::Failed(error) => {
-                    tracing::warn!(attempt, %error, "saving the token set failed again");
-                    if self.config.save_retries > 0
-                        && attempt.is_multiple_of(self.config.save_retries)
-                    {
-                        self.emit(Event::PersistFailed {
-                            session: session.name().clone(),
-                            error: error.to_string(),
-                        });
-                    }
+        }
+    }
+
+    /// One attempt of [`save_retry`](Self::save_retry): whether it is done (saved, or no
+    /// longer to be saved).
+    async fn save_attempt(
+        &self,
+        session: &Session<P::Extras>,
+        unsaved: &Ready<P::Extras>,
+        attempt: u32,
+    ) -> bool {
+        let still_current = self
+            .state(session)
+            .and_then(|state| Ready::of(&state))
+            .is_some_and(|current| Ready::ptr_eq(&current, unsaved));
+        if !still_current {
+            return true;
+        }
+        if matches!(
+            self.renew(session).await,
+            super::lease::Renewal::Lost | super::lease::Renewal::TakenOver
+        ) {
+            tracing::error!("the refresh lease was lost before the new token set could be saved");
+        }
+        match self.save_again(session, unsaved).await {
+            SavedAgain::Done | SavedAgain::Never => true,
+            SavedAgain::Failed(error) => {
+                tracing::warn!(attempt, %error, "saving the token set failed again");
+                if self.config.save_retries > 0 && attempt.is_multiple_of(self.config.save_retries)
+                {
+                    self.emit(Event::PersistFailed {
+                        session: session.name().clone(),
+                        error: error.to_string(),
+                    });
                 }
+                false
             }
         }
     }

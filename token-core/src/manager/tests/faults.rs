@@ -1208,3 +1208,50 @@ async fn a_heartbeat_that_panics_does_not_drop_the_pair_being_saved() {
     );
     assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"]);
 }
+
+/// The background save of a pair the store could not take goes on after a panic in one of
+/// its attempts (an application's `tracing` subscriber, say, as it writes that the save
+/// failed again), renewing the lease: the pair is the only copy, and the lease left to
+/// lapse, another process would take it and present the refresh token this one spent.
+#[tokio::test(start_paused = true)]
+async fn a_background_save_whose_attempt_panics_keeps_the_lease_and_saves_the_pair() {
+    let _logs = capture_logs();
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let shared = Arc::new(MemoryStore::new());
+    let store = Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
+    let manager = manager_over(&h, store.clone());
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    store.saves_fail.store(true, Ordering::SeqCst);
+    crate::test_logs::panic_on_line("saving the token set failed again");
+    assert_eq!(
+        manager.access_token("s").await.unwrap().expose_secret(),
+        "at-1"
+    );
+    // Longer than a lease, the store failing every save meanwhile.
+    let lease_ttl = ManagerConfig::default().lease_ttl;
+    for _ in 0..lease_ttl.as_secs() + 10 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let key = SessionKey::new("fake", "s");
+    assert_eq!(
+        refresh_of(&shared.load(&key).await.unwrap().unwrap()),
+        "rt-0"
+    );
+    let lease = shared.acquire_lease(&key, "another", HOUR).await.unwrap();
+    assert!(
+        matches!(lease, Lease::HeldByOther { .. }),
+        "the lease of the unsaved pair lapsed: {lease:?}"
+    );
+    // Saved at its next attempt once the store takes it (a heartbeat apart at most).
+    store.saves_fail.store(false, Ordering::SeqCst);
+    tokio::time::advance(ManagerConfig::default().heartbeat()).await;
+    settle().await;
+    assert_eq!(
+        refresh_of(&shared.load(&key).await.unwrap().unwrap()),
+        "rt-1"
+    );
+    assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"]);
+}
