@@ -1205,38 +1205,55 @@ impl<P: Provider> Inner<P> {
                 if session.generation() != generation {
                     return;
                 }
-                match inner.store.save(&inner.key(&session), &record, Some(at)).await {
-                    Ok(_) => return,
-                    // Written meanwhile: nothing to record over, unless the store still
-                    // holds that very record (a conflict it answered wrongly), or cannot
-                    // say (the next try will).
-                    Err(StoreError::Conflict { .. }) => match inner.store.load(&inner.key(&session)).await
-                    {
-                        Ok(Some(found))
-                            if found.version == at && found.value.tokens().is_some() =>
-                        {
-                            tracing::warn!(
-                                attempt,
-                                "the store refused the verdict's save at the record it replaces; recording it again"
-                            );
-                        }
-                        Err(error) => {
-                            tracing::warn!(attempt, %error, "could not read the store");
-                        }
-                        Ok(_) => return,
-                    },
-                    // Never to be written.
-                    Err(StoreError::Corrupt(_) | StoreError::Unsupported(_)) => return,
-                    Err(error) => {
-                        tracing::warn!(
-                            attempt,
-                            %error,
-                            "recording the re-auth verdict failed again"
-                        );
-                    }
+                // A panic in an attempt (the application's code runs there too: a `tracing`
+                // subscriber's as a failure is logged) fails that attempt, as a store that
+                // errs does: ended here, the task would leave the verdict unrecorded for
+                // good, for every other process to present the dead token again.
+                let tried = CatchUnwind(Box::pin(
+                    inner.record_attempt(&session, &record, at, attempt),
+                ));
+                if tried.await.unwrap_or(false) {
+                    return;
                 }
             }
         });
+    }
+
+    /// One attempt of [`record_later`](Self::record_later): whether it is done (recorded,
+    /// or nothing left to record over).
+    async fn record_attempt(
+        &self,
+        session: &Session<P::Extras>,
+        record: &StoredRecord,
+        at: crate::store::Version,
+        attempt: u32,
+    ) -> bool {
+        match self.store.save(&self.key(session), record, Some(at)).await {
+            Ok(_) => true,
+            // Written meanwhile: nothing to record over, unless the store still holds that
+            // very record (a conflict it answered wrongly), or cannot say (the next try
+            // will).
+            Err(StoreError::Conflict { .. }) => match self.store.load(&self.key(session)).await {
+                Ok(Some(found)) if found.version == at && found.value.tokens().is_some() => {
+                    tracing::warn!(
+                        attempt,
+                        "the store refused the verdict's save at the record it replaces; recording it again"
+                    );
+                    false
+                }
+                Err(error) => {
+                    tracing::warn!(attempt, %error, "could not read the store");
+                    false
+                }
+                Ok(_) => true,
+            },
+            // Never to be written.
+            Err(StoreError::Corrupt(_) | StoreError::Unsupported(_)) => true,
+            Err(error) => {
+                tracing::warn!(attempt, %error, "recording the re-auth verdict failed again");
+                false
+            }
+        }
     }
 
     fn failed(

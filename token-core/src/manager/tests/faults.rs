@@ -1255,3 +1255,34 @@ async fn a_background_save_whose_attempt_panics_keeps_the_lease_and_saves_the_pa
     );
     assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"]);
 }
+
+/// The background recording of a re-auth verdict the store could not take goes on after a
+/// panic in one of its attempts (an application's `tracing` subscriber, say, as it writes
+/// that the recording failed again): the verdict reaches the store once it works, where
+/// every other process sees it instead of presenting the dead token again.
+#[tokio::test(start_paused = true)]
+async fn a_verdict_recording_whose_attempt_panics_still_records_the_verdict() {
+    let _logs = capture_logs();
+    let h = harness(|fake| fake.reuse_window = Duration::ZERO);
+    let shared = Arc::new(MemoryStore::new());
+    let store = Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
+    let manager = manager_over(&h, store.clone());
+    manager.insert("s", expired_pair(&h)).await.unwrap();
+    h.fake.then(Step::Fail(invalid_grant()));
+    store.saves_fail.store(true, Ordering::SeqCst);
+    crate::test_logs::panic_on_line("recording the re-auth verdict failed again");
+    let refused = manager.access_token("s").await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::ReauthRequired);
+    settle().await;
+    let key = SessionKey::new("fake", "s");
+    assert_eq!(
+        refresh_of(&shared.load(&key).await.unwrap().unwrap()),
+        "rt-0"
+    );
+    store.saves_fail.store(false, Ordering::SeqCst);
+    tokio::time::advance(ManagerConfig::default().heartbeat()).await;
+    settle().await;
+    let stored = shared.load(&key).await.unwrap().unwrap();
+    assert!(stored.value.reauth().is_some(), "the verdict is recorded");
+    assert_eq!(h.calls(), 1);
+}
