@@ -350,20 +350,34 @@ impl<P: Provider> Inner<P> {
     pub(super) async fn save_orphans(&self) -> usize {
         let mut left = 0;
         for session in self.unsaved() {
-            let current = self.state(&session).and_then(|state| Ready::of(&state));
-            let Some(unsaved) = current.filter(|current| !current.saved()) else {
-                continue;
-            };
-            match self.save_again(&session, &unsaved).await {
-                SavedAgain::Done => self.release_unused(&session).await,
-                SavedAgain::Never => {}
-                SavedAgain::Failed(error) => {
-                    tracing::warn!(%error, "saving the token set failed again at shutdown");
-                    left += 1;
-                }
-            }
+            // A panic in one (the application's code runs there too: a `tracing`
+            // subscriber's as a failure is logged) fails that save as a store error does:
+            // it is tried again until the deadline, and `shutdown` returns rather than
+            // unwind with the pairs still unsaved.
+            let saved = CatchUnwind(Box::pin(self.save_orphan(&session))).await;
+            left += usize::from(!saved.unwrap_or(false));
         }
         left
+    }
+
+    /// [`save_orphans`](Self::save_orphans) for one session: whether it is done (saved,
+    /// never to be saved, or no longer unsaved).
+    async fn save_orphan(&self, session: &Session<P::Extras>) -> bool {
+        let current = self.state(session).and_then(|state| Ready::of(&state));
+        let Some(unsaved) = current.filter(|current| !current.saved()) else {
+            return true;
+        };
+        match self.save_again(session, &unsaved).await {
+            SavedAgain::Done => {
+                self.release_unused(session).await;
+                true
+            }
+            SavedAgain::Never => true,
+            SavedAgain::Failed(error) => {
+                tracing::warn!(%error, "saving the token set failed again at shutdown");
+                false
+            }
+        }
     }
 
     /// What a background write watches to try at once when `shutdown` is called: as if

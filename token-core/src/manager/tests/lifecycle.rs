@@ -830,6 +830,62 @@ fn orphan_saved_by_shutdown(other_user: bool) -> (Versioned<StoredRecord>, Lease
     (stored, lease)
 }
 
+/// A store whose next `saves` saves fail.
+struct FailNextSaves(AtomicU32);
+
+#[async_trait]
+impl Hooks for FailNextSaves {
+    async fn before(&self, call: Call) -> Result<(), StoreError> {
+        let failing = |n: u32| n.checked_sub(1);
+        if call == Call::Save
+            && (self
+                .0
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, failing))
+            .is_ok()
+        {
+            return Err(disk_full());
+        }
+        Ok(())
+    }
+}
+
+/// `shutdown` saving a pair whose background save died with its runtime goes on after a
+/// panic as one attempt fails (an application's `tracing` subscriber, say, as it writes that
+/// the save failed again): the pair is saved at the next attempt and `shutdown` returns
+/// `Ok`, rather than unwind into its caller with the only copy of the pair unsaved.
+#[test]
+fn a_panic_as_shutdown_saves_an_orphaned_pair_fails_that_attempt_only() {
+    let (clock, fake, shared) = world_without_reuse_window();
+    let store = Arc::new(Hooked::over(
+        shared.clone(),
+        FailNextSaves(AtomicU32::new(0)),
+    ));
+    let first = one_worker();
+    let manager = first.block_on(async {
+        let manager = logged_in(&fake, &clock, store.clone(), Duration::ZERO).await;
+        store.0.store(u32::MAX, Ordering::SeqCst);
+        assert_eq!(
+            manager.access_token("s").await.unwrap().expose_secret(),
+            "at-1"
+        );
+        manager
+    });
+    // Dropped: its tasks (the background save) are dropped before this returns.
+    drop(first);
+    // The save at shutdown fails once, and the subscriber panics as it says so.
+    store.0.store(1, Ordering::SeqCst);
+    let _logs = capture_logs();
+    crate::test_logs::panic_on_line("saving the token set failed again at shutdown");
+    let second = paused_runtime();
+    let shut = second.block_on(async {
+        let manager = manager.clone();
+        tokio::spawn(async move { manager.shutdown(Duration::from_secs(60)).await }).await
+    });
+    assert!(matches!(shut, Ok(Ok(()))), "{shut:?}");
+    assert_eq!(refresh_of(&stored_in(&second, &shared)), "rt-1");
+    assert_eq!(*fake.presented.lock().unwrap(), ["rt-0"]);
+}
+
 /// A metrics recorder that panics as each metric is registered, or (`AtCount`) whose
 /// counters register and then panic on every count.
 #[cfg(feature = "metrics")]
