@@ -164,10 +164,10 @@ pub struct TokenSet<X = NoExtras> {
     /// The token that obtains the next access token; `None` for grants without one.
     pub refresh_token: Option<RefreshToken>,
     /// When the access token stops working; `None` when the provider did not say.
-    #[serde(with = "time::serde::rfc3339::option", default)]
+    #[serde(with = "rfc3339_option", default)]
     pub access_expires_at: Option<OffsetDateTime>,
     /// When the refresh token stops working; `None` when the provider did not say.
-    #[serde(with = "time::serde::rfc3339::option", default)]
+    #[serde(with = "rfc3339_option", default)]
     pub refresh_expires_at: Option<OffsetDateTime>,
     /// Token type as the provider sent it (`Bearer`), if it did.
     #[serde(default)]
@@ -178,6 +178,30 @@ pub struct TokenSet<X = NoExtras> {
     /// Typed provider extras.
     #[serde(default)]
     pub extras: X,
+}
+
+/// An optional instant as RFC 3339 text, or none. Not `time::serde::rfc3339::option`, whose
+/// reading of a present value asks the format what comes (`deserialize_any`), which formats
+/// that do not describe themselves (postcard, bincode) cannot say: a set written with an
+/// expiry could not be read back. Here a present value is read as text, as it was written.
+mod rfc3339_option {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+
+    pub(super) fn serialize<S: Serializer>(
+        at: &Option<OffsetDateTime>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        time::serde::rfc3339::option::serialize(at, serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<OffsetDateTime>, D::Error> {
+        #[derive(Deserialize)]
+        struct Instant(#[serde(with = "time::serde::rfc3339")] OffsetDateTime);
+        Ok(Option::<Instant>::deserialize(deserializer)?.map(|Instant(at)| at))
+    }
 }
 
 impl<X: Debug + 'static> Debug for TokenSet<X> {

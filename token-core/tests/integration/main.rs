@@ -45,6 +45,7 @@ mod request_credentials;
 mod runtimes;
 #[cfg(feature = "sandbox")]
 mod sandbox_manager;
+mod serde_formats;
 mod signed_bodies;
 mod time_sources;
 #[cfg(all(feature = "tower", feature = "sandbox"))]

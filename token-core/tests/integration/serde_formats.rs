@@ -1,0 +1,45 @@
+//! The public types an integrator persists themselves, through serde formats other than
+//! the stores' JSON.
+
+use token_core::{secret::AccessToken, secret::RefreshToken, token_set::TokenSet};
+
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct MyExtras {
+    customer_id: Option<String>,
+    tier: u8,
+}
+
+/// The token sets an integrator persists themselves, through postcard (no field names, no
+/// types on the wire): they come back as they went, expiries included (the expiries were
+/// read by asking the format what comes next, which postcard and bincode cannot answer:
+/// `WontImplement` for any set with an expiry).
+#[test]
+fn token_sets_with_expiries_round_trip_through_a_format_that_is_not_self_describing() {
+    let at = time::OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
+    let plain: TokenSet = TokenSet::new(AccessToken::new("at-secret"))
+        .with_refresh_token(RefreshToken::new("rt-secret"))
+        .with_access_expires_at(at)
+        .with_token_type("Bearer")
+        .with_scope("pay");
+    let bytes = postcard::to_stdvec(&plain).unwrap();
+    assert_eq!(postcard::from_bytes::<TokenSet>(&bytes).unwrap(), plain);
+    let typed = TokenSet::new(AccessToken::new("at-secret"))
+        .with_access_expires_at(at)
+        .with_refresh_expires_at(at + time::Duration::days(30))
+        .with_extras(MyExtras {
+            customer_id: Some("c-1".into()),
+            tier: 3,
+        });
+    let bytes = postcard::to_stdvec(&typed).unwrap();
+    assert_eq!(
+        postcard::from_bytes::<TokenSet<MyExtras>>(&bytes).unwrap(),
+        typed
+    );
+    // Cut short: an error, no panic, no token in it.
+    for cut in 0..bytes.len() {
+        if let Err(error) = postcard::from_bytes::<TokenSet<MyExtras>>(&bytes[..cut]) {
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains("secret"), "{shown}");
+        }
+    }
+}
