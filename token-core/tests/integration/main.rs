@@ -36,6 +36,8 @@ mod integrator_trial_square;
 mod integrator_trial_tiktok;
 #[cfg(feature = "sandbox")]
 mod integrator_trial_xero;
+#[cfg(all(feature = "middleware", feature = "tower", feature = "sandbox"))]
+mod interop;
 mod json_order;
 #[cfg(feature = "sandbox")]
 mod refresh_provider;
