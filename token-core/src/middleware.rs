@@ -56,6 +56,19 @@ pub struct BearerAuth<P: Provider> {
 }
 
 #[cfg(feature = "middleware")]
+/// The session (or the manager, per request) and the origin: not the last token sent.
+impl<P: Provider> std::fmt::Debug for BearerAuth<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = f.debug_struct("BearerAuth");
+        match &self.target {
+            Target::One(session) => out.field("session", session),
+            Target::PerRequest(manager) => out.field("per_request", manager),
+        };
+        out.field("only_to", &self.scope).finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "middleware")]
 enum Target<P: Provider> {
     /// One session, looked up once.
     One(SessionHandle<P>),

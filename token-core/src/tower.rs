@@ -112,6 +112,18 @@ impl<P: Provider, R: Clone> Clone for BearerLayer<P, R> {
     }
 }
 
+/// The manager, the session, the resend policy and the origin: not the last token sent.
+impl<P: Provider, R: std::fmt::Debug> std::fmt::Debug for BearerLayer<P, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerLayer")
+            .field("manager", &self.manager)
+            .field("session", &self.session)
+            .field("policy", &self.policy)
+            .field("only_to", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<P: Provider> BearerLayer<P> {
     /// Authenticates every request as `session` (unless a request carries [`Session`] in its
     /// extensions), resending after a 401.
@@ -215,6 +227,21 @@ impl<P: Provider, S: Clone, R: Clone> Clone for BearerService<P, S, R> {
             scope: self.scope.clone(),
             inner: self.inner.clone(),
         }
+    }
+}
+
+/// As [`BearerLayer`]'s, with the inner service.
+impl<P: Provider, S: std::fmt::Debug, R: std::fmt::Debug> std::fmt::Debug
+    for BearerService<P, S, R>
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerService")
+            .field("manager", &self.manager)
+            .field("session", &self.session)
+            .field("policy", &self.policy)
+            .field("only_to", &self.scope)
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
     }
 }
 

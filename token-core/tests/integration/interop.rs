@@ -302,3 +302,34 @@ async fn bearer_auth_beside_reqwest_retry_in_either_order() {
     }
 }
 
+/// The layer, its service and the middleware show themselves in `Debug` (tower's
+/// `ServiceBuilder` and `Stack`, and an integrator's `#[derive(Debug)]` client holding one,
+/// need it), without the token they last sent.
+#[tokio::test]
+async fn the_layer_its_service_and_the_middleware_show_themselves_without_a_token() {
+    use token_core::middleware::BearerAuth;
+    let (manager, _gate) = gated(false, 100).await;
+    let layer = BearerLayer::new(manager.clone(), "s")
+        .only_to("http://api.test")
+        .unwrap();
+    let echo = service_fn(|request: http::Request<String>| async move {
+        let auth = request.headers()["authorization"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        Ok::<_, Infallible>(http::Response::new(auth))
+    });
+    let mut service = ServiceBuilder::new().layer(layer.clone()).service(echo);
+    let sent = service.ready().await.unwrap().call(get()).await.unwrap();
+    assert_eq!(sent.body(), "Bearer at-0");
+    let auth = BearerAuth::new(manager.clone(), "s");
+    let builder = ServiceBuilder::new().layer(layer.clone());
+    let shown = format!("{layer:?} {service:?} {builder:?} {auth:?}");
+    for name in ["BearerLayer", "BearerService", "BearerAuth", "gated"] {
+        assert!(shown.contains(name), "{name} in {shown}");
+    }
+    assert!(
+        !shown.contains("at-0") && !shown.contains("rt-0"),
+        "{shown}"
+    );
+}
