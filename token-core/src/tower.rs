@@ -1,5 +1,6 @@
 //! A tower [`Layer`] that adds the session's bearer token to every request of any tower HTTP
-//! client (hyper-util's `Client`, tonic channels, axum's test clients), and after a 401
+//! client (hyper-util's `Client`, tonic channels, axum's test clients), and after a 401 (or
+//! a gRPC `UNAUTHENTICATED`, which a gRPC server sends as HTTP 200 with `grpc-status: 16`)
 //! refreshes once and, when the body can be cloned, resends once.
 //!
 //! The reqwest-middleware equivalent is [`BearerAuth`](crate::middleware::BearerAuth).
@@ -38,7 +39,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{StatusCode, header::AUTHORIZATION};
+use http::StatusCode;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -77,9 +79,10 @@ impl<B: Clone> ResendPolicy<B> for Resend {
     }
 }
 
-/// Never resends: after a 401 the token is refreshed for the next request and the 401 is
-/// returned (or, if that refresh fails, its error, as [`BearerError::Token`]). For
-/// streaming bodies (tonic, hyper's `Incoming`) that cannot be sent twice.
+/// Never resends: after a 401 (or a gRPC `UNAUTHENTICATED`) the token is refreshed for the
+/// next request and the answer is returned (or, if that refresh fails, its error, as
+/// [`BearerError::Token`]). For streaming bodies (tonic, hyper's `Incoming`) that cannot be
+/// sent twice.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RefreshOnly;
 
@@ -317,10 +320,7 @@ where
                 header.value(&token).map_err(BearerError::Token)?,
             );
             let response = inner.call(request).await.map_err(BearerError::Inner)?;
-            // A token without the scope the call needs gets no better by a refresh.
-            if response.status() != StatusCode::UNAUTHORIZED
-                || insufficient_scope(response.headers())
-            {
+            if !refuses_token(&response) {
                 return Ok(response);
             }
             tracing::debug!(session = %crate::redact::Printable(&session), "API refused the access token; refreshing");
@@ -351,4 +351,20 @@ where
             inner.call(again).await.map_err(BearerError::Inner)
         })
     }
+}
+
+/// Whether `response` refuses the token: an HTTP 401, or a gRPC answer of `UNAUTHENTICATED`
+/// (16), which a gRPC server (its auth interceptor) sends as HTTP 200 with the status among
+/// the headers ("trailers-only"), never as a 401. Not one whose `WWW-Authenticate` says the
+/// token lacks a scope: a refresh returns the same grant.
+fn refuses_token<B>(response: &http::Response<B>) -> bool {
+    let headers = response.headers();
+    let grpc_unauthenticated = || {
+        response.status() == StatusCode::OK
+            && (headers.get(CONTENT_TYPE))
+                .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+            && (headers.get("grpc-status")).is_some_and(|value| value.as_bytes() == b"16")
+    };
+    (response.status() == StatusCode::UNAUTHORIZED || grpc_unauthenticated())
+        && !insufficient_scope(headers)
 }

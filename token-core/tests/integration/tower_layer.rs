@@ -622,3 +622,60 @@ async fn a_token_obtained_late_in_a_second_after_a_401_stands_for_the_whole_cool
         "a 401 {within} after the token was obtained for a 401, inside the {cooldown:?} cooldown, refreshed again"
     );
 }
+
+/// A gRPC server (tonic's, any other) refuses a token with the status `UNAUTHENTICATED`
+/// (16), never with HTTP 401: its auth interceptor's answer is "trailers-only", HTTP 200
+/// with `grpc-status: 16` among its headers. Before a channel's next call the token is
+/// refreshed (its streaming body is not resent: `RefreshOnly`), as after a 401; any other
+/// status (`PERMISSION_DENIED`, 7: no refresh helps) refreshes nothing.
+#[tokio::test]
+async fn a_grpc_unauthenticated_answer_refreshes_the_token_for_the_next_call() {
+    let h = Harness::new().await;
+    let accepted = h.accepted.clone();
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = calls.clone();
+    let grpc = service_fn(move |request: http::Request<String>| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        let expected = format!("Bearer {}", accepted.lock().unwrap());
+        let ok = request.headers().get("authorization").map(|v| v.as_bytes())
+            == Some(expected.as_bytes());
+        let denied = request.uri().path().ends_with("/Denied");
+        let mut response = http::Response::new(String::new());
+        let headers = response.headers_mut();
+        headers.insert("content-type", "application/grpc".parse().unwrap());
+        if denied {
+            headers.insert("grpc-status", "7".parse().unwrap());
+        } else if !ok {
+            headers.insert("grpc-status", "16".parse().unwrap());
+            headers.insert("grpc-message", "invalid token".parse().unwrap());
+        }
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let mut channel = ServiceBuilder::new()
+        .layer(BearerLayer::new(h.manager.clone(), "s").resend(RefreshOnly))
+        .service(grpc);
+    let call = |method: &str| {
+        http::Request::post(format!("/pay.v1.Payments/{method}"))
+            .body(String::new())
+            .unwrap()
+    };
+    let grpc_status = |response: &http::Response<String>| {
+        (response.headers().get("grpc-status")).map(|v| v.to_str().unwrap().to_owned())
+    };
+
+    let denied = send(&mut channel, call("Denied")).await.unwrap();
+    assert_eq!(grpc_status(&denied).as_deref(), Some("7"));
+    assert_eq!(h.refreshes(), 0, "PERMISSION_DENIED refreshes nothing");
+
+    h.revoke();
+    let refused = send(&mut channel, call("Charge")).await.unwrap();
+    assert_eq!(grpc_status(&refused).as_deref(), Some("16"));
+    assert_eq!(h.refreshes(), 1, "UNAUTHENTICATED refreshed the token");
+    let next = send(&mut channel, call("Charge")).await.unwrap();
+    assert_eq!(
+        grpc_status(&next),
+        None,
+        "the next call carried the new token"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
