@@ -64,8 +64,16 @@ pub async fn handle(State(receiver): State<Arc<SessionReceiver>>, request: Reque
     answer.map(Body::from)
 }
 
-/// Whether reading the body stopped at [`MAX_BODY`].
+/// Whether reading the body stopped at a limit: [`MAX_BODY`], or one of the application's
+/// own further out (tower-http's `RequestBodyLimitLayer`, whose error comes wrapped once
+/// more).
 fn is_too_large(error: &axum::Error) -> bool {
-    std::error::Error::source(error)
-        .is_some_and(|source| source.is::<http_body_util::LengthLimitError>())
+    let mut cause = std::error::Error::source(error);
+    while let Some(error) = cause {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }

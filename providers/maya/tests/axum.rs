@@ -166,3 +166,30 @@ async fn a_body_that_never_ends_or_breaks_off_is_refused_in_bounded_time() {
     assert_eq!(answer.status(), 400);
     assert!(store.is_empty(), "nothing stored");
 }
+
+/// Under a body limit of the application's own, lower than the receiver's (tower-http's
+/// `RequestBodyLimitLayer` around the router), a body sent without `Content-Length` that
+/// passes it is refused as too large, 413, as one over the receiver's own limit is: not as
+/// a body that could not be read (400).
+#[tokio::test]
+async fn a_body_over_an_outer_limit_layer_is_refused_as_too_large() {
+    let store = Arc::new(MemoryStore::new());
+    let manager = manager(store.clone());
+    let app = axum::Router::new()
+        .route(
+            "/maya/session",
+            token_provider_maya::axum::session_url(Arc::new(SessionReceiver::new(manager))),
+        )
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(1024));
+    let tokens =
+        TokenSet::new(AccessToken::new("at-1")).with_refresh_token(RefreshToken::new("rt-1"));
+    let (mut parts, body) = session_url_post("/maya/session", &tokens, START).into_parts();
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    let mut padded: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    padded["padding"] = "x".repeat(2048).into();
+    let padded = serde_json::to_vec(&padded).unwrap();
+    let request = http::Request::from_parts(parts, axum::body::Body::from(padded));
+    let answer = app.oneshot(request).await.unwrap();
+    assert_eq!(answer.status(), 413);
+    assert!(store.is_empty(), "nothing stored");
+}
