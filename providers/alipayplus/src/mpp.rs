@@ -122,6 +122,13 @@ impl Mpp {
     /// The request arrives read whole: bounding what is read is the wallet's HTTP server's
     /// job, before this call (an applyToken request is well under 4 KiB; a limit of 64 KiB
     /// is ample, as is a read timeout of a few seconds). The loopback sandbox does both.
+    ///
+    /// Its URI is the path (and query) Alipay+ called: the request's signature covers them,
+    /// and so does the answer's, which Alipay+ checks against the path it called. Where the
+    /// wallet's server hands its handler a shorter path (axum's `Router::nest` strips its
+    /// prefix, as does a proxy that forwards `/alipay/...` as `/...`), put the original back
+    /// first (axum keeps it as the `OriginalUri` extension): with the shorter one, every
+    /// request is refused `F INVALID_SIGNATURE`.
     pub async fn answer(
         &self,
         issuer: &Issuer,
@@ -436,6 +443,38 @@ mod tests {
             }
             let answer = mpp
                 .answer(&issuer, &signed(body(&"é".repeat(64)), &issuer))
+                .await;
+            assert_eq!(result(&answer), ("S".to_owned(), "SUCCESS".to_owned()));
+        }
+
+        /// The signature covers the path Alipay+ called: handed the path a router or a
+        /// proxy shortened (axum's `nest` strips its prefix), the MPP refuses the request
+        /// as unsigned; with the original path put back, it answers.
+        #[tokio::test]
+        async fn a_request_is_verified_against_the_path_alipay_plus_called() {
+            let sandbox = AlipayPlusSandbox::new();
+            let mpp = sandbox.mpp();
+            let issuer = issuer();
+            let live = issuer.issue("alice", serde_json::json!({})).await.unwrap();
+            let token = live.tokens.refresh_token.clone().unwrap();
+            let body = format!(
+                r#"{{"pspId":"{PSP_ID}","grantType":"REFRESH_TOKEN","refreshToken":"{}"}}"#,
+                token.expose_secret()
+            );
+            let called = signed(body.into_bytes(), &issuer);
+            let (mut parts, body) = called.into_parts();
+            let original = parts.uri.clone();
+            parts.uri = "/api/v1/authorizations/applyToken".parse().unwrap();
+            let nested = http::Request::from_parts(parts, body);
+            let answer = mpp.answer(&issuer, &nested).await;
+            assert_eq!(
+                result(&answer),
+                ("F".to_owned(), "INVALID_SIGNATURE".to_owned())
+            );
+            let (mut parts, body) = nested.into_parts();
+            parts.uri = original;
+            let answer = mpp
+                .answer(&issuer, &http::Request::from_parts(parts, body))
                 .await;
             assert_eq!(result(&answer), ("S".to_owned(), "SUCCESS".to_owned()));
         }
