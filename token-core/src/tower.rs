@@ -250,6 +250,15 @@ impl<P: Provider, S: std::fmt::Debug, R: std::fmt::Debug> std::fmt::Debug
 
 /// What a [`BearerService`] fails with: the token could not be had, or the inner service
 /// failed.
+///
+/// It is a [`std::error::Error`] (and so goes into a `Box<dyn Error>`, an `anyhow::Error`,
+/// or under tower's layers that take any `Into<BoxError>`: a `Buffer` or a `Timeout`
+/// outside) when the inner service's error is one. tower's own middleware fail with a
+/// `BoxError` (`Box<dyn Error + Send + Sync>`), which is not: with a `Timeout`, a `Buffer`
+/// or a `LoadShed` under the layer, map their errors to one below it,
+/// `.layer(BearerLayer::new(manager, "customer-1")).map_err(std::io::Error::other).timeout(...)`
+/// (it shows the boxed error's message and causes, and `get_ref` gives the boxed error back
+/// for a downcast: `Elapsed`, `Overloaded`).
 #[derive(Debug, thiserror::Error)]
 pub enum BearerError<E> {
     /// No token: the manager's error (re-auth, a transient provider failure, ...).

@@ -333,3 +333,44 @@ async fn the_layer_its_service_and_the_middleware_show_themselves_without_a_toke
         "{shown}"
     );
 }
+
+/// The layer over a service whose error is tower's `BoxError` (a `Timeout` under it), that
+/// error mapped to a concrete one below the layer as `BearerError`'s docs say: the stack
+/// goes under tower's layers that take any `Into<BoxError>` (a `Buffer`, a `Timeout`
+/// outside), and `?` carries its error into a `Box<dyn Error>`, where it can be downcast.
+#[tokio::test]
+async fn the_layer_over_a_timeout_goes_under_buffer_and_timeout_with_its_errors_mapped() {
+    let (manager, _gate) = gated(false, 100).await;
+    let accepted = Arc::new(std::sync::Mutex::new("at-0".to_owned()));
+    let client = ServiceBuilder::new()
+        .buffer(8)
+        .timeout(Duration::from_secs(60))
+        .layer(BearerLayer::new(manager.clone(), "s"))
+        .map_err(std::io::Error::other)
+        .timeout(Duration::from_secs(10))
+        .service(api(accepted, Arc::new(AtomicU32::new(0))));
+    let response = client.clone().oneshot(get()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    async fn called(
+        mut client: impl Service<
+            http::Request<String>,
+            Response = http::Response<String>,
+            Error = BearerError<std::io::Error>,
+        >,
+    ) -> Result<StatusCode, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(client.ready().await?.call(get()).await?.status())
+    }
+    let bare = ServiceBuilder::new()
+        .layer(BearerLayer::new(manager.clone(), "nobody"))
+        .map_err(std::io::Error::other)
+        .timeout(Duration::from_secs(10))
+        .service(api(Arc::default(), Arc::new(AtomicU32::new(0))));
+    let error = called(bare).await.unwrap_err();
+    assert!(
+        error
+            .downcast_ref::<BearerError<std::io::Error>>()
+            .is_some(),
+        "{error:?}"
+    );
+}
