@@ -374,3 +374,39 @@ async fn the_layer_over_a_timeout_goes_under_buffer_and_timeout_with_its_errors_
         "{error:?}"
     );
 }
+
+/// The middleware and the layer built before any runtime runs (an application's `main`
+/// building its clients, then its runtime), used inside one, and dropped after it is gone.
+#[test]
+fn built_outside_a_runtime_used_inside_one_and_dropped_after_it() {
+    use token_core::middleware::BearerAuth;
+    let gate = Arc::new(tokio::sync::Semaphore::new(100));
+    let provider = Gated {
+        refreshes: AtomicU32::new(0),
+        gate,
+    };
+    let manager = TokenManager::builder(provider)
+        .store(MemoryStore::new())
+        .build()
+        .unwrap();
+    let auth = BearerAuth::new(manager.clone(), "s");
+    let layer = BearerLayer::new(manager.clone(), "s");
+    let accepted = Arc::new(std::sync::Mutex::new("at-0".to_owned()));
+    let mut service = ServiceBuilder::new()
+        .layer(layer)
+        .service(api(accepted, Arc::new(AtomicU32::new(0))));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let set = TokenSet::new(AccessToken::new("at-0"))
+            .with_refresh_token(RefreshToken::new("rt-0"))
+            .with_access_expires_at(time::OffsetDateTime::now_utc() + time::Duration::hours(1));
+        manager.insert("s", set).await.unwrap();
+        let response = service.ready().await.unwrap().call(get()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    });
+    drop(runtime);
+    drop((auth, service, manager));
+}
