@@ -193,7 +193,8 @@ pub enum Lease {
 ///
 /// Implement it for another backend by honouring three rules: `save` writes only when the
 /// record is at `expected` (`None`: absent) and returns the new version; versions never
-/// repeat for a key; `load` after a successful `save` returns what was saved. (A manager
+/// repeat for a key; `load` after a successful `save` returns what was saved (keep records
+/// as JSON: see [`StoredRecord`]). (A manager
 /// that finds a record at a lower version than one it saved itself takes it for writes the
 /// store lost, after a failover or a restored backup, and saves its newer set over it.)
 #[async_trait]

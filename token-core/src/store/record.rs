@@ -21,7 +21,13 @@ use crate::token_set::StoredTokenSet;
 /// session's key is [`StoreError::Corrupt`](crate::error::StoreError::Corrupt).
 ///
 /// Serialized as JSON with a `kind` tag (`"tokens"`, `"reauth"` or `"coordination"`) beside
-/// the fields.
+/// the fields. A store of another backend keeps it as JSON too (or in another format that
+/// describes itself): the tag and the stored extras are read by asking the format what
+/// comes next, which formats that do not describe themselves (postcard, bincode) cannot
+/// answer; they write a record, and then fail to read it back (a [`TokenSet`] alone they
+/// read back).
+///
+/// [`TokenSet`]: crate::token_set::TokenSet
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
