@@ -766,27 +766,51 @@ impl Clone for Fragile {
     }
 }
 
-/// The fake provider, answering with extras whose `Clone` can panic.
-struct WithFragile(Arc<Fake>);
+/// Extras numbered by the refreshes that made them.
+trait Numbered: crate::token_set::Extras {
+    fn number(&self) -> u32;
+    fn numbered(number: u32) -> Self;
+    /// Runs as the provider answers a refresh of `current`.
+    fn answering(current: &Self) {
+        let _ = current;
+    }
+}
+
+impl Numbered for Fragile {
+    fn number(&self) -> u32 {
+        self.0
+    }
+    fn numbered(number: u32) -> Self {
+        Self(number)
+    }
+}
+
+/// The fake provider, answering with extras one higher than the set it refreshes:
+/// `Fragile` ones (whose `Clone` can panic) or `Brittle` ones (whose `Drop` can).
+struct WithNumbered<X>(Arc<Fake>, std::marker::PhantomData<X>);
+
+impl<X> WithNumbered<X> {
+    fn new(fake: Arc<Fake>) -> Self {
+        Self(fake, std::marker::PhantomData)
+    }
+}
 
 #[async_trait]
-impl Provider for WithFragile {
-    type Extras = Fragile;
+impl<X: Numbered> Provider for WithNumbered<X> {
+    type Extras = X;
 
     fn name(&self) -> &str {
         "fake"
     }
 
-    async fn refresh(
-        &self,
-        cx: &CallContext,
-        current: &TokenSet<Fragile>,
-    ) -> Result<TokenSet<Fragile>, Error> {
+    async fn refresh(&self, cx: &CallContext, current: &TokenSet<X>) -> Result<TokenSet<X>, Error> {
         let mut plain = TokenSet::new(current.access_token.clone());
         plain.refresh_token = current.refresh_token.clone();
         plain.access_expires_at = current.access_expires_at;
         let answer = self.0.refresh(cx, &plain).await?;
-        Ok(retyped(answer).with_extras(Fragile(current.extras.0 + 1)))
+        let answer = retyped(answer).with_extras(X::numbered(current.extras.number() + 1));
+        X::answering(&current.extras);
+        Ok(answer)
     }
 }
 
@@ -800,7 +824,7 @@ async fn extras_that_panic_when_cloned_at_any_clone_of_a_refresh_lose_nothing() 
             let h = harness(|fake| fake.reuse_window = Duration::ZERO);
             let manager = match owned {
                 // The manager's own `MemoryStore`, which keeps the very sets it holds.
-                true => TokenManager::builder(WithFragile(h.fake.clone()))
+                true => TokenManager::builder(WithNumbered::<Fragile>::new(h.fake.clone()))
                     .store(MemoryStore::new())
                     .client(NoTransport)
                     .clock(Arc::new(h.clock))
@@ -809,7 +833,7 @@ async fn extras_that_panic_when_cloned_at_any_clone_of_a_refresh_lose_nothing() 
                     .unwrap(),
                 false => manager_of(
                     &h,
-                    WithFragile(h.fake.clone()),
+                    WithNumbered::<Fragile>::new(h.fake.clone()),
                     Arc::new(MemoryStore::new()),
                 ),
             };
@@ -1051,30 +1075,16 @@ impl Drop for Brittle {
     }
 }
 
-/// The fake provider, answering with `Brittle` extras one higher than the set it refreshes,
-/// and arming the drop of that set's extras as it answers.
-struct WithBrittle(Arc<Fake>);
-
-#[async_trait]
-impl Provider for WithBrittle {
-    type Extras = Brittle;
-
-    fn name(&self) -> &str {
-        "fake"
+/// The provider arms the drop of the refreshed set's extras as it answers.
+impl Numbered for Brittle {
+    fn number(&self) -> u32 {
+        self.0
     }
-
-    async fn refresh(
-        &self,
-        cx: &CallContext,
-        current: &TokenSet<Brittle>,
-    ) -> Result<TokenSet<Brittle>, Error> {
-        let mut plain = TokenSet::new(current.access_token.clone());
-        plain.refresh_token = current.refresh_token.clone();
-        plain.access_expires_at = current.access_expires_at;
-        let answer = self.0.refresh(cx, &plain).await?;
-        let answer = retyped(answer).with_extras(Brittle(current.extras.0 + 1));
-        PANIC_ON_DROP_OF.with(|armed| armed.set(current.extras.0));
-        Ok(answer)
+    fn numbered(number: u32) -> Self {
+        Self(number)
+    }
+    fn answering(current: &Self) {
+        PANIC_ON_DROP_OF.with(|armed| armed.set(current.0));
     }
 }
 
@@ -1088,7 +1098,11 @@ async fn a_panic_after_an_unsaved_pair_went_to_its_background_save_leaves_it_the
     let h = harness(|fake| fake.reuse_window = Duration::ZERO);
     let shared = Arc::new(MemoryStore::new());
     let store = Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
-    let manager = manager_of(&h, WithBrittle(h.fake.clone()), store.clone());
+    let manager = manager_of(
+        &h,
+        WithNumbered::<Brittle>::new(h.fake.clone()),
+        store.clone(),
+    );
     let login = retyped(expired_pair(&h)).with_extras(Brittle(1));
     manager.insert("s", login).await.unwrap();
     store.saves_fail.store(true, Ordering::SeqCst);
