@@ -1223,6 +1223,23 @@ async fn a_heartbeat_that_panics_does_not_drop_the_pair_being_saved() {
     assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"]);
 }
 
+/// A manager of the harness's provider over a `MemoryStore` whose saves fail while switched
+/// so, with session `s` logged in with an expired pair: the store, its hooked form, the
+/// manager.
+pub(super) async fn logged_in_over_failing_saves(
+    h: &Harness,
+) -> (
+    Arc<MemoryStore>,
+    Arc<Hooked<SavesFail, Arc<MemoryStore>>>,
+    TokenManager<Arc<Fake>>,
+) {
+    let shared = Arc::new(MemoryStore::new());
+    let store = Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
+    let manager = manager_over(h, store.clone());
+    manager.insert("s", expired_pair(h)).await.unwrap();
+    (shared, store, manager)
+}
+
 /// The background save of a pair the store could not take goes on after a panic in one of
 /// its attempts (an application's `tracing` subscriber, say, as it writes that the save
 /// failed again), renewing the lease: the pair is the only copy, and the lease left to
@@ -1231,10 +1248,7 @@ async fn a_heartbeat_that_panics_does_not_drop_the_pair_being_saved() {
 async fn a_background_save_whose_attempt_panics_keeps_the_lease_and_saves_the_pair() {
     let _logs = capture_logs();
     let h = harness(|fake| fake.reuse_window = Duration::ZERO);
-    let shared = Arc::new(MemoryStore::new());
-    let store = Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
-    let manager = manager_over(&h, store.clone());
-    manager.insert("s", expired_pair(&h)).await.unwrap();
+    let (shared, store, manager) = logged_in_over_failing_saves(&h).await;
     store.saves_fail.store(true, Ordering::SeqCst);
     crate::test_logs::panic_on_line("saving the token set failed again");
     assert_eq!(
@@ -1278,10 +1292,7 @@ async fn a_background_save_whose_attempt_panics_keeps_the_lease_and_saves_the_pa
 async fn a_verdict_recording_whose_attempt_panics_still_records_the_verdict() {
     let _logs = capture_logs();
     let h = harness(|fake| fake.reuse_window = Duration::ZERO);
-    let shared = Arc::new(MemoryStore::new());
-    let store = Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
-    let manager = manager_over(&h, store.clone());
-    manager.insert("s", expired_pair(&h)).await.unwrap();
+    let (shared, store, manager) = logged_in_over_failing_saves(&h).await;
     h.fake.then(Step::Fail(invalid_grant()));
     store.saves_fail.store(true, Ordering::SeqCst);
     crate::test_logs::panic_on_line("recording the re-auth verdict failed again");

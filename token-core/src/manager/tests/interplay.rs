@@ -88,13 +88,10 @@ fn a_write_given_up_does_not_land_after_the_next_insert_of_its_caller() {
 /// record over. Without the login, `shutdown` records it.
 #[tokio::test(start_paused = true)]
 async fn a_verdict_recorded_later_never_overwrites_a_login_and_shutdown_ends_at_once() {
-    use super::faults::SavesFail;
+    use super::faults::logged_in_over_failing_saves;
     for login_meanwhile in [true, false] {
         let h = harness(|fake| fake.reuse_window = Duration::ZERO);
-        let shared = Arc::new(MemoryStore::new());
-        let store = Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
-        let manager = manager_over(&h, store.clone());
-        manager.insert("s", expired_pair(&h)).await.unwrap();
+        let (shared, store, manager) = logged_in_over_failing_saves(&h).await;
         // The provider rotated past rt-0 elsewhere: it refuses it.
         *h.fake.live.lock().unwrap() = "rt-other".into();
         store.saves_fail.store(true, Ordering::SeqCst);
