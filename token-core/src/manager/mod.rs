@@ -1042,9 +1042,12 @@ impl<P: Provider> Inner<P> {
     /// go): the session leaves the map if it holds no tokens (never loaded, or absent), as
     /// after a by-name call that found none, so that names whose writes failed (a store
     /// down, a name it refuses for good) are not kept one session each. Its name is not
-    /// remembered among the unknown ones: the write may have landed all the same (its call
-    /// timed out), and the next call asks the store.
+    /// remembered among the unknown ones, and is forgotten there if a lookup put it there
+    /// before the write: the write may have landed all the same (its call timed out), and
+    /// the next call asks the store.
     fn forget_unwritten(&self, session: &Arc<Session<P::Extras>>) {
+        // Forgotten first: while the session is still in the map, no call answers from it.
+        self.unknown.forget(session.name());
         session.retire_if_absent(|_| self.unmap_absent(session, None, None));
     }
 

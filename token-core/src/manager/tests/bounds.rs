@@ -664,3 +664,32 @@ async fn inserts_and_removes_the_store_refused_leave_nothing_behind() {
     manager.remove("gone-1").await.unwrap();
     assert_eq!(manager.inner.sessions.len(), 1);
 }
+
+/// An insert the store refused may have landed all the same (its call timed out): the
+/// next call reads the store, even for a name a lookup found without tokens just before
+/// (remembered among the unknown ones, which would answer "no tokens" from memory for a
+/// cooldown, without the session the insert left in the map to read the store through).
+#[tokio::test(start_paused = true)]
+async fn a_refused_insert_of_a_name_found_without_tokens_reads_the_store_next() {
+    let h = harness(|_| {});
+    let shared = Arc::new(MemoryStore::new());
+    let store = Arc::new(Hooked::over(shared.clone(), FailingLoads::default()));
+    let manager = manager_over(&h, store.clone());
+    assert!(matches!(
+        manager.access_token("user").await,
+        Err(Error::NoTokens(_))
+    ));
+    store.failing.store(true, Ordering::SeqCst);
+    let error = manager.insert("user", login(&h)).await.unwrap_err();
+    assert!(matches!(error, Error::Store(_)), "{error:?}");
+    store.failing.store(false, Ordering::SeqCst);
+    // The login reached the store all the same (here through another process's manager).
+    let other = manager_over(&h, shared.clone());
+    other.insert("user", login(&h)).await.unwrap();
+    let token = manager.access_token("user").await;
+    assert_eq!(
+        token.map(|token| token.expose_secret().to_owned()).ok(),
+        Some("at-login".to_owned()),
+        "answered \"no tokens\" from memory after an insert of the name"
+    );
+}
