@@ -183,9 +183,12 @@ pub struct TokenSet<X = NoExtras> {
 /// An optional instant as RFC 3339 text, or none. Not `time::serde::rfc3339::option`, whose
 /// reading of a present value asks the format what comes (`deserialize_any`), which formats
 /// that do not describe themselves (postcard, bincode) cannot say: a set written with an
-/// expiry could not be read back. Here a present value is read as text, as it was written.
+/// expiry could not be read back. Here a present value is read as text, as it was written,
+/// and as that text itself (not wrapped in a newtype, which RON would read as `(..)` only).
 mod rfc3339_option {
-    use serde::{Deserialize, Deserializer, Serializer};
+    use std::fmt;
+
+    use serde::{Deserializer, Serializer, de};
     use time::OffsetDateTime;
 
     pub(super) fn serialize<S: Serializer>(
@@ -198,9 +201,29 @@ mod rfc3339_option {
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<OffsetDateTime>, D::Error> {
-        #[derive(Deserialize)]
-        struct Instant(#[serde(with = "time::serde::rfc3339")] OffsetDateTime);
-        Ok(Option::<Instant>::deserialize(deserializer)?.map(|Instant(at)| at))
+        deserializer.deserialize_option(MaybeInstant)
+    }
+
+    struct MaybeInstant;
+
+    impl<'de> de::Visitor<'de> for MaybeInstant {
+        type Value = Option<OffsetDateTime>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an RFC3339-formatted `Option<OffsetDateTime>`")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            time::serde::rfc3339::deserialize(d).map(Some)
+        }
     }
 }
 

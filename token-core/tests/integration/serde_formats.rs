@@ -65,3 +65,30 @@ fn a_store_record_round_trips_through_json_and_not_through_postcard() {
     let shown = format!("{error} {error:?}");
     assert!(!shown.contains("secret"), "{shown}");
 }
+
+/// Through RON (self-describing, but strict about a newtype struct, which it writes and
+/// reads as `(..)`), the expiries come back as they went, as they always did: they are
+/// written as the bare text, and must be read as that, not as a newtype around it.
+#[test]
+fn token_sets_with_expiries_round_trip_through_ron() {
+    let at = time::OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
+    let set: TokenSet = TokenSet::new(AccessToken::new("at-secret"))
+        .with_refresh_token(RefreshToken::new("rt-secret"))
+        .with_access_expires_at(at)
+        .with_refresh_expires_at(at + time::Duration::days(30));
+    let text = ron::to_string(&set).unwrap();
+    assert_eq!(ron::from_str::<TokenSet>(&text).unwrap(), set);
+    let none: TokenSet = TokenSet::new(AccessToken::new("at-secret"));
+    let text = ron::to_string(&none).unwrap();
+    assert_eq!(ron::from_str::<TokenSet>(&text).unwrap(), none);
+    // JSON as before: null or missing is none, the text an instant, a number refused.
+    let json = |expiry: &str| {
+        serde_json::from_str::<TokenSet>(&format!(r#"{{"access_token":"at-secret"{expiry}}}"#))
+            .map(|set| set.access_expires_at)
+    };
+    assert_eq!(json("").unwrap(), None);
+    assert_eq!(json(r#","access_expires_at":null"#).unwrap(), None);
+    let text = r#","access_expires_at":"2030-03-17T17:46:40Z""#;
+    assert_eq!(json(text).unwrap(), Some(at));
+    assert!(json(r#","access_expires_at":1900000000"#).is_err());
+}
