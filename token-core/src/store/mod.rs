@@ -284,7 +284,7 @@ pub trait TokenStore: Send + Sync + 'static {
     /// a holder that then died held it) stays lapsed for good: listed first, enough of them
     /// would hide every later death. One whose session was removed meanwhile has no record to
     /// list it by; the file and PostgreSQL stores delete it a lease length after it lapsed,
-    /// as they answer this.
+    /// as they answer this, and as they are opened.
     ///
     /// The default lists none (a store used by one process, or one that cannot tell): such
     /// a death is then noticed at the session's next refresh only.

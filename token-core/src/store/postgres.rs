@@ -339,6 +339,33 @@ async fn catch_up_versions(db: &PostgresDatabase) -> Result<(), StoreError> {
     .await
 }
 
+/// Deletes lease rows, of any provider, that lapsed a lease length ago or more without a
+/// record beside them ([`stale_lease`]), as a look for lapsed leases does for its provider:
+/// a deployment whose managers never look (a provider without a reuse window) would keep
+/// such a row for good. Rows other transactions hold locked are skipped; at most
+/// [`STALE_LEASES_AT_OPEN`] rows, so a store opened over years of them is not held up.
+async fn remove_stale_leases(db: &PostgresDatabase) -> Result<(), StoreError> {
+    let (leases, sets) = (db.table("token_leases"), db.table("token_sets"));
+    let what = "remove lapsed leases without a record";
+    let sql = format!(
+        "WITH stale AS (
+             SELECT x.provider, x.session FROM {leases} x WHERE {}
+             LIMIT {STALE_LEASES_AT_OPEN} FOR UPDATE OF x SKIP LOCKED)
+         DELETE FROM {leases} l USING stale s
+         WHERE l.provider = s.provider AND l.session = s.session",
+        stale_lease("x.", &sets, "clock_timestamp()")
+    );
+    db.run_bounded(what, async |client, budget| {
+        let tx = crate::postgres::bounded_transaction(client, budget, what).await?;
+        tx.execute(&sql, &[]).await.db(what)?;
+        tx.commit().await.db(what)
+    })
+    .await
+}
+
+/// The most stale lease rows [`PostgresStore::open`] deletes.
+const STALE_LEASES_AT_OPEN: usize = 10_000;
+
 fn migrations(db: &PostgresDatabase) -> Vec<String> {
     let versions = db.table("token_set_versions");
     let sets = db.table("token_sets");
@@ -388,11 +415,15 @@ impl PostgresStore {
     /// Every statement the store sends is then prepared once against the schema, so tables
     /// dropped or altered by hand under a recorded version fail here, as a typed error, not
     /// at the first call.
+    ///
+    /// It also deletes the lease rows that lapsed a lease length ago or more with no record
+    /// beside them (their holder died after the session was removed), up to ten thousand.
     pub async fn open(db: &PostgresDatabase) -> Result<Self, StoreError> {
         db.migrate("token_store", &migrations(db)).await?;
         let sql = Sql::new(db);
         db.prepare_all(&sql.all()).await?;
         catch_up_versions(db).await?;
+        remove_stale_leases(db).await?;
         Ok(Self {
             db: db.clone(),
             sql: Arc::new(sql),
@@ -1117,6 +1148,46 @@ pub(crate) mod tests {
             store.acquire_lease(&removed, "h", short).await.unwrap(),
             Lease::Acquired
         );
+        drop_schema(&db).await;
+    }
+
+    /// As above, for a deployment whose managers never look for lapsed leases (a provider
+    /// without a reuse window): opening the store (a process starting) deletes such a row,
+    /// of any provider, once it lapsed a lease length ago; one beside a record, and a live
+    /// one, stay.
+    #[tokio::test]
+    async fn a_lapsed_lease_without_a_record_goes_when_the_store_is_opened() {
+        let name = "a_lapsed_lease_without_a_record_goes_when_the_store_is_opened";
+        let Some(url) = test_url(name) else {
+            return;
+        };
+        let db = test_db(&url, "token-core-test-stale-lease-open");
+        let store = PostgresStore::open(&db).await.unwrap();
+        let (short, long) = (Duration::from_millis(200), Duration::from_secs(60));
+        let removed = SessionKey::new("other-provider", "removed");
+        store.save(&removed, &set("rt"), None).await.unwrap();
+        store.acquire_lease(&removed, "dead", short).await.unwrap();
+        assert!(store.delete(&removed, None).await.unwrap());
+        for (session, ttl, saved) in [("recorded", short, true), ("live", long, false)] {
+            let key = SessionKey::new("p", session);
+            if saved {
+                store.save(&key, &set("rt"), None).await.unwrap();
+            }
+            store.acquire_lease(&key, "dead", ttl).await.unwrap();
+        }
+        assert_eq!(rows(&db, "token_leases").await, 3);
+        // The database's clock: polled, bounded, until the lease lapsed a lease length ago.
+        let mut left = 3;
+        for _ in 0..200 {
+            PostgresStore::open(&db).await.unwrap();
+            left = rows(&db, "token_leases").await;
+            if left < 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(left, 2, "a lease without a record is kept for good");
+        assert_eq!(store.lapsed_leases("p").await.unwrap(), ["recorded"]);
         drop_schema(&db).await;
     }
 
