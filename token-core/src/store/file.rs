@@ -7,7 +7,8 @@
 //! - `<sha256>.json`: one record per session key, `0600`, holding
 //!   `{"version": u64, "provider": .., "session": .., "record": StoredRecord}`. The name is the
 //!   hex SHA-256 of the (length-prefixed) provider and session, so any key is a safe file
-//!   name and no key can name a path outside the directory.
+//!   name and no key can name a path outside the directory. A file of the releases before a
+//!   record could be a verdict holds `"set": StoredTokenSet` instead, read as its tokens.
 //! - `<sha256>.lease`: the session's refresh lease while someone holds it, `0600`, holding
 //!   `{"holder": .., "expires_at_unix_nanos": u64, "ttl_nanos": u64}` (the system clock).
 //!   Released leases are removed; one left by a killed process lapses at its expiry, and
@@ -35,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use super::{Lease, SessionKey, StoredRecord, TokenStore, Unreadable, Version, Versioned};
 use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
+use crate::token_set::StoredTokenSet;
 
 /// The lock file, which also holds the directory's version counter.
 const LOCK_FILE: &str = ".lock";
@@ -773,12 +775,22 @@ struct RecordRef<'a> {
 }
 
 /// A record as read.
-#[derive(Deserialize)]
 struct Record {
+    version: Version,
+    record: StoredRecord,
+}
+
+/// A record file as written by this release (`record`) or by the releases before a
+/// session's record could be a verdict (`set`: the tokens alone, without a `kind`).
+#[derive(Deserialize)]
+struct RecordOnFile {
     version: Version,
     provider: String,
     session: String,
-    record: StoredRecord,
+    #[serde(default)]
+    record: Option<StoredRecord>,
+    #[serde(default)]
+    set: Option<StoredTokenSet>,
 }
 
 /// Removes `key`'s record file (under the directory's lock), and its lease if it lapsed.
@@ -898,7 +910,7 @@ fn parse_record(bytes: &[u8], key: &SessionKey) -> Result<Record, StoreError> {
     }
     // serde_json's messages may quote the offending value (a token), so only the category
     // and position of the failure are kept.
-    let record: Record = super::json::from_slice(bytes).map_err(|e| {
+    let record: RecordOnFile = super::json::from_slice(bytes).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Syntax => "is not valid JSON",
             serde_json::error::Category::Eof => "is truncated",
@@ -916,7 +928,15 @@ fn parse_record(bytes: &[u8], key: &SessionKey) -> Result<Record, StoreError> {
             "file {stem}{RECORD_SUFFIX} holds the record of another session than {key}"
         )));
     }
-    Ok(record)
+    let Some(value) = (record.record).or(record.set.map(StoredRecord::Tokens)) else {
+        return Err(StoreError::Corrupt(format!(
+            "the record of {key} (file {stem}{RECORD_SUFFIX}) holds neither a record nor a set"
+        )));
+    };
+    Ok(Record {
+        version: record.version,
+        record: value,
+    })
 }
 
 /// What tells one directory from another that later takes its path: its device and inode
@@ -1601,6 +1621,50 @@ mod tests {
         );
         assert!(store.delete(&key, Some(v2)).await.unwrap());
         assert!(store.load(&key).await.unwrap().is_none());
+    }
+
+    /// A record file of the releases before a session's record could be a verdict holds the
+    /// set alone, under `set` and without a `kind` (as the PostgreSQL store's rows of schema
+    /// version 1 did, which its migration tags): it is the session's tokens, read as such,
+    /// not an unreadable record an insert removes and whose refresh token is lost.
+    #[tokio::test]
+    async fn a_record_file_of_an_earlier_release_loads_as_its_tokens() {
+        let tmp = TempDir::new().unwrap();
+        let store = FileStore::open(tmp.path()).unwrap();
+        let key = SessionKey::new("vaultist", "customer-1");
+        let earlier = serde_json::json!({
+            "version": 41,
+            "provider": "vaultist",
+            "session": "customer-1",
+            "set": {
+                "access_token": "at-old",
+                "refresh_token": "rt-old",
+                "access_expires_at": "2026-11-20T10:00:00Z",
+                "token_type": "Bearer",
+                "extras": {"user_id": "u-1"}
+            }
+        });
+        fs::write(
+            record_path(store.dir(), &key),
+            serde_json::to_vec_pretty(&earlier).unwrap(),
+        )
+        .unwrap();
+
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!(loaded.version, 41);
+        let tokens = loaded.value.tokens().unwrap();
+        assert_eq!(
+            tokens.refresh_token.as_ref().unwrap().expose_secret(),
+            "rt-old"
+        );
+        assert_eq!(tokens.extras["user_id"], "u-1");
+        assert_eq!(store.unreadable(&key).await.unwrap(), None);
+        // Saved over at its version, in this release's form.
+        let v = store.save(&key, &set("at-new"), Some(41)).await.unwrap();
+        assert_eq!(
+            access(&store.load(&key).await.unwrap()),
+            Some((v, "at-new".into()))
+        );
     }
 
     #[tokio::test]
