@@ -284,8 +284,10 @@ fn stretched(r: &str, now: &str) -> String {
 }
 
 /// Whether a lease row (its columns prefixed by `r`, as for [`stretched`]) lapsed a lease
-/// length or more before `now` and no record of `sets` is beside it. A row without a ttl of
-/// its own (schema version 3, or a process of that release) is never such a row.
+/// length or more before `now` and no record of `sets` is beside it. A row written without a
+/// ttl (schema version 3) is never such a row; one a process of that release took over keeps
+/// the ttl of the lease it replaced, and is judged by it (no record is beside it, so nothing
+/// can be recovered from it either way).
 fn stale_lease(r: &str, sets: &str, now: &str) -> String {
     format!(
         "({r}expires_at + {r}ttl <= {now} AND NOT EXISTS
