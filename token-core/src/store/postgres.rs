@@ -1108,6 +1108,53 @@ pub(crate) mod tests {
         assert!(store.lapsed_leases("p\0").await.unwrap().is_empty());
     }
 
+    /// The ttl of the leases below that lapse.
+    const LAPSING: Duration = Duration::from_millis(200);
+
+    /// Three leases held by a holder that died: that of session `removed` of `provider`,
+    /// removed while it held it, and those of provider `p`'s sessions `recorded` (beside a
+    /// record) and `live` (a minute long); the first two lapse within [`LAPSING`]. Returns
+    /// the removed session's key.
+    async fn leases_of_a_dead_holder(
+        store: &PostgresStore,
+        db: &PostgresDatabase,
+        provider: &str,
+    ) -> SessionKey {
+        let removed = SessionKey::new(provider, "removed");
+        store.save(&removed, &set("rt"), None).await.unwrap();
+        store
+            .acquire_lease(&removed, "dead", LAPSING)
+            .await
+            .unwrap();
+        assert!(store.delete(&removed, None).await.unwrap());
+        let live = Duration::from_secs(60);
+        for (session, ttl, saved) in [("recorded", LAPSING, true), ("live", live, false)] {
+            let key = SessionKey::new("p", session);
+            if saved {
+                store.save(&key, &set("rt"), None).await.unwrap();
+            }
+            store.acquire_lease(&key, "dead", ttl).await.unwrap();
+        }
+        assert_eq!(rows(db, "token_leases").await, 3);
+        removed
+    }
+
+    /// Runs `look` until a lease row of the three of [`leases_of_a_dead_holder`] goes,
+    /// polling (bounded) on the database's clock until one lapsed a lease length ago: the
+    /// rows left after the last look.
+    async fn until_a_lease_goes(db: &PostgresDatabase, mut look: impl AsyncFnMut()) -> i64 {
+        let mut left = 3;
+        for _ in 0..200 {
+            look().await;
+            left = rows(db, "token_leases").await;
+            if left < 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        left
+    }
+
     /// A lease row left to lapse without a record (its holder died after the session was
     /// removed while the lease was live, which a delete keeps for its holder) is deleted at
     /// a look for lapsed leases of its provider once it lapsed a lease length ago: kept,
@@ -1120,34 +1167,17 @@ pub(crate) mod tests {
         };
         let db = test_db(&url, "token-core-test-stale-lease");
         let store = PostgresStore::open(&db).await.unwrap();
-        let (short, long) = (Duration::from_millis(200), Duration::from_secs(60));
-        let removed = SessionKey::new("p", "removed");
-        store.save(&removed, &set("rt"), None).await.unwrap();
-        store.acquire_lease(&removed, "dead", short).await.unwrap();
-        assert!(store.delete(&removed, None).await.unwrap());
-        for (session, ttl, saved) in [("recorded", short, true), ("live", long, false)] {
-            let key = SessionKey::new("p", session);
-            if saved {
-                store.save(&key, &set("rt"), None).await.unwrap();
-            }
-            store.acquire_lease(&key, "dead", ttl).await.unwrap();
-        }
-        assert_eq!(rows(&db, "token_leases").await, 3);
-        // The database's clock: polled, bounded, until the lease lapsed a lease length ago.
-        let mut left = 3;
-        for _ in 0..200 {
-            let listed = store.lapsed_leases("p").await.unwrap();
-            left = rows(&db, "token_leases").await;
-            if left < 3 {
-                assert_eq!(listed, ["recorded"]);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let removed = leases_of_a_dead_holder(&store, &db, "p").await;
+        let mut listed = Vec::new();
+        let left = until_a_lease_goes(&db, async || {
+            listed = store.lapsed_leases("p").await.unwrap();
+        })
+        .await;
         assert_eq!(left, 2, "a lease without a record is kept for good");
+        assert_eq!(listed, ["recorded"]);
         assert_eq!(store.lapsed_leases("p").await.unwrap(), ["recorded"]);
         assert_eq!(
-            store.acquire_lease(&removed, "h", short).await.unwrap(),
+            store.acquire_lease(&removed, "h", LAPSING).await.unwrap(),
             Lease::Acquired
         );
         drop_schema(&db).await;
@@ -1165,29 +1195,11 @@ pub(crate) mod tests {
         };
         let db = test_db(&url, "token-core-test-stale-lease-open");
         let store = PostgresStore::open(&db).await.unwrap();
-        let (short, long) = (Duration::from_millis(200), Duration::from_secs(60));
-        let removed = SessionKey::new("other-provider", "removed");
-        store.save(&removed, &set("rt"), None).await.unwrap();
-        store.acquire_lease(&removed, "dead", short).await.unwrap();
-        assert!(store.delete(&removed, None).await.unwrap());
-        for (session, ttl, saved) in [("recorded", short, true), ("live", long, false)] {
-            let key = SessionKey::new("p", session);
-            if saved {
-                store.save(&key, &set("rt"), None).await.unwrap();
-            }
-            store.acquire_lease(&key, "dead", ttl).await.unwrap();
-        }
-        assert_eq!(rows(&db, "token_leases").await, 3);
-        // The database's clock: polled, bounded, until the lease lapsed a lease length ago.
-        let mut left = 3;
-        for _ in 0..200 {
+        leases_of_a_dead_holder(&store, &db, "other-provider").await;
+        let left = until_a_lease_goes(&db, async || {
             PostgresStore::open(&db).await.unwrap();
-            left = rows(&db, "token_leases").await;
-            if left < 3 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await;
         assert_eq!(left, 2, "a lease without a record is kept for good");
         assert_eq!(store.lapsed_leases("p").await.unwrap(), ["recorded"]);
         drop_schema(&db).await;

@@ -9,18 +9,26 @@ struct MyExtras {
     tier: u8,
 }
 
+/// The instant the sets below expire at.
+fn at() -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap()
+}
+
+/// A set with a refresh token whose access token expires at [`at`].
+fn expiring() -> TokenSet {
+    TokenSet::new(AccessToken::new("at-secret"))
+        .with_refresh_token(RefreshToken::new("rt-secret"))
+        .with_access_expires_at(at())
+}
+
 /// The token sets an integrator persists themselves, through postcard (no field names, no
 /// types on the wire): they come back as they went, expiries included (the expiries were
 /// read by asking the format what comes next, which postcard and bincode cannot answer:
 /// `WontImplement` for any set with an expiry).
 #[test]
 fn token_sets_with_expiries_round_trip_through_a_format_that_is_not_self_describing() {
-    let at = time::OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
-    let plain: TokenSet = TokenSet::new(AccessToken::new("at-secret"))
-        .with_refresh_token(RefreshToken::new("rt-secret"))
-        .with_access_expires_at(at)
-        .with_token_type("Bearer")
-        .with_scope("pay");
+    let at = at();
+    let plain = expiring().with_token_type("Bearer").with_scope("pay");
     let bytes = postcard::to_stdvec(&plain).unwrap();
     assert_eq!(postcard::from_bytes::<TokenSet>(&bytes).unwrap(), plain);
     let typed = TokenSet::new(AccessToken::new("at-secret"))
@@ -50,11 +58,7 @@ fn token_sets_with_expiries_round_trip_through_a_format_that_is_not_self_describ
 #[test]
 fn a_store_record_round_trips_through_json_and_not_through_postcard() {
     use token_core::store::StoredRecord;
-    let at = time::OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
-    let set: TokenSet = TokenSet::new(AccessToken::new("at-secret"))
-        .with_refresh_token(RefreshToken::new("rt-secret"))
-        .with_access_expires_at(at);
-    let record = StoredRecord::from(set.to_stored().unwrap());
+    let record = StoredRecord::from(expiring().to_stored().unwrap());
     let json = serde_json::to_vec(&record).unwrap();
     assert_eq!(
         serde_json::from_slice::<StoredRecord>(&json).unwrap(),
@@ -71,11 +75,8 @@ fn a_store_record_round_trips_through_json_and_not_through_postcard() {
 /// written as the bare text, and must be read as that, not as a newtype around it.
 #[test]
 fn token_sets_with_expiries_round_trip_through_ron() {
-    let at = time::OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
-    let set: TokenSet = TokenSet::new(AccessToken::new("at-secret"))
-        .with_refresh_token(RefreshToken::new("rt-secret"))
-        .with_access_expires_at(at)
-        .with_refresh_expires_at(at + time::Duration::days(30));
+    let at = at();
+    let set = expiring().with_refresh_expires_at(at + time::Duration::days(30));
     let text = ron::to_string(&set).unwrap();
     assert_eq!(ron::from_str::<TokenSet>(&text).unwrap(), set);
     let none: TokenSet = TokenSet::new(AccessToken::new("at-secret"));
