@@ -1223,11 +1223,12 @@ async fn a_heartbeat_that_panics_does_not_drop_the_pair_being_saved() {
     assert_eq!(*h.fake.presented.lock().unwrap(), ["rt-0"]);
 }
 
-/// A manager of the harness's provider over a `MemoryStore` whose saves fail while switched
-/// so, with session `s` logged in with an expired pair: the store, its hooked form, the
-/// manager.
-pub(super) async fn logged_in_over_failing_saves(
+/// A manager of the harness's provider, calling it as `retry` says, over a `MemoryStore`
+/// whose saves fail while `saves_fail` is set, with `s` holding an expired `at-0`/`rt-0`:
+/// the store, its hooked form, the manager.
+pub(super) async fn over_failing_saves(
     h: &Harness,
+    retry: RetryPolicy,
 ) -> (
     Arc<MemoryStore>,
     Arc<Hooked<SavesFail, Arc<MemoryStore>>>,
@@ -1235,7 +1236,14 @@ pub(super) async fn logged_in_over_failing_saves(
 ) {
     let shared = Arc::new(MemoryStore::new());
     let store = Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
-    let manager = manager_over(h, store.clone());
+    let manager = builder_of(h, h.fake.clone(), store.clone())
+        .config(
+            ManagerConfig::default()
+                .with_refresh_skew(Duration::from_secs(60), Duration::ZERO)
+                .with_retry(retry),
+        )
+        .build()
+        .unwrap();
     manager.insert("s", expired_pair(h)).await.unwrap();
     (shared, store, manager)
 }
@@ -1248,7 +1256,7 @@ pub(super) async fn logged_in_over_failing_saves(
 async fn a_background_save_whose_attempt_panics_keeps_the_lease_and_saves_the_pair() {
     let _logs = capture_logs();
     let h = harness(|fake| fake.reuse_window = Duration::ZERO);
-    let (shared, store, manager) = logged_in_over_failing_saves(&h).await;
+    let (shared, store, manager) = over_failing_saves(&h, RetryPolicy::never()).await;
     store.saves_fail.store(true, Ordering::SeqCst);
     crate::test_logs::panic_on_line("saving the token set failed again");
     assert_eq!(
@@ -1292,7 +1300,7 @@ async fn a_background_save_whose_attempt_panics_keeps_the_lease_and_saves_the_pa
 async fn a_verdict_recording_whose_attempt_panics_still_records_the_verdict() {
     let _logs = capture_logs();
     let h = harness(|fake| fake.reuse_window = Duration::ZERO);
-    let (shared, store, manager) = logged_in_over_failing_saves(&h).await;
+    let (shared, store, manager) = over_failing_saves(&h, RetryPolicy::never()).await;
     h.fake.then(Step::Fail(invalid_grant()));
     store.saves_fail.store(true, Ordering::SeqCst);
     crate::test_logs::panic_on_line("recording the re-auth verdict failed again");

@@ -88,10 +88,10 @@ fn a_write_given_up_does_not_land_after_the_next_insert_of_its_caller() {
 /// record over. Without the login, `shutdown` records it.
 #[tokio::test(start_paused = true)]
 async fn a_verdict_recorded_later_never_overwrites_a_login_and_shutdown_ends_at_once() {
-    use super::faults::logged_in_over_failing_saves;
+    use super::faults::over_failing_saves;
     for login_meanwhile in [true, false] {
         let h = harness(|fake| fake.reuse_window = Duration::ZERO);
-        let (shared, store, manager) = logged_in_over_failing_saves(&h).await;
+        let (shared, store, manager) = over_failing_saves(&h, RetryPolicy::never()).await;
         // The provider rotated past rt-0 elsewhere: it refuses it.
         *h.fake.live.lock().unwrap() = "rt-other".into();
         store.saves_fail.store(true, Ordering::SeqCst);

@@ -2,35 +2,13 @@
 //! time at all), calls after it, a manager dropped without it, and managers used across
 //! runtimes.
 
-use super::faults::SavesFail;
+use super::faults::{SavesFail, over_failing_saves};
 use super::*;
 
-/// A manager over a store whose saves fail while `saves_fail` is set, its background
-/// writes waiting `backoff` (jittered to half of it at least), and `s` holding an expired
-/// `at-0`/`rt-0`.
-async fn over_failing_saves(
-    h: &Harness,
-    backoff: Duration,
-) -> (
-    Arc<MemoryStore>,
-    Arc<Hooked<SavesFail, Arc<MemoryStore>>>,
-    TokenManager<Arc<Fake>>,
-) {
-    let shared = Arc::new(MemoryStore::new());
-    let store = Arc::new(Hooked::over(shared.clone(), SavesFail::default()));
-    let manager = TokenManager::builder(h.fake.clone())
-        .shared_store(store.clone())
-        .client(NoTransport)
-        .clock(Arc::new(h.clock))
-        .config(
-            ManagerConfig::default()
-                .with_refresh_skew(Duration::from_secs(60), Duration::ZERO)
-                .with_retry(RetryPolicy::never().with_backoff(backoff, backoff)),
-        )
-        .build()
-        .unwrap();
-    manager.insert("s", expired_pair(h)).await.unwrap();
-    (shared, store, manager)
+/// A policy that never retries a call, whose background writes wait `backoff` (jittered to
+/// half of it at least): for [`over_failing_saves`].
+fn waiting(backoff: Duration) -> RetryPolicy {
+    RetryPolicy::never().with_backoff(backoff, backoff)
 }
 
 /// A retry policy without backoff (`with_backoff(ZERO, ZERO)`, for a provider's retries)
@@ -40,7 +18,7 @@ async fn over_failing_saves(
 #[tokio::test(start_paused = true)]
 async fn background_saves_under_a_retry_policy_without_backoff_do_not_spin() {
     let h = harness(|_| {});
-    let (_shared, store, manager) = over_failing_saves(&h, Duration::ZERO).await;
+    let (_shared, store, manager) = over_failing_saves(&h, waiting(Duration::ZERO)).await;
     store.saves_fail.store(true, Ordering::SeqCst);
     let mut reported = 0u64;
     let mut events = manager.subscribe();
@@ -78,7 +56,7 @@ async fn rotated_unsaved(
     Arc<Hooked<SavesFail, Arc<MemoryStore>>>,
     TokenManager<Arc<Fake>>,
 ) {
-    let (shared, store, manager) = over_failing_saves(h, Duration::from_secs(8)).await;
+    let (shared, store, manager) = over_failing_saves(h, waiting(Duration::from_secs(8))).await;
     store.saves_fail.store(true, Ordering::SeqCst);
     assert_eq!(
         manager.access_token("s").await.unwrap().expose_secret(),
@@ -628,7 +606,7 @@ async fn a_manager_dropped_during_a_refresh_still_saves_the_pair_and_gives_the_l
 #[tokio::test(start_paused = true)]
 async fn a_manager_dropped_during_a_background_save_still_saves_the_pair() {
     let h = harness(|fake| fake.reuse_window = Duration::ZERO);
-    let (shared, store, manager) = over_failing_saves(&h, Duration::from_secs(1)).await;
+    let (shared, store, manager) = over_failing_saves(&h, waiting(Duration::from_secs(1))).await;
     store.saves_fail.store(true, Ordering::SeqCst);
     // The last clone dropped inside a spawned task, with its answer.
     let answer = tokio::spawn(async move {
@@ -968,7 +946,8 @@ fn a_panicking_metrics_recorder_neither_fails_a_refresh_nor_stops_a_save() {
     let runtime = paused_runtime();
     let (_h, shared, store, manager) = runtime.block_on(async {
         let h = harness(|fake| fake.reuse_window = Duration::ZERO);
-        let (shared, store, manager) = over_failing_saves(&h, Duration::from_secs(1)).await;
+        let (shared, store, manager) =
+            over_failing_saves(&h, waiting(Duration::from_secs(1))).await;
         (h, shared, store, manager)
     });
     metrics::with_local_recorder(&PanickingRecorder::AtRegistration, || {
@@ -1363,7 +1342,7 @@ fn a_runtime_without_timers_panics_once_not_once_per_call() {
 #[tokio::test(start_paused = true)]
 async fn a_set_aside_pair_whose_save_failed_is_saved_at_shutdown_and_refreshed_next() {
     let h = harness(|fake| fake.reuse_window = Duration::ZERO);
-    let (shared, store, manager) = over_failing_saves(&h, Duration::from_secs(8)).await;
+    let (shared, store, manager) = over_failing_saves(&h, waiting(Duration::from_secs(8))).await;
     store.saves_fail.store(true, Ordering::SeqCst);
     h.fake.then(Step::AnswerUnsendableAccess);
     let error = manager.access_token("s").await.unwrap_err();
